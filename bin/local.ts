@@ -1,0 +1,46 @@
+// `npm start`: runs the whole sample system on 127.0.0.1 with data under .bulwark/.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { routes } from '../functions/routes.js';
+import { repositoryRoot, startLocalRuntime } from './runtime/local-runtime.js';
+
+const dataDir = join(repositoryRoot, '.bulwark');
+mkdirSync(dataDir, { recursive: true });
+
+const runtime = await startLocalRuntime({ port: Number(process.env.PORT ?? 3000), dataDir });
+
+const routeLines = routes.map(
+  (route) => `    ${route.method.padEnd(6)} ${route.path.padEnd(22)} ${route.summary}`,
+);
+console.log(
+  [
+    '',
+    'Bulwark local runtime',
+    `  API              ${runtime.url}`,
+    `  DynamoDB         ${runtime.dynamoDbEndpoint}  (tables ${runtime.tableNames.app}, ${runtime.tableNames.toolkit})`,
+    `                   aws dynamodb scan --table-name ${runtime.tableNames.app} --endpoint-url ${runtime.dynamoDbEndpoint}`,
+    `  Data folder      ${dataDir}`,
+    '  Routes',
+    ...routeLines,
+    '',
+    `  Try: curl -s ${runtime.url}/health`,
+    '  Function logs (Powertools JSON) follow. Ctrl-C stops everything.',
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${signal}: stopping`);
+  runtime.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -1,0 +1,94 @@
+// Loads the functions' handler modules in-process and invokes them with a Lambda context and timeout.
+
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+
+export interface HostedFunction {
+  /** Function name as in the route table; deployed as `bulwark-<name>`. */
+  readonly name: string;
+  readonly entry: string;
+  readonly memoryMb: number;
+  readonly timeoutSec: number;
+}
+
+type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** The handler ran past its timeout; Lambda would have stopped it. */
+export class FunctionTimeoutError extends Error {
+  constructor(functionName: string, timeoutSec: number) {
+    super(`${functionName}: Task timed out after ${timeoutSec.toFixed(2)} seconds`);
+    this.name = 'FunctionTimeoutError';
+  }
+}
+
+function createContext(definition: HostedFunction, deadline: number): Context {
+  const functionName = `bulwark-${definition.name}`;
+  const unsupported = () => {
+    throw new Error('Callback-style context methods are not supported; return a value instead');
+  };
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
+    memoryLimitInMB: String(definition.memoryMb),
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `local/${functionName}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: unsupported,
+    fail: unsupported,
+    succeed: unsupported,
+  };
+}
+
+export class FunctionHost {
+  private readonly handlers = new Map<string, Promise<LambdaHandler>>();
+
+  constructor(
+    private readonly rootDir: string,
+    private readonly definitions: readonly HostedFunction[],
+  ) {}
+
+  /** Imports every handler module now, so a broken function fails start-up rather than a request. */
+  async loadAll(): Promise<void> {
+    await Promise.all(this.definitions.map((definition) => this.load(definition)));
+  }
+
+  private load(definition: HostedFunction): Promise<LambdaHandler> {
+    let handler = this.handlers.get(definition.name);
+    if (!handler) {
+      const url = pathToFileURL(resolve(this.rootDir, definition.entry)).href;
+      handler = import(url).then((module: { handler?: unknown }) => {
+        if (typeof module.handler !== 'function')
+          throw new Error(`${definition.entry} does not export a handler`);
+        return module.handler as LambdaHandler;
+      });
+      this.handlers.set(definition.name, handler);
+    }
+    return handler;
+  }
+
+  /** Invokes like Lambda: the promise rejects with {@link FunctionTimeoutError} at the function's timeout. */
+  async invoke(name: string, event: unknown): Promise<unknown> {
+    const definition = this.definitions.find((candidate) => candidate.name === name);
+    if (!definition) throw new Error(`Unknown function ${name}`);
+    const handler = await this.load(definition);
+    const timeoutMs = definition.timeoutSec * 1000;
+    const context = createContext(definition, Date.now() + timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new FunctionTimeoutError(context.functionName, definition.timeoutSec)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([handler(event, context), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// Translates between Node HTTP requests/responses and API Gateway HTTP API (payload v2) events/results.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+
+export interface EventSource {
+  request: IncomingMessage;
+  body: Buffer;
+  routeKey: string;
+  pathParameters: Record<string, string>;
+  stage?: string;
+}
+
+/** API Gateway passes these content types as text and base64-encodes everything else. */
+const textContentType =
+  /^(text\/|application\/(?:[\w.+-]+\+)?(?:json|xml|javascript|x-www-form-urlencoded))/i;
+
+function joinValues(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** `05/Mar/2026:14:03:22 +0000`, the format of requestContext.time. */
+function requestTime(date: Date): string {
+  const [, day, month, year, time] = date.toUTCString().split(' ');
+  return `${day}/${month}/${year}:${time} +0000`;
+}
+
+function queryParameters(search: URLSearchParams): Record<string, string> | undefined {
+  const result: Record<string, string> = {};
+  for (const key of new Set(search.keys())) result[key] = search.getAll(key).join(',');
+  return Object.keys(result).length > 0 ? result : undefined;
+}
+
+export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
+  const { request, body } = source;
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const rawQueryString = (request.url ?? '').includes('?')
+    ? (request.url ?? '').split('?').slice(1).join('?')
+    : '';
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    const joined = joinValues(value);
+    if (joined !== undefined && name !== 'cookie') headers[name] = joined;
+  }
+  const cookies = request.headers.cookie
+    ?.split(';')
+    .map((cookie) => cookie.trim())
+    .filter(Boolean);
+  const now = new Date();
+  const isText = textContentType.test(headers['content-type'] ?? '');
+  const method = request.method ?? 'GET';
+  return {
+    version: '2.0',
+    routeKey: source.routeKey,
+    rawPath: url.pathname,
+    rawQueryString,
+    ...(cookies && cookies.length > 0 ? { cookies } : {}),
+    headers,
+    ...(queryParameters(url.searchParams)
+      ? { queryStringParameters: queryParameters(url.searchParams) }
+      : {}),
+    ...(Object.keys(source.pathParameters).length > 0 ? { pathParameters: source.pathParameters } : {}),
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+      http: {
+        method,
+        path: url.pathname,
+        protocol: `HTTP/${request.httpVersion}`,
+        sourceIp: request.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey: source.routeKey,
+      stage: source.stage ?? '$default',
+      time: requestTime(now),
+      timeEpoch: now.getTime(),
+    },
+    ...(body.length > 0 ? { body: isText ? body.toString('utf8') : body.toString('base64') } : {}),
+    isBase64Encoded: body.length > 0 && !isText,
+  };
+}
+
+/** Writes a handler's result the way API Gateway does, including its inference for non-structured results. */
+export function writeHttpApiResult(response: ServerResponse, result: unknown): void {
+  const structured =
+    typeof result === 'object' && result !== null && 'statusCode' in result
+      ? (result as APIGatewayProxyStructuredResultV2)
+      : {
+          statusCode: 200,
+          headers: { 'content-type': 'application/json' },
+          body: typeof result === 'string' ? result : JSON.stringify(result ?? null),
+        };
+  const body = structured.body
+    ? Buffer.from(structured.body, structured.isBase64Encoded ? 'base64' : 'utf8')
+    : Buffer.alloc(0);
+  for (const [name, value] of Object.entries(structured.headers ?? {}))
+    response.setHeader(name, String(value));
+  if (structured.cookies && structured.cookies.length > 0)
+    response.setHeader('set-cookie', structured.cookies);
+  response.setHeader('content-length', body.length);
+  response.statusCode = structured.statusCode ?? 200;
+  response.end(body);
+}

@@ -1,0 +1,53 @@
+// Matches a request's method and path against the route table, the way API Gateway does.
+import { type RouteDefinition, routes } from '../../functions/routes.js';
+
+export type RouteMatch =
+  | { kind: 'found'; route: RouteDefinition; pathParameters: Record<string, string> }
+  | { kind: 'method-not-allowed'; allow: string[] }
+  | { kind: 'not-found' };
+
+interface CompiledRoute {
+  route: RouteDefinition;
+  pattern: RegExp;
+  parameterNames: string[];
+}
+
+function compile(route: RouteDefinition): CompiledRoute {
+  const parameterNames: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((segment) => {
+      const parameter = /^\{(\w+)\}$/.exec(segment);
+      if (!parameter?.[1]) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      parameterNames.push(parameter[1]);
+      return '([^/]+)';
+    })
+    .join('/');
+  return { route, pattern: new RegExp(`^${source}$`), parameterNames };
+}
+
+/** Builds a matcher over the route table (or a given list); literal segments win over parameters. */
+export function createRouteMatcher(
+  table: readonly RouteDefinition[] = routes,
+): (method: string, path: string) => RouteMatch {
+  // API Gateway prefers the most specific route: fewer parameters first.
+  const compiled = table.map(compile).sort((a, b) => a.parameterNames.length - b.parameterNames.length);
+  return (method, path) => {
+    const candidates = compiled.flatMap((entry) => {
+      const match = entry.pattern.exec(path);
+      return match ? [{ entry, match }] : [];
+    });
+    if (candidates.length === 0) return { kind: 'not-found' };
+    const hit = candidates.find(({ entry }) => entry.route.method === method);
+    if (!hit)
+      return {
+        kind: 'method-not-allowed',
+        allow: [...new Set(candidates.map(({ entry }) => entry.route.method))],
+      };
+    const pathParameters: Record<string, string> = {};
+    hit.entry.parameterNames.forEach((name, index) => {
+      pathParameters[name] = decodeURIComponent(hit.match[index + 1] ?? '');
+    });
+    return { kind: 'found', route: hit.entry.route, pathParameters };
+  };
+}

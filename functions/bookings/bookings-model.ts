@@ -1,0 +1,212 @@
+// Bookings on the app table: a booking owns one slot item per 15 minutes, claimed in one transaction.
+
+import { randomUUID } from 'node:crypto';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import { bookingKey, slotKey, userKey } from '../shared/keys.js';
+import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
+import { failedConditionIndexes } from '../shared/transactions.js';
+
+export const slotMinutes = 15;
+export const maxBookingHours = 8;
+const slotMs = slotMinutes * 60_000;
+
+export type BookingStatus = 'confirmed' | 'cancelled';
+
+export interface Booking {
+  id: string;
+  roomId: string;
+  userId: string;
+  start: string;
+  end: string;
+  status: BookingStatus;
+  createdAt: string;
+  cancelledAt?: string;
+}
+
+export interface NewBooking {
+  roomId: string;
+  userId: string;
+  start: Date;
+  end: Date;
+}
+
+export interface ListBookingsQuery {
+  limit: number;
+  cursor?: string | undefined;
+  /** Only this user's bookings (through gsi2); all bookings by start time otherwise. */
+  userId?: string | undefined;
+}
+
+/** Start times of the slots a period covers: [start, end) in steps of {@link slotMinutes}. */
+export function slotStarts(start: Date, end: Date): Date[] {
+  const starts: Date[] = [];
+  for (let time = start.getTime(); time < end.getTime(); time += slotMs) starts.push(new Date(time));
+  return starts;
+}
+
+/** Whether a time falls on a slot boundary (whole quarter hour, no seconds). */
+export function isSlotAligned(time: Date): boolean {
+  return time.getTime() % slotMs === 0;
+}
+
+function toBooking(item: Record<string, unknown>): Booking {
+  return {
+    id: String(item.id),
+    roomId: String(item.roomId),
+    userId: String(item.userId),
+    start: String(item.start),
+    end: String(item.end),
+    status: item.status === 'cancelled' ? 'cancelled' : 'confirmed',
+    createdAt: String(item.createdAt),
+    ...(typeof item.cancelledAt === 'string' ? { cancelledAt: item.cancelledAt } : {}),
+  };
+}
+
+export class BookingsModel {
+  constructor(
+    private readonly documentClient: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  /**
+   * Writes the booking, checks its user exists and claims every slot in one transaction, so two
+   * overlapping requests can never both succeed and a failed request leaves nothing behind.
+   */
+  async create(input: NewBooking, now = new Date()): Promise<Booking> {
+    const booking: Booking = {
+      id: randomUUID(),
+      roomId: input.roomId,
+      userId: input.userId,
+      start: input.start.toISOString(),
+      end: input.end.toISOString(),
+      status: 'confirmed',
+      createdAt: now.toISOString(),
+    };
+    const slots = slotStarts(input.start, input.end);
+    try {
+      await this.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: {
+                  ...bookingKey(booking.id),
+                  ...booking,
+                  gsi1pk: 'BOOKING',
+                  gsi1sk: `${booking.start}#${booking.id}`,
+                  gsi2pk: `USER#${booking.userId}`,
+                  gsi2sk: `${booking.start}#${booking.id}`,
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: userKey(booking.userId),
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            // Each slot can be claimed once: of two overlapping bookings, the second fails here.
+            ...slots.map((slotStart) => ({
+              Put: {
+                TableName: this.tableName,
+                Item: {
+                  ...slotKey(booking.roomId, slotStart),
+                  bookingId: booking.id,
+                  roomId: booking.roomId,
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            })),
+          ],
+        }),
+      );
+    } catch (error) {
+      const failed = failedConditionIndexes(error);
+      if (failed?.includes(1)) {
+        throw new ValidationError('Unknown user', [{ field: 'body.userId', message: 'No such user' }]);
+      }
+      if (failed?.some((index) => index >= 2)) {
+        throw new ConflictError(`Room ${booking.roomId} is already booked for part of that period`);
+      }
+      throw error;
+    }
+    return booking;
+  }
+
+  async get(id: string): Promise<Booking> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: bookingKey(id), ConsistentRead: true }),
+    );
+    if (!Item) throw new NotFoundError(`Booking ${id} not found`);
+    return toBooking(Item);
+  }
+
+  async list(query: ListBookingsQuery): Promise<Page<Booking>> {
+    const [indexName, partition] = query.userId ? ['gsi2', `USER#${query.userId}`] : ['gsi1', 'BOOKING'];
+    const result = await this.documentClient.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: indexName,
+        KeyConditionExpression: '#partition = :partition',
+        ExpressionAttributeNames: { '#partition': `${indexName}pk` },
+        ExpressionAttributeValues: { ':partition': partition },
+        Limit: query.limit,
+        ExclusiveStartKey: decodeCursor(query.cursor, ['pk', 'sk', `${indexName}pk`, `${indexName}sk`]),
+      }),
+    );
+    const nextCursor = encodeCursor(result.LastEvaluatedKey);
+    return { items: (result.Items ?? []).map(toBooking), ...(nextCursor ? { nextCursor } : {}) };
+  }
+
+  /** Marks the booking cancelled and frees its slots in one transaction. */
+  async cancel(id: string, now = new Date()): Promise<Booking> {
+    const booking = await this.get(id);
+    if (booking.status === 'cancelled') throw new ConflictError(`Booking ${id} is already cancelled`);
+    const cancelledAt = now.toISOString();
+    try {
+      await this.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              // Two concurrent cancels both read 'confirmed'; the condition lets exactly one through.
+              Update: {
+                TableName: this.tableName,
+                Key: bookingKey(id),
+                UpdateExpression: 'SET #status = :cancelled, cancelledAt = :now',
+                ConditionExpression: '#status = :confirmed',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: {
+                  ':cancelled': 'cancelled',
+                  ':confirmed': 'confirmed',
+                  ':now': cancelledAt,
+                },
+              },
+            },
+            ...slotStarts(new Date(booking.start), new Date(booking.end)).map((slotStart) => ({
+              Delete: {
+                TableName: this.tableName,
+                Key: slotKey(booking.roomId, slotStart),
+                ConditionExpression: 'bookingId = :id',
+                ExpressionAttributeValues: { ':id': id },
+              },
+            })),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (failedConditionIndexes(error)?.length)
+        throw new ConflictError(`Booking ${id} is already cancelled`);
+      throw error;
+    }
+    return { ...booking, status: 'cancelled', cancelledAt };
+  }
+}

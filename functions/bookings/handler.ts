@@ -1,0 +1,59 @@
+// The bookings function: create, list, get and cancel room bookings.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { z } from 'zod';
+import { validateInput } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { readEnvironment } from '../shared/environment.js';
+import { createHttpFunction, defineRoute } from '../shared/http-function.js';
+import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
+import { BookingsModel, isSlotAligned, maxBookingHours, slotMinutes } from './bookings-model.js';
+
+const logger = new Logger({ serviceName: 'bookings' });
+const environment = readEnvironment();
+const bookings = new BookingsModel(
+  createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
+  environment.appTableName,
+);
+
+const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value));
+
+const createBookingBody = z
+  .strictObject({ roomId: idSchema, userId: idSchema, start: instant, end: instant })
+  .check((context) => {
+    const { start, end } = context.value;
+    // zod runs object checks even when a field failed; only judge a period made of two instants.
+    if (!(start instanceof Date) || !(end instanceof Date)) return;
+    const problem = (path: 'start' | 'end', message: string) =>
+      context.issues.push({ code: 'custom', input: context.value[path], path: [path], message });
+    if (!isSlotAligned(start)) problem('start', `Must be on a ${slotMinutes}-minute boundary`);
+    if (!isSlotAligned(end)) problem('end', `Must be on a ${slotMinutes}-minute boundary`);
+    if (end <= start) problem('end', 'Must be after start');
+    else if (end.getTime() - start.getTime() > maxBookingHours * 3_600_000) {
+      problem('end', `A booking lasts at most ${maxBookingHours} hours`);
+    }
+  });
+
+const listQuery = pageQuerySchema.extend({ userId: idSchema.optional() });
+
+export const handler = createHttpFunction(
+  'bookings',
+  {
+    'POST /bookings': defineRoute()
+      .use(validateInput({ body: createBookingBody }))
+      .handler(async (_event, { input }) => json(201, await bookings.create(input.body))),
+
+    'GET /bookings': defineRoute()
+      .use(validateInput({ query: listQuery }))
+      .handler(async (_event, { input }) => json(200, await bookings.list(input.query))),
+
+    'GET /bookings/{id}': defineRoute()
+      .use(validateInput({ path: idPathSchema }))
+      .handler(async (_event, { input }) => json(200, await bookings.get(input.path.id))),
+
+    'DELETE /bookings/{id}': defineRoute()
+      .use(validateInput({ path: idPathSchema }))
+      .handler(async (_event, { input }) => json(200, await bookings.cancel(input.path.id))),
+  },
+  logger,
+);

@@ -1,0 +1,127 @@
+// The one route table: read by the CDK stack (HTTP API routes) and by the local runtime.
+
+/** Settings of one Lambda function that serves HTTP routes. */
+export interface HttpFunctionDefinition {
+  /** Handler module, relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  /** @default 256 */
+  readonly memoryMb: number;
+  /** Lambda timeout; the local runtime enforces it too. */
+  readonly timeoutSec: number;
+  /** Which tables the function reads or writes; the stack grants exactly these. */
+  readonly tables: readonly ('app' | 'toolkit')[];
+}
+
+export const httpFunctions = {
+  health: { entry: 'functions/health/handler.ts', memoryMb: 256, timeoutSec: 5, tables: ['app', 'toolkit'] },
+  users: { entry: 'functions/users/handler.ts', memoryMb: 512, timeoutSec: 10, tables: ['app', 'toolkit'] },
+  bookings: {
+    entry: 'functions/bookings/handler.ts',
+    memoryMb: 512,
+    timeoutSec: 10,
+    tables: ['app', 'toolkit'],
+  },
+} as const satisfies Record<string, HttpFunctionDefinition>;
+
+export type HttpFunctionName = keyof typeof httpFunctions;
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/**
+ * What a caller must present. Enforced by the auth middlewares; recorded here so the stack, the
+ * local runtime and the README read one source.
+ */
+export type AuthRequirement =
+  | { readonly kind: 'public' }
+  | {
+      readonly kind: 'principal';
+      /** Roles of which the caller needs at least one (human users); `admin` for admin routes. */
+      readonly roles?: readonly string[];
+      /** OAuth scopes an M2M caller needs for this route. */
+      readonly scopes?: readonly string[];
+      /** Only a human user may call it (M2M tokens get 403). */
+      readonly humanOnly?: boolean;
+      /** Another Bulwark service may call it with a signed request instead of a token. */
+      readonly allowService?: boolean;
+    };
+
+export interface RouteDefinition {
+  readonly method: HttpMethod;
+  /** API Gateway path template, e.g. `/users/{id}`. */
+  readonly path: string;
+  readonly function: HttpFunctionName;
+  readonly auth: AuthRequirement;
+  readonly summary: string;
+}
+
+export const routes = [
+  {
+    method: 'GET',
+    path: '/health',
+    function: 'health',
+    auth: { kind: 'public' },
+    summary: 'Tables reachable',
+  },
+  { method: 'POST', path: '/users', function: 'users', auth: { kind: 'public' }, summary: 'Register a user' },
+  {
+    method: 'GET',
+    path: '/users/{id}',
+    function: 'users',
+    auth: { kind: 'principal', scopes: ['users/read'], allowService: true },
+    summary: 'Get a user',
+  },
+  {
+    method: 'GET',
+    path: '/admin/users',
+    function: 'users',
+    auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    summary: 'List users (admin)',
+  },
+  {
+    method: 'DELETE',
+    path: '/admin/users/{id}',
+    function: 'users',
+    auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    summary: 'Delete a user (admin, audited)',
+  },
+  {
+    method: 'POST',
+    path: '/bookings',
+    function: 'bookings',
+    auth: { kind: 'principal', scopes: ['bookings/write'] },
+    summary: 'Book a room',
+  },
+  {
+    method: 'GET',
+    path: '/bookings',
+    function: 'bookings',
+    auth: { kind: 'principal', scopes: ['bookings/read'] },
+    summary: 'List bookings (cursor-paginated)',
+  },
+  {
+    method: 'GET',
+    path: '/bookings/{id}',
+    function: 'bookings',
+    auth: { kind: 'principal', scopes: ['bookings/read'] },
+    summary: 'Get a booking',
+  },
+  {
+    method: 'DELETE',
+    path: '/bookings/{id}',
+    function: 'bookings',
+    auth: { kind: 'principal', humanOnly: true },
+    summary: 'Cancel a booking (frees its slots)',
+  },
+] as const satisfies readonly RouteDefinition[];
+
+export type RouteKey = `${(typeof routes)[number]['method']} ${(typeof routes)[number]['path']}`;
+
+/** The API Gateway route key (`METHOD /path/{param}`), which is also what handlers dispatch on. */
+export function routeKeyOf(route: Pick<RouteDefinition, 'method' | 'path'>): string {
+  return `${route.method} ${route.path}`;
+}
+
+/** Route keys served by one function. */
+export function routeKeysOf(functionName: HttpFunctionName): string[] {
+  return routes.filter((route) => route.function === functionName).map(routeKeyOf);
+}

@@ -1,0 +1,40 @@
+// Opaque, validated cursors for DynamoDB pagination.
+import { z } from 'zod';
+import { ValidationError } from '../../middleware/errors.js';
+
+export interface Page<T> {
+  items: T[];
+  nextCursor?: string;
+}
+
+const keyValue = z.string().min(1).max(1024);
+
+/** Page size shared by every list route. */
+export const pageLimitSchema = z.coerce.number().int().min(1).max(100).default(20);
+
+export function encodeCursor(lastEvaluatedKey: Record<string, unknown> | undefined): string | undefined {
+  if (!lastEvaluatedKey) return undefined;
+  return Buffer.from(JSON.stringify(lastEvaluatedKey), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a cursor into an ExclusiveStartKey with exactly the index's key attributes, each a string,
+ * so a forged cursor can only move within the same index.
+ */
+export function decodeCursor(
+  cursor: string | undefined,
+  keyNames: readonly string[],
+): Record<string, string> | undefined {
+  if (cursor === undefined) return undefined;
+  const schema = z.strictObject(Object.fromEntries(keyNames.map((name) => [name, keyValue])));
+  try {
+    return schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))) as Record<
+      string,
+      string
+    >;
+  } catch {
+    throw new ValidationError('Invalid cursor', [
+      { field: 'query.cursor', message: 'Not a cursor from this list' },
+    ]);
+  }
+}

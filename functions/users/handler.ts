@@ -1,0 +1,50 @@
+// The users function: register, get, and the admin list and delete routes.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { z } from 'zod';
+import { validateInput } from '../../middleware/http/middy.js';
+import { json, noContent } from '../../middleware/http/response.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { readEnvironment } from '../shared/environment.js';
+import { createHttpFunction, defineRoute } from '../shared/http-function.js';
+import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { UsersModel } from './users-model.js';
+
+const logger = new Logger({ serviceName: 'users' });
+const environment = readEnvironment();
+const users = new UsersModel(
+  createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
+  environment.appTableName,
+);
+
+const registerBody = z.strictObject({
+  email: z.email().max(254),
+  name: z.string().trim().min(1).max(100),
+});
+
+export const handler = createHttpFunction(
+  'users',
+  {
+    'POST /users': defineRoute()
+      .use(validateInput({ body: registerBody }))
+      .handler(async (_event, { input }) => json(201, await users.register(input.body))),
+
+    'GET /users/{id}': defineRoute()
+      .use(validateInput({ path: idPathSchema }))
+      .handler(async (_event, { input }) => json(200, await users.get(input.path.id))),
+
+    'GET /admin/users': defineRoute()
+      .use(validateInput({ query: pageQuerySchema }))
+      .handler(async (_event, { input }) =>
+        json(200, await users.list(input.query.limit, input.query.cursor)),
+      ),
+
+    'DELETE /admin/users/{id}': defineRoute()
+      .use(validateInput({ path: idPathSchema }))
+      .handler(async (_event, { input }) => {
+        const user = await users.delete(input.path.id);
+        logger.info('Admin deleted a user', { userId: user.id });
+        return noContent();
+      }),
+  },
+  logger,
+);

@@ -1,0 +1,76 @@
+// Middy adapters for the HTTP core: problem+json error rendering and typed input validation.
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
+import { renderProblem } from './problem.js';
+
+/** The slice of a logger the error handler needs; a Powertools Logger fits. */
+export interface ErrorLogger {
+  error(message: string, ...extra: unknown[]): void;
+}
+
+export interface HttpErrorHandlerOptions {
+  /** Where server faults are logged with their full detail. @default console */
+  readonly logger?: ErrorLogger;
+}
+
+/**
+ * Renders every error as `application/problem+json` (RFC 9457). Put it first in `.use()` so its
+ * `onError` runs last and sees errors from every other middleware.
+ *
+ * @example
+ * export const handler = middy(fn).use(httpErrorHandler({ logger }));
+ */
+export function httpErrorHandler(
+  options: HttpErrorHandlerOptions = {},
+): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  const logger = options.logger ?? console;
+  const httpErrorHandlerOnError = (
+    request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
+  ) => {
+    if (request.response?.statusCode !== undefined) return;
+    const { response, isServerFault } = renderProblem(request.error, {
+      instance: request.event.rawPath,
+      requestId: request.event.requestContext?.requestId,
+    });
+    if (isServerFault) logger.error('Request failed', { error: request.error });
+    request.response = response;
+  };
+  return { onError: httpErrorHandlerOnError };
+}
+
+/** What {@link validateInput} adds to the handler's context. */
+export interface InputContext<S extends InputSchemas> {
+  input: ValidatedInput<S>;
+}
+
+/**
+ * Validates the JSON body, query string and path parameters and puts the typed result on
+ * `context.input`; any problem answers 400 (415 for a non-JSON body, 413 when too large).
+ *
+ * @example
+ * middy<APIGatewayProxyEventV2>()
+ *   .use(validateInput({ body: z.strictObject({ name: z.string() }) }))
+ *   .handler(async (event, context) => json(201, { hello: context.input.body.name }));
+ */
+export function validateInput<S extends InputSchemas>(
+  schemas: S,
+  options: ParseInputOptions = {},
+): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & InputContext<S>
+> {
+  const validateInputBefore = async (
+    request: Request<
+      APIGatewayProxyEventV2,
+      APIGatewayProxyStructuredResultV2,
+      Error,
+      Context & InputContext<S>
+    >,
+  ) => {
+    request.context.input = await parseInput(schemas, request.event, options);
+  };
+  return { before: validateInputBefore };
+}

@@ -1,0 +1,116 @@
+// Renders any thrown value as an RFC 9457 problem+json response; internals never reach the client.
+
+import { STATUS_CODES } from 'node:http';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { type BulwarkErrorCode, type FieldProblem, HttpError, ValidationError } from '../errors.js';
+
+export const problemContentType = 'application/problem+json';
+
+/** The body of every error response (RFC 9457), plus Bulwark's stable `code` and the request id. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  code: BulwarkErrorCode;
+  requestId?: string;
+  /** Per-field problems of a 400. */
+  errors?: readonly FieldProblem[];
+}
+
+export interface ProblemContext {
+  /** The request path the problem occurred on. */
+  instance?: string;
+  requestId?: string;
+}
+
+/** A rendered problem and whether it hides a server fault that must be logged. */
+export interface RenderedProblem {
+  response: APIGatewayProxyStructuredResultV2 & { statusCode: number; headers: Record<string, string> };
+  problem: ProblemDetails;
+  isServerFault: boolean;
+}
+
+const codeByStatus: Readonly<Record<number, BulwarkErrorCode>> = {
+  400: 'VALIDATION_FAILED',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'TOO_MANY_REQUESTS',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+/** Errors from official Middy middlewares (`@middy/util` createError) carry these fields. */
+interface MiddyHttpErrorShape {
+  statusCode: number;
+  expose?: boolean;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+function isMiddyHttpError(error: unknown): error is MiddyHttpErrorShape {
+  if (!(error instanceof Error)) return false;
+  const { statusCode } = error as Partial<MiddyHttpErrorShape>;
+  return (
+    typeof statusCode === 'number' && Number.isInteger(statusCode) && statusCode >= 400 && statusCode <= 599
+  );
+}
+
+/** The problem `type` URI for a code: stable, so clients can switch on it. */
+export function problemType(code: BulwarkErrorCode): string {
+  return `urn:bulwark:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+}
+
+function build(
+  status: number,
+  code: BulwarkErrorCode,
+  detail: string,
+  context: ProblemContext,
+  headers: Record<string, string>,
+  errors?: readonly FieldProblem[],
+): RenderedProblem {
+  const problem: ProblemDetails = {
+    type: problemType(code),
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    ...(context.instance === undefined ? {} : { instance: context.instance }),
+    code,
+    ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+    ...(errors && errors.length > 0 ? { errors } : {}),
+  };
+  return {
+    problem,
+    isServerFault: status >= 500,
+    response: {
+      statusCode: status,
+      headers: { ...headers, 'Content-Type': problemContentType, 'Cache-Control': 'no-store' },
+      body: JSON.stringify(problem),
+    },
+  };
+}
+
+/**
+ * Turns a thrown value into a problem+json response. Toolkit errors and exposed Middy errors keep
+ * their status and message; anything else becomes a generic 500 whose detail stays in the log.
+ */
+export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
+  if (error instanceof HttpError) {
+    const detail = error.expose ? error.message : 'An unexpected error occurred';
+    const fields = error instanceof ValidationError ? error.fields : undefined;
+    return build(error.statusCode, error.code, detail, context, { ...error.headers }, fields);
+  }
+  if (isMiddyHttpError(error) && error.expose !== false && error.statusCode < 500) {
+    const code = codeByStatus[error.statusCode] ?? 'VALIDATION_FAILED';
+    return build(error.statusCode, code, error.message, context, { ...error.headers });
+  }
+  if (isMiddyHttpError(error) && error.statusCode === 503) {
+    return build(503, 'SERVICE_UNAVAILABLE', 'Service unavailable', context, { ...error.headers });
+  }
+  return build(500, 'INTERNAL', 'An unexpected error occurred', context, {});
+}

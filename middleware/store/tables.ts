@@ -1,0 +1,69 @@
+// The toolkit and app table schemas, defined once and read by the CDK stack and local table creation.
+
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: 'S' | 'N' | 'B';
+}
+
+export interface IndexDefinition {
+  readonly indexName: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey: KeyAttribute;
+}
+
+export interface TableDefinition {
+  /** Short stable id, used for construct ids and default local table names. */
+  readonly id: 'toolkit' | 'app';
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey: KeyAttribute;
+  /** Epoch-seconds attribute the table's TTL deletes by; readers must still treat past values as gone. */
+  readonly timeToLiveAttribute: string;
+  readonly globalSecondaryIndexes: readonly IndexDefinition[];
+}
+
+const stringKey = (name: string): KeyAttribute => ({ name, type: 'S' });
+
+/**
+ * All toolkit state: rate-limit counters (`RL#`), circuit state (`CB#`), nonces (`NONCE#`),
+ * API keys (`APIKEY#`), webhooks (`WH#`) and worker idempotency (`IDEM#`).
+ * `gsi1` lists items by owner (API keys and webhook endpoints of one principal).
+ */
+export const toolkitTable: TableDefinition = {
+  id: 'toolkit',
+  partitionKey: stringKey('pk'),
+  sortKey: stringKey('sk'),
+  timeToLiveAttribute: 'expiresAt',
+  globalSecondaryIndexes: [
+    { indexName: 'gsi1', partitionKey: stringKey('gsi1pk'), sortKey: stringKey('gsi1sk') },
+  ],
+};
+
+/**
+ * The sample system's data (users, bookings).
+ * `gsi1` lists one entity type in order; `gsi2` lists a user's bookings.
+ */
+export const appTable: TableDefinition = {
+  id: 'app',
+  partitionKey: stringKey('pk'),
+  sortKey: stringKey('sk'),
+  timeToLiveAttribute: 'expiresAt',
+  globalSecondaryIndexes: [
+    { indexName: 'gsi1', partitionKey: stringKey('gsi1pk'), sortKey: stringKey('gsi1sk') },
+    { indexName: 'gsi2', partitionKey: stringKey('gsi2pk'), sortKey: stringKey('gsi2sk') },
+  ],
+};
+
+export const tableDefinitions: readonly TableDefinition[] = [toolkitTable, appTable];
+
+/** Whole seconds since the epoch, the unit DynamoDB TTL expects. */
+export function toEpochSeconds(epochMs: number): number {
+  return Math.floor(epochMs / 1000);
+}
+
+/**
+ * TTL deletion can lag expiry by up to 48 hours, so an item whose `expiresAt` has passed
+ * must read as absent even though DynamoDB still returns it.
+ */
+export function isExpired(item: { expiresAt?: unknown } | undefined, nowMs: number): boolean {
+  return typeof item?.expiresAt === 'number' && item.expiresAt * 1000 <= nowMs;
+}

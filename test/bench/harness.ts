@@ -1,0 +1,60 @@
+// Shared shape of benchmark results, and the table printer.
+
+export interface Target {
+  /** The ratio (value / baseline) to reach. */
+  readonly ratio: number;
+  /** Whether a higher ratio is better (throughput) or a lower one (latency, overhead). */
+  readonly better: 'higher' | 'lower';
+}
+
+export interface Measurement {
+  readonly id: string;
+  readonly what: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly baseline: { readonly name: string; readonly value: number };
+  readonly target?: Target;
+}
+
+export interface BenchResult extends Measurement {
+  readonly ratio: number;
+  readonly target?: Target;
+  readonly meets?: boolean;
+}
+
+/** A benchmark module's default export. */
+export interface BenchSuite {
+  readonly name: string;
+  run(): Promise<Measurement[]>;
+}
+
+export function toResult(measurement: Measurement): BenchResult {
+  const ratio =
+    measurement.baseline.value === 0 ? Number.NaN : measurement.value / measurement.baseline.value;
+  const { target } = measurement;
+  if (!target) return { ...measurement, ratio };
+  const meets = target.better === 'higher' ? ratio >= target.ratio : ratio <= target.ratio;
+  return { ...measurement, ratio, meets };
+}
+
+const format = (value: number) =>
+  Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 10 ? value.toFixed(1) : value.toFixed(2);
+
+export function renderTable(results: readonly BenchResult[]): string {
+  const rows = results.map((result) => [
+    result.id,
+    result.what,
+    `${format(result.value)} ${result.unit}`,
+    `${result.baseline.name}: ${format(result.baseline.value)} ${result.unit}`,
+    `${format(result.ratio)}×`,
+    result.target ? `${result.target.better === 'higher' ? '≥' : '≤'} ${format(result.target.ratio)}×` : '—',
+    result.meets === undefined ? '—' : result.meets ? 'yes' : 'NO',
+  ]);
+  const header = ['id', 'what', 'value', 'baseline', 'ratio', 'target', 'meets'];
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useLocalRuntime } from '../helpers/runtime.js';
+
+const api = useLocalRuntime();
+
+interface Booking {
+  id: string;
+  roomId: string;
+  userId: string;
+  start: string;
+  end: string;
+  status: string;
+}
+
+interface ProblemBody {
+  code: string;
+  errors?: { field: string; message: string }[];
+}
+
+let userId: string;
+const room = () => `room-${randomUUID()}`;
+const at = (hour: number, minute = 0) => new Date(Date.UTC(2030, 0, 7, hour, minute)).toISOString();
+
+const book = (body: Record<string, unknown>) =>
+  api.request('POST', '/bookings', { body: { userId, ...body } });
+
+beforeAll(async () => {
+  const created = await api.request('POST', '/users', {
+    body: { email: `booker-${randomUUID()}@example.com`, name: 'Booker' },
+  });
+  userId = (created.body as { id: string }).id;
+});
+
+describe('bookings API', () => {
+  it('creates a booking and reads it back', async () => {
+    const roomId = room();
+    const created = await book({ roomId, start: at(9), end: at(10, 30) });
+    expect(created.status).toBe(201);
+    const booking = created.body as Booking;
+    expect(booking).toMatchObject({ roomId, userId, start: at(9), end: at(10, 30), status: 'confirmed' });
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
+  });
+
+  it('normalises offsets to UTC', async () => {
+    const created = await book({
+      roomId: room(),
+      start: '2030-01-07T11:00:00+02:00',
+      end: '2030-01-07T12:00:00+02:00',
+    });
+    expect(created.status).toBe(201);
+    expect((created.body as Booking).start).toBe(at(9));
+  });
+
+  it('rejects an overlapping booking with 409 and leaves the existing one and its slots untouched', async () => {
+    const roomId = room();
+    const existing = (await book({ roomId, start: at(9), end: at(11) })).body as Booking;
+
+    const overlapping = await book({ roomId, start: at(10), end: at(12) });
+    expect(overlapping.status).toBe(409);
+    expect((overlapping.body as ProblemBody).code).toBe('CONFLICT');
+
+    expect((await api.request('GET', `/bookings/${existing.id}`)).body).toEqual(existing);
+    // The failed request claimed nothing: the free part of its period is still bookable.
+    expect((await book({ roomId, start: at(11), end: at(12) })).status).toBe(201);
+  });
+
+  it('allows back-to-back bookings of one room and the same period in another room', async () => {
+    const roomId = room();
+    expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
+    expect((await book({ roomId, start: at(10), end: at(11) })).status).toBe(201);
+    expect((await book({ roomId: room(), start: at(9), end: at(10) })).status).toBe(201);
+  });
+
+  it('lets exactly one of ten concurrent overlapping bookings succeed', async () => {
+    const roomId = room();
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, (_, index) => book({ roomId, start: at(8 + (index % 3)), end: at(11) })),
+    );
+    expect(responses.filter((response) => response.status === 201)).toHaveLength(1);
+    expect(responses.filter((response) => response.status === 409)).toHaveLength(9);
+  });
+
+  it.each([
+    ['end before start', { start: at(10), end: at(9) }, 'body.end'],
+    ['end equal to start', { start: at(10), end: at(10) }, 'body.end'],
+    ['longer than 8 hours', { start: at(8), end: at(16, 15) }, 'body.end'],
+    ['an invalid date', { start: '2030-02-30T10:00:00Z', end: at(11) }, 'body.start'],
+    ['a date without time', { start: '2030-01-07', end: at(11) }, 'body.start'],
+    ['a start off the 15-minute grid', { start: at(9, 10), end: at(11) }, 'body.start'],
+  ])('rejects %s with 400 naming the field', async (_name, period, field) => {
+    const response = await book({ roomId: room(), ...period });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors?.map((error) => error.field)).toContain(field);
+  });
+
+  it('accepts exactly 8 hours', async () => {
+    expect((await book({ roomId: room(), start: at(8), end: at(16) })).status).toBe(201);
+  });
+
+  it('rejects a booking for an unknown user without claiming the room', async () => {
+    const roomId = room();
+    const response = await book({ roomId, userId: randomUUID(), start: at(9), end: at(10) });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors?.[0]?.field).toBe('body.userId');
+    expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
+  });
+
+  it('cancels a booking, freeing its slots, and refuses to cancel it twice', async () => {
+    const roomId = room();
+    const booking = (await book({ roomId, start: at(13), end: at(14) })).body as Booking;
+
+    const cancelled = await api.request('DELETE', `/bookings/${booking.id}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ id: booking.id, status: 'cancelled' });
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toMatchObject({ status: 'cancelled' });
+
+    expect((await book({ roomId, start: at(13), end: at(14) })).status).toBe(201);
+    expect((await api.request('DELETE', `/bookings/${booking.id}`)).status).toBe(409);
+  });
+
+  it('answers 404 for unknown bookings', async () => {
+    expect((await api.request('GET', `/bookings/${randomUUID()}`)).status).toBe(404);
+    expect((await api.request('DELETE', `/bookings/${randomUUID()}`)).status).toBe(404);
+  });
+
+  it("lists a user's bookings page by page with a cursor", async () => {
+    const owner = (
+      await api.request('POST', '/users', {
+        body: { email: `lister-${randomUUID()}@example.com`, name: 'Lister' },
+      })
+    ).body as { id: string };
+    const created: string[] = [];
+    for (const hour of [9, 10, 11]) {
+      const response = await api.request('POST', '/bookings', {
+        body: { userId: owner.id, roomId: room(), start: at(hour), end: at(hour + 1) },
+      });
+      created.push((response.body as Booking).id);
+    }
+    const first = await api.request('GET', `/bookings?userId=${owner.id}&limit=2`);
+    const firstPage = first.body as { items: Booking[]; nextCursor: string };
+    expect(firstPage.items.map((booking) => booking.id)).toEqual(created.slice(0, 2));
+    const second = await api.request(
+      'GET',
+      `/bookings?userId=${owner.id}&limit=2&cursor=${encodeURIComponent(firstPage.nextCursor)}`,
+    );
+    expect((second.body as { items: Booking[] }).items.map((booking) => booking.id)).toEqual(
+      created.slice(2),
+    );
+
+    const all = await api.request('GET', '/bookings?limit=5');
+    expect(all.status).toBe(200);
+    expect((all.body as { items: Booking[] }).items.length).toBeGreaterThan(0);
+    expect((await api.request('GET', '/bookings?cursor=not-a-cursor')).status).toBe(400);
+  });
+});

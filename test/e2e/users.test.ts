@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { useLocalRuntime } from '../helpers/runtime.js';
+
+const api = useLocalRuntime();
+const uniqueEmail = () => `user-${randomUUID()}@example.com`;
+
+interface ProblemBody {
+  status: number;
+  code: string;
+  detail: string;
+  errors?: { field: string; message: string }[];
+}
+
+describe('users API', () => {
+  it('registers a user and reads it back', async () => {
+    const email = uniqueEmail();
+    const created = await api.request('POST', '/users', { body: { email, name: 'Alice' } });
+    expect(created.status).toBe(201);
+    const user = created.body as { id: string; email: string; name: string; createdAt: string };
+    expect(user).toMatchObject({ email, name: 'Alice' });
+    expect(Date.parse(user.createdAt)).not.toBeNaN();
+
+    const read = await api.request('GET', `/users/${user.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(user);
+  });
+
+  it('rejects a second registration of the same email, in any case, with 409', async () => {
+    const email = uniqueEmail();
+    const first = await api.request('POST', '/users', { body: { email, name: 'First' } });
+    expect(first.status).toBe(201);
+    const second = await api.request('POST', '/users', {
+      body: { email: email.toUpperCase(), name: 'Second' },
+    });
+    expect(second.status).toBe(409);
+    expect(second.headers.get('content-type')).toBe('application/problem+json');
+    expect((second.body as ProblemBody).code).toBe('CONFLICT');
+
+    const original = await api.request('GET', `/users/${(first.body as { id: string }).id}`);
+    expect(original.body).toMatchObject({ name: 'First' });
+  });
+
+  it('lets exactly one of ten concurrent registrations of one email succeed', async () => {
+    const email = uniqueEmail();
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, (_, index) =>
+        api.request('POST', '/users', { body: { email, name: `Racer ${index}` } }),
+      ),
+    );
+    const statuses = responses.map((response) => response.status).sort();
+    expect(statuses).toEqual([201, ...Array(9).fill(409)]);
+  });
+
+  it('lists every missing, extra and ill-typed field in one 400', async () => {
+    const response = await api.request('POST', '/users', { body: { email: 42, admin: true } });
+    expect(response.status).toBe(400);
+    const problem = response.body as ProblemBody;
+    expect(problem.code).toBe('VALIDATION_FAILED');
+    const fields = problem.errors?.map((error) => error.field) ?? [];
+    expect(fields).toEqual(expect.arrayContaining(['body.email', 'body.name', 'body']));
+    expect(problem.errors?.find((error) => error.field === 'body')?.message).toMatch(/admin/);
+  });
+
+  it('answers 400 to malformed JSON and 415 to a non-JSON content type', async () => {
+    const malformed = await api.request('POST', '/users', {
+      body: '{"email": "a@b.c", ',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(malformed.status).toBe(400);
+    expect((malformed.body as ProblemBody).detail).toMatch(/not valid JSON/);
+
+    const wrongType = await api.request('POST', '/users', {
+      body: 'email=a@b.c',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(wrongType.status).toBe(415);
+
+    const noBody = await api.request('POST', '/users', { headers: { 'content-type': 'application/json' } });
+    expect(noBody.status).toBe(400);
+  });
+
+  it('answers 404 for an unknown id and 400 for an id that cannot exist', async () => {
+    expect((await api.request('GET', `/users/${randomUUID()}`)).status).toBe(404);
+    const invalid = await api.request('GET', `/users/${encodeURIComponent('a#b')}`);
+    expect(invalid.status).toBe(400);
+    expect((invalid.body as ProblemBody).errors?.[0]?.field).toBe('path.id');
+  });
+
+  it('pages through users with a cursor and rejects a forged cursor', async () => {
+    const ids = new Set<string>();
+    for (let index = 0; index < 3; index += 1) {
+      const created = await api.request('POST', '/users', {
+        body: { email: uniqueEmail(), name: `Pager ${index}` },
+      });
+      ids.add((created.body as { id: string }).id);
+    }
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; page < 500; page += 1) {
+      const query = cursor ? `?limit=2&cursor=${encodeURIComponent(cursor)}` : '?limit=2';
+      const response = await api.request('GET', `/admin/users${query}`);
+      expect(response.status).toBe(200);
+      const body = response.body as { items: { id: string }[]; nextCursor?: string };
+      expect(body.items.length).toBeLessThanOrEqual(2);
+      for (const item of body.items) seen.add(item.id);
+      cursor = body.nextCursor;
+      if (!cursor) break;
+    }
+    expect([...ids].every((id) => seen.has(id))).toBe(true);
+
+    const forged = Buffer.from(JSON.stringify({ pk: 'X', sk: 'Y', other: 'Z' })).toString('base64url');
+    expect((await api.request('GET', `/admin/users?cursor=${forged}`)).status).toBe(400);
+    expect((await api.request('GET', '/admin/users?limit=1000')).status).toBe(400);
+  });
+
+  it('deletes a user, after which it is gone and its email can register again', async () => {
+    const email = uniqueEmail();
+    const created = await api.request('POST', '/users', { body: { email, name: 'Leaving' } });
+    const { id } = created.body as { id: string };
+
+    expect((await api.request('DELETE', `/admin/users/${id}`)).status).toBe(204);
+    expect((await api.request('GET', `/users/${id}`)).status).toBe(404);
+    expect((await api.request('DELETE', `/admin/users/${id}`)).status).toBe(404);
+    expect((await api.request('POST', '/users', { body: { email, name: 'Back' } })).status).toBe(201);
+  });
+});

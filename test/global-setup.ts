@@ -1,0 +1,25 @@
+// Starts one in-memory embedded DynamoDB for the whole suite and creates the shared tables in it.
+import type { TestProject } from 'vitest/node';
+import { startLocalDynamoDb } from '../bin/runtime/local-dynamodb.js';
+import { createDynamoDbClient } from '../middleware/store/client.js';
+import { ensureTables } from '../middleware/store/create-tables.js';
+import { appTable, toolkitTable } from '../middleware/store/tables.js';
+import { testTableNames } from './helpers/tables.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    dynamoDbEndpoint: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const dynamoDb = await startLocalDynamoDb();
+  const client = createDynamoDbClient({ endpoint: dynamoDb.endpoint });
+  await ensureTables(client, [
+    { definition: appTable, tableName: testTableNames.app },
+    { definition: toolkitTable, tableName: testTableNames.toolkit },
+  ]);
+  client.destroy();
+  project.provide('dynamoDbEndpoint', dynamoDb.endpoint);
+  return () => dynamoDb.stop();
+}

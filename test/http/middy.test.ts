@@ -1,0 +1,147 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import { ConflictError } from '../../middleware/errors.js';
+import { readJsonBody } from '../../middleware/http/input.js';
+import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+
+const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
+
+function eventOf(overrides: Partial<APIGatewayProxyEventV2> = {}): APIGatewayProxyEventV2 {
+  return {
+    version: '2.0',
+    routeKey: 'POST /things/{id}',
+    rawPath: '/things/1',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json' },
+    isBase64Encoded: false,
+    requestContext: { requestId: 'api-req-1' } as APIGatewayProxyEventV2['requestContext'],
+    ...overrides,
+  };
+}
+
+const schemas = {
+  body: z.strictObject({ name: z.string().min(1), count: z.number().int() }),
+  query: z.object({ limit: z.coerce.number().int().max(10).default(5) }),
+  path: z.strictObject({ id: z.string().regex(/^\d+$/) }),
+};
+
+function pipeline(logger = { error: vi.fn() }) {
+  const handler = middy<APIGatewayProxyEventV2>()
+    .use(httpErrorHandler({ logger }))
+    .use(validateInput(schemas))
+    .handler(async (_event, { input }) =>
+      json(200, { name: input.body.name, limit: input.query.limit, id: input.path.id }),
+    );
+  // Lambda passes a plain Context; validateInput adds `input` before the handler runs.
+  const invoke = (event: APIGatewayProxyEventV2, lambdaContext: Context) =>
+    handler(event, lambdaContext as Parameters<typeof handler>[1]);
+  return { handler: invoke, logger };
+}
+
+describe('validateInput through a middy pipeline', () => {
+  it('puts the typed, validated input on the context', async () => {
+    const { handler } = pipeline();
+    const result = await handler(
+      eventOf({
+        body: '{"name":"n","count":2}',
+        pathParameters: { id: '7' },
+        queryStringParameters: { limit: '3' },
+      }),
+      context,
+    );
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body as string)).toEqual({ name: 'n', limit: 3, id: '7' });
+  });
+
+  it('reports the problems of every part in one 400', async () => {
+    const { handler } = pipeline();
+    const result = await handler(
+      eventOf({
+        body: '{"name":"","extra":1}',
+        pathParameters: { id: 'x' },
+        queryStringParameters: { limit: '99' },
+      }),
+      context,
+    );
+    expect(result.statusCode).toBe(400);
+    const fields = JSON.parse(result.body as string).errors.map((error: { field: string }) => error.field);
+    expect(fields).toEqual(
+      expect.arrayContaining(['body.name', 'body.count', 'body', 'query.limit', 'path.id']),
+    );
+  });
+
+  it('decodes a base64 body and accepts +json media types with parameters', async () => {
+    const { handler } = pipeline();
+    const result = await handler(
+      eventOf({
+        headers: { 'content-type': 'application/vnd.api+json; charset=utf-8' },
+        body: Buffer.from('{"name":"b","count":1}').toString('base64'),
+        isBase64Encoded: true,
+        pathParameters: { id: '1' },
+      }),
+      context,
+    );
+    expect(result.statusCode).toBe(200);
+  });
+
+  it('answers 415 for a missing or non-JSON content type', async () => {
+    const { handler } = pipeline();
+    expect((await handler(eventOf({ headers: {}, body: '{}' }), context)).statusCode).toBe(415);
+    expect(
+      (await handler(eventOf({ headers: { 'content-type': 'text/json' }, body: '{}' }), context)).statusCode,
+    ).toBe(415);
+  });
+
+  it('answers 413 for a body over the limit', () => {
+    expect(() => readJsonBody(eventOf({ body: '{"a":"0123456789"}' }), 10)).toThrow(/exceeds 10 bytes/);
+  });
+});
+
+describe('httpErrorHandler through a middy pipeline', () => {
+  it('renders a thrown toolkit error as problem+json without logging it', async () => {
+    const logger = { error: vi.fn() };
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .handler(async () => {
+        throw new ConflictError('Taken');
+      });
+    const result = await handler(eventOf(), context);
+    expect(result.statusCode).toBe(409);
+    expect(JSON.parse(result.body as string)).toMatchObject({
+      instance: '/things/1',
+      requestId: 'api-req-1',
+    });
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('logs an unknown error in full and answers a generic 500', async () => {
+    const logger = { error: vi.fn() };
+    const failure = new TypeError('cannot read properties of undefined');
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .handler(async () => {
+        throw failure;
+      });
+    const result = await handler(eventOf(), context);
+    expect(result.statusCode).toBe(500);
+    expect(result.body).not.toContain('undefined');
+    expect(logger.error).toHaveBeenCalledWith('Request failed', { error: failure });
+  });
+
+  it('leaves a response another middleware already set on error', async () => {
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler())
+      .use({
+        onError: (request) => {
+          request.response = { statusCode: 418, body: 'set earlier' };
+        },
+      })
+      .handler(async () => {
+        throw new Error('boom');
+      });
+    expect(await handler(eventOf(), context)).toEqual({ statusCode: 418, body: 'set earlier' });
+  });
+});

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import {
+  assertNoProblems,
+  ConflictError,
+  ForbiddenError,
+  HttpError,
+  InvalidOptionsError,
+  MethodNotAllowedError,
+  ServiceUnavailableError,
+  TooManyRequestsError,
+  UnauthorizedError,
+  ValidationError,
+} from '../../middleware/errors.js';
+import { problemType, renderProblem } from '../../middleware/http/problem.js';
+
+const bodyOf = (error: unknown) =>
+  JSON.parse(renderProblem(error, { instance: '/x', requestId: 'r1' }).response.body as string);
+
+describe('problem+json rendering', () => {
+  it('renders a toolkit error with RFC 9457 members, its code and the request id', () => {
+    const { response, isServerFault } = renderProblem(new ConflictError('Taken'), {
+      instance: '/users',
+      requestId: 'r1',
+    });
+    expect(isServerFault).toBe(false);
+    expect(response.statusCode).toBe(409);
+    expect(response.headers['Content-Type']).toBe('application/problem+json');
+    expect(JSON.parse(response.body as string)).toEqual({
+      type: 'urn:bulwark:problem:conflict',
+      title: 'Conflict',
+      status: 409,
+      detail: 'Taken',
+      instance: '/users',
+      code: 'CONFLICT',
+      requestId: 'r1',
+    });
+  });
+
+  it('lists field problems of a validation error', () => {
+    const error = new ValidationError('Invalid', [{ field: 'body.email', message: 'Required' }]);
+    expect(bodyOf(error).errors).toEqual([{ field: 'body.email', message: 'Required' }]);
+  });
+
+  it('carries Allow, Retry-After and WWW-Authenticate headers', () => {
+    expect(renderProblem(new MethodNotAllowedError(['GET', 'POST'])).response.headers.Allow).toBe(
+      'GET, POST',
+    );
+    expect(renderProblem(new TooManyRequestsError(1.2)).response.headers['Retry-After']).toBe('2');
+    expect(renderProblem(new ServiceUnavailableError('Down', 0.1)).response.headers['Retry-After']).toBe('1');
+    expect(renderProblem(new ServiceUnavailableError()).response.headers['Retry-After']).toBeUndefined();
+    const challenge = new UnauthorizedError(undefined, { headers: { 'WWW-Authenticate': 'Bearer' } });
+    expect(renderProblem(challenge).response.headers['WWW-Authenticate']).toBe('Bearer');
+  });
+
+  it('hides the message of an unknown error behind a generic 500', () => {
+    const { response, isServerFault } = renderProblem(new Error('connection string postgres://secret'));
+    expect(isServerFault).toBe(true);
+    expect(response.statusCode).toBe(500);
+    expect(response.body).not.toContain('secret');
+    expect(JSON.parse(response.body as string)).toMatchObject({
+      code: 'INTERNAL',
+      detail: 'An unexpected error occurred',
+    });
+    expect(renderProblem('a thrown string').response.statusCode).toBe(500);
+  });
+
+  it('hides the message of a 5xx toolkit error', () => {
+    const error = new HttpError(502, 'INTERNAL', 'upstream said secret');
+    expect(bodyOf(error).detail).toBe('An unexpected error occurred');
+  });
+
+  it('renders exposed errors from official Middy middlewares with their status', () => {
+    const middyError = Object.assign(new Error('Unsupported Media Type'), { statusCode: 415, expose: true });
+    expect(bodyOf(middyError)).toMatchObject({
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      detail: 'Unsupported Media Type',
+    });
+    const unmapped = Object.assign(new Error("I'm a teapot"), { statusCode: 418 });
+    expect(bodyOf(unmapped)).toMatchObject({ status: 418, code: 'VALIDATION_FAILED' });
+    const unavailable = Object.assign(new Error('pool exhausted'), { statusCode: 503, expose: false });
+    expect(bodyOf(unavailable)).toMatchObject({ status: 503, detail: 'Service unavailable' });
+    const hidden = Object.assign(new Error('internal'), { statusCode: 400, expose: false });
+    expect(bodyOf(hidden).status).toBe(500);
+  });
+
+  it('gives every code a stable type URI', () => {
+    expect(problemType('TOO_MANY_REQUESTS')).toBe('urn:bulwark:problem:too-many-requests');
+  });
+});
+
+describe('error classes', () => {
+  it('set name, code, status and cause', () => {
+    const cause = new Error('root');
+    const error = new ForbiddenError('No', { cause });
+    expect(error).toBeInstanceOf(HttpError);
+    expect(error.name).toBe('ForbiddenError');
+    expect(error.code).toBe('FORBIDDEN');
+    expect(error.statusCode).toBe(403);
+    expect(error.expose).toBe(true);
+    expect(error.cause).toBe(cause);
+  });
+
+  it('list every option problem in one error', () => {
+    expect(() => assertNoProblems('limiter', ['limit must be > 0', 'window must be > 0'])).toThrow(
+      'Invalid limiter options: limit must be > 0; window must be > 0',
+    );
+    expect(() => assertNoProblems('limiter', [])).not.toThrow();
+    const error = new InvalidOptionsError('x', ['a']);
+    expect(error.problems).toEqual(['a']);
+  });
+});

@@ -1,0 +1,95 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHttpApiEvent, writeHttpApiResult } from '../../bin/runtime/http-api-event.js';
+
+let server: Server;
+let url: string;
+let lastEvent: APIGatewayProxyEventV2 | undefined;
+let nextResult: unknown;
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      lastEvent = toHttpApiEvent({
+        request,
+        body: Buffer.concat(chunks),
+        routeKey: 'POST /things/{id}',
+        pathParameters: { id: '42' },
+      });
+      writeHttpApiResult(response, nextResult);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe('API Gateway HTTP API v2 translation', () => {
+  it('builds a v2 event with lowercased headers, cookies, query and request context', async () => {
+    nextResult = { statusCode: 204 };
+    await fetch(`${url}/things/42?a=1&a=2&b=x%20y`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Custom': 'v', Cookie: 'c1=1; c2=2' },
+      body: '{"k":1}',
+    });
+    expect(lastEvent).toMatchObject({
+      version: '2.0',
+      routeKey: 'POST /things/{id}',
+      rawPath: '/things/42',
+      rawQueryString: 'a=1&a=2&b=x%20y',
+      cookies: ['c1=1', 'c2=2'],
+      queryStringParameters: { a: '1,2', b: 'x y' },
+      pathParameters: { id: '42' },
+      body: '{"k":1}',
+      isBase64Encoded: false,
+      requestContext: {
+        http: { method: 'POST', path: '/things/42', sourceIp: '127.0.0.1' },
+        routeKey: 'POST /things/{id}',
+        stage: '$default',
+      },
+    });
+    expect(lastEvent?.headers['x-custom']).toBe('v');
+    expect(lastEvent?.headers.cookie).toBeUndefined();
+    expect(lastEvent?.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(lastEvent?.requestContext.time).toMatch(/^\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/);
+  });
+
+  it('base64-encodes a binary body', async () => {
+    nextResult = { statusCode: 204 };
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: Buffer.from([0, 255, 1]),
+    });
+    expect(lastEvent?.isBase64Encoded).toBe(true);
+    expect(Buffer.from(lastEvent?.body ?? '', 'base64')).toEqual(Buffer.from([0, 255, 1]));
+  });
+
+  it('writes cookies as separate Set-Cookie headers and decodes a base64 body', async () => {
+    nextResult = {
+      statusCode: 201,
+      headers: { 'x-result': 'yes' },
+      cookies: ['a=1; Path=/', 'b=2; Path=/'],
+      body: Buffer.from('hello').toString('base64'),
+      isBase64Encoded: true,
+    };
+    const response = await fetch(url);
+    expect(response.status).toBe(201);
+    expect(response.headers.get('x-result')).toBe('yes');
+    expect(response.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    expect(await response.text()).toBe('hello');
+  });
+
+  it('infers a 200 JSON response from a result without statusCode', async () => {
+    nextResult = { hello: 'world' };
+    const response = await fetch(url);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await response.json()).toEqual({ hello: 'world' });
+  });
+});

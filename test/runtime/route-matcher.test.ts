@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { createRouteMatcher } from '../../bin/runtime/route-matcher.js';
+import type { RouteDefinition } from '../../functions/routes.js';
+
+const table: RouteDefinition[] = [
+  { method: 'GET', path: '/items/{id}', function: 'users', auth: { kind: 'public' }, summary: '' },
+  { method: 'GET', path: '/items/special', function: 'health', auth: { kind: 'public' }, summary: '' },
+  { method: 'DELETE', path: '/items/{id}', function: 'users', auth: { kind: 'public' }, summary: '' },
+];
+const match = createRouteMatcher(table);
+
+describe('route matcher', () => {
+  it('extracts and decodes path parameters', () => {
+    expect(match('GET', '/items/a%20b')).toMatchObject({ kind: 'found', pathParameters: { id: 'a b' } });
+  });
+
+  it('prefers a literal segment over a parameter', () => {
+    expect(match('GET', '/items/special')).toMatchObject({ kind: 'found', route: { function: 'health' } });
+  });
+
+  it('lists the allowed methods of a known path', () => {
+    expect(match('POST', '/items/1')).toEqual({ kind: 'method-not-allowed', allow: ['GET', 'DELETE'] });
+  });
+
+  it('does not match a parameter across slashes or an unknown path', () => {
+    expect(match('GET', '/items/a/b')).toEqual({ kind: 'not-found' });
+    expect(match('GET', '/other')).toEqual({ kind: 'not-found' });
+  });
+});

@@ -1,0 +1,7 @@
+// Per-file setup: point every client at the suite's embedded DynamoDB before any module reads the environment.
+import { inject } from 'vitest';
+import { testTableNames } from './helpers/tables.js';
+
+process.env.DYNAMODB_ENDPOINT = inject('dynamoDbEndpoint');
+process.env.APP_TABLE_NAME = testTableNames.app;
+process.env.TOOLKIT_TABLE_NAME = testTableNames.toolkit;

@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, inject, it } from 'vitest';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ensureTables, toCreateTableInput } from '../../middleware/store/create-tables.js';
+import { appTable, isExpired, toEpochSeconds, toolkitTable } from '../../middleware/store/tables.js';
+
+describe('shared table definitions', () => {
+  it('turn into a CreateTable request with each key attribute defined once', () => {
+    const input = toCreateTableInput(appTable, 't');
+    expect(input.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(input.AttributeDefinitions?.map((attribute) => attribute.AttributeName).sort()).toEqual([
+      'gsi1pk',
+      'gsi1sk',
+      'gsi2pk',
+      'gsi2sk',
+      'pk',
+      'sk',
+    ]);
+    expect(input.KeySchema).toEqual([
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    expect(input.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual(['gsi1', 'gsi2']);
+  });
+
+  it('treat an item whose expiresAt has passed as expired, even before TTL deletes it', () => {
+    const now = Date.UTC(2030, 0, 1);
+    expect(isExpired({ expiresAt: toEpochSeconds(now) }, now)).toBe(true);
+    expect(isExpired({ expiresAt: toEpochSeconds(now) + 1 }, now)).toBe(false);
+    expect(isExpired({}, now)).toBe(false);
+    expect(isExpired(undefined, now)).toBe(false);
+    expect(toEpochSeconds(1999)).toBe(1);
+  });
+});
+
+describe('DynamoDB clients and table creation on the embedded server', () => {
+  const endpoint = inject('dynamoDbEndpoint');
+
+  it('creates tables idempotently with TTL enabled and serves reads and writes', async () => {
+    const client = createDynamoDbClient({ endpoint, region: 'eu-west-1' });
+    const tableName = `toolkit-${randomUUID()}`;
+    const tables = [{ definition: toolkitTable, tableName }];
+    await ensureTables(client, tables);
+    await ensureTables(client, tables);
+
+    const described = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    expect(described.Table?.GlobalSecondaryIndexes?.[0]?.IndexName).toBe('gsi1');
+    const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
+    expect(ttl.TimeToLiveDescription).toMatchObject({
+      AttributeName: 'expiresAt',
+      TimeToLiveStatus: 'ENABLED',
+    });
+
+    const documents = createDocumentClient(client);
+    await documents.send(
+      new PutCommand({ TableName: tableName, Item: { pk: 'a', sk: 'b', dropped: undefined } }),
+    );
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: tableName, Key: { pk: 'a', sk: 'b' } }),
+    );
+    expect(Item).toEqual({ pk: 'a', sk: 'b' });
+    client.destroy();
+  });
+
+  it('fails fast instead of hanging when the endpoint is down', async () => {
+    const client = createDynamoDbClient({
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      maxAttempts: 1,
+      connectionTimeoutMs: 200,
+      requestTimeoutMs: 200,
+    });
+    await expect(client.send(new DescribeTableCommand({ TableName: 'anything' }))).rejects.toThrow();
+    client.destroy();
+  });
+
+  it('uses the regional AWS endpoint when none is given', async () => {
+    const client = createDynamoDbClient({ region: 'eu-central-1' });
+    const resolved = await client.config.endpointProvider({ Region: 'eu-central-1' });
+    expect(resolved.url.hostname).toBe('dynamodb.eu-central-1.amazonaws.com');
+    client.destroy();
+  });
+});

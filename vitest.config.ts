@@ -1,0 +1,31 @@
+// Test suite configuration: one embedded DynamoDB for the whole run, coverage enforced on the toolkit.
+import { defineConfig } from 'vitest/config';
+
+// The AWS SDK warns in every process under Node 20 that its 2027 releases will need Node 22 (the Lambda
+// runtime here is nodejs22.x); this also covers the global setup, which runs in this process.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup.ts'],
+    pool: 'forks',
+    testTimeout: 20_000,
+    hookTimeout: 60_000,
+    env: {
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      POWERTOOLS_DEV: 'false',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+    },
+    coverage: {
+      provider: 'v8',
+      include: ['middleware/**/*.ts'],
+      reporter: ['text-summary', 'json-summary'],
+      thresholds: { lines: 90, branches: 90 },
+    },
+  },
+});
