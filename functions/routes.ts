@@ -1,15 +1,16 @@
 // The one route table: read by the CDK stack (HTTP API routes) and by the local runtime.
+import type { TableDefinition } from '../middleware/store/tables.js';
 
 /** Settings of one Lambda function that serves HTTP routes. */
 export interface HttpFunctionDefinition {
   /** Handler module, relative to the repository root; it exports `handler`. */
   readonly entry: string;
-  /** @default 256 */
+  /** Lambda memory in MB; CPU scales with it. */
   readonly memoryMb: number;
   /** Lambda timeout; the local runtime enforces it too. */
   readonly timeoutSec: number;
   /** Which tables the function reads or writes; the stack grants exactly these. */
-  readonly tables: readonly ('app' | 'toolkit')[];
+  readonly tables: readonly TableDefinition['id'][];
 }
 
 export const httpFunctions = {
@@ -24,6 +25,9 @@ export const httpFunctions = {
 } as const satisfies Record<string, HttpFunctionDefinition>;
 
 export type HttpFunctionName = keyof typeof httpFunctions;
+
+/** The function names, typed (Object.keys would widen them to string). */
+export const httpFunctionNames = Object.keys(httpFunctions) as HttpFunctionName[];
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { httpFunctions, routeKeyOf } from '../../functions/routes.js';
+import { httpFunctionNames, httpFunctions, routeKeyOf } from '../../functions/routes.js';
 import {
   MethodNotAllowedError,
   NotFoundError,
@@ -14,9 +14,9 @@ import { renderProblem } from '../../middleware/http/problem.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../../middleware/store/tables.js';
+import { startDynamoDbProcess } from './dynamodb-process.js';
 import { FunctionHost } from './function-host.js';
 import { toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
-import { startLocalDynamoDb } from './local-dynamodb.js';
 import { createRouteMatcher } from './route-matcher.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -88,7 +88,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
-    : await startLocalDynamoDb(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
+    : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
   const dynamoDbEndpoint = options.dynamoDbEndpoint ?? (ownDynamoDb?.endpoint as string);
 
   const setupClient = createDynamoDbClient({ endpoint: dynamoDbEndpoint });
@@ -106,7 +106,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   });
   const host = new FunctionHost(
     repositoryRoot,
-    Object.entries(httpFunctions).map(([name, definition]) => ({ name, ...definition })),
+    httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
   );
   await host.loadAll();
   const match = createRouteMatcher();

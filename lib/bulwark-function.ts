@@ -1,0 +1,103 @@
+// A Node.js 22 arm64 Lambda function bundled locally with esbuild as ESM, with its own log group.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+/** Handler entries, the lock file and the tsconfig are all relative to the repository root. */
+const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+/** ESM bundles have no `require`; some dependencies still call it for Node built-ins. */
+const requireBanner =
+  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+export interface BulwarkFunctionProps {
+  /**
+   * Handler module, relative to the repository root; it must export `handler`.
+   * @example 'functions/users/handler.ts'
+   */
+  readonly entry: string;
+  /** Name of the function in logs and metrics (`POWERTOOLS_SERVICE_NAME`), e.g. `users`. */
+  readonly serviceName: string;
+  /**
+   * Memory in MB; CPU scales with it.
+   * @default 256
+   */
+  readonly memoryMb?: number;
+  /**
+   * Lambda timeout in seconds.
+   * @default 10
+   */
+  readonly timeoutSec?: number;
+  /**
+   * Extra environment variables, added after the defaults (so they may override them).
+   * @default - only NODE_OPTIONS and the Powertools variables
+   */
+  readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * How long the function's log group keeps events.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * What happens to the log group when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * A `NodejsFunction` with the project's runtime, bundling and logging settings.
+ *
+ * @example
+ * const users = new BulwarkFunction(this, 'UsersFunction', {
+ *   entry: 'functions/users/handler.ts',
+ *   serviceName: 'users',
+ *   memoryMb: 512,
+ * });
+ * table.grantReadWriteData(users.lambdaFunction);
+ */
+export class BulwarkFunction extends Construct {
+  /** The created function. */
+  public readonly lambdaFunction: nodejs.NodejsFunction;
+  /** The function's log group, created explicitly so retention and removal are set. */
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    this.lambdaFunction = new nodejs.NodejsFunction(this, 'Function', {
+      entry: resolve(repositoryRoot, props.entry),
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memoryMb ?? 256,
+      timeout: Duration.seconds(props.timeoutSec ?? 10),
+      projectRoot: repositoryRoot,
+      depsLockFilePath: resolve(repositoryRoot, 'package-lock.json'),
+      logGroup: this.logGroup,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        ...props.environment,
+      },
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        // Prefer packages' ESM builds, which the ESM output can tree-shake.
+        mainFields: ['module', 'main'],
+        banner: requireBanner,
+        forceDockerBundling: false,
+      },
+    });
+  }
+}

@@ -1,0 +1,123 @@
+// The HTTP API: one Lambda integration per function and one route per entry of the route table.
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { type HttpFunctionName, type RouteDefinition, routes as routeTable } from '../functions/routes.js';
+
+export interface BulwarkHttpApiProps {
+  /** The function serving each name that a route may point at. */
+  readonly functions: Readonly<Record<HttpFunctionName, lambda.IFunction>>;
+  /**
+   * The routes to create, method and path exactly as given.
+   * @default the route table of `functions/routes.ts`
+   */
+  readonly routes?: readonly RouteDefinition[];
+  /**
+   * Name of the API in API Gateway.
+   * @default - the construct's path
+   */
+  readonly apiName?: string;
+  /**
+   * Steady-state requests per second allowed across the stage.
+   * @default 100
+   */
+  readonly throttlingRateLimit?: number;
+  /**
+   * Requests allowed in a burst across the stage.
+   * @default 200
+   */
+  readonly throttlingBurstLimit?: number;
+  /**
+   * How long the access log group keeps events.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly accessLogRetention?: logs.RetentionDays;
+  /**
+   * What happens to the access log group when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly accessLogRemovalPolicy?: RemovalPolicy;
+}
+
+/** One JSON line per request, only with `$context` variables that HTTP APIs support. */
+const accessLogFormat = apigateway.AccessLogFormat.custom(
+  JSON.stringify({
+    requestId: '$context.requestId',
+    ip: '$context.identity.sourceIp',
+    userAgent: '$context.identity.userAgent',
+    requestTime: '$context.requestTime',
+    routeKey: '$context.routeKey',
+    status: '$context.status',
+    protocol: '$context.protocol',
+    responseLength: '$context.responseLength',
+    responseLatency: '$context.responseLatency',
+    integrationLatency: '$context.integrationLatency',
+    integrationError: '$context.integrationErrorMessage',
+  }),
+);
+
+/**
+ * An API Gateway HTTP API whose routes come from the route table, with a throttled,
+ * access-logged `$default` stage.
+ *
+ * @example
+ * const api = new BulwarkHttpApi(this, 'HttpApi', {
+ *   functions: { health: health.lambdaFunction, users: users.lambdaFunction, bookings: bookings.lambdaFunction },
+ * });
+ * new CfnOutput(this, 'ApiUrl', { value: api.url });
+ */
+export class BulwarkHttpApi extends Construct {
+  /** The created HTTP API. */
+  public readonly api: apigwv2.HttpApi;
+  /** The `$default` stage (auto-deployed, throttled, access-logged). */
+  public readonly stage: apigwv2.HttpStage;
+  /** Where the stage's access logs go. */
+  public readonly accessLogGroup: logs.LogGroup;
+  /** The stage's invoke URL, ending in `/`. */
+  public readonly url: string;
+
+  constructor(scope: Construct, id: string, props: BulwarkHttpApiProps) {
+    super(scope, id);
+    // The default stage HttpApi would create takes no throttling or access-log settings.
+    this.api = new apigwv2.HttpApi(this, 'Api', { apiName: props.apiName, createDefaultStage: false });
+    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.accessLogRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    this.stage = new apigwv2.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      autoDeploy: true,
+      throttle: {
+        rateLimit: props.throttlingRateLimit ?? 100,
+        burstLimit: props.throttlingBurstLimit ?? 200,
+      },
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
+        format: accessLogFormat,
+      },
+    });
+    this.url = this.stage.url;
+
+    // One integration per function, shared by its routes; each route still gets its own invoke permission.
+    const integrations = new Map<HttpFunctionName, HttpLambdaIntegration>();
+    const integrationOf = (name: HttpFunctionName): HttpLambdaIntegration => {
+      let integration = integrations.get(name);
+      if (integration === undefined) {
+        integration = new HttpLambdaIntegration(`${name}-integration`, props.functions[name]);
+        integrations.set(name, integration);
+      }
+      return integration;
+    };
+    for (const route of props.routes ?? routeTable) {
+      this.api.addRoutes({
+        path: route.path,
+        methods: [apigwv2.HttpMethod[route.method]],
+        integration: integrationOf(route.function),
+      });
+    }
+  }
+}
