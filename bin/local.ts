@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { routes } from '../functions/routes.js';
 import { repositoryRoot, startLocalRuntime } from './runtime/local-runtime.js';
 
+// The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const dataDir = join(repositoryRoot, '.bulwark');
 mkdirSync(dataDir, { recursive: true });
 

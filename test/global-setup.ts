@@ -1,6 +1,6 @@
 // Starts one in-memory embedded DynamoDB for the whole suite and creates the shared tables in it.
 import type { TestProject } from 'vitest/node';
-import { startLocalDynamoDb } from '../bin/runtime/local-dynamodb.js';
+import { startDynamoDbProcess } from '../bin/runtime/dynamodb-process.js';
 import { createDynamoDbClient } from '../middleware/store/client.js';
 import { ensureTables } from '../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../middleware/store/tables.js';
@@ -13,7 +13,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const dynamoDb = await startLocalDynamoDb();
+  const dynamoDb = await startDynamoDbProcess();
   const client = createDynamoDbClient({ endpoint: dynamoDb.endpoint });
   await ensureTables(client, [
     { definition: appTable, tableName: testTableNames.app },

@@ -58,3 +58,26 @@ export function renderTable(results: readonly BenchResult[]): string {
     `| ${cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }
+
+/** The p-th percentile (0–100) of a list of samples. */
+export function percentile(samples: readonly number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+/** Times `count` sequential calls (after `warmup` untimed ones) and returns each duration in ms. */
+export async function timeSequential(
+  count: number,
+  call: (index: number) => Promise<void>,
+  warmup = 50,
+): Promise<number[]> {
+  for (let index = 0; index < warmup; index += 1) await call(index);
+  const samples: number[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const started = performance.now();
+    await call(warmup + index);
+    samples.push(performance.now() - started);
+  }
+  return samples;
+}

@@ -1,13 +1,35 @@
 // Requests/s and latency through the local runtime next to a bare node:http server answering the same JSON.
 
-import { createServer } from 'node:http';
+import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon, { type Options, type Result } from 'autocannon';
 import { startLocalRuntime } from '../../bin/runtime/local-runtime.js';
-import type { BenchSuite, Measurement } from './harness.js';
+import { type BenchSuite, type Measurement, percentile, timeSequential } from './harness.js';
 
 const durationSec = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const connections = 10;
+const latencySamples = 500;
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One request on a kept-alive connection; rejects unless the status is 2xx. */
+function send(url: string, method: string, body?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      url,
+      { method, agent, headers: { 'content-type': 'application/json' } },
+      (response) => {
+        response.resume();
+        response.on('end', () =>
+          (response.statusCode ?? 500) < 300
+            ? resolve()
+            : reject(new Error(`${method} ${url}: ${response.statusCode}`)),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
 
 function cannon(options: Options): Promise<Result> {
   return new Promise((resolve, reject) => {
@@ -34,6 +56,10 @@ async function bareServer(healthBody: string): Promise<{ url: string; close: () 
   };
 }
 
+function bookingBody(userId: string, roomId: string): string {
+  return JSON.stringify({ roomId, userId, start: '2031-03-03T09:00:00Z', end: '2031-03-03T10:00:00Z' });
+}
+
 function bookingRequests(userId: string, prefix: string): Options['requests'] {
   let counter = 0;
   return [
@@ -43,47 +69,41 @@ function bookingRequests(userId: string, prefix: string): Options['requests'] {
       headers: { 'content-type': 'application/json' },
       setupRequest: (request) => {
         counter += 1;
-        const body = JSON.stringify({
-          roomId: `${prefix}-${counter}`,
-          userId,
-          start: '2031-03-03T09:00:00Z',
-          end: '2031-03-03T10:00:00Z',
-        });
-        return { ...request, body };
+        return { ...request, body: bookingBody(userId, `${prefix}-${counter}`) };
       },
     },
   ];
 }
 
-function measurements(id: string, what: string, ours: Result, floor: Result): Measurement[] {
-  if (ours.non2xx > 0 || ours.errors > 0) {
+interface Side {
+  throughput: Result;
+  latencies: number[];
+}
+
+function measurements(id: string, what: string, ours: Side, floor: Side): Measurement[] {
+  if (ours.throughput.non2xx > 0 || ours.throughput.errors > 0) {
     throw new Error(
-      `${id}: ${ours.non2xx} non-2xx responses and ${ours.errors} errors; the benchmark is invalid`,
+      `${id}: ${ours.throughput.non2xx} non-2xx and ${ours.throughput.errors} errors; invalid run`,
     );
   }
   const baseline = 'bare node:http';
+  const latency = (p: number): Measurement => ({
+    id: `${id}.p${p}`,
+    what: `${what}: p${p} latency, 1 connection`,
+    value: percentile(ours.latencies, p),
+    unit: 'ms',
+    baseline: { name: baseline, value: percentile(floor.latencies, p) },
+  });
   return [
     {
       id: `${id}.rps`,
-      what: `${what}: requests/s (${connections} connections)`,
-      value: ours.requests.average,
+      what: `${what}: requests/s, ${connections} connections`,
+      value: ours.throughput.requests.average,
       unit: 'req/s',
-      baseline: { name: baseline, value: floor.requests.average },
+      baseline: { name: baseline, value: floor.throughput.requests.average },
     },
-    {
-      id: `${id}.p50`,
-      what: `${what}: p50 latency`,
-      value: ours.latency.p50,
-      unit: 'ms',
-      baseline: { name: baseline, value: floor.latency.p50 },
-    },
-    {
-      id: `${id}.p99`,
-      what: `${what}: p99 latency`,
-      value: ours.latency.p99,
-      unit: 'ms',
-      baseline: { name: baseline, value: floor.latency.p99 },
-    },
+    latency(50),
+    latency(99),
   ];
 }
 
@@ -102,13 +122,20 @@ const suite: BenchSuite = {
       });
       const { id: userId } = (await user.json()) as { id: string };
 
-      const oursHealth = await cannon({ url: `${runtime.url}/health` });
-      const floorHealth = await cannon({ url: `${bare.url}/health` });
-      const oursBookings = await cannon({
-        url: runtime.url,
-        requests: bookingRequests(userId, `bench-${Date.now()}`),
+      const health = async (url: string): Promise<Side> => ({
+        latencies: await timeSequential(latencySamples, () => send(`${url}/health`, 'GET')),
+        throughput: await cannon({ url: `${url}/health` }),
       });
-      const floorBookings = await cannon({ url: bare.url, requests: bookingRequests(userId, 'bare') });
+      const bookings = async (url: string, prefix: string): Promise<Side> => ({
+        latencies: await timeSequential(latencySamples, (index) =>
+          send(`${url}/bookings`, 'POST', bookingBody(userId, `${prefix}-seq-${index}`)),
+        ),
+        throughput: await cannon({ url, requests: bookingRequests(userId, prefix) }),
+      });
+      const oursHealth = await health(runtime.url);
+      const floorHealth = await health(bare.url);
+      const oursBookings = await bookings(runtime.url, `bench-${Date.now()}`);
+      const floorBookings = await bookings(bare.url, 'bare');
       return [
         ...measurements('http.health', 'GET /health', oursHealth, floorHealth),
         ...measurements('http.bookings', 'POST /bookings', oursBookings, floorBookings),

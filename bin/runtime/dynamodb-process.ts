@@ -1,0 +1,41 @@
+// Runs the embedded DynamoDB in a child process, so it gets a core of its own beside the functions.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LocalDynamoDb, LocalDynamoDbOptions } from './local-dynamodb.js';
+
+const serverEntry = fileURLToPath(new URL('./dynamodb-server.ts', import.meta.url));
+const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Starts the embedded DynamoDB in a child process (through tsx) and resolves once it listens.
+ * The child exits when `stop()` is called or when this process goes away.
+ */
+export function startDynamoDbProcess(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
+  const child = fork(serverEntry, [JSON.stringify(options)], {
+    cwd: repositoryRoot,
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      reject(new Error(`Embedded DynamoDB exited during start-up (code ${code})`)),
+    );
+    child.once('message', (message: { endpoint: string; port: number }) => {
+      let stopping: Promise<void> | undefined;
+      resolve({
+        endpoint: message.endpoint,
+        port: message.port,
+        stop: () => {
+          if (!stopping) {
+            if (child.exitCode === null) child.kill('SIGTERM');
+            stopping = exited;
+          }
+          return stopping;
+        },
+      });
+    });
+  });
+}
