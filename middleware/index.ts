@@ -1,6 +1,7 @@
 // The toolkit's public API.
 export type { AuthMethod, Principal } from './auth/principal.js';
 export * from './errors.js';
+export * from './events.js';
 export * from './http/input.js';
 export * from './http/middy.js';
 export * from './http/problem.js';

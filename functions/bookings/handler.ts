@@ -5,7 +5,7 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment } from '../shared/environment.js';
-import { createHttpFunction, defineRoute } from '../shared/http-function.js';
+import { createHttpFunction } from '../shared/http-function.js';
 import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
 import { BookingsModel, isSlotAligned, maxBookingHours, slotMinutes } from './bookings-model.js';
 
@@ -39,21 +39,25 @@ const listQuery = pageQuerySchema.extend({ userId: idSchema.optional() });
 export const handler = createHttpFunction(
   'bookings',
   {
-    'POST /bookings': defineRoute()
-      .use(validateInput({ body: createBookingBody }))
-      .handler(async (_event, { input }) => json(201, await bookings.create(input.body))),
+    'POST /bookings': (route) =>
+      route
+        .use(validateInput({ body: createBookingBody }))
+        .handler(async (_event, { input }) => json(201, await bookings.create(input.body))),
 
-    'GET /bookings': defineRoute()
-      .use(validateInput({ query: listQuery }))
-      .handler(async (_event, { input }) => json(200, await bookings.list(input.query))),
+    'GET /bookings': (route) =>
+      route
+        .use(validateInput({ query: listQuery }))
+        .handler(async (_event, { input }) => json(200, await bookings.list(input.query))),
 
-    'GET /bookings/{id}': defineRoute()
-      .use(validateInput({ path: idPathSchema }))
-      .handler(async (_event, { input }) => json(200, await bookings.get(input.path.id))),
+    'GET /bookings/{id}': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input }) => json(200, await bookings.get(input.path.id))),
 
-    'DELETE /bookings/{id}': defineRoute()
-      .use(validateInput({ path: idPathSchema }))
-      .handler(async (_event, { input }) => json(200, await bookings.cancel(input.path.id))),
+    'DELETE /bookings/{id}': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input }) => json(200, await bookings.cancel(input.path.id))),
   },
   logger,
 );

@@ -5,7 +5,7 @@ import { ServiceUnavailableError } from '../../middleware/errors.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment } from '../shared/environment.js';
-import { createHttpFunction, defineRoute } from '../shared/http-function.js';
+import { createHttpFunction } from '../shared/http-function.js';
 
 const logger = new Logger({ serviceName: 'health' });
 const environment = readEnvironment();
@@ -21,18 +21,19 @@ async function probe(tableName: string): Promise<void> {
 export const handler = createHttpFunction(
   'health',
   {
-    'GET /health': defineRoute().handler(async () => {
-      const results = await Promise.allSettled([
-        probe(environment.appTableName),
-        probe(environment.toolkitTableName),
-      ]);
-      const failures = results.filter((result) => result.status === 'rejected');
-      if (failures.length > 0) {
-        logger.error('Health probe failed', { errors: failures.map((failure) => failure.reason) });
-        throw new ServiceUnavailableError('A table is not reachable', 5);
-      }
-      return json(200, { status: 'ok', tables: { app: 'ok', toolkit: 'ok' } });
-    }),
+    'GET /health': (route) =>
+      route.handler(async () => {
+        const results = await Promise.allSettled([
+          probe(environment.appTableName),
+          probe(environment.toolkitTableName),
+        ]);
+        const failures = results.filter((result) => result.status === 'rejected');
+        if (failures.length > 0) {
+          logger.error('Health probe failed', { errors: failures.map((failure) => failure.reason) });
+          throw new ServiceUnavailableError('A table is not reachable', 5);
+        }
+        return json(200, { status: 'ok', tables: { app: 'ok', toolkit: 'ok' } });
+      }),
   },
   logger,
 );

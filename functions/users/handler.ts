@@ -5,7 +5,7 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment } from '../shared/environment.js';
-import { createHttpFunction, defineRoute } from '../shared/http-function.js';
+import { createHttpFunction } from '../shared/http-function.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { UsersModel } from './users-model.js';
 
@@ -24,23 +24,25 @@ const registerBody = z.strictObject({
 export const handler = createHttpFunction(
   'users',
   {
-    'POST /users': defineRoute()
-      .use(validateInput({ body: registerBody }))
-      .handler(async (_event, { input }) => json(201, await users.register(input.body))),
+    'POST /users': (route) =>
+      route
+        .use(validateInput({ body: registerBody }))
+        .handler(async (_event, { input }) => json(201, await users.register(input.body))),
 
-    'GET /users/{id}': defineRoute()
-      .use(validateInput({ path: idPathSchema }))
-      .handler(async (_event, { input }) => json(200, await users.get(input.path.id))),
+    'GET /users/{id}': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input }) => json(200, await users.get(input.path.id))),
 
-    'GET /admin/users': defineRoute()
-      .use(validateInput({ query: pageQuerySchema }))
-      .handler(async (_event, { input }) =>
-        json(200, await users.list(input.query.limit, input.query.cursor)),
-      ),
+    'GET /admin/users': (route) =>
+      route
+        .use(validateInput({ query: pageQuerySchema }))
+        .handler(async (_event, { input }) =>
+          json(200, await users.list(input.query.limit, input.query.cursor)),
+        ),
 
-    'DELETE /admin/users/{id}': defineRoute()
-      .use(validateInput({ path: idPathSchema }))
-      .handler(async (_event, { input }) => {
+    'DELETE /admin/users/{id}': (route) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input }) => {
         const user = await users.delete(input.path.id);
         logger.info('Admin deleted a user', { userId: user.id });
         return noContent();

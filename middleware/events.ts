@@ -1,0 +1,44 @@
+// One typed hook through which every capability reports security and resilience events (audit + metrics consume it).
+import type { Principal } from './auth/principal.js';
+
+export type SecurityEventType =
+  | 'auth.success'
+  | 'auth.failure'
+  | 'access.denied'
+  | 'apiKey.used'
+  | 'replay.rejected'
+  | 'csrf.rejected'
+  | 'rateLimit.hit'
+  | 'rateLimit.storeError'
+  | 'circuit.opened'
+  | 'circuit.halfOpen'
+  | 'circuit.closed'
+  | 'circuit.rejected'
+  | 'secret.accessed'
+  | 'dataKey.cacheHit'
+  | 'kms.request'
+  | 'admin.action';
+
+export interface SecurityEvent {
+  readonly type: SecurityEventType;
+  /** Short machine-readable cause, e.g. `expired`, `bad_signature`, `store_unreachable`. */
+  readonly reason?: string;
+  readonly principal?: Principal;
+  /** Non-secret details (ids, names, counts); never a credential or personal data in clear. */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** Receives events synchronously; must not throw (a listener failure never fails a request). */
+export type SecurityEventListener = (event: SecurityEvent) => void;
+
+export const ignoreEvents: SecurityEventListener = () => {};
+
+/** Calls a listener, swallowing its errors: reporting must never break the request it reports on. */
+export function emitEvent(listener: SecurityEventListener | undefined, event: SecurityEvent): void {
+  if (!listener) return;
+  try {
+    listener(event);
+  } catch {
+    // A broken sink loses the event, not the request.
+  }
+}
