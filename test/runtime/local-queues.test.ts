@@ -1,0 +1,197 @@
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { createTransport } from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalSqs, startLocalSqs } from '../../bin/runtime/local-sqs.js';
+import { failedMessageIds, QueuePoller } from '../../bin/runtime/queue-poller.js';
+import { startSmtpSink } from '../../bin/runtime/smtp-sink.js';
+
+let sqs: LocalSqs;
+const queues = ['batch', 'partial', 'redrive', 'crash'].map((name) => ({
+  name,
+  maxReceiveCount: 2,
+  visibilityTimeoutSec: 1,
+}));
+
+beforeAll(async () => {
+  sqs = await startLocalSqs(queues);
+});
+afterAll(() => sqs.stop());
+
+const arnOf = (name: string) => `arn:aws:sqs:us-east-1:123456789012:${name}`;
+
+async function until<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function poller(name: string, invoke: (event: SQSEvent) => Promise<unknown>) {
+  const client = sqs.createClient();
+  return new QueuePoller({
+    client,
+    queueUrl: sqs.queueUrls[name] as string,
+    queueArn: arnOf(name),
+    maxConcurrency: 1,
+    invoke,
+    onError: () => {},
+  });
+}
+
+async function send(name: string, bodies: string[]) {
+  const client = sqs.createClient();
+  await client.send(
+    new SendMessageBatchCommand({
+      QueueUrl: sqs.queueUrls[name],
+      Entries: bodies.map((body, index) => ({
+        Id: String(index),
+        MessageBody: body,
+        MessageAttributes: { kind: { DataType: 'String', StringValue: 'test' } },
+      })),
+    }),
+  );
+  client.destroy();
+}
+
+/** What is left in a queue once any message still in flight there would have become visible again. */
+async function drain(name: string): Promise<string[]> {
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  const client = sqs.createClient();
+  const { Messages } = await client.send(
+    new ReceiveMessageCommand({ QueueUrl: sqs.queueUrls[name], MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+  );
+  client.destroy();
+  return (Messages ?? []).map((message) => message.Body ?? '');
+}
+
+describe('local SQS event source', () => {
+  it('hands messages to the worker as a Lambda SQSEvent', async () => {
+    const seen: SQSRecord[] = [];
+    const worker = poller('batch', async (event) => {
+      seen.push(...event.Records);
+    });
+    worker.start();
+    await send('batch', ['one', 'two']);
+    await until(() => (seen.length === 2 ? true : undefined));
+    await worker.stop();
+    const record = seen.find((candidate) => candidate.body === 'one');
+    expect(record).toMatchObject({
+      eventSource: 'aws:sqs',
+      eventSourceARN: arnOf('batch'),
+      awsRegion: 'us-east-1',
+      attributes: { ApproximateReceiveCount: '1' },
+      messageAttributes: { kind: { dataType: 'String', stringValue: 'test', stringListValues: [] } },
+    });
+    expect(record?.messageId).toMatch(/\S/);
+    expect(record?.receiptHandle).toMatch(/\S/);
+    expect(await drain('batch')).toEqual([]);
+  });
+
+  it('deletes the successful records of a batch and redelivers only the failed one', async () => {
+    const deliveries: string[] = [];
+    const worker = poller('partial', async (event) => {
+      deliveries.push(...event.Records.map((record) => record.body));
+      const failures = event.Records.filter(
+        (record) => record.body === 'flaky' && record.attributes.ApproximateReceiveCount === '1',
+      );
+      return { batchItemFailures: failures.map((record) => ({ itemIdentifier: record.messageId })) };
+    });
+    worker.start();
+    await send('partial', ['fine', 'flaky']);
+    await until(() => (deliveries.filter((body) => body === 'flaky').length === 2 ? true : undefined));
+    await worker.stop();
+    expect(deliveries.filter((body) => body === 'fine')).toHaveLength(1);
+    expect(await drain('partial')).toEqual([]);
+  });
+
+  it('moves a record that keeps failing to the dead-letter queue after maxReceiveCount receives', async () => {
+    let attempts = 0;
+    const worker = poller('redrive', async (event) => {
+      attempts += event.Records.length;
+      return { batchItemFailures: event.Records.map((record) => ({ itemIdentifier: record.messageId })) };
+    });
+    worker.start();
+    await send('redrive', ['poison']);
+    await until(() => (attempts >= 2 ? true : undefined));
+    const dlqBodies: string[] = [];
+    const deadline = Date.now() + 10_000;
+    while (dlqBodies.length === 0 && Date.now() < deadline) dlqBodies.push(...(await drain('redrive-dlq')));
+    await worker.stop();
+    expect(dlqBodies).toEqual(['poison']);
+    expect(attempts).toBe(2);
+  });
+
+  it('returns every record of a batch whose invocation failed', async () => {
+    let invocations = 0;
+    const worker = poller('crash', async () => {
+      invocations += 1;
+      if (invocations === 1) throw new Error('worker crashed');
+      return { batchItemFailures: [] };
+    });
+    worker.start();
+    const client = sqs.createClient();
+    await client.send(new SendMessageCommand({ QueueUrl: sqs.queueUrls.crash, MessageBody: 'retry me' }));
+    client.destroy();
+    await until(() => (invocations >= 2 ? true : undefined));
+    await worker.stop();
+    expect(await drain('crash')).toEqual([]);
+  });
+});
+
+describe("Lambda's partial batch response rules", () => {
+  const batch = [{ messageId: 'a' }, { messageId: 'b' }] as SQSRecord[];
+
+  it('treat no response, null or an empty list as full success', () => {
+    expect(failedMessageIds(undefined, batch).size).toBe(0);
+    expect(failedMessageIds(null, batch).size).toBe(0);
+    expect(failedMessageIds({}, batch).size).toBe(0);
+    expect(failedMessageIds({ batchItemFailures: null }, batch).size).toBe(0);
+    expect(failedMessageIds({ batchItemFailures: [] }, batch).size).toBe(0);
+  });
+
+  it('fail only the listed records', () => {
+    expect([...failedMessageIds({ batchItemFailures: [{ itemIdentifier: 'b' }] }, batch)]).toEqual(['b']);
+  });
+
+  it('fail the whole batch on an unknown, empty or malformed identifier', () => {
+    for (const response of [
+      { batchItemFailures: [{ itemIdentifier: 'zzz' }] },
+      { batchItemFailures: [{ itemIdentifier: '' }] },
+      { batchItemFailures: [{ id: 'a' }] },
+      { batchItemFailures: 'a' },
+      'not an object',
+    ]) {
+      expect(failedMessageIds(response, batch).size).toBe(2);
+    }
+  });
+});
+
+describe('SMTP sink', () => {
+  it('accepts real SMTP and writes each message as an .eml file', async () => {
+    const outboxDir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const sink = await startSmtpSink({ outboxDir });
+    const transport = createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true });
+    await transport.sendMail({
+      from: 'noreply@bulwark.local',
+      to: 'alice@example.com',
+      subject: 'Welcome',
+      text: 'Hello Alice',
+    });
+    transport.close();
+    await sink.stop();
+    expect(sink.messages).toHaveLength(1);
+    expect(sink.messages[0]).toMatchObject({ from: 'noreply@bulwark.local', to: ['alice@example.com'] });
+    const files = readdirSync(outboxDir);
+    expect(files).toHaveLength(1);
+    const eml = readFileSync(join(outboxDir, files[0] as string), 'utf8');
+    expect(eml).toContain('Subject: Welcome');
+    expect(eml).toContain('Hello Alice');
+  });
+});
