@@ -1,0 +1,86 @@
+// `npm run token`: prints a token from the local dev issuer (key in .bulwark/), accepted by `npm start`'s functions.
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DevIssuer, type DevTokenOptions } from '../middleware/auth/dev-issuer.js';
+import { devIssuerKeyFileName } from './runtime/local-auth.js';
+
+const usage = `Usage:
+  npm run -s token -- --sub alice [--roles admin,auditor] [--scope bookings/read] [--tenant t1] [--email a@b.c]
+  npm run -s token -- --m2m --client-id svc-bookings --scope bookings/write [--scope bookings/read]
+
+Options:
+  --sub <id>            the user (sub and username)                       default dev-user
+  --roles <a,b>         roles (cognito:groups)
+  --scope <s>           a scope; repeat it, or separate with spaces or commas
+  --tenant <id>         tenant (custom:tenant_id)
+  --email <address>     email claim
+  --m2m                 a client-credentials (machine) token
+  --client-id <id>      the client                            default bulwark-local, or svc-local with --m2m
+  --expires-in <sec>    lifetime in seconds                                 default 3600
+  --id-token            a Cognito id token instead of an access token
+  --issuer <url>        the runtime's URL                    default http://127.0.0.1:$PORT (3000)
+`;
+
+function list(values: readonly string[] | string | undefined): string[] {
+  const items = typeof values === 'string' ? [values] : (values ?? []);
+  return items.flatMap((value) => value.split(/[\s,]+/)).filter((value) => value.length > 0);
+}
+
+/** The token options a command line asks for; throws with the usage text when it is wrong. */
+export function parseTokenArguments(args: readonly string[]): { issuer: string; token: DevTokenOptions } {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    options: {
+      sub: { type: 'string' },
+      roles: { type: 'string', multiple: true },
+      scope: { type: 'string', multiple: true },
+      tenant: { type: 'string' },
+      email: { type: 'string' },
+      m2m: { type: 'boolean', default: false },
+      'client-id': { type: 'string' },
+      'expires-in': { type: 'string' },
+      'id-token': { type: 'boolean', default: false },
+      issuer: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) throw new Error(usage);
+  const expiresInSec = values['expires-in'] === undefined ? 3600 : Number(values['expires-in']);
+  if (!Number.isInteger(expiresInSec) || expiresInSec <= 0)
+    throw new Error(`--expires-in must be whole seconds\n\n${usage}`);
+  if (values.m2m && values.sub !== undefined) throw new Error(`--sub makes no sense with --m2m\n\n${usage}`);
+  return {
+    issuer: values.issuer ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`,
+    token: {
+      m2m: values.m2m,
+      roles: list(values.roles),
+      scopes: list(values.scope),
+      expiresInSec,
+      tokenUse: values['id-token'] ? 'id' : 'access',
+      ...(values.sub === undefined ? {} : { sub: values.sub }),
+      ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
+      ...(values.email === undefined ? {} : { email: values.email }),
+      ...(values['client-id'] === undefined ? {} : { clientId: values['client-id'] }),
+    },
+  };
+}
+
+/** Mints one token with the key in `dataDir` (created there if `npm start` has not run yet). */
+export async function mintFromCommandLine(args: readonly string[], dataDir: string): Promise<string> {
+  const { issuer, token } = parseTokenArguments(args);
+  const devIssuer = new DevIssuer({ issuer, keyFile: join(dataDir, devIssuerKeyFileName) });
+  return devIssuer.mint(token);
+}
+
+// Run as a command (not when a test imports it): print the token alone, so $(npm run -s token ...) captures it.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const dataDir = fileURLToPath(new URL('../.bulwark', import.meta.url));
+  try {
+    console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+}

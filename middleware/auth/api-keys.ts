@@ -1,0 +1,309 @@
+// API keys in the toolkit table: only a hash of the secret is stored, lookups are cached, usage is stamped once a minute.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { assertNoProblems, type FieldProblem, ValidationError } from '../errors.js';
+import { isExpired, toEpochSeconds } from '../store/tables.js';
+import { credentialError } from './failure.js';
+import type { Principal } from './principal.js';
+
+export interface ApiKeyStoreOptions {
+  /** Document client for the toolkit table, created once at module scope. */
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /**
+   * How long a key read from DynamoDB is trusted before it is read again: a revocation reaches
+   * other instances within this bound (the revoking instance drops its copy at once). @default 60000
+   */
+  readonly cacheTtlMs?: number;
+  /** Keys (and unknown key ids) held in the cache. @default 1000 */
+  readonly cacheMaxEntries?: number;
+  /** Least time between two `lastUsedAt` writes of one key. @default 60000 */
+  readonly lastUsedIntervalMs?: number;
+  /** When given, secrets are stored as HMAC-SHA256 under this pepper instead of plain SHA-256. @default undefined */
+  readonly pepper?: string;
+}
+
+/** A stored key as listed to its owner: never the secret or its hash. */
+export interface ApiKeyRecord {
+  readonly keyId: string;
+  readonly owner: string;
+  readonly scopes: readonly string[];
+  readonly tenantId: string | undefined;
+  readonly createdAt: string;
+  readonly expiresAt: string | undefined;
+  readonly revokedAt: string | undefined;
+  readonly lastUsedAt: string | undefined;
+}
+
+/** What {@link ApiKeyStore.create} returns: the record and, this once, the plaintext key. */
+export interface CreatedApiKey extends ApiKeyRecord {
+  /** `bwk_<keyId>_<secret>`; only its hash is stored, so it cannot be shown again. */
+  readonly key: string;
+}
+
+export interface CreateApiKeyOptions {
+  /** After this instant the key is refused (and DynamoDB's TTL eventually deletes it). @default never */
+  readonly expiresAt?: Date;
+  /** Tenant of the key's principal. @default undefined */
+  readonly tenantId?: string;
+}
+
+interface StoredKey {
+  pk: string;
+  sk: string;
+  keyId: string;
+  owner: string;
+  scopes: string[];
+  secretHash: string;
+  tenantId?: string;
+  createdAt: string;
+  expiresAt?: number;
+  revokedAt?: string;
+  lastUsedAt?: number;
+}
+
+interface CacheEntry {
+  readonly item: StoredKey | undefined;
+  readonly fetchedAt: number;
+  /** Last `lastUsedAt` write (or attempt) from this instance. */
+  touchedAt: number;
+}
+
+const keyPattern = /^bwk_([0-9a-f]{16})_([\w-]{43})$/;
+const ownerPattern = /^[^\s#]{1,128}$/;
+const scopePattern = /^[\w.:/*-]{1,128}$/;
+const sortKey = 'APIKEY';
+
+const keyOf = (keyId: string) => ({ pk: `APIKEY#${keyId}`, sk: sortKey });
+const ownerPartition = (owner: string) => `APIKEY#OWNER#${owner}`;
+
+function toRecord(item: StoredKey): ApiKeyRecord {
+  return {
+    keyId: item.keyId,
+    owner: item.owner,
+    scopes: item.scopes,
+    tenantId: item.tenantId,
+    createdAt: item.createdAt,
+    expiresAt: item.expiresAt === undefined ? undefined : new Date(item.expiresAt * 1000).toISOString(),
+    revokedAt: item.revokedAt,
+    lastUsedAt: item.lastUsedAt === undefined ? undefined : new Date(item.lastUsedAt).toISOString(),
+  };
+}
+
+/**
+ * Creates, verifies, lists and revokes API keys stored under `APIKEY#` in the toolkit table.
+ * Verification compares hashes in constant time, reads DynamoDB at most once per key per
+ * `cacheTtlMs`, and writes `lastUsedAt` at most once per `lastUsedIntervalMs` per key.
+ *
+ * @example
+ * const apiKeys = new ApiKeyStore({ client: documentClient, tableName: 'bulwark-toolkit' });
+ * const { key } = await apiKeys.create('alice', ['bookings/read']); // show `key` once
+ * const principal = await apiKeys.verify(event.headers['x-api-key']);
+ */
+export class ApiKeyStore {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly cacheTtlMs: number;
+  private readonly cacheMaxEntries: number;
+  private readonly lastUsedIntervalMs: number;
+  private readonly pepper: string | undefined;
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(options: ApiKeyStoreOptions) {
+    this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
+    this.cacheMaxEntries = options.cacheMaxEntries ?? 1000;
+    this.lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
+    const problems: string[] = [];
+    if (!options.client) problems.push('client is required');
+    if (!options.tableName) problems.push('tableName is required');
+    if (!(this.cacheTtlMs >= 0)) problems.push('cacheTtlMs must be >= 0');
+    if (!(Number.isInteger(this.cacheMaxEntries) && this.cacheMaxEntries > 0)) {
+      problems.push('cacheMaxEntries must be a positive integer');
+    }
+    if (!(this.lastUsedIntervalMs >= 0)) problems.push('lastUsedIntervalMs must be >= 0');
+    if (options.pepper !== undefined && options.pepper.length < 16)
+      problems.push('pepper must be >= 16 characters');
+    assertNoProblems('ApiKeyStore', problems);
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.pepper = options.pepper;
+  }
+
+  private hashSecret(secret: string): string {
+    return this.pepper === undefined
+      ? createHash('sha256').update(secret).digest('hex')
+      : createHmac('sha256', this.pepper).update(secret).digest('hex');
+  }
+
+  /**
+   * Creates a key for `owner` with the given scopes; the plaintext key is returned this once.
+   * @throws ValidationError (400) listing every invalid argument.
+   */
+  async create(
+    owner: string,
+    scopes: readonly string[],
+    options: CreateApiKeyOptions = {},
+  ): Promise<CreatedApiKey> {
+    const problems: FieldProblem[] = [];
+    if (typeof owner !== 'string' || !ownerPattern.test(owner)) {
+      problems.push({ field: 'owner', message: 'Must be 1-128 characters without spaces or #' });
+    }
+    if (!Array.isArray(scopes) || scopes.length > 50 || scopes.some((scope) => !scopePattern.test(scope))) {
+      problems.push({ field: 'scopes', message: 'Must be at most 50 scopes of letters, digits and ._:/*-' });
+    }
+    const expiresAt = options.expiresAt;
+    if (expiresAt !== undefined && !(expiresAt.getTime() > Date.now())) {
+      problems.push({ field: 'expiresAt', message: 'Must be in the future' });
+    }
+    if (options.tenantId !== undefined && !ownerPattern.test(options.tenantId)) {
+      problems.push({ field: 'tenantId', message: 'Must be 1-128 characters without spaces or #' });
+    }
+    if (problems.length > 0) throw new ValidationError('Invalid API key request', problems);
+
+    const keyId = randomBytes(8).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const createdAt = new Date().toISOString();
+    const item: StoredKey = {
+      ...keyOf(keyId),
+      keyId,
+      owner,
+      scopes: [...scopes],
+      secretHash: this.hashSecret(secret),
+      createdAt,
+      ...(options.tenantId === undefined ? {} : { tenantId: options.tenantId }),
+      ...(expiresAt === undefined ? {} : { expiresAt: toEpochSeconds(expiresAt.getTime()) }),
+    };
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...item, gsi1pk: ownerPartition(owner), gsi1sk: `${createdAt}#${keyId}` },
+        // Never overwrite an existing key, however unlikely a 64-bit id collision is.
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return { ...toRecord(item), key: `bwk_${keyId}_${secret}` };
+  }
+
+  /**
+   * The principal of a presented key.
+   * @throws InvalidTokenError (401): malformed, unknown or wrong (`unknown_key`), revoked, expired.
+   */
+  async verify(presented: string): Promise<Principal> {
+    const match = keyPattern.exec(presented);
+    if (match === null) throw credentialError('malformed');
+    const [, keyId, secret] = match as unknown as [string, string, string];
+    const now = Date.now();
+    const entry = await this.lookup(keyId, now);
+    const item = entry.item;
+    if (item === undefined) throw credentialError('unknown_key');
+    const expected = Buffer.from(item.secretHash, 'hex');
+    const actual = Buffer.from(this.hashSecret(secret), 'hex');
+    // Equal-length digests compared in constant time: the secret leaks nothing through timing.
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual))
+      throw credentialError('unknown_key');
+    // Status is revealed only to a holder of the right secret.
+    if (item.revokedAt !== undefined) throw credentialError('revoked');
+    if (isExpired(item, now)) throw credentialError('expired');
+    await this.touch(entry, item, now);
+    return {
+      id: item.keyId,
+      isM2M: true,
+      clientId: undefined,
+      email: undefined,
+      scopes: item.scopes,
+      roles: [],
+      tenantId: item.tenantId,
+      authMethod: 'apiKey',
+      claims: { keyId: item.keyId, owner: item.owner },
+    };
+  }
+
+  /** Revokes a key; false when there is no such key. Other instances notice within `cacheTtlMs`. */
+  async revoke(keyId: string): Promise<boolean> {
+    this.cache.delete(keyId);
+    if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keyOf(keyId),
+          UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
+          // Revoking must never create a key item out of nothing.
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':now': new Date().toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** The owner's keys, oldest first, without secrets. */
+  async listByOwner(owner: string): Promise<ApiKeyRecord[]> {
+    const records: ApiKeyRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    // Bounded: an owner with more than 10 pages of keys has a problem listing will not solve.
+    for (let page = 0; page < 10; page += 1) {
+      const result = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :owner',
+          ExpressionAttributeValues: { ':owner': ownerPartition(owner) },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of (result.Items ?? []) as StoredKey[]) records.push(toRecord(item));
+      startKey = result.LastEvaluatedKey;
+      if (startKey === undefined) break;
+    }
+    return records;
+  }
+
+  private async lookup(keyId: string, now: number): Promise<CacheEntry> {
+    const cached = this.cache.get(keyId);
+    if (cached !== undefined && now - cached.fetchedAt < this.cacheTtlMs) return cached;
+    const result = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(keyId) }));
+    // Unknown ids are cached too, so guessing ids costs DynamoDB one read per id per TTL, not per request.
+    const entry: CacheEntry = {
+      item: result.Item as StoredKey | undefined,
+      fetchedAt: now,
+      touchedAt: cached?.touchedAt ?? 0,
+    };
+    this.cache.delete(keyId);
+    this.cache.set(keyId, entry);
+    if (this.cache.size > this.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value as string);
+    return entry;
+  }
+
+  private async touch(entry: CacheEntry, item: StoredKey, now: number): Promise<void> {
+    const last = Math.max(entry.touchedAt, item.lastUsedAt ?? 0);
+    if (now - last < this.lastUsedIntervalMs) return;
+    entry.touchedAt = now;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keyOf(item.keyId),
+          UpdateExpression: 'SET lastUsedAt = :now',
+          // Many instances may use one key in the same minute: only the first of them writes; and a
+          // deleted key is never brought back by a usage stamp.
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR lastUsedAt <= :stale)',
+          ExpressionAttributeValues: { ':now': now, ':stale': now - this.lastUsedIntervalMs },
+        }),
+      );
+    } catch {
+      // Another instance stamped it first, or DynamoDB is unavailable: the stamp is advisory, the request goes on.
+    }
+  }
+}

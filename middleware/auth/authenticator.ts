@@ -1,0 +1,172 @@
+// Finds the caller's credential in an API Gateway v2 event (JWT, API key or service signature) and proves it.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { assertNoProblems, InvalidTokenError, UnauthorizedError } from '../errors.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+import type { ApiKeyStore } from './api-keys.js';
+import type { JwtVerifier } from './jwt-verifier.js';
+import type { AuthMethod, Principal } from './principal.js';
+import { ServiceRequestVerifier } from './service-auth.js';
+
+export interface AuthenticatorOptions {
+  /** Accept `Authorization: Bearer <JWT>`, verified by this verifier (build it once, at module scope). @default undefined */
+  readonly jwt?: JwtVerifier;
+  /**
+   * Take the claims an API Gateway JWT authorizer already verified (`requestContext.authorizer.jwt.claims`)
+   * instead of verifying the token twice; the verifier's issuer, token_use and client rules still apply.
+   * @default false
+   */
+  readonly trustApiGatewayAuthorizer?: boolean;
+  /** Accept `x-api-key` keys from this store. @default undefined */
+  readonly apiKeys?: ApiKeyStore;
+  /** Accept requests signed by another service (X-Service-Id, X-Timestamp, X-Nonce, X-Signature). @default undefined */
+  readonly service?: ServiceRequestVerifier;
+  /**
+   * Let requests without any credential through with no principal (public routes that personalise).
+   * A credential that is presented but invalid is still refused.
+   * @default false
+   */
+  readonly optional?: boolean;
+  /** Receives auth.success, auth.failure, apiKey.used and replay.rejected. @default undefined */
+  readonly onEvent?: SecurityEventListener;
+}
+
+type Headers = APIGatewayProxyEventV2['headers'];
+
+/** RFC 6750 §3.1: a request without credentials gets a challenge without an error code. */
+const challenge = { 'WWW-Authenticate': 'Bearer realm="bulwark"' };
+
+/** The token of an `Authorization: Bearer <token>` header (scheme in any case), without scanning the token. */
+function bearerToken(value: string | undefined): string | undefined {
+  if (value === undefined || value.length < 8 || value.slice(0, 7).toLowerCase() !== 'bearer ')
+    return undefined;
+  const token = value.slice(7).trim();
+  return token.length > 0 ? token : undefined;
+}
+
+function header(headers: Headers | undefined, name: string): string | undefined {
+  // API Gateway v2 lower-cases header names; v1-style events and hand-made tests may not.
+  return (
+    headers?.[name] ??
+    headers?.[name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase())]
+  );
+}
+
+function bodyBytes(event: APIGatewayProxyEventV2): Buffer {
+  if (event.body === undefined) return Buffer.alloc(0);
+  return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+}
+
+/**
+ * Authenticates requests with whichever methods it is given, in this order: an API Gateway JWT
+ * authorizer's claims (if trusted), a service signature, a Bearer JWT, an API key. The first
+ * credential found decides; there is no fallback from an invalid credential to another one.
+ *
+ * @example
+ * const authenticator = new Authenticator({ jwt: verifier, apiKeys });
+ * const principal = await authenticator.authenticate(event); // throws 401
+ */
+export class Authenticator {
+  private readonly options: AuthenticatorOptions;
+
+  constructor(options: AuthenticatorOptions) {
+    const problems: string[] = [];
+    if (!options.jwt && !options.apiKeys && !options.service) {
+      problems.push('give at least one of jwt, apiKeys and service');
+    }
+    if (options.trustApiGatewayAuthorizer && !options.jwt) {
+      problems.push('trustApiGatewayAuthorizer needs jwt (its rules apply to the claims)');
+    }
+    assertNoProblems('authenticate', problems);
+    this.options = options;
+  }
+
+  /**
+   * The caller's principal, or undefined for a request without credentials in optional mode.
+   * @throws UnauthorizedError (401) when there is no credential; InvalidTokenError (401) when it is invalid.
+   */
+  async authenticate(event: APIGatewayProxyEventV2): Promise<Principal | undefined> {
+    const { jwt, apiKeys, service, onEvent } = this.options;
+    const headers = event.headers;
+    let method: AuthMethod | undefined;
+    // Verification time, reported with the outcome (the AuthLatency metric of the catalog).
+    const started = performance.now();
+    try {
+      const authorizerClaims = (
+        event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } }
+      ).authorizer?.jwt?.claims;
+      if (this.options.trustApiGatewayAuthorizer && jwt && authorizerClaims) {
+        method = 'jwt';
+        return this.succeed(jwt.verifyAuthorizerClaims(authorizerClaims).principal, event, started);
+      }
+      if (service && ServiceRequestVerifier.isSigned(headers ?? {})) {
+        method = 'service';
+        const principal = await service.verify({
+          method: event.requestContext.http.method,
+          path: event.rawPath,
+          rawQueryString: event.rawQueryString ?? '',
+          body: bodyBytes(event),
+          headers: {
+            'x-service-id': header(headers, 'x-service-id'),
+            'x-timestamp': header(headers, 'x-timestamp'),
+            'x-nonce': header(headers, 'x-nonce'),
+            'x-signature': header(headers, 'x-signature'),
+          },
+        });
+        return this.succeed(principal, event, started);
+      }
+      const bearer = jwt ? bearerToken(header(headers, 'authorization')) : undefined;
+      if (jwt && bearer !== undefined) {
+        method = 'jwt';
+        return this.succeed((await jwt.verify(bearer)).principal, event, started);
+      }
+      const apiKey = apiKeys ? header(headers, 'x-api-key') : undefined;
+      if (apiKeys && apiKey !== undefined) {
+        method = 'apiKey';
+        const principal = await apiKeys.verify(apiKey);
+        emitEvent(onEvent, {
+          type: 'apiKey.used',
+          principal,
+          metadata: { keyId: principal.id, ...this.where(event) },
+        });
+        return this.succeed(principal, event, started);
+      }
+    } catch (error) {
+      if (error instanceof InvalidTokenError) {
+        emitEvent(onEvent, {
+          type: 'auth.failure',
+          reason: error.reason,
+          metadata: { method, ...this.where(event) },
+          durationMs: performance.now() - started,
+        });
+        if (error.reason === 'replayed') {
+          emitEvent(onEvent, {
+            type: 'replay.rejected',
+            metadata: { serviceId: header(headers, 'x-service-id'), ...this.where(event) },
+          });
+        }
+      }
+      throw error;
+    }
+    if (this.options.optional) return undefined;
+    // Another Authorization scheme (Basic, Digest...) is not a credential this route accepts.
+    const reason = header(headers, 'authorization') === undefined ? 'missing' : 'unsupported_scheme';
+    emitEvent(onEvent, { type: 'auth.failure', reason, metadata: this.where(event) });
+    throw new UnauthorizedError('Authentication is required', { headers: challenge });
+  }
+
+  private succeed(principal: Principal, event: APIGatewayProxyEventV2, started: number): Principal {
+    // Checked here, not only in emitEvent, so the hot path builds no event object nobody listens to.
+    if (this.options.onEvent === undefined) return principal;
+    emitEvent(this.options.onEvent, {
+      type: 'auth.success',
+      principal,
+      metadata: { method: principal.authMethod, ...this.where(event) },
+      durationMs: performance.now() - started,
+    });
+    return principal;
+  }
+
+  private where(event: APIGatewayProxyEventV2): { path: string; httpMethod: string | undefined } {
+    return { path: event.rawPath, httpMethod: event.requestContext?.http?.method };
+  }
+}

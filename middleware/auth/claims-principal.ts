@@ -1,0 +1,60 @@
+// Turns verified JWT claims into the Principal every guard, limiter and audit event reads.
+import { type Claims, getClientId, getScopes, isM2MToken } from './m2m.js';
+import type { Principal } from './principal.js';
+
+export interface ClaimMapping {
+  /**
+   * Claim holding the caller's roles (an array, a space/comma-separated string, or API Gateway's
+   * flattened `[a b]` form).
+   * @default 'cognito:groups'
+   */
+  readonly rolesClaim?: string;
+  /**
+   * Claim holding the caller's tenant.
+   * @default 'custom:tenant_id'
+   */
+  readonly tenantClaim?: string;
+}
+
+export const defaultClaimMapping: Required<ClaimMapping> = {
+  rolesClaim: 'cognito:groups',
+  tenantClaim: 'custom:tenant_id',
+};
+
+/** Reads a list claim in any of the shapes issuers and API Gateway use. */
+export function listClaim(value: unknown): string[] {
+  if (Array.isArray(value)) return value.filter((item): item is string => typeof item === 'string');
+  if (typeof value !== 'string') return [];
+  // An API Gateway JWT authorizer hands arrays over as strings like "[admin readers]".
+  const inner = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+  return inner.split(/[\s,]+/).filter((item) => item.length > 0);
+}
+
+/**
+ * The principal a verified token stands for. Machines are identified by their client id, humans by
+ * `sub`; returns undefined when the token names neither (the verifier rejects it).
+ *
+ * @example
+ * const principal = principalFromClaims(claims, { rolesClaim: 'roles' });
+ */
+export function principalFromClaims(claims: Claims, mapping: ClaimMapping = {}): Principal | undefined {
+  const rolesClaim = mapping.rolesClaim ?? defaultClaimMapping.rolesClaim;
+  const tenantClaim = mapping.tenantClaim ?? defaultClaimMapping.tenantClaim;
+  const isM2M = isM2MToken(claims);
+  const clientId = getClientId(claims);
+  const sub = typeof claims.sub === 'string' && claims.sub.length > 0 ? claims.sub : undefined;
+  const id = isM2M ? clientId : sub;
+  if (id === undefined) return undefined;
+  const tenant = claims[tenantClaim];
+  return {
+    id,
+    isM2M,
+    clientId,
+    email: typeof claims.email === 'string' ? claims.email : undefined,
+    scopes: getScopes(claims),
+    roles: listClaim(claims[rolesClaim]),
+    tenantId: typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined,
+    authMethod: 'jwt',
+    claims,
+  };
+}

@@ -1,0 +1,77 @@
+// Authorization checks on a Principal: user, human, roles, scopes, RBAC permissions. Each returns a denial or nothing.
+import { ForbiddenError, type HttpError, InsufficientScopeError, UnauthorizedError } from '../errors.js';
+import type { Principal } from './principal.js';
+import type { Rbac } from './rbac.js';
+
+/** Why access was denied, for the access.denied event, and the error the client gets. */
+export interface Denial {
+  readonly reason:
+    | 'unauthenticated'
+    | 'human_required'
+    | 'missing_role'
+    | 'insufficient_scope'
+    | 'missing_permission';
+  readonly error: HttpError;
+}
+
+/** A check of a principal: undefined when it passes. */
+export type Guard = (principal: Principal | undefined) => Denial | undefined;
+
+const unauthenticated = (): Denial => ({
+  reason: 'unauthenticated',
+  error: new UnauthorizedError('Authentication is required', {
+    headers: { 'WWW-Authenticate': 'Bearer realm="bulwark"' },
+  }),
+});
+
+/** Any authenticated caller, human or machine. */
+export function userGuard(): Guard {
+  return (principal) => (principal === undefined ? unauthenticated() : undefined);
+}
+
+/** A human user: machine principals (M2M tokens, API keys, services) get 403. */
+export function humanGuard(): Guard {
+  return (principal) => {
+    if (principal === undefined) return unauthenticated();
+    if (!principal.isM2M) return undefined;
+    return { reason: 'human_required', error: new ForbiddenError('This endpoint requires a human user') };
+  };
+}
+
+/** At least one of the roles. */
+export function rolesGuard(roles: readonly string[]): Guard {
+  const accepted = new Set(roles);
+  return (principal) => {
+    if (principal === undefined) return unauthenticated();
+    if (principal.roles.some((role) => accepted.has(role))) return undefined;
+    return { reason: 'missing_role', error: new ForbiddenError(`Requires role ${roles.join(' or ')}`) };
+  };
+}
+
+export interface ScopesGuardOptions {
+  /** Principals this check does not apply to, e.g. humans when scopes govern machines only. @default none */
+  readonly unless?: (principal: Principal) => boolean;
+}
+
+/** Every one of the scopes. */
+export function scopesGuard(scopes: readonly string[], options: ScopesGuardOptions = {}): Guard {
+  return (principal) => {
+    if (principal === undefined) return unauthenticated();
+    if (options.unless?.(principal)) return undefined;
+    if (scopes.every((scope) => principal.scopes.includes(scope))) return undefined;
+    return { reason: 'insufficient_scope', error: new InsufficientScopeError(scopes) };
+  };
+}
+
+/** Every one of the permissions, granted through the principal's roles. */
+export function permissionsGuard(rbac: Rbac, permissions: readonly string[]): Guard {
+  return (principal) => {
+    if (principal === undefined) return unauthenticated();
+    const missing = permissions.filter((permission) => !rbac.checkPermission(principal.roles, permission));
+    if (missing.length === 0) return undefined;
+    return {
+      reason: 'missing_permission',
+      error: new ForbiddenError(`Requires permission ${missing.join(', ')}`),
+    };
+  };
+}

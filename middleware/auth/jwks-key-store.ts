@@ -1,0 +1,179 @@
+// An issuer's signing keys: fetched and imported by jose, held as node:crypto KeyObjects, refreshed at most once per cooldown.
+import { KeyObject, type webcrypto } from 'node:crypto';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+  jwksCache,
+} from 'jose';
+
+/** The asymmetric algorithms a JWKS key may verify. */
+export type AsymmetricAlgorithm = 'RS256' | 'ES256';
+
+/** Why no key could be given for a token. */
+export type KeyLookupFailure = 'unknown_kid' | 'key_mismatch' | 'unavailable';
+
+export class KeyLookupError extends Error {
+  constructor(
+    readonly failure: KeyLookupFailure,
+    options?: { cause?: unknown },
+  ) {
+    super(`Signing key lookup failed: ${failure}`, options);
+    this.name = 'KeyLookupError';
+  }
+}
+
+export interface JwksKeyStoreOptions {
+  /** Where the JWKS is fetched from; without one only the preloaded set is used (no network at all). @default undefined */
+  readonly uri?: string | undefined;
+  /** A JWKS to start from, so a cold start needs no fetch. @default undefined */
+  readonly preload?: JSONWebKeySet | undefined;
+  /** Least time between two fetches, whatever their cause (unknown kid, stale set, failure). @default 30000 */
+  readonly cooldownMs?: number;
+  /** Age after which the set is refreshed; its keys keep working while refreshes fail. @default 600000 */
+  readonly maxAgeMs?: number;
+  /** Bound on one fetch. @default 3000 */
+  readonly timeoutMs?: number;
+}
+
+interface ImportedKey {
+  readonly key: KeyObject;
+  readonly alg: AsymmetricAlgorithm;
+}
+
+type KeySelector = (header: JWSHeaderParameters) => Promise<webcrypto.CryptoKey>;
+
+/** Refuses keys that do not fit the algorithm (jose already matched kty; this also bounds key strength). */
+function fitsAlgorithm(key: KeyObject, alg: AsymmetricAlgorithm): boolean {
+  if (key.type !== 'public') return false;
+  const details = key.asymmetricKeyDetails;
+  if (alg === 'RS256') return key.asymmetricKeyType === 'rsa' && (details?.modulusLength ?? 0) >= 2048;
+  return key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1';
+}
+
+/**
+ * Keys by `kid`, imported once and kept as node:crypto `KeyObject`s (verifying with them costs an
+ * eighth of WebCrypto's `subtle.verify`). jose fetches the set (timeout, redirects refused, JSON
+ * and JWKS shape validated), selects the key for a `kid`/`alg` pair and imports it.
+ *
+ * Rules: one fetch per cooldown at most, whatever asks for it, so a flood of unknown kids costs one
+ * fetch; the set is refreshed once it is older than `maxAgeMs`, dropping keys the issuer removed; a
+ * failed fetch keeps the last good keys working. Create one store per issuer at module scope.
+ *
+ * @example
+ * const store = new JwksKeyStore({ uri: `${issuer}/.well-known/jwks.json` });
+ * const key = store.peek(kid, 'RS256') ?? (await store.resolve(kid, 'RS256'));
+ */
+export class JwksKeyStore {
+  private readonly selector: KeySelector | undefined;
+  private readonly reload: (() => Promise<void>) | undefined;
+  private readonly cooldownMs: number;
+  private readonly maxAgeMs: number;
+  private readonly keys = new Map<string, ImportedKey>();
+  /** When the current set was fetched or preloaded; -Infinity until there is one. */
+  private loadedAt = Number.NEGATIVE_INFINITY;
+  private lastFetchAt = Number.NEGATIVE_INFINITY;
+  private refreshing: Promise<boolean> | undefined;
+  private fetches = 0;
+
+  constructor(options: JwksKeyStoreOptions) {
+    this.cooldownMs = options.cooldownMs ?? 30_000;
+    // A set that is never fetched (preload only) cannot go stale.
+    this.maxAgeMs = options.uri === undefined ? Number.POSITIVE_INFINITY : (options.maxAgeMs ?? 600_000);
+    const now = Date.now();
+    if (options.uri !== undefined) {
+      // jose's own freshness and cooldown rules are switched off (Infinity): this class decides when
+      // to fetch, so that failures count against the cooldown too and stale keys outlive an outage.
+      const remote = createRemoteJWKSet(new URL(options.uri), {
+        timeoutDuration: options.timeoutMs ?? 3000,
+        cooldownDuration: Number.POSITIVE_INFINITY,
+        cacheMaxAge: Number.POSITIVE_INFINITY,
+        ...(options.preload ? { [jwksCache]: { jwks: options.preload, uat: now } } : {}),
+      });
+      this.selector = remote;
+      this.reload = remote.reload;
+    } else if (options.preload) {
+      this.selector = createLocalJWKSet(options.preload);
+    }
+    if (options.preload) this.loadedAt = now;
+  }
+
+  /** Fetches attempted so far, for tests and metrics. */
+  get fetchCount(): number {
+    return this.fetches;
+  }
+
+  /** The key for `kid` if it is imported and the set is fresh: the synchronous hot path. */
+  peek(kid: string, alg: AsymmetricAlgorithm): KeyObject | undefined {
+    const imported = this.keys.get(kid);
+    if (imported === undefined || imported.alg !== alg) return undefined;
+    return Date.now() - this.loadedAt < this.maxAgeMs ? imported.key : undefined;
+  }
+
+  /**
+   * The key for `kid`: refreshes the set first when it is stale, and again (cooldown permitting)
+   * when the set lacks the kid, since the issuer may have rotated its keys.
+   */
+  async resolve(kid: string, alg: AsymmetricAlgorithm): Promise<KeyObject> {
+    if (Date.now() - this.loadedAt >= this.maxAgeMs) await this.refreshWithinCooldown();
+    const imported = this.keys.get(kid);
+    if (imported !== undefined) {
+      if (imported.alg !== alg) throw new KeyLookupError('key_mismatch');
+      return imported.key;
+    }
+    const selector = this.selector;
+    if (selector === undefined || this.loadedAt === Number.NEGATIVE_INFINITY) {
+      throw new KeyLookupError('unavailable');
+    }
+    try {
+      return await this.importKey(selector, kid, alg);
+    } catch (error) {
+      if (!(error instanceof KeyLookupError && error.failure === 'unknown_kid')) throw error;
+      if (!(await this.refreshWithinCooldown())) throw error;
+      return this.importKey(selector, kid, alg);
+    }
+  }
+
+  private async importKey(selector: KeySelector, kid: string, alg: AsymmetricAlgorithm): Promise<KeyObject> {
+    let key: KeyObject;
+    try {
+      key = KeyObject.from(await selector({ alg, kid }));
+    } catch (error) {
+      // No key with that kid usable for that alg (or several, which is as untrustworthy).
+      if (error instanceof errors.JWKSNoMatchingKey)
+        throw new KeyLookupError('unknown_kid', { cause: error });
+      throw new KeyLookupError('key_mismatch', { cause: error });
+    }
+    if (!fitsAlgorithm(key, alg)) throw new KeyLookupError('key_mismatch');
+    this.keys.set(kid, { key, alg });
+    return key;
+  }
+
+  /** Fetches the set unless one was fetched within the cooldown; true when a (joined) fetch succeeded. */
+  private async refreshWithinCooldown(): Promise<boolean> {
+    const reload = this.reload;
+    if (reload === undefined) return false;
+    if (this.refreshing === undefined) {
+      if (Date.now() - this.lastFetchAt < this.cooldownMs) return false;
+      this.lastFetchAt = Date.now();
+      this.fetches += 1;
+      this.refreshing = reload()
+        .then(
+          () => {
+            this.loadedAt = Date.now();
+            // Re-import from the new set on demand, so a key the issuer withdrew stops working.
+            this.keys.clear();
+            return true;
+          },
+          // Keep the last good keys: an unreachable JWKS endpoint must not log everyone out.
+          () => false,
+        )
+        .finally(() => {
+          this.refreshing = undefined;
+        });
+    }
+    return this.refreshing;
+  }
+}

@@ -1,0 +1,475 @@
+// Verifies JWTs: built once at cold start, signatures checked with node:crypto KeyObjects, results cached by token hash.
+import {
+  createHmac,
+  createSecretKey,
+  verify as cryptoVerify,
+  type KeyObject,
+  timingSafeEqual,
+} from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { JSONWebKeySet } from 'jose';
+import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import { type ClaimMapping, principalFromClaims } from './claims-principal.js';
+import { credentialError } from './failure.js';
+import { type AsymmetricAlgorithm, JwksKeyStore, KeyLookupError } from './jwks-key-store.js';
+import { type Claims, getClientId } from './m2m.js';
+import type { Principal } from './principal.js';
+import { TokenCache } from './token-cache.js';
+
+export type JwtAlgorithm = AsymmetricAlgorithm | 'HS256';
+export type TokenUse = 'access' | 'id';
+
+/** One trusted issuer and what its tokens must look like. */
+export interface JwtIssuerOptions {
+  /** The exact `iss` of its tokens, e.g. `https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC`. */
+  readonly issuer: string;
+  /**
+   * Accepted Cognito `token_use`. Required: pass `null` to skip the check (issuers other than Cognito),
+   * so that accepting id tokens where access tokens are expected is never an accident.
+   */
+  readonly tokenUse: TokenUse | readonly TokenUse[] | null;
+  /**
+   * Accepted client ids: `client_id` of access tokens (`azp`/`cid` for other issuers), `aud` of id
+   * tokens. Required: pass `null` to skip the check.
+   */
+  readonly clientId: string | readonly string[] | null;
+  /** Accepted `aud` values, one of which must be present. @default undefined (aud not checked) */
+  readonly audience?: string | readonly string[];
+  /** Where the issuer's JWKS is fetched. `null`: never fetch. @default `${issuer}/.well-known/jwks.json` */
+  readonly jwksUri?: string | null;
+  /** A JWKS (object or JSON text) to start from, so a cold start needs no fetch. @default undefined */
+  readonly jwks?: JSONWebKeySet | string;
+  /** A JWKS file to start from, read once at construction. @default undefined */
+  readonly jwksFile?: string;
+  /** Accepted algorithms; `none` never is. @default ['RS256', 'ES256'] */
+  readonly algorithms?: readonly JwtAlgorithm[];
+  /**
+   * Secret of an HS256 issuer (at least 32 bytes); needs `'HS256'` in `algorithms`. HS256 tokens are
+   * checked against this secret only, never against a JWKS key. @default undefined
+   */
+  readonly sharedSecret?: string | Uint8Array;
+  /** Claims that must be present, besides `exp` which always must. @default [] */
+  readonly requiredClaims?: readonly string[];
+}
+
+export interface JwtVerifierOptions extends ClaimMapping {
+  /** The trusted issuers; a token's `iss` picks one. */
+  readonly issuers: readonly JwtIssuerOptions[];
+  /** Leeway for `exp` and `nbf`, in seconds. @default 5 */
+  readonly clockToleranceSec?: number;
+  /** Longer tokens are rejected before any parsing. @default 8192 */
+  readonly maxTokenBytes?: number;
+  /**
+   * Cache of verified tokens by SHA-256, valid until min(exp, maxAgeSec); `false` turns it off.
+   * @default { maxEntries: 10000, maxAgeSec: 300 }
+   */
+  readonly cache?: false | { readonly maxEntries?: number; readonly maxAgeSec?: number };
+  /** Least time between two JWKS fetches of one issuer. @default 30000 */
+  readonly jwksCooldownMs?: number;
+  /** Age after which a JWKS is refreshed (its keys keep working while the endpoint is down). @default 600000 */
+  readonly jwksMaxAgeMs?: number;
+  /** Bound on one JWKS fetch. @default 3000 */
+  readonly jwksTimeoutMs?: number;
+}
+
+/** A verified token: its claims and the principal it stands for, both frozen (they are shared via the cache). */
+export interface VerifiedJwt {
+  readonly claims: Claims;
+  readonly principal: Principal;
+}
+
+interface Issuer {
+  readonly issuer: string;
+  readonly tokenUse: ReadonlySet<string> | null;
+  readonly clientIds: ReadonlySet<string> | null;
+  readonly audience: ReadonlySet<string> | undefined;
+  readonly algorithms: ReadonlySet<JwtAlgorithm>;
+  readonly secret: KeyObject | undefined;
+  readonly keys: JwksKeyStore | undefined;
+  readonly requiredClaims: readonly string[];
+}
+
+interface Header {
+  readonly alg: string;
+  readonly kid: string | undefined;
+}
+
+const supportedAlgorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'HS256'];
+const defaultAlgorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
+/** Three base64url segments; the charset check also rules out padding and whitespace. */
+const compactJws = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+/** Distinct headers are few (one per alg and kid); more than this means someone is making them up. */
+const maxCachedHeaders = 64;
+
+function asSet<T extends string>(value: T | readonly T[]): ReadonlySet<T> {
+  return new Set(typeof value === 'string' ? [value] : value);
+}
+
+function freeze<T extends object>(value: T): T {
+  return Object.freeze(value);
+}
+
+/** Parses one base64url JSON segment; anything but a JSON object is undefined. */
+function decodeSegment(segment: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseHeader(segment: string): Header | undefined {
+  const header = decodeSegment(segment);
+  if (header === undefined || typeof header.alg !== 'string') return undefined;
+  // No JWS extension is understood here, so any critical one must fail (RFC 7515 §4.1.11); b64:false
+  // would change what the signature covers. jku/jwk/x5u are never read: keys come from configuration only.
+  if (header.crit !== undefined || (header.b64 !== undefined && header.b64 !== true)) return undefined;
+  if (header.kid !== undefined && typeof header.kid !== 'string') return undefined;
+  return { alg: header.alg, kid: header.kid };
+}
+
+function loadJwks(options: JwtIssuerOptions, problems: string[]): JSONWebKeySet | undefined {
+  let source = options.jwks;
+  if (options.jwksFile !== undefined) {
+    try {
+      source = readFileSync(options.jwksFile, 'utf8');
+    } catch {
+      problems.push(`${options.issuer}: jwksFile cannot be read`);
+      return undefined;
+    }
+  }
+  if (source === undefined) return undefined;
+  let jwks: unknown = source;
+  if (typeof source === 'string') {
+    try {
+      jwks = JSON.parse(source);
+    } catch {
+      problems.push(`${options.issuer}: the preloaded JWKS is not JSON`);
+      return undefined;
+    }
+  }
+  if (typeof jwks !== 'object' || jwks === null || !Array.isArray((jwks as JSONWebKeySet).keys)) {
+    problems.push(`${options.issuer}: the preloaded JWKS has no keys array`);
+    return undefined;
+  }
+  return jwks as JSONWebKeySet;
+}
+
+function defaultJwksUri(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
+}
+
+/** Numeric-date claims must be finite numbers when present. */
+function numericClaim(claims: Claims, name: string): number | undefined | false {
+  const value = claims[name];
+  if (value === undefined) return undefined;
+  return typeof value === 'number' && Number.isFinite(value) ? value : false;
+}
+
+function includesAny(value: unknown, accepted: ReadonlySet<string>): boolean {
+  if (typeof value === 'string') return accepted.has(value);
+  return Array.isArray(value) && value.some((item) => typeof item === 'string' && accepted.has(item));
+}
+
+/** API Gateway's JWT authorizer hands every claim over as a string; numeric dates come back as numbers. */
+function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const normalised: Record<string, unknown> = { ...claims };
+  for (const name of ['exp', 'nbf', 'iat', 'auth_time']) {
+    const value = normalised[name];
+    if (typeof value === 'string' && /^\d+$/.test(value)) normalised[name] = Number(value);
+  }
+  return normalised;
+}
+
+/**
+ * Verifies JWTs from one or more issuers. Build it once, at module scope: options are validated
+ * there (every problem listed at once), keys are fetched and imported once per `kid`, and verified
+ * tokens are cached by SHA-256 until they expire, so a token seen again costs a hash and a lookup.
+ *
+ * Signatures are checked with node:crypto `KeyObject`s (RS256, ES256) or an HMAC (HS256, only for an
+ * issuer configured with a shared secret); jose fetches JWKS and imports the keys.
+ *
+ * @example
+ * export const verifier = new JwtVerifier({
+ *   issuers: [{ issuer: process.env.AUTH_ISSUER, tokenUse: 'access', clientId: process.env.AUTH_CLIENT_ID }],
+ * });
+ * const { principal } = await verifier.verify(token); // throws InvalidTokenError (401)
+ */
+export class JwtVerifier {
+  private readonly issuers: ReadonlyMap<string, Issuer>;
+  private readonly mapping: ClaimMapping;
+  private readonly toleranceSec: number;
+  private readonly maxTokenBytes: number;
+  private readonly cache: TokenCache<VerifiedJwt> | undefined;
+  private readonly cacheMaxAgeMs: number;
+  private readonly headers = new Map<string, Header>();
+
+  constructor(options: JwtVerifierOptions) {
+    const problems: string[] = [];
+    const toleranceSec = options.clockToleranceSec ?? 5;
+    const maxTokenBytes = options.maxTokenBytes ?? 8192;
+    const cache =
+      options.cache === false ? undefined : { maxEntries: 10_000, maxAgeSec: 300, ...options.cache };
+    if (!(toleranceSec >= 0 && toleranceSec <= 300)) problems.push('clockToleranceSec must be 0..300');
+    if (!(Number.isInteger(maxTokenBytes) && maxTokenBytes > 0)) problems.push('maxTokenBytes must be > 0');
+    if (cache && !(Number.isInteger(cache.maxEntries) && cache.maxEntries > 0)) {
+      problems.push('cache.maxEntries must be a positive integer');
+    }
+    if (cache && !(cache.maxAgeSec > 0)) problems.push('cache.maxAgeSec must be > 0');
+    if (!Array.isArray(options.issuers) || options.issuers.length === 0)
+      problems.push('issuers must not be empty');
+    const issuers = new Map<string, Issuer>();
+    for (const issuerOptions of Array.isArray(options.issuers) ? options.issuers : []) {
+      const issuer = this.buildIssuer(issuerOptions, options, problems);
+      if (issuers.has(issuerOptions.issuer)) problems.push(`${issuerOptions.issuer}: listed twice`);
+      if (issuer) issuers.set(issuer.issuer, issuer);
+    }
+    assertNoProblems('JwtVerifier', problems);
+    this.issuers = issuers;
+    this.mapping = { rolesClaim: options.rolesClaim, tenantClaim: options.tenantClaim };
+    this.toleranceSec = toleranceSec;
+    this.maxTokenBytes = maxTokenBytes;
+    this.cache = cache ? new TokenCache(cache.maxEntries) : undefined;
+    this.cacheMaxAgeMs = (cache?.maxAgeSec ?? 0) * 1000;
+  }
+
+  private buildIssuer(
+    options: JwtIssuerOptions,
+    shared: JwtVerifierOptions,
+    problems: string[],
+  ): Issuer | undefined {
+    const name = typeof options.issuer === 'string' && options.issuer.length > 0 ? options.issuer : undefined;
+    if (name === undefined) {
+      problems.push('every issuer needs an issuer string');
+      return undefined;
+    }
+    const before = problems.length;
+    if (options.tokenUse === undefined)
+      problems.push(`${name}: tokenUse is required (null to skip the check)`);
+    if (options.clientId === undefined)
+      problems.push(`${name}: clientId is required (null to skip the check)`);
+    const algorithms = options.algorithms ?? defaultAlgorithms;
+    for (const alg of algorithms) {
+      if (!supportedAlgorithms.includes(alg))
+        problems.push(`${name}: algorithm ${String(alg)} is not supported`);
+    }
+    if (algorithms.length === 0) problems.push(`${name}: algorithms must not be empty`);
+    const hmac = algorithms.includes('HS256');
+    const secretBytes =
+      options.sharedSecret === undefined
+        ? undefined
+        : typeof options.sharedSecret === 'string'
+          ? Buffer.from(options.sharedSecret, 'utf8')
+          : Buffer.from(options.sharedSecret);
+    if (hmac && secretBytes === undefined) problems.push(`${name}: HS256 needs a sharedSecret`);
+    if (!hmac && secretBytes !== undefined)
+      problems.push(`${name}: a sharedSecret needs HS256 in algorithms`);
+    if (secretBytes !== undefined && secretBytes.length < 32) {
+      problems.push(`${name}: sharedSecret must be at least 32 bytes`);
+    }
+    if (options.jwks !== undefined && options.jwksFile !== undefined) {
+      problems.push(`${name}: give jwks or jwksFile, not both`);
+    }
+    const asymmetric = algorithms.some((alg) => alg !== 'HS256');
+    const jwks = asymmetric ? loadJwks(options, problems) : undefined;
+    const jwksUri = options.jwksUri === undefined ? defaultJwksUri(name) : options.jwksUri;
+    if (jwksUri !== null && !URL.canParse(jwksUri)) problems.push(`${name}: jwksUri is not a URL`);
+    if (problems.length > before) return undefined;
+    return {
+      issuer: name,
+      tokenUse: options.tokenUse === null || options.tokenUse === undefined ? null : asSet(options.tokenUse),
+      clientIds: options.clientId === null || options.clientId === undefined ? null : asSet(options.clientId),
+      audience: options.audience === undefined ? undefined : asSet(options.audience),
+      algorithms: new Set(algorithms),
+      secret: secretBytes === undefined ? undefined : createSecretKey(secretBytes),
+      keys: asymmetric
+        ? new JwksKeyStore({
+            uri: jwksUri ?? undefined,
+            preload: jwks,
+            ...(shared.jwksCooldownMs === undefined ? {} : { cooldownMs: shared.jwksCooldownMs }),
+            ...(shared.jwksMaxAgeMs === undefined ? {} : { maxAgeMs: shared.jwksMaxAgeMs }),
+            ...(shared.jwksTimeoutMs === undefined ? {} : { timeoutMs: shared.jwksTimeoutMs }),
+          })
+        : undefined,
+      requiredClaims: options.requiredClaims ?? [],
+    };
+  }
+
+  /** JWKS fetches attempted so far, summed over issuers (for tests and metrics). */
+  get jwksFetchCount(): number {
+    let count = 0;
+    for (const issuer of this.issuers.values()) count += issuer.keys?.fetchCount ?? 0;
+    return count;
+  }
+
+  /**
+   * Verifies a compact JWS and returns its claims and principal.
+   * @throws InvalidTokenError (401) naming the reason; ServiceUnavailableError (503) when the
+   * issuer's keys were never obtainable.
+   */
+  verify(token: string): Promise<VerifiedJwt> {
+    // Not an async function: a cache hit, and a miss whose key is already imported, settle without
+    // one more promise and await; only a key fetch goes asynchronous.
+    try {
+      if (token.length > this.maxTokenBytes) throw credentialError('too_large');
+      const cache = this.cache;
+      const nowMs = Date.now();
+      const key = cache === undefined ? '' : TokenCache.keyOf(token);
+      const cached = cache?.get(key, nowMs);
+      if (cached !== undefined) return Promise.resolve(cached);
+      const remember = (verified: VerifiedJwt): VerifiedJwt => {
+        if (cache === undefined) return verified;
+        const expMs = ((verified.claims.exp as number) + this.toleranceSec) * 1000;
+        return cache.set(key, verified, Math.min(expMs, nowMs + this.cacheMaxAgeMs));
+      };
+      const verified = this.verifyUncached(token);
+      return verified instanceof Promise ? verified.then(remember) : Promise.resolve(remember(verified));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Accepts claims an API Gateway JWT authorizer already verified (signature, exp, aud or client_id),
+   * applying this verifier's issuer, token_use, client id, audience and expiry rules to them.
+   */
+  verifyAuthorizerClaims(claims: Readonly<Record<string, unknown>>): VerifiedJwt {
+    const normalised = normaliseAuthorizerClaims(claims);
+    const issuer = typeof normalised.iss === 'string' ? this.issuers.get(normalised.iss) : undefined;
+    if (issuer === undefined) throw credentialError('wrong_issuer');
+    return this.accept(issuer, normalised);
+  }
+
+  /** The verification itself: synchronous unless the signing key must be fetched first. */
+  private verifyUncached(token: string): VerifiedJwt | Promise<VerifiedJwt> {
+    const firstDot = token.indexOf('.');
+    const lastDot = token.lastIndexOf('.');
+    if (!compactJws.test(token)) {
+      const threeParts =
+        firstDot > 0 && lastDot > firstDot + 1 && token.indexOf('.', firstDot + 1) === lastDot;
+      // An unsecured JWT (RFC 7519 §6) has an empty signature: name it for what it is.
+      if (threeParts && lastDot === token.length - 1) {
+        const header = parseHeader(token.slice(0, firstDot));
+        throw credentialError(header?.alg.toLowerCase() === 'none' ? 'alg_none' : 'malformed');
+      }
+      throw credentialError(threeParts ? 'bad_base64' : 'malformed');
+    }
+    const headerSegment = token.slice(0, firstDot);
+    const payloadSegment = token.slice(firstDot + 1, lastDot);
+    const signatureSegment = token.slice(lastDot + 1);
+    // A base64url string of length 4n+1 encodes no whole byte: Buffer would silently drop the extra char.
+    if (
+      payloadSegment.length % 4 === 1 ||
+      signatureSegment.length % 4 === 1 ||
+      headerSegment.length % 4 === 1
+    ) {
+      throw credentialError('bad_base64');
+    }
+    const header = this.header(headerSegment);
+    if (header.alg.toLowerCase() === 'none') throw credentialError('alg_none');
+    const claims = decodeSegment(payloadSegment);
+    if (claims === undefined) throw credentialError('malformed');
+    const issuer = typeof claims.iss === 'string' ? this.issuers.get(claims.iss) : undefined;
+    if (issuer === undefined) throw credentialError('wrong_issuer');
+    if (!issuer.algorithms.has(header.alg as JwtAlgorithm)) throw credentialError('alg_not_allowed');
+    const signature = Buffer.from(signatureSegment, 'base64url');
+    const signingInput = token.slice(0, lastDot);
+    const check = (valid: boolean): VerifiedJwt => {
+      if (!valid) throw credentialError('bad_signature');
+      return this.accept(issuer, claims);
+    };
+    if (header.alg === 'HS256')
+      return check(this.verifyHmac(issuer.secret as KeyObject, signingInput, signature));
+    const alg = header.alg as AsymmetricAlgorithm;
+    if (header.kid === undefined) throw credentialError('missing_kid');
+    const keys = issuer.keys as JwksKeyStore;
+    const known = keys.peek(header.kid, alg);
+    if (known !== undefined) return check(this.verifyAsymmetric(known, alg, signingInput, signature));
+    return this.resolveKey(keys, header.kid, alg).then((key) =>
+      check(this.verifyAsymmetric(key, alg, signingInput, signature)),
+    );
+  }
+
+  private header(segment: string): Header {
+    let header = this.headers.get(segment);
+    if (header === undefined) {
+      header = parseHeader(segment);
+      if (header === undefined) throw credentialError('malformed');
+      if (this.headers.size >= maxCachedHeaders) this.headers.clear();
+      this.headers.set(segment, header);
+    }
+    return header;
+  }
+
+  private async resolveKey(keys: JwksKeyStore, kid: string, alg: AsymmetricAlgorithm): Promise<KeyObject> {
+    try {
+      return await keys.resolve(kid, alg);
+    } catch (error) {
+      if (!(error instanceof KeyLookupError)) throw error;
+      if (error.failure === 'unavailable') {
+        throw new ServiceUnavailableError('The signing keys of the token issuer are unavailable', 5, {
+          cause: error,
+        });
+      }
+      throw credentialError(error.failure === 'unknown_kid' ? 'unknown_kid' : 'alg_not_allowed', error);
+    }
+  }
+
+  private verifyAsymmetric(
+    key: KeyObject,
+    alg: AsymmetricAlgorithm,
+    input: string,
+    signature: Buffer,
+  ): boolean {
+    if (alg === 'RS256') return cryptoVerify('sha256', Buffer.from(input, 'latin1'), key, signature);
+    // JWS carries ECDSA signatures as r || s (IEEE P1363), 64 bytes for P-256.
+    if (signature.length !== 64) return false;
+    return cryptoVerify(
+      'sha256',
+      Buffer.from(input, 'latin1'),
+      { key, dsaEncoding: 'ieee-p1363' },
+      signature,
+    );
+  }
+
+  private verifyHmac(secret: KeyObject, input: string, signature: Buffer): boolean {
+    const expected = createHmac('sha256', secret).update(input, 'latin1').digest();
+    return signature.length === expected.length && timingSafeEqual(signature, expected);
+  }
+
+  /** Applies the claim rules (jose's semantics for exp/nbf/iss/aud) and builds the principal. */
+  private accept(issuer: Issuer, claims: Record<string, unknown>): VerifiedJwt {
+    const reason = this.claimProblem(issuer, claims);
+    if (reason !== undefined) throw credentialError(reason);
+    const principal = principalFromClaims(claims, this.mapping);
+    if (principal === undefined) throw credentialError('missing_claim');
+    freeze(principal.scopes);
+    freeze(principal.roles);
+    return freeze({ claims: freeze(claims), principal: freeze(principal) });
+  }
+
+  private claimProblem(issuer: Issuer, claims: Claims): AuthFailureReason | undefined {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const exp = numericClaim(claims, 'exp');
+    const nbf = numericClaim(claims, 'nbf');
+    if (exp === undefined) return 'missing_claim';
+    if (exp === false || nbf === false || numericClaim(claims, 'iat') === false) return 'malformed';
+    if (exp <= nowSec - this.toleranceSec) return 'expired';
+    if (nbf !== undefined && nbf > nowSec + this.toleranceSec) return 'not_yet_valid';
+    if (issuer.audience !== undefined && !includesAny(claims.aud, issuer.audience)) return 'wrong_audience';
+    const tokenUse = claims.token_use;
+    if (issuer.tokenUse !== null && !(typeof tokenUse === 'string' && issuer.tokenUse.has(tokenUse))) {
+      return 'wrong_token_use';
+    }
+    if (issuer.clientIds !== null) {
+      // Cognito id tokens name their client in aud; access tokens (and other issuers') in client_id.
+      const client = tokenUse === 'id' ? claims.aud : getClientId(claims);
+      if (!includesAny(client, issuer.clientIds)) return 'wrong_client';
+    }
+    for (const name of issuer.requiredClaims) if (claims[name] === undefined) return 'missing_claim';
+    return undefined;
+  }
+}

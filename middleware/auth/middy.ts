@@ -1,0 +1,211 @@
+// Middy adapters for the auth core: authenticate, serviceAuth, the guards and CSRF protection.
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { ForbiddenError } from '../errors.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
+import { type CsrfOptions, CsrfProtection } from './csrf.js';
+import {
+  type Guard,
+  humanGuard,
+  permissionsGuard,
+  rolesGuard,
+  type ScopesGuardOptions,
+  scopesGuard,
+  userGuard,
+} from './guards.js';
+import type { Principal } from './principal.js';
+import type { Rbac } from './rbac.js';
+import type { ServiceRequestVerifier } from './service-auth.js';
+
+type Event = APIGatewayProxyEventV2;
+type Result = APIGatewayProxyStructuredResultV2;
+
+/** What {@link authenticate} adds to the handler's context: `context.principal`. */
+export interface AuthContext {
+  principal: Principal;
+}
+
+/** What `authenticate({ optional: true })` adds: a principal when the request had a credential. */
+export interface OptionalAuthContext {
+  principal: Principal | undefined;
+}
+
+export type AuthMiddleware<C> = MiddlewareObj<Event, Result, Error, Context & C>;
+
+/**
+ * Authenticates the request and puts the caller on `context.principal` (typed). Accepts the
+ * methods it is given: Bearer JWT, `x-api-key`, signed service requests. 401 problem+json
+ * (`WWW-Authenticate: Bearer`) when the credential is missing or invalid.
+ *
+ * @example
+ * const verifier = new JwtVerifier({ issuers: [{ issuer, tokenUse: 'access', clientId }] }); // module scope
+ * export const handler = middy<APIGatewayProxyEventV2>()
+ *   .use(httpErrorHandler())
+ *   .use(authenticate({ jwt: verifier }))
+ *   .handler(async (_event, { principal }) => json(200, { hello: principal.id }));
+ */
+export function authenticate(
+  options: AuthenticatorOptions & { readonly optional: true },
+): AuthMiddleware<OptionalAuthContext>;
+export function authenticate(
+  options: AuthenticatorOptions & { readonly optional?: false },
+): AuthMiddleware<AuthContext>;
+export function authenticate(options: AuthenticatorOptions): AuthMiddleware<OptionalAuthContext> {
+  const authenticator = new Authenticator(options);
+  const authenticateBefore = async (
+    request: Request<Event, Result, Error, Context & OptionalAuthContext>,
+  ) => {
+    request.context.principal = await authenticator.authenticate(request.event);
+  };
+  return { name: 'authenticate', before: authenticateBefore };
+}
+
+/**
+ * Accepts only requests signed by a known service (shorthand for `authenticate({ service })`).
+ *
+ * @example
+ * middy().use(httpErrorHandler()).use(serviceAuth({ verifier: services })).handler(...)
+ */
+export function serviceAuth(options: {
+  readonly verifier: ServiceRequestVerifier;
+  /** @default undefined */
+  readonly onEvent?: SecurityEventListener;
+}): AuthMiddleware<AuthContext> {
+  return authenticate({
+    service: options.verifier,
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  });
+}
+
+export interface GuardOptions {
+  /** Receives access.denied events. @default undefined */
+  readonly onEvent?: SecurityEventListener;
+}
+
+function guardMiddleware<C>(name: string, guard: Guard, options: GuardOptions): AuthMiddleware<C> {
+  const guardBefore = (request: Request<Event, Result, Error, Context & Partial<OptionalAuthContext>>) => {
+    const principal = request.context.principal;
+    const denial = guard(principal);
+    if (denial === undefined) return;
+    emitEvent(options.onEvent, {
+      type: 'access.denied',
+      reason: denial.reason,
+      ...(principal ? { principal } : {}),
+      metadata: {
+        guard: name,
+        path: request.event.rawPath,
+        httpMethod: request.event.requestContext?.http?.method,
+      },
+    });
+    throw denial.error;
+  };
+  return { name, before: guardBefore } as AuthMiddleware<C>;
+}
+
+/**
+ * Any authenticated caller (401 otherwise); after `authenticate({ optional: true })` it also narrows
+ * `context.principal` to `Principal`.
+ *
+ * @example
+ * middy().use(authenticate({ jwt: verifier, optional: true })).use(requireUser()).handler(...)
+ */
+export function requireUser(options: GuardOptions = {}): AuthMiddleware<AuthContext> {
+  return guardMiddleware('requireUser', userGuard(), options);
+}
+
+/**
+ * Only human users: M2M tokens, API keys and services get 403 "This endpoint requires a human user".
+ *
+ * @example
+ * middy().use(authenticate({ jwt: verifier })).use(requireHuman()).handler(...)
+ */
+export function requireHuman(options: GuardOptions = {}): AuthMiddleware<AuthContext> {
+  return guardMiddleware('requireHuman', humanGuard(), options);
+}
+
+/**
+ * At least one of the roles (`cognito:groups` or the verifier's roles claim); 403 otherwise.
+ *
+ * @example
+ * middy().use(authenticate({ jwt: verifier })).use(requireRoles(['admin'])).handler(...)
+ */
+export function requireRoles(
+  roles: readonly string[],
+  options: GuardOptions = {},
+): AuthMiddleware<AuthContext> {
+  return guardMiddleware('requireRoles', rolesGuard(roles), options);
+}
+
+/**
+ * Every one of the scopes; 403 `insufficient_scope` (with the scopes in `WWW-Authenticate`) otherwise.
+ *
+ * @example
+ * middy().use(authenticate({ jwt: verifier, apiKeys })).use(requireScopes(['bookings/read'])).handler(...)
+ */
+export function requireScopes(
+  scopes: readonly string[],
+  options: GuardOptions & ScopesGuardOptions = {},
+): AuthMiddleware<AuthContext> {
+  return guardMiddleware('requireScopes', scopesGuard(scopes, options), options);
+}
+
+/**
+ * Every one of the permissions, granted by the principal's roles through an {@link Rbac} engine.
+ *
+ * @example
+ * const rbac = new Rbac({ roles: { admin: ['*'], clerk: ['read:*', 'write:bookings'] } });
+ * middy().use(authenticate({ jwt: verifier })).use(requirePermissions(rbac, ['delete:users'])).handler(...)
+ */
+export function requirePermissions(
+  rbac: Rbac,
+  permissions: readonly string[],
+  options: GuardOptions = {},
+): AuthMiddleware<AuthContext> {
+  return guardMiddleware('requirePermissions', permissionsGuard(rbac, permissions), options);
+}
+
+/** What {@link csrfProtection} adds: the request's CSRF token, to render into pages and forms. */
+export interface CsrfContext {
+  csrfToken: string;
+}
+
+/**
+ * Double-submit CSRF protection for cookie-authenticated browser routes. Safe methods pass and get
+ * a token cookie if they lack one; unsafe methods need the cookie's token in `X-CSRF-Token`
+ * (403 otherwise). The token is on `context.csrfToken`; structured results get the cookie.
+ *
+ * @example
+ * middy().use(httpErrorHandler()).use(csrfProtection({ secret: process.env.CSRF_SECRET })).handler(...)
+ */
+export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMiddleware<CsrfContext> {
+  const csrf = new CsrfProtection(options);
+  const internalKey = 'bulwarkCsrfIssued';
+  type CsrfRequest = Request<Event, Result, Error, Context & CsrfContext, Record<string, unknown>>;
+  const csrfBefore = (request: CsrfRequest) => {
+    const { event } = request;
+    const result = csrf.check(
+      event.requestContext.http.method,
+      event.cookies,
+      event.headers?.[csrf.headerName],
+    );
+    if (!result.ok) {
+      emitEvent(options.onEvent, {
+        type: 'csrf.rejected',
+        reason: result.failure,
+        metadata: { path: event.rawPath, httpMethod: event.requestContext.http.method },
+      });
+      throw new ForbiddenError('CSRF token missing or mismatched');
+    }
+    const token = result.token ?? csrf.issueToken();
+    if (result.token === undefined) request.internal[internalKey] = token;
+    request.context.csrfToken = token;
+  };
+  const csrfAfter = (request: CsrfRequest) => {
+    const issued = request.internal[internalKey];
+    const response = request.response;
+    if (typeof issued !== 'string' || response === null || typeof response !== 'object') return;
+    response.cookies = [...(response.cookies ?? []), csrf.cookie(issued)];
+  };
+  return { name: 'csrfProtection', before: csrfBefore, after: csrfAfter } as AuthMiddleware<CsrfContext>;
+}

@@ -1,0 +1,136 @@
+// Role-based access control: roles grant `action:resource` permissions with wildcards, decisions cached per role set.
+import { assertNoProblems } from '../errors.js';
+
+/** A role's definition in configuration: its permissions and, optionally, roles it inherits from. */
+export interface RoleDefinition {
+  readonly permissions: readonly string[];
+  /** Roles whose permissions this role also has. @default [] */
+  readonly inherits?: readonly string[];
+}
+
+export interface RbacOptions {
+  /** Roles by name: a permission list or a {@link RoleDefinition}. @default {} */
+  readonly roles?: Readonly<Record<string, readonly string[] | RoleDefinition>>;
+  /** Cached decisions before the cache starts over (bounds memory under arbitrary role sets). @default 10000 */
+  readonly maxCachedDecisions?: number;
+}
+
+/** `*`, or `action:resource` where either side may be `*`; names are letters, digits and `._/-`. */
+const permissionPattern = /^(?:\*|(?:\*|[\w./-]+):(?:\*|[\w./-]+))$/;
+
+function grants(granted: string, required: string): boolean {
+  if (granted === '*' || granted === required) return true;
+  const split = granted.indexOf(':');
+  const requiredSplit = required.indexOf(':');
+  if (split < 0 || requiredSplit < 0) return false;
+  const action = granted.slice(0, split);
+  const resource = granted.slice(split + 1);
+  return (
+    (action === '*' || action === required.slice(0, requiredSplit)) &&
+    (resource === '*' || resource === required.slice(requiredSplit + 1))
+  );
+}
+
+/**
+ * An RBAC engine. `read:*` grants reading anything, `*:users` any action on users, `*` everything.
+ * Decisions are cached per (role set, permission) and the cache is cleared when a role changes.
+ *
+ * @example
+ * const rbac = new Rbac({ roles: { admin: ['*'], editor: { permissions: ['write:bookings'], inherits: ['viewer'] }, viewer: ['read:*'] } });
+ * rbac.checkPermission(['editor'], 'read:users'); // true, inherited from viewer
+ */
+export class Rbac {
+  private readonly roles = new Map<string, RoleDefinition>();
+  private readonly decisions = new Map<string, boolean>();
+  private readonly maxCachedDecisions: number;
+
+  constructor(options: RbacOptions = {}) {
+    const problems: string[] = [];
+    this.maxCachedDecisions = options.maxCachedDecisions ?? 10_000;
+    if (!(Number.isInteger(this.maxCachedDecisions) && this.maxCachedDecisions > 0)) {
+      problems.push('maxCachedDecisions must be a positive integer');
+    }
+    for (const [name, definition] of Object.entries(options.roles ?? {})) {
+      const role: RoleDefinition = Array.isArray(definition)
+        ? { permissions: definition }
+        : (definition as RoleDefinition);
+      problems.push(...this.problemsOf(name, role));
+      this.roles.set(name, role);
+    }
+    assertNoProblems('Rbac', problems);
+  }
+
+  /**
+   * Adds or replaces a role.
+   *
+   * @example
+   * rbac.addRole('admin', ['read:*', 'write:*', 'delete:*']);
+   */
+  addRole(
+    name: string,
+    permissions: readonly string[],
+    options: { inherits?: readonly string[] } = {},
+  ): this {
+    const role: RoleDefinition = { permissions: [...permissions], inherits: [...(options.inherits ?? [])] };
+    assertNoProblems('Rbac', this.problemsOf(name, role));
+    this.roles.set(name, role);
+    this.decisions.clear();
+    return this;
+  }
+
+  /** Every permission the roles grant, inherited ones included; unknown roles grant nothing. */
+  permissionsOf(roles: readonly string[]): Set<string> {
+    const permissions = new Set<string>();
+    const seen = new Set<string>();
+    const pending = [...roles];
+    // Iterative walk with a seen set: inheritance cycles terminate and each role counts once.
+    for (let role = pending.pop(); role !== undefined; role = pending.pop()) {
+      if (seen.has(role)) continue;
+      seen.add(role);
+      const definition = this.roles.get(role);
+      if (definition === undefined) continue;
+      for (const permission of definition.permissions) permissions.add(permission);
+      pending.push(...(definition.inherits ?? []));
+    }
+    return permissions;
+  }
+
+  /**
+   * Whether any of the roles grants the permission.
+   *
+   * @example
+   * rbac.checkPermission(['user'], 'write:own'); // true when `user` has `write:own` or `write:*`
+   */
+  checkPermission(roles: readonly string[], permission: string): boolean {
+    const key = `${[...roles].sort().join('\u0000')}\u0001${permission}`;
+    const cached = this.decisions.get(key);
+    if (cached !== undefined) return cached;
+    let allowed = false;
+    for (const granted of this.permissionsOf(roles)) {
+      if (grants(granted, permission)) {
+        allowed = true;
+        break;
+      }
+    }
+    if (this.decisions.size >= this.maxCachedDecisions) this.decisions.clear();
+    this.decisions.set(key, allowed);
+    return allowed;
+  }
+
+  private problemsOf(name: string, role: RoleDefinition): string[] {
+    const problems: string[] = [];
+    if (!/^[\w.-]{1,64}$/.test(name)) problems.push(`role name ${JSON.stringify(name)} is invalid`);
+    if (!Array.isArray(role.permissions)) {
+      problems.push(`role ${name}: permissions must be a list`);
+      return problems;
+    }
+    for (const permission of role.permissions) {
+      if (typeof permission !== 'string' || !permissionPattern.test(permission)) {
+        problems.push(
+          `role ${name}: permission ${JSON.stringify(permission)} is not "*" or "action:resource"`,
+        );
+      }
+    }
+    return problems;
+  }
+}

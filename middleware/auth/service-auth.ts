@@ -1,0 +1,319 @@
+// Service-to-service request signing: HMAC-SHA256 over a canonical request, a timestamp window and single-use nonces.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import { toEpochSeconds } from '../store/tables.js';
+import { credentialError } from './failure.js';
+import type { Principal } from './principal.js';
+
+/** Query parameters in any of the shapes callers have at hand. */
+export type QueryInput =
+  | string
+  | URLSearchParams
+  | Readonly<Record<string, string | readonly string[] | undefined>>
+  | undefined;
+
+/** What a signature covers. */
+export interface SignableRequest {
+  readonly method: string;
+  /** The path as sent, percent-encoded, without the query: `/users/42`. */
+  readonly path: string;
+  /** @default no query */
+  readonly query?: QueryInput;
+  /** The exact body bytes (a string is taken as UTF-8). @default empty */
+  readonly body?: string | Uint8Array | undefined;
+  /** Epoch seconds. */
+  readonly timestamp: number | string;
+  readonly nonce: string;
+}
+
+/** The four headers a signed request carries. */
+export interface ServiceAuthHeaders {
+  readonly 'X-Service-Id': string;
+  readonly 'X-Timestamp': string;
+  readonly 'X-Nonce': string;
+  readonly 'X-Signature': string;
+}
+
+export interface ServiceCredentials {
+  /** Who is calling, e.g. `bookings`. */
+  readonly serviceId: string;
+  /** The caller's current signing secret. */
+  readonly secret: string;
+}
+
+/** The request a signer is asked to sign (the shape of a `fetch` call). */
+export interface OutgoingRequest {
+  readonly method: string;
+  /** Absolute URL, or a path with an optional query. */
+  readonly url: string | URL;
+  /** @default empty */
+  readonly body?: string | Uint8Array | undefined;
+}
+
+function queryPairs(query: QueryInput): [string, string][] {
+  if (query === undefined) return [];
+  if (typeof query === 'string') return [...new URLSearchParams(query.replace(/^\?/, ''))];
+  if (query instanceof URLSearchParams) return [...query];
+  return Object.entries(query).flatMap(([key, value]) =>
+    value === undefined
+      ? []
+      : (typeof value === 'string' ? [value] : value).map((item): [string, string] => [key, item]),
+  );
+}
+
+/**
+ * The query in canonical form: decoded pairs sorted by name then value, each part percent-encoded,
+ * joined with `&`. Both sides compute it, so any encoding differences along the way cancel out.
+ */
+export function canonicalQuery(query: QueryInput): string {
+  return queryPairs(query)
+    .sort(([keyA, valueA], [keyB, valueB]) =>
+      keyA < keyB ? -1 : keyA > keyB ? 1 : valueA < valueB ? -1 : valueA > valueB ? 1 : 0,
+    )
+    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
+    .join('&');
+}
+
+/**
+ * The string a signature covers: method, path, canonical query, SHA-256 of the body (hex),
+ * timestamp and nonce, one per line.
+ */
+export function canonicalRequest(request: SignableRequest): string {
+  const body = request.body ?? '';
+  return [
+    request.method.toUpperCase(),
+    request.path,
+    canonicalQuery(request.query),
+    createHash('sha256').update(body).digest('hex'),
+    String(request.timestamp),
+    request.nonce,
+  ].join('\n');
+}
+
+/**
+ * The HMAC-SHA256 signature (lower-case hex) of a request.
+ *
+ * @example
+ * const signature = signRequest(secret, { method: 'GET', path: '/users/42', timestamp: 1767225600, nonce });
+ */
+export function signRequest(secret: string, request: SignableRequest): string {
+  return createHmac('sha256', secret).update(canonicalRequest(request)).digest('hex');
+}
+
+/**
+ * The four headers that sign one outgoing request, with a fresh nonce and the current time.
+ *
+ * @example
+ * const body = JSON.stringify({ name: 'x' });
+ * await fetch(url, { method: 'POST', body, headers: { ...serviceAuthHeaders({ serviceId: 'bookings', secret }, { method: 'POST', url, body }) } });
+ */
+export function serviceAuthHeaders(
+  credentials: ServiceCredentials,
+  request: OutgoingRequest & { readonly timestamp?: number; readonly nonce?: string },
+): ServiceAuthHeaders {
+  const url = new URL(request.url, 'http://service.invalid');
+  const timestamp = request.timestamp ?? toEpochSeconds(Date.now());
+  const nonce = request.nonce ?? randomBytes(18).toString('base64url');
+  const signature = signRequest(credentials.secret, {
+    method: request.method,
+    path: url.pathname,
+    query: url.search,
+    body: request.body,
+    timestamp,
+    nonce,
+  });
+  return {
+    'X-Service-Id': credentials.serviceId,
+    'X-Timestamp': String(timestamp),
+    'X-Nonce': nonce,
+    'X-Signature': signature,
+  };
+}
+
+/**
+ * A signing hook for an HTTP client: give it each outgoing request, add the headers it returns.
+ *
+ * @example
+ * const sign = createServiceSigner({ serviceId: 'bookings', secret });
+ * await fetch(url, { headers: { ...sign({ method: 'GET', url }) } });
+ */
+export function createServiceSigner(
+  credentials: ServiceCredentials,
+): (request: OutgoingRequest) => ServiceAuthHeaders {
+  return (request) => serviceAuthHeaders(credentials, request);
+}
+
+/** Remembers nonces until they expire; `claim` is true only for the first use of a nonce. */
+export interface NonceStore {
+  claim(key: string, expiresAtSec: number, nowMs: number): Promise<boolean>;
+}
+
+/**
+ * Nonces as `NONCE#<service>#<nonce>` items in the toolkit table, claimed with a conditional put.
+ *
+ * @example
+ * const nonces = new DynamoDbNonceStore({ client: documentClient, tableName: 'bulwark-toolkit' });
+ */
+export class DynamoDbNonceStore implements NonceStore {
+  constructor(
+    private readonly options: { readonly client: DynamoDBDocumentClient; readonly tableName: string },
+  ) {}
+
+  async claim(key: string, expiresAtSec: number, nowMs: number): Promise<boolean> {
+    try {
+      await this.options.client.send(
+        new PutCommand({
+          TableName: this.options.tableName,
+          Item: { pk: `NONCE#${key}`, sk: 'NONCE', expiresAt: expiresAtSec },
+          // Two deliveries of one signed request race here: only the first put succeeds. An expired
+          // item TTL has not deleted yet counts as absent.
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+          ExpressionAttributeValues: { ':now': toEpochSeconds(nowMs) },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}
+
+/** A calling service's secrets: the current one and, during a rotation, the previous one. */
+export interface ServiceSecrets {
+  readonly current: string;
+  /** Still accepted while callers move to `current`. @default undefined */
+  readonly previous?: string | undefined;
+  /** Scopes its principal carries. @default [] */
+  readonly scopes?: readonly string[];
+}
+
+export interface ServiceRequestVerifierOptions {
+  /** Known callers by service id. */
+  readonly services: Readonly<Record<string, ServiceSecrets>>;
+  readonly nonceStore: NonceStore;
+  /** Accepted distance between the request's timestamp and now, either way, in seconds. @default 300 */
+  readonly toleranceSec?: number;
+}
+
+/** An incoming request as the verifier reads it (API Gateway v2 gives all of this). */
+export interface IncomingSignedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly rawQueryString: string;
+  readonly body: Buffer;
+  /** Lower-case header names. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+}
+
+export const serviceAuthHeaderNames = ['x-service-id', 'x-timestamp', 'x-nonce', 'x-signature'] as const;
+
+/**
+ * Verifies signed service requests: known service id, timestamp within the window, signature by
+ * the current or previous secret, and a nonce never seen before (claimed only once the signature
+ * holds, so forged requests cannot fill the nonce table).
+ *
+ * @example
+ * const services = new ServiceRequestVerifier({
+ *   services: { bookings: { current: process.env.BOOKINGS_SECRET, previous: process.env.BOOKINGS_SECRET_PREVIOUS } },
+ *   nonceStore: new DynamoDbNonceStore({ client, tableName }),
+ * });
+ */
+export class ServiceRequestVerifier {
+  private readonly services: ReadonlyMap<string, ServiceSecrets>;
+  private readonly nonceStore: NonceStore;
+  private readonly toleranceSec: number;
+
+  constructor(options: ServiceRequestVerifierOptions) {
+    const problems: string[] = [];
+    const services = new Map<string, ServiceSecrets>();
+    for (const [serviceId, secrets] of Object.entries(options.services ?? {})) {
+      if (!/^[\w.-]{1,64}$/.test(serviceId))
+        problems.push(`service id ${JSON.stringify(serviceId)} is invalid`);
+      for (const secret of [secrets.current, secrets.previous]) {
+        if (secret !== undefined && (typeof secret !== 'string' || secret.length < 32)) {
+          problems.push(`${serviceId}: secrets must be at least 32 characters`);
+        }
+      }
+      services.set(serviceId, secrets);
+    }
+    if (services.size === 0) problems.push('services must name at least one caller');
+    if (!options.nonceStore) problems.push('nonceStore is required');
+    const toleranceSec = options.toleranceSec ?? 300;
+    if (!(toleranceSec > 0 && toleranceSec <= 3600)) problems.push('toleranceSec must be 1..3600');
+    assertNoProblems('ServiceRequestVerifier', problems);
+    this.services = services;
+    this.nonceStore = options.nonceStore;
+    this.toleranceSec = toleranceSec;
+  }
+
+  /** Whether the request carries any of the signing headers (it then must carry all of them, valid). */
+  static isSigned(headers: Readonly<Record<string, string | undefined>>): boolean {
+    return serviceAuthHeaderNames.some((name) => headers[name] !== undefined);
+  }
+
+  /**
+   * The calling service's principal.
+   * @throws InvalidTokenError (401): malformed headers, unknown service, timestamp outside the
+   * window, bad signature, replayed nonce; ServiceUnavailableError (503) when nonces cannot be stored.
+   */
+  async verify(request: IncomingSignedRequest): Promise<Principal> {
+    const serviceId = request.headers['x-service-id'];
+    const timestamp = request.headers['x-timestamp'];
+    const nonce = request.headers['x-nonce'];
+    const signature = request.headers['x-signature']?.toLowerCase();
+    if (
+      serviceId === undefined ||
+      timestamp === undefined ||
+      nonce === undefined ||
+      signature === undefined ||
+      !/^\d{1,12}$/.test(timestamp) ||
+      !/^[\w-]{16,128}$/.test(nonce) ||
+      !/^[0-9a-f]{64}$/.test(signature)
+    ) {
+      throw credentialError('malformed');
+    }
+    const secrets = this.services.get(serviceId);
+    if (secrets === undefined) throw credentialError('unknown_service');
+    const nowMs = Date.now();
+    const requestSec = Number(timestamp);
+    if (Math.abs(toEpochSeconds(nowMs) - requestSec) > this.toleranceSec)
+      throw credentialError('timestamp_skew');
+    const signable: SignableRequest = {
+      method: request.method,
+      path: request.path,
+      query: request.rawQueryString,
+      body: request.body,
+      timestamp,
+      nonce,
+    };
+    const presented = Buffer.from(signature, 'hex');
+    const matches = [secrets.current, secrets.previous].some(
+      (secret) =>
+        secret !== undefined && timingSafeEqual(Buffer.from(signRequest(secret, signable), 'hex'), presented),
+    );
+    if (!matches) throw credentialError('bad_signature');
+    // The nonce must be remembered as long as its timestamp is acceptable.
+    let fresh: boolean;
+    try {
+      fresh = await this.nonceStore.claim(`${serviceId}#${nonce}`, requestSec + this.toleranceSec + 1, nowMs);
+    } catch (error) {
+      // Without the nonce store a replay cannot be told apart: refuse rather than accept blindly.
+      throw new ServiceUnavailableError('Replay protection is unavailable', 5, { cause: error });
+    }
+    if (!fresh) throw credentialError('replayed');
+    return {
+      id: serviceId,
+      isM2M: true,
+      clientId: serviceId,
+      email: undefined,
+      scopes: secrets.scopes ?? [],
+      roles: [],
+      tenantId: undefined,
+      authMethod: 'service',
+      claims: { serviceId, timestamp: requestSec },
+    };
+  }
+}

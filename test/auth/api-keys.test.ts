@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
+import { InvalidOptionsError, InvalidTokenError, ValidationError } from '../../middleware/errors.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+const tableName = testTableNames.toolkit;
+const owner = () => `owner-${randomUUID()}`;
+
+function store(options: Partial<ConstructorParameters<typeof ApiKeyStore>[0]> = {}): ApiKeyStore {
+  return new ApiKeyStore({ client: documentClient, tableName, ...options });
+}
+
+async function rawItem(keyId: string): Promise<Record<string, unknown> | undefined> {
+  const result = await documentClient.send(
+    new GetCommand({ TableName: tableName, Key: { pk: `APIKEY#${keyId}`, sk: 'APIKEY' } }),
+  );
+  return result.Item;
+}
+
+async function reasonOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(InvalidTokenError);
+  return (error as InvalidTokenError).reason;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+describe('ApiKeyStore', () => {
+  it('creates a key, shows its plaintext once and stores only a SHA-256 of the secret', async () => {
+    const created = await store().create(owner(), ['bookings/read']);
+    expect(created.key).toMatch(/^bwk_[0-9a-f]{16}_[\w-]{43}$/);
+    const item = await rawItem(created.keyId);
+    const secret = created.key.split('_').slice(2).join('_');
+    expect(JSON.stringify(item)).not.toContain(secret);
+    expect(item?.secretHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(created).not.toHaveProperty('secretHash');
+  });
+
+  it('verifies a key into a machine principal with its scopes', async () => {
+    const apiKeys = store();
+    const created = await apiKeys.create('alice', ['bookings/read', 'bookings/write'], { tenantId: 't1' });
+    const principal = await apiKeys.verify(created.key);
+    expect(principal).toEqual({
+      id: created.keyId,
+      isM2M: true,
+      clientId: undefined,
+      email: undefined,
+      scopes: ['bookings/read', 'bookings/write'],
+      roles: [],
+      tenantId: 't1',
+      authMethod: 'apiKey',
+      claims: { keyId: created.keyId, owner: 'alice' },
+    });
+  });
+
+  it('rejects a wrong secret for a real key id, an unknown id and a malformed key', async () => {
+    const apiKeys = store();
+    const created = await apiKeys.create(owner(), []);
+    const wrongSecret = `${created.key.slice(0, 21)}${'A'.repeat(43)}`;
+    expect(await reasonOf(apiKeys.verify(wrongSecret))).toBe('unknown_key');
+    expect(await reasonOf(apiKeys.verify(`bwk_0123456789abcdef_${'A'.repeat(43)}`))).toBe('unknown_key');
+    for (const malformed of ['', 'bwk_', 'not-a-key', `${created.key}x`, created.key.toUpperCase()]) {
+      expect(await reasonOf(apiKeys.verify(malformed))).toBe('malformed');
+    }
+  });
+
+  it('rejects a revoked key at once on the revoking instance, and on others within the cache bound', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const revoker = store();
+    const other = store();
+    const created = await revoker.create(owner(), []);
+    await other.verify(created.key);
+    expect(await revoker.revoke(created.keyId)).toBe(true);
+    expect(await reasonOf(revoker.verify(created.key))).toBe('revoked');
+    await expect(other.verify(created.key)).resolves.toBeDefined();
+    vi.setSystemTime(Date.now() + 60_000);
+    expect(await reasonOf(other.verify(created.key))).toBe('revoked');
+  });
+
+  it('revokes nothing that does not exist, and never creates an item doing so', async () => {
+    expect(await store().revoke('0123456789abcdef')).toBe(false);
+    expect(await rawItem('0123456789abcdef')).toBeUndefined();
+    expect(await store().revoke('not an id')).toBe(false);
+  });
+
+  it('rejects an expired key', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store();
+    const created = await apiKeys.create(owner(), [], { expiresAt: new Date(Date.now() + 60_000) });
+    expect(created.expiresAt).toBeDefined();
+    await expect(apiKeys.verify(created.key)).resolves.toBeDefined();
+    vi.setSystemTime(Date.now() + 61_000);
+    expect(await reasonOf(apiKeys.verify(created.key))).toBe('expired');
+  });
+
+  it('reads DynamoDB once per key per cache TTL, not per request', async () => {
+    const apiKeys = store();
+    const created = await apiKeys.create(owner(), []);
+    const send = vi.spyOn(documentClient, 'send');
+    for (let index = 0; index < 20; index += 1) await apiKeys.verify(created.key);
+    const gets = send.mock.calls.filter(([command]) => command instanceof GetCommand);
+    expect(gets).toHaveLength(1);
+  });
+
+  it('caches unknown key ids too, so guessing costs one read per id', async () => {
+    const apiKeys = store();
+    const send = vi.spyOn(documentClient, 'send');
+    const guess = `bwk_fedcba9876543210_${'B'.repeat(43)}`;
+    for (let index = 0; index < 5; index += 1) await reasonOf(apiKeys.verify(guess));
+    expect(send).toHaveBeenCalledTimes(1);
+  });
+
+  it('stamps lastUsedAt at most once a minute per key', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store({ cacheTtlMs: 0 });
+    const created = await apiKeys.create(owner(), []);
+    const send = vi.spyOn(documentClient, 'send');
+    for (let index = 0; index < 10; index += 1) await apiKeys.verify(created.key);
+    const firstStamp = (await rawItem(created.keyId))?.lastUsedAt;
+    expect(firstStamp).toBeTypeOf('number');
+    vi.setSystemTime(Date.now() + 30_000);
+    await apiKeys.verify(created.key);
+    expect((await rawItem(created.keyId))?.lastUsedAt).toBe(firstStamp);
+    vi.setSystemTime(Date.now() + 31_000);
+    await apiKeys.verify(created.key);
+    expect((await rawItem(created.keyId))?.lastUsedAt).toBeGreaterThan(firstStamp as number);
+    const updates = send.mock.calls.filter(([command]) => command instanceof UpdateCommand);
+    expect(updates).toHaveLength(2);
+  });
+
+  it('lets only one of two instances stamp a key in the same minute', async () => {
+    const first = store({ cacheTtlMs: 0 });
+    const second = store({ cacheTtlMs: 0 });
+    const created = await first.create(owner(), []);
+    const original = documentClient.send.bind(documentClient);
+    const outcomes: string[] = [];
+    vi.spyOn(documentClient, 'send').mockImplementation(((command: unknown) => {
+      const sent = original(command as never);
+      if (command instanceof UpdateCommand) {
+        sent.then(
+          () => outcomes.push('written'),
+          (error: Error) => outcomes.push(error.name),
+        );
+      }
+      return sent;
+    }) as typeof documentClient.send);
+    // Both instances may read the key before either stamps it: the conditional write lets one win.
+    await Promise.all([first.verify(created.key), second.verify(created.key)]);
+    expect(outcomes.filter((outcome) => outcome === 'written')).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome !== 'written')).toEqual(
+      outcomes.length === 2 ? ['ConditionalCheckFailedException'] : [],
+    );
+  });
+
+  it('goes on when the usage stamp cannot be written', async () => {
+    const apiKeys = store({ cacheTtlMs: 0 });
+    const created = await apiKeys.create(owner(), []);
+    const original = documentClient.send.bind(documentClient);
+    vi.spyOn(documentClient, 'send').mockImplementation(((command: unknown) => {
+      if (command instanceof UpdateCommand) return Promise.reject(new Error('throttled'));
+      return original(command as never);
+    }) as typeof documentClient.send);
+    await expect(apiKeys.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
+  });
+
+  it("lists an owner's keys oldest first, without secrets", async () => {
+    const apiKeys = store();
+    const alice = owner();
+    const first = await apiKeys.create(alice, ['a/read']);
+    const second = await apiKeys.create(alice, ['a/write']);
+    await apiKeys.create(owner(), []);
+    await apiKeys.revoke(second.keyId);
+    const listed = await apiKeys.listByOwner(alice);
+    expect(listed.map((record) => record.keyId)).toEqual([first.keyId, second.keyId]);
+    expect(listed[1]?.revokedAt).toBeDefined();
+    expect(JSON.stringify(listed)).not.toMatch(/secretHash|bwk_/);
+  });
+
+  it('hashes with a pepper when given one, so the stored hash is not a plain SHA-256', async () => {
+    const peppered = store({ pepper: 'p'.repeat(32) });
+    const created = await peppered.create(owner(), []);
+    await expect(peppered.verify(created.key)).resolves.toBeDefined();
+    expect(await reasonOf(store().verify(created.key))).toBe('unknown_key');
+  });
+
+  it('rejects invalid create arguments, listing each, and stores nothing', async () => {
+    const apiKeys = store();
+    const send = vi.spyOn(documentClient, 'send');
+    const error = await apiKeys
+      .create('has space', ['ok', 'not ok'], { expiresAt: new Date(Date.now() - 1), tenantId: 'a#b' })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).fields.map((field) => field.field)).toEqual([
+      'owner',
+      'scopes',
+      'expiresAt',
+      'tenantId',
+    ]);
+    expect(send).not.toHaveBeenCalled();
+  });
+
+  it('rejects invalid options at construction, listing each', () => {
+    expect(
+      () =>
+        new ApiKeyStore({
+          client: undefined as never,
+          tableName: '',
+          cacheTtlMs: -1,
+          cacheMaxEntries: 0,
+          lastUsedIntervalMs: -1,
+          pepper: 'short',
+        }),
+    ).toThrow(InvalidOptionsError);
+  });
+
+  it('keeps its cache bounded', async () => {
+    const apiKeys = store({ cacheMaxEntries: 2 });
+    const keys = await Promise.all([1, 2, 3].map(() => apiKeys.create(owner(), [])));
+    for (const created of keys) await apiKeys.verify(created.key);
+    const send = vi.spyOn(documentClient, 'send');
+    await apiKeys.verify((keys[0] as { key: string }).key);
+    expect(send.mock.calls.filter(([command]) => command instanceof GetCommand)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,141 @@
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { mintFromCommandLine, parseTokenArguments } from '../../bin/token.js';
+import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
+import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+
+const issuerUrl = 'http://127.0.0.1:3999';
+const tempDir = () => mkdtempSync(join(tmpdir(), 'bulwark-dev-issuer-'));
+
+function verifierFor(issuer: DevIssuer): JwtVerifier {
+  return new JwtVerifier({
+    issuers: [
+      {
+        issuer: issuer.issuer,
+        tokenUse: ['access', 'id'],
+        clientId: null,
+        jwks: issuer.jwks(),
+        jwksUri: null,
+      },
+    ],
+  });
+}
+
+describe('DevIssuer', () => {
+  it("mints a human user's Cognito-shaped access token that the verifier accepts", async () => {
+    const issuer = new DevIssuer({ issuer: `${issuerUrl}/` });
+    const token = await issuer.mint({
+      sub: 'alice',
+      roles: ['admin'],
+      tenant: 't1',
+      email: 'alice@example.com',
+    });
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'RS256', kid: issuer.kid, typ: 'JWT' });
+    expect(decodeJwt(token)).toMatchObject({
+      iss: issuerUrl,
+      sub: 'alice',
+      username: 'alice',
+      token_use: 'access',
+      client_id: 'bulwark-local',
+      'cognito:groups': ['admin'],
+      'custom:tenant_id': 't1',
+    });
+    const { principal } = await verifierFor(issuer).verify(token);
+    expect(principal).toMatchObject({
+      id: 'alice',
+      isM2M: false,
+      roles: ['admin'],
+      tenantId: 't1',
+      email: 'alice@example.com',
+    });
+  });
+
+  it('mints an M2M token with no user claims, whose principal is the client', async () => {
+    const issuer = new DevIssuer({ issuer: issuerUrl });
+    const token = await issuer.mint({
+      m2m: true,
+      clientId: 'svc-bookings',
+      scopes: ['bookings/write'],
+      roles: ['ignored'],
+    });
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({ sub: 'svc-bookings', client_id: 'svc-bookings', scope: 'bookings/write' });
+    expect(claims).not.toHaveProperty('username');
+    expect(claims).not.toHaveProperty('cognito:groups');
+    expect((await verifierFor(issuer).verify(token)).principal).toMatchObject({
+      id: 'svc-bookings',
+      isM2M: true,
+    });
+  });
+
+  it('mints id tokens naming the client in aud', async () => {
+    const issuer = new DevIssuer({ issuer: issuerUrl });
+    const claims = decodeJwt(await issuer.mint({ tokenUse: 'id' }));
+    expect(claims).toMatchObject({ token_use: 'id', aud: 'bulwark-local', 'cognito:username': 'dev-user' });
+  });
+
+  it('keeps its key in an owner-only file and reuses it', async () => {
+    const keyFile = join(tempDir(), 'nested', 'key.json');
+    const first = new DevIssuer({ issuer: issuerUrl, keyFile });
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const second = new DevIssuer({ issuer: issuerUrl, keyFile });
+    expect(second.kid).toBe(first.kid);
+    await expect(verifierFor(first).verify(await second.mint())).resolves.toBeDefined();
+  });
+
+  it('rejects an issuer that is not a URL', () => {
+    expect(() => new DevIssuer({ issuer: 'not a url' })).toThrow(InvalidOptionsError);
+  });
+});
+
+describe('npm run token', () => {
+  it('reads the README command lines', () => {
+    expect(parseTokenArguments(['--sub', 'alice', '--roles', 'admin', '--tenant', 't1']).token).toMatchObject(
+      {
+        sub: 'alice',
+        roles: ['admin'],
+        tenant: 't1',
+        m2m: false,
+        tokenUse: 'access',
+      },
+    );
+    expect(
+      parseTokenArguments([
+        '--m2m',
+        '--client-id',
+        'svc-bookings',
+        '--scope',
+        'bookings/write',
+        '--scope',
+        'a/b c/d',
+      ]).token,
+    ).toMatchObject({ m2m: true, clientId: 'svc-bookings', scopes: ['bookings/write', 'a/b', 'c/d'] });
+    expect(parseTokenArguments(['--id-token', '--issuer', 'http://127.0.0.1:4000']).issuer).toBe(
+      'http://127.0.0.1:4000',
+    );
+  });
+
+  it('refuses unknown options, bad lifetimes and --sub with --m2m, showing the usage', () => {
+    expect(() => parseTokenArguments(['--bogus'])).toThrow();
+    expect(() => parseTokenArguments(['--expires-in', 'soon'])).toThrow(/Usage/);
+    expect(() => parseTokenArguments(['--m2m', '--sub', 'x'])).toThrow(/Usage/);
+    expect(() => parseTokenArguments(['--help'])).toThrow(/Usage/);
+  });
+
+  it('mints with the key kept in the data folder', async () => {
+    const dataDir = tempDir();
+    const token = await mintFromCommandLine(
+      ['--sub', 'bob', '--expires-in', '60', '--email', 'b@example.com'],
+      dataDir,
+    );
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({ sub: 'bob', email: 'b@example.com' });
+    expect((claims.exp as number) - (claims.iat as number)).toBe(60);
+    const again = new DevIssuer({ issuer: issuerUrl, keyFile: join(dataDir, 'dev-issuer-key.json') });
+    expect(decodeProtectedHeader(token).kid).toBe(again.kid);
+  });
+});

@@ -1,0 +1,551 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { JwtVerifier, type JwtVerifierOptions } from '../../middleware/auth/jwt-verifier.js';
+import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from '../../middleware/errors.js';
+import {
+  b64,
+  ecKey,
+  hmacToken,
+  type JwksServer,
+  nowSec,
+  rsaKey,
+  signToken,
+  startJwksServer,
+  type TestKey,
+  userClaims,
+} from './helpers.js';
+
+let jwks: JwksServer;
+let rsa: TestKey;
+let ec: TestKey;
+
+beforeAll(async () => {
+  rsa = rsaKey('rsa-1');
+  ec = ecKey('ec-1');
+  jwks = await startJwksServer([rsa.jwk, ec.jwk]);
+});
+
+afterAll(async () => {
+  await jwks.close();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  jwks.up = true;
+  jwks.keys = [rsa.jwk, ec.jwk];
+});
+
+function verifier(
+  overrides: Partial<JwtVerifierOptions> = {},
+  issuer: Partial<JwtVerifierOptions['issuers'][number]> = {},
+) {
+  return new JwtVerifier({
+    issuers: [{ issuer: jwks.issuer, tokenUse: 'access', clientId: 'web-client', ...issuer }],
+    ...overrides,
+  });
+}
+
+/** The failure reason of a verification that must fail. */
+async function reasonOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(InvalidTokenError);
+  return (error as InvalidTokenError).reason;
+}
+
+describe('JwtVerifier accepts', () => {
+  it('an RS256 Cognito access token, fetching the JWKS from <issuer>/.well-known/jwks.json', async () => {
+    const hitsBefore = jwks.hits;
+    const { principal, claims } = await verifier().verify(signToken(rsa, userClaims(jwks.issuer)));
+    expect(principal).toMatchObject({ id: 'user-1', isM2M: false, roles: ['admin'], authMethod: 'jwt' });
+    expect(claims.username).toBe('alice');
+    expect(jwks.hits).toBe(hitsBefore + 1);
+  });
+
+  it('an ES256 token', async () => {
+    const { principal } = await verifier().verify(signToken(ec, userClaims(jwks.issuer)));
+    expect(principal.id).toBe('user-1');
+  });
+
+  it('an HS256 token of an issuer configured with a shared secret', async () => {
+    const secret = 's'.repeat(40);
+    const hs = verifier({}, { algorithms: ['HS256'], sharedSecret: secret, jwksUri: null });
+    const { principal } = await hs.verify(hmacToken(secret, userClaims(jwks.issuer)));
+    expect(principal.id).toBe('user-1');
+    expect(await reasonOf(hs.verify(hmacToken('t'.repeat(40), userClaims(jwks.issuer))))).toBe(
+      'bad_signature',
+    );
+  });
+
+  it('an M2M token, whose principal is the client', async () => {
+    const claims = {
+      token_use: 'access',
+      client_id: 'web-client',
+      scope: 'bookings/write',
+      iss: jwks.issuer,
+      exp: nowSec() + 60,
+    };
+    const { principal } = await verifier().verify(signToken(rsa, claims));
+    expect(principal).toMatchObject({ id: 'web-client', isM2M: true, scopes: ['bookings/write'] });
+  });
+
+  it('a Cognito id token whose aud is an accepted client', async () => {
+    const claims = userClaims(jwks.issuer, {
+      token_use: 'id',
+      aud: 'web-client',
+      client_id: undefined,
+      email: 'a@b.c',
+    });
+    const { principal } = await verifier({}, { tokenUse: ['id', 'access'] }).verify(signToken(rsa, claims));
+    expect(principal.email).toBe('a@b.c');
+  });
+
+  it('a token expired by less than the clock tolerance, and not one expired by more', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ cache: false });
+    await expect(
+      v.verify(signToken(rsa, userClaims(jwks.issuer, { exp: nowSec() - 3 }))),
+    ).resolves.toBeDefined();
+    expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer, { exp: nowSec() - 6 }))))).toBe(
+      'expired',
+    );
+  });
+
+  it('tokens from several issuers, each checked against its own keys', async () => {
+    const other = rsaKey('other-1');
+    const multi = new JwtVerifier({
+      issuers: [
+        { issuer: jwks.issuer, tokenUse: 'access', clientId: 'web-client' },
+        {
+          issuer: 'https://other.example',
+          tokenUse: null,
+          clientId: null,
+          jwks: { keys: [other.jwk] },
+          jwksUri: null,
+        },
+      ],
+    });
+    await expect(
+      multi.verify(signToken(other, { sub: 'x', iss: 'https://other.example', exp: nowSec() + 60 })),
+    ).resolves.toBeDefined();
+    // Signed with the first issuer's key but claiming the second issuer: the second's keys do not know rsa-1.
+    expect(
+      await reasonOf(
+        multi.verify(signToken(rsa, { sub: 'x', iss: 'https://other.example', exp: nowSec() + 60 })),
+      ),
+    ).toBe('unknown_kid');
+  });
+
+  it('claims already verified by an API Gateway JWT authorizer, applying its own rules to them', () => {
+    const v = verifier();
+    const claims = {
+      sub: 'user-1',
+      username: 'alice',
+      token_use: 'access',
+      client_id: 'web-client',
+      iss: jwks.issuer,
+      exp: String(nowSec() + 60),
+      'cognito:groups': '[admin auditors]',
+    };
+    expect(v.verifyAuthorizerClaims(claims).principal.roles).toEqual(['admin', 'auditors']);
+    expect(() => v.verifyAuthorizerClaims({ ...claims, client_id: 'other' })).toThrow(InvalidTokenError);
+    expect(() => v.verifyAuthorizerClaims({ ...claims, iss: 'https://evil.example' })).toThrow(
+      InvalidTokenError,
+    );
+  });
+});
+
+describe('JwtVerifier rejects, with 401 and a reason', () => {
+  it.each([
+    ['not a JWT', 'hello', 'malformed'],
+    ['two segments', 'abc.def', 'malformed'],
+    ['four segments', 'a.b.c.d', 'malformed'],
+    ['an empty segment', 'abc..def', 'malformed'],
+    ['bad base64 characters', 'eyJhbGciOiJSUzI1NiJ9.e30!.c2ln', 'bad_base64'],
+    ['base64 padding', 'eyJhbGciOiJSUzI1NiJ9.e30=.c2ln', 'bad_base64'],
+    ['an impossible base64 length', 'eyJhbGciOiJSUzI1NiJ9.e30.c2lnx', 'bad_base64'],
+    ['a header that is not JSON', `${b64('not json')}.${b64({})}.c2ln`, 'malformed'],
+    ['a header that is an array', `${b64([1])}.${b64({})}.c2ln`, 'malformed'],
+    ['a payload that is not JSON', `${b64({ alg: 'RS256', kid: 'rsa-1' })}.${b64('nope')}.c2ln`, 'malformed'],
+  ])('%s', async (_name, token, reason) => {
+    expect(await reasonOf(verifier().verify(token))).toBe(reason);
+  });
+
+  it('alg none, with or without a signature, in any case', async () => {
+    const payload = userClaims(jwks.issuer);
+    expect(await reasonOf(verifier().verify(`${b64({ alg: 'none' })}.${b64(payload)}.`))).toBe('alg_none');
+    expect(await reasonOf(verifier().verify(`${b64({ alg: 'NoNe' })}.${b64(payload)}.c2ln`))).toBe(
+      'alg_none',
+    );
+  });
+
+  it('an HS256 token signed with the RSA public key as the HMAC secret (alg confusion)', async () => {
+    const pem = rsa.publicKey.export({ format: 'pem', type: 'spki' });
+    const forged = hmacToken(pem, userClaims(jwks.issuer), { kid: 'rsa-1' });
+    expect(await reasonOf(verifier().verify(forged))).toBe('alg_not_allowed');
+    // Even an issuer that allows HS256 checks it against its shared secret only, never a JWKS key.
+    const both = verifier({}, { algorithms: ['RS256', 'HS256'], sharedSecret: 'z'.repeat(32) });
+    expect(await reasonOf(both.verify(forged))).toBe('bad_signature');
+  });
+
+  it('an RS256 header on a token signed with an EC key of the same kid', async () => {
+    const confused = signToken(ec, userClaims(jwks.issuer), { alg: 'RS256', kid: 'ec-1' });
+    expect(await reasonOf(verifier().verify(confused))).toBe('unknown_kid');
+  });
+
+  it('an algorithm outside the allow-list', async () => {
+    expect(
+      await reasonOf(verifier({}, { algorithms: ['RS256'] }).verify(signToken(ec, userClaims(jwks.issuer)))),
+    ).toBe('alg_not_allowed');
+    const ps = `${b64({ alg: 'PS256', kid: 'rsa-1' })}.${b64(userClaims(jwks.issuer))}.c2ln`;
+    expect(await reasonOf(verifier().verify(ps))).toBe('alg_not_allowed');
+  });
+
+  it('a tampered payload', async () => {
+    const [header, , signature] = signToken(rsa, userClaims(jwks.issuer)).split('.');
+    const tampered = `${header}.${b64(userClaims(jwks.issuer, { 'cognito:groups': ['admin', 'root'] }))}.${signature}`;
+    expect(await reasonOf(verifier().verify(tampered))).toBe('bad_signature');
+  });
+
+  it('a signature of the wrong length', async () => {
+    const token = signToken(ec, userClaims(jwks.issuer));
+    expect(
+      await reasonOf(verifier().verify(`${token.slice(0, token.lastIndexOf('.'))}.${b64('short')}`)),
+    ).toBe('bad_signature');
+  });
+
+  it('an expired token', async () => {
+    expect(
+      await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer, { exp: nowSec() - 60 })))),
+    ).toBe('expired');
+  });
+
+  it('a token whose nbf is in the future', async () => {
+    expect(
+      await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer, { nbf: nowSec() + 60 })))),
+    ).toBe('not_yet_valid');
+  });
+
+  it.each([
+    ['no exp', { exp: undefined }, 'missing_claim'],
+    ['a string exp', { exp: 'tomorrow' }, 'malformed'],
+    ['a string iat', { iat: 'today' }, 'malformed'],
+    ['a wrong iss', { iss: 'https://evil.example' }, 'wrong_issuer'],
+    ['no iss', { iss: undefined }, 'wrong_issuer'],
+    ['a wrong client_id', { client_id: 'evil-client' }, 'wrong_client'],
+    ['a wrong token_use', { token_use: 'id', aud: 'web-client' }, 'wrong_token_use'],
+    ['no sub on a user token', { sub: undefined }, 'missing_claim'],
+  ])('a token with %s', async (_name, overrides, reason) => {
+    expect(await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer, overrides))))).toBe(
+      reason,
+    );
+  });
+
+  it('a token for another audience when one is required', async () => {
+    const v = verifier({}, { audience: ['api://bookings'], clientId: null });
+    await expect(
+      v.verify(signToken(rsa, userClaims(jwks.issuer, { aud: ['api://bookings', 'x'] }))),
+    ).resolves.toBeDefined();
+    expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer, { aud: 'api://other' }))))).toBe(
+      'wrong_audience',
+    );
+    expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('wrong_audience');
+  });
+
+  it('a token missing a configured required claim', async () => {
+    const v = verifier({}, { requiredClaims: ['jti'] });
+    expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('missing_claim');
+  });
+
+  it('a token over 8 KiB, before parsing it', async () => {
+    const big = signToken(rsa, userClaims(jwks.issuer, { padding: 'x'.repeat(9000) }));
+    expect(await reasonOf(verifier().verify(big))).toBe('too_large');
+  });
+
+  it('critical header extensions and unencoded payloads', async () => {
+    expect(
+      await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer), { crit: ['exp'] }))),
+    ).toBe('malformed');
+    expect(await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer), { b64: false })))).toBe(
+      'malformed',
+    );
+    expect(await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer), { kid: 7 })))).toBe(
+      'malformed',
+    );
+  });
+
+  it('a JWKS token without a kid', async () => {
+    expect(
+      await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer), { kid: undefined }))),
+    ).toBe('missing_kid');
+  });
+
+  it('a key embedded in the header (jwk/jku are never read)', async () => {
+    const attacker = rsaKey('attacker');
+    const token = signToken(attacker, userClaims(jwks.issuer), {
+      jwk: attacker.jwk,
+      jku: 'http://127.0.0.1:1/jwks.json',
+    });
+    expect(await reasonOf(verifier().verify(token))).toBe('unknown_kid');
+  });
+});
+
+describe('JwtVerifier and the JWKS endpoint', () => {
+  it('fetches at most once per cooldown for 1,000 unknown kids, then once more after it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ jwksCooldownMs: 30_000 });
+    await v.verify(signToken(rsa, userClaims(jwks.issuer)));
+    const hits = jwks.hits;
+    const reasons = new Set<string>();
+    for (let index = 0; index < 1000; index += 1) {
+      // The kid is looked up before any signature check, so these need no real signature.
+      const token = `${b64({ alg: 'RS256', kid: `unknown-${index}` })}.${b64(userClaims(jwks.issuer))}.c2ln`;
+      reasons.add(await reasonOf(v.verify(token)));
+    }
+    expect(reasons).toEqual(new Set(['unknown_kid']));
+    expect(jwks.hits - hits).toBeLessThanOrEqual(1);
+    vi.setSystemTime(Date.now() + 30_001);
+    await reasonOf(v.verify(signToken({ ...rsa, kid: 'unknown-late' }, userClaims(jwks.issuer))));
+    expect(jwks.hits - hits).toBeLessThanOrEqual(2);
+    expect(v.jwksFetchCount).toBe(jwks.hits - hits + 1);
+  });
+
+  it('fetches once for concurrent first requests', async () => {
+    const v = verifier();
+    const hits = jwks.hits;
+    const tokens = Array.from({ length: 20 }, (_, index) =>
+      signToken(rsa, userClaims(jwks.issuer, { jti: String(index) })),
+    );
+    await Promise.all(tokens.map((token) => v.verify(token)));
+    expect(jwks.hits - hits).toBe(1);
+  });
+
+  it('finds a key added to the JWKS after the cooldown (rotation)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier();
+    await v.verify(signToken(rsa, userClaims(jwks.issuer)));
+    const rotated = rsaKey('rsa-2');
+    jwks.keys = [rsa.jwk, rotated.jwk];
+    expect(await reasonOf(v.verify(signToken(rotated, userClaims(jwks.issuer))))).toBe('unknown_kid');
+    vi.setSystemTime(Date.now() + 30_001);
+    await expect(v.verify(signToken(rotated, userClaims(jwks.issuer, { jti: 'r' })))).resolves.toBeDefined();
+  });
+
+  it('keeps verifying with cached keys when the endpoint goes down after the first fetch', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ cache: false, jwksMaxAgeMs: 60_000 });
+    await v.verify(signToken(rsa, userClaims(jwks.issuer)));
+    jwks.up = false;
+    vi.setSystemTime(Date.now() + 10 * 60_000);
+    const hits = jwks.hits;
+    for (let index = 0; index < 5; index += 1) {
+      await expect(
+        v.verify(signToken(rsa, userClaims(jwks.issuer, { jti: String(index) }))),
+      ).resolves.toBeDefined();
+    }
+    // The stale set was refreshed once (failed), not once per request.
+    expect(jwks.hits - hits).toBe(1);
+  });
+
+  it('drops a key the issuer removed, once the set is refreshed', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ cache: false, jwksMaxAgeMs: 60_000 });
+    await v.verify(signToken(rsa, userClaims(jwks.issuer)));
+    jwks.keys = [ec.jwk];
+    vi.setSystemTime(Date.now() + 61_000);
+    expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('unknown_kid');
+    await expect(v.verify(signToken(ec, userClaims(jwks.issuer)))).resolves.toBeDefined();
+  });
+
+  it('answers 503 (not 500) when the keys were never obtainable', async () => {
+    jwks.up = false;
+    const error = await verifier()
+      .verify(signToken(rsa, userClaims(jwks.issuer)))
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+  });
+
+  it('needs no fetch with a JWKS preloaded inline or from a file', async () => {
+    const hits = jwks.hits;
+    const inline = verifier({}, { jwks: JSON.stringify({ keys: [rsa.jwk] }) });
+    await expect(inline.verify(signToken(rsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
+    const file = join(mkdtempSync(join(tmpdir(), 'bulwark-jwks-')), 'jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [rsa.jwk] }));
+    const fromFile = verifier({}, { jwksFile: file, jwksUri: null });
+    await expect(fromFile.verify(signToken(rsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
+    expect(jwks.hits).toBe(hits);
+    expect(await reasonOf(fromFile.verify(signToken(ec, userClaims(jwks.issuer))))).toBe('unknown_kid');
+  });
+
+  it('refuses a JWKS key too weak for its algorithm', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const key: TestKey = {
+      kid: 'weak',
+      alg: 'RS256',
+      privateKey: weak.privateKey,
+      publicKey: weak.publicKey,
+      jwk: { ...weak.publicKey.export({ format: 'jwk' }), kid: 'weak', alg: 'RS256' },
+    };
+    const v = verifier({}, { jwks: { keys: [key.jwk] }, jwksUri: null });
+    expect(await reasonOf(v.verify(signToken(key, userClaims(jwks.issuer))))).toBe('alg_not_allowed');
+  });
+});
+
+describe('JwtVerifier claims cache', () => {
+  it('returns the same frozen result for a repeated token without a second signature check', async () => {
+    const v = verifier();
+    const token = signToken(rsa, userClaims(jwks.issuer));
+    const first = await v.verify(token);
+    // A second verification would build new objects: the very same one can only come from the cache.
+    expect(await v.verify(token)).toBe(first);
+    expect(Object.isFrozen(first.claims)).toBe(true);
+    expect(Object.isFrozen(first.principal.roles)).toBe(true);
+  });
+
+  it('forgets a token once it expires, then rejects it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier();
+    const token = signToken(rsa, userClaims(jwks.issuer, { exp: nowSec() + 20 }));
+    await v.verify(token);
+    vi.setSystemTime(Date.now() + 26_000);
+    expect(await reasonOf(v.verify(token))).toBe('expired');
+  });
+
+  it('caches at most maxEntries tokens, least recently used out first', async () => {
+    const v = verifier({ cache: { maxEntries: 2, maxAgeSec: 60 } });
+    const tokens = ['a', 'b', 'c'].map((jti) => signToken(rsa, userClaims(jwks.issuer, { jti })));
+    const results = [];
+    for (const token of tokens) results.push(await v.verify(token));
+    expect(await v.verify(tokens[2] as string)).toBe(results[2]);
+    expect(await v.verify(tokens[0] as string)).not.toBe(results[0]);
+  });
+
+  it('never hits the cache with a token differing in one character', async () => {
+    const v = verifier();
+    const token = signToken(rsa, userClaims(jwks.issuer));
+    await v.verify(token);
+    const last = token.at(-2) === 'A' ? 'B' : 'A';
+    expect(await reasonOf(v.verify(`${token.slice(0, -2)}${last}${token.at(-1)}`))).toBe('bad_signature');
+  });
+});
+
+describe('JwtVerifier options', () => {
+  it('lists every problem at once', () => {
+    let error: unknown;
+    try {
+      new JwtVerifier({
+        clockToleranceSec: -1,
+        maxTokenBytes: 0,
+        cache: { maxEntries: 0, maxAgeSec: 0 },
+        issuers: [
+          // @ts-expect-error tokenUse and clientId are required, on purpose
+          { issuer: 'https://a.example' },
+          { issuer: 'https://b.example', tokenUse: null, clientId: null, algorithms: ['HS256'] },
+          { issuer: 'https://c.example', tokenUse: null, clientId: null, sharedSecret: 'short' },
+          // @ts-expect-error 'none' is not an algorithm
+          { issuer: 'https://d.example', tokenUse: null, clientId: null, algorithms: ['none'] },
+          { issuer: 'https://e.example', tokenUse: null, clientId: null, jwks: 'not json', jwksUri: 'nope' },
+          { issuer: 'https://f.example', tokenUse: null, clientId: null, jwks: { keys: [] }, jwksFile: '/x' },
+          { issuer: 'https://g.example', tokenUse: null, clientId: null, algorithms: [] },
+          { issuer: 'https://h.example', tokenUse: null, clientId: null, jwks: '{"no":"keys"}' },
+          // @ts-expect-error issuer is required
+          { tokenUse: null, clientId: null },
+        ],
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    const problems = (error as InvalidOptionsError).problems.join('\n');
+    for (const expected of [
+      'clockToleranceSec',
+      'maxTokenBytes',
+      'cache.maxEntries',
+      'cache.maxAgeSec',
+      'https://a.example: tokenUse is required',
+      'https://a.example: clientId is required',
+      'https://b.example: HS256 needs a sharedSecret',
+      'https://c.example: a sharedSecret needs HS256',
+      'https://c.example: sharedSecret must be at least 32 bytes',
+      'https://d.example: algorithm none is not supported',
+      'https://e.example: the preloaded JWKS is not JSON',
+      'https://e.example: jwksUri is not a URL',
+      'https://f.example: give jwks or jwksFile',
+      'https://f.example: jwksFile cannot be read',
+      'https://g.example: algorithms must not be empty',
+      'https://h.example: the preloaded JWKS has no keys array',
+      'every issuer needs an issuer string',
+    ]) {
+      expect(problems).toContain(expected);
+    }
+  });
+
+  it('rejects an empty or duplicated issuer list', () => {
+    expect(() => new JwtVerifier({ issuers: [] })).toThrow(/issuers must not be empty/);
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    expect(() => new JwtVerifier({ issuers: [issuer, issuer] })).toThrow(/listed twice/);
+  });
+});
+
+describe('JwtVerifier claim rules against jose jwtVerify', () => {
+  it('accepts and rejects exactly the tokens jose does (exp, nbf, iss, aud)', async () => {
+    // One frozen clock for both verifiers, so no second boundary falls between them.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const local = createLocalJWKSet({ keys: [rsa.jwk] });
+    const v = new JwtVerifier({
+      issuers: [
+        {
+          issuer: jwks.issuer,
+          tokenUse: null,
+          clientId: null,
+          audience: 'api',
+          jwks: { keys: [rsa.jwk] },
+          jwksUri: null,
+        },
+      ],
+      clockToleranceSec: 5,
+      cache: false,
+    });
+    const offset = fc.integer({ min: -30, max: 30 });
+    await fc.assert(
+      fc.asyncProperty(
+        offset,
+        fc.option(offset, { nil: undefined }),
+        fc.constantFrom(jwks.issuer, 'https://evil.example'),
+        fc.constantFrom<unknown>('api', ['x', 'api'], 'other', ['x'], undefined),
+        async (expOffset, nbfOffset, iss, aud) => {
+          const now = nowSec();
+          const claims = {
+            sub: 'u',
+            iss,
+            aud,
+            exp: now + expOffset,
+            ...(nbfOffset === undefined ? {} : { nbf: now + nbfOffset }),
+          };
+          const token = signToken(rsa, claims);
+          const ours = await v.verify(token).then(
+            () => true,
+            () => false,
+          );
+          const theirs = await jwtVerify(token, local, {
+            issuer: jwks.issuer,
+            audience: 'api',
+            clockTolerance: 5,
+          }).then(
+            () => true,
+            () => false,
+          );
+          expect(ours).toBe(theirs);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});

@@ -1,0 +1,433 @@
+import { randomUUID } from 'node:crypto';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
+import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
+import {
+  authenticate,
+  csrfProtection,
+  requireHuman,
+  requirePermissions,
+  requireRoles,
+  requireScopes,
+  requireUser,
+  serviceAuth,
+} from '../../middleware/auth/middy.js';
+import { Rbac } from '../../middleware/auth/rbac.js';
+import {
+  DynamoDbNonceStore,
+  ServiceRequestVerifier,
+  serviceAuthHeaders,
+} from '../../middleware/auth/service-auth.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+import {
+  b64,
+  bearer,
+  httpEvent,
+  lambdaContext,
+  nowSec,
+  rsaKey,
+  signToken,
+  type TestKey,
+  userClaims,
+} from './helpers.js';
+
+const issuer = 'https://issuer.example';
+let key: TestKey;
+let verifier: JwtVerifier;
+const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+const apiKeys = new ApiKeyStore({ client: documentClient, tableName: testTableNames.toolkit });
+const secret = 's'.repeat(40);
+const services = new ServiceRequestVerifier({
+  services: { bookings: { current: secret } },
+  nonceStore: new DynamoDbNonceStore({ client: documentClient, tableName: testTableNames.toolkit }),
+});
+
+beforeAll(() => {
+  key = rsaKey('k1');
+  verifier = new JwtVerifier({
+    issuers: [
+      {
+        issuer,
+        tokenUse: 'access',
+        clientId: ['web-client', 'svc'],
+        jwks: { keys: [key.jwk] },
+        jwksUri: null,
+      },
+    ],
+  });
+});
+
+const userToken = (overrides: Record<string, unknown> = {}) => signToken(key, userClaims(issuer, overrides));
+const m2mToken = (scope: string) =>
+  signToken(key, {
+    token_use: 'access',
+    client_id: 'svc',
+    sub: 'svc',
+    scope,
+    iss: issuer,
+    exp: nowSec() + 60,
+  });
+
+/** A pipeline answering with the principal, so tests see what the handler would. */
+function pipeline(...middlewares: Parameters<ReturnType<typeof middy>['use']>[0][]) {
+  let handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>().use(
+    httpErrorHandler({ logger: { error: vi.fn() } }),
+  );
+  for (const middleware of middlewares) handler = handler.use(middleware);
+  const finished = handler.handler(async (_event, context) =>
+    json(200, { principal: (context as { principal?: unknown }).principal ?? null }),
+  );
+  return async (event: APIGatewayProxyEventV2) => {
+    const result = await finished(event, lambdaContext);
+    return { ...result, json: JSON.parse(result.body ?? 'null') as Record<string, unknown> };
+  };
+}
+
+describe('authenticate through a middy pipeline', () => {
+  it('puts the JWT principal on context.principal, typed', async () => {
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler())
+      .use(authenticate({ jwt: verifier }))
+      .handler(async (_event, { principal }) => json(200, { id: principal.id, human: !principal.isM2M }));
+    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext as never);
+    expect(JSON.parse(result.body as string)).toEqual({ id: 'user-1', human: true });
+  });
+
+  it('answers 401 with a bare Bearer challenge when there is no credential', async () => {
+    const result = await pipeline(authenticate({ jwt: verifier }))(httpEvent());
+    expect(result.statusCode).toBe(401);
+    expect(result.headers?.['WWW-Authenticate']).toBe('Bearer realm="bulwark"');
+    expect(result.headers?.['Content-Type']).toBe('application/problem+json');
+    expect(result.json).toMatchObject({ code: 'UNAUTHORIZED' });
+  });
+
+  it('answers 401 invalid_token for a bad token, never echoing it', async () => {
+    const token = userToken({ exp: nowSec() - 600 });
+    const result = await pipeline(authenticate({ jwt: verifier }))(httpEvent({ headers: bearer(token) }));
+    expect(result.statusCode).toBe(401);
+    expect(result.headers?.['WWW-Authenticate']).toBe(
+      'Bearer realm="bulwark", error="invalid_token", error_description="The credential has expired"',
+    );
+    expect(result.json).toMatchObject({ code: 'INVALID_TOKEN', detail: 'The credential has expired' });
+    expect(result.body).not.toContain(token.split('.')[1]);
+  });
+
+  it.each([
+    ['Basic credentials', { authorization: 'Basic YWxpY2U6c2VjcmV0' }],
+    ['a Digest challenge answer', { authorization: 'Digest username="alice"' }],
+    ['Bearer without a token', { authorization: 'Bearer ' }],
+    ['a token with no scheme', { authorization: 'eyJhbGciOi' }],
+  ])('answers 401 to %s', async (_name, headers) => {
+    const events: SecurityEvent[] = [];
+    const result = await pipeline(authenticate({ jwt: verifier, onEvent: (event) => events.push(event) }))(
+      httpEvent({ headers }),
+    );
+    expect(result.statusCode).toBe(401);
+    expect(events).toEqual([expect.objectContaining({ type: 'auth.failure', reason: 'unsupported_scheme' })]);
+  });
+
+  it('accepts the scheme in any case and the header in v1 capitalisation', async () => {
+    const result = await pipeline(authenticate({ jwt: verifier }))(
+      httpEvent({ headers: { Authorization: `bearer ${userToken()}` } }),
+    );
+    expect(result.statusCode).toBe(200);
+  });
+
+  it('lets a request without credentials through in optional mode, but not a bad credential', async () => {
+    const optional = pipeline(authenticate({ jwt: verifier, optional: true }));
+    expect((await optional(httpEvent())).json).toEqual({ principal: null });
+    expect((await optional(httpEvent({ headers: bearer('garbage') }))).statusCode).toBe(401);
+    expect((await optional(httpEvent({ headers: bearer(userToken()) }))).json.principal).toMatchObject({
+      id: 'user-1',
+    });
+  });
+
+  it('narrows an optional principal with requireUser', async () => {
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler())
+      .use(authenticate({ jwt: verifier, optional: true }))
+      .use(requireUser())
+      .handler(async (_event, { principal }) => json(200, { id: principal.id }));
+    expect((await handler(httpEvent(), lambdaContext as never)).statusCode).toBe(401);
+  });
+
+  it('accepts an API key from x-api-key and reports its use', async () => {
+    const created = await apiKeys.create(`owner-${randomUUID()}`, ['bookings/read']);
+    const events: SecurityEvent[] = [];
+    const result = await pipeline(
+      authenticate({ jwt: verifier, apiKeys, onEvent: (event) => events.push(event) }),
+    )(httpEvent({ headers: { 'x-api-key': created.key } }));
+    expect(result.json.principal).toMatchObject({ id: created.keyId, authMethod: 'apiKey' });
+    expect(events.map((event) => event.type)).toEqual(['apiKey.used', 'auth.success']);
+    expect(JSON.stringify(events)).not.toContain(created.key);
+  });
+
+  it('answers 401 to a wrong API key without echoing it', async () => {
+    const wrong = `bwk_0011223344556677_${'Z'.repeat(43)}`;
+    const result = await pipeline(authenticate({ apiKeys }))(httpEvent({ headers: { 'x-api-key': wrong } }));
+    expect(result.statusCode).toBe(401);
+    expect(result.body).not.toContain('ZZZZ');
+  });
+
+  it('accepts a signed service request, reads a base64 body, and reports a replay', async () => {
+    const body = '{"hello":"world"}';
+    const signedHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'POST', url: '/things?z=1&a=2', body },
+    );
+    const event = httpEvent({
+      method: 'POST',
+      rawQueryString: 'z=1&a=2',
+      body: Buffer.from(body).toString('base64'),
+      isBase64Encoded: true,
+      headers: Object.fromEntries(
+        Object.entries(signedHeaders).map(([name, value]) => [name.toLowerCase(), value]),
+      ),
+    });
+    const events: SecurityEvent[] = [];
+    const handler = pipeline(
+      serviceAuth({ verifier: services, onEvent: (securityEvent) => events.push(securityEvent) }),
+    );
+    expect((await handler(event)).json.principal).toMatchObject({ id: 'bookings', authMethod: 'service' });
+    const replay = await handler(event);
+    expect(replay.statusCode).toBe(401);
+    expect(events.map((securityEvent) => [securityEvent.type, securityEvent.reason])).toEqual([
+      ['auth.success', undefined],
+      ['auth.failure', 'replayed'],
+      ['replay.rejected', undefined],
+    ]);
+    const noBody = pipeline(serviceAuth({ verifier: services }));
+    const emptyHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'GET', url: '/things' },
+    );
+    const emptyEvent = httpEvent({
+      headers: Object.fromEntries(
+        Object.entries(emptyHeaders).map(([name, value]) => [name.toLowerCase(), value]),
+      ),
+    });
+    expect((await noBody(emptyEvent)).statusCode).toBe(200);
+  });
+
+  it('trusts API Gateway authorizer claims only when told to', async () => {
+    const claims = {
+      sub: 'gw-user',
+      username: 'gw',
+      token_use: 'access',
+      client_id: 'web-client',
+      iss: issuer,
+      exp: String(nowSec() + 60),
+    };
+    const event = httpEvent({
+      requestContext: {
+        ...httpEvent().requestContext,
+        authorizer: { jwt: { claims, scopes: [] } },
+      } as APIGatewayProxyEventV2['requestContext'],
+    });
+    expect(
+      (await pipeline(authenticate({ jwt: verifier, trustApiGatewayAuthorizer: true }))(event)).json
+        .principal,
+    ).toMatchObject({
+      id: 'gw-user',
+    });
+    expect((await pipeline(authenticate({ jwt: verifier }))(event)).statusCode).toBe(401);
+  });
+
+  it('reports success and failure with reasons, and never a credential', async () => {
+    const events: SecurityEvent[] = [];
+    const handler = pipeline(authenticate({ jwt: verifier, onEvent: (event) => events.push(event) }));
+    await handler(httpEvent({ headers: bearer(userToken()) }));
+    await handler(httpEvent({ headers: bearer(`${b64({ alg: 'none' })}.${b64(userClaims(issuer))}.`) }));
+    await handler(httpEvent());
+    expect(events.map((event) => [event.type, event.reason])).toEqual([
+      ['auth.success', undefined],
+      ['auth.failure', 'alg_none'],
+      ['auth.failure', 'missing'],
+    ]);
+    expect(events[0]?.principal?.id).toBe('user-1');
+    expect(events[1]?.metadata).toEqual({ method: 'jwt', path: '/things', httpMethod: 'GET' });
+  });
+
+  it('rejects options that name no method', () => {
+    expect(() => authenticate({})).toThrow(InvalidOptionsError);
+    expect(() => authenticate({ apiKeys, trustApiGatewayAuthorizer: true })).toThrow(
+      /trustApiGatewayAuthorizer needs jwt/,
+    );
+  });
+});
+
+describe('guards through a middy pipeline', () => {
+  const events: SecurityEvent[] = [];
+  const onEvent = (event: SecurityEvent) => events.push(event);
+
+  it('requireHuman refuses a machine with 403 "requires a human user"', async () => {
+    const handler = pipeline(authenticate({ jwt: verifier }), requireHuman({ onEvent }));
+    expect((await handler(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(200);
+    const machine = await handler(httpEvent({ headers: bearer(m2mToken('bookings/write')) }));
+    expect(machine.statusCode).toBe(403);
+    expect(machine.json).toMatchObject({ code: 'FORBIDDEN', detail: 'This endpoint requires a human user' });
+    expect(events.at(-1)).toMatchObject({
+      type: 'access.denied',
+      reason: 'human_required',
+      principal: { id: 'svc' },
+    });
+  });
+
+  it('requireRoles needs one of the roles', async () => {
+    const handler = pipeline(authenticate({ jwt: verifier }), requireRoles(['admin', 'ops']));
+    expect((await handler(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(200);
+    const plain = await handler(httpEvent({ headers: bearer(userToken({ 'cognito:groups': ['users'] })) }));
+    expect(plain.statusCode).toBe(403);
+    expect(plain.json.detail).toBe('Requires role admin or ops');
+  });
+
+  it('requireScopes needs every scope and answers insufficient_scope', async () => {
+    const handler = pipeline(authenticate({ jwt: verifier }), requireScopes(['bookings/write'], { onEvent }));
+    expect(
+      (await handler(httpEvent({ headers: bearer(m2mToken('bookings/write bookings/read')) }))).statusCode,
+    ).toBe(200);
+    const short = await handler(httpEvent({ headers: bearer(m2mToken('bookings/read')) }));
+    expect(short.statusCode).toBe(403);
+    expect(short.json.code).toBe('INSUFFICIENT_SCOPE');
+    expect(short.headers?.['WWW-Authenticate']).toBe(
+      'Bearer realm="bulwark", error="insufficient_scope", scope="bookings/write"',
+    );
+    expect(events.at(-1)).toMatchObject({ type: 'access.denied', reason: 'insufficient_scope' });
+  });
+
+  it('requireScopes can exempt principals, e.g. humans', async () => {
+    const handler = pipeline(
+      authenticate({ jwt: verifier }),
+      requireScopes(['bookings/write'], { unless: (principal) => !principal.isM2M }),
+    );
+    expect((await handler(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(200);
+    expect((await handler(httpEvent({ headers: bearer(m2mToken('x')) }))).statusCode).toBe(403);
+  });
+
+  it('requirePermissions checks the roles through RBAC', async () => {
+    const rbac = new Rbac({ roles: { admin: ['*'], clerk: ['read:*'] } });
+    const handler = pipeline(
+      authenticate({ jwt: verifier }),
+      requirePermissions(rbac, ['read:users', 'delete:users']),
+    );
+    expect((await handler(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(200);
+    const clerk = await handler(httpEvent({ headers: bearer(userToken({ 'cognito:groups': ['clerk'] })) }));
+    expect(clerk.statusCode).toBe(403);
+    expect(clerk.json.detail).toBe('Requires permission delete:users');
+  });
+
+  it('every guard answers 401 when no one is authenticated', async () => {
+    const rbac = new Rbac();
+    for (const guard of [
+      requireUser(),
+      requireHuman(),
+      requireRoles(['a']),
+      requireScopes(['a']),
+      requirePermissions(rbac, ['a:b']),
+    ]) {
+      const result = await pipeline(authenticate({ jwt: verifier, optional: true }), guard)(httpEvent());
+      expect(result.statusCode).toBe(401);
+      expect(result.headers?.['WWW-Authenticate']).toBe('Bearer realm="bulwark"');
+    }
+  });
+});
+
+describe('csrfProtection through a middy pipeline', () => {
+  const cookieOf = (result: { cookies?: string[] }) => result.cookies?.[0]?.split(';')[0] ?? '';
+
+  it('issues a Secure, SameSite=Lax, Path=/ token cookie on a safe request', async () => {
+    const handler = pipeline(csrfProtection());
+    const result = await handler(httpEvent());
+    expect(result.statusCode).toBe(200);
+    expect(result.cookies?.[0]).toMatch(/^__Host-csrf=[\w-]{43}; Path=\/; Secure; SameSite=Lax$/);
+  });
+
+  it('requires the cookie token echoed in X-CSRF-Token on unsafe methods', async () => {
+    const events: SecurityEvent[] = [];
+    const handler = pipeline(csrfProtection({ onEvent: (event) => events.push(event) }));
+    const cookie = cookieOf(await handler(httpEvent()));
+    const token = cookie.split('=')[1] as string;
+    const post = (headers: Record<string, string>, cookies: string[] = [cookie]) =>
+      handler(httpEvent({ method: 'POST', cookies, headers }));
+    expect((await post({ 'x-csrf-token': token })).statusCode).toBe(200);
+    const missingHeader = await post({});
+    expect(missingHeader.statusCode).toBe(403);
+    expect(missingHeader.json.detail).toBe('CSRF token missing or mismatched');
+    expect((await post({ 'x-csrf-token': `${token.slice(0, -1)}x` })).statusCode).toBe(403);
+    expect((await post({ 'x-csrf-token': 'short' })).statusCode).toBe(403);
+    expect((await post({ 'x-csrf-token': token }, [])).statusCode).toBe(403);
+    expect(events.map((event) => event.reason)).toEqual([
+      'missing_header',
+      'mismatch',
+      'mismatch',
+      'missing_cookie',
+    ]);
+    expect(events.every((event) => event.type === 'csrf.rejected')).toBe(true);
+  });
+
+  it('does not re-issue a cookie the request already has, and exposes the token', async () => {
+    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(csrfProtection())
+      .handler(async (_event, { csrfToken }) => json(200, { csrfToken }));
+    const first = await handler(httpEvent(), lambdaContext as never);
+    const token = JSON.parse(first.body as string).csrfToken as string;
+    const second = await handler(
+      httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }),
+      lambdaContext as never,
+    );
+    expect(second.cookies).toBeUndefined();
+    expect(JSON.parse(second.body as string).csrfToken).toBe(token);
+  });
+
+  it('with a secret, refuses a planted cookie whose MAC is wrong', async () => {
+    const handler = pipeline(csrfProtection({ secret: 'k'.repeat(32), cookieName: 'csrf', maxAgeSec: 3600 }));
+    const issued = await handler(httpEvent());
+    expect(issued.cookies?.[0]).toMatch(
+      /^csrf=[\w-]{43}\.[\w-]{43}; Path=\/; Secure; SameSite=Lax; Max-Age=3600$/,
+    );
+    const token = cookieOf(issued).split('=')[1] as string;
+    expect(
+      (
+        await handler(
+          httpEvent({ method: 'DELETE', cookies: [`csrf=${token}`], headers: { 'x-csrf-token': token } }),
+        )
+      ).statusCode,
+    ).toBe(200);
+    const planted = `${'A'.repeat(43)}.${'B'.repeat(43)}`;
+    expect(
+      (
+        await handler(
+          httpEvent({ method: 'PUT', cookies: [`csrf=${planted}`], headers: { 'x-csrf-token': planted } }),
+        )
+      ).statusCode,
+    ).toBe(403);
+    const unsigned = 'A'.repeat(43);
+    expect(
+      (
+        await handler(
+          httpEvent({ method: 'PUT', cookies: [`csrf=${unsigned}`], headers: { 'x-csrf-token': unsigned } }),
+        )
+      ).statusCode,
+    ).toBe(403);
+  });
+
+  it('passes safe methods without any token, and leaves non-object responses alone', async () => {
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(csrfProtection())
+      .handler(async () => 'plain' as never);
+    expect(await handler(httpEvent({ method: 'HEAD' }), lambdaContext as never)).toBe('plain');
+  });
+
+  it('rejects invalid options', () => {
+    expect(() =>
+      csrfProtection({ cookieName: 'bad name', headerName: 'x y', secret: 'short', maxAgeSec: 0 }),
+    ).toThrow(InvalidOptionsError);
+  });
+});

@@ -1,0 +1,253 @@
+import { randomUUID } from 'node:crypto';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import {
+  canonicalQuery,
+  canonicalRequest,
+  createServiceSigner,
+  DynamoDbNonceStore,
+  type IncomingSignedRequest,
+  type NonceStore,
+  ServiceRequestVerifier,
+  serviceAuthHeaders,
+  signRequest,
+} from '../../middleware/auth/service-auth.js';
+import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+const nonceStore = new DynamoDbNonceStore({ client: documentClient, tableName: testTableNames.toolkit });
+const current = 'c'.repeat(40);
+const previous = 'p'.repeat(40);
+
+function verifier(store: NonceStore = nonceStore): ServiceRequestVerifier {
+  return new ServiceRequestVerifier({
+    services: { bookings: { current, previous, scopes: ['users/read'] } },
+    nonceStore: store,
+  });
+}
+
+/** A request as the users function receives it, signed by `bookings` with `secret`. */
+function signed(
+  overrides: {
+    secret?: string;
+    method?: string;
+    url?: string;
+    body?: string;
+    timestamp?: number;
+    nonce?: string;
+  } = {},
+): IncomingSignedRequest {
+  const { secret = current, method = 'POST', url = '/users/42?b=2&a=1', body = '{"x":1}' } = overrides;
+  const headers = serviceAuthHeaders(
+    { serviceId: 'bookings', secret },
+    {
+      method,
+      url,
+      body,
+      ...(overrides.timestamp === undefined ? {} : { timestamp: overrides.timestamp }),
+      nonce: overrides.nonce ?? randomUUID(),
+    },
+  );
+  const parsed = new URL(url, 'http://users.internal');
+  return {
+    method,
+    path: parsed.pathname,
+    rawQueryString: parsed.search.slice(1),
+    body: Buffer.from(body),
+    headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value])),
+  };
+}
+
+async function reasonOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(InvalidTokenError);
+  return (error as InvalidTokenError).reason;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('signRequest', () => {
+  it('covers method, path, sorted query, body hash, timestamp and nonce', () => {
+    const canonical = canonicalRequest({
+      method: 'post',
+      path: '/users/42',
+      query: 'b=2&a=1&a=0',
+      body: '{}',
+      timestamp: 1767225600,
+      nonce: 'n-1',
+    });
+    expect(canonical).toBe(
+      [
+        'POST',
+        '/users/42',
+        'a=0&a=1&b=2',
+        '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+        '1767225600',
+        'n-1',
+      ].join('\n'),
+    );
+    const signature = signRequest('secret', {
+      method: 'POST',
+      path: '/users/42',
+      query: 'a=1',
+      timestamp: 1,
+      nonce: 'n',
+    });
+    expect(signature).toMatch(/^[0-9a-f]{64}$/);
+    expect(
+      signRequest('other', { method: 'POST', path: '/users/42', query: 'a=1', timestamp: 1, nonce: 'n' }),
+    ).not.toBe(signature);
+  });
+
+  it('canonicalises a query the same way whatever shape or order it comes in', () => {
+    const expected = 'a=1&a=2&b=x%20y&c=%26';
+    expect(canonicalQuery('?c=%26&b=x+y&a=2&a=1')).toBe(expected);
+    expect(canonicalQuery(new URLSearchParams({ b: 'x y', c: '&', a: '1' }))).toBe('a=1&b=x%20y&c=%26');
+    expect(canonicalQuery({ c: '&', a: ['2', '1'], b: 'x y', skipped: undefined })).toBe(expected);
+    expect(canonicalQuery(undefined)).toBe('');
+  });
+
+  it('builds the four headers, with a fresh nonce each time', () => {
+    const sign = createServiceSigner({ serviceId: 'bookings', secret: current });
+    const first = sign({ method: 'GET', url: 'https://users.example/users/1' });
+    const second = sign({ method: 'GET', url: 'https://users.example/users/1' });
+    expect(Object.keys(first)).toEqual(['X-Service-Id', 'X-Timestamp', 'X-Nonce', 'X-Signature']);
+    expect(first['X-Service-Id']).toBe('bookings');
+    expect(first['X-Nonce']).not.toBe(second['X-Nonce']);
+    expect(Math.abs(Number(first['X-Timestamp']) - Date.now() / 1000)).toBeLessThan(5);
+  });
+});
+
+describe('ServiceRequestVerifier', () => {
+  it('accepts a signed request and names the calling service', async () => {
+    const principal = await verifier().verify(signed());
+    expect(principal).toMatchObject({
+      id: 'bookings',
+      isM2M: true,
+      authMethod: 'service',
+      scopes: ['users/read'],
+    });
+  });
+
+  it('accepts the previous secret during a rotation, and no other', async () => {
+    await expect(verifier().verify(signed({ secret: previous }))).resolves.toBeDefined();
+    expect(await reasonOf(verifier().verify(signed({ secret: 'x'.repeat(40) })))).toBe('bad_signature');
+  });
+
+  it('stores the nonce under NONCE# with an expiry, and rejects its replay', async () => {
+    const nonce = randomUUID();
+    const request = signed({ nonce });
+    await verifier().verify(request);
+    const item = await documentClient.send(
+      new GetCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `NONCE#bookings#${nonce}`, sk: 'NONCE' },
+      }),
+    );
+    expect(item.Item?.expiresAt).toBe(Number(request.headers['x-timestamp']) + 301);
+    expect(await reasonOf(verifier().verify(request))).toBe('replayed');
+  });
+
+  it('lets exactly one of ten concurrent deliveries of one request through', async () => {
+    const request = signed();
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => verifier().verify(request)));
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('rejects a timestamp more than 300 s away, either way', async () => {
+    // A frozen clock: no second may tick between signing and checking at the window's very edge.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const now = Math.floor(Date.now() / 1000);
+    expect(await reasonOf(verifier().verify(signed({ timestamp: now - 301 })))).toBe('timestamp_skew');
+    expect(await reasonOf(verifier().verify(signed({ timestamp: now + 301 })))).toBe('timestamp_skew');
+    await expect(verifier().verify(signed({ timestamp: now - 300 }))).resolves.toBeDefined();
+    await expect(verifier().verify(signed({ timestamp: now + 300 }))).resolves.toBeDefined();
+  });
+
+  it('rejects a body changed after signing', async () => {
+    const request = signed();
+    expect(await reasonOf(verifier().verify({ ...request, body: Buffer.from('{"x":2}') }))).toBe(
+      'bad_signature',
+    );
+  });
+
+  it('rejects a changed path, method or query', async () => {
+    const request = signed();
+    expect(await reasonOf(verifier().verify({ ...request, path: '/users/43' }))).toBe('bad_signature');
+    expect(await reasonOf(verifier().verify({ ...request, method: 'PUT' }))).toBe('bad_signature');
+    expect(await reasonOf(verifier().verify({ ...request, rawQueryString: 'a=1' }))).toBe('bad_signature');
+  });
+
+  it('rejects an unknown service id', async () => {
+    const request = signed();
+    const headers = { ...request.headers, 'x-service-id': 'payments' };
+    expect(await reasonOf(verifier().verify({ ...request, headers }))).toBe('unknown_service');
+  });
+
+  it.each([
+    ['a missing signature', { 'x-signature': undefined }],
+    ['a non-hex signature', { 'x-signature': 'z'.repeat(64) }],
+    ['a non-numeric timestamp', { 'x-timestamp': '12:00' }],
+    ['a short nonce', { 'x-nonce': 'abc' }],
+    ['a nonce with a #', { 'x-nonce': 'aaaaaaaaaaaaaaaa#b' }],
+  ])('rejects %s as malformed', async (_name, change) => {
+    const request = signed();
+    expect(
+      await reasonOf(verifier().verify({ ...request, headers: { ...request.headers, ...change } })),
+    ).toBe('malformed');
+  });
+
+  it('claims no nonce for a request with a bad signature', async () => {
+    const claim = vi.fn(async () => true);
+    expect(await reasonOf(verifier({ claim }).verify(signed({ secret: 'x'.repeat(40) })))).toBe(
+      'bad_signature',
+    );
+    expect(claim).not.toHaveBeenCalled();
+  });
+
+  it('refuses (503) rather than accepts when the nonce store is unavailable', async () => {
+    const failing: NonceStore = { claim: async () => Promise.reject(new Error('unreachable')) };
+    const error = await verifier(failing)
+      .verify(signed())
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+  });
+
+  it('treats a nonce whose item outlived its expiry as new', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const nonce = randomUUID();
+    const stamp = Math.floor(Date.now() / 1000);
+    expect(await nonceStore.claim(`bookings#${nonce}`, stamp + 1, Date.now())).toBe(true);
+    expect(await nonceStore.claim(`bookings#${nonce}`, stamp + 400, Date.now())).toBe(false);
+    vi.setSystemTime(Date.now() + 2000);
+    expect(await nonceStore.claim(`bookings#${nonce}`, stamp + 400, Date.now())).toBe(true);
+  });
+
+  it('rejects invalid options, listing each problem', () => {
+    let error: unknown;
+    try {
+      new ServiceRequestVerifier({
+        services: { 'bad id!': { current: 'short' } },
+        nonceStore: undefined as never,
+        toleranceSec: 0,
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect((error as InvalidOptionsError).problems).toHaveLength(4);
+    expect(() => new ServiceRequestVerifier({ services: {}, nonceStore })).toThrow(/at least one caller/);
+  });
+
+  it('knows a signed request by any of its headers', () => {
+    expect(ServiceRequestVerifier.isSigned({ 'x-nonce': 'n' })).toBe(true);
+    expect(ServiceRequestVerifier.isSigned({ authorization: 'Bearer x' })).toBe(false);
+  });
+});
