@@ -1,0 +1,102 @@
+// Who a request counts against: the client IP (X-Forwarded-For only behind trusted proxies) and principal-based keys.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import ipaddr from 'ipaddr.js';
+import type { Principal } from '../auth/principal.js';
+
+/** What a limit is counted per; several combine into one key (per IP and route, per tenant and user). */
+export type RateLimitKeyBy = 'ip' | 'user' | 'clientId' | 'apiKey' | 'tenant' | 'route';
+
+export const rateLimitKeyKinds: readonly RateLimitKeyBy[] = [
+  'ip',
+  'user',
+  'clientId',
+  'apiKey',
+  'tenant',
+  'route',
+];
+
+/** The request as a key or trust function sees it. */
+export interface RateLimitRequest {
+  readonly event: APIGatewayProxyEventV2;
+  /** Set by the authentication middleware; absent on public routes. */
+  readonly principal: Principal | undefined;
+  /** The client address as the limiter resolved it (see `trustedProxyCount`), IPv6 grouped by prefix. */
+  readonly clientIp: string;
+}
+
+export interface ClientIpOptions {
+  /**
+   * Proxies in front of API Gateway that append to X-Forwarded-For (CloudFront: 1). With 0 the
+   * header is ignored, since any client can send it.
+   */
+  readonly trustedProxyCount: number;
+  /** IPv6 clients are counted per prefix of this length: one host usually owns a whole /64. */
+  readonly ipv6PrefixLength: number;
+}
+
+/** The key for requests whose address is missing or unreadable: they share one bucket, never none. */
+export const unknownClientIp = 'unknown';
+
+function normalizeIp(text: string | undefined, ipv6PrefixLength: number): string {
+  if (text === undefined || !ipaddr.isValid(text)) return unknownClientIp;
+  const address = ipaddr.parse(text);
+  if (address.kind() === 'ipv4') return address.toString();
+  const ipv6 = address as ipaddr.IPv6;
+  if (ipv6.isIPv4MappedAddress()) return ipv6.toIPv4Address().toString();
+  const bytes = ipv6.toByteArray().map((byte, index) => {
+    const keep = Math.min(8, Math.max(0, ipv6PrefixLength - index * 8));
+    return byte & ((0xff << (8 - keep)) & 0xff);
+  });
+  return `${(ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String()}/${ipv6PrefixLength}`;
+}
+
+/**
+ * The client address: API Gateway's `sourceIp` (the TCP peer), or, behind `trustedProxyCount`
+ * proxies, the X-Forwarded-For entry the outermost trusted proxy wrote. Entries left of it are
+ * whatever the client claimed and are never used.
+ */
+export function clientIpOf(event: APIGatewayProxyEventV2, options: ClientIpOptions): string {
+  const sourceIp = event.requestContext?.http?.sourceIp;
+  let candidate: string | undefined = sourceIp;
+  if (options.trustedProxyCount > 0) {
+    const forwarded = (event.headers?.['x-forwarded-for'] ?? '')
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry.length > 0);
+    const chain = sourceIp ? [...forwarded, sourceIp] : forwarded;
+    candidate = chain[Math.max(0, chain.length - 1 - options.trustedProxyCount)];
+  }
+  return normalizeIp(candidate, options.ipv6PrefixLength);
+}
+
+function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): string {
+  const { principal } = request;
+  const ip = `ip:${request.clientIp}`;
+  switch (kind) {
+    case 'ip':
+      return ip;
+    case 'user':
+      return principal ? `user:${principal.id}` : ip;
+    case 'clientId':
+      return principal?.clientId ? `client:${principal.clientId}` : ip;
+    case 'apiKey':
+      return principal?.authMethod === 'apiKey' ? `apiKey:${principal.id}` : ip;
+    case 'tenant':
+      return principal?.tenantId ? `tenant:${principal.tenantId}` : ip;
+    case 'route':
+      return `route:${request.event.routeKey}`;
+  }
+}
+
+/**
+ * The key a request counts against. Principal-based parts fall back to the client IP when the
+ * request carries no such principal field, so an anonymous caller is still limited.
+ *
+ * @example
+ * keyOf(['ip', 'route'], request); // '["ip:203.0.113.9","route:POST /login"]'
+ */
+export function keyOf(keyBy: readonly RateLimitKeyBy[], request: RateLimitRequest): string {
+  const parts = [...new Set(keyBy.map((kind) => partOf(kind, request)))];
+  // JSON keeps a principal id containing a separator from forging another caller's composite key.
+  return parts.length === 1 ? (parts[0] as string) : JSON.stringify(parts);
+}

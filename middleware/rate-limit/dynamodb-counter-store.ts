@@ -1,0 +1,186 @@
+// The real counter store: one item per key in the toolkit table, advanced by a single conditional UpdateItem.
+import {
+  type AttributeValue,
+  BatchWriteItemCommand,
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { isExpired } from '../store/tables.js';
+import type { CounterStore, TatWrite, TatWriteOutcome } from './counter-store.js';
+
+export interface DynamoDbCounterStoreOptions {
+  /** Create it once at module scope, with bounded timeouts (`createDynamoDbClient`). */
+  readonly client: DynamoDBClient;
+  /** The toolkit table (pk/sk strings, TTL on `expiresAt`); it must already exist. */
+  readonly tableName: string;
+}
+
+/** Rate-limit items have one item per partition; the sort key only satisfies the table's schema. */
+const sortKey = 'RL';
+// Short placeholders: DynamoDB-compatible servers parse every expression on every request.
+const names = { '#t': 'tat', '#e': 'expiresAt' };
+const batchSize = 25;
+const maxBatchRetries = 5;
+
+// Every write sets expiresAt at or after the TAT it can produce, so an item whose expiresAt has
+// passed (TTL deletion lags up to 48 h) has a TAT at or before now: both conditions below read it as
+// idle, never as a live counter, without a clause of their own. Reads check expiresAt explicitly.
+
+// Condition `fresh`: admits the first unit of an idle key. Prevents two racing writers from both
+// restarting the key from `now`: only one sees it idle; the other fails and takes the `busy` path.
+const freshUpdate = 'SET #t = :v, #e = :e';
+const freshCondition = 'attribute_not_exists(#t) OR #t <= :n';
+
+// Condition `busy`: admits a unit only while now < TAT <= threshold. DynamoDB serialises writes to
+// one item, so N concurrent writers can never push the TAT past now + capacity together: each checks
+// the value the previous one left, which is what keeps admission exact across instances.
+const busyUpdate = 'SET #t = #t + :i, #e = :e';
+const busyCondition = '#t > :n AND #t <= :b';
+
+const numberOf = (value: AttributeValue | undefined): number | undefined =>
+  value?.N === undefined ? undefined : Number(value.N);
+
+/** The live TAT of an item, or `undefined` for a missing, malformed or expired one. */
+function liveTat(item: Record<string, AttributeValue> | undefined, nowUs: number): number | undefined {
+  const tat = numberOf(item?.tat);
+  if (tat === undefined || !Number.isFinite(tat)) return undefined;
+  return isExpired({ expiresAt: numberOf(item?.expiresAt) }, nowUs / 1000) ? undefined : tat;
+}
+
+/**
+ * Keeps each key's GCRA state (`tat`, epoch µs, and `expiresAt` for TTL) in one toolkit-table item.
+ * A write is one UpdateItem; a failed condition asks DynamoDB for the old item in the same
+ * request (`ReturnValuesOnConditionCheckFailure`), so a rejection costs no extra read.
+ *
+ * @example
+ * const store = new DynamoDbCounterStore({ client: createDynamoDbClient(), tableName: 'bulwark-toolkit' });
+ */
+export class DynamoDbCounterStore implements CounterStore {
+  readonly #client: DynamoDBClient;
+  readonly #tableName: string;
+
+  constructor(options: DynamoDbCounterStoreOptions) {
+    this.#client = options.client;
+    this.#tableName = options.tableName;
+  }
+
+  #key(storageKey: string): Record<string, AttributeValue> {
+    return { pk: { S: storageKey }, sk: { S: sortKey } };
+  }
+
+  async write(storageKey: string, write: TatWrite): Promise<TatWriteOutcome> {
+    // A cost equal to the limit fits only an idle key: `busy` cannot apply, so there is nothing to ask.
+    if (write.mode === 'busy' && write.thresholdUs <= write.nowUs) return { applied: false, known: false };
+    const exp = { N: String(write.expiresAtSec) };
+    const fresh = write.mode === 'fresh';
+    const input: UpdateItemCommandInput = fresh
+      ? {
+          TableName: this.#tableName,
+          Key: this.#key(storageKey),
+          UpdateExpression: freshUpdate,
+          ConditionExpression: freshCondition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: {
+            ':v': { N: String(write.nowUs + write.incrementUs) },
+            ':e': exp,
+            ':n': { N: String(write.nowUs) },
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }
+      : {
+          TableName: this.#tableName,
+          Key: this.#key(storageKey),
+          UpdateExpression: busyUpdate,
+          ConditionExpression: busyCondition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: {
+            ':i': { N: String(write.incrementUs) },
+            ':n': { N: String(write.nowUs) },
+            ':b': { N: String(write.thresholdUs) },
+            ':e': exp,
+          },
+          ReturnValues: 'UPDATED_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        };
+    try {
+      const output = await this.#client.send(new UpdateItemCommand(input));
+      const tatUs = fresh ? write.nowUs + write.incrementUs : Number(output.Attributes?.tat?.N);
+      return { applied: true, tatUs };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // DynamoDB omits the item when there is none; some emulators never send it. Either way the
+      // caller learns nothing certain, and a read settles it if it needs to know.
+      if (!error.Item) return { applied: false, known: false };
+      return { applied: false, known: true, tatUs: liveTat(error.Item, write.nowUs) };
+    }
+  }
+
+  async read(storageKey: string, nowUs: number): Promise<number | undefined> {
+    const { Item } = await this.#client.send(
+      new GetItemCommand({
+        TableName: this.#tableName,
+        Key: this.#key(storageKey),
+        ConsistentRead: true,
+        ProjectionExpression: '#t, #e',
+        ExpressionAttributeNames: names,
+      }),
+    );
+    return liveTat(Item, nowUs);
+  }
+
+  async delete(storageKey: string): Promise<void> {
+    await this.#client.send(
+      new DeleteItemCommand({ TableName: this.#tableName, Key: this.#key(storageKey) }),
+    );
+  }
+
+  /**
+   * Scans for the prefix and batch-deletes what it finds. An administrative operation: it reads the
+   * whole table, because indexing every counter would double the write cost of every request.
+   */
+  async deleteAll(prefix: string): Promise<number> {
+    let deleted = 0;
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.#client.send(
+        new ScanCommand({
+          TableName: this.#tableName,
+          ConsistentRead: true,
+          ProjectionExpression: 'pk, sk',
+          FilterExpression: 'begins_with(pk, :prefix) AND sk = :sk',
+          ExpressionAttributeValues: { ':prefix': { S: prefix }, ':sk': { S: sortKey } },
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      const keys = page.Items ?? [];
+      for (let index = 0; index < keys.length; index += batchSize) {
+        const requests = keys
+          .slice(index, index + batchSize)
+          .map((Key): WriteRequest => ({ DeleteRequest: { Key } }));
+        await this.#batchDelete(requests);
+        deleted += requests.length;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return deleted;
+  }
+
+  async #batchDelete(requests: WriteRequest[]): Promise<void> {
+    let pending = requests;
+    for (let attempt = 0; pending.length > 0; attempt += 1) {
+      if (attempt > maxBatchRetries) throw new Error(`${pending.length} rate-limit items were not deleted`);
+      // Unprocessed items mean the table is throttling: back off before asking again.
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+      const { UnprocessedItems } = await this.#client.send(
+        new BatchWriteItemCommand({ RequestItems: { [this.#tableName]: pending } }),
+      );
+      pending = UnprocessedItems?.[this.#tableName] ?? [];
+    }
+  }
+}

@@ -1,0 +1,276 @@
+// Middy adapter for the limiter: picks the key, consumes, answers 429, and puts the RateLimit headers on responses.
+
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { Principal } from '../auth/principal.js';
+import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+import { renderProblem } from '../http/problem.js';
+import { createDynamoDbClient } from '../store/client.js';
+import {
+  type ClientIpOptions,
+  clientIpOf,
+  keyOf,
+  type RateLimitKeyBy,
+  type RateLimitRequest,
+  rateLimitKeyKinds,
+} from './client-key.js';
+import type { CounterStore } from './counter-store.js';
+import { DynamoDbCounterStore } from './dynamodb-counter-store.js';
+import { type PolicyOutcome, rateLimitHeaders, strictestOutcome } from './headers.js';
+import { policyProblems, type RateLimitPolicyInput, resolvePolicy, scalePolicy } from './policy.js';
+import {
+  type FailMode,
+  RateLimiter,
+  type RateLimitResult,
+  rateLimiterOptionProblems,
+  type WarnLogger,
+} from './rate-limiter.js';
+
+/** What {@link rateLimit} adds to the handler's context: the strictest answer of the limits applied so far. */
+export interface RateLimitContext {
+  rateLimit: RateLimitResult & { readonly policy: string };
+}
+
+interface RateLimitCommonOptions {
+  /** A preset name (`'register'`, `'authenticated'`…) or `{ name?, limit, windowSec }`. */
+  readonly policy: RateLimitPolicyInput;
+  /**
+   * Trust-based adjustment: a multiplier of the limit for this caller (2 → twice the quota for a
+   * high-trust client). Must return a finite number > 0. @default every caller gets 1
+   */
+  readonly trust?: (principal: Principal | undefined, request: RateLimitRequest) => number;
+  /** Units one request consumes. @default 1 */
+  readonly cost?: number;
+  /** @default 'open' — DynamoDB down: per-instance in-memory limiting; 'closed' answers 503 with Retry-After */
+  readonly failMode?: FailMode;
+  /** Proxies in front of API Gateway whose X-Forwarded-For entries are trusted. @default 0 (header ignored) */
+  readonly trustedProxyCount?: number;
+  /** IPv6 clients are counted per prefix of this length. @default 64 */
+  readonly ipv6PrefixLength?: number;
+  /** After a store failure, seconds before the store is tried again. @default 5 */
+  readonly outageBackoffSec?: number;
+  /** Keys each limiter instance remembers. @default 10000 */
+  readonly localCacheSize?: number;
+  /** Receives `rateLimit.hit` and `rateLimit.storeError`. @default none */
+  readonly onEvent?: SecurityEventListener;
+  /** Where store failures are logged. @default console */
+  readonly logger?: WarnLogger;
+}
+
+type KeyChoice =
+  | {
+      /** What the limit is counted per; an array combines them. @default 'ip' */
+      readonly keyBy?: RateLimitKeyBy | readonly RateLimitKeyBy[];
+      readonly identify?: never;
+    }
+  | {
+      /** A custom key; `undefined` or `''` counts the request per client IP. */
+      readonly identify: (request: RateLimitRequest) => string | undefined;
+      readonly keyBy?: never;
+    };
+
+type StoreChoice =
+  | {
+      /** The toolkit table (created by the stack; never created at run time). */
+      readonly tableName: string;
+      /** @default createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }) */
+      readonly client?: DynamoDBClient;
+      readonly store?: never;
+    }
+  | { readonly store: CounterStore; readonly tableName?: never; readonly client?: never };
+
+export type RateLimitOptions = RateLimitCommonOptions & KeyChoice & StoreChoice;
+
+type RateLimitMiddlewareRequest = Request<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & RateLimitContext
+>;
+
+/** Where the limits applied to one request are collected, so stacked limiters answer with one set of headers. */
+const outcomesKey = 'bulwark.rateLimit.outcomes';
+
+function outcomesOf(request: { internal: unknown }): PolicyOutcome[] {
+  const internal = request.internal as Record<string, unknown>;
+  internal[outcomesKey] ??= [];
+  return internal[outcomesKey] as PolicyOutcome[];
+}
+
+function middlewareProblems(options: RateLimitOptions): string[] {
+  const problems = rateLimiterOptionProblems(options as Parameters<typeof rateLimiterOptionProblems>[0]);
+  const { keyBy, identify, trust, cost, trustedProxyCount, ipv6PrefixLength } = options;
+  if (keyBy !== undefined && identify !== undefined) problems.push('give either keyBy or identify, not both');
+  const kinds: readonly unknown[] = Array.isArray(keyBy) ? keyBy : keyBy === undefined ? ['ip'] : [keyBy];
+  const unknownKinds = kinds.filter((kind) => !rateLimitKeyKinds.includes(kind as RateLimitKeyBy));
+  if (kinds.length === 0 || unknownKinds.length > 0) {
+    problems.push(
+      `keyBy must be one or more of ${rateLimitKeyKinds.join(', ')} (got ${JSON.stringify(keyBy)})`,
+    );
+  }
+  if (identify !== undefined && typeof identify !== 'function') problems.push('identify must be a function');
+  if (trust !== undefined && typeof trust !== 'function') problems.push('trust must be a function');
+  if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1)) {
+    problems.push(`cost must be a positive integer (got ${String(cost)})`);
+  } else if (cost !== undefined && policyProblems(options.policy).length === 0) {
+    const { limit } = resolvePolicy(options.policy);
+    if (cost > limit) problems.push(`cost ${cost} exceeds the policy limit ${limit}`);
+  }
+  if (
+    trustedProxyCount !== undefined &&
+    !(Number.isSafeInteger(trustedProxyCount) && trustedProxyCount >= 0)
+  ) {
+    problems.push(`trustedProxyCount must be an integer >= 0 (got ${String(trustedProxyCount)})`);
+  }
+  if (
+    ipv6PrefixLength !== undefined &&
+    !(Number.isSafeInteger(ipv6PrefixLength) && ipv6PrefixLength >= 1 && ipv6PrefixLength <= 128)
+  ) {
+    problems.push(`ipv6PrefixLength must be an integer in 1..128 (got ${String(ipv6PrefixLength)})`);
+  }
+  return problems;
+}
+
+/** Adds headers to a handler result, turning an unstructured one into what API Gateway would have sent. */
+function withHeaders(
+  response: APIGatewayProxyStructuredResultV2 | string | null | undefined | object,
+  headers: Record<string, string>,
+): APIGatewayProxyStructuredResultV2 {
+  if (typeof response === 'object' && response !== null && 'statusCode' in response) {
+    const structured = response as APIGatewayProxyStructuredResultV2;
+    return { ...structured, headers: { ...structured.headers, ...headers } };
+  }
+  return {
+    statusCode: 200,
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof response === 'string' ? response : JSON.stringify(response ?? null),
+  };
+}
+
+/**
+ * Limits requests per client IP, principal, API key, tenant or route, shared by every Lambda
+ * instance through the toolkit table. Over the limit it answers 429 problem+json with
+ * `Retry-After`; every response it limited carries `RateLimit-Policy`, `RateLimit` and the legacy
+ * `X-RateLimit-*` headers. Stack several (per IP, then per user): the strictest answer wins. Put
+ * per-principal limits after authentication, so `context.principal` is set.
+ *
+ * @example
+ * middy<APIGatewayProxyEventV2>()
+ *   .use(httpErrorHandler())
+ *   .use(rateLimit({ policy: 'login', keyBy: 'ip', tableName: 'bulwark-toolkit', client }))
+ *   .handler(async (_event, context) => json(200, { remaining: context.rateLimit.remaining }));
+ */
+export function rateLimit(
+  options: RateLimitOptions,
+): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & RateLimitContext
+> {
+  assertNoProblems('rateLimit', middlewareProblems(options));
+  const policy = resolvePolicy(options.policy, 'rateLimit');
+  const cost = options.cost ?? 1;
+  const keyBy: readonly RateLimitKeyBy[] = Array.isArray(options.keyBy)
+    ? options.keyBy
+    : [(options.keyBy as RateLimitKeyBy | undefined) ?? 'ip'];
+  const ipOptions: ClientIpOptions = {
+    trustedProxyCount: options.trustedProxyCount ?? 0,
+    ipv6PrefixLength: options.ipv6PrefixLength ?? 64,
+  };
+  const store =
+    options.store ??
+    new DynamoDbCounterStore({
+      tableName: options.tableName as string,
+      client:
+        options.client ??
+        createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }),
+    });
+  // One limiter per distinct effective limit (however many multipliers trust returns), made on first
+  // use and kept for the container's life.
+  const limiters = new Map<number, RateLimiter>();
+  const limiterFor = (multiplier: number): RateLimiter => {
+    const scaled = scalePolicy(policy, multiplier, cost);
+    let limiter = limiters.get(scaled.limit);
+    if (!limiter) {
+      limiter = new RateLimiter({
+        policy: scaled,
+        store,
+        failMode: options.failMode ?? 'open',
+        ...(options.outageBackoffSec === undefined ? {} : { outageBackoffSec: options.outageBackoffSec }),
+        ...(options.localCacheSize === undefined ? {} : { localCacheSize: options.localCacheSize }),
+        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
+      limiters.set(scaled.limit, limiter);
+    }
+    return limiter;
+  };
+  limiterFor(1);
+
+  const rateLimitBefore = async (request: RateLimitMiddlewareRequest): Promise<void> => {
+    // Read structurally: authentication may not run on this route (public), or not before this limiter.
+    const principal = (request.context as Partial<{ principal: Principal }>).principal;
+    const limitRequest: RateLimitRequest = {
+      event: request.event,
+      principal,
+      clientIp: clientIpOf(request.event, ipOptions),
+    };
+    const key = options.identify
+      ? options.identify(limitRequest) || `ip:${limitRequest.clientIp}`
+      : keyOf(keyBy, limitRequest);
+    const multiplier = options.trust ? options.trust(principal, limitRequest) : 1;
+    if (!(typeof multiplier === 'number' && Number.isFinite(multiplier) && multiplier > 0)) {
+      throw new InvalidArgumentError(`trust must return a finite number > 0 (got ${String(multiplier)})`);
+    }
+    const limiter = limiterFor(multiplier);
+    const result = await limiter.consume(key, cost);
+    const outcomes = outcomesOf(request);
+    outcomes.push({ policy: limiter.policy, result });
+    const strictest = strictestOutcome(outcomes) as PolicyOutcome;
+    request.context.rateLimit = { ...strictest.result, policy: strictest.policy.name };
+    if (result.allowed) return;
+    emitEvent(options.onEvent, {
+      type: 'rateLimit.hit',
+      reason: result.source === 'local' ? 'known_over_limit' : 'over_limit',
+      ...(principal ? { principal } : {}),
+      metadata: {
+        policy: limiter.policy.name,
+        limit: result.limit,
+        routeKey: request.event.routeKey,
+        keyBy: options.identify ? 'custom' : keyBy.join('+'),
+        source: result.source,
+      },
+    });
+    throw new TooManyRequestsError(
+      result.retryAfterSec,
+      `Rate limit exceeded for policy ${limiter.policy.name}; retry in ${result.retryAfterSec} s`,
+      { headers: rateLimitHeaders(outcomes) },
+    );
+  };
+
+  const rateLimitAfter = (request: RateLimitMiddlewareRequest): void => {
+    const outcomes = outcomesOf(request);
+    if (outcomes.length === 0) return;
+    request.response = withHeaders(request.response, rateLimitHeaders(outcomes));
+  };
+
+  // Client errors raised after admission (a 400 from validation, a 409 from the handler, this
+  // limiter's own 429) are rendered here, so they leave with the headers too. Every 5xx goes on
+  // untouched to httpErrorHandler, which logs it.
+  const rateLimitOnError = (request: RateLimitMiddlewareRequest): void => {
+    if (request.response !== undefined && request.response !== null) return;
+    const outcomes = outcomesOf(request);
+    if (outcomes.length === 0) return;
+    const { response } = renderProblem(request.error, {
+      instance: request.event.rawPath,
+      requestId: request.event.requestContext?.requestId,
+    });
+    if (response.statusCode >= 500) return;
+    request.response = { ...response, headers: { ...rateLimitHeaders(outcomes), ...response.headers } };
+  };
+
+  return { before: rateLimitBefore, after: rateLimitAfter, onError: rateLimitOnError };
+}

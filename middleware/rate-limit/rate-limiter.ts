@@ -1,0 +1,425 @@
+// The limiter core: GCRA over a counter store, a local view that spares the store, and the store-outage fallback.
+import { createHash } from 'node:crypto';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+import { createDynamoDbClient } from '../store/client.js';
+import { type CounterStore, MemoryCounterStore, type TatWrite } from './counter-store.js';
+import { DynamoDbCounterStore } from './dynamodb-counter-store.js';
+import {
+  type GcraParameters,
+  gcraParameters,
+  policyProblems,
+  type RateLimitPolicy,
+  type RateLimitPolicyInput,
+  resolvePolicy,
+} from './policy.js';
+
+/** What a limiter does when its store fails: admit through a per-instance limiter, or refuse with 503. */
+export type FailMode = 'open' | 'closed';
+
+/** Where an answer came from: the shared store, this instance's knowledge, or the outage fallback. */
+export type RateLimitSource = 'store' | 'local' | 'fallback';
+
+/** The answer to one {@link RateLimiter.consume}. */
+export interface RateLimitResult {
+  readonly allowed: boolean;
+  /** The policy's limit (after any trust multiplier). */
+  readonly limit: number;
+  /** Units that could still be consumed right now. */
+  readonly remaining: number;
+  /** Epoch milliseconds at which the full limit is available again. */
+  readonly resetAt: number;
+  /** Whole seconds until this request's cost would fit; 0 when allowed. */
+  readonly retryAfterSec: number;
+  /** Whole seconds until one more unit refills: at most `remaining` more are admitted before then. */
+  readonly refillInSec: number;
+  readonly source: RateLimitSource;
+}
+
+/** The slice of a logger the limiter needs; a Powertools Logger fits. */
+export interface WarnLogger {
+  warn(message: string, ...extra: unknown[]): void;
+}
+
+interface RateLimiterCommonOptions {
+  /** A preset name (`'register'`) or `{ name?, limit, windowSec }`. */
+  readonly policy: RateLimitPolicyInput;
+  /** @default 'open' — a per-instance in-memory limiter at the same policy answers while the store is down */
+  readonly failMode?: FailMode;
+  /** After a store failure, how long to stay on the fallback (or keep answering 503) before trying the store again. @default 5 */
+  readonly outageBackoffSec?: number;
+  /** Keys whose state this instance remembers (and the fallback's capacity). @default 10000 */
+  readonly localCacheSize?: number;
+  /** Receives `rateLimit.storeError` events. @default none */
+  readonly onEvent?: SecurityEventListener;
+  /** Where store failures are logged. @default console */
+  readonly logger?: WarnLogger;
+}
+
+/** Options of {@link RateLimiter}: the toolkit table (the real store), or any other {@link CounterStore}. */
+export type RateLimiterOptions = RateLimiterCommonOptions &
+  (
+    | {
+        /** The toolkit table; it must exist with TTL on `expiresAt` (the stack creates it). */
+        readonly tableName: string;
+        /** @default createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }) */
+        readonly client?: DynamoDBClient;
+        readonly store?: never;
+      }
+    | { readonly store: CounterStore; readonly tableName?: never; readonly client?: never }
+  );
+
+interface KeyState {
+  /** The newest stored TAT this instance has seen (epoch µs); `undefined` when unknown or idle. */
+  tatUs: number | undefined;
+  /** Cost of this instance's writes to the key that have not answered yet. */
+  inflightCost: number;
+  /** Requests waiting for those writes before deciding. */
+  waiters: Array<() => void>;
+}
+
+const failModes: readonly FailMode[] = ['open', 'closed'];
+// A write only fails again when another writer changed the item in between; four attempts need three such races.
+const maxWriteAttempts = 4;
+const throttlingErrors = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+]);
+const networkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+]);
+
+/** Write answers can arrive out of order, and a key's TAT only grows: keep the newest seen. */
+const newest = (known: number | undefined, seen: number): number =>
+  known === undefined || seen > known ? seen : known;
+
+/** A short machine-readable cause for a store failure, for events and logs. */
+export function storeFailureReason(error: unknown): string {
+  const { name, code } = (typeof error === 'object' && error !== null ? error : {}) as {
+    name?: unknown;
+    code?: unknown;
+  };
+  if (typeof name === 'string' && throttlingErrors.has(name)) return 'store_throttled';
+  if (name === 'TimeoutError' || code === 'ETIMEDOUT') return 'store_timeout';
+  if (typeof code === 'string' && networkCodes.has(code)) return 'store_unreachable';
+  return 'store_error';
+}
+
+/** Every problem with limiter options; the `rateLimit` middleware folds these into its own single error. */
+export function rateLimiterOptionProblems(options: RateLimiterOptions): string[] {
+  const problems = policyProblems(options.policy);
+  const hasStore = options.store !== undefined;
+  const hasTable = options.tableName !== undefined || options.client !== undefined;
+  if (hasStore && hasTable) problems.push('give either store or tableName/client, not both');
+  if (!hasStore && (typeof options.tableName !== 'string' || options.tableName.length < 3)) {
+    problems.push('tableName must name the toolkit table (or give a store)');
+  }
+  if (options.failMode !== undefined && !failModes.includes(options.failMode)) {
+    problems.push(`failMode must be 'open' or 'closed' (got ${String(options.failMode)})`);
+  }
+  const backoff = options.outageBackoffSec;
+  if (backoff !== undefined && !(typeof backoff === 'number' && backoff >= 0 && Number.isFinite(backoff))) {
+    problems.push(`outageBackoffSec must be a finite number >= 0 (got ${String(backoff)})`);
+  }
+  const cacheSize = options.localCacheSize;
+  if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 0)) {
+    problems.push(`localCacheSize must be an integer >= 0 (got ${String(cacheSize)})`);
+  }
+  return problems;
+}
+
+/**
+ * A rate limiter shared by every instance that uses the same store: GCRA (the generic cell rate
+ * algorithm), whose whole state per key is one number, the theoretical arrival time (TAT). A request
+ * of cost n at time now is admitted iff max(TAT, now) + n·T ≤ now + limit·T, where T = window / limit;
+ * admitting it moves TAT to max(TAT, now) + n·T. Each admission is one conditional UpdateItem, so
+ * admission stays exact however many instances race. An instance that has seen a key over its limit
+ * answers locally, without the store, until a unit refills.
+ *
+ * @example
+ * const limiter = new RateLimiter({ policy: 'login', tableName: 'bulwark-toolkit', client });
+ * const result = await limiter.consume(`ip:${sourceIp}`);
+ * if (!result.allowed) throw new TooManyRequestsError(result.retryAfterSec);
+ */
+export class RateLimiter {
+  readonly policy: RateLimitPolicy;
+  readonly failMode: FailMode;
+  readonly #gcra: GcraParameters;
+  readonly #store: CounterStore;
+  readonly #prefix: string;
+  readonly #states = new Map<string, KeyState>();
+  readonly #cacheSize: number;
+  readonly #backoffMs: number;
+  readonly #fallback: RateLimiter | undefined;
+  readonly #onEvent: SecurityEventListener | undefined;
+  readonly #logger: WarnLogger;
+  #storeDownUntil = 0;
+  #lastFailure: unknown;
+
+  constructor(options: RateLimiterOptions) {
+    assertNoProblems('RateLimiter', rateLimiterOptionProblems(options));
+    this.policy = resolvePolicy(options.policy, 'RateLimiter');
+    this.failMode = options.failMode ?? 'open';
+    this.#gcra = gcraParameters(this.policy);
+    this.#prefix = `RL#${this.policy.name}#`;
+    this.#cacheSize = options.localCacheSize ?? 10_000;
+    this.#backoffMs = (options.outageBackoffSec ?? 5) * 1000;
+    this.#onEvent = options.onEvent;
+    this.#logger = options.logger ?? console;
+    this.#store =
+      options.store ??
+      new DynamoDbCounterStore({
+        tableName: options.tableName as string,
+        client:
+          options.client ??
+          createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }),
+      });
+    this.#fallback =
+      this.failMode === 'open'
+        ? new RateLimiter({
+            policy: this.policy,
+            store: new MemoryCounterStore({ maxKeys: this.#cacheSize }),
+            failMode: 'closed',
+            localCacheSize: this.#cacheSize,
+          })
+        : undefined;
+  }
+
+  /** The storage key of a caller key: `RL#<policy>#<SHA-256, base64url>`, the same size for any key. */
+  storageKeyOf(key: string): string {
+    return `${this.#prefix}${createHash('sha256').update(key).digest('base64url')}`;
+  }
+
+  /**
+   * Takes `cost` units for `key` if they are available.
+   *
+   * @example
+   * const { allowed, remaining, retryAfterSec } = await limiter.consume('user:42', 2);
+   */
+  async consume(key: string, cost = 1): Promise<RateLimitResult> {
+    this.#assertKey(key);
+    if (!Number.isSafeInteger(cost) || cost < 1) {
+      throw new InvalidArgumentError(`cost must be a positive integer (got ${String(cost)})`);
+    }
+    if (cost > this.#gcra.limit) {
+      throw new InvalidArgumentError(
+        `cost ${cost} exceeds the limit ${this.#gcra.limit}; it could never be admitted`,
+      );
+    }
+    if (Date.now() < this.#storeDownUntil) return this.#degraded(key, cost);
+    try {
+      return await this.#consumeShared(this.storageKeyOf(key), cost);
+    } catch (error) {
+      this.#reportFailure(error, 'consume');
+      return this.#degraded(key, cost);
+    }
+  }
+
+  /**
+   * Units `key` could consume right now, read from the store (one GetItem).
+   *
+   * @example
+   * await limiter.getRemaining('user:42'); // 500 for an unused key under the authenticated preset
+   */
+  async getRemaining(key: string): Promise<number> {
+    this.#assertKey(key);
+    if (Date.now() < this.#storeDownUntil) return this.#degradedRemaining(key);
+    const storageKey = this.storageKeyOf(key);
+    const nowUs = Date.now() * 1000;
+    try {
+      const tatUs = await this.#store.read(storageKey, nowUs);
+      this.#remember(storageKey, tatUs);
+      return this.#outcome(true, tatUs ?? nowUs, nowUs, 1, 'store').remaining;
+    } catch (error) {
+      this.#reportFailure(error, 'getRemaining');
+      return this.#degradedRemaining(key);
+    }
+  }
+
+  /** Forgets `key`: its next request starts from a full limit. */
+  async reset(key: string): Promise<void> {
+    this.#assertKey(key);
+    const storageKey = this.storageKeyOf(key);
+    this.#states.delete(storageKey);
+    await this.#fallback?.reset(key);
+    await this.#store.delete(storageKey);
+  }
+
+  /** Forgets every key of this policy (and only this policy); resolves to how many stored keys went. */
+  async clearAll(): Promise<number> {
+    this.#states.clear();
+    await this.#fallback?.clearAll();
+    return this.#store.deleteAll(this.#prefix);
+  }
+
+  #assertKey(key: string): void {
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new InvalidArgumentError('key must be a non-empty string');
+    }
+  }
+
+  #stateOf(storageKey: string): KeyState {
+    const state = this.#states.get(storageKey);
+    if (state) return state;
+    const created: KeyState = { tatUs: undefined, inflightCost: 0, waiters: [] };
+    this.#states.set(storageKey, created);
+    return created;
+  }
+
+  #remember(storageKey: string, tatUs: number | undefined): void {
+    const state = this.#states.get(storageKey);
+    if (state) state.tatUs = tatUs;
+    else if (tatUs !== undefined) this.#states.set(storageKey, { tatUs, inflightCost: 0, waiters: [] });
+    this.#trim();
+  }
+
+  /** Keeps the local view within its size: the oldest idle keys go first. */
+  #trim(): void {
+    if (this.#states.size <= this.#cacheSize) return;
+    for (const [storageKey, state] of this.#states) {
+      if (this.#states.size <= this.#cacheSize) return;
+      if (state.inflightCost === 0) this.#states.delete(storageKey);
+    }
+  }
+
+  /** Units still available according to what this instance last saw (the limit when it knows nothing). */
+  #knownRemaining(tatUs: number | undefined, nowUs: number): number {
+    if (tatUs === undefined || tatUs <= nowUs) return this.#gcra.limit;
+    return Math.floor((nowUs + this.#gcra.capacityUs - tatUs) / this.#gcra.intervalUs);
+  }
+
+  async #consumeShared(storageKey: string, cost: number): Promise<RateLimitResult> {
+    const state = this.#stateOf(storageKey);
+    const { limit, intervalUs } = this.#gcra;
+    let nowUs = 0;
+    for (;;) {
+      nowUs = Date.now() * 1000;
+      const thresholdUs = nowUs + (limit - cost) * intervalUs;
+      // Known over the limit: answered here, at no store cost, until enough refills for this cost.
+      if (state.tatUs !== undefined && state.tatUs > thresholdUs) {
+        return this.#outcome(false, state.tatUs, nowUs, cost, 'local');
+      }
+      // This instance has writes to the key in flight. If it believes the key idle (or knows nothing),
+      // those writes are about to settle its state: wait for them rather than guess. If it knows the
+      // key busy, go ahead only when what is left after them covers this cost; otherwise wait for
+      // their answers instead of sending a write the store would most likely refuse (a flood's
+      // rejections then cost nothing, and a refill is claimed by one write, not by every waiter).
+      const idle = state.tatUs === undefined || state.tatUs <= nowUs;
+      const headroom = this.#knownRemaining(state.tatUs, nowUs) - state.inflightCost;
+      // The wait ends: every write settles within the client's timeouts, and a request that has to
+      // wait sends nothing, so once the writes ahead of it have answered it decides or writes itself.
+      if (state.inflightCost === 0 || (!idle && headroom >= cost)) break;
+      await new Promise<void>((resolve) => state.waiters.push(resolve));
+    }
+    state.inflightCost += cost;
+    try {
+      return await this.#write(storageKey, state, cost, nowUs);
+    } finally {
+      state.inflightCost -= cost;
+      for (const wake of state.waiters.splice(0)) wake();
+      this.#trim();
+    }
+  }
+
+  async #write(storageKey: string, state: KeyState, cost: number, nowUs: number): Promise<RateLimitResult> {
+    const { limit, intervalUs, capacityUs } = this.#gcra;
+    const write: Omit<TatWrite, 'mode'> = {
+      nowUs,
+      thresholdUs: nowUs + (limit - cost) * intervalUs,
+      incrementUs: cost * intervalUs,
+      // No write can leave TAT beyond now + capacity, so the item is stale (and TTL may delete it) after that.
+      expiresAtSec: Math.ceil((nowUs + capacityUs) / 1_000_000),
+    };
+    // Guess the branch from what this instance last saw; a wrong guess costs one more request.
+    let mode: TatWrite['mode'] = state.tatUs !== undefined && state.tatUs > nowUs ? 'busy' : 'fresh';
+    for (let attempt = 0; attempt < maxWriteAttempts; attempt += 1) {
+      const outcome = await this.#store.write(storageKey, { ...write, mode });
+      if (outcome.applied) {
+        state.tatUs = newest(state.tatUs, outcome.tatUs);
+        return this.#outcome(true, outcome.tatUs, nowUs, cost, 'store');
+      }
+      if (!outcome.known && mode === 'fresh') {
+        // `fresh` fails only on a live TAT after now, which is exactly when `busy` applies.
+        mode = 'busy';
+        continue;
+      }
+      const tatUs = outcome.known ? outcome.tatUs : await this.#store.read(storageKey, nowUs);
+      // A stored TAT only grows until the key is reset or expires; no TAT at all is news to keep.
+      state.tatUs = tatUs === undefined ? undefined : newest(state.tatUs, tatUs);
+      if (tatUs !== undefined && tatUs > write.thresholdUs) {
+        return this.#outcome(false, tatUs, nowUs, cost, 'store');
+      }
+      mode = tatUs !== undefined && tatUs > nowUs ? 'busy' : 'fresh';
+    }
+    // Other writers changed the key between every attempt. Admitting without a successful
+    // conditional write could exceed the limit, so refuse, as if it were just over.
+    return this.#outcome(false, write.thresholdUs + intervalUs, nowUs, cost, 'store');
+  }
+
+  #outcome(
+    allowed: boolean,
+    tatUs: number,
+    nowUs: number,
+    cost: number,
+    source: RateLimitSource,
+  ): RateLimitResult {
+    const { limit, intervalUs, capacityUs } = this.#gcra;
+    const effectiveTat = Math.max(tatUs, nowUs);
+    const headroomUs = nowUs + capacityUs - effectiveTat;
+    const remaining = Math.min(limit, Math.max(0, Math.floor(headroomUs / intervalUs)));
+    const nextUnitUs = (remaining + 1) * intervalUs - headroomUs;
+    const waitUs = allowed ? 0 : tatUs - (nowUs + (limit - cost) * intervalUs);
+    return {
+      allowed,
+      limit,
+      remaining,
+      resetAt: Math.ceil(effectiveTat / 1000),
+      retryAfterSec: allowed ? 0 : Math.max(1, Math.ceil(waitUs / 1_000_000)),
+      refillInSec: Math.max(1, Math.ceil(nextUnitUs / 1_000_000)),
+      source,
+    };
+  }
+
+  /** Starts an outage window; writes that were already in flight when it began add nothing to report. */
+  #reportFailure(error: unknown, operation: string): void {
+    if (Date.now() < this.#storeDownUntil) return;
+    this.#storeDownUntil = Date.now() + this.#backoffMs;
+    const reason = storeFailureReason(error);
+    emitEvent(this.#onEvent, {
+      type: 'rateLimit.storeError',
+      reason,
+      metadata: { policy: this.policy.name, failMode: this.failMode, operation },
+    });
+    this.#logger.warn(
+      this.failMode === 'open'
+        ? 'Rate-limit store unavailable; counting per instance until it answers again'
+        : 'Rate-limit store unavailable; refusing requests until it answers again',
+      { policy: this.policy.name, reason, retryInMs: this.#backoffMs, error },
+    );
+    this.#lastFailure = error;
+  }
+
+  #unavailable(): ServiceUnavailableError {
+    const retryAfterSec = Math.max(1, Math.ceil((this.#storeDownUntil - Date.now()) / 1000));
+    return new ServiceUnavailableError('Rate limiting is temporarily unavailable', retryAfterSec, {
+      cause: this.#lastFailure,
+    });
+  }
+
+  async #degraded(key: string, cost: number): Promise<RateLimitResult> {
+    if (!this.#fallback) throw this.#unavailable();
+    return { ...(await this.#fallback.consume(key, cost)), source: 'fallback' };
+  }
+
+  async #degradedRemaining(key: string): Promise<number> {
+    if (!this.#fallback) throw this.#unavailable();
+    return this.#fallback.getRemaining(key);
+  }
+}

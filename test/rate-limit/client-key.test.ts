@@ -1,0 +1,134 @@
+import {
+  BatchWriteItemCommand,
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  ScanCommand,
+} from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import type { Principal } from '../../middleware/auth/principal.js';
+import { clientIpOf, keyOf, type RateLimitRequest } from '../../middleware/rate-limit/client-key.js';
+import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
+
+const eventWith = (sourceIp: string | undefined, forwardedFor?: string): APIGatewayProxyEventV2 =>
+  ({
+    routeKey: 'GET /things',
+    headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor },
+    requestContext: { http: { sourceIp } },
+  }) as unknown as APIGatewayProxyEventV2;
+
+const direct = { trustedProxyCount: 0, ipv6PrefixLength: 64 };
+
+describe('client keys', () => {
+  it('reads the client address from the peer, never from a header it was not told to trust', () => {
+    expect(clientIpOf(eventWith('203.0.113.1', '10.0.0.1'), direct)).toBe('203.0.113.1');
+    expect(
+      clientIpOf(eventWith('203.0.113.1', '10.0.0.1, 198.51.100.7'), { ...direct, trustedProxyCount: 2 }),
+    ).toBe('10.0.0.1');
+    // More trusted hops than entries: the leftmost address is the best there is.
+    expect(clientIpOf(eventWith('203.0.113.1', '198.51.100.7'), { ...direct, trustedProxyCount: 5 })).toBe(
+      '198.51.100.7',
+    );
+    expect(clientIpOf(eventWith(undefined, '198.51.100.8'), { ...direct, trustedProxyCount: 1 })).toBe(
+      '198.51.100.8',
+    );
+    expect(clientIpOf(eventWith(undefined), { ...direct, trustedProxyCount: 1 })).toBe('unknown');
+  });
+
+  it('groups IPv6 addresses by the configured prefix', () => {
+    expect(clientIpOf(eventWith('2001:db8:aaaa:bbbb:1:2:3:4'), direct)).toBe('2001:db8:aaaa:bbbb::/64');
+    expect(clientIpOf(eventWith('2001:db8:aaaa:bbbb:1:2:3:4'), { ...direct, ipv6PrefixLength: 56 })).toBe(
+      '2001:db8:aaaa:bb00::/56',
+    );
+    expect(clientIpOf(eventWith('2001:db8::1'), { ...direct, ipv6PrefixLength: 128 })).toBe(
+      '2001:db8::1/128',
+    );
+  });
+
+  it('builds one key per kind, falling back to the IP for principal fields that are missing', () => {
+    const principal = { id: 'u-1', authMethod: 'jwt', clientId: undefined, tenantId: undefined } as Principal;
+    const request: RateLimitRequest = { event: eventWith('203.0.113.9'), principal, clientIp: '203.0.113.9' };
+    expect(keyOf(['user'], request)).toBe('user:u-1');
+    expect(keyOf(['clientId'], request)).toBe('ip:203.0.113.9');
+    expect(keyOf(['tenant'], request)).toBe('ip:203.0.113.9');
+    expect(keyOf(['apiKey'], request)).toBe('ip:203.0.113.9');
+    expect(keyOf(['ip', 'route'], request)).toBe('["ip:203.0.113.9","route:GET /things"]');
+    // The same part twice is one part.
+    expect(keyOf(['ip', 'tenant'], request)).toBe('ip:203.0.113.9');
+  });
+});
+
+/**
+ * Responses the embedded DynamoDB never gives: DynamoDB's own old item on a failed condition
+ * (dynalite ignores ReturnValuesOnConditionCheckFailure) and unprocessed batch items (dynalite
+ * processes every batch). A pure unit test with a scripted client, since no server produces them here.
+ */
+describe('DynamoDbCounterStore with answers only real DynamoDB gives', () => {
+  const scripted = (answers: Array<(command: unknown) => unknown>): DynamoDBClient =>
+    ({
+      send: async (command: unknown) => {
+        const next = answers.shift();
+        if (!next) throw new Error('unexpected request');
+        return next(command);
+      },
+    }) as unknown as DynamoDBClient;
+  const failedWith = (item?: Record<string, { N: string }>) => () => {
+    throw new ConditionalCheckFailedException({
+      message: 'The conditional request failed',
+      $metadata: {},
+      Item: item,
+    });
+  };
+  const write = {
+    mode: 'busy' as const,
+    nowUs: 10_000_000,
+    thresholdUs: 20_000_000,
+    incrementUs: 1,
+    expiresAtSec: 40,
+  };
+
+  it('uses the old item DynamoDB returns with a failed condition, so a rejection costs no read', async () => {
+    const store = new DynamoDbCounterStore({
+      tableName: 'bulwark-toolkit',
+      client: scripted([
+        failedWith({ tat: { N: '30000000' }, expiresAt: { N: '40' } }),
+        failedWith({ tat: { N: '30000000' }, expiresAt: { N: '5' } }),
+        failedWith({ expiresAt: { N: '40' } }),
+        failedWith(),
+      ]),
+    });
+    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, tatUs: 30_000_000 });
+    // Past its expiresAt the returned item counts as absent.
+    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, tatUs: undefined });
+    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, tatUs: undefined });
+    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: false });
+  });
+
+  it('retries unprocessed deletes, and gives up loudly when they never go through', async () => {
+    const page = { Items: [{ pk: { S: 'RL#p#a' }, sk: { S: 'RL' } }] };
+    const unprocessed = {
+      UnprocessedItems: {
+        'bulwark-toolkit': [{ DeleteRequest: { Key: { pk: { S: 'RL#p#a' }, sk: { S: 'RL' } } } }],
+      },
+    };
+    const calls: string[] = [];
+    const record = (answer: unknown) => (command: unknown) => {
+      calls.push(
+        command instanceof ScanCommand ? 'scan' : command instanceof BatchWriteItemCommand ? 'batch' : '?',
+      );
+      return answer;
+    };
+    const patient = new DynamoDbCounterStore({
+      tableName: 'bulwark-toolkit',
+      client: scripted([record(page), record(unprocessed), record({})]),
+    });
+    expect(await patient.deleteAll('RL#p#')).toBe(1);
+    expect(calls).toEqual(['scan', 'batch', 'batch']);
+
+    const stuck = new DynamoDbCounterStore({
+      tableName: 'bulwark-toolkit',
+      client: scripted([() => page, ...Array.from({ length: 6 }, () => () => unprocessed)]),
+    });
+    await expect(stuck.deleteAll('RL#p#')).rejects.toThrow(/were not deleted/);
+  });
+});

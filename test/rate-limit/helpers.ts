@@ -1,0 +1,88 @@
+// Shared pieces of the rate-limit tests: a client that counts its DynamoDB requests, unique policy names.
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { inject } from 'vitest';
+import { createDynamoDbClient, type DynamoDbClientOptions } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+export const tableName = testTableNames.toolkit;
+
+export interface CountingClient {
+  readonly client: DynamoDBClient;
+  /** HTTP requests sent (every attempt), by operation. */
+  readonly requests: Map<string, number>;
+  total(): number;
+}
+
+/** A client of the suite's embedded DynamoDB (or `endpoint`) that counts every request it sends. */
+export function countingClient(options: DynamoDbClientOptions = {}): CountingClient {
+  const client = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint'), ...options });
+  const requests = new Map<string, number>();
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const operation = String(context.commandName).replace(/Command$/, '');
+      requests.set(operation, (requests.get(operation) ?? 0) + 1);
+      return next(args);
+    },
+    // The deserialize step runs once per HTTP attempt, inside the retry loop.
+    { step: 'deserialize', name: 'countRequests' },
+  );
+  return { client, requests, total: () => [...requests.values()].reduce((sum, count) => sum + count, 0) };
+}
+
+/** A policy name no other test uses, so tests sharing the table never share counters. */
+export function uniquePolicyName(label = 'test'): string {
+  return `${label}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Every item under a key prefix, read straight from the table. */
+export async function itemsWithPrefix(
+  client: DynamoDBClient,
+  prefix: string,
+): Promise<Record<string, AttributeValue>[]> {
+  const items: Record<string, AttributeValue>[] = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(
+      new ScanCommand({
+        TableName: tableName,
+        ConsistentRead: true,
+        FilterExpression: 'begins_with(pk, :prefix)',
+        ExpressionAttributeValues: { ':prefix': { S: prefix } },
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+/** A port on 127.0.0.1 that nothing listens on: connections to it are refused at once. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A TCP server on 127.0.0.1 that accepts connections and never answers. */
+export async function silentServer(): Promise<{ endpoint: string; close: () => Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

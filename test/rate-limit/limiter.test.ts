@@ -1,0 +1,455 @@
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
+import type { CounterStore, TatWrite } from '../../middleware/rate-limit/counter-store.js';
+import { gcraParameters } from '../../middleware/rate-limit/policy.js';
+import { RateLimiter, type RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
+import { countingClient, itemsWithPrefix, tableName, uniquePolicyName } from './helpers.js';
+
+const second = 1000;
+
+function freezeClock(at = Date.now()): number {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(at);
+  return at;
+}
+
+/** 400 requests at once on a shared 2-core machine can queue for seconds; these tests are about admission. */
+const patientClient = { requestTimeoutMs: 30_000, connectionTimeoutMs: 30_000 };
+
+const admitted = (results: readonly RateLimitResult[]) => results.filter((result) => result.allowed).length;
+
+describe('RateLimiter on DynamoDB', () => {
+  const counting = countingClient();
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  describe('admission', () => {
+    it('admits up to the limit, then rejects with the wait until one unit refills', async () => {
+      freezeClock();
+      const limiter = new RateLimiter({ policy: 'register', tableName, client: counting.client });
+      const results = [];
+      for (let index = 0; index < 4; index += 1) results.push(await limiter.consume('ip:203.0.113.7'));
+      expect(results.map((result) => result.allowed)).toEqual([true, true, true, false]);
+      expect(results.map((result) => result.remaining)).toEqual([2, 1, 0, 0]);
+      expect(results[0]).toMatchObject({ limit: 3, retryAfterSec: 0, refillInSec: 100, source: 'store' });
+      // register is 3 per 300 s: one unit refills every 100 s, the bucket is full again 300 s on.
+      expect(results[3]).toMatchObject({ allowed: false, retryAfterSec: 100, refillInSec: 100 });
+      expect(results[3]?.resetAt).toBe(Date.now() + 300 * second);
+    });
+
+    it('admits exactly the limit when 8 instances fire 400 concurrent consumes at one key', async () => {
+      freezeClock();
+      const policy = { name: uniquePolicyName('exact'), limit: 100, windowSec: 60 };
+      const instances = Array.from({ length: 8 }, () => {
+        const own = countingClient(patientClient);
+        // Fail closed: a store error must surface here, not turn into fallback admissions.
+        return {
+          own,
+          limiter: new RateLimiter({ policy, tableName, client: own.client, failMode: 'closed' }),
+        };
+      });
+      const results = await Promise.all(
+        Array.from(
+          { length: 400 },
+          (_, index) => instances[index % 8]?.limiter.consume('user:flood') as Promise<RateLimitResult>,
+        ),
+      );
+      // Documented bound: admitted ≤ limit + ⌊(t + δ) / T⌋; the clock is frozen (t = 0, δ = 0), so exactly 100.
+      expect(admitted(results)).toBe(100);
+      expect(results.filter((result) => !result.allowed).every((result) => result.retryAfterSec >= 1)).toBe(
+        true,
+      );
+      expect(await instances[0]?.limiter.getRemaining('user:flood')).toBe(0);
+      // Every admission is one conditional write: nothing is admitted by a read or by local knowledge.
+      const requests = instances.reduce((sum, { own }) => sum + own.total(), 0);
+      expect(requests).toBeLessThan(1200);
+      for (const { own } of instances) own.client.destroy();
+    });
+
+    it('stays within limit + elapsed / T on a running clock, and never admits fewer than the limit', async () => {
+      const policy = { name: uniquePolicyName('running'), limit: 100, windowSec: 60 };
+      const { intervalUs } = gcraParameters(policy);
+      // Eight containers, each with its own client, failing closed so no fallback can admit anything.
+      const clients = Array.from({ length: 8 }, () => countingClient(patientClient));
+      const instances = clients.map(
+        ({ client }) => new RateLimiter({ policy, tableName, client, failMode: 'closed' }),
+      );
+      const started = Date.now();
+      const results = await Promise.all(
+        Array.from(
+          { length: 400 },
+          (_, index) => instances[index % 8]?.consume('user:running') as Promise<RateLimitResult>,
+        ),
+      );
+      const elapsedUs = (Date.now() - started + 1) * 1000;
+      expect(admitted(results)).toBeGreaterThanOrEqual(100);
+      expect(admitted(results)).toBeLessThanOrEqual(100 + Math.floor(elapsedUs / intervalUs));
+      for (const { client } of clients) client.destroy();
+    });
+
+    it('refills one unit per interval and the whole limit after one window', async () => {
+      const start = freezeClock();
+      const limiter = new RateLimiter({ policy: 'register', tableName, client: counting.client });
+      const key = `ip:${uniquePolicyName()}`;
+      for (let index = 0; index < 3; index += 1) expect((await limiter.consume(key)).allowed).toBe(true);
+      expect((await limiter.consume(key)).allowed).toBe(false);
+
+      vi.setSystemTime(start + 99 * second);
+      expect((await limiter.consume(key)).allowed).toBe(false);
+      vi.setSystemTime(start + 100 * second);
+      expect(await limiter.consume(key)).toMatchObject({ allowed: true, remaining: 0 });
+      expect((await limiter.consume(key)).allowed).toBe(false);
+
+      vi.setSystemTime(start + 500 * second);
+      expect(await limiter.getRemaining(key)).toBe(3);
+      const afterWindow = [];
+      for (let index = 0; index < 4; index += 1) afterWindow.push((await limiter.consume(key)).allowed);
+      expect(afterWindow).toEqual([true, true, true, false]);
+    });
+
+    it('consumes cost units at once, and a rejected cost leaves the remaining units usable', async () => {
+      freezeClock();
+      const limiter = new RateLimiter({
+        policy: { limit: 10, windowSec: 60 },
+        tableName,
+        client: counting.client,
+      });
+      const key = `user:${uniquePolicyName()}`;
+      expect(await limiter.consume(key, 4)).toMatchObject({ allowed: true, remaining: 6 });
+      expect(await limiter.consume(key, 3)).toMatchObject({ allowed: true, remaining: 3 });
+      const tooMuch = await limiter.consume(key, 5);
+      expect(tooMuch).toMatchObject({ allowed: false, remaining: 3, retryAfterSec: 12 });
+      expect(await limiter.consume(key, 3)).toMatchObject({ allowed: true, remaining: 0 });
+      expect(await limiter.consume(key, 1)).toMatchObject({ allowed: false, retryAfterSec: 6 });
+    });
+
+    it('keeps separate budgets for separate keys and policies', async () => {
+      freezeClock();
+      const strict = new RateLimiter({ policy: 'mfaVerify', tableName, client: counting.client });
+      const key = `user:${uniquePolicyName()}`;
+      expect((await strict.consume(key)).allowed).toBe(true);
+      expect((await strict.consume(key)).allowed).toBe(false);
+      expect((await strict.consume(`${key}-other`)).allowed).toBe(true);
+      const login = new RateLimiter({ policy: 'login', tableName, client: counting.client });
+      expect((await login.consume(key)).allowed).toBe(true);
+    });
+  });
+
+  describe('cost in DynamoDB requests', () => {
+    it('makes one request per admitted request in steady state', async () => {
+      const start = freezeClock();
+      const own = countingClient();
+      const limiter = new RateLimiter({
+        policy: { limit: 1000, windowSec: 60 },
+        tableName,
+        client: own.client,
+      });
+      const busyKey = `user:${uniquePolicyName()}`;
+      const idleKey = `user:${uniquePolicyName()}`;
+      for (let index = 0; index < 50; index += 1) {
+        expect((await limiter.consume(busyKey)).allowed).toBe(true);
+        // The idle key is used once a minute, so every request finds it fresh.
+        vi.setSystemTime(start + index * 60 * second);
+        expect((await limiter.consume(idleKey)).allowed).toBe(true);
+        vi.setSystemTime(start);
+      }
+      expect(own.total()).toBe(100);
+      expect(own.requests.get('UpdateItem')).toBe(100);
+      own.client.destroy();
+    });
+
+    it('sends nothing to DynamoDB for a key known to be over its limit until a unit refills', async () => {
+      const start = freezeClock();
+      const own = countingClient();
+      const limiter = new RateLimiter({ policy: 'mfaVerify', tableName, client: own.client });
+      const key = `user:${uniquePolicyName()}`;
+      expect(await limiter.consume(key)).toMatchObject({ allowed: true, remaining: 0, source: 'store' });
+      expect(own.total()).toBe(1);
+      for (let index = 0; index < 100; index += 1) {
+        expect(await limiter.consume(key)).toMatchObject({
+          allowed: false,
+          source: 'local',
+          retryAfterSec: 10,
+        });
+      }
+      expect(own.total()).toBe(1);
+
+      // Another instance learns the same from its first rejection, then stops asking too.
+      const other = countingClient();
+      const otherLimiter = new RateLimiter({ policy: 'mfaVerify', tableName, client: other.client });
+      expect(await otherLimiter.consume(key)).toMatchObject({
+        allowed: false,
+        source: 'store',
+        retryAfterSec: 10,
+      });
+      const learnedAfter = other.total();
+      expect(await otherLimiter.consume(key)).toMatchObject({ allowed: false, source: 'local' });
+      expect(other.total()).toBe(learnedAfter);
+
+      vi.setSystemTime(start + 10 * second);
+      expect(await limiter.consume(key)).toMatchObject({ allowed: true, source: 'store' });
+      expect(own.total()).toBe(2);
+      own.client.destroy();
+      other.client.destroy();
+    });
+
+    it('lets a concurrent burst on one instance cost the store little more than the admitted requests', async () => {
+      freezeClock();
+      const own = countingClient();
+      const limiter = new RateLimiter({
+        policy: { limit: 100, windowSec: 60 },
+        tableName,
+        client: own.client,
+      });
+      const key = `ip:${uniquePolicyName()}`;
+      const results: RateLimitResult[] = [];
+      // 32 concurrent clients, 2,000 requests.
+      await Promise.all(
+        Array.from({ length: 32 }, async (_, worker) => {
+          for (let index = worker; index < 2000; index += 32) results.push(await limiter.consume(key));
+        }),
+      );
+      expect(admitted(results)).toBe(100);
+      const rejected = results.length - 100;
+      // Requests beyond one per admission, spread over the rejections.
+      expect((own.total() - 100) / rejected).toBeLessThanOrEqual(0.01);
+      own.client.destroy();
+    });
+  });
+
+  describe('storage', () => {
+    it('keys every item RL#<policy>#<hash of the key>, whatever the key length', async () => {
+      freezeClock();
+      const name = uniquePolicyName('keys');
+      const limiter = new RateLimiter({
+        policy: { name, limit: 5, windowSec: 60 },
+        tableName,
+        client: counting.client,
+      });
+      const hugeKey = `apiKey:${'x'.repeat(1024 * 1024)}`;
+      expect((await limiter.consume(hugeKey)).allowed).toBe(true);
+      expect((await limiter.consume('ip:198.51.100.1')).allowed).toBe(true);
+      const items = await itemsWithPrefix(counting.client, `RL#${name}#`);
+      expect(items).toHaveLength(2);
+      for (const item of items) {
+        expect(item.pk?.S).toMatch(new RegExp(`^RL#${name}#[A-Za-z0-9_-]{43}$`));
+        expect(Object.keys(item).sort()).toEqual(['expiresAt', 'pk', 'sk', 'tat']);
+        // The TTL attribute covers the item's whole useful life: after it, the key is idle anyway.
+        expect(Number(item.expiresAt?.N) * 1_000_000).toBeGreaterThanOrEqual(Number(item.tat?.N));
+      }
+      expect(items.map((item) => item.pk?.S)).toContain(limiter.storageKeyOf(hugeKey));
+    });
+
+    it('treats an item past its expiresAt that TTL has not deleted yet as idle, never as a live counter', async () => {
+      // The table's sweeper runs on the real clock, so a limiter clock a day ahead sees items it keeps.
+      const start = freezeClock(Date.now() + 24 * 3600 * second);
+      const own = countingClient();
+      const limiter = new RateLimiter({ policy: 'register', tableName, client: own.client });
+      const key = `ip:${uniquePolicyName()}`;
+      for (let index = 0; index < 3; index += 1) await limiter.consume(key);
+      const [item] = await itemsWithPrefix(own.client, limiter.storageKeyOf(key));
+      const expiresAtMs = Number(item?.expiresAt?.N) * 1000;
+      expect(expiresAtMs).toBe(Math.ceil((start + 300 * second) / 1000) * 1000);
+
+      vi.setSystemTime(expiresAtMs);
+      expect(await itemsWithPrefix(own.client, limiter.storageKeyOf(key))).toHaveLength(1);
+      const fresh = new RateLimiter({ policy: 'register', tableName, client: own.client });
+      expect(await fresh.getRemaining(key)).toBe(3);
+      const before = own.total();
+      expect(await fresh.consume(key)).toMatchObject({ allowed: true, remaining: 2 });
+      expect(own.total() - before).toBe(1);
+      own.client.destroy();
+    });
+
+    it('reads an item whose expiresAt has passed as absent, whatever its TAT says', async () => {
+      const now = freezeClock(Date.now() + 24 * 3600 * second);
+      const limiter = new RateLimiter({ policy: 'mfaVerify', tableName, client: counting.client });
+      const key = `user:${uniquePolicyName()}`;
+      const storageKey = limiter.storageKeyOf(key);
+      await counting.client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: {
+            pk: { S: storageKey },
+            sk: { S: 'RL' },
+            tat: { N: String((now + 3600 * second) * 1000) },
+            expiresAt: { N: String(Math.floor(now / 1000) - 60) },
+          },
+        }),
+      );
+      expect(await limiter.getRemaining(key)).toBe(1);
+      const { Item } = await counting.client.send(
+        new GetItemCommand({ TableName: tableName, Key: { pk: { S: storageKey }, sk: { S: 'RL' } } }),
+      );
+      expect(Item).toBeDefined();
+    });
+
+    it('remembers at most localCacheSize keys, forgetting the oldest', async () => {
+      freezeClock();
+      const limiter = new RateLimiter({
+        policy: 'mfaVerify',
+        tableName,
+        client: counting.client,
+        localCacheSize: 1,
+      });
+      const [first, second_] = [`user:${uniquePolicyName()}`, `user:${uniquePolicyName()}`];
+      await limiter.consume(first);
+      expect((await limiter.consume(first)).source).toBe('local');
+      await limiter.consume(second_);
+      // The first key was forgotten: the store answers again, and still says no.
+      expect(await limiter.consume(first)).toMatchObject({ allowed: false, source: 'store' });
+    });
+
+    it('reset forgets one key only', async () => {
+      freezeClock();
+      const limiter = new RateLimiter({ policy: 'mfaVerify', tableName, client: counting.client });
+      const [first, second_] = [`user:${uniquePolicyName()}`, `user:${uniquePolicyName()}`];
+      await limiter.consume(first);
+      await limiter.consume(second_);
+      await limiter.reset(first);
+      expect((await limiter.consume(first)).allowed).toBe(true);
+      expect((await limiter.consume(second_)).allowed).toBe(false);
+    });
+
+    it("clearAll deletes this policy's keys and nothing else", async () => {
+      freezeClock();
+      const name = uniquePolicyName('clear');
+      const mine = new RateLimiter({
+        policy: { name, limit: 1, windowSec: 60 },
+        tableName,
+        client: counting.client,
+      });
+      // A policy whose name starts with this one's must survive: the prefix ends with '#'.
+      const lookalike = new RateLimiter({
+        policy: { name: `${name}2`, limit: 1, windowSec: 60 },
+        tableName,
+        client: counting.client,
+      });
+      const circuitKey = `CB#${name}`;
+      await counting.client.send(
+        new PutItemCommand({ TableName: tableName, Item: { pk: { S: circuitKey }, sk: { S: 'CB' } } }),
+      );
+      for (const key of ['a', 'b', 'c']) {
+        await mine.consume(key);
+        await lookalike.consume(key);
+      }
+      expect(await mine.clearAll()).toBe(3);
+      expect(await itemsWithPrefix(counting.client, `RL#${name}#`)).toHaveLength(0);
+      expect(await itemsWithPrefix(counting.client, `RL#${name}2#`)).toHaveLength(3);
+      expect(await itemsWithPrefix(counting.client, circuitKey)).toHaveLength(1);
+      expect((await mine.consume('a')).allowed).toBe(true);
+      expect((await lookalike.consume('a')).allowed).toBe(false);
+    });
+  });
+
+  describe('bad input', () => {
+    let limiter: RateLimiter;
+    let name: string;
+
+    beforeEach(() => {
+      name = uniquePolicyName('bad');
+      limiter = new RateLimiter({
+        policy: { name, limit: 5, windowSec: 60 },
+        tableName,
+        client: counting.client,
+      });
+    });
+
+    it.each([
+      ['an empty key', '', 1],
+      ['a key that is not a string', 42 as unknown as string, 1],
+      ['a zero cost', 'k', 0],
+      ['a negative cost', 'k', -1],
+      ['a fractional cost', 'k', 1.5],
+      ['a NaN cost', 'k', Number.NaN],
+      ['an infinite cost', 'k', Number.POSITIVE_INFINITY],
+      ['a string cost', 'k', '2' as unknown as number],
+      ['a cost above the limit', 'k', 6],
+    ])('rejects %s with a clear error and writes nothing', async (_label, key, cost) => {
+      await expect(limiter.consume(key, cost)).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await itemsWithPrefix(counting.client, `RL#${name}#`)).toHaveLength(0);
+    });
+
+    it('rejects an empty key in getRemaining and reset too', async () => {
+      await expect(limiter.getRemaining('')).rejects.toThrow(/non-empty string/);
+      await expect(limiter.reset('')).rejects.toThrow(/non-empty string/);
+    });
+
+    it('lists every invalid option in one error at construction', () => {
+      const build = () =>
+        new RateLimiter({
+          policy: { name: 'no spaces', limit: 0, windowSec: -5 },
+          tableName: 'x',
+          failMode: 'sideways' as 'open',
+          outageBackoffSec: -1,
+          localCacheSize: 1.5,
+        });
+      expect(build).toThrow(InvalidOptionsError);
+      try {
+        build();
+      } catch (error) {
+        const problems = (error as InvalidOptionsError).problems.join('\n');
+        expect((error as InvalidOptionsError).problems).toHaveLength(7);
+        for (const field of [
+          'name',
+          'limit',
+          'windowSec',
+          'tableName',
+          'failMode',
+          'outageBackoffSec',
+          'localCacheSize',
+        ]) {
+          expect(problems).toContain(field);
+        }
+      }
+    });
+
+    it.each([
+      ['a zero limit', { limit: 0, windowSec: 60 }, /limit must be a positive integer/],
+      ['a negative limit', { limit: -3, windowSec: 60 }, /limit must be a positive integer/],
+      ['a fractional limit', { limit: 2.5, windowSec: 60 }, /limit must be a positive integer/],
+      ['a zero window', { limit: 3, windowSec: 0 }, /windowSec must be a whole number/],
+      ['a negative window', { limit: 3, windowSec: -1 }, /windowSec must be a whole number/],
+      ['a fractional window', { limit: 3, windowSec: 0.5 }, /windowSec must be a whole number/],
+      ['a window over a year', { limit: 3, windowSec: 400 * 24 * 3600 }, /windowSec must be a whole number/],
+      ['over a million per second', { limit: 2_000_001, windowSec: 2 }, /at most 1000000 per second/],
+    ])('rejects %s at construction', (_label, policy, message) => {
+      expect(() => new RateLimiter({ policy, tableName })).toThrow(message);
+    });
+
+    it('rejects an unknown preset, a missing table and a store given twice', () => {
+      expect(() => new RateLimiter({ policy: 'gold' as 'public', tableName })).toThrow(
+        /must be one of public/,
+      );
+      expect(() => new RateLimiter({ policy: 'public' } as never)).toThrow(
+        /tableName must name the toolkit table/,
+      );
+      expect(
+        () => new RateLimiter({ policy: 'public', tableName, store: {} as CounterStore } as never),
+      ).toThrow(/either store or tableName/);
+    });
+  });
+
+  describe('conflicting writers', () => {
+    it('refuses rather than admits when every attempt meets a changed item', async () => {
+      freezeClock();
+      const writes: TatWrite['mode'][] = [];
+      // A store whose item changes under every write: the condition always fails, the state always reads idle.
+      const racing: CounterStore = {
+        write: async (_key, write) => {
+          writes.push(write.mode);
+          return { applied: false, known: false };
+        },
+        read: async () => undefined,
+        delete: async () => {},
+        deleteAll: async () => 0,
+      };
+      const limiter = new RateLimiter({ policy: 'login', store: racing });
+      expect(await limiter.consume('k')).toMatchObject({ allowed: false, retryAfterSec: 6, source: 'store' });
+      expect(writes).toEqual(['fresh', 'busy', 'fresh', 'busy']);
+    });
+  });
+});

@@ -1,0 +1,484 @@
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Principal } from '../../middleware/auth/principal.js';
+import { ConflictError, InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import { type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
+import { closedPort, countingClient, tableName, uniquePolicyName } from './helpers.js';
+
+const lambdaContext = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 5000 } as Context;
+
+function eventOf(
+  sourceIp = '203.0.113.10',
+  overrides: Partial<APIGatewayProxyEventV2> = {},
+): APIGatewayProxyEventV2 {
+  return {
+    version: '2.0',
+    routeKey: 'POST /login',
+    rawPath: '/login',
+    rawQueryString: '',
+    headers: {},
+    isBase64Encoded: false,
+    requestContext: {
+      requestId: 'api-req-1',
+      http: { method: 'POST', path: '/login', protocol: 'HTTP/1.1', sourceIp, userAgent: 'test' },
+    } as APIGatewayProxyEventV2['requestContext'],
+    ...overrides,
+  };
+}
+
+function principalOf(overrides: Partial<Principal> = {}): Principal {
+  return {
+    id: 'user-1',
+    isM2M: false,
+    clientId: undefined,
+    email: undefined,
+    scopes: [],
+    roles: [],
+    tenantId: undefined,
+    authMethod: 'jwt',
+    claims: {},
+    ...overrides,
+  };
+}
+
+/** Stands in for authentication: puts a principal on the context, as `authenticate()` will. */
+function asPrincipal(
+  principal: Principal | undefined,
+): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & { principal?: Principal }
+> {
+  return {
+    before: (request) => {
+      if (principal) request.context.principal = principal;
+    },
+  };
+}
+
+interface Answer {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+const counting = countingClient();
+const logger = { error: vi.fn(), warn: vi.fn() };
+
+describe('rateLimit through a middy pipeline', () => {
+  afterAll(() => {
+    counting.client.destroy();
+  });
+
+  /** One pipeline: httpErrorHandler, an optional principal, the given limiters, a handler reporting the limit. */
+  function pipeline(
+    limiters: ReturnType<typeof rateLimit>[],
+    options: { principal?: Principal; handle?: () => Promise<unknown> } = {},
+  ) {
+    const handle = vi.fn(options.handle ?? (async () => undefined));
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .use(asPrincipal(options.principal))
+      .use(limiters)
+      .handler(async (_event, context) => {
+        const custom = await handle();
+        return (custom ??
+          json(200, {
+            remaining: context.rateLimit.remaining,
+            policy: context.rateLimit.policy,
+          })) as APIGatewayProxyStructuredResultV2;
+      });
+    const call = async (event: APIGatewayProxyEventV2): Promise<Answer> => {
+      const result = (await handler(
+        event,
+        // A fresh context per invocation, as Lambda gives: middlewares write to it.
+        { ...lambdaContext } as Parameters<typeof handler>[1],
+      )) as APIGatewayProxyStructuredResultV2;
+      return {
+        statusCode: result.statusCode ?? 0,
+        headers: (result.headers ?? {}) as Record<string, string>,
+        body: typeof result.body === 'string' && result.body.startsWith('{') ? JSON.parse(result.body) : {},
+      };
+    };
+    return { call, handle };
+  }
+
+  const limitOf = (options: Partial<RateLimitOptions> & Pick<RateLimitOptions, 'policy'>) =>
+    rateLimit({ tableName, client: counting.client, ...options } as RateLimitOptions);
+
+  describe('responses', () => {
+    it('puts RateLimit-Policy, RateLimit and X-RateLimit-* on an allowed response, and the result on the context', async () => {
+      const name = uniquePolicyName('ok');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 3, windowSec: 300 } })]);
+      const before = Math.floor(Date.now() / 1000);
+      const answer = await call(eventOf('203.0.113.11'));
+      expect(answer.statusCode).toBe(200);
+      expect(answer.body).toEqual({ remaining: 2, policy: name });
+      expect(answer.headers).toMatchObject({
+        'Content-Type': 'application/json',
+        'RateLimit-Policy': `"${name}";q=3;w=300`,
+        RateLimit: `"${name}";r=2;t=100`,
+        'X-RateLimit-Limit': '3',
+        'X-RateLimit-Remaining': '2',
+      });
+      const reset = Number(answer.headers['X-RateLimit-Reset']);
+      expect(reset).toBeGreaterThanOrEqual(before + 100);
+      expect(reset).toBeLessThanOrEqual(before + 102);
+    });
+
+    it('answers 429 problem+json with Retry-After and the headers once over the limit, without running the handler', async () => {
+      const name = uniquePolicyName('over');
+      const { call, handle } = pipeline([limitOf({ policy: { name, limit: 2, windowSec: 60 } })]);
+      await call(eventOf('203.0.113.12'));
+      await call(eventOf('203.0.113.12'));
+      const rejected = await call(eventOf('203.0.113.12'));
+      expect(rejected.statusCode).toBe(429);
+      expect(rejected.headers).toMatchObject({
+        'Content-Type': 'application/problem+json',
+        'Retry-After': '30',
+        'RateLimit-Policy': `"${name}";q=2;w=60`,
+        RateLimit: `"${name}";r=0;t=30`,
+        'X-RateLimit-Remaining': '0',
+      });
+      expect(rejected.body).toMatchObject({
+        status: 429,
+        code: 'TOO_MANY_REQUESTS',
+        type: 'urn:bulwark:problem:too-many-requests',
+        instance: '/login',
+      });
+      expect(rejected.body.detail).toMatch(new RegExp(`${name}; retry in 30 s`));
+      expect(handle).toHaveBeenCalledTimes(2);
+    });
+
+    it('leaves client errors raised after admission with the headers, and server faults to httpErrorHandler', async () => {
+      const name = uniquePolicyName('errors');
+      let failure: Error = new ConflictError('Slot taken');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 5, windowSec: 60 } })], {
+        handle: async () => {
+          throw failure;
+        },
+      });
+      const conflict = await call(eventOf('203.0.113.13'));
+      expect(conflict.statusCode).toBe(409);
+      expect(conflict.headers).toMatchObject({
+        RateLimit: `"${name}";r=4;t=12`,
+        'X-RateLimit-Remaining': '4',
+      });
+      expect(conflict.body).toMatchObject({ code: 'CONFLICT', detail: 'Slot taken' });
+
+      failure = new Error('database on fire');
+      const fault = await call(eventOf('203.0.113.13'));
+      expect(fault.statusCode).toBe(500);
+      expect(fault.headers.RateLimit).toBeUndefined();
+      expect(logger.error).toHaveBeenCalled();
+
+      failure = new ServiceUnavailableError('Users service down', 30);
+      const degraded = await call(eventOf('203.0.113.13'));
+      expect(degraded.statusCode).toBe(503);
+      expect(degraded.headers['Retry-After']).toBe('30');
+      expect(logger.warn).toHaveBeenCalled();
+    });
+
+    it('gives a plain handler result the headers, as API Gateway would send it', async () => {
+      const name = uniquePolicyName('plain');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 5, windowSec: 60 } })], {
+        handle: async () => ({ hello: 'world' }),
+      });
+      const answer = await call(eventOf('203.0.113.14'));
+      expect(answer).toMatchObject({ statusCode: 200, body: { hello: 'world' } });
+      expect(answer.headers).toMatchObject({ 'Content-Type': 'application/json', 'X-RateLimit-Limit': '5' });
+    });
+
+    it('answers 503 with Retry-After when the store is down and failMode is closed', async () => {
+      const down = countingClient({ endpoint: `http://127.0.0.1:${await closedPort()}`, maxAttempts: 1 });
+      const { call, handle } = pipeline([
+        rateLimit({
+          policy: 'login',
+          tableName,
+          client: down.client,
+          failMode: 'closed',
+          logger: { warn: vi.fn() },
+        }),
+      ]);
+      const answer = await call(eventOf('203.0.113.15'));
+      expect(answer.statusCode).toBe(503);
+      expect(answer.headers['Retry-After']).toBe('5');
+      expect(answer.body).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      expect(handle).not.toHaveBeenCalled();
+      down.client.destroy();
+    });
+
+    it('keeps answering from the fallback, with the headers, when the store is down and failMode is open', async () => {
+      const down = countingClient({ endpoint: `http://127.0.0.1:${await closedPort()}`, maxAttempts: 1 });
+      const events: SecurityEvent[] = [];
+      const { call } = pipeline([
+        rateLimit({
+          policy: 'mfaVerify',
+          tableName,
+          client: down.client,
+          logger: { warn: vi.fn() },
+          onEvent: (event) => events.push(event),
+        }),
+      ]);
+      expect((await call(eventOf('203.0.113.16'))).headers.RateLimit).toBe('"mfaVerify";r=0;t=10');
+      expect((await call(eventOf('203.0.113.16'))).statusCode).toBe(429);
+      expect(events.map((event) => event.type)).toEqual(['rateLimit.storeError', 'rateLimit.hit']);
+      down.client.destroy();
+    });
+  });
+
+  describe('keys', () => {
+    it('counts per sourceIp and ignores X-Forwarded-For unless proxies are trusted', async () => {
+      const name = uniquePolicyName('ip');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 }, keyBy: 'ip' })]);
+      expect((await call(eventOf('198.51.100.20'))).statusCode).toBe(200);
+      const spoofed = eventOf('198.51.100.20', { headers: { 'x-forwarded-for': '10.9.9.9' } });
+      expect((await call(spoofed)).statusCode).toBe(429);
+      expect((await call(eventOf('198.51.100.21'))).statusCode).toBe(200);
+    });
+
+    it('behind trusted proxies, takes the X-Forwarded-For entry the outermost trusted proxy wrote', async () => {
+      const name = uniquePolicyName('proxy');
+      const { call } = pipeline([
+        limitOf({ policy: { name, limit: 1, windowSec: 60 }, keyBy: 'ip', trustedProxyCount: 1 }),
+      ]);
+      // CloudFront (the peer API Gateway sees) appended the real client; the left entry is the client's claim.
+      const viaProxy = (claimed: string, client: string) =>
+        eventOf('130.176.0.1', { headers: { 'x-forwarded-for': `${claimed}, ${client}` } });
+      expect((await call(viaProxy('1.1.1.1', '198.51.100.30'))).statusCode).toBe(200);
+      expect((await call(viaProxy('2.2.2.2', '198.51.100.30'))).statusCode).toBe(429);
+      expect((await call(viaProxy('1.1.1.1', '198.51.100.31'))).statusCode).toBe(200);
+      // A request that reached API Gateway without the proxy has no trusted entry: its own peer address counts.
+      expect((await call(eventOf('198.51.100.32'))).statusCode).toBe(200);
+    });
+
+    it('groups IPv6 clients by /64 and counts IPv4-mapped addresses as IPv4', async () => {
+      const name = uniquePolicyName('ipv6');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 } })]);
+      expect((await call(eventOf('2001:db8:1:2::1'))).statusCode).toBe(200);
+      expect((await call(eventOf('2001:db8:1:2:ffff:ffff:ffff:ffff'))).statusCode).toBe(429);
+      expect((await call(eventOf('2001:db8:1:3::1'))).statusCode).toBe(200);
+      expect((await call(eventOf('198.51.100.40'))).statusCode).toBe(200);
+      expect((await call(eventOf('::ffff:198.51.100.40'))).statusCode).toBe(429);
+    });
+
+    it('puts requests without a readable address in one shared bucket rather than none', async () => {
+      const name = uniquePolicyName('noip');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 } })]);
+      expect((await call(eventOf('not-an-ip'))).statusCode).toBe(200);
+      const noContext = eventOf('x', {
+        requestContext: undefined as unknown as APIGatewayProxyEventV2['requestContext'],
+      });
+      expect((await call(noContext)).statusCode).toBe(429);
+    });
+
+    it.each([
+      ['user', { id: 'u-1' }, { id: 'u-2' }],
+      ['clientId', { clientId: 'c-1', isM2M: true }, { clientId: 'c-2', isM2M: true }],
+      [
+        'apiKey',
+        { id: 'key-1', authMethod: 'apiKey' as const },
+        { id: 'key-2', authMethod: 'apiKey' as const },
+      ],
+      ['tenant', { tenantId: 't-1' }, { tenantId: 't-2' }],
+    ] as const)(
+      'counts per %s from context.principal, whatever the address',
+      async (keyBy, first, second) => {
+        const name = uniquePolicyName(keyBy);
+        const limiter = limitOf({ policy: { name, limit: 1, windowSec: 60 }, keyBy });
+        const firstCaller = pipeline([limiter], { principal: principalOf(first) });
+        const secondCaller = pipeline([limiter], { principal: principalOf(second) });
+        expect((await firstCaller.call(eventOf('198.51.100.50'))).statusCode).toBe(200);
+        expect((await firstCaller.call(eventOf('198.51.100.51'))).statusCode).toBe(429);
+        expect((await secondCaller.call(eventOf('198.51.100.50'))).statusCode).toBe(200);
+      },
+    );
+
+    it('falls back to the client IP when the request carries no principal field to count by', async () => {
+      const name = uniquePolicyName('anon');
+      const limiter = limitOf({ policy: { name, limit: 1, windowSec: 60 }, keyBy: 'apiKey' });
+      const anonymous = pipeline([limiter]);
+      const jwtUser = pipeline([limiter], { principal: principalOf({ authMethod: 'jwt' }) });
+      expect((await anonymous.call(eventOf('198.51.100.60'))).statusCode).toBe(200);
+      expect((await jwtUser.call(eventOf('198.51.100.60'))).statusCode).toBe(429);
+      expect((await anonymous.call(eventOf('198.51.100.61'))).statusCode).toBe(200);
+    });
+
+    it('counts per route, and per IP and route combined', async () => {
+      const name = uniquePolicyName('route');
+      const perRoute = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 }, keyBy: 'route' })]);
+      expect((await perRoute.call(eventOf('198.51.100.70'))).statusCode).toBe(200);
+      expect((await perRoute.call(eventOf('198.51.100.71'))).statusCode).toBe(429);
+      expect((await perRoute.call(eventOf('198.51.100.71', { routeKey: 'POST /logout' }))).statusCode).toBe(
+        200,
+      );
+
+      const both = pipeline([
+        limitOf({ policy: { name: `${name}-b`, limit: 1, windowSec: 60 }, keyBy: ['ip', 'route'] }),
+      ]);
+      expect((await both.call(eventOf('198.51.100.72'))).statusCode).toBe(200);
+      expect((await both.call(eventOf('198.51.100.72', { routeKey: 'POST /logout' }))).statusCode).toBe(200);
+      expect((await both.call(eventOf('198.51.100.72'))).statusCode).toBe(429);
+    });
+
+    it('uses a custom identify, and the client IP when it returns nothing', async () => {
+      const name = uniquePolicyName('custom');
+      const identify = vi.fn(({ event }: { event: APIGatewayProxyEventV2 }) => event.headers['x-device-id']);
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 }, identify })]);
+      const device = (id: string, ip: string) => eventOf(ip, { headers: { 'x-device-id': id } });
+      expect((await call(device('d-1', '198.51.100.80'))).statusCode).toBe(200);
+      expect((await call(device('d-1', '198.51.100.81'))).statusCode).toBe(429);
+      expect((await call(device('d-2', '198.51.100.80'))).statusCode).toBe(200);
+      expect((await call(eventOf('198.51.100.82'))).statusCode).toBe(200);
+      expect((await call(eventOf('198.51.100.82'))).statusCode).toBe(429);
+      expect(identify).toHaveBeenCalledWith(
+        expect.objectContaining({ clientIp: '198.51.100.80', principal: undefined }),
+      );
+    });
+  });
+
+  describe('stacking and trust', () => {
+    it('applies per-IP and per-user limits together: the strictest answer wins and both are advertised', async () => {
+      const [ipName, userName] = [uniquePolicyName('perip'), uniquePolicyName('peruser')];
+      const perIp = limitOf({ policy: { name: ipName, limit: 5, windowSec: 60 }, keyBy: 'ip' });
+      const perUser = limitOf({ policy: { name: userName, limit: 2, windowSec: 60 }, keyBy: 'user' });
+      const { call } = pipeline([perIp, perUser], { principal: principalOf({ id: uniquePolicyName('u') }) });
+      const first = await call(eventOf('198.51.100.90'));
+      expect(first.headers).toMatchObject({
+        'RateLimit-Policy': `"${ipName}";q=5;w=60, "${userName}";q=2;w=60`,
+        RateLimit: `"${ipName}";r=4;t=12, "${userName}";r=1;t=30`,
+        'X-RateLimit-Limit': '2',
+        'X-RateLimit-Remaining': '1',
+      });
+      expect(first.body).toMatchObject({ remaining: 1, policy: userName });
+      await call(eventOf('198.51.100.91'));
+      const third = await call(eventOf('198.51.100.92'));
+      expect(third.statusCode).toBe(429);
+      expect(third.headers.RateLimit).toBe(`"${ipName}";r=4;t=12, "${userName}";r=0;t=30`);
+    });
+
+    it('multiplies the limit by the trust the principal earns', async () => {
+      const name = uniquePolicyName('trust');
+      const trust = vi.fn((principal: Principal | undefined) =>
+        principal?.roles.includes('partner') ? 2 : 1,
+      );
+      const limiter = limitOf({ policy: { name, limit: 2, windowSec: 60 }, keyBy: 'user', trust });
+      const partner = pipeline([limiter], {
+        principal: principalOf({ id: uniquePolicyName('p'), roles: ['partner'] }),
+      });
+      const regular = pipeline([limiter], { principal: principalOf({ id: uniquePolicyName('r') }) });
+      const statuses = async (caller: typeof partner) => {
+        const result = [];
+        for (let index = 0; index < 5; index += 1)
+          result.push((await caller.call(eventOf('198.51.100.95'))).statusCode);
+        return result;
+      };
+      expect(await statuses(partner)).toEqual([200, 200, 200, 200, 429]);
+      expect(await statuses(regular)).toEqual([200, 200, 429, 429, 429]);
+      const answer = await partner.call(eventOf('198.51.100.95'));
+      expect(answer.headers['RateLimit-Policy']).toBe(`"${name}";q=4;w=60`);
+    });
+
+    it('treats a trust function that returns nonsense as a server fault and admits nothing', async () => {
+      const { call, handle } = pipeline([
+        limitOf({
+          policy: { name: uniquePolicyName('nonsense'), limit: 2, windowSec: 60 },
+          trust: () => Number.NaN,
+        }),
+      ]);
+      expect((await call(eventOf('198.51.100.96'))).statusCode).toBe(500);
+      expect(handle).not.toHaveBeenCalled();
+    });
+
+    it('reports each rejection as a rateLimit.hit event with the principal and no address', async () => {
+      const events: SecurityEvent[] = [];
+      const name = uniquePolicyName('events');
+      const principal = principalOf({ id: uniquePolicyName('e') });
+      const { call } = pipeline(
+        [
+          limitOf({
+            policy: { name, limit: 1, windowSec: 60 },
+            keyBy: 'user',
+            onEvent: (event) => events.push(event),
+          }),
+        ],
+        { principal },
+      );
+      await call(eventOf('198.51.100.97'));
+      await call(eventOf('198.51.100.97'));
+      expect(events).toEqual([
+        {
+          type: 'rateLimit.hit',
+          reason: 'known_over_limit',
+          principal,
+          metadata: { policy: name, limit: 1, routeKey: 'POST /login', keyBy: 'user', source: 'local' },
+        },
+      ]);
+      expect(JSON.stringify(events)).not.toContain('198.51.100.97');
+    });
+  });
+
+  describe('options', () => {
+    it('rejects every invalid option at construction, in one error', () => {
+      const build = () =>
+        rateLimit({
+          policy: { limit: -1, windowSec: 60 },
+          keyBy: ['ip', 'email' as 'ip'],
+          identify: 'header' as never,
+          trust: 2 as never,
+          cost: 0,
+          trustedProxyCount: -1,
+          ipv6PrefixLength: 129,
+          failMode: 'maybe' as 'open',
+          tableName,
+        } as unknown as RateLimitOptions);
+      expect(build).toThrow(InvalidOptionsError);
+      try {
+        build();
+      } catch (error) {
+        const problems = (error as InvalidOptionsError).problems.join('\n');
+        for (const field of [
+          'limit',
+          'keyBy',
+          'identify',
+          'trust',
+          'cost',
+          'trustedProxyCount',
+          'ipv6PrefixLength',
+          'failMode',
+        ]) {
+          expect(problems).toContain(field);
+        }
+      }
+    });
+
+    it('rejects a cost above the policy limit, an empty keyBy and a missing table', () => {
+      expect(() => rateLimit({ policy: 'register', cost: 4, tableName })).toThrow(
+        /cost 4 exceeds the policy limit 3/,
+      );
+      expect(() => rateLimit({ policy: 'register', keyBy: [], tableName })).toThrow(
+        /keyBy must be one or more/,
+      );
+      expect(() => rateLimit({ policy: 'register' } as RateLimitOptions)).toThrow(/tableName/);
+    });
+  });
+
+  describe('cost', () => {
+    let name: string;
+    beforeAll(() => {
+      name = uniquePolicyName('cost');
+    });
+
+    it('takes `cost` units per request', async () => {
+      const { call } = pipeline([limitOf({ policy: { name, limit: 10, windowSec: 60 }, cost: 4 })]);
+      expect((await call(eventOf('198.51.100.98'))).headers['X-RateLimit-Remaining']).toBe('6');
+      expect((await call(eventOf('198.51.100.98'))).headers['X-RateLimit-Remaining']).toBe('2');
+      expect((await call(eventOf('198.51.100.98'))).statusCode).toBe(429);
+    });
+  });
+});
