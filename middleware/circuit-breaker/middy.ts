@@ -1,0 +1,91 @@
+// Middy adapter: a per-request `callService` that carries the correlation id and never outlives the Lambda.
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { assertNoProblems } from '../errors.js';
+import type { ServiceCallInit, ServiceClient } from './service-client.js';
+
+/** `callService` bound to the current request. */
+export type BoundCallService<S extends string> = (
+  serviceName: S,
+  url: string | URL,
+  init?: ServiceCallInit,
+) => Promise<Response>;
+
+/** What {@link serviceCalls} adds to the handler's context. */
+export interface ServiceCallsContext<S extends string> {
+  callService: BoundCallService<S>;
+}
+
+export interface ServiceCallsOptions {
+  /**
+   * Time kept back from the Lambda's remaining time: a call's timeout is cut so that it ends this
+   * long before the function would be stopped, leaving time to answer 504 instead of timing out.
+   * @default 500
+   */
+  readonly deadlineMarginMs?: number;
+  /** The incoming header whose value is passed on as the correlation id. @default 'x-correlation-id' */
+  readonly correlationIdHeader?: string;
+}
+
+type ServiceCallsRequest<S extends string> = Request<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & ServiceCallsContext<S> & { correlationId?: string }
+>;
+
+/**
+ * Puts `context.callService` on the handler's context: the client's `callService`, with the
+ * request's correlation id (set by the audit middleware as `context.correlationId`, else the
+ * incoming header, else the API Gateway request id) and each call's timeout capped by the time the
+ * Lambda has left. A `CircuitOpenError` thrown by it renders as 503 problem+json with Retry-After
+ * through `httpErrorHandler`, like every toolkit error.
+ *
+ * @example
+ * const services = createServiceClient({ tableName, services: { users: { baseUrl: usersApiUrl } } });
+ * route.use(serviceCalls(services)).handler(async (event, { callService }) => {
+ *   const response = await callService('users', `users/${id}`);
+ * });
+ */
+export function serviceCalls<S extends string>(
+  client: ServiceClient<S>,
+  options: ServiceCallsOptions = {},
+): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & ServiceCallsContext<S>
+> {
+  const deadlineMarginMs = options.deadlineMarginMs ?? 500;
+  const header = (options.correlationIdHeader ?? 'x-correlation-id').toLowerCase();
+  const problems: string[] = [];
+  if (!Number.isFinite(deadlineMarginMs) || deadlineMarginMs < 0)
+    problems.push('deadlineMarginMs must be >= 0');
+  if (header.length === 0) problems.push('correlationIdHeader must be a header name');
+  assertNoProblems('serviceCalls', problems);
+
+  const serviceCallsBefore = (request: ServiceCallsRequest<S>) => {
+    const { event, context } = request;
+    const correlationId =
+      context.correlationId ?? event.headers?.[header] ?? event.requestContext?.requestId ?? undefined;
+    const remainingMs =
+      typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 0;
+    // Without a Lambda deadline (a direct test call) the service's own timeout applies.
+    const deadline = remainingMs > 0 ? Date.now() + remainingMs - deadlineMarginMs : undefined;
+    context.callService = (serviceName, url, init = {}) => {
+      const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+      const timeoutMs =
+        left === undefined
+          ? init.timeoutMs
+          : init.timeoutMs === undefined
+            ? left
+            : Math.min(left, init.timeoutMs);
+      return client.callService(serviceName, url, {
+        correlationId,
+        ...init,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      });
+    };
+  };
+  return { before: serviceCallsBefore };
+}

@@ -1,0 +1,250 @@
+// callService: service-to-service HTTP calls, each service behind its own fleet-wide circuit breaker.
+import { assertNoProblems, DependencyError, DependencyTimeoutError, InvalidOptionsError } from '../errors.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import {
+  type GuardedRequestInit,
+  guardedFetch,
+  isServerError,
+  type ResponseFailurePredicate,
+} from './guarded-fetch.js';
+import type { CircuitBreakerSettings, CircuitStoreChoice } from './options.js';
+
+/** The request a signer signs: method, full URL (path and query) and the exact body. */
+export interface OutgoingServiceRequest {
+  readonly method: string;
+  readonly url: URL;
+  readonly body: string | undefined;
+}
+
+/**
+ * Returns the headers that authenticate one outgoing request (service-auth signing). Called per
+ * attempt, so every retry gets a fresh timestamp and nonce.
+ */
+export type RequestSigner = (
+  request: OutgoingServiceRequest,
+) => Readonly<Record<string, string>> | Promise<Readonly<Record<string, string>>>;
+
+export interface RetryOptions {
+  /** Extra attempts after the first, for idempotent methods only (GET, HEAD, OPTIONS, PUT, DELETE). */
+  readonly retries: number;
+  /**
+   * Upper bound of the first retry's delay; it doubles per retry ("full jitter": each delay is
+   * random between 0 and the bound, so retrying instances spread out instead of arriving together).
+   * @default 100
+   */
+  readonly baseDelayMs?: number;
+  /** @default 2000 */
+  readonly maxDelayMs?: number;
+}
+
+/** One service's settings: its breaker's options (but its name, which is the service's) and how to call it. */
+export interface ServiceOptions extends Omit<CircuitBreakerSettings<Response>, 'name'> {
+  /**
+   * What relative URLs resolve against, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/`.
+   * Relative paths are resolved under its path: `users/42`, not `/users/42`.
+   * @default none: URLs must be absolute
+   */
+  readonly baseUrl?: string;
+  /** @default 5xx counts as a failure, 4xx does not */
+  readonly isFailure?: ResponseFailurePredicate;
+  /** @default no retries */
+  readonly retry?: RetryOptions;
+  /** This service's signer, or `false` for none. @default the client's `sign` */
+  readonly sign?: RequestSigner | false;
+}
+
+export type ServiceClientOptions<S extends string> = CircuitStoreChoice & {
+  /** The services this client calls, by name; each gets the breaker `name` = the service name. */
+  readonly services: Readonly<Record<S, ServiceOptions>>;
+  /** Signs every request (unless a service says otherwise). @default none: requests go unsigned */
+  readonly sign?: RequestSigner;
+  /** @default 'x-correlation-id' */
+  readonly correlationIdHeader?: string;
+  /** @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+} & Pick<CircuitBreakerSettings<Response>, 'onEvent' | 'logger'>;
+
+/** A service call: a fetch `init` whose body is a string, plus per-call settings. */
+export type ServiceCallInit = GuardedRequestInit & {
+  /** Sent as the correlation id header, when it is a safe header value. @default none */
+  readonly correlationId?: string | undefined;
+  /** A shorter timeout for this call, e.g. what the Lambda has left. @default the service's timeoutMs */
+  readonly timeoutMs?: number | undefined;
+};
+
+/** Methods that may be sent twice with the effect of once (RFC 9110 §9.2.2). */
+const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/** Correlation ids travel in a header: a conservative set of characters, so none can inject a header. */
+const safeCorrelationId = /^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$/;
+
+interface Service {
+  readonly breaker: CircuitBreaker<Response>;
+  readonly baseUrl: URL | undefined;
+  readonly isFailure: ResponseFailurePredicate;
+  readonly retries: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly sign: RequestSigner | undefined;
+}
+
+function retryProblems(name: string, retry: RetryOptions | undefined): string[] {
+  if (retry === undefined) return [];
+  const problems: string[] = [];
+  if (!Number.isInteger(retry.retries) || retry.retries < 0 || retry.retries > 10) {
+    problems.push(`${name}: retry.retries must be an integer 0..10`);
+  }
+  for (const field of ['baseDelayMs', 'maxDelayMs'] as const) {
+    const value = retry[field];
+    if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
+      problems.push(`${name}: retry.${field} must be a number >= 0`);
+    }
+  }
+  return problems;
+}
+
+function parseBaseUrl(name: string, baseUrl: string | undefined, problems: string[]): URL | undefined {
+  if (baseUrl === undefined) return undefined;
+  try {
+    const url = new URL(baseUrl);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('not http(s)');
+    // A base without a trailing slash would have its last segment replaced by relative paths.
+    if (!url.pathname.endsWith('/')) url.pathname = `${url.pathname}/`;
+    return url;
+  } catch {
+    problems.push(`${name}: baseUrl must be an absolute http(s) URL`);
+    return undefined;
+  }
+}
+
+/** Full-jitter backoff: random in [0, min(max, base × 2^(retry − 1))]. */
+function backoffMs(service: Service, retry: number): number {
+  return Math.random() * Math.min(service.maxDelayMs, service.baseDelayMs * 2 ** (retry - 1));
+}
+
+function isRetryable(error: unknown, breakerName: string): boolean {
+  return (
+    (error instanceof DependencyError || error instanceof DependencyTimeoutError) &&
+    error.dependency === breakerName
+  );
+}
+
+/**
+ * Calls other services over HTTP, each through its own circuit breaker shared fleet-wide (so every
+ * Lambda instance stops calling a dead service after `failureThreshold` failures in total), with
+ * a timeout, optional retries of idempotent requests, service-auth signing and the correlation id.
+ *
+ * @example
+ * const services = new ServiceClient({
+ *   tableName: process.env.TOOLKIT_TABLE_NAME,
+ *   services: { users: { baseUrl: process.env.USERS_API_URL, timeoutMs: 3000, retry: { retries: 1 } } },
+ *   sign: (request) => ({ ...signer(request) }),
+ * });
+ * const response = await services.callService('users', `users/${id}`, { correlationId });
+ */
+export class ServiceClient<S extends string> {
+  /** Each service's breaker, by service name (for events, state and tests). */
+  readonly breakers: Readonly<Record<S, CircuitBreaker<Response>>>;
+  private readonly services: ReadonlyMap<string, Service>;
+  private readonly fetch: typeof fetch | undefined;
+  private readonly correlationIdHeader: string;
+
+  constructor(options: ServiceClientOptions<S>) {
+    const problems: string[] = [];
+    const entries = Object.entries<ServiceOptions>(options.services ?? {});
+    if (entries.length === 0) problems.push('services must name at least one service');
+    if (options.sign !== undefined && typeof options.sign !== 'function')
+      problems.push('sign must be a function');
+    const services = new Map<string, Service>();
+    for (const [name, service] of entries) {
+      const { baseUrl, isFailure, retry, sign, ...settings } = service;
+      const storeChoice: CircuitStoreChoice =
+        options.store !== undefined
+          ? { store: options.store }
+          : { tableName: options.tableName, ...(options.client ? { client: options.client } : {}) };
+      let breaker: CircuitBreaker<Response> | undefined;
+      try {
+        breaker = new CircuitBreaker<Response>({
+          onEvent: options.onEvent,
+          logger: options.logger,
+          ...settings,
+          name,
+          ...storeChoice,
+        });
+      } catch (error) {
+        if (!(error instanceof InvalidOptionsError)) throw error;
+        problems.push(...error.problems.map((problem) => `${name}: ${problem}`));
+      }
+      const base = parseBaseUrl(name, baseUrl, problems);
+      problems.push(...retryProblems(name, retry));
+      if (breaker) {
+        services.set(name, {
+          breaker,
+          baseUrl: base,
+          isFailure: isFailure ?? isServerError,
+          retries: retry?.retries ?? 0,
+          baseDelayMs: retry?.baseDelayMs ?? 100,
+          maxDelayMs: retry?.maxDelayMs ?? 2000,
+          sign: sign === false ? undefined : (sign ?? options.sign),
+        });
+      }
+    }
+    assertNoProblems('ServiceClient', problems);
+    this.services = services;
+    this.breakers = Object.fromEntries(
+      [...services].map(([name, service]) => [name, service.breaker]),
+    ) as Record<S, CircuitBreaker<Response>>;
+    this.fetch = options.fetch;
+    this.correlationIdHeader = options.correlationIdHeader ?? 'x-correlation-id';
+  }
+
+  /**
+   * Sends one request to a service through its breaker. Resolves with the (fully read) Response for
+   * any answer that is not a failure, 4xx included; rejects with `CircuitOpenError` (503),
+   * `DependencyTimeoutError` (504) or `DependencyError` (502) once retries, if any, are spent.
+   */
+  async callService(serviceName: S, url: string | URL, init: ServiceCallInit = {}): Promise<Response> {
+    const service = this.services.get(serviceName);
+    if (!service) throw new TypeError(`Unknown service ${JSON.stringify(serviceName)}`);
+    const target = service.baseUrl ? new URL(url, service.baseUrl) : new URL(url);
+    const { correlationId, timeoutMs, ...request } = init;
+    const method = (request.method ?? 'GET').toUpperCase();
+    const attempts = idempotentMethods.has(method) ? 1 + service.retries : 1;
+    for (let attempt = 1; ; attempt += 1) {
+      const headers = new Headers(request.headers);
+      if (correlationId !== undefined && safeCorrelationId.test(correlationId)) {
+        headers.set(this.correlationIdHeader, correlationId);
+      }
+      if (service.sign) {
+        const signature = await service.sign({ method, url: target, body: request.body });
+        for (const [name, value] of Object.entries(signature)) headers.set(name, value);
+      }
+      try {
+        return await guardedFetch(
+          service.breaker,
+          target,
+          { ...request, method, headers },
+          {
+            isFailure: service.isFailure,
+            ...(this.fetch ? { fetch: this.fetch } : {}),
+            ...(timeoutMs === undefined ? {} : { timeoutMs }),
+          },
+        );
+      } catch (error) {
+        if (attempt >= attempts || !isRetryable(error, service.breaker.name)) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(service, attempt)));
+    }
+  }
+}
+
+/**
+ * Creates a {@link ServiceClient}; create it once, at module scope.
+ *
+ * @example
+ * const services = createServiceClient({ tableName, services: { users: { baseUrl: usersApiUrl } } });
+ * await services.callService('users', `users/${encodeURIComponent(id)}`);
+ */
+export function createServiceClient<S extends string>(options: ServiceClientOptions<S>): ServiceClient<S> {
+  return new ServiceClient(options);
+}

@@ -1,0 +1,114 @@
+// Circuit breaker test helpers: stores on the suite's embedded DynamoDB, request counting, a dead endpoint.
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { inject, vi } from 'vitest';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
+import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+export const tableName = testTableNames.toolkit;
+
+/** A circuit name no other test uses, so tests never share state through the table. */
+export const uniqueName = (label = 'dep') => `${label}-${randomUUID()}`;
+
+/** Counts the DynamoDB requests (sends, not SDK retries) made through a client. */
+export interface CountedClient {
+  readonly client: DynamoDBClient;
+  readonly requests: () => number;
+  readonly byCommand: () => Record<string, number>;
+}
+
+export function countedClient(endpoint = inject('dynamoDbEndpoint')): CountedClient {
+  const client = createDynamoDbClient({ endpoint });
+  const counts: Record<string, number> = {};
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = context.commandName ?? 'unknown';
+      counts[command] = (counts[command] ?? 0) + 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countRequests' },
+  );
+  return {
+    client,
+    requests: () => Object.values(counts).reduce((sum, count) => sum + count, 0),
+    byCommand: () => ({ ...counts }),
+  };
+}
+
+/** A DynamoDB store of its own (own client, own counter) on the suite's toolkit table. */
+export function dynamoStore(counted: CountedClient = countedClient()): DynamoDbCircuitStateStore {
+  return new DynamoDbCircuitStateStore({ tableName, client: counted.client });
+}
+
+/** One breaker instance as a Lambda instance would have it: its own store client and its own cache. */
+export function instance<T = unknown>(
+  name: string,
+  settings: Omit<CircuitBreakerSettings<T>, 'name'> = {},
+  counted: CountedClient = countedClient(),
+): CircuitBreaker<T> {
+  return new CircuitBreaker<T>({
+    logger: { warn: vi.fn(), info: vi.fn() },
+    ...settings,
+    name,
+    store: dynamoStore(counted),
+  });
+}
+
+/** The circuit's item as stored. */
+export async function storedItem(name: string): Promise<Record<string, unknown> | undefined> {
+  const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: tableName, Key: { pk: `CB#${name}`, sk: 'STATE' }, ConsistentRead: true }),
+  );
+  documents.destroy();
+  return Item;
+}
+
+/** A 127.0.0.1 port nothing listens on: connections to it are refused at once. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('No port');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return address.port;
+}
+
+export class DependencyDown extends Error {
+  constructor(message = 'dependency down') {
+    super(message);
+    this.name = 'DependencyDown';
+  }
+}
+
+export const failing = () => Promise.reject(new DependencyDown());
+export const succeeding = () => Promise.resolve('ok');
+
+/** A promise with its settle functions outside, for actions that answer when the test says so. */
+export function deferred<T>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+} {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((resolvePromise, rejectPromise) => {
+    resolve = resolvePromise;
+    reject = rejectPromise;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Settles a breaker call into a value or the error, so tests can assert on either. */
+export async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown }> {
+  try {
+    return { value: await promise };
+  } catch (error) {
+    return { error };
+  }
+}

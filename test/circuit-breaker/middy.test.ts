@@ -1,0 +1,164 @@
+// The serviceCalls middleware through a real middy pipeline with the problem+json error handler.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
+import { createServiceClient, type ServiceOptions } from '../../middleware/circuit-breaker/service-client.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import { dynamoStore, uniqueName } from './helpers.js';
+
+let server: Server;
+let baseUrl: string;
+const seen: IncomingHttpHeaders[] = [];
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    seen.push(request.headers);
+    if (request.url?.startsWith('/hang')) return;
+    const status = request.url?.startsWith('/boom') ? 500 : 200;
+    response.writeHead(status, { 'content-type': 'application/json' }).end('{"id":"u1"}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+function eventOf(headers: Record<string, string> = {}): APIGatewayProxyEventV2 {
+  return {
+    version: '2.0',
+    routeKey: 'POST /bookings',
+    rawPath: '/bookings',
+    rawQueryString: '',
+    headers,
+    isBase64Encoded: false,
+    requestContext: { requestId: 'api-req-1' } as APIGatewayProxyEventV2['requestContext'],
+  };
+}
+
+const lambdaContext = (remainingMs = 10_000) =>
+  ({ awsRequestId: 'req-1', getRemainingTimeInMillis: () => remainingMs }) as Context;
+
+/** A handler that looks a user up through `context.callService`, behind the problem+json error handler. */
+function pipeline(options: ServiceOptions = {}, path = 'users/u1', init: { timeoutMs?: number } = {}) {
+  // Each test gets a circuit of its own: the service name is the circuit's name.
+  const serviceName = uniqueName('users');
+  const services = createServiceClient({
+    store: dynamoStore(),
+    services: { [serviceName]: { baseUrl, logger: { warn: vi.fn(), info: vi.fn() }, ...options } },
+  });
+  const handler = middy<APIGatewayProxyEventV2>()
+    .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+    .use(serviceCalls(services))
+    .handler(async (_event, { callService }) => {
+      const response = await callService(serviceName, path, init);
+      return json(200, await response.json());
+    });
+  const invoke = (event: APIGatewayProxyEventV2, context: Context) =>
+    handler(event, context as Parameters<typeof handler>[1]);
+  return Object.assign(invoke, { callService: vi.spyOn(services, 'callService') });
+}
+
+describe('serviceCalls through a middy pipeline', () => {
+  it('gives the handler a typed callService that reaches the service', async () => {
+    const invoke = pipeline();
+    const result = await invoke(eventOf(), lambdaContext());
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body as string)).toEqual({ id: 'u1' });
+  });
+
+  it('passes the incoming correlation id on, or else the API Gateway request id', async () => {
+    const invoke = pipeline();
+    seen.length = 0;
+    await invoke(eventOf({ 'x-correlation-id': 'order-42' }), lambdaContext());
+    await invoke(eventOf(), lambdaContext());
+    expect(seen.map((headers) => headers['x-correlation-id'])).toEqual(['order-42', 'api-req-1']);
+  });
+
+  it('renders an open circuit as 503 problem+json with Retry-After', async () => {
+    const invoke = pipeline({ failureThreshold: 1, resetTimeoutMs: 30_000 }, 'boom');
+    const first = await invoke(eventOf(), lambdaContext());
+    expect(first.statusCode).toBe(502);
+    expect(JSON.parse(first.body as string)).toMatchObject({ code: 'DEPENDENCY_FAILED', status: 502 });
+
+    const second = await invoke(eventOf(), lambdaContext());
+    expect(second.statusCode).toBe(503);
+    expect(second.headers).toMatchObject({ 'Content-Type': 'application/problem+json', 'Retry-After': '30' });
+    expect(JSON.parse(second.body as string)).toMatchObject({
+      type: 'urn:bulwark:problem:circuit-open',
+      status: 503,
+      code: 'CIRCUIT_OPEN',
+    });
+    // The circuit's name is internal: it stays out of the response.
+    expect(second.body).not.toContain('users-');
+  });
+
+  it('cuts a call short so that it ends before the Lambda would be stopped', async () => {
+    const invoke = pipeline({ timeoutMs: 30_000 }, 'hang');
+    const result = await invoke(eventOf(), lambdaContext(700));
+    expect(result.statusCode).toBe(504);
+    const timeoutMs = invoke.callService.mock.calls[0]?.[2]?.timeoutMs ?? Number.NaN;
+    expect(timeoutMs).toBeGreaterThan(0);
+    expect(timeoutMs).toBeLessThanOrEqual(200);
+    expect(JSON.parse(result.body as string)).toMatchObject({ code: 'DEPENDENCY_TIMEOUT' });
+  });
+
+  it('keeps a shorter timeout asked for by the call', async () => {
+    const invoke = pipeline({ timeoutMs: 30_000 }, 'hang', { timeoutMs: 50 });
+    const result = await invoke(eventOf(), lambdaContext(10_000));
+    expect(result.statusCode).toBe(504);
+    expect(invoke.callService).toHaveBeenCalledWith(
+      expect.any(String),
+      'hang',
+      expect.objectContaining({ timeoutMs: 50 }),
+    );
+    // Which dependency timed out is for the log, not for the client.
+    expect(JSON.parse(result.body as string)).toMatchObject({
+      code: 'DEPENDENCY_TIMEOUT',
+      detail: 'A dependency did not answer in time',
+    });
+  });
+
+  it('prefers the correlation id the audit middleware put on the context', async () => {
+    const serviceName = uniqueName('users');
+    const services = createServiceClient({ store: dynamoStore(), services: { [serviceName]: { baseUrl } } });
+    const handler = middy<APIGatewayProxyEventV2>()
+      .before((request) => {
+        Object.assign(request.context, { correlationId: 'from-audit' });
+      })
+      .use(serviceCalls(services))
+      .handler(async (_event, { callService }) => {
+        await callService(serviceName, 'users/u1');
+        return json(200, {});
+      });
+    seen.length = 0;
+    await handler(
+      eventOf({ 'x-correlation-id': 'from-header' }),
+      lambdaContext() as Parameters<typeof handler>[1],
+    );
+    expect(seen[0]?.['x-correlation-id']).toBe('from-audit');
+  });
+
+  it('uses the service timeout when there is no Lambda deadline', async () => {
+    const invoke = pipeline({ timeoutMs: 100 }, 'hang');
+    const result = await invoke(eventOf(), { awsRequestId: 'direct' } as Context);
+    expect(result.statusCode).toBe(504);
+  });
+
+  it('rejects invalid options at construction', () => {
+    const client = createServiceClient({ store: dynamoStore(), services: { users: { baseUrl } } });
+    expect(() => serviceCalls(client, { deadlineMarginMs: -1, correlationIdHeader: '' })).toThrow(
+      new InvalidOptionsError('serviceCalls', [
+        'deadlineMarginMs must be >= 0',
+        'correlationIdHeader must be a header name',
+      ]),
+    );
+  });
+});

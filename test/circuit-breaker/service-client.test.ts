@@ -1,0 +1,314 @@
+// callService and guardedFetch against a real 127.0.0.1 HTTP server: failures, timeouts, retries, signing.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { guardedFetch } from '../../middleware/circuit-breaker/guarded-fetch.js';
+import {
+  createServiceClient,
+  type OutgoingServiceRequest,
+  type ServiceOptions,
+} from '../../middleware/circuit-breaker/service-client.js';
+import {
+  CircuitOpenError,
+  DependencyError,
+  DependencyTimeoutError,
+  InvalidOptionsError,
+} from '../../middleware/errors.js';
+import { closedPort, countedClient, dynamoStore, outcome, tableName, uniqueName } from './helpers.js';
+
+interface Received {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+let server: Server;
+let baseUrl: string;
+const received: Received[] = [];
+/** Per-path count of requests, for endpoints that fail a given number of times. */
+const hits = new Map<string, number>();
+
+function answer(request: IncomingMessage, response: ServerResponse, body: string): void {
+  const path = new URL(request.url ?? '/', 'http://x').pathname;
+  const count = (hits.get(path) ?? 0) + 1;
+  hits.set(path, count);
+  received.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
+  const json = (status: number, value: unknown) => {
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(value));
+  };
+  if (path.startsWith('/ok')) json(200, { ok: true });
+  else if (path.startsWith('/missing')) json(404, { error: 'not found' });
+  else if (path.startsWith('/boom')) json(503, { error: 'down' });
+  else if (path.startsWith('/empty')) response.writeHead(204).end();
+  else if (path.startsWith('/stall')) {
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.write('{"partial":');
+  } else if (path.startsWith('/flaky')) {
+    if (count <= 2) json(500, { error: 'flaky' });
+    else json(200, { attempt: count });
+  } else if (!path.startsWith('/hang')) {
+    json(200, { method: request.method, body });
+  }
+}
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => answer(request, response, Buffer.concat(chunks).toString('utf8')));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+beforeEach(() => {
+  received.length = 0;
+  hits.clear();
+});
+
+/** A client with one uniquely named service on the test server, on the suite's DynamoDB. */
+function clientFor(
+  options: ServiceOptions = {},
+  sign?: (request: OutgoingServiceRequest) => Record<string, string>,
+) {
+  const service = uniqueName('svc');
+  const client = createServiceClient({
+    store: dynamoStore(),
+    services: { [service]: { baseUrl, logger: { warn: vi.fn(), info: vi.fn() }, ...options } },
+    ...(sign ? { sign } : {}),
+  });
+  return { client, service, call: (path: string, init = {}) => client.callService(service, path, init) };
+}
+
+describe('callService', () => {
+  it('returns a successful answer, fully read, resolving relative paths under baseUrl', async () => {
+    const { call } = clientFor();
+    const response = await call('ok/1');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true });
+    expect(received[0]?.url).toBe('/ok/1');
+  });
+
+  it('accepts an absolute URL when the service has no baseUrl', async () => {
+    const { call } = clientFor({ baseUrl: undefined });
+    expect((await call(`${baseUrl}ok`)).status).toBe(200);
+  });
+
+  it('returns a 4xx answer to the caller without counting it as a failure', async () => {
+    const { client, service, call } = clientFor({ failureThreshold: 1 });
+    const response = await call('missing');
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ error: 'not found' });
+    await call('missing');
+    expect(client.breakers[service]?.state).toBe('CLOSED');
+  });
+
+  it('keeps a bodiless answer bodiless', async () => {
+    const { call } = clientFor();
+    const response = await call('empty');
+    expect(response.status).toBe(204);
+    expect(await response.text()).toBe('');
+  });
+
+  it('turns a 5xx answer into a 502 DependencyError that counts, and opens after the threshold', async () => {
+    const { client, service, call } = clientFor({ failureThreshold: 2 });
+    const { error } = await outcome(call('boom'));
+    expect(error).toBeInstanceOf(DependencyError);
+    expect(error).toMatchObject({
+      statusCode: 502,
+      code: 'DEPENDENCY_FAILED',
+      upstreamStatus: 503,
+      dependency: service,
+    });
+    await outcome(call('boom'));
+    expect(client.breakers[service]?.state).toBe('OPEN');
+
+    const rejected = await outcome(call('ok'));
+    expect(rejected.error).toBeInstanceOf(CircuitOpenError);
+    expect(received.filter((request) => request.url === '/ok')).toHaveLength(0);
+  });
+
+  it('lets the caller decide which answers are failures', async () => {
+    const { client, service, call } = clientFor({
+      failureThreshold: 1,
+      isFailure: (response) => response.status === 404,
+    });
+    expect((await outcome(call('missing'))).error).toBeInstanceOf(DependencyError);
+    expect(client.breakers[service]?.state).toBe('OPEN');
+  });
+
+  it('turns a refused connection into a DependencyError that counts', async () => {
+    const service = uniqueName('svc');
+    const client = createServiceClient({
+      store: dynamoStore(),
+      services: { [service]: { baseUrl: `http://127.0.0.1:${await closedPort()}/`, failureThreshold: 1 } },
+    });
+    const { error } = await outcome(client.callService(service, 'ok'));
+    expect(error).toBeInstanceOf(DependencyError);
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(client.breakers[service]?.state).toBe('OPEN');
+  });
+
+  it('releases a request the service never answers at timeoutMs with a 504', async () => {
+    const { call } = clientFor({ timeoutMs: 150 });
+    const { error } = await outcome(call('hang'));
+    expect(error).toBeInstanceOf(DependencyTimeoutError);
+    expect(error).toMatchObject({ statusCode: 504, timeoutMs: 150 });
+  });
+
+  it('releases a service that sends headers and then stalls, since the body is read within the timeout', async () => {
+    const { call } = clientFor({ timeoutMs: 150 });
+    expect((await outcome(call('stall'))).error).toBeInstanceOf(DependencyTimeoutError);
+  });
+
+  it('applies a shorter per-call timeout', async () => {
+    const { call } = clientFor({ timeoutMs: 10_000 });
+    expect((await outcome(call('hang', { timeoutMs: 100 }))).error).toMatchObject({ timeoutMs: 100 });
+  });
+
+  it('sends the method, headers and string body it is given', async () => {
+    const { call } = clientFor();
+    const response = await call('echo', {
+      method: 'post',
+      body: '{"a":1}',
+      headers: { 'content-type': 'application/json', 'x-extra': 'yes' },
+    });
+    expect(await response.json()).toEqual({ method: 'POST', body: '{"a":1}' });
+    expect(received[0]?.headers['x-extra']).toBe('yes');
+  });
+
+  it('adds the correlation id header when it is a safe value, and drops it otherwise', async () => {
+    const { call } = clientFor();
+    await call('ok', { correlationId: 'order-42' });
+    await call('ok', { correlationId: 'bad id\r\nx-injected: 1' });
+    expect(received[0]?.headers['x-correlation-id']).toBe('order-42');
+    expect(received[1]?.headers['x-correlation-id']).toBeUndefined();
+    expect(received[1]?.headers['x-injected']).toBeUndefined();
+  });
+
+  it('signs every attempt through the signing hook, which sees method, URL and body', async () => {
+    const sign = vi.fn((request: OutgoingServiceRequest) => ({
+      'x-signature': `${request.method} ${request.url.pathname}${request.url.search}|${request.body ?? ''}`,
+      'x-nonce': String(sign.mock.calls.length),
+    }));
+    const { call } = clientFor({ retry: { retries: 2, baseDelayMs: 1 } }, sign);
+    await call('flaky?x=1');
+    expect(sign).toHaveBeenCalledTimes(3);
+    expect(received.map((request) => request.headers['x-nonce'])).toEqual(['1', '2', '3']);
+    expect(received[0]?.headers['x-signature']).toBe('GET /flaky?x=1|');
+  });
+
+  it('lets a service opt out of the client-wide signer', async () => {
+    const sign = vi.fn(() => ({ 'x-signature': 'sig' }));
+    const { call } = clientFor({ sign: false }, sign);
+    await call('ok');
+    expect(sign).not.toHaveBeenCalled();
+    expect(received[0]?.headers['x-signature']).toBeUndefined();
+  });
+
+  it('retries an idempotent request with backoff until it succeeds', async () => {
+    const { call } = clientFor({ retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+    const response = await call('flaky');
+    expect(await response.json()).toEqual({ attempt: 3 });
+    expect(received).toHaveLength(3);
+  });
+
+  it('gives up after the configured retries with the last error', async () => {
+    const { call } = clientFor({ retry: { retries: 1, baseDelayMs: 1 } });
+    expect((await outcome(call('flaky'))).error).toBeInstanceOf(DependencyError);
+    expect(received).toHaveLength(2);
+  });
+
+  it('never retries a non-idempotent request', async () => {
+    const { call } = clientFor({ retry: { retries: 3, baseDelayMs: 1 } });
+    expect((await outcome(call('flaky', { method: 'POST', body: '{}' }))).error).toBeInstanceOf(
+      DependencyError,
+    );
+    expect(received).toHaveLength(1);
+  });
+
+  it('does not retry once the circuit is open', async () => {
+    const { call } = clientFor({ failureThreshold: 1, retry: { retries: 3, baseDelayMs: 1 } });
+    expect((await outcome(call('boom'))).error).toBeInstanceOf(CircuitOpenError);
+    expect(received).toHaveLength(1);
+  });
+
+  it('answers with the fallback instead of an error when one is configured', async () => {
+    const { call } = clientFor({ fallback: () => new Response('{"cached":true}', { status: 200 }) });
+    expect(await (await call('boom')).json()).toEqual({ cached: true });
+  });
+
+  it('refuses an unknown service name', async () => {
+    const { client } = clientFor();
+    await expect(client.callService('nope' as never, 'ok')).rejects.toThrow(TypeError);
+  });
+
+  it('builds its breakers on the toolkit table when given a table name', async () => {
+    const service = uniqueName('svc');
+    const counted = countedClient();
+    const client = createServiceClient({
+      tableName,
+      client: counted.client,
+      services: { [service]: { baseUrl } },
+    });
+    expect((await client.callService(service, 'ok')).status).toBe(200);
+    expect(counted.requests()).toBe(1);
+  });
+
+  it('rejects invalid options with one error listing every problem, per service', () => {
+    let thrown: unknown;
+    try {
+      createServiceClient({
+        store: dynamoStore(),
+        services: {
+          users: { baseUrl: 'ftp://nope', failureThreshold: 0, retry: { retries: -1, baseDelayMs: -1 } },
+          rooms: { baseUrl: 'not a url', timeoutMs: -5 },
+        },
+      });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InvalidOptionsError);
+    expect((thrown as InvalidOptionsError).problems).toEqual([
+      'users: failureThreshold must be an integer > 0 (got 0)',
+      'users: baseUrl must be an absolute http(s) URL',
+      'users: retry.retries must be an integer 0..10',
+      'users: retry.baseDelayMs must be a number >= 0',
+      'rooms: timeoutMs must be a number of milliseconds > 0 and <= 2147483647 (got -5)',
+      'rooms: baseUrl must be an absolute http(s) URL',
+    ]);
+    expect(() => createServiceClient({ store: dynamoStore(), services: {} })).toThrow(
+      'services must name at least one service',
+    );
+    expect(() =>
+      createServiceClient({ store: dynamoStore(), services: { a: {} }, sign: 'x' as never }),
+    ).toThrow('sign must be a function');
+  });
+});
+
+describe('guardedFetch', () => {
+  it('guards a plain fetch with a breaker of your own', async () => {
+    const breaker = new CircuitBreaker<Response>({ name: uniqueName('fetch'), store: dynamoStore() });
+    const response = await guardedFetch(breaker, `${baseUrl}ok`);
+    expect(await response.json()).toEqual({ ok: true });
+  });
+
+  it('uses an injected fetch', async () => {
+    const breaker = new CircuitBreaker<Response>({ name: uniqueName('fetch'), store: dynamoStore() });
+    const fetchImpl = vi.fn(async () => new Response('{"fake":true}', { status: 200 }));
+    const response = await guardedFetch(breaker, 'http://127.0.0.1:9/x', {}, { fetch: fetchImpl });
+    expect(await response.json()).toEqual({ fake: true });
+    expect(fetchImpl).toHaveBeenCalledWith(
+      'http://127.0.0.1:9/x',
+      expect.objectContaining({ signal: expect.any(AbortSignal) }),
+    );
+  });
+});

@@ -1,0 +1,462 @@
+// The circuit state machine on the embedded DynamoDB, transition by transition, with a fake clock.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { CircuitOpenError, DependencyTimeoutError } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
+import {
+  countedClient,
+  DependencyDown,
+  deferred,
+  failing,
+  instance,
+  outcome,
+  storedItem,
+  succeeding,
+  uniqueName,
+} from './helpers.js';
+
+/** A start time on a whole minute, so the 10 s failure windows start with the test. */
+const base = Math.ceil(Date.now() / 60_000) * 60_000 + 60_000;
+
+function advance(ms: number): void {
+  vi.setSystemTime(Date.now() + ms);
+}
+
+async function failTimes(breaker: { execute: (action: typeof failing) => Promise<unknown> }, times: number) {
+  for (let index = 0; index < times; index += 1) await outcome(breaker.execute(failing));
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(base);
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('a closed circuit', () => {
+  it('passes calls through and writes nothing to DynamoDB on success', async () => {
+    const name = uniqueName();
+    const counted = countedClient();
+    const breaker = instance(name, {}, counted);
+    for (let index = 0; index < 50; index += 1) expect(await breaker.execute(succeeding)).toBe('ok');
+    expect(counted.byCommand()).toEqual({ GetItemCommand: 1 });
+    expect(await storedItem(name)).toBeUndefined();
+    expect(breaker.state).toBe('CLOSED');
+  });
+
+  it('re-reads the shared state once per stateTtlMs, not once per call', async () => {
+    const counted = countedClient();
+    const breaker = instance(uniqueName(), { stateTtlMs: 1000 }, counted);
+    for (let second = 0; second < 3; second += 1) {
+      for (let index = 0; index < 10; index += 1) await breaker.execute(succeeding);
+      advance(1000);
+    }
+    expect(counted.requests()).toBe(3);
+  });
+
+  it('reads the store before every call when stateTtlMs is 0', async () => {
+    const counted = countedClient();
+    const breaker = instance(uniqueName(), { stateTtlMs: 0 }, counted);
+    for (let index = 0; index < 4; index += 1) await breaker.execute(succeeding);
+    expect(counted.requests()).toBe(4);
+  });
+
+  it('counts each failure fleet-wide with one atomic ADD and rethrows it', async () => {
+    const name = uniqueName();
+    const counted = countedClient();
+    const breaker = instance(name, {}, counted);
+    for (let index = 0; index < 4; index += 1) {
+      expect((await outcome(breaker.execute(failing))).error).toBeInstanceOf(DependencyDown);
+    }
+    expect(breaker.state).toBe('CLOSED');
+    expect(await storedItem(name)).toMatchObject({
+      state: 'CLOSED',
+      generation: 0,
+      failures: 4,
+      windowStart: base,
+    });
+    // One read at start; the first failure starts the window (a failed ADD, then the SET), the rest ADD.
+    expect(counted.byCommand()).toEqual({ GetItemCommand: 1, UpdateItemCommand: 5 });
+  });
+
+  it('opens when the failure count reaches failureThreshold, reporting it once', async () => {
+    const name = uniqueName();
+    const events: SecurityEvent[] = [];
+    const breaker = instance(name, { onEvent: (event) => events.push(event) });
+    const opened = vi.fn();
+    breaker.on('open', opened);
+    await failTimes(breaker, 4);
+    expect(opened).not.toHaveBeenCalled();
+    const fifth = await outcome(breaker.execute(failing));
+    expect(fifth.error).toBeInstanceOf(DependencyDown);
+    expect(breaker.state).toBe('OPEN');
+    expect(opened).toHaveBeenCalledTimes(1);
+    expect(events).toEqual([
+      {
+        type: 'circuit.opened',
+        reason: 'failure_threshold',
+        metadata: { circuit: name, local: false, generation: 1, failures: 5, retryAfterSec: 60 },
+      },
+    ]);
+    const item = await storedItem(name);
+    expect(item).toMatchObject({
+      pk: `CB#${name}`,
+      sk: 'STATE',
+      state: 'OPEN',
+      generation: 1,
+      openedAt: base,
+    });
+    // Stale circuits go away: the item expires a day after the reset timeout and window.
+    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + 10_000 + 86_400_000) / 1000));
+  });
+
+  it('does not add up failures from different rolling windows', async () => {
+    const name = uniqueName();
+    const breaker = instance(name, { rollingWindowMs: 10_000 });
+    await failTimes(breaker, 4);
+    advance(10_000);
+    await failTimes(breaker, 4);
+    expect(breaker.state).toBe('CLOSED');
+    expect(await storedItem(name)).toMatchObject({ failures: 4, windowStart: base + 10_000 });
+  });
+
+  it('honours a custom failureThreshold', async () => {
+    const breaker = instance(uniqueName(), { failureThreshold: 2 });
+    await failTimes(breaker, 1);
+    expect(breaker.state).toBe('CLOSED');
+    await failTimes(breaker, 1);
+    expect(breaker.state).toBe('OPEN');
+  });
+});
+
+describe('an open circuit', () => {
+  it('fails fast with a 503 CircuitOpenError carrying Retry-After, without calling the dependency', async () => {
+    const name = uniqueName();
+    const events: SecurityEvent[] = [];
+    const breaker = instance(name, { onEvent: (event) => events.push(event) });
+    await failTimes(breaker, 5);
+    advance(20_000);
+    const action = vi.fn(succeeding);
+    const rejected = vi.fn();
+    breaker.on('reject', rejected);
+
+    const { error } = await outcome(breaker.execute(action));
+
+    expect(action).not.toHaveBeenCalled();
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({
+      statusCode: 503,
+      code: 'CIRCUIT_OPEN',
+      circuitName: name,
+      retryAfterSec: 40,
+      headers: { 'Retry-After': '40' },
+    });
+    expect(rejected).toHaveBeenCalledWith(error);
+    expect(events.at(-1)).toEqual({
+      type: 'circuit.rejected',
+      reason: 'open',
+      metadata: { circuit: name, local: false, retryAfterSec: 40 },
+    });
+  });
+
+  it('keeps failing fast until resetTimeoutMs has passed', async () => {
+    const breaker = instance(uniqueName(), { resetTimeoutMs: 30_000 });
+    await failTimes(breaker, 5);
+    advance(29_999);
+    const action = vi.fn(succeeding);
+    expect((await outcome(breaker.execute(action))).error).toMatchObject({ retryAfterSec: 1 });
+    expect(action).not.toHaveBeenCalled();
+  });
+});
+
+describe('half-open', () => {
+  it('lets one probe through after resetTimeoutMs and closes after successThreshold successes', async () => {
+    const name = uniqueName();
+    const events: SecurityEvent[] = [];
+    const breaker = instance(name, { onEvent: (event) => events.push(event) });
+    const halfOpen = vi.fn();
+    const closed = vi.fn();
+    breaker.on('halfOpen', halfOpen).on('close', closed);
+    await failTimes(breaker, 5);
+    advance(60_000);
+
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    expect(halfOpen).toHaveBeenCalledWith(60_000);
+    expect(breaker.state).toBe('HALF_OPEN');
+    expect(await storedItem(name)).toMatchObject({ state: 'HALF_OPEN', successes: 1 });
+    expect((await storedItem(name))?.probeOwner).toBeUndefined();
+    expect(closed).not.toHaveBeenCalled();
+
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    expect(closed).toHaveBeenCalledTimes(1);
+    expect(breaker.state).toBe('CLOSED');
+    expect(await storedItem(name)).toMatchObject({ state: 'CLOSED', failures: 0 });
+    expect(events.map((event) => [event.type, event.reason])).toEqual([
+      ['circuit.opened', 'failure_threshold'],
+      ['circuit.halfOpen', 'reset_timeout_elapsed'],
+      ['circuit.closed', 'probes_succeeded'],
+    ]);
+  });
+
+  it('holds a lease while its probe is in flight, so other calls are rejected meanwhile', async () => {
+    const name = uniqueName();
+    const breaker = instance(name);
+    await failTimes(breaker, 5);
+    advance(60_000);
+    const probe = deferred<string>();
+    const probing = breaker.execute(() => probe.promise);
+    await vi.waitFor(async () => expect((await storedItem(name))?.probeOwner).toEqual(expect.any(String)));
+
+    const other = vi.fn(succeeding);
+    const { error } = await outcome(breaker.execute(other));
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({ retryAfterSec: 1 });
+    expect(other).not.toHaveBeenCalled();
+
+    probe.resolve('probed');
+    expect(await probing).toBe('probed');
+  });
+
+  it('reopens with a fresh reset timeout when a probe fails', async () => {
+    const name = uniqueName();
+    const breaker = instance(name);
+    const opened = vi.fn();
+    breaker.on('open', opened);
+    await failTimes(breaker, 5);
+    advance(60_000);
+
+    expect((await outcome(breaker.execute(failing))).error).toBeInstanceOf(DependencyDown);
+    expect(breaker.state).toBe('OPEN');
+    expect(opened).toHaveBeenCalledTimes(2);
+    expect(await storedItem(name)).toMatchObject({ state: 'OPEN', openedAt: base + 60_000 });
+
+    advance(59_000);
+    expect((await outcome(breaker.execute(succeeding))).error).toMatchObject({ retryAfterSec: 1 });
+    advance(1000);
+    expect(await breaker.execute(succeeding)).toBe('ok');
+  });
+
+  it('needs successThreshold consecutive successes: a failed probe starts the count again', async () => {
+    const breaker = instance(uniqueName(), { successThreshold: 2 });
+    await failTimes(breaker, 5);
+    advance(60_000);
+    await breaker.execute(succeeding);
+    await outcome(breaker.execute(failing));
+    advance(60_000);
+    await breaker.execute(succeeding);
+    expect(breaker.state).toBe('HALF_OPEN');
+    await breaker.execute(succeeding);
+    expect(breaker.state).toBe('CLOSED');
+  });
+
+  it('closes after one success when successThreshold is 1', async () => {
+    const breaker = instance(uniqueName(), { successThreshold: 1 });
+    await failTimes(breaker, 5);
+    advance(60_000);
+    await breaker.execute(succeeding);
+    expect(breaker.state).toBe('CLOSED');
+  });
+});
+
+describe('errorFilter', () => {
+  it('does not count errors it excuses, rethrows them and reports a success', async () => {
+    const name = uniqueName();
+    const fallback = vi.fn(() => 'fallback');
+    const breaker = instance<string>(name, {
+      failureThreshold: 2,
+      errorFilter: (error) => error instanceof RangeError,
+      fallback,
+    });
+    const successes = vi.fn();
+    breaker.on('success', successes);
+    const excused = new RangeError('not found');
+    for (let index = 0; index < 5; index += 1) {
+      expect((await outcome(breaker.execute(() => Promise.reject(excused)))).error).toBe(excused);
+    }
+    expect(breaker.state).toBe('CLOSED');
+    expect(successes).toHaveBeenCalledTimes(5);
+    expect(successes).toHaveBeenCalledWith(excused, expect.any(Number));
+    expect(fallback).not.toHaveBeenCalled();
+    expect(await storedItem(name)).toBeUndefined();
+    // Errors it does not excuse still count.
+    await outcome(breaker.execute(failing));
+    await outcome(breaker.execute(failing));
+    expect(breaker.state).toBe('OPEN');
+  });
+
+  it('treats an excused error from a probe as a sign of life', async () => {
+    const breaker = instance(uniqueName(), {
+      successThreshold: 1,
+      errorFilter: (error) => error instanceof RangeError,
+    });
+    await failTimes(breaker, 5);
+    advance(60_000);
+    const excused = new RangeError('not found');
+    expect((await outcome(breaker.execute(() => Promise.reject(excused)))).error).toBe(excused);
+    expect(breaker.state).toBe('CLOSED');
+  });
+});
+
+describe('fallback', () => {
+  it('answers for a rejected call with the CircuitOpenError it replaces', async () => {
+    const fallback = vi.fn((error: unknown) => (error instanceof CircuitOpenError ? 'cached' : 'other'));
+    const breaker = instance<string>(uniqueName(), { fallback });
+    const fallbacks = vi.fn();
+    breaker.on('fallback', fallbacks);
+    await failTimes(breaker, 5);
+    fallback.mockClear();
+    expect(await breaker.execute(succeeding)).toBe('cached');
+    expect(fallback).toHaveBeenCalledWith(expect.any(CircuitOpenError));
+    expect(fallbacks).toHaveBeenLastCalledWith('cached', expect.any(CircuitOpenError));
+  });
+
+  it('answers for a failed call with its error, and the failure still counts', async () => {
+    const fallback = vi.fn(async () => 'degraded');
+    const breaker = instance<string>(uniqueName(), { fallback, failureThreshold: 2 });
+    expect(await breaker.execute(failing)).toBe('degraded');
+    expect(fallback).toHaveBeenCalledWith(expect.any(DependencyDown));
+    expect(await breaker.execute(failing)).toBe('degraded');
+    expect(breaker.state).toBe('OPEN');
+  });
+
+  it('rejects with the fallback’s own error when the fallback throws', async () => {
+    const broken = new Error('fallback broke');
+    const breaker = instance<string>(uniqueName(), {
+      fallback: () => {
+        throw broken;
+      },
+    });
+    expect((await outcome(breaker.execute(failing))).error).toBe(broken);
+  });
+});
+
+describe('actions', () => {
+  it('accepts an action that returns a plain value or throws synchronously', async () => {
+    const breaker = instance<string>(uniqueName(), { failureThreshold: 1 });
+    expect(await breaker.execute(() => 'plain')).toBe('plain');
+    const thrown = new DependencyDown('sync');
+    expect(
+      (
+        await outcome(
+          breaker.execute(() => {
+            throw thrown;
+          }),
+        )
+      ).error,
+    ).toBe(thrown);
+    expect(breaker.state).toBe('OPEN');
+  });
+
+  it('emits success with the result and latency when someone listens', async () => {
+    const breaker = instance<string>(uniqueName());
+    const successes = vi.fn();
+    breaker.on('success', successes);
+    await breaker.execute(succeeding);
+    expect(successes).toHaveBeenCalledWith('ok', 0);
+  });
+
+  it('rejects a per-call timeout that is not a number', async () => {
+    const breaker = instance(uniqueName());
+    await expect(breaker.execute(succeeding, { timeoutMs: Number.NaN })).rejects.toThrow(TypeError);
+    await expect(breaker.execute(succeeding, { timeoutMs: '5' as never })).rejects.toThrow(TypeError);
+    expect(await breaker.execute(succeeding, {})).toBe('ok');
+  });
+});
+
+describe('timeouts', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    vi.setSystemTime(base);
+  });
+
+  /** An action that never settles, and a promise that resolves (with its signal) once it has started. */
+  function hanging() {
+    const started = deferred<AbortSignal>();
+    const action = (call: GuardedCall) => {
+      started.resolve(call.signal);
+      return new Promise<never>(() => {});
+    };
+    return { action, started: started.promise };
+  }
+
+  it('releases a dependency that hangs forever at timeoutMs, aborts its signal and counts a failure', async () => {
+    const name = uniqueName();
+    const breaker = instance(name, { timeoutMs: 2000 });
+    const timeouts = vi.fn();
+    const failures = vi.fn();
+    breaker.on('timeout', timeouts).on('failure', failures);
+    const { action, started } = hanging();
+    const call = outcome(breaker.execute(action));
+    const signal = await started;
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(signal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+
+    const { error } = await call;
+    expect(error).toBeInstanceOf(DependencyTimeoutError);
+    expect(error).toMatchObject({ statusCode: 504, code: 'DEPENDENCY_TIMEOUT', timeoutMs: 2000 });
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBe(error);
+    expect(timeouts).toHaveBeenCalledWith(error, 2000);
+    expect(failures).toHaveBeenCalledWith(error, 2000);
+    expect(await storedItem(name)).toMatchObject({ failures: 1 });
+  });
+
+  it('ignores what a timed-out action does later', async () => {
+    const breaker = instance<string>(uniqueName(), { timeoutMs: 100 });
+    await breaker.execute(succeeding);
+    const late = deferred<string>();
+    const call = outcome(breaker.execute(() => late.promise));
+    await vi.advanceTimersByTimeAsync(100);
+    late.resolve('too late');
+    expect((await call).error).toBeInstanceOf(DependencyTimeoutError);
+  });
+
+  it('times out each of several concurrent calls at its own deadline', async () => {
+    const breaker = instance<string>(uniqueName(), {
+      timeoutMs: 1000,
+      failureThreshold: 10,
+      stateTtlMs: 60_000,
+    });
+    await breaker.execute(succeeding);
+    const first = outcome(breaker.execute(() => new Promise<string>(() => {})));
+    await vi.advanceTimersByTimeAsync(400);
+    const second = outcome(breaker.execute(() => new Promise<string>(() => {})));
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    await vi.advanceTimersByTimeAsync(600);
+    expect((await first).error).toBeInstanceOf(DependencyTimeoutError);
+    let secondSettled = false;
+    void second.then(() => {
+      secondSettled = true;
+    });
+    await vi.advanceTimersByTimeAsync(399);
+    expect(secondSettled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect((await second).error).toBeInstanceOf(DependencyTimeoutError);
+  });
+
+  it('applies a shorter per-call timeout, never a longer one', async () => {
+    const breaker = instance(uniqueName(), { timeoutMs: 1000, stateTtlMs: 60_000 });
+    await breaker.execute(succeeding);
+    const long = outcome(breaker.execute(() => new Promise(() => {}), { timeoutMs: 5000 }));
+    const short = outcome(breaker.execute(() => new Promise(() => {}), { timeoutMs: 50 }));
+    await vi.advanceTimersByTimeAsync(50);
+    expect((await short).error).toMatchObject({ timeoutMs: 50 });
+    await vi.advanceTimersByTimeAsync(950);
+    expect((await long).error).toMatchObject({ timeoutMs: 1000 });
+  });
+
+  it('bounds a half-open probe by the timeout and reopens when it hangs', async () => {
+    const breaker = instance(uniqueName(), { timeoutMs: 500 });
+    await failTimes(breaker, 5);
+    advance(60_000);
+    const { action, started } = hanging();
+    const probe = outcome(breaker.execute(action));
+    await started;
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await probe).error).toBeInstanceOf(DependencyTimeoutError);
+    expect(breaker.state).toBe('OPEN');
+  });
+});
