@@ -1,0 +1,15 @@
+// E.164 phone numbers, checked against libphonenumber's full metadata (a real number plan, not just a regex).
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { z } from 'zod';
+
+/** Whether `value` is a valid number written exactly in E.164 (`+` then up to 15 digits, no spaces). */
+export function isE164PhoneNumber(value: string): boolean {
+  if (!/^\+[1-9]\d{1,14}$/.test(value)) return false;
+  const parsed = parsePhoneNumberFromString(value);
+  return parsed?.isValid() === true && parsed.number === value;
+}
+
+export const phoneSchema = z
+  .string()
+  .max(16)
+  .refine(isE164PhoneNumber, 'Must be a valid phone number in E.164 form, e.g. +14155552671');

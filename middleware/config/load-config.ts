@@ -1,0 +1,154 @@
+// Typed configuration: each key from the environment first, then from a JSON secret, validated by one schema.
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { assertNoProblems, ConfigError, type ConfigProblem } from '../errors.js';
+import type { SecurityEventListener } from '../events.js';
+import { SecretStore } from './secrets.js';
+
+export interface LoadConfigOptions {
+  /**
+   * Secrets Manager secret (name or ARN) holding a JSON object of configuration keys. It is read only
+   * when the environment lacks some key (seed 001's priority: environment, then Secrets Manager).
+   * @default undefined (environment only)
+   */
+  readonly secretId?: string;
+  /** Where environment values come from; empty strings count as absent. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The configuration keys to look up.
+   * @default the schema's keys when it is an object schema (zod `shape`, valibot `entries`)
+   */
+  readonly keys?: readonly string[];
+  /** @default a new SecretStore with {@link maxAgeSec} and {@link onEvent} */
+  readonly secrets?: SecretStore;
+  /** How long the secret (and so the loaded configuration) is reused, in seconds. @default 300 */
+  readonly maxAgeSec?: number;
+  /** Receives `secret.accessed` events for the secret fetch (name and version stage only). @default none */
+  readonly onEvent?: SecurityEventListener;
+}
+
+type Output<S extends StandardSchemaV1> = StandardSchemaV1.InferOutput<S>;
+
+/** Loads and validates configuration, reusing the result until the secret behind it may have changed. */
+export interface ConfigLoader<S extends StandardSchemaV1> {
+  load(): Promise<Output<S>>;
+}
+
+function keysOf(schema: StandardSchemaV1, given: readonly string[] | undefined): readonly string[] {
+  if (given !== undefined) return given;
+  const candidate = schema as { shape?: unknown; entries?: unknown };
+  const shape = candidate.shape ?? candidate.entries;
+  if (typeof shape === 'object' && shape !== null) return Object.keys(shape);
+  assertNoProblems('loadConfig', ['keys is required when the schema is not an object schema']);
+  return [];
+}
+
+function pathOf(issue: StandardSchemaV1.Issue): string {
+  const segments = (issue.path ?? []).map((segment) =>
+    String(typeof segment === 'object' ? segment.key : segment),
+  );
+  return segments.length > 0 ? segments.join('.') : '(root)';
+}
+
+/** Validation messages of custom rules might quote their input; any configured value is masked. */
+function redact(message: string, values: readonly string[]): string {
+  return values.reduce(
+    (text, value) => (value.length >= 4 ? text.split(value).join('[redacted]') : text),
+    message,
+  );
+}
+
+/**
+ * Builds a loader once (at cold start); `load()` is cheap after the first call.
+ *
+ * @example
+ * const loader = createConfigLoader(z.object({ PARTNER_URL: z.url(), PARTNER_TOKEN: z.string().min(20) }), {
+ *   secretId: 'bulwark/config',
+ * });
+ * const config = await loader.load();
+ */
+export function createConfigLoader<S extends StandardSchemaV1>(
+  schema: S,
+  options: LoadConfigOptions = {},
+): ConfigLoader<S> {
+  const problems: string[] = [];
+  if (typeof schema?.['~standard']?.validate !== 'function')
+    problems.push('schema must be a Standard Schema');
+  if (options.secretId !== undefined && options.secretId.length === 0)
+    problems.push('secretId must not be empty');
+  const maxAgeSec = options.maxAgeSec ?? 300;
+  if (!Number.isFinite(maxAgeSec) || maxAgeSec < 0) problems.push('maxAgeSec must be >= 0');
+  assertNoProblems('loadConfig', problems);
+  const keys = keysOf(schema, options.keys);
+  const env = options.env ?? process.env;
+  const secretId = options.secretId;
+  const secrets =
+    secretId === undefined
+      ? undefined
+      : (options.secrets ??
+        new SecretStore({ maxAgeSec, ...(options.onEvent ? { onEvent: options.onEvent } : {}) }));
+
+  let cached: { value: Promise<Output<S>>; expiresAt: number } | undefined;
+
+  const read = async (): Promise<{ value: Output<S>; fromSecret: boolean }> => {
+    const input: Record<string, unknown> = {};
+    const missing: string[] = [];
+    for (const key of keys) {
+      const value = env[key];
+      if (value === undefined || value === '') missing.push(key);
+      else input[key] = value;
+    }
+    const fromSecret = secrets !== undefined && secretId !== undefined && missing.length > 0;
+    if (fromSecret) {
+      const secret = await secrets.getJsonSecret(secretId, { maxAgeSec });
+      for (const key of missing) if (Object.hasOwn(secret, key)) input[key] = secret[key];
+    }
+    const result = await schema['~standard'].validate(input);
+    if (result.issues) {
+      const values = Object.values(input).filter((value): value is string => typeof value === 'string');
+      const found: ConfigProblem[] = result.issues.map((issue) => ({
+        key: pathOf(issue),
+        message: redact(issue.message, values),
+      }));
+      throw new ConfigError(found);
+    }
+    return { value: result.value, fromSecret };
+  };
+
+  return {
+    load() {
+      const now = Date.now();
+      if (cached && now < cached.expiresAt) return cached.value;
+      const pending = read().then(
+        (loaded) => {
+          // Environment-only configuration cannot change while the instance lives.
+          if (!loaded.fromSecret && cached?.value === pending) cached.expiresAt = Number.POSITIVE_INFINITY;
+          return loaded.value;
+        },
+        (error: unknown) => {
+          if (cached?.value === pending) cached = undefined;
+          throw error;
+        },
+      );
+      cached = { value: pending, expiresAt: now + maxAgeSec * 1000 };
+      return pending;
+    },
+  };
+}
+
+/**
+ * Loads typed configuration: every key from the environment when set there, otherwise from the JSON
+ * secret `secretId`; validated against `schema` (zod or any Standard Schema). Throws one ConfigError
+ * listing every missing or invalid key by name, never by value.
+ *
+ * @example
+ * const config = await loadConfig(
+ *   z.object({ STAGE: z.enum(['dev', 'prod']), WEBHOOK_SECRET: z.string().min(32) }),
+ *   { secretId: process.env.CONFIG_SECRET_ID },
+ * );
+ */
+export function loadConfig<S extends StandardSchemaV1>(
+  schema: S,
+  options: LoadConfigOptions = {},
+): Promise<Output<S>> {
+  return createConfigLoader(schema, options).load();
+}

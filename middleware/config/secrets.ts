@@ -1,0 +1,245 @@
+// Secrets Manager reads through Powertools Parameters: cached (maxAge), per version stage, audited, never logged.
+import { GetParameterError } from '@aws-lambda-powertools/parameters';
+import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import type { SecretsGetOptions } from '@aws-lambda-powertools/parameters/secrets/types';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { assertNoProblems, SecretAccessError } from '../errors.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+
+/** Secrets Manager's staging labels; AWSPREVIOUS is the version before the last rotation. */
+export const versionStages = {
+  current: 'AWSCURRENT',
+  previous: 'AWSPREVIOUS',
+  pending: 'AWSPENDING',
+} as const;
+
+export interface SecretStoreOptions {
+  /** @default a SecretsManagerClient with 2 s request and 1 s connection timeouts, 3 attempts */
+  readonly client?: SecretsManagerClient;
+  /** How long a fetched version is reused, in seconds. @default 300 */
+  readonly maxAgeSec?: number;
+  /**
+   * When a value matches neither the current nor the previous version, the current one is fetched
+   * again (it may have rotated since it was cached), at most once per this many seconds per secret,
+   * so bad requests cannot drive Secrets Manager calls.
+   * @default 30
+   */
+  readonly refreshOnMismatchSec?: number;
+  /** Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage). @default none */
+  readonly onEvent?: SecurityEventListener;
+}
+
+export interface GetSecretOptions {
+  /** @default 'AWSCURRENT' */
+  readonly versionStage?: string;
+  /** @default the store's maxAgeSec */
+  readonly maxAgeSec?: number;
+  /** Skip the cache for this read. @default false */
+  readonly forceFetch?: boolean;
+}
+
+/** Both sides of a rotation: during it, values made with either are valid. */
+export interface SecretVersions {
+  readonly current: string;
+  /** Absent until the secret has been rotated once. */
+  readonly previous: string | undefined;
+}
+
+/**
+ * A Powertools SecretsProvider that reports every real fetch (cache misses only). Powertools 2.35
+ * keys its cache by name and transform but not by VersionStage (powertools-lambda-typescript#5622),
+ * so the store keeps one provider per version stage.
+ */
+class AuditedSecretsProvider extends SecretsProvider {
+  constructor(
+    client: SecretsManagerClient,
+    private readonly versionStage: string,
+    private readonly onEvent: SecurityEventListener | undefined,
+  ) {
+    super({ awsSdkV3Client: client });
+  }
+
+  protected override async _get(name: string, options?: NonNullable<SecretsGetOptions>) {
+    const value = await super._get(name, options).catch((error: unknown) => {
+      emitEvent(this.onEvent, {
+        type: 'secret.accessed',
+        reason: error instanceof Error ? error.name : 'Error',
+        metadata: { name, versionStage: this.versionStage, outcome: 'error' },
+      });
+      throw error;
+    });
+    emitEvent(this.onEvent, {
+      type: 'secret.accessed',
+      metadata: { name, versionStage: this.versionStage, outcome: 'ok' },
+    });
+    return value;
+  }
+}
+
+function createSecretsManagerClient(): SecretsManagerClient {
+  return new SecretsManagerClient({
+    maxAttempts: 3,
+    requestHandler: new NodeHttpHandler({ requestTimeout: 2000, connectionTimeout: 1000 }),
+  });
+}
+
+function isNotFound(error: unknown): boolean {
+  const cause = error instanceof GetParameterError ? error.cause : error;
+  return cause instanceof Error && cause.name === 'ResourceNotFoundException';
+}
+
+/**
+ * Reads secrets with caching and audit events. Create one per function, at module scope.
+ *
+ * @example
+ * const secrets = new SecretStore({ onEvent });
+ * const signingKey = await secrets.getSecret('bulwark/webhook-signing');
+ * const stage = await secrets.matchVersion('bulwark/webhook-signing', (secret) => verify(body, secret));
+ */
+export class SecretStore {
+  private readonly client: SecretsManagerClient;
+  private readonly maxAgeSec: number;
+  private readonly refreshOnMismatchMs: number;
+  private readonly onEvent: SecurityEventListener | undefined;
+  private readonly providers = new Map<string, AuditedSecretsProvider>();
+  private readonly lastForcedRefresh = new Map<string, number>();
+
+  constructor(options: SecretStoreOptions = {}) {
+    const problems: string[] = [];
+    const maxAgeSec = options.maxAgeSec ?? 300;
+    const refreshOnMismatchSec = options.refreshOnMismatchSec ?? 30;
+    if (!Number.isFinite(maxAgeSec) || maxAgeSec < 0) problems.push('maxAgeSec must be >= 0');
+    if (!Number.isFinite(refreshOnMismatchSec) || refreshOnMismatchSec < 0) {
+      problems.push('refreshOnMismatchSec must be >= 0');
+    }
+    assertNoProblems('SecretStore', problems);
+    this.client = options.client ?? createSecretsManagerClient();
+    this.maxAgeSec = maxAgeSec;
+    this.refreshOnMismatchMs = refreshOnMismatchSec * 1000;
+    this.onEvent = options.onEvent;
+  }
+
+  private providerFor(versionStage: string): AuditedSecretsProvider {
+    let provider = this.providers.get(versionStage);
+    if (!provider) {
+      provider = new AuditedSecretsProvider(this.client, versionStage, this.onEvent);
+      this.providers.set(versionStage, provider);
+    }
+    return provider;
+  }
+
+  /** A string secret (one version stage, AWSCURRENT by default), cached for maxAgeSec. */
+  async getSecret(name: string, options: GetSecretOptions = {}): Promise<string> {
+    const versionStage = options.versionStage ?? versionStages.current;
+    let value: string | Uint8Array | undefined;
+    try {
+      value = await this.providerFor(versionStage).get(name, {
+        maxAge: options.maxAgeSec ?? this.maxAgeSec,
+        forceFetch: options.forceFetch ?? false,
+        sdkOptions: { VersionStage: versionStage },
+      });
+    } catch (error) {
+      throw new SecretAccessError(name, versionStage, isNotFound(error) ? 'not_found' : 'unreachable', {
+        cause: error,
+      });
+    }
+    if (typeof value !== 'string') throw new SecretAccessError(name, versionStage, 'not_text');
+    return value;
+  }
+
+  /** A secret holding a JSON object (the usual shape for configuration). */
+  async getJsonSecret(name: string, options: GetSecretOptions = {}): Promise<Record<string, unknown>> {
+    const text = await this.getSecret(name, options);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // The parser's message may quote the secret; it is dropped on purpose.
+      throw new SecretAccessError(name, options.versionStage ?? versionStages.current, 'not_json');
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new SecretAccessError(name, options.versionStage ?? versionStages.current, 'not_json');
+    }
+    return parsed as Record<string, unknown>;
+  }
+
+  /** The current and (when the secret has been rotated) previous versions. */
+  async getSecretVersions(
+    name: string,
+    options: Omit<GetSecretOptions, 'versionStage'> = {},
+  ): Promise<SecretVersions> {
+    const [current, previous] = await Promise.all([
+      this.getSecret(name, options),
+      this.getSecret(name, { ...options, versionStage: versionStages.previous }).catch((error: unknown) => {
+        if (error instanceof SecretAccessError && error.reason === 'not_found') return undefined;
+        throw error;
+      }),
+    ]);
+    return { current, previous };
+  }
+
+  /**
+   * Dual acceptance during rotation: the stage (AWSCURRENT, else AWSPREVIOUS) whose value passes
+   * `check`, or undefined when none does. A miss re-reads the current version, rate-limited, in case
+   * it rotated after it was cached.
+   *
+   * @example
+   * const stage = await secrets.matchVersion('webhook-secret', (secret) => verifySignature(body, secret));
+   * if (!stage) throw new UnauthorizedError('Bad signature');
+   */
+  async matchVersion(
+    name: string,
+    check: (secret: string) => boolean | Promise<boolean>,
+  ): Promise<string | undefined> {
+    const versions = await this.getSecretVersions(name);
+    if (await check(versions.current)) return versionStages.current;
+    if (versions.previous !== undefined && (await check(versions.previous))) return versionStages.previous;
+    const now = Date.now();
+    if (now - (this.lastForcedRefresh.get(name) ?? Number.NEGATIVE_INFINITY) < this.refreshOnMismatchMs) {
+      return undefined;
+    }
+    this.lastForcedRefresh.set(name, now);
+    const fresh = await this.getSecretVersions(name, { forceFetch: true });
+    if (fresh.current !== versions.current && (await check(fresh.current))) return versionStages.current;
+    if (
+      fresh.previous !== undefined &&
+      fresh.previous !== versions.previous &&
+      (await check(fresh.previous))
+    ) {
+      return versionStages.previous;
+    }
+    return undefined;
+  }
+
+  /** Forgets every cached version (tests; or after an emergency rotation). */
+  clearCache(): void {
+    for (const provider of this.providers.values()) provider.clearCache();
+    this.lastForcedRefresh.clear();
+  }
+}
+
+let defaultStore: SecretStore | undefined;
+
+/**
+ * Replaces the store behind {@link getSecret}, e.g. to attach the audit listener at cold start.
+ *
+ * @example
+ * configureSecretStore({ onEvent: auditListener, maxAgeSec: 600 });
+ */
+export function configureSecretStore(options: SecretStoreOptions): SecretStore {
+  defaultStore = new SecretStore(options);
+  return defaultStore;
+}
+
+/**
+ * Reads a string secret through a module-level {@link SecretStore} (created on first use).
+ *
+ * @example
+ * const apiKey = await getSecret('bulwark/partner-api-key');
+ * const old = await getSecret('bulwark/partner-api-key', { versionStage: 'AWSPREVIOUS' });
+ */
+export function getSecret(name: string, options: GetSecretOptions = {}): Promise<string> {
+  defaultStore ??= new SecretStore();
+  return defaultStore.getSecret(name, options);
+}

@@ -1,0 +1,54 @@
+// Chooses the key provider from configuration: KMS when a key id is configured, the local key otherwise.
+import type { KMSClient } from '@aws-sdk/client-kms';
+import { assertNoProblems } from '../errors.js';
+import type { SecurityEventListener } from '../events.js';
+import type { KeyProvider } from './key-provider.js';
+import { KmsKeyProvider } from './kms-key-provider.js';
+import { LocalKeyProvider } from './local-key-provider.js';
+
+export interface KeyProviderConfig {
+  /** KMS key for data keys (KMS_KEY_ID); when set, KMS is used. @default undefined */
+  readonly kmsKeyId?: string | undefined;
+  /** HMAC_256 KMS key for blind indexes (KMS_BLIND_INDEX_KEY_ID). @default undefined */
+  readonly blindIndexKeyId?: string | undefined;
+  /** Base64 of 32 bytes (ENCRYPTION_KEY), used only when no KMS key is configured. @default undefined */
+  readonly localKey?: string | undefined;
+  /** Whether configuration says this is production; refuses the local key there. @default false */
+  readonly production?: boolean;
+  /** Accept the local key in production anyway. @default false */
+  readonly allowLocalKeyInProduction?: boolean;
+  /** @default createKmsClient() */
+  readonly kmsClient?: KMSClient;
+  /** Receives the provider's `kms.request` events. @default none */
+  readonly onEvent?: SecurityEventListener;
+}
+
+/**
+ * The KMS provider when `kmsKeyId` is set, else the local provider from `localKey` (refused in
+ * production unless allowed), else an InvalidOptionsError naming both settings.
+ *
+ * @example
+ * const keyProvider = createKeyProvider({
+ *   kmsKeyId: env.KMS_KEY_ID,
+ *   localKey: env.ENCRYPTION_KEY,
+ *   production: env.BULWARK_STAGE === 'prod',
+ * });
+ */
+export function createKeyProvider(config: KeyProviderConfig): KeyProvider {
+  if (config.kmsKeyId) {
+    return new KmsKeyProvider({
+      keyId: config.kmsKeyId,
+      ...(config.blindIndexKeyId ? { blindIndexKeyId: config.blindIndexKeyId } : {}),
+      ...(config.kmsClient ? { client: config.kmsClient } : {}),
+      ...(config.onEvent ? { onEvent: config.onEvent } : {}),
+    });
+  }
+  if (config.localKey === undefined || config.localKey === '') {
+    assertNoProblems('keyProvider', ['configure a KMS key id (KMS_KEY_ID) or a local key (ENCRYPTION_KEY)']);
+  }
+  return new LocalKeyProvider({
+    key: config.localKey as string,
+    production: config.production ?? false,
+    allowInProduction: config.allowLocalKeyInProduction ?? false,
+  });
+}

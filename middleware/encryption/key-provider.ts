@@ -1,0 +1,39 @@
+// The one interface behind which KMS and the local raw-AES key wrap data keys and derive blind-index keys.
+import type { EncryptionContext } from './format.js';
+
+/** A fresh data key: its plaintext (used, then dropped) and its wrapped form (stored with the record). */
+export interface GeneratedDataKey {
+  /** 32 bytes of AES-256 key material; the encryptor zeroes this buffer once it has imported it. */
+  readonly plaintext: Uint8Array;
+  /** The key id the data key is wrapped under, as the provider will need it to unwrap. */
+  readonly keyId: string;
+  readonly wrappedKey: Uint8Array;
+}
+
+/** What a provider needs to unwrap a data key. */
+export interface WrappedDataKey {
+  readonly keyId: string;
+  readonly wrappedKey: Uint8Array;
+}
+
+/**
+ * Wraps and unwraps data keys under a master key, binding them to an encryption context.
+ *
+ * @example
+ * const provider: KeyProvider = createKmsKeyProvider({ keyId: 'alias/bulwark' });
+ */
+export interface KeyProvider {
+  /** Stored in each header, e.g. `aws-kms` or `local`; a header from another provider is refused. */
+  readonly providerId: string;
+  /** The key new data keys are wrapped under. */
+  readonly currentKeyId: string;
+  /** Creates a data key bound to `keyContext` (wrapping it under the current key). */
+  generateDataKey(keyContext: EncryptionContext): Promise<GeneratedDataKey>;
+  /** Unwraps a data key; the same context must be given, and only keys this provider trusts are used. */
+  decryptDataKey(key: WrappedDataKey, keyContext: EncryptionContext): Promise<Uint8Array>;
+  /**
+   * A 32-byte HMAC key for the blind index called `name`, derived separately from any data key, stable
+   * for the life of the master key (so equal values keep equal indexes).
+   */
+  deriveIndexKey(name: string): Promise<Uint8Array>;
+}

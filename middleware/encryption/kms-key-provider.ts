@@ -1,0 +1,209 @@
+// The AWS KMS key provider: GenerateDataKey and Decrypt with the key pinned and the context bound.
+import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+import type { EncryptionContext } from './format.js';
+import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
+
+export const kmsProviderId = 'aws-kms';
+
+/** KMS errors that mean "this ciphertext or context is wrong", as opposed to "KMS cannot answer now". */
+const rejectedCiphertext = new Set(['InvalidCiphertextException', 'IncorrectKeyException']);
+
+const indexKeyMessagePrefix = 'bulwark/blind-index/v1/';
+
+export interface KmsClientOptions {
+  /** @default AWS_REGION from the Lambda environment */
+  readonly region?: string;
+  /** Endpoint URL override (VPC endpoint, a local emulator). @default the AWS regional endpoint */
+  readonly endpoint?: string;
+  /** Upper bound on one HTTP request, so a KMS outage never hangs a Lambda. @default 2000 */
+  readonly requestTimeoutMs?: number;
+  /** @default 1000 */
+  readonly connectionTimeoutMs?: number;
+  /** SDK attempts including the first. @default 3 */
+  readonly maxAttempts?: number;
+}
+
+/**
+ * A KMS client with bounded timeouts; create it once, at module scope.
+ *
+ * @example
+ * const kms = createKmsClient();
+ */
+export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
+  return new KMSClient({
+    ...(options.region ? { region: options.region } : {}),
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    maxAttempts: options.maxAttempts ?? 3,
+    requestHandler: new NodeHttpHandler({
+      requestTimeout: options.requestTimeoutMs ?? 2000,
+      connectionTimeout: options.connectionTimeoutMs ?? 1000,
+    }),
+  });
+}
+
+export interface KmsKeyProviderOptions {
+  /** The symmetric KMS key new data keys are generated under: key id, key ARN, alias name or alias ARN. */
+  readonly keyId: string;
+  /**
+   * Other KMS keys whose data keys may still be unwrapped (after moving to a new key); every Decrypt
+   * pins the header's key id, and only these and {@link keyId} are accepted.
+   * @default []
+   */
+  readonly decryptKeyIds?: readonly string[];
+  /**
+   * An HMAC_256 KMS key from which blind-index keys are derived with GenerateMac (the root secret never
+   * leaves KMS). Without it, {@link KmsKeyProvider.deriveIndexKey} fails.
+   * @default undefined
+   */
+  readonly blindIndexKeyId?: string;
+  /** @default createKmsClient() */
+  readonly client?: KMSClient;
+  /** Receives a `kms.request` event per KMS call (operation, key id, outcome). @default none */
+  readonly onEvent?: SecurityEventListener;
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : 'Error';
+}
+
+/**
+ * Envelope keys from AWS KMS. Automatic key rotation is transparent: KMS keeps every earlier key
+ * material under the same key id and the ciphertext blob names the one it used.
+ *
+ * @example
+ * const provider = new KmsKeyProvider({ keyId: process.env.KMS_KEY_ID ?? '', onEvent });
+ */
+export class KmsKeyProvider implements KeyProvider {
+  readonly providerId = kmsProviderId;
+  readonly currentKeyId: string;
+  private readonly client: KMSClient;
+  private readonly trustedKeyIds: ReadonlySet<string>;
+  private readonly blindIndexKeyId: string | undefined;
+  private readonly onEvent: SecurityEventListener | undefined;
+
+  constructor(options: KmsKeyProviderOptions) {
+    const problems: string[] = [];
+    if (typeof options.keyId !== 'string' || options.keyId.length === 0) problems.push('keyId is required');
+    if ((options.decryptKeyIds ?? []).some((id) => typeof id !== 'string' || id.length === 0)) {
+      problems.push('decryptKeyIds must be non-empty strings');
+    }
+    if (options.blindIndexKeyId !== undefined && options.blindIndexKeyId.length === 0) {
+      problems.push('blindIndexKeyId must not be empty');
+    }
+    assertNoProblems('KmsKeyProvider', problems);
+    this.currentKeyId = options.keyId;
+    this.trustedKeyIds = new Set([options.keyId, ...(options.decryptKeyIds ?? [])]);
+    this.blindIndexKeyId = options.blindIndexKeyId;
+    this.client = options.client ?? createKmsClient();
+    this.onEvent = options.onEvent;
+  }
+
+  private async call<T>(operation: string, keyId: string, send: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const output = await send();
+      emitEvent(this.onEvent, {
+        type: 'kms.request',
+        metadata: { operation, keyId, outcome: 'ok' },
+        durationMs: performance.now() - started,
+      });
+      return output;
+    } catch (error) {
+      emitEvent(this.onEvent, {
+        type: 'kms.request',
+        reason: errorName(error),
+        metadata: { operation, keyId, outcome: 'error' },
+        durationMs: performance.now() - started,
+      });
+      throw error;
+    }
+  }
+
+  async generateDataKey(keyContext: EncryptionContext): Promise<GeneratedDataKey> {
+    let output: { Plaintext?: Uint8Array | undefined; CiphertextBlob?: Uint8Array | undefined };
+    try {
+      output = await this.call('GenerateDataKey', this.currentKeyId, () =>
+        this.client.send(
+          new GenerateDataKeyCommand({
+            KeyId: this.currentKeyId,
+            KeySpec: 'AES_256',
+            EncryptionContext: { ...keyContext },
+          }),
+        ),
+      );
+    } catch (error) {
+      throw new EncryptionError('key_unavailable', `KMS GenerateDataKey failed (${errorName(error)})`, {
+        cause: error,
+      });
+    }
+    if (output.Plaintext?.length !== 32 || !output.CiphertextBlob?.length) {
+      throw new EncryptionError('key_unavailable', 'KMS GenerateDataKey returned no usable data key');
+    }
+    return { plaintext: output.Plaintext, keyId: this.currentKeyId, wrappedKey: output.CiphertextBlob };
+  }
+
+  async decryptDataKey(key: WrappedDataKey, keyContext: EncryptionContext): Promise<Uint8Array> {
+    // Pinning the key id means a forged header cannot make us ask KMS to use some other key.
+    if (!this.trustedKeyIds.has(key.keyId)) {
+      throw new DecryptionError(
+        'key_not_allowed',
+        'The data key is wrapped under a KMS key that is not trusted',
+      );
+    }
+    let plaintext: Uint8Array | undefined;
+    try {
+      ({ Plaintext: plaintext } = await this.call('Decrypt', key.keyId, () =>
+        this.client.send(
+          new DecryptCommand({
+            KeyId: key.keyId,
+            CiphertextBlob: key.wrappedKey,
+            EncryptionContext: { ...keyContext },
+            EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+          }),
+        ),
+      ));
+    } catch (error) {
+      const name = errorName(error);
+      throw rejectedCiphertext.has(name)
+        ? new DecryptionError('authentication_failed', `KMS refused the wrapped data key (${name})`, {
+            cause: error,
+          })
+        : new DecryptionError('key_unavailable', `KMS Decrypt failed (${name})`, { cause: error });
+    }
+    if (plaintext?.length !== 32) {
+      throw new DecryptionError('key_unavailable', 'KMS Decrypt returned no usable data key');
+    }
+    return plaintext;
+  }
+
+  /** GenerateMac of a fixed, per-index message under the HMAC key: stable, and never a data key. */
+  async deriveIndexKey(name: string): Promise<Uint8Array> {
+    const keyId = this.blindIndexKeyId;
+    if (keyId === undefined) {
+      throw new EncryptionError(
+        'key_unavailable',
+        'Blind indexes need blindIndexKeyId (an HMAC_256 KMS key) on the KMS key provider',
+      );
+    }
+    try {
+      const { Mac } = await this.call('GenerateMac', keyId, () =>
+        this.client.send(
+          new GenerateMacCommand({
+            KeyId: keyId,
+            MacAlgorithm: 'HMAC_SHA_256',
+            Message: Buffer.from(`${indexKeyMessagePrefix}${name}`, 'utf8'),
+          }),
+        ),
+      );
+      if (Mac?.length !== 32) throw new Error('GenerateMac returned no 32-byte MAC');
+      return Mac;
+    } catch (error) {
+      throw new EncryptionError('key_unavailable', `KMS GenerateMac failed (${errorName(error)})`, {
+        cause: error,
+      });
+    }
+  }
+}

@@ -1,0 +1,48 @@
+// Middy adapter: builds the encryptor at cold start and puts it on the handler's context.
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { Encryptor, type EncryptorOptions, type WarmOptions } from './encryptor.js';
+
+/** What {@link provideEncryptor} adds to the handler's context. */
+export interface EncryptorContext {
+  encryptor: Encryptor;
+}
+
+type EncryptorSource =
+  | ({ readonly encryptor: Encryptor } & { readonly [K in keyof EncryptorOptions]?: never })
+  | (EncryptorOptions & { readonly encryptor?: never });
+
+export type ProvideEncryptorOptions = EncryptorSource & {
+  /**
+   * Keys to fetch on the first invocation, without delaying it: the handler's first encryption joins
+   * the request already in flight instead of starting its own.
+   * @default {} (nothing warmed)
+   */
+  readonly warm?: WarmOptions;
+};
+
+/**
+ * Creates the encryptor once (at cold start, when the middleware is built) and exposes it as
+ * `context.encryptor`; on the first invocation it starts warming the data-key cache.
+ *
+ * @example
+ * export const handler = middy()
+ *   .use(provideEncryptor({ keyProvider, keyContextFields: ['tenantId'], warm: { contexts: [{ tenantId }] } }))
+ *   .handler(async (event, { encryptor }) => encryptor.encryptFields(item, ['email'], { tenantId, userId }));
+ */
+export function provideEncryptor(
+  options: ProvideEncryptorOptions,
+): MiddlewareObj<unknown, unknown, Error, Context & EncryptorContext> {
+  const { warm, encryptor: given, ...encryptorOptions } = options;
+  const encryptor = given ?? new Encryptor(encryptorOptions as EncryptorOptions);
+  let warmed = false;
+  const provideEncryptorBefore = (request: Request<unknown, unknown, Error, Context & EncryptorContext>) => {
+    request.context.encryptor = encryptor;
+    if (!warmed && warm) {
+      warmed = true;
+      // Not awaited: a failure here resurfaces, typed, on the first real use, which retries the key.
+      encryptor.warm(warm).catch(() => undefined);
+    }
+  };
+  return { before: provideEncryptorBefore };
+}

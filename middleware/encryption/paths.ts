@@ -1,0 +1,128 @@
+// Dotted field paths (`email`, `profile.phone`): validated once, read and written without mutating the input.
+import { assertNoProblems } from '../errors.js';
+
+/** A validated field path, its segments, and its UTF-8 bytes (bound into each value's AAD). */
+export interface FieldPath {
+  readonly path: string;
+  readonly segments: readonly string[];
+  readonly bytes: Buffer;
+}
+
+const forbiddenSegments = new Set(['__proto__', 'prototype', 'constructor']);
+const maxPathLength = 256;
+const maxCachedLists = 256;
+/** Field lists are usually constants: each distinct list is parsed once, then served from here. */
+const parsedLists = new Map<string, FieldPath[]>();
+const byList = new WeakMap<
+  readonly unknown[],
+  { fields: unknown[]; reserved: string; paths: readonly FieldPath[] }
+>();
+
+/** Splits and checks the paths; an empty segment or a prototype key is refused (no prototype pollution). */
+export function parsePaths(component: string, fields: unknown, reserved: string): readonly FieldPath[] {
+  if (!Array.isArray(fields)) {
+    assertNoProblems(component, ['fields must be an array of dotted paths']);
+    return [];
+  }
+  // Fast path: the same array as last time, unchanged (compared element by element).
+  const known = byList.get(fields);
+  if (known !== undefined && known.reserved === reserved && sameElements(known.fields, fields))
+    return known.paths;
+  const paths = parseCached(component, fields, reserved);
+  byList.set(fields, { fields: [...fields], reserved, paths });
+  return paths;
+}
+
+function sameElements(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let index = 0; index < a.length; index += 1) if (a[index] !== b[index]) return false;
+  return true;
+}
+
+function parseCached(component: string, fields: readonly unknown[], reserved: string): readonly FieldPath[] {
+  const allStrings = fields.every((field) => typeof field === 'string');
+  const cacheKey = allStrings ? `${reserved}\u0000${fields.join('\u0000')}` : undefined;
+  const cached = cacheKey === undefined ? undefined : parsedLists.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const paths = parseList(component, fields, reserved);
+  if (cacheKey !== undefined) {
+    if (parsedLists.size >= maxCachedLists) parsedLists.clear();
+    parsedLists.set(cacheKey, paths);
+  }
+  return paths;
+}
+
+function parseList(component: string, fields: readonly unknown[], reserved: string): FieldPath[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const paths: FieldPath[] = [];
+  for (const field of fields) {
+    if (typeof field !== 'string' || field.length === 0 || field.length > maxPathLength) {
+      problems.push(`field paths must be 1-${maxPathLength} characters`);
+      continue;
+    }
+    const segments = field.split('.');
+    if (segments.some((segment) => segment.length === 0 || forbiddenSegments.has(segment))) {
+      problems.push(`field path ${field} has an empty or forbidden segment`);
+    } else if (field === reserved) {
+      problems.push(`field path ${field} is the data-key header attribute`);
+    } else if (!seen.has(field)) {
+      seen.add(field);
+      paths.push({ path: field, segments, bytes: Buffer.from(field, 'utf8') });
+    }
+  }
+  assertNoProblems(component, problems);
+  return paths;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+  );
+}
+
+/** The value at a path, or undefined when the path does not exist. */
+export function readPath(record: Record<string, unknown>, path: FieldPath): unknown {
+  let current: unknown = record;
+  for (const segment of path.segments) {
+    if (!isRecord(current) || !Object.hasOwn(current, segment)) return undefined;
+    current = current[segment];
+  }
+  return current;
+}
+
+/**
+ * Writes values into a copy of `record`: every object on a written path is copied once, so the
+ * caller's record (and anything nested in it) is never changed.
+ */
+export function writePaths(
+  record: Record<string, unknown>,
+  writes: readonly { path: FieldPath; value: unknown }[],
+  copyRoot = true,
+): Record<string, unknown> {
+  const root: Record<string, unknown> = copyRoot ? { ...record } : record;
+  let copies: Set<object> | undefined;
+  // Only paths that readPath found are written, so every object on them exists.
+  for (const { path, value } of writes) {
+    if (path.segments.length === 1) {
+      root[path.path] = value;
+      continue;
+    }
+    copies ??= new Set<object>([root]);
+    let parent = root;
+    const last = path.segments.length - 1;
+    for (let index = 0; index < last; index += 1) {
+      const segment = path.segments[index] as string;
+      const child = parent[segment] as Record<string, unknown>;
+      let copy = child;
+      if (!copies.has(child)) {
+        copy = { ...child };
+        copies.add(copy);
+        parent[segment] = copy;
+      }
+      parent = copy;
+    }
+    parent[path.segments[last] as string] = value;
+  }
+  return root;
+}

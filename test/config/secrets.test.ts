@@ -1,0 +1,207 @@
+// SecretStore through aws-sdk-client-mock: caching, version stages, rotation with dual acceptance, audit events.
+import {
+  DecryptionFailure,
+  GetSecretValueCommand,
+  type GetSecretValueCommandInput,
+  ResourceNotFoundException,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { configureSecretStore, getSecret, SecretStore } from '../../middleware/config/secrets.js';
+import { InvalidOptionsError, SecretAccessError } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
+
+const secretsManager = mockClient(SecretsManagerClient);
+
+/** Versions by stage, as Secrets Manager would hold them; a rotation moves AWSCURRENT to AWSPREVIOUS. */
+let versions: Record<string, string | Uint8Array>;
+
+function rotate(next: string): void {
+  versions = { AWSPREVIOUS: versions.AWSCURRENT as string, AWSCURRENT: next };
+}
+
+beforeEach(() => {
+  versions = { AWSCURRENT: 'secret-v1' };
+  secretsManager.reset();
+  secretsManager.on(GetSecretValueCommand).callsFake(async (input: GetSecretValueCommandInput) => {
+    if (input.SecretId !== 'webhook-key' && input.SecretId !== 'binary-key') {
+      throw new ResourceNotFoundException({
+        message: "Secrets Manager can't find the specified secret.",
+        $metadata: {},
+      });
+    }
+    const value = versions[input.VersionStage ?? 'AWSCURRENT'];
+    if (value === undefined) {
+      throw new ResourceNotFoundException({ message: 'No version with that staging label', $metadata: {} });
+    }
+    return typeof value === 'string' ? { SecretString: value } : { SecretBinary: value };
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const fetches = () => secretsManager.commandCalls(GetSecretValueCommand).length;
+
+describe('SecretStore.getSecret', () => {
+  it('reads AWSCURRENT and serves it from the cache until maxAge passes', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60 });
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(1);
+    expect(secretsManager.commandCalls(GetSecretValueCommand)[0]?.args[0].input).toEqual({
+      SecretId: 'webhook-key',
+      VersionStage: 'AWSCURRENT',
+    });
+    rotate('secret-v2');
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(fetches()).toBe(2);
+  });
+
+  it('caches each version stage apart (Powertools 2.35 keys its cache by name only)', async () => {
+    rotate('secret-v2');
+    const store = new SecretStore();
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(await store.getSecret('webhook-key', { versionStage: 'AWSPREVIOUS' })).toBe('secret-v1');
+    expect(await store.getSecret('webhook-key', { versionStage: 'AWSPREVIOUS' })).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+  });
+
+  it('re-reads on forceFetch', async () => {
+    const store = new SecretStore();
+    await store.getSecret('webhook-key');
+    rotate('secret-v2');
+    expect(await store.getSecret('webhook-key', { forceFetch: true })).toBe('secret-v2');
+  });
+
+  it('reports each fetch with the name and version stage, never the value', async () => {
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ onEvent: (event) => events.push(event) });
+    await store.getSecret('webhook-key');
+    await store.getSecret('webhook-key');
+    await store.getSecret('missing').catch(() => undefined);
+    expect(events).toEqual([
+      {
+        type: 'secret.accessed',
+        metadata: { name: 'webhook-key', versionStage: 'AWSCURRENT', outcome: 'ok' },
+      },
+      {
+        type: 'secret.accessed',
+        reason: 'ResourceNotFoundException',
+        metadata: { name: 'missing', versionStage: 'AWSCURRENT', outcome: 'error' },
+      },
+    ]);
+    expect(JSON.stringify(events)).not.toContain('secret-v1');
+  });
+
+  it('fails with typed reasons: not found, unreachable, not text', async () => {
+    const store = new SecretStore();
+    await expect(store.getSecret('missing')).rejects.toMatchObject({
+      name: 'SecretAccessError',
+      code: 'SECRET_UNAVAILABLE',
+      reason: 'not_found',
+      secretName: 'missing',
+      versionStage: 'AWSCURRENT',
+    });
+    versions = { AWSCURRENT: new Uint8Array([1, 2, 3]) };
+    await expect(store.getSecret('binary-key')).rejects.toMatchObject({ reason: 'not_text' });
+    secretsManager
+      .on(GetSecretValueCommand)
+      .rejects(new DecryptionFailure({ message: 'kms', $metadata: {} }));
+    await expect(store.getSecret('webhook-key', { forceFetch: true })).rejects.toMatchObject({
+      reason: 'unreachable',
+    });
+  });
+
+  it('parses JSON secrets and refuses other text without quoting it', async () => {
+    versions = { AWSCURRENT: '{"API_TOKEN":"t0ken-value"}' };
+    const store = new SecretStore();
+    expect(await store.getJsonSecret('webhook-key')).toEqual({ API_TOKEN: 't0ken-value' });
+    for (const text of ['not json at all: hunter2', '[1,2]', 'null']) {
+      versions = { AWSCURRENT: text };
+      const error = await store
+        .getJsonSecret('webhook-key', { forceFetch: true })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SecretAccessError);
+      expect(error).toMatchObject({ reason: 'not_json' });
+      expect(String(error)).not.toContain('hunter2');
+    }
+  });
+});
+
+describe('rotation with dual acceptance', () => {
+  it('returns both versions, the previous one absent before the first rotation', async () => {
+    const store = new SecretStore();
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    rotate('secret-v2');
+    store.clearCache();
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
+  });
+
+  it('does not hide a failure to read the previous version', async () => {
+    secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPREVIOUS' }).rejects(new Error('throttled'));
+    await expect(new SecretStore().getSecretVersions('webhook-key')).rejects.toMatchObject({
+      reason: 'unreachable',
+    });
+  });
+
+  it('accepts a value made with the previous version while a rotation settles', async () => {
+    rotate('secret-v2');
+    const store = new SecretStore();
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v2')).toBe('AWSCURRENT');
+    expect(await store.matchVersion('webhook-key', async (secret) => secret === 'secret-v1')).toBe(
+      'AWSPREVIOUS',
+    );
+    expect(await store.matchVersion('webhook-key', () => false)).toBeUndefined();
+  });
+
+  it('re-reads a rotated secret once when nothing matches, rate-limited against bad requests', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ refreshOnMismatchSec: 30 });
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSCURRENT');
+    rotate('secret-v2');
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v2')).toBe('AWSCURRENT');
+    const afterRefresh = fetches();
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'forged')).toBeUndefined();
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'forged')).toBeUndefined();
+    expect(fetches()).toBe(afterRefresh);
+    rotate('secret-v3');
+    vi.advanceTimersByTime(31_000);
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v3')).toBe('AWSCURRENT');
+  });
+
+  it('finds a value of the newly previous version after a refresh', async () => {
+    const store = new SecretStore({ refreshOnMismatchSec: 0 });
+    await store.getSecretVersions('webhook-key');
+    versions = { AWSCURRENT: 'secret-v3', AWSPREVIOUS: 'secret-v2' };
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v2')).toBe('AWSPREVIOUS');
+  });
+});
+
+describe('getSecret and the default store', () => {
+  it('reads through a module-level store that configureSecretStore replaces', async () => {
+    expect(await getSecret('webhook-key')).toBe('secret-v1');
+    const events: SecurityEvent[] = [];
+    const store = configureSecretStore({ onEvent: (event) => events.push(event) });
+    expect(store).toBeInstanceOf(SecretStore);
+    rotate('secret-v2');
+    expect(await getSecret('webhook-key', { versionStage: 'AWSPREVIOUS' })).toBe('secret-v1');
+    expect(events).toHaveLength(1);
+  });
+
+  it('rejects invalid options at construction', () => {
+    expect(() => new SecretStore({ maxAgeSec: -1, refreshOnMismatchSec: Number.NaN })).toThrow(
+      InvalidOptionsError,
+    );
+  });
+});

@@ -1,0 +1,274 @@
+// The KMS provider through aws-sdk-client-mock: request counts, pinned keys and contexts, outages, rotation.
+import {
+  DecryptCommand,
+  GenerateDataKeyCommand,
+  GenerateMacCommand,
+  KMSClient,
+  KMSInternalException,
+} from '@aws-sdk/client-kms';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { keyRefOf } from '../../middleware/encryption/format.js';
+import { createKmsClient, KmsKeyProvider } from '../../middleware/encryption/kms-key-provider.js';
+import { EncryptionError, InvalidOptionsError } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
+import { mockKms } from './fake-kms.js';
+import { flipBit, rejectionOf, thrownBy } from './helpers.js';
+
+const keyId = 'arn:aws:kms:us-east-1:111122223333:key/0c7a4d2e-1111-4b5e-9f00-000000000001';
+const nextKeyId = 'arn:aws:kms:us-east-1:111122223333:key/0c7a4d2e-2222-4b5e-9f00-000000000002';
+const macKeyId = 'arn:aws:kms:us-east-1:111122223333:key/0c7a4d2e-3333-4b5e-9f00-000000000003';
+const { kms, reset } = mockKms([keyId, nextKeyId, macKeyId]);
+
+const tenant = { tenantId: 'acme' };
+const contextOf = (userId: string) => ({ ...tenant, userId });
+
+function encryptorFor(
+  options: { keyId?: string; decryptKeyIds?: string[]; onEvent?: (event: SecurityEvent) => void } = {},
+) {
+  const keyProvider = new KmsKeyProvider({
+    keyId: options.keyId ?? keyId,
+    blindIndexKeyId: macKeyId,
+    ...(options.decryptKeyIds ? { decryptKeyIds: options.decryptKeyIds } : {}),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  });
+  return new Encryptor({
+    keyProvider,
+    keyContextFields: ['tenantId'],
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  });
+}
+
+beforeEach(() => {
+  reset();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('KMS request counts', () => {
+  it('costs one GenerateDataKey per maxAge for 10,000 encryptions under one context', async () => {
+    vi.useFakeTimers();
+    const encryptor = encryptorFor();
+    for (let index = 0; index < 10_000; index += 1) {
+      await encryptor.encryptFields({ email: `user${index}@example.com` }, ['email'], contextOf(`u${index}`));
+    }
+    expect(kms.commandCalls(GenerateDataKeyCommand)).toHaveLength(1);
+    expect(kms.commandCalls(GenerateDataKeyCommand)[0]?.args[0].input).toEqual({
+      KeyId: keyId,
+      KeySpec: 'AES_256',
+      EncryptionContext: tenant,
+    });
+    vi.advanceTimersByTime(300_000);
+    for (let index = 0; index < 100; index += 1) {
+      await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], contextOf(`v${index}`));
+    }
+    expect(kms.commandCalls(GenerateDataKeyCommand)).toHaveLength(2);
+  });
+
+  it('costs one Decrypt, pinned to the key and context, for 10,000 values under one data key', async () => {
+    const writer = encryptorFor();
+    const fields = Array.from({ length: 10 }, (_, index) => `f${index}`);
+    const records = await Promise.all(
+      Array.from({ length: 1_000 }, (_, index) =>
+        writer.encryptFields(
+          Object.fromEntries(fields.map((field) => [field, `${field}-${index}`])),
+          fields,
+          contextOf(`u${index}`),
+        ),
+      ),
+    );
+    const reader = encryptorFor();
+    const decrypted = await Promise.all(
+      records.map((record, index) =>
+        reader.decryptFields<Record<string, string>>(record, fields, contextOf(`u${index}`)),
+      ),
+    );
+    expect(decrypted[999]?.f9).toBe('f9-999');
+    expect(kms.commandCalls(DecryptCommand)).toHaveLength(1);
+    const input = kms.commandCalls(DecryptCommand)[0]?.args[0].input;
+    expect(input).toMatchObject({
+      KeyId: keyId,
+      EncryptionContext: tenant,
+      EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    });
+  });
+
+  it('coalesces a cold instance’s concurrent misses into one GenerateDataKey', async () => {
+    const encryptor = encryptorFor();
+    await Promise.all(
+      Array.from({ length: 50 }, (_, index) =>
+        encryptor.encryptFields({ email: 'a@b.co' }, ['email'], contextOf(`u${index}`)),
+      ),
+    );
+    expect(kms.commandCalls(GenerateDataKeyCommand)).toHaveLength(1);
+  });
+
+  it('reports each KMS request as a kms.request event with its latency, never a key', async () => {
+    const events: SecurityEvent[] = [];
+    const encryptor = encryptorFor({ onEvent: (event) => events.push(event) });
+    const stored = await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], contextOf('v'));
+    await encryptorFor({ onEvent: (event) => events.push(event) }).decryptFields(
+      stored,
+      ['email'],
+      contextOf('u'),
+    );
+    const kmsEvents = events.filter((event) => event.type === 'kms.request');
+    expect(kmsEvents.map((event) => event.metadata)).toEqual([
+      { operation: 'GenerateDataKey', keyId, outcome: 'ok' },
+      { operation: 'Decrypt', keyId, outcome: 'ok' },
+    ]);
+    for (const event of kmsEvents) expect(event.durationMs).toBeGreaterThanOrEqual(0);
+    expect(events.filter((event) => event.type === 'dataKey.cacheHit')).toHaveLength(1);
+  });
+});
+
+describe('KMS failures', () => {
+  it('fails a write with a clear error when KMS is unavailable, leaving the record untouched', async () => {
+    kms.on(GenerateDataKeyCommand).rejects(new KMSInternalException({ message: 'internal', $metadata: {} }));
+    const events: SecurityEvent[] = [];
+    const encryptor = encryptorFor({ onEvent: (event) => events.push(event) });
+    const record = { id: 'u', email: 'a@b.co', phone: '+14155552671' };
+    const error = await rejectionOf(encryptor.encryptFields(record, ['email', 'phone'], contextOf('u')));
+    expect(error).toBeInstanceOf(EncryptionError);
+    expect(error).toMatchObject({ code: 'ENCRYPTION_FAILED', reason: 'key_unavailable' });
+    expect(error.message).toBe('KMS GenerateDataKey failed (KMSInternalException)');
+    expect(record).toEqual({ id: 'u', email: 'a@b.co', phone: '+14155552671' });
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'kms.request',
+        reason: 'KMSInternalException',
+        metadata: expect.objectContaining({ outcome: 'error' }),
+      }),
+    );
+  });
+
+  it('fails a read with key_unavailable when KMS cannot answer', async () => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    kms.on(DecryptCommand).rejects(new Error('connect ETIMEDOUT'));
+    const error = await rejectionOf(encryptorFor().decryptFields(stored, ['email'], contextOf('u')));
+    expect(error).toMatchObject({ code: 'DECRYPTION_FAILED', reason: 'key_unavailable' });
+  });
+
+  it('refuses an empty answer from KMS', async () => {
+    kms.on(GenerateDataKeyCommand).resolves({ KeyId: keyId });
+    expect(await rejectionOf(encryptorFor().encryptFields({ a: 'x' }, ['a'], contextOf('u')))).toMatchObject({
+      reason: 'key_unavailable',
+    });
+    reset();
+    const stored = await encryptorFor().encryptFields({ a: 'x' }, ['a'], contextOf('u'));
+    kms.on(DecryptCommand).resolves({ KeyId: keyId });
+    expect(await rejectionOf(encryptorFor().decryptFields(stored, ['a'], contextOf('u')))).toMatchObject({
+      reason: 'key_unavailable',
+    });
+  });
+
+  it('reports a tampered wrapped key (key references forged to match) as an authentication failure', async () => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    const header = flipBit(stored._dataKey, -20);
+    const email = Buffer.from(stored.email as Uint8Array);
+    keyRefOf(header).copy(email, 1);
+    const error = await rejectionOf(
+      encryptorFor().decryptFields({ email, _dataKey: header }, ['email'], contextOf('u')),
+    );
+    expect(error).toMatchObject({ code: 'DECRYPTION_FAILED', reason: 'authentication_failed' });
+    expect(error.message).toBe('KMS refused the wrapped data key (InvalidCiphertextException)');
+  });
+
+  it('sends the reader’s tenant to KMS, which refuses a record of another tenant', async () => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    const error = await rejectionOf(
+      encryptorFor().decryptFields(stored, ['email'], { tenantId: 'other', userId: 'u' }),
+    );
+    expect(error).toMatchObject({ reason: 'authentication_failed' });
+    expect(kms.commandCalls(DecryptCommand)[0]?.args[0].input.EncryptionContext).toEqual({
+      tenantId: 'other',
+    });
+  });
+
+  it('never asks KMS to use a key it does not trust', async () => {
+    const stored = await encryptorFor({ keyId: nextKeyId }).encryptFields({ a: 'x' }, ['a'], contextOf('u'));
+    const error = await rejectionOf(encryptorFor().decryptFields(stored, ['a'], contextOf('u')));
+    expect(error).toMatchObject({ reason: 'key_not_allowed' });
+    expect(kms.commandCalls(DecryptCommand)).toHaveLength(0);
+  });
+});
+
+describe('KMS key rotation', () => {
+  it('keeps reading data keys of the previous KMS key and re-encrypts them under the new one', async () => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    const rotated = encryptorFor({ keyId: nextKeyId, decryptKeyIds: [keyId] });
+    expect(rotated.needsReencryption(stored)).toBe(true);
+    const reencrypted = await rotated.reencryptFields(stored, ['email'], contextOf('u'));
+    expect(rotated.needsReencryption(reencrypted)).toBe(false);
+    expect(kms.commandCalls(DecryptCommand)[0]?.args[0].input.KeyId).toBe(keyId);
+    expect(kms.commandCalls(GenerateDataKeyCommand).at(-1)?.args[0].input.KeyId).toBe(nextKeyId);
+    expect(
+      await encryptorFor({ keyId: nextKeyId }).decryptFields(reencrypted, ['email'], contextOf('u')),
+    ).toEqual({
+      email: 'a@b.co',
+    });
+  });
+
+  it('needs no re-encryption after automatic rotation, which keeps the key id', async () => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    expect(encryptorFor().needsReencryption(stored)).toBe(false);
+  });
+});
+
+describe('KMS blind-index keys', () => {
+  it('derives each index key once with GenerateMac under the HMAC key', async () => {
+    const encryptor = encryptorFor();
+    const first = await encryptor.blindIndex('a@b.co', { name: 'user-email' });
+    expect(await encryptor.blindIndex('a@b.co', { name: 'user-email' })).toBe(first);
+    expect(await encryptorFor().blindIndex('a@b.co', { name: 'user-email' })).toBe(first);
+    const calls = kms.commandCalls(GenerateMacCommand);
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.args[0].input).toMatchObject({ KeyId: macKeyId, MacAlgorithm: 'HMAC_SHA_256' });
+    expect(Buffer.from(calls[0]?.args[0].input.Message as Uint8Array).toString()).toBe(
+      'bulwark/blind-index/v1/user-email',
+    );
+    expect(kms.commandCalls(GenerateDataKeyCommand)).toHaveLength(0);
+  });
+
+  it('fails clearly without an HMAC key or when GenerateMac fails', async () => {
+    const noMac = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId }) });
+    expect(await rejectionOf(noMac.blindIndex('a', { name: 'n' }))).toMatchObject({
+      reason: 'key_unavailable',
+    });
+    kms.on(GenerateMacCommand).rejects(new Error('AccessDenied'));
+    const error = await rejectionOf(encryptorFor().blindIndex('a', { name: 'n' }));
+    expect(error).toMatchObject({ reason: 'key_unavailable', message: 'KMS GenerateMac failed (Error)' });
+    kms.on(GenerateMacCommand).resolves({ Mac: new Uint8Array(3) });
+    expect(await rejectionOf(encryptorFor().blindIndex('a', { name: 'm' }))).toMatchObject({
+      reason: 'key_unavailable',
+    });
+  });
+});
+
+describe('KmsKeyProvider options', () => {
+  it('rejects every invalid option at once', () => {
+    const error = thrownBy(
+      () => new KmsKeyProvider({ keyId: '', decryptKeyIds: [''], blindIndexKeyId: '' }),
+    ) as unknown as InvalidOptionsError;
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error.problems).toHaveLength(3);
+  });
+
+  it('creates a client with bounded timeouts once, or uses the one given', async () => {
+    const client = createKmsClient({
+      region: 'eu-west-1',
+      endpoint: 'https://kms.example.test',
+      maxAttempts: 2,
+    });
+    expect(client).toBeInstanceOf(KMSClient);
+    expect(await client.config.region()).toBe('eu-west-1');
+    expect(await client.config.maxAttempts()).toBe(2);
+    expect(createKmsClient()).toBeInstanceOf(KMSClient);
+    const provider = new KmsKeyProvider({ keyId, client });
+    await provider.generateDataKey(tenant);
+    expect(kms.commandCalls(GenerateDataKeyCommand)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,79 @@
+// provideEncryptor through a real middy pipeline: the typed context, one encryptor per cold start, warming.
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { provideEncryptor } from '../../middleware/encryption/middy.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { countingProvider } from './helpers.js';
+
+const lambdaContext = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
+const event = { rawPath: '/users' } as APIGatewayProxyEventV2;
+const tenant = { tenantId: 'acme' };
+
+describe('provideEncryptor', () => {
+  it('puts one typed encryptor on the context of every invocation', async () => {
+    const keyProvider = countingProvider();
+    const seen: Encryptor[] = [];
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(provideEncryptor({ keyProvider, keyContextFields: ['tenantId'] }))
+      .handler(async (_event, { encryptor }) => {
+        seen.push(encryptor);
+        const stored = await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], {
+          ...tenant,
+          userId: 'u',
+        });
+        return encryptor.decryptFields(stored, ['email'], { ...tenant, userId: 'u' });
+      });
+    const invoke = (lambdaEvent: APIGatewayProxyEventV2) =>
+      handler(lambdaEvent, lambdaContext as Parameters<typeof handler>[1]);
+    expect(await invoke(event)).toEqual({ email: 'a@b.co' });
+    await invoke(event);
+    expect(seen[0]).toBeInstanceOf(Encryptor);
+    expect(seen[1]).toBe(seen[0]);
+    expect(keyProvider.calls.generate).toBe(1);
+  });
+
+  it('starts warming on the first invocation only; the handler joins the request in flight', async () => {
+    const keyProvider = countingProvider();
+    const handler = middy()
+      .use(
+        provideEncryptor({
+          keyProvider,
+          keyContextFields: ['tenantId'],
+          warm: { contexts: [tenant], blindIndexes: ['user-email'] },
+        }),
+      )
+      .handler(async (_event, { encryptor }) => {
+        await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], { ...tenant, userId: 'u' });
+        return encryptor.blindIndex('a@b.co', { name: 'user-email' });
+      });
+    await handler({}, lambdaContext as Parameters<typeof handler>[1]);
+    await handler({}, lambdaContext as Parameters<typeof handler>[1]);
+    expect(keyProvider.calls).toEqual({ generate: 1, decrypt: 0, index: 1 });
+  });
+
+  it('swallows a failed warm-up; the real use fails typed and retries', async () => {
+    const inner = countingProvider();
+    let failures = 1;
+    const flaky = {
+      ...inner,
+      generateDataKey: async (context: Record<string, string>) => {
+        if (failures-- > 0) throw new Error('cold network');
+        return inner.generateDataKey(context);
+      },
+    };
+    const encryptor = new Encryptor({ keyProvider: flaky });
+    const handler = middy()
+      .use(provideEncryptor({ encryptor, warm: { contexts: [tenant] } }))
+      .handler(async (_event, context) => context.encryptor.encryptFields({ a: 'x' }, ['a'], tenant));
+    const result = await handler({}, lambdaContext as Parameters<typeof handler>[1]);
+    expect(result).toHaveProperty('_dataKey');
+  });
+
+  it('validates encryptor options when the middleware is built (cold start)', () => {
+    expect(() => provideEncryptor({ keyProvider: countingProvider(), headerField: '' })).toThrow(
+      InvalidOptionsError,
+    );
+  });
+});

@@ -1,0 +1,228 @@
+// The sample users: email and phone encrypted at rest, the email claim by blind index, nothing in clear.
+import { randomUUID } from 'node:crypto';
+import {
+  type AttributeValue,
+  DeleteItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { describe, expect, inject, it } from 'vitest';
+import { defaultTenantId } from '../../functions/shared/tenant.js';
+import { UsersModel } from '../../functions/users/users-model.js';
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
+import { DecryptionError, EncryptionError, NotFoundError } from '../../middleware/errors.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
+import { rejectionOf } from './helpers.js';
+
+// An admin human: passes every users route (GET needs a principal, the admin routes role admin).
+const api = useLocalRuntime({ as: adminUser });
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+const documentClient = createDocumentClient(dynamoDb);
+
+interface Created {
+  id: string;
+  email: string;
+  name: string;
+  phone?: string;
+  createdAt: string;
+}
+
+/** The users model over the runtime's own key (the runtime sets ENCRYPTION_KEY when it starts). */
+function runtimeModel(tenantId = defaultTenantId): UsersModel {
+  const encryptor = new Encryptor({
+    keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }),
+    keyContextFields: ['tenantId'],
+  });
+  return new UsersModel(documentClient, testTableNames.app, encryptor, tenantId);
+}
+
+async function scanApp(): Promise<Record<string, AttributeValue>[]> {
+  const items: Record<string, AttributeValue>[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  for (let page = 0; page < 100; page += 1) {
+    const result = await dynamoDb.send(
+      new ScanCommand({ TableName: testTableNames.app, ExclusiveStartKey: start }),
+    );
+    items.push(...(result.Items ?? []));
+    start = result.LastEvaluatedKey;
+    if (!start) break;
+  }
+  return items;
+}
+
+/** Every string and every binary value (as latin1 and utf8 text) anywhere in an item. */
+function textsOf(value: AttributeValue): string[] {
+  if (value.S !== undefined) return [value.S];
+  if (value.N !== undefined) return [value.N];
+  if (value.B !== undefined)
+    return [Buffer.from(value.B).toString('latin1'), Buffer.from(value.B).toString('utf8')];
+  if (value.L !== undefined) return value.L.flatMap(textsOf);
+  if (value.M !== undefined) return Object.values(value.M).flatMap(textsOf);
+  if (value.SS !== undefined) return value.SS;
+  return [];
+}
+
+async function register(body: Record<string, unknown>): Promise<Created> {
+  const response = await api.request('POST', '/users', { body });
+  expect(response.status).toBe(201);
+  return response.body as Created;
+}
+
+describe('users stored encrypted', () => {
+  it('registers a user with a phone and reads both fields back decrypted', async () => {
+    const email = `Enc-${randomUUID()}@Example.com`;
+    const created = await register({ email, name: 'Ada', phone: '+447911123456' });
+    expect(created).toMatchObject({ email, name: 'Ada', phone: '+447911123456' });
+    const read = await api.request('GET', `/users/${created.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(created);
+    expect(await runtimeModel().get(created.id)).toEqual(created);
+    const listed = await api.request('GET', '/admin/users?limit=100');
+    expect(listed.status).toBe(200);
+    const items = (listed.body as { items: Created[] }).items;
+    expect(items.every((user) => typeof user.email === 'string' && user.email.includes('@'))).toBe(true);
+  });
+
+  it('keeps no email, phone or lower-cased email readable anywhere in the app table', async () => {
+    const email = `Secret.Person-${randomUUID()}@Example.org`;
+    const phone = '+14155552671';
+    const created = await register({ email, name: 'Grace', phone });
+    const items = await scanApp();
+    const texts = items.flatMap((item) => Object.values(item).flatMap(textsOf));
+    for (const needle of [email, email.toLowerCase(), email.split('@')[0] as string, phone, phone.slice(1)]) {
+      expect(texts.some((text) => text.includes(needle))).toBe(false);
+    }
+    const user = items.find((item) => item.pk?.S === `USER#${created.id}`);
+    expect(user?.email?.B).toBeInstanceOf(Uint8Array);
+    expect(user?.phone?.B).toBeInstanceOf(Uint8Array);
+    expect(user?._dataKey?.B).toBeInstanceOf(Uint8Array);
+    expect(user?.tenantId?.S).toBe(defaultTenantId);
+    const claim = items.find((item) => item.sk?.S === 'EMAIL' && item.userId?.S === created.id);
+    expect(claim?.pk?.S).toMatch(/^EMAIL#[A-Za-z0-9_-]{22}$/);
+    expect(claim?.pk?.S).toBe(`EMAIL#${user?.emailIndex?.S}`);
+  });
+
+  it('stores no phone attribute when none is given', async () => {
+    const created = await register({ email: `nophone-${randomUUID()}@example.com`, name: 'Lin' });
+    expect(created).not.toHaveProperty('phone');
+    const items = await scanApp();
+    expect(items.find((item) => item.pk?.S === `USER#${created.id}`)).not.toHaveProperty('phone');
+  });
+
+  it('lets exactly one of concurrent registrations of one email in different cases succeed', async () => {
+    const local = `race-${randomUUID()}`;
+    const variants = [`${local}@example.com`, `${local.toUpperCase()}@EXAMPLE.COM`, `${local}@Example.Com`];
+    const responses = await Promise.all(
+      Array.from({ length: 9 }, (_, index) =>
+        api.request('POST', '/users', { body: { email: variants[index % 3], name: `Racer ${index}` } }),
+      ),
+    );
+    expect(responses.map((response) => response.status).sort()).toEqual([201, ...Array(8).fill(409)]);
+  });
+
+  it.each([
+    ['not a number', 'call me'],
+    ['a national format', '07911 123456'],
+    ['spaces', '+44 7911 123456'],
+    ['an impossible number', '+4412'],
+    ['an unassigned country code', '+8081234567'],
+    ['too long', '+1415555267112345'],
+    ['a number type', 14155552671],
+  ])('rejects a phone that is %s with a 400 and writes nothing', async (_name, phone) => {
+    const email = `badphone-${randomUUID()}@example.com`;
+    const response = await api.request('POST', '/users', { body: { email, name: 'X', phone } });
+    expect(response.status).toBe(400);
+    expect((response.body as { errors: { field: string }[] }).errors.map((error) => error.field)).toContain(
+      'body.phone',
+    );
+    await expect(runtimeModel().findByEmail(email)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('answers a tampered stored value with a generic 500 (a DecryptionError inside), never plaintext', async () => {
+    const created = await register({ email: `tamper-${randomUUID()}@example.com`, name: 'Eve' });
+    const items = await scanApp();
+    const stored = items.find((item) => item.pk?.S === `USER#${created.id}`)?.email?.B as Uint8Array;
+    const tampered = Buffer.from(stored);
+    tampered[20] = (tampered[20] ?? 0) ^ 1;
+    await dynamoDb.send(
+      new UpdateItemCommand({
+        TableName: testTableNames.app,
+        Key: { pk: { S: `USER#${created.id}` }, sk: { S: 'USER' } },
+        // Out of the listing index too, so other files' admin listings never meet this poisoned record.
+        UpdateExpression: 'SET email = :email REMOVE gsi1pk, gsi1sk',
+        ExpressionAttributeValues: { ':email': { B: tampered } },
+      }),
+    );
+    // A server fault: httpErrorHandler renders it as a generic 500 whose detail only reaches the log.
+    const response = await api.request('GET', `/users/${created.id}`);
+    expect(response.status).toBe(500);
+    expect(response.text).not.toContain('tamper-');
+    expect(response.text).not.toContain('authentication');
+    const error = await rejectionOf(runtimeModel().get(created.id));
+    await dynamoDb.send(
+      new DeleteItemCommand({
+        TableName: testTableNames.app,
+        Key: { pk: { S: `USER#${created.id}` }, sk: { S: 'USER' } },
+      }),
+    );
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error).toMatchObject({ reason: 'authentication_failed', field: 'email' });
+    expect(error.message).not.toContain('tamper-');
+  });
+});
+
+describe('UsersModel with encryption', () => {
+  it('finds a user by email in any case through the blind index', async () => {
+    const email = `Find.Me-${randomUUID()}@Example.com`;
+    const created = await register({ email, name: 'Finder' });
+    const model = runtimeModel();
+    expect(await model.findByEmail(email.toLowerCase())).toEqual(created);
+    expect(await model.findByEmail(`  ${email.toUpperCase()}`)).toEqual(created);
+    await expect(model.findByEmail(`nobody-${randomUUID()}@example.com`)).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+  });
+
+  it('treats a user of another tenant as absent', async () => {
+    const created = await register({ email: `tenant-${randomUUID()}@example.com`, name: 'Tenant' });
+    await expect(runtimeModel('other-tenant').get(created.id)).rejects.toBeInstanceOf(NotFoundError);
+    const page = await runtimeModel('other-tenant').list(100);
+    expect(page.items.map((user) => user.id)).not.toContain(created.id);
+  });
+
+  it('writes nothing at all when the key provider is unavailable', async () => {
+    const inner = new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' });
+    const unavailable = new Encryptor({
+      keyProvider: {
+        providerId: inner.providerId,
+        currentKeyId: inner.currentKeyId,
+        generateDataKey: async () => {
+          throw new Error('KMS unreachable');
+        },
+        decryptDataKey: (key, context) => inner.decryptDataKey(key, context),
+        deriveIndexKey: (name) => inner.deriveIndexKey(name),
+      },
+      keyContextFields: ['tenantId'],
+    });
+    const model = new UsersModel(documentClient, testTableNames.app, unavailable);
+    const name = `Unwritten ${randomUUID()}`;
+    const email = `down-${randomUUID()}@example.com`;
+    const error = await rejectionOf(model.register({ email, name, phone: '+14155552671' }));
+    expect(error).toBeInstanceOf(EncryptionError);
+    expect(error.reason).toBe('key_unavailable');
+    const texts = (await scanApp()).flatMap((item) => Object.values(item).flatMap(textsOf));
+    expect(texts.some((text) => text.includes(name))).toBe(false);
+    await expect(runtimeModel().findByEmail(email)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('releases the blind-index claim on delete, so the email can register again', async () => {
+    const email = `again-${randomUUID()}@example.com`;
+    const created = await register({ email, name: 'Once' });
+    expect((await api.request('DELETE', `/admin/users/${created.id}`)).status).toBe(204);
+    await expect(runtimeModel().findByEmail(email)).rejects.toBeInstanceOf(NotFoundError);
+    expect((await register({ email: email.toUpperCase(), name: 'Twice' })).name).toBe('Twice');
+  });
+});
