@@ -1,0 +1,255 @@
+// Writes audit events as single JSON lines through a Powertools Logger, redacted, under the stable `audit` key.
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Principal } from '../auth/principal.js';
+import { assertNoProblems } from '../errors.js';
+import type { SecurityEvent } from '../events.js';
+import {
+  type AuditEvent,
+  type AuditEventType,
+  type AuditOutcome,
+  securityEventOutcome,
+} from './audit-event.js';
+import { createRedactor, type RedactionOptions, type Redactor } from './redact.js';
+
+/** The top-level key that marks a log line as an audit record (filter on it in Logs Insights). */
+export const auditLogKey = 'audit';
+
+/** The slice of a logger audit lines are written through; a Powertools Logger fits. */
+export interface AuditLineWriter {
+  info(input: { message: string; [key: string]: unknown }): void;
+}
+
+export interface AuditLoggerOptions {
+  /**
+   * The Powertools Logger audit lines go through. Share the function's logger so audit lines carry its
+   * Lambda context and correlation id. Lines are written at INFO: a logger set to WARN or above drops
+   * them (the sink still receives them).
+   * @default a new Powertools Logger (service name from POWERTOOLS_SERVICE_NAME)
+   */
+  readonly logger?: AuditLineWriter;
+  /** Called with every event after redaction (seed 002's `log_callback`); its errors are ignored. @default none */
+  readonly sink?: (event: AuditEvent) => void;
+  /** Write lines to the logger; `false` leaves only the sink (seed 002's `log_to_console`). @default true */
+  readonly logToConsole?: boolean;
+  /** Extra sensitive keys and size bounds for metadata and free-text fields. @default {} */
+  readonly redaction?: RedactionOptions;
+  /** The clock. @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+/** What is known about the request in flight; security events logged during it inherit these fields. */
+export interface AuditRequestScope {
+  readonly requestId?: string;
+  readonly correlationId?: string;
+  readonly path?: string;
+  readonly method?: string;
+  readonly ipAddress?: string;
+  readonly userAgent?: string;
+  /** Read when an event is logged, because authentication sets the principal after the scope begins. */
+  readonly principal?: () => Principal | undefined;
+}
+
+/** The fields a caller gives; the rest (timestamp, request fields, principal fields) is filled in. */
+export interface AuditEventInput {
+  readonly eventType: AuditEventType;
+  readonly outcome?: AuditOutcome;
+  /** Fills userId, clientId, isM2M and tenantId; explicit fields below win. */
+  readonly principal?: Principal;
+  readonly userId?: string;
+  readonly clientId?: string;
+  readonly isM2M?: boolean;
+  readonly tenantId?: string;
+  readonly path?: string;
+  readonly method?: string;
+  readonly statusCode?: number;
+  readonly ipAddress?: string;
+  readonly userAgent?: string;
+  readonly requestId?: string;
+  readonly correlationId?: string;
+  readonly durationMs?: number;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+  /** A short cause code, written as `metadata.reason`. */
+  readonly reason?: string;
+}
+
+function validate(options: AuditLoggerOptions): void {
+  const problems: string[] = [];
+  if (options.logger !== undefined && typeof options.logger?.info !== 'function') {
+    problems.push('logger must have an info() method (a Powertools Logger)');
+  }
+  if (options.sink !== undefined && typeof options.sink !== 'function')
+    problems.push('sink must be a function');
+  if (options.now !== undefined && typeof options.now !== 'function') problems.push('now must be a function');
+  if (options.logToConsole === false && options.sink === undefined) {
+    problems.push('logToConsole: false needs a sink, or audit events go nowhere');
+  }
+  assertNoProblems('AuditLogger', problems);
+}
+
+/**
+ * Writes audit events: one JSON line each, `{ …Powertools keys, "audit": { …AuditEvent } }`, with
+ * secrets redacted. Never throws: an audit failure must not fail the request it records.
+ *
+ * @example
+ * const auditLogger = new AuditLogger({ logger });
+ * auditLogger.logAdminAction('user.deleted', { targetUserId: id }, principal);
+ * auditLogger.logAuthFailure('expired');
+ */
+export class AuditLogger {
+  readonly redactor: Redactor;
+  private readonly logger: AuditLineWriter;
+  private readonly sink: ((event: AuditEvent) => void) | undefined;
+  private readonly logToConsole: boolean;
+  private readonly now: () => Date;
+  private scope: AuditRequestScope | undefined;
+
+  constructor(options: AuditLoggerOptions = {}) {
+    validate(options);
+    this.redactor = createRedactor(options.redaction);
+    this.logger = options.logger ?? new Logger();
+    this.sink = options.sink;
+    this.logToConsole = options.logToConsole ?? true;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Starts a request: events logged until {@link endRequest} inherit its fields. A Lambda execution
+   * environment runs one invocation at a time, so one scope per logger is enough there.
+   */
+  beginRequest(scope: AuditRequestScope): void {
+    this.scope = scope;
+  }
+
+  /** Ends a request; given its scope, only if no other request has begun since (local concurrent runs). */
+  endRequest(scope?: AuditRequestScope): void {
+    if (scope === undefined || this.scope === scope) this.scope = undefined;
+  }
+
+  /** Logs one event and returns it as written (redacted), or undefined if it could not be built. */
+  log(input: AuditEventInput): AuditEvent | undefined {
+    let event: AuditEvent;
+    try {
+      event = this.build(input);
+    } catch {
+      return undefined;
+    }
+    if (this.logToConsole) {
+      try {
+        this.logger.info({ message: `AUDIT ${event.eventType}`, [auditLogKey]: event });
+      } catch {
+        // A broken log transport loses the line, not the request.
+      }
+    }
+    if (this.sink) {
+      try {
+        this.sink(event);
+      } catch {
+        // Seed 002: the callback is best effort.
+      }
+    }
+    return event;
+  }
+
+  /** A credential was verified. */
+  logAuthSuccess(
+    principal: Principal,
+    metadata: Readonly<Record<string, unknown>> = {},
+  ): AuditEvent | undefined {
+    return this.log({ eventType: 'auth.success', outcome: 'success', principal, metadata });
+  }
+
+  /** A credential was missing or rejected; `reason` is a short code (`expired`, `bad_signature`). */
+  logAuthFailure(reason: string, metadata: Readonly<Record<string, unknown>> = {}): AuditEvent | undefined {
+    return this.log({ eventType: 'auth.failure', outcome: 'denied', metadata, reason });
+  }
+
+  /** An authenticated caller was refused (role, scope, permission, human-only). */
+  logAccessDenied(
+    principal: Principal | undefined,
+    reason: string,
+    metadata: Readonly<Record<string, unknown>> = {},
+  ): AuditEvent | undefined {
+    return this.log({
+      eventType: 'access.denied',
+      outcome: 'denied',
+      principal,
+      metadata,
+      reason,
+    });
+  }
+
+  /**
+   * An administrator did something (seed 001's `log_admin_action`): `action` is a stable verb such
+   * as `user.deleted`; `details` name the target, never its personal data.
+   */
+  logAdminAction(
+    action: string,
+    details: Readonly<Record<string, unknown>> = {},
+    principal?: Principal,
+  ): AuditEvent | undefined {
+    return this.log({
+      eventType: 'admin.action',
+      outcome: 'success',
+      principal,
+      metadata: { ...details, action },
+    });
+  }
+
+  /** A secret was read (seed 004: audit of secret access); `secretName` is its name or ARN, never its value. */
+  logSecretAccess(
+    secretName: string,
+    metadata: Readonly<Record<string, unknown>> = {},
+  ): AuditEvent | undefined {
+    return this.log({
+      eventType: 'secret.accessed',
+      outcome: 'success',
+      metadata: { ...metadata, secretName },
+    });
+  }
+
+  /** Any security event a capability reported through `onEvent`. */
+  logSecurityEvent(event: SecurityEvent): AuditEvent | undefined {
+    // Reporters mark failed operations (a secret read or KMS call that threw) with metadata.outcome.
+    const failed = event.metadata?.outcome === 'error';
+    return this.log({
+      eventType: event.type,
+      outcome: failed ? 'error' : (securityEventOutcome[event.type] ?? 'success'),
+      principal: event.principal,
+      metadata: event.metadata,
+      reason: event.reason,
+    });
+  }
+
+  private build(input: AuditEventInput): AuditEvent {
+    const scope = this.scope;
+    const principal = input.principal ?? scope?.principal?.();
+    const redactString = this.redactor.redactString;
+    const metadata = this.redactor.redact(input.metadata ?? {}) as Record<string, unknown>;
+    if (input.reason !== undefined) metadata.reason = redactString(String(input.reason));
+    // One literal of fixed shape (fast to build and serialise); unknown fields stay undefined, which
+    // JSON leaves out of the line.
+    return {
+      timestamp: this.now().toISOString(),
+      eventType: input.eventType,
+      outcome: input.outcome ?? 'success',
+      userId: text(input.userId ?? principal?.id, redactString),
+      clientId: text(input.clientId ?? principal?.clientId, redactString),
+      isM2M: input.isM2M ?? principal?.isM2M ?? false,
+      tenantId: text(input.tenantId ?? principal?.tenantId, redactString),
+      path: text(input.path ?? scope?.path, redactString),
+      method: text(input.method ?? scope?.method, redactString),
+      statusCode: input.statusCode,
+      ipAddress: text(input.ipAddress ?? scope?.ipAddress, redactString),
+      userAgent: text(input.userAgent ?? scope?.userAgent, redactString),
+      requestId: text(input.requestId ?? scope?.requestId, redactString),
+      correlationId: text(input.correlationId ?? scope?.correlationId, redactString),
+      durationMs: input.durationMs,
+      metadata,
+    };
+  }
+}
+
+/** A free-text field, redacted and bounded, when it is known. */
+function text(value: string | undefined, redactString: (value: string) => string): string | undefined {
+  return value === undefined ? undefined : redactString(String(value));
+}

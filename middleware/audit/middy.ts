@@ -1,0 +1,252 @@
+// Middy adapters: audit() writes one audit event per request; correlationIds() accepts, logs and returns the correlation id.
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { Principal } from '../auth/principal.js';
+import { registerCleanup, runCleanup } from '../cleanup.js';
+import { assertNoProblems } from '../errors.js';
+import { outcomeForStatus } from './audit-event.js';
+import { AuditLogger } from './audit-logger.js';
+import {
+  correlationIdHeader,
+  headerValue,
+  isValidCorrelationId,
+  resolveCorrelationId,
+} from './correlation.js';
+import {
+  type BodyCapture,
+  normalizeResponse,
+  statusOfError,
+  summarizeRequest,
+  summarizeResponse,
+} from './request-summary.js';
+
+type HttpRequest<C extends Context = Context> = Request<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  C
+>;
+
+/** What other middlewares may have put on the context by the time the request ends. */
+type ObservedContext = Context & { principal?: Principal; correlationId?: string };
+
+export interface AuditOptions {
+  /** Where the events go. */
+  readonly auditLogger: AuditLogger;
+  /** Paths (`rawPath`) never audited, e.g. `/health`; an entry ending in `*` is a prefix. @default [] */
+  readonly excludePaths?: readonly string[];
+  /** Add the request body, redacted and cut, to the event. @default false */
+  readonly logRequestBody?: boolean;
+  /** Add the response body, redacted and cut, to the event. @default false */
+  readonly logResponseBody?: boolean;
+  /** Characters of a captured body kept after redaction. @default 2048 */
+  readonly maxBodyLength?: number;
+  /** Bodies up to this size are parsed so their keys can be redacted; larger ones are cut and pattern-redacted. @default 65536 */
+  readonly parseLimitBytes?: number;
+  /** Monotonic clock in milliseconds, for durations. @default performance.now */
+  readonly now?: () => number;
+}
+
+const auditDefaults = {
+  excludePaths: [] as readonly string[],
+  logRequestBody: false,
+  logResponseBody: false,
+  maxBodyLength: 2048,
+  parseLimitBytes: 65_536,
+  now: () => performance.now(),
+};
+
+const auditCleanup = 'bulwark.audit';
+
+function validateAudit(options: AuditOptions): void {
+  const problems: string[] = [];
+  if (!(options?.auditLogger instanceof AuditLogger)) problems.push('auditLogger must be an AuditLogger');
+  for (const path of options?.excludePaths ?? []) {
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      problems.push(`excludePaths entries must start with "/" (got ${JSON.stringify(path)})`);
+    }
+  }
+  for (const name of ['maxBodyLength', 'parseLimitBytes'] as const) {
+    const value = options?.[name];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      problems.push(`${name} must be a positive integer`);
+    }
+  }
+  assertNoProblems('audit', problems);
+}
+
+/** A matcher over exact paths and `prefix*` entries, built once. */
+function pathMatcher(paths: readonly string[]): (path: string) => boolean {
+  const exact = new Set(paths.filter((path) => !path.endsWith('*')));
+  const prefixes = paths.filter((path) => path.endsWith('*')).map((path) => path.slice(0, -1));
+  return (path) => exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix));
+}
+
+const round = (value: number) => Math.round(value * 100) / 100;
+
+/**
+ * Writes one `http.request` audit event per request with request and response summaries (method,
+ * path, status, duration, principal, sizes, and bodies only when enabled, redacted and cut). Events
+ * that other capabilities report during the request inherit its path, ip, request and correlation ids.
+ *
+ * Use it after `correlationIds()` and before `httpErrorHandler()`, so it sees the correlation id
+ * and the final problem+json status. A middleware that answers early through `respondEarly()` still
+ * gets its answer audited.
+ *
+ * @example
+ * middy(handler)
+ *   .use(injectLambdaContext(logger, { resetKeys: true }))
+ *   .use(correlationIds({ loggers: [logger] }))
+ *   .use(captureMetrics(metrics))
+ *   .use(audit({ auditLogger, excludePaths: ['/health'] }))
+ *   .use(httpErrorHandler({ logger }));
+ */
+export function audit(
+  options: AuditOptions,
+): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context> {
+  validateAudit(options);
+  const settings = { ...auditDefaults, ...options };
+  const { auditLogger, now } = settings;
+  const isExcluded = pathMatcher(settings.excludePaths);
+  const capture: BodyCapture = {
+    maxLength: settings.maxBodyLength,
+    parseLimitBytes: settings.parseLimitBytes,
+    redactor: auditLogger.redactor,
+  };
+  const requestCapture = settings.logRequestBody ? capture : undefined;
+  const responseCapture = settings.logResponseBody ? capture : undefined;
+
+  const auditBefore = (request: HttpRequest) => {
+    const event = request.event ?? ({} as APIGatewayProxyEventV2);
+    const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
+    if (isExcluded(path)) return;
+    const startedAt = now();
+    const context = request.context as ObservedContext;
+    const header = headerValue(event.headers, correlationIdHeader);
+    const correlationId = context.correlationId ?? (isValidCorrelationId(header) ? header : undefined);
+    const scope = {
+      requestId: event.requestContext?.requestId,
+      correlationId,
+      path,
+      method: event.requestContext?.http?.method,
+      ipAddress: event.requestContext?.http?.sourceIp,
+      userAgent: event.requestContext?.http?.userAgent ?? headerValue(event.headers, 'user-agent'),
+      principal: () => context.principal,
+    };
+    auditLogger.beginRequest(scope);
+    registerCleanup(request, auditCleanup, () => {
+      const response = normalizeResponse(request.response);
+      const statusCode = response?.statusCode ?? (request.error ? statusOfError(request.error) : 200);
+      const error = request.error as (Error & { code?: unknown }) | null | undefined;
+      auditLogger.log({
+        eventType: 'http.request',
+        outcome: outcomeForStatus(statusCode),
+        statusCode,
+        durationMs: round(now() - startedAt),
+        principal: context.principal,
+        correlationId: context.correlationId ?? correlationId,
+        metadata: {
+          routeKey: event.routeKey,
+          request: summarizeRequest(event, requestCapture),
+          response: summarizeResponse(response, responseCapture),
+          ...(error
+            ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
+            : {}),
+          ...(header !== undefined && !isValidCorrelationId(header) ? { correlationIdRejected: true } : {}),
+        },
+      });
+      auditLogger.endRequest(scope);
+    });
+  };
+  const auditAfterOrError = (request: HttpRequest) => runCleanup(request, auditCleanup);
+  return { before: auditBefore, after: auditAfterOrError, onError: auditAfterOrError };
+}
+
+/** What {@link correlationIds} adds to the handler's context. */
+export interface CorrelationContext {
+  /** The request's correlation id: the caller's `x-correlation-id`, or a new UUID. */
+  correlationId: string;
+}
+
+/** A logger that can carry the correlation id on every line; a Powertools Logger fits. */
+export interface CorrelationLogger {
+  setCorrelationId(value: unknown): void;
+}
+
+export interface CorrelationIdsOptions {
+  /** Loggers that get the id as Powertools' `correlation_id` key on every line. @default [] */
+  readonly loggers?: readonly CorrelationLogger[];
+  /** Return the id to the caller in the `x-correlation-id` response header. @default true */
+  readonly returnHeader?: boolean;
+  /** Makes an id when the request has none (or an unusable one). @default crypto.randomUUID */
+  readonly generate?: () => string;
+}
+
+const correlationCleanup = 'bulwark.correlation';
+
+/** Adds the header to a structured result, or turns an inferred (plain) result into the structured one API Gateway would send. */
+function withCorrelationHeader(response: unknown, correlationId: string): unknown {
+  const normalized = normalizeResponse(response);
+  if (!normalized) return response;
+  const structured =
+    typeof response === 'object' && response !== null && 'statusCode' in response
+      ? (response as APIGatewayProxyStructuredResultV2)
+      : ({
+          statusCode: normalized.statusCode,
+          headers: { ...normalized.headers },
+          body: normalized.body,
+        } as APIGatewayProxyStructuredResultV2);
+  return { ...structured, headers: { ...structured.headers, [correlationIdHeader]: correlationId } };
+}
+
+/**
+ * Accepts the caller's `x-correlation-id` (1–128 safe characters; anything else is replaced, which
+ * blocks header and log injection) or generates one, puts it on `context.correlationId` and on every
+ * line of the given loggers, and returns it on the response, early answers and errors included.
+ *
+ * @example
+ * middy(handler)
+ *   .use(correlationIds({ loggers: [logger] }))
+ *   .handler(async (event, context) => callService('users', url, {
+ *     headers: correlationHeaders(context.correlationId),
+ *   }));
+ */
+export function correlationIds(
+  options: CorrelationIdsOptions = {},
+): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context & CorrelationContext
+> {
+  const problems: string[] = [];
+  for (const logger of options.loggers ?? []) {
+    if (typeof logger?.setCorrelationId !== 'function') {
+      problems.push('loggers must have setCorrelationId() (Powertools Loggers)');
+    }
+  }
+  if (options.generate !== undefined && typeof options.generate !== 'function') {
+    problems.push('generate must be a function');
+  }
+  assertNoProblems('correlationIds', problems);
+  const loggers = options.loggers ?? [];
+  const returnHeader = options.returnHeader ?? true;
+  const generate = options.generate;
+
+  const correlationIdsBefore = (request: HttpRequest<Context & CorrelationContext>) => {
+    const { correlationId } = resolveCorrelationId(request.event?.headers, generate);
+    request.context.correlationId = correlationId;
+    for (const logger of loggers) logger.setCorrelationId(correlationId);
+    if (!returnHeader) return;
+    registerCleanup(request, correlationCleanup, (ended) => {
+      ended.response = withCorrelationHeader(ended.response, correlationId);
+    });
+  };
+  const correlationIdsAfterOrError = (request: HttpRequest<Context & CorrelationContext>) =>
+    runCleanup(request, correlationCleanup);
+  return {
+    before: correlationIdsBefore,
+    after: correlationIdsAfterOrError,
+    onError: correlationIdsAfterOrError,
+  };
+}

@@ -1,0 +1,275 @@
+// Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
+import { assertNoProblems } from '../errors.js';
+
+/** What a redacted value is replaced with. */
+export const redactedValue = '[REDACTED]';
+
+/**
+ * Keys whose values never reach a log line. Matching ignores case, `-` and `_`, and also covers names
+ * that end with one of these (`client_secret`, `id_token`, `X-CSRF-Token`, `dbPassword`).
+ */
+export const defaultSensitiveKeys = [
+  'password',
+  'password_hash',
+  'token',
+  'access_token',
+  'refresh_token',
+  'authorization',
+  'cookie',
+  'cookies',
+  'set-cookie',
+  'secret',
+  'api_key',
+  'x-api-key',
+  'credit_card',
+  'ssn',
+] as const;
+
+export interface RedactionOptions {
+  /** Extra key names to redact, matched like {@link defaultSensitiveKeys} (e.g. `email`, `phone`). @default [] */
+  readonly keys?: readonly string[];
+  /** Longest string kept in a log line; longer ones are cut and marked. @default 2048 */
+  readonly maxStringLength?: number;
+  /** Deepest nesting kept; deeper values are replaced by a marker. @default 8 */
+  readonly maxDepth?: number;
+  /** Most entries kept per object or array; the rest are counted in a marker. @default 100 */
+  readonly maxEntries?: number;
+}
+
+export interface Redactor {
+  /** A redacted, bounded, JSON-safe copy of any value (circular references, errors, buffers included). */
+  redact(value: unknown): unknown;
+  /** Redacts credentials inside free text (JWTs, `Bearer …`, `password=…`) and bounds its length. */
+  redactString(value: string): string;
+  /** Whether a key's value must be redacted. */
+  isSensitiveKey(key: string): boolean;
+  /**
+   * A `JSON.stringify` replacer doing the same on the fly; give it to a Powertools Logger as
+   * `jsonReplacerFn` so that every line the logger writes is redacted.
+   */
+  readonly replacer: (key: string, value: unknown) => unknown;
+}
+
+const defaults = { keys: [] as readonly string[], maxStringLength: 2048, maxDepth: 8, maxEntries: 100 };
+
+const normalizeKey = (key: string) => key.toLowerCase().replace(/[-_\s]/g, '');
+
+/** Escapes a key name for use inside a regular expression, letting `-`/`_` match either or nothing. */
+const keyPattern = (key: string) =>
+  normalizeKey(key)
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    .split('')
+    .join('[-_]?');
+
+/** A JWT/JWS/JWE (base64url JSON header `eyJ…`), even when cut short by truncation. */
+const jwtPattern = 'eyJ[A-Za-z0-9_=-]{4,}(?:\\.[A-Za-z0-9_=-]*)*';
+/** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
+const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
+/** Keys whose values Powertools Logger writes itself (never user input). */
+const powertoolsKeys = new Set([
+  'level',
+  'timestamp',
+  'service',
+  'sampling_rate',
+  'cold_start',
+  'function_arn',
+  'function_memory_size',
+  'function_name',
+  'function_request_id',
+  'xray_trace_id',
+]);
+/** Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name. */
+const mayHoldCredential = /[:=]|eyj|bearer|basic/i;
+/** Cache bound for key decisions: keys repeat a lot, but attacker-chosen keys must not grow memory. */
+const keyCacheLimit = 2048;
+
+function validate(options: RedactionOptions): void {
+  const problems: string[] = [];
+  for (const name of ['maxStringLength', 'maxDepth', 'maxEntries'] as const) {
+    const value = options[name];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      problems.push(`${name} must be a positive integer`);
+    }
+  }
+  for (const key of options.keys ?? []) {
+    if (typeof key !== 'string' || normalizeKey(key).length === 0) {
+      problems.push(`keys must be non-empty strings (got ${JSON.stringify(key)})`);
+    }
+  }
+  assertNoProblems('redaction', problems);
+}
+
+/**
+ * Builds a redactor. Build it once at cold start: the key list is compiled into one regular
+ * expression and key decisions are cached.
+ *
+ * @example
+ * const redactor = createRedactor({ keys: ['email'] });
+ * redactor.redact({ Password: 'hunter2', nested: { ACCESS_TOKEN: 'x' } });
+ * // → { Password: '[REDACTED]', nested: { ACCESS_TOKEN: '[REDACTED]' } }
+ * const logger = new Logger({ jsonReplacerFn: redactor.replacer });
+ */
+export function createRedactor(options: RedactionOptions = {}): Redactor {
+  validate(options);
+  const settings = { ...defaults, ...options };
+  const names = [...new Set([...defaultSensitiveKeys, ...settings.keys].map(normalizeKey))];
+  const keyCache = new Map<string, boolean>();
+  // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value.
+  // No prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would
+  // make long words cost quadratic time.
+  const keyValue = `(?:${names.map(keyPattern).join('|')})["']?\\s*[:=]\\s*["']?(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+`;
+  const credentials = new RegExp(`${jwtPattern}|${schemePattern}|${keyValue}`, 'gi');
+  const replaceCredential = (match: string): string => {
+    if (/^eyJ/i.test(match)) return redactedValue;
+    const scheme = /^(Bearer|Basic)\s+/i.exec(match);
+    if (scheme) return `${scheme[1]} ${redactedValue}`;
+    const separator = /["']?\s*[:=]\s*["']?/.exec(match);
+    return separator
+      ? `${match.slice(0, separator.index + separator[0].length)}${redactedValue}`
+      : redactedValue;
+  };
+
+  const isSensitiveKey = (key: string): boolean => {
+    const cached = keyCache.get(key);
+    if (cached !== undefined) return cached;
+    const normalized = normalizeKey(key);
+    const sensitive = normalized.length > 0 && names.some((name) => normalized.endsWith(name));
+    if (keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
+    return sensitive;
+  };
+
+  const redactString = (value: string): string => {
+    const { maxStringLength } = settings;
+    // Cut before matching so a huge value costs no more than a small one; the JWT pattern still
+    // matches a token cut short.
+    const bounded =
+      value.length > maxStringLength
+        ? `${value.slice(0, maxStringLength)}…[truncated ${value.length - maxStringLength} chars]`
+        : value;
+    // Most strings (ids, paths, names) hold none of the three shapes; one cheap test skips the big pattern.
+    return bounded.length < 6 || !mayHoldCredential.test(bounded)
+      ? bounded
+      : bounded.replace(credentials, replaceCredential);
+  };
+
+  const redactError = (error: Error, depth: number, ancestors: object[]): Record<string, unknown> => {
+    const fields: Record<string, unknown> = { name: error.name, message: redactString(error.message) };
+    for (const key of ['code', 'statusCode'] as const) {
+      const value = (error as Error & Record<string, unknown>)[key];
+      if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
+    }
+    if (typeof error.stack === 'string') fields.stack = redactString(error.stack);
+    if (error.cause !== undefined) fields.cause = walk(error.cause, depth + 1, ancestors);
+    return fields;
+  };
+
+  /** Copies an object's own enumerable properties, redacting sensitive keys, surviving throwing getters. */
+  const walkObject = (value: object, depth: number, ancestors: object[]): Record<string, unknown> => {
+    const keys = Object.keys(value);
+    const kept = Math.min(keys.length, settings.maxEntries);
+    const copy: Record<string, unknown> = {};
+    for (let index = 0; index < kept; index += 1) {
+      const key = keys[index] as string;
+      let child: unknown;
+      if (isSensitiveKey(key)) {
+        child = redactedValue;
+      } else {
+        try {
+          child = walk((value as Record<string, unknown>)[key], depth + 1, ancestors);
+        } catch {
+          child = '[Unreadable]';
+        }
+      }
+      // A parsed body may hold an own `__proto__` key: define it, never assign the copy's prototype.
+      if (key === '__proto__') {
+        Object.defineProperty(copy, key, {
+          value: child,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else {
+        copy[key] = child;
+      }
+    }
+    if (keys.length > kept) copy['…'] = `[${keys.length - kept} more entries]`;
+    return copy;
+  };
+
+  function walk(value: unknown, depth: number, ancestors: object[]): unknown {
+    if (typeof value === 'string') return redactString(value);
+    if (value === null || typeof value !== 'object') {
+      if (typeof value === 'bigint') return value.toString();
+      if (typeof value === 'function' || typeof value === 'symbol') return undefined;
+      if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+      return value;
+    }
+    if (ancestors.includes(value)) return '[Circular]';
+    if (depth > settings.maxDepth) return '[Truncated: too deep]';
+    if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString();
+    if (ArrayBuffer.isView(value)) return `[binary ${value.byteLength} bytes]`;
+    if (value instanceof ArrayBuffer) return `[binary ${value.byteLength} bytes]`;
+    ancestors.push(value);
+    try {
+      if (value instanceof Error) return redactError(value, depth, ancestors);
+      if (Array.isArray(value)) {
+        const items = value.slice(0, settings.maxEntries).map((item) => walk(item, depth + 1, ancestors));
+        if (value.length > settings.maxEntries)
+          items.push(`[${value.length - settings.maxEntries} more items]`);
+        return items;
+      }
+      if (value instanceof Map) {
+        const entries = [...value.entries()].map(([key, child]) => [String(key), child] as const);
+        return walkObject(Object.fromEntries(entries), depth, ancestors);
+      }
+      if (value instanceof Set) return walk([...value], depth, ancestors);
+      const toJson = (value as { toJSON?: unknown }).toJSON;
+      if (typeof toJson === 'function') {
+        try {
+          return walk(toJson.call(value), depth, ancestors);
+        } catch {
+          return '[Unserializable]';
+        }
+      }
+      return walkObject(value, depth, ancestors);
+    } catch {
+      // A hostile object (throwing proxy traps, getters on Map/Set) is logged as such, never thrown.
+      return '[Unreadable]';
+    } finally {
+      ancestors.pop();
+    }
+  }
+
+  // The line being serialised: JSON.stringify calls the replacer with key '' and the whole value first.
+  let line: Record<string, unknown> | undefined;
+  const replacer = (key: string, value: unknown): unknown => {
+    if (key === '') {
+      line = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+      return typeof value === 'string' ? redactString(value) : value;
+    }
+    // Powertools' own top-level keys hold values it made itself; skipping them keeps every line cheap.
+    if (powertoolsKeys.has(key) && line?.[key] === value) return value;
+    if (isSensitiveKey(key)) return redactedValue;
+    return typeof value === 'string' ? redactString(value) : value;
+  };
+
+  return {
+    redact: (value) => walk(value, 0, []),
+    redactString,
+    isSensitiveKey,
+    replacer,
+  };
+}
+
+/** The redactor with the default key list, shared by the toolkit's error logging. */
+export const defaultRedactor: Redactor = createRedactor();
+
+/**
+ * Redacts a value with the default key list.
+ *
+ * @example
+ * logger.error('Request failed', { error: redact(error) });
+ */
+export function redact(value: unknown): unknown {
+  return defaultRedactor.redact(value);
+}

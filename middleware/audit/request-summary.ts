@@ -1,0 +1,148 @@
+// Summaries of an HTTP API request and its answer for the audit record: sizes, types and, when enabled, redacted bodies.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { headerValue } from './correlation.js';
+import type { Redactor } from './redact.js';
+
+export interface BodyCapture {
+  /** Cut the captured body (after redaction) to this many characters. */
+  readonly maxLength: number;
+  /** Bodies up to this many bytes are parsed (JSON, form) so keys can be redacted; larger ones are only cut. */
+  readonly parseLimitBytes: number;
+  readonly redactor: Redactor;
+}
+
+export interface MessageSummary {
+  readonly bytes: number;
+  readonly contentType?: string;
+  /** Redacted and cut; present only when body capture is enabled. */
+  readonly body?: string;
+}
+
+/** API Gateway passes these as text and base64-encodes everything else. */
+const textContentType =
+  /^(text\/|application\/(?:[\w.+-]+\+)?(?:json|xml|javascript|x-www-form-urlencoded))/i;
+const jsonContentType = /^application\/(?:[\w.+-]+\+)?json/i;
+const formContentType = /^application\/x-www-form-urlencoded/i;
+
+/** Size in bytes of a body as API Gateway delivers it, without decoding base64. */
+export function bodyBytes(body: unknown, isBase64Encoded: boolean | undefined): number {
+  if (typeof body !== 'string' || body.length === 0) return 0;
+  if (!isBase64Encoded) return Buffer.byteLength(body, 'utf8');
+  const padding = body.endsWith('==') ? 2 : body.endsWith('=') ? 1 : 0;
+  return Math.max(0, Math.floor((body.length * 3) / 4) - padding);
+}
+
+function cut(text: string, maxLength: number): string {
+  return text.length > maxLength
+    ? `${text.slice(0, maxLength)}…[truncated ${text.length - maxLength} chars]`
+    : text;
+}
+
+/**
+ * The body as it may appear in a log line: binary bodies as their size only, JSON and form bodies
+ * parsed and redacted by key, other text redacted by pattern; always cut to `maxLength`.
+ */
+export function captureBody(
+  body: unknown,
+  isBase64Encoded: boolean | undefined,
+  contentType: string | undefined,
+  capture: BodyCapture,
+): string | undefined {
+  if (typeof body !== 'string' || body.length === 0) return undefined;
+  const bytes = bodyBytes(body, isBase64Encoded);
+  const type = contentType ?? '';
+  if (isBase64Encoded && !textContentType.test(type)) return `[binary ${bytes} bytes]`;
+  // Decoding a huge base64 body only to cut it would be wasted work: decode just the head.
+  const headChars = Math.ceil((capture.parseLimitBytes * 4) / 3) + 4;
+  const text = isBase64Encoded ? Buffer.from(body.slice(0, headChars), 'base64').toString('utf8') : body;
+  const { redactor } = capture;
+  if (bytes <= capture.parseLimitBytes) {
+    if (formContentType.test(type)) {
+      const fields = Object.fromEntries(new URLSearchParams(text));
+      return cut(JSON.stringify(redactor.redact(fields)), capture.maxLength);
+    }
+    if (jsonContentType.test(type) || /^\s*[[{]/.test(text)) {
+      try {
+        return cut(JSON.stringify(redactor.redact(JSON.parse(text))), capture.maxLength);
+      } catch {
+        // Not JSON after all: fall through to pattern redaction of the text.
+      }
+    }
+  }
+  // Cut first so the pattern pass is bounded; the patterns still catch a credential cut short.
+  return cut(redactor.redactString(cut(text, capture.maxLength)), capture.maxLength + 40);
+}
+
+/** The request half of an audit record. */
+export function summarizeRequest(
+  event: APIGatewayProxyEventV2,
+  capture: BodyCapture | undefined,
+): MessageSummary {
+  const contentType = headerValue(event.headers, 'content-type');
+  const body = capture ? captureBody(event.body, event.isBase64Encoded, contentType, capture) : undefined;
+  return {
+    bytes: bodyBytes(event.body, event.isBase64Encoded),
+    ...(contentType === undefined ? {} : { contentType: cut(contentType, 200) }),
+    ...(body === undefined ? {} : { body }),
+  };
+}
+
+/** A handler's result as API Gateway reads it: structured, or inferred as a 200 JSON body. */
+interface NormalizedResponse {
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string | number | boolean>>;
+  readonly body: unknown;
+  readonly isBase64Encoded: boolean;
+}
+
+export function normalizeResponse(response: unknown): NormalizedResponse | undefined {
+  if (response === undefined || response === null) return undefined;
+  if (typeof response === 'object' && 'statusCode' in response) {
+    const structured = response as {
+      statusCode?: unknown;
+      headers?: Record<string, string | number | boolean>;
+      body?: unknown;
+      isBase64Encoded?: boolean;
+    };
+    return {
+      statusCode: typeof structured.statusCode === 'number' ? structured.statusCode : 200,
+      headers: structured.headers ?? {},
+      body: structured.body,
+      isBase64Encoded: structured.isBase64Encoded === true,
+    };
+  }
+  let body: string | undefined;
+  try {
+    body = typeof response === 'string' ? response : JSON.stringify(response);
+  } catch {
+    // A result JSON cannot serialise (circular) fails later in Lambda itself; the audit just omits it.
+    body = undefined;
+  }
+  return { statusCode: 200, headers: { 'content-type': 'application/json' }, body, isBase64Encoded: false };
+}
+
+/** The response half of an audit record. */
+export function summarizeResponse(
+  response: NormalizedResponse | undefined,
+  capture: BodyCapture | undefined,
+): MessageSummary {
+  if (!response) return { bytes: 0 };
+  const raw = headerValue(response.headers as Record<string, string>, 'content-type');
+  const contentType = raw === undefined ? undefined : String(raw);
+  const body = capture
+    ? captureBody(response.body, response.isBase64Encoded, contentType, capture)
+    : undefined;
+  return {
+    bytes: bodyBytes(response.body, response.isBase64Encoded),
+    ...(contentType === undefined ? {} : { contentType: cut(contentType, 200) }),
+    ...(body === undefined ? {} : { body }),
+  };
+}
+
+/** The status of an error that escaped every error handler: its own HTTP status, else 500. */
+export function statusOfError(error: unknown): number {
+  const status = (error as { statusCode?: unknown } | null | undefined)?.statusCode;
+  return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599
+    ? status
+    : 500;
+}

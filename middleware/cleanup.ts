@@ -1,0 +1,91 @@
+// The one cleanup mechanism: work that must happen however a request ends, even when a middleware answers early.
+import { cleanupMiddlewares } from '@aws-lambda-powertools/commons';
+
+/**
+ * The part of a Middy request the mechanism uses. Middy skips every `after` when a `before` returns
+ * a response (an "early response"), so audit, metrics flushing and response headers register here
+ * instead of relying on `after` alone.
+ */
+export interface CleanupRequest {
+  internal: Record<string, unknown>;
+  response?: unknown;
+  error?: unknown;
+}
+
+/** Receives the request with its final `response` (or `error`); may add headers to the response. */
+export type Cleanup = (request: CleanupRequest) => void | Promise<void>;
+
+interface PendingCleanup {
+  readonly name: string;
+  readonly run: Cleanup;
+  done: boolean;
+}
+
+/** Namespaced like Powertools' own `request.internal` keys, so nothing else collides with it. */
+const registryKey = 'bulwark.cleanups';
+
+function registry(request: CleanupRequest): PendingCleanup[] {
+  const existing = request.internal[registryKey];
+  if (Array.isArray(existing)) return existing as PendingCleanup[];
+  const created: PendingCleanup[] = [];
+  request.internal[registryKey] = created;
+  return created;
+}
+
+async function runOne(request: CleanupRequest, cleanup: PendingCleanup): Promise<void> {
+  if (cleanup.done) return;
+  cleanup.done = true;
+  try {
+    await cleanup.run(request);
+  } catch {
+    // Observability work must never turn an answer into a failure; each cleanup handles its own errors.
+  }
+}
+
+/**
+ * Registers work that must run once when the request ends: from the middleware's own `after` /
+ * `onError` (via {@link runCleanup}), or from {@link respondEarly} when another middleware answers
+ * first. Call it in `before`.
+ *
+ * @example
+ * const before = (request) => registerCleanup(request, 'audit', (r) => writeAuditEvent(r));
+ * const after = (request) => runCleanup(request, 'audit');
+ */
+export function registerCleanup(request: CleanupRequest, name: string, run: Cleanup): void {
+  registry(request).push({ name, run, done: false });
+}
+
+/** Runs one registered cleanup now, unless it already ran for this request. */
+export async function runCleanup(request: CleanupRequest, name: string): Promise<void> {
+  const cleanup = registry(request).find((candidate) => candidate.name === name);
+  if (cleanup) await runOne(request, cleanup);
+}
+
+/**
+ * Runs every pending cleanup, last registered first (the order Middy runs `after`s in), then
+ * Powertools' own (metrics flush, logger key reset) through its `cleanupMiddlewares`.
+ */
+export async function runCleanups(request: CleanupRequest): Promise<void> {
+  const pending = registry(request);
+  for (let index = pending.length - 1; index >= 0; index -= 1) {
+    const cleanup = pending[index];
+    if (cleanup) await runOne(request, cleanup);
+  }
+  await cleanupMiddlewares(request as Parameters<typeof cleanupMiddlewares>[0]);
+}
+
+/**
+ * Answers a request early from a `before` middleware without losing what other middlewares do at the
+ * end of a request (audit event, metrics flush, correlation id, security and rate-limit headers).
+ * Return its result from `before`.
+ *
+ * @example
+ * const rejectBefore = async (request) => {
+ *   if (!allowed(request.event)) return respondEarly(request, json(429, { message: 'Slow down' }));
+ * };
+ */
+export async function respondEarly<R>(request: CleanupRequest, response: R): Promise<R> {
+  request.response = response;
+  await runCleanups(request);
+  return request.response as R;
+}

@@ -1,0 +1,170 @@
+// The one metric catalog: every metric Bulwark emits (name, unit, dimensions, meaning); the CDK dashboard reads it.
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+
+/** The CloudWatch namespace of every Bulwark metric. */
+export const metricNamespace = 'Bulwark';
+
+/** Powertools adds `service` (the function's service name) to every metric as a default dimension. */
+export const serviceDimension = 'service';
+
+export interface MetricDefinition {
+  readonly name: string;
+  readonly unit: (typeof MetricUnit)[keyof typeof MetricUnit];
+  /** The exact dimension set of every data point, `service` first. */
+  readonly dimensions: readonly string[];
+  /** What one data point means, for dashboards, alarms and the README. */
+  readonly meaning: string;
+  /** How a dashboard should aggregate it. */
+  readonly statistic: 'Sum' | 'Average' | 'p99';
+}
+
+const count = MetricUnit.Count;
+
+/**
+ * Every metric, keyed by name. Emit them with `recordMetric` (typed against this catalog) so a name,
+ * unit or dimension can never drift from what the dashboard and alarms expect.
+ */
+export const metricCatalog = {
+  ColdStart: {
+    name: 'ColdStart',
+    unit: count,
+    dimensions: [serviceDimension, 'function_name'],
+    meaning: 'A new execution environment served its first invocation (emitted by Powertools).',
+    statistic: 'Sum',
+  },
+  AuthSuccess: {
+    name: 'AuthSuccess',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A credential (JWT, API key or signed service request) was verified.',
+    statistic: 'Sum',
+  },
+  AuthFailure: {
+    name: 'AuthFailure',
+    unit: count,
+    dimensions: [serviceDimension, 'reason'],
+    meaning: 'A credential was missing or rejected; `reason` is the stable cause (expired, bad_signature…).',
+    statistic: 'Sum',
+  },
+  AuthLatency: {
+    name: 'AuthLatency',
+    unit: MetricUnit.Milliseconds,
+    dimensions: [serviceDimension],
+    meaning: 'Time spent verifying one credential, success or failure (JWKS fetches included).',
+    statistic: 'p99',
+  },
+  AccessDenied: {
+    name: 'AccessDenied',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'An authenticated caller lacked the role, scope or permission a route requires (403).',
+    statistic: 'Sum',
+  },
+  ReplayRejected: {
+    name: 'ReplayRejected',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A signed service request reused a nonce it had already used (a replay).',
+    statistic: 'Sum',
+  },
+  CsrfRejected: {
+    name: 'CsrfRejected',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A state-changing request failed the CSRF double-submit check.',
+    statistic: 'Sum',
+  },
+  RateLimited: {
+    name: 'RateLimited',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A request was refused with 429 because its key was over its limit.',
+    statistic: 'Sum',
+  },
+  RateLimitStoreError: {
+    name: 'RateLimitStoreError',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'The limiter could not reach DynamoDB and used its failure policy (local fallback limit).',
+    statistic: 'Sum',
+  },
+  CircuitOpened: {
+    name: 'CircuitOpened',
+    unit: count,
+    dimensions: [serviceDimension, 'circuit'],
+    meaning: 'A circuit to a downstream service opened after repeated failures.',
+    statistic: 'Sum',
+  },
+  CircuitRejected: {
+    name: 'CircuitRejected',
+    unit: count,
+    dimensions: [serviceDimension, 'circuit'],
+    meaning: 'A call was refused without being attempted because its circuit was open.',
+    statistic: 'Sum',
+  },
+  CircuitStoreError: {
+    name: 'CircuitStoreError',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A breaker could not read or write its shared state in DynamoDB and fell back to local state.',
+    statistic: 'Sum',
+  },
+  DataKeyCacheHit: {
+    name: 'DataKeyCacheHit',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'Envelope encryption reused a cached data key instead of calling KMS.',
+    statistic: 'Sum',
+  },
+  KmsRequest: {
+    name: 'KmsRequest',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A KMS GenerateDataKey or Decrypt request was made (cost and throttling driver).',
+    statistic: 'Sum',
+  },
+  EmailSent: {
+    name: 'EmailSent',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'The email worker handed a message to SES or SMTP.',
+    statistic: 'Sum',
+  },
+  EmailFailed: {
+    name: 'EmailFailed',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'An email send attempt failed (it is retried until its attempts run out).',
+    statistic: 'Sum',
+  },
+  WebhookDelivered: {
+    name: 'WebhookDelivered',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A webhook endpoint acknowledged a delivery with a 2xx.',
+    statistic: 'Sum',
+  },
+  WebhookFailed: {
+    name: 'WebhookFailed',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A webhook delivery attempt failed (non-2xx, timeout or blocked address).',
+    statistic: 'Sum',
+  },
+} as const satisfies Record<string, MetricDefinition>;
+
+export type MetricName = keyof typeof metricCatalog;
+
+/** The dimensions a metric carries beyond the default `service` dimension. */
+export type ExtraDimension<N extends MetricName> = Exclude<
+  (typeof metricCatalog)[N]['dimensions'][number],
+  typeof serviceDimension
+>;
+
+/** The catalog as a list, in declaration order (dashboards, docs, tests). */
+export const metricDefinitions: readonly MetricDefinition[] = Object.values(metricCatalog);
+
+/** Whether a name is in the catalog. */
+export function isCatalogMetric(name: string): name is MetricName {
+  return Object.hasOwn(metricCatalog, name);
+}

@@ -1,0 +1,55 @@
+// Middy adapter: flushes a function's metrics once per invocation (answers, errors and early answers alike) and records cold starts.
+import { METRICS_KEY } from '@aws-lambda-powertools/commons';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { MiddlewareObj, Request } from '@middy/core';
+import { registerCleanup, runCleanup } from '../cleanup.js';
+import { assertNoProblems } from '../errors.js';
+
+export interface CaptureMetricsOptions {
+  /** Emit Powertools' `ColdStart` metric (dimensions service, function_name) on a cold start. @default true */
+  readonly captureColdStartMetric?: boolean;
+}
+
+const metricsCleanup = 'bulwark.metrics';
+
+/**
+ * Built on Powertools' `logMetrics`: its `before` records the cold start and registers Powertools'
+ * own cleanup key; the flush is replaced by one that runs exactly once per invocation, also when the
+ * handler throws or another middleware answers early, and that stays quiet when nothing was recorded
+ * (Powertools would warn on every such invocation).
+ *
+ * @example
+ * const metrics = createMetrics({ serviceName: 'users' });
+ * export const handler = middy(fn).use(captureMetrics(metrics)).use(httpErrorHandler({ logger }));
+ */
+export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions = {}): MiddlewareObj {
+  const problems: string[] = [];
+  if (typeof metrics?.publishStoredMetrics !== 'function')
+    problems.push('metrics must be a Powertools Metrics');
+  assertNoProblems('captureMetrics', problems);
+  const powertools = logMetrics(metrics, { captureColdStartMetric: options.captureColdStartMetric ?? true });
+  const flush = () => {
+    if (metrics.hasStoredMetrics()) {
+      metrics.publishStoredMetrics();
+      return;
+    }
+    // Dimensions and metadata added during an invocation must not leak into the next one.
+    metrics.clearDimensions();
+    metrics.clearMetadata();
+  };
+
+  const captureMetricsBefore = async (request: Request) => {
+    await powertools.before?.(request);
+    registerCleanup(request, metricsCleanup, flush);
+    // Powertools middlewares that answer early (idempotency) call its cleanupMiddlewares: point its
+    // key at the same once-only flush.
+    (request.internal as Record<string, unknown>)[METRICS_KEY] = () => runCleanup(request, metricsCleanup);
+  };
+  const captureMetricsAfterOrError = (request: Request) => runCleanup(request, metricsCleanup);
+  return {
+    before: captureMetricsBefore,
+    after: captureMetricsAfterOrError,
+    onError: captureMetricsAfterOrError,
+  };
+}

@@ -1,0 +1,79 @@
+// Emitting catalog metrics through Powertools Metrics (EMF), typed so names, units and dimensions match the catalog.
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { assertNoProblems } from '../errors.js';
+import {
+  type ExtraDimension,
+  type MetricName,
+  metricCatalog,
+  metricNamespace,
+  serviceDimension,
+} from './catalog.js';
+
+export interface CreateMetricsOptions {
+  /** The `service` dimension of every metric; use the function's name. */
+  readonly serviceName: string;
+}
+
+/**
+ * A Powertools `Metrics` in the `Bulwark` namespace. Create one per function at module scope.
+ *
+ * @example
+ * const metrics = createMetrics({ serviceName: 'users' });
+ */
+export function createMetrics(options: CreateMetricsOptions): Metrics {
+  const problems: string[] = [];
+  if (typeof options?.serviceName !== 'string' || options.serviceName.trim() === '') {
+    problems.push('serviceName must be a non-empty string');
+  }
+  assertNoProblems('createMetrics', problems);
+  return new Metrics({ namespace: metricNamespace, serviceName: options.serviceName });
+}
+
+/** The extra dimensions of a metric, each a short label (a reason code, a circuit name). */
+export type MetricDimensions<N extends MetricName> = Readonly<Record<ExtraDimension<N>, string>>;
+
+/** Options of {@link recordMetric}: required `dimensions` exactly when the catalog lists extra ones. */
+export type RecordMetricArgs<N extends MetricName> = [ExtraDimension<N>] extends [never]
+  ? [options?: { readonly value?: number }]
+  : [options: { readonly dimensions: MetricDimensions<N>; readonly value?: number }];
+
+/**
+ * A dimension value safe for CloudWatch and bounded in cardinality: short, no control characters.
+ * Values come from reason codes and circuit names, never from raw user input, but are cleaned anyway.
+ */
+export function dimensionValue(value: unknown): string {
+  const cleaned = String(value ?? '')
+    .trim()
+    .replace(/[^A-Za-z0-9_.:/-]/g, '_')
+    .slice(0, 64);
+  return cleaned === '' ? 'unknown' : cleaned;
+}
+
+/**
+ * Adds one data point of a catalog metric. Metrics without extra dimensions are buffered and flushed
+ * with the invocation (one EMF line); metrics with extra dimensions are written at once as their own
+ * EMF line, because one EMF line has one dimension set.
+ *
+ * @example
+ * recordMetric(metrics, 'RateLimited');
+ * recordMetric(metrics, 'AuthFailure', { dimensions: { reason: 'expired' } });
+ * recordMetric(metrics, 'AuthLatency', { value: 12.5 });
+ */
+export function recordMetric<N extends MetricName>(
+  metrics: Metrics,
+  name: N,
+  ...[options]: RecordMetricArgs<N>
+): void {
+  const definition = metricCatalog[name];
+  const value = options?.value ?? 1;
+  if (!Number.isFinite(value)) return;
+  const extra = definition.dimensions.filter((dimension) => dimension !== serviceDimension);
+  if (extra.length === 0) {
+    metrics.addMetric(name, definition.unit, value);
+    return;
+  }
+  const dimensions = (options as { dimensions?: Record<string, unknown> } | undefined)?.dimensions ?? {};
+  const single = metrics.singleMetric();
+  for (const dimension of extra) single.addDimension(dimension, dimensionValue(dimensions[dimension]));
+  single.addMetric(name, definition.unit, value);
+}

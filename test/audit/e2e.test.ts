@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
+import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+
+// The functions read their log level when the runtime loads them (beforeAll): audit lines are INFO,
+// which the suite otherwise silences.
+process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+
+const api = useLocalRuntime({ as: adminUser });
+enableMetricsOutput();
+const output = captureStdout();
+
+type Line = Record<string, unknown> & { service?: string; audit?: AuditEvent };
+
+const linesOf = (service: string) => (output.json() as Line[]).filter((line) => line.service === service);
+const requestEvents = (service: string) =>
+  linesOf(service).flatMap((line) => (line.audit?.eventType === 'http.request' ? [line.audit] : []));
+
+async function registerUser(): Promise<string> {
+  const created = await api.request('POST', '/users', {
+    body: { email: `audit-${randomUUID()}@example.com`, name: 'Audited' },
+  });
+  expect(created.status).toBe(201);
+  return (created.body as { id: string }).id;
+}
+
+describe('audit, metrics and correlation ids in the sample system', () => {
+  it('returns the caller’s correlation id and carries it into the users service call', async () => {
+    const userId = await registerUser();
+    output.clear();
+    const correlationId = `e2e-${randomUUID()}`;
+    const response = await api.request('POST', '/bookings', {
+      headers: { 'x-correlation-id': correlationId },
+      body: {
+        userId,
+        roomId: `room-${randomUUID()}`,
+        start: '2031-02-03T09:00:00Z',
+        end: '2031-02-03T10:00:00Z',
+      },
+    });
+    expect(response.status).toBe(201);
+    expect(response.headers.get('x-correlation-id')).toBe(correlationId);
+
+    // The bookings request, audited once, with the caller as principal.
+    const [booking] = requestEvents('bookings');
+    expect(booking).toMatchObject({
+      method: 'POST',
+      path: '/bookings',
+      statusCode: 201,
+      outcome: 'success',
+      userId: 'e2e-admin',
+      correlationId,
+    });
+    // The users function answered the service call under the same correlation id, signed by bookings.
+    const lookup = requestEvents('users').find((event) => event.path === `/users/${userId}`);
+    expect(lookup).toMatchObject({
+      method: 'GET',
+      statusCode: 200,
+      userId: 'bookings',
+      isM2M: true,
+      correlationId,
+    });
+    // Every log line either function wrote for this request carries it as Powertools' correlation_id.
+    const requestLines = [...linesOf('bookings'), ...linesOf('users')].filter((line) => !line._aws);
+    expect(requestLines.length).toBeGreaterThanOrEqual(4);
+    for (const line of requestLines) expect(line.correlation_id).toBe(correlationId);
+  });
+
+  it('generates a correlation id when the caller sends none, or an unusable one', async () => {
+    const plain = await api.request('GET', '/bookings?limit=1');
+    const generated = plain.headers.get('x-correlation-id') ?? '';
+    expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+    const hostile = await api.request('GET', '/bookings?limit=1', { headers: { 'x-correlation-id': 'a b' } });
+    expect(hostile.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(requestEvents('bookings').map((event) => event.correlationId)).toEqual([
+      generated,
+      hostile.headers.get('x-correlation-id'),
+    ]);
+  });
+
+  it('audits and counts a request refused by authentication, with its reason', async () => {
+    const response = await api.request('GET', '/bookings', {
+      token: null,
+      headers: { 'x-correlation-id': 'no-token' },
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('x-correlation-id')).toBe('no-token');
+    const events = linesOf('bookings').flatMap((line) => (line.audit ? [line.audit] : []));
+    expect(events.find((event) => event.eventType === 'auth.failure')).toMatchObject({
+      outcome: 'denied',
+      correlationId: 'no-token',
+      path: '/bookings',
+      metadata: { reason: 'missing' },
+    });
+    expect(events.find((event) => event.eventType === 'http.request')).toMatchObject({
+      statusCode: 401,
+      outcome: 'denied',
+      correlationId: 'no-token',
+    });
+    const emf = output.emf();
+    expect(emf.find((line) => line.AuthFailure !== undefined)).toMatchObject({
+      service: 'bookings',
+      reason: 'missing',
+    });
+    for (const line of emf) expect(emfProblems(line, metricCatalog, metricNamespace)).toEqual([]);
+  });
+
+  it('audits, counts and labels a request refused by the rate limiter', async () => {
+    const sourceIp = `127.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250) + 1}`;
+    const register = () =>
+      api.request('POST', '/users', {
+        sourceIp,
+        headers: { 'x-correlation-id': 'flood' },
+        body: { email: `flood-${randomUUID()}@example.com`, name: 'Flood' },
+      });
+    // The register preset admits 3 per 5 minutes per IP.
+    for (let attempt = 0; attempt < 3; attempt += 1) expect((await register()).status).toBe(201);
+    output.clear();
+    const refused = await register();
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('x-correlation-id')).toBe('flood');
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.headers.get('ratelimit')).toBeTruthy();
+    const events = linesOf('users').flatMap((line) => (line.audit ? [line.audit] : []));
+    expect(events.find((event) => event.eventType === 'rateLimit.hit')).toMatchObject({
+      outcome: 'denied',
+      correlationId: 'flood',
+      ipAddress: sourceIp,
+    });
+    expect(events.find((event) => event.eventType === 'http.request')).toMatchObject({
+      statusCode: 429,
+      outcome: 'denied',
+      ipAddress: sourceIp,
+    });
+    expect(output.emf().some((line) => line.RateLimited !== undefined && line.service === 'users')).toBe(
+      true,
+    );
+  });
+
+  it('writes the admin delete as an admin.action audit event', async () => {
+    const userId = await registerUser();
+    output.clear();
+    const response = await api.request('DELETE', `/admin/users/${userId}`);
+    expect(response.status).toBe(204);
+    const action = linesOf('users').find((line) => line.audit?.eventType === 'admin.action')?.audit;
+    expect(action).toMatchObject({
+      outcome: 'success',
+      userId: 'e2e-admin',
+      isM2M: false,
+      path: `/admin/users/${userId}`,
+      method: 'DELETE',
+      metadata: { action: 'user.deleted', targetUserId: userId },
+    });
+  });
+
+  it('never audits /health, and keeps personal data and credentials out of every line', async () => {
+    const health = await api.request('GET', '/health');
+    expect(health.status).toBe(200);
+    expect(output.audit()).toEqual([]);
+    const email = `private-${randomUUID()}@example.com`;
+    const token = await api.token({ sub: 'e2e-admin', roles: ['admin'] });
+    await api.request('POST', '/users', { token, body: { email, name: 'Private' } });
+    await api.request('POST', '/users', { token, body: { email, name: 'Private again' } });
+    const text = output.lines().join('\n');
+    expect(output.audit().length).toBeGreaterThanOrEqual(2);
+    expect(text).not.toContain(email);
+    expect(text).not.toContain(token);
+  });
+});

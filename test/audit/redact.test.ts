@@ -1,0 +1,173 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { describe, expect, it } from 'vitest';
+import { createRedactor, redact, redactedValue } from '../../middleware/audit/redact.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { captureStdout } from '../helpers/log-capture.js';
+
+const jwt =
+  'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEiLCJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJlLWJ5dGVzLWhlcmU';
+
+describe('redaction', () => {
+  const output = captureStdout();
+
+  it('redacts every default key at any depth and in any casing', () => {
+    const redactor = createRedactor();
+    const result = redactor.redact({
+      Password: 'p1',
+      nested: {
+        PASSWORD_HASH: 'p2',
+        list: [{ Access_Token: 'p3' }, { 'X-API-KEY': 'p4' }],
+        deeper: { refresh_token: 'p5', Authorization: 'p6', cookie: 'p7', 'Set-Cookie': ['p8'] },
+      },
+      secret: { anything: 'p9' },
+      api_key: 'p10',
+      Credit_Card: 'p11',
+      SSN: 'p12',
+      token: 'p13',
+      cookies: ['p14'],
+      keep: 'visible',
+    });
+    const text = JSON.stringify(result);
+    for (let index = 1; index <= 14; index += 1) expect(text).not.toContain(`"p${index}"`);
+    expect(result).toMatchObject({ Password: redactedValue, secret: redactedValue, keep: 'visible' });
+  });
+
+  it('redacts names that end with a sensitive key but keeps look-alikes', () => {
+    const redactor = createRedactor();
+    expect(
+      redactor.redact({ client_secret: 'a', idToken: 'b', dbPassword: 'c', 'X-CSRF-Token': 'd' }),
+    ).toEqual({
+      client_secret: redactedValue,
+      idToken: redactedValue,
+      dbPassword: redactedValue,
+      'X-CSRF-Token': redactedValue,
+    });
+    expect(redactor.redact({ secretName: 'users-db', tokenUse: 'access', apiKeyId: 'k-1' })).toEqual({
+      secretName: 'users-db',
+      tokenUse: 'access',
+      apiKeyId: 'k-1',
+    });
+  });
+
+  it('redacts configured keys the same way as the defaults', () => {
+    const redactor = createRedactor({ keys: ['email', 'phone_number'] });
+    expect(redactor.redact({ EMAIL: 'a@b.c', contact: { phoneNumber: '+33' }, name: 'Al' })).toEqual({
+      EMAIL: redactedValue,
+      contact: { phoneNumber: redactedValue },
+      name: 'Al',
+    });
+  });
+
+  it('redacts JWTs, bearer credentials and key=value secrets inside free text', () => {
+    const redactor = createRedactor();
+    const text = redactor.redactString(
+      `token ${jwt} sent with Authorization: Bearer abc.def-123 and Basic dXNlcjpwYXNz; password=hunter2&user=al {"api_key": "k-9"}`,
+    );
+    expect(text).not.toContain(jwt.slice(0, 20));
+    expect(text).not.toContain('abc.def-123');
+    expect(text).not.toContain('dXNlcjpwYXNz');
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain('k-9');
+    expect(text).toContain('user=al');
+    expect(text).toContain('Authorization: [REDACTED] and Basic [REDACTED]');
+  });
+
+  it('catches a JWT cut short by truncation', () => {
+    const redactor = createRedactor({ maxStringLength: 60 });
+    const text = redactor.redactString(`prefix ${jwt}`);
+    expect(text).not.toContain(jwt.slice(0, 30));
+    expect(text).toMatch(/truncated \d+ chars/);
+  });
+
+  it('copies hostile values safely: circular, throwing getters, deep, huge, binary, errors', () => {
+    const redactor = createRedactor({ maxDepth: 3, maxEntries: 4, maxStringLength: 10 });
+    const circular: Record<string, unknown> = { name: 'loop' };
+    circular.self = circular;
+    const hostile = Object.defineProperty({}, 'boom', {
+      enumerable: true,
+      get() {
+        throw new Error('getter');
+      },
+    });
+    const error = new Error(`failed with ${jwt}`, { cause: new Error('inner password=x') });
+    const result = redactor.redact({
+      circular,
+      hostile,
+      deep: { a: { b: { c: { d: 1 } } } },
+      many: [1, 2, 3, 4, 5, 6],
+    }) as Record<string, unknown>;
+    expect(result.circular).toEqual({ name: 'loop', self: '[Circular]' });
+    expect(result.hostile).toEqual({ boom: '[Unreadable]' });
+    expect(JSON.stringify(result.deep)).toContain('[Truncated: too deep]');
+    expect(result.many).toEqual([1, 2, 3, 4, '[2 more items]']);
+    const wide = redactor.redact({ a: 1, b: 2, c: 3, d: 4, e: 5, f: 6 });
+    expect(wide).toEqual({ a: 1, b: 2, c: 3, d: 4, '…': '[2 more entries]' });
+    expect(redactor.redact('x'.repeat(50))).toBe('xxxxxxxxxx…[truncated 40 chars]');
+
+    const full = createRedactor();
+    const copied = full.redact({
+      error,
+      buffer: Buffer.from('secret-bytes'),
+      big: 10n,
+      when: new Date(0),
+      invalid: new Date(Number.NaN),
+      map: new Map([
+        ['token', 't'],
+        ['ok', 'v'],
+      ]),
+      set: new Set(['a']),
+      fn: () => 1,
+      nan: Number.NaN,
+      json: { toJSON: () => ({ password: 'pw' }) },
+      broken: {
+        toJSON: () => {
+          throw new Error('no');
+        },
+      },
+    }) as Record<string, unknown>;
+    const text = JSON.stringify(copied);
+    expect(text).not.toContain('secret-bytes');
+    expect(text).not.toContain(jwt.slice(0, 20));
+    expect(text).not.toContain('password=x');
+    expect(copied).toMatchObject({
+      buffer: '[binary 12 bytes]',
+      big: '10',
+      when: '1970-01-01T00:00:00.000Z',
+      invalid: 'Invalid Date',
+      map: { token: redactedValue, ok: 'v' },
+      set: ['a'],
+      nan: 'NaN',
+      json: { password: redactedValue },
+      broken: '[Unserializable]',
+    });
+    expect(copied.fn).toBeUndefined();
+    expect(copied.error).toMatchObject({ name: 'Error', cause: { name: 'Error' } });
+    expect(redact(new ArrayBuffer(4))).toBe('[binary 4 bytes]');
+  });
+
+  it('redacts every line of a Powertools Logger given the replacer, errors included', () => {
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: createRedactor().replacer,
+    });
+    logger.info('signed in', { user: { name: 'al', password: 'pw-1' }, header: `Bearer ${jwt}` });
+    logger.error('failed', new Error(`bad token=${'t0k3n'}`));
+    const lines = output.lines().join('\n');
+    expect(lines).not.toContain('pw-1');
+    expect(lines).not.toContain(jwt.slice(0, 20));
+    expect(lines).not.toContain('t0k3n');
+    expect(output.json()).toHaveLength(2);
+  });
+
+  it('rejects invalid options, listing every problem at once', () => {
+    const attempt = () =>
+      createRedactor({ maxDepth: 0, maxEntries: 1.5, maxStringLength: -1, keys: ['', 'ok'] });
+    expect(attempt).toThrow(InvalidOptionsError);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as InvalidOptionsError).problems).toHaveLength(4);
+    }
+  });
+});

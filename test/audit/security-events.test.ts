@@ -1,0 +1,168 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { describe, expect, it } from 'vitest';
+import { securityEventOutcome } from '../../middleware/audit/audit-event.js';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { createSecurityEventListener, securityEventMetrics } from '../../middleware/audit/security-events.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { emitEvent, type SecurityEvent, type SecurityEventType } from '../../middleware/events.js';
+import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+import { createMetrics } from '../../middleware/metrics/record.js';
+import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
+import { alice, reportingService } from './fixtures.js';
+
+enableMetricsOutput();
+const output = captureStdout();
+
+function listener() {
+  const auditLogger = new AuditLogger({ logger: new Logger({ serviceName: 'users', logLevel: 'INFO' }) });
+  const metrics = createMetrics({ serviceName: 'users' });
+  return { metrics, onEvent: createSecurityEventListener({ auditLogger, metrics }) };
+}
+
+/** One example of each event, as the capabilities report them. */
+const examples: Record<SecurityEventType, { event: SecurityEvent; metric?: string; audited: boolean }> = {
+  'auth.success': {
+    event: { type: 'auth.success', principal: alice, durationMs: 4.2 },
+    metric: 'AuthSuccess',
+    audited: true,
+  },
+  'auth.failure': {
+    event: { type: 'auth.failure', reason: 'expired', durationMs: 1.5 },
+    metric: 'AuthFailure',
+    audited: true,
+  },
+  'access.denied': {
+    event: { type: 'access.denied', reason: 'missing_scope', principal: reportingService },
+    metric: 'AccessDenied',
+    audited: true,
+  },
+  'apiKey.used': { event: { type: 'apiKey.used', metadata: { keyId: 'k-1' } }, audited: true },
+  'replay.rejected': {
+    event: { type: 'replay.rejected', reason: 'nonce_reused' },
+    metric: 'ReplayRejected',
+    audited: true,
+  },
+  'csrf.rejected': {
+    event: { type: 'csrf.rejected', reason: 'token_mismatch' },
+    metric: 'CsrfRejected',
+    audited: true,
+  },
+  'rateLimit.hit': {
+    event: { type: 'rateLimit.hit', metadata: { policy: 'public' } },
+    metric: 'RateLimited',
+    audited: true,
+  },
+  'rateLimit.storeError': {
+    event: { type: 'rateLimit.storeError', reason: 'timeout' },
+    metric: 'RateLimitStoreError',
+    audited: true,
+  },
+  'circuit.opened': {
+    event: { type: 'circuit.opened', metadata: { circuit: 'users' } },
+    metric: 'CircuitOpened',
+    audited: true,
+  },
+  'circuit.halfOpen': { event: { type: 'circuit.halfOpen', metadata: { circuit: 'users' } }, audited: true },
+  'circuit.closed': { event: { type: 'circuit.closed', metadata: { circuit: 'users' } }, audited: true },
+  'circuit.rejected': {
+    event: { type: 'circuit.rejected', metadata: { circuit: 'users' } },
+    metric: 'CircuitRejected',
+    audited: true,
+  },
+  'circuit.storeError': {
+    event: { type: 'circuit.storeError', metadata: { circuit: 'users' } },
+    metric: 'CircuitStoreError',
+    audited: true,
+  },
+  'secret.accessed': {
+    event: { type: 'secret.accessed', metadata: { name: 'db', outcome: 'ok' } },
+    audited: true,
+  },
+  'dataKey.cacheHit': { event: { type: 'dataKey.cacheHit' }, metric: 'DataKeyCacheHit', audited: false },
+  'kms.request': {
+    event: { type: 'kms.request', metadata: { operation: 'Decrypt' } },
+    metric: 'KmsRequest',
+    audited: false,
+  },
+  'admin.action': {
+    event: { type: 'admin.action', principal: alice, metadata: { action: 'user.deleted' } },
+    audited: true,
+  },
+};
+
+describe('createSecurityEventListener()', () => {
+  it.each(Object.entries(examples))(
+    'turns %s into its audit line and its catalog metric',
+    (type, example) => {
+      const { metrics, onEvent } = listener();
+      emitEvent(onEvent, example.event);
+      metrics.publishStoredMetrics();
+      const audit = output.audit();
+      if (example.audited) {
+        expect(audit).toHaveLength(1);
+        expect(audit[0]).toMatchObject({
+          eventType: type,
+          outcome: securityEventOutcome[type as SecurityEventType],
+        });
+        if (example.event.principal) expect(audit[0]?.userId).toBe(example.event.principal.id);
+        if (example.event.reason) expect(audit[0]?.metadata.reason).toBe(example.event.reason);
+      } else {
+        expect(audit).toEqual([]);
+      }
+      const lines = output.emf();
+      for (const line of lines) expect(emfProblems(line, metricCatalog, metricNamespace)).toEqual([]);
+      const names = lines.flatMap((line) =>
+        line._aws.CloudWatchMetrics.flatMap((d) => d.Metrics.map((m) => m.Name)),
+      );
+      expect(names.filter((name) => name !== 'AuthLatency')).toEqual(example.metric ? [example.metric] : []);
+    },
+  );
+
+  it('labels failures by reason and circuits by name, and records verification latency', () => {
+    const { metrics, onEvent } = listener();
+    onEvent({ type: 'auth.failure', reason: 'bad signature!' });
+    onEvent({ type: 'auth.failure', metadata: { reason: 'expired', durationMs: 3 } });
+    onEvent({ type: 'auth.failure' });
+    onEvent({ type: 'circuit.opened', metadata: { circuit: 'users' } });
+    onEvent({ type: 'circuit.rejected' });
+    onEvent({ type: 'auth.success', durationMs: -1 });
+    metrics.publishStoredMetrics();
+    const lines = output.emf();
+    expect(lines.filter((l) => l.AuthFailure !== undefined).map((l) => l.reason)).toEqual([
+      'bad_signature_',
+      'expired',
+      'unknown',
+    ]);
+    expect(
+      lines
+        .filter((l) => l.CircuitOpened !== undefined || l.CircuitRejected !== undefined)
+        .map((l) => l.circuit),
+    ).toEqual(['users', 'unknown']);
+    const buffered = lines.find((l) => l.AuthSuccess !== undefined);
+    expect(buffered?.AuthLatency).toBe(3);
+  });
+
+  it('works with only an audit logger or only metrics, and never throws', () => {
+    const auditOnly = createSecurityEventListener({
+      auditLogger: new AuditLogger({ logger: new Logger({ logLevel: 'INFO' }) }),
+    });
+    auditOnly({ type: 'rateLimit.hit' });
+    expect(output.audit()).toHaveLength(1);
+    const broken = createSecurityEventListener({
+      metrics: {
+        addMetric: () => {
+          throw new Error('metrics down');
+        },
+      } as never,
+    });
+    expect(() => broken({ type: 'rateLimit.hit' })).not.toThrow();
+    expect(Object.keys(securityEventMetrics).sort()).toEqual(Object.keys(securityEventOutcome).sort());
+  });
+
+  it('rejects invalid options, listing every problem at once', () => {
+    expect(() => createSecurityEventListener({})).toThrow(InvalidOptionsError);
+    expect(() => createSecurityEventListener({ auditLogger: {} as never, metrics: {} as never })).toThrow(
+      /auditLogger.*metrics/,
+    );
+  });
+});

@@ -1,0 +1,182 @@
+import { cleanupMiddlewares } from '@aws-lambda-powertools/commons';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { respondEarly } from '../../middleware/cleanup.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import {
+  isCatalogMetric,
+  metricCatalog,
+  metricDefinitions,
+  metricNamespace,
+} from '../../middleware/metrics/catalog.js';
+import { captureMetrics } from '../../middleware/metrics/middy.js';
+import { createMetrics, dimensionValue, recordMetric } from '../../middleware/metrics/record.js';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
+
+enableMetricsOutput();
+const output = captureStdout();
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('the metric catalog', () => {
+  it('lists each metric once, keyed by its name, in namespace Bulwark with service first', () => {
+    expect(metricNamespace).toBe('Bulwark');
+    for (const [key, definition] of Object.entries(metricCatalog)) {
+      expect(definition.name).toBe(key);
+      expect(definition.dimensions[0]).toBe('service');
+      expect(new Set(definition.dimensions).size).toBe(definition.dimensions.length);
+      expect(definition.meaning.length).toBeGreaterThan(20);
+      expect(['Count', 'Milliseconds']).toContain(definition.unit);
+    }
+    expect(metricDefinitions.map((definition) => definition.name)).toEqual(
+      expect.arrayContaining([
+        'AuthSuccess',
+        'AuthFailure',
+        'AccessDenied',
+        'RateLimited',
+        'RateLimitStoreError',
+        'CircuitOpened',
+        'CircuitRejected',
+        'DataKeyCacheHit',
+        'KmsRequest',
+        'EmailSent',
+        'EmailFailed',
+        'WebhookDelivered',
+        'WebhookFailed',
+        'AuthLatency',
+        'ColdStart',
+      ]),
+    );
+    expect(isCatalogMetric('AuthFailure')).toBe(true);
+    expect(isCatalogMetric('toString')).toBe(false);
+  });
+
+  it('emits every catalog metric as EMF that matches the catalog', () => {
+    const metrics = createMetrics({ serviceName: 'users' });
+    for (const definition of metricDefinitions) {
+      if (definition.name === 'ColdStart') continue;
+      const extra = definition.dimensions.filter((dimension) => dimension !== 'service');
+      const dimensions = Object.fromEntries(extra.map((dimension) => [dimension, `${dimension}-value`]));
+      (recordMetric as (m: unknown, n: string, o: unknown) => void)(metrics, definition.name, {
+        ...(extra.length > 0 ? { dimensions } : {}),
+        value: 3,
+      });
+    }
+    metrics.publishStoredMetrics();
+    const lines = output.emf();
+    // One line for the metrics with only `service`, one per metric with its own dimensions.
+    const withExtra = metricDefinitions.filter((d) => d.name !== 'ColdStart' && d.dimensions.length > 1);
+    expect(lines).toHaveLength(1 + withExtra.length);
+    for (const line of lines) expect(emfProblems(line, metricCatalog, metricNamespace)).toEqual([]);
+    const emitted = lines.flatMap((line) =>
+      line._aws.CloudWatchMetrics[0]?.Metrics.map((metric) => metric.Name),
+    );
+    expect(new Set(emitted)).toEqual(
+      new Set(metricDefinitions.map((d) => d.name).filter((n) => n !== 'ColdStart')),
+    );
+    const failure = lines.find((line) => line.AuthFailure !== undefined);
+    expect(failure).toMatchObject({ service: 'users', reason: 'reason-value', AuthFailure: 3 });
+  });
+
+  it('keeps dimension values short and safe, and skips values that are not numbers', () => {
+    expect(dimensionValue('bad signature\r\n')).toBe('bad_signature');
+    expect(dimensionValue('')).toBe('unknown');
+    expect(dimensionValue(undefined)).toBe('unknown');
+    expect(dimensionValue('x'.repeat(100))).toHaveLength(64);
+    const metrics = createMetrics({ serviceName: 'users' });
+    recordMetric(metrics, 'AuthLatency', { value: Number.NaN });
+    expect(metrics.hasStoredMetrics()).toBe(false);
+  });
+
+  it('rejects a missing service name', () => {
+    expect(() => createMetrics({ serviceName: ' ' })).toThrow(InvalidOptionsError);
+  });
+});
+
+function metricsPipeline(handler: () => Promise<unknown>) {
+  const metrics = createMetrics({ serviceName: 'bookings' });
+  const wrapped = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+    .use(captureMetrics(metrics))
+    .use(httpErrorHandler({ logger: { error: () => {} } }))
+    .handler(handler as never);
+  return { metrics, wrapped };
+}
+
+describe('captureMetrics()', () => {
+  it('records a cold start once, with the function name, and flushes every invocation', async () => {
+    vi.stubEnv('AWS_LAMBDA_INITIALIZATION_TYPE', 'on-demand');
+    let calls = 0;
+    const { metrics, wrapped } = metricsPipeline(async () => {
+      calls += 1;
+      recordMetric(metrics, 'RateLimited');
+      return json(200, {});
+    });
+    await wrapped(httpEvent(), lambdaContext());
+    await wrapped(httpEvent(), lambdaContext());
+    expect(calls).toBe(2);
+    const lines = output.emf();
+    for (const line of lines) expect(emfProblems(line, metricCatalog, metricNamespace)).toEqual([]);
+    const coldStarts = lines.filter((line) => line.ColdStart !== undefined);
+    expect(coldStarts).toEqual([
+      expect.objectContaining({ function_name: 'bulwark-users', service: 'bookings' }),
+    ]);
+    expect(lines.filter((line) => line.RateLimited !== undefined)).toHaveLength(2);
+  });
+
+  it('flushes when the handler throws', async () => {
+    const { metrics, wrapped } = metricsPipeline(async () => {
+      recordMetric(metrics, 'CircuitRejected', { dimensions: { circuit: 'users' } });
+      recordMetric(metrics, 'AccessDenied');
+      throw new Error('boom');
+    });
+    const response = await wrapped(httpEvent(), lambdaContext());
+    expect(response.statusCode).toBe(500);
+    expect(output.emf().map((line) => line._aws.CloudWatchMetrics[0]?.Metrics[0]?.Name)).toEqual([
+      'CircuitRejected',
+      'AccessDenied',
+    ]);
+    expect(metrics.hasStoredMetrics()).toBe(false);
+  });
+
+  it('stays quiet when nothing was recorded, and drops the invocation’s dimensions', async () => {
+    const { metrics, wrapped } = metricsPipeline(async () => {
+      metrics.addDimension('tenant', 'one-off');
+      return json(200, {});
+    });
+    await wrapped(httpEvent(), lambdaContext());
+    expect(output.lines()).toEqual([]);
+    recordMetric(metrics, 'KmsRequest');
+    metrics.publishStoredMetrics();
+    expect(output.emf()[0]?.tenant).toBeUndefined();
+  });
+
+  it('flushes exactly once when a middleware answers early, through either cleanup entry point', async () => {
+    const metrics = createMetrics({ serviceName: 'bookings' });
+    const early = (via: 'bulwark' | 'powertools') =>
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(captureMetrics(metrics))
+        .use({
+          before: async (request) => {
+            recordMetric(metrics, 'RateLimited');
+            if (via === 'bulwark') return respondEarly(request, json(429, {}));
+            await cleanupMiddlewares(request as never);
+            await cleanupMiddlewares(request as never);
+            return json(429, {});
+          },
+        })
+        .handler(async () => json(200, {}));
+    expect((await early('bulwark')(httpEvent(), lambdaContext())).statusCode).toBe(429);
+    expect((await early('powertools')(httpEvent(), lambdaContext())).statusCode).toBe(429);
+    expect(output.emf().filter((line) => line.RateLimited !== undefined)).toHaveLength(2);
+  });
+
+  it('rejects something that is not a Metrics', () => {
+    expect(() => captureMetrics({} as never)).toThrow(InvalidOptionsError);
+  });
+});
