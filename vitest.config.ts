@@ -16,6 +16,9 @@ export default defineConfig({
     env: {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
+      // Like the log level above: functions under test emit EMF lines on every request; tests that
+      // read metrics turn them back on (test/helpers/log-capture.ts, enableMetricsOutput).
+      POWERTOOLS_METRICS_DISABLED: 'true',
       POWERTOOLS_DEV: 'false',
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'test',

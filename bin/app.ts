@@ -4,4 +4,17 @@ import { BulwarkStack, parseStage } from '../lib/bulwark-stack.js';
 
 const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
-new BulwarkStack(app, `Bulwark-${stage}`, { stage });
+// The JWT issuer until the stack creates its own Cognito user pool: `-c authIssuer=<url> -c authClientIds=a,b`.
+const authIssuer: unknown = app.node.tryGetContext('authIssuer');
+const authClientIds: unknown = app.node.tryGetContext('authClientIds');
+new BulwarkStack(app, `Bulwark-${stage}`, {
+  stage,
+  ...(typeof authIssuer === 'string'
+    ? {
+        auth: {
+          issuer: authIssuer,
+          clientIds: typeof authClientIds === 'string' ? authClientIds.split(',') : [],
+        },
+      }
+    : {}),
+});

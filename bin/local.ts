@@ -12,6 +12,13 @@ mkdirSync(dataDir, { recursive: true });
 
 const runtime = await startLocalRuntime({ port: Number(process.env.PORT ?? 3000), dataDir });
 
+// A ready-made admin token, so the curl lines below work at once; `npm run token` makes others.
+const adminToken = await runtime.auth.devIssuer.mint({
+  sub: 'alice',
+  roles: ['admin'],
+  expiresInSec: 12 * 3600,
+});
+
 const routeLines = routes.map(
   (route) => `    ${route.method.padEnd(6)} ${route.path.padEnd(22)} ${route.summary}`,
 );
@@ -27,6 +34,10 @@ console.log(
     ...routeLines,
     '',
     `  Try: curl -s ${runtime.url}/health`,
+    `  Dev issuer       ${runtime.auth.devIssuer.issuer} (JWKS ${runtime.url}/.well-known/jwks.json, key in ${dataDir})`,
+    `  Admin token      export TOKEN=${adminToken}`,
+    `                   curl -s -H "Authorization: Bearer $TOKEN" "${runtime.url}/admin/users?limit=5"`,
+    '                   more: npm run -s token -- --sub bob | --m2m --client-id svc-x --scope bookings/write',
     '  Function logs (Powertools JSON) follow. Ctrl-C stops everything.',
     '',
   ].join('\n'),

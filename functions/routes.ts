@@ -1,4 +1,6 @@
 // The one route table: read by the CDK stack (HTTP API routes) and by the local runtime.
+import type { RateLimitKeyBy } from '../middleware/rate-limit/client-key.js';
+import type { RateLimitPresetName } from '../middleware/rate-limit/policy.js';
 import type { TableDefinition } from '../middleware/store/tables.js';
 
 /** Settings of one Lambda function that serves HTTP routes. */
@@ -55,7 +57,15 @@ export interface RouteDefinition {
   readonly path: string;
   readonly function: HttpFunctionName;
   readonly auth: AuthRequirement;
+  /** The route's rate limit, applied by `routePipeline`; none when absent. */
+  readonly rateLimit?: RouteRateLimit;
   readonly summary: string;
+}
+
+/** A preset from `middleware/rate-limit/policy.ts`, counted per client IP or per principal (`user`). */
+export interface RouteRateLimit {
+  readonly preset: RateLimitPresetName;
+  readonly keyBy: RateLimitKeyBy;
 }
 
 export const routes = [
@@ -66,7 +76,14 @@ export const routes = [
     auth: { kind: 'public' },
     summary: 'Tables reachable',
   },
-  { method: 'POST', path: '/users', function: 'users', auth: { kind: 'public' }, summary: 'Register a user' },
+  {
+    method: 'POST',
+    path: '/users',
+    function: 'users',
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'register', keyBy: 'ip' },
+    summary: 'Register a user',
+  },
   {
     method: 'GET',
     path: '/users/{id}',
@@ -79,6 +96,7 @@ export const routes = [
     path: '/admin/users',
     function: 'users',
     auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    rateLimit: { preset: 'admin', keyBy: 'user' },
     summary: 'List users (admin)',
   },
   {
@@ -86,6 +104,7 @@ export const routes = [
     path: '/admin/users/{id}',
     function: 'users',
     auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    rateLimit: { preset: 'admin', keyBy: 'user' },
     summary: 'Delete a user (admin, audited)',
   },
   {
@@ -93,6 +112,7 @@ export const routes = [
     path: '/bookings',
     function: 'bookings',
     auth: { kind: 'principal', scopes: ['bookings/write'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
     summary: 'Book a room',
   },
   {
@@ -100,6 +120,7 @@ export const routes = [
     path: '/bookings',
     function: 'bookings',
     auth: { kind: 'principal', scopes: ['bookings/read'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
     summary: 'List bookings (cursor-paginated)',
   },
   {
@@ -107,6 +128,7 @@ export const routes = [
     path: '/bookings/{id}',
     function: 'bookings',
     auth: { kind: 'principal', scopes: ['bookings/read'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
     summary: 'Get a booking',
   },
   {
@@ -114,6 +136,7 @@ export const routes = [
     path: '/bookings/{id}',
     function: 'bookings',
     auth: { kind: 'principal', humanOnly: true },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
     summary: 'Cancel a booking (frees its slots)',
   },
 ] as const satisfies readonly RouteDefinition[];

@@ -3,9 +3,12 @@
 /** Stable machine-readable error codes. Renaming one is a breaking change. */
 export type BulwarkErrorCode =
   | 'INVALID_OPTIONS'
+  | 'INVALID_ARGUMENT'
   | 'VALIDATION_FAILED'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  | 'INVALID_TOKEN'
+  | 'INSUFFICIENT_SCOPE'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'CONFLICT'
@@ -13,7 +16,14 @@ export type BulwarkErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'TOO_MANY_REQUESTS'
   | 'SERVICE_UNAVAILABLE'
-  | 'INTERNAL';
+  | 'CIRCUIT_OPEN'
+  | 'DEPENDENCY_FAILED'
+  | 'DEPENDENCY_TIMEOUT'
+  | 'INTERNAL'
+  | 'ENCRYPTION_FAILED'
+  | 'DECRYPTION_FAILED'
+  | 'CONFIG_INVALID'
+  | 'SECRET_UNAVAILABLE';
 
 export interface BulwarkErrorOptions {
   cause?: unknown;
@@ -37,6 +47,13 @@ export class InvalidOptionsError extends BulwarkError {
   constructor(component: string, problems: readonly string[]) {
     super('INVALID_OPTIONS', `Invalid ${component} options: ${problems.join('; ')}`);
     this.problems = problems;
+  }
+}
+
+/** A call received an argument it can never accept (an empty key, a cost that is not a positive integer). */
+export class InvalidArgumentError extends BulwarkError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
   }
 }
 
@@ -96,6 +113,64 @@ export class UnauthorizedError extends HttpError {
 export class ForbiddenError extends HttpError {
   constructor(message = 'Access denied', options: HttpErrorOptions = {}) {
     super(403, 'FORBIDDEN', message, options);
+  }
+}
+
+/** Why a presented credential was rejected; stable, safe to log and to count, never the credential itself. */
+export type AuthFailureReason =
+  | 'malformed'
+  | 'bad_base64'
+  | 'too_large'
+  | 'alg_none'
+  | 'alg_not_allowed'
+  | 'missing_kid'
+  | 'unknown_kid'
+  | 'bad_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'wrong_client'
+  | 'wrong_token_use'
+  | 'missing_claim'
+  | 'unknown_key'
+  | 'revoked'
+  | 'unknown_service'
+  | 'timestamp_skew'
+  | 'replayed';
+
+/**
+ * A credential was presented but is not acceptable (bad, expired, revoked, replayed): 401 with an
+ * RFC 6750 `invalid_token` challenge. The message describes the problem, never the credential.
+ */
+export class InvalidTokenError extends HttpError {
+  readonly reason: AuthFailureReason;
+
+  constructor(reason: AuthFailureReason, message: string, options: HttpErrorOptions = {}) {
+    super(401, 'INVALID_TOKEN', message, {
+      ...options,
+      headers: {
+        'WWW-Authenticate': `Bearer realm="bulwark", error="invalid_token", error_description="${message}"`,
+        ...options.headers,
+      },
+    });
+    this.reason = reason;
+  }
+}
+
+/** The caller is authenticated but lacks scopes the route needs: 403 with an `insufficient_scope` challenge. */
+export class InsufficientScopeError extends HttpError {
+  readonly requiredScopes: readonly string[];
+
+  constructor(requiredScopes: readonly string[], options: HttpErrorOptions = {}) {
+    super(403, 'INSUFFICIENT_SCOPE', `Requires scope ${requiredScopes.join(' ')}`, {
+      ...options,
+      headers: {
+        'WWW-Authenticate': `Bearer realm="bulwark", error="insufficient_scope", scope="${requiredScopes.join(' ')}"`,
+        ...options.headers,
+      },
+    });
+    this.requiredScopes = requiredScopes;
   }
 }
 
@@ -159,5 +234,143 @@ export class ServiceUnavailableError extends HttpError {
   constructor(message = 'Service unavailable', retryAfterSec?: number, options: HttpErrorOptions = {}) {
     super(503, 'SERVICE_UNAVAILABLE', message, withRetryAfter(retryAfterSec, options));
     this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/** A circuit breaker is open (or its one half-open probe is in flight): the call was not made. */
+export class CircuitOpenError extends HttpError {
+  /** The circuit's name; for logs and metrics, never sent to the client. */
+  readonly circuitName: string;
+  readonly retryAfterSec: number;
+
+  constructor(circuitName: string, retryAfterSec: number, options: HttpErrorOptions = {}) {
+    super(503, 'CIRCUIT_OPEN', `Circuit ${circuitName} is open`, withRetryAfter(retryAfterSec, options));
+    this.circuitName = circuitName;
+    this.retryAfterSec = Math.max(1, Math.ceil(retryAfterSec));
+  }
+}
+
+/** A guarded call ran past its timeout and was aborted; counts as a failure of the dependency. */
+export class DependencyTimeoutError extends HttpError {
+  readonly dependency: string;
+  readonly timeoutMs: number;
+
+  constructor(dependency: string, timeoutMs: number, options: HttpErrorOptions = {}) {
+    super(504, 'DEPENDENCY_TIMEOUT', `${dependency} did not answer within ${timeoutMs} ms`, options);
+    this.dependency = dependency;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A dependency failed: network error or an answer that counts as a failure (5xx by default). */
+export class DependencyError extends HttpError {
+  readonly dependency: string;
+  /** The dependency's HTTP status, when it answered. */
+  readonly upstreamStatus: number | undefined;
+
+  constructor(
+    dependency: string,
+    message: string,
+    options: HttpErrorOptions & { upstreamStatus?: number } = {},
+  ) {
+    super(502, 'DEPENDENCY_FAILED', message, options);
+    this.dependency = dependency;
+    this.upstreamStatus = options.upstreamStatus;
+  }
+}
+
+/** Why a value could not be encrypted; stable, safe to log and to count. */
+export type EncryptionFailureReason =
+  | 'unsupported_value'
+  | 'value_too_large'
+  | 'invalid_context'
+  | 'already_encrypted'
+  | 'key_unavailable';
+
+/** Nothing was encrypted (the input is untouched); the message names the field, never its value. */
+export class EncryptionError extends BulwarkError {
+  readonly reason: EncryptionFailureReason;
+  /** Dotted path of the field concerned, when one is. */
+  readonly field: string | undefined;
+
+  constructor(
+    reason: EncryptionFailureReason,
+    message: string,
+    options: BulwarkErrorOptions & { field?: string } = {},
+  ) {
+    super('ENCRYPTION_FAILED', message, options);
+    this.reason = reason;
+    this.field = options.field;
+  }
+}
+
+/** Why a stored value could not be decrypted; stable, safe to log and to count. */
+export type DecryptionFailureReason =
+  | 'unknown_version'
+  | 'truncated'
+  | 'malformed'
+  | 'missing_header'
+  | 'key_mismatch'
+  | 'key_not_allowed'
+  | 'invalid_context'
+  | 'authentication_failed'
+  | 'key_unavailable';
+
+/** A value was tampered with, moved, malformed, or its key is unavailable; never returned as plaintext. */
+export class DecryptionError extends BulwarkError {
+  readonly reason: DecryptionFailureReason;
+  /** Dotted path of the field concerned, when one is. */
+  readonly field: string | undefined;
+
+  constructor(
+    reason: DecryptionFailureReason,
+    message: string,
+    options: BulwarkErrorOptions & { field?: string } = {},
+  ) {
+    super('DECRYPTION_FAILED', message, options);
+    this.reason = reason;
+    this.field = options.field;
+  }
+}
+
+/** One missing or invalid configuration key; the message never contains the value. */
+export interface ConfigProblem {
+  readonly key: string;
+  readonly message: string;
+}
+
+/** Configuration failed validation; lists every problem at once, by key name only. */
+export class ConfigError extends BulwarkError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[], options: BulwarkErrorOptions = {}) {
+    super(
+      'CONFIG_INVALID',
+      `Invalid configuration: ${problems.map((problem) => `${problem.key} (${problem.message})`).join('; ')}`,
+      options,
+    );
+    this.problems = problems;
+  }
+}
+
+/** Why a secret could not be read; stable, safe to log. */
+export type SecretFailureReason = 'not_found' | 'unreachable' | 'not_json' | 'not_text';
+
+/** A secret could not be fetched or parsed; names the secret and version stage, never the value. */
+export class SecretAccessError extends BulwarkError {
+  readonly secretName: string;
+  readonly versionStage: string;
+  readonly reason: SecretFailureReason;
+
+  constructor(
+    secretName: string,
+    versionStage: string,
+    reason: SecretFailureReason,
+    options: BulwarkErrorOptions = {},
+  ) {
+    super('SECRET_UNAVAILABLE', `Secret ${secretName} (${versionStage}) is unavailable: ${reason}`, options);
+    this.secretName = secretName;
+    this.versionStage = versionStage;
+    this.reason = reason;
   }
 }

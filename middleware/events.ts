@@ -14,6 +14,7 @@ export type SecurityEventType =
   | 'circuit.halfOpen'
   | 'circuit.closed'
   | 'circuit.rejected'
+  | 'circuit.storeError'
   | 'secret.accessed'
   | 'dataKey.cacheHit'
   | 'kms.request'
@@ -26,6 +27,8 @@ export interface SecurityEvent {
   readonly principal?: Principal;
   /** Non-secret details (ids, names, counts); never a credential or personal data in clear. */
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /** How long the reported operation took (credential verification → the `AuthLatency` metric). */
+  readonly durationMs?: number;
 }
 
 /** Receives events synchronously; must not throw (a listener failure never fails a request). */

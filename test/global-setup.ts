@@ -1,6 +1,7 @@
 // Starts one in-memory embedded DynamoDB for the whole suite and creates the shared tables in it.
 import type { TestProject } from 'vitest/node';
 import { startDynamoDbProcess } from '../bin/runtime/dynamodb-process.js';
+import { generateEncryptionKey } from '../middleware/encryption/local-key-provider.js';
 import { createDynamoDbClient } from '../middleware/store/client.js';
 import { ensureTables } from '../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../middleware/store/tables.js';
@@ -9,6 +10,8 @@ import { testTableNames } from './helpers/tables.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     dynamoDbEndpoint: string;
+    /** The functions' ENCRYPTION_KEY: fresh per run, shared by every file, like the tables it encrypts. */
+    encryptionKey: string;
   }
 }
 
@@ -21,5 +24,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ]);
   client.destroy();
   project.provide('dynamoDbEndpoint', dynamoDb.endpoint);
+  project.provide('encryptionKey', generateEncryptionKey());
   return () => dynamoDb.stop();
 }

@@ -5,3 +5,5 @@ import { testTableNames } from './helpers/tables.js';
 process.env.DYNAMODB_ENDPOINT = inject('dynamoDbEndpoint');
 process.env.APP_TABLE_NAME = testTableNames.app;
 process.env.TOOLKIT_TABLE_NAME = testTableNames.toolkit;
+// Every file's functions read and write the same tables, so they share the suite's key.
+process.env.ENCRYPTION_KEY = inject('encryptionKey');

@@ -17,6 +17,9 @@ import { appTable, toolkitTable } from '../../middleware/store/tables.js';
 import { startDynamoDbProcess } from './dynamodb-process.js';
 import { FunctionHost } from './function-host.js';
 import { toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
+import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
+import { crashedFunctionResult, isFailingLocally } from './local-failures.js';
+import { localEncryptionKey } from './local-key.js';
 import { createRouteMatcher } from './route-matcher.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -34,6 +37,13 @@ export interface LocalRuntimeOptions {
   readonly tableNames?: { readonly app: string; readonly toolkit: string };
   /** API Gateway-style body limit. @default 1048576 (1 MiB) */
   readonly maxBodyBytes?: number;
+  /**
+   * The functions' ENCRYPTION_KEY (base64 of 32 bytes).
+   * @default `<dataDir>/encryption-key`, generated if absent; a fresh random key when there is no dataDir
+   */
+  readonly encryptionKey?: string;
+  /** Client ids the functions accept in tokens (AUTH_CLIENT_IDS). @default any: the dev issuer is the only issuer */
+  readonly authClientIds?: readonly string[];
 }
 
 export interface LocalRuntime {
@@ -41,6 +51,8 @@ export interface LocalRuntime {
   readonly port: number;
   readonly dynamoDbEndpoint: string;
   readonly tableNames: { readonly app: string; readonly toolkit: string };
+  /** The dev issuer (`auth.devIssuer.mint(...)` makes tokens the functions accept) and service secrets. */
+  readonly auth: LocalAuth;
   stop(): Promise<void>;
 }
 
@@ -103,16 +115,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     TOOLKIT_TABLE_NAME: tableNames.toolkit,
     DYNAMODB_ENDPOINT: dynamoDbEndpoint,
     AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+    ENCRYPTION_KEY: options.encryptionKey ?? localEncryptionKey(options.dataDir),
   });
   const host = new FunctionHost(
     repositoryRoot,
     httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
   );
-  await host.loadAll();
   const match = createRouteMatcher();
+  // Set once the server listens: the dev issuer's URL includes the port.
+  let auth: LocalAuth | undefined;
 
   const handleRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (path === jwksPath && request.method === 'GET' && auth) {
+      return writeHttpApiResult(response, {
+        statusCode: 200,
+        headers: { 'Content-Type': 'application/json', 'Cache-Control': 'max-age=300' },
+        body: JSON.stringify(auth.devIssuer.jwks()),
+      });
+    }
     let found: ReturnType<typeof match>;
     try {
       found = match(request.method ?? 'GET', path);
@@ -134,6 +155,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       return writeProblem(response, new PayloadTooLargeError(maxBodyBytes), path);
     }
     const routeKey = routeKeyOf(found.route);
+    // BULWARK_LOCAL_FAIL=users: answer as a crashed users function would (to watch bookings degrade).
+    if (isFailingLocally(found.route.function)) return writeHttpApiResult(response, crashedFunctionResult);
     const event = toHttpApiEvent({ request, body, routeKey, pathParameters: found.pathParameters });
     try {
       writeHttpApiResult(response, await host.invoke(found.route.function, event));
@@ -162,13 +185,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolveListen());
   });
   const { port } = server.address() as AddressInfo;
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  auth = createLocalAuth(url, options.dataDir, options.authClientIds);
+  // The functions read their environment when loaded, so they are loaded once it is complete.
+  // Bookings calls users over HTTP: here both are served by this runtime.
+  Object.assign(process.env, auth.environment, { USERS_API_URL: url });
+  try {
+    await host.loadAll();
+  } catch (error) {
+    server.close();
+    await ownDynamoDb?.stop();
+    throw error;
+  }
 
   let stopped: Promise<void> | undefined;
   return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    url,
     port,
     dynamoDbEndpoint,
     tableNames,
+    auth,
     stop: () => {
       stopped ??= (async () => {
         await new Promise<void>((resolveClose) => {

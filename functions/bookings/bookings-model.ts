@@ -7,8 +7,8 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
-import { bookingKey, slotKey, userKey } from '../shared/keys.js';
+import { ConflictError, NotFoundError } from '../../middleware/errors.js';
+import { bookingKey, slotKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 
@@ -75,8 +75,9 @@ export class BookingsModel {
   ) {}
 
   /**
-   * Writes the booking, checks its user exists and claims every slot in one transaction, so two
-   * overlapping requests can never both succeed and a failed request leaves nothing behind.
+   * Writes the booking and claims every slot in one transaction, so two overlapping requests can
+   * never both succeed and a failed request leaves nothing behind. The user is not checked here: it
+   * belongs to the users service, which the handler asks over HTTP before calling this.
    */
   async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
@@ -107,13 +108,6 @@ export class BookingsModel {
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
-            {
-              ConditionCheck: {
-                TableName: this.tableName,
-                Key: userKey(booking.userId),
-                ConditionExpression: 'attribute_exists(pk)',
-              },
-            },
             // Each slot can be claimed once: of two overlapping bookings, the second fails here.
             ...slots.map((slotStart) => ({
               Put: {
@@ -130,11 +124,7 @@ export class BookingsModel {
         }),
       );
     } catch (error) {
-      const failed = failedConditionIndexes(error);
-      if (failed?.includes(1)) {
-        throw new ValidationError('Unknown user', [{ field: 'body.userId', message: 'No such user' }]);
-      }
-      if (failed?.some((index) => index >= 2)) {
+      if (failedConditionIndexes(error)?.some((index) => index >= 1)) {
         throw new ConflictError(`Room ${booking.roomId} is already booked for part of that period`);
       }
       throw error;

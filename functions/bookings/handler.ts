@@ -1,20 +1,35 @@
 // The bookings function: create, list, get and cancel room bookings.
-import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
+import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
+import { functionObservability } from '../shared/observability.js';
+import { serviceSigner } from '../shared/route-auth.js';
 import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
 import { BookingsModel, isSlotAligned, maxBookingHours, slotMinutes } from './bookings-model.js';
+import { assertUserExists, createUsersService } from './users-service.js';
 
-const logger = new Logger({ serviceName: 'bookings' });
+const { logger, onEvent } = functionObservability('bookings');
 const environment = readEnvironment();
-const bookings = new BookingsModel(
-  createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
-  environment.appTableName,
-);
+if (environment.usersApiUrl === undefined) {
+  throw new Error(
+    'Invalid function environment: USERS_API_URL (the bookings function calls the users service)',
+  );
+}
+const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
+const bookings = new BookingsModel(createDocumentClient(dynamoDb), environment.appTableName);
+const signAsBookings = serviceSigner('bookings');
+const usersService = createUsersService({
+  baseUrl: environment.usersApiUrl,
+  tableName: environment.toolkitTableName,
+  client: dynamoDb,
+  sign: signAsBookings && ((request) => ({ ...signAsBookings(request) })),
+  onEvent,
+  logger,
+});
 
 const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value));
 
@@ -42,7 +57,12 @@ export const handler = createHttpFunction(
     'POST /bookings': (route) =>
       route
         .use(validateInput({ body: createBookingBody }))
-        .handler(async (_event, { input }) => json(201, await bookings.create(input.body))),
+        .use(serviceCalls(usersService))
+        .handler(async (_event, { input, callService }) => {
+          // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
+          await assertUserExists(callService, input.body.userId);
+          return json(201, await bookings.create(input.body));
+        }),
 
     'GET /bookings': (route) =>
       route

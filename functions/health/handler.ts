@@ -1,13 +1,13 @@
 // The health function: answers 200 when both tables answer a read, 503 otherwise.
-import { Logger } from '@aws-lambda-powertools/logger';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ServiceUnavailableError } from '../../middleware/errors.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
+import { functionObservability } from '../shared/observability.js';
 
-const logger = new Logger({ serviceName: 'health' });
+const { logger } = functionObservability('health');
 const environment = readEnvironment();
 const documentClient = createDocumentClient(
   createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint, maxAttempts: 1, requestTimeoutMs: 1000 }),

@@ -1,17 +1,118 @@
 // The sample functions' configuration, read from the environment once at cold start.
 import { z } from 'zod';
+import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 
 const environmentSchema = z.object({
   APP_TABLE_NAME: z.string().min(1),
   TOOLKIT_TABLE_NAME: z.string().min(1),
   /** Set only by the local runtime and tests; in AWS the SDK's regional endpoint is used. */
   DYNAMODB_ENDPOINT: z.url().optional(),
+  /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
+  USERS_API_URL: z.url().optional(),
+  /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
+  BULWARK_STAGE: z.enum(['local', 'dev', 'prod']).default('local'),
+  /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
+  KMS_KEY_ID: z.string().min(1).optional(),
+  /** HMAC_256 KMS key from which blind-index keys are derived (with KMS_KEY_ID). */
+  KMS_BLIND_INDEX_KEY_ID: z.string().min(1).optional(),
+  /** The local key provider's key: base64 of 32 bytes (the local runtime and tests set it). */
+  ENCRYPTION_KEY: z
+    .string()
+    .refine((value) => encryptionKeyProblem(value) === undefined, 'Must be base64 of 32 bytes')
+    .optional(),
+  ALLOW_LOCAL_KEY_IN_PRODUCTION: z.stringbool().default(false),
+  /** The JWT issuer (Cognito user pool URL, or the local dev issuer); without it no JWT is accepted. */
+  AUTH_ISSUER: z.url().optional(),
+  /** @default `<AUTH_ISSUER>/.well-known/jwks.json` */
+  AUTH_JWKS_URI: z.url().optional(),
+  /** Inline JWKS JSON to start from, so a cold start needs no fetch. */
+  AUTH_JWKS: z.string().min(1).optional(),
+  /** Comma-separated accepted client ids; required with AUTH_ISSUER; `*` deliberately accepts any client. */
+  AUTH_CLIENT_IDS: z
+    .string()
+    .regex(/^(\*|[\w.-]+(,[\w.-]+)*)$/)
+    .optional(),
+  /** Cognito token_use to accept; `any` skips the check (issuers other than Cognito). */
+  AUTH_TOKEN_USE: z.enum(['access', 'id', 'any']).default('access'),
 });
+
+/** Authentication settings of the sample functions (see functions/shared/route-auth.ts). */
+export interface AuthEnvironment {
+  issuer: string | undefined;
+  jwksUri: string | undefined;
+  jwks: string | undefined;
+  /** null: any client (AUTH_CLIENT_IDS=*). */
+  clientIds: string[] | null;
+  /** null: token_use not checked. */
+  tokenUse: 'access' | 'id' | null;
+  serviceSecrets: Record<string, { current: string; previous?: string | undefined }>;
+}
+
+/**
+ * Request-signing secrets come one variable per calling service, `SERVICE_SIGNING_SECRET_<ID>`, each
+ * JSON `{ "current": "...", "previous": "..." }` (previous only during a rotation), so a whole variable
+ * can be a deploy-time reference to one Secrets Manager secret.
+ */
+const signingSecretPrefix = 'SERVICE_SIGNING_SECRET_';
+const signingSecretSchema = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: 'custom', message: 'Must be JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.strictObject({ current: z.string().min(32), previous: z.string().min(32).optional() }));
+
+function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets'] {
+  const secrets: AuthEnvironment['serviceSecrets'] = {};
+  const invalid: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(signingSecretPrefix) || value === undefined) continue;
+    const serviceId = name.slice(signingSecretPrefix.length).toLowerCase().replaceAll('_', '-');
+    const parsed = signingSecretSchema.safeParse(value);
+    if (parsed.success && /^[a-z0-9-]{1,64}$/.test(serviceId)) secrets[serviceId] = parsed.data;
+    else invalid.push(name);
+  }
+  if (invalid.length > 0) throw new Error(`Invalid function environment: ${invalid.join(', ')}`);
+  return secrets;
+}
+
+function authEnvironment(data: z.infer<typeof environmentSchema>, env: NodeJS.ProcessEnv): AuthEnvironment {
+  // Checked here rather than in the schema: which client ids are trusted is never left to a default.
+  if (data.AUTH_ISSUER !== undefined && data.AUTH_CLIENT_IDS === undefined) {
+    throw new Error('Invalid function environment: AUTH_CLIENT_IDS (required with AUTH_ISSUER)');
+  }
+  return {
+    issuer: data.AUTH_ISSUER,
+    jwksUri: data.AUTH_JWKS_URI,
+    jwks: data.AUTH_JWKS,
+    clientIds:
+      data.AUTH_CLIENT_IDS === undefined || data.AUTH_CLIENT_IDS === '*'
+        ? null
+        : data.AUTH_CLIENT_IDS.split(','),
+    tokenUse: data.AUTH_TOKEN_USE === 'any' ? null : data.AUTH_TOKEN_USE,
+    serviceSecrets: signingSecrets(env),
+  };
+}
 
 export interface FunctionEnvironment {
   appTableName: string;
   toolkitTableName: string;
   dynamoDbEndpoint: string | undefined;
+  /** Where the users service answers; only the bookings function needs it (and checks it at cold start). */
+  usersApiUrl: string | undefined;
+  /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
+  encryption: {
+    kmsKeyId: string | undefined;
+    blindIndexKeyId: string | undefined;
+    localKey: string | undefined;
+    production: boolean;
+    allowLocalKeyInProduction: boolean;
+  };
+  auth: AuthEnvironment;
 }
 
 /** Fails the cold start with every missing or invalid variable named (never their values). */
@@ -25,5 +126,14 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionE
     appTableName: result.data.APP_TABLE_NAME,
     toolkitTableName: result.data.TOOLKIT_TABLE_NAME,
     dynamoDbEndpoint: result.data.DYNAMODB_ENDPOINT,
+    usersApiUrl: result.data.USERS_API_URL,
+    encryption: {
+      kmsKeyId: result.data.KMS_KEY_ID,
+      blindIndexKeyId: result.data.KMS_BLIND_INDEX_KEY_ID,
+      localKey: result.data.ENCRYPTION_KEY,
+      production: result.data.BULWARK_STAGE === 'prod',
+      allowLocalKeyInProduction: result.data.ALLOW_LOCAL_KEY_IN_PRODUCTION,
+    },
+    auth: authEnvironment(result.data, env),
   };
 }

@@ -3,15 +3,30 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { audit, type CorrelationContext, correlationIds } from '../../middleware/audit/middy.js';
+import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
 import { NotFoundError } from '../../middleware/errors.js';
+import type { SecurityEventListener } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
+import { functionObservability } from './observability.js';
+import { routeAuth } from './route-auth.js';
+import { routeRateLimit } from './route-rate-limit.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResponse = APIGatewayProxyStructuredResultV2;
 
-/** A route's own Middy pipeline, before `.handler()`: its policy middlewares are already applied. */
-export type RoutePipeline = MiddyfiedHandler<HttpEvent, HttpResponse, Error, Context>;
+/**
+ * A route's own Middy pipeline, before `.handler()`: its policy middlewares are already applied.
+ * `context.principal` is the authenticated caller on every route whose auth is not public.
+ */
+export type RoutePipeline = MiddyfiedHandler<
+  HttpEvent,
+  HttpResponse,
+  Error,
+  Context & OptionalAuthContext & CorrelationContext
+>;
 
 /** A finished per-route pipeline; its context may carry what its middlewares add (input, principal...). */
 // biome-ignore lint/suspicious/noExplicitAny: each route's context type differs; dispatch only forwards it.
@@ -24,8 +39,21 @@ export type RouteBuilder = (pipeline: RoutePipeline, route: RouteDefinition) => 
  * The pipeline every route starts from. Policy that the route table declares (what auth a route
  * needs, its rate limit) is applied here, in one place, so no handler can forget it.
  */
-function routePipeline(_route: RouteDefinition): RoutePipeline {
-  return middy<HttpEvent, HttpResponse, Error, Context>();
+function routePipeline(route: RouteDefinition, onEvent: SecurityEventListener): RoutePipeline {
+  const pipeline = middy<
+    HttpEvent,
+    HttpResponse,
+    Error,
+    Context & OptionalAuthContext & CorrelationContext
+  >();
+  const limit = routeRateLimit(route, onEvent);
+  // Per-IP limits first: a flood is refused before any token check or body parsing.
+  if (limit?.stage === 'beforeAuth') pipeline.use(limit.middleware);
+  // Authentication and the guards the route's auth requirement names; sets context.principal.
+  pipeline.use(routeAuth(route.auth, onEvent));
+  // Per-principal limits after authentication, which sets context.principal.
+  if (limit?.stage === 'afterAuth') pipeline.use(limit.middleware);
+  return pipeline;
 }
 
 /**
@@ -52,10 +80,12 @@ export function createHttpFunction(
       `Function ${functionName} does not match the route table: missing [${missing.join(', ')}], unknown [${unknown.join(', ')}]`,
     );
   }
+  // Audit lines, metrics and the capabilities' security events of this function (functions/shared/observability.ts).
+  const observability = functionObservability(functionName);
   const handlers = new Map<string, RouteHandler>(
     own.map((route) => {
       const build = builders[routeKeyOf(route)] as RouteBuilder;
-      return [routeKeyOf(route), build(routePipeline(route), route)];
+      return [routeKeyOf(route), build(routePipeline(route, observability.onEvent), route)];
     }),
   );
   const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResponse> => {
@@ -63,7 +93,17 @@ export function createHttpFunction(
     if (!routeHandler) throw new NotFoundError(`No route for ${event.routeKey}`);
     return routeHandler(event, context);
   };
-  return middy<HttpEvent, HttpResponse>(dispatch)
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+  const loggers = [...new Set([logger, observability.logger])];
+  // Outermost, so they also see answers the route pipelines give early (401/403, 429, 503, CSRF)
+  // and errors httpErrorHandler renders: correlation id, metrics flush and audit on every request.
+  const handler = middy<HttpEvent, HttpResponse>(dispatch);
+  // `use` adds in place, so `handler` keeps the type Lambda invokes it with (a plain Context), while
+  // Middy would type the chain's result as needing what correlationIds() itself adds.
+  handler
+    .use(injectLambdaContext(loggers, { resetKeys: true }))
+    .use(correlationIds({ loggers }))
+    .use(captureMetrics(observability.metrics))
+    .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
     .use(httpErrorHandler({ logger }));
+  return handler;
 }

@@ -2,8 +2,11 @@
 
 export const userKey = (id: string) => ({ pk: `USER#${id}`, sk: 'USER' });
 
-/** Emails compare case-insensitively, so the claim is keyed by the lower-cased address. */
-export const emailClaimKey = (email: string) => ({ pk: `EMAIL#${email.toLowerCase()}`, sk: 'EMAIL' });
+/**
+ * The unique-email claim is keyed by the email's blind index (an HMAC of the normalised, lower-cased
+ * address), so the table never holds the address in clear.
+ */
+export const emailClaimKey = (emailIndex: string) => ({ pk: `EMAIL#${emailIndex}`, sk: 'EMAIL' });
 
 export const bookingKey = (id: string) => ({ pk: `BOOKING#${id}`, sk: 'BOOKING' });
 

@@ -1,24 +1,28 @@
 // The users function: register, get, and the admin list and delete routes.
-import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
+import { functionObservability } from '../shared/observability.js';
+import { phoneSchema } from '../shared/phone.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { UsersModel } from './users-model.js';
 
-const logger = new Logger({ serviceName: 'users' });
+const { logger, auditLogger, onEvent } = functionObservability('users');
 const environment = readEnvironment();
 const users = new UsersModel(
   createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
   environment.appTableName,
+  createFunctionEncryptor(environment, onEvent),
 );
 
 const registerBody = z.strictObject({
   email: z.email().max(254),
   name: z.string().trim().min(1).max(100),
+  phone: phoneSchema.optional(),
 });
 
 export const handler = createHttpFunction(
@@ -42,9 +46,10 @@ export const handler = createHttpFunction(
         ),
 
     'DELETE /admin/users/{id}': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input }) => {
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
         const user = await users.delete(input.path.id);
-        logger.info('Admin deleted a user', { userId: user.id });
+        // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data).
+        auditLogger.logAdminAction('user.deleted', { targetUserId: user.id }, principal);
         return noContent();
       }),
   },

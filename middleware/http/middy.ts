@@ -1,12 +1,15 @@
 // Middy adapters for the HTTP core: problem+json error rendering and typed input validation.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { redact } from '../audit/redact.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
 
 /** The slice of a logger the error handler needs; a Powertools Logger fits. */
 export interface ErrorLogger {
   error(message: string, ...extra: unknown[]): void;
+  /** For deliberate 5xx answers (dependency down, circuit open); `error` is used when absent. */
+  warn?(message: string, ...extra: unknown[]): void;
 }
 
 export interface HttpErrorHandlerOptions {
@@ -29,11 +32,14 @@ export function httpErrorHandler(
     request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
   ) => {
     if (request.response?.statusCode !== undefined) return;
-    const { response, isServerFault } = renderProblem(request.error, {
+    const { response, isServerFault, isDegraded } = renderProblem(request.error, {
       instance: request.event.rawPath,
       requestId: request.event.requestContext?.requestId,
     });
-    if (isServerFault) logger.error('Request failed', { error: request.error });
+    // Redacted here, whatever the logger: an error message or cause can carry a token or a password.
+    if (isServerFault) logger.error('Request failed', { error: redact(request.error) });
+    else if (isDegraded)
+      (logger.warn ?? logger.error).call(logger, 'Request degraded', { error: redact(request.error) });
     request.response = response;
   };
   return { onError: httpErrorHandlerOnError };

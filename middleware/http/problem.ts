@@ -25,12 +25,24 @@ export interface ProblemContext {
   requestId?: string;
 }
 
-/** A rendered problem and whether it hides a server fault that must be logged. */
+/**
+ * A rendered problem. `isServerFault`: an unexpected failure, logged as an error. `isDegraded`: a
+ * deliberate 5xx (dependency down, circuit open, store unavailable), worth a warning, not an alarm.
+ */
 export interface RenderedProblem {
   response: APIGatewayProxyStructuredResultV2 & { statusCode: number; headers: Record<string, string> };
   problem: ProblemDetails;
   isServerFault: boolean;
+  isDegraded: boolean;
 }
+
+/** What a client learns of a 5xx whose own message stays internal. */
+const hiddenDetail: Readonly<Record<number, string>> = {
+  502: 'A dependency failed',
+  503: 'Service temporarily unavailable',
+  504: 'A dependency did not answer in time',
+};
+const unexpectedDetail = 'An unexpected error occurred';
 
 const codeByStatus: Readonly<Record<number, BulwarkErrorCode>> = {
   400: 'VALIDATION_FAILED',
@@ -73,6 +85,7 @@ function build(
   context: ProblemContext,
   headers: Record<string, string>,
   errors?: readonly FieldProblem[],
+  deliberate = true,
 ): RenderedProblem {
   const problem: ProblemDetails = {
     type: problemType(code),
@@ -86,7 +99,8 @@ function build(
   };
   return {
     problem,
-    isServerFault: status >= 500,
+    isServerFault: status >= 500 && (!deliberate || status === 500),
+    isDegraded: status > 500 && deliberate,
     response: {
       statusCode: status,
       headers: { ...headers, 'Content-Type': problemContentType, 'Cache-Control': 'no-store' },
@@ -101,7 +115,7 @@ function build(
  */
 export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
   if (error instanceof HttpError) {
-    const detail = error.expose ? error.message : 'An unexpected error occurred';
+    const detail = error.expose ? error.message : (hiddenDetail[error.statusCode] ?? unexpectedDetail);
     const fields = error instanceof ValidationError ? error.fields : undefined;
     return build(error.statusCode, error.code, detail, context, { ...error.headers }, fields);
   }
@@ -110,7 +124,7 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
     return build(error.statusCode, code, error.message, context, { ...error.headers });
   }
   if (isMiddyHttpError(error) && error.statusCode === 503) {
-    return build(503, 'SERVICE_UNAVAILABLE', 'Service unavailable', context, { ...error.headers });
+    return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, { ...error.headers });
   }
-  return build(500, 'INTERNAL', 'An unexpected error occurred', context, {});
+  return build(500, 'INTERNAL', unexpectedDetail, context, {}, undefined, false);
 }

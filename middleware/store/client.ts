@@ -39,6 +39,8 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
     maxAttempts: options.maxAttempts ?? 3,
     requestHandler: new NodeHttpHandler({
       requestTimeout: options.requestTimeoutMs ?? 2000,
+      // Without this the handler only logs a warning when requestTimeout passes and keeps waiting.
+      throwOnRequestTimeout: true,
       connectionTimeout: options.connectionTimeoutMs ?? 1000,
       ...(isLocal
         ? { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) }

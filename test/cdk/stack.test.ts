@@ -205,14 +205,25 @@ describe('BulwarkStack in the dev stage', () => {
       });
     });
 
-    it('finds both table names, source maps and its Powertools service name in its environment', () => {
+    it('finds both table names, its stage, source maps and its Powertools service name in its environment', () => {
       expect(functionResource().Properties.Environment).toEqual({
         Variables: {
           APP_TABLE_NAME: dev.stack.resolve(dev.stack.tables.app.table.tableName),
           TOOLKIT_TABLE_NAME: dev.stack.resolve(dev.stack.tables.toolkit.table.tableName),
+          BULWARK_STAGE: 'dev',
           NODE_OPTIONS: '--enable-source-maps',
           POWERTOOLS_SERVICE_NAME: name,
           POWERTOOLS_LOG_LEVEL: 'INFO',
+          // Only bookings calls another service: users, through the stack's own HTTP API.
+          ...(name === 'bookings' ? { USERS_API_URL: dev.stack.resolve(dev.stack.httpApi.url) } : {}),
+          // Bookings signs that call and users verifies it, both with the generated signing secret.
+          ...(name === 'health'
+            ? {}
+            : {
+                SERVICE_SIGNING_SECRET_BOOKINGS: dev.stack.resolve(
+                  dev.stack.bookingsSigningSecret.secretValue.unsafeUnwrap(),
+                ),
+              }),
         },
       });
     });
@@ -312,6 +323,50 @@ describe('BulwarkStack in the dev stage', () => {
     expect(outputs.ToolkitTableName?.Value).toEqual(
       dev.stack.resolve(dev.stack.tables.toolkit.table.tableName),
     );
+  });
+});
+
+describe('BulwarkStack auth settings', () => {
+  const issuer = 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1';
+
+  function synthesiseWithAuth(auth: { issuer: string; clientIds: string[] }): Template {
+    // Only environment variables are read here; the dev synth already bundles the same functions.
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    return Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
+  }
+
+  it('gives the functions with protected routes the issuer, client ids and token use, and health none', () => {
+    const template = synthesiseWithAuth({ issuer, clientIds: ['web', 'svc'] });
+    const variables = Object.values(template.findResources('AWS::Lambda::Function')).map(
+      (fn) => fn.Properties.Environment.Variables as Record<string, unknown>,
+    );
+    const withIssuer = variables.filter((vars) => vars.AUTH_ISSUER !== undefined);
+    expect(withIssuer.map((vars) => vars.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['bookings', 'users']);
+    for (const vars of withIssuer) {
+      expect(vars).toMatchObject({
+        AUTH_ISSUER: issuer,
+        AUTH_CLIENT_IDS: 'web,svc',
+        AUTH_TOKEN_USE: 'access',
+      });
+    }
+  });
+
+  it('rejects an issuer that is not a URL and an empty client list', () => {
+    expect(() => synthesiseWithAuth({ issuer: 'cognito', clientIds: [] })).toThrow(
+      'Invalid BulwarkStack props: auth.issuer must be a URL; auth.clientIds must be one or more client ids',
+    );
+  });
+
+  it('generates the signing secret in Secrets Manager as JSON with a 48-character current value', () => {
+    const template = synthesiseWithAuth({ issuer, clientIds: ['web'] });
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      GenerateSecretString: {
+        SecretStringTemplate: '{}',
+        GenerateStringKey: 'current',
+        PasswordLength: 48,
+        ExcludePunctuation: true,
+      },
+    });
   });
 });
 

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
-const api = useLocalRuntime();
+// A human admin may call every route; test/auth covers who else may.
+const api = useLocalRuntime({ as: adminUser });
 
 interface Booking {
   id: string;

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { routes } from '../../functions/routes.js';
-import { useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
-const api = useLocalRuntime();
+// A human admin may call every route; test/auth covers who else may.
+const api = useLocalRuntime({ as: adminUser });
 
 const headerValue = fc.string({
   unit: fc.constantFrom(...'abcXYZ019 ;=/,.-_*+"\'\\:{}[]'.split('')),

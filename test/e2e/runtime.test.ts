@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
-const api = useLocalRuntime();
+// A human admin may call every route; test/auth covers who else may.
+const api = useLocalRuntime({ as: adminUser });
 
 describe('local runtime over HTTP', () => {
   it('answers the health check when both tables are reachable', async () => {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
-const api = useLocalRuntime();
+// A human admin may call every route; test/auth covers who else may.
+const api = useLocalRuntime({ as: adminUser });
 const uniqueEmail = () => `user-${randomUUID()}@example.com`;
 
 interface ProblemBody {

@@ -1,6 +1,9 @@
 // Starts the local runtime for one test file against the suite's DynamoDB, and a tiny JSON client for it.
+import { randomInt } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { type LocalRuntime, startLocalRuntime } from '../../bin/runtime/local-runtime.js';
+import type { DevTokenOptions } from '../../middleware/auth/dev-issuer.js';
 import { testTableNames } from './tables.js';
 
 export interface ApiResponse {
@@ -15,22 +18,99 @@ export interface RequestOptions {
   /** A value to send as JSON, or a string/Buffer sent as is. */
   body?: unknown;
   headers?: Record<string, string>;
+  /**
+   * The client's source address, any of 127.0.0.0/8. By default each request comes from a random
+   * loopback address, so to per-IP rate limits every request is a distinct client; pin one to act
+   * as a single client.
+   */
+  sourceIp?: string;
+  /** Bearer token to send; `null` sends none even when the API has a default identity. @default the default identity's */
+  token?: string | null;
+}
+
+/** A random address in 127.0.0.0/8 (Linux routes the whole block to the loopback interface). */
+export function randomLoopbackAddress(): string {
+  return `127.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/** One request over a connection bound to `localAddress`, so the server sees that address as its peer. */
+function send(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: string | Buffer | undefined,
+  localAddress: string,
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(
+      url,
+      {
+        method,
+        localAddress,
+        agent: false,
+        headers:
+          body === undefined ? headers : { 'content-length': String(Buffer.byteLength(body)), ...headers },
+      },
+      (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        incoming.on('error', reject);
+        incoming.on('end', () => {
+          const responseHeaders = new Headers();
+          for (const [name, value] of Object.entries(incoming.headers)) {
+            for (const item of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+              responseHeaders.append(name, item);
+            }
+          }
+          resolve({
+            status: incoming.statusCode ?? 0,
+            headers: responseHeaders,
+            text: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
 }
 
 export interface TestApi {
   readonly runtime: () => LocalRuntime;
   request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
+  /** A token from the runtime's dev issuer (a human user's by default; `{ m2m: true }` for a client). */
+  token(options?: DevTokenOptions): Promise<string>;
 }
 
+export interface UseLocalRuntimeOptions {
+  /** The identity every request carries unless it passes `token`. @default none: requests are anonymous */
+  as?: DevTokenOptions;
+  /** Client ids the functions accept. @default any */
+  authClientIds?: readonly string[];
+}
+
+/** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
+export const adminUser: DevTokenOptions = { sub: 'e2e-admin', roles: ['admin'] };
+
 /** Registers beforeAll/afterAll hooks that run the local runtime on a random port. */
-export function useLocalRuntime(): TestApi {
+export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
   let runtime: LocalRuntime | undefined;
+  let defaultToken: string | undefined;
   beforeAll(async () => {
     runtime = await startLocalRuntime({
       port: 0,
       dynamoDbEndpoint: inject('dynamoDbEndpoint'),
       tableNames: testTableNames,
+      encryptionKey: inject('encryptionKey'),
+      ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
     });
+    if (setup.as) defaultToken = await runtime.auth.devIssuer.mint(setup.as);
   });
   afterAll(async () => {
     await runtime?.stop();
@@ -41,9 +121,12 @@ export function useLocalRuntime(): TestApi {
   };
   return {
     runtime: current,
+    token: (options) => current().auth.devIssuer.mint(options),
     async request(method, path, options = {}) {
       const isRaw = typeof options.body === 'string' || Buffer.isBuffer(options.body);
+      const token = options.token === undefined ? defaultToken : (options.token ?? undefined);
       const headers: Record<string, string> = {
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         ...(options.body !== undefined && !isRaw ? { 'content-type': 'application/json' } : {}),
         ...options.headers,
       };
@@ -53,15 +136,10 @@ export function useLocalRuntime(): TestApi {
           : isRaw
             ? (options.body as string | Buffer)
             : JSON.stringify(options.body);
-      const response = await fetch(`${current().url}${path}`, { method, headers, body });
-      const text = await response.text();
+      const sourceIp = options.sourceIp ?? randomLoopbackAddress();
+      const response = await send(`${current().url}${path}`, method, headers, body, sourceIp);
       const isJson = /json/.test(response.headers.get('content-type') ?? '');
-      return {
-        status: response.status,
-        headers: response.headers,
-        text,
-        body: isJson && text ? JSON.parse(text) : text,
-      };
+      return { ...response, body: isJson && response.text ? JSON.parse(response.text) : response.text };
     },
   };
 }

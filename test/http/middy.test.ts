@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { ConflictError } from '../../middleware/errors.js';
+import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { readJsonBody } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -28,7 +28,7 @@ const schemas = {
   path: z.strictObject({ id: z.string().regex(/^\d+$/) }),
 };
 
-function pipeline(logger = { error: vi.fn() }) {
+function pipeline(logger = { error: vi.fn(), warn: vi.fn() }) {
   const handler = middy<APIGatewayProxyEventV2>()
     .use(httpErrorHandler({ logger }))
     .use(validateInput(schemas))
@@ -102,7 +102,7 @@ describe('validateInput through a middy pipeline', () => {
 
 describe('httpErrorHandler through a middy pipeline', () => {
   it('renders a thrown toolkit error as problem+json without logging it', async () => {
-    const logger = { error: vi.fn() };
+    const logger = { error: vi.fn(), warn: vi.fn() };
     const handler = middy<APIGatewayProxyEventV2>()
       .use(httpErrorHandler({ logger }))
       .handler(async () => {
@@ -118,7 +118,7 @@ describe('httpErrorHandler through a middy pipeline', () => {
   });
 
   it('logs an unknown error in full and answers a generic 500', async () => {
-    const logger = { error: vi.fn() };
+    const logger = { error: vi.fn(), warn: vi.fn() };
     const failure = new TypeError('cannot read properties of undefined');
     const handler = middy<APIGatewayProxyEventV2>()
       .use(httpErrorHandler({ logger }))
@@ -128,7 +128,24 @@ describe('httpErrorHandler through a middy pipeline', () => {
     const result = await handler(eventOf(), context);
     expect(result.statusCode).toBe(500);
     expect(result.body).not.toContain('undefined');
-    expect(logger.error).toHaveBeenCalledWith('Request failed', { error: failure });
+    // Logged in full but redacted (name, message, stack, cause), whatever the logger.
+    expect(logger.error).toHaveBeenCalledWith('Request failed', {
+      error: expect.objectContaining({ name: 'TypeError', message: failure.message, stack: failure.stack }),
+    });
+  });
+
+  it('logs a deliberate 503 as a warning, not an error', async () => {
+    const logger = { error: vi.fn(), warn: vi.fn() };
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .handler(async () => {
+        throw new ServiceUnavailableError('Store down', 2);
+      });
+    const result = await handler(eventOf(), context);
+    expect(result.statusCode).toBe(503);
+    expect(result.headers?.['Retry-After']).toBe('2');
+    expect(logger.warn).toHaveBeenCalledOnce();
+    expect(logger.error).not.toHaveBeenCalled();
   });
 
   it('leaves a response another middleware already set on error', async () => {

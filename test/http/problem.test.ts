@@ -64,9 +64,23 @@ describe('problem+json rendering', () => {
     expect(renderProblem('a thrown string').response.statusCode).toBe(500);
   });
 
-  it('hides the message of a 5xx toolkit error', () => {
-    const error = new HttpError(502, 'INTERNAL', 'upstream said secret');
-    expect(bodyOf(error).detail).toBe('An unexpected error occurred');
+  it('hides the message of a 5xx toolkit error behind a status-specific detail', () => {
+    expect(bodyOf(new HttpError(502, 'INTERNAL', 'upstream said secret')).detail).toBe('A dependency failed');
+    expect(bodyOf(new HttpError(504, 'INTERNAL', 'upstream x')).detail).toBe(
+      'A dependency did not answer in time',
+    );
+    expect(bodyOf(new HttpError(507, 'INTERNAL', 'disk x')).detail).toBe('An unexpected error occurred');
+  });
+
+  it('treats a deliberate 503 as degraded service, not a server fault', () => {
+    const rendered = renderProblem(new ServiceUnavailableError('Store down', 3));
+    expect(rendered).toMatchObject({ isServerFault: false, isDegraded: true });
+    expect(JSON.parse(rendered.response.body as string).detail).toBe('Service temporarily unavailable');
+    expect(renderProblem(new HttpError(500, 'INTERNAL', 'x'))).toMatchObject({
+      isServerFault: true,
+      isDegraded: false,
+    });
+    expect(renderProblem(new Error('x'))).toMatchObject({ isServerFault: true, isDegraded: false });
   });
 
   it('renders exposed errors from official Middy middlewares with their status', () => {
@@ -79,7 +93,7 @@ describe('problem+json rendering', () => {
     const unmapped = Object.assign(new Error("I'm a teapot"), { statusCode: 418 });
     expect(bodyOf(unmapped)).toMatchObject({ status: 418, code: 'VALIDATION_FAILED' });
     const unavailable = Object.assign(new Error('pool exhausted'), { statusCode: 503, expose: false });
-    expect(bodyOf(unavailable)).toMatchObject({ status: 503, detail: 'Service unavailable' });
+    expect(bodyOf(unavailable)).toMatchObject({ status: 503, detail: 'Service temporarily unavailable' });
     const hidden = Object.assign(new Error('internal'), { statusCode: 400, expose: false });
     expect(bodyOf(hidden).status).toBe(500);
   });
