@@ -49,28 +49,17 @@ export interface AuditRequestScope {
   readonly principal?: () => Principal | undefined;
 }
 
-/** The fields a caller gives; the rest (timestamp, request fields, principal fields) is filled in. */
-export interface AuditEventInput {
-  readonly eventType: AuditEventType;
-  readonly outcome?: AuditOutcome;
-  /** Fills userId, clientId, isM2M and tenantId; explicit fields below win. */
-  readonly principal?: Principal;
-  readonly userId?: string;
-  readonly clientId?: string;
-  readonly isM2M?: boolean;
-  readonly tenantId?: string;
-  readonly path?: string;
-  readonly method?: string;
-  readonly statusCode?: number;
-  readonly ipAddress?: string;
-  readonly userAgent?: string;
-  readonly requestId?: string;
-  readonly correlationId?: string;
-  readonly durationMs?: number;
-  readonly metadata?: Readonly<Record<string, unknown>>;
-  /** A short cause code, written as `metadata.reason`. */
-  readonly reason?: string;
-}
+/**
+ * The fields a caller gives: any of the event's own (but its timestamp) and, optionally, the principal
+ * and a reason; the rest (timestamp, request fields, principal fields) is filled in.
+ */
+export type AuditEventInput = Pick<AuditEvent, 'eventType'> &
+  Partial<Omit<AuditEvent, 'timestamp' | 'eventType'>> & {
+    /** Fills userId, clientId, isM2M and tenantId; explicit fields win. */
+    readonly principal?: Principal;
+    /** A short cause code, written as `metadata.reason`. */
+    readonly reason?: string;
+  };
 
 function validate(options: AuditLoggerOptions): void {
   const problems: string[] = [];

@@ -11,6 +11,7 @@ import {
   type UpdateItemCommandInput,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
+import { createDynamoDbClient } from '../store/client.js';
 import { isExpired } from '../store/tables.js';
 import type { CounterStore, TatWrite, TatWriteOutcome } from './counter-store.js';
 
@@ -183,4 +184,17 @@ export class DynamoDbCounterStore implements CounterStore {
       pending = UnprocessedItems?.[this.#tableName] ?? [];
     }
   }
+}
+
+/**
+ * The store a limiter uses when given a table rather than a store: the toolkit table, through a client
+ * whose short timeouts keep a store outage from holding requests (the fail mode then decides).
+ */
+export function defaultCounterStore(options: { tableName?: string; client?: DynamoDBClient }): CounterStore {
+  return new DynamoDbCounterStore({
+    tableName: options.tableName as string,
+    client:
+      options.client ??
+      createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }),
+  });
 }

@@ -7,7 +7,6 @@ import type { Principal } from '../auth/principal.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { renderProblem } from '../http/problem.js';
-import { createDynamoDbClient } from '../store/client.js';
 import {
   type ClientIpOptions,
   clientIpOf,
@@ -17,7 +16,7 @@ import {
   rateLimitKeyKinds,
 } from './client-key.js';
 import type { CounterStore } from './counter-store.js';
-import { DynamoDbCounterStore } from './dynamodb-counter-store.js';
+import { defaultCounterStore } from './dynamodb-counter-store.js';
 import { type PolicyOutcome, rateLimitHeaders, strictestOutcome } from './headers.js';
 import { policyProblems, type RateLimitPolicyInput, resolvePolicy, scalePolicy } from './policy.js';
 import {
@@ -180,14 +179,7 @@ export function rateLimit(
     trustedProxyCount: options.trustedProxyCount ?? 0,
     ipv6PrefixLength: options.ipv6PrefixLength ?? 64,
   };
-  const store =
-    options.store ??
-    new DynamoDbCounterStore({
-      tableName: options.tableName as string,
-      client:
-        options.client ??
-        createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }),
-    });
+  const store = options.store ?? defaultCounterStore(options);
   // One limiter per distinct effective limit (however many multipliers trust returns), made on first
   // use and kept for the container's life.
   const limiters = new Map<number, RateLimiter>();

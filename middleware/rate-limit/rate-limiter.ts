@@ -3,9 +3,8 @@ import { createHash } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { createDynamoDbClient } from '../store/client.js';
 import { type CounterStore, MemoryCounterStore, type TatWrite } from './counter-store.js';
-import { DynamoDbCounterStore } from './dynamodb-counter-store.js';
+import { defaultCounterStore } from './dynamodb-counter-store.js';
 import {
   type GcraParameters,
   gcraParameters,
@@ -173,14 +172,7 @@ export class RateLimiter {
     this.#backoffMs = (options.outageBackoffSec ?? 5) * 1000;
     this.#onEvent = options.onEvent;
     this.#logger = options.logger ?? console;
-    this.#store =
-      options.store ??
-      new DynamoDbCounterStore({
-        tableName: options.tableName as string,
-        client:
-          options.client ??
-          createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }),
-      });
+    this.#store = options.store ?? defaultCounterStore(options);
     this.#fallback =
       this.failMode === 'open'
         ? new RateLimiter({
