@@ -3,12 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Principal } from '../auth/principal.js';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEvent } from '../events.js';
-import {
-  type AuditEvent,
-  type AuditEventType,
-  type AuditOutcome,
-  securityEventOutcome,
-} from './audit-event.js';
+import { type AuditEvent, securityEventOutcome } from './audit-event.js';
 import { createRedactor, type RedactionOptions, type Redactor } from './redact.js';
 
 /** The top-level key that marks a log line as an audit record (filter on it in Logs Insights). */
