@@ -30,6 +30,8 @@ console.log(
     `  DynamoDB         ${runtime.dynamoDbEndpoint}  (tables ${runtime.tableNames.app}, ${runtime.tableNames.toolkit})`,
     `                   aws dynamodb scan --table-name ${runtime.tableNames.app} --endpoint-url ${runtime.dynamoDbEndpoint}`,
     `  Data folder      ${dataDir}`,
+    `  Outbox           ${runtime.outboxDir}  (every email as an .eml file; SMTP sink ${runtime.smtp.host}:${runtime.smtp.port})`,
+    `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')})`,
     '  Routes',
     ...routeLines,
     '',

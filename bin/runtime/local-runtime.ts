@@ -1,9 +1,11 @@
-// The local runtime: embedded DynamoDB plus an HTTP server that serves the route table through the real handlers.
+// The local runtime: embedded DynamoDB, SQS and SMTP sink plus an HTTP server serving the route table through the real handlers.
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { httpFunctionNames, httpFunctions, routeKeyOf } from '../../functions/routes.js';
+import { workerNames, workers } from '../../functions/workers.js';
 import {
   MethodNotAllowedError,
   NotFoundError,
@@ -20,7 +22,10 @@ import { toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
 import { crashedFunctionResult, isFailingLocally } from './local-failures.js';
 import { localEncryptionKey } from './local-key.js';
+import { startLocalSqs } from './local-sqs.js';
+import { QueuePoller } from './queue-poller.js';
 import { createRouteMatcher } from './route-matcher.js';
+import { type SmtpSink, startSmtpSink } from './smtp-sink.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -44,6 +49,8 @@ export interface LocalRuntimeOptions {
   readonly encryptionKey?: string;
   /** Client ids the functions accept in tokens (AUTH_CLIENT_IDS). @default any: the dev issuer is the only issuer */
   readonly authClientIds?: readonly string[];
+  /** The email worker's first retry delay (EMAIL_RETRY_BASE_DELAY_SEC). @default 30 */
+  readonly emailRetryBaseDelaySec?: number;
 }
 
 export interface LocalRuntime {
@@ -53,6 +60,12 @@ export interface LocalRuntime {
   readonly tableNames: { readonly app: string; readonly toolkit: string };
   /** The dev issuer (`auth.devIssuer.mint(...)` makes tokens the functions accept) and service secrets. */
   readonly auth: LocalAuth;
+  /** The embedded SQS (local-aws-sqs) and every queue's URL by name (`<name>-dlq` for the DLQs). */
+  readonly sqs: { readonly endpoint: string; readonly queueUrls: Readonly<Record<string, string>> };
+  /** The SMTP sink the email worker sends to; `smtp.messages` holds what it received. */
+  readonly smtp: SmtpSink;
+  /** Where the sink writes `.eml` files (`<dataDir>/outbox`); undefined without a dataDir (memory only). */
+  readonly outboxDir: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -110,17 +123,32 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   ]);
   setupClient.destroy();
 
+  const sqs = await startLocalSqs(
+    workerNames.map((name) => ({ name: workers[name].queueName, ...workers[name] })),
+  );
+  const outboxDir = options.dataDir ? join(options.dataDir, 'outbox') : undefined;
+  const smtp = await startSmtpSink(outboxDir ? { outboxDir } : {});
+
   Object.assign(process.env, {
     APP_TABLE_NAME: tableNames.app,
     TOOLKIT_TABLE_NAME: tableNames.toolkit,
     DYNAMODB_ENDPOINT: dynamoDbEndpoint,
     AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
     ENCRYPTION_KEY: options.encryptionKey ?? localEncryptionKey(options.dataDir),
+    SQS_ENDPOINT: sqs.endpoint,
+    EMAIL_QUEUE_URL: sqs.queueUrls[workers['email-worker'].queueName],
+    EMAIL_DLQ_URL: sqs.queueUrls[`${workers['email-worker'].queueName}-dlq`],
+    EMAIL_TRANSPORT: 'smtp',
+    SMTP_HOST: smtp.host,
+    SMTP_PORT: String(smtp.port),
+    EMAIL_RETRY_BASE_DELAY_SEC: String(options.emailRetryBaseDelaySec ?? 30),
+    // Per run: verification links from an earlier run stop verifying, which is fine locally.
+    VERIFICATION_LINK_SECRET: randomBytes(32).toString('base64url'),
   });
-  const host = new FunctionHost(
-    repositoryRoot,
-    httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
-  );
+  const host = new FunctionHost(repositoryRoot, [
+    ...httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
+    ...workerNames.map((name) => ({ name, ...workers[name] })),
+  ]);
   const match = createRouteMatcher();
   // Set once the server listens: the dev issuer's URL includes the port.
   let auth: LocalAuth | undefined;
@@ -189,14 +217,33 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   auth = createLocalAuth(url, options.dataDir, options.authClientIds);
   // The functions read their environment when loaded, so they are loaded once it is complete.
   // Bookings calls users over HTTP: here both are served by this runtime.
-  Object.assign(process.env, auth.environment, { USERS_API_URL: url });
+  Object.assign(process.env, auth.environment, { USERS_API_URL: url, APP_BASE_URL: url });
   try {
     await host.loadAll();
   } catch (error) {
     server.close();
+    await Promise.all([sqs.stop(), smtp.stop()]);
     await ownDynamoDb?.stop();
     throw error;
   }
+  // One poller per worker: the event source mappings of the stack, with the same batch size and concurrency.
+  const sqsClient = sqs.createClient();
+  const pollers = workerNames.map((name) => {
+    const worker = workers[name];
+    return new QueuePoller({
+      client: sqsClient,
+      queueUrl: sqs.queueUrls[worker.queueName] as string,
+      queueArn: `arn:aws:sqs:us-east-1:000000000000:${worker.queueName}`,
+      batchSize: worker.batchSize,
+      maxConcurrency: worker.maxConcurrency,
+      invoke: (event) => host.invoke(name, event),
+      onError: (error) =>
+        console.error(
+          JSON.stringify({ level: 'ERROR', message: 'Queue poller', worker: name, error: String(error) }),
+        ),
+    });
+  });
+  for (const poller of pollers) poller.start();
 
   let stopped: Promise<void> | undefined;
   return {
@@ -205,12 +252,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     dynamoDbEndpoint,
     tableNames,
     auth,
+    sqs: { endpoint: sqs.endpoint, queueUrls: sqs.queueUrls },
+    smtp,
+    outboxDir,
     stop: () => {
       stopped ??= (async () => {
+        // Pollers first: batches in flight finish while SQS, the sink and DynamoDB still answer.
+        await Promise.all(pollers.map((poller) => poller.stop()));
+        sqsClient.destroy();
         await new Promise<void>((resolveClose) => {
           server.close(() => resolveClose());
           server.closeAllConnections();
         });
+        await Promise.all([sqs.stop(), smtp.stop()]);
         await ownDynamoDb?.stop();
       })();
       return stopped;

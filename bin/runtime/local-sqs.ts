@@ -1,8 +1,9 @@
 // Embedded SQS (local-aws-sqs) on 127.0.0.1 with each queue's dead-letter queue and redrive policy.
 
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { createSqsServer } from 'local-aws-sqs';
+import { createRequestHandler } from 'local-aws-sqs';
 
 export interface LocalQueueDefinition {
   readonly name: string;
@@ -28,15 +29,62 @@ export function createLocalSqsClient(endpoint: string): SQSClient {
   });
 }
 
+/** The slice of a local-aws-sqs queue that {@link countVisibilityChangesAsSqsDoes} patches. */
+interface EmulatedQueue {
+  newRecord: (message: Record<string, unknown>, delay?: number) => unknown;
+  changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
+}
+
+interface EmulatedEntry {
+  readonly record: { readonly MessageId: string; readonly attributes: { ApproximateReceiveCount: string } };
+}
+
+/**
+ * local-aws-sqs counts a ChangeMessageVisibility as one more receive, which SQS does not: a worker
+ * that backs off by changing visibility would reach the DLQ after half its attempts. This keeps each
+ * queue's entries (newRecord returns them) and takes the extra count back after each change.
+ */
+function countVisibilityChangesAsSqsDoes(queue: EmulatedQueue): void {
+  const entries = new Map<string, EmulatedEntry>();
+  const newRecord = queue.newRecord;
+  queue.newRecord = (message, delay) => {
+    const entry = newRecord(message, delay) as EmulatedEntry;
+    // Bounded: a local queue never holds this many messages that still matter.
+    if (entries.size >= 10_000) entries.delete(entries.keys().next().value as string);
+    entries.set(entry.record.MessageId, entry);
+    return entry;
+  };
+  const changeVisibility = queue.changeVisibility.bind(queue);
+  queue.changeVisibility = (receiptHandle, visibilityTimeout) => {
+    const changed = changeVisibility(receiptHandle, visibilityTimeout);
+    const decoded = Buffer.from(receiptHandle, 'base64').toString('utf8');
+    const messageId = (JSON.parse(decoded.slice(decoded.indexOf('{'))) as { MessageId: string }).MessageId;
+    const attributes = entries.get(messageId)?.record.attributes;
+    if (changed && attributes) {
+      attributes.ApproximateReceiveCount = String(Number(attributes.ApproximateReceiveCount) - 1);
+    }
+    return changed;
+  };
+}
+
 /** Starts the server on a free port and creates every queue after its DLQ. */
 export async function startLocalSqs(queues: readonly LocalQueueDefinition[], port = 0): Promise<LocalSqs> {
-  const server = await createSqsServer({
+  const { requestHandler, service } = createRequestHandler({
     port,
     hostname: '127.0.0.1',
     // Tests recreate queues freely; AWS's 60 s wait after a delete would only slow them down.
     emulateQueueCreationLifecycle: false,
   });
-  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = createServer((request, response) => {
+    void requestHandler(request, response);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  // As createSqsServer does: queue URLs carry the port actually bound.
+  service.PORT = (server.address() as AddressInfo).port;
+  const endpoint = `http://127.0.0.1:${service.PORT}`;
   const client = createLocalSqsClient(endpoint);
   const queueUrls: Record<string, string> = {};
   for (const queue of queues) {
@@ -60,6 +108,7 @@ export async function startLocalSqs(queues: readonly LocalQueueDefinition[], por
     queueUrls[queue.name] = main.QueueUrl as string;
   }
   client.destroy();
+  for (const queue of service.Queues) countVisibilityChangesAsSqsDoes(queue as unknown as EmulatedQueue);
   let stopped: Promise<void> | undefined;
   return {
     endpoint,

@@ -137,3 +137,57 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionE
     auth: authEnvironment(result.data, env),
   };
 }
+
+const queueEnvironmentSchema = z.object({
+  /** Set only by the local runtime and tests (local-aws-sqs); in AWS the SDK's regional endpoint is used. */
+  SQS_ENDPOINT: z.url().optional(),
+  /** The email queue; without it, registering a user enqueues no email. */
+  EMAIL_QUEUE_URL: z.url().optional(),
+  /** The email queue's dead-letter queue: where the worker puts a message that can never be sent. */
+  EMAIL_DLQ_URL: z.url().optional(),
+  /** `ses` in AWS; `smtp` anywhere (the local runtime's SMTP sink). */
+  EMAIL_TRANSPORT: z.enum(['ses', 'smtp']).default('smtp'),
+  EMAIL_FROM: z.string().min(3).default('Bulwark <noreply@bulwark.local>'),
+  SMTP_HOST: z.string().min(1).default('127.0.0.1'),
+  SMTP_PORT: z.coerce.number().int().min(1).max(65_535).default(1025),
+  /** First retry delay; attempt n waits base × 2^(n-1) seconds (changed message visibility). */
+  EMAIL_RETRY_BASE_DELAY_SEC: z.coerce.number().int().min(1).max(3600).default(30),
+  /** HMAC secret of verification links (at least 32 characters). */
+  VERIFICATION_LINK_SECRET: z.string().min(32).optional(),
+  /** Base of the links put in emails. */
+  APP_BASE_URL: z.url().default('http://127.0.0.1:3000'),
+});
+
+/** Queue and email settings of the users function (producer) and the email worker (consumer). */
+export interface QueueEnvironment {
+  sqsEndpoint: string | undefined;
+  emailQueueUrl: string | undefined;
+  emailDlqUrl: string | undefined;
+  emailTransport: 'ses' | 'smtp';
+  emailFrom: string;
+  smtp: { host: string; port: number };
+  retryBaseDelaySec: number;
+  verificationLinkSecret: string | undefined;
+  appBaseUrl: string;
+}
+
+/** Fails the cold start with every invalid variable named (never their values). */
+export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): QueueEnvironment {
+  const result = queueEnvironmentSchema.safeParse(env);
+  if (!result.success) {
+    const names = result.error.issues.map((issue) => issue.path.join('.'));
+    throw new Error(`Invalid function environment: ${names.join(', ')}`);
+  }
+  const data = result.data;
+  return {
+    sqsEndpoint: data.SQS_ENDPOINT,
+    emailQueueUrl: data.EMAIL_QUEUE_URL,
+    emailDlqUrl: data.EMAIL_DLQ_URL,
+    emailTransport: data.EMAIL_TRANSPORT,
+    emailFrom: data.EMAIL_FROM,
+    smtp: { host: data.SMTP_HOST, port: data.SMTP_PORT },
+    retryBaseDelaySec: data.EMAIL_RETRY_BASE_DELAY_SEC,
+    verificationLinkSecret: data.VERIFICATION_LINK_SECRET,
+    appBaseUrl: data.APP_BASE_URL,
+  };
+}

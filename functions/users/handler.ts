@@ -4,11 +4,13 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
-import { readEnvironment } from '../shared/environment.js';
+import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { createSqsClient } from '../shared/sqs-client.js';
+import { RegistrationEmails } from './registration-emails.js';
 import { UsersModel } from './users-model.js';
 
 const { logger, auditLogger, onEvent } = functionObservability('users');
@@ -18,6 +20,13 @@ const users = new UsersModel(
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
 );
+const queues = readQueueEnvironment();
+const registrationEmails = new RegistrationEmails({
+  sqs: queues.emailQueueUrl ? createSqsClient(queues.sqsEndpoint) : undefined,
+  queues,
+  logger,
+  auditLogger,
+});
 
 const registerBody = z.strictObject({
   email: z.email().max(254),
@@ -29,9 +38,13 @@ export const handler = createHttpFunction(
   'users',
   {
     'POST /users': (route) =>
-      route
-        .use(validateInput({ body: registerBody }))
-        .handler(async (_event, { input }) => json(201, await users.register(input.body))),
+      route.use(validateInput({ body: registerBody })).handler(async (_event, context) => {
+        const user = await users.register(context.input.body);
+        // After the write: an email never goes out for a registration that did not happen.
+        // correlationIds() (createHttpFunction) sets it on every request; the route's context type omits it.
+        await registrationEmails.enqueue(user, (context as { correlationId?: string }).correlationId);
+        return json(201, user);
+      }),
 
     'GET /users/{id}': (route) =>
       route

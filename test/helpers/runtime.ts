@@ -93,6 +93,8 @@ export interface UseLocalRuntimeOptions {
   as?: DevTokenOptions;
   /** Client ids the functions accept. @default any */
   authClientIds?: readonly string[];
+  /** The email worker's first retry delay in seconds. @default the runtime's (30) */
+  emailRetryBaseDelaySec?: number;
 }
 
 /** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
@@ -109,6 +111,7 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
       tableNames: testTableNames,
       encryptionKey: inject('encryptionKey'),
       ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
+      ...(setup.emailRetryBaseDelaySec ? { emailRetryBaseDelaySec: setup.emailRetryBaseDelaySec } : {}),
     });
     if (setup.as) defaultToken = await runtime.auth.devIssuer.mint(setup.as);
   });

@@ -1,0 +1,67 @@
+// Email templates: one handlebars set (subject, HTML, text) per message type, compiled once at cold start in strict mode.
+import { readFileSync } from 'node:fs';
+import Handlebars from 'handlebars';
+import type { EmailMessage, EmailMessageType } from './messages.js';
+import { emailMessageTypes } from './messages.js';
+
+export interface RenderedEmail {
+  readonly subject: string;
+  readonly html: string;
+  readonly text: string;
+}
+
+type Compiled = (data: unknown) => string;
+
+/** The templates folder next to this module (bundlers must copy it; see the README). */
+const defaultTemplatesDir = new URL('./templates/', import.meta.url);
+
+function compile(dir: URL, file: string, escapeHtml: boolean): Compiled {
+  const source = readFileSync(new URL(file, dir), 'utf8');
+  // strict: a variable the data lacks throws instead of rendering as an empty string.
+  return Handlebars.compile(source, { strict: true, noEscape: !escapeHtml });
+}
+
+/** A template referenced a variable the message does not carry: the message can never be rendered. */
+export class TemplateRenderError extends Error {
+  constructor(type: string, cause: unknown) {
+    super(
+      `Template ${type} could not be rendered: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
+    this.name = 'TemplateRenderError';
+  }
+}
+
+export class EmailTemplates {
+  private readonly templates = new Map<
+    EmailMessageType,
+    { subject: Compiled; html: Compiled; text: Compiled }
+  >();
+
+  /** Reads and compiles every template now, so a missing file fails the cold start, not a message. */
+  constructor(dir: URL = defaultTemplatesDir) {
+    for (const type of emailMessageTypes) {
+      this.templates.set(type, {
+        subject: compile(dir, `${type}.subject.hbs`, false),
+        html: compile(dir, `${type}.html.hbs`, true),
+        text: compile(dir, `${type}.txt.hbs`, false),
+      });
+    }
+  }
+
+  render(message: EmailMessage): RenderedEmail {
+    const set = this.templates.get(message.type);
+    if (!set) throw new TemplateRenderError(message.type, 'no such template');
+    try {
+      return {
+        subject: set.subject(message.data).trim(),
+        html: set.html(message.data),
+        text: set.text(message.data),
+      };
+    } catch (error) {
+      throw new TemplateRenderError(message.type, error);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+// Email transports chosen by configuration: SES v2 in AWS, SMTP (nodemailer) anywhere, e.g. the local SMTP sink.
+import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import { createTransport, type Transporter } from 'nodemailer';
+import type { RenderedEmail } from './templates.js';
+
+export interface OutgoingEmail extends RenderedEmail {
+  readonly from: string;
+  readonly to: string;
+  /** Sent as a header so a message can be traced from the queue to the inbox. */
+  readonly messageId: string;
+}
+
+export interface EmailTransport {
+  readonly name: 'ses' | 'smtp';
+  /** Resolves with the provider's message id once the provider accepted the message. */
+  send(email: OutgoingEmail, signal?: AbortSignal): Promise<string>;
+  close(): void;
+}
+
+/** SES v2 `SendEmail` with a simple (subject + HTML + text) content. */
+export class SesEmailTransport implements EmailTransport {
+  readonly name = 'ses';
+
+  constructor(private readonly client: SESv2Client) {}
+
+  async send(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
+    const result = await this.client.send(
+      new SendEmailCommand({
+        FromEmailAddress: email.from,
+        Destination: { ToAddresses: [email.to] },
+        Content: {
+          Simple: {
+            Subject: { Data: email.subject, Charset: 'UTF-8' },
+            Body: {
+              Html: { Data: email.html, Charset: 'UTF-8' },
+              Text: { Data: email.text, Charset: 'UTF-8' },
+            },
+            Headers: [{ Name: 'X-Bulwark-Message-Id', Value: email.messageId }],
+          },
+        },
+      }),
+      signal ? { abortSignal: signal } : {},
+    );
+    return result.MessageId ?? '';
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+export interface SmtpTransportOptions {
+  readonly host: string;
+  readonly port: number;
+  /** @default 10000 */
+  readonly timeoutMs?: number;
+}
+
+/** Plain SMTP through nodemailer (one pooled transporter per process). */
+export class SmtpEmailTransport implements EmailTransport {
+  readonly name = 'smtp';
+  private readonly transporter: Transporter;
+
+  constructor(options: SmtpTransportOptions) {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    this.transporter = createTransport({
+      host: options.host,
+      port: options.port,
+      secure: false,
+      // Local sinks speak plain SMTP; a real relay would be configured with TLS and credentials.
+      ignoreTLS: options.host === '127.0.0.1' || options.host === 'localhost',
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
+    });
+  }
+
+  async send(email: OutgoingEmail): Promise<string> {
+    const info = await this.transporter.sendMail({
+      from: email.from,
+      to: email.to,
+      subject: email.subject,
+      html: email.html,
+      text: email.text,
+      headers: { 'X-Bulwark-Message-Id': email.messageId },
+    });
+    return String(info.messageId ?? '');
+  }
+
+  close(): void {
+    this.transporter.close();
+  }
+}

@@ -1,0 +1,48 @@
+// The email queue's producer side: typed messages sent in one batch, carrying the caller's correlation id.
+import { randomUUID } from 'node:crypto';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
+import type { EmailMessage } from '../email-worker/messages.js';
+
+/** A message to enqueue; `id` (the worker's idempotency key) is generated when absent. */
+export type NewEmailMessage = EmailMessage extends infer M
+  ? M extends EmailMessage
+    ? Omit<M, 'id'> & { readonly id?: string }
+    : never
+  : never;
+
+export class EmailQueueError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'EmailQueueError';
+  }
+}
+
+/**
+ * Enqueues up to 10 emails in one SendMessageBatch. Rejects with {@link EmailQueueError} naming the
+ * message types SQS did not accept (a batch can partly fail), so the caller can decide what to do.
+ *
+ * @example
+ * await enqueueEmails(sqs, queueUrl, [{ type: 'welcome', to, data: { name } }], correlationId);
+ */
+export async function enqueueEmails(
+  sqs: SQSClient,
+  queueUrl: string,
+  messages: readonly NewEmailMessage[],
+  correlationId?: string,
+): Promise<string[]> {
+  const withIds = messages.map((message) => ({ ...message, id: message.id ?? randomUUID() }));
+  const result = await sqs.send(
+    new SendMessageBatchCommand({
+      QueueUrl: queueUrl,
+      Entries: withIds.map((message, index) => ({
+        Id: String(index),
+        MessageBody: JSON.stringify(message),
+        MessageAttributes: { ...correlationMessageAttributes(correlationId) },
+      })),
+    }),
+  );
+  const failed = (result.Failed ?? []).map((entry) => withIds[Number(entry.Id)]?.type ?? 'unknown');
+  if (failed.length > 0) throw new EmailQueueError(`SQS did not accept: ${failed.join(', ')}`);
+  return withIds.map((message) => message.id);
+}

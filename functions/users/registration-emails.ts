@@ -1,0 +1,69 @@
+// After a registration: enqueues the welcome email and the verification email (with a signed, expiring link).
+
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { enqueueEmails } from '../shared/email-queue.js';
+import type { QueueEnvironment } from '../shared/environment.js';
+import { createVerificationLink } from '../shared/verification-link.js';
+import type { User } from './users-model.js';
+
+export interface RegistrationEmailsOptions {
+  /** Undefined: no email queue is configured, so nothing is enqueued. */
+  readonly sqs: SQSClient | undefined;
+  readonly queues: QueueEnvironment;
+  readonly logger: Logger;
+  readonly auditLogger: AuditLogger;
+}
+
+/**
+ * Enqueues the registration emails. Called after the user is stored; a queue failure is logged and
+ * audited (`email.enqueue_failed`, with the user id) but never fails the registration: the user exists
+ * either way, and answering 5xx would make the client retry a registration that already succeeded.
+ */
+export class RegistrationEmails {
+  constructor(private readonly options: RegistrationEmailsOptions) {
+    if (options.queues.emailQueueUrl && !options.queues.verificationLinkSecret) {
+      throw new Error(
+        'Invalid function environment: VERIFICATION_LINK_SECRET (required with EMAIL_QUEUE_URL)',
+      );
+    }
+  }
+
+  async enqueue(user: User, correlationId: string | undefined): Promise<void> {
+    const { sqs, queues, logger, auditLogger } = this.options;
+    if (!sqs || !queues.emailQueueUrl || !queues.verificationLinkSecret) return;
+    const link = createVerificationLink({
+      baseUrl: queues.appBaseUrl,
+      userId: user.id,
+      secret: queues.verificationLinkSecret,
+    });
+    try {
+      await enqueueEmails(
+        sqs,
+        queues.emailQueueUrl,
+        [
+          { type: 'welcome', to: user.email, data: { name: user.name } },
+          {
+            type: 'verification',
+            to: user.email,
+            data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
+          },
+        ],
+        correlationId,
+      );
+    } catch (error) {
+      logger.error('Registration emails were not enqueued; the user is registered', {
+        userId: user.id,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
+      auditLogger.log({
+        eventType: 'email.enqueue_failed',
+        outcome: 'error',
+        userId: user.id,
+        ...(correlationId ? { correlationId } : {}),
+        reason: error instanceof Error ? error.name : 'error',
+      });
+    }
+  }
+}

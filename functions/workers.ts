@@ -1,0 +1,45 @@
+// The one queue-worker table: read by the local runtime (queues + pollers) and, later, by the CDK stack.
+import type { TableDefinition } from '../middleware/store/tables.js';
+
+/** Settings of one Lambda function fed by an SQS queue through an event source mapping. */
+export interface WorkerDefinition {
+  /** Handler module, relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  /** The queue's name; its dead-letter queue is `<queueName>-dlq`. */
+  readonly queueName: string;
+  /** Receives after which SQS moves a message to the DLQ: the worker's number of attempts. */
+  readonly maxReceiveCount: number;
+  /** The queue's default visibility timeout; at least the function timeout, as AWS requires. */
+  readonly visibilityTimeoutSec: number;
+  /** Records per invocation. */
+  readonly batchSize: number;
+  /** The event source mapping's maximum concurrency (batches in flight at once). */
+  readonly maxConcurrency: number;
+  /** Lambda memory in MB. */
+  readonly memoryMb: number;
+  /** Lambda timeout; the local runtime enforces it too. */
+  readonly timeoutSec: number;
+  /** Which tables the function reads or writes; the stack grants exactly these. */
+  readonly tables: readonly TableDefinition['id'][];
+}
+
+export const workers = {
+  'email-worker': {
+    entry: 'functions/email-worker/handler.ts',
+    queueName: 'bulwark-email',
+    // Seed 003: an email is tried 3 times, then kept in the DLQ.
+    maxReceiveCount: 3,
+    visibilityTimeoutSec: 60,
+    batchSize: 10,
+    // Seed 003's email concurrency; it also keeps SMTP/SES connection counts modest.
+    maxConcurrency: 5,
+    memoryMb: 256,
+    timeoutSec: 30,
+    tables: ['toolkit'],
+  },
+} as const satisfies Record<string, WorkerDefinition>;
+
+export type WorkerName = keyof typeof workers;
+
+/** The worker names, typed (Object.keys would widen them to string). */
+export const workerNames = Object.keys(workers) as WorkerName[];

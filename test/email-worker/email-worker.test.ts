@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
+import { EmailTemplates } from '../../functions/email-worker/templates.js';
+import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
+import type { FunctionObservability } from '../../functions/shared/observability.js';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { createMetrics } from '../../middleware/metrics/record.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const sqsMock = mockClient(SQSClient);
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+
+class RecordingTransport implements EmailTransport {
+  readonly name = 'smtp';
+  readonly sent: OutgoingEmail[] = [];
+  /** Recipients whose sends fail (records of a batch are processed in parallel, so not by order). */
+  readonly failFor = new Set<string>();
+  async send(email: OutgoingEmail): Promise<string> {
+    if (this.failFor.has(email.to)) throw new Error('connection refused');
+    this.sent.push(email);
+    return `<${this.sent.length}@test>`;
+  }
+  close(): void {}
+}
+
+const context = {
+  functionName: 'bulwark-email-worker',
+  awsRequestId: 'req-1',
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+function record(body: unknown, receiveCount = 1): SQSRecord {
+  return {
+    messageId: randomUUID(),
+    receiptHandle: `handle-${randomUUID()}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: {
+      ApproximateReceiveCount: String(receiveCount),
+      SentTimestamp: String(Date.now()),
+      SenderId: 'local',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {
+      'x-correlation-id': {
+        dataType: 'String',
+        stringValue: 'corr-123',
+        stringListValues: [],
+        binaryListValues: [],
+      },
+    },
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:bulwark-email',
+    awsRegion: 'us-east-1',
+  };
+}
+
+function welcome(to = `u-${randomUUID()}@example.com`) {
+  return { id: randomUUID(), type: 'welcome', to, data: { name: 'Grace <Hopper>' } };
+}
+
+function setup(templates = new EmailTemplates()) {
+  const transport = new RecordingTransport();
+  const audits: AuditEvent[] = [];
+  const observability: FunctionObservability = {
+    logger: new Logger({ serviceName: 'email-worker', logLevel: 'SILENT' }),
+    auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
+    metrics: createMetrics({ serviceName: 'email-worker' }),
+    onEvent: () => {},
+  };
+  const worker = new EmailWorker({
+    transport,
+    templates,
+    breaker: new CircuitBreaker<string>({
+      name: `email-test-${randomUUID()}`,
+      tableName: testTableNames.toolkit,
+      client: dynamoDb,
+    }),
+    sqs: new SQSClient({ region: 'us-east-1' }),
+    queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
+    dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
+    from: 'noreply@bulwark.local',
+    maxAttempts: 3,
+    retryBaseDelaySec: 30,
+    persistenceStore: new DynamoDBPersistenceLayer({
+      tableName: testTableNames.toolkit,
+      awsSdkV3Client: dynamoDb,
+      keyAttr: 'pk',
+      sortKeyAttr: 'sk',
+      staticPkValue: 'IDEM#email-worker',
+      expiryAttr: 'expiresAt',
+    }),
+    observability,
+  });
+  const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
+  return { transport, audits, run };
+}
+
+beforeEach(() => {
+  sqsMock.reset();
+  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
+  sqsMock.on(ChangeMessageVisibilityCommand).resolves({});
+});
+
+describe('the email worker', () => {
+  it('renders the template pair, escaping HTML only in the HTML part, and audits the send', async () => {
+    const { transport, audits, run } = setup();
+    const message = welcome();
+    expect(await run(record(message))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(1);
+    const [email] = transport.sent;
+    expect(email?.subject).toBe('Welcome to Bulwark, Grace <Hopper>');
+    expect(email?.html).toContain('Welcome, Grace &lt;Hopper&gt;!');
+    expect(email?.text).toContain('Welcome, Grace <Hopper>!');
+    expect(audits).toEqual([
+      expect.objectContaining({ eventType: 'email.sent', outcome: 'success', correlationId: 'corr-123' }),
+    ]);
+  });
+
+  it('sends once when the same SQS record is delivered twice, remembering it under an IDEM# key', async () => {
+    const { transport, run } = setup();
+    const message = welcome();
+    const redelivered = record(message);
+    await run(redelivered);
+    expect(
+      await run({ ...redelivered, attributes: { ...redelivered.attributes, ApproximateReceiveCount: '2' } }),
+    ).toEqual({
+      batchItemFailures: [],
+    });
+    expect(transport.sent.filter((email) => email.to === message.to)).toHaveLength(1);
+    const stored = await createDocumentClient(dynamoDb).send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'IDEM#email-worker' },
+      }),
+    );
+    expect(
+      stored.Items?.some((item) => item.status === 'COMPLETED' && typeof item.expiresAt === 'number'),
+    ).toBe(true);
+  });
+
+  it('fails only the record whose send failed and delays its next attempt exponentially', async () => {
+    const { transport, run } = setup();
+    const failingMessage = welcome();
+    transport.failFor.add(failingMessage.to);
+    const failing = record(failingMessage, 2);
+    const fine = record(welcome());
+    const response = await run(failing, fine);
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    expect(transport.sent).toHaveLength(1);
+    const change = sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input;
+    expect(change).toMatchObject({ ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 60 });
+  });
+
+  it('makes a message visible at once after its last attempt, so redrive moves it to the DLQ', async () => {
+    const { transport, audits, run } = setup();
+    const message = welcome();
+    transport.failFor.add(message.to);
+    const last = record(message, 3);
+    expect((await run(last)).batchItemFailures).toHaveLength(1);
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input.VisibilityTimeout).toBe(0);
+    expect(audits[0]).toMatchObject({
+      eventType: 'email.failed',
+      outcome: 'error',
+      metadata: { attempt: 3, last: true },
+    });
+  });
+
+  it('still fails the record when its visibility cannot be changed', async () => {
+    const { transport, run } = setup();
+    const message = welcome();
+    transport.failFor.add(message.to);
+    sqsMock.on(ChangeMessageVisibilityCommand).rejects(new Error('SQS down'));
+    const failing = record(message);
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+  });
+
+  it('copies an invalid message to the DLQ once with its reason and reports it processed', async () => {
+    const { transport, audits, run } = setup();
+    const bad = record({ id: randomUUID(), type: 'sms', to: 'x@example.com', data: {} });
+    expect(await run(bad)).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toEqual([]);
+    const sent = sqsMock.commandCalls(SendMessageCommand);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.args[0].input).toMatchObject({
+      QueueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
+      MessageBody: bad.body,
+      MessageAttributes: {
+        'x-correlation-id': { DataType: 'String', StringValue: 'corr-123' },
+        'bulwark-dead-letter-reason': { DataType: 'String', StringValue: expect.stringContaining('type') },
+      },
+    });
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
+  });
+
+  it('retries an invalid message normally when the DLQ cannot take it, so it is never lost', async () => {
+    const { run } = setup();
+    sqsMock.on(SendMessageCommand).rejects(new Error('SQS down'));
+    const bad = record('not json');
+    expect((await run(bad)).batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
+  });
+
+  it('dead-letters a message whose template needs a variable the message lacks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'templates-'));
+    cpSync(new URL('../../functions/email-worker/templates/', import.meta.url), dir, { recursive: true });
+    writeFileSync(join(dir, 'welcome.txt.hbs'), 'Hello {{name}}, your code is {{code}}');
+    const { transport, audits, run } = setup(new EmailTemplates(pathToFileURL(`${dir}/`)));
+    expect(await run(record(welcome()))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toEqual([]);
+    expect(sqsMock.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageAttributes).toMatchObject({
+      'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('"code" not defined') },
+    });
+    expect(audits[0]).toMatchObject({ eventType: 'email.rejected' });
+  });
+});
+
+describe('retry delays', () => {
+  it('double after each failed attempt and stop at SQS maximum visibility', () => {
+    expect([1, 2, 3].map((attempt) => retryDelaySec(attempt, 30))).toEqual([30, 60, 120]);
+    expect(retryDelaySec(40, 30)).toBe(43_200);
+  });
+});

@@ -1,0 +1,76 @@
+// Helpers of the email worker tests: waiting on the SMTP sink and reading the queues of a local runtime.
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { LocalRuntime } from '../../bin/runtime/local-runtime.js';
+import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
+import type { SmtpSinkMessage } from '../../bin/runtime/smtp-sink.js';
+
+export async function until<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Waits for `count` messages to `to` in the sink. */
+export function emailsTo(runtime: LocalRuntime, to: string, count: number): Promise<SmtpSinkMessage[]> {
+  return until(() => {
+    const found = runtime.smtp.messages.filter((message) => message.to.includes(to));
+    return found.length >= count ? found : undefined;
+  });
+}
+
+/** A raw .eml with quoted-printable soft line breaks undone, so long links can be matched whole. */
+export function decodedEml(raw: string): string {
+  return raw.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+}
+
+export async function sendRaw(runtime: LocalRuntime, body: string, queue = 'bulwark-email'): Promise<void> {
+  const client = createLocalSqsClient(runtime.sqs.endpoint);
+  await client.send(new SendMessageCommand({ QueueUrl: runtime.sqs.queueUrls[queue], MessageBody: body }));
+  client.destroy();
+}
+
+/** Receives (and so hides for the queue's visibility timeout) whatever is visible in a queue. */
+export async function receiveAll(runtime: LocalRuntime, queue: string) {
+  const client = createLocalSqsClient(runtime.sqs.endpoint);
+  const { Messages } = await client.send(
+    new ReceiveMessageCommand({
+      QueueUrl: runtime.sqs.queueUrls[queue],
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: 0,
+      MessageAttributeNames: ['All'],
+      AttributeNames: ['All'],
+    }),
+  );
+  client.destroy();
+  return Messages ?? [];
+}
+
+/** Waits until a queue holds no message, visible or in flight: every message was processed and deleted. */
+export async function drained(runtime: LocalRuntime, queue = 'bulwark-email'): Promise<void> {
+  const client = createLocalSqsClient(runtime.sqs.endpoint);
+  await until(async () => {
+    const { Attributes } = await client.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: runtime.sqs.queueUrls[queue],
+        AttributeNames: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      }),
+    );
+    const left =
+      Number(Attributes?.ApproximateNumberOfMessages ?? 1) +
+      Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 1) +
+      Number(Attributes?.ApproximateNumberOfMessagesDelayed ?? 1);
+    return left === 0 ? true : undefined;
+  });
+  client.destroy();
+}

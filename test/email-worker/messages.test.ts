@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { parseEmailMessage } from '../../functions/email-worker/messages.js';
+import { EmailTemplates } from '../../functions/email-worker/templates.js';
+import { createVerificationLink, isValidVerification } from '../../functions/shared/verification-link.js';
+
+const id = randomUUID();
+const valid = {
+  welcome: { id, type: 'welcome', to: 'a@example.com', data: { name: 'Ada' } },
+  verification: {
+    id,
+    type: 'verification',
+    to: 'a@example.com',
+    data: {
+      name: 'Ada',
+      verificationUrl: 'http://127.0.0.1:3000/users/1/verify',
+      expiresAt: '2030-01-01T00:00:00Z',
+    },
+  },
+  'password-reset': {
+    id,
+    type: 'password-reset',
+    to: 'a@example.com',
+    data: { name: 'Ada', resetUrl: 'http://127.0.0.1:3000/reset?t=x', expiresInMinutes: 30 },
+  },
+  'security-alert': {
+    id,
+    type: 'security-alert',
+    to: 'a@example.com',
+    data: {
+      name: 'Ada',
+      event: 'New sign-in',
+      occurredAt: '2030-01-01T00:00:00Z',
+      details: 'From 203.0.113.9',
+    },
+  },
+};
+
+describe('email messages', () => {
+  it('accept each of the four types and render every one of them', () => {
+    const templates = new EmailTemplates();
+    for (const message of Object.values(valid)) {
+      const parsed = parseEmailMessage(JSON.stringify(message));
+      expect(parsed.ok).toBe(true);
+      if (!parsed.ok) continue;
+      const rendered = templates.render(parsed.message);
+      expect(rendered.subject.length).toBeGreaterThan(0);
+      expect(rendered.text).toContain('Ada');
+      expect(rendered.html).toContain('Ada');
+    }
+  });
+
+  it('reject bad input with a reason that names the field but not its value', () => {
+    const cases: [unknown, RegExp][] = [
+      ['{not json', /not JSON/],
+      [null, /Invalid message/],
+      [{ ...valid.welcome, type: 'fax' }, /type/],
+      [{ ...valid.welcome, id: 'not-a-uuid' }, /id/],
+      [{ ...valid.welcome, to: 'secret-not-an-email' }, /to/],
+      [{ ...valid.welcome, data: {} }, /data\.name/],
+      [{ ...valid.welcome, data: { name: 'Ada', extra: 1 } }, /data/],
+      [
+        { ...valid.verification, data: { ...valid.verification.data, verificationUrl: 'nope' } },
+        /verificationUrl/,
+      ],
+      [
+        { ...valid['password-reset'], data: { ...valid['password-reset'].data, expiresInMinutes: 0 } },
+        /expiresInMinutes/,
+      ],
+    ];
+    for (const [body, reason] of cases) {
+      const parsed = parseEmailMessage(typeof body === 'string' ? body : JSON.stringify(body));
+      expect(parsed.ok).toBe(false);
+      if (parsed.ok) continue;
+      expect(parsed.reason).toMatch(reason);
+      expect(parsed.reason).not.toContain('secret-not-an-email');
+    }
+  });
+});
+
+describe('verification links', () => {
+  const secret = 's'.repeat(32);
+  const now = Date.parse('2030-01-01T00:00:00Z');
+  const link = createVerificationLink({ baseUrl: 'http://127.0.0.1:3000', userId: 'user-1', secret, now });
+  const params = new URL(link.url).searchParams;
+  const expires = params.get('expires') ?? '';
+  const signature = params.get('signature') ?? '';
+
+  it('carry the user id, an expiry 24 hours ahead and a signature that verifies', () => {
+    expect(link.url).toMatch(
+      /^http:\/\/127\.0\.0\.1:3000\/users\/user-1\/verify\?expires=\d+&signature=[\w-]{43}$/,
+    );
+    expect(link.expiresAt.toISOString()).toBe('2030-01-02T00:00:00.000Z');
+    expect(isValidVerification({ userId: 'user-1', expires, signature, secret, now })).toBe(true);
+  });
+
+  it('are refused when expired, tampered with, for another user or signed with another secret', () => {
+    const later = now + 24 * 3600 * 1000;
+    expect(isValidVerification({ userId: 'user-1', expires, signature, secret, now: later })).toBe(false);
+    expect(
+      isValidVerification({ userId: 'user-1', expires: String(Number(expires) + 1), signature, secret, now }),
+    ).toBe(false);
+    expect(isValidVerification({ userId: 'user-2', expires, signature, secret, now })).toBe(false);
+    expect(isValidVerification({ userId: 'user-1', expires, signature, secret: 't'.repeat(32), now })).toBe(
+      false,
+    );
+    expect(isValidVerification({ userId: 'user-1', expires: '1e12', signature, secret, now })).toBe(false);
+    expect(isValidVerification({ userId: 'user-1', expires, signature: 'short', secret, now })).toBe(false);
+  });
+});

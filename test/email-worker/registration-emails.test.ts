@@ -1,0 +1,88 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readQueueEnvironment } from '../../functions/shared/environment.js';
+import { RegistrationEmails } from '../../functions/users/registration-emails.js';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+
+const sqsMock = mockClient(SQSClient);
+afterEach(() => sqsMock.reset());
+
+const queues = readQueueEnvironment({
+  EMAIL_QUEUE_URL: 'http://127.0.0.1:1/000000000000/bulwark-email',
+  VERIFICATION_LINK_SECRET: 'x'.repeat(32),
+  APP_BASE_URL: 'https://api.example.com',
+});
+const user = { id: 'user-1', email: 'ada@example.com', name: 'Ada', createdAt: '2030-01-01T00:00:00Z' };
+
+function setup() {
+  const audits: AuditEvent[] = [];
+  const emails = new RegistrationEmails({
+    sqs: new SQSClient({ region: 'us-east-1' }),
+    queues,
+    logger: new Logger({ logLevel: 'SILENT' }),
+    auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
+  });
+  return { emails, audits };
+}
+
+describe('registration emails', () => {
+  it('enqueue a welcome and a verification email in one batch, with the correlation id', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    await setup().emails.enqueue(user, 'corr-1');
+    const input = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input;
+    const bodies = (input?.Entries ?? []).map((entry) => JSON.parse(entry.MessageBody ?? '{}'));
+    expect(bodies.map((body) => body.type)).toEqual(['welcome', 'verification']);
+    expect(bodies[1].data.verificationUrl).toMatch(/^https:\/\/api\.example\.com\/users\/user-1\/verify\?/);
+    expect(new Set(bodies.map((body) => body.id)).size).toBe(2);
+    expect(input?.Entries?.[0]?.MessageAttributes).toEqual({
+      'x-correlation-id': { DataType: 'String', StringValue: 'corr-1' },
+    });
+  });
+
+  it('never fail the registration when SQS is down or refuses an entry: they log and audit it', async () => {
+    for (const fail of [
+      () => sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down')),
+      () =>
+        sqsMock
+          .on(SendMessageBatchCommand)
+          .resolves({ Successful: [], Failed: [{ Id: '1', Code: 'x', SenderFault: false }] }),
+    ]) {
+      sqsMock.reset();
+      fail();
+      const { emails, audits } = setup();
+      await expect(emails.enqueue(user, undefined)).resolves.toBeUndefined();
+      expect(audits).toEqual([
+        expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: 'user-1' }),
+      ]);
+    }
+  });
+
+  it('do nothing when no email queue is configured', async () => {
+    const emails = new RegistrationEmails({
+      sqs: undefined,
+      queues: readQueueEnvironment({}),
+      logger: new Logger({ logLevel: 'SILENT' }),
+      auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+    });
+    await emails.enqueue(user, undefined);
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('refuse to start with a queue but no link secret, and with an invalid environment', () => {
+    expect(
+      () =>
+        new RegistrationEmails({
+          sqs: undefined,
+          queues: readQueueEnvironment({ EMAIL_QUEUE_URL: 'http://127.0.0.1:1/q' }),
+          logger: new Logger({ logLevel: 'SILENT' }),
+          auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+        }),
+    ).toThrow('VERIFICATION_LINK_SECRET');
+    expect(() => readQueueEnvironment({ SMTP_PORT: 'abc', EMAIL_TRANSPORT: 'pigeon' })).toThrow(
+      /SMTP_PORT, EMAIL_TRANSPORT|EMAIL_TRANSPORT, SMTP_PORT/,
+    );
+  });
+});

@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { useLocalRuntime } from '../helpers/runtime.js';
+import { receiveAll, sendRaw, until } from './helpers.js';
+
+// Its own file (and runtime): the failures it causes count against the shared transport circuit.
+const api = useLocalRuntime({ emailRetryBaseDelaySec: 1 });
+
+describe('the email worker when SMTP is down', () => {
+  it('tries a message 3 times with growing delays, then leaves it in the DLQ', async () => {
+    const runtime = api.runtime();
+    await runtime.smtp.stop();
+    // Something on the sink's port that drops every connection: a mail server that is down.
+    const attempts: number[] = [];
+    const sockets = new Set<Socket>();
+    const broken = createServer((socket) => {
+      attempts.push(Date.now());
+      sockets.add(socket);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => broken.listen(runtime.smtp.port, '127.0.0.1', resolve));
+    try {
+      const body = JSON.stringify({
+        id: randomUUID(),
+        type: 'welcome',
+        to: 'down@example.com',
+        data: { name: 'D' },
+      });
+      await sendRaw(runtime, body);
+      const dead = await until(async () => {
+        const messages = await receiveAll(runtime, 'bulwark-email-dlq');
+        return messages.length > 0 ? messages : undefined;
+      });
+      expect(dead.map((message) => message.Body)).toEqual([body]);
+      expect(attempts).toHaveLength(3);
+      const [first = 0, second = 0, third = 0] = attempts;
+      // Backoff by visibility: about 1 s after the first failure, about 2 s after the second.
+      expect(second - first).toBeGreaterThanOrEqual(900);
+      expect(third - second).toBeGreaterThanOrEqual(1900);
+      expect(await receiveAll(runtime, 'bulwark-email')).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
+    }
+  });
+});

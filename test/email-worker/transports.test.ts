@@ -1,0 +1,72 @@
+import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SmtpSink, startSmtpSink } from '../../bin/runtime/smtp-sink.js';
+import { SesEmailTransport, SmtpEmailTransport } from '../../functions/email-worker/transports.js';
+
+const email = {
+  from: 'noreply@bulwark.local',
+  to: 'ada@example.com',
+  subject: 'Hello',
+  html: '<p>Hi Ada</p>',
+  text: 'Hi Ada',
+  messageId: '7a0f4c1e-5a4e-4c7f-9d0b-2a1f0e3c4d5b',
+};
+
+describe('the SES v2 transport', () => {
+  it('sends a simple message with subject, HTML and text parts and returns the SES message id', async () => {
+    const ses = mockClient(SESv2Client);
+    ses.on(SendEmailCommand).resolves({ MessageId: 'ses-123' });
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
+    expect(await transport.send(email)).toBe('ses-123');
+    expect(ses.commandCalls(SendEmailCommand)[0]?.args[0].input).toEqual({
+      FromEmailAddress: email.from,
+      Destination: { ToAddresses: [email.to] },
+      Content: {
+        Simple: {
+          Subject: { Data: 'Hello', Charset: 'UTF-8' },
+          Body: {
+            Html: { Data: '<p>Hi Ada</p>', Charset: 'UTF-8' },
+            Text: { Data: 'Hi Ada', Charset: 'UTF-8' },
+          },
+          Headers: [{ Name: 'X-Bulwark-Message-Id', Value: email.messageId }],
+        },
+      },
+    });
+    transport.close();
+    ses.restore();
+  });
+
+  it('passes SES errors on, so the attempt counts as failed', async () => {
+    const ses = mockClient(SESv2Client);
+    ses.on(SendEmailCommand).rejects(new Error('Throttling'));
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
+    await expect(transport.send(email)).rejects.toThrow('Throttling');
+    ses.restore();
+  });
+});
+
+describe('the SMTP transport', () => {
+  let sink: SmtpSink;
+  beforeAll(async () => {
+    sink = await startSmtpSink();
+  });
+  afterAll(() => sink.stop());
+
+  it('delivers a multipart message to a real SMTP server', async () => {
+    const transport = new SmtpEmailTransport({ host: sink.host, port: sink.port });
+    await transport.send(email);
+    transport.close();
+    expect(sink.messages).toHaveLength(1);
+    const raw = sink.messages[0]?.raw ?? '';
+    expect(raw).toContain('Subject: Hello');
+    expect(raw).toMatch(new RegExp(`X-Bulwark-Message-Id: ${email.messageId}`, 'i'));
+    expect(raw).toContain('multipart/alternative');
+  });
+
+  it('rejects when nothing listens on the port', async () => {
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port: 1, timeoutMs: 2000 });
+    await expect(transport.send(email)).rejects.toThrow();
+    transport.close();
+  });
+});
