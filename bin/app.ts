@@ -4,7 +4,7 @@ import { BulwarkStack, parseStage } from '../lib/bulwark-stack.js';
 
 const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
-// The JWT issuer until the stack creates its own Cognito user pool: `-c authIssuer=<url> -c authClientIds=a,b`.
+// Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`.
 const authIssuer: unknown = app.node.tryGetContext('authIssuer');
 const authClientIds: unknown = app.node.tryGetContext('authClientIds');
 new BulwarkStack(app, `Bulwark-${stage}`, {

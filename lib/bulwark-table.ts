@@ -1,6 +1,8 @@
 // A DynamoDB table built from one of the shared definitions in middleware/store/tables.ts.
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import type { KeyAttribute, TableDefinition } from '../middleware/store/tables.js';
 
@@ -10,6 +12,12 @@ export interface BulwarkTableProps {
    * `middleware/store/tables.ts` so that CDK and local table creation share one definition.
    */
   readonly definition: TableDefinition;
+  /**
+   * The customer-managed key that encrypts the table at rest. `grantReadWriteData` of this construct
+   * then also lets the grantee use the key, only through DynamoDB.
+   * @default - an AWS-owned key
+   */
+  readonly encryptionKey?: kms.IKey;
   /**
    * What happens to the table when it leaves the stack.
    * @default RemovalPolicy.RETAIN
@@ -28,12 +36,27 @@ const attributeTypes = {
   B: dynamodb.AttributeType.BINARY,
 } as const satisfies Record<KeyAttribute['type'], dynamodb.AttributeType>;
 
+/**
+ * The key actions TableV2's `grantReadWriteData` grants on a customer-managed key (aws-cdk-lib 2.276),
+ * with its `ReEncrypt*` and `GenerateDataKey*` spelled out minus the asymmetric key-pair calls that a
+ * symmetric table key never serves.
+ */
+export const tableKeyActions = [
+  'kms:Decrypt',
+  'kms:DescribeKey',
+  'kms:Encrypt',
+  'kms:GenerateDataKey',
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+];
+
 function toAttribute(key: KeyAttribute): dynamodb.Attribute {
   return { name: key.name, type: attributeTypes[key.type] };
 }
 
 /**
- * An on-demand `TableV2` with point-in-time recovery, TTL and the GSIs of a shared definition.
+ * An on-demand `TableV2` with point-in-time recovery, TTL, optional customer-managed encryption and the GSIs of a shared definition.
  *
  * @example
  * const toolkit = new BulwarkTable(this, 'ToolkitTable', { definition: toolkitTable });
@@ -44,12 +67,15 @@ export class BulwarkTable extends Construct {
   public readonly table: dynamodb.TableV2;
   /** The shared definition the table was built from. */
   public readonly definition: TableDefinition;
+  /** The customer-managed key encrypting the table, if any. */
+  public readonly encryptionKey: kms.IKey | undefined;
 
   constructor(scope: Construct, id: string, props: BulwarkTableProps) {
     super(scope, id);
     const { definition } = props;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.definition = definition;
+    this.encryptionKey = props.encryptionKey;
     this.table = new dynamodb.TableV2(this, 'Table', {
       partitionKey: toAttribute(definition.partitionKey),
       sortKey: toAttribute(definition.sortKey),
@@ -65,5 +91,43 @@ export class BulwarkTable extends Construct {
       removalPolicy,
       deletionProtection: props.deletionProtection ?? removalPolicy === RemovalPolicy.RETAIN,
     });
+    if (props.encryptionKey !== undefined) this.encryptWith(props.encryptionKey);
+  }
+
+  /**
+   * Grants the table's item, query, scan and describe actions and, with a customer-managed key, the key
+   * actions DynamoDB performs with the caller's credentials, usable only through DynamoDB
+   * (`kms:ViaService`), never directly.
+   */
+  public grantReadWriteData(grantee: iam.IGrantable): void {
+    this.table.grantReadWriteData(grantee);
+    if (grantee.grantPrincipal instanceof iam.Role) {
+      const tableId = Stack.of(this).getLogicalId(this.table.node.defaultChild as CfnElement);
+      Validations.of(grantee.grantPrincipal).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${tableId}.Arn>/index/*]`,
+        reason: `Queries may use any GSI of ${this.node.id} (the shared definition lists them); the wildcard is limited to that table's indexes.`,
+      });
+    }
+    if (this.encryptionKey === undefined) return;
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: tableKeyActions,
+        resources: [this.encryptionKey.keyArn],
+        conditions: {
+          StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` },
+        },
+      }),
+    );
+  }
+
+  /**
+   * TableV2's own `customerManagedKey` encryption needs a region-bound stack (it renders per-replica
+   * keys), and `npm run synth` must stay region-agnostic. The table has one replica, in the stack's
+   * region, so the SSE settings are written directly on it.
+   */
+  private encryptWith(key: kms.IKey): void {
+    const cfnTable = this.table.node.defaultChild as dynamodb.CfnGlobalTable;
+    cfnTable.addPropertyOverride('SSESpecification', { SSEEnabled: true, SSEType: 'KMS' });
+    cfnTable.addPropertyOverride('Replicas.0.SSESpecification', { KMSMasterKeyId: key.keyArn });
   }
 }

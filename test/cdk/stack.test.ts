@@ -10,6 +10,7 @@ import {
   routes,
 } from '../../functions/routes.js';
 import { BulwarkStack, parseStage, type Stage } from '../../lib/bulwark-stack.js';
+import { tableKeyActions } from '../../lib/bulwark-table.js';
 import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../../middleware/store/tables.js';
 
 /** Everything `TableV2.grantReadWriteData` grants on a table without a customer-managed key (aws-cdk-lib 2.276). */
@@ -28,7 +29,9 @@ const readWriteDataActions = [
 /** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
 const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
-  /^dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)$/;
+  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac))$/;
+/** The users function's envelope encryption (KMS key provider) and blind indexes, and nothing more. */
+const usersKeyActions = { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndexKey: 'kms:GenerateMac' };
 
 const functionNames = httpFunctionNames;
 
@@ -147,6 +150,16 @@ describe('BulwarkStack in the dev stage', () => {
       ]);
     });
 
+    it("is encrypted at rest with the stack's customer-managed table key", () => {
+      const table = tableResource(definition);
+      expect(table.Properties.SSESpecification).toEqual({ SSEEnabled: true, SSEType: 'KMS' });
+      expect(table.Properties.Replicas).toEqual([
+        expect.objectContaining({
+          SSESpecification: { KMSMasterKeyId: dev.stack.resolve(dev.stack.tableKey.key.keyArn) },
+        }),
+      ]);
+    });
+
     it('bills on demand (PAY_PER_REQUEST)', () => {
       expect(tableResource(definition).Properties.BillingMode).toBe('PAY_PER_REQUEST');
     });
@@ -159,6 +172,25 @@ describe('BulwarkStack in the dev stage', () => {
         expect.objectContaining({ DeletionProtectionEnabled: false }),
       ]);
     });
+  });
+
+  it('creates a table key and a data key, both symmetric with rotation, an HMAC_256 blind-index key and the alarm topic key', () => {
+    dev.template.resourceCountIs('AWS::KMS::Key', 4);
+    for (const key of [dev.stack.tableKey.key, dev.stack.dataKey.key]) {
+      expect(
+        resourceOf(dev.template, 'AWS::KMS::Key', logicalIdOf(dev.stack, key.keyArn)).Properties,
+      ).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true });
+    }
+    const blindIndexKey = dev.stack.blindIndexKey.key;
+    expect(
+      resourceOf(dev.template, 'AWS::KMS::Key', logicalIdOf(dev.stack, blindIndexKey.keyArn)).Properties,
+    ).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+  });
+
+  it('schedules the keys for deletion with the dev stack', () => {
+    for (const key of Object.values(dev.template.findResources('AWS::KMS::Key'))) {
+      expect(key.DeletionPolicy).toBe('Delete');
+    }
   });
 
   it('creates one Lambda function per httpFunctions entry', () => {
@@ -214,6 +246,30 @@ describe('BulwarkStack in the dev stage', () => {
           NODE_OPTIONS: '--enable-source-maps',
           POWERTOOLS_SERVICE_NAME: name,
           POWERTOOLS_LOG_LEVEL: 'INFO',
+          // The functions behind protected routes trust the stack's user pool and both its clients.
+          ...(name === 'health'
+            ? {}
+            : {
+                AUTH_ISSUER: dev.stack.resolve(dev.stack.userPool.issuer),
+                AUTH_CLIENT_IDS: {
+                  'Fn::Join': [
+                    '',
+                    [
+                      dev.stack.resolve(dev.stack.userPool.humanClient.userPoolClientId),
+                      ',',
+                      dev.stack.resolve(dev.stack.userPool.m2mClient.userPoolClientId),
+                    ],
+                  ],
+                },
+                AUTH_TOKEN_USE: 'access',
+              }),
+          // Only users encrypts personal fields, so only it learns the KMS key ids.
+          ...(name === 'users'
+            ? {
+                KMS_KEY_ID: dev.stack.resolve(dev.stack.dataKey.key.keyArn),
+                KMS_BLIND_INDEX_KEY_ID: dev.stack.resolve(dev.stack.blindIndexKey.key.keyArn),
+              }
+            : {}),
           // Only bookings calls another service: users, through the stack's own HTTP API.
           ...(name === 'bookings' ? { USERS_API_URL: dev.stack.resolve(dev.stack.httpApi.url) } : {}),
           // Bookings signs that call and users verifies it, both with the generated signing secret.
@@ -234,7 +290,7 @@ describe('BulwarkStack in the dev stage', () => {
       expect(resourceOf(dev.template, 'AWS::Logs::LogGroup', logGroupId).Properties.RetentionInDays).toBe(30);
     });
 
-    it('has no wildcard action and no action outside DynamoDB item, query, scan and describe calls', () => {
+    it('has no wildcard action and no action outside its logs, DynamoDB data calls and the KMS calls it needs', () => {
       const actions = policyStatements().flatMap((statement) => {
         const action = (statement as { Action: unknown }).Action;
         return Array.isArray(action) ? action : [action];
@@ -246,8 +302,8 @@ describe('BulwarkStack in the dev stage', () => {
       }
     });
 
-    it('may use exactly the grantReadWriteData actions on exactly the tables it lists', () => {
-      const expected = definition.tables.flatMap((tableId) => {
+    it('may use exactly the grantReadWriteData actions on exactly the tables it lists, and their key only via DynamoDB', () => {
+      const tableStatements = definition.tables.flatMap((tableId) => {
         const arn = dev.stack.resolve(dev.stack.tables[tableId].table.tableArn);
         const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
         return [
@@ -255,14 +311,61 @@ describe('BulwarkStack in the dev stage', () => {
           { Action: streamReadActions, Effect: 'Allow', Resource: resources },
         ];
       });
-      expect(policyStatements()).toEqual(expected);
+      // Both tables share one key; IAM merges the identical statements into one.
+      const tableKeyStatement = {
+        Action: tableKeyActions,
+        Effect: 'Allow',
+        Resource: dev.stack.resolve(dev.stack.tableKey.key.keyArn),
+        Condition: {
+          StringEquals: {
+            'kms:ViaService': { 'Fn::Join': ['', ['dynamodb.', { Ref: 'AWS::Region' }, '.amazonaws.com']] },
+          },
+        },
+      };
+      const encryptionStatements =
+        name === 'users'
+          ? [
+              {
+                Action: usersKeyActions.dataKey,
+                Effect: 'Allow',
+                Resource: dev.stack.resolve(dev.stack.dataKey.key.keyArn),
+              },
+              {
+                Action: usersKeyActions.blindIndexKey,
+                Effect: 'Allow',
+                Resource: dev.stack.resolve(dev.stack.blindIndexKey.key.keyArn),
+              },
+            ]
+          : [];
+      // Instead of AWSLambdaBasicExecutionRole: writes to its own log group only.
+      const logStatement = {
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Effect: 'Allow',
+        Resource: dev.stack.resolve(dev.stack.functions[name].logGroup.logGroupArn),
+      };
+      const expected = [logStatement, ...tableStatements, tableKeyStatement, ...encryptionStatements];
+      expect([...policyStatements()].sort(byAttributeName)).toEqual(expected.sort(byAttributeName));
     });
 
-    it('has no managed policy other than the basic execution role', () => {
+    it(`${name === 'users' ? 'may' : 'may not'} use the envelope-encryption and blind-index keys`, () => {
+      const keyArns = [dev.stack.dataKey.key.keyArn, dev.stack.blindIndexKey.key.keyArn].map((arn) =>
+        JSON.stringify(dev.stack.resolve(arn)),
+      );
+      const onEncryptionKeys = policyStatements().filter((statement) =>
+        keyArns.includes(JSON.stringify((statement as { Resource: unknown }).Resource)),
+      );
+      expect(onEncryptionKeys).toHaveLength(name === 'users' ? 2 : 0);
+    });
+
+    it('has no AWS-managed policy and may be assumed only by Lambda', () => {
       const role = resourceOf(dev.template, 'AWS::IAM::Role', roleLogicalId());
-      const managed = role.Properties.ManagedPolicyArns;
-      expect(managed).toHaveLength(1);
-      expect(JSON.stringify(managed)).toContain(':iam::aws:policy/service-role/AWSLambdaBasicExecutionRole');
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.AssumeRolePolicyDocument).toEqual({
+        Statement: [
+          { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+        ],
+        Version: '2012-10-17',
+      });
     });
   });
 
@@ -315,14 +418,143 @@ describe('BulwarkStack in the dev stage', () => {
     expect(JSON.parse(settings?.Format)).toMatchObject({ requestId: '$context.requestId' });
   });
 
-  it('outputs the API URL and both table names', () => {
+  it('outputs the API URL, both table names, the user pool, its client ids, the token URL, the dashboard URL and the alarm topic', () => {
     const outputs = dev.template.findOutputs('*');
-    expect(Object.keys(outputs).sort()).toEqual(['ApiUrl', 'AppTableName', 'ToolkitTableName']);
+    expect(Object.keys(outputs).sort()).toEqual([
+      'AlarmTopicArn',
+      'ApiUrl',
+      'AppTableName',
+      'DashboardUrl',
+      'HumanClientId',
+      'M2mClientId',
+      'TokenUrl',
+      'ToolkitTableName',
+      'UserPoolId',
+    ]);
+    const { userPool } = dev.stack;
+    expect(outputs.UserPoolId?.Value).toEqual(dev.stack.resolve(userPool.userPool.userPoolId));
+    expect(outputs.HumanClientId?.Value).toEqual(dev.stack.resolve(userPool.humanClient.userPoolClientId));
+    expect(outputs.M2mClientId?.Value).toEqual(dev.stack.resolve(userPool.m2mClient.userPoolClientId));
+    expect(outputs.TokenUrl?.Value).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          'https://',
+          dev.stack.resolve(userPool.domain.domainName),
+          '.auth.',
+          { Ref: 'AWS::Region' },
+          '.amazoncognito.com/oauth2/token',
+        ],
+      ],
+    });
     expect(outputs.ApiUrl?.Value).toEqual(dev.stack.resolve(dev.stack.httpApi.url));
     expect(outputs.AppTableName?.Value).toEqual(dev.stack.resolve(dev.stack.tables.app.table.tableName));
     expect(outputs.ToolkitTableName?.Value).toEqual(
       dev.stack.resolve(dev.stack.tables.toolkit.table.tableName),
     );
+  });
+});
+
+describe('BulwarkStack user pool', () => {
+  let dev: Synthesised;
+  /** Every scope the route table checks, e.g. `bookings/write`. */
+  const routeScopes = [
+    ...new Set(
+      routes.flatMap((route): readonly string[] =>
+        route.auth.kind === 'principal' && 'scopes' in route.auth ? route.auth.scopes : [],
+      ),
+    ),
+  ].sort();
+
+  beforeAll(() => {
+    dev = synthesise('dev', { 'aws:cdk:bundling-stacks': [] });
+  }, 60_000);
+
+  function clientResource(client: { userPoolClientId: string }): Resource {
+    return resourceOf(
+      dev.template,
+      'AWS::Cognito::UserPoolClient',
+      logicalIdOf(dev.stack, client.userPoolClientId),
+    );
+  }
+
+  /** `{ Fn::Join: ['', [{ Ref: server }, '/read']] }` back to `bookings/read`. */
+  function scopeNames(scopes: unknown): string[] {
+    const servers = dev.template.findResources('AWS::Cognito::UserPoolResourceServer');
+    return (scopes as unknown[])
+      .map((scope) => {
+        if (typeof scope === 'string') return scope;
+        const [ref, suffix] = (scope as { 'Fn::Join': [string, [{ Ref: string }, string]] })['Fn::Join'][1];
+        return `${servers[ref.Ref]?.Properties?.Identifier}${suffix}`;
+      })
+      .sort();
+  }
+
+  it('tests the scopes the route table actually uses', () => {
+    expect(routeScopes).toEqual(['bookings/read', 'bookings/write', 'users/read']);
+  });
+
+  it("creates one resource server per scope prefix with exactly the route table's scopes", () => {
+    const servers = Object.values(dev.template.findResources('AWS::Cognito::UserPoolResourceServer'));
+    const scopes = servers.flatMap((server) =>
+      (server.Properties.Scopes as { ScopeName: string }[]).map(
+        (scope) => `${server.Properties.Identifier}/${scope.ScopeName}`,
+      ),
+    );
+    expect(scopes.sort()).toEqual(routeScopes);
+  });
+
+  it('creates the admin group that admin routes require', () => {
+    dev.template.resourceCountIs('AWS::Cognito::UserPoolGroup', 1);
+    dev.template.hasResourceProperties('AWS::Cognito::UserPoolGroup', { GroupName: 'admin' });
+  });
+
+  it('lets only administrators create accounts, with a strong password policy and required TOTP MFA', () => {
+    dev.template.hasResourceProperties('AWS::Cognito::UserPool', {
+      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
+      Policies: { PasswordPolicy: { MinimumLength: 12, RequireSymbols: true, RequireNumbers: true } },
+      MfaConfiguration: 'ON',
+      EnabledMfas: ['SOFTWARE_TOKEN_MFA'],
+    });
+  });
+
+  it('gives services an M2M client with a generated secret, only the client-credentials grant and every API scope', () => {
+    const client = clientResource(dev.stack.userPool.m2mClient).Properties;
+    expect(client).toMatchObject({ GenerateSecret: true, AllowedOAuthFlows: ['client_credentials'] });
+    expect(scopeNames(client.AllowedOAuthScopes)).toEqual(routeScopes);
+  });
+
+  it('gives people a public client with the authorization-code grant, SRP and the API scopes', () => {
+    const client = clientResource(dev.stack.userPool.humanClient).Properties;
+    expect(client).toMatchObject({
+      GenerateSecret: false,
+      AllowedOAuthFlows: ['code'],
+      ExplicitAuthFlows: ['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH'],
+      PreventUserExistenceErrors: 'ENABLED',
+    });
+    expect(scopeNames(client.AllowedOAuthScopes)).toEqual(['email', 'openid', ...routeScopes].sort());
+  });
+
+  it('serves the token endpoint from a hosted domain named after the stack and account', () => {
+    dev.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['', ['bulwark-dev-', { Ref: 'AWS::AccountId' }]] },
+    });
+  });
+
+  it("feeds the functions the pool's issuer URL, as Cognito writes it in `iss`", () => {
+    expect(dev.stack.resolve(dev.stack.userPool.issuer)).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          'https://cognito-idp.',
+          { Ref: 'AWS::Region' },
+          '.',
+          { Ref: 'AWS::URLSuffix' },
+          '/',
+          dev.stack.resolve(dev.stack.userPool.userPool.userPoolId),
+        ],
+      ],
+    });
   });
 });
 
@@ -384,6 +616,18 @@ describe('BulwarkStack in the prod stage', () => {
     expect(table.DeletionPolicy).toBe('Retain');
     expect(table.UpdateReplacePolicy).toBe('Retain');
     expect(table.Properties.Replicas).toEqual([expect.objectContaining({ DeletionProtectionEnabled: true })]);
+  });
+
+  it('retains the user pool and turns on its deletion protection', () => {
+    const [pool] = Object.values(prod.template.findResources('AWS::Cognito::UserPool'));
+    expect(pool?.DeletionPolicy).toBe('Retain');
+    expect(pool?.Properties?.DeletionProtection).toBe('ACTIVE');
+  });
+
+  it('retains the four KMS keys (tables, data, blind index, alarm topic)', () => {
+    const keys = Object.values(prod.template.findResources('AWS::KMS::Key'));
+    expect(keys).toHaveLength(4);
+    for (const key of keys) expect(key.DeletionPolicy).toBe('Retain');
   });
 
   it('retains the function and access log groups', () => {

@@ -1,0 +1,163 @@
+// The alarms of one deployment, published to one encrypted, SSL-only SNS topic.
+import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { type MetricDefinition, metricCatalog, metricNamespace } from '../middleware/metrics/catalog.js';
+import { BulwarkEncryptionKey } from './encryption-key.js';
+
+export interface BulwarkAlarmsProps {
+  /** The HTTP API whose 5xx rate is watched. */
+  readonly httpApi: apigwv2.IHttpApi;
+  /**
+   * Percentage of API requests answered 5xx, in two of three periods, that raises the alarm.
+   * @default 5
+   */
+  readonly serverErrorRatePercent?: number;
+  /**
+   * Auth failures (every reason and service together) in one period that raise the alarm.
+   * @default 50
+   */
+  readonly authFailureThreshold?: number;
+  /**
+   * Period of every alarm.
+   * @default Duration.minutes(5)
+   */
+  readonly period?: Duration;
+  /**
+   * What happens to the topic's key when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * A Metrics Insights query summing a catalog metric over all its dimension values (every service,
+ * circuit or reason): alarms cannot use SEARCH, and the extra dimensions' values are open-ended.
+ */
+export function catalogSumQuery(definition: MetricDefinition): string {
+  return `SELECT SUM(${definition.name}) FROM SCHEMA("${metricNamespace}", ${definition.dimensions.join(', ')})`;
+}
+
+/**
+ * Alarms on what needs a person: a circuit opening (a dependency is down), API 5xx rate, a spike of
+ * auth failures (credential stuffing or a broken client), and the rate limiter losing its store (it
+ * is then enforcing only per-instance fallback limits). All notify one topic.
+ *
+ * @example
+ * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
+ * alarms.topic.addSubscription(new subscriptions.EmailSubscription('oncall@example.com'));
+ */
+export class BulwarkAlarms extends Construct {
+  /** Where every alarm (and its recovery) is published. */
+  public readonly topic: sns.Topic;
+  /** Encrypts the topic's messages; CloudWatch may use it only to publish alarms of this account. */
+  public readonly topicKey: BulwarkEncryptionKey;
+  /** Any circuit opened. */
+  public readonly circuitOpened: cloudwatch.Alarm;
+  /** API 5xx rate over the threshold. */
+  public readonly serverErrorRate: cloudwatch.Alarm;
+  /** Auth failures over the threshold. */
+  public readonly authFailureSpike: cloudwatch.Alarm;
+  /** The rate limiter could not reach DynamoDB. */
+  public readonly rateLimitStoreErrors: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
+    super(scope, id);
+    const period = props.period ?? Duration.minutes(5);
+    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    const fromThisAccount = { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } };
+
+    this.topicKey = new BulwarkEncryptionKey(this, 'TopicKey', {
+      description: 'Bulwark alarm topic',
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    // CloudWatch publishes with its own credentials, so it needs the key to encrypt the message.
+    this.topicKey.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [cloudWatch],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+        conditions: fromThisAccount,
+      }),
+    );
+    this.topic = new sns.Topic(this, 'Topic', { masterKey: this.topicKey.key, enforceSSL: true });
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: fromThisAccount,
+      }),
+    );
+
+    const sumOf = (definition: MetricDefinition, label: string) =>
+      new cloudwatch.MathExpression({ expression: catalogSumQuery(definition), label, period });
+    const atLeast = (
+      alarmId: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      description: string,
+    ): cloudwatch.Alarm => {
+      const alarm = new cloudwatch.Alarm(this, alarmId, {
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        // No data means nothing happened: these metrics are only emitted when something goes wrong.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      alarm.addAlarmAction(new actions.SnsAction(this.topic));
+      alarm.addOkAction(new actions.SnsAction(this.topic));
+      return alarm;
+    };
+
+    this.circuitOpened = atLeast(
+      'CircuitOpened',
+      sumOf(metricCatalog.CircuitOpened, 'Circuits opened'),
+      1,
+      'A circuit to a downstream service opened: calls to it fail fast until it recovers.',
+    );
+    this.authFailureSpike = atLeast(
+      'AuthFailureSpike',
+      sumOf(metricCatalog.AuthFailure, 'Auth failures'),
+      props.authFailureThreshold ?? 50,
+      'Many rejected credentials: credential stuffing, a leaked-token probe or a misconfigured client.',
+    );
+    this.rateLimitStoreErrors = atLeast(
+      'RateLimitStoreErrors',
+      sumOf(metricCatalog.RateLimitStoreError, 'Rate-limit store errors'),
+      1,
+      'The rate limiter could not reach DynamoDB and fell back to per-instance limits.',
+    );
+
+    this.serverErrorRate = new cloudwatch.Alarm(this, 'ServerErrorRate', {
+      metric: new cloudwatch.MathExpression({
+        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+        usingMetrics: {
+          requests: props.httpApi.metricCount({ period, statistic: 'Sum' }),
+          errors: props.httpApi.metricServerError({ period, statistic: 'Sum' }),
+        },
+        label: 'API 5xx rate (%)',
+        period,
+      }),
+      threshold: props.serverErrorRatePercent ?? 5,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: 'More than the threshold percentage of API requests failed with a 5xx.',
+    });
+    this.serverErrorRate.addAlarmAction(new actions.SnsAction(this.topic));
+    this.serverErrorRate.addOkAction(new actions.SnsAction(this.topic));
+  }
+
+  /** Every alarm, for a dashboard's alarm widget. */
+  public get alarms(): cloudwatch.Alarm[] {
+    return [this.circuitOpened, this.serverErrorRate, this.authFailureSpike, this.rateLimitStoreErrors];
+  }
+}

@@ -1,0 +1,98 @@
+// Assertion tests for the constructs' own defaults, each in a bare stack.
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { describe, expect, it } from 'vitest';
+import { catalogSumQuery } from '../../lib/alarms.js';
+import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
+import { BulwarkTable } from '../../lib/bulwark-table.js';
+import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
+import { BulwarkUserPool } from '../../lib/user-pool.js';
+import { metricCatalog } from '../../middleware/metrics/catalog.js';
+import { toolkitTable } from '../../middleware/store/tables.js';
+
+describe('BulwarkEncryptionKey', () => {
+  it('is a retained symmetric key with rotation and a 30-day deletion window by default', () => {
+    const stack = new Stack();
+    new BulwarkEncryptionKey(stack, 'Key', { description: 'test' });
+    Template.fromStack(stack).hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        Description: 'test',
+        KeySpec: 'SYMMETRIC_DEFAULT',
+        EnableKeyRotation: true,
+        PendingWindowInDays: 30,
+      },
+    });
+  });
+});
+
+describe('BulwarkBlindIndexKey', () => {
+  it('is a retained HMAC_256 MAC key by default, without automatic rotation (KMS has none for HMAC)', () => {
+    const stack = new Stack();
+    new BulwarkBlindIndexKey(stack, 'Key');
+    const [key] = Object.values(Template.fromStack(stack).findResources('AWS::KMS::Key'));
+    expect(key?.DeletionPolicy).toBe('Retain');
+    expect(key?.Properties).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    expect(key?.Properties?.EnableKeyRotation).toBeUndefined();
+  });
+});
+
+describe('BulwarkTable', () => {
+  it('keeps DynamoDB-owned encryption and grants no key action without an encryption key', () => {
+    const stack = new Stack();
+    const table = new BulwarkTable(stack, 'Table', { definition: toolkitTable });
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    table.grantReadWriteData(role);
+    const template = Template.fromStack(stack);
+    const [resource] = Object.values(template.findResources('AWS::DynamoDB::GlobalTable'));
+    expect(resource?.Properties?.SSESpecification).toBeUndefined();
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('kms:');
+  });
+});
+
+describe('BulwarkUserPool', () => {
+  const base = { scopes: ['bookings/read'], groups: ['admin'], domainPrefix: 'bulwark-test' };
+
+  it('is retained with deletion protection and required MFA by default', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', base);
+    Template.fromStack(stack).hasResource('AWS::Cognito::UserPool', {
+      DeletionPolicy: 'Retain',
+      Properties: { DeletionProtection: 'ACTIVE', MfaConfiguration: 'ON' },
+    });
+  });
+
+  it('rejects a scope without a resource-server prefix', () => {
+    expect(() => new BulwarkUserPool(new Stack(), 'Pool', { ...base, scopes: ['read'] })).toThrow(
+      'Invalid BulwarkUserPool props: scope "read" is not <server>/<scope>',
+    );
+  });
+
+  it('creates each group and resource server once, however often the route table names them', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', {
+      ...base,
+      scopes: ['bookings/read', 'bookings/read', 'bookings/write'],
+      groups: ['admin', 'admin'],
+    });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::Cognito::UserPoolGroup', 1);
+    template.resourceCountIs('AWS::Cognito::UserPoolResourceServer', 1);
+    template.hasResourceProperties('AWS::Cognito::UserPoolResourceServer', {
+      Identifier: 'bookings',
+      Scopes: [
+        { ScopeName: 'read', ScopeDescription: 'bookings/read' },
+        { ScopeName: 'write', ScopeDescription: 'bookings/write' },
+      ],
+    });
+  });
+});
+
+describe('catalogSumQuery', () => {
+  it('sums a catalog metric over its exact dimension schema', () => {
+    expect(catalogSumQuery(metricCatalog.CircuitOpened)).toBe(
+      'SELECT SUM(CircuitOpened) FROM SCHEMA("Bulwark", service, circuit)',
+    );
+  });
+});

@@ -1,0 +1,112 @@
+// cdk-nag (v3, through CDK's Validations plugin API): the AwsSolutions and Serverless packs find nothing unacknowledged.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BulwarkStack, type Stage, stages } from '../../lib/bulwark-stack.js';
+
+interface ValidationReport {
+  readonly pluginReports: readonly {
+    readonly pluginName: string;
+    readonly violations: readonly { readonly ruleName: string; readonly severity: string }[];
+  }[];
+}
+
+const outdirs: string[] = [];
+
+afterAll(() => {
+  for (const outdir of outdirs) rmSync(outdir, { recursive: true, force: true });
+});
+
+/** Synthesises what `build` adds to a fresh app with both packs applied; returns the report and the app. */
+function nag(build: (app: App) => void): { report: ValidationReport; app: App; synthError: unknown } {
+  const outdir = mkdtempSync(join(tmpdir(), 'bulwark-nag-'));
+  outdirs.push(outdir);
+  // Bundling is irrelevant to the rules; skipping it keeps the test fast.
+  const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+  build(app);
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
+  let synthError: unknown;
+  try {
+    app.synth();
+  } catch (error) {
+    synthError = error;
+  }
+  const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as ValidationReport;
+  return { report, app, synthError };
+}
+
+function violationsOf(report: ValidationReport): string[] {
+  return report.pluginReports.flatMap((plugin) =>
+    plugin.violations.map((violation) => `${plugin.pluginName}: ${violation.severity} ${violation.ruleName}`),
+  );
+}
+
+/** Every acknowledgement recorded in the tree: `{ id: reason }` per construct. */
+function acknowledgements(root: IConstruct): [string, unknown][] {
+  return root.node
+    .findAll()
+    .flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, unknown>)),
+    );
+}
+
+describe('cdk-nag', () => {
+  it('reports an unacknowledged finding (the harness really runs both packs)', () => {
+    const { report, synthError } = nag((app) => {
+      const stack = new Stack(app, 'Control');
+      new kms.Key(stack, 'UnrotatedKey', { enableKeyRotation: false });
+    });
+    expect(synthError).toBeInstanceOf(Error);
+    expect(violationsOf(report)).toContain('AwsSolutions: error AwsSolutions-KMS5');
+  });
+
+  it.each<Stage>([...stages])(
+    'finds no unacknowledged error or warning in the %s stage',
+    (stage) => {
+      const { report, synthError } = nag((app) => new BulwarkStack(app, `Bulwark-${stage}`, { stage }));
+      expect(violationsOf(report)).toEqual([]);
+      expect(synthError).toBeUndefined();
+    },
+    60_000,
+  );
+
+  it('acknowledges only exact rules, each with a written reason', () => {
+    const { app } = nag((scope) => new BulwarkStack(scope, 'Bulwark-dev', { stage: 'dev' }));
+    const acknowledged = acknowledgements(app);
+    expect(acknowledged.length).toBeGreaterThan(0);
+    for (const [id, reason] of acknowledged) {
+      // A rule id, optionally narrowed to one finding (`AwsSolutions-IAM5[Resource::...]`); never a whole pack.
+      // CDK records unqualified ids under its `Annotation::` namespace.
+      expect(id).toMatch(/^Annotation::(?:AwsSolutions|Serverless)-[A-Za-z]+\d*(?:\[[^\]]+\])?$/);
+      expect(typeof reason === 'string' && reason.length).toBeGreaterThanOrEqual(40);
+    }
+    // A new acknowledgement must be a reviewed change to this list.
+    expect([...new Set(acknowledged.map(([id]) => id.replace(/\[.*\]$/, '[…]')))].sort()).toEqual([
+      'Annotation::AwsSolutions-APIG4',
+      'Annotation::AwsSolutions-COG8',
+      'Annotation::AwsSolutions-IAM5[…]',
+      'Annotation::AwsSolutions-L1',
+      'Annotation::AwsSolutions-SMG4',
+      'Annotation::Serverless-LambdaDLQ',
+      'Annotation::Serverless-LambdaLatestVersion',
+      'Annotation::Serverless-LambdaTracing',
+    ]);
+  });
+
+  it('acknowledges wildcard resources only for table indexes', () => {
+    const { app } = nag((scope) => new BulwarkStack(scope, 'Bulwark-dev', { stage: 'dev' }));
+    const wildcards = acknowledgements(app)
+      .map(([id]) => id)
+      .filter((id) => id.includes('IAM5'));
+    expect(wildcards.length).toBeGreaterThan(0);
+    for (const id of wildcards)
+      expect(id).toMatch(/^Annotation::AwsSolutions-IAM5\[Resource::<\w+Table\w+\.Arn>\/index\/\*\]$/);
+  });
+});

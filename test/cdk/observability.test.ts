@@ -1,0 +1,205 @@
+// Assertion tests for the dashboard and alarms: metric names come from the catalog, every alarm notifies one encrypted topic.
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { httpFunctionNames } from '../../functions/routes.js';
+import { BulwarkStack } from '../../lib/bulwark-stack.js';
+import { auditEventsQuery } from '../../lib/dashboard.js';
+import { isCatalogMetric, metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+
+interface Widget {
+  readonly type: string;
+  readonly properties: {
+    readonly title?: string;
+    readonly metrics?: readonly (readonly unknown[])[];
+    readonly query?: string;
+    readonly alarms?: readonly string[];
+  };
+}
+
+let stack: BulwarkStack;
+let template: Template;
+let widgets: Widget[];
+
+/** The dashboard body with every CloudFormation token replaced by `TOKEN`, parsed. */
+function dashboardWidgets(): Widget[] {
+  const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+  const parts: unknown[] = dashboard?.Properties?.DashboardBody?.['Fn::Join']?.[1] ?? [];
+  const body = parts.map((part) => (typeof part === 'string' ? part : 'TOKEN')).join('');
+  return (JSON.parse(body) as { widgets: Widget[] }).widgets;
+}
+
+/** Bulwark metric names a widget graphs: direct `[namespace, name, ...]` lines and SEARCH expressions. */
+function bulwarkMetricNames(widget: Widget): string[] {
+  return (widget.properties.metrics ?? []).flatMap((line) => {
+    if (line[0] === metricNamespace) return [String(line[1])];
+    const options = line.at(-1) as { expression?: string } | undefined;
+    const searched = options?.expression?.match(/^SEARCH\('\{Bulwark,[\w,]+\} MetricName="(\w+)"'/);
+    return searched?.[1] === undefined ? [] : [searched[1]];
+  });
+}
+
+function widgetTitled(title: string): Widget {
+  const widget = widgets.find((candidate) => candidate.properties.title === title);
+  if (widget === undefined) throw new Error(`No widget titled ${title}`);
+  return widget;
+}
+
+beforeAll(() => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  stack = new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev' });
+  template = Template.fromStack(stack);
+  widgets = dashboardWidgets();
+}, 60_000);
+
+describe('BulwarkDashboard', () => {
+  it('graphs only metric names that are in the catalog', () => {
+    const names = widgets.flatMap(bulwarkMetricNames);
+    expect(names.length).toBeGreaterThan(0);
+    for (const name of names) expect(isCatalogMetric(name), name).toBe(true);
+  });
+
+  it.each([
+    ['Rate limited (429)', [metricCatalog.RateLimited.name]],
+    ['Auth failures by reason', [metricCatalog.AuthFailure.name]],
+    ['Access denied (403)', [metricCatalog.AccessDenied.name]],
+    ['Circuit opened / rejected', [metricCatalog.CircuitOpened.name, metricCatalog.CircuitRejected.name]],
+    [
+      'KMS requests vs data-key cache hits',
+      [metricCatalog.KmsRequest.name, metricCatalog.DataKeyCacheHit.name],
+    ],
+  ])('has a %s widget graphing %j', (title, names) => {
+    expect([...new Set(bulwarkMetricNames(widgetTitled(title)))].sort()).toEqual([...names].sort());
+  });
+
+  it('graphs a service-only metric once per function service and searches metrics with extra dimensions', () => {
+    const rateLimited = widgetTitled('Rate limited (429)').properties.metrics ?? [];
+    expect(rateLimited.map((line) => line[3]).sort()).toEqual([...httpFunctionNames].sort());
+    const [authFailures] = widgetTitled('Auth failures by reason').properties.metrics ?? [];
+    expect(authFailures?.at(-1)).toMatchObject({
+      expression: `SEARCH('{Bulwark,service,reason} MetricName="AuthFailure"', 'Sum', 300)`,
+    });
+  });
+
+  it('graphs the HTTP API requests, p50/p95/p99 latency and 4xx/5xx', () => {
+    const apiLines = ['API requests', 'API latency (ms)', 'API 4xx / 5xx'].flatMap(
+      (title) => widgetTitled(title).properties.metrics ?? [],
+    );
+    expect(apiLines.map((line) => `${line[1]} ${(line.at(-1) as { stat: string }).stat}`)).toEqual([
+      'Count Sum',
+      'Latency p50',
+      'Latency p95',
+      'Latency p99',
+      '4xx Sum',
+      '5xx Sum',
+    ]);
+  });
+
+  it.each([
+    ['Lambda duration p99 (ms)', 'Duration'],
+    ['Lambda errors', 'Errors'],
+    ['Lambda throttles', 'Throttles'],
+    ['Lambda concurrent executions', 'ConcurrentExecutions'],
+  ])('has a %s widget with one %s line per function', (title, metricName) => {
+    const lines = widgetTitled(title).properties.metrics ?? [];
+    expect(lines).toHaveLength(httpFunctionNames.length);
+    for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
+  });
+
+  it("queries the functions' log groups for audit events other than http.request", () => {
+    const logWidget = widgets.find((widget) => widget.type === 'log');
+    expect(logWidget?.properties.query).toContain(
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request"',
+    );
+    expect(auditEventsQuery).toContain(
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request"',
+    );
+    expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(httpFunctionNames.length);
+  });
+
+  it('shows the four alarms and outputs its console URL', () => {
+    expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(4);
+    expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
+  });
+});
+
+describe('BulwarkAlarms', () => {
+  function alarmOf(alarm: { alarmArn: string }): Record<string, unknown> {
+    const resolved = stack.resolve(alarm.alarmArn) as { 'Fn::GetAtt': [string, string] };
+    const resource = template.findResources('AWS::CloudWatch::Alarm')[resolved['Fn::GetAtt'][0]];
+    if (resource === undefined) throw new Error('Alarm not found');
+    return resource.Properties as Record<string, unknown>;
+  }
+
+  it('creates exactly four alarms, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    const topic = stack.resolve(stack.alarms.topic.topicArn);
+    for (const alarm of stack.alarms.alarms) {
+      expect(alarmOf(alarm)).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
+    }
+  });
+
+  it.each([
+    [
+      'circuitOpened',
+      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark", service, circuit)`,
+      1,
+    ],
+    [
+      'authFailureSpike',
+      `SELECT SUM(${metricCatalog.AuthFailure.name}) FROM SCHEMA("Bulwark", service, reason)`,
+      50,
+    ],
+    [
+      'rateLimitStoreErrors',
+      `SELECT SUM(${metricCatalog.RateLimitStoreError.name}) FROM SCHEMA("Bulwark", service)`,
+      1,
+    ],
+  ] as const)('alarms %s on the catalog query %s reaching %d', (name, expression, threshold) => {
+    expect(alarmOf(stack.alarms[name])).toMatchObject({
+      Metrics: [expect.objectContaining({ Expression: expression, Period: 300, ReturnData: true })],
+      Threshold: threshold,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('alarms when more than 5 % of API requests answer 5xx in two of three periods', () => {
+    expect(alarmOf(stack.alarms.serverErrorRate)).toMatchObject({
+      Metrics: expect.arrayContaining([
+        expect.objectContaining({ Expression: 'IF(requests > 0, 100 * errors / requests, 0)' }),
+        expect.objectContaining({ Id: 'errors', MetricStat: expect.objectContaining({ Stat: 'Sum' }) }),
+      ]),
+      Threshold: 5,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 2,
+    });
+  });
+
+  it('encrypts the topic with a rotated customer-managed key that CloudWatch may use', () => {
+    const keyArn = stack.resolve(stack.alarms.topicKey.key.keyArn);
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: keyArn });
+    const keyId = (keyArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const key = template.findResources('AWS::KMS::Key')[keyId];
+    expect(key?.Properties?.EnableKeyRotation).toBe(true);
+    expect(key?.Properties?.KeyPolicy?.Statement).toContainEqual(
+      expect.objectContaining({
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      }),
+    );
+  });
+
+  it("refuses publishing without TLS and lets only this account's CloudWatch publish", () => {
+    const [policy] = Object.values(template.findResources('AWS::SNS::TopicPolicy'));
+    expect(policy?.Properties?.PolicyDocument?.Statement).toEqual([
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      }),
+    ]);
+  });
+});
