@@ -115,26 +115,32 @@ export interface FunctionEnvironment {
   auth: AuthEnvironment;
 }
 
-/** Fails the cold start with every missing or invalid variable named (never their values). */
-export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionEnvironment {
-  const result = environmentSchema.safeParse(env);
+/** Parses the environment, or fails the cold start naming every missing or invalid variable (never a value). */
+function parseEnvironment<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const result = schema.safeParse(env);
   if (!result.success) {
     const names = result.error.issues.map((issue) => issue.path.join('.'));
     throw new Error(`Invalid function environment: ${names.join(', ')}`);
   }
+  return result.data;
+}
+
+/** Fails the cold start with every missing or invalid variable named (never their values). */
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionEnvironment {
+  const data = parseEnvironment(environmentSchema, env);
   return {
-    appTableName: result.data.APP_TABLE_NAME,
-    toolkitTableName: result.data.TOOLKIT_TABLE_NAME,
-    dynamoDbEndpoint: result.data.DYNAMODB_ENDPOINT,
-    usersApiUrl: result.data.USERS_API_URL,
+    appTableName: data.APP_TABLE_NAME,
+    toolkitTableName: data.TOOLKIT_TABLE_NAME,
+    dynamoDbEndpoint: data.DYNAMODB_ENDPOINT,
+    usersApiUrl: data.USERS_API_URL,
     encryption: {
-      kmsKeyId: result.data.KMS_KEY_ID,
-      blindIndexKeyId: result.data.KMS_BLIND_INDEX_KEY_ID,
-      localKey: result.data.ENCRYPTION_KEY,
-      production: result.data.BULWARK_STAGE === 'prod',
-      allowLocalKeyInProduction: result.data.ALLOW_LOCAL_KEY_IN_PRODUCTION,
+      kmsKeyId: data.KMS_KEY_ID,
+      blindIndexKeyId: data.KMS_BLIND_INDEX_KEY_ID,
+      localKey: data.ENCRYPTION_KEY,
+      production: data.BULWARK_STAGE === 'prod',
+      allowLocalKeyInProduction: data.ALLOW_LOCAL_KEY_IN_PRODUCTION,
     },
-    auth: authEnvironment(result.data, env),
+    auth: authEnvironment(data, env),
   };
 }
 
@@ -173,12 +179,7 @@ export interface QueueEnvironment {
 
 /** Fails the cold start with every invalid variable named (never their values). */
 export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): QueueEnvironment {
-  const result = queueEnvironmentSchema.safeParse(env);
-  if (!result.success) {
-    const names = result.error.issues.map((issue) => issue.path.join('.'));
-    throw new Error(`Invalid function environment: ${names.join(', ')}`);
-  }
-  const data = result.data;
+  const data = parseEnvironment(queueEnvironmentSchema, env);
   return {
     sqsEndpoint: data.SQS_ENDPOINT,
     emailQueueUrl: data.EMAIL_QUEUE_URL,
