@@ -6,11 +6,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { audit, type CorrelationContext, correlationIds } from '../../middleware/audit/middy.js';
 import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
 import { NotFoundError } from '../../middleware/errors.js';
-import type { SecurityEventListener } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
-import { functionObservability } from './observability.js';
+import { type FunctionObservability, functionObservability } from './observability.js';
 import { routeAuth } from './route-auth.js';
 import { routeRateLimit } from './route-rate-limit.js';
 
@@ -39,18 +38,18 @@ export type RouteBuilder = (pipeline: RoutePipeline, route: RouteDefinition) => 
  * The pipeline every route starts from. Policy that the route table declares (what auth a route
  * needs, its rate limit) is applied here, in one place, so no handler can forget it.
  */
-function routePipeline(route: RouteDefinition, onEvent: SecurityEventListener): RoutePipeline {
+function routePipeline(route: RouteDefinition, observability: FunctionObservability): RoutePipeline {
   const pipeline = middy<
     HttpEvent,
     HttpResponse,
     Error,
     Context & OptionalAuthContext & CorrelationContext
   >();
-  const limit = routeRateLimit(route, onEvent);
+  const limit = routeRateLimit(route, observability);
   // Per-IP limits first: a flood is refused before any token check or body parsing.
   if (limit?.stage === 'beforeAuth') pipeline.use(limit.middleware);
   // Authentication and the guards the route's auth requirement names; sets context.principal.
-  pipeline.use(routeAuth(route.auth, onEvent));
+  pipeline.use(routeAuth(route.auth, observability.onEvent));
   // Per-principal limits after authentication, which sets context.principal.
   if (limit?.stage === 'afterAuth') pipeline.use(limit.middleware);
   return pipeline;
@@ -85,7 +84,7 @@ export function createHttpFunction(
   const handlers = new Map<string, RouteHandler>(
     own.map((route) => {
       const build = builders[routeKeyOf(route)] as RouteBuilder;
-      return [routeKeyOf(route), build(routePipeline(route, observability.onEvent), route)];
+      return [routeKeyOf(route), build(routePipeline(route, observability), route)];
     }),
   );
   const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResponse> => {

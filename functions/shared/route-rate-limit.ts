@@ -1,12 +1,10 @@
 // The route table's rate limits as middlewares: one per policy and key, shared by every route of the function.
-import { Logger } from '@aws-lambda-powertools/logger';
-import { defaultRedactor } from '../../middleware/audit/redact.js';
-import type { SecurityEventListener } from '../../middleware/events.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import type { RouteDefinition } from '../routes.js';
 import { readEnvironment } from './environment.js';
+import type { FunctionObservability } from './observability.js';
 
 /**
  * Where a route's limit sits in its pipeline: per-IP limits before authentication (a flood then
@@ -21,10 +19,8 @@ export interface RouteRateLimitMiddleware {
 }
 
 let store: DynamoDbCounterStore | undefined;
-// Its store-failure warnings carry the SDK error: redacted like every other line (middleware/audit/redact.ts).
-const logger = new Logger({ serviceName: 'rate-limit', jsonReplacerFn: defaultRedactor.replacer });
-// Per event listener (one per function; the local runtime hosts every function in one process).
-const sharedByListener = new Map<SecurityEventListener | undefined, Map<string, RouteRateLimitMiddleware>>();
+// Per function (the local runtime hosts every function in one process).
+const sharedByFunction = new Map<FunctionObservability, Map<string, RouteRateLimitMiddleware>>();
 
 /** Made on first use, at cold start: functions without a limited route never create the client. */
 function sharedStore(): DynamoDbCounterStore {
@@ -49,20 +45,20 @@ function sharedStore(): DynamoDbCounterStore {
  * naming the same preset and key share one middleware, hence one budget and one local view.
  *
  * @example
- * const limit = routeRateLimit(route);
+ * const limit = routeRateLimit(route, functionObservability('users'));
  * if (limit?.stage === 'beforeAuth') pipeline.use(limit.middleware);
  */
 export function routeRateLimit(
   route: RouteDefinition,
-  onEvent?: SecurityEventListener,
+  observability: FunctionObservability,
 ): RouteRateLimitMiddleware | undefined {
   if (!route.rateLimit) return undefined;
   const { preset, keyBy } = route.rateLimit;
   const id = `${preset}|${keyBy}`;
-  let shared = sharedByListener.get(onEvent);
+  let shared = sharedByFunction.get(observability);
   if (!shared) {
     shared = new Map();
-    sharedByListener.set(onEvent, shared);
+    sharedByFunction.set(observability, shared);
   }
   let limit = shared.get(id);
   if (!limit) {
@@ -72,8 +68,9 @@ export function routeRateLimit(
         policy: preset,
         keyBy,
         store: sharedStore(),
-        logger,
-        ...(onEvent ? { onEvent } : {}),
+        // The function's own logger: redacted, and carrying the request's correlation id and context.
+        logger: observability.logger,
+        onEvent: observability.onEvent,
       }),
     };
     shared.set(id, limit);
