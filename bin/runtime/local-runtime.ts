@@ -233,7 +233,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     return new QueuePoller({
       client: sqsClient,
       queueUrl: sqs.queueUrls[worker.queueName] as string,
-      queueArn: `arn:aws:sqs:us-east-1:000000000000:${worker.queueName}`,
+      queueArn: sqs.queueArns[worker.queueName] as string,
       batchSize: worker.batchSize,
       maxConcurrency: worker.maxConcurrency,
       invoke: (event) => host.invoke(name, event),

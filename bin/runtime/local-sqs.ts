@@ -16,6 +16,8 @@ export interface LocalSqs {
   readonly endpoint: string;
   /** Queue URL by queue name; `<name>-dlq` for each dead-letter queue. */
   readonly queueUrls: Readonly<Record<string, string>>;
+  /** Queue ARN by queue name, as the server reports it (an event source's `eventSourceARN`). */
+  readonly queueArns: Readonly<Record<string, string>>;
   /** A client for the embedded server (static local credentials). */
   createClient(): SQSClient;
   stop(): Promise<void>;
@@ -87,18 +89,23 @@ export async function startLocalSqs(queues: readonly LocalQueueDefinition[], por
   const endpoint = `http://127.0.0.1:${service.PORT}`;
   const client = createLocalSqsClient(endpoint);
   const queueUrls: Record<string, string> = {};
+  const queueArns: Record<string, string> = {};
+  const arnOf = async (queueUrl: string | undefined): Promise<string> => {
+    const { Attributes } = await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    return Attributes?.QueueArn as string;
+  };
   for (const queue of queues) {
     const dlq = await client.send(new CreateQueueCommand({ QueueName: `${queue.name}-dlq` }));
-    const dlqAttributes = await client.send(
-      new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }),
-    );
+    const dlqArn = await arnOf(dlq.QueueUrl);
     const main = await client.send(
       new CreateQueueCommand({
         QueueName: queue.name,
         Attributes: {
           VisibilityTimeout: String(queue.visibilityTimeoutSec),
           RedrivePolicy: JSON.stringify({
-            deadLetterTargetArn: dlqAttributes.Attributes?.QueueArn,
+            deadLetterTargetArn: dlqArn,
             maxReceiveCount: queue.maxReceiveCount,
           }),
         },
@@ -106,6 +113,8 @@ export async function startLocalSqs(queues: readonly LocalQueueDefinition[], por
     );
     queueUrls[`${queue.name}-dlq`] = dlq.QueueUrl as string;
     queueUrls[queue.name] = main.QueueUrl as string;
+    queueArns[`${queue.name}-dlq`] = dlqArn;
+    queueArns[queue.name] = await arnOf(main.QueueUrl);
   }
   client.destroy();
   for (const queue of service.Queues) countVisibilityChangesAsSqsDoes(queue as unknown as EmulatedQueue);
@@ -113,6 +122,7 @@ export async function startLocalSqs(queues: readonly LocalQueueDefinition[], por
   return {
     endpoint,
     queueUrls,
+    queueArns,
     createClient: () => createLocalSqsClient(endpoint),
     stop: () => {
       stopped ??= new Promise<void>((resolve) => {

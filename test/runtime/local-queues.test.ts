@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => sqs.stop());
 
-const arnOf = (name: string) => `arn:aws:sqs:us-east-1:123456789012:${name}`;
+const arnOf = (name: string) => sqs.queueArns[name] as string;
 
 async function until<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -89,6 +89,8 @@ describe('local SQS event source', () => {
       attributes: { ApproximateReceiveCount: '1' },
       messageAttributes: { kind: { dataType: 'String', stringValue: 'test', stringListValues: [] } },
     });
+    expect(arnOf('batch')).toMatch(/^arn:aws:sqs:us-east-1:\d{12}:batch$/);
+    expect(arnOf('batch-dlq')).toMatch(/^arn:aws:sqs:us-east-1:\d{12}:batch-dlq$/);
     expect(record?.messageId).toMatch(/\S/);
     expect(record?.receiptHandle).toMatch(/\S/);
     expect(await drain('batch')).toEqual([]);
