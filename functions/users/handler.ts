@@ -41,8 +41,7 @@ export const handler = createHttpFunction(
       route.use(validateInput({ body: registerBody })).handler(async (_event, context) => {
         const user = await users.register(context.input.body);
         // After the write: an email never goes out for a registration that did not happen.
-        // correlationIds() (createHttpFunction) sets it on every request; the route's context type omits it.
-        await registrationEmails.enqueue(user, (context as { correlationId?: string }).correlationId);
+        await registrationEmails.enqueue(user, context.correlationId);
         return json(201, user);
       }),
 
