@@ -12,14 +12,14 @@ import { emitEvent, type SecurityEventListener } from '../events.js';
 import {
   canonicalContext,
   canonicalPick,
+  checkField,
   type DataKeyHeader,
-  decodeField,
   decodeHeader,
   type EncryptionContext,
   encodeHeader,
   fieldAad,
   fieldPrefix,
-  hasKeyRef,
+  fieldPrefixBytes,
   ivBytes,
   keyRefOf,
   pickContext,
@@ -27,7 +27,7 @@ import {
 } from './format.js';
 import { type Acquired, KeyCache } from './key-cache.js';
 import type { KeyProvider } from './key-provider.js';
-import { type FieldPath, parsePaths, readPath, writePaths } from './paths.js';
+import { copyRecordWithout, type FieldPath, parsePaths, readPath, writePaths } from './paths.js';
 import { decodeValue, encodeValue } from './value-codec.js';
 
 /** Seed 001's default sensitive fields. */
@@ -98,28 +98,105 @@ export interface WarmOptions {
   readonly blindIndexes?: readonly string[];
 }
 
-/** A header as parsed once: its members, the reference fields carry, and its cache identity. */
+/** A header as parsed once: its members, the prefix its fields carry, and its cache identity. */
 interface ParsedHeader {
+  /** A private copy of the header's bytes (the caller's buffer may change after we parsed it). */
+  readonly bytes: Buffer;
   readonly header: DataKeyHeader;
-  readonly keyRef: Buffer;
+  /** Version byte + key reference: the first bytes of every field under this header's data key. */
+  readonly prefix: Buffer;
   /** A short id for this header within this encryptor, used in the unwrapped-key cache key. */
   readonly id: number;
+  /** The key-context values of the last unwrap, and its cache key: a repeat builds no new string. */
+  lastKeyValues: readonly string[] | undefined;
+  lastCacheKey: string;
 }
 
 /**
- * Random IVs come from a pool refilled from the CSPRNG 256 IVs at a time: one system call per pool
- * instead of per value. Every IV is still 96 fresh random bits, never reused.
+ * The last context an encryptor was given, as its own copy of the member names and values (in the
+ * caller's key order) with the canonical form and its UTF-8 bytes. A record's encrypt and decrypt, or
+ * a run of records under one context, compare the members instead of serialising them again.
  */
-const ivPool = Buffer.allocUnsafe(ivBytes * 256);
+interface ContextMemo {
+  readonly names: readonly string[];
+  readonly values: readonly string[];
+  readonly canonical: string;
+  readonly bytes: Buffer;
+  /**
+   * The AADs built under this context for the fields of one data key (`aadPrefix`), by field path:
+   * reading back a record just written, or rewriting one, builds none again. At most
+   * {@link maxMemoAads} of at most {@link maxMemoAadBytes} each; never leaves the encryptor (setAAD
+   * copies it).
+   */
+  aadPrefix: Buffer | undefined;
+  readonly aadPaths: FieldPath[];
+  readonly aads: Buffer[];
+}
+
+const maxMemoAads = 32;
+const maxMemoAadBytes = 2048;
+
+/** The data-key cache key of the last encryption, by its key-context values (see {@link ContextMemo}). */
+interface KeyContextMemo {
+  readonly values: readonly string[];
+  readonly cacheKey: string;
+}
+
+/**
+ * Random IVs come from a pool refilled from the CSPRNG 1024 IVs (12 KiB) at a time: one call per pool
+ * instead of per value (a randomFillSync call costs microseconds whatever its size, as much as the
+ * rest of sealing a small field). Every IV is still 96 fresh random bits, each handed out once.
+ */
+const ivPool = Buffer.allocUnsafe(ivBytes * 1024);
 let ivPoolOffset = ivPool.length;
 
-function nextIv(target: Buffer): void {
+/** Writes the next IV at `offset` of `target`, byte by byte: no view of the pool is made per IV. */
+function nextIv(target: Buffer, offset: number): void {
   if (ivPoolOffset === ivPool.length) {
     randomFillSync(ivPool);
     ivPoolOffset = 0;
   }
-  ivPool.copy(target, 0, ivPoolOffset, ivPoolOffset + ivBytes);
+  for (let index = 0; index < ivBytes; index += 1)
+    target[offset + index] = ivPool[ivPoolOffset + index] as number;
   ivPoolOffset += ivBytes;
+}
+
+/** Where a field's parts start: version + key reference, then the IV, then the sealed value. */
+const ivStart = fieldPrefixBytes;
+const sealedStart = fieldPrefixBytes + ivBytes;
+
+function newContextMemo(names: readonly string[], values: readonly string[], canonical: string): ContextMemo {
+  const bytes = Buffer.from(canonical, 'utf8');
+  return { names, values, canonical, bytes, aadPrefix: undefined, aadPaths: [], aads: [] };
+}
+
+/** The AAD of the field at `path` under the data key `prefix` names and the memo's context. */
+function aadOf(memo: ContextMemo, prefix: Buffer, path: FieldPath): Buffer {
+  if (memo.aadPrefix !== prefix) {
+    memo.aadPrefix = prefix;
+    memo.aadPaths.length = 0;
+    memo.aads.length = 0;
+  }
+  const index = memo.aadPaths.indexOf(path);
+  if (index >= 0) return memo.aads[index] as Buffer;
+  const aad = fieldAad(prefix, path.bytes, memo.bytes);
+  if (memo.aads.length < maxMemoAads && aad.length <= maxMemoAadBytes) {
+    memo.aadPaths.push(path);
+    memo.aads.push(aad);
+  }
+  return aad;
+}
+
+/** Whether `values` are the members `names` of `context`, in order. */
+function sameMembers(
+  context: EncryptionContext,
+  names: readonly string[],
+  values: readonly string[],
+): boolean {
+  for (let index = 0; index < names.length; index += 1) {
+    if (context[names[index] as string] !== values[index]) return false;
+  }
+  return true;
 }
 
 /** A cached data key ready to encrypt with. */
@@ -231,6 +308,10 @@ export class Encryptor {
   /** Parsed headers by their bytes (as latin1 text, an exact and cheap Map key). */
   private readonly headers = new Map<string, ParsedHeader>();
   private nextHeaderId = 0;
+  /** The last header parsed or made: a record read after it was written skips the header Map. */
+  private lastHeader: ParsedHeader | undefined;
+  private lastContext: ContextMemo = newContextMemo([], [], '');
+  private lastKeyContext: KeyContextMemo | undefined;
   /** keyContextFields, sorted as the canonical form and the header list them. */
   private readonly keyContextNames: readonly string[] | undefined;
   private readonly headerPath: FieldPath;
@@ -264,25 +345,38 @@ export class Encryptor {
   ): Promise<Record<string, unknown>> {
     assertRecord(record, 'encrypt');
     const paths = parsePaths('encryptFields', fields, this.options.headerField);
-    const canonical = canonicalContext(context, 'encrypt');
-    const contextBytes = Buffer.from(canonical, 'utf8');
+    const contextMemo = this.contextOf(context, 'encrypt');
     if (Object.hasOwn(record, this.options.headerField)) {
       throw new EncryptionError('already_encrypted', 'The record already carries a data-key header');
     }
-    const plaintexts: { path: FieldPath; plaintext: Buffer }[] = [];
-    for (const path of paths) {
-      const value = readPath(record, path);
-      if (value === undefined || value === null) continue;
-      plaintexts.push({ path, plaintext: encodeValue(value, path.path, this.options.maxValueBytes) });
+    // Each present value is encoded straight into the buffer its stored field will be, the plaintext
+    // after room for version, key reference and IV, and room for the tag after it.
+    const present: FieldPath[] = [];
+    const sealed: Buffer[] = [];
+    let dataKey: ActiveDataKey;
+    try {
+      for (const path of paths) {
+        const value = readPath(record, path);
+        if (value === undefined || value === null) continue;
+        present.push(path);
+        sealed.push(encodeValue(value, path.path, this.options.maxValueBytes, sealedStart, tagBytes));
+      }
+      if (present.length === 0) return { ...record };
+      dataKey =
+        this.cachedDataKey(context, contextMemo.canonical, present.length) ??
+        (await this.dataKeyFor(context, contextMemo.canonical, present.length).value);
+    } catch (error) {
+      // Nothing was sealed: leave no plaintext behind in Buffer's shared pool.
+      for (const field of sealed) field.fill(0);
+      throw error;
     }
-    if (plaintexts.length === 0) return { ...record };
-
-    const acquired = this.dataKeyFor(context, canonical, plaintexts.length);
-    const dataKey = acquired.resolved ?? (await acquired.value);
-    const writes = plaintexts.map(({ path, plaintext }) => ({
-      path,
-      value: this.output(this.sealField(dataKey, path, contextBytes, plaintext)),
-    }));
+    const writes: { path: FieldPath; value: unknown }[] = [];
+    for (let index = 0; index < present.length; index += 1) {
+      const path = present[index] as FieldPath;
+      const field = sealed[index] as Buffer;
+      this.sealField(dataKey, aadOf(contextMemo, dataKey.prefix, path), field);
+      writes.push({ path, value: this.output(field) });
+    }
     writes.push({ path: this.headerPath, value: this.output(dataKey.header) });
     return writePaths(record, writes);
   }
@@ -298,46 +392,43 @@ export class Encryptor {
   ): Promise<T> {
     assertRecord(record, 'decrypt');
     const paths = parsePaths('decryptFields', fields, this.options.headerField);
-    const contextBytes = Buffer.from(canonicalContext(context, 'decrypt'), 'utf8');
+    const contextMemo = this.contextOf(context, 'decrypt');
     const headerField = this.options.headerField;
-    const rest: Record<string, unknown> = {};
-    for (const key of Object.keys(record)) if (key !== headerField) rest[key] = record[key];
-    const present: { path: FieldPath; value: unknown }[] = [];
+    const rest = copyRecordWithout(record, headerField);
+    const present: FieldPath[] = [];
+    const stored: unknown[] = [];
     for (const path of paths) {
       const value = readPath(record, path);
-      if (value !== undefined && value !== null) present.push({ path, value });
+      if (value === undefined || value === null) continue;
+      present.push(path);
+      stored.push(value);
     }
     if (present.length === 0) return rest as T;
     const headerValue = record[headerField];
     if (headerValue === undefined) {
       throw new DecryptionError('missing_header', 'The record has encrypted fields but no data-key header');
     }
-    const { header, keyRef, id } = this.parseHeader(
-      storedBytes(headerValue, 'The data-key header', undefined),
-    );
+    const parsed = this.parseHeader(storedBytes(headerValue, 'The data-key header', undefined));
     // Cheap checks on every field first: garbage never costs a KMS request.
-    const sealed = present.map(({ path, value }) => {
-      const parsed = decodeField(storedBytes(value, `Field ${path.path}`, path.path), path.path);
-      if (!hasKeyRef(parsed, keyRef)) {
-        throw new DecryptionError(
-          'key_mismatch',
-          `Field ${path.path} was not encrypted under this record's data key`,
-          {
-            field: path.path,
-          },
-        );
-      }
-      return { path, parsed };
-    });
-    const acquired = this.unwrap(header, id, context);
-    const key = acquired.resolved ?? (await acquired.value);
-    const writes = sealed.map(({ path, parsed }) => {
-      const decipher = createDecipheriv('aes-256-gcm', key, parsed.iv);
-      decipher.setAAD(fieldAad(parsed.bytes, path.bytes, contextBytes));
-      decipher.setAuthTag(parsed.tag);
+    const sealed: Buffer[] = [];
+    for (let index = 0; index < present.length; index += 1) {
+      const path = present[index] as FieldPath;
+      const bytes = storedBytes(stored[index], `Field ${path.path}`, path.path);
+      checkField(bytes, parsed.prefix, path.path);
+      sealed.push(bytes);
+    }
+    const key = this.cachedUnwrapped(parsed, context) ?? (await this.unwrap(parsed, context).value);
+    const writes: { path: FieldPath; value: unknown }[] = [];
+    for (let index = 0; index < present.length; index += 1) {
+      const path = present[index] as FieldPath;
+      const bytes = sealed[index] as Buffer;
+      const tagStart = bytes.length - tagBytes;
+      const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(ivStart, sealedStart));
+      decipher.setAAD(aadOf(contextMemo, parsed.prefix, path));
+      decipher.setAuthTag(bytes.subarray(tagStart));
       let plaintext: Buffer;
       try {
-        plaintext = decipher.update(parsed.ciphertext);
+        plaintext = decipher.update(bytes.subarray(sealedStart, tagStart));
         decipher.final();
       } catch (error) {
         throw new DecryptionError('authentication_failed', `Field ${path.path} failed authentication`, {
@@ -345,8 +436,8 @@ export class Encryptor {
           cause: error,
         });
       }
-      return { path, value: decodeValue(plaintext, path.path) };
-    });
+      writes.push({ path, value: decodeValue(plaintext, path.path) });
+    }
     return writePaths(rest, writes, false) as T;
   }
 
@@ -434,25 +525,98 @@ export class Encryptor {
     this.unwrappedKeys.clear();
     this.indexKeys.clear();
     this.headers.clear();
+    this.lastHeader = undefined;
+    this.lastKeyContext = undefined;
   }
 
   private output(bytes: Buffer): Buffer | string {
     return this.options.encoding === 'binary' ? bytes : bytes.toString('base64url');
   }
 
+  /**
+   * The context's canonical form and bytes. The same members and values as last time (in the same key
+   * order) reuse the last ones: comparing a few strings costs less than serialising and encoding them.
+   * Otherwise the context is validated and serialised in full.
+   */
+  private contextOf(context: EncryptionContext, failure: 'encrypt' | 'decrypt'): ContextMemo {
+    const last = this.lastContext;
+    if (typeof context === 'object' && context !== null && !Array.isArray(context)) {
+      const names = Object.keys(context);
+      if (names.length === last.names.length) {
+        let same = true;
+        for (let index = 0; index < names.length && same; index += 1) {
+          same = names[index] === last.names[index] && context[names[index] as string] === last.values[index];
+        }
+        if (same) return last;
+      }
+    }
+    const canonical = canonicalContext(context, failure);
+    const names = Object.keys(context);
+    const memo = newContextMemo(
+      names,
+      names.map((name) => context[name] as string),
+      canonical,
+    );
+    this.lastContext = memo;
+    return memo;
+  }
+
   /** A header parsed once per distinct header: records sharing a data key share the work. */
   private parseHeader(bytes: Buffer): ParsedHeader {
-    const parsed = this.headers.get(bytes.toString('latin1'));
-    return parsed ?? this.rememberHeader(bytes, decodeHeader(bytes), keyRefOf(bytes));
+    const last = this.lastHeader;
+    if (last?.bytes.equals(bytes)) return last;
+    const parsed =
+      this.headers.get(bytes.toString('latin1')) ??
+      this.rememberHeader(bytes, decodeHeader(bytes), keyRefOf(bytes));
+    this.lastHeader = parsed;
+    return parsed;
   }
 
   private rememberHeader(bytes: Buffer, header: DataKeyHeader, keyRef: Buffer): ParsedHeader {
-    const parsed = { header, keyRef, id: this.nextHeaderId++ };
+    const parsed: ParsedHeader = {
+      bytes: Buffer.from(bytes),
+      header,
+      prefix: fieldPrefix(keyRef),
+      id: this.nextHeaderId++,
+      lastKeyValues: undefined,
+      lastCacheKey: '',
+    };
     if (this.headers.size >= this.options.cache.maxEntries) {
       this.headers.delete(this.headers.keys().next().value as string);
     }
     this.headers.set(bytes.toString('latin1'), parsed);
     return parsed;
+  }
+
+  private reportHit(operation: 'encrypt' | 'decrypt'): void {
+    // Checked here so that without a listener no event object is made on the hot path.
+    if (this.options.onEvent === undefined) return;
+    emitEvent(this.options.onEvent, {
+      type: 'dataKey.cacheHit',
+      metadata: { operation, providerId: this.provider.providerId },
+    });
+  }
+
+  /** The data-key cache key: the canonical form of the key-context members. */
+  private dataKeyCacheKey(context: EncryptionContext, canonical: string): string {
+    const names = this.keyContextNames;
+    if (names === undefined) return canonical;
+    const last = this.lastKeyContext;
+    if (last !== undefined && sameMembers(context, names, last.values)) return last.cacheKey;
+    const cacheKey = canonicalPick(context, names, 'encrypt');
+    this.lastKeyContext = { values: names.map((name) => context[name] as string), cacheKey };
+    return cacheKey;
+  }
+
+  /** The hot path of {@link dataKeyFor}: a settled cached data key with room for `messages`, if any. */
+  private cachedDataKey(
+    context: EncryptionContext,
+    canonical: string,
+    messages: number,
+  ): ActiveDataKey | undefined {
+    const dataKey = this.dataKeys.take(this.dataKeyCacheKey(context, canonical), messages, Date.now());
+    if (dataKey !== undefined) this.reportHit('encrypt');
+    return dataKey;
   }
 
   /** `canonical` is the whole context's canonical form; the data key is bound to its key-context part. */
@@ -463,16 +627,11 @@ export class Encryptor {
   ): Acquired<ActiveDataKey> {
     const names = this.keyContextNames;
     // The provider's key never changes within an encryptor, so the key context alone keys the cache.
-    const cacheKey = names === undefined ? canonical : canonicalPick(context, names, 'encrypt');
+    const cacheKey = this.dataKeyCacheKey(context, canonical);
     const acquired = this.dataKeys.acquire(cacheKey, messages, () =>
       this.generate(names === undefined ? context : pickContext(context, names, 'encrypt'), cacheKey),
     );
-    if (acquired.hit) {
-      emitEvent(this.options.onEvent, {
-        type: 'dataKey.cacheHit',
-        metadata: { operation: 'encrypt', providerId: this.provider.providerId },
-      });
-    }
+    if (acquired.hit) this.reportHit('encrypt');
     return acquired;
   }
 
@@ -500,37 +659,53 @@ export class Encryptor {
     // Whoever wrote a record on this instance can read it back without a Decrypt request.
     const parsed = this.rememberHeader(header, decodeHeader(header), keyRef);
     this.unwrappedKeys.prime(`${parsed.id}\n${keyCanonical}`, key);
-    return { key, header, prefix: fieldPrefix(keyRef) };
+    return { key, header, prefix: parsed.prefix };
   }
 
-  private sealField(
-    dataKey: ActiveDataKey,
-    path: FieldPath,
-    contextBytes: Buffer,
-    plaintext: Buffer,
-  ): Buffer {
-    const prefixLength = dataKey.prefix.length;
-    const out = Buffer.allocUnsafe(prefixLength + ivBytes + plaintext.length + tagBytes);
-    dataKey.prefix.copy(out, 0);
-    const iv = out.subarray(prefixLength, prefixLength + ivBytes);
-    nextIv(iv);
-    const cipher = createCipheriv('aes-256-gcm', dataKey.key, iv);
-    cipher.setAAD(fieldAad(dataKey.prefix, path.bytes, contextBytes));
-    cipher.update(plaintext).copy(out, prefixLength + ivBytes);
+  /**
+   * Seals the plaintext that `field` holds after its IV slot (see {@link encryptFields}) in place:
+   * writes version, key reference and a fresh IV before it, the ciphertext over it, the tag after it.
+   */
+  private sealField(dataKey: ActiveDataKey, aad: Buffer, field: Buffer): void {
+    const tagStart = field.length - tagBytes;
+    field.set(dataKey.prefix, 0);
+    nextIv(field, ivStart);
+    const cipher = createCipheriv('aes-256-gcm', dataKey.key, field.subarray(ivStart, sealedStart));
+    cipher.setAAD(aad);
+    field.set(cipher.update(field.subarray(sealedStart, tagStart)), sealedStart);
     // GCM is a stream mode: final() returns nothing, it only computes the tag.
     cipher.final();
-    cipher.getAuthTag().copy(out, prefixLength + ivBytes + plaintext.length);
-    return out;
+    field.set(cipher.getAuthTag(), tagStart);
   }
 
-  private unwrap(header: DataKeyHeader, headerId: number, context: EncryptionContext): Acquired<KeyObject> {
+  /** The unwrapped-key cache key: this header and the canonical form of its key-context members. */
+  private unwrapCacheKey(parsed: ParsedHeader, context: EncryptionContext): string {
+    const names = parsed.header.keyContextNames;
+    const last = parsed.lastKeyValues;
+    if (last !== undefined && sameMembers(context, names, last)) return parsed.lastCacheKey;
+    const cacheKey = `${parsed.id}\n${canonicalPick(context, names, 'decrypt')}`;
+    parsed.lastKeyValues = names.map((name) => context[name] as string);
+    parsed.lastCacheKey = cacheKey;
+    return cacheKey;
+  }
+
+  /** The hot path of {@link unwrap}: the settled unwrapped key of this header and context, if cached. */
+  private cachedUnwrapped(parsed: ParsedHeader, context: EncryptionContext): KeyObject | undefined {
+    if (parsed.header.providerId !== this.provider.providerId) return undefined;
+    const key = this.unwrappedKeys.take(this.unwrapCacheKey(parsed, context), 0, Date.now());
+    if (key !== undefined) this.reportHit('decrypt');
+    return key;
+  }
+
+  private unwrap(parsed: ParsedHeader, context: EncryptionContext): Acquired<KeyObject> {
+    const { header } = parsed;
     if (header.providerId !== this.provider.providerId) {
       throw new DecryptionError(
         'key_not_allowed',
         `The data key was wrapped by another key provider (${header.providerId})`,
       );
     }
-    const cacheKey = `${headerId}\n${canonicalPick(context, header.keyContextNames, 'decrypt')}`;
+    const cacheKey = this.unwrapCacheKey(parsed, context);
     const acquired = this.unwrappedKeys.acquire(cacheKey, 0, async () => {
       const keyContext = pickContext(context, header.keyContextNames, 'decrypt');
       let plaintext: Uint8Array;
@@ -546,12 +721,7 @@ export class Encryptor {
       plaintext.fill(0);
       return key;
     });
-    if (acquired.hit) {
-      emitEvent(this.options.onEvent, {
-        type: 'dataKey.cacheHit',
-        metadata: { operation: 'decrypt', providerId: this.provider.providerId },
-      });
-    }
+    if (acquired.hit) this.reportHit('decrypt');
     return acquired;
   }
 

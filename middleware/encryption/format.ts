@@ -34,25 +34,27 @@ export interface DataKeyHeader {
   readonly wrappedKey: Uint8Array;
 }
 
-/** A parsed field value: views into its bytes. */
-export interface EncryptedField {
-  /** The whole value; its first {@link fieldPrefixBytes} (version + key reference) are bound as AAD. */
-  readonly bytes: Buffer;
-  readonly iv: Buffer;
-  readonly ciphertext: Buffer;
-  readonly tag: Buffer;
-}
-
-/** Whether the field's key reference (bytes 1-4) equals `keyRef`. */
-export function hasKeyRef(field: EncryptedField, keyRef: Buffer): boolean {
-  return keyRef.compare(field.bytes, 1, fieldPrefixBytes) === 0;
-}
-
 function contextFailure(problem: string, failure: 'encrypt' | 'decrypt'): Error {
   const message = `Invalid encryption context: ${problem}`;
   return failure === 'encrypt'
     ? new EncryptionError('invalid_context', message)
     : new DecryptionError('invalid_context', message);
+}
+
+/**
+ * Sorts a context's (at most 16) member names in place, in the code-unit order of the default sort: an
+ * insertion sort, because Array.prototype.sort's set-up costs more than sorting two or three names.
+ */
+function sortNames(names: string[]): void {
+  for (let index = 1; index < names.length; index += 1) {
+    const name = names[index] as string;
+    let at = index - 1;
+    while (at >= 0 && (names[at] as string) > name) {
+      names[at + 1] = names[at] as string;
+      at -= 1;
+    }
+    names[at + 1] = name;
+  }
 }
 
 /**
@@ -68,7 +70,7 @@ export function canonicalContext(context: unknown, failure: 'encrypt' | 'decrypt
   if (names.length > maxContextEntries) {
     throw contextFailure(`the encryption context has more than ${maxContextEntries} members`, failure);
   }
-  if (names.length > 1) names.sort();
+  if (names.length > 1) sortNames(names);
   let canonical = '';
   for (const name of names) {
     const value: unknown = (context as Record<string, unknown>)[name];
@@ -229,16 +231,7 @@ export function keyRefOf(headerBytes: Uint8Array): Buffer {
   return createHash('sha256').update(headerBytes).digest().subarray(0, keyRefBytes);
 }
 
-/** Field v1: `01 | keyRef(4) | IV(12) | ciphertext(n + 1: type tag + value) | GCM tag(16)`. */
-export function encodeField(
-  prefix: Uint8Array,
-  iv: Uint8Array,
-  ciphertext: Uint8Array,
-  tag: Uint8Array,
-): Buffer {
-  return Buffer.concat([prefix, iv, ciphertext, tag]);
-}
-
+/** Version byte + key reference: the first bytes of every field under the data key `keyRef` names. */
 export function fieldPrefix(keyRef: Uint8Array): Buffer {
   const prefix = Buffer.alloc(fieldPrefixBytes);
   prefix.writeUInt8(fieldFormatV1, 0);
@@ -246,9 +239,14 @@ export function fieldPrefix(keyRef: Uint8Array): Buffer {
   return prefix;
 }
 
-export function decodeField(bytes: Buffer, field: string): EncryptedField {
+/**
+ * Checks a stored field v1, `01 | keyRef(4) | IV(12) | ciphertext(n + 1: type tag + value) | GCM tag(16)`:
+ * its version, its length, and that it names the record's data key (its first bytes equal `prefix`).
+ * Allocates nothing: the caller takes the IV, ciphertext and tag as views at the fixed offsets.
+ */
+export function checkField(bytes: Buffer, prefix: Buffer, field: string): void {
   if (bytes.length === 0) throw new DecryptionError('truncated', `Field ${field} is empty`, { field });
-  const version = bytes.readUInt8(0);
+  const version = bytes[0] as number;
   if (version !== fieldFormatV1) {
     throw new DecryptionError('unknown_version', `Field ${field} has unknown format version ${version}`, {
       field,
@@ -257,27 +255,30 @@ export function decodeField(bytes: Buffer, field: string): EncryptedField {
   if (bytes.length < fieldOverheadBytes) {
     throw new DecryptionError('truncated', `Field ${field} is truncated`, { field });
   }
-  const ivStart = fieldPrefixBytes;
-  const tagStart = bytes.length - tagBytes;
-  return {
-    bytes,
-    iv: bytes.subarray(ivStart, ivStart + ivBytes),
-    ciphertext: bytes.subarray(ivStart + ivBytes, tagStart),
-    tag: bytes.subarray(tagStart),
-  };
+  for (let index = 1; index < fieldPrefixBytes; index += 1) {
+    if (bytes[index] !== prefix[index]) {
+      throw new DecryptionError(
+        'key_mismatch',
+        `Field ${field} was not encrypted under this record's data key`,
+        {
+          field,
+        },
+      );
+    }
+  }
 }
 
 /**
- * The additional authenticated data of one field: its prefix (version + key reference, the first
- * bytes of `prefixSource`: the field value or the data key's prefix), its path
+ * The additional authenticated data of one field: its prefix (version + key reference), its path
  * (u16 length + UTF-8) and the canonical context (UTF-8). A ciphertext moved to another field, record
- * or tenant fails authentication.
+ * or tenant fails authentication. Built with TypedArray#set: no intermediate views.
  */
-export function fieldAad(prefixSource: Buffer, path: Buffer, context: Buffer): Buffer {
+export function fieldAad(prefix: Buffer, path: Buffer, context: Buffer): Buffer {
   const aad = Buffer.allocUnsafe(fieldPrefixBytes + 2 + path.length + context.length);
-  prefixSource.copy(aad, 0, 0, fieldPrefixBytes);
-  aad.writeUInt16BE(path.length, fieldPrefixBytes);
-  path.copy(aad, fieldPrefixBytes + 2);
-  context.copy(aad, fieldPrefixBytes + 2 + path.length);
+  aad.set(prefix, 0);
+  aad[fieldPrefixBytes] = path.length >>> 8;
+  aad[fieldPrefixBytes + 1] = path.length & 0xff;
+  aad.set(path, fieldPrefixBytes + 2);
+  aad.set(context, fieldPrefixBytes + 2 + path.length);
   return aad;
 }

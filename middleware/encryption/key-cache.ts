@@ -19,7 +19,6 @@ interface Entry<V> {
 
 export interface Acquired<V> {
   readonly value: Promise<V>;
-  readonly resolved: V | undefined;
   /** Served by an existing entry (resolved or still in flight), so no provider request was made. */
   readonly hit: boolean;
 }
@@ -31,8 +30,31 @@ export interface Acquired<V> {
 export class KeyCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private newest: string | undefined;
+  /** The entry of {@link newest}: a repeat of the last key skips the Map (and hashing a fresh key). */
+  private newestEntry: Entry<V> | undefined;
 
   constructor(private readonly limits: KeyCacheLimits) {}
+
+  /**
+   * The hot path: the settled value for `key` when its entry is within its limits, reserving
+   * `messages` as {@link acquire} does; undefined otherwise (then the caller goes through acquire).
+   * Allocates nothing.
+   */
+  take(key: string, messages: number, now: number): V | undefined {
+    const newest = key === this.newest;
+    const entry = newest ? this.newestEntry : this.entries.get(key);
+    if (
+      entry === undefined ||
+      entry.resolved === undefined ||
+      now - entry.createdAt >= this.limits.maxAgeMs ||
+      entry.messages + messages > this.limits.maxMessages
+    ) {
+      return undefined;
+    }
+    entry.messages += messages;
+    if (!newest) this.touch(key, entry);
+    return entry.resolved;
+  }
 
   /**
    * The entry for `key` with room for `messages` more uses, or a new one from `create`.
@@ -46,17 +68,12 @@ export class KeyCache<V> {
       entry.messages + messages <= this.limits.maxMessages
     ) {
       entry.messages += messages;
-      if (this.newest !== key) {
-        // Re-inserting moves the key to the end of the Map's order: least recently used stays first.
-        this.entries.delete(key);
-        this.entries.set(key, entry);
-        this.newest = key;
-      }
-      return { value: entry.value, resolved: entry.resolved, hit: true };
+      if (this.newest !== key) this.touch(key, entry);
+      return { value: entry.value, hit: true };
     }
     const value = create();
     if (this.limits.maxAgeMs > 0) this.store(key, { value, resolved: undefined, createdAt: now, messages });
-    return { value, resolved: undefined, hit: false };
+    return { value, hit: false };
   }
 
   /** Records an already known value (a key just generated is also a key we can unwrap). */
@@ -69,20 +86,33 @@ export class KeyCache<V> {
   clear(): void {
     this.entries.clear();
     this.newest = undefined;
+    this.newestEntry = undefined;
   }
 
-  private store(key: string, entry: Entry<V>): void {
+  /** Re-inserting moves the key to the end of the Map's order: least recently used stays first. */
+  private touch(key: string, entry: Entry<V>): void {
     this.entries.delete(key);
     this.entries.set(key, entry);
     this.newest = key;
+    this.newestEntry = entry;
+  }
+
+  private store(key: string, entry: Entry<V>): void {
+    this.touch(key, entry);
     entry.value.then(
       (value) => {
         entry.resolved = value;
       },
       () => {
-        if (this.entries.get(key) === entry) this.entries.delete(key);
+        if (this.entries.get(key) !== entry) return;
+        this.entries.delete(key);
+        if (this.newestEntry === entry) {
+          this.newest = undefined;
+          this.newestEntry = undefined;
+        }
       },
     );
+    // The newest entry is the last in the Map, so with maxEntries >= 1 it is never the one evicted.
     while (this.entries.size > this.limits.maxEntries) {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);

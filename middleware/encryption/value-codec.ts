@@ -52,22 +52,30 @@ function tooLarge(field: string, length: number, maxValueBytes: number): Encrypt
 /**
  * The plaintext of a field: one type byte then the value's bytes. Anything that would not come back
  * identical (NaN, bigint, Date, class instances, functions) is refused, never stored half-typed.
+ * The plaintext is written at offset `before` of a buffer with `after` more bytes to spare, so the
+ * encryptor seals it in place inside the stored field instead of allocating and copying it again.
  */
-export function encodeValue(value: unknown, field: string, maxValueBytes: number): Buffer {
+export function encodeValue(
+  value: unknown,
+  field: string,
+  maxValueBytes: number,
+  before = 0,
+  after = 0,
+): Buffer {
   if (typeof value === 'string') {
     // The common case, written straight after the tag: one allocation.
     const length = Buffer.byteLength(value, 'utf8');
     if (length > maxValueBytes) throw tooLarge(field, length, maxValueBytes);
-    const plaintext = Buffer.allocUnsafe(length + 1);
-    plaintext[0] = stringTag;
-    plaintext.write(value, 1, 'utf8');
-    return plaintext;
+    const out = Buffer.allocUnsafe(before + 1 + length + after);
+    out[before] = stringTag;
+    out.write(value, before + 1, 'utf8');
+    return out;
   }
   let tag: number;
-  let body: Buffer;
+  let body: Uint8Array;
   if (value instanceof Uint8Array) {
     tag = bytesTag;
-    body = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    body = value;
   } else if (
     typeof value !== 'function' &&
     typeof value !== 'symbol' &&
@@ -79,22 +87,28 @@ export function encodeValue(value: unknown, field: string, maxValueBytes: number
   } else {
     throw new EncryptionError('unsupported_value', `Field ${field} holds ${describe(value)}`, { field });
   }
-  if (body.length > maxValueBytes) throw tooLarge(field, body.length, maxValueBytes);
-  const plaintext = Buffer.allocUnsafe(body.length + 1);
-  plaintext[0] = tag;
-  body.copy(plaintext, 1);
-  return plaintext;
+  try {
+    if (body.length > maxValueBytes) throw tooLarge(field, body.length, maxValueBytes);
+    const out = Buffer.allocUnsafe(before + 1 + body.length + after);
+    out[before] = tag;
+    out.set(body, before + 1);
+    return out;
+  } finally {
+    // The JSON text is ours and may sit in Buffer's shared pool: leave no plaintext behind in it (the
+    // copy in `out` is sealed over in place by the encryptor).
+    if (tag === jsonTag) body.fill(0);
+  }
 }
 
 export function decodeValue(plaintext: Buffer, field: string): FieldValue {
-  const body = plaintext.subarray(1);
   switch (plaintext[0]) {
     case stringTag:
-      return body.toString('utf8');
+      // toString with a start offset: no view of the body is made just to decode it.
+      return plaintext.toString('utf8', 1);
     case bytesTag:
-      return new Uint8Array(body);
+      return new Uint8Array(plaintext.subarray(1));
     case jsonTag:
-      return JSON.parse(body.toString('utf8')) as FieldValue;
+      return JSON.parse(plaintext.toString('utf8', 1)) as FieldValue;
     default:
       throw new DecryptionError('malformed', `Field ${field} has an unknown value type`, { field });
   }

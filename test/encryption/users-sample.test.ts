@@ -95,7 +95,7 @@ describe('users stored encrypted', () => {
     for (const needle of [email, email.toLowerCase(), email.split('@')[0] as string, phone, phone.slice(1)]) {
       expect(texts.some((text) => text.includes(needle))).toBe(false);
     }
-    const user = items.find((item) => item.pk?.S === `USER#${created.id}`);
+    const user = items.find((item) => item.pk?.S === `USER#${created.id}` && item.sk?.S === 'USER');
     expect(user?.email?.B).toBeInstanceOf(Uint8Array);
     expect(user?.phone?.B).toBeInstanceOf(Uint8Array);
     expect(user?._dataKey?.B).toBeInstanceOf(Uint8Array);
@@ -109,7 +109,9 @@ describe('users stored encrypted', () => {
     const created = await register({ email: `nophone-${randomUUID()}@example.com`, name: 'Lin' });
     expect(created).not.toHaveProperty('phone');
     const items = await scanApp();
-    expect(items.find((item) => item.pk?.S === `USER#${created.id}`)).not.toHaveProperty('phone');
+    expect(
+      items.find((item) => item.pk?.S === `USER#${created.id}` && item.sk?.S === 'USER'),
+    ).not.toHaveProperty('phone');
   });
 
   it('lets exactly one of concurrent registrations of one email in different cases succeed', async () => {
@@ -144,7 +146,8 @@ describe('users stored encrypted', () => {
   it('answers a tampered stored value with a generic 500 (a DecryptionError inside), never plaintext', async () => {
     const created = await register({ email: `tamper-${randomUUID()}@example.com`, name: 'Eve' });
     const items = await scanApp();
-    const stored = items.find((item) => item.pk?.S === `USER#${created.id}`)?.email?.B as Uint8Array;
+    const stored = items.find((item) => item.pk?.S === `USER#${created.id}` && item.sk?.S === 'USER')?.email
+      ?.B as Uint8Array;
     const tampered = Buffer.from(stored);
     tampered[20] = (tampered[20] ?? 0) ^ 1;
     await dynamoDb.send(
