@@ -66,9 +66,13 @@ function fitsAlgorithm(key: KeyObject, alg: AsymmetricAlgorithm): boolean {
  * const store = new JwksKeyStore({ uri: `${issuer}/.well-known/jwks.json` });
  * const key = store.peek(kid, 'RS256') ?? (await store.resolve(kid, 'RS256'));
  */
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+
 export class JwksKeyStore {
-  private readonly selector: KeySelector | undefined;
-  private readonly reload: (() => Promise<void>) | undefined;
+  /** jose's fetching key set, built on first use: building it loads Node's fetch (undici), a cold-start cost no request without a token needs. */
+  private readonly createRemote: (() => RemoteKeySet) | undefined;
+  private remoteSet: RemoteKeySet | undefined;
+  private readonly localSelector: KeySelector | undefined;
   private readonly cooldownMs: number;
   private readonly maxAgeMs: number;
   private readonly keys = new Map<string, ImportedKey>();
@@ -84,20 +88,38 @@ export class JwksKeyStore {
     this.maxAgeMs = options.uri === undefined ? Number.POSITIVE_INFINITY : (options.maxAgeMs ?? 600_000);
     const now = Date.now();
     if (options.uri !== undefined) {
+      // Checked now, as jose would on building the set, so bad options still fail at construction.
+      const url = new URL(options.uri);
+      const timeoutDuration = options.timeoutMs ?? 3000;
+      if (!Number.isInteger(timeoutDuration) || timeoutDuration < 0) {
+        throw new TypeError('timeoutMs must be a non-negative integer');
+      }
+      const preload = options.preload;
       // jose's own freshness and cooldown rules are switched off (Infinity): this class decides when
       // to fetch, so that failures count against the cooldown too and stale keys outlive an outage.
-      const remote = createRemoteJWKSet(new URL(options.uri), {
-        timeoutDuration: options.timeoutMs ?? 3000,
-        cooldownDuration: Number.POSITIVE_INFINITY,
-        cacheMaxAge: Number.POSITIVE_INFINITY,
-        ...(options.preload ? { [jwksCache]: { jwks: options.preload, uat: now } } : {}),
-      });
-      this.selector = remote;
-      this.reload = remote.reload;
+      this.createRemote = () =>
+        createRemoteJWKSet(url, {
+          timeoutDuration,
+          cooldownDuration: Number.POSITIVE_INFINITY,
+          cacheMaxAge: Number.POSITIVE_INFINITY,
+          ...(preload ? { [jwksCache]: { jwks: preload, uat: now } } : {}),
+        });
     } else if (options.preload) {
-      this.selector = createLocalJWKSet(options.preload);
+      this.localSelector = createLocalJWKSet(options.preload);
     }
     if (options.preload) this.loadedAt = now;
+  }
+
+  private get selector(): KeySelector | undefined {
+    if (this.createRemote === undefined) return this.localSelector;
+    this.remoteSet ??= this.createRemote();
+    return this.remoteSet;
+  }
+
+  private get reload(): (() => Promise<void>) | undefined {
+    if (this.createRemote === undefined) return undefined;
+    this.remoteSet ??= this.createRemote();
+    return this.remoteSet.reload;
   }
 
   /** Fetches attempted so far, for tests and metrics. */
