@@ -19,8 +19,9 @@ const adminToken = await runtime.auth.devIssuer.mint({
   expiresInSec: 12 * 3600,
 });
 
+const pathWidth = Math.max(...routes.map((route) => route.path.length));
 const routeLines = routes.map(
-  (route) => `    ${route.method.padEnd(6)} ${route.path.padEnd(22)} ${route.summary}`,
+  (route) => `    ${route.method.padEnd(6)} ${route.path.padEnd(pathWidth)} ${route.summary}`,
 );
 console.log(
   [
@@ -30,7 +31,7 @@ console.log(
     `  DynamoDB         ${runtime.dynamoDbEndpoint}  (tables ${runtime.tableNames.app}, ${runtime.tableNames.toolkit})`,
     `                   aws dynamodb scan --table-name ${runtime.tableNames.app} --endpoint-url ${runtime.dynamoDbEndpoint}`,
     `  Data folder      ${dataDir}`,
-    `  Outbox           ${runtime.outboxDir}  (every email as an .eml file; SMTP sink ${runtime.smtp.host}:${runtime.smtp.port})`,
+    `  Outbox           ${runtime.outboxDir}  (every email as an .eml file, SMTP sink ${runtime.smtp.host}:${runtime.smtp.port}; every SMS as a .sms.txt file)`,
     `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')})`,
     '  Routes',
     ...routeLines,

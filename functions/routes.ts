@@ -24,6 +24,12 @@ export const httpFunctions = {
     timeoutSec: 10,
     tables: ['app', 'toolkit'],
   },
+  webhooks: {
+    entry: 'functions/webhooks/handler.ts',
+    memoryMb: 512,
+    timeoutSec: 10,
+    tables: ['toolkit'],
+  },
 } as const satisfies Record<string, HttpFunctionDefinition>;
 
 export type HttpFunctionName = keyof typeof httpFunctions;
@@ -93,6 +99,24 @@ export const routes = [
   },
   {
     method: 'GET',
+    path: '/users/{id}/verify',
+    function: 'users',
+    // The link in the verification email is the credential: signed, expiring, checked in constant time.
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'strict', keyBy: 'ip' },
+    summary: 'Verify an email (signed link)',
+  },
+  {
+    method: 'POST',
+    path: '/users/{id}/verify-phone',
+    function: 'users',
+    // The SMS code is the credential; each code also allows only 5 guesses in total (users-model.ts).
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'mfaVerify', keyBy: 'ip' },
+    summary: 'Verify a phone (SMS code)',
+  },
+  {
+    method: 'GET',
     path: '/admin/users',
     function: 'users',
     auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
@@ -138,6 +162,39 @@ export const routes = [
     auth: { kind: 'principal', humanOnly: true },
     rateLimit: { preset: 'authenticated', keyBy: 'user' },
     summary: 'Cancel a booking (frees its slots)',
+  },
+  {
+    method: 'POST',
+    path: '/webhooks',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/write'] },
+    // Registration resolves the URL's host (the SSRF check) and is rare: the strict preset.
+    rateLimit: { preset: 'strict', keyBy: 'user' },
+    summary: 'Register a webhook endpoint (its signing secret is returned once)',
+  },
+  {
+    method: 'GET',
+    path: '/webhooks/{id}',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/read'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary: 'Get one of your webhook endpoints (never its secret)',
+  },
+  {
+    method: 'DELETE',
+    path: '/webhooks/{id}',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/write'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary: 'Delete one of your webhook endpoints',
+  },
+  {
+    method: 'GET',
+    path: '/webhooks/{id}/deliveries',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/read'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary: 'Delivery history of one of your webhook endpoints (cursor-paginated, newest first)',
   },
 ] as const satisfies readonly RouteDefinition[];
 

@@ -9,7 +9,7 @@ export interface WorkerDefinition {
   readonly queueName: string;
   /** Receives after which SQS moves a message to the DLQ: the worker's number of attempts. */
   readonly maxReceiveCount: number;
-  /** The queue's default visibility timeout; at least the function timeout, as AWS requires. */
+  /** The queue's default visibility timeout: at least 6 x the function timeout (AWS guidance; cdk-nag checks it). */
   readonly visibilityTimeoutSec: number;
   /** Records per invocation. */
   readonly batchSize: number;
@@ -29,13 +29,29 @@ export const workers = {
     queueName: 'bulwark-email',
     // Seed 003: an email is tried 3 times, then kept in the DLQ.
     maxReceiveCount: 3,
-    visibilityTimeoutSec: 60,
+    visibilityTimeoutSec: 180,
     batchSize: 10,
     // Seed 003's email concurrency; it also keeps SMTP/SES connection counts modest.
     maxConcurrency: 5,
     memoryMb: 256,
     timeoutSec: 30,
     tables: ['toolkit'],
+  },
+  'webhook-worker': {
+    entry: 'functions/webhook-worker/handler.ts',
+    queueName: 'bulwark-webhook',
+    // Issue 8: a webhook is tried 5 times (exponential backoff with jitter), then kept in the DLQ.
+    maxReceiveCount: 5,
+    // At least 6 x the function timeout, as AWS advises for SQS event sources.
+    visibilityTimeoutSec: 180,
+    batchSize: 10,
+    // Seed 003's webhook concurrency.
+    maxConcurrency: 10,
+    memoryMb: 256,
+    // Each POST times out after 10 s; a batch's records are delivered in parallel.
+    timeoutSec: 30,
+    // app: read only, the owner's email for the security alert when an endpoint is disabled.
+    tables: ['toolkit', 'app'],
   },
 } as const satisfies Record<string, WorkerDefinition>;
 

@@ -12,6 +12,7 @@ export type BulwarkErrorCode =
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'CONFLICT'
+  | 'GONE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'TOO_MANY_REQUESTS'
@@ -23,7 +24,8 @@ export type BulwarkErrorCode =
   | 'ENCRYPTION_FAILED'
   | 'DECRYPTION_FAILED'
   | 'CONFIG_INVALID'
-  | 'SECRET_UNAVAILABLE';
+  | 'SECRET_UNAVAILABLE'
+  | 'SSRF_BLOCKED';
 
 export interface BulwarkErrorOptions {
   cause?: unknown;
@@ -195,6 +197,13 @@ export class MethodNotAllowedError extends HttpError {
 export class ConflictError extends HttpError {
   constructor(message: string, options: HttpErrorOptions = {}) {
     super(409, 'CONFLICT', message, options);
+  }
+}
+
+/** The resource existed but is permanently unavailable: an expired link or code, a used-up one. */
+export class GoneError extends HttpError {
+  constructor(message: string, options: HttpErrorOptions = {}) {
+    super(410, 'GONE', message, options);
   }
 }
 
@@ -372,5 +381,45 @@ export class SecretAccessError extends BulwarkError {
     this.secretName = secretName;
     this.versionStage = versionStage;
     this.reason = reason;
+  }
+}
+
+/** Why a URL or an address was refused by the SSRF guard; stable, safe to log and to count. */
+export type SsrfBlockReason =
+  | 'invalid_url'
+  | 'scheme_not_allowed'
+  | 'credentials_in_url'
+  | 'unresolvable'
+  | 'invalid_address'
+  | 'cloud_metadata'
+  | 'loopback'
+  | 'private'
+  | 'link_local'
+  | 'carrier_grade_nat'
+  | 'multicast'
+  | 'unspecified'
+  | 'broadcast'
+  | 'benchmarking'
+  | 'documentation'
+  | 'reserved';
+
+/**
+ * A URL was refused because fetching it could reach something other than the public internet
+ * (server-side request forgery): 400. The message is safe for the API caller and never names an
+ * address the caller did not write; `reason` and `address` are for logs.
+ */
+export class SsrfBlockedError extends HttpError {
+  readonly reason: SsrfBlockReason;
+  /** The offending IP address (a literal or a DNS answer), when there is one. */
+  readonly address: string | undefined;
+
+  constructor(
+    reason: SsrfBlockReason,
+    message: string,
+    options: HttpErrorOptions & { address?: string } = {},
+  ) {
+    super(400, 'SSRF_BLOCKED', message, options);
+    this.reason = reason;
+    this.address = options.address;
   }
 }

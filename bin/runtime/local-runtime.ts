@@ -1,7 +1,9 @@
 // The local runtime: embedded DynamoDB, SQS and SMTP sink plus an HTTP server serving the route table through the real handlers.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { httpFunctionNames, httpFunctions, routeKeyOf } from '../../functions/routes.js';
@@ -51,6 +53,13 @@ export interface LocalRuntimeOptions {
   readonly authClientIds?: readonly string[];
   /** The email worker's first retry delay (EMAIL_RETRY_BASE_DELAY_SEC). @default 30 */
   readonly emailRetryBaseDelaySec?: number;
+  /** The webhook worker's backoff base (WEBHOOK_RETRY_BASE_DELAY_SEC). @default 60 */
+  readonly webhookRetryBaseDelaySec?: number;
+  /**
+   * CIDRs the SSRF guard lets through (SSRF_ALLOWLIST), so webhook receivers on this machine work.
+   * @default ['127.0.0.0/8', '::1/128'] (loopback); [] to guard as in AWS
+   */
+  readonly ssrfAllowlist?: readonly string[];
 }
 
 export interface LocalRuntime {
@@ -66,6 +75,11 @@ export interface LocalRuntime {
   readonly smtp: SmtpSink;
   /** Where the sink writes `.eml` files (`<dataDir>/outbox`); undefined without a dataDir (memory only). */
   readonly outboxDir: string | undefined;
+  /**
+   * Where the email worker writes each SMS as `<time>-<id>.sms.txt`: the outbox when there is a
+   * dataDir, else a temporary folder removed by `stop()`.
+   */
+  readonly smsOutboxDir: string;
   stop(): Promise<void>;
 }
 
@@ -128,6 +142,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   );
   const outboxDir = options.dataDir ? join(options.dataDir, 'outbox') : undefined;
   const smtp = await startSmtpSink(outboxDir ? { outboxDir } : {});
+  const smsOutboxDir = outboxDir ?? mkdtempSync(join(tmpdir(), 'bulwark-sms-'));
 
   Object.assign(process.env, {
     APP_TABLE_NAME: tableNames.app,
@@ -142,6 +157,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     SMTP_HOST: smtp.host,
     SMTP_PORT: String(smtp.port),
     EMAIL_RETRY_BASE_DELAY_SEC: String(options.emailRetryBaseDelaySec ?? 30),
+    SMS_TRANSPORT: 'outbox',
+    SMS_OUTBOX_DIR: smsOutboxDir,
+    WEBHOOK_QUEUE_URL: sqs.queueUrls[workers['webhook-worker'].queueName],
+    WEBHOOK_DLQ_URL: sqs.queueUrls[`${workers['webhook-worker'].queueName}-dlq`],
+    WEBHOOK_RETRY_BASE_DELAY_SEC: String(options.webhookRetryBaseDelaySec ?? 60),
+    // Local receivers listen on loopback, which the guard blocks everywhere else.
+    SSRF_ALLOWLIST: (options.ssrfAllowlist ?? ['127.0.0.0/8', '::1/128']).join(','),
     // Per run: verification links from an earlier run stop verifying, which is fine locally.
     VERIFICATION_LINK_SECRET: randomBytes(32).toString('base64url'),
   });
@@ -255,6 +277,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     sqs: { endpoint: sqs.endpoint, queueUrls: sqs.queueUrls },
     smtp,
     outboxDir,
+    smsOutboxDir,
     stop: () => {
       stopped ??= (async () => {
         // Pollers first: batches in flight finish while SQS, the sink and DynamoDB still answer.
@@ -266,6 +289,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         });
         await Promise.all([sqs.stop(), smtp.stop()]);
         await ownDynamoDb?.stop();
+        if (!outboxDir) rmSync(smsOutboxDir, { recursive: true, force: true });
       })();
       return stopped;
     },

@@ -1,18 +1,27 @@
 // The bookings function: create, list, get and cancel room bookings.
-import { z } from 'zod';
+import * as z from 'zod';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
-import { readEnvironment } from '../shared/environment.js';
+import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { serviceSigner } from '../shared/route-auth.js';
 import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
-import { BookingsModel, isSlotAligned, maxBookingHours, slotMinutes } from './bookings-model.js';
+import { defaultTenantId } from '../shared/tenant.js';
+import { createWebhookFanOut } from '../shared/webhook-fanout.js';
+import {
+  type Booking,
+  BookingsModel,
+  isSlotAligned,
+  maxBookingHours,
+  slotMinutes,
+} from './bookings-model.js';
 import { assertUserExists, createUsersService } from './users-service.js';
 
-const { logger, onEvent } = functionObservability('bookings');
+const observability = functionObservability('bookings');
+const { logger, onEvent } = observability;
 const environment = readEnvironment();
 if (environment.usersApiUrl === undefined) {
   throw new Error(
@@ -21,6 +30,18 @@ if (environment.usersApiUrl === undefined) {
 }
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 const bookings = new BookingsModel(createDocumentClient(dynamoDb), environment.appTableName);
+const webhooks = createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability);
+
+/** After the commit: the booking's user and the tenant's admin and integration endpoints hear of it. */
+const publishBooking = (
+  type: 'booking.created' | 'booking.cancelled',
+  booking: Booking,
+  correlationId: string,
+) =>
+  webhooks.publish(
+    { type, tenantId: defaultTenantId, subjectUserId: booking.userId, data: { ...booking } },
+    correlationId,
+  );
 const signAsBookings = serviceSigner('bookings');
 const usersService = createUsersService({
   baseUrl: environment.usersApiUrl,
@@ -58,10 +79,12 @@ export const handler = createHttpFunction(
       route
         .use(validateInput({ body: createBookingBody }))
         .use(serviceCalls(usersService))
-        .handler(async (_event, { input, callService }) => {
+        .handler(async (_event, { input, callService, correlationId }) => {
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
           await assertUserExists(callService, input.body.userId);
-          return json(201, await bookings.create(input.body));
+          const booking = await bookings.create(input.body);
+          await publishBooking('booking.created', booking, correlationId);
+          return json(201, booking);
         }),
 
     'GET /bookings': (route) =>
@@ -75,9 +98,11 @@ export const handler = createHttpFunction(
         .handler(async (_event, { input }) => json(200, await bookings.get(input.path.id))),
 
     'DELETE /bookings/{id}': (route) =>
-      route
-        .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input }) => json(200, await bookings.cancel(input.path.id))),
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
+        const booking = await bookings.cancel(input.path.id);
+        await publishBooking('booking.cancelled', booking, correlationId);
+        return json(200, booking);
+      }),
   },
   logger,
 );

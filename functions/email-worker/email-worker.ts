@@ -1,33 +1,39 @@
-// The email worker's core: validate, render, send once (idempotent, circuit-guarded), back off on failure, dead-letter the unsendable.
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+// The email worker's core: validate, render, send once (idempotent, circuit-guarded), back off on failure, dead-letter the unsendable. Emails and SMS.
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
-import {
-  ChangeMessageVisibilityCommand,
-  type MessageAttributeValue,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
-import { type EmailMessage, parseEmailMessage } from './messages.js';
+import {
+  attemptOf,
+  createSqsBatchRunner,
+  processSqsBatch,
+  QueueActions,
+  retryDelaySec,
+  type SqsBatchRunner,
+} from '../shared/queue-worker.js';
+import { parseQueueMessage, type QueueMessage } from './messages.js';
+import type { OutgoingSms, SmsTransport } from './sms-transports.js';
 import { type EmailTemplates, TemplateRenderError } from './templates.js';
 import type { EmailTransport, OutgoingEmail } from './transports.js';
 
-/** SQS's largest visibility timeout (12 hours). */
-const maxVisibilitySec = 43_200;
-
-/** Message attribute carrying why a message was dead-lettered by the worker itself. */
-export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
+// The queue plumbing (backoff, dead-lettering, batch runs) is shared with the webhook worker.
+export { deadLetterReasonAttribute, retryDelaySec } from '../shared/queue-worker.js';
 
 export interface EmailWorkerOptions {
   readonly transport: EmailTransport;
   readonly templates: EmailTemplates;
   /** Guards the transport: while it is open, sends fail fast and their messages back off. */
   readonly breaker: CircuitBreaker<string>;
+  /**
+   * The SMS channel (messages of type `sms`): its transport and the breaker that guards it (a
+   * provider of its own, so an SMS outage never opens the email circuit).
+   * @default none: SMS messages are dead-lettered as undeliverable
+   */
+  readonly sms?: { readonly transport: SmsTransport; readonly breaker: CircuitBreaker<string> };
   readonly sqs: SQSClient;
   /** The email queue (visibility changes) and its DLQ (messages that can never be sent). */
   readonly queueUrl: string;
@@ -47,24 +53,10 @@ export interface EmailWorkerOptions {
   readonly observability: FunctionObservability;
 }
 
-/** The delay before the attempt after `attempt` (1-based): exponential, capped by SQS's maximum. */
-export function retryDelaySec(attempt: number, baseSec: number): number {
-  return Math.min(maxVisibilitySec, baseSec * 2 ** Math.max(0, attempt - 1));
-}
-
-/** Lambda-format message attributes back to SendMessage format (string ones; binary ones are not used here). */
-function forwardAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
-  const result: Record<string, MessageAttributeValue> = {};
-  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
-    if (value.stringValue !== undefined)
-      result[name] = { DataType: value.dataType, StringValue: value.stringValue };
-  }
-  return result;
-}
-
-interface IdempotentSend extends OutgoingEmail {
-  readonly id: string;
-}
+/** One send, keyed by the message id for idempotency (the rest is the payload, not part of the key). */
+type IdempotentSend =
+  | { readonly id: string; readonly channel: 'email'; readonly email: OutgoingEmail }
+  | { readonly id: string; readonly channel: 'sms'; readonly sms: OutgoingSms };
 
 /**
  * Processes SQS batches of email messages with Powertools batch processing (partial batch failures).
@@ -78,98 +70,110 @@ interface IdempotentSend extends OutgoingEmail {
  *   the stored result, so no second email goes out.
  */
 export class EmailWorker {
-  private readonly processor = new BatchProcessor(EventType.SQS);
-  private readonly idempotencyConfig: IdempotencyConfig;
+  private readonly runner: SqsBatchRunner;
+  private readonly queue: QueueActions;
   private readonly sendOnce: (email: IdempotentSend) => Promise<{ providerMessageId: string }>;
 
   constructor(private readonly options: EmailWorkerOptions) {
-    this.idempotencyConfig = new IdempotencyConfig({
+    const { sqs, queueUrl, dlqUrl, observability } = options;
+    this.queue = new QueueActions({ sqs, queueUrl, dlqUrl, logger: observability.logger });
+    const idempotencyConfig = new IdempotencyConfig({
       // The producer's message id, not SQS's: a message enqueued twice is still one email.
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
+    this.runner = createSqsBatchRunner(idempotencyConfig, observability.metrics);
     this.sendOnce = makeIdempotent(
-      async (email: IdempotentSend) => {
-        const providerMessageId = await options.breaker.execute(({ signal }) =>
-          options.transport.send(email, signal),
-        );
+      async (send: IdempotentSend) => {
+        const providerMessageId =
+          send.channel === 'email'
+            ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal))
+            : await this.sendSms(send.sms);
         return { providerMessageId };
       },
-      { persistenceStore: options.persistenceStore, config: this.idempotencyConfig },
+      { persistenceStore: options.persistenceStore, config: idempotencyConfig },
     );
   }
 
   /** The Lambda handler's body. */
-  async handle(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-    // In-progress records expire with the invocation, so a crashed attempt does not block retries.
-    this.idempotencyConfig.registerLambdaContext(context);
-    try {
-      return await processPartialResponse(
-        event,
-        (record: SQSRecord) => this.processRecord(record),
-        this.processor,
-        {
-          context,
-          // A batch whose every record failed is still a list of failures, not a crashed invocation.
-          throwOnFullBatchFailure: false,
-        },
-      );
-    } finally {
-      const { metrics } = this.options.observability;
-      // A batch of only duplicates records nothing; publishing then would just log a warning.
-      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    }
+  handle(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+    return processSqsBatch(event, context, this.runner, (record) => this.processRecord(record));
   }
 
   private async processRecord(record: SQSRecord): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
-    const parsed = parseEmailMessage(record.body);
+    const parsed = parseQueueMessage(record.body);
     if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
     const { message } = parsed;
-    let email: IdempotentSend;
+    if (message.type === 'sms' && !this.options.sms) {
+      return this.deadLetter(record, 'No SMS transport is configured', correlationId);
+    }
+    let send: IdempotentSend;
     try {
-      email = {
-        id: message.id,
-        from: this.options.from,
-        to: message.to,
-        messageId: message.id,
-        ...this.options.templates.render(message),
-      };
+      send = this.render(message);
     } catch (error) {
       if (error instanceof TemplateRenderError) return this.deadLetter(record, error.message, correlationId);
       throw error;
     }
     try {
-      await this.sendOnce(email);
+      await this.sendOnce(send);
     } catch (error) {
       await this.failAttempt(record, message, error, correlationId);
       throw error;
     }
     const { auditLogger, metrics } = this.options.observability;
-    recordMetric(metrics, 'EmailSent');
+    const sms = send.channel === 'sms';
+    recordMetric(metrics, sms ? 'SmsSent' : 'EmailSent');
     auditLogger.log({
-      eventType: 'email.sent',
+      // The message id and type only: the recipient (an address or a number) is personal data.
+      eventType: sms ? 'sms.sent' : 'email.sent',
       outcome: 'success',
       correlationId,
-      metadata: { messageId: message.id, type: message.type, transport: this.options.transport.name },
+      metadata: {
+        messageId: message.id,
+        type: message.type,
+        transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
+      },
     });
+  }
+
+  private sendSms(sms: OutgoingSms): Promise<string> {
+    const channel = this.options.sms;
+    // processRecord dead-letters SMS messages before this point when there is no SMS channel.
+    if (!channel) throw new Error('No SMS transport is configured');
+    return channel.breaker.execute(({ signal }) => channel.transport.send(sms, signal));
+  }
+
+  /** The message rendered for its channel; throws TemplateRenderError when it can never render. */
+  private render(message: QueueMessage): IdempotentSend {
+    if (message.type === 'sms') {
+      const text = this.options.templates.renderSms(message);
+      return { id: message.id, channel: 'sms', sms: { to: message.to, text, messageId: message.id } };
+    }
+    const email = { from: this.options.from, to: message.to, messageId: message.id };
+    return {
+      id: message.id,
+      channel: 'email',
+      email: { ...email, ...this.options.templates.render(message) },
+    };
   }
 
   /** Reports a failed attempt and delays the next one by changing the message's visibility. */
   private async failAttempt(
     record: SQSRecord,
-    message: EmailMessage,
+    message: QueueMessage,
     error: unknown,
     correlationId: string,
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+    const attempt = attemptOf(record);
     const last = attempt >= this.options.maxAttempts;
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
     const delaySec = last ? 0 : retryDelaySec(attempt, this.options.retryBaseDelaySec);
-    recordMetric(metrics, 'EmailFailed');
+    const sms = message.type === 'sms';
+    recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    logger.warn('Email send failed', {
+    logger.warn(sms ? 'SMS send failed' : 'Email send failed', {
       correlationId,
       messageId: message.id,
       attempt,
@@ -178,24 +182,13 @@ export class EmailWorker {
       reason,
     });
     auditLogger.log({
-      eventType: 'email.failed',
+      eventType: sms ? 'sms.failed' : 'email.failed',
       outcome: 'error',
       correlationId,
       reason: error instanceof Error ? error.name : 'error',
       metadata: { messageId: message.id, type: message.type, attempt, last },
     });
-    try {
-      await this.options.sqs.send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: this.options.queueUrl,
-          ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: delaySec,
-        }),
-      );
-    } catch (visibilityError) {
-      // Harmless: the message still returns, after the queue's default visibility timeout instead.
-      logger.warn('Could not change message visibility', { correlationId, error: String(visibilityError) });
-    }
+    await this.queue.delayNextAttempt(record, delaySec, correlationId);
   }
 
   /**
@@ -205,16 +198,7 @@ export class EmailWorker {
    */
   private async deadLetter(record: SQSRecord, reason: string, correlationId: string): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    await this.options.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: this.options.dlqUrl,
-        MessageBody: record.body,
-        MessageAttributes: {
-          ...forwardAttributes(record),
-          [deadLetterReasonAttribute]: { DataType: 'String', StringValue: reason.slice(0, 1024) },
-        },
-      }),
-    );
+    await this.queue.deadLetter(record, reason);
     recordMetric(metrics, 'EmailFailed');
     logger.error('Email message rejected and dead-lettered', {
       correlationId,

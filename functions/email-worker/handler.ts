@@ -1,14 +1,16 @@
-// The email worker function: SQS batches of email messages, sent through SES v2 or SMTP (see email-worker.ts).
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+// The email worker function: SQS batches of email and SMS messages, sent through SES v2 or SMTP, and SNS or the outbox (see email-worker.ts).
 import { SESv2Client } from '@aws-sdk/client-sesv2';
+import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
+import { workerIdempotencyStore } from '../shared/queue-worker.js';
 import { createSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
 import { EmailWorker } from './email-worker.js';
+import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
 import { EmailTemplates } from './templates.js';
 import { type EmailTransport, SesEmailTransport, SmtpEmailTransport } from './transports.js';
 
@@ -28,34 +30,38 @@ const transport: EmailTransport =
     ? new SesEmailTransport(new SESv2Client({}))
     : new SmtpEmailTransport(queues.smtp);
 
-const worker = new EmailWorker({
-  transport,
-  templates: new EmailTemplates(),
-  breaker: new CircuitBreaker<string>({
-    name: `email-${transport.name}`,
+const smsTransport: SmsTransport =
+  queues.sms.transport === 'sns'
+    ? new SnsSmsTransport(
+        new SNSClient({}),
+        queues.sms.senderId === undefined ? {} : { senderId: queues.sms.senderId },
+      )
+    : new OutboxSmsTransport(queues.sms.outboxDir);
+
+/** One breaker per provider, on the toolkit table; below the function timeout, so a hung provider fails the attempt. */
+function providerBreaker(name: string): CircuitBreaker<string> {
+  return new CircuitBreaker<string>({
+    name,
     tableName: environment.toolkitTableName,
     client: dynamoDb,
-    // Below the function timeout, so a hung provider fails the attempt rather than the invocation.
     timeoutMs: (definition.timeoutSec - 5) * 1000,
     onEvent: observability.onEvent,
     logger: observability.logger,
-  }),
+  });
+}
+
+const worker = new EmailWorker({
+  transport,
+  templates: new EmailTemplates(),
+  breaker: providerBreaker(`email-${transport.name}`),
+  sms: { transport: smsTransport, breaker: providerBreaker(`sms-${smsTransport.name}`) },
   sqs: createSqsClient(queues.sqsEndpoint),
   queueUrl: queues.emailQueueUrl,
   dlqUrl: queues.emailDlqUrl,
   from: queues.emailFrom,
   maxAttempts: definition.maxReceiveCount,
   retryBaseDelaySec: queues.retryBaseDelaySec,
-  persistenceStore: new DynamoDBPersistenceLayer({
-    tableName: environment.toolkitTableName,
-    awsSdkV3Client: dynamoDb,
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    // DESIGN.md's prefix for worker idempotency; the sort key is Powertools' `<function>#<hash>`.
-    staticPkValue: 'IDEM#email-worker',
-    // The toolkit table's TTL attribute, so remembered ids expire on their own.
-    expiryAttr: 'expiresAt',
-  }),
+  persistenceStore: workerIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb),
   observability,
 });
 

@@ -1,8 +1,14 @@
-// Email templates: one handlebars set (subject, HTML, text) per message type, compiled once at cold start in strict mode.
+// Email and SMS templates: one handlebars set (subject, HTML, text) per email type and one text template per SMS, compiled once at cold start in strict mode.
 import { readFileSync } from 'node:fs';
 import Handlebars from 'handlebars';
-import type { EmailMessage, EmailMessageType } from './messages.js';
-import { emailMessageTypes } from './messages.js';
+import type { EmailMessage, EmailMessageType, SmsMessage, SmsTemplateName } from './messages.js';
+import { emailMessageTypes, smsTemplateNames } from './messages.js';
+
+/**
+ * The longest SMS text accepted: SNS splits longer texts into segments and stops at 1,600 characters,
+ * and a template rendering longer than that is a bug to catch, not to truncate.
+ */
+export const maxSmsLength = 1600;
 
 export interface RenderedEmail {
   readonly subject: string;
@@ -39,6 +45,7 @@ export class EmailTemplates {
     EmailMessageType,
     { subject: Compiled; html: Compiled; text: Compiled }
   >();
+  private readonly smsTemplates = new Map<SmsTemplateName, Compiled>();
 
   /** Reads and compiles every template now, so a missing file fails the cold start, not a message. */
   constructor(dir: URL = defaultTemplatesDir) {
@@ -49,6 +56,23 @@ export class EmailTemplates {
         text: compile(dir, `${type}.txt.hbs`, false),
       });
     }
+    for (const name of smsTemplateNames) this.smsTemplates.set(name, compile(dir, `${name}.txt.hbs`, false));
+  }
+
+  /** The SMS text: its text-only template, rendered, trimmed, at most {@link maxSmsLength} characters. */
+  renderSms(message: SmsMessage): string {
+    const template = this.smsTemplates.get(message.template);
+    if (!template) throw new TemplateRenderError(message.template, 'no such template');
+    let text: string;
+    try {
+      text = template(message.data).trim();
+    } catch (error) {
+      throw new TemplateRenderError(message.template, error);
+    }
+    if (text.length > maxSmsLength) {
+      throw new TemplateRenderError(message.template, `the text exceeds ${maxSmsLength} characters`);
+    }
+    return text;
   }
 
   render(message: EmailMessage): RenderedEmail {

@@ -1,6 +1,6 @@
 // Email transports chosen by configuration: SES v2 in AWS, SMTP (nodemailer) anywhere, e.g. the local SMTP sink.
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { RenderedEmail } from './templates.js';
 
 export interface OutgoingEmail extends RenderedEmail {
@@ -56,14 +56,21 @@ export interface SmtpTransportOptions {
   readonly timeoutMs?: number;
 }
 
+/**
+ * nodemailer, loaded with the first SMTP message: in AWS the worker sends through SES and never pays
+ * for evaluating it (about 25 ms of a cold start).
+ */
+let nodemailer: Promise<typeof import('nodemailer')> | undefined;
+
 /** Plain SMTP through nodemailer (one pooled transporter per process). */
 export class SmtpEmailTransport implements EmailTransport {
   readonly name = 'smtp';
-  private readonly transporter: Transporter;
+  private readonly options: Parameters<typeof import('nodemailer')['createTransport']>[0];
+  private transporter: Promise<Transporter> | undefined;
 
   constructor(options: SmtpTransportOptions) {
     const timeoutMs = options.timeoutMs ?? 10_000;
-    this.transporter = createTransport({
+    this.options = {
       host: options.host,
       port: options.port,
       secure: false,
@@ -72,11 +79,18 @@ export class SmtpEmailTransport implements EmailTransport {
       connectionTimeout: timeoutMs,
       greetingTimeout: timeoutMs,
       socketTimeout: timeoutMs,
-    });
+    };
+  }
+
+  private connect(): Promise<Transporter> {
+    nodemailer ??= import('nodemailer');
+    this.transporter ??= nodemailer.then(({ createTransport }) => createTransport(this.options));
+    return this.transporter;
   }
 
   async send(email: OutgoingEmail): Promise<string> {
-    const info = await this.transporter.sendMail({
+    const transporter = await this.connect();
+    const info = await transporter.sendMail({
       from: email.from,
       to: email.to,
       subject: email.subject,
@@ -88,6 +102,8 @@ export class SmtpEmailTransport implements EmailTransport {
   }
 
   close(): void {
-    this.transporter.close();
+    const transporter = this.transporter;
+    this.transporter = undefined;
+    void transporter?.then((open) => open.close());
   }
 }

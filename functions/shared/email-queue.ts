@@ -1,12 +1,12 @@
-// The email queue's producer side: typed messages sent in one batch, carrying the caller's correlation id.
+// The email queue's producer side: typed messages (emails and SMS) sent in one batch, carrying the caller's correlation id.
 import { randomUUID } from 'node:crypto';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
-import type { EmailMessage } from '../email-worker/messages.js';
+import type { QueueMessage } from '../email-worker/messages.js';
 
 /** A message to enqueue; `id` (the worker's idempotency key) is generated when absent. */
-export type NewEmailMessage = EmailMessage extends infer M
-  ? M extends EmailMessage
+export type NewEmailMessage = QueueMessage extends infer M
+  ? M extends QueueMessage
     ? Omit<M, 'id'> & { readonly id?: string }
     : never
   : never;

@@ -1,5 +1,5 @@
 // The sample functions' configuration, read from the environment once at cold start.
-import { z } from 'zod';
+import * as z from 'zod';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 
 const environmentSchema = z.object({
@@ -158,10 +158,37 @@ const queueEnvironmentSchema = z.object({
   SMTP_PORT: z.coerce.number().int().min(1).max(65_535).default(1025),
   /** First retry delay; attempt n waits base × 2^(n-1) seconds (changed message visibility). */
   EMAIL_RETRY_BASE_DELAY_SEC: z.coerce.number().int().min(1).max(3600).default(30),
+  /** `sns` in AWS; `outbox` writes each SMS as a text file (the local runtime). */
+  SMS_TRANSPORT: z.enum(['sns', 'outbox']).default('outbox'),
+  /** Where the outbox SMS transport writes `<time>-<id>.sms.txt` files. */
+  SMS_OUTBOX_DIR: z.string().min(1).default('.bulwark/outbox'),
+  /** Alphanumeric SMS sender id (1-11 characters), where the destination country supports one. */
+  SMS_SENDER_ID: z
+    .string()
+    .regex(/^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$/)
+    .optional(),
   /** HMAC secret of verification links (at least 32 characters). */
   VERIFICATION_LINK_SECRET: z.string().min(32).optional(),
   /** Base of the links put in emails. */
   APP_BASE_URL: z.url().default('http://127.0.0.1:3000'),
+  /** The webhook queue; without it, events fan out to no endpoint. */
+  WEBHOOK_QUEUE_URL: z.url().optional(),
+  /** The webhook queue's dead-letter queue: where the worker puts a message that can never be delivered. */
+  WEBHOOK_DLQ_URL: z.url().optional(),
+  /** Webhook backoff: attempt n waits a random 0 … base × 2^(n-1) seconds (full jitter). */
+  WEBHOOK_RETRY_BASE_DELAY_SEC: z.coerce.number().int().min(1).max(3600).default(60),
+  /** The longest wait between two webhook attempts, Retry-After included (SQS allows 12 h). */
+  WEBHOOK_MAX_RETRY_DELAY_SEC: z.coerce.number().int().min(1).max(43_200).default(3600),
+  /** Disable rule: consecutive deliveries failed for good that disable an endpoint. */
+  WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().min(1).max(1000).default(5),
+  /** Disable rule: hours without a success after which the next failed delivery disables an endpoint. */
+  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 30)
+    .default(24),
+  /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback); read by ssrf-guard.ts. */
+  SSRF_ALLOWLIST: z.string().optional(),
 });
 
 /** Queue and email settings of the users function (producer) and the email worker (consumer). */
@@ -172,9 +199,21 @@ export interface QueueEnvironment {
   emailTransport: 'ses' | 'smtp';
   emailFrom: string;
   smtp: { host: string; port: number };
+  sms: { transport: 'sns' | 'outbox'; outboxDir: string; senderId: string | undefined };
   retryBaseDelaySec: number;
   verificationLinkSecret: string | undefined;
   appBaseUrl: string;
+  /** The webhook queue (producers: users, bookings; consumer: the webhook worker). */
+  webhook: {
+    queueUrl: string | undefined;
+    dlqUrl: string | undefined;
+    retryBaseDelaySec: number;
+    maxRetryDelaySec: number;
+    disableAfterFailedDeliveries: number;
+    disableAfterFailingHours: number;
+  };
+  /** Raw SSRF_ALLOWLIST, parsed by `ssrfAllowlistFromEnvironment`. */
+  ssrfAllowlist: string | undefined;
 }
 
 /** Fails the cold start with every invalid variable named (never their values). */
@@ -187,8 +226,18 @@ export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): Queu
     emailTransport: data.EMAIL_TRANSPORT,
     emailFrom: data.EMAIL_FROM,
     smtp: { host: data.SMTP_HOST, port: data.SMTP_PORT },
+    sms: { transport: data.SMS_TRANSPORT, outboxDir: data.SMS_OUTBOX_DIR, senderId: data.SMS_SENDER_ID },
     retryBaseDelaySec: data.EMAIL_RETRY_BASE_DELAY_SEC,
     verificationLinkSecret: data.VERIFICATION_LINK_SECRET,
     appBaseUrl: data.APP_BASE_URL,
+    webhook: {
+      queueUrl: data.WEBHOOK_QUEUE_URL,
+      dlqUrl: data.WEBHOOK_DLQ_URL,
+      retryBaseDelaySec: data.WEBHOOK_RETRY_BASE_DELAY_SEC,
+      maxRetryDelaySec: data.WEBHOOK_MAX_RETRY_DELAY_SEC,
+      disableAfterFailedDeliveries: data.WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES,
+      disableAfterFailingHours: data.WEBHOOK_DISABLE_AFTER_FAILING_HOURS,
+    },
+    ssrfAllowlist: data.SSRF_ALLOWLIST,
   };
 }

@@ -8,6 +8,9 @@ export const userKey = (id: string) => ({ pk: `USER#${id}`, sk: 'USER' });
  */
 export const emailClaimKey = (emailIndex: string) => ({ pk: `EMAIL#${emailIndex}`, sk: 'EMAIL' });
 
+/** A user's pending phone verification code (hashed, expiring): next to the user, gone with its TTL. */
+export const phoneCodeKey = (userId: string) => ({ pk: `USER#${userId}`, sk: 'PHONE_CODE' });
+
 export const bookingKey = (id: string) => ({ pk: `BOOKING#${id}`, sk: 'BOOKING' });
 
 /** One item per room and slot start: owning it is what makes a booking exclusive. */

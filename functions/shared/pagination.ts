@@ -1,5 +1,5 @@
 // Opaque, validated cursors for DynamoDB pagination.
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError } from '../../middleware/errors.js';
 
 export interface Page<T> {

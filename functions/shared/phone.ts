@@ -1,6 +1,6 @@
 // E.164 phone numbers, checked against libphonenumber's full metadata (a real number plan, not just a regex).
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Whether `value` is a valid number written exactly in E.164 (`+` then up to 15 digits, no spaces). */
 export function isE164PhoneNumber(value: string): boolean {

@@ -1,5 +1,5 @@
 // Input schemas shared by the sample functions.
-import { z } from 'zod';
+import * as z from 'zod';
 import { pageLimitSchema } from './pagination.js';
 
 /** Ids and room names: safe inside composite keys (no `#`), bounded so no key grows an item. */

@@ -37,7 +37,31 @@ export function createVerificationLink(options: {
   return { url: url.toString(), expiresAt: new Date(expiresAtSec * 1000) };
 }
 
-/** Whether a link's parameters are authentic and not expired (for the verify route that will read them). */
+/** Why a link's parameters do not verify: unreadable, forged (or for another user), or authentic but expired. */
+export type VerificationLinkProblem = 'malformed' | 'bad_signature' | 'expired';
+
+/**
+ * What is wrong with a link's parameters, or undefined when they are authentic and not expired. The
+ * signature is checked (in constant time) before the expiry, so only a link this service really
+ * issued is ever reported as `expired`.
+ */
+export function verificationLinkProblem(options: {
+  readonly userId: string;
+  readonly expires: string;
+  readonly signature: string;
+  readonly secret: string;
+  readonly now?: number;
+}): VerificationLinkProblem | undefined {
+  if (!/^\d{1,12}$/.test(options.expires)) return 'malformed';
+  const expiresAtSec = Number(options.expires);
+  const expected = Buffer.from(signatureOf(options.secret, options.userId, expiresAtSec));
+  const given = Buffer.from(options.signature);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'bad_signature';
+  if (expiresAtSec * 1000 <= (options.now ?? Date.now())) return 'expired';
+  return undefined;
+}
+
+/** Whether a link's parameters are authentic and not expired. */
 export function isValidVerification(options: {
   readonly userId: string;
   readonly expires: string;
@@ -45,10 +69,5 @@ export function isValidVerification(options: {
   readonly secret: string;
   readonly now?: number;
 }): boolean {
-  if (!/^\d{1,12}$/.test(options.expires)) return false;
-  const expiresAtSec = Number(options.expires);
-  if (expiresAtSec * 1000 <= (options.now ?? Date.now())) return false;
-  const expected = Buffer.from(signatureOf(options.secret, options.userId, expiresAtSec));
-  const given = Buffer.from(options.signature);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return verificationLinkProblem(options) === undefined;
 }

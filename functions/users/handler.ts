@@ -1,5 +1,6 @@
-// The users function: register, get, and the admin list and delete routes.
-import { z } from 'zod';
+// The users function: register, get, email and phone verification, and the admin list and delete routes.
+import * as z from 'zod';
+import { GoneError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -10,28 +11,45 @@ import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { createSqsClient } from '../shared/sqs-client.js';
+import { defaultTenantId } from '../shared/tenant.js';
+import { verificationLinkProblem } from '../shared/verification-link.js';
+import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import { RegistrationEmails } from './registration-emails.js';
 import { UsersModel } from './users-model.js';
 
-const { logger, auditLogger, onEvent } = functionObservability('users');
+const observability = functionObservability('users');
+const { logger, auditLogger, onEvent } = observability;
 const environment = readEnvironment();
+const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 const users = new UsersModel(
-  createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
+  createDocumentClient(dynamoDb),
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
 );
 const queues = readQueueEnvironment();
+const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
 const registrationEmails = new RegistrationEmails({
   sqs: queues.emailQueueUrl ? createSqsClient(queues.sqsEndpoint) : undefined,
   queues,
   logger,
   auditLogger,
+  issuePhoneCode: (userId) => users.issuePhoneCode(userId),
 });
 
 const registerBody = z.strictObject({
   email: z.email().max(254),
   name: z.string().trim().min(1).max(100),
   phone: phoneSchema.optional(),
+});
+
+/** What the verification email's link carries (functions/shared/verification-link.ts); other parameters are ignored. */
+const verifyQuery = z.object({
+  expires: z.string().regex(/^\d{1,12}$/, 'Must be epoch seconds'),
+  signature: z.string().regex(/^[\w-]{43}$/, 'Must be a base64url HMAC-SHA256'),
+});
+
+const verifyPhoneBody = z.strictObject({
+  code: z.string().regex(/^\d{6}$/, 'Must be the 6 digits from the SMS'),
 });
 
 export const handler = createHttpFunction(
@@ -42,6 +60,16 @@ export const handler = createHttpFunction(
         const user = await users.register(context.input.body);
         // After the write: an email never goes out for a registration that did not happen.
         await registrationEmails.enqueue(user, context.correlationId);
+        // Receivers are outside Bulwark: ids and the display name only, never the email or phone.
+        await webhooks.publish(
+          {
+            type: 'user.registered',
+            tenantId: defaultTenantId,
+            subjectUserId: user.id,
+            data: { id: user.id, name: user.name, createdAt: user.createdAt },
+          },
+          context.correlationId,
+        );
         return json(201, user);
       }),
 
@@ -49,6 +77,56 @@ export const handler = createHttpFunction(
       route
         .use(validateInput({ path: idPathSchema }))
         .handler(async (_event, { input }) => json(200, await users.get(input.path.id))),
+
+    'GET /users/{id}/verify': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema, query: verifyQuery }))
+        .handler(async (_event, { input, correlationId }) => {
+          const { id } = input.path;
+          // No secret: this deployment never issued a link, so no link can be valid.
+          const problem = queues.verificationLinkSecret
+            ? verificationLinkProblem({ userId: id, ...input.query, secret: queues.verificationLinkSecret })
+            : 'bad_signature';
+          if (problem === 'expired') throw new GoneError('The verification link has expired');
+          if (problem) throw new ValidationError('The verification link is invalid');
+          const verified = await users.verifyEmail(id);
+          auditLogger.log({
+            eventType: 'user.email_verified',
+            outcome: 'success',
+            userId: id,
+            correlationId,
+          });
+          return json(200, { ...verified, emailVerified: true });
+        }),
+
+    'POST /users/{id}/verify-phone': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema, body: verifyPhoneBody }))
+        .handler(async (_event, { input, correlationId }) => {
+          const { id } = input.path;
+          try {
+            const verified = await users.verifyPhone(id, input.body.code);
+            auditLogger.log({
+              eventType: 'user.phone_verified',
+              outcome: 'success',
+              userId: id,
+              correlationId,
+            });
+            return json(200, { ...verified, phoneVerified: true });
+          } catch (error) {
+            // Wrong and used-up codes are worth an audit line: many of them is someone guessing.
+            if (error instanceof ValidationError || error instanceof GoneError) {
+              auditLogger.log({
+                eventType: 'user.phone_verification_failed',
+                outcome: 'denied',
+                userId: id,
+                correlationId,
+                reason: error instanceof GoneError ? 'code_unusable' : 'wrong_code',
+              });
+            }
+            throw error;
+          }
+        }),
 
     'GET /admin/users': (route) =>
       route

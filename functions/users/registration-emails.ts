@@ -1,12 +1,12 @@
-// After a registration: enqueues the welcome email and the verification email (with a signed, expiring link).
+// After a registration: enqueues the welcome email, the verification email (with a signed, expiring link) and, for a phone, an SMS code.
 
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { enqueueEmails } from '../shared/email-queue.js';
+import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import type { QueueEnvironment } from '../shared/environment.js';
 import { createVerificationLink } from '../shared/verification-link.js';
-import type { User } from './users-model.js';
+import type { IssuedPhoneCode, User } from './users-model.js';
 
 export interface RegistrationEmailsOptions {
   /** Undefined: no email queue is configured, so nothing is enqueued. */
@@ -14,6 +14,11 @@ export interface RegistrationEmailsOptions {
   readonly queues: QueueEnvironment;
   readonly logger: Logger;
   readonly auditLogger: AuditLogger;
+  /**
+   * Issues (and stores the hash of) an SMS verification code for a user with a phone number.
+   * @default none: no SMS is sent
+   */
+  readonly issuePhoneCode?: (userId: string) => Promise<IssuedPhoneCode>;
 }
 
 /**
@@ -39,19 +44,27 @@ export class RegistrationEmails {
       secret: queues.verificationLinkSecret,
     });
     try {
-      await enqueueEmails(
-        sqs,
-        queues.emailQueueUrl,
-        [
-          { type: 'welcome', to: user.email, data: { name: user.name } },
-          {
-            type: 'verification',
-            to: user.email,
-            data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
+      const messages: NewEmailMessage[] = [
+        { type: 'welcome', to: user.email, data: { name: user.name } },
+        {
+          type: 'verification',
+          to: user.email,
+          data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
+        },
+      ];
+      if (user.phone !== undefined && this.options.issuePhoneCode) {
+        const { code, expiresAt } = await this.options.issuePhoneCode(user.id);
+        messages.push({
+          type: 'sms',
+          to: user.phone,
+          template: 'sms-verification',
+          data: {
+            code,
+            expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000)),
           },
-        ],
-        correlationId,
-      );
+        });
+      }
+      await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
       logger.error('Registration emails were not enqueued; the user is registered', {
         userId: user.id,

@@ -1,16 +1,20 @@
-// Users on the app table: registration with an atomic unique-email claim, lookup, listing, deletion.
+// Users on the app table: registration with an atomic unique-email claim, lookup, listing, deletion,
+// email verification and phone verification codes.
 // Email and phone are stored encrypted (context { tenantId, userId }); the email claim uses a blind index.
 
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { type Encryptor, normalizeEmail } from '../../middleware/encryption/encryptor.js';
-import { ConflictError, NotFoundError } from '../../middleware/errors.js';
-import { emailClaimKey, userKey } from '../shared/keys.js';
+import { ConflictError, GoneError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
+import { emailClaimKey, phoneCodeKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -22,7 +26,23 @@ export interface User {
   /** E.164, when given. */
   phone?: string;
   createdAt: string;
+  /** When the email address was confirmed through the signed link; absent until then. */
+  emailVerifiedAt?: string;
+  /** When the phone number was confirmed with an SMS code; absent until then. */
+  phoneVerifiedAt?: string;
 }
+
+/** A phone verification code as issued: the code itself goes out by SMS only, the table keeps its hash. */
+export interface IssuedPhoneCode {
+  readonly code: string;
+  readonly expiresAt: Date;
+}
+
+/** How long an SMS code is valid. */
+export const phoneCodeTtlSec = 10 * 60;
+/** Guesses per code, right or wrong; then the code is void and a new one is needed. */
+export const phoneCodeMaxAttempts = 5;
+const phoneCodeIndexName = 'phone-code';
 
 export interface NewUser {
   email: string;
@@ -41,7 +61,13 @@ function toUser(item: Record<string, unknown>): User {
     name: String(item.name),
     ...(typeof item.phone === 'string' ? { phone: item.phone } : {}),
     createdAt: String(item.createdAt),
+    ...(typeof item.emailVerifiedAt === 'string' ? { emailVerifiedAt: item.emailVerifiedAt } : {}),
+    ...(typeof item.phoneVerifiedAt === 'string' ? { phoneVerifiedAt: item.phoneVerifiedAt } : {}),
   };
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException;
 }
 
 export class UsersModel {
@@ -197,5 +223,178 @@ export class UsersModel {
       throw error;
     }
     return user;
+  }
+
+  /**
+   * Marks the email verified (the caller checked the signed link). Idempotent: a second click keeps
+   * the first time. Conditional on the user existing, so a link to a deleted user re-creates nothing.
+   */
+  async verifyEmail(id: string, now = new Date()): Promise<Pick<User, 'id' | 'emailVerifiedAt'>> {
+    try {
+      const { Attributes } = await this.documentClient.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: userKey(id),
+          UpdateExpression: 'SET emailVerifiedAt = if_not_exists(emailVerifiedAt, :now)',
+          // An update of a missing key would create it; the user may have been deleted since the link went out.
+          ConditionExpression: 'attribute_exists(pk) AND tenantId = :tenant',
+          ExpressionAttributeValues: { ':now': now.toISOString(), ':tenant': this.tenantId },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { id, emailVerifiedAt: String(Attributes?.emailVerifiedAt) };
+    } catch (error) {
+      if (isConditionFailure(error)) throw new NotFoundError(`User ${id} not found`);
+      throw error;
+    }
+  }
+
+  /** The code's keyed hash (a blind index): the table alone never reveals a code, not even by brute force. */
+  private phoneCodeHash(userId: string, code: string): Promise<string> {
+    return this.encryptor.blindIndex(code, { name: phoneCodeIndexName, scope: `${this.tenantId}/${userId}` });
+  }
+
+  /**
+   * Issues a new 6-digit SMS code for the user's phone, replacing any pending one, and returns it for
+   * the SMS. Only its hash is stored, with `expiresAt` (the table's TTL) and an attempt counter.
+   */
+  async issuePhoneCode(userId: string, now = new Date()): Promise<IssuedPhoneCode> {
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    const expiresAtSec = toEpochSeconds(now.getTime()) + phoneCodeTtlSec;
+    const codeHash = await this.phoneCodeHash(userId, code);
+    try {
+      await this.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              // A user deleted meanwhile gets no code item (it would only linger until its TTL).
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: userKey(userId),
+                ConditionExpression:
+                  'attribute_exists(pk) AND attribute_exists(phone) AND tenantId = :tenant',
+                ExpressionAttributeValues: { ':tenant': this.tenantId },
+              },
+            },
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: {
+                  ...phoneCodeKey(userId),
+                  codeHash,
+                  attempts: 0,
+                  issuedAt: now.toISOString(),
+                  expiresAt: expiresAtSec,
+                },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (failedConditionIndexes(error)?.length) throw new NotFoundError(`User ${userId} not found`);
+      throw error;
+    }
+    return { code, expiresAt: new Date(expiresAtSec * 1000) };
+  }
+
+  /**
+   * Checks an SMS code and marks the phone verified. Every guess first takes one of the code's
+   * attempts in a conditional write, so concurrent guesses cannot exceed {@link phoneCodeMaxAttempts}
+   * in total. Wrong code: 400 (the attempt stays used); expired or used-up code: 410; nothing pending:
+   * 409; unknown user: 404. Only a right code changes the user.
+   */
+  async verifyPhone(
+    userId: string,
+    code: string,
+    now = new Date(),
+  ): Promise<Pick<User, 'id' | 'phoneVerifiedAt'>> {
+    let pending: Record<string, unknown> | undefined;
+    try {
+      const { Attributes } = await this.documentClient.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: phoneCodeKey(userId),
+          UpdateExpression: 'SET attempts = attempts + :one',
+          // The race: N guesses in parallel all read attempts < max; only max of these increments succeed.
+          ConditionExpression: 'attribute_exists(pk) AND attempts < :max AND expiresAt > :now',
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':max': phoneCodeMaxAttempts,
+            ':now': toEpochSeconds(now.getTime()),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      pending = Attributes;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      throw await this.whyNoPhoneCode(userId, now);
+    }
+    const expected = Buffer.from(String(pending?.codeHash));
+    const given = Buffer.from(await this.phoneCodeHash(userId, code));
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+      const left = phoneCodeMaxAttempts - Number(pending?.attempts);
+      throw new ValidationError(
+        left > 0
+          ? `Wrong code; ${left} attempt(s) left`
+          : 'Wrong code; no attempts left, a new code is needed',
+        [{ field: 'body.code', message: 'Wrong code' }],
+      );
+    }
+    const phoneVerifiedAt = now.toISOString();
+    try {
+      await this.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: userKey(userId),
+                UpdateExpression: 'SET phoneVerifiedAt = :now',
+                // Deleted meanwhile: nothing is re-created.
+                ConditionExpression: 'attribute_exists(pk) AND tenantId = :tenant',
+                ExpressionAttributeValues: { ':now': phoneVerifiedAt, ':tenant': this.tenantId },
+              },
+            },
+            {
+              // The code is used up; only the code just checked (a newer one issued meanwhile stays).
+              Delete: {
+                TableName: this.tableName,
+                Key: phoneCodeKey(userId),
+                ConditionExpression: 'codeHash = :hash',
+                ExpressionAttributeValues: { ':hash': String(pending?.codeHash) },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      const failed = failedConditionIndexes(error);
+      if (failed?.includes(0)) throw new NotFoundError(`User ${userId} not found`);
+      if (failed?.includes(1)) throw new ConflictError('The code was replaced or used meanwhile');
+      throw error;
+    }
+    return { id: userId, phoneVerifiedAt };
+  }
+
+  /** The error for a guess that found no usable code: which of 404, 409 or 410 applies. */
+  private async whyNoPhoneCode(userId: string, now: Date): Promise<Error> {
+    const [{ Item: user }, { Item: pending }] = await Promise.all([
+      this.documentClient.send(
+        new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true }),
+      ),
+      this.documentClient.send(
+        new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
+      ),
+    ]);
+    if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
+    if (pending && isExpired(pending, now.getTime())) {
+      return new GoneError('The code has expired; a new code is needed');
+    }
+    if (pending) return new GoneError('Too many wrong codes; a new code is needed');
+    if (typeof user.phoneVerifiedAt === 'string')
+      return new ConflictError('The phone number is already verified');
+    return new ConflictError('No phone verification is pending for this user');
   }
 }

@@ -137,6 +137,20 @@ export const metricCatalog = {
     meaning: 'An email send attempt failed (it is retried until its attempts run out).',
     statistic: 'Sum',
   },
+  SmsSent: {
+    name: 'SmsSent',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'The email worker handed an SMS (a verification code) to SNS or the local outbox.',
+    statistic: 'Sum',
+  },
+  SmsFailed: {
+    name: 'SmsFailed',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'An SMS send attempt failed (it is retried until its attempts run out).',
+    statistic: 'Sum',
+  },
   WebhookDelivered: {
     name: 'WebhookDelivered',
     unit: count,
@@ -149,6 +163,20 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning: 'A webhook delivery attempt failed (non-2xx, timeout or blocked address).',
+    statistic: 'Sum',
+  },
+  WebhookEndpointDisabled: {
+    name: 'WebhookEndpointDisabled',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'A webhook endpoint was disabled: it answered 410 Gone, or its deliveries kept failing.',
+    statistic: 'Sum',
+  },
+  WebhookEnqueueFailed: {
+    name: 'WebhookEnqueueFailed',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning: 'An event was committed but its webhook messages could not be enqueued (logged and audited).',
     statistic: 'Sum',
   },
 } as const satisfies Record<string, MetricDefinition>;

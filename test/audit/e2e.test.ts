@@ -159,7 +159,8 @@ describe('audit, metrics and correlation ids in the sample system', () => {
   it('never audits /health, and keeps personal data and credentials out of every line', async () => {
     const health = await api.request('GET', '/health');
     expect(health.status).toBe(200);
-    expect(output.audit()).toEqual([]);
+    // Only the health function's lines: the workers may still be auditing emails from earlier tests.
+    expect(linesOf('health').filter((line) => line.audit)).toEqual([]);
     const email = `private-${randomUUID()}@example.com`;
     const token = await api.token({ sub: 'e2e-admin', roles: ['admin'] });
     await api.request('POST', '/users', { token, body: { email, name: 'Private' } });

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import { Logger } from '@aws-lambda-powertools/logger';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -13,12 +12,10 @@ import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
-import type { FunctionObservability } from '../../functions/shared/observability.js';
-import type { AuditEvent } from '../../middleware/audit/audit-event.js';
-import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { createMetrics } from '../../middleware/metrics/record.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testObservability } from '../helpers/observability.js';
+import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const sqsMock = mockClient(SQSClient);
@@ -43,31 +40,8 @@ const context = {
   getRemainingTimeInMillis: () => 30_000,
 } as unknown as Context;
 
-function record(body: unknown, receiveCount = 1): SQSRecord {
-  return {
-    messageId: randomUUID(),
-    receiptHandle: `handle-${randomUUID()}`,
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    attributes: {
-      ApproximateReceiveCount: String(receiveCount),
-      SentTimestamp: String(Date.now()),
-      SenderId: 'local',
-      ApproximateFirstReceiveTimestamp: String(Date.now()),
-    },
-    messageAttributes: {
-      'x-correlation-id': {
-        dataType: 'String',
-        stringValue: 'corr-123',
-        stringListValues: [],
-        binaryListValues: [],
-      },
-    },
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:bulwark-email',
-    awsRegion: 'us-east-1',
-  };
-}
+const record = (body: unknown, receiveCount = 1): SQSRecord =>
+  sqsRecord(body, { receiveCount, attributes: { 'x-correlation-id': 'corr-123' } });
 
 function welcome(to = `u-${randomUUID()}@example.com`) {
   return { id: randomUUID(), type: 'welcome', to, data: { name: 'Grace <Hopper>' } };
@@ -75,13 +49,7 @@ function welcome(to = `u-${randomUUID()}@example.com`) {
 
 function setup(templates = new EmailTemplates()) {
   const transport = new RecordingTransport();
-  const audits: AuditEvent[] = [];
-  const observability: FunctionObservability = {
-    logger: new Logger({ serviceName: 'email-worker', logLevel: 'SILENT' }),
-    auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
-    metrics: createMetrics({ serviceName: 'email-worker' }),
-    onEvent: () => {},
-  };
+  const { observability, audits } = testObservability('email-worker');
   const worker = new EmailWorker({
     transport,
     templates,
@@ -192,7 +160,7 @@ describe('the email worker', () => {
 
   it('copies an invalid message to the DLQ once with its reason and reports it processed', async () => {
     const { transport, audits, run } = setup();
-    const bad = record({ id: randomUUID(), type: 'sms', to: 'x@example.com', data: {} });
+    const bad = record({ id: randomUUID(), type: 'fax', to: 'x@example.com', data: {} });
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toEqual([]);
     const sent = sqsMock.commandCalls(SendMessageCommand);

@@ -95,6 +95,8 @@ export interface UseLocalRuntimeOptions {
   authClientIds?: readonly string[];
   /** The email worker's first retry delay in seconds. @default the runtime's (30) */
   emailRetryBaseDelaySec?: number;
+  /** The webhook worker's backoff base in seconds. @default the runtime's (60) */
+  webhookRetryBaseDelaySec?: number;
 }
 
 /** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
@@ -112,6 +114,7 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
       encryptionKey: inject('encryptionKey'),
       ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
       ...(setup.emailRetryBaseDelaySec ? { emailRetryBaseDelaySec: setup.emailRetryBaseDelaySec } : {}),
+      ...(setup.webhookRetryBaseDelaySec ? { webhookRetryBaseDelaySec: setup.webhookRetryBaseDelaySec } : {}),
     });
     if (setup.as) defaultToken = await runtime.auth.devIssuer.mint(setup.as);
   });

@@ -7,6 +7,7 @@ import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
+import { testPrincipal } from '../helpers/principals.js';
 import { closedPort, countingClient, tableName, uniquePolicyName } from './helpers.js';
 
 const lambdaContext = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 5000 } as Context;
@@ -30,20 +31,8 @@ function eventOf(
   };
 }
 
-function principalOf(overrides: Partial<Principal> = {}): Principal {
-  return {
-    id: 'user-1',
-    isM2M: false,
-    clientId: undefined,
-    email: undefined,
-    scopes: [],
-    roles: [],
-    tenantId: undefined,
-    authMethod: 'jwt',
-    claims: {},
-    ...overrides,
-  };
-}
+const principalOf = (overrides: Partial<Principal> = {}): Principal =>
+  testPrincipal({ id: 'user-1', ...overrides });
 
 /** Stands in for authentication: puts a principal on the context, as `authenticate()` will. */
 function asPrincipal(

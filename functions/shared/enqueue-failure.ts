@@ -1,0 +1,42 @@
+// Reports a queue write that failed after its request already succeeded: logged and audited, never thrown.
+import type { FunctionObservability } from './observability.js';
+
+export interface EnqueueFailure {
+  /** The log line, saying what was not enqueued and that the request itself stands. */
+  readonly message: string;
+  /** The audit event type, e.g. `email.enqueue_failed`. */
+  readonly eventType: string;
+  readonly error: unknown;
+  readonly userId?: string;
+  readonly correlationId?: string | undefined;
+  /** Ids only: audit lines must not carry personal data in clear. */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Logs (error level) and audits (`outcome: error`) a failed enqueue. Used where a committed change
+ * enqueues follow-up work (emails, webhooks): answering 5xx then would make the client retry a change
+ * that already happened, so the failure is made visible instead.
+ *
+ * @example
+ * reportEnqueueFailure(observability, { message: 'Emails not enqueued', eventType: 'email.enqueue_failed', error });
+ */
+export function reportEnqueueFailure(
+  { logger, auditLogger }: Pick<FunctionObservability, 'logger' | 'auditLogger'>,
+  failure: EnqueueFailure,
+): void {
+  const { error, userId, correlationId, metadata } = failure;
+  logger.error(failure.message, {
+    ...(userId ? { userId } : {}),
+    ...metadata,
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  });
+  auditLogger.log({
+    eventType: failure.eventType,
+    outcome: 'error',
+    ...(userId ? { userId } : {}),
+    ...(correlationId ? { correlationId } : {}),
+    reason: error instanceof Error ? error.name : 'error',
+    ...(metadata ? { metadata } : {}),
+  });
+}

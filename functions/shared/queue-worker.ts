@@ -1,0 +1,170 @@
+// What the sample's SQS workers share: message parsing, retry delays, visibility backoff, dead-lettering and batch runs.
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  ChangeMessageVisibilityCommand,
+  type MessageAttributeValue,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+
+/** SQS's largest visibility timeout (12 hours). */
+export const maxVisibilitySec = 43_200;
+
+/** Message attribute carrying why a message was dead-lettered by the worker itself. */
+export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
+
+/** The delay before the attempt after `attempt` (1-based): exponential, capped by SQS's maximum. */
+export function retryDelaySec(attempt: number, baseSec: number): number {
+  return Math.min(maxVisibilitySec, baseSec * 2 ** Math.max(0, attempt - 1));
+}
+
+/**
+ * Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"): a
+ * uniformly random delay between 0 and the exponential one, capped by `capSec`, so messages that
+ * failed together (an endpoint outage) do not all come back together.
+ */
+export function fullJitterDelaySec(
+  attempt: number,
+  baseSec: number,
+  capSec: number = maxVisibilitySec,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(capSec, maxVisibilitySec, retryDelaySec(attempt, baseSec));
+  return Math.round(random() * ceiling);
+}
+
+/** Which attempt this receive is (1-based): SQS's receive count, the same number redrive counts. */
+export function attemptOf(record: SQSRecord): number {
+  return Number(record.attributes.ApproximateReceiveCount) || 1;
+}
+
+/** Lambda-format message attributes back to SendMessage format (string ones; binary ones are not used here). */
+function forwardAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
+  const result: Record<string, MessageAttributeValue> = {};
+  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
+    if (value.stringValue !== undefined)
+      result[name] = { DataType: value.dataType, StringValue: value.stringValue };
+  }
+  return result;
+}
+
+export interface QueueActionsOptions {
+  readonly sqs: SQSClient;
+  /** The worker's queue (visibility changes) and its DLQ (messages that can never be processed). */
+  readonly queueUrl: string;
+  readonly dlqUrl: string;
+  readonly logger: Logger;
+}
+
+/** The SQS calls a worker makes about the record in hand, besides the poller's delete. */
+export class QueueActions {
+  constructor(private readonly options: QueueActionsOptions) {}
+
+  /**
+   * Delays the record's next receive by changing its visibility. A failure is only logged: the
+   * message still returns, after the queue's default visibility timeout instead.
+   */
+  async delayNextAttempt(record: SQSRecord, delaySec: number, correlationId: string): Promise<void> {
+    try {
+      await this.options.sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: this.options.queueUrl,
+          ReceiptHandle: record.receiptHandle,
+          VisibilityTimeout: Math.min(maxVisibilitySec, Math.max(0, Math.round(delaySec))),
+        }),
+      );
+    } catch (error) {
+      this.options.logger.warn('Could not change message visibility', {
+        correlationId,
+        error: String(error),
+      });
+    }
+  }
+
+  /**
+   * Copies a message that can never be processed to the DLQ once, with its reason, so the caller can
+   * report it processed (retrying would only fail the same way). If the DLQ write fails the error
+   * propagates and the message is retried like any failure, so it is never lost.
+   */
+  async deadLetter(record: SQSRecord, reason: string): Promise<void> {
+    await this.options.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: this.options.dlqUrl,
+        MessageBody: record.body,
+        MessageAttributes: {
+          ...forwardAttributes(record),
+          [deadLetterReasonAttribute]: { DataType: 'String', StringValue: reason.slice(0, 1024) },
+        },
+      }),
+    );
+  }
+}
+
+/** What a worker's batch runs share: made once per worker, at cold start. */
+export interface SqsBatchRunner {
+  readonly processor: BatchProcessor;
+  /** Its in-progress records are made to expire with the invocation (registerLambdaContext). */
+  readonly idempotencyConfig: IdempotencyConfig;
+  readonly metrics: Metrics;
+}
+
+/** A Powertools SQS batch processor with the worker's idempotency config and metrics. */
+export function createSqsBatchRunner(idempotencyConfig: IdempotencyConfig, metrics: Metrics): SqsBatchRunner {
+  return { processor: new BatchProcessor(EventType.SQS), idempotencyConfig, metrics };
+}
+
+/**
+ * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
+ * rejected record reported in `batchItemFailures` (so SQS returns only it), stored metrics flushed.
+ *
+ * @example
+ * handle(event, context) { return processSqsBatch(event, context, this.runner, (r) => this.processRecord(r)); }
+ */
+export async function processSqsBatch(
+  event: SQSEvent,
+  context: Context,
+  runner: SqsBatchRunner,
+  processRecord: (record: SQSRecord) => Promise<void>,
+): Promise<SQSBatchResponse> {
+  // In-progress idempotency records expire with the invocation, so a crashed attempt does not block retries.
+  runner.idempotencyConfig.registerLambdaContext(context);
+  try {
+    return await processPartialResponse(event, processRecord, runner.processor, {
+      context,
+      // A batch whose every record failed is still a list of failures, not a crashed invocation.
+      throwOnFullBatchFailure: false,
+    });
+  } finally {
+    // A batch of only duplicates records nothing; publishing then would just log a warning.
+    if (runner.metrics.hasStoredMetrics()) runner.metrics.publishStoredMetrics();
+  }
+}
+
+/**
+ * Where a worker remembers the ids it already processed: the toolkit table under `IDEM#<worker>`
+ * (DESIGN.md's prefix; the sort key is Powertools' `<function>#<hash>`), expiring through the
+ * table's TTL attribute.
+ *
+ * @example
+ * const persistenceStore = workerIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb);
+ */
+export function workerIdempotencyStore(
+  workerName: string,
+  tableName: string,
+  client: DynamoDBClient,
+): DynamoDBPersistenceLayer {
+  return new DynamoDBPersistenceLayer({
+    tableName,
+    awsSdkV3Client: client,
+    keyAttr: 'pk',
+    sortKeyAttr: 'sk',
+    staticPkValue: `IDEM#${workerName}`,
+    expiryAttr: 'expiresAt',
+  });
+}

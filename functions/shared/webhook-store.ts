@@ -1,0 +1,531 @@
+// Webhook endpoints, their subscriptions and their delivery history on the toolkit table, under `WH#` keys.
+//
+// Key layout (toolkit table):
+//   endpoint      pk WH#<endpointId>                     sk ENDPOINT
+//                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
+//   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
+//                                                         sk USER#<ownerId>#<endpointId>    (human owners)
+//   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
+import { randomBytes } from 'node:crypto';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { Principal } from '../../middleware/auth/principal.js';
+import type { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { NotFoundError, ValidationError } from '../../middleware/errors.js';
+import { toEpochSeconds } from '../../middleware/store/tables.js';
+import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
+import { decodeCursor, encodeCursor, type Page } from './pagination.js';
+import { defaultTenantId } from './tenant.js';
+import { failedConditionIndexes } from './transactions.js';
+
+/** How long a delivery's history is kept (DynamoDB TTL on `expiresAt`). */
+export const deliveryRetentionDays = 30;
+
+/**
+ * Who owns an endpoint decides what it receives (the visibility rule): a human `user` receives the
+ * events about its own resources (its bookings, its registration); an `admin` or an `integration`
+ * (an M2M client) receives every event of its tenant.
+ */
+export type EndpointOwnerKind = 'user' | 'admin' | 'integration';
+
+export type EndpointStatus = 'enabled' | 'disabled';
+
+/** Why an endpoint was disabled: it answered 410 Gone, or its deliveries kept failing (the disable rule). */
+export type DisabledReason = 'gone' | 'failing';
+
+export interface WebhookEndpoint {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly ownerId: string;
+  readonly ownerKind: EndpointOwnerKind;
+  readonly url: string;
+  readonly eventTypes: readonly WebhookEventType[];
+  readonly status: EndpointStatus;
+  readonly disabledReason?: DisabledReason;
+  readonly disabledAt?: string;
+  readonly createdAt: string;
+}
+
+/** The endpoint plus what only the worker reads: the failure streak the disable rule looks at. */
+export interface StoredEndpoint extends WebhookEndpoint {
+  /** Deliveries that failed for good since the last success. */
+  readonly failedDeliveries: number;
+  /** When the first of those failed; undefined while none has. */
+  readonly failingSince?: string;
+  /** The encrypted secret and its data-key header, as stored (see {@link WebhookStore.signingSecret}). */
+  readonly sealedSecret: { readonly secret: unknown; readonly header: unknown };
+}
+
+export interface DeliveryAttempt {
+  /** 1-based; SQS's receive count, so the same number its redrive counts. */
+  readonly attempt: number;
+  readonly at: string;
+  /** The endpoint's answer, when it answered. */
+  readonly statusCode?: number;
+  /** Why the attempt failed, when it did (never the response body). */
+  readonly error?: string;
+  readonly durationMs: number;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDelivery {
+  /** The Standard Webhooks `webhook-id`. */
+  readonly webhookId: string;
+  readonly eventType: WebhookEventType;
+  readonly status: DeliveryStatus;
+  readonly attempts: readonly DeliveryAttempt[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface NewEndpoint {
+  readonly url: string;
+  readonly eventTypes: readonly WebhookEventType[];
+}
+
+const endpointSk = 'ENDPOINT';
+const deliveryPrefix = 'DELIVERY#';
+
+const endpointKey = (endpointId: string) => ({ pk: `WH#${endpointId}`, sk: endpointSk });
+const subscriptionPk = (tenantId: string, eventType: WebhookEventType) => `WH#SUB#${tenantId}#${eventType}`;
+const subscriptionSk = (endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>) =>
+  endpoint.ownerKind === 'user' ? `USER#${endpoint.ownerId}#${endpoint.id}` : `TENANT#${endpoint.id}`;
+const deliveryKey = (message: Pick<WebhookMessage, 'endpointId' | 'createdAt' | 'id'>) => ({
+  pk: `WH#${message.endpointId}`,
+  sk: `${deliveryPrefix}${message.createdAt}#${message.id}`,
+});
+
+/** The owner kind a principal registers as: machines are integrations, humans with role `admin` admins. */
+export function ownerKindOf(principal: Principal): EndpointOwnerKind {
+  if (principal.isM2M) return 'integration';
+  return principal.roles.includes('admin') ? 'admin' : 'user';
+}
+
+/** The tenant a principal acts in: its tenant claim, or the sample's default tenant. */
+export function tenantOf(principal: Principal): string {
+  return principal.tenantId ?? defaultTenantId;
+}
+
+/** A random id with a prefix: `ep_…` for endpoints, `msg_…` for webhook messages (24 base64url characters). */
+export function newWebhookId(prefix: 'ep' | 'msg'): string {
+  return `${prefix}_${randomBytes(18).toString('base64url')}`;
+}
+
+/** A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes (the spec asks for 24-64). */
+function newSigningSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
+
+function toEndpoint(item: Record<string, unknown>, headerField: string | undefined): StoredEndpoint {
+  return {
+    id: String(item.id),
+    tenantId: String(item.tenantId),
+    ownerId: String(item.ownerId),
+    ownerKind: item.ownerKind as EndpointOwnerKind,
+    url: String(item.url),
+    eventTypes: (item.eventTypes as WebhookEventType[] | undefined) ?? [],
+    status: item.status === 'disabled' ? 'disabled' : 'enabled',
+    ...(typeof item.disabledReason === 'string'
+      ? { disabledReason: item.disabledReason as DisabledReason }
+      : {}),
+    ...(typeof item.disabledAt === 'string' ? { disabledAt: item.disabledAt } : {}),
+    createdAt: String(item.createdAt),
+    failedDeliveries: typeof item.failedDeliveries === 'number' ? item.failedDeliveries : 0,
+    ...(typeof item.failingSince === 'string' ? { failingSince: item.failingSince } : {}),
+    sealedSecret: { secret: item.secret, header: headerField === undefined ? undefined : item[headerField] },
+  };
+}
+
+/** What the API shows of an endpoint: never the secret, nor the worker's bookkeeping. */
+export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): WebhookEndpoint {
+  const { failedDeliveries, failingSince, sealedSecret, ...shown } = endpoint as Partial<StoredEndpoint> &
+    WebhookEndpoint;
+  return shown;
+}
+
+function toDelivery(item: Record<string, unknown>): WebhookDelivery {
+  return {
+    webhookId: String(item.webhookId),
+    eventType: item.eventType as WebhookEventType,
+    status: item.status as DeliveryStatus,
+    attempts: (item.attempts as DeliveryAttempt[] | undefined) ?? [],
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+  };
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
+}
+
+export interface WebhookStoreOptions {
+  readonly documentClient: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /**
+   * Encrypts signing secrets (context: tenant and endpoint id). Only creating an endpoint and reading
+   * its secret need it, so a function that only fans events out need not have a key.
+   * @default none: createEndpoint and signingSecret throw
+   */
+  readonly encryptor?: Encryptor;
+}
+
+/**
+ * The one place webhook data is read and written.
+ *
+ * @example
+ * const store = new WebhookStore({ documentClient, tableName, encryptor });
+ * const { endpoint, secret } = await store.createEndpoint(principal, { url, eventTypes: ['booking.created'] });
+ */
+export class WebhookStore {
+  constructor(private readonly options: WebhookStoreOptions) {}
+
+  private get encryptor(): Encryptor {
+    if (!this.options.encryptor) throw new Error('WebhookStore needs an encryptor for signing secrets');
+    return this.options.encryptor;
+  }
+
+  /**
+   * Stores the endpoint with its secret encrypted, and one subscription item per event type, in one
+   * transaction: fan-out never sees a subscription without its endpoint. Returns the secret in clear,
+   * the only time it leaves the store that way.
+   */
+  async createEndpoint(
+    principal: Principal,
+    input: NewEndpoint,
+    now = new Date(),
+  ): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+    const endpoint: WebhookEndpoint = {
+      id: newWebhookId('ep'),
+      tenantId: tenantOf(principal),
+      ownerId: principal.id,
+      ownerKind: ownerKindOf(principal),
+      url: input.url,
+      eventTypes: [...new Set(input.eventTypes)],
+      status: 'enabled',
+      createdAt: now.toISOString(),
+    };
+    const secret = newSigningSecret();
+    // Encrypting before the write: if the key is unavailable, nothing is written at all.
+    const sealed = await this.encryptor.encryptFields({ secret }, ['secret'], {
+      tenantId: endpoint.tenantId,
+      endpointId: endpoint.id,
+    });
+    const { tableName } = this.options;
+    await this.options.documentClient.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: tableName,
+              Item: {
+                ...endpointKey(endpoint.id),
+                ...endpoint,
+                ...sealed,
+                gsi1pk: `WH#OWNER#${endpoint.tenantId}#${endpoint.ownerId}`,
+                gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
+              },
+              // Ids are random; this only guarantees a collision can never overwrite an endpoint.
+              ConditionExpression: 'attribute_not_exists(pk)',
+            },
+          },
+          ...endpoint.eventTypes.map((eventType) => ({
+            Put: {
+              TableName: tableName,
+              Item: {
+                pk: subscriptionPk(endpoint.tenantId, eventType),
+                sk: subscriptionSk(endpoint),
+                endpointId: endpoint.id,
+                status: 'enabled',
+              },
+            },
+          })),
+        ],
+      }),
+    );
+    return { endpoint, secret };
+  }
+
+  /** The endpoint, or undefined when there is none (deleted, or never existed). */
+  async getEndpoint(endpointId: string): Promise<StoredEndpoint | undefined> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: endpointKey(endpointId),
+        ConsistentRead: true,
+      }),
+    );
+    return Item ? toEndpoint(Item, this.options.encryptor?.headerField) : undefined;
+  }
+
+  /** The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists. */
+  async getOwnedEndpoint(endpointId: string, principal: Principal): Promise<StoredEndpoint> {
+    const endpoint = await this.getEndpoint(endpointId);
+    if (!endpoint || endpoint.ownerId !== principal.id || endpoint.tenantId !== tenantOf(principal)) {
+      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    }
+    return endpoint;
+  }
+
+  /**
+   * The endpoint's signing secret, decrypted. Its encryption context binds it to this tenant and
+   * endpoint id, so a sealed secret copied onto another endpoint item fails to decrypt.
+   */
+  async signingSecret(endpoint: StoredEndpoint): Promise<string> {
+    const { headerField } = this.encryptor;
+    const plain = await this.encryptor.decryptFields<{ secret: string }>(
+      { secret: endpoint.sealedSecret.secret, [headerField]: endpoint.sealedSecret.header },
+      ['secret'],
+      { tenantId: endpoint.tenantId, endpointId: endpoint.id },
+    );
+    return plain.secret;
+  }
+
+  /**
+   * Deletes an endpoint the principal owns with its subscriptions, in one transaction. Its delivery
+   * history is no longer reachable (the API answers 404) and expires with its TTL.
+   */
+  async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
+    const endpoint = await this.getOwnedEndpoint(endpointId, principal);
+    const { tableName } = this.options;
+    try {
+      await this.options.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: tableName,
+                Key: endpointKey(endpoint.id),
+                // Two deletes racing: the second finds nothing and answers 404, as if it came later.
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            ...endpoint.eventTypes.map((eventType) => ({
+              Delete: {
+                TableName: tableName,
+                Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
+              },
+            })),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (failedConditionIndexes(error)?.includes(0)) {
+        throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Disables an endpoint and its subscriptions (so fan-out stops sending to it) in one transaction.
+   * Resolves true only for the call that disabled it: many failing deliveries may race here, and
+   * exactly one of them must notify the owner.
+   */
+  async disableEndpoint(
+    endpoint: StoredEndpoint,
+    reason: DisabledReason,
+    now = new Date(),
+  ): Promise<boolean> {
+    const { tableName } = this.options;
+    try {
+      await this.options.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: tableName,
+                Key: endpointKey(endpoint.id),
+                UpdateExpression: 'SET #status = :disabled, disabledReason = :reason, disabledAt = :now',
+                // Concurrent disables all read `enabled`; the condition lets exactly one through.
+                ConditionExpression: '#status = :enabled',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: {
+                  ':disabled': 'disabled',
+                  ':enabled': 'enabled',
+                  ':reason': reason,
+                  ':now': now.toISOString(),
+                },
+              },
+            },
+            ...endpoint.eventTypes.map((eventType) => ({
+              Update: {
+                TableName: tableName,
+                Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
+                UpdateExpression: 'SET #status = :disabled',
+                // An endpoint deleted meanwhile: never recreate its subscription as a stub.
+                ConditionExpression: 'attribute_exists(pk)',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':disabled': 'disabled' },
+              },
+            })),
+          ],
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (failedConditionIndexes(error)?.length) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * The enabled endpoints that receive `eventType` about a resource of `subjectUserId` in a tenant:
+   * every tenant-wide subscription, plus the subject user's own. Two key-range queries, in parallel,
+   * so the cost does not grow with other users' endpoints.
+   */
+  async findSubscribers(
+    tenantId: string,
+    eventType: WebhookEventType,
+    subjectUserId: string | undefined,
+  ): Promise<string[]> {
+    const ranges = ['TENANT#', ...(subjectUserId ? [`USER#${subjectUserId}#`] : [])];
+    const found = await Promise.all(
+      ranges.map((prefix) => this.querySubscriptions(subscriptionPk(tenantId, eventType), prefix)),
+    );
+    return found.flat();
+  }
+
+  private async querySubscriptions(pk: string, prefix: string): Promise<string[]> {
+    const endpointIds: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    // Bounded: 100 pages of subscriptions is far beyond what one event fans out to in this sample.
+    for (let page = 0; page < 100; page += 1) {
+      const result = await this.options.documentClient.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          FilterExpression: '#status = :enabled',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix, ':enabled': 'enabled' },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of result.Items ?? []) endpointIds.push(String(item.endpointId));
+      startKey = result.LastEvaluatedKey;
+      if (!startKey) break;
+    }
+    return endpointIds;
+  }
+
+  /**
+   * Appends one attempt to the message's delivery item (creating it on the first) and sets its status.
+   * Resolves false when the delivery was already final: a redelivered copy never rewrites history.
+   */
+  async recordAttempt(
+    message: WebhookMessage,
+    attempt: DeliveryAttempt,
+    status: DeliveryStatus,
+    now = new Date(),
+  ): Promise<boolean> {
+    const expiresAt =
+      toEpochSeconds(new Date(message.createdAt).getTime()) + deliveryRetentionDays * 24 * 3600;
+    try {
+      await this.options.documentClient.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: deliveryKey(message),
+          UpdateExpression:
+            'SET webhookId = :id, endpointId = :endpoint, eventType = :type, createdAt = :created, ' +
+            '#status = :status, updatedAt = :now, expiresAt = :expires, ' +
+            'attempts = list_append(if_not_exists(attempts, :none), :attempt)',
+          // A late or duplicate attempt (two copies of one message) must not overwrite a final status.
+          ConditionExpression: 'attribute_not_exists(#status) OR #status = :pending',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':id': message.id,
+            ':endpoint': message.endpointId,
+            ':type': message.eventType,
+            ':created': message.createdAt,
+            ':status': status,
+            ':now': now.toISOString(),
+            ':expires': expiresAt,
+            ':none': [],
+            ':attempt': [attempt],
+            ':pending': 'pending',
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** An endpoint's deliveries, newest first, cursor-paginated. */
+  async listDeliveries(endpointId: string, limit: number, cursor?: string): Promise<Page<WebhookDelivery>> {
+    const pk = endpointKey(endpointId).pk;
+    const startKey = decodeCursor(cursor, ['pk', 'sk']);
+    // A cursor names its own key: one from another endpoint's list must not read that endpoint's history.
+    if (startKey && (startKey.pk !== pk || !startKey.sk?.startsWith(deliveryPrefix))) {
+      throw new ValidationError('Invalid cursor', [
+        { field: 'query.cursor', message: 'Not a cursor from this list' },
+      ]);
+    }
+    const result = await this.options.documentClient.send(
+      new QueryCommand({
+        TableName: this.options.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': pk, ':prefix': deliveryPrefix },
+        ScanIndexForward: false,
+        Limit: limit,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    const nextCursor = encodeCursor(result.LastEvaluatedKey);
+    return { items: (result.Items ?? []).map(toDelivery), ...(nextCursor ? { nextCursor } : {}) };
+  }
+
+  /**
+   * Counts a delivery that failed for good against its endpoint (the disable rule's streak) and
+   * returns the streak; undefined when the endpoint is gone. One atomic ADD, so concurrent failures
+   * all count.
+   */
+  async noteFailedDelivery(
+    endpointId: string,
+    now = new Date(),
+  ): Promise<{ failedDeliveries: number; failingSince: string } | undefined> {
+    try {
+      const { Attributes } = await this.options.documentClient.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: endpointKey(endpointId),
+          UpdateExpression: 'ADD failedDeliveries :one SET failingSince = if_not_exists(failingSince, :now)',
+          // A deleted endpoint must not come back as a stub holding only a counter.
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':one': 1, ':now': now.toISOString() },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return {
+        failedDeliveries: Number(Attributes?.failedDeliveries ?? 1),
+        failingSince: String(Attributes?.failingSince ?? now.toISOString()),
+      };
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Ends an endpoint's failure streak after a success (called only when it has one, so no write per success). */
+  async clearFailures(endpointId: string): Promise<void> {
+    try {
+      await this.options.documentClient.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: endpointKey(endpointId),
+          UpdateExpression: 'REMOVE failedDeliveries, failingSince',
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+}

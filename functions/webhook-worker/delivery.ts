@@ -1,0 +1,139 @@
+// One signed webhook POST: Standard Webhooks headers, SSRF-checked connection, no redirects, bounded time.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import type { SsrfGuard } from '../shared/ssrf-guard.js';
+
+/** The endpoint answered, but not with a 2xx (a 3xx included: redirects are never followed). */
+export class WebhookResponseError extends Error {
+  constructor(
+    readonly statusCode: number,
+    /** From a 429 or 503's Retry-After, in seconds; undefined otherwise. */
+    readonly retryAfterSec: number | undefined,
+  ) {
+    super(`Endpoint answered HTTP ${statusCode}`);
+    this.name = 'WebhookResponseError';
+  }
+}
+
+/** What a delivered POST reports. */
+export interface PostOutcome {
+  readonly statusCode: number;
+  readonly durationMs: number;
+}
+
+/** The Standard Webhooks headers for one attempt; `timestamp` is the attempt's time, as the spec says. */
+export interface SignedHeaders {
+  readonly 'webhook-id': string;
+  readonly 'webhook-timestamp': string;
+  readonly 'webhook-signature': string;
+}
+
+/**
+ * Signs `body` with the endpoint's `whsec_` secret through the `standardwebhooks` library, so any
+ * receiver verifying with the same library (or the spec) accepts it.
+ *
+ * @example
+ * const headers = signWebhook('whsec_…', 'msg_…', JSON.stringify(payload), new Date());
+ */
+export function signWebhook(secret: string, webhookId: string, body: string, at: Date): SignedHeaders {
+  return {
+    'webhook-id': webhookId,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': new Webhook(secret).sign(webhookId, at, body),
+  };
+}
+
+/**
+ * Retry-After in seconds: delta-seconds or an HTTP-date (RFC 9110), never negative; undefined when
+ * absent or unreadable.
+ */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d{1,10}$/.test(text)) return Number(text);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+/** Keep-alive agents, one per scheme, so consecutive deliveries to one receiver reuse connections. */
+const agents = {
+  'http:': new HttpAgent({ keepAlive: true, maxSockets: 50 }),
+  'https:': new HttpsAgent({ keepAlive: true, maxSockets: 50 }),
+};
+
+/** How much of a response body is read (and thrown away) before the connection is dropped instead. */
+const maxDrainBytes = 64 * 1024;
+
+/** Reads and discards the body, so a keep-alive connection can be reused, up to a bound. */
+function drain(response: IncomingMessage): void {
+  let seen = 0;
+  response.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > maxDrainBytes) response.destroy();
+  });
+  response.on('error', () => {});
+  response.resume();
+}
+
+export interface PostWebhookOptions {
+  readonly guard: SsrfGuard;
+  /** Aborts the request (the circuit breaker's timeout, the Lambda's deadline). */
+  readonly signal?: AbortSignal;
+  readonly timeoutMs: number;
+}
+
+/**
+ * POSTs `body` to `url` and resolves when the endpoint answers 2xx; rejects with
+ * {@link WebhookResponseError} for any other status, with the SSRF guard's error when the address
+ * is not allowed, or with the network or timeout error. The guard checks an IP literal here (Node
+ * calls no `lookup` for one) and every resolved address at connect time through `lookup`, so the
+ * address actually connected to is the one checked.
+ */
+export function postWebhook(
+  url: URL,
+  headers: Readonly<Record<string, string>>,
+  body: string,
+  options: PostWebhookOptions,
+): Promise<PostOutcome> {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host) !== 0) options.guard.assertAddressAllowed(host);
+  const scheme = url.protocol === 'https:' ? 'https:' : 'http:';
+  const request = scheme === 'https:' ? httpsRequest : httpRequest;
+  const signal = options.signal
+    ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
+    : AbortSignal.timeout(options.timeoutMs);
+  const started = performance.now();
+  return new Promise<PostOutcome>((resolve, reject) => {
+    const outgoing = request(
+      url,
+      {
+        method: 'POST',
+        agent: agents[scheme],
+        lookup: options.guard.lookup,
+        signal,
+        headers: {
+          ...headers,
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+          'user-agent': 'Bulwark-Webhooks/1.0',
+        },
+      },
+      (response) => {
+        drain(response);
+        const statusCode = response.statusCode ?? 0;
+        const durationMs = Math.round(performance.now() - started);
+        if (statusCode >= 200 && statusCode < 300) {
+          resolve({ statusCode, durationMs });
+          return;
+        }
+        const retryAfter = statusCode === 429 || statusCode === 503;
+        const header = response.headers['retry-after'];
+        reject(new WebhookResponseError(statusCode, retryAfter ? parseRetryAfter(header) : undefined));
+      },
+    );
+    outgoing.on('error', (error) => reject(signal.aborted && signal.reason ? signal.reason : error));
+    outgoing.end(body);
+  });
+}

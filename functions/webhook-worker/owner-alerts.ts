@@ -1,0 +1,88 @@
+// Tells a webhook endpoint's owner that it was disabled: a security-alert email to a human owner, a log line otherwise.
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { NotFoundError } from '../../middleware/errors.js';
+import { enqueueEmails } from '../shared/email-queue.js';
+import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
+import type { DisabledReason, WebhookEndpoint } from '../shared/webhook-store.js';
+import type { User } from '../users/users-model.js';
+
+/** Reads a user (the users model); only `get` is needed. */
+export interface UserDirectory {
+  get(id: string): Promise<User>;
+}
+
+export interface OwnerAlertsOptions {
+  /** Undefined: no email queue configured, so owners are only logged about. */
+  readonly sqs: SQSClient | undefined;
+  readonly emailQueueUrl: string | undefined;
+  readonly users: UserDirectory;
+  readonly logger: Logger;
+  readonly auditLogger: AuditLogger;
+}
+
+const reasonText: Readonly<Record<DisabledReason, string>> = {
+  gone: 'it answered 410 Gone, which asks senders to stop',
+  failing: 'its deliveries kept failing',
+};
+
+/**
+ * Notifies the owner of a disabled endpoint. A human owner (`user`, `admin`) whose id is a user of
+ * the users service gets a `security-alert` email; an integration (M2M client) has no mailbox, and an
+ * owner unknown to the users service has no address, so both are logged and skipped. Never throws:
+ * the endpoint is disabled either way, and the alert is best effort (audited when it fails).
+ */
+export class OwnerAlerts {
+  constructor(private readonly options: OwnerAlertsOptions) {}
+
+  async endpointDisabled(
+    endpoint: WebhookEndpoint,
+    reason: DisabledReason,
+    correlationId: string,
+    now = new Date(),
+  ): Promise<void> {
+    const { sqs, emailQueueUrl, users, logger } = this.options;
+    const context = { correlationId, endpointId: endpoint.id, ownerKind: endpoint.ownerKind };
+    if (endpoint.ownerKind === 'integration' || !sqs || !emailQueueUrl) {
+      logger.info('Webhook endpoint disabled; its owner has no email to alert', context);
+      return;
+    }
+    try {
+      let owner: User;
+      try {
+        owner = await users.get(endpoint.ownerId);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        logger.info('Webhook endpoint disabled; its owner is not a registered user, so no email', context);
+        return;
+      }
+      await enqueueEmails(
+        sqs,
+        emailQueueUrl,
+        [
+          {
+            type: 'security-alert',
+            to: owner.email,
+            data: {
+              name: owner.name,
+              event: 'Webhook endpoint disabled',
+              occurredAt: now.toISOString(),
+              details: `Your webhook endpoint ${endpoint.id} (${endpoint.url.slice(0, 500)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
+            },
+          },
+        ],
+        correlationId,
+      );
+    } catch (error) {
+      reportEnqueueFailure(this.options, {
+        message: 'Webhook endpoint disabled; the owner alert was not enqueued',
+        eventType: 'email.enqueue_failed',
+        error,
+        userId: endpoint.ownerId,
+        correlationId,
+        metadata: { endpointId: endpoint.id },
+      });
+    }
+  }
+}

@@ -1,0 +1,447 @@
+// The webhook worker's core: validate, sign, POST once (idempotent, per-endpoint circuit), record every attempt, back off, disable dead endpoints.
+import {
+  IdempotencyConfig,
+  IdempotencyUnknownError,
+  makeIdempotent,
+} from '@aws-lambda-powertools/idempotency';
+import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
+import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
+import { CircuitOpenError, DependencyTimeoutError, SsrfBlockedError } from '../../middleware/errors.js';
+import type { SecurityEventListener } from '../../middleware/events.js';
+import { recordMetric } from '../../middleware/metrics/record.js';
+import type { FunctionObservability } from '../shared/observability.js';
+import { parseMessageBody } from '../shared/queue-messages.js';
+import {
+  attemptOf,
+  createSqsBatchRunner,
+  fullJitterDelaySec,
+  maxVisibilitySec,
+  processSqsBatch,
+  type QueueActions,
+  type SqsBatchRunner,
+} from '../shared/queue-worker.js';
+import type { SsrfGuard } from '../shared/ssrf-guard.js';
+import type {
+  DeliveryAttempt,
+  DisabledReason,
+  StoredEndpoint,
+  WebhookStore,
+} from '../shared/webhook-store.js';
+import { type PostOutcome, postWebhook, signWebhook, WebhookResponseError } from './delivery.js';
+import { type WebhookMessage, webhookMessageSchema } from './messages.js';
+import type { OwnerAlerts } from './owner-alerts.js';
+
+/**
+ * When an endpoint is disabled for failing (besides 410 Gone, which disables it at once): checked each
+ * time one of its deliveries fails for good (all its attempts used). Either condition disables it.
+ */
+export interface DisableRule {
+  /**
+   * Consecutive deliveries that failed for good, with no success in between.
+   * @default 5
+   */
+  readonly afterFailedDeliveries?: number;
+  /**
+   * Hours since the first of those failures: an endpoint that has not accepted anything for this long
+   * is disabled at its next failed delivery, however few events it receives.
+   * @default 24
+   */
+  readonly afterFailingHours?: number;
+}
+
+export interface WebhookWorkerOptions {
+  readonly store: WebhookStore;
+  /** Checks every connection's address (the allowlist opens loopback for local runs and tests only). */
+  readonly guard: SsrfGuard;
+  readonly sqs: QueueActions;
+  /** The queue's maxReceiveCount: after this many failed attempts SQS moves the message to the DLQ. */
+  readonly maxAttempts: number;
+  /** Attempt n that fails waits a random 0 … base × 2^(n-1) seconds (full jitter) before the next. */
+  readonly retryBaseDelaySec: number;
+  /**
+   * The schedule's longest wait between two attempts; a Retry-After or an open circuit can lengthen a
+   * wait up to this, never beyond (nor beyond SQS's 12 hours).
+   * @default 3600
+   */
+  readonly maxRetryDelaySec?: number;
+  /**
+   * One POST's time limit.
+   * @default 10000
+   */
+  readonly timeoutMs?: number;
+  /** Where each endpoint's circuit lives (the toolkit table, `CB#webhook-<endpointId>`). */
+  readonly circuitStore: CircuitStateStore;
+  /**
+   * The per-endpoint circuits' settings.
+   * @default failureThreshold 5 in a 60 s window, resetTimeoutMs 60000
+   */
+  readonly circuit?: Omit<CircuitBreakerSettings<PostOutcome>, 'name' | 'timeoutMs' | 'fallback' | 'onEvent'>;
+  readonly disableRule?: DisableRule;
+  readonly alerts: OwnerAlerts;
+  /** Where delivered webhook ids are remembered (the toolkit table, `IDEM#webhook-worker`). */
+  readonly persistenceStore: BasePersistenceLayer;
+  /**
+   * How long a delivered id is remembered; a copy arriving later would be POSTed again.
+   * @default 86400 (24 h, beyond SQS's retention of a retried message's attempts)
+   */
+  readonly idempotencyTtlSec?: number;
+  readonly observability: FunctionObservability;
+  /** @default Math.random */
+  readonly random?: () => number;
+}
+
+/** What one successful POST leaves in the idempotency record, so a replay can still record it. */
+interface Delivered extends PostOutcome {
+  readonly attempt: number;
+  readonly at: string;
+}
+
+interface DeliveryJob {
+  readonly message: WebhookMessage;
+  readonly endpoint: StoredEndpoint;
+  readonly attempt: number;
+}
+
+/** Circuits kept per process; the least recently created is dropped beyond this (its state stays in DynamoDB). */
+const maxCircuits = 1000;
+
+/** A short, safe description of why an attempt failed (no response body, no secret). */
+function describeFailure(error: unknown): { statusCode?: number; error: string } {
+  if (error instanceof WebhookResponseError)
+    return { statusCode: error.statusCode, error: `HTTP ${error.statusCode}` };
+  if (error instanceof CircuitOpenError) return { error: 'circuit open: not attempted' };
+  if (error instanceof DependencyTimeoutError) return { error: `timeout after ${error.timeoutMs} ms` };
+  if (error instanceof SsrfBlockedError) return { error: `blocked address (${error.reason})` };
+  if (error instanceof Error && error.name === 'TimeoutError') return { error: 'timeout' };
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string') return { error: code };
+  return { error: error instanceof Error ? error.name : 'error' };
+}
+
+/**
+ * Processes SQS batches of webhook messages with Powertools batch processing (partial batch failures,
+ * records in parallel). For each message:
+ *
+ * - invalid JSON or schema: copied to the DLQ once with its reason, reported processed (no retries);
+ * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
+ * - otherwise the payload is signed (Standard Webhooks) and POSTed through the endpoint's circuit,
+ *   with the SSRF guard on the connection and a 10 s limit. 2xx: delivered. 410 Gone: the endpoint is
+ *   disabled at once and the delivery fails with no more attempts. Anything else (3xx, 4xx, 5xx,
+ *   timeout, network error, blocked address, open circuit) is a failed attempt: recorded, then the
+ *   message's visibility is set to the backoff delay (full jitter; longer for a Retry-After on 429/503
+ *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
+ *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
+ *   and leaves the message to SQS's redrive into the DLQ.
+ * - a webhook id already delivered (a redelivery, a duplicate): Powertools Idempotency returns the
+ *   stored result, so the endpoint is never POSTed twice after a success.
+ *
+ * An open circuit counts as an attempt (SQS counts every receive, and the DLQ rule is "5 receives"),
+ * but a cheap one: no connection, no 10 s wait, and the next attempt waits at least until the circuit
+ * may probe again, so a dead endpoint costs its messages time, not work.
+ */
+export class WebhookWorker {
+  private readonly runner: SqsBatchRunner;
+  private readonly deliverOnce: (key: { id: string }, job: DeliveryJob) => Promise<Delivered>;
+  private readonly circuits = new Map<string, CircuitBreaker<PostOutcome>>();
+  private readonly circuitEvents: SecurityEventListener;
+  private readonly maxRetryDelaySec: number;
+  private readonly timeoutMs: number;
+  private readonly rule: Required<DisableRule>;
+  private readonly random: () => number;
+
+  constructor(private readonly options: WebhookWorkerOptions) {
+    this.maxRetryDelaySec = Math.min(maxVisibilitySec, options.maxRetryDelaySec ?? 3600);
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.rule = {
+      afterFailedDeliveries: options.disableRule?.afterFailedDeliveries ?? 5,
+      afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
+    };
+    this.random = options.random ?? Math.random;
+    const { onEvent } = options.observability;
+    // One metric dimension for every endpoint's circuit (an id per endpoint would be unbounded
+    // CloudWatch cardinality); the endpoint id stays in the audit metadata.
+    this.circuitEvents = (event) =>
+      onEvent({
+        ...event,
+        metadata: {
+          ...event.metadata,
+          circuit: 'webhook-endpoint',
+          endpointCircuit: event.metadata?.circuit,
+        },
+      });
+    const idempotencyConfig = new IdempotencyConfig({
+      // The producer's webhook id, not SQS's message id: one webhook id is at most one successful POST.
+      eventKeyJmesPath: 'id',
+      expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
+    });
+    this.runner = createSqsBatchRunner(idempotencyConfig, options.observability.metrics);
+    this.deliverOnce = makeIdempotent((_key: { id: string }, job: DeliveryJob) => this.post(job), {
+      persistenceStore: options.persistenceStore,
+      config: idempotencyConfig,
+    });
+  }
+
+  /** The Lambda handler's body. */
+  handle(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+    // One endpoint read per endpoint per batch: a burst of events to one receiver shares it.
+    const endpoints = new Map<string, Promise<StoredEndpoint | undefined>>();
+    const endpointOf = (endpointId: string) => {
+      let read = endpoints.get(endpointId);
+      if (!read) {
+        read = this.options.store.getEndpoint(endpointId);
+        endpoints.set(endpointId, read);
+      }
+      return read;
+    };
+    return processSqsBatch(event, context, this.runner, (record) => this.processRecord(record, endpointOf));
+  }
+
+  private circuitFor(endpointId: string): CircuitBreaker<PostOutcome> {
+    let circuit = this.circuits.get(endpointId);
+    if (!circuit) {
+      if (this.circuits.size >= maxCircuits)
+        this.circuits.delete(this.circuits.keys().next().value as string);
+      circuit = new CircuitBreaker<PostOutcome>({
+        rollingWindowMs: 60_000,
+        ...this.options.circuit,
+        name: `webhook-${endpointId}`,
+        timeoutMs: this.timeoutMs,
+        store: this.options.circuitStore,
+        onEvent: this.circuitEvents,
+        logger: this.options.observability.logger,
+      });
+      this.circuits.set(endpointId, circuit);
+    }
+    return circuit;
+  }
+
+  /** Signs (with the attempt's own timestamp) and POSTs through the endpoint's circuit; throws unless 2xx. */
+  private async post({ message, endpoint, attempt }: DeliveryJob): Promise<Delivered> {
+    const secret = await this.options.store.signingSecret(endpoint);
+    const body = JSON.stringify(message.payload);
+    const at = new Date();
+    const headers = signWebhook(secret, message.id, body, at);
+    const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) =>
+      postWebhook(new URL(endpoint.url), { ...headers }, body, {
+        guard: this.options.guard,
+        signal,
+        timeoutMs: this.timeoutMs,
+      }),
+    );
+    return { ...outcome, attempt, at: at.toISOString() };
+  }
+
+  private async processRecord(
+    record: SQSRecord,
+    endpointOf: (endpointId: string) => Promise<StoredEndpoint | undefined>,
+  ): Promise<void> {
+    const correlationId = correlationIdFromMessage(record) ?? record.messageId;
+    const parsed = parseMessageBody(webhookMessageSchema, record.body);
+    if (!parsed.ok) return this.reject(record, parsed.reason, correlationId);
+    const { message } = parsed;
+    const attempt = attemptOf(record);
+    const { store, observability } = this.options;
+    const endpoint = await endpointOf(message.endpointId);
+    if (!endpoint || endpoint.tenantId !== message.tenantId) {
+      // Deleted since the event: nobody to deliver to and no history to keep.
+      observability.logger.info('Webhook dropped: its endpoint no longer exists', {
+        correlationId,
+        webhookId: message.id,
+        endpointId: message.endpointId,
+      });
+      return;
+    }
+    if (endpoint.status === 'disabled') {
+      const at = new Date().toISOString();
+      await store.recordAttempt(
+        message,
+        { attempt, at, error: 'endpoint disabled: not attempted', durationMs: 0 },
+        'failed',
+      );
+      this.audit('webhook.failed', 'failure', correlationId, message, {
+        attempt,
+        reason: 'endpoint_disabled',
+      });
+      return;
+    }
+    let delivered: Delivered;
+    const started = performance.now();
+    try {
+      delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt });
+    } catch (error) {
+      if (error instanceof IdempotencyUnknownError) {
+        // Not the endpoint's answer: another copy of this message is being delivered right now, or
+        // the idempotency store failed. Nothing to record against the endpoint; look again later.
+        observability.logger.warn('Webhook delivery postponed', {
+          correlationId,
+          webhookId: message.id,
+          reason: error.name,
+        });
+        await this.options.sqs.delayNextAttempt(record, this.options.retryBaseDelaySec, correlationId);
+        throw error;
+      }
+      const durationMs = Math.round(performance.now() - started);
+      return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
+    }
+    const { attempt: deliveredAttempt, at, statusCode, durationMs } = delivered;
+    await store.recordAttempt(
+      message,
+      { attempt: deliveredAttempt, at, statusCode, durationMs },
+      'delivered',
+    );
+    if (endpoint.failedDeliveries > 0) await store.clearFailures(endpoint.id);
+    recordMetric(observability.metrics, 'WebhookDelivered');
+    this.audit('webhook.delivered', 'success', correlationId, message, {
+      attempt: deliveredAttempt,
+      statusCode,
+      durationMs,
+    });
+  }
+
+  /**
+   * Records a failed attempt and decides what follows: 410 ends the delivery and disables the endpoint
+   * (resolves: the message is deleted); otherwise the next attempt is delayed, or after the last one
+   * the delivery is marked failed and the disable rule applied (rejects: SQS keeps the message).
+   */
+  private async failAttempt(
+    record: SQSRecord,
+    message: WebhookMessage,
+    endpoint: StoredEndpoint,
+    { attempt, durationMs }: { attempt: number; durationMs: number },
+    error: unknown,
+    correlationId: string,
+  ): Promise<void> {
+    const { store, observability } = this.options;
+    const failure = describeFailure(error);
+    const now = new Date();
+    const entry: DeliveryAttempt = { attempt, at: now.toISOString(), ...failure, durationMs };
+    recordMetric(observability.metrics, 'WebhookFailed');
+    if (failure.statusCode === 410) {
+      await store.recordAttempt(message, entry, 'failed');
+      this.audit('webhook.failed', 'failure', correlationId, message, {
+        attempt,
+        statusCode: 410,
+        last: true,
+      });
+      await this.disable(endpoint, 'gone', correlationId);
+      return;
+    }
+    const last = attempt >= this.options.maxAttempts;
+    await store.recordAttempt(message, entry, last ? 'failed' : 'pending');
+    // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
+    const delaySec = last ? 0 : this.nextDelaySec(attempt, error);
+    observability.logger.warn('Webhook delivery attempt failed', {
+      correlationId,
+      webhookId: message.id,
+      endpointId: endpoint.id,
+      attempt,
+      last,
+      delaySec,
+      reason: failure.error,
+    });
+    this.audit('webhook.failed', 'error', correlationId, message, { attempt, last, reason: failure.error });
+    if (last) await this.applyDisableRule(endpoint, correlationId, now);
+    await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
+    throw error;
+  }
+
+  /** Full-jitter backoff, lengthened (within the schedule's maximum) by a Retry-After or an open circuit. */
+  private nextDelaySec(attempt: number, error: unknown): number {
+    const backoff = fullJitterDelaySec(
+      attempt,
+      this.options.retryBaseDelaySec,
+      this.maxRetryDelaySec,
+      this.random,
+    );
+    const asked =
+      error instanceof WebhookResponseError
+        ? error.retryAfterSec
+        : error instanceof CircuitOpenError
+          ? error.retryAfterSec
+          : undefined;
+    return Math.min(this.maxRetryDelaySec, Math.max(backoff, asked ?? 0));
+  }
+
+  /** Counts a delivery that failed for good and disables the endpoint when the rule says so. */
+  private async applyDisableRule(endpoint: StoredEndpoint, correlationId: string, now: Date): Promise<void> {
+    const streak = await this.options.store.noteFailedDelivery(endpoint.id, now);
+    if (!streak) return;
+    const failingMs = now.getTime() - new Date(streak.failingSince).getTime();
+    if (
+      streak.failedDeliveries >= this.rule.afterFailedDeliveries ||
+      failingMs >= this.rule.afterFailingHours * 3_600_000
+    ) {
+      await this.disable(endpoint, 'failing', correlationId);
+    }
+  }
+
+  private async disable(
+    endpoint: StoredEndpoint,
+    reason: DisabledReason,
+    correlationId: string,
+  ): Promise<void> {
+    const { store, observability, alerts } = this.options;
+    // Only the call that disabled it alerts: concurrent failures of one endpoint send one email.
+    if (!(await store.disableEndpoint(endpoint, reason))) return;
+    recordMetric(observability.metrics, 'WebhookEndpointDisabled');
+    observability.logger.warn('Webhook endpoint disabled', {
+      correlationId,
+      endpointId: endpoint.id,
+      reason,
+    });
+    observability.auditLogger.log({
+      eventType: 'webhook.endpoint_disabled',
+      outcome: 'success',
+      userId: endpoint.ownerId,
+      tenantId: endpoint.tenantId,
+      correlationId,
+      reason,
+      metadata: { endpointId: endpoint.id, ownerKind: endpoint.ownerKind },
+    });
+    await alerts.endpointDisabled(endpoint, reason, correlationId);
+  }
+
+  /** A message that can never be delivered: to the DLQ once, with its reason; then reported processed. */
+  private async reject(record: SQSRecord, reason: string, correlationId: string): Promise<void> {
+    const { logger, auditLogger, metrics } = this.options.observability;
+    await this.options.sqs.deadLetter(record, reason);
+    recordMetric(metrics, 'WebhookFailed');
+    logger.error('Webhook message rejected and dead-lettered', {
+      correlationId,
+      sqsMessageId: record.messageId,
+      reason,
+    });
+    auditLogger.log({
+      eventType: 'webhook.rejected',
+      outcome: 'failure',
+      correlationId,
+      reason: 'invalid_message',
+      metadata: { sqsMessageId: record.messageId, detail: reason },
+    });
+  }
+
+  private audit(
+    eventType: string,
+    outcome: 'success' | 'failure' | 'error',
+    correlationId: string,
+    message: WebhookMessage,
+    metadata: Record<string, unknown>,
+  ): void {
+    this.options.observability.auditLogger.log({
+      eventType,
+      outcome,
+      tenantId: message.tenantId,
+      correlationId,
+      metadata: {
+        webhookId: message.id,
+        endpointId: message.endpointId,
+        eventType: message.eventType,
+        ...metadata,
+      },
+    });
+  }
+}

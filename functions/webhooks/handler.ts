@@ -1,0 +1,119 @@
+// The webhooks function: register an endpoint, read it, delete it, and read its delivery history (owner-scoped).
+import * as z from 'zod';
+import type { Principal } from '../../middleware/auth/principal.js';
+import { SsrfBlockedError, UnauthorizedError, ValidationError } from '../../middleware/errors.js';
+import { validateInput } from '../../middleware/http/middy.js';
+import { json, noContent } from '../../middleware/http/response.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { createFunctionEncryptor } from '../shared/encryption.js';
+import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
+import { createHttpFunction } from '../shared/http-function.js';
+import { functionObservability } from '../shared/observability.js';
+import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
+import { publicEndpoint, WebhookStore } from '../shared/webhook-store.js';
+import { webhookEventTypeSchema, webhookEventTypes } from '../webhook-worker/messages.js';
+
+const { logger, auditLogger, onEvent } = functionObservability('webhooks');
+const environment = readEnvironment();
+const store = new WebhookStore({
+  documentClient: createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
+  tableName: environment.toolkitTableName,
+  encryptor: createFunctionEncryptor(environment, onEvent),
+});
+// The same guard the worker applies at delivery time; loopback only where SSRF_ALLOWLIST opens it.
+const guard = new SsrfGuard({
+  allowlist: ssrfAllowlistFromEnvironment(readQueueEnvironment().ssrfAllowlist),
+});
+
+/** A registration is a URL and a few event names: anything bigger is not one. */
+const maxBodyBytes = 8 * 1024;
+
+const registerBody = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'Must be an absolute http or https URL' }).max(2048),
+  eventTypes: z
+    .array(webhookEventTypeSchema, { error: `Must be a list of ${webhookEventTypes.join(', ')}` })
+    .min(1)
+    .max(webhookEventTypes.length * 2),
+});
+
+/** The route table guarantees a principal on these routes; this only narrows the type. */
+function callerOf(principal: Principal | undefined): Principal {
+  if (!principal) throw new UnauthorizedError();
+  return principal;
+}
+
+/**
+ * The registration-time SSRF check: a refused URL is the caller's input problem (400 on `body.url`),
+ * and so is a host name whose DNS fails, which no retry of ours would fix for them.
+ */
+async function assertDeliverable(url: string): Promise<void> {
+  try {
+    await guard.assertUrlAllowed(url);
+  } catch (error) {
+    const isDnsError = typeof (error as NodeJS.ErrnoException).code === 'string';
+    if (!(error instanceof SsrfBlockedError) && !isDnsError) throw error;
+    const message =
+      error instanceof SsrfBlockedError ? error.message : "URL's host name could not be resolved";
+    throw new ValidationError(`Invalid request: body.url`, [{ field: 'body.url', message }]);
+  }
+}
+
+export const handler = createHttpFunction(
+  'webhooks',
+  {
+    'POST /webhooks': (route) =>
+      route
+        .use(validateInput({ body: registerBody }, { maxBodyBytes }))
+        .handler(async (_event, { input, principal, correlationId }) => {
+          const caller = callerOf(principal);
+          await assertDeliverable(input.body.url);
+          const { endpoint, secret } = await store.createEndpoint(caller, input.body);
+          auditLogger.log({
+            eventType: 'webhook.endpoint_created',
+            outcome: 'success',
+            principal: caller,
+            correlationId,
+            metadata: {
+              endpointId: endpoint.id,
+              eventTypes: endpoint.eventTypes,
+              ownerKind: endpoint.ownerKind,
+            },
+          });
+          // The secret is shown this once; the store keeps it encrypted and the API never returns it again.
+          return json(201, { ...publicEndpoint(endpoint), secret }, { Location: `/webhooks/${endpoint.id}` });
+        }),
+
+    'GET /webhooks/{id}': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input, principal }) =>
+          json(200, publicEndpoint(await store.getOwnedEndpoint(input.path.id, callerOf(principal)))),
+        ),
+
+    'DELETE /webhooks/{id}': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input, principal, correlationId }) => {
+          const caller = callerOf(principal);
+          await store.deleteEndpoint(input.path.id, caller);
+          auditLogger.log({
+            eventType: 'webhook.endpoint_deleted',
+            outcome: 'success',
+            principal: caller,
+            correlationId,
+            metadata: { endpointId: input.path.id },
+          });
+          return noContent();
+        }),
+
+    'GET /webhooks/{id}/deliveries': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema, query: pageQuerySchema }))
+        .handler(async (_event, { input, principal }) => {
+          const endpoint = await store.getOwnedEndpoint(input.path.id, callerOf(principal));
+          return json(200, await store.listDeliveries(endpoint.id, input.query.limit, input.query.cursor));
+        }),
+  },
+  logger,
+);

@@ -1,0 +1,318 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, inject, it } from 'vitest';
+import { phoneCodeKey, userKey } from '../../functions/shared/keys.js';
+import { createVerificationLink } from '../../functions/shared/verification-link.js';
+import { phoneCodeMaxAttempts } from '../../functions/users/users-model.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { decodedEml, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const api = useLocalRuntime({ as: adminUser, emailRetryBaseDelaySec: 1 });
+const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+
+interface Problem {
+  status: number;
+  code: string;
+  detail: string;
+  errors?: { field: string; message: string }[];
+}
+
+/** A valid US number no other test of this file uses (libphonenumber accepts 415-555-xxxx). */
+const uniquePhone = () => `+1415555${String(randomInt(1000, 10_000))}`;
+
+async function register(withPhone: boolean) {
+  const email = `verify-${randomUUID()}@example.com`;
+  const phone = withPhone ? uniquePhone() : undefined;
+  const response = await api.request('POST', '/users', {
+    body: { email, name: 'Vera', ...(phone ? { phone } : {}) },
+  });
+  expect(response.status).toBe(201);
+  return { id: (response.body as { id: string }).id, email, phone };
+}
+
+/** The path and query of the link in the user's verification email, as it landed in the SMTP sink. */
+async function verificationPath(email: string): Promise<string> {
+  const messages = await emailsTo(api.runtime(), email, 2);
+  const raw = messages.map((message) => decodedEml(message.raw)).join('\n');
+  const link = /http:\/\/127\.0\.0\.1:\d+\/users\/[\w-]+\/verify\?expires=\d+&signature=[\w-]{43}/.exec(
+    raw,
+  )?.[0];
+  if (!link) throw new Error('no verification link in the email');
+  const url = new URL(link);
+  return `${url.pathname}${url.search}`;
+}
+
+/** The code of the SMS sent to `phone`, read from the outbox file the worker wrote. */
+function smsCode(phone: string): Promise<string> {
+  return until(() => {
+    const dir = api.runtime().smsOutboxDir;
+    for (const name of readdirSync(dir).filter((file) => file.endsWith('.sms.txt'))) {
+      const content = readFileSync(join(dir, name), 'utf8');
+      if (content.startsWith(`To: ${phone}\n`)) return /code is (\d{6})\./.exec(content)?.[1];
+    }
+    return undefined;
+  });
+}
+
+async function storedUser(id: string) {
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: testTableNames.app, Key: userKey(id), ConsistentRead: true }),
+  );
+  return Item;
+}
+
+const wrongCode = (code: string) => (code === '000000' ? '000001' : '000000');
+
+describe('GET /users/{id}/verify (the link in the verification email)', () => {
+  it('verifies the email from the link in the outbox, once, and says so on the user', async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+
+    const first = await api.request('GET', path, { token: null });
+    expect(first.status).toBe(200);
+    const body = first.body as { id: string; emailVerified: boolean; emailVerifiedAt: string };
+    expect(body).toMatchObject({ id, emailVerified: true });
+    expect(Date.parse(body.emailVerifiedAt)).not.toBeNaN();
+
+    // A second click (mail scanners click too) changes nothing.
+    const again = await api.request('GET', path, { token: null });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(body);
+
+    const read = await api.request('GET', `/users/${id}`);
+    expect(read.body).toMatchObject({ id, email, emailVerifiedAt: body.emailVerifiedAt });
+  });
+
+  it('answers 400 to a tampered, truncated or foreign link and verifies nothing', async () => {
+    const victim = await register(false);
+    const other = await register(false);
+    const path = await verificationPath(victim.email);
+    const url = new URL(path, 'http://x');
+    const signature = url.searchParams.get('signature') ?? '';
+    const flipped = `${signature.slice(0, -1)}${signature.endsWith('A') ? 'B' : 'A'}`;
+    const expires = url.searchParams.get('expires') ?? '';
+    const cases = [
+      `/users/${victim.id}/verify?expires=${expires}&signature=${flipped}`,
+      `/users/${victim.id}/verify?expires=${Number(expires) + 3600}&signature=${signature}`,
+      // Another user's id with this user's signature.
+      `/users/${other.id}/verify?expires=${expires}&signature=${signature}`,
+    ];
+    for (const bad of cases) {
+      const response = await api.request('GET', bad, { token: null });
+      expect(response.status, bad).toBe(400);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect((response.body as Problem).detail).toBe('The verification link is invalid');
+    }
+    for (const bad of [
+      `/users/${victim.id}/verify`,
+      `/users/${victim.id}/verify?expires=${expires}`,
+      `/users/${victim.id}/verify?expires=soon&signature=${signature}`,
+      `/users/${victim.id}/verify?expires=${expires}&signature=short`,
+      `/users/${victim.id}/verify?expires=1e12&signature=${signature}`,
+    ]) {
+      const response = await api.request('GET', bad, { token: null });
+      expect(response.status, bad).toBe(400);
+      expect((response.body as Problem).code).toBe('VALIDATION_FAILED');
+    }
+    expect((await storedUser(victim.id))?.emailVerifiedAt).toBeUndefined();
+    expect((await storedUser(other.id))?.emailVerifiedAt).toBeUndefined();
+  });
+
+  it('answers 410 to an authentic link that has expired', async () => {
+    const { id } = await register(false);
+    // Made with the runtime's own secret (this process's environment), as issued a day and a minute ago.
+    const link = createVerificationLink({
+      baseUrl: api.runtime().url,
+      userId: id,
+      secret: process.env.VERIFICATION_LINK_SECRET ?? '',
+      now: Date.now() - 24 * 3600 * 1000 - 60_000,
+    });
+    const url = new URL(link.url);
+    const response = await api.request('GET', `${url.pathname}${url.search}`, { token: null });
+    expect(response.status).toBe(410);
+    expect(response.body).toMatchObject({ code: 'GONE', detail: 'The verification link has expired' });
+    expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
+  });
+
+  it('answers 404 to a valid link of a deleted user and does not re-create the user', async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+    expect((await api.request('DELETE', `/admin/users/${id}`)).status).toBe(204);
+    const response = await api.request('GET', path, { token: null });
+    expect(response.status).toBe(404);
+    expect(await storedUser(id)).toBeUndefined();
+  });
+});
+
+describe('POST /users/{id}/verify-phone (the SMS code)', () => {
+  it('sends a 6-digit code by SMS on registration and verifies the phone with it', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    // Only a keyed hash of the code is stored, next to the user, expiring with the table's TTL.
+    const { Item: pending } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: phoneCodeKey(id), ConsistentRead: true }),
+    );
+    expect(JSON.stringify(pending)).not.toContain(code);
+    expect(pending).toMatchObject({
+      attempts: 0,
+      codeHash: expect.any(String),
+      expiresAt: expect.any(Number),
+    });
+
+    const response = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ id, phoneVerified: true, phoneVerifiedAt: expect.any(String) });
+    const read = await api.request('GET', `/users/${id}`);
+    expect(read.body).toMatchObject({
+      phone,
+      phoneVerifiedAt: (response.body as { phoneVerifiedAt: string }).phoneVerifiedAt,
+    });
+
+    // The code is used up: the same request again is a 409, and the user is unchanged.
+    const again = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(again.status).toBe(409);
+    expect((again.body as Problem).detail).toBe('The phone number is already verified');
+  });
+
+  it('answers 400 to a wrong code, counting the attempt, and verifies nothing', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    const response = await api.request('POST', `/users/${id}/verify-phone`, {
+      body: { code: wrongCode(code) },
+      token: null,
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: `Wrong code; ${phoneCodeMaxAttempts - 1} attempt(s) left`,
+      errors: [{ field: 'body.code', message: 'Wrong code' }],
+    });
+    expect((await storedUser(id))?.phoneVerifiedAt).toBeUndefined();
+    // The right code still works afterwards.
+    const right = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(right.status).toBe(200);
+  });
+
+  it('allows only a bounded number of guesses, even concurrent ones: then even the right code is refused', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    // Twice the budget at once, each from its own address (so the per-IP rate limit does not interfere).
+    const guesses = await Promise.all(
+      Array.from({ length: phoneCodeMaxAttempts * 2 }, () =>
+        api.request('POST', `/users/${id}/verify-phone`, { body: { code: wrongCode(code) }, token: null }),
+      ),
+    );
+    const statuses = guesses.map((guess) => guess.status).sort();
+    expect(statuses).toEqual([
+      ...Array(phoneCodeMaxAttempts).fill(400),
+      ...Array(phoneCodeMaxAttempts).fill(410),
+    ]);
+    const right = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(right.status).toBe(410);
+    expect((right.body as Problem).detail).toBe('Too many wrong codes; a new code is needed');
+    expect((await storedUser(id))?.phoneVerifiedAt).toBeUndefined();
+  });
+
+  it('answers 410 to an expired code', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    // Ten minutes pass: the code item's expiry moves into the past (TTL deletion may lag; readers must not).
+    await documents.send(
+      new UpdateCommand({
+        TableName: testTableNames.app,
+        Key: phoneCodeKey(id),
+        UpdateExpression: 'SET expiresAt = :past',
+        ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 1 },
+      }),
+    );
+    const response = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(response.status).toBe(410);
+    expect((response.body as Problem).detail).toBe('The code has expired; a new code is needed');
+  });
+
+  it('answers 409 for a user without a phone and 404 for an unknown user', async () => {
+    const { id } = await register(false);
+    const none = await api.request('POST', `/users/${id}/verify-phone`, {
+      body: { code: '123456' },
+      token: null,
+    });
+    expect(none.status).toBe(409);
+    expect((none.body as Problem).detail).toBe('No phone verification is pending for this user');
+    const unknown = await api.request('POST', `/users/${randomUUID()}/verify-phone`, {
+      body: { code: '123456' },
+      token: null,
+    });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('answers 400 to a malformed body without spending an attempt', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    for (const body of [{ code: '12345' }, { code: 123456 }, { code: '12345a' }, { code, admin: true }, {}]) {
+      const response = await api.request('POST', `/users/${id}/verify-phone`, { body, token: null });
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect((response.body as Problem).code).toBe('VALIDATION_FAILED');
+    }
+    const notJson = await api.request('POST', `/users/${id}/verify-phone`, {
+      body: '{"code": ',
+      headers: { 'content-type': 'application/json' },
+      token: null,
+    });
+    expect(notJson.status).toBe(400);
+    const { Item: pending } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: phoneCodeKey(id), ConsistentRead: true }),
+    );
+    expect(pending?.attempts).toBe(0);
+  });
+
+  it('limits guesses per client address (preset mfaVerify)', async () => {
+    const { id } = await register(true);
+    const sourceIp = '127.0.99.1';
+    const first = await api.request('POST', `/users/${id}/verify-phone`, {
+      body: { code: '000000' },
+      token: null,
+      sourceIp,
+    });
+    expect([400, 410]).toContain(first.status);
+    const second = await api.request('POST', `/users/${id}/verify-phone`, {
+      body: { code: '000000' },
+      token: null,
+      sourceIp,
+    });
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+});
+
+describe('phone numbers that are not E.164', () => {
+  it('are refused at registration with a 400 naming the field, and nothing is stored or sent', async () => {
+    for (const phone of ['4155552671', '+1 415 555 2671', '+999999', '+14155552671x', '']) {
+      const email = `bad-phone-${randomUUID()}@example.com`;
+      const response = await api.request('POST', '/users', { body: { email, name: 'Bad', phone } });
+      expect(response.status, phone).toBe(400);
+      expect((response.body as Problem).errors?.map((error) => error.field)).toEqual(['body.phone']);
+    }
+  });
+
+  it('are dead-lettered by the worker with the reason, never sent', async () => {
+    const body = JSON.stringify({
+      id: randomUUID(),
+      type: 'sms',
+      to: '+1 415 555 2671',
+      template: 'sms-verification',
+      data: { code: '123456', expiresInMinutes: 10 },
+    });
+    await sendRaw(api.runtime(), body);
+    const dead = await until(async () => {
+      const messages = await receiveAll(api.runtime(), 'bulwark-email-dlq');
+      return messages.find((message) => message.Body === body);
+    });
+    expect(dead.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue).toMatch(
+      /^Invalid message: to: .*E\.164/,
+    );
+  });
+});

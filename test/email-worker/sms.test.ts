@@ -1,0 +1,411 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import {
+  ChangeMessageVisibilityCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { EmailWorker } from '../../functions/email-worker/email-worker.js';
+import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
+import {
+  OutboxSmsTransport,
+  type OutgoingSms,
+  type SmsTransport,
+  SnsSmsTransport,
+} from '../../functions/email-worker/sms-transports.js';
+import { EmailTemplates, maxSmsLength } from '../../functions/email-worker/templates.js';
+import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
+import { readQueueEnvironment } from '../../functions/shared/environment.js';
+import type { FunctionObservability } from '../../functions/shared/observability.js';
+import { RegistrationEmails } from '../../functions/users/registration-emails.js';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { createMetrics } from '../../middleware/metrics/record.js';
+import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const sqsMock = mockClient(SQSClient);
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+const outboxDir = mkdtempSync(join(tmpdir(), 'bulwark-sms-test-'));
+afterAll(() => rmSync(outboxDir, { recursive: true, force: true }));
+
+const sms = (overrides: Record<string, unknown> = {}) => ({
+  id: randomUUID(),
+  type: 'sms',
+  to: '+14155552671',
+  template: 'sms-verification',
+  data: { code: '042917', expiresInMinutes: 10 },
+  ...overrides,
+});
+
+class RecordingSms implements SmsTransport {
+  readonly name = 'outbox';
+  readonly sent: OutgoingSms[] = [];
+  failing = false;
+  async send(message: OutgoingSms): Promise<string> {
+    if (this.failing) throw new Error('SNS throttled');
+    this.sent.push(message);
+    return `sms-${this.sent.length}`;
+  }
+  close(): void {}
+}
+
+class RecordingEmail implements EmailTransport {
+  readonly name = 'smtp';
+  readonly sent: OutgoingEmail[] = [];
+  async send(email: OutgoingEmail): Promise<string> {
+    this.sent.push(email);
+    return 'email-1';
+  }
+  close(): void {}
+}
+
+const context = {
+  functionName: 'bulwark-email-worker',
+  awsRequestId: 'req-sms',
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+function record(body: unknown, receiveCount = 1): SQSRecord {
+  return {
+    messageId: randomUUID(),
+    receiptHandle: `handle-${randomUUID()}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: {
+      ApproximateReceiveCount: String(receiveCount),
+      SentTimestamp: String(Date.now()),
+      SenderId: 'local',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:bulwark-email',
+    awsRegion: 'us-east-1',
+  };
+}
+
+const breaker = (name: string) =>
+  new CircuitBreaker<string>({
+    name: `${name}-${randomUUID()}`,
+    tableName: testTableNames.toolkit,
+    client: dynamoDb,
+  });
+
+function setup(options: { withSms?: boolean } = {}) {
+  const smsTransport = new RecordingSms();
+  const emailTransport = new RecordingEmail();
+  const audits: AuditEvent[] = [];
+  const observability: FunctionObservability = {
+    logger: new Logger({ serviceName: 'email-worker', logLevel: 'SILENT' }),
+    auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
+    metrics: createMetrics({ serviceName: 'email-worker' }),
+    onEvent: () => {},
+  };
+  const worker = new EmailWorker({
+    transport: emailTransport,
+    templates: new EmailTemplates(),
+    breaker: breaker('email-test'),
+    ...(options.withSms === false ? {} : { sms: { transport: smsTransport, breaker: breaker('sms-test') } }),
+    sqs: new SQSClient({ region: 'us-east-1' }),
+    queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
+    dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
+    from: 'noreply@bulwark.local',
+    maxAttempts: 3,
+    retryBaseDelaySec: 30,
+    persistenceStore: new DynamoDBPersistenceLayer({
+      tableName: testTableNames.toolkit,
+      awsSdkV3Client: dynamoDb,
+      keyAttr: 'pk',
+      sortKeyAttr: 'sk',
+      staticPkValue: 'IDEM#email-worker',
+      expiryAttr: 'expiresAt',
+    }),
+    observability,
+  });
+  const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
+  return { smsTransport, emailTransport, audits, run };
+}
+
+function deadLetterReasons(): string[] {
+  return sqsMock
+    .commandCalls(SendMessageCommand)
+    .map((call) => call.args[0].input.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue ?? '');
+}
+
+beforeEach(() => {
+  sqsMock.reset();
+  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
+  sqsMock.on(ChangeMessageVisibilityCommand).resolves({});
+});
+
+describe('sms messages', () => {
+  it('accepts a verification code to an E.164 number', () => {
+    const parsed = parseQueueMessage(JSON.stringify(sms()));
+    expect(parsed).toEqual({
+      ok: true,
+      message: sms({ id: (parsed as { message: { id: string } }).message?.id }),
+    });
+  });
+
+  it.each([
+    ['4155552671', 'no leading +'],
+    ['+1 415 555 2671', 'spaces'],
+    ['+1-415-555-2671', 'dashes'],
+    ['+1415555267', 'too short for its plan'],
+    ['+999999', 'no such country'],
+    ['+14155552671x', 'trailing junk'],
+    ['+0014155552671', 'international prefix'],
+    ['+1234567890123456', 'longer than 15 digits'],
+    ['ada@example.com', 'an email address'],
+  ])('rejects %s (%s) with a reason naming `to`, not the number', (to) => {
+    const parsed = parseQueueMessage(JSON.stringify(sms({ to })));
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.reason).toMatch(/^Invalid message: to: .*Must be a valid phone number in E\.164 form/);
+    // The reason quotes an example number, never the rejected one.
+    expect(parsed.reason.replace('e.g. +14155552671', '')).not.toContain(to);
+  });
+
+  it('rejects codes that are not 6 digits, unknown templates and extra fields', () => {
+    for (const [overrides, field] of [
+      [{ data: { code: '12345', expiresInMinutes: 10 } }, /data\.code/],
+      [{ data: { code: '12a456', expiresInMinutes: 10 } }, /data\.code/],
+      [{ data: { code: '123456' } }, /data\.expiresInMinutes/],
+      [{ data: { code: '123456', expiresInMinutes: 10, extra: 1 } }, /data/],
+      [{ template: 'promo' }, /template/],
+      [{ subject: 'hi' }, /subject|\(root\)/],
+    ] as const) {
+      const parsed = parseQueueMessage(JSON.stringify(sms(overrides)));
+      expect(parsed.ok, JSON.stringify(overrides)).toBe(false);
+      if (!parsed.ok) expect(parsed.reason).toMatch(field);
+    }
+  });
+
+  it('is not an email: the email-only parser refuses it', () => {
+    expect(parseEmailMessage(JSON.stringify(sms())).ok).toBe(false);
+  });
+
+  it('renders the text-only sms-verification template with the code and its lifetime', () => {
+    const parsed = parseQueueMessage(JSON.stringify(sms()));
+    if (!parsed.ok || parsed.message.type !== 'sms') throw new Error('expected an sms');
+    const text = new EmailTemplates().renderSms(parsed.message);
+    expect(text).toBe(
+      'Your Bulwark verification code is 042917. It expires in 10 minutes. Never share it: Bulwark will not ask you for it.',
+    );
+    expect(text.length).toBeLessThanOrEqual(maxSmsLength);
+  });
+});
+
+describe('the SNS transport', () => {
+  it('publishes a Transactional SMS to the phone number and returns the SNS message id', async () => {
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).resolves({ MessageId: 'sns-1' });
+    const transport = new SnsSmsTransport(new SNSClient({ region: 'us-east-1' }));
+    expect(await transport.send({ to: '+14155552671', text: 'Code 123456', messageId: 'm-1' })).toBe('sns-1');
+    expect(sns.commandCalls(PublishCommand)[0]?.args[0].input).toEqual({
+      PhoneNumber: '+14155552671',
+      Message: 'Code 123456',
+      MessageAttributes: { 'AWS.SNS.SMS.SMSType': { DataType: 'String', StringValue: 'Transactional' } },
+    });
+    transport.close();
+    sns.restore();
+  });
+
+  it('adds the sender id when configured', async () => {
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).resolves({});
+    const transport = new SnsSmsTransport(new SNSClient({ region: 'us-east-1' }), { senderId: 'Bulwark' });
+    expect(await transport.send({ to: '+33612345678', text: 'x', messageId: 'm-2' })).toBe('');
+    expect(sns.commandCalls(PublishCommand)[0]?.args[0].input.MessageAttributes).toEqual({
+      'AWS.SNS.SMS.SMSType': { DataType: 'String', StringValue: 'Transactional' },
+      'AWS.SNS.SMS.SenderID': { DataType: 'String', StringValue: 'Bulwark' },
+    });
+    sns.restore();
+  });
+
+  it('passes SNS errors on, so the attempt counts as failed', async () => {
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).rejects(new Error('Throttling'));
+    const transport = new SnsSmsTransport(new SNSClient({ region: 'us-east-1' }));
+    await expect(transport.send({ to: '+14155552671', text: 'x', messageId: 'm-3' })).rejects.toThrow(
+      'Throttling',
+    );
+    sns.restore();
+  });
+});
+
+describe('the outbox transport', () => {
+  it('writes each SMS as <time>-<id>.sms.txt with its recipient and text', async () => {
+    const dir = join(outboxDir, 'nested');
+    const transport = new OutboxSmsTransport(dir);
+    const id = randomUUID();
+    const file = await transport.send({ to: '+14155552671', text: 'Your code is 123456.', messageId: id });
+    transport.close();
+    const [name] = readdirSync(dir);
+    expect(name).toMatch(new RegExp(`^\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z-${id}\\.sms\\.txt$`));
+    expect(file).toBe(join(dir, name ?? ''));
+    const content = readFileSync(file, 'utf8');
+    expect(content).toMatch(
+      /^To: \+14155552671\nDate: .+\nX-Bulwark-Message-Id: [\w-]+\n\nYour code is 123456\.\n$/,
+    );
+  });
+});
+
+describe('the email worker with SMS', () => {
+  it('sends an sms message through the SMS transport, never the email one, and audits it without the number', async () => {
+    const { smsTransport, emailTransport, audits, run } = setup();
+    const message = sms();
+    expect(await run(record(message))).toEqual({ batchItemFailures: [] });
+    expect(smsTransport.sent).toEqual([
+      { to: '+14155552671', text: expect.stringContaining('042917'), messageId: message.id },
+    ]);
+    expect(emailTransport.sent).toEqual([]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'sms.sent',
+        metadata: { messageId: message.id, type: 'sms', transport: 'outbox' },
+      }),
+    ]);
+    expect(JSON.stringify(audits)).not.toContain('+14155552671');
+  });
+
+  it('sends once when the same sms message arrives twice', async () => {
+    const { smsTransport, run } = setup();
+    const message = sms();
+    await run(record(message));
+    await run(record(message, 2));
+    expect(smsTransport.sent).toHaveLength(1);
+  });
+
+  it('backs off a failed send like an email and reports the record failed', async () => {
+    const { smsTransport, audits, run } = setup();
+    smsTransport.failing = true;
+    const failing = record(sms(), 2);
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input.VisibilityTimeout).toBe(60);
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'sms.failed', outcome: 'error' })]);
+  });
+
+  it('dead-letters a non-E.164 number at once with a logged reason, never retrying it', async () => {
+    const { smsTransport, audits, run } = setup();
+    const bad = record(sms({ to: '0044 7700 900123' }));
+    expect(await run(bad)).toEqual({ batchItemFailures: [] });
+    expect(smsTransport.sent).toEqual([]);
+    expect(deadLetterReasons()).toEqual([expect.stringMatching(/^Invalid message: to: .*E\.164/)]);
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
+  });
+
+  it('dead-letters sms messages when no SMS transport is configured', async () => {
+    const { run } = setup({ withSms: false });
+    expect(await run(record(sms()))).toEqual({ batchItemFailures: [] });
+    expect(deadLetterReasons()).toEqual(['No SMS transport is configured']);
+  });
+
+  it('keeps emails flowing while sms messages of the same batch fail', async () => {
+    const { smsTransport, emailTransport, run } = setup();
+    smsTransport.failing = true;
+    const failing = record(sms());
+    const email = record({ id: randomUUID(), type: 'welcome', to: 'ada@example.com', data: { name: 'Ada' } });
+    expect((await run(failing, email)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    expect(emailTransport.sent).toHaveLength(1);
+  });
+});
+
+describe('SMS configuration', () => {
+  it('defaults to the outbox and accepts sns with a sender id', () => {
+    expect(readQueueEnvironment({}).sms).toEqual({
+      transport: 'outbox',
+      outboxDir: '.bulwark/outbox',
+      senderId: undefined,
+    });
+    expect(readQueueEnvironment({ SMS_TRANSPORT: 'sns', SMS_SENDER_ID: 'Bulwark' }).sms).toMatchObject({
+      transport: 'sns',
+      senderId: 'Bulwark',
+    });
+  });
+
+  it('names every invalid SMS variable', () => {
+    expect(() => readQueueEnvironment({ SMS_TRANSPORT: 'twilio', SMS_SENDER_ID: 'way-too-long-id' })).toThrow(
+      'Invalid function environment: SMS_TRANSPORT, SMS_SENDER_ID',
+    );
+  });
+});
+
+describe('registration with a phone number', () => {
+  const queues = readQueueEnvironment({
+    EMAIL_QUEUE_URL: 'http://127.0.0.1:1/000000000000/bulwark-email',
+    VERIFICATION_LINK_SECRET: 'x'.repeat(32),
+  });
+  const user = {
+    id: 'user-1',
+    email: 'ada@example.com',
+    name: 'Ada',
+    phone: '+14155552671',
+    createdAt: '2030-01-01T00:00:00Z',
+  };
+
+  function registration(issuePhoneCode: (userId: string) => Promise<{ code: string; expiresAt: Date }>) {
+    const audits: AuditEvent[] = [];
+    const emails = new RegistrationEmails({
+      sqs: new SQSClient({ region: 'us-east-1' }),
+      queues,
+      logger: new Logger({ logLevel: 'SILENT' }),
+      auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
+      issuePhoneCode,
+    });
+    return { emails, audits };
+  }
+
+  it('enqueues the SMS code in the same batch as the two emails', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    const issued: string[] = [];
+    const { emails } = registration(async (userId) => {
+      issued.push(userId);
+      return { code: '001234', expiresAt: new Date(Date.now() + 600_000) };
+    });
+    await emails.enqueue(user, 'corr-1');
+    const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
+    const bodies = entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}'));
+    expect(bodies.map((body) => body.type)).toEqual(['welcome', 'verification', 'sms']);
+    expect(bodies[2]).toMatchObject({
+      to: '+14155552671',
+      template: 'sms-verification',
+      data: { code: '001234', expiresInMinutes: 10 },
+    });
+    expect(parseQueueMessage(entries[2]?.MessageBody ?? '').ok).toBe(true);
+    expect(issued).toEqual(['user-1']);
+  });
+
+  it('issues no code for a user without a phone', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    const { emails } = registration(async () => {
+      throw new Error('must not be called');
+    });
+    const { phone: _phone, ...withoutPhone } = user;
+    await emails.enqueue(withoutPhone, undefined);
+    const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
+    expect(entries).toHaveLength(2);
+  });
+
+  it('never fails the registration when the code cannot be stored: it logs and audits it', async () => {
+    const { emails, audits } = registration(async () => {
+      throw new Error('DynamoDB down');
+    });
+    await expect(emails.enqueue(user, undefined)).resolves.toBeUndefined();
+    expect(audits).toEqual([
+      expect.objectContaining({ eventType: 'email.enqueue_failed', userId: 'user-1' }),
+    ]);
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toEqual([]);
+  });
+});

@@ -1,0 +1,305 @@
+import { randomUUID } from 'node:crypto';
+import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { sendRaw, until } from '../email-worker/helpers.js';
+import { useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
+import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
+
+const api = useLocalRuntime();
+let documents: ReturnType<typeof createDocumentClient>;
+let target: Receiver;
+let ownerToken: string;
+let strangerToken: string;
+
+interface ProblemBody {
+  status: number;
+  code: string;
+  errors?: { field: string; message: string }[];
+}
+
+beforeAll(async () => {
+  documents = createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
+  target = await startReceiver();
+  ownerToken = await api.token({ sub: `wh-owner-${randomUUID()}` });
+  strangerToken = await api.token({ sub: `wh-stranger-${randomUUID()}` });
+});
+
+afterAll(async () => {
+  await target.close();
+});
+
+/** Every toolkit item of one endpoint and its subscriptions. */
+async function itemsOf(endpointId: string): Promise<Record<string, unknown>[]> {
+  const { Items } = await documents.send(
+    new ScanCommand({
+      TableName: testTableNames.toolkit,
+      FilterExpression: 'pk = :pk OR endpointId = :id',
+      ExpressionAttributeValues: { ':pk': `WH#${endpointId}`, ':id': endpointId },
+      ConsistentRead: true,
+    }),
+  );
+  return Items ?? [];
+}
+
+/** How many endpoints an owner has (the owner index). */
+async function endpointCount(ownerId: string): Promise<number> {
+  const { Items } = await documents.send(
+    new QueryCommand({
+      TableName: testTableNames.toolkit,
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :owner',
+      ExpressionAttributeValues: { ':owner': `WH#OWNER#default#${ownerId}` },
+    }),
+  );
+  return Items?.length ?? 0;
+}
+
+describe('registering an endpoint', () => {
+  it('answers 201 with a Location and the whsec_ secret, which is never shown again', async () => {
+    const response = await api.request('POST', '/webhooks', {
+      token: ownerToken,
+      body: { url: target.url, eventTypes: ['booking.created', 'booking.created', 'user.registered'] },
+    });
+    expect(response.status).toBe(201);
+    const created = response.body as { id: string; secret: string };
+    expect(response.headers.get('location')).toBe(`/webhooks/${created.id}`);
+    expect(created).toMatchObject({
+      url: target.url,
+      eventTypes: ['booking.created', 'user.registered'],
+      status: 'enabled',
+      ownerKind: 'user',
+    });
+    expect(created.secret).toMatch(/^whsec_/);
+    const read = await api.request('GET', `/webhooks/${created.id}`, { token: ownerToken });
+    expect(read.status).toBe(200);
+    expect(read.body).not.toHaveProperty('secret');
+    expect(read.text).not.toContain(created.secret.slice(6));
+    expect(read.body).toEqual(
+      Object.fromEntries(Object.entries(created).filter(([key]) => key !== 'secret')),
+    );
+  });
+
+  it('stores the signing secret only encrypted: no item holds it in clear', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    const items = await itemsOf(endpoint.id);
+    // The endpoint and its two subscriptions.
+    expect(items).toHaveLength(3);
+    const key = endpoint.secret.slice('whsec_'.length);
+    const raw = Buffer.from(key, 'base64');
+    for (const item of items) {
+      const text = JSON.stringify(item, (_name, value) =>
+        value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value,
+      );
+      expect(text).not.toContain(key);
+      expect(text).not.toContain(raw.toString('base64url'));
+      expect(text).not.toContain(raw.toString('hex'));
+      for (const value of Object.values(item)) {
+        if (value instanceof Uint8Array) expect(Buffer.from(value).includes(raw)).toBe(false);
+      }
+    }
+    const stored = items.find((item) => item.sk === 'ENDPOINT');
+    expect(stored?.secret).toBeDefined();
+    expect(typeof stored?.secret === 'string' && stored.secret.startsWith('whsec_')).toBe(false);
+  });
+
+  it('registers an M2M client with webhooks/write as a tenant-wide integration; webhooks/read alone is 403', async () => {
+    const reader = await api.token({ m2m: true, clientId: `svc-${randomUUID()}`, scopes: ['webhooks/read'] });
+    const refused = await api.request('POST', '/webhooks', {
+      token: reader,
+      body: { url: target.url, eventTypes: ['booking.created'] },
+    });
+    expect(refused.status).toBe(403);
+    const writer = await api.token({
+      m2m: true,
+      clientId: `svc-${randomUUID()}`,
+      scopes: ['webhooks/write'],
+    });
+    const created = await api.request('POST', '/webhooks', {
+      token: writer,
+      body: { url: target.url, eventTypes: ['booking.cancelled'] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ ownerKind: 'integration' });
+    // Tenant-wide: remove it so other files' bookings are not sent to this test's receiver.
+    const removed = await api.request('DELETE', `/webhooks/${(created.body as { id: string }).id}`, {
+      token: writer,
+    });
+    expect(removed.status).toBe(204);
+  });
+
+  it('requires a token', async () => {
+    const response = await api.request('POST', '/webhooks', {
+      token: null,
+      body: { url: target.url, eventTypes: ['booking.created'] },
+    });
+    expect(response.status).toBe(401);
+  });
+});
+
+describe('bad input', () => {
+  const badBodies: [string, unknown, string][] = [
+    [
+      'an unknown event type',
+      { url: 'https://example.com/h', eventTypes: ['booking.exploded'] },
+      'body.eventTypes.0',
+    ],
+    ['no event types', { url: 'https://example.com/h', eventTypes: [] }, 'body.eventTypes'],
+    [
+      'event types that are not a list',
+      { url: 'https://example.com/h', eventTypes: 'booking.created' },
+      'body.eventTypes',
+    ],
+    ['a URL that is not one', { url: 'not a url', eventTypes: ['booking.created'] }, 'body.url'],
+    ['an ftp URL', { url: 'ftp://example.com/h', eventTypes: ['booking.created'] }, 'body.url'],
+    ['a javascript: URL', { url: 'javascript:alert(1)', eventTypes: ['booking.created'] }, 'body.url'],
+    ['a relative URL', { url: '/hooks', eventTypes: ['booking.created'] }, 'body.url'],
+    [
+      'a URL over 2048 characters',
+      { url: `https://example.com/${'a'.repeat(2048)}`, eventTypes: ['booking.created'] },
+      'body.url',
+    ],
+    ['no URL', { eventTypes: ['booking.created'] }, 'body.url'],
+    [
+      'an unknown field',
+      { url: 'https://example.com/h', eventTypes: ['booking.created'], secret: 'x' },
+      'body',
+    ],
+    ['a private address', { url: 'http://10.0.0.1/h', eventTypes: ['booking.created'] }, 'body.url'],
+    [
+      'the cloud metadata address',
+      { url: 'http://169.254.169.254/latest/meta-data/', eventTypes: ['booking.created'] },
+      'body.url',
+    ],
+    [
+      'an IPv4-mapped private address',
+      { url: 'http://[::ffff:10.0.0.1]/h', eventTypes: ['booking.created'] },
+      'body.url',
+    ],
+    [
+      'credentials in the URL',
+      { url: 'http://user:pass@127.0.0.1/h', eventTypes: ['booking.created'] },
+      'body.url',
+    ],
+  ];
+
+  it.each(badBodies)('answers 400 problem+json for %s and stores nothing', async (_name, body, field) => {
+    const sub = `wh-bad-${randomUUID()}`;
+    const token = await api.token({ sub });
+    const response = await api.request('POST', '/webhooks', { token, body });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    const problem = response.body as ProblemBody;
+    expect(problem.code).toBe('VALIDATION_FAILED');
+    expect(problem.errors?.map((error) => error.field)).toContain(field);
+    expect(await endpointCount(sub)).toBe(0);
+  });
+
+  it('answers 413 for a body over 8 KiB and 400 for malformed JSON', async () => {
+    const sub = `wh-bad-${randomUUID()}`;
+    const token = await api.token({ sub });
+    const oversize = await api.request('POST', '/webhooks', {
+      token,
+      body: { url: 'https://example.com/h', eventTypes: ['booking.created'], padding: 'x'.repeat(9000) },
+    });
+    expect(oversize.status).toBe(413);
+    const malformed = await api.request('POST', '/webhooks', {
+      token,
+      body: '{"url":',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(malformed.status).toBe(400);
+    expect(await endpointCount(sub)).toBe(0);
+  });
+
+  it('answers 400 for a malformed id or cursor', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    const badId = await api.request('GET', '/webhooks/not%20an%20id', { token: ownerToken });
+    expect(badId.status).toBe(400);
+    const badCursor = await api.request('GET', `/webhooks/${endpoint.id}/deliveries?cursor=garbage`, {
+      token: ownerToken,
+    });
+    expect(badCursor.status).toBe(400);
+    const badLimit = await api.request('GET', `/webhooks/${endpoint.id}/deliveries?limit=1000`, {
+      token: ownerToken,
+    });
+    expect(badLimit.status).toBe(400);
+  });
+});
+
+describe('owner scoping', () => {
+  it('hides an endpoint and its history from everyone but its owner (404), admins included', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    const admin = await api.token({ sub: `wh-admin-${randomUUID()}`, roles: ['admin'] });
+    for (const token of [strangerToken, admin]) {
+      expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token })).status).toBe(404);
+      expect((await api.request('GET', `/webhooks/${endpoint.id}/deliveries`, { token })).status).toBe(404);
+      expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token })).status).toBe(404);
+    }
+    expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(200);
+  });
+
+  it('deletes an endpoint with its subscriptions; afterwards it is 404 for its owner too', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(204);
+    expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(404);
+    expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(404);
+    expect(await itemsOf(endpoint.id)).toEqual([]);
+  });
+
+  it('answers 404 for an id that never existed', async () => {
+    const response = await api.request('GET', '/webhooks/ep_nothing', { token: ownerToken });
+    expect(response.status).toBe(404);
+  });
+});
+
+describe('delivery history', () => {
+  it('pages newest first with a cursor that only works for its own endpoint', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    const other = await registerEndpoint(api, ownerToken, target.url);
+    const ids: string[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+      ids.push(id);
+      const at = new Date(Date.UTC(2030, 0, 1, 0, index)).toISOString();
+      await sendRaw(
+        api.runtime(),
+        JSON.stringify({
+          id,
+          endpointId: endpoint.id,
+          tenantId: 'default',
+          eventType: 'booking.created',
+          createdAt: at,
+          payload: { type: 'booking.created', timestamp: at, data: { index } },
+        }),
+        'bulwark-webhook',
+      );
+    }
+    await until(async () => {
+      const found = await deliveriesOf(api, ownerToken, endpoint.id);
+      return found.length === 3 && found.every((delivery) => delivery.status === 'delivered')
+        ? true
+        : undefined;
+    });
+    const first = await api.request('GET', `/webhooks/${endpoint.id}/deliveries?limit=2`, {
+      token: ownerToken,
+    });
+    const page = first.body as { items: { webhookId: string }[]; nextCursor: string };
+    expect(page.items.map((item) => item.webhookId)).toEqual([ids[2], ids[1]]);
+    const second = await api.request(
+      'GET',
+      `/webhooks/${endpoint.id}/deliveries?limit=2&cursor=${page.nextCursor}`,
+      { token: ownerToken },
+    );
+    expect((second.body as { items: { webhookId: string }[] }).items.map((item) => item.webhookId)).toEqual([
+      ids[0],
+    ]);
+    const foreign = await api.request(
+      'GET',
+      `/webhooks/${other.id}/deliveries?limit=2&cursor=${page.nextCursor}`,
+      { token: ownerToken },
+    );
+    expect(foreign.status).toBe(400);
+  });
+});

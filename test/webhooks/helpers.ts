@@ -1,0 +1,101 @@
+// Helpers of the webhook tests: a scriptable receiver on 127.0.0.1, endpoint registration and delivery reads.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestApi } from '../helpers/runtime.js';
+
+export interface ReceivedWebhook {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  readonly at: number;
+}
+
+/** How the receiver answers its n-th request (1-based). */
+export type Responder = (
+  count: number,
+  request: ReceivedWebhook,
+) => {
+  status: number;
+  headers?: Record<string, string>;
+  /** Milliseconds to wait before answering. */
+  delayMs?: number;
+};
+
+export interface Receiver {
+  readonly url: string;
+  readonly received: ReceivedWebhook[];
+  respond: Responder;
+  close(): Promise<void>;
+}
+
+/** An HTTP server on 127.0.0.1 recording every POST and answering as `respond` says (204 by default). */
+export async function startReceiver(respond: Responder = () => ({ status: 204 })): Promise<Receiver> {
+  const received: ReceivedWebhook[] = [];
+  const receiver: { respond: Responder } = { respond };
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const webhook = {
+        headers: request.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      };
+      received.push(webhook);
+      const answer = receiver.respond(received.length, webhook);
+      setTimeout(() => {
+        if (response.destroyed) return;
+        response.writeHead(answer.status, answer.headers ?? {}).end();
+      }, answer.delayMs ?? 0);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    received,
+    get respond() {
+      return receiver.respond;
+    },
+    set respond(value: Responder) {
+      receiver.respond = value;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface RegisteredEndpoint {
+  readonly id: string;
+  readonly secret: string;
+  readonly url: string;
+  readonly status: string;
+}
+
+/** Registers an endpoint as the holder of `token`; fails the test unless the API answers 201. */
+export async function registerEndpoint(
+  api: TestApi,
+  token: string,
+  url: string,
+  eventTypes: readonly string[] = ['booking.created', 'booking.cancelled'],
+): Promise<RegisteredEndpoint> {
+  const response = await api.request('POST', '/webhooks', { token, body: { url, eventTypes } });
+  if (response.status !== 201) throw new Error(`registration answered ${response.status}: ${response.text}`);
+  return response.body as RegisteredEndpoint;
+}
+
+export interface DeliveryView {
+  webhookId: string;
+  eventType: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: { attempt: number; at: string; statusCode?: number; error?: string; durationMs: number }[];
+}
+
+/** The endpoint's delivery history, newest first (first page). */
+export async function deliveriesOf(api: TestApi, token: string, endpointId: string): Promise<DeliveryView[]> {
+  const response = await api.request('GET', `/webhooks/${endpointId}/deliveries`, { token });
+  if (response.status !== 200) throw new Error(`deliveries answered ${response.status}: ${response.text}`);
+  return (response.body as { items: DeliveryView[] }).items;
+}

@@ -1,0 +1,382 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ChangeMessageVisibilityCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
+import {
+  fullJitterDelaySec,
+  QueueActions,
+  workerIdempotencyStore,
+} from '../../functions/shared/queue-worker.js';
+import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
+import { newWebhookId, WebhookStore } from '../../functions/shared/webhook-store.js';
+import { UsersModel } from '../../functions/users/users-model.js';
+import { parseRetryAfter } from '../../functions/webhook-worker/delivery.js';
+import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
+import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
+import { type DisableRule, WebhookWorker } from '../../functions/webhook-worker/webhook-worker.js';
+import type { Principal } from '../../middleware/auth/principal.js';
+import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testObservability } from '../helpers/observability.js';
+import { testPrincipal } from '../helpers/principals.js';
+import { sqsRecord } from '../helpers/sqs-records.js';
+import { testTableNames } from '../helpers/tables.js';
+import { type Receiver, startReceiver } from './helpers.js';
+
+const sqsMock = mockClient(SQSClient);
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+const documentClient = createDocumentClient(dynamoDb);
+const encryptor = createFunctionEncryptor(readEnvironment());
+const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+const users = new UsersModel(documentClient, testTableNames.app, encryptor);
+const loopbackGuard = new SsrfGuard({ allowlist: ['127.0.0.0/8', '::1/128'] });
+
+const context = {
+  functionName: 'bulwark-webhook-worker',
+  awsRequestId: 'req-1',
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+const receivers: Receiver[] = [];
+async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
+  const started = await startReceiver(...args);
+  receivers.push(started);
+  return started;
+}
+
+const principal = (overrides: Partial<Principal> = {}) =>
+  testPrincipal({ tenantId: `wh-unit-${randomUUID()}`, ...overrides });
+
+function messageFor(endpointId: string, tenantId: string): WebhookMessage {
+  const now = new Date().toISOString();
+  return {
+    id: newWebhookId('msg'),
+    endpointId,
+    tenantId,
+    eventType: 'booking.created',
+    createdAt: now,
+    payload: { type: 'booking.created', timestamp: now, data: { id: 'booking-1' } },
+  };
+}
+
+const record = (body: unknown, receiveCount = 1) =>
+  sqsRecord(body, { receiveCount, queueName: 'bulwark-webhook' });
+
+interface SetupOptions {
+  guard?: SsrfGuard;
+  timeoutMs?: number;
+  failureThreshold?: number;
+  disableRule?: DisableRule;
+  maxRetryDelaySec?: number;
+  random?: () => number;
+}
+
+function setup(options: SetupOptions = {}) {
+  const { observability, audits } = testObservability('webhook-worker');
+  const { logger, auditLogger } = observability;
+  const sqs = new SQSClient({ region: 'us-east-1' });
+  const worker = new WebhookWorker({
+    store,
+    guard: options.guard ?? loopbackGuard,
+    sqs: new QueueActions({
+      sqs,
+      queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-webhook',
+      dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-webhook-dlq',
+      logger,
+    }),
+    maxAttempts: 5,
+    retryBaseDelaySec: 10,
+    ...(options.maxRetryDelaySec ? { maxRetryDelaySec: options.maxRetryDelaySec } : {}),
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    circuitStore: new DynamoDbCircuitStateStore({ tableName: testTableNames.toolkit, client: dynamoDb }),
+    circuit: { failureThreshold: options.failureThreshold ?? 5, stateTtlMs: 0 },
+    ...(options.disableRule ? { disableRule: options.disableRule } : {}),
+    alerts: new OwnerAlerts({
+      sqs,
+      emailQueueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
+      users,
+      logger,
+      auditLogger,
+    }),
+    persistenceStore: workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
+    observability,
+    random: options.random ?? (() => 0.5),
+  });
+  const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
+  return { worker, audits, run };
+}
+
+/** Registers an endpoint straight in the store (no API, so no registration-time SSRF check). */
+async function endpointAt(url: string, owner: Principal = principal()) {
+  const { endpoint } = await store.createEndpoint(owner, { url, eventTypes: ['booking.created'] });
+  return endpoint;
+}
+
+async function historyOf(endpointId: string) {
+  return (await store.listDeliveries(endpointId, 10)).items;
+}
+
+const visibilityChanges = () =>
+  sqsMock.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input.VisibilityTimeout);
+
+beforeEach(() => {
+  sqsMock.reset();
+  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
+  sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+  sqsMock.on(ChangeMessageVisibilityCommand).resolves({});
+});
+
+let target: Receiver;
+beforeAll(async () => {
+  target = await receiver();
+});
+afterAll(async () => {
+  await Promise.all(receivers.map((started) => started.close()));
+});
+
+describe('the SSRF guard at delivery time', () => {
+  it('refuses a loopback receiver when no allowlist opens it, by IP literal and by host name', async () => {
+    const { run, audits } = setup({ guard: new SsrfGuard() });
+    const before = target.received.length;
+    const port = new URL(target.url).port;
+    for (const url of [target.url, `http://localhost:${port}/hooks`]) {
+      const endpoint = await endpointAt(url);
+      const failing = record(messageFor(endpoint.id, endpoint.tenantId));
+      expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+      const [delivery] = await historyOf(endpoint.id);
+      expect(delivery?.status).toBe('pending');
+      expect(delivery?.attempts[0]?.error).toBe('blocked address (loopback)');
+    }
+    expect(target.received.length).toBe(before);
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toHaveLength(2);
+  });
+});
+
+describe('an attempt', () => {
+  it('counts a 3xx as a failure and never follows the redirect', async () => {
+    const elsewhere = await receiver();
+    const redirecting = await receiver(() => ({ status: 302, headers: { Location: elsewhere.url } }));
+    const endpoint = await endpointAt(redirecting.url);
+    const { run } = setup();
+    const failing = record(messageFor(endpoint.id, endpoint.tenantId));
+    expect((await run(failing)).batchItemFailures).toHaveLength(1);
+    expect(redirecting.received).toHaveLength(1);
+    expect(elsewhere.received).toHaveLength(0);
+    expect((await historyOf(endpoint.id))[0]?.attempts[0]).toMatchObject({
+      statusCode: 302,
+      error: 'HTTP 302',
+    });
+  });
+
+  it('times out a slow endpoint and records the timeout', async () => {
+    const slow = await receiver(() => ({ status: 200, delayMs: 1000 }));
+    const endpoint = await endpointAt(slow.url);
+    const { run } = setup({ timeoutMs: 150 });
+    const started = Date.now();
+    expect((await run(record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(900);
+    expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toMatch(/timeout/);
+  });
+
+  it('waits full-jitter backoff, or longer for Retry-After, never beyond the schedule maximum', async () => {
+    const throttling = await receiver(() => ({ status: 503, headers: { 'Retry-After': '99999' } }));
+    const failing = await receiver(() => ({ status: 500 }));
+    const { run } = setup({ maxRetryDelaySec: 120, random: () => 1 });
+    const throttled = await endpointAt(throttling.url);
+    await run(record(messageFor(throttled.id, throttled.tenantId), 2));
+    const broken = await endpointAt(failing.url);
+    await run(record(messageFor(broken.id, broken.tenantId), 3));
+    // Retry-After 99999 capped at 120; attempt 3 with random 1: base 10 × 2² = 40.
+    expect(visibilityChanges()).toEqual([120, 40]);
+  });
+
+  it('sends an unparseable message to the DLQ once with its reason and reports it processed', async () => {
+    const { run, audits } = setup();
+    const bad = record({ id: 'msg_short', eventType: 'booking.created' });
+    expect(await run(bad)).toEqual({ batchItemFailures: [] });
+    expect(sqsMock.commandCalls(SendMessageCommand)[0]?.args[0].input).toMatchObject({
+      QueueUrl: 'http://127.0.0.1:1/000000000000/bulwark-webhook-dlq',
+      MessageBody: bad.body,
+      MessageAttributes: { 'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('id') } },
+    });
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'webhook.rejected', outcome: 'failure' })]);
+  });
+
+  it('drops a message whose endpoint was deleted, and fails one for a disabled endpoint without a POST', async () => {
+    const owner = principal();
+    const deleted = await endpointAt(target.url, owner);
+    await store.deleteEndpoint(deleted.id, owner);
+    const { run } = setup();
+    expect(await run(record(messageFor(deleted.id, deleted.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect(await historyOf(deleted.id)).toEqual([]);
+
+    const disabled = await endpointAt(target.url);
+    const stored = await store.getEndpoint(disabled.id);
+    if (!stored) throw new Error('endpoint missing');
+    expect(await store.disableEndpoint(stored, 'gone')).toBe(true);
+    const before = target.received.length;
+    expect(await run(record(messageFor(disabled.id, disabled.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect(target.received.length).toBe(before);
+    expect((await historyOf(disabled.id))[0]).toMatchObject({
+      status: 'failed',
+      attempts: [{ error: 'endpoint disabled: not attempted' }],
+    });
+  });
+
+  it('POSTs once when two copies of one message are processed at the same time', async () => {
+    const slow = await receiver(() => ({ status: 200, delayMs: 300 }));
+    const endpoint = await endpointAt(slow.url);
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const { run } = setup();
+    const [first, copy] = [record(message), record(message)];
+    const response = await run(first, copy);
+    expect(slow.received).toHaveLength(1);
+    // The copy found the first in progress: it comes back later (and then finds it delivered).
+    expect(response.batchItemFailures).toHaveLength(1);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [{ attempt: 1 }],
+    });
+    const again = record(message, 2);
+    expect(await run(again)).toEqual({ batchItemFailures: [] });
+    expect(slow.received).toHaveLength(1);
+  });
+});
+
+describe('the per-endpoint circuit', () => {
+  it('opens after repeated failures: further attempts fail fast, without a POST, and wait for the circuit', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run } = setup({ failureThreshold: 2, random: () => 0 });
+    for (let index = 0; index < 2; index += 1) await run(record(messageFor(endpoint.id, endpoint.tenantId)));
+    expect(dead.received).toHaveLength(2);
+    sqsMock.resetHistory();
+    const skipped = record(messageFor(endpoint.id, endpoint.tenantId));
+    expect((await run(skipped)).batchItemFailures).toHaveLength(1);
+    expect(dead.received).toHaveLength(2);
+    const history = await historyOf(endpoint.id);
+    const latest = history.find((delivery) => delivery.attempts[0]?.error === 'circuit open: not attempted');
+    expect(latest?.attempts[0]).toMatchObject({ durationMs: expect.any(Number) });
+    // Backoff 0 (random 0), but the circuit may only probe after its 60 s reset timeout.
+    expect(visibilityChanges()[0]).toBeGreaterThanOrEqual(59);
+  });
+
+  it('is one circuit per endpoint: a dead endpoint does not stop deliveries to another', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const deadEndpoint = await endpointAt(dead.url);
+    const healthy = await endpointAt(target.url);
+    const { run } = setup({ failureThreshold: 1 });
+    await run(record(messageFor(deadEndpoint.id, deadEndpoint.tenantId)));
+    expect(await run(record(messageFor(healthy.id, healthy.tenantId)))).toEqual({ batchItemFailures: [] });
+  });
+});
+
+describe('disabling a failing endpoint', () => {
+  async function failForGood(endpointId: string, tenantId: string, run: ReturnType<typeof setup>['run']) {
+    // The 5th receive is the last attempt: the delivery fails for good.
+    return run(record(messageFor(endpointId, tenantId), 5));
+  }
+
+  it('disables after N consecutive failed deliveries and emails a security alert to a human owner', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Alerted' });
+    const endpoint = await endpointAt(dead.url, principal({ id: user.id }));
+    const { run, audits } = setup({ disableRule: { afterFailedDeliveries: 2, afterFailingHours: 1000 } });
+    await failForGood(endpoint.id, endpoint.tenantId, run);
+    expect((await store.getEndpoint(endpoint.id))?.status).toBe('enabled');
+    expect(visibilityChanges()).toEqual([0]);
+    await failForGood(endpoint.id, endpoint.tenantId, run);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+    });
+    const alert = JSON.parse(
+      sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries?.[0]?.MessageBody ?? '{}',
+    );
+    expect(alert).toMatchObject({
+      type: 'security-alert',
+      to: user.email,
+      data: { name: 'Alerted', event: 'Webhook endpoint disabled' },
+    });
+    expect(alert.data.details).toContain(endpoint.id);
+    expect(audits.some((event) => event.eventType === 'webhook.endpoint_disabled')).toBe(true);
+  });
+
+  it('disables an endpoint that has failed for longer than the rule allows at its next failed delivery', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url, principal({ isM2M: true }));
+    const { run } = setup({ disableRule: { afterFailedDeliveries: 100, afterFailingHours: 0 } });
+    await failForGood(endpoint.id, endpoint.tenantId, run);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+    });
+    // An integration has no mailbox: nothing is enqueued.
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('starts counting again after a success', async () => {
+    let failing = true;
+    const flaky = await receiver(() => ({ status: failing ? 500 : 200 }));
+    const endpoint = await endpointAt(flaky.url);
+    const { run } = setup({ disableRule: { afterFailedDeliveries: 2, afterFailingHours: 1000 } });
+    await failForGood(endpoint.id, endpoint.tenantId, run);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ failedDeliveries: 1 });
+    failing = false;
+    await run(record(messageFor(endpoint.id, endpoint.tenantId)));
+    const cleared = await store.getEndpoint(endpoint.id);
+    expect(cleared).toMatchObject({ failedDeliveries: 0, status: 'enabled' });
+    expect(cleared?.failingSince).toBeUndefined();
+    failing = true;
+    await failForGood(endpoint.id, endpoint.tenantId, run);
+    expect((await store.getEndpoint(endpoint.id))?.status).toBe('enabled');
+  });
+
+  it('logs instead of emailing when the owner is not a registered user', async () => {
+    const gone = await receiver(() => ({ status: 410 }));
+    const endpoint = await endpointAt(gone.url);
+    const { run } = setup();
+    expect(await run(record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('audits an alert that could not be enqueued, and still disables the endpoint', async () => {
+    sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down'));
+    const gone = await receiver(() => ({ status: 410 }));
+    const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Unlucky' });
+    const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
+    const { run, audits } = setup();
+    expect(await run(record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
+    expect(audits).toContainEqual(
+      expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: user.id }),
+    );
+  });
+});
+
+describe('retry helpers', () => {
+  it('full jitter draws between 0 and the capped exponential delay', () => {
+    expect(fullJitterDelaySec(3, 10, 3600, () => 0)).toBe(0);
+    expect(fullJitterDelaySec(3, 10, 3600, () => 1)).toBe(40);
+    expect(fullJitterDelaySec(30, 10, 3600, () => 1)).toBe(3600);
+    expect(fullJitterDelaySec(1, 10, 3600, () => 0.5)).toBe(5);
+  });
+
+  it('reads Retry-After as seconds or an HTTP date, and ignores anything else', () => {
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    expect(parseRetryAfter('120', now)).toBe(120);
+    expect(parseRetryAfter('Tue, 01 Jan 2030 00:01:30 GMT', now)).toBe(90);
+    expect(parseRetryAfter('Mon, 31 Dec 2029 00:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});
