@@ -7,6 +7,9 @@ const stage = parseStage(app.node.tryGetContext('stage'));
 // Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`.
 const authIssuer: unknown = app.node.tryGetContext('authIssuer');
 const authClientIds: unknown = app.node.tryGetContext('authClientIds');
+// The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
+const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
+const emailFrom: unknown = app.node.tryGetContext('emailFrom');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof authIssuer === 'string'
@@ -16,5 +19,8 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
           clientIds: typeof authClientIds === 'string' ? authClientIds.split(',') : [],
         },
       }
+    : {}),
+  ...(typeof sesIdentity === 'string'
+    ? { email: { identity: sesIdentity, ...(typeof emailFrom === 'string' ? { from: emailFrom } : {}) } }
     : {}),
 });

@@ -1,4 +1,5 @@
 // A Node.js 22 arm64 Lambda function bundled locally with esbuild as ESM, with its own log group.
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
@@ -14,6 +15,34 @@ const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 /** ESM bundles have no `require`; some dependencies still call it for Node built-ins. */
 const requireBanner =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+/**
+ * How every function is bundled (local esbuild, no Docker). Exported so the cold-start benchmark
+ * (test/bench/cold-start.bench.ts) bundles exactly what gets deployed.
+ */
+export const bundlingOptions = {
+  minify: true,
+  sourceMap: true,
+  format: nodejs.OutputFormat.ESM,
+  target: 'node22',
+  // Prefer packages' ESM builds, which the ESM output can tree-shake.
+  mainFields: ['module', 'main'],
+  banner: requireBanner,
+  // The AWS SDK is bundled, not taken from the runtime (CDK's default for nodejs22.x externalises
+  // `@aws-sdk/*`): the deployed code then runs the exact SDK versions of package-lock.json that the
+  // tests ran, Powertools (idempotency, parameters) and @smithy/node-http-handler stay on the same
+  // @smithy core as the clients they wrap, and esbuild tree-shakes the clients into the one ESM file.
+  externalModules: [],
+  forceDockerBundling: false,
+} as const satisfies nodejs.BundlingOptions;
+
+/** A file or folder copied into a function's bundle, for code that reads it at run time. */
+export interface BundledFile {
+  /** Path relative to the repository root, e.g. `functions/email-worker/templates`. */
+  readonly from: string;
+  /** Path relative to the bundle root (where `index.mjs` is), e.g. `templates`. */
+  readonly to: string;
+}
 
 export interface BulwarkFunctionProps {
   /**
@@ -48,6 +77,44 @@ export interface BulwarkFunctionProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Files or folders copied into the bundle after esbuild ran (esbuild bundles only what is imported).
+   * @default - none
+   */
+  readonly bundledFiles?: readonly BundledFile[];
+}
+
+const safePath = /^[\w.-]+(?:\/[\w.-]+)*$/;
+
+/** Every problem with the bundled files, checked at synth so a typo fails there and not at cold start. */
+function bundledFileProblems(files: readonly BundledFile[]): string[] {
+  return files.flatMap((file) => {
+    const problems: string[] = [];
+    for (const [field, path] of [
+      ['from', file.from],
+      ['to', file.to],
+    ] as const) {
+      if (!safePath.test(path) || path.split('/').includes('..')) {
+        problems.push(
+          `bundledFiles ${field} ${JSON.stringify(path)} must be a relative path inside its root`,
+        );
+      }
+    }
+    if (safePath.test(file.from) && !existsSync(resolve(repositoryRoot, file.from))) {
+      problems.push(`bundledFiles from ${JSON.stringify(file.from)} does not exist`);
+    }
+    return problems;
+  });
+}
+
+/** esbuild's afterBundling hook copying each file into the bundle (local bundling runs it in a shell). */
+function bundledFileHooks(files: readonly BundledFile[]): nodejs.ICommandHooks {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir, outputDir) =>
+      files.map((file) => `cp -R "${inputDir}/${file.from}" "${outputDir}/${file.to}"`),
+  };
 }
 
 /**
@@ -71,6 +138,8 @@ export class BulwarkFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
     super(scope, id);
+    const problems = bundledFileProblems(props.bundledFiles ?? []);
+    if (problems.length > 0) throw new Error(`Invalid BulwarkFunction props: ${problems.join('; ')}`);
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
@@ -99,14 +168,12 @@ export class BulwarkFunction extends Construct {
         ...props.environment,
       },
       bundling: {
-        minify: true,
-        sourceMap: true,
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        // Prefer packages' ESM builds, which the ESM output can tree-shake.
-        mainFields: ['module', 'main'],
-        banner: requireBanner,
-        forceDockerBundling: false,
+        ...bundlingOptions,
+        mainFields: [...bundlingOptions.mainFields],
+        externalModules: [...bundlingOptions.externalModules],
+        ...(props.bundledFiles === undefined || props.bundledFiles.length === 0
+          ? {}
+          : { commandHooks: bundledFileHooks(props.bundledFiles) }),
       },
     });
     Validations.of(this.lambdaFunction).acknowledge(

@@ -1,5 +1,6 @@
-// The Bulwark stack: KMS keys, tables, functions (from the route table), HTTP API, Cognito, dashboard, alarms.
-import { Aws, CfnOutput, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+// The Bulwark stack: KMS keys, tables, functions (from the route table), queues and workers, HTTP API, Cognito, secrets, dashboard, alarms.
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import {
@@ -10,6 +11,7 @@ import {
   type RouteDefinition,
   routes,
 } from '../functions/routes.js';
+import { type WorkerName, workerNames, workers } from '../functions/workers.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
@@ -18,7 +20,9 @@ import { BulwarkTable } from './bulwark-table.js';
 import { BulwarkDashboard } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
+import { BulwarkSecretRotation } from './secret-rotation.js';
 import { BulwarkUserPool } from './user-pool.js';
+import { BulwarkWorkerQueue } from './worker-queue.js';
 
 /** Deployment stages; `prod` keeps its data when the stack or a table is removed. */
 export const stages = ['dev', 'prod'] as const;
@@ -47,6 +51,66 @@ export interface BulwarkStackProps extends StackProps {
    * @default - the stack's user pool and both its app clients (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b`)
    */
   readonly auth?: { readonly issuer: string; readonly clientIds: readonly string[] };
+  /**
+   * The SES identity the email worker sends from: a verified domain (`example.com`) or address
+   * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity. `from` defaults to
+   * `Bulwark <noreply@<domain>>` or the address itself.
+   * @default { identity: 'example.com' } (bin/app.ts reads `-c sesIdentity=... -c emailFrom=...`)
+   */
+  readonly email?: { readonly identity: string; readonly from?: string };
+  /**
+   * Days between rotations of the generated secrets (request signing, verification links). Links live
+   * 24 hours and AWSPREVIOUS stays valid for one period, so anything above one day keeps them working.
+   * @default 30
+   */
+  readonly secretRotationDays?: number;
+}
+
+/** The default SES identity: enough to synthesise; a deployment names its own verified identity. */
+export const defaultEmailIdentity = 'example.com';
+
+/** Each worker's queue URL variables, as functions/shared/environment.ts names them. */
+const workerQueueVariables = {
+  'email-worker': { queue: 'EMAIL_QUEUE_URL', deadLetterQueue: 'EMAIL_DLQ_URL' },
+  'webhook-worker': { queue: 'WEBHOOK_QUEUE_URL', deadLetterQueue: 'WEBHOOK_DLQ_URL' },
+} as const satisfies Record<WorkerName, { queue: string; deadLetterQueue: string }>;
+
+/** Files a worker reads at run time, copied into its bundle next to index.mjs. */
+const workerBundledFiles: Partial<Record<WorkerName, { from: string; to: string }[]>> = {
+  // functions/email-worker/templates.ts reads ./templates/ next to the module: the bundle root.
+  'email-worker': [{ from: 'functions/email-worker/templates', to: 'templates' }],
+};
+
+/** The functions that fan events out to the webhook queue (functions/shared/webhook-fanout.ts). */
+const webhookProducers = ['users', 'bookings'] as const satisfies readonly HttpFunctionName[];
+
+type DataKeyUser = HttpFunctionName | WorkerName;
+interface DataKeyUse {
+  /** KMS calls on the envelope-encryption key. */
+  readonly dataKey: readonly ('kms:GenerateDataKey' | 'kms:Decrypt')[];
+  /** Whether it computes blind indexes (GenerateMac on the blind-index key). */
+  readonly blindIndex: boolean;
+}
+
+/** Who seals or opens encrypted fields, and with which KMS calls (functions/shared/encryption.ts). */
+const dataKeyUses = {
+  // Registers (seals email and phone, blind index for the unique email), reads users back.
+  users: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndex: true },
+  // Seals each new endpoint's signing secret; the API never shows a secret again, so it never opens one.
+  webhooks: { dataKey: ['kms:GenerateDataKey'], blindIndex: false },
+  // Opens endpoint signing secrets, and a disabled endpoint's owner's address to alert them.
+  'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
+} as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
+
+/** Checks an SES identity (domain or address) and derives the From header. */
+function emailSettings(email: BulwarkStackProps['email']): { identity: string; from: string } {
+  const identity = email?.identity ?? defaultEmailIdentity;
+  const isAddress = /^[^@\s<>]+@[a-z0-9.-]+\.[a-z]{2,}$/i.test(identity);
+  const isDomain = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$/i.test(identity);
+  if (!isAddress && !isDomain) {
+    throw new Error('Invalid BulwarkStack props: email.identity must be a domain or an email address');
+  }
+  return { identity, from: email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`) };
 }
 
 type TableId = TableDefinition['id'];
@@ -64,8 +128,12 @@ function mapHttpFunctions<V>(
   ) as Record<HttpFunctionName, V>;
 }
 
+/** `email-worker` → `EmailWorker`, for construct ids. */
 function pascalCase(name: string): string {
-  return name.charAt(0).toUpperCase() + name.slice(1);
+  return name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
 }
 
 /**
@@ -95,6 +163,16 @@ export class BulwarkStack extends Stack {
   public readonly dashboard: BulwarkDashboard;
   /** The bookings service's request-signing secret (JSON `{ current, previous }`), shared with users. */
   public readonly bookingsSigningSecret: secretsmanager.Secret;
+  /** Encrypts the worker queues and their DLQs; usable only through SQS. */
+  public readonly queueKey: BulwarkEncryptionKey;
+  /** One queue, DLQ and worker function per entry of `functions/workers.ts`, by name. */
+  public readonly workers: Readonly<Record<WorkerName, BulwarkWorkerQueue>>;
+  /** HMAC secret of the email verification links (a plain string, rotated). */
+  public readonly verificationLinkSecret: secretsmanager.Secret;
+  /** Credentials of an SMTP relay (JSON `{ username, password }`), set by an operator; not rotated here. */
+  public readonly smtpCredentials: secretsmanager.Secret;
+  /** Rotates the signing and verification-link secrets. */
+  public readonly secretRotation: BulwarkSecretRotation;
 
   constructor(scope: Construct, id: string, props: BulwarkStackProps) {
     super(scope, id, props);
@@ -148,8 +226,6 @@ export class BulwarkStack extends Stack {
       return fn;
     });
 
-    this.addEncryptionKeys();
-
     this.httpApi = new BulwarkHttpApi(this, 'HttpApi', {
       apiName: id,
       functions: mapHttpFunctions((name) => this.functions[name].lambdaFunction),
@@ -178,11 +254,62 @@ export class BulwarkStack extends Stack {
     this.bookingsSigningSecret = this.addAuthEnvironment(props, removalPolicy);
 
     this.alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: this.httpApi.api, removalPolicy });
+
+    this.queueKey = new BulwarkEncryptionKey(this, 'QueueKey', {
+      description: `${id}: worker queues and their DLQs at rest`,
+      removalPolicy,
+    });
+    this.workers = this.addWorkers(props.stage, removalPolicy);
+
+    this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
+      description: 'HMAC secret of email verification links (plain string, rotated; AWSPREVIOUS stays valid)',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      removalPolicy,
+    });
+    this.smtpCredentials = new secretsmanager.Secret(this, 'SmtpCredentials', {
+      description:
+        'SMTP relay credentials, JSON { username, password }: store the pair your mail provider issues',
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({ username: 'replace-me' }),
+        generateStringKey: 'password',
+        passwordLength: 32,
+        excludePunctuation: true,
+      },
+      removalPolicy,
+    });
+    Validations.of(this.smtpCredentials).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'SMTP credentials are issued and rotated by the mail provider (for SES SMTP they derive from an IAM access key); an operator stores each new pair here, so a Secrets Manager rotation function has nothing it could generate.',
+    });
+    this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
+      logRemovalPolicy: removalPolicy,
+    });
+    const rotationPeriod = Duration.days(props.secretRotationDays ?? 30);
+    this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
+    this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
+    this.addEncryptionKeys();
+    this.addEmail(props);
+    this.addWebhooks();
+
+    const allFunctions: Record<string, BulwarkFunction> = {
+      ...this.functions,
+      ...Object.fromEntries(workerNames.map((name) => [name, this.workers[name].worker])),
+      'secret-rotation': this.secretRotation.rotationFunction,
+    };
     this.dashboard = new BulwarkDashboard(this, 'Dashboard', {
       httpApi: this.httpApi.api,
-      functions: mapHttpFunctions((name) => this.functions[name].lambdaFunction),
-      logGroups: httpFunctionNames.map((name) => this.functions[name].logGroup),
-      alarms: this.alarms.alarms,
+      functions: Object.fromEntries(
+        Object.entries(allFunctions).map(([name, fn]) => [name, fn.lambdaFunction]),
+      ),
+      apiServices: httpFunctionNames,
+      workers: workerNames.map((name) => ({
+        service: name,
+        queue: this.workers[name].queue,
+        deadLetterQueue: this.workers[name].deadLetterQueue,
+      })),
+      logGroups: Object.values(allFunctions).map((fn) => fn.logGroup),
+      alarms: [...this.alarms.alarms, ...workerNames.map((name) => this.workers[name].deadLetterAlarm)],
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Invoke URL of the HTTP API' });
@@ -206,25 +333,129 @@ export class BulwarkStack extends Stack {
       value: this.userPool.tokenUrl,
       description: 'OAuth token endpoint (POST grant_type=client_credentials)',
     });
+    for (const name of workerNames) {
+      new CfnOutput(this, `${pascalCase(name)}DlqUrl`, {
+        value: this.workers[name].deadLetterQueue.queueUrl,
+        description: `Dead-letter queue of the ${name}: messages that ran out of attempts`,
+      });
+    }
   }
 
   /**
-   * Only the users function encrypts personal fields (functions/shared/encryption.ts), so only it
-   * learns the key ids and may use the keys, with exactly the calls the KMS key provider makes.
+   * One queue, DLQ, alarm and worker function per entry of the worker table, each worker with its
+   * queue URLs, the tables it lists and nothing else yet (transport permissions are added per worker).
+   */
+  private addWorkers(stage: Stage, removalPolicy: RemovalPolicy): Record<WorkerName, BulwarkWorkerQueue> {
+    const built = workerNames.map((name): [WorkerName, BulwarkWorkerQueue] => {
+      const definition = workers[name];
+      const files = workerBundledFiles[name];
+      const workerQueue = new BulwarkWorkerQueue(this, pascalCase(name), {
+        name,
+        definition,
+        encryptionKey: this.queueKey.key,
+        alarmTopic: this.alarms.topic,
+        environment: {
+          APP_TABLE_NAME: this.tables.app.table.tableName,
+          TOOLKIT_TABLE_NAME: this.tables.toolkit.table.tableName,
+          BULWARK_STAGE: stage,
+        },
+        ...(files === undefined ? {} : { bundledFiles: files }),
+        logRemovalPolicy: removalPolicy,
+      });
+      const fn = workerQueue.worker.lambdaFunction;
+      for (const [variable, value] of Object.entries(
+        workerQueue.queueEnvironment(workerQueueVariables[name]),
+      )) {
+        fn.addEnvironment(variable, value);
+      }
+      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn);
+      return [name, workerQueue];
+    });
+    // fromEntries widens keys to string; the entries are exactly workerNames.
+    return Object.fromEntries(built) as Record<WorkerName, BulwarkWorkerQueue>;
+  }
+
+  /**
+   * Registration emails: users enqueues them (verification links signed with the rotated secret and
+   * pointing at this API), and the email worker sends them through SES v2 from exactly one identity.
+   */
+  private addEmail(props: BulwarkStackProps): void {
+    const { identity, from } = emailSettings(props.email);
+    const emailWorker = this.workers['email-worker'];
+    const worker = emailWorker.worker.lambdaFunction;
+    worker.addEnvironment('EMAIL_TRANSPORT', 'ses');
+    worker.addEnvironment('EMAIL_FROM', from);
+    // SES v2 SendEmail is authorised on the From identity (no configuration set is used).
+    worker.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['ses:SendEmail'],
+        resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/${identity}`],
+      }),
+    );
+    // SMS (phone verification) goes straight to phone numbers through SNS. A phone number has no ARN,
+    // so IAM cannot name it; NotResource excludes every SNS ARN (topics, platform endpoints), which
+    // leaves exactly the direct-to-phone publishes instead of `Resource: *`.
+    worker.addEnvironment('SMS_TRANSPORT', 'sns');
+    worker.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['sns:Publish'],
+        notResources: [`arn:${Aws.PARTITION}:sns:*:*:*`],
+      }),
+    );
+    const users = this.functions.users.lambdaFunction;
+    emailWorker.grantSendMessages(users);
+    users.addEnvironment('EMAIL_QUEUE_URL', emailWorker.queue.queueUrl);
+    users.addEnvironment('APP_BASE_URL', this.httpApi.url);
+    users.addEnvironment('VERIFICATION_LINK_SECRET', this.verificationLinkSecret.secretValue.unsafeUnwrap());
+  }
+
+  /** A function of the stack by its service name: an HTTP function or a worker. */
+  private functionNamed(name: DataKeyUser): BulwarkFunction {
+    return name in this.workers
+      ? this.workers[name as WorkerName].worker
+      : this.functions[name as HttpFunctionName];
+  }
+
+  /**
+   * Only the functions that seal or open encrypted fields learn the key ids, and each may make only
+   * the KMS calls its code makes (see `dataKeyUses`).
    */
   private addEncryptionKeys(): void {
-    const users = this.functions.users.lambdaFunction;
-    users.addEnvironment('KMS_KEY_ID', this.dataKey.key.keyArn);
-    users.addEnvironment('KMS_BLIND_INDEX_KEY_ID', this.blindIndexKey.key.keyArn);
-    this.dataKey.key.grant(users, 'kms:GenerateDataKey', 'kms:Decrypt');
-    this.blindIndexKey.key.grant(users, 'kms:GenerateMac');
+    for (const [name, use] of Object.entries(dataKeyUses) as [DataKeyUser, DataKeyUse][]) {
+      const fn = this.functionNamed(name).lambdaFunction;
+      fn.addEnvironment('KMS_KEY_ID', this.dataKey.key.keyArn);
+      this.dataKey.key.grant(fn, ...use.dataKey);
+      if (use.blindIndex) {
+        fn.addEnvironment('KMS_BLIND_INDEX_KEY_ID', this.blindIndexKey.key.keyArn);
+        this.blindIndexKey.key.grant(fn, 'kms:GenerateMac');
+      }
+    }
+  }
+
+  /**
+   * Webhooks: users and bookings fan their events out to the webhook queue; the worker alerts the
+   * owner of an endpoint it disables with a security-alert email, so it produces to the email queue.
+   * SSRF_ALLOWLIST is never set here: in AWS every private, loopback and metadata address stays blocked.
+   */
+  private addWebhooks(): void {
+    const webhookQueue = this.workers['webhook-worker'];
+    for (const name of webhookProducers) {
+      const fn = this.functions[name].lambdaFunction;
+      webhookQueue.grantSendMessages(fn);
+      fn.addEnvironment('WEBHOOK_QUEUE_URL', webhookQueue.queue.queueUrl);
+    }
+    const emailQueue = this.workers['email-worker'];
+    const worker = webhookQueue.worker.lambdaFunction;
+    emailQueue.grantSendMessages(worker);
+    worker.addEnvironment('EMAIL_QUEUE_URL', emailQueue.queue.queueUrl);
   }
 
   /**
    * Auth settings of the functions that serve protected routes, and the signing secret of the one
    * service-to-service call (bookings → users). The secret is generated in Secrets Manager and
-   * resolved into both functions' environment at deploy time (JSON `{ current, previous }`); rotate
-   * it by adding `previous` and redeploying.
+   * resolved into both functions' environment at deploy time (JSON `{ current, previous }`). The
+   * rotation function replaces it with `{ current: <new>, previous: <old current> }`; a deployment
+   * that updates the functions' configuration picks it up, and verifiers accept either value.
    */
   private addAuthEnvironment(props: BulwarkStackProps, removalPolicy: RemovalPolicy): secretsmanager.Secret {
     if (props.auth !== undefined) {
@@ -259,11 +490,6 @@ export class BulwarkStack extends Stack {
         excludePunctuation: true,
       },
       removalPolicy,
-    });
-    Validations.of(bookingsSigningSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'No rotation function exists yet: rotate by adding `previous`, redeploying, then replacing `current` (the functions accept both during the overlap).',
     });
     // The caller signs with it; the functions whose routes allow signed service requests verify with it.
     const signingFunctions = new Set<HttpFunctionName>([

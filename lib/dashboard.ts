@@ -4,6 +4,7 @@ import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   type MetricDefinition,
@@ -17,6 +18,16 @@ export interface BulwarkDashboardProps {
   readonly httpApi: apigwv2.IHttpApi;
   /** The functions, keyed by their Powertools service name (the `service` dimension of Bulwark metrics). */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /**
+   * Services whose request-security metrics (429s, access denied, store errors) get one line each.
+   * @default every key of `functions`
+   */
+  readonly apiServices?: readonly string[];
+  /**
+   * Queue workers: their queue depth, age of oldest message, DLQ depth and errors are graphed.
+   * @default - no queue row
+   */
+  readonly workers?: readonly DashboardWorker[];
   /** Log groups the audit-event query searches (the functions' own). */
   readonly logGroups: readonly logs.ILogGroup[];
   /**
@@ -34,6 +45,14 @@ export interface BulwarkDashboardProps {
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
+}
+
+/** A worker as the dashboard shows it. */
+export interface DashboardWorker {
+  /** The worker's service name, also a key of `functions`. */
+  readonly service: string;
+  readonly queue: sqs.IQueue;
+  readonly deadLetterQueue: sqs.IQueue;
 }
 
 /**
@@ -74,7 +93,7 @@ export class BulwarkDashboard extends Construct {
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
     this.period = props.period ?? Duration.minutes(5);
-    this.services = Object.keys(props.functions);
+    this.services = props.apiServices ?? Object.keys(props.functions);
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       ...(props.dashboardName === undefined ? {} : { dashboardName: props.dashboardName }),
       defaultInterval: Duration.hours(3),
@@ -91,6 +110,9 @@ export class BulwarkDashboard extends Construct {
     }
     this.addApiRow(props.httpApi);
     this.addSecurityRows();
+    if (props.workers !== undefined && props.workers.length > 0) {
+      this.addWorkerRows(props.workers, props.functions);
+    }
     this.addLambdaRow(props.functions);
     this.dashboard.addWidgets(
       new cloudwatch.LogQueryWidget({
@@ -150,6 +172,67 @@ export class BulwarkDashboard extends Construct {
     );
   }
 
+  private addWorkerRows(
+    workers: readonly DashboardWorker[],
+    functions: Readonly<Record<string, lambda.IFunction>>,
+  ): void {
+    const period = this.period;
+    const perWorker = (build: (worker: DashboardWorker) => cloudwatch.IMetric) => workers.map(build);
+    this.dashboard.addWidgets(
+      graph(
+        'Queue depth (visible messages)',
+        perWorker(({ queue, service }) =>
+          queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum', label: service }),
+        ),
+        6,
+      ),
+      graph(
+        'Age of oldest message (s)',
+        perWorker(({ queue, service }) =>
+          queue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum', label: service }),
+        ),
+        6,
+      ),
+      graph(
+        'DLQ depth',
+        perWorker(({ deadLetterQueue, service }) =>
+          deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period,
+            statistic: 'Maximum',
+            label: `${service} DLQ`,
+          }),
+        ),
+        6,
+      ),
+      graph(
+        'Worker errors',
+        workers.flatMap(({ service }) => {
+          const fn = functions[service];
+          return fn === undefined ? [] : [fn.metricErrors({ period, statistic: 'Sum', label: service })];
+        }),
+        6,
+      ),
+    );
+    const { EmailSent, EmailFailed, WebhookDelivered, WebhookFailed, WebhookEndpointDisabled } =
+      metricCatalog;
+    this.dashboard.addWidgets(
+      graph(
+        'Emails sent / failed',
+        [...this.searchCatalog(EmailSent), ...this.searchCatalog(EmailFailed)],
+        12,
+      ),
+      graph(
+        'Webhooks delivered / failed',
+        [
+          ...this.searchCatalog(WebhookDelivered),
+          ...this.searchCatalog(WebhookFailed),
+          ...this.searchCatalog(WebhookEndpointDisabled),
+        ],
+        12,
+      ),
+    );
+  }
+
   private addLambdaRow(functions: Readonly<Record<string, lambda.IFunction>>): void {
     const period = this.period;
     const perFunction = (build: (fn: lambda.IFunction, label: string) => cloudwatch.IMetric) =>
@@ -198,6 +281,11 @@ export class BulwarkDashboard extends Construct {
           }),
       );
     }
+    return this.searchCatalog(definition);
+  }
+
+  /** Every series of a catalog metric, whatever the values of its dimensions (one line per series). */
+  private searchCatalog(definition: MetricDefinition): cloudwatch.IMetric[] {
     const schema = [metricNamespace, ...definition.dimensions].join(',');
     return [
       new cloudwatch.MathExpression({

@@ -95,8 +95,10 @@ describe('cdk-nag', () => {
       'Annotation::AwsSolutions-L1',
       'Annotation::AwsSolutions-SMG4',
       'Annotation::Serverless-LambdaDLQ',
+      'Annotation::Serverless-LambdaEventSourceMappingDestination',
       'Annotation::Serverless-LambdaLatestVersion',
       'Annotation::Serverless-LambdaTracing',
+      'Annotation::Serverless-SQSRedrivePolicy',
     ]);
   });
 

@@ -3,6 +3,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames } from '../../functions/routes.js';
+import { workerNames } from '../../functions/workers.js';
 import { BulwarkStack } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
@@ -16,6 +17,9 @@ interface Widget {
     readonly alarms?: readonly string[];
   };
 }
+
+/** Every function's service name: HTTP functions, workers and the rotation function. */
+const allServices = [...httpFunctionNames, ...workerNames, 'secret-rotation'];
 
 let stack: BulwarkStack;
 let template: Template;
@@ -72,6 +76,44 @@ describe('BulwarkDashboard', () => {
     expect([...new Set(bulwarkMetricNames(widgetTitled(title)))].sort()).toEqual([...names].sort());
   });
 
+  it.each([
+    ['Emails sent / failed', [metricCatalog.EmailSent.name, metricCatalog.EmailFailed.name]],
+    [
+      'Webhooks delivered / failed',
+      [
+        metricCatalog.WebhookDelivered.name,
+        metricCatalog.WebhookFailed.name,
+        metricCatalog.WebhookEndpointDisabled.name,
+      ],
+    ],
+  ])('has a %s widget searching %j over every service', (title, names) => {
+    expect([...new Set(bulwarkMetricNames(widgetTitled(title)))].sort()).toEqual([...names].sort());
+  });
+
+  it.each([
+    ['Queue depth (visible messages)', 'ApproximateNumberOfMessagesVisible', ''],
+    ['Age of oldest message (s)', 'ApproximateAgeOfOldestMessage', ''],
+    ['DLQ depth', 'ApproximateNumberOfMessagesVisible', ' DLQ'],
+  ] as const)('has a %s widget with one %s line per worker (maximum)', (title, metricName, suffix) => {
+    const lines = widgetTitled(title).properties.metrics ?? [];
+    expect(lines.map((line) => [...line.slice(0, 4), line.at(-1)])).toEqual(
+      workerNames.map((name) => [
+        'AWS/SQS',
+        metricName,
+        'QueueName',
+        'TOKEN',
+        expect.objectContaining({ stat: 'Maximum', label: `${name}${suffix}` }),
+      ]),
+    );
+  });
+
+  it("graphs each worker's Lambda errors in a Worker errors widget", () => {
+    const lines = widgetTitled('Worker errors').properties.metrics ?? [];
+    expect(lines.map((line) => [line[0], line[1], (line.at(-1) as { label: string }).label])).toEqual(
+      workerNames.map((name) => ['AWS/Lambda', 'Errors', name]),
+    );
+  });
+
   it('graphs a service-only metric once per function service and searches metrics with extra dimensions', () => {
     const rateLimited = widgetTitled('Rate limited (429)').properties.metrics ?? [];
     expect(rateLimited.map((line) => line[3]).sort()).toEqual([...httpFunctionNames].sort());
@@ -102,7 +144,7 @@ describe('BulwarkDashboard', () => {
     ['Lambda concurrent executions', 'ConcurrentExecutions'],
   ])('has a %s widget with one %s line per function', (title, metricName) => {
     const lines = widgetTitled(title).properties.metrics ?? [];
-    expect(lines).toHaveLength(httpFunctionNames.length);
+    expect(lines).toHaveLength(allServices.length);
     for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
   });
 
@@ -114,11 +156,13 @@ describe('BulwarkDashboard', () => {
     expect(auditEventsQuery).toContain(
       'filter ispresent(audit.eventType) and audit.eventType != "http.request"',
     );
-    expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(httpFunctionNames.length);
+    expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
-  it('shows the four alarms and outputs its console URL', () => {
-    expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(4);
+  it('shows the four alarms and one DLQ alarm per worker, and outputs its console URL', () => {
+    expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
+      4 + workerNames.length,
+    );
     expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
   });
 });
@@ -131,11 +175,12 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates exactly four alarms, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+  it('creates four alarms plus one DLQ alarm per worker, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4 + workerNames.length);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
-    for (const alarm of stack.alarms.alarms) {
+    const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
+    for (const alarm of [...stack.alarms.alarms, ...deadLetterAlarms]) {
       expect(alarmOf(alarm)).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
     }
   });

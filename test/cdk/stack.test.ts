@@ -3,14 +3,18 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  type HttpFunctionDefinition,
+  type HttpFunctionName,
   httpFunctionNames,
   httpFunctions,
   routeKeyOf,
   routes,
 } from '../../functions/routes.js';
+import { type WorkerName, workerNames, workers } from '../../functions/workers.js';
+import type { BulwarkFunction } from '../../lib/bulwark-function.js';
 import { BulwarkStack, parseStage, type Stage } from '../../lib/bulwark-stack.js';
 import { tableKeyActions } from '../../lib/bulwark-table.js';
+import { rotationActions } from '../../lib/secret-rotation.js';
+import { consumerQueueActions } from '../../lib/worker-queue.js';
 import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../../middleware/store/tables.js';
 
 /** Everything `TableV2.grantReadWriteData` grants on a table without a customer-managed key (aws-cdk-lib 2.276). */
@@ -29,11 +33,252 @@ const readWriteDataActions = [
 /** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
 const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
-  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac))$/;
-/** The users function's envelope encryption (KMS key provider) and blind indexes, and nothing more. */
-const usersKeyActions = { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndexKey: 'kms:GenerateMac' };
+  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
 
-const functionNames = httpFunctionNames;
+type FunctionName = HttpFunctionName | WorkerName | 'secret-rotation';
+type SecretName = 'bookingsSigningSecret' | 'verificationLinkSecret';
+
+/** Every function of the stack: the route table's, the worker table's and the rotation function. */
+const allFunctionNames: FunctionName[] = [...httpFunctionNames, ...workerNames, 'secret-rotation'];
+
+function isWorker(name: FunctionName): name is WorkerName {
+  return (workerNames as string[]).includes(name);
+}
+
+function isHttpFunction(name: FunctionName): name is HttpFunctionName {
+  return (httpFunctionNames as string[]).includes(name);
+}
+
+function functionSettings(name: FunctionName): {
+  memoryMb: number;
+  timeoutSec: number;
+  tables: readonly TableDefinition['id'][];
+} {
+  if (isWorker(name)) return workers[name];
+  if (isHttpFunction(name)) return httpFunctions[name];
+  return { memoryMb: 256, timeoutSec: 30, tables: [] };
+}
+
+function bulwarkFunction(stack: BulwarkStack, name: FunctionName): BulwarkFunction {
+  if (isWorker(name)) return stack.workers[name].worker;
+  if (isHttpFunction(name)) return stack.functions[name];
+  return stack.secretRotation.rotationFunction;
+}
+
+/**
+ * What each function may do beyond its log group and its tables: pinned here by hand, so widening a
+ * grant in the stack is a reviewed change of this table.
+ */
+interface Access {
+  /** Calls on the envelope-encryption key. */
+  readonly dataKey?: readonly string[];
+  readonly blindIndex?: boolean;
+  /** Queues it sends to (producers). */
+  readonly sends?: readonly WorkerName[];
+  /** The queue it consumes (and whose DLQ it dead-letters to). */
+  readonly consumes?: WorkerName;
+  readonly sesSendEmail?: boolean;
+  readonly smsPublish?: boolean;
+  readonly rotates?: readonly SecretName[];
+}
+
+const expectedAccess: Record<FunctionName, Access> = {
+  health: {},
+  users: {
+    dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
+    blindIndex: true,
+    sends: ['email-worker', 'webhook-worker'],
+  },
+  bookings: { sends: ['webhook-worker'] },
+  webhooks: { dataKey: ['kms:GenerateDataKey'] },
+  'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
+  'webhook-worker': { dataKey: ['kms:Decrypt'], consumes: 'webhook-worker', sends: ['email-worker'] },
+  'secret-rotation': { rotates: ['bookingsSigningSecret', 'verificationLinkSecret'] },
+};
+
+function oneOrMany(actions: readonly string[]): string | string[] {
+  return actions.length === 1 ? (actions[0] as string) : [...actions];
+}
+
+function expectedStatements(
+  stack: BulwarkStack,
+  name: FunctionName,
+  tables: readonly TableDefinition['id'][],
+): unknown[] {
+  const access = expectedAccess[name];
+  const resolve = (token: string) => stack.resolve(token);
+  const viaService = (service: string) => ({
+    StringEquals: {
+      'kms:ViaService': { 'Fn::Join': ['', [`${service}.`, { Ref: 'AWS::Region' }, '.amazonaws.com']] },
+    },
+  });
+  const statements: unknown[] = [
+    // Instead of AWSLambdaBasicExecutionRole: writes to its own log group only.
+    {
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Effect: 'Allow',
+      Resource: resolve(bulwarkFunction(stack, name).logGroup.logGroupArn),
+    },
+  ];
+  for (const tableId of tables) {
+    const arn = resolve(stack.tables[tableId].table.tableArn);
+    const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
+    statements.push(
+      { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
+      { Action: streamReadActions, Effect: 'Allow', Resource: resources },
+    );
+  }
+  // Both tables share one key; IAM merges the identical statements into one.
+  if (tables.length > 0) {
+    statements.push({
+      Action: tableKeyActions,
+      Effect: 'Allow',
+      Resource: resolve(stack.tableKey.key.keyArn),
+      Condition: viaService('dynamodb'),
+    });
+  }
+  if (access.dataKey) {
+    statements.push({
+      Action: oneOrMany(access.dataKey),
+      Effect: 'Allow',
+      Resource: resolve(stack.dataKey.key.keyArn),
+    });
+  }
+  if (access.blindIndex) {
+    statements.push({
+      Action: 'kms:GenerateMac',
+      Effect: 'Allow',
+      Resource: resolve(stack.blindIndexKey.key.keyArn),
+    });
+  }
+  if (access.consumes) {
+    const queue = stack.workers[access.consumes];
+    statements.push(
+      { Action: consumerQueueActions, Effect: 'Allow', Resource: resolve(queue.queue.queueArn) },
+      { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: resolve(queue.deadLetterQueue.queueArn) },
+    );
+  }
+  for (const worker of access.sends ?? []) {
+    statements.push({
+      Action: 'sqs:SendMessage',
+      Effect: 'Allow',
+      Resource: resolve(stack.workers[worker].queue.queueArn),
+    });
+  }
+  // One statement for every queue: they share the queue key.
+  if (access.consumes || access.sends) {
+    statements.push({
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Effect: 'Allow',
+      Resource: resolve(stack.queueKey.key.keyArn),
+      Condition: viaService('sqs'),
+    });
+  }
+  if (access.sesSendEmail) {
+    statements.push({
+      Action: 'ses:SendEmail',
+      Effect: 'Allow',
+      Resource: {
+        'Fn::Join': [
+          '',
+          [
+            'arn:',
+            { Ref: 'AWS::Partition' },
+            ':ses:',
+            { Ref: 'AWS::Region' },
+            ':',
+            { Ref: 'AWS::AccountId' },
+            ':identity/example.com',
+          ],
+        ],
+      },
+    });
+  }
+  if (access.smsPublish) {
+    // Phone numbers have no ARN: every SNS ARN (topics, endpoints) is excluded instead of allowing `*`.
+    statements.push({
+      Action: 'sns:Publish',
+      Effect: 'Allow',
+      NotResource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':sns:*:*:*']] },
+    });
+  }
+  for (const secret of access.rotates ?? []) {
+    statements.push({ Action: rotationActions, Effect: 'Allow', Resource: resolve(stack[secret].secretArn) });
+  }
+  return statements;
+}
+
+/** The variables each function's code reads (functions/shared/environment.ts), exactly. */
+function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<string, unknown> {
+  const resolve = (token: string) => stack.resolve(token);
+  const base = {
+    NODE_OPTIONS: '--enable-source-maps',
+    POWERTOOLS_SERVICE_NAME: name,
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+  };
+  if (name === 'secret-rotation') return base;
+  const tablesAndStage = {
+    APP_TABLE_NAME: resolve(stack.tables.app.table.tableName),
+    TOOLKIT_TABLE_NAME: resolve(stack.tables.toolkit.table.tableName),
+    BULWARK_STAGE: 'dev',
+  };
+  const queueUrl = (worker: WorkerName) => resolve(stack.workers[worker].queue.queueUrl);
+  const dlqUrl = (worker: WorkerName) => resolve(stack.workers[worker].deadLetterQueue.queueUrl);
+  const dataKeyId = { KMS_KEY_ID: resolve(stack.dataKey.key.keyArn) };
+  const auth = {
+    AUTH_ISSUER: resolve(stack.userPool.issuer),
+    AUTH_CLIENT_IDS: {
+      'Fn::Join': [
+        '',
+        [
+          resolve(stack.userPool.humanClient.userPoolClientId),
+          ',',
+          resolve(stack.userPool.m2mClient.userPoolClientId),
+        ],
+      ],
+    },
+    AUTH_TOKEN_USE: 'access',
+  };
+  const signing = {
+    SERVICE_SIGNING_SECRET_BOOKINGS: resolve(stack.bookingsSigningSecret.secretValue.unsafeUnwrap()),
+  };
+  const byFunction: Record<Exclude<FunctionName, 'secret-rotation'>, Record<string, unknown>> = {
+    health: {},
+    users: {
+      ...auth,
+      ...signing,
+      ...dataKeyId,
+      KMS_BLIND_INDEX_KEY_ID: resolve(stack.blindIndexKey.key.keyArn),
+      // Registration enqueues the welcome and verification emails, with links to this API.
+      EMAIL_QUEUE_URL: queueUrl('email-worker'),
+      APP_BASE_URL: resolve(stack.httpApi.url),
+      VERIFICATION_LINK_SECRET: resolve(stack.verificationLinkSecret.secretValue.unsafeUnwrap()),
+      WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
+    },
+    bookings: {
+      ...auth,
+      ...signing,
+      // Bookings checks users through the stack's own HTTP API, signed.
+      USERS_API_URL: resolve(stack.httpApi.url),
+      WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
+    },
+    webhooks: { ...auth, ...dataKeyId },
+    'email-worker': {
+      EMAIL_QUEUE_URL: queueUrl('email-worker'),
+      EMAIL_DLQ_URL: dlqUrl('email-worker'),
+      EMAIL_TRANSPORT: 'ses',
+      EMAIL_FROM: 'Bulwark <noreply@example.com>',
+      SMS_TRANSPORT: 'sns',
+    },
+    'webhook-worker': {
+      ...dataKeyId,
+      WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
+      WEBHOOK_DLQ_URL: dlqUrl('webhook-worker'),
+      EMAIL_QUEUE_URL: queueUrl('email-worker'),
+    },
+  };
+  return { ...base, ...tablesAndStage, ...byFunction[name] };
+}
 
 // Tuples, so that test names show bare values (`the app table`, `sends GET /health to the health function`).
 const tableCases = tableDefinitions.map((definition) => [definition.id, definition] as const);
@@ -93,8 +338,16 @@ function attributeDefinitionsOf(definition: TableDefinition): unknown[] {
   return [...unique].map(([name, type]) => ({ AttributeName: name, AttributeType: type }));
 }
 
-const byAttributeName = (a: unknown, b: unknown): number =>
-  JSON.stringify(a).localeCompare(JSON.stringify(b));
+/** JSON with object keys sorted, so two equal objects compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    item !== null && typeof item === 'object' && !Array.isArray(item)
+      ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => a.localeCompare(b)))
+      : item,
+  );
+}
+
+const byAttributeName = (a: unknown, b: unknown): number => canonicalJson(a).localeCompare(canonicalJson(b));
 
 describe('BulwarkStack in the dev stage', () => {
   let dev: Synthesised;
@@ -174,9 +427,9 @@ describe('BulwarkStack in the dev stage', () => {
     });
   });
 
-  it('creates a table key and a data key, both symmetric with rotation, an HMAC_256 blind-index key and the alarm topic key', () => {
-    dev.template.resourceCountIs('AWS::KMS::Key', 4);
-    for (const key of [dev.stack.tableKey.key, dev.stack.dataKey.key]) {
+  it('creates table, data and queue keys, symmetric with rotation, an HMAC_256 blind-index key and the alarm topic key', () => {
+    dev.template.resourceCountIs('AWS::KMS::Key', 5);
+    for (const key of [dev.stack.tableKey.key, dev.stack.dataKey.key, dev.stack.queueKey.key]) {
       expect(
         resourceOf(dev.template, 'AWS::KMS::Key', logicalIdOf(dev.stack, key.keyArn)).Properties,
       ).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true });
@@ -193,15 +446,16 @@ describe('BulwarkStack in the dev stage', () => {
     }
   });
 
-  it('creates one Lambda function per httpFunctions entry', () => {
-    dev.template.resourceCountIs('AWS::Lambda::Function', functionNames.length);
+  it('creates one Lambda function per httpFunctions entry, per worker and the rotation function', () => {
+    dev.template.resourceCountIs('AWS::Lambda::Function', allFunctionNames.length);
   });
 
-  describe.each(functionNames)('the %s function', (name) => {
-    const definition: HttpFunctionDefinition = httpFunctions[name];
+  describe.each(allFunctionNames)('the %s function', (name) => {
+    const settings = functionSettings(name);
+    const access = expectedAccess[name];
 
     function functionResource(): Resource {
-      const fn = dev.stack.functions[name];
+      const fn = bulwarkFunction(dev.stack, name);
       return resourceOf(
         dev.template,
         'AWS::Lambda::Function',
@@ -210,9 +464,7 @@ describe('BulwarkStack in the dev stage', () => {
     }
 
     function roleLogicalId(): string {
-      const role = dev.stack.functions[name].lambdaFunction.role;
-      if (role === undefined) throw new Error(`The ${name} function has no role`);
-      return logicalIdOf(dev.stack, role.roleArn);
+      return logicalIdOf(dev.stack, bulwarkFunction(dev.stack, name).role.roleArn);
     }
 
     function policyStatements(): unknown[] {
@@ -227,70 +479,29 @@ describe('BulwarkStack in the dev stage', () => {
       return statements;
     }
 
-    it('runs nodejs22.x on arm64 with the memory and timeout of the route table', () => {
+    it('runs nodejs22.x on arm64 with the memory and timeout of its table', () => {
       expect(functionResource().Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
-        MemorySize: definition.memoryMb,
-        Timeout: definition.timeoutSec,
+        MemorySize: settings.memoryMb,
+        Timeout: settings.timeoutSec,
       });
     });
 
-    it('finds both table names, its stage, source maps and its Powertools service name in its environment', () => {
+    it('finds exactly the variables its code reads in its environment', () => {
       expect(functionResource().Properties.Environment).toEqual({
-        Variables: {
-          APP_TABLE_NAME: dev.stack.resolve(dev.stack.tables.app.table.tableName),
-          TOOLKIT_TABLE_NAME: dev.stack.resolve(dev.stack.tables.toolkit.table.tableName),
-          BULWARK_STAGE: 'dev',
-          NODE_OPTIONS: '--enable-source-maps',
-          POWERTOOLS_SERVICE_NAME: name,
-          POWERTOOLS_LOG_LEVEL: 'INFO',
-          // The functions behind protected routes trust the stack's user pool and both its clients.
-          ...(name === 'health'
-            ? {}
-            : {
-                AUTH_ISSUER: dev.stack.resolve(dev.stack.userPool.issuer),
-                AUTH_CLIENT_IDS: {
-                  'Fn::Join': [
-                    '',
-                    [
-                      dev.stack.resolve(dev.stack.userPool.humanClient.userPoolClientId),
-                      ',',
-                      dev.stack.resolve(dev.stack.userPool.m2mClient.userPoolClientId),
-                    ],
-                  ],
-                },
-                AUTH_TOKEN_USE: 'access',
-              }),
-          // Only users encrypts personal fields, so only it learns the KMS key ids.
-          ...(name === 'users'
-            ? {
-                KMS_KEY_ID: dev.stack.resolve(dev.stack.dataKey.key.keyArn),
-                KMS_BLIND_INDEX_KEY_ID: dev.stack.resolve(dev.stack.blindIndexKey.key.keyArn),
-              }
-            : {}),
-          // Only bookings calls another service: users, through the stack's own HTTP API.
-          ...(name === 'bookings' ? { USERS_API_URL: dev.stack.resolve(dev.stack.httpApi.url) } : {}),
-          // Bookings signs that call and users verifies it, both with the generated signing secret.
-          ...(name === 'health'
-            ? {}
-            : {
-                SERVICE_SIGNING_SECRET_BOOKINGS: dev.stack.resolve(
-                  dev.stack.bookingsSigningSecret.secretValue.unsafeUnwrap(),
-                ),
-              }),
-        },
+        Variables: expectedEnvironment(dev.stack, name),
       });
     });
 
     it('logs to its own log group kept for one month', () => {
-      const logGroupId = logicalIdOf(dev.stack, dev.stack.functions[name].logGroup.logGroupArn);
+      const logGroupId = logicalIdOf(dev.stack, bulwarkFunction(dev.stack, name).logGroup.logGroupArn);
       expect(functionResource().Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroupId } });
       expect(resourceOf(dev.template, 'AWS::Logs::LogGroup', logGroupId).Properties.RetentionInDays).toBe(30);
     });
 
-    it('has no wildcard action and no action outside its logs, DynamoDB data calls and the KMS calls it needs', () => {
+    it('has no wildcard action and no action outside the data, key, queue and mail calls it needs', () => {
       const actions = policyStatements().flatMap((statement) => {
         const action = (statement as { Action: unknown }).Action;
         return Array.isArray(action) ? action : [action];
@@ -302,59 +513,20 @@ describe('BulwarkStack in the dev stage', () => {
       }
     });
 
-    it('may use exactly the grantReadWriteData actions on exactly the tables it lists, and their key only via DynamoDB', () => {
-      const tableStatements = definition.tables.flatMap((tableId) => {
-        const arn = dev.stack.resolve(dev.stack.tables[tableId].table.tableArn);
-        const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
-        return [
-          { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
-          { Action: streamReadActions, Effect: 'Allow', Resource: resources },
-        ];
-      });
-      // Both tables share one key; IAM merges the identical statements into one.
-      const tableKeyStatement = {
-        Action: tableKeyActions,
-        Effect: 'Allow',
-        Resource: dev.stack.resolve(dev.stack.tableKey.key.keyArn),
-        Condition: {
-          StringEquals: {
-            'kms:ViaService': { 'Fn::Join': ['', ['dynamodb.', { Ref: 'AWS::Region' }, '.amazonaws.com']] },
-          },
-        },
-      };
-      const encryptionStatements =
-        name === 'users'
-          ? [
-              {
-                Action: usersKeyActions.dataKey,
-                Effect: 'Allow',
-                Resource: dev.stack.resolve(dev.stack.dataKey.key.keyArn),
-              },
-              {
-                Action: usersKeyActions.blindIndexKey,
-                Effect: 'Allow',
-                Resource: dev.stack.resolve(dev.stack.blindIndexKey.key.keyArn),
-              },
-            ]
-          : [];
-      // Instead of AWSLambdaBasicExecutionRole: writes to its own log group only.
-      const logStatement = {
-        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        Effect: 'Allow',
-        Resource: dev.stack.resolve(dev.stack.functions[name].logGroup.logGroupArn),
-      };
-      const expected = [logStatement, ...tableStatements, tableKeyStatement, ...encryptionStatements];
+    it('may make exactly the calls pinned for it, on exactly its resources', () => {
+      const expected = expectedStatements(dev.stack, name, settings.tables);
       expect([...policyStatements()].sort(byAttributeName)).toEqual(expected.sort(byAttributeName));
     });
 
-    it(`${name === 'users' ? 'may' : 'may not'} use the envelope-encryption and blind-index keys`, () => {
-      const keyArns = [dev.stack.dataKey.key.keyArn, dev.stack.blindIndexKey.key.keyArn].map((arn) =>
-        JSON.stringify(dev.stack.resolve(arn)),
-      );
-      const onEncryptionKeys = policyStatements().filter((statement) =>
-        keyArns.includes(JSON.stringify((statement as { Resource: unknown }).Resource)),
-      );
-      expect(onEncryptionKeys).toHaveLength(name === 'users' ? 2 : 0);
+    it(`${access.dataKey ? 'may' : 'may not'} use the envelope-encryption key, and ${access.blindIndex ? 'may' : 'may not'} use the blind-index key`, () => {
+      const onKey = (key: { keyArn: string }) =>
+        policyStatements().filter(
+          (statement) =>
+            JSON.stringify((statement as { Resource: unknown }).Resource) ===
+            JSON.stringify(dev.stack.resolve(key.keyArn)),
+        );
+      expect(onKey(dev.stack.dataKey.key)).toHaveLength(access.dataKey ? 1 : 0);
+      expect(onKey(dev.stack.blindIndexKey.key)).toHaveLength(access.blindIndex ? 1 : 0);
     });
 
     it('has no AWS-managed policy and may be assumed only by Lambda', () => {
@@ -367,6 +539,12 @@ describe('BulwarkStack in the dev stage', () => {
         Version: '2012-10-17',
       });
     });
+  });
+
+  it('never sets SSRF_ALLOWLIST: in AWS every private, loopback and metadata address stays blocked', () => {
+    for (const fn of Object.values(dev.template.findResources('AWS::Lambda::Function'))) {
+      expect(Object.keys(fn.Properties.Environment.Variables)).not.toContain('SSRF_ALLOWLIST');
+    }
   });
 
   it('creates one API route per route-table entry, keyed by routeKeyOf(route)', () => {
@@ -425,11 +603,13 @@ describe('BulwarkStack in the dev stage', () => {
       'ApiUrl',
       'AppTableName',
       'DashboardUrl',
+      'EmailWorkerDlqUrl',
       'HumanClientId',
       'M2mClientId',
       'TokenUrl',
       'ToolkitTableName',
       'UserPoolId',
+      'WebhookWorkerDlqUrl',
     ]);
     const { userPool } = dev.stack;
     expect(outputs.UserPoolId?.Value).toEqual(dev.stack.resolve(userPool.userPool.userPoolId));
@@ -491,7 +671,13 @@ describe('BulwarkStack user pool', () => {
   }
 
   it('tests the scopes the route table actually uses', () => {
-    expect(routeScopes).toEqual(['bookings/read', 'bookings/write', 'users/read']);
+    expect(routeScopes).toEqual([
+      'bookings/read',
+      'bookings/write',
+      'users/read',
+      'webhooks/read',
+      'webhooks/write',
+    ]);
   });
 
   it("creates one resource server per scope prefix with exactly the route table's scopes", () => {
@@ -573,7 +759,11 @@ describe('BulwarkStack auth settings', () => {
       (fn) => fn.Properties.Environment.Variables as Record<string, unknown>,
     );
     const withIssuer = variables.filter((vars) => vars.AUTH_ISSUER !== undefined);
-    expect(withIssuer.map((vars) => vars.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['bookings', 'users']);
+    expect(withIssuer.map((vars) => vars.POWERTOOLS_SERVICE_NAME).sort()).toEqual([
+      'bookings',
+      'users',
+      'webhooks',
+    ]);
     for (const vars of withIssuer) {
       expect(vars).toMatchObject({
         AUTH_ISSUER: issuer,
@@ -602,6 +792,94 @@ describe('BulwarkStack auth settings', () => {
   });
 });
 
+describe('BulwarkStack secrets, rotation and email settings', () => {
+  let dev: Synthesised;
+
+  beforeAll(() => {
+    dev = synthesise('dev', { 'aws:cdk:bundling-stacks': [] });
+  }, 60_000);
+
+  function secretId(secret: { secretArn: string }): string {
+    return logicalIdOf(dev.stack, secret.secretArn);
+  }
+
+  it.each([
+    ['bookingsSigningSecret', 'rate(30 days)'],
+    ['verificationLinkSecret', 'rate(30 days)'],
+  ] as const)('rotates the %s with the rotation function, %s', (secret, schedule) => {
+    const schedules = Object.values(
+      dev.template.findResources('AWS::SecretsManager::RotationSchedule'),
+    ).filter(
+      (resource) =>
+        JSON.stringify(resource.Properties.SecretId) === JSON.stringify({ Ref: secretId(dev.stack[secret]) }),
+    );
+    expect(schedules).toHaveLength(1);
+    expect(schedules[0]?.Properties).toEqual({
+      SecretId: { Ref: secretId(dev.stack[secret]) },
+      RotationLambdaARN: dev.stack.resolve(
+        dev.stack.secretRotation.rotationFunction.lambdaFunction.functionArn,
+      ),
+      RotationRules: { ScheduleExpression: schedule },
+    });
+  });
+
+  it("lets only this account's Secrets Manager invoke the rotation function, for exactly the rotated secrets", () => {
+    const permissions = Object.values(dev.template.findResources('AWS::Lambda::Permission')).filter(
+      (permission) => permission.Properties.Principal === 'secretsmanager.amazonaws.com',
+    );
+    expect(permissions.map((permission) => permission.Properties.SourceArn).sort(byAttributeName)).toEqual(
+      [
+        { Ref: secretId(dev.stack.bookingsSigningSecret) },
+        { Ref: secretId(dev.stack.verificationLinkSecret) },
+      ].sort(byAttributeName),
+    );
+    for (const permission of permissions) {
+      expect(permission.Properties.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
+    }
+  });
+
+  it('generates a 48-character verification-link secret and an SMTP credentials placeholder, neither rotated here', () => {
+    expect(
+      resourceOf(dev.template, 'AWS::SecretsManager::Secret', secretId(dev.stack.verificationLinkSecret))
+        .Properties,
+    ).toMatchObject({
+      GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true },
+    });
+    expect(
+      resourceOf(dev.template, 'AWS::SecretsManager::Secret', secretId(dev.stack.smtpCredentials)).Properties,
+    ).toMatchObject({
+      GenerateSecretString: {
+        SecretStringTemplate: '{"username":"replace-me"}',
+        GenerateStringKey: 'password',
+      },
+    });
+    dev.template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 2);
+  });
+
+  it('sends email from the SES identity and From address it is given', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-mail', {
+      stage: 'dev',
+      email: { identity: 'noreply@mail.example.org' },
+    });
+    const template = Template.fromStack(stack);
+    const workerId = logicalIdOf(stack, stack.workers['email-worker'].worker.lambdaFunction.functionArn);
+    expect(resourceOf(template, 'AWS::Lambda::Function', workerId).Properties.Environment).toMatchObject({
+      Variables: { EMAIL_FROM: 'noreply@mail.example.org', EMAIL_TRANSPORT: 'ses' },
+    });
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).toContain(
+      ':identity/noreply@mail.example.org"',
+    );
+  });
+
+  it('rejects an SES identity that is neither a domain nor an address', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () => new BulwarkStack(app, 'Bulwark-bad', { stage: 'dev', email: { identity: 'not an identity' } }),
+    ).toThrow('Invalid BulwarkStack props: email.identity must be a domain or an email address');
+  });
+});
+
 describe('BulwarkStack in the prod stage', () => {
   let prod: Synthesised;
 
@@ -618,21 +896,27 @@ describe('BulwarkStack in the prod stage', () => {
     expect(table.Properties.Replicas).toEqual([expect.objectContaining({ DeletionProtectionEnabled: true })]);
   });
 
+  it('retains every secret', () => {
+    const secrets = Object.values(prod.template.findResources('AWS::SecretsManager::Secret'));
+    expect(secrets).toHaveLength(3);
+    for (const secret of secrets) expect(secret.DeletionPolicy).toBe('Retain');
+  });
+
   it('retains the user pool and turns on its deletion protection', () => {
     const [pool] = Object.values(prod.template.findResources('AWS::Cognito::UserPool'));
     expect(pool?.DeletionPolicy).toBe('Retain');
     expect(pool?.Properties?.DeletionProtection).toBe('ACTIVE');
   });
 
-  it('retains the four KMS keys (tables, data, blind index, alarm topic)', () => {
+  it('retains the five KMS keys (tables, data, blind index, queues, alarm topic)', () => {
     const keys = Object.values(prod.template.findResources('AWS::KMS::Key'));
-    expect(keys).toHaveLength(4);
+    expect(keys).toHaveLength(5);
     for (const key of keys) expect(key.DeletionPolicy).toBe('Retain');
   });
 
   it('retains the function and access log groups', () => {
     const logGroups = Object.values(prod.template.findResources('AWS::Logs::LogGroup'));
-    expect(logGroups).toHaveLength(Object.keys(httpFunctions).length + 1);
+    expect(logGroups).toHaveLength(allFunctionNames.length + 1);
     for (const logGroup of logGroups) expect(logGroup.DeletionPolicy).toBe('Retain');
   });
 });

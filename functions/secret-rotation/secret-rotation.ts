@@ -1,0 +1,193 @@
+// Secrets Manager rotation for generated random secrets: createSecret, setSecret, testSecret, finishSecret.
+import { randomBytes } from 'node:crypto';
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  type SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import * as z from 'zod';
+
+/** The event Secrets Manager invokes a rotation function with, once per step. */
+export const rotationEventSchema = z.object({
+  SecretId: z.string().min(1),
+  ClientRequestToken: z.string().min(1),
+  Step: z.enum(['createSecret', 'setSecret', 'testSecret', 'finishSecret']),
+});
+
+export type RotationEvent = z.infer<typeof rotationEventSchema>;
+export type RotationStep = RotationEvent['Step'];
+
+/** A rotation that must not go on: Secrets Manager marks it failed and keeps AWSCURRENT as it was. */
+export class RotationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RotationError';
+  }
+}
+
+/** Characters of a generated secret: 36 random bytes in base64url, 288 bits. */
+export const generatedSecretLength = 48;
+
+/** The smallest secret the functions accept (SERVICE_SIGNING_SECRET_*, VERIFICATION_LINK_SECRET). */
+const minimumSecretLength = 32;
+
+/**
+ * The request-signing shape: `{ current, previous? }`, so one deploy-time reference carries both
+ * sides of a rotation and verifiers accept either (functions/shared/environment.ts).
+ */
+const signingSecretSchema = z.strictObject({
+  current: z.string().min(minimumSecretLength),
+  previous: z.string().min(minimumSecretLength).optional(),
+});
+
+/** A plain secret string (read at run time, where AWSPREVIOUS gives the other side of a rotation). */
+const plainSecretSchema = z.string().min(minimumSecretLength);
+
+function generateSecret(): string {
+  return randomBytes(36).toString('base64url');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The next value for a secret, in the shape of its current one: a JSON signing secret becomes
+ * `{ current: <new>, previous: <old current> }`; a plain string becomes a new string.
+ */
+export function nextSecretValue(currentValue: string, generate: () => string = generateSecret): string {
+  const signing = signingSecretSchema.safeParse(parseJson(currentValue));
+  if (signing.success) return JSON.stringify({ current: generate(), previous: signing.data.current });
+  return generate();
+}
+
+/** Whether a pending value has the shape the functions accept, matching the current value's shape. */
+export function isValidPendingValue(currentValue: string, pendingValue: string): boolean {
+  const currentIsSigning = signingSecretSchema.safeParse(parseJson(currentValue)).success;
+  if (currentIsSigning) {
+    const pending = signingSecretSchema.safeParse(parseJson(pendingValue));
+    return pending.success && pending.data.previous !== undefined;
+  }
+  return plainSecretSchema.safeParse(pendingValue).success && pendingValue !== currentValue;
+}
+
+export interface SecretRotatorOptions {
+  readonly client: SecretsManagerClient;
+  /** @default 36 random bytes in base64url */
+  readonly generate?: () => string;
+}
+
+/**
+ * The four steps of a Secrets Manager rotation for secrets the stack generates itself (no database or
+ * provider to update): the new value is created under AWSPENDING, checked, then made AWSCURRENT;
+ * Secrets Manager then labels the old one AWSPREVIOUS, which `SecretStore.matchVersion` and the
+ * `{ current, previous }` signing shape accept while callers catch up. Every step is idempotent,
+ * because Secrets Manager retries a failed step.
+ *
+ * @example
+ * const rotator = new SecretRotator({ client: new SecretsManagerClient({}) });
+ * await rotator.rotate({ SecretId, ClientRequestToken, Step: 'createSecret' });
+ */
+export class SecretRotator {
+  private readonly client: SecretsManagerClient;
+  private readonly generate: () => string;
+
+  constructor(options: SecretRotatorOptions) {
+    this.client = options.client;
+    this.generate = options.generate ?? generateSecret;
+  }
+
+  /** Runs one step; returns 'skipped' when the token's version is already current (a retried finish). */
+  async rotate(event: RotationEvent): Promise<'done' | 'skipped'> {
+    const { SecretId: secretId, ClientRequestToken: token, Step: step } = event;
+    const description = await this.client.send(new DescribeSecretCommand({ SecretId: secretId }));
+    if (description.RotationEnabled !== true)
+      throw new RotationError('Rotation is not enabled on the secret');
+    const stages = description.VersionIdsToStages?.[token];
+    if (stages === undefined) throw new RotationError('The token is not a version of the secret');
+    if (stages.includes('AWSCURRENT')) return 'skipped';
+    if (!stages.includes('AWSPENDING')) throw new RotationError('The token version is not AWSPENDING');
+
+    switch (step) {
+      case 'createSecret':
+        await this.createSecret(secretId, token);
+        break;
+      case 'setSecret':
+        // Nothing outside Secrets Manager holds the value: the functions read it from here.
+        break;
+      case 'testSecret':
+        await this.testSecret(secretId, token);
+        break;
+      case 'finishSecret':
+        await this.finishSecret(secretId, token, description.VersionIdsToStages ?? {});
+        break;
+    }
+    return 'done';
+  }
+
+  private async currentValue(secretId: string): Promise<string> {
+    const current = await this.client.send(
+      new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
+    );
+    if (current.SecretString === undefined) throw new RotationError('The current version is not a string');
+    return current.SecretString;
+  }
+
+  private async pendingValue(secretId: string, token: string): Promise<string | undefined> {
+    try {
+      const pending = await this.client.send(
+        new GetSecretValueCommand({ SecretId: secretId, VersionId: token, VersionStage: 'AWSPENDING' }),
+      );
+      return pending.SecretString;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ResourceNotFoundException') return undefined;
+      throw error;
+    }
+  }
+
+  private async createSecret(secretId: string, token: string): Promise<void> {
+    const current = await this.currentValue(secretId);
+    // A retried createSecret finds its value already stored under this token: keep it.
+    if ((await this.pendingValue(secretId, token)) !== undefined) return;
+    await this.client.send(
+      new PutSecretValueCommand({
+        SecretId: secretId,
+        ClientRequestToken: token,
+        SecretString: nextSecretValue(current, this.generate),
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+  }
+
+  private async testSecret(secretId: string, token: string): Promise<void> {
+    const [current, pending] = await Promise.all([
+      this.currentValue(secretId),
+      this.pendingValue(secretId, token),
+    ]);
+    if (pending === undefined || !isValidPendingValue(current, pending)) {
+      throw new RotationError('The pending value does not have the shape the functions accept');
+    }
+  }
+
+  private async finishSecret(
+    secretId: string,
+    token: string,
+    versions: Record<string, string[]>,
+  ): Promise<void> {
+    const currentVersion = Object.entries(versions).find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
+    await this.client.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: token,
+        ...(currentVersion === undefined ? {} : { RemoveFromVersionId: currentVersion }),
+      }),
+    );
+  }
+}

@@ -1,0 +1,113 @@
+// A real esbuild bundle of the email worker: templates shipped next to index.mjs, found at run time, SDK bundled.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workers } from '../../functions/workers.js';
+import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js';
+import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
+
+const templatesDir = 'functions/email-worker/templates';
+const outdirs: string[] = [];
+let bundleDir: string;
+
+/** The environment the stack gives the email worker, with placeholder values (nothing is called at import). */
+const workerEnvironment = {
+  PATH: process.env.PATH ?? '',
+  AWS_REGION: 'eu-west-1',
+  APP_TABLE_NAME: 'app',
+  TOOLKIT_TABLE_NAME: 'toolkit',
+  EMAIL_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/111122223333/email',
+  EMAIL_DLQ_URL: 'https://sqs.eu-west-1.amazonaws.com/111122223333/email-dlq',
+  EMAIL_TRANSPORT: 'ses',
+  SMS_TRANSPORT: 'sns',
+  BULWARK_STAGE: 'dev',
+};
+
+/** Imports a bundle in a fresh Node process, as Lambda's cold start does; returns what it printed. */
+function importBundle(dir: string): string {
+  return execFileSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const m = await import(${JSON.stringify(join(dir, 'index.mjs'))}); console.log(typeof m.handler);`,
+    ],
+    { env: workerEnvironment, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  ).trim();
+}
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  outdirs.push(dir);
+  return dir;
+}
+
+beforeAll(() => {
+  const outdir = tempDir('bulwark-bundle-');
+  const app = new App({ outdir });
+  const stack = new Stack(app, 'Bundle');
+  new BulwarkWorkerQueue(stack, 'EmailWorker', {
+    name: 'email-worker',
+    definition: workers['email-worker'],
+    encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
+    bundledFiles: [{ from: templatesDir, to: 'templates' }],
+  });
+  app.synth();
+  const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
+  if (asset === undefined) throw new Error('No function asset was bundled');
+  bundleDir = join(outdir, asset);
+}, 120_000);
+
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the email worker bundle', () => {
+  it('contains every template of functions/email-worker/templates next to index.mjs', () => {
+    expect(readdirSync(join(bundleDir, 'templates')).sort()).toEqual(readdirSync(templatesDir).sort());
+    expect(readdirSync(bundleDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'templates']);
+  });
+
+  it('loads at cold start: the template loader finds the templates relative to the bundle', () => {
+    expect(importBundle(bundleDir)).toBe('function');
+  }, 30_000);
+
+  it('fails its cold start without the templates (the control: the check above is real)', () => {
+    const bare = tempDir('bulwark-bare-bundle-');
+    copyFileSync(join(bundleDir, 'index.mjs'), join(bare, 'index.mjs'));
+    expect(() => importBundle(bare)).toThrow(/ENOENT[^\n]*templates\/\w[\w-]*\.\w+\.hbs/);
+  }, 30_000);
+
+  it('bundles the AWS SDK instead of importing the runtime one, and starts with the require banner', () => {
+    const code = readFileSync(join(bundleDir, 'index.mjs'), 'utf8');
+    expect(code.startsWith(bundlingOptions.banner)).toBe(true);
+    // Only the match is compared, so a failure does not print a 1.5 MB bundle. The SDK's own error
+    // messages quote `[require("@aws-sdk/signature-v4-crt");]`, hence the lookbehind.
+    expect(code.match(/\bfrom\s*["']@aws-sdk\/[^"']+/)?.[0]).toBeUndefined();
+    expect(code.match(/(?<![[\w.$])(?:require|import)\(\s*["']@aws-sdk\/[^"']+/)?.[0]).toBeUndefined();
+    expect(bundlingOptions.externalModules).toEqual([]);
+  });
+});
+
+describe('BulwarkFunction bundledFiles', () => {
+  it('rejects a source that does not exist and a target outside the bundle, naming both', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Files');
+    expect(
+      () =>
+        new BulwarkFunction(stack, 'Fn', {
+          entry: 'functions/health/handler.ts',
+          serviceName: 'health',
+          bundledFiles: [
+            { from: 'functions/email-worker/no-such-folder', to: 'templates' },
+            { from: templatesDir, to: '../outside' },
+          ],
+        }),
+    ).toThrow(
+      'Invalid BulwarkFunction props: bundledFiles from "functions/email-worker/no-such-folder" does not exist; bundledFiles to "../outside" must be a relative path inside its root',
+    );
+  });
+});

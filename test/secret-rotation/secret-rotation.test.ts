@@ -1,0 +1,188 @@
+// The rotation function's four steps against a mocked Secrets Manager: shapes, idempotency, refusals.
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  generatedSecretLength,
+  isValidPendingValue,
+  nextSecretValue,
+  RotationError,
+  type RotationStep,
+  SecretRotator,
+} from '../../functions/secret-rotation/secret-rotation.js';
+
+const secretsManager = mockClient(SecretsManagerClient);
+const secretId = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:bulwark-signing-AbCdEf';
+const token = 'token-2';
+const old = 'o'.repeat(48);
+const fresh = 'n'.repeat(48);
+
+function event(step: RotationStep) {
+  return { SecretId: secretId, ClientRequestToken: token, Step: step };
+}
+
+/** The secret as DescribeSecret shows it: version-1 current, the token's version pending. */
+function describeWith(stages: Record<string, string[]>, rotationEnabled = true): void {
+  secretsManager
+    .on(DescribeSecretCommand)
+    .resolves({ RotationEnabled: rotationEnabled, VersionIdsToStages: stages });
+}
+
+function current(value: string): void {
+  secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolves({ SecretString: value });
+}
+
+function pending(value: string | undefined): void {
+  const command = secretsManager.on(GetSecretValueCommand, { VersionId: token, VersionStage: 'AWSPENDING' });
+  if (value === undefined) {
+    command.rejects(Object.assign(new Error('not found'), { name: 'ResourceNotFoundException' }));
+  } else {
+    command.resolves({ SecretString: value });
+  }
+}
+
+const rotating = { 'version-1': ['AWSCURRENT'], [token]: ['AWSPENDING'] };
+let rotator: SecretRotator;
+
+beforeEach(() => {
+  secretsManager.reset();
+  rotator = new SecretRotator({ client: new SecretsManagerClient({}), generate: () => fresh });
+});
+
+afterEach(() => {
+  secretsManager.reset();
+});
+
+describe('nextSecretValue', () => {
+  it('keeps the signing shape, moving the current value to previous', () => {
+    const next = nextSecretValue(JSON.stringify({ current: old, previous: 'p'.repeat(48) }), () => fresh);
+    expect(JSON.parse(next)).toEqual({ current: fresh, previous: old });
+  });
+
+  it('replaces a plain secret with a new plain one', () => {
+    expect(nextSecretValue(old, () => fresh)).toBe(fresh);
+  });
+
+  it(`generates ${generatedSecretLength} URL-safe characters by default, different each time`, () => {
+    const [a, b] = [nextSecretValue(old), nextSecretValue(old)];
+    expect(a).toMatch(new RegExp(`^[\\w-]{${generatedSecretLength}}$`));
+    expect(a).not.toBe(b);
+  });
+});
+
+describe('isValidPendingValue', () => {
+  it('accepts a signing value with both sides and rejects one without previous', () => {
+    const currentValue = JSON.stringify({ current: old });
+    expect(isValidPendingValue(currentValue, JSON.stringify({ current: fresh, previous: old }))).toBe(true);
+    expect(isValidPendingValue(currentValue, JSON.stringify({ current: fresh }))).toBe(false);
+    expect(isValidPendingValue(currentValue, fresh)).toBe(false);
+  });
+
+  it('rejects a plain value that is short or unchanged', () => {
+    expect(isValidPendingValue(old, fresh)).toBe(true);
+    expect(isValidPendingValue(old, 'short')).toBe(false);
+    expect(isValidPendingValue(old, old)).toBe(false);
+  });
+});
+
+describe('SecretRotator', () => {
+  it('createSecret stores the next value under AWSPENDING with the request token', async () => {
+    describeWith(rotating);
+    current(JSON.stringify({ current: old }));
+    pending(undefined);
+    secretsManager.on(PutSecretValueCommand).resolves({});
+    await expect(rotator.rotate(event('createSecret'))).resolves.toBe('done');
+    expect(secretsManager.commandCalls(PutSecretValueCommand)[0]?.args[0].input).toEqual({
+      SecretId: secretId,
+      ClientRequestToken: token,
+      SecretString: JSON.stringify({ current: fresh, previous: old }),
+      VersionStages: ['AWSPENDING'],
+    });
+  });
+
+  it('a retried createSecret keeps the value already stored for its token', async () => {
+    describeWith(rotating);
+    current(old);
+    pending(fresh);
+    await rotator.rotate(event('createSecret'));
+    expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+  });
+
+  it('setSecret changes nothing: the value lives only in Secrets Manager', async () => {
+    describeWith(rotating);
+    await expect(rotator.rotate(event('setSecret'))).resolves.toBe('done');
+    expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+    expect(secretsManager.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+  });
+
+  it('testSecret passes a well-formed pending value and fails a malformed one', async () => {
+    describeWith(rotating);
+    current(old);
+    pending(fresh);
+    await expect(rotator.rotate(event('testSecret'))).resolves.toBe('done');
+    pending('short');
+    await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
+  });
+
+  it('finishSecret moves AWSCURRENT from the old version to the token', async () => {
+    describeWith(rotating);
+    secretsManager.on(UpdateSecretVersionStageCommand).resolves({});
+    await rotator.rotate(event('finishSecret'));
+    expect(secretsManager.commandCalls(UpdateSecretVersionStageCommand)[0]?.args[0].input).toEqual({
+      SecretId: secretId,
+      VersionStage: 'AWSCURRENT',
+      MoveToVersionId: token,
+      RemoveFromVersionId: 'version-1',
+    });
+  });
+
+  it('skips every step once the token is already current (a retried finish)', async () => {
+    describeWith({ 'version-1': ['AWSPREVIOUS'], [token]: ['AWSCURRENT', 'AWSPENDING'] });
+    await expect(rotator.rotate(event('finishSecret'))).resolves.toBe('skipped');
+    expect(secretsManager.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+  });
+
+  it.each([
+    ['rotation is not enabled', { ...rotating }, false, 'Rotation is not enabled on the secret'],
+    [
+      'the token is unknown',
+      { 'version-1': ['AWSCURRENT'] },
+      true,
+      'The token is not a version of the secret',
+    ],
+    [
+      'the token is not pending',
+      { 'version-1': ['AWSCURRENT'], [token]: [] },
+      true,
+      'The token version is not AWSPENDING',
+    ],
+  ])('refuses to rotate when %s', async (_case, stages, enabled, message) => {
+    describeWith(stages, enabled);
+    await expect(rotator.rotate(event('createSecret'))).rejects.toThrow(message);
+    expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+  });
+});
+
+describe('the rotation handler', () => {
+  it('rejects an event that is not a rotation step, calling nothing', async () => {
+    const { handler } = await import('../../functions/secret-rotation/handler.js');
+    await expect(handler({ SecretId: secretId, Step: 'dropTables' })).rejects.toThrow(
+      'Not a Secrets Manager rotation event',
+    );
+    expect(secretsManager.calls()).toHaveLength(0);
+  });
+
+  it('runs one step and fails the invocation when the step fails', async () => {
+    const { handler } = await import('../../functions/secret-rotation/handler.js');
+    describeWith(rotating);
+    await expect(handler(event('setSecret'))).resolves.toBeUndefined();
+    describeWith(rotating, false);
+    await expect(handler(event('setSecret'))).rejects.toThrow(RotationError);
+  });
+});
