@@ -5,19 +5,11 @@ import { createTransport } from 'nodemailer';
 import { startLocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
 import { workers } from '../../functions/workers.js';
-import type { BenchSuite, Measurement } from './harness.js';
+import { type BenchSuite, type Measurement, waitUntil } from './harness.js';
 
 const emailCount = Number(process.env.BENCH_EMAILS ?? 300);
 // Sends in flight at once on the queue path: every record of a batch in parallel, maxConcurrency batches.
 const concurrency = workers['email-worker'].maxConcurrency * workers['email-worker'].batchSize;
-
-async function waitFor(probe: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error('emails did not arrive in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 const suite: BenchSuite = {
   name: 'email-worker',
@@ -68,7 +60,7 @@ const suite: BenchSuite = {
           }),
         );
       }
-      await waitFor(() => sink.messages.length - before >= emailCount, 120_000);
+      await waitUntil(() => sink.messages.length - before >= emailCount, 120_000, 'emails');
       const queuedPerSec = emailCount / ((performance.now() - queueStart) / 1000);
       sqs.destroy();
       return [

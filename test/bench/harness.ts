@@ -81,3 +81,12 @@ export async function timeSequential(
   }
   return samples;
 }
+
+/** Polls `probe` every 5 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitUntil(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not arrive in time`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
