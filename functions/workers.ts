@@ -19,8 +19,10 @@ export interface WorkerDefinition {
   readonly memoryMb: number;
   /** Lambda timeout; the local runtime enforces it too. */
   readonly timeoutSec: number;
-  /** Which tables the function reads or writes; the stack grants exactly these. */
+  /** Which tables the function reads and writes; the stack grants read-write data access to exactly these. */
   readonly tables: readonly TableDefinition['id'][];
+  /** Tables the function only reads; the stack grants read actions on them and nothing more. */
+  readonly readOnlyTables?: readonly TableDefinition['id'][];
 }
 
 export const workers = {
@@ -50,8 +52,9 @@ export const workers = {
     memoryMb: 256,
     // Each POST times out after 10 s; a batch's records are delivered in parallel.
     timeoutSec: 30,
-    // app: read only, the owner's email for the security alert when an endpoint is disabled.
-    tables: ['toolkit', 'app'],
+    tables: ['toolkit'],
+    // Only to find a human owner's email for the security alert when an endpoint is disabled.
+    readOnlyTables: ['app'],
   },
 } as const satisfies Record<string, WorkerDefinition>;
 

@@ -11,7 +11,7 @@ import {
   type RouteDefinition,
   routes,
 } from '../functions/routes.js';
-import { type WorkerName, workerNames, workers } from '../functions/workers.js';
+import { type WorkerDefinition, type WorkerName, workerNames, workers } from '../functions/workers.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
@@ -347,7 +347,7 @@ export class BulwarkStack extends Stack {
    */
   private addWorkers(stage: Stage, removalPolicy: RemovalPolicy): Record<WorkerName, BulwarkWorkerQueue> {
     const built = workerNames.map((name): [WorkerName, BulwarkWorkerQueue] => {
-      const definition = workers[name];
+      const definition: WorkerDefinition = workers[name];
       const files = workerBundledFiles[name];
       const workerQueue = new BulwarkWorkerQueue(this, pascalCase(name), {
         name,
@@ -369,6 +369,7 @@ export class BulwarkStack extends Stack {
         fn.addEnvironment(variable, value);
       }
       for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn);
+      for (const tableId of definition.readOnlyTables ?? []) this.tables[tableId].grantReadData(fn);
       return [name, workerQueue];
     });
     // fromEntries widens keys to string; the entries are exactly workerNames.

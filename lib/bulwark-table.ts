@@ -51,6 +51,9 @@ export const tableKeyActions = [
   'kms:ReEncryptTo',
 ];
 
+/** The key actions a reader needs: DynamoDB decrypts the table's data key with the caller's credentials. */
+export const tableKeyReadActions = ['kms:Decrypt', 'kms:DescribeKey'];
+
 function toAttribute(key: KeyAttribute): dynamodb.Attribute {
   return { name: key.name, type: attributeTypes[key.type] };
 }
@@ -101,17 +104,39 @@ export class BulwarkTable extends Construct {
    */
   public grantReadWriteData(grantee: iam.IGrantable): void {
     this.table.grantReadWriteData(grantee);
-    if (grantee.grantPrincipal instanceof iam.Role) {
-      const tableId = Stack.of(this).getLogicalId(this.table.node.defaultChild as CfnElement);
-      Validations.of(grantee.grantPrincipal).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::<${tableId}.Arn>/index/*]`,
-        reason: `Queries may use any GSI of ${this.node.id} (the shared definition lists them); the wildcard is limited to that table's indexes.`,
-      });
-    }
+    this.acknowledgeIndexWildcard(grantee);
+    this.grantKeyThroughDynamoDb(grantee, tableKeyActions);
+  }
+
+  /**
+   * TableV2's own `customerManagedKey` encryption needs a region-bound stack (it renders per-replica
+   * keys), and `npm run synth` must stay region-agnostic. The table has one replica, in the stack's
+   * region, so the SSE settings are written directly on it.
+   */
+  /**
+   * Grants the table's read actions (get, query, scan, describe) and, with a customer-managed key, the
+   * key's decrypt actions through DynamoDB only: for a function that reads this table and never writes it.
+   */
+  public grantReadData(grantee: iam.IGrantable): void {
+    this.table.grantReadData(grantee);
+    this.acknowledgeIndexWildcard(grantee);
+    this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
+  }
+
+  private acknowledgeIndexWildcard(grantee: iam.IGrantable): void {
+    if (!(grantee.grantPrincipal instanceof iam.Role)) return;
+    const tableId = Stack.of(this).getLogicalId(this.table.node.defaultChild as CfnElement);
+    Validations.of(grantee.grantPrincipal).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${tableId}.Arn>/index/*]`,
+      reason: `Queries may use any GSI of ${this.node.id} (the shared definition lists them); the wildcard is limited to that table's indexes.`,
+    });
+  }
+
+  private grantKeyThroughDynamoDb(grantee: iam.IGrantable, actions: readonly string[]): void {
     if (this.encryptionKey === undefined) return;
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        actions: tableKeyActions,
+        actions: [...actions],
         resources: [this.encryptionKey.keyArn],
         conditions: {
           StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` },
@@ -120,11 +145,6 @@ export class BulwarkTable extends Construct {
     );
   }
 
-  /**
-   * TableV2's own `customerManagedKey` encryption needs a region-bound stack (it renders per-replica
-   * keys), and `npm run synth` must stay region-agnostic. The table has one replica, in the stack's
-   * region, so the SSE settings are written directly on it.
-   */
   private encryptWith(key: kms.IKey): void {
     const cfnTable = this.table.node.defaultChild as dynamodb.CfnGlobalTable;
     cfnTable.addPropertyOverride('SSESpecification', { SSEEnabled: true, SSEType: 'KMS' });

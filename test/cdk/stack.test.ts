@@ -12,7 +12,7 @@ import {
 import { type WorkerName, workerNames, workers } from '../../functions/workers.js';
 import type { BulwarkFunction } from '../../lib/bulwark-function.js';
 import { BulwarkStack, parseStage, type Stage } from '../../lib/bulwark-stack.js';
-import { tableKeyActions } from '../../lib/bulwark-table.js';
+import { tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { rotationActions } from '../../lib/secret-rotation.js';
 import { consumerQueueActions } from '../../lib/worker-queue.js';
 import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../../middleware/store/tables.js';
@@ -28,6 +28,15 @@ const readWriteDataActions = [
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
+  'dynamodb:DescribeTable',
+];
+/** What grantReadData grants on a table a function only reads (plus the stream reads): nothing that writes. */
+const readDataActions = [
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:GetItem',
+  'dynamodb:Scan',
+  'dynamodb:ConditionCheckItem',
   'dynamodb:DescribeTable',
 ];
 /** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
@@ -53,6 +62,7 @@ function functionSettings(name: FunctionName): {
   memoryMb: number;
   timeoutSec: number;
   tables: readonly TableDefinition['id'][];
+  readOnlyTables?: readonly TableDefinition['id'][];
 } {
   if (isWorker(name)) return workers[name];
   if (isHttpFunction(name)) return httpFunctions[name];
@@ -104,6 +114,7 @@ function expectedStatements(
   stack: BulwarkStack,
   name: FunctionName,
   tables: readonly TableDefinition['id'][],
+  readOnlyTables: readonly TableDefinition['id'][] = [],
 ): unknown[] {
   const access = expectedAccess[name];
   const resolve = (token: string) => stack.resolve(token);
@@ -127,6 +138,22 @@ function expectedStatements(
       { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
       { Action: streamReadActions, Effect: 'Allow', Resource: resources },
     );
+  }
+  for (const tableId of readOnlyTables) {
+    const arn = resolve(stack.tables[tableId].table.tableArn);
+    const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
+    statements.push(
+      { Action: readDataActions, Effect: 'Allow', Resource: resources },
+      { Action: streamReadActions, Effect: 'Allow', Resource: resources },
+    );
+  }
+  if (readOnlyTables.length > 0) {
+    statements.push({
+      Action: tableKeyReadActions,
+      Effect: 'Allow',
+      Resource: resolve(stack.tableKey.key.keyArn),
+      Condition: viaService('dynamodb'),
+    });
   }
   // Both tables share one key; IAM merges the identical statements into one.
   if (tables.length > 0) {
@@ -514,7 +541,7 @@ describe('BulwarkStack in the dev stage', () => {
     });
 
     it('may make exactly the calls pinned for it, on exactly its resources', () => {
-      const expected = expectedStatements(dev.stack, name, settings.tables);
+      const expected = expectedStatements(dev.stack, name, settings.tables, settings.readOnlyTables);
       expect([...policyStatements()].sort(byAttributeName)).toEqual(expected.sort(byAttributeName));
     });
 
