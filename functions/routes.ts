@@ -174,6 +174,14 @@ export const routes = [
   },
   {
     method: 'GET',
+    path: '/webhooks',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/read'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary: 'List your webhook endpoints (cursor-paginated, newest first; never their secrets)',
+  },
+  {
+    method: 'GET',
     path: '/webhooks/{id}',
     function: 'webhooks',
     auth: { kind: 'principal', scopes: ['webhooks/read'] },

@@ -93,6 +93,8 @@ const endpointSk = 'ENDPOINT';
 const deliveryPrefix = 'DELIVERY#';
 
 const endpointKey = (endpointId: string) => ({ pk: `WH#${endpointId}`, sk: endpointSk });
+/** The owner index (`gsi1`) partition: one tenant's principal's endpoints. */
+const ownerIndexPk = (tenantId: string, ownerId: string) => `WH#OWNER#${tenantId}#${ownerId}`;
 const subscriptionPk = (tenantId: string, eventType: WebhookEventType) => `WH#SUB#${tenantId}#${eventType}`;
 const subscriptionSk = (endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>) =>
   endpoint.ownerKind === 'user' ? `USER#${endpoint.ownerId}#${endpoint.id}` : `TENANT#${endpoint.id}`;
@@ -227,7 +229,7 @@ export class WebhookStore {
                 ...endpointKey(endpoint.id),
                 ...endpoint,
                 ...sealed,
-                gsi1pk: `WH#OWNER#${endpoint.tenantId}#${endpoint.ownerId}`,
+                gsi1pk: ownerIndexPk(endpoint.tenantId, endpoint.ownerId),
                 gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
               },
               // Ids are random; this only guarantees a collision can never overwrite an endpoint.
@@ -270,6 +272,40 @@ export class WebhookStore {
       throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
     }
     return endpoint;
+  }
+
+  /**
+   * The endpoints `principal` registered, newest first, cursor-paginated, read from the owner index
+   * (eventually consistent: an endpoint registered a moment ago may appear a moment later).
+   */
+  async listOwnedEndpoints(
+    principal: Principal,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<StoredEndpoint>> {
+    const ownerPk = ownerIndexPk(tenantOf(principal), principal.id);
+    const startKey = decodeCursor(cursor, ['pk', 'sk', 'gsi1pk', 'gsi1sk']);
+    // A cursor names its own key: one from another owner's list must not read that owner's endpoints.
+    if (startKey && startKey.gsi1pk !== ownerPk) {
+      throw new ValidationError('Invalid cursor', [
+        { field: 'query.cursor', message: 'Not a cursor from this list' },
+      ]);
+    }
+    const result = await this.options.documentClient.send(
+      new QueryCommand({
+        TableName: this.options.tableName,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :owner',
+        ExpressionAttributeValues: { ':owner': ownerPk },
+        ScanIndexForward: false,
+        Limit: limit,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    const nextCursor = encodeCursor(result.LastEvaluatedKey);
+    const headerField = this.options.encryptor?.headerField;
+    const items = (result.Items ?? []).map((item) => toEndpoint(item, headerField));
+    return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 
   /**

@@ -84,6 +84,16 @@ export const handler = createHttpFunction(
           return json(201, { ...publicEndpoint(endpoint), secret }, { Location: `/webhooks/${endpoint.id}` });
         }),
 
+    'GET /webhooks': (route) =>
+      route.use(validateInput({ query: pageQuerySchema })).handler(async (_event, { input, principal }) => {
+        const page = await store.listOwnedEndpoints(
+          callerOf(principal),
+          input.query.limit,
+          input.query.cursor,
+        );
+        return json(200, { ...page, items: page.items.map(publicEndpoint) });
+      }),
+
     'GET /webhooks/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))

@@ -248,6 +248,28 @@ describe('owner scoping', () => {
     expect(await itemsOf(endpoint.id)).toEqual([]);
   });
 
+  it('lists only the caller’s own endpoints, newest first, without secrets, a page at a time', async () => {
+    const lister = await api.token({ sub: `wh-lister-${randomUUID()}` });
+    const registered: string[] = [];
+    for (let index = 0; index < 3; index += 1)
+      registered.push((await registerEndpoint(api, lister, target.url)).id);
+    await registerEndpoint(api, strangerToken, target.url);
+    const first = await api.request('GET', '/webhooks?limit=2', { token: lister });
+    expect(first.status).toBe(200);
+    const page = first.body as { items: Record<string, unknown>[]; nextCursor: string };
+    expect(page.items.map((item) => item.id)).toEqual([registered[2], registered[1]]);
+    expect(JSON.stringify(page.items)).not.toContain('whsec_');
+    const second = await api.request('GET', `/webhooks?limit=2&cursor=${page.nextCursor}`, { token: lister });
+    expect((second.body as { items: { id: string }[] }).items.map((item) => item.id)).toEqual([
+      registered[0],
+    ]);
+    expect((second.body as { nextCursor?: string }).nextCursor).toBeUndefined();
+    // Another owner cannot use the cursor to read this list.
+    const foreign = await api.request('GET', `/webhooks?cursor=${page.nextCursor}`, { token: strangerToken });
+    expect(foreign.status).toBe(400);
+    expect((foreign.body as ProblemBody).errors?.[0]?.field).toBe('query.cursor');
+  });
+
   it('answers 404 for an id that never existed', async () => {
     const response = await api.request('GET', '/webhooks/ep_nothing', { token: ownerToken });
     expect(response.status).toBe(404);
