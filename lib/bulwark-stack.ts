@@ -262,8 +262,15 @@ export class BulwarkStack extends Stack {
     this.workers = this.addWorkers(props.stage, removalPolicy);
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
-      description: 'HMAC secret of email verification links (plain string, rotated; AWSPREVIOUS stays valid)',
-      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      description:
+        'HMAC secret of email verification links, JSON { current, previous }: rotated, and links signed with previous stay valid',
+      // The rotation shape from the start, so the function always reads one format.
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({}),
+        generateStringKey: 'current',
+        passwordLength: 48,
+        excludePunctuation: true,
+      },
       removalPolicy,
     });
     this.smtpCredentials = new secretsmanager.Secret(this, 'SmtpCredentials', {

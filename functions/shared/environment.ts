@@ -54,7 +54,8 @@ export interface AuthEnvironment {
  * can be a deploy-time reference to one Secrets Manager secret.
  */
 const signingSecretPrefix = 'SERVICE_SIGNING_SECRET_';
-const signingSecretSchema = z
+/** A secret as the rotation function keeps it: the value in use and, after a rotation, the one before. */
+const rotatingSecretSchema = z
   .string()
   .transform((text, context) => {
     try {
@@ -72,7 +73,7 @@ function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(signingSecretPrefix) || value === undefined) continue;
     const serviceId = name.slice(signingSecretPrefix.length).toLowerCase().replaceAll('_', '-');
-    const parsed = signingSecretSchema.safeParse(value);
+    const parsed = rotatingSecretSchema.safeParse(value);
     if (parsed.success && /^[a-z0-9-]{1,64}$/.test(serviceId)) secrets[serviceId] = parsed.data;
     else invalid.push(name);
   }
@@ -167,8 +168,17 @@ const queueEnvironmentSchema = z.object({
     .string()
     .regex(/^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$/)
     .optional(),
-  /** HMAC secret of verification links (at least 32 characters). */
-  VERIFICATION_LINK_SECRET: z.string().min(32).optional(),
+  /**
+   * HMAC secret of verification links: a string of at least 32 characters, or the rotation shape
+   * `{ "current": "...", "previous": "..." }` (the stack's secret), so links signed before a rotation
+   * still verify after it.
+   */
+  VERIFICATION_LINK_SECRET: z
+    .string()
+    .min(32)
+    .transform((text) => (text.trimStart().startsWith('{') ? text : JSON.stringify({ current: text })))
+    .pipe(rotatingSecretSchema)
+    .optional(),
   /** Base of the links put in emails. */
   APP_BASE_URL: z.url().default('http://127.0.0.1:3000'),
   /** The webhook queue; without it, events fan out to no endpoint. */
@@ -201,7 +211,8 @@ export interface QueueEnvironment {
   smtp: { host: string; port: number };
   sms: { transport: 'sns' | 'outbox'; outboxDir: string; senderId: string | undefined };
   retryBaseDelaySec: number;
-  verificationLinkSecret: string | undefined;
+  /** Links are signed with `current`; `previous` (after a rotation) still verifies the older ones. */
+  verificationLinkSecret: { current: string; previous?: string | undefined } | undefined;
   appBaseUrl: string;
   /** The webhook queue (producers: users, bookings; consumer: the webhook worker). */
   webhook: {

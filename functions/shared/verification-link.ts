@@ -50,13 +50,21 @@ export function verificationLinkProblem(options: {
   readonly expires: string;
   readonly signature: string;
   readonly secret: string;
+  /** The secret before the last rotation: links it signed stay valid until they expire. */
+  readonly previousSecret?: string | undefined;
   readonly now?: number;
 }): VerificationLinkProblem | undefined {
   if (!/^\d{1,12}$/.test(options.expires)) return 'malformed';
   const expiresAtSec = Number(options.expires);
-  const expected = Buffer.from(signatureOf(options.secret, options.userId, expiresAtSec));
   const given = Buffer.from(options.signature);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'bad_signature';
+  const signedWith = (secret: string) => {
+    const expected = Buffer.from(signatureOf(secret, options.userId, expiresAtSec));
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const authentic =
+    signedWith(options.secret) ||
+    (options.previousSecret !== undefined && signedWith(options.previousSecret));
+  if (!authentic) return 'bad_signature';
   if (expiresAtSec * 1000 <= (options.now ?? Date.now())) return 'expired';
   return undefined;
 }

@@ -85,7 +85,12 @@ export const handler = createHttpFunction(
           const { id } = input.path;
           // No secret: this deployment never issued a link, so no link can be valid.
           const problem = queues.verificationLinkSecret
-            ? verificationLinkProblem({ userId: id, ...input.query, secret: queues.verificationLinkSecret })
+            ? verificationLinkProblem({
+                userId: id,
+                ...input.query,
+                secret: queues.verificationLinkSecret.current,
+                previousSecret: queues.verificationLinkSecret.previous,
+              })
             : 'bad_signature';
           if (problem === 'expired') throw new GoneError('The verification link has expired');
           if (problem) throw new ValidationError('The verification link is invalid');

@@ -41,7 +41,7 @@ export class RegistrationEmails {
     const link = createVerificationLink({
       baseUrl: queues.appBaseUrl,
       userId: user.id,
-      secret: queues.verificationLinkSecret,
+      secret: queues.verificationLinkSecret.current,
     });
     try {
       const messages: NewEmailMessage[] = [

@@ -865,12 +865,17 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     }
   });
 
-  it('generates a 48-character verification-link secret and an SMTP credentials placeholder, neither rotated here', () => {
+  it('generates the verification-link secret in the rotation shape { current } and an SMTP credentials placeholder', () => {
     expect(
       resourceOf(dev.template, 'AWS::SecretsManager::Secret', secretId(dev.stack.verificationLinkSecret))
         .Properties,
     ).toMatchObject({
-      GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true },
+      GenerateSecretString: {
+        SecretStringTemplate: '{}',
+        GenerateStringKey: 'current',
+        PasswordLength: 48,
+        ExcludePunctuation: true,
+      },
     });
     expect(
       resourceOf(dev.template, 'AWS::SecretsManager::Secret', secretId(dev.stack.smtpCredentials)).Properties,

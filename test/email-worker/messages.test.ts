@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseEmailMessage } from '../../functions/email-worker/messages.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
-import { createVerificationLink, isValidVerification } from '../../functions/shared/verification-link.js';
+import {
+  createVerificationLink,
+  isValidVerification,
+  verificationLinkProblem,
+} from '../../functions/shared/verification-link.js';
 
 const id = randomUUID();
 const valid = {
@@ -106,5 +110,19 @@ describe('verification links', () => {
     );
     expect(isValidVerification({ userId: 'user-1', expires: '1e12', signature, secret, now })).toBe(false);
     expect(isValidVerification({ userId: 'user-1', expires, signature: 'short', secret, now })).toBe(false);
+  });
+
+  it('still verify after a rotation when signed with the previous secret, and only with that one', () => {
+    const rotated = 'r'.repeat(32);
+    const link = { userId: 'user-1', expires, signature, now };
+    expect(verificationLinkProblem({ ...link, secret: rotated, previousSecret: secret })).toBeUndefined();
+    expect(verificationLinkProblem({ ...link, secret: rotated })).toBe('bad_signature');
+    expect(verificationLinkProblem({ ...link, secret: rotated, previousSecret: 'o'.repeat(32) })).toBe(
+      'bad_signature',
+    );
+    const expiredAt = now + 24 * 3600 * 1000;
+    expect(
+      verificationLinkProblem({ ...link, secret: rotated, previousSecret: secret, now: expiredAt }),
+    ).toBe('expired');
   });
 });

@@ -81,6 +81,19 @@ describe('registration emails', () => {
           auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
         }),
     ).toThrow('VERIFICATION_LINK_SECRET');
+    // The stack's secret is the rotation shape; a plain string is its `current`.
+    const current = 'c'.repeat(32);
+    const previous = 'p'.repeat(32);
+    expect(
+      readQueueEnvironment({ VERIFICATION_LINK_SECRET: JSON.stringify({ current, previous }) })
+        .verificationLinkSecret,
+    ).toEqual({ current, previous });
+    expect(readQueueEnvironment({ VERIFICATION_LINK_SECRET: current }).verificationLinkSecret).toEqual({
+      current,
+    });
+    expect(() =>
+      readQueueEnvironment({ VERIFICATION_LINK_SECRET: JSON.stringify({ current: 'short' }) }),
+    ).toThrow('VERIFICATION_LINK_SECRET');
     expect(() => readQueueEnvironment({ SMTP_PORT: 'abc', EMAIL_TRANSPORT: 'pigeon' })).toThrow(
       /SMTP_PORT, EMAIL_TRANSPORT|EMAIL_TRANSPORT, SMTP_PORT/,
     );

@@ -63,6 +63,11 @@ describe('nextSecretValue', () => {
   it('keeps the signing shape, moving the current value to previous', () => {
     const next = nextSecretValue(JSON.stringify({ current: old, previous: 'p'.repeat(48) }), () => fresh);
     expect(JSON.parse(next)).toEqual({ current: fresh, previous: old });
+    // The stack creates secrets as { current } alone; the first rotation adds previous.
+    expect(JSON.parse(nextSecretValue(JSON.stringify({ current: old }), () => fresh))).toEqual({
+      current: fresh,
+      previous: old,
+    });
   });
 
   it('replaces a plain secret with a new plain one', () => {
