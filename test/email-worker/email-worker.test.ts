@@ -3,7 +3,6 @@ import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -12,6 +11,7 @@ import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
+import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
@@ -64,14 +64,7 @@ function setup(templates = new EmailTemplates()) {
     from: 'noreply@bulwark.local',
     maxAttempts: 3,
     retryBaseDelaySec: 30,
-    persistenceStore: new DynamoDBPersistenceLayer({
-      tableName: testTableNames.toolkit,
-      awsSdkV3Client: dynamoDb,
-      keyAttr: 'pk',
-      sortKeyAttr: 'sk',
-      staticPkValue: 'IDEM#email-worker',
-      expiryAttr: 'expiresAt',
-    }),
+    persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);

@@ -2,8 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import { Logger } from '@aws-lambda-powertools/logger';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   ChangeMessageVisibilityCommand,
@@ -25,13 +23,12 @@ import {
 import { EmailTemplates, maxSmsLength } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
-import type { FunctionObservability } from '../../functions/shared/observability.js';
+import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
-import type { AuditEvent } from '../../middleware/audit/audit-event.js';
-import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { createMetrics } from '../../middleware/metrics/record.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { testObservability } from '../helpers/observability.js';
+import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const sqsMock = mockClient(SQSClient);
@@ -76,24 +73,7 @@ const context = {
   getRemainingTimeInMillis: () => 30_000,
 } as unknown as Context;
 
-function record(body: unknown, receiveCount = 1): SQSRecord {
-  return {
-    messageId: randomUUID(),
-    receiptHandle: `handle-${randomUUID()}`,
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    attributes: {
-      ApproximateReceiveCount: String(receiveCount),
-      SentTimestamp: String(Date.now()),
-      SenderId: 'local',
-      ApproximateFirstReceiveTimestamp: String(Date.now()),
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:bulwark-email',
-    awsRegion: 'us-east-1',
-  };
-}
+const record = (body: unknown, receiveCount = 1): SQSRecord => sqsRecord(body, { receiveCount });
 
 const breaker = (name: string) =>
   new CircuitBreaker<string>({
@@ -105,13 +85,7 @@ const breaker = (name: string) =>
 function setup(options: { withSms?: boolean } = {}) {
   const smsTransport = new RecordingSms();
   const emailTransport = new RecordingEmail();
-  const audits: AuditEvent[] = [];
-  const observability: FunctionObservability = {
-    logger: new Logger({ serviceName: 'email-worker', logLevel: 'SILENT' }),
-    auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
-    metrics: createMetrics({ serviceName: 'email-worker' }),
-    onEvent: () => {},
-  };
+  const { observability, audits } = testObservability('email-worker');
   const worker = new EmailWorker({
     transport: emailTransport,
     templates: new EmailTemplates(),
@@ -123,14 +97,7 @@ function setup(options: { withSms?: boolean } = {}) {
     from: 'noreply@bulwark.local',
     maxAttempts: 3,
     retryBaseDelaySec: 30,
-    persistenceStore: new DynamoDBPersistenceLayer({
-      tableName: testTableNames.toolkit,
-      awsSdkV3Client: dynamoDb,
-      keyAttr: 'pk',
-      sortKeyAttr: 'sk',
-      staticPkValue: 'IDEM#email-worker',
-      expiryAttr: 'expiresAt',
-    }),
+    persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
@@ -356,12 +323,12 @@ describe('registration with a phone number', () => {
   };
 
   function registration(issuePhoneCode: (userId: string) => Promise<{ code: string; expiresAt: Date }>) {
-    const audits: AuditEvent[] = [];
+    const { observability, audits } = testObservability('users');
     const emails = new RegistrationEmails({
       sqs: new SQSClient({ region: 'us-east-1' }),
       queues,
-      logger: new Logger({ logLevel: 'SILENT' }),
-      auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
+      logger: observability.logger,
+      auditLogger: observability.auditLogger,
       issuePhoneCode,
     });
     return { emails, audits };
