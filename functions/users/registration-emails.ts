@@ -4,6 +4,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
+import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
 import { createVerificationLink } from '../shared/verification-link.js';
 import type { IssuedPhoneCode, User } from './users-model.js';
@@ -66,17 +67,16 @@ export class RegistrationEmails {
       }
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
-      logger.error('Registration emails were not enqueued; the user is registered', {
-        userId: user.id,
-        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      });
-      auditLogger.log({
-        eventType: 'email.enqueue_failed',
-        outcome: 'error',
-        userId: user.id,
-        ...(correlationId ? { correlationId } : {}),
-        reason: error instanceof Error ? error.name : 'error',
-      });
+      reportEnqueueFailure(
+        { logger, auditLogger },
+        {
+          message: 'Registration emails were not enqueued; the user is registered',
+          eventType: 'email.enqueue_failed',
+          error,
+          userId: user.id,
+          correlationId,
+        },
+      );
     }
   }
 }
