@@ -11,12 +11,12 @@ import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
-import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
 import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
+import { emailWorkerQueueOptions } from './helpers.js';
 
 const sqsMock = mockClient(SQSClient);
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
@@ -58,13 +58,7 @@ function setup(templates = new EmailTemplates()) {
       tableName: testTableNames.toolkit,
       client: dynamoDb,
     }),
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
-    dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
-    from: 'noreply@bulwark.local',
-    maxAttempts: 3,
-    retryBaseDelaySec: 30,
-    persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
+    ...emailWorkerQueueOptions(dynamoDb),
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);

@@ -1,8 +1,17 @@
 // Helpers of the email worker tests: waiting on the SMTP sink and reading the queues of a local runtime.
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { LocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
 import type { SmtpSinkMessage } from '../../bin/runtime/smtp-sink.js';
+import type { EmailWorkerOptions } from '../../functions/email-worker/email-worker.js';
+import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
+import { testTableNames } from '../helpers/tables.js';
 
 export async function until<T>(
   probe: () => T | undefined | Promise<T | undefined>,
@@ -73,4 +82,25 @@ export async function drained(runtime: LocalRuntime, queue = 'bulwark-email'): P
     return left === 0 ? true : undefined;
   });
   client.destroy();
+}
+
+/**
+ * The EmailWorker settings its unit tests share: an SQS client for aws-sdk-client-mock, fixed queue
+ * URLs, 3 attempts from 30 s, and the real idempotency store on the test toolkit table.
+ */
+export function emailWorkerQueueOptions(
+  dynamoDb: DynamoDBClient,
+): Pick<
+  EmailWorkerOptions,
+  'sqs' | 'queueUrl' | 'dlqUrl' | 'from' | 'maxAttempts' | 'retryBaseDelaySec' | 'persistenceStore'
+> {
+  return {
+    sqs: new SQSClient({ region: 'us-east-1' }),
+    queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
+    dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
+    from: 'noreply@bulwark.local',
+    maxAttempts: 3,
+    retryBaseDelaySec: 30,
+    persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
+  };
 }

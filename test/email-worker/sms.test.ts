@@ -23,13 +23,13 @@ import {
 import { EmailTemplates, maxSmsLength } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
-import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
 import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
+import { emailWorkerQueueOptions } from './helpers.js';
 
 const sqsMock = mockClient(SQSClient);
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
@@ -91,13 +91,7 @@ function setup(options: { withSms?: boolean } = {}) {
     templates: new EmailTemplates(),
     breaker: breaker('email-test'),
     ...(options.withSms === false ? {} : { sms: { transport: smsTransport, breaker: breaker('sms-test') } }),
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
-    dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
-    from: 'noreply@bulwark.local',
-    maxAttempts: 3,
-    retryBaseDelaySec: 30,
-    persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
+    ...emailWorkerQueueOptions(dynamoDb),
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
