@@ -1,8 +1,8 @@
 // The email queue's producer side: typed messages (emails and SMS) sent in one batch, carrying the caller's correlation id.
 import { randomUUID } from 'node:crypto';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../email-worker/messages.js';
+import { sendMessageBatch } from './sqs-client.js';
 
 /** A message to enqueue; `id` (the worker's idempotency key) is generated when absent. */
 export type NewEmailMessage = QueueMessage extends infer M
@@ -32,17 +32,8 @@ export async function enqueueEmails(
   correlationId?: string,
 ): Promise<string[]> {
   const withIds = messages.map((message) => ({ ...message, id: message.id ?? randomUUID() }));
-  const result = await sqs.send(
-    new SendMessageBatchCommand({
-      QueueUrl: queueUrl,
-      Entries: withIds.map((message, index) => ({
-        Id: String(index),
-        MessageBody: JSON.stringify(message),
-        MessageAttributes: { ...correlationMessageAttributes(correlationId) },
-      })),
-    }),
-  );
-  const failed = (result.Failed ?? []).map((entry) => withIds[Number(entry.Id)]?.type ?? 'unknown');
+  const refused = await sendMessageBatch(sqs, queueUrl, withIds, correlationId);
+  const failed = refused.map((index) => withIds[index]?.type ?? 'unknown');
   if (failed.length > 0) throw new EmailQueueError(`SQS did not accept: ${failed.join(', ')}`);
   return withIds.map((message) => message.id);
 }

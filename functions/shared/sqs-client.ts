@@ -1,5 +1,6 @@
-// The functions' SQS client: AWS defaults in Lambda, local credentials for the embedded local-aws-sqs.
-import { SQSClient } from '@aws-sdk/client-sqs';
+// The functions' SQS client (AWS defaults in Lambda, local credentials for the embedded local-aws-sqs) and the one batch send producers use.
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
 
 /** Create once at module scope. With an endpoint (the local runtime) it signs with static local credentials. */
 export function createSqsClient(endpoint: string | undefined): SQSClient {
@@ -9,4 +10,27 @@ export function createSqsClient(endpoint: string | undefined): SQSClient {
     region: process.env.AWS_REGION ?? 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
+}
+
+/**
+ * Sends up to 10 messages (JSON-encoded) in one SendMessageBatch, each carrying the caller's correlation
+ * id, and resolves with the indexes of the ones SQS refused (a batch can partly fail).
+ */
+export async function sendMessageBatch(
+  sqs: SQSClient,
+  queueUrl: string,
+  messages: readonly unknown[],
+  correlationId: string | undefined,
+): Promise<number[]> {
+  const result = await sqs.send(
+    new SendMessageBatchCommand({
+      QueueUrl: queueUrl,
+      Entries: messages.map((message, index) => ({
+        Id: String(index),
+        MessageBody: JSON.stringify(message),
+        MessageAttributes: { ...correlationMessageAttributes(correlationId) },
+      })),
+    }),
+  );
+  return (result.Failed ?? []).map((entry) => Number(entry.Id));
 }

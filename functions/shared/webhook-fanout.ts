@@ -1,14 +1,13 @@
 // Webhook fan-out: after a committed change, one queue message per subscribed, enabled endpoint.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import { createDocumentClient } from '../../middleware/store/client.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { reportEnqueueFailure } from './enqueue-failure.js';
 import type { FunctionEnvironment, QueueEnvironment } from './environment.js';
 import type { FunctionObservability } from './observability.js';
-import { createSqsClient } from './sqs-client.js';
+import { createSqsClient, sendMessageBatch } from './sqs-client.js';
 import { newWebhookId, WebhookStore } from './webhook-store.js';
 
 export interface WebhookEvent {
@@ -67,10 +66,10 @@ export class WebhookFanOut {
       for (let offset = 0; offset < messages.length; offset += batchSize) {
         batches.push(messages.slice(offset, offset + batchSize));
       }
-      const failed = await Promise.all(
-        batches.map((batch) => this.send(sqs, queueUrl, batch, correlationId)),
+      const refused = await Promise.all(
+        batches.map((batch) => sendMessageBatch(sqs, queueUrl, batch, correlationId)),
       );
-      const failedCount = failed.reduce((sum, count) => sum + count, 0);
+      const failedCount = refused.reduce((sum, indexes) => sum + indexes.length, 0);
       if (failedCount > 0)
         throw new Error(`SQS did not accept ${failedCount} of ${messages.length} messages`);
       return messages.length;
@@ -86,26 +85,6 @@ export class WebhookFanOut {
       });
       return 0;
     }
-  }
-
-  /** Sends one batch; resolves with how many entries SQS refused. */
-  private async send(
-    sqs: SQSClient,
-    queueUrl: string,
-    batch: readonly WebhookMessage[],
-    correlationId: string | undefined,
-  ): Promise<number> {
-    const result = await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: batch.map((message, index) => ({
-          Id: String(index),
-          MessageBody: JSON.stringify(message),
-          MessageAttributes: { ...correlationMessageAttributes(correlationId) },
-        })),
-      }),
-    );
-    return result.Failed?.length ?? 0;
   }
 }
 
