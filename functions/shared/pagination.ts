@@ -17,24 +17,34 @@ export function encodeCursor(lastEvaluatedKey: Record<string, unknown> | undefin
   return Buffer.from(JSON.stringify(lastEvaluatedKey), 'utf8').toString('base64url');
 }
 
+function invalidCursor(): ValidationError {
+  return new ValidationError('Invalid cursor', [
+    { field: 'query.cursor', message: 'Not a cursor from this list' },
+  ]);
+}
+
 /**
  * Decodes a cursor into an ExclusiveStartKey with exactly the index's key attributes, each a string,
- * so a forged cursor can only move within the same index.
+ * so a forged cursor can only move within the same index. `belongsToList`, when given, must accept the
+ * key, so a cursor taken from one partition's list (another owner's, another endpoint's) cannot read a
+ * different partition through it.
  */
 export function decodeCursor(
   cursor: string | undefined,
   keyNames: readonly string[],
+  belongsToList?: (key: Record<string, string>) => boolean,
 ): Record<string, string> | undefined {
   if (cursor === undefined) return undefined;
   const schema = z.strictObject(Object.fromEntries(keyNames.map((name) => [name, keyValue])));
+  let key: Record<string, string>;
   try {
-    return schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))) as Record<
+    key = schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))) as Record<
       string,
       string
     >;
   } catch {
-    throw new ValidationError('Invalid cursor', [
-      { field: 'query.cursor', message: 'Not a cursor from this list' },
-    ]);
+    throw invalidCursor();
   }
+  if (belongsToList && !belongsToList(key)) throw invalidCursor();
+  return key;
 }

@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
-import { NotFoundError, ValidationError } from '../../middleware/errors.js';
+import { NotFoundError } from '../../middleware/errors.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
@@ -284,13 +284,8 @@ export class WebhookStore {
     cursor?: string,
   ): Promise<Page<StoredEndpoint>> {
     const ownerPk = ownerIndexPk(tenantOf(principal), principal.id);
-    const startKey = decodeCursor(cursor, ['pk', 'sk', 'gsi1pk', 'gsi1sk']);
-    // A cursor names its own key: one from another owner's list must not read that owner's endpoints.
-    if (startKey && startKey.gsi1pk !== ownerPk) {
-      throw new ValidationError('Invalid cursor', [
-        { field: 'query.cursor', message: 'Not a cursor from this list' },
-      ]);
-    }
+    // A cursor from another owner's list must not read that owner's endpoints.
+    const startKey = decodeCursor(cursor, ['pk', 'sk', 'gsi1pk', 'gsi1sk'], (key) => key.gsi1pk === ownerPk);
     const result = await this.options.documentClient.send(
       new QueryCommand({
         TableName: this.options.tableName,
@@ -497,13 +492,12 @@ export class WebhookStore {
   /** An endpoint's deliveries, newest first, cursor-paginated. */
   async listDeliveries(endpointId: string, limit: number, cursor?: string): Promise<Page<WebhookDelivery>> {
     const pk = endpointKey(endpointId).pk;
-    const startKey = decodeCursor(cursor, ['pk', 'sk']);
-    // A cursor names its own key: one from another endpoint's list must not read that endpoint's history.
-    if (startKey && (startKey.pk !== pk || !startKey.sk?.startsWith(deliveryPrefix))) {
-      throw new ValidationError('Invalid cursor', [
-        { field: 'query.cursor', message: 'Not a cursor from this list' },
-      ]);
-    }
+    // A cursor from another endpoint's list must not read that endpoint's history.
+    const startKey = decodeCursor(
+      cursor,
+      ['pk', 'sk'],
+      (key) => key.pk === pk && key.sk?.startsWith(deliveryPrefix) === true,
+    );
     const result = await this.options.documentClient.send(
       new QueryCommand({
         TableName: this.options.tableName,
