@@ -1,5 +1,4 @@
 // The bookings function: create, list, get and cancel room bookings.
-import * as z from 'zod';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -11,6 +10,7 @@ import { serviceSigner } from '../shared/route-auth.js';
 import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
+import * as z from '../shared/zod.js';
 import {
   type Booking,
   BookingsModel,
@@ -52,7 +52,10 @@ const usersService = createUsersService({
   logger,
 });
 
-const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value));
+const instant = z.pipe(
+  z.iso.datetime({ offset: true }),
+  z.transform((value: string) => new Date(value)),
+);
 
 const createBookingBody = z
   .strictObject({ roomId: idSchema, userId: idSchema, start: instant, end: instant })
@@ -70,7 +73,7 @@ const createBookingBody = z
     }
   });
 
-const listQuery = pageQuerySchema.extend({ userId: idSchema.optional() });
+const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema) });
 
 export const handler = createHttpFunction(
   'bookings',

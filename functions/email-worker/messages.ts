@@ -1,17 +1,18 @@
 // The email queue's message schema: one zod schema per message type (emails and SMS), validated by the worker before anything is sent.
-import * as z from 'zod';
 import { phoneSchema } from '../shared/phone.js';
 import { type ParsedMessage, parseMessageBody } from '../shared/queue-messages.js';
+import * as z from '../shared/zod.js';
 
-const name = z.string().trim().min(1).max(100);
+const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100));
 
 /** Fields every email message carries. `id` is the producer's idempotency key: one id, at most one email. */
 const envelope = {
   id: z.uuid(),
-  to: z.email().max(254),
+  to: z.email().check(z.maxLength(254)),
 };
 
-export const emailMessageSchema = z.discriminatedUnion('type', [
+/** One schema per email type, shared by the email-only and the whole-queue unions. */
+const emailMessageVariants = [
   z.strictObject({ ...envelope, type: z.literal('welcome'), data: z.strictObject({ name }) }),
   z.strictObject({
     ...envelope,
@@ -24,11 +25,7 @@ export const emailMessageSchema = z.discriminatedUnion('type', [
     data: z.strictObject({
       name,
       resetUrl: z.url(),
-      expiresInMinutes: z
-        .number()
-        .int()
-        .min(1)
-        .max(24 * 60),
+      expiresInMinutes: z.number().check(z.int(), z.minimum(1), z.maximum(24 * 60)),
     }),
   }),
   z.strictObject({
@@ -36,12 +33,14 @@ export const emailMessageSchema = z.discriminatedUnion('type', [
     type: z.literal('security-alert'),
     data: z.strictObject({
       name,
-      event: z.string().min(1).max(200),
+      event: z.string().check(z.minLength(1), z.maxLength(200)),
       occurredAt: z.iso.datetime(),
-      details: z.string().max(2000),
+      details: z.string().check(z.maxLength(2000)),
     }),
   }),
-]);
+] as const;
+
+export const emailMessageSchema = z.discriminatedUnion('type', emailMessageVariants);
 
 export type EmailMessage = z.infer<typeof emailMessageSchema>;
 export type EmailMessageType = EmailMessage['type'];
@@ -59,8 +58,8 @@ export const smsMessageSchema = z.strictObject({
   to: phoneSchema,
   template: z.literal('sms-verification'),
   data: z.strictObject({
-    code: z.string().regex(/^\d{6}$/, 'Must be 6 digits'),
-    expiresInMinutes: z.number().int().min(1).max(60),
+    code: z.string().check(z.regex(/^\d{6}$/, 'Must be 6 digits')),
+    expiresInMinutes: z.number().check(z.int(), z.minimum(1), z.maximum(60)),
   }),
 });
 
@@ -69,10 +68,7 @@ export type SmsTemplateName = SmsMessage['template'];
 export const smsTemplateNames = ['sms-verification'] as const satisfies readonly SmsTemplateName[];
 
 /** Everything the email queue carries: the four email types and `sms`. */
-export const queueMessageSchema = z.discriminatedUnion('type', [
-  ...emailMessageSchema.options,
-  smsMessageSchema,
-]);
+export const queueMessageSchema = z.discriminatedUnion('type', [...emailMessageVariants, smsMessageSchema]);
 
 export type QueueMessage = z.infer<typeof queueMessageSchema>;
 

@@ -7,12 +7,12 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
+import * as z from '../shared/zod.js';
 
 /** The event Secrets Manager invokes a rotation function with, once per step. */
 export const rotationEventSchema = z.object({
-  SecretId: z.string().min(1),
-  ClientRequestToken: z.string().min(1),
+  SecretId: z.string().check(z.minLength(1)),
+  ClientRequestToken: z.string().check(z.minLength(1)),
   Step: z.enum(['createSecret', 'setSecret', 'testSecret', 'finishSecret']),
 });
 
@@ -38,12 +38,12 @@ const minimumSecretLength = 32;
  * sides of a rotation and verifiers accept either (functions/shared/environment.ts).
  */
 const signingSecretSchema = z.strictObject({
-  current: z.string().min(minimumSecretLength),
-  previous: z.string().min(minimumSecretLength).optional(),
+  current: z.string().check(z.minLength(minimumSecretLength)),
+  previous: z.optional(z.string().check(z.minLength(minimumSecretLength))),
 });
 
 /** A plain secret string (read at run time, where AWSPREVIOUS gives the other side of a rotation). */
-const plainSecretSchema = z.string().min(minimumSecretLength);
+const plainSecretSchema = z.string().check(z.minLength(minimumSecretLength));
 
 function generateSecret(): string {
   return randomBytes(36).toString('base64url');

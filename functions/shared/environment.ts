@@ -1,39 +1,37 @@
 // The sample functions' configuration, read from the environment once at cold start.
-import * as z from 'zod';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
+import * as z from './zod.js';
 
 const environmentSchema = z.object({
-  APP_TABLE_NAME: z.string().min(1),
-  TOOLKIT_TABLE_NAME: z.string().min(1),
+  APP_TABLE_NAME: z.string().check(z.minLength(1)),
+  TOOLKIT_TABLE_NAME: z.string().check(z.minLength(1)),
   /** Set only by the local runtime and tests; in AWS the SDK's regional endpoint is used. */
-  DYNAMODB_ENDPOINT: z.url().optional(),
+  DYNAMODB_ENDPOINT: z.optional(z.url()),
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
-  USERS_API_URL: z.url().optional(),
+  USERS_API_URL: z.optional(z.url()),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
-  BULWARK_STAGE: z.enum(['local', 'dev', 'prod']).default('local'),
+  BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
-  KMS_KEY_ID: z.string().min(1).optional(),
+  KMS_KEY_ID: z.optional(z.string().check(z.minLength(1))),
   /** HMAC_256 KMS key from which blind-index keys are derived (with KMS_KEY_ID). */
-  KMS_BLIND_INDEX_KEY_ID: z.string().min(1).optional(),
+  KMS_BLIND_INDEX_KEY_ID: z.optional(z.string().check(z.minLength(1))),
   /** The local key provider's key: base64 of 32 bytes (the local runtime and tests set it). */
-  ENCRYPTION_KEY: z
-    .string()
-    .refine((value) => encryptionKeyProblem(value) === undefined, 'Must be base64 of 32 bytes')
-    .optional(),
-  ALLOW_LOCAL_KEY_IN_PRODUCTION: z.stringbool().default(false),
+  ENCRYPTION_KEY: z.optional(
+    z
+      .string()
+      .check(z.refine((value) => encryptionKeyProblem(value) === undefined, 'Must be base64 of 32 bytes')),
+  ),
+  ALLOW_LOCAL_KEY_IN_PRODUCTION: z._default(z.stringbool(), false),
   /** The JWT issuer (Cognito user pool URL, or the local dev issuer); without it no JWT is accepted. */
-  AUTH_ISSUER: z.url().optional(),
+  AUTH_ISSUER: z.optional(z.url()),
   /** @default `<AUTH_ISSUER>/.well-known/jwks.json` */
-  AUTH_JWKS_URI: z.url().optional(),
+  AUTH_JWKS_URI: z.optional(z.url()),
   /** Inline JWKS JSON to start from, so a cold start needs no fetch. */
-  AUTH_JWKS: z.string().min(1).optional(),
+  AUTH_JWKS: z.optional(z.string().check(z.minLength(1))),
   /** Comma-separated accepted client ids; required with AUTH_ISSUER; `*` deliberately accepts any client. */
-  AUTH_CLIENT_IDS: z
-    .string()
-    .regex(/^(\*|[\w.-]+(,[\w.-]+)*)$/)
-    .optional(),
+  AUTH_CLIENT_IDS: z.optional(z.string().check(z.regex(/^(\*|[\w.-]+(,[\w.-]+)*)$/))),
   /** Cognito token_use to accept; `any` skips the check (issuers other than Cognito). */
-  AUTH_TOKEN_USE: z.enum(['access', 'id', 'any']).default('access'),
+  AUTH_TOKEN_USE: z._default(z.enum(['access', 'id', 'any']), 'access'),
 });
 
 /** Authentication settings of the sample functions (see functions/shared/route-auth.ts). */
@@ -55,17 +53,23 @@ export interface AuthEnvironment {
  */
 const signingSecretPrefix = 'SERVICE_SIGNING_SECRET_';
 /** A secret as the rotation function keeps it: the value in use and, after a rotation, the one before. */
-const rotatingSecretSchema = z
-  .string()
-  .transform((text, context) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      context.addIssue({ code: 'custom', message: 'Must be JSON' });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.strictObject({ current: z.string().min(32), previous: z.string().min(32).optional() }));
+const rotatingSecretSchema = z.pipe(
+  z.string(),
+  z.pipe(
+    z.transform((text: string, context) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        context.issues.push({ code: 'custom', input: text, message: 'Must be JSON' });
+        return z.NEVER;
+      }
+    }),
+    z.strictObject({
+      current: z.string().check(z.minLength(32)),
+      previous: z.optional(z.string().check(z.minLength(32))),
+    }),
+  ),
+);
 
 function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets'] {
   const secrets: AuthEnvironment['serviceSecrets'] = {};
@@ -81,7 +85,7 @@ function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets
   return secrets;
 }
 
-function authEnvironment(data: z.infer<typeof environmentSchema>, env: NodeJS.ProcessEnv): AuthEnvironment {
+function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.ProcessEnv): AuthEnvironment {
   // Checked here rather than in the schema: which client ids are trusted is never left to a default.
   if (data.AUTH_ISSUER !== undefined && data.AUTH_CLIENT_IDS === undefined) {
     throw new Error('Invalid function environment: AUTH_CLIENT_IDS (required with AUTH_ISSUER)');
@@ -117,7 +121,7 @@ export interface FunctionEnvironment {
 }
 
 /** Parses the environment, or fails the cold start naming every missing or invalid variable (never a value). */
-function parseEnvironment<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+function parseEnvironment<S extends z.ZodMiniType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
   const result = schema.safeParse(env);
   if (!result.success) {
     const names = result.error.issues.map((issue) => issue.path.join('.'));
@@ -145,60 +149,65 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionE
   };
 }
 
+/** A whole number of something (seconds, a port) read from a variable, within bounds, `fallback` when unset. */
+const integerVariable = (min: number, max: number, fallback: number) =>
+  z._default(z.coerce.number().check(z.int(), z.minimum(min), z.maximum(max)), fallback);
+
 const queueEnvironmentSchema = z.object({
   /** Set only by the local runtime and tests (local-aws-sqs); in AWS the SDK's regional endpoint is used. */
-  SQS_ENDPOINT: z.url().optional(),
+  SQS_ENDPOINT: z.optional(z.url()),
   /** The email queue; without it, registering a user enqueues no email. */
-  EMAIL_QUEUE_URL: z.url().optional(),
+  EMAIL_QUEUE_URL: z.optional(z.url()),
   /** The email queue's dead-letter queue: where the worker puts a message that can never be sent. */
-  EMAIL_DLQ_URL: z.url().optional(),
+  EMAIL_DLQ_URL: z.optional(z.url()),
   /** `ses` in AWS; `smtp` anywhere (the local runtime's SMTP sink). */
-  EMAIL_TRANSPORT: z.enum(['ses', 'smtp']).default('smtp'),
-  EMAIL_FROM: z.string().min(3).default('Bulwark <noreply@bulwark.local>'),
-  SMTP_HOST: z.string().min(1).default('127.0.0.1'),
-  SMTP_PORT: z.coerce.number().int().min(1).max(65_535).default(1025),
+  EMAIL_TRANSPORT: z._default(z.enum(['ses', 'smtp']), 'smtp'),
+  EMAIL_FROM: z._default(z.string().check(z.minLength(3)), 'Bulwark <noreply@bulwark.local>'),
+  SMTP_HOST: z._default(z.string().check(z.minLength(1)), '127.0.0.1'),
+  SMTP_PORT: integerVariable(1, 65_535, 1025),
   /** First retry delay; attempt n waits base × 2^(n-1) seconds (changed message visibility). */
-  EMAIL_RETRY_BASE_DELAY_SEC: z.coerce.number().int().min(1).max(3600).default(30),
+  EMAIL_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 30),
   /** `sns` in AWS; `outbox` writes each SMS as a text file (the local runtime). */
-  SMS_TRANSPORT: z.enum(['sns', 'outbox']).default('outbox'),
+  SMS_TRANSPORT: z._default(z.enum(['sns', 'outbox']), 'outbox'),
   /** Where the outbox SMS transport writes `<time>-<id>.sms.txt` files. */
-  SMS_OUTBOX_DIR: z.string().min(1).default('.bulwark/outbox'),
+  SMS_OUTBOX_DIR: z._default(z.string().check(z.minLength(1)), '.bulwark/outbox'),
   /** Alphanumeric SMS sender id (1-11 characters), where the destination country supports one. */
-  SMS_SENDER_ID: z
-    .string()
-    .regex(/^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$/)
-    .optional(),
+  SMS_SENDER_ID: z.optional(z.string().check(z.regex(/^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$/))),
   /**
    * HMAC secret of verification links: a string of at least 32 characters, or the rotation shape
    * `{ "current": "...", "previous": "..." }` (the stack's secret), so links signed before a rotation
    * still verify after it.
    */
-  VERIFICATION_LINK_SECRET: z
-    .string()
-    .min(32)
-    .transform((text) => (text.trimStart().startsWith('{') ? text : JSON.stringify({ current: text })))
-    .pipe(rotatingSecretSchema)
-    .optional(),
+  VERIFICATION_LINK_SECRET: z.optional(
+    z.pipe(
+      z.pipe(
+        z.string().check(z.minLength(32)),
+        z.transform((text: string) =>
+          text.trimStart().startsWith('{') ? text : JSON.stringify({ current: text }),
+        ),
+      ),
+      rotatingSecretSchema,
+    ),
+  ),
   /** Base of the links put in emails. */
-  APP_BASE_URL: z.url().default('http://127.0.0.1:3000'),
+  APP_BASE_URL: z._default(z.url(), 'http://127.0.0.1:3000'),
   /** The webhook queue; without it, events fan out to no endpoint. */
-  WEBHOOK_QUEUE_URL: z.url().optional(),
+  WEBHOOK_QUEUE_URL: z.optional(z.url()),
   /** The webhook queue's dead-letter queue: where the worker puts a message that can never be delivered. */
-  WEBHOOK_DLQ_URL: z.url().optional(),
+  WEBHOOK_DLQ_URL: z.optional(z.url()),
   /** Webhook backoff: attempt n waits a random 0 … base × 2^(n-1) seconds (full jitter). */
-  WEBHOOK_RETRY_BASE_DELAY_SEC: z.coerce.number().int().min(1).max(3600).default(60),
+  WEBHOOK_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 60),
   /** The longest wait between two webhook attempts, Retry-After included (SQS allows 12 h). */
-  WEBHOOK_MAX_RETRY_DELAY_SEC: z.coerce.number().int().min(1).max(43_200).default(3600),
+  WEBHOOK_MAX_RETRY_DELAY_SEC: integerVariable(1, 43_200, 3600),
   /** Disable rule: consecutive deliveries failed for good that disable an endpoint. */
-  WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().min(1).max(1000).default(5),
+  WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: integerVariable(1, 1000, 5),
   /** Disable rule: hours without a success after which the next failed delivery disables an endpoint. */
-  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: z.coerce
-    .number()
-    .min(0)
-    .max(24 * 30)
-    .default(24),
+  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: z._default(
+    z.coerce.number().check(z.minimum(0), z.maximum(24 * 30)),
+    24,
+  ),
   /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback); read by ssrf-guard.ts. */
-  SSRF_ALLOWLIST: z.string().optional(),
+  SSRF_ALLOWLIST: z.optional(z.string()),
 });
 
 /** Queue and email settings of the users function (producer) and the email worker (consumer). */

@@ -1,16 +1,16 @@
 // Opaque, validated cursors for DynamoDB pagination.
-import * as z from 'zod';
 import { ValidationError } from '../../middleware/errors.js';
+import * as z from './zod.js';
 
 export interface Page<T> {
   items: T[];
   nextCursor?: string;
 }
 
-const keyValue = z.string().min(1).max(1024);
+const keyValue = z.string().check(z.minLength(1), z.maxLength(1024));
 
 /** Page size shared by every list route. */
-export const pageLimitSchema = z.coerce.number().int().min(1).max(100).default(20);
+export const pageLimitSchema = z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20);
 
 export function encodeCursor(lastEvaluatedKey: Record<string, unknown> | undefined): string | undefined {
   if (!lastEvaluatedKey) return undefined;

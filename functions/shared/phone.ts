@@ -1,6 +1,6 @@
 // E.164 phone numbers, checked against libphonenumber's full metadata (a real number plan, not just a regex).
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
-import * as z from 'zod';
+import * as z from './zod.js';
 
 /** Whether `value` is a valid number written exactly in E.164 (`+` then up to 15 digits, no spaces). */
 export function isE164PhoneNumber(value: string): boolean {
@@ -11,5 +11,7 @@ export function isE164PhoneNumber(value: string): boolean {
 
 export const phoneSchema = z
   .string()
-  .max(16)
-  .refine(isE164PhoneNumber, 'Must be a valid phone number in E.164 form, e.g. +14155552671');
+  .check(
+    z.maxLength(16),
+    z.refine(isE164PhoneNumber, 'Must be a valid phone number in E.164 form, e.g. +14155552671'),
+  );

@@ -1,10 +1,13 @@
 // Parsing a queue message body against its schema: a typed message, or a short reason fit for logs and the DLQ.
-import type * as z from 'zod';
+import type * as z from './zod.js';
 
 export type ParsedMessage<T> = { ok: true; message: T } | { ok: false; reason: string };
 
 /** Parses a JSON body against a schema, or gives a short reason for the log and the DLQ. */
-export function parseMessageBody<S extends z.ZodType>(schema: S, body: string): ParsedMessage<z.output<S>> {
+export function parseMessageBody<S extends z.ZodMiniType>(
+  schema: S,
+  body: string,
+): ParsedMessage<z.output<S>> {
   let json: unknown;
   try {
     json = JSON.parse(body);

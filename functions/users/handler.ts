@@ -1,5 +1,4 @@
 // The users function: register, get, email and phone verification, and the admin list and delete routes.
-import * as z from 'zod';
 import { GoneError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
@@ -14,6 +13,7 @@ import { createSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { verificationLinkProblem } from '../shared/verification-link.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
+import * as z from '../shared/zod.js';
 import { RegistrationEmails } from './registration-emails.js';
 import { UsersModel } from './users-model.js';
 
@@ -37,19 +37,19 @@ const registrationEmails = new RegistrationEmails({
 });
 
 const registerBody = z.strictObject({
-  email: z.email().max(254),
-  name: z.string().trim().min(1).max(100),
-  phone: phoneSchema.optional(),
+  email: z.email().check(z.maxLength(254)),
+  name: z.string().check(z.trim(), z.minLength(1), z.maxLength(100)),
+  phone: z.optional(phoneSchema),
 });
 
 /** What the verification email's link carries (functions/shared/verification-link.ts); other parameters are ignored. */
 const verifyQuery = z.object({
-  expires: z.string().regex(/^\d{1,12}$/, 'Must be epoch seconds'),
-  signature: z.string().regex(/^[\w-]{43}$/, 'Must be a base64url HMAC-SHA256'),
+  expires: z.string().check(z.regex(/^\d{1,12}$/, 'Must be epoch seconds')),
+  signature: z.string().check(z.regex(/^[\w-]{43}$/, 'Must be a base64url HMAC-SHA256')),
 });
 
 const verifyPhoneBody = z.strictObject({
-  code: z.string().regex(/^\d{6}$/, 'Must be the 6 digits from the SMS'),
+  code: z.string().check(z.regex(/^\d{6}$/, 'Must be the 6 digits from the SMS')),
 });
 
 export const handler = createHttpFunction(

@@ -1,6 +1,6 @@
 // The webhook queue's message schema: one message per (event, endpoint), validated by the worker before anything is sent.
-import * as z from 'zod';
 import { idSchema } from '../shared/schemas.js';
+import * as z from '../shared/zod.js';
 
 /** The closed list of events an endpoint can subscribe to. */
 export const webhookEventTypes = ['booking.created', 'booking.cancelled', 'user.registered'] as const;
@@ -13,7 +13,9 @@ export const webhookEventTypeSchema = z.enum(webhookEventTypes);
  * A webhook id (`msg_` + 24 base64url characters): the Standard Webhooks `webhook-id` header, the
  * delivery's key and the worker's idempotency key, so one id is at most one successful POST.
  */
-export const webhookIdSchema = z.string().regex(/^msg_[A-Za-z0-9_-]{24}$/, 'Must be a webhook id (msg_…)');
+export const webhookIdSchema = z
+  .string()
+  .check(z.regex(/^msg_[A-Za-z0-9_-]{24}$/, 'Must be a webhook id (msg_…)'));
 
 /** What the receiver gets, as Standard Webhooks recommends: `{ type, timestamp, data }`. */
 const payloadSchema = z.strictObject({
@@ -32,10 +34,12 @@ export const webhookMessageSchema = z
     createdAt: z.iso.datetime(),
     payload: payloadSchema,
   })
-  .refine((message) => message.payload.type === message.eventType, {
-    path: ['payload', 'type'],
-    message: 'Must equal eventType',
-  });
+  .check(
+    z.refine((message) => message.payload.type === message.eventType, {
+      path: ['payload', 'type'],
+      message: 'Must equal eventType',
+    }),
+  );
 
 export type WebhookMessage = z.infer<typeof webhookMessageSchema>;
 export type WebhookPayload = WebhookMessage['payload'];

@@ -1,5 +1,4 @@
 // The webhooks function: register an endpoint, read it, delete it, and read its delivery history (owner-scoped).
-import * as z from 'zod';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { SsrfBlockedError, UnauthorizedError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
@@ -12,6 +11,7 @@ import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import { publicEndpoint, WebhookStore } from '../shared/webhook-store.js';
+import * as z from '../shared/zod.js';
 import { webhookEventTypeSchema, webhookEventTypes } from '../webhook-worker/messages.js';
 
 const { logger, auditLogger, onEvent } = functionObservability('webhooks');
@@ -30,11 +30,12 @@ const guard = new SsrfGuard({
 const maxBodyBytes = 8 * 1024;
 
 const registerBody = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: 'Must be an absolute http or https URL' }).max(2048),
+  url: z
+    .url({ protocol: /^https?$/, error: 'Must be an absolute http or https URL' })
+    .check(z.maxLength(2048)),
   eventTypes: z
     .array(webhookEventTypeSchema, { error: `Must be a list of ${webhookEventTypes.join(', ')}` })
-    .min(1)
-    .max(webhookEventTypes.length * 2),
+    .check(z.minLength(1), z.maxLength(webhookEventTypes.length * 2)),
 });
 
 /** The route table guarantees a principal on these routes; this only narrows the type. */
