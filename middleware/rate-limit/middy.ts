@@ -52,6 +52,8 @@ interface RateLimitCommonOptions {
   readonly outageBackoffSec?: number;
   /** Keys each limiter instance remembers. @default 10000 */
   readonly localCacheSize?: number;
+  /** How long units a busy key reserves ahead of demand stay usable; 0 turns leases off (see RateLimiter). @default 100 */
+  readonly leaseMs?: number;
   /** Receives `rateLimit.hit` and `rateLimit.storeError`. @default none */
   readonly onEvent?: SecurityEventListener;
   /** Where store failures are logged. @default console */
@@ -193,6 +195,7 @@ export function rateLimit(
         failMode: options.failMode ?? 'open',
         ...(options.outageBackoffSec === undefined ? {} : { outageBackoffSec: options.outageBackoffSec }),
         ...(options.localCacheSize === undefined ? {} : { localCacheSize: options.localCacheSize }),
+        ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.logger ? { logger: options.logger } : {}),
       });

@@ -17,8 +17,11 @@ import {
 /** What a limiter does when its store fails: admit through a per-instance limiter, or refuse with 503. */
 export type FailMode = 'open' | 'closed';
 
-/** Where an answer came from: the shared store, this instance's knowledge, or the outage fallback. */
-export type RateLimitSource = 'store' | 'local' | 'fallback';
+/**
+ * Where an answer came from: the shared store, this instance's knowledge that the key is over its
+ * limit, units this instance reserved in the store ahead of demand (a lease), or the outage fallback.
+ */
+export type RateLimitSource = 'store' | 'local' | 'lease' | 'fallback';
 
 /** The answer to one {@link RateLimiter.consume}. */
 export interface RateLimitResult {
@@ -50,6 +53,13 @@ interface RateLimiterCommonOptions {
   readonly outageBackoffSec?: number;
   /** Keys whose state this instance remembers (and the fallback's capacity). @default 10000 */
   readonly localCacheSize?: number;
+  /**
+   * How long units reserved ahead of demand stay usable. A key that refills at least one unit in this
+   * time and that this instance keeps receiving requests for reserves, with its next write, what this
+   * instance is likely to use in that time, and admits those requests without a store request. 0 turns
+   * leases off: then every admission is one store write. @default 100
+   */
+  readonly leaseMs?: number;
   /** Receives `rateLimit.storeError` events. @default none */
   readonly onEvent?: SecurityEventListener;
   /** Where store failures are logged. @default console */
@@ -76,9 +86,19 @@ interface KeyState {
   inflightCost: number;
   /** Requests waiting for those writes before deciding. */
   waiters: Array<() => void>;
+  /** Units reserved in the store (already inside `tatUs`) that this instance may still admit on its own. */
+  leasedUnits: number;
+  /** When they lapse (epoch µs): admitting one later could break the documented bound. */
+  leaseEndsUs: number;
+  /** This instance's last successful write for the key (epoch µs): the start of the demand sample. */
+  sampleStartUs: number;
+  /** Units this instance admitted for the key since `sampleStartUs`. */
+  sampleUnits: number;
 }
 
 const failModes: readonly FailMode[] = ['open', 'closed'];
+/** Longest lease: beyond it the bound's extra term (one lease of units) stops being small. */
+export const maxLeaseMs = 10_000;
 // A write only fails again when another writer changed the item in between; four attempts need three such races.
 const maxWriteAttempts = 4;
 const throttlingErrors = new Set([
@@ -127,6 +147,10 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
   if (backoff !== undefined && !(typeof backoff === 'number' && backoff >= 0 && Number.isFinite(backoff))) {
     problems.push(`outageBackoffSec must be a finite number >= 0 (got ${String(backoff)})`);
   }
+  const leaseMs = options.leaseMs;
+  if (leaseMs !== undefined && !(typeof leaseMs === 'number' && leaseMs >= 0 && leaseMs <= maxLeaseMs)) {
+    problems.push(`leaseMs must be a number of milliseconds in 0..${maxLeaseMs} (got ${String(leaseMs)})`);
+  }
   const cacheSize = options.localCacheSize;
   if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 0)) {
     problems.push(`localCacheSize must be an integer >= 0 (got ${String(cacheSize)})`);
@@ -142,6 +166,13 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
  * admission stays exact however many instances race. An instance that has seen a key over its limit
  * answers locally, without the store, until a unit refills.
  *
+ * For keys that refill faster than `leaseMs`, an instance that keeps receiving requests for a key
+ * reserves, in the same single write, the units it is likely to need over the next `leaseMs` (at most
+ * what the key refills in that time, and never more than half of what the key has left) and admits
+ * them itself until they lapse. Reservations are GCRA admissions like any other, so the fleet still
+ * cannot reserve more than the limit; an admission may come up to `leaseMs` after its reservation,
+ * which widens the bound by at most one lease (⌊leaseMs / T⌋ units).
+ *
  * @example
  * const limiter = new RateLimiter({ policy: 'login', tableName: 'bulwark-toolkit', client });
  * const result = await limiter.consume(`ip:${sourceIp}`);
@@ -156,6 +187,9 @@ export class RateLimiter {
   readonly #states = new Map<string, KeyState>();
   readonly #cacheSize: number;
   readonly #backoffMs: number;
+  readonly #leaseUs: number;
+  /** Most units one lease may hold: what the key refills in `leaseMs`; 0 when it refills slower. */
+  readonly #maxLeaseUnits: number;
   readonly #fallback: RateLimiter | undefined;
   readonly #onEvent: SecurityEventListener | undefined;
   readonly #logger: WarnLogger;
@@ -170,6 +204,8 @@ export class RateLimiter {
     this.#prefix = `RL#${this.policy.name}#`;
     this.#cacheSize = options.localCacheSize ?? 10_000;
     this.#backoffMs = (options.outageBackoffSec ?? 5) * 1000;
+    this.#leaseUs = Math.round((options.leaseMs ?? 100) * 1000);
+    this.#maxLeaseUnits = Math.floor(this.#leaseUs / this.#gcra.intervalUs);
     this.#onEvent = options.onEvent;
     this.#logger = options.logger ?? console;
     this.#store = options.store ?? defaultCounterStore(options);
@@ -180,6 +216,8 @@ export class RateLimiter {
             store: new MemoryCounterStore({ maxKeys: this.#cacheSize }),
             failMode: 'closed',
             localCacheSize: this.#cacheSize,
+            // Each instance counts on its own here: nothing is shared that a lease would save.
+            leaseMs: 0,
           })
         : undefined;
   }
@@ -260,15 +298,22 @@ export class RateLimiter {
   #stateOf(storageKey: string): KeyState {
     const state = this.#states.get(storageKey);
     if (state) return state;
-    const created: KeyState = { tatUs: undefined, inflightCost: 0, waiters: [] };
+    const created: KeyState = {
+      tatUs: undefined,
+      inflightCost: 0,
+      waiters: [],
+      leasedUnits: 0,
+      leaseEndsUs: 0,
+      sampleStartUs: 0,
+      sampleUnits: 0,
+    };
     this.#states.set(storageKey, created);
     return created;
   }
 
   #remember(storageKey: string, tatUs: number | undefined): void {
-    const state = this.#states.get(storageKey);
-    if (state) state.tatUs = tatUs;
-    else if (tatUs !== undefined) this.#states.set(storageKey, { tatUs, inflightCost: 0, waiters: [] });
+    if (tatUs === undefined && !this.#states.has(storageKey)) return;
+    this.#stateOf(storageKey).tatUs = tatUs;
     this.#trim();
   }
 
@@ -293,6 +338,13 @@ export class RateLimiter {
     let nowUs = 0;
     for (;;) {
       nowUs = Date.now() * 1000;
+      if (state.leasedUnits >= cost && nowUs < state.leaseEndsUs) {
+        state.leasedUnits -= cost;
+        state.sampleUnits += cost;
+        // The units this instance still holds are as good as free to it: report them as remaining.
+        const heldTatUs = (state.tatUs ?? nowUs) - state.leasedUnits * intervalUs;
+        return this.#outcome(true, heldTatUs, nowUs, cost, 'lease');
+      }
       const thresholdUs = nowUs + (limit - cost) * intervalUs;
       // Known over the limit: answered here, at no store cost, until enough refills for this cost.
       if (state.tatUs !== undefined && state.tatUs > thresholdUs) {
@@ -320,22 +372,49 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * Units to reserve beyond `cost` with this write. Demand is what this instance admitted for the key
+   * since its last write, as a rate over one lease (at most twice the sample, so one quick pair of
+   * requests does not reserve a full lease). Only one leasing write per key is in flight, so a lease
+   * never overlaps another.
+   */
+  #leaseSize(state: KeyState, nowUs: number, cost: number): number {
+    // `inflightCost` includes this write's own cost: anything more is another write in flight.
+    if (this.#maxLeaseUnits === 0 || state.inflightCost > cost || state.sampleUnits === 0) return 0;
+    const elapsedUs = nowUs - state.sampleStartUs;
+    const perLease =
+      elapsedUs > 0 ? Math.floor((state.sampleUnits * this.#leaseUs) / elapsedUs) : Number.POSITIVE_INFINITY;
+    const demand = Math.min(2 * state.sampleUnits, perLease);
+    // Half of what the key has left at most, so a lease never takes the last units other instances need.
+    const spare = Math.floor((this.#knownRemaining(state.tatUs, nowUs) - cost) / 2);
+    return Math.max(0, Math.min(this.#maxLeaseUnits, demand, spare));
+  }
+
   async #write(storageKey: string, state: KeyState, cost: number, nowUs: number): Promise<RateLimitResult> {
     const { limit, intervalUs, capacityUs } = this.#gcra;
-    const write: Omit<TatWrite, 'mode'> = {
-      nowUs,
-      thresholdUs: nowUs + (limit - cost) * intervalUs,
-      incrementUs: cost * intervalUs,
-      // No write can leave TAT beyond now + capacity, so the item is stale (and TTL may delete it) after that.
-      expiresAtSec: Math.ceil((nowUs + capacityUs) / 1_000_000),
-    };
+    // Whatever is left of an earlier lease is too little for this cost or has lapsed.
+    state.leasedUnits = 0;
+    const thresholdUs = nowUs + (limit - cost) * intervalUs;
+    // No write can leave TAT beyond now + capacity, so the item is stale (and TTL may delete it) after that.
+    const expiresAtSec = Math.ceil((nowUs + capacityUs) / 1_000_000);
     // Guess the branch from what this instance last saw; a wrong guess costs one more request.
     let mode: TatWrite['mode'] = state.tatUs !== undefined && state.tatUs > nowUs ? 'busy' : 'fresh';
     for (let attempt = 0; attempt < maxWriteAttempts; attempt += 1) {
-      const outcome = await this.#store.write(storageKey, { ...write, mode });
+      const lease = this.#leaseSize(state, nowUs, cost);
+      const outcome = await this.#store.write(storageKey, {
+        mode,
+        nowUs,
+        thresholdUs: thresholdUs - lease * intervalUs,
+        incrementUs: (cost + lease) * intervalUs,
+        expiresAtSec,
+      });
       if (outcome.applied) {
         state.tatUs = newest(state.tatUs, outcome.tatUs);
-        return this.#outcome(true, outcome.tatUs, nowUs, cost, 'store');
+        state.sampleStartUs = nowUs;
+        state.sampleUnits = cost;
+        state.leasedUnits = lease;
+        state.leaseEndsUs = nowUs + this.#leaseUs;
+        return this.#outcome(true, outcome.tatUs - lease * intervalUs, nowUs, cost, 'store');
       }
       if (!outcome.known && mode === 'fresh') {
         // `fresh` fails only on a live TAT after now, which is exactly when `busy` applies.
@@ -345,14 +424,15 @@ export class RateLimiter {
       const tatUs = outcome.known ? outcome.tatUs : await this.#store.read(storageKey, nowUs);
       // A stored TAT only grows until the key is reset or expires; no TAT at all is news to keep.
       state.tatUs = tatUs === undefined ? undefined : newest(state.tatUs, tatUs);
-      if (tatUs !== undefined && tatUs > write.thresholdUs) {
+      if (tatUs !== undefined && tatUs > thresholdUs) {
         return this.#outcome(false, tatUs, nowUs, cost, 'store');
       }
+      // The request itself fits; the next attempt sizes any lease from the TAT just learned.
       mode = tatUs !== undefined && tatUs > nowUs ? 'busy' : 'fresh';
     }
     // Other writers changed the key between every attempt. Admitting without a successful
     // conditional write could exceed the limit, so refuse, as if it were just over.
-    return this.#outcome(false, write.thresholdUs + intervalUs, nowUs, cost, 'store');
+    return this.#outcome(false, thresholdUs + intervalUs, nowUs, cost, 'store');
   }
 
   #outcome(

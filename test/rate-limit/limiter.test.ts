@@ -139,11 +139,13 @@ describe('RateLimiter on DynamoDB', () => {
   });
 
   describe('cost in DynamoDB requests', () => {
-    it('makes one request per admitted request in steady state', async () => {
+    it('makes one request per admitted request in steady state with leases off', async () => {
       const start = freezeClock();
       const own = countingClient();
       const limiter = new RateLimiter({
+        // T = 60 ms refills within the default 100 ms lease; leases are tested in lease.test.ts.
         policy: { limit: 1000, windowSec: 60 },
+        leaseMs: 0,
         tableName,
         client: own.client,
       });
@@ -386,13 +388,14 @@ describe('RateLimiter on DynamoDB', () => {
           failMode: 'sideways' as 'open',
           outageBackoffSec: -1,
           localCacheSize: 1.5,
+          leaseMs: Number.NaN,
         });
       expect(build).toThrow(InvalidOptionsError);
       try {
         build();
       } catch (error) {
         const problems = (error as InvalidOptionsError).problems.join('\n');
-        expect((error as InvalidOptionsError).problems).toHaveLength(7);
+        expect((error as InvalidOptionsError).problems).toHaveLength(8);
         for (const field of [
           'name',
           'limit',
@@ -401,6 +404,7 @@ describe('RateLimiter on DynamoDB', () => {
           'failMode',
           'outageBackoffSec',
           'localCacheSize',
+          'leaseMs',
         ]) {
           expect(problems).toContain(field);
         }

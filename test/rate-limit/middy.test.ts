@@ -424,6 +424,7 @@ describe('rateLimit through a middy pipeline', () => {
           trustedProxyCount: -1,
           ipv6PrefixLength: 129,
           failMode: 'maybe' as 'open',
+          leaseMs: -5,
           tableName,
         } as unknown as RateLimitOptions);
       expect(build).toThrow(InvalidOptionsError);
@@ -440,6 +441,7 @@ describe('rateLimit through a middy pipeline', () => {
           'trustedProxyCount',
           'ipv6PrefixLength',
           'failMode',
+          'leaseMs',
         ]) {
           expect(problems).toContain(field);
         }
