@@ -4,8 +4,8 @@ import { ServiceUnavailableError } from '../../middleware/errors.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment } from '../shared/environment.js';
-import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
+import { createPublicHttpFunction } from '../shared/public-http-function.js';
 
 const { logger } = functionObservability('health');
 const environment = readEnvironment();
@@ -18,7 +18,7 @@ async function probe(tableName: string): Promise<void> {
   await documentClient.send(new GetCommand({ TableName: tableName, Key: { pk: 'HEALTH', sk: 'HEALTH' } }));
 }
 
-export const handler = createHttpFunction(
+export const handler = createPublicHttpFunction(
   'health',
   {
     'GET /health': (route) =>

@@ -1,0 +1,98 @@
+// One Lambda handler per function that dispatches on the API Gateway route key, with the outer middlewares every HTTP function shares.
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy, { type MiddyfiedHandler } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { audit, type CorrelationContext, correlationIds } from '../../middleware/audit/middy.js';
+import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
+import { NotFoundError } from '../../middleware/errors.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { captureMetrics } from '../../middleware/metrics/middy.js';
+import { type HttpFunctionName, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
+import { type FunctionObservability, functionObservability } from './observability.js';
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResponse = APIGatewayProxyStructuredResultV2;
+
+/**
+ * A route's own Middy pipeline, before `.handler()`: its policy middlewares are already applied.
+ * `context.principal` is the authenticated caller on every route whose auth is not public.
+ */
+export type RoutePipeline = MiddyfiedHandler<
+  HttpEvent,
+  HttpResponse,
+  Error,
+  Context & OptionalAuthContext & CorrelationContext
+>;
+
+/** A finished per-route pipeline; its context may carry what its middlewares add (input, principal...). */
+// biome-ignore lint/suspicious/noExplicitAny: each route's context type differs; dispatch only forwards it.
+export type RouteHandler = MiddyfiedHandler<HttpEvent, HttpResponse, Error, any, any>;
+
+/** Receives the route's pre-configured pipeline; adds the route's own middlewares and handler. */
+export type RouteBuilder = (pipeline: RoutePipeline, route: RouteDefinition) => RouteHandler;
+
+/** Makes the pipeline a route starts from, with the policy the route table declares for it. */
+export type PolicyPipeline = (route: RouteDefinition, observability: FunctionObservability) => RoutePipeline;
+
+/** A pipeline with no policy middleware, for routes whose table entry asks for none. */
+export function bareRoutePipeline(): RoutePipeline {
+  return middy<HttpEvent, HttpResponse, Error, Context & OptionalAuthContext & CorrelationContext>();
+}
+
+/** The routes the table gives `functionName`, checked against the builders so none lacks code and none is extra. */
+export function ownRoutes(
+  functionName: HttpFunctionName,
+  builders: Readonly<Record<string, RouteBuilder>>,
+): readonly RouteDefinition[] {
+  const own: readonly RouteDefinition[] = routes.filter((route) => route.function === functionName);
+  const expected = new Set(own.map(routeKeyOf));
+  const given = new Set(Object.keys(builders));
+  const missing = [...expected].filter((key) => !given.has(key));
+  const unknown = [...given].filter((key) => !expected.has(key));
+  if (missing.length > 0 || unknown.length > 0) {
+    throw new Error(
+      `Function ${functionName} does not match the route table: missing [${missing.join(', ')}], unknown [${unknown.join(', ')}]`,
+    );
+  }
+  return own;
+}
+
+/**
+ * The function's Lambda handler over `own` routes (from {@link ownRoutes}), each built on the pipeline
+ * `policyPipeline` gives it, inside the middlewares every request passes through.
+ */
+export function createRouteDispatcher(
+  functionName: HttpFunctionName,
+  own: readonly RouteDefinition[],
+  builders: Readonly<Record<string, RouteBuilder>>,
+  logger: Logger,
+  policyPipeline: PolicyPipeline,
+): MiddyfiedHandler<HttpEvent, HttpResponse> {
+  // Audit lines, metrics and the capabilities' security events of this function (functions/shared/observability.ts).
+  const observability = functionObservability(functionName);
+  const handlers = new Map<string, RouteHandler>(
+    own.map((route) => {
+      const build = builders[routeKeyOf(route)] as RouteBuilder;
+      return [routeKeyOf(route), build(policyPipeline(route, observability), route)];
+    }),
+  );
+  const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResponse> => {
+    const routeHandler = handlers.get(event.routeKey);
+    if (!routeHandler) throw new NotFoundError(`No route for ${event.routeKey}`);
+    return routeHandler(event, context);
+  };
+  const loggers = [...new Set([logger, observability.logger])];
+  // Outermost, so they also see answers the route pipelines give early (401/403, 429, 503, CSRF)
+  // and errors httpErrorHandler renders: correlation id, metrics flush and audit on every request.
+  const handler = middy<HttpEvent, HttpResponse>(dispatch);
+  // `use` adds in place, so `handler` keeps the type Lambda invokes it with (a plain Context), while
+  // Middy would type the chain's result as needing what correlationIds() itself adds.
+  handler
+    .use(injectLambdaContext(loggers, { resetKeys: true }))
+    .use(correlationIds({ loggers }))
+    .use(captureMetrics(observability.metrics))
+    .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
+    .use(httpErrorHandler({ logger }));
+  return handler;
+}
