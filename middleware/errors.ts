@@ -363,7 +363,7 @@ export class ConfigError extends BulwarkError {
 }
 
 /** Why a secret could not be read; stable, safe to log. */
-export type SecretFailureReason = 'not_found' | 'unreachable' | 'not_json' | 'not_text';
+export type SecretFailureReason = 'not_found' | 'unreachable' | 'not_json' | 'not_text' | 'not_rotating';
 
 /** A secret could not be fetched or parsed; names the secret and version stage, never the value. */
 export class SecretAccessError extends BulwarkError {

@@ -145,6 +145,29 @@ export function createServiceSigner(
   return (request) => serviceAuthHeaders(credentials, request);
 }
 
+function isValidSecret(secret: RotatingSecret): boolean {
+  return [secret.current, secret.previous].every(
+    (value, index) =>
+      (index === 1 && value === undefined) || (typeof value === 'string' && value.length >= 32),
+  );
+}
+
+/** A run-time source's secret; one that cannot be read, or is unusable, is a 503, never a verdict on the caller. */
+async function readSource(secrets: ServiceSecretSource, refresh: boolean): Promise<RotatingSecret> {
+  let secret: RotatingSecret;
+  try {
+    secret = await secrets.source(refresh);
+  } catch (error) {
+    throw new ServiceUnavailableError('Service credentials are unavailable', 5, { cause: error });
+  }
+  if (!isValidSecret(secret)) {
+    throw new ServiceUnavailableError('Service credentials are unavailable', 5, {
+      cause: new Error('the signing secret source returned a secret shorter than 32 characters'),
+    });
+  }
+  return secret;
+}
+
 /** Remembers nonces until they expire; `claim` is true only for the first use of a nonce. */
 export interface NonceStore {
   claim(key: string, expiresAtSec: number, nowMs: number): Promise<boolean>;
@@ -181,18 +204,34 @@ export class DynamoDbNonceStore implements NonceStore {
   }
 }
 
-/** A calling service's secrets: the current one and, during a rotation, the previous one. */
-export interface ServiceSecrets {
+/** A secret during rotation: the value in use and, for a while after a rotation, the one before it. */
+export interface RotatingSecret {
   readonly current: string;
   /** Still accepted while callers move to `current`. @default undefined */
   readonly previous?: string | undefined;
+}
+
+/** A calling service's secrets, fixed for the life of the verifier, and the scopes its principal carries. */
+export interface ServiceSecrets extends RotatingSecret {
+  /** Scopes its principal carries. @default [] */
+  readonly scopes?: readonly string[];
+}
+
+/**
+ * A calling service whose secrets are read at run time, so a rotation takes effect without a deploy.
+ * `source` is asked on every verification (keep it cached, e.g. `SecretStore.getRotatingSecret`), and
+ * once more with `refresh: true` when a signature matches neither value, in case the secret rotated
+ * since it was cached; the source decides how often such a refresh may really fetch.
+ */
+export interface ServiceSecretSource {
+  readonly source: (refresh: boolean) => Promise<RotatingSecret>;
   /** Scopes its principal carries. @default [] */
   readonly scopes?: readonly string[];
 }
 
 export interface ServiceRequestVerifierOptions {
-  /** Known callers by service id. */
-  readonly services: Readonly<Record<string, ServiceSecrets>>;
+  /** Known callers by service id: fixed secrets, or a source read at run time. */
+  readonly services: Readonly<Record<string, ServiceSecrets | ServiceSecretSource>>;
   readonly nonceStore: NonceStore;
   /** Accepted distance between the request's timestamp and now, either way, in seconds. @default 300 */
   readonly toleranceSec?: number;
@@ -216,26 +255,27 @@ export const serviceAuthHeaderNames = ['x-service-id', 'x-timestamp', 'x-nonce',
  * holds, so forged requests cannot fill the nonce table).
  *
  * @example
+ * const secretStore = new SecretStore();
  * const services = new ServiceRequestVerifier({
- *   services: { bookings: { current: process.env.BOOKINGS_SECRET, previous: process.env.BOOKINGS_SECRET_PREVIOUS } },
+ *   services: { bookings: { source: (refresh) => secretStore.getRotatingSecret(signingSecretArn, { refresh }) } },
  *   nonceStore: new DynamoDbNonceStore({ client, tableName }),
  * });
  */
 export class ServiceRequestVerifier {
-  private readonly services: ReadonlyMap<string, ServiceSecrets>;
+  private readonly services: ReadonlyMap<string, ServiceSecrets | ServiceSecretSource>;
   private readonly nonceStore: NonceStore;
   private readonly toleranceSec: number;
 
   constructor(options: ServiceRequestVerifierOptions) {
     const problems: string[] = [];
-    const services = new Map<string, ServiceSecrets>();
+    const services = new Map<string, ServiceSecrets | ServiceSecretSource>();
     for (const [serviceId, secrets] of Object.entries(options.services ?? {})) {
       if (!/^[\w.-]{1,64}$/.test(serviceId))
         problems.push(`service id ${JSON.stringify(serviceId)} is invalid`);
-      for (const secret of [secrets.current, secrets.previous]) {
-        if (secret !== undefined && (typeof secret !== 'string' || secret.length < 32)) {
-          problems.push(`${serviceId}: secrets must be at least 32 characters`);
-        }
+      if ('source' in secrets) {
+        if (typeof secrets.source !== 'function') problems.push(`${serviceId}: source must be a function`);
+      } else if (!isValidSecret(secrets)) {
+        problems.push(`${serviceId}: secrets must be at least 32 characters`);
       }
       services.set(serviceId, secrets);
     }
@@ -290,10 +330,15 @@ export class ServiceRequestVerifier {
       nonce,
     };
     const presented = Buffer.from(signature, 'hex');
-    const matches = [secrets.current, secrets.previous].some(
-      (secret) =>
-        secret !== undefined && timingSafeEqual(Buffer.from(signRequest(secret, signable), 'hex'), presented),
-    );
+    const signedBy = (secret: RotatingSecret) =>
+      [secret.current, secret.previous].some(
+        (value) =>
+          value !== undefined && timingSafeEqual(Buffer.from(signRequest(value, signable), 'hex'), presented),
+      );
+    const matches =
+      'source' in secrets
+        ? signedBy(await readSource(secrets, false)) || signedBy(await readSource(secrets, true))
+        : signedBy(secrets);
     if (!matches) throw credentialError('bad_signature');
     // The nonce must be remembered as long as its timestamp is acceptable.
     let fresh: boolean;

@@ -180,6 +180,31 @@ export class SecretStore {
   }
 
   /**
+   * A secret kept as JSON `{ "current": "…", "previous": "…" }` in one version, the shape Bulwark's
+   * rotation function writes (previous absent until the first rotation), cached for maxAgeSec. With
+   * `refresh: true` (a value matched neither, so the secret may have rotated since it was cached) it is
+   * fetched again, at most once per refreshOnMismatchSec, so bad requests cannot drive Secrets Manager calls.
+   *
+   * @example
+   * const { current } = await secrets.getRotatingSecret(process.env.SIGNING_SECRET_ARN);
+   */
+  async getRotatingSecret(
+    name: string,
+    options: { readonly refresh?: boolean } = {},
+  ): Promise<SecretVersions> {
+    const now = Date.now();
+    const forceFetch =
+      options.refresh === true &&
+      now - (this.lastForcedRefresh.get(name) ?? Number.NEGATIVE_INFINITY) >= this.refreshOnMismatchMs;
+    if (forceFetch) this.lastForcedRefresh.set(name, now);
+    const { current, previous } = await this.getJsonSecret(name, { forceFetch });
+    if (typeof current !== 'string' || !(previous === undefined || typeof previous === 'string')) {
+      throw new SecretAccessError(name, versionStages.current, 'not_rotating');
+    }
+    return { current, previous };
+  }
+
+  /**
    * Dual acceptance during rotation: the stage (AWSCURRENT, else AWSPREVIOUS) whose value passes
    * `check`, or undefined when none does. A miss re-reads the current version, rate-limited, in case
    * it rotated after it was cached.

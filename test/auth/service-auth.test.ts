@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import {
   canonicalQuery,
   canonicalRequest,
@@ -12,6 +14,7 @@ import {
   serviceAuthHeaders,
   signRequest,
 } from '../../middleware/auth/service-auth.js';
+import { SecretStore } from '../../middleware/config/secrets.js';
 import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -249,5 +252,100 @@ describe('ServiceRequestVerifier', () => {
   it('knows a signed request by any of its headers', () => {
     expect(ServiceRequestVerifier.isSigned({ 'x-nonce': 'n' })).toBe(true);
     expect(ServiceRequestVerifier.isSigned({ authorization: 'Bearer x' })).toBe(false);
+  });
+});
+
+describe('ServiceRequestVerifier with secrets read at run time', () => {
+  const secretsManager = mockClient(SecretsManagerClient);
+  const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bookings-signing';
+  /** The secret as the rotation function keeps it: one JSON value with the current and previous secrets. */
+  let stored: string;
+  const rotate = (next: string) => {
+    stored = JSON.stringify({ current: next, previous: (JSON.parse(stored) as { current: string }).current });
+  };
+
+  function rotatingVerifier(store = new SecretStore({ refreshOnMismatchSec: 30 })): ServiceRequestVerifier {
+    return new ServiceRequestVerifier({
+      services: {
+        bookings: {
+          source: (refresh) => store.getRotatingSecret(secretArn, { refresh }),
+          scopes: ['users/read'],
+        },
+      },
+      nonceStore,
+    });
+  }
+
+  beforeEach(() => {
+    stored = JSON.stringify({ current });
+    secretsManager.reset();
+    secretsManager.on(GetSecretValueCommand, { SecretId: secretArn }).callsFake(async () => ({
+      SecretString: stored,
+    }));
+  });
+
+  const fetches = () => secretsManager.commandCalls(GetSecretValueCommand).length;
+
+  it('reads the secret once and serves later requests from the cache', async () => {
+    const verifier = rotatingVerifier();
+    expect(await verifier.verify(signed())).toMatchObject({ id: 'bookings', scopes: ['users/read'] });
+    await verifier.verify(signed());
+    expect(fetches()).toBe(1);
+  });
+
+  it('follows a rotation without a deploy: the new secret is read again on its first mismatch', async () => {
+    const verifier = rotatingVerifier();
+    await verifier.verify(signed());
+    rotate('n'.repeat(40));
+    // Callers that already moved to the new secret get through; the re-read happens once.
+    await expect(verifier.verify(signed({ secret: 'n'.repeat(40) }))).resolves.toMatchObject({
+      id: 'bookings',
+    });
+    expect(fetches()).toBe(2);
+    // Callers still on the outgoing secret get through as well, while it is the previous one.
+    await expect(verifier.verify(signed({ secret: current }))).resolves.toBeDefined();
+    expect(fetches()).toBe(2);
+  });
+
+  it('refuses a forged signature, and forged requests cannot drive Secrets Manager calls', async () => {
+    const verifier = rotatingVerifier();
+    for (let index = 0; index < 20; index += 1) {
+      expect(await reasonOf(verifier.verify(signed({ secret: 'f'.repeat(40) })))).toBe('bad_signature');
+    }
+    // The first read, and one refresh per refreshOnMismatchSec however many forgeries follow.
+    expect(fetches()).toBe(2);
+  });
+
+  it('answers 503 when the secret cannot be read or is unusable, and claims no nonce', async () => {
+    const claims: string[] = [];
+    const counting: NonceStore = {
+      claim: async (key, expiresAtSec, nowMs) => {
+        claims.push(key);
+        return nonceStore.claim(key, expiresAtSec, nowMs);
+      },
+    };
+    const failing = new ServiceRequestVerifier({
+      services: { bookings: { source: async () => Promise.reject(new Error('AccessDenied')) } },
+      nonceStore: counting,
+    });
+    await expect(failing.verify(signed())).rejects.toBeInstanceOf(ServiceUnavailableError);
+    const short = new ServiceRequestVerifier({
+      services: { bookings: { source: async () => ({ current: 'too-short' }) } },
+      nonceStore: counting,
+    });
+    await expect(short.verify(signed())).rejects.toBeInstanceOf(ServiceUnavailableError);
+    stored = JSON.stringify({ value: current });
+    await expect(rotatingVerifier().verify(signed())).rejects.toBeInstanceOf(ServiceUnavailableError);
+    expect(claims).toEqual([]);
+  });
+
+  it('rejects a source that is not a function at construction', () => {
+    expect(
+      () =>
+        new ServiceRequestVerifier({
+          services: { bookings: { source: 'arn:aws:secretsmanager:…' as never } },
+          nonceStore,
+        }),
+    ).toThrow(/bookings: source must be a function/);
   });
 });

@@ -188,6 +188,60 @@ describe('rotation with dual acceptance', () => {
   });
 });
 
+describe("getRotatingSecret: the rotation function's { current, previous } shape", () => {
+  const useStored = (value: string) =>
+    secretsManager.on(GetSecretValueCommand, { SecretId: 'rotating-key' }).resolves({ SecretString: value });
+
+  it('returns both values, previous absent before the first rotation, cached until maxAge', async () => {
+    vi.useFakeTimers();
+    useStored(JSON.stringify({ current: 'secret-v1' }));
+    const store = new SecretStore({ maxAgeSec: 60 });
+    expect(await store.getRotatingSecret('rotating-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    useStored(JSON.stringify({ current: 'secret-v2', previous: 'secret-v1' }));
+    expect(await store.getRotatingSecret('rotating-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getRotatingSecret('rotating-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
+    expect(fetches()).toBe(2);
+  });
+
+  it('re-reads on refresh at most once per refreshOnMismatchSec', async () => {
+    vi.useFakeTimers();
+    useStored(JSON.stringify({ current: 'secret-v1' }));
+    const store = new SecretStore({ refreshOnMismatchSec: 30 });
+    await store.getRotatingSecret('rotating-key');
+    useStored(JSON.stringify({ current: 'secret-v2', previous: 'secret-v1' }));
+    expect((await store.getRotatingSecret('rotating-key', { refresh: true })).current).toBe('secret-v2');
+    useStored(JSON.stringify({ current: 'secret-v3', previous: 'secret-v2' }));
+    expect((await store.getRotatingSecret('rotating-key', { refresh: true })).current).toBe('secret-v2');
+    expect(fetches()).toBe(2);
+    vi.advanceTimersByTime(30_000);
+    expect((await store.getRotatingSecret('rotating-key', { refresh: true })).current).toBe('secret-v3');
+  });
+
+  it.each([
+    ['no current', JSON.stringify({ previous: 'secret-v1' })],
+    ['a non-string current', JSON.stringify({ current: 42 })],
+    ['a non-string previous', JSON.stringify({ current: 'secret-v2', previous: ['secret-v1'] })],
+  ])('refuses a secret with %s as not_rotating, without quoting it', async (_label, value) => {
+    useStored(value);
+    const error = await new SecretStore()
+      .getRotatingSecret('rotating-key')
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SecretAccessError);
+    expect(error).toMatchObject({ reason: 'not_rotating', secretName: 'rotating-key' });
+    expect(String((error as Error).message)).not.toContain('secret-v');
+  });
+});
+
 describe('getSecret and the default store', () => {
   it('reads through a module-level store that configureSecretStore replaces', async () => {
     expect(await getSecret('webhook-key')).toBe('secret-v1');
