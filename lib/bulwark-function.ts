@@ -17,6 +17,12 @@ const requireBanner =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /**
+ * The email transport of deployed functions: the stack sets EMAIL_TRANSPORT to it, and bundles carry
+ * only it (`define` below), which leaves nodemailer (~240 KiB, SMTP) out of the email worker.
+ */
+export const deployedEmailTransport = 'ses';
+
+/**
  * How every function is bundled (local esbuild, no Docker). Exported so the cold-start benchmark
  * (test/bench/cold-start.bench.ts) bundles exactly what gets deployed.
  */
@@ -31,6 +37,9 @@ export const bundlingOptions = {
   // Prefer packages' ESM builds, which the ESM output can tree-shake.
   mainFields: ['module', 'main'],
   banner: requireBanner,
+  // Unset where the sources run (local runtime, tests), so SMTP stays available there; constant here,
+  // so esbuild drops the other transport's branch and its imports (functions/email-worker/transports.ts).
+  define: { 'process.env.BULWARK_BUNDLED_EMAIL_TRANSPORT': JSON.stringify(deployedEmailTransport) },
   // The AWS SDK is bundled, not taken from the runtime (CDK's default for nodejs22.x externalises
   // `@aws-sdk/*`): the deployed code then runs the exact SDK versions of package-lock.json that the
   // tests ran, Powertools (idempotency, parameters) and @smithy/node-http-handler stay on the same
@@ -173,6 +182,7 @@ export class BulwarkFunction extends Construct {
       bundling: {
         ...bundlingOptions,
         mainFields: [...bundlingOptions.mainFields],
+        define: { ...bundlingOptions.define },
         externalModules: [...bundlingOptions.externalModules],
         ...(props.bundledFiles === undefined || props.bundledFiles.length === 0
           ? {}

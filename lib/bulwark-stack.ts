@@ -15,7 +15,7 @@ import { type WorkerDefinition, type WorkerName, workerNames, workers } from '..
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
-import { BulwarkFunction } from './bulwark-function.js';
+import { BulwarkFunction, deployedEmailTransport } from './bulwark-function.js';
 import { BulwarkTable } from './bulwark-table.js';
 import { BulwarkDashboard } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
@@ -391,7 +391,7 @@ export class BulwarkStack extends Stack {
     const { identity, from } = emailSettings(props.email);
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
-    worker.addEnvironment('EMAIL_TRANSPORT', 'ses');
+    worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
     worker.addEnvironment('EMAIL_FROM', from);
     // SES v2 SendEmail is authorised on the From identity (no configuration set is used).
     worker.addToRolePolicy(

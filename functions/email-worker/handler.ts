@@ -25,10 +25,16 @@ if (!queues.emailQueueUrl || !queues.emailDlqUrl) {
 }
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 
-const transport: EmailTransport =
-  queues.emailTransport === 'ses'
-    ? new SesEmailTransport(new SESv2Client({}))
-    : new SmtpEmailTransport(queues.smtp);
+function createEmailTransport(): EmailTransport {
+  if (queues.emailTransport === 'ses') return new SesEmailTransport(new SESv2Client({}));
+  // Deployed bundles carry only SES (lib/bulwark-function.ts): fail the cold start, not the first email.
+  if (process.env.BULWARK_BUNDLED_EMAIL_TRANSPORT === 'ses') {
+    throw new Error('Invalid function environment: EMAIL_TRANSPORT (this bundle carries only ses)');
+  }
+  return new SmtpEmailTransport(queues.smtp);
+}
+
+const transport = createEmailTransport();
 
 const smsTransport: SmsTransport =
   queues.sms.transport === 'sns'

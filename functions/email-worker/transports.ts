@@ -62,6 +62,17 @@ export interface SmtpTransportOptions {
  */
 let nodemailer: Promise<typeof import('nodemailer')> | undefined;
 
+function loadNodemailer(): Promise<typeof import('nodemailer')> {
+  // A constant in deployed bundles (`define` in lib/bulwark-function.ts): esbuild drops the dead
+  // branch while parsing, and nodemailer with it. It does so only for an if/else, not for code after
+  // a return, hence the else.
+  if (process.env.BULWARK_BUNDLED_EMAIL_TRANSPORT === 'ses') {
+    return Promise.reject(new Error('This bundle carries only the ses email transport'));
+  } else {
+    return import('nodemailer');
+  }
+}
+
 /** Plain SMTP through nodemailer (one pooled transporter per process). */
 export class SmtpEmailTransport implements EmailTransport {
   readonly name = 'smtp';
@@ -83,7 +94,7 @@ export class SmtpEmailTransport implements EmailTransport {
   }
 
   private connect(): Promise<Transporter> {
-    nodemailer ??= import('nodemailer');
+    nodemailer ??= loadNodemailer();
     this.transporter ??= nodemailer.then(({ createTransport }) => createTransport(this.options));
     return this.transporter;
   }

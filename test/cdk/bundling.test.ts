@@ -28,7 +28,7 @@ const workerEnvironment = {
 };
 
 /** Imports a bundle in a fresh Node process, as Lambda's cold start does; returns what it printed. */
-function importBundle(dir: string): string {
+function importBundle(dir: string, environment: Readonly<Record<string, string>> = {}): string {
   return execFileSync(
     process.execPath,
     [
@@ -36,7 +36,7 @@ function importBundle(dir: string): string {
       '-e',
       `const m = await import(${JSON.stringify(join(dir, 'index.mjs'))}); console.log(typeof m.handler);`,
     ],
-    { env: workerEnvironment, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...workerEnvironment, ...environment }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   ).trim();
 }
 
@@ -80,6 +80,13 @@ describe('the email worker bundle', () => {
     const bare = tempDir('bulwark-bare-bundle-');
     copyFileSync(join(bundleDir, 'index.mjs'), join(bare, 'index.mjs'));
     expect(() => importBundle(bare)).toThrow(/ENOENT[^\n]*templates\/\w[\w-]*\.\w+\.hbs/);
+  }, 30_000);
+
+  it('carries only the deployed email transport: no nodemailer, and EMAIL_TRANSPORT=smtp fails the cold start', () => {
+    expect(readFileSync(join(bundleDir, 'index.mjs'), 'utf8').includes('nodemailer')).toBe(false);
+    expect(() => importBundle(bundleDir, { EMAIL_TRANSPORT: 'smtp' })).toThrow(
+      /Invalid function environment: EMAIL_TRANSPORT \(this bundle carries only ses\)/,
+    );
   }, 30_000);
 
   it('bundles the AWS SDK instead of importing the runtime one, and starts with the require banner', () => {
