@@ -102,7 +102,7 @@ export class EmailWorker {
 
   private async processRecord(record: SQSRecord): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
-    const parsed = parseQueueMessage(record.body);
+    const parsed = await parseQueueMessage(record.body);
     if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
     const { message } = parsed;
     if (message.type === 'sms' && !this.options.sms) {

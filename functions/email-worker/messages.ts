@@ -1,6 +1,6 @@
 // The email queue's message schema: one zod schema per message type (emails and SMS), validated by the worker before anything is sent.
 import { phoneSchema } from '../shared/phone.js';
-import { type ParsedMessage, parseMessageBody } from '../shared/queue-messages.js';
+import { type ParsedMessage, parseMessageBody, parseMessageBodyAsync } from '../shared/queue-messages.js';
 import * as z from '../shared/zod.js';
 
 const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100));
@@ -50,12 +50,13 @@ export const emailMessageTypes = ['welcome', 'verification', 'password-reset', '
 /**
  * An SMS (seed 003), sent through the same queue, retries, breaker and idempotency as the emails. Its
  * text is the `template` rendered with `data` (text-only handlebars, templates/<template>.txt.hbs).
- * `to` must be a valid number in E.164 form.
+ * `to` must be a number in E.164 form of a length its country allows: the users function checked it
+ * against the full number plan at registration, so the smaller metadata set is enough here.
  */
 export const smsMessageSchema = z.strictObject({
   id: z.uuid(),
   type: z.literal('sms'),
-  to: phoneSchema,
+  to: phoneSchema({ plan: () => import('./number-plan.js'), level: 'possible' }),
   template: z.literal('sms-verification'),
   data: z.strictObject({
     code: z.string().check(z.regex(/^\d{6}$/, 'Must be 6 digits')),
@@ -78,6 +79,6 @@ export function parseEmailMessage(body: string): ParsedMessage<EmailMessage> {
 }
 
 /** Any message of the email queue (email or SMS), or a short reason why the body is not one. */
-export function parseQueueMessage(body: string): ParsedMessage<QueueMessage> {
-  return parseMessageBody(queueMessageSchema, body);
+export function parseQueueMessage(body: string): Promise<ParsedMessage<QueueMessage>> {
+  return parseMessageBodyAsync(queueMessageSchema, body);
 }

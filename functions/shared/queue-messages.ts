@@ -3,22 +3,41 @@ import type * as z from './zod.js';
 
 export type ParsedMessage<T> = { ok: true; message: T } | { ok: false; reason: string };
 
-/** Parses a JSON body against a schema, or gives a short reason for the log and the DLQ. */
-export function parseMessageBody<S extends z.ZodMiniType>(
-  schema: S,
-  body: string,
-): ParsedMessage<z.output<S>> {
-  let json: unknown;
+type Parsed<T> =
+  | { success: true; data: T }
+  | { success: false; error: { issues: readonly z.core.$ZodIssue[] } };
+
+function readJson(body: string): { ok: true; json: unknown } | { ok: false; reason: string } {
   try {
-    json = JSON.parse(body);
+    return { ok: true, json: JSON.parse(body) };
   } catch {
     return { ok: false, reason: 'Body is not JSON' };
   }
-  const result = schema.safeParse(json);
+}
+
+function toMessage<T>(result: Parsed<T>): ParsedMessage<T> {
   if (result.success) return { ok: true, message: result.data };
   // Paths and messages only: values may be personal data.
   const reason = result.error.issues
     .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
     .join('; ');
   return { ok: false, reason: `Invalid message: ${reason}` };
+}
+
+/** Parses a JSON body against a schema, or gives a short reason for the log and the DLQ. */
+export function parseMessageBody<S extends z.ZodMiniType>(
+  schema: S,
+  body: string,
+): ParsedMessage<z.output<S>> {
+  const read = readJson(body);
+  return read.ok ? toMessage(schema.safeParse(read.json)) : read;
+}
+
+/** {@link parseMessageBody} for a schema with asynchronous checks (a phone number's plan, loaded on first use). */
+export async function parseMessageBodyAsync<S extends z.ZodMiniType>(
+  schema: S,
+  body: string,
+): Promise<ParsedMessage<z.output<S>>> {
+  const read = readJson(body);
+  return read.ok ? toMessage(await schema.safeParseAsync(read.json)) : read;
 }

@@ -111,8 +111,8 @@ beforeEach(() => {
 });
 
 describe('sms messages', () => {
-  it('accepts a verification code to an E.164 number', () => {
-    const parsed = parseQueueMessage(JSON.stringify(sms()));
+  it('accepts a verification code to an E.164 number', async () => {
+    const parsed = await parseQueueMessage(JSON.stringify(sms()));
     expect(parsed).toEqual({
       ok: true,
       message: sms({ id: (parsed as { message: { id: string } }).message?.id }),
@@ -129,8 +129,8 @@ describe('sms messages', () => {
     ['+0014155552671', 'international prefix'],
     ['+1234567890123456', 'longer than 15 digits'],
     ['ada@example.com', 'an email address'],
-  ])('rejects %s (%s) with a reason naming `to`, not the number', (to) => {
-    const parsed = parseQueueMessage(JSON.stringify(sms({ to })));
+  ])('rejects %s (%s) with a reason naming `to`, not the number', async (to) => {
+    const parsed = await parseQueueMessage(JSON.stringify(sms({ to })));
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
     expect(parsed.reason).toMatch(/^Invalid message: to: .*Must be a valid phone number in E\.164 form/);
@@ -138,7 +138,7 @@ describe('sms messages', () => {
     expect(parsed.reason.replace('e.g. +14155552671', '')).not.toContain(to);
   });
 
-  it('rejects codes that are not 6 digits, unknown templates and extra fields', () => {
+  it('rejects codes that are not 6 digits, unknown templates and extra fields', async () => {
     for (const [overrides, field] of [
       [{ data: { code: '12345', expiresInMinutes: 10 } }, /data\.code/],
       [{ data: { code: '12a456', expiresInMinutes: 10 } }, /data\.code/],
@@ -147,7 +147,7 @@ describe('sms messages', () => {
       [{ template: 'promo' }, /template/],
       [{ subject: 'hi' }, /subject|\(root\)/],
     ] as const) {
-      const parsed = parseQueueMessage(JSON.stringify(sms(overrides)));
+      const parsed = await parseQueueMessage(JSON.stringify(sms(overrides)));
       expect(parsed.ok, JSON.stringify(overrides)).toBe(false);
       if (!parsed.ok) expect(parsed.reason).toMatch(field);
     }
@@ -157,8 +157,8 @@ describe('sms messages', () => {
     expect(parseEmailMessage(JSON.stringify(sms())).ok).toBe(false);
   });
 
-  it('renders the text-only sms-verification template with the code and its lifetime', () => {
-    const parsed = parseQueueMessage(JSON.stringify(sms()));
+  it('renders the text-only sms-verification template with the code and its lifetime', async () => {
+    const parsed = await parseQueueMessage(JSON.stringify(sms()));
     if (!parsed.ok || parsed.message.type !== 'sms') throw new Error('expected an sms');
     const text = new EmailTemplates().renderSms(parsed.message);
     expect(text).toBe(
@@ -344,7 +344,7 @@ describe('registration with a phone number', () => {
       template: 'sms-verification',
       data: { code: '001234', expiresInMinutes: 10 },
     });
-    expect(parseQueueMessage(entries[2]?.MessageBody ?? '').ok).toBe(true);
+    expect((await parseQueueMessage(entries[2]?.MessageBody ?? '')).ok).toBe(true);
     expect(issued).toEqual(['user-1']);
   });
 
