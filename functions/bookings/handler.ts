@@ -42,12 +42,12 @@ const publishBooking = (
     { type, tenantId: defaultTenantId, subjectUserId: booking.userId, data: { ...booking } },
     correlationId,
   );
-const signAsBookings = serviceSigner('bookings');
+const signAsBookings = serviceSigner('bookings', onEvent);
 const usersService = createUsersService({
   baseUrl: environment.usersApiUrl,
   tableName: environment.toolkitTableName,
   client: dynamoDb,
-  sign: signAsBookings && ((request) => ({ ...signAsBookings(request) })),
+  sign: signAsBookings && (async (request) => ({ ...(await signAsBookings(request)) })),
   onEvent,
   logger,
 });

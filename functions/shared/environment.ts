@@ -1,5 +1,7 @@
 // The sample functions' configuration, read from the environment once at cold start.
+import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
+import type { RotatingSecretSetting } from './rotating-secret.js';
 import * as z from './zod.js';
 
 const environmentSchema = z.object({
@@ -43,15 +45,20 @@ export interface AuthEnvironment {
   clientIds: string[] | null;
   /** null: token_use not checked. */
   tokenUse: 'access' | 'id' | null;
-  serviceSecrets: Record<string, { current: string; previous?: string | undefined }>;
+  serviceSecrets: Record<string, RotatingSecretSetting>;
 }
 
 /**
- * Request-signing secrets come one variable per calling service, `SERVICE_SIGNING_SECRET_<ID>`, each
- * JSON `{ "current": "...", "previous": "..." }` (previous only during a rotation), so a whole variable
- * can be a deploy-time reference to one Secrets Manager secret.
+ * Request-signing secrets come one variable per calling service: `SERVICE_SIGNING_SECRET_ARN_<ID>`, the
+ * ARN of a Secrets Manager secret read at run time (the stack), or `SERVICE_SIGNING_SECRET_<ID>`, the
+ * value itself (local runs and tests). Either holds JSON `{ "current": "...", "previous": "..." }`
+ * (previous only after a rotation), the shape the rotation function keeps.
  */
 const signingSecretPrefix = 'SERVICE_SIGNING_SECRET_';
+const signingSecretArnPrefix = 'SERVICE_SIGNING_SECRET_ARN_';
+const secretArnSchema = z
+  .string()
+  .check(z.regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$/));
 /** A secret as the rotation function keeps it: the value in use and, after a rotation, the one before. */
 const rotatingSecretSchema = z.pipe(
   z.string(),
@@ -76,10 +83,20 @@ function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets
   const invalid: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(signingSecretPrefix) || value === undefined) continue;
-    const serviceId = name.slice(signingSecretPrefix.length).toLowerCase().replaceAll('_', '-');
-    const parsed = rotatingSecretSchema.safeParse(value);
-    if (parsed.success && /^[a-z0-9-]{1,64}$/.test(serviceId)) secrets[serviceId] = parsed.data;
-    else invalid.push(name);
+    const byArn = name.startsWith(signingSecretArnPrefix);
+    const serviceId = name
+      .slice((byArn ? signingSecretArnPrefix : signingSecretPrefix).length)
+      .toLowerCase()
+      .replaceAll('_', '-');
+    const parsed = byArn ? secretArnSchema.safeParse(value) : rotatingSecretSchema.safeParse(value);
+    // One source per service: a value and an ARN for the same caller would leave it unclear which is in force.
+    if (!parsed.success || !/^[a-z0-9-]{1,64}$/.test(serviceId) || serviceId in secrets) {
+      invalid.push(name);
+      continue;
+    }
+    secrets[serviceId] = byArn
+      ? { secretArn: parsed.data as string }
+      : { value: parsed.data as RotatingSecret };
   }
   if (invalid.length > 0) throw new Error(`Invalid function environment: ${invalid.join(', ')}`);
   return secrets;
@@ -189,6 +206,8 @@ const queueEnvironmentSchema = z.object({
       rotatingSecretSchema,
     ),
   ),
+  /** The stack's form of VERIFICATION_LINK_SECRET: the Secrets Manager secret, read at run time. */
+  VERIFICATION_LINK_SECRET_ARN: z.optional(secretArnSchema),
   /** Base of the links put in emails. */
   APP_BASE_URL: z._default(z.url(), 'http://127.0.0.1:3000'),
   /** The webhook queue; without it, events fan out to no endpoint. */
@@ -221,7 +240,7 @@ export interface QueueEnvironment {
   sms: { transport: 'sns' | 'outbox'; outboxDir: string; senderId: string | undefined };
   retryBaseDelaySec: number;
   /** Links are signed with `current`; `previous` (after a rotation) still verifies the older ones. */
-  verificationLinkSecret: { current: string; previous?: string | undefined } | undefined;
+  verificationLinkSecret: RotatingSecretSetting | undefined;
   appBaseUrl: string;
   /** The webhook queue (producers: users, bookings; consumer: the webhook worker). */
   webhook: {
@@ -239,6 +258,11 @@ export interface QueueEnvironment {
 /** Fails the cold start with every invalid variable named (never their values). */
 export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): QueueEnvironment {
   const data = parseEnvironment(queueEnvironmentSchema, env);
+  if (data.VERIFICATION_LINK_SECRET !== undefined && data.VERIFICATION_LINK_SECRET_ARN !== undefined) {
+    throw new Error(
+      'Invalid function environment: VERIFICATION_LINK_SECRET, VERIFICATION_LINK_SECRET_ARN (give one)',
+    );
+  }
   return {
     sqsEndpoint: data.SQS_ENDPOINT,
     emailQueueUrl: data.EMAIL_QUEUE_URL,
@@ -248,7 +272,10 @@ export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): Queu
     smtp: { host: data.SMTP_HOST, port: data.SMTP_PORT },
     sms: { transport: data.SMS_TRANSPORT, outboxDir: data.SMS_OUTBOX_DIR, senderId: data.SMS_SENDER_ID },
     retryBaseDelaySec: data.EMAIL_RETRY_BASE_DELAY_SEC,
-    verificationLinkSecret: data.VERIFICATION_LINK_SECRET,
+    verificationLinkSecret:
+      data.VERIFICATION_LINK_SECRET_ARN !== undefined
+        ? { secretArn: data.VERIFICATION_LINK_SECRET_ARN }
+        : data.VERIFICATION_LINK_SECRET && { value: data.VERIFICATION_LINK_SECRET },
     appBaseUrl: data.APP_BASE_URL,
     webhook: {
       queueUrl: data.WEBHOOK_QUEUE_URL,

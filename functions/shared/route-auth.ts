@@ -11,17 +11,18 @@ import {
 } from '../../middleware/auth/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import {
-  createServiceSigner,
   DynamoDbNonceStore,
   type OutgoingRequest,
   type ServiceAuthHeaders,
   ServiceRequestVerifier,
+  serviceAuthHeaders,
 } from '../../middleware/auth/service-auth.js';
 import { UnauthorizedError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import type { AuthRequirement } from '../routes.js';
 import { type FunctionEnvironment, readEnvironment } from './environment.js';
+import { rotatingSecretReader } from './rotating-secret.js';
 
 /** What the sample's routes authenticate with; built once per function, at cold start. */
 interface AuthComponents {
@@ -32,8 +33,18 @@ interface AuthComponents {
 
 let components: AuthComponents | undefined;
 
-function createComponents(environment: FunctionEnvironment): AuthComponents {
+function createComponents(
+  environment: FunctionEnvironment,
+  onEvent: SecurityEventListener | undefined,
+): AuthComponents {
   const { auth } = environment;
+  // Secrets given as values are fixed for the container's life; secrets given by ARN are read at run time.
+  const services = Object.fromEntries(
+    Object.entries(auth.serviceSecrets).map(([serviceId, setting]) => [
+      serviceId,
+      'value' in setting ? setting.value : { source: rotatingSecretReader(setting, onEvent) },
+    ]),
+  );
   const toolkit = createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint }));
   return {
     jwt:
@@ -52,18 +63,18 @@ function createComponents(environment: FunctionEnvironment): AuthComponents {
           }),
     apiKeys: new ApiKeyStore({ client: toolkit, tableName: environment.toolkitTableName }),
     services:
-      Object.keys(auth.serviceSecrets).length === 0
+      Object.keys(services).length === 0
         ? undefined
         : new ServiceRequestVerifier({
-            services: auth.serviceSecrets,
+            services,
             nonceStore: new DynamoDbNonceStore({ client: toolkit, tableName: environment.toolkitTableName }),
           }),
   };
 }
 
 /** Made on first use: functions whose routes are all public (health) never build any of it. */
-function authComponents(): AuthComponents {
-  components ??= createComponents(readEnvironment());
+function authComponents(onEvent: SecurityEventListener | undefined): AuthComponents {
+  components ??= createComponents(readEnvironment(), onEvent);
   return components;
 }
 
@@ -93,7 +104,7 @@ export function routeAuth(
   onEvent?: SecurityEventListener,
 ): AuthMiddleware<AuthContext>[] {
   if (requirement.kind === 'public') return [];
-  const { jwt, apiKeys, services } = authComponents();
+  const { jwt, apiKeys, services } = authComponents(onEvent);
   const events = onEvent ? { onEvent } : {};
   const methods = {
     ...(jwt ? { jwt } : {}),
@@ -112,16 +123,21 @@ export function routeAuth(
 }
 
 /**
- * Signs this function's outgoing calls to other Bulwark services with its current secret, or
- * undefined when the environment gives it none (see SERVICE_SIGNING_SECRET_<ID> in environment.ts).
+ * Signs this function's outgoing calls to other Bulwark services with its current secret (read at run
+ * time when the environment names it by ARN), or undefined when the environment gives it none (see
+ * SERVICE_SIGNING_SECRET_<ID> in environment.ts).
  *
  * @example
- * const sign = serviceSigner('bookings');
- * await fetch(url, { headers: { ...sign?.({ method: 'GET', url }) } });
+ * const sign = serviceSigner('bookings', onEvent);
+ * await fetch(url, { headers: { ...(await sign?.({ method: 'GET', url })) } });
  */
 export function serviceSigner(
   serviceId: string,
-): ((request: OutgoingRequest) => ServiceAuthHeaders) | undefined {
-  const secrets = readEnvironment().auth.serviceSecrets[serviceId];
-  return secrets === undefined ? undefined : createServiceSigner({ serviceId, secret: secrets.current });
+  onEvent?: SecurityEventListener,
+): ((request: OutgoingRequest) => Promise<ServiceAuthHeaders>) | undefined {
+  const setting = readEnvironment().auth.serviceSecrets[serviceId];
+  if (setting === undefined) return undefined;
+  const readSecret = rotatingSecretReader(setting, onEvent);
+  return async (request) =>
+    serviceAuthHeaders({ serviceId, secret: (await readSecret(false)).current }, request);
 }

@@ -1,5 +1,6 @@
 // Signed, expiring email verification links: HMAC-SHA256 over the user id and the expiry, checked in constant time.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { RotatingSecretReader } from './rotating-secret.js';
 
 export interface VerificationLink {
   readonly url: string;
@@ -67,6 +68,27 @@ export function verificationLinkProblem(options: {
   if (!authentic) return 'bad_signature';
   if (expiresAtSec * 1000 <= (options.now ?? Date.now())) return 'expired';
   return undefined;
+}
+
+/**
+ * {@link verificationLinkProblem} against a rotating secret. A link that matches neither version makes
+ * the reader fetch the secret once more (it rate-limits that), in case it rotated since it was cached.
+ * Without a reader this deployment never issued a link, so no link is valid.
+ *
+ * @example
+ * const problem = await rotatingVerificationLinkProblem(readLinkSecret, { userId, expires, signature });
+ */
+export async function rotatingVerificationLinkProblem(
+  readSecret: RotatingSecretReader | undefined,
+  link: { readonly userId: string; readonly expires: string; readonly signature: string },
+): Promise<VerificationLinkProblem | undefined> {
+  if (!readSecret) return 'bad_signature';
+  const problemWith = async (refresh: boolean) => {
+    const secret = await readSecret(refresh);
+    return verificationLinkProblem({ ...link, secret: secret.current, previousSecret: secret.previous });
+  };
+  const problem = await problemWith(false);
+  return problem === 'bad_signature' ? problemWith(true) : problem;
 }
 
 /** Whether a link's parameters are authentic and not expired. */

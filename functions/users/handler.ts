@@ -8,10 +8,11 @@ import { readEnvironment, readQueueEnvironment } from '../shared/environment.js'
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
+import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { createSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
-import { verificationLinkProblem } from '../shared/verification-link.js';
+import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
 import { RegistrationEmails } from './registration-emails.js';
@@ -33,8 +34,12 @@ const registrationEmails = new RegistrationEmails({
   queues,
   logger,
   auditLogger,
+  onEvent,
   issuePhoneCode: (userId) => users.issuePhoneCode(userId),
 });
+const readLinkSecret = queues.verificationLinkSecret
+  ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
+  : undefined;
 
 const registerBody = z.strictObject({
   email: z.email().check(z.maxLength(254)),
@@ -83,15 +88,10 @@ export const handler = createHttpFunction(
         .use(validateInput({ path: idPathSchema, query: verifyQuery }))
         .handler(async (_event, { input, correlationId }) => {
           const { id } = input.path;
-          // No secret: this deployment never issued a link, so no link can be valid.
-          const problem = queues.verificationLinkSecret
-            ? verificationLinkProblem({
-                userId: id,
-                ...input.query,
-                secret: queues.verificationLinkSecret.current,
-                previousSecret: queues.verificationLinkSecret.previous,
-              })
-            : 'bad_signature';
+          const problem = await rotatingVerificationLinkProblem(readLinkSecret, {
+            userId: id,
+            ...input.query,
+          });
           if (problem === 'expired') throw new GoneError('The verification link has expired');
           if (problem) throw new ValidationError('The verification link is invalid');
           const verified = await users.verifyEmail(id);

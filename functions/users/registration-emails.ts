@@ -3,9 +3,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import type { SecurityEventListener } from '../../middleware/events.js';
 import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
+import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
 import { createVerificationLink } from '../shared/verification-link.js';
 import type { IssuedPhoneCode, User } from './users-model.js';
 
@@ -15,6 +17,8 @@ export interface RegistrationEmailsOptions {
   readonly queues: QueueEnvironment;
   readonly logger: Logger;
   readonly auditLogger: AuditLogger;
+  /** Receives `secret.accessed` when the link secret is read from Secrets Manager. @default none */
+  readonly onEvent?: SecurityEventListener;
   /**
    * Issues (and stores the hash of) an SMS verification code for a user with a phone number.
    * @default none: no SMS is sent
@@ -28,23 +32,29 @@ export interface RegistrationEmailsOptions {
  * either way, and answering 5xx would make the client retry a registration that already succeeded.
  */
 export class RegistrationEmails {
+  readonly #readLinkSecret: RotatingSecretReader | undefined;
+
   constructor(private readonly options: RegistrationEmailsOptions) {
-    if (options.queues.emailQueueUrl && !options.queues.verificationLinkSecret) {
+    const { queues, onEvent } = options;
+    if (queues.emailQueueUrl && !queues.verificationLinkSecret) {
       throw new Error(
         'Invalid function environment: VERIFICATION_LINK_SECRET (required with EMAIL_QUEUE_URL)',
       );
     }
+    this.#readLinkSecret = queues.verificationLinkSecret
+      ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
+      : undefined;
   }
 
   async enqueue(user: User, correlationId: string | undefined): Promise<void> {
     const { sqs, queues, logger, auditLogger } = this.options;
-    if (!sqs || !queues.emailQueueUrl || !queues.verificationLinkSecret) return;
-    const link = createVerificationLink({
-      baseUrl: queues.appBaseUrl,
-      userId: user.id,
-      secret: queues.verificationLinkSecret.current,
-    });
+    if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
     try {
+      const link = createVerificationLink({
+        baseUrl: queues.appBaseUrl,
+        userId: user.id,
+        secret: (await this.#readLinkSecret(false)).current,
+      });
       const messages: NewEmailMessage[] = [
         { type: 'welcome', to: user.email, data: { name: user.name } },
         {

@@ -87,13 +87,24 @@ describe('registration emails', () => {
     expect(
       readQueueEnvironment({ VERIFICATION_LINK_SECRET: JSON.stringify({ current, previous }) })
         .verificationLinkSecret,
-    ).toEqual({ current, previous });
+    ).toEqual({ value: { current, previous } });
     expect(readQueueEnvironment({ VERIFICATION_LINK_SECRET: current }).verificationLinkSecret).toEqual({
-      current,
+      value: { current },
     });
     expect(() =>
       readQueueEnvironment({ VERIFICATION_LINK_SECRET: JSON.stringify({ current: 'short' }) }),
     ).toThrow('VERIFICATION_LINK_SECRET');
+    // The stack names the secret instead; it is read at run time, and one of the two forms is allowed.
+    const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:VerificationLinkSecret-AbCdEf';
+    expect(readQueueEnvironment({ VERIFICATION_LINK_SECRET_ARN: secretArn }).verificationLinkSecret).toEqual({
+      secretArn,
+    });
+    expect(() => readQueueEnvironment({ VERIFICATION_LINK_SECRET_ARN: 'VerificationLinkSecret' })).toThrow(
+      'VERIFICATION_LINK_SECRET_ARN',
+    );
+    expect(() =>
+      readQueueEnvironment({ VERIFICATION_LINK_SECRET: current, VERIFICATION_LINK_SECRET_ARN: secretArn }),
+    ).toThrow('give one');
     expect(() => readQueueEnvironment({ SMTP_PORT: 'abc', EMAIL_TRANSPORT: 'pigeon' })).toThrow(
       /SMTP_PORT, EMAIL_TRANSPORT|EMAIL_TRANSPORT, SMTP_PORT/,
     );
