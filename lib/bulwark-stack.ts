@@ -414,7 +414,9 @@ export class BulwarkStack extends Stack {
     emailWorker.grantSendMessages(users);
     users.addEnvironment('EMAIL_QUEUE_URL', emailWorker.queue.queueUrl);
     users.addEnvironment('APP_BASE_URL', this.httpApi.url);
-    users.addEnvironment('VERIFICATION_LINK_SECRET', this.verificationLinkSecret.secretValue.unsafeUnwrap());
+    // Read at run time, so a rotation reaches the function without a deploy and the value is never in its configuration.
+    users.addEnvironment('VERIFICATION_LINK_SECRET_ARN', this.verificationLinkSecret.secretArn);
+    this.verificationLinkSecret.grantRead(users);
   }
 
   /** A function of the stack by its service name: an HTTP function or a worker. */
@@ -460,10 +462,12 @@ export class BulwarkStack extends Stack {
 
   /**
    * Auth settings of the functions that serve protected routes, and the signing secret of the one
-   * service-to-service call (bookings → users). The secret is generated in Secrets Manager and
-   * resolved into both functions' environment at deploy time (JSON `{ current, previous }`). The
-   * rotation function replaces it with `{ current: <new>, previous: <old current> }`; a deployment
-   * that updates the functions' configuration picks it up, and verifiers accept either value.
+   * service-to-service call (bookings → users). The secret is generated in Secrets Manager as JSON
+   * `{ current, previous }`; both functions get its ARN and read it at run time (cached 5 minutes).
+   * The rotation function replaces it with `{ current: <new>, previous: <old current> }`: bookings
+   * signs with the new value once its cache expires, and users accepts either, re-reading the
+   * secret once when a signature matches neither. No deploy is needed, and the value never appears
+   * in a function's configuration.
    */
   private addAuthEnvironment(props: BulwarkStackProps, removalPolicy: RemovalPolicy): secretsmanager.Secret {
     if (props.auth !== undefined) {
@@ -505,10 +509,9 @@ export class BulwarkStack extends Stack {
       ...routes.filter((route) => 'allowService' in route.auth).map((route) => route.function),
     ]);
     for (const name of signingFunctions) {
-      this.functions[name].lambdaFunction.addEnvironment(
-        'SERVICE_SIGNING_SECRET_BOOKINGS',
-        bookingsSigningSecret.secretValue.unsafeUnwrap(),
-      );
+      const fn = this.functions[name].lambdaFunction;
+      fn.addEnvironment('SERVICE_SIGNING_SECRET_ARN_BOOKINGS', bookingsSigningSecret.secretArn);
+      bookingsSigningSecret.grantRead(fn);
     }
     return bookingsSigningSecret;
   }

@@ -90,6 +90,8 @@ interface Access {
   readonly sesSendEmail?: boolean;
   readonly smsPublish?: boolean;
   readonly rotates?: readonly SecretName[];
+  /** Secrets it reads at run time (GetSecretValue and DescribeSecret on exactly those). */
+  readonly readsSecrets?: readonly SecretName[];
 }
 
 const expectedAccess: Record<FunctionName, Access> = {
@@ -98,8 +100,9 @@ const expectedAccess: Record<FunctionName, Access> = {
     dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
     blindIndex: true,
     sends: ['email-worker', 'webhook-worker'],
+    readsSecrets: ['bookingsSigningSecret', 'verificationLinkSecret'],
   },
-  bookings: { sends: ['webhook-worker'] },
+  bookings: { sends: ['webhook-worker'], readsSecrets: ['bookingsSigningSecret'] },
   webhooks: { dataKey: ['kms:GenerateDataKey'] },
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
   'webhook-worker': { dataKey: ['kms:Decrypt'], consumes: 'webhook-worker', sends: ['email-worker'] },
@@ -229,6 +232,13 @@ function expectedStatements(
       NotResource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':sns:*:*:*']] },
     });
   }
+  for (const secret of access.readsSecrets ?? []) {
+    statements.push({
+      Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      Effect: 'Allow',
+      Resource: resolve(stack[secret].secretArn),
+    });
+  }
   for (const secret of access.rotates ?? []) {
     statements.push({ Action: rotationActions, Effect: 'Allow', Resource: resolve(stack[secret].secretArn) });
   }
@@ -266,8 +276,9 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
     },
     AUTH_TOKEN_USE: 'access',
   };
+  // Secrets by ARN only, read at run time: no secret value is ever part of a function's configuration.
   const signing = {
-    SERVICE_SIGNING_SECRET_BOOKINGS: resolve(stack.bookingsSigningSecret.secretValue.unsafeUnwrap()),
+    SERVICE_SIGNING_SECRET_ARN_BOOKINGS: resolve(stack.bookingsSigningSecret.secretArn),
   };
   const byFunction: Record<Exclude<FunctionName, 'secret-rotation'>, Record<string, unknown>> = {
     health: {},
@@ -279,7 +290,7 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
       // Registration enqueues the welcome and verification emails, with links to this API.
       EMAIL_QUEUE_URL: queueUrl('email-worker'),
       APP_BASE_URL: resolve(stack.httpApi.url),
-      VERIFICATION_LINK_SECRET: resolve(stack.verificationLinkSecret.secretValue.unsafeUnwrap()),
+      VERIFICATION_LINK_SECRET_ARN: resolve(stack.verificationLinkSecret.secretArn),
       WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
     },
     bookings: {
@@ -886,6 +897,18 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
       },
     });
     dev.template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 2);
+  });
+
+  it('puts no secret value in any function configuration: functions get secret ARNs and read them at run time', () => {
+    const functions = Object.values(dev.template.findResources('AWS::Lambda::Function'));
+    expect(functions.length).toBeGreaterThan(5);
+    for (const fn of functions) {
+      expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('resolve:secretsmanager');
+    }
+    // The control: the secrets exist, and the functions that use them name them.
+    const variables = functions.flatMap((fn) => Object.keys(fn.Properties.Environment?.Variables ?? {}));
+    expect(variables).toContain('SERVICE_SIGNING_SECRET_ARN_BOOKINGS');
+    expect(variables).toContain('VERIFICATION_LINK_SECRET_ARN');
   });
 
   it('sends email from the SES identity and From address it is given', () => {
