@@ -225,6 +225,8 @@ const queueEnvironmentSchema = z.object({
     z.coerce.number().check(z.minimum(0), z.maximum(24 * 30)),
     24,
   ),
+  /** Endpoints one owner may register at a time (each event fans out one message per endpoint). */
+  WEBHOOK_MAX_ENDPOINTS_PER_OWNER: integerVariable(1, 1000, 20),
   /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback); read by ssrf-guard.ts. */
   SSRF_ALLOWLIST: z.optional(z.string()),
 });
@@ -250,6 +252,7 @@ export interface QueueEnvironment {
     maxRetryDelaySec: number;
     disableAfterFailedDeliveries: number;
     disableAfterFailingHours: number;
+    maxEndpointsPerOwner: number;
   };
   /** Raw SSRF_ALLOWLIST, parsed by `ssrfAllowlistFromEnvironment`. */
   ssrfAllowlist: string | undefined;
@@ -284,6 +287,7 @@ export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): Queu
       maxRetryDelaySec: data.WEBHOOK_MAX_RETRY_DELAY_SEC,
       disableAfterFailedDeliveries: data.WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES,
       disableAfterFailingHours: data.WEBHOOK_DISABLE_AFTER_FAILING_HOURS,
+      maxEndpointsPerOwner: data.WEBHOOK_MAX_ENDPOINTS_PER_OWNER,
     },
     ssrfAllowlist: data.SSRF_ALLOWLIST,
   };

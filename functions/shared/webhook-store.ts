@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
-import { NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
@@ -175,7 +175,22 @@ export interface WebhookStoreOptions {
    * @default none: createEndpoint and signingSecret throw
    */
   readonly encryptor?: Encryptor;
+  /**
+   * Endpoints one owner may have registered at a time (enabled or disabled): every event fans out one
+   * message per subscribed endpoint, so an unbounded count would let one caller multiply everyone's work.
+   * @default 20
+   */
+  readonly maxEndpointsPerOwner?: number;
 }
+
+/** The default of {@link WebhookStoreOptions.maxEndpointsPerOwner}. */
+export const defaultMaxEndpointsPerOwner = 20;
+
+/** Each owner's count of registered endpoints, kept in the same transactions that create and delete them. */
+const endpointCountKey = (tenantId: string, ownerId: string) => ({
+  pk: ownerIndexPk(tenantId, ownerId),
+  sk: 'ENDPOINT_COUNT',
+});
 
 /**
  * The one place webhook data is read and written.
@@ -194,8 +209,9 @@ export class WebhookStore {
 
   /**
    * Stores the endpoint with its secret encrypted, and one subscription item per event type, in one
-   * transaction: fan-out never sees a subscription without its endpoint. Returns the secret in clear,
-   * the only time it leaves the store that way.
+   * transaction: fan-out never sees a subscription without its endpoint. The same transaction counts
+   * the owner's endpoints, so concurrent registrations cannot pass the cap together (409 at the cap,
+   * nothing written). Returns the secret in clear, the only time it leaves the store that way.
    */
   async createEndpoint(
     principal: Principal,
@@ -219,37 +235,56 @@ export class WebhookStore {
       endpointId: endpoint.id,
     });
     const { tableName } = this.options;
-    await this.options.documentClient.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: tableName,
-              Item: {
-                ...endpointKey(endpoint.id),
-                ...endpoint,
-                ...sealed,
-                gsi1pk: ownerIndexPk(endpoint.tenantId, endpoint.ownerId),
-                gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
-              },
-              // Ids are random; this only guarantees a collision can never overwrite an endpoint.
-              ConditionExpression: 'attribute_not_exists(pk)',
+    const maxEndpoints = this.options.maxEndpointsPerOwner ?? defaultMaxEndpointsPerOwner;
+    const transaction = new TransactWriteCommand({
+      TransactItems: [
+        {
+          Update: {
+            TableName: tableName,
+            Key: endpointCountKey(endpoint.tenantId, endpoint.ownerId),
+            UpdateExpression: 'ADD #count :one',
+            ConditionExpression: 'attribute_not_exists(#count) OR #count < :max',
+            ExpressionAttributeNames: { '#count': 'count' },
+            ExpressionAttributeValues: { ':one': 1, ':max': maxEndpoints },
+          },
+        },
+        {
+          Put: {
+            TableName: tableName,
+            Item: {
+              ...endpointKey(endpoint.id),
+              ...endpoint,
+              ...sealed,
+              gsi1pk: ownerIndexPk(endpoint.tenantId, endpoint.ownerId),
+              gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
+            },
+            // Ids are random; this only guarantees a collision can never overwrite an endpoint.
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        ...endpoint.eventTypes.map((eventType) => ({
+          Put: {
+            TableName: tableName,
+            Item: {
+              pk: subscriptionPk(endpoint.tenantId, eventType),
+              sk: subscriptionSk(endpoint),
+              endpointId: endpoint.id,
+              status: 'enabled',
             },
           },
-          ...endpoint.eventTypes.map((eventType) => ({
-            Put: {
-              TableName: tableName,
-              Item: {
-                pk: subscriptionPk(endpoint.tenantId, eventType),
-                sk: subscriptionSk(endpoint),
-                endpointId: endpoint.id,
-                status: 'enabled',
-              },
-            },
-          })),
-        ],
-      }),
-    );
+        })),
+      ],
+    });
+    try {
+      await this.options.documentClient.send(transaction);
+    } catch (error) {
+      if (failedConditionIndexes(error)?.includes(0)) {
+        throw new ConflictError(
+          `An owner may have at most ${maxEndpoints} webhook endpoints; delete one to register another`,
+        );
+      }
+      throw error;
+    }
     return { endpoint, secret };
   }
 
@@ -334,6 +369,15 @@ export class WebhookStore {
                 Key: endpointKey(endpoint.id),
                 // Two deletes racing: the second finds nothing and answers 404, as if it came later.
                 ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            {
+              Update: {
+                TableName: tableName,
+                Key: endpointCountKey(endpoint.tenantId, endpoint.ownerId),
+                UpdateExpression: 'ADD #count :minusOne',
+                ExpressionAttributeNames: { '#count': 'count' },
+                ExpressionAttributeValues: { ':minusOne': -1 },
               },
             },
             ...endpoint.eventTypes.map((eventType) => ({

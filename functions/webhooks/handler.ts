@@ -16,15 +16,15 @@ import { webhookEventTypeSchema, webhookEventTypes } from '../webhook-worker/mes
 
 const { logger, auditLogger, onEvent } = functionObservability('webhooks');
 const environment = readEnvironment();
+const queues = readQueueEnvironment();
 const store = new WebhookStore({
   documentClient: createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
   tableName: environment.toolkitTableName,
   encryptor: createFunctionEncryptor(environment, onEvent),
+  maxEndpointsPerOwner: queues.webhook.maxEndpointsPerOwner,
 });
 // The same guard the worker applies at delivery time; loopback only where SSRF_ALLOWLIST opens it.
-const guard = new SsrfGuard({
-  allowlist: ssrfAllowlistFromEnvironment(readQueueEnvironment().ssrfAllowlist),
-});
+const guard = new SsrfGuard({ allowlist: ssrfAllowlistFromEnvironment(queues.ssrfAllowlist) });
 
 /** A registration is a URL and a few event names: anything bigger is not one. */
 const maxBodyBytes = 8 * 1024;
