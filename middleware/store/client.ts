@@ -2,9 +2,10 @@
 
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { ConflictError } from '../errors.js';
 
 export interface DynamoDbClientOptions {
   /** Endpoint URL, e.g. the embedded server's `http://127.0.0.1:PORT`. @default the AWS regional endpoint */
@@ -17,6 +18,48 @@ export interface DynamoDbClientOptions {
   readonly connectionTimeoutMs?: number;
   /** SDK attempts including the first. @default 3 */
   readonly maxAttempts?: number;
+  /**
+   * Retries of a transaction cancelled only because another transaction was writing one of its items
+   * (`TransactionConflict`), which AWS asks callers to retry. When they run out: a 409 ConflictError.
+   * @default 3
+   */
+  readonly transactionConflictRetries?: number;
+}
+
+/** A cancellation caused by contention alone: no condition failed, so the same request may succeed now. */
+export function isTransactionConflict(error: unknown): boolean {
+  if (!(error instanceof TransactionCanceledException)) return false;
+  const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code);
+  return (
+    codes.includes('TransactionConflict') &&
+    codes.every((code) => code === 'None' || code === 'TransactionConflict')
+  );
+}
+
+/** Full jitter over 20 ms × 2^retry: two contenders rarely collide twice. */
+const conflictBackoffMs = (retry: number) => Math.random() * 20 * 2 ** retry;
+
+function retryTransactionConflicts(client: DynamoDBClient, retries: number): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (!/^TransactWrite(Items)?Command$/.test(String(context.commandName))) return next(args);
+      for (let retry = 0; ; retry += 1) {
+        try {
+          return await next(args);
+        } catch (error) {
+          if (!isTransactionConflict(error)) throw error;
+          if (retry >= retries) {
+            throw new ConflictError('Another request changed the same data at the same moment; retry', {
+              cause: error,
+            });
+          }
+          await new Promise((resolve) => setTimeout(resolve, conflictBackoffMs(retry)));
+        }
+      }
+    },
+    // Outside serialisation, signing and the SDK's own retries: each attempt is a whole new request.
+    { step: 'initialize', name: 'bulwarkRetryTransactionConflicts' },
+  );
 }
 
 /** Credentials the embedded server accepts; it checks that requests are signed, not by whom. */
@@ -31,7 +74,7 @@ const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
  */
 export function createDynamoDbClient(options: DynamoDbClientOptions = {}): DynamoDBClient {
   const isLocal = options.endpoint?.startsWith('http://') ?? false;
-  return new DynamoDBClient({
+  const client = new DynamoDBClient({
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     // The embedded server ignores the region, but the SDK refuses to sign without one.
     ...(options.region || isLocal ? { region: options.region ?? 'us-east-1' } : {}),
@@ -47,6 +90,8 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
         : { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) }),
     }),
   });
+  retryTransactionConflicts(client, options.transactionConflictRetries ?? 3);
+  return client;
 }
 
 /** Wraps a client for plain JavaScript values; `undefined` attributes are dropped, never an error. */
