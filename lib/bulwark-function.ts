@@ -52,7 +52,7 @@ export const bundlingOptions = {
 export interface BundledFile {
   /** Path relative to the repository root, e.g. `functions/email-worker/templates`. */
   readonly from: string;
-  /** Path relative to the bundle root (where `index.mjs` is), e.g. `templates`. */
+  /** Path relative to the bundle root (where `index.mjs` is), e.g. `templates`; missing folders are created. */
   readonly to: string;
 }
 
@@ -125,7 +125,11 @@ function bundledFileHooks(files: readonly BundledFile[]): nodejs.ICommandHooks {
     beforeBundling: () => [],
     beforeInstall: () => [],
     afterBundling: (inputDir, outputDir) =>
-      files.map((file) => `cp -R "${inputDir}/${file.from}" "${outputDir}/${file.to}"`),
+      files.map((file) => {
+        const folder = file.to.split('/').slice(0, -1).join('/');
+        const copy = `cp -R "${inputDir}/${file.from}" "${outputDir}/${file.to}"`;
+        return folder === '' ? copy : `mkdir -p "${outputDir}/${folder}" && ${copy}`;
+      }),
   };
 }
 

@@ -15,7 +15,7 @@ import { type WorkerDefinition, type WorkerName, workerNames, workers } from '..
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
-import { BulwarkFunction, deployedEmailTransport } from './bulwark-function.js';
+import { BulwarkFunction, type BundledFile, deployedEmailTransport } from './bulwark-function.js';
 import { BulwarkTable } from './bulwark-table.js';
 import { BulwarkDashboard } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
@@ -79,6 +79,17 @@ const workerQueueVariables = {
 const workerBundledFiles: Partial<Record<WorkerName, { from: string; to: string }[]>> = {
   // functions/email-worker/templates.ts reads ./templates/ next to the module: the bundle root.
   'email-worker': [{ from: 'functions/email-worker/templates', to: 'templates' }],
+};
+
+/** Files an HTTP function reads at run time, copied into its bundle next to index.mjs. */
+export const httpFunctionBundledFiles: Partial<Record<HttpFunctionName, BundledFile[]>> = {
+  // functions/users/number-plan.ts resolves it as a package file, when the first phone number comes.
+  users: [
+    {
+      from: 'node_modules/libphonenumber-js/metadata.max.json',
+      to: 'node_modules/libphonenumber-js/metadata.max.json',
+    },
+  ],
 };
 
 /** The functions that fan events out to the webhook queue (functions/shared/webhook-fanout.ts). */
@@ -201,6 +212,7 @@ export class BulwarkStack extends Stack {
     };
 
     this.functions = mapHttpFunctions((name, definition) => {
+      const files = httpFunctionBundledFiles[name];
       const fn = new BulwarkFunction(this, `${pascalCase(name)}Function`, {
         entry: definition.entry,
         serviceName: name,
@@ -213,6 +225,7 @@ export class BulwarkStack extends Stack {
           // `prod` makes the functions refuse the local key provider (functions/shared/environment.ts).
           BULWARK_STAGE: props.stage,
         },
+        ...(files === undefined ? {} : { bundledFiles: files }),
       });
       Validations.of(fn.lambdaFunction).acknowledge({
         id: 'Serverless-LambdaDLQ',

@@ -1,13 +1,16 @@
 // A real esbuild bundle of the email worker: templates shipped next to index.mjs, found at run time, SDK bundled.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpFunctions } from '../../functions/routes.js';
 import { workers } from '../../functions/workers.js';
 import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js';
+import { httpFunctionBundledFiles } from '../../lib/bulwark-stack.js';
 import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
 
 const templatesDir = 'functions/email-worker/templates';
@@ -97,6 +100,37 @@ describe('the email worker bundle', () => {
     expect(code.match(/\bfrom\s*["']@aws-sdk\/[^"']+/)?.[0]).toBeUndefined();
     expect(code.match(/(?<![[\w.$])(?:require|import)\(\s*["']@aws-sdk\/[^"']+/)?.[0]).toBeUndefined();
     expect(bundlingOptions.externalModules).toEqual([]);
+  });
+});
+
+describe('the users bundle', () => {
+  let usersDir: string;
+  const metadataFile = 'node_modules/libphonenumber-js/metadata.max.json';
+
+  beforeAll(() => {
+    const outdir = tempDir('bulwark-users-bundle-');
+    const app = new App({ outdir });
+    new BulwarkFunction(new Stack(app, 'Users'), 'Users', {
+      entry: httpFunctions.users.entry,
+      serviceName: 'users',
+      bundledFiles: httpFunctionBundledFiles.users ?? [],
+    });
+    app.synth();
+    const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
+    if (asset === undefined) throw new Error('No function asset was bundled');
+    usersDir = join(outdir, asset);
+  }, 120_000);
+
+  it('carries the phone number plan as JSON where the number plan module resolves it, not as code', () => {
+    const metadata = readFileSync(metadataFile, 'utf8');
+    expect(readFileSync(join(usersDir, metadataFile), 'utf8')).toBe(metadata);
+    expect(createRequire(join(usersDir, 'index.mjs')).resolve('libphonenumber-js/metadata.max.json')).toBe(
+      join(usersDir, metadataFile),
+    );
+    // The US national number pattern, as a string literal in the code the metadata module would have been.
+    const usPattern = (JSON.parse(metadata) as { countries: { US: [string, string, string] } }).countries
+      .US[2];
+    expect(readFileSync(join(usersDir, 'index.mjs'), 'utf8').includes(JSON.stringify(usPattern))).toBe(false);
   });
 });
 
