@@ -392,8 +392,6 @@ export class RateLimiter {
 
   async #write(storageKey: string, state: KeyState, cost: number, nowUs: number): Promise<RateLimitResult> {
     const { limit, intervalUs, capacityUs } = this.#gcra;
-    // Whatever is left of an earlier lease is too little for this cost or has lapsed.
-    state.leasedUnits = 0;
     const thresholdUs = nowUs + (limit - cost) * intervalUs;
     // No write can leave TAT beyond now + capacity, so the item is stale (and TTL may delete it) after that.
     const expiresAtSec = Math.ceil((nowUs + capacityUs) / 1_000_000);
@@ -412,8 +410,12 @@ export class RateLimiter {
         state.tatUs = newest(state.tatUs, outcome.tatUs);
         state.sampleStartUs = nowUs;
         state.sampleUnits = cost;
-        state.leasedUnits = lease;
-        state.leaseEndsUs = nowUs + this.#leaseUs;
+        // A new lease replaces what is left of the last one (too little for this cost, or lapsed); a write
+        // without one leaves a lease that another write took meanwhile in place.
+        if (lease > 0) {
+          state.leasedUnits = lease;
+          state.leaseEndsUs = nowUs + this.#leaseUs;
+        }
         return this.#outcome(true, outcome.tatUs - lease * intervalUs, nowUs, cost, 'store');
       }
       if (!outcome.known && mode === 'fresh') {
