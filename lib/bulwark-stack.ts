@@ -11,6 +11,7 @@ import {
   type RouteDefinition,
   routes,
 } from '../functions/routes.js';
+import type { MetadataSet } from '../functions/shared/number-plan.js';
 import { type WorkerDefinition, type WorkerName, workerNames, workers } from '../functions/workers.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
@@ -75,21 +76,24 @@ const workerQueueVariables = {
   'webhook-worker': { queue: 'WEBHOOK_QUEUE_URL', deadLetterQueue: 'WEBHOOK_DLQ_URL' },
 } as const satisfies Record<WorkerName, { queue: string; deadLetterQueue: string }>;
 
+/**
+ * A libphonenumber metadata set, read at run time as a package file (functions/shared/number-plan.ts)
+ * when the first phone number comes, instead of bundled as code.
+ */
+const phoneMetadata = (set: MetadataSet): BundledFile => ({
+  from: `node_modules/libphonenumber-js/metadata.${set}.json`,
+  to: `node_modules/libphonenumber-js/metadata.${set}.json`,
+});
+
 /** Files a worker reads at run time, copied into its bundle next to index.mjs. */
-const workerBundledFiles: Partial<Record<WorkerName, { from: string; to: string }[]>> = {
+export const workerBundledFiles: Partial<Record<WorkerName, BundledFile[]>> = {
   // functions/email-worker/templates.ts reads ./templates/ next to the module: the bundle root.
-  'email-worker': [{ from: 'functions/email-worker/templates', to: 'templates' }],
+  'email-worker': [{ from: 'functions/email-worker/templates', to: 'templates' }, phoneMetadata('min')],
 };
 
 /** Files an HTTP function reads at run time, copied into its bundle next to index.mjs. */
 export const httpFunctionBundledFiles: Partial<Record<HttpFunctionName, BundledFile[]>> = {
-  // functions/users/number-plan.ts resolves it as a package file, when the first phone number comes.
-  users: [
-    {
-      from: 'node_modules/libphonenumber-js/metadata.max.json',
-      to: 'node_modules/libphonenumber-js/metadata.max.json',
-    },
-  ],
+  users: [phoneMetadata('max')],
 };
 
 /** The functions that fan events out to the webhook queue (functions/shared/webhook-fanout.ts). */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctions } from '../../functions/routes.js';
 import { workers } from '../../functions/workers.js';
 import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js';
-import { httpFunctionBundledFiles } from '../../lib/bulwark-stack.js';
+import { httpFunctionBundledFiles, workerBundledFiles } from '../../lib/bulwark-stack.js';
 import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
 
 const templatesDir = 'functions/email-worker/templates';
@@ -57,7 +57,7 @@ beforeAll(() => {
     name: 'email-worker',
     definition: workers['email-worker'],
     encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
-    bundledFiles: [{ from: templatesDir, to: 'templates' }],
+    bundledFiles: workerBundledFiles['email-worker'] ?? [],
   });
   app.synth();
   const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
@@ -72,7 +72,20 @@ afterAll(() => {
 describe('the email worker bundle', () => {
   it('contains every template of functions/email-worker/templates next to index.mjs', () => {
     expect(readdirSync(join(bundleDir, 'templates')).sort()).toEqual(readdirSync(templatesDir).sort());
-    expect(readdirSync(bundleDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'templates']);
+    expect(readdirSync(bundleDir).sort()).toEqual([
+      'index.mjs',
+      'index.mjs.map',
+      'node_modules',
+      'templates',
+    ]);
+  });
+
+  it('carries the min phone metadata where functions/shared/number-plan.ts resolves it', () => {
+    const file = 'node_modules/libphonenumber-js/metadata.min.json';
+    expect(readFileSync(join(bundleDir, file), 'utf8')).toBe(readFileSync(file, 'utf8'));
+    expect(createRequire(join(bundleDir, 'index.mjs')).resolve('libphonenumber-js/metadata.min.json')).toBe(
+      join(bundleDir, file),
+    );
   });
 
   it('loads at cold start: the template loader finds the templates relative to the bundle', () => {
