@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { gcraParameters } from '../../middleware/rate-limit/policy.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
-import { countingClient, tableName, uniquePolicyName } from './helpers.js';
+import { type Admission, countingClient, expectWithinBound, tableName, uniquePolicyName } from './helpers.js';
 
 /** The textbook GCRA, one decision at a time: what every limiter instance together must reproduce. */
 function referenceGcra(limit: number, intervalUs: number) {
@@ -43,7 +43,7 @@ describe('the documented bound, on the embedded DynamoDB', () => {
         const key = `user:run-${run}`;
         const reference = referenceGcra(limit, intervalUs);
         let nowMs = Date.now() + 3600_000;
-        const admittedAt: Array<{ atUs: number; cost: number }> = [];
+        const admittedAt: Admission[] = [];
         for (const { gapMs, instance, cost } of steps) {
           nowMs += gapMs;
           vi.setSystemTime(nowMs);
@@ -52,14 +52,7 @@ describe('the documented bound, on the embedded DynamoDB', () => {
           if (result?.allowed) admittedAt.push({ atUs: nowMs * 1000, cost });
         }
         // The bound itself: any interval of length t admits at most limit + ⌊t / T⌋ units.
-        for (let first = 0; first < admittedAt.length; first += 1) {
-          let units = 0;
-          for (let last = first; last < admittedAt.length; last += 1) {
-            units += admittedAt[last]?.cost ?? 0;
-            const spanUs = (admittedAt[last]?.atUs ?? 0) - (admittedAt[first]?.atUs ?? 0);
-            expect(units).toBeLessThanOrEqual(limit + Math.floor(spanUs / intervalUs));
-          }
-        }
+        expectWithinBound(admittedAt, limit, intervalUs);
       }),
       { numRuns: 25 },
     );

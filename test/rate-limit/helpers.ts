@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createDynamoDbClient, type DynamoDbClientOptions } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -85,4 +85,30 @@ export async function silentServer(): Promise<{ endpoint: string; close: () => P
         server.close(() => resolve());
       }),
   };
+}
+
+/** One admission as a property test records it: when, and how many units. */
+export interface Admission {
+  readonly atUs: number;
+  readonly cost: number;
+}
+
+/**
+ * The documented bound: any interval of length t admits at most limit + ⌊(t + extraUs) / T⌋ units
+ * (`extraUs`: the lease lifetime when leases are on).
+ */
+export function expectWithinBound(
+  admissions: readonly Admission[],
+  limit: number,
+  intervalUs: number,
+  extraUs = 0,
+): void {
+  for (let first = 0; first < admissions.length; first += 1) {
+    let units = 0;
+    for (let last = first; last < admissions.length; last += 1) {
+      units += admissions[last]?.cost ?? 0;
+      const spanUs = (admissions[last]?.atUs ?? 0) - (admissions[first]?.atUs ?? 0);
+      expect(units).toBeLessThanOrEqual(limit + Math.floor((spanUs + extraUs) / intervalUs));
+    }
+  }
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { gcraParameters } from '../../middleware/rate-limit/policy.js';
 import { RateLimiter, type RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
-import { countingClient, tableName, uniquePolicyName } from './helpers.js';
+import { type Admission, countingClient, expectWithinBound, tableName, uniquePolicyName } from './helpers.js';
 
 // 6,000 per minute: one unit refills every T = 10 ms, so a 100 ms lease holds at most 10 units.
 const hotPolicy = () => ({ name: uniquePolicyName('hot'), limit: 6000, windowSec: 60 });
@@ -171,7 +171,7 @@ describe('leases: units a busy key reserves ahead of demand', () => {
         run += 1;
         const key = `user:run-${run}`;
         let nowMs = Date.now() + 3600_000;
-        const admittedAt: Array<{ atUs: number; cost: number }> = [];
+        const admittedAt: Admission[] = [];
         for (const { gapMs, instance, cost } of steps) {
           nowMs += gapMs;
           vi.setSystemTime(nowMs);
@@ -179,14 +179,7 @@ describe('leases: units a busy key reserves ahead of demand', () => {
           if (result?.source === 'lease') leased += 1;
           if (result?.allowed) admittedAt.push({ atUs: nowMs * 1000, cost });
         }
-        for (let first = 0; first < admittedAt.length; first += 1) {
-          let units = 0;
-          for (let last = first; last < admittedAt.length; last += 1) {
-            units += admittedAt[last]?.cost ?? 0;
-            const spanUs = (admittedAt[last]?.atUs ?? 0) - (admittedAt[first]?.atUs ?? 0);
-            expect(units).toBeLessThanOrEqual(limit + Math.floor((spanUs + leaseMs * 1000) / intervalUs));
-          }
-        }
+        expectWithinBound(admittedAt, limit, intervalUs, leaseMs * 1000);
       }),
       { numRuns: 30 },
     );

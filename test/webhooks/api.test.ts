@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
-import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
+import { deliveriesOf, endpointCount, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
 
 const api = useLocalRuntime();
 let documents: ReturnType<typeof createDocumentClient>;
@@ -41,19 +41,6 @@ async function itemsOf(endpointId: string): Promise<Record<string, unknown>[]> {
     }),
   );
   return Items ?? [];
-}
-
-/** How many endpoints an owner has (the owner index). */
-async function endpointCount(ownerId: string): Promise<number> {
-  const { Items } = await documents.send(
-    new QueryCommand({
-      TableName: testTableNames.toolkit,
-      IndexName: 'gsi1',
-      KeyConditionExpression: 'gsi1pk = :owner',
-      ExpressionAttributeValues: { ':owner': `WH#OWNER#default#${ownerId}` },
-    }),
-  );
-  return Items?.length ?? 0;
 }
 
 describe('registering an endpoint', () => {
@@ -193,7 +180,7 @@ describe('bad input', () => {
     const problem = response.body as ProblemBody;
     expect(problem.code).toBe('VALIDATION_FAILED');
     expect(problem.errors?.map((error) => error.field)).toContain(field);
-    expect(await endpointCount(sub)).toBe(0);
+    expect(await endpointCount(documents, sub)).toBe(0);
   });
 
   it('answers 413 for a body over 8 KiB and 400 for malformed JSON', async () => {
@@ -210,7 +197,7 @@ describe('bad input', () => {
       headers: { 'content-type': 'application/json' },
     });
     expect(malformed.status).toBe(400);
-    expect(await endpointCount(sub)).toBe(0);
+    expect(await endpointCount(documents, sub)).toBe(0);
   });
 
   it('answers 400 for a malformed id or cursor', async () => {

@@ -1,17 +1,17 @@
 // The per-owner endpoint cap, through the local runtime with a cap of 5 (the default is 20; POST /webhooks
 // is also limited to 10 per minute per user, so this file stays within that).
 import { randomUUID } from 'node:crypto';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
-import { testTableNames } from '../helpers/tables.js';
-import { type Receiver, startReceiver } from './helpers.js';
+import { endpointCount, type Receiver, startReceiver } from './helpers.js';
 
 // Read by the webhooks function when the runtime loads it.
 process.env.WEBHOOK_MAX_ENDPOINTS_PER_OWNER = '5';
 const api = useLocalRuntime();
 let target: Receiver;
+const documents = () =>
+  createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
 
 beforeAll(async () => {
   target = await startReceiver();
@@ -20,19 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await target.close();
 });
-
-async function endpointCount(ownerId: string): Promise<number> {
-  const documents = createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
-  const { Items } = await documents.send(
-    new QueryCommand({
-      TableName: testTableNames.toolkit,
-      IndexName: 'gsi1',
-      KeyConditionExpression: 'gsi1pk = :owner',
-      ExpressionAttributeValues: { ':owner': `WH#OWNER#default#${ownerId}` },
-    }),
-  );
-  return Items?.length ?? 0;
-}
 
 describe('endpoints per owner', () => {
   it('caps an owner even against concurrent registrations, 409 with nothing stored, and frees a slot on delete', async () => {
@@ -52,7 +39,7 @@ describe('endpoints per owner', () => {
       code: 'CONFLICT',
       detail: 'An owner may have at most 5 webhook endpoints; delete one to register another',
     });
-    expect(await endpointCount(owner)).toBe(5);
+    expect(await endpointCount(documents(), owner)).toBe(5);
 
     // Another owner has a cap of their own.
     const other = await api.token({ sub: `wh-cap-other-${randomUUID()}` });
@@ -65,6 +52,6 @@ describe('endpoints per owner', () => {
     expect((await api.request('DELETE', `/webhooks/${newest?.id}`, { token })).status).toBe(404);
     expect((await api.request('POST', '/webhooks', { token, body })).status).toBe(201);
     expect((await api.request('POST', '/webhooks', { token, body })).status).toBe(409);
-    expect(await endpointCount(owner)).toBe(5);
+    expect(await endpointCount(documents(), owner)).toBe(5);
   });
 });

@@ -1,7 +1,9 @@
 // Helpers of the webhook tests: a scriptable receiver on 127.0.0.1, endpoint registration and delivery reads.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { TestApi } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
 
 export interface ReceivedWebhook {
   readonly headers: IncomingHttpHeaders;
@@ -98,4 +100,17 @@ export async function deliveriesOf(api: TestApi, token: string, endpointId: stri
   const response = await api.request('GET', `/webhooks/${endpointId}/deliveries`, { token });
   if (response.status !== 200) throw new Error(`deliveries answered ${response.status}: ${response.text}`);
   return (response.body as { items: DeliveryView[] }).items;
+}
+
+/** How many endpoints an owner has (the owner index). */
+export async function endpointCount(documents: DynamoDBDocumentClient, ownerId: string): Promise<number> {
+  const { Items } = await documents.send(
+    new QueryCommand({
+      TableName: testTableNames.toolkit,
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :owner',
+      ExpressionAttributeValues: { ':owner': `WH#OWNER#default#${ownerId}` },
+    }),
+  );
+  return Items?.length ?? 0;
 }
