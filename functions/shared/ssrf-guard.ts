@@ -41,7 +41,7 @@ function cidr(text: string): Cidr {
  * Instance metadata and platform endpoints of the clouds: credentials live behind them. Checked
  * before the allowlist, so no allowlist entry (not even `169.254.0.0/16`) can open them.
  */
-const cloudMetadata: readonly Cidr[] = [
+const cloudMetadataCidrs = [
   // AWS IMDS, GCP, Azure IMDS, Oracle, DigitalOcean, OpenStack; AWS DNS resolver and time sync.
   '169.254.169.254/32',
   '169.254.169.253/32',
@@ -60,28 +60,49 @@ const cloudMetadata: readonly Cidr[] = [
   '168.63.129.16/32',
   // Oracle Cloud's legacy metadata address.
   '192.0.0.192/32',
-].map(cidr);
+];
 
 /**
  * Ranges whose ipaddr.js name is too coarse (`reserved`) for a useful reason, or that it does not
  * name at all. Checked before `range()`.
  */
-const namedRanges: readonly { readonly reason: SsrfBlockReason; readonly range: Cidr }[] = [
+const namedRangeCidrs: readonly { readonly reason: SsrfBlockReason; readonly range: string }[] = [
   // RFC 2544 benchmarking, RFC 5180 for IPv6.
-  { reason: 'benchmarking', range: cidr('198.18.0.0/15') },
-  { reason: 'benchmarking', range: cidr('2001:2::/48') },
+  { reason: 'benchmarking', range: '198.18.0.0/15' },
+  { reason: 'benchmarking', range: '2001:2::/48' },
   // RFC 5737 TEST-NET-1/2/3, RFC 3849 and RFC 9637 for IPv6.
-  { reason: 'documentation', range: cidr('192.0.2.0/24') },
-  { reason: 'documentation', range: cidr('198.51.100.0/24') },
-  { reason: 'documentation', range: cidr('203.0.113.0/24') },
-  { reason: 'documentation', range: cidr('2001:db8::/32') },
-  { reason: 'documentation', range: cidr('3fff::/20') },
+  { reason: 'documentation', range: '192.0.2.0/24' },
+  { reason: 'documentation', range: '198.51.100.0/24' },
+  { reason: 'documentation', range: '203.0.113.0/24' },
+  { reason: 'documentation', range: '2001:db8::/32' },
+  { reason: 'documentation', range: '3fff::/20' },
   // RFC 8215 local-use NAT64 prefix: translated by a local gateway, so whatever it embeds is local.
-  { reason: 'private', range: cidr('64:ff9b:1::/48') },
+  { reason: 'private', range: '64:ff9b:1::/48' },
 ];
 
 /** IANA's global unicast block: an IPv6 address outside it (and not embedding IPv4) is unallocated or special. */
-const ipv6GlobalUnicast = cidr('2000::/3');
+const ipv6GlobalUnicastCidr = '2000::/3';
+
+interface BlockedRanges {
+  readonly cloudMetadata: readonly Cidr[];
+  readonly named: readonly { readonly reason: SsrfBlockReason; readonly range: Cidr }[];
+  readonly ipv6GlobalUnicast: Cidr;
+}
+
+let parsedRanges: BlockedRanges | undefined;
+
+/**
+ * The ranges above, parsed with the first address checked rather than at cold start (~1.5 ms): most
+ * requests of a function holding a guard (reading or deleting a webhook endpoint) check no address.
+ */
+function blockedRanges(): BlockedRanges {
+  parsedRanges ??= {
+    cloudMetadata: cloudMetadataCidrs.map(cidr),
+    named: namedRangeCidrs.map(({ reason, range }) => ({ reason, range: cidr(range) })),
+    ipv6GlobalUnicast: cidr(ipv6GlobalUnicastCidr),
+  };
+  return parsedRanges;
+}
 
 /** ipaddr.js range names, as reasons. Every name not listed here (but `unicast`) is `reserved`. */
 const reasonByRange: Readonly<Record<string, SsrfBlockReason>> = {
@@ -162,7 +183,8 @@ function embeddedIpv4(address: ipaddr.IPv6): { ipv4: ipaddr.IPv4[]; sameHost: bo
 
 /** Why an address (no embedding, no allowlist) is not public, or undefined when it is. */
 function ownBlockReason(address: IpAddress): SsrfBlockReason | undefined {
-  for (const { reason, range } of namedRanges) if (inRange(address, range)) return reason;
+  const { named, ipv6GlobalUnicast } = blockedRanges();
+  for (const { reason, range } of named) if (inRange(address, range)) return reason;
   const name = address.range();
   if (name === 'unicast') {
     return address.kind() === 'ipv6' && !inRange(address, ipv6GlobalUnicast) ? 'reserved' : undefined;
@@ -225,6 +247,7 @@ export class SsrfGuard {
     const parsed = ipaddr.parse(address);
     const embedded = parsed.kind() === 'ipv6' ? embeddedIpv4(parsed as ipaddr.IPv6) : undefined;
     const candidates: IpAddress[] = [parsed, ...(embedded?.ipv4 ?? [])];
+    const { cloudMetadata } = blockedRanges();
     if (candidates.some((candidate) => cloudMetadata.some((range) => inRange(candidate, range)))) {
       return 'cloud_metadata';
     }
