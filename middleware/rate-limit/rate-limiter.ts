@@ -373,21 +373,25 @@ export class RateLimiter {
   }
 
   /**
-   * Units to reserve beyond `cost` with this write. Demand is what this instance admitted for the key
-   * since its last write, as a rate over one lease (at most twice the sample, so one quick pair of
-   * requests does not reserve a full lease). Only one leasing write per key is in flight, so a lease
+   * Units to reserve beyond `cost` with this write. The sample is what this instance admitted for the
+   * key since its last write; a lease holds at most that many (so it grows one step per write) and at
+   * most half of the arrivals the sample's rate predicts over one lease lifetime, so that requests
+   * arriving at random still use most leased units before they lapse: an instance that sees a key once
+   * per lease lifetime or less never leases. Only one leasing write per key is in flight, so a lease
    * never overlaps another.
    */
   #leaseSize(state: KeyState, nowUs: number, cost: number): number {
     // `inflightCost` includes this write's own cost: anything more is another write in flight.
     if (this.#maxLeaseUnits === 0 || state.inflightCost > cost || state.sampleUnits === 0) return 0;
     const elapsedUs = nowUs - state.sampleStartUs;
-    const perLease =
-      elapsedUs > 0 ? Math.floor((state.sampleUnits * this.#leaseUs) / elapsedUs) : Number.POSITIVE_INFINITY;
-    const demand = Math.min(2 * state.sampleUnits, perLease);
+    const expectedPerLease =
+      elapsedUs > 0 ? (state.sampleUnits * this.#leaseUs) / elapsedUs : Number.POSITIVE_INFINITY;
     // Half of what the key has left at most, so a lease never takes the last units other instances need.
     const spare = Math.floor((this.#knownRemaining(state.tatUs, nowUs) - cost) / 2);
-    return Math.max(0, Math.min(this.#maxLeaseUnits, demand, spare));
+    return Math.max(
+      0,
+      Math.min(this.#maxLeaseUnits, state.sampleUnits, Math.floor(expectedPerLease / 2), spare),
+    );
   }
 
   async #write(storageKey: string, state: KeyState, cost: number, nowUs: number): Promise<RateLimitResult> {
