@@ -29,17 +29,17 @@ const users = new UsersModel(
 );
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
+const readLinkSecret = queues.verificationLinkSecret
+  ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
+  : undefined;
 const registrationEmails = new RegistrationEmails({
   sqs: queues.emailQueueUrl ? createSqsClient(queues.sqsEndpoint) : undefined,
   queues,
   logger,
   auditLogger,
-  onEvent,
+  ...(readLinkSecret ? { readLinkSecret } : {}),
   issuePhoneCode: (userId) => users.issuePhoneCode(userId),
 });
-const readLinkSecret = queues.verificationLinkSecret
-  ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
-  : undefined;
 
 const registerBody = z.strictObject({
   email: z.email().check(z.maxLength(254)),

@@ -3,7 +3,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import type { SecurityEventListener } from '../../middleware/events.js';
 import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
@@ -17,8 +16,11 @@ export interface RegistrationEmailsOptions {
   readonly queues: QueueEnvironment;
   readonly logger: Logger;
   readonly auditLogger: AuditLogger;
-  /** Receives `secret.accessed` when the link secret is read from Secrets Manager. @default none */
-  readonly onEvent?: SecurityEventListener;
+  /**
+   * Reads the link secret; pass the function's own so the verify route and this share one reader.
+   * @default a reader over `queues.verificationLinkSecret`, without audit events
+   */
+  readonly readLinkSecret?: RotatingSecretReader;
   /**
    * Issues (and stores the hash of) an SMS verification code for a user with a phone number.
    * @default none: no SMS is sent
@@ -35,15 +37,15 @@ export class RegistrationEmails {
   readonly #readLinkSecret: RotatingSecretReader | undefined;
 
   constructor(private readonly options: RegistrationEmailsOptions) {
-    const { queues, onEvent } = options;
+    const { queues } = options;
     if (queues.emailQueueUrl && !queues.verificationLinkSecret) {
       throw new Error(
         'Invalid function environment: VERIFICATION_LINK_SECRET (required with EMAIL_QUEUE_URL)',
       );
     }
-    this.#readLinkSecret = queues.verificationLinkSecret
-      ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
-      : undefined;
+    this.#readLinkSecret =
+      options.readLinkSecret ??
+      (queues.verificationLinkSecret ? rotatingSecretReader(queues.verificationLinkSecret) : undefined);
   }
 
   async enqueue(user: User, correlationId: string | undefined): Promise<void> {
