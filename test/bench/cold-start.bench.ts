@@ -419,6 +419,7 @@ const suite: BenchSuite = {
           cpSync(join(repositoryRoot, copied.from), join(fnDir, copied.to), { recursive: true });
         }
         // The floor imports the same AWS SDK packages as the function's bundle, plus Middy and Powertools.
+        const baselineDir = join(workDir, `${testCase.name}-baseline`);
         const baseline = await bundle(
           {
             stdin: {
@@ -430,12 +431,9 @@ const suite: BenchSuite = {
               loader: 'ts',
             },
           },
-          join(workDir, `${testCase.name}-baseline`),
+          baselineDir,
         );
-        const bytes = {
-          fn: deployedBytes(fnDir),
-          baseline: deployedBytes(join(workDir, `${testCase.name}-baseline`)),
-        };
+        const bytes = { fn: deployedBytes(fnDir), baseline: deployedBytes(baselineDir) };
         const env = lambdaEnvironment(testCase.name, dynamoDb.url);
         const runs = { fn: [] as Run[], baseline: [] as Run[] };
         // Alternate the two so a change in machine load hits both alike.
