@@ -40,6 +40,11 @@ export interface IssuedPhoneCode {
 
 /** How long an SMS code is valid. */
 export const phoneCodeTtlSec = 10 * 60;
+/**
+ * How long an expired code's item outlives the code (the table TTL is set this much later), so a late
+ * guess reads "expired" (410) whether or not TTL deletion, which may take seconds or 48 hours, ran yet.
+ */
+export const phoneCodeRetentionSec = 24 * 60 * 60;
 /** Guesses per code, right or wrong; then the code is void and a new one is needed. */
 export const phoneCodeMaxAttempts = 5;
 const phoneCodeIndexName = 'phone-code';
@@ -256,7 +261,8 @@ export class UsersModel {
 
   /**
    * Issues a new 6-digit SMS code for the user's phone, replacing any pending one, and returns it for
-   * the SMS. Only its hash is stored, with `expiresAt` (the table's TTL) and an attempt counter.
+   * the SMS. Only its hash is stored, with its own expiry `codeExpiresAt`, an attempt counter and
+   * `expiresAt` (the table's TTL) {@link phoneCodeRetentionSec} later.
    */
   async issuePhoneCode(userId: string, now = new Date()): Promise<IssuedPhoneCode> {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -284,7 +290,8 @@ export class UsersModel {
                   codeHash,
                   attempts: 0,
                   issuedAt: now.toISOString(),
-                  expiresAt: expiresAtSec,
+                  codeExpiresAt: expiresAtSec,
+                  expiresAt: expiresAtSec + phoneCodeRetentionSec,
                 },
               },
             },
@@ -317,7 +324,7 @@ export class UsersModel {
           Key: phoneCodeKey(userId),
           UpdateExpression: 'SET attempts = attempts + :one',
           // The race: N guesses in parallel all read attempts < max; only max of these increments succeed.
-          ConditionExpression: 'attribute_exists(pk) AND attempts < :max AND expiresAt > :now',
+          ConditionExpression: 'attribute_exists(pk) AND attempts < :max AND codeExpiresAt > :now',
           ExpressionAttributeValues: {
             ':one': 1,
             ':max': phoneCodeMaxAttempts,
@@ -389,10 +396,11 @@ export class UsersModel {
       ),
     ]);
     if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
-    if (pending && isExpired(pending, now.getTime())) {
-      return new GoneError('The code has expired; a new code is needed');
+    if (pending && !isExpired(pending, now.getTime())) {
+      return Number(pending.codeExpiresAt) * 1000 <= now.getTime()
+        ? new GoneError('The code has expired; a new code is needed')
+        : new GoneError('Too many wrong codes; a new code is needed');
     }
-    if (pending) return new GoneError('Too many wrong codes; a new code is needed');
     if (typeof user.phoneVerifiedAt === 'string')
       return new ConflictError('The phone number is already verified');
     return new ConflictError('No phone verification is pending for this user');

@@ -5,7 +5,11 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { phoneCodeKey, userKey } from '../../functions/shared/keys.js';
 import { createVerificationLink } from '../../functions/shared/verification-link.js';
-import { phoneCodeMaxAttempts } from '../../functions/users/users-model.js';
+import {
+  phoneCodeMaxAttempts,
+  phoneCodeRetentionSec,
+  phoneCodeTtlSec,
+} from '../../functions/users/users-model.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { decodedEml, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
@@ -21,8 +25,9 @@ interface Problem {
   errors?: { field: string; message: string }[];
 }
 
+let phonesUsed = randomInt(0, 8000);
 /** A valid US number no other test of this file uses (libphonenumber accepts 415-555-xxxx). */
-const uniquePhone = () => `+1415555${String(randomInt(1000, 10_000))}`;
+const uniquePhone = () => `+1415555${String(1000 + (phonesUsed++ % 9000))}`;
 
 async function register(withPhone: boolean) {
   const email = `verify-${randomUUID()}@example.com`;
@@ -157,11 +162,10 @@ describe('POST /users/{id}/verify-phone (the SMS code)', () => {
       new GetCommand({ TableName: testTableNames.app, Key: phoneCodeKey(id), ConsistentRead: true }),
     );
     expect(JSON.stringify(pending)).not.toContain(code);
-    expect(pending).toMatchObject({
-      attempts: 0,
-      codeHash: expect.any(String),
-      expiresAt: expect.any(Number),
-    });
+    expect(pending).toMatchObject({ attempts: 0, codeHash: expect.any(String) });
+    // The item outlives its code by a day, so a late guess reads "expired" until TTL removes it.
+    expect(pending?.expiresAt - pending?.codeExpiresAt).toBe(phoneCodeRetentionSec);
+    expect(pending?.codeExpiresAt * 1000).toBeGreaterThan(Date.now() + phoneCodeTtlSec * 1000 - 60_000);
 
     const response = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
     expect(response.status).toBe(200);
@@ -217,21 +221,39 @@ describe('POST /users/{id}/verify-phone (the SMS code)', () => {
     expect((await storedUser(id))?.phoneVerifiedAt).toBeUndefined();
   });
 
-  it('answers 410 to an expired code', async () => {
-    const { id, phone } = await register(true);
-    const code = await smsCode(phone as string);
-    // Ten minutes pass: the code item's expiry moves into the past (TTL deletion may lag; readers must not).
+  /** Moves the code's expiry (and optionally its item's TTL) into the past, as if time had passed. */
+  async function age(id: string, fields: string[]) {
     await documents.send(
       new UpdateCommand({
         TableName: testTableNames.app,
         Key: phoneCodeKey(id),
-        UpdateExpression: 'SET expiresAt = :past',
+        UpdateExpression: `SET ${fields.map((field) => `${field} = :past`).join(', ')}`,
+        ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 1 },
       }),
     );
+  }
+
+  it('answers 410 to an expired code', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    // Ten minutes pass: the code has expired, its item stays for a day (TTL sweeps do not touch it).
+    await age(id, ['codeExpiresAt']);
     const response = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
     expect(response.status).toBe(410);
     expect((response.body as Problem).detail).toBe('The code has expired; a new code is needed');
+    expect((await storedUser(id))?.phoneVerifiedAt).toBeUndefined();
+  });
+
+  it('reads an item past its TTL as gone even before TTL deletes it: 409, nothing pending', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    await age(id, ['codeExpiresAt', 'expiresAt']);
+    const response = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    // Either the item is still there (read as absent) or the local TTL sweep removed it: the same answer.
+    expect(response.status).toBe(409);
+    expect((response.body as Problem).detail).toBe('No phone verification is pending for this user');
+    expect((await storedUser(id))?.phoneVerifiedAt).toBeUndefined();
   });
 
   it('answers 409 for a user without a phone and 404 for an unknown user', async () => {
