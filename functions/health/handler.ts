@@ -3,12 +3,12 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ServiceUnavailableError } from '../../middleware/errors.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
-import { readEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
 import { createPublicHttpFunction } from '../shared/public-http-function.js';
+import { readTableEnvironment } from '../shared/table-environment.js';
 
 const { logger } = functionObservability('health');
-const environment = readEnvironment();
+const environment = readTableEnvironment();
 const documentClient = createDocumentClient(
   createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint, maxAttempts: 1, requestTimeoutMs: 1000 }),
 );

@@ -2,13 +2,15 @@
 import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 import type { RotatingSecretSetting } from './rotating-secret.js';
+import {
+  invalidEnvironment,
+  readTableEnvironment,
+  type TableEnvironment,
+  tableEnvironmentProblems,
+} from './table-environment.js';
 import * as z from './zod.js';
 
 const environmentSchema = z.object({
-  APP_TABLE_NAME: z.string().check(z.minLength(1)),
-  TOOLKIT_TABLE_NAME: z.string().check(z.minLength(1)),
-  /** Set only by the local runtime and tests; in AWS the SDK's regional endpoint is used. */
-  DYNAMODB_ENDPOINT: z.optional(z.url()),
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
   USERS_API_URL: z.optional(z.url()),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
@@ -98,7 +100,7 @@ function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets
       ? { secretArn: parsed.data as string }
       : { value: parsed.data as RotatingSecret };
   }
-  if (invalid.length > 0) throw new Error(`Invalid function environment: ${invalid.join(', ')}`);
+  if (invalid.length > 0) throw invalidEnvironment(invalid);
   return secrets;
 }
 
@@ -120,10 +122,7 @@ function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.P
   };
 }
 
-export interface FunctionEnvironment {
-  appTableName: string;
-  toolkitTableName: string;
-  dynamoDbEndpoint: string | undefined;
+export interface FunctionEnvironment extends TableEnvironment {
   /** Where the users service answers; only the bookings function needs it (and checks it at cold start). */
   usersApiUrl: string | undefined;
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
@@ -137,23 +136,26 @@ export interface FunctionEnvironment {
   auth: AuthEnvironment;
 }
 
-/** Parses the environment, or fails the cold start naming every missing or invalid variable (never a value). */
-function parseEnvironment<S extends z.ZodMiniType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+/**
+ * Parses the environment, or fails the cold start naming every missing or invalid variable (never a
+ * value), `alsoInvalid` (found by other checks) first.
+ */
+function parseEnvironment<S extends z.ZodMiniType>(
+  schema: S,
+  env: NodeJS.ProcessEnv,
+  alsoInvalid: readonly string[] = [],
+): z.output<S> {
   const result = schema.safeParse(env);
-  if (!result.success) {
-    const names = result.error.issues.map((issue) => issue.path.join('.'));
-    throw new Error(`Invalid function environment: ${names.join(', ')}`);
-  }
+  const names = [...alsoInvalid, ...(result.error?.issues.map((issue) => issue.path.join('.')) ?? [])];
+  if (names.length > 0 || !result.success) throw invalidEnvironment(names);
   return result.data;
 }
 
 /** Fails the cold start with every missing or invalid variable named (never their values). */
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionEnvironment {
-  const data = parseEnvironment(environmentSchema, env);
+  const data = parseEnvironment(environmentSchema, env, tableEnvironmentProblems(env));
   return {
-    appTableName: data.APP_TABLE_NAME,
-    toolkitTableName: data.TOOLKIT_TABLE_NAME,
-    dynamoDbEndpoint: data.DYNAMODB_ENDPOINT,
+    ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
