@@ -116,6 +116,15 @@ export const routes = [
     summary: 'Verify a phone (SMS code)',
   },
   {
+    method: 'POST',
+    path: '/users/{id}/phone-code',
+    function: 'users',
+    // Anyone may ask (the code goes only to the stored phone); the model also caps codes per user.
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'register', keyBy: 'ip' },
+    summary: 'Send a new SMS code',
+  },
+  {
     method: 'GET',
     path: '/admin/users',
     function: 'users',

@@ -3,12 +3,23 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
 import { createVerificationLink } from '../shared/verification-link.js';
-import type { IssuedPhoneCode, User } from './users-model.js';
+import { type IssuedPhoneCode, phoneCodeResendIntervalSec, type User } from './users-model.js';
+
+/** The SMS carrying a verification code. */
+function phoneCodeMessage(to: string, { code, expiresAt }: IssuedPhoneCode): NewEmailMessage {
+  return {
+    type: 'sms',
+    to,
+    template: 'sms-verification',
+    data: { code, expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000)) },
+  };
+}
 
 export interface RegistrationEmailsOptions {
   /** Undefined: no email queue is configured, so nothing is enqueued. */
@@ -66,16 +77,7 @@ export class RegistrationEmails {
         },
       ];
       if (user.phone !== undefined && this.options.issuePhoneCode) {
-        const { code, expiresAt } = await this.options.issuePhoneCode(user.id);
-        messages.push({
-          type: 'sms',
-          to: user.phone,
-          template: 'sms-verification',
-          data: {
-            code,
-            expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000)),
-          },
-        });
+        messages.push(phoneCodeMessage(user.phone, await this.options.issuePhoneCode(user.id)));
       }
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
@@ -90,5 +92,31 @@ export class RegistrationEmails {
         },
       );
     }
+  }
+
+  /**
+   * Sends a user a new SMS code (`POST /users/{id}/phone-code`) and resolves with its expiry. Unlike the
+   * registration messages, a failure here is the request's failure: 503, and no SMS was queued.
+   */
+  async sendPhoneCode(user: User, correlationId: string | undefined): Promise<Date> {
+    const { sqs, queues, issuePhoneCode } = this.options;
+    if (!sqs || !queues.emailQueueUrl || !issuePhoneCode) {
+      throw new ServiceUnavailableError('SMS codes are not configured for this deployment');
+    }
+    if (user.phone === undefined) throw new ConflictError('The user has no phone number');
+    const issued = await issuePhoneCode(user.id);
+    try {
+      await enqueueEmails(sqs, queues.emailQueueUrl, [phoneCodeMessage(user.phone, issued)], correlationId);
+    } catch (error) {
+      // The code was stored without an SMS: the next request may replace it once the resend interval passes.
+      throw new ServiceUnavailableError(
+        'The SMS could not be queued; try again shortly',
+        phoneCodeResendIntervalSec,
+        {
+          cause: error,
+        },
+      );
+    }
+    return issued.expiresAt;
   }
 }

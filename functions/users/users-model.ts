@@ -12,7 +12,13 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { type Encryptor, normalizeEmail } from '../../middleware/encryption/encryptor.js';
-import { ConflictError, GoneError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  GoneError,
+  NotFoundError,
+  TooManyRequestsError,
+  ValidationError,
+} from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import { emailClaimKey, phoneCodeKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
@@ -47,7 +53,15 @@ export const phoneCodeTtlSec = 10 * 60;
 export const phoneCodeRetentionSec = 24 * 60 * 60;
 /** Guesses per code, right or wrong; then the code is void and a new one is needed. */
 export const phoneCodeMaxAttempts = 5;
+/** Shortest wait between two codes for one user. */
+export const phoneCodeResendIntervalSec = 60;
+/**
+ * Codes one user can be sent while the code item lives (until a day after its last code expired):
+ * with {@link phoneCodeMaxAttempts}, at most 25 guesses a day at a 6-digit code, and a bounded SMS bill.
+ */
+export const phoneCodeMaxIssued = 5;
 const phoneCodeIndexName = 'phone-code';
+const resendTooSoon = 'A code was sent less than a minute ago';
 
 export interface NewUser {
   email: string;
@@ -262,23 +276,42 @@ export class UsersModel {
   /**
    * Issues a new 6-digit SMS code for the user's phone, replacing any pending one, and returns it for
    * the SMS. Only its hash is stored, with its own expiry `codeExpiresAt`, an attempt counter and
-   * `expiresAt` (the table's TTL) {@link phoneCodeRetentionSec} later.
+   * `expiresAt` (the table's TTL) {@link phoneCodeRetentionSec} later. A user gets a new code at most
+   * every {@link phoneCodeResendIntervalSec} and at most {@link phoneCodeMaxIssued} while the item lives
+   * (429 with Retry-After); unknown user 404; no phone or already verified 409.
    */
   async issuePhoneCode(userId: string, now = new Date()): Promise<IssuedPhoneCode> {
+    const nowMs = now.getTime();
+    const { Item: previous } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
+    );
+    const live = previous && !isExpired(previous, nowMs) ? previous : undefined;
+    if (live) {
+      if (Number(live.issuedCount) >= phoneCodeMaxIssued) {
+        throw new TooManyRequestsError(
+          Number(live.expiresAt) - nowMs / 1000,
+          'Too many codes were sent to this user; try again later',
+        );
+      }
+      const nextAllowedMs = Date.parse(String(live.issuedAt)) + phoneCodeResendIntervalSec * 1000;
+      if (nextAllowedMs > nowMs) {
+        throw new TooManyRequestsError((nextAllowedMs - nowMs) / 1000, resendTooSoon);
+      }
+    }
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    const expiresAtSec = toEpochSeconds(now.getTime()) + phoneCodeTtlSec;
+    const expiresAtSec = toEpochSeconds(nowMs) + phoneCodeTtlSec;
     const codeHash = await this.phoneCodeHash(userId, code);
     try {
       await this.documentClient.send(
         new TransactWriteCommand({
           TransactItems: [
             {
-              // A user deleted meanwhile gets no code item (it would only linger until its TTL).
+              // A user deleted or verified meanwhile gets no code item.
               ConditionCheck: {
                 TableName: this.tableName,
                 Key: userKey(userId),
                 ConditionExpression:
-                  'attribute_exists(pk) AND attribute_exists(phone) AND tenantId = :tenant',
+                  'attribute_exists(pk) AND attribute_exists(phone) AND tenantId = :tenant AND attribute_not_exists(phoneVerifiedAt)',
                 ExpressionAttributeValues: { ':tenant': this.tenantId },
               },
             },
@@ -290,19 +323,44 @@ export class UsersModel {
                   codeHash,
                   attempts: 0,
                   issuedAt: now.toISOString(),
+                  issuedCount: live ? Number(live.issuedCount) + 1 : 1,
                   codeExpiresAt: expiresAtSec,
                   expiresAt: expiresAtSec + phoneCodeRetentionSec,
                 },
+                // Only over the item read above: of two concurrent requests, one gets a code.
+                ...(live
+                  ? {
+                      ConditionExpression: 'issuedAt = :seen',
+                      ExpressionAttributeValues: { ':seen': live.issuedAt },
+                    }
+                  : {
+                      ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+                      ExpressionAttributeValues: { ':now': toEpochSeconds(nowMs) },
+                    }),
               },
             },
           ],
         }),
       );
     } catch (error) {
-      if (failedConditionIndexes(error)?.length) throw new NotFoundError(`User ${userId} not found`);
+      const failed = failedConditionIndexes(error);
+      if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId);
+      if (failed?.includes(1)) throw new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
       throw error;
     }
     return { code, expiresAt: new Date(expiresAtSec * 1000) };
+  }
+
+  /** The error for a user that cannot be sent a code: 404 or 409. */
+  private async whyNoPhoneCodeIssued(userId: string): Promise<Error> {
+    const { Item: user } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true }),
+    );
+    if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
+    if (typeof user.phoneVerifiedAt === 'string') {
+      return new ConflictError('The phone number is already verified');
+    }
+    return new ConflictError('The user has no phone number');
   }
 
   /**

@@ -7,6 +7,8 @@ import { phoneCodeKey, userKey } from '../../functions/shared/keys.js';
 import { createVerificationLink } from '../../functions/shared/verification-link.js';
 import {
   phoneCodeMaxAttempts,
+  phoneCodeMaxIssued,
+  phoneCodeResendIntervalSec,
   phoneCodeRetentionSec,
   phoneCodeTtlSec,
 } from '../../functions/users/users-model.js';
@@ -51,17 +53,22 @@ async function verificationPath(email: string): Promise<string> {
   return `${url.pathname}${url.search}`;
 }
 
-/** The code of the SMS sent to `phone`, read from the outbox file the worker wrote. */
-function smsCode(phone: string): Promise<string> {
+/** The codes of the first `count` SMS sent to `phone`, oldest first, read from the worker's outbox files. */
+function smsCodes(phone: string, count: number): Promise<string[]> {
   return until(() => {
     const dir = api.runtime().smsOutboxDir;
-    for (const name of readdirSync(dir).filter((file) => file.endsWith('.sms.txt'))) {
-      const content = readFileSync(join(dir, name), 'utf8');
-      if (content.startsWith(`To: ${phone}\n`)) return /code is (\d{6})\./.exec(content)?.[1];
-    }
-    return undefined;
+    const codes = readdirSync(dir)
+      .filter((file) => file.endsWith('.sms.txt'))
+      .sort()
+      .map((name) => readFileSync(join(dir, name), 'utf8'))
+      .filter((content) => content.startsWith(`To: ${phone}\n`))
+      .map((content) => /code is (\d{6})\./.exec(content)?.[1] as string);
+    return codes.length >= count ? codes.slice(0, count) : undefined;
   });
 }
+
+/** The code of the SMS sent to `phone` at registration. */
+const smsCode = async (phone: string) => (await smsCodes(phone, 1))[0] as string;
 
 async function storedUser(id: string) {
   const { Item } = await documents.send(
@@ -307,6 +314,114 @@ describe('POST /users/{id}/verify-phone (the SMS code)', () => {
     });
     expect(second.status).toBe(429);
     expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+});
+
+describe('POST /users/{id}/phone-code (a new SMS code)', () => {
+  const codeItem = async (id: string) =>
+    (
+      await documents.send(
+        new GetCommand({ TableName: testTableNames.app, Key: phoneCodeKey(id), ConsistentRead: true }),
+      )
+    ).Item;
+
+  /** Moves the last code's sending back past the resend interval, as if a minute had passed. */
+  async function waitOutResendInterval(id: string) {
+    await documents.send(
+      new UpdateCommand({
+        TableName: testTableNames.app,
+        Key: phoneCodeKey(id),
+        UpdateExpression: 'SET issuedAt = :before',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: {
+          ':before': new Date(Date.now() - (phoneCodeResendIntervalSec + 1) * 1000).toISOString(),
+        },
+      }),
+    );
+  }
+
+  const requestCode = (id: string) => api.request('POST', `/users/${id}/phone-code`, { token: null });
+
+  it('sends a new code that replaces the pending one; only the new one verifies', async () => {
+    const { id, phone } = await register(true);
+    const first = await smsCode(phone as string);
+    await waitOutResendInterval(id);
+    const response = await requestCode(id);
+    expect(response.status).toBe(202);
+    expect(response.body).toEqual({ id, expiresAt: expect.any(String) });
+    const expiresAt = Date.parse((response.body as { expiresAt: string }).expiresAt);
+    expect(expiresAt).toBeGreaterThan(Date.now() + (phoneCodeTtlSec - 60) * 1000);
+    const [, second] = await smsCodes(phone as string, 2);
+    expect(await codeItem(id)).toMatchObject({ attempts: 0, issuedCount: 2 });
+
+    if (first !== second) {
+      const old = await api.request('POST', `/users/${id}/verify-phone`, {
+        body: { code: first },
+        token: null,
+      });
+      expect(old.status).toBe(400);
+    }
+    const verified = await api.request('POST', `/users/${id}/verify-phone`, {
+      body: { code: second },
+      token: null,
+    });
+    expect(verified.status).toBe(200);
+    const again = await requestCode(id);
+    expect(again.status).toBe(409);
+    expect((again.body as Problem).detail).toBe('The phone number is already verified');
+  });
+
+  it('refuses a new code within the resend interval with 429 and Retry-After, keeping the pending code', async () => {
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    const before = await codeItem(id);
+    const response = await requestCode(id);
+    expect(response.status).toBe(429);
+    expect((response.body as Problem).detail).toBe('A code was sent less than a minute ago');
+    const retryAfter = Number(response.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(phoneCodeResendIntervalSec);
+    expect(await codeItem(id)).toEqual(before);
+    const verified = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(verified.status).toBe(200);
+  });
+
+  it('gives one code to concurrent requests, the others 429', async () => {
+    const { id, phone } = await register(true);
+    await smsCode(phone as string);
+    await waitOutResendInterval(id);
+    const responses = await Promise.all(Array.from({ length: 4 }, () => requestCode(id)));
+    expect(responses.map((response) => response.status).sort()).toEqual([202, 429, 429, 429]);
+    expect((await codeItem(id))?.issuedCount).toBe(2);
+  });
+
+  it(`sends at most ${phoneCodeMaxIssued} codes per user, then 429 until the code item lapses`, async () => {
+    const { id, phone } = await register(true);
+    await smsCode(phone as string);
+    for (let sent = 1; sent < phoneCodeMaxIssued; sent += 1) {
+      await waitOutResendInterval(id);
+      expect((await requestCode(id)).status).toBe(202);
+    }
+    await waitOutResendInterval(id);
+    const refused = await requestCode(id);
+    expect(refused.status).toBe(429);
+    expect((refused.body as Problem).detail).toBe('Too many codes were sent to this user; try again later');
+    // Until a day after the last code expires, when the item's TTL lapses.
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(phoneCodeRetentionSec);
+    expect((await codeItem(id))?.issuedCount).toBe(phoneCodeMaxIssued);
+    await smsCodes(phone as string, phoneCodeMaxIssued);
+  });
+
+  it('answers 409 without a phone, 404 for an unknown user and 400 for a malformed id, sending nothing', async () => {
+    const { id } = await register(false);
+    const none = await requestCode(id);
+    expect(none.status).toBe(409);
+    expect((none.body as Problem).detail).toBe('The user has no phone number');
+    expect(await codeItem(id)).toBeUndefined();
+    expect((await requestCode(randomUUID())).status).toBe(404);
+    const malformed = await requestCode('no%23such%23id');
+    expect(malformed.status).toBe(400);
+    expect((malformed.body as Problem).code).toBe('VALIDATION_FAILED');
   });
 });
 
