@@ -1,5 +1,5 @@
 // The users function: register, get, email and phone verification (and new SMS codes), and the admin list and delete routes.
-import { ConflictError, GoneError, ValidationError } from '../../middleware/errors.js';
+import { GoneError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -136,9 +136,6 @@ export const handler = createHttpFunction(
     'POST /users/{id}/phone-code': (route) =>
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
         const user = await users.get(input.path.id);
-        if (user.phoneVerifiedAt !== undefined) {
-          throw new ConflictError('The phone number is already verified');
-        }
         const expiresAt = await registrationEmails.sendPhoneCode(user, correlationId);
         auditLogger.log({
           eventType: 'user.phone_code_sent',

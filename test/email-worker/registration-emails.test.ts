@@ -6,6 +6,7 @@ import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
 
 const sqsMock = mockClient(SQSClient);
 afterEach(() => sqsMock.reset());
@@ -108,5 +109,73 @@ describe('registration emails', () => {
     expect(() => readQueueEnvironment({ SMTP_PORT: 'abc', EMAIL_TRANSPORT: 'pigeon' })).toThrow(
       /SMTP_PORT, EMAIL_TRANSPORT|EMAIL_TRANSPORT, SMTP_PORT/,
     );
+  });
+});
+
+describe('a new SMS code (sendPhoneCode)', () => {
+  const withPhone = { ...user, phone: '+14155552671' };
+  const issued = { code: '123456', expiresAt: new Date(Date.now() + 600_000) };
+
+  function phoneSetup(issuePhoneCode = async () => issued) {
+    return new RegistrationEmails({
+      sqs: new SQSClient({ region: 'us-east-1' }),
+      queues,
+      logger: new Logger({ logLevel: 'SILENT' }),
+      auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      issuePhoneCode,
+    });
+  }
+
+  it('enqueues one SMS with the code and resolves with its expiry', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    await expect(phoneSetup().sendPhoneCode(withPhone, 'corr-2')).resolves.toEqual(issued.expiresAt);
+    const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
+    expect(entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}'))).toEqual([
+      expect.objectContaining({
+        type: 'sms',
+        to: '+14155552671',
+        template: 'sms-verification',
+        data: { code: '123456', expiresInMinutes: 10 },
+      }),
+    ]);
+  });
+
+  it('answers 503 with Retry-After when SQS is down or refuses the SMS', async () => {
+    for (const fail of [
+      () => sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down')),
+      () =>
+        sqsMock
+          .on(SendMessageBatchCommand)
+          .resolves({ Successful: [], Failed: [{ Id: '0', Code: 'x', SenderFault: false }] }),
+    ]) {
+      sqsMock.reset();
+      fail();
+      const error = await phoneSetup()
+        .sendPhoneCode(withPhone, undefined)
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ServiceUnavailableError);
+      expect(error).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
+    }
+  });
+
+  it('answers 503 without a queue and 409 without a phone, issuing no code', async () => {
+    let issuedCodes = 0;
+    const counting = async () => {
+      issuedCodes += 1;
+      return issued;
+    };
+    const unconfigured = new RegistrationEmails({
+      sqs: undefined,
+      queues: readQueueEnvironment({}),
+      logger: new Logger({ logLevel: 'SILENT' }),
+      auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      issuePhoneCode: counting,
+    });
+    await expect(unconfigured.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
+    await expect(phoneSetup(counting).sendPhoneCode(user, undefined)).rejects.toBeInstanceOf(ConflictError);
+    expect(issuedCodes).toBe(0);
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
 });
