@@ -1,6 +1,6 @@
 // The CDK app: one Bulwark stack for the stage given with `-c stage=dev|prod` (default dev).
 import { App } from 'aws-cdk-lib';
-import { BulwarkStack, parseStage } from '../lib/bulwark-stack.js';
+import { BulwarkStack, defaultEmailIdentity, parseStage } from '../lib/bulwark-stack.js';
 
 const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
@@ -10,6 +10,9 @@ const authClientIds: unknown = app.node.tryGetContext('authClientIds');
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
 const emailFrom: unknown = app.node.tryGetContext('emailFrom');
+// Or an SMTP relay, with the pair stored in the SmtpCredentials secret: `-c smtpHost=smtp.example.org [-c smtpPort=465]`.
+const smtpHost: unknown = app.node.tryGetContext('smtpHost');
+const smtpPort: unknown = app.node.tryGetContext('smtpPort');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof authIssuer === 'string'
@@ -20,7 +23,15 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
         },
       }
     : {}),
-  ...(typeof sesIdentity === 'string'
-    ? { email: { identity: sesIdentity, ...(typeof emailFrom === 'string' ? { from: emailFrom } : {}) } }
+  ...(typeof sesIdentity === 'string' || typeof smtpHost === 'string'
+    ? {
+        email: {
+          identity: typeof sesIdentity === 'string' ? sesIdentity : defaultEmailIdentity,
+          ...(typeof emailFrom === 'string' ? { from: emailFrom } : {}),
+          ...(typeof smtpHost === 'string'
+            ? { smtp: { host: smtpHost, ...(smtpPort === undefined ? {} : { port: Number(smtpPort) }) } }
+            : {}),
+        },
+      }
     : {}),
 });

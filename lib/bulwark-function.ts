@@ -17,8 +17,9 @@ const requireBanner =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /**
- * The email transport of deployed functions: the stack sets EMAIL_TRANSPORT to it, and bundles carry
- * only it (`define` below), which leaves nodemailer (~240 KiB, SMTP) out of the email worker.
+ * The default email transport of deployed functions: the stack sets EMAIL_TRANSPORT to it unless it is
+ * given an SMTP relay, and bundles carry only it (`define` below), which leaves nodemailer (~240 KiB,
+ * SMTP) out of the email worker.
  */
 export const deployedEmailTransport = 'ses';
 
@@ -94,6 +95,12 @@ export interface BulwarkFunctionProps {
    * @default - none
    */
   readonly bundledFiles?: readonly BundledFile[];
+  /**
+   * The email transport the bundle carries (an esbuild `define`): with `ses`, nodemailer stays out;
+   * `smtp` bundles it, for a worker sending through an SMTP relay.
+   * @default 'ses'
+   */
+  readonly emailTransport?: 'ses' | 'smtp';
 }
 
 const safePath = /^[\w.-]+(?:\/[\w.-]+)*$/;
@@ -186,7 +193,12 @@ export class BulwarkFunction extends Construct {
       bundling: {
         ...bundlingOptions,
         mainFields: [...bundlingOptions.mainFields],
-        define: { ...bundlingOptions.define },
+        define: {
+          ...bundlingOptions.define,
+          'process.env.BULWARK_BUNDLED_EMAIL_TRANSPORT': JSON.stringify(
+            props.emailTransport ?? deployedEmailTransport,
+          ),
+        },
         externalModules: [...bundlingOptions.externalModules],
         ...(props.bundledFiles === undefined || props.bundledFiles.length === 0
           ? {}

@@ -55,10 +55,18 @@ export interface BulwarkStackProps extends StackProps {
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
    * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity. `from` defaults to
-   * `Bulwark <noreply@<domain>>` or the address itself.
-   * @default { identity: 'example.com' } (bin/app.ts reads `-c sesIdentity=... -c emailFrom=...`)
+   * `Bulwark <noreply@<domain>>` or the address itself. With `smtp`, the worker sends through that
+   * relay instead (STARTTLS required, or TLS on port 465), authenticating with the pair an operator
+   * stores in the `SmtpCredentials` secret, which only the email worker may read; no SES permission is
+   * granted then, and the worker's bundle carries nodemailer.
+   * @default { identity: 'example.com' } (bin/app.ts reads `-c sesIdentity=... -c emailFrom=... -c smtpHost=... -c smtpPort=...`)
    */
-  readonly email?: { readonly identity: string; readonly from?: string };
+  readonly email?: {
+    readonly identity: string;
+    readonly from?: string;
+    /** @default - SES */
+    readonly smtp?: { readonly host: string /** @default 587 */; readonly port?: number };
+  };
   /**
    * Days between rotations of the generated secrets (request signing, verification links). Links live
    * 24 hours and AWSPREVIOUS stays valid for one period, so anything above one day keeps them working.
@@ -118,14 +126,28 @@ const dataKeyUses = {
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
 
 /** Checks an SES identity (domain or address) and derives the From header. */
-function emailSettings(email: BulwarkStackProps['email']): { identity: string; from: string } {
+const domainName = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$/i;
+
+interface EmailSettings {
+  identity: string;
+  from: string;
+  smtp: { host: string; port: number } | undefined;
+}
+
+function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
   const identity = email?.identity ?? defaultEmailIdentity;
   const isAddress = /^[^@\s<>]+@[a-z0-9.-]+\.[a-z]{2,}$/i.test(identity);
-  const isDomain = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$/i.test(identity);
-  if (!isAddress && !isDomain) {
-    throw new Error('Invalid BulwarkStack props: email.identity must be a domain or an email address');
+  const problems: string[] = [];
+  if (!isAddress && !domainName.test(identity)) {
+    problems.push('email.identity must be a domain or an email address');
   }
-  return { identity, from: email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`) };
+  const smtp = email?.smtp && { host: email.smtp.host, port: email.smtp.port ?? 587 };
+  if (smtp && !domainName.test(smtp.host)) problems.push('email.smtp.host must be a host name');
+  if (smtp && !(Number.isInteger(smtp.port) && smtp.port >= 1 && smtp.port <= 65_535)) {
+    problems.push('email.smtp.port must be an integer from 1 to 65535');
+  }
+  if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
+  return { identity, from: email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`), smtp };
 }
 
 type TableId = TableDefinition['id'];
@@ -184,7 +206,10 @@ export class BulwarkStack extends Stack {
   public readonly workers: Readonly<Record<WorkerName, BulwarkWorkerQueue>>;
   /** HMAC secret of the email verification links (a plain string, rotated). */
   public readonly verificationLinkSecret: secretsmanager.Secret;
-  /** Credentials of an SMTP relay (JSON `{ username, password }`), set by an operator; not rotated here. */
+  /**
+   * Credentials of an SMTP relay (JSON `{ username, password }`), set by an operator; not rotated here.
+   * Read at run time by the email worker when the stack is given `email.smtp`.
+   */
   public readonly smtpCredentials: secretsmanager.Secret;
   /** Rotates the signing and verification-link secrets. */
   public readonly secretRotation: BulwarkSecretRotation;
@@ -276,7 +301,8 @@ export class BulwarkStack extends Stack {
       description: `${id}: worker queues and their DLQs at rest`,
       removalPolicy,
     });
-    this.workers = this.addWorkers(props.stage, removalPolicy);
+    const email = emailSettings(props.email);
+    this.workers = this.addWorkers(props.stage, removalPolicy, email.smtp ? 'smtp' : deployedEmailTransport);
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
       description:
@@ -313,7 +339,7 @@ export class BulwarkStack extends Stack {
     this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
     this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
     this.addEncryptionKeys();
-    this.addEmail(props);
+    this.addEmail(email);
     this.addWebhooks();
 
     const allFunctions: Record<string, BulwarkFunction> = {
@@ -369,7 +395,11 @@ export class BulwarkStack extends Stack {
    * One queue, DLQ, alarm and worker function per entry of the worker table, each worker with its
    * queue URLs, the tables it lists and nothing else yet (transport permissions are added per worker).
    */
-  private addWorkers(stage: Stage, removalPolicy: RemovalPolicy): Record<WorkerName, BulwarkWorkerQueue> {
+  private addWorkers(
+    stage: Stage,
+    removalPolicy: RemovalPolicy,
+    emailTransport: 'ses' | 'smtp',
+  ): Record<WorkerName, BulwarkWorkerQueue> {
     const built = workerNames.map((name): [WorkerName, BulwarkWorkerQueue] => {
       const definition: WorkerDefinition = workers[name];
       const files = workerBundledFiles[name];
@@ -384,6 +414,7 @@ export class BulwarkStack extends Stack {
           BULWARK_STAGE: stage,
         },
         ...(files === undefined ? {} : { bundledFiles: files }),
+        ...(name === 'email-worker' ? { emailTransport } : {}),
         logRemovalPolicy: removalPolicy,
       });
       const fn = workerQueue.worker.lambdaFunction;
@@ -402,21 +433,29 @@ export class BulwarkStack extends Stack {
 
   /**
    * Registration emails: users enqueues them (verification links signed with the rotated secret and
-   * pointing at this API), and the email worker sends them through SES v2 from exactly one identity.
+   * pointing at this API), and the email worker sends them through SES v2 from exactly one identity,
+   * or through the given SMTP relay with the credentials secret.
    */
-  private addEmail(props: BulwarkStackProps): void {
-    const { identity, from } = emailSettings(props.email);
+  private addEmail({ identity, from, smtp }: EmailSettings): void {
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
-    worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
     worker.addEnvironment('EMAIL_FROM', from);
-    // SES v2 SendEmail is authorised on the From identity (no configuration set is used).
-    worker.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['ses:SendEmail'],
-        resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/${identity}`],
-      }),
-    );
+    if (smtp) {
+      worker.addEnvironment('EMAIL_TRANSPORT', 'smtp');
+      worker.addEnvironment('SMTP_HOST', smtp.host);
+      worker.addEnvironment('SMTP_PORT', String(smtp.port));
+      worker.addEnvironment('SMTP_CREDENTIALS_SECRET_ARN', this.smtpCredentials.secretArn);
+      this.smtpCredentials.grantRead(worker);
+    } else {
+      worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
+      // SES v2 SendEmail is authorised on the From identity (no configuration set is used).
+      worker.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['ses:SendEmail'],
+          resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/${identity}`],
+        }),
+      );
+    }
     // SMS (phone verification) goes straight to phone numbers through SNS. A phone number has no ARN,
     // so IAM cannot name it; NotResource excludes every SNS ARN (topics, platform endpoints), which
     // leaves exactly the direct-to-phone publishes instead of `Resource: *`.

@@ -52,6 +52,11 @@ export interface BulwarkWorkerQueueProps {
    */
   readonly bundledFiles?: readonly BundledFile[];
   /**
+   * The email transport the worker's bundle carries (see `BulwarkFunctionProps.emailTransport`).
+   * @default 'ses'
+   */
+  readonly emailTransport?: 'ses' | 'smtp';
+  /**
    * How long an undelivered message stays in the DLQ for someone to look at it.
    * @default Duration.days(14)
    */
@@ -154,6 +159,7 @@ export class BulwarkWorkerQueue extends Construct {
       ...(props.environment === undefined ? {} : { environment: props.environment }),
       ...(props.bundledFiles === undefined ? {} : { bundledFiles: props.bundledFiles }),
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),
+      ...(props.emailTransport === undefined ? {} : { emailTransport: props.emailTransport }),
     });
     const fn = this.worker.lambdaFunction;
     Validations.of(fn).acknowledge({

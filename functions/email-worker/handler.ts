@@ -11,6 +11,7 @@ import { createSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
 import { EmailWorker } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
+import { smtpCredentialsReader } from './smtp-credentials.js';
 import { EmailTemplates } from './templates.js';
 import { type EmailTransport, SesEmailTransport, SmtpEmailTransport } from './transports.js';
 
@@ -31,7 +32,14 @@ function createEmailTransport(): EmailTransport {
   if (process.env.BULWARK_BUNDLED_EMAIL_TRANSPORT === 'ses') {
     throw new Error('Invalid function environment: EMAIL_TRANSPORT (this bundle carries only ses)');
   }
-  return new SmtpEmailTransport(queues.smtp);
+  const { host, port, credentialsSecretArn } = queues.smtp;
+  return new SmtpEmailTransport({
+    host,
+    port,
+    ...(credentialsSecretArn
+      ? { credentials: smtpCredentialsReader(credentialsSecretArn, observability.onEvent) }
+      : {}),
+  });
 }
 
 const transport = createEmailTransport();

@@ -1,6 +1,7 @@
 // Email transports chosen by configuration: SES v2 in AWS, SMTP (nodemailer) anywhere, e.g. the local SMTP sink.
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type { Transporter } from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { RenderedEmail } from './templates.js';
 
 export interface OutgoingEmail extends RenderedEmail {
@@ -49,9 +50,22 @@ export class SesEmailTransport implements EmailTransport {
   }
 }
 
+/** What an SMTP relay's provider issues: the stack's `SmtpCredentials` secret holds it as JSON. */
+export interface SmtpCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
 export interface SmtpTransportOptions {
   readonly host: string;
+  /** 465 speaks TLS from the start; any other port must upgrade with STARTTLS (except on loopback). */
   readonly port: number;
+  /**
+   * Reads the relay's credentials; `refresh` after the relay refused them (a rotated pair), so a new
+   * pair reaches a running function without a deploy.
+   * @default - no authentication (a local sink)
+   */
+  readonly credentials?: (refresh: boolean) => Promise<SmtpCredentials>;
   /** @default 10000 */
   readonly timeoutMs?: number;
 }
@@ -73,20 +87,24 @@ function loadNodemailer(): Promise<typeof import('nodemailer')> {
   }
 }
 
-/** Plain SMTP through nodemailer (one pooled transporter per process). */
+/** SMTP through nodemailer (one transporter per process and credentials). */
 export class SmtpEmailTransport implements EmailTransport {
   readonly name = 'smtp';
-  private readonly options: Parameters<typeof import('nodemailer')['createTransport']>[0];
+  private readonly options: SMTPTransport.Options;
   private transporter: Promise<Transporter> | undefined;
+  /** Set when the relay refused the credentials: the next connection reads them afresh. */
+  private credentialsRefused = false;
 
-  constructor(options: SmtpTransportOptions) {
-    const timeoutMs = options.timeoutMs ?? 10_000;
+  constructor(private readonly settings: SmtpTransportOptions) {
+    const timeoutMs = settings.timeoutMs ?? 10_000;
+    const loopback = settings.host === '127.0.0.1' || settings.host === 'localhost';
     this.options = {
-      host: options.host,
-      port: options.port,
-      secure: false,
-      // Local sinks speak plain SMTP; a real relay would be configured with TLS and credentials.
-      ignoreTLS: options.host === '127.0.0.1' || options.host === 'localhost',
+      host: settings.host,
+      port: settings.port,
+      secure: settings.port === 465,
+      // Credentials never cross the network in clear: a relay that offers no STARTTLS is refused.
+      // Local sinks speak plain SMTP.
+      ...(loopback ? { ignoreTLS: true } : { requireTLS: true }),
       connectionTimeout: timeoutMs,
       greetingTimeout: timeoutMs,
       socketTimeout: timeoutMs,
@@ -94,27 +112,52 @@ export class SmtpEmailTransport implements EmailTransport {
   }
 
   private connect(): Promise<Transporter> {
+    if (this.transporter) return this.transporter;
     nodemailer ??= loadNodemailer();
-    this.transporter ??= nodemailer.then(({ createTransport }) => createTransport(this.options));
-    return this.transporter;
+    const refresh = this.credentialsRefused;
+    this.credentialsRefused = false;
+    const pending = Promise.all([nodemailer, this.settings.credentials?.(refresh)]).then(
+      ([{ createTransport }, auth]) =>
+        createTransport({
+          ...this.options,
+          ...(auth ? { auth: { user: auth.username, pass: auth.password } } : {}),
+        }),
+    );
+    this.transporter = pending;
+    // A failed read is not kept: the next message tries again.
+    pending.catch(() => {
+      if (this.transporter === pending) this.transporter = undefined;
+    });
+    return pending;
   }
 
   async send(email: OutgoingEmail): Promise<string> {
     const transporter = await this.connect();
-    const info = await transporter.sendMail({
-      from: email.from,
-      to: email.to,
-      subject: email.subject,
-      html: email.html,
-      text: email.text,
-      headers: { 'X-Bulwark-Message-Id': email.messageId },
-    });
-    return String(info.messageId ?? '');
+    try {
+      const info = await transporter.sendMail({
+        from: email.from,
+        to: email.to,
+        subject: email.subject,
+        html: email.html,
+        text: email.text,
+        headers: { 'X-Bulwark-Message-Id': email.messageId },
+      });
+      return String(info.messageId ?? '');
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'EAUTH') {
+        this.credentialsRefused = true;
+        this.close();
+      }
+      throw error;
+    }
   }
 
   close(): void {
     const transporter = this.transporter;
     this.transporter = undefined;
-    void transporter?.then((open) => open.close());
+    void transporter?.then(
+      (open) => open.close(),
+      () => {},
+    );
   }
 }

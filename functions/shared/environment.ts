@@ -184,6 +184,8 @@ const queueEnvironmentSchema = z.object({
   EMAIL_FROM: z._default(z.string().check(z.minLength(3)), 'Bulwark <noreply@bulwark.local>'),
   SMTP_HOST: z._default(z.string().check(z.minLength(1)), '127.0.0.1'),
   SMTP_PORT: integerVariable(1, 65_535, 1025),
+  /** The relay's credentials, JSON { username, password } in Secrets Manager (the stack); unset: no AUTH (a local sink). */
+  SMTP_CREDENTIALS_SECRET_ARN: z.optional(secretArnSchema),
   /** First retry delay; attempt n waits base × 2^(n-1) seconds (changed message visibility). */
   EMAIL_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 30),
   /** `sns` in AWS; `outbox` writes each SMS as a text file (the local runtime). */
@@ -240,7 +242,7 @@ export interface QueueEnvironment {
   emailDlqUrl: string | undefined;
   emailTransport: 'ses' | 'smtp';
   emailFrom: string;
-  smtp: { host: string; port: number };
+  smtp: { host: string; port: number; credentialsSecretArn: string | undefined };
   sms: { transport: 'sns' | 'outbox'; outboxDir: string; senderId: string | undefined };
   retryBaseDelaySec: number;
   /** Links are signed with `current`; `previous` (after a rotation) still verifies the older ones. */
@@ -274,7 +276,11 @@ export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): Queu
     emailDlqUrl: data.EMAIL_DLQ_URL,
     emailTransport: data.EMAIL_TRANSPORT,
     emailFrom: data.EMAIL_FROM,
-    smtp: { host: data.SMTP_HOST, port: data.SMTP_PORT },
+    smtp: {
+      host: data.SMTP_HOST,
+      port: data.SMTP_PORT,
+      credentialsSecretArn: data.SMTP_CREDENTIALS_SECRET_ARN,
+    },
     sms: { transport: data.SMS_TRANSPORT, outboxDir: data.SMS_OUTBOX_DIR, senderId: data.SMS_SENDER_ID },
     retryBaseDelaySec: data.EMAIL_RETRY_BASE_DELAY_SEC,
     verificationLinkSecret:

@@ -105,6 +105,32 @@ describe('the email worker bundle', () => {
     );
   }, 30_000);
 
+  it('carries nodemailer when built for an SMTP relay, and starts with the relay settings', () => {
+    const outdir = tempDir('bulwark-smtp-bundle-');
+    const app = new App({ outdir });
+    const stack = new Stack(app, 'SmtpBundle');
+    new BulwarkWorkerQueue(stack, 'EmailWorker', {
+      name: 'email-worker',
+      definition: workers['email-worker'],
+      encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
+      bundledFiles: workerBundledFiles['email-worker'] ?? [],
+      emailTransport: 'smtp',
+    });
+    app.synth();
+    const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
+    if (asset === undefined) throw new Error('No function asset was bundled');
+    const smtpDir = join(outdir, asset);
+    expect(readFileSync(join(smtpDir, 'index.mjs'), 'utf8').includes('nodemailer')).toBe(true);
+    expect(
+      importBundle(smtpDir, {
+        EMAIL_TRANSPORT: 'smtp',
+        SMTP_HOST: 'smtp.example.org',
+        SMTP_PORT: '587',
+        SMTP_CREDENTIALS_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:Smtp-AbCdEf',
+      }),
+    ).toBe('function');
+  }, 120_000);
+
   it('bundles the AWS SDK instead of importing the runtime one, and starts with the require banner', () => {
     const code = readFileSync(join(bundleDir, 'index.mjs'), 'utf8');
     expect(code.startsWith(bundlingOptions.banner)).toBe(true);

@@ -927,6 +927,67 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     );
   });
 
+  it('sends through an SMTP relay when given one: the credentials secret by ARN, read only by the worker, and no SES permission', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-smtp', {
+      stage: 'dev',
+      email: { identity: 'example.org', smtp: { host: 'smtp.example.org' } },
+    });
+    const template = Template.fromStack(stack);
+    const worker = stack.workers['email-worker'].worker;
+    const workerId = logicalIdOf(stack, worker.lambdaFunction.functionArn);
+    expect(resourceOf(template, 'AWS::Lambda::Function', workerId).Properties.Environment).toMatchObject({
+      Variables: {
+        EMAIL_TRANSPORT: 'smtp',
+        SMTP_HOST: 'smtp.example.org',
+        SMTP_PORT: '587',
+        SMTP_CREDENTIALS_SECRET_ARN: stack.resolve(stack.smtpCredentials.secretArn),
+      },
+    });
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const statementsOf = (roleArn: string) =>
+      policies
+        .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(logicalIdOf(stack, roleArn)))
+        .flatMap(
+          (policy) => policy.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[],
+        );
+    expect(statementsOf(worker.role.roleArn)).toContainEqual(
+      expect.objectContaining({
+        Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+        Resource: stack.resolve(stack.smtpCredentials.secretArn),
+      }),
+    );
+    expect(JSON.stringify(policies)).not.toContain('ses:');
+    // No other function may read the relay's credentials.
+    const readers = policies.filter((policy) =>
+      JSON.stringify(policy.Properties.PolicyDocument).includes(
+        JSON.stringify(stack.resolve(stack.smtpCredentials.secretArn)),
+      ),
+    );
+    expect(readers).toHaveLength(1);
+  });
+
+  it('reads the SMTP credentials in no function when sending through SES', () => {
+    const secretArn = JSON.stringify(dev.stack.resolve(dev.stack.smtpCredentials.secretArn));
+    for (const fn of Object.values(dev.template.findResources('AWS::Lambda::Function'))) {
+      expect(fn.Properties.Environment?.Variables?.SMTP_CREDENTIALS_SECRET_ARN).toBeUndefined();
+    }
+    expect(JSON.stringify(dev.template.findResources('AWS::IAM::Policy'))).not.toContain(secretArn);
+  });
+
+  it('rejects an SMTP relay without a host name or with a port out of range, naming both', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-bad-smtp', {
+          stage: 'dev',
+          email: { identity: 'example.org', smtp: { host: 'smtp example', port: 70_000 } },
+        }),
+    ).toThrow(
+      'Invalid BulwarkStack props: email.smtp.host must be a host name; email.smtp.port must be an integer from 1 to 65535',
+    );
+  });
+
   it('rejects an SES identity that is neither a domain nor an address', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(

@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { mockClient } from 'aws-sdk-client-mock';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SmtpSink, startSmtpSink } from '../../bin/runtime/smtp-sink.js';
 import { SesEmailTransport, SmtpEmailTransport } from '../../functions/email-worker/transports.js';
@@ -68,5 +70,92 @@ describe('the SMTP transport', () => {
     const transport = new SmtpEmailTransport({ host: '127.0.0.1', port: 1, timeoutMs: 2000 });
     await expect(transport.send(email)).rejects.toThrow();
     transport.close();
+  });
+});
+
+describe('the SMTP transport with a relay that requires AUTH', () => {
+  let server: SMTPServer;
+  let port: number;
+  /** The one pair the relay accepts; a test replaces it to play a rotation at the provider. */
+  let accepted = { username: 'relay-user', password: 'first-password' };
+  const delivered: string[] = [];
+
+  beforeAll(async () => {
+    server = new SMTPServer({
+      authMethods: ['PLAIN', 'LOGIN'],
+      // Loopback only: the transport skips STARTTLS for 127.0.0.1, as it does for the local sink.
+      allowInsecureAuth: true,
+      disabledCommands: ['STARTTLS'],
+      onAuth(auth, _session, callback) {
+        if (auth.username === accepted.username && auth.password === accepted.password) {
+          callback(null, { user: auth.username });
+        } else callback(new Error('Invalid username or password'));
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          delivered.push(String(session.user));
+          callback();
+        });
+      },
+      logger: false,
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('authenticates with the pair it reads, once per connection, and delivers', async () => {
+    accepted = { username: 'relay-user', password: 'first-password' };
+    const reads: boolean[] = [];
+    const transport = new SmtpEmailTransport({
+      host: '127.0.0.1',
+      port,
+      credentials: async (refresh) => {
+        reads.push(refresh);
+        return accepted;
+      },
+    });
+    await transport.send(email);
+    await transport.send(email);
+    transport.close();
+    expect(delivered.slice(-2)).toEqual(['relay-user', 'relay-user']);
+    expect(reads).toEqual([false]);
+  });
+
+  it('re-reads the pair after the relay refused it, so a rotated pair works without a deploy', async () => {
+    const stale = { username: 'relay-user', password: 'first-password' };
+    accepted = { username: 'relay-user', password: 'second-password' };
+    const reads: boolean[] = [];
+    const transport = new SmtpEmailTransport({
+      host: '127.0.0.1',
+      port,
+      credentials: async (refresh) => {
+        reads.push(refresh);
+        return refresh ? accepted : stale;
+      },
+    });
+    await expect(transport.send(email)).rejects.toMatchObject({ code: 'EAUTH' });
+    await transport.send(email);
+    transport.close();
+    expect(reads).toEqual([false, true]);
+  });
+
+  it('fails the message when the pair cannot be read, and tries to read it again for the next one', async () => {
+    accepted = { username: 'relay-user', password: 'first-password' };
+    let reads = 0;
+    const transport = new SmtpEmailTransport({
+      host: '127.0.0.1',
+      port,
+      credentials: async () => {
+        reads += 1;
+        if (reads === 1) throw new Error('Secrets Manager unreachable');
+        return accepted;
+      },
+    });
+    await expect(transport.send(email)).rejects.toThrow('Secrets Manager unreachable');
+    await transport.send(email);
+    transport.close();
+    expect(reads).toBe(2);
   });
 });
