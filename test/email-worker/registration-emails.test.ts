@@ -7,6 +7,7 @@ import { RegistrationEmails } from '../../functions/users/registration-emails.js
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { sendMessageBatchFailures } from '../helpers/sqs-failures.js';
 
 const sqsMock = mockClient(SQSClient);
 afterEach(() => sqsMock.reset());
@@ -44,14 +45,7 @@ describe('registration emails', () => {
   });
 
   it('never fail the registration when SQS is down or refuses an entry: they log and audit it', async () => {
-    for (const fail of [
-      () => sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down')),
-      () =>
-        sqsMock
-          .on(SendMessageBatchCommand)
-          .resolves({ Successful: [], Failed: [{ Id: '1', Code: 'x', SenderFault: false }] }),
-    ]) {
-      sqsMock.reset();
+    for (const fail of sendMessageBatchFailures(sqsMock, '1')) {
       fail();
       const { emails, audits } = setup();
       await expect(emails.enqueue(user, undefined)).resolves.toBeUndefined();
@@ -141,14 +135,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
   });
 
   it('answers 503 with Retry-After when SQS is down or refuses the SMS', async () => {
-    for (const fail of [
-      () => sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down')),
-      () =>
-        sqsMock
-          .on(SendMessageBatchCommand)
-          .resolves({ Successful: [], Failed: [{ Id: '0', Code: 'x', SenderFault: false }] }),
-    ]) {
-      sqsMock.reset();
+    for (const fail of sendMessageBatchFailures(sqsMock, '0')) {
       fail();
       const error = await phoneSetup()
         .sendPhoneCode(withPhone, undefined)

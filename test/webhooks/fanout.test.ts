@@ -11,6 +11,7 @@ import type { Principal } from '../../middleware/auth/principal.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
+import { sendMessageBatchFailures } from '../helpers/sqs-failures.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const sqsMock = mockClient(SQSClient);
@@ -142,14 +143,7 @@ describe('webhook fan-out', () => {
       url: 'https://admin.example.com/h',
       eventTypes: ['booking.created'],
     });
-    for (const fail of [
-      () => sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down')),
-      () =>
-        sqsMock
-          .on(SendMessageBatchCommand)
-          .resolves({ Successful: [], Failed: [{ Id: '0', Code: 'x', SenderFault: false }] }),
-    ]) {
-      sqsMock.reset();
+    for (const fail of sendMessageBatchFailures(sqsMock, '0')) {
       fail();
       const { fanOut, audits } = setup();
       await expect(
