@@ -4,7 +4,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SmtpSink, startSmtpSink } from '../../bin/runtime/smtp-sink.js';
-import { SesEmailTransport, SmtpEmailTransport } from '../../functions/email-worker/transports.js';
+import {
+  SesEmailTransport,
+  type SmtpCredentials,
+  SmtpEmailTransport,
+} from '../../functions/email-worker/transports.js';
 
 const email = {
   from: 'noreply@bulwark.local',
@@ -105,17 +109,23 @@ describe('the SMTP transport with a relay that requires AUTH', () => {
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  it('authenticates with the pair it reads, once per connection, and delivers', async () => {
-    accepted = { username: 'relay-user', password: 'first-password' };
+  /** A transport to the relay whose credential reads (`refresh` of each) are recorded. */
+  function relayTransport(read: (refresh: boolean) => Promise<SmtpCredentials>) {
     const reads: boolean[] = [];
     const transport = new SmtpEmailTransport({
       host: '127.0.0.1',
       port,
-      credentials: async (refresh) => {
+      credentials: (refresh) => {
         reads.push(refresh);
-        return accepted;
+        return read(refresh);
       },
     });
+    return { transport, reads };
+  }
+
+  it('authenticates with the pair it reads, once per connection, and delivers', async () => {
+    accepted = { username: 'relay-user', password: 'first-password' };
+    const { transport, reads } = relayTransport(async () => accepted);
     await transport.send(email);
     await transport.send(email);
     transport.close();
@@ -126,15 +136,7 @@ describe('the SMTP transport with a relay that requires AUTH', () => {
   it('re-reads the pair after the relay refused it, so a rotated pair works without a deploy', async () => {
     const stale = { username: 'relay-user', password: 'first-password' };
     accepted = { username: 'relay-user', password: 'second-password' };
-    const reads: boolean[] = [];
-    const transport = new SmtpEmailTransport({
-      host: '127.0.0.1',
-      port,
-      credentials: async (refresh) => {
-        reads.push(refresh);
-        return refresh ? accepted : stale;
-      },
-    });
+    const { transport, reads } = relayTransport(async (refresh) => (refresh ? accepted : stale));
     await expect(transport.send(email)).rejects.toMatchObject({ code: 'EAUTH' });
     await transport.send(email);
     transport.close();
@@ -143,19 +145,17 @@ describe('the SMTP transport with a relay that requires AUTH', () => {
 
   it('fails the message when the pair cannot be read, and tries to read it again for the next one', async () => {
     accepted = { username: 'relay-user', password: 'first-password' };
-    let reads = 0;
-    const transport = new SmtpEmailTransport({
-      host: '127.0.0.1',
-      port,
-      credentials: async () => {
-        reads += 1;
-        if (reads === 1) throw new Error('Secrets Manager unreachable');
-        return accepted;
-      },
+    let failed = false;
+    const { transport, reads } = relayTransport(async () => {
+      if (!failed) {
+        failed = true;
+        throw new Error('Secrets Manager unreachable');
+      }
+      return accepted;
     });
     await expect(transport.send(email)).rejects.toThrow('Secrets Manager unreachable');
     await transport.send(email);
     transport.close();
-    expect(reads).toBe(2);
+    expect(reads).toEqual([false, false]);
   });
 });
