@@ -49,7 +49,8 @@ function tempDir(prefix: string): string {
   return dir;
 }
 
-beforeAll(() => {
+/** Synthesises an app holding only the email worker and returns the folder of its bundled asset. */
+function bundleEmailWorker(emailTransport?: 'ses' | 'smtp'): string {
   const outdir = tempDir('bulwark-bundle-');
   const app = new App({ outdir });
   const stack = new Stack(app, 'Bundle');
@@ -58,11 +59,16 @@ beforeAll(() => {
     definition: workers['email-worker'],
     encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
     bundledFiles: workerBundledFiles['email-worker'] ?? [],
+    ...(emailTransport ? { emailTransport } : {}),
   });
   app.synth();
   const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
   if (asset === undefined) throw new Error('No function asset was bundled');
-  bundleDir = join(outdir, asset);
+  return join(outdir, asset);
+}
+
+beforeAll(() => {
+  bundleDir = bundleEmailWorker();
 }, 120_000);
 
 afterAll(() => {
@@ -106,20 +112,7 @@ describe('the email worker bundle', () => {
   }, 30_000);
 
   it('carries nodemailer when built for an SMTP relay, and starts with the relay settings', () => {
-    const outdir = tempDir('bulwark-smtp-bundle-');
-    const app = new App({ outdir });
-    const stack = new Stack(app, 'SmtpBundle');
-    new BulwarkWorkerQueue(stack, 'EmailWorker', {
-      name: 'email-worker',
-      definition: workers['email-worker'],
-      encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }),
-      bundledFiles: workerBundledFiles['email-worker'] ?? [],
-      emailTransport: 'smtp',
-    });
-    app.synth();
-    const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
-    if (asset === undefined) throw new Error('No function asset was bundled');
-    const smtpDir = join(outdir, asset);
+    const smtpDir = bundleEmailWorker('smtp');
     expect(readFileSync(join(smtpDir, 'index.mjs'), 'utf8').includes('nodemailer')).toBe(true);
     expect(
       importBundle(smtpDir, {
