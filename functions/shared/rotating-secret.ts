@@ -1,8 +1,8 @@
 // Secrets in the rotation shape { current, previous }: given in the environment (local runs, tests) or
 // read from Secrets Manager at run time (the stack), so a rotation reaches running functions without a deploy.
 import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
-import type { SecretStore } from '../../middleware/config/secrets.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
+import { lazySecretStore } from './secret-store.js';
 
 /** Where a function finds one rotating secret. */
 export type RotatingSecretSetting =
@@ -13,12 +13,9 @@ export type RotatingSecretSetting =
 /** Reads the secret; `refresh` after a value matched neither version (see SecretStore.getRotatingSecret). */
 export type RotatingSecretReader = (refresh: boolean) => Promise<RotatingSecret>;
 
-let secretStore: Promise<SecretStore> | undefined;
-
 /**
- * A reader for one secret setting. The Secrets Manager client and Powertools Parameters load on the
- * first read, so a function whose secrets come from the environment, or that reads none on a given
- * request, never pays for them at cold start.
+ * A reader for one secret setting, through the function's {@link lazySecretStore}: nothing of Secrets
+ * Manager loads before the first read.
  *
  * @example
  * const readSecret = rotatingSecretReader({ secretArn: process.env.VERIFICATION_LINK_SECRET_ARN }, onEvent);
@@ -29,10 +26,6 @@ export function rotatingSecretReader(
   onEvent?: SecurityEventListener,
 ): RotatingSecretReader {
   if ('value' in setting) return async () => setting.value;
-  return async (refresh) => {
-    secretStore ??= import('../../middleware/config/secrets.js').then(
-      ({ SecretStore }) => new SecretStore(onEvent ? { onEvent } : {}),
-    );
-    return (await secretStore).getRotatingSecret(setting.secretArn, { refresh });
-  };
+  return async (refresh) =>
+    (await lazySecretStore(onEvent)).getRotatingSecret(setting.secretArn, { refresh });
 }

@@ -7,7 +7,9 @@ import { smtpCredentialsReader } from '../../functions/email-worker/smtp-credent
 const secretsManager = mockClient(SecretsManagerClient);
 afterEach(() => secretsManager.reset());
 
-const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:SmtpCredentials-AbCdEf';
+/** A secret of its own per test: the function's one SecretStore caches secrets by name across readers. */
+const secretArnFor = (suffix: string) =>
+  `arn:aws:secretsmanager:us-east-1:123456789012:secret:SmtpCredentials-${suffix}`;
 
 describe('smtpCredentialsReader', () => {
   it('reads the pair once and serves it from the cache until asked to refresh', async () => {
@@ -15,6 +17,7 @@ describe('smtpCredentialsReader', () => {
       .on(GetSecretValueCommand)
       .resolvesOnce({ SecretString: JSON.stringify({ username: 'relay', password: 'first' }) })
       .resolves({ SecretString: JSON.stringify({ username: 'relay', password: 'second' }) });
+    const secretArn = secretArnFor('cached');
     const read = smtpCredentialsReader(secretArn);
     expect(await read(false)).toEqual({ username: 'relay', password: 'first' });
     expect(await read(false)).toEqual({ username: 'relay', password: 'first' });
@@ -28,7 +31,8 @@ describe('smtpCredentialsReader', () => {
     ['a pair without a username', { password: 'generated' }],
     ['an empty password', { username: 'relay', password: '' }],
     ['a number for a password', { username: 'relay', password: 1234 }],
-  ])('refuses %s, naming the secret and never its content', async (_case, content) => {
+  ])('refuses %s, naming the secret and never its content', async (name, content) => {
+    const secretArn = secretArnFor(name.replaceAll(' ', '-'));
     secretsManager.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(content) });
     const error = await smtpCredentialsReader(secretArn)(false).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(Error);
