@@ -101,7 +101,7 @@ export const workerBundledFiles: Partial<Record<WorkerName, BundledFile[]>> = {
 
 /** Files an HTTP function reads at run time, copied into its bundle next to index.mjs. */
 export const httpFunctionBundledFiles: Partial<Record<HttpFunctionName, BundledFile[]>> = {
-  users: [phoneMetadata('max')],
+  users: [phoneMetadata('mobile')],
 };
 
 /** The functions that fan events out to the webhook queue (functions/shared/webhook-fanout.ts). */

@@ -56,7 +56,7 @@ export const emailMessageTypes = ['welcome', 'verification', 'password-reset', '
 export const smsMessageSchema = z.strictObject({
   id: z.uuid(),
   type: z.literal('sms'),
-  to: phoneSchema({ metadata: 'min', level: 'possible' }),
+  to: phoneSchema('possible'),
   template: z.literal('sms-verification'),
   data: z.strictObject({
     code: z.string().check(z.regex(/^\d{6}$/, 'Must be 6 digits')),

@@ -2,12 +2,16 @@
 import type { MetadataSet } from './number-plan.js';
 import * as z from './zod.js';
 
-export interface PhoneCheck {
-  /** `max` to check that a number is assigned (`valid`); `min` suffices for `possible`. */
-  readonly metadata: MetadataSet;
-  /** `valid`: a number in an assigned range; `possible`: a length its country allows. */
-  readonly level: 'valid' | 'possible';
-}
+/**
+ * `mobile`: an assigned mobile number, one an SMS can reach (a landline is refused where the plan
+ * tells them apart; where it does not, as in +1, either passes); `possible`: a length its country allows.
+ */
+export type PhoneCheck = 'mobile' | 'possible';
+
+const checks: Record<PhoneCheck, { metadata: MetadataSet; message: string }> = {
+  mobile: { metadata: 'mobile', message: 'Must be a mobile phone number in E.164 form, e.g. +14155552671' },
+  possible: { metadata: 'min', message: 'Must be a possible phone number in E.164 form, e.g. +14155552671' },
+};
 
 /** `+`, a country code that does not start with 0, up to 15 digits in all, no spaces. */
 const e164Form = /^\+[1-9]\d{1,14}$/;
@@ -18,21 +22,17 @@ const e164Form = /^\+[1-9]\d{1,14}$/;
  * `safeParseAsync` (validateInput does).
  *
  * @example
- * const phone = phoneSchema({ metadata: 'max', level: 'valid' });
+ * const phone = phoneSchema('mobile');
  */
-export function phoneSchema({ metadata, level }: PhoneCheck) {
+export function phoneSchema(check: PhoneCheck) {
+  const { metadata, message } = checks[check];
   let parse: Promise<ReturnType<typeof import('./number-plan.js')['numberPlan']>> | undefined;
   const inPlan = async (value: string): Promise<boolean> => {
     if (!e164Form.test(value)) return false;
     parse ??= import('./number-plan.js').then(({ numberPlan }) => numberPlan(metadata));
     const parsed = (await parse)(value);
     if (parsed?.number !== value) return false;
-    return level === 'valid' ? parsed.isValid() : parsed.isPossible();
+    return check === 'mobile' ? parsed.isValid() : parsed.isPossible();
   };
-  return z
-    .string()
-    .check(
-      z.maxLength(16),
-      z.refine(inPlan, 'Must be a valid phone number in E.164 form, e.g. +14155552671'),
-    );
+  return z.string().check(z.maxLength(16), z.refine(inPlan, message));
 }

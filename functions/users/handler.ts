@@ -44,7 +44,7 @@ const registrationEmails = new RegistrationEmails({
 const registerBody = z.strictObject({
   email: z.email().check(z.maxLength(254)),
   name: z.string().check(z.trim(), z.minLength(1), z.maxLength(100)),
-  phone: z.optional(phoneSchema({ metadata: 'max', level: 'valid' })),
+  phone: z.optional(phoneSchema('mobile')),
 });
 
 /** What the verification email's link carries (functions/shared/verification-link.ts); other parameters are ignored. */

@@ -137,7 +137,7 @@ describe('the email worker bundle', () => {
 
 describe('the users bundle', () => {
   let usersDir: string;
-  const metadataFile = 'node_modules/libphonenumber-js/metadata.max.json';
+  const metadataFile = 'node_modules/libphonenumber-js/metadata.mobile.json';
 
   beforeAll(() => {
     const outdir = tempDir('bulwark-users-bundle-');
@@ -156,7 +156,7 @@ describe('the users bundle', () => {
   it('carries the phone number plan as JSON where the number plan module resolves it, not as code', () => {
     const metadata = readFileSync(metadataFile, 'utf8');
     expect(readFileSync(join(usersDir, metadataFile), 'utf8')).toBe(metadata);
-    expect(createRequire(join(usersDir, 'index.mjs')).resolve('libphonenumber-js/metadata.max.json')).toBe(
+    expect(createRequire(join(usersDir, 'index.mjs')).resolve('libphonenumber-js/metadata.mobile.json')).toBe(
       join(usersDir, metadataFile),
     );
     // The US national number pattern, as a string literal in the code the metadata module would have been.

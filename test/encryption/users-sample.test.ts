@@ -132,6 +132,8 @@ describe('users stored encrypted', () => {
     ['an impossible number', '+4412'],
     ['an unassigned country code', '+8081234567'],
     ['too long', '+1415555267112345'],
+    ['a landline (no SMS reaches it)', '+442079460000'],
+    ['a landline in a plan with its own mobile ranges', '+33145453245'],
     ['a number type', 14155552671],
   ])('rejects a phone that is %s with a 400 and writes nothing', async (_name, phone) => {
     const email = `badphone-${randomUUID()}@example.com`;
