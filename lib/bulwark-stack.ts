@@ -95,8 +95,7 @@ const phoneMetadata = (set: MetadataSet): BundledFile => ({
 
 /** Files a worker reads at run time, copied into its bundle next to index.mjs. */
 export const workerBundledFiles: Partial<Record<WorkerName, BundledFile[]>> = {
-  // functions/email-worker/templates.ts reads ./templates/ next to the module: the bundle root.
-  'email-worker': [{ from: 'functions/email-worker/templates', to: 'templates' }, phoneMetadata('min')],
+  'email-worker': [phoneMetadata('min')],
 };
 
 /** Files an HTTP function reads at run time, copied into its bundle next to index.mjs. */

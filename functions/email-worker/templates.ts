@@ -1,8 +1,8 @@
-// Email and SMS templates: one handlebars set (subject, HTML, text) per email type and one text template per SMS, compiled once at cold start in strict mode.
-import { readFileSync } from 'node:fs';
-import Handlebars from 'handlebars';
+// Email and SMS templates: one handlebars set (subject, HTML, text) per email type and one text template per SMS, precompiled in strict mode.
+import Handlebars from 'handlebars/runtime';
 import type { EmailMessage, EmailMessageType, SmsMessage, SmsTemplateName } from './messages.js';
 import { emailMessageTypes, smsTemplateNames } from './messages.js';
+import { precompiledTemplates } from './templates.generated.js';
 
 /**
  * The longest SMS text accepted: SNS splits longer texts into segments and stops at 1,600 characters,
@@ -16,15 +16,24 @@ export interface RenderedEmail {
   readonly text: string;
 }
 
-type Compiled = (data: unknown) => string;
+/** A rendering function, keyed `<name>.<part>` in a {@link TemplateSet} (e.g. `welcome.subject`). */
+export type Template = (data: unknown) => string;
+export type TemplateSet = Readonly<Record<string, Template>>;
 
-/** The templates folder next to this module (bundlers must copy it; see the README). */
-const defaultTemplatesDir = new URL('./templates/', import.meta.url);
+/**
+ * The templates of functions/email-worker/templates/, precompiled at build time (template-sources.ts):
+ * the bundle carries handlebars' runtime only, reads no file and compiles nothing.
+ */
+export function precompiledTemplateSet(): TemplateSet {
+  return Object.fromEntries(
+    Object.entries(precompiledTemplates).map(([key, spec]) => [key, Handlebars.template(spec)]),
+  );
+}
 
-function compile(dir: URL, file: string, escapeHtml: boolean): Compiled {
-  const source = readFileSync(new URL(file, dir), 'utf8');
-  // strict: a variable the data lacks throws instead of rendering as an empty string.
-  return Handlebars.compile(source, { strict: true, noEscape: !escapeHtml });
+function required(templates: TemplateSet, key: string): Template {
+  const template = templates[key];
+  if (!template) throw new Error(`Template ${key} is missing: every message type needs it`);
+  return template;
 }
 
 /** A template referenced a variable the message does not carry: the message can never be rendered. */
@@ -43,20 +52,20 @@ export class TemplateRenderError extends Error {
 export class EmailTemplates {
   private readonly templates = new Map<
     EmailMessageType,
-    { subject: Compiled; html: Compiled; text: Compiled }
+    { subject: Template; html: Template; text: Template }
   >();
-  private readonly smsTemplates = new Map<SmsTemplateName, Compiled>();
+  private readonly smsTemplates = new Map<SmsTemplateName, Template>();
 
-  /** Reads and compiles every template now, so a missing file fails the cold start, not a message. */
-  constructor(dir: URL = defaultTemplatesDir) {
+  /** Takes every template a message type needs now, so a missing one fails the cold start, not a message. */
+  constructor(templates: TemplateSet = precompiledTemplateSet()) {
     for (const type of emailMessageTypes) {
       this.templates.set(type, {
-        subject: compile(dir, `${type}.subject.hbs`, false),
-        html: compile(dir, `${type}.html.hbs`, true),
-        text: compile(dir, `${type}.txt.hbs`, false),
+        subject: required(templates, `${type}.subject`),
+        html: required(templates, `${type}.html`),
+        text: required(templates, `${type}.txt`),
       });
     }
-    for (const name of smsTemplateNames) this.smsTemplates.set(name, compile(dir, `${name}.txt.hbs`, false));
+    for (const name of smsTemplateNames) this.smsTemplates.set(name, required(templates, `${name}.txt`));
   }
 
   /** The SMS text: its text-only template, rendered, trimmed, at most {@link maxSmsLength} characters. */

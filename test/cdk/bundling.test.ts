@@ -1,6 +1,6 @@
-// A real esbuild bundle of the email worker: templates shipped next to index.mjs, found at run time, SDK bundled.
+// A real esbuild bundle of the email worker: templates precompiled into the code, phone metadata shipped next to it, SDK bundled.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,6 @@ import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js'
 import { httpFunctionBundledFiles, workerBundledFiles } from '../../lib/bulwark-stack.js';
 import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
 
-const templatesDir = 'functions/email-worker/templates';
 const outdirs: string[] = [];
 let bundleDir: string;
 
@@ -76,14 +75,20 @@ afterAll(() => {
 });
 
 describe('the email worker bundle', () => {
-  it('contains every template of functions/email-worker/templates next to index.mjs', () => {
-    expect(readdirSync(join(bundleDir, 'templates')).sort()).toEqual(readdirSync(templatesDir).sort());
-    expect(readdirSync(bundleDir).sort()).toEqual([
-      'index.mjs',
-      'index.mjs.map',
-      'node_modules',
-      'templates',
-    ]);
+  it('carries its templates precompiled, with the handlebars runtime and none of its compiler', () => {
+    expect(readdirSync(bundleDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'node_modules']);
+    const code = readFileSync(join(bundleDir, 'index.mjs'), 'utf8');
+    // Messages only the compiler and parser carry (the control: they are there to be found).
+    const compilerOnly = {
+      'compiler/compiler.js': 'You must pass a string or Handlebars AST',
+      'compiler/parser.js': 'Parse error on line',
+    };
+    for (const [file, message] of Object.entries(compilerOnly)) {
+      expect(readFileSync(`node_modules/handlebars/dist/cjs/handlebars/${file}`, 'utf8')).toContain(message);
+      expect(code.includes(message)).toBe(false);
+    }
+    // A precompiled template names the compiler revision it needs (`"compiler":[8,">= 4.3.0"]`, minified).
+    expect(/compiler:\[8,">= 4\.3\.0"\]/.test(code)).toBe(true);
   });
 
   it('carries the min phone metadata where functions/shared/number-plan.ts resolves it', () => {
@@ -94,14 +99,8 @@ describe('the email worker bundle', () => {
     );
   });
 
-  it('loads at cold start: the template loader finds the templates relative to the bundle', () => {
+  it('loads at cold start, where every template a message type needs is taken from the code', () => {
     expect(importBundle(bundleDir)).toBe('function');
-  }, 30_000);
-
-  it('fails its cold start without the templates (the control: the check above is real)', () => {
-    const bare = tempDir('bulwark-bare-bundle-');
-    copyFileSync(join(bundleDir, 'index.mjs'), join(bare, 'index.mjs'));
-    expect(() => importBundle(bare)).toThrow(/ENOENT[^\n]*templates\/\w[\w-]*\.\w+\.hbs/);
   }, 30_000);
 
   it('carries only the deployed email transport: no nodemailer, and EMAIL_TRANSPORT=smtp fails the cold start', () => {
@@ -176,7 +175,7 @@ describe('BulwarkFunction bundledFiles', () => {
           serviceName: 'health',
           bundledFiles: [
             { from: 'functions/email-worker/no-such-folder', to: 'templates' },
-            { from: templatesDir, to: '../outside' },
+            { from: 'functions/email-worker', to: '../outside' },
           ],
         }),
     ).toThrow(

@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
-import { EmailTemplates } from '../../functions/email-worker/templates.js';
+import { compileTemplate } from '../../functions/email-worker/template-sources.js';
+import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -171,10 +168,10 @@ describe('the email worker', () => {
   });
 
   it('dead-letters a message whose template needs a variable the message lacks', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'templates-'));
-    cpSync(new URL('../../functions/email-worker/templates/', import.meta.url), dir, { recursive: true });
-    writeFileSync(join(dir, 'welcome.txt.hbs'), 'Hello {{name}}, your code is {{code}}');
-    const { transport, audits, run } = setup(new EmailTemplates(pathToFileURL(`${dir}/`)));
+    const welcomeText = compileTemplate('welcome.txt', 'Hello {{name}}, your code is {{code}}');
+    const { transport, audits, run } = setup(
+      new EmailTemplates({ ...precompiledTemplateSet(), 'welcome.txt': welcomeText }),
+    );
     expect(await run(record(welcome()))).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toEqual([]);
     expect(sqsMock.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageAttributes).toMatchObject({

@@ -1,0 +1,178 @@
+// Generated from templates/*.hbs by `npm run templates` (and `npm start`): edit those, not this file.
+// @ts-nocheck: handlebars' precompiled code is untyped JavaScript; the export below carries the type.
+import type { TemplateSpecification } from 'handlebars';
+
+export const precompiledTemplates: Readonly<Record<string, TemplateSpecification>> = {
+  "password-reset.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
+    + ",</p>\n    <p>Someone asked to reset your password. If it was you, open this link within "
+    + alias4((((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":5,"column":84},"end":{"line":5,"column":100}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":5,"column":82},"end":{"line":5,"column":102}}}) : helper)))
+    + " minutes:</p>\n    <p><a href=\""
+    + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":6,"column":18},"end":{"line":6,"column":26}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":16},"end":{"line":6,"column":28}}}) : helper)))
+    + "\">"
+    + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":6,"column":32},"end":{"line":6,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":30},"end":{"line":6,"column":42}}}) : helper)))
+    + "</a></p>\n    <p>If it was not you, ignore this email: your password stays the same.</p>\n  </body>\n</html>\n";
+},"useData":true},
+  "password-reset.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    return "Reset your password\n";
+},"useData":true},
+  "password-reset.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Hello "
+    + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
+    + ",\n\nSomeone asked to reset your password. If it was you, open this link within "
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":3,"column":77},"end":{"line":3,"column":93}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":3,"column":75},"end":{"line":3,"column":95}}}) : helper))) != null ? stack1 : "")
+    + " minutes:\n\n"
+    + ((stack1 = (((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":10}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":12}}}) : helper))) != null ? stack1 : "")
+    + "\n\nIf it was not you, ignore this email: your password stays the same.\n";
+},"useData":true},
+  "security-alert.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
+    + ",</p>\n    <p>We noticed this on your account: <strong>"
+    + alias4((((helper = lookupProperty(helpers,"event") || alias1(depth0, "event", {"start":{"line":5,"column":50},"end":{"line":5,"column":55}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"event","hash":{},"data":data,"loc":{"start":{"line":5,"column":48},"end":{"line":5,"column":57}}}) : helper)))
+    + "</strong> at "
+    + alias4((((helper = lookupProperty(helpers,"occurredAt") || alias1(depth0, "occurredAt", {"start":{"line":5,"column":72},"end":{"line":5,"column":82}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAt","hash":{},"data":data,"loc":{"start":{"line":5,"column":70},"end":{"line":5,"column":84}}}) : helper)))
+    + ".</p>\n    <p>"
+    + alias4((((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":6,"column":9},"end":{"line":6,"column":16}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":6,"column":7},"end":{"line":6,"column":18}}}) : helper)))
+    + "</p>\n    <p>If this was not you, change your password and contact support.</p>\n  </body>\n</html>\n";
+},"useData":true},
+  "security-alert.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Security alert: "
+    + ((stack1 = (((helper = lookupProperty(helpers,"event") || container.strict(depth0, "event", {"start":{"line":1,"column":18},"end":{"line":1,"column":23}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"event","hash":{},"data":data,"loc":{"start":{"line":1,"column":16},"end":{"line":1,"column":25}}}) : helper))) != null ? stack1 : "")
+    + "\n";
+},"useData":true},
+  "security-alert.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Hello "
+    + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
+    + ",\n\nWe noticed this on your account: "
+    + ((stack1 = (((helper = lookupProperty(helpers,"event") || alias1(depth0, "event", {"start":{"line":3,"column":35},"end":{"line":3,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"event","hash":{},"data":data,"loc":{"start":{"line":3,"column":33},"end":{"line":3,"column":42}}}) : helper))) != null ? stack1 : "")
+    + " at "
+    + ((stack1 = (((helper = lookupProperty(helpers,"occurredAt") || alias1(depth0, "occurredAt", {"start":{"line":3,"column":48},"end":{"line":3,"column":58}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAt","hash":{},"data":data,"loc":{"start":{"line":3,"column":46},"end":{"line":3,"column":60}}}) : helper))) != null ? stack1 : "")
+    + ".\n\n"
+    + ((stack1 = (((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":5,"column":2},"end":{"line":5,"column":9}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":11}}}) : helper))) != null ? stack1 : "")
+    + "\n\nIf this was not you, change your password and contact support.\n";
+},"useData":true},
+  "sms-verification.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Your Bulwark verification code is "
+    + ((stack1 = (((helper = lookupProperty(helpers,"code") || alias1(depth0, "code", {"start":{"line":1,"column":36},"end":{"line":1,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"code","hash":{},"data":data,"loc":{"start":{"line":1,"column":34},"end":{"line":1,"column":42}}}) : helper))) != null ? stack1 : "")
+    + ". It expires in "
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":1,"column":60},"end":{"line":1,"column":76}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":1,"column":58},"end":{"line":1,"column":78}}}) : helper))) != null ? stack1 : "")
+    + " minutes. Never share it: Bulwark will not ask you for it.\n";
+},"useData":true},
+  "verification.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
+    + ",</p>\n    <p>Please confirm your email address by opening this link:</p>\n    <p><a href=\""
+    + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":6,"column":18},"end":{"line":6,"column":33}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":16},"end":{"line":6,"column":35}}}) : helper)))
+    + "\">"
+    + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":6,"column":39},"end":{"line":6,"column":54}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":37},"end":{"line":6,"column":56}}}) : helper)))
+    + "</a></p>\n    <p>The link expires at "
+    + alias4((((helper = lookupProperty(helpers,"expiresAt") || alias1(depth0, "expiresAt", {"start":{"line":7,"column":29},"end":{"line":7,"column":38}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAt","hash":{},"data":data,"loc":{"start":{"line":7,"column":27},"end":{"line":7,"column":40}}}) : helper)))
+    + ".</p>\n  </body>\n</html>\n";
+},"useData":true},
+  "verification.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    return "Verify your email address\n";
+},"useData":true},
+  "verification.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Hello "
+    + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
+    + ",\n\nPlease confirm your email address by opening this link:\n\n"
+    + ((stack1 = (((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":17}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":19}}}) : helper))) != null ? stack1 : "")
+    + "\n\nThe link expires at "
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresAt") || alias1(depth0, "expiresAt", {"start":{"line":7,"column":22},"end":{"line":7,"column":31}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAt","hash":{},"data":data,"loc":{"start":{"line":7,"column":20},"end":{"line":7,"column":33}}}) : helper))) != null ? stack1 : "")
+    + ".\n";
+},"useData":true},
+  "welcome.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "<!doctype html>\n<html>\n  <body>\n    <h1>Welcome, "
+    + container.escapeExpression((((helper = lookupProperty(helpers,"name") || container.strict(depth0, "name", {"start":{"line":4,"column":19},"end":{"line":4,"column":23}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":17},"end":{"line":4,"column":25}}}) : helper)))
+    + "!</h1>\n    <p>Your Bulwark account is ready. Book a room whenever you need one.</p>\n    <p>If you did not create this account, you can ignore this email.</p>\n  </body>\n</html>\n";
+},"useData":true},
+  "welcome.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Welcome to Bulwark, "
+    + ((stack1 = (((helper = lookupProperty(helpers,"name") || container.strict(depth0, "name", {"start":{"line":1,"column":22},"end":{"line":1,"column":26}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":20},"end":{"line":1,"column":28}}}) : helper))) != null ? stack1 : "")
+    + "\n";
+},"useData":true},
+  "welcome.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Welcome, "
+    + ((stack1 = (((helper = lookupProperty(helpers,"name") || container.strict(depth0, "name", {"start":{"line":1,"column":11},"end":{"line":1,"column":15}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":9},"end":{"line":1,"column":17}}}) : helper))) != null ? stack1 : "")
+    + "!\n\nYour Bulwark account is ready. Book a room whenever you need one.\n\nIf you did not create this account, you can ignore this email.\n";
+},"useData":true},
+};
