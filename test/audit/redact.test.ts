@@ -1,6 +1,11 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it } from 'vitest';
-import { createRedactor, redact, redactedValue } from '../../middleware/audit/redact.js';
+import {
+  createRedactor,
+  defaultSensitiveKeys,
+  redact,
+  redactedValue,
+} from '../../middleware/audit/redact.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { captureStdout } from '../helpers/log-capture.js';
 
@@ -70,6 +75,11 @@ describe('redaction', () => {
     expect(text).not.toContain('k-9');
     expect(text).toContain('user=al');
     expect(text).toContain('Authorization: [REDACTED] and Basic [REDACTED]');
+  });
+
+  it.each(defaultSensitiveKeys)('redacts the value after %s in free text and keeps the key', (key) => {
+    const text = createRedactor().redactString(`before ${key}=s3cr3t-value after "${key}": "other-value"`);
+    expect(text).toBe(`before ${key}=${redactedValue} after "${key}": "${redactedValue}"`);
   });
 
   it('catches a JWT cut short by truncation', () => {
