@@ -47,7 +47,7 @@ export type AuthRequirement =
   | { readonly kind: 'public' }
   | {
       readonly kind: 'principal';
-      /** Roles of which the caller needs at least one (human users); `admin` for admin routes. */
+      /** Roles of which a human caller needs at least one (machines are held to `scopes`); `admin` for admin routes. */
       readonly roles?: readonly string[];
       /** OAuth scopes an M2M caller needs for this route. */
       readonly scopes?: readonly string[];
@@ -94,7 +94,8 @@ export const routes = [
     method: 'GET',
     path: '/users/{id}',
     function: 'users',
-    auth: { kind: 'principal', scopes: ['users/read'], allowService: true },
+    // Email and phone, decrypted: an administrator, a client granted users/read, or the bookings service.
+    auth: { kind: 'principal', roles: ['admin'], scopes: ['users/read'], allowService: true },
     summary: 'Get a user',
   },
   {

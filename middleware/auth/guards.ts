@@ -38,20 +38,24 @@ export function humanGuard(): Guard {
   };
 }
 
+/** For a check that governs only some callers: roles for people and scopes for machines, say. */
+export interface ExemptionOptions {
+  /** Principals this check does not apply to (they still have to be authenticated). @default none */
+  readonly unless?: (principal: Principal) => boolean;
+}
+
 /** At least one of the roles. */
-export function rolesGuard(roles: readonly string[]): Guard {
+export function rolesGuard(roles: readonly string[], options: ExemptionOptions = {}): Guard {
   const accepted = new Set(roles);
   return (principal) => {
     if (principal === undefined) return unauthenticated();
+    if (options.unless?.(principal)) return undefined;
     if (principal.roles.some((role) => accepted.has(role))) return undefined;
     return { reason: 'missing_role', error: new ForbiddenError(`Requires role ${roles.join(' or ')}`) };
   };
 }
 
-export interface ScopesGuardOptions {
-  /** Principals this check does not apply to, e.g. humans when scopes govern machines only. @default none */
-  readonly unless?: (principal: Principal) => boolean;
-}
+export type ScopesGuardOptions = ExemptionOptions;
 
 /** Every one of the scopes. */
 export function scopesGuard(scopes: readonly string[], options: ScopesGuardOptions = {}): Guard {

@@ -6,6 +6,7 @@ import { emitEvent, type SecurityEventListener } from '../events.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
 import {
+  type ExemptionOptions,
   type Guard,
   humanGuard,
   permissionsGuard,
@@ -126,15 +127,21 @@ export function requireHuman(options: GuardOptions = {}): AuthMiddleware<AuthCon
 
 /**
  * At least one of the roles (`cognito:groups` or the verifier's roles claim); 403 otherwise.
+ * `unless` exempts callers the roles do not govern, e.g. machines checked by scopes instead.
  *
  * @example
  * middy().use(authenticate({ jwt: verifier })).use(requireRoles(['admin'])).handler(...)
+ * // People need admin; machines are held to their scopes.
+ * middy()
+ *   .use(authenticate({ jwt: verifier }))
+ *   .use(requireRoles(['admin'], { unless: (principal) => principal.isM2M }))
+ *   .use(requireScopes(['users/read'], { unless: (principal) => !principal.isM2M }))
  */
 export function requireRoles(
   roles: readonly string[],
-  options: GuardOptions = {},
+  options: GuardOptions & ExemptionOptions = {},
 ): AuthMiddleware<AuthContext> {
-  return guardMiddleware('requireRoles', rolesGuard(roles), options);
+  return guardMiddleware('requireRoles', rolesGuard(roles, options), options);
 }
 
 /**

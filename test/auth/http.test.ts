@@ -152,7 +152,8 @@ describe('the route table rules', () => {
   it('admin delete refuses a non-admin and deletes nothing', async () => {
     const response = await api.request('DELETE', `/admin/users/${userId}`, { token: await human() });
     expectRefused(response, 403);
-    expect((await api.request('GET', `/users/${userId}`, { token: await human() })).status).toBe(200);
+    const admin = await human({ roles: ['admin'] });
+    expect((await api.request('GET', `/users/${userId}`, { token: admin })).status).toBe(200);
   });
 
   it('bookings accept a user, or an M2M token with the right scope', async () => {
@@ -183,15 +184,18 @@ describe('the route table rules', () => {
     expect((await api.request('DELETE', `/bookings/${id}`, { token: await human() })).status).toBe(200);
   });
 
-  it('a user is readable with a user token or users/read, not with another scope', async () => {
-    expect((await api.request('GET', `/users/${userId}`, { token: await human() })).status).toBe(200);
-    expect(
-      (await api.request('GET', `/users/${userId}`, { token: await machine('users/read') })).status,
-    ).toBe(200);
-    expectRefused(
-      await api.request('GET', `/users/${userId}`, { token: await machine('bookings/read') }),
-      403,
-    );
+  it('a user (email and phone) is readable by an admin or a client with users/read, not by any other caller', async () => {
+    const read = (token?: string) => api.request('GET', `/users/${userId}`, token ? { token } : {});
+    expect((await read(await human({ roles: ['admin'] }))).status).toBe(200);
+    expect((await read(await machine('users/read'))).status).toBe(200);
+    for (const token of [await human(), await human({ roles: ['auditor'] })]) {
+      const refused = await read(token);
+      expectRefused(refused, 403);
+      expect(refused.body).toMatchObject({ detail: 'Requires role admin' });
+      expect(refused.text).not.toContain('@');
+    }
+    expectRefused(await read(await machine('bookings/read')), 403);
+    expectRefused(await read(), 401);
   });
 });
 

@@ -288,6 +288,18 @@ describe('guards through a middy pipeline', () => {
     expect(plain.json.detail).toBe('Requires role admin or ops');
   });
 
+  it('requireRoles with unless holds only the callers it governs to the roles', async () => {
+    const handler = pipeline(
+      authenticate({ jwt: verifier }),
+      requireRoles(['admin'], { unless: (principal) => principal.isM2M }),
+    );
+    expect((await handler(httpEvent({ headers: bearer(m2mToken('bookings/read')) }))).statusCode).toBe(200);
+    expect((await handler(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(200);
+    const person = await handler(httpEvent({ headers: bearer(userToken({ 'cognito:groups': ['users'] })) }));
+    expect(person.statusCode).toBe(403);
+    expect((await handler(httpEvent({}))).statusCode).toBe(401);
+  });
+
   it('requireScopes needs every scope and answers insufficient_scope', async () => {
     const handler = pipeline(authenticate({ jwt: verifier }), requireScopes(['bookings/write'], { onEvent }));
     expect(
