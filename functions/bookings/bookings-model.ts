@@ -7,7 +7,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { bookingKey, slotKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -34,6 +34,13 @@ export interface NewBooking {
   userId: string;
   start: Date;
   end: Date;
+}
+
+/** Who asks to cancel: the principal that made a booking may, and so may an administrator. */
+export interface Canceller {
+  /** The principal's id (a person's `sub`, a client's id). */
+  readonly id: string;
+  readonly isAdmin: boolean;
 }
 
 export interface ListBookingsQuery {
@@ -77,9 +84,10 @@ export class BookingsModel {
   /**
    * Writes the booking and claims every slot in one transaction, so two overlapping requests can
    * never both succeed and a failed request leaves nothing behind. The user is not checked here: it
-   * belongs to the users service, which the handler asks over HTTP before calling this.
+   * belongs to the users service, which the handler asks over HTTP before calling this. `createdBy`
+   * (the caller's principal id) is stored for {@link cancel} and never returned.
    */
-  async create(input: NewBooking, now = new Date()): Promise<Booking> {
+  async create(input: NewBooking, createdBy: string, now = new Date()): Promise<Booking> {
     const booking: Booking = {
       id: randomUUID(),
       roomId: input.roomId,
@@ -100,6 +108,7 @@ export class BookingsModel {
                 Item: {
                   ...bookingKey(booking.id),
                   ...booking,
+                  createdBy,
                   gsi1pk: 'BOOKING',
                   gsi1sk: `${booking.start}#${booking.id}`,
                   gsi2pk: `USER#${booking.userId}`,
@@ -133,11 +142,15 @@ export class BookingsModel {
   }
 
   async get(id: string): Promise<Booking> {
+    return toBooking(await this.item(id));
+  }
+
+  private async item(id: string): Promise<Record<string, unknown>> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: bookingKey(id), ConsistentRead: true }),
     );
     if (!Item) throw new NotFoundError(`Booking ${id} not found`);
-    return toBooking(Item);
+    return Item;
   }
 
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {
@@ -157,9 +170,16 @@ export class BookingsModel {
     return { items: (result.Items ?? []).map(toBooking), ...(nextCursor ? { nextCursor } : {}) };
   }
 
-  /** Marks the booking cancelled and frees its slots in one transaction. */
-  async cancel(id: string, now = new Date()): Promise<Booking> {
-    const booking = await this.get(id);
+  /**
+   * Marks the booking cancelled and frees its slots in one transaction. Only whoever made it, or an
+   * administrator, may (a booking stored without `createdBy`, from before it was recorded: an administrator).
+   */
+  async cancel(id: string, canceller: Canceller, now = new Date()): Promise<Booking> {
+    const item = await this.item(id);
+    if (!canceller.isAdmin && item.createdBy !== canceller.id) {
+      throw new ForbiddenError('Only whoever made a booking, or an admin, can cancel it');
+    }
+    const booking = toBooking(item);
     if (booking.status === 'cancelled') throw new ConflictError(`Booking ${id} is already cancelled`);
     const cancelledAt = now.toISOString();
     try {

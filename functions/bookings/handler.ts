@@ -1,8 +1,11 @@
 // The bookings function: create, list, get and cancel room bookings.
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
+import { ForbiddenError } from '../../middleware/errors.js';
+import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
@@ -82,10 +85,10 @@ export const handler = createHttpFunction(
       route
         .use(validateInput({ body: createBookingBody }))
         .use(serviceCalls(usersService))
-        .handler(async (_event, { input, callService, correlationId }) => {
+        .handler(async (_event, { input, callService, correlationId, principal }) => {
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
           await assertUserExists(callService, input.body.userId);
-          const booking = await bookings.create(input.body);
+          const booking = await bookings.create(input.body, callerOf(principal).id);
           await publishBooking('booking.created', booking, correlationId);
           return json(201, booking);
         }),
@@ -101,11 +104,26 @@ export const handler = createHttpFunction(
         .handler(async (_event, { input }) => json(200, await bookings.get(input.path.id))),
 
     'DELETE /bookings/{id}': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
-        const booking = await bookings.cancel(input.path.id);
-        await publishBooking('booking.cancelled', booking, correlationId);
-        return json(200, booking);
-      }),
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (event, { input, correlationId, principal }) => {
+          const caller = callerOf(principal);
+          const canceller = { id: caller.id, isAdmin: caller.roles.includes('admin') };
+          const booking = await bookings.cancel(input.path.id, canceller).catch((error: unknown) => {
+            // Someone else's booking: audited and counted like the route-level denials.
+            if (error instanceof ForbiddenError) {
+              emitEvent(onEvent, {
+                type: 'access.denied',
+                reason: 'not_owner',
+                principal: caller,
+                metadata: { path: event.rawPath, httpMethod: 'DELETE', bookingId: input.path.id },
+              });
+            }
+            throw error;
+          });
+          await publishBooking('booking.cancelled', booking, correlationId);
+          return json(200, booking);
+        }),
   },
   logger,
 );

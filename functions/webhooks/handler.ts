@@ -1,9 +1,9 @@
 // The webhooks function: register an endpoint, read it, delete it, and read its delivery history (owner-scoped).
-import type { Principal } from '../../middleware/auth/principal.js';
-import { SsrfBlockedError, UnauthorizedError, ValidationError } from '../../middleware/errors.js';
+import { SsrfBlockedError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { callerOf } from '../shared/caller.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
@@ -37,12 +37,6 @@ const registerBody = z.strictObject({
     .array(webhookEventTypeSchema, { error: `Must be a list of ${webhookEventTypes.join(', ')}` })
     .check(z.minLength(1), z.maxLength(webhookEventTypes.length * 2)),
 });
-
-/** The route table guarantees a principal on these routes; this only narrows the type. */
-function callerOf(principal: Principal | undefined): Principal {
-  if (!principal) throw new UnauthorizedError();
-  return principal;
-}
 
 /**
  * The registration-time SSRF check: a refused URL is the caller's input problem (400 on `body.url`),

@@ -140,6 +140,34 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     );
   });
 
+  it("audits and counts a cancel of someone else's booking as access.denied (not_owner)", async () => {
+    const userId = await registerUser();
+    const booked = await api.request('POST', '/bookings', {
+      token: await api.token({ sub: 'e2e-maker' }),
+      body: {
+        userId,
+        roomId: `room-${randomUUID()}`,
+        start: '2031-02-04T09:00:00Z',
+        end: '2031-02-04T10:00:00Z',
+      },
+    });
+    const bookingId = (booked.body as { id: string }).id;
+    output.clear();
+    const refused = await api.request('DELETE', `/bookings/${bookingId}`, {
+      token: await api.token({ sub: 'e2e-stranger' }),
+    });
+    expect(refused.status).toBe(403);
+    const denied = linesOf('bookings').find((line) => line.audit?.eventType === 'access.denied')?.audit;
+    expect(denied).toMatchObject({
+      outcome: 'denied',
+      userId: 'e2e-stranger',
+      metadata: { reason: 'not_owner', bookingId, path: `/bookings/${bookingId}`, httpMethod: 'DELETE' },
+    });
+    expect(output.emf().some((line) => line.AccessDenied !== undefined && line.service === 'bookings')).toBe(
+      true,
+    );
+  });
+
   it('writes the admin delete as an admin.action audit event', async () => {
     const userId = await registerUser();
     output.clear();

@@ -172,7 +172,8 @@ describe('the route table rules', () => {
   });
 
   it('cancelling a booking needs a human, whatever scopes a machine has', async () => {
-    const created = await bookWith(await human());
+    const maker = await human();
+    const created = await bookWith(maker);
     const id = (created.response.body as { id: string }).id;
     const m2m = await api.request('DELETE', `/bookings/${id}`, {
       token: await machine('bookings/write', 'bookings/read'),
@@ -181,7 +182,27 @@ describe('the route table rules', () => {
     expect((await api.request('GET', `/bookings/${id}`, { token: await human() })).body).toMatchObject({
       status: 'confirmed',
     });
-    expect((await api.request('DELETE', `/bookings/${id}`, { token: await human() })).status).toBe(200);
+    expect((await api.request('DELETE', `/bookings/${id}`, { token: maker })).status).toBe(200);
+  });
+
+  it('a booking is cancelled only by whoever made it or an admin; anyone else gets 403 and changes nothing', async () => {
+    const maker = await human();
+    const [mine, theirs] = await Promise.all([bookWith(maker), bookWith(await machine('bookings/write'))]);
+    const idOf = (created: { response: { body: unknown } }) => (created.response.body as { id: string }).id;
+    expect(mine.response.body).not.toHaveProperty('createdBy');
+    const stranger = await api.request('DELETE', `/bookings/${idOf(mine)}`, { token: await human() });
+    expectRefused(stranger, 403);
+    expect(stranger.body).toMatchObject({
+      detail: 'Only whoever made a booking, or an admin, can cancel it',
+    });
+    expect((await api.request('GET', `/bookings/${idOf(mine)}`, { token: maker })).body).toMatchObject({
+      status: 'confirmed',
+    });
+    // A person cannot cancel what a client booked either; an administrator can cancel anyone's.
+    expectRefused(await api.request('DELETE', `/bookings/${idOf(theirs)}`, { token: maker }), 403);
+    const admin = await human({ roles: ['admin'] });
+    expect((await api.request('DELETE', `/bookings/${idOf(theirs)}`, { token: admin })).status).toBe(200);
+    expect((await api.request('DELETE', `/bookings/${idOf(mine)}`, { token: maker })).status).toBe(200);
   });
 
   it('a user (email and phone) is readable by an admin or a client with users/read, not by any other caller', async () => {
