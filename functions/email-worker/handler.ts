@@ -7,7 +7,7 @@ import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
 import { workerIdempotencyStore } from '../shared/queue-worker.js';
-import { createSqsClient } from '../shared/sqs-client.js';
+import { functionSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
 import { EmailWorker } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
@@ -69,7 +69,7 @@ const worker = new EmailWorker({
   templates: new EmailTemplates(),
   breaker: providerBreaker(`email-${transport.name}`),
   sms: { transport: smsTransport, breaker: providerBreaker(`sms-${smsTransport.name}`) },
-  sqs: createSqsClient(queues.sqsEndpoint),
+  sqs: functionSqsClient(queues.sqsEndpoint),
   queueUrl: queues.emailQueueUrl,
   dlqUrl: queues.emailDlqUrl,
   from: queues.emailFrom,

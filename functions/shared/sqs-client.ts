@@ -2,14 +2,27 @@
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
 
-/** Create once at module scope. With an endpoint (the local runtime) it signs with static local credentials. */
-export function createSqsClient(endpoint: string | undefined): SQSClient {
-  if (!endpoint) return new SQSClient({});
-  return new SQSClient({
-    endpoint,
-    region: process.env.AWS_REGION ?? 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+const clients = new Map<string, SQSClient>();
+
+/**
+ * The function's SQS client for an endpoint (none: AWS), made on the first call and shared by every
+ * producer in the function: one connection pool, one client to build at cold start. With an endpoint
+ * (the local runtime) it signs with static local credentials.
+ */
+export function functionSqsClient(endpoint: string | undefined): SQSClient {
+  const key = endpoint ?? '';
+  let client = clients.get(key);
+  if (!client) {
+    client = endpoint
+      ? new SQSClient({
+          endpoint,
+          region: process.env.AWS_REGION ?? 'us-east-1',
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        })
+      : new SQSClient({});
+    clients.set(key, client);
+  }
+  return client;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { WebhookEventType, WebhookMessage } from '../webhook-worker/message
 import { reportEnqueueFailure } from './enqueue-failure.js';
 import type { FunctionEnvironment, QueueEnvironment } from './environment.js';
 import type { FunctionObservability } from './observability.js';
-import { createSqsClient, sendMessageBatch } from './sqs-client.js';
+import { functionSqsClient, sendMessageBatch } from './sqs-client.js';
 import { newWebhookId, WebhookStore } from './webhook-store.js';
 
 export interface WebhookEvent {
@@ -104,7 +104,7 @@ export function createWebhookFanOut(
       documentClient: createDocumentClient(dynamoDb),
       tableName: environment.toolkitTableName,
     }),
-    sqs: queueUrl ? createSqsClient(queues.sqsEndpoint) : undefined,
+    sqs: queueUrl ? functionSqsClient(queues.sqsEndpoint) : undefined,
     queueUrl,
     observability,
   });

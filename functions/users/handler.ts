@@ -10,7 +10,7 @@ import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
-import { createSqsClient } from '../shared/sqs-client.js';
+import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
@@ -33,7 +33,7 @@ const readLinkSecret = queues.verificationLinkSecret
   ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
   : undefined;
 const registrationEmails = new RegistrationEmails({
-  sqs: queues.emailQueueUrl ? createSqsClient(queues.sqsEndpoint) : undefined,
+  sqs: queues.emailQueueUrl ? functionSqsClient(queues.sqsEndpoint) : undefined,
   queues,
   logger,
   auditLogger,

@@ -6,7 +6,7 @@ import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
 import { QueueActions, workerIdempotencyStore } from '../shared/queue-worker.js';
-import { createSqsClient } from '../shared/sqs-client.js';
+import { functionSqsClient } from '../shared/sqs-client.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import { WebhookStore } from '../shared/webhook-store.js';
 import { UsersModel } from '../users/users-model.js';
@@ -27,7 +27,7 @@ if (!queueUrl || !dlqUrl) {
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 const documentClient = createDocumentClient(dynamoDb);
 const encryptor = createFunctionEncryptor(environment, observability.onEvent);
-const sqs = createSqsClient(queues.sqsEndpoint);
+const sqs = functionSqsClient(queues.sqsEndpoint);
 
 const worker = new WebhookWorker({
   store: new WebhookStore({ documentClient, tableName: environment.toolkitTableName, encryptor }),

@@ -59,7 +59,7 @@ export interface KmsKeyProviderOptions {
    * @default undefined
    */
   readonly blindIndexKeyId?: string;
-  /** @default createKmsClient() */
+  /** @default createKmsClient(), made on the first KMS call (a cold start that never encrypts builds none) */
   readonly client?: KMSClient;
   /** Receives a `kms.request` event per KMS call (operation, key id, outcome). @default none */
   readonly onEvent?: SecurityEventListener;
@@ -79,7 +79,7 @@ function errorName(error: unknown): string {
 export class KmsKeyProvider implements KeyProvider {
   readonly providerId = kmsProviderId;
   readonly currentKeyId: string;
-  private readonly client: KMSClient;
+  private givenClient: KMSClient | undefined;
   private readonly trustedKeyIds: ReadonlySet<string>;
   private readonly blindIndexKeyId: string | undefined;
   private readonly onEvent: SecurityEventListener | undefined;
@@ -97,8 +97,13 @@ export class KmsKeyProvider implements KeyProvider {
     this.currentKeyId = options.keyId;
     this.trustedKeyIds = new Set([options.keyId, ...(options.decryptKeyIds ?? [])]);
     this.blindIndexKeyId = options.blindIndexKeyId;
-    this.client = options.client ?? createKmsClient();
+    this.givenClient = options.client;
     this.onEvent = options.onEvent;
+  }
+
+  private get client(): KMSClient {
+    this.givenClient ??= createKmsClient();
+    return this.givenClient;
   }
 
   private async call<T>(operation: string, keyId: string, send: () => Promise<T>): Promise<T> {
