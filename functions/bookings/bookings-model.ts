@@ -36,7 +36,10 @@ export interface NewBooking {
   end: Date;
 }
 
-/** Who asks to cancel: the principal that made a booking may, and so may an administrator. */
+/**
+ * Who asks to cancel: the principal that made a booking, the person it is for (`userId` is a person's
+ * `sub`) and an administrator may.
+ */
 export interface Canceller {
   /** The principal's id (a person's `sub`, a client's id). */
   readonly id: string;
@@ -141,8 +144,16 @@ export class BookingsModel {
     return booking;
   }
 
-  async get(id: string): Promise<Booking> {
-    return toBooking(await this.item(id));
+  /**
+   * The booking; with `viewer`, only if it is the viewer's (for them, or made by them), and otherwise
+   * NotFoundError, so that others' booking ids reveal nothing.
+   */
+  async get(id: string, viewer?: string): Promise<Booking> {
+    const item = await this.item(id);
+    if (viewer !== undefined && item.userId !== viewer && item.createdBy !== viewer) {
+      throw new NotFoundError(`Booking ${id} not found`);
+    }
+    return toBooking(item);
   }
 
   private async item(id: string): Promise<Record<string, unknown>> {
@@ -155,15 +166,21 @@ export class BookingsModel {
 
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {
     const [indexName, partition] = query.userId ? ['gsi2', `USER#${query.userId}`] : ['gsi1', 'BOOKING'];
+    const partitionKey = `${indexName}pk`;
     const result = await this.documentClient.send(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: indexName,
         KeyConditionExpression: '#partition = :partition',
-        ExpressionAttributeNames: { '#partition': `${indexName}pk` },
+        ExpressionAttributeNames: { '#partition': partitionKey },
         ExpressionAttributeValues: { ':partition': partition },
         Limit: query.limit,
-        ExclusiveStartKey: decodeCursor(query.cursor, ['pk', 'sk', `${indexName}pk`, `${indexName}sk`]),
+        // A cursor from one user's list (or the all-bookings list) cannot page through another.
+        ExclusiveStartKey: decodeCursor(
+          query.cursor,
+          ['pk', 'sk', partitionKey, `${indexName}sk`],
+          (key) => key[partitionKey] === partition,
+        ),
       }),
     );
     const nextCursor = encodeCursor(result.LastEvaluatedKey);
@@ -171,13 +188,15 @@ export class BookingsModel {
   }
 
   /**
-   * Marks the booking cancelled and frees its slots in one transaction. Only whoever made it, or an
-   * administrator, may (a booking stored without `createdBy`, from before it was recorded: an administrator).
+   * Marks the booking cancelled and frees its slots in one transaction. Only whoever made it, the
+   * person it is for, or an administrator may.
    */
   async cancel(id: string, canceller: Canceller, now = new Date()): Promise<Booking> {
     const item = await this.item(id);
-    if (!canceller.isAdmin && item.createdBy !== canceller.id) {
-      throw new ForbiddenError('Only whoever made a booking, or an admin, can cancel it');
+    if (!canceller.isAdmin && item.createdBy !== canceller.id && item.userId !== canceller.id) {
+      throw new ForbiddenError(
+        'Only whoever made a booking, the person it is for, or an admin can cancel it',
+      );
     }
     const booking = toBooking(item);
     if (booking.status === 'cancelled') throw new ConflictError(`Booking ${id} is already cancelled`);

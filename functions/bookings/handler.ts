@@ -1,4 +1,6 @@
 // The bookings function: create, list, get and cancel room bookings.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { Principal } from '../../middleware/auth/principal.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { ForbiddenError } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
@@ -55,6 +57,30 @@ const usersService = createUsersService({
   logger,
 });
 
+/**
+ * Whose bookings a caller may make and see: a person without role admin, only their own (a booking's
+ * `userId` is a person's `sub`); machines, held to their scopes by the route table, and admins, anyone's.
+ */
+function ownUserId(caller: Principal): string | undefined {
+  return caller.isM2M || caller.roles.includes('admin') ? undefined : caller.id;
+}
+
+/** A person acting on bookings that are not theirs: audited and counted like the route table's denials. */
+function notOwner(
+  caller: Principal,
+  event: APIGatewayProxyEventV2,
+  message: string,
+  metadata: Readonly<Record<string, unknown>>,
+): ForbiddenError {
+  emitEvent(onEvent, {
+    type: 'access.denied',
+    reason: 'not_owner',
+    principal: caller,
+    metadata: { path: event.rawPath, httpMethod: event.requestContext.http.method, ...metadata },
+  });
+  return new ForbiddenError(message);
+}
+
 const instant = z.pipe(
   z.iso.datetime({ offset: true }),
   z.transform((value: string) => new Date(value)),
@@ -85,23 +111,38 @@ export const handler = createHttpFunction(
       route
         .use(validateInput({ body: createBookingBody }))
         .use(serviceCalls(usersService))
-        .handler(async (_event, { input, callService, correlationId, principal }) => {
+        .handler(async (event, { input, callService, correlationId, principal }) => {
+          const caller = callerOf(principal);
+          const own = ownUserId(caller);
+          // Checked before asking users, so that a refused caller learns nothing about other user ids.
+          if (own !== undefined && input.body.userId !== own) {
+            throw notOwner(caller, event, 'You can book only for yourself', { userId: input.body.userId });
+          }
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
           await assertUserExists(callService, input.body.userId);
-          const booking = await bookings.create(input.body, callerOf(principal).id);
+          const booking = await bookings.create(input.body, caller.id);
           await publishBooking('booking.created', booking, correlationId);
           return json(201, booking);
         }),
 
     'GET /bookings': (route) =>
-      route
-        .use(validateInput({ query: listQuery }))
-        .handler(async (_event, { input }) => json(200, await bookings.list(input.query))),
+      route.use(validateInput({ query: listQuery })).handler(async (event, { input, principal }) => {
+        const caller = callerOf(principal);
+        const own = ownUserId(caller);
+        if (own !== undefined && input.query.userId !== undefined && input.query.userId !== own) {
+          throw notOwner(caller, event, 'You can list only your own bookings', {
+            userId: input.query.userId,
+          });
+        }
+        return json(200, await bookings.list({ ...input.query, userId: own ?? input.query.userId }));
+      }),
 
     'GET /bookings/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input }) => json(200, await bookings.get(input.path.id))),
+        .handler(async (_event, { input, principal }) =>
+          json(200, await bookings.get(input.path.id, ownUserId(callerOf(principal)))),
+        ),
 
     'DELETE /bookings/{id}': (route) =>
       route
@@ -110,14 +151,8 @@ export const handler = createHttpFunction(
           const caller = callerOf(principal);
           const canceller = { id: caller.id, isAdmin: caller.roles.includes('admin') };
           const booking = await bookings.cancel(input.path.id, canceller).catch((error: unknown) => {
-            // Someone else's booking: audited and counted like the route-level denials.
             if (error instanceof ForbiddenError) {
-              emitEvent(onEvent, {
-                type: 'access.denied',
-                reason: 'not_owner',
-                principal: caller,
-                metadata: { path: event.rawPath, httpMethod: 'DELETE', bookingId: input.path.id },
-              });
+              throw notOwner(caller, event, error.message, { bookingId: input.path.id });
             }
             throw error;
           });

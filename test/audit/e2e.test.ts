@@ -143,7 +143,7 @@ describe('audit, metrics and correlation ids in the sample system', () => {
   it("audits and counts a cancel of someone else's booking as access.denied (not_owner)", async () => {
     const userId = await registerUser();
     const booked = await api.request('POST', '/bookings', {
-      token: await api.token({ sub: 'e2e-maker' }),
+      token: await api.token({ sub: userId }),
       body: {
         userId,
         roomId: `room-${randomUUID()}`,

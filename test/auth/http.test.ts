@@ -20,6 +20,8 @@ const machine = (...scopes: string[]) => api.token({ m2m: true, clientId: `svc-$
 const at = (hour: number) => new Date(Date.UTC(2031, 1, 3, hour)).toISOString();
 
 let userId: string;
+/** The registered user's own token: a booking's `userId` is a person's `sub`. */
+const person = (overrides: DevTokenOptions = {}) => api.token({ sub: userId, ...overrides });
 
 /** A 401 or 403 problem that does not echo the credential. */
 function expectRefused(response: ApiResponse, status: 401 | 403, credential?: string): void {
@@ -44,7 +46,7 @@ async function bookWith(token: string | null, headers: Record<string, string> = 
 /** The room is still free: a refused request claimed none of its slots. */
 async function expectRoomFree(roomId: string): Promise<void> {
   const response = await api.request('POST', '/bookings', {
-    token: await human(),
+    token: await person(),
     body: { roomId, userId, start: at(9), end: at(10) },
   });
   expect(response.status).toBe(201);
@@ -157,7 +159,7 @@ describe('the route table rules', () => {
   });
 
   it('bookings accept a user, or an M2M token with the right scope', async () => {
-    expect((await bookWith(await human())).response.status).toBe(201);
+    expect((await bookWith(await person())).response.status).toBe(201);
     expect((await bookWith(await machine('bookings/write'))).response.status).toBe(201);
     const { response, roomId } = await bookWith(await machine('bookings/read'));
     expectRefused(response, 403);
@@ -172,37 +174,76 @@ describe('the route table rules', () => {
   });
 
   it('cancelling a booking needs a human, whatever scopes a machine has', async () => {
-    const maker = await human();
-    const created = await bookWith(maker);
+    const created = await bookWith(await person());
     const id = (created.response.body as { id: string }).id;
     const m2m = await api.request('DELETE', `/bookings/${id}`, {
       token: await machine('bookings/write', 'bookings/read'),
     });
     expectRefused(m2m, 403);
-    expect((await api.request('GET', `/bookings/${id}`, { token: await human() })).body).toMatchObject({
+    expect((await api.request('GET', `/bookings/${id}`, { token: await person() })).body).toMatchObject({
       status: 'confirmed',
     });
-    expect((await api.request('DELETE', `/bookings/${id}`, { token: maker })).status).toBe(200);
+    expect((await api.request('DELETE', `/bookings/${id}`, { token: await person() })).status).toBe(200);
   });
 
-  it('a booking is cancelled only by whoever made it or an admin; anyone else gets 403 and changes nothing', async () => {
-    const maker = await human();
-    const [mine, theirs] = await Promise.all([bookWith(maker), bookWith(await machine('bookings/write'))]);
+  it('a person books only for themselves; a client with bookings/write and an admin book for anyone', async () => {
+    const stranger = await human();
+    const { response, roomId } = await bookWith(stranger);
+    expectRefused(response, 403);
+    expect(response.body).toMatchObject({ detail: 'You can book only for yourself' });
+    await expectRoomFree(roomId);
+    expect((await bookWith(await human({ roles: ['admin'] }))).response.status).toBe(201);
+  });
+
+  it('a person sees only their own bookings; machines with bookings/read and admins see all', async () => {
+    const mine = (await bookWith(await person())).response.body as { id: string };
+    const stranger = await human();
+    const read = (token: string, path: string) => api.request('GET', path, { token });
+    expect((await read(stranger, `/bookings/${mine.id}`)).status).toBe(404);
+    expect((await read(await person(), `/bookings/${mine.id}`)).status).toBe(200);
+    expect((await read(await machine('bookings/read'), `/bookings/${mine.id}`)).status).toBe(200);
+    expect((await read(await human({ roles: ['admin'] }), `/bookings/${mine.id}`)).status).toBe(200);
+    // A person's list is their own, whatever they ask for.
+    const strangerList = await read(stranger, '/bookings?limit=100');
+    expect((strangerList.body as { items: { id: string }[] }).items.map((item) => item.id)).not.toContain(
+      mine.id,
+    );
+    expectRefused(await read(stranger, `/bookings?userId=${userId}`), 403);
+    const ownList = await read(await person(), '/bookings?limit=1');
+    expect(
+      (ownList.body as { items: { userId: string }[] }).items.every((item) => item.userId === userId),
+    ).toBe(true);
+    // A cursor from the person's own list cannot page through the all-bookings list.
+    const cursor = (ownList.body as { nextCursor?: string }).nextCursor;
+    expect(cursor).toBeDefined();
+    const crossed = await read(await machine('bookings/read'), `/bookings?cursor=${cursor}`);
+    expect(crossed.status).toBe(400);
+    expect(crossed.body).toMatchObject({ errors: [{ field: 'query.cursor' }] });
+  });
+
+  it('a booking is cancelled only by whoever made it, the person it is for, or an admin', async () => {
+    const [mine, forMe] = await Promise.all([
+      bookWith(await person()),
+      bookWith(await machine('bookings/write')),
+    ]);
     const idOf = (created: { response: { body: unknown } }) => (created.response.body as { id: string }).id;
     expect(mine.response.body).not.toHaveProperty('createdBy');
     const stranger = await api.request('DELETE', `/bookings/${idOf(mine)}`, { token: await human() });
     expectRefused(stranger, 403);
     expect(stranger.body).toMatchObject({
-      detail: 'Only whoever made a booking, or an admin, can cancel it',
+      detail: 'Only whoever made a booking, the person it is for, or an admin can cancel it',
     });
-    expect((await api.request('GET', `/bookings/${idOf(mine)}`, { token: maker })).body).toMatchObject({
+    expect(
+      (await api.request('GET', `/bookings/${idOf(mine)}`, { token: await person() })).body,
+    ).toMatchObject({
       status: 'confirmed',
     });
-    // A person cannot cancel what a client booked either; an administrator can cancel anyone's.
-    expectRefused(await api.request('DELETE', `/bookings/${idOf(theirs)}`, { token: maker }), 403);
+    // Booked for the person by a client: theirs to cancel; an administrator can cancel anyone's.
+    expect((await api.request('DELETE', `/bookings/${idOf(forMe)}`, { token: await person() })).status).toBe(
+      200,
+    );
     const admin = await human({ roles: ['admin'] });
-    expect((await api.request('DELETE', `/bookings/${idOf(theirs)}`, { token: admin })).status).toBe(200);
-    expect((await api.request('DELETE', `/bookings/${idOf(mine)}`, { token: maker })).status).toBe(200);
+    expect((await api.request('DELETE', `/bookings/${idOf(mine)}`, { token: admin })).status).toBe(200);
   });
 
   it('a user (email and phone) is readable by an admin or a client with users/read, not by any other caller', async () => {
