@@ -2,6 +2,7 @@
 import { GoneError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
+import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
@@ -16,7 +17,7 @@ import { rotatingVerificationLinkProblem } from '../shared/verification-link.js'
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
 import { RegistrationEmails } from './registration-emails.js';
-import { UsersModel } from './users-model.js';
+import { smsPerNumberPolicy, UsersModel } from './users-model.js';
 
 const observability = functionObservability('users');
 const { logger, auditLogger, onEvent } = observability;
@@ -27,6 +28,13 @@ const users = new UsersModel(
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
 );
+/** Each phone number's SMS budget, shared by the fleet; a spent budget is a rateLimit.hit event. */
+const smsPerNumber = new RateLimiter({
+  policy: smsPerNumberPolicy,
+  tableName: environment.toolkitTableName,
+  client: dynamoDb,
+  onEvent,
+});
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
 const readLinkSecret = queues.verificationLinkSecret
@@ -38,7 +46,8 @@ const registrationEmails = new RegistrationEmails({
   logger,
   auditLogger,
   ...(readLinkSecret ? { readLinkSecret } : {}),
-  issuePhoneCode: (userId) => users.issuePhoneCode(userId),
+  issuePhoneCode: (userId, beforeIssuing) => users.issuePhoneCode(userId, { beforeIssuing }),
+  admitSms: async (phoneNumber) => smsPerNumber.consume(await users.smsBudgetKey(phoneNumber)),
 });
 
 const registerBody = z.strictObject({

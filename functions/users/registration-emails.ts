@@ -3,7 +3,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
 import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
@@ -33,10 +33,17 @@ export interface RegistrationEmailsOptions {
    */
   readonly readLinkSecret?: RotatingSecretReader;
   /**
-   * Issues (and stores the hash of) an SMS verification code for a user with a phone number.
+   * Issues (and stores the hash of) an SMS verification code for a user with a phone number, calling
+   * `beforeIssuing` once the user's own limits pass (UsersModel.issuePhoneCode).
    * @default none: no SMS is sent
    */
-  readonly issuePhoneCode?: (userId: string) => Promise<IssuedPhoneCode>;
+  readonly issuePhoneCode?: (userId: string, beforeIssuing: () => Promise<void>) => Promise<IssuedPhoneCode>;
+  /**
+   * Spends one unit of a phone number's SMS budget, whoever the number belongs to: without it, each new
+   * registration of a number would send it another SMS (SMS pumping, bombing one phone).
+   * @default none: numbers have no budget of their own
+   */
+  readonly admitSms?: (phoneNumber: string) => Promise<{ allowed: boolean; retryAfterSec: number }>;
 }
 
 /**
@@ -76,9 +83,8 @@ export class RegistrationEmails {
           data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
         },
       ];
-      if (user.phone !== undefined && this.options.issuePhoneCode) {
-        messages.push(phoneCodeMessage(user.phone, await this.options.issuePhoneCode(user.id)));
-      }
+      const sms = await this.#registrationSms(user, correlationId);
+      if (sms) messages.push(sms);
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
       reportEnqueueFailure(
@@ -95,6 +101,42 @@ export class RegistrationEmails {
   }
 
   /**
+   * The SMS of a new registration, or undefined: no phone, no SMS configured, or the number's SMS
+   * budget is spent (logged; the user can ask for a code later with `POST /users/{id}/phone-code`).
+   */
+  async #registrationSms(
+    user: User,
+    correlationId: string | undefined,
+  ): Promise<NewEmailMessage | undefined> {
+    const { issuePhoneCode, logger } = this.options;
+    if (user.phone === undefined || !issuePhoneCode) return undefined;
+    try {
+      return phoneCodeMessage(user.phone, await issuePhoneCode(user.id, this.#admitNumber(user.phone)));
+    } catch (error) {
+      if (!(error instanceof TooManyRequestsError)) throw error;
+      logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
+        userId: user.id,
+        correlationId,
+        retryAfterSec: error.retryAfterSec,
+      });
+      return undefined;
+    }
+  }
+
+  /** Throws 429 when the number's SMS budget is spent; the caller then issues no code. */
+  #admitNumber(phoneNumber: string): () => Promise<void> {
+    return async () => {
+      const admitted = await this.options.admitSms?.(phoneNumber);
+      if (admitted && !admitted.allowed) {
+        throw new TooManyRequestsError(
+          admitted.retryAfterSec,
+          'Too many codes were sent to this phone number; try again later',
+        );
+      }
+    };
+  }
+
+  /**
    * Sends a user a new SMS code (`POST /users/{id}/phone-code`) and resolves with its expiry. Unlike the
    * registration messages, a failure here is the request's failure: 503, and no SMS was queued.
    */
@@ -104,7 +146,7 @@ export class RegistrationEmails {
       throw new ServiceUnavailableError('SMS codes are not configured for this deployment');
     }
     if (user.phone === undefined) throw new ConflictError('The user has no phone number');
-    const issued = await issuePhoneCode(user.id);
+    const issued = await issuePhoneCode(user.id, this.#admitNumber(user.phone));
     try {
       await enqueueEmails(sqs, queues.emailQueueUrl, [phoneCodeMessage(user.phone, issued)], correlationId);
     } catch (error) {

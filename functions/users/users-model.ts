@@ -60,7 +60,13 @@ export const phoneCodeResendIntervalSec = 60;
  * with {@link phoneCodeMaxAttempts}, at most 25 guesses a day at a 6-digit code, and a bounded SMS bill.
  */
 export const phoneCodeMaxIssued = 5;
+/**
+ * SMS codes one phone number can be sent a day, whichever users registered it: the per-user limits
+ * above do not stop a caller who registers the same (or a premium-rate) number again and again.
+ */
+export const smsPerNumberPolicy = { name: 'sms-number', limit: 5, windowSec: 24 * 60 * 60 } as const;
 const phoneCodeIndexName = 'phone-code';
+const smsBudgetIndexName = 'sms-number';
 const resendTooSoon = 'A code was sent less than a minute ago';
 
 export interface NewUser {
@@ -268,6 +274,14 @@ export class UsersModel {
     }
   }
 
+  /**
+   * The rate-limit key of a phone number's SMS budget: a keyed hash (blind index), so the toolkit table
+   * holds no phone number, not even one recoverable by hashing every number.
+   */
+  async smsBudgetKey(phoneNumber: string): Promise<string> {
+    return `phone:${await this.encryptor.blindIndex(phoneNumber, { name: smsBudgetIndexName, scope: this.tenantId })}`;
+  }
+
   /** The code's keyed hash (a blind index): the table alone never reveals a code, not even by brute force. */
   private phoneCodeHash(userId: string, code: string): Promise<string> {
     return this.encryptor.blindIndex(code, { name: phoneCodeIndexName, scope: `${this.tenantId}/${userId}` });
@@ -278,9 +292,14 @@ export class UsersModel {
    * the SMS. Only its hash is stored, with its own expiry `codeExpiresAt`, an attempt counter and
    * `expiresAt` (the table's TTL) {@link phoneCodeRetentionSec} later. A user gets a new code at most
    * every {@link phoneCodeResendIntervalSec} and at most {@link phoneCodeMaxIssued} while the item lives
-   * (429 with Retry-After); unknown user 404; no phone or already verified 409.
+   * (429 with Retry-After); unknown user 404; no phone or already verified 409. `beforeIssuing` runs
+   * once the user's own limits have passed and before anything is written (the caller's per-number
+   * SMS budget): what it throws, the request throws, and no code is issued.
    */
-  async issuePhoneCode(userId: string, now = new Date()): Promise<IssuedPhoneCode> {
+  async issuePhoneCode(
+    userId: string,
+    { now = new Date(), beforeIssuing }: { now?: Date; beforeIssuing?: () => Promise<void> } = {},
+  ): Promise<IssuedPhoneCode> {
     const nowMs = now.getTime();
     const { Item: previous } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
@@ -298,6 +317,7 @@ export class UsersModel {
         throw new TooManyRequestsError((nextAllowedMs - nowMs) / 1000, resendTooSoon);
       }
     }
+    await beforeIssuing?.();
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAtSec = toEpochSeconds(nowMs) + phoneCodeTtlSec;
     const codeHash = await this.phoneCodeHash(userId, code);

@@ -11,6 +11,7 @@ import {
   phoneCodeResendIntervalSec,
   phoneCodeRetentionSec,
   phoneCodeTtlSec,
+  smsPerNumberPolicy,
   UsersModel,
 } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
@@ -329,6 +330,38 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
       )
     ).Item;
 
+  it('sends one phone number at most five codes a day, however many users register it', async () => {
+    const phone = uniquePhone();
+    const registerWith = async () => {
+      const response = await api.request('POST', '/users', {
+        body: { email: `shared-${randomUUID()}@example.com`, name: 'Pump', phone },
+      });
+      expect(response.status).toBe(201);
+      return (response.body as { id: string }).id;
+    };
+    const ids: string[] = [];
+    for (let registration = 0; registration < smsPerNumberPolicy.limit + 1; registration += 1) {
+      ids.push(await registerWith());
+    }
+    // Five SMS for five registrations; the sixth user is registered, with its emails, but gets no code.
+    expect(await smsCodes(phone, smsPerNumberPolicy.limit)).toHaveLength(smsPerNumberPolicy.limit);
+    const last = ids.at(-1) as string;
+    expect(await codeItem(last)).toBeUndefined();
+    const refused = await api.request('POST', `/users/${last}/phone-code`, { token: null });
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({
+      detail: 'Too many codes were sent to this phone number; try again later',
+    });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(phoneCodeResendIntervalSec);
+    expect(await codeItem(last)).toBeUndefined();
+    // Still five: no sixth SMS reached the outbox (the worker drains the queue within this pause).
+    await new Promise((settle) => setTimeout(settle, 500));
+    const sent = readdirSync(api.runtime().smsOutboxDir)
+      .map((name) => readFileSync(join(api.runtime().smsOutboxDir, name), 'utf8'))
+      .filter((content) => content.startsWith(`To: ${phone}\n`));
+    expect(sent).toHaveLength(smsPerNumberPolicy.limit);
+  });
+
   /** Moves the last code's sending back past the resend interval, as if a minute had passed. */
   async function waitOutResendInterval(id: string) {
     await documents.send(
@@ -401,7 +434,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     );
     const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
     const results = await Promise.allSettled(
-      Array.from({ length: 8 }, () => model.issuePhoneCode(id, later)),
+      Array.from({ length: 8 }, () => model.issuePhoneCode(id, { now: later })),
     );
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
     for (const result of results.filter((outcome) => outcome.status === 'rejected')) {

@@ -6,7 +6,7 @@ import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
 import { sendMessageBatchFailures } from '../helpers/sqs-failures.js';
 
 const sqsMock = mockClient(SQSClient);
@@ -163,6 +163,75 @@ describe('a new SMS code (sendPhoneCode)', () => {
     );
     await expect(phoneSetup(counting).sendPhoneCode(user, undefined)).rejects.toBeInstanceOf(ConflictError);
     expect(issuedCodes).toBe(0);
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+});
+
+describe("a phone number's SMS budget (admitSms)", () => {
+  const withPhone = { ...user, phone: '+14155552671' };
+  const spent = async () => ({ allowed: false, retryAfterSec: 3600 });
+
+  /** A code issuer that runs the caller's check where UsersModel does: after its own, before writing. */
+  function issuer() {
+    const issuedFor: string[] = [];
+    const issuePhoneCode = async (userId: string, beforeIssuing: () => Promise<void>) => {
+      await beforeIssuing();
+      issuedFor.push(userId);
+      return { code: '123456', expiresAt: new Date(Date.now() + 600_000) };
+    };
+    return { issuedFor, issuePhoneCode };
+  }
+
+  function budgetSetup(admitSms: (phone: string) => Promise<{ allowed: boolean; retryAfterSec: number }>) {
+    const { issuedFor, issuePhoneCode } = issuer();
+    const emails = new RegistrationEmails({
+      sqs: new SQSClient({ region: 'us-east-1' }),
+      queues,
+      logger: new Logger({ logLevel: 'SILENT' }),
+      auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      issuePhoneCode,
+      admitSms,
+    });
+    return { emails, issuedFor };
+  }
+
+  const sentTypes = () =>
+    sqsMock
+      .commandCalls(SendMessageBatchCommand)
+      .flatMap((call) => call.args[0].input.Entries ?? [])
+      .map((entry) => JSON.parse(entry.MessageBody ?? '{}').type);
+
+  it('is asked with the number, and an admitted registration sends its SMS', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    const asked: string[] = [];
+    const { emails, issuedFor } = budgetSetup(async (phone) => {
+      asked.push(phone);
+      return { allowed: true, retryAfterSec: 0 };
+    });
+    await emails.enqueue(withPhone, undefined);
+    expect(asked).toEqual(['+14155552671']);
+    expect(issuedFor).toEqual(['user-1']);
+    expect(sentTypes()).toEqual(['welcome', 'verification', 'sms']);
+  });
+
+  it('once spent, a registration still sends its emails but no SMS, and issues no code', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    const { emails, issuedFor } = budgetSetup(spent);
+    await emails.enqueue(withPhone, undefined);
+    expect(sentTypes()).toEqual(['welcome', 'verification']);
+    expect(issuedFor).toEqual([]);
+  });
+
+  it('once spent, a new code is a 429 with Retry-After, with no code issued and nothing queued', async () => {
+    const { emails, issuedFor } = budgetSetup(spent);
+    const error = await emails.sendPhoneCode(withPhone, undefined).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TooManyRequestsError);
+    expect(error).toMatchObject({
+      statusCode: 429,
+      message: 'Too many codes were sent to this phone number; try again later',
+      headers: { 'Retry-After': '3600' },
+    });
+    expect(issuedFor).toEqual([]);
     expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
 });
