@@ -1,5 +1,6 @@
 // The users function: register, get, email and phone verification (and new SMS codes), and the admin list and delete routes.
 import { GoneError, ValidationError } from '../../middleware/errors.js';
+import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
@@ -28,13 +29,31 @@ const users = new UsersModel(
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
 );
-/** Each phone number's SMS budget, shared by the fleet; a spent budget is a rateLimit.hit event. */
+/** Each phone number's SMS budget, shared by the fleet. */
 const smsPerNumber = new RateLimiter({
   policy: smsPerNumberPolicy,
   tableName: environment.toolkitTableName,
   client: dynamoDb,
   onEvent,
 });
+
+/** Spends a unit of the number's budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
+async function admitSms(phoneNumber: string) {
+  const result = await smsPerNumber.consume(await users.smsBudgetKey(phoneNumber));
+  if (!result.allowed) {
+    emitEvent(onEvent, {
+      type: 'rateLimit.hit',
+      reason: result.source === 'local' ? 'known_over_limit' : 'over_limit',
+      metadata: {
+        policy: smsPerNumber.policy.name,
+        limit: result.limit,
+        keyBy: 'phone',
+        source: result.source,
+      },
+    });
+  }
+  return result;
+}
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
 const readLinkSecret = queues.verificationLinkSecret
@@ -47,7 +66,7 @@ const registrationEmails = new RegistrationEmails({
   auditLogger,
   ...(readLinkSecret ? { readLinkSecret } : {}),
   issuePhoneCode: (userId, beforeIssuing) => users.issuePhoneCode(userId, { beforeIssuing }),
-  admitSms: async (phoneNumber) => smsPerNumber.consume(await users.smsBudgetKey(phoneNumber)),
+  admitSms,
 });
 
 const registerBody = z.strictObject({

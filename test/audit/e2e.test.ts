@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { smsPerNumberPolicy } from '../../functions/users/users-model.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
@@ -166,6 +167,24 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     expect(output.emf().some((line) => line.AccessDenied !== undefined && line.service === 'bookings')).toBe(
       true,
     );
+  });
+
+  it("audits a phone number's spent SMS budget as rateLimit.hit", async () => {
+    // 415-556: a block no other test file registers, so this budget is this test's alone.
+    const phone = `+1415556${String(1000 + Math.floor(Math.random() * 9000))}`;
+    for (let registration = 0; registration <= smsPerNumberPolicy.limit; registration += 1) {
+      output.clear();
+      const response = await api.request('POST', '/users', {
+        body: { email: `budget-${randomUUID()}@example.com`, name: 'Budget', phone },
+      });
+      expect(response.status).toBe(201);
+    }
+    const hit = linesOf('users').find((line) => line.audit?.eventType === 'rateLimit.hit')?.audit;
+    expect(hit).toMatchObject({
+      outcome: 'denied',
+      metadata: { policy: 'sms-number', keyBy: 'phone', limit: smsPerNumberPolicy.limit },
+    });
+    expect(JSON.stringify(hit)).not.toContain(phone.slice(2));
   });
 
   it('writes the admin delete as an admin.action audit event', async () => {
