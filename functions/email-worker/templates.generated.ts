@@ -152,16 +152,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + "!</h1>\n    <p>Your Bulwark account is ready. Book a room whenever you need one.</p>\n    <p>If you did not create this account, you can ignore this email.</p>\n  </body>\n</html>\n";
 },"useData":true},
   "welcome.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
-    var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
-        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
-          return parent[propertyName];
-        }
-        return undefined
-    };
-
-  return "Welcome to Bulwark, "
-    + ((stack1 = (((helper = lookupProperty(helpers,"name") || container.strict(depth0, "name", {"start":{"line":1,"column":22},"end":{"line":1,"column":26}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":20},"end":{"line":1,"column":28}}}) : helper))) != null ? stack1 : "")
-    + "\n";
+    return "Welcome to Bulwark\n";
 },"useData":true},
   "welcome.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {

@@ -69,9 +69,23 @@ const registrationEmails = new RegistrationEmails({
   admitSms,
 });
 
+/**
+ * A person's name: letters (any script) with spaces, `.`, `'`, `’` and `-` between them. The name goes
+ * into the emails sent to the address given, before anyone proved they own it, so it must not carry a
+ * link, a phone number or a message for the recipient.
+ */
+const personName = /^[\p{L}\p{M}][\p{L}\p{M} .'’-]*$/u;
+
 const registerBody = z.strictObject({
   email: z.email().check(z.maxLength(254)),
-  name: z.string().check(z.trim(), z.minLength(1), z.maxLength(100)),
+  name: z
+    .string()
+    .check(
+      z.trim(),
+      z.minLength(1),
+      z.maxLength(100),
+      z.regex(personName, "Must be a name: letters, with spaces, . ' and - between them"),
+    ),
   phone: z.optional(phoneSchema('mobile')),
 });
 

@@ -75,7 +75,7 @@ describe('the email worker', () => {
     expect(await run(record(message))).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toHaveLength(1);
     const [email] = transport.sent;
-    expect(email?.subject).toBe('Welcome to Bulwark, Grace <Hopper>');
+    expect(email?.subject).toBe('Welcome to Bulwark');
     expect(email?.html).toContain('Welcome, Grace &lt;Hopper&gt;!');
     expect(email?.text).toContain('Welcome, Grace <Hopper>!');
     expect(audits).toEqual([

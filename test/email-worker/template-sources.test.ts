@@ -20,7 +20,7 @@ const data = {
   resetUrl: 'https://example.com/r?a=1&b=2',
   expiresAt: '2030-01-01T00:00:00Z',
   expiresInMinutes: 30,
-  event: 'New sign-in',
+  event: 'New <sign-in>',
   occurredAt: '2030-01-01T00:00:00Z',
   details: 'From "203.0.113.9"',
   code: '123456',
@@ -46,7 +46,8 @@ describe('the precompiled templates', () => {
     const templates = precompiledTemplateSet();
     expect(templates['welcome.html']?.(data)).toContain('Ada &lt;script&gt;');
     expect(templates['welcome.txt']?.(data)).toContain('Ada <script>');
-    expect(templates['welcome.subject']?.(data)).not.toContain('&lt;');
+    expect(templates['security-alert.subject']?.(data)?.trim()).toBe('Security alert: New <sign-in>');
+    expect(templates['security-alert.html']?.(data)).toContain('New &lt;sign-in&gt;');
   });
 
   it('are strict: a variable the data lacks throws instead of rendering blank', () => {
