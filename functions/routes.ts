@@ -47,7 +47,10 @@ export type AuthRequirement =
   | { readonly kind: 'public' }
   | {
       readonly kind: 'principal';
-      /** Roles of which a human caller needs at least one (machines are held to `scopes`); `admin` for admin routes. */
+      /**
+       * Roles of which the caller needs at least one; `admin` for admin routes. Where `scopes` are named
+       * too, machines are held to those instead, so the roles govern people only.
+       */
       readonly roles?: readonly string[];
       /** OAuth scopes an M2M caller needs for this route. */
       readonly scopes?: readonly string[];

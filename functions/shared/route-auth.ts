@@ -80,7 +80,7 @@ function authComponents(onEvent: SecurityEventListener | undefined): AuthCompone
 
 /** Humans are governed by roles; a signed service request is authorised by the route accepting services at all. */
 const scopesExempt = (principal: Principal) => !principal.isM2M || principal.authMethod === 'service';
-/** Machines (tokens, API keys, services) are governed by scopes: roles are for people. */
+/** On a route that names scopes, machines (tokens, API keys, services) are governed by them, not by roles. */
 const rolesExempt = (principal: Principal) => principal.isM2M;
 
 /** No credential can satisfy the route here (no issuer configured and no other method): everyone gets 401. */
@@ -96,7 +96,7 @@ const noMethod: AuthMiddleware<AuthContext> = {
 /**
  * The middlewares enforcing a route's auth requirement, in order: authenticate (JWT; API keys where
  * the route names scopes; signed service requests where it allows services), then requireHuman,
- * requireRoles (for people) and requireScopes (for machines) as the requirement says.
+ * requireRoles (for people; for everyone on a route without scopes) and requireScopes (for machines).
  *
  * @example
  * pipeline.use(routeAuth({ kind: 'principal', roles: ['admin'], humanOnly: true }));
@@ -118,8 +118,11 @@ export function routeAuth(
     Object.keys(methods).length === 0 ? noMethod : authenticate({ ...methods, ...events }),
   ];
   if (requirement.humanOnly) middlewares.push(requireHuman(events));
-  if (requirement.roles)
-    middlewares.push(requireRoles(requirement.roles, { ...events, unless: rolesExempt }));
+  if (requirement.roles) {
+    // Without scopes to hold machines to, roles apply to every caller: a machine has none, so gets 403.
+    const exempt = requirement.scopes ? { unless: rolesExempt } : {};
+    middlewares.push(requireRoles(requirement.roles, { ...events, ...exempt }));
+  }
   if (requirement.scopes)
     middlewares.push(requireScopes(requirement.scopes, { ...events, unless: scopesExempt }));
   return middlewares;

@@ -70,11 +70,11 @@ const registrationEmails = new RegistrationEmails({
 });
 
 /**
- * A person's name: letters (any script) with spaces, `.`, `'`, `’` and `-` between them. The name goes
- * into the emails sent to the address given, before anyone proved they own it, so it must not carry a
- * link, a phone number or a message for the recipient.
+ * A person's name: words of letters (any script), joined by one space, `'`, `’` or `-`, a word may end
+ * with `.` before a space or at the end (`Dr. Ada`, `J. R. R. Tolkien`). The name goes into emails sent
+ * to an address nobody has proved yet, so it must not carry a link (`evil.com`), a number or markup.
  */
-const personName = /^[\p{L}\p{M}][\p{L}\p{M} .'’-]*$/u;
+const personName = /^\p{L}\p{M}*(?:[\p{L}\p{M}]|\.? \p{L}|['’-]\p{L})*\.?$/u;
 
 const registerBody = z.strictObject({
   email: z.email().check(z.maxLength(254)),
@@ -84,7 +84,7 @@ const registerBody = z.strictObject({
       z.trim(),
       z.minLength(1),
       z.maxLength(100),
-      z.regex(personName, "Must be a name: letters, with spaces, . ' and - between them"),
+      z.regex(personName, "Must be a name: words of letters joined by single spaces, ' ’ or -"),
     ),
   phone: z.optional(phoneSchema('mobile')),
 });

@@ -27,7 +27,7 @@ describe('users API', () => {
     expect(read.body).toEqual(user);
   });
 
-  it.each(["Zoë O'Brien-Lefèvre", 'José María', '李小龍', 'Dr. Ada Lovelace'])(
+  it.each(["Zoë O'Brien-Lefèvre", 'José María', '李小龍', 'Dr. Ada Lovelace', 'J. R. R. Tolkien'])(
     'accepts the name %s',
     async (name) => {
       const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
@@ -38,6 +38,8 @@ describe('users API', () => {
 
   it.each([
     ['a link', 'Ada, your account is locked: https://evil.example/unlock'],
+    ['a bare domain', 'Visit evil.com now'],
+    ['a trailing separator', 'Ada-'],
     ['a phone number', 'Call 555 0100 now'],
     ['markup', 'Ada <b>'],
     ['only punctuation', "'-."],
@@ -48,7 +50,7 @@ describe('users API', () => {
       const response = await api.request('POST', '/users', { body: { email, name } });
       expect(response.status).toBe(400);
       expect((response.body as ProblemBody).errors).toEqual([
-        { field: 'body.name', message: "Must be a name: letters, with spaces, . ' and - between them" },
+        { field: 'body.name', message: "Must be a name: words of letters joined by single spaces, ' ’ or -" },
       ]);
       // The email was not claimed: it registers now with a plain name.
       expect((await api.request('POST', '/users', { body: { email, name: 'Ada' } })).status).toBe(201);

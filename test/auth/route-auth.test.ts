@@ -1,0 +1,55 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { AuthRequirement } from '../../functions/routes.js';
+import { routeAuth } from '../../functions/shared/route-auth.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import { bearer, httpEvent, lambdaContext, nowSec, rsaKey, signToken, userClaims } from './helpers.js';
+
+const issuer = 'https://issuer.route-auth.test';
+const key = rsaKey('route-auth');
+
+beforeAll(() => {
+  // routeAuth reads the function environment on first use: trust this issuer's key, any client.
+  process.env.AUTH_ISSUER = issuer;
+  process.env.AUTH_JWKS = JSON.stringify({ keys: [key.jwk] });
+  process.env.AUTH_CLIENT_IDS = '*';
+});
+
+const person = (roles: string[]) => signToken(key, userClaims(issuer, { 'cognito:groups': roles }));
+const machine = (scope: string) =>
+  signToken(key, {
+    token_use: 'access',
+    client_id: 'svc',
+    sub: 'svc',
+    scope,
+    iss: issuer,
+    exp: nowSec() + 60,
+  });
+
+/** The status a route with `requirement` answers a bearer token with. */
+async function statusFor(requirement: AuthRequirement, token: string): Promise<number | undefined> {
+  const finished = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+    .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+    .use(routeAuth(requirement))
+    .handler(async () => json(200, {}));
+  return (await finished(httpEvent({ headers: bearer(token) }), lambdaContext as never)).statusCode;
+}
+
+describe('routeAuth: roles and scopes from the route table', () => {
+  it('holds every caller to the roles on a route that names no scopes: a machine has none', async () => {
+    const adminOnly: AuthRequirement = { kind: 'principal', roles: ['admin'] };
+    expect(await statusFor(adminOnly, person(['admin']))).toBe(200);
+    expect(await statusFor(adminOnly, person([]))).toBe(403);
+    expect(await statusFor(adminOnly, machine('users/read bookings/write'))).toBe(403);
+  });
+
+  it('holds people to the roles and machines to the scopes on a route that names both', async () => {
+    const both: AuthRequirement = { kind: 'principal', roles: ['admin'], scopes: ['users/read'] };
+    expect(await statusFor(both, person(['admin']))).toBe(200);
+    expect(await statusFor(both, person([]))).toBe(403);
+    expect(await statusFor(both, machine('users/read'))).toBe(200);
+    expect(await statusFor(both, machine('bookings/read'))).toBe(403);
+  });
+});
