@@ -3,7 +3,7 @@ import { GoneError, ValidationError } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
-import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
+import { RateLimiter, rateLimitHitEvent } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
@@ -40,18 +40,8 @@ const smsPerNumber = new RateLimiter({
 /** Spends a unit of the number's budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
 async function admitSms(phoneNumber: string) {
   const result = await smsPerNumber.consume(await users.smsBudgetKey(phoneNumber));
-  if (!result.allowed) {
-    emitEvent(onEvent, {
-      type: 'rateLimit.hit',
-      reason: result.source === 'local' ? 'known_over_limit' : 'over_limit',
-      metadata: {
-        policy: smsPerNumber.policy.name,
-        limit: result.limit,
-        keyBy: 'phone',
-        source: result.source,
-      },
-    });
-  }
+  if (!result.allowed)
+    emitEvent(onEvent, rateLimitHitEvent(smsPerNumber.policy.name, result, { keyBy: 'phone' }));
   return result;
 }
 const queues = readQueueEnvironment();

@@ -146,6 +146,8 @@ export class RegistrationEmails {
       throw new ServiceUnavailableError('SMS codes are not configured for this deployment');
     }
     if (user.phone === undefined) throw new ConflictError('The user has no phone number');
+    // Before the number's budget is spent: a verified user gets no code anyway.
+    if (user.phoneVerifiedAt !== undefined) throw new ConflictError('The phone number is already verified');
     const issued = await issuePhoneCode(user.id, this.#admitNumber(user.phone));
     try {
       await enqueueEmails(sqs, queues.emailQueueUrl, [phoneCodeMessage(user.phone, issued)], correlationId);

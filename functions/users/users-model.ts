@@ -61,8 +61,9 @@ export const phoneCodeResendIntervalSec = 60;
  */
 export const phoneCodeMaxIssued = 5;
 /**
- * SMS codes one phone number can be sent a day, whichever users registered it: the per-user limits
- * above do not stop a caller who registers the same (or a premium-rate) number again and again.
+ * SMS codes one phone number can be sent, whichever users registered it: the per-user limits above do
+ * not stop a caller who registers the same (or a premium-rate) number again and again. As a GCRA
+ * policy: a burst of five, then one every 4.8 hours (at most nine in any 24 hours).
  */
 export const smsPerNumberPolicy = { name: 'sms-number', limit: 5, windowSec: 24 * 60 * 60 } as const;
 const phoneCodeIndexName = 'phone-code';

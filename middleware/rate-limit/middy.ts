@@ -24,6 +24,7 @@ import {
   RateLimiter,
   type RateLimitResult,
   rateLimiterOptionProblems,
+  rateLimitHitEvent,
   type WarnLogger,
 } from './rate-limiter.js';
 
@@ -227,18 +228,15 @@ export function rateLimit(
     const strictest = strictestOutcome(outcomes) as PolicyOutcome;
     request.context.rateLimit = { ...strictest.result, policy: strictest.policy.name };
     if (result.allowed) return;
-    emitEvent(options.onEvent, {
-      type: 'rateLimit.hit',
-      reason: result.source === 'local' ? 'known_over_limit' : 'over_limit',
-      ...(principal ? { principal } : {}),
-      metadata: {
-        policy: limiter.policy.name,
-        limit: result.limit,
-        routeKey: request.event.routeKey,
-        keyBy: options.identify ? 'custom' : keyBy.join('+'),
-        source: result.source,
-      },
-    });
+    emitEvent(
+      options.onEvent,
+      rateLimitHitEvent(
+        limiter.policy.name,
+        result,
+        { routeKey: request.event.routeKey, keyBy: options.identify ? 'custom' : keyBy.join('+') },
+        principal,
+      ),
+    );
     throw new TooManyRequestsError(
       result.retryAfterSec,
       `Rate limit exceeded for policy ${limiter.policy.name}; retry in ${result.retryAfterSec} s`,

@@ -1,8 +1,9 @@
 // The limiter core: GCRA over a counter store, a local view that spares the store, and the store-outage fallback.
 import { createHash } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Principal } from '../auth/principal.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
-import { emitEvent, type SecurityEventListener } from '../events.js';
+import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
 import { type CounterStore, MemoryCounterStore, type TatWrite } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
 import {
@@ -129,6 +130,28 @@ export function storeFailureReason(error: unknown): string {
   if (name === 'TimeoutError' || code === 'ETIMEDOUT') return 'store_timeout';
   if (typeof code === 'string' && networkCodes.has(code)) return 'store_unreachable';
   return 'store_error';
+}
+
+/**
+ * The `rateLimit.hit` security event for a refused request, as the middleware emits it; for code that
+ * calls {@link RateLimiter.consume} itself and wants its refusals audited and counted the same way.
+ *
+ * @example
+ * const result = await limiter.consume(key);
+ * if (!result.allowed) emitEvent(onEvent, rateLimitHitEvent(limiter.policy.name, result, { keyBy: 'phone' }));
+ */
+export function rateLimitHitEvent(
+  policyName: string,
+  result: RateLimitResult,
+  metadata: Readonly<Record<string, unknown>> = {},
+  principal?: Principal,
+): SecurityEvent {
+  return {
+    type: 'rateLimit.hit',
+    reason: result.source === 'local' ? 'known_over_limit' : 'over_limit',
+    ...(principal ? { principal } : {}),
+    metadata: { policy: policyName, limit: result.limit, ...metadata, source: result.source },
+  };
 }
 
 /** Every problem with limiter options; the `rateLimit` middleware folds these into its own single error. */

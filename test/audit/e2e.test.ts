@@ -179,12 +179,13 @@ describe('audit, metrics and correlation ids in the sample system', () => {
       });
       expect(response.status).toBe(201);
     }
-    const hit = linesOf('users').find((line) => line.audit?.eventType === 'rateLimit.hit')?.audit;
+    const line = linesOf('users').find((candidate) => candidate.audit?.eventType === 'rateLimit.hit');
+    const hit = line?.audit;
     expect(hit).toMatchObject({
       outcome: 'denied',
       metadata: { policy: 'sms-number', keyBy: 'phone', limit: smsPerNumberPolicy.limit },
     });
-    expect(JSON.stringify(hit)).not.toContain(phone.slice(2));
+    expect(JSON.stringify(line)).not.toContain(phone.slice(2));
   });
 
   it('writes the admin delete as an admin.action audit event', async () => {

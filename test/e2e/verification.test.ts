@@ -330,7 +330,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
       )
     ).Item;
 
-  it('sends one phone number at most five codes a day, however many users register it', async () => {
+  it('sends one phone number a burst of at most five codes, however many users register it', async () => {
     const phone = uniquePhone();
     const registerWith = async () => {
       const response = await api.request('POST', '/users', {

@@ -222,6 +222,18 @@ describe("a phone number's SMS budget (admitSms)", () => {
     expect(issuedFor).toEqual([]);
   });
 
+  it('is not spent on a user whose phone is already verified (409 first)', async () => {
+    const asked: string[] = [];
+    const { emails, issuedFor } = budgetSetup(async (phone) => {
+      asked.push(phone);
+      return { allowed: true, retryAfterSec: 0 };
+    });
+    const verified = { ...withPhone, phoneVerifiedAt: '2030-01-01T00:00:00Z' };
+    await expect(emails.sendPhoneCode(verified, undefined)).rejects.toBeInstanceOf(ConflictError);
+    expect(asked).toEqual([]);
+    expect(issuedFor).toEqual([]);
+  });
+
   it('once spent, a new code is a 429 with Retry-After, with no code issued and nothing queued', async () => {
     const { emails, issuedFor } = budgetSetup(spent);
     const error = await emails.sendPhoneCode(withPhone, undefined).catch((caught: unknown) => caught);
