@@ -7,7 +7,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { bookingKey, slotKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -34,16 +34,6 @@ export interface NewBooking {
   userId: string;
   start: Date;
   end: Date;
-}
-
-/**
- * Who asks to cancel: the principal that made a booking, the person it is for (`userId` is a person's
- * `sub`) and an administrator may.
- */
-export interface Canceller {
-  /** The principal's id (a person's `sub`, a client's id). */
-  readonly id: string;
-  readonly isAdmin: boolean;
 }
 
 export interface ListBookingsQuery {
@@ -87,10 +77,9 @@ export class BookingsModel {
   /**
    * Writes the booking and claims every slot in one transaction, so two overlapping requests can
    * never both succeed and a failed request leaves nothing behind. The user is not checked here: it
-   * belongs to the users service, which the handler asks over HTTP before calling this. `createdBy`
-   * (the caller's principal id) is stored for {@link cancel} and never returned.
+   * belongs to the users service, which the handler asks over HTTP before calling this.
    */
-  async create(input: NewBooking, createdBy: string, now = new Date()): Promise<Booking> {
+  async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
       id: randomUUID(),
       roomId: input.roomId,
@@ -111,7 +100,6 @@ export class BookingsModel {
                 Item: {
                   ...bookingKey(booking.id),
                   ...booking,
-                  createdBy,
                   gsi1pk: 'BOOKING',
                   gsi1sk: `${booking.start}#${booking.id}`,
                   gsi2pk: `USER#${booking.userId}`,
@@ -144,24 +132,12 @@ export class BookingsModel {
     return booking;
   }
 
-  /**
-   * The booking; with `viewer`, only if it is the viewer's (for them, or made by them), and otherwise
-   * NotFoundError, so that others' booking ids reveal nothing.
-   */
-  async get(id: string, viewer?: string): Promise<Booking> {
-    const item = await this.item(id);
-    if (viewer !== undefined && item.userId !== viewer && item.createdBy !== viewer) {
-      throw new NotFoundError(`Booking ${id} not found`);
-    }
-    return toBooking(item);
-  }
-
-  private async item(id: string): Promise<Record<string, unknown>> {
+  async get(id: string): Promise<Booking> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: bookingKey(id), ConsistentRead: true }),
     );
     if (!Item) throw new NotFoundError(`Booking ${id} not found`);
-    return Item;
+    return toBooking(Item);
   }
 
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {
@@ -188,17 +164,11 @@ export class BookingsModel {
   }
 
   /**
-   * Marks the booking cancelled and frees its slots in one transaction. Only whoever made it, the
-   * person it is for, or an administrator may.
+   * Marks a booking read by {@link get} cancelled and frees its slots in one transaction; the
+   * transaction's conditions make it exact even if the booking changed since it was read.
    */
-  async cancel(id: string, canceller: Canceller, now = new Date()): Promise<Booking> {
-    const item = await this.item(id);
-    if (!canceller.isAdmin && item.createdBy !== canceller.id && item.userId !== canceller.id) {
-      throw new ForbiddenError(
-        'Only whoever made a booking, the person it is for, or an admin can cancel it',
-      );
-    }
-    const booking = toBooking(item);
+  async cancel(booking: Booking, now = new Date()): Promise<Booking> {
+    const { id } = booking;
     if (booking.status === 'cancelled') throw new ConflictError(`Booking ${id} is already cancelled`);
     const cancelledAt = now.toISOString();
     try {

@@ -2,7 +2,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
-import { ForbiddenError } from '../../middleware/errors.js';
+import { ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -58,27 +58,44 @@ const usersService = createUsersService({
 });
 
 /**
- * Whose bookings a caller may make and see: a person without role admin, only their own (a booking's
- * `userId` is a person's `sub`); machines, held to their scopes by the route table, and admins, anyone's.
+ * Whose bookings a caller may make, see and cancel: a person without role admin, only their own (a
+ * booking's `userId` is a person's `sub`); machines, held to their scopes by the route table, and
+ * admins, anyone's. Undefined: anyone's.
  */
 function ownUserId(caller: Principal): string | undefined {
   return caller.isM2M || caller.roles.includes('admin') ? undefined : caller.id;
 }
 
-/** A person acting on bookings that are not theirs: audited and counted like the route table's denials. */
-function notOwner(
+/**
+ * A person reaching for bookings that are not theirs, reported as an access.denied event (audited,
+ * counted) like the route table's denials; the caller then answers 403, or 404 where an id is probed.
+ */
+function reportNotOwner(
   caller: Principal,
   event: APIGatewayProxyEventV2,
-  message: string,
   metadata: Readonly<Record<string, unknown>>,
-): ForbiddenError {
+): void {
   emitEvent(onEvent, {
     type: 'access.denied',
     reason: 'not_owner',
     principal: caller,
     metadata: { path: event.rawPath, httpMethod: event.requestContext.http.method, ...metadata },
   });
-  return new ForbiddenError(message);
+}
+
+/** The booking if the caller may see it; someone else's reads as missing, so ids reveal nothing. */
+async function visibleBooking(
+  id: string,
+  caller: Principal,
+  event: APIGatewayProxyEventV2,
+): Promise<Booking> {
+  const booking = await bookings.get(id);
+  const own = ownUserId(caller);
+  if (own !== undefined && booking.userId !== own) {
+    reportNotOwner(caller, event, { bookingId: id });
+    throw new NotFoundError(`Booking ${id} not found`);
+  }
+  return booking;
 }
 
 const instant = z.pipe(
@@ -116,11 +133,12 @@ export const handler = createHttpFunction(
           const own = ownUserId(caller);
           // Checked before asking users, so that a refused caller learns nothing about other user ids.
           if (own !== undefined && input.body.userId !== own) {
-            throw notOwner(caller, event, 'You can book only for yourself', { userId: input.body.userId });
+            reportNotOwner(caller, event, { userId: input.body.userId });
+            throw new ForbiddenError('You can book only for yourself');
           }
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
           await assertUserExists(callService, input.body.userId);
-          const booking = await bookings.create(input.body, caller.id);
+          const booking = await bookings.create(input.body);
           await publishBooking('booking.created', booking, correlationId);
           return json(201, booking);
         }),
@@ -130,9 +148,8 @@ export const handler = createHttpFunction(
         const caller = callerOf(principal);
         const own = ownUserId(caller);
         if (own !== undefined && input.query.userId !== undefined && input.query.userId !== own) {
-          throw notOwner(caller, event, 'You can list only your own bookings', {
-            userId: input.query.userId,
-          });
+          reportNotOwner(caller, event, { userId: input.query.userId });
+          throw new ForbiddenError('You can list only your own bookings');
         }
         return json(200, await bookings.list({ ...input.query, userId: own ?? input.query.userId }));
       }),
@@ -140,22 +157,17 @@ export const handler = createHttpFunction(
     'GET /bookings/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input, principal }) =>
-          json(200, await bookings.get(input.path.id, ownUserId(callerOf(principal)))),
+        .handler(async (event, { input, principal }) =>
+          json(200, await visibleBooking(input.path.id, callerOf(principal), event)),
         ),
 
     'DELETE /bookings/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
         .handler(async (event, { input, correlationId, principal }) => {
-          const caller = callerOf(principal);
-          const canceller = { id: caller.id, isAdmin: caller.roles.includes('admin') };
-          const booking = await bookings.cancel(input.path.id, canceller).catch((error: unknown) => {
-            if (error instanceof ForbiddenError) {
-              throw notOwner(caller, event, error.message, { bookingId: input.path.id });
-            }
-            throw error;
-          });
+          const booking = await bookings.cancel(
+            await visibleBooking(input.path.id, callerOf(principal), event),
+          );
           await publishBooking('booking.cancelled', booking, correlationId);
           return json(200, booking);
         }),
