@@ -5,9 +5,10 @@ import { correlationMessageAttributes } from '../../middleware/audit/correlation
 const clients = new Map<string, SQSClient>();
 
 /**
- * The function's SQS client for an endpoint (none: AWS), made on the first call and shared by every
- * producer in the function: one connection pool, one client to build at cold start. With an endpoint
- * (the local runtime) it signs with static local credentials.
+ * The SQS client for an endpoint (none: AWS), made on the first call and shared by every producer in
+ * the process: in Lambda, that is the function (one connection pool, one client to build at cold
+ * start); the local runtime's functions, all in one process, share it too. With an endpoint (the local
+ * runtime) it signs with static local credentials.
  */
 export function functionSqsClient(endpoint: string | undefined): SQSClient {
   const key = endpoint ?? '';

@@ -17,7 +17,7 @@ export interface KeyProviderConfig {
   readonly production?: boolean;
   /** Accept the local key in production anyway. @default false */
   readonly allowLocalKeyInProduction?: boolean;
-  /** @default createKmsClient() */
+  /** @default createKmsClient(), made on the provider's first KMS call */
   readonly kmsClient?: KMSClient;
   /** Receives the provider's `kms.request` events. @default none */
   readonly onEvent?: SecurityEventListener;

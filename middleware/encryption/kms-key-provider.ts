@@ -79,7 +79,8 @@ function errorName(error: unknown): string {
 export class KmsKeyProvider implements KeyProvider {
   readonly providerId = kmsProviderId;
   readonly currentKeyId: string;
-  private givenClient: KMSClient | undefined;
+  /** The given client, or the default one once the first KMS call made it. */
+  #kms: KMSClient | undefined;
   private readonly trustedKeyIds: ReadonlySet<string>;
   private readonly blindIndexKeyId: string | undefined;
   private readonly onEvent: SecurityEventListener | undefined;
@@ -97,13 +98,13 @@ export class KmsKeyProvider implements KeyProvider {
     this.currentKeyId = options.keyId;
     this.trustedKeyIds = new Set([options.keyId, ...(options.decryptKeyIds ?? [])]);
     this.blindIndexKeyId = options.blindIndexKeyId;
-    this.givenClient = options.client;
+    this.#kms = options.client;
     this.onEvent = options.onEvent;
   }
 
   private get client(): KMSClient {
-    this.givenClient ??= createKmsClient();
-    return this.givenClient;
+    this.#kms ??= createKmsClient();
+    return this.#kms;
   }
 
   private async call<T>(operation: string, keyId: string, send: () => Promise<T>): Promise<T> {
