@@ -111,9 +111,15 @@ export const handler = createHttpFunction(
       }),
 
     'GET /users/{id}': (route) =>
-      route
-        .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input }) => json(200, await users.get(input.path.id))),
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) =>
+        // A signed service (bookings) only checks that the user exists: it gets the id, nothing decrypted.
+        json(
+          200,
+          principal?.authMethod === 'service'
+            ? await users.exists(input.path.id)
+            : await users.get(input.path.id),
+        ),
+      ),
 
     'GET /users/{id}/verify': (route) =>
       route

@@ -186,6 +186,23 @@ export class UsersModel {
     return this.fromItem(Item);
   }
 
+  /**
+   * Only that the user exists (its id), read without its encrypted fields: no decryption, so no KMS call
+   * and no personal data for a caller that needs neither.
+   */
+  async exists(id: string): Promise<Pick<User, 'id'>> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: userKey(id),
+        ConsistentRead: true,
+        ProjectionExpression: 'id, tenantId',
+      }),
+    );
+    if (!Item || Item.tenantId !== this.tenantId) throw new NotFoundError(`User ${id} not found`);
+    return { id };
+  }
+
   /** Finds a user by email through the blind-index claim; the email is never compared in clear. */
   async findByEmail(email: string): Promise<User> {
     const { Item } = await this.documentClient.send(

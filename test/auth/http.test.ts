@@ -282,10 +282,11 @@ describe('signed service requests to GET /users/{id}', () => {
     );
   }
 
-  it('are accepted from the bookings service', async () => {
+  it('are accepted from the bookings service, which learns only that the user exists', async () => {
     const response = await api.request('GET', `/users/${userId}`, { headers: { ...signedHeaders() } });
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ id: userId });
+    // The id and nothing else: no email, no name, nothing decrypted for a caller that only checks existence.
+    expect(response.body).toEqual({ id: userId });
   });
 
   it('are refused when replayed', async () => {
