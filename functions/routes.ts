@@ -210,6 +210,14 @@ export const routes = [
     summary: 'Delete one of your webhook endpoints',
   },
   {
+    method: 'DELETE',
+    path: '/admin/webhooks/{id}',
+    function: 'webhooks',
+    auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    rateLimit: { preset: 'admin', keyBy: 'user' },
+    summary: "Delete any of the tenant's webhook endpoints (admin, audited)",
+  },
+  {
     method: 'GET',
     path: '/webhooks/{id}/deliveries',
     function: 'webhooks',

@@ -357,7 +357,25 @@ export class WebhookStore {
    * history is no longer reachable (the API answers 404) and expires with its TTL.
    */
   async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
-    const endpoint = await this.getOwnedEndpoint(endpointId, principal);
+    await this.removeEndpoint(await this.getOwnedEndpoint(endpointId, principal));
+  }
+
+  /**
+   * Deletes any endpoint of the tenant, whoever owns it (an administrator removing an endpoint whose
+   * owner lost their role or key); 404 for another tenant's. Resolves with what was deleted, for the audit.
+   */
+  async deleteTenantEndpoint(endpointId: string, tenantId: string): Promise<StoredEndpoint> {
+    const endpoint = await this.getEndpoint(endpointId);
+    if (!endpoint || endpoint.tenantId !== tenantId) {
+      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    }
+    await this.removeEndpoint(endpoint);
+    return endpoint;
+  }
+
+  /** The endpoint, its owner's count and its subscriptions, in one transaction; 404 if a racing delete won. */
+  private async removeEndpoint(endpoint: StoredEndpoint): Promise<void> {
+    const endpointId = endpoint.id;
     const { tableName } = this.options;
     try {
       await this.options.documentClient.send(

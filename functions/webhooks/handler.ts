@@ -10,7 +10,7 @@ import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
-import { publicEndpoint, WebhookStore } from '../shared/webhook-store.js';
+import { publicEndpoint, tenantOf, WebhookStore } from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
 import { webhookEventTypeSchema, webhookEventTypes } from '../webhook-worker/messages.js';
 
@@ -111,6 +111,19 @@ export const handler = createHttpFunction(
           });
           return noContent();
         }),
+
+    'DELETE /admin/webhooks/{id}': (route) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
+        const caller = callerOf(principal);
+        const endpoint = await store.deleteTenantEndpoint(input.path.id, tenantOf(caller));
+        // Ids only: whose endpoint an administrator removed, never its URL's secrets or the signing secret.
+        auditLogger.logAdminAction(
+          'webhook.endpoint_deleted',
+          { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind },
+          caller,
+        );
+        return noContent();
+      }),
 
     'GET /webhooks/{id}/deliveries': (route) =>
       route

@@ -257,6 +257,26 @@ describe('owner scoping', () => {
     expect((foreign.body as ProblemBody).errors?.[0]?.field).toBe('query.cursor');
   });
 
+  it("lets an admin delete any of the tenant's endpoints at /admin/webhooks/{id}; nobody else, no other tenant", async () => {
+    const owner = await api.token({ sub: `wh-lapsed-${randomUUID()}` });
+    const endpoint = await registerEndpoint(api, owner, target.url);
+    const admin = await api.token({ sub: `wh-admin-${randomUUID()}`, roles: ['admin'] });
+    const otherTenantAdmin = await api.token({
+      sub: `wh-admin-${randomUUID()}`,
+      roles: ['admin'],
+      tenant: 't2',
+    });
+    const remove = (token: string) => api.request('DELETE', `/admin/webhooks/${endpoint.id}`, { token });
+    expect((await remove(owner)).status).toBe(403);
+    expect((await remove(await api.token({ m2m: true, scopes: ['webhooks/write'] }))).status).toBe(403);
+    expect((await remove(otherTenantAdmin)).status).toBe(404);
+    expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: owner })).status).toBe(200);
+    expect((await remove(admin)).status).toBe(204);
+    expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: owner })).status).toBe(404);
+    expect(await itemsOf(endpoint.id)).toEqual([]);
+    expect((await remove(admin)).status).toBe(404);
+  });
+
   it('answers 404 for an id that never existed', async () => {
     const response = await api.request('GET', '/webhooks/ep_nothing', { token: ownerToken });
     expect(response.status).toBe(404);
