@@ -83,6 +83,24 @@ function reportNotOwner(
   });
 }
 
+/**
+ * Whose bookings the caller may act on (see {@link ownUserId}); a person naming another person's user id
+ * is refused with 403 `refusal` and reported.
+ */
+function ownerScope(
+  caller: Principal,
+  event: APIGatewayProxyEventV2,
+  requestedUserId: string | undefined,
+  refusal: string,
+): string | undefined {
+  const own = ownUserId(caller);
+  if (own !== undefined && requestedUserId !== undefined && requestedUserId !== own) {
+    reportNotOwner(caller, event, { userId: requestedUserId });
+    throw new ForbiddenError(refusal);
+  }
+  return own;
+}
+
 /** The booking if the caller may see it; someone else's reads as missing, so ids reveal nothing. */
 async function visibleBooking(
   id: string,
@@ -129,13 +147,8 @@ export const handler = createHttpFunction(
         .use(validateInput({ body: createBookingBody }))
         .use(serviceCalls(usersService))
         .handler(async (event, { input, callService, correlationId, principal }) => {
-          const caller = callerOf(principal);
-          const own = ownUserId(caller);
           // Checked before asking users, so that a refused caller learns nothing about other user ids.
-          if (own !== undefined && input.body.userId !== own) {
-            reportNotOwner(caller, event, { userId: input.body.userId });
-            throw new ForbiddenError('You can book only for yourself');
-          }
+          ownerScope(callerOf(principal), event, input.body.userId, 'You can book only for yourself');
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
           await assertUserExists(callService, input.body.userId);
           const booking = await bookings.create(input.body);
@@ -145,13 +158,9 @@ export const handler = createHttpFunction(
 
     'GET /bookings': (route) =>
       route.use(validateInput({ query: listQuery })).handler(async (event, { input, principal }) => {
-        const caller = callerOf(principal);
-        const own = ownUserId(caller);
-        if (own !== undefined && input.query.userId !== undefined && input.query.userId !== own) {
-          reportNotOwner(caller, event, { userId: input.query.userId });
-          throw new ForbiddenError('You can list only your own bookings');
-        }
-        return json(200, await bookings.list({ ...input.query, userId: own ?? input.query.userId }));
+        const { userId } = input.query;
+        const own = ownerScope(callerOf(principal), event, userId, 'You can list only your own bookings');
+        return json(200, await bookings.list({ ...input.query, userId: own ?? userId }));
       }),
 
     'GET /bookings/{id}': (route) =>

@@ -1,4 +1,5 @@
 // E.164 phone numbers: the form checked at once, the number plan (libphonenumber metadata) loaded with the first number.
+import type { PhoneNumber } from 'libphonenumber-js/core';
 import type { MetadataSet } from './number-plan.js';
 import * as z from './zod.js';
 
@@ -8,9 +9,20 @@ import * as z from './zod.js';
  */
 export type PhoneCheck = 'mobile' | 'possible';
 
-const checks: Record<PhoneCheck, { metadata: MetadataSet; message: string }> = {
-  mobile: { metadata: 'mobile', message: 'Must be a mobile phone number in E.164 form, e.g. +14155552671' },
-  possible: { metadata: 'min', message: 'Must be a possible phone number in E.164 form, e.g. +14155552671' },
+const checks: Record<
+  PhoneCheck,
+  { metadata: MetadataSet; accepts: (parsed: PhoneNumber) => boolean; message: string }
+> = {
+  mobile: {
+    metadata: 'mobile',
+    accepts: (parsed) => parsed.isValid(),
+    message: 'Must be a mobile phone number in E.164 form, e.g. +14155552671',
+  },
+  possible: {
+    metadata: 'min',
+    accepts: (parsed) => parsed.isPossible(),
+    message: 'Must be a possible phone number in E.164 form, e.g. +14155552671',
+  },
 };
 
 /** `+`, a country code that does not start with 0, up to 15 digits in all, no spaces. */
@@ -25,14 +37,13 @@ const e164Form = /^\+[1-9]\d{1,14}$/;
  * const phone = phoneSchema('mobile');
  */
 export function phoneSchema(check: PhoneCheck) {
-  const { metadata, message } = checks[check];
+  const { metadata, accepts, message } = checks[check];
   let parse: Promise<ReturnType<typeof import('./number-plan.js')['numberPlan']>> | undefined;
   const inPlan = async (value: string): Promise<boolean> => {
     if (!e164Form.test(value)) return false;
     parse ??= import('./number-plan.js').then(({ numberPlan }) => numberPlan(metadata));
     const parsed = (await parse)(value);
-    if (parsed?.number !== value) return false;
-    return check === 'mobile' ? parsed.isValid() : parsed.isPossible();
+    return parsed?.number === value && accepts(parsed);
   };
   return z.string().check(z.maxLength(16), z.refine(inPlan, message));
 }

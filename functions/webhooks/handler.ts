@@ -116,7 +116,7 @@ export const handler = createHttpFunction(
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
         const caller = callerOf(principal);
         const endpoint = await store.deleteTenantEndpoint(input.path.id, tenantOf(caller));
-        // Ids only: whose endpoint an administrator removed, never its URL's secrets or the signing secret.
+        // Ids only: whose endpoint an administrator removed; never its URL or its secret.
         auditLogger.logAdminAction(
           'webhook.endpoint_deleted',
           { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind },

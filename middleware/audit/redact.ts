@@ -112,12 +112,10 @@ function validate(options: RedactionOptions): void {
 export function createRedactor(options: RedactionOptions = {}): Redactor {
   validate(options);
   const settings = { ...defaults, ...options };
-  const normalized = new Set([...defaultSensitiveKeys, ...settings.keys].map(normalizeKey));
+  const listed = [...new Set([...defaultSensitiveKeys, ...settings.keys].map(normalizeKey))];
   // A key matches by its ending, so `accesstoken` adds nothing once `token` is listed; dropping such
   // names leaves every decision and match the same and makes the pattern's first compile ~40 % cheaper.
-  const names = [...normalized].filter(
-    (name) => ![...normalized].some((other) => other !== name && name.endsWith(other)),
-  );
+  const names = listed.filter((name) => !listed.some((other) => other !== name && name.endsWith(other)));
   const keyCache = new Map<string, boolean>();
   // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value.
   // No prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would

@@ -56,6 +56,11 @@ export function userClaims(issuer: string, overrides: Record<string, unknown> = 
   };
 }
 
+/** Cognito client-credentials (M2M) access-token claims of client `svc` with `scope`, from `issuer`. */
+export function m2mClaims(issuer: string, scope: string): Record<string, unknown> {
+  return { token_use: 'access', client_id: 'svc', sub: 'svc', scope, iss: issuer, exp: nowSec() + 60 };
+}
+
 /** Signs header.payload with node:crypto directly, so tests control every byte (and every mistake). */
 export function signToken(
   key: TestKey,

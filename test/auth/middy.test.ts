@@ -31,6 +31,7 @@ import {
   bearer,
   httpEvent,
   lambdaContext,
+  m2mClaims,
   nowSec,
   rsaKey,
   signToken,
@@ -65,15 +66,7 @@ beforeAll(() => {
 });
 
 const userToken = (overrides: Record<string, unknown> = {}) => signToken(key, userClaims(issuer, overrides));
-const m2mToken = (scope: string) =>
-  signToken(key, {
-    token_use: 'access',
-    client_id: 'svc',
-    sub: 'svc',
-    scope,
-    iss: issuer,
-    exp: nowSec() + 60,
-  });
+const m2mToken = (scope: string) => signToken(key, m2mClaims(issuer, scope));
 
 /** A pipeline answering with the principal, so tests see what the handler would. */
 function pipeline(...middlewares: Parameters<ReturnType<typeof middy>['use']>[0][]) {

@@ -5,7 +5,7 @@ import type { AuthRequirement } from '../../functions/routes.js';
 import { routeAuth } from '../../functions/shared/route-auth.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { bearer, httpEvent, lambdaContext, nowSec, rsaKey, signToken, userClaims } from './helpers.js';
+import { bearer, httpEvent, lambdaContext, m2mClaims, rsaKey, signToken, userClaims } from './helpers.js';
 
 const issuer = 'https://issuer.route-auth.test';
 const key = rsaKey('route-auth');
@@ -18,15 +18,7 @@ beforeAll(() => {
 });
 
 const person = (roles: string[]) => signToken(key, userClaims(issuer, { 'cognito:groups': roles }));
-const machine = (scope: string) =>
-  signToken(key, {
-    token_use: 'access',
-    client_id: 'svc',
-    sub: 'svc',
-    scope,
-    iss: issuer,
-    exp: nowSec() + 60,
-  });
+const machine = (scope: string) => signToken(key, m2mClaims(issuer, scope));
 
 /** The status a route with `requirement` answers a bearer token with. */
 async function statusFor(requirement: AuthRequirement, token: string): Promise<number | undefined> {
