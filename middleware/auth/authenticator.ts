@@ -5,7 +5,7 @@ import { emitEvent, type SecurityEventListener } from '../events.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
-import { ServiceRequestVerifier } from './service-auth.js';
+import { type IncomingSignedRequest, ServiceRequestVerifier } from './service-auth.js';
 
 export interface AuthenticatorOptions {
   /** Accept `Authorization: Bearer <JWT>`, verified by this verifier (build it once, at module scope). @default undefined */
@@ -49,6 +49,16 @@ function header(headers: Headers | undefined, name: string): string | undefined 
     headers?.[name] ??
     headers?.[name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase())]
   );
+}
+
+/** The service-signing headers, found under the same names as every other header. */
+function signingHeaders(headers: Headers | undefined): IncomingSignedRequest['headers'] {
+  return {
+    'x-service-id': header(headers, 'x-service-id'),
+    'x-timestamp': header(headers, 'x-timestamp'),
+    'x-nonce': header(headers, 'x-nonce'),
+    'x-signature': header(headers, 'x-signature'),
+  };
 }
 
 function bodyBytes(event: APIGatewayProxyEventV2): Buffer {
@@ -98,19 +108,15 @@ export class Authenticator {
         method = 'jwt';
         return this.succeed(jwt.verifyAuthorizerClaims(authorizerClaims).principal, event, started);
       }
-      if (service && ServiceRequestVerifier.isSigned(headers ?? {})) {
+      const signing = service ? signingHeaders(headers) : undefined;
+      if (service && signing && ServiceRequestVerifier.isSigned(signing)) {
         method = 'service';
         const principal = await service.verify({
           method: event.requestContext.http.method,
           path: event.rawPath,
           rawQueryString: event.rawQueryString ?? '',
           body: bodyBytes(event),
-          headers: {
-            'x-service-id': header(headers, 'x-service-id'),
-            'x-timestamp': header(headers, 'x-timestamp'),
-            'x-nonce': header(headers, 'x-nonce'),
-            'x-signature': header(headers, 'x-signature'),
-          },
+          headers: signing,
         });
         return this.succeed(principal, event, started);
       }

@@ -49,9 +49,12 @@ export function getClientId(claims: Claims): string | undefined {
  */
 export function getScopes(claims: Claims): string[] {
   const value = claims.scope ?? claims.scp;
-  if (typeof value === 'string') return value.split(' ').filter((scope) => scope.length > 0);
   if (Array.isArray(value)) return value.filter((scope): scope is string => typeof scope === 'string');
-  return [];
+  if (typeof value !== 'string') return [];
+  // An API Gateway JWT authorizer hands an `scp` array over as one string: "[bookings/read bookings/write]".
+  const list =
+    claims.scope === undefined && value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+  return list.split(' ').filter((scope) => scope.length > 0);
 }
 
 /**

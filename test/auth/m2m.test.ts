@@ -53,6 +53,9 @@ describe('token metadata', () => {
     expect(getScopes({ scope: 'a/read  a/write' })).toEqual(['a/read', 'a/write']);
     expect(getScopes({ scp: ['x', 1, 'y'] })).toEqual(['x', 'y']);
     expect(getScopes({ scope: 42 })).toEqual([]);
+    // An API Gateway JWT authorizer passes an scp array as "[a b]"; a scope string keeps its brackets.
+    expect(getScopes({ scp: '[bookings/read bookings/write]' })).toEqual(['bookings/read', 'bookings/write']);
+    expect(getScopes({ scope: '[odd]' })).toEqual(['[odd]']);
   });
 
   it('summarises a token as the seed describes', () => {

@@ -209,6 +209,18 @@ describe('authenticate through a middy pipeline', () => {
     expect((await noBody(emptyEvent)).statusCode).toBe(200);
   });
 
+  it('reads the signing headers in the capitalised form serviceAuthHeaders writes them', async () => {
+    const signedHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'GET', url: '/things' },
+    );
+    const result = await pipeline(serviceAuth({ verifier: services }))(
+      httpEvent({ headers: { ...signedHeaders } }),
+    );
+    expect(result.statusCode).toBe(200);
+    expect(result.json.principal).toMatchObject({ id: 'bookings', authMethod: 'service' });
+  });
+
   it('trusts API Gateway authorizer claims only when told to', async () => {
     const claims = {
       sub: 'gw-user',
