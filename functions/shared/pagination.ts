@@ -25,14 +25,14 @@ function invalidCursor(): ValidationError {
 
 /**
  * Decodes a cursor into an ExclusiveStartKey with exactly the index's key attributes, each a string,
- * so a forged cursor can only move within the same index. `belongsToList`, when given, must accept the
- * key, so a cursor taken from one partition's list (another owner's, another endpoint's) cannot read a
- * different partition through it.
+ * so a forged cursor can only move within the same index. `belongsToList` must accept the key: every
+ * list reads one partition, so a cursor from another list (another owner's, another endpoint's, another
+ * entity's) neither reads a different partition nor reaches DynamoDB, which would refuse it with a 500.
  */
 export function decodeCursor(
   cursor: string | undefined,
   keyNames: readonly string[],
-  belongsToList?: (key: Record<string, string>) => boolean,
+  belongsToList: (key: Record<string, string>) => boolean,
 ): Record<string, string> | undefined {
   if (cursor === undefined) return undefined;
   const schema = z.strictObject(Object.fromEntries(keyNames.map((name) => [name, keyValue])));
@@ -45,6 +45,6 @@ export function decodeCursor(
   } catch {
     throw invalidCursor();
   }
-  if (belongsToList && !belongsToList(key)) throw invalidCursor();
+  if (!belongsToList(key)) throw invalidCursor();
   return key;
 }

@@ -79,6 +79,8 @@ export interface NewUser {
 /** The personal fields stored encrypted. */
 export const encryptedUserFields = ['email', 'phone'] as const;
 const emailIndexName = 'user-email';
+/** gsi1's partition holding every user, in registration order (the admin list). */
+const userListPartition = 'USER';
 
 function toUser(item: Record<string, unknown>): User {
   return {
@@ -153,7 +155,7 @@ export class UsersModel {
                 TableName: this.tableName,
                 Item: {
                   ...item,
-                  gsi1pk: 'USER',
+                  gsi1pk: userListPartition,
                   gsi1sk: `${user.createdAt}#${user.id}`,
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
@@ -223,9 +225,13 @@ export class UsersModel {
         TableName: this.tableName,
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :type',
-        ExpressionAttributeValues: { ':type': 'USER' },
+        ExpressionAttributeValues: { ':type': userListPartition },
         Limit: limit,
-        ExclusiveStartKey: decodeCursor(cursor, ['pk', 'sk', 'gsi1pk', 'gsi1sk']),
+        ExclusiveStartKey: decodeCursor(
+          cursor,
+          ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
+          (key) => key.gsi1pk === userListPartition,
+        ),
       }),
     );
     const nextCursor = encodeCursor(result.LastEvaluatedKey);

@@ -140,6 +140,16 @@ describe('users API', () => {
 
     const forged = Buffer.from(JSON.stringify({ pk: 'X', sk: 'Y', other: 'Z' })).toString('base64url');
     expect((await api.request('GET', `/admin/users?cursor=${forged}`)).status).toBe(400);
+    // Well-formed for gsi1 but from another list (bookings' partition): refused before DynamoDB sees it.
+    const otherList = Buffer.from(
+      JSON.stringify({ pk: 'BOOKING#b1', sk: 'BOOKING#b1', gsi1pk: 'BOOKING', gsi1sk: '2026-01-01#b1' }),
+    ).toString('base64url');
+    const refused = await api.request('GET', `/admin/users?cursor=${otherList}`);
+    expect(refused.status).toBe(400);
+    expect((refused.body as ProblemBody).errors?.[0]).toEqual({
+      field: 'query.cursor',
+      message: 'Not a cursor from this list',
+    });
     expect((await api.request('GET', '/admin/users?limit=1000')).status).toBe(400);
   });
 
