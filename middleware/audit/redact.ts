@@ -5,12 +5,15 @@ import { assertNoProblems } from '../errors.js';
 export const redactedValue = '[REDACTED]';
 
 /**
- * Keys whose values never reach a log line. Matching ignores case, `-` and `_`, and also covers names
- * that end with one of these (`client_secret`, `id_token`, `X-CSRF-Token`, `dbPassword`).
+ * Keys whose values never reach a log line. Matching ignores case, `-`, `_` and form brackets, and also
+ * covers names that end with one of these (`client_secret`, `id_token`, `X-CSRF-Token`, `dbPassword`,
+ * `user[password]`).
  */
 export const defaultSensitiveKeys = [
   'password',
+  'passwd',
   'password_hash',
+  'password_confirmation',
   'token',
   'access_token',
   'refresh_token',
@@ -19,6 +22,8 @@ export const defaultSensitiveKeys = [
   'cookies',
   'set-cookie',
   'secret',
+  'secret_access_key',
+  'private_key',
   'api_key',
   'x-api-key',
   'credit_card',
@@ -52,7 +57,8 @@ export interface Redactor {
 
 const defaults = { keys: [] as readonly string[], maxStringLength: 2048, maxDepth: 8, maxEntries: 100 };
 
-const normalizeKey = (key: string) => key.toLowerCase().replace(/[-_\s]/g, '');
+// Brackets go too, so a Rails/PHP-style form field `user[password]` ends with its last name.
+const normalizeKey = (key: string) => key.toLowerCase().replace(/[-_\s[\]]/g, '');
 
 /** Escapes a key name for use inside a regular expression, letting `-`/`_` match either or nothing. */
 const keyPattern = (key: string) =>
@@ -63,6 +69,11 @@ const keyPattern = (key: string) =>
 
 /** A JWT/JWS/JWE (base64url JSON header `eyJ…`), even when cut short by truncation. */
 const jwtPattern = 'eyJ[A-Za-z0-9_=-]{4,}(?:\\.[A-Za-z0-9_=-]*)*';
+/**
+ * A quoted value, whole: a passphrase may hold spaces. An unclosed quote (a line cut short) runs to
+ * the end of the line. Each character matches exactly one branch, so the scan stays linear.
+ */
+const quotedValuePattern = String.raw`"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?`;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
 /** Keys whose values Powertools Logger writes itself (never user input). */
@@ -117,19 +128,22 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // names leaves every decision and match the same and makes the pattern's first compile ~40 % cheaper.
   const names = listed.filter((name) => !listed.some((other) => other !== name && name.endsWith(other)));
   const keyCache = new Map<string, boolean>();
-  // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value.
-  // No prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would
-  // make long words cost quadratic time.
-  const keyValue = `(?:${names.map(keyPattern).join('|')})["']?\\s*[:=]\\s*["']?(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+`;
+  // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value,
+  // quoted (whole) or bare (up to a space or delimiter). No prefix is matched: `db_password=x` is caught
+  // at `password`, and an unanchored prefix would make long words cost quadratic time.
+  const keyValue = `(?:${names.map(keyPattern).join('|')})["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
   const credentials = new RegExp(`${jwtPattern}|${schemePattern}|${keyValue}`, 'gi');
   const replaceCredential = (match: string): string => {
     if (/^eyJ/i.test(match)) return redactedValue;
     const scheme = /^(Bearer|Basic)\s+/i.exec(match);
     if (scheme) return `${scheme[1]} ${redactedValue}`;
-    const separator = /["']?\s*[:=]\s*["']?/.exec(match);
-    return separator
-      ? `${match.slice(0, separator.index + separator[0].length)}${redactedValue}`
-      : redactedValue;
+    const separator = /["']?\s*[:=]\s*(["']?)/.exec(match);
+    if (!separator) return redactedValue;
+    const kept = match.slice(0, separator.index + separator[0].length);
+    // A quoted value keeps its closing quote, so the text around it (JSON, say) keeps its shape.
+    const quote = separator[1];
+    const closed = quote !== '' && match.length > kept.length && match.endsWith(quote as string);
+    return `${kept}${redactedValue}${closed ? quote : ''}`;
   };
 
   const isSensitiveKey = (key: string): boolean => {

@@ -54,6 +54,39 @@ describe('redaction', () => {
     });
   });
 
+  it('redacts form fields by their bracketed name and the usual credential names', () => {
+    expect(
+      createRedactor().redact({
+        'user[password]': 'a',
+        passwordConfirmation: 'b',
+        privateKey: 'c',
+        secretAccessKey: 'd',
+        passwd: 'e',
+        'user[name]': 'Al',
+      }),
+    ).toEqual({
+      'user[password]': redactedValue,
+      passwordConfirmation: redactedValue,
+      privateKey: redactedValue,
+      secretAccessKey: redactedValue,
+      passwd: redactedValue,
+      'user[name]': 'Al',
+    });
+  });
+
+  it('redacts a quoted value whole, spaces and escaped quotes included, and keeps the quotes', () => {
+    const redactor = createRedactor();
+    expect(redactor.redactString('{"password": "correct horse battery", "user": "al"}')).toBe(
+      `{"password": "${redactedValue}", "user": "al"}`,
+    );
+    expect(redactor.redactString(`token='two words' next`)).toBe(`token='${redactedValue}' next`);
+    expect(redactor.redactString('{"secret":"a \\" b c"} tail')).toBe(`{"secret":"${redactedValue}"} tail`);
+    // A line cut short inside the quotes: the rest of the line goes.
+    expect(redactor.redactString('password="cut short here\nnext line')).toBe(
+      `password="${redactedValue}\nnext line`,
+    );
+  });
+
   it('redacts configured keys the same way as the defaults', () => {
     const redactor = createRedactor({ keys: ['email', 'phone_number'] });
     expect(redactor.redact({ EMAIL: 'a@b.c', contact: { phoneNumber: '+33' }, name: 'Al' })).toEqual({

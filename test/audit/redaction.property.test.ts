@@ -37,7 +37,14 @@ const plainValue = fc.oneof(
 
 /** A credential-shaped value under an innocent key: only value patterns can catch it. */
 const shapedSecret = secretValue.chain((secret) =>
-  fc.constantFrom(`Bearer ${secret}`, `eyJ${secret}.${secret}.${secret}`, `see password=${secret} here`),
+  fc.constantFrom(
+    `Bearer ${secret}`,
+    `eyJ${secret}.${secret}.${secret}`,
+    `see password=${secret} here`,
+    // A passphrase: the secret follows a space inside the quotes.
+    `see password="correct ${secret}" here`,
+    `{"token": "two ${secret}"}`,
+  ),
 );
 
 /** A secret under a sensitive key: a string, or a whole object or list holding more secrets. */
