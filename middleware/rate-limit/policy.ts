@@ -36,8 +36,14 @@ export type RateLimitPolicyInput =
 /** Longest window: DynamoDB TTL and the microsecond arithmetic below both stay well in range. */
 export const maxWindowSec = 366 * 24 * 3600;
 
-/** The emission interval is kept in whole microseconds, so a policy can admit at most a million units per second. */
 const microsPerSecond = 1_000_000;
+/**
+ * The emission interval is kept in whole microseconds, rounded up so a policy is never exceeded. At
+ * 10,000 units per second the interval is 100 µs, so rounding costs at most 1 % of the limit; faster
+ * policies would round far off (700,000/s would admit 500,000/s). One DynamoDB item takes about 1,000
+ * writes per second anyway.
+ */
+export const maxUnitsPerSecond = 10_000;
 
 // Names go into storage keys and into sf-string header values unescaped, so keep them to a safe alphabet.
 const policyNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -75,8 +81,8 @@ export function policyProblems(input: unknown, label = 'policy'): string[] {
       `${label}.windowSec must be a whole number of seconds in 1..${maxWindowSec} (got ${String(windowSec)})`,
     );
   }
-  if (limitOk && windowOk && limit > windowSec * microsPerSecond) {
-    problems.push(`${label}.limit must be at most ${microsPerSecond} per second of window`);
+  if (limitOk && windowOk && limit > windowSec * maxUnitsPerSecond) {
+    problems.push(`${label}.limit must be at most ${maxUnitsPerSecond} per second of window`);
   }
   return problems;
 }
@@ -105,19 +111,19 @@ export function resolvePolicy(input: RateLimitPolicyInput, component = 'rate lim
 export function scalePolicy(policy: RateLimitPolicy, multiplier: number, minimum = 1): RateLimitPolicy {
   if (multiplier === 1) return policy;
   const limit = Math.max(minimum, Math.floor(policy.limit * multiplier));
-  return { ...policy, limit: Math.min(limit, policy.windowSec * microsPerSecond) };
+  return { ...policy, limit: Math.min(limit, policy.windowSec * maxUnitsPerSecond) };
 }
 
 /** GCRA's constants for a policy, in integer microseconds so every sum is exact. */
 export interface GcraParameters {
   readonly limit: number;
-  /** Emission interval T: one unit refills every T µs (window / limit, rounded to whole µs). */
+  /** Emission interval T: one unit refills every T µs (window / limit, rounded up to whole µs). */
   readonly intervalUs: number;
   /** Burst capacity limit × T: how far the theoretical arrival time may run ahead of now. */
   readonly capacityUs: number;
 }
 
 export function gcraParameters(policy: RateLimitPolicy): GcraParameters {
-  const intervalUs = Math.max(1, Math.round((policy.windowSec * microsPerSecond) / policy.limit));
+  const intervalUs = Math.ceil((policy.windowSec * microsPerSecond) / policy.limit);
   return { limit: policy.limit, intervalUs, capacityUs: intervalUs * policy.limit };
 }

@@ -175,8 +175,9 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
     problems.push(`leaseMs must be a number of milliseconds in 0..${maxLeaseMs} (got ${String(leaseMs)})`);
   }
   const cacheSize = options.localCacheSize;
-  if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 0)) {
-    problems.push(`localCacheSize must be an integer >= 0 (got ${String(cacheSize)})`);
+  // The open fallback counts in a store of this size: at 0 it would forget every count and admit all.
+  if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 1)) {
+    problems.push(`localCacheSize must be an integer >= 1 (got ${String(cacheSize)})`);
   }
   return problems;
 }
@@ -267,12 +268,7 @@ export class RateLimiter {
       );
     }
     if (Date.now() < this.#storeDownUntil) return this.#degraded(key, cost);
-    try {
-      return await this.#consumeShared(this.storageKeyOf(key), cost);
-    } catch (error) {
-      this.#reportFailure(error, 'consume');
-      return this.#degraded(key, cost);
-    }
+    return this.#consumeShared(key, cost);
   }
 
   /**
@@ -355,11 +351,14 @@ export class RateLimiter {
     return Math.floor((nowUs + this.#gcra.capacityUs - tatUs) / this.#gcra.intervalUs);
   }
 
-  async #consumeShared(storageKey: string, cost: number): Promise<RateLimitResult> {
+  async #consumeShared(key: string, cost: number): Promise<RateLimitResult> {
+    const storageKey = this.storageKeyOf(key);
     const state = this.#stateOf(storageKey);
     const { limit, intervalUs } = this.#gcra;
     let nowUs = 0;
     for (;;) {
+      // A write this request waited on may have just failed: the store is left alone from then on.
+      if (Date.now() < this.#storeDownUntil) return this.#degraded(key, cost);
       nowUs = Date.now() * 1000;
       if (state.leasedUnits >= cost && nowUs < state.leaseEndsUs) {
         state.leasedUnits -= cost;
@@ -388,6 +387,10 @@ export class RateLimiter {
     state.inflightCost += cost;
     try {
       return await this.#write(storageKey, state, cost, nowUs);
+    } catch (error) {
+      // Reported before the waiters wake, so they see the outage and go to the fallback too.
+      this.#reportFailure(error, 'consume');
+      return this.#degraded(key, cost);
     } finally {
       state.inflightCost -= cost;
       for (const wake of state.waiters.splice(0)) wake();

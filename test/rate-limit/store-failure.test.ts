@@ -109,6 +109,28 @@ describe('RateLimiter when DynamoDB fails', () => {
       client.destroy();
       await silent.close();
     });
+
+    it('sends requests that waited behind a failed write to the fallback, not to the store again', async () => {
+      const silent = await silentServer();
+      const { events, onEvent, logger } = recorder();
+      const store = countingClient({ endpoint: silent.endpoint, requestTimeoutMs: 300, maxAttempts: 1 });
+      const limiter = new RateLimiter({ policy: 'login', tableName, client: store.client, onEvent, logger });
+      // One key, six requests at once: the first writes, the others wait for its answer.
+      const results = await Promise.all(
+        Array.from({ length: 6 }, () => limiter.consume('user:waiting-behind-a-timeout')),
+      );
+      expect(store.total()).toBe(1);
+      expect(results.map((result) => result.source)).toEqual(Array(6).fill('fallback'));
+      expect(events).toHaveLength(1);
+      store.client.destroy();
+      await silent.close();
+    });
+
+    it('refuses a localCacheSize of 0, which would leave the fallback unable to count', () => {
+      expect(() => new RateLimiter({ policy: 'login', tableName, localCacheSize: 0 })).toThrow(
+        /localCacheSize must be an integer >= 1/,
+      );
+    });
   });
 
   describe("failMode 'closed'", () => {
