@@ -1,5 +1,6 @@
 // The webhook worker's core: validate, sign, POST once (idempotent, per-endpoint circuit), record every attempt, back off, disable dead endpoints.
 import {
+  IdempotencyAlreadyInProgressError,
   IdempotencyConfig,
   IdempotencyUnknownError,
   makeIdempotent,
@@ -31,7 +32,13 @@ import type {
   StoredEndpoint,
   WebhookStore,
 } from '../shared/webhook-store.js';
-import { type PostOutcome, postWebhook, signWebhook, WebhookResponseError } from './delivery.js';
+import {
+  type PostOutcome,
+  postWebhook,
+  type SignedHeaders,
+  signWebhook,
+  WebhookResponseError,
+} from './delivery.js';
 import { type WebhookMessage, webhookMessageSchema } from './messages.js';
 import type { OwnerAlerts } from './owner-alerts.js';
 
@@ -106,6 +113,17 @@ interface DeliveryJob {
   readonly attempt: number;
 }
 
+/**
+ * The worker could not sign a delivery (the endpoint's secret could not be read or decrypted: KMS
+ * throttling or an outage, a key policy): nothing was POSTed, so it says nothing about the endpoint.
+ */
+class SigningFailedError extends Error {
+  constructor(cause: unknown) {
+    super('Webhook could not be signed', { cause });
+    this.name = 'SigningFailedError';
+  }
+}
+
 /** Circuits kept per process; the least recently created is dropped beyond this (its state stays in DynamoDB). */
 const maxCircuits = 1000;
 
@@ -136,6 +154,9 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
  *   and leaves the message to SQS's redrive into the DLQ.
+ * - the worker's own failure before any POST (signing: KMS, the stored secret; the idempotency
+ *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
+ *   streak and the disable rule are untouched, and the message is retried later.
  * - a webhook id already delivered (a redelivery, a duplicate): Powertools Idempotency returns the
  *   stored result, so the endpoint is never POSTed twice after a success.
  *
@@ -221,10 +242,9 @@ export class WebhookWorker {
 
   /** Signs (with the attempt's own timestamp) and POSTs through the endpoint's circuit; throws unless 2xx. */
   private async post({ message, endpoint, attempt }: DeliveryJob): Promise<Delivered> {
-    const secret = await this.options.store.signingSecret(endpoint);
     const body = JSON.stringify(message.payload);
     const at = new Date();
-    const headers = signWebhook(secret, message.id, body, at);
+    const headers = await this.sign(endpoint, message.id, body, at);
     const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) =>
       postWebhook(new URL(endpoint.url), { ...headers }, body, {
         guard: this.options.guard,
@@ -233,6 +253,21 @@ export class WebhookWorker {
       }),
     );
     return { ...outcome, attempt, at: at.toISOString() };
+  }
+
+  /** The attempt's Standard Webhooks headers; a failure here is the worker's, so it is told apart. */
+  private async sign(
+    endpoint: StoredEndpoint,
+    webhookId: string,
+    body: string,
+    at: Date,
+  ): Promise<SignedHeaders> {
+    try {
+      const secret = await this.options.store.signingSecret(endpoint);
+      return signWebhook(secret, webhookId, body, at);
+    } catch (error) {
+      throw new SigningFailedError(error);
+    }
   }
 
   private async processRecord(
@@ -273,16 +308,8 @@ export class WebhookWorker {
     try {
       delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt });
     } catch (error) {
-      if (error instanceof IdempotencyUnknownError) {
-        // Not the endpoint's answer: another copy of this message is being delivered right now, or
-        // the idempotency store failed. Nothing to record against the endpoint; look again later.
-        observability.logger.warn('Webhook delivery postponed', {
-          correlationId,
-          webhookId: message.id,
-          reason: error.name,
-        });
-        await this.options.sqs.delayNextAttempt(record, this.options.retryBaseDelaySec, correlationId);
-        throw error;
+      if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
+        return this.postpone(record, message, error, correlationId);
       }
       const durationMs = Math.round(performance.now() - started);
       return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
@@ -300,6 +327,31 @@ export class WebhookWorker {
       statusCode,
       durationMs,
     });
+  }
+
+  /**
+   * Not the endpoint's answer: another copy of this message is being delivered right now, or the
+   * worker failed before any POST. Nothing is recorded against the endpoint (a KMS outage must not
+   * disable every endpoint at once); the message comes back later and the record is reported failed.
+   */
+  private async postpone(
+    record: SQSRecord,
+    message: WebhookMessage,
+    error: IdempotencyUnknownError | SigningFailedError,
+    correlationId: string,
+  ): Promise<never> {
+    const { logger, metrics } = this.options.observability;
+    const context = { correlationId, webhookId: message.id, endpointId: message.endpointId };
+    if (error instanceof IdempotencyAlreadyInProgressError) {
+      logger.warn('Webhook delivery postponed: another copy is in flight', context);
+    } else {
+      // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
+      // the worker's error: the endpoint was never tried.
+      recordMetric(metrics, 'WebhookFailed');
+      logger.error('Webhook delivery postponed: the worker failed before POSTing', { ...context, error });
+    }
+    await this.options.sqs.delayNextAttempt(record, this.options.retryBaseDelaySec, correlationId);
+    throw error;
   }
 
   /**

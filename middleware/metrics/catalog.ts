@@ -162,7 +162,8 @@ export const metricCatalog = {
     name: 'WebhookFailed',
     unit: count,
     dimensions: [serviceDimension],
-    meaning: 'A webhook delivery attempt failed (non-2xx, timeout or blocked address).',
+    meaning:
+      'A webhook delivery attempt failed (non-2xx, timeout or blocked address), or the worker failed before POSTing (KMS, DynamoDB).',
     statistic: 'Sum',
   },
   WebhookEndpointDisabled: {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { KMSServiceException } from '@aws-sdk/client-kms';
 import {
   ChangeMessageVisibilityCommand,
   SendMessageBatchCommand,
@@ -7,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import {
@@ -24,6 +25,8 @@ import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
 import { type DisableRule, WebhookWorker } from '../../functions/webhook-worker/webhook-worker.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
+import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
@@ -71,6 +74,7 @@ const record = (body: unknown, receiveCount = 1) =>
   sqsRecord(body, { receiveCount, queueName: 'bulwark-webhook' });
 
 interface SetupOptions {
+  store?: WebhookStore;
   guard?: SsrfGuard;
   timeoutMs?: number;
   failureThreshold?: number;
@@ -84,7 +88,7 @@ function setup(options: SetupOptions = {}) {
   const { logger, auditLogger } = observability;
   const sqs = new SQSClient({ region: 'us-east-1' });
   const worker = new WebhookWorker({
-    store,
+    store: options.store ?? store,
     guard: options.guard ?? loopbackGuard,
     sqs: new QueueActions({
       sqs,
@@ -111,7 +115,7 @@ function setup(options: SetupOptions = {}) {
     random: options.random ?? (() => 0.5),
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { worker, audits, run };
+  return { worker, audits, run, metrics: observability.metrics };
 }
 
 /** Registers an endpoint straight in the store (no API, so no registration-time SSRF check). */
@@ -235,10 +239,13 @@ describe('an attempt', () => {
     const slow = await receiver(() => ({ status: 200, delayMs: 300 }));
     const endpoint = await endpointAt(slow.url);
     const message = messageFor(endpoint.id, endpoint.tenantId);
-    const { run } = setup();
+    const { run, metrics } = setup();
+    const recorded = vi.spyOn(metrics, 'addMetric');
     const [first, copy] = [record(message), record(message)];
     const response = await run(first, copy);
     expect(slow.received).toHaveLength(1);
+    // Waiting for a copy in flight is no failure, of the endpoint or of the worker.
+    expect(recorded).not.toHaveBeenCalledWith('WebhookFailed', expect.anything(), expect.anything());
     // The copy found the first in progress: it comes back later (and then finds it delivered).
     expect(response.batchItemFailures).toHaveLength(1);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({
@@ -360,6 +367,71 @@ describe('disabling a failing endpoint', () => {
     expect(audits).toContainEqual(
       expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: user.id }),
     );
+  });
+});
+
+describe("a failure on the worker's side", () => {
+  /** The worker's own store, reading secrets through KMS that throttles while `throttling` is set. */
+  function throttledKms() {
+    const kms = { throttling: true };
+    const keys = createKeyProvider(readEnvironment().encryption);
+    const keyProvider = {
+      providerId: keys.providerId,
+      currentKeyId: keys.currentKeyId,
+      generateDataKey: keys.generateDataKey.bind(keys),
+      deriveIndexKey: keys.deriveIndexKey.bind(keys),
+      decryptDataKey: (...args: Parameters<typeof keys.decryptDataKey>) => {
+        if (!kms.throttling) return keys.decryptDataKey(...args);
+        return Promise.reject(
+          new KMSServiceException({
+            name: 'ThrottlingException',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 400 },
+            message: 'Rate exceeded',
+          }),
+        );
+      },
+    };
+    // A fresh encryptor: no unwrapped data key cached, so every secret goes through the provider.
+    const encryptor = new Encryptor({ keyProvider, keyContextFields: ['tenantId'] });
+    return { kms, store: new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor }) };
+  }
+
+  it('retries a message whose secret KMS would not decrypt, never counting it against the endpoint', async () => {
+    const healthy = await receiver();
+    const user = await users.register({ email: `wh-kms-${randomUUID()}@example.com`, name: 'Spared' });
+    const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
+    const { kms, store: throttledStore } = throttledKms();
+    // One delivery failed for good would disable it: a counted KMS failure could not go unseen.
+    const { run, audits, metrics } = setup({
+      store: throttledStore,
+      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
+    });
+    const recorded = vi.spyOn(metrics, 'addMetric');
+    const lastAttempt = record(messageFor(endpoint.id, endpoint.tenantId), 5);
+    const firstAttempt = record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    expect((await run(lastAttempt, firstAttempt)).batchItemFailures).toEqual([
+      { itemIdentifier: lastAttempt.messageId },
+      { itemIdentifier: firstAttempt.messageId },
+    ]);
+    expect(healthy.received).toHaveLength(0);
+    expect(await historyOf(endpoint.id)).toEqual([]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(audits.map((event) => event.eventType)).not.toContain('webhook.failed');
+    expect(audits.map((event) => event.eventType)).not.toContain('webhook.endpoint_disabled');
+    // Both come back after the base delay, like a copy that was in flight.
+    expect(visibilityChanges()).toEqual([10, 10]);
+    expect(recorded).toHaveBeenCalledWith('WebhookFailed', expect.anything(), 1);
+
+    kms.throttling = false;
+    const retried = record(JSON.parse(firstAttempt.body), 2);
+    expect(await run(retried)).toEqual({ batchItemFailures: [] });
+    expect(healthy.received).toHaveLength(1);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [{ attempt: 2, statusCode: 204 }],
+    });
   });
 });
 
