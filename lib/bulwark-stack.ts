@@ -12,7 +12,13 @@ import {
   routes,
 } from '../functions/routes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
-import { type WorkerDefinition, type WorkerName, workerNames, workers } from '../functions/workers.js';
+import {
+  type WorkerDefinition,
+  type WorkerName,
+  webhookEndpointCircuit,
+  workerNames,
+  workers,
+} from '../functions/workers.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
@@ -294,7 +300,11 @@ export class BulwarkStack extends Stack {
     });
     this.bookingsSigningSecret = this.addAuthEnvironment(props, removalPolicy);
 
-    this.alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: this.httpApi.api, removalPolicy });
+    this.alarms = new BulwarkAlarms(this, 'Alarms', {
+      httpApi: this.httpApi.api,
+      customerEndpointCircuits: [webhookEndpointCircuit],
+      removalPolicy,
+    });
 
     this.queueKey = new BulwarkEncryptionKey(this, 'QueueKey', {
       description: `${id}: worker queues and their DLQs at rest`,

@@ -31,6 +31,7 @@ import type {
   StoredEndpoint,
   WebhookStore,
 } from '../shared/webhook-store.js';
+import { webhookEndpointCircuit } from '../workers.js';
 import { type PostOutcome, postWebhook, signWebhook, WebhookResponseError } from './delivery.js';
 import { type WebhookMessage, webhookMessageSchema } from './messages.js';
 import type { OwnerAlerts } from './owner-alerts.js';
@@ -169,7 +170,7 @@ export class WebhookWorker {
         ...event,
         metadata: {
           ...event.metadata,
-          circuit: 'webhook-endpoint',
+          circuit: webhookEndpointCircuit,
           endpointCircuit: event.metadata?.circuit,
         },
       });

@@ -3,7 +3,8 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames } from '../../functions/routes.js';
-import { workerNames } from '../../functions/workers.js';
+import { webhookEndpointCircuit, workerNames } from '../../functions/workers.js';
+import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkStack } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
@@ -188,7 +189,8 @@ describe('BulwarkAlarms', () => {
   it.each([
     [
       'circuitOpened',
-      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark", service, circuit)`,
+      // A customer's webhook receiver failing is not a Bulwark outage; every other circuit still counts.
+      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark", service, circuit) WHERE circuit != 'webhook-endpoint'`,
       1,
     ],
     [
@@ -208,6 +210,15 @@ describe('BulwarkAlarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     });
+  });
+
+  it('sums every dimension value unless told which to leave out, each left-out value ANDed', () => {
+    expect(catalogSumQuery(metricCatalog.CircuitOpened)).not.toContain('WHERE');
+    expect(
+      catalogSumQuery(metricCatalog.CircuitOpened, { circuit: [webhookEndpointCircuit, 'sms-outbox'] }),
+    ).toBe(
+      `SELECT SUM(CircuitOpened) FROM SCHEMA("Bulwark", service, circuit) WHERE circuit != 'webhook-endpoint' AND circuit != 'sms-outbox'`,
+    );
   });
 
   it('alarms when more than 5 % of API requests answer 5xx in two of three periods', () => {
