@@ -267,8 +267,9 @@ export class BulwarkStack extends Stack {
           'Invoked only synchronously by the HTTP API, which returns the error to the caller; a DLQ only receives failed asynchronous invocations.',
       });
       // Least privilege: data access to exactly the tables the route table lists, nothing else.
-      for (const tableId of definition.tables) {
-        this.tables[tableId].grantReadWriteData(fn.lambdaFunction);
+      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn.lambdaFunction);
+      for (const tableId of definition.getItemTables ?? []) {
+        this.tables[tableId].grantGetItem(fn.lambdaFunction);
       }
       return fn;
     });
