@@ -9,6 +9,7 @@ import {
   httpFunctionNames,
   httpFunctions,
   type RouteDefinition,
+  routeKeyOf,
   routes,
 } from '../functions/routes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
@@ -160,6 +161,11 @@ type TableId = TableDefinition['id'];
 /** The route table widened to its declared type, so optional auth fields can be read on every route. */
 const routeTable: readonly RouteDefinition[] = routes;
 
+/** The keys of the routes `include` picks, e.g. `GET /health, POST /users`, for acknowledgement reasons. */
+function routeKeysWhere(include: (route: RouteDefinition) => boolean): string {
+  return routeTable.filter(include).map(routeKeyOf).join(', ');
+}
+
 /** Builds one value per entry of `httpFunctions`, keyed by function name. */
 function mapHttpFunctions<V>(
   build: (name: HttpFunctionName, definition: HttpFunctionDefinition) => V,
@@ -281,8 +287,7 @@ export class BulwarkStack extends Stack {
     });
     Validations.of(this.httpApi.api).acknowledge({
       id: 'AwsSolutions-APIG4',
-      reason:
-        'Every route is authorized in its function by routePipeline from the route table (Cognito JWT with scopes and roles, or a signed service request); GET /health is public by design.',
+      reason: `API Gateway authorizes no route: routePipeline in each function enforces the route table's auth (Cognito JWT with scopes and roles, or a signed service request). Public by design, each for the reason its route-table entry gives: ${routeKeysWhere((route) => route.auth.kind === 'public')}.`,
     });
     // Bookings checks users through the same API (signed, behind its circuit breaker). The URL is
     // built from the API's id alone, and the API resource depends on no function: no cycle.
@@ -298,6 +303,12 @@ export class BulwarkStack extends Stack {
       // Hosted domain prefixes are global per region: the account id keeps them apart.
       domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
       removalPolicy,
+    });
+    // Acknowledged here, not in BulwarkUserPool: the reason is this stack's routes and throttling.
+    const { rateLimit, burstLimit } = this.httpApi.throttle;
+    Validations.of(this.userPool.userPool).acknowledge({
+      id: 'AwsSolutions-COG8',
+      reason: `Threat protection (the Plus plan) is a paid per-user add-on; the pool stays on the default Essentials plan, with required TOTP MFA and no self sign-up. At the API, Bulwark rate-limits routes per client IP or principal; those without a limit in the route table (${routeKeysWhere((route) => route.rateLimit === undefined)}) have only the stage's default route throttling (${rateLimit} rps, burst ${burstLimit}). AuthFailureSpike alarms on rejected API credentials.`,
     });
     this.bookingsSigningSecret = this.addAuthEnvironment(props, removalPolicy);
 
