@@ -124,6 +124,25 @@ describe('BulwarkDashboard', () => {
     });
   });
 
+  it.each([
+    ['KMS requests vs data-key cache hits', metricCatalog.KmsRequest.name],
+    ['KMS requests vs data-key cache hits', metricCatalog.DataKeyCacheHit.name],
+    ['Rate-limit / circuit store errors', metricCatalog.CircuitStoreError.name],
+  ])(
+    'graphs in %s one %s line per HTTP function and per worker: the workers decrypt and run circuit breakers',
+    (title, metricName) => {
+      const lines = (widgetTitled(title).properties.metrics ?? []).filter((line) => line[1] === metricName);
+      expect(lines.map((line) => line[3]).sort()).toEqual([...httpFunctionNames, ...workerNames].sort());
+    },
+  );
+
+  it('graphs rate-limit store errors for the HTTP functions only, the only ones that rate-limit', () => {
+    const lines = widgetTitled('Rate-limit / circuit store errors').properties.metrics ?? [];
+    expect(
+      lines.filter((line) => line[1] === metricCatalog.RateLimitStoreError.name).map((line) => line[3]),
+    ).toEqual(httpFunctionNames);
+  });
+
   it('graphs the HTTP API requests, p50/p95/p99 latency and 4xx/5xx', () => {
     const apiLines = ['API requests', 'API latency (ms)', 'API 4xx / 5xx'].flatMap(
       (title) => widgetTitled(title).properties.metrics ?? [],
