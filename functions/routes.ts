@@ -11,12 +11,24 @@ export interface HttpFunctionDefinition {
   readonly memoryMb: number;
   /** Lambda timeout; the local runtime enforces it too. */
   readonly timeoutSec: number;
-  /** Which tables the function reads or writes; the stack grants exactly these. */
+  /** Which tables the function reads and writes; the stack grants read-write data access to exactly these. */
   readonly tables: readonly TableDefinition['id'][];
+  /**
+   * Tables the function only reads, one item at a time by its key; the stack grants `dynamodb:GetItem` on
+   * them and nothing more.
+   */
+  readonly getItemTables?: readonly TableDefinition['id'][];
 }
 
 export const httpFunctions = {
-  health: { entry: 'functions/health/handler.ts', memoryMb: 256, timeoutSec: 5, tables: ['app', 'toolkit'] },
+  health: {
+    entry: 'functions/health/handler.ts',
+    memoryMb: 256,
+    timeoutSec: 5,
+    tables: [],
+    // A public route: one GetItem per table shows both reachable, so that is all it may do.
+    getItemTables: ['app', 'toolkit'],
+  },
   users: { entry: 'functions/users/handler.ts', memoryMb: 512, timeoutSec: 10, tables: ['app', 'toolkit'] },
   bookings: {
     entry: 'functions/bookings/handler.ts',

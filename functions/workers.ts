@@ -60,5 +60,11 @@ export const workers = {
 
 export type WorkerName = keyof typeof workers;
 
+/**
+ * The one `circuit` metric dimension of every webhook endpoint's breaker. Those breakers guard customers'
+ * receivers, not Bulwark's dependencies, so the stack's CircuitOpened alarm leaves them out.
+ */
+export const webhookEndpointCircuit = 'webhook-endpoint';
+
 /** The worker names, typed (Object.keys would widen them to string). */
 export const workerNames = Object.keys(workers) as WorkerName[];

@@ -23,6 +23,13 @@ export interface BulwarkAlarmsProps {
    */
   readonly authFailureThreshold?: number;
   /**
+   * Values of the `circuit` dimension whose opening is not a Bulwark outage: breakers guarding endpoints
+   * that customers run (a receiver answering 500 opens one). The CircuitOpened alarm leaves them out, so
+   * no customer can page on-call, or hold the alarm in ALARM and hide a real dependency failing.
+   * @default - none: every circuit counts
+   */
+  readonly customerEndpointCircuits?: readonly string[];
+  /**
    * Period of every alarm.
    * @default Duration.minutes(5)
    */
@@ -36,14 +43,22 @@ export interface BulwarkAlarmsProps {
 
 /**
  * A Metrics Insights query summing a catalog metric over all its dimension values (every service,
- * circuit or reason): alarms cannot use SEARCH, and the extra dimensions' values are open-ended.
+ * circuit or reason) but the `excluded` ones: alarms cannot use SEARCH, and the extra dimensions' values
+ * are open-ended.
  */
-export function catalogSumQuery(definition: MetricDefinition): string {
-  return `SELECT SUM(${definition.name}) FROM SCHEMA("${metricNamespace}", ${definition.dimensions.join(', ')})`;
+export function catalogSumQuery(
+  definition: MetricDefinition,
+  excluded: Readonly<Record<string, readonly string[]>> = {},
+): string {
+  const conditions = Object.entries(excluded).flatMap(([dimension, values]) =>
+    values.map((value) => `${dimension} != '${value}'`),
+  );
+  const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+  return `SELECT SUM(${definition.name}) FROM SCHEMA("${metricNamespace}", ${definition.dimensions.join(', ')})${where}`;
 }
 
 /**
- * Alarms on what needs a person: a circuit opening (a dependency is down), API 5xx rate, a spike of
+ * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
  * auth failures (credential stuffing or a broken client), and the rate limiter losing its store (it
  * is then enforcing only per-instance fallback limits). All notify one topic.
  *
@@ -56,7 +71,7 @@ export class BulwarkAlarms extends Construct {
   public readonly topic: sns.Topic;
   /** Encrypts the topic's messages; CloudWatch may use it only to publish alarms of this account. */
   public readonly topicKey: BulwarkEncryptionKey;
-  /** Any circuit opened. */
+  /** A circuit opened, other than one guarding a customer's endpoint. */
   public readonly circuitOpened: cloudwatch.Alarm;
   /** API 5xx rate over the threshold. */
   public readonly serverErrorRate: cloudwatch.Alarm;
@@ -94,8 +109,11 @@ export class BulwarkAlarms extends Construct {
       }),
     );
 
-    const sumOf = (definition: MetricDefinition, label: string) =>
-      new cloudwatch.MathExpression({ expression: catalogSumQuery(definition), label, period });
+    const sumOf = (
+      definition: MetricDefinition,
+      label: string,
+      excluded?: Readonly<Record<string, readonly string[]>>,
+    ) => new cloudwatch.MathExpression({ expression: catalogSumQuery(definition, excluded), label, period });
     const atLeast = (
       alarmId: string,
       metric: cloudwatch.IMetric,
@@ -118,7 +136,9 @@ export class BulwarkAlarms extends Construct {
 
     this.circuitOpened = atLeast(
       'CircuitOpened',
-      sumOf(metricCatalog.CircuitOpened, 'Circuits opened'),
+      sumOf(metricCatalog.CircuitOpened, 'Circuits opened', {
+        circuit: props.customerEndpointCircuits ?? [],
+      }),
       1,
       'A circuit to a downstream service opened: calls to it fail fast until it recovers.',
     );

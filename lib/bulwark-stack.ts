@@ -9,10 +9,17 @@ import {
   httpFunctionNames,
   httpFunctions,
   type RouteDefinition,
+  routeKeyOf,
   routes,
 } from '../functions/routes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
-import { type WorkerDefinition, type WorkerName, workerNames, workers } from '../functions/workers.js';
+import {
+  type WorkerDefinition,
+  type WorkerName,
+  webhookEndpointCircuit,
+  workerNames,
+  workers,
+} from '../functions/workers.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
@@ -154,6 +161,11 @@ type TableId = TableDefinition['id'];
 /** The route table widened to its declared type, so optional auth fields can be read on every route. */
 const routeTable: readonly RouteDefinition[] = routes;
 
+/** The keys of the routes `include` picks, e.g. `GET /health, POST /users`, for acknowledgement reasons. */
+function routeKeysWhere(include: (route: RouteDefinition) => boolean): string {
+  return routeTable.filter(include).map(routeKeyOf).join(', ');
+}
+
 /** Builds one value per entry of `httpFunctions`, keyed by function name. */
 function mapHttpFunctions<V>(
   build: (name: HttpFunctionName, definition: HttpFunctionDefinition) => V,
@@ -261,8 +273,9 @@ export class BulwarkStack extends Stack {
           'Invoked only synchronously by the HTTP API, which returns the error to the caller; a DLQ only receives failed asynchronous invocations.',
       });
       // Least privilege: data access to exactly the tables the route table lists, nothing else.
-      for (const tableId of definition.tables) {
-        this.tables[tableId].grantReadWriteData(fn.lambdaFunction);
+      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn.lambdaFunction);
+      for (const tableId of definition.getItemTables ?? []) {
+        this.tables[tableId].grantGetItem(fn.lambdaFunction);
       }
       return fn;
     });
@@ -274,8 +287,7 @@ export class BulwarkStack extends Stack {
     });
     Validations.of(this.httpApi.api).acknowledge({
       id: 'AwsSolutions-APIG4',
-      reason:
-        'Every route is authorized in its function by routePipeline from the route table (Cognito JWT with scopes and roles, or a signed service request); GET /health is public by design.',
+      reason: `API Gateway authorizes no route: routePipeline in each function enforces the route table's auth (Cognito JWT with scopes and roles, or a signed service request). Public by design, each for the reason its route-table entry gives: ${routeKeysWhere((route) => route.auth.kind === 'public')}.`,
     });
     // Bookings checks users through the same API (signed, behind its circuit breaker). The URL is
     // built from the API's id alone, and the API resource depends on no function: no cycle.
@@ -292,9 +304,19 @@ export class BulwarkStack extends Stack {
       domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
       removalPolicy,
     });
+    // Acknowledged here, not in BulwarkUserPool: the reason is this stack's routes and throttling.
+    const { rateLimit, burstLimit } = this.httpApi.throttle;
+    Validations.of(this.userPool.userPool).acknowledge({
+      id: 'AwsSolutions-COG8',
+      reason: `Threat protection (the Plus plan) is a paid per-user add-on; the pool stays on the default Essentials plan, with required TOTP MFA and no self sign-up. At the API, Bulwark rate-limits routes per client IP or principal; those without a limit in the route table (${routeKeysWhere((route) => route.rateLimit === undefined)}) have only the stage's default route throttling (${rateLimit} rps, burst ${burstLimit}). AuthFailureSpike alarms on rejected API credentials.`,
+    });
     this.bookingsSigningSecret = this.addAuthEnvironment(props, removalPolicy);
 
-    this.alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: this.httpApi.api, removalPolicy });
+    this.alarms = new BulwarkAlarms(this, 'Alarms', {
+      httpApi: this.httpApi.api,
+      customerEndpointCircuits: [webhookEndpointCircuit],
+      removalPolicy,
+    });
 
     this.queueKey = new BulwarkEncryptionKey(this, 'QueueKey', {
       description: `${id}: worker queues and their DLQs at rest`,

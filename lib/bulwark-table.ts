@@ -109,17 +109,24 @@ export class BulwarkTable extends Construct {
   }
 
   /**
-   * TableV2's own `customerManagedKey` encryption needs a region-bound stack (it renders per-replica
-   * keys), and `npm run synth` must stay region-agnostic. The table has one replica, in the stack's
-   * region, so the SSE settings are written directly on it.
-   */
-  /**
    * Grants the table's read actions (get, query, scan, describe) and, with a customer-managed key, the
    * key's decrypt actions through DynamoDB only: for a function that reads this table and never writes it.
    */
   public grantReadData(grantee: iam.IGrantable): void {
     this.table.grantReadData(grantee);
     this.acknowledgeIndexWildcard(grantee);
+    this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
+  }
+
+  /**
+   * Grants `dynamodb:GetItem` on the table alone (GetItem never reads an index) and, with a
+   * customer-managed key, the key's decrypt actions through DynamoDB only: for a function that reads
+   * single items by key and nothing else.
+   */
+  public grantGetItem(grantee: iam.IGrantable): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [this.table.tableArn] }),
+    );
     this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
   }
 
@@ -145,6 +152,11 @@ export class BulwarkTable extends Construct {
     );
   }
 
+  /**
+   * TableV2's own `customerManagedKey` encryption needs a region-bound stack (it renders per-replica
+   * keys), and `npm run synth` must stay region-agnostic. The table has one replica, in the stack's
+   * region, so the SSE settings are written directly on it.
+   */
   private encryptWith(key: kms.IKey): void {
     const cfnTable = this.table.node.defaultChild as dynamodb.CfnGlobalTable;
     cfnTable.addPropertyOverride('SSESpecification', { SSEEnabled: true, SSEType: 'KMS' });

@@ -19,7 +19,8 @@ export interface BulwarkDashboardProps {
   /** The functions, keyed by their Powertools service name (the `service` dimension of Bulwark metrics). */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
   /**
-   * Services whose request-security metrics (429s, access denied, store errors) get one line each.
+   * Services whose request-security metrics (429s, access denied, rate-limit store errors) get one line
+   * each; with the `workers`, also their KMS, data-key cache and circuit-store metrics.
    * @default every key of `functions`
    */
   readonly apiServices?: readonly string[];
@@ -88,12 +89,17 @@ export class BulwarkDashboard extends Construct {
   public readonly url: string;
 
   private readonly period: Duration;
-  private readonly services: readonly string[];
+  private readonly apiServices: readonly string[];
+  /** The API services and the workers: the workers decrypt secrets and run circuit breakers too. */
+  private readonly apiAndWorkerServices: readonly string[];
 
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
     this.period = props.period ?? Duration.minutes(5);
-    this.services = props.apiServices ?? Object.keys(props.functions);
+    this.apiServices = props.apiServices ?? Object.keys(props.functions);
+    this.apiAndWorkerServices = [
+      ...new Set([...this.apiServices, ...(props.workers ?? []).map((worker) => worker.service)]),
+    ];
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       ...(props.dashboardName === undefined ? {} : { dashboardName: props.dashboardName }),
       defaultInterval: Duration.hours(3),
@@ -150,6 +156,8 @@ export class BulwarkDashboard extends Construct {
       CircuitRejected,
       KmsRequest,
       DataKeyCacheHit,
+      RateLimitStoreError,
+      CircuitStoreError,
     } = metricCatalog;
     this.dashboard.addWidgets(
       graph('Rate limited (429)', this.catalogMetrics(RateLimited)),
@@ -162,12 +170,12 @@ export class BulwarkDashboard extends Construct {
         ...this.catalogMetrics(CircuitRejected),
       ]),
       graph('KMS requests vs data-key cache hits', [
-        ...this.catalogMetrics(KmsRequest),
-        ...this.catalogMetrics(DataKeyCacheHit),
+        ...this.catalogMetrics(KmsRequest, this.apiAndWorkerServices),
+        ...this.catalogMetrics(DataKeyCacheHit, this.apiAndWorkerServices),
       ]),
       graph('Rate-limit / circuit store errors', [
-        ...this.catalogMetrics(metricCatalog.RateLimitStoreError),
-        ...this.catalogMetrics(metricCatalog.CircuitStoreError),
+        ...this.catalogMetrics(RateLimitStoreError),
+        ...this.catalogMetrics(CircuitStoreError, this.apiAndWorkerServices),
       ]),
     );
   }
@@ -264,12 +272,16 @@ export class BulwarkDashboard extends Construct {
   }
 
   /**
-   * One line per service for a metric whose only dimension is `service`; a SEARCH over every value of
-   * the extra dimensions (reason, circuit) otherwise, since those values are open-ended.
+   * One line per service (the API services unless told) for a metric whose only dimension is `service`;
+   * a SEARCH over every value of the extra dimensions (reason, circuit) otherwise, since those values are
+   * open-ended.
    */
-  private catalogMetrics(definition: MetricDefinition): cloudwatch.IMetric[] {
+  private catalogMetrics(
+    definition: MetricDefinition,
+    services: readonly string[] = this.apiServices,
+  ): cloudwatch.IMetric[] {
     if (definition.dimensions.length === 1) {
-      return this.services.map(
+      return services.map(
         (service) =>
           new cloudwatch.Metric({
             namespace: metricNamespace,

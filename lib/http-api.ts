@@ -79,6 +79,8 @@ export class BulwarkHttpApi extends Construct {
   public readonly accessLogGroup: logs.LogGroup;
   /** The stage's invoke URL, ending in `/`. */
   public readonly url: string;
+  /** The stage's default route throttling. */
+  public readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
 
   constructor(scope: Construct, id: string, props: BulwarkHttpApiProps) {
     super(scope, id);
@@ -88,13 +90,14 @@ export class BulwarkHttpApi extends Construct {
       retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: props.accessLogRemovalPolicy ?? RemovalPolicy.RETAIN,
     });
+    this.throttle = {
+      rateLimit: props.throttlingRateLimit ?? 100,
+      burstLimit: props.throttlingBurstLimit ?? 200,
+    };
     this.stage = new apigwv2.HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       autoDeploy: true,
-      throttle: {
-        rateLimit: props.throttlingRateLimit ?? 100,
-        burstLimit: props.throttlingBurstLimit ?? 200,
-      },
+      throttle: this.throttle,
       accessLogSettings: {
         destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
         format: accessLogFormat,

@@ -1,5 +1,5 @@
 // The Cognito user pool: human sign-in with groups, an M2M client (client credentials) and the API's scopes.
-import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
 
@@ -152,11 +152,6 @@ export class BulwarkUserPool extends Construct {
       cognitoDomain: { domainPrefix: props.domainPrefix },
     });
     // Spelled out: the `iss` claim is exactly this, and the ProviderURL attribute is documented without a scheme.
-    Validations.of(this.userPool).acknowledge({
-      id: 'AwsSolutions-COG8',
-      reason:
-        'The Essentials plan is the default; threat protection (Plus) is a paid per-user add-on. Bulwark alarms on auth-failure spikes and rate-limits every route itself.',
-    });
     this.issuer = `https://cognito-idp.${Stack.of(this).region}.${Aws.URL_SUFFIX}/${this.userPool.userPoolId}`;
     this.tokenUrl = `${this.domain.baseUrl()}/oauth2/token`;
   }

@@ -32,6 +32,7 @@ import type {
   StoredEndpoint,
   WebhookStore,
 } from '../shared/webhook-store.js';
+import { webhookEndpointCircuit } from '../workers.js';
 import {
   type PostOutcome,
   postWebhook,
@@ -190,7 +191,7 @@ export class WebhookWorker {
         ...event,
         metadata: {
           ...event.metadata,
-          circuit: 'webhook-endpoint',
+          circuit: webhookEndpointCircuit,
           endpointCircuit: event.metadata?.circuit,
         },
       });

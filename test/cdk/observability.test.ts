@@ -3,7 +3,8 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames } from '../../functions/routes.js';
-import { workerNames } from '../../functions/workers.js';
+import { webhookEndpointCircuit, workerNames } from '../../functions/workers.js';
+import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkStack } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
@@ -123,6 +124,25 @@ describe('BulwarkDashboard', () => {
     });
   });
 
+  it.each([
+    ['KMS requests vs data-key cache hits', metricCatalog.KmsRequest.name],
+    ['KMS requests vs data-key cache hits', metricCatalog.DataKeyCacheHit.name],
+    ['Rate-limit / circuit store errors', metricCatalog.CircuitStoreError.name],
+  ])(
+    'graphs in %s one %s line per HTTP function and per worker: the workers decrypt and run circuit breakers',
+    (title, metricName) => {
+      const lines = (widgetTitled(title).properties.metrics ?? []).filter((line) => line[1] === metricName);
+      expect(lines.map((line) => line[3]).sort()).toEqual([...httpFunctionNames, ...workerNames].sort());
+    },
+  );
+
+  it('graphs rate-limit store errors for the HTTP functions only, the only ones that rate-limit', () => {
+    const lines = widgetTitled('Rate-limit / circuit store errors').properties.metrics ?? [];
+    expect(
+      lines.filter((line) => line[1] === metricCatalog.RateLimitStoreError.name).map((line) => line[3]),
+    ).toEqual(httpFunctionNames);
+  });
+
   it('graphs the HTTP API requests, p50/p95/p99 latency and 4xx/5xx', () => {
     const apiLines = ['API requests', 'API latency (ms)', 'API 4xx / 5xx'].flatMap(
       (title) => widgetTitled(title).properties.metrics ?? [],
@@ -188,7 +208,8 @@ describe('BulwarkAlarms', () => {
   it.each([
     [
       'circuitOpened',
-      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark", service, circuit)`,
+      // A customer's webhook receiver failing is not a Bulwark outage; every other circuit still counts.
+      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark", service, circuit) WHERE circuit != 'webhook-endpoint'`,
       1,
     ],
     [
@@ -208,6 +229,15 @@ describe('BulwarkAlarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     });
+  });
+
+  it('sums every dimension value unless told which to leave out, each left-out value ANDed', () => {
+    expect(catalogSumQuery(metricCatalog.CircuitOpened)).not.toContain('WHERE');
+    expect(
+      catalogSumQuery(metricCatalog.CircuitOpened, { circuit: [webhookEndpointCircuit, 'sms-outbox'] }),
+    ).toBe(
+      `SELECT SUM(CircuitOpened) FROM SCHEMA("Bulwark", service, circuit) WHERE circuit != 'webhook-endpoint' AND circuit != 'sms-outbox'`,
+    );
   });
 
   it('alarms when more than 5 % of API requests answer 5xx in two of three periods', () => {

@@ -63,6 +63,7 @@ function functionSettings(name: FunctionName): {
   timeoutSec: number;
   tables: readonly TableDefinition['id'][];
   readOnlyTables?: readonly TableDefinition['id'][];
+  getItemTables?: readonly TableDefinition['id'][];
 } {
   if (isWorker(name)) return workers[name];
   if (isHttpFunction(name)) return httpFunctions[name];
@@ -118,6 +119,7 @@ function expectedStatements(
   name: FunctionName,
   tables: readonly TableDefinition['id'][],
   readOnlyTables: readonly TableDefinition['id'][] = [],
+  getItemTables: readonly TableDefinition['id'][] = [],
 ): unknown[] {
   const access = expectedAccess[name];
   const resolve = (token: string) => stack.resolve(token);
@@ -150,7 +152,15 @@ function expectedStatements(
       { Action: streamReadActions, Effect: 'Allow', Resource: resources },
     );
   }
-  if (readOnlyTables.length > 0) {
+  // GetItem on the table alone: no index, query, scan or write.
+  for (const tableId of getItemTables) {
+    statements.push({
+      Action: 'dynamodb:GetItem',
+      Effect: 'Allow',
+      Resource: resolve(stack.tables[tableId].table.tableArn),
+    });
+  }
+  if (readOnlyTables.length > 0 || getItemTables.length > 0) {
     statements.push({
       Action: tableKeyReadActions,
       Effect: 'Allow',
@@ -552,7 +562,13 @@ describe('BulwarkStack in the dev stage', () => {
     });
 
     it('may make exactly the calls pinned for it, on exactly its resources', () => {
-      const expected = expectedStatements(dev.stack, name, settings.tables, settings.readOnlyTables);
+      const expected = expectedStatements(
+        dev.stack,
+        name,
+        settings.tables,
+        settings.readOnlyTables,
+        settings.getItemTables,
+      );
       expect([...policyStatements()].sort(byAttributeName)).toEqual(expected.sort(byAttributeName));
     });
 
@@ -577,6 +593,22 @@ describe('BulwarkStack in the dev stage', () => {
         Version: '2012-10-17',
       });
     });
+  });
+
+  it('lets the public health function only read one item of each table by key: no write, query or scan', () => {
+    const roleId = logicalIdOf(dev.stack, dev.stack.functions.health.role.roleArn);
+    const [policy] = Object.values(
+      dev.template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+    const statements = (policy?.Properties?.PolicyDocument?.Statement ?? []) as { Action: unknown }[];
+    const actions = new Set(statements.flatMap((statement) => [statement.Action].flat()));
+    expect([...actions].sort()).toEqual([
+      'dynamodb:GetItem',
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+    ]);
   });
 
   it('never sets SSRF_ALLOWLIST: in AWS every private, loopback and metadata address stays blocked', () => {
