@@ -21,8 +21,11 @@ export interface WorkerDefinition {
   readonly timeoutSec: number;
   /** Which tables the function reads and writes; the stack grants read-write data access to exactly these. */
   readonly tables: readonly TableDefinition['id'][];
-  /** Tables the function only reads; the stack grants read actions on them and nothing more. */
-  readonly readOnlyTables?: readonly TableDefinition['id'][];
+  /**
+   * Tables the function only reads, one item at a time by its key; the stack grants `dynamodb:GetItem` on
+   * them and nothing more.
+   */
+  readonly getItemTables?: readonly TableDefinition['id'][];
 }
 
 export const workers = {
@@ -54,7 +57,8 @@ export const workers = {
     timeoutSec: 30,
     tables: ['toolkit'],
     // Only to find a human owner's email for the security alert when an endpoint is disabled.
-    readOnlyTables: ['app'],
+    // An endpoint owner's email, read by id for the disable alert.
+    getItemTables: ['app'],
   },
 } as const satisfies Record<string, WorkerDefinition>;
 

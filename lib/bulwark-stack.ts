@@ -445,7 +445,7 @@ export class BulwarkStack extends Stack {
         fn.addEnvironment(variable, value);
       }
       for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn);
-      for (const tableId of definition.readOnlyTables ?? []) this.tables[tableId].grantReadData(fn);
+      for (const tableId of definition.getItemTables ?? []) this.tables[tableId].grantGetItem(fn);
       return [name, workerQueue];
     });
     // fromEntries widens keys to string; the entries are exactly workerNames.

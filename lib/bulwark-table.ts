@@ -109,16 +109,6 @@ export class BulwarkTable extends Construct {
   }
 
   /**
-   * Grants the table's read actions (get, query, scan, describe) and, with a customer-managed key, the
-   * key's decrypt actions through DynamoDB only: for a function that reads this table and never writes it.
-   */
-  public grantReadData(grantee: iam.IGrantable): void {
-    this.table.grantReadData(grantee);
-    this.acknowledgeIndexWildcard(grantee);
-    this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
-  }
-
-  /**
    * Grants `dynamodb:GetItem` on the table alone (GetItem never reads an index) and, with a
    * customer-managed key, the key's decrypt actions through DynamoDB only: for a function that reads
    * single items by key and nothing else.

@@ -30,15 +30,6 @@ const readWriteDataActions = [
   'dynamodb:DeleteItem',
   'dynamodb:DescribeTable',
 ];
-/** What grantReadData grants on a table a function only reads (plus the stream reads): nothing that writes. */
-const readDataActions = [
-  'dynamodb:BatchGetItem',
-  'dynamodb:Query',
-  'dynamodb:GetItem',
-  'dynamodb:Scan',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:DescribeTable',
-];
 /** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
 const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
@@ -62,7 +53,6 @@ function functionSettings(name: FunctionName): {
   memoryMb: number;
   timeoutSec: number;
   tables: readonly TableDefinition['id'][];
-  readOnlyTables?: readonly TableDefinition['id'][];
   getItemTables?: readonly TableDefinition['id'][];
 } {
   if (isWorker(name)) return workers[name];
@@ -118,7 +108,6 @@ function expectedStatements(
   stack: BulwarkStack,
   name: FunctionName,
   tables: readonly TableDefinition['id'][],
-  readOnlyTables: readonly TableDefinition['id'][] = [],
   getItemTables: readonly TableDefinition['id'][] = [],
 ): unknown[] {
   const access = expectedAccess[name];
@@ -144,14 +133,6 @@ function expectedStatements(
       { Action: streamReadActions, Effect: 'Allow', Resource: resources },
     );
   }
-  for (const tableId of readOnlyTables) {
-    const arn = resolve(stack.tables[tableId].table.tableArn);
-    const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
-    statements.push(
-      { Action: readDataActions, Effect: 'Allow', Resource: resources },
-      { Action: streamReadActions, Effect: 'Allow', Resource: resources },
-    );
-  }
   // GetItem on the table alone: no index, query, scan or write.
   for (const tableId of getItemTables) {
     statements.push({
@@ -160,7 +141,7 @@ function expectedStatements(
       Resource: resolve(stack.tables[tableId].table.tableArn),
     });
   }
-  if (readOnlyTables.length > 0 || getItemTables.length > 0) {
+  if (getItemTables.length > 0) {
     statements.push({
       Action: tableKeyReadActions,
       Effect: 'Allow',
@@ -562,13 +543,7 @@ describe('BulwarkStack in the dev stage', () => {
     });
 
     it('may make exactly the calls pinned for it, on exactly its resources', () => {
-      const expected = expectedStatements(
-        dev.stack,
-        name,
-        settings.tables,
-        settings.readOnlyTables,
-        settings.getItemTables,
-      );
+      const expected = expectedStatements(dev.stack, name, settings.tables, settings.getItemTables);
       expect([...policyStatements()].sort(byAttributeName)).toEqual(expected.sort(byAttributeName));
     });
 
