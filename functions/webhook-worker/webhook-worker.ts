@@ -310,7 +310,7 @@ export class WebhookWorker {
       delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt });
     } catch (error) {
       if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
-        return this.postpone(record, message, error, correlationId);
+        return this.postpone(record, message, attempt, error, correlationId);
       }
       const durationMs = Math.round(performance.now() - started);
       return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
@@ -333,16 +333,20 @@ export class WebhookWorker {
   /**
    * Not the endpoint's answer: another copy of this message is being delivered right now, or the
    * worker failed before any POST. Nothing is recorded against the endpoint (a KMS outage must not
-   * disable every endpoint at once); the message comes back later and the record is reported failed.
+   * disable every endpoint at once); the message comes back later and the record is reported failed:
+   * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
+   * a failure of ours, so messages that failed together in an outage do not all return together.
    */
   private async postpone(
     record: SQSRecord,
     message: WebhookMessage,
+    attempt: number,
     error: IdempotencyUnknownError | SigningFailedError,
     correlationId: string,
   ): Promise<never> {
     const { logger, metrics } = this.options.observability;
     const context = { correlationId, webhookId: message.id, endpointId: message.endpointId };
+    let delaySec = this.options.retryBaseDelaySec;
     if (error instanceof IdempotencyAlreadyInProgressError) {
       logger.warn('Webhook delivery postponed: another copy is in flight', context);
     } else {
@@ -350,8 +354,9 @@ export class WebhookWorker {
       // the worker's error: the endpoint was never tried.
       recordMetric(metrics, 'WebhookFailed');
       logger.error('Webhook delivery postponed: the worker failed before POSTing', { ...context, error });
+      delaySec = this.nextDelaySec(attempt, error);
     }
-    await this.options.sqs.delayNextAttempt(record, this.options.retryBaseDelaySec, correlationId);
+    await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
     throw error;
   }
 

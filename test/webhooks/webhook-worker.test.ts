@@ -420,8 +420,8 @@ describe("a failure on the worker's side", () => {
     expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.failed');
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.endpoint_disabled');
-    // Both come back after the base delay, like a copy that was in flight.
-    expect(visibilityChanges()).toEqual([10, 10]);
+    // Both come back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)): an outage's messages spread out.
+    expect(visibilityChanges()).toEqual([80, 5]);
     expect(recorded).toHaveBeenCalledWith('WebhookFailed', expect.anything(), 1);
 
     kms.throttling = false;
