@@ -15,7 +15,7 @@ export interface CircuitBreakerSettings<T> {
   /** The circuit's name: every instance with this name (on one store) shares one state. Required. */
   readonly name: string;
   /**
-   * Failures, counted fleet-wide in one rolling window, that open a closed circuit.
+   * Failures, counted fleet-wide in one epoch-aligned window (`rollingWindowMs`), that open a closed circuit.
    * @default 5
    */
   readonly failureThreshold?: number;

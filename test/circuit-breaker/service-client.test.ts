@@ -1,7 +1,7 @@
 // callService and guardedFetch against a real 127.0.0.1 HTTP server: failures, timeouts, retries, signing.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { guardedFetch } from '../../middleware/circuit-breaker/guarded-fetch.js';
 import {
@@ -15,6 +15,7 @@ import {
   DependencyTimeoutError,
   InvalidOptionsError,
 } from '../../middleware/errors.js';
+import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
 import { closedPort, countedClient, dynamoStore, outcome, tableName, uniqueName } from './helpers.js';
 
 interface Received {
@@ -74,6 +75,10 @@ beforeEach(() => {
   hits.clear();
 });
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 /** A client with one uniquely named service on the test server, on the suite's DynamoDB. */
 function clientFor(
   options: ServiceOptions = {},
@@ -120,6 +125,7 @@ describe('callService', () => {
 
   it('turns a 5xx answer into a 502 DependencyError that counts, and opens after the threshold', async () => {
     const { client, service, call } = clientFor({ failureThreshold: 2 });
+    freezeAtFailureWindowStart();
     const { error } = await outcome(call('boom'));
     expect(error).toBeInstanceOf(DependencyError);
     expect(error).toMatchObject({

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import {
@@ -28,6 +28,7 @@ import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dyna
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { sqsRecord } from '../helpers/sqs-records.js';
@@ -259,10 +260,15 @@ describe('an attempt', () => {
 });
 
 describe('the per-endpoint circuit', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('opens after repeated failures: further attempts fail fast, without a POST, and wait for the circuit', async () => {
     const dead = await receiver(() => ({ status: 500 }));
     const endpoint = await endpointAt(dead.url);
     const { run } = setup({ failureThreshold: 2, random: () => 0 });
+    freezeAtFailureWindowStart();
     for (let index = 0; index < 2; index += 1) await run(record(messageFor(endpoint.id, endpoint.tenantId)));
     expect(dead.received).toHaveLength(2);
     sqsMock.resetHistory();
