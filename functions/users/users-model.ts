@@ -240,7 +240,7 @@ export class UsersModel {
     return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 
-  /** Deletes the user and releases its email for a new registration, in one transaction. */
+  /** Deletes the user and its pending phone code and releases its email for a new registration, in one transaction. */
   async delete(id: string): Promise<User> {
     const user = await this.get(id);
     const emailIndex = await this.emailIndexOf(user.email);
@@ -264,6 +264,8 @@ export class UsersModel {
                 ExpressionAttributeValues: { ':id': id },
               },
             },
+            // The pending phone code, if any, goes with its user (the per-number SMS budget stays).
+            { Delete: { TableName: this.tableName, Key: phoneCodeKey(id) } },
           ],
         }),
       );

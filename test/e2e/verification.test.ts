@@ -166,6 +166,18 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
 });
 
 describe('POST /users/{id}/verify-phone (the SMS code)', () => {
+  it('deletes a pending code with its user', async () => {
+    const { id, phone } = await register(true);
+    await smsCode(phone as string);
+    const pendingCode = () =>
+      documents.send(
+        new GetCommand({ TableName: testTableNames.app, Key: phoneCodeKey(id), ConsistentRead: true }),
+      );
+    expect((await pendingCode()).Item).toBeDefined();
+    expect((await api.request('DELETE', `/admin/users/${id}`)).status).toBe(204);
+    expect((await pendingCode()).Item).toBeUndefined();
+  });
+
   it('sends a 6-digit code by SMS on registration and verifies the phone with it', async () => {
     const { id, phone } = await register(true);
     const code = await smsCode(phone as string);
