@@ -66,6 +66,7 @@ export * from './rate-limit/headers.js';
 export * from './rate-limit/middy.js';
 export * from './rate-limit/policy.js';
 export * from './rate-limit/rate-limiter.js';
+export * from './request-handler.js';
 export * from './store/client.js';
 export * from './store/create-tables.js';
 export * from './store/tables.js';

@@ -1,8 +1,16 @@
 // The functions' SQS client (AWS defaults in Lambda, local credentials for the embedded local-aws-sqs) and the one batch send producers use.
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
+import { boundedRequestHandler } from '../../middleware/request-handler.js';
 
 const clients = new Map<string, SQSClient>();
+
+/**
+ * Bounds on every SQS call: an HTTP function sends after its write has committed, so a stalled queue
+ * must fail the send (reported as an enqueue failure) well inside the function's timeout, never turn
+ * a stored booking into a 500. Two attempts of at most 1 s each.
+ */
+const sqsBounds = { maxAttempts: 2, requestTimeoutMs: 1000, connectionTimeoutMs: 500 } as const;
 
 /**
  * The SQS client for an endpoint (none: AWS), made on the first call and shared by every producer in
@@ -14,13 +22,15 @@ export function functionSqsClient(endpoint: string | undefined): SQSClient {
   const key = endpoint ?? '';
   let client = clients.get(key);
   if (!client) {
+    const bounded = { maxAttempts: sqsBounds.maxAttempts, requestHandler: boundedRequestHandler(sqsBounds) };
     client = endpoint
       ? new SQSClient({
+          ...bounded,
           endpoint,
           region: process.env.AWS_REGION ?? 'us-east-1',
           credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
         })
-      : new SQSClient({});
+      : new SQSClient(bounded);
     clients.set(key, client);
   }
   return client;

@@ -3,9 +3,9 @@ import { GetParameterError } from '@aws-lambda-powertools/parameters';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsGetOptions } from '@aws-lambda-powertools/parameters/secrets/types';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { assertNoProblems, SecretAccessError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { boundedRequestHandler } from '../request-handler.js';
 
 /** Secrets Manager's staging labels; AWSPREVIOUS is the version before the last rotation. */
 export const versionStages = {
@@ -80,7 +80,7 @@ class AuditedSecretsProvider extends SecretsProvider {
 function createSecretsManagerClient(): SecretsManagerClient {
   return new SecretsManagerClient({
     maxAttempts: 3,
-    requestHandler: new NodeHttpHandler({ requestTimeout: 2000, connectionTimeout: 1000 }),
+    requestHandler: boundedRequestHandler({ requestTimeoutMs: 2000, connectionTimeoutMs: 1000 }),
   });
 }
 

@@ -1,8 +1,8 @@
 // The AWS KMS key provider: GenerateDataKey and Decrypt with the key pinned and the context bound.
 import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { boundedRequestHandler } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
@@ -37,9 +37,9 @@ export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: new NodeHttpHandler({
-      requestTimeout: options.requestTimeoutMs ?? 2000,
-      connectionTimeout: options.connectionTimeoutMs ?? 1000,
+    requestHandler: boundedRequestHandler({
+      requestTimeoutMs: options.requestTimeoutMs ?? 2000,
+      connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
     }),
   });
 }

@@ -4,8 +4,8 @@ import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { ConflictError } from '../errors.js';
+import { boundedRequestHandler } from '../request-handler.js';
 
 export interface DynamoDbClientOptions {
   /** Endpoint URL, e.g. the embedded server's `http://127.0.0.1:PORT`. @default the AWS regional endpoint */
@@ -80,15 +80,15 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
     ...(options.region || isLocal ? { region: options.region ?? 'us-east-1' } : {}),
     ...(isLocal ? { credentials: localCredentials } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: new NodeHttpHandler({
-      requestTimeout: options.requestTimeoutMs ?? 2000,
-      // Without this the handler only logs a warning when requestTimeout passes and keeps waiting.
-      throwOnRequestTimeout: true,
-      connectionTimeout: options.connectionTimeoutMs ?? 1000,
-      ...(isLocal
+    requestHandler: boundedRequestHandler(
+      {
+        requestTimeoutMs: options.requestTimeoutMs ?? 2000,
+        connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
+      },
+      isLocal
         ? { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) }
-        : { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) }),
-    }),
+        : { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) },
+    ),
   });
   retryTransactionConflicts(client, options.transactionConflictRetries ?? 3);
   return client;

@@ -68,25 +68,6 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-/** A TCP server on 127.0.0.1 that accepts connections and never answers. */
-export async function silentServer(): Promise<{ endpoint: string; close: () => Promise<void> }> {
-  const sockets = new Set<import('node:net').Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /** One admission as a property test records it: when, and how many units. */
 export interface Admission {
   readonly atUs: number;

@@ -7,7 +7,8 @@ import { RateLimiter, storeFailureReason } from '../../middleware/rate-limit/rat
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
-import { closedPort, countingClient, silentServer, tableName } from './helpers.js';
+import { silentServer } from '../helpers/silent-server.js';
+import { closedPort, countingClient, tableName } from './helpers.js';
 
 function recorder() {
   const events: SecurityEvent[] = [];
