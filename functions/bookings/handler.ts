@@ -116,9 +116,24 @@ async function visibleBooking(
   return booking;
 }
 
+/**
+ * A booking's start or end. Stored as `toISOString()` at the head of the list indexes' sort keys, it must
+ * fall in a four-digit UTC year: an offset can push `9999-12-31T23:00-14:00` into `+010000`, which would
+ * then sort before every other booking.
+ */
 const instant = z.pipe(
   z.iso.datetime({ offset: true }),
-  z.transform((value: string) => new Date(value)),
+  z.pipe(
+    z.transform((value: string) => new Date(value)),
+    z
+      .date()
+      .check(
+        z.refine(
+          (date) => date.getUTCFullYear() >= 0 && date.getUTCFullYear() <= 9999,
+          'Must fall within the years 0000 to 9999 in UTC',
+        ),
+      ),
+  ),
 );
 
 const createBookingBody = z

@@ -89,6 +89,17 @@ describe('bookings API', () => {
     ['an invalid date', { start: '2030-02-30T10:00:00Z', end: at(11) }, 'body.start'],
     ['a date without time', { start: '2030-01-07', end: at(11) }, 'body.start'],
     ['a start off the 15-minute grid', { start: at(9, 10), end: at(11) }, 'body.start'],
+    // The offsets move these past the four-digit years that keep the list indexes in time order.
+    [
+      'an instant after 9999 in UTC',
+      { start: '9999-12-31T23:00:00-14:00', end: '9999-12-31T23:45:00-14:00' },
+      'body.start',
+    ],
+    [
+      'an instant before 0000 in UTC',
+      { start: '0000-01-01T00:00:00+14:00', end: '0000-01-01T01:00:00+14:00' },
+      'body.start',
+    ],
   ])('rejects %s with 400 naming the field', async (_name, period, field) => {
     const response = await book({ roomId: room(), ...period });
     expect(response.status).toBe(400);
