@@ -28,7 +28,7 @@ import { BulwarkTable } from './bulwark-table.js';
 import { BulwarkDashboard } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
-import { BulwarkSecretRotation } from './secret-rotation.js';
+import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
 import { BulwarkUserPool } from './user-pool.js';
 import { BulwarkWorkerQueue } from './worker-queue.js';
 
@@ -75,8 +75,10 @@ export interface BulwarkStackProps extends StackProps {
     readonly smtp?: { readonly host: string /** @default 587 */; readonly port?: number };
   };
   /**
-   * Days between rotations of the generated secrets (request signing, verification links). Links live
-   * 24 hours and AWSPREVIOUS stays valid for one period, so anything above one day keeps them working.
+   * Days between rotations of the generated secrets (request signing, verification links), 2 to 1000.
+   * Secrets Manager rotates at any time in the scheduled UTC day, so a 1-day rate could rotate twice
+   * minutes apart and drop the value 24-hour links were issued with; from 2 days on, rotations are at
+   * least 24 hours apart, and a value stays valid as `previous` until the next one.
    * @default 30
    */
   readonly secretRotationDays?: number;
@@ -356,7 +358,13 @@ export class BulwarkStack extends Stack {
     this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
       logRemovalPolicy: removalPolicy,
     });
-    const rotationPeriod = Duration.days(props.secretRotationDays ?? 30);
+    const rotationDays = props.secretRotationDays ?? 30;
+    if (!isValidRotationDays(rotationDays)) {
+      throw new Error(
+        `Invalid BulwarkStack props: secretRotationDays must be a whole number from ${minimumRotationDays} to 1000 (Secrets Manager rotates at any time in the scheduled UTC day, so a 1-day rate can rotate twice minutes apart)`,
+      );
+    }
+    const rotationPeriod = Duration.days(rotationDays);
     this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
     this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
     this.addEncryptionKeys();

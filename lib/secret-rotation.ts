@@ -13,6 +13,17 @@ export const rotationActions = [
   'secretsmanager:UpdateSecretVersionStage',
 ];
 
+/**
+ * The shortest rotation period: Secrets Manager rotates anywhere in the scheduled UTC day, so only a
+ * day in between keeps two rotations a day apart.
+ */
+export const minimumRotationDays = 2;
+
+/** Whether Secrets Manager can rotate every `days` days and keep two rotations a day apart. */
+export function isValidRotationDays(days: number): boolean {
+  return Number.isInteger(days) && days >= minimumRotationDays && days <= 1000;
+}
+
 export interface BulwarkSecretRotationProps {
   /**
    * What happens to the rotation function's log group when it leaves the stack.
@@ -52,11 +63,17 @@ export class BulwarkSecretRotation extends Construct {
     });
   }
 
-  /** Rotates `secret` every `every` whole days (1 to 1000). */
+  /**
+   * Rotates `secret` every `every` whole days (2 to 1000). Secrets Manager may rotate at any time in
+   * the scheduled UTC day, so `rate(1 day)` can rotate twice minutes apart (23:59, then 00:01), dropping
+   * a value still in use; from 2 days on, rotations are at least 24 hours apart.
+   */
   public rotate(secret: secretsmanager.Secret, every: Duration): secretsmanager.CfnRotationSchedule {
     const days = every.toDays({ integral: false });
-    if (!Number.isInteger(days) || days < 1 || days > 1000) {
-      throw new Error(`Invalid rotation of ${secret.node.id}: every must be 1 to 1000 whole days`);
+    if (!isValidRotationDays(days)) {
+      throw new Error(
+        `Invalid rotation of ${secret.node.id}: every must be ${minimumRotationDays} to 1000 whole days (with a 1-day rate two rotations can fall minutes apart)`,
+      );
     }
     const fn = this.rotationFunction.lambdaFunction;
     const id = secret.node.id;
@@ -69,7 +86,7 @@ export class BulwarkSecretRotation extends Construct {
     const schedule = new secretsmanager.CfnRotationSchedule(this, `Schedule${id}`, {
       secretId: secret.secretArn,
       rotationLambdaArn: fn.functionArn,
-      rotationRules: { scheduleExpression: days === 1 ? 'rate(1 day)' : `rate(${days} days)` },
+      rotationRules: { scheduleExpression: `rate(${days} days)` },
     });
     // Secrets Manager invokes the function as soon as the schedule exists: the grants come first.
     schedule.node.addDependency(this.rotationFunction);

@@ -57,22 +57,51 @@ function parseJson(text: string): unknown {
   }
 }
 
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The `current` of a signing-shaped value, or undefined for a plain secret. A JSON object in any other
+ * shape is refused: rotating it into a plain string would leave every `getRotatingSecret` reader
+ * failing with `not_json`.
+ */
+function currentSigningSecret(currentValue: string): string | undefined {
+  const parsed = parseJson(currentValue);
+  if (!isJsonObject(parsed)) return undefined;
+  const signing = signingSecretSchema.safeParse(parsed);
+  if (!signing.success) {
+    throw new RotationError(
+      `The current value is JSON but not { current, previous? } with values of at least ${minimumSecretLength} characters`,
+    );
+  }
+  return signing.data.current;
+}
+
 /**
  * The next value for a secret, in the shape of its current one: a JSON signing secret becomes
- * `{ current: <new>, previous: <old current> }`; a plain string becomes a new string.
+ * `{ current: <new>, previous: <old current> }`; a plain string becomes a new string. Throws a
+ * RotationError when the current value is a JSON object in another shape.
  */
 export function nextSecretValue(currentValue: string, generate: () => string = generateSecret): string {
-  const signing = signingSecretSchema.safeParse(parseJson(currentValue));
-  if (signing.success) return JSON.stringify({ current: generate(), previous: signing.data.current });
+  const currentSecret = currentSigningSecret(currentValue);
+  if (currentSecret !== undefined) return JSON.stringify({ current: generate(), previous: currentSecret });
   return generate();
 }
 
-/** Whether a pending value has the shape the functions accept, matching the current value's shape. */
+/**
+ * Whether a pending value has the shape the functions accept and follows from the current value: a
+ * signing value must keep the current secret as its `previous` (else promoting it would invalidate
+ * everything signed with the value in use) and bring a new `current`. Throws a RotationError when the
+ * current value is a JSON object in another shape.
+ */
 export function isValidPendingValue(currentValue: string, pendingValue: string): boolean {
-  const currentIsSigning = signingSecretSchema.safeParse(parseJson(currentValue)).success;
-  if (currentIsSigning) {
+  const currentSecret = currentSigningSecret(currentValue);
+  if (currentSecret !== undefined) {
     const pending = signingSecretSchema.safeParse(parseJson(pendingValue));
-    return pending.success && pending.data.previous !== undefined;
+    return (
+      pending.success && pending.data.previous === currentSecret && pending.data.current !== currentSecret
+    );
   }
   return plainSecretSchema.safeParse(pendingValue).success && pendingValue !== currentValue;
 }
@@ -153,16 +182,26 @@ export class SecretRotator {
 
   private async createSecret(secretId: string, token: string): Promise<void> {
     const current = await this.currentValue(secretId);
-    // A retried createSecret finds its value already stored under this token: keep it.
-    if ((await this.pendingValue(secretId, token)) !== undefined) return;
-    await this.client.send(
-      new PutSecretValueCommand({
-        SecretId: secretId,
-        ClientRequestToken: token,
-        SecretString: nextSecretValue(current, this.generate),
-        VersionStages: ['AWSPENDING'],
-      }),
-    );
+    const pending = await this.pendingValue(secretId, token);
+    if (pending === undefined) {
+      await this.client.send(
+        new PutSecretValueCommand({
+          SecretId: secretId,
+          ClientRequestToken: token,
+          SecretString: nextSecretValue(current, this.generate),
+          VersionStages: ['AWSPENDING'],
+        }),
+      );
+      return;
+    }
+    // A retried createSecret finds its value already stored under this token: keep it while it still
+    // follows from the current value. One that does not (the current value was replaced after it was
+    // made) cannot be regenerated, because PutSecretValue refuses new content for an existing version id.
+    if (!isValidPendingValue(current, pending)) {
+      throw new RotationError(
+        'The pending version does not follow from the current value and cannot be replaced: remove AWSPENDING from it, then rotate again',
+      );
+    }
   }
 
   private async testSecret(secretId: string, token: string): Promise<void> {
@@ -171,7 +210,9 @@ export class SecretRotator {
       this.pendingValue(secretId, token),
     ]);
     if (pending === undefined || !isValidPendingValue(current, pending)) {
-      throw new RotationError('The pending value does not have the shape the functions accept');
+      throw new RotationError(
+        'The pending value does not have the shape the functions accept or does not follow from the current value',
+      );
     }
   }
 

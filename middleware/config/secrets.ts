@@ -104,6 +104,11 @@ export class SecretStore {
   private readonly onEvent: SecurityEventListener | undefined;
   private readonly providers = new Map<string, AuditedSecretsProvider>();
   private readonly lastForcedRefresh = new Map<string, number>();
+  /**
+   * Until when (epoch ms) each secret is known to have no AWSPREVIOUS version. Powertools caches only
+   * values, so without this a secret never rotated would be fetched on every use.
+   */
+  private readonly previousAbsentUntil = new Map<string, number>();
 
   constructor(options: SecretStoreOptions = {}) {
     const problems: string[] = [];
@@ -171,12 +176,32 @@ export class SecretStore {
   ): Promise<SecretVersions> {
     const [current, previous] = await Promise.all([
       this.getSecret(name, options),
-      this.getSecret(name, { ...options, versionStage: versionStages.previous }).catch((error: unknown) => {
-        if (error instanceof SecretAccessError && error.reason === 'not_found') return undefined;
-        throw error;
-      }),
+      this.getPreviousVersion(name, options),
     ]);
     return { current, previous };
+  }
+
+  /** AWSPREVIOUS, or undefined before the first rotation; its absence is cached as long as a value. */
+  private async getPreviousVersion(
+    name: string,
+    options: Omit<GetSecretOptions, 'versionStage'>,
+  ): Promise<string | undefined> {
+    if (
+      options.forceFetch !== true &&
+      Date.now() < (this.previousAbsentUntil.get(name) ?? Number.NEGATIVE_INFINITY)
+    ) {
+      return undefined;
+    }
+    try {
+      const previous = await this.getSecret(name, { ...options, versionStage: versionStages.previous });
+      this.previousAbsentUntil.delete(name);
+      return previous;
+    } catch (error) {
+      if (!(error instanceof SecretAccessError && error.reason === 'not_found')) throw error;
+      const maxAgeMs = (options.maxAgeSec ?? this.maxAgeSec) * 1000;
+      this.previousAbsentUntil.set(name, Date.now() + maxAgeMs);
+      return undefined;
+    }
   }
 
   /**
@@ -241,6 +266,7 @@ export class SecretStore {
   clearCache(): void {
     for (const provider of this.providers.values()) provider.clearCache();
     this.lastForcedRefresh.clear();
+    this.previousAbsentUntil.clear();
   }
 }
 

@@ -1,12 +1,14 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
-import { Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { describe, expect, it } from 'vitest';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
 import { BulwarkTable } from '../../lib/bulwark-table.js';
 import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
+import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
 import { BulwarkUserPool } from '../../lib/user-pool.js';
 import { metricCatalog } from '../../middleware/metrics/catalog.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
@@ -94,5 +96,21 @@ describe('catalogSumQuery', () => {
     expect(catalogSumQuery(metricCatalog.CircuitOpened)).toBe(
       'SELECT SUM(CircuitOpened) FROM SCHEMA("Bulwark", service, circuit)',
     );
+  });
+});
+
+describe('BulwarkSecretRotation', () => {
+  it('schedules rotations 2 to 1000 whole days apart: Secrets Manager may rotate anywhere in the UTC day', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
+    const secret = new secretsmanager.Secret(stack, 'Signing');
+    expect(rotation.rotate(secret, Duration.days(2)).rotationRules).toEqual({
+      scheduleExpression: 'rate(2 days)',
+    });
+    for (const every of [Duration.days(1), Duration.hours(36), Duration.days(1001)]) {
+      expect(() => rotation.rotate(secret, every)).toThrow(
+        'Invalid rotation of Signing: every must be 2 to 1000 whole days',
+      );
+    }
   });
 });

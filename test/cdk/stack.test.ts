@@ -995,6 +995,25 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     );
   });
 
+  it('rotates every 2 days at the shortest, refusing a 1-day rate whose rotations can fall minutes apart', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-rotation', { stage: 'dev', secretRotationDays: 2 });
+    for (const schedule of Object.values(
+      Template.fromStack(stack).findResources('AWS::SecretsManager::RotationSchedule'),
+    )) {
+      expect(schedule.Properties.RotationRules).toEqual({ ScheduleExpression: 'rate(2 days)' });
+    }
+    for (const days of [1, 2.5, 1001]) {
+      expect(
+        () =>
+          new BulwarkStack(app, `Bulwark-rotation-${days}`.replace('.', '-'), {
+            stage: 'dev',
+            secretRotationDays: days,
+          }),
+      ).toThrow('Invalid BulwarkStack props: secretRotationDays must be a whole number from 2 to 1000');
+    }
+  });
+
   it('rejects an SES identity that is neither a domain nor an address', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(

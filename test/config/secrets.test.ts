@@ -148,6 +148,29 @@ describe('rotation with dual acceptance', () => {
     });
   });
 
+  it('caches the absence of a previous version as long as a value, so a secret never rotated is read once per stage', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
+    for (let call = 0; call < 100; call += 1) {
+      expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSCURRENT');
+    }
+    expect(fetches()).toBe(2);
+    expect(events).toHaveLength(2);
+    rotate('secret-v2');
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    expect(fetches()).toBe(2);
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
+    expect(fetches()).toBe(4);
+  });
+
   it('does not hide a failure to read the previous version', async () => {
     secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPREVIOUS' }).rejects(new Error('throttled'));
     await expect(new SecretStore().getSecretVersions('webhook-key')).rejects.toMatchObject({
@@ -180,11 +203,14 @@ describe('rotation with dual acceptance', () => {
     expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v3')).toBe('AWSCURRENT');
   });
 
-  it('finds a value of the newly previous version after a refresh', async () => {
+  it('finds a value of the newly previous version after a refresh, though its absence was cached', async () => {
     const store = new SecretStore({ refreshOnMismatchSec: 0 });
-    await store.getSecretVersions('webhook-key');
+    expect((await store.getSecretVersions('webhook-key')).previous).toBeUndefined();
     versions = { AWSCURRENT: 'secret-v3', AWSPREVIOUS: 'secret-v2' };
     expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v2')).toBe('AWSPREVIOUS');
+    const afterRefresh = fetches();
+    expect((await store.getSecretVersions('webhook-key')).previous).toBe('secret-v2');
+    expect(fetches()).toBe(afterRefresh);
   });
 });
 

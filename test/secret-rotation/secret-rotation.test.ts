@@ -74,6 +74,14 @@ describe('nextSecretValue', () => {
     expect(nextSecretValue(old, () => fresh)).toBe(fresh);
   });
 
+  it.each([
+    ['an extra key', { current: old, rotatedBy: 'operator' }],
+    ['a current value under 32 characters', { current: 'short' }],
+    ['no current', { previous: old }],
+  ])('refuses a JSON current value with %s instead of turning it into a plain string', (_case, value) => {
+    expect(() => nextSecretValue(JSON.stringify(value), () => fresh)).toThrow(RotationError);
+  });
+
   it(`generates ${generatedSecretLength} URL-safe characters by default, different each time`, () => {
     const [a, b] = [nextSecretValue(old), nextSecretValue(old)];
     expect(a).toMatch(new RegExp(`^[\\w-]{${generatedSecretLength}}$`));
@@ -87,6 +95,21 @@ describe('isValidPendingValue', () => {
     expect(isValidPendingValue(currentValue, JSON.stringify({ current: fresh, previous: old }))).toBe(true);
     expect(isValidPendingValue(currentValue, JSON.stringify({ current: fresh }))).toBe(false);
     expect(isValidPendingValue(currentValue, fresh)).toBe(false);
+  });
+
+  it('rejects a signing value that does not chain from the current one', () => {
+    const currentValue = JSON.stringify({ current: old });
+    const stale = 's'.repeat(48);
+    // Made from an earlier current value: promoting it would drop the value in use.
+    expect(isValidPendingValue(currentValue, JSON.stringify({ current: fresh, previous: stale }))).toBe(
+      false,
+    );
+    expect(isValidPendingValue(currentValue, JSON.stringify({ current: old, previous: old }))).toBe(false);
+  });
+
+  it('refuses to judge a pending value against a JSON current value in another shape', () => {
+    const currentValue = JSON.stringify({ current: old, rotatedBy: 'operator' });
+    expect(() => isValidPendingValue(currentValue, fresh)).toThrow(RotationError);
   });
 
   it('rejects a plain value that is short or unchanged', () => {
@@ -119,6 +142,26 @@ describe('SecretRotator', () => {
     expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
   });
 
+  it('a retried createSecret refuses a stored value made from a current value since replaced by hand', async () => {
+    // A failed rotation left { n1, previous: v0 } pending; an operator then put { current: X }.
+    const replaced = 'x'.repeat(48);
+    describeWith(rotating);
+    current(JSON.stringify({ current: replaced }));
+    pending(JSON.stringify({ current: fresh, previous: old }));
+    await expect(rotator.rotate(event('createSecret'))).rejects.toThrow(
+      'The pending version does not follow from the current value and cannot be replaced',
+    );
+    expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+  });
+
+  it('createSecret stores nothing when the current value is JSON in another shape', async () => {
+    describeWith(rotating);
+    current(JSON.stringify({ current: 'short' }));
+    pending(undefined);
+    await expect(rotator.rotate(event('createSecret'))).rejects.toThrow(RotationError);
+    expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+  });
+
   it('setSecret changes nothing: the value lives only in Secrets Manager', async () => {
     describeWith(rotating);
     await expect(rotator.rotate(event('setSecret'))).resolves.toBe('done');
@@ -132,6 +175,20 @@ describe('SecretRotator', () => {
     pending(fresh);
     await expect(rotator.rotate(event('testSecret'))).resolves.toBe('done');
     pending('short');
+    await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
+  });
+
+  it('testSecret fails a signing value that would drop the current one', async () => {
+    describeWith(rotating);
+    current(JSON.stringify({ current: 'x'.repeat(48) }));
+    pending(JSON.stringify({ current: fresh, previous: old }));
+    await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
+  });
+
+  it('testSecret fails a plain value when the current value is JSON its readers parse', async () => {
+    describeWith(rotating);
+    current(JSON.stringify({ current: old, rotatedBy: 'operator' }));
+    pending(fresh);
     await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
   });
 
