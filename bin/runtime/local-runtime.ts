@@ -16,14 +16,14 @@ import {
 } from '../../functions/routes.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
-import { PayloadTooLargeError } from '../../middleware/errors.js';
+import { PayloadTooLargeError, ValidationError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../../middleware/store/tables.js';
 import { startDynamoDbProcess } from './dynamodb-process.js';
 import { FunctionHost } from './function-host.js';
-import { toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
+import { parseRequestTarget, toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
 import { crashedFunctionResult, isFailingLocally } from './local-failures.js';
 import { localEncryptionKey } from './local-key.js';
@@ -128,8 +128,8 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   });
 }
 
-function writeProblem(response: ServerResponse, error: unknown, path: string): void {
-  const { response: result } = renderProblem(error, { instance: path });
+function writeProblem(response: ServerResponse, error: unknown, path?: string): void {
+  const { response: result } = renderProblem(error, path === undefined ? {} : { instance: path });
   writeHttpApiResult(response, result);
 }
 
@@ -196,7 +196,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   let auth: LocalAuth | undefined;
 
   const handleRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const target = parseRequestTarget(request.url ?? '');
+    if (!target) return writeProblem(response, new ValidationError('The request target must be a path'));
+    const path = target.rawPath;
     if (path === jwksPath && request.method === 'GET' && auth) {
       return writeHttpApiResult(response, {
         statusCode: 200,
@@ -222,7 +224,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     }
     // BULWARK_LOCAL_FAIL=users: answer as a crashed users function would (to watch bookings degrade).
     if (isFailingLocally(functionName)) return writeHttpApiResult(response, crashedFunctionResult);
-    const event = toHttpApiEvent({ request, body, routeKey, pathParameters });
+    const event = toHttpApiEvent({ request, target, body, routeKey, pathParameters });
     try {
       writeHttpApiResult(response, await host.invoke(functionName, event));
     } catch (error) {
