@@ -42,9 +42,25 @@ export const httpFunctions = {
     timeoutSec: 10,
     tables: ['toolkit'],
   },
+  // No route of the table: API Gateway's `$default` route sends it every request no route matches.
+  'catch-all': {
+    entry: 'functions/catch-all/handler.ts',
+    memoryMb: 256,
+    timeoutSec: 3,
+    tables: [],
+  },
 } as const satisfies Record<string, HttpFunctionDefinition>;
 
 export type HttpFunctionName = keyof typeof httpFunctions;
+
+/**
+ * Answers requests that match no route (404, or 405 with `Allow`), behind API Gateway's `$default`
+ * route and in the local runtime alike.
+ */
+export const catchAllFunction = 'catch-all' satisfies HttpFunctionName;
+
+/** API Gateway's route key for requests no route matches. */
+export const catchAllRouteKey = '$default';
 
 /** The function names, typed (Object.keys would widen them to string). */
 export const httpFunctionNames = Object.keys(httpFunctions) as HttpFunctionName[];

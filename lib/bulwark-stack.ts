@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import {
+  catchAllFunction,
   type HttpFunctionDefinition,
   type HttpFunctionName,
   httpFunctionNames,
@@ -255,18 +256,22 @@ export class BulwarkStack extends Stack {
 
     this.functions = mapHttpFunctions((name, definition) => {
       const files = httpFunctionBundledFiles[name];
+      const readsTables = definition.tables.length > 0 || (definition.getItemTables ?? []).length > 0;
       const fn = new BulwarkFunction(this, `${pascalCase(name)}Function`, {
         entry: definition.entry,
         serviceName: name,
         memoryMb: definition.memoryMb,
         timeoutSec: definition.timeoutSec,
         logRemovalPolicy: removalPolicy,
-        environment: {
-          APP_TABLE_NAME: this.tables.app.table.tableName,
-          TOOLKIT_TABLE_NAME: this.tables.toolkit.table.tableName,
-          // `prod` makes the functions refuse the local key provider (functions/shared/environment.ts).
-          BULWARK_STAGE: props.stage,
-        },
+        // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage.
+        environment: readsTables
+          ? {
+              APP_TABLE_NAME: this.tables.app.table.tableName,
+              TOOLKIT_TABLE_NAME: this.tables.toolkit.table.tableName,
+              // `prod` makes the functions refuse the local key provider (functions/shared/environment.ts).
+              BULWARK_STAGE: props.stage,
+            }
+          : {},
         ...(files === undefined ? {} : { bundledFiles: files }),
       });
       Validations.of(fn.lambdaFunction).acknowledge({
@@ -289,7 +294,7 @@ export class BulwarkStack extends Stack {
     });
     Validations.of(this.httpApi.api).acknowledge({
       id: 'AwsSolutions-APIG4',
-      reason: `API Gateway authorizes no route: routePipeline in each function enforces the route table's auth (Cognito JWT with scopes and roles, or a signed service request). Public by design, each for the reason its route-table entry gives: ${routeKeysWhere((route) => route.auth.kind === 'public')}.`,
+      reason: `API Gateway authorizes no route: routePipeline in each function enforces the route table's auth (Cognito JWT with scopes and roles, or a signed service request). Public by design, each for the reason its route-table entry gives: ${routeKeysWhere((route) => route.auth.kind === 'public')}. The $default route is public too: it reaches only the ${catchAllFunction} function, which answers 404 or 405 and holds no data access or key.`,
     });
     // Bookings checks users through the same API (signed, behind its circuit breaker). The URL is
     // built from the API's id alone, and the API resource depends on no function: no cycle.
@@ -310,7 +315,7 @@ export class BulwarkStack extends Stack {
     const { rateLimit, burstLimit } = this.httpApi.throttle;
     Validations.of(this.userPool.userPool).acknowledge({
       id: 'AwsSolutions-COG8',
-      reason: `Threat protection (the Plus plan) is a paid per-user add-on; the pool stays on the default Essentials plan, with required TOTP MFA and no self sign-up. At the API, Bulwark rate-limits routes per client IP or principal; those without a limit in the route table (${routeKeysWhere((route) => route.rateLimit === undefined)}) have only the stage's default route throttling (${rateLimit} rps, burst ${burstLimit}). AuthFailureSpike alarms on rejected API credentials.`,
+      reason: `Threat protection (the Plus plan) is a paid per-user add-on; the pool stays on the default Essentials plan, with required TOTP MFA and no self sign-up. At the API, Bulwark rate-limits routes per client IP or principal; those without a limit in the route table (${routeKeysWhere((route) => route.rateLimit === undefined)}) and the $default route (the ${catchAllFunction} function's 404 and 405) have only the stage's default route throttling (${rateLimit} rps, burst ${burstLimit}). AuthFailureSpike alarms on rejected API credentials.`,
     });
     this.bookingsSigningSecret = this.addAuthEnvironment(props, removalPolicy);
 

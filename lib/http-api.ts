@@ -1,4 +1,4 @@
-// The HTTP API: one Lambda integration per function and one route per entry of the route table.
+// The HTTP API: one Lambda integration per function, one route per entry of the route table, and the catch-all behind `$default`.
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
@@ -6,7 +6,12 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { type HttpFunctionName, type RouteDefinition, routes as routeTable } from '../functions/routes.js';
+import {
+  catchAllFunction,
+  type HttpFunctionName,
+  type RouteDefinition,
+  routes as routeTable,
+} from '../functions/routes.js';
 
 export interface BulwarkHttpApiProps {
   /** The function serving each name that a route may point at. */
@@ -62,7 +67,9 @@ const accessLogFormat = apigateway.AccessLogFormat.custom(
 
 /**
  * An API Gateway HTTP API whose routes come from the route table, with a throttled,
- * access-logged `$default` stage.
+ * access-logged `$default` stage. Its `$default` route sends every request no route matches to the
+ * catch-all function, so those get a problem (404, or 405 with `Allow`) instead of API Gateway's
+ * plain `{"message":"Not Found"}`.
  *
  * @example
  * const api = new BulwarkHttpApi(this, 'HttpApi', {
@@ -84,8 +91,22 @@ export class BulwarkHttpApi extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkHttpApiProps) {
     super(scope, id);
-    // The default stage HttpApi would create takes no throttling or access-log settings.
-    this.api = new apigwv2.HttpApi(this, 'Api', { apiName: props.apiName, createDefaultStage: false });
+    // One integration per function, shared by its routes; each route still gets its own invoke permission.
+    const integrations = new Map<HttpFunctionName, HttpLambdaIntegration>();
+    const integrationOf = (name: HttpFunctionName): HttpLambdaIntegration => {
+      let integration = integrations.get(name);
+      if (integration === undefined) {
+        integration = new HttpLambdaIntegration(`${name}-integration`, props.functions[name]);
+        integrations.set(name, integration);
+      }
+      return integration;
+    };
+    this.api = new apigwv2.HttpApi(this, 'Api', {
+      apiName: props.apiName,
+      // The default stage HttpApi would create takes no throttling or access-log settings.
+      createDefaultStage: false,
+      defaultIntegration: integrationOf(catchAllFunction),
+    });
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
       retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: props.accessLogRemovalPolicy ?? RemovalPolicy.RETAIN,
@@ -105,16 +126,6 @@ export class BulwarkHttpApi extends Construct {
     });
     this.url = this.stage.url;
 
-    // One integration per function, shared by its routes; each route still gets its own invoke permission.
-    const integrations = new Map<HttpFunctionName, HttpLambdaIntegration>();
-    const integrationOf = (name: HttpFunctionName): HttpLambdaIntegration => {
-      let integration = integrations.get(name);
-      if (integration === undefined) {
-        integration = new HttpLambdaIntegration(`${name}-integration`, props.functions[name]);
-        integrations.set(name, integration);
-      }
-      return integration;
-    };
     for (const route of props.routes ?? routeTable) {
       this.api.addRoutes({
         path: route.path,

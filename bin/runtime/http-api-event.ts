@@ -4,8 +4,27 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 
+/** A request target's path and query exactly as sent, which is how API Gateway reads them. */
+export interface RequestTarget {
+  readonly rawPath: string;
+  readonly rawQueryString: string;
+}
+
+/**
+ * Splits an origin-form request target (`/path?query`) at its first `?`. Never resolved against a base
+ * URL, which would read `//host/path` as a host and a path; undefined for a target that is not a path
+ * (absolute form `http://host/path`, `*`).
+ */
+export function parseRequestTarget(target: string): RequestTarget | undefined {
+  if (!target.startsWith('/')) return undefined;
+  const queryStart = target.indexOf('?');
+  if (queryStart === -1) return { rawPath: target, rawQueryString: '' };
+  return { rawPath: target.slice(0, queryStart), rawQueryString: target.slice(queryStart + 1) };
+}
+
 export interface EventSource {
   request: IncomingMessage;
+  target: RequestTarget;
   body: Buffer;
   routeKey: string;
   pathParameters: Record<string, string>;
@@ -34,10 +53,8 @@ function queryParameters(search: URLSearchParams): Record<string, string> | unde
 
 export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   const { request, body } = source;
-  const url = new URL(request.url ?? '/', 'http://localhost');
-  const rawQueryString = (request.url ?? '').includes('?')
-    ? (request.url ?? '').split('?').slice(1).join('?')
-    : '';
+  const { rawPath, rawQueryString } = source.target;
+  const query = queryParameters(new URLSearchParams(rawQueryString));
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     const joined = joinValues(value);
@@ -53,13 +70,11 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   return {
     version: '2.0',
     routeKey: source.routeKey,
-    rawPath: url.pathname,
+    rawPath,
     rawQueryString,
     ...(cookies && cookies.length > 0 ? { cookies } : {}),
     headers,
-    ...(queryParameters(url.searchParams)
-      ? { queryStringParameters: queryParameters(url.searchParams) }
-      : {}),
+    ...(query ? { queryStringParameters: query } : {}),
     ...(Object.keys(source.pathParameters).length > 0 ? { pathParameters: source.pathParameters } : {}),
     requestContext: {
       accountId: '000000000000',
@@ -68,7 +83,7 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
       domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
       http: {
         method,
-        path: url.pathname,
+        path: rawPath,
         protocol: `HTTP/${request.httpVersion}`,
         sourceIp: request.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1',
         userAgent: headers['user-agent'] ?? '',

@@ -6,27 +6,29 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { httpFunctionNames, httpFunctions, routeKeyOf } from '../../functions/routes.js';
-import { workerNames, workers } from '../../functions/workers.js';
 import {
-  MethodNotAllowedError,
-  NotFoundError,
-  PayloadTooLargeError,
-  ValidationError,
-} from '../../middleware/errors.js';
+  catchAllFunction,
+  catchAllRouteKey,
+  type HttpFunctionName,
+  httpFunctionNames,
+  httpFunctions,
+  routeKeyOf,
+} from '../../functions/routes.js';
+import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
+import { workerNames, workers } from '../../functions/workers.js';
+import { PayloadTooLargeError, ValidationError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../../middleware/store/tables.js';
 import { startDynamoDbProcess } from './dynamodb-process.js';
 import { FunctionHost } from './function-host.js';
-import { toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
+import { parseRequestTarget, toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
 import { crashedFunctionResult, isFailingLocally } from './local-failures.js';
 import { localEncryptionKey } from './local-key.js';
 import { startLocalSqs } from './local-sqs.js';
 import { QueuePoller } from './queue-poller.js';
-import { createRouteMatcher } from './route-matcher.js';
 import { type SmtpSink, startSmtpSink } from './smtp-sink.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -85,6 +87,24 @@ export interface LocalRuntime {
 
 class BodyTooLarge extends Error {}
 
+/** What API Gateway invokes for a request: the function of the route it matches, or the catch-all. */
+interface Integration {
+  readonly functionName: HttpFunctionName;
+  readonly routeKey: string;
+  readonly pathParameters: Record<string, string>;
+}
+
+function integrationFor(found: RouteMatch | undefined): Integration {
+  if (found?.kind === 'found') {
+    return {
+      functionName: found.route.function,
+      routeKey: routeKeyOf(found.route),
+      pathParameters: found.pathParameters,
+    };
+  }
+  return { functionName: catchAllFunction, routeKey: catchAllRouteKey, pathParameters: {} };
+}
+
 function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolveBody, reject) => {
     if (Number(request.headers['content-length'] ?? 0) > maxBytes) {
@@ -108,8 +128,8 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   });
 }
 
-function writeProblem(response: ServerResponse, error: unknown, path: string): void {
-  const { response: result } = renderProblem(error, { instance: path });
+function writeProblem(response: ServerResponse, error: unknown, path?: string): void {
+  const { response: result } = renderProblem(error, path === undefined ? {} : { instance: path });
   writeHttpApiResult(response, result);
 }
 
@@ -176,7 +196,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   let auth: LocalAuth | undefined;
 
   const handleRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const target = parseRequestTarget(request.url ?? '');
+    if (!target) return writeProblem(response, new ValidationError('The request target must be a path'));
+    const path = target.rawPath;
     if (path === jwksPath && request.method === 'GET' && auth) {
       return writeHttpApiResult(response, {
         statusCode: 200,
@@ -184,18 +206,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         body: JSON.stringify(auth.devIssuer.jwks()),
       });
     }
-    let found: ReturnType<typeof match>;
+    let found: RouteMatch | undefined;
     try {
       found = match(request.method ?? 'GET', path);
     } catch {
-      writeProblem(response, new ValidationError('Malformed percent-encoding in the path'), path);
-      return;
+      // A parameter that is not valid percent-encoding: no route takes it, and the catch-all says why.
+      found = undefined;
     }
-    if (found.kind === 'not-found')
-      return writeProblem(response, new NotFoundError(`No route for ${path}`), path);
-    if (found.kind === 'method-not-allowed') {
-      return writeProblem(response, new MethodNotAllowedError(found.allow), path);
-    }
+    const { functionName, routeKey, pathParameters } = integrationFor(found);
     let body: Buffer;
     try {
       body = await readBody(request, maxBodyBytes);
@@ -204,12 +222,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       response.setHeader('connection', 'close');
       return writeProblem(response, new PayloadTooLargeError(maxBodyBytes), path);
     }
-    const routeKey = routeKeyOf(found.route);
     // BULWARK_LOCAL_FAIL=users: answer as a crashed users function would (to watch bookings degrade).
-    if (isFailingLocally(found.route.function)) return writeHttpApiResult(response, crashedFunctionResult);
-    const event = toHttpApiEvent({ request, body, routeKey, pathParameters: found.pathParameters });
+    if (isFailingLocally(functionName)) return writeHttpApiResult(response, crashedFunctionResult);
+    const event = toHttpApiEvent({ request, target, body, routeKey, pathParameters });
     try {
-      writeHttpApiResult(response, await host.invoke(found.route.function, event));
+      writeHttpApiResult(response, await host.invoke(functionName, event));
     } catch (error) {
       // What API Gateway answers when the integration fails: the cause stays in the function's log.
       console.error(

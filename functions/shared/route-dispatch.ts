@@ -82,10 +82,22 @@ export function createRouteDispatcher(
     if (!routeHandler) throw new NotFoundError(`No route for ${event.routeKey}`);
     return routeHandler(event, context);
   };
+  return withRequestMiddlewares(dispatch, logger, observability);
+}
+
+/**
+ * `respond` inside the middlewares every request to an HTTP function passes through: Lambda context
+ * and correlation id on every log line, metrics flushed, one audit line, errors as problem+json.
+ */
+export function withRequestMiddlewares(
+  respond: (event: HttpEvent, context: Context) => Promise<HttpResponse>,
+  logger: Logger,
+  observability: FunctionObservability,
+): MiddyfiedHandler<HttpEvent, HttpResponse> {
   const loggers = [...new Set([logger, observability.logger])];
   // Outermost, so they also see answers the route pipelines give early (401/403, 429, 503, CSRF)
   // and errors httpErrorHandler renders: correlation id, metrics flush and audit on every request.
-  const handler = middy<HttpEvent, HttpResponse>(dispatch);
+  const handler = middy<HttpEvent, HttpResponse>(respond);
   // `use` adds in place, so `handler` keeps the type Lambda invokes it with (a plain Context), while
   // Middy would type the chain's result as needing what correlationIds() itself adds.
   handler

@@ -20,6 +20,8 @@ import type { BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type BuildOptions, build, type Loader, type Metafile } from 'esbuild';
 import ts from 'typescript';
 import {
+  catchAllFunction,
+  catchAllRouteKey,
   type HttpFunctionName,
   httpFunctions,
   type RouteDefinition,
@@ -257,11 +259,14 @@ const median = (values: readonly number[]) => {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 };
 
-function httpEvent(route: Pick<RouteDefinition, 'method' | 'path'>): Record<string, unknown> {
+function httpEvent(
+  route: Pick<RouteDefinition, 'method' | 'path'>,
+  routeKey = `${route.method} ${route.path}`,
+): Record<string, unknown> {
   const rawPath = route.path.replace(/\{[^}]+\}/g, 'bench-id');
   return {
     version: '2.0',
-    routeKey: `${route.method} ${route.path}`,
+    routeKey,
     rawPath,
     rawQueryString: '',
     headers: { host: 'api.example.com', 'user-agent': 'cold-start-bench' },
@@ -278,7 +283,7 @@ function httpEvent(route: Pick<RouteDefinition, 'method' | 'path'>): Record<stri
         userAgent: 'bench',
       },
       requestId: 'cold-start-1',
-      routeKey: `${route.method} ${route.path}`,
+      routeKey,
       stage: '$default',
       time: '22/Nov/2025:12:00:00 +0000',
       timeEpoch: 1_763_812_800_000,
@@ -313,11 +318,20 @@ interface Case {
 /**
  * One event per function that needs no network beyond the stub DynamoDB: health's real probe; for
  * other HTTP functions a protected route called without credentials (401, the cheapest rejection);
- * for workers an empty batch.
+ * for the catch-all a known path with a method it lacks (405); for workers an empty batch.
  */
 function cases(): Case[] {
   const table: readonly RouteDefinition[] = routes;
   const http = Object.entries(httpFunctions).map(([name, definition]) => {
+    if (name === catchAllFunction) {
+      return {
+        name,
+        entry: definition.entry,
+        bundledFiles: [],
+        describe: `PATCH /users (${catchAllRouteKey} → 405)`,
+        event: httpEvent({ method: 'PATCH', path: '/users' }, catchAllRouteKey),
+      };
+    }
     const own = table.filter((route) => route.function === name);
     const route = own.find((candidate) => candidate.auth.kind !== 'public') ?? own[0];
     if (!route) throw new Error(`cold-start bench: function ${name} has no route`);

@@ -3,6 +3,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  catchAllFunction,
   type HttpFunctionName,
   httpFunctionNames,
   httpFunctions,
@@ -95,6 +96,8 @@ const expectedAccess: Record<FunctionName, Access> = {
   },
   bookings: { sends: ['webhook-worker'], readsSecrets: ['bookingsSigningSecret'] },
   webhooks: { dataKey: ['kms:GenerateDataKey'] },
+  // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
+  'catch-all': {},
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
   'webhook-worker': { dataKey: ['kms:Decrypt'], consumes: 'webhook-worker', sends: ['email-worker'] },
   'secret-rotation': { rotates: ['bookingsSigningSecret', 'verificationLinkSecret'] },
@@ -244,7 +247,8 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
     POWERTOOLS_SERVICE_NAME: name,
     POWERTOOLS_LOG_LEVEL: 'INFO',
   };
-  if (name === 'secret-rotation') return base;
+  // Neither reads a table or holds a key.
+  if (name === 'secret-rotation' || name === catchAllFunction) return base;
   const tablesAndStage = {
     APP_TABLE_NAME: resolve(stack.tables.app.table.tableName),
     TOOLKIT_TABLE_NAME: resolve(stack.tables.toolkit.table.tableName),
@@ -271,7 +275,10 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
   const signing = {
     SERVICE_SIGNING_SECRET_ARN_BOOKINGS: resolve(stack.bookingsSigningSecret.secretArn),
   };
-  const byFunction: Record<Exclude<FunctionName, 'secret-rotation'>, Record<string, unknown>> = {
+  const byFunction: Record<
+    Exclude<FunctionName, 'secret-rotation' | typeof catchAllFunction>,
+    Record<string, unknown>
+  > = {
     health: {},
     users: {
       ...auth,
@@ -592,11 +599,54 @@ describe('BulwarkStack in the dev stage', () => {
     }
   });
 
-  it('creates one API route per route-table entry, keyed by routeKeyOf(route)', () => {
+  it('lets the public catch-all function do nothing but write its own logs', () => {
+    const roleId = logicalIdOf(dev.stack, dev.stack.functions[catchAllFunction].role.roleArn);
+    const [policy] = Object.values(
+      dev.template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+    const statements = (policy?.Properties?.PolicyDocument?.Statement ?? []) as { Action: unknown }[];
+    expect(statements.flatMap((statement) => [statement.Action].flat()).sort()).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+    ]);
+  });
+
+  it('creates one API route per route-table entry, keyed by routeKeyOf(route), and the $default route', () => {
     const routeKeys = Object.values(dev.template.findResources('AWS::ApiGatewayV2::Route')).map(
       (route) => route.Properties.RouteKey,
     );
-    expect(routeKeys.sort()).toEqual(routes.map(routeKeyOf).sort());
+    expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), '$default'].sort());
+  });
+
+  it('sends every request no route matches ($default) to the catch-all function', () => {
+    const functionArn = dev.stack.resolve(dev.stack.functions[catchAllFunction].lambdaFunction.functionArn);
+    const integrationIds = Object.keys(
+      dev.template.findResources('AWS::ApiGatewayV2::Integration', {
+        Properties: {
+          IntegrationType: 'AWS_PROXY',
+          PayloadFormatVersion: '2.0',
+          IntegrationUri: functionArn,
+        },
+      }),
+    );
+    expect(integrationIds).toHaveLength(1);
+    const defaultRoutes = Object.values(
+      dev.template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: '$default' } }),
+    );
+    expect(defaultRoutes).toHaveLength(1);
+    expect(defaultRoutes[0]?.Properties?.Target).toEqual({
+      'Fn::Join': ['', ['integrations/', { Ref: integrationIds[0] }]],
+    });
+    // Only this API may invoke it (CDK scopes a `$default` route's permission to every stage and method of it).
+    const permissions = Object.values(
+      dev.template.findResources('AWS::Lambda::Permission', {
+        Properties: { Action: 'lambda:InvokeFunction', FunctionName: functionArn },
+      }),
+    );
+    expect(permissions).toHaveLength(1);
+    expect(JSON.stringify(permissions[0]?.Properties?.SourceArn)).toContain(
+      `:execute-api:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":",${JSON.stringify(dev.stack.resolve(dev.stack.httpApi.api.apiId))},"/*/*"`,
+    );
   });
 
   it.each(routeCases)('sends %s to the %s function', (_routeKey, _functionName, route) => {

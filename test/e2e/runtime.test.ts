@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
@@ -37,6 +38,47 @@ describe('local runtime over HTTP', () => {
   it('answers malformed percent-encoding in a path parameter with 400', async () => {
     const response = await api.request('GET', '/users/%E0%A4%A');
     expect(response.status).toBe(400);
+  });
+
+  /** Sends `target` as the request line's target exactly, which fetch and URL-taking clients would normalise. */
+  function sendTarget(
+    target: string,
+  ): Promise<{ status: number; contentType: string | undefined; body: string }> {
+    const { port } = api.runtime();
+    return new Promise((resolve, reject) => {
+      const outgoing = request({ host: '127.0.0.1', port, path: target, agent: false }, (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        incoming.on('error', reject);
+        incoming.on('end', () =>
+          resolve({
+            status: incoming.statusCode ?? 0,
+            contentType: incoming.headers['content-type'],
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      });
+      outgoing.on('error', reject);
+      outgoing.end();
+    });
+  }
+
+  it.each([
+    ['//[', '//['],
+    ['//a:99999/x', '//a:99999/x'],
+    ['//foo/bookings?limit=1', '//foo/bookings'],
+  ])('reads the target %s as a path, as API Gateway does: a 404 problem', async (target, path) => {
+    const response = await sendTarget(target);
+    expect(response.status).toBe(404);
+    expect(response.contentType).toBe('application/problem+json');
+    expect(JSON.parse(response.body)).toMatchObject({ code: 'NOT_FOUND', instance: path });
+  });
+
+  it('answers a target that is not a path with a 400 problem instead of serving the path inside it', async () => {
+    const response = await sendTarget('http://example.com/health');
+    expect(response.status).toBe(400);
+    expect(response.contentType).toBe('application/problem+json');
+    expect(JSON.parse(response.body)).toMatchObject({ code: 'VALIDATION_FAILED' });
   });
 
   it('never leaks a stack trace or internal detail in a problem', async () => {

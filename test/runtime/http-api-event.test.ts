@@ -2,7 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHttpApiEvent, writeHttpApiResult } from '../../bin/runtime/http-api-event.js';
+import {
+  parseRequestTarget,
+  type RequestTarget,
+  toHttpApiEvent,
+  writeHttpApiResult,
+} from '../../bin/runtime/http-api-event.js';
 
 let server: Server;
 let url: string;
@@ -16,6 +21,7 @@ beforeAll(async () => {
     request.on('end', () => {
       lastEvent = toHttpApiEvent({
         request,
+        target: parseRequestTarget(request.url ?? '') as RequestTarget,
         body: Buffer.concat(chunks),
         routeKey: 'POST /things/{id}',
         pathParameters: { id: '42' },
@@ -28,6 +34,29 @@ beforeAll(async () => {
 });
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe('parseRequestTarget', () => {
+  it('splits the target at its first ? and keeps both parts as sent', () => {
+    expect(parseRequestTarget('/a/b%20c?x=1?y&z')).toEqual({
+      rawPath: '/a/b%20c',
+      rawQueryString: 'x=1?y&z',
+    });
+    expect(parseRequestTarget('/a')).toEqual({ rawPath: '/a', rawQueryString: '' });
+  });
+
+  it('reads a target starting with // as a path, never as a host', () => {
+    expect(parseRequestTarget('//foo/bookings?limit=1')).toEqual({
+      rawPath: '//foo/bookings',
+      rawQueryString: 'limit=1',
+    });
+    expect(parseRequestTarget('//[')).toEqual({ rawPath: '//[', rawQueryString: '' });
+  });
+
+  it('refuses a target that is not a path', () => {
+    expect(parseRequestTarget('http://example.com/health')).toBeUndefined();
+    expect(parseRequestTarget('*')).toBeUndefined();
+  });
+});
 
 describe('API Gateway HTTP API v2 translation', () => {
   it('builds a v2 event with lowercased headers, cookies, query and request context', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createRouteMatcher } from '../../bin/runtime/route-matcher.js';
 import type { RouteDefinition } from '../../functions/routes.js';
+import { createRouteMatcher } from '../../functions/shared/route-matcher.js';
 
 const table: RouteDefinition[] = [
   { method: 'GET', path: '/items/{id}', function: 'users', auth: { kind: 'public' }, summary: '' },

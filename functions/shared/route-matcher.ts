@@ -1,5 +1,5 @@
-// Matches a request's method and path against the route table, the way API Gateway does.
-import { type RouteDefinition, routes } from '../../functions/routes.js';
+// Matches a request's method and path against the route table, the way API Gateway does: the local runtime routes with it, and the catch-all function explains a miss with it.
+import { type RouteDefinition, routes } from '../routes.js';
 
 export type RouteMatch =
   | { kind: 'found'; route: RouteDefinition; pathParameters: Record<string, string> }

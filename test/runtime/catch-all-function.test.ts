@@ -1,0 +1,39 @@
+// The catch-all function, invoked as API Gateway's `$default` route invokes it.
+import { describe, expect, it } from 'vitest';
+import { handler } from '../../functions/catch-all/handler.js';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+
+function invoke(method: string, path: string) {
+  return handler(httpEvent({ method, path, routeKey: '$default' }), lambdaContext());
+}
+
+describe('the catch-all function', () => {
+  it('answers a path no route has with a 404 problem', async () => {
+    const response = await invoke('GET', '/no/such/path');
+    expect(response.statusCode).toBe(404);
+    expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+    expect(JSON.parse(response.body ?? '')).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+      instance: '/no/such/path',
+      requestId: 'api-request-1',
+    });
+  });
+
+  it('answers a known path with a method it lacks with 405 and Allow listing the route table methods', async () => {
+    const response = await invoke('PATCH', '/users');
+    expect(response.statusCode).toBe(405);
+    expect(response.headers).toMatchObject({
+      Allow: 'POST',
+      'Content-Type': 'application/problem+json',
+    });
+    expect(JSON.parse(response.body ?? '')).toMatchObject({ status: 405, code: 'METHOD_NOT_ALLOWED' });
+    expect((await invoke('PUT', '/webhooks/ep_1')).headers).toMatchObject({ Allow: 'GET, DELETE' });
+  });
+
+  it('answers a route parameter that is not valid percent-encoding with a 400 problem', async () => {
+    const response = await invoke('GET', '/users/%E0%A4%A');
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body ?? '')).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+});
