@@ -1,7 +1,17 @@
 // The catch-all function, invoked as API Gateway's `$default` route invokes it.
-import { describe, expect, it } from 'vitest';
-import { handler } from '../../functions/catch-all/handler.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { captureStdout } from '../helpers/log-capture.js';
+
+const output = captureStdout();
+let handler: typeof import('../../functions/catch-all/handler.js').handler;
+
+beforeAll(async () => {
+  // The suite silences Powertools; this file reads the function's audit lines, so its logger must write.
+  process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+  ({ handler } = await import('../../functions/catch-all/handler.js'));
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
 
 function invoke(method: string, path: string) {
   return handler(httpEvent({ method, path, routeKey: '$default' }), lambdaContext());
@@ -35,5 +45,19 @@ describe('the catch-all function', () => {
     const response = await invoke('GET', '/users/%E0%A4%A');
     expect(response.statusCode).toBe(400);
     expect(JSON.parse(response.body ?? '')).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
+  it('writes the audit line every HTTP function writes, naming the $default route', async () => {
+    await invoke('PATCH', '/users');
+    expect(output.audit()).toEqual([
+      expect.objectContaining({
+        eventType: 'http.request',
+        outcome: 'failure',
+        method: 'PATCH',
+        path: '/users',
+        statusCode: 405,
+        metadata: expect.objectContaining({ routeKey: '$default' }),
+      }),
+    ]);
   });
 });
