@@ -20,7 +20,10 @@ export interface LoadConfigOptions {
   readonly keys?: readonly string[];
   /** @default a new SecretStore with {@link maxAgeSec} and {@link onEvent} */
   readonly secrets?: SecretStore;
-  /** How long the secret (and so the loaded configuration) is reused, in seconds. @default 300 */
+  /**
+   * How long a fetched secret (and so the configuration built from it) is reused, in seconds, counted from
+   * the fetch. @default 300
+   */
   readonly maxAgeSec?: number;
   /** Receives `secret.accessed` events for the secret fetch (name and version stage only). @default none */
   readonly onEvent?: SecurityEventListener;
@@ -87,9 +90,15 @@ export function createConfigLoader<S extends StandardSchemaV1>(
       : (options.secrets ??
         new SecretStore({ maxAgeSec, ...(options.onEvent ? { onEvent: options.onEvent } : {}) }));
 
-  let cached: { value: Promise<Output<S>>; expiresAt: number } | undefined;
+  /**
+   * The configuration last validated, keyed by the secret text it was built from (undefined when the
+   * environment alone supplies it, which cannot change while the instance lives). The SecretStore's cache
+   * alone decides when a secret is fetched again, so a value is never served longer than `maxAgeSec`
+   * after it was fetched, even from a store other loaders share.
+   */
+  let cached: { secretText: string | undefined; value: Promise<Output<S>> } | undefined;
 
-  const read = async (): Promise<{ value: Output<S>; fromSecret: boolean }> => {
+  const environmentInput = (): { input: Record<string, unknown>; missing: string[] } => {
     const input: Record<string, unknown> = {};
     const missing: string[] = [];
     for (const key of keys) {
@@ -97,11 +106,10 @@ export function createConfigLoader<S extends StandardSchemaV1>(
       if (value === undefined || value === '') missing.push(key);
       else input[key] = value;
     }
-    const fromSecret = secrets !== undefined && secretId !== undefined && missing.length > 0;
-    if (fromSecret) {
-      const secret = await secrets.getJsonSecret(secretId, { maxAgeSec });
-      for (const key of missing) if (Object.hasOwn(secret, key)) input[key] = secret[key];
-    }
+    return { input, missing };
+  };
+
+  const validate = async (input: Record<string, unknown>): Promise<Output<S>> => {
     const result = await schema['~standard'].validate(input);
     if (result.issues) {
       const values = Object.values(input).filter((value): value is string => typeof value === 'string');
@@ -111,25 +119,29 @@ export function createConfigLoader<S extends StandardSchemaV1>(
       }));
       throw new ConfigError(found);
     }
-    return { value: result.value, fromSecret };
+    return result.value;
+  };
+
+  const build = async (input: Record<string, unknown>, missing: readonly string[]): Promise<Output<S>> => {
+    if (secrets !== undefined && secretId !== undefined && missing.length > 0) {
+      const secret = await secrets.getJsonSecret(secretId, { maxAgeSec });
+      for (const key of missing) if (Object.hasOwn(secret, key)) input[key] = secret[key];
+    }
+    return validate(input);
   };
 
   return {
-    load() {
-      const now = Date.now();
-      if (cached && now < cached.expiresAt) return cached.value;
-      const pending = read().then(
-        (loaded) => {
-          // Environment-only configuration cannot change while the instance lives.
-          if (!loaded.fromSecret && cached?.value === pending) cached.expiresAt = Number.POSITIVE_INFINITY;
-          return loaded.value;
-        },
-        (error: unknown) => {
-          if (cached?.value === pending) cached = undefined;
-          throw error;
-        },
-      );
-      cached = { value: pending, expiresAt: now + maxAgeSec * 1000 };
+    async load() {
+      const { input, missing } = environmentInput();
+      const fromSecret = secrets !== undefined && secretId !== undefined && missing.length > 0;
+      // A cache hit in the store while the secret is fresh: the validated configuration is reused as is.
+      const secretText = fromSecret ? await secrets.getSecret(secretId, { maxAgeSec }) : undefined;
+      if (cached !== undefined && cached.secretText === secretText) return cached.value;
+      const pending = build(input, missing);
+      cached = { secretText, value: pending };
+      pending.catch(() => {
+        if (cached?.value === pending) cached = undefined;
+      });
       return pending;
     },
   };

@@ -186,6 +186,21 @@ describe('createConfigLoader caching', () => {
     expect(await loader.load()).toEqual({ A: 'now set' });
   });
 
+  it("serves a shared store's value no longer than maxAge after it was fetched, not after the loader read it", async () => {
+    vi.useFakeTimers();
+    const secrets = new SecretStore({ maxAgeSec: 300 });
+    const options = { secretId: 'bulwark/config', env: { DB_HOST: 'h' }, secrets, maxAgeSec: 300 };
+    await createConfigLoader(schema, options).load();
+    // Another loader reads the same store just before its copy expires, then the secret rotates.
+    vi.advanceTimersByTime(299_000);
+    const late = createConfigLoader(schema, options);
+    expect((await late.load()).DB_PASSWORD).toBe('pa55word-from-secret');
+    secretJson = JSON.stringify({ DB_PASSWORD: 'rotated-password', API_TOKEN: 'tok-222', PORT: 1 });
+    vi.advanceTimersByTime(2_000);
+    expect((await late.load()).DB_PASSWORD).toBe('rotated-password');
+    expect(fetches()).toBe(2);
+  });
+
   it('uses a given SecretStore', async () => {
     const secrets = new SecretStore();
     await loadConfig(schema, { secretId: 'bulwark/config', env: { DB_HOST: 'h' }, secrets });
