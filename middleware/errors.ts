@@ -271,6 +271,21 @@ export class DependencyTimeoutError extends HttpError {
   }
 }
 
+/**
+ * The caller ran out of time, not the dependency: the call was cut short at the caller's deadline (the
+ * time its Lambda has left), before the dependency's own timeout, or never made. A 504 like any timeout,
+ * but circuit breakers do not count it: a Lambda short of time says nothing about the service it calls.
+ */
+export class DeadlineExceededError extends DependencyTimeoutError {
+  constructor(dependency: string, timeoutMs: number, options: HttpErrorOptions = {}) {
+    super(dependency, timeoutMs, options);
+    this.message =
+      timeoutMs > 0
+        ? `${dependency} did not answer within the ${timeoutMs} ms the caller had left`
+        : `${dependency} was not called: the caller had no time left`;
+  }
+}
+
 /** A dependency failed: network error or an answer that counts as a failure (5xx by default). */
 export class DependencyError extends HttpError {
   readonly dependency: string;

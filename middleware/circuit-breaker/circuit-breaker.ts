@@ -1,7 +1,7 @@
 // The circuit breaker: CLOSED / OPEN / HALF_OPEN shared by every instance through a state store.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { CircuitOpenError, DependencyTimeoutError } from '../errors.js';
+import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../errors.js';
 import { emitEvent, type SecurityEventType } from '../events.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
@@ -38,8 +38,14 @@ export interface GuardedCall {
 export type GuardedAction<T> = (call: GuardedCall) => PromiseLike<T> | T;
 
 export interface ExecuteOptions {
-  /** A shorter timeout for this call only, e.g. the time the Lambda has left. @default the breaker's timeoutMs */
-  readonly timeoutMs?: number;
+  /** A shorter timeout for this call only; like the breaker's own, it counts when it runs out. @default the breaker's timeoutMs */
+  readonly timeoutMs?: number | undefined;
+  /**
+   * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin. A call
+   * it cuts short, or that comes after it, fails with `DeadlineExceededError` (504), which neither
+   * counts nor goes to the fallback. @default none
+   */
+  readonly deadline?: number | undefined;
 }
 
 /** Extra time a half-open probe lease lasts beyond the call's own timeout, for the store writes around it. */
@@ -68,17 +74,21 @@ interface CallSite<T> {
 class PendingCall<T> extends Deadline implements GuardedCall {
   private controller: AbortController | undefined;
   private settled = false;
+  /** The caller's deadline comes before the call's timeout: running out is the caller's, not the dependency's. */
+  private readonly cutByCaller: boolean;
 
   constructor(
     private readonly site: CallSite<T>,
     readonly startedAt: number,
     private readonly timeoutMs: number,
+    callerDeadline: number,
     /** The closed generation the call runs under; undefined for a half-open probe. */
     readonly generation: number | undefined,
     private readonly resolve: (value: T) => void,
     private readonly reject: (error: unknown) => void,
   ) {
-    super(startedAt + timeoutMs);
+    super(Math.min(startedAt + timeoutMs, callerDeadline));
+    this.cutByCaller = callerDeadline < startedAt + timeoutMs;
   }
 
   get signal(): AbortSignal {
@@ -109,7 +119,9 @@ class PendingCall<T> extends Deadline implements GuardedCall {
   expire(): void {
     if (this.settled) return;
     this.settled = true;
-    const error = new DependencyTimeoutError(this.site.name, this.timeoutMs);
+    const error = this.cutByCaller
+      ? new DeadlineExceededError(this.site.name, this.deadline - this.startedAt)
+      : new DependencyTimeoutError(this.site.name, this.timeoutMs);
     this.controller?.abort(error);
     this.settleFailure(error);
   }
@@ -180,18 +192,23 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   /**
    * Runs `action` through the circuit. Resolves with its result; rejects with its error, with a
    * {@link DependencyTimeoutError} after `timeoutMs`, or with a {@link CircuitOpenError} when the
-   * circuit is open, unless a fallback supplies a result instead.
+   * circuit is open, unless a fallback supplies a result instead; with a
+   * {@link DeadlineExceededError}, and no fallback, once the caller's `deadline` has passed.
    */
   execute(action: GuardedAction<T>, options?: ExecuteOptions): Promise<T> {
     const now = Date.now();
     const timeoutMs = options === undefined ? this.options.timeoutMs : this.timeoutFor(options);
+    const deadline = options?.deadline ?? Number.POSITIVE_INFINITY;
     if (Number.isNaN(timeoutMs))
       return Promise.reject(new TypeError('timeoutMs must be a number of milliseconds'));
+    if (typeof deadline !== 'number' || Number.isNaN(deadline))
+      return Promise.reject(new TypeError('deadline must be a number of epoch milliseconds'));
+    if (deadline <= now) return Promise.reject(new DeadlineExceededError(this.name, 0));
     // The hot path: closed and fresh, so no store request, no await, and nothing written on success.
     if (now < this.validUntil && this.record.state === CircuitState.closed) {
-      return this.runClosed(action, now, timeoutMs, this.record.generation);
+      return this.runClosed(action, now, timeoutMs, deadline, this.record.generation);
     }
-    return this.decide(action, now, timeoutMs);
+    return this.decide(action, now, timeoutMs, deadline);
   }
 
   /** A per-call timeout can only shorten the breaker's; NaN when it is not a number. */
@@ -202,16 +219,23 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return Math.min(this.options.timeoutMs, Math.max(1, requested));
   }
 
-  private async decide(action: GuardedAction<T>, now: number, timeoutMs: number): Promise<T> {
+  private async decide(
+    action: GuardedAction<T>,
+    now: number,
+    timeoutMs: number,
+    deadline: number,
+  ): Promise<T> {
     if (now >= this.validUntil) await this.refresh(now);
     for (let round = 0; round < maxDecisionRounds; round += 1) {
       const record = this.record;
       const at = Date.now();
+      // The store's answers took the caller's last moments: no call to start, and no probe to take.
+      if (deadline <= at) throw new DeadlineExceededError(this.name, 0);
       if (record.state === CircuitState.closed)
-        return this.runClosed(action, at, timeoutMs, record.generation);
+        return this.runClosed(action, at, timeoutMs, deadline, record.generation);
       if (at < this.probeDueAt(record)) return this.rejectCall(record, at);
       const lease = await this.takeProbeLease(record, at);
-      if (lease) return this.runProbe(action, timeoutMs, lease);
+      if (lease) return this.runProbe(action, timeoutMs, deadline, lease);
     }
     return this.rejectCall(this.record, Date.now());
   }
@@ -227,17 +251,29 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     action: GuardedAction<T>,
     startedAt: number,
     timeoutMs: number,
+    deadline: number,
     generation: number,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.start(new PendingCall<T>(this.site, startedAt, timeoutMs, generation, resolve, reject), action);
+      this.start(
+        new PendingCall<T>(this.site, startedAt, timeoutMs, deadline, generation, resolve, reject),
+        action,
+      );
     });
   }
 
   /** A half-open probe's call: the promise settles with the action's outcome or the timeout, nothing more. */
-  private attempt(action: GuardedAction<T>, startedAt: number, timeoutMs: number): Promise<T> {
+  private attempt(
+    action: GuardedAction<T>,
+    startedAt: number,
+    timeoutMs: number,
+    deadline: number,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.start(new PendingCall<T>(this.site, startedAt, timeoutMs, undefined, resolve, reject), action);
+      this.start(
+        new PendingCall<T>(this.site, startedAt, timeoutMs, deadline, undefined, resolve, reject),
+        action,
+      );
     });
   }
 
@@ -267,8 +303,12 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return this.fallbackOr(error);
   }
 
-  /** Emits timeout/failure, or success for an error the filter excuses (which then does not count). */
+  /**
+   * Emits timeout/failure, or success for an error the filter excuses (which then does not count).
+   * The caller's own deadline says nothing about the dependency: it counts as neither.
+   */
   private countsAsFailure(error: unknown, latencyMs: number): boolean {
+    if (error instanceof DeadlineExceededError) return false;
     if (error instanceof DependencyTimeoutError && error.dependency === this.name) {
       this.emit('timeout', error, latencyMs);
     }
@@ -340,12 +380,21 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return next;
   }
 
-  private async runProbe(action: GuardedAction<T>, timeoutMs: number, lease: CircuitRecord): Promise<T> {
+  private async runProbe(
+    action: GuardedAction<T>,
+    timeoutMs: number,
+    deadline: number,
+    lease: CircuitRecord,
+  ): Promise<T> {
     const startedAt = Date.now();
     let value: T;
     try {
-      value = await this.attempt(action, startedAt, timeoutMs);
+      value = await this.attempt(action, startedAt, timeoutMs, deadline);
     } catch (error) {
+      if (error instanceof DeadlineExceededError) {
+        await this.releaseProbeLease(lease);
+        throw error;
+      }
       if (this.countsAsFailure(error, Date.now() - startedAt)) {
         await this.open(lease, 'probe_failed');
         return this.fallbackOr(error);
@@ -380,6 +429,23 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       this.emit('close');
       this.report('circuit.closed', 'probes_succeeded', { generation: next.generation, successes });
     }
+  }
+
+  /**
+   * A probe the caller's deadline cut short proved nothing: the lease is given back, so that the next
+   * call probes at once instead of waiting for the lease to expire.
+   */
+  private async releaseProbeLease(lease: CircuitRecord): Promise<void> {
+    const now = Date.now();
+    const next: CircuitRecord = {
+      ...initialRecord,
+      state: CircuitState.halfOpen,
+      generation: lease.generation + 1,
+      openedAt: lease.openedAt,
+      successes: lease.successes,
+    };
+    const { record } = await this.replace(lease, next, now);
+    this.remember(record, now);
   }
 
   private rejectCall(record: CircuitRecord, now: number): Promise<T> {

@@ -18,8 +18,13 @@ export interface GuardedFetchOptions {
   readonly fetch?: typeof fetch;
   /** @default {@link isServerError}: 5xx counts, 4xx does not */
   readonly isFailure?: ResponseFailurePredicate;
-  /** A shorter timeout for this request, e.g. the time the Lambda has left. @default the breaker's timeoutMs */
-  readonly timeoutMs?: number;
+  /** A shorter timeout for this request; it counts when it runs out. @default the breaker's timeoutMs */
+  readonly timeoutMs?: number | undefined;
+  /**
+   * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin; running
+   * out of it is a `DeadlineExceededError` (504) that does not count. @default none
+   */
+  readonly deadline?: number | undefined;
 }
 
 /**
@@ -64,6 +69,8 @@ export function guardedFetch(
         headers: response.headers,
       });
     },
-    options.timeoutMs === undefined ? undefined : { timeoutMs: options.timeoutMs },
+    options.timeoutMs === undefined && options.deadline === undefined
+      ? undefined
+      : { timeoutMs: options.timeoutMs, deadline: options.deadline },
   );
 }

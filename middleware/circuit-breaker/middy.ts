@@ -18,8 +18,9 @@ export interface ServiceCallsContext<S extends string> {
 
 export interface ServiceCallsOptions {
   /**
-   * Time kept back from the Lambda's remaining time: a call's timeout is cut so that it ends this
-   * long before the function would be stopped, leaving time to answer 504 instead of timing out.
+   * Time kept back from the Lambda's remaining time: calls, retries included, end this long before
+   * the function would be stopped, leaving time to answer 504 instead of timing out. A call cut
+   * short by it does not count against the service: the Lambda ran out of time, not the service.
    * @default 500
    */
   readonly deadlineMarginMs?: number;
@@ -34,11 +35,17 @@ type ServiceCallsRequest<S extends string> = Request<
   Context & ServiceCallsContext<S> & { correlationId?: string }
 >;
 
+/** The earlier of two deadlines, either of which may be absent. */
+function earlier(first: number | undefined, second: number | undefined): number | undefined {
+  if (first === undefined) return second;
+  return second === undefined ? first : Math.min(first, second);
+}
+
 /**
  * Puts `context.callService` on the handler's context: the client's `callService`, with the
  * request's correlation id (set by the audit middleware as `context.correlationId`, else the
- * incoming header, else the API Gateway request id) and each call's timeout capped by the time the
- * Lambda has left. A `CircuitOpenError` thrown by it renders as 503 problem+json with Retry-After
+ * incoming header, else the API Gateway request id) and each call, retries included, bounded by
+ * the time the Lambda has left. A `CircuitOpenError` thrown by it renders as 503 problem+json with Retry-After
  * through `httpErrorHandler`, like every toolkit error.
  *
  * @example
@@ -72,20 +79,12 @@ export function serviceCalls<S extends string>(
       typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 0;
     // Without a Lambda deadline (a direct test call) the service's own timeout applies.
     const deadline = remainingMs > 0 ? Date.now() + remainingMs - deadlineMarginMs : undefined;
-    context.callService = (serviceName, url, init = {}) => {
-      const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
-      const timeoutMs =
-        left === undefined
-          ? init.timeoutMs
-          : init.timeoutMs === undefined
-            ? left
-            : Math.min(left, init.timeoutMs);
-      return client.callService(serviceName, url, {
+    context.callService = (serviceName, url, init = {}) =>
+      client.callService(serviceName, url, {
         correlationId,
         ...init,
-        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        deadline: earlier(deadline, init.deadline),
       });
-    };
   };
   return { before: serviceCallsBefore };
 }

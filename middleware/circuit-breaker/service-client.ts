@@ -1,5 +1,11 @@
 // callService: service-to-service HTTP calls, each service behind its own fleet-wide circuit breaker.
-import { assertNoProblems, DependencyError, DependencyTimeoutError, InvalidOptionsError } from '../errors.js';
+import {
+  assertNoProblems,
+  DeadlineExceededError,
+  DependencyError,
+  DependencyTimeoutError,
+  InvalidOptionsError,
+} from '../errors.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import {
   type GuardedRequestInit,
@@ -68,8 +74,14 @@ export type ServiceClientOptions<S extends string> = CircuitStoreChoice & {
 export type ServiceCallInit = GuardedRequestInit & {
   /** Sent as the correlation id header, when it is a safe header value. @default none */
   readonly correlationId?: string | undefined;
-  /** A shorter timeout for this call, e.g. what the Lambda has left. @default the service's timeoutMs */
+  /** A shorter timeout for each attempt; it counts when it runs out. @default the service's timeoutMs */
   readonly timeoutMs?: number | undefined;
+  /**
+   * Epoch ms by which the call, retries included, must be over: the Lambda's deadline less a margin
+   * (`serviceCalls` sets it). Each attempt is cut short at it, and none starts after it; running out
+   * of it is a `DeadlineExceededError` (504) that does not count against the service. @default none
+   */
+  readonly deadline?: number | undefined;
 };
 
 /** Methods that may be sent twice with the effect of once (RFC 9110 §9.2.2). */
@@ -125,6 +137,7 @@ function backoffMs(service: Service, retry: number): number {
 function isRetryable(error: unknown, breakerName: string): boolean {
   return (
     (error instanceof DependencyError || error instanceof DependencyTimeoutError) &&
+    !(error instanceof DeadlineExceededError) &&
     error.dependency === breakerName
   );
 }
@@ -201,13 +214,14 @@ export class ServiceClient<S extends string> {
   /**
    * Sends one request to a service through its breaker. Resolves with the (fully read) Response for
    * any answer that is not a failure, 4xx included; rejects with `CircuitOpenError` (503),
-   * `DependencyTimeoutError` (504) or `DependencyError` (502) once retries, if any, are spent.
+   * `DependencyTimeoutError` (504) or `DependencyError` (502) once retries, if any, are spent, or
+   * with `DeadlineExceededError` (504) when the caller's deadline ends the call first.
    */
   async callService(serviceName: S, url: string | URL, init: ServiceCallInit = {}): Promise<Response> {
     const service = this.services.get(serviceName);
     if (!service) throw new TypeError(`Unknown service ${JSON.stringify(serviceName)}`);
     const target = service.baseUrl ? new URL(url, service.baseUrl) : new URL(url);
-    const { correlationId, timeoutMs, ...request } = init;
+    const { correlationId, timeoutMs, deadline, ...request } = init;
     const method = (request.method ?? 'GET').toUpperCase();
     const attempts = idempotentMethods.has(method) ? 1 + service.retries : 1;
     for (let attempt = 1; ; attempt += 1) {
@@ -227,13 +241,17 @@ export class ServiceClient<S extends string> {
           {
             isFailure: service.isFailure,
             ...(this.fetch ? { fetch: this.fetch } : {}),
-            ...(timeoutMs === undefined ? {} : { timeoutMs }),
+            timeoutMs,
+            deadline,
           },
         );
       } catch (error) {
         if (attempt >= attempts || !isRetryable(error, service.breaker.name)) throw error;
+        const delayMs = backoffMs(service, attempt);
+        // A retry that could not start before the deadline would only trade this answer for a 504.
+        if (deadline !== undefined && Date.now() + delayMs >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
-      await new Promise((resolve) => setTimeout(resolve, backoffMs(service, attempt)));
     }
   }
 }

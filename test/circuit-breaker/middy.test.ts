@@ -9,7 +9,7 @@ import { createServiceClient, type ServiceOptions } from '../../middleware/circu
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { dynamoStore, uniqueName } from './helpers.js';
+import { dynamoStore, storedItem, uniqueName } from './helpers.js';
 
 let server: Server;
 let baseUrl: string;
@@ -63,7 +63,11 @@ function pipeline(options: ServiceOptions = {}, path = 'users/u1', init: { timeo
     });
   const invoke = (event: APIGatewayProxyEventV2, context: Context) =>
     handler(event, context as Parameters<typeof handler>[1]);
-  return Object.assign(invoke, { callService: vi.spyOn(services, 'callService') });
+  return Object.assign(invoke, {
+    callService: vi.spyOn(services, 'callService'),
+    serviceName,
+    breaker: services.breakers[serviceName],
+  });
 }
 
 describe('serviceCalls through a middy pipeline', () => {
@@ -100,14 +104,50 @@ describe('serviceCalls through a middy pipeline', () => {
     expect(second.body).not.toContain('users-');
   });
 
-  it('cuts a call short so that it ends before the Lambda would be stopped', async () => {
-    const invoke = pipeline({ timeoutMs: 30_000 }, 'hang');
+  it('cuts a call short so that it ends before the Lambda would be stopped, without counting it', async () => {
+    const invoke = pipeline({ timeoutMs: 30_000, failureThreshold: 1 }, 'hang');
+    const before = Date.now();
     const result = await invoke(eventOf(), lambdaContext(700));
+    const after = Date.now();
     expect(result.statusCode).toBe(504);
-    const timeoutMs = invoke.callService.mock.calls[0]?.[2]?.timeoutMs ?? Number.NaN;
-    expect(timeoutMs).toBeGreaterThan(0);
-    expect(timeoutMs).toBeLessThanOrEqual(200);
     expect(JSON.parse(result.body as string)).toMatchObject({ code: 'DEPENDENCY_TIMEOUT' });
+    // 700 ms left less the 500 ms margin, from when the request came in.
+    const deadline = invoke.callService.mock.calls[0]?.[2]?.deadline ?? Number.NaN;
+    expect(deadline).toBeGreaterThanOrEqual(before + 200);
+    expect(deadline).toBeLessThanOrEqual(after + 200);
+    expect(invoke.breaker?.state).toBe('CLOSED');
+    expect(await storedItem(invoke.serviceName)).toBeUndefined();
+  });
+
+  it('answers 504 without calling the service when less than the margin is left, and never opens the circuit', async () => {
+    const invoke = pipeline();
+    seen.length = 0;
+    for (let call = 0; call < 8; call += 1) {
+      const result = await invoke(eventOf(), lambdaContext(450));
+      expect(result.statusCode).toBe(504);
+      expect(JSON.parse(result.body as string)).toMatchObject({ code: 'DEPENDENCY_TIMEOUT' });
+    }
+    expect(seen).toHaveLength(0);
+    expect(invoke.breaker?.state).toBe('CLOSED');
+    expect(await storedItem(invoke.serviceName)).toBeUndefined();
+
+    expect((await invoke(eventOf(), lambdaContext(9000))).statusCode).toBe(200);
+  });
+
+  it('still counts a service slower than its own timeout, which ends before the Lambda’s', async () => {
+    const invoke = pipeline({ timeoutMs: 50, failureThreshold: 1 }, 'hang');
+    expect((await invoke(eventOf(), lambdaContext(10_000))).statusCode).toBe(504);
+    expect(invoke.breaker?.state).toBe('OPEN');
+    expect((await invoke(eventOf(), lambdaContext(10_000))).statusCode).toBe(503);
+  });
+
+  it('sends no retry once the Lambda has no time for it, and answers 504', async () => {
+    const invoke = pipeline({ timeoutMs: 3000, retry: { retries: 1, baseDelayMs: 1 } }, 'hang');
+    seen.length = 0;
+    const result = await invoke(eventOf(), lambdaContext(650));
+    expect(result.statusCode).toBe(504);
+    expect(JSON.parse(result.body as string)).toMatchObject({ code: 'DEPENDENCY_TIMEOUT' });
+    expect(seen).toHaveLength(1);
   });
 
   it('keeps a shorter timeout asked for by the call', async () => {

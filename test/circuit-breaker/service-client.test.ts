@@ -77,6 +77,7 @@ beforeEach(() => {
 
 afterEach(() => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
 });
 
 /** A client with one uniquely named service on the test server, on the suite's DynamoDB. */
@@ -231,6 +232,16 @@ describe('callService', () => {
     const { call } = clientFor({ retry: { retries: 1, baseDelayMs: 1 } });
     expect((await outcome(call('flaky'))).error).toBeInstanceOf(DependencyError);
     expect(received).toHaveLength(2);
+  });
+
+  it('does not retry when the backoff would end past the deadline, and keeps the failure it has', async () => {
+    const { call } = clientFor({ retry: { retries: 1, baseDelayMs: 50 } });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // The longest backoff: 50 ms, past a deadline 10 ms away on a clock that stands still.
+    vi.spyOn(Math, 'random').mockReturnValue(1);
+    const { error } = await outcome(call('boom', { deadline: Date.now() + 10 }));
+    expect(error).toBeInstanceOf(DependencyError);
+    expect(received).toHaveLength(1);
   });
 
   it('never retries a non-idempotent request', async () => {

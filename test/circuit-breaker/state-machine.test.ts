@@ -1,7 +1,7 @@
 // The circuit state machine on the embedded DynamoDB, transition by transition, with a fake clock.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { CircuitOpenError, DependencyTimeoutError } from '../../middleware/errors.js';
+import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import {
   countedClient,
@@ -446,6 +446,69 @@ describe('timeouts', () => {
     expect((await short).error).toMatchObject({ timeoutMs: 50 });
     await vi.advanceTimersByTimeAsync(950);
     expect((await long).error).toMatchObject({ timeoutMs: 1000 });
+  });
+
+  it('cuts a call short at the caller’s deadline with a 504 that does not count', async () => {
+    const name = uniqueName();
+    const breaker = instance(name, { timeoutMs: 2000, failureThreshold: 1 });
+    const reported = vi.fn();
+    breaker.on('timeout', reported).on('failure', reported).on('success', reported);
+    const { action, started } = hanging();
+    const call = outcome(breaker.execute(action, { deadline: Date.now() + 300 }));
+    const signal = await started;
+    await vi.advanceTimersByTimeAsync(300);
+
+    const { error } = await call;
+    expect(error).toBeInstanceOf(DeadlineExceededError);
+    expect(error).toMatchObject({ statusCode: 504, code: 'DEPENDENCY_TIMEOUT', timeoutMs: 300 });
+    expect(signal.reason).toBe(error);
+    expect(reported).not.toHaveBeenCalled();
+    expect(breaker.state).toBe('CLOSED');
+    expect(await storedItem(name)).toBeUndefined();
+  });
+
+  it('refuses a call whose deadline has passed without calling the dependency', async () => {
+    const name = uniqueName();
+    const breaker = instance(name, { failureThreshold: 1, fallback: () => 'fallback' });
+    const action = vi.fn(succeeding);
+    const { error } = await outcome(breaker.execute(action, { deadline: Date.now() }));
+    expect(error).toBeInstanceOf(DeadlineExceededError);
+    expect(error).toMatchObject({ timeoutMs: 0 });
+    expect(action).not.toHaveBeenCalled();
+    expect(await storedItem(name)).toBeUndefined();
+    await expect(breaker.execute(succeeding, { deadline: Number.NaN })).rejects.toThrow(TypeError);
+  });
+
+  it('counts its own timeout when it ends before the caller’s deadline', async () => {
+    const name = uniqueName();
+    const breaker = instance(name, { timeoutMs: 100 });
+    const { action, started } = hanging();
+    const call = outcome(breaker.execute(action, { deadline: Date.now() + 1000 }));
+    await started;
+    await vi.advanceTimersByTimeAsync(100);
+    const { error } = await call;
+    expect(error).toBeInstanceOf(DependencyTimeoutError);
+    expect(error).not.toBeInstanceOf(DeadlineExceededError);
+    expect(await storedItem(name)).toMatchObject({ failures: 1 });
+  });
+
+  it('gives back the lease of a probe the caller’s deadline cut short, so the next call probes', async () => {
+    const name = uniqueName();
+    // Another instance opens the circuit: this one's timer then waits for nothing but the probe.
+    await failTimes(instance(name), 5);
+    advance(60_000);
+    const breaker = instance(name, { timeoutMs: 500 });
+    const { action, started } = hanging();
+    const probe = outcome(breaker.execute(action, { deadline: Date.now() + 100 }));
+    await started;
+    await vi.advanceTimersByTimeAsync(100);
+    expect((await probe).error).toBeInstanceOf(DeadlineExceededError);
+    const stored = await storedItem(name);
+    expect(stored).toMatchObject({ state: 'HALF_OPEN', successes: 0, probeLeaseUntil: 0 });
+    expect(stored?.probeOwner).toBeUndefined();
+
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    expect(await storedItem(name)).toMatchObject({ state: 'HALF_OPEN', successes: 1 });
   });
 
   it('bounds a half-open probe by the timeout and reopens when it hangs', async () => {
