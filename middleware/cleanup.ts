@@ -42,7 +42,8 @@ async function runOne(request: CleanupRequest, cleanup: PendingCleanup): Promise
   }
 }
 
-async function runRegisteredCleanups(request: CleanupRequest): Promise<void> {
+/** Runs every pending Bulwark cleanup, last registered first (the order Middy runs `after`s in). */
+export async function runRegisteredCleanups(request: CleanupRequest): Promise<void> {
   const pending = registry(request);
   for (let index = pending.length - 1; index >= 0; index -= 1) {
     const cleanup = pending[index];
@@ -96,8 +97,17 @@ export async function runCleanup(request: CleanupRequest, name: string): Promise
 }
 
 /**
- * Runs every pending cleanup, last registered first (the order Middy runs `after`s in), then
- * Powertools' own (metrics flush, logger key reset) through its `cleanupMiddlewares`.
+ * Runs a cleanup that changes the response from `onError`, once there is a response to change: while
+ * the error is not rendered yet it stays pending for whoever renders it (`httpErrorHandler` runs the
+ * pending cleanups, wherever it sits in the chain).
+ */
+export async function runResponseCleanupOnError(request: CleanupRequest, name: string): Promise<void> {
+  if (request.response === undefined || request.response === null) return;
+  await runCleanup(request, name);
+}
+
+/**
+ * Runs every pending cleanup, last registered first, then Powertools' own (metrics flush, logger key reset) through its `cleanupMiddlewares`.
  */
 export async function runCleanups(request: CleanupRequest): Promise<void> {
   await runRegisteredCleanups(request);
