@@ -1,5 +1,5 @@
 // The one cleanup mechanism: work that must happen however a request ends, even when a middleware answers early.
-import { cleanupMiddlewares } from '@aws-lambda-powertools/commons';
+import { cleanupMiddlewares, METRICS_KEY } from '@aws-lambda-powertools/commons';
 
 /**
  * The part of a Middy request the mechanism uses. Middy skips every `after` when a `before` returns
@@ -42,10 +42,44 @@ async function runOne(request: CleanupRequest, cleanup: PendingCleanup): Promise
   }
 }
 
+/** Runs every pending Bulwark cleanup, last registered first (the order Middy runs `after`s in). */
+export async function runRegisteredCleanups(request: CleanupRequest): Promise<void> {
+  const pending = registry(request);
+  for (let index = pending.length - 1; index >= 0; index -= 1) {
+    const cleanup = pending[index];
+    if (cleanup) await runOne(request, cleanup);
+  }
+}
+
+/** Hooks Bulwark has put on Powertools' cleanup key, so a later registration does not wrap one twice. */
+const powertoolsHooks = new WeakSet<object>();
+
+/**
+ * Powertools middlewares that answer early (idempotency replays) call only Powertools'
+ * `cleanupMiddlewares`. Bulwark answers on its metrics key, which Powertools runs before the logger's
+ * key reset, so the audit line still carries the logger's correlation id; whatever Powertools hook
+ * held the key runs after Bulwark's cleanups. Re-checked at every registration because a Powertools
+ * middleware's `before` replaces the key.
+ */
+function hookPowertoolsCleanup(request: CleanupRequest): void {
+  const current = request.internal[METRICS_KEY];
+  if (typeof current === 'function' && powertoolsHooks.has(current)) return;
+  const previous = typeof current === 'function' ? (current as (ended: unknown) => unknown) : undefined;
+  let ran = false;
+  const hook = async (ended: CleanupRequest) => {
+    if (ran) return;
+    ran = true;
+    await runRegisteredCleanups(ended);
+    await previous?.(ended);
+  };
+  powertoolsHooks.add(hook);
+  request.internal[METRICS_KEY] = hook;
+}
+
 /**
  * Registers work that must run once when the request ends: from the middleware's own `after` /
- * `onError` (via {@link runCleanup}), or from {@link respondEarly} when another middleware answers
- * first. Call it in `before`.
+ * `onError` (via {@link runCleanup}), from {@link respondEarly} when another middleware answers
+ * first, or from Powertools' `cleanupMiddlewares` when a Powertools middleware does. Call it in `before`.
  *
  * @example
  * const before = (request) => registerCleanup(request, 'audit', (r) => writeAuditEvent(r));
@@ -53,6 +87,7 @@ async function runOne(request: CleanupRequest, cleanup: PendingCleanup): Promise
  */
 export function registerCleanup(request: CleanupRequest, name: string, run: Cleanup): void {
   registry(request).push({ name, run, done: false });
+  hookPowertoolsCleanup(request);
 }
 
 /** Runs one registered cleanup now, unless it already ran for this request. */
@@ -62,15 +97,20 @@ export async function runCleanup(request: CleanupRequest, name: string): Promise
 }
 
 /**
- * Runs every pending cleanup, last registered first (the order Middy runs `after`s in), then
- * Powertools' own (metrics flush, logger key reset) through its `cleanupMiddlewares`.
+ * Runs a cleanup that changes the response from `onError`, once there is a response to change: while
+ * the error is not rendered yet it stays pending for whoever renders it (`httpErrorHandler` runs the
+ * pending cleanups, wherever it sits in the chain).
+ */
+export async function runResponseCleanupOnError(request: CleanupRequest, name: string): Promise<void> {
+  if (request.response === undefined || request.response === null) return;
+  await runCleanup(request, name);
+}
+
+/**
+ * Runs every pending cleanup, last registered first, then Powertools' own (metrics flush, logger key reset) through its `cleanupMiddlewares`.
  */
 export async function runCleanups(request: CleanupRequest): Promise<void> {
-  const pending = registry(request);
-  for (let index = pending.length - 1; index >= 0; index -= 1) {
-    const cleanup = pending[index];
-    if (cleanup) await runOne(request, cleanup);
-  }
+  await runRegisteredCleanups(request);
   await cleanupMiddlewares(request as Parameters<typeof cleanupMiddlewares>[0]);
 }
 

@@ -2,7 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Principal } from '../auth/principal.js';
-import { registerCleanup, runCleanup } from '../cleanup.js';
+import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
@@ -242,11 +242,9 @@ export function correlationIds(
       ended.response = withCorrelationHeader(ended.response, correlationId);
     });
   };
-  const correlationIdsAfterOrError = (request: HttpRequest<Context & CorrelationContext>) =>
+  const correlationIdsAfter = (request: HttpRequest<Context & CorrelationContext>) =>
     runCleanup(request, correlationCleanup);
-  return {
-    before: correlationIdsBefore,
-    after: correlationIdsAfterOrError,
-    onError: correlationIdsAfterOrError,
-  };
+  const correlationIdsOnError = (request: HttpRequest<Context & CorrelationContext>) =>
+    runResponseCleanupOnError(request, correlationCleanup);
+  return { before: correlationIdsBefore, after: correlationIdsAfter, onError: correlationIdsOnError };
 }

@@ -1,6 +1,8 @@
 // Middy adapters for the auth core: authenticate, serviceAuth, the guards and CSRF protection.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { normalizeResponse } from '../audit/request-summary.js';
+import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { ForbiddenError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
@@ -172,6 +174,24 @@ export function requirePermissions(
   return guardMiddleware('requirePermissions', permissionsGuard(rbac, permissions), options);
 }
 
+/**
+ * A copy of the response with the cookie added: the handler's object may be shared (module scope), so
+ * it is never changed; an unstructured result becomes the structured one API Gateway would send.
+ */
+function withCookie(response: unknown, cookie: string): unknown {
+  const normalized = normalizeResponse(response);
+  if (!normalized) return response;
+  const structured: Result =
+    typeof response === 'object' && response !== null && 'statusCode' in response
+      ? (response as Result)
+      : ({
+          statusCode: normalized.statusCode,
+          headers: { ...normalized.headers },
+          body: normalized.body,
+        } as Result);
+  return { ...structured, cookies: [...(structured.cookies ?? []), cookie] };
+}
+
 /** What {@link csrfProtection} adds: the request's CSRF token, to render into pages and forms. */
 export interface CsrfContext {
   csrfToken: string;
@@ -180,15 +200,16 @@ export interface CsrfContext {
 /**
  * Double-submit CSRF protection for cookie-authenticated browser routes. Safe methods pass and get
  * a token cookie if they lack one; unsafe methods need the cookie's token in `X-CSRF-Token`
- * (403 otherwise). The token is on `context.csrfToken`; structured results get the cookie.
+ * (403 otherwise). The token is on `context.csrfToken`; the answer gets the cookie, early answers
+ * and rendered errors included.
  *
  * @example
  * middy().use(httpErrorHandler()).use(csrfProtection({ secret: process.env.CSRF_SECRET })).handler(...)
  */
 export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMiddleware<CsrfContext> {
   const csrf = new CsrfProtection(options);
-  const internalKey = 'bulwarkCsrfIssued';
-  type CsrfRequest = Request<Event, Result, Error, Context & CsrfContext, Record<string, unknown>>;
+  const csrfCleanup = 'bulwark.csrf';
+  type CsrfRequest = Request<Event, Result, Error, Context & CsrfContext>;
   const csrfBefore = (request: CsrfRequest) => {
     const { event } = request;
     const result = csrf.check(
@@ -205,14 +226,18 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
       throw new ForbiddenError('CSRF token missing or mismatched');
     }
     const token = result.token ?? csrf.issueToken();
-    if (result.token === undefined) request.internal[internalKey] = token;
     request.context.csrfToken = token;
+    if (result.token !== undefined) return;
+    registerCleanup(request, csrfCleanup, (ended) => {
+      ended.response = withCookie(ended.response, csrf.cookie(token));
+    });
   };
-  const csrfAfter = (request: CsrfRequest) => {
-    const issued = request.internal[internalKey];
-    const response = request.response;
-    if (typeof issued !== 'string' || response === null || typeof response !== 'object') return;
-    response.cookies = [...(response.cookies ?? []), csrf.cookie(issued)];
-  };
-  return { name: 'csrfProtection', before: csrfBefore, after: csrfAfter } as AuthMiddleware<CsrfContext>;
+  const csrfAfter = (request: CsrfRequest) => runCleanup(request, csrfCleanup);
+  const csrfOnError = (request: CsrfRequest) => runResponseCleanupOnError(request, csrfCleanup);
+  return {
+    name: 'csrfProtection',
+    before: csrfBefore,
+    after: csrfAfter,
+    onError: csrfOnError,
+  } as AuthMiddleware<CsrfContext>;
 }

@@ -2,6 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { redact } from '../audit/redact.js';
+import { runRegisteredCleanups } from '../cleanup.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
 
@@ -18,8 +19,9 @@ export interface HttpErrorHandlerOptions {
 }
 
 /**
- * Renders every error as `application/problem+json` (RFC 9457). Put it first in `.use()` so its
- * `onError` runs last and sees errors from every other middleware.
+ * Renders every error as `application/problem+json` (RFC 9457), then runs the cleanups still pending
+ * (correlation id, rate-limit headers, CSRF cookie, audit), so they see the rendered answer wherever
+ * this sits in `.use()`. Policy middlewares (auth, rate limits, CSRF) go after it, so it sees their errors.
  *
  * @example
  * export const handler = middy(fn).use(httpErrorHandler({ logger }));
@@ -28,10 +30,7 @@ export function httpErrorHandler(
   options: HttpErrorHandlerOptions = {},
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   const logger = options.logger ?? console;
-  const httpErrorHandlerOnError = (
-    request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
-  ) => {
-    if (request.response?.statusCode !== undefined) return;
+  const render = (request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
     const { response, isServerFault, isDegraded } = renderProblem(request.error, {
       instance: request.event.rawPath,
       requestId: request.event.requestContext?.requestId,
@@ -41,6 +40,14 @@ export function httpErrorHandler(
     else if (isDegraded)
       (logger.warn ?? logger.error).call(logger, 'Request degraded', { error: redact(request.error) });
     request.response = response;
+  };
+  const httpErrorHandlerOnError = async (
+    request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
+  ) => {
+    if (request.response?.statusCode === undefined) render(request);
+    // Middlewares used before this one run their onError after it; those used after it already ran
+    // theirs, and a cleanup that adds to the response waited for this answer.
+    await runRegisteredCleanups(request);
   };
   return { onError: httpErrorHandlerOnError };
 }

@@ -3,6 +3,7 @@ import { METRICS_KEY } from '@aws-lambda-powertools/commons';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { MiddlewareObj, Request } from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { registerCleanup, runCleanup } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
 
@@ -39,12 +40,16 @@ export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions 
     metrics.clearMetadata();
   };
 
-  const captureMetricsBefore = async (request: Request) => {
+  const captureMetricsBefore = async (
+    request: Request<unknown, unknown, Error, Context, Record<string, unknown>>,
+  ) => {
+    // Powertools' before puts its own flush on its cleanup key; the once-only flush below replaces it,
+    // and the key goes back to what it held (Bulwark's hook for every cleanup, registered again below).
+    const earlierHook = request.internal[METRICS_KEY];
     await powertools.before?.(request);
+    if (earlierHook === undefined) delete request.internal[METRICS_KEY];
+    else request.internal[METRICS_KEY] = earlierHook;
     registerCleanup(request, metricsCleanup, flush);
-    // Powertools middlewares that answer early (idempotency) call its cleanupMiddlewares: point its
-    // key at the same once-only flush.
-    (request.internal as Record<string, unknown>)[METRICS_KEY] = () => runCleanup(request, metricsCleanup);
   };
   const captureMetricsAfterOrError = (request: Request) => runCleanup(request, metricsCleanup);
   return {

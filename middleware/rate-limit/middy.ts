@@ -4,6 +4,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Principal } from '../auth/principal.js';
+import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { renderProblem } from '../http/problem.js';
@@ -94,6 +95,8 @@ type RateLimitMiddlewareRequest = Request<
 
 /** Where the limits applied to one request are collected, so stacked limiters answer with one set of headers. */
 const outcomesKey = 'bulwark.rateLimit.outcomes';
+/** One cleanup for all stacked limiters: it puts the headers of every limit applied on the answer. */
+const rateLimitCleanup = 'bulwark.rateLimit';
 
 function outcomesOf(request: { internal: unknown }): PolicyOutcome[] {
   const internal = request.internal as Record<string, unknown>;
@@ -136,10 +139,7 @@ function middlewareProblems(options: RateLimitOptions): string[] {
 }
 
 /** Adds headers to a handler result, turning an unstructured one into what API Gateway would have sent. */
-function withHeaders(
-  response: APIGatewayProxyStructuredResultV2 | string | null | undefined | object,
-  headers: Record<string, string>,
-): APIGatewayProxyStructuredResultV2 {
+function withHeaders(response: unknown, headers: Record<string, string>): APIGatewayProxyStructuredResultV2 {
   if (typeof response === 'object' && response !== null && 'statusCode' in response) {
     const structured = response as APIGatewayProxyStructuredResultV2;
     return { ...structured, headers: { ...structured.headers, ...headers } };
@@ -154,8 +154,9 @@ function withHeaders(
 /**
  * Limits requests per client IP, principal, API key, tenant or route, shared by every Lambda
  * instance through the toolkit table. Over the limit it answers 429 problem+json with
- * `Retry-After`; every response it limited carries `RateLimit-Policy`, `RateLimit` and the legacy
- * `X-RateLimit-*` headers. Stack several (per IP, then per user): the strictest answer wins. Put
+ * `Retry-After`; every response to a request it admitted or refused carries `RateLimit-Policy`,
+ * `RateLimit` and the legacy `X-RateLimit-*` headers (early answers and errors rendered by
+ * `httpErrorHandler` included). Stack several (per IP, then per user): the strictest answer wins. Put
  * per-principal limits after authentication, so `context.principal` is set.
  *
  * @example
@@ -222,8 +223,13 @@ export function rateLimit(
       throw new InvalidArgumentError(`trust must return a finite number > 0 (got ${String(multiplier)})`);
     }
     const limiter = limiterFor(multiplier);
-    const result = await limiter.consume(key, cost);
     const outcomes = outcomesOf(request);
+    if (outcomes.length === 0) {
+      registerCleanup(request, rateLimitCleanup, (ended) => {
+        if (outcomes.length > 0) ended.response = withHeaders(ended.response, rateLimitHeaders(outcomes));
+      });
+    }
+    const result = await limiter.consume(key, cost);
     outcomes.push({ policy: limiter.policy, result });
     const strictest = strictestOutcome(outcomes) as PolicyOutcome;
     request.context.rateLimit = { ...strictest.result, policy: strictest.policy.name };
@@ -244,25 +250,21 @@ export function rateLimit(
     );
   };
 
-  const rateLimitAfter = (request: RateLimitMiddlewareRequest): void => {
-    const outcomes = outcomesOf(request);
-    if (outcomes.length === 0) return;
-    request.response = withHeaders(request.response, rateLimitHeaders(outcomes));
-  };
+  const rateLimitAfter = (request: RateLimitMiddlewareRequest) => runCleanup(request, rateLimitCleanup);
 
   // Client errors raised after admission (a 400 from validation, a 409 from the handler, this
-  // limiter's own 429) are rendered here, so they leave with the headers too. Every 5xx goes on
-  // untouched to httpErrorHandler, which logs it.
-  const rateLimitOnError = (request: RateLimitMiddlewareRequest): void => {
-    if (request.response !== undefined && request.response !== null) return;
-    const outcomes = outcomesOf(request);
-    if (outcomes.length === 0) return;
-    const { response } = renderProblem(request.error, {
-      instance: request.event.rawPath,
-      requestId: request.event.requestContext?.requestId,
-    });
-    if (response.statusCode >= 500) return;
-    request.response = { ...response, headers: { ...rateLimitHeaders(outcomes), ...response.headers } };
+  // limiter's own 429) are rendered here, so they leave with the headers even without
+  // httpErrorHandler. A 5xx goes on to httpErrorHandler, which logs it, renders it and then runs the
+  // pending cleanup that adds the headers.
+  const rateLimitOnError = async (request: RateLimitMiddlewareRequest): Promise<void> => {
+    if ((request.response === undefined || request.response === null) && outcomesOf(request).length > 0) {
+      const { response } = renderProblem(request.error, {
+        instance: request.event.rawPath,
+        requestId: request.event.requestContext?.requestId,
+      });
+      if (response.statusCode < 500) request.response = response;
+    }
+    await runResponseCleanupOnError(request, rateLimitCleanup);
   };
 
   return { before: rateLimitBefore, after: rateLimitAfter, onError: rateLimitOnError };

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
@@ -252,5 +255,41 @@ describe('answers given early are still audited, counted and labelled', () => {
     expect(response.headers?.['Retry-After']).toBe('3');
     // One audit event for the request: the early path and `after` never both write it.
     expect(output.audit().filter((event) => event.eventType === 'http.request')).toHaveLength(1);
+  });
+
+  it('a replay that Powertools idempotency returns early', async () => {
+    const parts = observability();
+    const persistenceStore = new DynamoDBPersistenceLayer({
+      tableName: testTableNames.toolkit,
+      awsSdkV3Client: dynamoDb,
+      keyAttr: 'pk',
+      sortKeyAttr: 'sk',
+      staticPkValue: `IDEM#audit-${randomUUID()}`,
+      expiryAttr: 'expiresAt',
+    });
+    let handlerRuns = 0;
+    const handler = flat(parts)
+      .use(
+        makeHandlerIdempotent({
+          persistenceStore,
+          config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
+        }),
+      )
+      .handler(async () => {
+        handlerRuns += 1;
+        return json(201, { id: 'booking-1' });
+      });
+    const booking = { ...request(), body: JSON.stringify({ room: randomUUID() }) };
+    expect((await handler(booking, lambdaContext())).statusCode).toBe(201);
+    output.clear();
+    const replay = await handler(booking, lambdaContext());
+    expect(handlerRuns).toBe(1);
+    expect(replay.statusCode).toBe(201);
+    const requestEvents = output.audit().filter((event) => event.eventType === 'http.request');
+    expect(requestEvents).toHaveLength(1);
+    expect(requestEvents[0]).toMatchObject({ correlationId: 'corr-7', path: '/bookings' });
+    for (const line of output.json().filter((candidate) => !candidate._aws))
+      expect(line.correlation_id).toBe('corr-7');
+    expect(parts.logger.getCorrelationId()).toBeUndefined();
   });
 });

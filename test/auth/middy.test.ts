@@ -20,6 +20,7 @@ import {
   ServiceRequestVerifier,
   serviceAuthHeaders,
 } from '../../middleware/auth/service-auth.js';
+import { respondEarly } from '../../middleware/cleanup.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
@@ -435,11 +436,42 @@ describe('csrfProtection through a middy pipeline', () => {
     ).toBe(403);
   });
 
-  it('passes safe methods without any token, and leaves non-object responses alone', async () => {
+  it('gives a plain handler result the cookie as the structured answer API Gateway would send', async () => {
     const handler = middy<APIGatewayProxyEventV2>()
       .use(csrfProtection())
-      .handler(async () => 'plain' as never);
-    expect(await handler(httpEvent({ method: 'HEAD' }), lambdaContext as never)).toBe('plain');
+      .handler(async () => ({ hello: 'world' }) as never);
+    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext as never)) as never as {
+      statusCode: number;
+      body: string;
+      cookies: string[];
+    };
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({ hello: 'world' });
+    expect(answer.cookies).toHaveLength(1);
+    expect(answer.cookies[0]).toMatch(/^__Host-csrf=/);
+  });
+
+  it('never changes the handler’s response object, so a shared one gains no cookies', async () => {
+    const shared = json(200, { ok: true });
+    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(csrfProtection())
+      .handler(async () => shared);
+    const first = await handler(httpEvent(), lambdaContext as never);
+    const second = await handler(httpEvent(), lambdaContext as never);
+    expect(shared.cookies).toBeUndefined();
+    expect(first.cookies).toHaveLength(1);
+    expect(second.cookies).toHaveLength(1);
+    expect(second.cookies?.[0]).not.toBe(first.cookies?.[0]);
+  });
+
+  it('sets the cookie on an answer another middleware gives early', async () => {
+    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(csrfProtection())
+      .use({ before: (request) => respondEarly(request, json(403, { message: 'Closed' })) })
+      .handler(async () => json(200, {}));
+    const answer = await handler(httpEvent(), lambdaContext as never);
+    expect(answer.statusCode).toBe(403);
+    expect(answer.cookies?.[0]).toMatch(/^__Host-csrf=/);
   });
 
   it('rejects invalid options', () => {

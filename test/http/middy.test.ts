@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { correlationIds } from '../../middleware/audit/middy.js';
 import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { readJsonBody } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
@@ -101,6 +102,21 @@ describe('validateInput through a middy pipeline', () => {
 });
 
 describe('httpErrorHandler through a middy pipeline', () => {
+  it('puts the correlation id on the problem wherever it sits in the chain', async () => {
+    const errorHandlerFirst = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+      .use(correlationIds())
+      .handler(async () => {
+        throw new ConflictError('Taken');
+      });
+    const result = await errorHandlerFirst(
+      eventOf({ headers: { 'x-correlation-id': 'corr-9' } }),
+      context as Parameters<typeof errorHandlerFirst>[1],
+    );
+    expect(result.statusCode).toBe(409);
+    expect(result.headers).toMatchObject({ 'x-correlation-id': 'corr-9' });
+  });
+
   it('renders a thrown toolkit error as problem+json without logging it', async () => {
     const logger = { error: vi.fn(), warn: vi.fn() };
     const handler = middy<APIGatewayProxyEventV2>()

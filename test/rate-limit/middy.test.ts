@@ -2,7 +2,13 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ConflictError, InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { respondEarly } from '../../middleware/cleanup.js';
+import {
+  ConflictError,
+  DependencyError,
+  InvalidOptionsError,
+  ServiceUnavailableError,
+} from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -144,7 +150,7 @@ describe('rateLimit through a middy pipeline', () => {
       expect(handle).toHaveBeenCalledTimes(2);
     });
 
-    it('leaves client errors raised after admission with the headers, and server faults to httpErrorHandler', async () => {
+    it('leaves errors raised after admission with the headers, server faults rendered and logged by httpErrorHandler', async () => {
       const name = uniquePolicyName('errors');
       let failure: Error = new ConflictError('Slot taken');
       const { call } = pipeline([limitOf({ policy: { name, limit: 5, windowSec: 60 } })], {
@@ -163,14 +169,31 @@ describe('rateLimit through a middy pipeline', () => {
       failure = new Error('database on fire');
       const fault = await call(eventOf('203.0.113.13'));
       expect(fault.statusCode).toBe(500);
-      expect(fault.headers.RateLimit).toBeUndefined();
+      expect(fault.headers.RateLimit).toBe(`"${name}";r=3;t=12`);
       expect(logger.error).toHaveBeenCalled();
+
+      failure = new DependencyError('users', 'Users service failed');
+      const dependency = await call(eventOf('203.0.113.13'));
+      expect(dependency.statusCode).toBe(502);
+      expect(dependency.headers['X-RateLimit-Remaining']).toBe('2');
 
       failure = new ServiceUnavailableError('Users service down', 30);
       const degraded = await call(eventOf('203.0.113.13'));
       expect(degraded.statusCode).toBe(503);
       expect(degraded.headers['Retry-After']).toBe('30');
+      expect(degraded.headers['X-RateLimit-Remaining']).toBe('1');
       expect(logger.warn).toHaveBeenCalled();
+    });
+
+    it('puts the headers on an answer a later middleware gives early', async () => {
+      const name = uniquePolicyName('early');
+      const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(limitOf({ policy: { name, limit: 5, windowSec: 60 } }))
+        .use({ before: (request) => respondEarly(request, json(403, { message: 'Closed' })) })
+        .handler(async () => json(200, {}));
+      const answer = await handler(eventOf('203.0.113.18'), { ...lambdaContext });
+      expect(answer.statusCode).toBe(403);
+      expect(answer.headers).toMatchObject({ RateLimit: `"${name}";r=4;t=12`, 'X-RateLimit-Limit': '5' });
     });
 
     it('gives a plain handler result the headers, as API Gateway would send it', async () => {
