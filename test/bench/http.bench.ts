@@ -63,8 +63,10 @@ function bookingBody(userId: string, roomId: string): string {
 }
 
 /**
- * Each request books as a different user (its own token), as real traffic would; one user would hit
- * the `authenticated` rate limit (500 per hour) within a second and turn the run into 429s.
+ * Each request books as a different caller (its own token), as real traffic would; one caller would hit
+ * the `authenticated` rate limit (500 per hour) within a second and turn the run into 429s. The callers
+ * are M2M clients with `bookings/write`: a person may only book for themselves, and every booking here
+ * is for the one registered user.
  */
 function bookingRequests(userId: string, prefix: string, tokens: readonly string[]): Options['requests'] {
   let counter = 0;
@@ -142,7 +144,13 @@ const suite: BenchSuite = {
       // More tokens than requests in one run, so no subject books twice within the limit's window.
       const tokens: string[] = [];
       for (let index = 0; index < tokenPoolSize; index += 1) {
-        tokens.push(await runtime.auth.devIssuer.mint({ sub: `bench-${index}`, scopes: ['bookings/write'] }));
+        tokens.push(
+          await runtime.auth.devIssuer.mint({
+            m2m: true,
+            clientId: `bench-${index}`,
+            scopes: ['bookings/write'],
+          }),
+        );
       }
 
       const health = async (url: string): Promise<Side> => ({
