@@ -56,8 +56,7 @@ export const workers = {
     // Each POST times out after 10 s; a batch's records are delivered in parallel.
     timeoutSec: 30,
     tables: ['toolkit'],
-    // Only to find a human owner's email for the security alert when an endpoint is disabled.
-    // An endpoint owner's email, read by id for the disable alert.
+    // An endpoint owner's email, read by id for the security alert when the endpoint is disabled.
     getItemTables: ['app'],
   },
 } as const satisfies Record<string, WorkerDefinition>;

@@ -263,7 +263,9 @@ export class BulwarkStack extends Stack {
         memoryMb: definition.memoryMb,
         timeoutSec: definition.timeoutSec,
         logRemovalPolicy: removalPolicy,
-        // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage.
+        // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage. A
+        // function that reads the stage reads it with the table names (functions/shared/environment.ts), and
+        // without them stops at cold start: no function can run in prod without learning that it is prod.
         environment: readsTables
           ? {
               APP_TABLE_NAME: this.tables.app.table.tableName,

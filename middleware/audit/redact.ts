@@ -131,7 +131,8 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value,
   // quoted (whole) or bare (up to a space or delimiter). No prefix is matched: `db_password=x` is caught
   // at `password`, and an unanchored prefix would make long words cost quadratic time.
-  const keyValue = `(?:${names.map(keyPattern).join('|')})["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
+  // A form field's name may close its bracket before the separator: `user[password]=…`.
+  const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
   const credentials = new RegExp(`${jwtPattern}|${schemePattern}|${keyValue}`, 'gi');
   const replaceCredential = (match: string): string => {
     if (/^eyJ/i.test(match)) return redactedValue;

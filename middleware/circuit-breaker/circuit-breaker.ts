@@ -166,6 +166,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   private storeProbe: Promise<void> | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly site: CallSite<T>;
+  private warnedOfShortBudget = false;
 
   constructor(options: CircuitBreakerOptions<T>) {
     super();
@@ -187,6 +188,20 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   /** Whether the breaker is deciding on local state because its store is unreachable. */
   get isUsingLocalState(): boolean {
     return this.usingLocal;
+  }
+
+  /**
+   * Warns, once per instance, when callers give calls no more than `availableMs`, which is not longer
+   * than `timeoutMs`: a dependency that hangs is then always cut by the caller's deadline, which never
+   * counts, so the circuit cannot open for it. `serviceCalls` checks the Lambda's time on every request.
+   */
+  checkTimeBudget(availableMs: number): void {
+    if (this.warnedOfShortBudget || availableMs > this.options.timeoutMs) return;
+    this.warnedOfShortBudget = true;
+    this.options.logger.warn(
+      'Circuit timeoutMs is not shorter than the time calls are given: a hung dependency is cut by the deadline, which does not count, so this circuit cannot open for it; set timeoutMs below the function timeout less the margin',
+      { circuit: this.name, timeoutMs: this.options.timeoutMs, availableMs: Math.round(availableMs) },
+    );
   }
 
   /**

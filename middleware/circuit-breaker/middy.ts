@@ -2,6 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { assertNoProblems } from '../errors.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { ServiceCallInit, ServiceClient } from './service-client.js';
 
 /** `callService` bound to the current request. */
@@ -70,6 +71,7 @@ export function serviceCalls<S extends string>(
     problems.push('deadlineMarginMs must be >= 0');
   if (header.length === 0) problems.push('correlationIdHeader must be a header name');
   assertNoProblems('serviceCalls', problems);
+  const breakers: readonly CircuitBreaker<Response>[] = Object.values(client.breakers);
 
   const serviceCallsBefore = (request: ServiceCallsRequest<S>) => {
     const { event, context } = request;
@@ -79,6 +81,9 @@ export function serviceCalls<S extends string>(
       typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 0;
     // Without a Lambda deadline (a direct test call) the service's own timeout applies.
     const deadline = remainingMs > 0 ? Date.now() + remainingMs - deadlineMarginMs : undefined;
+    if (deadline !== undefined) {
+      for (const breaker of breakers) breaker.checkTimeBudget(remainingMs - deadlineMarginMs);
+    }
     context.callService = (serviceName, url, init = {}) =>
       client.callService(serviceName, url, {
         correlationId,

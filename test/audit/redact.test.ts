@@ -80,6 +80,8 @@ describe('redaction', () => {
       `{"password": "${redactedValue}", "user": "al"}`,
     );
     expect(redactor.redactString(`token='two words' next`)).toBe(`token='${redactedValue}' next`);
+    // A form body over the parse limit is redacted as text: the bracketed name still counts.
+    expect(redactor.redactString('user[password]=hunter2&x=1')).toBe(`user[password]=${redactedValue}&x=1`);
     expect(redactor.redactString('{"secret":"a \\" b c"} tail')).toBe(`{"secret":"${redactedValue}"} tail`);
     // A line cut short inside the quotes: the rest of the line goes.
     expect(redactor.redactString('password="cut short here\nnext line')).toBe(

@@ -141,6 +141,19 @@ describe('serviceCalls through a middy pipeline', () => {
     expect((await invoke(eventOf(), lambdaContext(10_000))).statusCode).toBe(503);
   });
 
+  it('warns once when a service timeout does not fit in the Lambda’s time, since a hung service could then never open its circuit', async () => {
+    const logger = { warn: vi.fn(), info: vi.fn() };
+    const tooLong = pipeline({ timeoutMs: 30_000, logger });
+    expect((await tooLong(eventOf(), lambdaContext(10_000))).statusCode).toBe(200);
+    expect((await tooLong(eventOf(), lambdaContext(10_000))).statusCode).toBe(200);
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(logger.warn.mock.calls[0]?.[0]).toMatch(/cannot open/);
+    expect(logger.warn.mock.calls[0]?.[1]).toMatchObject({ timeoutMs: 30_000, availableMs: 9500 });
+    const fitting = { warn: vi.fn(), info: vi.fn() };
+    await pipeline({ timeoutMs: 3000, logger: fitting })(eventOf(), lambdaContext(10_000));
+    expect(fitting.warn).not.toHaveBeenCalled();
+  });
+
   it('sends no retry once the Lambda has no time for it, and answers 504', async () => {
     const invoke = pipeline({ timeoutMs: 3000, retry: { retries: 1, baseDelayMs: 1 } }, 'hang');
     seen.length = 0;
