@@ -136,11 +136,13 @@ export function audit(
     auditLogger.beginRequest(scope);
     registerCleanup(request, auditCleanup, () => {
       const response = normalizeResponse(request.response);
-      const statusCode = response?.statusCode ?? (request.error ? statusOfError(request.error) : 200);
       const error = request.error as (Error & { code?: unknown }) | null | undefined;
+      // Neither answer nor error: Powertools runs its cleanup hook before it hands an idempotency
+      // replay's stored answer to Middy, so the status is not known here and none is made up.
+      const statusCode = response?.statusCode ?? (error ? statusOfError(error) : undefined);
       auditLogger.log({
         eventType: 'http.request',
-        outcome: outcomeForStatus(statusCode),
+        outcome: statusCode === undefined ? 'unknown' : outcomeForStatus(statusCode),
         statusCode,
         durationMs: round(now() - startedAt),
         principal: context.principal,
@@ -148,7 +150,7 @@ export function audit(
         metadata: {
           routeKey: event.routeKey,
           request: summarizeRequest(event, requestCapture),
-          response: summarizeResponse(response, responseCapture),
+          ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
           ...(error
             ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
             : {}),
