@@ -2,7 +2,12 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Principal } from '../auth/principal.js';
-import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import {
+  registerCleanup,
+  registerResponseCleanup,
+  runCleanup,
+  runResponseCleanupOnError,
+} from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
@@ -240,9 +245,9 @@ export function correlationIds(
     request.context.correlationId = correlationId;
     for (const logger of loggers) logger.setCorrelationId(correlationId);
     if (!returnHeader) return;
-    registerCleanup(request, correlationCleanup, (ended) => {
-      ended.response = withCorrelationHeader(ended.response, correlationId);
-    });
+    registerResponseCleanup(request, correlationCleanup, (response) =>
+      withCorrelationHeader(response, correlationId),
+    );
   };
   const correlationIdsAfter = (request: HttpRequest<Context & CorrelationContext>) =>
     runCleanup(request, correlationCleanup);

@@ -2,7 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { normalizeResponse } from '../audit/request-summary.js';
-import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { ForbiddenError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
@@ -228,9 +228,7 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
     const token = result.token ?? csrf.issueToken();
     request.context.csrfToken = token;
     if (result.token !== undefined) return;
-    registerCleanup(request, csrfCleanup, (ended) => {
-      ended.response = withCookie(ended.response, csrf.cookie(token));
-    });
+    registerResponseCleanup(request, csrfCleanup, (response) => withCookie(response, csrf.cookie(token)));
   };
   const csrfAfter = (request: CsrfRequest) => runCleanup(request, csrfCleanup);
   const csrfOnError = (request: CsrfRequest) => runResponseCleanupOnError(request, csrfCleanup);

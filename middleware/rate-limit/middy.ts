@@ -4,7 +4,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Principal } from '../auth/principal.js';
-import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { renderProblem } from '../http/problem.js';
@@ -225,9 +225,9 @@ export function rateLimit(
     const limiter = limiterFor(multiplier);
     const outcomes = outcomesOf(request);
     if (outcomes.length === 0) {
-      registerCleanup(request, rateLimitCleanup, (ended) => {
-        if (outcomes.length > 0) ended.response = withHeaders(ended.response, rateLimitHeaders(outcomes));
-      });
+      registerResponseCleanup(request, rateLimitCleanup, (response) =>
+        outcomes.length > 0 ? withHeaders(response, rateLimitHeaders(outcomes)) : response,
+      );
     }
     const result = await limiter.consume(key, cost);
     outcomes.push({ policy: limiter.policy, result });
