@@ -9,6 +9,7 @@ import {
   runResponseCleanupOnError,
 } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
+import { withHeadersAndCookies } from '../http/response.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -191,21 +192,6 @@ export interface CorrelationIdsOptions {
 
 const correlationCleanup = 'bulwark.correlation';
 
-/** Adds the header to a structured result, or turns an inferred (plain) result into the structured one API Gateway would send. */
-function withCorrelationHeader(response: unknown, correlationId: string): unknown {
-  const normalized = normalizeResponse(response);
-  if (!normalized) return response;
-  const structured =
-    typeof response === 'object' && response !== null && 'statusCode' in response
-      ? (response as APIGatewayProxyStructuredResultV2)
-      : ({
-          statusCode: normalized.statusCode,
-          headers: { ...normalized.headers },
-          body: normalized.body,
-        } as APIGatewayProxyStructuredResultV2);
-  return { ...structured, headers: { ...structured.headers, [correlationIdHeader]: correlationId } };
-}
-
 /**
  * Accepts the caller's `x-correlation-id` (1–128 safe characters; anything else is replaced, which
  * blocks header and log injection) or generates one, puts it on `context.correlationId` and on every
@@ -246,7 +232,7 @@ export function correlationIds(
     for (const logger of loggers) logger.setCorrelationId(correlationId);
     if (!returnHeader) return;
     registerResponseCleanup(request, correlationCleanup, (response) =>
-      withCorrelationHeader(response, correlationId),
+      withHeadersAndCookies(response, { headers: { [correlationIdHeader]: correlationId } }),
     );
   };
   const correlationIdsAfter = (request: HttpRequest<Context & CorrelationContext>) =>

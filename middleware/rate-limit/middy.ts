@@ -8,6 +8,7 @@ import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { renderProblem } from '../http/problem.js';
+import { withHeadersAndCookies } from '../http/response.js';
 import {
   type ClientIpOptions,
   clientIpOf,
@@ -138,19 +139,6 @@ function middlewareProblems(options: RateLimitOptions): string[] {
   return problems;
 }
 
-/** Adds headers to a handler result, turning an unstructured one into what API Gateway would have sent. */
-function withHeaders(response: unknown, headers: Record<string, string>): APIGatewayProxyStructuredResultV2 {
-  if (typeof response === 'object' && response !== null && 'statusCode' in response) {
-    const structured = response as APIGatewayProxyStructuredResultV2;
-    return { ...structured, headers: { ...structured.headers, ...headers } };
-  }
-  return {
-    statusCode: 200,
-    headers: { 'Content-Type': 'application/json', ...headers },
-    body: typeof response === 'string' ? response : JSON.stringify(response ?? null),
-  };
-}
-
 /**
  * Limits requests per client IP, principal, API key, tenant or route, shared by every Lambda
  * instance through the toolkit table. Over the limit it answers 429 problem+json with
@@ -226,7 +214,9 @@ export function rateLimit(
     const outcomes = outcomesOf(request);
     if (outcomes.length === 0) {
       registerResponseCleanup(request, rateLimitCleanup, (response) =>
-        outcomes.length > 0 ? withHeaders(response, rateLimitHeaders(outcomes)) : response,
+        outcomes.length > 0
+          ? withHeadersAndCookies(response, { headers: rateLimitHeaders(outcomes) })
+          : response,
       );
     }
     const result = await limiter.consume(key, cost);
