@@ -12,13 +12,19 @@ export interface CleanupRequest {
   error?: unknown;
 }
 
-/** Receives the request with its final `response` (or `error`); may add headers to the response. */
+/** Receives the request with its final `response` (or `error`). */
 export type Cleanup = (request: CleanupRequest) => void | Promise<void>;
+
+/** Returns a copy of the response with something added (headers, a cookie); never changes the one given. */
+export type ResponseEdit = (response: unknown) => unknown;
 
 interface PendingCleanup {
   readonly name: string;
   readonly run: Cleanup;
   done: boolean;
+  readonly editsResponse: boolean;
+  /** The response its edit ended up in (later edits included), so a different one is edited again. */
+  editedResponse?: unknown;
 }
 
 /** Namespaced like Powertools' own `request.internal` keys, so nothing else collides with it. */
@@ -32,14 +38,38 @@ function registry(request: CleanupRequest): PendingCleanup[] {
   return created;
 }
 
+/**
+ * Middy drops the response when an `after` throws and answers from `onError` instead, so an edit
+ * made on the dropped response is made again on the new one.
+ */
+function hasNewResponse(request: CleanupRequest, cleanup: PendingCleanup): boolean {
+  const { response } = request;
+  return (
+    cleanup.editsResponse &&
+    response !== undefined &&
+    response !== null &&
+    response !== cleanup.editedResponse
+  );
+}
+
 async function runOne(request: CleanupRequest, cleanup: PendingCleanup): Promise<void> {
-  if (cleanup.done) return;
+  if (cleanup.done && !hasNewResponse(request, cleanup)) return;
   cleanup.done = true;
+  const given = request.response;
   try {
     await cleanup.run(request);
   } catch {
     // Observability work must never turn an answer into a failure; each cleanup handles its own errors.
   }
+  if (!cleanup.editsResponse) return;
+  // Edits that already ran are in the copy this one made: following it keeps them from running twice
+  // (a second cookie).
+  for (const other of registry(request)) {
+    if (other.editsResponse && other.done && other.editedResponse === given) {
+      other.editedResponse = request.response;
+    }
+  }
+  cleanup.editedResponse = request.response;
 }
 
 /** Runs every pending Bulwark cleanup, last registered first (the order Middy runs `after`s in). */
@@ -86,20 +116,38 @@ function hookPowertoolsCleanup(request: CleanupRequest): void {
  * const after = (request) => runCleanup(request, 'audit');
  */
 export function registerCleanup(request: CleanupRequest, name: string, run: Cleanup): void {
-  registry(request).push({ name, run, done: false });
+  registry(request).push({ name, run, done: false, editsResponse: false });
   hookPowertoolsCleanup(request);
 }
 
-/** Runs one registered cleanup now, unless it already ran for this request. */
+/**
+ * Registers an edit of the answer (headers, a cookie) like {@link registerCleanup}, made once per
+ * response: when a later `after` throws, Middy drops the edited response, and the edit is made again
+ * on the answer `onError` gives.
+ *
+ * @example
+ * const before = (request) => registerResponseCleanup(request, 'poweredBy', addPoweredByHeader);
+ * const after = (request) => runCleanup(request, 'poweredBy');
+ * const onError = (request) => runResponseCleanupOnError(request, 'poweredBy');
+ */
+export function registerResponseCleanup(request: CleanupRequest, name: string, edit: ResponseEdit): void {
+  const run = (ended: CleanupRequest) => {
+    ended.response = edit(ended.response);
+  };
+  registry(request).push({ name, run, done: false, editsResponse: true });
+  hookPowertoolsCleanup(request);
+}
+
+/** Runs one registered cleanup now, unless it already ran for this request (on this response, for an edit). */
 export async function runCleanup(request: CleanupRequest, name: string): Promise<void> {
   const cleanup = registry(request).find((candidate) => candidate.name === name);
   if (cleanup) await runOne(request, cleanup);
 }
 
 /**
- * Runs a cleanup that changes the response from `onError`, once there is a response to change: while
- * the error is not rendered yet it stays pending for whoever renders it (`httpErrorHandler` runs the
- * pending cleanups, wherever it sits in the chain).
+ * Runs a response edit from `onError`, once there is a response to edit: while the error is not
+ * rendered yet it stays pending for whoever renders it (`httpErrorHandler` runs the pending cleanups,
+ * wherever it sits in the chain).
  */
 export async function runResponseCleanupOnError(request: CleanupRequest, name: string): Promise<void> {
   if (request.response === undefined || request.response === null) return;

@@ -6,9 +6,10 @@ export type AuditEventType = 'http.request' | SecurityEventType | (string & {});
 
 /**
  * How it ended: `success`; `denied` when a security control refused it (401, 403, 429, CSRF,
- * replay); `failure` for other client errors; `error` for server faults and failed dependencies.
+ * replay); `failure` for other client errors; `error` for server faults and failed dependencies;
+ * `unknown` when the answer was not visible to the audit (a Powertools idempotency replay).
  */
-export type AuditOutcome = 'success' | 'denied' | 'failure' | 'error';
+export type AuditOutcome = 'success' | 'denied' | 'failure' | 'error' | 'unknown';
 
 /** One audit record; written as the `audit` object of one JSON log line. */
 export interface AuditEvent {

@@ -2,8 +2,14 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Principal } from '../auth/principal.js';
-import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import {
+  registerCleanup,
+  registerResponseCleanup,
+  runCleanup,
+  runResponseCleanupOnError,
+} from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
+import { withHeadersAndCookies } from '../http/response.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -136,11 +142,13 @@ export function audit(
     auditLogger.beginRequest(scope);
     registerCleanup(request, auditCleanup, () => {
       const response = normalizeResponse(request.response);
-      const statusCode = response?.statusCode ?? (request.error ? statusOfError(request.error) : 200);
       const error = request.error as (Error & { code?: unknown }) | null | undefined;
+      // Neither answer nor error: Powertools runs its cleanup hook before it hands an idempotency
+      // replay's stored answer to Middy, so the status is not known here and none is made up.
+      const statusCode = response?.statusCode ?? (error ? statusOfError(error) : undefined);
       auditLogger.log({
         eventType: 'http.request',
-        outcome: outcomeForStatus(statusCode),
+        outcome: statusCode === undefined ? 'unknown' : outcomeForStatus(statusCode),
         statusCode,
         durationMs: round(now() - startedAt),
         principal: context.principal,
@@ -148,7 +156,7 @@ export function audit(
         metadata: {
           routeKey: event.routeKey,
           request: summarizeRequest(event, requestCapture),
-          response: summarizeResponse(response, responseCapture),
+          ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
           ...(error
             ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
             : {}),
@@ -183,21 +191,6 @@ export interface CorrelationIdsOptions {
 }
 
 const correlationCleanup = 'bulwark.correlation';
-
-/** Adds the header to a structured result, or turns an inferred (plain) result into the structured one API Gateway would send. */
-function withCorrelationHeader(response: unknown, correlationId: string): unknown {
-  const normalized = normalizeResponse(response);
-  if (!normalized) return response;
-  const structured =
-    typeof response === 'object' && response !== null && 'statusCode' in response
-      ? (response as APIGatewayProxyStructuredResultV2)
-      : ({
-          statusCode: normalized.statusCode,
-          headers: { ...normalized.headers },
-          body: normalized.body,
-        } as APIGatewayProxyStructuredResultV2);
-  return { ...structured, headers: { ...structured.headers, [correlationIdHeader]: correlationId } };
-}
 
 /**
  * Accepts the caller's `x-correlation-id` (1–128 safe characters; anything else is replaced, which
@@ -238,9 +231,9 @@ export function correlationIds(
     request.context.correlationId = correlationId;
     for (const logger of loggers) logger.setCorrelationId(correlationId);
     if (!returnHeader) return;
-    registerCleanup(request, correlationCleanup, (ended) => {
-      ended.response = withCorrelationHeader(ended.response, correlationId);
-    });
+    registerResponseCleanup(request, correlationCleanup, (response) =>
+      withHeadersAndCookies(response, { headers: { [correlationIdHeader]: correlationId } }),
+    );
   };
   const correlationIdsAfter = (request: HttpRequest<Context & CorrelationContext>) =>
     runCleanup(request, correlationCleanup);

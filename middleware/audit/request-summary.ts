@@ -118,7 +118,7 @@ export function normalizeResponse(response: unknown): NormalizedResponse | undef
     // A result JSON cannot serialise (circular) fails later in Lambda itself; the audit just omits it.
     body = undefined;
   }
-  return { statusCode: 200, headers: { 'content-type': 'application/json' }, body, isBase64Encoded: false };
+  return { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body, isBase64Encoded: false };
 }
 
 /** The response half of an audit record. */

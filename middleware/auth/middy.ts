@@ -1,10 +1,10 @@
 // Middy adapters for the auth core: authenticate, serviceAuth, the guards and CSRF protection.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { normalizeResponse } from '../audit/request-summary.js';
-import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { ForbiddenError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { withHeadersAndCookies } from '../http/response.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
 import {
@@ -174,24 +174,6 @@ export function requirePermissions(
   return guardMiddleware('requirePermissions', permissionsGuard(rbac, permissions), options);
 }
 
-/**
- * A copy of the response with the cookie added: the handler's object may be shared (module scope), so
- * it is never changed; an unstructured result becomes the structured one API Gateway would send.
- */
-function withCookie(response: unknown, cookie: string): unknown {
-  const normalized = normalizeResponse(response);
-  if (!normalized) return response;
-  const structured: Result =
-    typeof response === 'object' && response !== null && 'statusCode' in response
-      ? (response as Result)
-      : ({
-          statusCode: normalized.statusCode,
-          headers: { ...normalized.headers },
-          body: normalized.body,
-        } as Result);
-  return { ...structured, cookies: [...(structured.cookies ?? []), cookie] };
-}
-
 /** What {@link csrfProtection} adds: the request's CSRF token, to render into pages and forms. */
 export interface CsrfContext {
   csrfToken: string;
@@ -228,9 +210,9 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
     const token = result.token ?? csrf.issueToken();
     request.context.csrfToken = token;
     if (result.token !== undefined) return;
-    registerCleanup(request, csrfCleanup, (ended) => {
-      ended.response = withCookie(ended.response, csrf.cookie(token));
-    });
+    registerResponseCleanup(request, csrfCleanup, (response) =>
+      withHeadersAndCookies(response, { cookies: [csrf.cookie(token)] }),
+    );
   };
   const csrfAfter = (request: CsrfRequest) => runCleanup(request, csrfCleanup);
   const csrfOnError = (request: CsrfRequest) => runResponseCleanupOnError(request, csrfCleanup);

@@ -2,7 +2,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertNoProblems, ConfigError, type ConfigProblem } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
-import { SecretStore } from './secrets.js';
+import { parseJsonSecret, SecretStore } from './secrets.js';
 
 export interface LoadConfigOptions {
   /**
@@ -122,9 +122,14 @@ export function createConfigLoader<S extends StandardSchemaV1>(
     return result.value;
   };
 
-  const build = async (input: Record<string, unknown>, missing: readonly string[]): Promise<Output<S>> => {
-    if (secrets !== undefined && secretId !== undefined && missing.length > 0) {
-      const secret = await secrets.getJsonSecret(secretId, { maxAgeSec });
+  // Built from the text the cache is keyed by: a second read could return another version.
+  const build = async (
+    input: Record<string, unknown>,
+    missing: readonly string[],
+    secretText: string | undefined,
+  ): Promise<Output<S>> => {
+    if (secretText !== undefined && secretId !== undefined) {
+      const secret = parseJsonSecret(secretText, secretId);
       for (const key of missing) if (Object.hasOwn(secret, key)) input[key] = secret[key];
     }
     return validate(input);
@@ -137,7 +142,7 @@ export function createConfigLoader<S extends StandardSchemaV1>(
       // A cache hit in the store while the secret is fresh: the validated configuration is reused as is.
       const secretText = fromSecret ? await secrets.getSecret(secretId, { maxAgeSec }) : undefined;
       if (cached !== undefined && cached.secretText === secretText) return cached.value;
-      const pending = build(input, missing);
+      const pending = build(input, missing, secretText);
       cached = { secretText, value: pending };
       pending.catch(() => {
         if (cached?.value === pending) cached = undefined;

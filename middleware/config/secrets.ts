@@ -90,6 +90,30 @@ function isNotFound(error: unknown): boolean {
 }
 
 /**
+ * A secret's text as the JSON object it must hold; anything else is SecretAccessError `not_json`.
+ *
+ * @example
+ * const config = parseJsonSecret(await secrets.getSecret('bulwark/config'), 'bulwark/config');
+ */
+export function parseJsonSecret(
+  text: string,
+  name: string,
+  versionStage: string = versionStages.current,
+): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // The parser's message may quote the secret; it is dropped on purpose.
+    throw new SecretAccessError(name, versionStage, 'not_json');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new SecretAccessError(name, versionStage, 'not_json');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
  * Reads secrets with caching and audit events. Create one per function, at module scope.
  *
  * @example
@@ -155,18 +179,8 @@ export class SecretStore {
 
   /** A secret holding a JSON object (the usual shape for configuration). */
   async getJsonSecret(name: string, options: GetSecretOptions = {}): Promise<Record<string, unknown>> {
-    const text = await this.getSecret(name, options);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // The parser's message may quote the secret; it is dropped on purpose.
-      throw new SecretAccessError(name, options.versionStage ?? versionStages.current, 'not_json');
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new SecretAccessError(name, options.versionStage ?? versionStages.current, 'not_json');
-    }
-    return parsed as Record<string, unknown>;
+    const versionStage = options.versionStage ?? versionStages.current;
+    return parseJsonSecret(await this.getSecret(name, options), name, versionStage);
   }
 
   /** The current and (when the secret has been rotated) previous versions. */

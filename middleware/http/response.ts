@@ -1,5 +1,6 @@
 // Small builders for API Gateway HTTP API (v2) results.
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { normalizeResponse } from '../audit/request-summary.js';
 
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { statusCode: number };
 
@@ -15,4 +16,33 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 /** A response with no body (204, or 202 without payload). */
 export function noContent(statusCode = 204, headers: Record<string, string> = {}): HttpResult {
   return { statusCode, headers };
+}
+
+/** What a middleware adds to an answer on its way out. */
+export interface ResponseAdditions {
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly cookies?: readonly string[];
+}
+
+/**
+ * A copy of a handler's result with headers and cookies added. The handler's object may be shared
+ * (module scope), so it is never changed; a plain result becomes the structured answer API Gateway
+ * infers from it (200, JSON); no result stays none.
+ */
+export function withHeadersAndCookies(response: unknown, additions: ResponseAdditions): unknown {
+  const normalized = normalizeResponse(response);
+  if (!normalized) return response;
+  const structured =
+    typeof response === 'object' && response !== null && 'statusCode' in response
+      ? (response as APIGatewayProxyStructuredResultV2)
+      : ({
+          statusCode: normalized.statusCode,
+          headers: { ...normalized.headers },
+          body: normalized.body,
+        } as APIGatewayProxyStructuredResultV2);
+  return {
+    ...structured,
+    ...(additions.headers ? { headers: { ...structured.headers, ...additions.headers } } : {}),
+    ...(additions.cookies ? { cookies: [...(structured.cookies ?? []), ...additions.cookies] } : {}),
+  };
 }

@@ -4,10 +4,11 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Principal } from '../auth/principal.js';
-import { registerCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { renderProblem } from '../http/problem.js';
+import { withHeadersAndCookies } from '../http/response.js';
 import {
   type ClientIpOptions,
   clientIpOf,
@@ -138,19 +139,6 @@ function middlewareProblems(options: RateLimitOptions): string[] {
   return problems;
 }
 
-/** Adds headers to a handler result, turning an unstructured one into what API Gateway would have sent. */
-function withHeaders(response: unknown, headers: Record<string, string>): APIGatewayProxyStructuredResultV2 {
-  if (typeof response === 'object' && response !== null && 'statusCode' in response) {
-    const structured = response as APIGatewayProxyStructuredResultV2;
-    return { ...structured, headers: { ...structured.headers, ...headers } };
-  }
-  return {
-    statusCode: 200,
-    headers: { 'Content-Type': 'application/json', ...headers },
-    body: typeof response === 'string' ? response : JSON.stringify(response ?? null),
-  };
-}
-
 /**
  * Limits requests per client IP, principal, API key, tenant or route, shared by every Lambda
  * instance through the toolkit table. Over the limit it answers 429 problem+json with
@@ -225,9 +213,11 @@ export function rateLimit(
     const limiter = limiterFor(multiplier);
     const outcomes = outcomesOf(request);
     if (outcomes.length === 0) {
-      registerCleanup(request, rateLimitCleanup, (ended) => {
-        if (outcomes.length > 0) ended.response = withHeaders(ended.response, rateLimitHeaders(outcomes));
-      });
+      registerResponseCleanup(request, rateLimitCleanup, (response) =>
+        outcomes.length > 0
+          ? withHeadersAndCookies(response, { headers: rateLimitHeaders(outcomes) })
+          : response,
+      );
     }
     const result = await limiter.consume(key, cost);
     outcomes.push({ policy: limiter.policy, result });

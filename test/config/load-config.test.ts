@@ -144,11 +144,13 @@ describe('loadConfig validation', () => {
   });
 
   it('passes a secret-store failure through, typed', async () => {
-    secretJson = 'not json';
-    await expect(loadConfig(schema, { secretId: 'bulwark/config', env: {} })).rejects.toMatchObject({
-      code: 'SECRET_UNAVAILABLE',
-      reason: 'not_json',
-    });
+    for (const notAnObject of ['not json', '["a list"]', 'null']) {
+      secretJson = notAnObject;
+      await expect(loadConfig(schema, { secretId: 'bulwark/config', env: {} })).rejects.toMatchObject({
+        code: 'SECRET_UNAVAILABLE',
+        reason: 'not_json',
+      });
+    }
   });
 });
 
@@ -199,6 +201,24 @@ describe('createConfigLoader caching', () => {
     vi.advanceTimersByTime(2_000);
     expect((await late.load()).DB_PASSWORD).toBe('rotated-password');
     expect(fetches()).toBe(2);
+  });
+
+  it('builds the configuration from the same read of the secret its cache is keyed by', async () => {
+    // maxAgeSec 0: every read fetches, as when the store's copy expires between two reads.
+    let rotation = 0;
+    secretsManager.on(GetSecretValueCommand).callsFake(async () => {
+      rotation += 1;
+      return {
+        SecretString: JSON.stringify({ DB_PASSWORD: `password-v${rotation}`, API_TOKEN: 'tok-123', PORT: 1 }),
+      };
+    });
+    const loader = createConfigLoader(schema, {
+      secretId: 'bulwark/config',
+      env: { DB_HOST: 'h' },
+      maxAgeSec: 0,
+    });
+    expect((await loader.load()).DB_PASSWORD).toBe('password-v1');
+    expect(fetches()).toBe(1);
   });
 
   it('uses a given SecretStore', async () => {

@@ -1,6 +1,7 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { correlationIds } from '../../middleware/audit/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { respondEarly } from '../../middleware/cleanup.js';
 import {
@@ -194,6 +195,28 @@ describe('rateLimit through a middy pipeline', () => {
       const answer = await handler(eventOf('203.0.113.18'), { ...lambdaContext });
       expect(answer.statusCode).toBe(403);
       expect(answer.headers).toMatchObject({ RateLimit: `"${name}";r=4;t=12`, 'X-RateLimit-Limit': '5' });
+    });
+
+    it('puts the headers and the correlation id on the error an `after` running later throws', async () => {
+      const name = uniquePolicyName('late-after');
+      const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(httpErrorHandler({ logger }))
+        .use({
+          after: () => {
+            throw new ConflictError('Booking changed meanwhile');
+          },
+        })
+        .use(correlationIds())
+        .use(limitOf({ policy: { name, limit: 5, windowSec: 60 } }))
+        .handler(async () => json(201, {}));
+      const event = eventOf('203.0.113.19', { headers: { 'x-correlation-id': 'corr-late' } });
+      const answer = await handler(event, { ...lambdaContext } as Parameters<typeof handler>[1]);
+      expect(answer.statusCode).toBe(409);
+      expect(answer.headers).toMatchObject({
+        RateLimit: `"${name}";r=4;t=12`,
+        'X-RateLimit-Limit': '5',
+        'x-correlation-id': 'corr-late',
+      });
     });
 
     it('gives a plain handler result the headers, as API Gateway would send it', async () => {
