@@ -43,8 +43,17 @@ export interface RetryOptions {
   readonly maxDelayMs?: number;
 }
 
+/**
+ * A service call's own timeout unless the service names one: shorter than the breaker's general 30 s,
+ * since a call from an API Lambda must end well inside the function's timeout for a hung service to
+ * count against its circuit (a call the Lambda's deadline cuts short does not count).
+ */
+export const defaultServiceTimeoutMs = 3000;
+
 /** One service's settings: its breaker's options (but its name, which is the service's) and how to call it. */
 export interface ServiceOptions extends Omit<CircuitBreakerSettings<Response>, 'name'> {
+  /** @default {@link defaultServiceTimeoutMs} (3000) */
+  readonly timeoutMs?: number;
   /**
    * What relative URLs resolve against, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/`.
    * Relative paths are resolved under its path: `users/42`, not `/users/42`.
@@ -180,6 +189,7 @@ export class ServiceClient<S extends string> {
         breaker = new CircuitBreaker<Response>({
           onEvent: options.onEvent,
           logger: options.logger,
+          timeoutMs: defaultServiceTimeoutMs,
           ...settings,
           name,
           ...storeChoice,

@@ -152,6 +152,12 @@ describe('serviceCalls through a middy pipeline', () => {
     const fitting = { warn: vi.fn(), info: vi.fn() };
     await pipeline({ timeoutMs: 3000, logger: fitting })(eventOf(), lambdaContext(10_000));
     expect(fitting.warn).not.toHaveBeenCalled();
+    // A service that names no timeout gets the service client's 3 s, which fits a 10 s function.
+    const byDefault = { warn: vi.fn(), info: vi.fn() };
+    await pipeline({ logger: byDefault })(eventOf(), lambdaContext(10_000));
+    expect(byDefault.warn).not.toHaveBeenCalled();
+    await pipeline({ logger: byDefault })(eventOf(), lambdaContext(3400));
+    expect(byDefault.warn.mock.calls[0]?.[1]).toMatchObject({ timeoutMs: 3000 });
   });
 
   it('sends no retry once the Lambda has no time for it, and answers 504', async () => {
