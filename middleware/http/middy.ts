@@ -20,8 +20,9 @@ export interface HttpErrorHandlerOptions {
 
 /**
  * Renders every error as `application/problem+json` (RFC 9457), then runs the cleanups still pending
- * (correlation id, rate-limit headers, CSRF cookie, audit), so they see the rendered answer wherever
- * this sits in `.use()`. Policy middlewares (auth, rate limits, CSRF) go after it, so it sees their errors.
+ * (correlation id, rate-limit headers, CSRF cookie, audit), so their headers reach the rendered answer
+ * wherever this sits in `.use()`. Use it first; an `audit` placed after it has already logged the error's
+ * own status by the time the problem is rendered.
  *
  * @example
  * export const handler = middy(fn).use(httpErrorHandler({ logger }));
