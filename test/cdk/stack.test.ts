@@ -618,8 +618,12 @@ describe('BulwarkStack in the dev stage', () => {
     expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), '$default'].sort());
   });
 
-  it('sends every request no route matches ($default) to the catch-all function', () => {
-    const functionArn = dev.stack.resolve(dev.stack.functions[catchAllFunction].lambdaFunction.functionArn);
+  /**
+   * Checks that exactly one route has `routeKey` and that it targets the one Lambda proxy integration
+   * (payload v2) of `name`; returns that function's resolved ARN.
+   */
+  function expectRouteToFunction(routeKey: string, name: HttpFunctionName): unknown {
+    const functionArn = dev.stack.resolve(dev.stack.functions[name].lambdaFunction.functionArn);
     const integrationIds = Object.keys(
       dev.template.findResources('AWS::ApiGatewayV2::Integration', {
         Properties: {
@@ -630,13 +634,18 @@ describe('BulwarkStack in the dev stage', () => {
       }),
     );
     expect(integrationIds).toHaveLength(1);
-    const defaultRoutes = Object.values(
-      dev.template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: '$default' } }),
+    const routeResources = Object.values(
+      dev.template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } }),
     );
-    expect(defaultRoutes).toHaveLength(1);
-    expect(defaultRoutes[0]?.Properties?.Target).toEqual({
+    expect(routeResources).toHaveLength(1);
+    expect(routeResources[0]?.Properties?.Target).toEqual({
       'Fn::Join': ['', ['integrations/', { Ref: integrationIds[0] }]],
     });
+    return functionArn;
+  }
+
+  it('sends every request no route matches ($default) to the catch-all function', () => {
+    const functionArn = expectRouteToFunction('$default', catchAllFunction);
     // Only this API may invoke it (CDK scopes a `$default` route's permission to every stage and method of it).
     const permissions = Object.values(
       dev.template.findResources('AWS::Lambda::Permission', {
@@ -650,24 +659,7 @@ describe('BulwarkStack in the dev stage', () => {
   });
 
   it.each(routeCases)('sends %s to the %s function', (_routeKey, _functionName, route) => {
-    const functionArn = dev.stack.resolve(dev.stack.functions[route.function].lambdaFunction.functionArn);
-    const integrationIds = Object.keys(
-      dev.template.findResources('AWS::ApiGatewayV2::Integration', {
-        Properties: {
-          IntegrationType: 'AWS_PROXY',
-          PayloadFormatVersion: '2.0',
-          IntegrationUri: functionArn,
-        },
-      }),
-    );
-    expect(integrationIds).toHaveLength(1);
-    const routeResources = Object.values(
-      dev.template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKeyOf(route) } }),
-    );
-    expect(routeResources).toHaveLength(1);
-    expect(routeResources[0]?.Properties?.Target).toEqual({
-      'Fn::Join': ['', ['integrations/', { Ref: integrationIds[0] }]],
-    });
+    expectRouteToFunction(routeKeyOf(route), route.function);
   });
 
   it('uses one integration per function', () => {
