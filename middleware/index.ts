@@ -56,6 +56,7 @@ export * from './http/input.js';
 export * from './http/middy.js';
 export * from './http/problem.js';
 export * from './http/response.js';
+export * from './idempotency.js';
 export * from './metrics/catalog.js';
 export * from './metrics/middy.js';
 export * from './metrics/record.js';

@@ -18,6 +18,7 @@ import { ServiceClient } from '../../middleware/circuit-breaker/service-client.j
 import { registerCleanup, respondEarly, runCleanup } from '../../middleware/cleanup.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { idempotency } from '../../middleware/idempotency.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
@@ -42,6 +43,18 @@ const verifier = new JwtVerifier({
     },
   ],
 });
+
+/** Powertools idempotency records on the toolkit table, under a key of this test's own. */
+function idempotencyStore(): DynamoDBPersistenceLayer {
+  return new DynamoDBPersistenceLayer({
+    tableName: testTableNames.toolkit,
+    awsSdkV3Client: dynamoDb,
+    keyAttr: 'pk',
+    sortKeyAttr: 'sk',
+    staticPkValue: `IDEM#audit-${randomUUID()}`,
+    expiryAttr: 'expiresAt',
+  });
+}
 
 /** The observability a function wires once: what must happen on every request, however it ends. */
 function observability() {
@@ -257,16 +270,9 @@ describe('answers given early are still audited, counted and labelled', () => {
     expect(output.audit().filter((event) => event.eventType === 'http.request')).toHaveLength(1);
   });
 
-  it('a replay that Powertools idempotency returns early', async () => {
+  it("a replay from Powertools' own makeHandlerIdempotent: audited without its status", async () => {
     const parts = observability();
-    const persistenceStore = new DynamoDBPersistenceLayer({
-      tableName: testTableNames.toolkit,
-      awsSdkV3Client: dynamoDb,
-      keyAttr: 'pk',
-      sortKeyAttr: 'sk',
-      staticPkValue: `IDEM#audit-${randomUUID()}`,
-      expiryAttr: 'expiresAt',
-    });
+    const persistenceStore = idempotencyStore();
     let handlerRuns = 0;
     const handler = flat(parts)
       .use(
@@ -298,5 +304,31 @@ describe('answers given early are still audited, counted and labelled', () => {
     for (const line of output.json().filter((candidate) => !candidate._aws))
       expect(line.correlation_id).toBe('corr-7');
     expect(parts.logger.getCorrelationId()).toBeUndefined();
+  });
+
+  it("a replay through Bulwark's idempotency(): the stored answer, audited and labelled", async () => {
+    const parts = observability();
+    let handlerRuns = 0;
+    const handler = flat(parts)
+      .use(
+        idempotency({
+          persistenceStore: idempotencyStore(),
+          config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
+        }),
+      )
+      .handler(async () => {
+        handlerRuns += 1;
+        return json(201, { id: 'booking-1' });
+      });
+    const booking = { ...request(), body: JSON.stringify({ room: randomUUID() }) };
+    expect((await handler(booking, lambdaContext())).statusCode).toBe(201);
+    output.clear();
+    const replay = await handler(booking, lambdaContext());
+    expect(handlerRuns).toBe(1);
+    expectEverythingHappened(parts, replay, { status: 201 });
+    expect(JSON.parse(replay.body as string)).toEqual({ id: 'booking-1' });
+    const requestEvents = output.audit().filter((event) => event.eventType === 'http.request');
+    expect(requestEvents).toHaveLength(1);
+    expect(requestEvents[0]).toMatchObject({ outcome: 'success', statusCode: 201 });
   });
 });
