@@ -110,8 +110,9 @@ export function idempotency(options: IdempotencyLambdaHandlerOptions): Middlewar
       return undefined;
     },
     after: (request) => powertools.after?.(request),
-    // Powertools deletes the record on any error, also one its own `before` threw: the in-progress
-    // record of the request still running (a third copy then runs too), or the stored answer a 422 refused.
+    // Powertools 2.35 deletes the record on any error, also one its own `before` threw: the in-progress
+    // record of the request still running (a third copy then runs too), or the stored answer a 422
+    // refused (aws-powertools/powertools-lambda-typescript#5675, fixed upstream, not yet released).
     onError: async (request) => {
       if (internalOf(request)[handlerRanKey] === true) await powertools.onError?.(request);
     },
