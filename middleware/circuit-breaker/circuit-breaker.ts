@@ -158,6 +158,8 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   private probeCount = 0;
   /** This instance's copy of the shared record, trusted until `validUntil`. */
   private record: CircuitRecord = initialRecord;
+  /** Counts records remembered, so a read that started before a write cannot replace what it wrote. */
+  private recordsRemembered = 0;
   private validUntil = 0;
   /** Deciding on local state: the shared store failed and has not answered since. */
   private usingLocal = false;
@@ -481,10 +483,16 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return result;
   }
 
-  /** Re-reads the shared record; concurrent calls of this instance share one read. */
+  /**
+   * Re-reads the shared record; concurrent calls of this instance share one read. A record this
+   * instance wrote while the read was in flight is newer than what the read saw, so it is kept.
+   */
   private refresh(now: number): Promise<void> {
+    const rememberedBefore = this.recordsRemembered;
     this.refreshing ??= this.withStore(now, (store) => store.read(this.name, now))
-      .then((record) => this.remember(record, now))
+      .then((record) => {
+        if (this.recordsRemembered === rememberedBefore) this.remember(record, now);
+      })
       .finally(() => {
         this.refreshing = undefined;
       });
@@ -520,6 +528,8 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   }
 
   private storeFailed(now: number, error: unknown): void {
+    // Calls in flight when the store went down each fail here; the first one already switched over.
+    if (this.usingLocal) return;
     this.nextStoreProbe = now + Math.max(this.options.stateTtlMs, 1000);
     // Local state starts from the last shared state seen, so an open circuit stays open.
     this.local.seed(this.name, this.record, this.expiresAt(now));
@@ -562,6 +572,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   }
 
   private remember(record: CircuitRecord, now: number): void {
+    this.recordsRemembered += 1;
     this.record = record;
     this.validUntil = now + this.options.stateTtlMs;
   }

@@ -1,6 +1,8 @@
 // The circuit state machine on the embedded DynamoDB, transition by transition, with a fake clock.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { CircuitBreaker, type GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
+import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
 import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import {
@@ -61,6 +63,55 @@ describe('a closed circuit', () => {
     const breaker = instance(uniqueName(), { stateTtlMs: 0 }, counted);
     for (let index = 0; index < 4; index += 1) await breaker.execute(succeeding);
     expect(counted.requests()).toBe(4);
+  });
+
+  it('keeps the state it wrote over an older one a slower read brings back', async () => {
+    const shared = new MemoryCircuitStateStore();
+    const readServed = deferred<void>();
+    const releaseRead = deferred<void>();
+    let holdReads = false;
+    const store: CircuitStateStore = {
+      read: async (name, now) => {
+        const record = await shared.read(name, now);
+        if (holdReads) {
+          readServed.resolve();
+          await releaseRead.promise;
+        }
+        return record;
+      },
+      addFailure: (name, failure, now) => shared.addFailure(name, failure, now),
+      replace: (name, generation, next, expiresAt, now) =>
+        shared.replace(name, generation, next, expiresAt, now),
+    };
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store,
+      failureThreshold: 1,
+      stateTtlMs: 5,
+      logger: { warn: vi.fn(), info: vi.fn() },
+    });
+    const dependency = deferred<string>();
+    const firstStarted = deferred<void>();
+    const first = outcome(
+      breaker.execute(() => {
+        firstStarted.resolve();
+        return dependency.promise;
+      }),
+    );
+    await firstStarted.promise;
+    advance(10);
+    holdReads = true;
+    const dependencyCalls = vi.fn(succeeding);
+    // The second call's refresh reads CLOSED, then waits while the first call's failure opens the circuit.
+    const second = outcome(breaker.execute(dependencyCalls));
+    await readServed.promise;
+    dependency.reject(new DependencyDown());
+    await first;
+    expect(breaker.state).toBe('OPEN');
+    releaseRead.resolve();
+    expect((await second).error).toBeInstanceOf(CircuitOpenError);
+    expect(dependencyCalls).not.toHaveBeenCalled();
+    expect(breaker.state).toBe('OPEN');
   });
 
   it('counts each failure fleet-wide with one atomic ADD and rethrows it', async () => {

@@ -93,6 +93,26 @@ describe('when DynamoDB is unreachable', () => {
     expect(events[0]).toMatchObject({ reason: 'store_unreachable', metadata: { circuit: breaker.name } });
   });
 
+  it('switches to local state once when calls in flight all find the store gone', async () => {
+    const { store, setDown } = switchableStore();
+    const events: SecurityEvent[] = [];
+    const log = logger();
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store,
+      failureThreshold: 5,
+      logger: log,
+      onEvent: (event) => events.push(event),
+    });
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    setDown(true);
+    await Promise.allSettled(Array.from({ length: 8 }, () => breaker.execute(failing)));
+    expect(log.warn).toHaveBeenCalledTimes(1);
+    expect(events.filter((event) => event.type === 'circuit.storeError')).toHaveLength(1);
+    // The failures counted locally were not wiped by a second switch-over: the circuit opened.
+    expect(breaker.state).toBe('OPEN');
+  });
+
   it('does not make calls wait for a store that accepts connections and never answers', async () => {
     const blackHole = createServer(() => {});
     await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
