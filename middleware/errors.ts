@@ -286,20 +286,32 @@ export class DeadlineExceededError extends DependencyTimeoutError {
   }
 }
 
-/** A dependency failed: network error or an answer that counts as a failure (5xx by default). */
+/**
+ * A dependency failed: network error or an answer that counts as a failure (5xx by default). 502,
+ * or 503 with `Retry-After` when the dependency said when to come back (its own `Retry-After`).
+ */
 export class DependencyError extends HttpError {
   readonly dependency: string;
   /** The dependency's HTTP status, when it answered. */
   readonly upstreamStatus: number | undefined;
+  /** How long the dependency asked callers to wait, when it did. */
+  readonly retryAfterSec: number | undefined;
 
   constructor(
     dependency: string,
     message: string,
-    options: HttpErrorOptions & { upstreamStatus?: number } = {},
+    options: HttpErrorOptions & { upstreamStatus?: number; retryAfterSec?: number | undefined } = {},
   ) {
-    super(502, 'DEPENDENCY_FAILED', message, options);
+    const { retryAfterSec } = options;
+    super(
+      retryAfterSec === undefined ? 502 : 503,
+      'DEPENDENCY_FAILED',
+      message,
+      withRetryAfter(retryAfterSec, options),
+    );
     this.dependency = dependency;
     this.upstreamStatus = options.upstreamStatus;
+    this.retryAfterSec = retryAfterSec;
   }
 }
 

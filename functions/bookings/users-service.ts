@@ -1,5 +1,6 @@
 // The users service as the bookings function sees it: GET /users/{id} over HTTP, behind a fleet-wide circuit breaker.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { retryAfterSeconds } from '../../middleware/circuit-breaker/guarded-fetch.js';
 import type { BoundCallService } from '../../middleware/circuit-breaker/middy.js';
 import type { CircuitLogger } from '../../middleware/circuit-breaker/options.js';
 import {
@@ -50,7 +51,7 @@ export function createUsersService(options: UsersServiceOptions): ServiceClient<
 /**
  * Checks that a user exists by asking the users service. A 404 is the caller's mistake (400 on
  * `body.userId`); any other non-2xx answer means the call itself is broken (e.g. a rejected
- * signature), a server fault reported as 502. Outages surface as the breaker's own errors: 502
+ * signature), a server fault reported as 502, but a 429 with `Retry-After` is 503 with it. Outages surface as the breaker's own errors: 502
  * while failures are counted, 504 on a timeout, then 503 with Retry-After once the circuit opens.
  */
 export async function assertUserExists(
@@ -62,8 +63,10 @@ export async function assertUserExists(
     throw new ValidationError('Unknown user', [{ field: 'body.userId', message: 'No such user' }]);
   }
   if (!response.ok) {
+    // A 429 the users service throttled with says when to come back: the caller gets 503 and that time.
     throw new DependencyError('users', `users answered ${response.status}`, {
       upstreamStatus: response.status,
+      retryAfterSec: response.status === 429 ? retryAfterSeconds(response.headers) : undefined,
     });
   }
 }

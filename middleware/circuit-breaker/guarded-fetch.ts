@@ -1,5 +1,5 @@
 // fetch through a circuit breaker: network errors, timeouts and failing statuses count; the answer is read in time.
-import { DependencyError } from '../errors.js';
+import { DependencyError, InvalidArgumentError } from '../errors.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 
 /** Which answers count as a failure of the dependency. */
@@ -8,10 +8,35 @@ export type ResponseFailurePredicate = (response: Response) => boolean;
 /** Server errors count; client errors (4xx) are the caller's problem, not the dependency's. */
 export const isServerError: ResponseFailurePredicate = (response) => response.status >= 500;
 
-/** A request as guardedFetch sends it: the body, if any, is a string (what service calls carry). */
-export type GuardedRequestInit = Omit<RequestInit, 'signal' | 'body'> & {
+/**
+ * A request as guardedFetch sends it: the body, if any, is a string (what service calls carry).
+ * Redirects are never followed (a 3xx is the answer): following one would send the request, and
+ * any signature on it, to wherever the Location header points.
+ */
+export type GuardedRequestInit = Omit<RequestInit, 'signal' | 'body' | 'redirect'> & {
   readonly body?: string | undefined;
 };
+
+/** The largest answer guardedFetch reads unless told otherwise: 1 MiB. */
+export const defaultMaxResponseBytes = 1_048_576;
+
+/** A `Retry-After` longer than this is not believed (a day): it would only park the caller. */
+const maxRetryAfterSec = 86_400;
+
+/**
+ * Seconds a `Retry-After` header asks to wait (delay-seconds or an HTTP date, RFC 9110 §10.2.3), at
+ * least 1; undefined when there is none, it cannot be read, or it asks for more than a day.
+ *
+ * @example
+ * retryAfterSeconds(response.headers); // 30 for "Retry-After: 30"
+ */
+export function retryAfterSeconds(headers: Headers, now = Date.now()): number | undefined {
+  const value = headers.get('retry-after')?.trim();
+  if (!value) return undefined;
+  const seconds = /^\d{1,9}$/.test(value) ? Number(value) : Math.ceil((Date.parse(value) - now) / 1000);
+  if (!Number.isFinite(seconds) || seconds > maxRetryAfterSec) return undefined;
+  return Math.max(1, seconds);
+}
 
 export interface GuardedFetchOptions {
   /** @default globalThis.fetch */
@@ -25,14 +50,42 @@ export interface GuardedFetchOptions {
    * out of it is a `DeadlineExceededError` (504) that does not count. @default none
    */
   readonly deadline?: number | undefined;
+  /**
+   * The largest answer body read, in bytes; a longer one is a `DependencyError` that counts (the
+   * whole body is held in memory, so an unbounded one could exhaust the function's). @default 1 MiB
+   */
+  readonly maxResponseBytes?: number | undefined;
+}
+
+/** Reads the body, giving up as soon as it is longer than `maxBytes`. */
+async function readBody(response: Response, maxBytes: number, dependency: string): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new DependencyError(dependency, `${dependency} answered more than ${maxBytes} bytes`, {
+      upstreamStatus: response.status,
+    });
+  if (Number(response.headers.get('content-length')) > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  if (response.body) {
+    for await (const chunk of response.body) {
+      length += chunk.byteLength;
+      if (length > maxBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+  }
+  return Buffer.concat(chunks, length);
 }
 
 /**
- * `fetch` guarded by a breaker. A network error or an answer `isFailure` rejects becomes a
- * {@link DependencyError} (502) and counts as a failure; past the breaker's timeout the request is
+ * `fetch` guarded by a breaker. A network error, an answer `isFailure` rejects or one longer than
+ * `maxResponseBytes` becomes a {@link DependencyError} (502; 503 with `Retry-After` when the failing
+ * answer said when to come back) and counts as a failure; past the breaker's timeout the request is
  * aborted with a `DependencyTimeoutError` (504); an open circuit rejects at once with a
  * `CircuitOpenError` (503). The body is read before the timeout ends, so the returned Response is
- * complete: a dependency that sends headers and then stalls is caught too.
+ * complete: a dependency that sends headers and then stalls is caught too. Redirects are not followed.
  *
  * @example
  * const users = new CircuitBreaker<Response>({ name: 'users', tableName, timeoutMs: 2000 });
@@ -46,28 +99,31 @@ export function guardedFetch(
 ): Promise<Response> {
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const isFailure = options.isFailure ?? isServerError;
+  const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
+  if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1) {
+    return Promise.reject(new InvalidArgumentError('maxResponseBytes must be a positive integer'));
+  }
   return breaker.execute(
     async ({ signal }) => {
       let response: Response;
-      let body: ArrayBuffer;
+      let body: Uint8Array;
       try {
-        response = await fetchImpl(url, { ...init, signal });
-        body = await response.arrayBuffer();
+        response = await fetchImpl(url, { ...init, redirect: 'manual', signal });
+        body = await readBody(response, maxResponseBytes, breaker.name);
       } catch (error) {
+        if (error instanceof DependencyError) throw error;
         // After a timeout the breaker has already answered; this rejection goes nowhere.
         throw new DependencyError(breaker.name, `${breaker.name} is unreachable`, { cause: error });
       }
       if (isFailure(response)) {
         throw new DependencyError(breaker.name, `${breaker.name} answered ${response.status}`, {
           upstreamStatus: response.status,
+          retryAfterSec: retryAfterSeconds(response.headers),
         });
       }
       const bodyless = response.status === 204 || response.status === 304 || body.byteLength === 0;
-      return new Response(bodyless ? null : body, {
-        status: response.status,
-        statusText: response.statusText,
-        headers: response.headers,
-      });
+      // The status text is left behind: the Response constructor refuses some that fetch accepts.
+      return new Response(bodyless ? null : body, { status: response.status, headers: response.headers });
     },
     options.timeoutMs === undefined && options.deadline === undefined
       ? undefined

@@ -4,10 +4,12 @@ import {
   DeadlineExceededError,
   DependencyError,
   DependencyTimeoutError,
+  InvalidArgumentError,
   InvalidOptionsError,
 } from '../errors.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import {
+  type defaultMaxResponseBytes,
   type GuardedRequestInit,
   guardedFetch,
   isServerError,
@@ -56,7 +58,8 @@ export interface ServiceOptions extends Omit<CircuitBreakerSettings<Response>, '
   readonly timeoutMs?: number;
   /**
    * What relative URLs resolve against, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/`.
-   * Relative paths are resolved under its path: `users/42`, not `/users/42`.
+   * Relative paths are resolved under its path: `users/42`, not `/users/42`. A URL that resolves
+   * outside it (another host, `//host/…`, `../`) is refused, so a signature never leaves the service.
    * @default none: URLs must be absolute
    */
   readonly baseUrl?: string;
@@ -66,6 +69,8 @@ export interface ServiceOptions extends Omit<CircuitBreakerSettings<Response>, '
   readonly retry?: RetryOptions;
   /** This service's signer, or `false` for none. @default the client's `sign` */
   readonly sign?: RequestSigner | false;
+  /** The largest answer read; a longer one is a failure (502). @default {@link defaultMaxResponseBytes} (1 MiB) */
+  readonly maxResponseBytes?: number;
 }
 
 export type ServiceClientOptions<S extends string> = CircuitStoreChoice & {
@@ -107,6 +112,11 @@ interface Service {
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
   readonly sign: RequestSigner | undefined;
+  readonly maxResponseBytes: number | undefined;
+}
+
+function isPositiveInteger(value: number): boolean {
+  return Number.isInteger(value) && value > 0;
 }
 
 function retryProblems(name: string, retry: RetryOptions | undefined): string[] {
@@ -141,6 +151,27 @@ function parseBaseUrl(name: string, baseUrl: string | undefined, problems: strin
 /** Full-jitter backoff: random in [0, min(max, base × 2^(retry − 1))]. */
 function backoffMs(service: Service, retry: number): number {
   return Math.random() * Math.min(service.maxDelayMs, service.baseDelayMs * 2 ** (retry - 1));
+}
+
+/**
+ * How long to wait before retry number `retry`: the jittered backoff, or longer when the service's
+ * `Retry-After` asked for it; undefined (no retry) when that is past `maxDelayMs`.
+ */
+function retryDelayMs(service: Service, retry: number, error: unknown): number | undefined {
+  const backoff = backoffMs(service, retry);
+  const askedMs = error instanceof DependencyError ? (error.retryAfterSec ?? 0) * 1000 : 0;
+  if (askedMs > service.maxDelayMs) return undefined;
+  return Math.max(backoff, askedMs);
+}
+
+/** The URL a call goes to; one outside the service's base URL is refused before anything is sent. */
+function resolveTarget(serviceName: string, url: string | URL, baseUrl: URL | undefined): URL {
+  if (!baseUrl) return new URL(url);
+  const target = new URL(url, baseUrl);
+  if (target.origin !== baseUrl.origin || !target.pathname.startsWith(baseUrl.pathname)) {
+    throw new InvalidArgumentError(`A call to ${serviceName} must stay under its baseUrl`);
+  }
+  return target;
 }
 
 function isRetryable(error: unknown, breakerName: string): boolean {
@@ -179,7 +210,7 @@ export class ServiceClient<S extends string> {
       problems.push('sign must be a function');
     const services = new Map<string, Service>();
     for (const [name, service] of entries) {
-      const { baseUrl, isFailure, retry, sign, ...settings } = service;
+      const { baseUrl, isFailure, retry, sign, maxResponseBytes, ...settings } = service;
       const storeChoice: CircuitStoreChoice =
         options.store !== undefined
           ? { store: options.store }
@@ -189,8 +220,9 @@ export class ServiceClient<S extends string> {
         breaker = new CircuitBreaker<Response>({
           onEvent: options.onEvent,
           logger: options.logger,
-          timeoutMs: defaultServiceTimeoutMs,
           ...settings,
+          // After the spread: `timeoutMs: undefined` would otherwise fall through to the breaker's 30 s.
+          timeoutMs: settings.timeoutMs ?? defaultServiceTimeoutMs,
           name,
           ...storeChoice,
         });
@@ -200,6 +232,9 @@ export class ServiceClient<S extends string> {
       }
       const base = parseBaseUrl(name, baseUrl, problems);
       problems.push(...retryProblems(name, retry));
+      if (maxResponseBytes !== undefined && !isPositiveInteger(maxResponseBytes)) {
+        problems.push(`${name}: maxResponseBytes must be a positive integer`);
+      }
       if (breaker) {
         services.set(name, {
           breaker,
@@ -209,6 +244,7 @@ export class ServiceClient<S extends string> {
           baseDelayMs: retry?.baseDelayMs ?? 100,
           maxDelayMs: retry?.maxDelayMs ?? 2000,
           sign: sign === false ? undefined : (sign ?? options.sign),
+          maxResponseBytes,
         });
       }
     }
@@ -230,7 +266,7 @@ export class ServiceClient<S extends string> {
   async callService(serviceName: S, url: string | URL, init: ServiceCallInit = {}): Promise<Response> {
     const service = this.services.get(serviceName);
     if (!service) throw new TypeError(`Unknown service ${JSON.stringify(serviceName)}`);
-    const target = service.baseUrl ? new URL(url, service.baseUrl) : new URL(url);
+    const target = resolveTarget(serviceName, url, service.baseUrl);
     const { correlationId, timeoutMs, deadline, ...request } = init;
     const method = (request.method ?? 'GET').toUpperCase();
     const attempts = idempotentMethods.has(method) ? 1 + service.retries : 1;
@@ -253,13 +289,15 @@ export class ServiceClient<S extends string> {
             ...(this.fetch ? { fetch: this.fetch } : {}),
             timeoutMs,
             deadline,
+            maxResponseBytes: service.maxResponseBytes,
           },
         );
       } catch (error) {
         if (attempt >= attempts || !isRetryable(error, service.breaker.name)) throw error;
-        const delayMs = backoffMs(service, attempt);
+        const delayMs = retryDelayMs(service, attempt, error);
         // A retry that could not start before the deadline would only trade this answer for a 504.
-        if (deadline !== undefined && Date.now() + delayMs >= deadline) throw error;
+        if (delayMs === undefined || (deadline !== undefined && Date.now() + delayMs >= deadline))
+          throw error;
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }

@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { isFailingLocally, localFailVariable } from '../../bin/runtime/local-failures.js';
 import { type LocalRuntime, startLocalRuntime } from '../../bin/runtime/local-runtime.js';
-import { usersCircuit } from '../../functions/bookings/users-service.js';
+import { assertUserExists, usersCircuit } from '../../functions/bookings/users-service.js';
+import { DependencyError } from '../../middleware/errors.js';
 import { testTableNames } from '../helpers/tables.js';
 
 let runtime: LocalRuntime;
@@ -123,6 +124,24 @@ describe('POST /bookings and the users service', () => {
     for (let attempt = 0; attempt < usersCircuit.successThreshold + 2; attempt += 1) {
       expect((await book()).status).toBe(201);
     }
+  });
+});
+
+describe('assertUserExists', () => {
+  it('passes a 429 from users on as 503 with its Retry-After, and other failures as 502', async () => {
+    const answering =
+      (status: number, headers: Record<string, string> = {}) =>
+      async () =>
+        new Response(null, { status, headers });
+    const throttled = await assertUserExists(answering(429, { 'retry-after': '7' }), 'u-1').catch((e) => e);
+    expect(throttled).toBeInstanceOf(DependencyError);
+    expect(throttled).toMatchObject({
+      statusCode: 503,
+      upstreamStatus: 429,
+      headers: { 'Retry-After': '7' },
+    });
+    const refused = await assertUserExists(answering(401), 'u-1').catch((e) => e);
+    expect(refused).toMatchObject({ statusCode: 502, upstreamStatus: 401, headers: {} });
   });
 });
 

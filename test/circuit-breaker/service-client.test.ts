@@ -13,6 +13,7 @@ import {
   CircuitOpenError,
   DependencyError,
   DependencyTimeoutError,
+  InvalidArgumentError,
   InvalidOptionsError,
 } from '../../middleware/errors.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
@@ -23,6 +24,8 @@ interface Received {
   url: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** When the request arrived, from performance.now(). */
+  at: number;
 }
 
 let server: Server;
@@ -35,7 +38,13 @@ function answer(request: IncomingMessage, response: ServerResponse, body: string
   const path = new URL(request.url ?? '/', 'http://x').pathname;
   const count = (hits.get(path) ?? 0) + 1;
   hits.set(path, count);
-  received.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
+  received.push({
+    method: request.method ?? '',
+    url: request.url ?? '',
+    headers: request.headers,
+    body,
+    at: performance.now(),
+  });
   const json = (status: number, value: unknown) => {
     response.writeHead(status, { 'content-type': 'application/json' });
     response.end(JSON.stringify(value));
@@ -44,7 +53,17 @@ function answer(request: IncomingMessage, response: ServerResponse, body: string
   else if (path.startsWith('/missing')) json(404, { error: 'not found' });
   else if (path.startsWith('/boom')) json(503, { error: 'down' });
   else if (path.startsWith('/empty')) response.writeHead(204).end();
-  else if (path.startsWith('/stall')) {
+  else if (path.startsWith('/busy')) {
+    const after = new URL(request.url ?? '/', 'http://x').searchParams.get('after') ?? '1';
+    response.writeHead(503, { 'content-type': 'application/json', 'retry-after': after });
+    response.end('{"error":"busy"}');
+  } else if (path.startsWith('/moved')) response.writeHead(302, { location: '/ok' }).end();
+  else if (path.startsWith('/large')) {
+    const bytes = Number(new URL(request.url ?? '/', 'http://x').searchParams.get('bytes'));
+    const declared = !path.startsWith('/large-chunked');
+    response.writeHead(200, declared ? { 'content-length': String(bytes) } : {});
+    response.end('x'.repeat(bytes));
+  } else if (path.startsWith('/stall')) {
     response.writeHead(200, { 'content-type': 'application/json' });
     response.write('{"partial":');
   } else if (path.startsWith('/flaky')) {
@@ -263,6 +282,61 @@ describe('callService', () => {
     expect(await (await call('boom')).json()).toEqual({ cached: true });
   });
 
+  it('waits at least the Retry-After a failing answer asks for before retrying', async () => {
+    const { call } = clientFor({ retry: { retries: 1, baseDelayMs: 1, maxDelayMs: 2000 } });
+    const { error } = await outcome(call('busy?after=1'));
+    const [first, retry] = received;
+    expect(received).toHaveLength(2);
+    expect((retry?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(950);
+    expect(error).toMatchObject({ statusCode: 503, retryAfterSec: 1, headers: { 'Retry-After': '1' } });
+  });
+
+  it('does not retry when Retry-After asks for longer than maxDelayMs, and passes it on as a 503', async () => {
+    const { call } = clientFor({ retry: { retries: 2, maxDelayMs: 2000 } });
+    const { error } = await outcome(call('busy?after=30'));
+    expect(received).toHaveLength(1);
+    expect(error).toBeInstanceOf(DependencyError);
+    expect(error).toMatchObject({ statusCode: 503, upstreamStatus: 503, headers: { 'Retry-After': '30' } });
+  });
+
+  it('returns a redirect as the answer instead of following it', async () => {
+    const { call } = clientFor();
+    const response = await call('moved');
+    expect(response.status).toBe(302);
+    expect(response.headers.get('location')).toBe('/ok');
+    expect(received.map((request) => request.url)).toEqual(['/moved']);
+  });
+
+  it('refuses a URL that resolves outside the base URL before sending anything, signed or not', async () => {
+    const sign = vi.fn(() => ({ 'x-signature': 'secret' }));
+    const { call } = clientFor({ baseUrl: `${baseUrl}api/` }, sign);
+    const port = new URL(baseUrl).port;
+    for (const outside of [`//localhost:${port}/ok`, `http://localhost:${port}/ok`, '../ok', '/ok']) {
+      const { error } = await outcome(call(outside));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(received).toEqual([]);
+    expect(sign).not.toHaveBeenCalled();
+  });
+
+  it('refuses an answer longer than maxResponseBytes as a failure, declared or streamed', async () => {
+    const { client, service, call } = clientFor({ maxResponseBytes: 100, failureThreshold: 2 });
+    freezeAtFailureWindowStart();
+    expect((await call('large?bytes=100')).status).toBe(200);
+    for (const path of ['large?bytes=101', 'large-chunked?bytes=5000']) {
+      const { error } = await outcome(call(path));
+      expect(error).toBeInstanceOf(DependencyError);
+      expect((error as DependencyError).message).toBe(`${service} answered more than 100 bytes`);
+    }
+    expect(client.breakers[service]?.state).toBe('OPEN');
+  });
+
+  it('uses the 3 s service default when timeoutMs is given as undefined', async () => {
+    const { client, service } = clientFor({ timeoutMs: undefined });
+    const breaker = client.breakers[service];
+    expect((breaker as unknown as { options: { timeoutMs: number } }).options.timeoutMs).toBe(3000);
+  });
+
   it('refuses an unknown service name', async () => {
     const { client } = clientFor();
     await expect(client.callService('nope' as never, 'ok')).rejects.toThrow(TypeError);
@@ -315,6 +389,14 @@ describe('guardedFetch', () => {
   it('guards a plain fetch with a breaker of your own', async () => {
     const breaker = new CircuitBreaker<Response>({ name: uniqueName('fetch'), store: dynamoStore() });
     const response = await guardedFetch(breaker, `${baseUrl}ok`);
+    expect(await response.json()).toEqual({ ok: true });
+  });
+
+  it('keeps an answer whose status text the Response constructor would refuse', async () => {
+    const breaker = new CircuitBreaker<Response>({ name: uniqueName('fetch'), store: dynamoStore() });
+    const odd = new Response('{"ok":true}', { status: 200 });
+    Object.defineProperty(odd, 'statusText', { value: 'OK\u0001' });
+    const response = await guardedFetch(breaker, 'http://127.0.0.1:9/x', {}, { fetch: async () => odd });
     expect(await response.json()).toEqual({ ok: true });
   });
 
