@@ -12,7 +12,8 @@ export interface CsrfOptions {
   readonly headerName?: string;
   /**
    * When given, tokens are `<random>.<HMAC(secret, random)>` and cookies without a valid MAC are
-   * refused, so a cookie injected by another origin is useless. @default undefined (random tokens)
+   * refused, so a cookie injected by another origin is useless. Given as `undefined` it is refused (an
+   * unset environment variable), so leave it out for unsigned tokens. @default none (random tokens)
    */
   readonly secret?: string;
   /** Cookie lifetime; a session cookie when undefined. @default undefined */
@@ -53,6 +54,9 @@ export class CsrfProtection {
     if (!/^[\w-]{1,64}$/.test(this.headerName)) problems.push('headerName must be a header name');
     if (this.secret !== undefined && this.secret.length < 32)
       problems.push('secret must be at least 32 characters');
+    // `secret: process.env.CSRF_SECRET` with the variable unset would silently fall back to unsigned tokens.
+    if (Object.hasOwn(options, 'secret') && options.secret === undefined)
+      problems.push('secret is undefined (an unset environment variable?); leave it out for unsigned tokens');
     if (this.maxAgeSec !== undefined && !(Number.isInteger(this.maxAgeSec) && this.maxAgeSec > 0)) {
       problems.push('maxAgeSec must be a positive integer');
     }

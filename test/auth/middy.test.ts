@@ -479,4 +479,11 @@ describe('csrfProtection through a middy pipeline', () => {
       csrfProtection({ cookieName: 'bad name', headerName: 'x y', secret: 'short', maxAgeSec: 0 }),
     ).toThrow(InvalidOptionsError);
   });
+
+  it('refuses a secret given as undefined instead of quietly issuing unsigned tokens', () => {
+    const unsetVariable: string | undefined = undefined;
+    expect(() => csrfProtection({ secret: unsetVariable })).toThrow(
+      'secret is undefined (an unset environment variable?); leave it out for unsigned tokens',
+    );
+  });
 });
