@@ -44,7 +44,10 @@ export interface LocalRuntimeOptions {
   readonly dynamoDbEndpoint?: string;
   /** @default { app: 'bulwark-app', toolkit: 'bulwark-toolkit' } */
   readonly tableNames?: { readonly app: string; readonly toolkit: string };
-  /** API Gateway-style body limit. @default 1048576 (1 MiB) */
+  /**
+   * The largest body passed to a function: Lambda's request payload limit, so a body under it reaches
+   * the function and its own limit answers, as in AWS. @default 6291456 (6 MiB)
+   */
   readonly maxBodyBytes?: number;
   /**
    * The functions' ENCRYPTION_KEY (base64 of 32 bytes).
@@ -144,7 +147,7 @@ function writeProblem(response: ServerResponse, error: unknown, path?: string): 
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
   const tableNames = options.tableNames ?? { app: 'bulwark-app', toolkit: 'bulwark-toolkit' };
-  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
     : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
@@ -169,6 +172,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     TOOLKIT_TABLE_NAME: tableNames.toolkit,
     DYNAMODB_ENDPOINT: dynamoDbEndpoint,
     AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+    // What Lambda sets: Powertools reports a function's first invocation as a cold start only with it.
+    AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
     ENCRYPTION_KEY: options.encryptionKey ?? localEncryptionKey(options.dataDir),
     SQS_ENDPOINT: sqs.endpoint,
     EMAIL_QUEUE_URL: sqs.queueUrls[workers['email-worker'].queueName],

@@ -26,13 +26,30 @@ describe('local runtime over HTTP', () => {
     expect(response.body).toMatchObject({ code: 'METHOD_NOT_ALLOWED' });
   });
 
-  it('answers a body over 1 MiB with 413 without invoking the function', async () => {
-    const response = await api.request('POST', '/users', {
-      body: JSON.stringify({ email: 'big@example.com', name: 'x'.repeat(1024 * 1024) }),
-      headers: { 'content-type': 'application/json' },
+  it("lets a body over the function's 1 MiB through, so the function's own 413 carries the correlation id", async () => {
+    const response = await api.request('POST', '/bookings', {
+      body: JSON.stringify({ roomId: 'x'.repeat(1024 * 1024) }),
+      headers: { 'content-type': 'application/json', 'x-correlation-id': 'big-body-1' },
     });
     expect(response.status).toBe(413);
-    expect(response.body).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect(response.headers.get('x-correlation-id')).toBe('big-body-1');
+    expect(response.body).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+      detail: 'Request body exceeds 1048576 bytes',
+    });
+  });
+
+  it("answers a body over Lambda's 6 MiB request payload with 413 without invoking the function", async () => {
+    const response = await api.request('POST', '/bookings', {
+      body: JSON.stringify({ roomId: 'x'.repeat(6 * 1024 * 1024) }),
+      headers: { 'content-type': 'application/json', 'x-correlation-id': 'huge-body-1' },
+    });
+    expect(response.status).toBe(413);
+    expect(response.headers.get('x-correlation-id')).toBeNull();
+    expect(response.body).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+      detail: 'Request body exceeds 6291456 bytes',
+    });
   });
 
   it('answers malformed percent-encoding in a path parameter with 400', async () => {
