@@ -27,6 +27,9 @@ function list(values: readonly string[] | string | undefined): string[] {
   return items.flatMap((value) => value.split(/[\s,]+/)).filter((value) => value.length > 0);
 }
 
+/** Thrown for `--help`: the usage text is the answer, not an error. */
+export class HelpRequested extends Error {}
+
 /** The token options a command line asks for; throws with the usage text when it is wrong. */
 export function parseTokenArguments(args: readonly string[]): { issuer: string; token: DevTokenOptions } {
   const { values } = parseArgs({
@@ -46,7 +49,7 @@ export function parseTokenArguments(args: readonly string[]): { issuer: string; 
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) throw new Error(usage);
+  if (values.help) throw new HelpRequested(usage);
   const expiresInSec = values['expires-in'] === undefined ? 3600 : Number(values['expires-in']);
   if (!Number.isInteger(expiresInSec) || expiresInSec <= 0)
     throw new Error(`--expires-in must be whole seconds\n\n${usage}`);
@@ -80,6 +83,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
   try {
     console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
   } catch (error) {
+    if (error instanceof HelpRequested) {
+      console.log(error.message);
+      process.exit(0);
+    }
     console.error(error instanceof Error ? error.message : error);
     process.exit(1);
   }

@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { mintFromCommandLine, parseTokenArguments } from '../../bin/token.js';
+import { HelpRequested, mintFromCommandLine, parseTokenArguments } from '../../bin/token.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
@@ -123,7 +124,15 @@ describe('npm run token', () => {
     expect(() => parseTokenArguments(['--bogus'])).toThrow();
     expect(() => parseTokenArguments(['--expires-in', 'soon'])).toThrow(/Usage/);
     expect(() => parseTokenArguments(['--m2m', '--sub', 'x'])).toThrow(/Usage/);
-    expect(() => parseTokenArguments(['--help'])).toThrow(/Usage/);
+  });
+
+  it('answers --help with the usage on stdout and exit code 0', () => {
+    expect(() => parseTokenArguments(['--help'])).toThrow(HelpRequested);
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/token.ts', '--help'], {
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^Usage:/);
   });
 
   it('mints with the key kept in the data folder', async () => {
