@@ -136,6 +136,24 @@ export interface FunctionEnvironment extends TableEnvironment {
   auth: AuthEnvironment;
 }
 
+/** What a function needs beyond the variables every function reads. */
+export interface EnvironmentNeeds {
+  /**
+   * The function computes blind indexes (users: the email claim, SMS budgets, phone codes). With
+   * KMS_KEY_ID, KMS_BLIND_INDEX_KEY_ID is then required too, so its absence fails the cold start, not
+   * every registration. The local key derives its own index key.
+   * @default false
+   */
+  readonly blindIndexes?: boolean;
+}
+
+/** The encryption variables missing for `needs`, each with why. */
+function encryptionProblems(env: NodeJS.ProcessEnv, needs: EnvironmentNeeds): string[] {
+  return needs.blindIndexes && env.KMS_KEY_ID && env.KMS_BLIND_INDEX_KEY_ID === undefined
+    ? ['KMS_BLIND_INDEX_KEY_ID (required with KMS_KEY_ID for blind indexes)']
+    : [];
+}
+
 /**
  * Parses the environment, or fails the cold start naming every missing or invalid variable (never a
  * value), `alsoInvalid` (found by other checks) first.
@@ -152,8 +170,14 @@ function parseEnvironment<S extends z.ZodMiniType>(
 }
 
 /** Fails the cold start with every missing or invalid variable named (never their values). */
-export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionEnvironment {
-  const data = parseEnvironment(environmentSchema, env, tableEnvironmentProblems(env));
+export function readEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+  needs: EnvironmentNeeds = {},
+): FunctionEnvironment {
+  const data = parseEnvironment(environmentSchema, env, [
+    ...tableEnvironmentProblems(env),
+    ...encryptionProblems(env, needs),
+  ]);
   return {
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
