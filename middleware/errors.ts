@@ -350,7 +350,9 @@ export type DecryptionFailureReason =
   | 'key_not_allowed'
   | 'invalid_context'
   | 'authentication_failed'
-  | 'key_unavailable';
+  | 'key_unavailable'
+  /** The item's own id differs from the key it is stored under: moved or tampered, so not decrypted. */
+  | 'record_moved';
 
 /** A value was tampered with, moved, malformed, or its key is unavailable; never returned as plaintext. */
 export class DecryptionError extends BulwarkError {

@@ -10,6 +10,10 @@ import {
 } from './table-environment.js';
 import * as z from './zod.js';
 
+const localKeySchema = z
+  .string()
+  .check(z.refine((value) => encryptionKeyProblem(value) === undefined, 'Must be base64 of 32 bytes'));
+
 const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
   USERS_API_URL: z.optional(z.url()),
@@ -17,14 +21,31 @@ const environmentSchema = z.object({
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
   KMS_KEY_ID: z.optional(z.string().check(z.minLength(1))),
+  /**
+   * Comma-separated KMS keys whose data keys are still unwrapped after KMS_KEY_ID moved to another key,
+   * each as KMS_KEY_ID named it. KMS automatic rotation keeps the key id and needs none.
+   */
+  KMS_DECRYPT_KEY_IDS: z.optional(z.string().check(z.regex(/^[^,\s]+(,[^,\s]+)*$/))),
   /** HMAC_256 KMS key from which blind-index keys are derived (with KMS_KEY_ID). */
   KMS_BLIND_INDEX_KEY_ID: z.optional(z.string().check(z.minLength(1))),
   /** The local key provider's key: base64 of 32 bytes (the local runtime and tests set it). */
-  ENCRYPTION_KEY: z.optional(
+  ENCRYPTION_KEY: z.optional(localKeySchema),
+  /** Comma-separated earlier ENCRYPTION_KEYs: they unwrap the records not yet re-encrypted. */
+  ENCRYPTION_PREVIOUS_KEYS: z.optional(
     z
       .string()
-      .check(z.refine((value) => encryptionKeyProblem(value) === undefined, 'Must be base64 of 32 bytes')),
+      .check(
+        z.refine(
+          (value) => value.split(',').every((key) => encryptionKeyProblem(key) === undefined),
+          'Must be comma-separated base64 of 32 bytes',
+        ),
+      ),
   ),
+  /**
+   * The local key blind indexes are derived from; unset, ENCRYPTION_KEY. Set it to the key the
+   * indexes were made with before rotating ENCRYPTION_KEY, and keep it.
+   */
+  ENCRYPTION_INDEX_KEY: z.optional(localKeySchema),
   ALLOW_LOCAL_KEY_IN_PRODUCTION: z._default(z.stringbool(), false),
   /** The JWT issuer (Cognito user pool URL, or the local dev issuer); without it no JWT is accepted. */
   AUTH_ISSUER: z.optional(z.url()),
@@ -128,12 +149,41 @@ export interface FunctionEnvironment extends TableEnvironment {
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
   encryption: {
     kmsKeyId: string | undefined;
+    kmsDecryptKeyIds: string[];
     blindIndexKeyId: string | undefined;
     localKey: string | undefined;
+    previousLocalKeys: string[];
+    localIndexKey: string | undefined;
     production: boolean;
     allowLocalKeyInProduction: boolean;
   };
   auth: AuthEnvironment;
+}
+
+/** What a function needs beyond the variables every function reads. */
+export interface EnvironmentNeeds {
+  /**
+   * The function computes blind indexes (users: the email claim, SMS budgets, phone codes). With
+   * KMS_KEY_ID, KMS_BLIND_INDEX_KEY_ID is then required too, so its absence fails the cold start, not
+   * every registration. With the local key, ENCRYPTION_PREVIOUS_KEYS (a rotation) requires
+   * ENCRYPTION_INDEX_KEY, so that the rotation leaves every blind index as it was.
+   * @default false
+   */
+  readonly blindIndexes?: boolean;
+}
+
+/** The encryption variables missing for `needs`, each with why. */
+function encryptionProblems(env: NodeJS.ProcessEnv, needs: EnvironmentNeeds): string[] {
+  if (!needs.blindIndexes) return [];
+  if (env.KMS_KEY_ID) {
+    return env.KMS_BLIND_INDEX_KEY_ID === undefined
+      ? ['KMS_BLIND_INDEX_KEY_ID (required with KMS_KEY_ID for blind indexes)']
+      : [];
+  }
+  // Without it the index key would be the rotated ENCRYPTION_KEY: every blind index would change.
+  return env.ENCRYPTION_PREVIOUS_KEYS !== undefined && env.ENCRYPTION_INDEX_KEY === undefined
+    ? ['ENCRYPTION_INDEX_KEY (required with ENCRYPTION_PREVIOUS_KEYS for blind indexes)']
+    : [];
 }
 
 /**
@@ -152,15 +202,24 @@ function parseEnvironment<S extends z.ZodMiniType>(
 }
 
 /** Fails the cold start with every missing or invalid variable named (never their values). */
-export function readEnvironment(env: NodeJS.ProcessEnv = process.env): FunctionEnvironment {
-  const data = parseEnvironment(environmentSchema, env, tableEnvironmentProblems(env));
+export function readEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+  needs: EnvironmentNeeds = {},
+): FunctionEnvironment {
+  const data = parseEnvironment(environmentSchema, env, [
+    ...tableEnvironmentProblems(env),
+    ...encryptionProblems(env, needs),
+  ]);
   return {
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
+      kmsDecryptKeyIds: data.KMS_DECRYPT_KEY_IDS?.split(',') ?? [],
       blindIndexKeyId: data.KMS_BLIND_INDEX_KEY_ID,
       localKey: data.ENCRYPTION_KEY,
+      previousLocalKeys: data.ENCRYPTION_PREVIOUS_KEYS?.split(',') ?? [],
+      localIndexKey: data.ENCRYPTION_INDEX_KEY,
       production: data.BULWARK_STAGE === 'prod',
       allowLocalKeyInProduction: data.ALLOW_LOCAL_KEY_IN_PRODUCTION,
     },

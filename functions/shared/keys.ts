@@ -1,6 +1,15 @@
 // The app table's key layout, in one place: every model builds its keys here.
 
-export const userKey = (id: string) => ({ pk: `USER#${id}`, sk: 'USER' });
+const userPkPrefix = 'USER#';
+export const userKey = (id: string) => ({ pk: `${userPkPrefix}${id}`, sk: 'USER' });
+
+/** The user id a user item's key names; undefined for the key of any other item. */
+export function userIdOfKey(key: Record<string, unknown>): string | undefined {
+  const { pk, sk } = key;
+  return typeof pk === 'string' && pk.startsWith(userPkPrefix) && sk === 'USER'
+    ? pk.slice(userPkPrefix.length)
+    : undefined;
+}
 
 /**
  * The unique-email claim is keyed by the email's blind index (an HMAC of the normalised, lower-cased
@@ -9,7 +18,7 @@ export const userKey = (id: string) => ({ pk: `USER#${id}`, sk: 'USER' });
 export const emailClaimKey = (emailIndex: string) => ({ pk: `EMAIL#${emailIndex}`, sk: 'EMAIL' });
 
 /** A user's pending phone verification code (hashed, expiring): next to the user, gone with its TTL. */
-export const phoneCodeKey = (userId: string) => ({ pk: `USER#${userId}`, sk: 'PHONE_CODE' });
+export const phoneCodeKey = (userId: string) => ({ pk: `${userPkPrefix}${userId}`, sk: 'PHONE_CODE' });
 
 export const bookingKey = (id: string) => ({ pk: `BOOKING#${id}`, sk: 'BOOKING' });
 

@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
-import { ConflictError, NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, DecryptionError, NotFoundError } from '../../middleware/errors.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
@@ -92,14 +92,20 @@ export interface NewEndpoint {
 const endpointSk = 'ENDPOINT';
 const deliveryPrefix = 'DELIVERY#';
 
-const endpointKey = (endpointId: string) => ({ pk: `WH#${endpointId}`, sk: endpointSk });
+const endpointPkPrefix = 'WH#';
+const endpointKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: endpointSk });
+/** The endpoint id an endpoint item's key names; undefined for the key of any other item. */
+const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
+  typeof pk === 'string' && pk.startsWith(endpointPkPrefix) && sk === endpointSk
+    ? pk.slice(endpointPkPrefix.length)
+    : undefined;
 /** The owner index (`gsi1`) partition: one tenant's principal's endpoints. */
 const ownerIndexPk = (tenantId: string, ownerId: string) => `WH#OWNER#${tenantId}#${ownerId}`;
 const subscriptionPk = (tenantId: string, eventType: WebhookEventType) => `WH#SUB#${tenantId}#${eventType}`;
 const subscriptionSk = (endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>) =>
   endpoint.ownerKind === 'user' ? `USER#${endpoint.ownerId}#${endpoint.id}` : `TENANT#${endpoint.id}`;
 const deliveryKey = (message: Pick<WebhookMessage, 'endpointId' | 'createdAt' | 'id'>) => ({
-  pk: `WH#${message.endpointId}`,
+  pk: `${endpointPkPrefix}${message.endpointId}`,
   sk: `${deliveryPrefix}${message.createdAt}#${message.id}`,
 });
 
@@ -124,9 +130,25 @@ function newSigningSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
 }
 
-function toEndpoint(item: Record<string, unknown>, headerField: string | undefined): StoredEndpoint {
+/**
+ * The endpoint stored under `endpointId`'s key (the id asked for, or the one its key names). Its id is
+ * the key's: the item's own `id` is a plain attribute that moves with the sealed secret, so someone who
+ * can write the table could copy another endpoint's `id` and secret under this key, and the worker would
+ * sign this endpoint's deliveries with that secret. An item whose `id` differs from its key is refused.
+ */
+function toEndpoint(
+  item: Record<string, unknown>,
+  endpointId: string | undefined,
+  headerField: string | undefined,
+): StoredEndpoint {
+  if (endpointId === undefined || item.id !== endpointId) {
+    throw new DecryptionError(
+      'record_moved',
+      `The webhook endpoint item under ${String(item.pk)} carries another id`,
+    );
+  }
   return {
-    id: String(item.id),
+    id: endpointId,
     tenantId: String(item.tenantId),
     ownerId: String(item.ownerId),
     ownerKind: item.ownerKind as EndpointOwnerKind,
@@ -297,7 +319,7 @@ export class WebhookStore {
         ConsistentRead: true,
       }),
     );
-    return Item ? toEndpoint(Item, this.options.encryptor?.headerField) : undefined;
+    return Item ? toEndpoint(Item, endpointId, this.options.encryptor?.headerField) : undefined;
   }
 
   /** The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists. */
@@ -334,13 +356,15 @@ export class WebhookStore {
     );
     const nextCursor = encodeCursor(result.LastEvaluatedKey);
     const headerField = this.options.encryptor?.headerField;
-    const items = (result.Items ?? []).map((item) => toEndpoint(item, headerField));
+    const items = (result.Items ?? []).map((item) => toEndpoint(item, endpointIdOfKey(item), headerField));
     return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 
   /**
    * The endpoint's signing secret, decrypted. Its encryption context binds it to this tenant and
-   * endpoint id, so a sealed secret copied onto another endpoint item fails to decrypt.
+   * endpoint id, so a sealed secret copied onto another endpoint item fails to decrypt. The id is the
+   * key's (see {@link toEndpoint}); it is unique, so a rewritten `tenantId` attribute cannot make another
+   * endpoint's secret decrypt either, and every caller checks the tenant against the one it acts for.
    */
   async signingSecret(endpoint: StoredEndpoint): Promise<string> {
     const { headerField } = this.encryptor;

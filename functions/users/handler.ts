@@ -22,7 +22,8 @@ import { smsPerNumberPolicy, UsersModel } from './users-model.js';
 
 const observability = functionObservability('users');
 const { logger, auditLogger, onEvent } = observability;
-const environment = readEnvironment();
+// Registration, SMS budgets and phone codes all use blind indexes: their key is checked at cold start.
+const environment = readEnvironment(process.env, { blindIndexes: true });
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 const users = new UsersModel(
   createDocumentClient(dynamoDb),

@@ -1,6 +1,7 @@
 // Users on the app table: registration with an atomic unique-email claim, lookup, listing, deletion,
 // email verification and phone verification codes.
-// Email and phone are stored encrypted (context { tenantId, userId }); the email claim uses a blind index.
+// Email and phone are stored encrypted (context { tenantId, userId }, the userId from the key); the email
+// claim uses a blind index.
 
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
@@ -14,13 +15,14 @@ import {
 import { type Encryptor, normalizeEmail } from '../../middleware/encryption/encryptor.js';
 import {
   ConflictError,
+  DecryptionError,
   GoneError,
   NotFoundError,
   TooManyRequestsError,
   ValidationError,
 } from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
-import { emailClaimKey, phoneCodeKey, userKey } from '../shared/keys.js';
+import { emailClaimKey, phoneCodeKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -82,9 +84,9 @@ const emailIndexName = 'user-email';
 /** gsi1's partition holding every user, in registration order (the admin list). */
 const userListPartition = 'USER';
 
-function toUser(item: Record<string, unknown>): User {
+function toUser(id: string, item: Record<string, unknown>): User {
   return {
-    id: String(item.id),
+    id,
     email: String(item.email),
     name: String(item.name),
     ...(typeof item.phone === 'string' ? { phone: item.phone } : {}),
@@ -119,15 +121,23 @@ export class UsersModel {
     });
   }
 
-  /** Decrypts a stored user item; an item of another tenant is treated as absent. */
-  private async fromItem(item: Record<string, unknown>): Promise<User> {
-    if (item.tenantId !== this.tenantId) throw new NotFoundError(`User ${String(item.id)} not found`);
-    const plain = await this.encryptor.decryptFields(
-      item,
-      encryptedUserFields,
-      this.contextOf(String(item.id)),
-    );
-    return toUser(plain);
+  /**
+   * Decrypts the user item stored under `userId`'s key (the id asked for, or the one its key names);
+   * an item of another tenant is treated as absent. The context's userId is the key's: the item's own
+   * `id` is a plain attribute that moves with the ciphertext, so someone who can write the table could
+   * copy another user's `id` with their sealed fields under this key. An item whose `id` differs from
+   * its key is refused before anything is decrypted.
+   */
+  private async fromItem(item: Record<string, unknown>, userId: string | undefined): Promise<User> {
+    if (item.tenantId !== this.tenantId) throw new NotFoundError(`User ${userId} not found`);
+    if (userId === undefined || item.id !== userId) {
+      throw new DecryptionError(
+        'record_moved',
+        `The user item under ${String(item.pk)} carries another id; it was not decrypted`,
+      );
+    }
+    const plain = await this.encryptor.decryptFields(item, encryptedUserFields, this.contextOf(userId));
+    return toUser(userId, plain);
   }
 
   /** Creates the user and claims its email in one transaction: a taken email is a 409, never a duplicate. */
@@ -185,7 +195,7 @@ export class UsersModel {
       new GetCommand({ TableName: this.tableName, Key: userKey(id), ConsistentRead: true }),
     );
     if (!Item) throw new NotFoundError(`User ${id} not found`);
-    return this.fromItem(Item);
+    return this.fromItem(Item, id);
   }
 
   /**
@@ -236,7 +246,7 @@ export class UsersModel {
     );
     const nextCursor = encodeCursor(result.LastEvaluatedKey);
     const own = (result.Items ?? []).filter((item) => item.tenantId === this.tenantId);
-    const items = await Promise.all(own.map((item) => this.fromItem(item)));
+    const items = await Promise.all(own.map((item) => this.fromItem(item, userIdOfKey(item))));
     return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 

@@ -9,10 +9,25 @@ import { LocalKeyProvider } from './local-key-provider.js';
 export interface KeyProviderConfig {
   /** KMS key for data keys (KMS_KEY_ID); when set, KMS is used. @default undefined */
   readonly kmsKeyId?: string | undefined;
+  /**
+   * Earlier KMS keys whose data keys may still be unwrapped after `kmsKeyId` moved to another key
+   * (KMS_DECRYPT_KEY_IDS), each as `kmsKeyId` named it then: headers keep that name. KMS automatic
+   * rotation keeps the key id and needs none.
+   * @default []
+   */
+  readonly kmsDecryptKeyIds?: readonly string[] | undefined;
   /** HMAC_256 KMS key for blind indexes (KMS_BLIND_INDEX_KEY_ID). @default undefined */
   readonly blindIndexKeyId?: string | undefined;
   /** Base64 of 32 bytes (ENCRYPTION_KEY), used only when no KMS key is configured. @default undefined */
   readonly localKey?: string | undefined;
+  /** Earlier local keys, for unwrapping only (ENCRYPTION_PREVIOUS_KEYS). @default [] */
+  readonly previousLocalKeys?: readonly string[] | undefined;
+  /**
+   * The local key blind-index keys are derived from (ENCRYPTION_INDEX_KEY). Rotating `localKey` leaves
+   * blind indexes as they are only if this stays the key they were made with.
+   * @default localKey
+   */
+  readonly localIndexKey?: string | undefined;
   /** Whether configuration says this is production; refuses the local key there. @default false */
   readonly production?: boolean;
   /** Accept the local key in production anyway. @default false */
@@ -38,6 +53,7 @@ export function createKeyProvider(config: KeyProviderConfig): KeyProvider {
   if (config.kmsKeyId) {
     return new KmsKeyProvider({
       keyId: config.kmsKeyId,
+      decryptKeyIds: config.kmsDecryptKeyIds ?? [],
       ...(config.blindIndexKeyId ? { blindIndexKeyId: config.blindIndexKeyId } : {}),
       ...(config.kmsClient ? { client: config.kmsClient } : {}),
       ...(config.onEvent ? { onEvent: config.onEvent } : {}),
@@ -48,6 +64,8 @@ export function createKeyProvider(config: KeyProviderConfig): KeyProvider {
   }
   return new LocalKeyProvider({
     key: config.localKey as string,
+    previousKeys: config.previousLocalKeys ?? [],
+    ...(config.localIndexKey ? { indexKey: config.localIndexKey } : {}),
     production: config.production ?? false,
     allowInProduction: config.allowLocalKeyInProduction ?? false,
   });

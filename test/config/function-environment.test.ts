@@ -1,10 +1,13 @@
 // The sample functions' environment readers: every problem named at once, never a value, and health without a schema library.
 import { build } from 'esbuild';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { readTableEnvironment } from '../../functions/shared/table-environment.js';
+import { generateEncryptionKey } from '../../middleware/encryption/local-key-provider.js';
 
 const tables = { APP_TABLE_NAME: 'app', TOOLKIT_TABLE_NAME: 'toolkit' };
+const dataKeyArn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000001';
+const indexKeyArn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000002';
 
 describe('readTableEnvironment', () => {
   it('reads the two tables and the local endpoint', () => {
@@ -31,6 +34,37 @@ describe('readEnvironment', () => {
     expect(() => readEnvironment({ TOOLKIT_TABLE_NAME: 't', AUTH_ISSUER: 'not a url' })).toThrow(
       new Error('Invalid function environment: APP_TABLE_NAME, AUTH_ISSUER'),
     );
+  });
+
+  it('requires KMS_BLIND_INDEX_KEY_ID with KMS_KEY_ID only of a function that makes blind indexes', () => {
+    const kms = { ...tables, KMS_KEY_ID: dataKeyArn };
+    expect(() => readEnvironment(kms, { blindIndexes: true })).toThrow(
+      new Error(
+        'Invalid function environment: KMS_BLIND_INDEX_KEY_ID (required with KMS_KEY_ID for blind indexes)',
+      ),
+    );
+    expect(readEnvironment(kms).encryption.kmsKeyId).toBe(dataKeyArn);
+    const withIndexKey = { ...kms, KMS_BLIND_INDEX_KEY_ID: indexKeyArn };
+    expect(readEnvironment(withIndexKey, { blindIndexes: true }).encryption.blindIndexKeyId).toBe(
+      indexKeyArn,
+    );
+    const local = { ...tables, ENCRYPTION_KEY: generateEncryptionKey() };
+    expect(readEnvironment(local, { blindIndexes: true }).encryption.kmsKeyId).toBeUndefined();
+  });
+
+  it('fails the users function at cold start, not at its first registration, without the blind-index key', async () => {
+    vi.stubEnv('KMS_KEY_ID', dataKeyArn);
+    try {
+      vi.resetModules();
+      await expect(import('../../functions/users/handler.js')).rejects.toThrow(/KMS_BLIND_INDEX_KEY_ID/);
+      // The control: with the index key as well, the same cold start passes.
+      vi.stubEnv('KMS_BLIND_INDEX_KEY_ID', indexKeyArn);
+      vi.resetModules();
+      expect(typeof (await import('../../functions/users/handler.js')).handler).toBe('function');
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
   });
 
   it('keeps the tables it read next to the rest', () => {

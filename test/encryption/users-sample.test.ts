@@ -6,7 +6,9 @@ import {
   ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import { userKey } from '../../functions/shared/keys.js';
 import { defaultTenantId } from '../../functions/shared/tenant.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
@@ -176,6 +178,94 @@ describe('users stored encrypted', () => {
     expect(error).toBeInstanceOf(DecryptionError);
     expect(error).toMatchObject({ reason: 'authentication_failed', field: 'email' });
     expect(error.message).not.toContain('tamper-');
+  });
+});
+
+/** The stored item of a user, as a table writer sees it. */
+async function storedUser(id: string): Promise<Record<string, unknown>> {
+  const { Item } = await documentClient.send(
+    new GetCommand({ TableName: testTableNames.app, Key: userKey(id) }),
+  );
+  return Item as Record<string, unknown>;
+}
+
+/**
+ * What someone who can write the table but not use the key can do: put the victim's sealed fields and
+ * data-key header, and with `withId` the victim's plain `id` attribute too, under the mover's own key.
+ * `unlisted` also takes the item out of the listing index, so other files' admin listings never meet it.
+ */
+async function moveSealedFields(
+  victimId: string,
+  moverId: string,
+  { withId, unlisted = false }: { withId: boolean; unlisted?: boolean },
+): Promise<void> {
+  const [victim, mover] = await Promise.all([storedUser(victimId), storedUser(moverId)]);
+  const { gsi1pk, gsi1sk, ...moverUnlisted } = mover;
+  await documentClient.send(
+    new PutCommand({
+      TableName: testTableNames.app,
+      Item: {
+        ...(unlisted ? moverUnlisted : mover),
+        email: victim.email,
+        phone: victim.phone,
+        _dataKey: victim._dataKey,
+        ...(withId ? { id: victim.id } : {}),
+      },
+    }),
+  );
+}
+
+describe('sealed fields moved to another user', () => {
+  it("refuses a victim's fields and header under another user's key", async () => {
+    const model = runtimeModel(`moved-${randomUUID()}`);
+    const victim = await model.register({ email: `victim-${randomUUID()}@example.com`, name: 'V' });
+    const mover = await model.register({ email: `mover-${randomUUID()}@example.com`, name: 'M' });
+    await moveSealedFields(victim.id, mover.id, { withId: false });
+    const error = await rejectionOf(model.get(mover.id));
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error.reason).toBe('authentication_failed');
+  });
+
+  it("refuses them with the victim's id copied too, on get and in the list, naming no personal data", async () => {
+    // Its own tenant: the list reads every tenant's users but decrypts only its own, so no other file meets this item.
+    const model = runtimeModel(`moved-${randomUUID()}`);
+    const victimEmail = `victim-${randomUUID()}@example.com`;
+    const victim = await model.register({ email: victimEmail, name: 'V', phone: '+447911123456' });
+    const mover = await model.register({ email: `mover-${randomUUID()}@example.com`, name: 'M' });
+    await moveSealedFields(victim.id, mover.id, { withId: true });
+
+    const error = await rejectionOf(model.get(mover.id));
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error.reason).toBe('record_moved');
+    expect(error.message).not.toContain(victimEmail);
+    const listed = await rejectionOf(
+      (async () => {
+        let cursor: string | undefined;
+        do {
+          cursor = (await model.list(100, cursor)).nextCursor;
+        } while (cursor);
+      })(),
+    );
+    expect(listed).toMatchObject({ reason: 'record_moved' });
+    // The victim's own record is untouched and still reads.
+    expect(await model.get(victim.id)).toEqual(victim);
+  });
+
+  it("answers GET of the mover's id with a generic 500, never the victim's email", async () => {
+    const victimEmail = `victim-${randomUUID()}@example.com`;
+    const victim = await register({ email: victimEmail, name: 'V' });
+    const mover = await register({ email: `mover-${randomUUID()}@example.com`, name: 'M' });
+    await moveSealedFields(victim.id, mover.id, { withId: true, unlisted: true });
+    const response = await api.request('GET', `/users/${mover.id}`);
+    await dynamoDb.send(
+      new DeleteItemCommand({
+        TableName: testTableNames.app,
+        Key: { pk: { S: `USER#${mover.id}` }, sk: { S: 'USER' } },
+      }),
+    );
+    expect(response.status).toBe(500);
+    expect(response.text).not.toContain(victimEmail);
+    expect(response.text).not.toContain(victim.id);
   });
 });
 

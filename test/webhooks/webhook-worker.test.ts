@@ -6,6 +6,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
@@ -28,6 +29,7 @@ import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dyna
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { rejectionOf } from '../encryption/helpers.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
@@ -162,6 +164,46 @@ describe('the SSRF guard at delivery time', () => {
     }
     expect(target.received.length).toBe(before);
     expect(audits.filter((event) => event.eventType === 'webhook.failed')).toHaveLength(2);
+  });
+});
+
+describe('a sealed secret moved to another endpoint', () => {
+  it("never signs with another endpoint's secret copied with its id under this endpoint's key", async () => {
+    const victimOwner = principal();
+    const victim = await endpointAt(target.url, victimOwner);
+    const moverOwner = principal({ tenantId: victimOwner.tenantId });
+    const moverReceiver = await receiver();
+    const mover = await endpointAt(moverReceiver.url, moverOwner);
+    // A table writer without the key: the victim's id, secret and data-key header onto the mover's item.
+    const storedItem = async (id: string) => {
+      const key = { pk: `WH#${id}`, sk: 'ENDPOINT' };
+      return (await documentClient.send(new GetCommand({ TableName: testTableNames.toolkit, Key: key })))
+        .Item;
+    };
+    const [victimItem, moverItem] = await Promise.all([storedItem(victim.id), storedItem(mover.id)]);
+    const { headerField } = encryptor;
+    await documentClient.send(
+      new PutCommand({
+        TableName: testTableNames.toolkit,
+        Item: {
+          ...moverItem,
+          id: victimItem?.id,
+          secret: victimItem?.secret,
+          [headerField]: victimItem?.[headerField],
+        },
+      }),
+    );
+
+    expect(await rejectionOf(store.getEndpoint(mover.id))).toMatchObject({ reason: 'record_moved' });
+    expect(await rejectionOf(store.listOwnedEndpoints(moverOwner, 10))).toMatchObject({
+      reason: 'record_moved',
+    });
+    const { run } = setup();
+    const delivery = record(messageFor(mover.id, mover.tenantId));
+    expect((await run(delivery)).batchItemFailures).toEqual([{ itemIdentifier: delivery.messageId }]);
+    // Signed with the victim's secret, the mover could have replayed it to the victim's receiver.
+    expect(moverReceiver.received).toHaveLength(0);
+    expect(await store.getEndpoint(victim.id)).toMatchObject({ id: victim.id, status: 'enabled' });
   });
 });
 
