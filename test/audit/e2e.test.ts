@@ -4,7 +4,7 @@ import { smsPerNumberPolicy } from '../../functions/users/users-model.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
-import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 
 // The functions read their log level when the runtime loads them (beforeAll): audit lines are INFO,
 // which the suite otherwise silences.
@@ -110,7 +110,7 @@ describe('audit, metrics and correlation ids in the sample system', () => {
   });
 
   it('audits, counts and labels a request refused by the rate limiter', async () => {
-    const sourceIp = `127.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250) + 1}`;
+    const sourceIp = randomLoopbackAddress();
     const register = () =>
       api.request('POST', '/users', {
         sourceIp,

@@ -206,10 +206,9 @@ describe('the route table rules', () => {
     expect((await read(await machine('bookings/read'), `/bookings/${mine.id}`)).status).toBe(200);
     expect((await read(await human({ roles: ['admin'] }), `/bookings/${mine.id}`)).status).toBe(200);
     // A person's list is their own, whatever they ask for.
+    // The stranger booked nothing, so nothing anyone else booked may show up.
     const strangerList = await read(stranger, '/bookings?limit=100');
-    expect((strangerList.body as { items: { id: string }[] }).items.map((item) => item.id)).not.toContain(
-      mine.id,
-    );
+    expect((strangerList.body as { items: { id: string }[] }).items).toEqual([]);
     expectRefused(await read(stranger, `/bookings?userId=${userId}`), 403);
     const ownList = await read(await person(), '/bookings?limit=1');
     expect(

@@ -69,15 +69,11 @@ export async function storedItem(name: string): Promise<Record<string, unknown> 
   return Item;
 }
 
-/** A 127.0.0.1 port nothing listens on: connections to it are refused at once. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('No port');
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
+/**
+ * A 127.0.0.1 port nothing listens on, so connections to it are refused at once: a privileged port
+ * no test server takes (they all listen on port 0, and a port freed by one could be handed to another).
+ */
+export const refusedPort = 1;
 
 export class DependencyDown extends Error {
   constructor(message = 'dependency down') {

@@ -17,7 +17,7 @@ import {
   InvalidOptionsError,
 } from '../../middleware/errors.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
-import { closedPort, countedClient, dynamoStore, outcome, tableName, uniqueName } from './helpers.js';
+import { countedClient, dynamoStore, outcome, refusedPort, tableName, uniqueName } from './helpers.js';
 
 interface Received {
   method: string;
@@ -175,7 +175,7 @@ describe('callService', () => {
     const service = uniqueName('svc');
     const client = createServiceClient({
       store: dynamoStore(),
-      services: { [service]: { baseUrl: `http://127.0.0.1:${await closedPort()}/`, failureThreshold: 1 } },
+      services: { [service]: { baseUrl: `http://127.0.0.1:${refusedPort}/`, failureThreshold: 1 } },
     });
     const { error } = await outcome(client.callService(service, 'ok'));
     expect(error).toBeInstanceOf(DependencyError);

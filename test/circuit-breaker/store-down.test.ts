@@ -9,11 +9,11 @@ import { CircuitOpenError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import {
-  closedPort,
   DependencyDown,
   dynamoStore,
   failing,
   outcome,
+  refusedPort,
   storedItem,
   succeeding,
   tableName,
@@ -28,7 +28,7 @@ function advance(ms: number): void {
 
 /** A DynamoDB store whose client points at a 127.0.0.1 port nothing listens on. */
 async function unreachableStore(): Promise<DynamoDbCircuitStateStore> {
-  const client = createDynamoDbClient({ endpoint: `http://127.0.0.1:${await closedPort()}`, maxAttempts: 1 });
+  const client = createDynamoDbClient({ endpoint: `http://127.0.0.1:${refusedPort}`, maxAttempts: 1 });
   return new DynamoDbCircuitStateStore({ tableName, client, requestTimeoutMs: 500 });
 }
 

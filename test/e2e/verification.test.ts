@@ -18,7 +18,7 @@ import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { TooManyRequestsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
-import { decodedEml, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
+import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -366,8 +366,8 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(phoneCodeResendIntervalSec);
     expect(await codeItem(last)).toBeUndefined();
-    // Still five: no sixth SMS reached the outbox (the worker drains the queue within this pause).
-    await new Promise((settle) => setTimeout(settle, 500));
+    // Still five once the worker has drained the queue: no sixth SMS reached the outbox.
+    await drained(api.runtime());
     const sent = readdirSync(api.runtime().smsOutboxDir)
       .map((name) => readFileSync(join(api.runtime().smsOutboxDir, name), 'utf8'))
       .filter((content) => content.startsWith(`To: ${phone}\n`));

@@ -59,14 +59,11 @@ export async function itemsWithPrefix(
   return items;
 }
 
-/** A port on 127.0.0.1 that nothing listens on: connections to it are refused at once. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/**
+ * A 127.0.0.1 port nothing listens on, so connections to it are refused at once: a privileged port
+ * no test server takes (they all listen on port 0, and a port freed by one could be handed to another).
+ */
+export const refusedPort = 1;
 
 /** One admission as a property test records it: when, and how many units. */
 export interface Admission {

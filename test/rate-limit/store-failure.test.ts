@@ -8,7 +8,7 @@ import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
 import { silentServer } from '../helpers/silent-server.js';
-import { closedPort, countingClient, tableName } from './helpers.js';
+import { countingClient, refusedPort, tableName } from './helpers.js';
 
 function recorder() {
   const events: SecurityEvent[] = [];
@@ -20,7 +20,7 @@ describe('RateLimiter when DynamoDB fails', () => {
   let unreachable: string;
 
   beforeAll(async () => {
-    unreachable = `http://127.0.0.1:${await closedPort()}`;
+    unreachable = `http://127.0.0.1:${refusedPort}`;
   });
 
   afterEach(() => {

