@@ -10,6 +10,8 @@ export interface FieldPath {
 
 const forbiddenSegments = new Set(['__proto__', 'prototype', 'constructor']);
 const maxPathLength = 256;
+/** Control characters: never part of an attribute name someone meant, and invisible in messages and logs. */
+const controlCharacter = /\p{Cc}/u;
 const maxCachedLists = 256;
 /** Field lists are usually constants: each distinct list is parsed once, then served from here. */
 const parsedLists = new Map<string, FieldPath[]>();
@@ -41,7 +43,10 @@ function sameElements(a: readonly unknown[], b: readonly unknown[]): boolean {
 
 function parseCached(component: string, fields: readonly unknown[], reserved: string): readonly FieldPath[] {
   const allStrings = fields.every((field) => typeof field === 'string');
-  const cacheKey = allStrings ? `${reserved}\u0000${fields.join('\u0000')}` : undefined;
+  // Each member length-prefixed: no two lists share a key, whatever characters their paths hold.
+  const cacheKey = allStrings
+    ? `${reserved.length}:${reserved}${(fields as readonly string[]).map((field) => `${field.length}:${field}`).join('')}`
+    : undefined;
   const cached = cacheKey === undefined ? undefined : parsedLists.get(cacheKey);
   if (cached !== undefined) return cached;
   const paths = parseList(component, fields, reserved);
@@ -59,6 +64,10 @@ function parseList(component: string, fields: readonly unknown[], reserved: stri
   for (const field of fields) {
     if (typeof field !== 'string' || field.length === 0 || field.length > maxPathLength) {
       problems.push(`field paths must be 1-${maxPathLength} characters`);
+      continue;
+    }
+    if (controlCharacter.test(field)) {
+      problems.push(`field path ${JSON.stringify(field)} holds a control character`);
       continue;
     }
     const segments = field.split('.');
