@@ -73,15 +73,31 @@ function parseList(component: string, fields: readonly unknown[], reserved: stri
     const segments = field.split('.');
     if (segments.some((segment) => segment.length === 0 || forbiddenSegments.has(segment))) {
       problems.push(`field path ${field} has an empty or forbidden segment`);
-    } else if (field === reserved) {
-      problems.push(`field path ${field} is the data-key header attribute`);
+    } else if (segments[0] === reserved) {
+      problems.push(`field path ${field} is or lies inside the data-key header attribute`);
     } else if (!seen.has(field)) {
       seen.add(field);
       paths.push({ path: field, segments, bytes: Buffer.from(field, 'utf8') });
     }
   }
+  // Encrypting `profile` after `profile.phone` would seal a ciphertext, and decrypting either first
+  // leaves the other unreadable: a list names each value once.
+  for (const outer of paths) {
+    for (const inner of paths) {
+      if (liesInside(inner.segments, outer.segments)) {
+        problems.push(`field paths ${outer.path} and ${inner.path} overlap: list one or the other`);
+      }
+    }
+  }
   assertNoProblems(component, problems);
   return paths;
+}
+
+/** Whether `inner` is a path strictly below `outer`, segment by segment (`a.b` is inside `a`, `ab` is not). */
+function liesInside(inner: readonly string[], outer: readonly string[]): boolean {
+  if (inner.length <= outer.length) return false;
+  for (let index = 0; index < outer.length; index += 1) if (inner[index] !== outer[index]) return false;
+  return true;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -30,3 +30,37 @@ describe('field paths with control characters', () => {
     expect(error).toBeInstanceOf(InvalidOptionsError);
   });
 });
+
+describe('overlapping field paths', () => {
+  it('refuses a list where one path lies inside another, before any key request', async () => {
+    const keyProvider = countingProvider();
+    const encryptor = new Encryptor({ keyProvider });
+    const record = { id: 'u-1', profile: { phone: '+447700900123', city: 'London' } };
+    for (const fields of [
+      ['profile', 'profile.phone'],
+      ['profile.phone', 'profile'],
+    ]) {
+      const error = await rejectionOf(encryptor.encryptFields(record, fields, context));
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(error.message).toContain('profile and profile.phone overlap');
+      expect(await rejectionOf(encryptor.decryptFields(record, fields, context))).toBeInstanceOf(
+        InvalidOptionsError,
+      );
+    }
+    expect(keyProvider.calls.generate).toBe(0);
+  });
+
+  it('compares whole segments: a path that only starts with the same letters is its own value', async () => {
+    const encryptor = new Encryptor({ keyProvider: countingProvider() });
+    const record = { profile: { city: 'London' }, profileName: 'ada', profiles: { a: 'b' } };
+    const fields = ['profile.city', 'profileName', 'profiles'];
+    const stored = await encryptor.encryptFields(record, fields, context);
+    expect(await encryptor.decryptFields(stored, fields, context)).toEqual(record);
+  });
+
+  it('refuses a path inside the data-key header attribute', async () => {
+    const encryptor = new Encryptor({ keyProvider: countingProvider() });
+    const error = await rejectionOf(encryptor.encryptFields({ email: 'a@b.co' }, ['_dataKey.x'], context));
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+  });
+});
