@@ -476,8 +476,9 @@ export class Encryptor {
       problems.push('name must be 1-64 letters, digits, . _ : or -');
     }
     if (!isInteger(bytes, 8, 32)) problems.push('bytes must be an integer from 8 to 32');
-    if (typeof scope !== 'string' || scope.length > 1024)
-      problems.push('scope must be a string of at most 1024 characters');
+    // Scope and value are hashed as UTF-8, where a lone surrogate becomes U+FFFD: distinct inputs would collide.
+    if (typeof scope !== 'string' || scope.length > 1024 || !scope.isWellFormed())
+      problems.push('scope must be a well-formed string of at most 1024 characters');
     assertNoProblems('blindIndex', problems);
     if (typeof value !== 'string') {
       throw new EncryptionError(
@@ -490,6 +491,12 @@ export class Encryptor {
       throw new EncryptionError(
         'unsupported_value',
         `normalize for blind index ${options.name} did not return a string`,
+      );
+    }
+    if (!normalized.isWellFormed()) {
+      throw new EncryptionError(
+        'unsupported_value',
+        `The value for blind index ${options.name} holds a lone surrogate`,
       );
     }
     const message = Buffer.from(normalized, 'utf8');

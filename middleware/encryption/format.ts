@@ -82,6 +82,11 @@ export function canonicalContext(context: unknown, failure: 'encrypt' | 'decrypt
     if (value.length > maxContextValueLength) {
       throw contextFailure(`encryption context member ${name} is too long`, failure);
     }
+    // The AAD and KMS take the context as UTF-8, where a lone surrogate becomes U+FFFD: two contexts
+    // would be one.
+    if (!name.isWellFormed() || !value.isWellFormed()) {
+      throw contextFailure('an encryption context member holds a lone surrogate', failure);
+    }
     canonical += `${name.length}:${name}${value.length}:${value}`;
   }
   return canonical;

@@ -70,6 +70,11 @@ function parseList(component: string, fields: readonly unknown[], reserved: stri
       problems.push(`field path ${JSON.stringify(field)} holds a control character`);
       continue;
     }
+    // The path is bound into the AAD as UTF-8, where a lone surrogate becomes U+FFFD: two paths would be one.
+    if (!field.isWellFormed()) {
+      problems.push(`field path ${JSON.stringify(field)} holds a lone surrogate`);
+      continue;
+    }
     const segments = field.split('.');
     if (segments.some((segment) => segment.length === 0 || forbiddenSegments.has(segment))) {
       problems.push(`field path ${field} has an empty or forbidden segment`);
