@@ -46,7 +46,8 @@ export interface DataKeyCacheOptions {
   readonly maxAgeMs?: number;
   /**
    * How many values one data key may encrypt before a new one is generated. AES-GCM with random
-   * 96-bit IVs stays far below the 2^32 NIST bound at this default.
+   * 96-bit IVs stays far below the 2^32 NIST bound at this default. A field list longer than this is
+   * refused: a record's values share one data key.
    * @default 1000000
    */
   readonly maxMessages?: number;
@@ -345,6 +346,13 @@ export class Encryptor {
   ): Promise<Record<string, unknown>> {
     assertRecord(record, 'encrypt');
     const paths = parsePaths('encryptFields', fields, this.options.headerField);
+    // A record's values share its one data key, so a longer list could never stay within the limit.
+    // Checked on the list, not on the values present, so that it fails in the first test, not on some record.
+    if (paths.length > this.options.cache.maxMessages) {
+      assertNoProblems('encryptFields', [
+        `${paths.length} fields exceed cache.maxMessages (${this.options.cache.maxMessages}), the values one data key may encrypt`,
+      ]);
+    }
     const contextMemo = this.contextOf(context, 'encrypt');
     if (Object.hasOwn(record, this.options.headerField)) {
       throw new EncryptionError('already_encrypted', 'The record already carries a data-key header');
