@@ -273,6 +273,29 @@ export function checkField(bytes: Buffer, prefix: Buffer, field: string): void {
   }
 }
 
+/** The shortest base64url text of a stored field: {@link fieldOverheadBytes} bytes. */
+const minFieldTextLength = Math.ceil((fieldOverheadBytes * 4) / 3);
+/** Base64url `A`: the first character of any text whose first byte is below 4, as the version byte is. */
+const base64UrlA = 0x41;
+
+/**
+ * The version byte and key reference a value starts with (as latin1 text) when it is long enough and
+ * versioned as a stored field v1, binary or base64url; undefined when it cannot be one. Only a
+ * candidate: it is a field when the key reference is that of a header the caller knows.
+ */
+export function storedFieldPrefix(value: unknown): string | undefined {
+  if (value instanceof Uint8Array) {
+    if (value.length < fieldOverheadBytes || value[0] !== fieldFormatV1) return undefined;
+    return Buffer.from(value.buffer, value.byteOffset, fieldPrefixBytes).toString('latin1');
+  }
+  if (typeof value === 'string' && value.length >= minFieldTextLength && value.charCodeAt(0) === base64UrlA) {
+    // Eight characters are six bytes: the version byte and key reference, whole.
+    const start = Buffer.from(value.slice(0, 8), 'base64url');
+    return start[0] === fieldFormatV1 ? start.toString('latin1', 0, fieldPrefixBytes) : undefined;
+  }
+  return undefined;
+}
+
 /**
  * The additional authenticated data of one field: its prefix (version + key reference), its path
  * (u16 length + UTF-8) and the canonical context (UTF-8). A ciphertext moved to another field, record

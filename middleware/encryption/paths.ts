@@ -105,7 +105,8 @@ function liesInside(inner: readonly string[], outer: readonly string[]): boolean
   return true;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+/** An object a path can lead through: what {@link readPath} walks, so where fields can be. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return (
     typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
   );
