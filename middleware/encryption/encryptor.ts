@@ -332,7 +332,7 @@ function storedBytes(value: unknown, what: string, field: string | undefined): B
  * at module scope: its caches make steady-state encryption free of KMS calls.
  *
  * @example
- * const encryptor = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId: 'alias/app' }) });
+ * const encryptor = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId: process.env.KMS_KEY_ID ?? '' }) });
  * const item = await encryptor.encryptFields(user, ['email', 'phone'], { tenantId, userId: user.id });
  * const user2 = await encryptor.decryptFields(item, ['email', 'phone'], { tenantId, userId: user.id });
  */
