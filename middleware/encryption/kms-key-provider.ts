@@ -58,7 +58,7 @@ export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
 }
 
 export interface KmsKeyProviderOptions {
-  /** The key ARN of the symmetric KMS key new data keys are generated under (not an alias: see keyArnPattern). */
+  /** The key ARN of the symmetric KMS key new data keys are generated under; an alias is refused. */
   readonly keyId: string;
   /**
    * Key ARNs of other KMS keys whose data keys may still be unwrapped (after moving to a new key); every
