@@ -23,11 +23,20 @@ import {
   ivBytes,
   keyRefOf,
   pickContext,
+  storedFieldPrefix,
   tagBytes,
 } from './format.js';
 import { type Acquired, KeyCache } from './key-cache.js';
 import type { KeyProvider } from './key-provider.js';
-import { copyRecordWithout, type FieldPath, parsePaths, readPath, writePaths } from './paths.js';
+import {
+  copyRecord,
+  copyRecordWithout,
+  type FieldPath,
+  isRecord,
+  parsePaths,
+  readPath,
+  writePaths,
+} from './paths.js';
 import { decodeValue, encodeValue } from './value-codec.js';
 
 /** Seed 001's default sensitive fields. */
@@ -46,7 +55,8 @@ export interface DataKeyCacheOptions {
   readonly maxAgeMs?: number;
   /**
    * How many values one data key may encrypt before a new one is generated. AES-GCM with random
-   * 96-bit IVs stays far below the 2^32 NIST bound at this default.
+   * 96-bit IVs stays far below the 2^32 NIST bound at this default. A field list longer than this is
+   * refused: a record's values share one data key.
    * @default 1000000
    */
   readonly maxMessages?: number;
@@ -105,6 +115,8 @@ interface ParsedHeader {
   readonly header: DataKeyHeader;
   /** Version byte + key reference: the first bytes of every field under this header's data key. */
   readonly prefix: Buffer;
+  /** The prefix as latin1 text, as {@link storedFieldPrefix} gives it. */
+  readonly prefixText: string;
   /** A short id for this header within this encryptor, used in the unwrapped-key cache key. */
   readonly id: number;
   /** The key-context values of the last unwrap, and its cache key: a repeat builds no new string. */
@@ -282,6 +294,31 @@ function assertRecord(
     : new DecryptionError('malformed', message);
 }
 
+/** Deepest nesting searched for fields under a header: DynamoDB's own limit. */
+const maxRecordDepth = 32;
+
+/**
+ * How many values of `object` and the objects nested in it (but `skip`, the header) are stored fields
+ * whose version and key reference are `prefix`. A record nested deeper than DynamoDB allows counts as
+ * holding any number of them, so its header is never dropped for want of looking.
+ */
+function countFieldsUnder(
+  object: Record<string, unknown>,
+  prefix: string,
+  skip: string | undefined,
+  depth: number,
+): number {
+  if (depth > maxRecordDepth) return Number.POSITIVE_INFINITY;
+  let count = 0;
+  for (const key of Object.keys(object)) {
+    if (key === skip) continue;
+    const value = object[key];
+    if (isRecord(value)) count += countFieldsUnder(value, prefix, undefined, depth + 1);
+    else if (storedFieldPrefix(value) === prefix) count += 1;
+  }
+  return count;
+}
+
 /** Stored bytes of an encrypted value or header: a Uint8Array, or a base64url string. */
 function storedBytes(value: unknown, what: string, field: string | undefined): Buffer {
   if (Buffer.isBuffer(value)) return value;
@@ -295,7 +332,7 @@ function storedBytes(value: unknown, what: string, field: string | undefined): B
  * at module scope: its caches make steady-state encryption free of KMS calls.
  *
  * @example
- * const encryptor = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId: 'alias/app' }) });
+ * const encryptor = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId: process.env.KMS_KEY_ID ?? '' }) });
  * const item = await encryptor.encryptFields(user, ['email', 'phone'], { tenantId, userId: user.id });
  * const user2 = await encryptor.decryptFields(item, ['email', 'phone'], { tenantId, userId: user.id });
  */
@@ -308,6 +345,12 @@ export class Encryptor {
   /** Parsed headers by their bytes (as latin1 text, an exact and cheap Map key). */
   private readonly headers = new Map<string, ParsedHeader>();
   private nextHeaderId = 0;
+  /**
+   * The field prefixes of the headers in {@link headers}: a value to encrypt that starts with one is a
+   * ciphertext of ours. Refusing only these, not every value shaped like a field, spares binary values
+   * that merely start with byte 1.
+   */
+  private readonly knownFieldPrefixes = new Set<string>();
   /** The last header parsed or made: a record read after it was written skips the header Map. */
   private lastHeader: ParsedHeader | undefined;
   private lastContext: ContextMemo = newContextMemo([], [], '');
@@ -345,6 +388,13 @@ export class Encryptor {
   ): Promise<Record<string, unknown>> {
     assertRecord(record, 'encrypt');
     const paths = parsePaths('encryptFields', fields, this.options.headerField);
+    // A record's values share its one data key, so a longer list could never stay within the limit.
+    // Checked on the list, not on the values present, so that it fails in the first test, not on some record.
+    if (paths.length > this.options.cache.maxMessages) {
+      assertNoProblems('encryptFields', [
+        `${paths.length} fields exceed cache.maxMessages (${this.options.cache.maxMessages}), the values one data key may encrypt`,
+      ]);
+    }
     const contextMemo = this.contextOf(context, 'encrypt');
     if (Object.hasOwn(record, this.options.headerField)) {
       throw new EncryptionError('already_encrypted', 'The record already carries a data-key header');
@@ -358,6 +408,13 @@ export class Encryptor {
       for (const path of paths) {
         const value = readPath(record, path);
         if (value === undefined || value === null) continue;
+        // A field's ciphertext sealed again could only ever be decrypted back to that ciphertext, whose
+        // own header is gone: the value would be lost.
+        if (this.isKnownField(value)) {
+          throw new EncryptionError('already_encrypted', `Field ${path.path} already holds a ciphertext`, {
+            field: path.path,
+          });
+        }
         present.push(path);
         sealed.push(encodeValue(value, path.path, this.options.maxValueBytes, sealedStart, tagBytes));
       }
@@ -382,7 +439,8 @@ export class Encryptor {
   }
 
   /**
-   * A copy of `record` with the listed fields decrypted and the header removed. Any tampering, a
+   * A copy of `record` with the listed fields decrypted. The header is removed once no field sealed
+   * under it remains; after a partial list it stays, for the fields still encrypted. Any tampering, a
    * value moved from another field, record or tenant, or a wrong context throws a DecryptionError.
    */
   async decryptFields<T = Record<string, unknown>>(
@@ -394,7 +452,6 @@ export class Encryptor {
     const paths = parsePaths('decryptFields', fields, this.options.headerField);
     const contextMemo = this.contextOf(context, 'decrypt');
     const headerField = this.options.headerField;
-    const rest = copyRecordWithout(record, headerField);
     const present: FieldPath[] = [];
     const stored: unknown[] = [];
     for (const path of paths) {
@@ -403,8 +460,14 @@ export class Encryptor {
       present.push(path);
       stored.push(value);
     }
-    if (present.length === 0) return rest as T;
     const headerValue = record[headerField];
+    if (present.length === 0) {
+      if (headerValue === undefined) return copyRecord(record) as T;
+      const headerBytes = storedBytes(headerValue, 'The data-key header', undefined);
+      const prefixText = fieldPrefix(keyRefOf(headerBytes)).toString('latin1');
+      const keepHeader = countFieldsUnder(record, prefixText, headerField, 0) > 0;
+      return (keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField)) as T;
+    }
     if (headerValue === undefined) {
       throw new DecryptionError('missing_header', 'The record has encrypted fields but no data-key header');
     }
@@ -438,16 +501,29 @@ export class Encryptor {
       }
       writes.push({ path, value: decodeValue(plaintext, path.path) });
     }
+    // Every listed field passed checkField, so each counts here: more means some were not listed.
+    const keepHeader = countFieldsUnder(record, parsed.prefixText, headerField, 0) > present.length;
+    const rest = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
     return writePaths(rest, writes, false) as T;
   }
 
-  /** Decrypts with whatever key wrapped the record and encrypts again under the current key (rotation). */
+  /**
+   * Decrypts with whatever key wrapped the record and encrypts again under the current key (rotation).
+   * `fields` must list every encrypted field: a record has one header, so a field left out would stay
+   * under a data key the new header no longer names.
+   */
   async reencryptFields(
     record: object,
     fields: readonly string[],
     context: EncryptionContext,
   ): Promise<Record<string, unknown>> {
     const plain = await this.decryptFields<Record<string, unknown>>(record, fields, context);
+    if (Object.hasOwn(plain, this.options.headerField)) {
+      throw new EncryptionError(
+        'already_encrypted',
+        'reencryptFields must list every encrypted field: others remain under the record’s data key',
+      );
+    }
     return this.encryptFields(plain, fields, context);
   }
 
@@ -476,8 +552,9 @@ export class Encryptor {
       problems.push('name must be 1-64 letters, digits, . _ : or -');
     }
     if (!isInteger(bytes, 8, 32)) problems.push('bytes must be an integer from 8 to 32');
-    if (typeof scope !== 'string' || scope.length > 1024)
-      problems.push('scope must be a string of at most 1024 characters');
+    // Scope and value are hashed as UTF-8, where a lone surrogate becomes U+FFFD: distinct inputs would collide.
+    if (typeof scope !== 'string' || scope.length > 1024 || !scope.isWellFormed())
+      problems.push('scope must be a well-formed string of at most 1024 characters');
     assertNoProblems('blindIndex', problems);
     if (typeof value !== 'string') {
       throw new EncryptionError(
@@ -490,6 +567,12 @@ export class Encryptor {
       throw new EncryptionError(
         'unsupported_value',
         `normalize for blind index ${options.name} did not return a string`,
+      );
+    }
+    if (!normalized.isWellFormed()) {
+      throw new EncryptionError(
+        'unsupported_value',
+        `The value for blind index ${options.name} holds a lone surrogate`,
       );
     }
     const message = Buffer.from(normalized, 'utf8');
@@ -525,6 +608,7 @@ export class Encryptor {
     this.unwrappedKeys.clear();
     this.indexKeys.clear();
     this.headers.clear();
+    this.knownFieldPrefixes.clear();
     this.lastHeader = undefined;
     this.lastKeyContext = undefined;
   }
@@ -573,19 +657,30 @@ export class Encryptor {
   }
 
   private rememberHeader(bytes: Buffer, header: DataKeyHeader, keyRef: Buffer): ParsedHeader {
+    const prefix = fieldPrefix(keyRef);
     const parsed: ParsedHeader = {
       bytes: Buffer.from(bytes),
       header,
-      prefix: fieldPrefix(keyRef),
+      prefix,
+      prefixText: prefix.toString('latin1'),
       id: this.nextHeaderId++,
       lastKeyValues: undefined,
       lastCacheKey: '',
     };
     if (this.headers.size >= this.options.cache.maxEntries) {
-      this.headers.delete(this.headers.keys().next().value as string);
+      const [oldestKey, oldest] = this.headers.entries().next().value as [string, ParsedHeader];
+      this.headers.delete(oldestKey);
+      this.knownFieldPrefixes.delete(oldest.prefixText);
     }
     this.headers.set(bytes.toString('latin1'), parsed);
+    this.knownFieldPrefixes.add(parsed.prefixText);
     return parsed;
+  }
+
+  /** Whether `value` is a stored field under a header this encryptor has read or written. */
+  private isKnownField(value: unknown): boolean {
+    const prefix = storedFieldPrefix(value);
+    return prefix !== undefined && this.knownFieldPrefixes.has(prefix);
   }
 
   private reportHit(operation: 'encrypt' | 'decrypt'): void {

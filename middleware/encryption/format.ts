@@ -82,6 +82,11 @@ export function canonicalContext(context: unknown, failure: 'encrypt' | 'decrypt
     if (value.length > maxContextValueLength) {
       throw contextFailure(`encryption context member ${name} is too long`, failure);
     }
+    // The AAD and KMS take the context as UTF-8, where a lone surrogate becomes U+FFFD: two contexts
+    // would be one.
+    if (!name.isWellFormed() || !value.isWellFormed()) {
+      throw contextFailure('an encryption context member holds a lone surrogate', failure);
+    }
     canonical += `${name.length}:${name}${value.length}:${value}`;
   }
   return canonical;
@@ -266,6 +271,29 @@ export function checkField(bytes: Buffer, prefix: Buffer, field: string): void {
       );
     }
   }
+}
+
+/** The shortest base64url text of a stored field: {@link fieldOverheadBytes} bytes. */
+const minFieldTextLength = Math.ceil((fieldOverheadBytes * 4) / 3);
+/** Base64url `A`: the first character of any text whose first byte is below 4, as the version byte is. */
+const base64UrlA = 0x41;
+
+/**
+ * The version byte and key reference a value starts with (as latin1 text) when it is long enough and
+ * versioned as a stored field v1, binary or base64url; undefined when it cannot be one. Only a
+ * candidate: it is a field when the key reference is that of a header the caller knows.
+ */
+export function storedFieldPrefix(value: unknown): string | undefined {
+  if (value instanceof Uint8Array) {
+    if (value.length < fieldOverheadBytes || value[0] !== fieldFormatV1) return undefined;
+    return Buffer.from(value.buffer, value.byteOffset, fieldPrefixBytes).toString('latin1');
+  }
+  if (typeof value === 'string' && value.length >= minFieldTextLength && value.charCodeAt(0) === base64UrlA) {
+    // Eight characters are six bytes: the version byte and key reference, whole.
+    const start = Buffer.from(value.slice(0, 8), 'base64url');
+    return start[0] === fieldFormatV1 ? start.toString('latin1', 0, fieldPrefixBytes) : undefined;
+  }
+  return undefined;
 }
 
 /**

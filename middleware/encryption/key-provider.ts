@@ -20,7 +20,7 @@ export interface WrappedDataKey {
  * Wraps and unwraps data keys under a master key, binding them to an encryption context.
  *
  * @example
- * const provider: KeyProvider = createKmsKeyProvider({ keyId: 'alias/bulwark' });
+ * const provider: KeyProvider = new KmsKeyProvider({ keyId: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' });
  */
 export interface KeyProvider {
   /** Stored in each header, e.g. `aws-kms` or `local`; a header from another provider is refused. */

@@ -13,6 +13,19 @@ const rejectedCiphertext = new Set(['InvalidCiphertextException', 'IncorrectKeyE
 
 const indexKeyMessagePrefix = 'bulwark/blind-index/v1/';
 
+/**
+ * A KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/<key id>`): the one name of a key that
+ * never changes. An alias can be pointed at another key, after which Decrypt with it fails on every
+ * record, trust and needsReencryption can no longer tell keys apart, and GenerateMac gives other blind
+ * indexes; resolving aliases would cost a DescribeKey call and permission per cold start, and records
+ * under the alias's earlier key would still need that key's ARN listed.
+ */
+const keyArnPattern = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+function isKeyArn(value: unknown): boolean {
+  return typeof value === 'string' && keyArnPattern.test(value);
+}
+
 export interface KmsClientOptions {
   /** @default AWS_REGION from the Lambda environment */
   readonly region?: string;
@@ -45,17 +58,17 @@ export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
 }
 
 export interface KmsKeyProviderOptions {
-  /** The symmetric KMS key new data keys are generated under: key id, key ARN, alias name or alias ARN. */
+  /** The key ARN of the symmetric KMS key new data keys are generated under; an alias is refused. */
   readonly keyId: string;
   /**
-   * Other KMS keys whose data keys may still be unwrapped (after moving to a new key); every Decrypt
-   * pins the header's key id, and only these and {@link keyId} are accepted.
+   * Key ARNs of other KMS keys whose data keys may still be unwrapped (after moving to a new key); every
+   * Decrypt pins the header's key ARN, and only these and {@link keyId} are accepted.
    * @default []
    */
   readonly decryptKeyIds?: readonly string[];
   /**
-   * An HMAC_256 KMS key from which blind-index keys are derived with GenerateMac (the root secret never
-   * leaves KMS). Without it, {@link KmsKeyProvider.deriveIndexKey} fails.
+   * The key ARN of an HMAC_256 KMS key from which blind-index keys are derived with GenerateMac (the root
+   * secret never leaves KMS). Without it, {@link KmsKeyProvider.deriveIndexKey} fails.
    * @default undefined
    */
   readonly blindIndexKeyId?: string;
@@ -70,8 +83,9 @@ function errorName(error: unknown): string {
 }
 
 /**
- * Envelope keys from AWS KMS. Automatic key rotation is transparent: KMS keeps every earlier key
- * material under the same key id and the ciphertext blob names the one it used.
+ * Envelope keys from AWS KMS, named by key ARN. Automatic key rotation is transparent: KMS keeps every
+ * earlier key material under the same key ARN and the ciphertext blob names the one it used. Moving to
+ * another key is a new keyId with the old ARN in decryptKeyIds, then reencryptFields.
  *
  * @example
  * const provider = new KmsKeyProvider({ keyId: process.env.KMS_KEY_ID ?? '', onEvent });
@@ -87,12 +101,13 @@ export class KmsKeyProvider implements KeyProvider {
 
   constructor(options: KmsKeyProviderOptions) {
     const problems: string[] = [];
-    if (typeof options.keyId !== 'string' || options.keyId.length === 0) problems.push('keyId is required');
-    if ((options.decryptKeyIds ?? []).some((id) => typeof id !== 'string' || id.length === 0)) {
-      problems.push('decryptKeyIds must be non-empty strings');
+    const arnOnly = 'an alias can be pointed at another key, a key ARN never changes';
+    if (!isKeyArn(options.keyId)) {
+      problems.push(`keyId must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>): ${arnOnly}`);
     }
-    if (options.blindIndexKeyId !== undefined && options.blindIndexKeyId.length === 0) {
-      problems.push('blindIndexKeyId must not be empty');
+    if (!(options.decryptKeyIds ?? []).every(isKeyArn)) problems.push('decryptKeyIds must be key ARNs');
+    if (options.blindIndexKeyId !== undefined && !isKeyArn(options.blindIndexKeyId)) {
+      problems.push(`blindIndexKeyId must be a key ARN: ${arnOnly}`);
     }
     assertNoProblems('KmsKeyProvider', problems);
     this.currentKeyId = options.keyId;
@@ -129,7 +144,11 @@ export class KmsKeyProvider implements KeyProvider {
   }
 
   async generateDataKey(keyContext: EncryptionContext): Promise<GeneratedDataKey> {
-    let output: { Plaintext?: Uint8Array | undefined; CiphertextBlob?: Uint8Array | undefined };
+    let output: {
+      Plaintext?: Uint8Array | undefined;
+      CiphertextBlob?: Uint8Array | undefined;
+      KeyId?: string | undefined;
+    };
     try {
       output = await this.call('GenerateDataKey', this.currentKeyId, () =>
         this.client.send(
@@ -148,11 +167,15 @@ export class KmsKeyProvider implements KeyProvider {
     if (output.Plaintext?.length !== 32 || !output.CiphertextBlob?.length) {
       throw new EncryptionError('key_unavailable', 'KMS GenerateDataKey returned no usable data key');
     }
-    return { plaintext: output.Plaintext, keyId: this.currentKeyId, wrappedKey: output.CiphertextBlob };
+    // The header keeps the key KMS says it used, and only a key this provider trusts can be read back.
+    if (output.KeyId !== this.currentKeyId) {
+      throw new EncryptionError('key_unavailable', 'KMS GenerateDataKey answered for another key than asked');
+    }
+    return { plaintext: output.Plaintext, keyId: output.KeyId, wrappedKey: output.CiphertextBlob };
   }
 
   async decryptDataKey(key: WrappedDataKey, keyContext: EncryptionContext): Promise<Uint8Array> {
-    // Pinning the key id means a forged header cannot make us ask KMS to use some other key.
+    // Pinning the key ARN means a forged header cannot make us ask KMS to use some other key.
     if (!this.trustedKeyIds.has(key.keyId)) {
       throw new DecryptionError(
         'key_not_allowed',

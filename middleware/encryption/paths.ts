@@ -10,6 +10,8 @@ export interface FieldPath {
 
 const forbiddenSegments = new Set(['__proto__', 'prototype', 'constructor']);
 const maxPathLength = 256;
+/** Control characters: never part of an attribute name someone meant, and invisible in messages and logs. */
+const controlCharacter = /\p{Cc}/u;
 const maxCachedLists = 256;
 /** Field lists are usually constants: each distinct list is parsed once, then served from here. */
 const parsedLists = new Map<string, FieldPath[]>();
@@ -41,7 +43,10 @@ function sameElements(a: readonly unknown[], b: readonly unknown[]): boolean {
 
 function parseCached(component: string, fields: readonly unknown[], reserved: string): readonly FieldPath[] {
   const allStrings = fields.every((field) => typeof field === 'string');
-  const cacheKey = allStrings ? `${reserved}\u0000${fields.join('\u0000')}` : undefined;
+  // Each member length-prefixed: no two lists share a key, whatever characters their paths hold.
+  const cacheKey = allStrings
+    ? `${reserved.length}:${reserved}${(fields as readonly string[]).map((field) => `${field.length}:${field}`).join('')}`
+    : undefined;
   const cached = cacheKey === undefined ? undefined : parsedLists.get(cacheKey);
   if (cached !== undefined) return cached;
   const paths = parseList(component, fields, reserved);
@@ -61,21 +66,47 @@ function parseList(component: string, fields: readonly unknown[], reserved: stri
       problems.push(`field paths must be 1-${maxPathLength} characters`);
       continue;
     }
+    if (controlCharacter.test(field)) {
+      problems.push(`field path ${JSON.stringify(field)} holds a control character`);
+      continue;
+    }
+    // The path is bound into the AAD as UTF-8, where a lone surrogate becomes U+FFFD: two paths would be one.
+    if (!field.isWellFormed()) {
+      problems.push(`field path ${JSON.stringify(field)} holds a lone surrogate`);
+      continue;
+    }
     const segments = field.split('.');
     if (segments.some((segment) => segment.length === 0 || forbiddenSegments.has(segment))) {
       problems.push(`field path ${field} has an empty or forbidden segment`);
-    } else if (field === reserved) {
-      problems.push(`field path ${field} is the data-key header attribute`);
+    } else if (segments[0] === reserved) {
+      problems.push(`field path ${field} is or lies inside the data-key header attribute`);
     } else if (!seen.has(field)) {
       seen.add(field);
       paths.push({ path: field, segments, bytes: Buffer.from(field, 'utf8') });
+    }
+  }
+  // Encrypting `profile` after `profile.phone` would seal a ciphertext, and decrypting either first
+  // leaves the other unreadable: a list names each value once.
+  for (const outer of paths) {
+    for (const inner of paths) {
+      if (liesInside(inner.segments, outer.segments)) {
+        problems.push(`field paths ${outer.path} and ${inner.path} overlap: list one or the other`);
+      }
     }
   }
   assertNoProblems(component, problems);
   return paths;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+/** Whether `inner` is a path strictly below `outer`, segment by segment (`a.b` is inside `a`, `ab` is not). */
+function liesInside(inner: readonly string[], outer: readonly string[]): boolean {
+  if (inner.length <= outer.length) return false;
+  for (let index = 0; index < outer.length; index += 1) if (inner[index] !== outer[index]) return false;
+  return true;
+}
+
+/** An object a path can lead through: what {@link readPath} walks, so where fields can be. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return (
     typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
   );

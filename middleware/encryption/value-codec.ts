@@ -63,6 +63,12 @@ export function encodeValue(
   after = 0,
 ): Buffer {
   if (typeof value === 'string') {
+    // UTF-8 would turn a lone surrogate into U+FFFD: the value would not come back as it was.
+    if (!value.isWellFormed()) {
+      throw new EncryptionError('unsupported_value', `Field ${field} holds a string with a lone surrogate`, {
+        field,
+      });
+    }
     // The common case, written straight after the tag: one allocation.
     const length = Buffer.byteLength(value, 'utf8');
     if (length > maxValueBytes) throw tooLarge(field, length, maxValueBytes);

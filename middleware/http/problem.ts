@@ -2,7 +2,14 @@
 
 import { STATUS_CODES } from 'node:http';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type BulwarkErrorCode, type FieldProblem, HttpError, ValidationError } from '../errors.js';
+import {
+  type BulwarkErrorCode,
+  DecryptionError,
+  EncryptionError,
+  type FieldProblem,
+  HttpError,
+  ValidationError,
+} from '../errors.js';
 
 export const problemContentType = 'application/problem+json';
 
@@ -43,6 +50,20 @@ const hiddenDetail: Readonly<Record<number, string>> = {
   504: 'A dependency did not answer in time',
 };
 const unexpectedDetail = 'An unexpected error occurred';
+
+/**
+ * The wait asked of a client when the key service (KMS) could not supply or unwrap a key: its outages and
+ * throttling are a dependency's, passing within seconds, answered as the JWKS and nonce store's are.
+ */
+const keyUnavailableRetryAfterSec = 5;
+
+/** An encryption or decryption that failed because KMS could not answer, not because of the data. */
+function isKeyUnavailable(error: unknown): boolean {
+  return (
+    (error instanceof EncryptionError || error instanceof DecryptionError) &&
+    error.reason === 'key_unavailable'
+  );
+}
 
 const codeByStatus: Readonly<Record<number, BulwarkErrorCode>> = {
   400: 'VALIDATION_FAILED',
@@ -111,7 +132,8 @@ function build(
 
 /**
  * Turns a thrown value into a problem+json response. Toolkit errors and exposed Middy errors keep
- * their status and message; anything else becomes a generic 500 whose detail stays in the log.
+ * their status and message; an encryption or decryption error for want of a key is a 503 with
+ * Retry-After; anything else becomes a generic 500 whose detail stays in the log.
  */
 export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
   if (error instanceof HttpError) {
@@ -122,6 +144,11 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
   if (isMiddyHttpError(error) && error.expose !== false && error.statusCode < 500) {
     const code = codeByStatus[error.statusCode] ?? 'VALIDATION_FAILED';
     return build(error.statusCode, code, error.message, context, { ...error.headers });
+  }
+  if (isKeyUnavailable(error)) {
+    return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
+      'Retry-After': String(keyUnavailableRetryAfterSec),
+    });
   }
   if (isMiddyHttpError(error) && error.statusCode === 503) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, { ...error.headers });

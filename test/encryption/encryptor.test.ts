@@ -546,6 +546,21 @@ describe('data-key caching', () => {
     expect(await encryptor.decryptFields(third, ['email', 'phone'], context)).toEqual(sample);
   });
 
+  it('refuses a field list longer than maxMessages, since a record’s values share one data key', async () => {
+    const keyProvider = countingProvider();
+    const encryptor = new Encryptor({ keyProvider, cache: { maxMessages: 2 } });
+    const fields = ['email', 'phone', 'ssn'];
+    const error = await rejectionOf(encryptor.encryptFields(sample, fields, context));
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error.message).toContain('cache.maxMessages (2)');
+    expect(await rejectionOf(encryptor.encryptFields({ email: 'a@b.co' }, fields, context))).toBeInstanceOf(
+      InvalidOptionsError,
+    );
+    expect(keyProvider.calls.generate).toBe(0);
+    await encryptor.encryptFields(sample, ['email', 'phone'], context);
+    expect(keyProvider.calls.generate).toBe(1);
+  });
+
   it('keeps at most maxEntries data keys, dropping the least recently used', async () => {
     const keyProvider = countingProvider();
     const encryptor = new Encryptor({ keyProvider, cache: { maxEntries: 2 } });

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
-import { keyRefOf } from '../../middleware/encryption/format.js';
+import { decodeHeader, keyRefOf } from '../../middleware/encryption/format.js';
 import { createKmsClient, KmsKeyProvider } from '../../middleware/encryption/kms-key-provider.js';
 import { EncryptionError, InvalidOptionsError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
@@ -212,6 +212,21 @@ describe('KMS key rotation', () => {
     });
   });
 
+  it('stores the key ARN KMS answers in the header, and refuses an answer for another key', async () => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    expect(decodeHeader(Buffer.from(stored._dataKey as Uint8Array)).keyId).toBe(keyId);
+    kms.on(GenerateDataKeyCommand).resolves({
+      Plaintext: new Uint8Array(32),
+      CiphertextBlob: new Uint8Array([1, 2, 3]),
+      KeyId: nextKeyId,
+    });
+    const error = await rejectionOf(
+      encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u')),
+    );
+    expect(error).toBeInstanceOf(EncryptionError);
+    expect(error).toMatchObject({ reason: 'key_unavailable' });
+  });
+
   it('needs no re-encryption after automatic rotation, which keeps the key id', async () => {
     const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
     expect(encryptorFor().needsReencryption(stored)).toBe(false);
@@ -255,6 +270,27 @@ describe('KmsKeyProvider options', () => {
     ) as unknown as InvalidOptionsError;
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.problems).toHaveLength(3);
+  });
+
+  it.each([
+    ['an alias name', 'alias/bulwark-data'],
+    ['an alias ARN', 'arn:aws:kms:us-east-1:111122223333:alias/bulwark-data'],
+    ['a bare key id', '0c7a4d2e-1111-4b5e-9f00-000000000001'],
+  ])('refuses %s for any key: an alias can be retargeted, a key ARN never changes', (_name, id) => {
+    for (const options of [{ keyId: id }, { keyId, decryptKeyIds: [id] }, { keyId, blindIndexKeyId: id }]) {
+      const error = thrownBy(() => new KmsKeyProvider(options));
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(error.message).toContain('key ARN');
+    }
+  });
+
+  it('accepts key ARNs of every partition, multi-Region keys included', () => {
+    for (const arn of [
+      'arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      'arn:aws-cn:kms:cn-north-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab',
+    ]) {
+      expect(new KmsKeyProvider({ keyId: arn, decryptKeyIds: [keyId] }).currentKeyId).toBe(arn);
+    }
   });
 
   it('creates a client with bounded timeouts once, or uses the one given', async () => {

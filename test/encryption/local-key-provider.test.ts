@@ -149,15 +149,16 @@ describe('LocalKeyProvider wrapping', () => {
 
 describe('createKeyProvider', () => {
   it('selects KMS when a KMS key id is configured, even with a local key present', () => {
+    const kmsKeyId = 'arn:aws:kms:us-east-1:111122223333:key/0c7a4d2e-1111-4b5e-9f00-000000000001';
     const provider = createKeyProvider({
-      kmsKeyId: 'alias/bulwark',
-      blindIndexKeyId: 'alias/bulwark-index',
+      kmsKeyId,
+      blindIndexKeyId: 'arn:aws:kms:us-east-1:111122223333:key/0c7a4d2e-3333-4b5e-9f00-000000000003',
       localKey: generateEncryptionKey(),
       onEvent: () => {},
     });
     expect(provider).toBeInstanceOf(KmsKeyProvider);
-    expect(provider.currentKeyId).toBe('alias/bulwark');
-    const withClient = createKeyProvider({ kmsKeyId: 'alias/bulwark', kmsClient: createKmsClient() });
+    expect(provider.currentKeyId).toBe(kmsKeyId);
+    const withClient = createKeyProvider({ kmsKeyId, kmsClient: createKmsClient() });
     expect(withClient).toBeInstanceOf(KmsKeyProvider);
   });
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   assertNoProblems,
   ConflictError,
+  DecryptionError,
+  EncryptionError,
   ForbiddenError,
   HttpError,
   InvalidOptionsError,
@@ -81,6 +83,36 @@ describe('problem+json rendering', () => {
       isDegraded: false,
     });
     expect(renderProblem(new Error('x'))).toMatchObject({ isServerFault: true, isDegraded: false });
+  });
+
+  it('answers a key service outage (key_unavailable) with 503 and Retry-After, hiding its message', () => {
+    for (const error of [
+      new EncryptionError('key_unavailable', 'KMS GenerateDataKey failed (ThrottlingException)'),
+      new DecryptionError('key_unavailable', 'KMS Decrypt failed (KMSInternalException)'),
+    ]) {
+      const rendered = renderProblem(error);
+      expect(rendered).toMatchObject({ isServerFault: false, isDegraded: true });
+      expect(rendered.response.statusCode).toBe(503);
+      expect(rendered.response.headers['Retry-After']).toBe('5');
+      expect(rendered.response.body).not.toContain('KMS');
+      expect(JSON.parse(rendered.response.body as string)).toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+        detail: 'Service temporarily unavailable',
+      });
+    }
+  });
+
+  it('keeps every other encryption or decryption failure a 500 server fault', () => {
+    for (const error of [
+      new EncryptionError('unsupported_value', 'Field x holds a bigint'),
+      new DecryptionError('authentication_failed', 'Field x failed authentication'),
+      new DecryptionError('key_not_allowed', 'The data key is wrapped under a KMS key that is not trusted'),
+    ]) {
+      const rendered = renderProblem(error);
+      expect(rendered).toMatchObject({ isServerFault: true, isDegraded: false });
+      expect(rendered.response.statusCode).toBe(500);
+      expect(rendered.response.headers['Retry-After']).toBeUndefined();
+    }
   });
 
   it('renders exposed errors from official Middy middlewares with their status', () => {

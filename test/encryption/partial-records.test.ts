@@ -1,0 +1,107 @@
+// Reading part of a record: the header stays while any field still needs it, and a ciphertext is never sealed again.
+import { describe, expect, it } from 'vitest';
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import type { EncryptionContext } from '../../middleware/encryption/format.js';
+import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
+import { EncryptionError } from '../../middleware/errors.js';
+import { countingProvider, rejectionOf } from './helpers.js';
+
+const context: EncryptionContext = { tenantId: 't', userId: 'u1' };
+const user = { id: 'u1', email: 'ada@example.com', phone: '+447700900123', name: 'Ada' };
+const fields = ['email', 'phone'];
+
+function newEncryptor(encoding: 'binary' | 'base64url' = 'binary') {
+  return new Encryptor({ keyProvider: countingProvider(), keyContextFields: ['tenantId'], encoding });
+}
+
+describe('decrypting part of a record', () => {
+  it('keeps the header while other fields are still encrypted, and drops it with the last one', async () => {
+    const encryptor = newEncryptor();
+    const stored = await encryptor.encryptFields(user, fields, context);
+    const partly = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    expect(partly.email).toBe('ada@example.com');
+    expect(partly._dataKey).toEqual(stored._dataKey);
+    expect(await encryptor.decryptFields(partly, ['phone'], context)).toEqual(user);
+    expect(await encryptor.decryptFields(stored, fields, context)).toEqual(user);
+  });
+
+  it('keeps the header of a record none of whose listed fields is present', async () => {
+    const encryptor = newEncryptor();
+    const stored = await encryptor.encryptFields(user, fields, context);
+    const untouched = await encryptor.decryptFields<Record<string, unknown>>(stored, ['ssn'], context);
+    expect(untouched._dataKey).toEqual(stored._dataKey);
+    expect(await encryptor.decryptFields(untouched, fields, context)).toEqual(user);
+  });
+
+  it('finds the remaining fields in nested objects and in base64url text', async () => {
+    const encryptor = newEncryptor('base64url');
+    const record = { id: 'u1', email: 'ada@example.com', address: { street: '1 Main St' } };
+    const stored = await encryptor.encryptFields(record, ['email', 'address.street'], context);
+    const partly = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    expect(partly._dataKey).toBe(stored._dataKey);
+    expect(await encryptor.decryptFields(partly, ['address.street'], context)).toEqual(record);
+  });
+
+  it('refuses to write back a partly decrypted record, so the field still encrypted is not lost', async () => {
+    const encryptor = newEncryptor();
+    const stored = await encryptor.encryptFields(user, fields, context);
+    const partly = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    const error = await rejectionOf(encryptor.encryptFields({ ...partly, name: 'Ada L.' }, fields, context));
+    expect(error).toBeInstanceOf(EncryptionError);
+    expect(error.reason).toBe('already_encrypted');
+    expect(await encryptor.decryptFields(partly, ['phone'], context)).toEqual(user);
+  });
+});
+
+describe('a value that is already a ciphertext', () => {
+  it.each(['binary', 'base64url'] as const)(
+    'is refused, not sealed again, even without its header (%s)',
+    async (encoding) => {
+      const encryptor = newEncryptor(encoding);
+      const stored = await encryptor.encryptFields(user, fields, context);
+      const { _dataKey: _header, ...withoutHeader } = stored;
+      const error = await rejectionOf(encryptor.encryptFields(withoutHeader, fields, context));
+      expect(error).toBeInstanceOf(EncryptionError);
+      expect(error).toMatchObject({ reason: 'already_encrypted', field: 'email' });
+    },
+  );
+
+  it('is recognised by a reader that has only read the record', async () => {
+    const keyProvider = new LocalKeyProvider({ key: generateEncryptionKey() });
+    const stored = await new Encryptor({ keyProvider }).encryptFields(user, fields, context);
+    const reader = new Encryptor({ keyProvider });
+    const partly = await reader.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    const { _dataKey: _header, ...withoutHeader } = partly;
+    const error = await rejectionOf(reader.encryptFields(withoutHeader, fields, context));
+    expect(error).toMatchObject({ reason: 'already_encrypted', field: 'phone' });
+  });
+
+  it('does not catch bytes that merely start like a field', async () => {
+    const encryptor = newEncryptor();
+    await encryptor.encryptFields(user, fields, context);
+    const blob = new Uint8Array(64).fill(7);
+    blob[0] = 1;
+    const stored = await encryptor.encryptFields({ blob }, ['blob'], context);
+    expect(await encryptor.decryptFields(stored, ['blob'], context)).toEqual({ blob });
+  });
+});
+
+describe('re-encrypting part of a record', () => {
+  it('is refused, leaving every field readable, instead of stranding the fields left out', async () => {
+    const encryptor = newEncryptor();
+    const stored = await encryptor.encryptFields(user, fields, context);
+    const error = await rejectionOf(encryptor.reencryptFields(stored, ['email'], context));
+    expect(error).toBeInstanceOf(EncryptionError);
+    expect(error.reason).toBe('already_encrypted');
+    expect(error.message).toContain('every encrypted field');
+    expect(await encryptor.decryptFields(stored, fields, context)).toEqual(user);
+  });
+
+  it('re-encrypts when every encrypted field is listed', async () => {
+    const encryptor = newEncryptor();
+    const stored = await encryptor.encryptFields(user, fields, context);
+    const again = await encryptor.reencryptFields(stored, fields, context);
+    expect(again._dataKey).toBeDefined();
+    expect(await encryptor.decryptFields(again, fields, context)).toEqual(user);
+  });
+});
