@@ -1,6 +1,5 @@
 // Circuit breaker test helpers: stores on the suite's embedded DynamoDB, request counting, a dead endpoint.
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { inject, vi } from 'vitest';

@@ -1,6 +1,5 @@
 // Shared pieces of the rate-limit tests: a client that counts its DynamoDB requests, unique policy names.
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { expect, inject } from 'vitest';
 import { createDynamoDbClient, type DynamoDbClientOptions } from '../../middleware/store/client.js';
