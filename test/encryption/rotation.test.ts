@@ -85,6 +85,7 @@ describe('moving KMS_KEY_ID to another KMS key', () => {
   const oldKeyId = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-00000000000a';
   const newKeyId = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-00000000000b';
   const indexKeyId = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-00000000000c';
+  const olderKeyId = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-00000000000d';
   const { kms } = mockKms([oldKeyId, newKeyId, indexKeyId]);
   afterAll(() => kms.restore());
 
@@ -92,7 +93,7 @@ describe('moving KMS_KEY_ID to another KMS key', () => {
     const index = { KMS_BLIND_INDEX_KEY_ID: indexKeyId };
     await rotate(
       usersEncryptor({ KMS_KEY_ID: oldKeyId, ...index }),
-      usersEncryptor({ KMS_KEY_ID: newKeyId, KMS_DECRYPT_KEY_IDS: `${oldKeyId},alias/older`, ...index }),
+      usersEncryptor({ KMS_KEY_ID: newKeyId, KMS_DECRYPT_KEY_IDS: `${oldKeyId},${olderKeyId}`, ...index }),
       usersEncryptor({ KMS_KEY_ID: newKeyId, ...index }),
     );
   });
