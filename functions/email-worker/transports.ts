@@ -131,7 +131,11 @@ export class SmtpEmailTransport implements EmailTransport {
     return pending;
   }
 
-  async send(email: OutgoingEmail): Promise<string> {
+  /**
+   * On `signal`'s abort (the breaker's timeout) nodemailer closes this send's connection, so a relay
+   * still busy with an earlier command never receives the message: the retry is then its only copy.
+   */
+  async send(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
     const transporter = await this.connect();
     try {
       const info = await transporter.sendMail({
@@ -141,6 +145,7 @@ export class SmtpEmailTransport implements EmailTransport {
         html: email.html,
         text: email.text,
         headers: { 'X-Bulwark-Message-Id': email.messageId },
+        ...(signal ? { signal } : {}),
       });
       return String(info.messageId ?? '');
     } catch (error) {

@@ -159,3 +159,52 @@ describe('the SMTP transport with a relay that requires AUTH', () => {
     expect(reads).toEqual([false, false]);
   });
 });
+
+describe('the SMTP transport when its send is aborted (the breaker timed out)', () => {
+  it('closes the connection, so a relay that answers late never receives the message', async () => {
+    let rcptReached: () => void = () => {};
+    const atRcpt = new Promise<void>((resolve) => {
+      rcptReached = resolve;
+    });
+    let answerRcpt: () => void = () => {};
+    let sessionClosed: () => void = () => {};
+    const closed = new Promise<void>((resolve) => {
+      sessionClosed = resolve;
+    });
+    const delivered: string[] = [];
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onRcptTo(_address, _session, callback) {
+        answerRcpt = () => callback();
+        rcptReached();
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          delivered.push(session.id);
+          callback();
+        });
+      },
+      onClose: () => sessionClosed(),
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.server.address() as AddressInfo).port;
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port, timeoutMs: 2000 });
+    try {
+      const controller = new AbortController();
+      const sending = transport.send(email, controller.signal);
+      await atRcpt;
+      controller.abort();
+      await expect(sending).rejects.toMatchObject({ name: 'AbortError' });
+      // The relay accepts the recipient only now; a send that went on would reach DATA before closing.
+      answerRcpt();
+      await closed;
+      expect(delivered).toEqual([]);
+    } finally {
+      transport.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
