@@ -16,6 +16,7 @@ import {
   type SqsBatchRunner,
 } from '../shared/queue-worker.js';
 import { parseQueueMessage, type QueueMessage } from './messages.js';
+import { sendFailureLogFields } from './send-failure.js';
 import type { OutgoingSms, SmsTransport } from './sms-transports.js';
 import { type EmailTemplates, TemplateRenderError } from './templates.js';
 import type { EmailTransport, OutgoingEmail } from './transports.js';
@@ -172,14 +173,13 @@ export class EmailWorker {
     const delaySec = last ? 0 : retryDelaySec(attempt, this.options.retryBaseDelaySec);
     const sms = message.type === 'sms';
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     logger.warn(sms ? 'SMS send failed' : 'Email send failed', {
       correlationId,
       messageId: message.id,
       attempt,
       last,
       delaySec,
-      reason,
+      ...sendFailureLogFields(error),
     });
     auditLogger.log({
       eventType: sms ? 'sms.failed' : 'email.failed',

@@ -3,7 +3,7 @@ import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
 import { compileTemplate } from '../../functions/email-worker/template-sources.js';
 import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
@@ -23,8 +23,10 @@ class RecordingTransport implements EmailTransport {
   readonly sent: OutgoingEmail[] = [];
   /** Recipients whose sends fail (records of a batch are processed in parallel, so not by order). */
   readonly failFor = new Set<string>();
+  /** What a send to one of those recipients throws. */
+  failure = new Error('connection refused');
   async send(email: OutgoingEmail): Promise<string> {
-    if (this.failFor.has(email.to)) throw new Error('connection refused');
+    if (this.failFor.has(email.to)) throw this.failure;
     this.sent.push(email);
     return `<${this.sent.length}@test>`;
   }
@@ -59,7 +61,7 @@ function setup(templates = new EmailTemplates()) {
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { transport, audits, run };
+  return { transport, audits, run, logger: observability.logger };
 }
 
 beforeEach(() => {
@@ -131,6 +133,30 @@ describe('the email worker', () => {
       outcome: 'error',
       metadata: { attempt: 3, last: true },
     });
+  });
+
+  it('logs why a send failed by error name and codes, masking the recipient the relay quoted', async () => {
+    const { transport, run, logger } = setup();
+    const message = welcome('ada.lovelace@example.com');
+    transport.failFor.add(message.to);
+    transport.failure = Object.assign(
+      new Error(
+        `Can't send mail - all recipients were rejected: 450 4.2.0 <${message.to}>: Recipient address rejected: Greylisted`,
+      ),
+      { code: 'EENVELOPE', responseCode: 450 },
+    );
+    const warn = vi.spyOn(logger, 'warn');
+    expect((await run(record(message))).batchItemFailures).toHaveLength(1);
+    expect(warn).toHaveBeenCalledWith(
+      'Email send failed',
+      expect.objectContaining({
+        errorName: 'Error',
+        errorCode: 'EENVELOPE',
+        responseCode: 450,
+        reason: expect.stringContaining('450 4.2.0 <[email]>: Recipient address rejected'),
+      }),
+    );
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('lovelace');
   });
 
   it('still fails the record when its visibility cannot be changed', async () => {

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
 import {
@@ -49,8 +49,9 @@ class RecordingSms implements SmsTransport {
   readonly name = 'outbox';
   readonly sent: OutgoingSms[] = [];
   failing = false;
+  failure = new Error('SNS throttled');
   async send(message: OutgoingSms): Promise<string> {
-    if (this.failing) throw new Error('SNS throttled');
+    if (this.failing) throw this.failure;
     this.sent.push(message);
     return `sms-${this.sent.length}`;
   }
@@ -95,7 +96,7 @@ function setup(options: { withSms?: boolean } = {}) {
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { smsTransport, emailTransport, audits, run };
+  return { smsTransport, emailTransport, audits, run, logger: observability.logger };
 }
 
 function deadLetterReasons(): string[] {
@@ -256,6 +257,26 @@ describe('the email worker with SMS', () => {
     expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
     expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input.VisibilityTimeout).toBe(60);
     expect(audits).toEqual([expect.objectContaining({ eventType: 'sms.failed', outcome: 'error' })]);
+  });
+
+  it('logs why a send failed without the number the provider quoted', async () => {
+    const { smsTransport, run, logger } = setup();
+    smsTransport.failing = true;
+    smsTransport.failure = Object.assign(
+      new Error('Invalid parameter: PhoneNumber Reason: +14155552671 is not valid to publish to'),
+      { name: 'InvalidParameterException' },
+    );
+    const warn = vi.spyOn(logger, 'warn');
+    expect((await run(record(sms()))).batchItemFailures).toHaveLength(1);
+    expect(warn).toHaveBeenCalledWith(
+      'SMS send failed',
+      expect.objectContaining({
+        errorName: 'InvalidParameterException',
+        reason:
+          'InvalidParameterException: Invalid parameter: PhoneNumber Reason: [phone] is not valid to publish to',
+      }),
+    );
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('4155552671');
   });
 
   it('dead-letters a non-E.164 number at once with a logged reason, never retrying it', async () => {
