@@ -5,6 +5,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
@@ -54,6 +55,18 @@ export interface EmailWorkerOptions {
   readonly observability: FunctionObservability;
 }
 
+/**
+ * The `errorFilter` of the providers' circuit breakers: a message the provider refused for good
+ * (DeliveryRejectedError) shows the provider is up, so a few mistyped addresses never open the
+ * circuit for everyone.
+ */
+export function isMessageRefusal(error: unknown): boolean {
+  return error instanceof DeliveryRejectedError;
+}
+
+/** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
+type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
+
 /** One send, keyed by the message id for idempotency (the rest is the payload, not part of the key). */
 type IdempotentSend =
   | { readonly id: string; readonly channel: 'email'; readonly email: OutgoingEmail }
@@ -65,6 +78,7 @@ type IdempotentSend =
  * - invalid JSON, a schema violation or a template that cannot render: the message can never be sent,
  *   so it is logged, audited and copied to the DLQ once with its reason, then reported as processed
  *   (no retries);
+ * - a send the provider refuses for good (DeliveryRejectedError): dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
@@ -119,6 +133,9 @@ export class EmailWorker {
     try {
       await this.sendOnce(send);
     } catch (error) {
+      if (error instanceof DeliveryRejectedError) {
+        return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
+      }
       await this.failAttempt(record, message, error, correlationId);
       throw error;
     }
@@ -196,7 +213,12 @@ export class EmailWorker {
    * processed so SQS deletes it: retrying it would only fail the same way. If the DLQ write fails the
    * error propagates and the message is retried like any failure, so it is never lost.
    */
-  private async deadLetter(record: SQSRecord, reason: string, correlationId: string): Promise<void> {
+  private async deadLetter(
+    record: SQSRecord,
+    reason: string,
+    correlationId: string,
+    cause: DeadLetterCause = 'invalid_message',
+  ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     await this.queue.deadLetter(record, reason);
     recordMetric(metrics, 'EmailFailed');
@@ -209,7 +231,7 @@ export class EmailWorker {
       eventType: 'email.rejected',
       outcome: 'failure',
       correlationId,
-      reason: 'invalid_message',
+      reason: cause,
       metadata: { sqsMessageId: record.messageId, detail: reason },
     });
   }

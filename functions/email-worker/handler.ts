@@ -9,7 +9,7 @@ import { functionObservability } from '../shared/observability.js';
 import { workerIdempotencyStore } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
-import { EmailWorker } from './email-worker.js';
+import { EmailWorker, isMessageRefusal } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
 import { smtpCredentialsReader } from './smtp-credentials.js';
 import { EmailTemplates } from './templates.js';
@@ -59,6 +59,7 @@ function providerBreaker(name: string): CircuitBreaker<string> {
     tableName: environment.toolkitTableName,
     client: dynamoDb,
     timeoutMs: (definition.timeoutSec - 5) * 1000,
+    errorFilter: isMessageRefusal,
     onEvent: observability.onEvent,
     logger: observability.logger,
   });

@@ -1,13 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, inject, it, vi } from 'vitest';
-import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { EmailWorker, isMessageRefusal, retryDelaySec } from '../../functions/email-worker/email-worker.js';
 import { compileTemplate } from '../../functions/email-worker/template-sources.js';
 import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
-import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
+import {
+  type EmailTransport,
+  type OutgoingEmail,
+  SmtpEmailTransport,
+} from '../../functions/email-worker/transports.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
@@ -204,6 +210,80 @@ describe('the email worker', () => {
       'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('"code" not defined') },
     });
     expect(audits[0]).toMatchObject({ eventType: 'email.rejected' });
+  });
+});
+
+describe('the email worker when the relay refuses recipients for good', () => {
+  let server: SMTPServer;
+  let transport: SmtpEmailTransport;
+  const delivered: string[] = [];
+  beforeAll(async () => {
+    server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onRcptTo(address, _session, callback) {
+        if (!address.address.startsWith('nobody')) return callback();
+        callback(
+          Object.assign(new Error(`5.1.1 <${address.address}>: Recipient address rejected: User unknown`), {
+            responseCode: 550,
+          }),
+        );
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          delivered.push(...session.envelope.rcptTo.map((recipient) => recipient.address));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    transport = new SmtpEmailTransport({
+      host: '127.0.0.1',
+      port: (server.server.address() as AddressInfo).port,
+    });
+  });
+  afterAll(async () => {
+    transport.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('dead-letters each refused message at its first attempt, and the circuit stays closed for the rest', async () => {
+    const { observability, audits } = testObservability('email-worker');
+    const worker = new EmailWorker({
+      transport,
+      templates: new EmailTemplates(),
+      // As handler.ts builds it; 5 counted failures would open it.
+      breaker: new CircuitBreaker<string>({
+        name: `email-test-${randomUUID()}`,
+        tableName: testTableNames.toolkit,
+        client: dynamoDb,
+        errorFilter: isMessageRefusal,
+      }),
+      ...emailWorkerQueueOptions(dynamoDb),
+      observability,
+    });
+    const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
+    for (let index = 0; index < 5; index += 1) {
+      expect(await run(record(welcome(`nobody${index}@example.com`)))).toEqual({ batchItemFailures: [] });
+    }
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)).toEqual([]);
+    const reasons = sqsMock
+      .commandCalls(SendMessageCommand)
+      .map((call) => call.args[0].input.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue);
+    expect(reasons).toEqual(Array(5).fill('smtp refused the message for good (EENVELOPE 550)'));
+    expect(audits).toEqual(
+      Array(5).fill(
+        expect.objectContaining({
+          eventType: 'email.rejected',
+          metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
+        }),
+      ),
+    );
+    expect(JSON.stringify(audits)).not.toContain('nobody');
+    expect(await run(record(welcome('ada@example.com')))).toEqual({ batchItemFailures: [] });
+    expect(delivered).toEqual(['ada@example.com']);
   });
 });
 
