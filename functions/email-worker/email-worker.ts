@@ -1,5 +1,9 @@
 // The email worker's core: validate, render, send once (idempotent, circuit-guarded), back off on failure, dead-letter the unsendable. Emails and SMS.
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import {
+  IdempotencyConfig,
+  IdempotencyPersistenceLayerError,
+  makeIdempotent,
+} from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -82,12 +86,19 @@ type IdempotentSend =
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
- *   the stored result, so no second email goes out.
+ *   the stored result, so no second email goes out;
+ * - a send the provider accepted whose result the idempotency store could not save: counted as sent,
+ *   with a warning, since a retry would send it again.
  */
 export class EmailWorker {
   private readonly runner: SqsBatchRunner;
   private readonly queue: QueueActions;
   private readonly sendOnce: (email: IdempotentSend) => Promise<{ providerMessageId: string }>;
+  /**
+   * The sends whose provider accepted the message in this invocation. Whatever the idempotency store
+   * then says (a failed save of the result), such a message went out and must not be sent again.
+   */
+  private readonly accepted = new WeakSet<IdempotentSend>();
 
   constructor(private readonly options: EmailWorkerOptions) {
     const { sqs, queueUrl, dlqUrl, observability } = options;
@@ -104,6 +115,7 @@ export class EmailWorker {
           send.channel === 'email'
             ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal))
             : await this.sendSms(send.sms);
+        this.accepted.add(send);
         return { providerMessageId };
       },
       { persistenceStore: options.persistenceStore, config: idempotencyConfig },
@@ -136,8 +148,17 @@ export class EmailWorker {
       if (error instanceof DeliveryRejectedError) {
         return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
       }
-      await this.failAttempt(record, message, error, correlationId);
-      throw error;
+      if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
+        await this.failAttempt(record, message, error, correlationId);
+        throw error;
+      }
+      // Sent, but not remembered: retrying would send it twice, so it counts as sent.
+      this.options.observability.logger.warn(
+        send.channel === 'sms'
+          ? 'SMS sent, but its idempotency record was not saved'
+          : 'Email sent, but its idempotency record was not saved',
+        { correlationId, messageId: message.id, ...sendFailureLogFields(error.cause ?? error) },
+      );
     }
     const { auditLogger, metrics } = this.options.observability;
     const sms = send.channel === 'sms';

@@ -52,7 +52,7 @@ function welcome(to = `u-${randomUUID()}@example.com`) {
   return { id: randomUUID(), type: 'welcome', to, data: { name: 'Grace <Hopper>' } };
 }
 
-function setup(templates = new EmailTemplates()) {
+function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueueOptions(dynamoDb)) {
   const transport = new RecordingTransport();
   const { observability, audits } = testObservability('email-worker');
   const worker = new EmailWorker({
@@ -63,7 +63,7 @@ function setup(templates = new EmailTemplates()) {
       tableName: testTableNames.toolkit,
       client: dynamoDb,
     }),
-    ...emailWorkerQueueOptions(dynamoDb),
+    ...queueOptions,
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
@@ -112,6 +112,25 @@ describe('the email worker', () => {
     expect(
       stored.Items?.some((item) => item.status === 'COMPLETED' && typeof item.expiresAt === 'number'),
     ).toBe(true);
+  });
+
+  it('counts a message as sent, with a warning, when the provider took it but its idempotency record was not saved', async () => {
+    const queueOptions = emailWorkerQueueOptions(dynamoDb);
+    vi.spyOn(queueOptions.persistenceStore, 'saveSuccess').mockRejectedValueOnce(
+      Object.assign(new Error('Rate of requests exceeds the allowed throughput'), {
+        name: 'ProvisionedThroughputExceededException',
+      }),
+    );
+    const { transport, audits, run, logger } = setup(new EmailTemplates(), queueOptions);
+    const warn = vi.spyOn(logger, 'warn');
+    expect(await run(record(welcome()))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(1);
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)).toEqual([]);
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'email.sent', outcome: 'success' })]);
+    expect(warn).toHaveBeenCalledWith(
+      'Email sent, but its idempotency record was not saved',
+      expect.objectContaining({ errorName: 'ProvisionedThroughputExceededException' }),
+    );
   });
 
   it('fails only the record whose send failed and delays its next attempt exponentially', async () => {
