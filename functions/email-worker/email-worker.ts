@@ -1,5 +1,6 @@
 // The email worker's core: validate, render, send once (idempotent, circuit-guarded), back off on failure, dead-letter the unsendable. Emails and SMS.
 import {
+  IdempotencyAlreadyInProgressError,
   IdempotencyConfig,
   IdempotencyPersistenceLayerError,
   makeIdempotent,
@@ -86,7 +87,8 @@ type IdempotentSend =
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
- *   the stored result, so no second email goes out;
+ *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
+ * - a message id another invocation is sending right now: the copy backs off, not counted as failed;
  * - a send the provider accepted whose result the idempotency store could not save: counted as sent,
  *   with a warning, since a retry would send it again.
  */
@@ -148,6 +150,9 @@ export class EmailWorker {
       if (error instanceof DeliveryRejectedError) {
         return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
       }
+      if (error instanceof IdempotencyAlreadyInProgressError) {
+        return this.deferCopyInProgress(record, message, error, correlationId);
+      }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
         await this.failAttempt(record, message, error, correlationId);
         throw error;
@@ -160,6 +165,8 @@ export class EmailWorker {
         { correlationId, messageId: message.id, ...sendFailureLogFields(error.cause ?? error) },
       );
     }
+    // No send of this invocation reached the provider: Powertools returned the stored result of an earlier one.
+    if (!this.accepted.has(send)) return this.recordDuplicate(message, correlationId);
     const { auditLogger, metrics } = this.options.observability;
     const sms = send.channel === 'sms';
     recordMetric(metrics, sms ? 'SmsSent' : 'EmailSent');
@@ -174,6 +181,45 @@ export class EmailWorker {
         transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
       },
     });
+  }
+
+  /** A copy of a message already sent (a redelivery, a duplicate enqueue): nothing went out. */
+  private recordDuplicate(message: QueueMessage, correlationId: string): void {
+    const { logger, auditLogger } = this.options.observability;
+    const sms = message.type === 'sms';
+    logger.info(sms ? 'SMS already sent; copy skipped' : 'Email already sent; copy skipped', {
+      correlationId,
+      messageId: message.id,
+    });
+    auditLogger.log({
+      eventType: sms ? 'sms.duplicate' : 'email.duplicate',
+      outcome: 'success',
+      correlationId,
+      metadata: { messageId: message.id, type: message.type },
+    });
+  }
+
+  /**
+   * Another invocation, or another record of this batch, is sending this id right now. This copy backs
+   * off and is reported failed, so it comes back to be skipped once that send is stored, or sent if
+   * that send failed. It is no failed send: no failure metric or audit line.
+   */
+  private async deferCopyInProgress(
+    record: SQSRecord,
+    message: QueueMessage,
+    error: IdempotencyAlreadyInProgressError,
+    correlationId: string,
+  ): Promise<never> {
+    const attempt = attemptOf(record);
+    const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
+    this.options.observability.logger.info(
+      message.type === 'sms'
+        ? 'SMS being sent by another invocation; this copy comes back later'
+        : 'Email being sent by another invocation; this copy comes back later',
+      { correlationId, messageId: message.id, attempt, delaySec },
+    );
+    await this.queue.delayNextAttempt(record, delaySec, correlationId);
+    throw error;
   }
 
   private sendSms(sms: OutgoingSms): Promise<string> {

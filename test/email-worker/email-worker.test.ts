@@ -31,7 +31,10 @@ class RecordingTransport implements EmailTransport {
   readonly failFor = new Set<string>();
   /** What a send to one of those recipients throws. */
   failure = new Error('connection refused');
+  /** Sends wait for it when set: a send the provider is still busy with. */
+  busyUntil: Promise<void> | undefined;
   async send(email: OutgoingEmail): Promise<string> {
+    await this.busyUntil;
     if (this.failFor.has(email.to)) throw this.failure;
     this.sent.push(email);
     return `<${this.sent.length}@test>`;
@@ -67,7 +70,7 @@ function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueue
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { transport, audits, run, logger: observability.logger };
+  return { transport, audits, run, logger: observability.logger, metrics: observability.metrics };
 }
 
 beforeEach(() => {
@@ -112,6 +115,43 @@ describe('the email worker', () => {
     expect(
       stored.Items?.some((item) => item.status === 'COMPLETED' && typeof item.expiresAt === 'number'),
     ).toBe(true);
+  });
+
+  it('logs and audits a redelivered copy as a duplicate, not as a second send', async () => {
+    const { transport, audits, run, metrics } = setup();
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    const message = welcome();
+    await run(record(message));
+    expect(await run(record(message, 2))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(1);
+    expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent', 'email.duplicate']);
+    expect(audits[1]).toMatchObject({ outcome: 'success', metadata: { messageId: message.id } });
+  });
+
+  it('backs off a copy whose id another record is sending, without counting a failed send', async () => {
+    const { transport, audits, run, metrics } = setup();
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    // The provider is busy with the first copy until the second one has backed off.
+    let backedOff: () => void = () => {};
+    transport.busyUntil = new Promise<void>((resolve) => {
+      backedOff = resolve;
+    });
+    sqsMock.on(ChangeMessageVisibilityCommand).callsFake(() => {
+      backedOff();
+      return {};
+    });
+    const message = welcome();
+    const [first, second] = [record(message), record(message)];
+    const response = await run(first, second);
+    expect(transport.sent).toHaveLength(1);
+    expect(response.batchItemFailures).toHaveLength(1);
+    const deferred = response.batchItemFailures[0]?.itemIdentifier === first.messageId ? first : second;
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input)).toEqual([
+      expect.objectContaining({ ReceiptHandle: deferred.receiptHandle, VisibilityTimeout: 30 }),
+    ]);
+    expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
   });
 
   it('counts a message as sent, with a warning, when the provider took it but its idempotency record was not saved', async () => {
