@@ -25,6 +25,7 @@ import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
 import { sqsRecord } from '../helpers/sqs-records.js';
@@ -380,14 +381,32 @@ describe('registration with a phone number', () => {
     expect(entries).toHaveLength(2);
   });
 
-  it('never fails the registration when the code cannot be stored: it logs and audits it', async () => {
-    const { emails, audits } = registration(async () => {
-      throw new Error('DynamoDB down');
-    });
-    await expect(emails.enqueue(user, undefined)).resolves.toBeUndefined();
-    expect(audits).toEqual([
-      expect.objectContaining({ eventType: 'email.enqueue_failed', userId: 'user-1' }),
-    ]);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toEqual([]);
+  it('still enqueues the two emails when the code cannot be issued, and logs and audits the SMS failure', async () => {
+    const failures = [
+      Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' }),
+      new ConflictError('The phone number is already verified'),
+      new NotFoundError('No such user'),
+    ];
+    for (const failure of failures) {
+      sqsMock.reset();
+      sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+      const { emails, audits } = registration(async () => {
+        throw failure;
+      });
+      await expect(emails.enqueue(user, 'corr-1')).resolves.toBeUndefined();
+      const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
+      expect(entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}').type)).toEqual([
+        'welcome',
+        'verification',
+      ]);
+      expect(audits).toEqual([
+        expect.objectContaining({
+          eventType: 'sms.enqueue_failed',
+          outcome: 'error',
+          userId: 'user-1',
+          correlationId: 'corr-1',
+        }),
+      ]);
+    }
   });
 });
