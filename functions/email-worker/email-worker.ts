@@ -9,7 +9,8 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
-import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreakerOptions } from '../../middleware/circuit-breaker/options.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
@@ -61,12 +62,18 @@ export interface EmailWorkerOptions {
 }
 
 /**
- * The `errorFilter` of the providers' circuit breakers: a message the provider refused for good
- * (DeliveryRejectedError) shows the provider is up, so a few mistyped addresses never open the
- * circuit for everyone.
+ * The circuit breaker of an email or SMS provider. A message the provider refused for good
+ * (DeliveryRejectedError) shows the provider is up: it does not count, so a few mistyped addresses
+ * never open the circuit for everyone.
+ *
+ * @example
+ * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: 25_000 });
  */
-export function isMessageRefusal(error: unknown): boolean {
-  return error instanceof DeliveryRejectedError;
+export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): CircuitBreaker<string> {
+  return new CircuitBreaker<string>({
+    ...options,
+    errorFilter: (error) => error instanceof DeliveryRejectedError,
+  });
 }
 
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */

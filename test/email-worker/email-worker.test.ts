@@ -6,7 +6,11 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
-import { EmailWorker, isMessageRefusal, retryDelaySec } from '../../functions/email-worker/email-worker.js';
+import {
+  EmailWorker,
+  providerCircuitBreaker,
+  retryDelaySec,
+} from '../../functions/email-worker/email-worker.js';
 import { compileTemplate } from '../../functions/email-worker/template-sources.js';
 import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
 import {
@@ -314,11 +318,10 @@ describe('the email worker when the relay refuses recipients for good', () => {
       transport,
       templates: new EmailTemplates(),
       // As handler.ts builds it; 5 counted failures would open it.
-      breaker: new CircuitBreaker<string>({
+      breaker: providerCircuitBreaker({
         name: `email-test-${randomUUID()}`,
         tableName: testTableNames.toolkit,
         client: dynamoDb,
-        errorFilter: isMessageRefusal,
       }),
       ...emailWorkerQueueOptions(dynamoDb),
       observability,
