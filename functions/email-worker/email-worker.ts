@@ -221,8 +221,8 @@ export class EmailWorker {
     const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
     this.options.observability.logger.info(
       message.type === 'sms'
-        ? 'SMS being sent by another invocation; this copy comes back later'
-        : 'Email being sent by another invocation; this copy comes back later',
+        ? 'An SMS with this id is being sent right now; this copy comes back later'
+        : 'An email with this id is being sent right now; this copy comes back later',
       { correlationId, messageId: message.id, attempt, delaySec },
     );
     await this.queue.delayNextAttempt(record, delaySec, correlationId);

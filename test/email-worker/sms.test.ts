@@ -243,12 +243,13 @@ describe('the email worker with SMS', () => {
     expect(JSON.stringify(audits)).not.toContain('+14155552671');
   });
 
-  it('sends once when the same sms message arrives twice', async () => {
-    const { smsTransport, run } = setup();
+  it('sends once when the same sms message arrives twice, auditing the copy as a duplicate', async () => {
+    const { smsTransport, audits, run } = setup();
     const message = sms();
     await run(record(message));
     await run(record(message, 2));
     expect(smsTransport.sent).toHaveLength(1);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['sms.sent', 'sms.duplicate']);
   });
 
   it('backs off a failed send like an email and reports the record failed', async () => {
