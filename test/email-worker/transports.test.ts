@@ -250,6 +250,12 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      onMailFrom(address, _session, callback) {
+        if (!address.address.startsWith('refused')) return callback();
+        callback(
+          Object.assign(new Error('Sender address rejected: not owned by user'), { responseCode: 553 }),
+        );
+      },
       onRcptTo(address, _session, callback) {
         const [local = ''] = address.address.split('@');
         const responseCode = Number(local.replace(/\D/g, ''));
@@ -279,6 +285,16 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
     expect(error).toBeInstanceOf(DeliveryRejectedError);
     expect(error).toMatchObject({ provider: 'smtp', providerCode: 'EENVELOPE', responseCode: 550 });
     expect((error as Error).message).not.toContain('nobody550');
+  });
+
+  it('passes a 5xx to MAIL FROM on as it is: our sender is refused, so every message is', async () => {
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
+    const error = await transport
+      .send({ ...email, from: 'refused@bulwark.local' })
+      .catch((caught: unknown) => caught);
+    transport.close();
+    expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ code: 'EENVELOPE', command: 'MAIL FROM', responseCode: 553 });
   });
 
   it('passes a 4xx to RCPT TO (greylisting, a full mailbox) on as it is: a later attempt may pass', async () => {
