@@ -20,6 +20,7 @@ export type BulwarkErrorCode =
   | 'CIRCUIT_OPEN'
   | 'DEPENDENCY_FAILED'
   | 'DEPENDENCY_TIMEOUT'
+  | 'DELIVERY_REJECTED'
   | 'INTERNAL'
   | 'ENCRYPTION_FAILED'
   | 'DECRYPTION_FAILED'
@@ -312,6 +313,29 @@ export class DependencyError extends HttpError {
     this.dependency = dependency;
     this.upstreamStatus = options.upstreamStatus;
     this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/**
+ * A provider refused one message for good (an SMTP relay's 5xx to its recipient, SES `MessageRejected`):
+ * sending it again would be refused the same way, and the refusal shows the provider is up, so circuit
+ * breakers should not count it. Carries the provider's codes, never its text or the original error:
+ * providers quote the recipient, which is personal data.
+ */
+export class DeliveryRejectedError extends BulwarkError {
+  /** The transport that refused the message (`smtp`, `ses`). */
+  readonly provider: string;
+  /** The provider's error code or name (`EENVELOPE`, `MessageRejected`). */
+  readonly providerCode: string;
+  /** The SMTP reply code of a relay's refusal. */
+  readonly responseCode: number | undefined;
+
+  constructor(provider: string, providerCode: string, options: { responseCode?: number } = {}) {
+    const reply = options.responseCode === undefined ? '' : ` ${options.responseCode}`;
+    super('DELIVERY_REJECTED', `${provider} refused the message for good (${providerCode}${reply})`);
+    this.provider = provider;
+    this.providerCode = providerCode;
+    this.responseCode = options.responseCode;
   }
 }
 

@@ -1,10 +1,17 @@
 // The email worker's core: validate, render, send once (idempotent, circuit-guarded), back off on failure, dead-letter the unsendable. Emails and SMS.
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import {
+  IdempotencyAlreadyInProgressError,
+  IdempotencyConfig,
+  IdempotencyPersistenceLayerError,
+  makeIdempotent,
+} from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
-import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreakerOptions } from '../../middleware/circuit-breaker/options.js';
+import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
@@ -16,6 +23,7 @@ import {
   type SqsBatchRunner,
 } from '../shared/queue-worker.js';
 import { parseQueueMessage, type QueueMessage } from './messages.js';
+import { sendFailureLogFields } from './send-failure.js';
 import type { OutgoingSms, SmsTransport } from './sms-transports.js';
 import { type EmailTemplates, TemplateRenderError } from './templates.js';
 import type { EmailTransport, OutgoingEmail } from './transports.js';
@@ -53,6 +61,24 @@ export interface EmailWorkerOptions {
   readonly observability: FunctionObservability;
 }
 
+/**
+ * The circuit breaker of an email or SMS provider. A message the provider refused for good
+ * (DeliveryRejectedError) shows the provider is up: it does not count, so a few mistyped addresses
+ * never open the circuit for everyone.
+ *
+ * @example
+ * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: 25_000 });
+ */
+export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): CircuitBreaker<string> {
+  return new CircuitBreaker<string>({
+    ...options,
+    errorFilter: (error) => error instanceof DeliveryRejectedError,
+  });
+}
+
+/** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
+type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
+
 /** One send, keyed by the message id for idempotency (the rest is the payload, not part of the key). */
 type IdempotentSend =
   | { readonly id: string; readonly channel: 'email'; readonly email: OutgoingEmail }
@@ -64,15 +90,24 @@ type IdempotentSend =
  * - invalid JSON, a schema violation or a template that cannot render: the message can never be sent,
  *   so it is logged, audited and copied to the DLQ once with its reason, then reported as processed
  *   (no retries);
+ * - a send the provider refuses for good (DeliveryRejectedError): dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
- *   the stored result, so no second email goes out.
+ *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
+ * - a message id another invocation is sending right now: the copy backs off, not counted as failed;
+ * - a send the provider accepted whose result the idempotency store could not save: counted as sent,
+ *   with a warning, since a retry would send it again.
  */
 export class EmailWorker {
   private readonly runner: SqsBatchRunner;
   private readonly queue: QueueActions;
   private readonly sendOnce: (email: IdempotentSend) => Promise<{ providerMessageId: string }>;
+  /**
+   * The sends whose provider accepted the message in this invocation. Whatever the idempotency store
+   * then says (a failed save of the result), such a message went out and must not be sent again.
+   */
+  private readonly accepted = new WeakSet<IdempotentSend>();
 
   constructor(private readonly options: EmailWorkerOptions) {
     const { sqs, queueUrl, dlqUrl, observability } = options;
@@ -89,6 +124,7 @@ export class EmailWorker {
           send.channel === 'email'
             ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal))
             : await this.sendSms(send.sms);
+        this.accepted.add(send);
         return { providerMessageId };
       },
       { persistenceStore: options.persistenceStore, config: idempotencyConfig },
@@ -118,9 +154,26 @@ export class EmailWorker {
     try {
       await this.sendOnce(send);
     } catch (error) {
-      await this.failAttempt(record, message, error, correlationId);
-      throw error;
+      if (error instanceof DeliveryRejectedError) {
+        return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
+      }
+      if (error instanceof IdempotencyAlreadyInProgressError) {
+        return this.deferCopyInProgress(record, message, error, correlationId);
+      }
+      if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
+        await this.failAttempt(record, message, error, correlationId);
+        throw error;
+      }
+      // Sent, but not remembered: retrying would send it twice, so it counts as sent.
+      this.options.observability.logger.warn(
+        send.channel === 'sms'
+          ? 'SMS sent, but its idempotency record was not saved'
+          : 'Email sent, but its idempotency record was not saved',
+        { correlationId, messageId: message.id, ...sendFailureLogFields(error.cause ?? error) },
+      );
     }
+    // No send of this invocation reached the provider: Powertools returned the stored result of an earlier one.
+    if (!this.accepted.has(send)) return this.recordDuplicate(message, correlationId);
     const { auditLogger, metrics } = this.options.observability;
     const sms = send.channel === 'sms';
     recordMetric(metrics, sms ? 'SmsSent' : 'EmailSent');
@@ -135,6 +188,45 @@ export class EmailWorker {
         transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
       },
     });
+  }
+
+  /** A copy of a message already sent (a redelivery, a duplicate enqueue): nothing went out. */
+  private recordDuplicate(message: QueueMessage, correlationId: string): void {
+    const { logger, auditLogger } = this.options.observability;
+    const sms = message.type === 'sms';
+    logger.info(sms ? 'SMS already sent; copy skipped' : 'Email already sent; copy skipped', {
+      correlationId,
+      messageId: message.id,
+    });
+    auditLogger.log({
+      eventType: sms ? 'sms.duplicate' : 'email.duplicate',
+      outcome: 'success',
+      correlationId,
+      metadata: { messageId: message.id, type: message.type },
+    });
+  }
+
+  /**
+   * Another invocation, or another record of this batch, is sending this id right now. This copy backs
+   * off and is reported failed, so it comes back to be skipped once that send is stored, or sent if
+   * that send failed. It is no failed send: no failure metric or audit line.
+   */
+  private async deferCopyInProgress(
+    record: SQSRecord,
+    message: QueueMessage,
+    error: IdempotencyAlreadyInProgressError,
+    correlationId: string,
+  ): Promise<never> {
+    const attempt = attemptOf(record);
+    const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
+    this.options.observability.logger.info(
+      message.type === 'sms'
+        ? 'An SMS with this id is being sent right now; this copy comes back later'
+        : 'An email with this id is being sent right now; this copy comes back later',
+      { correlationId, messageId: message.id, attempt, delaySec },
+    );
+    await this.queue.delayNextAttempt(record, delaySec, correlationId);
+    throw error;
   }
 
   private sendSms(sms: OutgoingSms): Promise<string> {
@@ -172,14 +264,13 @@ export class EmailWorker {
     const delaySec = last ? 0 : retryDelaySec(attempt, this.options.retryBaseDelaySec);
     const sms = message.type === 'sms';
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     logger.warn(sms ? 'SMS send failed' : 'Email send failed', {
       correlationId,
       messageId: message.id,
       attempt,
       last,
       delaySec,
-      reason,
+      ...sendFailureLogFields(error),
     });
     auditLogger.log({
       eventType: sms ? 'sms.failed' : 'email.failed',
@@ -196,7 +287,12 @@ export class EmailWorker {
    * processed so SQS deletes it: retrying it would only fail the same way. If the DLQ write fails the
    * error propagates and the message is retried like any failure, so it is never lost.
    */
-  private async deadLetter(record: SQSRecord, reason: string, correlationId: string): Promise<void> {
+  private async deadLetter(
+    record: SQSRecord,
+    reason: string,
+    correlationId: string,
+    cause: DeadLetterCause = 'invalid_message',
+  ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     await this.queue.deadLetter(record, reason);
     recordMetric(metrics, 'EmailFailed');
@@ -209,7 +305,7 @@ export class EmailWorker {
       eventType: 'email.rejected',
       outcome: 'failure',
       correlationId,
-      reason: 'invalid_message',
+      reason: cause,
       metadata: { sqsMessageId: record.messageId, detail: reason },
     });
   }

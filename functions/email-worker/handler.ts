@@ -2,14 +2,14 @@
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
 import { workerIdempotencyStore } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
-import { EmailWorker } from './email-worker.js';
+import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
 import { smtpCredentialsReader } from './smtp-credentials.js';
 import { EmailTemplates } from './templates.js';
@@ -54,7 +54,7 @@ const smsTransport: SmsTransport =
 
 /** One breaker per provider, on the toolkit table; below the function timeout, so a hung provider fails the attempt. */
 function providerBreaker(name: string): CircuitBreaker<string> {
-  return new CircuitBreaker<string>({
+  return providerCircuitBreaker({
     name,
     tableName: environment.toolkitTableName,
     client: dynamoDb,

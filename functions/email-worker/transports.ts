@@ -2,6 +2,7 @@
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import { DeliveryRejectedError } from '../../middleware/errors.js';
 import type { RenderedEmail } from './templates.js';
 
 export interface OutgoingEmail extends RenderedEmail {
@@ -18,13 +19,31 @@ export interface EmailTransport {
   close(): void;
 }
 
+/**
+ * SES errors that refuse this one message (its recipient, its content), not every message: a
+ * `MailFromDomainNotVerifiedException`, a paused account or throttling is ours or passing, and counts.
+ */
+const sesMessageRejections = new Set(['MessageRejected', 'BadRequestException']);
+
 /** SES v2 `SendEmail` with a simple (subject + HTML + text) content. */
 export class SesEmailTransport implements EmailTransport {
   readonly name = 'ses';
 
   constructor(private readonly client: SESv2Client) {}
 
+  /** Rejects with DeliveryRejectedError when SES refuses this message for good. */
   async send(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
+    try {
+      return await this.sendEmail(email, signal);
+    } catch (error) {
+      if (error instanceof Error && sesMessageRejections.has(error.name)) {
+        throw new DeliveryRejectedError(this.name, error.name);
+      }
+      throw error;
+    }
+  }
+
+  private async sendEmail(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
     const result = await this.client.send(
       new SendEmailCommand({
         FromEmailAddress: email.from,
@@ -87,6 +106,26 @@ function loadNodemailer(): Promise<typeof import('nodemailer')> {
   }
 }
 
+/**
+ * The SMTP reply code of a relay's permanent refusal of the recipient, or undefined. Only RCPT TO
+ * counts: a 5xx to MAIL FROM or AUTH (535) refuses our sender or credentials, so every message. A 4xx
+ * (greylisting, a full mailbox) may pass later, and 503 only says the session was out of step.
+ */
+function permanentRecipientRefusal(error: unknown): number | undefined {
+  const { code, command, responseCode } = error as {
+    code?: unknown;
+    command?: unknown;
+    responseCode?: unknown;
+  };
+  const refused =
+    code === 'EENVELOPE' &&
+    command === 'RCPT TO' &&
+    typeof responseCode === 'number' &&
+    responseCode >= 500 &&
+    responseCode !== 503;
+  return refused ? responseCode : undefined;
+}
+
 /** SMTP through nodemailer (one transporter per process and credentials). */
 export class SmtpEmailTransport implements EmailTransport {
   readonly name = 'smtp';
@@ -131,7 +170,12 @@ export class SmtpEmailTransport implements EmailTransport {
     return pending;
   }
 
-  async send(email: OutgoingEmail): Promise<string> {
+  /**
+   * On `signal`'s abort (the breaker's timeout) nodemailer closes this send's connection, so a relay
+   * still busy with an earlier command never receives the message: the retry is then its only copy.
+   * Rejects with DeliveryRejectedError when the relay refuses the recipient for good.
+   */
+  async send(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
     const transporter = await this.connect();
     try {
       const info = await transporter.sendMail({
@@ -141,9 +185,14 @@ export class SmtpEmailTransport implements EmailTransport {
         html: email.html,
         text: email.text,
         headers: { 'X-Bulwark-Message-Id': email.messageId },
+        ...(signal ? { signal } : {}),
       });
       return String(info.messageId ?? '');
     } catch (error) {
+      const refusal = permanentRecipientRefusal(error);
+      if (refusal !== undefined) {
+        throw new DeliveryRejectedError(this.name, 'EENVELOPE', { responseCode: refusal });
+      }
       if ((error as { code?: unknown }).code === 'EAUTH') {
         this.credentialsRefused = true;
         this.close();

@@ -101,24 +101,38 @@ export class RegistrationEmails {
   }
 
   /**
-   * The SMS of a new registration, or undefined: no phone, no SMS configured, or the number's SMS
-   * budget is spent (logged; the user can ask for a code later with `POST /users/{id}/phone-code`).
+   * The SMS of a new registration, or undefined: no phone, no SMS configured, the number's SMS budget
+   * is spent (logged), or the code could not be issued (logged and audited as `sms.enqueue_failed`).
+   * Never throws: the emails go out either way, and the user can ask for a code later with
+   * `POST /users/{id}/phone-code`.
    */
   async #registrationSms(
     user: User,
     correlationId: string | undefined,
   ): Promise<NewEmailMessage | undefined> {
-    const { issuePhoneCode, logger } = this.options;
+    const { issuePhoneCode, logger, auditLogger } = this.options;
     if (user.phone === undefined || !issuePhoneCode) return undefined;
     try {
       return phoneCodeMessage(user.phone, await issuePhoneCode(user.id, this.#admitNumber(user.phone)));
     } catch (error) {
-      if (!(error instanceof TooManyRequestsError)) throw error;
-      logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
-        userId: user.id,
-        correlationId,
-        retryAfterSec: error.retryAfterSec,
-      });
+      if (error instanceof TooManyRequestsError) {
+        logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
+          userId: user.id,
+          correlationId,
+          retryAfterSec: error.retryAfterSec,
+        });
+      } else {
+        reportEnqueueFailure(
+          { logger, auditLogger },
+          {
+            message: 'No SMS code at registration: it could not be issued; the emails are still enqueued',
+            eventType: 'sms.enqueue_failed',
+            error,
+            userId: user.id,
+            correlationId,
+          },
+        );
+      }
       return undefined;
     }
   }

@@ -1,13 +1,23 @@
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, inject, it } from 'vitest';
-import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import {
+  EmailWorker,
+  providerCircuitBreaker,
+  retryDelaySec,
+} from '../../functions/email-worker/email-worker.js';
 import { compileTemplate } from '../../functions/email-worker/template-sources.js';
 import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
-import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
+import {
+  type EmailTransport,
+  type OutgoingEmail,
+  SmtpEmailTransport,
+} from '../../functions/email-worker/transports.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
@@ -23,8 +33,13 @@ class RecordingTransport implements EmailTransport {
   readonly sent: OutgoingEmail[] = [];
   /** Recipients whose sends fail (records of a batch are processed in parallel, so not by order). */
   readonly failFor = new Set<string>();
+  /** What a send to one of those recipients throws. */
+  failure = new Error('connection refused');
+  /** Sends wait for it when set: a send the provider is still busy with. */
+  busyUntil: Promise<void> | undefined;
   async send(email: OutgoingEmail): Promise<string> {
-    if (this.failFor.has(email.to)) throw new Error('connection refused');
+    await this.busyUntil;
+    if (this.failFor.has(email.to)) throw this.failure;
     this.sent.push(email);
     return `<${this.sent.length}@test>`;
   }
@@ -44,7 +59,7 @@ function welcome(to = `u-${randomUUID()}@example.com`) {
   return { id: randomUUID(), type: 'welcome', to, data: { name: 'Grace <Hopper>' } };
 }
 
-function setup(templates = new EmailTemplates()) {
+function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueueOptions(dynamoDb)) {
   const transport = new RecordingTransport();
   const { observability, audits } = testObservability('email-worker');
   const worker = new EmailWorker({
@@ -55,11 +70,11 @@ function setup(templates = new EmailTemplates()) {
       tableName: testTableNames.toolkit,
       client: dynamoDb,
     }),
-    ...emailWorkerQueueOptions(dynamoDb),
+    ...queueOptions,
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { transport, audits, run };
+  return { transport, audits, run, logger: observability.logger, metrics: observability.metrics };
 }
 
 beforeEach(() => {
@@ -106,6 +121,62 @@ describe('the email worker', () => {
     ).toBe(true);
   });
 
+  it('logs and audits a redelivered copy as a duplicate, not as a second send', async () => {
+    const { transport, audits, run, metrics } = setup();
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    const message = welcome();
+    await run(record(message));
+    expect(await run(record(message, 2))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(1);
+    expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent', 'email.duplicate']);
+    expect(audits[1]).toMatchObject({ outcome: 'success', metadata: { messageId: message.id } });
+  });
+
+  it('backs off a copy whose id another record is sending, without counting a failed send', async () => {
+    const { transport, audits, run, metrics } = setup();
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    // The provider is busy with the first copy until the second one has backed off.
+    let backedOff: () => void = () => {};
+    transport.busyUntil = new Promise<void>((resolve) => {
+      backedOff = resolve;
+    });
+    sqsMock.on(ChangeMessageVisibilityCommand).callsFake(() => {
+      backedOff();
+      return {};
+    });
+    const message = welcome();
+    const [first, second] = [record(message), record(message)];
+    const response = await run(first, second);
+    expect(transport.sent).toHaveLength(1);
+    expect(response.batchItemFailures).toHaveLength(1);
+    const deferred = response.batchItemFailures[0]?.itemIdentifier === first.messageId ? first : second;
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input)).toEqual([
+      expect.objectContaining({ ReceiptHandle: deferred.receiptHandle, VisibilityTimeout: 30 }),
+    ]);
+    expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
+  });
+
+  it('counts a message as sent, with a warning, when the provider took it but its idempotency record was not saved', async () => {
+    const queueOptions = emailWorkerQueueOptions(dynamoDb);
+    vi.spyOn(queueOptions.persistenceStore, 'saveSuccess').mockRejectedValueOnce(
+      Object.assign(new Error('Rate of requests exceeds the allowed throughput'), {
+        name: 'ProvisionedThroughputExceededException',
+      }),
+    );
+    const { transport, audits, run, logger } = setup(new EmailTemplates(), queueOptions);
+    const warn = vi.spyOn(logger, 'warn');
+    expect(await run(record(welcome()))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(1);
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)).toEqual([]);
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'email.sent', outcome: 'success' })]);
+    expect(warn).toHaveBeenCalledWith(
+      'Email sent, but its idempotency record was not saved',
+      expect.objectContaining({ errorName: 'ProvisionedThroughputExceededException' }),
+    );
+  });
+
   it('fails only the record whose send failed and delays its next attempt exponentially', async () => {
     const { transport, run } = setup();
     const failingMessage = welcome();
@@ -131,6 +202,30 @@ describe('the email worker', () => {
       outcome: 'error',
       metadata: { attempt: 3, last: true },
     });
+  });
+
+  it('logs why a send failed by error name and codes, masking the recipient the relay quoted', async () => {
+    const { transport, run, logger } = setup();
+    const message = welcome('ada.lovelace@example.com');
+    transport.failFor.add(message.to);
+    transport.failure = Object.assign(
+      new Error(
+        `Can't send mail - all recipients were rejected: 450 4.2.0 <${message.to}>: Recipient address rejected: Greylisted`,
+      ),
+      { code: 'EENVELOPE', responseCode: 450 },
+    );
+    const warn = vi.spyOn(logger, 'warn');
+    expect((await run(record(message))).batchItemFailures).toHaveLength(1);
+    expect(warn).toHaveBeenCalledWith(
+      'Email send failed',
+      expect.objectContaining({
+        errorName: 'Error',
+        errorCode: 'EENVELOPE',
+        responseCode: 450,
+        reason: expect.stringContaining('450 4.2.0 <[email]>: Recipient address rejected'),
+      }),
+    );
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('lovelace');
   });
 
   it('still fails the record when its visibility cannot be changed', async () => {
@@ -178,6 +273,79 @@ describe('the email worker', () => {
       'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('"code" not defined') },
     });
     expect(audits[0]).toMatchObject({ eventType: 'email.rejected' });
+  });
+});
+
+describe('the email worker when the relay refuses recipients for good', () => {
+  let server: SMTPServer;
+  let transport: SmtpEmailTransport;
+  const delivered: string[] = [];
+  beforeAll(async () => {
+    server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onRcptTo(address, _session, callback) {
+        if (!address.address.startsWith('nobody')) return callback();
+        callback(
+          Object.assign(new Error(`5.1.1 <${address.address}>: Recipient address rejected: User unknown`), {
+            responseCode: 550,
+          }),
+        );
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          delivered.push(...session.envelope.rcptTo.map((recipient) => recipient.address));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    transport = new SmtpEmailTransport({
+      host: '127.0.0.1',
+      port: (server.server.address() as AddressInfo).port,
+    });
+  });
+  afterAll(async () => {
+    transport.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('dead-letters each refused message at its first attempt, and the circuit stays closed for the rest', async () => {
+    const { observability, audits } = testObservability('email-worker');
+    const worker = new EmailWorker({
+      transport,
+      templates: new EmailTemplates(),
+      // As handler.ts builds it; 5 counted failures would open it.
+      breaker: providerCircuitBreaker({
+        name: `email-test-${randomUUID()}`,
+        tableName: testTableNames.toolkit,
+        client: dynamoDb,
+      }),
+      ...emailWorkerQueueOptions(dynamoDb),
+      observability,
+    });
+    const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
+    for (let index = 0; index < 5; index += 1) {
+      expect(await run(record(welcome(`nobody${index}@example.com`)))).toEqual({ batchItemFailures: [] });
+    }
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)).toEqual([]);
+    const reasons = sqsMock
+      .commandCalls(SendMessageCommand)
+      .map((call) => call.args[0].input.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue);
+    expect(reasons).toEqual(Array(5).fill('smtp refused the message for good (EENVELOPE 550)'));
+    expect(audits).toEqual(
+      Array(5).fill(
+        expect.objectContaining({
+          eventType: 'email.rejected',
+          metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
+        }),
+      ),
+    );
+    expect(JSON.stringify(audits)).not.toContain('nobody');
+    expect(await run(record(welcome('ada@example.com')))).toEqual({ batchItemFailures: [] });
+    expect(delivered).toEqual(['ada@example.com']);
   });
 });
 

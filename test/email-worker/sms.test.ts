@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
 import {
@@ -25,6 +25,7 @@ import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { testObservability } from '../helpers/observability.js';
 import { sqsRecord } from '../helpers/sqs-records.js';
@@ -49,8 +50,9 @@ class RecordingSms implements SmsTransport {
   readonly name = 'outbox';
   readonly sent: OutgoingSms[] = [];
   failing = false;
+  failure = new Error('SNS throttled');
   async send(message: OutgoingSms): Promise<string> {
-    if (this.failing) throw new Error('SNS throttled');
+    if (this.failing) throw this.failure;
     this.sent.push(message);
     return `sms-${this.sent.length}`;
   }
@@ -95,7 +97,7 @@ function setup(options: { withSms?: boolean } = {}) {
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { smsTransport, emailTransport, audits, run };
+  return { smsTransport, emailTransport, audits, run, logger: observability.logger };
 }
 
 function deadLetterReasons(): string[] {
@@ -241,12 +243,13 @@ describe('the email worker with SMS', () => {
     expect(JSON.stringify(audits)).not.toContain('+14155552671');
   });
 
-  it('sends once when the same sms message arrives twice', async () => {
-    const { smsTransport, run } = setup();
+  it('sends once when the same sms message arrives twice, auditing the copy as a duplicate', async () => {
+    const { smsTransport, audits, run } = setup();
     const message = sms();
     await run(record(message));
     await run(record(message, 2));
     expect(smsTransport.sent).toHaveLength(1);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['sms.sent', 'sms.duplicate']);
   });
 
   it('backs off a failed send like an email and reports the record failed', async () => {
@@ -256,6 +259,26 @@ describe('the email worker with SMS', () => {
     expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
     expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input.VisibilityTimeout).toBe(60);
     expect(audits).toEqual([expect.objectContaining({ eventType: 'sms.failed', outcome: 'error' })]);
+  });
+
+  it('logs why a send failed without the number the provider quoted', async () => {
+    const { smsTransport, run, logger } = setup();
+    smsTransport.failing = true;
+    smsTransport.failure = Object.assign(
+      new Error('Invalid parameter: PhoneNumber Reason: +14155552671 is not valid to publish to'),
+      { name: 'InvalidParameterException' },
+    );
+    const warn = vi.spyOn(logger, 'warn');
+    expect((await run(record(sms()))).batchItemFailures).toHaveLength(1);
+    expect(warn).toHaveBeenCalledWith(
+      'SMS send failed',
+      expect.objectContaining({
+        errorName: 'InvalidParameterException',
+        reason:
+          'InvalidParameterException: Invalid parameter: PhoneNumber Reason: [phone] is not valid to publish to',
+      }),
+    );
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('4155552671');
   });
 
   it('dead-letters a non-E.164 number at once with a logged reason, never retrying it', async () => {
@@ -359,14 +382,32 @@ describe('registration with a phone number', () => {
     expect(entries).toHaveLength(2);
   });
 
-  it('never fails the registration when the code cannot be stored: it logs and audits it', async () => {
-    const { emails, audits } = registration(async () => {
-      throw new Error('DynamoDB down');
-    });
-    await expect(emails.enqueue(user, undefined)).resolves.toBeUndefined();
-    expect(audits).toEqual([
-      expect.objectContaining({ eventType: 'email.enqueue_failed', userId: 'user-1' }),
-    ]);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toEqual([]);
+  it('still enqueues the two emails when the code cannot be issued, and logs and audits the SMS failure', async () => {
+    const failures = [
+      Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' }),
+      new ConflictError('The phone number is already verified'),
+      new NotFoundError('No such user'),
+    ];
+    for (const failure of failures) {
+      sqsMock.reset();
+      sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+      const { emails, audits } = registration(async () => {
+        throw failure;
+      });
+      await expect(emails.enqueue(user, 'corr-1')).resolves.toBeUndefined();
+      const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
+      expect(entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}').type)).toEqual([
+        'welcome',
+        'verification',
+      ]);
+      expect(audits).toEqual([
+        expect.objectContaining({
+          eventType: 'sms.enqueue_failed',
+          outcome: 'error',
+          userId: 'user-1',
+          correlationId: 'corr-1',
+        }),
+      ]);
+    }
   });
 });

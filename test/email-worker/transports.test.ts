@@ -9,6 +9,7 @@ import {
   type SmtpCredentials,
   SmtpEmailTransport,
 } from '../../functions/email-worker/transports.js';
+import { DeliveryRejectedError } from '../../middleware/errors.js';
 
 const email = {
   from: 'noreply@bulwark.local',
@@ -40,6 +41,38 @@ describe('the SES v2 transport', () => {
       },
     });
     transport.close();
+    ses.restore();
+  });
+
+  it('turns a refusal of the message (MessageRejected, BadRequest) into a DeliveryRejectedError without its text', async () => {
+    const ses = mockClient(SESv2Client);
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
+    for (const name of ['MessageRejected', 'BadRequestException']) {
+      const refusal = Object.assign(
+        new Error(`Email address is not verified. The following identities failed the check: ${email.to}`),
+        { name },
+      );
+      ses.on(SendEmailCommand).rejects(refusal);
+      const error = await transport.send(email).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(DeliveryRejectedError);
+      expect(error).toMatchObject({ provider: 'ses', providerCode: name });
+      expect(JSON.stringify(error)).not.toContain(email.to);
+      expect((error as Error).message).not.toContain(email.to);
+    }
+    ses.restore();
+  });
+
+  it('passes errors that are ours or passing on as they are, so the breaker counts them', async () => {
+    const ses = mockClient(SESv2Client);
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
+    for (const name of [
+      'MailFromDomainNotVerifiedException',
+      'AccountSuspendedException',
+      'TooManyRequestsException',
+    ]) {
+      ses.on(SendEmailCommand).rejects(Object.assign(new Error(name), { name }));
+      await expect(transport.send(email)).rejects.toMatchObject({ name });
+    }
     ses.restore();
   });
 
@@ -157,5 +190,120 @@ describe('the SMTP transport with a relay that requires AUTH', () => {
     await transport.send(email);
     transport.close();
     expect(reads).toEqual([false, false]);
+  });
+});
+
+describe('the SMTP transport when its send is aborted (the breaker timed out)', () => {
+  it('closes the connection, so a relay that answers late never receives the message', async () => {
+    let rcptReached: () => void = () => {};
+    const atRcpt = new Promise<void>((resolve) => {
+      rcptReached = resolve;
+    });
+    let answerRcpt: () => void = () => {};
+    let sessionClosed: () => void = () => {};
+    const closed = new Promise<void>((resolve) => {
+      sessionClosed = resolve;
+    });
+    const delivered: string[] = [];
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onRcptTo(_address, _session, callback) {
+        answerRcpt = () => callback();
+        rcptReached();
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          delivered.push(session.id);
+          callback();
+        });
+      },
+      onClose: () => sessionClosed(),
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.server.address() as AddressInfo).port;
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port, timeoutMs: 2000 });
+    try {
+      const controller = new AbortController();
+      const sending = transport.send(email, controller.signal);
+      await atRcpt;
+      controller.abort();
+      await expect(sending).rejects.toMatchObject({ name: 'AbortError' });
+      // The relay accepts the recipient only now; a send that went on would reach DATA before closing.
+      answerRcpt();
+      await closed;
+      expect(delivered).toEqual([]);
+    } finally {
+      transport.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+describe('the SMTP transport when the relay refuses the recipient', () => {
+  let server: SMTPServer;
+  let port: number;
+  beforeAll(async () => {
+    server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onMailFrom(address, _session, callback) {
+        if (!address.address.startsWith('refused')) return callback();
+        callback(
+          Object.assign(new Error('Sender address rejected: not owned by user'), { responseCode: 553 }),
+        );
+      },
+      onRcptTo(address, _session, callback) {
+        const [local = ''] = address.address.split('@');
+        const responseCode = Number(local.replace(/\D/g, ''));
+        if (responseCode === 0) return callback();
+        callback(
+          Object.assign(new Error(`<${address.address}>: Recipient address rejected: User unknown`), {
+            responseCode,
+          }),
+        );
+      },
+      onData(stream, _session, callback) {
+        stream.resume();
+        stream.on('end', () => callback());
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('turns a 5xx to RCPT TO into a DeliveryRejectedError with the reply code, never the address', async () => {
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
+    const error = await transport
+      .send({ ...email, to: 'nobody550@example.com' })
+      .catch((caught: unknown) => caught);
+    transport.close();
+    expect(error).toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ provider: 'smtp', providerCode: 'EENVELOPE', responseCode: 550 });
+    expect((error as Error).message).not.toContain('nobody550');
+  });
+
+  it('passes a 5xx to MAIL FROM on as it is: our sender is refused, so every message is', async () => {
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
+    const error = await transport
+      .send({ ...email, from: 'refused@bulwark.local' })
+      .catch((caught: unknown) => caught);
+    transport.close();
+    expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ code: 'EENVELOPE', command: 'MAIL FROM', responseCode: 553 });
+  });
+
+  it('passes a 4xx to RCPT TO (greylisting, a full mailbox) on as it is: a later attempt may pass', async () => {
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
+    const error = await transport
+      .send({ ...email, to: 'busy450@example.com' })
+      .catch((caught: unknown) => caught);
+    transport.close();
+    expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ code: 'EENVELOPE', responseCode: 450 });
   });
 });
