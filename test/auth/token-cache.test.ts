@@ -46,5 +46,6 @@ describe('TokenCache', () => {
     expect(cache.get('a', 0)).toBeUndefined();
     cache.clear();
     expect(cache.size).toBe(0);
+    expect(cache.get('b', 0)).toBeUndefined();
   });
 });

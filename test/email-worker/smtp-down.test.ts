@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { receiveAll, sendRaw, until } from './helpers.js';
 
-// Its own file (and runtime): the failures it causes count against the shared transport circuit.
-const api = useLocalRuntime({ emailRetryBaseDelaySec: 1 });
+// Its own runtime and toolkit table: the failures it causes count against the transport circuit, which
+// must not open for every other file's email worker.
+const api = useLocalRuntime({ emailRetryBaseDelaySec: 1, ownToolkitTable: true });
 
 describe('the email worker when SMTP is down', () => {
   it('tries a message 3 times with growing delays, then leaves it in the DLQ', async () => {

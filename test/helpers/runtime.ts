@@ -1,5 +1,5 @@
 // Starts the local runtime for one test file against the suite's DynamoDB, and a tiny JSON client for it.
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { type LocalRuntime, startLocalRuntime } from '../../bin/runtime/local-runtime.js';
@@ -97,6 +97,11 @@ export interface UseLocalRuntimeOptions {
   emailRetryBaseDelaySec?: number;
   /** The webhook worker's backoff base in seconds. @default the runtime's (60) */
   webhookRetryBaseDelaySec?: number;
+  /**
+   * A toolkit table of the file's own, so the circuits it opens on purpose (a transport it takes down)
+   * do not reach other files' runtimes. @default the suite's shared toolkit table
+   */
+  ownToolkitTable?: boolean;
 }
 
 /** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
@@ -110,7 +115,9 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
     runtime = await startLocalRuntime({
       port: 0,
       dynamoDbEndpoint: inject('dynamoDbEndpoint'),
-      tableNames: testTableNames,
+      tableNames: setup.ownToolkitTable
+        ? { app: testTableNames.app, toolkit: `bulwark-toolkit-${randomUUID().slice(0, 8)}` }
+        : testTableNames,
       encryptionKey: inject('encryptionKey'),
       ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
       ...(setup.emailRetryBaseDelaySec ? { emailRetryBaseDelaySec: setup.emailRetryBaseDelaySec } : {}),

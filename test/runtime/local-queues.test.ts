@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { createTransport } from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,18 +131,27 @@ describe('local SQS event source', () => {
   });
 
   it('returns every record of a batch whose invocation failed', async () => {
-    let invocations = 0;
-    const worker = poller('crash', async () => {
-      invocations += 1;
-      if (invocations === 1) throw new Error('worker crashed');
+    let crashedWith: string[] | undefined;
+    const seenAgain = new Set<string>();
+    const worker = poller('crash', async (event) => {
+      const bodies = event.Records.map((record) => record.body);
+      if (!crashedWith) {
+        crashedWith = bodies;
+        throw new Error('worker crashed');
+      }
+      for (const body of bodies) seenAgain.add(body);
       return { batchItemFailures: [] };
     });
+    await send('crash', ['retry me', 'and me']);
     worker.start();
-    const client = sqs.createClient();
-    await client.send(new SendMessageCommand({ QueueUrl: sqs.queueUrls.crash, MessageBody: 'retry me' }));
-    client.destroy();
-    await until(() => (invocations >= 2 ? true : undefined));
+    await until(() =>
+      crashedWith && crashedWith.length > 0 && crashedWith.every((body) => seenAgain.has(body))
+        ? true
+        : undefined,
+    );
     await worker.stop();
+    // The messages were sent together, so the crashed invocation held both (a receive takes up to 10).
+    expect(crashedWith?.sort()).toEqual(['and me', 'retry me']);
     expect(await drain('crash')).toEqual([]);
   });
 });
