@@ -3,8 +3,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type {
   APIGatewayProxyEventV2,
@@ -14,13 +12,19 @@ import type {
 } from 'aws-lambda';
 
 // The bench's entry for each function re-exports the AWS SDK packages that function's bundle imports,
-// so this module itself only holds what every baseline needs: DynamoDB for the health probe.
+// and adds cold-start-baseline-dynamodb.ts (the health probe's client) only when that bundle imports
+// DynamoDB, so this module holds only what every floor needs and imports no AWS SDK itself.
 const logger = new Logger();
 const metrics = new Metrics({ namespace: 'Baseline' });
-const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient({ maxAttempts: 1 }));
 
 type BaselineEvent = APIGatewayProxyEventV2 | SQSEvent;
 type BaselineResult = APIGatewayProxyStructuredResultV2 | SQSBatchResponse;
+
+/** The health route's probe: one GetItem per table (cold-start-baseline-dynamodb.ts). */
+export type HealthProbe = () => Promise<void>;
+
+/** API Gateway's route key for requests no route takes: the catch-all function's. */
+const catchAllRouteKey = '$default';
 
 const problem = (status: number, title: string): APIGatewayProxyStructuredResultV2 => ({
   statusCode: status,
@@ -29,24 +33,23 @@ const problem = (status: number, title: string): APIGatewayProxyStructuredResult
 });
 
 /** What each function does with the benchmark's event, minus everything Bulwark adds. */
-async function answer(event: BaselineEvent): Promise<BaselineResult> {
+async function answer(event: BaselineEvent, probe: HealthProbe | undefined): Promise<BaselineResult> {
   if ('Records' in event) return { batchItemFailures: [] };
   if (event.routeKey === 'GET /health') {
-    // The same probe as functions/health: one GetItem per table.
-    await Promise.all(
-      [process.env.APP_TABLE_NAME, process.env.TOOLKIT_TABLE_NAME].map((tableName) =>
-        documentClient.send(new GetCommand({ TableName: tableName, Key: { pk: 'HEALTH', sk: 'HEALTH' } })),
-      ),
-    );
+    await probe?.();
     return { statusCode: 200, body: JSON.stringify({ status: 'ok' }) };
   }
+  // The bench sends the catch-all a known path with a method it lacks; the floor knows no route table.
+  if (event.routeKey === catchAllRouteKey) return problem(405, 'Method Not Allowed');
   if (!event.headers?.authorization) return problem(401, 'Authentication is required');
   return problem(403, 'Forbidden');
 }
 
-export const handler = middy(async (event: BaselineEvent): Promise<BaselineResult> => {
-  metrics.addMetric('Requests', MetricUnit.Count, 1);
-  return answer(event);
-})
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics, { captureColdStartMetric: true }));
+export function createBaselineHandler(probe?: HealthProbe) {
+  return middy(async (event: BaselineEvent): Promise<BaselineResult> => {
+    metrics.addMetric('Requests', MetricUnit.Count, 1);
+    return answer(event, probe);
+  })
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }));
+}

@@ -38,6 +38,7 @@ const only = process.env.BENCH_COLD_START_ONLY?.split(',');
 const keepBundles = process.env.BENCH_COLD_START_KEEP !== undefined;
 const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const baselineModule = join(repositoryRoot, 'test/bench/cold-start-baseline.ts');
+const baselineDynamoDbModule = join(repositoryRoot, 'test/bench/cold-start-baseline-dynamodb.ts');
 /** Lambda runs the bundles with the NODE_OPTIONS lib/bulwark-function.ts sets; source maps cost init time. */
 const nodeOptions = ['--enable-source-maps'];
 
@@ -432,14 +433,26 @@ const suite: BenchSuite = {
         for (const copied of testCase.bundledFiles) {
           cpSync(join(repositoryRoot, copied.from), join(fnDir, copied.to), { recursive: true });
         }
-        // The floor imports the same AWS SDK packages as the function's bundle, plus Middy and Powertools.
+        // The floor imports the same AWS SDK packages as the function's bundle, plus Middy and Powertools;
+        // it constructs a DynamoDB client (and probes the tables for health) only if the function's
+        // bundle imports DynamoDB, so a function with no SDK (the catch-all) meets a floor with none.
+        const usesDynamoDb = fn.sdkImports.some((line) =>
+          /from '@aws-sdk\/(client|lib)-dynamodb';$/.test(line),
+        );
         const baselineDir = join(workDir, `${testCase.name}-baseline`);
         const baseline = await bundle(
           {
             stdin: {
-              contents: [...fn.sdkImports, `export { handler } from ${JSON.stringify(baselineModule)};`].join(
-                '\n',
-              ),
+              contents: [
+                ...fn.sdkImports,
+                `import { createBaselineHandler } from ${JSON.stringify(baselineModule)};`,
+                ...(usesDynamoDb
+                  ? [
+                      `import { healthProbe } from ${JSON.stringify(baselineDynamoDbModule)};`,
+                      'export const handler = createBaselineHandler(healthProbe);',
+                    ]
+                  : ['export const handler = createBaselineHandler();']),
+              ].join('\n'),
               resolveDir: repositoryRoot,
               sourcefile: `${testCase.name}-baseline.ts`,
               loader: 'ts',
@@ -457,6 +470,13 @@ const suite: BenchSuite = {
           loads.push(loadavg()[0] ?? 0);
         }
         const outcomes = new Set(runs.fn.map((run) => String(run.outcome)));
+        const baselineOutcomes = new Set(runs.baseline.map((run) => String(run.outcome)));
+        // A floor answering differently (say 401 where the function answers 405) would not be doing the same work.
+        if ([...outcomes].join() !== [...baselineOutcomes].join()) {
+          throw new Error(
+            `cold-start bench: ${testCase.name} answered ${[...outcomes]} but its floor ${[...baselineOutcomes]}`,
+          );
+        }
         const fnMs = median(runs.fn.map((run) => run.totalMs));
         const baselineMs = median(runs.baseline.map((run) => run.totalMs));
         const medianOf = (list: readonly Run[], field: 'importMs' | 'cpuMs') =>
@@ -464,7 +484,8 @@ const suite: BenchSuite = {
         console.error(
           `cold-start ${testCase.name}: ${testCase.describe} → ${[...outcomes].join(', ')}; ` +
             `import alone ${medianOf(runs.fn, 'importMs').toFixed(1)} ms (floor ${medianOf(runs.baseline, 'importMs').toFixed(1)} ms); ` +
-            `floor's SDK imports: ${fn.sdkImports.map((line) => line.replace(/^export /, '').replace(/;$/, '')).join('; ')}`,
+            `floor's SDK imports: ${fn.sdkImports.map((line) => line.replace(/^export /, '').replace(/;$/, '')).join('; ') || 'none'}` +
+            `${usesDynamoDb ? ' (floor constructs a DynamoDB client for the health probe)' : ''}`,
         );
         measurements.push(
           {

@@ -125,19 +125,54 @@ async function esdkRoundTrip(
   }
 }
 
-// --- The floor: raw AES-256-GCM with a key imported once, a random IV, no key storage, no AAD.
+// --- The floor: raw AES-256-GCM with a key imported once, a random IV, no key storage, no AAD, and
+// none of the costs Bulwark has already shed: IVs from a pool refilled 1024 at a time (as Bulwark's
+// encryptor does), each value sealed into one buffer allocated before timing (IV, ciphertext, tag), so
+// per value it is only the cipher calls Bulwark makes too, minus setAAD and everything else.
 const floorKey = createSecretKey(randomBytes(32));
+const floorIvBytes = 12;
+const floorTagBytes = 16;
+const floorIvPool = Buffer.allocUnsafe(floorIvBytes * 1024);
+let floorIvOffset = floorIvPool.length;
 
-function floorRoundTrip(values: readonly Buffer[]): void {
-  for (const value of values) {
-    const iv = randomFillSync(Buffer.allocUnsafe(12));
-    const cipher = createCipheriv('aes-256-gcm', floorKey, iv);
-    const ciphertext = Buffer.concat([cipher.update(value), cipher.final()]);
-    const tag = cipher.getAuthTag();
-    const decipher = createDecipheriv('aes-256-gcm', floorKey, iv);
-    decipher.setAuthTag(tag);
-    Buffer.concat([decipher.update(ciphertext), decipher.final()]);
-  }
+/** Encrypts and decrypts each of `values` per call, into output allocated once, here. */
+function floorRoundTripper(values: readonly Buffer[]): () => void {
+  const output = Buffer.allocUnsafe(
+    values.reduce((sum, value) => sum + floorIvBytes + value.length + floorTagBytes, 0),
+  );
+  let offset = 0;
+  const slots = values.map((value) => {
+    const sealed = output.subarray(offset, offset + floorIvBytes + value.length + floorTagBytes);
+    offset += sealed.length;
+    return {
+      value,
+      sealed,
+      iv: sealed.subarray(0, floorIvBytes),
+      ciphertext: sealed.subarray(floorIvBytes, sealed.length - floorTagBytes),
+      tagStart: sealed.length - floorTagBytes,
+      tag: sealed.subarray(sealed.length - floorTagBytes),
+    };
+  });
+  return () => {
+    for (const slot of slots) {
+      if (floorIvOffset === floorIvPool.length) {
+        randomFillSync(floorIvPool);
+        floorIvOffset = 0;
+      }
+      for (let index = 0; index < floorIvBytes; index += 1) {
+        slot.sealed[index] = floorIvPool[floorIvOffset + index] as number;
+      }
+      floorIvOffset += floorIvBytes;
+      const cipher = createCipheriv('aes-256-gcm', floorKey, slot.iv);
+      slot.sealed.set(cipher.update(slot.value), floorIvBytes);
+      cipher.final();
+      slot.sealed.set(cipher.getAuthTag(), slot.tagStart);
+      const decipher = createDecipheriv('aes-256-gcm', floorKey, slot.iv);
+      decipher.setAuthTag(slot.tag);
+      decipher.update(slot.ciphertext);
+      decipher.final();
+    }
+  };
 }
 
 interface Scenario {
@@ -174,18 +209,19 @@ async function measureScenario(scenario: Scenario): Promise<Measurement[]> {
   const value = 'x'.repeat(scenario.valueBytes);
   const record = recordOf(scenario.fields, value);
   const buffers = scenario.fields.map(() => Buffer.from(value));
+  const floorRoundTrip = floorRoundTripper(buffers);
 
   const { bulwark, esdk, floor } = await interleavedOpsPerSecond(
     scenario.freshContext
       ? {
           bulwark: () => bulwarkRoundTrip(record, scenario.fields, nextRecordContext()),
           esdk: () => esdkRoundTrip(buffers, nextRecordContext()),
-          floor: () => floorRoundTrip(buffers),
+          floor: floorRoundTrip,
         }
       : {
           bulwark: () => bulwarkRoundTrip(record, scenario.fields),
           esdk: () => esdkRoundTrip(buffers),
-          floor: () => floorRoundTrip(buffers),
+          floor: floorRoundTrip,
         },
   );
 

@@ -123,12 +123,20 @@ function measurements(id: string, what: string, ours: Side, floor: Side): Measur
 const suite: BenchSuite = {
   name: 'local runtime HTTP',
   async run() {
-    process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-    // The functions' log and EMF lines still get serialised and written, just not onto the results table.
+    // The level the stack deploys (lib/bulwark-function.ts), so every request's audit lines (written at
+    // info) and EMF lines are serialised and written, as in Lambda; they go to /dev/null rather than onto
+    // the results table. Counted, so a run that wrote no audit line shows it.
+    process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
     const devNull = openSync('/dev/null', 'w');
     const stdoutWrite = process.stdout.write;
+    const written = { lines: 0, audit: 0 };
     process.stdout.write = ((chunk: string | Uint8Array) => {
-      writeSync(devNull, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      writeSync(devNull, bytes);
+      written.lines += 1;
+      if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes('"message":"AUDIT ')) {
+        written.audit += 1;
+      }
       return true;
     }) as typeof process.stdout.write;
     const runtime = await startLocalRuntime({ port: 0 });
@@ -179,6 +187,9 @@ const suite: BenchSuite = {
       await runtime.stop();
       process.stdout.write = stdoutWrite;
       closeSync(devNull);
+      console.error(
+        `http: the functions made ${written.lines} stdout writes (log and EMF lines, to /dev/null), ${written.audit} of them audit lines`,
+      );
     }
   },
 };
