@@ -20,10 +20,15 @@ export interface EmailTransport {
 }
 
 /**
- * SES errors that refuse this one message (its recipient, its content), not every message: a
- * `MailFromDomainNotVerifiedException`, a paused account or throttling is ours or passing, and counts.
+ * Whether SES refused this one message (its recipient, its content) rather than every message. Only
+ * `MessageRejected` does, and not its "Email address is not verified" form: that names an unverified
+ * sender, or any recipient while the account is in the sandbox, which is our setup. A
+ * `BadRequestException` is a request we built wrongly; a `MailFromDomainNotVerifiedException`, a paused
+ * account or throttling is ours or passing. Those count against the breaker.
  */
-const sesMessageRejections = new Set(['MessageRejected', 'BadRequestException']);
+function isSesMessageRejection(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'MessageRejected' && !/not verified/i.test(error.message);
+}
 
 /** SES v2 `SendEmail` with a simple (subject + HTML + text) content. */
 export class SesEmailTransport implements EmailTransport {
@@ -36,7 +41,7 @@ export class SesEmailTransport implements EmailTransport {
     try {
       return await this.sendEmail(email, signal);
     } catch (error) {
-      if (error instanceof Error && sesMessageRejections.has(error.name)) {
+      if (isSesMessageRejection(error)) {
         throw new DeliveryRejectedError(this.name, error.name);
       }
       throw error;
@@ -107,22 +112,30 @@ function loadNodemailer(): Promise<typeof import('nodemailer')> {
 }
 
 /**
- * The SMTP reply code of a relay's permanent refusal of the recipient, or undefined. Only RCPT TO
- * counts: a 5xx to MAIL FROM or AUTH (535) refuses our sender or credentials, so every message. A 4xx
- * (greylisting, a full mailbox) may pass later, and 503 only says the session was out of step.
+ * A reply refusing the address itself: 5xx with an RFC 3463 addressing status, 5.1.x (no such user, a
+ * bad mailbox, an unknown domain).
+ */
+const addressRefusalReply = /^5\d\d[ -]5\.1\.\d{1,3}(?!\d)/;
+
+/**
+ * The SMTP reply code of a relay's permanent refusal of the recipient, or undefined. Only a refusal of
+ * the address at RCPT TO counts: relays often hold back their refusal of our sender or relay rights
+ * until RCPT TO too (Postfix's `554 5.7.1 Relay access denied`), and that refuses every message, as a
+ * 5xx to MAIL FROM or AUTH (535) does. A 4xx (greylisting, a full mailbox) may pass later.
  */
 function permanentRecipientRefusal(error: unknown): number | undefined {
-  const { code, command, responseCode } = error as {
+  const { code, command, responseCode, response } = error as {
     code?: unknown;
     command?: unknown;
     responseCode?: unknown;
+    response?: unknown;
   };
   const refused =
     code === 'EENVELOPE' &&
     command === 'RCPT TO' &&
     typeof responseCode === 'number' &&
-    responseCode >= 500 &&
-    responseCode !== 503;
+    typeof response === 'string' &&
+    addressRefusalReply.test(response);
   return refused ? responseCode : undefined;
 }
 

@@ -44,20 +44,34 @@ describe('the SES v2 transport', () => {
     ses.restore();
   });
 
-  it('turns a refusal of the message (MessageRejected, BadRequest) into a DeliveryRejectedError without its text', async () => {
+  it('turns a refusal of the message (MessageRejected) into a DeliveryRejectedError without its text', async () => {
     const ses = mockClient(SESv2Client);
     const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
-    for (const name of ['MessageRejected', 'BadRequestException']) {
-      const refusal = Object.assign(
-        new Error(`Email address is not verified. The following identities failed the check: ${email.to}`),
-        { name },
-      );
-      ses.on(SendEmailCommand).rejects(refusal);
+    const refusal = Object.assign(new Error(`Illegal address: ${email.to}`), { name: 'MessageRejected' });
+    ses.on(SendEmailCommand).rejects(refusal);
+    const error = await transport.send(email).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ provider: 'ses', providerCode: 'MessageRejected' });
+    expect(JSON.stringify(error)).not.toContain(email.to);
+    expect((error as Error).message).not.toContain(email.to);
+    ses.restore();
+  });
+
+  it('passes on a MessageRejected for an unverified identity and a BadRequest: our setup, so it counts', async () => {
+    const ses = mockClient(SESv2Client);
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
+    const unverified = Object.assign(
+      new Error(
+        'Email address is not verified. The following identities failed the check: noreply@bulwark.local',
+      ),
+      { name: 'MessageRejected' },
+    );
+    const badRequest = Object.assign(new Error('Missing final @domain'), { name: 'BadRequestException' });
+    for (const ours of [unverified, badRequest]) {
+      ses.on(SendEmailCommand).rejects(ours);
       const error = await transport.send(email).catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(DeliveryRejectedError);
-      expect(error).toMatchObject({ provider: 'ses', providerCode: name });
-      expect(JSON.stringify(error)).not.toContain(email.to);
-      expect((error as Error).message).not.toContain(email.to);
+      expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+      expect(error).toMatchObject({ name: ours.name });
     }
     ses.restore();
   });
@@ -260,11 +274,11 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
         const [local = ''] = address.address.split('@');
         const responseCode = Number(local.replace(/\D/g, ''));
         if (responseCode === 0) return callback();
-        callback(
-          Object.assign(new Error(`<${address.address}>: Recipient address rejected: User unknown`), {
-            responseCode,
-          }),
-        );
+        // Postfix's wording: an unknown user is 5.1.1; relay access (our rights) is refused at RCPT TO too.
+        const refusal = address.address.startsWith('relay')
+          ? '5.7.1 Relay access denied'
+          : `${responseCode >= 500 ? '5.1.1' : '4.2.0'} <${address.address}>: Recipient address rejected: User unknown`;
+        callback(Object.assign(new Error(refusal), { responseCode }));
       },
       onData(stream, _session, callback) {
         stream.resume();
@@ -285,6 +299,16 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
     expect(error).toBeInstanceOf(DeliveryRejectedError);
     expect(error).toMatchObject({ provider: 'smtp', providerCode: 'EENVELOPE', responseCode: 550 });
     expect((error as Error).message).not.toContain('nobody550');
+  });
+
+  it('passes a 5xx to RCPT TO that refuses our relay rights (5.7.1) on as it is: every message is refused', async () => {
+    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
+    const error = await transport
+      .send({ ...email, to: 'relay554@example.com' })
+      .catch((caught: unknown) => caught);
+    transport.close();
+    expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ code: 'EENVELOPE', command: 'RCPT TO', responseCode: 554 });
   });
 
   it('passes a 5xx to MAIL FROM on as it is: our sender is refused, so every message is', async () => {
