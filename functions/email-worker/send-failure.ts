@@ -1,7 +1,10 @@
 // What a failed send's log line may say: providers quote the recipient in their error text, which is personal data.
 
-/** An address as providers quote it (`<ada@example.com>`, `check: ada@example.com`). */
-const emailAddressPattern = /[^\s<>()[\]"',;:]+@[^\s<>()[\]"',;:]+/g;
+/**
+ * An address as providers quote it (`<ada@example.com>`, `check: ada@example.com`). The local part may
+ * hold an apostrophe (`sean.o'brien@`, which the message schema accepts); the domain may not.
+ */
+const emailAddressPattern = /[^\s<>()[\]",;:]+@[^\s<>()[\]"',;:]+/g;
 /**
  * A phone number as providers quote it: 7 to 15 digits, with or without the `+` of E.164. Digits joined
  * by dots or dashes stay (an IP address, a date), so the text around a number remains readable.

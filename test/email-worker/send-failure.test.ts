@@ -9,6 +9,9 @@ describe('maskRecipients', () => {
       ),
     ).toBe('The following identities failed the check in region US-EAST-1: [email], [email]');
     expect(maskRecipients('No route to +447700900123 or 14155552671')).toBe('No route to [phone] or [phone]');
+    expect(maskRecipients("450 4.2.2 <sean.o'brien@example.com>: Mailbox full")).toBe(
+      '450 4.2.2 <[email]>: Mailbox full',
+    );
   });
 
   it('keeps what is not personal: IP addresses, ports, dates, reply codes, durations', () => {
