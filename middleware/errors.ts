@@ -345,7 +345,10 @@ export type EncryptionFailureReason =
   | 'value_too_large'
   | 'invalid_context'
   | 'already_encrypted'
-  | 'key_unavailable';
+  /** The key service could not answer now (outage, throttling): passing. */
+  | 'key_unavailable'
+  /** The key cannot be used as configured (access denied, disabled, deleted, missing): ours, not passing. */
+  | 'key_misconfigured';
 
 /** Nothing was encrypted (the input is untouched); the message names the field, never its value. */
 export class EncryptionError extends BulwarkError {
@@ -374,7 +377,10 @@ export type DecryptionFailureReason =
   | 'key_not_allowed'
   | 'invalid_context'
   | 'authentication_failed'
+  /** The key service could not answer now (outage, throttling): passing. */
   | 'key_unavailable'
+  /** The key cannot be used as configured (access denied, disabled, deleted, missing): ours, not passing. */
+  | 'key_misconfigured'
   /** The item's own id differs from the key it is stored under: moved or tampered, so not decrypted. */
   | 'record_moved';
 

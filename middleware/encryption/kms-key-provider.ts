@@ -83,6 +83,22 @@ function errorName(error: unknown): string {
 }
 
 /**
+ * KMS errors that say the key cannot be used as configured (lost permission, a disabled key or one
+ * pending deletion, a wrong key type): no retry helps, so they are not answered as a passing outage.
+ */
+const misconfiguredKey = new Set([
+  'AccessDeniedException',
+  'DisabledException',
+  'KMSInvalidStateException',
+  'NotFoundException',
+  'InvalidKeyUsageException',
+]);
+
+function unusableKeyReason(error: unknown): 'key_unavailable' | 'key_misconfigured' {
+  return misconfiguredKey.has(errorName(error)) ? 'key_misconfigured' : 'key_unavailable';
+}
+
+/**
  * Envelope keys from AWS KMS, named by key ARN. Automatic key rotation is transparent: KMS keeps every
  * earlier key material under the same key ARN and the ciphertext blob names the one it used. Moving to
  * another key is a new keyId with the old ARN in decryptKeyIds, then reencryptFields.
@@ -160,16 +176,23 @@ export class KmsKeyProvider implements KeyProvider {
         ),
       );
     } catch (error) {
-      throw new EncryptionError('key_unavailable', `KMS GenerateDataKey failed (${errorName(error)})`, {
-        cause: error,
-      });
+      throw new EncryptionError(
+        unusableKeyReason(error),
+        `KMS GenerateDataKey failed (${errorName(error)})`,
+        {
+          cause: error,
+        },
+      );
     }
     if (output.Plaintext?.length !== 32 || !output.CiphertextBlob?.length) {
       throw new EncryptionError('key_unavailable', 'KMS GenerateDataKey returned no usable data key');
     }
     // The header keeps the key KMS says it used, and only a key this provider trusts can be read back.
     if (output.KeyId !== this.currentKeyId) {
-      throw new EncryptionError('key_unavailable', 'KMS GenerateDataKey answered for another key than asked');
+      throw new EncryptionError(
+        'key_misconfigured',
+        'KMS GenerateDataKey answered for another key than asked',
+      );
     }
     return { plaintext: output.Plaintext, keyId: output.KeyId, wrappedKey: output.CiphertextBlob };
   }
@@ -200,7 +223,7 @@ export class KmsKeyProvider implements KeyProvider {
         ? new DecryptionError('authentication_failed', `KMS refused the wrapped data key (${name})`, {
             cause: error,
           })
-        : new DecryptionError('key_unavailable', `KMS Decrypt failed (${name})`, { cause: error });
+        : new DecryptionError(unusableKeyReason(error), `KMS Decrypt failed (${name})`, { cause: error });
     }
     if (plaintext?.length !== 32) {
       throw new DecryptionError('key_unavailable', 'KMS Decrypt returned no usable data key');
@@ -213,7 +236,7 @@ export class KmsKeyProvider implements KeyProvider {
     const keyId = this.blindIndexKeyId;
     if (keyId === undefined) {
       throw new EncryptionError(
-        'key_unavailable',
+        'key_misconfigured',
         'Blind indexes need blindIndexKeyId (an HMAC_256 KMS key) on the KMS key provider',
       );
     }
@@ -230,7 +253,7 @@ export class KmsKeyProvider implements KeyProvider {
       if (Mac?.length !== 32) throw new Error('GenerateMac returned no 32-byte MAC');
       return Mac;
     } catch (error) {
-      throw new EncryptionError('key_unavailable', `KMS GenerateMac failed (${errorName(error)})`, {
+      throw new EncryptionError(unusableKeyReason(error), `KMS GenerateMac failed (${errorName(error)})`, {
         cause: error,
       });
     }

@@ -145,6 +145,28 @@ describe('KMS failures', () => {
     );
   });
 
+  it.each([
+    'AccessDeniedException',
+    'DisabledException',
+    'KMSInvalidStateException',
+    'NotFoundException',
+    'InvalidKeyUsageException',
+  ])('fails with key_misconfigured, not a passing outage, when KMS answers %s', async (name) => {
+    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    const refusal = Object.assign(new Error(`KMS says ${name}`), { name });
+    kms.on(GenerateDataKeyCommand).rejects(refusal);
+    kms.on(DecryptCommand).rejects(refusal);
+    kms.on(GenerateMacCommand).rejects(refusal);
+    const fresh = encryptorFor();
+    for (const failed of [
+      fresh.encryptFields({ email: 'a@b.co' }, ['email'], contextOf('v')),
+      fresh.decryptFields(stored, ['email'], contextOf('u')),
+      fresh.blindIndex('a@b.co', { name: `misconfigured-${name}` }),
+    ]) {
+      expect(await rejectionOf(failed)).toMatchObject({ reason: 'key_misconfigured' });
+    }
+  });
+
   it('fails a read with key_unavailable when KMS cannot answer', async () => {
     const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
     kms.on(DecryptCommand).rejects(new Error('connect ETIMEDOUT'));
@@ -224,7 +246,7 @@ describe('KMS key rotation', () => {
       encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u')),
     );
     expect(error).toBeInstanceOf(EncryptionError);
-    expect(error).toMatchObject({ reason: 'key_unavailable' });
+    expect(error).toMatchObject({ reason: 'key_misconfigured' });
   });
 
   it('needs no re-encryption after automatic rotation, which keeps the key id', async () => {
@@ -251,7 +273,7 @@ describe('KMS blind-index keys', () => {
   it('fails clearly without an HMAC key or when GenerateMac fails', async () => {
     const noMac = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId }) });
     expect(await rejectionOf(noMac.blindIndex('a', { name: 'n' }))).toMatchObject({
-      reason: 'key_unavailable',
+      reason: 'key_misconfigured',
     });
     kms.on(GenerateMacCommand).rejects(new Error('AccessDenied'));
     const error = await rejectionOf(encryptorFor().blindIndex('a', { name: 'n' }));

@@ -107,6 +107,8 @@ describe('problem+json rendering', () => {
       new EncryptionError('unsupported_value', 'Field x holds a bigint'),
       new DecryptionError('authentication_failed', 'Field x failed authentication'),
       new DecryptionError('key_not_allowed', 'The data key is wrapped under a KMS key that is not trusted'),
+      new EncryptionError('key_misconfigured', 'KMS GenerateDataKey failed (AccessDeniedException)'),
+      new DecryptionError('key_misconfigured', 'KMS Decrypt failed (DisabledException)'),
     ]) {
       const rendered = renderProblem(error);
       expect(rendered).toMatchObject({ isServerFault: true, isDegraded: false });
