@@ -26,6 +26,17 @@ function isKeyArn(value: unknown): boolean {
   return typeof value === 'string' && keyArnPattern.test(value);
 }
 
+/**
+ * Any name KMS resolves to a key: a key ARN, an alias (name or ARN) or a bare key id. Headers written
+ * before key ARNs were required carry the name `keyId` had then, so decryption may still trust it.
+ */
+const kmsKeyNamePattern =
+  /^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)\/|alias\/)?[A-Za-z0-9/_-]+$/;
+
+function isKmsKeyName(value: unknown): boolean {
+  return typeof value === 'string' && kmsKeyNamePattern.test(value);
+}
+
 export interface KmsClientOptions {
   /** @default AWS_REGION from the Lambda environment */
   readonly region?: string;
@@ -62,7 +73,9 @@ export interface KmsKeyProviderOptions {
   readonly keyId: string;
   /**
    * Key ARNs of other KMS keys whose data keys may still be unwrapped (after moving to a new key); every
-   * Decrypt pins the header's key ARN, and only these and {@link keyId} are accepted.
+   * Decrypt pins the header's key name, and only these and {@link keyId} are accepted. For records
+   * written while `keyId` could be an alias or a bare key id, list that name as it was: KMS then decrypts
+   * with whatever key the alias names now.
    * @default []
    */
   readonly decryptKeyIds?: readonly string[];
@@ -121,7 +134,9 @@ export class KmsKeyProvider implements KeyProvider {
     if (!isKeyArn(options.keyId)) {
       problems.push(`keyId must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>): ${arnOnly}`);
     }
-    if (!(options.decryptKeyIds ?? []).every(isKeyArn)) problems.push('decryptKeyIds must be key ARNs');
+    if (!(options.decryptKeyIds ?? []).every(isKmsKeyName)) {
+      problems.push('decryptKeyIds must be key ARNs, or the alias or key id an older header names');
+    }
     if (options.blindIndexKeyId !== undefined && !isKeyArn(options.blindIndexKeyId)) {
       problems.push(`blindIndexKeyId must be a key ARN: ${arnOnly}`);
     }

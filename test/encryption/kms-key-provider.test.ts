@@ -9,7 +9,12 @@ import {
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { decodeHeader, keyRefOf } from '../../middleware/encryption/format.js';
-import { createKmsClient, KmsKeyProvider } from '../../middleware/encryption/kms-key-provider.js';
+import type { KeyProvider } from '../../middleware/encryption/key-provider.js';
+import {
+  createKmsClient,
+  KmsKeyProvider,
+  kmsProviderId,
+} from '../../middleware/encryption/kms-key-provider.js';
 import { EncryptionError, InvalidOptionsError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { mockKms } from './fake-kms.js';
@@ -298,12 +303,46 @@ describe('KmsKeyProvider options', () => {
     ['an alias name', 'alias/bulwark-data'],
     ['an alias ARN', 'arn:aws:kms:us-east-1:111122223333:alias/bulwark-data'],
     ['a bare key id', '0c7a4d2e-1111-4b5e-9f00-000000000001'],
-  ])('refuses %s for any key: an alias can be retargeted, a key ARN never changes', (_name, id) => {
-    for (const options of [{ keyId: id }, { keyId, decryptKeyIds: [id] }, { keyId, blindIndexKeyId: id }]) {
-      const error = thrownBy(() => new KmsKeyProvider(options));
-      expect(error).toBeInstanceOf(InvalidOptionsError);
-      expect(error.message).toContain('key ARN');
-    }
+  ])(
+    'refuses %s for keyId and blindIndexKeyId: an alias can be retargeted, a key ARN never changes',
+    (_name, id) => {
+      for (const options of [{ keyId: id }, { keyId, blindIndexKeyId: id }]) {
+        const error = thrownBy(() => new KmsKeyProvider(options));
+        expect(error).toBeInstanceOf(InvalidOptionsError);
+        expect(error.message).toContain('key ARN');
+      }
+    },
+  );
+
+  it('reads records whose header names the alias keyId had before ARNs were required', async () => {
+    const legacy = 'alias/bulwark-data';
+    const dataKey = new Uint8Array(32).fill(7);
+    // A record as an older release wrote it: its header names the alias keyId was then.
+    const olderRelease: KeyProvider = {
+      providerId: kmsProviderId,
+      currentKeyId: legacy,
+      generateDataKey: async () => ({
+        plaintext: dataKey.slice(),
+        keyId: legacy,
+        wrappedKey: new Uint8Array([9, 9, 9]),
+      }),
+      decryptDataKey: async () => dataKey.slice(),
+      deriveIndexKey: async () => dataKey.slice(),
+    };
+    const older = await new Encryptor({ keyProvider: olderRelease }).encryptFields(
+      { email: 'a@b.co' },
+      ['email'],
+      contextOf('u'),
+    );
+    kms.on(DecryptCommand, { KeyId: legacy }).resolves({ Plaintext: dataKey.slice(), KeyId: keyId });
+    const reader = new Encryptor({ keyProvider: new KmsKeyProvider({ keyId, decryptKeyIds: [legacy] }) });
+    expect(await reader.decryptFields(older, ['email'], contextOf('u'))).toMatchObject({ email: 'a@b.co' });
+    expect(await rejectionOf(encryptorFor().decryptFields(older, ['email'], contextOf('u')))).toMatchObject({
+      reason: 'key_not_allowed',
+    });
+    expect(() => new KmsKeyProvider({ keyId, decryptKeyIds: ['not a key name!'] })).toThrow(
+      InvalidOptionsError,
+    );
   });
 
   it('accepts key ARNs of every partition, multi-Region keys included', () => {
