@@ -345,7 +345,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       const windowStart = now - (now % rollingWindowMs);
       const failure = { generation, windowStart, expiresAt: this.expiresAt(now) };
       const record = await this.withStore(now, (store) => store.addFailure(this.name, failure, now));
-      this.remember(record, now);
+      this.rememberWritten(record, now);
       if (record.state !== CircuitState.closed) return;
       if (record.generation === generation) {
         if (record.failures >= this.options.failureThreshold) await this.open(record, 'failure_threshold');
@@ -365,7 +365,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       openedAt: now,
     };
     const { applied, record } = await this.replace(from, next, now);
-    this.remember(record, now);
+    this.rememberWritten(record, now);
     if (!applied) return;
     this.emit('open');
     this.report('circuit.opened', reason, {
@@ -388,7 +388,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       successes: from.state === CircuitState.halfOpen ? from.successes : 0,
     };
     const { applied, record } = await this.replace(from, next, now);
-    this.remember(record, now);
+    this.rememberWritten(record, now);
     if (!applied) return undefined;
     if (from.state === CircuitState.open) {
       this.emit('halfOpen', this.options.resetTimeoutMs);
@@ -441,7 +441,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
         };
     // Not applied means this lease expired and another instance took over the probing: it decides.
     const { applied, record } = await this.replace(lease, next, now);
-    this.remember(record, now);
+    this.rememberWritten(record, now);
     if (applied && closes) {
       this.emit('close');
       this.report('circuit.closed', 'probes_succeeded', { generation: next.generation, successes });
@@ -462,7 +462,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       successes: lease.successes,
     };
     const { record } = await this.replace(lease, next, now);
-    this.remember(record, now);
+    this.rememberWritten(record, now);
   }
 
   private rejectCall(record: CircuitRecord, now: number): Promise<T> {
@@ -569,6 +569,17 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       .finally(() => {
         this.storeProbe = undefined;
       });
+  }
+
+  /**
+   * Remembers what a write of this instance answered, unless a record of a later generation is already
+   * remembered: calls run concurrently, and a failure counted before the circuit opened can answer
+   * after the opening did. Every state change bumps the generation; reads are not held to this, since a
+   * circuit whose record expired starts again at generation 0.
+   */
+  private rememberWritten(record: CircuitRecord, now: number): void {
+    if (record.generation < this.record.generation) return;
+    this.remember(record, now);
   }
 
   private remember(record: CircuitRecord, now: number): void {

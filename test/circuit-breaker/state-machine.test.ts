@@ -114,6 +114,46 @@ describe('a closed circuit', () => {
     expect(breaker.state).toBe('OPEN');
   });
 
+  it('keeps the open state over a failure count that was written before it but answered after', async () => {
+    const shared = new MemoryCircuitStateStore();
+    const holdAnswer = deferred<void>();
+    const heldWritten = deferred<void>();
+    let holdNextAnswer = true;
+    const store: CircuitStateStore = {
+      read: (name, now) => shared.read(name, now),
+      addFailure: async (name, failure, now) => {
+        const held = holdNextAnswer;
+        holdNextAnswer = false;
+        const record = await shared.addFailure(name, failure, now);
+        if (held) {
+          heldWritten.resolve();
+          await holdAnswer.promise;
+        }
+        return record;
+      },
+      replace: (name, generation, next, expiresAt, now) =>
+        shared.replace(name, generation, next, expiresAt, now),
+    };
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store,
+      failureThreshold: 2,
+      stateTtlMs: 60_000,
+      logger: { warn: vi.fn(), info: vi.fn() },
+    });
+    // The first failure is counted at once, but its answer (one failure, closed) comes back last.
+    const first = outcome(breaker.execute(failing));
+    await heldWritten.promise;
+    await outcome(breaker.execute(failing));
+    expect(breaker.state).toBe('OPEN');
+    holdAnswer.resolve();
+    await first;
+    expect(breaker.state).toBe('OPEN');
+    const dependencyCalls = vi.fn(succeeding);
+    expect((await outcome(breaker.execute(dependencyCalls))).error).toBeInstanceOf(CircuitOpenError);
+    expect(dependencyCalls).not.toHaveBeenCalled();
+  });
+
   it('counts each failure fleet-wide with one atomic ADD and rethrows it', async () => {
     const name = uniqueName();
     const counted = countedClient();
