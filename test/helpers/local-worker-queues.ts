@@ -53,6 +53,7 @@ export class LocalWorkerQueues {
   readonly #admin: SQSClient;
   /** The latest receipt handle of every message this file received, so each test can delete its leftovers. */
   readonly #received = new Map<string, { queueUrl: string; receiptHandle: string }>();
+  readonly #extraQueueUrls: string[] = [];
   #calls: Array<{ command: string; input: object; succeeded: boolean }> = [];
   /** Called once the server has carried out a visibility change of the code under test. */
   onVisibilityChange: (() => void) | undefined;
@@ -105,11 +106,22 @@ export class LocalWorkerQueues {
    * SendMessageBatch then refuses each larger entry on its own, in `Failed`, as SQS reports a partial
    * batch failure. Resolves with its URL.
    */
-  async createSmallMessageQueue(name: string): Promise<string> {
+  createSmallMessageQueue(name: string): Promise<string> {
+    return this.createQueue(name, { MaximumMessageSize: '1024' });
+  }
+
+  /** Adds a queue to the server (another worker's, e.g. the email queue a webhook alert goes to); resolves with its URL. */
+  async createQueue(name: string, attributes: Record<string, string> = {}): Promise<string> {
     const { QueueUrl } = await this.#admin.send(
-      new CreateQueueCommand({ QueueName: name, Attributes: { MaximumMessageSize: '1024' } }),
+      new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
     );
+    this.#extraQueueUrls.push(QueueUrl as string);
     return QueueUrl as string;
+  }
+
+  /** Forgets the calls recorded so far, as if the code under test had made none yet. */
+  clearCalls(): void {
+    this.#calls = [];
   }
 
   /** The visibility changes asked of the server since the last {@link reset}, in order. */
@@ -251,7 +263,7 @@ export class LocalWorkerQueues {
 
   /**
    * Between tests: deletes every message received so far (in flight or not), empties whatever is visible in
-   * both queues and forgets the visibility changes, so no test sees another's messages.
+   * every queue and forgets the recorded calls, so no test sees another's messages.
    */
   async reset(): Promise<void> {
     for (const { queueUrl, receiptHandle } of this.#received.values()) {
@@ -260,7 +272,7 @@ export class LocalWorkerQueues {
         .catch(() => {});
     }
     this.#received.clear();
-    for (const queueUrl of [this.queueUrl, this.dlqUrl]) {
+    for (const queueUrl of [this.queueUrl, this.dlqUrl, ...this.#extraQueueUrls]) {
       for (let batch = await this.receive(queueUrl); batch.length > 0; batch = await this.receive(queueUrl)) {
         for (const message of batch) {
           await this.#admin.send(
