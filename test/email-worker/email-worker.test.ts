@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { SMTPServer } from 'smtp-server';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import {
   EmailWorker,
   providerCircuitBreaker,
@@ -20,12 +18,11 @@ import {
 } from '../../functions/email-worker/transports.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
-import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
 import { emailWorkerQueueOptions } from './helpers.js';
 
-const sqsMock = mockClient(SQSClient);
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 
 class RecordingTransport implements EmailTransport {
@@ -55,14 +52,30 @@ const context = {
   getRemainingTimeInMillis: () => 30_000,
 } as unknown as Context;
 
-const record = (body: unknown, receiveCount = 1): SQSRecord =>
-  sqsRecord(body, { receiveCount, attributes: { 'x-correlation-id': 'corr-123' } });
+// A real local-aws-sqs with the email queue and its DLQ: records are really received from the queue, and
+// the worker's visibility changes and DLQ copies are checked on the server.
+let queues: LocalWorkerQueues;
+beforeAll(async () => {
+  queues = await LocalWorkerQueues.start('email-worker');
+});
+afterEach(() => queues.reset());
+afterAll(() => queues.stop());
+
+/** The message sent to the email queue and received `receiveCount` times: that receive's record. */
+const record = (body: unknown, receiveCount = 1): Promise<SQSRecord> =>
+  queues.receivedRecord(body, { receiveCount, attributes: { 'x-correlation-id': 'corr-123' } });
+
+/** The dead-letter reasons of the DLQ copies the worker made, in the order the DLQ returns them. */
+const deadLetterReasons = async (bodies?: readonly string[]) =>
+  (await queues.deadLetters(bodies)).map(
+    (message) => message.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue,
+  );
 
 function welcome(to = `u-${randomUUID()}@example.com`) {
   return { id: randomUUID(), type: 'welcome', to, data: { name: 'Grace <Hopper>' } };
 }
 
-function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueueOptions(dynamoDb)) {
+function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueueOptions(dynamoDb, queues)) {
   const transport = new RecordingTransport();
   const { observability, audits } = testObservability('email-worker');
   const worker = new EmailWorker({
@@ -80,17 +93,11 @@ function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueue
   return { transport, audits, run, logger: observability.logger, metrics: observability.metrics };
 }
 
-beforeEach(() => {
-  sqsMock.reset();
-  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
-  sqsMock.on(ChangeMessageVisibilityCommand).resolves({});
-});
-
 describe('the email worker', () => {
   it('renders the template pair, escaping HTML only in the HTML part, and audits the send', async () => {
     const { transport, audits, run } = setup();
     const message = welcome();
-    expect(await run(record(message))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toHaveLength(1);
     const [email] = transport.sent;
     expect(email?.subject).toBe('Welcome to Bulwark');
@@ -104,13 +111,15 @@ describe('the email worker', () => {
   it('sends once when the same SQS record is delivered twice, remembering it under an IDEM# key', async () => {
     const { transport, run } = setup();
     const message = welcome();
-    const redelivered = record(message);
-    await run(redelivered);
-    expect(
-      await run({ ...redelivered, attributes: { ...redelivered.attributes, ApproximateReceiveCount: '2' } }),
-    ).toEqual({
-      batchItemFailures: [],
+    const delivered = await record(message);
+    await run(delivered);
+    // The same SQS message received again, as after a worker whose delete was lost.
+    const redelivered = await queues.redelivered(delivered);
+    expect(redelivered).toMatchObject({
+      messageId: delivered.messageId,
+      attributes: { ApproximateReceiveCount: '2' },
     });
+    expect(await run(redelivered)).toEqual({ batchItemFailures: [] });
     expect(transport.sent.filter((email) => email.to === message.to)).toHaveLength(1);
     const stored = await createDocumentClient(dynamoDb).send(
       new QueryCommand({
@@ -129,8 +138,8 @@ describe('the email worker', () => {
     const { transport, audits, run, metrics } = setup();
     const addMetric = vi.spyOn(metrics, 'addMetric');
     const message = welcome();
-    await run(record(message));
-    expect(await run(record(message, 2))).toEqual({ batchItemFailures: [] });
+    await run(await record(message));
+    expect(await run(await record(message, 2))).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toHaveLength(1);
     expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
     expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent', 'email.duplicate']);
@@ -145,25 +154,24 @@ describe('the email worker', () => {
     transport.busyUntil = new Promise<void>((resolve) => {
       backedOff = resolve;
     });
-    sqsMock.on(ChangeMessageVisibilityCommand).callsFake(() => {
-      backedOff();
-      return {};
-    });
+    queues.onVisibilityChange = () => backedOff();
     const message = welcome();
-    const [first, second] = [record(message), record(message)];
+    const [first, second] = [await record(message), await record(message)];
     const response = await run(first, second);
     expect(transport.sent).toHaveLength(1);
     expect(response.batchItemFailures).toHaveLength(1);
     const deferred = response.batchItemFailures[0]?.itemIdentifier === first.messageId ? first : second;
-    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input)).toEqual([
-      expect.objectContaining({ ReceiptHandle: deferred.receiptHandle, VisibilityTimeout: 30 }),
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: deferred.receiptHandle, VisibilityTimeout: 30, succeeded: true },
     ]);
+    // Hidden for those 30 s: the queue does not hand it out again now.
+    expect(await queues.receivableNow(deferred)).toEqual([]);
     expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
     expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
   });
 
   it('counts a message as sent, with a warning, when the provider took it but its idempotency record was not saved', async () => {
-    const queueOptions = emailWorkerQueueOptions(dynamoDb);
+    const queueOptions = emailWorkerQueueOptions(dynamoDb, queues);
     vi.spyOn(queueOptions.persistenceStore, 'saveSuccess').mockRejectedValueOnce(
       Object.assign(new Error('Rate of requests exceeds the allowed throughput'), {
         name: 'ProvisionedThroughputExceededException',
@@ -171,9 +179,10 @@ describe('the email worker', () => {
     );
     const { transport, audits, run, logger } = setup(new EmailTemplates(), queueOptions);
     const warn = vi.spyOn(logger, 'warn');
-    expect(await run(record(welcome()))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(welcome()))).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toHaveLength(1);
-    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)).toEqual([]);
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
     expect(audits).toEqual([expect.objectContaining({ eventType: 'email.sent', outcome: 'success' })]);
     expect(warn).toHaveBeenCalledWith(
       'Email sent, but its idempotency record was not saved',
@@ -185,22 +194,34 @@ describe('the email worker', () => {
     const { transport, run } = setup();
     const failingMessage = welcome();
     transport.failFor.add(failingMessage.to);
-    const failing = record(failingMessage, 2);
-    const fine = record(welcome());
+    const failing = await record(failingMessage, 2);
+    const fine = await record(welcome());
+    expect(failing.attributes.ApproximateReceiveCount).toBe('2');
     const response = await run(failing, fine);
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
     expect(transport.sent).toHaveLength(1);
-    const change = sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input;
-    expect(change).toMatchObject({ ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 60 });
+    // Attempt 2 failed: 30 × 2 = 60 s before the third, carried out by the server.
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 60, succeeded: true },
+    ]);
+    expect(await queues.receivableNow(failing)).toEqual([]);
   });
 
   it('makes a message visible at once after its last attempt, so redrive moves it to the DLQ', async () => {
     const { transport, audits, run } = setup();
     const message = welcome();
     transport.failFor.add(message.to);
-    const last = record(message, 3);
+    const last = await record(message, 3);
     expect((await run(last)).batchItemFailures).toHaveLength(1);
-    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input.VisibilityTimeout).toBe(0);
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: last.receiptHandle, VisibilityTimeout: 0, succeeded: true },
+    ]);
+    // Visible at once, and received 3 times (the queue's maxReceiveCount): the next receive redrives it.
+    expect(await queues.receivableNow(last)).toEqual([]);
+    const redriven = await queues.deadLetters([last.body]);
+    expect(redriven).toHaveLength(1);
+    // Moved by SQS, not copied by the worker: no dead-letter reason of its own.
+    expect(redriven[0]?.MessageAttributes?.['bulwark-dead-letter-reason']).toBeUndefined();
     expect(audits[0]).toMatchObject({
       eventType: 'email.failed',
       outcome: 'error',
@@ -219,7 +240,7 @@ describe('the email worker', () => {
       { code: 'EENVELOPE', responseCode: 450 },
     );
     const warn = vi.spyOn(logger, 'warn');
-    expect((await run(record(message))).batchItemFailures).toHaveLength(1);
+    expect((await run(await record(message))).batchItemFailures).toHaveLength(1);
     expect(warn).toHaveBeenCalledWith(
       'Email send failed',
       expect.objectContaining({
@@ -233,24 +254,29 @@ describe('the email worker', () => {
   });
 
   it('still fails the record when its visibility cannot be changed', async () => {
-    const { transport, run } = setup();
+    // The record is a real receive, but by the time the worker backs it off SQS is down.
+    const { transport, run, logger } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      sqs: unreachableSqsClient(),
+    });
+    const warn = vi.spyOn(logger, 'warn');
     const message = welcome();
     transport.failFor.add(message.to);
-    sqsMock.on(ChangeMessageVisibilityCommand).rejects(new Error('SQS down'));
-    const failing = record(message);
+    const failing = await record(message);
     expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    expect(warn).toHaveBeenCalledWith('Could not change message visibility', expect.anything());
   });
 
   it('copies an invalid message to the DLQ once with its reason and reports it processed', async () => {
     const { transport, audits, run } = setup();
-    const bad = record({ id: randomUUID(), type: 'fax', to: 'x@example.com', data: {} });
+    const bad = await record({ id: randomUUID(), type: 'fax', to: 'x@example.com', data: {} });
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toEqual([]);
-    const sent = sqsMock.commandCalls(SendMessageCommand);
-    expect(sent).toHaveLength(1);
-    expect(sent[0]?.args[0].input).toMatchObject({
-      QueueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
-      MessageBody: bad.body,
+    // What landed in the DLQ: one copy, with the correlation id carried over and the reason added.
+    const copies = await queues.deadLetters();
+    expect(copies).toHaveLength(1);
+    expect(copies[0]).toMatchObject({
+      Body: bad.body,
       MessageAttributes: {
         'x-correlation-id': { DataType: 'String', StringValue: 'corr-123' },
         'bulwark-dead-letter-reason': { DataType: 'String', StringValue: expect.stringContaining('type') },
@@ -260,10 +286,13 @@ describe('the email worker', () => {
   });
 
   it('retries an invalid message normally when the DLQ cannot take it, so it is never lost', async () => {
-    const { run } = setup();
-    sqsMock.on(SendMessageCommand).rejects(new Error('SQS down'));
-    const bad = record('not json');
+    const { run } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      sqs: unreachableSqsClient(),
+    });
+    const bad = await record('not json');
     expect((await run(bad)).batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
+    expect(await queues.deadLetters()).toEqual([]);
   });
 
   it('dead-letters a message whose template needs a variable the message lacks', async () => {
@@ -271,11 +300,12 @@ describe('the email worker', () => {
     const { transport, audits, run } = setup(
       new EmailTemplates({ ...precompiledTemplateSet(), 'welcome.txt': welcomeText }),
     );
-    expect(await run(record(welcome()))).toEqual({ batchItemFailures: [] });
+    const unrenderable = await record(welcome());
+    expect(await run(unrenderable)).toEqual({ batchItemFailures: [] });
     expect(transport.sent).toEqual([]);
-    expect(sqsMock.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageAttributes).toMatchObject({
-      'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('"code" not defined') },
-    });
+    expect(await deadLetterReasons([unrenderable.body])).toEqual([
+      expect.stringContaining('"code" not defined'),
+    ]);
     expect(audits[0]).toMatchObject({ eventType: 'email.rejected' });
   });
 });
@@ -327,18 +357,19 @@ describe('the email worker when the relay refuses recipients for good', () => {
         tableName: testTableNames.toolkit,
         client: dynamoDb,
       }),
-      ...emailWorkerQueueOptions(dynamoDb),
+      ...emailWorkerQueueOptions(dynamoDb, queues),
       observability,
     });
     const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
     for (let index = 0; index < 5; index += 1) {
-      expect(await run(record(welcome(`nobody${index}@example.com`)))).toEqual({ batchItemFailures: [] });
+      expect(await run(await record(welcome(`nobody${index}@example.com`)))).toEqual({
+        batchItemFailures: [],
+      });
     }
-    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)).toEqual([]);
-    const reasons = sqsMock
-      .commandCalls(SendMessageCommand)
-      .map((call) => call.args[0].input.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue);
-    expect(reasons).toEqual(Array(5).fill('smtp refused the message for good (EENVELOPE 550)'));
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(await deadLetterReasons()).toEqual(
+      Array(5).fill('smtp refused the message for good (EENVELOPE 550)'),
+    );
     expect(audits).toEqual(
       Array(5).fill(
         expect.objectContaining({
@@ -348,7 +379,7 @@ describe('the email worker when the relay refuses recipients for good', () => {
       ),
     );
     expect(JSON.stringify(audits)).not.toContain('nobody');
-    expect(await run(record(welcome('ada@example.com')))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(welcome('ada@example.com')))).toEqual({ batchItemFailures: [] });
     expect(delivered).toEqual(['ada@example.com']);
   });
 });

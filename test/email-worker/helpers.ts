@@ -1,16 +1,13 @@
 // Helpers of the email worker tests: waiting on the SMTP sink and reading the queues of a local runtime.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { LocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
 import type { SmtpSinkMessage } from '../../bin/runtime/smtp-sink.js';
 import type { EmailWorkerOptions } from '../../functions/email-worker/email-worker.js';
 import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
+import { workers } from '../../functions/workers.js';
+import type { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { testTableNames } from '../helpers/tables.js';
 
 export async function until<T>(
@@ -85,21 +82,23 @@ export async function drained(runtime: LocalRuntime, queue = 'bulwark-email'): P
 }
 
 /**
- * The EmailWorker settings its unit tests share: an SQS client for aws-sdk-client-mock, fixed queue
- * URLs, 3 attempts from 30 s, and the real idempotency store on the test toolkit table.
+ * The EmailWorker settings its unit tests share: the real client and queue URLs of a local-aws-sqs
+ * server with the email queue and its DLQ, 3 attempts from 30 s, and the real idempotency store on the
+ * test toolkit table.
  */
 export function emailWorkerQueueOptions(
   dynamoDb: DynamoDBClient,
+  queues: LocalWorkerQueues,
 ): Pick<
   EmailWorkerOptions,
   'sqs' | 'queueUrl' | 'dlqUrl' | 'from' | 'maxAttempts' | 'retryBaseDelaySec' | 'persistenceStore'
 > {
   return {
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
-    dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-email-dlq',
+    sqs: queues.client,
+    queueUrl: queues.queueUrl,
+    dlqUrl: queues.dlqUrl,
     from: 'noreply@bulwark.local',
-    maxAttempts: 3,
+    maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
     persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
   };

@@ -1,29 +1,54 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
-import { sendMessageBatchFailures } from '../helpers/sqs-failures.js';
+import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 
-const sqsMock = mockClient(SQSClient);
-afterEach(() => sqsMock.reset());
-
-const queues = readQueueEnvironment({
-  EMAIL_QUEUE_URL: 'http://127.0.0.1:1/000000000000/bulwark-email',
-  VERIFICATION_LINK_SECRET: 'x'.repeat(32),
-  APP_BASE_URL: 'https://api.example.com',
+// A real local-aws-sqs with the email queue: what the producer enqueues is read back from it.
+let sqs: LocalWorkerQueues;
+/** A queue taking messages of at most 1024 bytes: SQS refuses each larger entry of a batch on its own. */
+let smallMessageQueueUrl: string;
+beforeAll(async () => {
+  sqs = await LocalWorkerQueues.start('email-worker');
+  smallMessageQueueUrl = await sqs.createSmallMessageQueue('bulwark-email-small-messages');
 });
+afterEach(() => sqs.reset());
+afterAll(() => sqs.stop());
+
+const environment = (emailQueueUrl = sqs.queueUrl, appBaseUrl = 'https://api.example.com') =>
+  readQueueEnvironment({
+    EMAIL_QUEUE_URL: emailQueueUrl,
+    VERIFICATION_LINK_SECRET: 'x'.repeat(32),
+    APP_BASE_URL: appBaseUrl,
+  });
 const user = { id: 'user-1', email: 'ada@example.com', name: 'Ada', createdAt: '2030-01-01T00:00:00Z' };
 
-function setup() {
+interface Enqueued {
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * The two ways SQS fails a SendMessageBatch, each for real: down (a client on a port nothing listens
+ * on), or refusing one entry (a queue whose 1024-byte limit only that entry of the batch exceeds).
+ */
+const failingSqs = [
+  { name: 'SQS down', client: () => unreachableSqsClient(), queueUrl: () => sqs.queueUrl },
+  { name: 'entry refused', client: () => sqs.client, queueUrl: () => smallMessageQueueUrl },
+];
+/** A name that puts the welcome email just under 1024 bytes and the verification email (its link) over. */
+const longNamed = { ...user, name: 'A'.repeat(860) };
+
+function setup(options: { client?: SQSClient; queues?: ReturnType<typeof environment> } = {}) {
   const audits: AuditEvent[] = [];
   const emails = new RegistrationEmails({
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    queues,
+    sqs: options.client ?? sqs.client,
+    queues: options.queues ?? environment(),
     logger: new Logger({ logLevel: 'SILENT' }),
     auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
   });
@@ -32,27 +57,46 @@ function setup() {
 
 describe('registration emails', () => {
   it('enqueue a welcome and a verification email in one batch, with the correlation id', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     await setup().emails.enqueue(user, 'corr-1');
-    const input = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input;
-    const bodies = (input?.Entries ?? []).map((entry) => JSON.parse(entry.MessageBody ?? '{}'));
-    expect(bodies.map((body) => body.type)).toEqual(['welcome', 'verification']);
-    expect(bodies[1].data.verificationUrl).toMatch(/^https:\/\/api\.example\.com\/users\/user-1\/verify\?/);
-    expect(new Set(bodies.map((body) => body.id)).size).toBe(2);
-    expect(input?.Entries?.[0]?.MessageAttributes).toEqual({
-      'x-correlation-id': { DataType: 'String', StringValue: 'corr-1' },
-    });
+    const batches = sqs.sendMessageBatches();
+    expect(
+      batches.map((batch) => batch.Entries?.map((entry) => JSON.parse(entry.MessageBody ?? '{}').type)),
+    ).toEqual([['welcome', 'verification']]);
+    // What landed in the queue.
+    const landed = await sqs.enqueued<Enqueued>();
+    expect(landed.map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
+    const verification = landed.find(({ body }) => body.type === 'verification');
+    expect(verification?.body.data.verificationUrl).toMatch(
+      /^https:\/\/api\.example\.com\/users\/user-1\/verify\?/,
+    );
+    expect(new Set(landed.map(({ body }) => body.id)).size).toBe(2);
+    for (const { message } of landed) {
+      expect(Object.keys(message.MessageAttributes ?? {})).toEqual(['x-correlation-id']);
+      expect(message.MessageAttributes?.['x-correlation-id']).toMatchObject({
+        DataType: 'String',
+        StringValue: 'corr-1',
+      });
+    }
   });
 
   it('never fail the registration when SQS is down or refuses an entry: they log and audit it', async () => {
-    for (const fail of sendMessageBatchFailures(sqsMock, '1')) {
-      fail();
-      const { emails, audits } = setup();
-      await expect(emails.enqueue(user, undefined)).resolves.toBeUndefined();
-      expect(audits).toEqual([
+    for (const failure of failingSqs) {
+      const { emails, audits } = setup({ client: failure.client(), queues: environment(failure.queueUrl()) });
+      await expect(emails.enqueue(longNamed, undefined), failure.name).resolves.toBeUndefined();
+      expect(audits, failure.name).toEqual([
         expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: 'user-1' }),
       ]);
     }
+    // SQS did refuse only the verification entry (entry 1, the only one over 1024 bytes): the welcome went in.
+    const sizes = sqs
+      .sendMessageBatches()
+      .map((batch) => batch.Entries?.map((entry) => entry.MessageBody?.length));
+    expect(sizes).toEqual([[expect.any(Number), expect.any(Number)]]);
+    expect(sizes[0]?.[0]).toBeLessThan(1024);
+    expect(sizes[0]?.[1]).toBeGreaterThan(1024);
+    expect((await sqs.enqueued<Enqueued>(smallMessageQueueUrl)).map(({ body }) => body.type)).toEqual([
+      'welcome',
+    ]);
   });
 
   it('do nothing when no email queue is configured', async () => {
@@ -63,7 +107,7 @@ describe('registration emails', () => {
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
     });
     await emails.enqueue(user, undefined);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(await sqs.enqueued()).toEqual([]);
   });
 
   it('refuse to start with a queue but no link secret, and with an invalid environment', () => {
@@ -110,10 +154,14 @@ describe('a new SMS code (sendPhoneCode)', () => {
   const withPhone = { ...user, phone: '+14155552671' };
   const issued = { code: '123456', expiresAt: new Date(Date.now() + 600_000) };
 
-  function phoneSetup(issuePhoneCode = async () => issued) {
+  function phoneSetup(
+    issuePhoneCode: () => Promise<typeof issued> = async () => issued,
+    client: SQSClient = sqs.client,
+    queueUrl = sqs.queueUrl,
+  ) {
     return new RegistrationEmails({
-      sqs: new SQSClient({ region: 'us-east-1' }),
-      queues,
+      sqs: client,
+      queues: environment(queueUrl),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
       issuePhoneCode,
@@ -121,10 +169,12 @@ describe('a new SMS code (sendPhoneCode)', () => {
   }
 
   it('enqueues one SMS with the code and resolves with its expiry', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     await expect(phoneSetup().sendPhoneCode(withPhone, 'corr-2')).resolves.toEqual(issued.expiresAt);
-    const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
-    expect(entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}'))).toEqual([
+    const landed = await sqs.enqueued<Enqueued>();
+    expect(landed.map(({ message }) => message.MessageAttributes?.['x-correlation-id']?.StringValue)).toEqual(
+      ['corr-2'],
+    );
+    expect(landed.map(({ body }) => body)).toEqual([
       expect.objectContaining({
         type: 'sms',
         to: '+14155552671',
@@ -135,14 +185,16 @@ describe('a new SMS code (sendPhoneCode)', () => {
   });
 
   it('answers 503 with Retry-After when SQS is down or refuses the SMS', async () => {
-    for (const fail of sendMessageBatchFailures(sqsMock, '0')) {
-      fail();
-      const error = await phoneSetup()
+    // A code long enough that its SMS exceeds the small queue's 1024 bytes: SQS refuses that one entry.
+    const oversized = { code: '1'.repeat(1100), expiresAt: issued.expiresAt };
+    for (const failure of failingSqs) {
+      const error = await phoneSetup(async () => oversized, failure.client(), failure.queueUrl())
         .sendPhoneCode(withPhone, undefined)
         .catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(ServiceUnavailableError);
-      expect(error).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
+      expect(error, failure.name).toBeInstanceOf(ServiceUnavailableError);
+      expect(error, failure.name).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
     }
+    expect(await sqs.enqueued(smallMessageQueueUrl)).toEqual([]);
   });
 
   it('answers 503 without a queue and 409 without a phone, issuing no code', async () => {
@@ -163,7 +215,8 @@ describe('a new SMS code (sendPhoneCode)', () => {
     );
     await expect(phoneSetup(counting).sendPhoneCode(user, undefined)).rejects.toBeInstanceOf(ConflictError);
     expect(issuedCodes).toBe(0);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sqs.sendMessageBatches()).toHaveLength(0);
+    expect(await sqs.enqueued()).toEqual([]);
   });
 });
 
@@ -185,8 +238,8 @@ describe("a phone number's SMS budget (admitSms)", () => {
   function budgetSetup(admitSms: (phone: string) => Promise<{ allowed: boolean; retryAfterSec: number }>) {
     const { issuedFor, issuePhoneCode } = issuer();
     const emails = new RegistrationEmails({
-      sqs: new SQSClient({ region: 'us-east-1' }),
-      queues,
+      sqs: sqs.client,
+      queues: environment(),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
       issuePhoneCode,
@@ -195,14 +248,18 @@ describe("a phone number's SMS budget (admitSms)", () => {
     return { emails, issuedFor };
   }
 
-  const sentTypes = () =>
-    sqsMock
-      .commandCalls(SendMessageBatchCommand)
-      .flatMap((call) => call.args[0].input.Entries ?? [])
-      .map((entry) => JSON.parse(entry.MessageBody ?? '{}').type);
+  /** The types of the messages sent, in the order sent; each of them is checked to be in the queue. */
+  async function sentTypes(): Promise<string[]> {
+    const sent = sqs
+      .sendMessageBatches()
+      .flatMap((batch) => batch.Entries ?? [])
+      .map((entry) => JSON.parse(entry.MessageBody ?? '{}').type as string);
+    const landed = (await sqs.enqueued<Enqueued>()).map(({ body }) => body.type);
+    expect([...landed].sort()).toEqual([...sent].sort());
+    return sent;
+  }
 
   it('is asked with the number, and an admitted registration sends its SMS', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     const asked: string[] = [];
     const { emails, issuedFor } = budgetSetup(async (phone) => {
       asked.push(phone);
@@ -211,14 +268,13 @@ describe("a phone number's SMS budget (admitSms)", () => {
     await emails.enqueue(withPhone, undefined);
     expect(asked).toEqual(['+14155552671']);
     expect(issuedFor).toEqual(['user-1']);
-    expect(sentTypes()).toEqual(['welcome', 'verification', 'sms']);
+    expect(await sentTypes()).toEqual(['welcome', 'verification', 'sms']);
   });
 
   it('once spent, a registration still sends its emails but no SMS, and issues no code', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     const { emails, issuedFor } = budgetSetup(spent);
     await emails.enqueue(withPhone, undefined);
-    expect(sentTypes()).toEqual(['welcome', 'verification']);
+    expect(await sentTypes()).toEqual(['welcome', 'verification']);
     expect(issuedFor).toEqual([]);
   });
 
@@ -244,6 +300,6 @@ describe("a phone number's SMS budget (admitSms)", () => {
       headers: { 'Retry-After': '3600' },
     });
     expect(issuedFor).toEqual([]);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(await sentTypes()).toEqual([]);
   });
 });

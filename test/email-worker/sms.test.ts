@@ -3,15 +3,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import {
-  ChangeMessageVisibilityCommand,
-  SendMessageBatchCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+// SNS is the one AWS client mocked here (the project allows it for SMS); SQS is a real local-aws-sqs.
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
 import {
@@ -27,15 +22,23 @@ import { RegistrationEmails } from '../../functions/users/registration-emails.js
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
-import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
 import { emailWorkerQueueOptions } from './helpers.js';
 
-const sqsMock = mockClient(SQSClient);
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const outboxDir = mkdtempSync(join(tmpdir(), 'bulwark-sms-test-'));
 afterAll(() => rmSync(outboxDir, { recursive: true, force: true }));
+
+// A real local-aws-sqs with the email queue and its DLQ: the worker's records are received from it, and
+// the producer's messages land in it.
+let queues: LocalWorkerQueues;
+beforeAll(async () => {
+  queues = await LocalWorkerQueues.start('email-worker');
+});
+afterEach(() => queues.reset());
+afterAll(() => queues.stop());
 
 const sms = (overrides: Record<string, unknown> = {}) => ({
   id: randomUUID(),
@@ -75,7 +78,9 @@ const context = {
   getRemainingTimeInMillis: () => 30_000,
 } as unknown as Context;
 
-const record = (body: unknown, receiveCount = 1): SQSRecord => sqsRecord(body, { receiveCount });
+/** The message sent to the email queue and received `receiveCount` times: that receive's record. */
+const record = (body: unknown, receiveCount = 1): Promise<SQSRecord> =>
+  queues.receivedRecord(body, { receiveCount });
 
 const breaker = (name: string) =>
   new CircuitBreaker<string>({
@@ -93,24 +98,19 @@ function setup(options: { withSms?: boolean } = {}) {
     templates: new EmailTemplates(),
     breaker: breaker('email-test'),
     ...(options.withSms === false ? {} : { sms: { transport: smsTransport, breaker: breaker('sms-test') } }),
-    ...emailWorkerQueueOptions(dynamoDb),
+    ...emailWorkerQueueOptions(dynamoDb, queues),
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
   return { smsTransport, emailTransport, audits, run, logger: observability.logger };
 }
 
-function deadLetterReasons(): string[] {
-  return sqsMock
-    .commandCalls(SendMessageCommand)
-    .map((call) => call.args[0].input.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue ?? '');
+/** The dead-letter reasons of the copies in the DLQ (read and removed). */
+async function deadLetterReasons(): Promise<string[]> {
+  return (await queues.deadLetters()).map(
+    (message) => message.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue ?? '',
+  );
 }
-
-beforeEach(() => {
-  sqsMock.reset();
-  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
-  sqsMock.on(ChangeMessageVisibilityCommand).resolves({});
-});
 
 describe('sms messages', () => {
   it('accepts a verification code to an E.164 number', async () => {
@@ -229,7 +229,7 @@ describe('the email worker with SMS', () => {
   it('sends an sms message through the SMS transport, never the email one, and audits it without the number', async () => {
     const { smsTransport, emailTransport, audits, run } = setup();
     const message = sms();
-    expect(await run(record(message))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
     expect(smsTransport.sent).toEqual([
       { to: '+14155552671', text: expect.stringContaining('042917'), messageId: message.id },
     ]);
@@ -246,8 +246,8 @@ describe('the email worker with SMS', () => {
   it('sends once when the same sms message arrives twice, auditing the copy as a duplicate', async () => {
     const { smsTransport, audits, run } = setup();
     const message = sms();
-    await run(record(message));
-    await run(record(message, 2));
+    await run(await record(message));
+    await run(await record(message, 2));
     expect(smsTransport.sent).toHaveLength(1);
     expect(audits.map((audit) => audit.eventType)).toEqual(['sms.sent', 'sms.duplicate']);
   });
@@ -255,9 +255,12 @@ describe('the email worker with SMS', () => {
   it('backs off a failed send like an email and reports the record failed', async () => {
     const { smsTransport, audits, run } = setup();
     smsTransport.failing = true;
-    const failing = record(sms(), 2);
+    const failing = await record(sms(), 2);
     expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
-    expect(sqsMock.commandCalls(ChangeMessageVisibilityCommand)[0]?.args[0].input.VisibilityTimeout).toBe(60);
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 60, succeeded: true },
+    ]);
+    expect(await queues.receivableNow(failing)).toEqual([]);
     expect(audits).toEqual([expect.objectContaining({ eventType: 'sms.failed', outcome: 'error' })]);
   });
 
@@ -269,7 +272,7 @@ describe('the email worker with SMS', () => {
       { name: 'InvalidParameterException' },
     );
     const warn = vi.spyOn(logger, 'warn');
-    expect((await run(record(sms()))).batchItemFailures).toHaveLength(1);
+    expect((await run(await record(sms()))).batchItemFailures).toHaveLength(1);
     expect(warn).toHaveBeenCalledWith(
       'SMS send failed',
       expect.objectContaining({
@@ -283,24 +286,29 @@ describe('the email worker with SMS', () => {
 
   it('dead-letters a non-E.164 number at once with a logged reason, never retrying it', async () => {
     const { smsTransport, audits, run } = setup();
-    const bad = record(sms({ to: '0044 7700 900123' }));
+    const bad = await record(sms({ to: '0044 7700 900123' }));
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
     expect(smsTransport.sent).toEqual([]);
-    expect(deadLetterReasons()).toEqual([expect.stringMatching(/^Invalid message: to: .*E\.164/)]);
+    expect(await deadLetterReasons()).toEqual([expect.stringMatching(/^Invalid message: to: .*E\.164/)]);
     expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
   });
 
   it('dead-letters sms messages when no SMS transport is configured', async () => {
     const { run } = setup({ withSms: false });
-    expect(await run(record(sms()))).toEqual({ batchItemFailures: [] });
-    expect(deadLetterReasons()).toEqual(['No SMS transport is configured']);
+    expect(await run(await record(sms()))).toEqual({ batchItemFailures: [] });
+    expect(await deadLetterReasons()).toEqual(['No SMS transport is configured']);
   });
 
   it('keeps emails flowing while sms messages of the same batch fail', async () => {
     const { smsTransport, emailTransport, run } = setup();
     smsTransport.failing = true;
-    const failing = record(sms());
-    const email = record({ id: randomUUID(), type: 'welcome', to: 'ada@example.com', data: { name: 'Ada' } });
+    const failing = await record(sms());
+    const email = await record({
+      id: randomUUID(),
+      type: 'welcome',
+      to: 'ada@example.com',
+      data: { name: 'Ada' },
+    });
     expect((await run(failing, email)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
     expect(emailTransport.sent).toHaveLength(1);
   });
@@ -327,10 +335,8 @@ describe('SMS configuration', () => {
 });
 
 describe('registration with a phone number', () => {
-  const queues = readQueueEnvironment({
-    EMAIL_QUEUE_URL: 'http://127.0.0.1:1/000000000000/bulwark-email',
-    VERIFICATION_LINK_SECRET: 'x'.repeat(32),
-  });
+  const environment = () =>
+    readQueueEnvironment({ EMAIL_QUEUE_URL: queues.queueUrl, VERIFICATION_LINK_SECRET: 'x'.repeat(32) });
   const user = {
     id: 'user-1',
     email: 'ada@example.com',
@@ -342,8 +348,8 @@ describe('registration with a phone number', () => {
   function registration(issuePhoneCode: (userId: string) => Promise<{ code: string; expiresAt: Date }>) {
     const { observability, audits } = testObservability('users');
     const emails = new RegistrationEmails({
-      sqs: new SQSClient({ region: 'us-east-1' }),
-      queues,
+      sqs: queues.client,
+      queues: environment(),
       logger: observability.logger,
       auditLogger: observability.auditLogger,
       issuePhoneCode,
@@ -351,35 +357,44 @@ describe('registration with a phone number', () => {
     return { emails, audits };
   }
 
+  /** What the email queue holds (received, so each check sees only what was enqueued since). */
+  const enqueued = () => queues.enqueued<{ type: string; [field: string]: unknown }>();
+
   it('enqueues the SMS code in the same batch as the two emails', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     const issued: string[] = [];
     const { emails } = registration(async (userId) => {
       issued.push(userId);
       return { code: '001234', expiresAt: new Date(Date.now() + 600_000) };
     });
     await emails.enqueue(user, 'corr-1');
-    const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
-    const bodies = entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}'));
-    expect(bodies.map((body) => body.type)).toEqual(['welcome', 'verification', 'sms']);
-    expect(bodies[2]).toMatchObject({
+    // One SendMessageBatch carried all three, and all three are in the queue.
+    const batches = queues.sendMessageBatches();
+    expect(batches).toHaveLength(1);
+    expect(batches[0]?.Entries?.map((entry) => JSON.parse(entry.MessageBody ?? '{}').type)).toEqual([
+      'welcome',
+      'verification',
+      'sms',
+    ]);
+    const landed = await enqueued();
+    expect(landed.map(({ body }) => body.type).sort()).toEqual(['sms', 'verification', 'welcome']);
+    const smsMessage = landed.find(({ body }) => body.type === 'sms');
+    expect(smsMessage?.body).toMatchObject({
       to: '+14155552671',
       template: 'sms-verification',
       data: { code: '001234', expiresInMinutes: 10 },
     });
-    expect((await parseQueueMessage(entries[2]?.MessageBody ?? '')).ok).toBe(true);
+    expect(smsMessage?.message.MessageAttributes?.['x-correlation-id']?.StringValue).toBe('corr-1');
+    expect((await parseQueueMessage(smsMessage?.message.Body ?? '')).ok).toBe(true);
     expect(issued).toEqual(['user-1']);
   });
 
   it('issues no code for a user without a phone', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     const { emails } = registration(async () => {
       throw new Error('must not be called');
     });
     const { phone: _phone, ...withoutPhone } = user;
     await emails.enqueue(withoutPhone, undefined);
-    const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
-    expect(entries).toHaveLength(2);
+    expect((await enqueued()).map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
   });
 
   it('still enqueues the two emails when the code cannot be issued, and logs and audits the SMS failure', async () => {
@@ -389,17 +404,12 @@ describe('registration with a phone number', () => {
       new NotFoundError('No such user'),
     ];
     for (const failure of failures) {
-      sqsMock.reset();
-      sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
       const { emails, audits } = registration(async () => {
         throw failure;
       });
       await expect(emails.enqueue(user, 'corr-1')).resolves.toBeUndefined();
-      const entries = sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries ?? [];
-      expect(entries.map((entry) => JSON.parse(entry.MessageBody ?? '{}').type)).toEqual([
-        'welcome',
-        'verification',
-      ]);
+      // Each round receives what it enqueued, so the next round sees only its own.
+      expect((await enqueued()).map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
       expect(audits).toEqual([
         expect.objectContaining({
           eventType: 'sms.enqueue_failed',

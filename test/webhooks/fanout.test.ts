@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, inject, it } from 'vitest';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
@@ -9,46 +8,50 @@ import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
-import { sendMessageBatchFailures } from '../helpers/sqs-failures.js';
 import { testTableNames } from '../helpers/tables.js';
 
-const sqsMock = mockClient(SQSClient);
 const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
 const store = new WebhookStore({
   documentClient,
   tableName: testTableNames.toolkit,
   encryptor: createFunctionEncryptor(readEnvironment()),
 });
-const queueUrl = 'http://127.0.0.1:1/000000000000/bulwark-webhook';
+
+// A real local-aws-sqs with the webhook queue: what the fan-out enqueues is read back from it.
+let sqs: LocalWorkerQueues;
+/** A queue taking messages of at most 1024 bytes: SQS refuses each larger entry of a batch on its own. */
+let smallMessageQueueUrl: string;
+beforeAll(async () => {
+  sqs = await LocalWorkerQueues.start('webhook-worker');
+  smallMessageQueueUrl = await sqs.createSmallMessageQueue('bulwark-webhook-small-messages');
+});
+afterEach(() => sqs.reset());
+afterAll(() => sqs.stop());
 
 const principalIn = (tenantId: string, overrides: Partial<Principal> = {}) =>
   testPrincipal({ tenantId, ...overrides });
 
-function setup() {
+function setup(options: { client?: SQSClient; queueUrl?: string } = {}) {
   const { observability, audits } = testObservability('bookings');
   const fanOut = new WebhookFanOut({
     store,
-    sqs: new SQSClient({ region: 'us-east-1' }),
-    queueUrl,
+    sqs: options.client ?? sqs.client,
+    queueUrl: options.queueUrl ?? sqs.queueUrl,
     observability,
   });
   return { fanOut, audits, observability };
 }
 
-/** Every message sent, across every SendMessageBatch call. */
-function sentMessages() {
-  return sqsMock
-    .commandCalls(SendMessageBatchCommand)
-    .flatMap((call) => call.args[0].input.Entries ?? [])
-    .map((entry) => webhookMessageSchema.parse(JSON.parse(entry.MessageBody ?? '{}')));
+/** Every message in the webhook queue (received), as the worker will parse it, with its SQS message. */
+async function landedMessages() {
+  return (await sqs.enqueued<unknown>()).map(({ body, message }) => ({
+    webhook: webhookMessageSchema.parse(body),
+    message,
+  }));
 }
-
-beforeEach(() => {
-  sqsMock.reset();
-  sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
-});
 
 describe('webhook fan-out', () => {
   it("sends each event to the tenant's admin and integration endpoints and to the subject user's own", async () => {
@@ -83,7 +86,8 @@ describe('webhook fan-out', () => {
       'corr-7',
     );
     expect(sent).toBe(3);
-    const messages = sentMessages();
+    const landed = await landedMessages();
+    const messages = landed.map(({ webhook }) => webhook);
     expect(messages.map((message) => message.endpointId).sort()).toEqual(
       [aliceHook.endpoint.id, adminHook?.endpoint.id, integrationHook?.endpoint.id].sort(),
     );
@@ -94,9 +98,13 @@ describe('webhook fan-out', () => {
       eventType: 'booking.created',
       payload: { data: { id: 'b-1' } },
     });
-    expect(
-      sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries?.[0]?.MessageAttributes,
-    ).toEqual({ 'x-correlation-id': { DataType: 'String', StringValue: 'corr-7' } });
+    for (const { message } of landed) {
+      expect(Object.keys(message.MessageAttributes ?? {})).toEqual(['x-correlation-id']);
+      expect(message.MessageAttributes?.['x-correlation-id']).toMatchObject({
+        DataType: 'String',
+        StringValue: 'corr-7',
+      });
+    }
   });
 
   it('skips disabled endpoints', async () => {
@@ -112,6 +120,7 @@ describe('webhook fan-out', () => {
     expect(
       await fanOut.publish({ type: 'user.registered', tenantId, subjectUserId: 'u-1', data: {} }, undefined),
     ).toBe(0);
+    expect(await landedMessages()).toEqual([]);
   });
 
   it('sends in batches of at most 10 messages', async () => {
@@ -131,10 +140,9 @@ describe('webhook fan-out', () => {
         undefined,
       ),
     ).toBe(12);
-    const sizes = sqsMock
-      .commandCalls(SendMessageBatchCommand)
-      .map((call) => call.args[0].input.Entries?.length);
+    const sizes = sqs.sendMessageBatches().map((batch) => batch.Entries?.length);
     expect(sizes.sort()).toEqual([10, 2]);
+    expect(new Set((await landedMessages()).map(({ webhook }) => webhook.id)).size).toBe(12);
   });
 
   it('never throws when SQS fails or refuses entries: it logs, audits and counts the failure', async () => {
@@ -143,13 +151,20 @@ describe('webhook fan-out', () => {
       url: 'https://admin.example.com/h',
       eventTypes: ['booking.created'],
     });
-    for (const fail of sendMessageBatchFailures(sqsMock, '0')) {
-      fail();
-      const { fanOut, audits } = setup();
+    // SQS down (nothing listens on 127.0.0.1:1), and SQS refusing the batch's one entry for real: a queue
+    // whose 1024-byte limit the message exceeds (its event data alone is 1100 characters).
+    const failures = [
+      { name: 'SQS down', client: unreachableSqsClient(), queueUrl: sqs.queueUrl },
+      { name: 'entry refused', client: sqs.client, queueUrl: smallMessageQueueUrl },
+    ];
+    for (const failure of failures) {
+      const { fanOut, audits } = setup(failure);
+      const data = { note: 'n'.repeat(1100) };
       await expect(
-        fanOut.publish({ type: 'booking.created', tenantId, subjectUserId: 'u-9', data: {} }, 'corr-9'),
+        fanOut.publish({ type: 'booking.created', tenantId, subjectUserId: 'u-9', data }, 'corr-9'),
+        failure.name,
       ).resolves.toBe(0);
-      expect(audits).toEqual([
+      expect(audits, failure.name).toEqual([
         expect.objectContaining({
           eventType: 'webhook.enqueue_failed',
           outcome: 'error',
@@ -158,6 +173,8 @@ describe('webhook fan-out', () => {
         }),
       ]);
     }
+    expect(sqs.sendMessageBatches().map((batch) => batch.Entries?.length)).toEqual([1]);
+    expect(await sqs.enqueued(smallMessageQueueUrl)).toEqual([]);
   });
 
   it('does nothing without a webhook queue', async () => {
@@ -169,6 +186,6 @@ describe('webhook fan-out', () => {
         undefined,
       ),
     ).toBe(0);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(await landedMessages()).toEqual([]);
   });
 });

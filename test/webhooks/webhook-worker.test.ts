@@ -1,15 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { KMSServiceException } from '@aws-sdk/client-kms';
-import {
-  ChangeMessageVisibilityCommand,
-  SendMessageBatchCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import {
@@ -24,6 +18,7 @@ import { parseRetryAfter } from '../../functions/webhook-worker/delivery.js';
 import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
 import { type DisableRule, WebhookWorker } from '../../functions/webhook-worker/webhook-worker.js';
+import { workers } from '../../functions/workers.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
@@ -31,13 +26,12 @@ import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { rejectionOf } from '../encryption/helpers.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
+import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
-import { sqsRecord } from '../helpers/sqs-records.js';
 import { testTableNames } from '../helpers/tables.js';
 import { type Receiver, startReceiver } from './helpers.js';
 
-const sqsMock = mockClient(SQSClient);
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
 const encryptor = createFunctionEncryptor(readEnvironment());
@@ -73,8 +67,26 @@ function messageFor(endpointId: string, tenantId: string): WebhookMessage {
   };
 }
 
-const record = (body: unknown, receiveCount = 1) =>
-  sqsRecord(body, { receiveCount, queueName: 'bulwark-webhook' });
+// A real local-aws-sqs with the webhook queue and its DLQ, and the email queue owner alerts go to:
+// records are really received, and visibility changes, DLQ copies and alerts are checked on the server.
+let queues: LocalWorkerQueues;
+let emailQueueUrl: string;
+beforeAll(async () => {
+  queues = await LocalWorkerQueues.start('webhook-worker');
+  emailQueueUrl = await queues.createQueue('bulwark-email');
+});
+afterEach(() => queues.reset());
+afterAll(() => queues.stop());
+
+/** The message sent to the webhook queue and received `receiveCount` times: that receive's record. */
+const record = (body: unknown, receiveCount = 1): Promise<SQSRecord> =>
+  queues.receivedRecord(body, { receiveCount });
+
+/** The owner alerts that landed in the email queue (received). */
+const alerts = async () =>
+  (await queues.enqueued<{ type: string; to: string; data: Record<string, string> }>(emailQueueUrl)).map(
+    ({ body }) => body,
+  );
 
 interface SetupOptions {
   store?: WebhookStore;
@@ -84,22 +96,24 @@ interface SetupOptions {
   disableRule?: DisableRule;
   maxRetryDelaySec?: number;
   random?: () => number;
+  /** The client owner alerts are enqueued with. @default the local server's */
+  alertsSqs?: SQSClient;
 }
 
 function setup(options: SetupOptions = {}) {
   const { observability, audits } = testObservability('webhook-worker');
   const { logger, auditLogger } = observability;
-  const sqs = new SQSClient({ region: 'us-east-1' });
+  const sqs = queues.client;
   const worker = new WebhookWorker({
     store: options.store ?? store,
     guard: options.guard ?? loopbackGuard,
     sqs: new QueueActions({
       sqs,
-      queueUrl: 'http://127.0.0.1:1/000000000000/bulwark-webhook',
-      dlqUrl: 'http://127.0.0.1:1/000000000000/bulwark-webhook-dlq',
+      queueUrl: queues.queueUrl,
+      dlqUrl: queues.dlqUrl,
       logger,
     }),
-    maxAttempts: 5,
+    maxAttempts: workers['webhook-worker'].maxReceiveCount,
     retryBaseDelaySec: 10,
     ...(options.maxRetryDelaySec ? { maxRetryDelaySec: options.maxRetryDelaySec } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
@@ -107,8 +121,8 @@ function setup(options: SetupOptions = {}) {
     circuit: { failureThreshold: options.failureThreshold ?? 5, stateTtlMs: 0 },
     ...(options.disableRule ? { disableRule: options.disableRule } : {}),
     alerts: new OwnerAlerts({
-      sqs,
-      emailQueueUrl: 'http://127.0.0.1:1/000000000000/bulwark-email',
+      sqs: options.alertsSqs ?? sqs,
+      emailQueueUrl,
       users,
       logger,
       auditLogger,
@@ -131,22 +145,19 @@ async function historyOf(endpointId: string) {
   return (await store.listDeliveries(endpointId, 10)).items;
 }
 
-const visibilityChanges = () =>
-  sqsMock.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input.VisibilityTimeout);
+/** The visibility timeouts the worker set, in order; each one was carried out by the server. */
+const visibilityChanges = () => {
+  const changes = queues.visibilityChanges();
+  expect(changes.filter((change) => !change.succeeded)).toEqual([]);
+  return changes.map((change) => change.VisibilityTimeout);
+};
 
-const visibilityChangesByReceipt = () =>
-  Object.fromEntries(
-    sqsMock
-      .commandCalls(ChangeMessageVisibilityCommand)
-      .map((call) => [call.args[0].input.ReceiptHandle, call.args[0].input.VisibilityTimeout]),
-  );
-
-beforeEach(() => {
-  sqsMock.reset();
-  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
-  sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
-  sqsMock.on(ChangeMessageVisibilityCommand).resolves({});
-});
+/** The visibility timeouts the worker set, by receipt handle; each one was carried out by the server. */
+const visibilityChangesByReceipt = () => {
+  const changes = queues.visibilityChanges();
+  expect(changes.filter((change) => !change.succeeded)).toEqual([]);
+  return Object.fromEntries(changes.map((change) => [change.ReceiptHandle, change.VisibilityTimeout]));
+};
 
 let target: Receiver;
 beforeAll(async () => {
@@ -163,7 +174,7 @@ describe('the SSRF guard at delivery time', () => {
     const port = new URL(target.url).port;
     for (const url of [target.url, `http://localhost:${port}/hooks`]) {
       const endpoint = await endpointAt(url);
-      const failing = record(messageFor(endpoint.id, endpoint.tenantId));
+      const failing = await record(messageFor(endpoint.id, endpoint.tenantId));
       expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
       const [delivery] = await historyOf(endpoint.id);
       expect(delivery?.status).toBe('pending');
@@ -206,7 +217,7 @@ describe('a sealed secret moved to another endpoint', () => {
       reason: 'record_moved',
     });
     const { run } = setup();
-    const delivery = record(messageFor(mover.id, mover.tenantId));
+    const delivery = await record(messageFor(mover.id, mover.tenantId));
     expect((await run(delivery)).batchItemFailures).toEqual([{ itemIdentifier: delivery.messageId }]);
     // Signed with the victim's secret, the mover could have replayed it to the victim's receiver.
     expect(moverReceiver.received).toHaveLength(0);
@@ -220,7 +231,7 @@ describe('an attempt', () => {
     const redirecting = await receiver(() => ({ status: 302, headers: { Location: elsewhere.url } }));
     const endpoint = await endpointAt(redirecting.url);
     const { run } = setup();
-    const failing = record(messageFor(endpoint.id, endpoint.tenantId));
+    const failing = await record(messageFor(endpoint.id, endpoint.tenantId));
     expect((await run(failing)).batchItemFailures).toHaveLength(1);
     expect(redirecting.received).toHaveLength(1);
     expect(elsewhere.received).toHaveLength(0);
@@ -235,7 +246,9 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(slow.url);
     const { run } = setup({ timeoutMs: 150 });
     // The endpoint does answer 200, after a second: only the timeout makes this attempt fail.
-    expect((await run(record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toHaveLength(1);
+    expect(
+      (await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures,
+    ).toHaveLength(1);
     expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toMatch(/timeout/);
   });
 
@@ -244,20 +257,26 @@ describe('an attempt', () => {
     const failing = await receiver(() => ({ status: 500 }));
     const { run } = setup({ maxRetryDelaySec: 120, random: () => 1 });
     const throttled = await endpointAt(throttling.url);
-    await run(record(messageFor(throttled.id, throttled.tenantId), 2));
+    const throttledRecord = await record(messageFor(throttled.id, throttled.tenantId), 2);
+    await run(throttledRecord);
     const broken = await endpointAt(failing.url);
-    await run(record(messageFor(broken.id, broken.tenantId), 3));
+    const brokenRecord = await record(messageFor(broken.id, broken.tenantId), 3);
+    await run(brokenRecord);
     // Retry-After 99999 capped at 120; attempt 3 with random 1: base 10 × 2² = 40.
     expect(visibilityChanges()).toEqual([120, 40]);
+    // Both hidden for that long: the queue hands neither out again now.
+    expect(await queues.receivableNow(throttledRecord, brokenRecord)).toEqual([]);
   });
 
   it('sends an unparseable message to the DLQ once with its reason and reports it processed', async () => {
     const { run, audits } = setup();
-    const bad = record({ id: 'msg_short', eventType: 'booking.created' });
+    const bad = await record({ id: 'msg_short', eventType: 'booking.created' });
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
-    expect(sqsMock.commandCalls(SendMessageCommand)[0]?.args[0].input).toMatchObject({
-      QueueUrl: 'http://127.0.0.1:1/000000000000/bulwark-webhook-dlq',
-      MessageBody: bad.body,
+    // What landed in the DLQ: one copy, with its reason.
+    const copies = await queues.deadLetters();
+    expect(copies).toHaveLength(1);
+    expect(copies[0]).toMatchObject({
+      Body: bad.body,
       MessageAttributes: { 'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('id') } },
     });
     expect(audits).toEqual([expect.objectContaining({ eventType: 'webhook.rejected', outcome: 'failure' })]);
@@ -268,7 +287,9 @@ describe('an attempt', () => {
     const deleted = await endpointAt(target.url, owner);
     await store.deleteEndpoint(deleted.id, owner);
     const { run } = setup();
-    expect(await run(record(messageFor(deleted.id, deleted.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(messageFor(deleted.id, deleted.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
     expect(await historyOf(deleted.id)).toEqual([]);
 
     const disabled = await endpointAt(target.url);
@@ -276,7 +297,9 @@ describe('an attempt', () => {
     if (!stored) throw new Error('endpoint missing');
     expect(await store.disableEndpoint(stored, 'gone')).toBe(true);
     const before = target.received.length;
-    expect(await run(record(messageFor(disabled.id, disabled.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(messageFor(disabled.id, disabled.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
     expect(target.received.length).toBe(before);
     expect((await historyOf(disabled.id))[0]).toMatchObject({
       status: 'failed',
@@ -290,7 +313,7 @@ describe('an attempt', () => {
     const message = messageFor(endpoint.id, endpoint.tenantId);
     const { run, metrics } = setup();
     const recorded = vi.spyOn(metrics, 'addMetric');
-    const [first, copy] = [record(message), record(message)];
+    const [first, copy] = [await record(message), await record(message)];
     const response = await run(first, copy);
     expect(slow.received).toHaveLength(1);
     // Waiting for a copy in flight is no failure, of the endpoint or of the worker.
@@ -301,7 +324,10 @@ describe('an attempt', () => {
       status: 'delivered',
       attempts: [{ attempt: 1 }],
     });
-    const again = record(message, 2);
+    // The copy that backed off, received again (its second receive).
+    const deferred = response.batchItemFailures[0]?.itemIdentifier === first.messageId ? first : copy;
+    const again = await queues.redelivered(deferred);
+    expect(again.attributes.ApproximateReceiveCount).toBe('2');
     expect(await run(again)).toEqual({ batchItemFailures: [] });
     expect(slow.received).toHaveLength(1);
   });
@@ -317,10 +343,12 @@ describe('the per-endpoint circuit', () => {
     const endpoint = await endpointAt(dead.url);
     const { run } = setup({ failureThreshold: 2, random: () => 0 });
     freezeAtFailureWindowStart();
-    for (let index = 0; index < 2; index += 1) await run(record(messageFor(endpoint.id, endpoint.tenantId)));
+    for (let index = 0; index < 2; index += 1) {
+      await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    }
     expect(dead.received).toHaveLength(2);
-    sqsMock.resetHistory();
-    const skipped = record(messageFor(endpoint.id, endpoint.tenantId));
+    queues.clearCalls();
+    const skipped = await record(messageFor(endpoint.id, endpoint.tenantId));
     expect((await run(skipped)).batchItemFailures).toHaveLength(1);
     expect(dead.received).toHaveLength(2);
     const history = await historyOf(endpoint.id);
@@ -335,15 +363,17 @@ describe('the per-endpoint circuit', () => {
     const deadEndpoint = await endpointAt(dead.url);
     const healthy = await endpointAt(target.url);
     const { run } = setup({ failureThreshold: 1 });
-    await run(record(messageFor(deadEndpoint.id, deadEndpoint.tenantId)));
-    expect(await run(record(messageFor(healthy.id, healthy.tenantId)))).toEqual({ batchItemFailures: [] });
+    await run(await record(messageFor(deadEndpoint.id, deadEndpoint.tenantId)));
+    expect(await run(await record(messageFor(healthy.id, healthy.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
   });
 });
 
 describe('disabling a failing endpoint', () => {
   async function failForGood(endpointId: string, tenantId: string, run: ReturnType<typeof setup>['run']) {
     // The 5th receive is the last attempt: the delivery fails for good.
-    return run(record(messageFor(endpointId, tenantId), 5));
+    return run(await record(messageFor(endpointId, tenantId), 5));
   }
 
   it('disables after N consecutive failed deliveries and emails a security alert to a human owner', async () => {
@@ -359,15 +389,15 @@ describe('disabling a failing endpoint', () => {
       status: 'disabled',
       disabledReason: 'failing',
     });
-    const alert = JSON.parse(
-      sqsMock.commandCalls(SendMessageBatchCommand)[0]?.args[0].input.Entries?.[0]?.MessageBody ?? '{}',
-    );
+    // The alert is in the email queue.
+    const [alert, ...more] = await alerts();
+    expect(more).toEqual([]);
     expect(alert).toMatchObject({
       type: 'security-alert',
       to: user.email,
       data: { name: 'Alerted', event: 'Webhook endpoint disabled' },
     });
-    expect(alert.data.details).toContain(endpoint.id);
+    expect(alert?.data.details).toContain(endpoint.id);
     expect(audits.some((event) => event.eventType === 'webhook.endpoint_disabled')).toBe(true);
   });
 
@@ -381,7 +411,8 @@ describe('disabling a failing endpoint', () => {
       disabledReason: 'failing',
     });
     // An integration has no mailbox: nothing is enqueued.
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(queues.sendMessageBatches()).toHaveLength(0);
+    expect(await alerts()).toEqual([]);
   });
 
   it('starts counting again after a success', async () => {
@@ -392,7 +423,7 @@ describe('disabling a failing endpoint', () => {
     await failForGood(endpoint.id, endpoint.tenantId, run);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ failedDeliveries: 1 });
     failing = false;
-    await run(record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
     const cleared = await store.getEndpoint(endpoint.id);
     expect(cleared).toMatchObject({ failedDeliveries: 0, status: 'enabled' });
     expect(cleared?.failingSince).toBeUndefined();
@@ -405,19 +436,25 @@ describe('disabling a failing endpoint', () => {
     const gone = await receiver(() => ({ status: 410 }));
     const endpoint = await endpointAt(gone.url);
     const { run } = setup();
-    expect(await run(record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
     expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(queues.sendMessageBatches()).toHaveLength(0);
+    expect(await alerts()).toEqual([]);
   });
 
   it('audits an alert that could not be enqueued, and still disables the endpoint', async () => {
-    sqsMock.on(SendMessageBatchCommand).rejects(new Error('SQS down'));
     const gone = await receiver(() => ({ status: 410 }));
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Unlucky' });
     const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
-    const { run, audits } = setup();
-    expect(await run(record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({ batchItemFailures: [] });
+    // SQS is down for the alert (a client on a port nothing listens on).
+    const { run, audits } = setup({ alertsSqs: unreachableSqsClient() });
+    expect(await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
     expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
+    expect(await alerts()).toEqual([]);
     expect(audits).toContainEqual(
       expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: user.id }),
     );
@@ -462,8 +499,8 @@ describe("a failure on the worker's side", () => {
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
     const recorded = vi.spyOn(metrics, 'addMetric');
-    const lastAttempt = record(messageFor(endpoint.id, endpoint.tenantId), 5);
-    const firstAttempt = record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    const lastAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 5);
+    const firstAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 1);
     // The two run concurrently: their failures and visibility changes come in the order they finish.
     const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
     expect(failures).toHaveLength(2);
@@ -476,7 +513,8 @@ describe("a failure on the worker's side", () => {
     expect(healthy.received).toHaveLength(0);
     expect(await historyOf(endpoint.id)).toEqual([]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(queues.sendMessageBatches()).toHaveLength(0);
+    expect(await alerts()).toEqual([]);
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.failed');
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.endpoint_disabled');
     // Both come back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)): an outage's messages spread out.
@@ -487,7 +525,9 @@ describe("a failure on the worker's side", () => {
     expect(recorded).toHaveBeenCalledWith('WebhookFailed', expect.anything(), 1);
 
     kms.throttling = false;
-    const retried = record(JSON.parse(firstAttempt.body), 2);
+    // The first attempt's message, received again: its second receive.
+    const retried = await queues.redelivered(firstAttempt);
+    expect(retried.attributes.ApproximateReceiveCount).toBe('2');
     expect(await run(retried)).toEqual({ batchItemFailures: [] });
     expect(healthy.received).toHaveLength(1);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({

@@ -1,0 +1,293 @@
+// Worker and producer tests against a real local-aws-sqs: records really received from a queue, and reads of what landed.
+import {
+  ChangeMessageVisibilityCommand,
+  type ChangeMessageVisibilityCommandInput,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SendMessageBatchCommandInput,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
+import { type LocalSqs, startLocalSqs } from '../../bin/runtime/local-sqs.js';
+import { toSqsRecord } from '../../bin/runtime/queue-poller.js';
+import { type WorkerName, workers } from '../../functions/workers.js';
+
+/**
+ * A real client for an SQS that is down: nothing listens on 127.0.0.1:1, so every call is refused a
+ * connection (one attempt, no retries to wait for).
+ */
+export function unreachableSqsClient(): SQSClient {
+  return new SQSClient({
+    endpoint: 'http://127.0.0.1:1',
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+}
+
+export interface ReceivedRecordOptions {
+  /** How many times the message is received: the record is that receive (its ApproximateReceiveCount). @default 1 */
+  readonly receiveCount?: number;
+  /** String message attributes sent with it, e.g. `{ 'x-correlation-id': 'corr-1' }`. @default {} */
+  readonly attributes?: Readonly<Record<string, string>>;
+}
+
+/** A visibility change the worker asked the real server for, and whether the server carried it out. */
+export interface VisibilityChange {
+  readonly ReceiptHandle: string | undefined;
+  readonly VisibilityTimeout: number | undefined;
+  readonly succeeded: boolean;
+}
+
+/**
+ * A local-aws-sqs server holding a worker's queue and its `-dlq` as the worker table defines them
+ * (name, maxReceiveCount, visibility timeout), and a client for the code under test.
+ */
+export class LocalWorkerQueues {
+  /** The client to give the code under test: its calls are recorded (and still executed by the server). */
+  readonly client: SQSClient;
+  /** The test's own calls (sending, receiving, cleaning up), kept out of that record. */
+  readonly #admin: SQSClient;
+  /** The latest receipt handle of every message this file received, so each test can delete its leftovers. */
+  readonly #received = new Map<string, { queueUrl: string; receiptHandle: string }>();
+  readonly #extraQueueUrls: string[] = [];
+  #calls: Array<{ command: string; input: object; succeeded: boolean }> = [];
+  /** Called once the server has carried out a visibility change of the code under test. */
+  onVisibilityChange: (() => void) | undefined;
+
+  private constructor(
+    readonly sqs: LocalSqs,
+    readonly queueName: string,
+  ) {
+    this.client = sqs.createClient();
+    this.#admin = sqs.createClient();
+    // Reads what the code under test asks of the real server, which still executes every call.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const call = {
+          command: context.commandName as string,
+          input: args.input as object,
+          succeeded: false,
+        };
+        try {
+          const result = await next(args);
+          call.succeeded = true;
+          return result;
+        } finally {
+          this.#calls.push(call);
+          if (call.succeeded && call.command === 'ChangeMessageVisibilityCommand')
+            this.onVisibilityChange?.();
+        }
+      },
+      { step: 'initialize', name: 'recordCalls' },
+    );
+  }
+
+  /** Starts the server (127.0.0.1, a free port) with the worker's queue and its DLQ. */
+  static async start(worker: WorkerName): Promise<LocalWorkerQueues> {
+    const { queueName, maxReceiveCount, visibilityTimeoutSec } = workers[worker];
+    const sqs = await startLocalSqs([{ name: queueName, maxReceiveCount, visibilityTimeoutSec }]);
+    return new LocalWorkerQueues(sqs, queueName);
+  }
+
+  get queueUrl(): string {
+    return this.sqs.queueUrls[this.queueName] as string;
+  }
+
+  get dlqUrl(): string {
+    return this.sqs.queueUrls[`${this.queueName}-dlq`] as string;
+  }
+
+  /**
+   * Adds a queue that refuses any message above 1024 bytes (its MaximumMessageSize, SQS's smallest):
+   * SendMessageBatch then refuses each larger entry on its own, in `Failed`, as SQS reports a partial
+   * batch failure. Resolves with its URL.
+   */
+  createSmallMessageQueue(name: string): Promise<string> {
+    return this.createQueue(name, { MaximumMessageSize: '1024' });
+  }
+
+  /** Adds a queue to the server (another worker's, e.g. the email queue a webhook alert goes to); resolves with its URL. */
+  async createQueue(name: string, attributes: Record<string, string> = {}): Promise<string> {
+    const { QueueUrl } = await this.#admin.send(
+      new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+    );
+    this.#extraQueueUrls.push(QueueUrl as string);
+    return QueueUrl as string;
+  }
+
+  /** Forgets the calls recorded so far, as if the code under test had made none yet. */
+  clearCalls(): void {
+    this.#calls = [];
+  }
+
+  /** The visibility changes asked of the server since the last {@link reset}, in order. */
+  visibilityChanges(): VisibilityChange[] {
+    return this.#calls
+      .filter((call) => call.command === 'ChangeMessageVisibilityCommand')
+      .map(({ input, succeeded }) => {
+        const { ReceiptHandle, VisibilityTimeout } = input as ChangeMessageVisibilityCommandInput;
+        return { ReceiptHandle, VisibilityTimeout, succeeded };
+      });
+  }
+
+  /** The inputs of the SendMessageBatch calls the code under test made since the last {@link reset}. */
+  sendMessageBatches(): SendMessageBatchCommandInput[] {
+    return this.#calls
+      .filter((call) => call.command === 'SendMessageBatchCommand')
+      .map((call) => call.input as SendMessageBatchCommandInput);
+  }
+
+  /**
+   * The messages visible in a queue (the worker's by default), each with its body parsed as `T`, in
+   * the order the queue returns them; receiving them hides them from the rest of the test.
+   */
+  async enqueued<T>(queueUrl: string = this.queueUrl): Promise<Array<{ body: T; message: Message }>> {
+    const found: Array<{ body: T; message: Message }> = [];
+    for (let batch = await this.receive(queueUrl); batch.length > 0; batch = await this.receive(queueUrl)) {
+      found.push(...batch.map((message) => ({ body: JSON.parse(message.Body ?? 'null') as T, message })));
+    }
+    return found;
+  }
+
+  /**
+   * Sends `body` (JSON-encoded unless a string) to the worker's queue and receives it `receiveCount`
+   * times (making it visible again in between), so the record is a real receive: its receipt handle,
+   * receive count and message attributes are the server's.
+   */
+  async receivedRecord(body: unknown, options: ReceivedRecordOptions = {}): Promise<SQSRecord> {
+    const { MessageId } = await this.#admin.send(
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
+        MessageAttributes: Object.fromEntries(
+          Object.entries(options.attributes ?? {}).map(([name, value]) => [
+            name,
+            { DataType: 'String', StringValue: value },
+          ]),
+        ),
+      }),
+    );
+    let record: SQSRecord | undefined;
+    for (let receive = 0; receive < (options.receiveCount ?? 1); receive += 1) {
+      if (record) await this.makeVisible(record);
+      record = await this.#receive(MessageId as string);
+    }
+    if (!record) throw new Error('receiveCount must be at least 1');
+    return record;
+  }
+
+  /** The same message received again (its visibility set to 0 first): a redelivery, one receive later. */
+  async redelivered(record: SQSRecord): Promise<SQSRecord> {
+    await this.makeVisible(record);
+    return this.#receive(record.messageId);
+  }
+
+  async makeVisible(record: SQSRecord): Promise<void> {
+    await this.#admin.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.queueUrl,
+        ReceiptHandle: record.receiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
+  }
+
+  /** Receives `messageId` from the worker's queue; any other message met on the way is released at once. */
+  async #receive(messageId: string): Promise<SQSRecord> {
+    const messages = await this.receive(this.queueUrl);
+    const mine = messages.find((message) => message.MessageId === messageId);
+    for (const other of messages.filter((message) => message !== mine)) {
+      await this.#admin.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: this.queueUrl,
+          ReceiptHandle: other.ReceiptHandle,
+          VisibilityTimeout: 0,
+        }),
+      );
+    }
+    if (!mine) throw new Error(`message ${messageId} was not received from ${this.queueName}`);
+    return toSqsRecord(mine, this.sqs.queueArns[this.queueName] as string);
+  }
+
+  /** One receive of whatever is visible in a queue (up to 10), with every attribute; it hides them. */
+  async receive(queueUrl: string): Promise<Message[]> {
+    const { Messages } = await this.#admin.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        AttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    for (const message of Messages ?? []) {
+      this.#received.set(message.MessageId ?? '', { queueUrl, receiptHandle: message.ReceiptHandle ?? '' });
+    }
+    return Messages ?? [];
+  }
+
+  /**
+   * Which of `records` a receive from the worker's queue returns now (their ids): a message whose
+   * visibility was set to 0 comes back at once, one set to N seconds stays hidden. It receives them.
+   */
+  async receivableNow(...records: SQSRecord[]): Promise<string[]> {
+    const ids = new Set(records.map((record) => record.messageId));
+    const received = (await this.receive(this.queueUrl)).filter((message) =>
+      ids.has(message.MessageId ?? ''),
+    );
+    return received.map((message) => message.MessageId ?? '');
+  }
+
+  /**
+   * The messages in the worker's DLQ, with their attributes, each deleted once read (the DLQ is
+   * shared by the file's tests). `bodies` keeps only the copies of those bodies.
+   */
+  async deadLetters(bodies?: readonly string[]): Promise<Message[]> {
+    const all: Message[] = [];
+    for (;;) {
+      const batch = await this.receive(this.dlqUrl);
+      if (batch.length === 0) break;
+      all.push(...batch);
+      for (const message of batch) {
+        await this.#admin.send(
+          new DeleteMessageCommand({ QueueUrl: this.dlqUrl, ReceiptHandle: message.ReceiptHandle }),
+        );
+      }
+    }
+    return bodies ? all.filter((message) => bodies.includes(message.Body ?? '')) : all;
+  }
+
+  /**
+   * Between tests: deletes every message received so far (in flight or not), empties whatever is visible in
+   * every queue and forgets the recorded calls, so no test sees another's messages.
+   */
+  async reset(): Promise<void> {
+    for (const { queueUrl, receiptHandle } of this.#received.values()) {
+      await this.#admin
+        .send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }))
+        .catch(() => {});
+    }
+    this.#received.clear();
+    for (const queueUrl of [this.queueUrl, this.dlqUrl, ...this.#extraQueueUrls]) {
+      for (let batch = await this.receive(queueUrl); batch.length > 0; batch = await this.receive(queueUrl)) {
+        for (const message of batch) {
+          await this.#admin.send(
+            new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+          );
+        }
+      }
+    }
+    this.#calls = [];
+    this.onVisibilityChange = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.client.destroy();
+    this.#admin.destroy();
+    await this.sqs.stop();
+  }
+}
