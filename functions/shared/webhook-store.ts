@@ -99,11 +99,22 @@ const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
   typeof pk === 'string' && pk.startsWith(endpointPkPrefix) && sk === endpointSk
     ? pk.slice(endpointPkPrefix.length)
     : undefined;
+/**
+ * A principal's id or tenant as one key segment: `#` separates segments, and a subject `alice#x` would
+ * otherwise read as `alice` followed by more key (her events, her endpoint list, her endpoint count).
+ * The ids of Cognito and of the sample (UUIDs, client ids) come out unchanged.
+ */
+const keySegment = (value: string) => encodeURIComponent(value);
 /** The owner index (`gsi1`) partition: one tenant's principal's endpoints. */
-const ownerIndexPk = (tenantId: string, ownerId: string) => `WH#OWNER#${tenantId}#${ownerId}`;
-const subscriptionPk = (tenantId: string, eventType: WebhookEventType) => `WH#SUB#${tenantId}#${eventType}`;
+const ownerIndexPk = (tenantId: string, ownerId: string) =>
+  `WH#OWNER#${keySegment(tenantId)}#${keySegment(ownerId)}`;
+const subscriptionPk = (tenantId: string, eventType: WebhookEventType) =>
+  `WH#SUB#${keySegment(tenantId)}#${eventType}`;
+const userSubscriptionPrefix = (userId: string) => `USER#${keySegment(userId)}#`;
 const subscriptionSk = (endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>) =>
-  endpoint.ownerKind === 'user' ? `USER#${endpoint.ownerId}#${endpoint.id}` : `TENANT#${endpoint.id}`;
+  endpoint.ownerKind === 'user'
+    ? `${userSubscriptionPrefix(endpoint.ownerId)}${endpoint.id}`
+    : `TENANT#${endpoint.id}`;
 const deliveryKey = (message: Pick<WebhookMessage, 'endpointId' | 'createdAt' | 'id'>) => ({
   pk: `${endpointPkPrefix}${message.endpointId}`,
   sk: `${deliveryPrefix}${message.createdAt}#${message.id}`,
@@ -501,7 +512,7 @@ export class WebhookStore {
     eventType: WebhookEventType,
     subjectUserId: string | undefined,
   ): Promise<string[]> {
-    const ranges = ['TENANT#', ...(subjectUserId ? [`USER#${subjectUserId}#`] : [])];
+    const ranges = ['TENANT#', ...(subjectUserId ? [userSubscriptionPrefix(subjectUserId)] : [])];
     const found = await Promise.all(
       ranges.map((prefix) => this.querySubscriptions(subscriptionPk(tenantId, eventType), prefix)),
     );
@@ -532,7 +543,8 @@ export class WebhookStore {
 
   /**
    * Appends one attempt to the message's delivery item (creating it on the first) and sets its status.
-   * Resolves false when the delivery was already final: a redelivered copy never rewrites history.
+   * Resolves false when the delivery was already final: a redelivered copy never rewrites history. The
+   * one exception is a success after `failed`: the message was redriven from the DLQ and got through.
    */
   async recordAttempt(
     message: WebhookMessage,
@@ -552,7 +564,10 @@ export class WebhookStore {
             '#status = :status, updatedAt = :now, expiresAt = :expires, ' +
             'attempts = list_append(if_not_exists(attempts, :none), :attempt)',
           // A late or duplicate attempt (two copies of one message) must not overwrite a final status.
-          ConditionExpression: 'attribute_not_exists(#status) OR #status = :pending',
+          ConditionExpression:
+            status === 'delivered'
+              ? 'attribute_not_exists(#status) OR #status IN (:pending, :failed)'
+              : 'attribute_not_exists(#status) OR #status = :pending',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':id': message.id,
@@ -565,6 +580,7 @@ export class WebhookStore {
             ':none': [],
             ':attempt': [attempt],
             ':pending': 'pending',
+            ...(status === 'delivered' ? { ':failed': 'failed' } : {}),
           },
         }),
       );

@@ -355,6 +355,18 @@ export class WebhookWorker {
       recordMetric(metrics, 'WebhookFailed');
       logger.error('Webhook delivery postponed: the worker failed before POSTing', { ...context, error });
       delaySec = this.nextDelaySec(attempt, error);
+      if (attempt >= this.options.maxAttempts) {
+        // The last receive: SQS's redrive takes the message next, so the history must not stay pending.
+        // The endpoint was not tried, so its failure streak is left alone.
+        const entry = {
+          attempt,
+          at: new Date().toISOString(),
+          error: 'not attempted: worker error',
+          durationMs: 0,
+        };
+        await this.options.store.recordAttempt(message, entry, 'failed');
+        delaySec = 0;
+      }
     }
     await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
     throw error;

@@ -107,6 +107,28 @@ describe('webhook fan-out', () => {
     }
   });
 
+  it("never takes a subject id that extends another with '#' for that subject, nor a tenant for another", async () => {
+    const tenantId = `fan-${randomUUID()}`;
+    const alice = principalIn(tenantId);
+    const eventTypes = ['booking.created'] as const;
+    const aliceHook = await store.createEndpoint(alice, { url: 'https://alice.example.com/h', eventTypes });
+    const lookalike = principalIn(tenantId, { id: `${alice.id}#x` });
+    await store.createEndpoint(lookalike, { url: 'https://lookalike.example.com/h', eventTypes });
+    const { fanOut } = setup();
+    await fanOut.publish(
+      { type: 'booking.created', tenantId, subjectUserId: alice.id, data: { id: 'b-2' } },
+      'c',
+    );
+    expect((await landedMessages()).map(({ webhook }) => webhook.endpointId)).toEqual([
+      aliceHook.endpoint.id,
+    ]);
+    // The owner index: (tenant T, subject x#bob) must not list the endpoints of (tenant T#x, subject bob).
+    const victim = principalIn(`${tenantId}#x`, { id: 'bob' });
+    await store.createEndpoint(victim, { url: 'https://victim.example.com/secret', eventTypes });
+    const prober = principalIn(tenantId, { id: 'x#bob' });
+    expect((await store.listOwnedEndpoints(prober, 10)).items).toEqual([]);
+  });
+
   it('skips disabled endpoints', async () => {
     const tenantId = `fan-${randomUUID()}`;
     const { endpoint } = await store.createEndpoint(principalIn(tenantId, { roles: ['admin'] }), {

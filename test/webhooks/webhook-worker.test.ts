@@ -499,8 +499,10 @@ describe("a failure on the worker's side", () => {
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
     const recorded = vi.spyOn(metrics, 'addMetric');
-    const lastAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 5);
-    const firstAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
+    const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await record(lastMessage, 5);
+    const firstAttempt = await record(firstMessage, 1);
     // The two run concurrently: their failures and visibility changes come in the order they finish.
     const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
     expect(failures).toHaveLength(2);
@@ -511,15 +513,24 @@ describe("a failure on the worker's side", () => {
       ]),
     );
     expect(healthy.received).toHaveLength(0);
-    expect(await historyOf(endpoint.id)).toEqual([]);
+    // The last receive's delivery is failed, since SQS's redrive takes the message next, with the
+    // endpoint never tried; the other one stays unrecorded until the endpoint is tried.
+    expect(await historyOf(endpoint.id)).toEqual([
+      expect.objectContaining({
+        webhookId: lastMessage.id,
+        status: 'failed',
+        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
+      }),
+    ]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
     expect(queues.sendMessageBatches()).toHaveLength(0);
     expect(await alerts()).toEqual([]);
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.failed');
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.endpoint_disabled');
-    // Both come back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)): an outage's messages spread out.
+    // The first comes back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)), so an outage's
+    // messages spread out; the last is visible at once, for the redrive.
     expect(visibilityChangesByReceipt()).toEqual({
-      [lastAttempt.receiptHandle]: 80,
+      [lastAttempt.receiptHandle]: 0,
       [firstAttempt.receiptHandle]: 5,
     });
     expect(recorded).toHaveBeenCalledWith('WebhookFailed', expect.anything(), 1);
@@ -530,10 +541,39 @@ describe("a failure on the worker's side", () => {
     expect(retried.attributes.ApproximateReceiveCount).toBe('2');
     expect(await run(retried)).toEqual({ batchItemFailures: [] });
     expect(healthy.received).toHaveLength(1);
-    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+    expect(
+      (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
+    ).toMatchObject({
       status: 'delivered',
       attempts: [{ attempt: 2, statusCode: 204 }],
     });
+  });
+});
+
+describe('a message redriven from the DLQ', () => {
+  it('records its success after the failed attempts, instead of leaving the delivery failed', async () => {
+    const recovering = await receiver((count) => ({ status: count <= 5 ? 500 : 204 }));
+    const endpoint = await endpointAt(recovering.url);
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const { run } = setup({ failureThreshold: 100 });
+    for (let attempt = 1; attempt <= 5; attempt += 1) {
+      await run(await record(message, attempt));
+      await queues.reset();
+    }
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({ status: 'failed' });
+    // Redriven to the source queue: a new SQS message with the same body, received once.
+    expect(await run(await record(message, 1))).toEqual({ batchItemFailures: [] });
+    expect(recovering.received).toHaveLength(6);
+    const [delivery] = await historyOf(endpoint.id);
+    expect(delivery?.status).toBe('delivered');
+    expect(delivery?.attempts.map(({ attempt, statusCode }) => [attempt, statusCode])).toEqual([
+      [1, 500],
+      [2, 500],
+      [3, 500],
+      [4, 500],
+      [5, 500],
+      [1, 204],
+    ]);
   });
 });
 
