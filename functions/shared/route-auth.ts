@@ -8,6 +8,7 @@ import {
   requireHuman,
   requireRoles,
   requireScopes,
+  requireTenant,
 } from '../../middleware/auth/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import {
@@ -23,6 +24,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import type { AuthRequirement } from '../routes.js';
 import { type FunctionEnvironment, readEnvironment } from './environment.js';
 import { rotatingSecretReader } from './rotating-secret.js';
+import { defaultTenantId } from './tenant.js';
 
 /** What the sample's routes authenticate with; built once per function, at cold start. */
 interface AuthComponents {
@@ -116,6 +118,9 @@ export function routeAuth(
   };
   const middlewares: AuthMiddleware<AuthContext>[] = [
     Object.keys(methods).length === 0 ? noMethod : authenticate({ ...methods, ...events }),
+    // The sample serves one tenant: its users and bookings carry no tenant of their own, so a token of
+    // another tenant would otherwise act on this one's data (and file webhooks where no event goes).
+    requireTenant([defaultTenantId], { unclaimedTenant: defaultTenantId, ...events }),
   ];
   if (requirement.humanOnly) middlewares.push(requireHuman(events));
   if (requirement.roles) {

@@ -30,9 +30,25 @@ export function listClaim(value: unknown): string[] {
   return inner.split(/[\s,]+/).filter((item) => item.length > 0);
 }
 
+/** The longest principal id or tenant accepted, in characters (Cognito's are 36). */
+export const maxIdentifierLength = 256;
+
+/**
+ * Whether a claim can name a principal or a tenant: ids become key segments, rate-limit keys and
+ * encryption contexts, so one that DynamoDB cannot store (over 2 KB) or that UTF-8 would change (a lone
+ * surrogate) must not get that far.
+ */
+function isUsableIdentifier(value: string): boolean {
+  return (
+    value.length > 0 && value.length <= maxIdentifierLength && value.isWellFormed() && !/\p{Cc}/u.test(value)
+  );
+}
+
 /**
  * The principal a verified token stands for. Machines are identified by their client id, humans by
- * `sub`; returns undefined when the token names neither (the verifier rejects it).
+ * `sub`. Returns undefined, and the verifier rejects the token, when it names neither or when its id or
+ * tenant is not a usable identifier: longer than {@link maxIdentifierLength} characters, ill-formed
+ * text, or holding a control character.
  *
  * @example
  * const principal = principalFromClaims(claims, { rolesClaim: 'roles' });
@@ -44,8 +60,9 @@ export function principalFromClaims(claims: Claims, mapping: ClaimMapping = {}):
   const clientId = getClientId(claims);
   const sub = typeof claims.sub === 'string' && claims.sub.length > 0 ? claims.sub : undefined;
   const id = isM2M ? clientId : sub;
-  if (id === undefined) return undefined;
+  if (id === undefined || !isUsableIdentifier(id)) return undefined;
   const tenant = claims[tenantClaim];
+  if (typeof tenant === 'string' && tenant.length > 0 && !isUsableIdentifier(tenant)) return undefined;
   return {
     id,
     isM2M,

@@ -1,4 +1,4 @@
-// Authorization checks on a Principal: user, human, roles, scopes, RBAC permissions. Each returns a denial or nothing.
+// Authorization checks on a Principal: user, human, roles, scopes, tenant, RBAC permissions. Each returns a denial or nothing.
 import { ForbiddenError, type HttpError, InsufficientScopeError, UnauthorizedError } from '../errors.js';
 import type { Principal } from './principal.js';
 import type { Rbac } from './rbac.js';
@@ -10,7 +10,8 @@ export interface Denial {
     | 'human_required'
     | 'missing_role'
     | 'insufficient_scope'
-    | 'missing_permission';
+    | 'missing_permission'
+    | 'wrong_tenant';
   readonly error: HttpError;
 }
 
@@ -64,6 +65,25 @@ export function scopesGuard(scopes: readonly string[], options: ScopesGuardOptio
     if (options.unless?.(principal)) return undefined;
     if (scopes.every((scope) => principal.scopes.includes(scope))) return undefined;
     return { reason: 'insufficient_scope', error: new InsufficientScopeError(scopes) };
+  };
+}
+
+export interface TenantGuardOptions {
+  /**
+   * The tenant of a principal whose token names none; without it such a principal is refused.
+   * @default none
+   */
+  readonly unclaimedTenant?: string;
+}
+
+/** A principal of one of the tenants (its `tenantId`, from the token's tenant claim). */
+export function tenantGuard(tenants: readonly string[], options: TenantGuardOptions = {}): Guard {
+  const accepted = new Set(tenants);
+  return (principal) => {
+    if (principal === undefined) return unauthenticated();
+    const tenant = principal.tenantId ?? options.unclaimedTenant;
+    if (tenant !== undefined && accepted.has(tenant)) return undefined;
+    return { reason: 'wrong_tenant', error: new ForbiddenError('This tenant has no access here') };
   };
 }
 

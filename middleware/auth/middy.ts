@@ -15,6 +15,8 @@ import {
   rolesGuard,
   type ScopesGuardOptions,
   scopesGuard,
+  type TenantGuardOptions,
+  tenantGuard,
   userGuard,
 } from './guards.js';
 import type { Principal } from './principal.js';
@@ -157,6 +159,21 @@ export function requireScopes(
   options: GuardOptions & ScopesGuardOptions = {},
 ): AuthMiddleware<AuthContext> {
   return guardMiddleware('requireScopes', scopesGuard(scopes, options), options);
+}
+
+/**
+ * A principal of one of the tenants (the token's tenant claim, `custom:tenant_id` by default); 403
+ * otherwise. `unclaimedTenant` is the tenant of a principal whose token names none.
+ *
+ * @example
+ * // A single-tenant deployment: tokens of other tenants get 403, tokens without a tenant are ours.
+ * middy().use(authenticate({ jwt: verifier })).use(requireTenant(['acme'], { unclaimedTenant: 'acme' }))
+ */
+export function requireTenant(
+  tenants: readonly string[],
+  options: GuardOptions & TenantGuardOptions = {},
+): AuthMiddleware<AuthContext> {
+  return guardMiddleware('requireTenant', tenantGuard(tenants, options), options);
 }
 
 /**

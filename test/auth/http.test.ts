@@ -151,6 +151,19 @@ describe('the route table rules', () => {
     expectRefused(await api.request('GET', '/admin/users'), 401);
   });
 
+  it("serves one tenant: another tenant's admin or client is refused with 403 and changes nothing", async () => {
+    const otherAdmin = await human({ roles: ['admin'], tenant: 't2' });
+    const otherClient = await api.token({ m2m: true, scopes: ['users/read'], tenant: 't2' });
+    expectRefused(await api.request('GET', `/users/${userId}`, { token: otherAdmin }), 403);
+    expectRefused(await api.request('GET', `/users/${userId}`, { token: otherClient }), 403);
+    expectRefused(await api.request('GET', '/admin/users', { token: otherAdmin }), 403);
+    const removal = await api.request('DELETE', `/admin/users/${userId}`, { token: otherAdmin });
+    expectRefused(removal, 403);
+    expect(removal.body).toMatchObject({ detail: 'This tenant has no access here' });
+    const ownAdmin = await human({ roles: ['admin'], tenant: 'default' });
+    expect((await api.request('GET', `/users/${userId}`, { token: ownAdmin })).status).toBe(200);
+  });
+
   it('admin delete refuses a non-admin and deletes nothing', async () => {
     const response = await api.request('DELETE', `/admin/users/${userId}`, { token: await human() });
     expectRefused(response, 403);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { listClaim, principalFromClaims } from '../../middleware/auth/claims-principal.js';
+import {
+  listClaim,
+  maxIdentifierLength,
+  principalFromClaims,
+} from '../../middleware/auth/claims-principal.js';
 import {
   getClientId,
   getScopes,
@@ -110,6 +114,15 @@ describe('principalFromClaims', () => {
 
   it('names no principal when the token has neither sub nor client', () => {
     expect(principalFromClaims({ username: 'alice' })).toBeUndefined();
+  });
+
+  it('names no principal for an id or tenant that could not be a key: too long, ill-formed, control characters', () => {
+    expect(principalFromClaims({ ...cognitoUser, sub: 'u'.repeat(maxIdentifierLength) })).toBeDefined();
+    for (const unusable of ['u'.repeat(maxIdentifierLength + 1), 'lone\ud800', 'line\nbreak']) {
+      expect(principalFromClaims({ ...cognitoUser, sub: unusable })).toBeUndefined();
+      expect(principalFromClaims({ ...cognitoUser, 'custom:tenant_id': unusable })).toBeUndefined();
+      expect(principalFromClaims({ ...cognitoM2M, client_id: unusable })).toBeUndefined();
+    }
   });
 
   it('reads lists in every shape issuers and API Gateway use', () => {

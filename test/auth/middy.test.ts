@@ -11,6 +11,7 @@ import {
   requirePermissions,
   requireRoles,
   requireScopes,
+  requireTenant,
   requireUser,
   serviceAuth,
 } from '../../middleware/auth/middy.js';
@@ -292,6 +293,22 @@ describe('guards through a middy pipeline', () => {
     const plain = await handler(httpEvent({ headers: bearer(userToken({ 'cognito:groups': ['users'] })) }));
     expect(plain.statusCode).toBe(403);
     expect(plain.json.detail).toBe('Requires role admin or ops');
+  });
+
+  it("requireTenant admits the tenants named, and a token without a tenant as unclaimedTenant's", async () => {
+    const handler = pipeline(
+      authenticate({ jwt: verifier }),
+      requireTenant(['acme'], { unclaimedTenant: 'acme', onEvent }),
+    );
+    const withTenant = (tenant: string) => bearer(userToken({ 'custom:tenant_id': tenant }));
+    expect((await handler(httpEvent({ headers: withTenant('acme') }))).statusCode).toBe(200);
+    expect((await handler(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(200);
+    const other = await handler(httpEvent({ headers: withTenant('globex') }));
+    expect(other.statusCode).toBe(403);
+    expect(other.json.detail).toBe('This tenant has no access here');
+    expect(events.at(-1)).toMatchObject({ type: 'access.denied', reason: 'wrong_tenant' });
+    const strict = pipeline(authenticate({ jwt: verifier }), requireTenant(['acme']));
+    expect((await strict(httpEvent({ headers: bearer(userToken()) }))).statusCode).toBe(403);
   });
 
   it('requireRoles with unless holds only the callers it governs to the roles', async () => {
