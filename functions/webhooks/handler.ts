@@ -1,5 +1,7 @@
 // The webhooks function: register an endpoint, read it, delete it, and read its delivery history (owner-scoped).
-import { SsrfBlockedError, ValidationError } from '../../middleware/errors.js';
+
+import type { Principal } from '../../middleware/auth/principal.js';
+import { InsufficientScopeError, SsrfBlockedError, ValidationError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -12,7 +14,11 @@ import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import { publicEndpoint, tenantOf, WebhookStore } from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
-import { webhookEventTypeSchema, webhookEventTypes } from '../webhook-worker/messages.js';
+import {
+  type WebhookEventType,
+  webhookEventTypeSchema,
+  webhookEventTypes,
+} from '../webhook-worker/messages.js';
 
 const { logger, auditLogger, onEvent } = functionObservability('webhooks');
 const environment = readEnvironment();
@@ -38,6 +44,26 @@ const registerBody = z.strictObject({
     .check(z.minLength(1), z.maxLength(webhookEventTypes.length * 2)),
 });
 
+/** The scope that reads what each event carries, the same the route table asks to read it. */
+const readScopeOf: Readonly<Record<WebhookEventType, string>> = {
+  'booking.created': 'bookings/read',
+  'booking.cancelled': 'bookings/read',
+  'user.registered': 'users/read',
+};
+
+/**
+ * A client (an integration) receives every event of the tenant, so it subscribes only to events it may
+ * read: `webhooks/write` alone must not be a way round `bookings/read` or `users/read`. People are
+ * held by the visibility rule instead (their own resources, or an admin's).
+ */
+function assertMayReceive(caller: Principal, eventTypes: readonly WebhookEventType[]): void {
+  if (!caller.isM2M) return;
+  const missing = [...new Set(eventTypes.map((eventType) => readScopeOf[eventType]))].filter(
+    (scope) => !caller.scopes.includes(scope),
+  );
+  if (missing.length > 0) throw new InsufficientScopeError(missing);
+}
+
 /**
  * The registration-time SSRF check: a refused URL is the caller's input problem (400 on `body.url`),
  * and so is a host name whose DNS fails, which no retry of ours would fix for them.
@@ -62,6 +88,7 @@ export const handler = createHttpFunction(
         .use(validateInput({ body: registerBody }, { maxBodyBytes }))
         .handler(async (_event, { input, principal, correlationId }) => {
           const caller = callerOf(principal);
+          assertMayReceive(caller, input.body.eventTypes);
           await assertDeliverable(input.body.url);
           const { endpoint, secret } = await store.createEndpoint(caller, input.body);
           auditLogger.log({

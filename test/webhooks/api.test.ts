@@ -91,17 +91,39 @@ describe('registering an endpoint', () => {
     expect(typeof stored?.secret === 'string' && stored.secret.startsWith('whsec_')).toBe(false);
   });
 
-  it('registers an M2M client with webhooks/write as a tenant-wide integration; webhooks/read alone is 403', async () => {
+  it('registers an M2M client with webhooks/write and the read scope of its events as a tenant-wide integration', async () => {
     const reader = await api.token({ m2m: true, clientId: `svc-${randomUUID()}`, scopes: ['webhooks/read'] });
     const refused = await api.request('POST', '/webhooks', {
       token: reader,
       body: { url: target.url, eventTypes: ['booking.created'] },
     });
     expect(refused.status).toBe(403);
-    const writer = await api.token({
+    const writeOnly = await api.token({
       m2m: true,
       clientId: `svc-${randomUUID()}`,
       scopes: ['webhooks/write'],
+    });
+    // Every booking and user of the tenant would reach it: it must be allowed to read them.
+    for (const eventTypes of [['booking.cancelled'], ['booking.created', 'user.registered']]) {
+      const unreadable = await api.request('POST', '/webhooks', {
+        token: writeOnly,
+        body: { url: target.url, eventTypes },
+      });
+      expect(unreadable.status).toBe(403);
+      expect(unreadable.body).toMatchObject({ code: 'INSUFFICIENT_SCOPE' });
+    }
+    expect(
+      (
+        await api.request('POST', '/webhooks', {
+          token: await api.token({ m2m: true, scopes: ['webhooks/write', 'bookings/read'] }),
+          body: { url: target.url, eventTypes: ['user.registered'] },
+        })
+      ).headers.get('www-authenticate'),
+    ).toContain('scope="users/read"');
+    const writer = await api.token({
+      m2m: true,
+      clientId: `svc-${randomUUID()}`,
+      scopes: ['webhooks/write', 'bookings/read'],
     });
     const created = await api.request('POST', '/webhooks', {
       token: writer,
