@@ -89,6 +89,12 @@ describe('bookings API', () => {
     ['an invalid date', { start: '2030-02-30T10:00:00Z', end: at(11) }, 'body.start'],
     ['a date without time', { start: '2030-01-07', end: at(11) }, 'body.start'],
     ['a start off the 15-minute grid', { start: at(9, 10), end: at(11) }, 'body.start'],
+    // A Date would drop the sub-millisecond digits and see 09:00 and 09:15 on the grid.
+    [
+      'instants finer than a millisecond',
+      { start: '2030-01-07T09:00:00.0009Z', end: '2030-01-07T09:15:00.000999999Z' },
+      'body.start',
+    ],
     // The offsets move these past the four-digit years that keep the list indexes in time order.
     [
       'an instant after 9999 in UTC',
