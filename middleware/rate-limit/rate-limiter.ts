@@ -292,7 +292,11 @@ export class RateLimiter {
     }
   }
 
-  /** Forgets `key`: its next request starts from a full limit. */
+  /**
+   * Forgets `key`: its next request here, or on any instance that reads the store, starts from a full
+   * limit. An instance that has already refused the key from memory keeps refusing it until one unit
+   * would have refilled (at most the policy's interval T), as it asks the store nothing meanwhile.
+   */
   async reset(key: string): Promise<void> {
     this.#assertKey(key);
     const storageKey = this.storageKeyOf(key);
