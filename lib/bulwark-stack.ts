@@ -452,6 +452,7 @@ export class BulwarkStack extends Stack {
         ...(files === undefined ? {} : { bundledFiles: files }),
         ...(name === 'email-worker' ? { emailTransport } : {}),
         logRemovalPolicy: removalPolicy,
+        removalPolicy,
       });
       const fn = workerQueue.worker.lambdaFunction;
       for (const [variable, value] of Object.entries(

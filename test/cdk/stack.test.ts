@@ -476,6 +476,12 @@ describe('BulwarkStack in the dev stage', () => {
     ).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
   });
 
+  it('deletes the worker queues and DLQs with the dev stack', () => {
+    const queues = Object.values(dev.template.findResources('AWS::SQS::Queue'));
+    expect(queues).toHaveLength(2 * workerNames.length);
+    for (const queue of queues) expect(queue.DeletionPolicy).toBe('Delete');
+  });
+
   it('schedules the keys for deletion with the dev stack', () => {
     for (const key of Object.values(dev.template.findResources('AWS::KMS::Key'))) {
       expect(key.DeletionPolicy).toBe('Delete');
@@ -1096,6 +1102,15 @@ describe('BulwarkStack in the prod stage', () => {
     const keys = Object.values(prod.template.findResources('AWS::KMS::Key'));
     expect(keys).toHaveLength(5);
     for (const key of keys) expect(key.DeletionPolicy).toBe('Retain');
+  });
+
+  it('retains both worker queues and both DLQs', () => {
+    const queues = Object.values(prod.template.findResources('AWS::SQS::Queue'));
+    expect(queues).toHaveLength(2 * workerNames.length);
+    for (const queue of queues) {
+      expect(queue.DeletionPolicy).toBe('Retain');
+      expect(queue.UpdateReplacePolicy).toBe('Retain');
+    }
   });
 
   it('retains the function and access log groups', () => {
