@@ -47,6 +47,30 @@ export function parseStage(value: unknown): Stage {
   return stage;
 }
 
+/** The AUTH_TOKEN_USE values functions/shared/environment.ts accepts; `any` skips the `token_use` check. */
+export const authTokenUses = ['access', 'id', 'any'] as const;
+export type AuthTokenUse = (typeof authTokenUses)[number];
+
+/** Reads the `authTokenUse` context value (`-c authTokenUse=access|id|any`); absent means the issuer's default. */
+export function parseAuthTokenUse(value: unknown): AuthTokenUse | undefined {
+  if (value === undefined) return undefined;
+  const tokenUse = authTokenUses.find((candidate) => candidate === value);
+  if (tokenUse === undefined) {
+    throw new Error(
+      `Unknown authTokenUse ${JSON.stringify(value)}; expected one of: ${authTokenUses.join(', ')}`,
+    );
+  }
+  return tokenUse;
+}
+
+/** Whether an issuer URL is a Cognito user pool's, the only issuer that writes `token_use`. */
+export function isCognitoIssuer(issuer: string): boolean {
+  return (
+    URL.canParse(issuer) &&
+    /^cognito-idp\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?$/.test(new URL(issuer).hostname)
+  );
+}
+
 export interface BulwarkStackProps extends StackProps {
   /**
    * The deployment stage. `prod` retains tables and log groups and turns on deletion protection;
@@ -55,11 +79,20 @@ export interface BulwarkStackProps extends StackProps {
   readonly stage: Stage;
   /**
    * The JWT issuer the functions trust (e.g. another Cognito user pool's
-   * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose access tokens
+   * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose tokens
    * they accept, instead of the stack's own user pool (which is still created).
-   * @default - the stack's user pool and both its app clients (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b`)
+   * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=...`)
    */
-  readonly auth?: { readonly issuer: string; readonly clientIds: readonly string[] };
+  readonly auth?: {
+    readonly issuer: string;
+    readonly clientIds: readonly string[];
+    /**
+     * The `token_use` claim tokens must carry (AUTH_TOKEN_USE). Only Cognito writes that claim, so
+     * `any` (no check) is the only value under which another issuer's tokens can pass.
+     * @default 'access' for a `cognito-idp.<region>.amazonaws.com` issuer, 'any' otherwise
+     */
+    readonly tokenUse?: AuthTokenUse;
+  };
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
    * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity. `from` defaults to
@@ -567,6 +600,9 @@ export class BulwarkStack extends Stack {
       const { auth } = props;
       const problems = [
         ...(URL.canParse(auth.issuer) ? [] : ['auth.issuer must be a URL']),
+        ...(auth.tokenUse === undefined || authTokenUses.includes(auth.tokenUse)
+          ? []
+          : [`auth.tokenUse must be one of: ${authTokenUses.join(', ')}`]),
         ...(auth.clientIds.length > 0 && auth.clientIds.every((id) => /^[\w.-]+$/.test(id))
           ? []
           : ['auth.clientIds must be one or more client ids']),
@@ -577,6 +613,11 @@ export class BulwarkStack extends Stack {
       issuer: this.userPool.issuer,
       clientIds: [this.userPool.humanClient.userPoolClientId, this.userPool.m2mClient.userPoolClientId],
     };
+    // Only Cognito puts `token_use` in its tokens: with any other issuer, checking it would reject them all.
+    const tokenUse =
+      props.auth === undefined
+        ? 'access'
+        : (auth.tokenUse ?? (isCognitoIssuer(auth.issuer) ? 'access' : 'any'));
     const protectedFunctions = new Set<HttpFunctionName>(
       routes.filter((route) => route.auth.kind !== 'public').map((route) => route.function),
     );
@@ -584,7 +625,7 @@ export class BulwarkStack extends Stack {
       const fn = this.functions[name].lambdaFunction;
       fn.addEnvironment('AUTH_ISSUER', auth.issuer);
       fn.addEnvironment('AUTH_CLIENT_IDS', auth.clientIds.join(','));
-      fn.addEnvironment('AUTH_TOKEN_USE', 'access');
+      fn.addEnvironment('AUTH_TOKEN_USE', tokenUse);
     }
     const bookingsSigningSecret = new secretsmanager.Secret(this, 'BookingsSigningSecret', {
       description: 'Request-signing secret of the bookings service, JSON { current, previous }',

@@ -12,7 +12,14 @@ import {
 } from '../../functions/routes.js';
 import { type WorkerName, workerNames, workers } from '../../functions/workers.js';
 import type { BulwarkFunction } from '../../lib/bulwark-function.js';
-import { BulwarkStack, parseStage, type Stage } from '../../lib/bulwark-stack.js';
+import {
+  BulwarkStack,
+  type BulwarkStackProps,
+  isCognitoIssuer,
+  parseAuthTokenUse,
+  parseStage,
+  type Stage,
+} from '../../lib/bulwark-stack.js';
 import { tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { rotationActions } from '../../lib/secret-rotation.js';
 import { consumerQueueActions } from '../../lib/worker-queue.js';
@@ -840,7 +847,7 @@ describe('BulwarkStack user pool', () => {
 describe('BulwarkStack auth settings', () => {
   const issuer = 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1';
 
-  function synthesiseWithAuth(auth: { issuer: string; clientIds: string[] }): Template {
+  function synthesiseWithAuth(auth: NonNullable<BulwarkStackProps['auth']>): Template {
     // Only environment variables are read here; the dev synth already bundles the same functions.
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     return Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
@@ -864,6 +871,55 @@ describe('BulwarkStack auth settings', () => {
         AUTH_TOKEN_USE: 'access',
       });
     }
+  });
+
+  /** AUTH_TOKEN_USE of every function with protected routes. */
+  function tokenUses(template: Template): unknown[] {
+    return Object.values(template.findResources('AWS::Lambda::Function'))
+      .map((fn) => (fn.Properties.Environment.Variables as Record<string, unknown>).AUTH_TOKEN_USE)
+      .filter((value) => value !== undefined);
+  }
+
+  it('skips the token_use check (any) for an issuer other than Cognito, which never writes that claim', () => {
+    const template = synthesiseWithAuth({
+      issuer: 'https://login.example.org/realms/app',
+      clientIds: ['web'],
+    });
+    expect(tokenUses(template)).toEqual(['any', 'any', 'any']);
+  });
+
+  it('uses the token use it is given, for a Cognito issuer or another', () => {
+    expect(tokenUses(synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'id' }))).toEqual([
+      'id',
+      'id',
+      'id',
+    ]);
+    const other = synthesiseWithAuth({
+      issuer: 'https://login.example.org/',
+      clientIds: ['web'],
+      tokenUse: 'access',
+    });
+    expect(tokenUses(other)).toEqual(['access', 'access', 'access']);
+  });
+
+  it('rejects a token use that functions/shared/environment.ts would refuse at cold start', () => {
+    expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'refresh' as 'access' })).toThrow(
+      'auth.tokenUse must be one of: access, id, any',
+    );
+  });
+
+  it('recognises Cognito issuers by host only', () => {
+    expect(isCognitoIssuer(issuer)).toBe(true);
+    expect(isCognitoIssuer('https://cognito-idp.cn-north-1.amazonaws.com.cn/cn-north-1_X')).toBe(true);
+    expect(isCognitoIssuer('https://cognito-idp.eu-west-1.amazonaws.com.evil.example/x')).toBe(false);
+    expect(isCognitoIssuer('https://example.org/cognito-idp.eu-west-1.amazonaws.com')).toBe(false);
+    expect(isCognitoIssuer('not a url')).toBe(false);
+  });
+
+  it('reads -c authTokenUse=access|id|any, absent meaning the default, and refuses anything else', () => {
+    expect(parseAuthTokenUse(undefined)).toBeUndefined();
+    expect(['access', 'id', 'any'].map(parseAuthTokenUse)).toEqual(['access', 'id', 'any']);
+    expect(() => parseAuthTokenUse('ID')).toThrow('expected one of: access, id, any');
   });
 
   it('rejects an issuer that is not a URL and an empty client list', () => {
