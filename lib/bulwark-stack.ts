@@ -96,7 +96,8 @@ export interface BulwarkStackProps extends StackProps {
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
    * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity. `from` defaults to
-   * `Bulwark <noreply@<domain>>` or the address itself. With `smtp`, the worker sends through that
+   * `Bulwark <noreply@<domain>>` or the address itself; with SES, synth refuses a `from` whose address
+   * is not the identity or at the identity's domain. With `smtp`, the worker sends through that
    * relay instead (STARTTLS required, or TLS on port 465), authenticating with the pair an operator
    * stores in the `SmtpCredentials` secret, which only the email worker may read; no SES permission is
    * granted then, and the worker's bundle carries nodemailer.
@@ -188,8 +189,38 @@ function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
   if (smtp && !(Number.isInteger(smtp.port) && smtp.port >= 1 && smtp.port <= 65_535)) {
     problems.push('email.smtp.port must be an integer from 1 to 65535');
   }
+  const from = email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`);
+  // SES authorises SendEmail on the identity the stack grants: the From address must be that identity.
+  if (!smtp && problems.length === 0) {
+    const address = fromAddress(from);
+    if (address === undefined) {
+      problems.push('email.from must be an address or `Name <address>`');
+    } else if (!fromMatchesIdentity(address, identity)) {
+      problems.push(
+        `email.from (${address}) must be ${isAddress ? 'the SES identity' : 'an address at the SES identity'} ${identity}, the only identity ses:SendEmail is granted on`,
+      );
+    }
+  }
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
-  return { identity, from: email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`), smtp };
+  return { identity, from, smtp };
+}
+
+/** The address of a From header, `a@b.c` or `Name <a@b.c>`; undefined when it is neither. */
+export function fromAddress(from: string): string | undefined {
+  const match = /^(?:[^<>\r\n]*<([^<>\s]+)>|([^<>\s]+))$/.exec(from.trim());
+  const address = match?.[1] ?? match?.[2];
+  return address !== undefined && /^[^@\s]+@[^@\s]+$/.test(address) ? address : undefined;
+}
+
+/**
+ * Whether SES sends `address` under `identity`: the identity itself when it is an address, an address
+ * of exactly that domain when it is a domain (a subdomain could be an identity of its own, which the
+ * grant does not name).
+ */
+export function fromMatchesIdentity(address: string, identity: string): boolean {
+  const lower = address.toLowerCase();
+  const expected = identity.toLowerCase();
+  return expected.includes('@') ? lower === expected : lower.slice(lower.lastIndexOf('@') + 1) === expected;
 }
 
 type TableId = TableDefinition['id'];

@@ -1118,6 +1118,39 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     }
   });
 
+  it('refuses a From address outside the SES identity, which ses:SendEmail is not granted on', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const build = (id: string, identity: string, from: string) =>
+      new BulwarkStack(app, id, { stage: 'dev', email: { identity, from } });
+    expect(() => build('Bulwark-from-1', 'example.org', 'Bulwark <no-reply@example.com>')).toThrow(
+      'Invalid BulwarkStack props: email.from (no-reply@example.com) must be an address at the SES identity example.org',
+    );
+    expect(() => build('Bulwark-from-2', 'example.org', 'no-reply@mail.example.org')).toThrow(
+      'email.from (no-reply@mail.example.org) must be an address at the SES identity example.org',
+    );
+    expect(() => build('Bulwark-from-3', 'noreply@example.org', 'other@example.org')).toThrow(
+      'email.from (other@example.org) must be the SES identity noreply@example.org',
+    );
+    expect(() => build('Bulwark-from-4', 'example.org', 'Bulwark')).toThrow(
+      'email.from must be an address or `Name <address>`',
+    );
+    // Accepted: the domain's addresses (any case), the address identity itself with a display name.
+    expect(() => build('Bulwark-from-5', 'example.org', 'Bulwark <No-Reply@Example.org>')).not.toThrow();
+    expect(() => build('Bulwark-from-6', 'noreply@example.org', 'App <noreply@example.org>')).not.toThrow();
+    // An SMTP relay is not SES: its From is the relay's business.
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-from-7', {
+          stage: 'dev',
+          email: {
+            identity: 'example.com',
+            from: 'no-reply@example.org',
+            smtp: { host: 'smtp.example.org' },
+          },
+        }),
+    ).not.toThrow();
+  });
+
   it('rejects an SES identity that is neither a domain nor an address', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(
