@@ -20,8 +20,11 @@ const emailFrom: unknown = app.node.tryGetContext('emailFrom');
 // Or an SMTP relay, with the pair stored in the SmtpCredentials secret: `-c smtpHost=smtp.example.org [-c smtpPort=465]`.
 const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
+// Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
+const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
+  ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(typeof authIssuer === 'string'
     ? {
         auth: {

@@ -1,5 +1,6 @@
 // The Bulwark stack: KMS keys, tables, functions (from the route table), queues and workers, HTTP API, Cognito, secrets, dashboard, alarms.
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
@@ -30,7 +31,7 @@ import { BulwarkDashboard } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
 import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
-import { BulwarkUserPool } from './user-pool.js';
+import { BulwarkUserPool, defaultCallbackUrls, isLocalCallbackUrl } from './user-pool.js';
 import { BulwarkWorkerQueue } from './worker-queue.js';
 
 /** Deployment stages; `prod` keeps its data when the stack or a table is removed. */
@@ -109,6 +110,12 @@ export interface BulwarkStackProps extends StackProps {
     /** @default - SES */
     readonly smtp?: { readonly host: string /** @default 587 */; readonly port?: number };
   };
+  /**
+   * Where Cognito's hosted sign-in may return people with an authorization code (the human app
+   * client's callback URLs). The `prod` stage refuses a list of localhost URLs only.
+   * @default ['http://localhost:3000/callback'] (bin/app.ts reads `-c callbackUrls=url1,url2`)
+   */
+  readonly callbackUrls?: readonly string[];
   /**
    * Days between rotations of the generated secrets (request signing, verification links), 2 to 1000.
    * Secrets Manager rotates at any time in the scheduled UTC day, so a 1-day rate could rotate twice
@@ -210,6 +217,25 @@ export function fromAddress(from: string): string | undefined {
   const match = /^(?:[^<>\r\n]*<([^<>\s]+)>|([^<>\s]+))$/.exec(from.trim());
   const address = match?.[1] ?? match?.[2];
   return address !== undefined && /^[^@\s]+@[^@\s]+$/.test(address) ? address : undefined;
+}
+
+/**
+ * Cognito's own emails (temporary passwords, codes) through the stack's SES identity and From address,
+ * instead of Cognito's built-in sender and its daily quota.
+ */
+function cognitoEmail({ identity, from }: EmailSettings): cognito.UserPoolEmail {
+  // emailSettings has checked that the address is the identity or at its domain.
+  const address = fromAddress(from) as string;
+  const name = from.includes('<') ? from.slice(0, from.lastIndexOf('<')).trim() : '';
+  const isDomain = !identity.includes('@');
+  return cognito.UserPoolEmail.withSES({
+    // The domain spelled as the identity, which CDK compares case-sensitively with sesVerifiedDomain.
+    fromEmail: isDomain ? `${address.slice(0, address.lastIndexOf('@'))}@${identity}` : address,
+    ...(name === '' ? {} : { fromName: name }),
+    ...(isDomain ? { sesVerifiedDomain: identity } : {}),
+    // The stack is region-agnostic: the identity is in the stack's region.
+    sesRegion: Aws.REGION,
+  });
 }
 
 /**
@@ -365,6 +391,13 @@ export class BulwarkStack extends Stack {
     // Bookings checks users through the same API (signed, behind its circuit breaker). The URL is
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
+    const email = emailSettings(props.email);
+    const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
+    if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
+      throw new Error(
+        'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); only localhost was given',
+      );
+    }
     this.userPool = new BulwarkUserPool(this, 'UserPool', {
       // The route table is the one source of the scopes and roles the API checks.
       scopes: routeTable.flatMap((route) =>
@@ -375,6 +408,8 @@ export class BulwarkStack extends Stack {
       ),
       // Hosted domain prefixes are global per region: the account id keeps them apart.
       domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
+      callbackUrls,
+      ...(props.email === undefined || email.smtp ? {} : { email: cognitoEmail(email) }),
       removalPolicy,
     });
     // Acknowledged here, not in BulwarkUserPool: the reason is this stack's routes and throttling.
@@ -395,7 +430,6 @@ export class BulwarkStack extends Stack {
       description: `${id}: worker queues and their DLQs at rest`,
       removalPolicy,
     });
-    const email = emailSettings(props.email);
     this.workers = this.addWorkers(props.stage, removalPolicy, email.smtp ? 'smtp' : deployedEmailTransport);
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {

@@ -1,6 +1,7 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { describe, expect, it } from 'vitest';
@@ -63,6 +64,42 @@ describe('BulwarkUserPool', () => {
       DeletionPolicy: 'Retain',
       Properties: { DeletionProtection: 'ACTIVE', MfaConfiguration: 'ON' },
     });
+  });
+
+  it("uses Cognito's built-in email sender and a localhost callback unless told otherwise", () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', base);
+    const template = Template.fromStack(stack);
+    const [pool] = Object.values(template.findResources('AWS::Cognito::UserPool'));
+    expect(pool?.Properties?.EmailConfiguration).toBeUndefined();
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: ['http://localhost:3000/callback'],
+    });
+  });
+
+  it('sends its emails the way it is given, and returns people to the callback URLs it is given', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', {
+      ...base,
+      callbackUrls: ['https://app.example.org/callback', 'http://127.0.0.1:8080/cb'],
+      email: cognito.UserPoolEmail.withSES({ fromEmail: 'no-reply@example.org', sesRegion: 'eu-west-1' }),
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      EmailConfiguration: { EmailSendingAccount: 'DEVELOPER', From: 'no-reply@example.org' },
+    });
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: ['https://app.example.org/callback', 'http://127.0.0.1:8080/cb'],
+    });
+  });
+
+  it('rejects an empty callback list, a non-URL and plain http off localhost, naming each', () => {
+    const build = (callbackUrls: string[]) => () =>
+      new BulwarkUserPool(new Stack(), 'Pool', { ...base, callbackUrls });
+    expect(build([])).toThrow('Invalid BulwarkUserPool props: callbackUrls must name at least one URL');
+    expect(build(['app/callback', 'http://app.example.org/callback'])).toThrow(
+      'Invalid BulwarkUserPool props: callback URL "app/callback" is not a URL; callback URL "http://app.example.org/callback" must be https (http only for localhost)',
+    );
   });
 
   it('rejects a scope without a resource-server prefix', () => {

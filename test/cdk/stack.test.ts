@@ -338,9 +338,15 @@ interface Synthesised {
   template: Template;
 }
 
+/** Where prod returns people after sign-in: prod refuses a localhost-only list. */
+const prodCallbackUrls = ['https://app.example.org/callback'];
+
 function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthesised {
   const app = new App({ context });
-  const stack = new BulwarkStack(app, `Bulwark-${stage}`, { stage });
+  const stack = new BulwarkStack(app, `Bulwark-${stage}`, {
+    stage,
+    ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls } : {}),
+  });
   return { stack, template: Template.fromStack(stack) };
 }
 
@@ -1022,6 +1028,53 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     expect(variables).toContain('VERIFICATION_LINK_SECRET_ARN');
   });
 
+  it("sends Cognito's own emails through the SES identity and From address when given an SES identity", () => {
+    const sesPool = (id: string, email: NonNullable<BulwarkStackProps['email']>) =>
+      Object.values(
+        Template.fromStack(
+          new BulwarkStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), id, {
+            stage: 'dev',
+            email,
+          }),
+        ).findResources('AWS::Cognito::UserPool'),
+      )[0]?.Properties?.EmailConfiguration;
+    const identityArn = (identity: string) => ({
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':ses:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          `:identity/${identity}`,
+        ],
+      ],
+    });
+    expect(
+      sesPool('Bulwark-ses-domain', { identity: 'example.org', from: 'App <no-reply@example.org>' }),
+    ).toEqual({
+      EmailSendingAccount: 'DEVELOPER',
+      From: 'App <no-reply@example.org>',
+      SourceArn: identityArn('example.org'),
+    });
+    expect(sesPool('Bulwark-ses-address', { identity: 'noreply@example.org' })).toEqual({
+      EmailSendingAccount: 'DEVELOPER',
+      From: 'noreply@example.org',
+      SourceArn: identityArn('noreply@example.org'),
+    });
+    // SMTP is not SES: Cognito keeps its built-in sender.
+    expect(
+      sesPool('Bulwark-ses-smtp', { identity: 'example.org', smtp: { host: 'smtp.example.org' } }),
+    ).toBeUndefined();
+  });
+
+  it("leaves Cognito's built-in email sender without an SES identity", () => {
+    const [pool] = Object.values(dev.template.findResources('AWS::Cognito::UserPool'));
+    expect(pool?.Properties?.EmailConfiguration).toBeUndefined();
+  });
+
   it('sends email from the SES identity and From address it is given', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new BulwarkStack(app, 'Bulwark-mail', {
@@ -1173,6 +1226,24 @@ describe('BulwarkStack in the prod stage', () => {
     expect(table.DeletionPolicy).toBe('Retain');
     expect(table.UpdateReplacePolicy).toBe('Retain');
     expect(table.Properties.Replicas).toEqual([expect.objectContaining({ DeletionProtectionEnabled: true })]);
+  });
+
+  it('returns people to the callback URLs it is given', () => {
+    prod.template.hasResourceProperties('AWS::Cognito::UserPoolClient', { CallbackURLs: prodCallbackUrls });
+  });
+
+  it('refuses to synthesise with only localhost callback URLs, the default included', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const message =
+      'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins';
+    expect(() => new BulwarkStack(app, 'Bulwark-prod-default', { stage: 'prod' })).toThrow(message);
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-prod-local', {
+          stage: 'prod',
+          callbackUrls: ['http://localhost:3000/callback', 'http://127.0.0.1:8080/callback'],
+        }),
+    ).toThrow(message);
   });
 
   it('retains every secret', () => {
