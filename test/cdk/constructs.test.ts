@@ -144,6 +144,11 @@ describe('BulwarkSecretRotation', () => {
     expect(rotation.rotate(secret, Duration.days(2)).rotationRules).toEqual({
       scheduleExpression: 'rate(2 days)',
     });
+    // Unset means true: a schedule change rotates at once. `false` would make Secrets Manager run only
+    // testSecret, which refuses any pending value its own createSecret did not make (README).
+    expect(
+      rotation.rotate(new secretsmanager.Secret(stack, 'Link'), Duration.days(2)).rotateImmediatelyOnUpdate,
+    ).toBeUndefined();
     for (const every of [Duration.days(1), Duration.hours(36), Duration.days(1001)]) {
       expect(() => rotation.rotate(secret, every)).toThrow(
         'Invalid rotation of Signing: every must be 2 to 1000 whole days',
