@@ -129,6 +129,21 @@ export interface BulwarkStackProps extends StackProps {
 /** The default SES identity: enough to synthesise; a deployment names its own verified identity. */
 export const defaultEmailIdentity = 'example.com';
 
+/**
+ * The calls users and bookings make on the app table (their models, functions/shared), and all that
+ * the app table's grant allows: no Scan, batch, DescribeTable or stream read. TransactWriteItems has no
+ * IAM action of its own; each item in it is authorised as PutItem, UpdateItem, DeleteItem or
+ * ConditionCheckItem.
+ */
+export const appTableDataActions = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
+];
+
 /** Each worker's queue URL variables, as functions/shared/environment.ts names them. */
 const workerQueueVariables = {
   'email-worker': { queue: 'EMAIL_QUEUE_URL', deadLetterQueue: 'EMAIL_DLQ_URL' },
@@ -341,7 +356,12 @@ export class BulwarkStack extends Stack {
         encryptionKey,
         removalPolicy,
       }),
-      app: new BulwarkTable(this, 'AppTable', { definition: appTable, encryptionKey, removalPolicy }),
+      app: new BulwarkTable(this, 'AppTable', {
+        definition: appTable,
+        encryptionKey,
+        removalPolicy,
+        dataActions: appTableDataActions,
+      }),
     };
 
     this.functions = mapHttpFunctions((name, definition) => {

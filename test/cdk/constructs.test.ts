@@ -54,6 +54,27 @@ describe('BulwarkTable', () => {
   });
 });
 
+describe('BulwarkTable dataActions', () => {
+  it('grants exactly the listed actions on the table and its indexes, instead of grantReadWriteData', () => {
+    const stack = new Stack();
+    const table = new BulwarkTable(stack, 'Table', {
+      definition: toolkitTable,
+      dataActions: ['dynamodb:GetItem', 'dynamodb:Query'],
+    });
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    table.grantReadWriteData(role);
+    const arn = stack.resolve(table.table.tableArn);
+    const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+    expect(policy?.Properties?.PolicyDocument?.Statement).toEqual([
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:Query'],
+        Effect: 'Allow',
+        Resource: [arn, { 'Fn::Join': ['', [arn, '/index/*']] }],
+      },
+    ]);
+  });
+});
+
 describe('BulwarkUserPool', () => {
   const base = { scopes: ['bookings/read'], groups: ['admin'], domainPrefix: 'bulwark-test' };
 

@@ -38,6 +38,18 @@ const readWriteDataActions = [
   'dynamodb:DeleteItem',
   'dynamodb:DescribeTable',
 ];
+/**
+ * Exactly the calls users and bookings make on the app table: GetItem, Query (also on its GSIs) and
+ * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem.
+ */
+const appTableActions = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
+];
 /** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
 const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
@@ -138,10 +150,14 @@ function expectedStatements(
   for (const tableId of tables) {
     const arn = resolve(stack.tables[tableId].table.tableArn);
     const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
-    statements.push(
-      { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
-      { Action: streamReadActions, Effect: 'Allow', Resource: resources },
-    );
+    if (tableId === 'app') {
+      statements.push({ Action: appTableActions, Effect: 'Allow', Resource: resources });
+    } else {
+      statements.push(
+        { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
+        { Action: streamReadActions, Effect: 'Allow', Resource: resources },
+      );
+    }
   }
   // GetItem on the table alone: no index, query, scan or write.
   for (const tableId of getItemTables) {
