@@ -17,6 +17,15 @@ if (authTokenUse !== undefined && typeof authIssuer !== 'string') {
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
 const emailFrom: unknown = app.node.tryGetContext('emailFrom');
+if (
+  emailFrom !== undefined &&
+  sesIdentity === undefined &&
+  app.node.tryGetContext('smtpHost') === undefined
+) {
+  throw new Error(
+    'emailFrom needs the sesIdentity it belongs to (or an smtpHost); it would be ignored otherwise',
+  );
+}
 // Or an SMTP relay, with the pair stored in the SmtpCredentials secret: `-c smtpHost=smtp.example.org [-c smtpPort=465]`.
 const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
