@@ -254,9 +254,9 @@ function cognitoEmail({ identity, from }: EmailSettings): cognito.UserPoolEmail 
 }
 
 /**
- * Whether SES sends `address` under `identity`: the identity itself when it is an address, an address
- * of exactly that domain when it is a domain (a subdomain could be an identity of its own, which the
- * grant does not name).
+ * Whether `address` may be the From of `identity`: the identity itself when it is an address, an address
+ * of exactly that domain when it is a domain. SES would also send from a subdomain, but Cognito is given
+ * the same From, and its SES setting (`sesVerifiedDomain`) accepts only the domain itself.
  */
 export function fromMatchesIdentity(address: string, identity: string): boolean {
   const lower = address.toLowerCase();
