@@ -1,25 +1,45 @@
 // The CDK app: one Bulwark stack for the stage given with `-c stage=dev|prod` (default dev).
 import { App } from 'aws-cdk-lib';
-import { BulwarkStack, defaultEmailIdentity, parseStage } from '../lib/bulwark-stack.js';
+import { BulwarkStack, defaultEmailIdentity, parseAuthTokenUse, parseStage } from '../lib/bulwark-stack.js';
 
 const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
 // Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`.
 const authIssuer: unknown = app.node.tryGetContext('authIssuer');
 const authClientIds: unknown = app.node.tryGetContext('authClientIds');
+// The token_use its tokens must carry: `-c authTokenUse=access|id|any` (default access for a Cognito issuer, any otherwise).
+const authTokenUse = parseAuthTokenUse(app.node.tryGetContext('authTokenUse'));
+if (authTokenUse !== undefined && typeof authIssuer !== 'string') {
+  throw new Error(
+    "authTokenUse applies to an authIssuer; the stack's own user pool always checks token_use=access",
+  );
+}
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
 const emailFrom: unknown = app.node.tryGetContext('emailFrom');
+if (
+  emailFrom !== undefined &&
+  sesIdentity === undefined &&
+  app.node.tryGetContext('smtpHost') === undefined
+) {
+  throw new Error(
+    'emailFrom needs the sesIdentity it belongs to (or an smtpHost); it would be ignored otherwise',
+  );
+}
 // Or an SMTP relay, with the pair stored in the SmtpCredentials secret: `-c smtpHost=smtp.example.org [-c smtpPort=465]`.
 const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
+// Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
+const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
+  ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(typeof authIssuer === 'string'
     ? {
         auth: {
           issuer: authIssuer,
           clientIds: typeof authClientIds === 'string' ? authClientIds.split(',') : [],
+          ...(authTokenUse === undefined ? {} : { tokenUse: authTokenUse }),
         },
       }
     : {}),

@@ -59,8 +59,9 @@ export function catalogSumQuery(
 
 /**
  * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
- * auth failures (credential stuffing or a broken client), and the rate limiter losing its store (it
- * is then enforcing only per-instance fallback limits). All notify one topic.
+ * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
+ * is then enforcing only per-instance fallback limits), and webhook or email/SMS messages that could not
+ * be enqueued (nothing retries them). All notify one topic.
  *
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
@@ -79,6 +80,10 @@ export class BulwarkAlarms extends Construct {
   public readonly authFailureSpike: cloudwatch.Alarm;
   /** The rate limiter could not reach DynamoDB. */
   public readonly rateLimitStoreErrors: cloudwatch.Alarm;
+  /** A committed change's webhook messages could not be enqueued: their deliveries are lost. */
+  public readonly webhookEnqueueFailed: cloudwatch.Alarm;
+  /** An email or SMS could not be enqueued: it is never sent unless the user asks again. */
+  public readonly emailEnqueueFailed: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
@@ -155,6 +160,19 @@ export class BulwarkAlarms extends Construct {
       'The rate limiter could not reach DynamoDB and fell back to per-instance limits.',
     );
 
+    this.webhookEnqueueFailed = atLeast(
+      'WebhookEnqueueFailed',
+      sumOf(metricCatalog.WebhookEnqueueFailed, 'Webhook enqueue failures'),
+      1,
+      "A committed change's webhook messages could not be enqueued (SQS down or refusing them): those deliveries will never happen.",
+    );
+    this.emailEnqueueFailed = atLeast(
+      'EmailEnqueueFailed',
+      sumOf(metricCatalog.EmailEnqueueFailed, 'Email enqueue failures'),
+      1,
+      'An email or SMS (registration, verification code, endpoint owner alert) could not be enqueued: it is not sent.',
+    );
+
     this.serverErrorRate = new cloudwatch.Alarm(this, 'ServerErrorRate', {
       metric: new cloudwatch.MathExpression({
         expression: 'IF(requests > 0, 100 * errors / requests, 0)',
@@ -178,6 +196,13 @@ export class BulwarkAlarms extends Construct {
 
   /** Every alarm, for a dashboard's alarm widget. */
   public get alarms(): cloudwatch.Alarm[] {
-    return [this.circuitOpened, this.serverErrorRate, this.authFailureSpike, this.rateLimitStoreErrors];
+    return [
+      this.circuitOpened,
+      this.serverErrorRate,
+      this.authFailureSpike,
+      this.rateLimitStoreErrors,
+      this.webhookEnqueueFailed,
+      this.emailEnqueueFailed,
+    ];
   }
 }

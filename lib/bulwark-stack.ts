@@ -1,5 +1,6 @@
 // The Bulwark stack: KMS keys, tables, functions (from the route table), queues and workers, HTTP API, Cognito, secrets, dashboard, alarms.
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
@@ -30,7 +31,7 @@ import { BulwarkDashboard } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
 import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
-import { BulwarkUserPool } from './user-pool.js';
+import { BulwarkUserPool, defaultCallbackUrls, isLocalCallbackUrl } from './user-pool.js';
 import { BulwarkWorkerQueue } from './worker-queue.js';
 
 /** Deployment stages; `prod` keeps its data when the stack or a table is removed. */
@@ -47,6 +48,30 @@ export function parseStage(value: unknown): Stage {
   return stage;
 }
 
+/** The AUTH_TOKEN_USE values functions/shared/environment.ts accepts; `any` skips the `token_use` check. */
+export const authTokenUses = ['access', 'id', 'any'] as const;
+export type AuthTokenUse = (typeof authTokenUses)[number];
+
+/** Reads the `authTokenUse` context value (`-c authTokenUse=access|id|any`); absent means the issuer's default. */
+export function parseAuthTokenUse(value: unknown): AuthTokenUse | undefined {
+  if (value === undefined) return undefined;
+  const tokenUse = authTokenUses.find((candidate) => candidate === value);
+  if (tokenUse === undefined) {
+    throw new Error(
+      `Unknown authTokenUse ${JSON.stringify(value)}; expected one of: ${authTokenUses.join(', ')}`,
+    );
+  }
+  return tokenUse;
+}
+
+/** Whether an issuer URL is a Cognito user pool's, the only issuer that writes `token_use`. */
+export function isCognitoIssuer(issuer: string): boolean {
+  return (
+    URL.canParse(issuer) &&
+    /^cognito-idp\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?$/.test(new URL(issuer).hostname)
+  );
+}
+
 export interface BulwarkStackProps extends StackProps {
   /**
    * The deployment stage. `prod` retains tables and log groups and turns on deletion protection;
@@ -55,15 +80,25 @@ export interface BulwarkStackProps extends StackProps {
   readonly stage: Stage;
   /**
    * The JWT issuer the functions trust (e.g. another Cognito user pool's
-   * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose access tokens
+   * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose tokens
    * they accept, instead of the stack's own user pool (which is still created).
-   * @default - the stack's user pool and both its app clients (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b`)
+   * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=...`)
    */
-  readonly auth?: { readonly issuer: string; readonly clientIds: readonly string[] };
+  readonly auth?: {
+    readonly issuer: string;
+    readonly clientIds: readonly string[];
+    /**
+     * The `token_use` claim tokens must carry (AUTH_TOKEN_USE). Only Cognito writes that claim, so
+     * `any` (no check) is the only value under which another issuer's tokens can pass.
+     * @default 'access' for a `cognito-idp.<region>.amazonaws.com` issuer, 'any' otherwise
+     */
+    readonly tokenUse?: AuthTokenUse;
+  };
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
    * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity. `from` defaults to
-   * `Bulwark <noreply@<domain>>` or the address itself. With `smtp`, the worker sends through that
+   * `Bulwark <noreply@<domain>>` or the address itself; with SES, synth refuses a `from` whose address
+   * is not the identity or at the identity's domain. With `smtp`, the worker sends through that
    * relay instead (STARTTLS required, or TLS on port 465), authenticating with the pair an operator
    * stores in the `SmtpCredentials` secret, which only the email worker may read; no SES permission is
    * granted then, and the worker's bundle carries nodemailer.
@@ -76,6 +111,12 @@ export interface BulwarkStackProps extends StackProps {
     readonly smtp?: { readonly host: string /** @default 587 */; readonly port?: number };
   };
   /**
+   * Where Cognito's hosted sign-in may return people with an authorization code (the human app
+   * client's callback URLs). The `prod` stage refuses a list of localhost URLs only.
+   * @default ['http://localhost:3000/callback'] (bin/app.ts reads `-c callbackUrls=url1,url2`)
+   */
+  readonly callbackUrls?: readonly string[];
+  /**
    * Days between rotations of the generated secrets (request signing, verification links), 2 to 1000.
    * Secrets Manager rotates at any time in the scheduled UTC day, so a 1-day rate could rotate twice
    * minutes apart and drop the value 24-hour links were issued with; from 2 days on, rotations are at
@@ -87,6 +128,21 @@ export interface BulwarkStackProps extends StackProps {
 
 /** The default SES identity: enough to synthesise; a deployment names its own verified identity. */
 export const defaultEmailIdentity = 'example.com';
+
+/**
+ * The calls users and bookings make on the app table (their models, functions/shared), and all that
+ * the app table's grant allows: no Scan, batch, DescribeTable or stream read. TransactWriteItems has no
+ * IAM action of its own; each item in it is authorised as PutItem, UpdateItem, DeleteItem or
+ * ConditionCheckItem.
+ */
+export const appTableDataActions = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
+];
 
 /** Each worker's queue URL variables, as functions/shared/environment.ts names them. */
 const workerQueueVariables = {
@@ -155,8 +211,57 @@ function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
   if (smtp && !(Number.isInteger(smtp.port) && smtp.port >= 1 && smtp.port <= 65_535)) {
     problems.push('email.smtp.port must be an integer from 1 to 65535');
   }
+  const from = email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`);
+  // SES authorises SendEmail on the identity the stack grants: the From address must be that identity.
+  if (!smtp && problems.length === 0) {
+    const address = fromAddress(from);
+    if (address === undefined) {
+      problems.push('email.from must be an address or `Name <address>`');
+    } else if (!fromMatchesIdentity(address, identity)) {
+      problems.push(
+        `email.from (${address}) must be ${isAddress ? 'the SES identity' : 'an address at the SES identity'} ${identity}, the only identity ses:SendEmail is granted on`,
+      );
+    }
+  }
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
-  return { identity, from: email?.from ?? (isAddress ? identity : `Bulwark <noreply@${identity}>`), smtp };
+  return { identity, from, smtp };
+}
+
+/** The address of a From header, `a@b.c` or `Name <a@b.c>`; undefined when it is neither. */
+export function fromAddress(from: string): string | undefined {
+  const match = /^(?:[^<>\r\n]*<([^<>\s]+)>|([^<>\s]+))$/.exec(from.trim());
+  const address = match?.[1] ?? match?.[2];
+  return address !== undefined && /^[^@\s]+@[^@\s]+$/.test(address) ? address : undefined;
+}
+
+/**
+ * Cognito's own emails (temporary passwords, codes) through the stack's SES identity and From address,
+ * instead of Cognito's built-in sender and its daily quota.
+ */
+function cognitoEmail({ identity, from }: EmailSettings): cognito.UserPoolEmail {
+  // emailSettings has checked that the address is the identity or at its domain.
+  const address = fromAddress(from) as string;
+  const name = from.includes('<') ? from.slice(0, from.lastIndexOf('<')).trim() : '';
+  const isDomain = !identity.includes('@');
+  return cognito.UserPoolEmail.withSES({
+    // The domain spelled as the identity, which CDK compares case-sensitively with sesVerifiedDomain.
+    fromEmail: isDomain ? `${address.slice(0, address.lastIndexOf('@'))}@${identity}` : address,
+    ...(name === '' ? {} : { fromName: name }),
+    ...(isDomain ? { sesVerifiedDomain: identity } : {}),
+    // The stack is region-agnostic: the identity is in the stack's region.
+    sesRegion: Aws.REGION,
+  });
+}
+
+/**
+ * Whether `address` may be the From of `identity`: the identity itself when it is an address, an address
+ * of exactly that domain when it is a domain. SES would also send from a subdomain, but Cognito is given
+ * the same From, and its SES setting (`sesVerifiedDomain`) accepts only the domain itself.
+ */
+export function fromMatchesIdentity(address: string, identity: string): boolean {
+  const lower = address.toLowerCase();
+  const expected = identity.toLowerCase();
+  return expected.includes('@') ? lower === expected : lower.slice(lower.lastIndexOf('@') + 1) === expected;
 }
 
 type TableId = TableDefinition['id'];
@@ -251,7 +356,12 @@ export class BulwarkStack extends Stack {
         encryptionKey,
         removalPolicy,
       }),
-      app: new BulwarkTable(this, 'AppTable', { definition: appTable, encryptionKey, removalPolicy }),
+      app: new BulwarkTable(this, 'AppTable', {
+        definition: appTable,
+        encryptionKey,
+        removalPolicy,
+        dataActions: appTableDataActions,
+      }),
     };
 
     this.functions = mapHttpFunctions((name, definition) => {
@@ -301,6 +411,13 @@ export class BulwarkStack extends Stack {
     // Bookings checks users through the same API (signed, behind its circuit breaker). The URL is
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
+    const email = emailSettings(props.email);
+    const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
+    if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
+      throw new Error(
+        'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); only localhost was given',
+      );
+    }
     this.userPool = new BulwarkUserPool(this, 'UserPool', {
       // The route table is the one source of the scopes and roles the API checks.
       scopes: routeTable.flatMap((route) =>
@@ -311,6 +428,8 @@ export class BulwarkStack extends Stack {
       ),
       // Hosted domain prefixes are global per region: the account id keeps them apart.
       domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
+      callbackUrls,
+      ...(props.email === undefined || email.smtp ? {} : { email: cognitoEmail(email) }),
       removalPolicy,
     });
     // Acknowledged here, not in BulwarkUserPool: the reason is this stack's routes and throttling.
@@ -331,7 +450,6 @@ export class BulwarkStack extends Stack {
       description: `${id}: worker queues and their DLQs at rest`,
       removalPolicy,
     });
-    const email = emailSettings(props.email);
     this.workers = this.addWorkers(props.stage, removalPolicy, email.smtp ? 'smtp' : deployedEmailTransport);
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
@@ -452,6 +570,7 @@ export class BulwarkStack extends Stack {
         ...(files === undefined ? {} : { bundledFiles: files }),
         ...(name === 'email-worker' ? { emailTransport } : {}),
         logRemovalPolicy: removalPolicy,
+        removalPolicy,
       });
       const fn = workerQueue.worker.lambdaFunction;
       for (const [variable, value] of Object.entries(
@@ -566,6 +685,9 @@ export class BulwarkStack extends Stack {
       const { auth } = props;
       const problems = [
         ...(URL.canParse(auth.issuer) ? [] : ['auth.issuer must be a URL']),
+        ...(auth.tokenUse === undefined || authTokenUses.includes(auth.tokenUse)
+          ? []
+          : [`auth.tokenUse must be one of: ${authTokenUses.join(', ')}`]),
         ...(auth.clientIds.length > 0 && auth.clientIds.every((id) => /^[\w.-]+$/.test(id))
           ? []
           : ['auth.clientIds must be one or more client ids']),
@@ -576,6 +698,11 @@ export class BulwarkStack extends Stack {
       issuer: this.userPool.issuer,
       clientIds: [this.userPool.humanClient.userPoolClientId, this.userPool.m2mClient.userPoolClientId],
     };
+    // Only Cognito puts `token_use` in its tokens: with any other issuer, checking it would reject them all.
+    const tokenUse =
+      props.auth === undefined
+        ? 'access'
+        : (auth.tokenUse ?? (isCognitoIssuer(auth.issuer) ? 'access' : 'any'));
     const protectedFunctions = new Set<HttpFunctionName>(
       routes.filter((route) => route.auth.kind !== 'public').map((route) => route.function),
     );
@@ -583,7 +710,7 @@ export class BulwarkStack extends Stack {
       const fn = this.functions[name].lambdaFunction;
       fn.addEnvironment('AUTH_ISSUER', auth.issuer);
       fn.addEnvironment('AUTH_CLIENT_IDS', auth.clientIds.join(','));
-      fn.addEnvironment('AUTH_TOKEN_USE', 'access');
+      fn.addEnvironment('AUTH_TOKEN_USE', tokenUse);
     }
     const bookingsSigningSecret = new secretsmanager.Secret(this, 'BookingsSigningSecret', {
       description: 'Request-signing secret of the bookings service, JSON { current, previous }',

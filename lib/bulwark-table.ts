@@ -24,6 +24,12 @@ export interface BulwarkTableProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
+   * The DynamoDB actions `grantReadWriteData` grants, on the table and its indexes: list exactly the
+   * calls the grantees' code makes.
+   * @default - TableV2's `grantReadWriteData` (items, batches, Query, Scan, DescribeTable and stream reads)
+   */
+  readonly dataActions?: readonly string[];
+  /**
    * Whether DynamoDB refuses `DeleteTable` on this table.
    * @default true when `removalPolicy` is RETAIN, false otherwise
    */
@@ -72,6 +78,8 @@ export class BulwarkTable extends Construct {
   public readonly definition: TableDefinition;
   /** The customer-managed key encrypting the table, if any. */
   public readonly encryptionKey: kms.IKey | undefined;
+  /** The actions `grantReadWriteData` grants, when the props list them. */
+  public readonly dataActions: readonly string[] | undefined;
 
   constructor(scope: Construct, id: string, props: BulwarkTableProps) {
     super(scope, id);
@@ -79,6 +87,7 @@ export class BulwarkTable extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.definition = definition;
     this.encryptionKey = props.encryptionKey;
+    this.dataActions = props.dataActions;
     this.table = new dynamodb.TableV2(this, 'Table', {
       partitionKey: toAttribute(definition.partitionKey),
       sortKey: toAttribute(definition.sortKey),
@@ -98,12 +107,22 @@ export class BulwarkTable extends Construct {
   }
 
   /**
-   * Grants the table's item, query, scan and describe actions and, with a customer-managed key, the key
-   * actions DynamoDB performs with the caller's credentials, usable only through DynamoDB
-   * (`kms:ViaService`), never directly.
+   * Grants the table's data actions (`dataActions`, or TableV2's item, batch, query, scan, describe and
+   * stream reads) on the table and its indexes and, with a customer-managed key, the key actions
+   * DynamoDB performs with the caller's credentials, usable only through DynamoDB (`kms:ViaService`),
+   * never directly.
    */
   public grantReadWriteData(grantee: iam.IGrantable): void {
-    this.table.grantReadWriteData(grantee);
+    if (this.dataActions === undefined) {
+      this.table.grantReadWriteData(grantee);
+    } else {
+      grantee.grantPrincipal.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: [...this.dataActions],
+          resources: [this.table.tableArn, `${this.table.tableArn}/index/*`],
+        }),
+      );
+    }
     this.acknowledgeIndexWildcard(grantee);
     this.grantKeyThroughDynamoDb(grantee, tableKeyActions);
   }

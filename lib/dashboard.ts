@@ -221,14 +221,24 @@ export class BulwarkDashboard extends Construct {
         6,
       ),
     );
-    const { EmailSent, EmailFailed, WebhookDelivered, WebhookFailed, WebhookEndpointDisabled } =
-      metricCatalog;
+    const {
+      EmailSent,
+      EmailFailed,
+      SmsSent,
+      SmsFailed,
+      WebhookDelivered,
+      WebhookFailed,
+      WebhookEndpointDisabled,
+      EmailEnqueueFailed,
+      WebhookEnqueueFailed,
+    } = metricCatalog;
     this.dashboard.addWidgets(
       graph(
         'Emails sent / failed',
         [...this.searchCatalog(EmailSent), ...this.searchCatalog(EmailFailed)],
-        12,
+        6,
       ),
+      graph('SMS sent / failed', [...this.searchCatalog(SmsSent), ...this.searchCatalog(SmsFailed)], 6),
       graph(
         'Webhooks delivered / failed',
         [
@@ -236,7 +246,13 @@ export class BulwarkDashboard extends Construct {
           ...this.searchCatalog(WebhookFailed),
           ...this.searchCatalog(WebhookEndpointDisabled),
         ],
-        12,
+        6,
+      ),
+      // Producers (users, bookings, the webhook worker) that could not enqueue: nothing retries these.
+      graph(
+        'Enqueue failures (email / SMS, webhooks)',
+        [...this.searchCatalog(EmailEnqueueFailed), ...this.searchCatalog(WebhookEnqueueFailed)],
+        6,
       ),
     );
   }

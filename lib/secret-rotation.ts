@@ -67,6 +67,10 @@ export class BulwarkSecretRotation extends Construct {
    * Rotates `secret` every `every` whole days (2 to 1000). Secrets Manager may rotate at any time in
    * the scheduled UTC day, so `rate(1 day)` can rotate twice minutes apart (23:59, then 00:01), dropping
    * a value still in use; from 2 days on, rotations are at least 24 hours apart.
+   *
+   * `RotateImmediatelyOnUpdate` stays unset (true): a deploy that changes the schedule rotates the
+   * secret at once. With `false`, Secrets Manager would only run testSecret against a pending version
+   * it creates itself, and testSecret refuses any value its own createSecret did not make.
    */
   public rotate(secret: secretsmanager.Secret, every: Duration): secretsmanager.CfnRotationSchedule {
     const days = every.toDays({ integral: false });

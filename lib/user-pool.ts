@@ -17,10 +17,17 @@ export interface BulwarkUserPoolProps {
    */
   readonly domainPrefix: string;
   /**
-   * Where the hosted sign-in may send a human user back with an authorization code.
+   * Where the hosted sign-in may send a human user back with an authorization code: https URLs, or
+   * http only for localhost (Cognito's own rule).
    * @default ['http://localhost:3000/callback']
    */
   readonly callbackUrls?: readonly string[];
+  /**
+   * How Cognito sends its own emails (temporary passwords, verification and recovery codes), e.g.
+   * `cognito.UserPoolEmail.withSES(...)`.
+   * @default - Cognito's built-in sender (a daily quota of about 50 emails, from no-reply@verificationemail.com)
+   */
+  readonly email?: cognito.UserPoolEmail;
   /**
    * Whether people must use a second factor (TOTP; SMS is never offered). M2M clients are unaffected.
    * @default cognito.Mfa.REQUIRED
@@ -37,6 +44,27 @@ export interface BulwarkUserPoolProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+}
+
+/** The default callback URL of the human client: a local app, for development only. */
+export const defaultCallbackUrls = ['http://localhost:3000/callback'] as const;
+
+/** Whether a callback URL points at this machine (localhost, 127.0.0.1 or ::1). */
+export function isLocalCallbackUrl(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  return ['localhost', '127.0.0.1', '[::1]'].includes(new URL(url).hostname);
+}
+
+/** Every problem Cognito would have with a callback URL list: empty, not a URL, or http off localhost. */
+export function callbackUrlProblems(urls: readonly string[]): string[] {
+  if (urls.length === 0) return ['callbackUrls must name at least one URL'];
+  return urls.flatMap((url) => {
+    if (!URL.canParse(url)) return [`callback URL ${JSON.stringify(url)} is not a URL`];
+    const { protocol } = new URL(url);
+    return protocol === 'https:' || (protocol === 'http:' && isLocalCallbackUrl(url))
+      ? []
+      : [`callback URL ${JSON.stringify(url)} must be https (http only for localhost)`];
+  });
 }
 
 /** Splits `bookings/read` into the resource server `bookings` and its scope `read`. */
@@ -84,6 +112,9 @@ export class BulwarkUserPool extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkUserPoolProps) {
     super(scope, id);
+    const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
+    const problems = callbackUrlProblems(callbackUrls);
+    if (problems.length > 0) throw new Error(`Invalid BulwarkUserPool props: ${problems.join('; ')}`);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.userPool = new cognito.UserPool(this, 'Pool', {
       // Accounts are created by an administrator; the sample has no public sign-up page.
@@ -102,6 +133,7 @@ export class BulwarkUserPool extends Construct {
       mfaSecondFactor: { otp: true, sms: false },
       accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
       deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+      ...(props.email === undefined ? {} : { email: props.email }),
       removalPolicy,
     });
     for (const group of new Set(props.groups)) {
@@ -135,7 +167,7 @@ export class BulwarkUserPool extends Construct {
       oAuth: {
         flows: { authorizationCodeGrant: true },
         scopes: [cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, ...oAuthScopes],
-        callbackUrls: [...(props.callbackUrls ?? ['http://localhost:3000/callback'])],
+        callbackUrls: [...callbackUrls],
       },
       accessTokenValidity,
       // Same answer for unknown users and wrong passwords: no account enumeration.

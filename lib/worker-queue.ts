@@ -1,5 +1,5 @@
 // A worker's SQS queue, its dead-letter queue (redrive + alarm) and the worker function fed by an event source mapping.
-import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -66,6 +66,11 @@ export interface BulwarkWorkerQueueProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * What happens to the queue and its DLQ (and the messages waiting in them) when they leave the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
 }
 
 /** Every problem with a worker definition that the queue or the mapping would reject or misbehave with. */
@@ -135,6 +140,7 @@ export class BulwarkWorkerQueue extends Construct {
       encryption: sqs.QueueEncryption.KMS,
       encryptionMasterKey: props.encryptionKey,
       enforceSSL: true,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     } as const;
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       ...protection,

@@ -1,7 +1,10 @@
-// Reports a queue write that failed after its request already succeeded: logged and audited, never thrown.
+// Reports a queue write that failed after its request already succeeded: counted, logged and audited, never thrown.
+import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from './observability.js';
 
 export interface EnqueueFailure {
+  /** The catalog metric counting it, which the stack alarms on. */
+  readonly metric: 'EmailEnqueueFailed' | 'WebhookEnqueueFailed';
   /** The log line, saying what was not enqueued and that the request itself stands. */
   readonly message: string;
   /** The audit event type, e.g. `email.enqueue_failed`. */
@@ -14,17 +17,23 @@ export interface EnqueueFailure {
 }
 
 /**
- * Logs (error level) and audits (`outcome: error`) a failed enqueue. Used where a committed change
+ * Counts (`metric`), logs (error level) and audits (`outcome: error`) a failed enqueue. Used where a committed change
  * enqueues follow-up work (emails, webhooks): answering 5xx then would make the client retry a change
  * that already happened, so the failure is made visible instead.
  *
  * @example
- * reportEnqueueFailure(observability, { message: 'Emails not enqueued', eventType: 'email.enqueue_failed', error });
+ * reportEnqueueFailure(observability, {
+ *   metric: 'EmailEnqueueFailed',
+ *   message: 'Emails not enqueued',
+ *   eventType: 'email.enqueue_failed',
+ *   error,
+ * });
  */
 export function reportEnqueueFailure(
-  { logger, auditLogger }: Pick<FunctionObservability, 'logger' | 'auditLogger'>,
+  { logger, auditLogger, metrics }: Pick<FunctionObservability, 'logger' | 'auditLogger' | 'metrics'>,
   failure: EnqueueFailure,
 ): void {
+  recordMetric(metrics, failure.metric);
   const { error, userId, correlationId, metadata } = failure;
   logger.error(failure.message, {
     ...(userId ? { userId } : {}),

@@ -1,7 +1,6 @@
 // Webhook fan-out: after a committed change, one queue message per subscribed, enabled endpoint.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { recordMetric } from '../../middleware/metrics/record.js';
 import { createDocumentClient } from '../../middleware/store/client.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { reportEnqueueFailure } from './enqueue-failure.js';
@@ -74,8 +73,8 @@ export class WebhookFanOut {
         throw new Error(`SQS did not accept ${failedCount} of ${messages.length} messages`);
       return messages.length;
     } catch (error) {
-      recordMetric(observability.metrics, 'WebhookEnqueueFailed');
       reportEnqueueFailure(observability, {
+        metric: 'WebhookEnqueueFailed',
         message: `Webhooks for ${event.type} were not all enqueued; the change itself is committed`,
         eventType: 'webhook.enqueue_failed',
         error,

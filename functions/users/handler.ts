@@ -21,7 +21,7 @@ import { RegistrationEmails } from './registration-emails.js';
 import { smsPerNumberPolicy, UsersModel } from './users-model.js';
 
 const observability = functionObservability('users');
-const { logger, auditLogger, onEvent } = observability;
+const { logger, auditLogger, metrics, onEvent } = observability;
 // Registration, SMS budgets and phone codes all use blind indexes: their key is checked at cold start.
 const environment = readEnvironment(process.env, { blindIndexes: true });
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
@@ -55,6 +55,7 @@ const registrationEmails = new RegistrationEmails({
   queues,
   logger,
   auditLogger,
+  metrics,
   ...(readLinkSecret ? { readLinkSecret } : {}),
   issuePhoneCode: (userId, beforeIssuing) => users.issuePhoneCode(userId, { beforeIssuing }),
   admitSms,

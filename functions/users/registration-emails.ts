@@ -1,9 +1,11 @@
 // After a registration: enqueues the welcome email, the verification email (with a signed, expiring link) and, for a phone, an SMS code.
 
 import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
+import { recordMetric } from '../../middleware/metrics/record.js';
 import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
@@ -27,6 +29,8 @@ export interface RegistrationEmailsOptions {
   readonly queues: QueueEnvironment;
   readonly logger: Logger;
   readonly auditLogger: AuditLogger;
+  /** Counts each email or SMS that could not be enqueued (`EmailEnqueueFailed`). */
+  readonly metrics: Metrics;
   /**
    * Reads the link secret; pass the function's own so the verify route and this share one reader.
    * @default a reader over `queues.verificationLinkSecret`, without audit events
@@ -47,8 +51,8 @@ export interface RegistrationEmailsOptions {
 }
 
 /**
- * Enqueues the registration emails. Called after the user is stored; a queue failure is logged and
- * audited (`email.enqueue_failed`, with the user id) but never fails the registration: the user exists
+ * Enqueues the registration emails. Called after the user is stored; a queue failure is counted
+ * (`EmailEnqueueFailed`), logged and audited (`email.enqueue_failed`, with the user id) but never fails the registration: the user exists
  * either way, and answering 5xx would make the client retry a registration that already succeeded.
  */
 export class RegistrationEmails {
@@ -67,7 +71,7 @@ export class RegistrationEmails {
   }
 
   async enqueue(user: User, correlationId: string | undefined): Promise<void> {
-    const { sqs, queues, logger, auditLogger } = this.options;
+    const { sqs, queues, logger, auditLogger, metrics } = this.options;
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
     try {
       const link = createVerificationLink({
@@ -88,8 +92,9 @@ export class RegistrationEmails {
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
       reportEnqueueFailure(
-        { logger, auditLogger },
+        { logger, auditLogger, metrics },
         {
+          metric: 'EmailEnqueueFailed',
           message: 'Registration emails were not enqueued; the user is registered',
           eventType: 'email.enqueue_failed',
           error,
@@ -110,7 +115,7 @@ export class RegistrationEmails {
     user: User,
     correlationId: string | undefined,
   ): Promise<NewEmailMessage | undefined> {
-    const { issuePhoneCode, logger, auditLogger } = this.options;
+    const { issuePhoneCode, logger, auditLogger, metrics } = this.options;
     if (user.phone === undefined || !issuePhoneCode) return undefined;
     try {
       return phoneCodeMessage(user.phone, await issuePhoneCode(user.id, this.#admitNumber(user.phone)));
@@ -123,8 +128,9 @@ export class RegistrationEmails {
         });
       } else {
         reportEnqueueFailure(
-          { logger, auditLogger },
+          { logger, auditLogger, metrics },
           {
+            metric: 'EmailEnqueueFailed',
             message: 'No SMS code at registration: it could not be issued; the emails are still enqueued',
             eventType: 'sms.enqueue_failed',
             error,
@@ -166,6 +172,7 @@ export class RegistrationEmails {
     try {
       await enqueueEmails(sqs, queues.emailQueueUrl, [phoneCodeMessage(user.phone, issued)], correlationId);
     } catch (error) {
+      recordMetric(this.options.metrics, 'EmailEnqueueFailed');
       // The code was stored without an SMS: the next request may replace it once the resend interval passes.
       throw new ServiceUnavailableError(
         'The SMS could not be queued; try again shortly',

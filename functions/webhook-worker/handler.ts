@@ -49,6 +49,7 @@ const worker = new WebhookWorker({
     users: new UsersModel(documentClient, environment.appTableName, encryptor),
     logger: observability.logger,
     auditLogger: observability.auditLogger,
+    metrics: observability.metrics,
   }),
   persistenceStore: workerIdempotencyStore('webhook-worker', environment.toolkitTableName, dynamoDb),
   observability,

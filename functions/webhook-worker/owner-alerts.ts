@@ -1,5 +1,6 @@
 // Tells a webhook endpoint's owner that it was disabled: a security-alert email to a human owner, a log line otherwise.
 import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { NotFoundError } from '../../middleware/errors.js';
@@ -20,6 +21,8 @@ export interface OwnerAlertsOptions {
   readonly users: UserDirectory;
   readonly logger: Logger;
   readonly auditLogger: AuditLogger;
+  /** Counts each alert that could not be enqueued (`EmailEnqueueFailed`). */
+  readonly metrics: Metrics;
 }
 
 const reasonText: Readonly<Record<DisabledReason, string>> = {
@@ -76,6 +79,7 @@ export class OwnerAlerts {
       );
     } catch (error) {
       reportEnqueueFailure(this.options, {
+        metric: 'EmailEnqueueFailed',
         message: 'Webhook endpoint disabled; the owner alert was not enqueued',
         eventType: 'email.enqueue_failed',
         error,

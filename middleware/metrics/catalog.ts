@@ -173,6 +173,14 @@ export const metricCatalog = {
     meaning: 'A webhook endpoint was disabled: it answered 410 Gone, or its deliveries kept failing.',
     statistic: 'Sum',
   },
+  EmailEnqueueFailed: {
+    name: 'EmailEnqueueFailed',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning:
+      'An email or SMS was not enqueued: registration messages or an endpoint owner alert after a committed change (logged and audited), or a requested SMS code (503).',
+    statistic: 'Sum',
+  },
   WebhookEnqueueFailed: {
     name: 'WebhookEnqueueFailed',
     unit: count,

@@ -1,6 +1,7 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { describe, expect, it } from 'vitest';
@@ -53,6 +54,27 @@ describe('BulwarkTable', () => {
   });
 });
 
+describe('BulwarkTable dataActions', () => {
+  it('grants exactly the listed actions on the table and its indexes, instead of grantReadWriteData', () => {
+    const stack = new Stack();
+    const table = new BulwarkTable(stack, 'Table', {
+      definition: toolkitTable,
+      dataActions: ['dynamodb:GetItem', 'dynamodb:Query'],
+    });
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    table.grantReadWriteData(role);
+    const arn = stack.resolve(table.table.tableArn);
+    const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+    expect(policy?.Properties?.PolicyDocument?.Statement).toEqual([
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:Query'],
+        Effect: 'Allow',
+        Resource: [arn, { 'Fn::Join': ['', [arn, '/index/*']] }],
+      },
+    ]);
+  });
+});
+
 describe('BulwarkUserPool', () => {
   const base = { scopes: ['bookings/read'], groups: ['admin'], domainPrefix: 'bulwark-test' };
 
@@ -63,6 +85,42 @@ describe('BulwarkUserPool', () => {
       DeletionPolicy: 'Retain',
       Properties: { DeletionProtection: 'ACTIVE', MfaConfiguration: 'ON' },
     });
+  });
+
+  it("uses Cognito's built-in email sender and a localhost callback unless told otherwise", () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', base);
+    const template = Template.fromStack(stack);
+    const [pool] = Object.values(template.findResources('AWS::Cognito::UserPool'));
+    expect(pool?.Properties?.EmailConfiguration).toBeUndefined();
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: ['http://localhost:3000/callback'],
+    });
+  });
+
+  it('sends its emails the way it is given, and returns people to the callback URLs it is given', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', {
+      ...base,
+      callbackUrls: ['https://app.example.org/callback', 'http://127.0.0.1:8080/cb'],
+      email: cognito.UserPoolEmail.withSES({ fromEmail: 'no-reply@example.org', sesRegion: 'eu-west-1' }),
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      EmailConfiguration: { EmailSendingAccount: 'DEVELOPER', From: 'no-reply@example.org' },
+    });
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: ['https://app.example.org/callback', 'http://127.0.0.1:8080/cb'],
+    });
+  });
+
+  it('rejects an empty callback list, a non-URL and plain http off localhost, naming each', () => {
+    const build = (callbackUrls: string[]) => () =>
+      new BulwarkUserPool(new Stack(), 'Pool', { ...base, callbackUrls });
+    expect(build([])).toThrow('Invalid BulwarkUserPool props: callbackUrls must name at least one URL');
+    expect(build(['app/callback', 'http://app.example.org/callback'])).toThrow(
+      'Invalid BulwarkUserPool props: callback URL "app/callback" is not a URL; callback URL "http://app.example.org/callback" must be https (http only for localhost)',
+    );
   });
 
   it('rejects a scope without a resource-server prefix', () => {
@@ -107,6 +165,11 @@ describe('BulwarkSecretRotation', () => {
     expect(rotation.rotate(secret, Duration.days(2)).rotationRules).toEqual({
       scheduleExpression: 'rate(2 days)',
     });
+    // Unset means true: a schedule change rotates at once. `false` would make Secrets Manager run only
+    // testSecret, which refuses any pending value its own createSecret did not make (README).
+    expect(
+      rotation.rotate(new secretsmanager.Secret(stack, 'Link'), Duration.days(2)).rotateImmediatelyOnUpdate,
+    ).toBeUndefined();
     for (const every of [Duration.days(1), Duration.hours(36), Duration.days(1001)]) {
       expect(() => rotation.rotate(secret, every)).toThrow(
         'Invalid rotation of Signing: every must be 2 to 1000 whole days',

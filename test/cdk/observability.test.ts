@@ -79,6 +79,11 @@ describe('BulwarkDashboard', () => {
 
   it.each([
     ['Emails sent / failed', [metricCatalog.EmailSent.name, metricCatalog.EmailFailed.name]],
+    ['SMS sent / failed', [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name]],
+    [
+      'Enqueue failures (email / SMS, webhooks)',
+      [metricCatalog.EmailEnqueueFailed.name, metricCatalog.WebhookEnqueueFailed.name],
+    ],
     [
       'Webhooks delivered / failed',
       [
@@ -179,9 +184,9 @@ describe('BulwarkDashboard', () => {
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
-  it('shows the four alarms and one DLQ alarm per worker, and outputs its console URL', () => {
+  it('shows the six alarms and one DLQ alarm per worker, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      4 + workerNames.length,
+      6 + workerNames.length,
     );
     expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
   });
@@ -195,8 +200,8 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates four alarms plus one DLQ alarm per worker, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4 + workerNames.length);
+  it('creates six alarms plus one DLQ alarm per worker, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6 + workerNames.length);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
@@ -220,6 +225,16 @@ describe('BulwarkAlarms', () => {
     [
       'rateLimitStoreErrors',
       `SELECT SUM(${metricCatalog.RateLimitStoreError.name}) FROM SCHEMA("Bulwark", service)`,
+      1,
+    ],
+    [
+      'webhookEnqueueFailed',
+      `SELECT SUM(${metricCatalog.WebhookEnqueueFailed.name}) FROM SCHEMA("Bulwark", service)`,
+      1,
+    ],
+    [
+      'emailEnqueueFailed',
+      `SELECT SUM(${metricCatalog.EmailEnqueueFailed.name}) FROM SCHEMA("Bulwark", service)`,
       1,
     ],
   ] as const)('alarms %s on the catalog query %s reaching %d', (name, expression, threshold) => {

@@ -12,7 +12,14 @@ import {
 } from '../../functions/routes.js';
 import { type WorkerName, workerNames, workers } from '../../functions/workers.js';
 import type { BulwarkFunction } from '../../lib/bulwark-function.js';
-import { BulwarkStack, parseStage, type Stage } from '../../lib/bulwark-stack.js';
+import {
+  BulwarkStack,
+  type BulwarkStackProps,
+  isCognitoIssuer,
+  parseAuthTokenUse,
+  parseStage,
+  type Stage,
+} from '../../lib/bulwark-stack.js';
 import { tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { rotationActions } from '../../lib/secret-rotation.js';
 import { consumerQueueActions } from '../../lib/worker-queue.js';
@@ -30,6 +37,18 @@ const readWriteDataActions = [
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
   'dynamodb:DescribeTable',
+];
+/**
+ * Exactly the calls users and bookings make on the app table: GetItem, Query (also on its GSIs) and
+ * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem.
+ */
+const appTableActions = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
 ];
 /** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
 const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
@@ -131,10 +150,14 @@ function expectedStatements(
   for (const tableId of tables) {
     const arn = resolve(stack.tables[tableId].table.tableArn);
     const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
-    statements.push(
-      { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
-      { Action: streamReadActions, Effect: 'Allow', Resource: resources },
-    );
+    if (tableId === 'app') {
+      statements.push({ Action: appTableActions, Effect: 'Allow', Resource: resources });
+    } else {
+      statements.push(
+        { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
+        { Action: streamReadActions, Effect: 'Allow', Resource: resources },
+      );
+    }
   }
   // GetItem on the table alone: no index, query, scan or write.
   for (const tableId of getItemTables) {
@@ -331,9 +354,15 @@ interface Synthesised {
   template: Template;
 }
 
+/** Where prod returns people after sign-in: prod refuses a localhost-only list. */
+const prodCallbackUrls = ['https://app.example.org/callback'];
+
 function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthesised {
   const app = new App({ context });
-  const stack = new BulwarkStack(app, `Bulwark-${stage}`, { stage });
+  const stack = new BulwarkStack(app, `Bulwark-${stage}`, {
+    stage,
+    ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls } : {}),
+  });
   return { stack, template: Template.fromStack(stack) };
 }
 
@@ -474,6 +503,12 @@ describe('BulwarkStack in the dev stage', () => {
     expect(
       resourceOf(dev.template, 'AWS::KMS::Key', logicalIdOf(dev.stack, blindIndexKey.keyArn)).Properties,
     ).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+  });
+
+  it('deletes the worker queues and DLQs with the dev stack', () => {
+    const queues = Object.values(dev.template.findResources('AWS::SQS::Queue'));
+    expect(queues).toHaveLength(2 * workerNames.length);
+    for (const queue of queues) expect(queue.DeletionPolicy).toBe('Delete');
   });
 
   it('schedules the keys for deletion with the dev stack', () => {
@@ -834,7 +869,7 @@ describe('BulwarkStack user pool', () => {
 describe('BulwarkStack auth settings', () => {
   const issuer = 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1';
 
-  function synthesiseWithAuth(auth: { issuer: string; clientIds: string[] }): Template {
+  function synthesiseWithAuth(auth: NonNullable<BulwarkStackProps['auth']>): Template {
     // Only environment variables are read here; the dev synth already bundles the same functions.
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     return Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
@@ -858,6 +893,55 @@ describe('BulwarkStack auth settings', () => {
         AUTH_TOKEN_USE: 'access',
       });
     }
+  });
+
+  /** AUTH_TOKEN_USE of every function with protected routes. */
+  function tokenUses(template: Template): unknown[] {
+    return Object.values(template.findResources('AWS::Lambda::Function'))
+      .map((fn) => (fn.Properties.Environment.Variables as Record<string, unknown>).AUTH_TOKEN_USE)
+      .filter((value) => value !== undefined);
+  }
+
+  it('skips the token_use check (any) for an issuer other than Cognito, which never writes that claim', () => {
+    const template = synthesiseWithAuth({
+      issuer: 'https://login.example.org/realms/app',
+      clientIds: ['web'],
+    });
+    expect(tokenUses(template)).toEqual(['any', 'any', 'any']);
+  });
+
+  it('uses the token use it is given, for a Cognito issuer or another', () => {
+    expect(tokenUses(synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'id' }))).toEqual([
+      'id',
+      'id',
+      'id',
+    ]);
+    const other = synthesiseWithAuth({
+      issuer: 'https://login.example.org/',
+      clientIds: ['web'],
+      tokenUse: 'access',
+    });
+    expect(tokenUses(other)).toEqual(['access', 'access', 'access']);
+  });
+
+  it('rejects a token use that functions/shared/environment.ts would refuse at cold start', () => {
+    expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'refresh' as 'access' })).toThrow(
+      'auth.tokenUse must be one of: access, id, any',
+    );
+  });
+
+  it('recognises Cognito issuers by host only', () => {
+    expect(isCognitoIssuer(issuer)).toBe(true);
+    expect(isCognitoIssuer('https://cognito-idp.cn-north-1.amazonaws.com.cn/cn-north-1_X')).toBe(true);
+    expect(isCognitoIssuer('https://cognito-idp.eu-west-1.amazonaws.com.evil.example/x')).toBe(false);
+    expect(isCognitoIssuer('https://example.org/cognito-idp.eu-west-1.amazonaws.com')).toBe(false);
+    expect(isCognitoIssuer('not a url')).toBe(false);
+  });
+
+  it('reads -c authTokenUse=access|id|any, absent meaning the default, and refuses anything else', () => {
+    expect(parseAuthTokenUse(undefined)).toBeUndefined();
+    expect(['access', 'id', 'any'].map(parseAuthTokenUse)).toEqual(['access', 'id', 'any']);
+    expect(() => parseAuthTokenUse('ID')).toThrow('expected one of: access, id, any');
   });
 
   it('rejects an issuer that is not a URL and an empty client list', () => {
@@ -960,6 +1044,53 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     expect(variables).toContain('VERIFICATION_LINK_SECRET_ARN');
   });
 
+  it("sends Cognito's own emails through the SES identity and From address when given an SES identity", () => {
+    const sesPool = (id: string, email: NonNullable<BulwarkStackProps['email']>) =>
+      Object.values(
+        Template.fromStack(
+          new BulwarkStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), id, {
+            stage: 'dev',
+            email,
+          }),
+        ).findResources('AWS::Cognito::UserPool'),
+      )[0]?.Properties?.EmailConfiguration;
+    const identityArn = (identity: string) => ({
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':ses:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          `:identity/${identity}`,
+        ],
+      ],
+    });
+    expect(
+      sesPool('Bulwark-ses-domain', { identity: 'example.org', from: 'App <no-reply@example.org>' }),
+    ).toEqual({
+      EmailSendingAccount: 'DEVELOPER',
+      From: 'App <no-reply@example.org>',
+      SourceArn: identityArn('example.org'),
+    });
+    expect(sesPool('Bulwark-ses-address', { identity: 'noreply@example.org' })).toEqual({
+      EmailSendingAccount: 'DEVELOPER',
+      From: 'noreply@example.org',
+      SourceArn: identityArn('noreply@example.org'),
+    });
+    // SMTP is not SES: Cognito keeps its built-in sender.
+    expect(
+      sesPool('Bulwark-ses-smtp', { identity: 'example.org', smtp: { host: 'smtp.example.org' } }),
+    ).toBeUndefined();
+  });
+
+  it("leaves Cognito's built-in email sender without an SES identity", () => {
+    const [pool] = Object.values(dev.template.findResources('AWS::Cognito::UserPool'));
+    expect(pool?.Properties?.EmailConfiguration).toBeUndefined();
+  });
+
   it('sends email from the SES identity and From address it is given', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new BulwarkStack(app, 'Bulwark-mail', {
@@ -1056,6 +1187,39 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     }
   });
 
+  it('refuses a From address outside the SES identity, which ses:SendEmail is not granted on', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const build = (id: string, identity: string, from: string) =>
+      new BulwarkStack(app, id, { stage: 'dev', email: { identity, from } });
+    expect(() => build('Bulwark-from-1', 'example.org', 'Bulwark <no-reply@example.com>')).toThrow(
+      'Invalid BulwarkStack props: email.from (no-reply@example.com) must be an address at the SES identity example.org',
+    );
+    expect(() => build('Bulwark-from-2', 'example.org', 'no-reply@mail.example.org')).toThrow(
+      'email.from (no-reply@mail.example.org) must be an address at the SES identity example.org',
+    );
+    expect(() => build('Bulwark-from-3', 'noreply@example.org', 'other@example.org')).toThrow(
+      'email.from (other@example.org) must be the SES identity noreply@example.org',
+    );
+    expect(() => build('Bulwark-from-4', 'example.org', 'Bulwark')).toThrow(
+      'email.from must be an address or `Name <address>`',
+    );
+    // Accepted: the domain's addresses (any case), the address identity itself with a display name.
+    expect(() => build('Bulwark-from-5', 'example.org', 'Bulwark <No-Reply@Example.org>')).not.toThrow();
+    expect(() => build('Bulwark-from-6', 'noreply@example.org', 'App <noreply@example.org>')).not.toThrow();
+    // An SMTP relay is not SES: its From is the relay's business.
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-from-7', {
+          stage: 'dev',
+          email: {
+            identity: 'example.com',
+            from: 'no-reply@example.org',
+            smtp: { host: 'smtp.example.org' },
+          },
+        }),
+    ).not.toThrow();
+  });
+
   it('rejects an SES identity that is neither a domain nor an address', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(
@@ -1080,6 +1244,24 @@ describe('BulwarkStack in the prod stage', () => {
     expect(table.Properties.Replicas).toEqual([expect.objectContaining({ DeletionProtectionEnabled: true })]);
   });
 
+  it('returns people to the callback URLs it is given', () => {
+    prod.template.hasResourceProperties('AWS::Cognito::UserPoolClient', { CallbackURLs: prodCallbackUrls });
+  });
+
+  it('refuses to synthesise with only localhost callback URLs, the default included', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const message =
+      'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins';
+    expect(() => new BulwarkStack(app, 'Bulwark-prod-default', { stage: 'prod' })).toThrow(message);
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-prod-local', {
+          stage: 'prod',
+          callbackUrls: ['http://localhost:3000/callback', 'http://127.0.0.1:8080/callback'],
+        }),
+    ).toThrow(message);
+  });
+
   it('retains every secret', () => {
     const secrets = Object.values(prod.template.findResources('AWS::SecretsManager::Secret'));
     expect(secrets).toHaveLength(3);
@@ -1096,6 +1278,15 @@ describe('BulwarkStack in the prod stage', () => {
     const keys = Object.values(prod.template.findResources('AWS::KMS::Key'));
     expect(keys).toHaveLength(5);
     for (const key of keys) expect(key.DeletionPolicy).toBe('Retain');
+  });
+
+  it('retains both worker queues and both DLQs', () => {
+    const queues = Object.values(prod.template.findResources('AWS::SQS::Queue'));
+    expect(queues).toHaveLength(2 * workerNames.length);
+    for (const queue of queues) {
+      expect(queue.DeletionPolicy).toBe('Retain');
+      expect(queue.UpdateReplacePolicy).toBe('Retain');
+    }
   });
 
   it('retains the function and access log groups', () => {

@@ -79,6 +79,14 @@ describe.each(workerCases)('BulwarkWorkerQueue for the %s', (name, definition) =
     expect(queues[dlqId]?.Properties?.MessageRetentionPeriod).toBe(14 * 24 * 3600);
   });
 
+  it('retains the queue and its DLQ by default, with the messages in them', () => {
+    expect(Object.keys(queues)).toHaveLength(2);
+    for (const queue of Object.values(queues)) {
+      expect(queue.DeletionPolicy).toBe('Retain');
+      expect(queue.UpdateReplacePolicy).toBe('Retain');
+    }
+  });
+
   it('encrypts the queue and its DLQ with the given customer-managed key', () => {
     for (const id of [queueId, dlqId]) {
       expect(queues[id]?.Properties?.KmsMasterKeyId).toEqual(stack.resolve(key.keyArn));

@@ -6,7 +6,9 @@ import { RegistrationEmails } from '../../functions/users/registration-emails.js
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
+import { createMetrics } from '../../middleware/metrics/record.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
+import { storedMetric } from '../helpers/observability.js';
 
 // A real local-aws-sqs with the email queue: what the producer enqueues is read back from it.
 let sqs: LocalWorkerQueues;
@@ -46,13 +48,15 @@ const longNamed = { ...user, name: 'A'.repeat(860) };
 
 function setup(options: { client?: SQSClient; queues?: ReturnType<typeof environment> } = {}) {
   const audits: AuditEvent[] = [];
+  const metrics = createMetrics({ serviceName: 'users' });
   const emails = new RegistrationEmails({
     sqs: options.client ?? sqs.client,
     queues: options.queues ?? environment(),
     logger: new Logger({ logLevel: 'SILENT' }),
     auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
+    metrics,
   });
-  return { emails, audits };
+  return { emails, audits, metrics };
 }
 
 describe('registration emails', () => {
@@ -79,13 +83,17 @@ describe('registration emails', () => {
     }
   });
 
-  it('never fail the registration when SQS is down or refuses an entry: they log and audit it', async () => {
+  it('never fail the registration when SQS is down or refuses an entry: they count, log and audit it', async () => {
     for (const failure of failingSqs) {
-      const { emails, audits } = setup({ client: failure.client(), queues: environment(failure.queueUrl()) });
+      const { emails, audits, metrics } = setup({
+        client: failure.client(),
+        queues: environment(failure.queueUrl()),
+      });
       await expect(emails.enqueue(longNamed, undefined), failure.name).resolves.toBeUndefined();
       expect(audits, failure.name).toEqual([
         expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: 'user-1' }),
       ]);
+      expect(storedMetric(metrics, 'EmailEnqueueFailed'), failure.name).toBe(1);
     }
     // SQS did refuse only the verification entry (entry 1, the only one over 1024 bytes): the welcome went in.
     const sizes = sqs
@@ -105,6 +113,7 @@ describe('registration emails', () => {
       queues: readQueueEnvironment({}),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      metrics: createMetrics({ serviceName: 'users' }),
     });
     await emails.enqueue(user, undefined);
     expect(await sqs.enqueued()).toEqual([]);
@@ -118,6 +127,7 @@ describe('registration emails', () => {
           queues: readQueueEnvironment({ EMAIL_QUEUE_URL: 'http://127.0.0.1:1/q' }),
           logger: new Logger({ logLevel: 'SILENT' }),
           auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+          metrics: createMetrics({ serviceName: 'users' }),
         }),
     ).toThrow('VERIFICATION_LINK_SECRET');
     // The stack's secret is the rotation shape; a plain string is its `current`.
@@ -158,12 +168,14 @@ describe('a new SMS code (sendPhoneCode)', () => {
     issuePhoneCode: () => Promise<typeof issued> = async () => issued,
     client: SQSClient = sqs.client,
     queueUrl = sqs.queueUrl,
+    metrics = createMetrics({ serviceName: 'users' }),
   ) {
     return new RegistrationEmails({
       sqs: client,
       queues: environment(queueUrl),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      metrics,
       issuePhoneCode,
     });
   }
@@ -184,15 +196,17 @@ describe('a new SMS code (sendPhoneCode)', () => {
     ]);
   });
 
-  it('answers 503 with Retry-After when SQS is down or refuses the SMS', async () => {
+  it('answers 503 with Retry-After when SQS is down or refuses the SMS, and counts it', async () => {
     // A code long enough that its SMS exceeds the small queue's 1024 bytes: SQS refuses that one entry.
     const oversized = { code: '1'.repeat(1100), expiresAt: issued.expiresAt };
     for (const failure of failingSqs) {
-      const error = await phoneSetup(async () => oversized, failure.client(), failure.queueUrl())
+      const metrics = createMetrics({ serviceName: 'users' });
+      const error = await phoneSetup(async () => oversized, failure.client(), failure.queueUrl(), metrics)
         .sendPhoneCode(withPhone, undefined)
         .catch((caught: unknown) => caught);
       expect(error, failure.name).toBeInstanceOf(ServiceUnavailableError);
       expect(error, failure.name).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
+      expect(storedMetric(metrics, 'EmailEnqueueFailed'), failure.name).toBe(1);
     }
     expect(await sqs.enqueued(smallMessageQueueUrl)).toEqual([]);
   });
@@ -208,6 +222,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
       queues: readQueueEnvironment({}),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      metrics: createMetrics({ serviceName: 'users' }),
       issuePhoneCode: counting,
     });
     await expect(unconfigured.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
@@ -242,6 +257,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
       queues: environment(),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      metrics: createMetrics({ serviceName: 'users' }),
       issuePhoneCode,
       admitSms,
     });

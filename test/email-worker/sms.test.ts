@@ -23,7 +23,7 @@ import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker
 import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
-import { testObservability } from '../helpers/observability.js';
+import { storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { emailWorkerQueueOptions } from './helpers.js';
 
@@ -352,9 +352,10 @@ describe('registration with a phone number', () => {
       queues: environment(),
       logger: observability.logger,
       auditLogger: observability.auditLogger,
+      metrics: observability.metrics,
       issuePhoneCode,
     });
-    return { emails, audits };
+    return { emails, audits, metrics: observability.metrics };
   }
 
   /** What the email queue holds (received, so each check sees only what was enqueued since). */
@@ -397,14 +398,14 @@ describe('registration with a phone number', () => {
     expect((await enqueued()).map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
   });
 
-  it('still enqueues the two emails when the code cannot be issued, and logs and audits the SMS failure', async () => {
+  it('still enqueues the two emails when the code cannot be issued, and counts, logs and audits the SMS failure', async () => {
     const failures = [
       Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' }),
       new ConflictError('The phone number is already verified'),
       new NotFoundError('No such user'),
     ];
     for (const failure of failures) {
-      const { emails, audits } = registration(async () => {
+      const { emails, audits, metrics } = registration(async () => {
         throw failure;
       });
       await expect(emails.enqueue(user, 'corr-1')).resolves.toBeUndefined();
@@ -418,6 +419,7 @@ describe('registration with a phone number', () => {
           correlationId: 'corr-1',
         }),
       ]);
+      expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBe(1);
     }
   });
 });

@@ -1,8 +1,10 @@
 // A function's observability for tests: silent logger, audit events collected in memory, real metrics.
 import { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { FunctionObservability } from '../../functions/shared/observability.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import type { MetricName } from '../../middleware/metrics/catalog.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
 
 /** What a worker or handler under test is given, plus the audit events it logged, in order. */
@@ -20,4 +22,13 @@ export function testObservability(serviceName: string): {
       onEvent: () => {},
     },
   };
+}
+
+/**
+ * The buffered value of one metric, as its next EMF line would carry it (a number, an array when
+ * recorded more than once), or undefined when it was not recorded since the last flush.
+ */
+export function storedMetric(metrics: Metrics, name: MetricName): unknown {
+  if (!metrics.hasStoredMetrics()) return undefined;
+  return (metrics.serializeMetrics() as unknown as Record<string, unknown>)[name];
 }

@@ -192,6 +192,18 @@ describe('SecretRotator', () => {
     await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
   });
 
+  it('testSecret fails unless its own createSecret made the pending value: absent, or a copy of the current one', async () => {
+    // What Secrets Manager's configuration test (RotateImmediatelyOnUpdate: false) could hand it:
+    // lib/secret-rotation.ts therefore keeps rotating on schedule updates (README, CDK and deploy).
+    describeWith(rotating);
+    const signing = JSON.stringify({ current: old });
+    current(signing);
+    pending(undefined);
+    await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
+    pending(signing);
+    await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
+  });
+
   it('finishSecret moves AWSCURRENT from the old version to the token', async () => {
     describeWith(rotating);
     secretsManager.on(UpdateSecretVersionStageCommand).resolves({});

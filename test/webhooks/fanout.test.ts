@@ -9,7 +9,7 @@ import { webhookMessageSchema } from '../../functions/webhook-worker/messages.js
 import type { Principal } from '../../middleware/auth/principal.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
-import { testObservability } from '../helpers/observability.js';
+import { storedMetric, testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -180,7 +180,7 @@ describe('webhook fan-out', () => {
       { name: 'entry refused', client: sqs.client, queueUrl: smallMessageQueueUrl },
     ];
     for (const failure of failures) {
-      const { fanOut, audits } = setup(failure);
+      const { fanOut, audits, observability } = setup(failure);
       const data = { note: 'n'.repeat(1100) };
       await expect(
         fanOut.publish({ type: 'booking.created', tenantId, subjectUserId: 'u-9', data }, 'corr-9'),
@@ -194,6 +194,7 @@ describe('webhook fan-out', () => {
           correlationId: 'corr-9',
         }),
       ]);
+      expect(storedMetric(observability.metrics, 'WebhookEnqueueFailed'), failure.name).toBe(1);
     }
     expect(sqs.sendMessageBatches().map((batch) => batch.Entries?.length)).toEqual([1]);
     expect(await sqs.enqueued(smallMessageQueueUrl)).toEqual([]);

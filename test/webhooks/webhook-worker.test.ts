@@ -126,6 +126,7 @@ function setup(options: SetupOptions = {}) {
       users,
       logger,
       auditLogger,
+      metrics: observability.metrics,
     }),
     persistenceStore: workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
     observability,
@@ -444,12 +445,14 @@ describe('disabling a failing endpoint', () => {
     expect(await alerts()).toEqual([]);
   });
 
-  it('audits an alert that could not be enqueued, and still disables the endpoint', async () => {
+  it('counts and audits an alert that could not be enqueued, and still disables the endpoint', async () => {
     const gone = await receiver(() => ({ status: 410 }));
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Unlucky' });
     const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
     // SQS is down for the alert (a client on a port nothing listens on).
-    const { run, audits } = setup({ alertsSqs: unreachableSqsClient() });
+    const { run, audits, metrics } = setup({ alertsSqs: unreachableSqsClient() });
+    // The worker flushes its metrics at the end of the batch: watch them being added instead.
+    const added = vi.spyOn(metrics, 'addMetric');
     expect(await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({
       batchItemFailures: [],
     });
@@ -458,6 +461,9 @@ describe('disabling a failing endpoint', () => {
     expect(audits).toContainEqual(
       expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: user.id }),
     );
+    expect(added.mock.calls.filter(([name]) => name === 'EmailEnqueueFailed')).toEqual([
+      ['EmailEnqueueFailed', 'Count', 1],
+    ]);
   });
 });
 
