@@ -102,9 +102,10 @@ const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
 /**
  * A principal's id or tenant as one key segment: `#` separates segments, and a subject `alice#x` would
  * otherwise read as `alice` followed by more key (her events, her endpoint list, her endpoint count).
- * The ids of Cognito and of the sample (UUIDs, client ids) come out unchanged.
+ * Only `#` and the escape character `%` are escaped, so every other id (`auth0|…`, emails, UUIDs) keeps
+ * the keys it was stored under before.
  */
-const keySegment = (value: string) => encodeURIComponent(value);
+const keySegment = (value: string) => value.replaceAll('%', '%25').replaceAll('#', '%23');
 /** The owner index (`gsi1`) partition: one tenant's principal's endpoints. */
 const ownerIndexPk = (tenantId: string, ownerId: string) =>
   `WH#OWNER#${keySegment(tenantId)}#${keySegment(ownerId)}`;

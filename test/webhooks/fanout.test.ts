@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
@@ -127,6 +128,16 @@ describe('webhook fan-out', () => {
     await store.createEndpoint(victim, { url: 'https://victim.example.com/secret', eventTypes });
     const prober = principalIn(tenantId, { id: 'x#bob' });
     expect((await store.listOwnedEndpoints(prober, 10)).items).toEqual([]);
+    // Ids without `#` or `%` keep the keys they were stored under before the escaping.
+    const auth0User = principalIn(tenantId, { id: 'auth0|64f1c2' });
+    const { endpoint } = await store.createEndpoint(auth0User, {
+      url: 'https://a0.example.com/h',
+      eventTypes,
+    });
+    const { Item } = await documentClient.send(
+      new GetCommand({ TableName: testTableNames.toolkit, Key: { pk: `WH#${endpoint.id}`, sk: 'ENDPOINT' } }),
+    );
+    expect(Item?.gsi1pk).toBe(`WH#OWNER#${tenantId}#auth0|64f1c2`);
   });
 
   it('skips disabled endpoints', async () => {
