@@ -60,7 +60,11 @@ class AuditedSecretsProvider extends SecretsProvider {
     super({ awsSdkV3Client: client });
   }
 
+  /** When each secret was last fetched from Secrets Manager, in epoch ms. */
+  readonly fetchedAt = new Map<string, number>();
+
   protected override async _get(name: string, options?: NonNullable<SecretsGetOptions>) {
+    const startedAt = Date.now();
     const value = await super._get(name, options).catch((error: unknown) => {
       emitEvent(this.onEvent, {
         type: 'secret.accessed',
@@ -69,6 +73,7 @@ class AuditedSecretsProvider extends SecretsProvider {
       });
       throw error;
     });
+    this.fetchedAt.set(name, startedAt);
     emitEvent(this.onEvent, {
       type: 'secret.accessed',
       metadata: { name, versionStage: this.versionStage, outcome: 'ok' },
@@ -127,6 +132,11 @@ export class SecretStore {
   private readonly refreshOnMismatchMs: number;
   private readonly onEvent: SecurityEventListener | undefined;
   private readonly providers = new Map<string, AuditedSecretsProvider>();
+  /** Fetches under way, by version stage and name, so concurrent callers make one request. */
+  private readonly inFlight = new Map<
+    string,
+    { readonly value: Promise<string | Uint8Array | undefined>; readonly forced: boolean }
+  >();
   private readonly lastForcedRefresh = new Map<string, number>();
   /**
    * Until when (epoch ms) each secret is known to have no AWSPREVIOUS version. Powertools caches only
@@ -158,16 +168,35 @@ export class SecretStore {
     return provider;
   }
 
-  /** A string secret (one version stage, AWSCURRENT by default), cached for maxAgeSec. */
+  /**
+   * A string secret (one version stage, AWSCURRENT by default), no older than maxAgeSec (this call's,
+   * else the store's). Concurrent calls for one secret share one fetch.
+   */
   async getSecret(name: string, options: GetSecretOptions = {}): Promise<string> {
     const versionStage = options.versionStage ?? versionStages.current;
+    const provider = this.providerFor(versionStage);
+    const maxAgeSec = options.maxAgeSec ?? this.maxAgeSec;
+    // Powertools keeps a value until the expiry its fetcher asked for: a caller wanting a fresher one
+    // (a shorter maxAgeSec than whoever filled the cache) fetches it itself.
+    const fetchedAt = provider.fetchedAt.get(name);
+    const tooOld = fetchedAt !== undefined && Date.now() - fetchedAt >= maxAgeSec * 1000;
+    const forceFetch = (options.forceFetch ?? false) || tooOld;
+    const inFlightKey = `${versionStage}\u0000${name}`;
+    const pending = this.inFlight.get(inFlightKey);
+    // A caller that must see a fresh value joins only a fetch that was forced too.
+    let fetching = pending && (pending.forced || !forceFetch) ? pending.value : undefined;
+    if (!fetching) {
+      const started = provider
+        .get(name, { maxAge: maxAgeSec, forceFetch, sdkOptions: { VersionStage: versionStage } })
+        .finally(() => {
+          if (this.inFlight.get(inFlightKey)?.value === started) this.inFlight.delete(inFlightKey);
+        });
+      this.inFlight.set(inFlightKey, { value: started, forced: forceFetch });
+      fetching = started;
+    }
     let value: string | Uint8Array | undefined;
     try {
-      value = await this.providerFor(versionStage).get(name, {
-        maxAge: options.maxAgeSec ?? this.maxAgeSec,
-        forceFetch: options.forceFetch ?? false,
-        sdkOptions: { VersionStage: versionStage },
-      });
+      value = await fetching;
     } catch (error) {
       throw new SecretAccessError(name, versionStage, isNotFound(error) ? 'not_found' : 'unreachable', {
         cause: error,

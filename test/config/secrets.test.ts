@@ -62,6 +62,34 @@ describe('SecretStore.getSecret', () => {
     expect(fetches()).toBe(2);
   });
 
+  it('gives each caller a value no older than its own maxAgeSec, whoever filled the cache', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 30 });
+    // A caller content with 5 minutes fills the cache; Powertools keeps the value for those 5 minutes.
+    expect(await store.getSecret('webhook-key', { maxAgeSec: 300 })).toBe('secret-v1');
+    rotate('secret-v2');
+    vi.advanceTimersByTime(10_000);
+    expect(await store.getSecret('webhook-key', { maxAgeSec: 60 })).toBe('secret-v1');
+    expect(fetches()).toBe(1);
+    vi.advanceTimersByTime(110_000);
+    // 2 minutes on: past the store's 30 s and a 60 s caller's, still inside the first caller's 5 minutes.
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(await store.getSecret('webhook-key', { maxAgeSec: 300 })).toBe('secret-v2');
+    expect(fetches()).toBe(2);
+  });
+
+  it('makes one request for concurrent first reads of a secret', async () => {
+    const store = new SecretStore();
+    const values = await Promise.all(Array.from({ length: 10 }, () => store.getSecret('webhook-key')));
+    expect(values).toEqual(Array(10).fill('secret-v1'));
+    expect(fetches()).toBe(1);
+    const rotating = await Promise.all(
+      Array.from({ length: 5 }, () => store.getSecretVersions('webhook-key')),
+    );
+    expect(rotating[4]).toEqual({ current: 'secret-v1', previous: undefined });
+    expect(fetches()).toBe(2);
+  });
+
   it('caches each version stage apart (Powertools 2.35 keys its cache by name only)', async () => {
     rotate('secret-v2');
     const store = new SecretStore();
