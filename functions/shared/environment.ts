@@ -1,7 +1,7 @@
 // The sample functions' configuration, read from the environment once at cold start.
 import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
-import type { RotatingSecretSetting } from './rotating-secret.js';
+import { minRotatingSecretLength, type RotatingSecretSetting } from './rotating-secret.js';
 import {
   invalidEnvironment,
   readTableEnvironment,
@@ -95,8 +95,8 @@ const rotatingSecretSchema = z.pipe(
       }
     }),
     z.strictObject({
-      current: z.string().check(z.minLength(32)),
-      previous: z.optional(z.string().check(z.minLength(32))),
+      current: z.string().check(z.minLength(minRotatingSecretLength)),
+      previous: z.optional(z.string().check(z.minLength(minRotatingSecretLength))),
     }),
   ),
 );
@@ -227,9 +227,28 @@ export function readEnvironment(
   };
 }
 
+/**
+ * A number read from a variable, within bounds, `fallback` when unset. Written out in digits: coercion
+ * would read an empty or blank value as 0.
+ */
+const numberVariable = (min: number, max: number, fallback: number) =>
+  z._default(
+    z.pipe(
+      z.string().check(z.regex(/^\d+(\.\d+)?$/, 'Must be a number')),
+      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
+    ),
+    fallback,
+  );
+
 /** A whole number of something (seconds, a port) read from a variable, within bounds, `fallback` when unset. */
 const integerVariable = (min: number, max: number, fallback: number) =>
-  z._default(z.coerce.number().check(z.int(), z.minimum(min), z.maximum(max)), fallback);
+  z._default(
+    z.pipe(
+      z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
+      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
+    ),
+    fallback,
+  );
 
 const queueEnvironmentSchema = z.object({
   /** Set only by the local runtime and tests (local-aws-sqs); in AWS the SDK's regional endpoint is used. */
@@ -261,7 +280,7 @@ const queueEnvironmentSchema = z.object({
   VERIFICATION_LINK_SECRET: z.optional(
     z.pipe(
       z.pipe(
-        z.string().check(z.minLength(32)),
+        z.string().check(z.minLength(minRotatingSecretLength)),
         z.transform((text: string) =>
           text.trimStart().startsWith('{') ? text : JSON.stringify({ current: text }),
         ),
@@ -284,10 +303,7 @@ const queueEnvironmentSchema = z.object({
   /** Disable rule: consecutive deliveries failed for good that disable an endpoint. */
   WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: integerVariable(1, 1000, 5),
   /** Disable rule: hours without a success after which the next failed delivery disables an endpoint. */
-  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: z._default(
-    z.coerce.number().check(z.minimum(0), z.maximum(24 * 30)),
-    24,
-  ),
+  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: numberVariable(0, 24 * 30, 24),
   /** Endpoints one owner may register at a time (each event fans out one message per endpoint). */
   WEBHOOK_MAX_ENDPOINTS_PER_OWNER: integerVariable(1, 1000, 20),
   /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback); read by ssrf-guard.ts. */

@@ -8,6 +8,7 @@ import {
   EncryptionError,
   type FieldProblem,
   HttpError,
+  SecretAccessError,
   ValidationError,
 } from '../errors.js';
 
@@ -52,13 +53,17 @@ const hiddenDetail: Readonly<Record<number, string>> = {
 const unexpectedDetail = 'An unexpected error occurred';
 
 /**
- * The wait asked of a client when the key service (KMS) could not supply or unwrap a key: its outages and
+ * The wait asked of a client when a key or secret service (KMS, Secrets Manager) could not answer: its outages and
  * throttling are a dependency's, passing within seconds, answered as the JWKS and nonce store's are.
  */
 const keyUnavailableRetryAfterSec = 5;
 
-/** An encryption or decryption that failed because KMS could not answer, not because of the data. */
-function isKeyUnavailable(error: unknown): boolean {
+/**
+ * A failure of a key or secret service that could not answer (KMS or Secrets Manager down or
+ * throttling), not of the data or of our configuration: passing, so answered 503 with Retry-After.
+ */
+function isKeyServiceUnavailable(error: unknown): boolean {
+  if (error instanceof SecretAccessError) return error.reason === 'unreachable';
   return (
     (error instanceof EncryptionError || error instanceof DecryptionError) &&
     error.reason === 'key_unavailable'
@@ -145,7 +150,7 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
     const code = codeByStatus[error.statusCode] ?? 'VALIDATION_FAILED';
     return build(error.statusCode, code, error.message, context, { ...error.headers });
   }
-  if (isKeyUnavailable(error)) {
+  if (isKeyServiceUnavailable(error)) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
       'Retry-After': String(keyUnavailableRetryAfterSec),
     });

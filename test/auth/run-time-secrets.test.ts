@@ -12,6 +12,7 @@ import {
   rotatingVerificationLinkProblem,
 } from '../../functions/shared/verification-link.js';
 import { DynamoDbNonceStore, ServiceRequestVerifier } from '../../middleware/auth/service-auth.js';
+import { SecretAccessError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -77,6 +78,22 @@ describe('rotatingSecretReader', () => {
     expect(await read(false)).toEqual({ current: first, previous: undefined });
     expect(fetches()).toBe(1);
     expect(JSON.stringify(events)).not.toContain(first);
+  });
+
+  it('refuses a secret whose current or previous value is shorter than 32 characters', async () => {
+    // Secrets of their own: the function's one store keeps what it read for the other tests.
+    const weakValues = [{ current: '' }, { current: first, previous: 'short' }];
+    for (const [index, weak] of weakValues.entries()) {
+      const weakArn = `${secretArn}-weak-${index}`;
+      secretsManager
+        .on(GetSecretValueCommand, { SecretId: weakArn })
+        .resolves({ SecretString: JSON.stringify(weak) });
+      const error = await rotatingSecretReader({ secretArn: weakArn })(false).catch(
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(SecretAccessError);
+      expect(error).toMatchObject({ reason: 'not_rotating' });
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 // The sample functions' environment readers: every problem named at once, never a value, and health without a schema library.
 import { build } from 'esbuild';
 import { describe, expect, it, vi } from 'vitest';
-import { readEnvironment } from '../../functions/shared/environment.js';
+import { readEnvironment, readQueueEnvironment } from '../../functions/shared/environment.js';
 import { readTableEnvironment } from '../../functions/shared/table-environment.js';
 import { generateEncryptionKey } from '../../middleware/encryption/local-key-provider.js';
 
@@ -30,6 +30,18 @@ describe('readTableEnvironment', () => {
 });
 
 describe('readEnvironment', () => {
+  it('refuses a blank number rather than reading it as 0', () => {
+    for (const blank of ['', ' ']) {
+      expect(() => readQueueEnvironment({ ...tables, WEBHOOK_DISABLE_AFTER_FAILING_HOURS: blank })).toThrow(
+        'WEBHOOK_DISABLE_AFTER_FAILING_HOURS',
+      );
+      expect(() => readQueueEnvironment({ ...tables, SMTP_PORT: blank })).toThrow('SMTP_PORT');
+    }
+    expect(readQueueEnvironment({ ...tables, WEBHOOK_DISABLE_AFTER_FAILING_HOURS: '1.5' })).toMatchObject({
+      webhook: { disableAfterFailingHours: 1.5 },
+    });
+  });
+
   it('names the table problems together with the rest of the configuration', () => {
     expect(() => readEnvironment({ TOOLKIT_TABLE_NAME: 't', AUTH_ISSUER: 'not a url' })).toThrow(
       new Error('Invalid function environment: APP_TABLE_NAME, AUTH_ISSUER'),
