@@ -6,8 +6,8 @@ export const redactedValue = '[REDACTED]';
 
 /**
  * Keys whose values never reach a log line. Matching ignores case, `-`, `_` and form brackets, and also
- * covers names that end with one of these (`client_secret`, `id_token`, `X-CSRF-Token`, `dbPassword`,
- * `user[password]`).
+ * covers names that end with one of these, in the plural or numbered too (`client_secret`, `id_token`,
+ * `X-CSRF-Token`, `dbPassword`, `user[password]`, `passwords`, `password1`, `X-Signature`, `credentials`).
  */
 export const defaultSensitiveKeys = [
   'password',
@@ -28,6 +28,12 @@ export const defaultSensitiveKeys = [
   'x-api-key',
   'credit_card',
   'ssn',
+  'signature',
+  'otp',
+  'passcode',
+  'credential',
+  'secret_key',
+  'password_confirm',
 ] as const;
 
 export interface RedactionOptions {
@@ -151,7 +157,11 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     const cached = keyCache.get(key);
     if (cached !== undefined) return cached;
     const normalized = normalizeKey(key);
-    const sensitive = normalized.length > 0 && names.some((name) => normalized.endsWith(name));
+    // Plurals and numbered copies too (`passwords`, `password1`, `apiKeys`); ends with, not contains,
+    // so look-alikes such as `secretName` or `tokenCount` stay readable.
+    const singular = normalized.replace(/\d+$/, '').replace(/s$/, '');
+    const sensitive =
+      normalized.length > 0 && names.some((name) => normalized.endsWith(name) || singular.endsWith(name));
     if (keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
     return sensitive;
   };

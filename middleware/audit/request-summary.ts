@@ -40,7 +40,8 @@ function cut(text: string, maxLength: number): string {
 
 /**
  * The body as it may appear in a log line: binary bodies as their size only, JSON and form bodies
- * parsed and redacted by key, other text redacted by pattern; always cut to `maxLength`.
+ * parsed and redacted by key (their size only when too large or malformed to parse), other text
+ * redacted by pattern; always cut to `maxLength`.
  */
 export function captureBody(
   body: unknown,
@@ -56,19 +57,24 @@ export function captureBody(
   const headChars = Math.ceil((capture.parseLimitBytes * 4) / 3) + 4;
   const text = isBase64Encoded ? Buffer.from(body.slice(0, headChars), 'base64').toString('utf8') : body;
   const { redactor } = capture;
+  const isForm = formContentType.test(type);
+  const isJson = !isForm && (jsonContentType.test(type) || /^\s*[[{]/.test(text));
   if (bytes <= capture.parseLimitBytes) {
-    if (formContentType.test(type)) {
+    if (isForm) {
       const fields = Object.fromEntries(new URLSearchParams(text));
       return cut(JSON.stringify(redactor.redact(fields)), capture.maxLength);
     }
-    if (jsonContentType.test(type) || /^\s*[[{]/.test(text)) {
+    if (isJson) {
       try {
         return cut(JSON.stringify(redactor.redact(JSON.parse(text))), capture.maxLength);
       } catch {
-        // Not JSON after all: fall through to pattern redaction of the text.
+        // Not JSON after all: not captured, below.
       }
     }
   }
+  // A structured body is safe to show only redacted by key: the patterns cannot tell where a secret
+  // object or list under a sensitive key ends, so one too large to parse (or malformed) is left out.
+  if (isForm || isJson) return `[body ${bytes} bytes, not captured: too large or malformed to redact by key]`;
   // Cut first so the pattern pass is bounded; the patterns still catch a credential cut short.
   return cut(redactor.redactString(cut(text, capture.maxLength)), capture.maxLength + 40);
 }

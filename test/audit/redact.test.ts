@@ -54,6 +54,23 @@ describe('redaction', () => {
     });
   });
 
+  it('redacts plural and numbered names, signatures, one-time codes and credentials', () => {
+    const secretFields = {
+      passwords: ['a'],
+      password1: 'b',
+      tokens: ['c'],
+      apiKeys: ['d'],
+      secretKey: 'e',
+      passwordConfirm: 'f',
+      'x-signature': 'g',
+      'webhook-signature': 'h',
+      otp: 'i',
+      credentials: 'j',
+    };
+    const redacted = createRedactor().redact(secretFields) as Record<string, unknown>;
+    for (const key of Object.keys(secretFields)) expect(redacted[key]).toBe(redactedValue);
+  });
+
   it('redacts form fields by their bracketed name and the usual credential names', () => {
     expect(
       createRedactor().redact({
