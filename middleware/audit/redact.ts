@@ -139,9 +139,20 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // at `password`, and an unanchored prefix would make long words cost quadratic time.
   // A form field's name may close its bracket before the separator: `user[password]=…`.
   const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
-  const credentials = new RegExp(`${jwtPattern}|${schemePattern}|${keyValue}`, 'gi');
+  // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. A URL's
+  // password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice.
+  const cookieHeader = '(?:set-)?cookie\\s*:[^\\r\\n]*';
+  const urlPassword = '://[^\\s/:@]*:[^\\s/@]+@';
+  const credentials = new RegExp(
+    `${jwtPattern}|${schemePattern}|${cookieHeader}|${urlPassword}|${keyValue}`,
+    'gi',
+  );
   const replaceCredential = (match: string): string => {
     if (/^eyJ/i.test(match)) return redactedValue;
+    const cookie = /^((?:set-)?cookie\s*:\s*)/i.exec(match);
+    if (cookie) return `${cookie[1]}${redactedValue}`;
+    const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/@]+@$/.exec(match);
+    if (userinfo) return `${userinfo[1]}${redactedValue}@`;
     const scheme = /^(Bearer|Basic)\s+/i.exec(match);
     if (scheme) return `${scheme[1]} ${redactedValue}`;
     const separator = /["']?\s*[:=]\s*(["']?)/.exec(match);

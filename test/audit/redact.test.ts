@@ -54,6 +54,18 @@ describe('redaction', () => {
     });
   });
 
+  it('redacts a whole Cookie header and the password of a URL in free text', () => {
+    const redactor = createRedactor();
+    expect(redactor.redactString('Cookie: a=1; session=S2')).toBe(`Cookie: ${redactedValue}`);
+    expect(redactor.redactString('set-cookie: sid=S3; Path=/')).toBe(`set-cookie: ${redactedValue}`);
+    expect(redactor.redactString('connect postgres://admin:DBPASS@db:5432/x failed')).toBe(
+      `connect postgres://admin:${redactedValue}@db:5432/x failed`,
+    );
+    expect(redactor.redactString('GET /o?X-Amz-Signature=SIGV4')).toBe(
+      `GET /o?X-Amz-Signature=${redactedValue}`,
+    );
+  });
+
   it('redacts plural and numbered names, signatures, one-time codes and credentials', () => {
     const secretFields = {
       passwords: ['a'],
