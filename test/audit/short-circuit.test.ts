@@ -56,6 +56,33 @@ function idempotencyStore(): DynamoDBPersistenceLayer {
   });
 }
 
+/**
+ * Books once through `middleware` (Powertools' or Bulwark's idempotency), clears the output, then sends
+ * the same request again: the replay, and how often the handler really ran.
+ */
+async function replayedBooking(
+  parts: ReturnType<typeof observability>,
+  middleware: typeof makeHandlerIdempotent | typeof idempotency,
+) {
+  let handlerRuns = 0;
+  const handler = flat(parts)
+    .use(
+      middleware({
+        persistenceStore: idempotencyStore(),
+        config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
+      }) as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
+    )
+    .handler(async () => {
+      handlerRuns += 1;
+      return json(201, { id: 'booking-1' });
+    });
+  const booking = { ...request(), body: JSON.stringify({ room: randomUUID() }) };
+  expect((await handler(booking, lambdaContext())).statusCode).toBe(201);
+  output.clear();
+  const replay = await handler(booking, lambdaContext());
+  return { replay, handlerRuns };
+}
+
 /** The observability a function wires once: what must happen on every request, however it ends. */
 function observability() {
   const logger = new Logger({ serviceName: 'bookings', logLevel: 'INFO' });
@@ -272,23 +299,7 @@ describe('answers given early are still audited, counted and labelled', () => {
 
   it("a replay from Powertools' own makeHandlerIdempotent: audited without its status", async () => {
     const parts = observability();
-    const persistenceStore = idempotencyStore();
-    let handlerRuns = 0;
-    const handler = flat(parts)
-      .use(
-        makeHandlerIdempotent({
-          persistenceStore,
-          config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
-        }),
-      )
-      .handler(async () => {
-        handlerRuns += 1;
-        return json(201, { id: 'booking-1' });
-      });
-    const booking = { ...request(), body: JSON.stringify({ room: randomUUID() }) };
-    expect((await handler(booking, lambdaContext())).statusCode).toBe(201);
-    output.clear();
-    const replay = await handler(booking, lambdaContext());
+    const { replay, handlerRuns } = await replayedBooking(parts, makeHandlerIdempotent);
     expect(handlerRuns).toBe(1);
     expect(replay.statusCode).toBe(201);
     const requestEvents = output.audit().filter((event) => event.eventType === 'http.request');
@@ -308,22 +319,7 @@ describe('answers given early are still audited, counted and labelled', () => {
 
   it("a replay through Bulwark's idempotency(): the stored answer, audited and labelled", async () => {
     const parts = observability();
-    let handlerRuns = 0;
-    const handler = flat(parts)
-      .use(
-        idempotency({
-          persistenceStore: idempotencyStore(),
-          config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
-        }),
-      )
-      .handler(async () => {
-        handlerRuns += 1;
-        return json(201, { id: 'booking-1' });
-      });
-    const booking = { ...request(), body: JSON.stringify({ room: randomUUID() }) };
-    expect((await handler(booking, lambdaContext())).statusCode).toBe(201);
-    output.clear();
-    const replay = await handler(booking, lambdaContext());
+    const { replay, handlerRuns } = await replayedBooking(parts, idempotency);
     expect(handlerRuns).toBe(1);
     expectEverythingHappened(parts, replay, { status: 201 });
     expect(JSON.parse(replay.body as string)).toEqual({ id: 'booking-1' });
