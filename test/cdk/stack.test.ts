@@ -38,6 +38,22 @@ const readWriteDataActions = [
   'dynamodb:DeleteItem',
   'dynamodb:DescribeTable',
 ];
+/** The ARN of an SES identity as the stack writes it into policies and Cognito's email settings. */
+const sesIdentityArn = (identity: string) => ({
+  'Fn::Join': [
+    '',
+    [
+      'arn:',
+      { Ref: 'AWS::Partition' },
+      ':ses:',
+      { Ref: 'AWS::Region' },
+      ':',
+      { Ref: 'AWS::AccountId' },
+      `:identity/${identity}`,
+    ],
+  ],
+});
+
 /**
  * Exactly the calls users and bookings make on the app table: GetItem, Query (also on its GSIs) and
  * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem.
@@ -225,20 +241,7 @@ function expectedStatements(
     statements.push({
       Action: 'ses:SendEmail',
       Effect: 'Allow',
-      Resource: {
-        'Fn::Join': [
-          '',
-          [
-            'arn:',
-            { Ref: 'AWS::Partition' },
-            ':ses:',
-            { Ref: 'AWS::Region' },
-            ':',
-            { Ref: 'AWS::AccountId' },
-            ':identity/example.com',
-          ],
-        ],
-      },
+      Resource: sesIdentityArn('example.com'),
     });
   }
   if (access.smsPublish) {
@@ -1054,31 +1057,17 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
           }),
         ).findResources('AWS::Cognito::UserPool'),
       )[0]?.Properties?.EmailConfiguration;
-    const identityArn = (identity: string) => ({
-      'Fn::Join': [
-        '',
-        [
-          'arn:',
-          { Ref: 'AWS::Partition' },
-          ':ses:',
-          { Ref: 'AWS::Region' },
-          ':',
-          { Ref: 'AWS::AccountId' },
-          `:identity/${identity}`,
-        ],
-      ],
-    });
     expect(
       sesPool('Bulwark-ses-domain', { identity: 'example.org', from: 'App <no-reply@example.org>' }),
     ).toEqual({
       EmailSendingAccount: 'DEVELOPER',
       From: 'App <no-reply@example.org>',
-      SourceArn: identityArn('example.org'),
+      SourceArn: sesIdentityArn('example.org'),
     });
     expect(sesPool('Bulwark-ses-address', { identity: 'noreply@example.org' })).toEqual({
       EmailSendingAccount: 'DEVELOPER',
       From: 'noreply@example.org',
-      SourceArn: identityArn('noreply@example.org'),
+      SourceArn: sesIdentityArn('noreply@example.org'),
     });
     // SMTP is not SES: Cognito keeps its built-in sender.
     expect(
