@@ -28,6 +28,17 @@ async function failTimes(breaker: { execute: (action: typeof failing) => Promise
   for (let index = 0; index < times; index += 1) await outcome(breaker.execute(failing));
 }
 
+/** A store that answers through `shared`, except for the operations given. */
+function delegatingTo(shared: MemoryCircuitStateStore, own: Partial<CircuitStateStore>): CircuitStateStore {
+  return {
+    read: (name, now) => shared.read(name, now),
+    addFailure: (name, failure, now) => shared.addFailure(name, failure, now),
+    replace: (name, generation, next, expiresAt, now) =>
+      shared.replace(name, generation, next, expiresAt, now),
+    ...own,
+  };
+}
+
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] });
   vi.setSystemTime(base);
@@ -70,7 +81,7 @@ describe('a closed circuit', () => {
     const readServed = deferred<void>();
     const releaseRead = deferred<void>();
     let holdReads = false;
-    const store: CircuitStateStore = {
+    const store = delegatingTo(shared, {
       read: async (name, now) => {
         const record = await shared.read(name, now);
         if (holdReads) {
@@ -79,10 +90,7 @@ describe('a closed circuit', () => {
         }
         return record;
       },
-      addFailure: (name, failure, now) => shared.addFailure(name, failure, now),
-      replace: (name, generation, next, expiresAt, now) =>
-        shared.replace(name, generation, next, expiresAt, now),
-    };
+    });
     const breaker = new CircuitBreaker<string>({
       name: uniqueName(),
       store,
@@ -119,8 +127,7 @@ describe('a closed circuit', () => {
     const holdAnswer = deferred<void>();
     const heldWritten = deferred<void>();
     let holdNextAnswer = true;
-    const store: CircuitStateStore = {
-      read: (name, now) => shared.read(name, now),
+    const store = delegatingTo(shared, {
       addFailure: async (name, failure, now) => {
         const held = holdNextAnswer;
         holdNextAnswer = false;
@@ -131,9 +138,7 @@ describe('a closed circuit', () => {
         }
         return record;
       },
-      replace: (name, generation, next, expiresAt, now) =>
-        shared.replace(name, generation, next, expiresAt, now),
-    };
+    });
     const breaker = new CircuitBreaker<string>({
       name: uniqueName(),
       store,
