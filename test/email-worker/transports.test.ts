@@ -290,43 +290,35 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  it('turns a 5xx to RCPT TO into a DeliveryRejectedError with the reply code, never the address', async () => {
+  /** What one send to the refusing relay rejects with. */
+  async function refusalOf(message: typeof email): Promise<unknown> {
     const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
-    const error = await transport
-      .send({ ...email, to: 'nobody550@example.com' })
-      .catch((caught: unknown) => caught);
+    const error = await transport.send(message).catch((caught: unknown) => caught);
     transport.close();
+    return error;
+  }
+
+  it('turns a 5xx to RCPT TO into a DeliveryRejectedError with the reply code, never the address', async () => {
+    const error = await refusalOf({ ...email, to: 'nobody550@example.com' });
     expect(error).toBeInstanceOf(DeliveryRejectedError);
     expect(error).toMatchObject({ provider: 'smtp', providerCode: 'EENVELOPE', responseCode: 550 });
     expect((error as Error).message).not.toContain('nobody550');
   });
 
   it('passes a 5xx to RCPT TO that refuses our relay rights (5.7.1) on as it is: every message is refused', async () => {
-    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
-    const error = await transport
-      .send({ ...email, to: 'relay554@example.com' })
-      .catch((caught: unknown) => caught);
-    transport.close();
+    const error = await refusalOf({ ...email, to: 'relay554@example.com' });
     expect(error).not.toBeInstanceOf(DeliveryRejectedError);
     expect(error).toMatchObject({ code: 'EENVELOPE', command: 'RCPT TO', responseCode: 554 });
   });
 
   it('passes a 5xx to MAIL FROM on as it is: our sender is refused, so every message is', async () => {
-    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
-    const error = await transport
-      .send({ ...email, from: 'refused@bulwark.local' })
-      .catch((caught: unknown) => caught);
-    transport.close();
+    const error = await refusalOf({ ...email, from: 'refused@bulwark.local' });
     expect(error).not.toBeInstanceOf(DeliveryRejectedError);
     expect(error).toMatchObject({ code: 'EENVELOPE', command: 'MAIL FROM', responseCode: 553 });
   });
 
   it('passes a 4xx to RCPT TO (greylisting, a full mailbox) on as it is: a later attempt may pass', async () => {
-    const transport = new SmtpEmailTransport({ host: '127.0.0.1', port });
-    const error = await transport
-      .send({ ...email, to: 'busy450@example.com' })
-      .catch((caught: unknown) => caught);
-    transport.close();
+    const error = await refusalOf({ ...email, to: 'busy450@example.com' });
     expect(error).not.toBeInstanceOf(DeliveryRejectedError);
     expect(error).toMatchObject({ code: 'EENVELOPE', responseCode: 450 });
   });
