@@ -1,7 +1,7 @@
 // The sample functions' configuration, read from the environment once at cold start.
-import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
+import { minRotatingSecretLength, type RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
-import { minRotatingSecretLength, type RotatingSecretSetting } from './rotating-secret.js';
+import type { RotatingSecretSetting } from './rotating-secret.js';
 import {
   invalidEnvironment,
   readTableEnvironment,

@@ -1,12 +1,9 @@
 // Secrets in the rotation shape { current, previous }: given in the environment (local runs, tests) or
 // read from Secrets Manager at run time (the stack), so a rotation reaches running functions without a deploy.
-import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
+import { isUsableRotatingSecret, type RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { SecretAccessError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { lazySecretStore } from './secret-store.js';
-
-/** The shortest `current` or `previous` accepted, from the environment or from Secrets Manager. */
-export const minRotatingSecretLength = 32;
 
 /** Where a function finds one rotating secret. */
 export type RotatingSecretSetting =
@@ -34,10 +31,9 @@ export function rotatingSecretReader(
     const secret = await (await lazySecretStore(onEvent)).getRotatingSecret(setting.secretArn, { refresh });
     // The same floor as the environment's form: an empty or short key (a value put by hand) would let
     // anyone compute the HMACs it protects.
-    const tooShort = [secret.current, secret.previous].some(
-      (value) => value !== undefined && value.length < minRotatingSecretLength,
-    );
-    if (tooShort) throw new SecretAccessError(setting.secretArn, 'AWSCURRENT', 'not_rotating');
+    if (!isUsableRotatingSecret(secret)) {
+      throw new SecretAccessError(setting.secretArn, 'AWSCURRENT', 'not_rotating');
+    }
     return secret;
   };
 }

@@ -145,10 +145,15 @@ export function createServiceSigner(
   return (request) => serviceAuthHeaders(credentials, request);
 }
 
-function isValidSecret(secret: RotatingSecret): boolean {
+/** The shortest `current` or `previous` a rotating HMAC secret may hold, in characters. */
+export const minRotatingSecretLength = 32;
+
+/** Whether a rotating secret's values are long enough to key an HMAC (a short one could be guessed). */
+export function isUsableRotatingSecret(secret: RotatingSecret): boolean {
   return [secret.current, secret.previous].every(
     (value, index) =>
-      (index === 1 && value === undefined) || (typeof value === 'string' && value.length >= 32),
+      (index === 1 && value === undefined) ||
+      (typeof value === 'string' && value.length >= minRotatingSecretLength),
   );
 }
 
@@ -160,7 +165,7 @@ async function readSource(secrets: ServiceSecretSource, refresh: boolean): Promi
   } catch (error) {
     throw new ServiceUnavailableError('Service credentials are unavailable', 5, { cause: error });
   }
-  if (!isValidSecret(secret)) {
+  if (!isUsableRotatingSecret(secret)) {
     throw new ServiceUnavailableError('Service credentials are unavailable', 5, {
       cause: new Error('the signing secret source returned a secret shorter than 32 characters'),
     });
@@ -274,7 +279,7 @@ export class ServiceRequestVerifier {
         problems.push(`service id ${JSON.stringify(serviceId)} is invalid`);
       if ('source' in secrets) {
         if (typeof secrets.source !== 'function') problems.push(`${serviceId}: source must be a function`);
-      } else if (!isValidSecret(secrets)) {
+      } else if (!isUsableRotatingSecret(secrets)) {
         problems.push(`${serviceId}: secrets must be at least 32 characters`);
       }
       services.set(serviceId, secrets);
