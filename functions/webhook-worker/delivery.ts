@@ -3,6 +3,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { parseRetryAfter } from '../../middleware/circuit-breaker/guarded-fetch.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
 
 /** The endpoint answered, but not with a 2xx (a 3xx included: redirects are never followed). */
@@ -43,18 +44,6 @@ export function signWebhook(secret: string, webhookId: string, body: string, at:
     'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
     'webhook-signature': new Webhook(secret).sign(webhookId, at, body),
   };
-}
-
-/**
- * Retry-After in seconds: delta-seconds or an HTTP-date (RFC 9110), never negative; undefined when
- * absent or unreadable.
- */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d{1,10}$/.test(text)) return Number(text);
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
 /** Keep-alive agents, one per scheme, so consecutive deliveries to one receiver reuse connections. */

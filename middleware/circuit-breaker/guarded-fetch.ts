@@ -24,17 +24,30 @@ export const defaultMaxResponseBytes = 1_048_576;
 const maxRetryAfterSec = 86_400;
 
 /**
- * Seconds a `Retry-After` header asks to wait (delay-seconds or an HTTP date, RFC 9110 §10.2.3), at
- * least 1; undefined when there is none, it cannot be read, or it asks for more than a day.
+ * A `Retry-After` value in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3), never negative;
+ * undefined when absent or unreadable.
+ *
+ * @example
+ * parseRetryAfter('120'); // 120
+ */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d{1,10}$/.test(text)) return Number(text);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+/**
+ * Seconds a response's `Retry-After` header asks to wait, at least 1; undefined when there is none, it
+ * cannot be read, or it asks for more than a day.
  *
  * @example
  * retryAfterSeconds(response.headers); // 30 for "Retry-After: 30"
  */
 export function retryAfterSeconds(headers: Headers, now = Date.now()): number | undefined {
-  const value = headers.get('retry-after')?.trim();
-  if (!value) return undefined;
-  const seconds = /^\d{1,9}$/.test(value) ? Number(value) : Math.ceil((Date.parse(value) - now) / 1000);
-  if (!Number.isFinite(seconds) || seconds > maxRetryAfterSec) return undefined;
+  const seconds = parseRetryAfter(headers.get('retry-after') ?? undefined, now);
+  if (seconds === undefined || seconds > maxRetryAfterSec) return undefined;
   return Math.max(1, seconds);
 }
 

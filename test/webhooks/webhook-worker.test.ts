@@ -14,13 +14,13 @@ import {
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import { newWebhookId, WebhookStore } from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
-import { parseRetryAfter } from '../../functions/webhook-worker/delivery.js';
 import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
 import { type DisableRule, WebhookWorker } from '../../functions/webhook-worker/webhook-worker.js';
 import { workers } from '../../functions/workers.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
+import { parseRetryAfter } from '../../middleware/circuit-breaker/guarded-fetch.js';
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
