@@ -112,6 +112,8 @@ interface DeliveryJob {
   readonly message: WebhookMessage;
   readonly endpoint: StoredEndpoint;
   readonly attempt: number;
+  /** Set once the POST is sent, so a worker failure after it (saving the outcome) is told apart. */
+  readonly progress: { posted: boolean };
 }
 
 /**
@@ -242,17 +244,18 @@ export class WebhookWorker {
   }
 
   /** Signs (with the attempt's own timestamp) and POSTs through the endpoint's circuit; throws unless 2xx. */
-  private async post({ message, endpoint, attempt }: DeliveryJob): Promise<Delivered> {
+  private async post({ message, endpoint, attempt, progress }: DeliveryJob): Promise<Delivered> {
     const body = JSON.stringify(message.payload);
     const at = new Date();
     const headers = await this.sign(endpoint, message.id, body, at);
-    const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) =>
-      postWebhook(new URL(endpoint.url), { ...headers }, body, {
+    const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) => {
+      progress.posted = true;
+      return postWebhook(new URL(endpoint.url), { ...headers }, body, {
         guard: this.options.guard,
         signal,
         timeoutMs: this.timeoutMs,
-      }),
-    );
+      });
+    });
     return { ...outcome, attempt, at: at.toISOString() };
   }
 
@@ -306,11 +309,12 @@ export class WebhookWorker {
     }
     let delivered: Delivered;
     const started = performance.now();
+    const progress = { posted: false };
     try {
-      delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt });
+      delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt, progress });
     } catch (error) {
       if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
-        return this.postpone(record, message, attempt, error, correlationId);
+        return this.postpone(record, message, { attempt, posted: progress.posted }, error, correlationId);
       }
       const durationMs = Math.round(performance.now() - started);
       return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
@@ -332,7 +336,7 @@ export class WebhookWorker {
 
   /**
    * Not the endpoint's answer: another copy of this message is being delivered right now, or the
-   * worker failed before any POST. Nothing is recorded against the endpoint (a KMS outage must not
+   * worker failed before the POST or in saving its outcome. Nothing is recorded against the endpoint (a KMS outage must not
    * disable every endpoint at once); the message comes back later and the record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
    * a failure of ours, so messages that failed together in an outage do not all return together.
@@ -340,7 +344,7 @@ export class WebhookWorker {
   private async postpone(
     record: SQSRecord,
     message: WebhookMessage,
-    attempt: number,
+    { attempt, posted }: { readonly attempt: number; readonly posted: boolean },
     error: IdempotencyUnknownError | SigningFailedError,
     correlationId: string,
   ): Promise<never> {
@@ -353,15 +357,20 @@ export class WebhookWorker {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
       // the worker's error: the endpoint was never tried.
       recordMetric(metrics, 'WebhookFailed');
-      logger.error('Webhook delivery postponed: the worker failed before POSTing', { ...context, error });
+      logger.error(
+        posted
+          ? 'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved'
+          : 'Webhook delivery postponed: the worker failed before POSTing',
+        { ...context, error },
+      );
       delaySec = this.nextDelaySec(attempt, error);
       if (attempt >= this.options.maxAttempts) {
         // The last receive: SQS's redrive takes the message next, so the history must not stay pending.
-        // The endpoint was not tried, so its failure streak is left alone.
+        // Whatever the endpoint answered, if anything, is unknown, so its failure streak is left alone.
         const entry = {
           attempt,
           at: new Date().toISOString(),
-          error: 'not attempted: worker error',
+          error: posted ? 'outcome not saved: worker error' : 'not attempted: worker error',
           durationMs: 0,
         };
         await this.options.store.recordAttempt(message, entry, 'failed');

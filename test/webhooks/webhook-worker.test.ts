@@ -98,6 +98,8 @@ interface SetupOptions {
   random?: () => number;
   /** The client owner alerts are enqueued with. @default the local server's */
   alertsSqs?: SQSClient;
+  /** @default the worker's store on the toolkit table */
+  persistenceStore?: ReturnType<typeof workerIdempotencyStore>;
 }
 
 function setup(options: SetupOptions = {}) {
@@ -128,12 +130,13 @@ function setup(options: SetupOptions = {}) {
       auditLogger,
       metrics: observability.metrics,
     }),
-    persistenceStore: workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
+    persistenceStore:
+      options.persistenceStore ?? workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
     observability,
     random: options.random ?? (() => 0.5),
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { worker, audits, run, metrics: observability.metrics };
+  return { worker, audits, run, metrics: observability.metrics, logger };
 }
 
 /** Registers an endpoint straight in the store (no API, so no registration-time SSRF check). */
@@ -553,6 +556,34 @@ describe("a failure on the worker's side", () => {
       status: 'delivered',
       attempts: [{ attempt: 2, statusCode: 204 }],
     });
+  });
+});
+
+describe('a worker failure after the POST', () => {
+  it('is logged and recorded as an unsaved outcome, not as a delivery never attempted', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    // Saving the success record is the step after the POST.
+    vi.spyOn(persistenceStore, 'saveSuccess').mockRejectedValue(new Error('DynamoDB unreachable'));
+    const { run, logger } = setup({ persistenceStore });
+    const logged = vi.spyOn(logger, 'error');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await record(message, 5);
+    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(healthy.received).toHaveLength(1);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved',
+      expect.objectContaining({ webhookId: message.id }),
+    );
+    expect(await historyOf(endpoint.id)).toEqual([
+      expect.objectContaining({
+        webhookId: message.id,
+        status: 'failed',
+        attempts: [expect.objectContaining({ attempt: 5, error: 'outcome not saved: worker error' })],
+      }),
+    ]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
   });
 });
 
