@@ -44,8 +44,15 @@ function createContext(definition: HostedFunction, deadline: number): Context {
   };
 }
 
+/**
+ * Hosts each function as one Lambda execution environment: its module is loaded once and runs one
+ * invocation at a time, so Powertools' per-invocation state (log keys, correlation id, metrics) never
+ * mixes two requests. Where AWS would start another environment, a concurrent call here waits its turn.
+ */
 export class FunctionHost {
   private readonly handlers = new Map<string, Promise<LambdaHandler>>();
+  /** Per function, the invocation the next one waits for. */
+  private readonly lastInvocation = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly rootDir: string,
@@ -71,10 +78,24 @@ export class FunctionHost {
     return handler;
   }
 
-  /** Invokes like Lambda: the promise rejects with {@link FunctionTimeoutError} at the function's timeout. */
-  async invoke(name: string, event: unknown): Promise<unknown> {
+  /**
+   * Invokes like Lambda, after the function's invocation in flight: the promise rejects with
+   * {@link FunctionTimeoutError} at the function's timeout, counted from when this invocation starts.
+   */
+  invoke(name: string, event: unknown): Promise<unknown> {
     const definition = this.definitions.find((candidate) => candidate.name === name);
-    if (!definition) throw new Error(`Unknown function ${name}`);
+    if (!definition) return Promise.reject(new Error(`Unknown function ${name}`));
+    const invocation = (this.lastInvocation.get(name) ?? Promise.resolve()).then(() =>
+      this.run(definition, event),
+    );
+    this.lastInvocation.set(
+      name,
+      invocation.catch(() => undefined),
+    );
+    return invocation;
+  }
+
+  private async run(definition: HostedFunction, event: unknown): Promise<unknown> {
     const handler = await this.load(definition);
     const timeoutMs = definition.timeoutSec * 1000;
     const context = createContext(definition, Date.now() + timeoutMs);

@@ -85,7 +85,16 @@ export interface LocalRuntime {
    * dataDir, else a temporary folder removed by `stop()`.
    */
   readonly smsOutboxDir: string;
-  stop(): Promise<void>;
+  /** Stops everything once the workers' batches in flight are done. */
+  stop(): Promise<LocalRuntimeStopReport>;
+}
+
+export interface LocalRuntimeStopReport {
+  /**
+   * Messages the queues still held when they stopped, by queue name (empty queues left out). Queues live
+   * in memory, so these are gone; their delivery records in DynamoDB stay as they were (`pending`).
+   */
+  readonly messagesDropped: Readonly<Record<string, number>>;
 }
 
 class BodyTooLarge extends Error {}
@@ -270,7 +279,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     await ownDynamoDb?.stop();
     throw error;
   }
-  // One poller per worker: the event source mappings of the stack, with the same batch size and concurrency.
+  // One poller per worker: the event source mappings of the stack, with the same batch size. One batch at
+  // a time: the host runs each function as one execution environment, so a second batch received now
+  // would only wait, its visibility timeout running, where AWS would start another environment.
   const sqsClient = sqs.createClient();
   const pollers = workerNames.map((name) => {
     const worker = workers[name];
@@ -279,7 +290,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       queueUrl: sqs.queueUrls[worker.queueName] as string,
       queueArn: sqs.queueArns[worker.queueName] as string,
       batchSize: worker.batchSize,
-      maxConcurrency: worker.maxConcurrency,
+      maxConcurrency: 1,
       invoke: (event) => host.invoke(name, event),
       onError: (error) =>
         console.error(
@@ -289,7 +300,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   });
   for (const poller of pollers) poller.start();
 
-  let stopped: Promise<void> | undefined;
+  let stopped: Promise<LocalRuntimeStopReport> | undefined;
   return {
     url,
     port,
@@ -305,6 +316,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         // Pollers first: batches in flight finish while SQS, the sink and DynamoDB still answer.
         await Promise.all(pollers.map((poller) => poller.stop()));
         sqsClient.destroy();
+        const messagesDropped = await sqs.countMessages();
         await new Promise<void>((resolveClose) => {
           server.close(() => resolveClose());
           server.closeAllConnections();
@@ -312,6 +324,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         await Promise.all([sqs.stop(), smtp.stop()]);
         await ownDynamoDb?.stop();
         if (!outboxDir) rmSync(smsOutboxDir, { recursive: true, force: true });
+        return { messagesDropped };
       })();
       return stopped;
     },

@@ -20,6 +20,8 @@ export interface LocalSqs {
   readonly queueArns: Readonly<Record<string, string>>;
   /** A client for the embedded server (static local credentials). */
   createClient(): SQSClient;
+  /** Messages each queue holds (visible, in flight or delayed), by queue name; queues holding none are left out. */
+  countMessages(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,10 @@ function countVisibilityChangesAsSqsDoes(queue: EmulatedQueue): void {
     return changed;
   };
 }
+
+// local-aws-sqs counts messages in flight in ApproximateNumberOfMessages too (SQS counts only visible
+// ones there), so with the delayed ones these two are everything a queue holds.
+const messageCountAttributes = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed'] as const;
 
 /** Starts the server on a free port and creates every queue after its DLQ. */
 export async function startLocalSqs(queues: readonly LocalQueueDefinition[], port = 0): Promise<LocalSqs> {
@@ -124,6 +130,25 @@ export async function startLocalSqs(queues: readonly LocalQueueDefinition[], por
     queueUrls,
     queueArns,
     createClient: () => createLocalSqsClient(endpoint),
+    countMessages: async () => {
+      const counter = createLocalSqsClient(endpoint);
+      const counts: Record<string, number> = {};
+      try {
+        for (const [name, queueUrl] of Object.entries(queueUrls)) {
+          const { Attributes = {} } = await counter.send(
+            new GetQueueAttributesCommand({
+              QueueUrl: queueUrl,
+              AttributeNames: [...messageCountAttributes],
+            }),
+          );
+          const count = messageCountAttributes.reduce((sum, name) => sum + Number(Attributes[name] ?? 0), 0);
+          if (count > 0) counts[name] = count;
+        }
+      } finally {
+        counter.destroy();
+      }
+      return counts;
+    },
     stop: () => {
       stopped ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -10,7 +10,7 @@ import { failedMessageIds, QueuePoller } from '../../bin/runtime/queue-poller.js
 import { startSmtpSink } from '../../bin/runtime/smtp-sink.js';
 
 let sqs: LocalSqs;
-const queues = ['batch', 'partial', 'redrive', 'crash'].map((name) => ({
+const queues = ['batch', 'partial', 'redrive', 'crash', 'counted'].map((name) => ({
   name,
   maxReceiveCount: 2,
   visibilityTimeoutSec: 1,
@@ -153,6 +153,18 @@ describe('local SQS event source', () => {
     // The messages were sent together, so the crashed invocation held both (a receive takes up to 10).
     expect(crashedWith?.sort()).toEqual(['and me', 'retry me']);
     expect(await drain('crash')).toEqual([]);
+  });
+});
+
+describe('local SQS message counts', () => {
+  it('counts what each queue holds, received or not, and leaves empty queues out', async () => {
+    await send('counted', ['one', 'two', 'three']);
+    const client = sqs.createClient();
+    await client.send(new ReceiveMessageCommand({ QueueUrl: sqs.queueUrls.counted, MaxNumberOfMessages: 1 }));
+    client.destroy();
+    const counts = await sqs.countMessages();
+    expect(counts.counted).toBe(3);
+    expect(counts['counted-dlq']).toBeUndefined();
   });
 });
 
