@@ -35,10 +35,6 @@ export interface EventSource {
 const textContentType =
   /^(text\/|application\/(?:[\w.+-]+\+)?(?:json|xml|javascript|x-www-form-urlencoded))/i;
 
-function joinValues(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(',') : value;
-}
-
 /** `05/Mar/2026:14:03:22 +0000`, the format of requestContext.time. */
 function requestTime(date: Date): string {
   const [, day, month, year, time] = date.toUTCString().split(' ');
@@ -55,10 +51,11 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   const { request, body } = source;
   const { rawPath, rawQueryString } = source.target;
   const query = queryParameters(new URLSearchParams(rawQueryString));
+  // Every value of a repeated header, joined with commas as API Gateway does (Node's own `headers` keeps
+  // only the first Authorization, Content-Type, Host, ... and joins the rest with ", ").
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(request.headers)) {
-    const joined = joinValues(value);
-    if (joined !== undefined && name !== 'cookie') headers[name] = joined;
+  for (const [name, values] of Object.entries(request.headersDistinct)) {
+    if (values !== undefined && name !== 'cookie') headers[name] = values.join(',');
   }
   const cookies = request.headers.cookie
     ?.split(';')
@@ -99,16 +96,48 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   };
 }
 
-/** Writes a handler's result the way API Gateway does, including its inference for non-structured results. */
+/** A handler result API Gateway cannot map to a response; it answers 500 for it. */
+export class MalformedResultError extends Error {
+  constructor(problem: string) {
+    super(`The function's result is not a valid response: ${problem}`);
+    this.name = 'MalformedResultError';
+  }
+}
+
+/** The result as a structured response, by API Gateway's inference for results without a statusCode. */
+function structuredResult(result: unknown): APIGatewayProxyStructuredResultV2 {
+  if (typeof result !== 'object' || result === null || !('statusCode' in result)) {
+    return {
+      statusCode: 200,
+      headers: { 'content-type': 'application/json' },
+      body: typeof result === 'string' ? result : JSON.stringify(result ?? null),
+    };
+  }
+  const { statusCode, body, headers, cookies } = result as Record<string, unknown>;
+  if (!Number.isInteger(statusCode) || (statusCode as number) < 100 || (statusCode as number) > 599) {
+    throw new MalformedResultError(`statusCode ${JSON.stringify(statusCode)}`);
+  }
+  if (body !== undefined && body !== null && typeof body !== 'string') {
+    throw new MalformedResultError('body is not a string');
+  }
+  if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) {
+    throw new MalformedResultError('headers is not an object');
+  }
+  if (
+    cookies !== undefined &&
+    !(Array.isArray(cookies) && cookies.every((cookie) => typeof cookie === 'string'))
+  ) {
+    throw new MalformedResultError('cookies is not an array of strings');
+  }
+  return result as APIGatewayProxyStructuredResultV2;
+}
+
+/**
+ * Writes a handler's result the way API Gateway does, including its inference for non-structured
+ * results. Throws {@link MalformedResultError}, having written nothing, for a result it cannot map.
+ */
 export function writeHttpApiResult(response: ServerResponse, result: unknown): void {
-  const structured =
-    typeof result === 'object' && result !== null && 'statusCode' in result
-      ? (result as APIGatewayProxyStructuredResultV2)
-      : {
-          statusCode: 200,
-          headers: { 'content-type': 'application/json' },
-          body: typeof result === 'string' ? result : JSON.stringify(result ?? null),
-        };
+  const structured = structuredResult(result);
   const body = structured.body
     ? Buffer.from(structured.body, structured.isBase64Encoded ? 'base64' : 'utf8')
     : Buffer.alloc(0);

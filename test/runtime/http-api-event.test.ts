@@ -1,8 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  MalformedResultError,
   parseRequestTarget,
   type RequestTarget,
   toHttpApiEvent,
@@ -13,6 +14,7 @@ let server: Server;
 let url: string;
 let lastEvent: APIGatewayProxyEventV2 | undefined;
 let nextResult: unknown;
+const writeFailures: unknown[] = [];
 
 beforeAll(async () => {
   server = createServer((request, response) => {
@@ -26,7 +28,13 @@ beforeAll(async () => {
         routeKey: 'POST /things/{id}',
         pathParameters: { id: '42' },
       });
-      writeHttpApiResult(response, nextResult);
+      try {
+        writeHttpApiResult(response, nextResult);
+      } catch (error) {
+        // As the runtime does: what API Gateway answers for a result it cannot map.
+        writeFailures.push(error);
+        writeHttpApiResult(response, { statusCode: 500, body: '{"message":"Internal Server Error"}' });
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -120,5 +128,36 @@ describe('API Gateway HTTP API v2 translation', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('application/json');
     expect(await response.json()).toEqual({ hello: 'world' });
+  });
+
+  it.each([
+    ['a body that is not a string', { statusCode: 200, body: { a: 1 } }],
+    ['a status that is not a number', { statusCode: '2xx' }],
+    ['a status out of range', { statusCode: 1000 }],
+    ['headers that are not an object', { statusCode: 200, headers: 'x' }],
+    ['cookies that are not strings', { statusCode: 200, cookies: [1] }],
+  ])("answers API Gateway's 500, having written nothing, for %s", async (_, result) => {
+    nextResult = result;
+    writeFailures.length = 0;
+    const response = await fetch(url);
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ message: 'Internal Server Error' });
+    expect(writeFailures).toEqual([expect.any(MalformedResultError)]);
+  });
+});
+
+describe('repeated request headers', () => {
+  it('joins every value with commas, as API Gateway does, Authorization included', async () => {
+    nextResult = { statusCode: 204 };
+    await new Promise<void>((resolve, reject) => {
+      const request = httpRequest(`${url}/things/42`);
+      request.setHeader('authorization', ['Bearer one', 'Bearer two']);
+      request.setHeader('x-dup', ['a', 'b']);
+      request.on('response', (response) => response.resume().on('end', resolve));
+      request.on('error', reject);
+      request.end();
+    });
+    expect(lastEvent?.headers.authorization).toBe('Bearer one,Bearer two');
+    expect(lastEvent?.headers['x-dup']).toBe('a,b');
   });
 });
