@@ -1,16 +1,52 @@
 // `npm start`: runs the whole sample system on 127.0.0.1 with data under .bulwark/.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { routes } from '../functions/routes.js';
-import { repositoryRoot, startLocalRuntime } from './runtime/local-runtime.js';
+import { type LocalRuntime, repositoryRoot, startLocalRuntime } from './runtime/local-runtime.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const dataDir = join(repositoryRoot, '.bulwark');
+const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? join(repositoryRoot, '.bulwark'));
 mkdirSync(dataDir, { recursive: true });
 
-const runtime = await startLocalRuntime({ port: Number(process.env.PORT ?? 3000), dataDir });
+/** Exits with a message the user can act on, instead of a stack trace. */
+function fail(message: string): never {
+  console.error(`npm start: ${message}`);
+  process.exit(1);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
+const pidFile = join(dataDir, 'runtime.pid');
+const runningPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+if (runningPid !== undefined && Number.isInteger(runningPid) && runningPid > 0 && isRunning(runningPid)) {
+  fail(
+    `another local runtime (pid ${runningPid}) is using ${dataDir}; stop it first ` +
+      `(or delete ${pidFile} if that pid is not an npm start)`,
+  );
+}
+writeFileSync(pidFile, String(process.pid));
+
+const port = Number(process.env.PORT ?? 3000);
+let runtime: LocalRuntime;
+try {
+  runtime = await startLocalRuntime({ port, dataDir });
+} catch (error) {
+  rmSync(pidFile, { force: true });
+  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    fail(`port ${port} is in use; stop what holds it or pick another, e.g. PORT=3001 npm start`);
+  }
+  throw error;
+}
 
 // A ready-made admin token, so the curl lines below work at once; `npm run token` makes others.
 const adminToken = await runtime.auth.devIssuer.mint({
@@ -32,7 +68,7 @@ console.log(
     `                   aws dynamodb scan --table-name ${runtime.tableNames.app} --endpoint-url ${runtime.dynamoDbEndpoint}`,
     `  Data folder      ${dataDir}`,
     `  Outbox           ${runtime.outboxDir}  (every email as an .eml file, SMTP sink ${runtime.smtp.host}:${runtime.smtp.port}; every SMS as a .sms.txt file)`,
-    `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')})`,
+    `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')}; in memory: messages still queued at exit are dropped)`,
     '  Routes',
     ...routeLines,
     '',
@@ -52,8 +88,16 @@ const shutdown = (signal: string) => {
   stopping = true;
   console.log(`\n${signal}: stopping`);
   runtime.stop().then(
-    () => process.exit(0),
+    ({ messagesDropped }) => {
+      rmSync(pidFile, { force: true });
+      const dropped = Object.entries(messagesDropped).map(([queue, count]) => `${count} in ${queue}`);
+      if (dropped.length > 0) {
+        console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
+      }
+      process.exit(0);
+    },
     (error: unknown) => {
+      rmSync(pidFile, { force: true });
       console.error(error);
       process.exit(1);
     },

@@ -79,7 +79,9 @@ export async function mintFromCommandLine(args: readonly string[], dataDir: stri
 
 // Run as a command (not when a test imports it): print the token alone, so $(npm run -s token ...) captures it.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const dataDir = fileURLToPath(new URL('../.bulwark', import.meta.url));
+  const dataDir = resolve(
+    process.env.BULWARK_DATA_DIR ?? fileURLToPath(new URL('../.bulwark', import.meta.url)),
+  );
   try {
     console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
   } catch (error) {

@@ -13,5 +13,7 @@ const stop = () => {
 // The parent going away (even by a crash) closes the IPC channel: never outlive it.
 process.on('disconnect', stop);
 process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+// Ctrl-C reaches the whole process group: the parent stops its workers first (their batches still
+// write here) and then ends this process with SIGTERM.
+process.on('SIGINT', () => undefined);
 process.send?.({ endpoint: dynamoDb.endpoint, port: dynamoDb.port });

@@ -1,0 +1,108 @@
+// `npm start`'s entry (bin/local.ts) and its embedded DynamoDB process, run as the user runs them.
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { createDynamoDbClient } from '../../middleware/store/client.js';
+
+const repositoryRoot = join(import.meta.dirname, '../..');
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function startLocal(env: Record<string, string>): Started {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
+    cwd: repositoryRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function until(probe: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('npm start (bin/local.ts)', () => {
+  it('refuses a second runtime on the same data folder, and SIGTERM stops the first cleanly', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
+    const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    try {
+      await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
+      const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1];
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+
+      const second = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+      expect(await second.exited).toBe(1);
+      expect(second.output()).toContain(`another local runtime (pid ${first.child.pid}) is using ${dataDir}`);
+
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+      expect(first.output()).toContain('SIGTERM: stopping');
+      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+      await expect(fetch(`${url}/health`)).rejects.toThrow();
+    } finally {
+      first.child.kill('SIGKILL');
+    }
+  });
+
+  it('says which port is busy instead of printing a stack trace', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as AddressInfo;
+    const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
+    try {
+      const started = startLocal({ PORT: String(port), BULWARK_DATA_DIR: dataDir });
+      expect(await started.exited).toBe(1);
+      expect(started.output()).toContain(`npm start: port ${port} is in use`);
+      expect(started.output()).not.toContain('    at ');
+      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+});
+
+describe('embedded DynamoDB process', () => {
+  it('outlives a Ctrl-C sent to the whole process group, so batches in flight can still write', async () => {
+    const child = fork(join(repositoryRoot, 'bin/runtime/dynamodb-server.ts'), ['{}'], {
+      cwd: repositoryRoot,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      const { endpoint } = await new Promise<{ endpoint: string }>((resolve) =>
+        child.once('message', (message) => resolve(message as { endpoint: string })),
+      );
+      child.kill('SIGINT');
+      const client = createDynamoDbClient({ endpoint });
+      await expect(client.send(new ListTablesCommand({}))).resolves.toMatchObject({ TableNames: [] });
+      client.destroy();
+      child.kill('SIGTERM');
+      await exited;
+      expect(child.exitCode).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
