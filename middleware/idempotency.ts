@@ -46,12 +46,26 @@ const handlerRanKey = 'bulwark.idempotency.handlerRan';
 /** Where the client's key is read when the config names no `eventKeyJmesPath`. */
 const defaultKeyPath = 'headers."idempotency-key"';
 
+/**
+ * 1–255 visible ASCII characters (RFC 5234 VCHAR): no space, no control character, nothing a proxy or
+ * a Unicode normalisation could turn into another caller's key, and never empty.
+ */
+const keyFormat = /^[\x21-\x7e]{1,255}$/;
+
 /** The event field Powertools reads the scoped key from; a name API Gateway never sends. */
 const scopedKeyField = 'bulwark.scopedIdempotencyKey';
 
-/** The client's key as `keyPath` selects it: undefined when the request carries none. */
-function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig): unknown {
-  return search(keyPath, event, config.jmesPathOptions) ?? undefined;
+/**
+ * The client's key, checked before Powertools sees it: undefined when the request carries none, a 400
+ * when it is not a string of {@link keyFormat}.
+ */
+function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
+  const selected = search(keyPath, event, config.jmesPathOptions);
+  if (selected === undefined || selected === null) return undefined;
+  if (typeof selected !== 'string' || !keyFormat.test(selected)) {
+    throw new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
+  }
+  return selected;
 }
 
 /**
@@ -59,7 +73,7 @@ function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: Ide
  * how it authenticated, its id: all null for an anonymous caller), the route and the path. The same key
  * from another caller, on another route or path, is another request.
  */
-function scopedKeyOf(request: IdempotentRequest, key: unknown): readonly unknown[] {
+function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string | null)[] {
   const principal = (request.context as Partial<OptionalAuthContext>).principal;
   return [
     principal?.tenantId ?? null,
@@ -95,7 +109,7 @@ function clientError(error: unknown): HttpError | undefined {
 /**
  * Powertools' `makeHandlerIdempotent` for HTTP handlers.
  * - A key counts only for the caller, route and path that used it (see {@link scopedKeyOf}), so it
- *   must run after authentication.
+ *   must run after authentication; a key that is not a string of 1–255 visible ASCII characters is a 400.
  * - A replayed answer goes out through {@link respondEarly}, so it carries the correlation id,
  *   rate-limit headers and CSRF cookie, and its audit line has the stored status, like any other answer.
  * - A client's misuse of the key is a problem+json 4xx instead of a 500: the same key while the first

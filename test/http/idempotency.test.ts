@@ -21,7 +21,7 @@ const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT 
 
 interface Booking {
   readonly room: string;
-  readonly requestId?: string;
+  readonly requestId?: string | number;
 }
 
 /** Who sends a request and where: the caller authentication put on the context, and the route and path. */
@@ -234,6 +234,33 @@ describe('idempotency()', () => {
   });
 
   describe('checks the key before Powertools sees it', () => {
+    it.each([
+      ['empty', ''],
+      ['only spaces', '   '],
+      ['longer than 255 characters', 'k'.repeat(256)],
+      ['a space inside', 'my key'],
+      ['a control character', 'key\u0000'],
+      ['a character outside ASCII', 'clé'],
+    ])('answers 400 to a key that is %s', async (_shape, key) => {
+      const endpoint = bookingEndpoint();
+      const response = await endpoint.call({ room: 'a' }, key);
+      expect(problemOf(response)).toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        detail: 'The idempotency key must be a string of 1 to 255 visible ASCII characters',
+      });
+      expect(endpoint.made).toEqual([]);
+    });
+
+    it('keeps a key of 1 to 255 visible ASCII characters', async () => {
+      const endpoint = bookingEndpoint();
+      for (const key of ['!', '~'.repeat(255), `"${randomUUID()}"`]) {
+        const first = await endpoint.call({ room: key }, key);
+        expect(await endpoint.call({ room: key }, key)).toMatchObject({ statusCode: 201, body: first.body });
+      }
+      expect(endpoint.made).toHaveLength(3);
+    });
+
     it('runs every request without a key when the key is optional', async () => {
       const endpoint = bookingEndpoint();
       await endpoint.call({ room: 'a' }, undefined);
@@ -256,6 +283,10 @@ describe('idempotency()', () => {
       const requestId = randomUUID();
       const first = await endpoint.call({ room: 'a', requestId }, undefined);
       expect(await endpoint.call({ room: 'a', requestId }, undefined)).toMatchObject({ body: first.body });
+      for (const notAKey of ['not a key', 42]) {
+        const response = await endpoint.call({ room: 'a', requestId: notAKey }, undefined);
+        expect(problemOf(response)).toMatchObject({ status: 400 });
+      }
       expect(endpoint.made).toHaveLength(1);
     });
   });
