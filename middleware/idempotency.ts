@@ -10,6 +10,7 @@ import type { IdempotencyLambdaHandlerOptions } from '@aws-lambda-powertools/ide
 import { search } from '@aws-lambda-powertools/jmespath';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { normalizeResponse } from './audit/request-summary.js';
 import type { OptionalAuthContext } from './auth/middy.js';
 import { respondEarly } from './cleanup.js';
 import { ConflictError, HttpError, ValidationError } from './errors.js';
@@ -115,8 +116,8 @@ function clientError(error: unknown): HttpError | undefined {
  * - A client's misuse of the key is a problem+json 4xx instead of a 500: the same key while the first
  *   request still runs is 409 (with `Retry-After`), the key reused with a different payload
  *   (`payloadValidationJmesPath`) is 422, and no key with `throwOnNoIdempotencyKey` is 400.
- * - Only an error of this request's own handler deletes the record; a refused copy leaves the running
- *   request's lock and the stored answer alone.
+ * - Only this request's own handler failing deletes the record, whether it throws or returns a 5xx
+ *   (which is not stored); a refused copy leaves the running request's lock and the stored answer alone.
  *
  * Options are Powertools' own; `eventKeyJmesPath` selects the client's key (default: the
  * `Idempotency-Key` header).
@@ -179,7 +180,10 @@ export function idempotency(
       return undefined;
     },
     after: async (request) => {
-      if (internalOf(request)[handlerRanKey] === true) await powertools.after?.(request);
+      if (internalOf(request)[handlerRanKey] !== true) return;
+      // A 5xx is the handler failing, thrown or returned: the retry runs again rather than replay it.
+      const status = normalizeResponse(request.response)?.statusCode ?? 200;
+      await (status >= 500 ? powertools.onError?.(request) : powertools.after?.(request));
     },
     // Powertools 2.35 deletes the record on any error, also one its own `before` threw: the in-progress
     // record of the request still running (a third copy then runs too), or the stored answer a 422

@@ -68,6 +68,7 @@ function bookingEndpoint(
   const made: Booking[] = [];
   let hold: Promise<void> = Promise.resolve();
   let signalEntered = () => {};
+  let nextStatus: number | undefined;
   const handler = middy<
     APIGatewayProxyEventV2,
     APIGatewayProxyStructuredResultV2,
@@ -84,6 +85,11 @@ function bookingEndpoint(
     .handler(async (event, context) => {
       signalEntered();
       await hold;
+      if (nextStatus !== undefined) {
+        const statusCode = nextStatus;
+        nextStatus = undefined;
+        return json(statusCode, { failed: statusCode });
+      }
       const booking = JSON.parse(event.body ?? '{}') as Booking;
       made.push(booking);
       return json(201, { booking: made.length, room: booking.room, by: context.principal?.id });
@@ -104,6 +110,10 @@ function bookingEndpoint(
         signalEntered = resolve;
       });
       return { release, entered };
+    },
+    /** Makes the next handler run answer `statusCode` without booking anything. */
+    answerNextWith: (statusCode: number) => {
+      nextStatus = statusCode;
     },
   };
 }
@@ -306,6 +316,19 @@ describe('idempotency()', () => {
       expect((await endpoint.call({ room: 'a' }, undefined)).statusCode).toBe(201);
       expect(endpoint.made).toHaveLength(4);
     });
+  });
+
+  it('stores no 5xx the handler returns, so a retry runs again, and replays a returned 4xx', async () => {
+    const endpoint = bookingEndpoint();
+    const unavailable = randomUUID();
+    endpoint.answerNextWith(503);
+    expect((await endpoint.call({ room: 'a' }, unavailable)).statusCode).toBe(503);
+    expect((await endpoint.call({ room: 'a' }, unavailable)).statusCode).toBe(201);
+    const refused = randomUUID();
+    endpoint.answerNextWith(409);
+    expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
+    expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
+    expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
 
   it('leaves a failure of its own store a 500, not the client’s fault', async () => {
