@@ -14,6 +14,7 @@ import { normalizeResponse } from './audit/request-summary.js';
 import type { OptionalAuthContext } from './auth/middy.js';
 import { respondEarly } from './cleanup.js';
 import { ConflictError, HttpError, ValidationError } from './errors.js';
+import { withHeadersAndCookies } from './http/response.js';
 
 type IdempotentRequest = Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 
@@ -55,6 +56,9 @@ const keyFormat = /^[\x21-\x7e]{1,255}$/;
 
 /** The event field Powertools reads the scoped key from; a name API Gateway never sends. */
 const scopedKeyField = 'bulwark.scopedIdempotencyKey';
+
+/** Marks a stored answer given again, so a client can tell a replay from a fresh answer. */
+const replayedHeader = { 'Idempotent-Replayed': 'true' };
 
 /**
  * The client's key, checked before Powertools sees it: undefined when the request carries none, a 400
@@ -112,7 +116,8 @@ function clientError(error: unknown): HttpError | undefined {
  * - A key counts only for the caller, route and path that used it (see {@link scopedKeyOf}), so it
  *   must run after authentication; a key that is not a string of 1–255 visible ASCII characters is a 400.
  * - A replayed answer goes out through {@link respondEarly}, so it carries the correlation id,
- *   rate-limit headers and CSRF cookie, and its audit line has the stored status, like any other answer.
+ *   rate-limit headers and CSRF cookie, and its audit line has the stored status, like any other
+ *   answer; `Idempotent-Replayed: true` tells it from a fresh one.
  * - A client's misuse of the key is a problem+json 4xx instead of a 500: the same key while the first
  *   request still runs is 409 (with `Retry-After`), the key reused with a different payload
  *   (`payloadValidationJmesPath`) is 422, and no key with `throwOnNoIdempotencyKey` is 400.
@@ -175,7 +180,9 @@ export function idempotency(
         request.event = event;
         restoreCleanups();
       }
-      if (replay !== undefined) return respondEarly(request, replay);
+      if (replay !== undefined) {
+        return respondEarly(request, withHeadersAndCookies(replay, { headers: replayedHeader }));
+      }
       internalOf(request)[handlerRanKey] = true;
       return undefined;
     },

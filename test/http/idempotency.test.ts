@@ -134,6 +134,18 @@ describe('idempotency()', () => {
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
 
+  it('marks a replay with Idempotent-Replayed: true, and only a replay', async () => {
+    const endpoint = bookingEndpoint();
+    const key = randomUUID();
+    const first = await endpoint.call({ room: 'a' }, key);
+    const retry = await endpoint.call({ room: 'a' }, key);
+    expect(first.headers).not.toHaveProperty('Idempotent-Replayed');
+    expect(retry.headers).toMatchObject({
+      'Content-Type': 'application/json',
+      'Idempotent-Replayed': 'true',
+    });
+  });
+
   it('answers 409 with Retry-After while the first request with the key still runs', async () => {
     const endpoint = bookingEndpoint();
     const key = randomUUID();
