@@ -2,14 +2,21 @@
 import { LOGGER_KEY, METRICS_KEY, TRACER_KEY } from '@aws-lambda-powertools/commons';
 import {
   IdempotencyAlreadyInProgressError,
-  IdempotencyKeyError,
+  IdempotencyConfig,
   IdempotencyValidationError,
 } from '@aws-lambda-powertools/idempotency';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import type { IdempotencyLambdaHandlerOptions } from '@aws-lambda-powertools/idempotency/types';
+import { search } from '@aws-lambda-powertools/jmespath';
 import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { normalizeResponse } from './audit/request-summary.js';
+import type { OptionalAuthContext } from './auth/middy.js';
 import { respondEarly } from './cleanup.js';
 import { ConflictError, HttpError, ValidationError } from './errors.js';
+import { withHeadersAndCookies } from './http/response.js';
+
+type IdempotentRequest = Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 
 /** The keys Powertools' `cleanupMiddlewares` calls that a replay must only reach once it has its answer. */
 const powertoolsCleanupKeys = [TRACER_KEY, METRICS_KEY, LOGGER_KEY] as const;
@@ -38,6 +45,51 @@ function internalOf(request: Request): Record<string, unknown> {
 /** Set once this request holds its own in-progress record, the only one its errors may delete. */
 const handlerRanKey = 'bulwark.idempotency.handlerRan';
 
+/** Where the client's key is read when the config names no `eventKeyJmesPath`. */
+const defaultKeyPath = 'headers."idempotency-key"';
+
+/**
+ * 1–255 visible ASCII characters (RFC 5234 VCHAR): no space, no control character, nothing a proxy or
+ * a Unicode normalisation could turn into another caller's key, and never empty.
+ */
+const keyFormat = /^[\x21-\x7e]{1,255}$/;
+
+/** The event field Powertools reads the scoped key from; a name API Gateway never sends. */
+const scopedKeyField = 'bulwark.scopedIdempotencyKey';
+
+/** Marks a stored answer given again, so a client can tell a replay from a fresh answer. */
+const replayedHeader = { 'Idempotent-Replayed': 'true' };
+
+/**
+ * The client's key, checked before Powertools sees it: undefined when the request carries none, a 400
+ * when it is not a string of {@link keyFormat}.
+ */
+function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
+  const selected = search(keyPath, event, config.jmesPathOptions);
+  if (selected === undefined || selected === null) return undefined;
+  if (typeof selected !== 'string' || !keyFormat.test(selected)) {
+    throw new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
+  }
+  return selected;
+}
+
+/**
+ * What Powertools hashes into the record's key: the client's key inside its scope, the caller (tenant,
+ * how it authenticated, its id: all null for an anonymous caller), the route and the path. The same key
+ * from another caller, on another route or path, is another request.
+ */
+function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string | null)[] {
+  const principal = (request.context as Partial<OptionalAuthContext>).principal;
+  return [
+    principal?.tenantId ?? null,
+    principal?.authMethod ?? null,
+    principal?.id ?? null,
+    request.event.routeKey,
+    request.event.rawPath,
+    key,
+  ];
+}
+
 /** What a client did wrong with its idempotency key, as the HTTP error it should see (undefined: ours). */
 function clientError(error: unknown): HttpError | undefined {
   if (error instanceof IdempotencyAlreadyInProgressError) {
@@ -56,29 +108,27 @@ function clientError(error: unknown): HttpError | undefined {
       },
     );
   }
-  // Powertools wraps a missing key in the persistence error of the save that needed it.
-  if (
-    error instanceof IdempotencyKeyError ||
-    (error instanceof Error && error.cause instanceof IdempotencyKeyError)
-  ) {
-    return new ValidationError('The request carries no idempotency key', [], { cause: error });
-  }
   return undefined;
 }
 
 /**
- * Powertools' `makeHandlerIdempotent`, with three changes for HTTP handlers.
+ * Powertools' `makeHandlerIdempotent` for HTTP handlers.
+ * - A key counts only for the caller, route and path that used it (see {@link scopedKeyOf}), so it
+ *   must run after authentication; a key that is not a string of 1–255 visible ASCII characters is a 400.
  * - A replayed answer goes out through {@link respondEarly}, so it carries the correlation id,
- *   rate-limit headers and CSRF cookie, and its audit line has the stored status, like any other answer.
+ *   rate-limit headers and CSRF cookie, and its audit line has the stored status, like any other
+ *   answer; `Idempotent-Replayed: true` tells it from a fresh one.
  * - A client's misuse of the key is a problem+json 4xx instead of a 500: the same key while the first
  *   request still runs is 409 (with `Retry-After`), the key reused with a different payload
  *   (`payloadValidationJmesPath`) is 422, and no key with `throwOnNoIdempotencyKey` is 400.
- * - Only an error of this request's own handler deletes the record; a refused copy leaves the running
- *   request's lock and the stored answer alone.
+ * - Only this request's own handler failing deletes the record, whether it throws or returns a 5xx
+ *   (which is not stored); a refused copy leaves the running request's lock and the stored answer alone.
  *
- * Options are Powertools' own.
+ * Options are Powertools' own; `eventKeyJmesPath` selects the client's key (default: the
+ * `Idempotency-Key` header).
  *
- * Use it after `correlationIds()`, `audit()` and the other middlewares whose work a replay needs.
+ * Use it after `correlationIds()`, `audit()`, authentication and the other middlewares whose work a
+ * replay needs.
  *
  * @example
  * const persistenceStore = new DynamoDBPersistenceLayer({ tableName: process.env.TOOLKIT_TABLE_NAME });
@@ -86,16 +136,40 @@ function clientError(error: unknown): HttpError | undefined {
  *   .use(correlationIds({ loggers: [logger] }))
  *   .use(audit({ auditLogger }))
  *   .use(httpErrorHandler({ logger }))
+ *   .use(authenticate({ jwt: verifier }))
  *   .use(idempotency({
  *     persistenceStore,
  *     config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"', throwOnNoIdempotencyKey: true }),
  *   }))
  *   .handler(createBooking);
  */
-export function idempotency(options: IdempotencyLambdaHandlerOptions): MiddlewareObj {
-  const powertools = makeHandlerIdempotent(options);
+export function idempotency(
+  options: IdempotencyLambdaHandlerOptions,
+): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  const config = options.config ?? new IdempotencyConfig({});
+  const keyPath = config.eventKeyJmesPath || defaultKeyPath;
+  // The caller's settings, but Powertools reads the key from the scoped copy of the event (below) and,
+  // were it ever missing, would refuse rather than hash one key shared by every such request.
+  const powertoolsConfig = Object.assign(new IdempotencyConfig({}), config, {
+    eventKeyJmesPath: `"${scopedKeyField}"`,
+    throwOnNoIdempotencyKey: true,
+  });
+  const powertools = makeHandlerIdempotent({ ...options, config: powertoolsConfig });
   return {
     before: async (request) => {
+      if (!config.isEnabled()) return undefined;
+      const key = clientKeyOf(request.event, keyPath, config);
+      if (key === undefined) {
+        if (config.throwOnNoIdempotencyKey) {
+          throw new ValidationError('The request carries no idempotency key');
+        }
+        return undefined;
+      }
+      const event = request.event;
+      // Powertools keeps the event it is handed for its `after` and `onError`; a copy carrying the
+      // scoped key is the only one that ever sees it.
+      const scopedEvent = { ...event, [scopedKeyField]: scopedKeyOf(request, key) };
+      request.event = scopedEvent;
       const restoreCleanups = holdPowertoolsCleanups(internalOf(request));
       let replay: unknown;
       try {
@@ -103,13 +177,21 @@ export function idempotency(options: IdempotencyLambdaHandlerOptions): Middlewar
       } catch (error) {
         throw clientError(error) ?? error;
       } finally {
+        request.event = event;
         restoreCleanups();
       }
-      if (replay !== undefined) return respondEarly(request, replay);
+      if (replay !== undefined) {
+        return respondEarly(request, withHeadersAndCookies(replay, { headers: replayedHeader }));
+      }
       internalOf(request)[handlerRanKey] = true;
       return undefined;
     },
-    after: (request) => powertools.after?.(request),
+    after: async (request) => {
+      if (internalOf(request)[handlerRanKey] !== true) return;
+      // A 5xx is the handler failing, thrown or returned: the retry runs again rather than replay it.
+      const status = normalizeResponse(request.response)?.statusCode ?? 200;
+      await (status >= 500 ? powertools.onError?.(request) : powertools.after?.(request));
+    },
     // Powertools 2.35 deletes the record on any error, also one its own `before` threw: the in-progress
     // record of the request still running (a third copy then runs too), or the stored answer a 422
     // refused (aws-powertools/powertools-lambda-typescript#5675, fixed upstream, not yet released).

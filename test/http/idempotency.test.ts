@@ -1,16 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Principal } from '../../middleware/auth/principal.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency } from '../../middleware/idempotency.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { captureStdout } from '../helpers/log-capture.js';
+import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 
 captureStdout();
@@ -18,50 +21,85 @@ const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT 
 
 interface Booking {
   readonly room: string;
+  readonly requestId?: string | number;
+}
+
+/** Who sends a request and where: the caller authentication put on the context, and the route and path. */
+interface Sender {
+  readonly principal?: Principal;
+  readonly method?: string;
+  readonly path?: string;
+  readonly routeKey?: string;
+}
+
+function persistenceStore(staticPkValue: string, tableName: string = testTableNames.toolkit) {
+  return new DynamoDBPersistenceLayer({
+    tableName,
+    awsSdkV3Client: dynamoDb,
+    keyAttr: 'pk',
+    sortKeyAttr: 'sk',
+    staticPkValue,
+    expiryAttr: 'expiresAt',
+  });
+}
+
+function sentBy(body: Booking, key: string | undefined, sender: Sender) {
+  const event = httpEvent({
+    method: sender.method ?? 'POST',
+    path: sender.path ?? '/bookings',
+    ...(sender.routeKey === undefined ? {} : { routeKey: sender.routeKey }),
+    headers: key === undefined ? {} : { 'idempotency-key': key },
+    body: JSON.stringify(body),
+  });
+  // The principal authentication puts on the context before idempotency() runs.
+  const context: Context & { principal?: Principal } = lambdaContext();
+  if (sender.principal) context.principal = sender.principal;
+  return { event, context };
 }
 
 /** A booking endpoint keyed by the Idempotency-Key header, counting the bookings it really made. */
 function bookingEndpoint(
   config: ConstructorParameters<typeof IdempotencyConfig>[0] = {},
-  tableName: string = testTableNames.toolkit,
+  {
+    tableName,
+    staticPkValue = `IDEM#http-${randomUUID()}`,
+  }: { tableName?: string; staticPkValue?: string } = {},
 ) {
   const made: Booking[] = [];
   let hold: Promise<void> = Promise.resolve();
   let signalEntered = () => {};
-  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  let nextStatus: number | undefined;
+  const handler = middy<
+    APIGatewayProxyEventV2,
+    APIGatewayProxyStructuredResultV2,
+    Error,
+    Context & { principal?: Principal }
+  >()
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
     .use(
       idempotency({
-        persistenceStore: new DynamoDBPersistenceLayer({
-          tableName,
-          awsSdkV3Client: dynamoDb,
-          keyAttr: 'pk',
-          sortKeyAttr: 'sk',
-          staticPkValue: `IDEM#http-${randomUUID()}`,
-          expiryAttr: 'expiresAt',
-        }),
+        persistenceStore: persistenceStore(staticPkValue, tableName),
         config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"', ...config }),
       }),
     )
-    .handler(async (event) => {
+    .handler(async (event, context) => {
       signalEntered();
       await hold;
+      if (nextStatus !== undefined) {
+        const statusCode = nextStatus;
+        nextStatus = undefined;
+        return json(statusCode, { failed: statusCode });
+      }
       const booking = JSON.parse(event.body ?? '{}') as Booking;
       made.push(booking);
-      return json(201, { booking: made.length, room: booking.room });
+      return json(201, { booking: made.length, room: booking.room, by: context.principal?.id });
     });
   return {
     made,
-    call: (body: Booking, key: string | undefined) =>
-      handler(
-        httpEvent({
-          method: 'POST',
-          path: '/bookings',
-          headers: key === undefined ? {} : { 'idempotency-key': key },
-          body: JSON.stringify(body),
-        }),
-        lambdaContext(),
-      ),
+    call: (body: Booking, key: string | undefined, sender: Sender = {}) => {
+      const { event, context } = sentBy(body, key, sender);
+      return handler(event, context);
+    },
     /** Makes the next handler run wait for `release`; `entered` settles once it is waiting. */
     holdHandler: () => {
       let release = () => {};
@@ -72,6 +110,10 @@ function bookingEndpoint(
         signalEntered = resolve;
       });
       return { release, entered };
+    },
+    /** Makes the next handler run answer `statusCode` without booking anything. */
+    answerNextWith: (statusCode: number) => {
+      nextStatus = statusCode;
     },
   };
 }
@@ -90,6 +132,18 @@ describe('idempotency()', () => {
     expect(first.statusCode).toBe(201);
     expect(retry).toMatchObject({ statusCode: 201, body: first.body });
     expect(endpoint.made).toEqual([{ room: 'a' }]);
+  });
+
+  it('marks a replay with Idempotent-Replayed: true, and only a replay', async () => {
+    const endpoint = bookingEndpoint();
+    const key = randomUUID();
+    const first = await endpoint.call({ room: 'a' }, key);
+    const retry = await endpoint.call({ room: 'a' }, key);
+    expect(first.headers).not.toHaveProperty('Idempotent-Replayed');
+    expect(retry.headers).toMatchObject({
+      'Content-Type': 'application/json',
+      'Idempotent-Replayed': 'true',
+    });
   });
 
   it('answers 409 with Retry-After while the first request with the key still runs', async () => {
@@ -131,8 +185,166 @@ describe('idempotency()', () => {
     expect(endpoint.made).toEqual([]);
   });
 
+  describe('scopes a key to the caller, the route and the path', () => {
+    const alice = testPrincipal({ tenantId: 'tenant-1' });
+    const aliceSends: Sender = {
+      principal: alice,
+      method: 'DELETE',
+      path: '/bookings/b-1',
+      routeKey: 'DELETE /bookings/{id}',
+    };
+
+    it('gives another caller with the same key and body its own request, and each caller its own replay', async () => {
+      const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' });
+      const bob: Sender = { ...aliceSends, principal: testPrincipal({ tenantId: 'tenant-1' }) };
+      const key = randomUUID();
+      const alicesFirst = await endpoint.call({ room: 'a' }, key, aliceSends);
+      const bobsFirst = await endpoint.call({ room: 'a' }, key, bob);
+      expect(JSON.parse(bobsFirst.body as string)).toEqual({ booking: 2, room: 'a', by: bob.principal?.id });
+      expect(await endpoint.call({ room: 'a' }, key, aliceSends)).toMatchObject({ body: alicesFirst.body });
+      expect(await endpoint.call({ room: 'a' }, key, bob)).toMatchObject({ body: bobsFirst.body });
+      expect(endpoint.made).toHaveLength(2);
+    });
+
+    it.each<[string, Sender]>([
+      ['another tenant', { ...aliceSends, principal: { ...alice, tenantId: 'tenant-2' } }],
+      ['another authentication method', { ...aliceSends, principal: { ...alice, authMethod: 'apiKey' } }],
+      ['no caller', { ...aliceSends, principal: undefined }],
+      ['another route on the same path', { ...aliceSends, routeKey: 'DELETE /{proxy+}' }],
+      ['another method', { ...aliceSends, method: 'PUT', routeKey: 'PUT /bookings/{id}' }],
+      ['another path on the same route', { ...aliceSends, path: '/bookings/b-2' }],
+    ])('runs the same key from %s as a new request', async (_variant, other) => {
+      const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' });
+      const key = randomUUID();
+      const alicesFirst = await endpoint.call({ room: 'a' }, key, aliceSends);
+      const othersFirst = await endpoint.call({ room: 'a' }, key, other);
+      expect(othersFirst.statusCode).toBe(201);
+      expect(JSON.parse(othersFirst.body as string)).toMatchObject({ booking: 2 });
+      expect(await endpoint.call({ room: 'a' }, key, aliceSends)).toMatchObject({ body: alicesFirst.body });
+    });
+
+    it('does not answer 409 to another caller while the first caller’s request with the key runs', async () => {
+      const endpoint = bookingEndpoint();
+      const key = randomUUID();
+      const { release, entered } = endpoint.holdHandler();
+      const alices = endpoint.call({ room: 'a' }, key, aliceSends);
+      await entered;
+      const bobs = endpoint.call({ room: 'a' }, key, { ...aliceSends, principal: testPrincipal() });
+      release();
+      expect((await bobs).statusCode).toBe(201);
+      expect((await alices).statusCode).toBe(201);
+      expect(endpoint.made).toHaveLength(2);
+    });
+
+    it('does not replay a record Powertools stored for the bare key', async () => {
+      const staticPkValue = `IDEM#http-${randomUUID()}`;
+      const key = randomUUID();
+      const bare = middy()
+        .use(
+          makeHandlerIdempotent({
+            persistenceStore: persistenceStore(staticPkValue),
+            config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
+          }),
+        )
+        .handler(async () => json(201, { booking: 'stored by Powertools alone' }));
+      const { event, context } = sentBy({ room: 'a' }, key, aliceSends);
+      await bare(event, context);
+      const endpoint = bookingEndpoint({}, { staticPkValue });
+      const response = await endpoint.call({ room: 'a' }, key, aliceSends);
+      expect(JSON.parse(response.body as string)).toMatchObject({ booking: 1 });
+    });
+  });
+
+  describe('checks the key before Powertools sees it', () => {
+    it.each([
+      ['empty', ''],
+      ['only spaces', '   '],
+      ['longer than 255 characters', 'k'.repeat(256)],
+      ['a space inside', 'my key'],
+      ['a control character', 'key\u0000'],
+      ['a character outside ASCII', 'clé'],
+    ])('answers 400 to a key that is %s', async (_shape, key) => {
+      const endpoint = bookingEndpoint();
+      const response = await endpoint.call({ room: 'a' }, key);
+      expect(problemOf(response)).toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        detail: 'The idempotency key must be a string of 1 to 255 visible ASCII characters',
+      });
+      expect(endpoint.made).toEqual([]);
+    });
+
+    it('keeps a key of 1 to 255 visible ASCII characters', async () => {
+      const endpoint = bookingEndpoint();
+      for (const key of ['!', '~'.repeat(255), `"${randomUUID()}"`]) {
+        const first = await endpoint.call({ room: key }, key);
+        expect(await endpoint.call({ room: key }, key)).toMatchObject({ statusCode: 201, body: first.body });
+      }
+      expect(endpoint.made).toHaveLength(3);
+    });
+
+    it('runs every request without a key when the key is optional', async () => {
+      const endpoint = bookingEndpoint();
+      await endpoint.call({ room: 'a' }, undefined);
+      await endpoint.call({ room: 'a' }, undefined);
+      expect(endpoint.made).toHaveLength(2);
+    });
+  });
+
+  describe('reads the key where the config says', () => {
+    it('reads the Idempotency-Key header when the config names no eventKeyJmesPath', async () => {
+      const endpoint = bookingEndpoint({ eventKeyJmesPath: undefined });
+      const key = randomUUID();
+      const first = await endpoint.call({ room: 'a' }, key);
+      expect(await endpoint.call({ room: 'b' }, key)).toMatchObject({ statusCode: 201, body: first.body });
+      expect(endpoint.made).toEqual([{ room: 'a' }]);
+    });
+
+    it('selects the key with the config’s eventKeyJmesPath, Powertools’ functions included', async () => {
+      const endpoint = bookingEndpoint({ eventKeyJmesPath: 'powertools_json(body).requestId' });
+      const requestId = randomUUID();
+      const first = await endpoint.call({ room: 'a', requestId }, undefined);
+      expect(await endpoint.call({ room: 'a', requestId }, undefined)).toMatchObject({ body: first.body });
+      for (const notAKey of ['not a key', 42]) {
+        const response = await endpoint.call({ room: 'a', requestId: notAKey }, undefined);
+        expect(problemOf(response)).toMatchObject({ status: 400 });
+      }
+      expect(endpoint.made).toHaveLength(1);
+    });
+  });
+
+  describe('with POWERTOOLS_IDEMPOTENCY_DISABLED', () => {
+    afterEach(() => {
+      vi.unstubAllEnvs();
+    });
+
+    it('runs every request and checks no key', async () => {
+      vi.stubEnv('POWERTOOLS_IDEMPOTENCY_DISABLED', 'true');
+      const endpoint = bookingEndpoint({ throwOnNoIdempotencyKey: true });
+      const key = randomUUID();
+      expect((await endpoint.call({ room: 'a' }, key)).statusCode).toBe(201);
+      expect((await endpoint.call({ room: 'a' }, key)).statusCode).toBe(201);
+      expect((await endpoint.call({ room: 'a' }, '')).statusCode).toBe(201);
+      expect((await endpoint.call({ room: 'a' }, undefined)).statusCode).toBe(201);
+      expect(endpoint.made).toHaveLength(4);
+    });
+  });
+
+  it('stores no 5xx the handler returns, so a retry runs again, and replays a returned 4xx', async () => {
+    const endpoint = bookingEndpoint();
+    const unavailable = randomUUID();
+    endpoint.answerNextWith(503);
+    expect((await endpoint.call({ room: 'a' }, unavailable)).statusCode).toBe(503);
+    expect((await endpoint.call({ room: 'a' }, unavailable)).statusCode).toBe(201);
+    const refused = randomUUID();
+    endpoint.answerNextWith(409);
+    expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
+    expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
+    expect(endpoint.made).toEqual([{ room: 'a' }]);
+  });
+
   it('leaves a failure of its own store a 500, not the client’s fault', async () => {
-    const endpoint = bookingEndpoint({}, `missing-table-${randomUUID()}`);
+    const endpoint = bookingEndpoint({}, { tableName: `missing-table-${randomUUID()}` });
     const response = await endpoint.call({ room: 'a' }, randomUUID());
     expect(problemOf(response)).toMatchObject({ status: 500, code: 'INTERNAL' });
     expect(endpoint.made).toEqual([]);
