@@ -17,7 +17,8 @@ beforeAll(() => {
   process.env.AUTH_CLIENT_IDS = '*';
 });
 
-const person = (roles: string[]) => signToken(key, userClaims(issuer, { 'cognito:groups': roles }));
+const person = (roles: string[], claims: Record<string, unknown> = {}) =>
+  signToken(key, userClaims(issuer, { 'cognito:groups': roles, ...claims }));
 const machine = (scope: string) => signToken(key, m2mClaims(issuer, scope));
 
 /** The status a route with `requirement` answers a bearer token with. */
@@ -43,5 +44,21 @@ describe('routeAuth: roles and scopes from the route table', () => {
     expect(await statusFor(both, person([]))).toBe(403);
     expect(await statusFor(both, machine('users/read'))).toBe(200);
     expect(await statusFor(both, machine('bookings/read'))).toBe(403);
+  });
+});
+
+describe('routeAuth: the one tenant the sample serves', () => {
+  const adminOnly: AuthRequirement = { kind: 'principal', roles: ['admin'], humanOnly: true };
+
+  it('admits a token of the default tenant or of none, and refuses another tenant with 403', async () => {
+    expect(await statusFor(adminOnly, person(['admin']))).toBe(200);
+    expect(await statusFor(adminOnly, person(['admin'], { 'custom:tenant_id': 'default' }))).toBe(200);
+    expect(await statusFor(adminOnly, person(['admin'], { 'custom:tenant_id': 'other' }))).toBe(403);
+  });
+
+  it('refuses with 401 a tenant claim that is no string, rather than reading it as no tenant', async () => {
+    for (const tenant of [['other'], 42, { id: 'other' }, '']) {
+      expect(await statusFor(adminOnly, person(['admin'], { 'custom:tenant_id': tenant }))).toBe(401);
+    }
   });
 });
