@@ -186,8 +186,9 @@ function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): R
 
 /**
  * Verifies JWTs from one or more issuers. Build it once, at module scope: options are validated
- * there (every problem listed at once), keys are fetched and imported once per `kid`, and verified
- * tokens are cached by SHA-256 until they expire, so a token seen again costs a hash and a lookup.
+ * there (every problem listed at once), keys are fetched and imported once per `kid` and algorithm,
+ * and verified tokens are cached by SHA-256 until they expire, so a token seen again costs a hash and
+ * a lookup.
  *
  * Signatures are checked with node:crypto `KeyObject`s (RS256, ES256) or an HMAC (HS256, only for an
  * issuer configured with a shared secret); jose fetches JWKS and imports the keys.

@@ -364,6 +364,25 @@ describe('JwtVerifier and the JWKS endpoint', () => {
     await expect(v.verify(signToken(ec, userClaims(jwks.issuer)))).resolves.toBeDefined();
   });
 
+  it.each([
+    ['preloaded', true],
+    ['fetched', false],
+  ])(
+    'keeps an RSA and an EC key of one kid apart (%s), so a forged token cannot displace either',
+    async (_name, preload) => {
+      const sharedRsa = rsaKey('shared');
+      const sharedEc = ecKey('shared');
+      jwks.keys = [sharedRsa.jwk, sharedEc.jwk];
+      const v = verifier({}, preload ? { jwks: { keys: jwks.keys } } : {});
+      const forged = `${b64({ alg: 'ES256', kid: 'shared' })}.${b64(userClaims(jwks.issuer))}.${Buffer.alloc(64).toString('base64url')}`;
+
+      expect(await reasonOf(v.verify(forged))).toBe('bad_signature');
+      await expect(v.verify(signToken(sharedRsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
+      await expect(v.verify(signToken(sharedEc, userClaims(jwks.issuer)))).resolves.toBeDefined();
+      expect(await reasonOf(v.verify(forged))).toBe('bad_signature');
+    },
+  );
+
   it('answers 503 (not 500) when the keys were never obtainable', async () => {
     jwks.up = false;
     const error = await verifier()
