@@ -3,6 +3,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuthRequirement } from '../../functions/routes.js';
 import { routeAuth } from '../../functions/shared/route-auth.js';
+import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { bearer, httpEvent, lambdaContext, m2mClaims, rsaKey, signToken, userClaims } from './helpers.js';
@@ -59,6 +60,41 @@ describe('routeAuth: the one tenant the sample serves', () => {
   it('refuses with 401 a tenant claim that is no string, rather than reading it as no tenant', async () => {
     for (const tenant of [['other'], 42, { id: 'other' }, '']) {
       expect(await statusFor(adminOnly, person(['admin'], { 'custom:tenant_id': tenant }))).toBe(401);
+    }
+  });
+});
+
+describe('routeAuth without any auth method configured', () => {
+  it('answers 401 and reports it as an auth.failure, like every other 401', async () => {
+    vi.stubEnv('AUTH_ISSUER', undefined);
+    vi.stubEnv('AUTH_JWKS', undefined);
+    vi.stubEnv('AUTH_CLIENT_IDS', undefined);
+    try {
+      // A fresh module: the one imported above already built its verifier from this file's issuer.
+      vi.resetModules();
+      const { routeAuth: unconfigured } = await import('../../functions/shared/route-auth.js');
+      const events: SecurityEvent[] = [];
+      const finished = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(unconfigured({ kind: 'principal', roles: ['admin'] }, (event) => events.push(event)))
+        .handler(async () => json(200, {}));
+
+      const result = await finished(
+        httpEvent({ method: 'POST', headers: bearer(person(['admin'])) }),
+        lambdaContext as never,
+      );
+
+      expect(result.statusCode).toBe(401);
+      expect(events).toEqual([
+        {
+          type: 'auth.failure',
+          reason: 'no_auth_method',
+          metadata: { path: '/things', httpMethod: 'POST' },
+        },
+      ]);
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
     }
   });
 });
