@@ -258,6 +258,27 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('wrong_audience');
   });
 
+  it('a token whose JWS typ marks it for something other than access, and no plain or RFC 9068 one', async () => {
+    const typed = (typ: unknown) => verifier().verify(signToken(rsa, userClaims(jwks.issuer), { typ }));
+    for (const typ of ['logout+jwt', 'application/secevent+jwt', 'dpop+jwt', 'JOSE']) {
+      expect(await reasonOf(typed(typ))).toBe('wrong_token_type');
+    }
+    for (const typ of [undefined, 'JWT', 'jwt', 'at+jwt', 'application/at+JWT']) {
+      await expect(typed(typ)).resolves.toBeDefined();
+    }
+    expect(await reasonOf(typed(['JWT']))).toBe('malformed');
+  });
+
+  it('an ID token or another API’s token of an issuer without token_use, once an audience is set', async () => {
+    const oidc = verifier({}, { tokenUse: null, clientId: 'spa', audience: 'bookings-api' });
+    const claims = { sub: 'alice', iss: jwks.issuer, exp: nowSec() + 60, azp: 'spa' };
+    await expect(oidc.verify(signToken(rsa, { ...claims, aud: 'bookings-api' }))).resolves.toBeDefined();
+    expect(await reasonOf(oidc.verify(signToken(rsa, { ...claims, aud: 'spa' })))).toBe('wrong_audience');
+    expect(await reasonOf(oidc.verify(signToken(rsa, { ...claims, aud: 'billing-api' })))).toBe(
+      'wrong_audience',
+    );
+  });
+
   it('a token missing a configured required claim', async () => {
     const v = verifier({}, { requiredClaims: ['jti'] });
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('missing_claim');
