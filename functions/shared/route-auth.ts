@@ -58,6 +58,7 @@ function createComponents(
                 issuer: auth.issuer,
                 tokenUse: auth.tokenUse,
                 clientId: auth.clientIds,
+                ...(auth.audience === undefined ? {} : { audience: auth.audience }),
                 ...(auth.jwksUri === undefined ? {} : { jwksUri: auth.jwksUri }),
                 ...(auth.jwks === undefined ? {} : { jwks: auth.jwks }),
               },

@@ -6,7 +6,16 @@ import { routeAuth } from '../../functions/shared/route-auth.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { bearer, httpEvent, lambdaContext, m2mClaims, rsaKey, signToken, userClaims } from './helpers.js';
+import {
+  bearer,
+  httpEvent,
+  lambdaContext,
+  m2mClaims,
+  nowSec,
+  rsaKey,
+  signToken,
+  userClaims,
+} from './helpers.js';
 
 const issuer = 'https://issuer.route-auth.test';
 const key = rsaKey('route-auth');
@@ -92,6 +101,44 @@ describe('routeAuth without any auth method configured', () => {
           metadata: { path: '/things', httpMethod: 'POST' },
         },
       ]);
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
+  });
+});
+
+describe('routeAuth for an issuer other than Cognito (AUTH_TOKEN_USE=any)', () => {
+  const oidcIssuer = 'https://login.example.org/realms/app';
+  const base = () => ({ iss: oidcIssuer, sub: 'f1e2-alice', iat: nowSec(), exp: nowSec() + 300 });
+
+  it("accepts only access tokens for AUTH_AUDIENCE: not the client's ID tokens, nor tokens for other APIs", async () => {
+    vi.stubEnv('AUTH_ISSUER', oidcIssuer);
+    vi.stubEnv('AUTH_CLIENT_IDS', 'spa');
+    vi.stubEnv('AUTH_TOKEN_USE', 'any');
+    vi.stubEnv('AUTH_AUDIENCE', 'bookings-api');
+    try {
+      vi.resetModules();
+      const { routeAuth: oidcRouteAuth } = await import('../../functions/shared/route-auth.js');
+      const finished = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(oidcRouteAuth({ kind: 'principal' }))
+        .handler(async () => json(200, {}));
+      const statusOf = async (claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
+        (
+          await finished(
+            httpEvent({ headers: bearer(signToken(key, claims, header)) }),
+            lambdaContext as never,
+          )
+        ).statusCode;
+
+      expect(await statusOf({ ...base(), aud: 'bookings-api', azp: 'spa', scope: 'openid' })).toBe(200);
+      // The SPA's OIDC ID token, and its access token for another resource server.
+      expect(await statusOf({ ...base(), aud: 'spa', azp: 'spa', nonce: 'n' })).toBe(401);
+      expect(await statusOf({ ...base(), aud: 'billing-api', azp: 'spa', scope: 'billing/admin' })).toBe(401);
+      // A back-channel logout token names the API's audience, but its JWS typ says what it is for.
+      const logout = { ...base(), aud: 'bookings-api', azp: 'spa', events: {} };
+      expect(await statusOf(logout, { typ: 'logout+jwt' })).toBe(401);
     } finally {
       vi.unstubAllEnvs();
       vi.resetModules();
