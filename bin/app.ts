@@ -1,19 +1,13 @@
 // The CDK app: one Bulwark stack for the stage given with `-c stage=dev|prod` (default dev).
 import { App } from 'aws-cdk-lib';
-import { BulwarkStack, defaultEmailIdentity, parseAuthTokenUse, parseStage } from '../lib/bulwark-stack.js';
+import { authFromContext, BulwarkStack, defaultEmailIdentity, parseStage } from '../lib/bulwark-stack.js';
 
 const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
-// Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`.
-const authIssuer: unknown = app.node.tryGetContext('authIssuer');
-const authClientIds: unknown = app.node.tryGetContext('authClientIds');
-// The token_use its tokens must carry: `-c authTokenUse=access|id|any` (default access for a Cognito issuer, any otherwise).
-const authTokenUse = parseAuthTokenUse(app.node.tryGetContext('authTokenUse'));
-if (authTokenUse !== undefined && typeof authIssuer !== 'string') {
-  throw new Error(
-    "authTokenUse applies to an authIssuer; the stack's own user pool always checks token_use=access",
-  );
-}
+// Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`,
+// with `-c authTokenUse=access|id|any` (default access for a Cognito issuer, any otherwise) and
+// `-c authAudience=x,y` (required for an issuer other than Cognito).
+const auth = authFromContext((key) => app.node.tryGetContext(key));
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
 const emailFrom: unknown = app.node.tryGetContext('emailFrom');
@@ -34,15 +28,7 @@ const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
-  ...(typeof authIssuer === 'string'
-    ? {
-        auth: {
-          issuer: authIssuer,
-          clientIds: typeof authClientIds === 'string' ? authClientIds.split(',') : [],
-          ...(authTokenUse === undefined ? {} : { tokenUse: authTokenUse }),
-        },
-      }
-    : {}),
+  ...(auth === undefined ? {} : { auth }),
   ...(typeof sesIdentity === 'string' || typeof smtpHost === 'string'
     ? {
         email: {

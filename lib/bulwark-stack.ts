@@ -64,6 +64,39 @@ export function parseAuthTokenUse(value: unknown): AuthTokenUse | undefined {
   return tokenUse;
 }
 
+/**
+ * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` and, optionally,
+ * `-c authTokenUse=access|id|any -c authAudience=x,y`; undefined (the stack's own pool) without authIssuer.
+ */
+export function authFromContext(context: (key: string) => unknown): BulwarkStackProps['auth'] {
+  const issuer = context('authIssuer');
+  const clientIds = context('authClientIds');
+  const tokenUse = parseAuthTokenUse(context('authTokenUse'));
+  const audience = context('authAudience');
+  if (audience !== undefined && typeof audience !== 'string') {
+    throw new Error('authAudience must be comma-separated audiences: -c authAudience=a,b');
+  }
+  if (typeof issuer !== 'string') {
+    if (tokenUse !== undefined) {
+      throw new Error(
+        "authTokenUse applies to an authIssuer; the stack's own user pool always checks token_use=access",
+      );
+    }
+    if (audience !== undefined) {
+      throw new Error(
+        "authAudience applies to an authIssuer; the stack's own user pool's tokens carry no aud",
+      );
+    }
+    return undefined;
+  }
+  return {
+    issuer,
+    clientIds: typeof clientIds === 'string' ? clientIds.split(',') : [],
+    ...(tokenUse === undefined ? {} : { tokenUse }),
+    ...(audience === undefined ? {} : { audience: audience.split(',') }),
+  };
+}
+
 /** Whether an issuer URL is a Cognito user pool's, the only issuer that writes `token_use`. */
 export function isCognitoIssuer(issuer: string): boolean {
   return (
@@ -82,7 +115,7 @@ export interface BulwarkStackProps extends StackProps {
    * The JWT issuer the functions trust (e.g. another Cognito user pool's
    * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose tokens
    * they accept, instead of the stack's own user pool (which is still created).
-   * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=...`)
+   * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=... -c authAudience=...`)
    */
   readonly auth?: {
     readonly issuer: string;
@@ -93,6 +126,14 @@ export interface BulwarkStackProps extends StackProps {
      * @default 'access' for a `cognito-idp.<region>.amazonaws.com` issuer, 'any' otherwise
      */
     readonly tokenUse?: AuthTokenUse;
+    /**
+     * The `aud` values tokens must carry one of (AUTH_AUDIENCE): the API's identifier at the issuer.
+     * Required for an issuer other than Cognito and with `tokenUse: 'any'`: without `token_use`, only
+     * `aud` tells access tokens for this API from the client's ID tokens and its tokens for other APIs.
+     * Cognito access tokens carry no `aud`.
+     * @default - none (Cognito issuers only)
+     */
+    readonly audience?: readonly string[];
   };
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
@@ -681,19 +722,6 @@ export class BulwarkStack extends Stack {
    * in a function's configuration.
    */
   private addAuthEnvironment(props: BulwarkStackProps, removalPolicy: RemovalPolicy): secretsmanager.Secret {
-    if (props.auth !== undefined) {
-      const { auth } = props;
-      const problems = [
-        ...(URL.canParse(auth.issuer) ? [] : ['auth.issuer must be a URL']),
-        ...(auth.tokenUse === undefined || authTokenUses.includes(auth.tokenUse)
-          ? []
-          : [`auth.tokenUse must be one of: ${authTokenUses.join(', ')}`]),
-        ...(auth.clientIds.length > 0 && auth.clientIds.every((id) => /^[\w.-]+$/.test(id))
-          ? []
-          : ['auth.clientIds must be one or more client ids']),
-      ];
-      if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
-    }
     const auth = props.auth ?? {
       issuer: this.userPool.issuer,
       clientIds: [this.userPool.humanClient.userPoolClientId, this.userPool.m2mClient.userPoolClientId],
@@ -703,6 +731,27 @@ export class BulwarkStack extends Stack {
       props.auth === undefined
         ? 'access'
         : (auth.tokenUse ?? (isCognitoIssuer(auth.issuer) ? 'access' : 'any'));
+    if (props.auth !== undefined) {
+      const { audience } = props.auth;
+      const problems = [
+        ...(URL.canParse(auth.issuer) ? [] : ['auth.issuer must be a URL']),
+        ...(auth.tokenUse === undefined || authTokenUses.includes(auth.tokenUse)
+          ? []
+          : [`auth.tokenUse must be one of: ${authTokenUses.join(', ')}`]),
+        ...(auth.clientIds.length > 0 && auth.clientIds.every((id) => /^[\w.-]+$/.test(id))
+          ? []
+          : ['auth.clientIds must be one or more client ids']),
+        ...(audience === undefined || (audience.length > 0 && audience.every((aud) => /^[^,\s]+$/.test(aud)))
+          ? []
+          : ['auth.audience must be one or more audiences without commas or spaces']),
+        // Functions refuse tokenUse any without one at cold start: synth says so first, and for any issuer
+        // other than Cognito, whose token_use claim (if it writes one) is nothing Bulwark can rely on.
+        ...(audience === undefined && (tokenUse === 'any' || !isCognitoIssuer(auth.issuer))
+          ? ['auth.audience is required for an issuer other than Cognito and with tokenUse any']
+          : []),
+      ];
+      if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
+    }
     const protectedFunctions = new Set<HttpFunctionName>(
       routes.filter((route) => route.auth.kind !== 'public').map((route) => route.function),
     );
@@ -711,6 +760,8 @@ export class BulwarkStack extends Stack {
       fn.addEnvironment('AUTH_ISSUER', auth.issuer);
       fn.addEnvironment('AUTH_CLIENT_IDS', auth.clientIds.join(','));
       fn.addEnvironment('AUTH_TOKEN_USE', tokenUse);
+      if (props.auth?.audience !== undefined)
+        fn.addEnvironment('AUTH_AUDIENCE', props.auth.audience.join(','));
     }
     const bookingsSigningSecret = new secretsmanager.Secret(this, 'BookingsSigningSecret', {
       description: 'Request-signing secret of the bookings service, JSON { current, previous }',

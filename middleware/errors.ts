@@ -135,6 +135,7 @@ export type AuthFailureReason =
   | 'wrong_audience'
   | 'wrong_client'
   | 'wrong_token_use'
+  | 'wrong_token_type'
   | 'missing_claim'
   | 'unknown_key'
   | 'revoked'

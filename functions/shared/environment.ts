@@ -55,8 +55,10 @@ const environmentSchema = z.object({
   AUTH_JWKS: z.optional(z.string().check(z.minLength(1))),
   /** Comma-separated accepted client ids; required with AUTH_ISSUER; `*` deliberately accepts any client. */
   AUTH_CLIENT_IDS: z.optional(z.string().check(z.regex(/^(\*|[\w.-]+(,[\w.-]+)*)$/))),
-  /** Cognito token_use to accept; `any` skips the check (issuers other than Cognito). */
+  /** Cognito token_use to accept; `any` skips the check (issuers other than Cognito; needs AUTH_AUDIENCE). */
   AUTH_TOKEN_USE: z._default(z.enum(['access', 'id', 'any']), 'access'),
+  /** Comma-separated `aud` values, one of which tokens must carry; required with AUTH_TOKEN_USE=any. */
+  AUTH_AUDIENCE: z.optional(z.string().check(z.regex(/^[^,\s]+(,[^,\s]+)*$/))),
 });
 
 /** Authentication settings of the sample functions (see functions/shared/route-auth.ts). */
@@ -68,6 +70,8 @@ export interface AuthEnvironment {
   clientIds: string[] | null;
   /** null: token_use not checked. */
   tokenUse: 'access' | 'id' | null;
+  /** undefined: aud not checked (never with tokenUse null). */
+  audience: string[] | undefined;
   serviceSecrets: Record<string, RotatingSecretSetting>;
 }
 
@@ -126,10 +130,16 @@ function signingSecrets(env: NodeJS.ProcessEnv): AuthEnvironment['serviceSecrets
 }
 
 function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.ProcessEnv): AuthEnvironment {
-  // Checked here rather than in the schema: which client ids are trusted is never left to a default.
-  if (data.AUTH_ISSUER !== undefined && data.AUTH_CLIENT_IDS === undefined) {
-    throw new Error('Invalid function environment: AUTH_CLIENT_IDS (required with AUTH_ISSUER)');
-  }
+  // Checked here rather than in the schema: which client ids are trusted is never left to a default, and
+  // without token_use only aud tells this API's access tokens from ID tokens and tokens for other APIs.
+  const issuer = data.AUTH_ISSUER !== undefined;
+  const missing = [
+    ...(issuer && data.AUTH_CLIENT_IDS === undefined ? ['AUTH_CLIENT_IDS (required with AUTH_ISSUER)'] : []),
+    ...(issuer && data.AUTH_TOKEN_USE === 'any' && data.AUTH_AUDIENCE === undefined
+      ? ['AUTH_AUDIENCE (required with AUTH_TOKEN_USE=any)']
+      : []),
+  ];
+  if (missing.length > 0) throw new Error(`Invalid function environment: ${missing.join(', ')}`);
   return {
     issuer: data.AUTH_ISSUER,
     jwksUri: data.AUTH_JWKS_URI,
@@ -139,6 +149,7 @@ function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.P
         ? null
         : data.AUTH_CLIENT_IDS.split(','),
     tokenUse: data.AUTH_TOKEN_USE === 'any' ? null : data.AUTH_TOKEN_USE,
+    audience: data.AUTH_AUDIENCE?.split(','),
     serviceSecrets: signingSecrets(env),
   };
 }

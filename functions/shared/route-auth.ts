@@ -19,7 +19,7 @@ import {
   serviceAuthHeaders,
 } from '../../middleware/auth/service-auth.js';
 import { UnauthorizedError } from '../../middleware/errors.js';
-import type { SecurityEventListener } from '../../middleware/events.js';
+import { emitEvent, type SecurityEventListener } from '../../middleware/events.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import type { AuthRequirement } from '../routes.js';
 import { type FunctionEnvironment, readEnvironment } from './environment.js';
@@ -58,6 +58,7 @@ function createComponents(
                 issuer: auth.issuer,
                 tokenUse: auth.tokenUse,
                 clientId: auth.clientIds,
+                ...(auth.audience === undefined ? {} : { audience: auth.audience }),
                 ...(auth.jwksUri === undefined ? {} : { jwksUri: auth.jwksUri }),
                 ...(auth.jwks === undefined ? {} : { jwks: auth.jwks }),
               },
@@ -85,15 +86,25 @@ const scopesExempt = (principal: Principal) => !principal.isM2M || principal.aut
 /** On a route that names scopes, machines (tokens, API keys, services) are governed by them, not by roles. */
 const rolesExempt = (principal: Principal) => principal.isM2M;
 
-/** No credential can satisfy the route here (no issuer configured and no other method): everyone gets 401. */
-const noMethod: AuthMiddleware<AuthContext> = {
-  name: 'authenticate',
-  before: () => {
-    throw new UnauthorizedError('Authentication is required', {
-      headers: { 'WWW-Authenticate': 'Bearer realm="bulwark"' },
-    });
-  },
-};
+/**
+ * No credential can satisfy the route here (no issuer configured and no other method): everyone gets
+ * 401, reported as an auth.failure like every other 401, so a deployment left without an issuer shows.
+ */
+function noMethod(onEvent: SecurityEventListener | undefined): AuthMiddleware<AuthContext> {
+  return {
+    name: 'authenticate',
+    before: ({ event }) => {
+      emitEvent(onEvent, {
+        type: 'auth.failure',
+        reason: 'no_auth_method',
+        metadata: { path: event.rawPath, httpMethod: event.requestContext?.http?.method },
+      });
+      throw new UnauthorizedError('Authentication is required', {
+        headers: { 'WWW-Authenticate': 'Bearer realm="bulwark"' },
+      });
+    },
+  };
+}
 
 /**
  * The middlewares enforcing a route's auth requirement, in order: authenticate (JWT; API keys where
@@ -117,7 +128,7 @@ export function routeAuth(
     ...(requirement.allowService && services ? { service: services } : {}),
   };
   const middlewares: AuthMiddleware<AuthContext>[] = [
-    Object.keys(methods).length === 0 ? noMethod : authenticate({ ...methods, ...events }),
+    Object.keys(methods).length === 0 ? noMethod(onEvent) : authenticate({ ...methods, ...events }),
     // The sample serves one tenant: its users and bookings carry no tenant of their own, so a token of
     // another tenant would otherwise act on this one's data (and file webhooks where no event goes).
     requireTenant([defaultTenantId], { unclaimedTenant: defaultTenantId, ...events }),

@@ -8,7 +8,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { assertNoProblems, type FieldProblem, ValidationError } from '../errors.js';
+import { assertNoProblems, type FieldProblem, ServiceUnavailableError, ValidationError } from '../errors.js';
 import { isExpired, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import type { Principal } from './principal.js';
@@ -193,7 +193,8 @@ export class ApiKeyStore {
 
   /**
    * The principal of a presented key.
-   * @throws InvalidTokenError (401): malformed, unknown or wrong (`unknown_key`), revoked, expired.
+   * @throws InvalidTokenError (401): malformed, unknown or wrong (`unknown_key`), revoked, expired;
+   * ServiceUnavailableError (503) when the key cannot be read.
    */
   async verify(presented: string): Promise<Principal> {
     const match = keyPattern.exec(presented);
@@ -272,7 +273,13 @@ export class ApiKeyStore {
   private async lookup(keyId: string, now: number): Promise<CacheEntry> {
     const cached = this.cache.get(keyId);
     if (cached !== undefined && now - cached.fetchedAt < this.cacheTtlMs) return cached;
-    const result = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(keyId) }));
+    let result: { Item?: Record<string, unknown> };
+    try {
+      result = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(keyId) }));
+    } catch (error) {
+      // A key that cannot be read is neither valid nor invalid: a 503 the caller may retry, nothing cached.
+      throw new ServiceUnavailableError('API keys are unavailable', 5, { cause: error });
+    }
     // Unknown ids are cached too, so guessing ids costs DynamoDB one read per id per TTL, not per request.
     const entry: CacheEntry = {
       item: result.Item as StoredKey | undefined,

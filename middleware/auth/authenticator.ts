@@ -1,6 +1,11 @@
 // Finds the caller's credential in an API Gateway v2 event (JWT, API key or service signature) and proves it.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { assertNoProblems, InvalidTokenError, UnauthorizedError } from '../errors.js';
+import {
+  assertNoProblems,
+  InvalidTokenError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+} from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
@@ -92,7 +97,8 @@ export class Authenticator {
 
   /**
    * The caller's principal, or undefined for a request without credentials in optional mode.
-   * @throws UnauthorizedError (401) when there is no credential; InvalidTokenError (401) when it is invalid.
+   * @throws UnauthorizedError (401) when there is no credential; InvalidTokenError (401) when it is
+   * invalid; ServiceUnavailableError (503) when what it is checked against cannot be read.
    */
   async authenticate(event: APIGatewayProxyEventV2): Promise<Principal | undefined> {
     const { jwt, apiKeys, service, onEvent } = this.options;
@@ -150,6 +156,15 @@ export class Authenticator {
             metadata: { serviceId: header(headers, 'x-service-id'), ...this.where(event) },
           });
         }
+      } else if (error instanceof ServiceUnavailableError) {
+        // The API key table, the nonce store, a run-time secret or the issuer's JWKS could not be read:
+        // no verdict on the caller, but a request refused all the same, so it is reported as one.
+        emitEvent(onEvent, {
+          type: 'auth.failure',
+          reason: 'store_unavailable',
+          metadata: { method, ...this.where(event) },
+          durationMs: performance.now() - started,
+        });
       }
       throw error;
     }

@@ -46,9 +46,10 @@ function isUsableIdentifier(value: string): boolean {
 
 /**
  * The principal a verified token stands for. Machines are identified by their client id, humans by
- * `sub`. Returns undefined, and the verifier rejects the token, when it names neither or when its id or
- * tenant is not a usable identifier: longer than {@link maxIdentifierLength} characters, ill-formed
- * text, or holding a control character.
+ * `sub`. Returns undefined, and the verifier rejects the token, when it names neither, when its id is
+ * not a usable identifier (empty, longer than {@link maxIdentifierLength} characters, ill-formed text, or
+ * holding a control character), or when it has a tenant claim that is not a usable identifier string:
+ * only a token without the claim has no tenant.
  *
  * @example
  * const principal = principalFromClaims(claims, { rolesClaim: 'roles' });
@@ -62,7 +63,10 @@ export function principalFromClaims(claims: Claims, mapping: ClaimMapping = {}):
   const id = isM2M ? clientId : sub;
   if (id === undefined || !isUsableIdentifier(id)) return undefined;
   const tenant = claims[tenantClaim];
-  if (typeof tenant === 'string' && tenant.length > 0 && !isUsableIdentifier(tenant)) return undefined;
+  const tenantId = typeof tenant === 'string' && isUsableIdentifier(tenant) ? tenant : undefined;
+  // A tenant of ["other"], 42 or '' is no tenant to check, and reading it as none would give the token
+  // the guards' unclaimed tenant: only an absent claim means none.
+  if (tenant !== undefined && tenantId === undefined) return undefined;
   return {
     id,
     isM2M,
@@ -70,7 +74,7 @@ export function principalFromClaims(claims: Claims, mapping: ClaimMapping = {}):
     email: typeof claims.email === 'string' ? claims.email : undefined,
     scopes: getScopes(claims),
     roles: listClaim(claims[rolesClaim]),
-    tenantId: typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined,
+    tenantId,
     authMethod: 'jwt',
     claims,
   };

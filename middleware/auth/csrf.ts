@@ -12,7 +12,8 @@ export interface CsrfOptions {
   readonly headerName?: string;
   /**
    * When given, tokens are `<random>.<HMAC(secret, random)>` and cookies without a valid MAC are
-   * refused, so a cookie injected by another origin is useless. Given as `undefined` it is refused (an
+   * refused, so only tokens this server issued pass. The MAC binds a token to no session: a token
+   * fetched from this server and planted as a cookie passes too. Given as `undefined` it is refused (an
    * unset environment variable), so leave it out for unsigned tokens. @default none (random tokens)
    */
   readonly secret?: string;

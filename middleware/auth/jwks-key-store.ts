@@ -38,11 +38,6 @@ export interface JwksKeyStoreOptions {
   readonly timeoutMs?: number;
 }
 
-interface ImportedKey {
-  readonly key: KeyObject;
-  readonly alg: AsymmetricAlgorithm;
-}
-
 type KeySelector = (header: JWSHeaderParameters) => Promise<webcrypto.CryptoKey>;
 
 /** Refuses keys that do not fit the algorithm (jose already matched kty; this also bounds key strength). */
@@ -54,9 +49,16 @@ function fitsAlgorithm(key: KeyObject, alg: AsymmetricAlgorithm): boolean {
 }
 
 /**
- * Keys by `kid`, imported once and kept as node:crypto `KeyObject`s (verifying with them costs an
- * eighth of WebCrypto's `subtle.verify`). jose fetches the set (timeout, redirects refused, JSON
- * and JWKS shape validated), selects the key for a `kid`/`alg` pair and imports it.
+ * Where an imported key is kept: by algorithm and `kid`, since a set may hold an RSA and an EC key under
+ * one kid (RFC 7517 §4.5). Keys are imported before any signature is checked, so a slot per kid alone
+ * would let a forged token of the other algorithm displace the key genuine tokens use.
+ */
+const slotOf = (kid: string, alg: AsymmetricAlgorithm) => `${alg}:${kid}`;
+
+/**
+ * Keys by `kid` and algorithm, imported once and kept as node:crypto `KeyObject`s (verifying with
+ * them costs an eighth of WebCrypto's `subtle.verify`). jose fetches the set (timeout, redirects
+ * refused, JSON and JWKS shape validated), selects the key for a `kid`/`alg` pair and imports it.
  *
  * Rules: one fetch per cooldown at most, whatever asks for it, so a flood of unknown kids costs one
  * fetch; the set is refreshed once it is older than `maxAgeMs`, dropping keys the issuer removed; a
@@ -75,7 +77,7 @@ export class JwksKeyStore {
   private readonly localSelector: KeySelector | undefined;
   private readonly cooldownMs: number;
   private readonly maxAgeMs: number;
-  private readonly keys = new Map<string, ImportedKey>();
+  private readonly keys = new Map<string, KeyObject>();
   /** When the current set was fetched or preloaded; -Infinity until there is one. */
   private loadedAt = Number.NEGATIVE_INFINITY;
   private lastFetchAt = Number.NEGATIVE_INFINITY;
@@ -127,24 +129,21 @@ export class JwksKeyStore {
     return this.fetches;
   }
 
-  /** The key for `kid` if it is imported and the set is fresh: the synchronous hot path. */
+  /** The key for `kid` and `alg` if it is imported and the set is fresh: the synchronous hot path. */
   peek(kid: string, alg: AsymmetricAlgorithm): KeyObject | undefined {
-    const imported = this.keys.get(kid);
-    if (imported === undefined || imported.alg !== alg) return undefined;
-    return Date.now() - this.loadedAt < this.maxAgeMs ? imported.key : undefined;
+    const imported = this.keys.get(slotOf(kid, alg));
+    if (imported === undefined) return undefined;
+    return Date.now() - this.loadedAt < this.maxAgeMs ? imported : undefined;
   }
 
   /**
-   * The key for `kid`: refreshes the set first when it is stale, and again (cooldown permitting)
-   * when the set lacks the kid, since the issuer may have rotated its keys.
+   * The key for `kid` and `alg`: refreshes the set first when it is stale, and again (cooldown
+   * permitting) when the set lacks such a key, since the issuer may have rotated its keys.
    */
   async resolve(kid: string, alg: AsymmetricAlgorithm): Promise<KeyObject> {
     if (Date.now() - this.loadedAt >= this.maxAgeMs) await this.refreshWithinCooldown();
-    const imported = this.keys.get(kid);
-    if (imported !== undefined) {
-      if (imported.alg !== alg) throw new KeyLookupError('key_mismatch');
-      return imported.key;
-    }
+    const imported = this.keys.get(slotOf(kid, alg));
+    if (imported !== undefined) return imported;
     const selector = this.selector;
     if (selector === undefined || this.loadedAt === Number.NEGATIVE_INFINITY) {
       throw new KeyLookupError('unavailable');
@@ -169,7 +168,7 @@ export class JwksKeyStore {
       throw new KeyLookupError('key_mismatch', { cause: error });
     }
     if (!fitsAlgorithm(key, alg)) throw new KeyLookupError('key_mismatch');
-    this.keys.set(kid, { key, alg });
+    this.keys.set(slotOf(kid, alg), key);
     return key;
   }
 

@@ -33,7 +33,12 @@ export interface JwtIssuerOptions {
    * tokens. Required: pass `null` to skip the check.
    */
   readonly clientId: string | readonly string[] | null;
-  /** Accepted `aud` values, one of which must be present. @default undefined (aud not checked) */
+  /**
+   * Accepted `aud` values, one of which must be present, whatever the token_use. Set it for an issuer
+   * other than Cognito (`tokenUse: null`): its ID tokens, and its access tokens for other APIs, name
+   * the same clients as the tokens meant for this one, and only `aud` tells them apart.
+   * @default undefined (aud not checked)
+   */
   readonly audience?: string | readonly string[];
   /** Where the issuer's JWKS is fetched. `null`: never fetch. @default `${issuer}/.well-known/jwks.json` */
   readonly jwksUri?: string | null;
@@ -92,6 +97,7 @@ interface Issuer {
 interface Header {
   readonly alg: string;
   readonly kid: string | undefined;
+  readonly typ: string | undefined;
 }
 
 const supportedAlgorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'HS256'];
@@ -100,6 +106,16 @@ const defaultAlgorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
 const compactJws = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 /** Distinct headers are few (one per alg and kid); more than this means someone is making them up. */
 const maxCachedHeaders = 64;
+/**
+ * JWS `typ` values of tokens that may be access tokens: plain JWTs (Cognito sets none) and RFC 9068's
+ * `at+jwt`. Any other (`logout+jwt`, `secevent+jwt`, ...) marks a token issued for something else.
+ */
+const accessTokenTypes: ReadonlySet<string> = new Set(['jwt', 'at+jwt']);
+
+/** RFC 7515 §4.1.9: `typ` compares without case, and `application/` may be left out. */
+function isAccessTokenType(typ: string | undefined): boolean {
+  return typ === undefined || accessTokenTypes.has(typ.toLowerCase().replace(/^application\//, ''));
+}
 
 function asSet<T extends string>(value: T | readonly T[]): ReadonlySet<T> {
   return new Set(typeof value === 'string' ? [value] : value);
@@ -128,7 +144,8 @@ function parseHeader(segment: string): Header | undefined {
   // would change what the signature covers. jku/jwk/x5u are never read: keys come from configuration only.
   if (header.crit !== undefined || (header.b64 !== undefined && header.b64 !== true)) return undefined;
   if (header.kid !== undefined && typeof header.kid !== 'string') return undefined;
-  return { alg: header.alg, kid: header.kid };
+  if (header.typ !== undefined && typeof header.typ !== 'string') return undefined;
+  return { alg: header.alg, kid: header.kid, typ: header.typ };
 }
 
 function loadJwks(options: JwtIssuerOptions, problems: string[]): JSONWebKeySet | undefined {
@@ -186,8 +203,9 @@ function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): R
 
 /**
  * Verifies JWTs from one or more issuers. Build it once, at module scope: options are validated
- * there (every problem listed at once), keys are fetched and imported once per `kid`, and verified
- * tokens are cached by SHA-256 until they expire, so a token seen again costs a hash and a lookup.
+ * there (every problem listed at once), keys are fetched and imported once per `kid` and algorithm,
+ * and verified tokens are cached by SHA-256 until they expire, so a token seen again costs a hash and
+ * a lookup.
  *
  * Signatures are checked with node:crypto `KeyObject`s (RS256, ES256) or an HMAC (HS256, only for an
  * issuer configured with a shared secret); jose fetches JWKS and imports the keys.
@@ -379,6 +397,7 @@ export class JwtVerifier {
     const signingInput = token.slice(0, lastDot);
     const check = (valid: boolean): VerifiedJwt => {
       if (!valid) throw credentialError('bad_signature');
+      if (!isAccessTokenType(header.typ)) throw credentialError('wrong_token_type');
       return this.accept(issuer, claims);
     };
     if (header.alg === 'HS256')

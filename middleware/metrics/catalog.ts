@@ -43,7 +43,8 @@ export const metricCatalog = {
     name: 'AuthFailure',
     unit: count,
     dimensions: [serviceDimension, 'reason'],
-    meaning: 'A credential was missing or rejected; `reason` is the stable cause (expired, bad_signature…).',
+    meaning:
+      'A credential was missing or rejected, or could not be checked; `reason` is the stable cause (expired, bad_signature, store_unavailable…).',
     statistic: 'Sum',
   },
   AuthLatency: {

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
-import { InvalidOptionsError, InvalidTokenError, ValidationError } from '../../middleware/errors.js';
+import {
+  InvalidOptionsError,
+  InvalidTokenError,
+  ServiceUnavailableError,
+  ValidationError,
+} from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -110,6 +115,21 @@ describe('ApiKeyStore', () => {
     for (let index = 0; index < 20; index += 1) await apiKeys.verify(created.key);
     const gets = send.mock.calls.filter(([command]) => command instanceof GetCommand);
     expect(gets).toHaveLength(1);
+  });
+
+  it('answers 503 when the key cannot be read, and remembers nothing of the failed read', async () => {
+    const apiKeys = store();
+    const created = await apiKeys.create(owner(), []);
+    const original = documentClient.send.bind(documentClient);
+    const send = vi.spyOn(documentClient, 'send').mockImplementation(((command: unknown) => {
+      if (command instanceof GetCommand) return Promise.reject(new Error('ProvisionedThroughputExceeded'));
+      return original(command as never);
+    }) as typeof documentClient.send);
+    const error = await apiKeys.verify(created.key).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    expect(error).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '5' } });
+    send.mockRestore();
+    await expect(apiKeys.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
   });
 
   it('caches unknown key ids too, so guessing costs one read per id', async () => {

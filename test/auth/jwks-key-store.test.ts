@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwksKeyStore } from '../../middleware/auth/jwks-key-store.js';
-import { type JwksServer, rsaKey, startJwksServer, type TestKey } from './helpers.js';
+import { ecKey, type JwksServer, rsaKey, startJwksServer, type TestKey } from './helpers.js';
 
 let jwks: JwksServer;
 let rsa: TestKey;
@@ -35,5 +35,16 @@ describe('JwksKeyStore', () => {
     expect(key.asymmetricKeyType).toBe('rsa');
     expect(store.peek('rsa-lazy', 'RS256')).toBe(key);
     expect(jwks.hits).toBe(before + 1);
+  });
+
+  it('holds the RSA and the EC key of one kid side by side, whichever is asked for first', async () => {
+    const store = new JwksKeyStore({ preload: { keys: [rsaKey('both').jwk, ecKey('both').jwk] } });
+
+    const ec = await store.resolve('both', 'ES256');
+    const rsa = await store.resolve('both', 'RS256');
+
+    expect([ec.asymmetricKeyType, rsa.asymmetricKeyType]).toEqual(['ec', 'rsa']);
+    expect(store.peek('both', 'ES256')).toBe(ec);
+    expect(store.peek('both', 'RS256')).toBe(rsa);
   });
 });

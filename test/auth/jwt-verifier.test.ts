@@ -258,6 +258,27 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('wrong_audience');
   });
 
+  it('a token whose JWS typ marks it for something other than access, and no plain or RFC 9068 one', async () => {
+    const typed = (typ: unknown) => verifier().verify(signToken(rsa, userClaims(jwks.issuer), { typ }));
+    for (const typ of ['logout+jwt', 'application/secevent+jwt', 'dpop+jwt', 'JOSE']) {
+      expect(await reasonOf(typed(typ))).toBe('wrong_token_type');
+    }
+    for (const typ of [undefined, 'JWT', 'jwt', 'at+jwt', 'application/at+JWT']) {
+      await expect(typed(typ)).resolves.toBeDefined();
+    }
+    expect(await reasonOf(typed(['JWT']))).toBe('malformed');
+  });
+
+  it('an ID token or another API’s token of an issuer without token_use, once an audience is set', async () => {
+    const oidc = verifier({}, { tokenUse: null, clientId: 'spa', audience: 'bookings-api' });
+    const claims = { sub: 'alice', iss: jwks.issuer, exp: nowSec() + 60, azp: 'spa' };
+    await expect(oidc.verify(signToken(rsa, { ...claims, aud: 'bookings-api' }))).resolves.toBeDefined();
+    expect(await reasonOf(oidc.verify(signToken(rsa, { ...claims, aud: 'spa' })))).toBe('wrong_audience');
+    expect(await reasonOf(oidc.verify(signToken(rsa, { ...claims, aud: 'billing-api' })))).toBe(
+      'wrong_audience',
+    );
+  });
+
   it('a token missing a configured required claim', async () => {
     const v = verifier({}, { requiredClaims: ['jti'] });
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('missing_claim');
@@ -363,6 +384,25 @@ describe('JwtVerifier and the JWKS endpoint', () => {
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('unknown_kid');
     await expect(v.verify(signToken(ec, userClaims(jwks.issuer)))).resolves.toBeDefined();
   });
+
+  it.each([
+    ['preloaded', true],
+    ['fetched', false],
+  ])(
+    'keeps an RSA and an EC key of one kid apart (%s), so a forged token cannot displace either',
+    async (_name, preload) => {
+      const sharedRsa = rsaKey('shared');
+      const sharedEc = ecKey('shared');
+      jwks.keys = [sharedRsa.jwk, sharedEc.jwk];
+      const v = verifier({}, preload ? { jwks: { keys: jwks.keys } } : {});
+      const forged = `${b64({ alg: 'ES256', kid: 'shared' })}.${b64(userClaims(jwks.issuer))}.${Buffer.alloc(64).toString('base64url')}`;
+
+      expect(await reasonOf(v.verify(forged))).toBe('bad_signature');
+      await expect(v.verify(signToken(sharedRsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
+      await expect(v.verify(signToken(sharedEc, userClaims(jwks.issuer)))).resolves.toBeDefined();
+      expect(await reasonOf(v.verify(forged))).toBe('bad_signature');
+    },
+  );
 
   it('answers 503 (not 500) when the keys were never obtainable', async () => {
     jwks.up = false;

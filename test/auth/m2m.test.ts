@@ -125,6 +125,14 @@ describe('principalFromClaims', () => {
     }
   });
 
+  it('names no principal for a tenant claim that is there but is no usable string, so it never counts as none', () => {
+    for (const unusable of [['other'], 42, { id: 'other' }, null, true, '']) {
+      expect(principalFromClaims({ ...cognitoUser, 'custom:tenant_id': unusable })).toBeUndefined();
+      expect(principalFromClaims({ ...cognitoM2M, org: unusable }, { tenantClaim: 'org' })).toBeUndefined();
+    }
+    expect(principalFromClaims(cognitoUser)?.tenantId).toBeUndefined();
+  });
+
   it('reads lists in every shape issuers and API Gateway use', () => {
     expect(listClaim(['a', 2, 'b'])).toEqual(['a', 'b']);
     expect(listClaim('[admin readers]')).toEqual(['admin', 'readers']);

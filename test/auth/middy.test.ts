@@ -171,6 +171,47 @@ describe('authenticate through a middy pipeline', () => {
     expect(result.body).not.toContain('ZZZZ');
   });
 
+  it('answers 503 with Retry-After when the API key store is down, reported as store_unavailable', async () => {
+    const down = { send: () => Promise.reject(new Error('connect ECONNREFUSED')) } as never;
+    const events: SecurityEvent[] = [];
+    const result = await pipeline(
+      authenticate({
+        apiKeys: new ApiKeyStore({ client: down, tableName: testTableNames.toolkit }),
+        onEvent: (event) => events.push(event),
+      }),
+    )(httpEvent({ headers: { 'x-api-key': `bwk_0011223344556677_${'Z'.repeat(43)}` } }));
+    expect(result.statusCode).toBe(503);
+    expect(result.headers?.['Retry-After']).toBe('5');
+    expect(events).toEqual([
+      {
+        type: 'auth.failure',
+        reason: 'store_unavailable',
+        metadata: { method: 'apiKey', path: '/things', httpMethod: 'GET' },
+        durationMs: expect.any(Number),
+      },
+    ]);
+    expect(result.body).not.toContain('ZZZZ');
+  });
+
+  it('reports the 503 of a signed request whose nonce cannot be stored as store_unavailable too', async () => {
+    const events: SecurityEvent[] = [];
+    const noNonces = new ServiceRequestVerifier({
+      services: { bookings: { current: secret } },
+      nonceStore: { claim: () => Promise.reject(new Error('connect ECONNREFUSED')) },
+    });
+    const signedHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'GET', url: '/things' },
+    );
+    const result = await pipeline(
+      serviceAuth({ verifier: noNonces, onEvent: (event) => events.push(event) }),
+    )(httpEvent({ headers: { ...signedHeaders } }));
+    expect(result.statusCode).toBe(503);
+    expect(events.map((event) => [event.type, event.reason, event.metadata?.method])).toEqual([
+      ['auth.failure', 'store_unavailable', 'service'],
+    ]);
+  });
+
   it('accepts a signed service request, reads a base64 body, and reports a replay', async () => {
     const body = '{"hello":"world"}';
     const signedHeaders = serviceAuthHeaders(

@@ -13,6 +13,7 @@ import {
 import { type WorkerName, workerNames, workers } from '../../functions/workers.js';
 import type { BulwarkFunction } from '../../lib/bulwark-function.js';
 import {
+  authFromContext,
   BulwarkStack,
   type BulwarkStackProps,
   isCognitoIssuer,
@@ -905,12 +906,44 @@ describe('BulwarkStack auth settings', () => {
       .filter((value) => value !== undefined);
   }
 
+  /** AUTH_AUDIENCE of every function with protected routes (none when unset). */
+  function audiences(template: Template): unknown[] {
+    return Object.values(template.findResources('AWS::Lambda::Function'))
+      .map((fn) => (fn.Properties.Environment.Variables as Record<string, unknown>).AUTH_AUDIENCE)
+      .filter((value) => value !== undefined);
+  }
+
   it('skips the token_use check (any) for an issuer other than Cognito, which never writes that claim', () => {
     const template = synthesiseWithAuth({
       issuer: 'https://login.example.org/realms/app',
       clientIds: ['web'],
+      audience: ['bookings-api', 'https://api.example.org'],
     });
     expect(tokenUses(template)).toEqual(['any', 'any', 'any']);
+    expect(audiences(template)).toEqual(Array(3).fill('bookings-api,https://api.example.org'));
+  });
+
+  it('refuses an issuer other than Cognito, or tokenUse any, without an audience', () => {
+    const required = 'auth.audience is required for an issuer other than Cognito and with tokenUse any';
+    expect(() =>
+      synthesiseWithAuth({ issuer: 'https://login.example.org/realms/app', clientIds: ['web'] }),
+    ).toThrow(`Invalid BulwarkStack props: ${required}`);
+    expect(() =>
+      synthesiseWithAuth({ issuer: 'https://login.example.org/', clientIds: ['web'], tokenUse: 'access' }),
+    ).toThrow(required);
+    expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'any' })).toThrow(required);
+    expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], audience: [] })).toThrow(
+      'auth.audience must be one or more audiences without commas or spaces',
+    );
+    expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], audience: ['a,b'] })).toThrow(
+      'auth.audience must be one or more audiences without commas or spaces',
+    );
+  });
+
+  it('sets no audience for a Cognito issuer unless given one', () => {
+    expect(audiences(synthesiseWithAuth({ issuer, clientIds: ['web'] }))).toEqual([]);
+    const idTokens = synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'id', audience: ['web'] });
+    expect(audiences(idTokens)).toEqual(['web', 'web', 'web']);
   });
 
   it('uses the token use it is given, for a Cognito issuer or another', () => {
@@ -923,6 +956,7 @@ describe('BulwarkStack auth settings', () => {
       issuer: 'https://login.example.org/',
       clientIds: ['web'],
       tokenUse: 'access',
+      audience: ['bookings-api'],
     });
     expect(tokenUses(other)).toEqual(['access', 'access', 'access']);
   });
@@ -948,8 +982,35 @@ describe('BulwarkStack auth settings', () => {
   });
 
   it('rejects an issuer that is not a URL and an empty client list', () => {
-    expect(() => synthesiseWithAuth({ issuer: 'cognito', clientIds: [] })).toThrow(
+    expect(() => synthesiseWithAuth({ issuer: 'cognito', clientIds: [], audience: ['api'] })).toThrow(
       'Invalid BulwarkStack props: auth.issuer must be a URL; auth.clientIds must be one or more client ids',
+    );
+  });
+
+  it('reads the auth prop from -c authIssuer, authClientIds, authTokenUse and authAudience', () => {
+    const fromContext = (context: Record<string, unknown>) =>
+      authFromContext((key) => new App({ context }).node.tryGetContext(key));
+    expect(fromContext({})).toBeUndefined();
+    expect(
+      fromContext({
+        authIssuer: 'https://login.example.org/realms/app',
+        authClientIds: 'spa,svc',
+        authTokenUse: 'any',
+        authAudience: 'bookings-api,https://api.example.org',
+      }),
+    ).toEqual({
+      issuer: 'https://login.example.org/realms/app',
+      clientIds: ['spa', 'svc'],
+      tokenUse: 'any',
+      audience: ['bookings-api', 'https://api.example.org'],
+    });
+    expect(fromContext({ authIssuer: issuer, authClientIds: 'web' })).toEqual({ issuer, clientIds: ['web'] });
+    expect(() => fromContext({ authAudience: 'bookings-api' })).toThrow(
+      'authAudience applies to an authIssuer',
+    );
+    expect(() => fromContext({ authTokenUse: 'id' })).toThrow('authTokenUse applies to an authIssuer');
+    expect(() => fromContext({ authIssuer: issuer, authAudience: ['a'] })).toThrow(
+      'authAudience must be comma-separated audiences',
     );
   });
 

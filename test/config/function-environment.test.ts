@@ -79,6 +79,32 @@ describe('readEnvironment', () => {
     }
   });
 
+  it('requires AUTH_AUDIENCE when token_use is not checked, and reads it as a list', () => {
+    const issuer = { ...tables, AUTH_ISSUER: 'https://login.example.org/realms/app' };
+    expect(() => readEnvironment({ ...issuer, AUTH_CLIENT_IDS: 'spa', AUTH_TOKEN_USE: 'any' })).toThrow(
+      new Error('Invalid function environment: AUTH_AUDIENCE (required with AUTH_TOKEN_USE=any)'),
+    );
+    expect(() => readEnvironment({ ...issuer, AUTH_TOKEN_USE: 'any' })).toThrow(
+      new Error(
+        'Invalid function environment: AUTH_CLIENT_IDS (required with AUTH_ISSUER), AUTH_AUDIENCE (required with AUTH_TOKEN_USE=any)',
+      ),
+    );
+    expect(() =>
+      readEnvironment({ ...issuer, AUTH_CLIENT_IDS: 'spa', AUTH_TOKEN_USE: 'any', AUTH_AUDIENCE: 'a, b' }),
+    ).toThrow(new Error('Invalid function environment: AUTH_AUDIENCE'));
+    const any = { ...issuer, AUTH_CLIENT_IDS: 'spa', AUTH_TOKEN_USE: 'any' };
+    expect(readEnvironment({ ...any, AUTH_AUDIENCE: 'https://api.example.org,bookings' }).auth).toMatchObject(
+      {
+        tokenUse: null,
+        audience: ['https://api.example.org', 'bookings'],
+      },
+    );
+    expect(readEnvironment({ ...issuer, AUTH_CLIENT_IDS: 'web' }).auth).toMatchObject({
+      tokenUse: 'access',
+      audience: undefined,
+    });
+  });
+
   it('keeps the tables it read next to the rest', () => {
     expect(readEnvironment({ ...tables, BULWARK_STAGE: 'dev' })).toMatchObject({
       appTableName: 'app',
