@@ -1,4 +1,4 @@
-// `npm run token`: prints a token from the local dev issuer (key in .bulwark/), accepted by `npm start`'s functions.
+// `npm run token`: prints a token from the local dev issuer (key in .bulwark/); `npm start`'s functions accept its access tokens.
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,7 +18,8 @@ Options:
   --m2m                 a client-credentials (machine) token
   --client-id <id>      the client                            default bulwark-local, or svc-local with --m2m
   --expires-in <sec>    lifetime in seconds                                 default 3600
-  --id-token            a Cognito id token instead of an access token
+  --id-token            a Cognito id token instead of an access token (npm start's functions,
+                        like the deployed stack's with Cognito, accept access tokens only)
   --issuer <url>        the runtime's URL                    default http://127.0.0.1:$PORT (3000)
 `;
 
