@@ -154,7 +154,10 @@ export class BookingsModel {
         // A cursor from one user's list (or the all-bookings list) cannot page through another.
         ExclusiveStartKey: decodeCursor(
           query.cursor,
-          ['pk', 'sk', partitionKey, `${indexName}sk`],
+          [
+            ['pk', 'sk'],
+            [partitionKey, `${indexName}sk`],
+          ],
           (key) => key[partitionKey] === partition,
         ),
       }),

@@ -239,7 +239,10 @@ export class UsersModel {
         Limit: limit,
         ExclusiveStartKey: decodeCursor(
           cursor,
-          ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
+          [
+            ['pk', 'sk'],
+            ['gsi1pk', 'gsi1sk'],
+          ],
           (key) => key.gsi1pk === userListPartition,
         ),
       }),

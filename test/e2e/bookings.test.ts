@@ -170,5 +170,12 @@ describe('bookings API', () => {
     expect(all.status).toBe(200);
     expect((all.body as { items: Booking[] }).items.length).toBeGreaterThan(0);
     expect((await api.request('GET', '/bookings?cursor=not-a-cursor')).status).toBe(400);
+    // 350 characters but 1,050 UTF-8 bytes: past DynamoDB's 1,024-byte sort key, refused before it is asked.
+    const oversized = Buffer.from(
+      JSON.stringify({ pk: 'BOOKING#x', sk: '€'.repeat(350), gsi1pk: 'BOOKING', gsi1sk: 'c' }),
+    ).toString('base64url');
+    const refused = await api.request('GET', `/bookings?cursor=${oversized}`);
+    expect(refused.status).toBe(400);
+    expect((refused.body as ProblemBody).errors?.[0]?.field).toBe('query.cursor');
   });
 });
