@@ -79,7 +79,7 @@ function reportNotOwner(
     type: 'access.denied',
     reason: 'not_owner',
     principal: caller,
-    metadata: { path: event.rawPath, httpMethod: event.requestContext.http.method, ...metadata },
+    metadata: { path: event.rawPath, httpMethod: event.requestContext?.http?.method, ...metadata },
   });
 }
 

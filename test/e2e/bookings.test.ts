@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { lambdaContext } from '../audit/fixtures.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
 // A human admin may call every route; test/auth covers who else may.
@@ -140,6 +142,22 @@ describe('bookings API', () => {
   it('answers 404 for unknown bookings', async () => {
     expect((await api.request('GET', `/bookings/${randomUUID()}`)).status).toBe(404);
     expect((await api.request('DELETE', `/bookings/${randomUUID()}`)).status).toBe(404);
+  });
+
+  it('refuses a direct invoke without a request context with 403, not a 500, when it lists another user', async () => {
+    // The runtime started above set the function's environment; API Gateway would add requestContext.
+    const { handler } = await import('../../functions/bookings/handler.js');
+    const event = {
+      version: '2.0',
+      routeKey: 'GET /bookings',
+      rawPath: '/bookings',
+      rawQueryString: 'userId=someone-else',
+      headers: { authorization: `Bearer ${await api.token({ sub: 'bare-event-user' })}` },
+      queryStringParameters: { userId: 'someone-else' },
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    const response = await handler(event, lambdaContext());
+    expect(response.statusCode).toBe(403);
   });
 
   it("lists a user's bookings page by page with a cursor", async () => {
