@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { ValidationError } from '../../middleware/errors.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { lambdaContext } from '../audit/fixtures.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
 
 // A human admin may call every route; test/auth covers who else may.
 const api = useLocalRuntime({ as: adminUser });
@@ -123,6 +127,33 @@ describe('bookings API', () => {
     const response = await book({ roomId, userId: randomUUID(), start: at(9), end: at(10) });
     expect(response.status).toBe(400);
     expect((response.body as ProblemBody).errors?.[0]?.field).toBe('body.userId');
+    expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
+  });
+
+  it('books nothing for a user deleted after the users service answered: the transaction checks the user too', async () => {
+    const leaving = (
+      await api.request('POST', '/users', {
+        body: { email: `leaving-${randomUUID()}@example.com`, name: 'Leaving' },
+      })
+    ).body as { id: string };
+    // The handler has asked the users service (the user existed); the deletion lands before the write.
+    expect((await api.request('DELETE', `/admin/users/${leaving.id}`)).status).toBe(204);
+    const bookings = new BookingsModel(
+      createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
+      testTableNames.app,
+    );
+    const roomId = room();
+    const refused = await bookings
+      .create({ roomId, userId: leaving.id, start: new Date(at(9)), end: new Date(at(10)) })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect(refused).toMatchObject({
+      statusCode: 400,
+      fields: [{ field: 'body.userId', message: 'No such user' }],
+    });
     expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
   });
 
