@@ -7,14 +7,17 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, NotFoundError } from '../../middleware/errors.js';
-import { bookingKey, slotKey } from '../shared/keys.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import { bookingKey, slotKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 
 export const slotMinutes = 15;
 export const maxBookingHours = 8;
 const slotMs = slotMinutes * 60_000;
+/** Where {@link BookingsModel.create}'s transaction has the user check and the booking; the slots follow. */
+const userCheckIndex = 0;
+const bookingPutIndex = 1;
 
 export type BookingStatus = 'confirmed' | 'cancelled';
 
@@ -41,6 +44,11 @@ export interface ListBookingsQuery {
   cursor?: string | undefined;
   /** Only this user's bookings (through gsi2); all bookings by start time otherwise. */
   userId?: string | undefined;
+}
+
+/** The answer to a booking for a user that does not exist: the caller's mistake, on `body.userId`. */
+export function unknownUserError(): ValidationError {
+  return new ValidationError('Unknown user', [{ field: 'body.userId', message: 'No such user' }]);
 }
 
 /** Start times of the slots a period covers: [start, end) in steps of {@link slotMinutes}. */
@@ -76,8 +84,9 @@ export class BookingsModel {
 
   /**
    * Writes the booking and claims every slot in one transaction, so two overlapping requests can
-   * never both succeed and a failed request leaves nothing behind. The user is not checked here: it
-   * belongs to the users service, which the handler asks over HTTP before calling this.
+   * never both succeed and a failed request leaves nothing behind. The same transaction checks that
+   * the user's item exists (400 on `body.userId` otherwise): the handler asks the users service first,
+   * but a user deleted after that answer gets no booking.
    */
   async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
@@ -94,6 +103,13 @@ export class BookingsModel {
       await this.documentClient.send(
         new TransactWriteCommand({
           TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: userKey(booking.userId),
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
             {
               Put: {
                 TableName: this.tableName,
@@ -124,7 +140,9 @@ export class BookingsModel {
         }),
       );
     } catch (error) {
-      if (failedConditionIndexes(error)?.some((index) => index >= 1)) {
+      const failed = failedConditionIndexes(error);
+      if (failed?.includes(userCheckIndex)) throw unknownUserError();
+      if (failed?.some((index) => index > bookingPutIndex)) {
         throw new ConflictError(`Room ${booking.roomId} is already booked for part of that period`);
       }
       throw error;
@@ -154,7 +172,10 @@ export class BookingsModel {
         // A cursor from one user's list (or the all-bookings list) cannot page through another.
         ExclusiveStartKey: decodeCursor(
           query.cursor,
-          ['pk', 'sk', partitionKey, `${indexName}sk`],
+          [
+            ['pk', 'sk'],
+            [partitionKey, `${indexName}sk`],
+          ],
           (key) => key[partitionKey] === partition,
         ),
       }),

@@ -79,7 +79,7 @@ function reportNotOwner(
     type: 'access.denied',
     reason: 'not_owner',
     principal: caller,
-    metadata: { path: event.rawPath, httpMethod: event.requestContext.http.method, ...metadata },
+    metadata: { path: event.rawPath, httpMethod: event.requestContext?.http?.method, ...metadata },
   });
 }
 
@@ -168,7 +168,8 @@ export const handler = createHttpFunction(
         .handler(async (event, { input, callService, correlationId, principal }) => {
           // Checked before asking users, so that a refused caller learns nothing about other user ids.
           ownerScope(callerOf(principal), event, input.body.userId, 'You can book only for yourself');
-          // The user belongs to the users service: ask it (signed, guarded by the `users` circuit).
+          // The user belongs to the users service: ask it (signed, guarded by the `users` circuit). The
+          // booking's transaction checks the user's item again, so one deleted meanwhile gets no booking.
           await assertUserExists(callService, input.body.userId);
           const booking = await bookings.create(input.body);
           await publishBooking('booking.created', booking, correlationId);

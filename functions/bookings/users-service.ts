@@ -8,8 +8,9 @@ import {
   type RequestSigner,
   type ServiceClient,
 } from '../../middleware/circuit-breaker/service-client.js';
-import { DependencyError, ValidationError } from '../../middleware/errors.js';
+import { DependencyError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
+import { unknownUserError } from './bookings-model.js';
 
 /**
  * The users circuit: the seeds' thresholds, with a call timeout well inside the bookings function's
@@ -59,9 +60,7 @@ export async function assertUserExists(
   userId: string,
 ): Promise<void> {
   const response = await callService('users', `users/${encodeURIComponent(userId)}`);
-  if (response.status === 404) {
-    throw new ValidationError('Unknown user', [{ field: 'body.userId', message: 'No such user' }]);
-  }
+  if (response.status === 404) throw unknownUserError();
   if (!response.ok) {
     // A 429 the users service throttled with says when to come back: the caller gets 503 and that time.
     throw new DependencyError('users', `users answered ${response.status}`, {

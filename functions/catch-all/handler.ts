@@ -29,7 +29,10 @@ function unmatchedRequestError(method: string, path: string): HttpError {
 
 export const handler = withRequestMiddlewares(
   async (event) => {
-    throw unmatchedRequestError(event.requestContext.http.method, event.rawPath);
+    // A direct invoke with a bare event has no API Gateway request context: a client's mistake, not ours.
+    const method = event.requestContext?.http?.method;
+    if (method === undefined) throw new ValidationError('The event has no requestContext.http.method');
+    throw unmatchedRequestError(method, event.rawPath);
   },
   observability.logger,
   observability,

@@ -12,9 +12,13 @@ export type NewEmailMessage = QueueMessage extends infer M
   : never;
 
 export class EmailQueueError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  /** The types of the messages SQS refused; the batch's others were enqueued. */
+  readonly refusedTypes: readonly string[];
+
+  constructor(refusedTypes: readonly string[], options?: ErrorOptions) {
+    super(`SQS did not accept: ${refusedTypes.join(', ')}`, options);
     this.name = 'EmailQueueError';
+    this.refusedTypes = refusedTypes;
   }
 }
 
@@ -34,6 +38,6 @@ export async function enqueueEmails(
   const withIds = messages.map((message) => ({ ...message, id: message.id ?? randomUUID() }));
   const refused = await sendMessageBatch(sqs, queueUrl, withIds, correlationId);
   const failed = refused.map((index) => withIds[index]?.type ?? 'unknown');
-  if (failed.length > 0) throw new EmailQueueError(`SQS did not accept: ${failed.join(', ')}`);
+  if (failed.length > 0) throw new EmailQueueError(failed);
   return withIds.map((message) => message.id);
 }

@@ -7,7 +7,17 @@ export interface Page<T> {
   nextCursor?: string;
 }
 
-const keyValue = z.string().check(z.minLength(1), z.maxLength(1024));
+/** The attributes of a table's or an index's key, as its ExclusiveStartKey carries them. */
+export type KeyNames = readonly [partitionKey: string, sortKey: string];
+
+/** A key value no longer than DynamoDB takes, which counts UTF-8 bytes (350 × `€` is 1,050), not characters. */
+const keyValue = (maxBytes: number) =>
+  z.string().check(
+    z.minLength(1),
+    z.refine((value) => Buffer.byteLength(value, 'utf8') <= maxBytes, `At most ${maxBytes} bytes`),
+  );
+const partitionKeyValue = keyValue(2048);
+const sortKeyValue = keyValue(1024);
 
 /** Page size shared by every list route. */
 export const pageLimitSchema = z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20);
@@ -24,18 +34,27 @@ function invalidCursor(): ValidationError {
 }
 
 /**
- * Decodes a cursor into an ExclusiveStartKey with exactly the index's key attributes, each a string,
- * so a forged cursor can only move within the same index. `belongsToList` must accept the key: every
- * list reads one partition, so a cursor from another list (another owner's, another endpoint's, another
- * entity's) neither reads a different partition nor reaches DynamoDB, which would refuse it with a 500.
+ * Decodes a cursor into an ExclusiveStartKey with exactly the key attributes of the table and of the
+ * index queried (`keys`), each a string within DynamoDB's size for its kind of key (2,048 bytes for a
+ * partition key, 1,024 for a sort key), so a forged cursor can only move within the same index.
+ * `belongsToList` must accept the key: every list reads one partition, so a cursor from another list
+ * (another owner's, another endpoint's, another entity's) neither reads a different partition nor
+ * reaches DynamoDB, which would refuse it with a 500.
  */
 export function decodeCursor(
   cursor: string | undefined,
-  keyNames: readonly string[],
+  keys: readonly KeyNames[],
   belongsToList: (key: Record<string, string>) => boolean,
 ): Record<string, string> | undefined {
   if (cursor === undefined) return undefined;
-  const schema = z.strictObject(Object.fromEntries(keyNames.map((name) => [name, keyValue])));
+  const schema = z.strictObject(
+    Object.fromEntries(
+      keys.flatMap(([partitionKey, sortKey]) => [
+        [partitionKey, partitionKeyValue],
+        [sortKey, sortKeyValue],
+      ]),
+    ),
+  );
   let key: Record<string, string>;
   try {
     key = schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))) as Record<

@@ -354,7 +354,14 @@ export class WebhookStore {
   ): Promise<Page<StoredEndpoint>> {
     const ownerPk = ownerIndexPk(tenantOf(principal), principal.id);
     // A cursor from another owner's list must not read that owner's endpoints.
-    const startKey = decodeCursor(cursor, ['pk', 'sk', 'gsi1pk', 'gsi1sk'], (key) => key.gsi1pk === ownerPk);
+    const startKey = decodeCursor(
+      cursor,
+      [
+        ['pk', 'sk'],
+        ['gsi1pk', 'gsi1sk'],
+      ],
+      (key) => key.gsi1pk === ownerPk,
+    );
     const result = await this.options.documentClient.send(
       new QueryCommand({
         TableName: this.options.tableName,
@@ -598,7 +605,7 @@ export class WebhookStore {
     // A cursor from another endpoint's list must not read that endpoint's history.
     const startKey = decodeCursor(
       cursor,
-      ['pk', 'sk'],
+      [['pk', 'sk']],
       (key) => key.pk === pk && key.sk?.startsWith(deliveryPrefix) === true,
     );
     const result = await this.options.documentClient.send(

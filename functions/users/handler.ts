@@ -45,6 +45,11 @@ async function admitSms(phoneNumber: string) {
     emitEvent(onEvent, rateLimitHitEvent(smsPerNumber.policy.name, result, { keyBy: 'phone' }));
   return result;
 }
+
+/** Gives the number's budget back the unit of an SMS that was never queued. */
+async function refundSms(phoneNumber: string) {
+  await smsPerNumber.refund(await users.smsBudgetKey(phoneNumber));
+}
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
 const readLinkSecret = queues.verificationLinkSecret
@@ -59,6 +64,7 @@ const registrationEmails = new RegistrationEmails({
   ...(readLinkSecret ? { readLinkSecret } : {}),
   issuePhoneCode: (userId, beforeIssuing) => users.issuePhoneCode(userId, { beforeIssuing }),
   admitSms,
+  refundSms,
 });
 
 /**

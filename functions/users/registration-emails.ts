@@ -6,7 +6,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
-import { enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
+import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
@@ -48,6 +48,17 @@ export interface RegistrationEmailsOptions {
    * @default none: numbers have no budget of their own
    */
   readonly admitSms?: (phoneNumber: string) => Promise<{ allowed: boolean; retryAfterSec: number }>;
+  /**
+   * Gives back the unit `admitSms` spent when no SMS was queued after all (no code issued, or the queue
+   * failed). Should not throw; a failure leaves the unit spent.
+   * @default none: the unit stays spent
+   */
+  readonly refundSms?: (phoneNumber: string) => Promise<void>;
+}
+
+/** Whether an enqueue failure left the SMS of the batch out of the queue: all of it, or the SMS refused. */
+function smsNotQueued(error: unknown): boolean {
+  return !(error instanceof EmailQueueError) || error.refusedTypes.includes('sms');
 }
 
 /**
@@ -73,6 +84,7 @@ export class RegistrationEmails {
   async enqueue(user: User, correlationId: string | undefined): Promise<void> {
     const { sqs, queues, logger, auditLogger, metrics } = this.options;
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
+    let sms: IssuedPhoneCode | undefined;
     try {
       const link = createVerificationLink({
         baseUrl: queues.appBaseUrl,
@@ -87,8 +99,8 @@ export class RegistrationEmails {
           data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
         },
       ];
-      const sms = await this.#registrationSms(user, correlationId);
-      if (sms) messages.push(sms);
+      sms = await this.#registrationSms(user, correlationId);
+      if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.phone, sms));
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
       reportEnqueueFailure(
@@ -102,23 +114,26 @@ export class RegistrationEmails {
           correlationId,
         },
       );
+      if (sms && user.phone !== undefined && smsNotQueued(error)) {
+        await this.#withdraw(user.id, user.phone, sms, correlationId);
+      }
     }
   }
 
   /**
-   * The SMS of a new registration, or undefined: no phone, no SMS configured, the number's SMS budget
-   * is spent (logged), or the code could not be issued (logged and audited as `sms.enqueue_failed`).
+   * The code for a new registration's SMS, or undefined: no phone, no SMS configured, the number's SMS
+   * budget is spent (logged), or the code could not be issued (logged and audited as `sms.enqueue_failed`).
    * Never throws: the emails go out either way, and the user can ask for a code later with
    * `POST /users/{id}/phone-code`.
    */
   async #registrationSms(
     user: User,
     correlationId: string | undefined,
-  ): Promise<NewEmailMessage | undefined> {
+  ): Promise<IssuedPhoneCode | undefined> {
     const { issuePhoneCode, logger, auditLogger, metrics } = this.options;
     if (user.phone === undefined || !issuePhoneCode) return undefined;
     try {
-      return phoneCodeMessage(user.phone, await issuePhoneCode(user.id, this.#admitNumber(user.phone)));
+      return await this.#issue(issuePhoneCode, user.id, user.phone, correlationId);
     } catch (error) {
       if (error instanceof TooManyRequestsError) {
         logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
@@ -143,22 +158,75 @@ export class RegistrationEmails {
     }
   }
 
-  /** Throws 429 when the number's SMS budget is spent; the caller then issues no code. */
-  #admitNumber(phoneNumber: string): () => Promise<void> {
-    return async () => {
-      const admitted = await this.options.admitSms?.(phoneNumber);
-      if (admitted && !admitted.allowed) {
-        throw new TooManyRequestsError(
-          admitted.retryAfterSec,
-          'Too many codes were sent to this phone number; try again later',
-        );
-      }
-    };
+  /**
+   * Issues a code (UsersModel.issuePhoneCode) once the number's SMS budget admits it: 429 when the budget
+   * is spent. A unit the budget spent on a code that then was not issued (a concurrent request won, the
+   * user was deleted or verified meanwhile, the write failed) is given back.
+   */
+  async #issue(
+    issuePhoneCode: NonNullable<RegistrationEmailsOptions['issuePhoneCode']>,
+    userId: string,
+    phoneNumber: string,
+    correlationId: string | undefined,
+  ): Promise<IssuedPhoneCode> {
+    const { admitSms } = this.options;
+    let admitted = false;
+    try {
+      return await issuePhoneCode(userId, async () => {
+        const answer = await admitSms?.(phoneNumber);
+        if (answer && !answer.allowed) {
+          throw new TooManyRequestsError(
+            answer.retryAfterSec,
+            'Too many codes were sent to this phone number; try again later',
+          );
+        }
+        admitted = answer !== undefined;
+      });
+    } catch (error) {
+      if (admitted) await this.#refundNumber(userId, phoneNumber, correlationId);
+      throw error;
+    }
+  }
+
+  /**
+   * Undoes an issued code whose SMS was never queued, so that it counts against neither the user's
+   * limits nor the number's budget. A failure is logged; the code then counts as if it had been sent.
+   */
+  async #withdraw(
+    userId: string,
+    phoneNumber: string,
+    issued: IssuedPhoneCode,
+    correlationId: string | undefined,
+  ): Promise<void> {
+    try {
+      await issued.withdraw();
+    } catch (error) {
+      this.options.logger.warn('An SMS code that was never sent could not be withdrawn; it still counts', {
+        userId,
+        correlationId,
+        error,
+      });
+    }
+    await this.#refundNumber(userId, phoneNumber, correlationId);
+  }
+
+  /** Gives the number's budget back the unit of an SMS that was never queued; a failure is logged. */
+  async #refundNumber(userId: string, phoneNumber: string, correlationId: string | undefined): Promise<void> {
+    try {
+      await this.options.refundSms?.(phoneNumber);
+    } catch (error) {
+      this.options.logger.warn("The phone number's SMS budget was not refunded for an SMS never sent", {
+        userId,
+        correlationId,
+        error,
+      });
+    }
   }
 
   /**
    * Sends a user a new SMS code (`POST /users/{id}/phone-code`) and resolves with its expiry. Unlike the
-   * registration messages, a failure here is the request's failure: 503, and no SMS was queued.
+   * registration messages, a failure here is the request's failure: 503, no SMS was queued, and the code
+   * is withdrawn, so the request counts against no limit.
    */
   async sendPhoneCode(user: User, correlationId: string | undefined): Promise<Date> {
     const { sqs, queues, issuePhoneCode } = this.options;
@@ -168,18 +236,17 @@ export class RegistrationEmails {
     if (user.phone === undefined) throw new ConflictError('The user has no phone number');
     // Before the number's budget is spent: a verified user gets no code anyway.
     if (user.phoneVerifiedAt !== undefined) throw new ConflictError('The phone number is already verified');
-    const issued = await issuePhoneCode(user.id, this.#admitNumber(user.phone));
+    const issued = await this.#issue(issuePhoneCode, user.id, user.phone, correlationId);
     try {
       await enqueueEmails(sqs, queues.emailQueueUrl, [phoneCodeMessage(user.phone, issued)], correlationId);
     } catch (error) {
       recordMetric(this.options.metrics, 'EmailEnqueueFailed');
-      // The code was stored without an SMS: the next request may replace it once the resend interval passes.
+      await this.#withdraw(user.id, user.phone, issued, correlationId);
+      // At most the resend interval: a code that could not be withdrawn still holds the next one back so long.
       throw new ServiceUnavailableError(
         'The SMS could not be queued; try again shortly',
         phoneCodeResendIntervalSec,
-        {
-          cause: error,
-        },
+        { cause: error },
       );
     }
     return issued.expiresAt;

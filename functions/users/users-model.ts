@@ -6,8 +6,10 @@
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
@@ -44,6 +46,12 @@ export interface User {
 export interface IssuedPhoneCode {
   readonly code: string;
   readonly expiresAt: Date;
+  /**
+   * Undoes the issue when its SMS was never queued, so that it counts against none of the user's limits:
+   * the user's code item is put back as it was before (or deleted if there was none). Conditional on the
+   * item still being this issue's, so a code used or a user deleted since is left alone.
+   */
+  readonly withdraw: () => Promise<void>;
 }
 
 /** How long an SMS code is valid. */
@@ -239,7 +247,10 @@ export class UsersModel {
         Limit: limit,
         ExclusiveStartKey: decodeCursor(
           cursor,
-          ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
+          [
+            ['pk', 'sk'],
+            ['gsi1pk', 'gsi1sk'],
+          ],
           (key) => key.gsi1pk === userListPartition,
         ),
       }),
@@ -357,6 +368,7 @@ export class UsersModel {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAtSec = toEpochSeconds(nowMs) + phoneCodeTtlSec;
     const codeHash = await this.phoneCodeHash(userId, code);
+    const issuedAt = now.toISOString();
     try {
       await this.documentClient.send(
         new TransactWriteCommand({
@@ -378,7 +390,7 @@ export class UsersModel {
                   ...phoneCodeKey(userId),
                   codeHash,
                   attempts: 0,
-                  issuedAt: now.toISOString(),
+                  issuedAt,
                   issuedCount: live ? Number(live.issuedCount) + 1 : 1,
                   codeExpiresAt: expiresAtSec,
                   expiresAt: expiresAtSec + phoneCodeRetentionSec,
@@ -404,7 +416,37 @@ export class UsersModel {
       if (failed?.includes(1)) throw new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
       throw error;
     }
-    return { code, expiresAt: new Date(expiresAtSec * 1000) };
+    return {
+      code,
+      expiresAt: new Date(expiresAtSec * 1000),
+      withdraw: () => this.withdrawPhoneCode(userId, { issuedAt, codeHash }, previous),
+    };
+  }
+
+  /** Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's. */
+  private async withdrawPhoneCode(
+    userId: string,
+    issue: { issuedAt: string; codeHash: string },
+    previous: Record<string, unknown> | undefined,
+  ): Promise<void> {
+    const stillOurs = {
+      ConditionExpression: 'issuedAt = :issuedAt AND codeHash = :codeHash',
+      ExpressionAttributeValues: { ':issuedAt': issue.issuedAt, ':codeHash': issue.codeHash },
+    };
+    try {
+      if (previous) {
+        await this.documentClient.send(
+          new PutCommand({ TableName: this.tableName, Item: previous, ...stillOurs }),
+        );
+      } else {
+        await this.documentClient.send(
+          new DeleteCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ...stillOurs }),
+        );
+      }
+    } catch (error) {
+      // The code was used, or its user deleted with it: there is nothing left to undo.
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   /** The error for a user that cannot be sent a code: 404 or 409. */

@@ -108,8 +108,8 @@ export class Authenticator {
     const started = performance.now();
     try {
       const authorizerClaims = (
-        event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } }
-      ).authorizer?.jwt?.claims;
+        event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } } | undefined
+      )?.authorizer?.jwt?.claims;
       if (this.options.trustApiGatewayAuthorizer && jwt && authorizerClaims) {
         method = 'jwt';
         return this.succeed(jwt.verifyAuthorizerClaims(authorizerClaims).principal, event, started);

@@ -32,25 +32,65 @@ export interface ParseInputOptions {
 export const defaultMaxBodyBytes = 1024 * 1024;
 
 const jsonMediaType = /^application\/(?:[\w.+-]+\+)?json$/;
+const utf8Charsets = new Set(['utf-8', 'utf8']);
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** JSON in UTF-8: a JSON media type with no charset or a UTF-8 one (JSON has no other encoding, RFC 8259). */
 function isJsonContentType(header: string | undefined): boolean {
-  const mediaType = header?.split(';', 1)[0]?.trim().toLowerCase();
-  return mediaType !== undefined && jsonMediaType.test(mediaType);
+  const [mediaType, ...parameters] = (header ?? '').split(';').map((part) => part.trim().toLowerCase());
+  if (mediaType === undefined || !jsonMediaType.test(mediaType)) return false;
+  return parameters.every((parameter) => {
+    const equals = parameter.indexOf('=');
+    if (equals < 0 || parameter.slice(0, equals).trim() !== 'charset') return true;
+    return utf8Charsets.has(
+      parameter
+        .slice(equals + 1)
+        .trim()
+        .replace(/^"(.*)"$/, '$1'),
+    );
+  });
 }
 
-/** Reads the body as JSON: 415 for another media type, 413 when too large, 400 when empty or malformed. */
+/**
+ * The body's bytes. A base64 body must be canonical base64, as API Gateway sends it: Node's decoder
+ * skips characters outside the alphabet and ignores bad padding, so a mangled body could still parse.
+ */
+function bodyBytes(event: APIGatewayProxyEventV2): Buffer {
+  const raw = event.body ?? '';
+  if (!event.isBase64Encoded) return Buffer.from(raw, 'utf8');
+  const bytes = Buffer.from(raw, 'base64');
+  if (bytes.toString('base64') !== raw) {
+    throw new ValidationError('Request body is not valid base64', [
+      { field: 'body', message: 'Malformed base64' },
+    ]);
+  }
+  return bytes;
+}
+
+/**
+ * Reads the body as JSON: 415 for another media type or a charset other than UTF-8, 413 when too large,
+ * 400 when empty, not valid base64 (with `isBase64Encoded`) or UTF-8, or malformed.
+ */
 export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defaultMaxBodyBytes): unknown {
   if (!isJsonContentType(event.headers?.['content-type'])) {
-    throw new UnsupportedMediaTypeError('application/json');
+    throw new UnsupportedMediaTypeError('application/json (UTF-8)');
   }
-  const raw = event.body ?? '';
-  const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  const bytes = bodyBytes(event);
   if (bytes.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes);
   if (bytes.length === 0) {
     throw new ValidationError('Request body is required', [{ field: 'body', message: 'Required' }]);
   }
+  let text: string;
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    // Decoding leniently would store U+FFFD in place of every byte of another encoding (mojibake).
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new ValidationError('Request body is not valid UTF-8', [
+      { field: 'body', message: 'Malformed UTF-8' },
+    ]);
+  }
+  try {
+    return JSON.parse(text);
   } catch {
     throw new ValidationError('Request body is not valid JSON', [
       { field: 'body', message: 'Malformed JSON' },

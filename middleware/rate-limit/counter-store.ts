@@ -14,6 +14,7 @@ export interface TatWrite {
   readonly nowUs: number;
   /** Largest TAT that still admits this request: now + (limit − cost) × interval. */
   readonly thresholdUs: number;
+  /** Negative for a refund (`RateLimiter.refund`), which moves a busy key's TAT back. */
   readonly incrementUs: number;
   /** TTL attribute (epoch seconds); never earlier than the TAT the write can produce. */
   readonly expiresAtSec: number;

@@ -259,16 +259,47 @@ export class RateLimiter {
    */
   async consume(key: string, cost = 1): Promise<RateLimitResult> {
     this.#assertKey(key);
-    if (!Number.isSafeInteger(cost) || cost < 1) {
-      throw new InvalidArgumentError(`cost must be a positive integer (got ${String(cost)})`);
-    }
-    if (cost > this.#gcra.limit) {
-      throw new InvalidArgumentError(
-        `cost ${cost} exceeds the limit ${this.#gcra.limit}; it could never be admitted`,
-      );
-    }
+    this.#assertCost(cost);
     if (Date.now() < this.#storeDownUntil) return this.#degraded(key, cost);
     return this.#consumeShared(key, cost);
+  }
+
+  /**
+   * Gives back `cost` units that {@link consume} admitted for `key` when what they paid for did not happen
+   * (the SMS was never sent), so they count against nothing. Moves the key's TAT back by cost·T in one
+   * conditional write that applies only while the key is busy: a key that is already idle has nothing
+   * to give back. Never refund more than was consumed; a refund can return units that would have
+   * refilled meanwhile, which only matters for a key that went idle and busy again in between. A store
+   * failure is reported like consume's (`rateLimit.storeError`) and leaves the units spent.
+   *
+   * @example
+   * const { allowed } = await limiter.consume(key);
+   * if (allowed && !(await trySend())) await limiter.refund(key);
+   */
+  async refund(key: string, cost = 1): Promise<void> {
+    this.#assertKey(key);
+    this.#assertCost(cost);
+    // In an outage the units were taken from the fallback: that is where they go back.
+    if (Date.now() < this.#storeDownUntil) {
+      await this.#fallback?.refund(key, cost);
+      return;
+    }
+    const storageKey = this.storageKeyOf(key);
+    const { intervalUs, capacityUs } = this.#gcra;
+    const nowUs = Date.now() * 1000;
+    try {
+      const outcome = await this.#store.write(storageKey, {
+        mode: 'busy',
+        nowUs,
+        thresholdUs: nowUs + capacityUs,
+        incrementUs: -cost * intervalUs,
+        expiresAtSec: Math.ceil((nowUs + capacityUs) / 1_000_000),
+      });
+      // The one write that lowers a TAT: what this instance saw before is no longer the newest.
+      if (outcome.applied) this.#remember(storageKey, outcome.tatUs);
+    } catch (error) {
+      this.#reportFailure(error, 'refund');
+    }
   }
 
   /**
@@ -315,6 +346,17 @@ export class RateLimiter {
   #assertKey(key: string): void {
     if (typeof key !== 'string' || key.length === 0) {
       throw new InvalidArgumentError('key must be a non-empty string');
+    }
+  }
+
+  #assertCost(cost: number): void {
+    if (!Number.isSafeInteger(cost) || cost < 1) {
+      throw new InvalidArgumentError(`cost must be a positive integer (got ${String(cost)})`);
+    }
+    if (cost > this.#gcra.limit) {
+      throw new InvalidArgumentError(
+        `cost ${cost} exceeds the limit ${this.#gcra.limit}; it could never be admitted`,
+      );
     }
   }
 

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { ValidationError } from '../../middleware/errors.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { lambdaContext } from '../audit/fixtures.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
 
 // A human admin may call every route; test/auth covers who else may.
 const api = useLocalRuntime({ as: adminUser });
@@ -124,6 +130,33 @@ describe('bookings API', () => {
     expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
   });
 
+  it('books nothing for a user deleted after the users service answered: the transaction checks the user too', async () => {
+    const leaving = (
+      await api.request('POST', '/users', {
+        body: { email: `leaving-${randomUUID()}@example.com`, name: 'Leaving' },
+      })
+    ).body as { id: string };
+    // The handler has asked the users service (the user existed); the deletion lands before the write.
+    expect((await api.request('DELETE', `/admin/users/${leaving.id}`)).status).toBe(204);
+    const bookings = new BookingsModel(
+      createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
+      testTableNames.app,
+    );
+    const roomId = room();
+    const refused = await bookings
+      .create({ roomId, userId: leaving.id, start: new Date(at(9)), end: new Date(at(10)) })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect(refused).toMatchObject({
+      statusCode: 400,
+      fields: [{ field: 'body.userId', message: 'No such user' }],
+    });
+    expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
+  });
+
   it('cancels a booking, freeing its slots, and refuses to cancel it twice', async () => {
     const roomId = room();
     const booking = (await book({ roomId, start: at(13), end: at(14) })).body as Booking;
@@ -140,6 +173,22 @@ describe('bookings API', () => {
   it('answers 404 for unknown bookings', async () => {
     expect((await api.request('GET', `/bookings/${randomUUID()}`)).status).toBe(404);
     expect((await api.request('DELETE', `/bookings/${randomUUID()}`)).status).toBe(404);
+  });
+
+  it('refuses a direct invoke without a request context with 403, not a 500, when it lists another user', async () => {
+    // The runtime started above set the function's environment; API Gateway would add requestContext.
+    const { handler } = await import('../../functions/bookings/handler.js');
+    const event = {
+      version: '2.0',
+      routeKey: 'GET /bookings',
+      rawPath: '/bookings',
+      rawQueryString: 'userId=someone-else',
+      headers: { authorization: `Bearer ${await api.token({ sub: 'bare-event-user' })}` },
+      queryStringParameters: { userId: 'someone-else' },
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    const response = await handler(event, lambdaContext());
+    expect(response.statusCode).toBe(403);
   });
 
   it("lists a user's bookings page by page with a cursor", async () => {
@@ -170,5 +219,12 @@ describe('bookings API', () => {
     expect(all.status).toBe(200);
     expect((all.body as { items: Booking[] }).items.length).toBeGreaterThan(0);
     expect((await api.request('GET', '/bookings?cursor=not-a-cursor')).status).toBe(400);
+    // 350 characters but 1,050 UTF-8 bytes: past DynamoDB's 1,024-byte sort key, refused before it is asked.
+    const oversized = Buffer.from(
+      JSON.stringify({ pk: 'BOOKING#x', sk: '€'.repeat(350), gsi1pk: 'BOOKING', gsi1sk: 'c' }),
+    ).toString('base64url');
+    const refused = await api.request('GET', `/bookings?cursor=${oversized}`);
+    expect(refused.status).toBe(400);
+    expect((refused.body as ProblemBody).errors?.[0]?.field).toBe('query.cursor');
   });
 });

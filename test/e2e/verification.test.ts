@@ -1,10 +1,14 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { phoneCodeKey, userKey } from '../../functions/shared/keys.js';
+import { functionSqsClient } from '../../functions/shared/sqs-client.js';
 import { createVerificationLink } from '../../functions/shared/verification-link.js';
+import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import {
   phoneCodeMaxAttempts,
   phoneCodeMaxIssued,
@@ -16,14 +20,18 @@ import {
 } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
-import { TooManyRequestsError } from '../../middleware/errors.js';
+import { ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
+import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
+import { unreachableSqsClient } from '../helpers/local-worker-queues.js';
+import { testObservability } from '../helpers/observability.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const api = useLocalRuntime({ as: adminUser, emailRetryBaseDelaySec: 1 });
-const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+const documents = createDocumentClient(dynamoDb);
 
 interface Problem {
   status: number;
@@ -470,6 +478,88 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(phoneCodeRetentionSec);
     expect((await codeItem(id))?.issuedCount).toBe(phoneCodeMaxIssued);
     await smsCodes(phone as string, phoneCodeMaxIssued);
+  });
+
+  it('counts an SMS the queue never took against nothing: neither the user’s codes nor the number’s budget', async () => {
+    const { id, phone } = await register(true);
+    await smsCode(phone as string);
+    // The users function's own wiring, over the runtime's table, key and SMS budget, but with an SQS that
+    // is down, then one that is back.
+    const model = new UsersModel(
+      documents,
+      testTableNames.app,
+      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
+    );
+    const budget = new RateLimiter({
+      policy: smsPerNumberPolicy,
+      tableName: api.runtime().tableNames.toolkit,
+      client: dynamoDb,
+    });
+    const budgetKey = await model.smsBudgetKey(phone as string);
+    const emailsThrough = (sqs: SQSClient) => {
+      const { logger, auditLogger, metrics } = testObservability('users').observability;
+      return new RegistrationEmails({
+        sqs,
+        queues: readQueueEnvironment({
+          EMAIL_QUEUE_URL: api.runtime().sqs.queueUrls['bulwark-email'],
+          VERIFICATION_LINK_SECRET: 'x'.repeat(32),
+        }),
+        logger,
+        auditLogger,
+        metrics,
+        issuePhoneCode: (userId, beforeIssuing) => model.issuePhoneCode(userId, { beforeIssuing }),
+        admitSms: async (number) => budget.consume(await model.smsBudgetKey(number)),
+        refundSms: async (number) => budget.refund(await model.smsBudgetKey(number)),
+      });
+    };
+    await waitOutResendInterval(id);
+    const before = await codeItem(id);
+    const budgetBefore = await budget.getRemaining(budgetKey);
+    const down = emailsThrough(unreachableSqsClient());
+    const user = await model.get(id);
+    // More failures than the user's codes and the number's burst: none of them counts.
+    for (let attempt = 0; attempt <= Math.max(phoneCodeMaxIssued, smsPerNumberPolicy.limit); attempt += 1) {
+      await expect(down.sendPhoneCode(user, undefined)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    }
+    expect(await codeItem(id)).toEqual(before);
+    expect(await budget.getRemaining(budgetKey)).toBe(budgetBefore);
+    // The queue is back: a retry gets a code at once, the user's second.
+    const back = emailsThrough(functionSqsClient(api.runtime().sqs.endpoint));
+    await back.sendPhoneCode(user, undefined);
+    expect(await codeItem(id)).toMatchObject({ issuedCount: 2 });
+    expect(await budget.getRemaining(budgetKey)).toBe(budgetBefore - 1);
+    const [, code] = await smsCodes(phone as string, 2);
+    const verified = await api.request('POST', `/users/${id}/verify-phone`, { body: { code }, token: null });
+    expect(verified.status).toBe(200);
+  });
+
+  it('withdraws a code only while it is the pending one: never over a used code or a deleted user', async () => {
+    const model = new UsersModel(
+      documents,
+      testTableNames.app,
+      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
+    );
+    const later = () => new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
+    // No code before: withdrawing leaves none.
+    const fresh = await register(true);
+    await smsCode(fresh.phone as string);
+    await documents.send(new DeleteCommand({ TableName: testTableNames.app, Key: phoneCodeKey(fresh.id) }));
+    await (await model.issuePhoneCode(fresh.id)).withdraw();
+    expect(await codeItem(fresh.id)).toBeUndefined();
+    // The code was used meanwhile: the registration's code does not come back.
+    const used = await register(true);
+    await smsCode(used.phone as string);
+    const issued = await model.issuePhoneCode(used.id, { now: later() });
+    await model.verifyPhone(used.id, issued.code);
+    await issued.withdraw();
+    expect(await codeItem(used.id)).toBeUndefined();
+    // The user was deleted meanwhile (and its code with it): nothing is re-created.
+    const gone = await register(true);
+    await smsCode(gone.phone as string);
+    const orphan = await model.issuePhoneCode(gone.id, { now: later() });
+    expect((await api.request('DELETE', `/admin/users/${gone.id}`)).status).toBe(204);
+    await orphan.withdraw();
+    expect(await codeItem(gone.id)).toBeUndefined();
   });
 
   it('answers 409 without a phone, 404 for an unknown user and 400 for a malformed id, sending nothing', async () => {

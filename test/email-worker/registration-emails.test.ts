@@ -2,7 +2,10 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
-import { RegistrationEmails } from '../../functions/users/registration-emails.js';
+import {
+  RegistrationEmails,
+  type RegistrationEmailsOptions,
+} from '../../functions/users/registration-emails.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
@@ -162,13 +165,14 @@ describe('registration emails', () => {
 
 describe('a new SMS code (sendPhoneCode)', () => {
   const withPhone = { ...user, phone: '+14155552671' };
-  const issued = { code: '123456', expiresAt: new Date(Date.now() + 600_000) };
+  const issued = { code: '123456', expiresAt: new Date(Date.now() + 600_000), withdraw: async () => {} };
 
   function phoneSetup(
-    issuePhoneCode: () => Promise<typeof issued> = async () => issued,
+    issuePhoneCode: RegistrationEmailsOptions['issuePhoneCode'] = async () => issued,
     client: SQSClient = sqs.client,
     queueUrl = sqs.queueUrl,
     metrics = createMetrics({ serviceName: 'users' }),
+    budget: Pick<RegistrationEmailsOptions, 'admitSms' | 'refundSms'> = {},
   ) {
     return new RegistrationEmails({
       sqs: client,
@@ -177,6 +181,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
       metrics,
       issuePhoneCode,
+      ...budget,
     });
   }
 
@@ -196,19 +201,55 @@ describe('a new SMS code (sendPhoneCode)', () => {
     ]);
   });
 
-  it('answers 503 with Retry-After when SQS is down or refuses the SMS, and counts it', async () => {
-    // A code long enough that its SMS exceeds the small queue's 1024 bytes: SQS refuses that one entry.
-    const oversized = { code: '1'.repeat(1100), expiresAt: issued.expiresAt };
+  it('answers 503 with Retry-After when SQS is down or refuses the SMS, counts it, and undoes the code and its budget unit', async () => {
     for (const failure of failingSqs) {
       const metrics = createMetrics({ serviceName: 'users' });
-      const error = await phoneSetup(async () => oversized, failure.client(), failure.queueUrl(), metrics)
+      let withdrawn = 0;
+      const refunded: string[] = [];
+      // A code long enough that its SMS exceeds the small queue's 1024 bytes: SQS refuses that one entry.
+      const oversized = async (_userId: string, beforeIssuing: () => Promise<void>) => {
+        await beforeIssuing();
+        return {
+          code: '1'.repeat(1100),
+          expiresAt: issued.expiresAt,
+          withdraw: async () => {
+            withdrawn += 1;
+          },
+        };
+      };
+      const error = await phoneSetup(oversized, failure.client(), failure.queueUrl(), metrics, {
+        admitSms: async () => ({ allowed: true, retryAfterSec: 0 }),
+        refundSms: async (phone) => {
+          refunded.push(phone);
+        },
+      })
         .sendPhoneCode(withPhone, undefined)
         .catch((caught: unknown) => caught);
       expect(error, failure.name).toBeInstanceOf(ServiceUnavailableError);
       expect(error, failure.name).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
       expect(storedMetric(metrics, 'EmailEnqueueFailed'), failure.name).toBe(1);
+      // The SMS was never queued: it counts against neither the user's limits nor the number's budget.
+      expect(withdrawn, failure.name).toBe(1);
+      expect(refunded, failure.name).toEqual(['+14155552671']);
     }
     expect(await sqs.enqueued(smallMessageQueueUrl)).toEqual([]);
+  });
+
+  it('still answers 503 when the code cannot be withdrawn nor the unit refunded', async () => {
+    const stuck = async () => ({
+      ...issued,
+      withdraw: async () => {
+        throw new Error('DynamoDB is down');
+      },
+    });
+    const error = await phoneSetup(stuck, unreachableSqsClient(), sqs.queueUrl, undefined, {
+      refundSms: async () => {
+        throw new Error('the rate-limit store is down');
+      },
+    })
+      .sendPhoneCode(withPhone, undefined)
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
   });
 
   it('answers 503 without a queue and 409 without a phone, issuing no code', async () => {
@@ -239,30 +280,49 @@ describe("a phone number's SMS budget (admitSms)", () => {
   const withPhone = { ...user, phone: '+14155552671' };
   const spent = async () => ({ allowed: false, retryAfterSec: 3600 });
 
-  /** A code issuer that runs the caller's check where UsersModel does: after its own, before writing. */
-  function issuer() {
+  /**
+   * A code issuer that runs the caller's check where UsersModel does: after its own, before writing;
+   * `lostRace` makes it then fail as a concurrent request's write would (429, no code).
+   */
+  function issuer(lostRace = false) {
     const issuedFor: string[] = [];
+    const withdrawnFor: string[] = [];
     const issuePhoneCode = async (userId: string, beforeIssuing: () => Promise<void>) => {
       await beforeIssuing();
+      if (lostRace) throw new TooManyRequestsError(60, 'A code was sent less than a minute ago');
       issuedFor.push(userId);
-      return { code: '123456', expiresAt: new Date(Date.now() + 600_000) };
+      return {
+        code: '123456',
+        expiresAt: new Date(Date.now() + 600_000),
+        withdraw: async () => {
+          withdrawnFor.push(userId);
+        },
+      };
     };
-    return { issuedFor, issuePhoneCode };
+    return { issuedFor, withdrawnFor, issuePhoneCode };
   }
 
-  function budgetSetup(admitSms: (phone: string) => Promise<{ allowed: boolean; retryAfterSec: number }>) {
-    const { issuedFor, issuePhoneCode } = issuer();
+  function budgetSetup(
+    admitSms: (phone: string) => Promise<{ allowed: boolean; retryAfterSec: number }>,
+    { lostRace = false, client = sqs.client, queueUrl = sqs.queueUrl } = {},
+  ) {
+    const { issuedFor, withdrawnFor, issuePhoneCode } = issuer(lostRace);
+    const refunded: string[] = [];
     const emails = new RegistrationEmails({
-      sqs: sqs.client,
-      queues: environment(),
+      sqs: client,
+      queues: environment(queueUrl),
       logger: new Logger({ logLevel: 'SILENT' }),
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
       metrics: createMetrics({ serviceName: 'users' }),
       issuePhoneCode,
       admitSms,
+      refundSms: async (phone) => {
+        refunded.push(phone);
+      },
     });
-    return { emails, issuedFor };
+    return { emails, issuedFor, withdrawnFor, refunded };
   }
+  const admitted = async () => ({ allowed: true, retryAfterSec: 0 });
 
   /** The types of the messages sent, in the order sent; each of them is checked to be in the queue. */
   async function sentTypes(): Promise<string[]> {
@@ -304,6 +364,43 @@ describe("a phone number's SMS budget (admitSms)", () => {
     await expect(emails.sendPhoneCode(verified, undefined)).rejects.toBeInstanceOf(ConflictError);
     expect(asked).toEqual([]);
     expect(issuedFor).toEqual([]);
+  });
+
+  it('gets back the unit of a code that was then not issued, and nothing it did not give', async () => {
+    const lost = budgetSetup(admitted, { lostRace: true });
+    await expect(lost.emails.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
+      TooManyRequestsError,
+    );
+    await lost.emails.enqueue(withPhone, undefined);
+    expect(lost.refunded).toEqual(['+14155552671', '+14155552671']);
+    const refused = budgetSetup(spent);
+    await expect(refused.emails.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
+      TooManyRequestsError,
+    );
+    await refused.emails.enqueue(withPhone, undefined);
+    expect(refused.refunded).toEqual([]);
+    const sent = budgetSetup(admitted);
+    await sent.emails.enqueue(withPhone, undefined);
+    await sent.emails.sendPhoneCode(withPhone, undefined);
+    expect(sent.refunded).toEqual([]);
+    expect(sent.withdrawnFor).toEqual([]);
+  });
+
+  it('gets back the unit, and the user the code, of a registration SMS the queue did not take', async () => {
+    const [down, refusingOthers] = failingSqs.map((failure) =>
+      budgetSetup(admitted, { client: failure.client(), queueUrl: failure.queueUrl() }),
+    );
+    await down?.emails.enqueue({ ...withPhone, name: longNamed.name }, undefined);
+    expect(down?.withdrawnFor).toEqual(['user-1']);
+    expect(down?.refunded).toEqual(['+14155552671']);
+    // SQS refused only the verification email (over 1024 bytes): the SMS went in, and counts.
+    await refusingOthers?.emails.enqueue({ ...withPhone, name: longNamed.name }, undefined);
+    expect((await sqs.enqueued<Enqueued>(smallMessageQueueUrl)).map(({ body }) => body.type).sort()).toEqual([
+      'sms',
+      'welcome',
+    ]);
+    expect(refusingOthers?.withdrawnFor).toEqual([]);
+    expect(refusingOthers?.refunded).toEqual([]);
   });
 
   it('once spent, a new code is a 429 with Retry-After, with no code issued and nothing queued', async () => {

@@ -19,6 +19,7 @@ import { EmailTemplates, maxSmsLength } from '../../functions/email-worker/templ
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
+import type { IssuedPhoneCode } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -345,7 +346,7 @@ describe('registration with a phone number', () => {
     createdAt: '2030-01-01T00:00:00Z',
   };
 
-  function registration(issuePhoneCode: (userId: string) => Promise<{ code: string; expiresAt: Date }>) {
+  function registration(issuePhoneCode: (userId: string) => Promise<IssuedPhoneCode>) {
     const { observability, audits } = testObservability('users');
     const emails = new RegistrationEmails({
       sqs: queues.client,
@@ -365,7 +366,7 @@ describe('registration with a phone number', () => {
     const issued: string[] = [];
     const { emails } = registration(async (userId) => {
       issued.push(userId);
-      return { code: '001234', expiresAt: new Date(Date.now() + 600_000) };
+      return { code: '001234', expiresAt: new Date(Date.now() + 600_000), withdraw: async () => {} };
     });
     await emails.enqueue(user, 'corr-1');
     // One SendMessageBatch carried all three, and all three are in the queue.

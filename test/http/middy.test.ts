@@ -96,6 +96,64 @@ describe('validateInput through a middy pipeline', () => {
     ).toBe(415);
   });
 
+  it('answers 415 problem+json for a charset other than UTF-8, and accepts UTF-8 however it is spelled', async () => {
+    const { handler } = pipeline();
+    const body = { name: 'José', count: 1 };
+    const sent = (contentType: string, bytes: Buffer) =>
+      handler(
+        eventOf({
+          headers: { 'content-type': contentType },
+          body: bytes.toString('base64'),
+          isBase64Encoded: true,
+          pathParameters: { id: '1' },
+        }),
+        context,
+      );
+    for (const [contentType, encoding] of [
+      ['application/json; charset=utf-16le', 'utf16le'],
+      ['application/json; charset=ISO-8859-1', 'latin1'],
+      ['application/json;charset="us-ascii"', 'ascii'],
+    ] as const) {
+      const result = await sent(contentType, Buffer.from(JSON.stringify(body), encoding));
+      expect(result.statusCode, contentType).toBe(415);
+      expect(result.headers?.['Content-Type']).toBe('application/problem+json');
+      expect(JSON.parse(result.body as string).detail).toBe('Content-Type must be application/json (UTF-8)');
+    }
+    for (const contentType of [
+      'application/json; charset=UTF-8',
+      'application/json;charset=utf8',
+      'application/json; charset="utf-8"',
+    ]) {
+      const result = await sent(contentType, Buffer.from(JSON.stringify(body), 'utf8'));
+      expect(result.statusCode, contentType).toBe(200);
+      expect(JSON.parse(result.body as string).name).toBe('José');
+    }
+  });
+
+  it('answers 400 to a body that is not UTF-8 rather than storing replacement characters', () => {
+    const latin1 = Buffer.from('{"name":"José","count":1}', 'latin1').toString('base64');
+    expect(() => readJsonBody(eventOf({ body: latin1, isBase64Encoded: true }))).toThrow(
+      'Request body is not valid UTF-8',
+    );
+  });
+
+  it('answers 400 to a base64 body that is not valid base64', () => {
+    // `b>>>` encodes to `Yj4+Pi`: the base64url spelling of the same bytes has `-` for `+`.
+    const valid = Buffer.from('{"name":"b>>>","count":1}').toString('base64');
+    expect(readJsonBody(eventOf({ body: valid, isBase64Encoded: true }))).toEqual({ name: 'b>>>', count: 1 });
+    for (const body of [
+      `${valid.slice(0, 4)}!!*${valid.slice(4)}`,
+      '!!!@@@',
+      valid.replace(/=+$/, ''),
+      `${valid}==`,
+      valid.replaceAll('+', '-'),
+    ]) {
+      expect(() => readJsonBody(eventOf({ body, isBase64Encoded: true })), body).toThrow(
+        'Request body is not valid base64',
+      );
+    }
+  });
+
   it('answers 413 for a body over the limit', () => {
     expect(() => readJsonBody(eventOf({ body: '{"a":"0123456789"}' }), 10)).toThrow(/exceeds 10 bytes/);
   });

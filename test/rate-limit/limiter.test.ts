@@ -316,6 +316,27 @@ describe('RateLimiter on DynamoDB', () => {
       expect((await limiter.consume(second_)).allowed).toBe(false);
     });
 
+    it('refund gives back units a consume took, across instances, and nothing to an idle key', async () => {
+      const start = freezeClock();
+      const policy = { name: uniquePolicyName('refund'), limit: 2, windowSec: 60 };
+      const first = new RateLimiter({ policy, tableName, client: counting.client });
+      const second_ = new RateLimiter({ policy, tableName, client: counting.client });
+      expect((await first.consume('k', 2)).remaining).toBe(0);
+      // Known over the limit here: the refund must also clear what this instance remembers.
+      expect((await first.consume('k')).source).toBe('local');
+      await first.refund('k');
+      expect(await second_.getRemaining('k')).toBe(1);
+      expect(await first.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
+      await second_.refund('k', 2);
+      expect(await first.getRemaining('k')).toBe(2);
+      // Idle (everything refilled): there is nothing to give back, and the key never exceeds its limit.
+      vi.setSystemTime(start + 60 * second);
+      await first.refund('k');
+      expect(await first.getRemaining('k')).toBe(2);
+      expect((await first.consume('k', 2)).allowed).toBe(true);
+      expect((await first.consume('k')).allowed).toBe(false);
+    });
+
     it("clearAll deletes this policy's keys and nothing else", async () => {
       freezeClock();
       const name = uniquePolicyName('clear');
@@ -375,9 +396,12 @@ describe('RateLimiter on DynamoDB', () => {
       expect(await itemsWithPrefix(counting.client, `RL#${name}#`)).toHaveLength(0);
     });
 
-    it('rejects an empty key in getRemaining and reset too', async () => {
+    it('rejects an empty key in getRemaining and reset too, and a bad key or cost in refund', async () => {
       await expect(limiter.getRemaining('')).rejects.toThrow(/non-empty string/);
       await expect(limiter.reset('')).rejects.toThrow(/non-empty string/);
+      await expect(limiter.refund('')).rejects.toThrow(/non-empty string/);
+      await expect(limiter.refund('k', 0)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(limiter.refund('k', 6)).rejects.toBeInstanceOf(InvalidArgumentError);
     });
 
     it('lists every invalid option in one error at construction', () => {

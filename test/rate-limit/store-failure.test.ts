@@ -84,6 +84,22 @@ describe('RateLimiter when DynamoDB fails', () => {
       down.client.destroy();
     });
 
+    it('gives a refund back to the fallback during an outage, and reports a refund the store fails', async () => {
+      const { onEvent, logger, events } = recorder();
+      const down = countingClient({ endpoint: unreachable, maxAttempts: 1 });
+      const limiter = new RateLimiter({ policy: 'strict', tableName, client: down.client, onEvent, logger });
+      await limiter.refund('user:1');
+      expect(events.map((event) => event.metadata)).toEqual([
+        expect.objectContaining({ operation: 'refund' }),
+      ]);
+      expect((await limiter.consume('user:1', 10)).source).toBe('fallback');
+      expect(await limiter.getRemaining('user:1')).toBe(0);
+      await limiter.refund('user:1', 3);
+      expect(await limiter.getRemaining('user:1')).toBe(3);
+      expect(events).toHaveLength(1);
+      down.client.destroy();
+    });
+
     it('answers getRemaining from the fallback', async () => {
       const { onEvent, logger, events } = recorder();
       const down = countingClient({ endpoint: unreachable, maxAttempts: 1 });

@@ -1,0 +1,45 @@
+// A direct invoke with a bare event, without the request context API Gateway adds: a client error, never a 500.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { handler as catchAll } from '../../functions/catch-all/handler.js';
+import { Authenticator } from '../../middleware/auth/authenticator.js';
+import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { bearer, rsaKey, signToken, userClaims } from '../auth/helpers.js';
+
+/** The event without `requestContext` (or only without its `http`), as a hand-written test event might be. */
+function bare(event: APIGatewayProxyEventV2, keep: 'nothing' | 'requestId'): APIGatewayProxyEventV2 {
+  const { requestContext, ...rest } = event;
+  return (
+    keep === 'nothing' ? rest : { ...rest, requestContext: { requestId: requestContext.requestId } }
+  ) as APIGatewayProxyEventV2;
+}
+
+describe('an event without its API Gateway request context', () => {
+  it('is a 400 problem at the catch-all function', async () => {
+    const event = httpEvent({ method: 'GET', path: '/no/such/path', routeKey: '$default' });
+    for (const keep of ['nothing', 'requestId'] as const) {
+      const response = await catchAll(bare(event, keep), lambdaContext());
+      expect(response.statusCode, keep).toBe(400);
+      expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+      expect(JSON.parse(response.body ?? '')).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        detail: 'The event has no requestContext.http.method',
+      });
+    }
+  });
+
+  it('still authenticates its bearer token', async () => {
+    const key = rsaKey('k1');
+    const issuer = 'https://issuer.example';
+    const authenticator = new Authenticator({
+      jwt: new JwtVerifier({
+        issuers: [
+          { issuer, tokenUse: 'access', clientId: 'web-client', jwks: { keys: [key.jwk] }, jwksUri: null },
+        ],
+      }),
+    });
+    const event = httpEvent({ headers: bearer(signToken(key, userClaims(issuer))) });
+    expect(await authenticator.authenticate(bare(event, 'nothing'))).toMatchObject({ id: 'user-1' });
+  });
+});
