@@ -157,6 +157,15 @@ export const routes = [
     summary: 'Send a new SMS code',
   },
   {
+    method: 'POST',
+    path: '/users/{id}/verification-email',
+    function: 'users',
+    // Anyone may ask (the link goes only to the stored address); the function also caps emails per user.
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'register', keyBy: 'ip' },
+    summary: 'Send the verification email again',
+  },
+  {
     method: 'GET',
     path: '/admin/users',
     function: 'users',

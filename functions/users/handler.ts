@@ -1,5 +1,5 @@
 // The users function: register, get, email and phone verification (and new SMS codes), and the admin list and delete routes.
-import { GoneError, ValidationError } from '../../middleware/errors.js';
+import { ConflictError, GoneError, TooManyRequestsError, ValidationError } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
@@ -45,6 +45,17 @@ async function admitSms(phoneNumber: string) {
     emitEvent(onEvent, rateLimitHitEvent(smsPerNumber.policy.name, result, { keyBy: 'phone' }));
   return result;
 }
+
+/**
+ * Verification emails each user may ask for again (`POST /users/{id}/verification-email`): a burst of
+ * three, then one every 20 minutes, so the route cannot be used to flood someone's inbox.
+ */
+const verificationEmailsPerUser = new RateLimiter({
+  policy: { name: 'verification-email', limit: 3, windowSec: 60 * 60 },
+  tableName: environment.toolkitTableName,
+  client: dynamoDb,
+  onEvent,
+});
 
 /** Gives the number's budget back the unit of an SMS that was never queued. */
 async function refundSms(phoneNumber: string) {
@@ -186,6 +197,39 @@ export const handler = createHttpFunction(
         const expiresAt = await registrationEmails.sendPhoneCode(user, correlationId);
         auditLogger.log({
           eventType: 'user.phone_code_sent',
+          outcome: 'success',
+          userId: user.id,
+          correlationId,
+        });
+        return json(202, { id: user.id, expiresAt: expiresAt.toISOString() });
+      }),
+
+    'POST /users/{id}/verification-email': (route) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
+        const user = await users.get(input.path.id);
+        // Before a unit is spent: a verified user gets no email anyway.
+        if (user.emailVerifiedAt !== undefined) throw new ConflictError('The email is already verified');
+        const admitted = await verificationEmailsPerUser.consume(user.id);
+        if (!admitted.allowed) {
+          emitEvent(
+            onEvent,
+            rateLimitHitEvent(verificationEmailsPerUser.policy.name, admitted, { keyBy: 'user' }),
+          );
+          throw new TooManyRequestsError(
+            admitted.retryAfterSec,
+            'Too many verification emails were sent to this user; try again later',
+          );
+        }
+        let expiresAt: Date;
+        try {
+          expiresAt = await registrationEmails.sendVerificationEmail(user, correlationId);
+        } catch (error) {
+          // No email went out: it counts against nothing.
+          await verificationEmailsPerUser.refund(user.id);
+          throw error;
+        }
+        auditLogger.log({
+          eventType: 'user.verification_email_sent',
           outcome: 'success',
           userId: user.id,
           correlationId,

@@ -86,18 +86,9 @@ export class RegistrationEmails {
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
     let sms: IssuedPhoneCode | undefined;
     try {
-      const link = createVerificationLink({
-        baseUrl: queues.appBaseUrl,
-        userId: user.id,
-        secret: (await this.#readLinkSecret(false)).current,
-      });
       const messages: NewEmailMessage[] = [
         { type: 'welcome', to: user.email, data: { name: user.name } },
-        {
-          type: 'verification',
-          to: user.email,
-          data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
-        },
+        (await this.#verificationEmail(user, this.#readLinkSecret)).message,
       ];
       sms = await this.#registrationSms(user, correlationId);
       if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.phone, sms));
@@ -118,6 +109,48 @@ export class RegistrationEmails {
         await this.#withdraw(user.id, user.phone, sms, correlationId);
       }
     }
+  }
+
+  /** The verification email, with a link signed now that expires in 24 hours. */
+  async #verificationEmail(
+    user: User,
+    readLinkSecret: RotatingSecretReader,
+  ): Promise<{ message: NewEmailMessage; expiresAt: Date }> {
+    const link = createVerificationLink({
+      baseUrl: this.options.queues.appBaseUrl,
+      userId: user.id,
+      secret: (await readLinkSecret(false)).current,
+    });
+    return {
+      message: {
+        type: 'verification',
+        to: user.email,
+        data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
+      },
+      expiresAt: link.expiresAt,
+    };
+  }
+
+  /**
+   * Sends a user's verification email again, with a fresh link (`POST /users/{id}/verification-email`),
+   * for a link that expired or never arrived, and resolves with the link's expiry; 503 when no email could
+   * be queued. The route refuses a verified user before this (409).
+   */
+  async sendVerificationEmail(user: User, correlationId: string | undefined): Promise<Date> {
+    const { sqs, queues, metrics } = this.options;
+    if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) {
+      throw new ServiceUnavailableError('Emails are not configured for this deployment');
+    }
+    const { message, expiresAt } = await this.#verificationEmail(user, this.#readLinkSecret);
+    try {
+      await enqueueEmails(sqs, queues.emailQueueUrl, [message], correlationId);
+    } catch (error) {
+      recordMetric(metrics, 'EmailEnqueueFailed');
+      throw new ServiceUnavailableError('The email could not be queued; try again shortly', 60, {
+        cause: error,
+      });
+    }
+    return expiresAt;
   }
 
   /**

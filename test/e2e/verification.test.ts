@@ -54,16 +54,26 @@ async function register(withPhone: boolean) {
   return { id: (response.body as { id: string }).id, email, phone };
 }
 
+/**
+ * The path and query of the links in the user's verification emails, oldest first, once `emailCount`
+ * emails (the welcome email included) landed in the SMTP sink.
+ */
+async function verificationPaths(email: string, emailCount: number): Promise<string[]> {
+  const messages = await emailsTo(api.runtime(), email, emailCount);
+  const raw = messages.map((message) => decodedEml(message.raw)).join('\n');
+  const links = raw.match(
+    /http:\/\/127\.0\.0\.1:\d+\/users\/[\w-]+\/verify\?expires=\d+&signature=[\w-]{43}/g,
+  );
+  if (!links) throw new Error('no verification link in the emails');
+  return links.map((link) => {
+    const url = new URL(link);
+    return `${url.pathname}${url.search}`;
+  });
+}
+
 /** The path and query of the link in the user's verification email, as it landed in the SMTP sink. */
 async function verificationPath(email: string): Promise<string> {
-  const messages = await emailsTo(api.runtime(), email, 2);
-  const raw = messages.map((message) => decodedEml(message.raw)).join('\n');
-  const link = /http:\/\/127\.0\.0\.1:\d+\/users\/[\w-]+\/verify\?expires=\d+&signature=[\w-]{43}/.exec(
-    raw,
-  )?.[0];
-  if (!link) throw new Error('no verification link in the email');
-  const url = new URL(link);
-  return `${url.pathname}${url.search}`;
+  return (await verificationPaths(email, 2))[0] as string;
 }
 
 /** The codes of the first `count` SMS sent to `phone`, oldest first, read from the worker's outbox files. */
@@ -339,6 +349,45 @@ describe('POST /users/{id}/verify-phone (the SMS code)', () => {
     });
     expect(second.status).toBe(429);
     expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+});
+
+describe('POST /users/{id}/verification-email (the link again)', () => {
+  const resend = (id: string) => api.request('POST', `/users/${id}/verification-email`, { token: null });
+
+  it('sends another verification email whose link verifies, and then answers 409', async () => {
+    const { id, email } = await register(false);
+    const sent = await resend(id);
+    expect(sent.status).toBe(202);
+    const body = sent.body as { id: string; expiresAt: string };
+    expect(body.id).toBe(id);
+    expect(Date.parse(body.expiresAt)).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    // The welcome email and two verification emails, each with a link.
+    const paths = await verificationPaths(email, 3);
+    expect(paths).toHaveLength(2);
+    expect((await api.request('GET', paths[1] as string, { token: null })).status).toBe(200);
+
+    const again = await resend(id);
+    expect(again.status).toBe(409);
+    expect((again.body as Problem).detail).toBe('The email is already verified');
+  });
+
+  it('sends a user three in a burst, then answers 429 with Retry-After; other users are not held back', async () => {
+    const { id } = await register(false);
+    for (let index = 0; index < 3; index += 1) expect((await resend(id)).status).toBe(202);
+    const refused = await resend(id);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((refused.body as Problem).detail).toBe(
+      'Too many verification emails were sent to this user; try again later',
+    );
+    const other = await register(false);
+    expect((await resend(other.id)).status).toBe(202);
+  });
+
+  it('answers 404 for an unknown user and 400 for an id that cannot be one', async () => {
+    expect((await resend(randomUUID())).status).toBe(404);
+    expect((await resend('not%20an%20id')).status).toBe(400);
   });
 });
 

@@ -163,6 +163,41 @@ describe('registration emails', () => {
   });
 });
 
+describe('the verification email again (sendVerificationEmail)', () => {
+  it('enqueues one verification email with a fresh link and resolves with its expiry', async () => {
+    const before = Date.now();
+    const expiresAt = await setup().emails.sendVerificationEmail(user, 'corr-2');
+    const landed = await sqs.enqueued<Enqueued>();
+    expect(landed.map(({ body }) => body.type)).toEqual(['verification']);
+    expect(landed[0]?.body.data.verificationUrl).toMatch(
+      /^https:\/\/api\.example\.com\/users\/user-1\/verify\?/,
+    );
+    expect(landed[0]?.body.data.expiresAt).toBe(expiresAt.toISOString());
+    expect(expiresAt.getTime()).toBeGreaterThanOrEqual(before + 24 * 3600_000 - 1000);
+  });
+
+  it.each(failingSqs)(
+    'answers 503 and counts EmailEnqueueFailed when the queue fails ($name)',
+    async (failure) => {
+      const { emails, metrics } = setup({
+        client: failure.client(),
+        queues: environment(failure.queueUrl()),
+      });
+      const sent = emails.sendVerificationEmail(longNamed, 'corr-3');
+      await expect(sent).rejects.toBeInstanceOf(ServiceUnavailableError);
+      await expect(sent).rejects.toMatchObject({ retryAfterSec: 60 });
+      expect(storedMetric(metrics, 'EmailEnqueueFailed'), failure.name).toBe(1);
+    },
+  );
+
+  it('answers 503 when the deployment has no email queue', async () => {
+    const { emails } = setup({ queues: readQueueEnvironment({}) });
+    await expect(emails.sendVerificationEmail(user, undefined)).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
+  });
+});
+
 describe('a new SMS code (sendPhoneCode)', () => {
   const withPhone = { ...user, phone: '+14155552671' };
   const issued = { code: '123456', expiresAt: new Date(Date.now() + 600_000), withdraw: async () => {} };
