@@ -118,7 +118,8 @@ export class Authenticator {
       if (service && signing && ServiceRequestVerifier.isSigned(signing)) {
         method = 'service';
         const principal = await service.verify({
-          method: event.requestContext.http.method,
+          // A bare event (a direct invoke) names no method: the signature then cannot match, a 401.
+          method: event.requestContext?.http?.method ?? '',
           path: event.rawPath,
           rawQueryString: event.rawQueryString ?? '',
           body: bodyBytes(event),

@@ -211,16 +211,14 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
   type CsrfRequest = Request<Event, Result, Error, Context & CsrfContext>;
   const csrfBefore = (request: CsrfRequest) => {
     const { event } = request;
-    const result = csrf.check(
-      event.requestContext.http.method,
-      event.cookies,
-      event.headers?.[csrf.headerName],
-    );
+    // A bare event (a direct invoke) names no method: not a safe one, so the token is required.
+    const method = event.requestContext?.http?.method ?? '';
+    const result = csrf.check(method, event.cookies, event.headers?.[csrf.headerName]);
     if (!result.ok) {
       emitEvent(options.onEvent, {
         type: 'csrf.rejected',
         reason: result.failure,
-        metadata: { path: event.rawPath, httpMethod: event.requestContext.http.method },
+        metadata: { path: event.rawPath, httpMethod: method },
       });
       throw new ForbiddenError('CSRF token missing or mismatched');
     }

@@ -1,9 +1,19 @@
 // A direct invoke with a bare event, without the request context API Gateway adds: a client error, never a 500.
+
+import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { handler as catchAll } from '../../functions/catch-all/handler.js';
 import { Authenticator } from '../../middleware/auth/authenticator.js';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
+import { csrfProtection } from '../../middleware/auth/middy.js';
+import {
+  type NonceStore,
+  ServiceRequestVerifier,
+  serviceAuthHeaders,
+} from '../../middleware/auth/service-auth.js';
+import { InvalidTokenError } from '../../middleware/errors.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { bearer, rsaKey, signToken, userClaims } from '../auth/helpers.js';
 
@@ -41,5 +51,32 @@ describe('an event without its API Gateway request context', () => {
     });
     const event = httpEvent({ headers: bearer(signToken(key, userClaims(issuer))) });
     expect(await authenticator.authenticate(bare(event, 'nothing'))).toMatchObject({ id: 'user-1' });
+  });
+
+  it('refuses a service-signed request, since the signature covers the method it lacks', async () => {
+    const secret = 's'.repeat(40);
+    const nonces: NonceStore = { claim: async () => true };
+    const authenticator = new Authenticator({
+      service: new ServiceRequestVerifier({
+        services: { bookings: { current: secret } },
+        nonceStore: nonces,
+      }),
+    });
+    const url = 'https://users.example/users/u1';
+    const headers = serviceAuthHeaders({ serviceId: 'bookings', secret }, { method: 'GET', url });
+    const event = httpEvent({ method: 'GET', path: '/users/u1', headers: { ...headers } });
+    await expect(authenticator.authenticate(bare(event, 'nothing'))).rejects.toBeInstanceOf(
+      InvalidTokenError,
+    );
+  });
+
+  it('is refused by CSRF protection with a 403, as an unsafe method would be', async () => {
+    const handler = middy()
+      .use(httpErrorHandler())
+      .use(csrfProtection({ secret: 'c'.repeat(32) }))
+      .handler(async () => ({ statusCode: 200, body: 'ran' }));
+    const event = httpEvent({ method: 'GET', path: '/things' });
+    const response = await handler(bare(event, 'requestId'), lambdaContext());
+    expect(response.statusCode).toBe(403);
   });
 });
