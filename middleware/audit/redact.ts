@@ -139,18 +139,22 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // at `password`, and an unanchored prefix would make long words cost quadratic time.
   // A form field's name may close its bracket before the separator: `user[password]=…`.
   const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
-  // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. A URL's
-  // password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice.
+  // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. An
+  // Authorization header's credentials, of any scheme, go whole: a token (`Negotiate YII…`) or a
+  // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).
+  // A URL's password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice.
   const cookieHeader = '(?:set-)?cookie\\s*:[^\\r\\n]*';
+  const authParameter = `[\\w-]+\\s*=\\s*(?:"(?:[^"\\\\\\n]|\\\\.)*"|[^\\s,]+)`;
+  const authorizationHeader = `(?:proxy-)?authorization\\s*:\\s*[\\w!#$%&'*+.^\`|~-]+(?:\\s+(?:${authParameter}(?:\\s*,\\s*${authParameter})*|[\\w.~+/-]+=*))?`;
   const urlPassword = '://[^\\s/:@]*:[^\\s/@]+@';
   const credentials = new RegExp(
-    `${jwtPattern}|${schemePattern}|${cookieHeader}|${urlPassword}|${keyValue}`,
+    `${jwtPattern}|${schemePattern}|${cookieHeader}|${authorizationHeader}|${urlPassword}|${keyValue}`,
     'gi',
   );
   const replaceCredential = (match: string): string => {
     if (/^eyJ/i.test(match)) return redactedValue;
-    const cookie = /^((?:set-)?cookie\s*:\s*)/i.exec(match);
-    if (cookie) return `${cookie[1]}${redactedValue}`;
+    const header = /^((?:(?:set-)?cookie|(?:proxy-)?authorization)\s*:\s*)/i.exec(match);
+    if (header) return `${header[1]}${redactedValue}`;
     const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/@]+@$/.exec(match);
     if (userinfo) return `${userinfo[1]}${redactedValue}@`;
     const scheme = /^(Bearer|Basic)\s+/i.exec(match);

@@ -66,6 +66,25 @@ describe('redaction', () => {
     );
   });
 
+  it('redacts a whole Authorization header in free text, whatever its scheme', () => {
+    const redactor = createRedactor();
+    const headers = [
+      'Authorization: Digest username="ada", realm="api", nonce="n1", response="6629fae49393a05397450978507c4ef1"',
+      'proxy-authorization: Negotiate YIIGhgYJKoZIhvcSAQICAQBuggZ1MIIGcaADAgEF',
+      'Authorization: AWS4-HMAC-SHA256 Credential=AKID/20301231/us-east-1/s3/aws4_request, Signature=abc',
+      'authorization: Bearer opaque-token-123',
+    ];
+    for (const header of headers) {
+      const redacted = redactor.redactString(`request failed\n${header}\nretrying`);
+      const name = header.slice(0, header.indexOf(':'));
+      expect(redacted).toBe(`request failed\n${name}: ${redactedValue}\nretrying`);
+    }
+    // Only the credentials go: the rest of the line stays readable.
+    expect(
+      redactor.redactString('Authorization: Digest username="ada", response="r1" was refused (401)'),
+    ).toBe(`Authorization: ${redactedValue} was refused (401)`);
+  });
+
   it('redacts plural and numbered names, signatures, one-time codes and credentials', () => {
     const secretFields = {
       passwords: ['a'],
