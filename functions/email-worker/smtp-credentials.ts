@@ -1,4 +1,5 @@
 // The SMTP relay's credentials from the stack's SmtpCredentials secret, read with the first email and cached like every secret.
+import { ConfigError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { lazySecretStore } from '../shared/secret-store.js';
 import type { SmtpCredentials } from './transports.js';
@@ -20,7 +21,12 @@ export function smtpCredentialsReader(
     const { username, password } = await secrets.getJsonSecret(secretArn, { forceFetch: refresh });
     if (typeof username !== 'string' || !username || typeof password !== 'string' || !password) {
       // Names the secret, never its content.
-      throw new Error(`Secret ${secretArn} must hold JSON { "username": "…", "password": "…" }`);
+      throw new ConfigError([
+        {
+          key: 'SMTP_CREDENTIALS_SECRET_ARN',
+          message: `secret ${secretArn} must hold JSON { "username": "…", "password": "…" }`,
+        },
+      ]);
     }
     return { username, password };
   };

@@ -3,6 +3,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { smtpCredentialsReader } from '../../functions/email-worker/smtp-credentials.js';
+import { ConfigError } from '../../middleware/errors.js';
 
 const secretsManager = mockClient(SecretsManagerClient);
 afterEach(() => secretsManager.reset());
@@ -35,10 +36,13 @@ describe('smtpCredentialsReader', () => {
     const secretArn = secretArnFor(name.replaceAll(' ', '-'));
     secretsManager.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(content) });
     const error = await smtpCredentialsReader(secretArn)(false).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toBe(
-      `Secret ${secretArn} must hold JSON { "username": "…", "password": "…" }`,
-    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      {
+        key: 'SMTP_CREDENTIALS_SECRET_ARN',
+        message: `secret ${secretArn} must hold JSON { "username": "…", "password": "…" }`,
+      },
+    ]);
     expect((error as Error).message).not.toContain('generated');
   });
 });
