@@ -19,6 +19,7 @@ import {
   ConflictError,
   DecryptionError,
   GoneError,
+  type HttpError,
   NotFoundError,
   TooManyRequestsError,
   ValidationError,
@@ -395,11 +396,12 @@ export class UsersModel {
                   codeExpiresAt: expiresAtSec,
                   expiresAt: expiresAtSec + phoneCodeRetentionSec,
                 },
-                // Only over the item read above: of two concurrent requests, one gets a code.
+                // Only over the item read above, guesses included: of two concurrent requests one gets a
+                // code, and a withdrawal that puts the item back never erases a guess made meanwhile.
                 ...(live
                   ? {
-                      ConditionExpression: 'issuedAt = :seen',
-                      ExpressionAttributeValues: { ':seen': live.issuedAt },
+                      ConditionExpression: 'issuedAt = :seen AND attempts = :seenAttempts',
+                      ExpressionAttributeValues: { ':seen': live.issuedAt, ':seenAttempts': live.attempts },
                     }
                   : {
                       ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
@@ -413,7 +415,7 @@ export class UsersModel {
     } catch (error) {
       const failed = failedConditionIndexes(error);
       if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId);
-      if (failed?.includes(1)) throw new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
+      if (failed?.includes(1)) throw await this.whyPhoneCodeChanged(userId, live);
       throw error;
     }
     return {
@@ -421,6 +423,23 @@ export class UsersModel {
       expiresAt: new Date(expiresAtSec * 1000),
       withdraw: () => this.withdrawPhoneCode(userId, { issuedAt, codeHash }, previous),
     };
+  }
+
+  /**
+   * Why the code item was no longer the one read when a new code was to replace it: another request
+   * issued a code (429, the resend interval), or a guess used the pending code (409, ask again).
+   */
+  private async whyPhoneCodeChanged(
+    userId: string,
+    seen: Record<string, unknown> | undefined,
+  ): Promise<HttpError> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
+    );
+    if (seen !== undefined && Item?.issuedAt === seen.issuedAt) {
+      return new ConflictError('The pending code was used meanwhile; ask for a new one again');
+    }
+    return new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
   }
 
   /** Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's. */

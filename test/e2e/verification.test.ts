@@ -20,7 +20,12 @@ import {
 } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
-import { ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  GoneError,
+  ServiceUnavailableError,
+  TooManyRequestsError,
+} from '../../middleware/errors.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
@@ -609,6 +614,30 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     expect((await api.request('DELETE', `/admin/users/${gone.id}`)).status).toBe(204);
     await orphan.withdraw();
     expect(await codeItem(gone.id)).toBeUndefined();
+  });
+
+  it('never issues over a guess made while it was issuing, so no withdrawal can give a used guess back', async () => {
+    const model = new UsersModel(
+      documents,
+      testTableNames.app,
+      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
+    );
+    const { id, phone } = await register(true);
+    const code = await smsCode(phone as string);
+    for (let guess = 1; guess < phoneCodeMaxAttempts; guess += 1) {
+      await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
+    }
+    const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
+    // The last guess lands after the new issue read the item and before it writes.
+    const issuing = model.issuePhoneCode(id, {
+      now: later,
+      beforeIssuing: async () => {
+        await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
+      },
+    });
+    await expect(issuing).rejects.toBeInstanceOf(ConflictError);
+    expect(await codeItem(id)).toMatchObject({ attempts: phoneCodeMaxAttempts, issuedCount: 1 });
+    await expect(model.verifyPhone(id, code)).rejects.toBeInstanceOf(GoneError);
   });
 
   it('answers 409 without a phone, 404 for an unknown user and 400 for a malformed id, sending nothing', async () => {
