@@ -17,7 +17,7 @@ import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
-import { RegistrationEmails } from './registration-emails.js';
+import { RegistrationEmails, type SmsAdmission } from './registration-emails.js';
 import { smsPerNumberPolicy, UsersModel } from './users-model.js';
 
 const observability = functionObservability('users');
@@ -58,8 +58,8 @@ const verificationEmailsPerUser = new RateLimiter({
 });
 
 /** Gives the number's budget back the unit of an SMS that was never queued. */
-async function refundSms(phoneNumber: string) {
-  await smsPerNumber.refund(await users.smsBudgetKey(phoneNumber));
+async function refundSms(phoneNumber: string, admission: SmsAdmission) {
+  await smsPerNumber.refund(await users.smsBudgetKey(phoneNumber), admission);
 }
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
@@ -225,7 +225,7 @@ export const handler = createHttpFunction(
           expiresAt = await registrationEmails.sendVerificationEmail(user, correlationId);
         } catch (error) {
           // No email went out: it counts against nothing.
-          await verificationEmailsPerUser.refund(user.id);
+          await verificationEmailsPerUser.refund(user.id, admitted);
           throw error;
         }
         auditLogger.log({

@@ -6,6 +6,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
+import type { RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
@@ -47,13 +48,23 @@ export interface RegistrationEmailsOptions {
    * registration of a number would send it another SMS (SMS pumping, bombing one phone).
    * @default none: numbers have no budget of their own
    */
-  readonly admitSms?: (phoneNumber: string) => Promise<{ allowed: boolean; retryAfterSec: number }>;
+  readonly admitSms?: (phoneNumber: string) => Promise<SmsAdmission>;
   /**
    * Gives back the unit `admitSms` spent when no SMS was queued after all (no code issued, or the queue
-   * failed). Should not throw; a failure leaves the unit spent.
+   * failed), given `admitSms`'s answer (which says where the unit was taken). Should not throw; a failure
+   * leaves the unit spent.
    * @default none: the unit stays spent
    */
-  readonly refundSms?: (phoneNumber: string) => Promise<void>;
+  readonly refundSms?: (phoneNumber: string, admission: SmsAdmission) => Promise<void>;
+}
+
+/** A number's SMS budget's answer: a RateLimiter's `consume` result fits. */
+export type SmsAdmission = Pick<RateLimitResult, 'allowed' | 'retryAfterSec' | 'source'>;
+
+/** An issued code and the budget unit it took, so that both can be undone. */
+interface IssuedSms {
+  readonly code: IssuedPhoneCode;
+  readonly admission: SmsAdmission | undefined;
 }
 
 /** Whether an enqueue failure left the SMS of the batch out of the queue: all of it, or the SMS refused. */
@@ -84,14 +95,14 @@ export class RegistrationEmails {
   async enqueue(user: User, correlationId: string | undefined): Promise<void> {
     const { sqs, queues, logger, auditLogger, metrics } = this.options;
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
-    let sms: IssuedPhoneCode | undefined;
+    let sms: IssuedSms | undefined;
     try {
       const messages: NewEmailMessage[] = [
         { type: 'welcome', to: user.email, data: { name: user.name } },
         (await this.#verificationEmail(user, this.#readLinkSecret)).message,
       ];
       sms = await this.#registrationSms(user, correlationId);
-      if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.phone, sms));
+      if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.phone, sms.code));
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
     } catch (error) {
       reportEnqueueFailure(
@@ -159,10 +170,7 @@ export class RegistrationEmails {
    * Never throws: the emails go out either way, and the user can ask for a code later with
    * `POST /users/{id}/phone-code`.
    */
-  async #registrationSms(
-    user: User,
-    correlationId: string | undefined,
-  ): Promise<IssuedPhoneCode | undefined> {
+  async #registrationSms(user: User, correlationId: string | undefined): Promise<IssuedSms | undefined> {
     const { issuePhoneCode, logger, auditLogger, metrics } = this.options;
     if (user.phone === undefined || !issuePhoneCode) return undefined;
     try {
@@ -201,11 +209,11 @@ export class RegistrationEmails {
     userId: string,
     phoneNumber: string,
     correlationId: string | undefined,
-  ): Promise<IssuedPhoneCode> {
+  ): Promise<IssuedSms> {
     const { admitSms } = this.options;
-    let admitted = false;
+    let admission: SmsAdmission | undefined;
     try {
-      return await issuePhoneCode(userId, async () => {
+      const code = await issuePhoneCode(userId, async () => {
         const answer = await admitSms?.(phoneNumber);
         if (answer && !answer.allowed) {
           throw new TooManyRequestsError(
@@ -213,10 +221,11 @@ export class RegistrationEmails {
             'Too many codes were sent to this phone number; try again later',
           );
         }
-        admitted = answer !== undefined;
+        admission = answer;
       });
+      return { code, admission };
     } catch (error) {
-      if (admitted) await this.#refundNumber(userId, phoneNumber, correlationId);
+      await this.#refundNumber(userId, phoneNumber, admission, correlationId);
       throw error;
     }
   }
@@ -228,11 +237,11 @@ export class RegistrationEmails {
   async #withdraw(
     userId: string,
     phoneNumber: string,
-    issued: IssuedPhoneCode,
+    issued: IssuedSms,
     correlationId: string | undefined,
   ): Promise<void> {
     try {
-      await issued.withdraw();
+      await issued.code.withdraw();
     } catch (error) {
       this.options.logger.warn('An SMS code that was never sent could not be withdrawn; it still counts', {
         userId,
@@ -240,13 +249,19 @@ export class RegistrationEmails {
         error,
       });
     }
-    await this.#refundNumber(userId, phoneNumber, correlationId);
+    await this.#refundNumber(userId, phoneNumber, issued.admission, correlationId);
   }
 
-  /** Gives the number's budget back the unit of an SMS that was never queued; a failure is logged. */
-  async #refundNumber(userId: string, phoneNumber: string, correlationId: string | undefined): Promise<void> {
+  /** Gives the number's budget back the unit of an SMS that was never queued, if one was taken; a failure is logged. */
+  async #refundNumber(
+    userId: string,
+    phoneNumber: string,
+    admission: SmsAdmission | undefined,
+    correlationId: string | undefined,
+  ): Promise<void> {
+    if (admission === undefined) return;
     try {
-      await this.options.refundSms?.(phoneNumber);
+      await this.options.refundSms?.(phoneNumber, admission);
     } catch (error) {
       this.options.logger.warn("The phone number's SMS budget was not refunded for an SMS never sent", {
         userId,
@@ -271,7 +286,12 @@ export class RegistrationEmails {
     if (user.phoneVerifiedAt !== undefined) throw new ConflictError('The phone number is already verified');
     const issued = await this.#issue(issuePhoneCode, user.id, user.phone, correlationId);
     try {
-      await enqueueEmails(sqs, queues.emailQueueUrl, [phoneCodeMessage(user.phone, issued)], correlationId);
+      await enqueueEmails(
+        sqs,
+        queues.emailQueueUrl,
+        [phoneCodeMessage(user.phone, issued.code)],
+        correlationId,
+      );
     } catch (error) {
       recordMetric(this.options.metrics, 'EmailEnqueueFailed');
       await this.#withdraw(user.id, user.phone, issued, correlationId);
@@ -282,6 +302,6 @@ export class RegistrationEmails {
         { cause: error },
       );
     }
-    return issued.expiresAt;
+    return issued.code.expiresAt;
   }
 }

@@ -12,7 +12,10 @@
 export interface TatWrite {
   readonly mode: 'fresh' | 'busy';
   readonly nowUs: number;
-  /** Largest TAT that still admits this request: now + (limit − cost) × interval. */
+  /**
+   * Largest TAT the write applies to: for a consume, the largest that still admits it, now + (limit − cost)
+   * × interval; for a refund, now + capacity (any busy key).
+   */
   readonly thresholdUs: number;
   /** Negative for a refund (`RateLimiter.refund`), which moves a busy key's TAT back. */
   readonly incrementUs: number;

@@ -266,22 +266,28 @@ export class RateLimiter {
 
   /**
    * Gives back `cost` units that {@link consume} admitted for `key` when what they paid for did not happen
-   * (the SMS was never sent), so they count against nothing. Moves the key's TAT back by cost·T in one
-   * conditional write that applies only while the key is busy: a key that is already idle has nothing
-   * to give back. Never refund more than was consumed; a refund can return units that would have
-   * refilled meanwhile, which only matters for a key that went idle and busy again in between. A store
-   * failure is reported like consume's (`rateLimit.storeError`) and leaves the units spent.
+   * (the SMS was never sent), so they count against nothing; `admitted` is that consume's answer, which
+   * says where the units were taken. Units from the shared store go back there: the key's TAT moves back
+   * by cost·T in one conditional write that applies only while the key is busy (a key that is already idle
+   * has nothing to give back). Units the per-instance fallback gave during an outage go back to it, never
+   * to the store, which did not pay for them. Never refund more than was consumed; a refund can return
+   * units that would have refilled meanwhile, which only matters for a key that went idle and busy again
+   * in between. A store failure is reported like consume's (`rateLimit.storeError`) and leaves the units
+   * spent. Refunding a refused consume is an {@link InvalidArgumentError}.
    *
    * @example
-   * const { allowed } = await limiter.consume(key);
-   * if (allowed && !(await trySend())) await limiter.refund(key);
+   * const admitted = await limiter.consume(key);
+   * if (admitted.allowed && !(await trySend())) await limiter.refund(key, admitted);
    */
-  async refund(key: string, cost = 1): Promise<void> {
+  async refund(key: string, admitted: Pick<RateLimitResult, 'allowed' | 'source'>, cost = 1): Promise<void> {
     this.#assertKey(key);
     this.#assertCost(cost);
-    // In an outage the units were taken from the fallback: that is where they go back.
-    if (Date.now() < this.#storeDownUntil) {
-      await this.#fallback?.refund(key, cost);
+    if (!admitted?.allowed) {
+      throw new InvalidArgumentError('refund needs the answer of a consume that was allowed');
+    }
+    if (admitted.source === 'fallback') {
+      // To the fallback, these were units of its own store.
+      await this.#fallback?.refund(key, { allowed: true, source: 'store' }, cost);
       return;
     }
     const storageKey = this.storageKeyOf(key);

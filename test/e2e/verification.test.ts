@@ -563,7 +563,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
         metrics,
         issuePhoneCode: (userId, beforeIssuing) => model.issuePhoneCode(userId, { beforeIssuing }),
         admitSms: async (number) => budget.consume(await model.smsBudgetKey(number)),
-        refundSms: async (number) => budget.refund(await model.smsBudgetKey(number)),
+        refundSms: async (number, admission) => budget.refund(await model.smsBudgetKey(number), admission),
       });
     };
     await waitOutResendInterval(id);

@@ -5,6 +5,7 @@ import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import {
   RegistrationEmails,
   type RegistrationEmailsOptions,
+  type SmsAdmission,
 } from '../../functions/users/registration-emails.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
@@ -253,7 +254,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
         };
       };
       const error = await phoneSetup(oversized, failure.client(), failure.queueUrl(), metrics, {
-        admitSms: async () => ({ allowed: true, retryAfterSec: 0 }),
+        admitSms: async () => ({ allowed: true, retryAfterSec: 0, source: 'store' }),
         refundSms: async (phone) => {
           refunded.push(phone);
         },
@@ -313,7 +314,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
 
 describe("a phone number's SMS budget (admitSms)", () => {
   const withPhone = { ...user, phone: '+14155552671' };
-  const spent = async () => ({ allowed: false, retryAfterSec: 3600 });
+  const spent = async (): Promise<SmsAdmission> => ({ allowed: false, retryAfterSec: 3600, source: 'store' });
 
   /**
    * A code issuer that runs the caller's check where UsersModel does: after its own, before writing;
@@ -338,7 +339,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
   }
 
   function budgetSetup(
-    admitSms: (phone: string) => Promise<{ allowed: boolean; retryAfterSec: number }>,
+    admitSms: (phone: string) => Promise<SmsAdmission>,
     { lostRace = false, client = sqs.client, queueUrl = sqs.queueUrl } = {},
   ) {
     const { issuedFor, withdrawnFor, issuePhoneCode } = issuer(lostRace);
@@ -357,7 +358,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     });
     return { emails, issuedFor, withdrawnFor, refunded };
   }
-  const admitted = async () => ({ allowed: true, retryAfterSec: 0 });
+  const admitted = async (): Promise<SmsAdmission> => ({ allowed: true, retryAfterSec: 0, source: 'store' });
 
   /** The types of the messages sent, in the order sent; each of them is checked to be in the queue. */
   async function sentTypes(): Promise<string[]> {
@@ -374,7 +375,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const asked: string[] = [];
     const { emails, issuedFor } = budgetSetup(async (phone) => {
       asked.push(phone);
-      return { allowed: true, retryAfterSec: 0 };
+      return { allowed: true, retryAfterSec: 0, source: 'store' };
     });
     await emails.enqueue(withPhone, undefined);
     expect(asked).toEqual(['+14155552671']);
@@ -393,7 +394,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const asked: string[] = [];
     const { emails, issuedFor } = budgetSetup(async (phone) => {
       asked.push(phone);
-      return { allowed: true, retryAfterSec: 0 };
+      return { allowed: true, retryAfterSec: 0, source: 'store' };
     });
     const verified = { ...withPhone, phoneVerifiedAt: '2030-01-01T00:00:00Z' };
     await expect(emails.sendPhoneCode(verified, undefined)).rejects.toBeInstanceOf(ConflictError);

@@ -321,17 +321,18 @@ describe('RateLimiter on DynamoDB', () => {
       const policy = { name: uniquePolicyName('refund'), limit: 2, windowSec: 60 };
       const first = new RateLimiter({ policy, tableName, client: counting.client });
       const second_ = new RateLimiter({ policy, tableName, client: counting.client });
-      expect((await first.consume('k', 2)).remaining).toBe(0);
+      const both = await first.consume('k', 2);
+      expect(both.remaining).toBe(0);
       // Known over the limit here: the refund must also clear what this instance remembers.
       expect((await first.consume('k')).source).toBe('local');
-      await first.refund('k');
+      await first.refund('k', both);
       expect(await second_.getRemaining('k')).toBe(1);
       expect(await first.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
-      await second_.refund('k', 2);
+      await second_.refund('k', both, 2);
       expect(await first.getRemaining('k')).toBe(2);
       // Idle (everything refilled): there is nothing to give back, and the key never exceeds its limit.
       vi.setSystemTime(start + 60 * second);
-      await first.refund('k');
+      await first.refund('k', both);
       expect(await first.getRemaining('k')).toBe(2);
       expect((await first.consume('k', 2)).allowed).toBe(true);
       expect((await first.consume('k')).allowed).toBe(false);
@@ -396,12 +397,25 @@ describe('RateLimiter on DynamoDB', () => {
       expect(await itemsWithPrefix(counting.client, `RL#${name}#`)).toHaveLength(0);
     });
 
+    it('never gives the store back units the fallback gave, even once the store answers again', async () => {
+      const policy = { name: uniquePolicyName('refund-source'), limit: 5, windowSec: 60 };
+      const limiter = new RateLimiter({ policy, tableName, client: counting.client });
+      for (let index = 0; index < 3; index += 1) await limiter.consume('k');
+      // A unit an outage's fallback admitted, refunded after the outage.
+      await limiter.refund('k', { allowed: true, source: 'fallback' });
+      expect(await limiter.getRemaining('k')).toBe(2);
+    });
+
     it('rejects an empty key in getRemaining and reset too, and a bad key or cost in refund', async () => {
       await expect(limiter.getRemaining('')).rejects.toThrow(/non-empty string/);
       await expect(limiter.reset('')).rejects.toThrow(/non-empty string/);
-      await expect(limiter.refund('')).rejects.toThrow(/non-empty string/);
-      await expect(limiter.refund('k', 0)).rejects.toBeInstanceOf(InvalidArgumentError);
-      await expect(limiter.refund('k', 6)).rejects.toBeInstanceOf(InvalidArgumentError);
+      const admitted = { allowed: true, source: 'store' } as const;
+      await expect(limiter.refund('', admitted)).rejects.toThrow(/non-empty string/);
+      await expect(limiter.refund('k', admitted, 0)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(limiter.refund('k', admitted, 6)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(limiter.refund('k', { allowed: false, source: 'store' })).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
     });
 
     it('lists every invalid option in one error at construction', () => {

@@ -88,13 +88,14 @@ describe('RateLimiter when DynamoDB fails', () => {
       const { onEvent, logger, events } = recorder();
       const down = countingClient({ endpoint: unreachable, maxAttempts: 1 });
       const limiter = new RateLimiter({ policy: 'strict', tableName, client: down.client, onEvent, logger });
-      await limiter.refund('user:1');
+      await limiter.refund('user:1', { allowed: true, source: 'store' });
       expect(events.map((event) => event.metadata)).toEqual([
         expect.objectContaining({ operation: 'refund' }),
       ]);
-      expect((await limiter.consume('user:1', 10)).source).toBe('fallback');
+      const fromFallback = await limiter.consume('user:1', 10);
+      expect(fromFallback.source).toBe('fallback');
       expect(await limiter.getRemaining('user:1')).toBe(0);
-      await limiter.refund('user:1', 3);
+      await limiter.refund('user:1', fromFallback, 3);
       expect(await limiter.getRemaining('user:1')).toBe(3);
       expect(events).toHaveLength(1);
       down.client.destroy();
