@@ -7,6 +7,7 @@ import {
   UnauthorizedError,
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { requestBodyBytes } from '../http/input.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
@@ -66,11 +67,6 @@ function signingHeaders(headers: Headers | undefined): IncomingSignedRequest['he
   };
 }
 
-function bodyBytes(event: APIGatewayProxyEventV2): Buffer {
-  if (event.body === undefined) return Buffer.alloc(0);
-  return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
-}
-
 /**
  * Authenticates requests with whichever methods it is given, in this order: an API Gateway JWT
  * authorizer's claims (if trusted), a service signature, a Bearer JWT, an API key. The first
@@ -122,7 +118,7 @@ export class Authenticator {
           method: event.requestContext?.http?.method ?? '',
           path: event.rawPath,
           rawQueryString: event.rawQueryString ?? '',
-          body: bodyBytes(event),
+          body: requestBodyBytes(event),
           headers: signing,
         });
         return this.succeed(principal, event, started);

@@ -52,10 +52,11 @@ function isJsonContentType(header: string | undefined): boolean {
 }
 
 /**
- * The body's bytes. A base64 body must be canonical base64, as API Gateway sends it: Node's decoder
- * skips characters outside the alphabet and ignores bad padding, so a mangled body could still parse.
+ * The body's bytes. A base64 body must be canonical base64, as API Gateway sends it (else a 400
+ * {@link ValidationError}): Node's decoder skips characters outside the alphabet and ignores bad padding,
+ * so a mangled body could still parse, or verify a signature made over other text.
  */
-function bodyBytes(event: APIGatewayProxyEventV2): Buffer {
+export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
   const raw = event.body ?? '';
   if (!event.isBase64Encoded) return Buffer.from(raw, 'utf8');
   const bytes = Buffer.from(raw, 'base64');
@@ -75,7 +76,7 @@ export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defau
   if (!isJsonContentType(event.headers?.['content-type'])) {
     throw new UnsupportedMediaTypeError('application/json (UTF-8)');
   }
-  const bytes = bodyBytes(event);
+  const bytes = requestBodyBytes(event);
   if (bytes.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes);
   if (bytes.length === 0) {
     throw new ValidationError('Request body is required', [{ field: 'body', message: 'Required' }]);

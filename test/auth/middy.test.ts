@@ -252,6 +252,23 @@ describe('authenticate through a middy pipeline', () => {
     expect((await noBody(emptyEvent)).statusCode).toBe(200);
   });
 
+  it('refuses a signed request whose base64 body is not canonical, as the input parser does', async () => {
+    const body = '{"hello":"world"}';
+    const signedHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'POST', url: '/things', body },
+    );
+    const encoded = Buffer.from(body).toString('base64');
+    // Node's decoder skips the stray characters and would hand over the signed bytes.
+    const mangled = `${encoded.slice(0, 4)}!!*${encoded.slice(4)}`;
+    expect(Buffer.from(mangled, 'base64').toString()).toBe(body);
+    const result = await pipeline(serviceAuth({ verifier: services }))(
+      httpEvent({ method: 'POST', body: mangled, isBase64Encoded: true, headers: { ...signedHeaders } }),
+    );
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body ?? '{}')).toMatchObject({ detail: 'Request body is not valid base64' });
+  });
+
   it('reads the signing headers in the capitalised form serviceAuthHeaders writes them', async () => {
     const signedHeaders = serviceAuthHeaders(
       { serviceId: 'bookings', secret },
