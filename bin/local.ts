@@ -16,19 +16,34 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function isRunning(pid: number): boolean {
+/**
+ * Whether `pid` is a local runtime: a live process whose command line names this entry point. Pids are
+ * reused (in containers they repeat from run to run), so a file left by a killed runtime may name any
+ * process; where /proc is missing, a live pid counts.
+ */
+function isLocalRuntime(pid: number): boolean {
+  if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bin/local.ts');
+  } catch {
+    return !existsSync('/proc/self');
   }
 }
 
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
 const runningPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
-if (runningPid !== undefined && Number.isInteger(runningPid) && runningPid > 0 && isRunning(runningPid)) {
+if (
+  runningPid !== undefined &&
+  Number.isInteger(runningPid) &&
+  runningPid > 0 &&
+  isLocalRuntime(runningPid)
+) {
   fail(
     `another local runtime (pid ${runningPid}) is using ${dataDir}; stop it first ` +
       `(or delete ${pidFile} if that pid is not an npm start)`,

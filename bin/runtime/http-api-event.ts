@@ -1,7 +1,13 @@
 // Translates between Node HTTP requests/responses and API Gateway HTTP API (payload v2) events/results.
 
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type IncomingMessage,
+  type ServerResponse,
+  validateHeaderName,
+  validateHeaderValue,
+} from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 
 /** A request target's path and query exactly as sent, which is how API Gateway reads them. */
@@ -62,7 +68,8 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
     .map((cookie) => cookie.trim())
     .filter(Boolean);
   const now = new Date();
-  const isText = textContentType.test(headers['content-type'] ?? '');
+  // Bytes that are not UTF-8 stay base64, so the function sees them as sent rather than as U+FFFD.
+  const isText = textContentType.test(headers['content-type'] ?? '') && isUtf8(body);
   const method = request.method ?? 'GET';
   return {
     version: '2.0',
@@ -123,11 +130,26 @@ function structuredResult(result: unknown): APIGatewayProxyStructuredResultV2 {
   if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) {
     throw new MalformedResultError('headers is not an object');
   }
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, String(value));
+    } catch {
+      throw new MalformedResultError(`header ${JSON.stringify(name)} is not a valid HTTP header`);
+    }
+  }
   if (
     cookies !== undefined &&
     !(Array.isArray(cookies) && cookies.every((cookie) => typeof cookie === 'string'))
   ) {
     throw new MalformedResultError('cookies is not an array of strings');
+  }
+  for (const cookie of (cookies as string[] | undefined) ?? []) {
+    try {
+      validateHeaderValue('set-cookie', cookie);
+    } catch {
+      throw new MalformedResultError('a cookie is not a valid Set-Cookie value');
+    }
   }
   return result as APIGatewayProxyStructuredResultV2;
 }

@@ -107,6 +107,14 @@ describe('API Gateway HTTP API v2 translation', () => {
     expect(Buffer.from(lastEvent?.body ?? '', 'base64')).toEqual(Buffer.from([0, 255, 1]));
   });
 
+  it('base64-encodes a JSON body that is not UTF-8, so the function sees the bytes as sent', async () => {
+    nextResult = { statusCode: 204 };
+    const latin1 = Buffer.from('{"name":"René"}', 'latin1');
+    await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: latin1 });
+    expect(lastEvent?.isBase64Encoded).toBe(true);
+    expect(Buffer.from(lastEvent?.body ?? '', 'base64')).toEqual(latin1);
+  });
+
   it('writes cookies as separate Set-Cookie headers and decodes a base64 body', async () => {
     nextResult = {
       statusCode: 201,
@@ -136,12 +144,16 @@ describe('API Gateway HTTP API v2 translation', () => {
     ['a status out of range', { statusCode: 1000 }],
     ['headers that are not an object', { statusCode: 200, headers: 'x' }],
     ['cookies that are not strings', { statusCode: 200, cookies: [1] }],
+    ['a header value with a line break', { statusCode: 200, headers: { 'x-kept': 'no', 'x-bad': 'a\nb' } }],
+    ['a header name that is not a token', { statusCode: 200, headers: { 'x-kept': 'no', 'bad name': 'x' } }],
+    ['a cookie with a line break', { statusCode: 200, cookies: ['a=1\r\nx-injected: yes'] }],
   ])("answers API Gateway's 500, having written nothing, for %s", async (_, result) => {
     nextResult = result;
     writeFailures.length = 0;
     const response = await fetch(url);
     expect(response.status).toBe(500);
     expect(await response.json()).toEqual({ message: 'Internal Server Error' });
+    expect(response.headers.get('x-kept')).toBeNull();
     expect(writeFailures).toEqual([expect.any(MalformedResultError)]);
   });
 });

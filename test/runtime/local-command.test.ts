@@ -1,6 +1,6 @@
 // `npm start`'s entry (bin/local.ts) and its embedded DynamoDB process, run as the user runs them.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,9 @@ async function until(probe: () => boolean, what: string, timeoutMs = 60_000): Pr
 describe('npm start (bin/local.ts)', () => {
   it('refuses a second runtime on the same data folder, and SIGTERM stops the first cleanly', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
+    // A pid file left by a killed runtime, whose pid another process has since taken.
+    const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
+    writeFileSync(join(dataDir, 'runtime.pid'), String(stranger.pid));
     const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
     try {
       await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
@@ -62,6 +65,7 @@ describe('npm start (bin/local.ts)', () => {
       await expect(fetch(`${url}/health`)).rejects.toThrow();
     } finally {
       first.child.kill('SIGKILL');
+      stranger.kill('SIGKILL');
     }
   });
 
