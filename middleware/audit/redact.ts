@@ -144,8 +144,9 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).
   // A URL's password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice.
   const cookieHeader = '(?:set-)?cookie\\s*:[^\\r\\n]*';
-  const authParameter = `[\\w-]+\\s*=\\s*(?:"(?:[^"\\\\\\n]|\\\\.)*"|[^\\s,]+)`;
-  const authorizationHeader = `(?:proxy-)?authorization\\s*:\\s*[\\w!#$%&'*+.^\`|~-]+(?:\\s+(?:${authParameter}(?:\\s*,\\s*${authParameter})*|[\\w.~+/-]+=*))?`;
+  // One line only ([ \t], never \s), and at most 64 parameters, so a huge header cannot exhaust the stack.
+  const authParameter = `[\\w-]+[ \\t]*=[ \\t]*(?:"(?:[^"\\\\\\n]|\\\\.)*"|[^\\s,]+)`;
+  const authorizationHeader = `(?:proxy-)?authorization[ \\t]*:[ \\t]*[^\\s,;]+(?:[ \\t]+(?:${authParameter}(?:[ \\t]*,[ \\t]*${authParameter}){0,63}|[^\\s,;]+))?`;
   const urlPassword = '://[^\\s/:@]*:[^\\s/@]+@';
   const credentials = new RegExp(
     `${jwtPattern}|${schemePattern}|${cookieHeader}|${authorizationHeader}|${urlPassword}|${keyValue}`,
@@ -153,7 +154,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   );
   const replaceCredential = (match: string): string => {
     if (/^eyJ/i.test(match)) return redactedValue;
-    const header = /^((?:(?:set-)?cookie|(?:proxy-)?authorization)\s*:\s*)/i.exec(match);
+    const header = /^((?:set-)?cookie\s*:\s*|(?:proxy-)?authorization[ \t]*:[ \t]*)/i.exec(match);
     if (header) return `${header[1]}${redactedValue}`;
     const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/@]+@$/.exec(match);
     if (userinfo) return `${userinfo[1]}${redactedValue}@`;

@@ -79,10 +79,32 @@ describe('redaction', () => {
       const name = header.slice(0, header.indexOf(':'));
       expect(redacted).toBe(`request failed\n${name}: ${redactedValue}\nretrying`);
     }
+    // Credentials in any shape go whole, and the next line is left alone.
+    for (const [header, kept] of [
+      ['authorization: token=abc123secret', 'authorization: '],
+      ['authorization:abc123secret:more', 'authorization:'],
+      ['Authorization: AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=', 'Authorization: '],
+      ['Authorization: SharedKey account:c2lnbmF0dXJl', 'Authorization: '],
+      ['authorization: Bearer abc@secret', 'authorization: '],
+      ['x-authorization: tok=abc123', 'x-authorization: '],
+    ] as const) {
+      expect(redactor.redactString(`${header}\nHost: example.com`)).toBe(
+        `${kept}${redactedValue}\nHost: example.com`,
+      );
+    }
+    expect(redactor.redactString('Authorization: Basic\r\nuser=42')).toBe(
+      `Authorization: ${redactedValue}\r\nuser=42`,
+    );
     // Only the credentials go: the rest of the line stays readable.
     expect(
       redactor.redactString('Authorization: Digest username="ada", response="r1" was refused (401)'),
     ).toBe(`Authorization: ${redactedValue} was refused (401)`);
+  });
+
+  it('redacts a 4 MB Authorization parameter list without exhausting the stack', () => {
+    const redactor = createRedactor({ maxStringLength: 5_000_000 });
+    const redacted = redactor.redactString(`authorization: x ${'a=b,'.repeat(1_000_000)}`);
+    expect(redacted.startsWith(`authorization: ${redactedValue}`)).toBe(true);
   });
 
   it('redacts plural and numbered names, signatures, one-time codes and credentials', () => {
