@@ -427,7 +427,8 @@ export class UsersModel {
 
   /**
    * Why the code item was no longer the one read when a new code was to replace it: another request
-   * issued a code (429, the resend interval), or a guess used the pending code (409, ask again).
+   * issued a code (429, the resend interval), or the pending code changed meanwhile, by a guess or
+   * another request's code issued and withdrawn (409, ask again).
    */
   private async whyPhoneCodeChanged(
     userId: string,
@@ -437,7 +438,7 @@ export class UsersModel {
       new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
     );
     if (seen !== undefined && Item?.issuedAt === seen.issuedAt) {
-      return new ConflictError('The pending code was used meanwhile; ask for a new one again');
+      return new ConflictError('The pending code changed meanwhile; ask for a new one again');
     }
     return new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
   }

@@ -273,7 +273,8 @@ export class RateLimiter {
    * to the store, which did not pay for them. Never refund more than was consumed; a refund can return
    * units that would have refilled meanwhile, which only matters for a key that went idle and busy again
    * in between. A store failure is reported like consume's (`rateLimit.storeError`) and leaves the units
-   * spent. Refunding a refused consume is an {@link InvalidArgumentError}.
+   * spent, as does a refund of store units while the store is known to be down (no request is made).
+   * Refunding a refused consume is an {@link InvalidArgumentError}.
    *
    * @example
    * const admitted = await limiter.consume(key);
@@ -290,6 +291,8 @@ export class RateLimiter {
       await this.#fallback?.refund(key, { allowed: true, source: 'store' }, cost);
       return;
     }
+    // The store is known to be down: a write would only wait for the failure, so the units stay spent.
+    if (Date.now() < this.#storeDownUntil) return;
     const storageKey = this.storageKeyOf(key);
     const { intervalUs, capacityUs } = this.#gcra;
     const nowUs = Date.now() * 1000;

@@ -92,6 +92,10 @@ describe('RateLimiter when DynamoDB fails', () => {
       expect(events.map((event) => event.metadata)).toEqual([
         expect.objectContaining({ operation: 'refund' }),
       ]);
+      const requestsBefore = down.total();
+      // Units the store gave before the outage stay spent now: no request waits for the failure.
+      await limiter.refund('user:1', { allowed: true, source: 'store' });
+      expect(down.total()).toBe(requestsBefore);
       const fromFallback = await limiter.consume('user:1', 10);
       expect(fromFallback.source).toBe('fallback');
       expect(await limiter.getRemaining('user:1')).toBe(0);
