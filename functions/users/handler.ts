@@ -17,7 +17,11 @@ import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
-import { RegistrationEmails, type SmsAdmission } from './registration-emails.js';
+import {
+  RegistrationEmails,
+  type SmsAdmission,
+  verificationEmailPerUserPolicy,
+} from './registration-emails.js';
 import { smsPerNumberPolicy, UsersModel } from './users-model.js';
 
 const observability = functionObservability('users');
@@ -46,12 +50,9 @@ async function admitSms(phoneNumber: string) {
   return result;
 }
 
-/**
- * Verification emails each user may ask for again (`POST /users/{id}/verification-email`): a burst of
- * three, then one every 20 minutes, so the route cannot be used to flood someone's inbox.
- */
+/** Verification emails each user may ask for again, shared by the fleet. */
 const verificationEmailsPerUser = new RateLimiter({
-  policy: { name: 'verification-email', limit: 3, windowSec: 60 * 60 },
+  policy: verificationEmailPerUserPolicy,
   tableName: environment.toolkitTableName,
   client: dynamoDb,
   onEvent,

@@ -58,6 +58,16 @@ export interface RegistrationEmailsOptions {
   readonly refundSms?: (phoneNumber: string, admission: SmsAdmission) => Promise<void>;
 }
 
+/**
+ * Verification emails each user may ask for again (`POST /users/{id}/verification-email`): a burst of
+ * three, then one every 20 minutes, so the route cannot be used to flood someone's inbox.
+ */
+export const verificationEmailPerUserPolicy = {
+  name: 'verification-email',
+  limit: 3,
+  windowSec: 60 * 60,
+} as const;
+
 /** A number's SMS budget's answer: a RateLimiter's `consume` result fits. */
 export type SmsAdmission = Pick<RateLimitResult, 'allowed' | 'retryAfterSec' | 'source'>;
 

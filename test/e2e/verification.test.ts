@@ -1,14 +1,23 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { phoneCodeKey, userKey } from '../../functions/shared/keys.js';
 import { functionSqsClient } from '../../functions/shared/sqs-client.js';
 import { createVerificationLink } from '../../functions/shared/verification-link.js';
-import { RegistrationEmails } from '../../functions/users/registration-emails.js';
+import {
+  RegistrationEmails,
+  verificationEmailPerUserPolicy,
+} from '../../functions/users/registration-emails.js';
 import {
   phoneCodeMaxAttempts,
   phoneCodeMaxIssued,
@@ -679,5 +688,37 @@ describe('phone numbers that are not E.164', () => {
     expect(dead.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue).toMatch(
       /^Invalid message: to: .*E\.164/,
     );
+  });
+});
+
+// Last in the file: it deletes and recreates the runtime's email queue.
+describe('POST /users/{id}/verification-email while the email queue is gone', () => {
+  it('answers 503 when the email cannot be queued, and the request counts against nothing', async () => {
+    const { id } = await register(false);
+    const perUser = new RateLimiter({
+      policy: verificationEmailPerUserPolicy,
+      tableName: testTableNames.toolkit,
+      client: dynamoDb,
+    });
+    expect((await api.request('POST', `/users/${id}/verification-email`, { token: null })).status).toBe(202);
+    const sqs = createLocalSqsClient(api.runtime().sqs.endpoint);
+    const queueUrl = api.runtime().sqs.queueUrls['bulwark-email'];
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'],
+      }),
+    );
+    // The queue is gone for this request only: SQS refuses the send.
+    await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
+    try {
+      const refused = await api.request('POST', `/users/${id}/verification-email`, { token: null });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('60');
+    } finally {
+      await sqs.send(new CreateQueueCommand({ QueueName: 'bulwark-email', Attributes }));
+      sqs.destroy();
+    }
+    expect(await perUser.getRemaining(id)).toBe(verificationEmailPerUserPolicy.limit - 1);
   });
 });

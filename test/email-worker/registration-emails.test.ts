@@ -344,6 +344,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
   ) {
     const { issuedFor, withdrawnFor, issuePhoneCode } = issuer(lostRace);
     const refunded: string[] = [];
+    const refundedAdmissions: SmsAdmission[] = [];
     const emails = new RegistrationEmails({
       sqs: client,
       queues: environment(queueUrl),
@@ -352,11 +353,12 @@ describe("a phone number's SMS budget (admitSms)", () => {
       metrics: createMetrics({ serviceName: 'users' }),
       issuePhoneCode,
       admitSms,
-      refundSms: async (phone) => {
+      refundSms: async (phone, admission) => {
         refunded.push(phone);
+        refundedAdmissions.push(admission);
       },
     });
-    return { emails, issuedFor, withdrawnFor, refunded };
+    return { emails, issuedFor, withdrawnFor, refunded, refundedAdmissions };
   }
   const admitted = async (): Promise<SmsAdmission> => ({ allowed: true, retryAfterSec: 0, source: 'store' });
 
@@ -409,6 +411,8 @@ describe("a phone number's SMS budget (admitSms)", () => {
     );
     await lost.emails.enqueue(withPhone, undefined);
     expect(lost.refunded).toEqual(['+14155552671', '+14155552671']);
+    // Each refund carries the admission it gives back, so the limiter returns the unit where it was taken.
+    expect(lost.refundedAdmissions).toEqual([await admitted(), await admitted()]);
     const refused = budgetSetup(spent);
     await expect(refused.emails.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
       TooManyRequestsError,
