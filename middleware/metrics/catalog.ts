@@ -179,7 +179,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'An email or SMS was not enqueued: registration messages or an endpoint owner alert after a committed change (logged and audited), or a requested SMS code (503).',
+      'An email or SMS was not enqueued: registration messages or an endpoint owner alert after a committed change (logged and audited), or a requested SMS code or verification email (503).',
     statistic: 'Sum',
   },
   WebhookEnqueueFailed: {
