@@ -127,6 +127,13 @@ export function ownerKindOf(principal: Principal): EndpointOwnerKind {
   return principal.roles.includes('admin') ? 'admin' : 'user';
 }
 
+/**
+ * Whether a machine registered the endpoint. Ids of people (`sub`) and machines (client ids) come from
+ * different namespaces that may collide, so ownership also needs the kind; a person's role may change,
+ * so only person versus machine counts.
+ */
+const isIntegration = (endpoint: Pick<WebhookEndpoint, 'ownerKind'>) => endpoint.ownerKind === 'integration';
+
 /** The tenant a principal acts in: its tenant claim, or the sample's default tenant. */
 export function tenantOf(principal: Principal): string {
   return principal.tenantId ?? defaultTenantId;
@@ -337,7 +344,12 @@ export class WebhookStore {
   /** The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists. */
   async getOwnedEndpoint(endpointId: string, principal: Principal): Promise<StoredEndpoint> {
     const endpoint = await this.getEndpoint(endpointId);
-    if (!endpoint || endpoint.ownerId !== principal.id || endpoint.tenantId !== tenantOf(principal)) {
+    if (
+      !endpoint ||
+      endpoint.ownerId !== principal.id ||
+      endpoint.tenantId !== tenantOf(principal) ||
+      isIntegration(endpoint) !== principal.isM2M
+    ) {
       throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
     }
     return endpoint;
@@ -367,7 +379,9 @@ export class WebhookStore {
         TableName: this.options.tableName,
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :owner',
-        ExpressionAttributeValues: { ':owner': ownerPk },
+        // A person whose `sub` is some client's id shares its owner index: each sees only its own kind.
+        FilterExpression: principal.isM2M ? 'ownerKind = :integration' : 'ownerKind <> :integration',
+        ExpressionAttributeValues: { ':owner': ownerPk, ':integration': 'integration' },
         ScanIndexForward: false,
         Limit: limit,
         ExclusiveStartKey: startKey,

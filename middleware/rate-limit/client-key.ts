@@ -76,7 +76,9 @@ function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): string {
     case 'ip':
       return ip;
     case 'user':
-      return principal ? `user:${principal.id}` : ip;
+      // A person's `sub` and a machine's client id may be the same string: they must not share a budget.
+      if (!principal) return ip;
+      return principal.isM2M ? `machine:${principal.id}` : `user:${principal.id}`;
     case 'clientId':
       return principal?.clientId ? `client:${principal.clientId}` : ip;
     case 'apiKey':

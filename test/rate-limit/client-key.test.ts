@@ -56,6 +56,15 @@ describe('client keys', () => {
     // The same part twice is one part.
     expect(keyOf(['ip', 'tenant'], request)).toBe('ip:203.0.113.9');
   });
+
+  it('never gives a person and a machine with the same id one user budget', () => {
+    const person = { id: 'svc-x', isM2M: false, authMethod: 'jwt' } as Principal;
+    const machine = { id: 'svc-x', isM2M: true, authMethod: 'jwt', clientId: 'svc-x' } as Principal;
+    const of = (principal: Principal) =>
+      keyOf(['user'], { event: eventWith('203.0.113.9'), principal, clientIp: '203.0.113.9' });
+    expect(of(person)).toBe('user:svc-x');
+    expect(of(machine)).toBe('machine:svc-x');
+  });
 });
 
 /**

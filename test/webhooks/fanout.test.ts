@@ -8,6 +8,7 @@ import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
+import { NotFoundError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { storedMetric, testObservability } from '../helpers/observability.js';
@@ -138,6 +139,31 @@ describe('webhook fan-out', () => {
       new GetCommand({ TableName: testTableNames.toolkit, Key: { pk: `WH#${endpoint.id}`, sk: 'ENDPOINT' } }),
     );
     expect(Item?.gsi1pk).toBe(`WH#OWNER#${tenantId}#auth0|64f1c2`);
+  });
+
+  it("never gives a person the endpoints of a machine whose client id is the person's sub, nor the reverse", async () => {
+    const tenantId = `fan-${randomUUID()}`;
+    const sharedId = `svc-${randomUUID()}`;
+    const machine = principalIn(tenantId, { id: sharedId, isM2M: true, clientId: sharedId });
+    const person = principalIn(tenantId, { id: sharedId });
+    const eventTypes = ['booking.created'] as const;
+    const machineHook = await store.createEndpoint(machine, { url: 'https://m.example.com/h', eventTypes });
+    const personHook = await store.createEndpoint(person, { url: 'https://p.example.com/h', eventTypes });
+    expect((await store.listOwnedEndpoints(machine, 10)).items.map((item) => item.id)).toEqual([
+      machineHook.endpoint.id,
+    ]);
+    expect((await store.listOwnedEndpoints(person, 10)).items.map((item) => item.id)).toEqual([
+      personHook.endpoint.id,
+    ]);
+    await expect(store.getOwnedEndpoint(machineHook.endpoint.id, person)).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    await expect(store.getOwnedEndpoint(personHook.endpoint.id, machine)).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    // A person's role may change; the endpoints stay theirs.
+    const promoted = { ...person, roles: ['admin'] };
+    expect((await store.getOwnedEndpoint(personHook.endpoint.id, promoted)).id).toBe(personHook.endpoint.id);
   });
 
   it('skips disabled endpoints', async () => {
