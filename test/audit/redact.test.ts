@@ -95,6 +95,9 @@ describe('redaction', () => {
     expect(redactor.redactString('Authorization: Basic\r\nuser=42')).toBe(
       `Authorization: ${redactedValue}\r\nuser=42`,
     );
+    expect(redactor.redactString('Authorization: Digest username="ada",\nuser=42')).toBe(
+      `Authorization: ${redactedValue},\nuser=42`,
+    );
     // Only the credentials go: the rest of the line stays readable.
     expect(
       redactor.redactString('Authorization: Digest username="ada", response="r1" was refused (401)'),

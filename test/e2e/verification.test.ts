@@ -384,6 +384,13 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
     const again = await resend(id);
     expect(again.status).toBe(409);
     expect((again.body as Problem).detail).toBe('The email is already verified');
+    // Refused before a unit is spent: only the one email sent counts.
+    const perUser = new RateLimiter({
+      policy: verificationEmailPerUserPolicy,
+      tableName: testTableNames.toolkit,
+      client: dynamoDb,
+    });
+    expect(await perUser.getRemaining(id)).toBe(verificationEmailPerUserPolicy.limit - 1);
   });
 
   it('sends a user three in a burst, then answers 429 with Retry-After; other users are not held back', async () => {

@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { FunctionHost, FunctionTimeoutError } from '../../bin/runtime/function-host.js';
 
 // A handler module that records when each invocation starts and ends, and waits as long as its event says.
@@ -18,6 +18,7 @@ export async function handler(event, context) {
 
 function hostWith(names: readonly string[], timeoutSec = 5) {
   const rootDir = mkdtempSync(join(tmpdir(), 'bulwark-function-host-'));
+  onTestFinished(() => rmSync(rootDir, { recursive: true, force: true }));
   writeFileSync(join(rootDir, 'handler.mjs'), handlerSource);
   const host = new FunctionHost(
     rootDir,

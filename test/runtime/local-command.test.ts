@@ -1,12 +1,12 @@
 // `npm start`'s entry (bin/local.ts) and its embedded DynamoDB process, run as the user runs them.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 
 const repositoryRoot = join(import.meta.dirname, '../..');
@@ -17,11 +17,22 @@ interface Started {
   readonly exited: Promise<number | null>;
 }
 
+/** A fresh data folder, removed when the test ends. */
+function dataFolder(): string {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
+  onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+  return dataDir;
+}
+
+/** Starts `npm start`'s entry; it is killed when the test ends, even by a timeout. */
 function startLocal(env: Record<string, string>): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
     cwd: repositoryRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  onTestFinished(() => {
+    child.kill('SIGKILL');
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -34,7 +45,8 @@ function startLocal(env: Record<string, string>): Started {
   return { child, output: () => output, exited };
 }
 
-async function until(probe: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+// Under the test's own timeout, so a runtime that never starts fails with this message.
+async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -44,36 +56,34 @@ async function until(probe: () => boolean, what: string, timeoutMs = 60_000): Pr
 
 describe('npm start (bin/local.ts)', () => {
   it('refuses a second runtime on the same data folder, and SIGTERM stops the first cleanly', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
+    const dataDir = dataFolder();
     // A pid file left by a killed runtime, whose pid another process has since taken.
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
+    onTestFinished(() => {
+      stranger.kill('SIGKILL');
+    });
     writeFileSync(join(dataDir, 'runtime.pid'), String(stranger.pid));
     const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
-    try {
-      await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
-      const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1];
-      expect((await fetch(`${url}/health`)).status).toBe(200);
+    await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
+    const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1];
+    expect((await fetch(`${url}/health`)).status).toBe(200);
 
-      const second = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
-      expect(await second.exited).toBe(1);
-      expect(second.output()).toContain(`another local runtime (pid ${first.child.pid}) is using ${dataDir}`);
+    const second = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain(`another local runtime (pid ${first.child.pid}) is using ${dataDir}`);
 
-      first.child.kill('SIGTERM');
-      expect(await first.exited).toBe(0);
-      expect(first.output()).toContain('SIGTERM: stopping');
-      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
-      await expect(fetch(`${url}/health`)).rejects.toThrow();
-    } finally {
-      first.child.kill('SIGKILL');
-      stranger.kill('SIGKILL');
-    }
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain('SIGTERM: stopping');
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const { port } = holder.address() as AddressInfo;
-    const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
+    const dataDir = dataFolder();
     try {
       const started = startLocal({ PORT: String(port), BULWARK_DATA_DIR: dataDir });
       expect(await started.exited).toBe(1);
