@@ -349,9 +349,7 @@ export class UsersModel {
     { now = new Date(), beforeIssuing }: { now?: Date; beforeIssuing?: () => Promise<void> } = {},
   ): Promise<IssuedPhoneCode> {
     const nowMs = now.getTime();
-    const { Item: previous } = await this.documentClient.send(
-      new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
-    );
+    const previous = await this.phoneCodeItem(userId);
     const live = previous && !isExpired(previous, nowMs) ? previous : undefined;
     if (live) {
       if (Number(live.issuedCount) >= phoneCodeMaxIssued) {
@@ -434,13 +432,19 @@ export class UsersModel {
     userId: string,
     seen: Record<string, unknown> | undefined,
   ): Promise<HttpError> {
-    const { Item } = await this.documentClient.send(
-      new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
-    );
-    if (seen !== undefined && Item?.issuedAt === seen.issuedAt) {
+    const current = await this.phoneCodeItem(userId);
+    if (seen !== undefined && current?.issuedAt === seen.issuedAt) {
       return new ConflictError('The pending code changed meanwhile; ask for a new one again');
     }
     return new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
+  }
+
+  /** The user's phone-code item as stored now (consistent read), expired or not; undefined if none. */
+  private async phoneCodeItem(userId: string): Promise<Record<string, unknown> | undefined> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
+    );
+    return Item;
   }
 
   /** Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's. */
@@ -563,13 +567,11 @@ export class UsersModel {
 
   /** The error for a guess that found no usable code: which of 404, 409 or 410 applies. */
   private async whyNoPhoneCode(userId: string, now: Date): Promise<Error> {
-    const [{ Item: user }, { Item: pending }] = await Promise.all([
+    const [{ Item: user }, pending] = await Promise.all([
       this.documentClient.send(
         new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true }),
       ),
-      this.documentClient.send(
-        new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
-      ),
+      this.phoneCodeItem(userId),
     ]);
     if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
     if (pending && !isExpired(pending, now.getTime())) {
