@@ -42,12 +42,16 @@ const smsPerNumber = new RateLimiter({
   onEvent,
 });
 
-/** Spends a unit of the number's budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
-async function admitSms(phoneNumber: string) {
-  const result = await smsPerNumber.consume(await users.smsBudgetKey(phoneNumber));
-  if (!result.allowed)
-    emitEvent(onEvent, rateLimitHitEvent(smsPerNumber.policy.name, result, { keyBy: 'phone' }));
+/** Spends a unit of `key`'s budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
+async function consumeReported(limiter: RateLimiter, key: string, keyBy: string) {
+  const result = await limiter.consume(key);
+  if (!result.allowed) emitEvent(onEvent, rateLimitHitEvent(limiter.policy.name, result, { keyBy }));
   return result;
+}
+
+/** Spends a unit of the number's budget. */
+async function admitSms(phoneNumber: string) {
+  return consumeReported(smsPerNumber, await users.smsBudgetKey(phoneNumber), 'phone');
 }
 
 /** Verification emails each user may ask for again, shared by the fleet. */
@@ -210,12 +214,8 @@ export const handler = createHttpFunction(
         const user = await users.get(input.path.id);
         // Before a unit is spent: a verified user gets no email anyway.
         if (user.emailVerifiedAt !== undefined) throw new ConflictError('The email is already verified');
-        const admitted = await verificationEmailsPerUser.consume(user.id);
+        const admitted = await consumeReported(verificationEmailsPerUser, user.id, 'user');
         if (!admitted.allowed) {
-          emitEvent(
-            onEvent,
-            rateLimitHitEvent(verificationEmailsPerUser.policy.name, admitted, { keyBy: 'user' }),
-          );
           throw new TooManyRequestsError(
             admitted.retryAfterSec,
             'Too many verification emails were sent to this user; try again later',
