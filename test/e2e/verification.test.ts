@@ -107,6 +107,22 @@ function smsCodes(phone: string, count: number): Promise<string[]> {
 /** The code of the SMS sent to `phone` at registration. */
 const smsCode = async (phone: string) => (await smsCodes(phone, 1))[0] as string;
 
+/** The users model over the runtime's table and encryption key, as the users function builds it. */
+const runtimeUsersModel = () =>
+  new UsersModel(
+    documents,
+    testTableNames.app,
+    new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
+  );
+
+/** The users function's per-user verification-email limit, read from the same table. */
+const verificationEmailsPerUser = () =>
+  new RateLimiter({
+    policy: verificationEmailPerUserPolicy,
+    tableName: testTableNames.toolkit,
+    client: dynamoDb,
+  });
+
 async function storedUser(id: string) {
   const { Item } = await documents.send(
     new GetCommand({ TableName: testTableNames.app, Key: userKey(id), ConsistentRead: true }),
@@ -385,11 +401,7 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
     expect(again.status).toBe(409);
     expect((again.body as Problem).detail).toBe('The email is already verified');
     // Refused before a unit is spent: only the one email sent counts.
-    const perUser = new RateLimiter({
-      policy: verificationEmailPerUserPolicy,
-      tableName: testTableNames.toolkit,
-      client: dynamoDb,
-    });
+    const perUser = verificationEmailsPerUser();
     expect(await perUser.getRemaining(id)).toBe(verificationEmailPerUserPolicy.limit - 1);
   });
 
@@ -517,11 +529,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     const { id, phone } = await register(true);
     await smsCode(phone as string);
     // Model calls, not HTTP: the local runtime runs one instance per function, which would serialise them.
-    const model = new UsersModel(
-      documents,
-      testTableNames.app,
-      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
-    );
+    const model = runtimeUsersModel();
     const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
     const results = await Promise.allSettled(
       Array.from({ length: 8 }, () => model.issuePhoneCode(id, { now: later })),
@@ -555,11 +563,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     await smsCode(phone as string);
     // The users function's own wiring, over the runtime's table, key and SMS budget, but with an SQS that
     // is down, then one that is back.
-    const model = new UsersModel(
-      documents,
-      testTableNames.app,
-      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
-    );
+    const model = runtimeUsersModel();
     const budget = new RateLimiter({
       policy: smsPerNumberPolicy,
       tableName: api.runtime().tableNames.toolkit,
@@ -604,11 +608,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
   });
 
   it('withdraws a code only while it is the pending one: never over a used code or a deleted user', async () => {
-    const model = new UsersModel(
-      documents,
-      testTableNames.app,
-      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
-    );
+    const model = runtimeUsersModel();
     const later = () => new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
     // No code before: withdrawing leaves none.
     const fresh = await register(true);
@@ -633,11 +633,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
   });
 
   it('never issues over a guess made while it was issuing, so no withdrawal can give a used guess back', async () => {
-    const model = new UsersModel(
-      documents,
-      testTableNames.app,
-      new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
-    );
+    const model = runtimeUsersModel();
     const { id, phone } = await register(true);
     const code = await smsCode(phone as string);
     for (let guess = 1; guess < phoneCodeMaxAttempts; guess += 1) {
@@ -702,11 +698,7 @@ describe('phone numbers that are not E.164', () => {
 describe('POST /users/{id}/verification-email while the email queue is gone', () => {
   it('answers 503 when the email cannot be queued, and the request counts against nothing', async () => {
     const { id } = await register(false);
-    const perUser = new RateLimiter({
-      policy: verificationEmailPerUserPolicy,
-      tableName: testTableNames.toolkit,
-      client: dynamoDb,
-    });
+    const perUser = verificationEmailsPerUser();
     expect((await api.request('POST', `/users/${id}/verification-email`, { token: null })).status).toBe(202);
     const sqs = createLocalSqsClient(api.runtime().sqs.endpoint);
     const queueUrl = api.runtime().sqs.queueUrls['bulwark-email'];
