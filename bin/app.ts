@@ -6,7 +6,7 @@ const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
 // Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`,
 // with `-c authTokenUse=access|id|any` (default access for a Cognito issuer, any otherwise) and
-// `-c authAudience=x,y` (required for an issuer other than Cognito).
+// `-c authAudience=x,y` and `-c authJwksUri=<url>` (both required for an issuer other than Cognito).
 const auth = authFromContext((key) => app.node.tryGetContext(key));
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');

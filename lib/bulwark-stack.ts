@@ -66,7 +66,8 @@ export function parseAuthTokenUse(value: unknown): AuthTokenUse | undefined {
 
 /**
  * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` and, optionally,
- * `-c authTokenUse=access|id|any -c authAudience=x,y`; undefined (the stack's own pool) without authIssuer.
+ * `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`; undefined (the stack's own
+ * pool) without authIssuer.
  */
 export function authFromContext(context: (key: string) => unknown): BulwarkStackProps['auth'] {
   const issuer = context('authIssuer');
@@ -75,6 +76,10 @@ export function authFromContext(context: (key: string) => unknown): BulwarkStack
   const audience = context('authAudience');
   if (audience !== undefined && typeof audience !== 'string') {
     throw new Error('authAudience must be comma-separated audiences: -c authAudience=a,b');
+  }
+  const jwksUri = context('authJwksUri');
+  if (jwksUri !== undefined && typeof jwksUri !== 'string') {
+    throw new Error('authJwksUri must be one URL: -c authJwksUri=https://...');
   }
   if (typeof issuer !== 'string') {
     if (tokenUse !== undefined) {
@@ -87,6 +92,9 @@ export function authFromContext(context: (key: string) => unknown): BulwarkStack
         "authAudience applies to an authIssuer; the stack's own user pool's tokens carry no aud",
       );
     }
+    if (jwksUri !== undefined) {
+      throw new Error("authJwksUri applies to an authIssuer; the stack's own user pool's keys are known");
+    }
     return undefined;
   }
   return {
@@ -94,6 +102,7 @@ export function authFromContext(context: (key: string) => unknown): BulwarkStack
     clientIds: typeof clientIds === 'string' ? clientIds.split(',') : [],
     ...(tokenUse === undefined ? {} : { tokenUse }),
     ...(audience === undefined ? {} : { audience: audience.split(',') }),
+    ...(jwksUri === undefined ? {} : { jwksUri }),
   };
 }
 
@@ -115,7 +124,7 @@ export interface BulwarkStackProps extends StackProps {
    * The JWT issuer the functions trust (e.g. another Cognito user pool's
    * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose tokens
    * they accept, instead of the stack's own user pool (which is still created).
-   * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=... -c authAudience=...`)
+   * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=... -c authAudience=... -c authJwksUri=...`)
    */
   readonly auth?: {
     readonly issuer: string;
@@ -134,6 +143,14 @@ export interface BulwarkStackProps extends StackProps {
      * @default - none (Cognito issuers only)
      */
     readonly audience?: readonly string[];
+    /**
+     * Where the issuer publishes its signing keys (AUTH_JWKS_URI): the `jwks_uri` of its
+     * `/.well-known/openid-configuration`, over https. Required for an issuer other than Cognito: synth
+     * makes no network call to discover it, and most issuers (Keycloak, Okta, Entra ID) publish their keys
+     * somewhere other than `<issuer>/.well-known/jwks.json`, where functions would otherwise look.
+     * @default `<issuer>/.well-known/jwks.json` (Cognito issuers only)
+     */
+    readonly jwksUri?: string;
   };
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
@@ -732,7 +749,7 @@ export class BulwarkStack extends Stack {
         ? 'access'
         : (auth.tokenUse ?? (isCognitoIssuer(auth.issuer) ? 'access' : 'any'));
     if (props.auth !== undefined) {
-      const { audience } = props.auth;
+      const { audience, jwksUri } = props.auth;
       const problems = [
         ...(URL.canParse(auth.issuer) ? [] : ['auth.issuer must be a URL']),
         ...(auth.tokenUse === undefined || authTokenUses.includes(auth.tokenUse)
@@ -749,6 +766,12 @@ export class BulwarkStack extends Stack {
         ...(audience === undefined && (tokenUse === 'any' || !isCognitoIssuer(auth.issuer))
           ? ['auth.audience is required for an issuer other than Cognito and with tokenUse any']
           : []),
+        ...(jwksUri === undefined || (URL.canParse(jwksUri) && new URL(jwksUri).protocol === 'https:')
+          ? []
+          : ['auth.jwksUri must be an https URL']),
+        ...(jwksUri === undefined && !isCognitoIssuer(auth.issuer)
+          ? ['auth.jwksUri is required for an issuer other than Cognito (its openid-configuration names it)']
+          : []),
       ];
       if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
     }
@@ -762,6 +785,7 @@ export class BulwarkStack extends Stack {
       fn.addEnvironment('AUTH_TOKEN_USE', tokenUse);
       if (props.auth?.audience !== undefined)
         fn.addEnvironment('AUTH_AUDIENCE', props.auth.audience.join(','));
+      if (props.auth?.jwksUri !== undefined) fn.addEnvironment('AUTH_JWKS_URI', props.auth.jwksUri);
     }
     const bookingsSigningSecret = new secretsmanager.Secret(this, 'BookingsSigningSecret', {
       description: 'Request-signing secret of the bookings service, JSON { current, previous }',

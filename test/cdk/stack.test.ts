@@ -913,23 +913,72 @@ describe('BulwarkStack auth settings', () => {
       .filter((value) => value !== undefined);
   }
 
+  /** AUTH_JWKS_URI of every function with protected routes (none when unset). */
+  function jwksUris(template: Template): unknown[] {
+    return Object.values(template.findResources('AWS::Lambda::Function'))
+      .map((fn) => (fn.Properties.Environment.Variables as Record<string, unknown>).AUTH_JWKS_URI)
+      .filter((value) => value !== undefined);
+  }
+
+  const keycloakJwksUri = 'https://login.example.org/realms/app/protocol/openid-connect/certs';
+
   it('skips the token_use check (any) for an issuer other than Cognito, which never writes that claim', () => {
     const template = synthesiseWithAuth({
       issuer: 'https://login.example.org/realms/app',
       clientIds: ['web'],
       audience: ['bookings-api', 'https://api.example.org'],
+      jwksUri: keycloakJwksUri,
     });
     expect(tokenUses(template)).toEqual(['any', 'any', 'any']);
     expect(audiences(template)).toEqual(Array(3).fill('bookings-api,https://api.example.org'));
+    expect(jwksUris(template)).toEqual(Array(3).fill(keycloakJwksUri));
+  });
+
+  it('refuses an issuer other than Cognito without the jwks_uri its openid-configuration names', () => {
+    const required = 'auth.jwksUri is required for an issuer other than Cognito';
+    expect(() =>
+      synthesiseWithAuth({
+        issuer: 'https://login.example.org/realms/app',
+        clientIds: ['web'],
+        audience: ['bookings-api'],
+      }),
+    ).toThrow(`Invalid BulwarkStack props: ${required}`);
+    for (const jwksUri of ['http://login.example.org/certs', 'certs']) {
+      expect(() =>
+        synthesiseWithAuth({
+          issuer: 'https://login.example.org/realms/app',
+          clientIds: ['web'],
+          audience: ['bookings-api'],
+          jwksUri,
+        }),
+      ).toThrow('auth.jwksUri must be an https URL');
+    }
+  });
+
+  it('sets AUTH_JWKS_URI for a Cognito issuer only when given one', () => {
+    expect(jwksUris(synthesiseWithAuth({ issuer, clientIds: ['web'] }))).toEqual([]);
+    const mirrored = 'https://keys.example.org/jwks.json';
+    expect(jwksUris(synthesiseWithAuth({ issuer, clientIds: ['web'], jwksUri: mirrored }))).toEqual(
+      Array(3).fill(mirrored),
+    );
   });
 
   it('refuses an issuer other than Cognito, or tokenUse any, without an audience', () => {
     const required = 'auth.audience is required for an issuer other than Cognito and with tokenUse any';
     expect(() =>
-      synthesiseWithAuth({ issuer: 'https://login.example.org/realms/app', clientIds: ['web'] }),
+      synthesiseWithAuth({
+        issuer: 'https://login.example.org/realms/app',
+        clientIds: ['web'],
+        jwksUri: keycloakJwksUri,
+      }),
     ).toThrow(`Invalid BulwarkStack props: ${required}`);
     expect(() =>
-      synthesiseWithAuth({ issuer: 'https://login.example.org/', clientIds: ['web'], tokenUse: 'access' }),
+      synthesiseWithAuth({
+        issuer: 'https://login.example.org/',
+        clientIds: ['web'],
+        tokenUse: 'access',
+        jwksUri: keycloakJwksUri,
+      }),
     ).toThrow(required);
     expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], tokenUse: 'any' })).toThrow(required);
     expect(() => synthesiseWithAuth({ issuer, clientIds: ['web'], audience: [] })).toThrow(
@@ -957,6 +1006,7 @@ describe('BulwarkStack auth settings', () => {
       clientIds: ['web'],
       tokenUse: 'access',
       audience: ['bookings-api'],
+      jwksUri: keycloakJwksUri,
     });
     expect(tokenUses(other)).toEqual(['access', 'access', 'access']);
   });
@@ -987,7 +1037,7 @@ describe('BulwarkStack auth settings', () => {
     );
   });
 
-  it('reads the auth prop from -c authIssuer, authClientIds, authTokenUse and authAudience', () => {
+  it('reads the auth prop from -c authIssuer, authClientIds, authTokenUse, authAudience and authJwksUri', () => {
     const fromContext = (context: Record<string, unknown>) =>
       authFromContext((key) => new App({ context }).node.tryGetContext(key));
     expect(fromContext({})).toBeUndefined();
@@ -997,18 +1047,24 @@ describe('BulwarkStack auth settings', () => {
         authClientIds: 'spa,svc',
         authTokenUse: 'any',
         authAudience: 'bookings-api,https://api.example.org',
+        authJwksUri: keycloakJwksUri,
       }),
     ).toEqual({
       issuer: 'https://login.example.org/realms/app',
       clientIds: ['spa', 'svc'],
       tokenUse: 'any',
       audience: ['bookings-api', 'https://api.example.org'],
+      jwksUri: keycloakJwksUri,
     });
     expect(fromContext({ authIssuer: issuer, authClientIds: 'web' })).toEqual({ issuer, clientIds: ['web'] });
     expect(() => fromContext({ authAudience: 'bookings-api' })).toThrow(
       'authAudience applies to an authIssuer',
     );
     expect(() => fromContext({ authTokenUse: 'id' })).toThrow('authTokenUse applies to an authIssuer');
+    expect(() => fromContext({ authJwksUri: keycloakJwksUri })).toThrow(
+      'authJwksUri applies to an authIssuer',
+    );
+    expect(() => fromContext({ authIssuer: issuer, authJwksUri: 1 })).toThrow('authJwksUri must be one URL');
     expect(() => fromContext({ authIssuer: issuer, authAudience: ['a'] })).toThrow(
       'authAudience must be comma-separated audiences',
     );
