@@ -55,13 +55,16 @@ export function isLocalCallbackUrl(url: string): boolean {
   return ['localhost', '127.0.0.1', '[::1]'].includes(new URL(url).hostname);
 }
 
-/** Every problem Cognito would have with a callback URL list: empty, not a URL, or http off localhost. */
+/**
+ * Every problem Cognito would have with a callback URL list: empty, not a URL, or http on any host but
+ * `localhost` (Cognito's API refuses plain http even on 127.0.0.1 and [::1]).
+ */
 export function callbackUrlProblems(urls: readonly string[]): string[] {
   if (urls.length === 0) return ['callbackUrls must name at least one URL'];
   return urls.flatMap((url) => {
     if (!URL.canParse(url)) return [`callback URL ${JSON.stringify(url)} is not a URL`];
-    const { protocol } = new URL(url);
-    return protocol === 'https:' || (protocol === 'http:' && isLocalCallbackUrl(url))
+    const { protocol, hostname } = new URL(url);
+    return protocol === 'https:' || (protocol === 'http:' && hostname === 'localhost')
       ? []
       : [`callback URL ${JSON.stringify(url)} must be https (http only for localhost)`];
   });

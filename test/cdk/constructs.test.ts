@@ -102,7 +102,7 @@ describe('BulwarkUserPool', () => {
     const stack = new Stack();
     new BulwarkUserPool(stack, 'Pool', {
       ...base,
-      callbackUrls: ['https://app.example.org/callback', 'http://127.0.0.1:8080/cb'],
+      callbackUrls: ['https://app.example.org/callback', 'http://localhost:8080/cb'],
       email: cognito.UserPoolEmail.withSES({ fromEmail: 'no-reply@example.org', sesRegion: 'eu-west-1' }),
     });
     const template = Template.fromStack(stack);
@@ -110,7 +110,7 @@ describe('BulwarkUserPool', () => {
       EmailConfiguration: { EmailSendingAccount: 'DEVELOPER', From: 'no-reply@example.org' },
     });
     template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
-      CallbackURLs: ['https://app.example.org/callback', 'http://127.0.0.1:8080/cb'],
+      CallbackURLs: ['https://app.example.org/callback', 'http://localhost:8080/cb'],
     });
   });
 
@@ -120,6 +120,10 @@ describe('BulwarkUserPool', () => {
     expect(build([])).toThrow('Invalid BulwarkUserPool props: callbackUrls must name at least one URL');
     expect(build(['app/callback', 'http://app.example.org/callback'])).toThrow(
       'Invalid BulwarkUserPool props: callback URL "app/callback" is not a URL; callback URL "http://app.example.org/callback" must be https (http only for localhost)',
+    );
+    // Cognito allows plain http for the name localhost only, not for its addresses.
+    expect(build(['http://127.0.0.1:8080/cb', 'http://[::1]:8080/cb', 'https://127.0.0.1:8080/cb'])).toThrow(
+      'Invalid BulwarkUserPool props: callback URL "http://127.0.0.1:8080/cb" must be https (http only for localhost); callback URL "http://[::1]:8080/cb" must be https (http only for localhost)',
     );
   });
 

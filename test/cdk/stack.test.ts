@@ -1363,7 +1363,7 @@ describe('BulwarkStack in the prod stage', () => {
       () =>
         new BulwarkStack(app, 'Bulwark-prod-local', {
           stage: 'prod',
-          callbackUrls: ['http://localhost:3000/callback', 'http://127.0.0.1:8080/callback'],
+          callbackUrls: ['http://localhost:3000/callback', 'https://127.0.0.1:8080/callback'],
         }),
     ).toThrow(message);
   });
