@@ -11,6 +11,11 @@ const auth = authFromContext((key) => app.node.tryGetContext(key));
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
 const emailFrom: unknown = app.node.tryGetContext('emailFrom');
+// In the SES sandbox, the verified recipients: `-c sesSandboxRecipients=a@example.org,example.net`.
+const sesSandboxRecipients: unknown = app.node.tryGetContext('sesSandboxRecipients');
+if (sesSandboxRecipients !== undefined && typeof sesIdentity !== 'string') {
+  throw new Error('sesSandboxRecipients needs the sesIdentity the worker sends from');
+}
 if (
   emailFrom !== undefined &&
   sesIdentity === undefined &&
@@ -34,6 +39,9 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
         email: {
           identity: typeof sesIdentity === 'string' ? sesIdentity : defaultEmailIdentity,
           ...(typeof emailFrom === 'string' ? { from: emailFrom } : {}),
+          ...(typeof sesSandboxRecipients === 'string'
+            ? { sandboxRecipients: sesSandboxRecipients.split(',') }
+            : {}),
           ...(typeof smtpHost === 'string'
             ? { smtp: { host: smtpHost, ...(smtpPort === undefined ? {} : { port: Number(smtpPort) }) } }
             : {}),

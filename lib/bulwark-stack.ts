@@ -154,7 +154,7 @@ export interface BulwarkStackProps extends StackProps {
   };
   /**
    * The SES identity the email worker sends from: a verified domain (`example.com`) or address
-   * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity. `from` defaults to
+   * (`noreply@example.com`); `ses:SendEmail` is granted on exactly this identity (and `sandboxRecipients`). `from` defaults to
    * `Bulwark <noreply@<domain>>` or the address itself; with SES, synth refuses a `from` whose address
    * is not the identity or at the identity's domain. With `smtp`, the worker sends through that
    * relay instead (STARTTLS required, or TLS on port 465), authenticating with the pair an operator
@@ -165,6 +165,14 @@ export interface BulwarkStackProps extends StackProps {
   readonly email?: {
     readonly identity: string;
     readonly from?: string;
+    /**
+     * The verified identities (addresses or domains) the worker may send to while the account is in the
+     * SES sandbox. There SES also authorises SendEmail on each recipient's identity, so a grant on the
+     * sender's identity alone is refused for every message; `ses:SendEmail` is granted on these too.
+     * Leave it out once the account has production access.
+     * @default - none (bin/app.ts reads `-c sesSandboxRecipients=a@example.org,example.net`)
+     */
+    readonly sandboxRecipients?: readonly string[];
     /** @default - SES */
     readonly smtp?: { readonly host: string /** @default 587 */; readonly port?: number };
   };
@@ -255,16 +263,28 @@ interface EmailSettings {
   identity: string;
   from: string;
   smtp: { host: string; port: number } | undefined;
+  sandboxRecipients: readonly string[];
 }
+
+const identityAddress = /^[^@\s<>]+@[a-z0-9.-]+\.[a-z]{2,}$/i;
 
 function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
   const identity = email?.identity ?? defaultEmailIdentity;
-  const isAddress = /^[^@\s<>]+@[a-z0-9.-]+\.[a-z]{2,}$/i.test(identity);
+  const isAddress = identityAddress.test(identity);
   const problems: string[] = [];
   if (!isAddress && !domainName.test(identity)) {
     problems.push('email.identity must be a domain or an email address');
   }
+  const sandboxRecipients = email?.sandboxRecipients ?? [];
+  if (
+    !sandboxRecipients.every((recipient) => identityAddress.test(recipient) || domainName.test(recipient))
+  ) {
+    problems.push('email.sandboxRecipients must be domains or email addresses');
+  }
   const smtp = email?.smtp && { host: email.smtp.host, port: email.smtp.port ?? 587 };
+  if (smtp && sandboxRecipients.length > 0) {
+    problems.push('email.sandboxRecipients applies to SES; an SMTP relay sends without it');
+  }
   if (smtp && !domainName.test(smtp.host)) problems.push('email.smtp.host must be a host name');
   if (smtp && !(Number.isInteger(smtp.port) && smtp.port >= 1 && smtp.port <= 65_535)) {
     problems.push('email.smtp.port must be an integer from 1 to 65535');
@@ -282,7 +302,7 @@ function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
     }
   }
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
-  return { identity, from, smtp };
+  return { identity, from, smtp, sandboxRecipients };
 }
 
 /** The address of a From header, `a@b.c` or `Name <a@b.c>`; undefined when it is neither. */
@@ -649,7 +669,7 @@ export class BulwarkStack extends Stack {
    * pointing at this API), and the email worker sends them through SES v2 from exactly one identity,
    * or through the given SMTP relay with the credentials secret.
    */
-  private addEmail({ identity, from, smtp }: EmailSettings): void {
+  private addEmail({ identity, from, smtp, sandboxRecipients }: EmailSettings): void {
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
     worker.addEnvironment('EMAIL_FROM', from);
@@ -661,11 +681,14 @@ export class BulwarkStack extends Stack {
       this.smtpCredentials.grantRead(worker);
     } else {
       worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
-      // SES v2 SendEmail is authorised on the From identity (no configuration set is used).
+      // SES v2 SendEmail is authorised on the From identity (no configuration set is used), and in the
+      // sandbox on each recipient's identity too.
       worker.addToRolePolicy(
         new iam.PolicyStatement({
           actions: ['ses:SendEmail'],
-          resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/${identity}`],
+          resources: [identity, ...new Set(sandboxRecipients)].map(
+            (name) => `arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/${name}`,
+          ),
         }),
       );
     }

@@ -1326,6 +1326,44 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     ).not.toThrow();
   });
 
+  it('grants ses:SendEmail on the sandbox recipients given, since the SES sandbox authorises each recipient too', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-sandbox', {
+      stage: 'dev',
+      email: {
+        identity: 'example.org',
+        sandboxRecipients: ['ada@example.net', 'example.net', 'ada@example.net'],
+      },
+    });
+    const sends = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
+      (policy) =>
+        (policy.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]).filter(
+          (statement) => statement.Action === 'ses:SendEmail',
+        ),
+    );
+    expect(sends).toEqual([
+      expect.objectContaining({
+        Resource: [
+          sesIdentityArn('example.org'),
+          sesIdentityArn('ada@example.net'),
+          sesIdentityArn('example.net'),
+        ],
+      }),
+    ]);
+    const build = (id: string, email: NonNullable<BulwarkStackProps['email']>) => () =>
+      new BulwarkStack(app, id, { stage: 'dev', email });
+    expect(
+      build('Bulwark-sandbox-bad', { identity: 'example.org', sandboxRecipients: ['*', 'a b'] }),
+    ).toThrow('Invalid BulwarkStack props: email.sandboxRecipients must be domains or email addresses');
+    expect(
+      build('Bulwark-sandbox-smtp', {
+        identity: 'example.org',
+        smtp: { host: 'smtp.example.org' },
+        sandboxRecipients: ['ada@example.net'],
+      }),
+    ).toThrow('email.sandboxRecipients applies to SES');
+  });
+
   it('rejects an SES identity that is neither a domain nor an address', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(
