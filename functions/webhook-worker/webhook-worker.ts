@@ -112,7 +112,10 @@ interface DeliveryJob {
   readonly message: WebhookMessage;
   readonly endpoint: StoredEndpoint;
   readonly attempt: number;
-  /** Set once the POST is sent, so a worker failure after it (saving the outcome) is told apart. */
+  /**
+   * Set once the POST is sent, so a worker failure after it (saving the outcome) is told apart, and
+   * so is a result Powertools replayed without one.
+   */
   readonly progress: { posted: boolean };
 }
 
@@ -163,7 +166,8 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
  *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved.
  * - a webhook id already delivered (a redelivery, a duplicate): Powertools Idempotency returns the
- *   stored result, so the endpoint is never POSTed twice after a success.
+ *   stored result, so the endpoint is never POSTed twice after a success; logged and audited as a
+ *   duplicate, not as delivered (unless this copy is the one that saves the delivery).
  *
  * An open circuit counts as an attempt (SQS counts every receive, and the DLQ rule is "5 receives"),
  * but a cheap one: no connection, no 10 s wait, and the next attempt waits at least until the circuit
@@ -322,8 +326,9 @@ export class WebhookWorker {
       return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
     }
     const { attempt: deliveredAttempt, at, statusCode, durationMs } = delivered;
+    let saved: boolean;
     try {
-      await store.recordAttempt(
+      saved = await store.recordAttempt(
         message,
         { attempt: deliveredAttempt, at, statusCode, durationMs },
         'delivered',
@@ -332,12 +337,25 @@ export class WebhookWorker {
     } catch (error) {
       return this.postpone(record, message, { attempt, posted: true }, error, correlationId);
     }
+    // No POST in this invocation (Powertools returned an earlier one's result) and the delivery was
+    // already saved: a copy. A replay that saves an outcome its POST could not is still the delivery.
+    if (!progress.posted && !saved) return this.recordDuplicate(message, correlationId);
     recordMetric(observability.metrics, 'WebhookDelivered');
     this.audit('webhook.delivered', 'success', correlationId, message, {
       attempt: deliveredAttempt,
       statusCode,
       durationMs,
     });
+  }
+
+  /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */
+  private recordDuplicate(message: WebhookMessage, correlationId: string): void {
+    this.options.observability.logger.info('Webhook already delivered; copy skipped', {
+      correlationId,
+      webhookId: message.id,
+      endpointId: message.endpointId,
+    });
+    this.audit('webhook.duplicate', 'success', correlationId, message, {});
   }
 
   /**

@@ -607,6 +607,9 @@ describe('a worker failure after the POST', () => {
     // Received again: the stored success is replayed and saved, with no second POST.
     expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
     expect(healthy.received).toHaveLength(1);
+    // The copy that saves the delivery counts it, once.
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered']);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({
       status: 'delivered',
       attempts: [{ attempt: 1, statusCode: 204 }],
@@ -715,6 +718,27 @@ describe('a worker failure after the POST', () => {
       }),
     ]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+  });
+});
+
+describe('a duplicate copy of a delivered message', () => {
+  it('is not POSTed, counted or audited as a second delivery, but audited as a duplicate', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const { run, audits, metrics } = setup();
+    const added = vi.spyOn(metrics, 'addMetric');
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    // SQS delivers at least once: the same message as a second SQS message, first receive.
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(healthy.received).toHaveLength(1);
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered', 'webhook.duplicate']);
+    expect(audits[1]).toMatchObject({ outcome: 'success', metadata: { webhookId: message.id } });
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [{ attempt: 1, statusCode: 204 }],
+    });
   });
 });
 
