@@ -112,7 +112,10 @@ interface DeliveryJob {
   readonly message: WebhookMessage;
   readonly endpoint: StoredEndpoint;
   readonly attempt: number;
-  /** Set once the POST is sent, so a worker failure after it (saving the outcome) is told apart. */
+  /**
+   * Set once the POST is sent, so a worker failure after it (saving the outcome) is told apart, and
+   * so is a result Powertools replayed without one.
+   */
   readonly progress: { posted: boolean };
 }
 
@@ -159,9 +162,12 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   and leaves the message to SQS's redrive into the DLQ.
  * - the worker's own failure before any POST (signing: KMS, the stored secret; the idempotency
  *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
- *   streak and the disable rule are untouched, and the message is retried later.
+ *   streak and the disable rule are untouched, and the message is retried later. A failure saving
+ *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
+ *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved.
  * - a webhook id already delivered (a redelivery, a duplicate): Powertools Idempotency returns the
- *   stored result, so the endpoint is never POSTed twice after a success.
+ *   stored result, so the endpoint is never POSTed twice after a success; logged and audited as a
+ *   duplicate, not as delivered (unless this copy is the one that saves the delivery).
  *
  * An open circuit counts as an attempt (SQS counts every receive, and the DLQ rule is "5 receives"),
  * but a cheap one: no connection, no 10 s wait, and the next attempt waits at least until the circuit
@@ -320,12 +326,20 @@ export class WebhookWorker {
       return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
     }
     const { attempt: deliveredAttempt, at, statusCode, durationMs } = delivered;
-    await store.recordAttempt(
-      message,
-      { attempt: deliveredAttempt, at, statusCode, durationMs },
-      'delivered',
-    );
-    if (endpoint.failedDeliveries > 0) await store.clearFailures(endpoint.id);
+    let saved: boolean;
+    try {
+      saved = await store.recordAttempt(
+        message,
+        { attempt: deliveredAttempt, at, statusCode, durationMs },
+        'delivered',
+      );
+      if (endpoint.failedDeliveries > 0) await store.clearFailures(endpoint.id);
+    } catch (error) {
+      return this.postpone(record, message, { attempt, posted: true }, error, correlationId);
+    }
+    // No POST in this invocation (Powertools returned an earlier one's result) and the delivery was
+    // already saved: a copy. A replay that saves an outcome its POST could not is still the delivery.
+    if (!progress.posted && !saved) return this.recordDuplicate(message, correlationId);
     recordMetric(observability.metrics, 'WebhookDelivered');
     this.audit('webhook.delivered', 'success', correlationId, message, {
       attempt: deliveredAttempt,
@@ -334,10 +348,21 @@ export class WebhookWorker {
     });
   }
 
+  /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */
+  private recordDuplicate(message: WebhookMessage, correlationId: string): void {
+    this.options.observability.logger.info('Webhook already delivered; copy skipped', {
+      correlationId,
+      webhookId: message.id,
+      endpointId: message.endpointId,
+    });
+    this.audit('webhook.duplicate', 'success', correlationId, message, {});
+  }
+
   /**
    * Not the endpoint's answer: another copy of this message is being delivered right now, or the
-   * worker failed before the POST or in saving its outcome. Nothing is recorded against the endpoint (a KMS outage must not
-   * disable every endpoint at once); the message comes back later and the record is reported failed:
+   * worker failed before the POST or in saving its outcome. Nothing is recorded against the endpoint
+   * here (a KMS outage must not disable every endpoint at once); the message comes back later and the
+   * record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
    * a failure of ours, so messages that failed together in an outage do not all return together.
    */
@@ -345,7 +370,7 @@ export class WebhookWorker {
     record: SQSRecord,
     message: WebhookMessage,
     { attempt, posted }: { readonly attempt: number; readonly posted: boolean },
-    error: IdempotencyUnknownError | SigningFailedError,
+    error: unknown,
     correlationId: string,
   ): Promise<never> {
     const { logger, metrics } = this.options.observability;
@@ -355,7 +380,7 @@ export class WebhookWorker {
       logger.warn('Webhook delivery postponed: another copy is in flight', context);
     } else {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
-      // the worker's error: the endpoint was never tried.
+      // the worker's error, not the endpoint's.
       recordMetric(metrics, 'WebhookFailed');
       logger.error(
         posted
@@ -366,14 +391,20 @@ export class WebhookWorker {
       delaySec = this.nextDelaySec(attempt, error);
       if (attempt >= this.options.maxAttempts) {
         // The last receive: SQS's redrive takes the message next, so the history must not stay pending.
-        // Whatever the endpoint answered, if anything, is unknown, so its failure streak is left alone.
+        // The failure streak is left alone: an answer the endpoint gave was applied before its save failed.
         const entry = {
           attempt,
           at: new Date().toISOString(),
           error: posted ? 'outcome not saved: worker error' : 'not attempted: worker error',
           durationMs: 0,
         };
-        await this.options.store.recordAttempt(message, entry, 'failed');
+        // Best effort: the store may be what is failing, and the message must still go to the redrive now.
+        await this.options.store.recordAttempt(message, entry, 'failed').catch((saveError: unknown) => {
+          logger.error('Webhook delivery left pending: it could not be marked failed', {
+            ...context,
+            error: saveError,
+          });
+        });
         delaySec = 0;
       }
     }
@@ -385,6 +416,7 @@ export class WebhookWorker {
    * Records a failed attempt and decides what follows: 410 ends the delivery and disables the endpoint
    * (resolves: the message is deleted); otherwise the next attempt is delayed, or after the last one
    * the delivery is marked failed and the disable rule applied (rejects: SQS keeps the message).
+   * A write that fails here postpones the message like any failure of the worker's.
    */
   private async failAttempt(
     record: SQSRecord,
@@ -398,19 +430,26 @@ export class WebhookWorker {
     const failure = describeFailure(error);
     const now = new Date();
     const entry: DeliveryAttempt = { attempt, at: now.toISOString(), ...failure, durationMs };
+    const gone = failure.statusCode === 410;
+    const last = attempt >= this.options.maxAttempts;
+    try {
+      // The endpoint's answer first: if saving the attempt then fails, a 410 still disables the
+      // endpoint and a last failed attempt still counts toward the disable rule.
+      if (gone) await this.disable(endpoint, 'gone', correlationId);
+      else if (last) await this.applyDisableRule(endpoint, correlationId, now);
+      await store.recordAttempt(message, entry, gone || last ? 'failed' : 'pending');
+    } catch (saveError) {
+      return this.postpone(record, message, { attempt, posted: true }, saveError, correlationId);
+    }
     recordMetric(observability.metrics, 'WebhookFailed');
-    if (failure.statusCode === 410) {
-      await store.recordAttempt(message, entry, 'failed');
+    if (gone) {
       this.audit('webhook.failed', 'failure', correlationId, message, {
         attempt,
         statusCode: 410,
         last: true,
       });
-      await this.disable(endpoint, 'gone', correlationId);
       return;
     }
-    const last = attempt >= this.options.maxAttempts;
-    await store.recordAttempt(message, entry, last ? 'failed' : 'pending');
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
     const delaySec = last ? 0 : this.nextDelaySec(attempt, error);
     observability.logger.warn('Webhook delivery attempt failed', {
@@ -423,7 +462,6 @@ export class WebhookWorker {
       reason: failure.error,
     });
     this.audit('webhook.failed', 'error', correlationId, message, { attempt, last, reason: failure.error });
-    if (last) await this.applyDisableRule(endpoint, correlationId, now);
     await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
     throw error;
   }

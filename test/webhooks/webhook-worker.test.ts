@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import { KMSServiceException } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -12,7 +13,7 @@ import {
   workerIdempotencyStore,
 } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
-import { newWebhookId, WebhookStore } from '../../functions/shared/webhook-store.js';
+import { type DeliveryStatus, newWebhookId, WebhookStore } from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
@@ -560,6 +561,139 @@ describe("a failure on the worker's side", () => {
 });
 
 describe('a worker failure after the POST', () => {
+  /** The worker's own store, whose delivery writes DynamoDB throttles while `throttles` says so. */
+  function throttledDeliveryWrites(throttles: (status: DeliveryStatus) => boolean) {
+    const throttledStore = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+    const recordAttempt = throttledStore.recordAttempt.bind(throttledStore);
+    vi.spyOn(throttledStore, 'recordAttempt').mockImplementation((message, attempt, status, now) =>
+      throttles(status)
+        ? Promise.reject(
+            new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
+          )
+        : recordAttempt(message, attempt, status, now),
+    );
+    return throttledStore;
+  }
+
+  /** True the first `count` times it is asked, then false. */
+  const firstTimes = (count: number) => () => {
+    count -= 1;
+    return count >= 0;
+  };
+
+  const failedMetrics = (added: { mock: { calls: unknown[][] } }) =>
+    added.mock.calls.filter(([name]) => name === 'WebhookFailed');
+
+  it('retries a delivery whose success could not be saved after the jittered backoff, and saves it then', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const throttledStore = throttledDeliveryWrites(firstTimes(1));
+    const { run, logger, metrics, audits } = setup({ store: throttledStore });
+    const logged = vi.spyOn(logger, 'error');
+    const added = vi.spyOn(metrics, 'addMetric');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const firstAttempt = await record(message, 1);
+    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved',
+      expect.objectContaining({ webhookId: message.id }),
+    );
+    expect(failedMetrics(added)).toEqual([['WebhookFailed', 'Count', 1]]);
+    expect(audits.map((event) => event.eventType)).not.toContain('webhook.delivered');
+    // Random 0.5 of base 10 × 2^0.
+    expect(visibilityChanges()).toEqual([5]);
+    expect(await historyOf(endpoint.id)).toEqual([]);
+
+    // Received again: the stored success is replayed and saved, with no second POST.
+    expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
+    expect(healthy.received).toHaveLength(1);
+    // The copy that saves the delivery counts it, once.
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered']);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [{ attempt: 1, statusCode: 204 }],
+    });
+  });
+
+  it('marks the delivery failed on the last receive when its success could not be saved', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const { run, metrics } = setup({ store: throttledDeliveryWrites((status) => status === 'delivered') });
+    const added = vi.spyOn(metrics, 'addMetric');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await record(message, 5);
+    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(healthy.received).toHaveLength(1);
+    expect(await historyOf(endpoint.id)).toEqual([
+      expect.objectContaining({
+        status: 'failed',
+        attempts: [expect.objectContaining({ attempt: 5, error: 'outcome not saved: worker error' })],
+      }),
+    ]);
+    expect(failedMetrics(added)).toEqual([['WebhookFailed', 'Count', 1]]);
+    // Visible at once, for the redrive.
+    expect(visibilityChanges()).toEqual([0]);
+  });
+
+  it('still counts a failed last attempt toward the disable rule when its record could not be saved', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run, metrics } = setup({
+      store: throttledDeliveryWrites(firstTimes(1)),
+      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
+    });
+    const added = vi.spyOn(metrics, 'addMetric');
+    const lastAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 5);
+    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+    });
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'failed',
+      attempts: [{ attempt: 5, error: 'outcome not saved: worker error' }],
+    });
+    // One failed attempt, counted once.
+    expect(failedMetrics(added)).toEqual([['WebhookFailed', 'Count', 1]]);
+    expect(visibilityChanges()).toEqual([0]);
+  });
+
+  it('disables an endpoint that answered 410 even when the attempt could not be saved', async () => {
+    const gone = await receiver(() => ({ status: 410 }));
+    const endpoint = await endpointAt(gone.url);
+    const { run } = setup({ store: throttledDeliveryWrites(firstTimes(1)) });
+    const firstAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'gone',
+    });
+    expect(visibilityChanges()).toEqual([5]);
+    // Received again: the endpoint is disabled, so the delivery ends without a second POST.
+    expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
+    expect(gone.received).toHaveLength(1);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'failed',
+      attempts: [{ error: 'endpoint disabled: not attempted' }],
+    });
+  });
+
+  it('still hands the last receive to the redrive at once when the delivery cannot be marked failed either', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const { run, logger } = setup({ store: throttledDeliveryWrites(() => true) });
+    const logged = vi.spyOn(logger, 'error');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await record(message, 5);
+    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivery left pending: it could not be marked failed',
+      expect.objectContaining({ webhookId: message.id }),
+    );
+    expect(visibilityChanges()).toEqual([0]);
+  });
+
   it('is logged and recorded as an unsaved outcome, not as a delivery never attempted', async () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
@@ -584,6 +718,27 @@ describe('a worker failure after the POST', () => {
       }),
     ]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+  });
+});
+
+describe('a duplicate copy of a delivered message', () => {
+  it('is not POSTed, counted or audited as a second delivery, but audited as a duplicate', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const { run, audits, metrics } = setup();
+    const added = vi.spyOn(metrics, 'addMetric');
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    // SQS delivers at least once: the same message as a second SQS message, first receive.
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(healthy.received).toHaveLength(1);
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered', 'webhook.duplicate']);
+    expect(audits[1]).toMatchObject({ outcome: 'success', metadata: { webhookId: message.id } });
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [{ attempt: 1, statusCode: 204 }],
+    });
   });
 });
 
