@@ -28,8 +28,9 @@ export type CircuitBreakerEvents<T> = {
 /** What a guarded action receives. */
 export interface GuardedCall {
   /**
-   * Aborted when the call times out: pass it on (to fetch, the AWS SDK...) so the work stops too.
-   * Created on first read: an AbortSignal costs microseconds, more than the rest of the call.
+   * Aborted when the call times out, also when first read after that: pass it on (to fetch, the AWS
+   * SDK...) so the work stops too. Created on first read or at the timeout: an AbortSignal costs
+   * microseconds, more than the rest of the call.
    */
   readonly signal: AbortSignal;
 }
@@ -122,7 +123,10 @@ class PendingCall<T> extends Deadline implements GuardedCall {
     const error = this.cutByCaller
       ? new DeadlineExceededError(this.site.name, this.deadline - this.startedAt)
       : new DependencyTimeoutError(this.site.name, this.timeoutMs);
-    this.controller?.abort(error);
+    // Created here if the action has not read it yet: one that reads it later, after an await that
+    // outlasted the timeout, must get an aborted signal, not a fresh one that never fires.
+    this.controller ??= new AbortController();
+    this.controller.abort(error);
     this.settleFailure(error);
   }
 

@@ -500,6 +500,28 @@ describe('timeouts', () => {
     expect(await storedItem(name)).toMatchObject({ failures: 1 });
   });
 
+  it('hands an action that first reads its signal after the timeout an aborted one', async () => {
+    const breaker = instance<string>(uniqueName(), { timeoutMs: 100 });
+    await breaker.execute(succeeding);
+    const signing = deferred<void>();
+    const signalRead = deferred<AbortSignal>();
+    const call = outcome(
+      breaker.execute(async (guarded) => {
+        await signing.promise;
+        signalRead.resolve(guarded.signal);
+        return 'too late';
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    const { error } = await call;
+    expect(error).toBeInstanceOf(DependencyTimeoutError);
+
+    signing.resolve();
+    const signal = await signalRead.promise;
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBe(error);
+  });
+
   it('ignores what a timed-out action does later', async () => {
     const breaker = instance<string>(uniqueName(), { timeoutMs: 100 });
     await breaker.execute(succeeding);
