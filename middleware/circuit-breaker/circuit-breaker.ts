@@ -1,7 +1,12 @@
 // The circuit breaker: CLOSED / OPEN / HALF_OPEN shared by every instance through a state store.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../errors.js';
+import {
+  CircuitOpenError,
+  DeadlineExceededError,
+  DependencyTimeoutError,
+  InvalidArgumentError,
+} from '../errors.js';
 import { emitEvent, type SecurityEventType } from '../events.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
@@ -39,7 +44,10 @@ export interface GuardedCall {
 export type GuardedAction<T> = (call: GuardedCall) => PromiseLike<T> | T;
 
 export interface ExecuteOptions {
-  /** A shorter timeout for this call only; like the breaker's own, it counts when it runs out. @default the breaker's timeoutMs */
+  /**
+   * A shorter timeout for this call only, a finite number > 0; like the breaker's own, it counts when
+   * it runs out. For the time the caller has left, give `deadline` instead. @default the breaker's timeoutMs
+   */
   readonly timeoutMs?: number | undefined;
   /**
    * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin. A call
@@ -220,10 +228,18 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     const now = Date.now();
     const timeoutMs = options === undefined ? this.options.timeoutMs : this.timeoutFor(options);
     const deadline = options?.deadline ?? Number.POSITIVE_INFINITY;
-    if (Number.isNaN(timeoutMs))
-      return Promise.reject(new TypeError('timeoutMs must be a number of milliseconds'));
-    if (typeof deadline !== 'number' || Number.isNaN(deadline))
-      return Promise.reject(new TypeError('deadline must be a number of epoch milliseconds'));
+    if (Number.isNaN(timeoutMs)) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `timeoutMs must be a finite number of milliseconds > 0 (got ${String(options?.timeoutMs)}); for the time the caller has left, give a deadline`,
+        ),
+      );
+    }
+    if (typeof deadline !== 'number' || Number.isNaN(deadline)) {
+      return Promise.reject(
+        new InvalidArgumentError(`deadline must be a number of epoch milliseconds (got ${String(deadline)})`),
+      );
+    }
     if (deadline <= now) return Promise.reject(new DeadlineExceededError(this.name, 0));
     // The hot path: closed and fresh, so no store request, no await, and nothing written on success.
     if (now < this.validUntil && this.record.state === CircuitState.closed) {
@@ -232,12 +248,16 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return this.decide(action, now, timeoutMs, deadline);
   }
 
-  /** A per-call timeout can only shorten the breaker's; NaN when it is not a number. */
+  /**
+   * A per-call timeout can only shorten the breaker's; NaN when it is not a finite number > 0. Zero or
+   * less is refused rather than run: the call would time out at once and count against a healthy
+   * dependency, opening the circuit for the whole fleet.
+   */
   private timeoutFor(options: ExecuteOptions): number {
     const requested = options.timeoutMs;
     if (requested === undefined) return this.options.timeoutMs;
-    if (typeof requested !== 'number') return Number.NaN;
-    return Math.min(this.options.timeoutMs, Math.max(1, requested));
+    if (!Number.isFinite(requested) || requested <= 0) return Number.NaN;
+    return Math.min(this.options.timeoutMs, requested);
   }
 
   private async decide(

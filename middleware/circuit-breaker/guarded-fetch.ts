@@ -57,7 +57,10 @@ export interface GuardedFetchOptions {
   readonly fetch?: typeof fetch;
   /** @default {@link isServerError}: 5xx counts, 4xx does not */
   readonly isFailure?: ResponseFailurePredicate;
-  /** A shorter timeout for this request; it counts when it runs out. @default the breaker's timeoutMs */
+  /**
+   * A shorter timeout for this request, a finite number > 0 (else `InvalidArgumentError`); it counts
+   * when it runs out. @default the breaker's timeoutMs
+   */
   readonly timeoutMs?: number | undefined;
   /**
    * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin; running

@@ -200,6 +200,15 @@ describe('callService', () => {
     expect((await outcome(call('hang', { timeoutMs: 100 }))).error).toMatchObject({ timeoutMs: 100 });
   });
 
+  it('refuses a per-call timeout of 0 or less before sending anything, and does not count it', async () => {
+    const { client, service, call } = clientFor({ failureThreshold: 1 });
+    for (const timeoutMs of [0, -250]) {
+      expect((await outcome(call('ok', { timeoutMs }))).error).toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(received).toHaveLength(0);
+    expect(client.breakers[service]?.state).toBe('CLOSED');
+  });
+
   it('sends the method, headers and string body it is given', async () => {
     const { call } = clientFor();
     const response = await call('echo', {

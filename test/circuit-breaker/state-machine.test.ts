@@ -3,7 +3,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker, type GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
-import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../../middleware/errors.js';
+import {
+  CircuitOpenError,
+  DeadlineExceededError,
+  DependencyTimeoutError,
+  InvalidArgumentError,
+} from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import {
   countedClient,
@@ -453,12 +458,21 @@ describe('actions', () => {
     expect(successes).toHaveBeenCalledWith('ok', 0);
   });
 
-  it('rejects a per-call timeout that is not a number', async () => {
-    const breaker = instance(uniqueName());
-    await expect(breaker.execute(succeeding, { timeoutMs: Number.NaN })).rejects.toThrow(TypeError);
-    await expect(breaker.execute(succeeding, { timeoutMs: '5' as never })).rejects.toThrow(TypeError);
-    expect(await breaker.execute(succeeding, {})).toBe('ok');
-  });
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5'])(
+    'refuses a per-call timeout of %s without calling the dependency or counting a failure',
+    async (timeoutMs) => {
+      const name = uniqueName();
+      const breaker = instance(name, { failureThreshold: 1 });
+      const action = vi.fn(succeeding);
+      const { error } = await outcome(breaker.execute(action, { timeoutMs: timeoutMs as number }));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(action).not.toHaveBeenCalled();
+      expect(breaker.state).toBe('CLOSED');
+      expect(await storedItem(name)).toBeUndefined();
+      expect(await breaker.execute(succeeding, {})).toBe('ok');
+    },
+  );
 });
 
 describe('timeouts', () => {
@@ -594,7 +608,7 @@ describe('timeouts', () => {
     expect(error).toMatchObject({ timeoutMs: 0 });
     expect(action).not.toHaveBeenCalled();
     expect(await storedItem(name)).toBeUndefined();
-    await expect(breaker.execute(succeeding, { deadline: Number.NaN })).rejects.toThrow(TypeError);
+    await expect(breaker.execute(succeeding, { deadline: Number.NaN })).rejects.toThrow(InvalidArgumentError);
   });
 
   it('counts its own timeout when it ends before the caller’s deadline', async () => {
