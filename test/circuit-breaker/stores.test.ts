@@ -157,8 +157,26 @@ describe('DynamoDbCircuitStateStore', () => {
     expect(() => new DynamoDbCircuitStateStore({ tableName: '', requestTimeoutMs: -1 })).toThrow(
       new InvalidOptionsError('DynamoDbCircuitStateStore', [
         'tableName must be a non-empty string',
-        'requestTimeoutMs must be a number > 0',
+        'requestTimeoutMs must be an integer of milliseconds 1..2147483647 (got -1)',
       ]),
     );
+  });
+
+  it.each([0, 1500.5, 2 ** 31, 2 ** 32, Number.NaN])(
+    'rejects a requestTimeoutMs of %s, which would fail every store operation',
+    (requestTimeoutMs) => {
+      expect(() => new DynamoDbCircuitStateStore({ tableName, requestTimeoutMs })).toThrow(
+        InvalidOptionsError,
+      );
+    },
+  );
+
+  it('works with the longest requestTimeoutMs it accepts', async () => {
+    const store = new DynamoDbCircuitStateStore({
+      tableName,
+      client: countedClient().client,
+      requestTimeoutMs: 2_147_483_647,
+    });
+    expect(await store.read(uniqueName(), Date.now())).toMatchObject({ state: 'CLOSED', generation: 0 });
   });
 });
