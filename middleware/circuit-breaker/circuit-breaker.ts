@@ -147,8 +147,9 @@ class PendingCall<T> extends Deadline implements GuardedCall {
 /**
  * A circuit breaker whose state every Lambda instance shares through DynamoDB (the toolkit table,
  * `CB#<name>`). While CLOSED a success writes nothing and the state is re-read at most once per
- * `stateTtlMs`; each failure is one atomic ADD on the fleet-wide window count, and the instance whose
- * count reaches `failureThreshold` opens the circuit with a conditional write. OPEN fails fast with
+ * `stateTtlMs`; each failure counts atomically toward the fleet-wide window count (one UpdateItem, two
+ * for the first failure of a window), and the instance whose count reaches `failureThreshold` opens
+ * the circuit with a conditional write. OPEN fails fast with
  * {@link CircuitOpenError} (503, Retry-After) or the fallback; once `resetTimeoutMs` has passed, the
  * first instance to take the half-open lease probes, alone across the fleet, and `successThreshold`
  * consecutive successes close the circuit while any failure reopens it. Half-open is computed from

@@ -164,7 +164,7 @@ describe('a closed circuit', () => {
     expect(dependencyCalls).not.toHaveBeenCalled();
   });
 
-  it('counts each failure fleet-wide with one atomic ADD and rethrows it', async () => {
+  it('counts each failure fleet-wide atomically and rethrows it', async () => {
     const name = uniqueName();
     const counted = countedClient();
     const breaker = instance(name, {}, counted);

@@ -128,15 +128,18 @@ describe('DynamoDbCircuitStateStore', () => {
     expect(await dynamoStore().read(name, now)).toEqual({ ...initialRecord, probeOwner: undefined });
   });
 
-  it('makes a single request for a failure in the current window', async () => {
+  it('makes a single request for a failure in the current window, two for the first of a window', async () => {
     const counted = countedClient();
     const store = dynamoStore(counted);
     const name = uniqueName();
     const failure = { generation: 0, windowStart: now, expiresAt };
     await store.addFailure(name, failure, now);
-    const before = counted.requests();
+    expect(counted.byCommand()).toEqual({ UpdateItemCommand: 2 });
     await store.addFailure(name, failure, now);
-    expect(counted.requests() - before).toBe(1);
+    expect(counted.byCommand()).toEqual({ UpdateItemCommand: 3 });
+    const nextWindow = { ...failure, windowStart: now + 10_000 };
+    expect(await store.addFailure(name, nextWindow, now + 10_000)).toMatchObject({ failures: 1 });
+    expect(counted.byCommand()).toEqual({ UpdateItemCommand: 5 });
   });
 
   it('passes on errors other than a failed condition', async () => {
