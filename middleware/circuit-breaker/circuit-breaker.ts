@@ -1,7 +1,12 @@
 // The circuit breaker: CLOSED / OPEN / HALF_OPEN shared by every instance through a state store.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../errors.js';
+import {
+  CircuitOpenError,
+  DeadlineExceededError,
+  DependencyTimeoutError,
+  InvalidArgumentError,
+} from '../errors.js';
 import { emitEvent, type SecurityEventType } from '../events.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
@@ -28,8 +33,9 @@ export type CircuitBreakerEvents<T> = {
 /** What a guarded action receives. */
 export interface GuardedCall {
   /**
-   * Aborted when the call times out: pass it on (to fetch, the AWS SDK...) so the work stops too.
-   * Created on first read: an AbortSignal costs microseconds, more than the rest of the call.
+   * Aborted when the call times out, also when first read after that: pass it on (to fetch, the AWS
+   * SDK...) so the work stops too. Created on first read or at the timeout: an AbortSignal costs
+   * microseconds, more than the rest of the call.
    */
   readonly signal: AbortSignal;
 }
@@ -38,7 +44,10 @@ export interface GuardedCall {
 export type GuardedAction<T> = (call: GuardedCall) => PromiseLike<T> | T;
 
 export interface ExecuteOptions {
-  /** A shorter timeout for this call only; like the breaker's own, it counts when it runs out. @default the breaker's timeoutMs */
+  /**
+   * A shorter timeout for this call only, a finite number > 0; like the breaker's own, it counts when
+   * it runs out. For the time the caller has left, give `deadline` instead. @default the breaker's timeoutMs
+   */
   readonly timeoutMs?: number | undefined;
   /**
    * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin. A call
@@ -122,7 +131,10 @@ class PendingCall<T> extends Deadline implements GuardedCall {
     const error = this.cutByCaller
       ? new DeadlineExceededError(this.site.name, this.deadline - this.startedAt)
       : new DependencyTimeoutError(this.site.name, this.timeoutMs);
-    this.controller?.abort(error);
+    // Created here if the action has not read it yet: one that reads it later, after an await that
+    // outlasted the timeout, must get an aborted signal, not a fresh one that never fires.
+    this.controller ??= new AbortController();
+    this.controller.abort(error);
     this.settleFailure(error);
   }
 
@@ -135,8 +147,9 @@ class PendingCall<T> extends Deadline implements GuardedCall {
 /**
  * A circuit breaker whose state every Lambda instance shares through DynamoDB (the toolkit table,
  * `CB#<name>`). While CLOSED a success writes nothing and the state is re-read at most once per
- * `stateTtlMs`; each failure is one atomic ADD on the fleet-wide window count, and the instance whose
- * count reaches `failureThreshold` opens the circuit with a conditional write. OPEN fails fast with
+ * `stateTtlMs`; each failure counts atomically toward the fleet-wide window count (one UpdateItem, two
+ * for the first failure of a window), and the instance whose count reaches `failureThreshold` opens
+ * the circuit with a conditional write. OPEN fails fast with
  * {@link CircuitOpenError} (503, Retry-After) or the fallback; once `resetTimeoutMs` has passed, the
  * first instance to take the half-open lease probes, alone across the fleet, and `successThreshold`
  * consecutive successes close the circuit while any failure reopens it. Half-open is computed from
@@ -216,10 +229,18 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     const now = Date.now();
     const timeoutMs = options === undefined ? this.options.timeoutMs : this.timeoutFor(options);
     const deadline = options?.deadline ?? Number.POSITIVE_INFINITY;
-    if (Number.isNaN(timeoutMs))
-      return Promise.reject(new TypeError('timeoutMs must be a number of milliseconds'));
-    if (typeof deadline !== 'number' || Number.isNaN(deadline))
-      return Promise.reject(new TypeError('deadline must be a number of epoch milliseconds'));
+    if (Number.isNaN(timeoutMs)) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `timeoutMs must be a finite number of milliseconds > 0 (got ${String(options?.timeoutMs)}); for the time the caller has left, give a deadline`,
+        ),
+      );
+    }
+    if (typeof deadline !== 'number' || Number.isNaN(deadline)) {
+      return Promise.reject(
+        new InvalidArgumentError(`deadline must be a number of epoch milliseconds (got ${String(deadline)})`),
+      );
+    }
     if (deadline <= now) return Promise.reject(new DeadlineExceededError(this.name, 0));
     // The hot path: closed and fresh, so no store request, no await, and nothing written on success.
     if (now < this.validUntil && this.record.state === CircuitState.closed) {
@@ -228,12 +249,16 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return this.decide(action, now, timeoutMs, deadline);
   }
 
-  /** A per-call timeout can only shorten the breaker's; NaN when it is not a number. */
+  /**
+   * A per-call timeout can only shorten the breaker's; NaN when it is not a finite number > 0. Zero or
+   * less is refused rather than run: the call would time out at once and count against a healthy
+   * dependency, opening the circuit for the whole fleet.
+   */
   private timeoutFor(options: ExecuteOptions): number {
     const requested = options.timeoutMs;
     if (requested === undefined) return this.options.timeoutMs;
-    if (typeof requested !== 'number') return Number.NaN;
-    return Math.min(this.options.timeoutMs, Math.max(1, requested));
+    if (!Number.isFinite(requested) || requested <= 0) return Number.NaN;
+    return Math.min(this.options.timeoutMs, requested);
   }
 
   private async decide(

@@ -4,6 +4,7 @@ import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } fr
 import { assertNoProblems } from '../errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../store/client.js';
 import { isExpired } from '../store/tables.js';
+import { maxTimerMs } from './deadlines.js';
 import {
   type CircuitRecord,
   CircuitState,
@@ -20,7 +21,8 @@ export interface DynamoDbCircuitStateStoreOptions {
   readonly client?: DynamoDBClient;
   /**
    * Upper bound on one store operation, all SDK attempts included, so that an unreachable store
-   * holds a call for at most this long before the breaker falls back to local state.
+   * holds a call for at most this long before the breaker falls back to local state. An integer
+   * 1..2147483647: `AbortSignal.timeout()` throws for a fraction, and fires after 1 ms past that.
    * @default 1000
    */
   readonly requestTimeoutMs?: number;
@@ -82,8 +84,12 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
       problems.push('tableName must be a non-empty string');
     }
     const requestTimeoutMs = options.requestTimeoutMs ?? 1000;
-    if (!Number.isFinite(requestTimeoutMs) || requestTimeoutMs <= 0) {
-      problems.push('requestTimeoutMs must be a number > 0');
+    // A value AbortSignal.timeout() throws for or cuts to 1 ms would fail every store operation,
+    // leaving the breaker on local state for good: refused here instead.
+    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > maxTimerMs) {
+      problems.push(
+        `requestTimeoutMs must be an integer of milliseconds 1..${maxTimerMs} (got ${requestTimeoutMs})`,
+      );
     }
     assertNoProblems('DynamoDbCircuitStateStore', problems);
     this.tableName = options.tableName;

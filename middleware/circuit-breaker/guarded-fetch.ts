@@ -20,12 +20,12 @@ export type GuardedRequestInit = Omit<RequestInit, 'signal' | 'body' | 'redirect
 /** The largest answer guardedFetch reads unless told otherwise: 1 MiB. */
 export const defaultMaxResponseBytes = 1_048_576;
 
-/** A `Retry-After` longer than this is not believed (a day): it would only park the caller. */
+/** The longest `Retry-After` passed on, a day: a longer one is cut to it, not ignored. */
 const maxRetryAfterSec = 86_400;
 
 /**
- * A `Retry-After` value in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3), never negative;
- * undefined when absent or unreadable.
+ * A `Retry-After` value in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3), never negative,
+ * however large (Infinity for more digits than a number holds); undefined when absent or unreadable.
  *
  * @example
  * parseRetryAfter('120'); // 120
@@ -33,22 +33,23 @@ const maxRetryAfterSec = 86_400;
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   const text = value.trim();
-  if (/^\d{1,10}$/.test(text)) return Number(text);
+  if (/^\d+$/.test(text)) return Number(text);
   const date = Date.parse(text);
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
 /**
- * Seconds a response's `Retry-After` header asks to wait, at least 1; undefined when there is none, it
- * cannot be read, or it asks for more than a day.
+ * Seconds a response's `Retry-After` header asks to wait, 1 to a day: a longer wait is cut to a day,
+ * so that the answer still says "not soon" and callService makes no retry. Undefined when there is
+ * none or it cannot be read.
  *
  * @example
  * retryAfterSeconds(response.headers); // 30 for "Retry-After: 30"
  */
 export function retryAfterSeconds(headers: Headers, now = Date.now()): number | undefined {
   const seconds = parseRetryAfter(headers.get('retry-after') ?? undefined, now);
-  if (seconds === undefined || seconds > maxRetryAfterSec) return undefined;
-  return Math.max(1, seconds);
+  if (seconds === undefined) return undefined;
+  return Math.min(maxRetryAfterSec, Math.max(1, seconds));
 }
 
 export interface GuardedFetchOptions {
@@ -56,7 +57,10 @@ export interface GuardedFetchOptions {
   readonly fetch?: typeof fetch;
   /** @default {@link isServerError}: 5xx counts, 4xx does not */
   readonly isFailure?: ResponseFailurePredicate;
-  /** A shorter timeout for this request; it counts when it runs out. @default the breaker's timeoutMs */
+  /**
+   * A shorter timeout for this request, a finite number > 0 (else `InvalidArgumentError`); it counts
+   * when it runs out. @default the breaker's timeoutMs
+   */
   readonly timeoutMs?: number | undefined;
   /**
    * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin; running

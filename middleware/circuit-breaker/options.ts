@@ -2,6 +2,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
+import { maxTimerMs } from './deadlines.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
 import type { CircuitStateStore } from './state.js';
 
@@ -114,9 +115,6 @@ export const circuitDefaults = {
   rollingWindowMs: 10_000,
   stateTtlMs: 1000,
 } as const;
-
-/** setTimeout's largest delay; a longer timeout would fire at once. */
-const maxTimerMs = 2_147_483_647;
 
 /** Longest circuit name: it is part of a DynamoDB key, and of every log line and metric. */
 const maxNameLength = 200;

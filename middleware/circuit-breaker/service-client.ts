@@ -88,7 +88,10 @@ export type ServiceClientOptions<S extends string> = CircuitStoreChoice & {
 export type ServiceCallInit = GuardedRequestInit & {
   /** Sent as the correlation id header, when it is a safe header value. @default none */
   readonly correlationId?: string | undefined;
-  /** A shorter timeout for each attempt; it counts when it runs out. @default the service's timeoutMs */
+  /**
+   * A shorter timeout for each attempt, a finite number > 0 (else `InvalidArgumentError`); it counts
+   * when it runs out. @default the service's timeoutMs
+   */
   readonly timeoutMs?: number | undefined;
   /**
    * Epoch ms by which the call, retries included, must be over: the Lambda's deadline less a margin

@@ -200,6 +200,15 @@ describe('callService', () => {
     expect((await outcome(call('hang', { timeoutMs: 100 }))).error).toMatchObject({ timeoutMs: 100 });
   });
 
+  it('refuses a per-call timeout of 0 or less before sending anything, and does not count it', async () => {
+    const { client, service, call } = clientFor({ failureThreshold: 1 });
+    for (const timeoutMs of [0, -250]) {
+      expect((await outcome(call('ok', { timeoutMs }))).error).toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(received).toHaveLength(0);
+    expect(client.breakers[service]?.state).toBe('CLOSED');
+  });
+
   it('sends the method, headers and string body it is given', async () => {
     const { call } = clientFor();
     const response = await call('echo', {
@@ -298,6 +307,25 @@ describe('callService', () => {
     expect(error).toBeInstanceOf(DependencyError);
     expect(error).toMatchObject({ statusCode: 503, upstreamStatus: 503, headers: { 'Retry-After': '30' } });
   });
+
+  it.each([
+    ['two days', '172800'],
+    ['more digits than a day has seconds', '99999999999'],
+    ['a date decades away', 'Wed, 21 Oct 2099 07:28:00 GMT'],
+  ])(
+    'does not retry when Retry-After asks for %s, and passes on a 503 that asks for a day',
+    async (_label, after) => {
+      const { call } = clientFor({ retry: { retries: 2, maxDelayMs: 2000 } });
+      const { error } = await outcome(call(`busy?after=${encodeURIComponent(after)}`));
+      expect(received).toHaveLength(1);
+      expect(error).toBeInstanceOf(DependencyError);
+      expect(error).toMatchObject({
+        statusCode: 503,
+        retryAfterSec: 86_400,
+        headers: { 'Retry-After': '86400' },
+      });
+    },
+  );
 
   it('returns a redirect as the answer instead of following it', async () => {
     const { call } = clientFor();

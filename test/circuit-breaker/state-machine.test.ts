@@ -3,7 +3,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker, type GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
-import { CircuitOpenError, DeadlineExceededError, DependencyTimeoutError } from '../../middleware/errors.js';
+import {
+  CircuitOpenError,
+  DeadlineExceededError,
+  DependencyTimeoutError,
+  InvalidArgumentError,
+} from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import {
   countedClient,
@@ -159,7 +164,7 @@ describe('a closed circuit', () => {
     expect(dependencyCalls).not.toHaveBeenCalled();
   });
 
-  it('counts each failure fleet-wide with one atomic ADD and rethrows it', async () => {
+  it('counts each failure fleet-wide atomically and rethrows it', async () => {
     const name = uniqueName();
     const counted = countedClient();
     const breaker = instance(name, {}, counted);
@@ -453,12 +458,21 @@ describe('actions', () => {
     expect(successes).toHaveBeenCalledWith('ok', 0);
   });
 
-  it('rejects a per-call timeout that is not a number', async () => {
-    const breaker = instance(uniqueName());
-    await expect(breaker.execute(succeeding, { timeoutMs: Number.NaN })).rejects.toThrow(TypeError);
-    await expect(breaker.execute(succeeding, { timeoutMs: '5' as never })).rejects.toThrow(TypeError);
-    expect(await breaker.execute(succeeding, {})).toBe('ok');
-  });
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5'])(
+    'refuses a per-call timeout of %s without calling the dependency or counting a failure',
+    async (timeoutMs) => {
+      const name = uniqueName();
+      const breaker = instance(name, { failureThreshold: 1 });
+      const action = vi.fn(succeeding);
+      const { error } = await outcome(breaker.execute(action, { timeoutMs: timeoutMs as number }));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(action).not.toHaveBeenCalled();
+      expect(breaker.state).toBe('CLOSED');
+      expect(await storedItem(name)).toBeUndefined();
+      expect(await breaker.execute(succeeding, {})).toBe('ok');
+    },
+  );
 });
 
 describe('timeouts', () => {
@@ -498,6 +512,28 @@ describe('timeouts', () => {
     expect(timeouts).toHaveBeenCalledWith(error, 2000);
     expect(failures).toHaveBeenCalledWith(error, 2000);
     expect(await storedItem(name)).toMatchObject({ failures: 1 });
+  });
+
+  it('hands an action that first reads its signal after the timeout an aborted one', async () => {
+    const breaker = instance<string>(uniqueName(), { timeoutMs: 100 });
+    await breaker.execute(succeeding);
+    const signing = deferred<void>();
+    const signalRead = deferred<AbortSignal>();
+    const call = outcome(
+      breaker.execute(async (guarded) => {
+        await signing.promise;
+        signalRead.resolve(guarded.signal);
+        return 'too late';
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    const { error } = await call;
+    expect(error).toBeInstanceOf(DependencyTimeoutError);
+
+    signing.resolve();
+    const signal = await signalRead.promise;
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBe(error);
   });
 
   it('ignores what a timed-out action does later', async () => {
@@ -572,7 +608,7 @@ describe('timeouts', () => {
     expect(error).toMatchObject({ timeoutMs: 0 });
     expect(action).not.toHaveBeenCalled();
     expect(await storedItem(name)).toBeUndefined();
-    await expect(breaker.execute(succeeding, { deadline: Number.NaN })).rejects.toThrow(TypeError);
+    await expect(breaker.execute(succeeding, { deadline: Number.NaN })).rejects.toThrow(InvalidArgumentError);
   });
 
   it('counts its own timeout when it ends before the caller’s deadline', async () => {

@@ -128,15 +128,18 @@ describe('DynamoDbCircuitStateStore', () => {
     expect(await dynamoStore().read(name, now)).toEqual({ ...initialRecord, probeOwner: undefined });
   });
 
-  it('makes a single request for a failure in the current window', async () => {
+  it('makes a single request for a failure in the current window, two for the first of a window', async () => {
     const counted = countedClient();
     const store = dynamoStore(counted);
     const name = uniqueName();
     const failure = { generation: 0, windowStart: now, expiresAt };
     await store.addFailure(name, failure, now);
-    const before = counted.requests();
+    expect(counted.byCommand()).toEqual({ UpdateItemCommand: 2 });
     await store.addFailure(name, failure, now);
-    expect(counted.requests() - before).toBe(1);
+    expect(counted.byCommand()).toEqual({ UpdateItemCommand: 3 });
+    const nextWindow = { ...failure, windowStart: now + 10_000 };
+    expect(await store.addFailure(name, nextWindow, now + 10_000)).toMatchObject({ failures: 1 });
+    expect(counted.byCommand()).toEqual({ UpdateItemCommand: 5 });
   });
 
   it('passes on errors other than a failed condition', async () => {
@@ -157,8 +160,26 @@ describe('DynamoDbCircuitStateStore', () => {
     expect(() => new DynamoDbCircuitStateStore({ tableName: '', requestTimeoutMs: -1 })).toThrow(
       new InvalidOptionsError('DynamoDbCircuitStateStore', [
         'tableName must be a non-empty string',
-        'requestTimeoutMs must be a number > 0',
+        'requestTimeoutMs must be an integer of milliseconds 1..2147483647 (got -1)',
       ]),
     );
+  });
+
+  it.each([0, 1500.5, 2 ** 31, 2 ** 32, Number.NaN])(
+    'rejects a requestTimeoutMs of %s, which would fail every store operation',
+    (requestTimeoutMs) => {
+      expect(() => new DynamoDbCircuitStateStore({ tableName, requestTimeoutMs })).toThrow(
+        InvalidOptionsError,
+      );
+    },
+  );
+
+  it('works with the longest requestTimeoutMs it accepts', async () => {
+    const store = new DynamoDbCircuitStateStore({
+      tableName,
+      client: countedClient().client,
+      requestTimeoutMs: 2_147_483_647,
+    });
+    expect(await store.read(uniqueName(), Date.now())).toMatchObject({ state: 'CLOSED', generation: 0 });
   });
 });

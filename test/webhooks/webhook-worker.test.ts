@@ -780,6 +780,7 @@ describe('retry helpers', () => {
   it('reads Retry-After as seconds or an HTTP date, and ignores anything else', () => {
     const now = Date.parse('2030-01-01T00:00:00Z');
     expect(parseRetryAfter('120', now)).toBe(120);
+    expect(parseRetryAfter('99999999999', now)).toBe(99_999_999_999);
     expect(parseRetryAfter('Tue, 01 Jan 2030 00:01:30 GMT', now)).toBe(90);
     expect(parseRetryAfter('Mon, 31 Dec 2029 00:00:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
