@@ -9,9 +9,15 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { maxTimerMs } from '../../middleware/circuit-breaker/deadlines.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
-import { CircuitOpenError, DependencyTimeoutError, SsrfBlockedError } from '../../middleware/errors.js';
+import {
+  CircuitOpenError,
+  DependencyTimeoutError,
+  InvalidOptionsError,
+  SsrfBlockedError,
+} from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
@@ -77,7 +83,8 @@ export interface WebhookWorkerOptions {
    */
   readonly maxRetryDelaySec?: number;
   /**
-   * One POST's time limit.
+   * One POST's time limit: whole milliseconds, 1..2147483647 (`AbortSignal.timeout()` throws for a
+   * fraction, and fires at once past that).
    * @default 10000
    */
   readonly timeoutMs?: number;
@@ -186,6 +193,11 @@ export class WebhookWorker {
   constructor(private readonly options: WebhookWorkerOptions) {
     this.maxRetryDelaySec = Math.min(maxVisibilitySec, options.maxRetryDelaySec ?? 3600);
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1 || this.timeoutMs > maxTimerMs) {
+      throw new InvalidOptionsError('WebhookWorker', [
+        `timeoutMs must be an integer of milliseconds 1..${maxTimerMs} (got ${this.timeoutMs})`,
+      ]);
+    }
     this.rule = {
       afterFailedDeliveries: options.disableRule?.afterFailedDeliveries ?? 5,
       afterFailingHours: options.disableRule?.afterFailingHours ?? 24,

@@ -257,6 +257,14 @@ describe('an attempt', () => {
     expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toMatch(/timeout/);
   });
 
+  it('refuses a POST time limit that AbortSignal.timeout() would throw for or fire at once with', () => {
+    for (const timeoutMs of [1500.5, 2 ** 31, -1]) {
+      expect(() => setup({ timeoutMs })).toThrow(
+        `Invalid WebhookWorker options: timeoutMs must be an integer of milliseconds 1..2147483647 (got ${timeoutMs})`,
+      );
+    }
+  });
+
   it('waits full-jitter backoff, or longer for Retry-After, never beyond the schedule maximum', async () => {
     const throttling = await receiver(() => ({ status: 503, headers: { 'Retry-After': '99999' } }));
     const failing = await receiver(() => ({ status: 500 }));
