@@ -715,7 +715,7 @@ describe('POST /users/{id}/verification-email while the email queue is gone', ()
     }
   }
 
-  it('answers 503 when the email cannot be queued, and the request counts against nothing', async () => {
+  it('answers 503 when the email cannot be queued, and the request does not count against the user’s limit', async () => {
     const { id } = await register(false);
     const perUser = verificationEmailsPerUser();
     expect((await api.request('POST', `/users/${id}/verification-email`, { token: null })).status).toBe(202);
