@@ -5,7 +5,6 @@ import type { HttpFunctionName, RouteDefinition } from '../routes.js';
 import type { FunctionObservability } from './observability.js';
 import { routeAuth } from './route-auth.js';
 import {
-  bareRoutePipeline,
   createRouteDispatcher,
   type HttpEvent,
   type HttpResponse,
@@ -18,11 +17,14 @@ import { routeRateLimit } from './route-rate-limit.js';
 export type { HttpEvent, HttpResponse, RouteBuilder, RouteHandler, RoutePipeline } from './route-dispatch.js';
 
 /**
- * The pipeline every route starts from. Policy that the route table declares (what auth a route
- * needs, its rate limit) is applied here, in one place, so no handler can forget it.
+ * Policy that the route table declares (what auth a route needs, its rate limit), applied to every
+ * route's pipeline here, in one place, so no handler can forget it.
  */
-function routePipeline(route: RouteDefinition, observability: FunctionObservability): RoutePipeline {
-  const pipeline = bareRoutePipeline();
+function routePipeline(
+  pipeline: RoutePipeline,
+  route: RouteDefinition,
+  observability: FunctionObservability,
+): RoutePipeline {
   const limit = routeRateLimit(route, observability);
   // Per-IP limits first: a flood is refused before any token check or body parsing.
   if (limit?.stage === 'beforeAuth') pipeline.use(limit.middleware);

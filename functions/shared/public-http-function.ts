@@ -3,10 +3,10 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { MiddyfiedHandler } from '@middy/core';
 import type { HttpFunctionName } from '../routes.js';
 import {
-  bareRoutePipeline,
   createRouteDispatcher,
   type HttpEvent,
   type HttpResponse,
+  noPolicy,
   ownRoutes,
   type RouteBuilder,
 } from './route-dispatch.js';
@@ -33,5 +33,5 @@ export function createPublicHttpFunction(
       `Function ${functionName} has routes that need auth or a rate limit: ${guarded.map((route) => `${route.method} ${route.path}`).join(', ')}; use createHttpFunction`,
     );
   }
-  return createRouteDispatcher(functionName, own, builders, logger, bareRoutePipeline);
+  return createRouteDispatcher(functionName, own, builders, logger, noPolicy);
 }

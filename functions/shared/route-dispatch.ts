@@ -32,12 +32,30 @@ export type RouteHandler = MiddyfiedHandler<HttpEvent, HttpResponse, Error, any,
 /** Receives the route's pre-configured pipeline; adds the route's own middlewares and handler. */
 export type RouteBuilder = (pipeline: RoutePipeline, route: RouteDefinition) => RouteHandler;
 
-/** Makes the pipeline a route starts from, with the policy the route table declares for it. */
-export type PolicyPipeline = (route: RouteDefinition, observability: FunctionObservability) => RoutePipeline;
+/** Adds to the pipeline a route starts from the policy the route table declares for it. */
+export type PolicyPipeline = (
+  pipeline: RoutePipeline,
+  route: RouteDefinition,
+  observability: FunctionObservability,
+) => RoutePipeline;
 
-/** A pipeline with no policy middleware, for routes whose table entry asks for none. */
-export function bareRoutePipeline(): RoutePipeline {
-  return middy<HttpEvent, HttpResponse, Error, Context & OptionalAuthContext & CorrelationContext>();
+/** For functions whose route table entries ask for no policy middleware. */
+export const noPolicy: PolicyPipeline = (pipeline) => pipeline;
+
+/**
+ * The pipeline every route starts from. A route's pipeline is a Middy request of its own, so the answer
+ * edits its middlewares leave pending for a 5xx (rate-limit headers) are on that request: its own
+ * httpErrorHandler renders the route's errors and makes them, which the dispatcher's cannot.
+ */
+function routeBasePipeline(logger: Logger): RoutePipeline {
+  const pipeline = middy<
+    HttpEvent,
+    HttpResponse,
+    Error,
+    Context & OptionalAuthContext & CorrelationContext
+  >();
+  pipeline.use(httpErrorHandler({ logger }));
+  return pipeline;
 }
 
 /** The routes the table gives `functionName`, checked against the builders so none lacks code and none is extra. */
@@ -74,7 +92,8 @@ export function createRouteDispatcher(
   const handlers = new Map<string, RouteHandler>(
     own.map((route) => {
       const build = builders[routeKeyOf(route)] as RouteBuilder;
-      return [routeKeyOf(route), build(policyPipeline(route, observability), route)];
+      const pipeline = policyPipeline(routeBasePipeline(logger), route, observability);
+      return [routeKeyOf(route), build(pipeline, route)];
     }),
   );
   const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResponse> => {
@@ -97,6 +116,8 @@ export function withRequestMiddlewares(
   const loggers = [...new Set([logger, observability.logger])];
   // Outermost, so they also see answers the route pipelines give early (401/403, 429, 503, CSRF)
   // and errors httpErrorHandler renders: correlation id, metrics flush and audit on every request.
+  // Route errors arrive here already rendered by the route's own httpErrorHandler; this one renders
+  // the rest (no route for the key, a failure of these middlewares).
   const handler = middy<HttpEvent, HttpResponse>(respond);
   // `use` adds in place, so `handler` keeps the type Lambda invokes it with (a plain Context), while
   // Middy would type the chain's result as needing what correlationIds() itself adds.

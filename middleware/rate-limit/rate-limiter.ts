@@ -468,6 +468,7 @@ export class RateLimiter {
     const expectedPerLease =
       elapsedUs > 0 ? (state.sampleUnits * this.#leaseUs) / elapsedUs : Number.POSITIVE_INFINITY;
     // Half of what the key has left at most, so a lease never takes the last units other instances need.
+    // Sized from what this instance last saw; the write's condition holds it to what the store has.
     const spare = Math.floor((this.#knownRemaining(state.tatUs, nowUs) - cost) / 2);
     return Math.max(
       0,
@@ -487,7 +488,9 @@ export class RateLimiter {
       const outcome = await this.#store.write(storageKey, {
         mode,
         nowUs,
-        thresholdUs: thresholdUs - lease * intervalUs,
+        // Room for the cost and twice the lease: the lease is then at most half of what the key has left
+        // beyond the cost, however stale this instance's view was (an idle key has all of its limit left).
+        thresholdUs: thresholdUs - 2 * lease * intervalUs,
         incrementUs: (cost + lease) * intervalUs,
         expiresAtSec,
       });

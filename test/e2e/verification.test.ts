@@ -40,7 +40,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
 import { unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
-import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const api = useLocalRuntime({ as: adminUser, emailRetryBaseDelaySec: 1 });
@@ -696,10 +696,8 @@ describe('phone numbers that are not E.164', () => {
 
 // Last in the file: it deletes and recreates the runtime's email queue.
 describe('POST /users/{id}/verification-email while the email queue is gone', () => {
-  it('answers 503 when the email cannot be queued, and the request counts against nothing', async () => {
-    const { id } = await register(false);
-    const perUser = verificationEmailsPerUser();
-    expect((await api.request('POST', `/users/${id}/verification-email`, { token: null })).status).toBe(202);
+  /** Sends `request` while SQS refuses every send to the email queue, which is recreated after it. */
+  async function withoutEmailQueue<T>(request: () => Promise<T>): Promise<T> {
     const sqs = createLocalSqsClient(api.runtime().sqs.endpoint);
     const queueUrl = api.runtime().sqs.queueUrls['bulwark-email'];
     const { Attributes } = await sqs.send(
@@ -708,16 +706,42 @@ describe('POST /users/{id}/verification-email while the email queue is gone', ()
         AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'],
       }),
     );
-    // The queue is gone for this request only: SQS refuses the send.
     await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
     try {
-      const refused = await api.request('POST', `/users/${id}/verification-email`, { token: null });
-      expect(refused.status).toBe(503);
-      expect(refused.headers.get('retry-after')).toBe('60');
+      return await request();
     } finally {
       await sqs.send(new CreateQueueCommand({ QueueName: 'bulwark-email', Attributes }));
       sqs.destroy();
     }
+  }
+
+  it('answers 503 when the email cannot be queued, and the request does not count against the user’s limit', async () => {
+    const { id } = await register(false);
+    const perUser = verificationEmailsPerUser();
+    expect((await api.request('POST', `/users/${id}/verification-email`, { token: null })).status).toBe(202);
+    const refused = await withoutEmailQueue(() =>
+      api.request('POST', `/users/${id}/verification-email`, { token: null }),
+    );
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('60');
     expect(await perUser.getRemaining(id)).toBe(verificationEmailPerUserPolicy.limit - 1);
+  });
+
+  it('answers the 503 with the RateLimit headers of the route limit that admitted it', async () => {
+    const { id } = await register(false);
+    const refused = await withoutEmailQueue(() =>
+      api.request('POST', `/users/${id}/verification-email`, {
+        token: null,
+        sourceIp: randomLoopbackAddress(),
+      }),
+    );
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(refused.headers.get('ratelimit-policy')).toBe('"register";q=3;w=300');
+    expect(refused.headers.get('ratelimit')).toBe('"register";r=2;t=100');
+    expect(refused.headers.get('x-ratelimit-limit')).toBe('3');
+    expect(refused.headers.get('x-ratelimit-remaining')).toBe('2');
+    // The function's own answer edits reach it once, as on any other answer.
+    expect(refused.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

@@ -158,6 +158,31 @@ describe('leases: units a busy key reserves ahead of demand', () => {
     for (const { own } of instances) own.client.destroy();
   });
 
+  it('never leases more than half of what the key has left, even when its view of the key is stale', async () => {
+    freezeClock();
+    // T = 10 ms: a 100 ms lease holds at most 10 units, and nothing refills on the frozen clock.
+    const policy = { name: uniquePolicyName('half'), limit: 100, windowSec: 1 };
+    const leasing = new RateLimiter({ policy, leaseMs, tableName, client: counting.client });
+    const other = new RateLimiter({ policy, leaseMs: 0, tableName, client: counting.client });
+    const key = 'tenant:half';
+    /** Consumes on `leasing` until an answer comes from a store write, after the units it held. */
+    const untilWrite = async () => {
+      let result: RateLimitResult;
+      do result = await leasing.consume(key);
+      while (result.source === 'lease');
+      return result;
+    };
+    // Its demand grows the leasing instance's leases to 10 units; the last write took a fresh one.
+    for (let index = 0; index < 40; index += 1) await leasing.consume(key);
+    await untilWrite();
+    // Meanwhile the other instance spends the key down to 11 units, which the leasing one has not seen.
+    while ((await other.getRemaining(key)) > 11) await other.consume(key);
+    expect(await untilWrite()).toMatchObject({ allowed: true, source: 'store' });
+    // Its write took its own unit and half of the 10 left beyond it, not all of them.
+    expect(await other.getRemaining(key)).toBe(5);
+    expect(await other.consume(key)).toMatchObject({ allowed: true, source: 'store' });
+  });
+
   it('keeps any interval within limit + ⌊(t + leaseMs) / T⌋, whichever of three instances answers', async () => {
     const client = countingClient();
     // T = 50 ms: a 100 ms lease holds at most 2 units.
