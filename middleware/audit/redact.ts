@@ -39,7 +39,7 @@ export const defaultSensitiveKeys = [
 export interface RedactionOptions {
   /** Extra key names to redact, matched like {@link defaultSensitiveKeys} (e.g. `email`, `phone`). @default [] */
   readonly keys?: readonly string[];
-  /** Longest string kept in a log line; longer ones are cut and marked. @default 2048 */
+  /** Longest string or key kept in a log line; longer ones are cut and marked. @default 2048 */
   readonly maxStringLength?: number;
   /** Deepest nesting kept; deeper values are replaced by a marker. @default 8 */
   readonly maxDepth?: number;
@@ -99,6 +99,8 @@ const powertoolsKeys = new Set([
 const mayHoldCredential = /[:=]|eyj|bearer|basic/i;
 /** Cache bound for key decisions: keys repeat a lot, but attacker-chosen keys must not grow memory. */
 const keyCacheLimit = 2048;
+/** Longest key whose decision is cached: real keys are short, and 2048 long ones would pin megabytes. */
+const cachedKeyLength = 64;
 
 function validate(options: RedactionOptions): void {
   const problems: string[] = [];
@@ -178,18 +180,21 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     const singular = normalized.replace(/\d+$/, '').replace(/s$/, '');
     const sensitive =
       normalized.length > 0 && names.some((name) => normalized.endsWith(name) || singular.endsWith(name));
-    if (keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
+    if (key.length <= cachedKeyLength && keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
     return sensitive;
   };
 
-  const redactString = (value: string): string => {
+  const cut = (value: string): string => {
     const { maxStringLength } = settings;
+    return value.length > maxStringLength
+      ? `${value.slice(0, maxStringLength)}…[truncated ${value.length - maxStringLength} chars]`
+      : value;
+  };
+
+  const redactString = (value: string): string => {
     // Cut before matching so a huge value costs no more than a small one; the JWT pattern still
     // matches a token cut short.
-    const bounded =
-      value.length > maxStringLength
-        ? `${value.slice(0, maxStringLength)}…[truncated ${value.length - maxStringLength} chars]`
-        : value;
+    const bounded = cut(value);
     // Most strings (ids, paths, names) hold none of the three shapes; one cheap test skips the big pattern.
     return bounded.length < 6 || !mayHoldCredential.test(bounded)
       ? bounded
@@ -224,16 +229,18 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
           child = '[Unreadable]';
         }
       }
+      // A key is cut like a string once its whole name has decided whether its value is redacted.
+      const name = cut(key);
       // A parsed body may hold an own `__proto__` key: define it, never assign the copy's prototype.
-      if (key === '__proto__') {
-        Object.defineProperty(copy, key, {
+      if (name === '__proto__') {
+        Object.defineProperty(copy, name, {
           value: child,
           enumerable: true,
           writable: true,
           configurable: true,
         });
       } else {
-        copy[key] = child;
+        copy[name] = child;
       }
     }
     if (keys.length > kept) copy['…'] = `[${keys.length - kept} more entries]`;

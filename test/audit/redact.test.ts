@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it } from 'vitest';
 import {
@@ -261,6 +262,37 @@ describe('redaction', () => {
     expect(copied.fn).toBeUndefined();
     expect(copied.error).toMatchObject({ name: 'Error', cause: { name: 'Error' } });
     expect(redact(new ArrayBuffer(4))).toBe('[binary 4 bytes]');
+  });
+
+  it('cuts a long key like a long string, once the whole key has decided its value is redacted', () => {
+    const redactor = createRedactor({ maxStringLength: 10 });
+    expect(
+      redactor.redact({ [`${'k'.repeat(20)}_password`]: 'S3CR3T', ['a'.repeat(15)]: 1, short: 2 }),
+    ).toEqual({
+      'kkkkkkkkkk…[truncated 19 chars]': redactedValue,
+      'aaaaaaaaaa…[truncated 5 chars]': 1,
+      short: 2,
+    });
+  });
+
+  it('keeps no memory for the long keys of many bodies (each key decision is cached only for short keys)', () => {
+    // A client choosing a new 16 KiB key per request: 2048 of them once stayed cached, 32 MiB per instance.
+    const script = `
+      import { createRedactor } from './middleware/audit/redact.js';
+      const redactor = createRedactor();
+      const heap = () => { gc(); gc(); return process.memoryUsage().heapUsed; };
+      const before = heap();
+      for (let index = 0; index < 2048; index += 1) redactor.redact({ [String(index).padEnd(16_384, 'k')]: 1 });
+      const grown = heap() - before;
+      redactor.isSensitiveKey('kept alive until measured');
+      process.stdout.write(String(grown));
+    `;
+    const grown = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', '--input-type=module', '--eval', script],
+      { encoding: 'utf8' },
+    );
+    expect(Number(grown)).toBeLessThan(4 * 2 ** 20);
   });
 
   it('redacts every line of a Powertools Logger given the replacer, errors included', () => {
