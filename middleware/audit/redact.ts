@@ -80,6 +80,12 @@ const jwtPattern = 'eyJ[A-Za-z0-9_=-]{4,}(?:\\.[A-Za-z0-9_=-]*)*';
  * the end of the line. Each character matches exactly one branch, so the scan stays linear.
  */
 const quotedValuePattern = String.raw`"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?`;
+/**
+ * A quoted value of a JSON document carried inside a string (an SNS message in an SQS body, an event in
+ * an error message): `\"…\"`, a quote or backslash in it escaped twice (`\\\"`). One character, or
+ * one escape, per branch, so the scan stays linear. Escaped deeper, it runs to the end of the line.
+ */
+const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"\\\n])*(?:\\")?`;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
 /** Keys whose values Powertools Logger writes itself (never user input). */
@@ -137,10 +143,11 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   const names = listed.filter((name) => !listed.some((other) => other !== name && name.endsWith(other)));
   const keyCache = new Map<string, boolean>();
   // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value,
-  // quoted (whole) or bare (up to a space or delimiter). No prefix is matched: `db_password=x` is caught
-  // at `password`, and an unanchored prefix would make long words cost quadratic time.
+  // quoted (whole, escaped quotes too: `\"token\":\"…\"`) or bare (up to a space or delimiter). No
+  // prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would make long
+  // words cost quadratic time.
   // A form field's name may close its bracket before the separator: `user[password]=…`.
-  const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
+  const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?\\\\*["']?\\s*[:=]\\s*(?:${quotedValuePattern}|${escapedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
   // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. An
   // Authorization header's credentials, of any scheme, go whole: a token (`Negotiate YII…`) or a
   // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).
@@ -162,7 +169,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     if (userinfo) return `${userinfo[1]}${redactedValue}@`;
     const scheme = /^(Bearer|Basic)\s+/i.exec(match);
     if (scheme) return `${scheme[1]} ${redactedValue}`;
-    const separator = /["']?\s*[:=]\s*(["']?)/.exec(match);
+    const separator = /\\*["']?\s*[:=]\s*((?:\\*["'])?)/.exec(match);
     if (!separator) return redactedValue;
     const kept = match.slice(0, separator.index + separator[0].length);
     // A quoted value keeps its closing quote, so the text around it (JSON, say) keeps its shape.

@@ -163,6 +163,43 @@ describe('redaction', () => {
     );
   });
 
+  it('redacts a quoted value whole in JSON carried escaped inside a string, keeping its escaped quotes', () => {
+    const redactor = createRedactor();
+    const message = (password: string, token: string) =>
+      JSON.stringify({ username: 'ada', password, token, attempts: 1 });
+    // An SNS envelope in an SQS body: the inner document's quotes are escaped once.
+    const envelope = (inner: string) => JSON.stringify({ Type: 'Notification', Message: inner });
+    expect(redactor.redactString(envelope(message('correct horse battery', 'a " b \\ c')))).toBe(
+      envelope(message(redactedValue, redactedValue)),
+    );
+    // An event stringified into an error message.
+    const event = { headers: { accept: 'application/json' }, body: JSON.stringify({ password: 'hunter 2' }) };
+    expect(redactor.redactString(`Cannot handle ${JSON.stringify(event)}`)).toBe(
+      `Cannot handle {"headers":{"accept":"application/json"},"body":"{\\"password\\":\\"${redactedValue}\\"}"}`,
+    );
+    // Escaped twice, the value goes to the end of the line: no word of it is left.
+    const twice = redactor.redactString(
+      JSON.stringify({ body: envelope(message('correct horse battery', 't')) }),
+    );
+    expect(twice).not.toMatch(/correct|horse|battery/);
+    expect(twice).toContain('ada');
+  });
+
+  it('scans a megabyte of escaped quotes and backslashes after credential keys in linear time', () => {
+    // A quadratic scan of any of these would outlast the test's timeout by hours.
+    const redactor = createRedactor({ maxStringLength: 2_000_000 });
+    for (const unit of [
+      'password:\\"',
+      'password:\\"\\\\\\"',
+      'token\\\\=',
+      'secret\\":\\"a\\\\\\"b ',
+      'password=\\',
+    ]) {
+      const text = unit.repeat(Math.ceil(1_000_000 / unit.length));
+      expect(redactor.redactString(text)).toContain(redactedValue);
+    }
+  });
+
   it('redacts configured keys the same way as the defaults', () => {
     const redactor = createRedactor({ keys: ['email', 'phone_number'] });
     expect(redactor.redact({ EMAIL: 'a@b.c', contact: { phoneNumber: '+33' }, name: 'Al' })).toEqual({
