@@ -62,6 +62,20 @@ describe('redaction', () => {
     expect(redactor.redactString('connect postgres://admin:DBPASS@db:5432/x failed')).toBe(
       `connect postgres://admin:${redactedValue}@db:5432/x failed`,
     );
+    // The password runs to the last `@` before the path, as a URL parser reads it.
+    expect(redactor.redactString('postgres://admin:p@ssw0rd@db.internal:5432/app')).toBe(
+      `postgres://admin:${redactedValue}@db.internal:5432/app`,
+    );
+    expect(redactor.redactString('redis://:s3cr3t@pa55@cache:6379 down')).toBe(
+      `redis://:${redactedValue}@cache:6379 down`,
+    );
+    for (const kept of [
+      'https://api:8443/users/a@b.c',
+      'https://api:8443?to=a@b.c',
+      'https://api:8443#a@b',
+    ]) {
+      expect(redactor.redactString(kept)).toBe(kept);
+    }
     expect(redactor.redactString('GET /o?X-Amz-Signature=SIGV4')).toBe(
       `GET /o?X-Amz-Signature=${redactedValue}`,
     );
@@ -185,7 +199,7 @@ describe('redaction', () => {
     expect(twice).toContain('ada');
   });
 
-  it('scans a megabyte of escaped quotes and backslashes after credential keys in linear time', () => {
+  it('scans a megabyte of escaped quotes, backslashes and URL passwords in linear time', () => {
     // A quadratic scan of any of these would outlast the test's timeout by hours.
     const redactor = createRedactor({ maxStringLength: 2_000_000 });
     for (const unit of [
@@ -194,6 +208,7 @@ describe('redaction', () => {
       'token\\\\=',
       'secret\\":\\"a\\\\\\"b ',
       'password=\\',
+      'x://a:b@c@d:',
     ]) {
       const text = unit.repeat(Math.ceil(1_000_000 / unit.length));
       expect(redactor.redactString(text)).toContain(redactedValue);
