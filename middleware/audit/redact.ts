@@ -55,8 +55,8 @@ export interface Redactor {
   /** Whether a key's value must be redacted. */
   isSensitiveKey(key: string): boolean;
   /**
-   * A `JSON.stringify` replacer doing the same on the fly; give it to a Powertools Logger as
-   * `jsonReplacerFn` so that every line the logger writes is redacted.
+   * A `JSON.stringify` replacer that writes a line as {@link redact} would copy each of its values; give
+   * it to a Powertools Logger as `jsonReplacerFn` so that every line the logger writes is redacted.
    */
   readonly replacer: (key: string, value: unknown) => unknown;
 }
@@ -88,19 +88,6 @@ const quotedValuePattern = String.raw`"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?`
 const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"\\\n])*(?:\\")?`;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
-/** Keys whose values Powertools Logger writes itself (never user input). */
-const powertoolsKeys = new Set([
-  'level',
-  'timestamp',
-  'service',
-  'sampling_rate',
-  'cold_start',
-  'function_arn',
-  'function_memory_size',
-  'function_name',
-  'function_request_id',
-  'xray_trace_id',
-]);
 /** Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name. */
 const mayHoldCredential = /[:=]|eyj|bearer|basic/i;
 /** Cache bound for key decisions: keys repeat a lot, but attacker-chosen keys must not grow memory. */
@@ -142,6 +129,8 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // names leaves every decision and match the same and makes the pattern's first compile ~40 % cheaper.
   const names = listed.filter((name) => !listed.some((other) => other !== name && name.endsWith(other)));
   const keyCache = new Map<string, boolean>();
+  /** Values the walk has copied under a '' key; JSON.stringify gives each to the replacer as if a line. */
+  const copiesUnderEmptyKeys = new WeakSet<object>();
   // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value,
   // quoted (whole, escaped quotes too: `\"token\":\"…\"`) or bare (up to a space or delimiter). No
   // prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would make long
@@ -237,6 +226,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
           child = '[Unreadable]';
         }
       }
+      if (key === '' && typeof child === 'object' && child !== null) copiesUnderEmptyKeys.add(child);
       // A key is cut like a string once its whole name has decided whether its value is redacted.
       const name = cut(key);
       // A parsed body may hold an own `__proto__` key: define it, never assign the copy's prototype.
@@ -299,18 +289,12 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     }
   }
 
-  // The line being serialised: JSON.stringify calls the replacer with key '' and the whole value first.
-  let line: Record<string, unknown> | undefined;
-  const replacer = (key: string, value: unknown): unknown => {
-    if (key === '') {
-      line = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-      return typeof value === 'string' ? redactString(value) : value;
-    }
-    // Powertools' own top-level keys hold values it made itself; skipping them keeps every line cheap.
-    if (powertoolsKeys.has(key) && line?.[key] === value) return value;
-    if (isSensitiveKey(key)) return redactedValue;
-    return typeof value === 'string' ? redactString(value) : value;
-  };
+  // JSON.stringify calls the replacer with key '' and the whole line first, then with each key of the
+  // value returned. The line is copied there, as `redact` copies a value (each of the line's values as if
+  // redacted alone), and every later call passes the copy's values through: a '' key inside the copy
+  // brings back a part of it, already redacted, once.
+  const replacer = (key: string, value: unknown): unknown =>
+    key !== '' || copiesUnderEmptyKeys.delete(value as object) ? value : walk(value, -1, []);
 
   return {
     redact: (value) => walk(value, 0, []),

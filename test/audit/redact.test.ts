@@ -362,6 +362,89 @@ describe('redaction', () => {
     expect(output.json()).toHaveLength(2);
   });
 
+  it('redacts keys named like Powertools keys in a logger line, wherever a caller can set them', () => {
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: createRedactor().replacer,
+    });
+    // An empty key once made the replacer take the object below it for the line, and skip its `level`.
+    const note = 'x'.repeat(3000);
+    logger.info('nested', { body: { '': { level: 'Bearer S3CR3Ta', timestamp: 'password=S3CR3Tb', note } } });
+    // Powertools drops a caller's `level` or `timestamp`, but lets a parsed body set `function_arn`.
+    logger.info('parsed', JSON.parse('{"function_arn":"Bearer S3CR3Tc","xray_trace_id":"token=S3CR3Td"}'));
+    expect(output.lines().join('\n')).not.toContain('S3CR3T');
+    const [nested, parsed] = output.json();
+    expect(nested).toMatchObject({
+      level: 'INFO',
+      service: 'redaction',
+      body: {
+        '': {
+          level: `Bearer ${redactedValue}`,
+          timestamp: `password=${redactedValue}`,
+          // Cut once: the part under '' is not redacted again as if it were a line of its own.
+          note: `${'x'.repeat(2048)}…[truncated 952 chars]`,
+        },
+      },
+    });
+    expect(nested?.timestamp).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(parsed).toMatchObject({
+      function_arn: `Bearer ${redactedValue}`,
+      xray_trace_id: `token=${redactedValue}`,
+    });
+  });
+
+  it('bounds each value of a logger line as redact() bounds it: binary, depth, entries, lengths, errors', () => {
+    const redactor = createRedactor();
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: redactor.replacer,
+    });
+    let deep: Record<string, unknown> = { leaf: 'v' };
+    for (let level = 0; level < 20; level += 1) deep = { d: deep };
+    const values = {
+      dataKey: Buffer.from('S3CR3T-data-key-material'),
+      plaintext: new Uint8Array(Buffer.from('S3CR3T-plaintext')),
+      deep,
+      many: new Array(5000).fill('a'),
+      long: 'x'.repeat(5000),
+      map: new Map([['password', 'S3CR3T-in-a-map']]),
+      error: new Error('bad token=S3CR3T-in-an-error', { cause: new Error('inner') }),
+    };
+    logger.info('bounded', { ...values, ['k'.repeat(3000)]: 1 });
+    const line = output.json()[0] ?? {};
+    expect(output.lines().join('\n')).not.toContain('S3CR3T');
+    for (const [key, value] of Object.entries(values)) {
+      expect(line[key]).toEqual(JSON.parse(JSON.stringify(redactor.redact(value))));
+    }
+    expect(line[`${'k'.repeat(2048)}…[truncated 952 chars]`]).toBe(1);
+    expect(line).toMatchObject({ dataKey: '[binary 24 bytes]', plaintext: '[binary 16 bytes]' });
+    expect(JSON.stringify(line.deep)).toContain('[Truncated: too deep]');
+    expect(line.many).toHaveLength(101);
+  });
+
+  it('logs a throwing getter of a class instance as unreadable instead of throwing out of the logger', () => {
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: createRedactor().replacer,
+    });
+    class LazyRecord {
+      readonly id = 'r-1';
+      constructor() {
+        Object.defineProperty(this, 'item', {
+          enumerable: true,
+          get() {
+            throw new Error('not loaded');
+          },
+        });
+      }
+    }
+    expect(() => logger.info('loaded', { record: new LazyRecord() })).not.toThrow();
+    expect(output.json()[0]).toMatchObject({ record: { id: 'r-1', item: '[Unreadable]' } });
+  });
+
   it('rejects invalid options, listing every problem at once', () => {
     const attempt = () =>
       createRedactor({ maxDepth: 0, maxEntries: 1.5, maxStringLength: -1, keys: ['', 'ok'] });
