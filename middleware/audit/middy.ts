@@ -47,7 +47,7 @@ export interface AuditOptions {
   readonly logResponseBody?: boolean;
   /** Characters of a captured body kept after redaction. @default 2048 */
   readonly maxBodyLength?: number;
-  /** Bodies up to this size are parsed so their keys can be redacted; larger ones are cut and pattern-redacted. @default 65536 */
+  /** JSON and form bodies up to this size are parsed so their keys can be redacted; larger ones are logged by size only. @default 65536 */
   readonly parseLimitBytes?: number;
   /** Monotonic clock in milliseconds, for durations. @default performance.now */
   readonly now?: () => number;

@@ -39,7 +39,7 @@ export const defaultSensitiveKeys = [
 export interface RedactionOptions {
   /** Extra key names to redact, matched like {@link defaultSensitiveKeys} (e.g. `email`, `phone`). @default [] */
   readonly keys?: readonly string[];
-  /** Longest string kept in a log line; longer ones are cut and marked. @default 2048 */
+  /** Longest string or key kept in a log line; longer ones are cut and marked. @default 2048 */
   readonly maxStringLength?: number;
   /** Deepest nesting kept; deeper values are replaced by a marker. @default 8 */
   readonly maxDepth?: number;
@@ -55,8 +55,8 @@ export interface Redactor {
   /** Whether a key's value must be redacted. */
   isSensitiveKey(key: string): boolean;
   /**
-   * A `JSON.stringify` replacer doing the same on the fly; give it to a Powertools Logger as
-   * `jsonReplacerFn` so that every line the logger writes is redacted.
+   * A `JSON.stringify` replacer that writes a line as {@link redact} would copy each of its values; give
+   * it to a Powertools Logger as `jsonReplacerFn` so that every line the logger writes is redacted.
    */
   readonly replacer: (key: string, value: unknown) => unknown;
 }
@@ -80,25 +80,20 @@ const jwtPattern = 'eyJ[A-Za-z0-9_=-]{4,}(?:\\.[A-Za-z0-9_=-]*)*';
  * the end of the line. Each character matches exactly one branch, so the scan stays linear.
  */
 const quotedValuePattern = String.raw`"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?`;
+/**
+ * A quoted value of a JSON document carried inside a string (an SNS message in an SQS body, an event in
+ * an error message): `\"…\"`, a quote or backslash in it escaped twice (`\\\"`). One character, or
+ * one escape, per branch, so the scan stays linear. Escaped deeper, it runs to the end of the line.
+ */
+const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"\\\n])*(?:\\")?`;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
-/** Keys whose values Powertools Logger writes itself (never user input). */
-const powertoolsKeys = new Set([
-  'level',
-  'timestamp',
-  'service',
-  'sampling_rate',
-  'cold_start',
-  'function_arn',
-  'function_memory_size',
-  'function_name',
-  'function_request_id',
-  'xray_trace_id',
-]);
 /** Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name. */
 const mayHoldCredential = /[:=]|eyj|bearer|basic/i;
 /** Cache bound for key decisions: keys repeat a lot, but attacker-chosen keys must not grow memory. */
 const keyCacheLimit = 2048;
+/** Longest key whose decision is cached: real keys are short, and 2048 long ones would pin megabytes. */
+const cachedKeyLength = 64;
 
 function validate(options: RedactionOptions): void {
   const problems: string[] = [];
@@ -134,20 +129,24 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // names leaves every decision and match the same and makes the pattern's first compile ~40 % cheaper.
   const names = listed.filter((name) => !listed.some((other) => other !== name && name.endsWith(other)));
   const keyCache = new Map<string, boolean>();
+  /** Values the walk has copied under a '' key; JSON.stringify gives each to the replacer as if a line. */
+  const copiesUnderEmptyKeys = new WeakSet<object>();
   // `password=…`, `"token": "…"`, `api-key: …` inside free text: the key, its separator, then the value,
-  // quoted (whole) or bare (up to a space or delimiter). No prefix is matched: `db_password=x` is caught
-  // at `password`, and an unanchored prefix would make long words cost quadratic time.
+  // quoted (whole, escaped quotes too: `\"token\":\"…\"`) or bare (up to a space or delimiter). No
+  // prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would make long
+  // words cost quadratic time.
   // A form field's name may close its bracket before the separator: `user[password]=…`.
-  const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?["']?\\s*[:=]\\s*(?:${quotedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
+  const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?\\\\*["']?\\s*[:=]\\s*(?:${quotedValuePattern}|${escapedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
   // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. An
   // Authorization header's credentials, of any scheme, go whole: a token (`Negotiate YII…`) or a
   // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).
-  // A URL's password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice.
+  // A URL's password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice; like
+  // a URL parser, it runs to the last `@` before a path, query or fragment begins (`p@ss@host`).
   const cookieHeader = '(?:set-)?cookie\\s*:[^\\r\\n]*';
   // One line only ([ \t], never \s), and at most 64 parameters, so a huge header cannot exhaust the stack.
   const authParameter = `[\\w-]+[ \\t]*=[ \\t]*(?:"(?:[^"\\\\\\n]|\\\\.)*"|[^\\s,]+)`;
   const authorizationHeader = `(?:proxy-)?authorization[ \\t]*:[ \\t]*[^\\s,;]+(?:[ \\t]+(?:${authParameter}(?:[ \\t]*,[ \\t]*${authParameter}){0,63}|[^\\s,;]+))?`;
-  const urlPassword = '://[^\\s/:@]*:[^\\s/@]+@';
+  const urlPassword = '://[^\\s/:@]*:[^\\s/?#]*@';
   const credentials = new RegExp(
     `${jwtPattern}|${schemePattern}|${cookieHeader}|${authorizationHeader}|${urlPassword}|${keyValue}`,
     'gi',
@@ -156,11 +155,11 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     if (/^eyJ/i.test(match)) return redactedValue;
     const header = /^((?:set-)?cookie\s*:\s*|(?:proxy-)?authorization[ \t]*:[ \t]*)/i.exec(match);
     if (header) return `${header[1]}${redactedValue}`;
-    const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/@]+@$/.exec(match);
+    const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/?#]*@$/.exec(match);
     if (userinfo) return `${userinfo[1]}${redactedValue}@`;
     const scheme = /^(Bearer|Basic)\s+/i.exec(match);
     if (scheme) return `${scheme[1]} ${redactedValue}`;
-    const separator = /["']?\s*[:=]\s*(["']?)/.exec(match);
+    const separator = /\\*["']?\s*[:=]\s*((?:\\*["'])?)/.exec(match);
     if (!separator) return redactedValue;
     const kept = match.slice(0, separator.index + separator[0].length);
     // A quoted value keeps its closing quote, so the text around it (JSON, say) keeps its shape.
@@ -178,18 +177,21 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     const singular = normalized.replace(/\d+$/, '').replace(/s$/, '');
     const sensitive =
       normalized.length > 0 && names.some((name) => normalized.endsWith(name) || singular.endsWith(name));
-    if (keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
+    if (key.length <= cachedKeyLength && keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
     return sensitive;
   };
 
-  const redactString = (value: string): string => {
+  const cut = (value: string): string => {
     const { maxStringLength } = settings;
+    return value.length > maxStringLength
+      ? `${value.slice(0, maxStringLength)}…[truncated ${value.length - maxStringLength} chars]`
+      : value;
+  };
+
+  const redactString = (value: string): string => {
     // Cut before matching so a huge value costs no more than a small one; the JWT pattern still
     // matches a token cut short.
-    const bounded =
-      value.length > maxStringLength
-        ? `${value.slice(0, maxStringLength)}…[truncated ${value.length - maxStringLength} chars]`
-        : value;
+    const bounded = cut(value);
     // Most strings (ids, paths, names) hold none of the three shapes; one cheap test skips the big pattern.
     return bounded.length < 6 || !mayHoldCredential.test(bounded)
       ? bounded
@@ -224,16 +226,19 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
           child = '[Unreadable]';
         }
       }
+      if (key === '' && typeof child === 'object' && child !== null) copiesUnderEmptyKeys.add(child);
+      // A key is cut like a string once its whole name has decided whether its value is redacted.
+      const name = cut(key);
       // A parsed body may hold an own `__proto__` key: define it, never assign the copy's prototype.
-      if (key === '__proto__') {
-        Object.defineProperty(copy, key, {
+      if (name === '__proto__') {
+        Object.defineProperty(copy, name, {
           value: child,
           enumerable: true,
           writable: true,
           configurable: true,
         });
       } else {
-        copy[key] = child;
+        copy[name] = child;
       }
     }
     if (keys.length > kept) copy['…'] = `[${keys.length - kept} more entries]`;
@@ -284,18 +289,12 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     }
   }
 
-  // The line being serialised: JSON.stringify calls the replacer with key '' and the whole value first.
-  let line: Record<string, unknown> | undefined;
-  const replacer = (key: string, value: unknown): unknown => {
-    if (key === '') {
-      line = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-      return typeof value === 'string' ? redactString(value) : value;
-    }
-    // Powertools' own top-level keys hold values it made itself; skipping them keeps every line cheap.
-    if (powertoolsKeys.has(key) && line?.[key] === value) return value;
-    if (isSensitiveKey(key)) return redactedValue;
-    return typeof value === 'string' ? redactString(value) : value;
-  };
+  // JSON.stringify calls the replacer with key '' and the whole line first, then with each key of the
+  // value returned. The line is copied there, as `redact` copies a value (each of the line's values as if
+  // redacted alone), and every later call passes the copy's values through: a '' key inside the copy
+  // brings back a part of it, already redacted, once.
+  const replacer = (key: string, value: unknown): unknown =>
+    key !== '' || copiesUnderEmptyKeys.delete(value as object) ? value : walk(value, -1, []);
 
   return {
     redact: (value) => walk(value, 0, []),

@@ -6,7 +6,7 @@ import type { Redactor } from './redact.js';
 export interface BodyCapture {
   /** Cut the captured body (after redaction) to this many characters. */
   readonly maxLength: number;
-  /** Bodies up to this many bytes are parsed (JSON, form) so keys can be redacted; larger ones are only cut. */
+  /** Bodies up to this many bytes are parsed (JSON, form) so keys can be redacted; larger ones are left out. */
   readonly parseLimitBytes: number;
   readonly redactor: Redactor;
 }
@@ -23,6 +23,7 @@ const textContentType =
   /^(text\/|application\/(?:[\w.+-]+\+)?(?:json|xml|javascript|x-www-form-urlencoded))/i;
 const jsonContentType = /^application\/(?:[\w.+-]+\+)?json/i;
 const formContentType = /^application\/x-www-form-urlencoded/i;
+const xmlContentType = /^(?:text|application)\/(?:[\w.+-]+\+)?xml/i;
 
 /** Size in bytes of a body as API Gateway delivers it, without decoding base64. */
 export function bodyBytes(body: unknown, isBase64Encoded: boolean | undefined): number {
@@ -39,9 +40,9 @@ function cut(text: string, maxLength: number): string {
 }
 
 /**
- * The body as it may appear in a log line: binary bodies as their size only, JSON and form bodies
- * parsed and redacted by key (their size only when too large or malformed to parse), other text
- * redacted by pattern; always cut to `maxLength`.
+ * The body as it may appear in a log line: binary and markup (XML) bodies as their size only, JSON and
+ * form bodies parsed and redacted by key (their size only when too large or malformed to parse), other
+ * text redacted by pattern; always cut to `maxLength`.
  */
 export function captureBody(
   body: unknown,
@@ -59,6 +60,11 @@ export function captureBody(
   const { redactor } = capture;
   const isForm = formContentType.test(type);
   const isJson = !isForm && (jsonContentType.test(type) || /^\s*[[{]/.test(text));
+  // Markup (XML, SOAP, HTML) keeps secrets in elements and attributes (`<password>…</password>`) that
+  // neither key redaction nor the free-text patterns see, so it is never shown.
+  if (!isForm && !isJson && (xmlContentType.test(type) || /^\s*</.test(text))) {
+    return `[body ${bytes} bytes, not captured: markup cannot be redacted by key]`;
+  }
   if (bytes <= capture.parseLimitBytes) {
     if (isForm) {
       const fields = Object.fromEntries(new URLSearchParams(text));

@@ -83,6 +83,20 @@ describe('request and response summaries', () => {
     expect(captureBody(big, false, undefined, capture)).toMatch(/^password=\[REDACTED\]/);
   });
 
+  it('captures markup (XML, SOAP, HTML) by its size only: its secrets sit in elements and attributes', () => {
+    const login = '<login><user>ada</user><password>correct horse</password></login>';
+    const sizeOnly = `[body ${login.length} bytes, not captured: markup cannot be redacted by key]`;
+    expect(captureBody(login, false, 'application/xml', capture)).toBe(sizeOnly);
+    expect(captureBody(login, false, 'application/soap+xml; charset=utf-8', capture)).toBe(sizeOnly);
+    expect(captureBody(Buffer.from(login).toString('base64'), true, 'text/xml', capture)).toBe(sizeOnly);
+    expect(captureBody(`  ${login}`, false, 'text/plain', capture)).toBe(
+      `[body ${login.length + 2} bytes, not captured: markup cannot be redacted by key]`,
+    );
+    expect(captureBody('<input name="password" value="hunter2">', false, undefined, capture)).toMatch(
+      /^\[body 39 bytes, not captured/,
+    );
+  });
+
   it('normalises every result shape API Gateway accepts', () => {
     expect(normalizeResponse(undefined)).toBeUndefined();
     expect(normalizeResponse(null)).toBeUndefined();

@@ -106,6 +106,22 @@ describe('audit()', () => {
     expect(output.lines().join('\n')).not.toMatch(/request-secret|response-secret/);
   });
 
+  it('captures an XML body by its size only, since no pattern sees a secret inside an element', async () => {
+    const handler = pipeline(async () => json(200, {}), { logRequestBody: true });
+    const body = '<login><user>ada</user><password>correct horse</password></login>';
+    await handler(
+      httpEvent({ method: 'POST', body, headers: { 'content-type': 'application/xml' } }),
+      lambdaContext(),
+    );
+    expect(output.audit()[0]?.metadata).toMatchObject({
+      request: {
+        bytes: body.length,
+        body: `[body ${body.length} bytes, not captured: markup cannot be redacted by key]`,
+      },
+    });
+    expect(output.lines().join('\n')).not.toMatch(/correct|horse/);
+  });
+
   it('records the problem+json status and the error class of a failed request', async () => {
     const handler = pipeline(async () => {
       throw new ForbiddenError('Admins only');

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it } from 'vitest';
 import {
@@ -61,6 +62,20 @@ describe('redaction', () => {
     expect(redactor.redactString('connect postgres://admin:DBPASS@db:5432/x failed')).toBe(
       `connect postgres://admin:${redactedValue}@db:5432/x failed`,
     );
+    // The password runs to the last `@` before the path, as a URL parser reads it.
+    expect(redactor.redactString('postgres://admin:p@ssw0rd@db.internal:5432/app')).toBe(
+      `postgres://admin:${redactedValue}@db.internal:5432/app`,
+    );
+    expect(redactor.redactString('redis://:s3cr3t@pa55@cache:6379 down')).toBe(
+      `redis://:${redactedValue}@cache:6379 down`,
+    );
+    for (const kept of [
+      'https://api:8443/users/a@b.c',
+      'https://api:8443?to=a@b.c',
+      'https://api:8443#a@b',
+    ]) {
+      expect(redactor.redactString(kept)).toBe(kept);
+    }
     expect(redactor.redactString('GET /o?X-Amz-Signature=SIGV4')).toBe(
       `GET /o?X-Amz-Signature=${redactedValue}`,
     );
@@ -160,6 +175,44 @@ describe('redaction', () => {
     expect(redactor.redactString('password="cut short here\nnext line')).toBe(
       `password="${redactedValue}\nnext line`,
     );
+  });
+
+  it('redacts a quoted value whole in JSON carried escaped inside a string, keeping its escaped quotes', () => {
+    const redactor = createRedactor();
+    const message = (password: string, token: string) =>
+      JSON.stringify({ username: 'ada', password, token, attempts: 1 });
+    // An SNS envelope in an SQS body: the inner document's quotes are escaped once.
+    const envelope = (inner: string) => JSON.stringify({ Type: 'Notification', Message: inner });
+    expect(redactor.redactString(envelope(message('correct horse battery', 'a " b \\ c')))).toBe(
+      envelope(message(redactedValue, redactedValue)),
+    );
+    // An event stringified into an error message.
+    const event = { headers: { accept: 'application/json' }, body: JSON.stringify({ password: 'hunter 2' }) };
+    expect(redactor.redactString(`Cannot handle ${JSON.stringify(event)}`)).toBe(
+      `Cannot handle {"headers":{"accept":"application/json"},"body":"{\\"password\\":\\"${redactedValue}\\"}"}`,
+    );
+    // Escaped twice, the value goes to the end of the line: no word of it is left.
+    const twice = redactor.redactString(
+      JSON.stringify({ body: envelope(message('correct horse battery', 't')) }),
+    );
+    expect(twice).not.toMatch(/correct|horse|battery/);
+    expect(twice).toContain('ada');
+  });
+
+  it('scans a megabyte of escaped quotes, backslashes and URL passwords in linear time', () => {
+    // A quadratic scan of any of these would outlast the test's timeout by hours.
+    const redactor = createRedactor({ maxStringLength: 2_000_000 });
+    for (const unit of [
+      'password:\\"',
+      'password:\\"\\\\\\"',
+      'token\\\\=',
+      'secret\\":\\"a\\\\\\"b ',
+      'password=\\',
+      'x://a:b@c@d:',
+    ]) {
+      const text = unit.repeat(Math.ceil(1_000_000 / unit.length));
+      expect(redactor.redactString(text)).toContain(redactedValue);
+    }
   });
 
   it('redacts configured keys the same way as the defaults', () => {
@@ -263,6 +316,37 @@ describe('redaction', () => {
     expect(redact(new ArrayBuffer(4))).toBe('[binary 4 bytes]');
   });
 
+  it('cuts a long key like a long string, once the whole key has decided its value is redacted', () => {
+    const redactor = createRedactor({ maxStringLength: 10 });
+    expect(
+      redactor.redact({ [`${'k'.repeat(20)}_password`]: 'S3CR3T', ['a'.repeat(15)]: 1, short: 2 }),
+    ).toEqual({
+      'kkkkkkkkkk…[truncated 19 chars]': redactedValue,
+      'aaaaaaaaaa…[truncated 5 chars]': 1,
+      short: 2,
+    });
+  });
+
+  it('keeps no memory for the long keys of many bodies (each key decision is cached only for short keys)', () => {
+    // A client choosing a new 16 KiB key per request: 2048 of them once stayed cached, 32 MiB per instance.
+    const script = `
+      import { createRedactor } from './middleware/audit/redact.js';
+      const redactor = createRedactor();
+      const heap = () => { gc(); gc(); return process.memoryUsage().heapUsed; };
+      const before = heap();
+      for (let index = 0; index < 2048; index += 1) redactor.redact({ [String(index).padEnd(16_384, 'k')]: 1 });
+      const grown = heap() - before;
+      redactor.isSensitiveKey('kept alive until measured');
+      process.stdout.write(String(grown));
+    `;
+    const grown = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', '--input-type=module', '--eval', script],
+      { encoding: 'utf8' },
+    );
+    expect(Number(grown)).toBeLessThan(4 * 2 ** 20);
+  });
+
   it('redacts every line of a Powertools Logger given the replacer, errors included', () => {
     const logger = new Logger({
       serviceName: 'redaction',
@@ -276,6 +360,89 @@ describe('redaction', () => {
     expect(lines).not.toContain(jwt.slice(0, 20));
     expect(lines).not.toContain('t0k3n');
     expect(output.json()).toHaveLength(2);
+  });
+
+  it('redacts keys named like Powertools keys in a logger line, wherever a caller can set them', () => {
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: createRedactor().replacer,
+    });
+    // An empty key once made the replacer take the object below it for the line, and skip its `level`.
+    const note = 'x'.repeat(3000);
+    logger.info('nested', { body: { '': { level: 'Bearer S3CR3Ta', timestamp: 'password=S3CR3Tb', note } } });
+    // Powertools drops a caller's `level` or `timestamp`, but lets a parsed body set `function_arn`.
+    logger.info('parsed', JSON.parse('{"function_arn":"Bearer S3CR3Tc","xray_trace_id":"token=S3CR3Td"}'));
+    expect(output.lines().join('\n')).not.toContain('S3CR3T');
+    const [nested, parsed] = output.json();
+    expect(nested).toMatchObject({
+      level: 'INFO',
+      service: 'redaction',
+      body: {
+        '': {
+          level: `Bearer ${redactedValue}`,
+          timestamp: `password=${redactedValue}`,
+          // Cut once: the part under '' is not redacted again as if it were a line of its own.
+          note: `${'x'.repeat(2048)}…[truncated 952 chars]`,
+        },
+      },
+    });
+    expect(nested?.timestamp).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(parsed).toMatchObject({
+      function_arn: `Bearer ${redactedValue}`,
+      xray_trace_id: `token=${redactedValue}`,
+    });
+  });
+
+  it('bounds each value of a logger line as redact() bounds it: binary, depth, entries, lengths, errors', () => {
+    const redactor = createRedactor();
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: redactor.replacer,
+    });
+    let deep: Record<string, unknown> = { leaf: 'v' };
+    for (let level = 0; level < 20; level += 1) deep = { d: deep };
+    const values = {
+      dataKey: Buffer.from('S3CR3T-data-key-material'),
+      plaintext: new Uint8Array(Buffer.from('S3CR3T-plaintext')),
+      deep,
+      many: new Array(5000).fill('a'),
+      long: 'x'.repeat(5000),
+      map: new Map([['password', 'S3CR3T-in-a-map']]),
+      error: new Error('bad token=S3CR3T-in-an-error', { cause: new Error('inner') }),
+    };
+    logger.info('bounded', { ...values, ['k'.repeat(3000)]: 1 });
+    const line = output.json()[0] ?? {};
+    expect(output.lines().join('\n')).not.toContain('S3CR3T');
+    for (const [key, value] of Object.entries(values)) {
+      expect(line[key]).toEqual(JSON.parse(JSON.stringify(redactor.redact(value))));
+    }
+    expect(line[`${'k'.repeat(2048)}…[truncated 952 chars]`]).toBe(1);
+    expect(line).toMatchObject({ dataKey: '[binary 24 bytes]', plaintext: '[binary 16 bytes]' });
+    expect(JSON.stringify(line.deep)).toContain('[Truncated: too deep]');
+    expect(line.many).toHaveLength(101);
+  });
+
+  it('logs a throwing getter of a class instance as unreadable instead of throwing out of the logger', () => {
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: createRedactor().replacer,
+    });
+    class LazyRecord {
+      readonly id = 'r-1';
+      constructor() {
+        Object.defineProperty(this, 'item', {
+          enumerable: true,
+          get() {
+            throw new Error('not loaded');
+          },
+        });
+      }
+    }
+    expect(() => logger.info('loaded', { record: new LazyRecord() })).not.toThrow();
+    expect(output.json()[0]).toMatchObject({ record: { id: 'r-1', item: '[Unreadable]' } });
   });
 
   it('rejects invalid options, listing every problem at once', () => {
