@@ -141,12 +141,13 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // Authorization header's credentials, of any scheme, go whole: a token (`Negotiate YII…`) or a
   // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).
   // A URL's password (`://user:pass@`) is matched from the fixed `://`, so no word is scanned twice; like
-  // a URL parser, it runs to the last `@` before a path, query or fragment begins (`p@ss@host`).
+  // a URL parser, it runs to the last `@` before a path, query or fragment begins (`p@ss@host`), and never
+  // past a character no URL holds unencoded (`"`, `<`, `>`, `\`), such as the end of a JSON string.
   const cookieHeader = '(?:set-)?cookie\\s*:[^\\r\\n]*';
   // One line only ([ \t], never \s), and at most 64 parameters, so a huge header cannot exhaust the stack.
   const authParameter = `[\\w-]+[ \\t]*=[ \\t]*(?:"(?:[^"\\\\\\n]|\\\\.)*"|[^\\s,]+)`;
   const authorizationHeader = `(?:proxy-)?authorization[ \\t]*:[ \\t]*[^\\s,;]+(?:[ \\t]+(?:${authParameter}(?:[ \\t]*,[ \\t]*${authParameter}){0,63}|[^\\s,;]+))?`;
-  const urlPassword = '://[^\\s/:@]*:[^\\s/?#]*@';
+  const urlPassword = '://[^\\s/:@]*:[^\\s/?#"<>\\\\]*@';
   const credentials = new RegExp(
     `${jwtPattern}|${schemePattern}|${cookieHeader}|${authorizationHeader}|${urlPassword}|${keyValue}`,
     'gi',
@@ -155,7 +156,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     if (/^eyJ/i.test(match)) return redactedValue;
     const header = /^((?:set-)?cookie\s*:\s*|(?:proxy-)?authorization[ \t]*:[ \t]*)/i.exec(match);
     if (header) return `${header[1]}${redactedValue}`;
-    const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/?#]*@$/.exec(match);
+    const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/?#"<>\\]*@$/.exec(match);
     if (userinfo) return `${userinfo[1]}${redactedValue}@`;
     const scheme = /^(Bearer|Basic)\s+/i.exec(match);
     if (scheme) return `${scheme[1]} ${redactedValue}`;

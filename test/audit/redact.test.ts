@@ -69,6 +69,10 @@ describe('redaction', () => {
     expect(redactor.redactString('redis://:s3cr3t@pa55@cache:6379 down')).toBe(
       `redis://:${redactedValue}@cache:6379 down`,
     );
+    // ...but not past the end of a JSON string: the fields after it stay.
+    expect(redactor.redactString('{"dsn":"postgres://app:pw@db:5432","notify":"ops@example.com"}')).toBe(
+      `{"dsn":"postgres://app:${redactedValue}@db:5432","notify":"ops@example.com"}`,
+    );
     for (const kept of [
       'https://api:8443/users/a@b.c',
       'https://api:8443?to=a@b.c',
