@@ -423,7 +423,15 @@ export class ConfigError extends BulwarkError {
 }
 
 /** Why a secret could not be read; stable, safe to log. */
-export type SecretFailureReason = 'not_found' | 'unreachable' | 'not_json' | 'not_text' | 'not_rotating';
+export type SecretFailureReason =
+  | 'not_found'
+  /** Secrets Manager could not answer now (outage, throttling, timeout): passing. */
+  | 'unreachable'
+  /** The secret cannot be read as configured (access denied, its KMS key unusable, deleted): ours, not passing. */
+  | 'misconfigured'
+  | 'not_json'
+  | 'not_text'
+  | 'not_rotating';
 
 /** A secret could not be fetched or parsed; names the secret and version stage, never the value. */
 export class SecretAccessError extends BulwarkError {

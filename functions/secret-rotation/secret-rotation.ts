@@ -7,6 +7,7 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { isUsableSecretValue, minRotatingSecretLength } from '../../middleware/auth/hmac-secret.js';
 import * as z from '../shared/zod.js';
 
 /** The event Secrets Manager invokes a rotation function with, once per step. */
@@ -30,20 +31,17 @@ export class RotationError extends Error {
 /** Characters of a generated secret: 36 random bytes in base64url, 288 bits. */
 export const generatedSecretLength = 48;
 
-/** The smallest secret the functions accept (SERVICE_SIGNING_SECRET_*, VERIFICATION_LINK_SECRET). */
-const minimumSecretLength = 32;
+/** A secret the functions accept (SERVICE_SIGNING_SECRET_*, VERIFICATION_LINK_SECRET). */
+const plainSecretSchema = z.string().check(z.refine(isUsableSecretValue));
 
 /**
  * The request-signing shape: `{ current, previous? }`, so one deploy-time reference carries both
  * sides of a rotation and verifiers accept either (functions/shared/environment.ts).
  */
 const signingSecretSchema = z.strictObject({
-  current: z.string().check(z.minLength(minimumSecretLength)),
-  previous: z.optional(z.string().check(z.minLength(minimumSecretLength))),
+  current: plainSecretSchema,
+  previous: z.optional(plainSecretSchema),
 });
-
-/** A plain secret string (read at run time, where AWSPREVIOUS gives the other side of a rotation). */
-const plainSecretSchema = z.string().check(z.minLength(minimumSecretLength));
 
 function generateSecret(): string {
   return randomBytes(36).toString('base64url');
@@ -72,7 +70,7 @@ function currentSigningSecret(currentValue: string): string | undefined {
   const signing = signingSecretSchema.safeParse(parsed);
   if (!signing.success) {
     throw new RotationError(
-      `The current value is JSON but not { current, previous? } with values of at least ${minimumSecretLength} characters`,
+      `The current value is JSON but not { current, previous? } with values of at least ${minRotatingSecretLength} characters besides whitespace`,
     );
   }
   return signing.data.current;

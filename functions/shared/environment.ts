@@ -1,5 +1,6 @@
 // The sample functions' configuration, read from the environment once at cold start.
-import { minRotatingSecretLength, type RotatingSecret } from '../../middleware/auth/service-auth.js';
+import { isUsableSecretValue } from '../../middleware/auth/hmac-secret.js';
+import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 import type { RotatingSecretSetting } from './rotating-secret.js';
 import {
@@ -86,6 +87,9 @@ const signingSecretArnPrefix = 'SERVICE_SIGNING_SECRET_ARN_';
 const secretArnSchema = z
   .string()
   .check(z.regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$/));
+const hmacSecretSchema = z
+  .string()
+  .check(z.refine(isUsableSecretValue, 'Must hold at least 32 characters besides whitespace'));
 /** A secret as the rotation function keeps it: the value in use and, after a rotation, the one before. */
 const rotatingSecretSchema = z.pipe(
   z.string(),
@@ -99,8 +103,8 @@ const rotatingSecretSchema = z.pipe(
       }
     }),
     z.strictObject({
-      current: z.string().check(z.minLength(minRotatingSecretLength)),
-      previous: z.optional(z.string().check(z.minLength(minRotatingSecretLength))),
+      current: hmacSecretSchema,
+      previous: z.optional(hmacSecretSchema),
     }),
   ),
 );
@@ -284,14 +288,14 @@ const queueEnvironmentSchema = z.object({
   /** Alphanumeric SMS sender id (1-11 characters), where the destination country supports one. */
   SMS_SENDER_ID: z.optional(z.string().check(z.regex(/^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$/))),
   /**
-   * HMAC secret of verification links: a string of at least 32 characters, or the rotation shape
-   * `{ "current": "...", "previous": "..." }` (the stack's secret), so links signed before a rotation
-   * still verify after it.
+   * HMAC secret of verification links: a string of at least 32 characters besides whitespace, or the
+   * rotation shape `{ "current": "...", "previous": "..." }` (the stack's secret), so links signed before
+   * a rotation still verify after it.
    */
   VERIFICATION_LINK_SECRET: z.optional(
     z.pipe(
       z.pipe(
-        z.string().check(z.minLength(minRotatingSecretLength)),
+        z.string(),
         z.transform((text: string) =>
           text.trimStart().startsWith('{') ? text : JSON.stringify({ current: text }),
         ),

@@ -9,10 +9,19 @@ export interface TableEnvironment {
 
 const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
 
-/** The missing or invalid ones of APP_TABLE_NAME, TOOLKIT_TABLE_NAME and DYNAMODB_ENDPOINT (an http(s) URL). */
+/**
+ * DynamoDB's rule for a table name. A blank or otherwise invalid one would pass a presence check and fail
+ * every request with a ValidationException instead of the cold start.
+ */
+const tableNamePattern = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/**
+ * The missing or invalid ones of APP_TABLE_NAME, TOOLKIT_TABLE_NAME (DynamoDB table names) and
+ * DYNAMODB_ENDPOINT (an http(s) URL).
+ */
 export function tableEnvironmentProblems(env: NodeJS.ProcessEnv): string[] {
   return [
-    ...['APP_TABLE_NAME', 'TOOLKIT_TABLE_NAME'].filter((name) => !env[name]),
+    ...['APP_TABLE_NAME', 'TOOLKIT_TABLE_NAME'].filter((name) => !tableNamePattern.test(env[name] ?? '')),
     ...(env.DYNAMODB_ENDPOINT !== undefined && !isHttpUrl(env.DYNAMODB_ENDPOINT)
       ? ['DYNAMODB_ENDPOINT']
       : []),

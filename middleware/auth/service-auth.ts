@@ -5,6 +5,7 @@ import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
+import { isUsableSecretValue } from './hmac-secret.js';
 import type { Principal } from './principal.js';
 
 /** Query parameters in any of the shapes callers have at hand. */
@@ -145,15 +146,13 @@ export function createServiceSigner(
   return (request) => serviceAuthHeaders(credentials, request);
 }
 
-/** The shortest `current` or `previous` a rotating HMAC secret may hold, in characters. */
-export const minRotatingSecretLength = 32;
+export { isUsableSecretValue, minRotatingSecretLength } from './hmac-secret.js';
 
-/** Whether a rotating secret's values are long enough to key an HMAC (a short one could be guessed). */
+/** Whether a rotating secret's values can key an HMAC (see {@link isUsableSecretValue}). */
 export function isUsableRotatingSecret(secret: RotatingSecret): boolean {
   return [secret.current, secret.previous].every(
     (value, index) =>
-      (index === 1 && value === undefined) ||
-      (typeof value === 'string' && value.length >= minRotatingSecretLength),
+      (index === 1 && value === undefined) || (typeof value === 'string' && isUsableSecretValue(value)),
   );
 }
 
@@ -167,7 +166,9 @@ async function readSource(secrets: ServiceSecretSource, refresh: boolean): Promi
   }
   if (!isUsableRotatingSecret(secret)) {
     throw new ServiceUnavailableError('Service credentials are unavailable', 5, {
-      cause: new Error('the signing secret source returned a secret shorter than 32 characters'),
+      cause: new Error(
+        'the signing secret source returned a secret of fewer than 32 characters besides whitespace',
+      ),
     });
   }
   return secret;
@@ -280,7 +281,7 @@ export class ServiceRequestVerifier {
       if ('source' in secrets) {
         if (typeof secrets.source !== 'function') problems.push(`${serviceId}: source must be a function`);
       } else if (!isUsableRotatingSecret(secrets)) {
-        problems.push(`${serviceId}: secrets must be at least 32 characters`);
+        problems.push(`${serviceId}: secrets must hold at least 32 characters besides whitespace`);
       }
       services.set(serviceId, secrets);
     }

@@ -3,7 +3,7 @@ import { GetParameterError } from '@aws-lambda-powertools/parameters';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsGetOptions } from '@aws-lambda-powertools/parameters/secrets/types';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { assertNoProblems, SecretAccessError } from '../errors.js';
+import { assertNoProblems, SecretAccessError, type SecretFailureReason } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler } from '../request-handler.js';
 
@@ -89,9 +89,24 @@ function createSecretsManagerClient(): SecretsManagerClient {
   });
 }
 
-function isNotFound(error: unknown): boolean {
+/**
+ * Secrets Manager errors that say the secret cannot be read as configured (a missing IAM permission, a
+ * KMS key it cannot use, a secret scheduled for deletion, a bad request): no retry helps, so they are
+ * not answered as a passing outage.
+ */
+const misconfiguredSecret = new Set([
+  'AccessDeniedException',
+  'DecryptionFailure',
+  'InvalidRequestException',
+  'InvalidParameterException',
+]);
+
+/** Why a fetch failed; throttling, 5xx answers, timeouts and network errors are `unreachable`. */
+function fetchFailureReason(error: unknown): SecretFailureReason {
   const cause = error instanceof GetParameterError ? error.cause : error;
-  return cause instanceof Error && cause.name === 'ResourceNotFoundException';
+  const name = cause instanceof Error ? cause.name : undefined;
+  if (name === 'ResourceNotFoundException') return 'not_found';
+  return name !== undefined && misconfiguredSecret.has(name) ? 'misconfigured' : 'unreachable';
 }
 
 /**
@@ -198,9 +213,7 @@ export class SecretStore {
     try {
       value = await fetching;
     } catch (error) {
-      throw new SecretAccessError(name, versionStage, isNotFound(error) ? 'not_found' : 'unreachable', {
-        cause: error,
-      });
+      throw new SecretAccessError(name, versionStage, fetchFailureReason(error), { cause: error });
     }
     if (typeof value !== 'string') throw new SecretAccessError(name, versionStage, 'not_text');
     return value;

@@ -214,9 +214,10 @@ function sameMembers(
 /** A cached data key ready to encrypt with. */
 interface ActiveDataKey {
   readonly key: KeyObject;
+  /** The header every record under this key carries (handed out, so not the parsed header's own copy). */
   readonly header: Buffer;
-  /** Version byte + key reference, the start of every field under this key. */
-  readonly prefix: Buffer;
+  /** The same header parsed: its prefix starts every field under this key. */
+  readonly parsed: ParsedHeader;
 }
 
 type ResolvedOptions = Required<Omit<EncryptorOptions, 'keyContextFields' | 'onEvent' | 'cache'>> & {
@@ -422,6 +423,7 @@ export class Encryptor {
       dataKey =
         this.cachedDataKey(context, contextMemo.canonical, present.length) ??
         (await this.dataKeyFor(context, contextMemo.canonical, present.length).value);
+      this.keepRemembered(dataKey.parsed);
     } catch (error) {
       // Nothing was sealed: leave no plaintext behind in Buffer's shared pool.
       for (const field of sealed) field.fill(0);
@@ -431,7 +433,7 @@ export class Encryptor {
     for (let index = 0; index < present.length; index += 1) {
       const path = present[index] as FieldPath;
       const field = sealed[index] as Buffer;
-      this.sealField(dataKey, aadOf(contextMemo, dataKey.prefix, path), field);
+      this.sealField(dataKey, aadOf(contextMemo, dataKey.parsed.prefix, path), field);
       writes.push({ path, value: this.output(field) });
     }
     writes.push({ path: this.headerPath, value: this.output(dataKey.header) });
@@ -648,7 +650,10 @@ export class Encryptor {
   /** A header parsed once per distinct header: records sharing a data key share the work. */
   private parseHeader(bytes: Buffer): ParsedHeader {
     const last = this.lastHeader;
-    if (last?.bytes.equals(bytes)) return last;
+    if (last?.bytes.equals(bytes)) {
+      this.keepRemembered(last);
+      return last;
+    }
     const parsed =
       this.headers.get(bytes.toString('latin1')) ??
       this.rememberHeader(bytes, decodeHeader(bytes), keyRefOf(bytes));
@@ -667,14 +672,27 @@ export class Encryptor {
       lastKeyValues: undefined,
       lastCacheKey: '',
     };
+    this.remember(parsed);
+    return parsed;
+  }
+
+  /** Adds a header to those remembered, forgetting the oldest (and its field prefix) when full. */
+  private remember(parsed: ParsedHeader): void {
     if (this.headers.size >= this.options.cache.maxEntries) {
       const [oldestKey, oldest] = this.headers.entries().next().value as [string, ParsedHeader];
       this.headers.delete(oldestKey);
       this.knownFieldPrefixes.delete(oldest.prefixText);
     }
-    this.headers.set(bytes.toString('latin1'), parsed);
+    this.headers.set(parsed.bytes.toString('latin1'), parsed);
     this.knownFieldPrefixes.add(parsed.prefixText);
-    return parsed;
+  }
+
+  /**
+   * Remembers again a header in use that was forgotten since it was parsed or made (the last header
+   * read, a cached data key's header), so encryptFields keeps refusing the ciphertexts under it.
+   */
+  private keepRemembered(parsed: ParsedHeader): void {
+    if (!this.knownFieldPrefixes.has(parsed.prefixText)) this.remember(parsed);
   }
 
   /** Whether `value` is a stored field under a header this encryptor has read or written. */
@@ -754,7 +772,7 @@ export class Encryptor {
     // Whoever wrote a record on this instance can read it back without a Decrypt request.
     const parsed = this.rememberHeader(header, decodeHeader(header), keyRef);
     this.unwrappedKeys.prime(`${parsed.id}\n${keyCanonical}`, key);
-    return { key, header, prefix: parsed.prefix };
+    return { key, header, parsed };
   }
 
   /**
@@ -763,7 +781,7 @@ export class Encryptor {
    */
   private sealField(dataKey: ActiveDataKey, aad: Buffer, field: Buffer): void {
     const tagStart = field.length - tagBytes;
-    field.set(dataKey.prefix, 0);
+    field.set(dataKey.parsed.prefix, 0);
     nextIv(field, ivStart);
     const cipher = createCipheriv('aes-256-gcm', dataKey.key, field.subarray(ivStart, sealedStart));
     cipher.setAAD(aad);

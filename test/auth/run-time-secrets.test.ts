@@ -59,6 +59,18 @@ describe('signing secrets in the function environment', () => {
       readEnvironment({ ...process.env, SERVICE_SIGNING_SECRET_ARN_BOOKINGS: 'BookingsSigningSecret' }),
     ).toThrow('Invalid function environment: SERVICE_SIGNING_SECRET_ARN_BOOKINGS');
   });
+
+  it('refuses a value whose current or previous is 32 characters of whitespace, or short and padded', () => {
+    for (const weak of [
+      { current: ' '.repeat(32) },
+      { current: `${'\t'.repeat(20)}${' '.repeat(20)}` },
+      { current: first, previous: `short${' '.repeat(40)}` },
+    ]) {
+      expect(() =>
+        readEnvironment({ ...process.env, SERVICE_SIGNING_SECRET_BOOKINGS: JSON.stringify(weak) }),
+      ).toThrow('Invalid function environment: SERVICE_SIGNING_SECRET_BOOKINGS');
+    }
+  });
 });
 
 describe('rotatingSecretReader', () => {
@@ -80,9 +92,14 @@ describe('rotatingSecretReader', () => {
     expect(JSON.stringify(events)).not.toContain(first);
   });
 
-  it('refuses a secret whose current or previous value is shorter than 32 characters', async () => {
+  it('refuses a secret whose current or previous value has fewer than 32 characters besides whitespace', async () => {
     // Secrets of their own: the function's one store keeps what it read for the other tests.
-    const weakValues = [{ current: '' }, { current: first, previous: 'short' }];
+    const weakValues = [
+      { current: '' },
+      { current: first, previous: 'short' },
+      { current: ' '.repeat(32) },
+      { current: first, previous: `short${'\n'.repeat(40)}` },
+    ];
     for (const [index, weak] of weakValues.entries()) {
       const weakArn = `${secretArn}-weak-${index}`;
       secretsManager

@@ -249,6 +249,14 @@ describe('ServiceRequestVerifier', () => {
     expect(() => new ServiceRequestVerifier({ services: {}, nonceStore })).toThrow(/at least one caller/);
   });
 
+  it('refuses fixed secrets of whitespace, or short ones padded with it, at construction', () => {
+    for (const weak of [{ current: ' '.repeat(40) }, { current, previous: `short${'\t'.repeat(40)}` }]) {
+      expect(() => new ServiceRequestVerifier({ services: { bookings: weak }, nonceStore })).toThrow(
+        /bookings: secrets must hold at least 32 characters besides whitespace/,
+      );
+    }
+  });
+
   it('knows a signed request by any of its headers', () => {
     expect(ServiceRequestVerifier.isSigned({ 'x-nonce': 'n' })).toBe(true);
     expect(ServiceRequestVerifier.isSigned({ authorization: 'Bearer x' })).toBe(false);
@@ -334,6 +342,13 @@ describe('ServiceRequestVerifier with secrets read at run time', () => {
       nonceStore: counting,
     });
     await expect(short.verify(signed())).rejects.toBeInstanceOf(ServiceUnavailableError);
+    const blank = new ServiceRequestVerifier({
+      services: { bookings: { source: async () => ({ current: ' '.repeat(32) }) } },
+      nonceStore: counting,
+    });
+    await expect(blank.verify(signed({ secret: ' '.repeat(32) }))).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
     stored = JSON.stringify({ value: current });
     await expect(rotatingVerifier().verify(signed())).rejects.toBeInstanceOf(ServiceUnavailableError);
     expect(claims).toEqual([]);

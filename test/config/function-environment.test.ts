@@ -10,6 +10,17 @@ const dataKeyArn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-00
 const indexKeyArn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000002';
 
 describe('readTableEnvironment', () => {
+  it('reads any table name DynamoDB accepts, up to its 255 characters', () => {
+    const names = { APP_TABLE_NAME: 'Bulwark-App_v2.prod', TOOLKIT_TABLE_NAME: `t${'-'.repeat(254)}` };
+    expect(readTableEnvironment(names)).toMatchObject({
+      appTableName: names.APP_TABLE_NAME,
+      toolkitTableName: names.TOOLKIT_TABLE_NAME,
+    });
+    expect(() => readTableEnvironment({ ...tables, APP_TABLE_NAME: 'a'.repeat(256) })).toThrow(
+      new Error('Invalid function environment: APP_TABLE_NAME'),
+    );
+  });
+
   it('reads the two tables and the local endpoint', () => {
     expect(readTableEnvironment({ ...tables, DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000' })).toEqual({
       appTableName: 'app',
@@ -22,8 +33,13 @@ describe('readTableEnvironment', () => {
   it.each([
     [{}, 'APP_TABLE_NAME, TOOLKIT_TABLE_NAME'],
     [{ ...tables, APP_TABLE_NAME: '' }, 'APP_TABLE_NAME'],
+    [{ ...tables, APP_TABLE_NAME: '   ' }, 'APP_TABLE_NAME'],
+    [{ ...tables, TOOLKIT_TABLE_NAME: '\t' }, 'TOOLKIT_TABLE_NAME'],
+    [{ ...tables, TOOLKIT_TABLE_NAME: 'toolkit\n' }, 'TOOLKIT_TABLE_NAME'],
+    [{ ...tables, APP_TABLE_NAME: 'app table' }, 'APP_TABLE_NAME'],
+    [{ ...tables, APP_TABLE_NAME: 'ap' }, 'APP_TABLE_NAME'],
     [{ ...tables, DYNAMODB_ENDPOINT: 'ftp://secret-host:21' }, 'DYNAMODB_ENDPOINT'],
-    [{ TOOLKIT_TABLE_NAME: 't', DYNAMODB_ENDPOINT: 'not a url' }, 'APP_TABLE_NAME, DYNAMODB_ENDPOINT'],
+    [{ TOOLKIT_TABLE_NAME: 'toolkit', DYNAMODB_ENDPOINT: 'not a url' }, 'APP_TABLE_NAME, DYNAMODB_ENDPOINT'],
   ])('names every missing or invalid variable and no value: %j', (env, names) => {
     expect(() => readTableEnvironment(env)).toThrow(new Error(`Invalid function environment: ${names}`));
   });
@@ -43,7 +59,7 @@ describe('readEnvironment', () => {
   });
 
   it('names the table problems together with the rest of the configuration', () => {
-    expect(() => readEnvironment({ TOOLKIT_TABLE_NAME: 't', AUTH_ISSUER: 'not a url' })).toThrow(
+    expect(() => readEnvironment({ TOOLKIT_TABLE_NAME: 'toolkit', AUTH_ISSUER: 'not a url' })).toThrow(
       new Error('Invalid function environment: APP_TABLE_NAME, AUTH_ISSUER'),
     );
   });

@@ -3,14 +3,19 @@ import {
   DecryptionFailure,
   GetSecretValueCommand,
   type GetSecretValueCommandInput,
+  InternalServiceError,
+  InvalidParameterException,
+  InvalidRequestException,
   ResourceNotFoundException,
   SecretsManagerClient,
+  SecretsManagerServiceException,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configureSecretStore, getSecret, SecretStore } from '../../middleware/config/secrets.js';
 import { InvalidOptionsError, SecretAccessError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
+import { renderProblem } from '../../middleware/http/problem.js';
 
 const secretsManager = mockClient(SecretsManagerClient);
 
@@ -126,7 +131,7 @@ describe('SecretStore.getSecret', () => {
     expect(JSON.stringify(events)).not.toContain('secret-v1');
   });
 
-  it('fails with typed reasons: not found, unreachable, not text', async () => {
+  it('fails with typed reasons: not found, misconfigured, not text', async () => {
     const store = new SecretStore();
     await expect(store.getSecret('missing')).rejects.toMatchObject({
       name: 'SecretAccessError',
@@ -141,9 +146,55 @@ describe('SecretStore.getSecret', () => {
       .on(GetSecretValueCommand)
       .rejects(new DecryptionFailure({ message: 'kms', $metadata: {} }));
     await expect(store.getSecret('webhook-key', { forceFetch: true })).rejects.toMatchObject({
-      reason: 'unreachable',
+      reason: 'misconfigured',
     });
   });
+
+  it.each([
+    new SecretsManagerServiceException({
+      name: 'AccessDeniedException',
+      message: 'not authorized to perform: secretsmanager:GetSecretValue',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    }),
+    new DecryptionFailure({
+      message: "Secrets Manager can't decrypt the protected secret text",
+      $metadata: {},
+    }),
+    new InvalidRequestException({ message: 'the secret was marked for deletion', $metadata: {} }),
+    new InvalidParameterException({ message: 'invalid VersionStage', $metadata: {} }),
+  ])('fails with misconfigured, a 500 server fault, when Secrets Manager answers $name', async (refusal) => {
+    secretsManager.on(GetSecretValueCommand).rejects(refusal);
+    const error = await new SecretStore().getSecret('webhook-key').catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ reason: 'misconfigured' });
+    const rendered = renderProblem(error);
+    expect(rendered).toMatchObject({ isServerFault: true, isDegraded: false });
+    expect(rendered.response.statusCode).toBe(500);
+    expect(rendered.response.headers['Retry-After']).toBeUndefined();
+  });
+
+  it.each([
+    new SecretsManagerServiceException({
+      name: 'ThrottlingException',
+      message: 'Rate exceeded',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    }),
+    new InternalServiceError({ message: 'An error occurred on the server side', $metadata: {} }),
+    Object.assign(new Error('connect ETIMEDOUT'), { name: 'TimeoutError' }),
+    Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+  ])(
+    'stays unreachable, a 503 with Retry-After, when Secrets Manager fails with $message',
+    async (failure) => {
+      secretsManager.on(GetSecretValueCommand).rejects(failure);
+      const error = await new SecretStore().getSecret('webhook-key').catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ reason: 'unreachable' });
+      const rendered = renderProblem(error);
+      expect(rendered).toMatchObject({ isServerFault: false, isDegraded: true });
+      expect(rendered.response.statusCode).toBe(503);
+      expect(rendered.response.headers['Retry-After']).toBe('5');
+    },
+  );
 
   it('parses JSON secrets and refuses other text without quoting it', async () => {
     versions = { AWSCURRENT: '{"API_TOKEN":"t0ken-value"}' };

@@ -144,9 +144,19 @@ describe('registration emails', () => {
     expect(readQueueEnvironment({ VERIFICATION_LINK_SECRET: current }).verificationLinkSecret).toEqual({
       value: { current },
     });
-    expect(() =>
-      readQueueEnvironment({ VERIFICATION_LINK_SECRET: JSON.stringify({ current: 'short' }) }),
-    ).toThrow('VERIFICATION_LINK_SECRET');
+    // Whitespace adds nothing to guess: 32 spaces are refused as an empty secret is, in either form.
+    for (const weak of [
+      'short',
+      ' '.repeat(32),
+      `short${'\t'.repeat(40)}`,
+      JSON.stringify({ current: 'short' }),
+      JSON.stringify({ current: ' '.repeat(32) }),
+      JSON.stringify({ current, previous: '\n'.repeat(32) }),
+    ]) {
+      expect(() => readQueueEnvironment({ VERIFICATION_LINK_SECRET: weak })).toThrow(
+        'VERIFICATION_LINK_SECRET',
+      );
+    }
     // The stack names the secret instead; it is read at run time, and one of the two forms is allowed.
     const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:VerificationLinkSecret-AbCdEf';
     expect(readQueueEnvironment({ VERIFICATION_LINK_SECRET_ARN: secretArn }).verificationLinkSecret).toEqual({

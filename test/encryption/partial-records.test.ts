@@ -76,6 +76,40 @@ describe('a value that is already a ciphertext', () => {
     expect(error).toMatchObject({ reason: 'already_encrypted', field: 'phone' });
   });
 
+  it('is recognised under the last header read, however many headers were remembered since', async () => {
+    const keyProvider = new LocalKeyProvider({ key: generateEncryptionKey() });
+    const stored = await new Encryptor({ keyProvider }).encryptFields(user, fields, context);
+    const reader = new Encryptor({ keyProvider, keyContextFields: ['tenantId'], cache: { maxEntries: 2 } });
+    await reader.decryptFields(stored, fields, context);
+    // Two headers of its own fill its memory, then it reads the same record again.
+    await reader.encryptFields(user, fields, { tenantId: 'b', userId: 'u2' });
+    await reader.encryptFields(user, fields, { tenantId: 'c', userId: 'u3' });
+    await reader.decryptFields(stored, fields, context);
+    const { _dataKey: _header, ...withoutHeader } = stored;
+    const error = await rejectionOf(reader.encryptFields(withoutHeader, fields, context));
+    expect(error).toMatchObject({ reason: 'already_encrypted', field: 'email' });
+  });
+
+  it('is recognised under the header it still writes, however many headers it read since', async () => {
+    const keyProvider = new LocalKeyProvider({ key: generateEncryptionKey() });
+    const encryptor = new Encryptor({
+      keyProvider,
+      keyContextFields: ['tenantId'],
+      cache: { maxEntries: 2 },
+    });
+    await encryptor.encryptFields(user, fields, context);
+    const other = new Encryptor({ keyProvider, keyContextFields: ['tenantId'] });
+    for (const tenantId of ['b', 'c']) {
+      const read = { tenantId, userId: 'u2' };
+      await encryptor.decryptFields(await other.encryptFields(user, fields, read), fields, read);
+    }
+    // The data key of `context` is still cached, so this record carries the first header again.
+    const stored = await encryptor.encryptFields(user, fields, context);
+    const { _dataKey: _header, ...withoutHeader } = stored;
+    const error = await rejectionOf(encryptor.encryptFields(withoutHeader, fields, context));
+    expect(error).toMatchObject({ reason: 'already_encrypted', field: 'email' });
+  });
+
   it('does not catch bytes that merely start like a field', async () => {
     const encryptor = newEncryptor();
     await encryptor.encryptFields(user, fields, context);

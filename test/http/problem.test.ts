@@ -103,13 +103,13 @@ describe('problem+json rendering', () => {
     }
   });
 
-  it('answers Secrets Manager out of reach with 503 and Retry-After; a missing or malformed secret is a 500', () => {
+  it('answers Secrets Manager out of reach with 503 and Retry-After; a missing, misconfigured or malformed secret is a 500', () => {
     const unreachable = renderProblem(new SecretAccessError('arn:secret', 'AWSCURRENT', 'unreachable'));
     expect(unreachable).toMatchObject({ isServerFault: false, isDegraded: true });
     expect(unreachable.response.statusCode).toBe(503);
     expect(unreachable.response.headers['Retry-After']).toBe('5');
     expect(unreachable.response.body).not.toContain('arn:secret');
-    for (const reason of ['not_found', 'not_json', 'not_rotating'] as const) {
+    for (const reason of ['not_found', 'misconfigured', 'not_json', 'not_rotating'] as const) {
       const rendered = renderProblem(new SecretAccessError('arn:secret', 'AWSCURRENT', reason));
       expect(rendered).toMatchObject({ isServerFault: true });
       expect(rendered.response.statusCode).toBe(500);

@@ -77,6 +77,7 @@ describe('nextSecretValue', () => {
   it.each([
     ['an extra key', { current: old, rotatedBy: 'operator' }],
     ['a current value under 32 characters', { current: 'short' }],
+    ['a current value of whitespace', { current: ' '.repeat(48) }],
     ['no current', { previous: old }],
   ])('refuses a JSON current value with %s instead of turning it into a plain string', (_case, value) => {
     expect(() => nextSecretValue(JSON.stringify(value), () => fresh)).toThrow(RotationError);
@@ -115,6 +116,7 @@ describe('isValidPendingValue', () => {
   it('rejects a plain value that is short or unchanged', () => {
     expect(isValidPendingValue(old, fresh)).toBe(true);
     expect(isValidPendingValue(old, 'short')).toBe(false);
+    expect(isValidPendingValue(old, `short${' '.repeat(48)}`)).toBe(false);
     expect(isValidPendingValue(old, old)).toBe(false);
   });
 });
