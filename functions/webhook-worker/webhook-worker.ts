@@ -9,17 +9,17 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { maxTimerMs } from '../../middleware/circuit-breaker/deadlines.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
 import {
+  assertNoProblems,
   CircuitOpenError,
   DependencyTimeoutError,
-  InvalidOptionsError,
   SsrfBlockedError,
 } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
+import { checkTimeLimit } from '../../middleware/time-limits.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
 import {
@@ -194,11 +194,9 @@ export class WebhookWorker {
   constructor(private readonly options: WebhookWorkerOptions) {
     this.maxRetryDelaySec = Math.min(maxVisibilitySec, options.maxRetryDelaySec ?? 3600);
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1 || this.timeoutMs > maxTimerMs) {
-      throw new InvalidOptionsError('WebhookWorker', [
-        `timeoutMs must be an integer of milliseconds 1..${maxTimerMs} (got ${this.timeoutMs})`,
-      ]);
-    }
+    const problems: string[] = [];
+    checkTimeLimit(problems, 'timeoutMs', this.timeoutMs);
+    assertNoProblems('WebhookWorker', problems);
     this.rule = {
       afterFailedDeliveries: options.disableRule?.afterFailedDeliveries ?? 5,
       afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
