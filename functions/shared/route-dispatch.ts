@@ -3,7 +3,12 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { audit, type CorrelationContext, correlationIds } from '../../middleware/audit/middy.js';
+import {
+  audit,
+  type CorrelationContext,
+  correlationIds,
+  passErrorToOuterAudit,
+} from '../../middleware/audit/middy.js';
 import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
 import { NotFoundError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
@@ -45,7 +50,8 @@ export const noPolicy: PolicyPipeline = (pipeline) => pipeline;
 /**
  * The pipeline every route starts from. A route's pipeline is a Middy request of its own, so the answer
  * edits its middlewares leave pending for a 5xx (rate-limit headers) are on that request: its own
- * httpErrorHandler renders the route's errors and makes them, which the dispatcher's cannot.
+ * httpErrorHandler renders the route's errors and makes them, which the dispatcher's cannot. The
+ * dispatcher's audit line then sees only the rendered answer, so the error is passed up to it.
  */
 function routeBasePipeline(logger: Logger): RoutePipeline {
   const pipeline = middy<
@@ -54,7 +60,7 @@ function routeBasePipeline(logger: Logger): RoutePipeline {
     Error,
     Context & OptionalAuthContext & CorrelationContext
   >();
-  pipeline.use(httpErrorHandler({ logger }));
+  pipeline.use(httpErrorHandler({ logger })).use(passErrorToOuterAudit());
   return pipeline;
 }
 
@@ -116,8 +122,9 @@ export function withRequestMiddlewares(
   const loggers = [...new Set([logger, observability.logger])];
   // Outermost, so they also see answers the route pipelines give early (401/403, 429, 503, CSRF)
   // and errors httpErrorHandler renders: correlation id, metrics flush and audit on every request.
-  // Route errors arrive here already rendered by the route's own httpErrorHandler; this one renders
-  // the rest (no route for the key, a failure of these middlewares).
+  // Route errors arrive here already rendered by the route's own httpErrorHandler (and named to audit
+  // by passErrorToOuterAudit); this one renders the rest (no route for the key, a failure of these
+  // middlewares).
   const handler = middy<HttpEvent, HttpResponse>(respond);
   // `use` adds in place, so `handler` keeps the type Lambda invokes it with (a plain Context), while
   // Middy would type the chain's result as needing what correlationIds() itself adds.

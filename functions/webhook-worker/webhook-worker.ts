@@ -9,17 +9,17 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { maxTimerMs } from '../../middleware/circuit-breaker/deadlines.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
 import {
+  assertNoProblems,
   CircuitOpenError,
   DependencyTimeoutError,
-  InvalidOptionsError,
   SsrfBlockedError,
 } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
+import { checkTimeLimit } from '../../middleware/time-limits.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
 import {
@@ -171,7 +171,8 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
  *   streak and the disable rule are untouched, and the message is retried later. A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
- *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved.
+ *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A saved
+ *   delivery is counted and audited at once; a failure resetting the streak after it only retries that.
  * - a webhook id already delivered (a redelivery, a duplicate): Powertools Idempotency returns the
  *   stored result, so the endpoint is never POSTed twice after a success; logged and audited as a
  *   duplicate, not as delivered (unless this copy is the one that saves the delivery).
@@ -193,11 +194,9 @@ export class WebhookWorker {
   constructor(private readonly options: WebhookWorkerOptions) {
     this.maxRetryDelaySec = Math.min(maxVisibilitySec, options.maxRetryDelaySec ?? 3600);
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1 || this.timeoutMs > maxTimerMs) {
-      throw new InvalidOptionsError('WebhookWorker', [
-        `timeoutMs must be an integer of milliseconds 1..${maxTimerMs} (got ${this.timeoutMs})`,
-      ]);
-    }
+    const problems: string[] = [];
+    checkTimeLimit(problems, 'timeoutMs', this.timeoutMs);
+    assertNoProblems('WebhookWorker', problems);
     this.rule = {
       afterFailedDeliveries: options.disableRule?.afterFailedDeliveries ?? 5,
       afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
@@ -345,19 +344,55 @@ export class WebhookWorker {
         { attempt: deliveredAttempt, at, statusCode, durationMs },
         'delivered',
       );
-      if (endpoint.failedDeliveries > 0) await store.clearFailures(endpoint.id);
     } catch (error) {
       return this.postpone(record, message, { attempt, posted: true }, error, correlationId);
     }
     // No POST in this invocation (Powertools returned an earlier one's result) and the delivery was
     // already saved: a copy. A replay that saves an outcome its POST could not is still the delivery.
-    if (!progress.posted && !saved) return this.recordDuplicate(message, correlationId);
-    recordMetric(observability.metrics, 'WebhookDelivered');
-    this.audit('webhook.delivered', 'success', correlationId, message, {
-      attempt: deliveredAttempt,
-      statusCode,
-      durationMs,
-    });
+    if (!progress.posted && !saved) {
+      this.recordDuplicate(message, correlationId);
+    } else {
+      // Counted once it is saved: what follows cannot make the saved delivery a failed one.
+      recordMetric(observability.metrics, 'WebhookDelivered');
+      this.audit('webhook.delivered', 'success', correlationId, message, {
+        attempt: deliveredAttempt,
+        statusCode,
+        durationMs,
+      });
+    }
+    if (endpoint.failedDeliveries > 0) {
+      await this.resetStreak(record, message, endpoint, attempt, correlationId);
+    }
+  }
+
+  /**
+   * A delivery ends its endpoint's failure streak. It is counted and audited already, so a failure to
+   * reset the streak is no failed delivery: it is logged, and the message comes back after the backoff
+   * to reset it (Powertools replays the saved POST: that copy is a duplicate that only resets the
+   * streak). On the last receive the message is let go rather than sent to the DLQ, since the webhook
+   * was delivered; the endpoint's next delivery resets the streak.
+   */
+  private async resetStreak(
+    record: SQSRecord,
+    message: WebhookMessage,
+    endpoint: StoredEndpoint,
+    attempt: number,
+    correlationId: string,
+  ): Promise<void> {
+    try {
+      await this.options.store.clearFailures(endpoint.id);
+    } catch (error) {
+      const last = attempt >= this.options.maxAttempts;
+      this.options.observability.logger.error(
+        last
+          ? 'Webhook delivered, but its endpoint failure streak could not be reset; left to its next delivery'
+          : 'Webhook delivered, but its endpoint failure streak could not be reset; retrying',
+        { correlationId, webhookId: message.id, endpointId: endpoint.id, error },
+      );
+      if (last) return;
+      await this.options.sqs.delayNextAttempt(record, this.nextDelaySec(attempt, error), correlationId);
+      throw error;
+    }
   }
 
   /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */

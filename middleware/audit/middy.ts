@@ -33,8 +33,18 @@ type HttpRequest<C extends Context = Context> = Request<
   C
 >;
 
+/**
+ * Where {@link passErrorToOuterAudit} leaves a nested pipeline's error, on the context it shares with
+ * the request around it (Middy gives each request its own `internal`).
+ */
+const nestedErrorKey = Symbol('bulwark.audit.nestedError');
+
 /** What other middlewares may have put on the context by the time the request ends. */
-type ObservedContext = Context & { principal?: Principal; correlationId?: string };
+type ObservedContext = Context & {
+  principal?: Principal;
+  correlationId?: string;
+  [nestedErrorKey]?: Error;
+};
 
 export interface AuditOptions {
   /** Where the events go. */
@@ -140,9 +150,14 @@ export function audit(
       principal: () => context.principal,
     };
     auditLogger.beginRequest(scope);
+    // A Lambda context object can outlive the invocation (local runtimes, tests): no earlier error stays.
+    context[nestedErrorKey] = undefined;
     registerCleanup(request, auditCleanup, () => {
       const response = normalizeResponse(request.response);
-      const error = request.error as (Error & { code?: unknown }) | null | undefined;
+      const error = (request.error ?? context[nestedErrorKey]) as
+        | (Error & { code?: unknown })
+        | null
+        | undefined;
       // Neither answer nor error: Powertools runs its cleanup hook before it hands an idempotency
       // replay's stored answer to Middy, so the status is not known here and none is made up.
       const statusCode = response?.statusCode ?? (error ? statusOfError(error) : undefined);
@@ -168,6 +183,30 @@ export function audit(
   };
   const auditAfterOrError = (request: HttpRequest) => runCleanup(request, auditCleanup);
   return { before: auditBefore, after: auditAfterOrError, onError: auditAfterOrError };
+}
+
+/**
+ * For a Middy pipeline run inside another's handler (a route's own, in a dispatcher): hands the error
+ * it ends with to the `audit` of the request around it, which sees only the answer the nested
+ * `httpErrorHandler` renders, so its line still names the error (`metadata.error`). Use it right after
+ * the nested pipeline's `httpErrorHandler`.
+ *
+ * @example
+ * const route = middy().use(httpErrorHandler({ logger })).use(passErrorToOuterAudit()).handler(fn);
+ * export const handler = middy((event, context) => route(event, context))
+ *   .use(audit({ auditLogger }))
+ *   .use(httpErrorHandler({ logger }));
+ */
+export function passErrorToOuterAudit(): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  Context
+> {
+  const passErrorToOuterAuditOnError = (request: HttpRequest) => {
+    (request.context as ObservedContext)[nestedErrorKey] = request.error ?? undefined;
+  };
+  return { onError: passErrorToOuterAuditOnError };
 }
 
 /** What {@link correlationIds} adds to the handler's context. */

@@ -8,6 +8,8 @@ import {
   type JWSHeaderParameters,
   jwksCache,
 } from 'jose';
+import { assertNoProblems } from '../errors.js';
+import { checkTimeLimit } from '../time-limits.js';
 
 /** The asymmetric algorithms a JWKS key may verify. */
 export type AsymmetricAlgorithm = 'RS256' | 'ES256';
@@ -85,17 +87,19 @@ export class JwksKeyStore {
   private fetches = 0;
 
   constructor(options: JwksKeyStoreOptions) {
+    // jose hands it to AbortSignal.timeout(): a value that throws there or fires at once would fail
+    // every fetch, and every token would be answered 503.
+    const timeoutDuration = options.timeoutMs ?? 3000;
+    const problems: string[] = [];
+    checkTimeLimit(problems, 'timeoutMs', timeoutDuration);
+    assertNoProblems('JwksKeyStore', problems);
     this.cooldownMs = options.cooldownMs ?? 30_000;
     // A set that is never fetched (preload only) cannot go stale.
     this.maxAgeMs = options.uri === undefined ? Number.POSITIVE_INFINITY : (options.maxAgeMs ?? 600_000);
     const now = Date.now();
     if (options.uri !== undefined) {
-      // Checked now, as jose would on building the set, so bad options still fail at construction.
+      // Checked now, as jose would on building the set, so a bad uri still fails at construction.
       const url = new URL(options.uri);
-      const timeoutDuration = options.timeoutMs ?? 3000;
-      if (!Number.isInteger(timeoutDuration) || timeoutDuration < 0) {
-        throw new TypeError('timeoutMs must be a non-negative integer');
-      }
       const preload = options.preload;
       // jose's own freshness and cooldown rules are switched off (Infinity): this class decides when
       // to fetch, so that failures count against the cooldown too and stale keys outlive an outage.

@@ -9,9 +9,15 @@ import {
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
-import { type AsymmetricAlgorithm, JwksKeyStore, KeyLookupError } from './jwks-key-store.js';
+import {
+  type AsymmetricAlgorithm,
+  JwksKeyStore,
+  type JwksKeyStoreOptions,
+  KeyLookupError,
+} from './jwks-key-store.js';
 import { type Claims, getClientId } from './m2m.js';
 import type { Principal } from './principal.js';
 import { TokenCache } from './token-cache.js';
@@ -175,6 +181,22 @@ function loadJwks(options: JwtIssuerOptions, problems: string[]): JSONWebKeySet 
   return jwks as JSONWebKeySet;
 }
 
+/** The JWKS options every issuer's key store gets. */
+type SharedKeyStoreOptions = Pick<JwksKeyStoreOptions, 'cooldownMs' | 'maxAgeMs' | 'timeoutMs'>;
+
+function sharedKeyStoreOptions(options: JwtVerifierOptions, problems: string[]): SharedKeyStoreOptions {
+  const { jwksCooldownMs, jwksMaxAgeMs, jwksTimeoutMs } = options;
+  // Listed with the verifier's other problems under its own name; a key store is never built with it,
+  // since it would throw before the rest are listed.
+  const timeoutUsable =
+    jwksTimeoutMs !== undefined && checkTimeLimit(problems, 'jwksTimeoutMs', jwksTimeoutMs);
+  return {
+    ...(jwksCooldownMs === undefined ? {} : { cooldownMs: jwksCooldownMs }),
+    ...(jwksMaxAgeMs === undefined ? {} : { maxAgeMs: jwksMaxAgeMs }),
+    ...(timeoutUsable ? { timeoutMs: jwksTimeoutMs } : {}),
+  };
+}
+
 function defaultJwksUri(issuer: string): string {
   return `${issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
 }
@@ -239,9 +261,10 @@ export class JwtVerifier {
     if (cache && !(cache.maxAgeSec > 0)) problems.push('cache.maxAgeSec must be > 0');
     if (!Array.isArray(options.issuers) || options.issuers.length === 0)
       problems.push('issuers must not be empty');
+    const keyStoreOptions = sharedKeyStoreOptions(options, problems);
     const issuers = new Map<string, Issuer>();
     for (const issuerOptions of Array.isArray(options.issuers) ? options.issuers : []) {
-      const issuer = this.buildIssuer(issuerOptions, options, problems);
+      const issuer = this.buildIssuer(issuerOptions, keyStoreOptions, problems);
       if (issuers.has(issuerOptions.issuer)) problems.push(`${issuerOptions.issuer}: listed twice`);
       if (issuer) issuers.set(issuer.issuer, issuer);
     }
@@ -256,7 +279,7 @@ export class JwtVerifier {
 
   private buildIssuer(
     options: JwtIssuerOptions,
-    shared: JwtVerifierOptions,
+    keyStoreOptions: SharedKeyStoreOptions,
     problems: string[],
   ): Issuer | undefined {
     const name = typeof options.issuer === 'string' && options.issuer.length > 0 ? options.issuer : undefined;
@@ -304,13 +327,7 @@ export class JwtVerifier {
       algorithms: new Set(algorithms),
       secret: secretBytes === undefined ? undefined : createSecretKey(secretBytes),
       keys: asymmetric
-        ? new JwksKeyStore({
-            uri: jwksUri ?? undefined,
-            preload: jwks,
-            ...(shared.jwksCooldownMs === undefined ? {} : { cooldownMs: shared.jwksCooldownMs }),
-            ...(shared.jwksMaxAgeMs === undefined ? {} : { maxAgeMs: shared.jwksMaxAgeMs }),
-            ...(shared.jwksTimeoutMs === undefined ? {} : { timeoutMs: shared.jwksTimeoutMs }),
-          })
+        ? new JwksKeyStore({ uri: jwksUri ?? undefined, preload: jwks, ...keyStoreOptions })
         : undefined,
       requiredClaims: options.requiredClaims ?? [],
     };

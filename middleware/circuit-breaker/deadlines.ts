@@ -1,8 +1,5 @@
 // Call timeouts of one breaker served by a single timer: a timer per call would cost more than the breaker.
 
-/** setTimeout's largest delay, AbortSignal.timeout()'s too; a longer one fires after 1 ms. */
-export const maxTimerMs = 2_147_483_647;
-
 /**
  * Something with a deadline that must be told when it passes. Entries link themselves into the
  * queue (no Set: hashing a fresh object per call costs more than the rest of the bookkeeping).

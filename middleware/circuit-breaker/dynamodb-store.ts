@@ -4,7 +4,7 @@ import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } fr
 import { assertNoProblems } from '../errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../store/client.js';
 import { isExpired } from '../store/tables.js';
-import { maxTimerMs } from './deadlines.js';
+import { checkTimeLimit } from '../time-limits.js';
 import {
   type CircuitRecord,
   CircuitState,
@@ -86,11 +86,7 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
     const requestTimeoutMs = options.requestTimeoutMs ?? 1000;
     // A value AbortSignal.timeout() throws for or cuts to 1 ms would fail every store operation,
     // leaving the breaker on local state for good: refused here instead.
-    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > maxTimerMs) {
-      problems.push(
-        `requestTimeoutMs must be an integer of milliseconds 1..${maxTimerMs} (got ${requestTimeoutMs})`,
-      );
-    }
+    checkTimeLimit(problems, 'requestTimeoutMs', requestTimeoutMs);
     assertNoProblems('DynamoDbCircuitStateStore', problems);
     this.tableName = options.tableName;
     this.requestTimeoutMs = requestTimeoutMs;

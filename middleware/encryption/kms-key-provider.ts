@@ -3,6 +3,7 @@ import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient }
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler } from '../request-handler.js';
+import { checkTimeLimit } from '../time-limits.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
@@ -57,14 +58,20 @@ export interface KmsClientOptions {
  * const kms = createKmsClient();
  */
 export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
+  const timeouts = {
+    requestTimeoutMs: options.requestTimeoutMs ?? 2000,
+    connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
+  };
+  // The handler takes 0 for no bound at all, and past the timers' maximum every request times out at once.
+  const problems: string[] = [];
+  checkTimeLimit(problems, 'requestTimeoutMs', timeouts.requestTimeoutMs);
+  checkTimeLimit(problems, 'connectionTimeoutMs', timeouts.connectionTimeoutMs);
+  assertNoProblems('createKmsClient', problems);
   return new KMSClient({
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: boundedRequestHandler({
-      requestTimeoutMs: options.requestTimeoutMs ?? 2000,
-      connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
-    }),
+    requestHandler: boundedRequestHandler(timeouts),
   });
 }
 

@@ -4,8 +4,9 @@ import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { ConflictError } from '../errors.js';
+import { assertNoProblems, ConflictError } from '../errors.js';
 import { boundedRequestHandler } from '../request-handler.js';
+import { checkTimeLimit } from '../time-limits.js';
 
 export interface DynamoDbClientOptions {
   /** Endpoint URL, e.g. the embedded server's `http://127.0.0.1:PORT`. @default the AWS regional endpoint */
@@ -73,6 +74,15 @@ const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
  * const client = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
  */
 export function createDynamoDbClient(options: DynamoDbClientOptions = {}): DynamoDBClient {
+  const timeouts = {
+    requestTimeoutMs: options.requestTimeoutMs ?? 2000,
+    connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
+  };
+  // The handler takes 0 for no bound at all, and past the timers' maximum every request times out at once.
+  const problems: string[] = [];
+  checkTimeLimit(problems, 'requestTimeoutMs', timeouts.requestTimeoutMs);
+  checkTimeLimit(problems, 'connectionTimeoutMs', timeouts.connectionTimeoutMs);
+  assertNoProblems('createDynamoDbClient', problems);
   const isLocal = options.endpoint?.startsWith('http://') ?? false;
   const client = new DynamoDBClient({
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -81,10 +91,7 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
     ...(isLocal ? { credentials: localCredentials } : {}),
     maxAttempts: options.maxAttempts ?? 3,
     requestHandler: boundedRequestHandler(
-      {
-        requestTimeoutMs: options.requestTimeoutMs ?? 2000,
-        connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
-      },
+      timeouts,
       isLocal
         ? { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) }
         : { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) },

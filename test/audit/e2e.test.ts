@@ -141,6 +141,21 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     );
   });
 
+  it("names the route's error on the request's audit line: a second registration's 409", async () => {
+    const email = `audit-${randomUUID()}@example.com`;
+    const register = () => api.request('POST', '/users', { body: { email, name: 'Twice' } });
+    expect((await register()).status).toBe(201);
+    output.clear();
+    expect((await register()).status).toBe(409);
+    expect(requestEvents('users')).toEqual([
+      expect.objectContaining({
+        statusCode: 409,
+        outcome: 'failure',
+        metadata: expect.objectContaining({ error: { name: 'ConflictError', code: 'CONFLICT' } }),
+      }),
+    ]);
+  });
+
   it("audits and counts a cancel of someone else's booking as access.denied (not_owner)", async () => {
     const userId = await registerUser();
     const booked = await api.request('POST', '/bookings', {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwksKeyStore } from '../../middleware/auth/jwks-key-store.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 import { ecKey, type JwksServer, rsaKey, startJwksServer, type TestKey } from './helpers.js';
 
 let jwks: JwksServer;
@@ -15,9 +16,20 @@ afterAll(async () => {
 });
 
 describe('JwksKeyStore', () => {
-  it('rejects a JWKS timeout that is not a non-negative integer at construction', () => {
-    expect(() => new JwksKeyStore({ uri: jwks.url, timeoutMs: 1.5 })).toThrow(/timeoutMs/);
-    expect(() => new JwksKeyStore({ uri: jwks.url, timeoutMs: -1 })).toThrow(/timeoutMs/);
+  it.each([0, 1.5, -1, 2 ** 31, Number.NaN])(
+    'rejects a JWKS timeout of %s at construction, with which every fetch would fail',
+    (timeoutMs) => {
+      expect(() => new JwksKeyStore({ uri: jwks.url, timeoutMs })).toThrow(
+        new InvalidOptionsError('JwksKeyStore', [
+          `timeoutMs must be an integer of milliseconds 1..2147483647 (got ${timeoutMs})`,
+        ]),
+      );
+    },
+  );
+
+  it('fetches with the longest JWKS timeout it accepts', async () => {
+    const store = new JwksKeyStore({ uri: jwks.url, timeoutMs: 2_147_483_647 });
+    expect((await store.resolve('rsa-lazy', 'RS256')).asymmetricKeyType).toBe('rsa');
   });
 
   it('rejects a JWKS uri that is not a URL at construction', () => {

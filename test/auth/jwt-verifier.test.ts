@@ -528,6 +528,18 @@ describe('JwtVerifier options', () => {
     }
   });
 
+  it('names a JWKS timeout with which every key fetch would fail among the other problems', () => {
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    for (const jwksTimeoutMs of [0, 2 ** 31]) {
+      expect(() => new JwtVerifier({ issuers: [issuer], maxTokenBytes: 0, jwksTimeoutMs })).toThrow(
+        new InvalidOptionsError('JwtVerifier', [
+          'maxTokenBytes must be > 0',
+          `jwksTimeoutMs must be an integer of milliseconds 1..2147483647 (got ${jwksTimeoutMs})`,
+        ]),
+      );
+    }
+  });
+
   it('rejects an empty or duplicated issuer list', () => {
     expect(() => new JwtVerifier({ issuers: [] })).toThrow(/issuers must not be empty/);
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };

@@ -354,6 +354,15 @@ describe('KmsKeyProvider options', () => {
     }
   });
 
+  it('refuses client timeouts that would leave a call unbounded or time every call out at once', () => {
+    expect(() => createKmsClient({ requestTimeoutMs: 2 ** 31, connectionTimeoutMs: 0 })).toThrow(
+      new InvalidOptionsError('createKmsClient', [
+        'requestTimeoutMs must be an integer of milliseconds 1..2147483647 (got 2147483648)',
+        'connectionTimeoutMs must be an integer of milliseconds 1..2147483647 (got 0)',
+      ]),
+    );
+  });
+
   it('creates a client with bounded timeouts once, or uses the one given', async () => {
     const client = createKmsClient({
       region: 'eu-west-1',

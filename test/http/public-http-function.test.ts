@@ -1,8 +1,20 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeKeysOf } from '../../functions/routes.js';
 import { createPublicHttpFunction } from '../../functions/shared/public-http-function.js';
 import type { RouteBuilder } from '../../functions/shared/route-dispatch.js';
+import { ConflictError } from '../../middleware/errors.js';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { captureStdout } from '../helpers/log-capture.js';
+
+const output = captureStdout();
+// The function's audit lines are INFO, which the suite silences; its logger reads the level when built.
+beforeAll(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+});
+afterAll(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
 
 const unused: RouteBuilder = () => {
   throw new Error('must not be built');
@@ -28,5 +40,50 @@ describe('createPublicHttpFunction', () => {
     expect(() => createPublicHttpFunction('health', {}, new Logger())).toThrow(
       'Function health does not match the route table: missing [GET /health], unknown []',
     );
+  });
+});
+
+describe("a sample function's audit line for a route that throws", () => {
+  // The route pipeline renders the error itself (so a 5xx keeps its rate-limit headers): the
+  // function's audit sees only the answer, unless the error is passed up to it.
+  let failWith: Error | undefined;
+  const handler = () =>
+    createPublicHttpFunction(
+      'health',
+      {
+        'GET /health': (route) =>
+          route.handler(async () => {
+            if (failWith) throw failWith;
+            return { statusCode: 200, body: 'ok' };
+          }),
+      },
+      new Logger({ logLevel: 'SILENT' }),
+    );
+  // /health itself is never audited: the same route under another path is.
+  const probe = () => httpEvent({ routeKey: 'GET /health', path: '/probe' });
+  const requestAudits = () => output.audit().filter((event) => event.eventType === 'http.request');
+
+  it.each([
+    ['a 409 ConflictError', new ConflictError('taken'), 409, { name: 'ConflictError', code: 'CONFLICT' }],
+    ['a 500 for an unexpected error', new TypeError('boom'), 500, { name: 'TypeError' }],
+  ])('names %s in metadata.error', async (_what, error, status, named) => {
+    failWith = error;
+    const response = await handler()(probe(), lambdaContext());
+    expect(response.statusCode).toBe(status);
+    expect(requestAudits()).toEqual([
+      expect.objectContaining({ statusCode: status, metadata: expect.objectContaining({ error: named }) }),
+    ]);
+  });
+
+  it('names no error for a later success on the same Lambda context', async () => {
+    const context = lambdaContext();
+    const invoke = handler();
+    failWith = new ConflictError('taken');
+    expect((await invoke(probe(), context)).statusCode).toBe(409);
+    failWith = undefined;
+    expect((await invoke(probe(), context)).statusCode).toBe(200);
+    const [, success] = requestAudits();
+    expect(success).toMatchObject({ statusCode: 200 });
+    expect(success?.metadata).not.toHaveProperty('error');
   });
 });

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DescribeTimeToLiveCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables, toCreateTableInput } from '../../middleware/store/create-tables.js';
 import { appTable, isExpired, toEpochSeconds, toolkitTable } from '../../middleware/store/tables.js';
@@ -73,6 +74,28 @@ describe('DynamoDB clients and table creation on the embedded server', () => {
       requestTimeoutMs: 200,
     });
     await expect(client.send(new DescribeTableCommand({ TableName: 'anything' }))).rejects.toThrow();
+    client.destroy();
+  });
+
+  it('refuses timeouts that would leave a call unbounded or time every call out at once', () => {
+    expect(() =>
+      createDynamoDbClient({ endpoint, requestTimeoutMs: 2 ** 31, connectionTimeoutMs: 0 }),
+    ).toThrow(
+      new InvalidOptionsError('createDynamoDbClient', [
+        'requestTimeoutMs must be an integer of milliseconds 1..2147483647 (got 2147483648)',
+        'connectionTimeoutMs must be an integer of milliseconds 1..2147483647 (got 0)',
+      ]),
+    );
+  });
+
+  it('serves requests with the longest timeouts it accepts', async () => {
+    const client = createDynamoDbClient({
+      endpoint,
+      requestTimeoutMs: 2_147_483_647,
+      connectionTimeoutMs: 2_147_483_647,
+      maxAttempts: 1,
+    });
+    expect((await client.send(new ListTablesCommand({}))).TableNames).toBeDefined();
     client.destroy();
   });
 

@@ -702,6 +702,78 @@ describe('a worker failure after the POST', () => {
     expect(visibilityChanges()).toEqual([0]);
   });
 
+  /** The worker's own store, whose streak resets DynamoDB throttles while `throttles` says so. */
+  function throttledStreakResets(throttles: () => boolean) {
+    const throttledStore = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+    const clearFailures = throttledStore.clearFailures.bind(throttledStore);
+    vi.spyOn(throttledStore, 'clearFailures').mockImplementation((endpointId) =>
+      throttles()
+        ? Promise.reject(
+            new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
+          )
+        : clearFailures(endpointId),
+    );
+    return throttledStore;
+  }
+
+  /** An endpoint at `url` whose failure streak a delivery resets. */
+  async function failingEndpointAt(url: string) {
+    const endpoint = await endpointAt(url);
+    await store.noteFailedDelivery(endpoint.id, new Date());
+    return endpoint;
+  }
+
+  it('counts a saved delivery once, not as failed, and retries only the streak reset that failed', async () => {
+    const healthy = await receiver();
+    const endpoint = await failingEndpointAt(healthy.url);
+    const { run, logger, metrics, audits } = setup({ store: throttledStreakResets(firstTimes(1)) });
+    const logged = vi.spyOn(logger, 'error');
+    const added = vi.spyOn(metrics, 'addMetric');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const firstAttempt = await record(message, 1);
+    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(failedMetrics(added)).toEqual([]);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered']);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivered, but its endpoint failure streak could not be reset; retrying',
+      expect.objectContaining({ webhookId: message.id, endpointId: endpoint.id }),
+    );
+    // Random 0.5 of base 10 × 2^0.
+    expect(visibilityChanges()).toEqual([5]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ failedDeliveries: 1 });
+
+    // Received again: a duplicate of the saved delivery, which resets the streak, with no second POST.
+    expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
+    expect(healthy.received).toHaveLength(1);
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered', 'webhook.duplicate']);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [{ attempt: 1, statusCode: 204 }],
+    });
+  });
+
+  it('lets a delivered message go on the last receive when its streak cannot be reset, not to the DLQ', async () => {
+    const healthy = await receiver();
+    const endpoint = await failingEndpointAt(healthy.url);
+    const { run, logger, metrics, audits } = setup({ store: throttledStreakResets(() => true) });
+    const logged = vi.spyOn(logger, 'error');
+    const added = vi.spyOn(metrics, 'addMetric');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    expect(await run(await record(message, 5))).toEqual({ batchItemFailures: [] });
+    expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
+    expect(failedMetrics(added)).toEqual([]);
+    expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered']);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivered, but its endpoint failure streak could not be reset; left to its next delivery',
+      expect.objectContaining({ webhookId: message.id, endpointId: endpoint.id }),
+    );
+    expect(visibilityChanges()).toEqual([]);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({ status: 'delivered' });
+  });
+
   it('is logged and recorded as an unsaved outcome, not as a delivery never attempted', async () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
