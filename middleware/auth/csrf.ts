@@ -1,6 +1,7 @@
 // CSRF protection by double submit: a random token in a cookie that unsafe requests must echo in a header.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { assertNoProblems } from '../errors.js';
+import { isUsableSecretValue } from './hmac-secret.js';
 
 export interface CsrfOptions {
   /**
@@ -53,8 +54,8 @@ export class CsrfProtection {
     if (!/^[\w-]{1,64}$/.test(this.cookieName))
       problems.push('cookieName must be a token of letters, digits, _ and -');
     if (!/^[\w-]{1,64}$/.test(this.headerName)) problems.push('headerName must be a header name');
-    if (this.secret !== undefined && this.secret.length < 32)
-      problems.push('secret must be at least 32 characters');
+    if (this.secret !== undefined && !isUsableSecretValue(this.secret))
+      problems.push('secret must be at least 32 characters besides whitespace');
     // `secret: process.env.CSRF_SECRET` with the variable unset would silently fall back to unsigned tokens.
     if (Object.hasOwn(options, 'secret') && options.secret === undefined)
       problems.push('secret is undefined (an unset environment variable?); leave it out for unsigned tokens');

@@ -555,6 +555,14 @@ describe('csrfProtection through a middy pipeline', () => {
     ).toThrow(InvalidOptionsError);
   });
 
+  it('refuses a signing secret of fewer than 32 characters besides whitespace, which anyone could guess', () => {
+    for (const secret of [' '.repeat(32), `short${' '.repeat(40)}`]) {
+      expect(() => csrfProtection({ secret })).toThrow(
+        'secret must be at least 32 characters besides whitespace',
+      );
+    }
+  });
+
   it('refuses a secret given as undefined instead of quietly issuing unsigned tokens', () => {
     const unsetVariable: string | undefined = undefined;
     expect(() => csrfProtection({ secret: unsetVariable })).toThrow(
