@@ -2,11 +2,30 @@
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { assertNoProblems } from './errors.js';
+import { checkTimeLimit } from './time-limits.js';
 
 export interface RequestTimeouts {
   /** Upper bound on one HTTP request (each SDK attempt). */
   readonly requestTimeoutMs: number;
   readonly connectionTimeoutMs: number;
+}
+
+/**
+ * A client factory's timeouts, defaulted (2 s per request, 1 s to connect) and checked: the handler
+ * takes 0 for no bound at all, and past the timers' maximum every request times out at once.
+ * Throws InvalidOptionsError naming `factory`.
+ */
+export function clientRequestTimeouts(factory: string, given: Partial<RequestTimeouts>): RequestTimeouts {
+  const timeouts = {
+    requestTimeoutMs: given.requestTimeoutMs ?? 2000,
+    connectionTimeoutMs: given.connectionTimeoutMs ?? 1000,
+  };
+  const problems: string[] = [];
+  checkTimeLimit(problems, 'requestTimeoutMs', timeouts.requestTimeoutMs);
+  checkTimeLimit(problems, 'connectionTimeoutMs', timeouts.connectionTimeoutMs);
+  assertNoProblems(factory, problems);
+  return timeouts;
 }
 
 /**

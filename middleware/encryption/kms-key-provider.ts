@@ -2,8 +2,7 @@
 import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient } from '@aws-sdk/client-kms';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { boundedRequestHandler } from '../request-handler.js';
-import { checkTimeLimit } from '../time-limits.js';
+import { boundedRequestHandler, clientRequestTimeouts } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
@@ -58,15 +57,7 @@ export interface KmsClientOptions {
  * const kms = createKmsClient();
  */
 export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
-  const timeouts = {
-    requestTimeoutMs: options.requestTimeoutMs ?? 2000,
-    connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
-  };
-  // The handler takes 0 for no bound at all, and past the timers' maximum every request times out at once.
-  const problems: string[] = [];
-  checkTimeLimit(problems, 'requestTimeoutMs', timeouts.requestTimeoutMs);
-  checkTimeLimit(problems, 'connectionTimeoutMs', timeouts.connectionTimeoutMs);
-  assertNoProblems('createKmsClient', problems);
+  const timeouts = clientRequestTimeouts('createKmsClient', options);
   return new KMSClient({
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),

@@ -4,9 +4,8 @@ import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { assertNoProblems, ConflictError } from '../errors.js';
-import { boundedRequestHandler } from '../request-handler.js';
-import { checkTimeLimit } from '../time-limits.js';
+import { ConflictError } from '../errors.js';
+import { boundedRequestHandler, clientRequestTimeouts } from '../request-handler.js';
 
 export interface DynamoDbClientOptions {
   /** Endpoint URL, e.g. the embedded server's `http://127.0.0.1:PORT`. @default the AWS regional endpoint */
@@ -74,15 +73,7 @@ const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
  * const client = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
  */
 export function createDynamoDbClient(options: DynamoDbClientOptions = {}): DynamoDBClient {
-  const timeouts = {
-    requestTimeoutMs: options.requestTimeoutMs ?? 2000,
-    connectionTimeoutMs: options.connectionTimeoutMs ?? 1000,
-  };
-  // The handler takes 0 for no bound at all, and past the timers' maximum every request times out at once.
-  const problems: string[] = [];
-  checkTimeLimit(problems, 'requestTimeoutMs', timeouts.requestTimeoutMs);
-  checkTimeLimit(problems, 'connectionTimeoutMs', timeouts.connectionTimeoutMs);
-  assertNoProblems('createDynamoDbClient', problems);
+  const timeouts = clientRequestTimeouts('createDynamoDbClient', options);
   const isLocal = options.endpoint?.startsWith('http://') ?? false;
   const client = new DynamoDBClient({
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
