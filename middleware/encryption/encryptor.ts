@@ -654,9 +654,14 @@ export class Encryptor {
       this.keepRemembered(last);
       return last;
     }
-    const parsed =
-      this.headers.get(bytes.toString('latin1')) ??
-      this.rememberHeader(bytes, decodeHeader(bytes), keyRefOf(bytes));
+    const key = bytes.toString('latin1');
+    const known = this.headers.get(key);
+    if (known !== undefined) {
+      // Moved to the newest end, so the header forgotten when full is the least recently used one.
+      this.headers.delete(key);
+      this.headers.set(key, known);
+    }
+    const parsed = known ?? this.rememberHeader(bytes, decodeHeader(bytes), keyRefOf(bytes));
     this.lastHeader = parsed;
     return parsed;
   }
@@ -676,7 +681,7 @@ export class Encryptor {
     return parsed;
   }
 
-  /** Adds a header to those remembered, forgetting the oldest (and its field prefix) when full. */
+  /** Adds a header to those remembered, forgetting the least recently used (and its field prefix) when full. */
   private remember(parsed: ParsedHeader): void {
     if (this.headers.size >= this.options.cache.maxEntries) {
       const [oldestKey, oldest] = this.headers.entries().next().value as [string, ParsedHeader];

@@ -576,6 +576,20 @@ describe('data-key caching', () => {
     expect(keyProvider.calls.generate).toBe(4);
   });
 
+  it('keeps the headers it reads by recent use, so a busy record is not unwrapped again', async () => {
+    const keyProvider = countingProvider();
+    const writer = new Encryptor({ keyProvider });
+    const records = new Map<string, Record<string, unknown>>();
+    for (const userId of ['a', 'b', 'c']) {
+      records.set(userId, await writer.encryptFields(sample, ['email'], { userId }));
+    }
+    const reader = new Encryptor({ keyProvider, cache: { maxEntries: 2 } });
+    for (const userId of ['a', 'b', 'a', 'c', 'a']) {
+      await reader.decryptFields(records.get(userId) as Record<string, unknown>, ['email'], { userId });
+    }
+    expect(keyProvider.calls.decrypt).toBe(3);
+  });
+
   it('caches nothing when maxAgeMs is 0', async () => {
     const keyProvider = countingProvider();
     const encryptor = new Encryptor({ keyProvider, cache: { maxAgeMs: 0 } });
