@@ -7,13 +7,13 @@ import {
 } from '@aws-lambda-powertools/idempotency';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import type { IdempotencyLambdaHandlerOptions } from '@aws-lambda-powertools/idempotency/types';
-import { search } from '@aws-lambda-powertools/jmespath';
+import { JMESPathError, JMESPathTypeError, search } from '@aws-lambda-powertools/jmespath';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { normalizeResponse } from './audit/request-summary.js';
 import type { OptionalAuthContext } from './auth/middy.js';
 import { respondEarly } from './cleanup.js';
-import { ConflictError, HttpError, ValidationError } from './errors.js';
+import { assertNoProblems, ConflictError, HttpError, ValidationError } from './errors.js';
 import { withHeadersAndCookies } from './http/response.js';
 
 type IdempotentRequest = Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
@@ -61,11 +61,45 @@ const scopedKeyField = 'bulwark.scopedIdempotencyKey';
 const replayedHeader = { 'Idempotent-Replayed': 'true' };
 
 /**
- * The client's key, checked before Powertools sees it: undefined when the request carries none, a 400
- * when it is not a string of {@link keyFormat}.
+ * Whether an error of a JMESPath search is the expression's fault (it does not parse, names an unknown
+ * function or gives one the wrong number of arguments) rather than the request's data: a type error
+ * (`powertools_json` of a missing body) says only that the request does not hold what the path selects.
+ */
+function isExpressionFault(error: unknown): boolean {
+  return error instanceof JMESPathError && !(error instanceof JMESPathTypeError);
+}
+
+/** What `path` selects in `event`; undefined when the request's data does not fit it. */
+function select(path: string, event: Parameters<typeof search>[1], config: IdempotencyConfig): unknown {
+  try {
+    return search(path, event, config.jmesPathOptions);
+  } catch (error) {
+    if (isExpressionFault(error)) throw error;
+    return undefined;
+  }
+}
+
+/** Refuses at construction an expression that cannot select anything, rather than failing every request. */
+function checkExpressions(config: IdempotencyConfig, paths: Record<string, string | undefined>): void {
+  const problems: string[] = [];
+  for (const [field, path] of Object.entries(paths)) {
+    if (!path) continue;
+    try {
+      select(path, {}, config);
+    } catch (error) {
+      problems.push(`${field} ${JSON.stringify(path)}: ${(error as Error).message}`);
+    }
+  }
+  assertNoProblems('idempotency', problems);
+}
+
+/**
+ * The client's key, checked before Powertools sees it: undefined when the request carries none (or
+ * none where the path looks, such as a body that is not JSON), a 400 when it is not a string of
+ * {@link keyFormat}.
  */
 function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
-  const selected = search(keyPath, event, config.jmesPathOptions);
+  const selected = select(keyPath, event, config);
   if (selected === undefined || selected === null) return undefined;
   if (typeof selected !== 'string' || !keyFormat.test(selected)) {
     throw new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
@@ -154,6 +188,8 @@ export function idempotency(
     eventKeyJmesPath: `"${scopedKeyField}"`,
     throwOnNoIdempotencyKey: true,
   });
+  const payloadPath = config.payloadValidationJmesPath;
+  checkExpressions(config, { eventKeyJmesPath: keyPath, payloadValidationJmesPath: payloadPath });
   const powertools = makeHandlerIdempotent({ ...options, config: powertoolsConfig });
   return {
     before: async (request) => {
@@ -166,6 +202,10 @@ export function idempotency(
         return undefined;
       }
       const event = request.event;
+      // Powertools would fail to hash a payload its path cannot read and call that a store failure (500).
+      if (payloadPath && select(payloadPath, event, config) === undefined) {
+        throw new ValidationError('The request body cannot be read for its idempotency payload check');
+      }
       // Powertools keeps the event it is handed for its `after` and `onError`; a copy carrying the
       // scoped key is the only one that ever sees it.
       const scopedEvent = { ...event, [scopedKeyField]: scopedKeyOf(request, key) };

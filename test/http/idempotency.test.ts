@@ -7,6 +7,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../middleware/auth/principal.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency } from '../../middleware/idempotency.js';
@@ -99,6 +100,11 @@ function bookingEndpoint(
     call: (body: Booking, key: string | undefined, sender: Sender = {}) => {
       const { event, context } = sentBy(body, key, sender);
       return handler(event, context);
+    },
+    /** Sends `body` as it is (none when undefined), with `key` in the Idempotency-Key header. */
+    send: (body: string | undefined, key: string | undefined) => {
+      const { event, context } = sentBy({ room: 'unused' }, key, {});
+      return handler({ ...event, body }, context);
     },
     /** Makes the next handler run wait for `release`; `entered` settles once it is waiting. */
     holdHandler: () => {
@@ -310,6 +316,44 @@ describe('idempotency()', () => {
         expect(problemOf(response)).toMatchObject({ status: 400 });
       }
       expect(endpoint.made).toHaveLength(1);
+    });
+  });
+
+  describe('reads a request that does not fit its paths as a client’s mistake, not a 500', () => {
+    it('finds no key in a body that is missing or not JSON, and runs without idempotency', async () => {
+      const endpoint = bookingEndpoint({ eventKeyJmesPath: 'powertools_json(body).requestId' });
+      expect((await endpoint.send(undefined, undefined)).statusCode).toBe(201);
+      const strict = bookingEndpoint({
+        eventKeyJmesPath: 'powertools_json(body).requestId',
+        throwOnNoIdempotencyKey: true,
+      });
+      for (const body of [undefined, 'not json{']) {
+        expect(problemOf(await strict.send(body, undefined))).toMatchObject({ status: 400 });
+      }
+      expect(strict.made).toEqual([]);
+    });
+
+    it('answers 400 to a body its payload check cannot read, and keeps the key free', async () => {
+      const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'powertools_json(body)' });
+      const key = randomUUID();
+      for (const body of ['not json{', '', undefined]) {
+        expect(problemOf(await endpoint.send(body, key))).toMatchObject({
+          status: 400,
+          detail: 'The request body cannot be read for its idempotency payload check',
+        });
+      }
+      expect(endpoint.made).toEqual([]);
+      expect((await endpoint.call({ room: 'a' }, key)).statusCode).toBe(201);
+      expect(endpoint.made).toEqual([{ room: 'a' }]);
+    });
+
+    it('refuses at construction a path that cannot select anything', () => {
+      for (const config of [
+        { eventKeyJmesPath: 'headers.[' },
+        { payloadValidationJmesPath: 'unknown_function(body)' },
+      ]) {
+        expect(() => bookingEndpoint(config)).toThrow(InvalidOptionsError);
+      }
     });
   });
 
