@@ -52,7 +52,7 @@ const usersService = createUsersService({
   baseUrl: environment.usersApiUrl,
   tableName: environment.toolkitTableName,
   client: dynamoDb,
-  sign: signAsBookings && (async (request) => ({ ...(await signAsBookings(request)) })),
+  sign: signAsBookings,
   onEvent,
   logger,
 });

@@ -29,13 +29,13 @@ export interface SignableRequest {
   readonly nonce: string;
 }
 
-/** The four headers a signed request carries. */
-export interface ServiceAuthHeaders {
+/** The four headers a signed request carries (a type, not an interface, so it fits `Record<string, string>`). */
+export type ServiceAuthHeaders = {
   readonly 'X-Service-Id': string;
   readonly 'X-Timestamp': string;
   readonly 'X-Nonce': string;
   readonly 'X-Signature': string;
-}
+};
 
 export interface ServiceCredentials {
   /** Who is calling, e.g. `bookings`. */

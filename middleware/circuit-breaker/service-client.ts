@@ -194,7 +194,7 @@ function isRetryable(error: unknown, breakerName: string): boolean {
  * const services = new ServiceClient({
  *   tableName: process.env.TOOLKIT_TABLE_NAME,
  *   services: { users: { baseUrl: process.env.USERS_API_URL, timeoutMs: 3000, retry: { retries: 1 } } },
- *   sign: (request) => ({ ...signer(request) }),
+ *   sign: signer,
  * });
  * const response = await services.callService('users', `users/${id}`, { correlationId });
  */
