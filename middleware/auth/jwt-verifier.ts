@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { checkTimeLimit } from '../time-limits.js';
-import { type ClaimMapping, principalFromClaims } from './claims-principal.js';
+import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
 import {
   type AsymmetricAlgorithm,
@@ -213,13 +213,18 @@ function includesAny(value: unknown, accepted: ReadonlySet<string>): boolean {
   return Array.isArray(value) && value.some((item) => typeof item === 'string' && accepted.has(item));
 }
 
-/** API Gateway's JWT authorizer hands every claim over as a string; numeric dates come back as numbers. */
+/**
+ * API Gateway's JWT authorizer hands every claim over as a string; numeric dates come back as numbers,
+ * and an `aud` array, flattened to "[api userinfo]", as a list (as one string it matches no audience).
+ */
 function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const normalised: Record<string, unknown> = { ...claims };
   for (const name of ['exp', 'nbf', 'iat', 'auth_time']) {
     const value = normalised[name];
     if (typeof value === 'string' && /^\d+$/.test(value)) normalised[name] = Number(value);
   }
+  const { aud } = normalised;
+  if (typeof aud === 'string' && aud.startsWith('[') && aud.endsWith(']')) normalised.aud = listClaim(aud);
   return normalised;
 }
 

@@ -159,6 +159,26 @@ describe('JwtVerifier accepts', () => {
       InvalidTokenError,
     );
   });
+
+  it('claims of a token with several audiences, which an API Gateway JWT authorizer flattens to "[a b]"', async () => {
+    // Auth0's shape whenever openid is asked: its API and its userinfo endpoint.
+    const v = verifier({}, { tokenUse: null, audience: 'https://api.example.org' });
+    const claims = {
+      sub: 'user-1',
+      azp: 'web-client',
+      iss: jwks.issuer,
+      exp: String(nowSec() + 60),
+      aud: '[https://api.example.org https://tenant.example/userinfo]',
+    };
+    expect(v.verifyAuthorizerClaims(claims).claims.aud).toEqual([
+      'https://api.example.org',
+      'https://tenant.example/userinfo',
+    ]);
+    const otherApi = { ...claims, aud: '[https://other.example https://tenant.example/userinfo]' };
+    expect(await reasonOf(Promise.resolve().then(() => v.verifyAuthorizerClaims(otherApi)))).toBe(
+      'wrong_audience',
+    );
+  });
 });
 
 describe('JwtVerifier rejects, with 401 and a reason', () => {
