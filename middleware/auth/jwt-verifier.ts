@@ -12,6 +12,7 @@ import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } fro
 import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
+import { isUsableSecretValue } from './hmac-secret.js';
 import {
   type AsymmetricAlgorithm,
   JwksKeyStore,
@@ -55,8 +56,9 @@ export interface JwtIssuerOptions {
   /** Accepted algorithms; `none` never is. @default ['RS256', 'ES256'] */
   readonly algorithms?: readonly JwtAlgorithm[];
   /**
-   * Secret of an HS256 issuer (at least 32 bytes); needs `'HS256'` in `algorithms`. HS256 tokens are
-   * checked against this secret only, never against a JWKS key. @default undefined
+   * Secret of an HS256 issuer (a string of at least 32 characters besides whitespace, or at least 32
+   * bytes as a Uint8Array); needs `'HS256'` in `algorithms`. HS256 tokens are checked against this
+   * secret only, never against a JWKS key. @default undefined
    */
   readonly sharedSecret?: string | Uint8Array;
   /** Claims that must be present, besides `exp` which always must. @default [] */
@@ -313,7 +315,9 @@ export class JwtVerifier {
     if (hmac && secretBytes === undefined) problems.push(`${name}: HS256 needs a sharedSecret`);
     if (!hmac && secretBytes !== undefined)
       problems.push(`${name}: a sharedSecret needs HS256 in algorithms`);
-    if (secretBytes !== undefined && secretBytes.length < 32) {
+    if (typeof options.sharedSecret === 'string' && !isUsableSecretValue(options.sharedSecret)) {
+      problems.push(`${name}: sharedSecret must be at least 32 characters besides whitespace`);
+    } else if (secretBytes !== undefined && secretBytes.length < 32) {
       problems.push(`${name}: sharedSecret must be at least 32 bytes`);
     }
     if (options.jwks !== undefined && options.jwksFile !== undefined) {

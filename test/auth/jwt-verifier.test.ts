@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -534,7 +535,7 @@ describe('JwtVerifier options', () => {
       'https://a.example: clientId is required',
       'https://b.example: HS256 needs a sharedSecret',
       'https://c.example: a sharedSecret needs HS256',
-      'https://c.example: sharedSecret must be at least 32 bytes',
+      'https://c.example: sharedSecret must be at least 32 characters besides whitespace',
       'https://d.example: algorithm none is not supported',
       'https://e.example: the preloaded JWKS is not JSON',
       'https://e.example: jwksUri is not a URL',
@@ -558,6 +559,29 @@ describe('JwtVerifier options', () => {
         ]),
       );
     }
+  });
+
+  it('refuses an HS256 secret of fewer than 32 characters besides whitespace, with which anyone could sign', () => {
+    const issuer = {
+      issuer: 'https://a.example',
+      tokenUse: null,
+      clientId: null,
+      algorithms: ['HS256' as const],
+    };
+    for (const sharedSecret of [' '.repeat(32), `short${' '.repeat(40)}`]) {
+      expect(() => new JwtVerifier({ issuers: [{ ...issuer, sharedSecret }] })).toThrow(
+        new InvalidOptionsError('JwtVerifier', [
+          'https://a.example: sharedSecret must be at least 32 characters besides whitespace',
+        ]),
+      );
+    }
+    // Bytes are random, not typed: they keep the 32-byte floor.
+    expect(() => new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(31) }] })).toThrow(
+      'https://a.example: sharedSecret must be at least 32 bytes',
+    );
+    expect(new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(32) }] })).toBeInstanceOf(
+      JwtVerifier,
+    );
   });
 
   it('rejects an empty or duplicated issuer list', () => {
