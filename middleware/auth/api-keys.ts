@@ -115,6 +115,8 @@ export class ApiKeyStore {
   private readonly lastUsedIntervalMs: number;
   private readonly pepper: string | undefined;
   private readonly cache = new Map<string, CacheEntry>();
+  /** Revocations this instance has finished, applied or not: a read in flight across one keeps no copy. */
+  private revocations = 0;
 
   constructor(options: ApiKeyStoreOptions) {
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
@@ -226,9 +228,11 @@ export class ApiKeyStore {
     };
   }
 
-  /** Revokes a key; false when there is no such key. Other instances notice within `cacheTtlMs`. */
+  /**
+   * Revokes a key; false when there is no such key. This instance keeps no copy of the key read before
+   * the revocation; other instances notice within `cacheTtlMs`.
+   */
   async revoke(keyId: string): Promise<boolean> {
-    this.cache.delete(keyId);
     if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
     try {
       await this.client.send(
@@ -245,6 +249,11 @@ export class ApiKeyStore {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
+    } finally {
+      // Reads answered before the update applied, whether cached meanwhile or still in flight, hold the
+      // key unrevoked: neither may stay in (or enter) the cache. Even a failed update may have applied.
+      this.revocations += 1;
+      this.cache.delete(keyId);
     }
   }
 
@@ -273,6 +282,7 @@ export class ApiKeyStore {
   private async lookup(keyId: string, now: number): Promise<CacheEntry> {
     const cached = this.cache.get(keyId);
     if (cached !== undefined && now - cached.fetchedAt < this.cacheTtlMs) return cached;
+    const revocationsBefore = this.revocations;
     let result: { Item?: Record<string, unknown> };
     try {
       result = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(keyId) }));
@@ -286,6 +296,8 @@ export class ApiKeyStore {
       fetchedAt: now,
       touchedAt: cached?.touchedAt ?? 0,
     };
+    // This request began before a revocation finished and may be answered; later ones must read again.
+    if (this.revocations !== revocationsBefore) return entry;
     this.cache.delete(keyId);
     this.cache.set(keyId, entry);
     if (this.cache.size > this.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value as string);

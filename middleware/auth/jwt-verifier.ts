@@ -10,8 +10,9 @@ import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { checkTimeLimit } from '../time-limits.js';
-import { type ClaimMapping, principalFromClaims } from './claims-principal.js';
+import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
+import { isUsableSecretValue } from './hmac-secret.js';
 import {
   type AsymmetricAlgorithm,
   JwksKeyStore,
@@ -55,8 +56,9 @@ export interface JwtIssuerOptions {
   /** Accepted algorithms; `none` never is. @default ['RS256', 'ES256'] */
   readonly algorithms?: readonly JwtAlgorithm[];
   /**
-   * Secret of an HS256 issuer (at least 32 bytes); needs `'HS256'` in `algorithms`. HS256 tokens are
-   * checked against this secret only, never against a JWKS key. @default undefined
+   * Secret of an HS256 issuer (a string of at least 32 characters besides whitespace, or at least 32
+   * bytes as a Uint8Array); needs `'HS256'` in `algorithms`. HS256 tokens are checked against this
+   * secret only, never against a JWKS key. @default undefined
    */
   readonly sharedSecret?: string | Uint8Array;
   /** Claims that must be present, besides `exp` which always must. @default [] */
@@ -213,13 +215,18 @@ function includesAny(value: unknown, accepted: ReadonlySet<string>): boolean {
   return Array.isArray(value) && value.some((item) => typeof item === 'string' && accepted.has(item));
 }
 
-/** API Gateway's JWT authorizer hands every claim over as a string; numeric dates come back as numbers. */
+/**
+ * API Gateway's JWT authorizer hands every claim over as a string; numeric dates come back as numbers,
+ * and an `aud` array, flattened to "[api userinfo]", as a list (as one string it matches no audience).
+ */
 function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const normalised: Record<string, unknown> = { ...claims };
   for (const name of ['exp', 'nbf', 'iat', 'auth_time']) {
     const value = normalised[name];
     if (typeof value === 'string' && /^\d+$/.test(value)) normalised[name] = Number(value);
   }
+  const { aud } = normalised;
+  if (typeof aud === 'string' && aud.startsWith('[') && aud.endsWith(']')) normalised.aud = listClaim(aud);
   return normalised;
 }
 
@@ -308,7 +315,9 @@ export class JwtVerifier {
     if (hmac && secretBytes === undefined) problems.push(`${name}: HS256 needs a sharedSecret`);
     if (!hmac && secretBytes !== undefined)
       problems.push(`${name}: a sharedSecret needs HS256 in algorithms`);
-    if (secretBytes !== undefined && secretBytes.length < 32) {
+    if (typeof options.sharedSecret === 'string' && !isUsableSecretValue(options.sharedSecret)) {
+      problems.push(`${name}: sharedSecret must be at least 32 characters besides whitespace`);
+    } else if (secretBytes !== undefined && secretBytes.length < 32) {
       problems.push(`${name}: sharedSecret must be at least 32 bytes`);
     }
     if (options.jwks !== undefined && options.jwksFile !== undefined) {

@@ -92,6 +92,62 @@ describe('ApiKeyStore', () => {
     expect(await reasonOf(other.verify(created.key))).toBe('revoked');
   });
 
+  it('caches no copy of a key whose read was in flight while it was revoked', async () => {
+    const apiKeys = store();
+    const created = await apiKeys.create(owner(), []);
+    const original = documentClient.send.bind(documentClient);
+    let readServed!: () => void;
+    const served = new Promise<void>((resolve) => {
+      readServed = resolve;
+    });
+    let deliverAnswer!: () => void;
+    const answerArrives = new Promise<void>((resolve) => {
+      deliverAnswer = resolve;
+    });
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      const result = await original(command as never);
+      if (command instanceof GetCommand) {
+        readServed();
+        await answerArrives;
+      }
+      return result;
+    }) as typeof documentClient.send);
+    const inFlight = apiKeys.verify(created.key);
+    await served; // DynamoDB has answered with the key unrevoked; the answer is still on its way
+    expect(await apiKeys.revoke(created.keyId)).toBe(true);
+    deliverAnswer();
+    // That request came before the revocation finished; the next one must not be served its answer.
+    await expect(inFlight).resolves.toMatchObject({ id: created.keyId });
+    expect(await reasonOf(apiKeys.verify(created.key))).toBe('revoked');
+  });
+
+  it('drops a copy of a key read while its revocation was being written', async () => {
+    const apiKeys = store();
+    const created = await apiKeys.create(owner(), []);
+    const original = documentClient.send.bind(documentClient);
+    let revocationHeld!: () => void;
+    const held = new Promise<void>((resolve) => {
+      revocationHeld = resolve;
+    });
+    let applyRevocation!: () => void;
+    const applied = new Promise<void>((resolve) => {
+      applyRevocation = resolve;
+    });
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      if (command instanceof UpdateCommand && command.input.UpdateExpression?.includes('revokedAt')) {
+        revocationHeld();
+        await applied;
+      }
+      return original(command as never);
+    }) as typeof documentClient.send);
+    const revoking = apiKeys.revoke(created.keyId);
+    await held;
+    await expect(apiKeys.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
+    applyRevocation();
+    expect(await revoking).toBe(true);
+    expect(await reasonOf(apiKeys.verify(created.key))).toBe('revoked');
+  });
+
   it('revokes nothing that does not exist, and never creates an item doing so', async () => {
     expect(await store().revoke('0123456789abcdef')).toBe(false);
     expect(await rawItem('0123456789abcdef')).toBeUndefined();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +158,26 @@ describe('JwtVerifier accepts', () => {
     expect(() => v.verifyAuthorizerClaims({ ...claims, client_id: 'other' })).toThrow(InvalidTokenError);
     expect(() => v.verifyAuthorizerClaims({ ...claims, iss: 'https://evil.example' })).toThrow(
       InvalidTokenError,
+    );
+  });
+
+  it('claims of a token with several audiences, which an API Gateway JWT authorizer flattens to "[a b]"', async () => {
+    // Auth0's shape whenever openid is asked: its API and its userinfo endpoint.
+    const v = verifier({}, { tokenUse: null, audience: 'https://api.example.org' });
+    const claims = {
+      sub: 'user-1',
+      azp: 'web-client',
+      iss: jwks.issuer,
+      exp: String(nowSec() + 60),
+      aud: '[https://api.example.org https://tenant.example/userinfo]',
+    };
+    expect(v.verifyAuthorizerClaims(claims).claims.aud).toEqual([
+      'https://api.example.org',
+      'https://tenant.example/userinfo',
+    ]);
+    const otherApi = { ...claims, aud: '[https://other.example https://tenant.example/userinfo]' };
+    expect(await reasonOf(Promise.resolve().then(() => v.verifyAuthorizerClaims(otherApi)))).toBe(
+      'wrong_audience',
     );
   });
 });
@@ -514,7 +535,7 @@ describe('JwtVerifier options', () => {
       'https://a.example: clientId is required',
       'https://b.example: HS256 needs a sharedSecret',
       'https://c.example: a sharedSecret needs HS256',
-      'https://c.example: sharedSecret must be at least 32 bytes',
+      'https://c.example: sharedSecret must be at least 32 characters besides whitespace',
       'https://d.example: algorithm none is not supported',
       'https://e.example: the preloaded JWKS is not JSON',
       'https://e.example: jwksUri is not a URL',
@@ -538,6 +559,29 @@ describe('JwtVerifier options', () => {
         ]),
       );
     }
+  });
+
+  it('refuses an HS256 secret of fewer than 32 characters besides whitespace, with which anyone could sign', () => {
+    const issuer = {
+      issuer: 'https://a.example',
+      tokenUse: null,
+      clientId: null,
+      algorithms: ['HS256' as const],
+    };
+    for (const sharedSecret of [' '.repeat(32), `short${' '.repeat(40)}`]) {
+      expect(() => new JwtVerifier({ issuers: [{ ...issuer, sharedSecret }] })).toThrow(
+        new InvalidOptionsError('JwtVerifier', [
+          'https://a.example: sharedSecret must be at least 32 characters besides whitespace',
+        ]),
+      );
+    }
+    // Bytes are random, not typed: they keep the 32-byte floor.
+    expect(() => new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(31) }] })).toThrow(
+      'https://a.example: sharedSecret must be at least 32 bytes',
+    );
+    expect(new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(32) }] })).toBeInstanceOf(
+      JwtVerifier,
+    );
   });
 
   it('rejects an empty or duplicated issuer list', () => {
