@@ -285,7 +285,11 @@ export class ApiKeyStore {
     const revocationsBefore = this.revocations;
     let result: { Item?: Record<string, unknown> };
     try {
-      result = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(keyId) }));
+      // Strongly consistent: an eventually consistent read just after a revocation could return the
+      // unrevoked item, which would then be cached for cacheTtlMs.
+      result = await this.client.send(
+        new GetCommand({ TableName: this.tableName, Key: keyOf(keyId), ConsistentRead: true }),
+      );
     } catch (error) {
       // A key that cannot be read is neither valid nor invalid: a 503 the caller may retry, nothing cached.
       throw new ServiceUnavailableError('API keys are unavailable', 5, { cause: error });
