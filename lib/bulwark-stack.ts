@@ -183,10 +183,10 @@ export interface BulwarkStackProps extends StackProps {
    */
   readonly callbackUrls?: readonly string[];
   /**
-   * Days between rotations of the generated secrets (request signing, verification links), 2 to 1000.
-   * Secrets Manager rotates at any time in the scheduled UTC day, so a 1-day rate could rotate twice
-   * minutes apart and drop the value 24-hour links were issued with; from 2 days on, rotations are at
-   * least 24 hours apart, and a value stays valid as `previous` until the next one.
+   * Days between rotations of the generated secrets (request signing, verification links), 3 to 1000.
+   * Secrets Manager rotates at any time in the scheduled UTC day, so a 2-day rate could rotate twice
+   * barely 24 hours apart and drop the value a 24-hour link was signed with by a warm instance whose
+   * secret cache (5 minutes) still held it; from 3 days on, rotations are at least 48 hours apart.
    * @default 30
    */
   readonly secretRotationDays?: number;
@@ -564,7 +564,7 @@ export class BulwarkStack extends Stack {
     const rotationDays = props.secretRotationDays ?? 30;
     if (!isValidRotationDays(rotationDays)) {
       throw new Error(
-        `Invalid BulwarkStack props: secretRotationDays must be a whole number from ${minimumRotationDays} to 1000 (Secrets Manager rotates at any time in the scheduled UTC day, so a 1-day rate can rotate twice minutes apart)`,
+        `Invalid BulwarkStack props: secretRotationDays must be a whole number from ${minimumRotationDays} to 1000 (Secrets Manager rotates at any time in the scheduled UTC day, so shorter rates can drop a value 24-hour links still use)`,
       );
     }
     const rotationPeriod = Duration.days(rotationDays);

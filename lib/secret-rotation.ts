@@ -14,12 +14,14 @@ export const rotationActions = [
 ];
 
 /**
- * The shortest rotation period: Secrets Manager rotates anywhere in the scheduled UTC day, so only a
- * day in between keeps two rotations a day apart.
+ * The shortest rotation period: Secrets Manager rotates anywhere in the scheduled UTC day, so with two
+ * days two rotations can be barely 24 hours apart (23:59, then 00:00 the day after next), and a warm
+ * signer keeps the old value up to 5 minutes (its secret cache): a 24-hour verification link signed
+ * then would outlive that value's time as `previous`. Three days keep rotations at least 48 hours apart.
  */
-export const minimumRotationDays = 2;
+export const minimumRotationDays = 3;
 
-/** Whether Secrets Manager can rotate every `days` days and keep two rotations a day apart. */
+/** Whether Secrets Manager can rotate every `days` days and keep rotations two days apart. */
 export function isValidRotationDays(days: number): boolean {
   return Number.isInteger(days) && days >= minimumRotationDays && days <= 1000;
 }
@@ -64,9 +66,9 @@ export class BulwarkSecretRotation extends Construct {
   }
 
   /**
-   * Rotates `secret` every `every` whole days (2 to 1000). Secrets Manager may rotate at any time in
+   * Rotates `secret` every `every` whole days (3 to 1000). Secrets Manager may rotate at any time in
    * the scheduled UTC day, so `rate(1 day)` can rotate twice minutes apart (23:59, then 00:01), dropping
-   * a value still in use; from 2 days on, rotations are at least 24 hours apart.
+   * a value still in use; see {@link minimumRotationDays}.
    *
    * `RotateImmediatelyOnUpdate` stays unset (true): a deploy that changes the schedule rotates the
    * secret at once. With `false`, Secrets Manager would only run testSecret against a pending version
@@ -76,7 +78,7 @@ export class BulwarkSecretRotation extends Construct {
     const days = every.toDays({ integral: false });
     if (!isValidRotationDays(days)) {
       throw new Error(
-        `Invalid rotation of ${secret.node.id}: every must be ${minimumRotationDays} to 1000 whole days (with a 1-day rate two rotations can fall minutes apart)`,
+        `Invalid rotation of ${secret.node.id}: every must be ${minimumRotationDays} to 1000 whole days (Secrets Manager rotates anywhere in the scheduled UTC day, so shorter rates can drop a value 24-hour links still use)`,
       );
     }
     const fn = this.rotationFunction.lambdaFunction;

@@ -162,21 +162,21 @@ describe('catalogSumQuery', () => {
 });
 
 describe('BulwarkSecretRotation', () => {
-  it('schedules rotations 2 to 1000 whole days apart: Secrets Manager may rotate anywhere in the UTC day', () => {
+  it('schedules rotations 3 to 1000 whole days apart: Secrets Manager may rotate anywhere in the UTC day', () => {
     const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
     const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
     const secret = new secretsmanager.Secret(stack, 'Signing');
-    expect(rotation.rotate(secret, Duration.days(2)).rotationRules).toEqual({
-      scheduleExpression: 'rate(2 days)',
+    expect(rotation.rotate(secret, Duration.days(3)).rotationRules).toEqual({
+      scheduleExpression: 'rate(3 days)',
     });
     // Unset means true: a schedule change rotates at once. `false` would make Secrets Manager run only
     // testSecret, which refuses any pending value its own createSecret did not make (README).
     expect(
-      rotation.rotate(new secretsmanager.Secret(stack, 'Link'), Duration.days(2)).rotateImmediatelyOnUpdate,
+      rotation.rotate(new secretsmanager.Secret(stack, 'Link'), Duration.days(3)).rotateImmediatelyOnUpdate,
     ).toBeUndefined();
-    for (const every of [Duration.days(1), Duration.hours(36), Duration.days(1001)]) {
+    for (const every of [Duration.days(1), Duration.days(2), Duration.hours(60), Duration.days(1001)]) {
       expect(() => rotation.rotate(secret, every)).toThrow(
-        'Invalid rotation of Signing: every must be 2 to 1000 whole days',
+        'Invalid rotation of Signing: every must be 3 to 1000 whole days',
       );
     }
   });

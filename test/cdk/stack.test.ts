@@ -1274,22 +1274,22 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     );
   });
 
-  it('rotates every 2 days at the shortest, refusing a 1-day rate whose rotations can fall minutes apart', () => {
+  it('rotates every 3 days at the shortest, refusing a 2-day rate whose rotations can fall 24 hours apart', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack = new BulwarkStack(app, 'Bulwark-rotation', { stage: 'dev', secretRotationDays: 2 });
+    const stack = new BulwarkStack(app, 'Bulwark-rotation', { stage: 'dev', secretRotationDays: 3 });
     for (const schedule of Object.values(
       Template.fromStack(stack).findResources('AWS::SecretsManager::RotationSchedule'),
     )) {
-      expect(schedule.Properties.RotationRules).toEqual({ ScheduleExpression: 'rate(2 days)' });
+      expect(schedule.Properties.RotationRules).toEqual({ ScheduleExpression: 'rate(3 days)' });
     }
-    for (const days of [1, 2.5, 1001]) {
+    for (const days of [1, 2, 2.5, 1001]) {
       expect(
         () =>
           new BulwarkStack(app, `Bulwark-rotation-${days}`.replace('.', '-'), {
             stage: 'dev',
             secretRotationDays: days,
           }),
-      ).toThrow('Invalid BulwarkStack props: secretRotationDays must be a whole number from 2 to 1000');
+      ).toThrow('Invalid BulwarkStack props: secretRotationDays must be a whole number from 3 to 1000');
     }
   });
 
