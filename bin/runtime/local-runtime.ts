@@ -16,7 +16,7 @@ import {
 } from '../../functions/routes.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
-import { PayloadTooLargeError, ValidationError } from '../../middleware/errors.js';
+import { HttpError, ValidationError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
@@ -45,10 +45,11 @@ export interface LocalRuntimeOptions {
   /** @default { app: 'bulwark-app', toolkit: 'bulwark-toolkit' } */
   readonly tableNames?: { readonly app: string; readonly toolkit: string };
   /**
-   * The largest body passed to a function: Lambda's request payload limit, so a body under it reaches
-   * the function and its own limit answers, as in AWS. @default 6291456 (6 MiB)
+   * The largest event passed to a function, measured as its JSON: Lambda's synchronous invocation payload
+   * limit, so a request whose event fits reaches the function and its own limit answers, as in AWS.
+   * @default 6291456 (6 MiB)
    */
-  readonly maxBodyBytes?: number;
+  readonly maxPayloadBytes?: number;
   /**
    * The functions' ENCRYPTION_KEY (base64 of 32 bytes).
    * @default `<dataDir>/encryption-key`, generated if absent; a fresh random key when there is no dataDir
@@ -98,6 +99,14 @@ export interface LocalRuntimeStopReport {
 }
 
 class BodyTooLarge extends Error {}
+
+function payloadTooLarge(maxPayloadBytes: number): HttpError {
+  return new HttpError(
+    413,
+    'PAYLOAD_TOO_LARGE',
+    `The request's event exceeds Lambda's invocation payload of ${maxPayloadBytes} bytes`,
+  );
+}
 
 /** What API Gateway invokes for a request: the function of the route it matches, or the catch-all. */
 interface Integration {
@@ -156,7 +165,7 @@ function writeProblem(response: ServerResponse, error: unknown, path?: string): 
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
   const tableNames = options.tableNames ?? { app: 'bulwark-app', toolkit: 'bulwark-toolkit' };
-  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
     : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
@@ -230,15 +239,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const { functionName, routeKey, pathParameters } = integrationFor(found);
     let body: Buffer;
     try {
-      body = await readBody(request, maxBodyBytes);
+      // A body over the limit makes an event over it too, so it is refused before it is all buffered.
+      body = await readBody(request, maxPayloadBytes);
     } catch (error) {
       if (!(error instanceof BodyTooLarge)) throw error;
       response.setHeader('connection', 'close');
-      return writeProblem(response, new PayloadTooLargeError(maxBodyBytes), path);
+      return writeProblem(response, payloadTooLarge(maxPayloadBytes), path);
+    }
+    const event = toHttpApiEvent({ request, target, body, routeKey, pathParameters });
+    // Lambda counts the event, not the body: base64 and JSON escapes make it larger than the body.
+    if (Buffer.byteLength(JSON.stringify(event)) > maxPayloadBytes) {
+      return writeProblem(response, payloadTooLarge(maxPayloadBytes), path);
     }
     // BULWARK_LOCAL_FAIL=users: answer as a crashed users function would (to watch bookings degrade).
     if (isFailingLocally(functionName)) return writeHttpApiResult(response, crashedFunctionResult);
-    const event = toHttpApiEvent({ request, target, body, routeKey, pathParameters });
     try {
       writeHttpApiResult(response, await host.invoke(functionName, event));
     } catch (error) {
