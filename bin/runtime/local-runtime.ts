@@ -164,26 +164,59 @@ function writeProblem(response: ServerResponse, error: unknown, path?: string): 
  * await runtime.stop();
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+  const started: Stop[] = [];
+  try {
+    return await startParts(options, started);
+  } catch (error) {
+    // A retry must find the port, the data folder's database and the sink free again.
+    await stopAll(started);
+    throw error;
+  }
+}
+
+/** Stops one part the runtime started. */
+type Stop = () => Promise<void> | void;
+
+/** Stops the parts last started first; a part that fails to stop is logged and the others still stop. */
+async function stopAll(started: Stop[]): Promise<void> {
+  for (let stop = started.pop(); stop; stop = started.pop()) {
+    try {
+      await stop();
+    } catch (error) {
+      console.error(JSON.stringify({ level: 'ERROR', message: 'Local runtime stop', error: String(error) }));
+    }
+  }
+}
+
+/** Starts every part, pushing each one's stop to `started` as soon as it runs. */
+async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promise<LocalRuntime> {
   const tableNames = options.tableNames ?? { app: 'bulwark-app', toolkit: 'bulwark-toolkit' };
   const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
     : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
+  if (ownDynamoDb) started.push(() => ownDynamoDb.stop());
   const dynamoDbEndpoint = options.dynamoDbEndpoint ?? (ownDynamoDb?.endpoint as string);
 
   const setupClient = createDynamoDbClient({ endpoint: dynamoDbEndpoint });
-  await ensureTables(setupClient, [
-    { definition: appTable, tableName: tableNames.app },
-    { definition: toolkitTable, tableName: tableNames.toolkit },
-  ]);
-  setupClient.destroy();
+  try {
+    await ensureTables(setupClient, [
+      { definition: appTable, tableName: tableNames.app },
+      { definition: toolkitTable, tableName: tableNames.toolkit },
+    ]);
+  } finally {
+    setupClient.destroy();
+  }
 
   const sqs = await startLocalSqs(
     workerNames.map((name) => ({ name: workers[name].queueName, ...workers[name] })),
   );
+  started.push(() => sqs.stop());
   const outboxDir = options.dataDir ? join(options.dataDir, 'outbox') : undefined;
   const smtp = await startSmtpSink(outboxDir ? { outboxDir } : {});
+  started.push(() => smtp.stop());
   const smsOutboxDir = outboxDir ?? mkdtempSync(join(tmpdir(), 'bulwark-sms-'));
+  if (!outboxDir) started.push(() => rmSync(smsOutboxDir, { recursive: true, force: true }));
 
   Object.assign(process.env, {
     APP_TABLE_NAME: tableNames.app,
@@ -279,20 +312,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     server.once('error', reject);
     server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolveListen());
   });
+  started.push(
+    () =>
+      new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      }),
+  );
   const { port } = server.address() as AddressInfo;
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   auth = createLocalAuth(url, options.dataDir, options.authClientIds);
   // The functions read their environment when loaded, so they are loaded once it is complete.
   // Bookings calls users over HTTP: here both are served by this runtime.
   Object.assign(process.env, auth.environment, { USERS_API_URL: url, APP_BASE_URL: url });
-  try {
-    await host.loadAll();
-  } catch (error) {
-    server.close();
-    await Promise.all([sqs.stop(), smtp.stop()]);
-    await ownDynamoDb?.stop();
-    throw error;
-  }
+  await host.loadAll();
   // One poller per worker: the event source mappings of the stack, with the same batch size. One batch at
   // a time: the host runs each function as one execution environment, so a second batch received now
   // would only wait, its visibility timeout running, where AWS would start another environment.
@@ -331,13 +364,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         await Promise.all(pollers.map((poller) => poller.stop()));
         sqsClient.destroy();
         const messagesDropped = await sqs.countMessages();
-        await new Promise<void>((resolveClose) => {
-          server.close(() => resolveClose());
-          server.closeAllConnections();
-        });
-        await Promise.all([sqs.stop(), smtp.stop()]);
-        await ownDynamoDb?.stop();
-        if (!outboxDir) rmSync(smsOutboxDir, { recursive: true, force: true });
+        await stopAll(started);
         return { messagesDropped };
       })();
       return stopped;
