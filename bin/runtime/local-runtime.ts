@@ -77,7 +77,7 @@ export interface LocalRuntime {
   readonly auth: LocalAuth;
   /** The embedded SQS (local-aws-sqs) and every queue's URL by name (`<name>-dlq` for the DLQs). */
   readonly sqs: { readonly endpoint: string; readonly queueUrls: Readonly<Record<string, string>> };
-  /** The SMTP sink the email worker sends to; `smtp.messages` holds what it received. */
+  /** The SMTP sink the email worker sends to; without a dataDir, `smtp.messages` holds what it received. */
   readonly smtp: SmtpSink;
   /** Where the sink writes `.eml` files (`<dataDir>/outbox`); undefined without a dataDir (memory only). */
   readonly outboxDir: string | undefined;
