@@ -16,7 +16,7 @@ import {
 } from '../../functions/routes.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
-import { PayloadTooLargeError, ValidationError } from '../../middleware/errors.js';
+import { HttpError, ValidationError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
@@ -45,10 +45,11 @@ export interface LocalRuntimeOptions {
   /** @default { app: 'bulwark-app', toolkit: 'bulwark-toolkit' } */
   readonly tableNames?: { readonly app: string; readonly toolkit: string };
   /**
-   * The largest body passed to a function: Lambda's request payload limit, so a body under it reaches
-   * the function and its own limit answers, as in AWS. @default 6291456 (6 MiB)
+   * The largest event passed to a function, measured as its JSON: Lambda's synchronous invocation payload
+   * limit, so a request whose event fits reaches the function and its own limit answers, as in AWS.
+   * @default 6291456 (6 MiB)
    */
-  readonly maxBodyBytes?: number;
+  readonly maxPayloadBytes?: number;
   /**
    * The functions' ENCRYPTION_KEY (base64 of 32 bytes).
    * @default `<dataDir>/encryption-key`, generated if absent; a fresh random key when there is no dataDir
@@ -76,7 +77,7 @@ export interface LocalRuntime {
   readonly auth: LocalAuth;
   /** The embedded SQS (local-aws-sqs) and every queue's URL by name (`<name>-dlq` for the DLQs). */
   readonly sqs: { readonly endpoint: string; readonly queueUrls: Readonly<Record<string, string>> };
-  /** The SMTP sink the email worker sends to; `smtp.messages` holds what it received. */
+  /** The SMTP sink the email worker sends to; without a dataDir, `smtp.messages` holds what it received. */
   readonly smtp: SmtpSink;
   /** Where the sink writes `.eml` files (`<dataDir>/outbox`); undefined without a dataDir (memory only). */
   readonly outboxDir: string | undefined;
@@ -98,6 +99,14 @@ export interface LocalRuntimeStopReport {
 }
 
 class BodyTooLarge extends Error {}
+
+function payloadTooLarge(maxPayloadBytes: number): HttpError {
+  return new HttpError(
+    413,
+    'PAYLOAD_TOO_LARGE',
+    `The request's event exceeds Lambda's invocation payload of ${maxPayloadBytes} bytes`,
+  );
+}
 
 /** What API Gateway invokes for a request: the function of the route it matches, or the catch-all. */
 interface Integration {
@@ -155,26 +164,59 @@ function writeProblem(response: ServerResponse, error: unknown, path?: string): 
  * await runtime.stop();
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+  const started: Stop[] = [];
+  try {
+    return await startParts(options, started);
+  } catch (error) {
+    // A retry must find the port, the data folder's database and the sink free again.
+    await stopAll(started);
+    throw error;
+  }
+}
+
+/** Stops one part the runtime started. */
+type Stop = () => Promise<void> | void;
+
+/** Stops the parts last started first; a part that fails to stop is logged and the others still stop. */
+async function stopAll(started: Stop[]): Promise<void> {
+  for (let stop = started.pop(); stop; stop = started.pop()) {
+    try {
+      await stop();
+    } catch (error) {
+      console.error(JSON.stringify({ level: 'ERROR', message: 'Local runtime stop', error: String(error) }));
+    }
+  }
+}
+
+/** Starts every part, pushing each one's stop to `started` as soon as it runs. */
+async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promise<LocalRuntime> {
   const tableNames = options.tableNames ?? { app: 'bulwark-app', toolkit: 'bulwark-toolkit' };
-  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
     : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
+  if (ownDynamoDb) started.push(() => ownDynamoDb.stop());
   const dynamoDbEndpoint = options.dynamoDbEndpoint ?? (ownDynamoDb?.endpoint as string);
 
   const setupClient = createDynamoDbClient({ endpoint: dynamoDbEndpoint });
-  await ensureTables(setupClient, [
-    { definition: appTable, tableName: tableNames.app },
-    { definition: toolkitTable, tableName: tableNames.toolkit },
-  ]);
-  setupClient.destroy();
+  try {
+    await ensureTables(setupClient, [
+      { definition: appTable, tableName: tableNames.app },
+      { definition: toolkitTable, tableName: tableNames.toolkit },
+    ]);
+  } finally {
+    setupClient.destroy();
+  }
 
   const sqs = await startLocalSqs(
     workerNames.map((name) => ({ name: workers[name].queueName, ...workers[name] })),
   );
+  started.push(() => sqs.stop());
   const outboxDir = options.dataDir ? join(options.dataDir, 'outbox') : undefined;
   const smtp = await startSmtpSink(outboxDir ? { outboxDir } : {});
+  started.push(() => smtp.stop());
   const smsOutboxDir = outboxDir ?? mkdtempSync(join(tmpdir(), 'bulwark-sms-'));
+  if (!outboxDir) started.push(() => rmSync(smsOutboxDir, { recursive: true, force: true }));
 
   Object.assign(process.env, {
     APP_TABLE_NAME: tableNames.app,
@@ -230,15 +272,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const { functionName, routeKey, pathParameters } = integrationFor(found);
     let body: Buffer;
     try {
-      body = await readBody(request, maxBodyBytes);
+      // A body over the limit makes an event over it too, so it is refused before it is all buffered.
+      body = await readBody(request, maxPayloadBytes);
     } catch (error) {
       if (!(error instanceof BodyTooLarge)) throw error;
       response.setHeader('connection', 'close');
-      return writeProblem(response, new PayloadTooLargeError(maxBodyBytes), path);
+      return writeProblem(response, payloadTooLarge(maxPayloadBytes), path);
+    }
+    const event = toHttpApiEvent({ request, target, body, routeKey, pathParameters });
+    // Lambda counts the event, not the body: base64 and JSON escapes make it larger than the body.
+    if (Buffer.byteLength(JSON.stringify(event)) > maxPayloadBytes) {
+      return writeProblem(response, payloadTooLarge(maxPayloadBytes), path);
     }
     // BULWARK_LOCAL_FAIL=users: answer as a crashed users function would (to watch bookings degrade).
     if (isFailingLocally(functionName)) return writeHttpApiResult(response, crashedFunctionResult);
-    const event = toHttpApiEvent({ request, target, body, routeKey, pathParameters });
     try {
       writeHttpApiResult(response, await host.invoke(functionName, event));
     } catch (error) {
@@ -265,20 +312,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     server.once('error', reject);
     server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolveListen());
   });
+  started.push(
+    () =>
+      new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      }),
+  );
   const { port } = server.address() as AddressInfo;
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   auth = createLocalAuth(url, options.dataDir, options.authClientIds);
   // The functions read their environment when loaded, so they are loaded once it is complete.
   // Bookings calls users over HTTP: here both are served by this runtime.
   Object.assign(process.env, auth.environment, { USERS_API_URL: url, APP_BASE_URL: url });
-  try {
-    await host.loadAll();
-  } catch (error) {
-    server.close();
-    await Promise.all([sqs.stop(), smtp.stop()]);
-    await ownDynamoDb?.stop();
-    throw error;
-  }
+  await host.loadAll();
   // One poller per worker: the event source mappings of the stack, with the same batch size. One batch at
   // a time: the host runs each function as one execution environment, so a second batch received now
   // would only wait, its visibility timeout running, where AWS would start another environment.
@@ -317,13 +364,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         await Promise.all(pollers.map((poller) => poller.stop()));
         sqsClient.destroy();
         const messagesDropped = await sqs.countMessages();
-        await new Promise<void>((resolveClose) => {
-          server.close(() => resolveClose());
-          server.closeAllConnections();
-        });
-        await Promise.all([sqs.stop(), smtp.stop()]);
-        await ownDynamoDb?.stop();
-        if (!outboxDir) rmSync(smsOutboxDir, { recursive: true, force: true });
+        await stopAll(started);
         return { messagesDropped };
       })();
       return stopped;

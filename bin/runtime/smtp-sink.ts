@@ -1,4 +1,5 @@
-// A local SMTP server that accepts every message and writes it as an .eml file to the outbox folder.
+// A local SMTP server that accepts every message up to its size limit and writes it as an .eml file to the
+// outbox folder.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -9,14 +10,12 @@ export interface SmtpSinkMessage {
   readonly to: readonly string[];
   /** The raw RFC 5322 message as received. */
   readonly raw: string;
-  /** Where it was written, when an outbox folder is set. */
-  readonly file: string | undefined;
 }
 
 export interface SmtpSink {
   readonly host: string;
   readonly port: number;
-  /** Messages received so far, oldest first. */
+  /** Messages received so far, oldest first; always empty with an outbox, whose files hold them instead. */
   readonly messages: readonly SmtpSinkMessage[];
   stop(): Promise<void>;
 }
@@ -34,25 +33,35 @@ export interface SmtpSinkOptions {
 export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<SmtpSink> {
   if (options.outboxDir) mkdirSync(options.outboxDir, { recursive: true });
   const messages: SmtpSinkMessage[] = [];
+  const maxMessageBytes = options.maxMessageBytes ?? 10 * 1024 * 1024;
   let counter = 0;
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
-    size: options.maxMessageBytes ?? 10 * 1024 * 1024,
+    size: maxMessageBytes,
     logger: false,
     onAuth: (_auth, _session, callback) => callback(null, { user: 'local' }),
     onData: (stream, session, callback) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('data', (chunk: Buffer) => {
+        // The SIZE limit only advises the client: one that sends more is read to the end but not kept.
+        if (!stream.sizeExceeded) chunks.push(chunk);
+      });
       stream.on('end', () => {
+        if (stream.sizeExceeded) {
+          const error = new Error(`Message exceeds fixed maximum message size ${maxMessageBytes}`);
+          callback(Object.assign(error, { responseCode: 552 }));
+          return;
+        }
         const raw = Buffer.concat(chunks).toString('utf8');
-        counter += 1;
-        const file = options.outboxDir
-          ? join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${counter}.eml`)
-          : undefined;
-        if (file) writeFileSync(file, raw);
-        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined;
-        messages.push({ from, to: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, file });
+        if (options.outboxDir) {
+          counter += 1;
+          const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${counter}.eml`;
+          writeFileSync(join(options.outboxDir, name), raw);
+        } else {
+          const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined;
+          messages.push({ from, to: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw });
+        }
         callback();
       });
     },

@@ -39,18 +39,38 @@ describe('local runtime over HTTP', () => {
     });
   });
 
-  it("answers a body over Lambda's 6 MiB request payload with 413 without invoking the function", async () => {
+  const tooLargeForLambda = {
+    code: 'PAYLOAD_TOO_LARGE',
+    detail: "The request's event exceeds Lambda's invocation payload of 6291456 bytes",
+  };
+
+  it("answers a body over Lambda's 6 MiB invocation payload with 413 without invoking the function", async () => {
     const response = await api.request('POST', '/bookings', {
       body: JSON.stringify({ roomId: 'x'.repeat(6 * 1024 * 1024) }),
       headers: { 'content-type': 'application/json', 'x-correlation-id': 'huge-body-1' },
     });
     expect(response.status).toBe(413);
     expect(response.headers.get('x-correlation-id')).toBeNull();
-    expect(response.body).toMatchObject({
-      code: 'PAYLOAD_TOO_LARGE',
-      detail: 'Request body exceeds 6291456 bytes',
-    });
+    expect(response.body).toMatchObject(tooLargeForLambda);
   });
+
+  it.each([
+    // Base64 in the event: a third larger than the body.
+    ['5 MiB of binary', 'application/octet-stream', Buffer.alloc(5 * 1024 * 1024, 0xff)],
+    // Each control character is escaped in the event's JSON as six bytes (\u0001).
+    ['1.1 MiB of control characters', 'application/json', Buffer.alloc(1.1 * 1024 * 1024, 0x01)],
+  ])(
+    'answers %s, whose event is over the invocation payload, with 413 without invoking the function',
+    async (_name, contentType, body) => {
+      const response = await api.request('POST', '/bookings', {
+        body,
+        headers: { 'content-type': contentType, 'x-correlation-id': 'big-event-1' },
+      });
+      expect(response.status).toBe(413);
+      expect(response.headers.get('x-correlation-id')).toBeNull();
+      expect(response.body).toMatchObject(tooLargeForLambda);
+    },
+  );
 
   it('answers malformed percent-encoding in a path parameter with 400', async () => {
     const response = await api.request('GET', '/users/%E0%A4%A');

@@ -1,13 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { createTransport } from 'nodemailer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type LocalSqs, startLocalSqs } from '../../bin/runtime/local-sqs.js';
 import { failedMessageIds, QueuePoller } from '../../bin/runtime/queue-poller.js';
-import { startSmtpSink } from '../../bin/runtime/smtp-sink.js';
+import { type SmtpSink, startSmtpSink } from '../../bin/runtime/smtp-sink.js';
 
 let sqs: LocalSqs;
 const queues = ['batch', 'partial', 'redrive', 'crash', 'counted'].map((name) => ({
@@ -197,24 +197,60 @@ describe("Lambda's partial batch response rules", () => {
 });
 
 describe('SMTP sink', () => {
-  it('accepts real SMTP and writes each message as an .eml file', async () => {
-    const outboxDir = mkdtempSync(join(tmpdir(), 'outbox-'));
-    const sink = await startSmtpSink({ outboxDir });
+  const email = {
+    from: 'noreply@bulwark.local',
+    to: 'alice@example.com',
+    subject: 'Welcome',
+    text: 'Hello Alice',
+  };
+
+  async function send(sink: SmtpSink, message: typeof email): Promise<void> {
     const transport = createTransport({ host: sink.host, port: sink.port, secure: false, ignoreTLS: true });
-    await transport.sendMail({
-      from: 'noreply@bulwark.local',
-      to: 'alice@example.com',
-      subject: 'Welcome',
-      text: 'Hello Alice',
-    });
-    transport.close();
-    await sink.stop();
+    try {
+      await transport.sendMail(message);
+    } finally {
+      transport.close();
+    }
+  }
+
+  it('keeps each message in memory when there is no outbox', async () => {
+    const sink = await startSmtpSink();
+    onTestFinished(() => sink.stop());
+    await send(sink, email);
     expect(sink.messages).toHaveLength(1);
     expect(sink.messages[0]).toMatchObject({ from: 'noreply@bulwark.local', to: ['alice@example.com'] });
-    const files = readdirSync(outboxDir);
-    expect(files).toHaveLength(1);
+    expect(sink.messages[0]?.raw).toContain('Hello Alice');
+  });
+
+  it('writes each message as an .eml file to the outbox and keeps none in memory', async () => {
+    const outboxDir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    onTestFinished(() => rmSync(outboxDir, { recursive: true, force: true }));
+    const sink = await startSmtpSink({ outboxDir });
+    onTestFinished(() => sink.stop());
+    await send(sink, email);
+    await send(sink, { ...email, subject: 'Again' });
+    expect(sink.messages).toEqual([]);
+    const files = readdirSync(outboxDir).sort();
+    expect(files).toHaveLength(2);
     const eml = readFileSync(join(outboxDir, files[0] as string), 'utf8');
     expect(eml).toContain('Subject: Welcome');
     expect(eml).toContain('Hello Alice');
+  });
+
+  it('refuses a message over its size limit with 552 and keeps nothing of it', async () => {
+    const outboxDir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    onTestFinished(() => rmSync(outboxDir, { recursive: true, force: true }));
+    const sink = await startSmtpSink({ maxMessageBytes: 4096 });
+    onTestFinished(() => sink.stop());
+    const withOutbox = await startSmtpSink({ outboxDir, maxMessageBytes: 4096 });
+    onTestFinished(() => withOutbox.stop());
+    const oversized = { ...email, text: 'x'.repeat(8192) };
+
+    await expect(send(sink, oversized)).rejects.toMatchObject({ responseCode: 552 });
+    await expect(send(withOutbox, oversized)).rejects.toMatchObject({ responseCode: 552 });
+    expect(sink.messages).toEqual([]);
+    expect(readdirSync(outboxDir)).toEqual([]);
+    await send(sink, email);
+    expect(sink.messages).toHaveLength(1);
   });
 });
