@@ -20,6 +20,7 @@ import * as z from '../shared/zod.js';
 import {
   RegistrationEmails,
   type SmsAdmission,
+  type SmsPurpose,
   verificationEmailPerUserPolicy,
 } from './registration-emails.js';
 import { smsPerNumberPolicy, UsersModel } from './users-model.js';
@@ -49,9 +50,19 @@ async function consumeReported(limiter: RateLimiter, key: string, keyBy: string)
   return result;
 }
 
-/** Spends a unit of the number's budget. */
-async function admitSms(phoneNumber: string) {
-  return consumeReported(smsPerNumber, await users.smsBudgetKey(phoneNumber), 'phone');
+/**
+ * Spends a unit of the number's budget. A spent budget is always audited as rateLimit.hit, but counted
+ * as RateLimited (a 429, by the metric catalog) only when it refuses the request: a registration past it
+ * is still a 201, just without its SMS.
+ */
+async function admitSms(phoneNumber: string, purpose: SmsPurpose) {
+  const key = await users.smsBudgetKey(phoneNumber);
+  if (purpose === 'phone-code') return consumeReported(smsPerNumber, key, 'phone');
+  const result = await smsPerNumber.consume(key);
+  if (!result.allowed) {
+    auditLogger.logSecurityEvent(rateLimitHitEvent(smsPerNumber.policy.name, result, { keyBy: 'phone' }));
+  }
+  return result;
 }
 
 /** Verification emails each user may ask for again, shared by the fleet. */

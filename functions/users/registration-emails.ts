@@ -45,10 +45,11 @@ export interface RegistrationEmailsOptions {
   readonly issuePhoneCode?: (userId: string, beforeIssuing: () => Promise<void>) => Promise<IssuedPhoneCode>;
   /**
    * Spends one unit of a phone number's SMS budget, whoever the number belongs to: without it, each new
-   * registration of a number would send it another SMS (SMS pumping, bombing one phone).
+   * registration of a number would send it another SMS (SMS pumping, bombing one phone). `purpose` says
+   * whether a spent budget refuses the request (`phone-code`, a 429) or only its SMS (`registration`).
    * @default none: numbers have no budget of their own
    */
-  readonly admitSms?: (phoneNumber: string) => Promise<SmsAdmission>;
+  readonly admitSms?: (phoneNumber: string, purpose: SmsPurpose) => Promise<SmsAdmission>;
   /**
    * Gives back the unit `admitSms` spent when no SMS was queued after all (no code issued, or the queue
    * failed), given `admitSms`'s answer (which says where the unit was taken). Should not throw; a failure
@@ -70,6 +71,9 @@ export const verificationEmailPerUserPolicy = {
 
 /** A number's SMS budget's answer: a RateLimiter's `consume` result fits. */
 export type SmsAdmission = Pick<RateLimitResult, 'allowed' | 'retryAfterSec' | 'source'>;
+
+/** Why an SMS is sent: with a new registration (no SMS past the budget), or on request (429 past it). */
+export type SmsPurpose = 'registration' | 'phone-code';
 
 /** An issued code and the budget unit it took, so that both can be undone. */
 interface IssuedSms {
@@ -184,7 +188,7 @@ export class RegistrationEmails {
     const { issuePhoneCode, logger, auditLogger, metrics } = this.options;
     if (user.phone === undefined || !issuePhoneCode) return undefined;
     try {
-      return await this.#issue(issuePhoneCode, user.id, user.phone, correlationId);
+      return await this.#issue(issuePhoneCode, user.id, user.phone, 'registration', correlationId);
     } catch (error) {
       if (error instanceof TooManyRequestsError) {
         logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
@@ -218,13 +222,14 @@ export class RegistrationEmails {
     issuePhoneCode: NonNullable<RegistrationEmailsOptions['issuePhoneCode']>,
     userId: string,
     phoneNumber: string,
+    purpose: SmsPurpose,
     correlationId: string | undefined,
   ): Promise<IssuedSms> {
     const { admitSms } = this.options;
     let admission: SmsAdmission | undefined;
     try {
       const code = await issuePhoneCode(userId, async () => {
-        const answer = await admitSms?.(phoneNumber);
+        const answer = await admitSms?.(phoneNumber, purpose);
         if (answer && !answer.allowed) {
           throw new TooManyRequestsError(
             answer.retryAfterSec,
@@ -294,7 +299,7 @@ export class RegistrationEmails {
     if (user.phone === undefined) throw new ConflictError('The user has no phone number');
     // Before the number's budget is spent: a verified user gets no code anyway.
     if (user.phoneVerifiedAt !== undefined) throw new ConflictError('The phone number is already verified');
-    const issued = await this.#issue(issuePhoneCode, user.id, user.phone, correlationId);
+    const issued = await this.#issue(issuePhoneCode, user.id, user.phone, 'phone-code', correlationId);
     try {
       await enqueueEmails(
         sqs,

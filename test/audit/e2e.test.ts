@@ -185,15 +185,17 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     );
   });
 
-  it("audits a phone number's spent SMS budget as rateLimit.hit", async () => {
+  it("audits a phone number's spent SMS budget as rateLimit.hit, counting RateLimited only for a 429", async () => {
     // 415-556: a block no other test file registers, so this budget is this test's alone.
     const phone = `+1415556${String(1000 + Math.floor(Math.random() * 9000))}`;
+    let userId = '';
     for (let registration = 0; registration <= smsPerNumberPolicy.limit; registration += 1) {
       output.clear();
       const response = await api.request('POST', '/users', {
         body: { email: `budget-${randomUUID()}@example.com`, name: 'Budget', phone },
       });
       expect(response.status).toBe(201);
+      userId = (response.body as { id: string }).id;
     }
     const line = linesOf('users').find((candidate) => candidate.audit?.eventType === 'rateLimit.hit');
     const hit = line?.audit;
@@ -202,6 +204,19 @@ describe('audit, metrics and correlation ids in the sample system', () => {
       metadata: { policy: 'sms-number', keyBy: 'phone', limit: smsPerNumberPolicy.limit },
     });
     expect(JSON.stringify(line)).not.toContain(phone.slice(2));
+    // The registration was answered 201: it refused no request, so the 429 metric does not count it.
+    const rateLimited = () =>
+      output.emf().filter((emf) => emf.RateLimited !== undefined && emf.service === 'users');
+    expect(rateLimited()).toEqual([]);
+    output.clear();
+    const refused = await api.request('POST', `/users/${userId}/phone-code`, { token: null });
+    expect(refused.status).toBe(429);
+    expect(rateLimited()).toHaveLength(1);
+    expect(
+      linesOf('users').find((candidate) => candidate.audit?.eventType === 'rateLimit.hit')?.audit,
+    ).toMatchObject({
+      metadata: { policy: 'sms-number', keyBy: 'phone' },
+    });
   });
 
   it('writes the admin delete as an admin.action audit event', async () => {
