@@ -12,7 +12,7 @@ import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } fro
 import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
-import { isUsableSecretValue } from './hmac-secret.js';
+import { isUsableSecretBytes, isUsableSecretValue } from './hmac-secret.js';
 import {
   type AsymmetricAlgorithm,
   JwksKeyStore,
@@ -319,6 +319,8 @@ export class JwtVerifier {
       problems.push(`${name}: sharedSecret must be at least 32 characters besides whitespace`);
     } else if (secretBytes !== undefined && secretBytes.length < 32) {
       problems.push(`${name}: sharedSecret must be at least 32 bytes`);
+    } else if (secretBytes !== undefined && !isUsableSecretBytes(secretBytes)) {
+      problems.push(`${name}: sharedSecret must be at least 32 characters besides whitespace`);
     }
     if (options.jwks !== undefined && options.jwksFile !== undefined) {
       problems.push(`${name}: give jwks or jwksFile, not both`);

@@ -575,10 +575,23 @@ describe('JwtVerifier options', () => {
         ]),
       );
     }
-    // Bytes are random, not typed: they keep the 32-byte floor.
+    // Bytes keep the 32-byte floor; typed text passed as bytes (jose's own idiom) meets the text rule.
     expect(() => new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(31) }] })).toThrow(
       'https://a.example: sharedSecret must be at least 32 bytes',
     );
+    for (const sharedSecret of [
+      new TextEncoder().encode(' '.repeat(32)),
+      Buffer.from(`short${'\n'.repeat(40)}`),
+    ]) {
+      expect(() => new JwtVerifier({ issuers: [{ ...issuer, sharedSecret }] })).toThrow(
+        'https://a.example: sharedSecret must be at least 32 characters besides whitespace',
+      );
+    }
+    expect(
+      new JwtVerifier({
+        issuers: [{ ...issuer, sharedSecret: new TextEncoder().encode(`${'k'.repeat(31)}ey`) }],
+      }),
+    ).toBeInstanceOf(JwtVerifier);
     expect(new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(32) }] })).toBeInstanceOf(
       JwtVerifier,
     );
