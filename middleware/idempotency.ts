@@ -69,23 +69,34 @@ function isExpressionFault(error: unknown): boolean {
   return error instanceof JMESPathError && !(error instanceof JMESPathTypeError);
 }
 
-/** What `path` selects in `event`; undefined when the request's data does not fit it. */
-function select(path: string, event: Parameters<typeof search>[1], config: IdempotencyConfig): unknown {
+/**
+ * What `path` selects in `event`; undefined when the request's data does not fit it. A type error is
+ * the request's only over a body as API Gateway sends it (a string, or none): over a body a middleware
+ * before this one has already parsed, `powertools_json(body)` fails on every request, a setup fault
+ * that must stay a 500 rather than pass as requests without a key.
+ */
+function select(path: string, event: APIGatewayProxyEventV2, config: IdempotencyConfig): unknown {
   try {
     return search(path, event, config.jmesPathOptions);
   } catch (error) {
     if (isExpressionFault(error)) throw error;
+    const body: unknown = event.body;
+    if (body !== undefined && body !== null && typeof body !== 'string') throw error;
     return undefined;
   }
 }
 
-/** Refuses at construction an expression that cannot select anything, rather than failing every request. */
+/**
+ * Refuses at construction an expression that does not parse (or calls an unknown function on its way
+ * through an empty event), rather than failing every request. A function the empty event never reaches
+ * is found only by the requests that do.
+ */
 function checkExpressions(config: IdempotencyConfig, paths: Record<string, string | undefined>): void {
   const problems: string[] = [];
   for (const [field, path] of Object.entries(paths)) {
     if (!path) continue;
     try {
-      select(path, {}, config);
+      select(path, {} as APIGatewayProxyEventV2, config);
     } catch (error) {
       problems.push(`${field} ${JSON.stringify(path)}: ${(error as Error).message}`);
     }

@@ -106,6 +106,11 @@ function bookingEndpoint(
       const { event, context } = sentBy({ room: 'unused' }, key, {});
       return handler({ ...event, body }, context);
     },
+    /** Sends an event whose body a body parser before idempotency() has already turned into `parsed`. */
+    sendParsed: (parsed: Booking, key: string) => {
+      const { event, context } = sentBy(parsed, key, {});
+      return handler({ ...event, body: parsed } as unknown as APIGatewayProxyEventV2, context);
+    },
     /** Makes the next handler run wait for `release`; `entered` settles once it is waiting. */
     holdHandler: () => {
       let release = () => {};
@@ -345,6 +350,20 @@ describe('idempotency()', () => {
       expect(endpoint.made).toEqual([]);
       expect((await endpoint.call({ room: 'a' }, key)).statusCode).toBe(201);
       expect(endpoint.made).toEqual([{ room: 'a' }]);
+    });
+
+    it('stays a 500, not the client’s 400, when a body parser before it already parsed the body', async () => {
+      // powertools_json(body) then fails on every request: the function's setup, not what a client sent.
+      for (const config of [
+        { eventKeyJmesPath: 'powertools_json(body).requestId', throwOnNoIdempotencyKey: true },
+        { payloadValidationJmesPath: 'powertools_json(body)' },
+      ]) {
+        const endpoint = bookingEndpoint(config);
+        expect(
+          (await endpoint.sendParsed({ room: 'a', requestId: randomUUID() }, randomUUID())).statusCode,
+        ).toBe(500);
+        expect(endpoint.made).toEqual([]);
+      }
     });
 
     it('refuses at construction a path that cannot select anything', () => {
