@@ -1,5 +1,6 @@
 // Authentication and the route table's auth rules over HTTP, through the local runtime and its dev issuer.
 import { createHmac, createPublicKey, randomUUID } from 'node:crypto';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
 import type { DevTokenOptions } from '../../middleware/auth/dev-issuer.js';
@@ -10,10 +11,8 @@ import { testTableNames } from '../helpers/tables.js';
 import { b64, nowSec, rsaKey, signToken } from './helpers.js';
 
 const api = useLocalRuntime();
-const apiKeys = new ApiKeyStore({
-  client: createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
-  tableName: testTableNames.toolkit,
-});
+const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+const apiKeys = new ApiKeyStore({ client: documents, tableName: testTableNames.toolkit });
 
 const human = (overrides: DevTokenOptions = {}) => api.token({ sub: `user-${randomUUID()}`, ...overrides });
 const machine = (...scopes: string[]) => api.token({ m2m: true, clientId: `svc-${randomUUID()}`, scopes });
@@ -363,9 +362,19 @@ describe('API keys over HTTP, on routes that name scopes', () => {
     const revoked = await apiKeys.create(owner, ['bookings/read']);
     await apiKeys.revoke(revoked.keyId);
     const expiring = await apiKeys.create(owner, ['bookings/read'], {
-      expiresAt: new Date(Date.now() + 1000),
+      expiresAt: new Date(Date.now() + 60_000),
     });
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // create refuses a past expiry, so the stored one is moved into the past; nothing has read the key
+    // yet, so no cache holds the old one.
+    await documents.send(
+      new UpdateCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `APIKEY#${expiring.keyId}`, sk: 'APIKEY' },
+        UpdateExpression: 'SET expiresAt = :past',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 1 },
+      }),
+    );
     const keys = {
       wrong: `${revoked.key.slice(0, 21)}${'Q'.repeat(43)}`,
       malformed: 'bwk_not-a-key',

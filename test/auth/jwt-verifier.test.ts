@@ -118,6 +118,18 @@ describe('JwtVerifier accepts', () => {
     );
   });
 
+  it('a token up to the tolerance edges as jose draws them (exp > now − tolerance, nbf ≤ now + tolerance), none past', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const toleranceSec = 5;
+    const v = verifier({ cache: false, clockToleranceSec: toleranceSec });
+    const token = (claims: Record<string, unknown>) => signToken(rsa, userClaims(jwks.issuer, claims));
+    const now = nowSec();
+    expect(await reasonOf(v.verify(token({ exp: now - toleranceSec })))).toBe('expired');
+    await expect(v.verify(token({ exp: now - toleranceSec + 1 }))).resolves.toBeDefined();
+    await expect(v.verify(token({ nbf: now + toleranceSec }))).resolves.toBeDefined();
+    expect(await reasonOf(v.verify(token({ nbf: now + toleranceSec + 1 })))).toBe('not_yet_valid');
+  });
+
   it('tokens from several issuers, each checked against its own keys', async () => {
     const other = rsaKey('other-1');
     const multi = new JwtVerifier({
@@ -655,7 +667,16 @@ describe('JwtVerifier claim rules against jose jwtVerify', () => {
           expect(ours).toBe(theirs);
         },
       ),
-      { numRuns: 150 },
+      {
+        numRuns: 150,
+        // The tolerance edges, which 150 random runs over four dimensions rarely land on.
+        examples: [
+          [-5, undefined, jwks.issuer, 'api'],
+          [-4, undefined, jwks.issuer, 'api'],
+          [30, 5, jwks.issuer, 'api'],
+          [30, 6, jwks.issuer, 'api'],
+        ],
+      },
     );
   });
 });

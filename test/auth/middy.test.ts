@@ -382,17 +382,23 @@ describe('guards through a middy pipeline', () => {
   });
 
   it('requireScopes needs every scope and answers insufficient_scope', async () => {
-    const handler = pipeline(authenticate({ jwt: verifier }), requireScopes(['bookings/write'], { onEvent }));
-    expect(
-      (await handler(httpEvent({ headers: bearer(m2mToken('bookings/write bookings/read')) }))).statusCode,
-    ).toBe(200);
-    const short = await handler(httpEvent({ headers: bearer(m2mToken('bookings/read')) }));
-    expect(short.statusCode).toBe(403);
-    expect(short.json.code).toBe('INSUFFICIENT_SCOPE');
-    expect(short.headers?.['WWW-Authenticate']).toBe(
-      'Bearer realm="bulwark", error="insufficient_scope", scope="bookings/write"',
+    const handler = pipeline(
+      authenticate({ jwt: verifier }),
+      requireScopes(['bookings/write', 'bookings/read'], { onEvent }),
     );
-    expect(events.at(-1)).toMatchObject({ type: 'access.denied', reason: 'insufficient_scope' });
+    expect(
+      (await handler(httpEvent({ headers: bearer(m2mToken('bookings/read bookings/write')) }))).statusCode,
+    ).toBe(200);
+    // Holding one of the two scopes is not enough, whichever one it is.
+    for (const scope of ['bookings/read', 'bookings/write']) {
+      const short = await handler(httpEvent({ headers: bearer(m2mToken(scope)) }));
+      expect(short.statusCode, `token with only ${scope}`).toBe(403);
+      expect(short.json.code).toBe('INSUFFICIENT_SCOPE');
+      expect(short.headers?.['WWW-Authenticate']).toBe(
+        'Bearer realm="bulwark", error="insufficient_scope", scope="bookings/write bookings/read"',
+      );
+      expect(events.at(-1)).toMatchObject({ type: 'access.denied', reason: 'insufficient_scope' });
+    }
   });
 
   it('requireScopes can exempt principals, e.g. humans', async () => {

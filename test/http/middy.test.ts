@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { correlationIds } from '../../middleware/audit/middy.js';
 import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
-import { readJsonBody } from '../../middleware/http/input.js';
+import { defaultMaxBodyBytes, readJsonBody } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 
@@ -156,6 +156,31 @@ describe('validateInput through a middy pipeline', () => {
 
   it('answers 413 for a body over the limit', () => {
     expect(() => readJsonBody(eventOf({ body: '{"a":"0123456789"}' }), 10)).toThrow(/exceeds 10 bytes/);
+  });
+
+  it('accepts a body of exactly the limit in bytes and answers 413 to one byte more', async () => {
+    const { handler } = pipeline();
+    // Mostly two-byte characters, so that counting characters instead of bytes would let both through.
+    const bodyOf = (bytes: number) => {
+      const fillBytes = bytes - Buffer.byteLength('{"name":"","count":1}');
+      const body = `{"name":"${'é'.repeat(Math.floor(fillBytes / 2))}${'n'.repeat(fillBytes % 2)}","count":1}`;
+      expect(Buffer.byteLength(body)).toBe(bytes);
+      return body;
+    };
+    const atLimit = await handler(
+      eventOf({ body: bodyOf(defaultMaxBodyBytes), pathParameters: { id: '7' } }),
+      context,
+    );
+    expect(atLimit.statusCode).toBe(200);
+    const over = await handler(
+      eventOf({ body: bodyOf(defaultMaxBodyBytes + 1), pathParameters: { id: '7' } }),
+      context,
+    );
+    expect(over.statusCode).toBe(413);
+    expect(JSON.parse(over.body as string)).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+      detail: `Request body exceeds ${defaultMaxBodyBytes} bytes`,
+    });
   });
 });
 

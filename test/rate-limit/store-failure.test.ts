@@ -123,10 +123,9 @@ describe('RateLimiter when DynamoDB fails', () => {
         maxAttempts: 1,
       });
       const limiter = new RateLimiter({ policy: 'login', tableName, client, onEvent, logger });
-      const started = performance.now();
       const result = await limiter.consume('ip:192.0.2.3');
-      expect(performance.now() - started).toBeLessThan(3000);
       expect(result).toMatchObject({ allowed: true, source: 'fallback' });
+      // The silent server never answers, so only the 300 ms request timeout can end the wait: the reason says it did.
       expect(events[0]?.reason).toBe('store_timeout');
       client.destroy();
       await silent.close();

@@ -23,10 +23,10 @@ afterAll(() => sqs.stop());
 
 const arnOf = (name: string) => sqs.queueArns[name] as string;
 
-async function until<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -60,15 +60,31 @@ async function send(name: string, bodies: string[]) {
   client.destroy();
 }
 
-/** What is left in a queue once any message still in flight there would have become visible again. */
-async function drain(name: string): Promise<string[]> {
-  await new Promise((resolve) => setTimeout(resolve, 1_200));
+/** The bodies of the messages a queue has visible now (up to 10). */
+async function visibleBodies(name: string): Promise<string[]> {
   const client = sqs.createClient();
   const { Messages } = await client.send(
     new ReceiveMessageCommand({ QueueUrl: sqs.queueUrls[name], MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
   );
   client.destroy();
   return (Messages ?? []).map((message) => message.Body ?? '');
+}
+
+/** Messages a queue holds: visible, in flight or delayed. */
+const held = async (name: string) => (await sqs.countMessages())[name] ?? 0;
+
+/**
+ * What is left in a queue: nothing as soon as it holds no message, visible or in flight; otherwise,
+ * after a deadline well past the visibility timeout (so that what was in flight is visible again),
+ * the bodies it still holds.
+ */
+async function drain(name: string): Promise<string[]> {
+  const deadline = Date.now() + 5_000;
+  while ((await held(name)) > 0) {
+    if (Date.now() > deadline) return visibleBodies(name);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return [];
 }
 
 describe('local SQS event source', () => {
@@ -121,13 +137,11 @@ describe('local SQS event source', () => {
     });
     worker.start();
     await send('redrive', ['poison']);
-    await until(() => (attempts >= 2 ? true : undefined));
-    const dlqBodies: string[] = [];
-    const deadline = Date.now() + 10_000;
-    while (dlqBodies.length === 0 && Date.now() < deadline) dlqBodies.push(...(await drain('redrive-dlq')));
+    await until(async () => ((await held('redrive-dlq')) > 0 ? true : undefined));
     await worker.stop();
-    expect(dlqBodies).toEqual(['poison']);
+    expect(await visibleBodies('redrive-dlq')).toEqual(['poison']);
     expect(attempts).toBe(2);
+    expect(await drain('redrive')).toEqual([]);
   });
 
   it('returns every record of a batch whose invocation failed', async () => {
