@@ -1,7 +1,7 @@
 // One Lambda handler per function that dispatches on the API Gateway route key, with the outer middlewares every HTTP function shares.
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy, { type MiddyfiedHandler } from '@middy/core';
+import middy, { type MiddlewareObj, type MiddyfiedHandler } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import {
   audit,
@@ -9,9 +9,11 @@ import {
   correlationIds,
   passErrorToOuterAudit,
 } from '../../middleware/audit/middy.js';
+import { normalizeResponse } from '../../middleware/audit/request-summary.js';
 import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
 import { NotFoundError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { withHeadersAndCookies } from '../../middleware/http/response.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
 import { type FunctionObservability, functionObservability } from './observability.js';
@@ -111,8 +113,24 @@ export function createRouteDispatcher(
 }
 
 /**
+ * `Cache-Control: no-store` on every answer that names no caching of its own: answers carry personal
+ * data and secrets (a webhook's signing secret, decrypted emails), which no cache, shared or private,
+ * may keep. Problem answers already carry it.
+ */
+const noStore: MiddlewareObj<HttpEvent, HttpResponse> = {
+  after: (request) => {
+    const headers = normalizeResponse(request.response)?.headers ?? {};
+    if (Object.keys(headers).some((name) => name.toLowerCase() === 'cache-control')) return;
+    request.response = withHeadersAndCookies(request.response, {
+      headers: { 'Cache-Control': 'no-store' },
+    }) as HttpResponse;
+  },
+};
+
+/**
  * `respond` inside the middlewares every request to an HTTP function passes through: Lambda context
- * and correlation id on every log line, metrics flushed, one audit line, errors as problem+json.
+ * and correlation id on every log line, metrics flushed, one audit line, errors as problem+json,
+ * and no caching.
  */
 export function withRequestMiddlewares(
   respond: (event: HttpEvent, context: Context) => Promise<HttpResponse>,
@@ -133,6 +151,7 @@ export function withRequestMiddlewares(
     .use(correlationIds({ loggers }))
     .use(captureMetrics(observability.metrics))
     .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
+    .use(noStore)
     .use(httpErrorHandler({ logger }));
   return handler;
 }

@@ -59,6 +59,8 @@ describe('registering an endpoint', () => {
       ownerKind: 'user',
     });
     expect(created.secret).toMatch(/^whsec_/);
+    // The secret must not outlive the answer in any cache.
+    expect(response.headers.get('cache-control')).toBe('no-store');
     const read = await api.request('GET', `/webhooks/${created.id}`, { token: ownerToken });
     expect(read.status).toBe(200);
     expect(read.body).not.toHaveProperty('secret');
