@@ -20,7 +20,14 @@ const partitionKeyValue = keyValue(2048);
 const sortKeyValue = keyValue(1024);
 
 /** Page size shared by every list route. */
-export const pageLimitSchema = z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20);
+/** A page size as written in a query string: decimal digits only (no `0x10`, `1e2` or spaces), 1 to 100. */
+export const pageLimitSchema = z._default(
+  z.pipe(
+    z.string().check(z.regex(/^0*(?:[1-9][0-9]?|100)$/, 'Must be a whole number from 1 to 100')),
+    z.transform((digits: string) => Number(digits)),
+  ),
+  20,
+);
 
 export function encodeCursor(lastEvaluatedKey: Record<string, unknown> | undefined): string | undefined {
   if (!lastEvaluatedKey) return undefined;

@@ -172,7 +172,10 @@ describe('users API', () => {
       field: 'query.cursor',
       message: 'Not a cursor from this list',
     });
-    expect((await api.request('GET', '/admin/users?limit=1000')).status).toBe(400);
+    for (const limit of ['1000', '0', '0x10', '1e1', '%205', '']) {
+      expect((await api.request('GET', `/admin/users?limit=${limit}`)).status).toBe(400);
+    }
+    expect((await api.request('GET', '/admin/users?limit=007')).status).toBe(200);
   });
 
   it('deletes a user, after which it is gone and its email can register again', async () => {
