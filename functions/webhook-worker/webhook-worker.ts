@@ -348,11 +348,18 @@ export class WebhookWorker {
       const durationMs = Math.round(performance.now() - started);
       let notBeforeSec = 0;
       if (thrown !== error) {
-        // A retry before that record expires would be turned away as a copy in flight, spending a receive.
+        // The webhook id stays blocked until that record expires: a retry before then would be turned
+        // away as a copy in flight, spending a receive.
         notBeforeSec = inProgressExpirySec(this.runner);
         observability.logger.warn(
-          'Webhook attempt failed and its in-progress idempotency record was not deleted; the next attempt waits for it to expire',
-          { correlationId, webhookId: message.id, endpointId: endpoint.id, notBeforeSec, error: thrown },
+          'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
+          {
+            correlationId,
+            webhookId: message.id,
+            endpointId: endpoint.id,
+            expiresInSec: notBeforeSec,
+            error: thrown,
+          },
         );
       }
       return this.failAttempt(

@@ -894,8 +894,8 @@ describe('a failed POST whose in-progress idempotency record could not be delete
     });
     expect(logged).not.toHaveBeenCalled();
     expect(warned).toHaveBeenCalledWith(
-      'Webhook attempt failed and its in-progress idempotency record was not deleted; the next attempt waits for it to expire',
-      expect.objectContaining({ webhookId: message.id, notBeforeSec: 30 }),
+      'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
+      expect.objectContaining({ webhookId: message.id, expiresInSec: 30 }),
     );
     // The record expires with the invocation (30 s left), beyond the backoff (random 0.5 of base 10 × 2^0):
     // an earlier retry would be turned away as a copy in flight and spend one of its 5 receives.
