@@ -17,6 +17,7 @@ import type { FunctionObservability } from '../shared/observability.js';
 import {
   attemptOf,
   createSqsBatchRunner,
+  inProgressExpirySec,
   processSqsBatch,
   QueueActions,
   retryDelaySec,
@@ -97,7 +98,10 @@ type IdempotentSend =
  *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
  * - a message id another invocation is sending right now: the copy backs off, not counted as failed;
  * - a send the provider accepted whose result the idempotency store could not save: counted as sent,
- *   with a warning, since a retry would send it again.
+ *   with a warning, since a retry would send it again;
+ * - a failed send whose in-progress record the idempotency store could not delete: handled by the
+ *   provider's error as above (refused: the DLQ; otherwise backed off), with a warning; its retry waits
+ *   at least until that record expires with the invocation.
  */
 export class EmailWorker {
   private readonly runner: SqsBatchRunner;
@@ -108,6 +112,12 @@ export class EmailWorker {
    * then says (a failed save of the result), such a message went out and must not be sent again.
    */
   private readonly accepted = new WeakSet<IdempotentSend>();
+  /**
+   * The sends whose provider call failed in this invocation, with its error. When Powertools then cannot
+   * delete its in-progress record it throws that failure of its own instead, and the provider's answer
+   * must still decide what follows (a refused message goes to the DLQ).
+   */
+  private readonly failed = new WeakMap<IdempotentSend, unknown>();
 
   constructor(private readonly options: EmailWorkerOptions) {
     const { sqs, queueUrl, dlqUrl, observability } = options;
@@ -120,10 +130,16 @@ export class EmailWorker {
     this.runner = createSqsBatchRunner(idempotencyConfig, observability.metrics);
     this.sendOnce = makeIdempotent(
       async (send: IdempotentSend) => {
-        const providerMessageId =
-          send.channel === 'email'
-            ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal))
-            : await this.sendSms(send.sms);
+        let providerMessageId: string;
+        try {
+          providerMessageId =
+            send.channel === 'email'
+              ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal))
+              : await this.sendSms(send.sms);
+        } catch (error) {
+          this.failed.set(send, error);
+          throw error;
+        }
         this.accepted.add(send);
         return { providerMessageId };
       },
@@ -153,7 +169,10 @@ export class EmailWorker {
     }
     try {
       await this.sendOnce(send);
-    } catch (error) {
+    } catch (thrown) {
+      // The provider's own error, also when Powertools threw its failure to delete the in-progress record instead.
+      const error = this.failed.get(send) ?? thrown;
+      const notBeforeSec = error === thrown ? 0 : this.recordLeftInProgress(message, thrown, correlationId);
       if (error instanceof DeliveryRejectedError) {
         return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
       }
@@ -161,7 +180,7 @@ export class EmailWorker {
         return this.deferCopyInProgress(record, message, error, correlationId);
       }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
-        await this.failAttempt(record, message, error, correlationId);
+        await this.failAttempt(record, message, error, correlationId, notBeforeSec);
         throw error;
       }
       // Sent, but not remembered: retrying would send it twice, so it counts as sent.
@@ -188,6 +207,27 @@ export class EmailWorker {
         transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
       },
     });
+  }
+
+  /**
+   * Powertools could not delete the in-progress record of a failed send: the message id stays blocked
+   * until the record expires with this invocation. Logged; returns those seconds, for a retry to wait at
+   * least, since one before then would be deferred as a copy in progress and spend a receive.
+   */
+  private recordLeftInProgress(message: QueueMessage, error: unknown, correlationId: string): number {
+    const expiresInSec = inProgressExpirySec(this.runner);
+    this.options.observability.logger.warn(
+      message.type === 'sms'
+        ? 'SMS send failed, and its in-progress idempotency record could not be deleted'
+        : 'Email send failed, and its in-progress idempotency record could not be deleted',
+      {
+        correlationId,
+        messageId: message.id,
+        expiresInSec,
+        ...sendFailureLogFields(error instanceof Error ? (error.cause ?? error) : error),
+      },
+    );
+    return expiresInSec;
   }
 
   /** A copy of a message already sent (a redelivery, a duplicate enqueue): nothing went out. */
@@ -250,18 +290,24 @@ export class EmailWorker {
     };
   }
 
-  /** Reports a failed attempt and delays the next one by changing the message's visibility. */
+  /**
+   * Reports a failed attempt and delays the next one (at least `notBeforeSec`) by changing the
+   * message's visibility.
+   */
   private async failAttempt(
     record: SQSRecord,
     message: QueueMessage,
     error: unknown,
     correlationId: string,
+    notBeforeSec = 0,
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     const attempt = attemptOf(record);
     const last = attempt >= this.options.maxAttempts;
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
-    const delaySec = last ? 0 : retryDelaySec(attempt, this.options.retryBaseDelaySec);
+    const delaySec = last
+      ? 0
+      : Math.max(notBeforeSec, retryDelaySec(attempt, this.options.retryBaseDelaySec));
     const sms = message.type === 'sms';
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     logger.warn(sms ? 'SMS send failed' : 'Email send failed', {

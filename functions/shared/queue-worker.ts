@@ -120,6 +120,16 @@ export function createSqsBatchRunner(idempotencyConfig: IdempotencyConfig, metri
 }
 
 /**
+ * Seconds until an in-progress idempotency record written in this invocation expires: Powertools sets
+ * its expiry to the invocation's end (registerLambdaContext). A record it failed to delete after a
+ * failed call blocks that id until then, so the retry is delayed at least this long.
+ */
+export function inProgressExpirySec(runner: SqsBatchRunner): number {
+  const remainingMs = runner.idempotencyConfig.lambdaContext?.getRemainingTimeInMillis() ?? 0;
+  return Math.min(maxVisibilitySec, Math.ceil(remainingMs / 1000));
+}
+
+/**
  * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
  * rejected record reported in `batchItemFailures` (so SQS returns only it), stored metrics flushed.
  *

@@ -26,6 +26,7 @@ import {
   attemptOf,
   createSqsBatchRunner,
   fullJitterDelaySec,
+  inProgressExpirySec,
   maxVisibilitySec,
   processSqsBatch,
   type QueueActions,
@@ -120,10 +121,12 @@ interface DeliveryJob {
   readonly endpoint: StoredEndpoint;
   readonly attempt: number;
   /**
-   * Set once the POST is sent, so a worker failure after it (saving the outcome) is told apart, and
-   * so is a result Powertools replayed without one.
+   * `posted` is set once the POST is sent, so a worker failure after it (saving the outcome) is told
+   * apart, and so is a result Powertools replayed without one. `failure` is why the POST failed (the
+   * endpoint's answer, a timeout, an open circuit): when Powertools then cannot delete its in-progress
+   * record it throws that failure of its own instead, and the attempt must still count.
    */
-  readonly progress: { posted: boolean };
+  readonly progress: { posted: boolean; failure?: unknown };
 }
 
 /**
@@ -171,7 +174,9 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
  *   streak and the disable rule are untouched, and the message is retried later. A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
- *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A saved
+ *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A failed
+ *   POST stays a failed attempt when the idempotency store then fails to delete its in-progress
+ *   record; the next attempt waits for that record to expire with the invocation. A saved
  *   delivery is counted and audited at once; a failure resetting the streak after it only retries that.
  * - a webhook id already delivered (a redelivery, a duplicate): Powertools Idempotency returns the
  *   stored result, so the endpoint is never POSTed twice after a success; logged and audited as a
@@ -265,15 +270,20 @@ export class WebhookWorker {
     const body = JSON.stringify(message.payload);
     const at = new Date();
     const headers = await this.sign(endpoint, message.id, body, at);
-    const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) => {
-      progress.posted = true;
-      return postWebhook(new URL(endpoint.url), { ...headers }, body, {
-        guard: this.options.guard,
-        signal,
-        timeoutMs: this.timeoutMs,
+    try {
+      const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) => {
+        progress.posted = true;
+        return postWebhook(new URL(endpoint.url), { ...headers }, body, {
+          guard: this.options.guard,
+          signal,
+          timeoutMs: this.timeoutMs,
+        });
       });
-    });
-    return { ...outcome, attempt, at: at.toISOString() };
+      return { ...outcome, attempt, at: at.toISOString() };
+    } catch (error) {
+      progress.failure = error;
+      throw error;
+    }
   }
 
   /** The attempt's Standard Webhooks headers; a failure here is the worker's, so it is told apart. */
@@ -326,15 +336,40 @@ export class WebhookWorker {
     }
     let delivered: Delivered;
     const started = performance.now();
-    const progress = { posted: false };
+    const progress: DeliveryJob['progress'] = { posted: false };
     try {
       delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt, progress });
-    } catch (error) {
+    } catch (thrown) {
+      // The POST's own failure, also when Powertools threw its failure to delete the in-progress record instead.
+      const error = progress.failure ?? thrown;
       if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
         return this.postpone(record, message, { attempt, posted: progress.posted }, error, correlationId);
       }
       const durationMs = Math.round(performance.now() - started);
-      return this.failAttempt(record, message, endpoint, { attempt, durationMs }, error, correlationId);
+      let notBeforeSec = 0;
+      if (thrown !== error) {
+        // The webhook id stays blocked until that record expires: a retry before then would be turned
+        // away as a copy in flight, spending a receive.
+        notBeforeSec = inProgressExpirySec(this.runner);
+        observability.logger.warn(
+          'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
+          {
+            correlationId,
+            webhookId: message.id,
+            endpointId: endpoint.id,
+            expiresInSec: notBeforeSec,
+            error: thrown,
+          },
+        );
+      }
+      return this.failAttempt(
+        record,
+        message,
+        endpoint,
+        { attempt, durationMs, notBeforeSec },
+        error,
+        correlationId,
+      );
     }
     const { attempt: deliveredAttempt, at, statusCode, durationMs } = delivered;
     let saved: boolean;
@@ -463,13 +498,14 @@ export class WebhookWorker {
    * Records a failed attempt and decides what follows: 410 ends the delivery and disables the endpoint
    * (resolves: the message is deleted); otherwise the next attempt is delayed, or after the last one
    * the delivery is marked failed and the disable rule applied (rejects: SQS keeps the message).
-   * A write that fails here postpones the message like any failure of the worker's.
+   * The next attempt waits at least `notBeforeSec`. A write that fails here postpones the message
+   * like any failure of the worker's.
    */
   private async failAttempt(
     record: SQSRecord,
     message: WebhookMessage,
     endpoint: StoredEndpoint,
-    { attempt, durationMs }: { attempt: number; durationMs: number },
+    { attempt, durationMs, notBeforeSec }: { attempt: number; durationMs: number; notBeforeSec: number },
     error: unknown,
     correlationId: string,
   ): Promise<void> {
@@ -498,7 +534,7 @@ export class WebhookWorker {
       return;
     }
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
-    const delaySec = last ? 0 : this.nextDelaySec(attempt, error);
+    const delaySec = last ? 0 : Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
     observability.logger.warn('Webhook delivery attempt failed', {
       correlationId,
       webhookId: message.id,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { SMTPServer } from 'smtp-server';
@@ -73,6 +74,22 @@ const deadLetterReasons = async (bodies?: readonly string[]) =>
 
 function welcome(to = `u-${randomUUID()}@example.com`) {
   return { id: randomUUID(), type: 'welcome', to, data: { name: 'Grace <Hopper>' } };
+}
+
+/** The worker's queue settings, with an idempotency store whose first deleteRecord (after a failed send) DynamoDB throttles. */
+function throttledDelete(queueOptions = emailWorkerQueueOptions(dynamoDb, queues)) {
+  const { persistenceStore } = queueOptions;
+  const deleteRecord = persistenceStore.deleteRecord.bind(persistenceStore);
+  let throttles = 1;
+  vi.spyOn(persistenceStore, 'deleteRecord').mockImplementation((data) => {
+    throttles -= 1;
+    return throttles >= 0
+      ? Promise.reject(
+          new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
+        )
+      : deleteRecord(data);
+  });
+  return queueOptions;
 }
 
 function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueueOptions(dynamoDb, queues)) {
@@ -188,6 +205,40 @@ describe('the email worker', () => {
       'Email sent, but its idempotency record was not saved',
       expect.objectContaining({ errorName: 'ProvisionedThroughputExceededException' }),
     );
+  });
+
+  it("backs off a failed send whose in-progress record could not be deleted until it expires, with the provider's error", async () => {
+    // A base of 5 s: the backoff alone would bring the retry back before the record expires (30 s left).
+    const { transport, audits, run, logger, metrics } = setup(
+      new EmailTemplates(),
+      throttledDelete({ ...emailWorkerQueueOptions(dynamoDb, queues), retryBaseDelaySec: 5 }),
+    );
+    const warn = vi.spyOn(logger, 'warn');
+    const addMetric = vi.spyOn(metrics, 'addMetric');
+    const message = welcome();
+    transport.failFor.add(message.to);
+    const failing = await record(message);
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 30, succeeded: true },
+    ]);
+    expect(warn).toHaveBeenCalledWith(
+      'Email send failed, and its in-progress idempotency record could not be deleted',
+      expect.objectContaining({ expiresInSec: 30, errorName: 'ProvisionedThroughputExceededException' }),
+    );
+    // Logged, counted and audited as the send's own failure, as without the idempotency store's.
+    expect(warn).toHaveBeenCalledWith(
+      'Email send failed',
+      expect.objectContaining({ attempt: 1, delaySec: 30, reason: 'Error: connection refused' }),
+    );
+    expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailFailed']);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.failed',
+        outcome: 'error',
+        metadata: expect.objectContaining({ reason: 'Error', attempt: 1, last: false }),
+      }),
+    ]);
   });
 
   it('fails only the record whose send failed and delays its next attempt exponentially', async () => {
@@ -381,6 +432,33 @@ describe('the email worker when the relay refuses recipients for good', () => {
     expect(JSON.stringify(audits)).not.toContain('nobody');
     expect(await run(await record(welcome('ada@example.com')))).toEqual({ batchItemFailures: [] });
     expect(delivered).toEqual(['ada@example.com']);
+  });
+
+  it('dead-letters a refused message once even when its in-progress record could not be deleted', async () => {
+    const { observability, audits } = testObservability('email-worker');
+    const worker = new EmailWorker({
+      transport,
+      templates: new EmailTemplates(),
+      breaker: providerCircuitBreaker({
+        name: `email-test-${randomUUID()}`,
+        tableName: testTableNames.toolkit,
+        client: dynamoDb,
+      }),
+      ...throttledDelete(),
+      observability,
+    });
+    const refused = await record(welcome(`nobody-${randomUUID()}@example.com`));
+    expect(await worker.handle({ Records: [refused] } as SQSEvent, context)).toEqual({
+      batchItemFailures: [],
+    });
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(await deadLetterReasons()).toEqual(['smtp refused the message for good (EENVELOPE 550)']);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.rejected',
+        metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
+      }),
+    ]);
   });
 });
 

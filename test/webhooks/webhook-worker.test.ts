@@ -801,6 +801,128 @@ describe('a worker failure after the POST', () => {
   });
 });
 
+describe('a failed POST whose in-progress idempotency record could not be deleted', () => {
+  /** The worker's idempotency store, whose first deleteRecord (after a failed POST) DynamoDB throttles. */
+  function throttledDelete() {
+    const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const deleteRecord = persistenceStore.deleteRecord.bind(persistenceStore);
+    let throttles = 1;
+    vi.spyOn(persistenceStore, 'deleteRecord').mockImplementation((data) => {
+      throttles -= 1;
+      return throttles >= 0
+        ? Promise.reject(
+            new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
+          )
+        : deleteRecord(data);
+    });
+    return persistenceStore;
+  }
+
+  const failedMetrics = (added: { mock: { calls: unknown[][] } }) =>
+    added.mock.calls.filter(([name]) => name === 'WebhookFailed');
+
+  it('still disables an endpoint that answered 410, ends the delivery and never POSTs it again', async () => {
+    const gone = await receiver(() => ({ status: 410 }));
+    const endpoint = await endpointAt(gone.url);
+    const { run, logger, metrics, audits } = setup({ persistenceStore: throttledDelete() });
+    const logged = vi.spyOn(logger, 'error');
+    const added = vi.spyOn(metrics, 'addMetric');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    expect(await run(await record(message, 1))).toEqual({ batchItemFailures: [] });
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'gone',
+    });
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'failed',
+      attempts: [{ attempt: 1, statusCode: 410, error: 'HTTP 410' }],
+    });
+    expect(logged).not.toHaveBeenCalled();
+    expect(failedMetrics(added)).toEqual([['WebhookFailed', 'Count', 1]]);
+    expect(audits.map((event) => [event.eventType, event.outcome])).toEqual([
+      ['webhook.endpoint_disabled', 'success'],
+      ['webhook.failed', 'failure'],
+    ]);
+    // A copy received later finds the endpoint disabled: no second POST.
+    expect(await run(await record(message, 2))).toEqual({ batchItemFailures: [] });
+    expect(gone.received).toHaveLength(1);
+  });
+
+  it('still counts a failed last attempt toward the disable rule, as the endpoint answered it', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run, metrics, audits } = setup({
+      persistenceStore: throttledDelete(),
+      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
+    });
+    const added = vi.spyOn(metrics, 'addMetric');
+    const lastAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 5);
+    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+      failedDeliveries: 1,
+    });
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'failed',
+      attempts: [{ attempt: 5, statusCode: 500, error: 'HTTP 500' }],
+    });
+    expect(failedMetrics(added)).toEqual([['WebhookFailed', 'Count', 1]]);
+    expect(audits).toContainEqual(
+      expect.objectContaining({
+        eventType: 'webhook.failed',
+        outcome: 'error',
+        metadata: expect.objectContaining({ attempt: 5, last: true, reason: 'HTTP 500' }),
+      }),
+    );
+    // Visible at once, for the redrive.
+    expect(visibilityChanges()).toEqual([0]);
+  });
+
+  it('records an earlier failed attempt and holds the retry until that record has expired', async () => {
+    const failing = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(failing.url);
+    const { run, logger } = setup({ persistenceStore: throttledDelete() });
+    const warned = vi.spyOn(logger, 'warn');
+    const logged = vi.spyOn(logger, 'error');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const firstAttempt = await record(message, 1);
+    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'pending',
+      attempts: [{ attempt: 1, statusCode: 500 }],
+    });
+    expect(logged).not.toHaveBeenCalled();
+    expect(warned).toHaveBeenCalledWith(
+      'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
+      expect.objectContaining({ webhookId: message.id, expiresInSec: 30 }),
+    );
+    // The record expires with the invocation (30 s left), beyond the backoff (random 0.5 of base 10 × 2^0):
+    // an earlier retry would be turned away as a copy in flight and spend one of its 5 receives.
+    expect(visibilityChanges()).toEqual([30]);
+  });
+
+  it('POSTs the retry once that record has expired', async () => {
+    const recovering = await receiver((count) => ({ status: count === 1 ? 500 : 204 }));
+    const endpoint = await endpointAt(recovering.url);
+    const { worker } = setup({ persistenceStore: throttledDelete() });
+    // An invocation about to end: its in-progress record expires 1 ms after it is written.
+    const ending = { ...context, getRemainingTimeInMillis: () => 1 } as Context;
+    const run = (sqsRecord: SQSRecord) => worker.handle({ Records: [sqsRecord] } as SQSEvent, ending);
+    const firstAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
+    expect(recovering.received).toHaveLength(2);
+    expect((await historyOf(endpoint.id))[0]).toMatchObject({
+      status: 'delivered',
+      attempts: [
+        { attempt: 1, statusCode: 500 },
+        { attempt: 2, statusCode: 204 },
+      ],
+    });
+  });
+});
+
 describe('a duplicate copy of a delivered message', () => {
   it('is not POSTed, counted or audited as a second delivery, but audited as a duplicate', async () => {
     const healthy = await receiver();
