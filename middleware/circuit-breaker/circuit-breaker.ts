@@ -52,9 +52,9 @@ export interface ExecuteOptions {
   /**
    * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin. A call
    * it cuts short, or that comes after it, fails with `DeadlineExceededError` (504), which neither
-   * counts nor goes to the fallback. No store request holds the call past it either: a state read
-   * still pending then ends the call with that error, and a failure still being counted finishes in
-   * the background. @default none
+   * counts nor goes to the fallback. No store request holds the call past it either: a state read or
+   * probe lease still pending then ends the call with that error, and a failure still being counted
+   * or a probe's outcome still being written finishes in the background. @default none
    */
   readonly deadline?: number | undefined;
 }
@@ -285,7 +285,13 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       if (record.state === CircuitState.closed)
         return this.runClosed(action, at, timeoutMs, deadline, record.generation);
       if (at < this.probeDueAt(record)) return this.rejectCall(record, at);
-      const lease = await this.takeProbeLease(record, at);
+      const leasing = this.takeProbeLease(record, at);
+      const lease = await beforeDeadline(leasing, deadline);
+      if (lease === outOfTime) {
+        // A lease taken after the caller left would block the fleet's probing until it expired.
+        void leasing.then((taken) => taken && this.releaseProbeLease(taken));
+        throw new DeadlineExceededError(this.name, 0);
+      }
       if (lease) return this.runProbe(action, timeoutMs, deadline, lease);
     }
     return this.rejectCall(this.record, Date.now());
@@ -448,19 +454,20 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       value = await this.attempt(action, startedAt, timeoutMs, deadline);
     } catch (error) {
       if (error instanceof DeadlineExceededError) {
-        await this.releaseProbeLease(lease);
+        // The caller has no time left to wait for it: the lease is given back in the background.
+        void this.releaseProbeLease(lease);
         throw error;
       }
       if (this.countsAsFailure(error, Date.now() - startedAt)) {
-        await this.open(lease, 'probe_failed');
+        await beforeDeadline(this.open(lease, 'probe_failed'), deadline);
         return this.fallbackOr(error);
       }
       // The dependency answered (with an error the filter excuses): that is a sign of life.
-      await this.probeSucceeded(lease);
+      await beforeDeadline(this.probeSucceeded(lease), deadline);
       throw error;
     }
     this.emit('success', value, Date.now() - startedAt);
-    await this.probeSucceeded(lease);
+    await beforeDeadline(this.probeSucceeded(lease), deadline);
     return value;
   }
 
@@ -650,7 +657,7 @@ const outOfTime = Symbol('outOfTime');
  * the store's own request timeout; a failure then switches to local state as any store failure does.
  * Aborting it would not do: the caller running out of time says nothing about the store, a state
  * read is shared by the calls of the moment, and a write cut off mid-flight may have landed all the
- * same (a failure counted) without this instance knowing.
+ * same (a failure counted, a lease taken) without this instance knowing.
  */
 function beforeDeadline<R>(work: Promise<R>, deadline: number): Promise<R | typeof outOfTime> {
   if (deadline === Number.POSITIVE_INFINITY) return work;

@@ -102,4 +102,55 @@ describe('a store that hangs while the caller has little time left', () => {
     // The failure counted on local state, where it reached the threshold.
     expect(breaker.state).toBe('OPEN');
   });
+
+  it('answers 504 at the deadline while the probe lease is being taken, and gives the lease back once it lands', async () => {
+    const { store, shared, hold, release } = holdingStore();
+    const breaker = breakerOn(store, { failureThreshold: 1 });
+    await outcome(breaker.execute(failing));
+    // The reset timeout passes on the clock and on the breaker's timers alike.
+    await vi.advanceTimersByTimeAsync(60_000);
+    hold('replace');
+    const action = vi.fn(succeeding);
+    const call = watch(breaker.execute(action, { deadline: Date.now() + timeLeftMs }));
+    await untilDeadline(call);
+
+    expect((await call.outcome).error).toBeInstanceOf(DeadlineExceededError);
+    expect(action).not.toHaveBeenCalled();
+    release();
+    await vi.waitFor(async () =>
+      expect(await shared.read(breaker.name, Date.now())).toMatchObject({
+        state: 'HALF_OPEN',
+        probeLeaseUntil: 0,
+      }),
+    );
+    expect((await shared.read(breaker.name, Date.now())).probeOwner).toBeUndefined();
+    // Nobody holds the lease: the next call probes at once.
+    expect(await breaker.execute(succeeding)).toBe('ok');
+  });
+
+  it.each([
+    ['succeeds', succeeding, { value: 'ok' }, 'HALF_OPEN'],
+    ['fails', failing, { error: expect.any(DependencyDown) }, 'OPEN'],
+    ['hangs', () => new Promise<string>(() => {}), { error: expect.any(DeadlineExceededError) }, 'HALF_OPEN'],
+  ])(
+    'answers a probe that %s by the deadline while what it proved is being written',
+    async (_, dependency, expected, stateAfter) => {
+      const { store, hold, release } = holdingStore();
+      const breaker = breakerOn(store, { failureThreshold: 1 });
+      await outcome(breaker.execute(failing));
+      // The reset timeout passes on the clock and on the breaker's timers alike.
+      await vi.advanceTimersByTimeAsync(60_000);
+      // The probe holds the lease by the time it runs: only the write of its outcome hangs.
+      const probe = () => {
+        hold('replace');
+        return dependency();
+      };
+      const call = watch(breaker.execute(probe, { deadline: Date.now() + timeLeftMs }));
+      await untilDeadline(call);
+
+      expect(await call.outcome).toEqual(expected);
+      release();
+      await vi.waitFor(() => expect(breaker.state).toBe(stateAfter));
+    },
+  );
 });
