@@ -52,7 +52,9 @@ export interface ExecuteOptions {
   /**
    * Epoch ms by which the caller needs its answer, e.g. the Lambda's deadline less a margin. A call
    * it cuts short, or that comes after it, fails with `DeadlineExceededError` (504), which neither
-   * counts nor goes to the fallback. @default none
+   * counts nor goes to the fallback. No store request holds the call past it either: a state read or
+   * probe lease still pending then ends the call with that error, and a failure still being counted
+   * or a probe's outcome still being written finishes in the background. @default none
    */
   readonly deadline?: number | undefined;
 }
@@ -71,7 +73,10 @@ interface CallSite<T> {
   readonly name: string;
   readonly queue: DeadlineQueue;
   readonly events: EventEmitter<CircuitBreakerEvents<T>>;
-  /** Counts a closed-state failure and produces the call's outcome (the error, or the fallback's result). */
+  /**
+   * Counts a closed-state failure and produces the call's outcome (the error, or the fallback's
+   * result), by the caller's deadline at the latest.
+   */
   readonly closedFailure: (call: PendingCall<T>, error: unknown) => Promise<T>;
 }
 
@@ -83,21 +88,19 @@ interface CallSite<T> {
 class PendingCall<T> extends Deadline implements GuardedCall {
   private controller: AbortController | undefined;
   private settled = false;
-  /** The caller's deadline comes before the call's timeout: running out is the caller's, not the dependency's. */
-  private readonly cutByCaller: boolean;
 
   constructor(
     private readonly site: CallSite<T>,
     readonly startedAt: number,
     private readonly timeoutMs: number,
-    callerDeadline: number,
+    /** Epoch ms by which the caller needs its answer; Infinity when it gave none. */
+    readonly callerDeadline: number,
     /** The closed generation the call runs under; undefined for a half-open probe. */
     readonly generation: number | undefined,
     private readonly resolve: (value: T) => void,
     private readonly reject: (error: unknown) => void,
   ) {
     super(Math.min(startedAt + timeoutMs, callerDeadline));
-    this.cutByCaller = callerDeadline < startedAt + timeoutMs;
   }
 
   get signal(): AbortSignal {
@@ -128,9 +131,11 @@ class PendingCall<T> extends Deadline implements GuardedCall {
   expire(): void {
     if (this.settled) return;
     this.settled = true;
-    const error = this.cutByCaller
-      ? new DeadlineExceededError(this.site.name, this.deadline - this.startedAt)
-      : new DependencyTimeoutError(this.site.name, this.timeoutMs);
+    // The caller's deadline came first: running out is the caller's, not the dependency's.
+    const error =
+      this.callerDeadline < this.startedAt + this.timeoutMs
+        ? new DeadlineExceededError(this.site.name, this.deadline - this.startedAt)
+        : new DependencyTimeoutError(this.site.name, this.timeoutMs);
     // Created here if the action has not read it yet: one that reads it later, after an await that
     // outlasted the timeout, must get an aborted signal, not a fresh one that never fires.
     this.controller ??= new AbortController();
@@ -154,7 +159,8 @@ class PendingCall<T> extends Deadline implements GuardedCall {
  * first instance to take the half-open lease probes, alone across the fleet, and `successThreshold`
  * consecutive successes close the circuit while any failure reopens it. Half-open is computed from
  * the stored open time when a call arrives: no timers, since a Lambda process is frozen between calls.
- * If the store is unreachable the breaker carries on with the same rules on local state.
+ * If the store is unreachable the breaker carries on with the same rules on local state, and no store
+ * request holds a call past the caller's deadline.
  *
  * @example
  * const breaker = new CircuitBreaker<Response>({ name: 'users', tableName: process.env.TOOLKIT_TABLE_NAME });
@@ -191,7 +197,8 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       name: this.name,
       queue: this.deadlines,
       events: this,
-      closedFailure: (call, error) => this.closedFailure(error, call.startedAt, call.generation ?? 0),
+      closedFailure: (call, error) =>
+        this.closedFailure(error, call.startedAt, call.generation ?? 0, call.callerDeadline),
     };
   }
 
@@ -267,7 +274,9 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     timeoutMs: number,
     deadline: number,
   ): Promise<T> {
-    if (now >= this.validUntil) await this.refresh(now);
+    if (now >= this.validUntil && (await beforeDeadline(this.refresh(now), deadline)) === outOfTime) {
+      throw new DeadlineExceededError(this.name, 0);
+    }
     for (let round = 0; round < maxDecisionRounds; round += 1) {
       const record = this.record;
       const at = Date.now();
@@ -276,7 +285,13 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       if (record.state === CircuitState.closed)
         return this.runClosed(action, at, timeoutMs, deadline, record.generation);
       if (at < this.probeDueAt(record)) return this.rejectCall(record, at);
-      const lease = await this.takeProbeLease(record, at);
+      const leasing = this.takeProbeLease(record, at);
+      const lease = await beforeDeadline(leasing, deadline);
+      if (lease === outOfTime) {
+        // A lease taken after the caller left would block the fleet's probing until it expired.
+        void leasing.then((taken) => taken && this.releaseProbeLease(taken));
+        throw new DeadlineExceededError(this.name, 0);
+      }
       if (lease) return this.runProbe(action, timeoutMs, deadline, lease);
     }
     return this.rejectCall(this.record, Date.now());
@@ -339,9 +354,14 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     }
   }
 
-  private async closedFailure(error: unknown, startedAt: number, generation: number): Promise<T> {
+  private async closedFailure(
+    error: unknown,
+    startedAt: number,
+    generation: number,
+    deadline: number,
+  ): Promise<T> {
     if (!this.countsAsFailure(error, Date.now() - startedAt)) throw error;
-    await this.countFailure(generation);
+    await beforeDeadline(this.countFailure(generation), deadline);
     return this.fallbackOr(error);
   }
 
@@ -434,19 +454,20 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       value = await this.attempt(action, startedAt, timeoutMs, deadline);
     } catch (error) {
       if (error instanceof DeadlineExceededError) {
-        await this.releaseProbeLease(lease);
+        // The caller has no time left to wait for it: the lease is given back in the background.
+        void this.releaseProbeLease(lease);
         throw error;
       }
       if (this.countsAsFailure(error, Date.now() - startedAt)) {
-        await this.open(lease, 'probe_failed');
+        await beforeDeadline(this.open(lease, 'probe_failed'), deadline);
         return this.fallbackOr(error);
       }
       // The dependency answered (with an error the filter excuses): that is a sign of life.
-      await this.probeSucceeded(lease);
+      await beforeDeadline(this.probeSucceeded(lease), deadline);
       throw error;
     }
     this.emit('success', value, Date.now() - startedAt);
-    await this.probeSucceeded(lease);
+    await beforeDeadline(this.probeSucceeded(lease), deadline);
     return value;
   }
 
@@ -534,7 +555,8 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
    * Runs a store operation on the shared store or, while it is unreachable, on local state: the
    * breaker never fails calls because its own store is down, and once it knows the store is down no
    * call waits for it either. Only the call that finds the store down waits, for at most the
-   * store's request timeout (a refused connection fails at once).
+   * store's request timeout (a refused connection fails at once) and never past its own deadline
+   * (see {@link beforeDeadline}).
    */
   private async withStore<R>(
     now: number,
@@ -624,6 +646,29 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       metadata: { circuit: this.name, local: this.usingLocal, ...metadata },
     });
   }
+}
+
+/** What {@link beforeDeadline} gives when the caller's deadline comes first. */
+const outOfTime = Symbol('outOfTime');
+
+/**
+ * `work`'s result, or {@link outOfTime} once `deadline` has passed: a store request must not hold
+ * the caller's answer past it. The work is not aborted but finishes in the background, bounded by
+ * the store's own request timeout; a failure then switches to local state as any store failure does.
+ * Aborting it would not do: the caller running out of time says nothing about the store, a state
+ * read is shared by the calls of the moment, and a write cut off mid-flight may have landed all the
+ * same (a failure counted, a lease taken) without this instance knowing.
+ */
+function beforeDeadline<R>(work: Promise<R>, deadline: number): Promise<R | typeof outOfTime> {
+  if (deadline === Number.POSITIVE_INFINITY) return work;
+  const leftMs = deadline - Date.now();
+  if (leftMs <= 0) return Promise.resolve(outOfTime);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeUp = new Promise<typeof outOfTime>((resolve) => {
+    timer = setTimeout(resolve, leftMs, outOfTime);
+    timer.unref?.();
+  });
+  return Promise.race([work, timeUp]).finally(() => clearTimeout(timer));
 }
 
 function isThenable<T>(value: PromiseLike<T> | T): value is PromiseLike<T> {

@@ -1,11 +1,13 @@
-// Circuit breaker test helpers: stores on the suite's embedded DynamoDB, request counting, a dead endpoint.
+// Circuit breaker test helpers: stores on the suite's embedded DynamoDB, request counting, a dead endpoint, a store that hangs.
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { inject, vi } from 'vitest';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
+import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
+import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -106,4 +108,56 @@ export async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; erro
   } catch (error) {
     return { error };
   }
+}
+
+/** A store that hangs on the operations the test holds, until it releases them. */
+export interface HoldingStore {
+  readonly store: CircuitStateStore;
+  /** What the store holds, read directly. */
+  readonly shared: MemoryCircuitStateStore;
+  /** From now on, calls of `operation` wait (the write is not made) until {@link HoldingStore.release}. */
+  hold(operation: keyof CircuitStateStore): void;
+  /** How many calls are waiting. */
+  held(): number;
+  /** Stops holding; the waiting calls go through, or fail with `error` as a store that gave up would. */
+  release(error?: unknown): void;
+}
+
+/**
+ * A store in memory whose operations the test can hold: DynamoDB accepting requests and never
+ * answering, with the answer (or the request timeout) coming when the test says.
+ */
+export function holdingStore(): HoldingStore {
+  const shared = new MemoryCircuitStateStore();
+  const holding = new Set<keyof CircuitStateStore>();
+  let waiting: ReturnType<typeof deferred<void>>[] = [];
+  const through = async <R>(operation: keyof CircuitStateStore, run: () => Promise<R>): Promise<R> => {
+    if (holding.has(operation)) {
+      const gate = deferred<void>();
+      waiting.push(gate);
+      await gate.promise;
+    }
+    return run();
+  };
+  return {
+    shared,
+    store: {
+      read: (name, now) => through('read', () => shared.read(name, now)),
+      addFailure: (name, failure, now) => through('addFailure', () => shared.addFailure(name, failure, now)),
+      replace: (name, generation, next, expiresAt, now) =>
+        through('replace', () => shared.replace(name, generation, next, expiresAt, now)),
+    },
+    hold: (operation) => {
+      holding.add(operation);
+    },
+    held: () => waiting.length,
+    release: (error) => {
+      holding.clear();
+      for (const gate of waiting) {
+        if (error === undefined) gate.resolve();
+        else gate.reject(error);
+      }
+      waiting = [];
+    },
+  };
 }

@@ -6,10 +6,11 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { createServiceClient, type ServiceOptions } from '../../middleware/circuit-breaker/service-client.js';
+import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { dynamoStore, storedItem, uniqueName } from './helpers.js';
+import { dynamoStore, holdingStore, storedItem, uniqueName } from './helpers.js';
 
 let server: Server;
 let baseUrl: string;
@@ -47,11 +48,16 @@ const lambdaContext = (remainingMs = 10_000) =>
   ({ awsRequestId: 'req-1', getRemainingTimeInMillis: () => remainingMs }) as Context;
 
 /** A handler that looks a user up through `context.callService`, behind the problem+json error handler. */
-function pipeline(options: ServiceOptions = {}, path = 'users/u1', init: { timeoutMs?: number } = {}) {
+function pipeline(
+  options: ServiceOptions = {},
+  path = 'users/u1',
+  init: { timeoutMs?: number } = {},
+  store: CircuitStateStore = dynamoStore(),
+) {
   // Each test gets a circuit of its own: the service name is the circuit's name.
   const serviceName = uniqueName('users');
   const services = createServiceClient({
-    store: dynamoStore(),
+    store,
     services: { [serviceName]: { baseUrl, logger: { warn: vi.fn(), info: vi.fn() }, ...options } },
   });
   const handler = middy<APIGatewayProxyEventV2>()
@@ -132,6 +138,24 @@ describe('serviceCalls through a middy pipeline', () => {
     expect(await storedItem(invoke.serviceName)).toBeUndefined();
 
     expect((await invoke(eventOf(), lambdaContext(9000))).statusCode).toBe(200);
+  });
+
+  it('answers 504, not the function timing out, when the circuit’s store hangs on the state read', async () => {
+    const { store, hold } = holdingStore();
+    hold('read');
+    const result = await pipeline({}, 'users/u1', {}, store)(eventOf(), lambdaContext(600));
+    expect(result.statusCode).toBe(504);
+    expect(JSON.parse(result.body as string)).toMatchObject({ code: 'DEPENDENCY_TIMEOUT' });
+  });
+
+  it('answers a failing service with 502, not the function timing out, while the store hangs on counting it', async () => {
+    const { store, hold } = holdingStore();
+    const invoke = pipeline({}, 'boom', {}, store);
+    expect((await invoke(eventOf(), lambdaContext())).statusCode).toBe(502);
+    hold('addFailure');
+    const result = await invoke(eventOf(), lambdaContext(600));
+    expect(result.statusCode).toBe(502);
+    expect(JSON.parse(result.body as string)).toMatchObject({ code: 'DEPENDENCY_FAILED' });
   });
 
   it('still counts a service slower than its own timeout, which ends before the Lambda’s', async () => {
