@@ -1,5 +1,11 @@
 // Authorization checks on a Principal: user, human, roles, scopes, tenant, RBAC permissions. Each returns a denial or nothing.
-import { ForbiddenError, type HttpError, InsufficientScopeError, UnauthorizedError } from '../errors.js';
+import {
+  assertNoProblems,
+  ForbiddenError,
+  type HttpError,
+  InsufficientScopeError,
+  UnauthorizedError,
+} from '../errors.js';
 import type { Principal } from './principal.js';
 import type { Rbac } from './rbac.js';
 
@@ -25,6 +31,20 @@ const unauthenticated = (): Denial => ({
   }),
 });
 
+/**
+ * What a guard would misread at request time: an empty list (every() over it passes everyone), or a
+ * string where a list belongs (a Set of 'admin' holds its letters).
+ */
+function nameListProblems(field: string, names: unknown): string[] {
+  const isNameList =
+    Array.isArray(names) &&
+    names.length > 0 &&
+    names.every((name) => typeof name === 'string' && name.length > 0);
+  return isNameList
+    ? []
+    : [`${field} must be a non-empty list of non-empty strings (got ${JSON.stringify(names)})`];
+}
+
 /** Any authenticated caller, human or machine. */
 export function userGuard(): Guard {
   return (principal) => (principal === undefined ? unauthenticated() : undefined);
@@ -47,6 +67,7 @@ export interface ExemptionOptions {
 
 /** At least one of the roles. */
 export function rolesGuard(roles: readonly string[], options: ExemptionOptions = {}): Guard {
+  assertNoProblems('guard', nameListProblems('roles', roles));
   const accepted = new Set(roles);
   return (principal) => {
     if (principal === undefined) return unauthenticated();
@@ -60,6 +81,7 @@ export type ScopesGuardOptions = ExemptionOptions;
 
 /** Every one of the scopes. */
 export function scopesGuard(scopes: readonly string[], options: ScopesGuardOptions = {}): Guard {
+  assertNoProblems('guard', nameListProblems('scopes', scopes));
   return (principal) => {
     if (principal === undefined) return unauthenticated();
     if (options.unless?.(principal)) return undefined;
@@ -78,6 +100,7 @@ export interface TenantGuardOptions {
 
 /** A principal of one of the tenants (its `tenantId`, from the token's tenant claim). */
 export function tenantGuard(tenants: readonly string[], options: TenantGuardOptions = {}): Guard {
+  assertNoProblems('guard', nameListProblems('tenants', tenants));
   const accepted = new Set(tenants);
   return (principal) => {
     if (principal === undefined) return unauthenticated();
@@ -89,6 +112,9 @@ export function tenantGuard(tenants: readonly string[], options: TenantGuardOpti
 
 /** Every one of the permissions, granted through the principal's roles. */
 export function permissionsGuard(rbac: Rbac, permissions: readonly string[]): Guard {
+  const problems = nameListProblems('permissions', permissions);
+  if (typeof rbac?.checkPermission !== 'function') problems.push('rbac must be an Rbac engine');
+  assertNoProblems('guard', problems);
   return (principal) => {
     if (principal === undefined) return unauthenticated();
     const missing = permissions.filter((permission) => !rbac.checkPermission(principal.roles, permission));

@@ -436,6 +436,28 @@ describe('guards through a middy pipeline', () => {
       expect(result.headers?.['WWW-Authenticate']).toBe('Bearer realm="bulwark"');
     }
   });
+
+  it('every guard refuses at construction a list it would misread: empty, a string, or holding a non-string', () => {
+    const rbac = new Rbac({ roles: { admin: ['*'] } });
+    const guards: [string, (names: never) => unknown][] = [
+      ['roles', (names) => requireRoles(names)],
+      ['scopes', (names) => requireScopes(names)],
+      ['tenants', (names) => requireTenant(names)],
+      ['permissions', (names) => requirePermissions(rbac, names)],
+    ];
+    for (const [field, build] of guards) {
+      for (const names of [[], 'admin', ['admin', 7], ['']]) {
+        expect(() => build(names as never), `${field} ${JSON.stringify(names)}`).toThrow(
+          new InvalidOptionsError('guard', [
+            `${field} must be a non-empty list of non-empty strings (got ${JSON.stringify(names)})`,
+          ]),
+        );
+      }
+    }
+    expect(() => requirePermissions({} as Rbac, ['read:users'])).toThrow(
+      new InvalidOptionsError('guard', ['rbac must be an Rbac engine']),
+    );
+  });
 });
 
 describe('csrfProtection through a middy pipeline', () => {
