@@ -92,10 +92,20 @@ export class JwksKeyStore {
     const timeoutDuration = options.timeoutMs ?? 3000;
     const problems: string[] = [];
     checkTimeLimit(problems, 'timeoutMs', timeoutDuration);
+    const cooldownMs = options.cooldownMs ?? 30_000;
+    const maxAgeMs = options.maxAgeMs ?? 600_000;
+    // Compared with elapsed time only: a negative or NaN cooldown would let every unknown kid fetch.
+    for (const [field, value] of [
+      ['cooldownMs', cooldownMs],
+      ['maxAgeMs', maxAgeMs],
+    ] as const) {
+      if (!(Number.isFinite(value) && value >= 0))
+        problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${String(value)})`);
+    }
     assertNoProblems('JwksKeyStore', problems);
-    this.cooldownMs = options.cooldownMs ?? 30_000;
+    this.cooldownMs = cooldownMs;
     // A set that is never fetched (preload only) cannot go stale.
-    this.maxAgeMs = options.uri === undefined ? Number.POSITIVE_INFINITY : (options.maxAgeMs ?? 600_000);
+    this.maxAgeMs = options.uri === undefined ? Number.POSITIVE_INFINITY : maxAgeMs;
     const now = Date.now();
     if (options.uri !== undefined) {
       // Checked now, as jose would on building the set, so a bad uri still fails at construction.

@@ -183,6 +183,16 @@ function loadJwks(options: JwtIssuerOptions, problems: string[]): JSONWebKeySet 
   return jwks as JSONWebKeySet;
 }
 
+/**
+ * Adds a problem unless `value` is a finite number of milliseconds, 0 or more (the key store's rule for
+ * its cooldown and maximum age: a negative or NaN cooldown would let every unknown kid fetch).
+ */
+function checkDuration(problems: string[], field: string, value: unknown): boolean {
+  if (Number.isFinite(value) && (value as number) >= 0) return true;
+  problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${String(value)})`);
+  return false;
+}
+
 /** The JWKS options every issuer's key store gets. */
 type SharedKeyStoreOptions = Pick<JwksKeyStoreOptions, 'cooldownMs' | 'maxAgeMs' | 'timeoutMs'>;
 
@@ -192,9 +202,12 @@ function sharedKeyStoreOptions(options: JwtVerifierOptions, problems: string[]):
   // since it would throw before the rest are listed.
   const timeoutUsable =
     jwksTimeoutMs !== undefined && checkTimeLimit(problems, 'jwksTimeoutMs', jwksTimeoutMs);
+  const cooldownUsable =
+    jwksCooldownMs !== undefined && checkDuration(problems, 'jwksCooldownMs', jwksCooldownMs);
+  const maxAgeUsable = jwksMaxAgeMs !== undefined && checkDuration(problems, 'jwksMaxAgeMs', jwksMaxAgeMs);
   return {
-    ...(jwksCooldownMs === undefined ? {} : { cooldownMs: jwksCooldownMs }),
-    ...(jwksMaxAgeMs === undefined ? {} : { maxAgeMs: jwksMaxAgeMs }),
+    ...(cooldownUsable ? { cooldownMs: jwksCooldownMs } : {}),
+    ...(maxAgeUsable ? { maxAgeMs: jwksMaxAgeMs } : {}),
     ...(timeoutUsable ? { timeoutMs: jwksTimeoutMs } : {}),
   };
 }

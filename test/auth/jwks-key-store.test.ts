@@ -27,6 +27,23 @@ describe('JwksKeyStore', () => {
     },
   );
 
+  it.each([-1, Number.NaN, Number.POSITIVE_INFINITY, '30000'])(
+    'rejects a cooldown or maximum age of %s at construction, with which the fetch bound is lost',
+    (value) => {
+      for (const field of ['cooldownMs', 'maxAgeMs']) {
+        expect(() => new JwksKeyStore({ uri: jwks.url, [field]: value })).toThrow(
+          new InvalidOptionsError('JwksKeyStore', [
+            `${field} must be a finite number of milliseconds >= 0 (got ${value})`,
+          ]),
+        );
+      }
+    },
+  );
+
+  it('accepts a cooldown and a maximum age of 0', () => {
+    expect(new JwksKeyStore({ uri: jwks.url, cooldownMs: 0, maxAgeMs: 0 })).toBeInstanceOf(JwksKeyStore);
+  });
+
   it('fetches with the longest JWKS timeout it accepts', async () => {
     const store = new JwksKeyStore({ uri: jwks.url, timeoutMs: 2_147_483_647 });
     expect((await store.resolve('rsa-lazy', 'RS256')).asymmetricKeyType).toBe('rsa');

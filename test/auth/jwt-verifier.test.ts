@@ -573,6 +573,27 @@ describe('JwtVerifier options', () => {
     }
   });
 
+  it('names a JWKS cooldown or maximum age that is negative, NaN or not a number among the other problems', () => {
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    for (const value of [-1, Number.NaN, null, '30000']) {
+      expect(
+        () =>
+          new JwtVerifier({
+            issuers: [issuer],
+            maxTokenBytes: 0,
+            jwksCooldownMs: value as number,
+            jwksMaxAgeMs: value as number,
+          }),
+      ).toThrow(
+        new InvalidOptionsError('JwtVerifier', [
+          'maxTokenBytes must be > 0',
+          `jwksCooldownMs must be a finite number of milliseconds >= 0 (got ${value})`,
+          `jwksMaxAgeMs must be a finite number of milliseconds >= 0 (got ${value})`,
+        ]),
+      );
+    }
+  });
+
   it('refuses an HS256 secret of fewer than 32 characters besides whitespace, with which anyone could sign', () => {
     const issuer = {
       issuer: 'https://a.example',
