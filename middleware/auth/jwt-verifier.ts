@@ -273,12 +273,15 @@ export class JwtVerifier {
     const maxTokenBytes = options.maxTokenBytes ?? 8192;
     const cache =
       options.cache === false ? undefined : { maxEntries: 10_000, maxAgeSec: 300, ...options.cache };
-    if (!(toleranceSec >= 0 && toleranceSec <= 300)) problems.push('clockToleranceSec must be 0..300');
+    // A string would pass a comparison and then be concatenated: `nbf > now + '5'` is never true.
+    if (!(typeof toleranceSec === 'number' && toleranceSec >= 0 && toleranceSec <= 300))
+      problems.push(`clockToleranceSec must be a number 0..300 (got ${JSON.stringify(toleranceSec)})`);
     if (!(Number.isInteger(maxTokenBytes) && maxTokenBytes > 0)) problems.push('maxTokenBytes must be > 0');
     if (cache && !(Number.isInteger(cache.maxEntries) && cache.maxEntries > 0)) {
       problems.push('cache.maxEntries must be a positive integer');
     }
-    if (cache && !(cache.maxAgeSec > 0)) problems.push('cache.maxAgeSec must be > 0');
+    if (cache && !(Number.isFinite(cache.maxAgeSec) && cache.maxAgeSec > 0))
+      problems.push('cache.maxAgeSec must be a finite number > 0');
     if (!Array.isArray(options.issuers) || options.issuers.length === 0)
       problems.push('issuers must not be empty');
     const keyStoreOptions = sharedKeyStoreOptions(options, problems);

@@ -288,7 +288,8 @@ export class ServiceRequestVerifier {
     if (services.size === 0) problems.push('services must name at least one caller');
     if (!options.nonceStore) problems.push('nonceStore is required');
     const toleranceSec = options.toleranceSec ?? 300;
-    if (!(toleranceSec > 0 && toleranceSec <= 3600)) problems.push('toleranceSec must be 1..3600');
+    if (!(Number.isInteger(toleranceSec) && toleranceSec >= 1 && toleranceSec <= 3600))
+      problems.push(`toleranceSec must be an integer 1..3600 (got ${JSON.stringify(toleranceSec)})`);
     assertNoProblems('ServiceRequestVerifier', problems);
     this.services = services;
     this.nonceStore = options.nonceStore;

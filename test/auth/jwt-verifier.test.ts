@@ -573,6 +573,18 @@ describe('JwtVerifier options', () => {
     }
   });
 
+  it('refuses a clock tolerance or cache age given as a string, which would pass a comparison', () => {
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    expect(() => new JwtVerifier({ issuers: [issuer], clockToleranceSec: '5' as never })).toThrow(
+      new InvalidOptionsError('JwtVerifier', ['clockToleranceSec must be a number 0..300 (got "5")']),
+    );
+    for (const maxAgeSec of ['300', Number.POSITIVE_INFINITY]) {
+      expect(() => new JwtVerifier({ issuers: [issuer], cache: { maxAgeSec: maxAgeSec as number } })).toThrow(
+        new InvalidOptionsError('JwtVerifier', ['cache.maxAgeSec must be a finite number > 0']),
+      );
+    }
+  });
+
   it('names a JWKS cooldown or maximum age that is negative, NaN or not a number among the other problems', () => {
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
     for (const value of [-1, Number.NaN, null, '30000']) {

@@ -249,6 +249,22 @@ describe('ServiceRequestVerifier', () => {
     expect(() => new ServiceRequestVerifier({ services: {}, nonceStore })).toThrow(/at least one caller/);
   });
 
+  it('refuses a tolerance that is not a whole number of seconds 1..3600, a numeric string included', () => {
+    const services = { bookings: { current } };
+    for (const toleranceSec of [0.5, 3600.5, '300', Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(
+        () => new ServiceRequestVerifier({ services, nonceStore, toleranceSec: toleranceSec as number }),
+      ).toThrow(
+        new InvalidOptionsError('ServiceRequestVerifier', [
+          `toleranceSec must be an integer 1..3600 (got ${JSON.stringify(toleranceSec)})`,
+        ]),
+      );
+    }
+    expect(new ServiceRequestVerifier({ services, nonceStore, toleranceSec: 3600 })).toBeInstanceOf(
+      ServiceRequestVerifier,
+    );
+  });
+
   it('refuses fixed secrets of whitespace, or short ones padded with it, at construction', () => {
     for (const weak of [{ current: ' '.repeat(40) }, { current, previous: `short${'\t'.repeat(40)}` }]) {
       expect(() => new ServiceRequestVerifier({ services: { bookings: weak }, nonceStore })).toThrow(
