@@ -54,7 +54,9 @@ export class CsrfProtection {
     if (!/^[\w-]{1,64}$/.test(this.cookieName))
       problems.push('cookieName must be a token of letters, digits, _ and -');
     if (!/^[\w-]{1,64}$/.test(this.headerName)) problems.push('headerName must be a header name');
-    if (this.secret !== undefined && !isUsableSecretValue(this.secret))
+    if (this.secret !== undefined && typeof this.secret !== 'string')
+      problems.push('secret must be a string');
+    else if (this.secret !== undefined && !isUsableSecretValue(this.secret))
       problems.push('secret must be at least 32 characters besides whitespace');
     // `secret: process.env.CSRF_SECRET` with the variable unset would silently fall back to unsigned tokens.
     if (Object.hasOwn(options, 'secret') && options.secret === undefined)

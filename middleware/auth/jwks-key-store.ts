@@ -102,13 +102,15 @@ export class JwksKeyStore {
       if (!(Number.isFinite(value) && value >= 0))
         problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${String(value)})`);
     }
+    // Checked now, as jose would on building the set, so a bad uri still fails at construction.
+    if (options.uri !== undefined && !URL.canParse(options.uri))
+      problems.push(`uri is not a URL (got ${JSON.stringify(options.uri)})`);
     assertNoProblems('JwksKeyStore', problems);
     this.cooldownMs = cooldownMs;
     // A set that is never fetched (preload only) cannot go stale.
     this.maxAgeMs = options.uri === undefined ? Number.POSITIVE_INFINITY : maxAgeMs;
     const now = Date.now();
     if (options.uri !== undefined) {
-      // Checked now, as jose would on building the set, so a bad uri still fails at construction.
       const url = new URL(options.uri);
       const preload = options.preload;
       // jose's own freshness and cooldown rules are switched off (Infinity): this class decides when

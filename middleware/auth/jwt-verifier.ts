@@ -287,6 +287,10 @@ export class JwtVerifier {
     const keyStoreOptions = sharedKeyStoreOptions(options, problems);
     const issuers = new Map<string, Issuer>();
     for (const issuerOptions of Array.isArray(options.issuers) ? options.issuers : []) {
+      if (typeof issuerOptions !== 'object' || issuerOptions === null) {
+        problems.push(`every issuer must be an object (got ${JSON.stringify(issuerOptions)})`);
+        continue;
+      }
       const issuer = this.buildIssuer(issuerOptions, keyStoreOptions, problems);
       if (issuers.has(issuerOptions.issuer)) problems.push(`${issuerOptions.issuer}: listed twice`);
       if (issuer) issuers.set(issuer.issuer, issuer);
@@ -316,6 +320,10 @@ export class JwtVerifier {
     if (options.clientId === undefined)
       problems.push(`${name}: clientId is required (null to skip the check)`);
     const algorithms = options.algorithms ?? defaultAlgorithms;
+    if (!Array.isArray(algorithms)) {
+      problems.push(`${name}: algorithms must be a list (got ${JSON.stringify(algorithms)})`);
+      return undefined;
+    }
     for (const alg of algorithms) {
       if (!supportedAlgorithms.includes(alg))
         problems.push(`${name}: algorithm ${String(alg)} is not supported`);

@@ -71,9 +71,10 @@ export class Rbac {
     permissions: readonly string[],
     options: { inherits?: readonly string[] } = {},
   ): this {
-    const role: RoleDefinition = { permissions: [...permissions], inherits: [...(options.inherits ?? [])] };
-    assertNoProblems('Rbac', this.problemsOf(name, role));
-    this.roles.set(name, role);
+    const inherits = options.inherits ?? [];
+    // Checked before copying: spreading a string would turn 'viewer' into roles v, i, e...
+    assertNoProblems('Rbac', this.problemsOf(name, { permissions, inherits }));
+    this.roles.set(name, { permissions: [...permissions], inherits: [...inherits] });
     this.decisions.clear();
     return this;
   }
@@ -120,6 +121,17 @@ export class Rbac {
   private problemsOf(name: string, role: RoleDefinition): string[] {
     const problems: string[] = [];
     if (!/^[\w.-]{1,64}$/.test(name)) problems.push(`role name ${JSON.stringify(name)} is invalid`);
+    if (typeof role !== 'object' || role === null) {
+      problems.push(`role ${name} must be a permission list or { permissions, inherits }`);
+      return problems;
+    }
+    // A string would be walked letter by letter, inheriting from roles named v, i, e...
+    if (
+      role.inherits !== undefined &&
+      !(Array.isArray(role.inherits) && role.inherits.every((parent) => typeof parent === 'string'))
+    ) {
+      problems.push(`role ${name}: inherits must be a list of role names`);
+    }
     if (!Array.isArray(role.permissions)) {
       problems.push(`role ${name}: permissions must be a list`);
       return problems;

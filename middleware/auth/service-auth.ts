@@ -278,7 +278,9 @@ export class ServiceRequestVerifier {
     for (const [serviceId, secrets] of Object.entries(options.services ?? {})) {
       if (!/^[\w.-]{1,64}$/.test(serviceId))
         problems.push(`service id ${JSON.stringify(serviceId)} is invalid`);
-      if ('source' in secrets) {
+      if (typeof secrets !== 'object' || secrets === null) {
+        problems.push(`${serviceId}: must be { current, previous } secrets or a { source }`);
+      } else if ('source' in secrets) {
         if (typeof secrets.source !== 'function') problems.push(`${serviceId}: source must be a function`);
       } else if (!isUsableRotatingSecret(secrets)) {
         problems.push(`${serviceId}: secrets must hold at least 32 characters besides whitespace`);

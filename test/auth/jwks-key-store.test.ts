@@ -50,7 +50,9 @@ describe('JwksKeyStore', () => {
   });
 
   it('rejects a JWKS uri that is not a URL at construction', () => {
-    expect(() => new JwksKeyStore({ uri: 'not a url' })).toThrow();
+    expect(() => new JwksKeyStore({ uri: 'not a url' })).toThrow(
+      new InvalidOptionsError('JwksKeyStore', ['uri is not a URL (got "not a url")']),
+    );
   });
 
   it('fetches nothing until a key is asked for, then resolves it from the remote set', async () => {

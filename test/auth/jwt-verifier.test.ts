@@ -573,6 +573,16 @@ describe('JwtVerifier options', () => {
     }
   });
 
+  it('refuses an issuer that is not an object, or algorithms given as a string, with InvalidOptionsError', () => {
+    expect(() => new JwtVerifier({ issuers: [null as never] })).toThrow(
+      new InvalidOptionsError('JwtVerifier', ['every issuer must be an object (got null)']),
+    );
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    expect(() => new JwtVerifier({ issuers: [{ ...issuer, algorithms: 'RS256' as never }] })).toThrow(
+      new InvalidOptionsError('JwtVerifier', ['https://a.example: algorithms must be a list (got "RS256")']),
+    );
+  });
+
   it('refuses a clock tolerance or cache age given as a string, which would pass a comparison', () => {
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
     expect(() => new JwtVerifier({ issuers: [issuer], clockToleranceSec: '5' as never })).toThrow(

@@ -583,6 +583,12 @@ describe('csrfProtection through a middy pipeline', () => {
     ).toThrow(InvalidOptionsError);
   });
 
+  it('refuses a signing secret that is not a string with InvalidOptionsError', () => {
+    expect(() => csrfProtection({ secret: 123 as never })).toThrow(
+      new InvalidOptionsError('csrf', ['secret must be a string']),
+    );
+  });
+
   it('refuses a signing secret of fewer than 32 characters besides whitespace, which anyone could guess', () => {
     for (const secret of [' '.repeat(32), `short${' '.repeat(40)}`]) {
       expect(() => csrfProtection({ secret })).toThrow(

@@ -78,4 +78,17 @@ describe('Rbac', () => {
     expect((error as InvalidOptionsError).problems).toHaveLength(6);
     expect(() => new Rbac().addRole('x', ['read:'])).toThrow(InvalidOptionsError);
   });
+
+  it('refuses a role that is null, or inherits given as a string, with InvalidOptionsError', () => {
+    expect(() => new Rbac({ roles: { admin: null as never } })).toThrow(
+      new InvalidOptionsError('Rbac', ['role admin must be a permission list or { permissions, inherits }']),
+    );
+    const stringInherits = { permissions: ['write:bookings'], inherits: 'viewer' as never };
+    expect(() => new Rbac({ roles: { clerk: stringInherits } })).toThrow(
+      new InvalidOptionsError('Rbac', ['role clerk: inherits must be a list of role names']),
+    );
+    expect(() => new Rbac().addRole('clerk', ['write:bookings'], { inherits: 'viewer' as never })).toThrow(
+      new InvalidOptionsError('Rbac', ['role clerk: inherits must be a list of role names']),
+    );
+  });
 });

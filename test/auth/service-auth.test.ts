@@ -265,6 +265,14 @@ describe('ServiceRequestVerifier', () => {
     );
   });
 
+  it('refuses a service given as null with InvalidOptionsError', () => {
+    expect(() => new ServiceRequestVerifier({ services: { bookings: null as never }, nonceStore })).toThrow(
+      new InvalidOptionsError('ServiceRequestVerifier', [
+        'bookings: must be { current, previous } secrets or a { source }',
+      ]),
+    );
+  });
+
   it('refuses fixed secrets of whitespace, or short ones padded with it, at construction', () => {
     for (const weak of [{ current: ' '.repeat(40) }, { current, previous: `short${'\t'.repeat(40)}` }]) {
       expect(() => new ServiceRequestVerifier({ services: { bookings: weak }, nonceStore })).toThrow(
