@@ -133,8 +133,13 @@ export function serviceAuthHeaders(
   };
 }
 
+/** A service id the verifier accepts: letters, digits, `_`, `.` and `-`, at most 64. */
+const serviceIdPattern = /^[\w.-]{1,64}$/;
+
 /**
- * A signing hook for an HTTP client: give it each outgoing request, add the headers it returns.
+ * A signing hook for an HTTP client: give it each outgoing request, add the headers it returns. The
+ * secret must be one the verifier accepts (at least 32 characters besides whitespace), so an unset
+ * environment variable or a placeholder fails here, once, rather than on every call or at the callee.
  *
  * @example
  * const sign = createServiceSigner({ serviceId: 'bookings', secret });
@@ -143,6 +148,14 @@ export function serviceAuthHeaders(
 export function createServiceSigner(
   credentials: ServiceCredentials,
 ): (request: OutgoingRequest) => ServiceAuthHeaders {
+  const { serviceId, secret } = credentials;
+  const problems: string[] = [];
+  if (typeof serviceId !== 'string' || !serviceIdPattern.test(serviceId))
+    problems.push(`serviceId ${JSON.stringify(serviceId)} is invalid`);
+  if (secret === undefined) problems.push('secret is undefined (an unset environment variable?)');
+  else if (typeof secret !== 'string' || !isUsableSecretValue(secret))
+    problems.push('secret must be a string of at least 32 characters besides whitespace');
+  assertNoProblems('createServiceSigner', problems);
   return (request) => serviceAuthHeaders(credentials, request);
 }
 
@@ -276,7 +289,7 @@ export class ServiceRequestVerifier {
     const problems: string[] = [];
     const services = new Map<string, ServiceSecrets | ServiceSecretSource>();
     for (const [serviceId, secrets] of Object.entries(options.services ?? {})) {
-      if (!/^[\w.-]{1,64}$/.test(serviceId))
+      if (!serviceIdPattern.test(serviceId))
         problems.push(`service id ${JSON.stringify(serviceId)} is invalid`);
       if (typeof secrets !== 'object' || secrets === null) {
         problems.push(`${serviceId}: must be { current, previous } secrets or a { source }`);

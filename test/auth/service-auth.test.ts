@@ -126,6 +126,23 @@ describe('signRequest', () => {
     expect(first['X-Nonce']).not.toBe(second['X-Nonce']);
     expect(Math.abs(Number(first['X-Timestamp']) - Date.now() / 1000)).toBeLessThan(5);
   });
+
+  it('refuses at construction a secret the verifier would refuse (or none), and a malformed service id', () => {
+    const refusals: [unknown, string][] = [
+      [undefined, 'secret is undefined (an unset environment variable?)'],
+      ['', 'secret must be a string of at least 32 characters besides whitespace'],
+      ['short', 'secret must be a string of at least 32 characters besides whitespace'],
+      [`short${' '.repeat(40)}`, 'secret must be a string of at least 32 characters besides whitespace'],
+    ];
+    for (const [secret, problem] of refusals) {
+      expect(() => createServiceSigner({ serviceId: 'bookings', secret: secret as string })).toThrow(
+        new InvalidOptionsError('createServiceSigner', [problem]),
+      );
+    }
+    expect(() => createServiceSigner({ serviceId: 'a\nb', secret: current })).toThrow(
+      new InvalidOptionsError('createServiceSigner', ['serviceId "a\\nb" is invalid']),
+    );
+  });
 });
 
 describe('ServiceRequestVerifier', () => {
