@@ -442,6 +442,9 @@ describe('callService', () => {
       ]);
     }
     expect(problemsOf({ services: null })).toEqual(['services must name at least one service']);
+    expect(() => createServiceClient({ tableName: '   ', services: { users: {} } })).toThrow(
+      'users: tableName must be a DynamoDB table name',
+    );
     expect(problemsOf({ services: { users: { sign: false } }, correlationIdHeader: 'X-Request-ID' })).toEqual(
       [],
     );
