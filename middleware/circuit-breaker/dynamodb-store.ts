@@ -70,7 +70,7 @@ function toRecord(item: Record<string, unknown> | undefined, nowMs: number): Cir
  * consistent, so an instance never acts on a transition older than its own last write.
  *
  * @example
- * const store = new DynamoDbCircuitStateStore({ tableName: process.env.TOOLKIT_TABLE_NAME, client });
+ * const store = new DynamoDbCircuitStateStore({ tableName: process.env.TOOLKIT_TABLE_NAME as string, client });
  * const breaker = new CircuitBreaker({ name: 'users', store });
  */
 export class DynamoDbCircuitStateStore implements CircuitStateStore {

@@ -54,6 +54,7 @@ function earlier(first: number | undefined, second: number | undefined): number 
  * const services = createServiceClient({ tableName, services: { users: { baseUrl: usersApiUrl } } });
  * route.use(serviceCalls(services)).handler(async (event, { callService }) => {
  *   const response = await callService('users', `users/${id}`);
+ *   return json(response.status, await response.json());
  * });
  */
 export function serviceCalls<S extends string>(

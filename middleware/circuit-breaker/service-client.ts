@@ -198,8 +198,8 @@ function isRetryable(error: unknown, breakerName: string): boolean {
  *
  * @example
  * const services = new ServiceClient({
- *   tableName: process.env.TOOLKIT_TABLE_NAME,
- *   services: { users: { baseUrl: process.env.USERS_API_URL, timeoutMs: 3000, retry: { retries: 1 } } },
+ *   tableName: process.env.TOOLKIT_TABLE_NAME as string,
+ *   services: { users: { baseUrl: process.env.USERS_API_URL as string, timeoutMs: 3000, retry: { retries: 1 } } },
  *   sign: signer,
  * });
  * const response = await services.callService('users', `users/${id}`, { correlationId });
