@@ -112,8 +112,8 @@ function hookPowertoolsCleanup(request: CleanupRequest): void {
  * first, or from Powertools' `cleanupMiddlewares` when a Powertools middleware does. Call it in `before`.
  *
  * @example
- * const before = (request) => registerCleanup(request, 'audit', (r) => writeAuditEvent(r));
- * const after = (request) => runCleanup(request, 'audit');
+ * const before = (request: CleanupRequest) => registerCleanup(request, 'audit', (r) => writeAuditEvent(r));
+ * const after = (request: CleanupRequest) => runCleanup(request, 'audit');
  */
 export function registerCleanup(request: CleanupRequest, name: string, run: Cleanup): void {
   registry(request).push({ name, run, done: false, editsResponse: false });
@@ -126,9 +126,9 @@ export function registerCleanup(request: CleanupRequest, name: string, run: Clea
  * on the answer `onError` gives.
  *
  * @example
- * const before = (request) => registerResponseCleanup(request, 'poweredBy', addPoweredByHeader);
- * const after = (request) => runCleanup(request, 'poweredBy');
- * const onError = (request) => runResponseCleanupOnError(request, 'poweredBy');
+ * const before = (request: CleanupRequest) => registerResponseCleanup(request, 'poweredBy', addPoweredByHeader);
+ * const after = (request: CleanupRequest) => runCleanup(request, 'poweredBy');
+ * const onError = (request: CleanupRequest) => runResponseCleanupOnError(request, 'poweredBy');
  */
 export function registerResponseCleanup(request: CleanupRequest, name: string, edit: ResponseEdit): void {
   const run = (ended: CleanupRequest) => {
@@ -168,7 +168,7 @@ export async function runCleanups(request: CleanupRequest): Promise<void> {
  * Return its result from `before`.
  *
  * @example
- * const rejectBefore = async (request) => {
+ * const rejectBefore = async (request: Request<APIGatewayProxyEventV2>) => {
  *   if (!allowed(request.event)) return respondEarly(request, json(429, { message: 'Slow down' }));
  * };
  */

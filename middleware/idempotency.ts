@@ -176,7 +176,7 @@ function clientError(error: unknown): HttpError | undefined {
  * replay needs.
  *
  * @example
- * const persistenceStore = new DynamoDBPersistenceLayer({ tableName: process.env.TOOLKIT_TABLE_NAME });
+ * const persistenceStore = new DynamoDBPersistenceLayer({ tableName: process.env.TOOLKIT_TABLE_NAME as string });
  * export const handler = middy()
  *   .use(correlationIds({ loggers: [logger] }))
  *   .use(audit({ auditLogger }))

@@ -11,21 +11,35 @@ export interface RequestTimeouts {
   readonly connectionTimeoutMs: number;
 }
 
+/** A client's bounds: its timeouts and the SDK's attempts per call. */
+export interface ClientRequestLimits extends RequestTimeouts {
+  /** SDK attempts including the first. */
+  readonly maxAttempts: number;
+}
+
 /**
- * A client factory's timeouts, defaulted (2 s per request, 1 s to connect) and checked: the handler
- * takes 0 for no bound at all, and past the timers' maximum every request times out at once.
- * Throws InvalidOptionsError naming `factory`.
+ * A client factory's bounds, defaulted (2 s per request, 1 s to connect, 3 attempts) and checked: the
+ * handler takes 0 for no bound at all, past the timers' maximum every request times out at once, and the
+ * SDK quietly makes 1 attempt of any `maxAttempts` it cannot use. Throws one InvalidOptionsError naming
+ * `factory` that also lists the factory's own `problems`.
  */
-export function clientRequestTimeouts(factory: string, given: Partial<RequestTimeouts>): RequestTimeouts {
-  const timeouts = {
+export function clientRequestLimits(
+  factory: string,
+  given: Partial<ClientRequestLimits>,
+  problems: string[] = [],
+): ClientRequestLimits {
+  const limits = {
     requestTimeoutMs: given.requestTimeoutMs ?? 2000,
     connectionTimeoutMs: given.connectionTimeoutMs ?? 1000,
+    maxAttempts: given.maxAttempts ?? 3,
   };
-  const problems: string[] = [];
-  checkTimeLimit(problems, 'requestTimeoutMs', timeouts.requestTimeoutMs);
-  checkTimeLimit(problems, 'connectionTimeoutMs', timeouts.connectionTimeoutMs);
+  checkTimeLimit(problems, 'requestTimeoutMs', limits.requestTimeoutMs);
+  checkTimeLimit(problems, 'connectionTimeoutMs', limits.connectionTimeoutMs);
+  if (!(Number.isSafeInteger(limits.maxAttempts) && limits.maxAttempts >= 1)) {
+    problems.push(`maxAttempts must be an integer >= 1 (got ${limits.maxAttempts})`);
+  }
   assertNoProblems(factory, problems);
-  return timeouts;
+  return limits;
 }
 
 /**

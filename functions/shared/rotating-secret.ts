@@ -19,7 +19,10 @@ export type RotatingSecretReader = (refresh: boolean) => Promise<RotatingSecret>
  * Manager loads before the first read.
  *
  * @example
- * const readSecret = rotatingSecretReader({ secretArn: process.env.VERIFICATION_LINK_SECRET_ARN }, onEvent);
+ * const readSecret = rotatingSecretReader(
+ *   { secretArn: process.env.VERIFICATION_LINK_SECRET_ARN as string },
+ *   onEvent,
+ * );
  * const { current } = await readSecret(false);
  */
 export function rotatingSecretReader(

@@ -1,4 +1,6 @@
 // The tables every sample function reads, checked without a schema library so that health ships none.
+import { isTableName } from '../../middleware/store/tables.js';
+
 /** The tables every function reads: the whole configuration of the health function. */
 export interface TableEnvironment {
   appTableName: string;
@@ -10,18 +12,13 @@ export interface TableEnvironment {
 const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
 
 /**
- * DynamoDB's rule for a table name. A blank or otherwise invalid one would pass a presence check and fail
- * every request with a ValidationException instead of the cold start.
- */
-const tableNamePattern = /^[A-Za-z0-9_.-]{3,255}$/;
-
-/**
  * The missing or invalid ones of APP_TABLE_NAME, TOOLKIT_TABLE_NAME (DynamoDB table names) and
  * DYNAMODB_ENDPOINT (an http(s) URL).
  */
 export function tableEnvironmentProblems(env: NodeJS.ProcessEnv): string[] {
   return [
-    ...['APP_TABLE_NAME', 'TOOLKIT_TABLE_NAME'].filter((name) => !tableNamePattern.test(env[name] ?? '')),
+    // An invalid name fails the cold start here rather than every request with a ValidationException.
+    ...['APP_TABLE_NAME', 'TOOLKIT_TABLE_NAME'].filter((name) => !isTableName(env[name])),
     ...(env.DYNAMODB_ENDPOINT !== undefined && !isHttpUrl(env.DYNAMODB_ENDPOINT)
       ? ['DYNAMODB_ENDPOINT']
       : []),

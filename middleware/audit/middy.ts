@@ -193,7 +193,7 @@ export function audit(
  *
  * @example
  * const route = middy().use(httpErrorHandler({ logger })).use(passErrorToOuterAudit()).handler(fn);
- * export const handler = middy((event, context) => route(event, context))
+ * export const handler = middy((event: APIGatewayProxyEventV2, context: Context) => route(event, context))
  *   .use(audit({ auditLogger }))
  *   .use(httpErrorHandler({ logger }));
  */
@@ -239,9 +239,10 @@ const correlationCleanup = 'bulwark.correlation';
  * @example
  * middy(handler)
  *   .use(correlationIds({ loggers: [logger] }))
- *   .handler(async (event, context) => callService('users', url, {
- *     headers: correlationHeaders(context.correlationId),
- *   }));
+ *   .handler(async (event, context) => {
+ *     const user = await callService('users', url, { headers: correlationHeaders(context.correlationId) });
+ *     return json(user.status, await user.json());
+ *   });
  */
 export function correlationIds(
   options: CorrelationIdsOptions = {},

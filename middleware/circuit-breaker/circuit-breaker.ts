@@ -163,7 +163,10 @@ class PendingCall<T> extends Deadline implements GuardedCall {
  * request holds a call past the caller's deadline.
  *
  * @example
- * const breaker = new CircuitBreaker<Response>({ name: 'users', tableName: process.env.TOOLKIT_TABLE_NAME });
+ * const breaker = new CircuitBreaker<Response>({
+ *   name: 'users',
+ *   tableName: process.env.TOOLKIT_TABLE_NAME as string,
+ * });
  * const response = await breaker.execute(({ signal }) => fetch(url, { signal }));
  */
 export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEvents<T>> {

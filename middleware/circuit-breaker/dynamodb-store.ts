@@ -3,7 +3,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../store/client.js';
-import { isExpired } from '../store/tables.js';
+import { checkTableName, isExpired } from '../store/tables.js';
 import { checkTimeLimit } from '../time-limits.js';
 import {
   type CircuitRecord,
@@ -70,7 +70,7 @@ function toRecord(item: Record<string, unknown> | undefined, nowMs: number): Cir
  * consistent, so an instance never acts on a transition older than its own last write.
  *
  * @example
- * const store = new DynamoDbCircuitStateStore({ tableName: process.env.TOOLKIT_TABLE_NAME, client });
+ * const store = new DynamoDbCircuitStateStore({ tableName: process.env.TOOLKIT_TABLE_NAME as string, client });
  * const breaker = new CircuitBreaker({ name: 'users', store });
  */
 export class DynamoDbCircuitStateStore implements CircuitStateStore {
@@ -80,9 +80,7 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
 
   constructor(options: DynamoDbCircuitStateStoreOptions) {
     const problems: string[] = [];
-    if (typeof options.tableName !== 'string' || options.tableName.length === 0) {
-      problems.push('tableName must be a non-empty string');
-    }
+    checkTableName(problems, options.tableName);
     const requestTimeoutMs = options.requestTimeoutMs ?? 1000;
     // A value AbortSignal.timeout() throws for or cuts to 1 ms would fail every store operation,
     // leaving the breaker on local state for good: refused here instead.

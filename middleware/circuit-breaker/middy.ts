@@ -2,6 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { assertNoProblems } from '../errors.js';
+import { isHeaderName } from '../http/response.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { ServiceCallInit, ServiceClient } from './service-client.js';
 
@@ -53,6 +54,7 @@ function earlier(first: number | undefined, second: number | undefined): number 
  * const services = createServiceClient({ tableName, services: { users: { baseUrl: usersApiUrl } } });
  * route.use(serviceCalls(services)).handler(async (event, { callService }) => {
  *   const response = await callService('users', `users/${id}`);
+ *   return json(response.status, await response.json());
  * });
  */
 export function serviceCalls<S extends string>(
@@ -65,18 +67,23 @@ export function serviceCalls<S extends string>(
   Context & ServiceCallsContext<S>
 > {
   const deadlineMarginMs = options.deadlineMarginMs ?? 500;
-  const header = (options.correlationIdHeader ?? 'x-correlation-id').toLowerCase();
+  const header = options.correlationIdHeader ?? 'x-correlation-id';
   const problems: string[] = [];
   if (!Number.isFinite(deadlineMarginMs) || deadlineMarginMs < 0)
     problems.push('deadlineMarginMs must be >= 0');
-  if (header.length === 0) problems.push('correlationIdHeader must be a header name');
+  // A name no header can have would quietly pass the request id on instead of the caller's id.
+  if (!isHeaderName(header)) problems.push('correlationIdHeader must be a header name');
   assertNoProblems('serviceCalls', problems);
+  const incomingHeader = header.toLowerCase();
   const breakers: readonly CircuitBreaker<Response>[] = Object.values(client.breakers);
 
   const serviceCallsBefore = (request: ServiceCallsRequest<S>) => {
     const { event, context } = request;
     const correlationId =
-      context.correlationId ?? event.headers?.[header] ?? event.requestContext?.requestId ?? undefined;
+      context.correlationId ??
+      event.headers?.[incomingHeader] ??
+      event.requestContext?.requestId ??
+      undefined;
     const remainingMs =
       typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 0;
     // Without a Lambda deadline (a direct test call) the service's own timeout applies.

@@ -2,6 +2,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
+import { checkTableName } from '../store/tables.js';
 import { maxTimerMs } from '../time-limits.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
 import type { CircuitStateStore } from './state.js';
@@ -155,9 +156,7 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
   const hasTable = options.tableName !== undefined;
   if (hasStore === hasTable) problems.push('give exactly one of store and tableName');
   if (hasStore && options.client !== undefined) problems.push('client goes with tableName, not with store');
-  if (hasTable && (typeof options.tableName !== 'string' || options.tableName.length === 0)) {
-    problems.push('tableName must be a non-empty string');
-  }
+  if (hasTable) checkTableName(problems, options.tableName);
   assertNoProblems('CircuitBreaker', problems);
   return {
     name,

@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   InvalidOptionsError,
 } from '../errors.js';
+import { isHeaderName } from '../http/response.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import {
   type defaultMaxResponseBytes,
@@ -107,6 +108,10 @@ const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Correlation ids travel in a header: a conservative set of characters, so none can inject a header. */
 const safeCorrelationId = /^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$/;
 
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
+
 interface Service {
   readonly breaker: CircuitBreaker<Response>;
   readonly baseUrl: URL | undefined;
@@ -124,6 +129,7 @@ function isPositiveInteger(value: number): boolean {
 
 function retryProblems(name: string, retry: RetryOptions | undefined): string[] {
   if (retry === undefined) return [];
+  if (!isObject(retry)) return [`${name}: retry must be an object ({ retries, baseDelayMs?, maxDelayMs? })`];
   const problems: string[] = [];
   if (!Number.isInteger(retry.retries) || retry.retries < 0 || retry.retries > 10) {
     problems.push(`${name}: retry.retries must be an integer 0..10`);
@@ -192,8 +198,8 @@ function isRetryable(error: unknown, breakerName: string): boolean {
  *
  * @example
  * const services = new ServiceClient({
- *   tableName: process.env.TOOLKIT_TABLE_NAME,
- *   services: { users: { baseUrl: process.env.USERS_API_URL, timeoutMs: 3000, retry: { retries: 1 } } },
+ *   tableName: process.env.TOOLKIT_TABLE_NAME as string,
+ *   services: { users: { baseUrl: process.env.USERS_API_URL as string, timeoutMs: 3000, retry: { retries: 1 } } },
  *   sign: signer,
  * });
  * const response = await services.callService('users', `users/${id}`, { correlationId });
@@ -207,13 +213,29 @@ export class ServiceClient<S extends string> {
 
   constructor(options: ServiceClientOptions<S>) {
     const problems: string[] = [];
-    const entries = Object.entries<ServiceOptions>(options.services ?? {});
+    const entries = isObject(options.services) ? Object.entries<ServiceOptions>(options.services) : [];
     if (entries.length === 0) problems.push('services must name at least one service');
-    if (options.sign !== undefined && typeof options.sign !== 'function')
-      problems.push('sign must be a function');
+    for (const field of ['sign', 'fetch'] as const) {
+      if (options[field] !== undefined && typeof options[field] !== 'function') {
+        problems.push(`${field} must be a function`);
+      }
+    }
+    if (options.correlationIdHeader !== undefined && !isHeaderName(options.correlationIdHeader)) {
+      problems.push('correlationIdHeader must be a header name');
+    }
     const services = new Map<string, Service>();
     for (const [name, service] of entries) {
+      if (!isObject(service)) {
+        problems.push(`${name}: must be an object of service options`);
+        continue;
+      }
       const { baseUrl, isFailure, retry, sign, maxResponseBytes, ...settings } = service;
+      if (isFailure !== undefined && typeof isFailure !== 'function') {
+        problems.push(`${name}: isFailure must be a function`);
+      }
+      if (sign !== undefined && sign !== false && typeof sign !== 'function') {
+        problems.push(`${name}: sign must be a function or false`);
+      }
       const storeChoice: CircuitStoreChoice =
         options.store !== undefined
           ? { store: options.store }

@@ -267,7 +267,7 @@ export class SecretStore {
    * fetched again, at most once per refreshOnMismatchSec, so bad requests cannot drive Secrets Manager calls.
    *
    * @example
-   * const { current } = await secrets.getRotatingSecret(process.env.SIGNING_SECRET_ARN);
+   * const { current } = await secrets.getRotatingSecret(process.env.SIGNING_SECRET_ARN as string);
    */
   async getRotatingSecret(
     name: string,

@@ -2,7 +2,7 @@
 import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient } from '@aws-sdk/client-kms';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { boundedRequestHandler, clientRequestTimeouts } from '../request-handler.js';
+import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
@@ -57,12 +57,12 @@ export interface KmsClientOptions {
  * const kms = createKmsClient();
  */
 export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
-  const timeouts = clientRequestTimeouts('createKmsClient', options);
+  const limits = clientRequestLimits('createKmsClient', options);
   return new KMSClient({
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: boundedRequestHandler(timeouts),
+    maxAttempts: limits.maxAttempts,
+    requestHandler: boundedRequestHandler(limits),
   });
 }
 

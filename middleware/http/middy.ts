@@ -3,6 +3,7 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { redact } from '../audit/redact.js';
 import { runRegisteredCleanups } from '../cleanup.js';
+import { assertNoProblems } from '../errors.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
 
@@ -76,6 +77,22 @@ export function validateInput<S extends InputSchemas>(
   Error,
   Context & InputContext<S>
 > {
+  const problems: string[] = [];
+  if (typeof schemas !== 'object' || schemas === null) {
+    problems.push('schemas must be an object of body, query and path schemas');
+  } else {
+    for (const part of ['body', 'query', 'path'] as const) {
+      const schema = schemas[part];
+      if (schema !== undefined && typeof schema?.['~standard']?.validate !== 'function') {
+        problems.push(`${part} must be a Standard Schema (zod, valibot, arktype...)`);
+      }
+    }
+  }
+  const { maxBodyBytes } = options;
+  if (maxBodyBytes !== undefined && !(Number.isSafeInteger(maxBodyBytes) && maxBodyBytes >= 1)) {
+    problems.push(`maxBodyBytes must be an integer of bytes >= 1 (got ${maxBodyBytes})`);
+  }
+  assertNoProblems('validateInput', problems);
   const validateInputBefore = async (
     request: Request<
       APIGatewayProxyEventV2,

@@ -2,6 +2,14 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { normalizeResponse } from '../audit/request-summary.js';
 
+/** A header field name as RFC 9110 §5.1 allows it (a token); `Headers` throws a TypeError for any other. */
+const headerNamePattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Whether `value` can name a header; check a configured header name with it once, at construction. */
+export function isHeaderName(value: unknown): value is string {
+  return typeof value === 'string' && headerNamePattern.test(value);
+}
+
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { statusCode: number };
 
 /** A JSON response; `body` is serialised once here. */

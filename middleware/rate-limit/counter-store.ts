@@ -1,4 +1,5 @@
 // The counter-store interface the limiter runs on, and the in-memory store used as the documented local fallback.
+import { assertNoProblems } from '../errors.js';
 
 /**
  * One conditional write of a key's theoretical arrival time (TAT, epoch µs). The store must apply
@@ -49,7 +50,10 @@ interface MemoryEntry {
 }
 
 export interface MemoryCounterStoreOptions {
-  /** Most keys kept; the oldest is dropped beyond it, so an outage cannot grow memory without bound. @default 10000 */
+  /**
+   * Most keys kept (an integer >= 1); the oldest is dropped beyond it, so an outage cannot grow memory
+   * without bound. @default 10000
+   */
   readonly maxKeys?: number;
 }
 
@@ -66,7 +70,14 @@ export class MemoryCounterStore implements CounterStore {
   readonly #maxKeys: number;
 
   constructor(options: MemoryCounterStoreOptions = {}) {
-    this.#maxKeys = options.maxKeys ?? 10_000;
+    const maxKeys = options.maxKeys ?? 10_000;
+    const problems: string[] = [];
+    // Below 1 every write evicts its own key at once, so no key is ever limited.
+    if (!(Number.isSafeInteger(maxKeys) && maxKeys >= 1)) {
+      problems.push(`maxKeys must be an integer >= 1 (got ${maxKeys})`);
+    }
+    assertNoProblems('MemoryCounterStore', problems);
+    this.#maxKeys = maxKeys;
   }
 
   async write(storageKey: string, write: TatWrite): Promise<TatWriteOutcome> {

@@ -11,8 +11,9 @@ import {
   type UpdateItemCommandInput,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
+import { assertNoProblems } from '../errors.js';
 import { createDynamoDbClient } from '../store/client.js';
-import { isExpired } from '../store/tables.js';
+import { checkTableName, isExpired } from '../store/tables.js';
 import type { CounterStore, TatWrite, TatWriteOutcome } from './counter-store.js';
 
 export interface DynamoDbCounterStoreOptions {
@@ -67,6 +68,10 @@ export class DynamoDbCounterStore implements CounterStore {
   readonly #tableName: string;
 
   constructor(options: DynamoDbCounterStoreOptions) {
+    const problems: string[] = [];
+    checkTableName(problems, options.tableName);
+    if (typeof options.client?.send !== 'function') problems.push('client must be a DynamoDBClient');
+    assertNoProblems('DynamoDbCounterStore', problems);
     this.#client = options.client;
     this.#tableName = options.tableName;
   }

@@ -4,6 +4,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Principal } from '../auth/principal.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
+import { checkTableName } from '../store/tables.js';
 import { type CounterStore, MemoryCounterStore, type TatWrite } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
 import {
@@ -160,8 +161,10 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
   const hasStore = options.store !== undefined;
   const hasTable = options.tableName !== undefined || options.client !== undefined;
   if (hasStore && hasTable) problems.push('give either store or tableName/client, not both');
-  if (!hasStore && (typeof options.tableName !== 'string' || options.tableName.length < 3)) {
+  if (!hasStore && options.tableName === undefined) {
     problems.push('tableName must name the toolkit table (or give a store)');
+  } else if (!hasStore) {
+    checkTableName(problems, options.tableName);
   }
   if (options.failMode !== undefined && !failModes.includes(options.failMode)) {
     problems.push(`failMode must be 'open' or 'closed' (got ${String(options.failMode)})`);

@@ -5,7 +5,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '../errors.js';
-import { boundedRequestHandler, clientRequestTimeouts } from '../request-handler.js';
+import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 
 export interface DynamoDbClientOptions {
   /** Endpoint URL, e.g. the embedded server's `http://127.0.0.1:PORT`. @default the AWS regional endpoint */
@@ -21,6 +21,7 @@ export interface DynamoDbClientOptions {
   /**
    * Retries of a transaction cancelled only because another transaction was writing one of its items
    * (`TransactionConflict`), which AWS asks callers to retry. When they run out: a 409 ConflictError.
+   * An integer 0..{@link maxTransactionConflictRetries}: the backoff doubles with each retry.
    * @default 3
    */
   readonly transactionConflictRetries?: number;
@@ -38,6 +39,9 @@ export function isTransactionConflict(error: unknown): boolean {
 
 /** Full jitter over 20 ms × 2^retry: two contenders rarely collide twice. */
 const conflictBackoffMs = (retry: number) => Math.random() * 20 * 2 ** retry;
+
+/** The last backoff of 10 retries is up to 10 s; past that, a conflict would outlast most Lambda timeouts. */
+const maxTransactionConflictRetries = 10;
 
 function retryTransactionConflicts(client: DynamoDBClient, retries: number): void {
   client.middlewareStack.add(
@@ -73,22 +77,35 @@ const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
  * const client = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
  */
 export function createDynamoDbClient(options: DynamoDbClientOptions = {}): DynamoDBClient {
-  const timeouts = clientRequestTimeouts('createDynamoDbClient', options);
+  const conflictRetries = options.transactionConflictRetries ?? 3;
+  const problems: string[] = [];
+  if (
+    !(
+      Number.isInteger(conflictRetries) &&
+      conflictRetries >= 0 &&
+      conflictRetries <= maxTransactionConflictRetries
+    )
+  ) {
+    problems.push(
+      `transactionConflictRetries must be an integer 0..${maxTransactionConflictRetries} (got ${conflictRetries})`,
+    );
+  }
+  const limits = clientRequestLimits('createDynamoDbClient', options, problems);
   const isLocal = options.endpoint?.startsWith('http://') ?? false;
   const client = new DynamoDBClient({
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     // The embedded server ignores the region, but the SDK refuses to sign without one.
     ...(options.region || isLocal ? { region: options.region ?? 'us-east-1' } : {}),
     ...(isLocal ? { credentials: localCredentials } : {}),
-    maxAttempts: options.maxAttempts ?? 3,
+    maxAttempts: limits.maxAttempts,
     requestHandler: boundedRequestHandler(
-      timeouts,
+      limits,
       isLocal
         ? { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) }
         : { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) },
     ),
   });
-  retryTransactionConflicts(client, options.transactionConflictRetries ?? 3);
+  retryTransactionConflicts(client, conflictRetries);
   return client;
 }
 

@@ -55,6 +55,34 @@ export const appTable: TableDefinition = {
 
 export const tableDefinitions: readonly TableDefinition[] = [toolkitTable, appTable];
 
+/** DynamoDB's rule for a table name: 3 to 255 of letters, digits, `_`, `.` and `-`. */
+const tableNamePattern = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/**
+ * Whether `value` can name a DynamoDB table. Every toolkit constructor that takes a `tableName` checks it
+ * once (through {@link checkTableName}): a blank or otherwise invalid name would pass a presence check and
+ * fail every request with a ValidationException instead.
+ */
+export function isTableName(value: unknown): value is string {
+  return typeof value === 'string' && tableNamePattern.test(value);
+}
+
+/**
+ * Adds a problem to `problems` unless `value` is a DynamoDB table name; returns whether it is.
+ *
+ * @example
+ * const problems: string[] = [];
+ * checkTableName(problems, options.tableName);
+ * assertNoProblems('DynamoDbCounterStore', problems);
+ */
+export function checkTableName(problems: string[], value: unknown): value is string {
+  if (isTableName(value)) return true;
+  problems.push(
+    `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(value)})`,
+  );
+  return false;
+}
+
 /** Whole seconds since the epoch, the unit DynamoDB TTL expects. */
 export function toEpochSeconds(epochMs: number): number {
   return Math.floor(epochMs / 1000);

@@ -243,5 +243,8 @@ describe('serviceCalls through a middy pipeline', () => {
         'correlationIdHeader must be a header name',
       ]),
     );
+    expect(() => serviceCalls(client, { correlationIdHeader: 'x corr' })).toThrow(
+      new InvalidOptionsError('serviceCalls', ['correlationIdHeader must be a header name']),
+    );
   });
 });

@@ -79,13 +79,24 @@ describe('CircuitBreaker options', () => {
 
   it('needs exactly one of store and tableName, and a client only with tableName', () => {
     expect(problemsOf({ name: 'users' })).toEqual(['give exactly one of store and tableName']);
-    expect(problemsOf({ name: 'users', store, tableName: 't' })).toEqual([
+    expect(problemsOf({ name: 'users', store, tableName: 'bulwark-toolkit' })).toEqual([
       'give exactly one of store and tableName',
     ]);
     expect(problemsOf({ name: 'users', store, client: {} })).toEqual([
       'client goes with tableName, not with store',
     ]);
-    expect(problemsOf({ name: 'users', tableName: '' })).toEqual(['tableName must be a non-empty string']);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['blank', '   '],
+    ['with a space', 'a b'],
+    ['of 2 characters', 'ab'],
+    ['of 256 characters', 'x'.repeat(256)],
+  ])('refuses a tableName %s, which DynamoDB would refuse on every call', (_label, tableName) => {
+    expect(problemsOf({ name: 'users', tableName })).toEqual([
+      `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(tableName)})`,
+    ]);
   });
 
   it('lists every problem at once, in one error that names the component', () => {

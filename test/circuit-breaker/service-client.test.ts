@@ -411,6 +411,44 @@ describe('callService', () => {
       createServiceClient({ store: dynamoStore(), services: { a: {} }, sign: 'x' as never }),
     ).toThrow('sign must be a function');
   });
+
+  it('refuses, at construction, options that would fail every call or open the circuit of a healthy service', () => {
+    const problemsOf = (options: object) => {
+      try {
+        createServiceClient({ store: dynamoStore(), ...options } as never);
+      } catch (error) {
+        expect(error).toBeInstanceOf(InvalidOptionsError);
+        return (error as InvalidOptionsError).problems;
+      }
+      return [];
+    };
+    expect(
+      problemsOf({
+        services: { users: { isFailure: 'x', sign: 'x', retry: null }, rooms: null },
+        fetch: 'x',
+        correlationIdHeader: 'x corr',
+      }),
+    ).toEqual([
+      'fetch must be a function',
+      'correlationIdHeader must be a header name',
+      'users: isFailure must be a function',
+      'users: sign must be a function or false',
+      'users: retry must be an object ({ retries, baseDelayMs?, maxDelayMs? })',
+      'rooms: must be an object of service options',
+    ]);
+    for (const correlationIdHeader of ['', 'x:corr', 'x\ncorr', 5]) {
+      expect(problemsOf({ services: { users: {} }, correlationIdHeader })).toEqual([
+        'correlationIdHeader must be a header name',
+      ]);
+    }
+    expect(problemsOf({ services: null })).toEqual(['services must name at least one service']);
+    expect(() => createServiceClient({ tableName: '   ', services: { users: {} } })).toThrow(
+      'users: tableName must be a DynamoDB table name',
+    );
+    expect(problemsOf({ services: { users: { sign: false } }, correlationIdHeader: 'X-Request-ID' })).toEqual(
+      [],
+    );
+  });
 });
 
 describe('guardedFetch', () => {

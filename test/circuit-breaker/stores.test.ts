@@ -157,9 +157,9 @@ describe('DynamoDbCircuitStateStore', () => {
   });
 
   it('rejects invalid options with one error listing every problem', () => {
-    expect(() => new DynamoDbCircuitStateStore({ tableName: '', requestTimeoutMs: -1 })).toThrow(
+    expect(() => new DynamoDbCircuitStateStore({ tableName: '   ', requestTimeoutMs: -1 })).toThrow(
       new InvalidOptionsError('DynamoDbCircuitStateStore', [
-        'tableName must be a non-empty string',
+        'tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got "   ")',
         'requestTimeoutMs must be an integer of milliseconds 1..2147483647 (got -1)',
       ]),
     );

@@ -363,6 +363,16 @@ describe('KmsKeyProvider options', () => {
     );
   });
 
+  it('refuses maxAttempts the SDK would quietly turn into one attempt', () => {
+    for (const maxAttempts of [0, -1, Number.NaN, 1.5]) {
+      expect(() => createKmsClient({ maxAttempts })).toThrow(
+        new InvalidOptionsError('createKmsClient', [
+          `maxAttempts must be an integer >= 1 (got ${maxAttempts})`,
+        ]),
+      );
+    }
+  });
+
   it('creates a client with bounded timeouts once, or uses the one given', async () => {
     const client = createKmsClient({
       region: 'eu-west-1',

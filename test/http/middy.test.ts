@@ -3,7 +3,7 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { correlationIds } from '../../middleware/audit/middy.js';
-import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { ConflictError, InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { defaultMaxBodyBytes, readJsonBody } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -181,6 +181,22 @@ describe('validateInput through a middy pipeline', () => {
       code: 'PAYLOAD_TOO_LARGE',
       detail: `Request body exceeds ${defaultMaxBodyBytes} bytes`,
     });
+  });
+
+  it.each([Number.NaN, 0, -1, 1.5, '1024'])(
+    'refuses maxBodyBytes %s at construction, which would turn the body limit off or reject every body',
+    (maxBodyBytes) => {
+      expect(() => validateInput(schemas, { maxBodyBytes: maxBodyBytes as number })).toThrow(
+        InvalidOptionsError,
+      );
+    },
+  );
+
+  it('refuses, at construction, a schema that is not a Standard Schema rather than answer 500 to every request', () => {
+    const make = () =>
+      validateInput({ body: 'x', query: {} } as unknown as Parameters<typeof validateInput>[0]);
+    expect(make).toThrow(InvalidOptionsError);
+    expect(make).toThrow(/body must be a Standard Schema.*query must be a Standard Schema/);
   });
 });
 

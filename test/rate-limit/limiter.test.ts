@@ -2,8 +2,11 @@ import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
 import type { CounterStore, TatWrite } from '../../middleware/rate-limit/counter-store.js';
+import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
+import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { gcraParameters } from '../../middleware/rate-limit/policy.js';
 import { RateLimiter, type RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
+import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { countingClient, itemsWithPrefix, tableName, uniquePolicyName } from './helpers.js';
 
 const second = 1000;
@@ -472,6 +475,27 @@ describe('RateLimiter on DynamoDB', () => {
       expect(
         () => new RateLimiter({ policy: 'public', tableName, store: {} as CounterStore } as never),
       ).toThrow(/either store or tableName/);
+    });
+
+    it.each([
+      ['blank', '   '],
+      ['with a space', 'a b'],
+      ['of 300 characters', 'x'.repeat(300)],
+    ])('rejects a tableName %s, which DynamoDB would refuse on every call', (_label, badName) => {
+      const problem = `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(badName)})`;
+      expect(() => new RateLimiter({ policy: 'public', tableName: badName })).toThrow(
+        new InvalidOptionsError('RateLimiter', [problem]),
+      );
+      expect(() => rateLimit({ policy: 'public', tableName: badName })).toThrow(problem);
+      expect(() => new DynamoDbCounterStore({ client: createDynamoDbClient(), tableName: badName })).toThrow(
+        new InvalidOptionsError('DynamoDbCounterStore', [problem]),
+      );
+    });
+
+    it('rejects a DynamoDbCounterStore without a client, which would fail every write', () => {
+      expect(() => new DynamoDbCounterStore({ tableName } as never)).toThrow(
+        new InvalidOptionsError('DynamoDbCounterStore', ['client must be a DynamoDBClient']),
+      );
     });
   });
 

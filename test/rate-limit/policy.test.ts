@@ -145,6 +145,14 @@ describe('MemoryCounterStore (the outage fallback)', () => {
     expect(await store.read('c', 0)).toBe(5);
   });
 
+  it('refuses a maxKeys below 1, with which every write would forget its own key and admit everything', () => {
+    for (const maxKeys of [0, -1, Number.NaN, 1.5]) {
+      expect(() => new MemoryCounterStore({ maxKeys })).toThrow(
+        new InvalidOptionsError('MemoryCounterStore', [`maxKeys must be an integer >= 1 (got ${maxKeys})`]),
+      );
+    }
+  });
+
   it('deletes one key, or every key with a prefix', async () => {
     const store = new MemoryCounterStore();
     for (const key of ['RL#a#1', 'RL#a#2', 'RL#ab#1']) await store.write(key, write('fresh', 0));

@@ -88,6 +88,27 @@ describe('DynamoDB clients and table creation on the embedded server', () => {
     );
   });
 
+  it('refuses conflict retries that would back off until the Lambda times out, and attempts the SDK would turn into 1', () => {
+    for (const transactionConflictRetries of [Number.NaN, Number.POSITIVE_INFINITY, -1, 1.5, 11]) {
+      expect(() => createDynamoDbClient({ endpoint, transactionConflictRetries })).toThrow(
+        InvalidOptionsError,
+      );
+    }
+    for (const maxAttempts of [0, -1, Number.NaN, 1.5]) {
+      expect(() => createDynamoDbClient({ endpoint, maxAttempts })).toThrow(InvalidOptionsError);
+    }
+    expect(() =>
+      createDynamoDbClient({ endpoint, transactionConflictRetries: Number.NaN, maxAttempts: 0 }),
+    ).toThrow(
+      new InvalidOptionsError('createDynamoDbClient', [
+        'transactionConflictRetries must be an integer 0..10 (got NaN)',
+        'maxAttempts must be an integer >= 1 (got 0)',
+      ]),
+    );
+    createDynamoDbClient({ endpoint, transactionConflictRetries: 0, maxAttempts: 1 }).destroy();
+    createDynamoDbClient({ endpoint, transactionConflictRetries: 10 }).destroy();
+  });
+
   it('serves requests with the longest timeouts it accepts', async () => {
     const client = createDynamoDbClient({
       endpoint,
