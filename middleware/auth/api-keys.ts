@@ -9,7 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, type FieldProblem, ServiceUnavailableError, ValidationError } from '../errors.js';
-import { isExpired, toEpochSeconds } from '../store/tables.js';
+import { checkTableName, isExpired, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import type { Principal } from './principal.js';
 
@@ -105,7 +105,7 @@ function toRecord(item: StoredKey): ApiKeyRecord {
  * @example
  * const apiKeys = new ApiKeyStore({ client: documentClient, tableName: 'bulwark-toolkit' });
  * const { key } = await apiKeys.create('alice', ['bookings/read']); // show `key` once
- * const principal = await apiKeys.verify(event.headers['x-api-key']);
+ * const principal = await apiKeys.verify(event.headers['x-api-key'] ?? '');
  */
 export class ApiKeyStore {
   private readonly client: DynamoDBDocumentClient;
@@ -124,7 +124,7 @@ export class ApiKeyStore {
     this.lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
     const problems: string[] = [];
     if (!options.client) problems.push('client is required');
-    if (!options.tableName) problems.push('tableName is required');
+    checkTableName(problems, options.tableName);
     if (!(this.cacheTtlMs >= 0)) problems.push('cacheTtlMs must be >= 0');
     if (!(Number.isInteger(this.cacheMaxEntries) && this.cacheMaxEntries > 0)) {
       problems.push('cacheMaxEntries must be a positive integer');

@@ -254,7 +254,7 @@ function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): R
  *
  * @example
  * export const verifier = new JwtVerifier({
- *   issuers: [{ issuer: process.env.AUTH_ISSUER, tokenUse: 'access', clientId: process.env.AUTH_CLIENT_ID }],
+ *   issuers: [{ issuer: process.env.AUTH_ISSUER as string, tokenUse: 'access', clientId: process.env.AUTH_CLIENT_ID as string }],
  * });
  * const { principal } = await verifier.verify(token); // throws InvalidTokenError (401)
  */

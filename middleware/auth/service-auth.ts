@@ -3,7 +3,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
-import { toEpochSeconds } from '../store/tables.js';
+import { checkTableName, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
 import type { Principal } from './principal.js';
@@ -201,7 +201,12 @@ export interface NonceStore {
 export class DynamoDbNonceStore implements NonceStore {
   constructor(
     private readonly options: { readonly client: DynamoDBDocumentClient; readonly tableName: string },
-  ) {}
+  ) {
+    const problems: string[] = [];
+    if (!options?.client) problems.push('client is required');
+    checkTableName(problems, options?.tableName);
+    assertNoProblems('DynamoDbNonceStore', problems);
+  }
 
   async claim(key: string, expiresAtSec: number, nowMs: number): Promise<boolean> {
     try {

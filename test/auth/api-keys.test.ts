@@ -299,6 +299,11 @@ describe('ApiKeyStore', () => {
           pepper: 'short',
         }),
     ).toThrow(InvalidOptionsError);
+    for (const tableName of ['   ', 'a b', 'x']) {
+      expect(() => new ApiKeyStore({ client: documentClient, tableName })).toThrow(
+        `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(tableName)})`,
+      );
+    }
   });
 
   it('keeps its cache bounded', async () => {

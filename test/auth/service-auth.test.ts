@@ -76,6 +76,17 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+describe('DynamoDbNonceStore', () => {
+  it('refuses at construction a missing client or a name DynamoDB would refuse', () => {
+    expect(() => new DynamoDbNonceStore({ client: undefined as never, tableName: '   ' })).toThrow(
+      new InvalidOptionsError('DynamoDbNonceStore', [
+        'client is required',
+        'tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got "   ")',
+      ]),
+    );
+  });
+});
+
 describe('signRequest', () => {
   it('covers method, path, sorted query, body hash, timestamp and nonce', () => {
     const canonical = canonicalRequest({
