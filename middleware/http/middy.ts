@@ -87,6 +87,12 @@ export function validateInput<S extends InputSchemas>(
         problems.push(`${part} must be a Standard Schema (zod, valibot, arktype...)`);
       }
     }
+    // A misspelt part (`bdy`) would validate nothing and let every request through unchecked.
+    for (const part of Object.keys(schemas)) {
+      if (!['body', 'query', 'path'].includes(part)) {
+        problems.push(`${part} is not a part of the request: give body, query or path`);
+      }
+    }
   }
   const { maxBodyBytes } = options;
   if (maxBodyBytes !== undefined && !(Number.isSafeInteger(maxBodyBytes) && maxBodyBytes >= 1)) {

@@ -198,6 +198,15 @@ describe('validateInput through a middy pipeline', () => {
     expect(make).toThrow(InvalidOptionsError);
     expect(make).toThrow(/body must be a Standard Schema.*query must be a Standard Schema/);
   });
+
+  it('refuses a part it does not know, which would validate nothing', () => {
+    const misspelt = { bdy: schemas.body } as unknown as Parameters<typeof validateInput>[0];
+    expect(() => validateInput(misspelt)).toThrow(
+      new InvalidOptionsError('validateInput', [
+        'bdy is not a part of the request: give body, query or path',
+      ]),
+    );
+  });
 });
 
 describe('httpErrorHandler through a middy pipeline', () => {
