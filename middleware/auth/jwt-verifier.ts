@@ -319,6 +319,17 @@ export class JwtVerifier {
       problems.push(`${name}: tokenUse is required (null to skip the check)`);
     if (options.clientId === undefined)
       problems.push(`${name}: clientId is required (null to skip the check)`);
+    // An empty list, or a blank or misspelt entry, would refuse every token (or, for tokenUse, every use).
+    const lists = { tokenUse: options.tokenUse, clientId: options.clientId, audience: options.audience };
+    for (const [field, value] of Object.entries(lists)) {
+      if (value === undefined || value === null) continue;
+      const entries: unknown[] = Array.isArray(value) ? value : [value];
+      const bad =
+        entries.length === 0 || entries.some((entry) => typeof entry !== 'string' || entry.trim() === '');
+      if (bad) problems.push(`${name}: ${field} must be a non-empty string or list of them`);
+      else if (field === 'tokenUse' && entries.some((entry) => entry !== 'access' && entry !== 'id'))
+        problems.push(`${name}: tokenUse must be 'access', 'id' or both (got ${JSON.stringify(value)})`);
+    }
     const algorithms = options.algorithms ?? defaultAlgorithms;
     if (!Array.isArray(algorithms)) {
       problems.push(`${name}: algorithms must be a list (got ${JSON.stringify(algorithms)})`);

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { JwtVerifier, type JwtVerifierOptions } from '../../middleware/auth/jwt-verifier.js';
+import {
+  type JwtIssuerOptions,
+  JwtVerifier,
+  type JwtVerifierOptions,
+} from '../../middleware/auth/jwt-verifier.js';
 import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from '../../middleware/errors.js';
 import {
   b64,
@@ -648,6 +652,23 @@ describe('JwtVerifier options', () => {
       }),
     ).toBeInstanceOf(JwtVerifier);
     expect(new JwtVerifier({ issuers: [{ ...issuer, sharedSecret: randomBytes(32) }] })).toBeInstanceOf(
+      JwtVerifier,
+    );
+  });
+
+  it('refuses a blank, empty or misspelt tokenUse, clientId or audience, which would refuse every token', () => {
+    const issuer = { issuer: 'https://a.example', tokenUse: 'access' as const, clientId: 'client' };
+    for (const [override, problem] of [
+      [{ tokenUse: 'acess' }, "tokenUse must be 'access', 'id' or both"],
+      [{ tokenUse: [] }, 'tokenUse must be a non-empty string or list of them'],
+      [{ clientId: '' }, 'clientId must be a non-empty string or list of them'],
+      [{ clientId: ['client', ' '] }, 'clientId must be a non-empty string or list of them'],
+      [{ audience: [] }, 'audience must be a non-empty string or list of them'],
+    ] as const) {
+      const options = { ...issuer, ...override } as unknown as JwtIssuerOptions;
+      expect(() => new JwtVerifier({ issuers: [options] })).toThrow(`https://a.example: ${problem}`);
+    }
+    expect(new JwtVerifier({ issuers: [{ ...issuer, tokenUse: ['access', 'id'] }] })).toBeInstanceOf(
       JwtVerifier,
     );
   });
