@@ -47,11 +47,12 @@ export class CsrfProtection {
 
   constructor(options: CsrfOptions = {}) {
     this.cookieName = options.cookieName ?? '__Host-csrf';
-    this.headerName = (options.headerName ?? 'x-csrf-token').toLowerCase();
+    const headerName: unknown = options.headerName ?? 'x-csrf-token';
+    this.headerName = typeof headerName === 'string' ? headerName.toLowerCase() : '';
     this.secret = options.secret;
     this.maxAgeSec = options.maxAgeSec;
     const problems: string[] = [];
-    if (!/^[\w-]{1,64}$/.test(this.cookieName))
+    if (typeof this.cookieName !== 'string' || !/^[\w-]{1,64}$/.test(this.cookieName))
       problems.push('cookieName must be a token of letters, digits, _ and -');
     if (!/^[\w-]{1,64}$/.test(this.headerName)) problems.push('headerName must be a header name');
     if (this.secret !== undefined && typeof this.secret !== 'string')

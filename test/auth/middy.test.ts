@@ -589,6 +589,15 @@ describe('csrfProtection through a middy pipeline', () => {
     );
   });
 
+  it('refuses a cookie or header name that is not a string with InvalidOptionsError', () => {
+    expect(() => csrfProtection({ cookieName: 5 as never, headerName: 7 as never })).toThrow(
+      new InvalidOptionsError('csrf', [
+        'cookieName must be a token of letters, digits, _ and -',
+        'headerName must be a header name',
+      ]),
+    );
+  });
+
   it('refuses a signing secret of fewer than 32 characters besides whitespace, which anyone could guess', () => {
     for (const secret of [' '.repeat(32), `short${' '.repeat(40)}`]) {
       expect(() => csrfProtection({ secret })).toThrow(
