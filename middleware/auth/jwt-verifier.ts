@@ -363,7 +363,9 @@ export class JwtVerifier {
     const asymmetric = algorithms.some((alg) => alg !== 'HS256');
     const jwks = asymmetric ? loadJwks(options, problems) : undefined;
     const jwksUri = options.jwksUri === undefined ? defaultJwksUri(name) : options.jwksUri;
-    if (jwksUri !== null && !URL.canParse(jwksUri)) problems.push(`${name}: jwksUri is not a URL`);
+    if (jwksUri !== null && !(URL.canParse(jwksUri) && /^https?:$/.test(new URL(jwksUri).protocol))) {
+      problems.push(`${name}: jwksUri is not an http(s) URL`);
+    }
     if (problems.length > before) return undefined;
     return {
       issuer: name,

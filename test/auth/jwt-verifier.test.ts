@@ -554,7 +554,7 @@ describe('JwtVerifier options', () => {
       'https://c.example: sharedSecret must be at least 32 characters besides whitespace',
       'https://d.example: algorithm none is not supported',
       'https://e.example: the preloaded JWKS is not JSON',
-      'https://e.example: jwksUri is not a URL',
+      'https://e.example: jwksUri is not an http(s) URL',
       'https://f.example: give jwks or jwksFile',
       'https://f.example: jwksFile cannot be read',
       'https://g.example: algorithms must not be empty',
@@ -671,6 +671,17 @@ describe('JwtVerifier options', () => {
     expect(new JwtVerifier({ issuers: [{ ...issuer, tokenUse: ['access', 'id'] }] })).toBeInstanceOf(
       JwtVerifier,
     );
+  });
+
+  it('refuses a jwksUri whose scheme no fetch can serve', () => {
+    for (const jwksUri of ['ftp://a.example/jwks.json', 'file:///etc/jwks.json', 'not a url']) {
+      expect(
+        () =>
+          new JwtVerifier({
+            issuers: [{ issuer: 'https://a.example', tokenUse: null, clientId: null, jwksUri }],
+          }),
+      ).toThrow('https://a.example: jwksUri is not an http(s) URL');
+    }
   });
 
   it('rejects an empty or duplicated issuer list', () => {
