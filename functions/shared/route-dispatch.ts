@@ -3,6 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj, type MiddyfiedHandler } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { headerValue } from '../../middleware/audit/correlation.js';
 import {
   audit,
   type CorrelationContext,
@@ -120,7 +121,7 @@ export function createRouteDispatcher(
 const noStore: MiddlewareObj<HttpEvent, HttpResponse> = {
   after: (request) => {
     const headers = normalizeResponse(request.response)?.headers ?? {};
-    if (Object.keys(headers).some((name) => name.toLowerCase() === 'cache-control')) return;
+    if (headerValue(headers as Readonly<Record<string, string>>, 'cache-control') !== undefined) return;
     request.response = withHeadersAndCookies(request.response, {
       headers: { 'Cache-Control': 'no-store' },
     }) as HttpResponse;
