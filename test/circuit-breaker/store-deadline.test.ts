@@ -48,6 +48,22 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * A closed breaker (threshold 1) whose store holds the failure count, and a failing call answered at
+ * its deadline with its own error meanwhile; `release` lets the count answer.
+ */
+async function failureAnsweredWhileItsCountHangs() {
+  const { store, hold, release } = holdingStore();
+  const events: SecurityEvent[] = [];
+  const breaker = breakerOn(store, { failureThreshold: 1, onEvent: (event) => events.push(event) });
+  await breaker.execute(succeeding);
+  hold('addFailure');
+  const call = watch(breaker.execute(failing, { deadline: Date.now() + timeLeftMs }));
+  await untilDeadline(call);
+  expect((await call.outcome).error).toBeInstanceOf(DependencyDown);
+  return { breaker, events, release };
+}
+
 describe('a store that hangs while the caller has little time left', () => {
   it('answers 504 at the deadline while the state read hangs, and lets a caller with time wait for it', async () => {
     const { store, hold, held, release } = holdingStore();
@@ -71,15 +87,7 @@ describe('a store that hangs while the caller has little time left', () => {
   });
 
   it('answers a failure at the deadline while its count hangs, and counts it once the store answers', async () => {
-    const { store, hold, release } = holdingStore();
-    const events: SecurityEvent[] = [];
-    const breaker = breakerOn(store, { failureThreshold: 1, onEvent: (event) => events.push(event) });
-    await breaker.execute(succeeding);
-    hold('addFailure');
-    const call = watch(breaker.execute(failing, { deadline: Date.now() + timeLeftMs }));
-    await untilDeadline(call);
-
-    expect((await call.outcome).error).toBeInstanceOf(DependencyDown);
+    const { breaker, events, release } = await failureAnsweredWhileItsCountHangs();
     expect(breaker.state).toBe('CLOSED');
     release();
     await vi.waitFor(() => expect(breaker.state).toBe('OPEN'));
@@ -87,15 +95,7 @@ describe('a store that hangs while the caller has little time left', () => {
   });
 
   it('reports a count the store gives up on after the deadline, and keeps it on local state', async () => {
-    const { store, hold, release } = holdingStore();
-    const events: SecurityEvent[] = [];
-    const breaker = breakerOn(store, { failureThreshold: 1, onEvent: (event) => events.push(event) });
-    await breaker.execute(succeeding);
-    hold('addFailure');
-    const call = watch(breaker.execute(failing, { deadline: Date.now() + timeLeftMs }));
-    await untilDeadline(call);
-
-    expect((await call.outcome).error).toBeInstanceOf(DependencyDown);
+    const { breaker, events, release } = await failureAnsweredWhileItsCountHangs();
     release(Object.assign(new Error('request timed out'), { name: 'TimeoutError' }));
     await vi.waitFor(() => expect(breaker.isUsingLocalState).toBe(true));
     expect(events[0]).toMatchObject({ type: 'circuit.storeError', metadata: { error: 'TimeoutError' } });
