@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { SMTPServer } from 'smtp-server';
@@ -22,6 +21,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
+import { throttleFirstDelete } from '../helpers/throttling.js';
 import { emailWorkerQueueOptions } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
@@ -78,17 +78,7 @@ function welcome(to = `u-${randomUUID()}@example.com`) {
 
 /** The worker's queue settings, with an idempotency store whose first deleteRecord (after a failed send) DynamoDB throttles. */
 function throttledDelete(queueOptions = emailWorkerQueueOptions(dynamoDb, queues)) {
-  const { persistenceStore } = queueOptions;
-  const deleteRecord = persistenceStore.deleteRecord.bind(persistenceStore);
-  let throttles = 1;
-  vi.spyOn(persistenceStore, 'deleteRecord').mockImplementation((data) => {
-    throttles -= 1;
-    return throttles >= 0
-      ? Promise.reject(
-          new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
-        )
-      : deleteRecord(data);
-  });
+  throttleFirstDelete(queueOptions.persistenceStore);
   return queueOptions;
 }
 

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import { KMSServiceException } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -31,6 +30,7 @@ import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
+import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
 import { type Receiver, startReceiver } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
@@ -574,11 +574,7 @@ describe('a worker failure after the POST', () => {
     const throttledStore = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
     const recordAttempt = throttledStore.recordAttempt.bind(throttledStore);
     vi.spyOn(throttledStore, 'recordAttempt').mockImplementation((message, attempt, status, now) =>
-      throttles(status)
-        ? Promise.reject(
-            new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
-          )
-        : recordAttempt(message, attempt, status, now),
+      throttles(status) ? Promise.reject(throttlingError()) : recordAttempt(message, attempt, status, now),
     );
     return throttledStore;
   }
@@ -707,11 +703,7 @@ describe('a worker failure after the POST', () => {
     const throttledStore = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
     const clearFailures = throttledStore.clearFailures.bind(throttledStore);
     vi.spyOn(throttledStore, 'clearFailures').mockImplementation((endpointId) =>
-      throttles()
-        ? Promise.reject(
-            new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
-          )
-        : clearFailures(endpointId),
+      throttles() ? Promise.reject(throttlingError()) : clearFailures(endpointId),
     );
     return throttledStore;
   }
@@ -805,16 +797,7 @@ describe('a failed POST whose in-progress idempotency record could not be delete
   /** The worker's idempotency store, whose first deleteRecord (after a failed POST) DynamoDB throttles. */
   function throttledDelete() {
     const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
-    const deleteRecord = persistenceStore.deleteRecord.bind(persistenceStore);
-    let throttles = 1;
-    vi.spyOn(persistenceStore, 'deleteRecord').mockImplementation((data) => {
-      throttles -= 1;
-      return throttles >= 0
-        ? Promise.reject(
-            new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }),
-          )
-        : deleteRecord(data);
-    });
+    throttleFirstDelete(persistenceStore);
     return persistenceStore;
   }
 
