@@ -45,6 +45,13 @@ function nameListProblems(field: string, names: unknown): string[] {
     : [`${field} must be a non-empty list of non-empty strings (got ${JSON.stringify(names)})`];
 }
 
+/** An exemption that is not a function would throw on every request it is asked about. */
+function exemptionProblems(options: ExemptionOptions): string[] {
+  return options.unless === undefined || typeof options.unless === 'function'
+    ? []
+    : [`unless must be a function of the principal (got ${JSON.stringify(options.unless)})`];
+}
+
 /** Any authenticated caller, human or machine. */
 export function userGuard(): Guard {
   return (principal) => (principal === undefined ? unauthenticated() : undefined);
@@ -67,7 +74,7 @@ export interface ExemptionOptions {
 
 /** At least one of the roles. */
 export function rolesGuard(roles: readonly string[], options: ExemptionOptions = {}): Guard {
-  assertNoProblems('guard', nameListProblems('roles', roles));
+  assertNoProblems('guard', [...nameListProblems('roles', roles), ...exemptionProblems(options)]);
   const accepted = new Set(roles);
   return (principal) => {
     if (principal === undefined) return unauthenticated();
@@ -81,7 +88,7 @@ export type ScopesGuardOptions = ExemptionOptions;
 
 /** Every one of the scopes. */
 export function scopesGuard(scopes: readonly string[], options: ScopesGuardOptions = {}): Guard {
-  assertNoProblems('guard', nameListProblems('scopes', scopes));
+  assertNoProblems('guard', [...nameListProblems('scopes', scopes), ...exemptionProblems(options)]);
   return (principal) => {
     if (principal === undefined) return unauthenticated();
     if (options.unless?.(principal)) return undefined;
@@ -100,7 +107,12 @@ export interface TenantGuardOptions {
 
 /** A principal of one of the tenants (its `tenantId`, from the token's tenant claim). */
 export function tenantGuard(tenants: readonly string[], options: TenantGuardOptions = {}): Guard {
-  assertNoProblems('guard', nameListProblems('tenants', tenants));
+  const problems = nameListProblems('tenants', tenants);
+  const { unclaimedTenant } = options;
+  // A number or '' would match no listed tenant, so the exemption it was meant to grant would never apply.
+  if (unclaimedTenant !== undefined && !(typeof unclaimedTenant === 'string' && unclaimedTenant.length > 0))
+    problems.push(`unclaimedTenant must be a non-empty string (got ${JSON.stringify(unclaimedTenant)})`);
+  assertNoProblems('guard', problems);
   const accepted = new Set(tenants);
   return (principal) => {
     if (principal === undefined) return unauthenticated();

@@ -284,6 +284,12 @@ export class JwtVerifier {
       problems.push('cache.maxAgeSec must be a finite number > 0');
     if (!Array.isArray(options.issuers) || options.issuers.length === 0)
       problems.push('issuers must not be empty');
+    for (const field of ['rolesClaim', 'tenantClaim'] as const) {
+      const claim = options[field];
+      // '' or a non-string names a claim no token carries: every caller would silently lack roles or a tenant.
+      if (claim !== undefined && !(typeof claim === 'string' && claim.length > 0))
+        problems.push(`${field} must be a non-empty claim name (got ${JSON.stringify(claim)})`);
+    }
     const keyStoreOptions = sharedKeyStoreOptions(options, problems);
     const issuers = new Map<string, Issuer>();
     for (const issuerOptions of Array.isArray(options.issuers) ? options.issuers : []) {

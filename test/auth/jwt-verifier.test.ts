@@ -587,6 +587,16 @@ describe('JwtVerifier options', () => {
     );
   });
 
+  it('refuses a roles or tenant claim name that no token can carry', () => {
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    expect(() => new JwtVerifier({ issuers: [issuer], rolesClaim: '', tenantClaim: 7 as never })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        'rolesClaim must be a non-empty claim name (got "")',
+        'tenantClaim must be a non-empty claim name (got 7)',
+      ]),
+    );
+  });
+
   it('refuses a clock tolerance or cache age given as a string, which would pass a comparison', () => {
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
     expect(() => new JwtVerifier({ issuers: [issuer], clockToleranceSec: '5' as never })).toThrow(

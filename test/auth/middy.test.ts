@@ -458,6 +458,22 @@ describe('guards through a middy pipeline', () => {
       new InvalidOptionsError('guard', ['rbac must be an Rbac engine']),
     );
   });
+
+  it('refuses an exemption that is not a function and an unclaimed tenant that matches no tenant', () => {
+    expect(() => requireRoles(['admin'], { unless: 'isM2M' as never })).toThrow(
+      new InvalidOptionsError('guard', ['unless must be a function of the principal (got "isM2M")']),
+    );
+    expect(() => requireScopes(['users/read'], { unless: true as never })).toThrow(
+      new InvalidOptionsError('guard', ['unless must be a function of the principal (got true)']),
+    );
+    for (const unclaimedTenant of ['', 42]) {
+      expect(() => requireTenant(['acme'], { unclaimedTenant: unclaimedTenant as never })).toThrow(
+        new InvalidOptionsError('guard', [
+          `unclaimedTenant must be a non-empty string (got ${JSON.stringify(unclaimedTenant)})`,
+        ]),
+      );
+    }
+  });
 });
 
 describe('csrfProtection through a middy pipeline', () => {
