@@ -17,7 +17,7 @@ import {
 import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { ConflictError, DecryptionError, NotFoundError } from '../../middleware/errors.js';
-import { toEpochSeconds } from '../../middleware/store/tables.js';
+import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
 import { defaultTenantId } from './tenant.js';
@@ -613,8 +613,16 @@ export class WebhookStore {
     }
   }
 
-  /** An endpoint's deliveries, newest first, cursor-paginated. */
-  async listDeliveries(endpointId: string, limit: number, cursor?: string): Promise<Page<WebhookDelivery>> {
+  /**
+   * An endpoint's deliveries, newest first, cursor-paginated. Deliveries past their retention are left
+   * out although TTL may not have deleted them yet, so a page can hold fewer than `limit`.
+   */
+  async listDeliveries(
+    endpointId: string,
+    limit: number,
+    cursor?: string,
+    now = new Date(),
+  ): Promise<Page<WebhookDelivery>> {
     const pk = endpointKey(endpointId).pk;
     // A cursor from another endpoint's list must not read that endpoint's history.
     const startKey = decodeCursor(
@@ -633,7 +641,8 @@ export class WebhookStore {
       }),
     );
     const nextCursor = encodeCursor(result.LastEvaluatedKey);
-    return { items: (result.Items ?? []).map(toDelivery), ...(nextCursor ? { nextCursor } : {}) };
+    const kept = (result.Items ?? []).filter((item) => !isExpired(item, now.getTime()));
+    return { items: kept.map(toDelivery), ...(nextCursor ? { nextCursor } : {}) };
   }
 
   /**

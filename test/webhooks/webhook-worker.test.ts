@@ -12,7 +12,12 @@ import {
   workerIdempotencyStore,
 } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
-import { type DeliveryStatus, newWebhookId, WebhookStore } from '../../functions/shared/webhook-store.js';
+import {
+  type DeliveryStatus,
+  deliveryRetentionDays,
+  newWebhookId,
+  WebhookStore,
+} from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
@@ -951,6 +956,21 @@ describe('a message redriven from the DLQ', () => {
       [5, 500],
       [1, 204],
     ]);
+  });
+});
+
+describe('delivery history', () => {
+  it('leaves out a delivery past its retention, which DynamoDB TTL may not have deleted yet', async () => {
+    const endpoint = await endpointAt(target.url);
+    const attempt = { attempt: 1, at: new Date().toISOString(), statusCode: 204, durationMs: 3 };
+    const madeDaysAgo = (days: number) => ({
+      ...messageFor(endpoint.id, endpoint.tenantId),
+      createdAt: new Date(Date.now() - days * 24 * 3600 * 1000).toISOString(),
+    });
+    const kept = madeDaysAgo(deliveryRetentionDays - 1);
+    await store.recordAttempt(kept, attempt, 'delivered');
+    await store.recordAttempt(madeDaysAgo(deliveryRetentionDays + 1), attempt, 'delivered');
+    expect((await historyOf(endpoint.id)).map((delivery) => delivery.webhookId)).toEqual([kept.id]);
   });
 });
 
