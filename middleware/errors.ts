@@ -32,14 +32,18 @@ export interface BulwarkErrorOptions {
   cause?: unknown;
 }
 
-/** Base class of every error the toolkit throws. */
+/**
+ * Base class of every error the toolkit throws. Its `name` is the class name as written, also in a
+ * minified bundle; a subclass of your own is named by `new.target.name`, so keep its name when you
+ * minify (esbuild `keepNames`) if logs should show it.
+ */
 export class BulwarkError extends Error {
   readonly code: BulwarkErrorCode;
 
   constructor(code: BulwarkErrorCode, message: string, options: BulwarkErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.name = new.target.name;
+    this.name = toolkitErrorNames.get(new.target) ?? new.target.name;
   }
 }
 
@@ -491,3 +495,37 @@ export class SsrfBlockedError extends HttpError {
     this.address = options.address;
   }
 }
+
+/**
+ * The toolkit's error classes by name, written out because minifiers rename classes: a deployed bundle
+ * would otherwise log `ra` where the source says `InvalidTokenError`.
+ */
+const toolkitErrorNames = new Map<abstract new (...args: never[]) => BulwarkError, string>([
+  [BulwarkError, 'BulwarkError'],
+  [InvalidOptionsError, 'InvalidOptionsError'],
+  [InvalidArgumentError, 'InvalidArgumentError'],
+  [HttpError, 'HttpError'],
+  [ValidationError, 'ValidationError'],
+  [UnauthorizedError, 'UnauthorizedError'],
+  [ForbiddenError, 'ForbiddenError'],
+  [InvalidTokenError, 'InvalidTokenError'],
+  [InsufficientScopeError, 'InsufficientScopeError'],
+  [NotFoundError, 'NotFoundError'],
+  [MethodNotAllowedError, 'MethodNotAllowedError'],
+  [ConflictError, 'ConflictError'],
+  [GoneError, 'GoneError'],
+  [PayloadTooLargeError, 'PayloadTooLargeError'],
+  [UnsupportedMediaTypeError, 'UnsupportedMediaTypeError'],
+  [TooManyRequestsError, 'TooManyRequestsError'],
+  [ServiceUnavailableError, 'ServiceUnavailableError'],
+  [CircuitOpenError, 'CircuitOpenError'],
+  [DependencyTimeoutError, 'DependencyTimeoutError'],
+  [DeadlineExceededError, 'DeadlineExceededError'],
+  [DependencyError, 'DependencyError'],
+  [DeliveryRejectedError, 'DeliveryRejectedError'],
+  [EncryptionError, 'EncryptionError'],
+  [DecryptionError, 'DecryptionError'],
+  [ConfigError, 'ConfigError'],
+  [SecretAccessError, 'SecretAccessError'],
+  [SsrfBlockedError, 'SsrfBlockedError'],
+]);

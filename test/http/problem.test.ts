@@ -1,3 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import {
   assertNoProblems,
@@ -161,6 +166,43 @@ describe('error classes', () => {
     expect(error.statusCode).toBe(403);
     expect(error.expose).toBe(true);
     expect(error.cause).toBe(cause);
+  });
+
+  it('keep their names in a minified bundle, as the functions deploy them, and a subclass of yours keeps its own', async () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'bulwark-errors-'));
+    try {
+      await build({
+        entryPoints: [join(import.meta.dirname, '../../middleware/errors.ts')],
+        bundle: true,
+        minify: true,
+        format: 'esm',
+        platform: 'node',
+        outfile: join(outdir, 'errors.mjs'),
+        logLevel: 'error',
+      });
+      const minified = (await import(pathToFileURL(join(outdir, 'errors.mjs')).href)) as Record<
+        string,
+        unknown
+      >;
+      const classes = Object.values(minified).filter(
+        (value): value is new (...args: unknown[]) => Error =>
+          typeof value === 'function' && value.prototype instanceof Error,
+      );
+      const source = await import('../../middleware/errors.js');
+      const exportedClasses = Object.entries(source).filter(
+        ([, value]) => typeof value === 'function' && (value === Error || value.prototype instanceof Error),
+      );
+      expect(classes).toHaveLength(exportedClasses.length);
+      // The base constructor names the error; running it with each class as new.target needs no class's own arguments.
+      const [base] = classes.filter((value) => Object.getPrototypeOf(value) === Error);
+      if (!base) throw new Error('no base error class in the bundle');
+      const names = classes.map((errorClass) => Reflect.construct(base, ['INTERNAL', 'm'], errorClass).name);
+      expect(names.sort()).toEqual(exportedClasses.map(([name]) => name).sort());
+      class RefundFailedError extends (base as new (code: string, message: string) => Error) {}
+      expect(new RefundFailedError('INTERNAL', 'm').name).toBe('RefundFailedError');
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
   });
 
   it('list every option problem in one error', () => {
