@@ -40,7 +40,8 @@ export function provideEncryptor(
     request.context.encryptor = encryptor;
     if (!warmed && warm) {
       warmed = true;
-      // Not awaited: a failure here resurfaces, typed, on the first real use, which retries the key.
+      // Not awaited. A use that joins the warm-up's fetch shares its failure, typed, as it would have
+      // met its own; the failed key is forgotten, so the next use fetches it again.
       encryptor.warm(warm).catch(() => undefined);
     }
   };

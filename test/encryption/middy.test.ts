@@ -53,22 +53,35 @@ describe('provideEncryptor', () => {
     expect(keyProvider.calls).toEqual({ generate: 1, decrypt: 0, index: 1 });
   });
 
-  it('swallows a failed warm-up; the real use fails typed and retries', async () => {
+  it('swallows a failed warm-up: a use that joined it fails typed, and the next use fetches the key again', async () => {
     const inner = countingProvider();
     let failures = 1;
+    let failWarmUp: (error: Error) => void = () => undefined;
     const flaky = {
       ...inner,
-      generateDataKey: async (context: Record<string, string>) => {
-        if (failures-- > 0) throw new Error('cold network');
-        return inner.generateDataKey(context);
+      generateDataKey: (context: Record<string, string>) => {
+        if (failures-- <= 0) return inner.generateDataKey(context);
+        // The warm-up's fetch is still in flight when the handler asks for the key (KMS is never instant).
+        return new Promise<never>((_resolve, reject) => {
+          failWarmUp = reject;
+        });
       },
     };
     const encryptor = new Encryptor({ keyProvider: flaky });
     const handler = middy()
       .use(provideEncryptor({ encryptor, warm: { contexts: [tenant] } }))
-      .handler(async (_event, context) => context.encryptor.encryptFields({ a: 'x' }, ['a'], tenant));
+      .handler(async (_event, context) => {
+        const sealing = context.encryptor.encryptFields({ a: 'x' }, ['a'], tenant);
+        failWarmUp(new Error('cold network'));
+        return sealing;
+      });
+    await expect(handler({}, lambdaContext as Parameters<typeof handler>[1])).rejects.toMatchObject({
+      name: 'EncryptionError',
+      reason: 'key_unavailable',
+    });
     const result = await handler({}, lambdaContext as Parameters<typeof handler>[1]);
     expect(result).toHaveProperty('_dataKey');
+    expect(inner.calls.generate).toBe(1);
   });
 
   it('validates encryptor options when the middleware is built (cold start)', () => {
