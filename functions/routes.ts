@@ -125,7 +125,7 @@ export const routes = [
     method: 'GET',
     path: '/users/{id}',
     function: 'users',
-    // Email and phone, decrypted: an administrator, a client granted users/read, or the bookings service.
+    // Email, name and phone, decrypted: an administrator, a client granted users/read, or the bookings service.
     auth: { kind: 'principal', roles: ['admin'], scopes: ['users/read'], allowService: true },
     summary: 'Get a user',
   },

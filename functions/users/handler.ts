@@ -133,13 +133,14 @@ export const handler = createHttpFunction(
         const user = await users.register(context.input.body);
         // After the write: an email never goes out for a registration that did not happen.
         await registrationEmails.enqueue(user, context.correlationId);
-        // Receivers are outside Bulwark: ids and the display name only, never the email or phone.
+        // Receivers are outside Bulwark: no personal data (name, email, phone); one that needs them reads
+        // the user with `users/read`.
         await webhooks.publish(
           {
             type: 'user.registered',
             tenantId: defaultTenantId,
             subjectUserId: user.id,
-            data: { id: user.id, name: user.name, createdAt: user.createdAt },
+            data: { id: user.id, createdAt: user.createdAt },
           },
           context.correlationId,
         );

@@ -1,7 +1,7 @@
 // Users on the app table: registration with an atomic unique-email claim, lookup, listing, deletion,
 // email verification and phone verification codes.
-// Email and phone are stored encrypted (context { tenantId, userId }, the userId from the key); the email
-// claim uses a blind index.
+// Email, phone and name are stored encrypted (context { tenantId, userId }, the userId from the key); the
+// email claim uses a blind index.
 
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
@@ -88,7 +88,12 @@ export interface NewUser {
 }
 
 /** The personal fields stored encrypted. */
-export const encryptedUserFields = ['email', 'phone'] as const;
+export const encryptedUserFields = ['email', 'phone', 'name'] as const;
+/**
+ * The sealed fields of an item written before names were encrypted: its `name` is text (a DynamoDB S),
+ * which a sealed name never is (the encryptor writes binary B values), so it is read as it is stored.
+ */
+const encryptedFieldsBeforeName = ['email', 'phone'] as const;
 const emailIndexName = 'user-email';
 /** gsi1's partition holding every user, in registration order (the admin list). */
 const userListPartition = 'USER';
@@ -145,7 +150,8 @@ export class UsersModel {
         `The user item under ${String(item.pk)} carries another id; it was not decrypted`,
       );
     }
-    const plain = await this.encryptor.decryptFields(item, encryptedUserFields, this.contextOf(userId));
+    const sealed = typeof item.name === 'string' ? encryptedFieldsBeforeName : encryptedUserFields;
+    const plain = await this.encryptor.decryptFields(item, sealed, this.contextOf(userId));
     return toUser(userId, plain);
   }
 

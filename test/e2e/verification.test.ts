@@ -385,7 +385,7 @@ describe('POST /users/{id}/verify-phone (the SMS code)', () => {
 describe('POST /users/{id}/verification-email (the link again)', () => {
   const resend = (id: string) => api.request('POST', `/users/${id}/verification-email`, { token: null });
 
-  it('sends another verification email whose link verifies, and then answers 409', async () => {
+  it('sends another verification email, greeting the user by the stored name, whose link verifies, and then answers 409', async () => {
     const { id, email } = await register(false);
     const sent = await resend(id);
     expect(sent.status).toBe(202);
@@ -395,6 +395,11 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
     // The welcome email and two verification emails, each with a link.
     const paths = await verificationPaths(email, 3);
     expect(paths).toHaveLength(2);
+    // The second one's name was read back from the user item, where it is sealed.
+    const greeted = (await emailsTo(api.runtime(), email, 3)).filter((message) =>
+      decodedEml(message.raw).includes('Hello Vera,'),
+    );
+    expect(greeted).toHaveLength(2);
     expect((await api.request('GET', paths[1] as string, { token: null })).status).toBe(200);
 
     const again = await resend(id);

@@ -1,4 +1,4 @@
-// The sample users: email and phone encrypted at rest, the email claim by blind index, nothing in clear.
+// The sample users: email, phone and name encrypted at rest, the email claim by blind index, nothing in clear.
 import { randomUUID } from 'node:crypto';
 import {
   type AttributeValue,
@@ -67,6 +67,31 @@ function textsOf(value: AttributeValue): string[] {
   return [];
 }
 
+/** A person's name no other registration uses: letters only, as the register route requires. */
+function uniqueName(first: string): string {
+  const letters = randomUUID()
+    .replaceAll('-', '')
+    .replace(/\d/g, (digit) => 'ghijklmnop'[Number(digit)] as string);
+  return `${first} ${letters}`;
+}
+
+/** The user as the admin list shows it, paging through every user registered so far. */
+async function listed(id: string): Promise<Created | undefined> {
+  let cursor: string | undefined;
+  do {
+    const response = await api.request(
+      'GET',
+      `/admin/users?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    expect(response.status).toBe(200);
+    const page = response.body as { items: Created[]; nextCursor?: string };
+    const found = page.items.find((user) => user.id === id);
+    if (found) return found;
+    cursor = page.nextCursor;
+  } while (cursor);
+  return undefined;
+}
+
 async function register(body: Record<string, unknown>): Promise<Created> {
   const response = await api.request('POST', '/users', { body });
   expect(response.status).toBe(201);
@@ -88,23 +113,65 @@ describe('users stored encrypted', () => {
     expect(items.every((user) => typeof user.email === 'string' && user.email.includes('@'))).toBe(true);
   });
 
-  it('keeps no email, phone or lower-cased email readable anywhere in the app table', async () => {
+  it('keeps no email, phone, name or lower-cased email readable anywhere in the app table', async () => {
     const email = `Secret.Person-${randomUUID()}@Example.org`;
     const phone = '+14155552671';
-    const created = await register({ email, name: 'Grace', phone });
+    const name = uniqueName('Grace');
+    const created = await register({ email, name, phone });
     const items = await scanApp();
     const texts = items.flatMap((item) => Object.values(item).flatMap(textsOf));
-    for (const needle of [email, email.toLowerCase(), email.split('@')[0] as string, phone, phone.slice(1)]) {
+    for (const needle of [
+      email,
+      email.toLowerCase(),
+      email.split('@')[0] as string,
+      phone,
+      phone.slice(1),
+      name,
+      name.split(' ')[1] as string,
+    ]) {
       expect(texts.some((text) => text.includes(needle))).toBe(false);
     }
     const user = items.find((item) => item.pk?.S === `USER#${created.id}` && item.sk?.S === 'USER');
     expect(user?.email?.B).toBeInstanceOf(Uint8Array);
     expect(user?.phone?.B).toBeInstanceOf(Uint8Array);
+    expect(user?.name?.B).toBeInstanceOf(Uint8Array);
     expect(user?._dataKey?.B).toBeInstanceOf(Uint8Array);
     expect(user?.tenantId?.S).toBe(defaultTenantId);
     const claim = items.find((item) => item.sk?.S === 'EMAIL' && item.userId?.S === created.id);
     expect(claim?.pk?.S).toMatch(/^EMAIL#[A-Za-z0-9_-]{22}$/);
     expect(claim?.pk?.S).toBe(`EMAIL#${user?.emailIndex?.S}`);
+  });
+
+  it('reads a sealed name back decrypted on get, in the admin list and through the model', async () => {
+    const name = uniqueName('Ada');
+    const created = await register({ email: `named-${randomUUID()}@example.com`, name });
+    expect(created.name).toBe(name);
+    expect((await storedUser(created.id)).name).toBeInstanceOf(Uint8Array);
+    const read = await api.request('GET', `/users/${created.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(created);
+    expect(await listed(created.id)).toEqual(created);
+    expect(await runtimeModel().get(created.id)).toEqual(created);
+  });
+
+  it('reads an item written before names were encrypted, its name in clear, as it is', async () => {
+    const created = await register({ email: `legacy-${randomUUID()}@example.com`, name: 'Sealed' });
+    // As older code stored it: email and phone sealed under the header, the name a plain string.
+    await dynamoDb.send(
+      new UpdateItemCommand({
+        TableName: testTableNames.app,
+        Key: { pk: { S: `USER#${created.id}` }, sk: { S: 'USER' } },
+        UpdateExpression: 'SET #name = :name',
+        ExpressionAttributeNames: { '#name': 'name' },
+        ExpressionAttributeValues: { ':name': { S: 'Legacy Plain' } },
+      }),
+    );
+    const legacy = { ...created, name: 'Legacy Plain' };
+    const read = await api.request('GET', `/users/${created.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(legacy);
+    expect(await listed(created.id)).toEqual(legacy);
+    expect(await runtimeModel().get(created.id)).toEqual(legacy);
   });
 
   it('stores no phone attribute when none is given', async () => {
@@ -208,6 +275,7 @@ async function moveSealedFields(
         ...(unlisted ? moverUnlisted : mover),
         email: victim.email,
         phone: victim.phone,
+        name: victim.name,
         _dataKey: victim._dataKey,
         ...(withId ? { id: victim.id } : {}),
       },
@@ -224,6 +292,21 @@ describe('sealed fields moved to another user', () => {
     const error = await rejectionOf(model.get(mover.id));
     expect(error).toBeInstanceOf(DecryptionError);
     expect(error.reason).toBe('authentication_failed');
+  });
+
+  it("refuses a victim's sealed name alone under another user's key: the name is bound to its user", async () => {
+    const model = runtimeModel(`moved-${randomUUID()}`);
+    const victim = await model.register({ email: `victim-${randomUUID()}@example.com`, name: 'Victim' });
+    const mover = await model.register({ email: `mover-${randomUUID()}@example.com`, name: 'Mover' });
+    const [stored, moverItem] = await Promise.all([storedUser(victim.id), storedUser(mover.id)]);
+    // One tenant, one data key: the mover's header opens the victim's name, only its AAD (the userId) differs.
+    expect(moverItem._dataKey).toEqual(stored._dataKey);
+    await documentClient.send(
+      new PutCommand({ TableName: testTableNames.app, Item: { ...moverItem, name: stored.name } }),
+    );
+    const error = await rejectionOf(model.get(mover.id));
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error).toMatchObject({ reason: 'authentication_failed', field: 'name' });
   });
 
   it("refuses them with the victim's id copied too, on get and in the list, naming no personal data", async () => {

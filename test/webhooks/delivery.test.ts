@@ -236,8 +236,11 @@ describe('user.registered', () => {
       const { userId, email } = await owner();
       const webhook = await until(() => target.received.find((received) => received.body.includes(userId)));
       const payload = JSON.parse(webhook.body) as { type: string; data: Record<string, unknown> };
-      expect(payload).toMatchObject({ type: 'user.registered', data: { id: userId, name: 'Hook Owner' } });
+      // The name is personal data too: a receiver that needs it reads the user with users/read.
+      expect(payload).toMatchObject({ type: 'user.registered' });
+      expect(payload.data).toEqual({ id: userId, createdAt: expect.any(String) });
       expect(webhook.body).not.toContain(email);
+      expect(webhook.body).not.toContain('Hook Owner');
     } finally {
       // Tenant-wide: other test files' registrations would keep arriving here.
       await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: adminToken });
