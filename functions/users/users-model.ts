@@ -89,11 +89,6 @@ export interface NewUser {
 
 /** The personal fields stored encrypted. */
 export const encryptedUserFields = ['email', 'phone', 'name'] as const;
-/**
- * The sealed fields of an item written before names were encrypted: its `name` is text (a DynamoDB S),
- * which a sealed name never is (the encryptor writes binary B values), so it is read as it is stored.
- */
-const encryptedFieldsBeforeName = ['email', 'phone'] as const;
 const emailIndexName = 'user-email';
 /** gsi1's partition holding every user, in registration order (the admin list). */
 const userListPartition = 'USER';
@@ -150,8 +145,7 @@ export class UsersModel {
         `The user item under ${String(item.pk)} carries another id; it was not decrypted`,
       );
     }
-    const sealed = typeof item.name === 'string' ? encryptedFieldsBeforeName : encryptedUserFields;
-    const plain = await this.encryptor.decryptFields(item, sealed, this.contextOf(userId));
+    const plain = await this.encryptor.decryptFields(item, encryptedUserFields, this.contextOf(userId));
     return toUser(userId, plain);
   }
 

@@ -154,24 +154,18 @@ describe('users stored encrypted', () => {
     expect(await runtimeModel().get(created.id)).toEqual(created);
   });
 
-  it('reads an item written before names were encrypted, its name in clear, as it is', async () => {
-    const created = await register({ email: `legacy-${randomUUID()}@example.com`, name: 'Sealed' });
-    // As older code stored it: email and phone sealed under the header, the name a plain string.
-    await dynamoDb.send(
-      new UpdateItemCommand({
+  it('refuses an item whose sealed name was replaced with plain text, as tampered', async () => {
+    const model = runtimeModel(`plain-${randomUUID()}`);
+    const created = await model.register({ email: `plain-${randomUUID()}@example.com`, name: 'Sealed' });
+    await documentClient.send(
+      new PutCommand({
         TableName: testTableNames.app,
-        Key: { pk: { S: `USER#${created.id}` }, sk: { S: 'USER' } },
-        UpdateExpression: 'SET #name = :name',
-        ExpressionAttributeNames: { '#name': 'name' },
-        ExpressionAttributeValues: { ':name': { S: 'Legacy Plain' } },
+        Item: { ...(await storedUser(created.id)), name: 'Forged' },
       }),
     );
-    const legacy = { ...created, name: 'Legacy Plain' };
-    const read = await api.request('GET', `/users/${created.id}`);
-    expect(read.status).toBe(200);
-    expect(read.body).toEqual(legacy);
-    expect(await listed(created.id)).toEqual(legacy);
-    expect(await runtimeModel().get(created.id)).toEqual(legacy);
+    const error = await rejectionOf(model.get(created.id));
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error).toMatchObject({ field: 'name' });
   });
 
   it('stores no phone attribute when none is given', async () => {
