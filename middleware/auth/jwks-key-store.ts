@@ -18,12 +18,16 @@ export type AsymmetricAlgorithm = 'RS256' | 'ES256';
 export type KeyLookupFailure = 'unknown_kid' | 'key_mismatch' | 'unavailable';
 
 export class KeyLookupError extends Error {
+  /** For `unavailable`: milliseconds until the store will fetch again; undefined when it never fetches. */
+  readonly retryInMs: number | undefined;
+
   constructor(
     readonly failure: KeyLookupFailure,
-    options?: { cause?: unknown },
+    options: { cause?: unknown; retryInMs?: number | undefined } = {},
   ) {
-    super(`Signing key lookup failed: ${failure}`, options);
+    super(`Signing key lookup failed: ${failure}`, { cause: options.cause });
     this.name = 'KeyLookupError';
+    this.retryInMs = options.retryInMs;
   }
 }
 
@@ -32,7 +36,10 @@ export interface JwksKeyStoreOptions {
   readonly uri?: string | undefined;
   /** A JWKS to start from, so a cold start needs no fetch. @default undefined */
   readonly preload?: JSONWebKeySet | undefined;
-  /** Least time between two fetches, whatever their cause (unknown kid, stale set, failure). @default 30000 */
+  /**
+   * Least time between two fetches, whatever their cause (unknown kid, stale set, failure), except that
+   * a store holding no keys yet retries a failed fetch sooner (1 s, doubling up to this). @default 30000
+   */
   readonly cooldownMs?: number;
   /** Age after which the set is refreshed; its keys keep working while refreshes fail. @default 600000 */
   readonly maxAgeMs?: number;
@@ -64,13 +71,17 @@ const slotOf = (kid: string, alg: AsymmetricAlgorithm) => `${alg}:${kid}`;
  *
  * Rules: one fetch per cooldown at most, whatever asks for it, so a flood of unknown kids costs one
  * fetch; the set is refreshed once it is older than `maxAgeMs`, dropping keys the issuer removed; a
- * failed fetch keeps the last good keys working. Create one store per issuer at module scope.
+ * failed fetch keeps the last good keys working. A store that has no keys yet retries a failed fetch
+ * after a backoff instead (1 s, doubling up to the cooldown). Create one store per issuer at module scope.
  *
  * @example
  * const store = new JwksKeyStore({ uri: `${issuer}/.well-known/jwks.json` });
  * const key = store.peek(kid, 'RS256') ?? (await store.resolve(kid, 'RS256'));
  */
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+
+/** Wait after the first failed fetch of a store that has no keys yet; it doubles with each further failure. */
+const firstRetryMs = 1000;
 
 export class JwksKeyStore {
   /** jose's fetching key set, built on first use: building it loads Node's fetch (undici), a cold-start cost no request without a token needs. */
@@ -82,7 +93,10 @@ export class JwksKeyStore {
   private readonly keys = new Map<string, KeyObject>();
   /** When the current set was fetched or preloaded; -Infinity until there is one. */
   private loadedAt = Number.NEGATIVE_INFINITY;
-  private lastFetchAt = Number.NEGATIVE_INFINITY;
+  /** No fetch starts before this: the end of the last fetch plus the cooldown, or plus the backoff. */
+  private nextFetchAt = Number.NEGATIVE_INFINITY;
+  /** Failed fetches since the last success; while there are no keys, the next backoff is 2^n seconds. */
+  private consecutiveFailures = 0;
   private refreshing: Promise<boolean> | undefined;
   private fetches = 0;
 
@@ -114,7 +128,7 @@ export class JwksKeyStore {
       const url = new URL(options.uri);
       const preload = options.preload;
       // jose's own freshness and cooldown rules are switched off (Infinity): this class decides when
-      // to fetch, so that failures count against the cooldown too and stale keys outlive an outage.
+      // to fetch, so that failed fetches are paced too and stale keys outlive an outage.
       this.createRemote = () =>
         createRemoteJWKSet(url, {
           timeoutDuration,
@@ -162,7 +176,9 @@ export class JwksKeyStore {
     if (imported !== undefined) return imported;
     const selector = this.selector;
     if (selector === undefined || this.loadedAt === Number.NEGATIVE_INFINITY) {
-      throw new KeyLookupError('unavailable');
+      const retryInMs =
+        this.createRemote === undefined ? undefined : Math.max(0, this.nextFetchAt - Date.now());
+      throw new KeyLookupError('unavailable', { retryInMs });
     }
     try {
       return await this.importKey(selector, kid, alg);
@@ -188,29 +204,46 @@ export class JwksKeyStore {
     return key;
   }
 
-  /** Fetches the set unless one was fetched within the cooldown; true when a (joined) fetch succeeded. */
+  /** Fetches the set unless the wait after the last fetch is still running; true when a (joined) fetch succeeded. */
   private async refreshWithinCooldown(): Promise<boolean> {
     const reload = this.reload;
     if (reload === undefined) return false;
     if (this.refreshing === undefined) {
-      if (Date.now() - this.lastFetchAt < this.cooldownMs) return false;
-      this.lastFetchAt = Date.now();
+      if (Date.now() < this.nextFetchAt) return false;
       this.fetches += 1;
       this.refreshing = reload()
         .then(
           () => {
             this.loadedAt = Date.now();
+            this.nextFetchAt = this.loadedAt + this.cooldownMs;
+            this.consecutiveFailures = 0;
             // Re-import from the new set on demand, so a key the issuer withdrew stops working.
             this.keys.clear();
             return true;
           },
           // Keep the last good keys: an unreachable JWKS endpoint must not log everyone out.
-          () => false,
+          () => {
+            this.nextFetchAt = Date.now() + this.waitAfterFailure();
+            this.consecutiveFailures += 1;
+            return false;
+          },
         )
         .finally(() => {
           this.refreshing = undefined;
         });
     }
     return this.refreshing;
+  }
+
+  /**
+   * The cooldown bounds the fetches unknown kids can cause. With keys loaded a failed fetch costs
+   * little (known keys keep working), so it counts as a whole cooldown. Without keys every token is
+   * refused until a fetch succeeds, and one failed fetch on a cold instance (a blip, a timeout) must
+   * not refuse them all for the whole cooldown: such a store backs off instead, 1 s, 2 s, 4 s... but
+   * never longer than the cooldown, so a lasting outage still costs one fetch per cooldown.
+   */
+  private waitAfterFailure(): number {
+    if (this.loadedAt !== Number.NEGATIVE_INFINITY) return this.cooldownMs;
+    return Math.min(firstRetryMs * 2 ** this.consecutiveFailures, this.cooldownMs);
   }
 }

@@ -77,7 +77,10 @@ export interface JwtVerifierOptions extends ClaimMapping {
    * @default { maxEntries: 10000, maxAgeSec: 300 }
    */
   readonly cache?: false | { readonly maxEntries?: number; readonly maxAgeSec?: number };
-  /** Least time between two JWKS fetches of one issuer. @default 30000 */
+  /**
+   * Least time between two JWKS fetches of one issuer; until its keys were first obtained, a failed
+   * fetch is retried sooner (1 s, doubling up to this). @default 30000
+   */
   readonly jwksCooldownMs?: number;
   /** Age after which a JWKS is refreshed (its keys keep working while the endpoint is down). @default 600000 */
   readonly jwksMaxAgeMs?: number;
@@ -500,9 +503,12 @@ export class JwtVerifier {
     } catch (error) {
       if (!(error instanceof KeyLookupError)) throw error;
       if (error.failure === 'unavailable') {
-        throw new ServiceUnavailableError('The signing keys of the token issuer are unavailable', 5, {
-          cause: error,
-        });
+        // Retry-After is when the store will try a fetch again: a client retrying sooner would only be
+        // refused again. None when the store never fetches (no jwksUri and no preloaded keys).
+        const retryAfterSec =
+          error.retryInMs === undefined ? undefined : Math.max(1, Math.ceil(error.retryInMs / 1000));
+        const message = 'The signing keys of the token issuer are unavailable';
+        throw new ServiceUnavailableError(message, retryAfterSec, { cause: error });
       }
       throw credentialError(error.failure === 'unknown_kid' ? 'unknown_kid' : 'alg_not_allowed', error);
     }

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JwksKeyStore } from '../../middleware/auth/jwks-key-store.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { JwksKeyStore, KeyLookupError } from '../../middleware/auth/jwks-key-store.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { ecKey, type JwksServer, rsaKey, startJwksServer, type TestKey } from './helpers.js';
 
@@ -13,6 +13,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await jwks.close();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  jwks.up = true;
 });
 
 describe('JwksKeyStore', () => {
@@ -66,6 +71,23 @@ describe('JwksKeyStore', () => {
     expect(key.asymmetricKeyType).toBe('rsa');
     expect(store.peek('rsa-lazy', 'RS256')).toBe(key);
     expect(jwks.hits).toBe(before + 1);
+  });
+
+  it('tells how long until it fetches again when it has no keys to give', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    jwks.up = false;
+    const store = new JwksKeyStore({ uri: jwks.url, cooldownMs: 30_000 });
+
+    const refusal = () => store.resolve('rsa-lazy', 'RS256').catch((caught: unknown) => caught);
+
+    const afterFetch = await refusal();
+    vi.setSystemTime(Date.now() + 250);
+    const later = await refusal();
+
+    expect(afterFetch).toBeInstanceOf(KeyLookupError);
+    expect(afterFetch).toMatchObject({ failure: 'unavailable', retryInMs: 1000 });
+    expect(later).toMatchObject({ failure: 'unavailable', retryInMs: 750 });
+    expect(store.fetchCount).toBe(1);
   });
 
   it('holds the RSA and the EC key of one kid side by side, whichever is asked for first', async () => {

@@ -64,6 +64,16 @@ async function reasonOf(promise: Promise<unknown>): Promise<string> {
   return (error as InvalidTokenError).reason;
 }
 
+/** The Retry-After of a verification refused with 503 (undefined when it has none). */
+async function retryAfterOf(promise: Promise<unknown>): Promise<string | undefined> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(ServiceUnavailableError);
+  return (error as ServiceUnavailableError).headers['Retry-After'];
+}
+
 describe('JwtVerifier accepts', () => {
   it('an RS256 Cognito access token, fetching the JWKS from <issuer>/.well-known/jwks.json', async () => {
     const hitsBefore = jwks.hits;
@@ -447,6 +457,79 @@ describe('JwtVerifier and the JWKS endpoint', () => {
       .verify(signToken(rsa, userClaims(jwks.issuer)))
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ServiceUnavailableError);
+  });
+
+  it('lets a cold instance whose first JWKS fetch failed verify again as soon as its Retry-After says', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ jwksCooldownMs: 30_000 });
+    const hits = jwks.hits;
+    jwks.up = false;
+    expect(await retryAfterOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('1');
+    jwks.up = true;
+    vi.setSystemTime(Date.now() + 1000);
+    await expect(v.verify(signToken(rsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
+    expect(jwks.hits - hits).toBe(2);
+  });
+
+  it('while the keys were never obtained, retries the JWKS after 1 s, 2 s, 4 s... up to the cooldown, and Retry-After says when', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ jwksCooldownMs: 5000 });
+    jwks.up = false;
+    const hits = jwks.hits;
+    const refusals = async (count: number) =>
+      new Set(
+        await Promise.all(
+          Array.from({ length: count }, (_, index) =>
+            retryAfterOf(v.verify(signToken(rsa, userClaims(jwks.issuer, { jti: String(index) })))),
+          ),
+        ),
+      );
+    const start = Date.now();
+    const at = (ms: number) => vi.setSystemTime(start + ms);
+
+    // Concurrent requests join one fetch; requests between fetches fetch nothing and hear the time left.
+    expect(await refusals(20)).toEqual(new Set(['1']));
+    expect(jwks.hits - hits).toBe(1);
+    at(999);
+    expect(await refusals(20)).toEqual(new Set(['1']));
+    at(1000);
+    expect(await refusals(1)).toEqual(new Set(['2']));
+    at(1001);
+    expect(await refusals(20)).toEqual(new Set(['2']));
+    at(3000);
+    expect(await refusals(1)).toEqual(new Set(['4']));
+    at(7000);
+    expect(await refusals(1)).toEqual(new Set(['5']));
+    at(11_999);
+    expect(await refusals(20)).toEqual(new Set(['1']));
+    at(12_000);
+    expect(await refusals(1)).toEqual(new Set(['5']));
+    expect(jwks.hits - hits).toBe(5);
+  });
+
+  it('once the keys were obtained, lets a failed fetch start the whole cooldown, so unknown kids cannot fetch sooner', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ jwksCooldownMs: 30_000, jwksMaxAgeMs: 600_000 });
+    await v.verify(signToken(rsa, userClaims(jwks.issuer)));
+    jwks.up = false;
+    const start = Date.now() + 30_000;
+    const unknownKid = (index: number) =>
+      `${b64({ alg: 'RS256', kid: `unknown-${index}` })}.${b64(userClaims(jwks.issuer))}.c2ln`;
+    const hits = jwks.hits;
+    for (const elapsed of [0, 1000, 2000, 4000, 8000, 16_000, 29_999]) {
+      vi.setSystemTime(start + elapsed);
+      expect(await reasonOf(v.verify(unknownKid(elapsed)))).toBe('unknown_kid');
+    }
+    expect(jwks.hits - hits).toBe(1);
+    vi.setSystemTime(start + 30_000);
+    expect(await reasonOf(v.verify(unknownKid(30_000)))).toBe('unknown_kid');
+    expect(jwks.hits - hits).toBe(2);
+    await expect(v.verify(signToken(rsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
+  });
+
+  it('answers 503 without Retry-After when the keys can never be obtained (no jwksUri, nothing preloaded)', async () => {
+    const v = verifier({}, { jwksUri: null });
+    expect(await retryAfterOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBeUndefined();
   });
 
   it('needs no fetch with a JWKS preloaded inline or from a file', async () => {
