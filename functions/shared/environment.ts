@@ -313,7 +313,10 @@ const queueEnvironmentSchema = z.object({
   WEBHOOK_DLQ_URL: z.optional(z.url()),
   /** Webhook backoff: attempt n waits a random 0 … base × 2^(n-1) seconds (full jitter). */
   WEBHOOK_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 60),
-  /** The longest wait between two webhook attempts, Retry-After included (SQS allows 12 h). */
+  /**
+   * The longest wait between two webhook attempts, Retry-After included. SQS allows 12 h from the
+   * receive, so 43200 is shortened by the attempt's own time and a minute's margin.
+   */
   WEBHOOK_MAX_RETRY_DELAY_SEC: integerVariable(1, 43_200, 3600),
   /** Disable rule: consecutive deliveries failed for good that disable an endpoint. */
   WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: integerVariable(1, 1000, 5),

@@ -16,6 +16,15 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 /** SQS's largest visibility timeout (12 hours). */
 export const maxVisibilitySec = 43_200;
 
+/**
+ * How far a visibility change stays inside SQS's 12 hours from the receive: room for the poller's
+ * receive-to-invoke gap and for the ChangeMessageVisibility call's own time and SDK retries.
+ */
+const receiveLimitMarginSec = 60;
+
+/** When the invocation that is processing each record started (see {@link processSqsBatch}). */
+const invocationStarts = new WeakMap<SQSRecord, number>();
+
 /** Message attribute carrying why a message was dead-lettered by the worker itself. */
 export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
 
@@ -67,16 +76,22 @@ export class QueueActions {
   constructor(private readonly options: QueueActionsOptions) {}
 
   /**
-   * Delays the record's next receive by changing its visibility. A failure is only logged: the
-   * message still returns, after the queue's default visibility timeout instead.
+   * Delays the record's next receive by changing its visibility, by at most what is left of SQS's
+   * 12 hours since the receive ({@link receiveLimitMarginSec} short of them). A failure is only
+   * logged: the message still returns, after the queue's default visibility timeout instead.
    */
   async delayNextAttempt(record: SQSRecord, delaySec: number, correlationId: string): Promise<void> {
+    // SQS rejects a visibility that ends over 12 hours after the receive, not after this call
+    // ("If you try to extend the visibility timeout beyond 12 hours, your request is rejected",
+    // Amazon SQS API Reference, ChangeMessageVisibility).
+    const elapsedSec = (Date.now() - (invocationStarts.get(record) ?? Date.now())) / 1000;
+    const leftSec = Math.floor(maxVisibilitySec - receiveLimitMarginSec - elapsedSec);
     try {
       await this.options.sqs.send(
         new ChangeMessageVisibilityCommand({
           QueueUrl: this.options.queueUrl,
           ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: Math.min(maxVisibilitySec, Math.max(0, Math.round(delaySec))),
+          VisibilityTimeout: Math.max(0, Math.min(leftSec, Math.round(delaySec))),
         }),
       );
     } catch (error) {
@@ -132,6 +147,8 @@ export function inProgressExpirySec(runner: SqsBatchRunner): number {
 /**
  * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
  * rejected record reported in `batchItemFailures` (so SQS returns only it), stored metrics flushed.
+ * Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a record it never
+ * ran counts as received when its visibility is changed.
  *
  * @example
  * handle(event, context) { return processSqsBatch(event, context, this.runner, (r) => this.processRecord(r)); }
@@ -142,14 +159,24 @@ export async function processSqsBatch(
   runner: SqsBatchRunner,
   processRecord: (record: SQSRecord) => Promise<void>,
 ): Promise<SQSBatchResponse> {
+  // This receive's time: records carry only the first receive's, and the poller invokes right after one.
+  const startedAt = Date.now();
   // In-progress idempotency records expire with the invocation, so a crashed attempt does not block retries.
   runner.idempotencyConfig.registerLambdaContext(context);
   try {
-    return await processPartialResponse(event, processRecord, runner.processor, {
-      context,
-      // A batch whose every record failed is still a list of failures, not a crashed invocation.
-      throwOnFullBatchFailure: false,
-    });
+    return await processPartialResponse(
+      event,
+      (record: SQSRecord) => {
+        invocationStarts.set(record, startedAt);
+        return processRecord(record);
+      },
+      runner.processor,
+      {
+        context,
+        // A batch whose every record failed is still a list of failures, not a crashed invocation.
+        throwOnFullBatchFailure: false,
+      },
+    );
   } finally {
     // A batch of only duplicates records nothing; publishing then would just log a warning.
     if (runner.metrics.hasStoredMetrics()) runner.metrics.publishStoredMetrics();

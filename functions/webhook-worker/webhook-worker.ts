@@ -79,7 +79,7 @@ export interface WebhookWorkerOptions {
   readonly retryBaseDelaySec: number;
   /**
    * The schedule's longest wait between two attempts; a Retry-After or an open circuit can lengthen a
-   * wait up to this, never beyond (nor beyond SQS's 12 hours).
+   * wait up to this, never beyond (nor past SQS's 12 hours from the receive).
    * @default 3600
    */
   readonly maxRetryDelaySec?: number;

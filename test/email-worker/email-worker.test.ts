@@ -452,6 +452,31 @@ describe('the email worker when the relay refuses recipients for good', () => {
   });
 });
 
+describe("SQS's 12 hours from the receive", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('shortens a 12-hour backoff by the time since the receive and a minute, so SQS does not reject it', async () => {
+    const { transport, run } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      retryBaseDelaySec: 43_200,
+    });
+    // The send fails 100 s into the invocation.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.spyOn(transport, 'send').mockImplementationOnce(async () => {
+      vi.setSystemTime(Date.now() + 100_000);
+      throw new Error('connection refused');
+    });
+    const failing = await record(welcome());
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    // 43200 − 100 s since the receive − the 60 s margin.
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 43_040, succeeded: true },
+    ]);
+  });
+});
+
 describe('retry delays', () => {
   it('double after each failed attempt and stop at SQS maximum visibility', () => {
     expect([1, 2, 3].map((attempt) => retryDelaySec(attempt, 30))).toEqual([30, 60, 120]);

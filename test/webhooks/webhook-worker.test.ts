@@ -351,6 +351,27 @@ describe('an attempt', () => {
   });
 });
 
+describe("SQS's 12 hours from the receive", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('shortens a 12-hour delay by the time since the receive and a minute, so SQS does not reject it', async () => {
+    // The endpoint answers 100 s into the invocation and asks for a day: the longest delay, 43200 s.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const slow = await receiver(() => {
+      vi.setSystemTime(Date.now() + 100_000);
+      return { status: 503, headers: { 'Retry-After': '86400' } };
+    });
+    const { run } = setup({ maxRetryDelaySec: 43_200 });
+    const endpoint = await endpointAt(slow.url);
+    const failing = await record(messageFor(endpoint.id, endpoint.tenantId), 2);
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    // 43200 − 100 s since the receive − the 60 s margin.
+    expect(visibilityChanges()).toEqual([43_040]);
+  });
+});
+
 describe('the per-endpoint circuit', () => {
   afterEach(() => {
     vi.useRealTimers();
