@@ -77,7 +77,10 @@ beforeAll(async () => {
   client = createDynamoDbClient({
     endpoint: dynamoDb.endpoint,
     region: 'us-east-1',
+    // Generous, like the request timeout: the concurrency tests open 220 connections at once, which a
+    // loaded machine can take longer than the Lambda default of 1 s to accept.
     requestTimeoutMs: 15_000,
+    connectionTimeoutMs: 15_000,
   });
   documents = createDocumentClient(client);
   await ensureTables(client, [{ definition: appTable, tableName }]);
