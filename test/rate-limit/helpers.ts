@@ -1,7 +1,7 @@
-// Shared pieces of the rate-limit tests: a client that counts its DynamoDB requests, unique policy names.
+// Shared pieces of the rate-limit tests: a request-counting client, a frozen clock, unique policy names.
 import { randomUUID } from 'node:crypto';
 import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { expect, inject } from 'vitest';
+import { expect, inject, vi } from 'vitest';
 import { createDynamoDbClient, type DynamoDbClientOptions } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -28,6 +28,18 @@ export function countingClient(options: DynamoDbClientOptions = {}): CountingCli
     { step: 'deserialize', name: 'countRequests' },
   );
   return { client, requests, total: () => [...requests.values()].reduce((sum, count) => sum + count, 0) };
+}
+
+/**
+ * Freezes `Date` (timers keep running) at `at`: by default a day ahead of the real clock, because the
+ * embedded DynamoDB's TTL sweeper runs in its own process on the real clock. A counter written on a clock
+ * frozen at the real now expires for the sweeper one window later (a second, for a 1 s policy); a run that
+ * a busy machine slows past that sees the sweeper delete the live counter and the key start over.
+ */
+export function freezeClock(at = Date.now() + 24 * 3600 * 1000): number {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(at);
+  return at;
 }
 
 /** A policy name no other test uses, so tests sharing the table never share counters. */

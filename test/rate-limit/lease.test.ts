@@ -2,17 +2,18 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { gcraParameters } from '../../middleware/rate-limit/policy.js';
 import { RateLimiter, type RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
-import { type Admission, countingClient, expectWithinBound, tableName, uniquePolicyName } from './helpers.js';
+import {
+  type Admission,
+  countingClient,
+  expectWithinBound,
+  freezeClock,
+  tableName,
+  uniquePolicyName,
+} from './helpers.js';
 
 // 6,000 per minute: one unit refills every T = 10 ms, so a 100 ms lease holds at most 10 units.
 const hotPolicy = () => ({ name: uniquePolicyName('hot'), limit: 6000, windowSec: 60 });
 const leaseMs = 100;
-
-function freezeClock(at = Date.now()): number {
-  vi.useFakeTimers({ toFake: ['Date'] });
-  vi.setSystemTime(at);
-  return at;
-}
 
 const admitted = (results: readonly RateLimitResult[]) => results.filter((result) => result.allowed).length;
 

@@ -7,15 +7,9 @@ import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { gcraParameters } from '../../middleware/rate-limit/policy.js';
 import { RateLimiter, type RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
-import { countingClient, itemsWithPrefix, tableName, uniquePolicyName } from './helpers.js';
+import { countingClient, freezeClock, itemsWithPrefix, tableName, uniquePolicyName } from './helpers.js';
 
 const second = 1000;
-
-function freezeClock(at = Date.now()): number {
-  vi.useFakeTimers({ toFake: ['Date'] });
-  vi.setSystemTime(at);
-  return at;
-}
 
 /** 400 requests at once on a shared 2-core machine can queue for seconds; these tests are about admission. */
 const patientClient = { requestTimeoutMs: 30_000, connectionTimeoutMs: 30_000 };
@@ -249,8 +243,8 @@ describe('RateLimiter on DynamoDB', () => {
     });
 
     it('treats an item past its expiresAt that TTL has not deleted yet as idle, never as a live counter', async () => {
-      // The table's sweeper runs on the real clock, so a limiter clock a day ahead sees items it keeps.
-      const start = freezeClock(Date.now() + 24 * 3600 * second);
+      // freezeClock runs a day ahead of the sweeper's real clock: past its expiresAt here, the item stays.
+      const start = freezeClock();
       const own = countingClient();
       const limiter = new RateLimiter({ policy: 'register', tableName, client: own.client });
       const key = `ip:${uniquePolicyName()}`;
@@ -270,7 +264,7 @@ describe('RateLimiter on DynamoDB', () => {
     });
 
     it('reads an item whose expiresAt has passed as absent, whatever its TAT says', async () => {
-      const now = freezeClock(Date.now() + 24 * 3600 * second);
+      const now = freezeClock();
       const limiter = new RateLimiter({ policy: 'mfaVerify', tableName, client: counting.client });
       const key = `user:${uniquePolicyName()}`;
       const storageKey = limiter.storageKeyOf(key);
