@@ -30,6 +30,18 @@ const reasonText: Readonly<Record<DisabledReason, string>> = {
   failing: 'its deliveries kept failing',
 };
 
+/** How much of the endpoint's URL an alert quotes, in code points. */
+const quotedUrlCodePoints = 500;
+
+/**
+ * The first `count` code points of `text`. Registration stores ASCII URLs, but an endpoint stored by
+ * older code may hold any text, and a cut by UTF-16 units could split a surrogate pair: the lone half
+ * would reach the owner's email as U+FFFD.
+ */
+function headOf(text: string, count: number): string {
+  return Array.from(text).slice(0, count).join('');
+}
+
 /**
  * Notifies the owner of a disabled endpoint. A human owner (`user`, `admin`) whose id is a user of
  * the users service gets a `security-alert` email; an integration (M2M client) has no mailbox, and an
@@ -71,7 +83,7 @@ export class OwnerAlerts {
               name: owner.name,
               event: 'Webhook endpoint disabled',
               occurredAt: now.toISOString(),
-              details: `Your webhook endpoint ${endpoint.id} (${endpoint.url.slice(0, 500)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
+              details: `Your webhook endpoint ${endpoint.id} (${headOf(endpoint.url, quotedUrlCodePoints)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
             },
           },
         ],

@@ -35,10 +35,26 @@ const guard = new SsrfGuard({ allowlist: ssrfAllowlistFromEnvironment(queues.ssr
 /** A registration is a URL and a few event names: anything bigger is not one. */
 const maxBodyBytes = 8 * 1024;
 
+/** The longest endpoint URL, counted in the canonical form that is stored and called. */
+const maxUrlLength = 2048;
+
+/**
+ * An endpoint URL is kept as its WHATWG `href`, the ASCII form the SSRF guard checks and the worker
+ * POSTs to (`http://１２７.0.0.1/a\u202e` is `http://127.0.0.1/a%E2%80%AE`), so the URL its owner reads back
+ * is the one called. A lone surrogate is refused: the parser would silently call U+FFFD in its place.
+ * The length limit applies to the canonical form, which percent-encoding can make several times longer.
+ * The format check aborts, so a string that is no URL never reaches `new URL`.
+ */
+const endpointUrlSchema = z
+  .url({ protocol: /^https?$/, abort: true, error: 'Must be an absolute http or https URL' })
+  .check(
+    z.refine((url) => url.isWellFormed(), 'Must not contain a lone surrogate (ill-formed UTF-16)'),
+    z.overwrite((url) => new URL(url).href),
+    z.maxLength(maxUrlLength, `Must be at most ${maxUrlLength} characters once percent-encoded`),
+  );
+
 const registerBody = z.strictObject({
-  url: z
-    .url({ protocol: /^https?$/, error: 'Must be an absolute http or https URL' })
-    .check(z.maxLength(2048)),
+  url: endpointUrlSchema,
   eventTypes: z
     .array(webhookEventTypeSchema, { error: `Must be a list of ${webhookEventTypes.join(', ')}` })
     .check(z.minLength(1), z.maxLength(webhookEventTypes.length * 2)),

@@ -70,6 +70,27 @@ describe('registering an endpoint', () => {
     );
   });
 
+  it('stores and answers the canonical URL the worker calls, not the text as typed', async () => {
+    const { port } = new URL(target.url);
+    // Full-width digits, a right-to-left override and a non-ASCII query: the parser folds the digits
+    // and percent-encodes the rest, and that form is what the SSRF guard checks and the worker POSTs to.
+    const typed = `http://\uff11\uff12\uff17.0.0.1:${port}/hooks/\u202eexe.txt?q=\u00e9`;
+    const canonical = `http://127.0.0.1:${port}/hooks/%E2%80%AEexe.txt?q=%C3%A9`;
+    const response = await api.request('POST', '/webhooks', {
+      token: ownerToken,
+      body: { url: typed, eventTypes: ['booking.created'] },
+    });
+    expect(response.status).toBe(201);
+    const created = response.body as { id: string; url: string };
+    expect(created.url).toBe(canonical);
+    const read = await api.request('GET', `/webhooks/${created.id}`, { token: ownerToken });
+    expect((read.body as { url: string }).url).toBe(canonical);
+    const listed = await api.request('GET', '/webhooks?limit=100', { token: ownerToken });
+    expect((listed.body as { items: { id: string; url: string }[] }).items).toContainEqual(
+      expect.objectContaining({ id: created.id, url: canonical }),
+    );
+  });
+
   it('stores the signing secret only encrypted: no item holds it in clear', async () => {
     const endpoint = await registerEndpoint(api, ownerToken, target.url);
     const items = await itemsOf(endpoint.id);
@@ -171,6 +192,16 @@ describe('bad input', () => {
       { url: `https://example.com/${'a'.repeat(2048)}`, eventTypes: ['booking.created'] },
       'body.url',
     ],
+    [
+      'a URL within 2048 characters as typed but over them once percent-encoded',
+      { url: `https://1.1.1.1/${'\u00e9'.repeat(1000)}`, eventTypes: ['booking.created'] },
+      'body.url',
+    ],
+    [
+      'a URL holding a lone surrogate',
+      { url: 'https://1.1.1.1/\ud800', eventTypes: ['booking.created'] },
+      'body.url',
+    ],
     ['no URL', { eventTypes: ['booking.created'] }, 'body.url'],
     [
       'an unknown field',
@@ -178,6 +209,11 @@ describe('bad input', () => {
       'body',
     ],
     ['a private address', { url: 'http://10.0.0.1/h', eventTypes: ['booking.created'] }, 'body.url'],
+    [
+      'a private address in full-width digits',
+      { url: 'http://\uff11\uff10.0.0.1/h', eventTypes: ['booking.created'] },
+      'body.url',
+    ],
     [
       'the cloud metadata address',
       { url: 'http://169.254.169.254/latest/meta-data/', eventTypes: ['booking.created'] },

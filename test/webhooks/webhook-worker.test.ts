@@ -505,6 +505,29 @@ describe('disabling a failing endpoint', () => {
   });
 });
 
+describe('the owner alert', () => {
+  it('quotes a long URL cut on a code point, never half of a surrogate pair', async () => {
+    const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Quoted' });
+    // Stored as older code stored it, text as typed; the emoji's first UTF-16 unit is the 500th.
+    const head = `https://example.com/${'a'.repeat(479)}`;
+    const endpoint = await endpointAt(`${head}\u{1F600}tail`, principal({ id: user.id }));
+    const { logger, auditLogger, metrics } = testObservability('webhook-worker').observability;
+    const ownerAlerts = new OwnerAlerts({
+      sqs: queues.client,
+      emailQueueUrl,
+      users,
+      logger,
+      auditLogger,
+      metrics,
+    });
+    await ownerAlerts.endpointDisabled(endpoint, 'gone', 'corr-quote');
+    const [alert] = await alerts();
+    const details = alert?.data.details ?? '';
+    expect(details.isWellFormed()).toBe(true);
+    expect(details).toContain(`(${head}\u{1F600})`);
+  });
+});
+
 describe("a failure on the worker's side", () => {
   /** The worker's own store, reading secrets through KMS that throttles while `throttling` is set. */
   function throttledKms() {
