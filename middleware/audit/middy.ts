@@ -10,6 +10,7 @@ import {
 } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
 import { withHeadersAndCookies } from '../http/response.js';
+import { definedOnly } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -121,8 +122,9 @@ export function audit(
   options: AuditOptions,
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context> {
   validateAudit(options);
-  const settings = { ...auditDefaults, ...options };
-  const { auditLogger, now } = settings;
+  const { auditLogger } = options;
+  const settings = { ...auditDefaults, ...definedOnly(options) };
+  const { now } = settings;
   const isExcluded = pathMatcher(settings.excludePaths);
   const capture: BodyCapture = {
     maxLength: settings.maxBodyLength,

@@ -1,5 +1,6 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
 import { assertNoProblems } from '../errors.js';
+import { definedOnly } from '../options.js';
 
 /** What a redacted value is replaced with. */
 export const redactedValue = '[REDACTED]';
@@ -123,7 +124,7 @@ function validate(options: RedactionOptions): void {
  */
 export function createRedactor(options: RedactionOptions = {}): Redactor {
   validate(options);
-  const settings = { ...defaults, ...options };
+  const settings = { ...defaults, ...definedOnly(options) };
   const listed = [...new Set([...defaultSensitiveKeys, ...settings.keys].map(normalizeKey))];
   // A key matches by its ending, so `accesstoken` adds nothing once `token` is listed; dropping such
   // names leaves every decision and match the same and makes the pattern's first compile ~40 % cheaper.

@@ -9,6 +9,7 @@ import {
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import { definedOnly } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
@@ -275,7 +276,9 @@ export class JwtVerifier {
     const toleranceSec = options.clockToleranceSec ?? 5;
     const maxTokenBytes = options.maxTokenBytes ?? 8192;
     const cache =
-      options.cache === false ? undefined : { maxEntries: 10_000, maxAgeSec: 300, ...options.cache };
+      options.cache === false
+        ? undefined
+        : { maxEntries: 10_000, maxAgeSec: 300, ...definedOnly(options.cache) };
     // A string would pass a comparison and then be concatenated: `nbf > now + '5'` is never true.
     if (!(typeof toleranceSec === 'number' && toleranceSec >= 0 && toleranceSec <= 300))
       problems.push(`clockToleranceSec must be a number 0..300 (got ${JSON.stringify(toleranceSec)})`);

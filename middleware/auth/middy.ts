@@ -56,6 +56,8 @@ export function authenticate(
 export function authenticate(
   options: AuthenticatorOptions & { readonly optional?: false },
 ): AuthMiddleware<AuthContext>;
+/** `optional` known only at run time (a route's flag, an `AuthenticatorOptions` value): it may be true. */
+export function authenticate(options: AuthenticatorOptions): AuthMiddleware<OptionalAuthContext>;
 export function authenticate(options: AuthenticatorOptions): AuthMiddleware<OptionalAuthContext> {
   const authenticator = new Authenticator(options);
   const authenticateBefore = async (

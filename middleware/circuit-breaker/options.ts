@@ -2,6 +2,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
+import { definedOnly } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { maxTimerMs } from '../time-limits.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
@@ -177,9 +178,4 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
         ...(options.client ? { client: options.client } : {}),
       }),
   };
-}
-
-/** Drops `undefined` values, so an explicit `undefined` takes the default instead of erasing it. */
-function definedOnly<O extends object>(options: O): Partial<O> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<O>;
 }

@@ -9,6 +9,7 @@ import {
 } from 'node:crypto';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { definedOnly } from '../options.js';
 import {
   canonicalContext,
   canonicalPick,
@@ -251,7 +252,7 @@ function resolveOptions(options: EncryptorOptions): ResolvedOptions {
   ) {
     problems.push('keyProvider must implement KeyProvider');
   }
-  const cache = { ...defaults.cache, ...options.cache };
+  const cache = { ...defaults.cache, ...definedOnly(options.cache) };
   const resolved: ResolvedOptions = {
     keyProvider: options.keyProvider,
     keyContextFields: options.keyContextFields,

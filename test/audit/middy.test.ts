@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { audit, correlationIds } from '../../middleware/audit/middy.js';
+import { type AuditOptions, audit, correlationIds } from '../../middleware/audit/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ForbiddenError, InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
@@ -173,6 +173,35 @@ describe('audit()', () => {
     expect(response).toMatchObject({ statusCode: 200, body: '{"hello":"world"}' });
     expect(response.headers?.['x-correlation-id']).toBe('generated-id');
     expect(output.audit()[0]).toMatchObject({ statusCode: 200, metadata: { response: { bytes: 17 } } });
+  });
+
+  // Options often come from configuration that may be unset: `{ maxBodyLength: config.auditBodyMax }`.
+  it.each<[string, Omit<AuditOptions, 'auditLogger'>, Omit<AuditOptions, 'auditLogger'>]>([
+    ['excludePaths', { excludePaths: undefined }, {}],
+    ['maxBodyLength', { logRequestBody: true, maxBodyLength: undefined }, { logRequestBody: true }],
+    ['parseLimitBytes', { logRequestBody: true, parseLimitBytes: undefined }, { logRequestBody: true }],
+    ['now', { now: undefined }, {}],
+  ])('keeps the default %s when it is given as undefined', async (_name, givenUndefined, leftOut) => {
+    const auditLogger = new AuditLogger({ logger: new Logger({ serviceName: 'users', logLevel: 'INFO' }) });
+    const event = httpEvent({
+      method: 'POST',
+      body: JSON.stringify({ password: 'request-secret', a: 'a'.repeat(1500), b: 'b'.repeat(1500) }),
+      headers: { 'content-type': 'application/json' },
+    });
+    for (const options of [givenUndefined, leftOut]) {
+      const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(audit({ auditLogger, ...options }))
+        .use(httpErrorHandler())
+        .handler(async () => json(200, { ok: true }));
+      expect((await handler(event, lambdaContext())).statusCode).toBe(200);
+    }
+    const [withUndefined, withDefault] = output.audit();
+    expect(withDefault).toMatchObject({ statusCode: 200, durationMs: expect.any(Number) });
+    expect(withUndefined).toMatchObject({
+      statusCode: withDefault?.statusCode,
+      durationMs: expect.any(Number),
+      metadata: withDefault?.metadata,
+    });
   });
 
   it('rejects invalid options, listing every problem at once', () => {

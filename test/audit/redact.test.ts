@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   createRedactor,
   defaultSensitiveKeys,
+  type RedactionOptions,
   redact,
   redactedValue,
 } from '../../middleware/audit/redact.js';
@@ -485,6 +486,34 @@ describe('redaction', () => {
     }
     expect(() => logger.info('loaded', { record: new LazyRecord() })).not.toThrow();
     expect(output.json()[0]).toMatchObject({ record: { id: 'r-1', item: '[Unreadable]' } });
+  });
+
+  // Options often come from configuration that may be unset: `{ maxEntries: config.logMaxEntries }`.
+  it.each<[string, RedactionOptions]>([
+    ['keys', { keys: undefined }],
+    ['maxStringLength', { maxStringLength: undefined }],
+    ['maxDepth', { maxDepth: undefined }],
+    ['maxEntries', { maxEntries: undefined }],
+  ])('keeps the default %s when it is given as undefined', (_name, options) => {
+    let deep: Record<string, unknown> = { leaf: 'v' };
+    for (let level = 0; level < 20; level += 1) deep = { d: deep };
+    const value = { password: 'pw', long: 'x'.repeat(5000), deep, many: new Array(500).fill('a') };
+    expect(createRedactor(options).redact(value)).toEqual(createRedactor().redact(value));
+  });
+
+  it('writes a whole logger line when maxEntries is given as undefined', () => {
+    const logger = new Logger({
+      serviceName: 'redaction',
+      logLevel: 'INFO',
+      jsonReplacerFn: createRedactor({ keys: ['email'], maxEntries: undefined }).replacer,
+    });
+    logger.info('order placed', { orderId: 'o-1', email: 'a@b.example' });
+    expect(output.json()[0]).toMatchObject({
+      message: 'order placed',
+      service: 'redaction',
+      orderId: 'o-1',
+      email: redactedValue,
+    });
   });
 
   it('rejects invalid options, listing every problem at once', () => {

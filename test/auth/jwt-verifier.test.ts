@@ -588,6 +588,21 @@ describe('JwtVerifier claims cache', () => {
     expect(await v.verify(tokens[0] as string)).not.toBe(results[0]);
   });
 
+  // Cache limits often come from configuration that may be unset: `{ maxEntries: config.tokenCacheSize }`.
+  it.each<[string, JwtVerifierOptions['cache']]>([
+    ['maxEntries', { maxEntries: undefined }],
+    ['maxAgeSec', { maxAgeSec: undefined }],
+  ])('keeps the default cache.%s when it is given as undefined', async (_name, cache) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = verifier({ cache });
+    const token = signToken(rsa, userClaims(jwks.issuer, { exp: nowSec() + 3600 }));
+    const first = await v.verify(token);
+    vi.setSystemTime(Date.now() + 299_000);
+    expect(await v.verify(token)).toBe(first);
+    vi.setSystemTime(Date.now() + 1_000);
+    expect(await v.verify(token)).not.toBe(first);
+  });
+
   it('never hits the cache with a token differing in one character', async () => {
     const v = verifier();
     const token = signToken(rsa, userClaims(jwks.issuer));

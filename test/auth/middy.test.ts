@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { beforeAll, describe, expect, expectTypeOf, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
+import type { AuthenticatorOptions } from '../../middleware/auth/authenticator.js';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import {
   authenticate,
@@ -15,6 +16,7 @@ import {
   requireUser,
   serviceAuth,
 } from '../../middleware/auth/middy.js';
+import type { Principal } from '../../middleware/auth/principal.js';
 import { Rbac } from '../../middleware/auth/rbac.js';
 import {
   DynamoDbNonceStore,
@@ -142,6 +144,24 @@ describe('authenticate through a middy pipeline', () => {
     expect((await optional(httpEvent({ headers: bearer(userToken()) }))).json.principal).toMatchObject({
       id: 'user-1',
     });
+  });
+
+  it('takes optional from data, as AuthenticatorOptions allows, typing the principal as possibly absent', async () => {
+    const options: AuthenticatorOptions = { jwt: verifier, optional: true };
+    expect((await pipeline(authenticate(options))(httpEvent())).json).toEqual({ principal: null });
+    for (const route of [
+      { isPublic: true, status: 200 },
+      { isPublic: false, status: 401 },
+    ]) {
+      const handler = middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler())
+        .use(authenticate({ jwt: verifier, optional: route.isPublic }))
+        .handler(async (_event, { principal }) => {
+          expectTypeOf(principal).toEqualTypeOf<Principal | undefined>();
+          return json(200, { id: principal?.id ?? null });
+        });
+      expect((await handler(httpEvent(), lambdaContext as never)).statusCode).toBe(route.status);
+    }
   });
 
   it('narrows an optional principal with requireUser', async () => {

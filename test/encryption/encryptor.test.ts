@@ -1,6 +1,7 @@
 // The envelope encryptor with the local provider: round trips, the stored format, tampering, bad input, caches.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  type DataKeyCacheOptions,
   defaultSensitiveFields,
   Encryptor,
   type EncryptorOptions,
@@ -786,5 +787,23 @@ describe('Encryptor options', () => {
     );
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect((error as unknown as InvalidOptionsError).problems).toHaveLength(8);
+  });
+
+  // Cache limits often come from configuration that may be unset: `{ maxAgeMs: config.dataKeyMaxAgeMs }`.
+  it.each<[string, DataKeyCacheOptions]>([
+    ['maxAgeMs', { maxAgeMs: undefined }],
+    ['maxMessages', { maxMessages: undefined }],
+    ['maxEntries', { maxEntries: undefined }],
+  ])('keeps the default cache.%s when it is given as undefined', async (_name, cache) => {
+    vi.useFakeTimers();
+    const keyProvider = countingProvider();
+    const encryptor = new Encryptor({ keyProvider, cache });
+    await encryptor.encryptFields(sample, ['email'], context);
+    vi.advanceTimersByTime(299_000);
+    await encryptor.encryptFields(sample, ['email'], context);
+    expect(keyProvider.calls.generate).toBe(1);
+    vi.advanceTimersByTime(1_000);
+    await encryptor.encryptFields(sample, ['email'], context);
+    expect(keyProvider.calls.generate).toBe(2);
   });
 });
