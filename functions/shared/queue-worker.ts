@@ -12,6 +12,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { headOf } from '../../middleware/text.js';
 
 /** SQS's largest visibility timeout (12 hours). */
 export const maxVisibilitySec = 43_200;
@@ -114,7 +115,7 @@ export class QueueActions {
         MessageBody: record.body,
         MessageAttributes: {
           ...forwardAttributes(record),
-          [deadLetterReasonAttribute]: { DataType: 'String', StringValue: reason.slice(0, 1024) },
+          [deadLetterReasonAttribute]: { DataType: 'String', StringValue: headOf(reason, 1024) },
         },
       }),
     );

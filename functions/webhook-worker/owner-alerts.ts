@@ -4,6 +4,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { NotFoundError } from '../../middleware/errors.js';
+import { headOf } from '../../middleware/text.js';
 import { enqueueEmails } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { DisabledReason, WebhookEndpoint } from '../shared/webhook-store.js';
@@ -30,17 +31,8 @@ const reasonText: Readonly<Record<DisabledReason, string>> = {
   failing: 'its deliveries kept failing',
 };
 
-/** How much of the endpoint's URL an alert quotes, in code points. */
-const quotedUrlCodePoints = 500;
-
-/**
- * The first `count` code points of `text`. Registration stores ASCII URLs, but an endpoint stored by
- * older code may hold any text, and a cut by UTF-16 units could split a surrogate pair: the lone half
- * would reach the owner's email as U+FFFD.
- */
-function headOf(text: string, count: number): string {
-  return Array.from(text).slice(0, count).join('');
-}
+/** How much of the endpoint's URL an alert quotes, in characters. */
+const quotedUrlLength = 500;
 
 /**
  * Notifies the owner of a disabled endpoint. A human owner (`user`, `admin`) whose id is a user of
@@ -83,7 +75,7 @@ export class OwnerAlerts {
               name: owner.name,
               event: 'Webhook endpoint disabled',
               occurredAt: now.toISOString(),
-              details: `Your webhook endpoint ${endpoint.id} (${headOf(endpoint.url, quotedUrlCodePoints)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
+              details: `Your webhook endpoint ${endpoint.id} (${headOf(endpoint.url, quotedUrlLength)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
             },
           },
         ],

@@ -1,6 +1,7 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
 import { assertNoProblems } from '../errors.js';
 import { definedOnly } from '../options.js';
+import { truncated } from '../text.js';
 
 /** What a redacted value is replaced with. */
 export const redactedValue = '[REDACTED]';
@@ -183,12 +184,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     return sensitive;
   };
 
-  const cut = (value: string): string => {
-    const { maxStringLength } = settings;
-    return value.length > maxStringLength
-      ? `${value.slice(0, maxStringLength)}…[truncated ${value.length - maxStringLength} chars]`
-      : value;
-  };
+  const cut = (value: string): string => truncated(value, settings.maxStringLength);
 
   const redactString = (value: string): string => {
     // Cut before matching so a huge value costs no more than a small one; the JWT pattern still

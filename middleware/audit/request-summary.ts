@@ -1,5 +1,6 @@
 // Summaries of an HTTP API request and its answer for the audit record: sizes, types and, when enabled, redacted bodies.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { truncated } from '../text.js';
 import { headerValue } from './correlation.js';
 import type { Redactor } from './redact.js';
 
@@ -33,12 +34,6 @@ export function bodyBytes(body: unknown, isBase64Encoded: boolean | undefined): 
   return Math.max(0, Math.floor((body.length * 3) / 4) - padding);
 }
 
-function cut(text: string, maxLength: number): string {
-  return text.length > maxLength
-    ? `${text.slice(0, maxLength)}…[truncated ${text.length - maxLength} chars]`
-    : text;
-}
-
 /**
  * The body as it may appear in a log line: binary and markup (XML) bodies as their size only, JSON and
  * form bodies parsed and redacted by key (their size only when too large or malformed to parse), other
@@ -68,11 +63,11 @@ export function captureBody(
   if (bytes <= capture.parseLimitBytes) {
     if (isForm) {
       const fields = Object.fromEntries(new URLSearchParams(text));
-      return cut(JSON.stringify(redactor.redact(fields)), capture.maxLength);
+      return truncated(JSON.stringify(redactor.redact(fields)), capture.maxLength);
     }
     if (isJson) {
       try {
-        return cut(JSON.stringify(redactor.redact(JSON.parse(text))), capture.maxLength);
+        return truncated(JSON.stringify(redactor.redact(JSON.parse(text))), capture.maxLength);
       } catch {
         // Not JSON after all: not captured, below.
       }
@@ -82,7 +77,7 @@ export function captureBody(
   // object or list under a sensitive key ends, so one too large to parse (or malformed) is left out.
   if (isForm || isJson) return `[body ${bytes} bytes, not captured: too large or malformed to redact by key]`;
   // Cut first so the pattern pass is bounded; the patterns still catch a credential cut short.
-  return cut(redactor.redactString(cut(text, capture.maxLength)), capture.maxLength + 40);
+  return truncated(redactor.redactString(truncated(text, capture.maxLength)), capture.maxLength + 40);
 }
 
 /** The request half of an audit record. */
@@ -94,7 +89,7 @@ export function summarizeRequest(
   const body = capture ? captureBody(event.body, event.isBase64Encoded, contentType, capture) : undefined;
   return {
     bytes: bodyBytes(event.body, event.isBase64Encoded),
-    ...(contentType === undefined ? {} : { contentType: cut(contentType, 200) }),
+    ...(contentType === undefined ? {} : { contentType: truncated(contentType, 200) }),
     ...(body === undefined ? {} : { body }),
   };
 }
@@ -146,7 +141,7 @@ export function summarizeResponse(
     : undefined;
   return {
     bytes: bodyBytes(response.body, response.isBase64Encoded),
-    ...(contentType === undefined ? {} : { contentType: cut(contentType, 200) }),
+    ...(contentType === undefined ? {} : { contentType: truncated(contentType, 200) }),
     ...(body === undefined ? {} : { body }),
   };
 }

@@ -359,6 +359,15 @@ describe('redaction', () => {
     expect(redact(new ArrayBuffer(4))).toBe('[binary 4 bytes]');
   });
 
+  it('never cuts a string or key between the two halves of a surrogate pair', () => {
+    const redactor = createRedactor({ maxStringLength: 10 });
+    // The emoji's first UTF-16 unit is the 10th: the cut keeps 9 units and counts the emoji as dropped.
+    const text = `${'a'.repeat(9)}\u{1F600}tail`;
+    expect(redactor.redact({ [text]: text })).toEqual({
+      'aaaaaaaaa…[truncated 6 chars]': 'aaaaaaaaa…[truncated 6 chars]',
+    });
+  });
+
   it('cuts a long key like a long string, once the whole key has decided its value is redacted', () => {
     const redactor = createRedactor({ maxStringLength: 10 });
     expect(
