@@ -5,6 +5,7 @@
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
 //                                                         sk USER#<ownerId>#<endpointId>    (human owners)
+//   count         pk WH#OWNER#<tenantId>#<ownerId>        sk ENDPOINT_COUNT                 (absent while the owner has none)
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 import { randomBytes } from 'node:crypto';
 import {
@@ -227,11 +228,20 @@ export interface WebhookStoreOptions {
 /** The default of {@link WebhookStoreOptions.maxEndpointsPerOwner}. */
 export const defaultMaxEndpointsPerOwner = 20;
 
-/** Each owner's count of registered endpoints, kept in the same transactions that create and delete them. */
+/**
+ * Each owner's count of registered endpoints, kept in the same transactions that create and delete them;
+ * there is no item while the owner has none.
+ */
 const endpointCountKey = (tenantId: string, ownerId: string) => ({
   pk: ownerIndexPk(tenantId, ownerId),
   sk: 'ENDPOINT_COUNT',
 });
+
+/**
+ * Deleting an endpoint guesses whether it is its owner's last and retries with the other guess when a
+ * concurrent registration or delete proves it wrong; past this many guesses the delete answers 409.
+ */
+const maxCountGuesses = 4;
 
 /**
  * The one place webhook data is read and written.
@@ -430,46 +440,77 @@ export class WebhookStore {
     return endpoint;
   }
 
-  /** The endpoint, its owner's count and its subscriptions, in one transaction; 404 if a racing delete won. */
+  /**
+   * The endpoint, its owner's count and its subscriptions, in one transaction; 404 if a racing delete won.
+   * The owner's last endpoint takes the count item with it, so no owner leaves a `count: 0` item behind.
+   */
   private async removeEndpoint(endpoint: StoredEndpoint): Promise<void> {
-    const endpointId = endpoint.id;
+    // Whether this is the owner's last endpoint is a guess the transaction checks on the count itself: a
+    // registration or delete committed in between fails that check and the other form is sent. Removing the
+    // item in the same transaction (not in a second write, which a failure could skip) keeps it exact: it is
+    // absent only while the owner has no endpoint, and a registration then recreates it at 1 (ADD on a
+    // missing item), so the cap counts every endpoint.
+    let isLast = false;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.options.documentClient.send(this.removal(endpoint, isLast));
+        return;
+      } catch (error) {
+        const failed = failedConditionIndexes(error);
+        if (failed?.includes(0)) throw new NotFoundError(`Webhook endpoint ${endpoint.id} not found`);
+        if (!failed?.includes(1)) throw error;
+        if (attempt === maxCountGuesses) {
+          throw new ConflictError("The owner's endpoints changed while deleting this one; retry", {
+            cause: error,
+          });
+        }
+        isLast = !isLast;
+      }
+    }
+  }
+
+  private removal(endpoint: StoredEndpoint, isLast: boolean): TransactWriteCommand {
     const { tableName } = this.options;
-    try {
-      await this.options.documentClient.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
+    const countKey = endpointCountKey(endpoint.tenantId, endpoint.ownerId);
+    return new TransactWriteCommand({
+      TransactItems: [
+        {
+          Delete: {
+            TableName: tableName,
+            Key: endpointKey(endpoint.id),
+            // Two deletes racing: the second finds nothing and answers 404, as if it came later.
+            ConditionExpression: 'attribute_exists(pk)',
+          },
+        },
+        isLast
+          ? {
               Delete: {
                 TableName: tableName,
-                Key: endpointKey(endpoint.id),
-                // Two deletes racing: the second finds nothing and answers 404, as if it came later.
-                ConditionExpression: 'attribute_exists(pk)',
+                Key: countKey,
+                // No count at all: an endpoint registered before endpoints were counted.
+                ConditionExpression: 'attribute_not_exists(#count) OR #count <= :one',
+                ExpressionAttributeNames: { '#count': 'count' },
+                ExpressionAttributeValues: { ':one': 1 },
               },
-            },
-            {
+            }
+          : {
               Update: {
                 TableName: tableName,
-                Key: endpointCountKey(endpoint.tenantId, endpoint.ownerId),
+                Key: countKey,
                 UpdateExpression: 'ADD #count :minusOne',
+                ConditionExpression: '#count > :one',
                 ExpressionAttributeNames: { '#count': 'count' },
-                ExpressionAttributeValues: { ':minusOne': -1 },
+                ExpressionAttributeValues: { ':minusOne': -1, ':one': 1 },
               },
             },
-            ...endpoint.eventTypes.map((eventType) => ({
-              Delete: {
-                TableName: tableName,
-                Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
-              },
-            })),
-          ],
-        }),
-      );
-    } catch (error) {
-      if (failedConditionIndexes(error)?.includes(0)) {
-        throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
-      }
-      throw error;
-    }
+        ...endpoint.eventTypes.map((eventType) => ({
+          Delete: {
+            TableName: tableName,
+            Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
+          },
+        })),
+      ],
+    });
   }
 
   /**

@@ -28,6 +28,12 @@ export interface ApiKeyStoreOptions {
   readonly lastUsedIntervalMs?: number;
   /** When given, secrets are stored as HMAC-SHA256 under this pepper instead of plain SHA-256. @default undefined */
   readonly pepper?: string;
+  /**
+   * How long a revoked key's item (owner, scopes, secret hash) is kept: revoking sets its `expiresAt` to
+   * at most now + this, so the key answers `revoked` rather than `unknown_key` for that long and is then
+   * deleted by the table's TTL. A whole number of milliseconds. @default 2592000000 (30 days)
+   */
+  readonly revokedRetentionMs?: number;
 }
 
 /** A stored key as listed to its owner: never the secret or its hash. */
@@ -114,6 +120,7 @@ export class ApiKeyStore {
   private readonly cacheMaxEntries: number;
   private readonly lastUsedIntervalMs: number;
   private readonly pepper: string | undefined;
+  private readonly revokedRetentionMs: number;
   private readonly cache = new Map<string, CacheEntry>();
   /** Revocations this instance has finished, applied or not: a read in flight across one keeps no copy. */
   private revocations = 0;
@@ -122,6 +129,7 @@ export class ApiKeyStore {
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
     this.cacheMaxEntries = options.cacheMaxEntries ?? 1000;
     this.lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
+    this.revokedRetentionMs = options.revokedRetentionMs ?? 30 * 24 * 60 * 60 * 1000;
     const problems: string[] = [];
     if (!options.client) problems.push('client is required');
     checkTableName(problems, options.tableName);
@@ -132,6 +140,9 @@ export class ApiKeyStore {
     if (!(this.lastUsedIntervalMs >= 0)) problems.push('lastUsedIntervalMs must be >= 0');
     if (options.pepper !== undefined && options.pepper.length < 16)
       problems.push('pepper must be >= 16 characters');
+    if (!(Number.isSafeInteger(this.revokedRetentionMs) && this.revokedRetentionMs >= 0)) {
+      problems.push('revokedRetentionMs must be a whole number >= 0');
+    }
     assertNoProblems('ApiKeyStore', problems);
     this.client = options.client;
     this.tableName = options.tableName;
@@ -230,25 +241,13 @@ export class ApiKeyStore {
 
   /**
    * Revokes a key; false when there is no such key. This instance keeps no copy of the key read before
-   * the revocation; other instances notice within `cacheTtlMs`.
+   * the revocation; other instances notice within `cacheTtlMs`. The key's item then expires after
+   * `revokedRetentionMs`, or at its own expiry if that comes first.
    */
   async revoke(keyId: string): Promise<boolean> {
     if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
     try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keyOf(keyId),
-          UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
-          // Revoking must never create a key item out of nothing.
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':now': new Date().toISOString() },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
+      return await this.markRevoked(keyId, Date.now());
     } finally {
       // Reads answered before the update applied, whether cached meanwhile or still in flight, hold the
       // key unrevoked: neither may stay in (or enter) the cache. Even a failed update may have applied.
@@ -257,8 +256,48 @@ export class ApiKeyStore {
     }
   }
 
-  /** The owner's keys, oldest first, without secrets. */
+  private async markRevoked(keyId: string, now: number): Promise<boolean> {
+    const revokedOnly = {
+      TableName: this.tableName,
+      Key: keyOf(keyId),
+      UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
+      // Revoking must never create a key item out of nothing.
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':now': new Date(now).toISOString() },
+    };
+    try {
+      // DynamoDB has no min(): the retention is written only where it ends before the key's own expiry.
+      await this.client.send(
+        new UpdateCommand({
+          ...revokedOnly,
+          UpdateExpression: `${revokedOnly.UpdateExpression}, expiresAt = :retainUntil`,
+          ConditionExpression: `${revokedOnly.ConditionExpression} AND (attribute_not_exists(expiresAt) OR expiresAt > :retainUntil)`,
+          ExpressionAttributeValues: {
+            ...revokedOnly.ExpressionAttributeValues,
+            ':retainUntil': toEpochSeconds(now + this.revokedRetentionMs),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+    // No such key, or one whose own expiry comes sooner and stands.
+    try {
+      await this.client.send(new UpdateCommand(revokedOnly));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * The owner's keys, oldest first, without secrets. Keys past their `expiresAt` (expired, or revoked longer
+   * than `revokedRetentionMs` ago) are left out: TTL deletes them only eventually.
+   */
   async listByOwner(owner: string): Promise<ApiKeyRecord[]> {
+    const now = Date.now();
     const records: ApiKeyRecord[] = [];
     let startKey: Record<string, unknown> | undefined;
     // Bounded: an owner with more than 10 pages of keys has a problem listing will not solve.
@@ -272,7 +311,9 @@ export class ApiKeyStore {
           ExclusiveStartKey: startKey,
         }),
       );
-      for (const item of (result.Items ?? []) as StoredKey[]) records.push(toRecord(item));
+      for (const item of (result.Items ?? []) as StoredKey[]) {
+        if (!isExpired(item, now)) records.push(toRecord(item));
+      }
       startKey = result.LastEvaluatedKey;
       if (startKey === undefined) break;
     }

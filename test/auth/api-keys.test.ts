@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
 import {
@@ -25,6 +25,16 @@ async function rawItem(keyId: string): Promise<Record<string, unknown> | undefin
   );
   return result.Item;
 }
+
+/** What DynamoDB's TTL eventually does to an item past its `expiresAt`. */
+async function deleteLikeTtl(keyId: string): Promise<void> {
+  await documentClient.send(
+    new DeleteCommand({ TableName: tableName, Key: { pk: `APIKEY#${keyId}`, sk: 'APIKEY' } }),
+  );
+}
+
+const day = 24 * 60 * 60 * 1000;
+const epochSeconds = (ms: number) => Math.floor(ms / 1000);
 
 async function reasonOf(promise: Promise<unknown>): Promise<string> {
   const error = await promise.then(
@@ -152,6 +162,67 @@ describe('ApiKeyStore', () => {
     expect(await store().revoke('0123456789abcdef')).toBe(false);
     expect(await rawItem('0123456789abcdef')).toBeUndefined();
     expect(await store().revoke('not an id')).toBe(false);
+  });
+
+  it('keeps a revoked key without an expiry for 30 days, then lists it no more and TTL may delete it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store({ cacheTtlMs: 0 });
+    const alice = owner();
+    const created = await apiKeys.create(alice, ['bookings/read']);
+    const revokedAt = Date.now();
+    expect(await apiKeys.revoke(created.keyId)).toBe(true);
+    expect((await rawItem(created.keyId))?.expiresAt).toBe(epochSeconds(revokedAt + 30 * day));
+
+    vi.setSystemTime(revokedAt + 30 * day - 1000);
+    expect(await reasonOf(apiKeys.verify(created.key))).toBe('revoked');
+    expect((await apiKeys.listByOwner(alice)).map((record) => record.keyId)).toEqual([created.keyId]);
+
+    // Past its expiresAt the item is gone for readers, whether or not TTL has deleted it yet.
+    vi.setSystemTime(revokedAt + 30 * day);
+    expect(await apiKeys.listByOwner(alice)).toEqual([]);
+    await deleteLikeTtl(created.keyId);
+    const deleted = await apiKeys.verify(created.key).catch((caught: unknown) => caught);
+    const unknown = await apiKeys
+      .verify(`bwk_0123456789abcdef_${'A'.repeat(43)}`)
+      .catch((caught: unknown) => caught);
+    expect(deleted).toBeInstanceOf(InvalidTokenError);
+    expect(deleted).toMatchObject({
+      statusCode: 401,
+      reason: 'unknown_key',
+      message: (unknown as InvalidTokenError).message,
+      headers: (unknown as InvalidTokenError).headers,
+    });
+  });
+
+  it("brings a revoked key's expiry forward to the retention, never later, and revoking again keeps it", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store({ revokedRetentionMs: 60 * 60 * 1000 });
+    const now = Date.now();
+    const longLived = await apiKeys.create(owner(), [], { expiresAt: new Date(now + 365 * day) });
+    const shortLived = await apiKeys.create(owner(), [], { expiresAt: new Date(now + 60_000) });
+    expect(await apiKeys.revoke(longLived.keyId)).toBe(true);
+    expect(await apiKeys.revoke(shortLived.keyId)).toBe(true);
+    expect(await rawItem(longLived.keyId)).toMatchObject({ expiresAt: epochSeconds(now + 60 * 60 * 1000) });
+    expect(await rawItem(shortLived.keyId)).toMatchObject({
+      expiresAt: epochSeconds(now + 60_000),
+      revokedAt: new Date(now).toISOString(),
+    });
+
+    vi.setSystemTime(now + 30 * 60 * 1000);
+    const first = await rawItem(longLived.keyId);
+    expect(await apiKeys.revoke(longLived.keyId)).toBe(true);
+    expect(await rawItem(longLived.keyId)).toEqual(first);
+  });
+
+  it('lists an expired key no more, though TTL has not deleted it yet', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store();
+    const alice = owner();
+    const expiring = await apiKeys.create(alice, [], { expiresAt: new Date(Date.now() + 60_000) });
+    const lasting = await apiKeys.create(alice, []);
+    vi.setSystemTime(Date.now() + 60_000);
+    expect((await apiKeys.listByOwner(alice)).map((record) => record.keyId)).toEqual([lasting.keyId]);
+    expect(await rawItem(expiring.keyId)).toBeDefined();
   });
 
   it('rejects an expired key', async () => {
@@ -299,6 +370,12 @@ describe('ApiKeyStore', () => {
           pepper: 'short',
         }),
     ).toThrow(InvalidOptionsError);
+    for (const revokedRetentionMs of [-1, 1.5, Number.POSITIVE_INFINITY, Number.NaN]) {
+      expect(() => store({ revokedRetentionMs })).toThrow(
+        'Invalid ApiKeyStore options: revokedRetentionMs must be a whole number >= 0',
+      );
+    }
+    expect(() => store({ revokedRetentionMs: 0 })).not.toThrow();
     for (const tableName of ['   ', 'a b', 'x']) {
       expect(() => new ApiKeyStore({ client: documentClient, tableName })).toThrow(
         `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(tableName)})`,
