@@ -56,7 +56,9 @@ function queryParameters(search: URLSearchParams): Record<string, string> | unde
 export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   const { request, body } = source;
   const { rawPath, rawQueryString } = source.target;
-  const query = queryParameters(new URLSearchParams(rawQueryString));
+  // Read as a URL's query is (WHATWG), which is how service signatures read it too: a `?` starting the
+  // raw query belongs to the first key, so `??userId=alice` is `{ '?userId': 'alice' }`.
+  const query = queryParameters(new URLSearchParams(`?${rawQueryString}`));
   // Every value of a repeated header, joined with commas as API Gateway does (Node's own `headers` keeps
   // only the first Authorization, Content-Type, Host, ... and joins the rest with ", ").
   const headers: Record<string, string> = {};

@@ -8,7 +8,10 @@ import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
 import type { Principal } from './principal.js';
 
-/** Query parameters in any of the shapes callers have at hand. */
+/**
+ * Query parameters in any of the shapes callers have at hand. A string is read as `URLSearchParams`
+ * reads it: one leading `?` is the delimiter, as in `URL.search`, so `??a=1` names the key `?a`.
+ */
 export type QueryInput =
   | string
   | URLSearchParams
@@ -55,7 +58,7 @@ export interface OutgoingRequest {
 
 function queryPairs(query: QueryInput): [string, string][] {
   if (query === undefined) return [];
-  if (typeof query === 'string') return [...new URLSearchParams(query.replace(/^\?/, ''))];
+  if (typeof query === 'string') return [...new URLSearchParams(query)];
   if (query instanceof URLSearchParams) return [...query];
   return Object.entries(query).flatMap(([key, value]) =>
     value === undefined
@@ -120,7 +123,7 @@ export function serviceAuthHeaders(
   const signature = signRequest(credentials.secret, {
     method: request.method,
     path: url.pathname,
-    query: url.search,
+    query: url.searchParams,
     body: request.body,
     timestamp,
     nonce,
@@ -351,7 +354,9 @@ export class ServiceRequestVerifier {
     const signable: SignableRequest = {
       method: request.method,
       path: request.path,
-      query: request.rawQueryString,
+      // The raw query is everything after the first `?`, so a `?` it starts with belongs to the first
+      // key, as URL parsing (and so the signer) reads it: `??a=1` must not verify as `?a=1`.
+      query: new URLSearchParams(`?${request.rawQueryString}`),
       body: request.body,
       timestamp,
       nonce,

@@ -128,6 +128,22 @@ describe('signRequest', () => {
     expect(canonicalQuery(undefined)).toBe('');
   });
 
+  it('reads a query string as URLSearchParams does: ??a=1 names the key ?a, not a', () => {
+    expect(canonicalQuery('??a=1')).toBe('%3Fa=1');
+    expect(canonicalQuery('?a=1')).toBe('a=1');
+  });
+
+  it('signs the query the URL sends: ??a=1 and ?a=1 sign differently', () => {
+    const headersFor = (url: string) =>
+      serviceAuthHeaders(
+        { serviceId: 'bookings', secret: current },
+        { method: 'GET', url, timestamp: 1767225600, nonce: 'n'.repeat(20) },
+      );
+    expect(headersFor('https://users.example/users??a=1')['X-Signature']).not.toBe(
+      headersFor('https://users.example/users?a=1')['X-Signature'],
+    );
+  });
+
   it('builds the four headers, with a fresh nonce each time', () => {
     const sign = createServiceSigner({ serviceId: 'bookings', secret: current });
     const first = sign({ method: 'GET', url: 'https://users.example/users/1' });
@@ -214,6 +230,14 @@ describe('ServiceRequestVerifier', () => {
     expect(await reasonOf(verifier().verify({ ...request, path: '/users/43' }))).toBe('bad_signature');
     expect(await reasonOf(verifier().verify({ ...request, method: 'PUT' }))).toBe('bad_signature');
     expect(await reasonOf(verifier().verify({ ...request, rawQueryString: 'a=1' }))).toBe('bad_signature');
+  });
+
+  it('keeps a ? that starts the raw query in the first key, so ??a=1 is not ?a=1', async () => {
+    const request = signed({ method: 'GET', url: '/users/42?a=1', body: '' });
+    expect(await reasonOf(verifier().verify({ ...request, rawQueryString: '?a=1' }))).toBe('bad_signature');
+    const signedWithQuestionMark = signed({ method: 'GET', url: '/users/42??a=1', body: '' });
+    expect(signedWithQuestionMark.rawQueryString).toBe('?a=1');
+    await expect(verifier().verify(signedWithQuestionMark)).resolves.toMatchObject({ id: 'bookings' });
   });
 
   it('rejects an unknown service id', async () => {

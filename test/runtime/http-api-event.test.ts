@@ -96,6 +96,13 @@ describe('API Gateway HTTP API v2 translation', () => {
     expect(lastEvent?.requestContext.time).toMatch(/^\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/);
   });
 
+  it('keeps a ? that starts the raw query in the first key, as URL parsing does', async () => {
+    nextResult = { statusCode: 204 };
+    await fetch(`${url}/things/42??userId=alice&b=1`);
+    expect(lastEvent?.rawQueryString).toBe('?userId=alice&b=1');
+    expect(lastEvent?.queryStringParameters).toEqual({ '?userId': 'alice', b: '1' });
+  });
+
   it('base64-encodes a binary body', async () => {
     nextResult = { statusCode: 204 };
     await fetch(url, {
