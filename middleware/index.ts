@@ -57,6 +57,7 @@ export * from './http/middy.js';
 export * from './http/problem.js';
 export * from './http/response.js';
 export * from './idempotency.js';
+export * from './lambda-handler.js';
 export * from './metrics/catalog.js';
 export * from './metrics/middy.js';
 export * from './metrics/record.js';
