@@ -49,6 +49,7 @@ export * from './encryption/key-provider.js';
 export * from './encryption/kms-key-provider.js';
 export * from './encryption/local-key-provider.js';
 export * from './encryption/middy.js';
+export * from './encryption/record-types.js';
 export type { FieldValue, JsonArray, JsonObject, JsonValue } from './encryption/value-codec.js';
 export * from './errors.js';
 export * from './events.js';
