@@ -15,6 +15,7 @@ import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
 import { NotFoundError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { withHeadersAndCookies } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
 import { type FunctionObservability, functionObservability } from './observability.js';
@@ -144,15 +145,13 @@ export function withRequestMiddlewares(
   // Route errors arrive here already rendered by the route's own httpErrorHandler (and named to audit
   // by passErrorToOuterAudit); this one renders the rest (no route for the key, a failure of these
   // middlewares).
-  const handler = middy<HttpEvent, HttpResponse>(respond);
-  // `use` adds in place, so `handler` keeps the type Lambda invokes it with (a plain Context), while
-  // Middy would type the chain's result as needing what correlationIds() itself adds.
-  handler
-    .use(injectLambdaContext(loggers, { resetKeys: true }))
-    .use(correlationIds({ loggers }))
-    .use(captureMetrics(observability.metrics))
-    .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
-    .use(noStore)
-    .use(httpErrorHandler({ logger }));
-  return handler;
+  return lambdaHandler(
+    middy<HttpEvent, HttpResponse>(respond)
+      .use(injectLambdaContext(loggers, { resetKeys: true }))
+      .use(correlationIds({ loggers }))
+      .use(captureMetrics(observability.metrics))
+      .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
+      .use(noStore)
+      .use(httpErrorHandler({ logger })),
+  );
 }

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
+import type { EncryptedField } from '../../middleware/encryption/record-types.js';
 import { ConflictError, DecryptionError, NotFoundError } from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
@@ -59,7 +60,7 @@ export interface StoredEndpoint extends WebhookEndpoint {
   /** When the first of those failed; undefined while none has. */
   readonly failingSince?: string;
   /** The encrypted secret and its data-key header, as stored (see {@link WebhookStore.signingSecret}). */
-  readonly sealedSecret: { readonly secret: unknown; readonly header: unknown };
+  readonly sealedSecret: { readonly secret: EncryptedField<string>; readonly header: unknown };
 }
 
 export interface DeliveryAttempt {
@@ -182,7 +183,10 @@ function toEndpoint(
     createdAt: String(item.createdAt),
     failedDeliveries: typeof item.failedDeliveries === 'number' ? item.failedDeliveries : 0,
     ...(typeof item.failingSince === 'string' ? { failingSince: item.failingSince } : {}),
-    sealedSecret: { secret: item.secret, header: headerField === undefined ? undefined : item[headerField] },
+    sealedSecret: {
+      secret: item.secret as EncryptedField<string>,
+      header: headerField === undefined ? undefined : item[headerField],
+    },
   };
 }
 
@@ -411,7 +415,7 @@ export class WebhookStore {
    */
   async signingSecret(endpoint: StoredEndpoint): Promise<string> {
     const { headerField } = this.encryptor;
-    const plain = await this.encryptor.decryptFields<{ secret: string }>(
+    const plain = await this.encryptor.decryptFields(
       { secret: endpoint.sealedSecret.secret, [headerField]: endpoint.sealedSecret.header },
       ['secret'],
       { tenantId: endpoint.tenantId, endpointId: endpoint.id },

@@ -38,6 +38,7 @@ import {
   readPath,
   writePaths,
 } from './paths.js';
+import type { DecryptedRecord, EncryptedRecord, FieldPathOf } from './record-types.js';
 import { decodeValue, encodeValue } from './value-codec.js';
 
 /** Seed 001's default sensitive fields. */
@@ -381,13 +382,14 @@ export class Encryptor {
   /**
    * A copy of `record` whose listed fields (dotted paths; absent and null ones are skipped) are
    * encrypted, plus the record's data-key header. All fields are encoded before any key is requested,
-   * so a bad value or an unavailable key throws with nothing half-encrypted.
+   * so a bad value or an unavailable key throws with nothing half-encrypted. The paths must be fields of
+   * the record's type; each becomes an `EncryptedField` of its value's type.
    */
-  async encryptFields(
-    record: object,
-    fields: readonly string[],
+  async encryptFields<R extends object, F extends FieldPathOf<R>>(
+    record: R,
+    fields: readonly F[],
     context: EncryptionContext,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<EncryptedRecord<R, F>> {
     assertRecord(record, 'encrypt');
     const paths = parsePaths('encryptFields', fields, this.options.headerField);
     // A record's values share its one data key, so a longer list could never stay within the limit.
@@ -420,7 +422,7 @@ export class Encryptor {
         present.push(path);
         sealed.push(encodeValue(value, path.path, this.options.maxValueBytes, sealedStart, tagBytes));
       }
-      if (present.length === 0) return { ...record };
+      if (present.length === 0) return { ...record } as EncryptedRecord<R, F>;
       dataKey =
         this.cachedDataKey(context, contextMemo.canonical, present.length) ??
         (await this.dataKeyFor(context, contextMemo.canonical, present.length).value);
@@ -438,19 +440,20 @@ export class Encryptor {
       writes.push({ path, value: this.output(field) });
     }
     writes.push({ path: this.headerPath, value: this.output(dataKey.header) });
-    return writePaths(record, writes);
+    return writePaths(record, writes) as EncryptedRecord<R, F>;
   }
 
   /**
    * A copy of `record` with the listed fields decrypted. The header is removed once no field sealed
    * under it remains; after a partial list it stays, for the fields still encrypted. Any tampering, a
    * value moved from another field, record or tenant, or a wrong context throws a DecryptionError.
+   * Typed from the record: each listed field as the type it was encrypted from, the others unchanged.
    */
-  async decryptFields<T = Record<string, unknown>>(
-    record: object,
-    fields: readonly string[],
+  async decryptFields<R extends object, F extends FieldPathOf<R>>(
+    record: R,
+    fields: readonly F[],
     context: EncryptionContext,
-  ): Promise<T> {
+  ): Promise<DecryptedRecord<R, F>> {
     assertRecord(record, 'decrypt');
     const paths = parsePaths('decryptFields', fields, this.options.headerField);
     const contextMemo = this.contextOf(context, 'decrypt');
@@ -465,11 +468,12 @@ export class Encryptor {
     }
     const headerValue = record[headerField];
     if (present.length === 0) {
-      if (headerValue === undefined) return copyRecord(record) as T;
+      if (headerValue === undefined) return copyRecord(record) as DecryptedRecord<R, F>;
       const headerBytes = storedBytes(headerValue, 'The data-key header', undefined);
       const prefixText = fieldPrefix(keyRefOf(headerBytes)).toString('latin1');
       const keepHeader = countFieldsUnder(record, prefixText, headerField, 0) > 0;
-      return (keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField)) as T;
+      const copy = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
+      return copy as DecryptedRecord<R, F>;
     }
     if (headerValue === undefined) {
       throw new DecryptionError('missing_header', 'The record has encrypted fields but no data-key header');
@@ -507,7 +511,7 @@ export class Encryptor {
     // Every listed field passed checkField, so each counts here: more means some were not listed.
     const keepHeader = countFieldsUnder(record, parsed.prefixText, headerField, 0) > present.length;
     const rest = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
-    return writePaths(rest, writes, false) as T;
+    return writePaths(rest, writes, false) as DecryptedRecord<R, F>;
   }
 
   /**
@@ -515,19 +519,24 @@ export class Encryptor {
    * `fields` must list every encrypted field: a record has one header, so a field left out would stay
    * under a data key the new header no longer names.
    */
-  async reencryptFields(
-    record: object,
-    fields: readonly string[],
+  async reencryptFields<R extends object, F extends FieldPathOf<R>>(
+    record: R,
+    fields: readonly F[],
     context: EncryptionContext,
-  ): Promise<Record<string, unknown>> {
-    const plain = await this.decryptFields<Record<string, unknown>>(record, fields, context);
+  ): Promise<EncryptedRecord<DecryptedRecord<R, F>, F>> {
+    // Typed loosely inside: the record is decrypted and encrypted at the same paths.
+    const plain: Record<string, unknown> = await this.decryptFields(
+      record as Record<string, unknown>,
+      fields,
+      context,
+    );
     if (Object.hasOwn(plain, this.options.headerField)) {
       throw new EncryptionError(
         'already_encrypted',
         'reencryptFields must list every encrypted field: others remain under the record’s data key',
       );
     }
-    return this.encryptFields(plain, fields, context);
+    return this.encryptFields(plain, fields, context) as Promise<EncryptedRecord<DecryptedRecord<R, F>, F>>;
   }
 
   /** Whether the record's data key is wrapped under another provider or key than the current one. */

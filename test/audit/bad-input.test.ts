@@ -6,6 +6,7 @@ import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { audit, correlationIds } from '../../middleware/audit/middy.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { httpEvent, lambdaContext } from './fixtures.js';
 
@@ -21,11 +22,13 @@ function pipeline(
 ) {
   const logger = new Logger({ serviceName: 'users', logLevel: 'INFO' });
   const auditLogger = new AuditLogger({ logger });
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-    .use(correlationIds({ loggers: [logger] }))
-    .use(audit({ auditLogger, logRequestBody: true, logResponseBody: true, maxBodyLength: 256 }))
-    .use(httpErrorHandler({ logger }))
-    .handler(handler as never);
+  return lambdaHandler(
+    middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(correlationIds({ loggers: [logger] }))
+      .use(audit({ auditLogger, logRequestBody: true, logResponseBody: true, maxBodyLength: 256 }))
+      .use(httpErrorHandler({ logger }))
+      .handler(handler as never),
+  );
 }
 
 /** Every line must be one valid JSON object: nothing a client sends may split or corrupt a line. */

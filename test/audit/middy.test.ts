@@ -4,11 +4,17 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { type AuditOptions, audit, correlationIds } from '../../middleware/audit/middy.js';
+import {
+  type AuditOptions,
+  audit,
+  type CorrelationContext,
+  correlationIds,
+} from '../../middleware/audit/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ForbiddenError, InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { alice, httpEvent, lambdaContext } from './fixtures.js';
 
@@ -16,18 +22,20 @@ const output = captureStdout();
 
 type Handler = (
   event: APIGatewayProxyEventV2,
-  context: Context & { principal?: Principal },
+  context: Context & CorrelationContext & { principal?: Principal },
 ) => Promise<unknown>;
 
 function pipeline(handler: Handler, options: Partial<Parameters<typeof audit>[0]> = {}) {
   const logger = new Logger({ serviceName: 'users', logLevel: 'INFO' });
   const auditLogger = new AuditLogger({ logger });
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(correlationIds({ loggers: [logger], generate: () => 'generated-id' }))
-    .use(audit({ auditLogger, excludePaths: ['/health', '/internal/*'], ...options }))
-    .use(httpErrorHandler({ logger }))
-    .handler(handler as never);
+  return lambdaHandler(
+    middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(injectLambdaContext(logger, { resetKeys: true }))
+      .use(correlationIds({ loggers: [logger], generate: () => 'generated-id' }))
+      .use(audit({ auditLogger, excludePaths: ['/health', '/internal/*'], ...options }))
+      .use(httpErrorHandler({ logger }))
+      .handler(handler as never),
+  );
 }
 
 describe('audit()', () => {
@@ -230,7 +238,7 @@ describe('correlationIds()', () => {
   it('returns the caller’s id and puts it on every log line', async () => {
     const handler = pipeline(async (_event, context) => {
       new Logger({ logLevel: 'INFO' }); // another logger is unaffected
-      return json(200, { seen: (context as Context & { correlationId: string }).correlationId });
+      return json(200, { seen: context.correlationId });
     });
     const response = await handler(
       httpEvent({ headers: { 'X-Correlation-Id': 'order-42' } }),
@@ -269,9 +277,11 @@ describe('correlationIds()', () => {
   });
 
   it('can leave the response alone and generates UUIDs by default', async () => {
-    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-      .use(correlationIds({ returnHeader: false }))
-      .handler(async (_event, context) => json(200, { id: context.correlationId }));
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(correlationIds({ returnHeader: false }))
+        .handler(async (_event, context) => json(200, { id: context.correlationId })),
+    );
     const response = await handler(httpEvent(), lambdaContext());
     expect(response.headers?.['x-correlation-id']).toBeUndefined();
     expect(JSON.parse(response.body ?? '{}').id).toMatch(/^[0-9a-f-]{36}$/);

@@ -17,6 +17,7 @@ import {
   httpErrorHandler,
   JwtVerifier,
   json,
+  lambdaHandler,
   recordMetric,
 } from '../../middleware/index.js';
 import { captureStdout, enableMetricsOutput } from '../helpers/log-capture.js';
@@ -49,19 +50,21 @@ const verifier = new JwtVerifier({
   ],
 });
 
-const handler = middy<APIGatewayProxyEventV2>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(correlationIds({ loggers: [logger] }))
-  .use(captureMetrics(metrics))
-  .use(audit({ auditLogger, excludePaths: ['/health'] }))
-  .use(httpErrorHandler({ logger }))
-  .use(authenticate({ jwt: verifier, onEvent }))
-  .handler(async (event, { principal, correlationId }) => {
-    const orderId = event.pathParameters?.id ?? 'unknown';
-    auditLogger.logAdminAction('order.refunded', { orderId }, principal);
-    recordMetric(metrics, 'WebhookDelivered');
-    return json(200, { orderId, refundedBy: principal.id, forwarded: correlationHeaders(correlationId) });
-  });
+const handler = lambdaHandler(
+  middy<APIGatewayProxyEventV2>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(correlationIds({ loggers: [logger] }))
+    .use(captureMetrics(metrics))
+    .use(audit({ auditLogger, excludePaths: ['/health'] }))
+    .use(httpErrorHandler({ logger }))
+    .use(authenticate({ jwt: verifier, onEvent }))
+    .handler(async (event, { principal, correlationId }) => {
+      const orderId = event.pathParameters?.id ?? 'unknown';
+      auditLogger.logAdminAction('order.refunded', { orderId }, principal);
+      recordMetric(metrics, 'WebhookDelivered');
+      return json(200, { orderId, refundedBy: principal.id, forwarded: correlationHeaders(correlationId) });
+    }),
+);
 // ---- end of the example ----
 
 describe('the README example', () => {

@@ -9,6 +9,7 @@ import { createRedactor, defaultSensitiveKeys } from '../../middleware/audit/red
 import { createSecurityEventListener } from '../../middleware/audit/security-events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { httpEvent, lambdaContext } from './fixtures.js';
 
@@ -103,14 +104,16 @@ describe('redaction, property-based', () => {
         // 2. Any log line of the function's logger.
         logger.info('handled', { payload: object });
         // 3. A request and response audited with bodies, and a server fault logged by httpErrorHandler.
-        const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-          .use(correlationIds({ loggers: [logger] }))
-          .use(audit({ auditLogger, logRequestBody: true, logResponseBody: true, maxBodyLength: 100_000 }))
-          .use(httpErrorHandler({ logger }))
-          .handler(async (event) => {
-            if (event.rawPath === '/fail') throw new Error('failed', { cause: object });
-            return json(200, object);
-          });
+        const handler = lambdaHandler(
+          middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+            .use(correlationIds({ loggers: [logger] }))
+            .use(audit({ auditLogger, logRequestBody: true, logResponseBody: true, maxBodyLength: 100_000 }))
+            .use(httpErrorHandler({ logger }))
+            .handler(async (event) => {
+              if (event.rawPath === '/fail') throw new Error('failed', { cause: object });
+              return json(200, object);
+            }),
+        );
         const body = JSON.stringify(object);
         const headers = { 'content-type': 'application/json' };
         await handler(httpEvent({ method: 'POST', path: '/echo', body, headers }), lambdaContext());

@@ -19,6 +19,7 @@ import { registerCleanup, respondEarly, runCleanup } from '../../middleware/clea
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency } from '../../middleware/idempotency.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
@@ -65,17 +66,19 @@ async function replayedBooking(
   middleware: typeof makeHandlerIdempotent | typeof idempotency,
 ) {
   let handlerRuns = 0;
-  const handler = flat(parts)
-    .use(
-      middleware({
-        persistenceStore: idempotencyStore(),
-        config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
-      }) as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
-    )
-    .handler(async () => {
-      handlerRuns += 1;
-      return json(201, { id: 'booking-1' });
-    });
+  const handler = lambdaHandler(
+    flat(parts)
+      .use(
+        middleware({
+          persistenceStore: idempotencyStore(),
+          config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
+        }) as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
+      )
+      .handler(async () => {
+        handlerRuns += 1;
+        return json(201, { id: 'booking-1' });
+      }),
+  );
   const booking = { ...request(), body: JSON.stringify({ room: randomUUID() }) };
   expect((await handler(booking, lambdaContext())).statusCode).toBe(201);
   output.clear();
@@ -156,9 +159,11 @@ const request = (headers: Record<string, string> = {}, method = 'POST') =>
 describe('answers given early are still audited, counted and labelled', () => {
   it('401 from authenticate', async () => {
     const parts = observability();
-    const handler = flat(parts)
-      .use(authenticate({ jwt: verifier, onEvent: parts.onEvent }))
-      .handler(async () => json(201, {}));
+    const handler = lambdaHandler(
+      flat(parts)
+        .use(authenticate({ jwt: verifier, onEvent: parts.onEvent }))
+        .handler(async () => json(201, {})),
+    );
     const response = await handler(request({ authorization: 'Bearer not-a-jwt' }), lambdaContext());
     expectEverythingHappened(parts, response, {
       status: 401,
@@ -173,10 +178,12 @@ describe('answers given early are still audited, counted and labelled', () => {
   it('403 from a guard after authenticate', async () => {
     const parts = observability();
     const token = await issuer.mint({ sub: 'bob', roles: ['member'] });
-    const handler = flat(parts)
-      .use(authenticate({ jwt: verifier, onEvent: parts.onEvent }))
-      .use(requireRoles(['admin'], { onEvent: parts.onEvent }))
-      .handler(async () => json(201, {}));
+    const handler = lambdaHandler(
+      flat(parts)
+        .use(authenticate({ jwt: verifier, onEvent: parts.onEvent }))
+        .use(requireRoles(['admin'], { onEvent: parts.onEvent }))
+        .handler(async () => json(201, {})),
+    );
     const response = await handler(request({ authorization: `Bearer ${token}` }), lambdaContext());
     expectEverythingHappened(parts, response, {
       status: 403,
@@ -191,17 +198,19 @@ describe('answers given early are still audited, counted and labelled', () => {
   it('429 from rateLimit, with its rate-limit headers', async () => {
     const parts = observability();
     const key = `audit-${randomUUID()}`;
-    const handler = flat(parts)
-      .use(
-        rateLimit({
-          policy: { name: 'audit-test', limit: 1, windowSec: 60 },
-          identify: () => key,
-          tableName: testTableNames.toolkit,
-          client: dynamoDb,
-          onEvent: parts.onEvent,
-        }),
-      )
-      .handler(async () => json(201, {}));
+    const handler = lambdaHandler(
+      flat(parts)
+        .use(
+          rateLimit({
+            policy: { name: 'audit-test', limit: 1, windowSec: 60 },
+            identify: () => key,
+            tableName: testTableNames.toolkit,
+            client: dynamoDb,
+            onEvent: parts.onEvent,
+          }),
+        )
+        .handler(async () => json(201, {})),
+    );
     expect((await handler(request(), lambdaContext())).statusCode).toBe(201);
     output.clear();
     const response = await handler(request(), lambdaContext());
@@ -223,12 +232,14 @@ describe('answers given early are still audited, counted and labelled', () => {
       onEvent: parts.onEvent,
       fetch: async () => new Response('down', { status: 500 }),
     });
-    const handler = flat(parts)
-      .use(serviceCalls(services))
-      .handler(async (_event, context) => {
-        await context.callService(circuit, 'users/1');
-        return json(201, {});
-      });
+    const handler = lambdaHandler(
+      flat(parts)
+        .use(serviceCalls(services))
+        .handler(async (_event, context) => {
+          await context.callService(circuit, 'users/1');
+          return json(201, {});
+        }),
+    );
     expect((await handler(request(), lambdaContext())).statusCode).toBe(502);
     output.clear();
     const response = await handler(request(), lambdaContext());
@@ -242,9 +253,11 @@ describe('answers given early are still audited, counted and labelled', () => {
 
   it('403 from the CSRF check', async () => {
     const parts = observability();
-    const handler = flat(parts)
-      .use(csrfProtection({ onEvent: parts.onEvent }))
-      .handler(async () => json(201, {}));
+    const handler = lambdaHandler(
+      flat(parts)
+        .use(csrfProtection({ onEvent: parts.onEvent }))
+        .handler(async () => json(201, {})),
+    );
     const response = await handler(request({ 'x-csrf-token': 'forged' }), lambdaContext());
     expectEverythingHappened(parts, response, {
       status: 403,
@@ -255,12 +268,14 @@ describe('answers given early are still audited, counted and labelled', () => {
 
   it('500 from Middy’s early timeout', async () => {
     const parts = observability();
-    const handler = flat(parts).handler(
-      (_event, _context, { signal }) =>
-        new Promise((resolve) => {
-          const timer = setTimeout(() => resolve(json(201, {})), 2_000);
-          signal.addEventListener('abort', () => clearTimeout(timer));
-        }),
+    const handler = lambdaHandler(
+      flat(parts).handler(
+        (_event, _context, { signal }) =>
+          new Promise((resolve) => {
+            const timer = setTimeout(() => resolve(json(201, {})), 2_000);
+            signal.addEventListener('abort', () => clearTimeout(timer));
+          }),
+      ),
     );
     const response = await handler(request(), lambdaContext(60));
     expectEverythingHappened(parts, response, { status: 500 });
@@ -279,12 +294,14 @@ describe('answers given early are still audited, counted and labelled', () => {
       },
     };
     let handlerRan = false;
-    const handler = flat(parts)
-      .use(gate)
-      .handler(async () => {
-        handlerRan = true;
-        return json(201, {});
-      });
+    const handler = lambdaHandler(
+      flat(parts)
+        .use(gate)
+        .handler(async () => {
+          handlerRan = true;
+          return json(201, {});
+        }),
+    );
     const response = await handler(request(), lambdaContext());
     expect(handlerRan).toBe(false);
     expectEverythingHappened(parts, response, {

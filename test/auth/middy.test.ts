@@ -28,6 +28,7 @@ import { InvalidOptionsError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
@@ -89,11 +90,13 @@ function pipeline(...middlewares: Parameters<ReturnType<typeof middy>['use']>[0]
 
 describe('authenticate through a middy pipeline', () => {
   it('puts the JWT principal on context.principal, typed', async () => {
-    const handler = middy<APIGatewayProxyEventV2>()
-      .use(httpErrorHandler())
-      .use(authenticate({ jwt: verifier }))
-      .handler(async (_event, { principal }) => json(200, { id: principal.id, human: !principal.isM2M }));
-    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext as never);
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler())
+        .use(authenticate({ jwt: verifier }))
+        .handler(async (_event, { principal }) => json(200, { id: principal.id, human: !principal.isM2M })),
+    );
+    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext);
     expect(JSON.parse(result.body as string)).toEqual({ id: 'user-1', human: true });
   });
 
@@ -153,24 +156,28 @@ describe('authenticate through a middy pipeline', () => {
       { isPublic: true, status: 200 },
       { isPublic: false, status: 401 },
     ]) {
-      const handler = middy<APIGatewayProxyEventV2>()
-        .use(httpErrorHandler())
-        .use(authenticate({ jwt: verifier, optional: route.isPublic }))
-        .handler(async (_event, { principal }) => {
-          expectTypeOf(principal).toEqualTypeOf<Principal | undefined>();
-          return json(200, { id: principal?.id ?? null });
-        });
-      expect((await handler(httpEvent(), lambdaContext as never)).statusCode).toBe(route.status);
+      const handler = lambdaHandler(
+        middy<APIGatewayProxyEventV2>()
+          .use(httpErrorHandler())
+          .use(authenticate({ jwt: verifier, optional: route.isPublic }))
+          .handler(async (_event, { principal }) => {
+            expectTypeOf(principal).toEqualTypeOf<Principal | undefined>();
+            return json(200, { id: principal?.id ?? null });
+          }),
+      );
+      expect((await handler(httpEvent(), lambdaContext)).statusCode).toBe(route.status);
     }
   });
 
   it('narrows an optional principal with requireUser', async () => {
-    const handler = middy<APIGatewayProxyEventV2>()
-      .use(httpErrorHandler())
-      .use(authenticate({ jwt: verifier, optional: true }))
-      .use(requireUser())
-      .handler(async (_event, { principal }) => json(200, { id: principal.id }));
-    expect((await handler(httpEvent(), lambdaContext as never)).statusCode).toBe(401);
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler())
+        .use(authenticate({ jwt: verifier, optional: true }))
+        .use(requireUser())
+        .handler(async (_event, { principal }) => json(200, { id: principal.id })),
+    );
+    expect((await handler(httpEvent(), lambdaContext)).statusCode).toBe(401);
   });
 
   it('accepts an API key from x-api-key and reports its use', async () => {
@@ -530,15 +537,14 @@ describe('csrfProtection through a middy pipeline', () => {
   });
 
   it('does not re-issue a cookie the request already has, and exposes the token', async () => {
-    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-      .use(csrfProtection())
-      .handler(async (_event, { csrfToken }) => json(200, { csrfToken }));
-    const first = await handler(httpEvent(), lambdaContext as never);
-    const token = JSON.parse(first.body as string).csrfToken as string;
-    const second = await handler(
-      httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }),
-      lambdaContext as never,
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(csrfProtection())
+        .handler(async (_event, { csrfToken }) => json(200, { csrfToken })),
     );
+    const first = await handler(httpEvent(), lambdaContext);
+    const token = JSON.parse(first.body as string).csrfToken as string;
+    const second = await handler(httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }), lambdaContext);
     expect(second.cookies).toBeUndefined();
     expect(JSON.parse(second.body as string).csrfToken).toBe(token);
   });
@@ -576,10 +582,12 @@ describe('csrfProtection through a middy pipeline', () => {
   });
 
   it('gives a plain handler result the cookie as the structured answer API Gateway would send', async () => {
-    const handler = middy<APIGatewayProxyEventV2>()
-      .use(csrfProtection())
-      .handler(async () => ({ hello: 'world' }) as never);
-    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext as never)) as never as {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(csrfProtection())
+        .handler(async () => ({ hello: 'world' }) as never),
+    );
+    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext)) as never as {
       statusCode: number;
       body: string;
       cookies: string[];
@@ -592,11 +600,13 @@ describe('csrfProtection through a middy pipeline', () => {
 
   it('never changes the handler’s response object, so a shared one gains no cookies', async () => {
     const shared = json(200, { ok: true });
-    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-      .use(csrfProtection())
-      .handler(async () => shared);
-    const first = await handler(httpEvent(), lambdaContext as never);
-    const second = await handler(httpEvent(), lambdaContext as never);
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(csrfProtection())
+        .handler(async () => shared),
+    );
+    const first = await handler(httpEvent(), lambdaContext);
+    const second = await handler(httpEvent(), lambdaContext);
     expect(shared.cookies).toBeUndefined();
     expect(first.cookies).toHaveLength(1);
     expect(second.cookies).toHaveLength(1);
@@ -604,11 +614,13 @@ describe('csrfProtection through a middy pipeline', () => {
   });
 
   it('sets the cookie on an answer another middleware gives early', async () => {
-    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-      .use(csrfProtection())
-      .use({ before: (request) => respondEarly(request, json(403, { message: 'Closed' })) })
-      .handler(async () => json(200, {}));
-    const answer = await handler(httpEvent(), lambdaContext as never);
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(csrfProtection())
+        .use({ before: (request) => respondEarly(request, json(403, { message: 'Closed' })) })
+        .handler(async () => json(200, {})),
+    );
+    const answer = await handler(httpEvent(), lambdaContext);
     expect(answer.statusCode).toBe(403);
     expect(answer.cookies?.[0]).toMatch(/^__Host-csrf=/);
   });

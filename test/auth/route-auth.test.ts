@@ -6,6 +6,7 @@ import { routeAuth } from '../../functions/shared/route-auth.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import {
   bearer,
   httpEvent,
@@ -33,11 +34,13 @@ const machine = (scope: string) => signToken(key, m2mClaims(issuer, scope));
 
 /** The status a route with `requirement` answers a bearer token with. */
 async function statusFor(requirement: AuthRequirement, token: string): Promise<number | undefined> {
-  const finished = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-    .use(httpErrorHandler({ logger: { error: vi.fn() } }))
-    .use(routeAuth(requirement))
-    .handler(async () => json(200, {}));
-  return (await finished(httpEvent({ headers: bearer(token) }), lambdaContext as never)).statusCode;
+  const finished = lambdaHandler(
+    middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+      .use(routeAuth(requirement))
+      .handler(async () => json(200, {})),
+  );
+  return (await finished(httpEvent({ headers: bearer(token) }), lambdaContext)).statusCode;
 }
 
 describe('routeAuth: roles and scopes from the route table', () => {
@@ -83,14 +86,16 @@ describe('routeAuth without any auth method configured', () => {
       vi.resetModules();
       const { routeAuth: unconfigured } = await import('../../functions/shared/route-auth.js');
       const events: SecurityEvent[] = [];
-      const finished = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
-        .use(unconfigured({ kind: 'principal', roles: ['admin'] }, (event) => events.push(event)))
-        .handler(async () => json(200, {}));
+      const finished = lambdaHandler(
+        middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+          .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+          .use(unconfigured({ kind: 'principal', roles: ['admin'] }, (event) => events.push(event)))
+          .handler(async () => json(200, {})),
+      );
 
       const result = await finished(
         httpEvent({ method: 'POST', headers: bearer(person(['admin'])) }),
-        lambdaContext as never,
+        lambdaContext,
       );
 
       expect(result.statusCode).toBe(401);
@@ -120,17 +125,15 @@ describe('routeAuth for an issuer other than Cognito (AUTH_TOKEN_USE=any)', () =
     try {
       vi.resetModules();
       const { routeAuth: oidcRouteAuth } = await import('../../functions/shared/route-auth.js');
-      const finished = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
-        .use(oidcRouteAuth({ kind: 'principal' }))
-        .handler(async () => json(200, {}));
+      const finished = lambdaHandler(
+        middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+          .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+          .use(oidcRouteAuth({ kind: 'principal' }))
+          .handler(async () => json(200, {})),
+      );
       const statusOf = async (claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
-        (
-          await finished(
-            httpEvent({ headers: bearer(signToken(key, claims, header)) }),
-            lambdaContext as never,
-          )
-        ).statusCode;
+        (await finished(httpEvent({ headers: bearer(signToken(key, claims, header)) }), lambdaContext))
+          .statusCode;
 
       expect(await statusOf({ ...base(), aud: 'bookings-api', azp: 'spa', scope: 'openid' })).toBe(200);
       // The SPA's OIDC ID token, and its access token for another resource server.

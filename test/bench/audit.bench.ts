@@ -8,6 +8,7 @@ import { audit, correlationIds } from '../../middleware/audit/middy.js';
 import { createRedactor } from '../../middleware/audit/redact.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { createMetrics, recordMetric } from '../../middleware/metrics/record.js';
 import type { BenchSuite, Measurement } from './harness.js';
@@ -129,23 +130,27 @@ async function requestOverhead(): Promise<Measurement[]> {
   });
   const auditLogger = new AuditLogger({ logger });
   const metrics = createMetrics({ serviceName: 'bookings' });
-  const observed = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-    .use(correlationIds({ loggers: [logger] }))
-    .use(captureMetrics(metrics))
-    .use(audit({ auditLogger }))
-    .handler(handler);
-  const withMetric = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-    .use(correlationIds({ loggers: [logger] }))
-    .use(captureMetrics(metrics))
-    .use(audit({ auditLogger }))
-    .handler(async () => {
-      recordMetric(metrics, 'AuthSuccess');
-      return handler();
-    });
+  const observed = lambdaHandler(
+    middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(correlationIds({ loggers: [logger] }))
+      .use(captureMetrics(metrics))
+      .use(audit({ auditLogger }))
+      .handler(handler),
+  );
+  const withMetric = lambdaHandler(
+    middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(correlationIds({ loggers: [logger] }))
+      .use(captureMetrics(metrics))
+      .use(audit({ auditLogger }))
+      .handler(async () => {
+        recordMetric(metrics, 'AuthSuccess');
+        return handler();
+      }),
+  );
   const times = await timeInterleaved(requestIterations, {
     bare: () => bare(event, context),
-    observed: () => observed(event, context as never),
-    withMetric: () => withMetric(event, context as never),
+    observed: () => observed(event, context),
+    withMetric: () => withMetric(event, context),
   });
   const baseline = { name: 'bare middy handler', value: times.bare ?? Number.NaN };
   return [

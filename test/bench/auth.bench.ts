@@ -6,6 +6,7 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import { authenticate } from '../../middleware/auth/middy.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import type { BenchSuite, Measurement } from './harness.js';
 
 const tokenCount = 1000;
@@ -238,15 +239,17 @@ const suite: BenchSuite = {
       // Per request: the bare handler next to authenticate() on first-seen tokens, then on repeated ones.
       const verifier = ourVerifier(jwk);
       await verifier.verify(warmupToken);
-      const guarded = middy<APIGatewayProxyEventV2>()
-        .use(authenticate({ jwt: verifier }))
-        .handler(async (_event, { principal }) => ({ statusCode: 200, body: principal.id }));
+      const guarded = lambdaHandler(
+        middy<APIGatewayProxyEventV2>()
+          .use(authenticate({ jwt: verifier }))
+          .handler(async (_event, { principal }) => ({ statusCode: 200, body: principal.id })),
+      );
       const requests = {
         bare: async (batch: readonly APIGatewayProxyEventV2[]) => {
           for (const event of batch) await bare(event, lambdaContext);
         },
         guarded: async (batch: readonly APIGatewayProxyEventV2[]) => {
-          for (const event of batch) await guarded(event, lambdaContext as never);
+          for (const event of batch) await guarded(event, lambdaContext);
         },
       };
       const first = await interleaved(events, requests);

@@ -287,7 +287,7 @@ const suite: BenchSuite = {
     const field = Buffer.from('x'.repeat(32));
     const esdkOverhead = (await esdkMessage(field)).length - field.length;
     const esdkSignedOverhead = (await esdkMessage(field, committingSigned)).length - field.length;
-    const stored = await encryptor.encryptFields(
+    const stored: Record<string, unknown> = await encryptor.encryptFields(
       { a: field.toString(), b: field.toString() },
       ['a', 'b'],
       context,

@@ -10,6 +10,7 @@ import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.j
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { dynamoStore, holdingStore, storedItem, uniqueName } from './helpers.js';
 
 let server: Server;
@@ -60,16 +61,16 @@ function pipeline(
     store,
     services: { [serviceName]: { baseUrl, logger: { warn: vi.fn(), info: vi.fn() }, ...options } },
   });
-  const handler = middy<APIGatewayProxyEventV2>()
-    .use(httpErrorHandler({ logger: { error: vi.fn() } }))
-    .use(serviceCalls(services))
-    .handler(async (_event, { callService }) => {
-      const response = await callService(serviceName, path, init);
-      return json(200, await response.json());
-    });
-  const invoke = (event: APIGatewayProxyEventV2, context: Context) =>
-    handler(event, context as Parameters<typeof handler>[1]);
-  return Object.assign(invoke, {
+  const handler = lambdaHandler(
+    middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+      .use(serviceCalls(services))
+      .handler(async (_event, { callService }) => {
+        const response = await callService(serviceName, path, init);
+        return json(200, await response.json());
+      }),
+  );
+  return Object.assign(handler, {
     callService: vi.spyOn(services, 'callService'),
     serviceName,
     breaker: services.breakers[serviceName],
@@ -212,20 +213,19 @@ describe('serviceCalls through a middy pipeline', () => {
   it('prefers the correlation id the audit middleware put on the context', async () => {
     const serviceName = uniqueName('users');
     const services = createServiceClient({ store: dynamoStore(), services: { [serviceName]: { baseUrl } } });
-    const handler = middy<APIGatewayProxyEventV2>()
-      .before((request) => {
-        Object.assign(request.context, { correlationId: 'from-audit' });
-      })
-      .use(serviceCalls(services))
-      .handler(async (_event, { callService }) => {
-        await callService(serviceName, 'users/u1');
-        return json(200, {});
-      });
-    seen.length = 0;
-    await handler(
-      eventOf({ 'x-correlation-id': 'from-header' }),
-      lambdaContext() as Parameters<typeof handler>[1],
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .before((request) => {
+          Object.assign(request.context, { correlationId: 'from-audit' });
+        })
+        .use(serviceCalls(services))
+        .handler(async (_event, { callService }) => {
+          await callService(serviceName, 'users/u1');
+          return json(200, {});
+        }),
     );
+    seen.length = 0;
+    await handler(eventOf({ 'x-correlation-id': 'from-header' }), lambdaContext());
     expect(seen[0]?.['x-correlation-id']).toBe('from-audit');
   });
 

@@ -45,7 +45,11 @@ afterEach(() => {
 describe('Encryptor round trips', () => {
   it('encrypts and decrypts every default sensitive field, leaving the others in clear', async () => {
     const encryptor = encryptorWith();
-    const stored = await encryptor.encryptFields(sample, defaultSensitiveFields, context);
+    const stored: Record<string, unknown> = await encryptor.encryptFields(
+      sample,
+      defaultSensitiveFields,
+      context,
+    );
     for (const field of defaultSensitiveFields) {
       expect(stored[field]).toBeInstanceOf(Uint8Array);
       expect(Buffer.from(stored[field] as Uint8Array).includes(sample[field])).toBe(false);
@@ -70,7 +74,7 @@ describe('Encryptor round trips', () => {
   ])('round-trips %s with its type', async (_name, value) => {
     const encryptor = encryptorWith();
     const stored = await encryptor.encryptFields({ value }, ['value'], context);
-    const restored = await encryptor.decryptFields<{ value: unknown }>(stored, ['value'], context);
+    const restored = await encryptor.decryptFields(stored, ['value'], context);
     expect(restored.value).toEqual(value);
     expect(typeof restored.value).toBe(typeof value);
   });
@@ -96,17 +100,14 @@ describe('Encryptor round trips', () => {
 
   it('skips absent and null fields, and a record with nothing to encrypt gets no header', async () => {
     const encryptor = encryptorWith();
-    const stored = await encryptor.encryptFields(
-      { id: 'x', email: null },
-      ['email', 'phone', 'a.b'],
-      context,
-    );
+    const record: Record<string, unknown> = { id: 'x', email: null };
+    const stored = await encryptor.encryptFields(record, ['email', 'phone', 'a.b'], context);
     expect(stored).toEqual({ id: 'x', email: null });
     expect(await encryptor.decryptFields(stored, ['email', 'phone'], context)).toEqual({
       id: 'x',
       email: null,
     });
-    const headerOnly = { id: 'x', _dataKey: new Uint8Array([1]) };
+    const headerOnly: Record<string, unknown> = { id: 'x', _dataKey: new Uint8Array([1]) };
     expect(await encryptor.decryptFields(headerOnly, ['email'], context)).toEqual({ id: 'x' });
   });
 
@@ -116,7 +117,7 @@ describe('Encryptor round trips', () => {
       keyProvider: new LocalKeyProvider({ key: generateEncryptionKey() }),
       encoding: 'base64url',
     });
-    const stored = await text.encryptFields({ email: 'a@b.co' }, ['email'], context);
+    const stored: Record<string, unknown> = await text.encryptFields({ email: 'a@b.co' }, ['email'], context);
     expect(stored.email).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(stored._dataKey).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(JSON.parse(JSON.stringify(stored))).toEqual(stored);
@@ -147,7 +148,11 @@ describe('the stored format', () => {
   it('stores one header per record that names the provider, key, bound context members and wrapped key', async () => {
     const keyProvider = new LocalKeyProvider({ key: generateEncryptionKey() });
     const encryptor = new Encryptor({ keyProvider, keyContextFields: ['tenantId'] });
-    const stored = await encryptor.encryptFields(sample, defaultSensitiveFields, context);
+    const stored: Record<string, unknown> = await encryptor.encryptFields(
+      sample,
+      defaultSensitiveFields,
+      context,
+    );
     const headerBytes = Buffer.from(stored._dataKey as Uint8Array);
     const header = decodeHeader(headerBytes);
     expect(header).toMatchObject({
@@ -174,7 +179,12 @@ describe('the stored format', () => {
 describe('tampering and moved values', () => {
   async function storedSample(options: Partial<EncryptorOptions> = {}) {
     const encryptor = encryptorWith(options);
-    const stored = await encryptor.encryptFields(sample, ['email', 'phone'], context);
+    // The stored format, which these tests tamper with, as an untyped item.
+    const stored: Record<string, unknown> = await encryptor.encryptFields(
+      sample,
+      ['email', 'phone'],
+      context,
+    );
     return { encryptor, stored };
   }
 
@@ -190,7 +200,7 @@ describe('tampering and moved values', () => {
   it.each(fieldRegions)('rejects one bit flipped in %s', async (_region, offsetOf) => {
     const { encryptor, stored } = await storedSample();
     const email = stored.email as Uint8Array;
-    const tampered = { ...stored, email: flipBit(email, offsetOf(email.length)) };
+    const tampered: Record<string, unknown> = { ...stored, email: flipBit(email, offsetOf(email.length)) };
     const error = await rejectionOf(encryptor.decryptFields(tampered, ['email', 'phone'], context));
     expect(error).toBeInstanceOf(DecryptionError);
     expect(error.code).toBe('DECRYPTION_FAILED');
@@ -200,7 +210,7 @@ describe('tampering and moved values', () => {
 
   it('rejects one bit flipped in the wrapped data key', async () => {
     const { encryptor, stored } = await storedSample();
-    const tampered = { ...stored, _dataKey: flipBit(stored._dataKey, -5) };
+    const tampered: Record<string, unknown> = { ...stored, _dataKey: flipBit(stored._dataKey, -5) };
     const error = await rejectionOf(encryptor.decryptFields(tampered, ['email'], context));
     expect(error).toBeInstanceOf(DecryptionError);
     expect(error.reason).toBe('key_mismatch');
@@ -224,13 +234,8 @@ describe('tampering and moved values', () => {
   it('rejects one bit flipped in the header’s key id or bound context names', async () => {
     const { encryptor, stored } = await storedSample({ keyContextFields: ['tenantId'] });
     for (const offset of [3, 12, 26]) {
-      const error = await rejectionOf(
-        encryptor.decryptFields(
-          { ...stored, _dataKey: flipBit(stored._dataKey, offset) },
-          ['email'],
-          context,
-        ),
-      );
+      const tampered: Record<string, unknown> = { ...stored, _dataKey: flipBit(stored._dataKey, offset) };
+      const error = await rejectionOf(encryptor.decryptFields(tampered, ['email'], context));
       expect(error).toBeInstanceOf(DecryptionError);
     }
   });
@@ -244,11 +249,11 @@ describe('tampering and moved values', () => {
 
   it('rejects a value moved to another record of the same tenant (same data key)', async () => {
     const encryptor = encryptorWith({ keyContextFields: ['tenantId'] });
-    const alice = await encryptor.encryptFields({ email: 'alice@x.io' }, ['email'], {
+    const alice: Record<string, unknown> = await encryptor.encryptFields({ email: 'alice@x.io' }, ['email'], {
       tenantId: 't',
       userId: 'a',
     });
-    const bob = await encryptor.encryptFields({ email: 'bob@x.io' }, ['email'], {
+    const bob: Record<string, unknown> = await encryptor.encryptFields({ email: 'bob@x.io' }, ['email'], {
       tenantId: 't',
       userId: 'b',
     });
@@ -321,7 +326,8 @@ describe('tampering and moved values', () => {
 describe('bad stored input', () => {
   async function stored() {
     const encryptor = encryptorWith();
-    return { encryptor, record: await encryptor.encryptFields(sample, ['email'], context) };
+    const record: Record<string, unknown> = await encryptor.encryptFields(sample, ['email'], context);
+    return { encryptor, record };
   }
 
   it('rejects a plaintext value where a ciphertext belongs, never returning it as is', async () => {
@@ -365,9 +371,8 @@ describe('bad stored input', () => {
     expect(fieldError.reason).toBe('unknown_version');
     const header = Buffer.from(record._dataKey as Uint8Array);
     header[0] = 9;
-    const headerError = await rejectionOf(
-      encryptor.decryptFields({ ...record, _dataKey: header }, ['email'], context),
-    );
+    const newer: Record<string, unknown> = { ...record, _dataKey: header };
+    const headerError = await rejectionOf(encryptor.decryptFields(newer, ['email'], context));
     expect(headerError.reason).toBe('unknown_version');
     expect(() => encryptor.needsReencryption({ _dataKey: header })).toThrow(DecryptionError);
   });
@@ -384,16 +389,17 @@ describe('bad stored input', () => {
       [12345, 'malformed'],
     ];
     for (const [value, reason] of cases) {
-      const error = await rejectionOf(
-        encryptor.decryptFields({ ...record, _dataKey: value }, ['email'], context),
-      );
+      const malformed: Record<string, unknown> = { ...record, _dataKey: value };
+      const error = await rejectionOf(encryptor.decryptFields(malformed, ['email'], context));
       expect(error.reason).toBe(reason);
     }
   });
 
   it('rejects a record that is not an object', async () => {
     const encryptor = encryptorWith();
-    const error = await rejectionOf(encryptor.decryptFields(null as unknown as object, ['email'], context));
+    const error = await rejectionOf(
+      encryptor.decryptFields(null as unknown as Record<string, unknown>, ['email'], context),
+    );
     expect(error.reason).toBe('malformed');
   });
 
@@ -477,12 +483,14 @@ describe('bad values to encrypt', () => {
 
   it('refuses records that are not objects and field lists that are not dotted paths', async () => {
     const encryptor = encryptorWith();
-    expect((await rejectionOf(encryptor.encryptFields([] as unknown as object, ['a'], context))).reason).toBe(
-      'unsupported_value',
-    );
+    expect(
+      (await rejectionOf(encryptor.encryptFields([] as unknown as Record<string, unknown>, ['a'], context)))
+        .reason,
+    ).toBe('unsupported_value');
+    const record: Record<string, unknown> = sample;
     const bad = await rejectionOf(
       encryptor.encryptFields(
-        sample,
+        record,
         ['', 'a..b', '__proto__.x', '_dataKey', 7 as unknown as string],
         context,
       ),
@@ -490,7 +498,7 @@ describe('bad values to encrypt', () => {
     expect(bad).toBeInstanceOf(InvalidOptionsError);
     expect((bad as unknown as InvalidOptionsError).problems).toHaveLength(5);
     const notArray = await rejectionOf(
-      encryptor.encryptFields(sample, 'email' as unknown as string[], context),
+      encryptor.encryptFields(record, 'email' as unknown as string[], context),
     );
     expect(notArray).toBeInstanceOf(InvalidOptionsError);
   });
@@ -550,11 +558,12 @@ describe('data-key caching', () => {
   it('refuses a field list longer than maxMessages, since a record’s values share one data key', async () => {
     const keyProvider = countingProvider();
     const encryptor = new Encryptor({ keyProvider, cache: { maxMessages: 2 } });
-    const fields = ['email', 'phone', 'ssn'];
+    const fields = ['email', 'phone', 'ssn'] as const;
     const error = await rejectionOf(encryptor.encryptFields(sample, fields, context));
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.message).toContain('cache.maxMessages (2)');
-    expect(await rejectionOf(encryptor.encryptFields({ email: 'a@b.co' }, fields, context))).toBeInstanceOf(
+    const emailOnly: Record<string, unknown> = { email: 'a@b.co' };
+    expect(await rejectionOf(encryptor.encryptFields(emailOnly, fields, context))).toBeInstanceOf(
       InvalidOptionsError,
     );
     expect(keyProvider.calls.generate).toBe(0);

@@ -36,10 +36,7 @@ describe('overlapping field paths', () => {
     const keyProvider = countingProvider();
     const encryptor = new Encryptor({ keyProvider });
     const record = { id: 'u-1', profile: { phone: '+447700900123', city: 'London' } };
-    for (const fields of [
-      ['profile', 'profile.phone'],
-      ['profile.phone', 'profile'],
-    ]) {
+    for (const fields of [['profile', 'profile.phone'] as const, ['profile.phone', 'profile'] as const]) {
       const error = await rejectionOf(encryptor.encryptFields(record, fields, context));
       expect(error).toBeInstanceOf(InvalidOptionsError);
       expect(error.message).toContain('profile and profile.phone overlap');
@@ -53,14 +50,15 @@ describe('overlapping field paths', () => {
   it('compares whole segments: a path that only starts with the same letters is its own value', async () => {
     const encryptor = new Encryptor({ keyProvider: countingProvider() });
     const record = { profile: { city: 'London' }, profileName: 'ada', profiles: { a: 'b' } };
-    const fields = ['profile.city', 'profileName', 'profiles'];
+    const fields = ['profile.city', 'profileName', 'profiles'] as const;
     const stored = await encryptor.encryptFields(record, fields, context);
     expect(await encryptor.decryptFields(stored, fields, context)).toEqual(record);
   });
 
   it('refuses a path inside the data-key header attribute', async () => {
     const encryptor = new Encryptor({ keyProvider: countingProvider() });
-    const error = await rejectionOf(encryptor.encryptFields({ email: 'a@b.co' }, ['_dataKey.x'], context));
+    const record: Record<string, unknown> = { email: 'a@b.co' };
+    const error = await rejectionOf(encryptor.encryptFields(record, ['_dataKey.x'], context));
     expect(error).toBeInstanceOf(InvalidOptionsError);
   });
 });

@@ -19,7 +19,7 @@ const goldenRecord = {
   _dataKey:
     'AQVsb2NhbAAWbG9jYWw6YzRlZDUxOTU5YTUyMmUzMQEIdGVuYW50SWQAPJyXpCheEeA6dzxt14PduV9aUv3LyETPHdO1FAN1r2SU9_cTTmu4w8RKdh56JwbKbJsaiNd_LIq2y2GSTw',
 };
-const goldenFields = ['email', 'profile.phone', 'profile.age', 'avatar'];
+const goldenFields = ['email', 'profile.phone', 'profile.age', 'avatar'] as const;
 
 function localEncryptor() {
   return new Encryptor({ keyProvider: countingProvider(), keyContextFields: ['tenantId'] });
@@ -106,7 +106,7 @@ describe('reusing the last context', () => {
     const provider = countingProvider();
     const encryptor = new Encryptor({ keyProvider: provider, keyContextFields: ['tenantId'] });
     const tenants = ['acme', 'globex', 'acme', 'globex'];
-    const stored = [];
+    const stored: Record<string, unknown>[] = [];
     for (const [index, tenantId] of tenants.entries()) {
       stored.push(
         await encryptor.encryptFields({ n: `v${index}` }, ['n'], { tenantId, userId: `u-${index}` }),
@@ -117,15 +117,19 @@ describe('reusing the last context', () => {
     expect(stored[1]?._dataKey).not.toEqual(stored[0]?._dataKey);
     const contexts = tenants.map((tenantId, index) => ({ tenantId, userId: `u-${index}` }));
     for (const [index, context] of contexts.entries()) {
-      expect(await encryptor.decryptFields(stored[index] as object, ['n'], context)).toEqual({
-        n: `v${index}`,
-      });
+      expect(await encryptor.decryptFields(stored[index] as Record<string, unknown>, ['n'], context)).toEqual(
+        {
+          n: `v${index}`,
+        },
+      );
     }
     // Written here, so read here without a Decrypt request.
     expect(provider.calls.decrypt).toBe(0);
     for (const [index, context] of contexts.entries()) {
       const other = { ...context, tenantId: context.tenantId === 'acme' ? 'globex' : 'acme' };
-      const error = await rejectionOf(encryptor.decryptFields(stored[index] as object, ['n'], other));
+      const error = await rejectionOf(
+        encryptor.decryptFields(stored[index] as Record<string, unknown>, ['n'], other),
+      );
       expect(error).toBeInstanceOf(DecryptionError);
     }
     // Each wrong tenant reaches the provider, which refuses: the cached key of the right one is not used.
@@ -137,9 +141,13 @@ describe('reusing the last header', () => {
   it('notices the header buffer changed in place after it was read', async () => {
     const encryptor = localEncryptor();
     const context = { tenantId: 'acme', userId: 'u-1' };
-    const stored = await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], context);
+    const stored: Record<string, unknown> = await encryptor.encryptFields(
+      { email: 'a@b.co' },
+      ['email'],
+      context,
+    );
     const header = Buffer.from(stored._dataKey as Uint8Array);
-    const record = { ...stored, _dataKey: header };
+    const record: Record<string, unknown> = { ...stored, _dataKey: header };
     expect(await encryptor.decryptFields(record, ['email'], context)).toEqual({ email: 'a@b.co' });
     header[header.length - 5] = (header[header.length - 5] as number) ^ 0x01;
     const error = await rejectionOf(encryptor.decryptFields(record, ['email'], context));
@@ -183,7 +191,7 @@ describe('copying records', () => {
     const record = { email: 'a@b.co', [tag]: 'kept' };
     const context = { tenantId: 'acme' };
     const stored = await encryptor.encryptFields(record, ['email'], context);
-    expect(stored[tag as unknown as string]).toBe('kept');
+    expect(stored[tag]).toBe('kept');
     expect(record.email).toBe('a@b.co');
     expect(await encryptor.decryptFields(stored, ['email'], context)).toEqual({ email: 'a@b.co' });
   });
@@ -197,7 +205,7 @@ describe('copying records', () => {
     expect(Object.getPrototypeOf(stored)).toBe(Object.prototype);
     expect(Object.hasOwn(stored, '__proto__')).toBe(true);
     expect(stored[tag as unknown as string]).toBe('kept');
-    const plain = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    const plain = await encryptor.decryptFields(stored, ['email'], context);
     expect(Object.getPrototypeOf(plain)).toBe(Object.prototype);
     expect(Object.hasOwn(plain, '__proto__')).toBe(true);
     expect(plain.email).toBe('a@b.co');

@@ -86,9 +86,7 @@ describe('KMS request counts', () => {
     );
     const reader = encryptorFor();
     const decrypted = await Promise.all(
-      records.map((record, index) =>
-        reader.decryptFields<Record<string, string>>(record, fields, contextOf(`u${index}`)),
-      ),
+      records.map((record, index) => reader.decryptFields(record, fields, contextOf(`u${index}`))),
     );
     expect(decrypted[999]?.f9).toBe('f9-999');
     expect(kms.commandCalls(DecryptCommand)).toHaveLength(1);
@@ -193,7 +191,11 @@ describe('KMS failures', () => {
   });
 
   it('reports a tampered wrapped key (key references forged to match) as an authentication failure', async () => {
-    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    const stored: Record<string, unknown> = await encryptorFor().encryptFields(
+      { email: 'a@b.co' },
+      ['email'],
+      contextOf('u'),
+    );
     const header = flipBit(stored._dataKey, -20);
     const email = Buffer.from(stored.email as Uint8Array);
     keyRefOf(header).copy(email, 1);
@@ -240,7 +242,11 @@ describe('KMS key rotation', () => {
   });
 
   it('stores the key ARN KMS answers in the header, and refuses an answer for another key', async () => {
-    const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
+    const stored: Record<string, unknown> = await encryptorFor().encryptFields(
+      { email: 'a@b.co' },
+      ['email'],
+      contextOf('u'),
+    );
     expect(decodeHeader(Buffer.from(stored._dataKey as Uint8Array)).keyId).toBe(keyId);
     kms.on(GenerateDataKeyCommand).resolves({
       Plaintext: new Uint8Array(32),

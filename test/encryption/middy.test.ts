@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { provideEncryptor } from '../../middleware/encryption/middy.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { countingProvider } from './helpers.js';
 
 const lambdaContext = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
@@ -15,20 +16,20 @@ describe('provideEncryptor', () => {
   it('puts one typed encryptor on the context of every invocation', async () => {
     const keyProvider = countingProvider();
     const seen: Encryptor[] = [];
-    const handler = middy<APIGatewayProxyEventV2>()
-      .use(provideEncryptor({ keyProvider, keyContextFields: ['tenantId'] }))
-      .handler(async (_event, { encryptor }) => {
-        seen.push(encryptor);
-        const stored = await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], {
-          ...tenant,
-          userId: 'u',
-        });
-        return encryptor.decryptFields(stored, ['email'], { ...tenant, userId: 'u' });
-      });
-    const invoke = (lambdaEvent: APIGatewayProxyEventV2) =>
-      handler(lambdaEvent, lambdaContext as Parameters<typeof handler>[1]);
-    expect(await invoke(event)).toEqual({ email: 'a@b.co' });
-    await invoke(event);
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(provideEncryptor({ keyProvider, keyContextFields: ['tenantId'] }))
+        .handler(async (_event, { encryptor }) => {
+          seen.push(encryptor);
+          const stored = await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], {
+            ...tenant,
+            userId: 'u',
+          });
+          return encryptor.decryptFields(stored, ['email'], { ...tenant, userId: 'u' });
+        }),
+    );
+    expect(await handler(event, lambdaContext)).toEqual({ email: 'a@b.co' });
+    await handler(event, lambdaContext);
     expect(seen[0]).toBeInstanceOf(Encryptor);
     expect(seen[1]).toBe(seen[0]);
     expect(keyProvider.calls.generate).toBe(1);
@@ -36,20 +37,22 @@ describe('provideEncryptor', () => {
 
   it('starts warming on the first invocation only; the handler joins the request in flight', async () => {
     const keyProvider = countingProvider();
-    const handler = middy()
-      .use(
-        provideEncryptor({
-          keyProvider,
-          keyContextFields: ['tenantId'],
-          warm: { contexts: [tenant], blindIndexes: ['user-email'] },
+    const handler = lambdaHandler(
+      middy()
+        .use(
+          provideEncryptor({
+            keyProvider,
+            keyContextFields: ['tenantId'],
+            warm: { contexts: [tenant], blindIndexes: ['user-email'] },
+          }),
+        )
+        .handler(async (_event, { encryptor }) => {
+          await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], { ...tenant, userId: 'u' });
+          return encryptor.blindIndex('a@b.co', { name: 'user-email' });
         }),
-      )
-      .handler(async (_event, { encryptor }) => {
-        await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], { ...tenant, userId: 'u' });
-        return encryptor.blindIndex('a@b.co', { name: 'user-email' });
-      });
-    await handler({}, lambdaContext as Parameters<typeof handler>[1]);
-    await handler({}, lambdaContext as Parameters<typeof handler>[1]);
+    );
+    await handler({}, lambdaContext);
+    await handler({}, lambdaContext);
     expect(keyProvider.calls).toEqual({ generate: 1, decrypt: 0, index: 1 });
   });
 
@@ -68,18 +71,20 @@ describe('provideEncryptor', () => {
       },
     };
     const encryptor = new Encryptor({ keyProvider: flaky });
-    const handler = middy()
-      .use(provideEncryptor({ encryptor, warm: { contexts: [tenant] } }))
-      .handler(async (_event, context) => {
-        const sealing = context.encryptor.encryptFields({ a: 'x' }, ['a'], tenant);
-        failWarmUp(new Error('cold network'));
-        return sealing;
-      });
-    await expect(handler({}, lambdaContext as Parameters<typeof handler>[1])).rejects.toMatchObject({
+    const handler = lambdaHandler(
+      middy()
+        .use(provideEncryptor({ encryptor, warm: { contexts: [tenant] } }))
+        .handler(async (_event, context) => {
+          const sealing = context.encryptor.encryptFields({ a: 'x' }, ['a'], tenant);
+          failWarmUp(new Error('cold network'));
+          return sealing;
+        }),
+    );
+    await expect(handler({}, lambdaContext)).rejects.toMatchObject({
       name: 'EncryptionError',
       reason: 'key_unavailable',
     });
-    const result = await handler({}, lambdaContext as Parameters<typeof handler>[1]);
+    const result = await handler({}, lambdaContext);
     expect(result).toHaveProperty('_dataKey');
     expect(inner.calls.generate).toBe(1);
   });

@@ -8,7 +8,17 @@ import { countingProvider, rejectionOf } from './helpers.js';
 
 const context: EncryptionContext = { tenantId: 't', userId: 'u1' };
 const user = { id: 'u1', email: 'ada@example.com', phone: '+447700900123', name: 'Ada' };
-const fields = ['email', 'phone'];
+const fields = ['email', 'phone'] as const;
+
+/** The data-key header a record carries, which its type leaves out. */
+const headerOf = (record: object): unknown => Reflect.get(record, '_dataKey');
+
+/** A copy of the record without its data-key header. */
+function withoutHeader<R extends object>(record: R): R {
+  const copy = { ...record };
+  Reflect.deleteProperty(copy, '_dataKey');
+  return copy;
+}
 
 function newEncryptor(encoding: 'binary' | 'base64url' = 'binary') {
   return new Encryptor({ keyProvider: countingProvider(), keyContextFields: ['tenantId'], encoding });
@@ -18,17 +28,18 @@ describe('decrypting part of a record', () => {
   it('keeps the header while other fields are still encrypted, and drops it with the last one', async () => {
     const encryptor = newEncryptor();
     const stored = await encryptor.encryptFields(user, fields, context);
-    const partly = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    const partly = await encryptor.decryptFields(stored, ['email'], context);
     expect(partly.email).toBe('ada@example.com');
-    expect(partly._dataKey).toEqual(stored._dataKey);
+    expect(headerOf(partly)).toEqual(headerOf(stored));
     expect(await encryptor.decryptFields(partly, ['phone'], context)).toEqual(user);
     expect(await encryptor.decryptFields(stored, fields, context)).toEqual(user);
   });
 
   it('keeps the header of a record none of whose listed fields is present', async () => {
     const encryptor = newEncryptor();
-    const stored = await encryptor.encryptFields(user, fields, context);
-    const untouched = await encryptor.decryptFields<Record<string, unknown>>(stored, ['ssn'], context);
+    // As read back from a table, where any attribute may be listed.
+    const stored: Record<string, unknown> = await encryptor.encryptFields(user, fields, context);
+    const untouched = await encryptor.decryptFields(stored, ['ssn'], context);
     expect(untouched._dataKey).toEqual(stored._dataKey);
     expect(await encryptor.decryptFields(untouched, fields, context)).toEqual(user);
   });
@@ -37,15 +48,15 @@ describe('decrypting part of a record', () => {
     const encryptor = newEncryptor('base64url');
     const record = { id: 'u1', email: 'ada@example.com', address: { street: '1 Main St' } };
     const stored = await encryptor.encryptFields(record, ['email', 'address.street'], context);
-    const partly = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
-    expect(partly._dataKey).toBe(stored._dataKey);
+    const partly = await encryptor.decryptFields(stored, ['email'], context);
+    expect(headerOf(partly)).toBe(headerOf(stored));
     expect(await encryptor.decryptFields(partly, ['address.street'], context)).toEqual(record);
   });
 
   it('refuses to write back a partly decrypted record, so the field still encrypted is not lost', async () => {
     const encryptor = newEncryptor();
     const stored = await encryptor.encryptFields(user, fields, context);
-    const partly = await encryptor.decryptFields<Record<string, unknown>>(stored, ['email'], context);
+    const partly = await encryptor.decryptFields(stored, ['email'], context);
     const error = await rejectionOf(encryptor.encryptFields({ ...partly, name: 'Ada L.' }, fields, context));
     expect(error).toBeInstanceOf(EncryptionError);
     expect(error.reason).toBe('already_encrypted');
@@ -59,8 +70,7 @@ describe('a value that is already a ciphertext', () => {
     async (encoding) => {
       const encryptor = newEncryptor(encoding);
       const stored = await encryptor.encryptFields(user, fields, context);
-      const { _dataKey: _header, ...withoutHeader } = stored;
-      const error = await rejectionOf(encryptor.encryptFields(withoutHeader, fields, context));
+      const error = await rejectionOf(encryptor.encryptFields(withoutHeader(stored), fields, context));
       expect(error).toBeInstanceOf(EncryptionError);
       expect(error).toMatchObject({ reason: 'already_encrypted', field: 'email' });
     },
@@ -70,9 +80,8 @@ describe('a value that is already a ciphertext', () => {
     const keyProvider = new LocalKeyProvider({ key: generateEncryptionKey() });
     const stored = await new Encryptor({ keyProvider }).encryptFields(user, fields, context);
     const reader = new Encryptor({ keyProvider });
-    const partly = await reader.decryptFields<Record<string, unknown>>(stored, ['email'], context);
-    const { _dataKey: _header, ...withoutHeader } = partly;
-    const error = await rejectionOf(reader.encryptFields(withoutHeader, fields, context));
+    const partly = await reader.decryptFields(stored, ['email'], context);
+    const error = await rejectionOf(reader.encryptFields(withoutHeader(partly), fields, context));
     expect(error).toMatchObject({ reason: 'already_encrypted', field: 'phone' });
   });
 
@@ -85,8 +94,7 @@ describe('a value that is already a ciphertext', () => {
     await reader.encryptFields(user, fields, { tenantId: 'b', userId: 'u2' });
     await reader.encryptFields(user, fields, { tenantId: 'c', userId: 'u3' });
     await reader.decryptFields(stored, fields, context);
-    const { _dataKey: _header, ...withoutHeader } = stored;
-    const error = await rejectionOf(reader.encryptFields(withoutHeader, fields, context));
+    const error = await rejectionOf(reader.encryptFields(withoutHeader(stored), fields, context));
     expect(error).toMatchObject({ reason: 'already_encrypted', field: 'email' });
   });
 
@@ -105,8 +113,7 @@ describe('a value that is already a ciphertext', () => {
     }
     // The data key of `context` is still cached, so this record carries the first header again.
     const stored = await encryptor.encryptFields(user, fields, context);
-    const { _dataKey: _header, ...withoutHeader } = stored;
-    const error = await rejectionOf(encryptor.encryptFields(withoutHeader, fields, context));
+    const error = await rejectionOf(encryptor.encryptFields(withoutHeader(stored), fields, context));
     expect(error).toMatchObject({ reason: 'already_encrypted', field: 'email' });
   });
 
@@ -135,7 +142,7 @@ describe('re-encrypting part of a record', () => {
     const encryptor = newEncryptor();
     const stored = await encryptor.encryptFields(user, fields, context);
     const again = await encryptor.reencryptFields(stored, fields, context);
-    expect(again._dataKey).toBeDefined();
+    expect(headerOf(again)).toBeDefined();
     expect(await encryptor.decryptFields(again, fields, context)).toEqual(user);
   });
 });

@@ -9,7 +9,7 @@ import { rejectionOf, thrownBy } from './helpers.js';
 
 const tables = { APP_TABLE_NAME: 'app', TOOLKIT_TABLE_NAME: 'toolkit' };
 const context = { tenantId: 'default', userId: 'u-1' };
-const fields = ['email'];
+const fields = ['email'] as const;
 const user = { id: 'u-1', email: 'Ada@Example.com' };
 
 /** The users function's encryptor, built from `variables` as its cold start builds it. */

@@ -7,6 +7,7 @@ import { ConflictError, InvalidOptionsError, ServiceUnavailableError } from '../
 import { defaultMaxBodyBytes, readJsonBody } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 
 const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
 
@@ -30,16 +31,15 @@ const schemas = {
 };
 
 function pipeline(logger = { error: vi.fn(), warn: vi.fn() }) {
-  const handler = middy<APIGatewayProxyEventV2>()
-    .use(httpErrorHandler({ logger }))
-    .use(validateInput(schemas))
-    .handler(async (_event, { input }) =>
-      json(200, { name: input.body.name, limit: input.query.limit, id: input.path.id }),
-    );
-  // Lambda passes a plain Context; validateInput adds `input` before the handler runs.
-  const invoke = (event: APIGatewayProxyEventV2, lambdaContext: Context) =>
-    handler(event, lambdaContext as Parameters<typeof handler>[1]);
-  return { handler: invoke, logger };
+  const handler = lambdaHandler(
+    middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .use(validateInput(schemas))
+      .handler(async (_event, { input }) =>
+        json(200, { name: input.body.name, limit: input.query.limit, id: input.path.id }),
+      ),
+  );
+  return { handler, logger };
 }
 
 describe('validateInput through a middy pipeline', () => {
@@ -211,16 +211,15 @@ describe('validateInput through a middy pipeline', () => {
 
 describe('httpErrorHandler through a middy pipeline', () => {
   it('puts the correlation id on the problem wherever it sits in the chain', async () => {
-    const errorHandlerFirst = middy<APIGatewayProxyEventV2>()
-      .use(httpErrorHandler({ logger: { error: vi.fn() } }))
-      .use(correlationIds())
-      .handler(async () => {
-        throw new ConflictError('Taken');
-      });
-    const result = await errorHandlerFirst(
-      eventOf({ headers: { 'x-correlation-id': 'corr-9' } }),
-      context as Parameters<typeof errorHandlerFirst>[1],
+    const errorHandlerFirst = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(correlationIds())
+        .handler(async () => {
+          throw new ConflictError('Taken');
+        }),
     );
+    const result = await errorHandlerFirst(eventOf({ headers: { 'x-correlation-id': 'corr-9' } }), context);
     expect(result.statusCode).toBe(409);
     expect(result.headers).toMatchObject({ 'x-correlation-id': 'corr-9' });
   });

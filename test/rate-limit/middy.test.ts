@@ -13,6 +13,7 @@ import {
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { countingClient, refusedPort, tableName, uniquePolicyName } from './helpers.js';
@@ -77,24 +78,23 @@ describe('rateLimit through a middy pipeline', () => {
     options: { principal?: Principal; handle?: () => Promise<unknown> } = {},
   ) {
     const handle = vi.fn(options.handle ?? (async () => undefined));
-    const handler = middy<APIGatewayProxyEventV2>()
-      .use(httpErrorHandler({ logger }))
-      .use(asPrincipal(options.principal))
-      .use(limiters)
-      .handler(async (_event, context) => {
-        const custom = await handle();
-        return (custom ??
-          json(200, {
-            remaining: context.rateLimit.remaining,
-            policy: context.rateLimit.policy,
-          })) as APIGatewayProxyStructuredResultV2;
-      });
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger }))
+        .use(asPrincipal(options.principal))
+        .use(limiters)
+        .handler(async (_event, context) => {
+          const custom = await handle();
+          return (custom ??
+            json(200, {
+              remaining: context.rateLimit.remaining,
+              policy: context.rateLimit.policy,
+            })) as APIGatewayProxyStructuredResultV2;
+        }),
+    );
     const call = async (event: APIGatewayProxyEventV2): Promise<Answer> => {
-      const result = (await handler(
-        event,
-        // A fresh context per invocation, as Lambda gives: middlewares write to it.
-        { ...lambdaContext } as Parameters<typeof handler>[1],
-      )) as APIGatewayProxyStructuredResultV2;
+      // A fresh context per invocation, as Lambda gives: middlewares write to it.
+      const result = (await handler(event, { ...lambdaContext })) as APIGatewayProxyStructuredResultV2;
       return {
         statusCode: result.statusCode ?? 0,
         headers: (result.headers ?? {}) as Record<string, string>,
@@ -200,18 +200,20 @@ describe('rateLimit through a middy pipeline', () => {
 
     it('puts the headers and the correlation id on the error an `after` running later throws', async () => {
       const name = uniquePolicyName('late-after');
-      const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-        .use(httpErrorHandler({ logger }))
-        .use({
-          after: () => {
-            throw new ConflictError('Booking changed meanwhile');
-          },
-        })
-        .use(correlationIds())
-        .use(limitOf({ policy: { name, limit: 5, windowSec: 60 } }))
-        .handler(async () => json(201, {}));
+      const handler = lambdaHandler(
+        middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+          .use(httpErrorHandler({ logger }))
+          .use({
+            after: () => {
+              throw new ConflictError('Booking changed meanwhile');
+            },
+          })
+          .use(correlationIds())
+          .use(limitOf({ policy: { name, limit: 5, windowSec: 60 } }))
+          .handler(async () => json(201, {})),
+      );
       const event = eventOf('203.0.113.19', { headers: { 'x-correlation-id': 'corr-late' } });
-      const answer = await handler(event, { ...lambdaContext } as Parameters<typeof handler>[1]);
+      const answer = await handler(event, { ...lambdaContext });
       expect(answer.statusCode).toBe(409);
       expect(answer.headers).toMatchObject({
         RateLimit: `"${name}";r=4;t=12`,

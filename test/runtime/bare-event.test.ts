@@ -14,6 +14,7 @@ import {
 } from '../../middleware/auth/service-auth.js';
 import { InvalidTokenError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { bearer, rsaKey, signToken, userClaims } from '../auth/helpers.js';
 
@@ -71,10 +72,12 @@ describe('an event without its API Gateway request context', () => {
   });
 
   it('is refused by CSRF protection with a 403, as an unsafe method would be', async () => {
-    const handler = middy()
-      .use(httpErrorHandler())
-      .use(csrfProtection({ secret: 'c'.repeat(32) }))
-      .handler(async () => ({ statusCode: 200, body: 'ran' }));
+    const handler = lambdaHandler(
+      middy()
+        .use(httpErrorHandler())
+        .use(csrfProtection({ secret: 'c'.repeat(32) }))
+        .handler(async () => ({ statusCode: 200, body: 'ran' })),
+    );
     const event = httpEvent({ method: 'GET', path: '/things' });
     const response = await handler(bare(event, 'requestId'), lambdaContext());
     expect(response.statusCode).toBe(403);
