@@ -9,6 +9,7 @@ import {
   validateHeaderValue,
 } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { parseRawQuery } from '../../middleware/http/input.js';
 
 /** A request target's path and query exactly as sent, which is how API Gateway reads them. */
 export interface RequestTarget {
@@ -56,9 +57,8 @@ function queryParameters(search: URLSearchParams): Record<string, string> | unde
 export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   const { request, body } = source;
   const { rawPath, rawQueryString } = source.target;
-  // Read as a URL's query is (WHATWG), which is how service signatures read it too: a `?` starting the
-  // raw query belongs to the first key, so `??userId=alice` is `{ '?userId': 'alice' }`.
-  const query = queryParameters(new URLSearchParams(`?${rawQueryString}`));
+  // As service signatures read it: `??userId=alice` is `{ '?userId': 'alice' }`.
+  const query = queryParameters(parseRawQuery(rawQueryString));
   // Every value of a repeated header, joined with commas as API Gateway does (Node's own `headers` keeps
   // only the first Authorization, Content-Type, Host, ... and joins the rest with ", ").
   const headers: Record<string, string> = {};

@@ -3,6 +3,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import { parseRawQuery } from '../http/input.js';
 import { checkTableName, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
@@ -354,9 +355,8 @@ export class ServiceRequestVerifier {
     const signable: SignableRequest = {
       method: request.method,
       path: request.path,
-      // The raw query is everything after the first `?`, so a `?` it starts with belongs to the first
-      // key, as URL parsing (and so the signer) reads it: `??a=1` must not verify as `?a=1`.
-      query: new URLSearchParams(`?${request.rawQueryString}`),
+      // As the signer read the URL it sent: `??a=1` must not verify as `?a=1`.
+      query: parseRawQuery(request.rawQueryString),
       body: request.body,
       timestamp,
       nonce,

@@ -52,6 +52,18 @@ function isJsonContentType(header: string | undefined): boolean {
 }
 
 /**
+ * A raw query string (everything after the first `?`) read as URL parsing reads a URL's query: a `?` it
+ * starts with belongs to the first key, so `??a=1` is `{ '?a': '1' }`, not `{ a: '1' }` as
+ * `new URLSearchParams(raw)` would have it. Service signatures and the local runtime read queries this way.
+ *
+ * @example
+ * parseRawQuery('?a=1').get('?a'); // '1'
+ */
+export function parseRawQuery(rawQueryString: string): URLSearchParams {
+  return new URLSearchParams(`?${rawQueryString}`);
+}
+
+/**
  * The body's bytes. A base64 body must be canonical base64, as API Gateway sends it (else a 400
  * {@link ValidationError}): Node's decoder skips characters outside the alphabet and ignores bad padding,
  * so a mangled body could still parse, or verify a signature made over other text.

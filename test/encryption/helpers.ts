@@ -1,4 +1,5 @@
-// Shared helpers for the encryption tests: a provider that counts its calls, bit flips, error capture.
+// Shared helpers for the encryption tests: a provider that counts its calls, an encryptor over one, bit flips, error capture.
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import type { GeneratedDataKey, KeyProvider } from '../../middleware/encryption/key-provider.js';
 import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 
@@ -57,4 +58,9 @@ export function thrownBy(run: () => unknown): Error & Record<string, unknown> {
     return error as Error & Record<string, unknown>;
   }
   throw new Error('Expected the call to throw');
+}
+
+/** An encryptor keyed by tenant over a fresh counting provider. */
+export function newEncryptor(encoding: 'binary' | 'base64url' = 'binary'): Encryptor {
+  return new Encryptor({ keyProvider: countingProvider(), keyContextFields: ['tenantId'], encoding });
 }

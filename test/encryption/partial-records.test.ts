@@ -4,7 +4,7 @@ import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import type { EncryptionContext } from '../../middleware/encryption/format.js';
 import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { EncryptionError } from '../../middleware/errors.js';
-import { countingProvider, rejectionOf } from './helpers.js';
+import { newEncryptor, rejectionOf } from './helpers.js';
 
 const context: EncryptionContext = { tenantId: 't', userId: 'u1' };
 const user = { id: 'u1', email: 'ada@example.com', phone: '+447700900123', name: 'Ada' };
@@ -18,10 +18,6 @@ function withoutHeader<R extends object>(record: R): R {
   const copy = { ...record };
   Reflect.deleteProperty(copy, '_dataKey');
   return copy;
-}
-
-function newEncryptor(encoding: 'binary' | 'base64url' = 'binary') {
-  return new Encryptor({ keyProvider: countingProvider(), keyContextFields: ['tenantId'], encoding });
 }
 
 describe('decrypting part of a record', () => {

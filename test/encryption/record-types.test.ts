@@ -1,10 +1,9 @@
 // The types encryptFields and decryptFields give records: checked by tsc (these files are part of the project), and run.
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import type { EncryptionContext } from '../../middleware/encryption/format.js';
 import type { EncryptedField, EncryptedRecord } from '../../middleware/encryption/record-types.js';
 import type { FieldValue } from '../../middleware/encryption/value-codec.js';
-import { countingProvider } from './helpers.js';
+import { newEncryptor } from './helpers.js';
 
 interface User {
   id: string;
@@ -21,10 +20,6 @@ const user: User = {
   address: { street: '1 Main St', city: 'London' },
 };
 const fields = ['email', 'phone', 'address.street'] as const;
-
-function newEncryptor(encoding: 'binary' | 'base64url' = 'binary') {
-  return new Encryptor({ keyProvider: countingProvider(), keyContextFields: ['tenantId'], encoding });
-}
 
 describe('record types', () => {
   it('types each listed field of the stored record as an encrypted value of its type', async () => {
