@@ -127,7 +127,7 @@ export class EmailWorker {
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
-    this.runner = createSqsBatchRunner(idempotencyConfig, observability.metrics);
+    this.runner = createSqsBatchRunner(idempotencyConfig);
     this.sendOnce = makeIdempotent(
       async (send: IdempotentSend) => {
         let providerMessageId: string;

@@ -224,7 +224,7 @@ export class WebhookWorker {
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
-    this.runner = createSqsBatchRunner(idempotencyConfig, options.observability.metrics);
+    this.runner = createSqsBatchRunner(idempotencyConfig);
     this.deliverOnce = makeIdempotent((_key: { id: string }, job: DeliveryJob) => this.post(job), {
       persistenceStore: options.persistenceStore,
       config: idempotencyConfig,
