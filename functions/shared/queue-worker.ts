@@ -100,7 +100,7 @@ export class QueueActions {
       );
     } catch (error) {
       this.options.logger.warn('Could not change message visibility', {
-        correlationId,
+        correlation_id: correlationId,
         error: String(error),
       });
     }

@@ -120,6 +120,8 @@ interface DeliveryJob {
   readonly message: WebhookMessage;
   readonly endpoint: StoredEndpoint;
   readonly attempt: number;
+  /** The message's, for the events the endpoint's circuit reports during this POST. */
+  readonly correlationId: string;
   /**
    * `posted` is set once the POST is sent, so a worker failure after it (saving the outcome) is told
    * apart, and so is a result Powertools replayed without one. `failure` is why the POST failed (the
@@ -266,19 +268,29 @@ export class WebhookWorker {
   }
 
   /** Signs (with the attempt's own timestamp) and POSTs through the endpoint's circuit; throws unless 2xx. */
-  private async post({ message, endpoint, attempt, progress }: DeliveryJob): Promise<Delivered> {
+  private async post({
+    message,
+    endpoint,
+    attempt,
+    correlationId,
+    progress,
+  }: DeliveryJob): Promise<Delivered> {
     const body = JSON.stringify(message.payload);
     const at = new Date();
     const headers = await this.sign(endpoint, message.id, body, at);
     try {
-      const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) => {
-        progress.posted = true;
-        return postWebhook(new URL(endpoint.url), { ...headers }, body, {
-          guard: this.options.guard,
-          signal,
-          timeoutMs: this.timeoutMs,
-        });
-      });
+      const outcome = await this.circuitFor(endpoint.id).execute(
+        ({ signal }) => {
+          progress.posted = true;
+          return postWebhook(new URL(endpoint.url), { ...headers }, body, {
+            guard: this.options.guard,
+            signal,
+            timeoutMs: this.timeoutMs,
+          });
+        },
+        // The batch's records to one endpoint share its circuit: each call names its message.
+        { onEvent: (event) => this.circuitEvents({ ...event, correlationId }) },
+      );
       return { ...outcome, attempt, at: at.toISOString() };
     } catch (error) {
       progress.failure = error;
@@ -315,7 +327,7 @@ export class WebhookWorker {
     if (!endpoint || endpoint.tenantId !== message.tenantId) {
       // Deleted since the event: nobody to deliver to and no history to keep.
       observability.logger.info('Webhook dropped: its endpoint no longer exists', {
-        correlationId,
+        correlation_id: correlationId,
         webhookId: message.id,
         endpointId: message.endpointId,
       });
@@ -338,7 +350,10 @@ export class WebhookWorker {
     const started = performance.now();
     const progress: DeliveryJob['progress'] = { posted: false };
     try {
-      delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt, progress });
+      delivered = await this.deliverOnce(
+        { id: message.id },
+        { message, endpoint, attempt, correlationId, progress },
+      );
     } catch (thrown) {
       // The POST's own failure, also when Powertools threw its failure to delete the in-progress record instead.
       const error = progress.failure ?? thrown;
@@ -354,7 +369,7 @@ export class WebhookWorker {
         observability.logger.warn(
           'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
           {
-            correlationId,
+            correlation_id: correlationId,
             webhookId: message.id,
             endpointId: endpoint.id,
             expiresInSec: notBeforeSec,
@@ -422,7 +437,7 @@ export class WebhookWorker {
         last
           ? 'Webhook delivered, but its endpoint failure streak could not be reset; left to its next delivery'
           : 'Webhook delivered, but its endpoint failure streak could not be reset; retrying',
-        { correlationId, webhookId: message.id, endpointId: endpoint.id, error },
+        { correlation_id: correlationId, webhookId: message.id, endpointId: endpoint.id, error },
       );
       if (last) return;
       await this.options.sqs.delayNextAttempt(record, this.nextDelaySec(attempt, error), correlationId);
@@ -433,7 +448,7 @@ export class WebhookWorker {
   /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */
   private recordDuplicate(message: WebhookMessage, correlationId: string): void {
     this.options.observability.logger.info('Webhook already delivered; copy skipped', {
-      correlationId,
+      correlation_id: correlationId,
       webhookId: message.id,
       endpointId: message.endpointId,
     });
@@ -456,7 +471,7 @@ export class WebhookWorker {
     correlationId: string,
   ): Promise<never> {
     const { logger, metrics } = this.options.observability;
-    const context = { correlationId, webhookId: message.id, endpointId: message.endpointId };
+    const context = { correlation_id: correlationId, webhookId: message.id, endpointId: message.endpointId };
     let delaySec = this.options.retryBaseDelaySec;
     if (error instanceof IdempotencyAlreadyInProgressError) {
       logger.warn('Webhook delivery postponed: another copy is in flight', context);
@@ -536,7 +551,7 @@ export class WebhookWorker {
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
     const delaySec = last ? 0 : Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
     observability.logger.warn('Webhook delivery attempt failed', {
-      correlationId,
+      correlation_id: correlationId,
       webhookId: message.id,
       endpointId: endpoint.id,
       attempt,
@@ -589,7 +604,7 @@ export class WebhookWorker {
     if (!(await store.disableEndpoint(endpoint, reason))) return;
     recordMetric(observability.metrics, 'WebhookEndpointDisabled');
     observability.logger.warn('Webhook endpoint disabled', {
-      correlationId,
+      correlation_id: correlationId,
       endpointId: endpoint.id,
       reason,
     });
@@ -611,7 +626,7 @@ export class WebhookWorker {
     await this.options.sqs.deadLetter(record, reason);
     recordMetric(metrics, 'WebhookFailed');
     logger.error('Webhook message rejected and dead-lettered', {
-      correlationId,
+      correlation_id: correlationId,
       sqsMessageId: record.messageId,
       reason,
     });
