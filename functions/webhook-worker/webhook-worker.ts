@@ -174,7 +174,8 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   and leaves the message to SQS's redrive into the DLQ.
  * - the worker's own failure before any POST (signing: KMS, the stored secret; the idempotency
  *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
- *   streak and the disable rule are untouched, and the message is retried later. A failure saving
+ *   streak and the disable rule are untouched, and the message is retried later; on the last
+ *   receive the delivery ends, marked failed and audited as `webhook.failed` (`worker_error`). A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
  *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A failed
  *   POST stays a failed attempt when the idempotency store then fails to delete its in-progress
@@ -461,7 +462,8 @@ export class WebhookWorker {
    * here (a KMS outage must not disable every endpoint at once); the message comes back later and the
    * record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
-   * a failure of ours, so messages that failed together in an outage do not all return together.
+   * a failure of ours, so messages that failed together in an outage do not all return together. A
+   * failure of ours on the last receive ends the delivery instead (see {@link failForGood}).
    */
   private async postpone(
     record: SQSRecord,
@@ -471,42 +473,79 @@ export class WebhookWorker {
     correlationId: string,
   ): Promise<never> {
     const { logger, metrics } = this.options.observability;
-    const context = { correlation_id: correlationId, webhookId: message.id, endpointId: message.endpointId };
+    const last = attempt >= this.options.maxAttempts;
+    const context = {
+      correlation_id: correlationId,
+      webhookId: message.id,
+      endpointId: message.endpointId,
+      attempt,
+      last,
+    };
     let delaySec = this.options.retryBaseDelaySec;
     if (error instanceof IdempotencyAlreadyInProgressError) {
-      logger.warn('Webhook delivery postponed: another copy is in flight', context);
+      logger.warn('Webhook delivery postponed: another copy is in flight', { ...context, delaySec });
+    } else if (last) {
+      // Visible at once: SQS's redrive moves it to the DLQ on the next receive.
+      delaySec = 0;
+      await this.failForGood(message, { attempt, posted }, error, correlationId, context);
     } else {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
       // the worker's error, not the endpoint's.
       recordMetric(metrics, 'WebhookFailed');
+      delaySec = this.nextDelaySec(attempt, error);
       logger.error(
         posted
           ? 'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved'
           : 'Webhook delivery postponed: the worker failed before POSTing',
-        { ...context, error },
+        { ...context, delaySec, error },
       );
-      delaySec = this.nextDelaySec(attempt, error);
-      if (attempt >= this.options.maxAttempts) {
-        // The last receive: SQS's redrive takes the message next, so the history must not stay pending.
-        // The failure streak is left alone: an answer the endpoint gave was applied before its save failed.
-        const entry = {
-          attempt,
-          at: new Date().toISOString(),
-          error: posted ? 'outcome not saved: worker error' : 'not attempted: worker error',
-          durationMs: 0,
-        };
-        // Best effort: the store may be what is failing, and the message must still go to the redrive now.
-        await this.options.store.recordAttempt(message, entry, 'failed').catch((saveError: unknown) => {
-          logger.error('Webhook delivery left pending: it could not be marked failed', {
-            ...context,
-            error: saveError,
-          });
-        });
-        delaySec = 0;
-      }
     }
     await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
     throw error;
+  }
+
+  /**
+   * A failure of ours on the last receive: SQS's redrive takes the message next, so the delivery ends
+   * here. Counted in `WebhookFailed` like every failed receive of ours, audited as `webhook.failed`
+   * (reason `worker_error`, so it is told apart from the endpoint's failures), logged as the
+   * delivery's end, and marked failed in its history. The failure streak is left alone: an answer
+   * the endpoint gave was applied before its save failed.
+   */
+  private async failForGood(
+    message: WebhookMessage,
+    { attempt, posted }: { readonly attempt: number; readonly posted: boolean },
+    error: unknown,
+    correlationId: string,
+    context: Readonly<Record<string, unknown>>,
+  ): Promise<void> {
+    const { logger, metrics } = this.options.observability;
+    recordMetric(metrics, 'WebhookFailed');
+    this.audit('webhook.failed', 'error', correlationId, message, {
+      attempt,
+      last: true,
+      posted,
+      reason: 'worker_error',
+      error: error instanceof Error ? error.name : 'error',
+    });
+    logger.error(
+      posted
+        ? 'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ'
+        : 'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
+      { ...context, error },
+    );
+    const entry = {
+      attempt,
+      at: new Date().toISOString(),
+      error: posted ? 'outcome not saved: worker error' : 'not attempted: worker error',
+      durationMs: 0,
+    };
+    // Best effort: the store may be what is failing, and the message must still go to the redrive now.
+    await this.options.store.recordAttempt(message, entry, 'failed').catch((saveError: unknown) => {
+      logger.error('Webhook delivery left pending: it could not be marked failed', {
+        ...context,
+        error: saveError,
+      });
+    });
   }
 
   /**

@@ -608,11 +608,12 @@ describe("a failure on the worker's side", () => {
     const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
     const { kms, store: throttledStore } = throttledKms();
     // One delivery failed for good would disable it: a counted KMS failure could not go unseen.
-    const { run, audits, metrics } = setup({
+    const { run, audits, metrics, logger } = setup({
       store: throttledStore,
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
     const recorded = vi.spyOn(metrics, 'addMetric');
+    const logged = vi.spyOn(logger, 'error');
     const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
     const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(lastMessage, 5);
@@ -639,15 +640,43 @@ describe("a failure on the worker's side", () => {
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
     expect(queues.sendMessageBatches()).toHaveLength(0);
     expect(await alerts()).toEqual([]);
-    expect(audits.map((event) => event.eventType)).not.toContain('webhook.failed');
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.endpoint_disabled');
+    // Each receive says which attempt it was; the last one says the delivery ended, and audits it as
+    // ours (worker_error), not the endpoint's. The first one is only postponed: no audit line.
+    expect(logged.mock.calls).toEqual(
+      expect.arrayContaining([
+        [
+          'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
+          expect.objectContaining({ webhookId: lastMessage.id, attempt: 5, last: true }),
+        ],
+        [
+          'Webhook delivery postponed: the worker failed before POSTing',
+          expect.objectContaining({ webhookId: firstMessage.id, attempt: 1, last: false, delaySec: 5 }),
+        ],
+      ]),
+    );
+    expect(logged).toHaveBeenCalledTimes(2);
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+      expect.objectContaining({
+        outcome: 'error',
+        metadata: expect.objectContaining({
+          webhookId: lastMessage.id,
+          attempt: 5,
+          last: true,
+          posted: false,
+          reason: 'worker_error',
+          error: 'SigningFailedError',
+        }),
+      }),
+    ]);
     // The first comes back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)), so an outage's
     // messages spread out; the last is visible at once, for the redrive.
     expect(visibilityChangesByReceipt()).toEqual({
       [lastAttempt.receiptHandle]: 0,
       [firstAttempt.receiptHandle]: 5,
     });
-    expect(recorded).toHaveBeenCalledWith('WebhookFailed', expect.anything(), 1);
+    // Each failed receive of ours counts once, the last one too.
+    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
 
     kms.throttling = false;
     // The first attempt's message, received again: its second receive.
@@ -868,16 +897,22 @@ describe('a worker failure after the POST', () => {
     const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
     // Saving the success record is the step after the POST.
     vi.spyOn(persistenceStore, 'saveSuccess').mockRejectedValue(new Error('DynamoDB unreachable'));
-    const { run, logger } = setup({ persistenceStore });
+    const { run, logger, audits } = setup({ persistenceStore });
     const logged = vi.spyOn(logger, 'error');
     const message = messageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(message, 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(healthy.received).toHaveLength(1);
     expect(logged).toHaveBeenCalledWith(
-      'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved',
-      expect.objectContaining({ webhookId: message.id }),
+      'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ',
+      expect.objectContaining({ webhookId: message.id, attempt: 5, last: true }),
     );
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+      expect.objectContaining({
+        outcome: 'error',
+        metadata: expect.objectContaining({ attempt: 5, last: true, posted: true, reason: 'worker_error' }),
+      }),
+    ]);
     expect(await historyOf(endpoint.id)).toEqual([
       expect.objectContaining({
         webhookId: message.id,
