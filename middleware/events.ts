@@ -29,6 +29,11 @@ export interface SecurityEvent {
   readonly metadata?: Readonly<Record<string, unknown>>;
   /** How long the reported operation took (credential verification → the `AuthLatency` metric). */
   readonly durationMs?: number;
+  /**
+   * The request or queue message the event happened for, when the listener that reported it knows
+   * (a queue worker's per-message listener); otherwise the audit line takes the request's.
+   */
+  readonly correlationId?: string;
 }
 
 /** Receives events synchronously; must not throw (a listener failure never fails a request). */

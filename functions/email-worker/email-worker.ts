@@ -12,6 +12,7 @@ import { correlationIdFromMessage } from '../../middleware/audit/correlation.js'
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from '../../middleware/circuit-breaker/options.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
+import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
@@ -80,10 +81,14 @@ export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): 
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
 
-/** One send, keyed by the message id for idempotency (the rest is the payload, not part of the key). */
-type IdempotentSend =
-  | { readonly id: string; readonly channel: 'email'; readonly email: OutgoingEmail }
-  | { readonly id: string; readonly channel: 'sms'; readonly sms: OutgoingSms };
+/**
+ * One send, keyed by the message id for idempotency (the rest is the payload, not part of the key),
+ * with the message's correlation id for the events the provider's breaker reports during it.
+ */
+type IdempotentSend = { readonly id: string; readonly correlationId: string } & (
+  | { readonly channel: 'email'; readonly email: OutgoingEmail }
+  | { readonly channel: 'sms'; readonly sms: OutgoingSms }
+);
 
 /**
  * Processes SQS batches of email messages with Powertools batch processing (partial batch failures).
@@ -127,15 +132,19 @@ export class EmailWorker {
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
-    this.runner = createSqsBatchRunner(idempotencyConfig, observability.metrics);
+    this.runner = createSqsBatchRunner(idempotencyConfig);
     this.sendOnce = makeIdempotent(
       async (send: IdempotentSend) => {
         let providerMessageId: string;
+        // The breakers are shared by the batch's records, sent in parallel: each call names its message.
+        const onEvent = this.eventsOf(send.correlationId);
         try {
           providerMessageId =
             send.channel === 'email'
-              ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal))
-              : await this.sendSms(send.sms);
+              ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal), {
+                  onEvent,
+                })
+              : await this.sendSms(send.sms, onEvent);
         } catch (error) {
           this.failed.set(send, error);
           throw error;
@@ -162,7 +171,7 @@ export class EmailWorker {
     }
     let send: IdempotentSend;
     try {
-      send = this.render(message);
+      send = this.render(message, correlationId);
     } catch (error) {
       if (error instanceof TemplateRenderError) return this.deadLetter(record, error.message, correlationId);
       throw error;
@@ -188,7 +197,11 @@ export class EmailWorker {
         send.channel === 'sms'
           ? 'SMS sent, but its idempotency record was not saved'
           : 'Email sent, but its idempotency record was not saved',
-        { correlationId, messageId: message.id, ...sendFailureLogFields(error.cause ?? error) },
+        {
+          correlation_id: correlationId,
+          messageId: message.id,
+          ...sendFailureLogFields(error.cause ?? error),
+        },
       );
     }
     // No send of this invocation reached the provider: Powertools returned the stored result of an earlier one.
@@ -221,7 +234,7 @@ export class EmailWorker {
         ? 'SMS send failed, and its in-progress idempotency record could not be deleted'
         : 'Email send failed, and its in-progress idempotency record could not be deleted',
       {
-        correlationId,
+        correlation_id: correlationId,
         messageId: message.id,
         expiresInSec,
         ...sendFailureLogFields(error instanceof Error ? (error.cause ?? error) : error),
@@ -235,7 +248,7 @@ export class EmailWorker {
     const { logger, auditLogger } = this.options.observability;
     const sms = message.type === 'sms';
     logger.info(sms ? 'SMS already sent; copy skipped' : 'Email already sent; copy skipped', {
-      correlationId,
+      correlation_id: correlationId,
       messageId: message.id,
     });
     auditLogger.log({
@@ -263,28 +276,36 @@ export class EmailWorker {
       message.type === 'sms'
         ? 'An SMS with this id is being sent right now; this copy comes back later'
         : 'An email with this id is being sent right now; this copy comes back later',
-      { correlationId, messageId: message.id, attempt, delaySec },
+      { correlation_id: correlationId, messageId: message.id, attempt, delaySec },
     );
     await this.queue.delayNextAttempt(record, delaySec, correlationId);
     throw error;
   }
 
-  private sendSms(sms: OutgoingSms): Promise<string> {
+  private sendSms(sms: OutgoingSms, onEvent: SecurityEventListener): Promise<string> {
     const channel = this.options.sms;
     // processRecord dead-letters SMS messages before this point when there is no SMS channel.
     if (!channel) throw new Error('No SMS transport is configured');
-    return channel.breaker.execute(({ signal }) => channel.transport.send(sms, signal));
+    return channel.breaker.execute(({ signal }) => channel.transport.send(sms, signal), { onEvent });
+  }
+
+  /** The function's listener, with the message each event happened for named on its audit line. */
+  private eventsOf(correlationId: string): SecurityEventListener {
+    const { onEvent } = this.options.observability;
+    return (event) => onEvent({ ...event, correlationId });
   }
 
   /** The message rendered for its channel; throws TemplateRenderError when it can never render. */
-  private render(message: QueueMessage): IdempotentSend {
+  private render(message: QueueMessage, correlationId: string): IdempotentSend {
+    const { id } = message;
     if (message.type === 'sms') {
       const text = this.options.templates.renderSms(message);
-      return { id: message.id, channel: 'sms', sms: { to: message.to, text, messageId: message.id } };
+      return { id, correlationId, channel: 'sms', sms: { to: message.to, text, messageId: id } };
     }
-    const email = { from: this.options.from, to: message.to, messageId: message.id };
+    const email = { from: this.options.from, to: message.to, messageId: id };
     return {
-      id: message.id,
+      id,
+      correlationId,
       channel: 'email',
       email: { ...email, ...this.options.templates.render(message) },
     };
@@ -311,7 +332,7 @@ export class EmailWorker {
     const sms = message.type === 'sms';
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     logger.warn(sms ? 'SMS send failed' : 'Email send failed', {
-      correlationId,
+      correlation_id: correlationId,
       messageId: message.id,
       attempt,
       last,
@@ -343,7 +364,7 @@ export class EmailWorker {
     await this.queue.deadLetter(record, reason);
     recordMetric(metrics, 'EmailFailed');
     logger.error('Email message rejected and dead-lettered', {
-      correlationId,
+      correlation_id: correlationId,
       sqsMessageId: record.messageId,
       reason,
     });

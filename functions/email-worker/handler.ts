@@ -6,7 +6,7 @@ import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-br
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
-import { workerIdempotencyStore } from '../shared/queue-worker.js';
+import { withWorkerMiddlewares, workerIdempotencyStore } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
 import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
@@ -79,5 +79,7 @@ const worker = new EmailWorker({
   observability,
 });
 
-export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-  worker.handle(event, context);
+export const handler = withWorkerMiddlewares(
+  (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => worker.handle(event, context),
+  observability,
+);

@@ -36,6 +36,8 @@ export function reportEnqueueFailure(
   recordMetric(metrics, failure.metric);
   const { error, userId, correlationId, metadata } = failure;
   logger.error(failure.message, {
+    // A queue worker's logger has no correlation id set: its messages each bring their own.
+    ...(correlationId ? { correlation_id: correlationId } : {}),
     ...(userId ? { userId } : {}),
     ...metadata,
     error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),

@@ -1,9 +1,9 @@
-// What the sample's SQS workers share: message parsing, retry delays, visibility backoff, dead-lettering and batch runs.
+// What the sample's SQS workers share: message parsing, retry delays, visibility backoff, dead-lettering, batch runs and invocation middlewares.
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   ChangeMessageVisibilityCommand,
@@ -11,8 +11,11 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { headOf } from '../../middleware/text.js';
+import type { FunctionObservability } from './observability.js';
 
 /** SQS's largest visibility timeout (12 hours). */
 export const maxVisibilitySec = 43_200;
@@ -97,7 +100,7 @@ export class QueueActions {
       );
     } catch (error) {
       this.options.logger.warn('Could not change message visibility', {
-        correlationId,
+        correlation_id: correlationId,
         error: String(error),
       });
     }
@@ -127,12 +130,11 @@ export interface SqsBatchRunner {
   readonly processor: BatchProcessor;
   /** Its in-progress records are made to expire with the invocation (registerLambdaContext). */
   readonly idempotencyConfig: IdempotencyConfig;
-  readonly metrics: Metrics;
 }
 
-/** A Powertools SQS batch processor with the worker's idempotency config and metrics. */
-export function createSqsBatchRunner(idempotencyConfig: IdempotencyConfig, metrics: Metrics): SqsBatchRunner {
-  return { processor: new BatchProcessor(EventType.SQS), idempotencyConfig, metrics };
+/** A Powertools SQS batch processor with the worker's idempotency config. */
+export function createSqsBatchRunner(idempotencyConfig: IdempotencyConfig): SqsBatchRunner {
+  return { processor: new BatchProcessor(EventType.SQS), idempotencyConfig };
 }
 
 /**
@@ -147,8 +149,7 @@ export function inProgressExpirySec(runner: SqsBatchRunner): number {
 
 /**
  * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
- * rejected record reported in `batchItemFailures` (so SQS returns only it), stored metrics flushed.
- * Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a record it never
+ * rejected record reported in `batchItemFailures` (so SQS returns only it). Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a record it never
  * ran counts as received when its visibility is changed.
  *
  * @example
@@ -164,24 +165,38 @@ export async function processSqsBatch(
   const startedAt = Date.now();
   // In-progress idempotency records expire with the invocation, so a crashed attempt does not block retries.
   runner.idempotencyConfig.registerLambdaContext(context);
-  try {
-    return await processPartialResponse(
-      event,
-      (record: SQSRecord) => {
-        invocationStarts.set(record, startedAt);
-        return processRecord(record);
-      },
-      runner.processor,
-      {
-        context,
-        // A batch whose every record failed is still a list of failures, not a crashed invocation.
-        throwOnFullBatchFailure: false,
-      },
-    );
-  } finally {
-    // A batch of only duplicates records nothing; publishing then would just log a warning.
-    if (runner.metrics.hasStoredMetrics()) runner.metrics.publishStoredMetrics();
-  }
+  return processPartialResponse(
+    event,
+    (record: SQSRecord) => {
+      invocationStarts.set(record, startedAt);
+      return processRecord(record);
+    },
+    runner.processor,
+    {
+      context,
+      // A batch whose every record failed is still a list of failures, not a crashed invocation.
+      throwOnFullBatchFailure: false,
+    },
+  );
+}
+
+/**
+ * A worker's Lambda handler: `handle` inside the middlewares every invocation passes through, the
+ * pieces the HTTP functions use too (withRequestMiddlewares, functions/shared/route-dispatch.ts): the
+ * Lambda context on every log line (`function_request_id`, `cold_start`), and the metrics flushed once
+ * per invocation, with `ColdStart` on the first. No correlation id here: each record of a batch carries
+ * its own, so the worker names it on each of that record's lines (the `correlation_id` key).
+ *
+ * @example
+ * export const handler = withWorkerMiddlewares((event, context) => worker.handle(event, context), observability);
+ */
+export function withWorkerMiddlewares(
+  handle: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>,
+  { logger, metrics }: FunctionObservability,
+): MiddyfiedHandler<SQSEvent, SQSBatchResponse> {
+  const handler = middy<SQSEvent, SQSBatchResponse>(handle);
+  handler.use(injectLambdaContext(logger, { resetKeys: true })).use(captureMetrics(metrics));
+  return handler;
 }
 
 /**

@@ -5,7 +5,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
-import { QueueActions, workerIdempotencyStore } from '../shared/queue-worker.js';
+import { QueueActions, withWorkerMiddlewares, workerIdempotencyStore } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import { WebhookStore } from '../shared/webhook-store.js';
@@ -55,5 +55,7 @@ const worker = new WebhookWorker({
   observability,
 });
 
-export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-  worker.handle(event, context);
+export const handler = withWorkerMiddlewares(
+  (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => worker.handle(event, context),
+  observability,
+);

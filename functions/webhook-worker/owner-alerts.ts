@@ -50,7 +50,7 @@ export class OwnerAlerts {
     now = new Date(),
   ): Promise<void> {
     const { sqs, emailQueueUrl, users, logger } = this.options;
-    const context = { correlationId, endpointId: endpoint.id, ownerKind: endpoint.ownerKind };
+    const context = { correlation_id: correlationId, endpointId: endpoint.id, ownerKind: endpoint.ownerKind };
     if (endpoint.ownerKind === 'integration' || !sqs || !emailQueueUrl) {
       logger.info('Webhook endpoint disabled; its owner has no email to alert', context);
       return;

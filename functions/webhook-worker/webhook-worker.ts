@@ -120,6 +120,8 @@ interface DeliveryJob {
   readonly message: WebhookMessage;
   readonly endpoint: StoredEndpoint;
   readonly attempt: number;
+  /** The message's, for the events the endpoint's circuit reports during this POST. */
+  readonly correlationId: string;
   /**
    * `posted` is set once the POST is sent, so a worker failure after it (saving the outcome) is told
    * apart, and so is a result Powertools replayed without one. `failure` is why the POST failed (the
@@ -172,7 +174,8 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   and leaves the message to SQS's redrive into the DLQ.
  * - the worker's own failure before any POST (signing: KMS, the stored secret; the idempotency
  *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
- *   streak and the disable rule are untouched, and the message is retried later. A failure saving
+ *   streak and the disable rule are untouched, and the message is retried later; on the last
+ *   receive the delivery ends, marked failed and audited as `webhook.failed` (`worker_error`). A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
  *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A failed
  *   POST stays a failed attempt when the idempotency store then fails to delete its in-progress
@@ -224,7 +227,7 @@ export class WebhookWorker {
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
-    this.runner = createSqsBatchRunner(idempotencyConfig, options.observability.metrics);
+    this.runner = createSqsBatchRunner(idempotencyConfig);
     this.deliverOnce = makeIdempotent((_key: { id: string }, job: DeliveryJob) => this.post(job), {
       persistenceStore: options.persistenceStore,
       config: idempotencyConfig,
@@ -266,19 +269,29 @@ export class WebhookWorker {
   }
 
   /** Signs (with the attempt's own timestamp) and POSTs through the endpoint's circuit; throws unless 2xx. */
-  private async post({ message, endpoint, attempt, progress }: DeliveryJob): Promise<Delivered> {
+  private async post({
+    message,
+    endpoint,
+    attempt,
+    correlationId,
+    progress,
+  }: DeliveryJob): Promise<Delivered> {
     const body = JSON.stringify(message.payload);
     const at = new Date();
     const headers = await this.sign(endpoint, message.id, body, at);
     try {
-      const outcome = await this.circuitFor(endpoint.id).execute(({ signal }) => {
-        progress.posted = true;
-        return postWebhook(new URL(endpoint.url), { ...headers }, body, {
-          guard: this.options.guard,
-          signal,
-          timeoutMs: this.timeoutMs,
-        });
-      });
+      const outcome = await this.circuitFor(endpoint.id).execute(
+        ({ signal }) => {
+          progress.posted = true;
+          return postWebhook(new URL(endpoint.url), { ...headers }, body, {
+            guard: this.options.guard,
+            signal,
+            timeoutMs: this.timeoutMs,
+          });
+        },
+        // The batch's records to one endpoint share its circuit: each call names its message.
+        { onEvent: (event) => this.circuitEvents({ ...event, correlationId }) },
+      );
       return { ...outcome, attempt, at: at.toISOString() };
     } catch (error) {
       progress.failure = error;
@@ -315,7 +328,7 @@ export class WebhookWorker {
     if (!endpoint || endpoint.tenantId !== message.tenantId) {
       // Deleted since the event: nobody to deliver to and no history to keep.
       observability.logger.info('Webhook dropped: its endpoint no longer exists', {
-        correlationId,
+        correlation_id: correlationId,
         webhookId: message.id,
         endpointId: message.endpointId,
       });
@@ -338,7 +351,10 @@ export class WebhookWorker {
     const started = performance.now();
     const progress: DeliveryJob['progress'] = { posted: false };
     try {
-      delivered = await this.deliverOnce({ id: message.id }, { message, endpoint, attempt, progress });
+      delivered = await this.deliverOnce(
+        { id: message.id },
+        { message, endpoint, attempt, correlationId, progress },
+      );
     } catch (thrown) {
       // The POST's own failure, also when Powertools threw its failure to delete the in-progress record instead.
       const error = progress.failure ?? thrown;
@@ -354,7 +370,7 @@ export class WebhookWorker {
         observability.logger.warn(
           'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
           {
-            correlationId,
+            correlation_id: correlationId,
             webhookId: message.id,
             endpointId: endpoint.id,
             expiresInSec: notBeforeSec,
@@ -422,7 +438,7 @@ export class WebhookWorker {
         last
           ? 'Webhook delivered, but its endpoint failure streak could not be reset; left to its next delivery'
           : 'Webhook delivered, but its endpoint failure streak could not be reset; retrying',
-        { correlationId, webhookId: message.id, endpointId: endpoint.id, error },
+        { correlation_id: correlationId, webhookId: message.id, endpointId: endpoint.id, error },
       );
       if (last) return;
       await this.options.sqs.delayNextAttempt(record, this.nextDelaySec(attempt, error), correlationId);
@@ -433,7 +449,7 @@ export class WebhookWorker {
   /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */
   private recordDuplicate(message: WebhookMessage, correlationId: string): void {
     this.options.observability.logger.info('Webhook already delivered; copy skipped', {
-      correlationId,
+      correlation_id: correlationId,
       webhookId: message.id,
       endpointId: message.endpointId,
     });
@@ -446,7 +462,8 @@ export class WebhookWorker {
    * here (a KMS outage must not disable every endpoint at once); the message comes back later and the
    * record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
-   * a failure of ours, so messages that failed together in an outage do not all return together.
+   * a failure of ours, so messages that failed together in an outage do not all return together. A
+   * failure of ours on the last receive ends the delivery instead (see {@link failForGood}).
    */
   private async postpone(
     record: SQSRecord,
@@ -456,42 +473,79 @@ export class WebhookWorker {
     correlationId: string,
   ): Promise<never> {
     const { logger, metrics } = this.options.observability;
-    const context = { correlationId, webhookId: message.id, endpointId: message.endpointId };
+    const last = attempt >= this.options.maxAttempts;
+    const context = {
+      correlation_id: correlationId,
+      webhookId: message.id,
+      endpointId: message.endpointId,
+      attempt,
+      last,
+    };
     let delaySec = this.options.retryBaseDelaySec;
     if (error instanceof IdempotencyAlreadyInProgressError) {
-      logger.warn('Webhook delivery postponed: another copy is in flight', context);
+      logger.warn('Webhook delivery postponed: another copy is in flight', { ...context, delaySec });
+    } else if (last) {
+      // Visible at once: SQS's redrive moves it to the DLQ on the next receive.
+      delaySec = 0;
+      await this.failForGood(message, { attempt, posted }, error, correlationId, context);
     } else {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
       // the worker's error, not the endpoint's.
       recordMetric(metrics, 'WebhookFailed');
+      delaySec = this.nextDelaySec(attempt, error);
       logger.error(
         posted
           ? 'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved'
           : 'Webhook delivery postponed: the worker failed before POSTing',
-        { ...context, error },
+        { ...context, delaySec, error },
       );
-      delaySec = this.nextDelaySec(attempt, error);
-      if (attempt >= this.options.maxAttempts) {
-        // The last receive: SQS's redrive takes the message next, so the history must not stay pending.
-        // The failure streak is left alone: an answer the endpoint gave was applied before its save failed.
-        const entry = {
-          attempt,
-          at: new Date().toISOString(),
-          error: posted ? 'outcome not saved: worker error' : 'not attempted: worker error',
-          durationMs: 0,
-        };
-        // Best effort: the store may be what is failing, and the message must still go to the redrive now.
-        await this.options.store.recordAttempt(message, entry, 'failed').catch((saveError: unknown) => {
-          logger.error('Webhook delivery left pending: it could not be marked failed', {
-            ...context,
-            error: saveError,
-          });
-        });
-        delaySec = 0;
-      }
     }
     await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
     throw error;
+  }
+
+  /**
+   * A failure of ours on the last receive: SQS's redrive takes the message next, so the delivery ends
+   * here. Counted in `WebhookFailed` like every failed receive of ours, audited as `webhook.failed`
+   * (reason `worker_error`, so it is told apart from the endpoint's failures), logged as the
+   * delivery's end, and marked failed in its history. The failure streak is left alone: an answer
+   * the endpoint gave was applied before its save failed.
+   */
+  private async failForGood(
+    message: WebhookMessage,
+    { attempt, posted }: { readonly attempt: number; readonly posted: boolean },
+    error: unknown,
+    correlationId: string,
+    context: Readonly<Record<string, unknown>>,
+  ): Promise<void> {
+    const { logger, metrics } = this.options.observability;
+    recordMetric(metrics, 'WebhookFailed');
+    this.audit('webhook.failed', 'error', correlationId, message, {
+      attempt,
+      last: true,
+      posted,
+      reason: 'worker_error',
+      error: error instanceof Error ? error.name : 'error',
+    });
+    logger.error(
+      posted
+        ? 'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ'
+        : 'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
+      { ...context, error },
+    );
+    const entry = {
+      attempt,
+      at: new Date().toISOString(),
+      error: posted ? 'outcome not saved: worker error' : 'not attempted: worker error',
+      durationMs: 0,
+    };
+    // Best effort: the store may be what is failing, and the message must still go to the redrive now.
+    await this.options.store.recordAttempt(message, entry, 'failed').catch((saveError: unknown) => {
+      logger.error('Webhook delivery left pending: it could not be marked failed', {
+        ...context,
+        error: saveError,
+      });
+    });
   }
 
   /**
@@ -536,7 +590,7 @@ export class WebhookWorker {
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
     const delaySec = last ? 0 : Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
     observability.logger.warn('Webhook delivery attempt failed', {
-      correlationId,
+      correlation_id: correlationId,
       webhookId: message.id,
       endpointId: endpoint.id,
       attempt,
@@ -589,7 +643,7 @@ export class WebhookWorker {
     if (!(await store.disableEndpoint(endpoint, reason))) return;
     recordMetric(observability.metrics, 'WebhookEndpointDisabled');
     observability.logger.warn('Webhook endpoint disabled', {
-      correlationId,
+      correlation_id: correlationId,
       endpointId: endpoint.id,
       reason,
     });
@@ -611,7 +665,7 @@ export class WebhookWorker {
     await this.options.sqs.deadLetter(record, reason);
     recordMetric(metrics, 'WebhookFailed');
     logger.error('Webhook message rejected and dead-lettered', {
-      correlationId,
+      correlation_id: correlationId,
       sqsMessageId: record.messageId,
       reason,
     });

@@ -119,7 +119,13 @@ export class AuditLogger {
     }
     if (this.logToConsole) {
       try {
-        this.logger.info({ message: `AUDIT ${event.eventType}`, [auditLogKey]: event });
+        this.logger.info({
+          message: `AUDIT ${event.eventType}`,
+          // Powertools' own key too, so one filter on `correlation_id` finds the line whichever
+          // logger wrote it: a queue worker's, whose messages each carry their own id, has none set.
+          ...(event.correlationId === undefined ? {} : { correlation_id: event.correlationId }),
+          [auditLogKey]: event,
+        });
       } catch {
         // A broken log transport loses the line, not the request.
       }
@@ -201,6 +207,7 @@ export class AuditLogger {
       principal: event.principal,
       metadata: event.metadata,
       reason: event.reason,
+      correlationId: event.correlationId,
     });
   }
 

@@ -92,10 +92,12 @@ export interface MessageWithAttributes {
 }
 
 /**
- * The correlation id of a queue message, when it carries an acceptable one.
+ * The correlation id of a queue message, when it carries an acceptable one. A batch's records may be
+ * processed in parallel, so name it on each line about the record rather than on the shared logger.
  *
  * @example
- * logger.appendKeys({ correlation_id: correlationIdFromMessage(record) ?? record.messageId });
+ * const correlationId = correlationIdFromMessage(record) ?? record.messageId;
+ * logger.info('Email sent', { correlation_id: correlationId, messageId });
  */
 export function correlationIdFromMessage(record: MessageWithAttributes): string | undefined {
   const value = record.messageAttributes?.[correlationIdHeader]?.stringValue;

@@ -7,7 +7,7 @@ import {
   DependencyTimeoutError,
   InvalidArgumentError,
 } from '../errors.js';
-import { emitEvent, type SecurityEventType } from '../events.js';
+import { emitEvent, type SecurityEventListener, type SecurityEventType } from '../events.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
 import { MemoryCircuitStateStore } from './memory-store.js';
@@ -57,6 +57,13 @@ export interface ExecuteOptions {
    * or a probe's outcome still being written finishes in the background. @default none
    */
   readonly deadline?: number | undefined;
+  /**
+   * Receives the events this call causes (its rejection, the circuit opening, half-opening or closing
+   * on its outcome, a store failure it meets) instead of the breaker's `onEvent`: a listener that adds
+   * what the breaker cannot know, such as the correlation id of the message the call is made for.
+   * @default the breaker's onEvent
+   */
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 /** Extra time a half-open probe lease lasts beyond the call's own timeout, for the store writes around it. */
@@ -97,6 +104,8 @@ class PendingCall<T> extends Deadline implements GuardedCall {
     readonly callerDeadline: number,
     /** The closed generation the call runs under; undefined for a half-open probe. */
     readonly generation: number | undefined,
+    /** Where the events a closed-state call's failure causes go (the circuit opening). */
+    readonly onEvent: SecurityEventListener | undefined,
     private readonly resolve: (value: T) => void,
     private readonly reject: (error: unknown) => void,
   ) {
@@ -201,7 +210,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       queue: this.deadlines,
       events: this,
       closedFailure: (call, error) =>
-        this.closedFailure(error, call.startedAt, call.generation ?? 0, call.callerDeadline),
+        this.closedFailure(error, call.startedAt, call.generation ?? 0, call.callerDeadline, call.onEvent),
     };
   }
 
@@ -251,12 +260,16 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
         new InvalidArgumentError(`deadline must be a number of epoch milliseconds (got ${String(deadline)})`),
       );
     }
+    const onEvent = options?.onEvent ?? this.options.onEvent;
+    if (onEvent !== undefined && typeof onEvent !== 'function') {
+      return Promise.reject(new InvalidArgumentError('onEvent must be a function'));
+    }
     if (deadline <= now) return Promise.reject(new DeadlineExceededError(this.name, 0));
     // The hot path: closed and fresh, so no store request, no await, and nothing written on success.
     if (now < this.validUntil && this.record.state === CircuitState.closed) {
-      return this.runClosed(action, now, timeoutMs, deadline, this.record.generation);
+      return this.runClosed(action, now, timeoutMs, deadline, this.record.generation, onEvent);
     }
-    return this.decide(action, now, timeoutMs, deadline);
+    return this.decide(action, now, timeoutMs, deadline, onEvent);
   }
 
   /**
@@ -276,6 +289,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     now: number,
     timeoutMs: number,
     deadline: number,
+    onEvent: SecurityEventListener | undefined,
   ): Promise<T> {
     if (now >= this.validUntil && (await beforeDeadline(this.refresh(now), deadline)) === outOfTime) {
       throw new DeadlineExceededError(this.name, 0);
@@ -286,18 +300,18 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       // The store's answers took the caller's last moments: no call to start, and no probe to take.
       if (deadline <= at) throw new DeadlineExceededError(this.name, 0);
       if (record.state === CircuitState.closed)
-        return this.runClosed(action, at, timeoutMs, deadline, record.generation);
-      if (at < this.probeDueAt(record)) return this.rejectCall(record, at);
-      const leasing = this.takeProbeLease(record, at);
+        return this.runClosed(action, at, timeoutMs, deadline, record.generation, onEvent);
+      if (at < this.probeDueAt(record)) return this.rejectCall(record, at, onEvent);
+      const leasing = this.takeProbeLease(record, at, onEvent);
       const lease = await beforeDeadline(leasing, deadline);
       if (lease === outOfTime) {
         // A lease taken after the caller left would block the fleet's probing until it expired.
-        void leasing.then((taken) => taken && this.releaseProbeLease(taken));
+        void leasing.then((taken) => taken && this.releaseProbeLease(taken, onEvent));
         throw new DeadlineExceededError(this.name, 0);
       }
-      if (lease) return this.runProbe(action, timeoutMs, deadline, lease);
+      if (lease) return this.runProbe(action, timeoutMs, deadline, lease, onEvent);
     }
-    return this.rejectCall(this.record, Date.now());
+    return this.rejectCall(this.record, Date.now(), onEvent);
   }
 
   /** OPEN: when the reset timeout has passed. HALF_OPEN: when nobody holds a live probe lease. */
@@ -313,10 +327,11 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     timeoutMs: number,
     deadline: number,
     generation: number,
+    onEvent: SecurityEventListener | undefined,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.start(
-        new PendingCall<T>(this.site, startedAt, timeoutMs, deadline, generation, resolve, reject),
+        new PendingCall<T>(this.site, startedAt, timeoutMs, deadline, generation, onEvent, resolve, reject),
         action,
       );
     });
@@ -331,7 +346,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.start(
-        new PendingCall<T>(this.site, startedAt, timeoutMs, deadline, undefined, resolve, reject),
+        new PendingCall<T>(this.site, startedAt, timeoutMs, deadline, undefined, undefined, resolve, reject),
         action,
       );
     });
@@ -362,9 +377,10 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     startedAt: number,
     generation: number,
     deadline: number,
+    onEvent: SecurityEventListener | undefined,
   ): Promise<T> {
     if (!this.countsAsFailure(error, Date.now() - startedAt)) throw error;
-    await beforeDeadline(this.countFailure(generation), deadline);
+    await beforeDeadline(this.countFailure(generation, onEvent), deadline);
     return this.fallbackOr(error);
   }
 
@@ -385,18 +401,19 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return true;
   }
 
-  private async countFailure(generation: number): Promise<void> {
+  private async countFailure(generation: number, onEvent: SecurityEventListener | undefined): Promise<void> {
     const { rollingWindowMs } = this.options;
     // Two rounds: a failure seen against an older generation counts once more toward the current one.
     for (let round = 0; round < 2; round += 1) {
       const now = Date.now();
       const windowStart = now - (now % rollingWindowMs);
       const failure = { generation, windowStart, expiresAt: this.expiresAt(now) };
-      const record = await this.withStore(now, (store) => store.addFailure(this.name, failure, now));
+      const record = await this.withStore(now, (store) => store.addFailure(this.name, failure, now), onEvent);
       this.rememberWritten(record, now);
       if (record.state !== CircuitState.closed) return;
       if (record.generation === generation) {
-        if (record.failures >= this.options.failureThreshold) await this.open(record, 'failure_threshold');
+        if (record.failures >= this.options.failureThreshold)
+          await this.open(record, 'failure_threshold', onEvent);
         return;
       }
       generation = record.generation;
@@ -404,7 +421,11 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   }
 
   /** CLOSED → OPEN or HALF_OPEN → OPEN; only the instance whose conditional write lands reports it. */
-  private async open(from: CircuitRecord, reason: string): Promise<void> {
+  private async open(
+    from: CircuitRecord,
+    reason: string,
+    onEvent: SecurityEventListener | undefined,
+  ): Promise<void> {
     const now = Date.now();
     const next: CircuitRecord = {
       ...initialRecord,
@@ -412,11 +433,11 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       generation: from.generation + 1,
       openedAt: now,
     };
-    const { applied, record } = await this.replace(from, next, now);
+    const { applied, record } = await this.replace(from, next, now, onEvent);
     this.rememberWritten(record, now);
     if (!applied) return;
     this.emit('open');
-    this.report('circuit.opened', reason, {
+    this.report(onEvent, 'circuit.opened', reason, {
       generation: next.generation,
       failures: from.failures,
       retryAfterSec: Math.ceil(this.options.resetTimeoutMs / 1000),
@@ -424,7 +445,11 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   }
 
   /** OPEN (reset timeout passed) or HALF_OPEN (no live lease) → HALF_OPEN with this instance's lease. */
-  private async takeProbeLease(from: CircuitRecord, now: number): Promise<CircuitRecord | undefined> {
+  private async takeProbeLease(
+    from: CircuitRecord,
+    now: number,
+    onEvent: SecurityEventListener | undefined,
+  ): Promise<CircuitRecord | undefined> {
     this.probeCount += 1;
     const next: CircuitRecord = {
       ...initialRecord,
@@ -435,12 +460,12 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       probeLeaseUntil: now + this.options.timeoutMs + leaseMarginMs,
       successes: from.state === CircuitState.halfOpen ? from.successes : 0,
     };
-    const { applied, record } = await this.replace(from, next, now);
+    const { applied, record } = await this.replace(from, next, now, onEvent);
     this.rememberWritten(record, now);
     if (!applied) return undefined;
     if (from.state === CircuitState.open) {
       this.emit('halfOpen', this.options.resetTimeoutMs);
-      this.report('circuit.halfOpen', 'reset_timeout_elapsed', { generation: next.generation });
+      this.report(onEvent, 'circuit.halfOpen', 'reset_timeout_elapsed', { generation: next.generation });
     }
     return next;
   }
@@ -450,6 +475,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     timeoutMs: number,
     deadline: number,
     lease: CircuitRecord,
+    onEvent: SecurityEventListener | undefined,
   ): Promise<T> {
     const startedAt = Date.now();
     let value: T;
@@ -458,24 +484,27 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     } catch (error) {
       if (error instanceof DeadlineExceededError) {
         // The caller has no time left to wait for it: the lease is given back in the background.
-        void this.releaseProbeLease(lease);
+        void this.releaseProbeLease(lease, onEvent);
         throw error;
       }
       if (this.countsAsFailure(error, Date.now() - startedAt)) {
-        await beforeDeadline(this.open(lease, 'probe_failed'), deadline);
+        await beforeDeadline(this.open(lease, 'probe_failed', onEvent), deadline);
         return this.fallbackOr(error);
       }
       // The dependency answered (with an error the filter excuses): that is a sign of life.
-      await beforeDeadline(this.probeSucceeded(lease), deadline);
+      await beforeDeadline(this.probeSucceeded(lease, onEvent), deadline);
       throw error;
     }
     this.emit('success', value, Date.now() - startedAt);
-    await beforeDeadline(this.probeSucceeded(lease), deadline);
+    await beforeDeadline(this.probeSucceeded(lease, onEvent), deadline);
     return value;
   }
 
   /** Releases the lease with one more success, or closes the circuit at `successThreshold`. */
-  private async probeSucceeded(lease: CircuitRecord): Promise<void> {
+  private async probeSucceeded(
+    lease: CircuitRecord,
+    onEvent: SecurityEventListener | undefined,
+  ): Promise<void> {
     const now = Date.now();
     const successes = lease.successes + 1;
     const closes = successes >= this.options.successThreshold;
@@ -489,11 +518,11 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
           successes,
         };
     // Not applied means this lease expired and another instance took over the probing: it decides.
-    const { applied, record } = await this.replace(lease, next, now);
+    const { applied, record } = await this.replace(lease, next, now, onEvent);
     this.rememberWritten(record, now);
     if (applied && closes) {
       this.emit('close');
-      this.report('circuit.closed', 'probes_succeeded', { generation: next.generation, successes });
+      this.report(onEvent, 'circuit.closed', 'probes_succeeded', { generation: next.generation, successes });
     }
   }
 
@@ -501,7 +530,10 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
    * A probe the caller's deadline cut short proved nothing: the lease is given back, so that the next
    * call probes at once instead of waiting for the lease to expire.
    */
-  private async releaseProbeLease(lease: CircuitRecord): Promise<void> {
+  private async releaseProbeLease(
+    lease: CircuitRecord,
+    onEvent: SecurityEventListener | undefined,
+  ): Promise<void> {
     const now = Date.now();
     const next: CircuitRecord = {
       ...initialRecord,
@@ -510,17 +542,21 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       openedAt: lease.openedAt,
       successes: lease.successes,
     };
-    const { record } = await this.replace(lease, next, now);
+    const { record } = await this.replace(lease, next, now, onEvent);
     this.rememberWritten(record, now);
   }
 
-  private rejectCall(record: CircuitRecord, now: number): Promise<T> {
+  private rejectCall(
+    record: CircuitRecord,
+    now: number,
+    onEvent: SecurityEventListener | undefined,
+  ): Promise<T> {
     const isOpen = record.state === CircuitState.open;
     // While a probe is in flight the answer is usually a moment away: ask for a retry in a second.
     const retryAfterSec = isOpen ? Math.max(1, Math.ceil((this.probeDueAt(record) - now) / 1000)) : 1;
     const error = new CircuitOpenError(this.name, retryAfterSec);
     this.emit('reject', error);
-    this.report('circuit.rejected', isOpen ? 'open' : 'probe_in_flight', { retryAfterSec });
+    this.report(onEvent, 'circuit.rejected', isOpen ? 'open' : 'probe_in_flight', { retryAfterSec });
     return this.fallbackOr(error);
   }
 
@@ -538,7 +574,8 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
    */
   private refresh(now: number): Promise<void> {
     const rememberedBefore = this.recordsRemembered;
-    this.refreshing ??= this.withStore(now, (store) => store.read(this.name, now))
+    // Shared by the calls of the moment: a store failure it meets is none of theirs in particular.
+    this.refreshing ??= this.withStore(now, (store) => store.read(this.name, now), this.options.onEvent)
       .then((record) => {
         if (this.recordsRemembered === rememberedBefore) this.remember(record, now);
       })
@@ -548,9 +585,16 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return this.refreshing;
   }
 
-  private replace(from: CircuitRecord, next: CircuitRecord, now: number) {
-    return this.withStore(now, (store) =>
-      store.replace(this.name, from.generation, next, this.expiresAt(now), now),
+  private replace(
+    from: CircuitRecord,
+    next: CircuitRecord,
+    now: number,
+    onEvent: SecurityEventListener | undefined,
+  ) {
+    return this.withStore(
+      now,
+      (store) => store.replace(this.name, from.generation, next, this.expiresAt(now), now),
+      onEvent,
     );
   }
 
@@ -564,6 +608,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
   private async withStore<R>(
     now: number,
     operation: (store: ResolvedCircuitOptions<T>['store']) => Promise<R>,
+    onEvent: SecurityEventListener | undefined,
   ): Promise<R> {
     if (this.usingLocal) {
       this.probeStore(now);
@@ -572,12 +617,12 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     try {
       return await operation(this.options.store);
     } catch (error) {
-      this.storeFailed(now, error);
+      this.storeFailed(now, error, onEvent);
       return operation(this.local);
     }
   }
 
-  private storeFailed(now: number, error: unknown): void {
+  private storeFailed(now: number, error: unknown, onEvent: SecurityEventListener | undefined): void {
     // Calls in flight when the store went down each fail here; the first one already switched over.
     if (this.usingLocal) return;
     this.nextStoreProbe = now + Math.max(this.options.stateTtlMs, 1000);
@@ -585,7 +630,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     this.local.seed(this.name, this.record, this.expiresAt(now));
     this.usingLocal = true;
     const errorName = error instanceof Error ? error.name : typeof error;
-    this.report('circuit.storeError', 'store_unreachable', { error: errorName });
+    this.report(onEvent, 'circuit.storeError', 'store_unreachable', { error: errorName });
     this.options.logger.warn('Circuit state store unreachable; deciding on local state', {
       circuit: this.name,
       error: errorName,
@@ -611,7 +656,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
           });
         },
         (error: unknown) => {
-          this.report('circuit.storeError', 'store_unreachable', {
+          this.report(this.options.onEvent, 'circuit.storeError', 'store_unreachable', {
             error: error instanceof Error ? error.name : typeof error,
           });
         },
@@ -642,8 +687,13 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return toEpochSeconds(now + this.options.resetTimeoutMs + this.options.rollingWindowMs + retentionMs);
   }
 
-  private report(type: SecurityEventType, reason: string, metadata: Record<string, unknown>): void {
-    emitEvent(this.options.onEvent, {
+  private report(
+    onEvent: SecurityEventListener | undefined,
+    type: SecurityEventType,
+    reason: string,
+    metadata: Record<string, unknown>,
+  ): void {
+    emitEvent(onEvent, {
       type,
       reason,
       metadata: { circuit: this.name, local: this.usingLocal, ...metadata },

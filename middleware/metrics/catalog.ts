@@ -164,7 +164,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'A webhook delivery attempt failed (non-2xx, timeout or blocked address), or the worker failed before POSTing (KMS, DynamoDB).',
+      'A webhook delivery attempt failed (non-2xx, timeout or blocked address), or the worker failed around the POST (KMS, DynamoDB); its lines and `webhook.failed` (reason worker_error) tell the two apart.',
     statistic: 'Sum',
   },
   WebhookEndpointDisabled: {

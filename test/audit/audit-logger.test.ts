@@ -114,6 +114,28 @@ describe('AuditLogger', () => {
     expect(after).toMatchObject({ outcome: 'error', metadata: { circuit: 'users', reason: 'failures' } });
   });
 
+  it("puts an event's correlation id at the top level too, where Powertools puts the logger's", () => {
+    const auditLogger = newLogger();
+    auditLogger.beginRequest({ correlationId: 'request-1' });
+    auditLogger.logSecurityEvent({ type: 'circuit.opened', reason: 'failure_threshold' });
+    auditLogger.endRequest();
+    // A queue worker's listener names the message the event happened for.
+    auditLogger.logSecurityEvent({
+      type: 'circuit.opened',
+      reason: 'failure_threshold',
+      correlationId: 'message-1',
+    });
+    auditLogger.log({ eventType: 'email.sent', correlationId: 'message-2' });
+    auditLogger.log({ eventType: 'email.sent' });
+    const lines = output.json();
+    expect(lines.map((line) => [line.correlation_id, (line.audit as AuditEvent).correlationId])).toEqual([
+      ['request-1', 'request-1'],
+      ['message-1', 'message-1'],
+      ['message-2', 'message-2'],
+      [undefined, undefined],
+    ]);
+  });
+
   it('marks a reported failure as an error whatever the event type', () => {
     const auditLogger = newLogger();
     auditLogger.logSecurityEvent({

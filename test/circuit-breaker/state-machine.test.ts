@@ -361,6 +361,69 @@ describe('half-open', () => {
   });
 });
 
+describe("a call's own listener (execute's onEvent)", () => {
+  /** A listener that tags each event it receives with `label`, into `into`. */
+  const tagging =
+    (into: [string, SecurityEvent['type']][], label: string) =>
+    (event: SecurityEvent): void => {
+      into.push([label, event.type]);
+    };
+
+  it('gets the events its call causes: the opening, a rejection, the half-open probe and the close', async () => {
+    const events: [string, SecurityEvent['type']][] = [];
+    const breaker = instance(uniqueName(), {
+      failureThreshold: 2,
+      successThreshold: 1,
+      onEvent: tagging(events, 'breaker'),
+    });
+    await outcome(breaker.execute(failing, { onEvent: tagging(events, 'first') }));
+    await outcome(breaker.execute(failing, { onEvent: tagging(events, 'second') }));
+    await outcome(breaker.execute(succeeding, { onEvent: tagging(events, 'third') }));
+    // A call without its own listener still reports to the breaker's.
+    await outcome(breaker.execute(succeeding));
+    advance(60_000);
+    expect(await breaker.execute(succeeding, { onEvent: tagging(events, 'probe') })).toBe('ok');
+    expect(events).toEqual([
+      ['second', 'circuit.opened'],
+      ['third', 'circuit.rejected'],
+      ['breaker', 'circuit.rejected'],
+      ['probe', 'circuit.halfOpen'],
+      ['probe', 'circuit.closed'],
+    ]);
+  });
+
+  it('gets the store failure its call meets, and the breaker keeps those of its shared reads', async () => {
+    const shared = new MemoryCircuitStateStore();
+    const down = () => Promise.reject(new Error('store down'));
+    const store = delegatingTo(shared, { addFailure: down });
+    const events: [string, SecurityEvent['type']][] = [];
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store,
+      logger: { warn: vi.fn(), info: vi.fn() },
+      onEvent: tagging(events, 'breaker'),
+    });
+    await outcome(breaker.execute(failing, { onEvent: tagging(events, 'call') }));
+    expect(events).toEqual([['call', 'circuit.storeError']]);
+
+    const readsDown = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store: delegatingTo(shared, { read: down }),
+      logger: { warn: vi.fn(), info: vi.fn() },
+      onEvent: tagging(events, 'breaker'),
+    });
+    await outcome(readsDown.execute(succeeding, { onEvent: tagging(events, 'call') }));
+    expect(events.slice(1)).toEqual([['breaker', 'circuit.storeError']]);
+  });
+
+  it('must be a function', async () => {
+    const breaker = instance(uniqueName());
+    await expect(
+      breaker.execute(succeeding, { onEvent: 'audit' as unknown as (event: SecurityEvent) => void }),
+    ).rejects.toThrow(InvalidArgumentError);
+  });
+});
+
 describe('errorFilter', () => {
   it('does not count errors it excuses, rethrows them and reports a success', async () => {
     const name = uniqueName();

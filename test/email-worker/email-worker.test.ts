@@ -19,7 +19,7 @@ import {
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
-import { testObservability } from '../helpers/observability.js';
+import { auditingSecurityEvents, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete } from '../helpers/throttling.js';
 import { emailWorkerQueueOptions } from './helpers.js';
@@ -449,6 +449,54 @@ describe('the email worker when the relay refuses recipients for good', () => {
         metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
       }),
     ]);
+  });
+});
+
+describe("a message's correlation id", () => {
+  it('is on the log lines and circuit events of its send, each record of a parallel batch naming its own', async () => {
+    const { observability, audits } = testObservability('email-worker');
+    const audited = auditingSecurityEvents(observability);
+    const transport = new RecordingTransport();
+    const worker = new EmailWorker({
+      transport,
+      templates: new EmailTemplates(),
+      // As handler.ts builds it (the function's listener on the breaker), opened by one failure.
+      breaker: providerCircuitBreaker({
+        name: `email-test-${randomUUID()}`,
+        tableName: testTableNames.toolkit,
+        client: dynamoDb,
+        failureThreshold: 1,
+        onEvent: audited.onEvent,
+      }),
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      observability: audited,
+    });
+    const warn = vi.spyOn(observability.logger, 'warn');
+    const traced = (correlationId: string) => {
+      const message = welcome();
+      transport.failFor.add(message.to);
+      return queues.receivedRecord(message, { attributes: { 'x-correlation-id': correlationId } });
+    };
+    const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
+    await run(await traced('trace-opens'));
+    // The open circuit turns both away, at the same time.
+    await run(await traced('trace-b'), await traced('trace-c'));
+
+    const circuitEvents = audits
+      .filter((event) => event.eventType.startsWith('circuit.'))
+      .map((event) => [event.eventType, event.correlationId]);
+    expect(circuitEvents).toHaveLength(3);
+    expect(circuitEvents).toEqual(
+      expect.arrayContaining([
+        ['circuit.opened', 'trace-opens'],
+        ['circuit.rejected', 'trace-b'],
+        ['circuit.rejected', 'trace-c'],
+      ]),
+    );
+    const failures = warn.mock.calls.filter(([message]) => message === 'Email send failed');
+    expect(
+      failures.map(([, fields]) => (fields as { correlation_id?: string }).correlation_id).sort(),
+    ).toEqual(['trace-b', 'trace-c', 'trace-opens']);
   });
 });
 

@@ -4,6 +4,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { FunctionObservability } from '../../functions/shared/observability.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { createSecurityEventListener } from '../../middleware/audit/security-events.js';
 import type { MetricName } from '../../middleware/metrics/catalog.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
 
@@ -22,6 +23,12 @@ export function testObservability(serviceName: string): {
       onEvent: () => {},
     },
   };
+}
+
+/** The same observability with the function's real security-event listener: events become audit events and metrics. */
+export function auditingSecurityEvents(observability: FunctionObservability): FunctionObservability {
+  const { auditLogger, metrics } = observability;
+  return { ...observability, onEvent: createSecurityEventListener({ auditLogger, metrics }) };
 }
 
 /**

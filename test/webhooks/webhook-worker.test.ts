@@ -32,7 +32,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { rejectionOf } from '../encryption/helpers.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
-import { testObservability } from '../helpers/observability.js';
+import { auditingSecurityEvents, testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
@@ -106,10 +106,16 @@ interface SetupOptions {
   alertsSqs?: SQSClient;
   /** @default the worker's store on the toolkit table */
   persistenceStore?: ReturnType<typeof workerIdempotencyStore>;
+  /** Security events (the circuits') become audit events, as the function's listener makes them. @default false */
+  auditSecurityEvents?: boolean;
 }
 
 function setup(options: SetupOptions = {}) {
-  const { observability, audits } = testObservability('webhook-worker');
+  const tested = testObservability('webhook-worker');
+  const { audits } = tested;
+  const observability = options.auditSecurityEvents
+    ? auditingSecurityEvents(tested.observability)
+    : tested.observability;
   const { logger, auditLogger } = observability;
   const sqs = queues.client;
   const worker = new WebhookWorker({
@@ -397,6 +403,40 @@ describe('the per-endpoint circuit', () => {
     expect(visibilityChanges()[0]).toBeGreaterThanOrEqual(59);
   });
 
+  it("names each message's correlation id on its lines and on the circuit events its POST causes", async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run, audits, logger } = setup({ failureThreshold: 1, auditSecurityEvents: true });
+    const warn = vi.spyOn(logger, 'warn');
+    const traced = (correlationId: string) =>
+      queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+        attributes: { 'x-correlation-id': correlationId },
+      });
+    await run(await traced('trace-opens'));
+    // The open circuit turns both away, at the same time.
+    await run(await traced('trace-b'), await traced('trace-c'));
+
+    const circuitEvents = audits.filter((event) => event.eventType.startsWith('circuit.'));
+    expect(circuitEvents.map((event) => [event.eventType, event.correlationId])).toEqual(
+      expect.arrayContaining([
+        ['circuit.opened', 'trace-opens'],
+        ['circuit.rejected', 'trace-b'],
+        ['circuit.rejected', 'trace-c'],
+      ]),
+    );
+    expect(circuitEvents).toHaveLength(3);
+    for (const event of circuitEvents) {
+      expect(event.metadata).toMatchObject({
+        circuit: 'webhook-endpoint',
+        endpointCircuit: `webhook-${endpoint.id}`,
+      });
+    }
+    const failures = warn.mock.calls.filter(([message]) => message === 'Webhook delivery attempt failed');
+    expect(
+      failures.map(([, fields]) => (fields as { correlation_id?: string }).correlation_id).sort(),
+    ).toEqual(['trace-b', 'trace-c', 'trace-opens']);
+  });
+
   it('is one circuit per endpoint: a dead endpoint does not stop deliveries to another', async () => {
     const dead = await receiver(() => ({ status: 500 }));
     const deadEndpoint = await endpointAt(dead.url);
@@ -488,12 +528,14 @@ describe('disabling a failing endpoint', () => {
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Unlucky' });
     const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
     // SQS is down for the alert (a client on a port nothing listens on).
-    const { run, audits, metrics } = setup({ alertsSqs: unreachableSqsClient() });
-    // The worker flushes its metrics at the end of the batch: watch them being added instead.
+    const { run, audits, metrics, logger } = setup({ alertsSqs: unreachableSqsClient() });
+    // The handler's middlewares flush the metrics after the batch: watch them being added instead.
     const added = vi.spyOn(metrics, 'addMetric');
-    expect(await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({
-      batchItemFailures: [],
+    const logged = vi.spyOn(logger, 'error');
+    const disabling = await queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+      attributes: { 'x-correlation-id': 'trace-alert' },
     });
+    expect(await run(disabling)).toEqual({ batchItemFailures: [] });
     expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
     expect(await alerts()).toEqual([]);
     expect(audits).toContainEqual(
@@ -502,6 +544,11 @@ describe('disabling a failing endpoint', () => {
     expect(added.mock.calls.filter(([name]) => name === 'EmailEnqueueFailed')).toEqual([
       ['EmailEnqueueFailed', 'Count', 1],
     ]);
+    // The worker's logger has no correlation id of its own: the line names the message's.
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook endpoint disabled; the owner alert was not enqueued',
+      expect.objectContaining({ correlation_id: 'trace-alert', endpointId: endpoint.id }),
+    );
   });
 });
 
@@ -561,11 +608,12 @@ describe("a failure on the worker's side", () => {
     const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
     const { kms, store: throttledStore } = throttledKms();
     // One delivery failed for good would disable it: a counted KMS failure could not go unseen.
-    const { run, audits, metrics } = setup({
+    const { run, audits, metrics, logger } = setup({
       store: throttledStore,
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
     const recorded = vi.spyOn(metrics, 'addMetric');
+    const logged = vi.spyOn(logger, 'error');
     const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
     const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(lastMessage, 5);
@@ -592,15 +640,43 @@ describe("a failure on the worker's side", () => {
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
     expect(queues.sendMessageBatches()).toHaveLength(0);
     expect(await alerts()).toEqual([]);
-    expect(audits.map((event) => event.eventType)).not.toContain('webhook.failed');
     expect(audits.map((event) => event.eventType)).not.toContain('webhook.endpoint_disabled');
+    // Each receive says which attempt it was; the last one says the delivery ended, and audits it as
+    // ours (worker_error), not the endpoint's. The first one is only postponed: no audit line.
+    expect(logged.mock.calls).toEqual(
+      expect.arrayContaining([
+        [
+          'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
+          expect.objectContaining({ webhookId: lastMessage.id, attempt: 5, last: true }),
+        ],
+        [
+          'Webhook delivery postponed: the worker failed before POSTing',
+          expect.objectContaining({ webhookId: firstMessage.id, attempt: 1, last: false, delaySec: 5 }),
+        ],
+      ]),
+    );
+    expect(logged).toHaveBeenCalledTimes(2);
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+      expect.objectContaining({
+        outcome: 'error',
+        metadata: expect.objectContaining({
+          webhookId: lastMessage.id,
+          attempt: 5,
+          last: true,
+          posted: false,
+          reason: 'worker_error',
+          error: 'SigningFailedError',
+        }),
+      }),
+    ]);
     // The first comes back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)), so an outage's
     // messages spread out; the last is visible at once, for the redrive.
     expect(visibilityChangesByReceipt()).toEqual({
       [lastAttempt.receiptHandle]: 0,
       [firstAttempt.receiptHandle]: 5,
     });
-    expect(recorded).toHaveBeenCalledWith('WebhookFailed', expect.anything(), 1);
+    // Each failed receive of ours counts once, the last one too.
+    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
 
     kms.throttling = false;
     // The first attempt's message, received again: its second receive.
@@ -821,16 +897,22 @@ describe('a worker failure after the POST', () => {
     const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
     // Saving the success record is the step after the POST.
     vi.spyOn(persistenceStore, 'saveSuccess').mockRejectedValue(new Error('DynamoDB unreachable'));
-    const { run, logger } = setup({ persistenceStore });
+    const { run, logger, audits } = setup({ persistenceStore });
     const logged = vi.spyOn(logger, 'error');
     const message = messageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(message, 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(healthy.received).toHaveLength(1);
     expect(logged).toHaveBeenCalledWith(
-      'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved',
-      expect.objectContaining({ webhookId: message.id }),
+      'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ',
+      expect.objectContaining({ webhookId: message.id, attempt: 5, last: true }),
     );
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+      expect.objectContaining({
+        outcome: 'error',
+        metadata: expect.objectContaining({ attempt: 5, last: true, posted: true, reason: 'worker_error' }),
+      }),
+    ]);
     expect(await historyOf(endpoint.id)).toEqual([
       expect.objectContaining({
         webhookId: message.id,
