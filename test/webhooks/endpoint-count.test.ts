@@ -1,12 +1,12 @@
 // The per-owner endpoint count item (`WH#OWNER#<tenant>#<owner>` / `ENDPOINT_COUNT`) at the store: it
 // counts every endpoint, under races too, and is gone once its owner has none.
-import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ConflictError } from '../../middleware/errors.js';
+import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -26,14 +26,12 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+const countKey = (principal: Principal) => ({ pk: `WH#OWNER#default#${principal.id}`, sk: 'ENDPOINT_COUNT' });
+
 /** The owner's count item as stored, or undefined when there is none. */
 async function countItem(principal: Principal): Promise<Record<string, unknown> | undefined> {
   const { Item } = await documentClient.send(
-    new GetCommand({
-      TableName: testTableNames.toolkit,
-      Key: { pk: `WH#OWNER#default#${principal.id}`, sk: 'ENDPOINT_COUNT' },
-      ConsistentRead: true,
-    }),
+    new GetCommand({ TableName: testTableNames.toolkit, Key: countKey(principal), ConsistentRead: true }),
   );
   return Item;
 }
@@ -140,5 +138,59 @@ describe('the endpoint count item', () => {
     await Promise.all(remaining.map((endpoint) => store.deleteEndpoint(endpoint.id, owner)));
     expect(await countItem(owner)).toBeUndefined();
     expect(await endpointCount(documentClient, owner.id)).toBe(0);
+  });
+
+  it('lets an owner with no count item (registered before endpoints were counted) delete an endpoint', async () => {
+    const owner = testPrincipal();
+    const { endpoint } = await register(owner);
+    await documentClient.send(new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(owner) }));
+
+    await store.deleteEndpoint(endpoint.id, owner);
+
+    expect(await store.getEndpoint(endpoint.id)).toBeUndefined();
+    expect(await countItem(owner)).toBeUndefined();
+  });
+
+  it('passes a DynamoDB error that is no failed condition on at once, not as a 409 after guessing again', async () => {
+    const owner = testPrincipal();
+    const { endpoint } = await register(owner);
+    const send = documentClient.send.bind(documentClient);
+    let removals = 0;
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      if (command instanceof TransactWriteCommand) {
+        removals += 1;
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' });
+      }
+      return send(command as never);
+    }) as typeof documentClient.send);
+
+    const error = await store.deleteEndpoint(endpoint.id, owner).catch((caught: unknown) => caught);
+
+    expect(error).toMatchObject({ name: 'ProvisionedThroughputExceededException' });
+    expect(removals).toBe(1);
+  });
+
+  it('answers 404 when a concurrent delete of the same endpoint commits after a wrong guess', async () => {
+    const owner = testPrincipal();
+    const { endpoint } = await register(owner);
+    const send = documentClient.send.bind(documentClient);
+    let removals = 0;
+    let concurrent: Promise<unknown> | undefined;
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      if (command instanceof TransactWriteCommand && concurrent === undefined) {
+        removals += 1;
+        // The first guess (not the last endpoint) has failed; before the second is sent, another delete wins.
+        if (removals === 2) {
+          concurrent = store.deleteEndpoint(endpoint.id, owner);
+          await concurrent;
+        }
+      }
+      return send(command as never);
+    }) as typeof documentClient.send);
+
+    await expect(store.deleteEndpoint(endpoint.id, owner)).rejects.toBeInstanceOf(NotFoundError);
+
+    expect(removals).toBe(2);
+    expect(await countItem(owner)).toBeUndefined();
   });
 });
