@@ -17,6 +17,7 @@ import {
   SmtpEmailTransport,
 } from '../../functions/email-worker/transports.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, testObservability } from '../helpers/observability.js';
@@ -324,6 +325,18 @@ describe('the email worker', () => {
       },
     });
     expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
+  });
+
+  it('cuts a long dead-letter reason to 1024 characters, never between the halves of a surrogate pair', async () => {
+    const { transport, run } = setup();
+    const message = welcome();
+    transport.failFor.add(message.to);
+    // The reason is `smtp refused the message for good (<code>)`; the emoji's first half is its 1024th unit.
+    const prefix = 'smtp refused the message for good (';
+    const providerCode = `${'x'.repeat(1023 - prefix.length)}\u{1F600} rest`;
+    transport.failure = new DeliveryRejectedError('smtp', providerCode);
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(await deadLetterReasons()).toEqual([`${prefix}${'x'.repeat(1023 - prefix.length)}`]);
   });
 
   it('retries an invalid message normally when the DLQ cannot take it, so it is never lost', async () => {
