@@ -496,6 +496,9 @@ describe('JwtVerifier and the JWKS endpoint', () => {
     expect(await refusals(1)).toEqual(new Set(['2']));
     at(1001);
     expect(await refusals(20)).toEqual(new Set(['2']));
+    // 1.4 s left rounds up: a client retrying after 1 s would be refused again.
+    at(1600);
+    expect(await refusals(1)).toEqual(new Set(['2']));
     at(3000);
     expect(await refusals(1)).toEqual(new Set(['4']));
     at(7000);
@@ -692,6 +695,10 @@ describe('JwtVerifier options', () => {
         'rolesClaim must be a non-empty claim name (got "")',
         'tenantClaim must be a non-empty claim name (got 7)',
       ]),
+    );
+    // A list has a length too, but names no claim.
+    expect(() => new JwtVerifier({ issuers: [issuer], rolesClaim: ['roles'] as never })).toThrow(
+      new InvalidOptionsError('JwtVerifier', ['rolesClaim must be a non-empty claim name (got ["roles"])']),
     );
   });
 

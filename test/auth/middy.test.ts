@@ -493,7 +493,7 @@ describe('guards through a middy pipeline', () => {
     expect(() => requireScopes(['users/read'], { unless: true as never })).toThrow(
       new InvalidOptionsError('guard', ['unless must be a function of the principal (got true)']),
     );
-    for (const unclaimedTenant of ['', 42]) {
+    for (const unclaimedTenant of ['', 42, ['acme']]) {
       expect(() => requireTenant(['acme'], { unclaimedTenant: unclaimedTenant as never })).toThrow(
         new InvalidOptionsError('guard', [
           `unclaimedTenant must be a non-empty string (got ${JSON.stringify(unclaimedTenant)})`,
