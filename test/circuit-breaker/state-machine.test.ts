@@ -2,7 +2,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker, type GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
-import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
+import {
+  type CircuitRecord,
+  CircuitState,
+  type CircuitStateStore,
+  initialRecord,
+} from '../../middleware/circuit-breaker/state.js';
 import {
   CircuitOpenError,
   DeadlineExceededError,
@@ -414,6 +419,93 @@ describe("a call's own listener (execute's onEvent)", () => {
     });
     await outcome(readsDown.execute(succeeding, { onEvent: tagging(events, 'call') }));
     expect(events.slice(1)).toEqual([['breaker', 'circuit.storeError']]);
+  });
+
+  it("gets the re-opening its failed probe causes, not the breaker's listener", async () => {
+    const events: [string, SecurityEvent['type']][] = [];
+    const breaker = instance(uniqueName(), { failureThreshold: 1, onEvent: tagging(events, 'breaker') });
+    await outcome(breaker.execute(failing));
+    advance(60_000);
+    await outcome(breaker.execute(failing, { onEvent: tagging(events, 'probe') }));
+    expect(events).toEqual([
+      ['breaker', 'circuit.opened'],
+      ['probe', 'circuit.halfOpen'],
+      ['probe', 'circuit.opened'],
+    ]);
+  });
+
+  it('gets the close its probe causes when errorFilter excuses the probe error', async () => {
+    const events: [string, SecurityEvent['type']][] = [];
+    const breaker = instance(uniqueName(), {
+      failureThreshold: 1,
+      successThreshold: 1,
+      errorFilter: (error) => error instanceof RangeError,
+      onEvent: tagging(events, 'breaker'),
+    });
+    await outcome(breaker.execute(failing));
+    advance(60_000);
+    const notFound = () => Promise.reject(new RangeError('not found'));
+    await outcome(breaker.execute(notFound, { onEvent: tagging(events, 'probe') }));
+    expect(events).toEqual([
+      ['breaker', 'circuit.opened'],
+      ['probe', 'circuit.halfOpen'],
+      ['probe', 'circuit.closed'],
+    ]);
+  });
+
+  it('gets the store failure its call meets while opening the circuit', async () => {
+    const store = delegatingTo(new MemoryCircuitStateStore(), {
+      replace: () => Promise.reject(new Error('store down')),
+    });
+    const events: [string, SecurityEvent['type']][] = [];
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store,
+      failureThreshold: 1,
+      logger: { warn: vi.fn(), info: vi.fn() },
+      onEvent: tagging(events, 'breaker'),
+    });
+    await outcome(breaker.execute(failing, { onEvent: tagging(events, 'call') }));
+    expect(events).toEqual([
+      ['call', 'circuit.storeError'],
+      ['call', 'circuit.opened'],
+    ]);
+  });
+
+  it('gets the rejection when its call loses every race for the probe lease', async () => {
+    const shared = new MemoryCircuitStateStore();
+    let racing = false;
+    const store = delegatingTo(shared, {
+      replace: async (name, generation, next, expiresAt, now) => {
+        if (!racing) return shared.replace(name, generation, next, expiresAt, now);
+        // Another instance took the lease first and its probe failed at once: open again, due again now.
+        const reopened: CircuitRecord = {
+          ...initialRecord,
+          state: CircuitState.open,
+          generation: generation + 1,
+          openedAt: now - 60_000,
+        };
+        await shared.replace(name, generation, reopened, expiresAt, now);
+        return { applied: false, record: reopened };
+      },
+    });
+    const events: [string, SecurityEvent['type']][] = [];
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store,
+      failureThreshold: 1,
+      logger: { warn: vi.fn(), info: vi.fn() },
+      onEvent: tagging(events, 'breaker'),
+    });
+    await outcome(breaker.execute(failing));
+    advance(60_000);
+    racing = true;
+    const { error } = await outcome(breaker.execute(succeeding, { onEvent: tagging(events, 'call') }));
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(events).toEqual([
+      ['breaker', 'circuit.opened'],
+      ['call', 'circuit.rejected'],
+    ]);
   });
 
   it('must be a function', async () => {

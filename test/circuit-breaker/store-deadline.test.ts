@@ -64,6 +64,30 @@ async function failureAnsweredWhileItsCountHangs() {
   return { breaker, events, release };
 }
 
+/** What a store request that DynamoDB gave up on rejects with. */
+const storeTimeout = () => Object.assign(new Error('request timed out'), { name: 'TimeoutError' });
+
+/**
+ * A breaker (threshold 1) opened on `store` and past its reset timeout, so the next call probes; the
+ * event types its own listener gets, and a listener for one call that records those it gets.
+ */
+async function openOn(store: CircuitStateStore) {
+  const breakerEvents: SecurityEvent['type'][] = [];
+  const breaker = breakerOn(store, {
+    failureThreshold: 1,
+    onEvent: (event) => breakerEvents.push(event.type),
+  });
+  await outcome(breaker.execute(failing));
+  // The reset timeout passes on the clock and on the breaker's timers alike.
+  await vi.advanceTimersByTimeAsync(60_000);
+  const types: SecurityEvent['type'][] = [];
+  return {
+    breaker,
+    breakerEvents,
+    callEvents: { types, listener: (event: SecurityEvent) => types.push(event.type) },
+  };
+}
+
 describe('a store that hangs while the caller has little time left', () => {
   it('answers 504 at the deadline while the state read hangs, and lets a caller with time wait for it', async () => {
     const { store, hold, held, release } = holdingStore();
@@ -126,6 +150,43 @@ describe('a store that hangs while the caller has little time left', () => {
     expect((await shared.read(breaker.name, Date.now())).probeOwner).toBeUndefined();
     // Nobody holds the lease: the next call probes at once.
     expect(await breaker.execute(succeeding)).toBe('ok');
+  });
+
+  it("reports to the call's listener a store failure while giving back a lease that landed after its deadline", async () => {
+    const { store, hold, held, release } = holdingStore();
+    const { breaker, breakerEvents, callEvents } = await openOn(store);
+    hold('replace');
+    const call = watch(
+      breaker.execute(succeeding, { deadline: Date.now() + timeLeftMs, onEvent: callEvents.listener }),
+    );
+    await untilDeadline(call);
+    expect((await call.outcome).error).toBeInstanceOf(DeadlineExceededError);
+    // The lease lands; giving it back hangs, then fails.
+    release();
+    hold('replace');
+    await vi.waitFor(() => expect(held()).toBe(1));
+    release(storeTimeout());
+    await vi.waitFor(() => expect(callEvents.types).toEqual(['circuit.halfOpen', 'circuit.storeError']));
+    expect(breakerEvents).toEqual(['circuit.opened']);
+  });
+
+  it("reports to the call's listener a store failure while giving back the lease of a probe that outlived its deadline", async () => {
+    const { store, hold, held, release } = holdingStore();
+    const { breaker, breakerEvents, callEvents } = await openOn(store);
+    // The probe holds the lease by the time it runs, and never answers: giving the lease back hangs, then fails.
+    const probe = () => {
+      hold('replace');
+      return new Promise<string>(() => {});
+    };
+    const call = watch(
+      breaker.execute(probe, { deadline: Date.now() + timeLeftMs, onEvent: callEvents.listener }),
+    );
+    await untilDeadline(call);
+    expect((await call.outcome).error).toBeInstanceOf(DeadlineExceededError);
+    await vi.waitFor(() => expect(held()).toBe(1));
+    release(storeTimeout());
+    await vi.waitFor(() => expect(callEvents.types).toEqual(['circuit.halfOpen', 'circuit.storeError']));
+    expect(breakerEvents).toEqual(['circuit.opened']);
   });
 
   it.each([
