@@ -7,7 +7,7 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 // SNS is the one AWS client mocked here (the project allows it for SMS); SQS is a real local-aws-sqs.
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { EmailWorker } from '../../functions/email-worker/email-worker.js';
+import { EmailWorker, providerCircuitBreaker } from '../../functions/email-worker/email-worker.js';
 import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
 import {
   OutboxSmsTransport,
@@ -24,7 +24,7 @@ import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker
 import { ConflictError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
-import { storedMetric, testObservability } from '../helpers/observability.js';
+import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { emailWorkerQueueOptions } from './helpers.js';
 
@@ -283,6 +283,44 @@ describe('the email worker with SMS', () => {
       }),
     );
     expect(JSON.stringify(warn.mock.calls)).not.toContain('4155552671');
+  });
+
+  it("names its message's correlation id on the SMS circuit's events", async () => {
+    const { observability, audits } = testObservability('email-worker');
+    const audited = auditingSecurityEvents(observability);
+    const smsTransport = new RecordingSms();
+    smsTransport.failing = true;
+    const worker = new EmailWorker({
+      transport: new RecordingEmail(),
+      templates: new EmailTemplates(),
+      breaker: breaker('email-test'),
+      // As handler.ts builds it (the function's listener on the breaker), opened by one failure.
+      sms: {
+        transport: smsTransport,
+        breaker: providerCircuitBreaker({
+          name: `sms-test-${randomUUID()}`,
+          tableName: testTableNames.toolkit,
+          client: dynamoDb,
+          failureThreshold: 1,
+          onEvent: audited.onEvent,
+        }),
+      },
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      observability: audited,
+    });
+    const traced = async (correlationId: string) =>
+      ({
+        Records: [await queues.receivedRecord(sms(), { attributes: { 'x-correlation-id': correlationId } })],
+      }) as SQSEvent;
+    await worker.handle(await traced('trace-opens'), context);
+    await worker.handle(await traced('trace-rejected'), context);
+    const circuitEvents = audits
+      .filter((event) => event.eventType.startsWith('circuit.'))
+      .map((event) => [event.eventType, event.correlationId]);
+    expect(circuitEvents).toEqual([
+      ['circuit.opened', 'trace-opens'],
+      ['circuit.rejected', 'trace-rejected'],
+    ]);
   });
 
   it('dead-letters a non-E.164 number at once with a logged reason, never retrying it', async () => {
