@@ -143,11 +143,16 @@ describe('the email worker', () => {
   });
 
   it('logs and audits a redelivered copy as a duplicate, not as a second send', async () => {
-    const { transport, audits, run, metrics } = setup();
+    const { transport, audits, run, metrics, logger } = setup();
     const addMetric = vi.spyOn(metrics, 'addMetric');
+    const info = vi.spyOn(logger, 'info');
     const message = welcome();
     await run(await record(message));
     expect(await run(await record(message, 2))).toEqual({ batchItemFailures: [] });
+    expect(info).toHaveBeenCalledWith(
+      'Email already sent; copy skipped',
+      expect.objectContaining({ correlation_id: 'corr-123', messageId: message.id }),
+    );
     expect(transport.sent).toHaveLength(1);
     expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
     expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent', 'email.duplicate']);
@@ -155,8 +160,9 @@ describe('the email worker', () => {
   });
 
   it('backs off a copy whose id another record is sending, without counting a failed send', async () => {
-    const { transport, audits, run, metrics } = setup();
+    const { transport, audits, run, metrics, logger } = setup();
     const addMetric = vi.spyOn(metrics, 'addMetric');
+    const info = vi.spyOn(logger, 'info');
     // The provider is busy with the first copy until the second one has backed off.
     let backedOff: () => void = () => {};
     transport.busyUntil = new Promise<void>((resolve) => {
@@ -174,6 +180,10 @@ describe('the email worker', () => {
     ]);
     // Hidden for those 30 s: the queue does not hand it out again now.
     expect(await queues.receivableNow(deferred)).toEqual([]);
+    expect(info).toHaveBeenCalledWith(
+      'An email with this id is being sent right now; this copy comes back later',
+      expect.objectContaining({ correlation_id: 'corr-123', messageId: message.id, delaySec: 30 }),
+    );
     expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
     expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
   });
@@ -194,7 +204,10 @@ describe('the email worker', () => {
     expect(audits).toEqual([expect.objectContaining({ eventType: 'email.sent', outcome: 'success' })]);
     expect(warn).toHaveBeenCalledWith(
       'Email sent, but its idempotency record was not saved',
-      expect.objectContaining({ errorName: 'ProvisionedThroughputExceededException' }),
+      expect.objectContaining({
+        correlation_id: 'corr-123',
+        errorName: 'ProvisionedThroughputExceededException',
+      }),
     );
   });
 
@@ -215,7 +228,11 @@ describe('the email worker', () => {
     ]);
     expect(warn).toHaveBeenCalledWith(
       'Email send failed, and its in-progress idempotency record could not be deleted',
-      expect.objectContaining({ expiresInSec: 30, errorName: 'ProvisionedThroughputExceededException' }),
+      expect.objectContaining({
+        correlation_id: 'corr-123',
+        expiresInSec: 30,
+        errorName: 'ProvisionedThroughputExceededException',
+      }),
     );
     // Logged, counted and audited as the send's own failure, as without the idempotency store's.
     expect(warn).toHaveBeenCalledWith(
@@ -306,13 +323,21 @@ describe('the email worker', () => {
     transport.failFor.add(message.to);
     const failing = await record(message);
     expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
-    expect(warn).toHaveBeenCalledWith('Could not change message visibility', expect.anything());
+    expect(warn).toHaveBeenCalledWith(
+      'Could not change message visibility',
+      expect.objectContaining({ correlation_id: 'corr-123' }),
+    );
   });
 
   it('copies an invalid message to the DLQ once with its reason and reports it processed', async () => {
-    const { transport, audits, run } = setup();
+    const { transport, audits, run, logger } = setup();
+    const error = vi.spyOn(logger, 'error');
     const bad = await record({ id: randomUUID(), type: 'fax', to: 'x@example.com', data: {} });
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
+    expect(error).toHaveBeenCalledWith(
+      'Email message rejected and dead-lettered',
+      expect.objectContaining({ correlation_id: 'corr-123', sqsMessageId: bad.messageId }),
+    );
     expect(transport.sent).toEqual([]);
     // What landed in the DLQ: one copy, with the correlation id carried over and the reason added.
     const copies = await queues.deadLetters();
