@@ -293,9 +293,15 @@ describe('an attempt', () => {
   });
 
   it('sends an unparseable message to the DLQ once with its reason and reports it processed', async () => {
-    const { run, audits } = setup();
+    const { run, audits, logger } = setup();
+    const logged = vi.spyOn(logger, 'error');
     const bad = await record({ id: 'msg_short', eventType: 'booking.created' });
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
+    // Without an x-correlation-id, the SQS message id stands in for it.
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook message rejected and dead-lettered',
+      expect.objectContaining({ correlation_id: bad.messageId, sqsMessageId: bad.messageId }),
+    );
     // What landed in the DLQ: one copy, with its reason.
     const copies = await queues.deadLetters();
     expect(copies).toHaveLength(1);
@@ -310,11 +316,15 @@ describe('an attempt', () => {
     const owner = principal();
     const deleted = await endpointAt(target.url, owner);
     await store.deleteEndpoint(deleted.id, owner);
-    const { run } = setup();
-    expect(await run(await record(messageFor(deleted.id, deleted.tenantId)))).toEqual({
-      batchItemFailures: [],
-    });
+    const { run, logger } = setup();
+    const info = vi.spyOn(logger, 'info');
+    const orphan = await record(messageFor(deleted.id, deleted.tenantId));
+    expect(await run(orphan)).toEqual({ batchItemFailures: [] });
     expect(await historyOf(deleted.id)).toEqual([]);
+    expect(info).toHaveBeenCalledWith(
+      'Webhook dropped: its endpoint no longer exists',
+      expect.objectContaining({ correlation_id: orphan.messageId, endpointId: deleted.id }),
+    );
 
     const disabled = await endpointAt(target.url);
     const stored = await store.getEndpoint(disabled.id);
@@ -514,13 +524,20 @@ describe('disabling a failing endpoint', () => {
   it('logs instead of emailing when the owner is not a registered user', async () => {
     const gone = await receiver(() => ({ status: 410 }));
     const endpoint = await endpointAt(gone.url);
-    const { run } = setup();
-    expect(await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).toEqual({
-      batchItemFailures: [],
-    });
+    const { run, logger } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const info = vi.spyOn(logger, 'info');
+    const disabling = await record(messageFor(endpoint.id, endpoint.tenantId));
+    expect(await run(disabling)).toEqual({ batchItemFailures: [] });
     expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
     expect(queues.sendMessageBatches()).toHaveLength(0);
     expect(await alerts()).toEqual([]);
+    const named = { correlation_id: disabling.messageId, endpointId: endpoint.id };
+    expect(warn).toHaveBeenCalledWith('Webhook endpoint disabled', expect.objectContaining(named));
+    expect(info).toHaveBeenCalledWith(
+      'Webhook endpoint disabled; its owner is not a registered user, so no email',
+      expect.objectContaining(named),
+    );
   });
 
   it('counts and audits an alert that could not be enqueued, and still disables the endpoint', async () => {
@@ -854,7 +871,11 @@ describe('a worker failure after the POST', () => {
     expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered']);
     expect(logged).toHaveBeenCalledWith(
       'Webhook delivered, but its endpoint failure streak could not be reset; retrying',
-      expect.objectContaining({ webhookId: message.id, endpointId: endpoint.id }),
+      expect.objectContaining({
+        correlation_id: firstAttempt.messageId,
+        webhookId: message.id,
+        endpointId: endpoint.id,
+      }),
     );
     // Random 0.5 of base 10 × 2^0.
     expect(visibilityChanges()).toEqual([5]);
@@ -879,13 +900,18 @@ describe('a worker failure after the POST', () => {
     const logged = vi.spyOn(logger, 'error');
     const added = vi.spyOn(metrics, 'addMetric');
     const message = messageFor(endpoint.id, endpoint.tenantId);
-    expect(await run(await record(message, 5))).toEqual({ batchItemFailures: [] });
+    const lastAttempt = await record(message, 5);
+    expect(await run(lastAttempt)).toEqual({ batchItemFailures: [] });
     expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
     expect(failedMetrics(added)).toEqual([]);
     expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered']);
     expect(logged).toHaveBeenCalledWith(
       'Webhook delivered, but its endpoint failure streak could not be reset; left to its next delivery',
-      expect.objectContaining({ webhookId: message.id, endpointId: endpoint.id }),
+      expect.objectContaining({
+        correlation_id: lastAttempt.messageId,
+        webhookId: message.id,
+        endpointId: endpoint.id,
+      }),
     );
     expect(visibilityChanges()).toEqual([]);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({ status: 'delivered' });
@@ -905,7 +931,12 @@ describe('a worker failure after the POST', () => {
     expect(healthy.received).toHaveLength(1);
     expect(logged).toHaveBeenCalledWith(
       'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ',
-      expect.objectContaining({ webhookId: message.id, attempt: 5, last: true }),
+      expect.objectContaining({
+        correlation_id: lastAttempt.messageId,
+        webhookId: message.id,
+        attempt: 5,
+        last: true,
+      }),
     );
     expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
       expect.objectContaining({
@@ -1009,7 +1040,11 @@ describe('a failed POST whose in-progress idempotency record could not be delete
     expect(logged).not.toHaveBeenCalled();
     expect(warned).toHaveBeenCalledWith(
       'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
-      expect.objectContaining({ webhookId: message.id, expiresInSec: 30 }),
+      expect.objectContaining({
+        correlation_id: firstAttempt.messageId,
+        webhookId: message.id,
+        expiresInSec: 30,
+      }),
     );
     // The record expires with the invocation (30 s left), beyond the backoff (random 0.5 of base 10 × 2^0):
     // an earlier retry would be turned away as a copy in flight and spend one of its 5 receives.
@@ -1042,11 +1077,17 @@ describe('a duplicate copy of a delivered message', () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
     const message = messageFor(endpoint.id, endpoint.tenantId);
-    const { run, audits, metrics } = setup();
+    const { run, audits, metrics, logger } = setup();
     const added = vi.spyOn(metrics, 'addMetric');
+    const info = vi.spyOn(logger, 'info');
     expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
     // SQS delivers at least once: the same message as a second SQS message, first receive.
-    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    const copy = await record(message);
+    expect(await run(copy)).toEqual({ batchItemFailures: [] });
+    expect(info).toHaveBeenCalledWith(
+      'Webhook already delivered; copy skipped',
+      expect.objectContaining({ correlation_id: copy.messageId, webhookId: message.id }),
+    );
     expect(healthy.received).toHaveLength(1);
     expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
     expect(audits.map((event) => event.eventType)).toEqual(['webhook.delivered', 'webhook.duplicate']);
