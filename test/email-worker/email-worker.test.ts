@@ -4,11 +4,7 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import {
-  EmailWorker,
-  providerCircuitBreaker,
-  retryDelaySec,
-} from '../../functions/email-worker/email-worker.js';
+import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
 import { compileTemplate } from '../../functions/email-worker/template-sources.js';
 import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
 import {
@@ -23,7 +19,7 @@ import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker
 import { auditingSecurityEvents, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete } from '../helpers/throttling.js';
-import { emailWorkerQueueOptions } from './helpers.js';
+import { emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 
@@ -431,11 +427,7 @@ describe('the email worker when the relay refuses recipients for good', () => {
       transport,
       templates: new EmailTemplates(),
       // As handler.ts builds it; 5 counted failures would open it.
-      breaker: providerCircuitBreaker({
-        name: `email-test-${randomUUID()}`,
-        tableName: testTableNames.toolkit,
-        client: dynamoDb,
-      }),
+      breaker: testProviderBreaker(dynamoDb, 'email-test'),
       ...emailWorkerQueueOptions(dynamoDb, queues),
       observability,
     });
@@ -467,11 +459,7 @@ describe('the email worker when the relay refuses recipients for good', () => {
     const worker = new EmailWorker({
       transport,
       templates: new EmailTemplates(),
-      breaker: providerCircuitBreaker({
-        name: `email-test-${randomUUID()}`,
-        tableName: testTableNames.toolkit,
-        client: dynamoDb,
-      }),
+      breaker: testProviderBreaker(dynamoDb, 'email-test'),
       ...throttledDelete(),
       observability,
     });
@@ -499,13 +487,7 @@ describe("a message's correlation id", () => {
       transport,
       templates: new EmailTemplates(),
       // As handler.ts builds it (the function's listener on the breaker), opened by one failure.
-      breaker: providerCircuitBreaker({
-        name: `email-test-${randomUUID()}`,
-        tableName: testTableNames.toolkit,
-        client: dynamoDb,
-        failureThreshold: 1,
-        onEvent: audited.onEvent,
-      }),
+      breaker: testProviderBreaker(dynamoDb, 'email-test', { failureThreshold: 1, onEvent: audited.onEvent }),
       ...emailWorkerQueueOptions(dynamoDb, queues),
       observability: audited,
     });

@@ -1,12 +1,18 @@
 // Helpers of the email worker tests: waiting on the SMTP sink and reading the queues of a local runtime.
+import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { LocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
 import type { SmtpSinkMessage } from '../../bin/runtime/smtp-sink.js';
-import type { EmailWorkerOptions } from '../../functions/email-worker/email-worker.js';
+import {
+  type EmailWorkerOptions,
+  providerCircuitBreaker,
+} from '../../functions/email-worker/email-worker.js';
 import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
 import { workers } from '../../functions/workers.js';
+import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
 import type { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -102,4 +108,18 @@ export function emailWorkerQueueOptions(
     retryBaseDelaySec: 30,
     persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
   };
+}
+
+/** A provider breaker as handler.ts builds it, on the toolkit table under a name of its own. */
+export function testProviderBreaker(
+  dynamoDb: DynamoDBClient,
+  prefix: string,
+  settings: Omit<CircuitBreakerSettings<string>, 'name'> = {},
+): CircuitBreaker<string> {
+  return providerCircuitBreaker({
+    name: `${prefix}-${randomUUID()}`,
+    tableName: testTableNames.toolkit,
+    client: dynamoDb,
+    ...settings,
+  });
 }

@@ -7,7 +7,7 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 // SNS is the one AWS client mocked here (the project allows it for SMS); SQS is a real local-aws-sqs.
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { EmailWorker, providerCircuitBreaker } from '../../functions/email-worker/email-worker.js';
+import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
 import {
   OutboxSmsTransport,
@@ -26,7 +26,7 @@ import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
-import { emailWorkerQueueOptions } from './helpers.js';
+import { emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const outboxDir = mkdtempSync(join(tmpdir(), 'bulwark-sms-test-'));
@@ -297,13 +297,7 @@ describe('the email worker with SMS', () => {
       // As handler.ts builds it (the function's listener on the breaker), opened by one failure.
       sms: {
         transport: smsTransport,
-        breaker: providerCircuitBreaker({
-          name: `sms-test-${randomUUID()}`,
-          tableName: testTableNames.toolkit,
-          client: dynamoDb,
-          failureThreshold: 1,
-          onEvent: audited.onEvent,
-        }),
+        breaker: testProviderBreaker(dynamoDb, 'sms-test', { failureThreshold: 1, onEvent: audited.onEvent }),
       },
       ...emailWorkerQueueOptions(dynamoDb, queues),
       observability: audited,
