@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker, type GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
+import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
 import {
   type CircuitRecord,
   CircuitState,
@@ -421,13 +422,28 @@ describe("a call's own listener (execute's onEvent)", () => {
     expect(events.slice(1)).toEqual([['breaker', 'circuit.storeError']]);
   });
 
-  it("gets the re-opening its failed probe causes, not the breaker's listener", async () => {
+  /**
+   * The events of a breaker opened by one failure (to its own listener), then of the probe a minute
+   * later, which runs `probe` with a listener of its own.
+   */
+  async function probeEvents(
+    probe: () => Promise<unknown>,
+    settings: Omit<CircuitBreakerSettings<unknown>, 'name'> = {},
+  ): Promise<[string, SecurityEvent['type']][]> {
     const events: [string, SecurityEvent['type']][] = [];
-    const breaker = instance(uniqueName(), { failureThreshold: 1, onEvent: tagging(events, 'breaker') });
+    const breaker = instance(uniqueName(), {
+      failureThreshold: 1,
+      ...settings,
+      onEvent: tagging(events, 'breaker'),
+    });
     await outcome(breaker.execute(failing));
     advance(60_000);
-    await outcome(breaker.execute(failing, { onEvent: tagging(events, 'probe') }));
-    expect(events).toEqual([
+    await outcome(breaker.execute(probe, { onEvent: tagging(events, 'probe') }));
+    return events;
+  }
+
+  it("gets the re-opening its failed probe causes, not the breaker's listener", async () => {
+    expect(await probeEvents(failing)).toEqual([
       ['breaker', 'circuit.opened'],
       ['probe', 'circuit.halfOpen'],
       ['probe', 'circuit.opened'],
@@ -435,17 +451,11 @@ describe("a call's own listener (execute's onEvent)", () => {
   });
 
   it('gets the close its probe causes when errorFilter excuses the probe error', async () => {
-    const events: [string, SecurityEvent['type']][] = [];
-    const breaker = instance(uniqueName(), {
-      failureThreshold: 1,
+    const notFound = () => Promise.reject(new RangeError('not found'));
+    const events = await probeEvents(notFound, {
       successThreshold: 1,
       errorFilter: (error) => error instanceof RangeError,
-      onEvent: tagging(events, 'breaker'),
     });
-    await outcome(breaker.execute(failing));
-    advance(60_000);
-    const notFound = () => Promise.reject(new RangeError('not found'));
-    await outcome(breaker.execute(notFound, { onEvent: tagging(events, 'probe') }));
     expect(events).toEqual([
       ['breaker', 'circuit.opened'],
       ['probe', 'circuit.halfOpen'],
