@@ -42,6 +42,20 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** Encrypts at 0, one second before `ageMs` and at `ageMs`: the key is reused, then renewed. */
+async function expectDataKeyRenewedAt(cache: DataKeyCacheOptions, ageMs: number): Promise<void> {
+  vi.useFakeTimers();
+  const keyProvider = countingProvider();
+  const encryptor = new Encryptor({ keyProvider, cache });
+  await encryptor.encryptFields(sample, ['email'], context);
+  vi.advanceTimersByTime(ageMs - 1_000);
+  await encryptor.encryptFields(sample, ['email'], context);
+  expect(keyProvider.calls.generate).toBe(1);
+  vi.advanceTimersByTime(1_000);
+  await encryptor.encryptFields(sample, ['email'], context);
+  expect(keyProvider.calls.generate).toBe(2);
+}
+
 describe('Encryptor round trips', () => {
   it('encrypts and decrypts every default sensitive field, leaving the others in clear', async () => {
     const encryptor = encryptorWith();
@@ -532,16 +546,7 @@ describe('data-key caching', () => {
   });
 
   it('renews the data key after maxAgeMs', async () => {
-    vi.useFakeTimers();
-    const keyProvider = countingProvider();
-    const encryptor = new Encryptor({ keyProvider, cache: { maxAgeMs: 60_000 } });
-    await encryptor.encryptFields(sample, ['email'], context);
-    vi.advanceTimersByTime(59_000);
-    await encryptor.encryptFields(sample, ['email'], context);
-    expect(keyProvider.calls.generate).toBe(1);
-    vi.advanceTimersByTime(1_000);
-    await encryptor.encryptFields(sample, ['email'], context);
-    expect(keyProvider.calls.generate).toBe(2);
+    await expectDataKeyRenewedAt({ maxAgeMs: 60_000 }, 60_000);
   });
 
   it('renews the data key after maxMessages values, counting every field of a record', async () => {
@@ -804,15 +809,6 @@ describe('Encryptor options', () => {
     ['maxMessages', { maxMessages: undefined }],
     ['maxEntries', { maxEntries: undefined }],
   ])('keeps the default cache.%s when it is given as undefined', async (_name, cache) => {
-    vi.useFakeTimers();
-    const keyProvider = countingProvider();
-    const encryptor = new Encryptor({ keyProvider, cache });
-    await encryptor.encryptFields(sample, ['email'], context);
-    vi.advanceTimersByTime(299_000);
-    await encryptor.encryptFields(sample, ['email'], context);
-    expect(keyProvider.calls.generate).toBe(1);
-    vi.advanceTimersByTime(1_000);
-    await encryptor.encryptFields(sample, ['email'], context);
-    expect(keyProvider.calls.generate).toBe(2);
+    await expectDataKeyRenewedAt(cache, 300_000);
   });
 });
