@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctions } from '../../functions/routes.js';
@@ -12,6 +12,7 @@ import { workers } from '../../functions/workers.js';
 import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js';
 import { httpFunctionBundledFiles, workerBundledFiles } from '../../lib/bulwark-stack.js';
 import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
+import { projectApp } from '../helpers/cdk-app.js';
 
 const outdirs: string[] = [];
 let bundleDir: string;
@@ -51,7 +52,7 @@ function tempDir(prefix: string): string {
 /** Synthesises an app holding only the email worker and returns the folder of its bundled asset. */
 function bundleEmailWorker(emailTransport?: 'ses' | 'smtp'): string {
   const outdir = tempDir('bulwark-bundle-');
-  const app = new App({ outdir });
+  const app = projectApp({ outdir });
   const stack = new Stack(app, 'Bundle');
   new BulwarkWorkerQueue(stack, 'EmailWorker', {
     name: 'email-worker',
@@ -140,7 +141,7 @@ describe('the users bundle', () => {
 
   beforeAll(() => {
     const outdir = tempDir('bulwark-users-bundle-');
-    const app = new App({ outdir });
+    const app = projectApp({ outdir });
     new BulwarkFunction(new Stack(app, 'Users'), 'Users', {
       entry: httpFunctions.users.entry,
       serviceName: 'users',
@@ -167,7 +168,7 @@ describe('the users bundle', () => {
 
 describe('BulwarkFunction bundledFiles', () => {
   it('rejects a source that does not exist and a target outside the bundle, naming both', () => {
-    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Files');
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Files');
     expect(
       () =>
         new BulwarkFunction(stack, 'Fn', {

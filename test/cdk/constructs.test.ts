@@ -1,5 +1,5 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -13,6 +13,7 @@ import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
 import { BulwarkUserPool } from '../../lib/user-pool.js';
 import { metricCatalog } from '../../middleware/metrics/catalog.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
+import { projectApp } from '../helpers/cdk-app.js';
 
 describe('BulwarkEncryptionKey', () => {
   it('is a retained symmetric key with rotation and a 30-day deletion window by default', () => {
@@ -163,7 +164,7 @@ describe('catalogSumQuery', () => {
 
 describe('BulwarkSecretRotation', () => {
   it('schedules rotations 3 to 1000 whole days apart: Secrets Manager may rotate anywhere in the UTC day', () => {
-    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
     const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
     const secret = new secretsmanager.Secret(stack, 'Signing');
     expect(rotation.rotate(secret, Duration.days(3)).rotationRules).toEqual({

@@ -2,13 +2,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { type App, Stack, Validations } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type RouteDefinition, routeKeyOf, routes } from '../../functions/routes.js';
 import { BulwarkStack, type Stage, stages } from '../../lib/bulwark-stack.js';
+import { projectApp } from '../helpers/cdk-app.js';
 
 interface ValidationReport {
   readonly pluginReports: readonly {
@@ -28,7 +29,7 @@ function nag(build: (app: App) => void): { report: ValidationReport; app: App; s
   const outdir = mkdtempSync(join(tmpdir(), 'bulwark-nag-'));
   outdirs.push(outdir);
   // Bundling is irrelevant to the rules; skipping it keeps the test fast.
-  const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+  const app = projectApp({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
   build(app);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
   let synthError: unknown;

@@ -1,5 +1,4 @@
 // Assertion tests for the dashboard and alarms: metric names come from the catalog, every alarm notifies one encrypted topic.
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames } from '../../functions/routes.js';
@@ -8,6 +7,7 @@ import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkStack } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+import { projectApp } from '../helpers/cdk-app.js';
 
 interface Widget {
   readonly type: string;
@@ -51,7 +51,7 @@ function widgetTitled(title: string): Widget {
 }
 
 beforeAll(() => {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
   stack = new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev' });
   template = Template.fromStack(stack);
   widgets = dashboardWidgets();
