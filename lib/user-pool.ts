@@ -40,7 +40,8 @@ export interface BulwarkUserPoolProps {
   readonly accessTokenValidity?: Duration;
   /**
    * What happens to the pool (and its users) when it leaves the stack; RETAIN also turns on
-   * Cognito's deletion protection.
+   * Cognito's deletion protection. Any other policy leaves it off: with RETAIN_ON_UPDATE_OR_DELETE, the
+   * rollback of a failed create could not delete a protected pool, and the rollback itself would fail.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
