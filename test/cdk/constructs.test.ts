@@ -170,6 +170,16 @@ describe('BulwarkUserPool', () => {
     );
   });
 
+  it('gives people SRP and refresh, and services refresh only (the flow Cognito requires in any list)', () => {
+    const stack = new Stack();
+    const pool = new BulwarkUserPool(stack, 'Pool', base);
+    const clients = Template.fromStack(stack).findResources('AWS::Cognito::UserPoolClient');
+    const flowsOf = (client: cognito.UserPoolClient) =>
+      clients[stack.resolve(client.userPoolClientId).Ref]?.Properties?.ExplicitAuthFlows;
+    expect(flowsOf(pool.humanClient)).toEqual(['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH']);
+    expect(flowsOf(pool.m2mClient)).toEqual(['ALLOW_REFRESH_TOKEN_AUTH']);
+  });
+
   it('rejects a scope without a resource-server prefix', () => {
     expect(() => new BulwarkUserPool(new Stack(), 'Pool', { ...base, scopes: ['read'] })).toThrow(
       'Invalid BulwarkUserPool props: scope "read" is not <server>/<scope>',

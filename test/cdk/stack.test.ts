@@ -807,6 +807,13 @@ describe('BulwarkStack user pool', () => {
     expect(scopeNames(client.AllowedOAuthScopes)).toEqual(routeScopes);
   });
 
+  it('lets the M2M client sign no user in: refresh, the flow Cognito requires in any list, is its only auth flow', () => {
+    // Without the list Cognito would allow ALLOW_USER_SRP_AUTH and ALLOW_CUSTOM_AUTH on this client too.
+    expect(clientResource(dev.stack.userPool.m2mClient).Properties.ExplicitAuthFlows).toEqual([
+      'ALLOW_REFRESH_TOKEN_AUTH',
+    ]);
+  });
+
   it('gives people a public client with the authorization-code grant, SRP and the API scopes', () => {
     const client = clientResource(dev.stack.userPool.humanClient).Properties;
     expect(client).toMatchObject({
