@@ -116,8 +116,9 @@ export function isCognitoIssuer(issuer: string): boolean {
 
 export interface BulwarkStackProps extends StackProps {
   /**
-   * The deployment stage. `prod` retains tables and log groups and turns on deletion protection;
-   * `dev` destroys them with the stack.
+   * The deployment stage. `prod` retains the tables, their key and the user pool (`Retain`, with deletion
+   * protection) and every other key, secret, queue and log group once created (`RetainExceptOnCreate`: the
+   * rollback of a failed create deletes them); `dev` destroys them all with the stack.
    */
   readonly stage: Stage;
   /**
@@ -413,11 +414,20 @@ export class BulwarkStack extends Stack {
 
   constructor(scope: Construct, id: string, props: BulwarkStackProps) {
     super(scope, id, props);
-    const removalPolicy = props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    // prod: RetainExceptOnCreate (and UpdateReplacePolicy Retain) keeps a resource through later updates and
+    // the stack's deletion, but lets the rollback of the create that made it delete it: a failed first deploy
+    // leaves no keys, queues, secrets or log groups behind. dev deletes everything with the stack.
+    const removalPolicy =
+      props.stage === 'prod' ? RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE : RemovalPolicy.DESTROY;
+    // The tables and the user pool stay Retain with deletion protection, which also refuses a DeleteTable or
+    // DeleteUserPool from outside CloudFormation, and which a rollback could not get past (it would fail).
+    // The table key follows the tables: DynamoDB makes a table whose key is deleted unreadable, then archives
+    // it. What a failed first prod deploy leaves, and how to remove it: README, CDK and deploy.
+    const protectedDataRemovalPolicy = props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     this.tableKey = new BulwarkEncryptionKey(this, 'TableKey', {
       description: `${id}: DynamoDB tables at rest`,
-      removalPolicy,
+      removalPolicy: protectedDataRemovalPolicy,
     });
     this.dataKey = new BulwarkEncryptionKey(this, 'DataKey', {
       description: `${id}: envelope encryption of users' personal fields`,
@@ -432,12 +442,12 @@ export class BulwarkStack extends Stack {
       toolkit: new BulwarkTable(this, 'ToolkitTable', {
         definition: toolkitTable,
         encryptionKey,
-        removalPolicy,
+        removalPolicy: protectedDataRemovalPolicy,
       }),
       app: new BulwarkTable(this, 'AppTable', {
         definition: appTable,
         encryptionKey,
-        removalPolicy,
+        removalPolicy: protectedDataRemovalPolicy,
         dataActions: appTableDataActions,
       }),
     };
@@ -508,7 +518,7 @@ export class BulwarkStack extends Stack {
       domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
       callbackUrls,
       ...(props.email === undefined || email.smtp ? {} : { email: cognitoEmail(email) }),
-      removalPolicy,
+      removalPolicy: protectedDataRemovalPolicy,
     });
     // Acknowledged here, not in BulwarkUserPool: the reason is this stack's routes and throttling.
     const { rateLimit, burstLimit } = this.httpApi.throttle;

@@ -30,7 +30,8 @@ export interface BulwarkTableProps {
    */
   readonly dataActions?: readonly string[];
   /**
-   * Whether DynamoDB refuses `DeleteTable` on this table.
+   * Whether DynamoDB refuses `DeleteTable` on this table. Leave it off with RETAIN_ON_UPDATE_OR_DELETE:
+   * the rollback of a failed create could not delete the table, and the rollback itself would fail.
    * @default true when `removalPolicy` is RETAIN, false otherwise
    */
   readonly deletionProtection?: boolean;

@@ -40,7 +40,8 @@ export interface BulwarkUserPoolProps {
   readonly accessTokenValidity?: Duration;
   /**
    * What happens to the pool (and its users) when it leaves the stack; RETAIN also turns on
-   * Cognito's deletion protection.
+   * Cognito's deletion protection. Any other policy leaves it off: with RETAIN_ON_UPDATE_OR_DELETE, the
+   * rollback of a failed create could not delete a protected pool, and the rollback itself would fail.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -104,7 +105,7 @@ export class BulwarkUserPool extends Construct {
   public readonly userPool: cognito.UserPool;
   /** The app client for people (authorization code with PKCE, SRP; no secret). */
   public readonly humanClient: cognito.UserPoolClient;
-  /** The app client for services (client credentials; generated secret). */
+  /** The app client for services (client credentials; generated secret; no user sign-in flow). */
   public readonly m2mClient: cognito.UserPoolClient;
   /** The hosted domain. */
   public readonly domain: cognito.UserPoolDomain;
@@ -178,7 +179,15 @@ export class BulwarkUserPool extends Construct {
     });
     this.m2mClient = this.userPool.addClient('M2mClient', {
       generateSecret: true,
-      authFlows: {},
+      // Every flow named and off: CDK then writes ExplicitAuthFlows [ALLOW_REFRESH_TOKEN_AUTH], the one flow
+      // Cognito requires in any list. `{}` writes no list, and Cognito then allows SRP and custom sign-in too.
+      authFlows: {
+        user: false,
+        userSrp: false,
+        userPassword: false,
+        adminUserPassword: false,
+        custom: false,
+      },
       oAuth: { flows: { clientCredentials: true }, scopes: oAuthScopes },
       accessTokenValidity,
       preventUserExistenceErrors: true,

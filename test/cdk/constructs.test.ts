@@ -1,5 +1,5 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -55,6 +55,38 @@ describe('BulwarkTable', () => {
   });
 });
 
+describe('BulwarkTable removal', () => {
+  function tableWith(removalPolicy?: RemovalPolicy): Record<string, unknown> {
+    const stack = new Stack();
+    new BulwarkTable(stack, 'Table', {
+      definition: toolkitTable,
+      ...(removalPolicy === undefined ? {} : { removalPolicy }),
+    });
+    const [table] = Object.values(Template.fromStack(stack).findResources('AWS::DynamoDB::GlobalTable'));
+    return {
+      DeletionPolicy: table?.DeletionPolicy,
+      UpdateReplacePolicy: table?.UpdateReplacePolicy,
+      DeletionProtectionEnabled: table?.Properties?.Replicas?.[0]?.DeletionProtectionEnabled,
+    };
+  }
+
+  it('is retained with deletion protection by default', () => {
+    expect(tableWith()).toEqual({
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      DeletionProtectionEnabled: true,
+    });
+  });
+
+  it('leaves deletion protection off with RETAIN_ON_UPDATE_OR_DELETE, so a failed create can roll back', () => {
+    expect(tableWith(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)).toEqual({
+      DeletionPolicy: 'RetainExceptOnCreate',
+      UpdateReplacePolicy: 'Retain',
+      DeletionProtectionEnabled: false,
+    });
+  });
+});
+
 describe('BulwarkTable dataActions', () => {
   it('grants exactly the listed actions on the table and its indexes, instead of grantReadWriteData', () => {
     const stack = new Stack();
@@ -85,6 +117,16 @@ describe('BulwarkUserPool', () => {
     Template.fromStack(stack).hasResource('AWS::Cognito::UserPool', {
       DeletionPolicy: 'Retain',
       Properties: { DeletionProtection: 'ACTIVE', MfaConfiguration: 'ON' },
+    });
+  });
+
+  it('leaves deletion protection off with RETAIN_ON_UPDATE_OR_DELETE, so a failed create can roll back', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', { ...base, removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE });
+    Template.fromStack(stack).hasResource('AWS::Cognito::UserPool', {
+      DeletionPolicy: 'RetainExceptOnCreate',
+      UpdateReplacePolicy: 'Retain',
+      Properties: { DeletionProtection: 'INACTIVE' },
     });
   });
 
@@ -126,6 +168,16 @@ describe('BulwarkUserPool', () => {
     expect(build(['http://127.0.0.1:8080/cb', 'http://[::1]:8080/cb', 'https://127.0.0.1:8080/cb'])).toThrow(
       'Invalid BulwarkUserPool props: callback URL "http://127.0.0.1:8080/cb" must be https (http only for localhost); callback URL "http://[::1]:8080/cb" must be https (http only for localhost)',
     );
+  });
+
+  it('gives people SRP and refresh, and services refresh only (the flow Cognito requires in any list)', () => {
+    const stack = new Stack();
+    const pool = new BulwarkUserPool(stack, 'Pool', base);
+    const clients = Template.fromStack(stack).findResources('AWS::Cognito::UserPoolClient');
+    const flowsOf = (client: cognito.UserPoolClient) =>
+      clients[stack.resolve(client.userPoolClientId).Ref]?.Properties?.ExplicitAuthFlows;
+    expect(flowsOf(pool.humanClient)).toEqual(['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH']);
+    expect(flowsOf(pool.m2mClient)).toEqual(['ALLOW_REFRESH_TOKEN_AUTH']);
   });
 
   it('rejects a scope without a resource-server prefix', () => {

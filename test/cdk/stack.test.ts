@@ -477,15 +477,6 @@ describe('BulwarkStack in the dev stage', () => {
     it('bills on demand (PAY_PER_REQUEST)', () => {
       expect(tableResource(definition).Properties.BillingMode).toBe('PAY_PER_REQUEST');
     });
-
-    it('is deleted with the stack and has no deletion protection', () => {
-      const table = tableResource(definition);
-      expect(table.DeletionPolicy).toBe('Delete');
-      expect(table.UpdateReplacePolicy).toBe('Delete');
-      expect(table.Properties.Replicas).toEqual([
-        expect.objectContaining({ DeletionProtectionEnabled: false }),
-      ]);
-    });
   });
 
   it('creates table, data and queue keys, symmetric with rotation, an HMAC_256 blind-index key and the alarm topic key', () => {
@@ -499,18 +490,6 @@ describe('BulwarkStack in the dev stage', () => {
     expect(
       resourceOf(dev.template, 'AWS::KMS::Key', logicalIdOf(dev.stack, blindIndexKey.keyArn)).Properties,
     ).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-  });
-
-  it('deletes the worker queues and DLQs with the dev stack', () => {
-    const queues = Object.values(dev.template.findResources('AWS::SQS::Queue'));
-    expect(queues).toHaveLength(2 * workerNames.length);
-    for (const queue of queues) expect(queue.DeletionPolicy).toBe('Delete');
-  });
-
-  it('schedules the keys for deletion with the dev stack', () => {
-    for (const key of Object.values(dev.template.findResources('AWS::KMS::Key'))) {
-      expect(key.DeletionPolicy).toBe('Delete');
-    }
   });
 
   it('creates one Lambda function per httpFunctions entry, per worker and the rotation function', () => {
@@ -826,6 +805,13 @@ describe('BulwarkStack user pool', () => {
     const client = clientResource(dev.stack.userPool.m2mClient).Properties;
     expect(client).toMatchObject({ GenerateSecret: true, AllowedOAuthFlows: ['client_credentials'] });
     expect(scopeNames(client.AllowedOAuthScopes)).toEqual(routeScopes);
+  });
+
+  it('lets the M2M client sign no user in: refresh, the flow Cognito requires in any list, is its only auth flow', () => {
+    // Without the list Cognito would allow ALLOW_USER_SRP_AUTH and ALLOW_CUSTOM_AUTH on this client too.
+    expect(clientResource(dev.stack.userPool.m2mClient).Properties.ExplicitAuthFlows).toEqual([
+      'ALLOW_REFRESH_TOKEN_AUTH',
+    ]);
   });
 
   it('gives people a public client with the authorization-code grant, SRP and the API scopes', () => {
@@ -1376,22 +1362,8 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
 });
 
 describe('BulwarkStack in the prod stage', () => {
-  let prod: Synthesised;
-
-  beforeAll(() => {
-    // Only removal settings are read here; the dev synth already bundles the same functions.
-    prod = synthesise('prod', { 'aws:cdk:bundling-stacks': [] });
-  }, 60_000);
-
-  it.each(tableCases)('retains the %s table and turns on its deletion protection', (_id, definition) => {
-    const tableName = prod.stack.tables[definition.id].table.tableName;
-    const table = resourceOf(prod.template, 'AWS::DynamoDB::GlobalTable', logicalIdOf(prod.stack, tableName));
-    expect(table.DeletionPolicy).toBe('Retain');
-    expect(table.UpdateReplacePolicy).toBe('Retain');
-    expect(table.Properties.Replicas).toEqual([expect.objectContaining({ DeletionProtectionEnabled: true })]);
-  });
-
   it('returns people to the callback URLs it is given', () => {
+    const prod = synthesise('prod', { 'aws:cdk:bundling-stacks': [] });
     prod.template.hasResourceProperties('AWS::Cognito::UserPoolClient', { CallbackURLs: prodCallbackUrls });
   });
 
@@ -1408,38 +1380,87 @@ describe('BulwarkStack in the prod stage', () => {
         }),
     ).toThrow(message);
   });
+});
 
-  it('retains every secret', () => {
-    const secrets = Object.values(prod.template.findResources('AWS::SecretsManager::Secret'));
-    expect(secrets).toHaveLength(3);
-    for (const secret of secrets) expect(secret.DeletionPolicy).toBe('Retain');
+interface RemovalPolicies {
+  readonly DeletionPolicy: string;
+  readonly UpdateReplacePolicy: string;
+}
+const deletedWithStack: RemovalPolicies = { DeletionPolicy: 'Delete', UpdateReplacePolicy: 'Delete' };
+const retained: RemovalPolicies = { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' };
+/** Kept through updates and stack deletion, deleted by the rollback of the create that made it. */
+const retainedExceptOnCreate: RemovalPolicies = {
+  DeletionPolicy: 'RetainExceptOnCreate',
+  UpdateReplacePolicy: 'Retain',
+};
+
+/** Every kind of resource that has removal policies: its type, how many the stack has, and its prod policies. */
+const removalCases = [
+  ['tables', 'AWS::DynamoDB::GlobalTable', tableDefinitions.length, retained],
+  ['user pool', 'AWS::Cognito::UserPool', 1, retained],
+  ['secrets', 'AWS::SecretsManager::Secret', 3, retainedExceptOnCreate],
+  ['worker queues and DLQs', 'AWS::SQS::Queue', 2 * workerNames.length, retainedExceptOnCreate],
+  [
+    'function and access log groups',
+    'AWS::Logs::LogGroup',
+    allFunctionNames.length + 1,
+    retainedExceptOnCreate,
+  ],
+] as const;
+
+describe.each(['dev', 'prod'] as const)('BulwarkStack removal policies in the %s stage', (stage) => {
+  let synthesised: Synthesised;
+  const inStage = (prod: RemovalPolicies): RemovalPolicies => (stage === 'prod' ? prod : deletedWithStack);
+
+  beforeAll(() => {
+    // Only removal settings are read here: no bundling.
+    synthesised = synthesise(stage, { 'aws:cdk:bundling-stacks': [] });
+  }, 60_000);
+
+  /** Just the two policies, so that a resource without one shows `undefined` in a failure. */
+  function policiesOf(resource: { DeletionPolicy?: unknown; UpdateReplacePolicy?: unknown }): unknown {
+    return { DeletionPolicy: resource.DeletionPolicy, UpdateReplacePolicy: resource.UpdateReplacePolicy };
+  }
+
+  it.each(removalCases)('gives the %s their stage policies', (_kind, type, count, prod) => {
+    const resources = Object.values(synthesised.template.findResources(type));
+    expect(resources).toHaveLength(count);
+    for (const resource of resources) expect(policiesOf(resource)).toEqual(inStage(prod));
   });
 
-  it('retains the user pool and turns on its deletion protection', () => {
-    const [pool] = Object.values(prod.template.findResources('AWS::Cognito::UserPool'));
-    expect(pool?.DeletionPolicy).toBe('Retain');
-    expect(pool?.Properties?.DeletionProtection).toBe('ACTIVE');
-  });
-
-  it('retains the five KMS keys (tables, data, blind index, queues, alarm topic)', () => {
-    const keys = Object.values(prod.template.findResources('AWS::KMS::Key'));
-    expect(keys).toHaveLength(5);
-    for (const key of keys) expect(key.DeletionPolicy).toBe('Retain');
-  });
-
-  it('retains both worker queues and both DLQs', () => {
-    const queues = Object.values(prod.template.findResources('AWS::SQS::Queue'));
-    expect(queues).toHaveLength(2 * workerNames.length);
-    for (const queue of queues) {
-      expect(queue.DeletionPolicy).toBe('Retain');
-      expect(queue.UpdateReplacePolicy).toBe('Retain');
+  it('keeps the table key as long as the tables, and the other four keys like the queues', () => {
+    const { stack, template } = synthesised;
+    const keys = template.findResources('AWS::KMS::Key');
+    expect(Object.keys(keys)).toHaveLength(5);
+    const tableKeyId = logicalIdOf(stack, stack.tableKey.key.keyArn);
+    for (const [logicalId, key] of Object.entries(keys)) {
+      expect(policiesOf(key)).toEqual(inStage(logicalId === tableKeyId ? retained : retainedExceptOnCreate));
     }
   });
 
-  it('retains the function and access log groups', () => {
-    const logGroups = Object.values(prod.template.findResources('AWS::Logs::LogGroup'));
-    expect(logGroups).toHaveLength(allFunctionNames.length + 1);
-    for (const logGroup of logGroups) expect(logGroup.DeletionPolicy).toBe('Retain');
+  it('turns deletion protection on exactly where the policy is Retain: a rollback could not delete it', () => {
+    const { template } = synthesised;
+    for (const table of Object.values(template.findResources('AWS::DynamoDB::GlobalTable'))) {
+      expect(table.Properties.Replicas).toEqual([
+        expect.objectContaining({ DeletionProtectionEnabled: stage === 'prod' }),
+      ]);
+    }
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      DeletionProtection: stage === 'prod' ? 'ACTIVE' : 'INACTIVE',
+    });
+  });
+
+  it('retains nothing else: every other resource, the alarm topic included, is deleted with the stack', () => {
+    const keptTypes = new Set<string>(['AWS::KMS::Key', ...removalCases.map(([, type]) => type)]);
+    const others = Object.values(
+      synthesised.template.toJSON().Resources as Record<string, Record<string, unknown>>,
+    ).filter((resource) => !keptTypes.has(resource.Type as string));
+    expect(others.length).toBeGreaterThan(0);
+    for (const resource of others) {
+      expect([undefined, 'Delete']).toContain(resource.DeletionPolicy);
+      expect([undefined, 'Delete']).toContain(resource.UpdateReplacePolicy);
+    }
+    expect(Object.keys(synthesised.template.findResources('AWS::SNS::Topic'))).toHaveLength(1);
   });
 });
 
