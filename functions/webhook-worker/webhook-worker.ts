@@ -172,8 +172,8 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
  *   and leaves the message to SQS's redrive into the DLQ.
- * - the worker's own failure before any POST (signing: KMS, the stored secret; the idempotency
- *   store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
+ * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
+ *   secret; the idempotency store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
  *   streak and the disable rule are untouched, and the message is retried later; on the last
  *   receive the delivery ends, marked failed and audited as `webhook.failed` (`worker_error`). A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
@@ -324,7 +324,13 @@ export class WebhookWorker {
     const { message } = parsed;
     const attempt = attemptOf(record);
     const { store, observability } = this.options;
-    const endpoint = await endpointOf(message.endpointId);
+    let endpoint: StoredEndpoint | undefined;
+    try {
+      endpoint = await endpointOf(message.endpointId);
+    } catch (error) {
+      // The toolkit table could not be read (an outage, throttling): ours, not the endpoint's failure.
+      return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
+    }
     if (!endpoint || endpoint.tenantId !== message.tenantId) {
       // Deleted since the event: nobody to deliver to and no history to keep.
       observability.logger.info('Webhook dropped: its endpoint no longer exists', {
@@ -458,7 +464,8 @@ export class WebhookWorker {
 
   /**
    * Not the endpoint's answer: another copy of this message is being delivered right now, or the
-   * worker failed before the POST or in saving its outcome. Nothing is recorded against the endpoint
+   * worker failed before the POST (reading the endpoint, signing, the idempotency store) or in saving
+   * its outcome. Nothing is recorded against the endpoint
    * here (a KMS outage must not disable every endpoint at once); the message comes back later and the
    * record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for

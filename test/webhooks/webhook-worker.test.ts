@@ -710,6 +710,130 @@ describe("a failure on the worker's side", () => {
   });
 });
 
+describe('an endpoint read the toolkit table refuses', () => {
+  /**
+   * The worker's own store, whose endpoint reads go to a DynamoDB that refuses connections while
+   * `outage.refusing` is set (its other calls reach the real one, so what the worker records shows).
+   */
+  function refusedEndpointReads() {
+    const outage = { refusing: true };
+    const refusing = new WebhookStore({
+      documentClient: createDocumentClient(
+        createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
+      ),
+      tableName: testTableNames.toolkit,
+      encryptor,
+    });
+    const partlyDown = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+    const getEndpoint = partlyDown.getEndpoint.bind(partlyDown);
+    vi.spyOn(partlyDown, 'getEndpoint').mockImplementation((endpointId) =>
+      outage.refusing ? refusing.getEndpoint(endpointId) : getEndpoint(endpointId),
+    );
+    return { outage, store: partlyDown };
+  }
+
+  it('is postponed after the jittered backoff like any failure of ours, and ends the delivery on the last receive', async () => {
+    const healthy = await receiver();
+    const user = await users.register({ email: `wh-ddb-${randomUUID()}@example.com`, name: 'Spared' });
+    const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
+    const { outage, store: partlyDown } = refusedEndpointReads();
+    // One delivery failed for good would disable it: a counted outage could not go unseen.
+    const { run, audits, metrics, logger } = setup({
+      store: partlyDown,
+      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
+    });
+    const recorded = vi.spyOn(metrics, 'addMetric');
+    const logged = vi.spyOn(logger, 'error');
+    const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
+    const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await queues.receivedRecord(lastMessage, {
+      receiveCount: 5,
+      attributes: { 'x-correlation-id': 'corr-last' },
+    });
+    const firstAttempt = await queues.receivedRecord(firstMessage, {
+      attributes: { 'x-correlation-id': 'corr-first' },
+    });
+    const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
+    expect(failures).toHaveLength(2);
+    expect(failures).toEqual(
+      expect.arrayContaining([
+        { itemIdentifier: lastAttempt.messageId },
+        { itemIdentifier: firstAttempt.messageId },
+      ]),
+    );
+    expect(healthy.received).toHaveLength(0);
+    const refused = expect.objectContaining({ code: 'ECONNREFUSED' });
+    expect(logged.mock.calls).toEqual(
+      expect.arrayContaining([
+        [
+          'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
+          expect.objectContaining({
+            correlation_id: 'corr-last',
+            webhookId: lastMessage.id,
+            endpointId: endpoint.id,
+            attempt: 5,
+            last: true,
+            error: refused,
+          }),
+        ],
+        [
+          'Webhook delivery postponed: the worker failed before POSTing',
+          expect.objectContaining({
+            correlation_id: 'corr-first',
+            webhookId: firstMessage.id,
+            endpointId: endpoint.id,
+            attempt: 1,
+            last: false,
+            delaySec: 5,
+            error: refused,
+          }),
+        ],
+      ]),
+    );
+    expect(logged).toHaveBeenCalledTimes(2);
+    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
+    // Back after the jittered backoff (random 0.5 of base 10 × 2^0), not the queue's 180 s visibility;
+    // the last receive visible at once, for the redrive.
+    expect(visibilityChangesByReceipt()).toEqual({
+      [lastAttempt.receiptHandle]: 0,
+      [firstAttempt.receiptHandle]: 5,
+    });
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+      expect.objectContaining({
+        outcome: 'error',
+        correlationId: 'corr-last',
+        metadata: expect.objectContaining({
+          webhookId: lastMessage.id,
+          attempt: 5,
+          last: true,
+          posted: false,
+          reason: 'worker_error',
+        }),
+      }),
+    ]);
+    // The delivery that ended is failed in its history, the endpoint never tried; the other one stays
+    // unrecorded until the endpoint is tried. Nothing counts against the endpoint.
+    expect(await historyOf(endpoint.id)).toEqual([
+      expect.objectContaining({
+        webhookId: lastMessage.id,
+        status: 'failed',
+        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
+      }),
+    ]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+    expect(await alerts()).toEqual([]);
+
+    outage.refusing = false;
+    const retried = await queues.redelivered(firstAttempt);
+    expect(retried.attributes.ApproximateReceiveCount).toBe('2');
+    expect(await run(retried)).toEqual({ batchItemFailures: [] });
+    expect(healthy.received).toHaveLength(1);
+    expect(
+      (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
+    ).toMatchObject({ status: 'delivered', attempts: [{ attempt: 2, statusCode: 204 }] });
+  });
+});
+
 describe('a worker failure after the POST', () => {
   /** The worker's own store, whose delivery writes DynamoDB throttles while `throttles` says so. */
   function throttledDeliveryWrites(throttles: (status: DeliveryStatus) => boolean) {
