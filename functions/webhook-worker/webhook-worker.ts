@@ -173,9 +173,10 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
  *   and leaves the message to SQS's redrive into the DLQ.
  * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
- *   secret; the idempotency store) is not an attempt against the endpoint: nothing is recorded on the delivery, the failure
- *   streak and the disable rule are untouched, and the message is retried later; on the last
- *   receive the delivery ends, marked failed and audited as `webhook.failed` (`worker_error`). A failure saving
+ *   secret; the idempotency store; marking a delivery to a disabled endpoint failed) is not an
+ *   attempt against the endpoint: nothing is recorded on the delivery, the failure streak and the
+ *   disable rule are untouched, and the message is retried later; on the last receive the delivery
+ *   ends, marked failed and audited as `webhook.failed` (`worker_error`). A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
  *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A failed
  *   POST stays a failed attempt when the idempotency store then fails to delete its in-progress
@@ -342,11 +343,15 @@ export class WebhookWorker {
     }
     if (endpoint.status === 'disabled') {
       const at = new Date().toISOString();
-      await store.recordAttempt(
-        message,
-        { attempt, at, error: 'endpoint disabled: not attempted', durationMs: 0 },
-        'failed',
-      );
+      try {
+        await store.recordAttempt(
+          message,
+          { attempt, at, error: 'endpoint disabled: not attempted', durationMs: 0 },
+          'failed',
+        );
+      } catch (error) {
+        return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
+      }
       this.audit('webhook.failed', 'failure', correlationId, message, {
         attempt,
         reason: 'endpoint_disabled',
@@ -465,9 +470,8 @@ export class WebhookWorker {
   /**
    * Not the endpoint's answer: another copy of this message is being delivered right now, or the
    * worker failed before the POST (reading the endpoint, signing, the idempotency store) or in saving
-   * its outcome. Nothing is recorded against the endpoint
-   * here (a KMS outage must not disable every endpoint at once); the message comes back later and the
-   * record is reported failed:
+   * its outcome. Nothing is recorded against the endpoint here (a KMS outage must not disable every
+   * endpoint at once); the message comes back later and the record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
    * a failure of ours, so messages that failed together in an outage do not all return together. A
    * failure of ours on the last receive ends the delivery instead (see {@link failForGood}).

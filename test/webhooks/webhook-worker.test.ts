@@ -710,24 +710,42 @@ describe("a failure on the worker's side", () => {
   });
 });
 
-describe('an endpoint read the toolkit table refuses', () => {
+describe('the toolkit table refusing connections before the POST', () => {
+  /** The same store on a DynamoDB that refuses connections (one attempt, no SDK retries). */
+  const refusing = new WebhookStore({
+    documentClient: createDocumentClient(
+      createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
+    ),
+    tableName: testTableNames.toolkit,
+    encryptor,
+  });
+
   /**
-   * The worker's own store, whose endpoint reads go to a DynamoDB that refuses connections while
-   * `outage.refusing` is set (its other calls reach the real one, so what the worker records shows).
+   * The worker's own store, whose endpoint reads go to the refusing DynamoDB while `outage.refusing`
+   * is set (its other calls reach the real one, so what the worker records shows).
    */
   function refusedEndpointReads() {
     const outage = { refusing: true };
-    const refusing = new WebhookStore({
-      documentClient: createDocumentClient(
-        createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
-      ),
-      tableName: testTableNames.toolkit,
-      encryptor,
-    });
     const partlyDown = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
     const getEndpoint = partlyDown.getEndpoint.bind(partlyDown);
     vi.spyOn(partlyDown, 'getEndpoint').mockImplementation((endpointId) =>
       outage.refusing ? refusing.getEndpoint(endpointId) : getEndpoint(endpointId),
+    );
+    return { outage, store: partlyDown };
+  }
+
+  /**
+   * The worker's own store, whose writes marking a delivery to a disabled endpoint failed go to the
+   * refusing DynamoDB while `outage.refusing` is set; its other calls reach the real one.
+   */
+  function refusedDisabledMarks() {
+    const outage = { refusing: true };
+    const partlyDown = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+    const recordAttempt = partlyDown.recordAttempt.bind(partlyDown);
+    vi.spyOn(partlyDown, 'recordAttempt').mockImplementation((message, attempt, status, now) =>
+      outage.refusing && attempt.error === 'endpoint disabled: not attempted'
+        ? refusing.recordAttempt(message, attempt, status, now)
+        : recordAttempt(message, attempt, status, now),
     );
     return { outage, store: partlyDown };
   }
@@ -831,6 +849,71 @@ describe('an endpoint read the toolkit table refuses', () => {
     expect(
       (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
     ).toMatchObject({ status: 'delivered', attempts: [{ attempt: 2, statusCode: 204 }] });
+  });
+
+  it('postpones a delivery to a disabled endpoint it could not mark failed, and ends it on the last receive', async () => {
+    const endpoint = await endpointAt(target.url);
+    const stored = await store.getEndpoint(endpoint.id);
+    if (!stored) throw new Error('endpoint missing');
+    expect(await store.disableEndpoint(stored, 'gone')).toBe(true);
+    const { outage, store: partlyDown } = refusedDisabledMarks();
+    const { run, audits, metrics, logger } = setup({ store: partlyDown });
+    const recorded = vi.spyOn(metrics, 'addMetric');
+    const logged = vi.spyOn(logger, 'error');
+    const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
+    const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await queues.receivedRecord(lastMessage, {
+      receiveCount: 5,
+      attributes: { 'x-correlation-id': 'corr-last' },
+    });
+    const firstAttempt = await queues.receivedRecord(firstMessage, {
+      attributes: { 'x-correlation-id': 'corr-first' },
+    });
+    const before = target.received.length;
+    const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
+    expect(failures).toHaveLength(2);
+    expect(target.received.length).toBe(before);
+    const refused = expect.objectContaining({ code: 'ECONNREFUSED' });
+    expect(logged.mock.calls).toEqual(
+      expect.arrayContaining([
+        [
+          'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
+          expect.objectContaining({ correlation_id: 'corr-last', attempt: 5, last: true, error: refused }),
+        ],
+        [
+          'Webhook delivery postponed: the worker failed before POSTing',
+          expect.objectContaining({ correlation_id: 'corr-first', attempt: 1, delaySec: 5, error: refused }),
+        ],
+      ]),
+    );
+    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
+    expect(visibilityChangesByReceipt()).toEqual({
+      [lastAttempt.receiptHandle]: 0,
+      [firstAttempt.receiptHandle]: 5,
+    });
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+      expect.objectContaining({
+        correlationId: 'corr-last',
+        metadata: expect.objectContaining({ webhookId: lastMessage.id, reason: 'worker_error' }),
+      }),
+    ]);
+    expect(await historyOf(endpoint.id)).toEqual([
+      expect.objectContaining({
+        webhookId: lastMessage.id,
+        status: 'failed',
+        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
+      }),
+    ]);
+
+    outage.refusing = false;
+    expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
+    expect(target.received.length).toBe(before);
+    expect(
+      (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
+    ).toMatchObject({
+      status: 'failed',
+      attempts: [{ attempt: 2, error: 'endpoint disabled: not attempted' }],
+    });
   });
 });
 
