@@ -670,23 +670,44 @@ export class WebhookWorker {
     await alerts.endpointDisabled(endpoint, reason, correlationId);
   }
 
-  /** A message that can never be delivered: to the DLQ once, with its reason; then reported processed. */
+  /**
+   * A message that can never be delivered: to the DLQ once, with its reason; then reported processed.
+   * If the DLQ write fails the message is retried like any failure of ours (logged, counted, after the
+   * jittered backoff), so it is never lost; on the last receive SQS's redrive moves it to the DLQ
+   * instead, without the reason attribute, and it is audited as rejected then.
+   */
   private async reject(record: SQSRecord, reason: string, correlationId: string): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    await this.options.sqs.deadLetter(record, reason);
+    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason };
+    const auditRejected = (metadata: Record<string, unknown>) =>
+      auditLogger.log({
+        eventType: 'webhook.rejected',
+        outcome: 'failure',
+        correlationId,
+        reason: 'invalid_message',
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
+      });
+    try {
+      await this.options.sqs.deadLetter(record, reason);
+    } catch (error) {
+      const attempt = attemptOf(record);
+      const last = attempt >= this.options.maxAttempts;
+      // Visible at once on the last receive: SQS's redrive moves it to the DLQ on the next one.
+      const delaySec = last ? 0 : this.nextDelaySec(attempt, error);
+      recordMetric(metrics, 'WebhookFailed');
+      logger.error(
+        last
+          ? 'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
+          : 'Webhook message rejected, but it could not be dead-lettered; retrying',
+        { ...context, attempt, last, delaySec, error },
+      );
+      if (last) auditRejected({ deadLetteredBy: 'redrive' });
+      await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
+      throw error;
+    }
     recordMetric(metrics, 'WebhookFailed');
-    logger.error('Webhook message rejected and dead-lettered', {
-      correlation_id: correlationId,
-      sqsMessageId: record.messageId,
-      reason,
-    });
-    auditLogger.log({
-      eventType: 'webhook.rejected',
-      outcome: 'failure',
-      correlationId,
-      reason: 'invalid_message',
-      metadata: { sqsMessageId: record.messageId, detail: reason },
-    });
+    logger.error('Webhook message rejected and dead-lettered', context);
+    auditRejected({});
   }
 
   private audit(

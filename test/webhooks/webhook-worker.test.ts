@@ -102,6 +102,8 @@ interface SetupOptions {
   disableRule?: DisableRule;
   maxRetryDelaySec?: number;
   random?: () => number;
+  /** Where the worker copies unprocessable messages. @default the webhook queue's DLQ */
+  dlqUrl?: string;
   /** The client owner alerts are enqueued with. @default the local server's */
   alertsSqs?: SQSClient;
   /** @default the worker's store on the toolkit table */
@@ -124,7 +126,7 @@ function setup(options: SetupOptions = {}) {
     sqs: new QueueActions({
       sqs,
       queueUrl: queues.queueUrl,
-      dlqUrl: queues.dlqUrl,
+      dlqUrl: options.dlqUrl ?? queues.dlqUrl,
       logger,
     }),
     maxAttempts: workers['webhook-worker'].maxReceiveCount,
@@ -310,6 +312,79 @@ describe('an attempt', () => {
       MessageAttributes: { 'bulwark-dead-letter-reason': { StringValue: expect.stringContaining('id') } },
     });
     expect(audits).toEqual([expect.objectContaining({ eventType: 'webhook.rejected', outcome: 'failure' })]);
+  });
+
+  it('retries an unparseable message after the backoff when the DLQ cannot take it, and leaves the last receive to the redrive', async () => {
+    // A DLQ the server does not have: SendMessage is refused as SQS refuses it for a missing queue.
+    const { run, audits, logger, metrics } = setup({ dlqUrl: `${queues.dlqUrl}-missing` });
+    const logged = vi.spyOn(logger, 'error');
+    const recorded = vi.spyOn(metrics, 'addMetric');
+    const lastAttempt = await queues.receivedRecord(
+      { id: 'msg_short', eventType: 'booking.created' },
+      { receiveCount: 5, attributes: { 'x-correlation-id': 'corr-last' } },
+    );
+    const firstAttempt = await queues.receivedRecord('not json', {
+      attributes: { 'x-correlation-id': 'corr-first' },
+    });
+    const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
+    expect(failures).toHaveLength(2);
+    expect(failures).toEqual(
+      expect.arrayContaining([
+        { itemIdentifier: lastAttempt.messageId },
+        { itemIdentifier: firstAttempt.messageId },
+      ]),
+    );
+    expect(logged.mock.calls).toEqual(
+      expect.arrayContaining([
+        [
+          'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason',
+          expect.objectContaining({
+            correlation_id: 'corr-last',
+            sqsMessageId: lastAttempt.messageId,
+            attempt: 5,
+            last: true,
+          }),
+        ],
+        [
+          'Webhook message rejected, but it could not be dead-lettered; retrying',
+          expect.objectContaining({
+            correlation_id: 'corr-first',
+            sqsMessageId: firstAttempt.messageId,
+            attempt: 1,
+            last: false,
+            delaySec: 5,
+          }),
+        ],
+      ]),
+    );
+    expect(logged).toHaveBeenCalledTimes(2);
+    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
+    // Back after the jittered backoff (random 0.5 of base 10 × 2^0), not the queue's 180 s visibility;
+    // the last receive visible at once, for the redrive.
+    expect(visibilityChangesByReceipt()).toEqual({
+      [lastAttempt.receiptHandle]: 0,
+      [firstAttempt.receiptHandle]: 5,
+    });
+    // Only the message the redrive takes next is audited as rejected; the other one is audited when
+    // its copy lands in the DLQ.
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.rejected',
+        correlationId: 'corr-last',
+        metadata: expect.objectContaining({ sqsMessageId: lastAttempt.messageId, deadLetteredBy: 'redrive' }),
+      }),
+    ]);
+    // SQS's redrive took the last one into the DLQ (no copy of the worker's: no reason attribute).
+    const redriven = await queues.deadLetters();
+    expect(redriven).toEqual([
+      expect.objectContaining({
+        Body: lastAttempt.body,
+        Attributes: expect.objectContaining({
+          DeadLetterQueueSourceArn: expect.stringMatching(/:bulwark-webhook$/),
+        }),
+      }),
+    ]);
+    expect(redriven[0]?.MessageAttributes).not.toHaveProperty('bulwark-dead-letter-reason');
   });
 
   it('drops a message whose endpoint was deleted, and fails one for a disabled endpoint without a POST', async () => {
