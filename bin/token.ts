@@ -83,6 +83,13 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
   const dataDir = resolve(
     process.env.BULWARK_DATA_DIR ?? fileURLToPath(new URL('../.bulwark', import.meta.url)),
   );
+  // A reader gone before the token is written (a pasted `token … | …` whose right side is no command) is
+  // not a crash: say so, as one line, and fail.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    console.error('npm run token: the output closed before the token was written');
+    process.exit(1);
+  });
   try {
     console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
   } catch (error) {
