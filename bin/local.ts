@@ -2,12 +2,13 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { routes } from '../functions/routes.js';
-import { type LocalRuntime, repositoryRoot, startLocalRuntime } from './runtime/local-runtime.js';
+import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from './runtime/local-defaults.js';
+import { type LocalRuntime, startLocalRuntime } from './runtime/local-runtime.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? join(repositoryRoot, '.bulwark'));
+const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? defaultDataDir);
 mkdirSync(dataDir, { recursive: true });
 
 /** Exits with a message the user can act on, instead of a stack trace. */
@@ -51,7 +52,7 @@ if (
 }
 writeFileSync(pidFile, String(process.pid));
 
-const port = Number(process.env.PORT ?? 3000);
+const port = Number(process.env.PORT ?? defaultPort);
 let runtime: LocalRuntime;
 try {
   runtime = await startLocalRuntime({ port, dataDir });
@@ -70,6 +71,8 @@ const adminToken = await runtime.auth.devIssuer.mint({
   expiresInSec: 12 * 3600,
 });
 
+// Pasted into another shell, `npm run token` mints for this runtime only with its port and data folder.
+const tokenCommand = `${runtimeEnvironmentPrefix({ port: runtime.port, dataDir })}npm run -s token --`;
 const pathWidth = Math.max(...routes.map((route) => route.path.length));
 const routeLines = routes.map(
   (route) => `    ${route.method.padEnd(6)} ${route.path.padEnd(pathWidth)} ${route.summary}`,
@@ -80,7 +83,8 @@ console.log(
     'Bulwark local runtime',
     `  API              ${runtime.url}`,
     `  DynamoDB         ${runtime.dynamoDbEndpoint}  (tables ${runtime.tableNames.app}, ${runtime.tableNames.toolkit})`,
-    `                   aws dynamodb scan --table-name ${runtime.tableNames.app} --endpoint-url ${runtime.dynamoDbEndpoint}`,
+    // The CLI signs every request, so it wants a region and credentials; the embedded DynamoDB takes any.
+    `                   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name ${runtime.tableNames.app} --region us-east-1 --endpoint-url ${runtime.dynamoDbEndpoint}`,
     `  Data folder      ${dataDir}`,
     `  Outbox           ${runtime.outboxDir}  (every email as an .eml file, SMTP sink ${runtime.smtp.host}:${runtime.smtp.port}; every SMS as a .sms.txt file)`,
     `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')}; in memory: messages still queued at exit are dropped)`,
@@ -91,7 +95,8 @@ console.log(
     `  Dev issuer       ${runtime.auth.devIssuer.issuer} (JWKS ${runtime.url}/.well-known/jwks.json, key in ${dataDir})`,
     `  Admin token      export TOKEN=${adminToken}`,
     `                   curl -s -H "Authorization: Bearer $TOKEN" "${runtime.url}/admin/users?limit=5"`,
-    '                   more: npm run -s token -- --sub bob | --m2m --client-id svc-x --scope bookings/write',
+    `  More tokens      ${tokenCommand} --sub bob`,
+    `                   ${tokenCommand} --m2m --client-id svc-x --scope bookings/write --scope bookings/read`,
     '  Function logs (Powertools JSON) follow. Ctrl-C stops everything.',
     '',
   ].join('\n'),

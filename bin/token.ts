@@ -1,9 +1,10 @@
 // `npm run token`: prints a token from the local dev issuer (key in .bulwark/); `npm start`'s functions accept its access tokens.
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DevIssuer, type DevTokenOptions } from '../middleware/auth/dev-issuer.js';
 import { devIssuerKeyFileName } from './runtime/local-auth.js';
+import { defaultDataDir, defaultPort } from './runtime/local-defaults.js';
 
 const usage = `Usage:
   npm run -s token -- --sub alice [--roles admin,auditor] [--scope bookings/read] [--tenant t1] [--email a@b.c]
@@ -56,7 +57,7 @@ export function parseTokenArguments(args: readonly string[]): { issuer: string; 
     throw new Error(`--expires-in must be whole seconds\n\n${usage}`);
   if (values.m2m && values.sub !== undefined) throw new Error(`--sub makes no sense with --m2m\n\n${usage}`);
   return {
-    issuer: values.issuer ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`,
+    issuer: values.issuer ?? `http://127.0.0.1:${process.env.PORT ?? defaultPort}`,
     token: {
       m2m: values.m2m,
       roles: list(values.roles),
@@ -80,9 +81,14 @@ export async function mintFromCommandLine(args: readonly string[], dataDir: stri
 
 // Run as a command (not when a test imports it): print the token alone, so $(npm run -s token ...) captures it.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const dataDir = resolve(
-    process.env.BULWARK_DATA_DIR ?? fileURLToPath(new URL('../.bulwark', import.meta.url)),
-  );
+  const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? defaultDataDir);
+  // A reader gone before the token is written (a pasted `token … | …` whose right side is no command) is
+  // not a crash: say so, as one line, and fail.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    console.error('npm run token: the output closed before the token was written');
+    process.exit(1);
+  });
   try {
     console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
   } catch (error) {

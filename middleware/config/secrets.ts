@@ -297,7 +297,7 @@ export class SecretStore {
   async matchVersion(
     name: string,
     check: (secret: string) => boolean | Promise<boolean>,
-  ): Promise<string | undefined> {
+  ): Promise<typeof versionStages.current | typeof versionStages.previous | undefined> {
     const versions = await this.getSecretVersions(name);
     if (await check(versions.current)) return versionStages.current;
     if (versions.previous !== undefined && (await check(versions.previous))) return versionStages.previous;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,6 +133,22 @@ describe('npm run token', () => {
     });
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/^Usage:/);
+  });
+
+  it('says the token went unread, without a stack trace, when its reader closes the pipe first', async () => {
+    // As in a pasted `npm run -s token -- --sub bob | --m2m …`, whose second "command" reads nothing.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/token.ts', '--sub', 'bob'], {
+      env: { ...process.env, BULWARK_DATA_DIR: tempDir() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exitCode = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(stderr).toBe('npm run token: the output closed before the token was written\n');
+    expect(exitCode).toBe(1);
   });
 
   it('mints with the key kept in the data folder', async () => {

@@ -11,7 +11,7 @@ import {
   SecretsManagerServiceException,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { configureSecretStore, getSecret, SecretStore } from '../../middleware/config/secrets.js';
 import { InvalidOptionsError, SecretAccessError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
@@ -265,6 +265,10 @@ describe('rotation with dual acceptance', () => {
       'AWSPREVIOUS',
     );
     expect(await store.matchVersion('webhook-key', () => false)).toBeUndefined();
+    // The type says the same, so a caller's switch on the stage is checked for typos.
+    expectTypeOf(store.matchVersion).returns.resolves.toEqualTypeOf<
+      'AWSCURRENT' | 'AWSPREVIOUS' | undefined
+    >();
   });
 
   it('re-reads a rotated secret once when nothing matches, rate-limited against bad requests', async () => {

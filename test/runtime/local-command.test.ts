@@ -1,12 +1,14 @@
-// `npm start`'s entry (bin/local.ts) and its embedded DynamoDB process, run as the user runs them.
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+// `npm start`'s entry (bin/local.ts), the commands its banner prints, and its embedded DynamoDB process, run as the user runs them.
+import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from '../../bin/runtime/local-defaults.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 
 const repositoryRoot = join(import.meta.dirname, '../..');
@@ -79,6 +81,39 @@ describe('npm start (bin/local.ts)', () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 
+  it("prints commands that work pasted into a fresh shell: tokens for this runtime's port and data folder, a scan the CLI can sign", async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
+    const endpoint = /DynamoDB\s+(http:\/\/\S+)/.exec(started.output())?.[1];
+    const banner = started.output().split('\n');
+    expect(banner).toContain(
+      `                   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name bulwark-app --region us-east-1 --endpoint-url ${endpoint}`,
+    );
+
+    const tokenCommands = banner
+      .filter((line) => line.includes('npm run -s token'))
+      .map((line) => line.replace(/^\s+(More tokens\s+)?/, ''));
+    const prefix = `PORT=${port} BULWARK_DATA_DIR=${dataDir} npm run -s token --`;
+    expect(tokenCommands).toEqual([
+      `${prefix} --sub bob`,
+      `${prefix} --m2m --client-id svc-x --scope bookings/write --scope bookings/read`,
+    ]);
+    // A fresh shell: neither variable set, as in a second terminal.
+    const { PORT: _port, BULWARK_DATA_DIR: _dataDir, ...freshEnvironment } = process.env;
+    for (const command of tokenCommands) {
+      const { stdout } = await promisify(execFile)('sh', ['-c', command], {
+        cwd: repositoryRoot,
+        env: freshEnvironment,
+      });
+      const answer = await fetch(`${url}/bookings`, {
+        headers: { authorization: `Bearer ${stdout.trim()}` },
+      });
+      expect(answer.status).toBe(200);
+    }
+  });
+
   it('says which port is busy instead of printing a stack trace', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
@@ -93,6 +128,17 @@ describe('npm start (bin/local.ts)', () => {
     } finally {
       await new Promise((resolve) => holder.close(resolve));
     }
+  });
+});
+
+describe('runtimeEnvironmentPrefix', () => {
+  it('names only what differs from the defaults, in words a shell reads back unchanged', async () => {
+    expect(runtimeEnvironmentPrefix({ port: defaultPort, dataDir: defaultDataDir })).toBe('');
+    expect(runtimeEnvironmentPrefix({ port: 3001, dataDir: `${defaultDataDir}/` })).toBe('PORT=3001 ');
+    const dataDir = "/tmp/Bob's data $HOME `id` *";
+    const prefix = runtimeEnvironmentPrefix({ port: defaultPort, dataDir });
+    const { stdout } = await promisify(execFile)('sh', ['-c', `${prefix}printenv BULWARK_DATA_DIR`]);
+    expect(stdout).toBe(`${dataDir}\n`);
   });
 });
 
