@@ -1,6 +1,7 @@
 // Parses and validates a request's JSON body, query string and path parameters against Standard Schemas.
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { headerValue } from '../audit/correlation.js';
 import {
   type FieldProblem,
   PayloadTooLargeError,
@@ -85,7 +86,9 @@ export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
  * 400 when empty, not valid base64 (with `isBase64Encoded`) or UTF-8, or malformed.
  */
 export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defaultMaxBodyBytes): unknown {
-  if (!isJsonContentType(event.headers?.['content-type'])) {
+  // Case-insensitively, as authenticate reads headers: @middy/http-header-normalizer({ canonical: true })
+  // and REST API events give `Content-Type`.
+  if (!isJsonContentType(headerValue(event.headers, 'content-type'))) {
     throw new UnsupportedMediaTypeError('application/json (UTF-8)');
   }
   const bytes = requestBodyBytes(event);

@@ -3,6 +3,9 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { correlationIds } from '../../middleware/audit/middy.js';
+import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
+import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
+import { authenticate } from '../../middleware/auth/middy.js';
 import { ConflictError, InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { defaultMaxBodyBytes, readJsonBody } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
@@ -94,6 +97,48 @@ describe('validateInput through a middy pipeline', () => {
     expect(
       (await handler(eventOf({ headers: { 'content-type': 'text/json' }, body: '{}' }), context)).statusCode,
     ).toBe(415);
+  });
+
+  it('reads the content type whatever its name case, as authenticate reads Authorization', async () => {
+    // @middy/http-header-normalizer({ canonical: true }) and REST API events name headers `Content-Type`.
+    const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
+    const verifier = new JwtVerifier({
+      issuers: [
+        {
+          issuer: issuer.issuer,
+          tokenUse: 'access',
+          clientId: issuer.clientId,
+          jwks: issuer.jwks(),
+          jwksUri: null,
+        },
+      ],
+    });
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(authenticate({ jwt: verifier }))
+        .use(validateInput({ body: schemas.body }))
+        .handler(async (_event, { input, principal }) =>
+          json(201, { name: input.body.name, by: principal.id }),
+        ),
+    );
+    const token = await issuer.mint({ sub: 'alice' });
+    for (const name of ['Content-Type', 'CONTENT-TYPE']) {
+      const result = await handler(
+        eventOf({
+          headers: { [name]: 'application/json', Authorization: `Bearer ${token}` },
+          body: '{"name":"n","count":1}',
+        }),
+        context,
+      );
+      expect(result.statusCode, name).toBe(201);
+      expect(JSON.parse(result.body as string)).toEqual({ name: 'n', by: 'alice' });
+    }
+    const textual = await handler(
+      eventOf({ headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${token}` }, body: '{}' }),
+      context,
+    );
+    expect(textual.statusCode).toBe(415);
   });
 
   it('answers 415 problem+json for a charset other than UTF-8, and accepts UTF-8 however it is spelled', async () => {
