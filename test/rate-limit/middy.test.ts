@@ -391,6 +391,24 @@ describe('rateLimit through a middy pipeline', () => {
       expect((await call(noContext)).statusCode).toBe(429);
     });
 
+    it('counts REST API (v1) clients per address too, rather than all in one bucket', async () => {
+      const name = uniquePolicyName('v1');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 } })]);
+      // A REST API event: the peer is requestContext.identity.sourceIp, and there is no requestContext.http.
+      const restApiEvent = (sourceIp: string) =>
+        ({
+          resource: '/login',
+          path: '/login',
+          httpMethod: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          isBase64Encoded: false,
+          requestContext: { requestId: 'rest-1', httpMethod: 'POST', identity: { sourceIp } },
+        }) as unknown as APIGatewayProxyEventV2;
+      expect((await call(restApiEvent('198.51.100.1'))).statusCode).toBe(200);
+      expect((await call(restApiEvent('198.51.100.2'))).statusCode).toBe(200);
+      expect((await call(restApiEvent('198.51.100.1'))).statusCode).toBe(429);
+    });
+
     it.each([
       ['user', { id: 'u-1' }, { id: 'u-2' }],
       ['clientId', { clientId: 'c-1', isM2M: true }, { clientId: 'c-2', isM2M: true }],
