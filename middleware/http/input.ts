@@ -73,8 +73,8 @@ interface BodyFields {
 
 /**
  * Whether an earlier middleware (`@middy/http-json-body-parser` before this) parsed the body already: it
- * left something other than text, or kept other text than `body` as `rawBody` (its v4 and v5 keep the text
- * they parsed there; v6 keeps none, so a JSON string body it parsed cannot be told from an unparsed one).
+ * left something other than text, or kept other text than `body` as `rawBody` (its v4 keeps the text it
+ * parsed there; v6 keeps none, so a JSON string body it parsed cannot be told from an unparsed one).
  */
 function isParsedEarlier(event: APIGatewayProxyEventV2): boolean {
   const { body, rawBody } = event as BodyFields;

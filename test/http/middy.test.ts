@@ -234,7 +234,7 @@ describe('validateInput through a middy pipeline', () => {
   });
 
   describe("after a body parser (@middy/http-json-body-parser, Middy's documented order)", () => {
-    /** The event such a parser leaves: `body` parsed, and in its v4 and v5 the text it parsed as `rawBody`. */
+    /** The event such a parser leaves: `body` parsed, and in its v4 the text it parsed as `rawBody`. */
     const parsedEvent = (
       body: unknown,
       fields: { rawBody?: string; headers?: Record<string, string> } = {},
