@@ -1,8 +1,10 @@
 // Parses and validates a request's JSON body, query string and path parameters against Standard Schemas.
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { headerValue } from '../audit/correlation.js';
 import {
   type FieldProblem,
+  InvalidArgumentError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
   ValidationError,
@@ -63,13 +65,41 @@ export function parseRawQuery(rawQueryString: string): URLSearchParams {
   return new URLSearchParams(`?${rawQueryString}`);
 }
 
+/** What an earlier body parser may leave on the event: `body` parsed, and the text it parsed as `rawBody`. */
+interface BodyFields {
+  readonly body?: unknown;
+  readonly rawBody?: unknown;
+}
+
 /**
- * The body's bytes. A base64 body must be canonical base64, as API Gateway sends it (else a 400
- * {@link ValidationError}): Node's decoder skips characters outside the alphabet and ignores bad padding,
- * so a mangled body could still parse, or verify a signature made over other text.
+ * Whether an earlier middleware (`@middy/http-json-body-parser` before this) parsed the body already: it
+ * left something other than text, or kept other text than `body` as `rawBody` (its v4 keeps the text it
+ * parsed there; v6 keeps none, so a JSON string body it parsed cannot be told from an unparsed one).
+ */
+function isParsedEarlier(event: APIGatewayProxyEventV2): boolean {
+  const { body, rawBody } = event as BodyFields;
+  if (body !== undefined && body !== null && typeof body !== 'string') return true;
+  return typeof rawBody === 'string' && body !== rawBody;
+}
+
+/**
+ * The body's bytes, from `rawBody` when an earlier parser replaced `body`. A base64 body must be canonical
+ * base64, as API Gateway sends it (else a 400 {@link ValidationError}): Node's decoder skips characters
+ * outside the alphabet and ignores bad padding, so a mangled body could still parse, or verify a signature
+ * made over other text. A body parsed by a parser that kept no `rawBody` has no bytes left to give: an
+ * {@link InvalidArgumentError} naming the fix, as no signature can be checked over it.
  */
 export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
-  const raw = event.body ?? '';
+  const { body, rawBody } = event as BodyFields;
+  let raw: string;
+  if (!isParsedEarlier(event)) raw = (body as string | null | undefined) ?? '';
+  else if (typeof rawBody === 'string') raw = rawBody;
+  else {
+    throw new InvalidArgumentError(
+      'The request body was parsed by an earlier middleware (@middy/http-json-body-parser?) that kept no ' +
+        "rawBody, so its bytes are gone: .use() that parser after Bulwark's middlewares, or drop it",
+    );
+  }
   if (!event.isBase64Encoded) return Buffer.from(raw, 'utf8');
   const bytes = Buffer.from(raw, 'base64');
   if (bytes.toString('base64') !== raw) {
@@ -81,13 +111,32 @@ export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
 }
 
 /**
+ * A body an earlier parser already turned into a value, as it left it. The parser has read the whole body
+ * already; the limit still bounds what the handler is given, measured on the text the parser kept
+ * (`rawBody`) or, when it kept none, on the value written back as JSON.
+ */
+function alreadyParsedBody(event: APIGatewayProxyEventV2, maxBodyBytes: number): unknown {
+  const { body, rawBody } = event as BodyFields;
+  const size =
+    typeof rawBody === 'string'
+      ? requestBodyBytes(event).length
+      : Buffer.byteLength(JSON.stringify(body) ?? '', 'utf8');
+  if (size > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes);
+  return body;
+}
+
+/**
  * Reads the body as JSON: 415 for another media type or a charset other than UTF-8, 413 when too large,
- * 400 when empty, not valid base64 (with `isBase64Encoded`) or UTF-8, or malformed.
+ * 400 when empty, not valid base64 (with `isBase64Encoded`) or UTF-8, or malformed. A body an earlier
+ * middleware parsed is taken as that middleware left it, after the same media type and size checks.
  */
 export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defaultMaxBodyBytes): unknown {
-  if (!isJsonContentType(event.headers?.['content-type'])) {
+  // Case-insensitively, as authenticate reads headers: @middy/http-header-normalizer({ canonical: true })
+  // and REST API events give `Content-Type`.
+  if (!isJsonContentType(headerValue(event.headers, 'content-type'))) {
     throw new UnsupportedMediaTypeError('application/json (UTF-8)');
   }
+  if (isParsedEarlier(event)) return alreadyParsedBody(event, maxBodyBytes);
   const bytes = requestBodyBytes(event);
   if (bytes.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes);
   if (bytes.length === 0) {

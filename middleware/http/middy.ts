@@ -22,11 +22,13 @@ export interface HttpErrorHandlerOptions {
 /**
  * Renders every error as `application/problem+json` (RFC 9457), then runs the cleanups still pending
  * (correlation id, rate-limit headers, CSRF cookie, audit), so their headers reach the rendered answer
- * wherever this sits in `.use()`. Use it first; an `audit` placed after it has already logged the error's
- * own status by the time the problem is rendered.
+ * wherever this sits in `.use()`. Use it after the official middlewares that add headers
+ * (`@middy/http-cors`, `@middy/http-security-headers`): Middy runs `onError` in reverse order, and theirs
+ * only edit an answer that exists. Use it after `audit` too, which otherwise logs the error's own status,
+ * and before the policy middlewares.
  *
  * @example
- * export const handler = middy(fn).use(httpErrorHandler({ logger }));
+ * export const handler = middy(fn).use(httpCors()).use(httpErrorHandler({ logger })).use(authenticate({ jwt }));
  */
 export function httpErrorHandler(
   options: HttpErrorHandlerOptions = {},

@@ -76,7 +76,9 @@ const codeByStatus: Readonly<Record<number, BulwarkErrorCode>> = {
   403: 'FORBIDDEN',
   404: 'NOT_FOUND',
   405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
   409: 'CONFLICT',
+  410: 'GONE',
   413: 'PAYLOAD_TOO_LARGE',
   415: 'UNSUPPORTED_MEDIA_TYPE',
   429: 'TOO_MANY_REQUESTS',
@@ -147,7 +149,7 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
     return build(error.statusCode, error.code, detail, context, { ...error.headers }, fields);
   }
   if (isMiddyHttpError(error) && error.expose !== false && error.statusCode < 500) {
-    const code = codeByStatus[error.statusCode] ?? 'VALIDATION_FAILED';
+    const code = codeByStatus[error.statusCode] ?? 'CLIENT_ERROR';
     return build(error.statusCode, code, error.message, context, { ...error.headers });
   }
   if (isKeyServiceUnavailable(error)) {

@@ -1,6 +1,7 @@
 // Who a request counts against: the client IP (X-Forwarded-For only behind trusted proxies) and principal-based keys.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import ipaddr from 'ipaddr.js';
+import { headerValue } from '../audit/correlation.js';
 import type { Principal } from '../auth/principal.js';
 
 /** What a limit is counted per; several combine into one key (per IP and route, per tenant and user). */
@@ -50,16 +51,50 @@ function normalizeIp(text: string | undefined, ipv6PrefixLength: number): string
   return `${(ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String()}/${ipv6PrefixLength}`;
 }
 
+/** The part of a REST API (v1) request context that names the peer; HTTP API (v2) events put it in `http`. */
+interface RestApiRequestContext {
+  readonly identity?: { readonly sourceIp?: unknown };
+}
+
+/** What a REST API (v1) event names its route by; HTTP API (v2) events give `routeKey`. */
+interface RestApiRoute {
+  readonly httpMethod?: unknown;
+  readonly resource?: unknown;
+}
+
+/** The route, as v2 writes it (`POST /users/{id}`); a REST API event's is built alike from method and resource. */
+function routeOf(event: APIGatewayProxyEventV2): string | undefined {
+  if (typeof event.routeKey === 'string') return event.routeKey;
+  const { httpMethod, resource } = event as unknown as RestApiRoute;
+  return typeof httpMethod === 'string' && typeof resource === 'string'
+    ? `${httpMethod} ${resource}`
+    : undefined;
+}
+
+/**
+ * API Gateway's TCP peer: `requestContext.http.sourceIp` in an HTTP API (v2) event,
+ * `requestContext.identity.sourceIp` in a REST API (v1) one. Reading only the first put every REST API
+ * client into one bucket.
+ */
+function sourceIpOf(event: APIGatewayProxyEventV2): string | undefined {
+  const context = event.requestContext as
+    | (APIGatewayProxyEventV2['requestContext'] & RestApiRequestContext)
+    | undefined;
+  const candidate = context?.http?.sourceIp ?? context?.identity?.sourceIp;
+  return typeof candidate === 'string' ? candidate : undefined;
+}
+
 /**
  * The client address: API Gateway's `sourceIp` (the TCP peer), or, behind `trustedProxyCount`
  * proxies, the X-Forwarded-For entry the outermost trusted proxy wrote. Entries left of it are
  * whatever the client claimed and are never used.
  */
 export function clientIpOf(event: APIGatewayProxyEventV2, options: ClientIpOptions): string {
-  const sourceIp = event.requestContext?.http?.sourceIp;
+  const sourceIp = sourceIpOf(event);
   let candidate: string | undefined = sourceIp;
   if (options.trustedProxyCount > 0) {
-    const forwarded = (event.headers?.['x-forwarded-for'] ?? '')
+    // Whatever the name's case: REST API events keep the case the client or CloudFront sent.
+    const forwarded = (headerValue(event.headers, 'x-forwarded-for') ?? '')
       .split(',')
       .map((entry) => entry.trim())
       .filter((entry) => entry.length > 0);
@@ -86,7 +121,7 @@ function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): string {
     case 'tenant':
       return principal?.tenantId ? `tenant:${principal.tenantId}` : ip;
     case 'route':
-      return `route:${request.event.routeKey}`;
+      return `route:${routeOf(request.event)}`;
   }
 }
 

@@ -7,7 +7,6 @@ import type { Principal } from '../auth/principal.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { renderProblem } from '../http/problem.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import {
   type ClientIpOptions,
@@ -242,20 +241,11 @@ export function rateLimit(
 
   const rateLimitAfter = (request: RateLimitMiddlewareRequest) => runCleanup(request, rateLimitCleanup);
 
-  // Client errors raised after admission (a 400 from validation, a 409 from the handler, this
-  // limiter's own 429) are rendered here, so they leave with the headers even without
-  // httpErrorHandler. A 5xx goes on to httpErrorHandler, which logs it, renders it and then runs the
-  // pending cleanup that adds the headers.
-  const rateLimitOnError = async (request: RateLimitMiddlewareRequest): Promise<void> => {
-    if ((request.response === undefined || request.response === null) && outcomesOf(request).length > 0) {
-      const { response } = renderProblem(request.error, {
-        instance: request.event.rawPath,
-        requestId: request.event.requestContext?.requestId,
-      });
-      if (response.statusCode < 500) request.response = response;
-    }
-    await runResponseCleanupOnError(request, rateLimitCleanup);
-  };
+  // Errors are rendered by httpErrorHandler alone, which then runs this pending cleanup, so the headers
+  // reach every problem wherever the two sit. Rendering here as well would show an answer only to the
+  // onErrors between the two (CORS, security headers): their headers would depend on a limiter running.
+  const rateLimitOnError = (request: RateLimitMiddlewareRequest) =>
+    runResponseCleanupOnError(request, rateLimitCleanup);
 
   return { before: rateLimitBefore, after: rateLimitAfter, onError: rateLimitOnError };
 }

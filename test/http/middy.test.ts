@@ -3,8 +3,16 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { correlationIds } from '../../middleware/audit/middy.js';
-import { ConflictError, InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
-import { defaultMaxBodyBytes, readJsonBody } from '../../middleware/http/input.js';
+import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
+import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
+import { authenticate } from '../../middleware/auth/middy.js';
+import {
+  ConflictError,
+  InvalidArgumentError,
+  InvalidOptionsError,
+  ServiceUnavailableError,
+} from '../../middleware/errors.js';
+import { defaultMaxBodyBytes, readJsonBody, requestBodyBytes } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
@@ -96,6 +104,48 @@ describe('validateInput through a middy pipeline', () => {
     ).toBe(415);
   });
 
+  it('reads the content type whatever its name case, as authenticate reads Authorization', async () => {
+    // @middy/http-header-normalizer({ canonical: true }) and REST API events name headers `Content-Type`.
+    const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
+    const verifier = new JwtVerifier({
+      issuers: [
+        {
+          issuer: issuer.issuer,
+          tokenUse: 'access',
+          clientId: issuer.clientId,
+          jwks: issuer.jwks(),
+          jwksUri: null,
+        },
+      ],
+    });
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(authenticate({ jwt: verifier }))
+        .use(validateInput({ body: schemas.body }))
+        .handler(async (_event, { input, principal }) =>
+          json(201, { name: input.body.name, by: principal.id }),
+        ),
+    );
+    const token = await issuer.mint({ sub: 'alice' });
+    for (const name of ['Content-Type', 'CONTENT-TYPE']) {
+      const result = await handler(
+        eventOf({
+          headers: { [name]: 'application/json', Authorization: `Bearer ${token}` },
+          body: '{"name":"n","count":1}',
+        }),
+        context,
+      );
+      expect(result.statusCode, name).toBe(201);
+      expect(JSON.parse(result.body as string)).toEqual({ name: 'n', by: 'alice' });
+    }
+    const textual = await handler(
+      eventOf({ headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${token}` }, body: '{}' }),
+      context,
+    );
+    expect(textual.statusCode).toBe(415);
+  });
+
   it('answers 415 problem+json for a charset other than UTF-8, and accepts UTF-8 however it is spelled', async () => {
     const { handler } = pipeline();
     const body = { name: 'José', count: 1 };
@@ -180,6 +230,70 @@ describe('validateInput through a middy pipeline', () => {
     expect(JSON.parse(over.body as string)).toMatchObject({
       code: 'PAYLOAD_TOO_LARGE',
       detail: `Request body exceeds ${defaultMaxBodyBytes} bytes`,
+    });
+  });
+
+  describe("after a body parser (@middy/http-json-body-parser, Middy's documented order)", () => {
+    /** The event such a parser leaves: `body` parsed, and in its v4 the text it parsed as `rawBody`. */
+    const parsedEvent = (
+      body: unknown,
+      fields: { rawBody?: string; headers?: Record<string, string> } = {},
+    ) =>
+      eventOf({ pathParameters: { id: '7' }, ...fields, body } as unknown as Partial<APIGatewayProxyEventV2>);
+    const send = async (event: APIGatewayProxyEventV2, maxBodyBytes?: number) => {
+      const handler = lambdaHandler(
+        middy<APIGatewayProxyEventV2>()
+          .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+          .use(validateInput({ body: schemas.body }, maxBodyBytes === undefined ? {} : { maxBodyBytes }))
+          .handler(async (_event, { input }) => json(201, input.body)),
+      );
+      const result = await handler(event, context);
+      return { status: result.statusCode, body: JSON.parse(result.body as string) };
+    };
+
+    it('validates the body the parser left instead of parsing it again', async () => {
+      expect(await send(parsedEvent({ name: 'n', count: 2 }))).toEqual({
+        status: 201,
+        body: { name: 'n', count: 2 },
+      });
+      const rawBody = '{"name":"n","count":2}';
+      expect((await send(parsedEvent({ name: 'n', count: 2 }, { rawBody }))).status).toBe(201);
+      const wrong = await send(parsedEvent(42));
+      expect(wrong).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+    });
+
+    it('parses nothing twice: a JSON string the parser kept rawBody for stays a string', async () => {
+      const inner = '{"name":"n","count":2}';
+      const answer = await send(parsedEvent(inner, { rawBody: JSON.stringify(inner) }));
+      expect(answer).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+    });
+
+    it('still refuses another media type and measures the limit on rawBody, or on the value written back', async () => {
+      const textual = await send(
+        parsedEvent({ name: 'n', count: 2 }, { headers: { 'content-type': 'text/plain' } }),
+      );
+      expect(textual.status).toBe(415);
+      // 64 bytes as sent (padded with spaces), 22 as JSON: rawBody is what was sent.
+      const rawBody = `{"name":"n",${' '.repeat(42)}"count":2}`;
+      expect(Buffer.byteLength(rawBody)).toBe(64);
+      expect((await send(parsedEvent({ name: 'n', count: 2 }, { rawBody }), 63)).status).toBe(413);
+      expect((await send(parsedEvent({ name: 'n', count: 2 }, { rawBody }), 64)).status).toBe(201);
+      expect((await send(parsedEvent({ name: 'n', count: 2 }), 21)).status).toBe(413);
+      expect((await send(parsedEvent({ name: 'n', count: 2 }), 22)).status).toBe(201);
+    });
+
+    it('gives the bytes of rawBody, and names the fix when a parser kept none, rather than a TypeError', () => {
+      const text = '{"name":"n","count":2}';
+      expect(requestBodyBytes(parsedEvent(JSON.parse(text), { rawBody: text })).toString()).toBe(text);
+      const base64 = {
+        ...parsedEvent(JSON.parse(text), { rawBody: Buffer.from(text).toString('base64') }),
+        isBase64Encoded: true,
+      };
+      expect(requestBodyBytes(base64).toString()).toBe(text);
+      expect(() => requestBodyBytes(parsedEvent(JSON.parse(text)))).toThrow(InvalidArgumentError);
+      expect(() => requestBodyBytes(parsedEvent(JSON.parse(text)))).toThrow(
+        /kept no rawBody.*after Bulwark's middlewares, or drop it/,
+      );
     });
   });
 

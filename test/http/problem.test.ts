@@ -143,8 +143,31 @@ describe('problem+json rendering', () => {
       code: 'UNSUPPORTED_MEDIA_TYPE',
       detail: 'Unsupported Media Type',
     });
-    const unmapped = Object.assign(new Error("I'm a teapot"), { statusCode: 418 });
-    expect(bodyOf(unmapped)).toMatchObject({ status: 418, code: 'VALIDATION_FAILED' });
+    // @middy/http-content-negotiation's answer to an Accept it cannot serve.
+    const notAcceptable = Object.assign(
+      new Error('Unsupported MediaType. Acceptable values: application/json'),
+      {
+        statusCode: 406,
+        expose: true,
+      },
+    );
+    expect(bodyOf(notAcceptable)).toMatchObject({
+      status: 406,
+      title: 'Not Acceptable',
+      code: 'NOT_ACCEPTABLE',
+      type: 'urn:bulwark:problem:not-acceptable',
+    });
+    const gone = Object.assign(new Error('Gone'), { statusCode: 410 });
+    expect(bodyOf(gone)).toMatchObject({ status: 410, code: 'GONE' });
+    // A status with no code of its own is a client error, never a validation failure it was not.
+    for (const statusCode of [408, 418, 422, 451]) {
+      const unmapped = Object.assign(new Error('Refused'), { statusCode });
+      expect(bodyOf(unmapped)).toMatchObject({
+        status: statusCode,
+        code: 'CLIENT_ERROR',
+        type: 'urn:bulwark:problem:client-error',
+      });
+    }
     const unavailable = Object.assign(new Error('pool exhausted'), { statusCode: 503, expose: false });
     expect(bodyOf(unavailable)).toMatchObject({ status: 503, detail: 'Service temporarily unavailable' });
     const hidden = Object.assign(new Error('internal'), { statusCode: 400, expose: false });

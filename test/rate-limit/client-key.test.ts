@@ -35,6 +35,15 @@ describe('client keys', () => {
     expect(clientIpOf(eventWith(undefined), { ...direct, trustedProxyCount: 1 })).toBe('unknown');
   });
 
+  it("reads a REST API (v1) event's peer and its X-Forwarded-For whatever the header name's case", () => {
+    const restApiEvent = {
+      headers: { 'X-Forwarded-For': '10.0.0.1, 198.51.100.7' },
+      requestContext: { identity: { sourceIp: '203.0.113.1' } },
+    } as unknown as APIGatewayProxyEventV2;
+    expect(clientIpOf(restApiEvent, direct)).toBe('203.0.113.1');
+    expect(clientIpOf(restApiEvent, { ...direct, trustedProxyCount: 2 })).toBe('10.0.0.1');
+  });
+
   it('groups IPv6 addresses by the configured prefix', () => {
     expect(clientIpOf(eventWith('2001:db8:aaaa:bbbb:1:2:3:4'), direct)).toBe('2001:db8:aaaa:bbbb::/64');
     expect(clientIpOf(eventWith('2001:db8:aaaa:bbbb:1:2:3:4'), { ...direct, ipv6PrefixLength: 56 })).toBe(
@@ -55,6 +64,20 @@ describe('client keys', () => {
     expect(keyOf(['ip', 'route'], request)).toBe('["ip:203.0.113.9","route:GET /things"]');
     // The same part twice is one part.
     expect(keyOf(['ip', 'tenant'], request)).toBe('ip:203.0.113.9');
+  });
+
+  it("keys a REST API (v1) event's route by method and resource, as v2 writes its routeKey", () => {
+    const restApiEvent = (httpMethod: string, resource: string) =>
+      ({
+        httpMethod,
+        resource,
+        headers: {},
+        requestContext: { identity: {} },
+      }) as unknown as APIGatewayProxyEventV2;
+    const routeKey = (event: APIGatewayProxyEventV2) =>
+      keyOf(['route'], { event, principal: undefined, clientIp: 'unknown' });
+    expect(routeKey(restApiEvent('POST', '/users/{id}'))).toBe('route:POST /users/{id}');
+    expect(routeKey(restApiEvent('GET', '/users/{id}'))).toBe('route:GET /users/{id}');
   });
 
   it('never gives a person and a machine with the same id one user budget', () => {

@@ -9,6 +9,7 @@ import {
   DependencyError,
   InvalidOptionsError,
   ServiceUnavailableError,
+  UnauthorizedError,
 } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
@@ -187,6 +188,81 @@ describe('rateLimit through a middy pipeline', () => {
       expect(logger.warn).toHaveBeenCalled();
     });
 
+    it('leaves rendering to httpErrorHandler, so a header middleware before it marks every problem and one after it none', async () => {
+      // What @middy/http-cors and @middy/http-security-headers do: add headers in `after`, and in
+      // `onError` only to an answer that already exists.
+      const addOrigin = (request: { response: APIGatewayProxyStructuredResultV2 | null | undefined }) => {
+        if (request.response === undefined || request.response === null) return;
+        request.response = {
+          ...request.response,
+          headers: { ...request.response.headers, 'Access-Control-Allow-Origin': 'https://app.example.com' },
+        };
+      };
+      const corsLike: MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> = {
+        after: addOrigin,
+        onError: addOrigin,
+      };
+      const refuseAnonymous: MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> = {
+        before: (request) => {
+          if (request.event.headers.authorization === undefined) throw new UnauthorizedError();
+        },
+      };
+      const down = countingClient({ endpoint: `http://127.0.0.1:${refusedPort}`, maxAttempts: 1 });
+      const build = (corsFirst: boolean, limiter: ReturnType<typeof rateLimit>) => {
+        const chain = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>();
+        if (corsFirst) chain.use(corsLike).use(httpErrorHandler({ logger }));
+        else chain.use(httpErrorHandler({ logger })).use(corsLike);
+        return lambdaHandler(
+          chain
+            .use(limiter)
+            .use(refuseAnonymous)
+            .handler(async () => json(200, {})),
+        );
+      };
+      const signedIn = { headers: { authorization: 'Bearer t' } };
+      const origin = async (handler: ReturnType<typeof build>, event: APIGatewayProxyEventV2) => {
+        const answer = await handler(event, { ...lambdaContext });
+        return [answer.statusCode, answer.headers?.['Access-Control-Allow-Origin']];
+      };
+
+      const corsFirst = build(
+        true,
+        limitOf({ policy: { name: uniquePolicyName('cors'), limit: 2, windowSec: 60 } }),
+      );
+      expect(await origin(corsFirst, eventOf('203.0.113.20', signedIn))).toEqual([
+        200,
+        'https://app.example.com',
+      ]);
+      expect(await origin(corsFirst, eventOf('203.0.113.20'))).toEqual([401, 'https://app.example.com']);
+      expect(await origin(corsFirst, eventOf('203.0.113.20', signedIn))).toEqual([
+        429,
+        'https://app.example.com',
+      ]);
+      const closed = rateLimit({
+        policy: 'login',
+        tableName,
+        client: down.client,
+        failMode: 'closed',
+        logger: { warn: vi.fn() },
+      });
+      expect(await origin(build(true, closed), eventOf('203.0.113.20'))).toEqual([
+        503,
+        'https://app.example.com',
+      ]);
+
+      const corsAfter = build(
+        false,
+        limitOf({ policy: { name: uniquePolicyName('cors'), limit: 2, windowSec: 60 } }),
+      );
+      expect(await origin(corsAfter, eventOf('203.0.113.21', signedIn))).toEqual([
+        200,
+        'https://app.example.com',
+      ]);
+      expect(await origin(corsAfter, eventOf('203.0.113.21'))).toEqual([401, undefined]);
+      expect(await origin(corsAfter, eventOf('203.0.113.21', signedIn))).toEqual([429, undefined]);
+      down.client.destroy();
+    });
+
     it('puts the headers on an answer a later middleware gives early', async () => {
       const name = uniquePolicyName('early');
       const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
@@ -313,6 +389,24 @@ describe('rateLimit through a middy pipeline', () => {
         requestContext: undefined as unknown as APIGatewayProxyEventV2['requestContext'],
       });
       expect((await call(noContext)).statusCode).toBe(429);
+    });
+
+    it('counts REST API (v1) clients per address too, rather than all in one bucket', async () => {
+      const name = uniquePolicyName('v1');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 } })]);
+      // A REST API event: the peer is requestContext.identity.sourceIp, and there is no requestContext.http.
+      const restApiEvent = (sourceIp: string) =>
+        ({
+          resource: '/login',
+          path: '/login',
+          httpMethod: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          isBase64Encoded: false,
+          requestContext: { requestId: 'rest-1', httpMethod: 'POST', identity: { sourceIp } },
+        }) as unknown as APIGatewayProxyEventV2;
+      expect((await call(restApiEvent('198.51.100.1'))).statusCode).toBe(200);
+      expect((await call(restApiEvent('198.51.100.2'))).statusCode).toBe(200);
+      expect((await call(restApiEvent('198.51.100.1'))).statusCode).toBe(429);
     });
 
     it.each([
