@@ -28,8 +28,15 @@ import {
   uniqueName,
 } from './helpers.js';
 
-/** A start time on a whole minute, so the 10 s failure windows start with the test. */
+/**
+ * A start time on a whole minute, so failure windows of a minute or less start with the test. Not
+ * further ahead: with the clock more than 5 minutes off, the DynamoDB client corrects for skew and
+ * retries after a delay, a setTimeout the tests that fake it never run.
+ */
 const base = Math.ceil(Date.now() / 60_000) * 60_000 + 60_000;
+
+/** The default failure window: 2 × failureThreshold × timeoutMs = 2 × 5 × 30 s. */
+const defaultWindowMs = 300_000;
 
 function advance(ms: number): void {
   vi.setSystemTime(Date.now() + ms);
@@ -182,7 +189,7 @@ describe('a closed circuit', () => {
       state: 'CLOSED',
       generation: 0,
       failures: 4,
-      windowStart: base,
+      windowStart: base - (base % defaultWindowMs),
     });
     // One read at start; the first failure starts the window (a failed ADD, then the SET), the rest ADD.
     expect(counted.byCommand()).toEqual({ GetItemCommand: 1, UpdateItemCommand: 5 });
@@ -216,12 +223,12 @@ describe('a closed circuit', () => {
       openedAt: base,
     });
     // Stale circuits go away: the item expires a day after the reset timeout and window.
-    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + 10_000 + 86_400_000) / 1000));
+    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + defaultWindowMs + 86_400_000) / 1000));
   });
 
   it('does not add up failures from different rolling windows', async () => {
     const name = uniqueName();
-    const breaker = instance(name, { rollingWindowMs: 10_000 });
+    const breaker = instance(name, { rollingWindowMs: 10_000, timeoutMs: 2000 });
     await failTimes(breaker, 4);
     advance(10_000);
     await failTimes(breaker, 4);
