@@ -15,7 +15,9 @@ import { unknownUserError } from './bookings-model.js';
 /**
  * The users circuit: the seeds' thresholds, with a call timeout well inside the bookings function's
  * 10 s and a 15 s reset so that recovery can be watched locally. A user lookup is a GET, so it is
- * retried once after a short jittered pause; both attempts count toward the threshold.
+ * retried once after a short jittered pause; both attempts count toward the threshold. No window is
+ * given: the breaker's, 2 × 5 × 3 s = 30 s, holds five timeouts of bookings sent one at a time, so a
+ * users service that hangs opens the circuit too.
  */
 export const usersCircuit = {
   failureThreshold: 5,

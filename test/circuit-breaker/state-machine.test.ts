@@ -1,5 +1,6 @@
 // The circuit state machine on the embedded DynamoDB, transition by transition, with a fake clock.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { usersCircuit } from '../../functions/bookings/users-service.js';
 import { CircuitBreaker, type GuardedCall } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
@@ -28,8 +29,15 @@ import {
   uniqueName,
 } from './helpers.js';
 
-/** A start time on a whole minute, so the 10 s failure windows start with the test. */
+/**
+ * A start time on a whole minute, so failure windows of a minute or less start with the test. Not
+ * further ahead: with the clock more than 5 minutes off, the DynamoDB client corrects for skew and
+ * retries after a delay, a setTimeout the tests that fake it never run.
+ */
 const base = Math.ceil(Date.now() / 60_000) * 60_000 + 60_000;
+
+/** The default failure window: 2 × failureThreshold × timeoutMs = 2 × 5 × 30 s. */
+const defaultWindowMs = 300_000;
 
 function advance(ms: number): void {
   vi.setSystemTime(Date.now() + ms);
@@ -182,7 +190,7 @@ describe('a closed circuit', () => {
       state: 'CLOSED',
       generation: 0,
       failures: 4,
-      windowStart: base,
+      windowStart: base - (base % defaultWindowMs),
     });
     // One read at start; the first failure starts the window (a failed ADD, then the SET), the rest ADD.
     expect(counted.byCommand()).toEqual({ GetItemCommand: 1, UpdateItemCommand: 5 });
@@ -216,12 +224,12 @@ describe('a closed circuit', () => {
       openedAt: base,
     });
     // Stale circuits go away: the item expires a day after the reset timeout and window.
-    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + 10_000 + 86_400_000) / 1000));
+    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + defaultWindowMs + 86_400_000) / 1000));
   });
 
   it('does not add up failures from different rolling windows', async () => {
     const name = uniqueName();
-    const breaker = instance(name, { rollingWindowMs: 10_000 });
+    const breaker = instance(name, { rollingWindowMs: 10_000, timeoutMs: 2000 });
     await failTimes(breaker, 4);
     advance(10_000);
     await failTimes(breaker, 4);
@@ -808,6 +816,72 @@ describe('timeouts', () => {
 
     expect(await breaker.execute(succeeding)).toBe('ok');
     expect(await storedItem(name)).toMatchObject({ state: 'HALF_OPEN', successes: 1 });
+  });
+
+  /**
+   * A breaker on the in-process store: with setTimeout faked, the DynamoDB client's own timers would
+   * stall its requests between clock advances and send the breaker to local state mid-run.
+   */
+  function breakerInMemory(settings: Omit<CircuitBreakerSettings<unknown>, 'name'>) {
+    return new CircuitBreaker({
+      name: uniqueName(),
+      store: new MemoryCircuitStateStore(),
+      logger: { warn: vi.fn(), info: vi.fn() },
+      ...settings,
+    });
+  }
+
+  /**
+   * Calls `breaker` one call at a time against a dependency that never answers: each call times out,
+   * and the next starts after the next of `gapsMs` (in turn). Returns how many calls timed out before
+   * the circuit turned one away.
+   */
+  async function timeoutsUntilRejected(
+    breaker: CircuitBreaker,
+    timeoutMs: number,
+    gapsMs: readonly number[],
+  ): Promise<number> {
+    for (let timeouts = 0; timeouts < 50; timeouts += 1) {
+      const { action, started } = hanging();
+      const call = outcome(breaker.execute(action));
+      // The call starts once the breaker has its state, or is turned away without starting.
+      const first = await Promise.race([started, call]);
+      if (!(first instanceof AbortSignal)) {
+        expect(first.error).toBeInstanceOf(CircuitOpenError);
+        return timeouts;
+      }
+      await vi.advanceTimersByTimeAsync(timeoutMs);
+      expect((await call).error).toBeInstanceOf(DependencyTimeoutError);
+      await vi.advanceTimersByTimeAsync(gapsMs[timeouts % gapsMs.length] ?? 0);
+    }
+    throw new Error('The circuit never opened');
+  }
+
+  it("opens the sample's users circuit for a users service that hangs, bookings sent one at a time", async () => {
+    const events: SecurityEvent[] = [];
+    const { failureThreshold, timeoutMs } = usersCircuit;
+    const breaker = breakerInMemory({ failureThreshold, timeoutMs, onEvent: (event) => events.push(event) });
+    // Its window by default: 2 × 5 × 3 s = 30 s. Starting mid-window, the first boundary cuts the run.
+    vi.setSystemTime(base + 15_000);
+    // Each booking tries users twice, 50 ms apart (the retry's longest first backoff), and the client
+    // sends the next 30 ms after the answer: 6080 ms a booking, as in the reproduction.
+    const timeouts = await timeoutsUntilRejected(breaker, timeoutMs, [usersCircuit.retry.baseDelayMs, 30]);
+    // Open at the 5th timeout of the first whole window at the latest: at most 4 fall in the cut one.
+    expect(timeouts).toBeGreaterThanOrEqual(failureThreshold);
+    expect(timeouts).toBeLessThanOrEqual(2 * failureThreshold - 1);
+    expect(events.map((event) => event.type)).toEqual(['circuit.opened', 'circuit.rejected']);
+    expect(events[0]?.metadata).toMatchObject({ failures: failureThreshold });
+  });
+
+  it('opens at the default 30 s timeout for one caller whose calls, a timeout apart, all time out', async () => {
+    const breaker = breakerInMemory({});
+    // The default window holds 5 such calls (one a minute) however it falls. Starting mid-window, the
+    // first boundary cuts the run.
+    vi.setSystemTime(base - (base % defaultWindowMs) + defaultWindowMs / 2);
+    const timeouts = await timeoutsUntilRejected(breaker, 30_000, [30_000]);
+    expect(timeouts).toBeGreaterThanOrEqual(5);
+    expect(timeouts).toBeLessThanOrEqual(9);
+    expect(breaker.state).toBe('OPEN');
   });
 
   it('bounds a half-open probe by the timeout and reopens when it hangs', async () => {
