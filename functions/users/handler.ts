@@ -10,6 +10,7 @@ import { readEnvironment, readQueueEnvironment } from '../shared/environment.js'
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
+import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
@@ -89,7 +90,8 @@ const registrationEmails = new RegistrationEmails({
   auditLogger,
   metrics,
   ...(readLinkSecret ? { readLinkSecret } : {}),
-  issuePhoneCode: (userId, beforeIssuing) => users.issuePhoneCode(userId, { beforeIssuing }),
+  issuePhoneCode: (userId, beforeIssuing, abortSignal) =>
+    users.issuePhoneCode(userId, { beforeIssuing, abortSignal }),
   admitSms,
   refundSms,
 });
@@ -131,8 +133,10 @@ export const handler = createHttpFunction(
     'POST /users': (route) =>
       route.use(validateInput({ body: registerBody })).handler(async (_event, context) => {
         const user = await users.register(context.input.body);
-        // After the write: an email never goes out for a registration that did not happen.
-        await registrationEmails.enqueue(user, context.correlationId);
+        // After the write: an email never goes out for a registration that did not happen. The user is
+        // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
+        const deadline = afterCommitDeadline(context);
+        await registrationEmails.enqueue(user, context.correlationId, deadline);
         // Receivers are outside Bulwark: no personal data (name, email, phone); one that needs them reads
         // the user with `users/read`.
         await webhooks.publish(
@@ -143,6 +147,7 @@ export const handler = createHttpFunction(
             data: { id: user.id, createdAt: user.createdAt },
           },
           context.correlationId,
+          deadline,
         );
         return json(201, user);
       }),
@@ -209,9 +214,14 @@ export const handler = createHttpFunction(
         }),
 
     'POST /users/{id}/phone-code': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+        const { input, correlationId } = context;
         const user = await users.get(input.path.id);
-        const expiresAt = await registrationEmails.sendPhoneCode(user, correlationId);
+        const expiresAt = await registrationEmails.sendPhoneCode(
+          user,
+          correlationId,
+          afterCommitDeadline(context),
+        );
         auditLogger.log({
           eventType: 'user.phone_code_sent',
           outcome: 'success',
