@@ -12,6 +12,7 @@ import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
+import { rateLimitStore } from '../shared/route-rate-limit.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
@@ -36,12 +37,14 @@ const users = new UsersModel(
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
 );
+// The function's own limiters: the route limits' store (tight bounds, so an outage fails fast) and the
+// function's logger (a store outage is one JSON line with the request's correlation id).
 /** Each phone number's SMS budget, shared by the fleet. */
 const smsPerNumber = new RateLimiter({
   policy: smsPerNumberPolicy,
-  tableName: environment.toolkitTableName,
-  client: dynamoDb,
+  store: rateLimitStore(),
   onEvent,
+  logger,
 });
 
 /** Spends a unit of `key`'s budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
@@ -69,9 +72,9 @@ async function admitSms(phoneNumber: string, purpose: SmsPurpose) {
 /** Verification emails each user may ask for again, shared by the fleet. */
 const verificationEmailsPerUser = new RateLimiter({
   policy: verificationEmailPerUserPolicy,
-  tableName: environment.toolkitTableName,
-  client: dynamoDb,
+  store: rateLimitStore(),
   onEvent,
+  logger,
 });
 
 /** Gives the number's budget back the unit of an SMS that was never queued. */
