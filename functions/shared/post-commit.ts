@@ -26,8 +26,8 @@ export function afterCommitDeadline(
   if (typeof context.getRemainingTimeInMillis !== 'function') return undefined;
   const budgetMs = context.getRemainingTimeInMillis() - answerMarginMs;
   const controller = new AbortController();
-  const expire = () =>
-    controller.abort(new DeadlineExceededError('Work after the commit', Math.max(0, budgetMs)));
+  // Named for what the deadline cuts short: the follow-up work's calls to DynamoDB and SQS.
+  const expire = () => controller.abort(new DeadlineExceededError('DynamoDB or SQS', Math.max(0, budgetMs)));
   if (budgetMs <= 0) expire();
   // Not cleared when the work ends first: unref'd, it holds nothing open, and by then nothing listens.
   else setTimeout(expire, budgetMs).unref();

@@ -253,7 +253,7 @@ describe('webhook fan-out', () => {
         observability,
       });
       const deadline = new AbortController();
-      setTimeout(() => deadline.abort(new DeadlineExceededError('Work after the commit', 50)), 50);
+      setTimeout(() => deadline.abort(new DeadlineExceededError('DynamoDB or SQS', 50)), 50);
       await expect(
         fanOut.publish(
           { type: 'booking.created', tenantId: 't', subjectUserId: 'u-3', data: {} },
