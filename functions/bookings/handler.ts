@@ -1,5 +1,5 @@
 // The bookings function: create, list, get and cancel room bookings.
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { ForbiddenError, NotFoundError } from '../../middleware/errors.js';
@@ -11,6 +11,7 @@ import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
+import { afterCommitDeadline } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
 import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
 import { defaultTenantId } from '../shared/tenant.js';
@@ -37,15 +38,19 @@ const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint }
 const bookings = new BookingsModel(createDocumentClient(dynamoDb), environment.appTableName);
 const webhooks = createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability);
 
-/** After the commit: the booking's user and the tenant's admin and integration endpoints hear of it. */
+/**
+ * After the commit: the booking's user and the tenant's admin and integration endpoints hear of it, by
+ * the invocation's deadline (`context`): the booking is stored, so the caller gets its answer either way.
+ */
 const publishBooking = (
   type: 'booking.created' | 'booking.cancelled',
   booking: Booking,
-  correlationId: string,
+  context: Pick<Context, 'getRemainingTimeInMillis'> & { correlationId: string },
 ) =>
   webhooks.publish(
     { type, tenantId: defaultTenantId, subjectUserId: booking.userId, data: { ...booking } },
-    correlationId,
+    context.correlationId,
+    afterCommitDeadline(context),
   );
 const signAsBookings = serviceSigner('bookings', onEvent);
 const usersService = createUsersService({
@@ -165,14 +170,15 @@ export const handler = createHttpFunction(
       route
         .use(validateInput({ body: createBookingBody }))
         .use(serviceCalls(usersService))
-        .handler(async (event, { input, callService, correlationId, principal }) => {
+        .handler(async (event, context) => {
+          const { input, callService, principal } = context;
           // Checked before asking users, so that a refused caller learns nothing about other user ids.
           ownerScope(callerOf(principal), event, input.body.userId, 'You can book only for yourself');
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit). The
           // booking's transaction checks the user's item again, so one deleted meanwhile gets no booking.
           await assertUserExists(callService, input.body.userId);
           const booking = await bookings.create(input.body);
-          await publishBooking('booking.created', booking, correlationId);
+          await publishBooking('booking.created', booking, context);
           return json(201, booking);
         }),
 
@@ -191,15 +197,14 @@ export const handler = createHttpFunction(
         ),
 
     'DELETE /bookings/{id}': (route) =>
-      route
-        .use(validateInput({ path: idPathSchema }))
-        .handler(async (event, { input, correlationId, principal }) => {
-          const booking = await bookings.cancel(
-            await visibleBooking(input.path.id, callerOf(principal), event),
-          );
-          await publishBooking('booking.cancelled', booking, correlationId);
-          return json(200, booking);
-        }),
+      route.use(validateInput({ path: idPathSchema })).handler(async (event, context) => {
+        const { input, principal } = context;
+        const booking = await bookings.cancel(
+          await visibleBooking(input.path.id, callerOf(principal), event),
+        );
+        await publishBooking('booking.cancelled', booking, context);
+        return json(200, booking);
+      }),
   },
   logger,
 );

@@ -25,6 +25,7 @@ export class EmailQueueError extends Error {
 /**
  * Enqueues up to 10 emails in one SendMessageBatch. Rejects with {@link EmailQueueError} naming the
  * message types SQS did not accept (a batch can partly fail), so the caller can decide what to do.
+ * `signal` aborts the send (a handler's deadline after its commit).
  *
  * @example
  * await enqueueEmails(sqs, queueUrl, [{ type: 'welcome', to, data: { name } }], correlationId);
@@ -34,9 +35,10 @@ export async function enqueueEmails(
   queueUrl: string,
   messages: readonly NewEmailMessage[],
   correlationId?: string,
+  signal?: AbortSignal,
 ): Promise<string[]> {
   const withIds = messages.map((message) => ({ ...message, id: message.id ?? randomUUID() }));
-  const refused = await sendMessageBatch(sqs, queueUrl, withIds, correlationId);
+  const refused = await sendMessageBatch(sqs, queueUrl, withIds, correlationId, signal);
   const failed = refused.map((index) => withIds[index]?.type ?? 'unknown');
   if (failed.length > 0) throw new EmailQueueError(failed);
   return withIds.map((message) => message.id);

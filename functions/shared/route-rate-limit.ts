@@ -22,8 +22,11 @@ let store: DynamoDbCounterStore | undefined;
 // Per function (the local runtime hosts every function in one process).
 const sharedByFunction = new Map<FunctionObservability, Map<string, RouteRateLimitMiddleware>>();
 
-/** Made on first use, at cold start: functions without a limited route never create the client. */
-function sharedStore(): DynamoDbCounterStore {
+/**
+ * The function's rate-limit store on the toolkit table, made on first use (functions without a limit
+ * never create its client): the route table's limits use it, and so should a function's own limiters.
+ */
+export function rateLimitStore(): DynamoDbCounterStore {
   if (!store) {
     const environment = readEnvironment();
     store = new DynamoDbCounterStore({
@@ -67,7 +70,7 @@ export function routeRateLimit(
       middleware: rateLimit({
         policy: preset,
         keyBy,
-        store: sharedStore(),
+        store: rateLimitStore(),
         // The function's own logger: redacted, and carrying the request's correlation id and context.
         logger: observability.logger,
         onEvent: observability.onEvent,

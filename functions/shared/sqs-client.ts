@@ -38,13 +38,15 @@ export function functionSqsClient(endpoint: string | undefined): SQSClient {
 
 /**
  * Sends up to 10 messages (JSON-encoded) in one SendMessageBatch, each carrying the caller's correlation
- * id, and resolves with the indexes of the ones SQS refused (a batch can partly fail).
+ * id, and resolves with the indexes of the ones SQS refused (a batch can partly fail). `signal` aborts the
+ * send, retries included (a handler's deadline after its commit).
  */
 export async function sendMessageBatch(
   sqs: SQSClient,
   queueUrl: string,
   messages: readonly unknown[],
   correlationId: string | undefined,
+  signal?: AbortSignal,
 ): Promise<number[]> {
   const result = await sqs.send(
     new SendMessageBatchCommand({
@@ -55,6 +57,7 @@ export async function sendMessageBatch(
         MessageAttributes: { ...correlationMessageAttributes(correlationId) },
       })),
     }),
+    { abortSignal: signal },
   );
   return (result.Failed ?? []).map((entry) => Number(entry.Id));
 }

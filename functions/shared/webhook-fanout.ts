@@ -6,6 +6,7 @@ import type { WebhookEventType, WebhookMessage } from '../webhook-worker/message
 import { reportEnqueueFailure } from './enqueue-failure.js';
 import type { FunctionEnvironment, QueueEnvironment } from './environment.js';
 import type { FunctionObservability } from './observability.js';
+import { afterCommitFailure } from './post-commit.js';
 import { functionSqsClient, sendMessageBatch } from './sqs-client.js';
 import { newWebhookId, WebhookStore } from './webhook-store.js';
 
@@ -37,7 +38,9 @@ const batchSize = 10;
 /**
  * Publishes events to the endpoints subscribed to them. Call it after the change is committed: a
  * failure to find subscribers or to enqueue is logged, audited (`webhook.enqueue_failed`) and counted
- * (`WebhookEnqueueFailed`), but never fails the request, which already succeeded.
+ * (`WebhookEnqueueFailed`), but never fails the request, which already succeeded. Give it the handler's
+ * deadline (`afterCommitDeadline`): past it, publishing stops and is reported the same way, so the
+ * request is answered before its invocation times out.
  *
  * @example
  * await webhooks.publish({ type: 'booking.created', tenantId, subjectUserId: booking.userId, data: booking }, correlationId);
@@ -46,11 +49,20 @@ export class WebhookFanOut {
   constructor(private readonly options: WebhookFanOutOptions) {}
 
   /** Resolves with the number of messages enqueued. */
-  async publish(event: WebhookEvent, correlationId: string | undefined): Promise<number> {
+  async publish(
+    event: WebhookEvent,
+    correlationId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const { store, sqs, queueUrl, observability } = this.options;
     if (!sqs || !queueUrl) return 0;
     try {
-      const endpointIds = await store.findSubscribers(event.tenantId, event.type, event.subjectUserId);
+      const endpointIds = await store.findSubscribers(
+        event.tenantId,
+        event.type,
+        event.subjectUserId,
+        signal,
+      );
       const now = new Date().toISOString();
       const timestamp = (event.occurredAt ?? new Date()).toISOString();
       const messages: WebhookMessage[] = endpointIds.map((endpointId) => ({
@@ -66,7 +78,7 @@ export class WebhookFanOut {
         batches.push(messages.slice(offset, offset + batchSize));
       }
       const refused = await Promise.all(
-        batches.map((batch) => sendMessageBatch(sqs, queueUrl, batch, correlationId)),
+        batches.map((batch) => sendMessageBatch(sqs, queueUrl, batch, correlationId, signal)),
       );
       const failedCount = refused.reduce((sum, indexes) => sum + indexes.length, 0);
       if (failedCount > 0)
@@ -77,7 +89,7 @@ export class WebhookFanOut {
         metric: 'WebhookEnqueueFailed',
         message: `Webhooks for ${event.type} were not all enqueued; the change itself is committed`,
         eventType: 'webhook.enqueue_failed',
-        error,
+        error: afterCommitFailure(error, signal),
         ...(event.subjectUserId ? { userId: event.subjectUserId } : {}),
         correlationId,
         metadata: { eventType: event.type },

@@ -572,21 +572,27 @@ export class WebhookStore {
   /**
    * The enabled endpoints that receive `eventType` about a resource of `subjectUserId` in a tenant:
    * every tenant-wide subscription, plus the subject user's own. Two key-range queries, in parallel,
-   * so the cost does not grow with other users' endpoints.
+   * so the cost does not grow with other users' endpoints. `signal` aborts them (a handler's deadline
+   * after its commit).
    */
   async findSubscribers(
     tenantId: string,
     eventType: WebhookEventType,
     subjectUserId: string | undefined,
+    signal?: AbortSignal,
   ): Promise<string[]> {
     const ranges = ['TENANT#', ...(subjectUserId ? [userSubscriptionPrefix(subjectUserId)] : [])];
     const found = await Promise.all(
-      ranges.map((prefix) => this.querySubscriptions(subscriptionPk(tenantId, eventType), prefix)),
+      ranges.map((prefix) => this.querySubscriptions(subscriptionPk(tenantId, eventType), prefix, signal)),
     );
     return found.flat();
   }
 
-  private async querySubscriptions(pk: string, prefix: string): Promise<string[]> {
+  private async querySubscriptions(
+    pk: string,
+    prefix: string,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
     const endpointIds: string[] = [];
     let startKey: Record<string, unknown> | undefined;
     // Bounded: 100 pages of subscriptions is far beyond what one event fans out to in this sample.
@@ -600,6 +606,7 @@ export class WebhookStore {
           ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix, ':enabled': 'enabled' },
           ExclusiveStartKey: startKey,
         }),
+        { abortSignal: signal },
       );
       for (const item of result.Items ?? []) endpointIds.push(String(item.endpointId));
       startKey = result.LastEvaluatedKey;

@@ -10,7 +10,9 @@ import { readEnvironment, readQueueEnvironment } from '../shared/environment.js'
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
+import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
+import { rateLimitStore } from '../shared/route-rate-limit.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
@@ -35,12 +37,14 @@ const users = new UsersModel(
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
 );
+// The function's own limiters: the route limits' store (tight bounds, so an outage fails fast) and the
+// function's logger (a store outage is one JSON line with the request's correlation id).
 /** Each phone number's SMS budget, shared by the fleet. */
 const smsPerNumber = new RateLimiter({
   policy: smsPerNumberPolicy,
-  tableName: environment.toolkitTableName,
-  client: dynamoDb,
+  store: rateLimitStore(),
   onEvent,
+  logger,
 });
 
 /** Spends a unit of `key`'s budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
@@ -68,9 +72,9 @@ async function admitSms(phoneNumber: string, purpose: SmsPurpose) {
 /** Verification emails each user may ask for again, shared by the fleet. */
 const verificationEmailsPerUser = new RateLimiter({
   policy: verificationEmailPerUserPolicy,
-  tableName: environment.toolkitTableName,
-  client: dynamoDb,
+  store: rateLimitStore(),
   onEvent,
+  logger,
 });
 
 /** Gives the number's budget back the unit of an SMS that was never queued. */
@@ -89,7 +93,8 @@ const registrationEmails = new RegistrationEmails({
   auditLogger,
   metrics,
   ...(readLinkSecret ? { readLinkSecret } : {}),
-  issuePhoneCode: (userId, beforeIssuing) => users.issuePhoneCode(userId, { beforeIssuing }),
+  issuePhoneCode: (userId, beforeIssuing, abortSignal) =>
+    users.issuePhoneCode(userId, { beforeIssuing, abortSignal }),
   admitSms,
   refundSms,
 });
@@ -131,8 +136,10 @@ export const handler = createHttpFunction(
     'POST /users': (route) =>
       route.use(validateInput({ body: registerBody })).handler(async (_event, context) => {
         const user = await users.register(context.input.body);
-        // After the write: an email never goes out for a registration that did not happen.
-        await registrationEmails.enqueue(user, context.correlationId);
+        // After the write: an email never goes out for a registration that did not happen. The user is
+        // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
+        const deadline = afterCommitDeadline(context);
+        await registrationEmails.enqueue(user, context.correlationId, deadline);
         // Receivers are outside Bulwark: no personal data (name, email, phone); one that needs them reads
         // the user with `users/read`.
         await webhooks.publish(
@@ -143,6 +150,7 @@ export const handler = createHttpFunction(
             data: { id: user.id, createdAt: user.createdAt },
           },
           context.correlationId,
+          deadline,
         );
         return json(201, user);
       }),
@@ -209,9 +217,14 @@ export const handler = createHttpFunction(
         }),
 
     'POST /users/{id}/phone-code': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+        const { input, correlationId } = context;
         const user = await users.get(input.path.id);
-        const expiresAt = await registrationEmails.sendPhoneCode(user, correlationId);
+        const expiresAt = await registrationEmails.sendPhoneCode(
+          user,
+          correlationId,
+          afterCommitDeadline(context),
+        );
         auditLogger.log({
           eventType: 'user.phone_code_sent',
           outcome: 'success',

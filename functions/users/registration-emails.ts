@@ -10,6 +10,7 @@ import type { RateLimitResult } from '../../middleware/rate-limit/rate-limiter.j
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
+import { afterCommitFailure, untilAborted } from '../shared/post-commit.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
 import { createVerificationLink } from '../shared/verification-link.js';
 import { type IssuedPhoneCode, phoneCodeResendIntervalSec, type User } from './users-model.js';
@@ -39,10 +40,15 @@ export interface RegistrationEmailsOptions {
   readonly readLinkSecret?: RotatingSecretReader;
   /**
    * Issues (and stores the hash of) an SMS verification code for a user with a phone number, calling
-   * `beforeIssuing` once the user's own limits pass (UsersModel.issuePhoneCode).
+   * `beforeIssuing` once the user's own limits pass (UsersModel.issuePhoneCode); `signal`, when given,
+   * aborts its requests (the registration's deadline).
    * @default none: no SMS is sent
    */
-  readonly issuePhoneCode?: (userId: string, beforeIssuing: () => Promise<void>) => Promise<IssuedPhoneCode>;
+  readonly issuePhoneCode?: (
+    userId: string,
+    beforeIssuing: () => Promise<void>,
+    signal: AbortSignal | undefined,
+  ) => Promise<IssuedPhoneCode>;
   /**
    * Spends one unit of a phone number's SMS budget, whoever the number belongs to: without it, each new
    * registration of a number would send it another SMS (SMS pumping, bombing one phone). `purpose` says
@@ -90,6 +96,7 @@ function smsNotQueued(error: unknown): boolean {
  * Enqueues the registration emails. Called after the user is stored; a queue failure is counted
  * (`EmailEnqueueFailed`), logged and audited (`email.enqueue_failed`, with the user id) but never fails the registration: the user exists
  * either way, and answering 5xx would make the client retry a registration that already succeeded.
+ * So is the registration's deadline passing (`afterCommitDeadline`): the work stops there, unfinished.
  */
 export class RegistrationEmails {
   readonly #readLinkSecret: RotatingSecretReader | undefined;
@@ -106,18 +113,19 @@ export class RegistrationEmails {
       (queues.verificationLinkSecret ? rotatingSecretReader(queues.verificationLinkSecret) : undefined);
   }
 
-  async enqueue(user: User, correlationId: string | undefined): Promise<void> {
+  /** `signal`: the registration's deadline, past which nothing more is asked of DynamoDB or SQS. */
+  async enqueue(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<void> {
     const { sqs, queues, logger, auditLogger, metrics } = this.options;
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
     let sms: IssuedSms | undefined;
     try {
       const messages: NewEmailMessage[] = [
         { type: 'welcome', to: user.email, data: { name: user.name } },
-        (await this.#verificationEmail(user, this.#readLinkSecret)).message,
+        (await this.#verificationEmail(user, this.#readLinkSecret, signal)).message,
       ];
-      sms = await this.#registrationSms(user, correlationId);
+      sms = await this.#registrationSms(user, correlationId, signal);
       if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.phone, sms.code));
-      await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId);
+      await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId, signal);
     } catch (error) {
       reportEnqueueFailure(
         { logger, auditLogger, metrics },
@@ -125,13 +133,13 @@ export class RegistrationEmails {
           metric: 'EmailEnqueueFailed',
           message: 'Registration emails were not enqueued; the user is registered',
           eventType: 'email.enqueue_failed',
-          error,
+          error: afterCommitFailure(error, signal),
           userId: user.id,
           correlationId,
         },
       );
       if (sms && user.phone !== undefined && smsNotQueued(error)) {
-        await this.#withdraw(user.id, user.phone, sms, correlationId);
+        await this.#withdraw(user.id, user.phone, sms, correlationId, signal);
       }
     }
   }
@@ -140,11 +148,12 @@ export class RegistrationEmails {
   async #verificationEmail(
     user: User,
     readLinkSecret: RotatingSecretReader,
+    signal?: AbortSignal,
   ): Promise<{ message: NewEmailMessage; expiresAt: Date }> {
     const link = createVerificationLink({
       baseUrl: this.options.queues.appBaseUrl,
       userId: user.id,
-      secret: (await readLinkSecret(false)).current,
+      secret: (await untilAborted(signal, () => readLinkSecret(false))).current,
     });
     return {
       message: {
@@ -181,15 +190,20 @@ export class RegistrationEmails {
   /**
    * The code for a new registration's SMS, or undefined: no phone, no SMS configured, the number's SMS
    * budget is spent (logged), or the code could not be issued (logged and audited as `sms.enqueue_failed`).
-   * Never throws: the emails go out either way, and the user can ask for a code later with
-   * `POST /users/{id}/phone-code`.
+   * The emails go out either way, and the user can ask for a code later with `POST /users/{id}/phone-code`;
+   * only the deadline passing is thrown, since the emails then cannot go out either.
    */
-  async #registrationSms(user: User, correlationId: string | undefined): Promise<IssuedSms | undefined> {
+  async #registrationSms(
+    user: User,
+    correlationId: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<IssuedSms | undefined> {
     const { issuePhoneCode, logger, auditLogger, metrics } = this.options;
     if (user.phone === undefined || !issuePhoneCode) return undefined;
     try {
-      return await this.#issue(issuePhoneCode, user.id, user.phone, 'registration', correlationId);
+      return await this.#issue(issuePhoneCode, user.id, user.phone, 'registration', correlationId, signal);
     } catch (error) {
+      if (signal?.aborted) throw error;
       if (error instanceof TooManyRequestsError) {
         logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
           userId: user.id,
@@ -216,7 +230,8 @@ export class RegistrationEmails {
   /**
    * Issues a code (UsersModel.issuePhoneCode) once the number's SMS budget admits it: 429 when the budget
    * is spent. A unit the budget spent on a code that then was not issued (a concurrent request won, the
-   * user was deleted or verified meanwhile, the write failed) is given back.
+   * user was deleted or verified meanwhile, the write failed) is given back. `signal` (a registration's
+   * deadline) bounds the budget and the code alike.
    */
   async #issue(
     issuePhoneCode: NonNullable<RegistrationEmailsOptions['issuePhoneCode']>,
@@ -224,39 +239,46 @@ export class RegistrationEmails {
     phoneNumber: string,
     purpose: SmsPurpose,
     correlationId: string | undefined,
+    signal?: AbortSignal,
   ): Promise<IssuedSms> {
     const { admitSms } = this.options;
     let admission: SmsAdmission | undefined;
     try {
-      const code = await issuePhoneCode(userId, async () => {
-        const answer = await admitSms?.(phoneNumber, purpose);
-        if (answer && !answer.allowed) {
-          throw new TooManyRequestsError(
-            answer.retryAfterSec,
-            'Too many codes were sent to this phone number; try again later',
-          );
-        }
-        admission = answer;
-      });
+      const code = await issuePhoneCode(
+        userId,
+        async () => {
+          const answer = admitSms && (await untilAborted(signal, () => admitSms(phoneNumber, purpose)));
+          if (answer && !answer.allowed) {
+            throw new TooManyRequestsError(
+              answer.retryAfterSec,
+              'Too many codes were sent to this phone number; try again later',
+            );
+          }
+          admission = answer;
+        },
+        signal,
+      );
       return { code, admission };
     } catch (error) {
-      await this.#refundNumber(userId, phoneNumber, admission, correlationId);
+      await this.#refundNumber(userId, phoneNumber, admission, correlationId, signal);
       throw error;
     }
   }
 
   /**
    * Undoes an issued code whose SMS was never queued, so that it counts against neither the user's
-   * limits nor the number's budget. A failure is logged; the code then counts as if it had been sent.
+   * limits nor the number's budget. A failure, the deadline (`signal`) passing included, is logged; the
+   * code then counts as if it had been sent.
    */
   async #withdraw(
     userId: string,
     phoneNumber: string,
     issued: IssuedSms,
     correlationId: string | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<void> {
     try {
-      await issued.code.withdraw();
+      await issued.code.withdraw(signal);
     } catch (error) {
       this.options.logger.warn('An SMS code that was never sent could not be withdrawn; it still counts', {
         userId,
@@ -264,19 +286,24 @@ export class RegistrationEmails {
         error,
       });
     }
-    await this.#refundNumber(userId, phoneNumber, issued.admission, correlationId);
+    await this.#refundNumber(userId, phoneNumber, issued.admission, correlationId, signal);
   }
 
-  /** Gives the number's budget back the unit of an SMS that was never queued, if one was taken; a failure is logged. */
+  /**
+   * Gives the number's budget back the unit of an SMS that was never queued, if one was taken; a failure,
+   * the deadline (`signal`) passing included, is logged.
+   */
   async #refundNumber(
     userId: string,
     phoneNumber: string,
     admission: SmsAdmission | undefined,
     correlationId: string | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<void> {
-    if (admission === undefined) return;
+    const { refundSms } = this.options;
+    if (admission === undefined || !refundSms) return;
     try {
-      await this.options.refundSms?.(phoneNumber, admission);
+      await untilAborted(signal, () => refundSms(phoneNumber, admission));
     } catch (error) {
       this.options.logger.warn("The phone number's SMS budget was not refunded for an SMS never sent", {
         userId,
@@ -289,9 +316,10 @@ export class RegistrationEmails {
   /**
    * Sends a user a new SMS code (`POST /users/{id}/phone-code`) and resolves with its expiry. Unlike the
    * registration messages, a failure here is the request's failure: 503, no SMS was queued, and the code
-   * is withdrawn, so the request counts against no limit.
+   * is withdrawn, so the request counts against no limit. Once the code is issued, `signal` (the
+   * request's deadline) bounds the rest: past it, the answer is that 503, not the invocation's timeout.
    */
-  async sendPhoneCode(user: User, correlationId: string | undefined): Promise<Date> {
+  async sendPhoneCode(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<Date> {
     const { sqs, queues, issuePhoneCode } = this.options;
     if (!sqs || !queues.emailQueueUrl || !issuePhoneCode) {
       throw new ServiceUnavailableError('SMS codes are not configured for this deployment');
@@ -306,10 +334,11 @@ export class RegistrationEmails {
         queues.emailQueueUrl,
         [phoneCodeMessage(user.phone, issued.code)],
         correlationId,
+        signal,
       );
     } catch (error) {
       recordMetric(this.options.metrics, 'EmailEnqueueFailed');
-      await this.#withdraw(user.id, user.phone, issued, correlationId);
+      await this.#withdraw(user.id, user.phone, issued, correlationId, signal);
       // At most the resend interval: a code that could not be withdrawn still holds the next one back so long.
       throw new ServiceUnavailableError(
         'The SMS could not be queued; try again shortly',

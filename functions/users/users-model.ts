@@ -50,9 +50,10 @@ export interface IssuedPhoneCode {
   /**
    * Undoes the issue when its SMS was never queued, so that it counts against none of the user's limits:
    * the user's code item is put back as it was before (or deleted if there was none). Conditional on the
-   * item still being this issue's, so a code used or a user deleted since is left alone.
+   * item still being this issue's, so a code used or a user deleted since is left alone. `abortSignal`
+   * aborts the write (a handler's deadline).
    */
-  readonly withdraw: () => Promise<void>;
+  readonly withdraw: (abortSignal?: AbortSignal) => Promise<void>;
 }
 
 /** How long an SMS code is valid. */
@@ -342,14 +343,19 @@ export class UsersModel {
    * every {@link phoneCodeResendIntervalSec} and at most {@link phoneCodeMaxIssued} while the item lives
    * (429 with Retry-After); unknown user 404; no phone or already verified 409. `beforeIssuing` runs
    * once the user's own limits have passed and before anything is written (the caller's per-number
-   * SMS budget): what it throws, the request throws, and no code is issued.
+   * SMS budget): what it throws, the request throws, and no code is issued. `abortSignal` aborts the
+   * reads and the write (a handler's deadline after its commit): the code may then be stored or not.
    */
   async issuePhoneCode(
     userId: string,
-    { now = new Date(), beforeIssuing }: { now?: Date; beforeIssuing?: () => Promise<void> } = {},
+    {
+      now = new Date(),
+      beforeIssuing,
+      abortSignal,
+    }: { now?: Date; beforeIssuing?: () => Promise<void>; abortSignal?: AbortSignal | undefined } = {},
   ): Promise<IssuedPhoneCode> {
     const nowMs = now.getTime();
-    const previous = await this.phoneCodeItem(userId);
+    const previous = await this.phoneCodeItem(userId, abortSignal);
     const live = previous && !isExpired(previous, nowMs) ? previous : undefined;
     if (live) {
       if (Number(live.issuedCount) >= phoneCodeMaxIssued) {
@@ -409,17 +415,19 @@ export class UsersModel {
             },
           ],
         }),
+        { abortSignal },
       );
     } catch (error) {
       const failed = failedConditionIndexes(error);
-      if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId);
-      if (failed?.includes(1)) throw await this.whyPhoneCodeChanged(userId, live);
+      if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId, abortSignal);
+      if (failed?.includes(1)) throw await this.whyPhoneCodeChanged(userId, live, abortSignal);
       throw error;
     }
     return {
       code,
       expiresAt: new Date(expiresAtSec * 1000),
-      withdraw: () => this.withdrawPhoneCode(userId, { issuedAt, codeHash }, previous),
+      withdraw: (withdrawSignal) =>
+        this.withdrawPhoneCode(userId, { issuedAt, codeHash }, previous, withdrawSignal),
     };
   }
 
@@ -431,8 +439,9 @@ export class UsersModel {
   private async whyPhoneCodeChanged(
     userId: string,
     seen: Record<string, unknown> | undefined,
+    abortSignal: AbortSignal | undefined,
   ): Promise<HttpError> {
-    const current = await this.phoneCodeItem(userId);
+    const current = await this.phoneCodeItem(userId, abortSignal);
     if (seen !== undefined && current?.issuedAt === seen.issuedAt) {
       return new ConflictError('The pending code changed meanwhile; ask for a new one again');
     }
@@ -440,9 +449,13 @@ export class UsersModel {
   }
 
   /** The user's phone-code item as stored now (consistent read), expired or not; undefined if none. */
-  private async phoneCodeItem(userId: string): Promise<Record<string, unknown> | undefined> {
+  private async phoneCodeItem(
+    userId: string,
+    abortSignal?: AbortSignal,
+  ): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ConsistentRead: true }),
+      { abortSignal },
     );
     return Item;
   }
@@ -452,6 +465,7 @@ export class UsersModel {
     userId: string,
     issue: { issuedAt: string; codeHash: string },
     previous: Record<string, unknown> | undefined,
+    abortSignal: AbortSignal | undefined,
   ): Promise<void> {
     const stillOurs = {
       ConditionExpression: 'issuedAt = :issuedAt AND codeHash = :codeHash',
@@ -461,10 +475,12 @@ export class UsersModel {
       if (previous) {
         await this.documentClient.send(
           new PutCommand({ TableName: this.tableName, Item: previous, ...stillOurs }),
+          { abortSignal },
         );
       } else {
         await this.documentClient.send(
           new DeleteCommand({ TableName: this.tableName, Key: phoneCodeKey(userId), ...stillOurs }),
+          { abortSignal },
         );
       }
     } catch (error) {
@@ -474,9 +490,10 @@ export class UsersModel {
   }
 
   /** The error for a user that cannot be sent a code: 404 or 409. */
-  private async whyNoPhoneCodeIssued(userId: string): Promise<Error> {
+  private async whyNoPhoneCodeIssued(userId: string, abortSignal: AbortSignal | undefined): Promise<Error> {
     const { Item: user } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true }),
+      { abortSignal },
     );
     if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
     if (typeof user.phoneVerifiedAt === 'string') {

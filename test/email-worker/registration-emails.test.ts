@@ -9,7 +9,12 @@ import {
 } from '../../functions/users/registration-emails.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  DeadlineExceededError,
+  ServiceUnavailableError,
+  TooManyRequestsError,
+} from '../../middleware/errors.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { storedMetric } from '../helpers/observability.js';
@@ -355,12 +360,14 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const { issuedFor, withdrawnFor, issuePhoneCode } = issuer(lostRace);
     const refunded: string[] = [];
     const refundedAdmissions: SmsAdmission[] = [];
+    const audits: AuditEvent[] = [];
+    const metrics = createMetrics({ serviceName: 'users' });
     const emails = new RegistrationEmails({
       sqs: client,
       queues: environment(queueUrl),
       logger: new Logger({ logLevel: 'SILENT' }),
-      auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
-      metrics: createMetrics({ serviceName: 'users' }),
+      auditLogger: new AuditLogger({ logToConsole: false, sink: (event) => audits.push(event) }),
+      metrics,
       issuePhoneCode,
       admitSms,
       refundSms: async (phone, admission) => {
@@ -368,7 +375,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
         refundedAdmissions.push(admission);
       },
     });
-    return { emails, issuedFor, withdrawnFor, refunded, refundedAdmissions };
+    return { emails, issuedFor, withdrawnFor, refunded, refundedAdmissions, audits, metrics };
   }
   const admitted = async (): Promise<SmsAdmission> => ({ allowed: true, retryAfterSec: 0, source: 'store' });
 
@@ -451,6 +458,44 @@ describe("a phone number's SMS budget (admitSms)", () => {
     ]);
     expect(refusingOthers?.withdrawnFor).toEqual([]);
     expect(refusingOthers?.refunded).toEqual([]);
+  });
+
+  it("that hangs past the registration's deadline costs the registration its messages, reported once as the deadline", async () => {
+    const deadline = new AbortController();
+    const { emails, issuedFor, refunded, audits, metrics } = budgetSetup(() => {
+      // The budget's store hangs: its answer comes only after the registration's time is up.
+      setTimeout(() => deadline.abort(new DeadlineExceededError('DynamoDB or SQS', 50)), 50);
+      return new Promise<SmsAdmission>(() => {});
+    });
+    await emails.enqueue(withPhone, 'corr-late', deadline.signal);
+    expect(issuedFor).toEqual([]);
+    expect(refunded).toEqual([]);
+    expect(await sentTypes()).toEqual([]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.enqueue_failed',
+        outcome: 'error',
+        userId: 'user-1',
+        correlationId: 'corr-late',
+        metadata: { reason: 'DeadlineExceededError' },
+      }),
+    ]);
+    expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBe(1);
+  });
+
+  it('answers a new code 503 when its deadline passes before the SMS is queued, and tries to undo the code', async () => {
+    const { emails, issuedFor, withdrawnFor } = budgetSetup(admitted);
+    const passed = new AbortController();
+    passed.abort(new DeadlineExceededError('DynamoDB or SQS', 0));
+    const error = await emails
+      .sendPhoneCode(withPhone, undefined, passed.signal)
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    expect(error).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
+    // The code was issued before the deadline mattered; its SMS was never sent.
+    expect(issuedFor).toEqual(['user-1']);
+    expect(withdrawnFor).toEqual(['user-1']);
+    expect(await sqs.enqueued()).toEqual([]);
   });
 
   it('once spent, a new code is a 429 with Retry-After, with no code issued and nothing queued', async () => {

@@ -102,6 +102,11 @@ export interface UseLocalRuntimeOptions {
    * do not reach other files' runtimes. @default the suite's shared toolkit table
    */
   ownToolkitTable?: boolean;
+  /**
+   * The DynamoDB the functions call, read when the runtime starts (a proxy a test starts first, say).
+   * @default the suite's embedded DynamoDB
+   */
+  dynamoDbEndpoint?: () => string;
 }
 
 /** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
@@ -114,7 +119,7 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
   beforeAll(async () => {
     runtime = await startLocalRuntime({
       port: 0,
-      dynamoDbEndpoint: inject('dynamoDbEndpoint'),
+      dynamoDbEndpoint: setup.dynamoDbEndpoint?.() ?? inject('dynamoDbEndpoint'),
       tableNames: setup.ownToolkitTable
         ? { app: testTableNames.app, toolkit: `bulwark-toolkit-${randomUUID().slice(0, 8)}` }
         : testTableNames,

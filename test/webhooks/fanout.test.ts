@@ -8,11 +8,12 @@ import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { NotFoundError } from '../../middleware/errors.js';
+import { DeadlineExceededError, NotFoundError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { storedMetric, testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
+import { silentServer } from '../helpers/silent-server.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
@@ -235,6 +236,43 @@ describe('webhook fan-out', () => {
     }
     expect(sqs.sendMessageBatches().map((batch) => batch.Entries?.length)).toEqual([1]);
     expect(await sqs.enqueued(smallMessageQueueUrl)).toEqual([]);
+  });
+
+  it("stops at the request's deadline when DynamoDB hangs, and reports the deadline as the cause", async () => {
+    const silent = await silentServer();
+    try {
+      const { observability, audits } = testObservability('bookings');
+      const hanging = new WebhookStore({
+        documentClient: createDocumentClient(createDynamoDbClient({ endpoint: silent.endpoint })),
+        tableName: testTableNames.toolkit,
+      });
+      const fanOut = new WebhookFanOut({
+        store: hanging,
+        sqs: sqs.client,
+        queueUrl: sqs.queueUrl,
+        observability,
+      });
+      const deadline = new AbortController();
+      setTimeout(() => deadline.abort(new DeadlineExceededError('DynamoDB or SQS', 50)), 50);
+      await expect(
+        fanOut.publish(
+          { type: 'booking.created', tenantId: 't', subjectUserId: 'u-3', data: {} },
+          'corr-3',
+          deadline.signal,
+        ),
+      ).resolves.toBe(0);
+      expect(audits).toEqual([
+        expect.objectContaining({
+          eventType: 'webhook.enqueue_failed',
+          correlationId: 'corr-3',
+          metadata: expect.objectContaining({ reason: 'DeadlineExceededError' }),
+        }),
+      ]);
+      expect(storedMetric(observability.metrics, 'WebhookEnqueueFailed')).toBe(1);
+      expect(sqs.sendMessageBatches()).toEqual([]);
+    } finally {
+      await silent.close();
+    }
   });
 
   it('does nothing without a webhook queue', async () => {

@@ -1,0 +1,60 @@
+// The deadline of what a handler does after its change is committed (emails, SMS codes, webhooks): the invocation's time left less what answering takes.
+import type { Context } from 'aws-lambda';
+import { DeadlineExceededError } from '../../middleware/errors.js';
+
+/**
+ * Kept back from the invocation's remaining time: what answering takes once the follow-up work is given
+ * up (its report, the audit line, the metrics), so the handler answers before Middy's own timeout turns
+ * the committed change into a 500, which the client would retry.
+ */
+export const answerMarginMs = 500;
+
+/**
+ * A signal that aborts {@link answerMarginMs} before the invocation times out (at once when less is left),
+ * its reason a {@link DeadlineExceededError}; undefined without a Lambda deadline (a direct call), where the
+ * clients' own bounds apply. Give it to the work a handler does after its commit, which must then stop:
+ * the change is stored, so the handler owes its success status, never a 5xx.
+ *
+ * @example
+ * const booking = await bookings.create(input.body);
+ * await webhooks.publish(event, correlationId, afterCommitDeadline(context));
+ * return json(201, booking);
+ */
+export function afterCommitDeadline(
+  context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
+): AbortSignal | undefined {
+  if (typeof context.getRemainingTimeInMillis !== 'function') return undefined;
+  const budgetMs = context.getRemainingTimeInMillis() - answerMarginMs;
+  const controller = new AbortController();
+  // Named for what the deadline cuts short: the follow-up work's calls to DynamoDB and SQS.
+  const expire = () => controller.abort(new DeadlineExceededError('DynamoDB or SQS', Math.max(0, budgetMs)));
+  if (budgetMs <= 0) expire();
+  // Not cleared when the work ends first: unref'd, it holds nothing open, and by then nothing listens.
+  else setTimeout(expire, budgetMs).unref();
+  return controller.signal;
+}
+
+/**
+ * `work()` for work that takes no signal of its own (a rate limiter, a secret read), given up when `signal`
+ * aborts: the promise then rejects with the signal's reason and `work` settles unobserved. Not started when
+ * the signal has already aborted.
+ */
+export function untilAborted<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+  if (!signal) return work();
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const giveUp = () => reject(signal.reason);
+    signal.addEventListener('abort', giveUp, { once: true });
+    work()
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', giveUp));
+  });
+}
+
+/**
+ * What to report for follow-up work that failed: the deadline once it has passed (the error is then only
+ * the aborted request it left behind), else the error itself.
+ */
+export function afterCommitFailure(error: unknown, signal: AbortSignal | undefined): unknown {
+  return signal?.aborted ? signal.reason : error;
+}

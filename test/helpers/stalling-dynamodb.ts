@@ -1,0 +1,77 @@
+// A DynamoDB that hangs some requests: a proxy to the suite's embedded one that never answers the requests a test picks.
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Picks the requests to leave unanswered by their JSON body (table name, key, expression). */
+export type StallRule = (body: string) => boolean;
+
+export interface StallingDynamoDb {
+  /** The endpoint to give the code under test. */
+  readonly endpoint: string;
+  /** From now on, requests `rule` picks are never answered (their clients time out); none: all pass. */
+  stall(rule: StallRule | undefined): void;
+  /** Requests left unanswered so far. */
+  readonly stalled: () => number;
+  close(): Promise<void>;
+}
+
+function readBody(request: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}
+
+/**
+ * Starts a proxy on 127.0.0.1 in front of `target` (the suite's DynamoDB): requests pass through
+ * unchanged, signature included (the embedded server checks that requests are signed, not by whom),
+ * but those the current rule picks are held open and never answered, as a DynamoDB that hangs.
+ */
+export async function startStallingDynamoDb(target: string): Promise<StallingDynamoDb> {
+  const upstream = new URL(target);
+  let rule: StallRule | undefined;
+  let stalled = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer(async (request, response) => {
+    const body = await readBody(request);
+    if (rule?.(body.toString('utf8'))) {
+      stalled += 1;
+      return;
+    }
+    const forwarded = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: request.method,
+        path: request.url,
+        headers: request.headers,
+      },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    forwarded.on('error', () => response.destroy());
+    forwarded.end(body);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stall: (next) => {
+      rule = next;
+    },
+    stalled: () => stalled,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,83 @@
+// The deadline of work after a commit: when it passes, what it aborts, and work that takes no signal given up at it.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  afterCommitDeadline,
+  afterCommitFailure,
+  answerMarginMs,
+  untilAborted,
+} from '../../functions/shared/post-commit.js';
+import { DeadlineExceededError } from '../../middleware/errors.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('afterCommitDeadline', () => {
+  it('aborts the margin before the invocation times out, with a DeadlineExceededError', () => {
+    vi.useFakeTimers();
+    const signal = afterCommitDeadline({ getRemainingTimeInMillis: () => 2000 });
+    vi.advanceTimersByTime(2000 - answerMarginMs - 1);
+    expect(signal?.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(signal?.aborted).toBe(true);
+    expect(signal?.reason).toBeInstanceOf(DeadlineExceededError);
+    expect(signal?.reason).toHaveProperty(
+      'message',
+      `DynamoDB or SQS did not answer within the ${2000 - answerMarginMs} ms the caller had left`,
+    );
+  });
+
+  it('has already passed when no more than the margin is left', () => {
+    for (const remainingMs of [answerMarginMs, 1, 0]) {
+      const signal = afterCommitDeadline({ getRemainingTimeInMillis: () => remainingMs });
+      expect(signal?.aborted, String(remainingMs)).toBe(true);
+      expect(signal?.reason).toHaveProperty(
+        'message',
+        'DynamoDB or SQS was not called: the caller had no time left',
+      );
+    }
+  });
+
+  it('is none without a Lambda deadline (a direct call): the clients bound the work', () => {
+    expect(afterCommitDeadline({})).toBeUndefined();
+  });
+});
+
+describe('untilAborted', () => {
+  it("gives the work's answer, or its error, while the signal holds", async () => {
+    const signal = new AbortController().signal;
+    await expect(untilAborted(signal, async () => 'done')).resolves.toBe('done');
+    await expect(untilAborted(signal, () => Promise.reject(new Error('store down')))).rejects.toThrow(
+      'store down',
+    );
+    await expect(untilAborted(undefined, async () => 'unbounded')).resolves.toBe('unbounded');
+  });
+
+  it("gives up on work still running when the signal aborts, with the signal's reason", async () => {
+    const controller = new AbortController();
+    const given = untilAborted(controller.signal, () => new Promise(() => {}));
+    const reason = new DeadlineExceededError('DynamoDB or SQS', 10);
+    controller.abort(reason);
+    await expect(given).rejects.toBe(reason);
+  });
+
+  it('never starts work once the signal has aborted', async () => {
+    const controller = new AbortController();
+    controller.abort(new DeadlineExceededError('DynamoDB or SQS', 0));
+    const work = vi.fn(async () => 'started');
+    await expect(untilAborted(controller.signal, work)).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect(work).not.toHaveBeenCalled();
+  });
+});
+
+describe('afterCommitFailure', () => {
+  it('names the deadline once it has passed, else the error itself', () => {
+    const error = new Error('Request aborted');
+    const controller = new AbortController();
+    expect(afterCommitFailure(error, undefined)).toBe(error);
+    expect(afterCommitFailure(error, controller.signal)).toBe(error);
+    const reason = new DeadlineExceededError('DynamoDB or SQS', 0);
+    controller.abort(reason);
+    expect(afterCommitFailure(error, controller.signal)).toBe(reason);
+  });
+});
