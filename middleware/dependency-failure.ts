@@ -49,7 +49,11 @@ const networkErrorCodes = new Set([
   'EAI_AGAIN',
 ]);
 
-/** `TimeoutError`: the SDK's HTTP handler gave up (connection or request timeout); the others: services' own. */
+/**
+ * `TimeoutError`: the SDK's HTTP handler gave up (connection or request timeout); the others: services' own.
+ * Counted only on an error that came through an SDK client (it carries `$metadata`): Middy names its own
+ * early timeout `TimeoutError` too, and a function that ran out of time is ours, not a dependency's.
+ */
 const timeoutErrorNames = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
 
 /** The fields by which the AWS SDK (v3) and Node describe a failed call. */
@@ -60,7 +64,7 @@ interface SdkErrorShape {
   $fault?: unknown;
   /** Set on errors the service models as retryable; `throttling: true` on throttling ones. */
   $retryable?: { throttling?: unknown } | undefined;
-  /** `httpStatusCode` once the service answered. */
+  /** Set by the SDK on every error of a call (`attempts`); `httpStatusCode` once the service answered. */
   $metadata?: { httpStatusCode?: unknown } | undefined;
   /** The raw answer, on every error thrown while reading one (a modelled error, or a body that did not parse). */
   $response?: unknown;
@@ -70,7 +74,10 @@ function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
   const { name, code, $fault, $retryable } = error;
   const status = error.$metadata?.httpStatusCode;
   if (typeof code === 'string' && networkErrorCodes.has(code)) return 'unreachable';
-  if (code === 'ETIMEDOUT' || (typeof name === 'string' && timeoutErrorNames.has(name))) return 'timeout';
+  const fromSdk = typeof error.$metadata === 'object' && error.$metadata !== null;
+  if (code === 'ETIMEDOUT' || (fromSdk && typeof name === 'string' && timeoutErrorNames.has(name))) {
+    return 'timeout';
+  }
   if (
     (typeof name === 'string' && throttlingErrorNames.has(name)) ||
     status === 429 ||

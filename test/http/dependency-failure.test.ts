@@ -93,8 +93,11 @@ describe('dependencyFailure', () => {
       Object.assign(new Error('exceeded requestTimeout'), { name: 'TimeoutError', code: 'ETIMEDOUT' }),
     ],
     [
-      'the connection timeout',
-      Object.assign(new Error('no connection within 1000 ms'), { name: 'TimeoutError' }),
+      'the connection timeout (no code; the SDK adds $metadata)',
+      Object.assign(new Error('no connection within 1000 ms'), {
+        name: 'TimeoutError',
+        $metadata: { attempts: 3, totalRetryDelay: 300 },
+      }),
     ],
     ['a socket ETIMEDOUT', systemError('ETIMEDOUT')],
     [
@@ -125,6 +128,10 @@ describe('dependencyFailure', () => {
     ['LimitExceededException (a quota no wait lifts)', new LimitExceededException(metadata(400))],
     ['a TypeError', new TypeError("Cannot read properties of undefined (reading 'id')")],
     ['an AbortError (our own abort)', Object.assign(new Error('Request aborted'), { name: 'AbortError' })],
+    [
+      "Middy's early timeout (a TimeoutError of the function's own, not of an SDK call)",
+      Object.assign(new Error('[AbortError]: The operation was aborted.'), { name: 'TimeoutError' }),
+    ],
     ['a string', 'boom'],
     ['null', null],
     ['undefined', undefined],
