@@ -42,6 +42,7 @@ export * from './cleanup.js';
 export * from './config/load-config.js';
 export * from './config/middy.js';
 export * from './config/secrets.js';
+export * from './dependency-failure.js';
 export * from './encryption/create-key-provider.js';
 export * from './encryption/encryptor.js';
 export { type DataKeyHeader, type EncryptionContext, fieldOverheadBytes } from './encryption/format.js';

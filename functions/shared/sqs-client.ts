@@ -1,6 +1,7 @@
 // The functions' SQS client (AWS defaults in Lambda, local credentials for the embedded local-aws-sqs) and the one batch send producers use.
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { correlationMessageAttributes } from '../../middleware/audit/correlation.js';
+import { nameAwsDependency } from '../../middleware/dependency-failure.js';
 import { boundedRequestHandler } from '../../middleware/request-handler.js';
 
 const clients = new Map<string, SQSClient>();
@@ -31,6 +32,7 @@ export function functionSqsClient(endpoint: string | undefined): SQSClient {
           credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
         })
       : new SQSClient(bounded);
+    nameAwsDependency(client);
     clients.set(key, client);
   }
   return client;

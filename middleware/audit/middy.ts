@@ -9,6 +9,7 @@ import {
   runResponseCleanupOnError,
 } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
+import { sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { definedOnly } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
@@ -147,7 +148,7 @@ export function audit(
       correlationId,
       path,
       method: event.requestContext?.http?.method,
-      ipAddress: event.requestContext?.http?.sourceIp,
+      ipAddress: sourceIpOf(event),
       userAgent: event.requestContext?.http?.userAgent ?? headerValue(event.headers, 'user-agent'),
       principal: () => context.principal,
     };

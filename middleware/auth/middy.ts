@@ -1,6 +1,7 @@
 // Middy adapters for the auth core: authenticate, serviceAuth, the guards and CSRF protection.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { headerValue } from '../audit/correlation.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { ForbiddenError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
@@ -215,7 +216,8 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
     const { event } = request;
     // A bare event (a direct invoke) names no method: not a safe one, so the token is required.
     const method = event.requestContext?.http?.method ?? '';
-    const result = csrf.check(method, event.cookies, event.headers?.[csrf.headerName]);
+    // Whatever the name's case: API Gateway v2 lower-cases header names, a REST API event or a direct invoke may not.
+    const result = csrf.check(method, event.cookies, headerValue(event.headers, csrf.headerName));
     if (!result.ok) {
       emitEvent(options.onEvent, {
         type: 'csrf.rejected',

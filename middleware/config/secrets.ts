@@ -3,6 +3,7 @@ import { GetParameterError } from '@aws-lambda-powertools/parameters';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsGetOptions } from '@aws-lambda-powertools/parameters/secrets/types';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, SecretAccessError, type SecretFailureReason } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler } from '../request-handler.js';
@@ -83,10 +84,12 @@ class AuditedSecretsProvider extends SecretsProvider {
 }
 
 function createSecretsManagerClient(): SecretsManagerClient {
-  return new SecretsManagerClient({
+  const client = new SecretsManagerClient({
     maxAttempts: 3,
     requestHandler: boundedRequestHandler({ requestTimeoutMs: 2000, connectionTimeoutMs: 1000 }),
   });
+  nameAwsDependency(client);
+  return client;
 }
 
 /**

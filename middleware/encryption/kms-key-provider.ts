@@ -1,5 +1,6 @@
 // The AWS KMS key provider: GenerateDataKey and Decrypt with the key pinned and the context bound.
 import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient } from '@aws-sdk/client-kms';
+import { nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
@@ -58,12 +59,14 @@ export interface KmsClientOptions {
  */
 export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
   const limits = clientRequestLimits('createKmsClient', options);
-  return new KMSClient({
+  const client = new KMSClient({
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     maxAttempts: limits.maxAttempts,
     requestHandler: boundedRequestHandler(limits),
   });
+  nameAwsDependency(client);
+  return client;
 }
 
 export interface KmsKeyProviderOptions {

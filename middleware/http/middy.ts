@@ -3,6 +3,7 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { redact } from '../audit/redact.js';
 import { runRegisteredCleanups } from '../cleanup.js';
+import { type DependencyFailure, underlyingDependencyFailure } from '../dependency-failure.js';
 import { assertNoProblems } from '../errors.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
@@ -17,6 +18,21 @@ export interface ErrorLogger {
 export interface HttpErrorHandlerOptions {
   /** Where server faults are logged with their full detail. @default console */
   readonly logger?: ErrorLogger;
+}
+
+/**
+ * What on-call filters a degraded answer's log line by: which dependency failed, how, and its error's
+ * name and code (never its message, which can quote the request).
+ */
+function failureFields(failure: DependencyFailure | undefined): Record<string, string> {
+  if (!failure) return {};
+  const { kind, dependency, errorName, errorCode } = failure;
+  return {
+    failure: kind,
+    ...(dependency === undefined ? {} : { dependency }),
+    errorName,
+    ...(errorCode === undefined ? {} : { errorCode }),
+  };
 }
 
 /**
@@ -42,7 +58,11 @@ export function httpErrorHandler(
     // Redacted here, whatever the logger: an error message or cause can carry a token or a password.
     if (isServerFault) logger.error('Request failed', { error: redact(request.error) });
     else if (isDegraded)
-      (logger.warn ?? logger.error).call(logger, 'Request degraded', { error: redact(request.error) });
+      (logger.warn ?? logger.error).call(logger, 'Request degraded', {
+        // The raw AWS error answered 503/504, or the one behind a toolkit 503 (KMS, the nonce store…).
+        ...failureFields(underlyingDependencyFailure(request.error)),
+        error: redact(request.error),
+      });
     request.response = response;
   };
   const httpErrorHandlerOnError = async (

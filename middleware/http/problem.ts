@@ -2,6 +2,7 @@
 
 import { STATUS_CODES } from 'node:http';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { dependencyFailure } from '../dependency-failure.js';
 import {
   type BulwarkErrorCode,
   DecryptionError,
@@ -53,10 +54,10 @@ const hiddenDetail: Readonly<Record<number, string>> = {
 const unexpectedDetail = 'An unexpected error occurred';
 
 /**
- * The wait asked of a client when a key or secret service (KMS, Secrets Manager) could not answer: its outages and
- * throttling are a dependency's, passing within seconds, answered as the JWKS and nonce store's are.
+ * The wait asked of a client when an AWS dependency (DynamoDB, KMS, Secrets Manager…) could not answer: its
+ * outages and throttling pass within seconds, and are answered as the JWKS and nonce store's are.
  */
-const keyUnavailableRetryAfterSec = 5;
+const dependencyRetryAfterSec = 5;
 
 /**
  * A failure of a key or secret service that could not answer (KMS or Secrets Manager down or
@@ -140,7 +141,10 @@ function build(
 /**
  * Turns a thrown value into a problem+json response. Toolkit errors and exposed Middy errors keep
  * their status and message; an encryption or decryption error for want of a key is a 503 with
- * Retry-After; anything else becomes a generic 500 whose detail stays in the log.
+ * Retry-After; a raw error that is a dependency's passing failure ({@link dependencyFailure}: an AWS
+ * service throttling, failing with a 5xx, unreachable or answering what the SDK cannot read) is a 503
+ * with Retry-After, or a 504 when it timed out; anything else becomes a generic 500 whose detail stays
+ * in the log.
  */
 export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
   if (error instanceof HttpError) {
@@ -154,11 +158,21 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
   }
   if (isKeyServiceUnavailable(error)) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
-      'Retry-After': String(keyUnavailableRetryAfterSec),
+      'Retry-After': String(dependencyRetryAfterSec),
     });
   }
   if (isMiddyHttpError(error) && error.statusCode === 503) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, { ...error.headers });
+  }
+  const failure = dependencyFailure(error);
+  if (failure?.kind === 'timeout') {
+    // No Retry-After: how long the dependency stays slow is not known, as for a DependencyTimeoutError.
+    return build(504, 'DEPENDENCY_TIMEOUT', hiddenDetail[504] as string, context, {});
+  }
+  if (failure) {
+    return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
+      'Retry-After': String(dependencyRetryAfterSec),
+    });
   }
   return build(500, 'INTERNAL', unexpectedDetail, context, {}, undefined, false);
 }

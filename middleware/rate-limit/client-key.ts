@@ -3,6 +3,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import ipaddr from 'ipaddr.js';
 import { headerValue } from '../audit/correlation.js';
 import type { Principal } from '../auth/principal.js';
+import { sourceIpOf } from '../http/request-event.js';
 
 /** What a limit is counted per; several combine into one key (per IP and route, per tenant and user). */
 export type RateLimitKeyBy = 'ip' | 'user' | 'clientId' | 'apiKey' | 'tenant' | 'route';
@@ -51,11 +52,6 @@ function normalizeIp(text: string | undefined, ipv6PrefixLength: number): string
   return `${(ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String()}/${ipv6PrefixLength}`;
 }
 
-/** The part of a REST API (v1) request context that names the peer; HTTP API (v2) events put it in `http`. */
-interface RestApiRequestContext {
-  readonly identity?: { readonly sourceIp?: unknown };
-}
-
 /** What a REST API (v1) event names its route by; HTTP API (v2) events give `routeKey`. */
 interface RestApiRoute {
   readonly httpMethod?: unknown;
@@ -69,19 +65,6 @@ function routeOf(event: APIGatewayProxyEventV2): string | undefined {
   return typeof httpMethod === 'string' && typeof resource === 'string'
     ? `${httpMethod} ${resource}`
     : undefined;
-}
-
-/**
- * API Gateway's TCP peer: `requestContext.http.sourceIp` in an HTTP API (v2) event,
- * `requestContext.identity.sourceIp` in a REST API (v1) one. Reading only the first put every REST API
- * client into one bucket.
- */
-function sourceIpOf(event: APIGatewayProxyEventV2): string | undefined {
-  const context = event.requestContext as
-    | (APIGatewayProxyEventV2['requestContext'] & RestApiRequestContext)
-    | undefined;
-  const candidate = context?.http?.sourceIp ?? context?.identity?.sourceIp;
-  return typeof candidate === 'string' ? candidate : undefined;
 }
 
 /**

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Principal } from '../auth/principal.js';
+import { dependencyFailure } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
 import { checkTableName } from '../store/tables.js';
@@ -103,34 +104,17 @@ const failModes: readonly FailMode[] = ['open', 'closed'];
 export const maxLeaseMs = 10_000;
 // A write only fails again when another writer changed the item in between; four attempts need three such races.
 const maxWriteAttempts = 4;
-const throttlingErrors = new Set([
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-]);
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EPIPE',
-]);
-
 /** Write answers can arrive out of order, and a key's TAT only grows: keep the newest seen. */
 const newest = (known: number | undefined, seen: number): number =>
   known === undefined || seen > known ? seen : known;
 
-/** A short machine-readable cause for a store failure, for events and logs. */
+/**
+ * A short machine-readable cause for a store failure, for events and logs: `store_` and the
+ * kind of {@link dependencyFailure} (`store_throttled`, `store_timeout`, `store_unreachable`…), or
+ * `store_error` for a failure that is not a dependency's passing one.
+ */
 export function storeFailureReason(error: unknown): string {
-  const { name, code } = (typeof error === 'object' && error !== null ? error : {}) as {
-    name?: unknown;
-    code?: unknown;
-  };
-  if (typeof name === 'string' && throttlingErrors.has(name)) return 'store_throttled';
-  if (name === 'TimeoutError' || code === 'ETIMEDOUT') return 'store_timeout';
-  if (typeof code === 'string' && networkCodes.has(code)) return 'store_unreachable';
-  return 'store_error';
+  return `store_${dependencyFailure(error)?.kind ?? 'error'}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { nameAwsDependency } from '../dependency-failure.js';
 import { ConflictError } from '../errors.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 
@@ -106,6 +107,7 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
     ),
   });
   retryTransactionConflicts(client, conflictRetries);
+  nameAwsDependency(client);
   return client;
 }
 

@@ -84,6 +84,26 @@ describe('audit()', () => {
     expect(line).toMatchObject({ correlation_id: 'generated-id', function_request_id: 'lambda-request-1' });
   });
 
+  it('records the client address of a REST API (v1) event, read from requestContext.identity', async () => {
+    const handler = pipeline(async () => json(200, {}));
+    const restApiEvent = (identity: Record<string, unknown>) =>
+      ({
+        resource: '/bookings',
+        path: '/bookings',
+        httpMethod: 'GET',
+        headers: { 'User-Agent': 'curl/8' },
+        requestContext: { requestId: 'rest-request-1', httpMethod: 'GET', identity },
+        body: null,
+        isBase64Encoded: false,
+      }) as unknown as APIGatewayProxyEventV2;
+    await handler(restApiEvent({ sourceIp: '198.51.100.7' }), lambdaContext());
+    // An address that is not a string is no address.
+    await handler(restApiEvent({ sourceIp: 42 }), lambdaContext());
+    const [rest, malformed] = output.audit();
+    expect(rest).toMatchObject({ ipAddress: '198.51.100.7', userAgent: 'curl/8', statusCode: 200 });
+    expect(malformed?.ipAddress).toBeUndefined();
+  });
+
   it('logs nothing for excluded paths, exact or by prefix', async () => {
     const handler = pipeline(async () => json(200, { status: 'ok' }));
     await handler(httpEvent({ path: '/health' }), lambdaContext());

@@ -536,6 +536,35 @@ describe('csrfProtection through a middy pipeline', () => {
     expect(events.every((event) => event.type === 'csrf.rejected')).toBe(true);
   });
 
+  it('finds X-CSRF-Token whatever the case of its name', async () => {
+    const events: SecurityEvent[] = [];
+    const handler = pipeline(csrfProtection({ onEvent: (event) => events.push(event) }));
+    const cookie = cookieOf(await handler(httpEvent()));
+    const token = cookie.split('=')[1] as string;
+    // A REST API (v1) event or a direct invoke keeps the case the client sent.
+    for (const name of ['X-CSRF-Token', 'X-Csrf-Token', 'x-csrf-token']) {
+      const result = await handler(
+        httpEvent({ method: 'POST', cookies: [cookie], headers: { [name]: token } }),
+      );
+      expect(result.statusCode).toBe(200);
+    }
+    const forged = await handler(
+      httpEvent({ method: 'POST', cookies: [cookie], headers: { 'X-CSRF-Token': `${token.slice(0, -1)}x` } }),
+    );
+    expect(forged.statusCode).toBe(403);
+    expect(events.map((event) => event.reason)).toEqual(['mismatch']);
+  });
+
+  it('reads a custom headerName whatever its case, in the option or in the request', async () => {
+    const handler = pipeline(csrfProtection({ headerName: 'X-XSRF-TOKEN' }));
+    const cookie = cookieOf(await handler(httpEvent()));
+    const token = cookie.split('=')[1] as string;
+    const result = await handler(
+      httpEvent({ method: 'PATCH', cookies: [cookie], headers: { 'X-Xsrf-Token': token } }),
+    );
+    expect(result.statusCode).toBe(200);
+  });
+
   it('does not re-issue a cookie the request already has, and exposes the token', async () => {
     const handler = lambdaHandler(
       middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()

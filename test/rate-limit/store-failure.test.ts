@@ -229,7 +229,7 @@ describe('RateLimiter when DynamoDB fails', () => {
   it('names the kind of failure for events and logs', () => {
     expect(storeFailureReason({ name: 'ThrottlingException' })).toBe('store_throttled');
     expect(storeFailureReason({ name: 'ProvisionedThroughputExceededException' })).toBe('store_throttled');
-    expect(storeFailureReason({ name: 'TimeoutError' })).toBe('store_timeout');
+    expect(storeFailureReason({ name: 'TimeoutError', $metadata: { attempts: 2 } })).toBe('store_timeout');
     expect(storeFailureReason({ code: 'ETIMEDOUT' })).toBe('store_timeout');
     expect(storeFailureReason({ code: 'ECONNREFUSED' })).toBe('store_unreachable');
     expect(storeFailureReason({ name: 'ResourceNotFoundException' })).toBe('store_error');

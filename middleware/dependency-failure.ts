@@ -1,0 +1,177 @@
+// Tells a passing failure of an AWS dependency (throttling, outage, network, timeout, unreadable reply) from our own faults.
+
+/**
+ * How a dependency failed, when the failure is its own and passing: `throttled` (it refused for load),
+ * `unavailable` (a 5xx, or an error the service marks retryable), `unreachable` (no connection, or one
+ * dropped), `timeout` (no answer in time), `bad_reply` (an answer the SDK could not read).
+ */
+export type DependencyFailureKind = 'throttled' | 'unavailable' | 'unreachable' | 'timeout' | 'bad_reply';
+
+/** A passing failure of a dependency, described by what is safe to log: never the error's message. */
+export interface DependencyFailure {
+  readonly kind: DependencyFailureKind;
+  /** The AWS service whose client failed (`DynamoDB`, `KMS`), when the client was named with {@link nameAwsDependency}. */
+  readonly dependency: string | undefined;
+  /** The error's name (`ProvisionedThroughputExceededException`, `TimeoutError`). */
+  readonly errorName: string;
+  /** Node's system error code (`ECONNREFUSED`), when the failure is the network's. */
+  readonly errorCode: string | undefined;
+}
+
+/**
+ * Error names AWS services give a request refused for load, whatever the HTTP status (DynamoDB's are
+ * 400s). `LimitExceededException` is left out: several services use it for a quota that no wait lifts.
+ */
+const throttlingErrorNames = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'SlowDown',
+]);
+
+/**
+ * Node system error codes of a connection that could not be made or was lost. They come first: the SDK's
+ * HTTP handler renames a reset or broken pipe `TimeoutError` although nothing timed out.
+ */
+const networkErrorCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * `TimeoutError`: the SDK's HTTP handler gave up (connection or request timeout); the others: services' own.
+ * Counted only on an error that came through an SDK client (it carries `$metadata`): Middy names its own
+ * early timeout `TimeoutError` too, and a function that ran out of time is ours, not a dependency's.
+ */
+const timeoutErrorNames = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+
+/** The fields by which the AWS SDK (v3) and Node describe a failed call. */
+interface SdkErrorShape {
+  name?: unknown;
+  code?: unknown;
+  /** Who the service blames, from the error's model: `client` or `server`. */
+  $fault?: unknown;
+  /** Set on errors the service models as retryable; `throttling: true` on throttling ones. */
+  $retryable?: { throttling?: unknown } | undefined;
+  /** Set by the SDK on every error of a call (`attempts`); `httpStatusCode` once the service answered. */
+  $metadata?: { httpStatusCode?: unknown } | undefined;
+  /** The raw answer, on every error thrown while reading one (a modelled error, or a body that did not parse). */
+  $response?: unknown;
+}
+
+function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
+  const { name, code, $fault, $retryable } = error;
+  const status = error.$metadata?.httpStatusCode;
+  if (typeof code === 'string' && networkErrorCodes.has(code)) return 'unreachable';
+  const fromSdk = typeof error.$metadata === 'object' && error.$metadata !== null;
+  if (code === 'ETIMEDOUT' || (fromSdk && typeof name === 'string' && timeoutErrorNames.has(name))) {
+    return 'timeout';
+  }
+  if (
+    (typeof name === 'string' && throttlingErrorNames.has(name)) ||
+    status === 429 ||
+    ($retryable !== undefined && $retryable?.throttling === true)
+  ) {
+    return 'throttled';
+  }
+  if ($fault === 'server' || $retryable !== undefined || (typeof status === 'number' && status >= 500)) {
+    return 'unavailable';
+  }
+  // Read but not understood, and not a modelled error (those carry `$fault`): a success or an answer
+  // without a status that the SDK could not parse, say a proxy's page. A 4xx that did not parse is
+  // more likely ours (a wrong endpoint, a refused signature), so it stays a fault of ours.
+  if ('$response' in error && $fault === undefined && !(typeof status === 'number' && status >= 400)) {
+    return 'bad_reply';
+  }
+  return undefined;
+}
+
+/** Errors thrown through a client named with {@link nameAwsDependency}, and that client's service. */
+const dependencyOfError = new WeakMap<object, string>();
+
+/**
+ * What passing failure of a dependency `error` is, or undefined when it is not one: a modelled client
+ * error (`ValidationException`, `ConditionalCheckFailedException`, `AccessDeniedException`,
+ * `ResourceNotFoundException`), a programming error or anything else unrecognised is ours to fix.
+ * Only the error itself is read, not its `cause`: an error wrapped by our own code is that code's to map.
+ *
+ * @example
+ * dependencyFailure(new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }));
+ * // { kind: 'throttled', errorName: 'ProvisionedThroughputExceededException', … }
+ */
+export function dependencyFailure(error: unknown): DependencyFailure | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const shape = error as SdkErrorShape;
+  const kind = kindOf(shape);
+  if (kind === undefined) return undefined;
+  return {
+    kind,
+    dependency: dependencyOfError.get(error),
+    errorName: typeof shape.name === 'string' ? shape.name : 'Error',
+    errorCode: typeof shape.code === 'string' ? shape.code : undefined,
+  };
+}
+
+/**
+ * The dependency failure behind `error`: its own, or that of an error in its `cause` chain (a 503 the
+ * toolkit threw because KMS or the nonce store failed), for logs. Undefined when none is.
+ */
+export function underlyingDependencyFailure(error: unknown): DependencyFailure | undefined {
+  let current = error;
+  // A few links suffice; a cause cycle must not loop.
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth += 1) {
+    const failure = dependencyFailure(current);
+    if (failure) return failure;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** The slice of an AWS SDK (v3) client that {@link nameAwsDependency} needs. */
+export interface NameableAwsClient {
+  readonly config: { readonly serviceId?: string };
+  readonly middlewareStack: {
+    add(
+      middleware: (
+        next: (args: never) => Promise<unknown>,
+        context: object,
+      ) => (args: never) => Promise<unknown>,
+      options: { step: 'initialize'; name: string },
+    ): void;
+  };
+}
+
+/**
+ * Records, for every error a call through `client` throws, which service it came from, so an error
+ * rendered or logged later names it (`dependency: 'DynamoDB'`): a network error or timeout carries no
+ * trace of its service. The toolkit's client factories do this; call it on clients you create.
+ *
+ * @example
+ * const sqs = new SQSClient({});
+ * nameAwsDependency(sqs); // errors of its calls name 'SQS'
+ */
+export function nameAwsDependency(client: NameableAwsClient, name = client.config.serviceId ?? 'AWS'): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        if (typeof error === 'object' && error !== null) dependencyOfError.set(error, name);
+        throw error;
+      }
+    },
+    // The outermost step: it sees the error the call ends with, after the SDK's retries.
+    { step: 'initialize', name: 'bulwarkNameAwsDependency' },
+  );
+}

@@ -1,0 +1,20 @@
+// What an API Gateway event says about its request, read alike from an HTTP API (v2) and a REST API (v1) event.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+
+/** The part of a REST API (v1) request context that names the peer; HTTP API (v2) events put it in `http`. */
+interface RestApiRequestContext {
+  readonly identity?: { readonly sourceIp?: unknown };
+}
+
+/**
+ * API Gateway's TCP peer: `requestContext.http.sourceIp` in an HTTP API (v2) event,
+ * `requestContext.identity.sourceIp` in a REST API (v1) one. Reading only the first put every REST API
+ * client into one rate-limit bucket, and left the audit line without an address.
+ */
+export function sourceIpOf(event: APIGatewayProxyEventV2): string | undefined {
+  const context = event.requestContext as
+    | (APIGatewayProxyEventV2['requestContext'] & RestApiRequestContext)
+    | undefined;
+  const candidate = context?.http?.sourceIp ?? context?.identity?.sourceIp;
+  return typeof candidate === 'string' ? candidate : undefined;
+}
