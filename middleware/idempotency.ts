@@ -3,6 +3,7 @@ import { LOGGER_KEY, METRICS_KEY, TRACER_KEY } from '@aws-lambda-powertools/comm
 import {
   IdempotencyAlreadyInProgressError,
   IdempotencyConfig,
+  IdempotencyPersistenceLayerError,
   IdempotencyValidationError,
 } from '@aws-lambda-powertools/idempotency';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
@@ -13,7 +14,15 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { normalizeResponse } from './audit/request-summary.js';
 import type { OptionalAuthContext } from './auth/middy.js';
 import { respondEarly } from './cleanup.js';
-import { assertNoProblems, ConflictError, HttpError, ValidationError } from './errors.js';
+import { underlyingDependencyFailure } from './dependency-failure.js';
+import {
+  assertNoProblems,
+  ConflictError,
+  HttpError,
+  ServiceUnavailableError,
+  ValidationError,
+} from './errors.js';
+import { dependencyRetryAfterSec } from './http/problem.js';
 import { withHeadersAndCookies } from './http/response.js';
 
 type IdempotentRequest = Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
@@ -135,6 +144,19 @@ function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string 
   ];
 }
 
+/**
+ * The store failing for a passing reason (DynamoDB throttling, down, unreachable, slow) while the record
+ * is looked up or locked: the handler has not run, so a retry is safe and the answer is a 503 with
+ * Retry-After. Any other store failure (a missing table, a refused permission) stays ours: a 500.
+ */
+function storeOutage(error: unknown): HttpError | undefined {
+  if (!(error instanceof IdempotencyPersistenceLayerError)) return undefined;
+  if (underlyingDependencyFailure(error) === undefined) return undefined;
+  return new ServiceUnavailableError('The idempotency store is unavailable', dependencyRetryAfterSec, {
+    cause: error,
+  });
+}
+
 /** What a client did wrong with its idempotency key, as the HTTP error it should see (undefined: ours). */
 function clientError(error: unknown): HttpError | undefined {
   if (error instanceof IdempotencyAlreadyInProgressError) {
@@ -226,7 +248,7 @@ export function idempotency(
       try {
         replay = await powertools.before?.(request);
       } catch (error) {
-        throw clientError(error) ?? error;
+        throw clientError(error) ?? storeOutage(error) ?? error;
       } finally {
         request.event = event;
         restoreCleanups();

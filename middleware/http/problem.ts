@@ -57,7 +57,7 @@ const unexpectedDetail = 'An unexpected error occurred';
  * The wait asked of a client when an AWS dependency (DynamoDB, KMS, Secrets Manager…) could not answer: its
  * outages and throttling pass within seconds, and are answered as the JWKS and nonce store's are.
  */
-const dependencyRetryAfterSec = 5;
+export const dependencyRetryAfterSec = 5;
 
 /**
  * A failure of a key or secret service that could not answer (KMS or Secrets Manager down or

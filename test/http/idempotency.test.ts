@@ -3,6 +3,7 @@ import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -33,10 +34,14 @@ interface Sender {
   readonly routeKey?: string;
 }
 
-function persistenceStore(staticPkValue: string, tableName: string = testTableNames.toolkit) {
+function persistenceStore(
+  staticPkValue: string,
+  tableName: string = testTableNames.toolkit,
+  client: DynamoDBClient = dynamoDb,
+) {
   return new DynamoDBPersistenceLayer({
     tableName,
-    awsSdkV3Client: dynamoDb,
+    awsSdkV3Client: client,
     keyAttr: 'pk',
     sortKeyAttr: 'sk',
     staticPkValue,
@@ -64,7 +69,8 @@ function bookingEndpoint(
   {
     tableName,
     staticPkValue = `IDEM#http-${randomUUID()}`,
-  }: { tableName?: string; staticPkValue?: string } = {},
+    client,
+  }: { tableName?: string; staticPkValue?: string; client?: DynamoDBClient } = {},
 ) {
   const made: Booking[] = [];
   let hold: Promise<void> = Promise.resolve();
@@ -79,7 +85,7 @@ function bookingEndpoint(
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
     .use(
       idempotency({
-        persistenceStore: persistenceStore(staticPkValue, tableName),
+        persistenceStore: persistenceStore(staticPkValue, tableName, client),
         config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"', ...config }),
       }),
     )
@@ -404,6 +410,16 @@ describe('idempotency()', () => {
     expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
     expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
     expect(endpoint.made).toEqual([{ room: 'a' }]);
+  });
+
+  it('answers 503 with Retry-After when its store cannot be reached, before the handler runs', async () => {
+    // Nothing listens on port 1: every store call is refused, as in a DynamoDB outage.
+    const unreachable = createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 });
+    const endpoint = bookingEndpoint({}, { client: unreachable });
+    const response = await endpoint.call({ room: 'a' }, randomUUID());
+    expect(problemOf(response)).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
+    expect(response.headers?.['Retry-After']).toBe('5');
+    expect(endpoint.made).toEqual([]);
   });
 
   it('leaves a failure of its own store a 500, not the client’s fault', async () => {
