@@ -138,6 +138,15 @@ export function underlyingDependencyFailure(error: unknown): DependencyFailure |
   return undefined;
 }
 
+/**
+ * A short machine-readable cause for a failure of a toolkit store (rate limits, circuit state), for events
+ * and logs: `store_` and the kind of {@link dependencyFailure} (`store_throttled`, `store_timeout`,
+ * `store_unreachable`…), or `store_error` for a failure that is not a dependency's passing one.
+ */
+export function storeFailureReason(error: unknown): string {
+  return `store_${dependencyFailure(error)?.kind ?? 'error'}`;
+}
+
 /** The slice of an AWS SDK (v3) client that {@link nameAwsDependency} needs. */
 export interface NameableAwsClient {
   readonly config: { readonly serviceId?: string };

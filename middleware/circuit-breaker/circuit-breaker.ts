@@ -1,6 +1,7 @@
 // The circuit breaker: CLOSED / OPEN / HALF_OPEN shared by every instance through a state store.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { storeFailureReason } from '../dependency-failure.js';
 import {
   CircuitOpenError,
   DeadlineExceededError,
@@ -630,9 +631,11 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     this.local.seed(this.name, this.record, this.expiresAt(now));
     this.usingLocal = true;
     const errorName = error instanceof Error ? error.name : typeof error;
-    this.report(onEvent, 'circuit.storeError', 'store_unreachable', { error: errorName });
-    this.options.logger.warn('Circuit state store unreachable; deciding on local state', {
+    const reason = storeFailureReason(error);
+    this.report(onEvent, 'circuit.storeError', reason, { error: errorName });
+    this.options.logger.warn('Circuit state store failed; deciding on local state', {
       circuit: this.name,
+      reason,
       error: errorName,
     });
   }
@@ -656,7 +659,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
           });
         },
         (error: unknown) => {
-          this.report(this.options.onEvent, 'circuit.storeError', 'store_unreachable', {
+          this.report(this.options.onEvent, 'circuit.storeError', storeFailureReason(error), {
             error: error instanceof Error ? error.name : typeof error,
           });
         },

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Principal } from '../auth/principal.js';
-import { dependencyFailure } from '../dependency-failure.js';
+import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
 import { checkTableName } from '../store/tables.js';
@@ -107,15 +107,6 @@ const maxWriteAttempts = 4;
 /** Write answers can arrive out of order, and a key's TAT only grows: keep the newest seen. */
 const newest = (known: number | undefined, seen: number): number =>
   known === undefined || seen > known ? seen : known;
-
-/**
- * A short machine-readable cause for a store failure, for events and logs: `store_` and the
- * kind of {@link dependencyFailure} (`store_throttled`, `store_timeout`, `store_unreachable`…), or
- * `store_error` for a failure that is not a dependency's passing one.
- */
-export function storeFailureReason(error: unknown): string {
-  return `store_${dependencyFailure(error)?.kind ?? 'error'}`;
-}
 
 /**
  * The `rateLimit.hit` security event for a refused request, as the middleware emits it; for code that

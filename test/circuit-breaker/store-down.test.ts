@@ -1,7 +1,7 @@
 // The breaker when its own store is unreachable: local state, logs, events, and the way back.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
@@ -85,12 +85,32 @@ describe('when DynamoDB is unreachable', () => {
     expect(breaker.isUsingLocalState).toBe(true);
     expect(log.warn).toHaveBeenCalledTimes(1);
     expect(log.warn).toHaveBeenCalledWith(
-      'Circuit state store unreachable; deciding on local state',
-      expect.objectContaining({ circuit: breaker.name }),
+      'Circuit state store failed; deciding on local state',
+      expect.objectContaining({ circuit: breaker.name, reason: 'store_unreachable' }),
     );
     // One attempt at start, one more after a second: the store is retried, not hammered.
     expect(events.map((event) => event.type)).toEqual(['circuit.storeError', 'circuit.storeError']);
     expect(events[0]).toMatchObject({ reason: 'store_unreachable', metadata: { circuit: breaker.name } });
+  });
+
+  it('names a store that answers but refuses (a missing table) store_error, not unreachable', async () => {
+    const events: SecurityEvent[] = [];
+    const log = logger();
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store: new DynamoDbCircuitStateStore({
+        tableName: `missing-${uniqueName()}`,
+        client: createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }),
+      }),
+      logger: log,
+      onEvent: (event) => events.push(event),
+    });
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    expect(events[0]).toMatchObject({ type: 'circuit.storeError', reason: 'store_error' });
+    expect(log.warn).toHaveBeenCalledWith(
+      'Circuit state store failed; deciding on local state',
+      expect.objectContaining({ reason: 'store_error', error: 'ResourceNotFoundException' }),
+    );
   });
 
   it('switches to local state once when calls in flight all find the store gone', async () => {

@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDynamoDbProcess } from '../../bin/runtime/dynamodb-process.js';
 import type { LocalDynamoDb } from '../../bin/runtime/local-dynamodb.js';
+import { storeFailureReason } from '../../middleware/dependency-failure.js';
 import { ServiceUnavailableError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
-import { RateLimiter, storeFailureReason } from '../../middleware/rate-limit/rate-limiter.js';
+import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
