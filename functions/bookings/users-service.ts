@@ -15,15 +15,20 @@ import { unknownUserError } from './bookings-model.js';
 /**
  * The users circuit: the seeds' thresholds, with a call timeout well inside the bookings function's
  * 10 s and a 15 s reset so that recovery can be watched locally. A user lookup is a GET, so it is
- * retried once after a short jittered pause; both attempts count toward the threshold. No window is
- * given: the breaker's, 2 × 5 × 3 s = 30 s, holds five timeouts of bookings sent one at a time, so a
- * users service that hangs opens the circuit too.
+ * retried once after a short jittered pause; both attempts count toward the threshold.
+ *
+ * The failure window is 30 s, not the breaker's 10 s: a users service that hangs fails each call only
+ * when it times out, so bookings sent one at a time add one failure per 3 s, and a 10 s window (aligned
+ * to the epoch) never holds five. 2 × 5 × 3 s holds five of them wherever a window boundary cuts the run.
+ * The sample's traffic is low, so a longer window costs it nothing; a busy service with rare failures
+ * would see them add up over it.
  */
 export const usersCircuit = {
   failureThreshold: 5,
   successThreshold: 2,
   timeoutMs: 3000,
   resetTimeoutMs: 15_000,
+  rollingWindowMs: 30_000,
   retry: { retries: 1, baseDelayMs: 50, maxDelayMs: 200 },
 } as const;
 

@@ -859,9 +859,14 @@ describe('timeouts', () => {
 
   it("opens the sample's users circuit for a users service that hangs, bookings sent one at a time", async () => {
     const events: SecurityEvent[] = [];
-    const { failureThreshold, timeoutMs } = usersCircuit;
-    const breaker = breakerInMemory({ failureThreshold, timeoutMs, onEvent: (event) => events.push(event) });
-    // Its window by default: 2 × 5 × 3 s = 30 s. Starting mid-window, the first boundary cuts the run.
+    const { failureThreshold, timeoutMs, rollingWindowMs } = usersCircuit;
+    const breaker = breakerInMemory({
+      failureThreshold,
+      timeoutMs,
+      rollingWindowMs,
+      onEvent: (event) => events.push(event),
+    });
+    // Its window, 2 × 5 × 3 s = 30 s. Starting mid-window, the first boundary cuts the run.
     vi.setSystemTime(base + 15_000);
     // Each booking tries users twice, 50 ms apart (the retry's longest first backoff), and the client
     // sends the next 30 ms after the answer: 6080 ms a booking, as in the reproduction.
