@@ -93,8 +93,7 @@ export interface WebhookWorkerOptions {
   readonly circuitStore: CircuitStateStore;
   /**
    * The per-endpoint circuits' settings.
-   * @default the breaker's: failureThreshold 5 in a window of 2 × failureThreshold × timeoutMs (100 s at
-   * the 10 s timeout), resetTimeoutMs 60000
+   * @default failureThreshold 5 in a 60 s window, resetTimeoutMs 60000
    */
   readonly circuit?: Omit<CircuitBreakerSettings<PostOutcome>, 'name' | 'timeoutMs' | 'fallback' | 'onEvent'>;
   readonly disableRule?: DisableRule;
@@ -257,6 +256,7 @@ export class WebhookWorker {
       if (this.circuits.size >= maxCircuits)
         this.circuits.delete(this.circuits.keys().next().value as string);
       circuit = new CircuitBreaker<PostOutcome>({
+        rollingWindowMs: 60_000,
         ...this.options.circuit,
         name: `webhook-${endpointId}`,
         timeoutMs: this.timeoutMs,

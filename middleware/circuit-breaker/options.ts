@@ -40,10 +40,8 @@ export interface CircuitBreakerSettings<T> {
   readonly resetTimeoutMs?: number;
   /**
    * Length of the window failures are counted in while closed (windows are aligned to the epoch,
-   * so every instance counts in the same one). At least `failureThreshold × timeoutMs`, else
-   * `InvalidOptionsError`: a shorter window cannot hold `failureThreshold` timeouts of one caller, so
-   * a dependency that hangs could open the circuit only through concurrent calls.
-   * @default 2 × failureThreshold × timeoutMs, at least 10000 (see {@link defaultRollingWindowMs})
+   * so every instance counts in the same one).
+   * @default 10000
    */
   readonly rollingWindowMs?: number;
   /**
@@ -116,41 +114,22 @@ export const circuitDefaults = {
   successThreshold: 2,
   timeoutMs: 30_000,
   resetTimeoutMs: 60_000,
+  rollingWindowMs: 10_000,
   stateTtlMs: 1000,
 } as const;
-
-/** The shortest failure window a breaker gets by default, whatever its timeout. */
-export const minimumDefaultRollingWindowMs = 10_000;
-
-/**
- * The failure window of a breaker given none: twice the time `failureThreshold` back-to-back timeouts
- * take, and at least {@link minimumDefaultRollingWindowMs}. Windows are aligned to the epoch, so one
- * caller's run of timeouts is cut at a boundary, and each of its calls starts a little after the last
- * timed out (the failure's count, a retry's backoff, the client's turnaround): with up to `timeoutMs`
- * between them, every whole window still holds `failureThreshold` of them, and a dependency that only
- * ever times out opens the circuit within the first whole window, even with one caller at a time.
- */
-export function defaultRollingWindowMs(failureThreshold: number, timeoutMs: number): number {
-  return Math.min(maxTimerMs, Math.max(minimumDefaultRollingWindowMs, 2 * failureThreshold * timeoutMs));
-}
 
 /** Longest circuit name: it is part of a DynamoDB key, and of every log line and metric. */
 const maxNameLength = 200;
 
-/** Adds a problem unless `value` is an integer > 0; returns whether it is one. */
-function positiveInteger(problems: string[], field: string, value: number): boolean {
-  if (Number.isInteger(value) && value > 0) return true;
-  problems.push(`${field} must be an integer > 0 (got ${value})`);
-  return false;
+function positiveInteger(problems: string[], field: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) problems.push(`${field} must be an integer > 0 (got ${value})`);
 }
 
-/** Adds a problem unless `value` is a number of milliseconds in range; returns whether it is one. */
-function duration(problems: string[], field: string, value: number, minimum: 0 | 1): boolean {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= minimum && value <= maxTimerMs)
-    return true;
-  const bound = minimum === 0 ? '>= 0' : '> 0';
-  problems.push(`${field} must be a number of milliseconds ${bound} and <= ${maxTimerMs} (got ${value})`);
-  return false;
+function duration(problems: string[], field: string, value: number, minimum: 0 | 1): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < minimum || value > maxTimerMs) {
+    const bound = minimum === 0 ? '>= 0' : '> 0';
+    problems.push(`${field} must be a number of milliseconds ${bound} and <= ${maxTimerMs} (got ${value})`);
+  }
 }
 
 /** Merges the defaults and rejects invalid options with one error listing every problem. */
@@ -163,22 +142,12 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
   } else if (name.length > maxNameLength) {
     problems.push(`name must be at most ${maxNameLength} characters`);
   }
-  const { failureThreshold, timeoutMs } = merged;
-  const thresholdValid = positiveInteger(problems, 'failureThreshold', failureThreshold);
+  positiveInteger(problems, 'failureThreshold', merged.failureThreshold);
   positiveInteger(problems, 'successThreshold', merged.successThreshold);
-  const timeoutValid = duration(problems, 'timeoutMs', timeoutMs, 1);
+  duration(problems, 'timeoutMs', merged.timeoutMs, 1);
   duration(problems, 'resetTimeoutMs', merged.resetTimeoutMs, 1);
-  const givenWindowMs = merged.rollingWindowMs;
-  const windowValid = givenWindowMs === undefined || duration(problems, 'rollingWindowMs', givenWindowMs, 1);
-  const rollingWindowMs = givenWindowMs ?? defaultRollingWindowMs(failureThreshold, timeoutMs);
+  duration(problems, 'rollingWindowMs', merged.rollingWindowMs, 1);
   duration(problems, 'stateTtlMs', merged.stateTtlMs, 0);
-  if (thresholdValid && timeoutValid && windowValid && rollingWindowMs < failureThreshold * timeoutMs) {
-    problems.push(
-      `rollingWindowMs (${rollingWindowMs}) must be at least failureThreshold × timeoutMs ` +
-        `(${failureThreshold} × ${timeoutMs} = ${failureThreshold * timeoutMs}): a shorter window cannot hold ` +
-        'failureThreshold timeouts of one caller, so a dependency that hangs could not open the circuit with one call at a time',
-    );
-  }
   for (const field of ['errorFilter', 'fallback', 'onEvent'] as const) {
     if (options[field] !== undefined && typeof options[field] !== 'function') {
       problems.push(`${field} must be a function`);
@@ -196,7 +165,7 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
     successThreshold: merged.successThreshold,
     timeoutMs: merged.timeoutMs,
     resetTimeoutMs: merged.resetTimeoutMs,
-    rollingWindowMs,
+    rollingWindowMs: merged.rollingWindowMs,
     stateTtlMs: merged.stateTtlMs,
     errorFilter: options.errorFilter,
     fallback: options.fallback,

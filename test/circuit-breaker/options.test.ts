@@ -28,51 +28,20 @@ describe('CircuitBreaker options', () => {
       successThreshold: 2,
       timeoutMs: 30_000,
       resetTimeoutMs: 60_000,
+      rollingWindowMs: 10_000,
       stateTtlMs: 1000,
     });
   });
 
-  it.each([
-    [{}, 300_000],
-    [{ timeoutMs: 3000 }, 30_000],
-    [{ failureThreshold: 2, timeoutMs: 3000 }, 12_000],
-    [{ timeoutMs: 100 }, 10_000],
-    [{ failureThreshold: 1, timeoutMs: 2_000_000_000 }, 2_147_483_647],
-  ])(
-    'gives %o a window of 2 × failureThreshold × timeoutMs, 10 s at least (and at most 2^31 − 1 ms): %i ms',
-    (settings, windowMs) => {
-      expect(resolveCircuitOptions({ name: 'users', store, ...settings }).rollingWindowMs).toBe(windowMs);
-    },
-  );
-
-  it('keeps a given window that holds failureThreshold timeouts', () => {
-    const options = resolveCircuitOptions({ name: 'users', store, timeoutMs: 3000, rollingWindowMs: 15_000 });
-    expect(options.rollingWindowMs).toBe(15_000);
-  });
-
-  it('refuses a window that cannot hold failureThreshold timeouts of one caller, naming both', () => {
-    expect(problemsOf({ name: 'users', store, timeoutMs: 3000, rollingWindowMs: 10_000 })).toEqual([
-      'rollingWindowMs (10000) must be at least failureThreshold × timeoutMs (5 × 3000 = 15000): a shorter ' +
-        'window cannot hold failureThreshold timeouts of one caller, so a dependency that hangs could not ' +
-        'open the circuit with one call at a time',
-    ]);
-    // The toolkit's 30 s timeout needs 150 s; the 10 s window the breaker had by default never held it.
-    expect(problemsOf({ name: 'users', store, rollingWindowMs: 10_000 })).toEqual([
-      expect.stringMatching(
-        /^rollingWindowMs \(10000\) must be at least failureThreshold × timeoutMs \(5 × 30000 = 150000\)/,
-      ),
-    ]);
-    // No window fits a threshold and timeout that long, given or not.
-    expect(problemsOf({ name: 'users', store, failureThreshold: 10, timeoutMs: 300_000_000 })).toEqual([
-      expect.stringMatching(/^rollingWindowMs \(2147483647\) must be at least .* = 3000000000\)/),
-    ]);
-  });
-
-  it('reports a bad threshold or timeout once, not again as a window that cannot hold them', () => {
-    expect(problemsOf({ name: 'users', store, timeoutMs: Number.NaN })).toHaveLength(1);
-    expect(problemsOf({ name: 'users', store, failureThreshold: 0, rollingWindowMs: 10_000 })).toHaveLength(
-      1,
-    );
+  it('counts failures in 10 s windows whatever the timeout, and takes that default written out', () => {
+    expect(resolveCircuitOptions({ name: 'geo', store, timeoutMs: 3000 }).rollingWindowMs).toBe(10_000);
+    expect(resolveCircuitOptions({ name: 'geo', store, timeoutMs: 60_000 }).rollingWindowMs).toBe(10_000);
+    // A window too short to hold failureThreshold timeouts of one caller is the caller's trade-off, not
+    // an error (README): a longer one also lets a busy service's rare failures add up.
+    expect(() => new CircuitBreaker({ name: 'geo', store, rollingWindowMs: 10_000 })).not.toThrow();
+    expect(
+      () => new CircuitBreaker({ name: 'geo', store, timeoutMs: 3000, rollingWindowMs: 1 }),
+    ).not.toThrow();
   });
 
   it('takes an explicit undefined as the default', () => {

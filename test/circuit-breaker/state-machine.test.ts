@@ -36,15 +36,26 @@ import {
  */
 const base = Math.ceil(Date.now() / 60_000) * 60_000 + 60_000;
 
-/** The default failure window: 2 × failureThreshold × timeoutMs = 2 × 5 × 30 s. */
-const defaultWindowMs = 300_000;
-
 function advance(ms: number): void {
   vi.setSystemTime(Date.now() + ms);
 }
 
 async function failTimes(breaker: { execute: (action: typeof failing) => Promise<unknown> }, times: number) {
   for (let index = 0; index < times; index += 1) await outcome(breaker.execute(failing));
+}
+
+/**
+ * A breaker on the in-process store, for runs of many calls on the fake clock: with setTimeout faked,
+ * the DynamoDB client's own timers would stall its requests between clock advances and send the
+ * breaker to local state mid-run.
+ */
+function breakerInMemory(settings: Omit<CircuitBreakerSettings<unknown>, 'name'>) {
+  return new CircuitBreaker({
+    name: uniqueName(),
+    store: new MemoryCircuitStateStore(),
+    logger: { warn: vi.fn(), info: vi.fn() },
+    ...settings,
+  });
 }
 
 /** A store that answers through `shared`, except for the operations given. */
@@ -190,7 +201,7 @@ describe('a closed circuit', () => {
       state: 'CLOSED',
       generation: 0,
       failures: 4,
-      windowStart: base - (base % defaultWindowMs),
+      windowStart: base,
     });
     // One read at start; the first failure starts the window (a failed ADD, then the SET), the rest ADD.
     expect(counted.byCommand()).toEqual({ GetItemCommand: 1, UpdateItemCommand: 5 });
@@ -224,17 +235,55 @@ describe('a closed circuit', () => {
       openedAt: base,
     });
     // Stale circuits go away: the item expires a day after the reset timeout and window.
-    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + defaultWindowMs + 86_400_000) / 1000));
+    expect(item?.expiresAt).toBe(Math.floor((base + 60_000 + 10_000 + 86_400_000) / 1000));
   });
 
   it('does not add up failures from different rolling windows', async () => {
     const name = uniqueName();
-    const breaker = instance(name, { rollingWindowMs: 10_000, timeoutMs: 2000 });
+    const breaker = instance(name, { rollingWindowMs: 10_000 });
     await failTimes(breaker, 4);
     advance(10_000);
     await failTimes(breaker, 4);
     expect(breaker.state).toBe('CLOSED');
     expect(await storedItem(name)).toMatchObject({ failures: 4, windowStart: base + 10_000 });
+  });
+
+  /**
+   * Ten minutes of a busy service, 100 calls a second (one every 10 ms on the clock), of which one a
+   * minute fails: what the circuit let through and what it turned away.
+   */
+  async function busyServiceWithRareFailures(breaker: CircuitBreaker) {
+    const start = Date.now();
+    let ok = 0;
+    let rejected = 0;
+    for (let elapsed = 0; elapsed < 600_000; elapsed += 10) {
+      vi.setSystemTime(start + elapsed);
+      const action = elapsed % 60_000 === 0 ? failing : succeeding;
+      const { error } = await outcome(breaker.execute(action));
+      if (error === undefined) ok += 1;
+      else if (error instanceof CircuitOpenError) rejected += 1;
+    }
+    return { ok, rejected, state: breaker.state };
+  }
+
+  it('stays closed under the default 10 s window for a busy service whose failures are rare', async () => {
+    const breaker = breakerInMemory({ stateTtlMs: 0 });
+    // Each window holds at most one failure, however many successes surround it: 10 of 60 000 fail.
+    expect(await busyServiceWithRareFailures(breaker)).toEqual({ ok: 59_990, rejected: 0, state: 'CLOSED' });
+  });
+
+  it('lets the same rare failures add up over a long window, the cost of sizing it for timeouts', async () => {
+    // 2 × 5 × 30 s, the window one caller's 30 s timeouts need: five failures a minute apart fill it.
+    const windowMs = 300_000;
+    const breaker = breakerInMemory({ stateTtlMs: 0, rollingWindowMs: windowMs });
+    // From a window's start (how much is turned away depends on where the windows fall: 20 to 60 %).
+    vi.setSystemTime(base - (base % windowMs) + windowMs);
+    // Open at the fifth failure, and again in the next window after the probes closed it.
+    expect(await busyServiceWithRareFailures(breaker)).toEqual({
+      ok: 23_996,
+      rejected: 35_994,
+      state: 'OPEN',
+    });
   });
 
   it('honours a custom failureThreshold', async () => {
@@ -819,19 +868,6 @@ describe('timeouts', () => {
   });
 
   /**
-   * A breaker on the in-process store: with setTimeout faked, the DynamoDB client's own timers would
-   * stall its requests between clock advances and send the breaker to local state mid-run.
-   */
-  function breakerInMemory(settings: Omit<CircuitBreakerSettings<unknown>, 'name'>) {
-    return new CircuitBreaker({
-      name: uniqueName(),
-      store: new MemoryCircuitStateStore(),
-      logger: { warn: vi.fn(), info: vi.fn() },
-      ...settings,
-    });
-  }
-
-  /**
    * Calls `breaker` one call at a time against a dependency that never answers: each call times out,
    * and the next starts after the next of `gapsMs` (in turn). Returns how many calls timed out before
    * the circuit turned one away.
@@ -878,11 +914,24 @@ describe('timeouts', () => {
     expect(events[0]?.metadata).toMatchObject({ failures: failureThreshold });
   });
 
-  it('opens at the default 30 s timeout for one caller whose calls, a timeout apart, all time out', async () => {
-    const breaker = breakerInMemory({});
-    // The default window holds 5 such calls (one a minute) however it falls. Starting mid-window, the
-    // first boundary cuts the run.
-    vi.setSystemTime(base - (base % defaultWindowMs) + defaultWindowMs / 2);
+  it('never opens for those bookings under the default 10 s window, which cannot hold five 3 s timeouts', async () => {
+    const { failureThreshold, timeoutMs } = usersCircuit;
+    const breaker = breakerInMemory({ failureThreshold, timeoutMs });
+    vi.setSystemTime(base + 15_000);
+    const gapsMs = [usersCircuit.retry.baseDelayMs, 30];
+    await expect(timeoutsUntilRejected(breaker, timeoutMs, gapsMs)).rejects.toThrow(
+      'The circuit never opened',
+    );
+    expect(breaker.state).toBe('CLOSED');
+  });
+
+  it('opens for one caller whose calls, a timeout apart, all time out, in a window of 2 × threshold × timeout', async () => {
+    // The README's rule for one caller at a time: 2 × 5 × 30 s (the default threshold and timeout).
+    const windowMs = 300_000;
+    const breaker = breakerInMemory({ rollingWindowMs: windowMs });
+    // The window holds 5 such calls (one a minute) however it falls. Starting mid-window, the first
+    // boundary cuts the run.
+    vi.setSystemTime(base - (base % windowMs) + windowMs / 2);
     const timeouts = await timeoutsUntilRejected(breaker, 30_000, [30_000]);
     expect(timeouts).toBeGreaterThanOrEqual(5);
     expect(timeouts).toBeLessThanOrEqual(9);

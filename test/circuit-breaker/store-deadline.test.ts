@@ -7,7 +7,7 @@ import { DeadlineExceededError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { DependencyDown, failing, holdingStore, outcome, succeeding, uniqueName } from './helpers.js';
 
-/** A start time on a whole minute, so the failure windows of threshold-1 breakers (2 × 1 × 30 s) start with the test. */
+/** A start time on a whole minute, so the 10 s failure windows start with the test. */
 const base = Math.ceil(Date.now() / 60_000) * 60_000 + 60_000;
 
 /** The caller's time left in each test: far shorter than the store's own 1 s request timeout. */
