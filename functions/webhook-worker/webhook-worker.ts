@@ -9,16 +9,21 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
+import {
+  type CircuitBreakerSettings,
+  resolveCircuitOptions,
+} from '../../middleware/circuit-breaker/options.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
 import {
   assertNoProblems,
   CircuitOpenError,
   DependencyTimeoutError,
+  InvalidOptionsError,
   SsrfBlockedError,
 } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
+import { definedOnly } from '../../middleware/options.js';
 import { checkTimeLimit } from '../../middleware/time-limits.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
@@ -92,7 +97,8 @@ export interface WebhookWorkerOptions {
   /** Where each endpoint's circuit lives (the toolkit table, `CB#webhook-<endpointId>`). */
   readonly circuitStore: CircuitStateStore;
   /**
-   * The per-endpoint circuits' settings.
+   * The per-endpoint circuits' settings, checked at construction (`InvalidOptionsError`, each problem
+   * prefixed `circuit:`), so that a bad one never fails an endpoint's delivery.
    * @default failureThreshold 5 in a 60 s window, resetTimeoutMs 60000
    */
   readonly circuit?: Omit<CircuitBreakerSettings<PostOutcome>, 'name' | 'timeoutMs' | 'fallback' | 'onEvent'>;
@@ -145,6 +151,15 @@ class SigningFailedError extends Error {
 /** Circuits kept per process; the least recently created is dropped beyond this (its state stays in DynamoDB). */
 const maxCircuits = 1000;
 
+/**
+ * The endpoints' failure window: longer than the breaker's 10 s, so that five 10 s timeouts can add up,
+ * but not the 2 × 5 × 10 s one caller's timeouts need wherever a boundary falls. The worker POSTs a
+ * batch's records in parallel (10 a batch, up to 10 batches at once), so a burst to a hanging endpoint
+ * times out within one time limit; a trickle to it costs each message its attempts, then the disable
+ * rule ends it; and a longer window would let a busy endpoint's rare failures add up.
+ */
+const endpointWindowMs = 60_000;
+
 /** A short, safe description of why an attempt failed (no response body, no secret). */
 function describeFailure(error: unknown): { statusCode?: number; error: string } {
   if (error instanceof WebhookResponseError)
@@ -156,6 +171,25 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code === 'string') return { error: code };
   return { error: error instanceof Error ? error.name : 'error' };
+}
+
+/** An endpoint's circuit options but its name: the same for every endpoint. */
+type EndpointCircuitOptions = Omit<CircuitBreakerSettings<PostOutcome>, 'name'> & {
+  readonly store: CircuitStateStore;
+};
+
+/**
+ * What is wrong with the endpoints' circuit options, each problem prefixed `circuit:`. Checked under the
+ * one name every endpoint's circuit is reported by: an endpoint id (1-64 characters) makes a valid name.
+ */
+function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
+  try {
+    resolveCircuitOptions<PostOutcome>({ ...circuitOptions, name: webhookEndpointCircuit });
+    return [];
+  } catch (error) {
+    if (!(error instanceof InvalidOptionsError)) throw error;
+    return error.problems.map((problem) => `circuit: ${problem}`);
+  }
 }
 
 /**
@@ -194,6 +228,8 @@ export class WebhookWorker {
   private readonly runner: SqsBatchRunner;
   private readonly deliverOnce: (key: { id: string }, job: DeliveryJob) => Promise<Delivered>;
   private readonly circuits = new Map<string, CircuitBreaker<PostOutcome>>();
+  /** Every endpoint's circuit but its name, checked once at construction. */
+  private readonly circuitOptions: EndpointCircuitOptions;
   private readonly circuitEvents: SecurityEventListener;
   private readonly maxRetryDelaySec: number;
   private readonly timeoutMs: number;
@@ -204,13 +240,7 @@ export class WebhookWorker {
     this.maxRetryDelaySec = Math.min(maxVisibilitySec, options.maxRetryDelaySec ?? 3600);
     this.timeoutMs = options.timeoutMs ?? 10_000;
     const problems: string[] = [];
-    checkTimeLimit(problems, 'timeoutMs', this.timeoutMs);
-    assertNoProblems('WebhookWorker', problems);
-    this.rule = {
-      afterFailedDeliveries: options.disableRule?.afterFailedDeliveries ?? 5,
-      afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
-    };
-    this.random = options.random ?? Math.random;
+    const timeoutValid = checkTimeLimit(problems, 'timeoutMs', this.timeoutMs);
     const { onEvent } = options.observability;
     // One metric dimension for every endpoint's circuit (an id per endpoint would be unbounded
     // CloudWatch cardinality); the endpoint id stays in the audit metadata.
@@ -223,6 +253,23 @@ export class WebhookWorker {
           endpointCircuit: event.metadata?.circuit,
         },
       });
+    this.circuitOptions = {
+      rollingWindowMs: endpointWindowMs,
+      // An explicit undefined keeps the worker's defaults, not the breaker's.
+      ...definedOnly(options.circuit),
+      timeoutMs: this.timeoutMs,
+      store: options.circuitStore,
+      onEvent: this.circuitEvents,
+      logger: options.observability.logger,
+    };
+    // A bad timeoutMs is the worker's own problem, reported once above, not again as the circuits'.
+    if (timeoutValid) problems.push(...circuitProblems(this.circuitOptions));
+    assertNoProblems('WebhookWorker', problems);
+    this.rule = {
+      afterFailedDeliveries: options.disableRule?.afterFailedDeliveries ?? 5,
+      afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
+    };
+    this.random = options.random ?? Math.random;
     const idempotencyConfig = new IdempotencyConfig({
       // The producer's webhook id, not SQS's message id: one webhook id is at most one successful POST.
       eventKeyJmesPath: 'id',
@@ -255,15 +302,7 @@ export class WebhookWorker {
     if (!circuit) {
       if (this.circuits.size >= maxCircuits)
         this.circuits.delete(this.circuits.keys().next().value as string);
-      circuit = new CircuitBreaker<PostOutcome>({
-        rollingWindowMs: 60_000,
-        ...this.options.circuit,
-        name: `webhook-${endpointId}`,
-        timeoutMs: this.timeoutMs,
-        store: this.options.circuitStore,
-        onEvent: this.circuitEvents,
-        logger: this.options.observability.logger,
-      });
+      circuit = new CircuitBreaker<PostOutcome>({ ...this.circuitOptions, name: `webhook-${endpointId}` });
       this.circuits.set(endpointId, circuit);
     }
     return circuit;

@@ -21,13 +21,18 @@ import {
 import { UsersModel } from '../../functions/users/users-model.js';
 import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
-import { type DisableRule, WebhookWorker } from '../../functions/webhook-worker/webhook-worker.js';
+import {
+  type DisableRule,
+  WebhookWorker,
+  type WebhookWorkerOptions,
+} from '../../functions/webhook-worker/webhook-worker.js';
 import { workers } from '../../functions/workers.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import { parseRetryAfter } from '../../middleware/circuit-breaker/guarded-fetch.js';
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { rejectionOf } from '../encryption/helpers.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
@@ -110,6 +115,8 @@ interface SetupOptions {
   persistenceStore?: ReturnType<typeof workerIdempotencyStore>;
   /** Security events (the circuits') become audit events, as the function's listener makes them. @default false */
   auditSecurityEvents?: boolean;
+  /** More circuit settings, over the threshold and a state read before every call. */
+  circuit?: WebhookWorkerOptions['circuit'];
 }
 
 function setup(options: SetupOptions = {}) {
@@ -134,7 +141,7 @@ function setup(options: SetupOptions = {}) {
     ...(options.maxRetryDelaySec ? { maxRetryDelaySec: options.maxRetryDelaySec } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     circuitStore: new DynamoDbCircuitStateStore({ tableName: testTableNames.toolkit, client: dynamoDb }),
-    circuit: { failureThreshold: options.failureThreshold ?? 5, stateTtlMs: 0 },
+    circuit: { failureThreshold: options.failureThreshold ?? 5, stateTtlMs: 0, ...options.circuit },
     ...(options.disableRule ? { disableRule: options.disableRule } : {}),
     alerts: new OwnerAlerts({
       sqs: options.alertsSqs ?? sqs,
@@ -276,6 +283,39 @@ describe('an attempt', () => {
         `Invalid WebhookWorker options: timeoutMs must be an integer of milliseconds 1..2147483647 (got ${timeoutMs})`,
       );
     }
+  });
+
+  it("refuses bad circuit settings at construction, so that none can fail an endpoint's delivery", () => {
+    const problemsOf = (options: SetupOptions) => {
+      try {
+        setup(options);
+      } catch (error) {
+        if (error instanceof InvalidOptionsError) return error.problems;
+        throw error;
+      }
+      throw new Error('The options were accepted');
+    };
+    expect(problemsOf({ circuit: { resetTimeoutMs: 0, rollingWindowMs: -1 } })).toEqual([
+      'circuit: resetTimeoutMs must be a number of milliseconds > 0 and <= 2147483647 (got 0)',
+      'circuit: rollingWindowMs must be a number of milliseconds > 0 and <= 2147483647 (got -1)',
+    ]);
+    expect(problemsOf({ failureThreshold: 0 })).toEqual([
+      'circuit: failureThreshold must be an integer > 0 (got 0)',
+    ]);
+    // The POST time limit is the worker's, reported once, not again as its circuits'.
+    expect(problemsOf({ timeoutMs: -1 })).toEqual([
+      'timeoutMs must be an integer of milliseconds 1..2147483647 (got -1)',
+    ]);
+  });
+
+  it('delivers with a longer POST time limit and any circuit window given', async () => {
+    const endpoint = await endpointAt(target.url);
+    const { run } = setup({ timeoutMs: 15_000, circuit: { rollingWindowMs: 60_000 } });
+    const before = target.received.length;
+    const result = await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    expect(result.batchItemFailures).toEqual([]);
+    expect(target.received.length - before).toBe(1);
+    expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toBeUndefined();
   });
 
   it('waits full-jitter backoff, or longer for Retry-After, never beyond the schedule maximum', async () => {
@@ -486,6 +526,22 @@ describe('the per-endpoint circuit', () => {
     expect(latest?.attempts[0]).toMatchObject({ durationMs: expect.any(Number) });
     // Backoff 0 (random 0), but the circuit may only probe after its 60 s reset timeout.
     expect(visibilityChanges()[0]).toBeGreaterThanOrEqual(59);
+  });
+
+  it('counts failures in 60 s windows: two failures 50 s apart open a circuit of threshold 2', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run } = setup({ failureThreshold: 2, random: () => 0 });
+    freezeAtFailureWindowStart(60_000);
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    // In the breaker's 10 s windows these two would each count alone.
+    vi.setSystemTime(Date.now() + 50_000);
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    expect(dead.received).toHaveLength(2);
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    expect(dead.received).toHaveLength(2);
+    const errors = (await historyOf(endpoint.id)).map((delivery) => delivery.attempts[0]?.error);
+    expect(errors).toContain('circuit open: not attempted');
   });
 
   it("names each message's correlation id on its lines and on the circuit events its POST causes", async () => {
