@@ -9,6 +9,9 @@ import { DeadlineExceededError } from '../../middleware/errors.js';
  */
 export const answerMarginMs = 500;
 
+/** The `dependency` of the after-commit deadlines' {@link DeadlineExceededError}s. */
+const afterCommitWork = 'work after the commit';
+
 /**
  * A signal that aborts {@link answerMarginMs} before the invocation times out (at once when less is left),
  * its reason a {@link DeadlineExceededError}; undefined without a Lambda deadline (a direct call), where the
@@ -26,8 +29,17 @@ export function afterCommitDeadline(
   if (typeof context.getRemainingTimeInMillis !== 'function') return undefined;
   const budgetMs = context.getRemainingTimeInMillis() - answerMarginMs;
   const controller = new AbortController();
-  // Named for what the deadline cuts short: the follow-up work's calls to DynamoDB and SQS.
-  const expire = () => controller.abort(new DeadlineExceededError('DynamoDB or SQS', Math.max(0, budgetMs)));
+  // Worded for the whole follow-up: the signal is shared by calls to DynamoDB, SQS, Secrets Manager and
+  // the rate limiter, and its reason cannot tell which of them was running when it aborted.
+  const expire = () =>
+    controller.abort(
+      new DeadlineExceededError(afterCommitWork, Math.max(0, budgetMs), {
+        message:
+          budgetMs > 0
+            ? `The work after the commit did not finish within the ${budgetMs} ms the invocation had left`
+            : 'The work after the commit was not started: the invocation had no time left',
+      }),
+    );
   if (budgetMs <= 0) expire();
   // Not cleared when the work ends first: unref'd, it holds nothing open, and by then nothing listens.
   else setTimeout(expire, budgetMs).unref();

@@ -113,7 +113,7 @@ export class RegistrationEmails {
       (queues.verificationLinkSecret ? rotatingSecretReader(queues.verificationLinkSecret) : undefined);
   }
 
-  /** `signal`: the registration's deadline, past which nothing more is asked of DynamoDB or SQS. */
+  /** `signal`: the registration's deadline, past which nothing more is asked of DynamoDB, SQS or Secrets Manager. */
   async enqueue(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<void> {
     const { sqs, queues, logger, auditLogger, metrics } = this.options;
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;

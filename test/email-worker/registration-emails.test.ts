@@ -464,7 +464,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const deadline = new AbortController();
     const { emails, issuedFor, refunded, audits, metrics } = budgetSetup(() => {
       // The budget's store hangs: its answer comes only after the registration's time is up.
-      setTimeout(() => deadline.abort(new DeadlineExceededError('DynamoDB or SQS', 50)), 50);
+      setTimeout(() => deadline.abort(new DeadlineExceededError('work after the commit', 50)), 50);
       return new Promise<SmsAdmission>(() => {});
     });
     await emails.enqueue(withPhone, 'corr-late', deadline.signal);
@@ -486,7 +486,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
   it('answers a new code 503 when its deadline passes before the SMS is queued, and tries to undo the code', async () => {
     const { emails, issuedFor, withdrawnFor } = budgetSetup(admitted);
     const passed = new AbortController();
-    passed.abort(new DeadlineExceededError('DynamoDB or SQS', 0));
+    passed.abort(new DeadlineExceededError('work after the commit', 0));
     const error = await emails
       .sendPhoneCode(withPhone, undefined, passed.signal)
       .catch((caught: unknown) => caught);

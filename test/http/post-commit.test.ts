@@ -23,7 +23,7 @@ describe('afterCommitDeadline', () => {
     expect(signal?.reason).toBeInstanceOf(DeadlineExceededError);
     expect(signal?.reason).toHaveProperty(
       'message',
-      `DynamoDB or SQS did not answer within the ${2000 - answerMarginMs} ms the caller had left`,
+      `The work after the commit did not finish within the ${2000 - answerMarginMs} ms the invocation had left`,
     );
   });
 
@@ -33,7 +33,7 @@ describe('afterCommitDeadline', () => {
       expect(signal?.aborted, String(remainingMs)).toBe(true);
       expect(signal?.reason).toHaveProperty(
         'message',
-        'DynamoDB or SQS was not called: the caller had no time left',
+        'The work after the commit was not started: the invocation had no time left',
       );
     }
   });
@@ -56,14 +56,14 @@ describe('untilAborted', () => {
   it("gives up on work still running when the signal aborts, with the signal's reason", async () => {
     const controller = new AbortController();
     const given = untilAborted(controller.signal, () => new Promise(() => {}));
-    const reason = new DeadlineExceededError('DynamoDB or SQS', 10);
+    const reason = new DeadlineExceededError('work after the commit', 10);
     controller.abort(reason);
     await expect(given).rejects.toBe(reason);
   });
 
   it('never starts work once the signal has aborted', async () => {
     const controller = new AbortController();
-    controller.abort(new DeadlineExceededError('DynamoDB or SQS', 0));
+    controller.abort(new DeadlineExceededError('work after the commit', 0));
     const work = vi.fn(async () => 'started');
     await expect(untilAborted(controller.signal, work)).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(work).not.toHaveBeenCalled();
@@ -76,7 +76,7 @@ describe('afterCommitFailure', () => {
     const controller = new AbortController();
     expect(afterCommitFailure(error, undefined)).toBe(error);
     expect(afterCommitFailure(error, controller.signal)).toBe(error);
-    const reason = new DeadlineExceededError('DynamoDB or SQS', 0);
+    const reason = new DeadlineExceededError('work after the commit', 0);
     controller.abort(reason);
     expect(afterCommitFailure(error, controller.signal)).toBe(reason);
   });
