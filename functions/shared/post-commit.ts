@@ -9,6 +9,13 @@ import { DeadlineExceededError } from '../../middleware/errors.js';
  */
 export const answerMarginMs = 500;
 
+/**
+ * Of {@link answerMarginMs}, the time given to undoing what follow-up work did before it failed (a
+ * withdrawn SMS code and its refunded budget unit: one DynamoDB write each, made side by side), so that
+ * the undo still runs once the work's deadline has passed, and the answer keeps the rest of the margin.
+ */
+export const undoMarginMs = 300;
+
 /** The `dependency` of the after-commit deadlines' {@link DeadlineExceededError}s. */
 const afterCommitWork = 'work after the commit';
 
@@ -43,6 +50,30 @@ export function afterCommitDeadline(
   if (budgetMs <= 0) expire();
   // Not cleared when the work ends first: unref'd, it holds nothing open, and by then nothing listens.
   else setTimeout(expire, budgetMs).unref();
+  return controller.signal;
+}
+
+/**
+ * The deadline of undoing what follow-up work under `signal` did before it failed: {@link undoMarginMs}
+ * after `signal` aborts, or from now when it already has. The work's own signal cannot serve: once it has
+ * aborted, every call given it is refused at once, and nothing would be undone. Undefined without
+ * `signal` (a direct call), where the clients' own bounds apply.
+ */
+export function undoDeadline(signal: AbortSignal | undefined): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const controller = new AbortController();
+  const startUndoBudget = () =>
+    setTimeout(
+      () =>
+        controller.abort(
+          new DeadlineExceededError(afterCommitWork, undoMarginMs, {
+            message: `Undoing the work after the commit did not finish within its ${undoMarginMs} ms`,
+          }),
+        ),
+      undoMarginMs,
+    ).unref();
+  if (signal.aborted) startUndoBudget();
+  else signal.addEventListener('abort', startUndoBudget, { once: true });
   return controller.signal;
 }
 

@@ -4,6 +4,8 @@ import {
   afterCommitDeadline,
   afterCommitFailure,
   answerMarginMs,
+  undoDeadline,
+  undoMarginMs,
   untilAborted,
 } from '../../functions/shared/post-commit.js';
 import { DeadlineExceededError } from '../../middleware/errors.js';
@@ -40,6 +42,41 @@ describe('afterCommitDeadline', () => {
 
   it('is none without a Lambda deadline (a direct call): the clients bound the work', () => {
     expect(afterCommitDeadline({})).toBeUndefined();
+  });
+});
+
+describe('undoDeadline', () => {
+  it('gives the undo its own time once the work has run out of its own', () => {
+    vi.useFakeTimers();
+    const work = new AbortController();
+    const undo = undoDeadline(work.signal);
+    // However long the work runs, the undo's time starts only when the work's deadline passes.
+    vi.advanceTimersByTime(10 * undoMarginMs);
+    expect(undo?.aborted).toBe(false);
+    work.abort(new DeadlineExceededError('work after the commit', 0));
+    vi.advanceTimersByTime(undoMarginMs - 1);
+    expect(undo?.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(undo?.reason).toBeInstanceOf(DeadlineExceededError);
+    expect(undo?.reason).toHaveProperty(
+      'message',
+      `Undoing the work after the commit did not finish within its ${undoMarginMs} ms`,
+    );
+  });
+
+  it('starts at once after a deadline that has already passed, and stays within the answer margin', () => {
+    vi.useFakeTimers();
+    const passed = new AbortController();
+    passed.abort(new DeadlineExceededError('work after the commit', 0));
+    const undo = undoDeadline(passed.signal);
+    expect(undo?.aborted).toBe(false);
+    vi.advanceTimersByTime(undoMarginMs);
+    expect(undo?.aborted).toBe(true);
+    expect(undoMarginMs).toBeLessThan(answerMarginMs);
+  });
+
+  it('is none without a deadline for the work (a direct call)', () => {
+    expect(undoDeadline(undefined)).toBeUndefined();
   });
 });
 
