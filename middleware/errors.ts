@@ -286,12 +286,18 @@ export class DependencyTimeoutError extends HttpError {
  * but circuit breakers do not count it: a Lambda short of time says nothing about the service it calls.
  */
 export class DeadlineExceededError extends DependencyTimeoutError {
-  constructor(dependency: string, timeoutMs: number, options: HttpErrorOptions = {}) {
-    super(dependency, timeoutMs, options);
+  /**
+   * `options.message` replaces the wording about one dependency's call, for a deadline over work that
+   * spans several (the work after a commit), where naming one would be a guess.
+   */
+  constructor(dependency: string, timeoutMs: number, options: HttpErrorOptions & { message?: string } = {}) {
+    const { message, ...httpOptions } = options;
+    super(dependency, timeoutMs, httpOptions);
     this.message =
-      timeoutMs > 0
+      message ??
+      (timeoutMs > 0
         ? `${dependency} did not answer within the ${timeoutMs} ms the caller had left`
-        : `${dependency} was not called: the caller had no time left`;
+        : `${dependency} was not called: the caller had no time left`);
   }
 }
 

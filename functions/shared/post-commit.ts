@@ -10,6 +10,16 @@ import { DeadlineExceededError } from '../../middleware/errors.js';
 export const answerMarginMs = 500;
 
 /**
+ * Of {@link answerMarginMs}, the time given to undoing what follow-up work did before it failed (a
+ * withdrawn SMS code and its refunded budget unit: one DynamoDB write each, made side by side), so that
+ * the undo still runs once the work's deadline has passed, and the answer keeps the rest of the margin.
+ */
+export const undoMarginMs = 300;
+
+/** The `dependency` of the after-commit deadlines' {@link DeadlineExceededError}s. */
+const afterCommitWork = 'work after the commit';
+
+/**
  * A signal that aborts {@link answerMarginMs} before the invocation times out (at once when less is left),
  * its reason a {@link DeadlineExceededError}; undefined without a Lambda deadline (a direct call), where the
  * clients' own bounds apply. Give it to the work a handler does after its commit, which must then stop:
@@ -26,11 +36,44 @@ export function afterCommitDeadline(
   if (typeof context.getRemainingTimeInMillis !== 'function') return undefined;
   const budgetMs = context.getRemainingTimeInMillis() - answerMarginMs;
   const controller = new AbortController();
-  // Named for what the deadline cuts short: the follow-up work's calls to DynamoDB and SQS.
-  const expire = () => controller.abort(new DeadlineExceededError('DynamoDB or SQS', Math.max(0, budgetMs)));
+  // Worded for the whole follow-up: the signal is shared by calls to DynamoDB, SQS, Secrets Manager and
+  // the rate limiter, and its reason cannot tell which of them was running when it aborted.
+  const expire = () =>
+    controller.abort(
+      new DeadlineExceededError(afterCommitWork, Math.max(0, budgetMs), {
+        message:
+          budgetMs > 0
+            ? `The work after the commit did not finish within the ${budgetMs} ms the invocation had left`
+            : 'The work after the commit was not started: the invocation had no time left',
+      }),
+    );
   if (budgetMs <= 0) expire();
   // Not cleared when the work ends first: unref'd, it holds nothing open, and by then nothing listens.
   else setTimeout(expire, budgetMs).unref();
+  return controller.signal;
+}
+
+/**
+ * The deadline of undoing what follow-up work under `signal` did before it failed: {@link undoMarginMs}
+ * after `signal` aborts, or from now when it already has. The work's own signal cannot serve: once it has
+ * aborted, every call given it is refused at once, and nothing would be undone. Undefined without
+ * `signal` (a direct call), where the clients' own bounds apply.
+ */
+export function undoDeadline(signal: AbortSignal | undefined): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const controller = new AbortController();
+  const startUndoBudget = () =>
+    setTimeout(
+      () =>
+        controller.abort(
+          new DeadlineExceededError(afterCommitWork, undoMarginMs, {
+            message: `Undoing the work after the commit did not finish within its ${undoMarginMs} ms`,
+          }),
+        ),
+      undoMarginMs,
+    ).unref();
+  if (signal.aborted) startUndoBudget();
+  else signal.addEventListener('abort', startUndoBudget, { once: true });
   return controller.signal;
 }
 

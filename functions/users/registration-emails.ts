@@ -10,7 +10,7 @@ import type { RateLimitResult } from '../../middleware/rate-limit/rate-limiter.j
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
-import { afterCommitFailure, untilAborted } from '../shared/post-commit.js';
+import { afterCommitFailure, undoDeadline, untilAborted } from '../shared/post-commit.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
 import { createVerificationLink } from '../shared/verification-link.js';
 import { type IssuedPhoneCode, phoneCodeResendIntervalSec, type User } from './users-model.js';
@@ -113,7 +113,7 @@ export class RegistrationEmails {
       (queues.verificationLinkSecret ? rotatingSecretReader(queues.verificationLinkSecret) : undefined);
   }
 
-  /** `signal`: the registration's deadline, past which nothing more is asked of DynamoDB or SQS. */
+  /** `signal`: the registration's deadline, past which nothing more is asked of DynamoDB, SQS or Secrets Manager. */
   async enqueue(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<void> {
     const { sqs, queues, logger, auditLogger, metrics } = this.options;
     if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
@@ -260,15 +260,16 @@ export class RegistrationEmails {
       );
       return { code, admission };
     } catch (error) {
-      await this.#refundNumber(userId, phoneNumber, admission, correlationId, signal);
+      await this.#refundNumber(userId, phoneNumber, admission, correlationId, undoDeadline(signal));
       throw error;
     }
   }
 
   /**
-   * Undoes an issued code whose SMS was never queued, so that it counts against neither the user's
-   * limits nor the number's budget. A failure, the deadline (`signal`) passing included, is logged; the
-   * code then counts as if it had been sent.
+   * Undoes an issued code whose SMS was not queued, so that it counts against neither the user's limits
+   * nor the number's budget. The work's deadline (`signal`) passing may be why the SMS was not queued,
+   * so the undo runs under its own (`undoDeadline`). A failure, that deadline passing included, is
+   * logged; the code then counts as if it had been sent.
    */
   async #withdraw(
     userId: string,
@@ -277,35 +278,37 @@ export class RegistrationEmails {
     correlationId: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    try {
-      await issued.code.withdraw(signal);
-    } catch (error) {
-      this.options.logger.warn('An SMS code that was never sent could not be withdrawn; it still counts', {
-        userId,
-        correlationId,
-        error,
-      });
-    }
-    await this.#refundNumber(userId, phoneNumber, issued.admission, correlationId, signal);
+    const undoSignal = undoDeadline(signal);
+    // Side by side: the code and the budget are separate items, and the undo has little time.
+    await Promise.all([
+      issued.code.withdraw(undoSignal).catch((error: unknown) => {
+        this.options.logger.warn('An SMS code that was not sent could not be withdrawn; it still counts', {
+          userId,
+          correlationId,
+          error,
+        });
+      }),
+      this.#refundNumber(userId, phoneNumber, issued.admission, correlationId, undoSignal),
+    ]);
   }
 
   /**
-   * Gives the number's budget back the unit of an SMS that was never queued, if one was taken; a failure,
-   * the deadline (`signal`) passing included, is logged.
+   * Gives the number's budget back the unit of an SMS that was not queued, if one was taken; a failure,
+   * `undoSignal` (an `undoDeadline`) passing included, is logged.
    */
   async #refundNumber(
     userId: string,
     phoneNumber: string,
     admission: SmsAdmission | undefined,
     correlationId: string | undefined,
-    signal: AbortSignal | undefined,
+    undoSignal: AbortSignal | undefined,
   ): Promise<void> {
     const { refundSms } = this.options;
     if (admission === undefined || !refundSms) return;
     try {
-      await untilAborted(signal, () => refundSms(phoneNumber, admission));
+      await untilAborted(undoSignal, () => refundSms(phoneNumber, admission));
     } catch (error) {
-      this.options.logger.warn("The phone number's SMS budget was not refunded for an SMS never sent", {
+      this.options.logger.warn("The phone number's SMS budget was not refunded for an SMS not sent", {
         userId,
         correlationId,
         error,
@@ -315,9 +318,14 @@ export class RegistrationEmails {
 
   /**
    * Sends a user a new SMS code (`POST /users/{id}/phone-code`) and resolves with its expiry. Unlike the
-   * registration messages, a failure here is the request's failure: 503, no SMS was queued, and the code
-   * is withdrawn, so the request counts against no limit. Once the code is issued, `signal` (the
-   * request's deadline) bounds the rest: past it, the answer is that 503, not the invocation's timeout.
+   * registration messages, a failure to queue the SMS is the request's failure: 503 with Retry-After.
+   * Once the code is issued, `signal` (the request's deadline) bounds the rest: past it, the answer is
+   * that 503, not the invocation's timeout. The code is then withdrawn and the number's budget unit given
+   * back, under the undo's own deadline (`undoDeadline`), so that the retry is neither refused as too soon
+   * nor charged for an SMS the user did not get. Not guaranteed: an undo that fails or runs out of time
+   * is logged and the code counts as sent (the Retry-After, the resend interval, covers that); and a send
+   * the deadline cut short may have reached SQS all the same, so its SMS can arrive with a code already
+   * withdrawn, which the user replaces by asking again.
    */
   async sendPhoneCode(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<Date> {
     const { sqs, queues, issuePhoneCode } = this.options;

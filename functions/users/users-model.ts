@@ -51,7 +51,7 @@ export interface IssuedPhoneCode {
    * Undoes the issue when its SMS was never queued, so that it counts against none of the user's limits:
    * the user's code item is put back as it was before (or deleted if there was none). Conditional on the
    * item still being this issue's, so a code used or a user deleted since is left alone. `abortSignal`
-   * aborts the write (a handler's deadline).
+   * aborts the write (the deadline of undoing, `undoDeadline`).
    */
   readonly withdraw: (abortSignal?: AbortSignal) => Promise<void>;
 }

@@ -65,7 +65,10 @@ export function parseRawQuery(rawQueryString: string): URLSearchParams {
   return new URLSearchParams(`?${rawQueryString}`);
 }
 
-/** What an earlier body parser may leave on the event: `body` parsed, and the text it parsed as `rawBody`. */
+/**
+ * What an earlier body parser may leave on the event: `body` parsed and, from `@middy/http-json-body-parser`
+ * v3 and earlier, the body as sent as `rawBody` (still base64 when `isBase64Encoded`).
+ */
 interface BodyFields {
   readonly body?: unknown;
   readonly rawBody?: unknown;
@@ -73,8 +76,9 @@ interface BodyFields {
 
 /**
  * Whether an earlier middleware (`@middy/http-json-body-parser` before this) parsed the body already: it
- * left something other than text, or kept other text than `body` as `rawBody` (its v4 keeps the text it
- * parsed there; v6 keeps none, so a JSON string body it parsed cannot be told from an unparsed one).
+ * left something other than text, or kept other text than `body` as `rawBody` (its v3 and earlier keep the
+ * body as sent there; Middy removed `rawBody` in 4.0.0, so after a later version a JSON string body it
+ * parsed cannot be told from an unparsed one).
  */
 function isParsedEarlier(event: APIGatewayProxyEventV2): boolean {
   const { body, rawBody } = event as BodyFields;
@@ -112,8 +116,8 @@ export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
 
 /**
  * A body an earlier parser already turned into a value, as it left it. The parser has read the whole body
- * already; the limit still bounds what the handler is given, measured on the text the parser kept
- * (`rawBody`) or, when it kept none, on the value written back as JSON.
+ * already; the limit still bounds what the handler is given, measured on the bytes of the body as sent
+ * (`rawBody`, decoded when base64) or, when the parser kept none, on the value written back as JSON.
  */
 function alreadyParsedBody(event: APIGatewayProxyEventV2, maxBodyBytes: number): unknown {
   const { body, rawBody } = event as BodyFields;

@@ -30,6 +30,7 @@ import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { jsonBodyParserOf } from '../helpers/json-body-parser.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
   b64,
@@ -277,6 +278,28 @@ describe('authenticate through a middy pipeline', () => {
       ),
     });
     expect((await noBody(emptyEvent)).statusCode).toBe(200);
+  });
+
+  it('verifies a signed request after a v3 body parser over the bytes its rawBody keeps, decoded from base64', async () => {
+    // Spacing JSON.stringify would not reproduce: only the bytes as sent carry the signature.
+    const body = '{ "hello":  "world" }';
+    const signedHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'POST', url: '/things', body },
+    );
+    const sent = () =>
+      httpEvent({
+        method: 'POST',
+        body: Buffer.from(body).toString('base64'),
+        isBase64Encoded: true,
+        headers: { 'content-type': 'application/json', ...signedHeaders },
+      });
+    const afterV3 = await pipeline(jsonBodyParserOf(3), serviceAuth({ verifier: services }))(sent());
+    expect(afterV3.statusCode).toBe(200);
+    expect(afterV3.json.principal).toMatchObject({ id: 'bookings', authMethod: 'service' });
+    // v4 and later keep no rawBody: the bytes are gone, and the logged error names the fix.
+    const afterV4 = await pipeline(jsonBodyParserOf(4), serviceAuth({ verifier: services }))(sent());
+    expect(afterV4.statusCode).toBe(500);
   });
 
   it('refuses a signed request whose base64 body is not canonical, as the input parser does', async () => {

@@ -1,12 +1,17 @@
+import { randomInt, randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readQueueEnvironment } from '../../functions/shared/environment.js';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment, readQueueEnvironment } from '../../functions/shared/environment.js';
+import { phoneCodeKey } from '../../functions/shared/keys.js';
 import {
   RegistrationEmails,
   type RegistrationEmailsOptions,
   type SmsAdmission,
 } from '../../functions/users/registration-emails.js';
+import { smsPerNumberPolicy, UsersModel } from '../../functions/users/users-model.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import {
@@ -16,8 +21,11 @@ import {
   TooManyRequestsError,
 } from '../../middleware/errors.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
+import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { storedMetric } from '../helpers/observability.js';
+import { testTableNames } from '../helpers/tables.js';
 
 // A real local-aws-sqs with the email queue: what the producer enqueues is read back from it.
 let sqs: LocalWorkerQueues;
@@ -464,7 +472,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const deadline = new AbortController();
     const { emails, issuedFor, refunded, audits, metrics } = budgetSetup(() => {
       // The budget's store hangs: its answer comes only after the registration's time is up.
-      setTimeout(() => deadline.abort(new DeadlineExceededError('DynamoDB or SQS', 50)), 50);
+      setTimeout(() => deadline.abort(new DeadlineExceededError('work after the commit', 50)), 50);
       return new Promise<SmsAdmission>(() => {});
     });
     await emails.enqueue(withPhone, 'corr-late', deadline.signal);
@@ -483,19 +491,58 @@ describe("a phone number's SMS budget (admitSms)", () => {
     expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBe(1);
   });
 
-  it('answers a new code 503 when its deadline passes before the SMS is queued, and tries to undo the code', async () => {
-    const { emails, issuedFor, withdrawnFor } = budgetSetup(admitted);
-    const passed = new AbortController();
-    passed.abort(new DeadlineExceededError('DynamoDB or SQS', 0));
+  it('answers a new code 503 when its deadline passes before the SMS is queued, and undoes the stored code and the budget unit', async () => {
+    // The real code store and budget (dynalite): the undo must get through after the deadline passed.
+    const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+    const documents = createDocumentClient(dynamoDb);
+    const users = new UsersModel(documents, testTableNames.app, createFunctionEncryptor(readEnvironment()));
+    const budget = new RateLimiter({
+      policy: smsPerNumberPolicy,
+      tableName: testTableNames.toolkit,
+      client: dynamoDb,
+    });
+    const registered = await users.register({
+      email: `deadline-${randomUUID()}@example.com`,
+      name: 'Ada',
+      phone: `+1415555${randomInt(1000, 10_000)}`,
+    });
+    const phone = registered.phone as string;
+    const budgetKey = await users.smsBudgetKey(phone);
+    const deadline = new AbortController();
+    const emails = new RegistrationEmails({
+      sqs: sqs.client,
+      queues: environment(),
+      logger: new Logger({ logLevel: 'SILENT' }),
+      auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
+      metrics: createMetrics({ serviceName: 'users' }),
+      // The deadline passes as the code is stored: the SMS's send then starts aborted.
+      issuePhoneCode: async (userId, beforeIssuing, signal) => {
+        const issuedCode = await users.issuePhoneCode(userId, { beforeIssuing, abortSignal: signal });
+        deadline.abort(new DeadlineExceededError('work after the commit', 0));
+        return issuedCode;
+      },
+      admitSms: async (number) => budget.consume(await users.smsBudgetKey(number)),
+      refundSms: async (number, admission) => budget.refund(await users.smsBudgetKey(number), admission),
+    });
+    const fullBudget = await budget.getRemaining(budgetKey);
     const error = await emails
-      .sendPhoneCode(withPhone, undefined, passed.signal)
+      .sendPhoneCode(registered, undefined, deadline.signal)
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ServiceUnavailableError);
     expect(error).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '60' } });
-    // The code was issued before the deadline mattered; its SMS was never sent.
-    expect(issuedFor).toEqual(['user-1']);
-    expect(withdrawnFor).toEqual(['user-1']);
     expect(await sqs.enqueued()).toEqual([]);
+    // Undone: no code stored, the budget whole, so the retry the 503 asks for gets its code.
+    const { Item } = await documents.send(
+      new GetCommand({
+        TableName: testTableNames.app,
+        Key: phoneCodeKey(registered.id),
+        ConsistentRead: true,
+      }),
+    );
+    expect(Item).toBeUndefined();
+    expect(await budget.getRemaining(budgetKey)).toBe(fullBudget);
+    await expect(emails.sendPhoneCode(registered, undefined)).resolves.toBeInstanceOf(Date);
+    expect(await budget.getRemaining(budgetKey)).toBe(fullBudget - 1);
   });
 
   it('once spent, a new code is a 429 with Retry-After, with no code issued and nothing queued', async () => {

@@ -1,6 +1,6 @@
 // A dependency that answers badly: for tests of what a client makes of a 5xx, a throttling answer or garbage.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type LoopbackServer, listenOnLoopback } from './loopback-server.js';
 
 /** One fixed answer: a status, its content type and a body, sent to every request. */
 export interface FaultyAnswer {
@@ -22,9 +22,7 @@ export function awsJsonError(status: number, type: string, message = 'refused'):
  * An HTTP server on 127.0.0.1 that reads each request whole, then sends `answer`, or, for `'reset'`,
  * drops the connection without a word (the client sees ECONNRESET).
  */
-export async function faultServer(
-  answer: FaultyAnswer | 'reset',
-): Promise<{ endpoint: string; close: () => Promise<void> }> {
+export function faultServer(answer: FaultyAnswer | 'reset'): Promise<LoopbackServer> {
   const server = createServer((request, response) => {
     request.resume();
     request.on('end', () => {
@@ -32,14 +30,5 @@ export async function faultServer(
       else response.writeHead(answer.status, { 'content-type': answer.contentType }).end(answer.body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenOnLoopback(server);
 }

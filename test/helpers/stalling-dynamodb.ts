@@ -1,6 +1,6 @@
 // A DynamoDB that hangs some requests: a proxy to the suite's embedded one that never answers the requests a test picks.
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { listenOnLoopback } from './loopback-server.js';
 
 /** Picks the requests to leave unanswered by their JSON body (table name, key, expression). */
 export type StallRule = (body: string) => boolean;
@@ -33,7 +33,6 @@ export async function startStallingDynamoDb(target: string): Promise<StallingDyn
   const upstream = new URL(target);
   let rule: StallRule | undefined;
   let stalled = 0;
-  const sockets = new Set<Socket>();
   const server = createServer(async (request, response) => {
     const body = await readBody(request);
     if (rule?.(body.toString('utf8'))) {
@@ -56,22 +55,13 @@ export async function startStallingDynamoDb(target: string): Promise<StallingDyn
     forwarded.on('error', () => response.destroy());
     forwarded.end(body);
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
+  const { endpoint, close } = await listenOnLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     stall: (next) => {
       rule = next;
     },
     stalled: () => stalled,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

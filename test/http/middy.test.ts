@@ -16,6 +16,7 @@ import { defaultMaxBodyBytes, readJsonBody, requestBodyBytes } from '../../middl
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { jsonBodyParserOf, parsedBy } from '../helpers/json-body-parser.js';
 
 const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
 
@@ -234,64 +235,75 @@ describe('validateInput through a middy pipeline', () => {
   });
 
   describe("after a body parser (@middy/http-json-body-parser, Middy's documented order)", () => {
-    /** The event such a parser leaves: `body` parsed, and in its v4 the text it parsed as `rawBody`. */
-    const parsedEvent = (
-      body: unknown,
-      fields: { rawBody?: string; headers?: Record<string, string> } = {},
-    ) =>
-      eventOf({ pathParameters: { id: '7' }, ...fields, body } as unknown as Partial<APIGatewayProxyEventV2>);
-    const send = async (event: APIGatewayProxyEventV2, maxBodyBytes?: number) => {
+    const sentEvent = (body: string, fields: Partial<APIGatewayProxyEventV2> = {}) =>
+      eventOf({ pathParameters: { id: '7' }, ...fields, body });
+    const base64Of = (text: string) => Buffer.from(text).toString('base64');
+    const send = async (
+      event: APIGatewayProxyEventV2,
+      { parser, maxBodyBytes }: { parser?: 3 | 4; maxBodyBytes?: number } = {},
+    ) => {
+      let chain = middy<APIGatewayProxyEventV2>().use(httpErrorHandler({ logger: { error: vi.fn() } }));
+      if (parser !== undefined) chain = chain.use(jsonBodyParserOf(parser));
       const handler = lambdaHandler(
-        middy<APIGatewayProxyEventV2>()
-          .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        chain
           .use(validateInput({ body: schemas.body }, maxBodyBytes === undefined ? {} : { maxBodyBytes }))
           .handler(async (_event, { input }) => json(201, input.body)),
       );
       const result = await handler(event, context);
       return { status: result.statusCode, body: JSON.parse(result.body as string) };
     };
+    const text = '{"name":"n","count":2}';
 
-    it('validates the body the parser left instead of parsing it again', async () => {
-      expect(await send(parsedEvent({ name: 'n', count: 2 }))).toEqual({
-        status: 201,
-        body: { name: 'n', count: 2 },
+    it('validates the body the parser left, plain or sent as base64, instead of parsing it again', async () => {
+      for (const parser of [3, 4] as const) {
+        for (const event of [sentEvent(text), sentEvent(base64Of(text), { isBase64Encoded: true })]) {
+          expect(await send(event, { parser }), `v${parser}`).toEqual({
+            status: 201,
+            body: { name: 'n', count: 2 },
+          });
+        }
+        const wrong = await send(sentEvent('42'), { parser });
+        expect(wrong, `v${parser}`).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+      }
+    });
+
+    it("parses a JSON string body once after v3, whose rawBody tells it was parsed, and twice after v4's", async () => {
+      const stringBody = JSON.stringify(text);
+      expect(await send(sentEvent(stringBody), { parser: 3 })).toMatchObject({
+        status: 400,
+        body: { code: 'VALIDATION_FAILED' },
       });
-      const rawBody = '{"name":"n","count":2}';
-      expect((await send(parsedEvent({ name: 'n', count: 2 }, { rawBody }))).status).toBe(201);
-      const wrong = await send(parsedEvent(42));
-      expect(wrong).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+      // No rawBody: the string the parser left looks like a body not parsed yet (as the README says).
+      expect((await send(sentEvent(stringBody), { parser: 4 })).status).toBe(201);
     });
 
-    it('parses nothing twice: a JSON string the parser kept rawBody for stays a string', async () => {
-      const inner = '{"name":"n","count":2}';
-      const answer = await send(parsedEvent(inner, { rawBody: JSON.stringify(inner) }));
-      expect(answer).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+    it('still refuses another media type a parser let through, and measures the limit on the body as sent, or on the value written back', async () => {
+      // A parser told to skip its media type check (v6's disableContentTypeCheck) leaves a value anyway.
+      const textual = eventOf({
+        pathParameters: { id: '7' },
+        headers: { 'content-type': 'text/plain' },
+        body: { name: 'n', count: 2 } as unknown as string,
+      });
+      expect((await send(textual)).status).toBe(415);
+      // 64 bytes as sent (padded with spaces), 88 as base64, 22 as JSON.
+      const padded = `{"name":"n",${' '.repeat(42)}"count":2}`;
+      expect(Buffer.byteLength(padded)).toBe(64);
+      for (const event of [sentEvent(padded), sentEvent(base64Of(padded), { isBase64Encoded: true })]) {
+        expect((await send(event, { parser: 3, maxBodyBytes: 63 })).status).toBe(413);
+        expect((await send(event, { parser: 3, maxBodyBytes: 64 })).status).toBe(201);
+        expect((await send(event, { parser: 4, maxBodyBytes: 21 })).status).toBe(413);
+        expect((await send(event, { parser: 4, maxBodyBytes: 22 })).status).toBe(201);
+      }
     });
 
-    it('still refuses another media type and measures the limit on rawBody, or on the value written back', async () => {
-      const textual = await send(
-        parsedEvent({ name: 'n', count: 2 }, { headers: { 'content-type': 'text/plain' } }),
-      );
-      expect(textual.status).toBe(415);
-      // 64 bytes as sent (padded with spaces), 22 as JSON: rawBody is what was sent.
-      const rawBody = `{"name":"n",${' '.repeat(42)}"count":2}`;
-      expect(Buffer.byteLength(rawBody)).toBe(64);
-      expect((await send(parsedEvent({ name: 'n', count: 2 }, { rawBody }), 63)).status).toBe(413);
-      expect((await send(parsedEvent({ name: 'n', count: 2 }, { rawBody }), 64)).status).toBe(201);
-      expect((await send(parsedEvent({ name: 'n', count: 2 }), 21)).status).toBe(413);
-      expect((await send(parsedEvent({ name: 'n', count: 2 }), 22)).status).toBe(201);
-    });
-
-    it('gives the bytes of rawBody, and names the fix when a parser kept none, rather than a TypeError', () => {
-      const text = '{"name":"n","count":2}';
-      expect(requestBodyBytes(parsedEvent(JSON.parse(text), { rawBody: text })).toString()).toBe(text);
-      const base64 = {
-        ...parsedEvent(JSON.parse(text), { rawBody: Buffer.from(text).toString('base64') }),
-        isBase64Encoded: true,
-      };
+    it("gives the bytes v3's rawBody keeps, decoded when base64, and names the fix after v4, rather than a TypeError", () => {
+      expect(requestBodyBytes(parsedBy(3, sentEvent(text))).toString()).toBe(text);
+      const base64 = parsedBy(3, sentEvent(base64Of(text), { isBase64Encoded: true }));
+      expect((base64 as { rawBody?: unknown }).rawBody).toBe(base64Of(text));
       expect(requestBodyBytes(base64).toString()).toBe(text);
-      expect(() => requestBodyBytes(parsedEvent(JSON.parse(text)))).toThrow(InvalidArgumentError);
-      expect(() => requestBodyBytes(parsedEvent(JSON.parse(text)))).toThrow(
+      const withoutRawBody = parsedBy(4, sentEvent(text));
+      expect(() => requestBodyBytes(withoutRawBody)).toThrow(InvalidArgumentError);
+      expect(() => requestBodyBytes(withoutRawBody)).toThrow(
         /kept no rawBody.*after Bulwark's middlewares, or drop it/,
       );
     });

@@ -4,6 +4,8 @@ import {
   afterCommitDeadline,
   afterCommitFailure,
   answerMarginMs,
+  undoDeadline,
+  undoMarginMs,
   untilAborted,
 } from '../../functions/shared/post-commit.js';
 import { DeadlineExceededError } from '../../middleware/errors.js';
@@ -23,7 +25,7 @@ describe('afterCommitDeadline', () => {
     expect(signal?.reason).toBeInstanceOf(DeadlineExceededError);
     expect(signal?.reason).toHaveProperty(
       'message',
-      `DynamoDB or SQS did not answer within the ${2000 - answerMarginMs} ms the caller had left`,
+      `The work after the commit did not finish within the ${2000 - answerMarginMs} ms the invocation had left`,
     );
   });
 
@@ -33,13 +35,48 @@ describe('afterCommitDeadline', () => {
       expect(signal?.aborted, String(remainingMs)).toBe(true);
       expect(signal?.reason).toHaveProperty(
         'message',
-        'DynamoDB or SQS was not called: the caller had no time left',
+        'The work after the commit was not started: the invocation had no time left',
       );
     }
   });
 
   it('is none without a Lambda deadline (a direct call): the clients bound the work', () => {
     expect(afterCommitDeadline({})).toBeUndefined();
+  });
+});
+
+describe('undoDeadline', () => {
+  it('gives the undo its own time once the work has run out of its own', () => {
+    vi.useFakeTimers();
+    const work = new AbortController();
+    const undo = undoDeadline(work.signal);
+    // However long the work runs, the undo's time starts only when the work's deadline passes.
+    vi.advanceTimersByTime(10 * undoMarginMs);
+    expect(undo?.aborted).toBe(false);
+    work.abort(new DeadlineExceededError('work after the commit', 0));
+    vi.advanceTimersByTime(undoMarginMs - 1);
+    expect(undo?.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(undo?.reason).toBeInstanceOf(DeadlineExceededError);
+    expect(undo?.reason).toHaveProperty(
+      'message',
+      `Undoing the work after the commit did not finish within its ${undoMarginMs} ms`,
+    );
+  });
+
+  it('starts at once after a deadline that has already passed, and stays within the answer margin', () => {
+    vi.useFakeTimers();
+    const passed = new AbortController();
+    passed.abort(new DeadlineExceededError('work after the commit', 0));
+    const undo = undoDeadline(passed.signal);
+    expect(undo?.aborted).toBe(false);
+    vi.advanceTimersByTime(undoMarginMs);
+    expect(undo?.aborted).toBe(true);
+    expect(undoMarginMs).toBeLessThan(answerMarginMs);
+  });
+
+  it('is none without a deadline for the work (a direct call)', () => {
+    expect(undoDeadline(undefined)).toBeUndefined();
   });
 });
 
@@ -56,14 +93,14 @@ describe('untilAborted', () => {
   it("gives up on work still running when the signal aborts, with the signal's reason", async () => {
     const controller = new AbortController();
     const given = untilAborted(controller.signal, () => new Promise(() => {}));
-    const reason = new DeadlineExceededError('DynamoDB or SQS', 10);
+    const reason = new DeadlineExceededError('work after the commit', 10);
     controller.abort(reason);
     await expect(given).rejects.toBe(reason);
   });
 
   it('never starts work once the signal has aborted', async () => {
     const controller = new AbortController();
-    controller.abort(new DeadlineExceededError('DynamoDB or SQS', 0));
+    controller.abort(new DeadlineExceededError('work after the commit', 0));
     const work = vi.fn(async () => 'started');
     await expect(untilAborted(controller.signal, work)).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(work).not.toHaveBeenCalled();
@@ -76,7 +113,7 @@ describe('afterCommitFailure', () => {
     const controller = new AbortController();
     expect(afterCommitFailure(error, undefined)).toBe(error);
     expect(afterCommitFailure(error, controller.signal)).toBe(error);
-    const reason = new DeadlineExceededError('DynamoDB or SQS', 0);
+    const reason = new DeadlineExceededError('work after the commit', 0);
     controller.abort(reason);
     expect(afterCommitFailure(error, controller.signal)).toBe(reason);
   });

@@ -9,6 +9,7 @@ import {
   DependencyError,
   InvalidOptionsError,
   ServiceUnavailableError,
+  TooManyRequestsError,
   UnauthorizedError,
 } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
@@ -151,6 +152,29 @@ describe('rateLimit through a middy pipeline', () => {
       });
       expect(rejected.body.detail).toMatch(new RegExp(`${name}; retry in 30 s`));
       expect(handle).toHaveBeenCalledTimes(2);
+    });
+
+    it('without an error handler, lets its 429 propagate with what other handlers read: statusCode, expose, headers', async () => {
+      const name = uniquePolicyName('alone');
+      const handler = lambdaHandler(
+        middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+          .use(limitOf({ policy: { name, limit: 1, windowSec: 60 } }))
+          .handler(async () => json(200, {})),
+      );
+      expect((await handler(eventOf('203.0.113.22'), { ...lambdaContext })).statusCode).toBe(200);
+      const refused = await handler(eventOf('203.0.113.22'), { ...lambdaContext }).catch(
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(TooManyRequestsError);
+      expect(refused).toMatchObject({
+        statusCode: 429,
+        expose: true,
+        headers: {
+          'Retry-After': '60',
+          'RateLimit-Policy': `"${name}";q=1;w=60`,
+          'X-RateLimit-Remaining': '0',
+        },
+      });
     });
 
     it('leaves errors raised after admission with the headers, server faults rendered and logged by httpErrorHandler', async () => {

@@ -184,6 +184,43 @@ const visibilityChangesByReceipt = () => {
   return Object.fromEntries(changes.map((change) => [change.ReceiptHandle, change.VisibilityTimeout]));
 };
 
+/**
+ * Runs two receives together, as one batch: both are handed back to SQS (batch item failures). They run
+ * concurrently, so their failures and visibility changes come in the order they finish.
+ */
+async function expectBothHandedBack(
+  run: ReturnType<typeof setup>['run'],
+  lastAttempt: SQSRecord,
+  firstAttempt: SQSRecord,
+) {
+  const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
+  expect(failures).toHaveLength(2);
+  expect(failures).toEqual(
+    expect.arrayContaining([
+      { itemIdentifier: lastAttempt.messageId },
+      { itemIdentifier: firstAttempt.messageId },
+    ]),
+  );
+}
+
+/**
+ * After a failure of ours on the last receive of one message and the first of another: each counts once
+ * (`WebhookFailed`), the first comes back after the jittered backoff (random 0.5 of base 10 × 2^0), not
+ * the queue's 180 s visibility, so an outage's messages spread out, and the last is visible at once, for
+ * the redrive.
+ */
+function expectFirstBackedOffLastRedriven(
+  recorded: { mock: { calls: unknown[][] } },
+  lastAttempt: SQSRecord,
+  firstAttempt: SQSRecord,
+) {
+  expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
+  expect(visibilityChangesByReceipt()).toEqual({
+    [lastAttempt.receiptHandle]: 0,
+    [firstAttempt.receiptHandle]: 5,
+  });
+}
+
 let target: Receiver;
 beforeAll(async () => {
   target = await receiver();
@@ -366,14 +403,7 @@ describe('an attempt', () => {
     const firstAttempt = await queues.receivedRecord('not json', {
       attributes: { 'x-correlation-id': 'corr-first' },
     });
-    const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
-    expect(failures).toHaveLength(2);
-    expect(failures).toEqual(
-      expect.arrayContaining([
-        { itemIdentifier: lastAttempt.messageId },
-        { itemIdentifier: firstAttempt.messageId },
-      ]),
-    );
+    await expectBothHandedBack(run, lastAttempt, firstAttempt);
     expect(logged.mock.calls).toEqual(
       expect.arrayContaining([
         [
@@ -398,13 +428,7 @@ describe('an attempt', () => {
       ]),
     );
     expect(logged).toHaveBeenCalledTimes(2);
-    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
-    // Back after the jittered backoff (random 0.5 of base 10 × 2^0), not the queue's 180 s visibility;
-    // the last receive visible at once, for the redrive.
-    expect(visibilityChangesByReceipt()).toEqual({
-      [lastAttempt.receiptHandle]: 0,
-      [firstAttempt.receiptHandle]: 5,
-    });
+    expectFirstBackedOffLastRedriven(recorded, lastAttempt, firstAttempt);
     // Only the message the redrive takes next is audited as rejected; the other one is audited when
     // its copy lands in the DLQ.
     expect(audits).toEqual([
@@ -723,6 +747,98 @@ describe('the owner alert', () => {
   });
 });
 
+/**
+ * Two messages for `endpoint`, received: the last receive (the fifth) of one, and the first of the other,
+ * each with its correlation id (`corr-last`, `corr-first`).
+ */
+async function twoReceivesFor(endpoint: { id: string; tenantId: string }) {
+  const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
+  const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
+  return {
+    lastMessage,
+    firstMessage,
+    lastAttempt: await queues.receivedRecord(lastMessage, {
+      receiveCount: 5,
+      attributes: { 'x-correlation-id': 'corr-last' },
+    }),
+    firstAttempt: await queues.receivedRecord(firstMessage, {
+      attributes: { 'x-correlation-id': 'corr-first' },
+    }),
+  };
+}
+
+/**
+ * Two messages for a healthy endpoint of a newly registered user, the last receive (the fifth) of one and
+ * the first of the other, run together by a worker over `store` whose failure before the POST hands both
+ * back (checked: and the endpoint gets no POST). The worker would disable the endpoint after one failed
+ * delivery, so that a failure of ours counted against it could not go unseen.
+ */
+async function twoReceivesFailingBeforeThePost(store: WebhookStore, emailTag: string) {
+  const healthy = await receiver();
+  const user = await users.register({ email: `${emailTag}-${randomUUID()}@example.com`, name: 'Spared' });
+  const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
+  const worker = setup({ store, disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 } });
+  const recorded = vi.spyOn(worker.metrics, 'addMetric');
+  const logged = vi.spyOn(worker.logger, 'error');
+  const receives = await twoReceivesFor(endpoint);
+  await expectBothHandedBack(worker.run, receives.lastAttempt, receives.firstAttempt);
+  expect(healthy.received).toHaveLength(0);
+  return { ...worker, healthy, endpoint, recorded, logged, ...receives };
+}
+
+/**
+ * The one `webhook.failed` audit line: the last receive's (`corr-last`), a failure of ours before any
+ * POST (`worker_error`), with `details` besides.
+ */
+function expectLastReceiveAuditedAsOurs(
+  audits: ReturnType<typeof setup>['audits'],
+  lastMessage: WebhookMessage,
+  details: Record<string, unknown> = {},
+) {
+  expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
+    expect.objectContaining({
+      outcome: 'error',
+      correlationId: 'corr-last',
+      metadata: expect.objectContaining({
+        webhookId: lastMessage.id,
+        attempt: 5,
+        last: true,
+        posted: false,
+        reason: 'worker_error',
+        ...details,
+      }),
+    }),
+  ]);
+}
+
+/**
+ * After a failure of ours on both receives: the delivery of the last receive is failed in the history, the
+ * endpoint never tried, and the other stays unrecorded until the endpoint is tried.
+ */
+async function expectOnlyTheLastReceiveEnded(endpointId: string, lastMessage: WebhookMessage) {
+  expect(await historyOf(endpointId)).toEqual([
+    expect.objectContaining({
+      webhookId: lastMessage.id,
+      status: 'failed',
+      attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
+    }),
+  ]);
+}
+
+/** Once the failure is over, the first receive's message comes again and is delivered on that second receive. */
+async function expectDeliveredOnTheSecondReceive(
+  received: Awaited<ReturnType<typeof twoReceivesFailingBeforeThePost>>,
+) {
+  const { run, healthy, endpoint, firstMessage, firstAttempt } = received;
+  const retried = await queues.redelivered(firstAttempt);
+  expect(retried.attributes.ApproximateReceiveCount).toBe('2');
+  expect(await run(retried)).toEqual({ batchItemFailures: [] });
+  expect(healthy.received).toHaveLength(1);
+  expect(
+    (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
+  ).toMatchObject({ status: 'delivered', attempts: [{ attempt: 2, statusCode: 204 }] });
+}
+
 describe("a failure on the worker's side", () => {
   /** The worker's own store, reading secrets through KMS that throttles while `throttling` is set. */
   function throttledKms() {
@@ -751,40 +867,12 @@ describe("a failure on the worker's side", () => {
   }
 
   it('retries a message whose secret KMS would not decrypt, never counting it against the endpoint', async () => {
-    const healthy = await receiver();
-    const user = await users.register({ email: `wh-kms-${randomUUID()}@example.com`, name: 'Spared' });
-    const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
     const { kms, store: throttledStore } = throttledKms();
-    // One delivery failed for good would disable it: a counted KMS failure could not go unseen.
-    const { run, audits, metrics, logger } = setup({
-      store: throttledStore,
-      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
-    });
-    const recorded = vi.spyOn(metrics, 'addMetric');
-    const logged = vi.spyOn(logger, 'error');
-    const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
-    const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
-    const lastAttempt = await record(lastMessage, 5);
-    const firstAttempt = await record(firstMessage, 1);
-    // The two run concurrently: their failures and visibility changes come in the order they finish.
-    const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
-    expect(failures).toHaveLength(2);
-    expect(failures).toEqual(
-      expect.arrayContaining([
-        { itemIdentifier: lastAttempt.messageId },
-        { itemIdentifier: firstAttempt.messageId },
-      ]),
-    );
-    expect(healthy.received).toHaveLength(0);
-    // The last receive's delivery is failed, since SQS's redrive takes the message next, with the
-    // endpoint never tried; the other one stays unrecorded until the endpoint is tried.
-    expect(await historyOf(endpoint.id)).toEqual([
-      expect.objectContaining({
-        webhookId: lastMessage.id,
-        status: 'failed',
-        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
-      }),
-    ]);
+    const received = await twoReceivesFailingBeforeThePost(throttledStore, 'wh-kms');
+    const { audits, recorded, logged, endpoint, lastMessage, firstMessage, lastAttempt, firstAttempt } =
+      received;
+    // The last receive's delivery is failed, since SQS's redrive takes the message next.
+    await expectOnlyTheLastReceiveEnded(endpoint.id, lastMessage);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
     expect(queues.sendMessageBatches()).toHaveLength(0);
     expect(await alerts()).toEqual([]);
@@ -804,40 +892,11 @@ describe("a failure on the worker's side", () => {
       ]),
     );
     expect(logged).toHaveBeenCalledTimes(2);
-    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
-      expect.objectContaining({
-        outcome: 'error',
-        metadata: expect.objectContaining({
-          webhookId: lastMessage.id,
-          attempt: 5,
-          last: true,
-          posted: false,
-          reason: 'worker_error',
-          error: 'SigningFailedError',
-        }),
-      }),
-    ]);
-    // The first comes back after the jittered backoff (random 0.5 of base 10 × 2^(n-1)), so an outage's
-    // messages spread out; the last is visible at once, for the redrive.
-    expect(visibilityChangesByReceipt()).toEqual({
-      [lastAttempt.receiptHandle]: 0,
-      [firstAttempt.receiptHandle]: 5,
-    });
-    // Each failed receive of ours counts once, the last one too.
-    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
+    expectLastReceiveAuditedAsOurs(audits, lastMessage, { error: 'SigningFailedError' });
+    expectFirstBackedOffLastRedriven(recorded, lastAttempt, firstAttempt);
 
     kms.throttling = false;
-    // The first attempt's message, received again: its second receive.
-    const retried = await queues.redelivered(firstAttempt);
-    expect(retried.attributes.ApproximateReceiveCount).toBe('2');
-    expect(await run(retried)).toEqual({ batchItemFailures: [] });
-    expect(healthy.received).toHaveLength(1);
-    expect(
-      (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
-    ).toMatchObject({
-      status: 'delivered',
-      attempts: [{ attempt: 2, statusCode: 204 }],
-    });
+    await expectDeliveredOnTheSecondReceive(received);
   });
 });
 
@@ -882,35 +941,10 @@ describe('the toolkit table refusing connections before the POST', () => {
   }
 
   it('is postponed after the jittered backoff like any failure of ours, and ends the delivery on the last receive', async () => {
-    const healthy = await receiver();
-    const user = await users.register({ email: `wh-ddb-${randomUUID()}@example.com`, name: 'Spared' });
-    const endpoint = await endpointAt(healthy.url, principal({ id: user.id }));
     const { outage, store: partlyDown } = refusedEndpointReads();
-    // One delivery failed for good would disable it: a counted outage could not go unseen.
-    const { run, audits, metrics, logger } = setup({
-      store: partlyDown,
-      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
-    });
-    const recorded = vi.spyOn(metrics, 'addMetric');
-    const logged = vi.spyOn(logger, 'error');
-    const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
-    const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
-    const lastAttempt = await queues.receivedRecord(lastMessage, {
-      receiveCount: 5,
-      attributes: { 'x-correlation-id': 'corr-last' },
-    });
-    const firstAttempt = await queues.receivedRecord(firstMessage, {
-      attributes: { 'x-correlation-id': 'corr-first' },
-    });
-    const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
-    expect(failures).toHaveLength(2);
-    expect(failures).toEqual(
-      expect.arrayContaining([
-        { itemIdentifier: lastAttempt.messageId },
-        { itemIdentifier: firstAttempt.messageId },
-      ]),
-    );
-    expect(healthy.received).toHaveLength(0);
+    const received = await twoReceivesFailingBeforeThePost(partlyDown, 'wh-ddb');
+    const { audits, recorded, logged, endpoint, lastMessage, firstMessage, lastAttempt, firstAttempt } =
+      received;
     const refused = expect.objectContaining({ code: 'ECONNREFUSED' });
     expect(logged.mock.calls).toEqual(
       expect.arrayContaining([
@@ -940,46 +974,15 @@ describe('the toolkit table refusing connections before the POST', () => {
       ]),
     );
     expect(logged).toHaveBeenCalledTimes(2);
-    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
-    // Back after the jittered backoff (random 0.5 of base 10 × 2^0), not the queue's 180 s visibility;
-    // the last receive visible at once, for the redrive.
-    expect(visibilityChangesByReceipt()).toEqual({
-      [lastAttempt.receiptHandle]: 0,
-      [firstAttempt.receiptHandle]: 5,
-    });
-    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
-      expect.objectContaining({
-        outcome: 'error',
-        correlationId: 'corr-last',
-        metadata: expect.objectContaining({
-          webhookId: lastMessage.id,
-          attempt: 5,
-          last: true,
-          posted: false,
-          reason: 'worker_error',
-        }),
-      }),
-    ]);
-    // The delivery that ended is failed in its history, the endpoint never tried; the other one stays
-    // unrecorded until the endpoint is tried. Nothing counts against the endpoint.
-    expect(await historyOf(endpoint.id)).toEqual([
-      expect.objectContaining({
-        webhookId: lastMessage.id,
-        status: 'failed',
-        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
-      }),
-    ]);
+    expectFirstBackedOffLastRedriven(recorded, lastAttempt, firstAttempt);
+    expectLastReceiveAuditedAsOurs(audits, lastMessage);
+    // Nothing counts against the endpoint.
+    await expectOnlyTheLastReceiveEnded(endpoint.id, lastMessage);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
     expect(await alerts()).toEqual([]);
 
     outage.refusing = false;
-    const retried = await queues.redelivered(firstAttempt);
-    expect(retried.attributes.ApproximateReceiveCount).toBe('2');
-    expect(await run(retried)).toEqual({ batchItemFailures: [] });
-    expect(healthy.received).toHaveLength(1);
-    expect(
-      (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
-    ).toMatchObject({ status: 'delivered', attempts: [{ attempt: 2, statusCode: 204 }] });
+    await expectDeliveredOnTheSecondReceive(received);
   });
 
   it('postpones a delivery to a disabled endpoint it could not mark failed, and ends it on the last receive', async () => {
@@ -991,15 +994,7 @@ describe('the toolkit table refusing connections before the POST', () => {
     const { run, audits, metrics, logger } = setup({ store: partlyDown });
     const recorded = vi.spyOn(metrics, 'addMetric');
     const logged = vi.spyOn(logger, 'error');
-    const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
-    const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
-    const lastAttempt = await queues.receivedRecord(lastMessage, {
-      receiveCount: 5,
-      attributes: { 'x-correlation-id': 'corr-last' },
-    });
-    const firstAttempt = await queues.receivedRecord(firstMessage, {
-      attributes: { 'x-correlation-id': 'corr-first' },
-    });
+    const { lastMessage, firstMessage, lastAttempt, firstAttempt } = await twoReceivesFor(endpoint);
     const before = target.received.length;
     const failures = (await run(lastAttempt, firstAttempt)).batchItemFailures;
     expect(failures).toHaveLength(2);
@@ -1017,24 +1012,9 @@ describe('the toolkit table refusing connections before the POST', () => {
         ],
       ]),
     );
-    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(2);
-    expect(visibilityChangesByReceipt()).toEqual({
-      [lastAttempt.receiptHandle]: 0,
-      [firstAttempt.receiptHandle]: 5,
-    });
-    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([
-      expect.objectContaining({
-        correlationId: 'corr-last',
-        metadata: expect.objectContaining({ webhookId: lastMessage.id, reason: 'worker_error' }),
-      }),
-    ]);
-    expect(await historyOf(endpoint.id)).toEqual([
-      expect.objectContaining({
-        webhookId: lastMessage.id,
-        status: 'failed',
-        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
-      }),
-    ]);
+    expectFirstBackedOffLastRedriven(recorded, lastAttempt, firstAttempt);
+    expectLastReceiveAuditedAsOurs(audits, lastMessage);
+    await expectOnlyTheLastReceiveEnded(endpoint.id, lastMessage);
 
     outage.refusing = false;
     expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
