@@ -5,9 +5,12 @@ import ipaddr from 'ipaddr.js';
 import {
   ConfigError,
   InvalidOptionsError,
+  ServiceUnavailableError,
   SsrfBlockedError,
   type SsrfBlockReason,
+  ValidationError,
 } from '../../middleware/errors.js';
+import { checkTimeLimit } from '../../middleware/time-limits.js';
 
 type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
 type Cidr = readonly [IpAddress, number];
@@ -31,7 +34,17 @@ export interface SsrfGuardOptions {
    * @default `dns.promises.lookup(hostname, { all: true })`
    */
   readonly resolve?: (hostname: string) => Promise<ResolvedAddress[]>;
+  /**
+   * How long a DNS lookup may take before it fails with code `ETIMEOUT`: `dns.lookup` has no bound of its
+   * own (getaddrinfo waits as long as the resolver configuration says, retries included), and a hung lookup
+   * would otherwise hold a registration until the function times out.
+   * @default 3000
+   */
+  readonly resolveTimeoutMs?: number;
 }
+
+/** Seconds a client is asked to wait after a DNS failure that may pass (a timeout, SERVFAIL, EAI_AGAIN). */
+const dnsRetryAfterSec = 5;
 
 function cidr(text: string): Cidr {
   return ipaddr.parseCIDR(text);
@@ -224,9 +237,12 @@ function parseAllowlistEntry(entry: string): Cidr | undefined {
 export class SsrfGuard {
   private readonly allowlist: readonly Cidr[];
   private readonly resolve: (hostname: string) => Promise<ResolvedAddress[]>;
+  private readonly resolveTimeoutMs: number;
 
   constructor(options: SsrfGuardOptions = {}) {
     const problems: string[] = [];
+    this.resolveTimeoutMs = options.resolveTimeoutMs ?? 3000;
+    checkTimeLimit(problems, 'resolveTimeoutMs', this.resolveTimeoutMs);
     const allowlist: Cidr[] = [];
     for (const [index, entry] of (options.allowlist ?? []).entries()) {
       const parsed = parseAllowlistEntry(entry);
@@ -298,6 +314,32 @@ export class SsrfGuard {
   }
 
   /**
+   * {@link assertUrlAllowed} for a URL a client submits (a webhook endpoint being registered), as the HTTP
+   * error the client should see: a refused URL or a name with no address is a 400 on `field`; a DNS failure
+   * that may pass on a retry (a timeout, SERVFAIL, EAI_AGAIN) is a 503 with Retry-After, as it says nothing
+   * about the URL.
+   */
+  async assertSubmittedUrlAllowed(url: string, field: string): Promise<URL> {
+    try {
+      return await this.assertUrlAllowed(url);
+    } catch (error) {
+      if (error instanceof SsrfBlockedError) {
+        throw new ValidationError(`Invalid request: ${field}`, [{ field, message: error.message }]);
+      }
+      if (typeof (error as NodeJS.ErrnoException).code === 'string') {
+        throw new ServiceUnavailableError(
+          "The URL's host name could not be resolved right now",
+          dnsRetryAfterSec,
+          {
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
    * A `net.LookupFunction` for `http.request`, `https.request`, `net.connect` or undici's `connect`
    * options: resolves like `dns.lookup`, then refuses (with {@link SsrfBlockedError}) unless every
    * answer is allowed, so the connection can only go to a checked address.
@@ -327,12 +369,26 @@ export class SsrfGuard {
 
   private async resolveAll(hostname: string): Promise<ResolvedAddress[]> {
     let answers: ResolvedAddress[];
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            Object.assign(new Error(`DNS lookup of ${hostname} took over ${this.resolveTimeoutMs} ms`), {
+              code: 'ETIMEOUT',
+            }),
+          ),
+        this.resolveTimeoutMs,
+      );
+    });
     try {
-      answers = await this.resolve(hostname);
+      answers = await Promise.race([this.resolve(hostname), timedOut]);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOTFOUND' || code === 'ENODATA') throw blocked('unresolvable');
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
     if (answers.length === 0) throw blocked('unresolvable');
     return answers;

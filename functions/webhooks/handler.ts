@@ -1,7 +1,7 @@
 // The webhooks function: register an endpoint, read it, delete it, and read its delivery history (owner-scoped).
 
 import type { Principal } from '../../middleware/auth/principal.js';
-import { InsufficientScopeError, SsrfBlockedError, ValidationError } from '../../middleware/errors.js';
+import { InsufficientScopeError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -80,22 +80,6 @@ function assertMayReceive(caller: Principal, eventTypes: readonly WebhookEventTy
   if (missing.length > 0) throw new InsufficientScopeError(missing);
 }
 
-/**
- * The registration-time SSRF check: a refused URL is the caller's input problem (400 on `body.url`),
- * and so is a host name whose DNS fails, which no retry of ours would fix for them.
- */
-async function assertDeliverable(url: string): Promise<void> {
-  try {
-    await guard.assertUrlAllowed(url);
-  } catch (error) {
-    const isDnsError = typeof (error as NodeJS.ErrnoException).code === 'string';
-    if (!(error instanceof SsrfBlockedError) && !isDnsError) throw error;
-    const message =
-      error instanceof SsrfBlockedError ? error.message : "URL's host name could not be resolved";
-    throw new ValidationError(`Invalid request: body.url`, [{ field: 'body.url', message }]);
-  }
-}
-
 export const handler = createHttpFunction(
   'webhooks',
   {
@@ -105,7 +89,7 @@ export const handler = createHttpFunction(
         .handler(async (_event, { input, principal, correlationId }) => {
           const caller = callerOf(principal);
           assertMayReceive(caller, input.body.eventTypes);
-          await assertDeliverable(input.body.url);
+          await guard.assertSubmittedUrlAllowed(input.body.url, 'body.url');
           const { endpoint, secret } = await store.createEndpoint(caller, input.body);
           auditLogger.log({
             eventType: 'webhook.endpoint_created',

@@ -235,3 +235,54 @@ describe('ssrfAllowlistFromEnvironment', () => {
     expect(read).toThrow('SSRF_ALLOWLIST (entry 2, entry 3 not a CIDR such as 127.0.0.0/8 or ::1/128)');
   });
 });
+
+describe('SsrfGuard DNS lookups that hang', () => {
+  const hanging = () => new Promise<ResolvedAddress[]>(() => {});
+
+  it('gives up on a lookup after resolveTimeoutMs with code ETIMEOUT', async () => {
+    const guard = new SsrfGuard({ resolve: hanging, resolveTimeoutMs: 50 });
+    await expect(guard.assertUrlAllowed('http://hooks.example.com/')).rejects.toMatchObject({
+      code: 'ETIMEOUT',
+    });
+  });
+
+  it('refuses a resolveTimeoutMs that is not a whole number of milliseconds', () => {
+    expect(() => new SsrfGuard({ resolveTimeoutMs: 0 })).toThrow(InvalidOptionsError);
+    expect(() => new SsrfGuard({ resolveTimeoutMs: 1.5 })).toThrow(/resolveTimeoutMs/);
+  });
+});
+
+describe('SsrfGuard.assertSubmittedUrlAllowed', () => {
+  it('answers a refused URL or a name without address with a 400 on the field', async () => {
+    const guard = new SsrfGuard({ resolve: fakeDns({ 'intranet.example.com': ['10.1.2.3'] }) });
+    for (const url of ['http://intranet.example.com/', 'http://void.example.com/']) {
+      const error = await guard.assertSubmittedUrlAllowed(url, 'body.url').catch((thrown: unknown) => thrown);
+      expect(renderProblem(error).response).toMatchObject({ statusCode: 400 });
+      expect(error).toMatchObject({ fields: [{ field: 'body.url' }] });
+    }
+  });
+
+  it('answers a DNS failure that may pass, or a lookup that hangs, with 503 and Retry-After', async () => {
+    const flaky = new SsrfGuard({
+      resolve: async () => {
+        throw Object.assign(new Error('getaddrinfo EAI_AGAIN'), { code: 'EAI_AGAIN' });
+      },
+    });
+    const hung = new SsrfGuard({ resolve: () => new Promise(() => {}), resolveTimeoutMs: 50 });
+    for (const guard of [flaky, hung]) {
+      const error = await guard
+        .assertSubmittedUrlAllowed('http://hooks.example.com/', 'body.url')
+        .catch((thrown: unknown) => thrown);
+      const { response } = renderProblem(error);
+      expect(response.statusCode).toBe(503);
+      expect(response.headers).toMatchObject({ 'Retry-After': '5' });
+    }
+  });
+
+  it('resolves with the parsed URL when it is allowed', async () => {
+    const guard = new SsrfGuard({ resolve: fakeDns({ 'hooks.example.com': [publicV4] }) });
+    expect((await guard.assertSubmittedUrlAllowed('https://hooks.example.com/in', 'body.url')).href).toBe(
+      'https://hooks.example.com/in',
+    );
+  });
+});
