@@ -68,6 +68,16 @@ function routeOf(event: APIGatewayProxyEventV2): string | undefined {
 }
 
 /**
+ * X-Forwarded-For whatever its name's case (a REST API event keeps the case the client or CloudFront
+ * sent), or undefined when the event carries it under more than one spelling: which of them a trusted
+ * proxy appended to cannot be told, and reading either would let the client pick its own key.
+ */
+function forwardedFor(headers: APIGatewayProxyEventV2['headers'] | undefined): string | undefined {
+  const spellings = Object.keys(headers ?? {}).filter((name) => name.toLowerCase() === 'x-forwarded-for');
+  return spellings.length === 1 ? headerValue(headers, 'x-forwarded-for') : undefined;
+}
+
+/**
  * The client address: API Gateway's `sourceIp` (the TCP peer), or, behind `trustedProxyCount`
  * proxies, the X-Forwarded-For entry the outermost trusted proxy wrote. Entries left of it are
  * whatever the client claimed and are never used.
@@ -76,8 +86,7 @@ export function clientIpOf(event: APIGatewayProxyEventV2, options: ClientIpOptio
   const sourceIp = sourceIpOf(event);
   let candidate: string | undefined = sourceIp;
   if (options.trustedProxyCount > 0) {
-    // Whatever the name's case: REST API events keep the case the client or CloudFront sent.
-    const forwarded = (headerValue(event.headers, 'x-forwarded-for') ?? '')
+    const forwarded = (forwardedFor(event.headers) ?? '')
       .split(',')
       .map((entry) => entry.trim())
       .filter((entry) => entry.length > 0);

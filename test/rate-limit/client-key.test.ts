@@ -44,6 +44,24 @@ describe('client keys', () => {
     expect(clientIpOf(restApiEvent, { ...direct, trustedProxyCount: 2 })).toBe('10.0.0.1');
   });
 
+  it('ignores X-Forwarded-For sent under two spellings, so a client cannot add the one that is read', () => {
+    const restApiEvent = (headers: Record<string, string>) =>
+      ({
+        headers,
+        requestContext: { identity: { sourceIp: '130.176.0.1' } },
+      }) as unknown as APIGatewayProxyEventV2;
+    const behindProxy = { ...direct, trustedProxyCount: 1 };
+    expect(clientIpOf(restApiEvent({ 'X-Forwarded-For': '203.0.113.7' }), behindProxy)).toBe('203.0.113.7');
+    const spoofs: Record<string, string>[] = [
+      { 'X-Forwarded-For': '203.0.113.7', 'x-forwarded-for': '198.51.100.1' },
+      { 'X-FORWARDED-FOR': '198.51.100.9', 'X-Forwarded-For': '203.0.113.7' },
+    ];
+    for (const spoofed of spoofs) {
+      // The peer (the trusted proxy) instead: an address the client cannot choose.
+      expect(clientIpOf(restApiEvent(spoofed), behindProxy)).toBe('130.176.0.1');
+    }
+  });
+
   it('groups IPv6 addresses by the configured prefix', () => {
     expect(clientIpOf(eventWith('2001:db8:aaaa:bbbb:1:2:3:4'), direct)).toBe('2001:db8:aaaa:bbbb::/64');
     expect(clientIpOf(eventWith('2001:db8:aaaa:bbbb:1:2:3:4'), { ...direct, ipv6PrefixLength: 56 })).toBe(
