@@ -156,11 +156,12 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
     const code = codeByStatus[error.statusCode] ?? 'CLIENT_ERROR';
     return build(error.statusCode, code, error.message, context, { ...error.headers });
   }
-  if (isKeyServiceUnavailable(error)) {
-    return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
+  // A dependency that could not answer: its outages and throttling pass within seconds.
+  const dependencyUnavailable = () =>
+    build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
       'Retry-After': String(dependencyRetryAfterSec),
     });
-  }
+  if (isKeyServiceUnavailable(error)) return dependencyUnavailable();
   if (isMiddyHttpError(error) && error.statusCode === 503) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, { ...error.headers });
   }
@@ -169,10 +170,6 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
     // No Retry-After: how long the dependency stays slow is not known, as for a DependencyTimeoutError.
     return build(504, 'DEPENDENCY_TIMEOUT', hiddenDetail[504] as string, context, {});
   }
-  if (failure) {
-    return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, {
-      'Retry-After': String(dependencyRetryAfterSec),
-    });
-  }
+  if (failure) return dependencyUnavailable();
   return build(500, 'INTERNAL', unexpectedDetail, context, {}, undefined, false);
 }
