@@ -18,3 +18,18 @@ export function sourceIpOf(event: APIGatewayProxyEventV2): string | undefined {
   const candidate = context?.http?.sourceIp ?? context?.identity?.sourceIp;
   return typeof candidate === 'string' ? candidate : undefined;
 }
+
+/** What a REST API (v1) event names its route by; HTTP API (v2) events give `routeKey`. */
+interface RestApiRoute {
+  readonly httpMethod?: unknown;
+  readonly resource?: unknown;
+}
+
+/** The route, as v2 writes it (`POST /users/{id}`); a REST API event's is built alike from method and resource. */
+export function routeOf(event: APIGatewayProxyEventV2): string | undefined {
+  if (typeof event.routeKey === 'string') return event.routeKey;
+  const { httpMethod, resource } = event as unknown as RestApiRoute;
+  return typeof httpMethod === 'string' && typeof resource === 'string'
+    ? `${httpMethod} ${resource}`
+    : undefined;
+}

@@ -1,9 +1,8 @@
 // Who a request counts against: the client IP (X-Forwarded-For only behind trusted proxies) and principal-based keys.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import ipaddr from 'ipaddr.js';
-import { headerValue } from '../audit/correlation.js';
 import type { Principal } from '../auth/principal.js';
-import { sourceIpOf } from '../http/request-event.js';
+import { routeOf, sourceIpOf } from '../http/request-event.js';
 
 /** What a limit is counted per; several combine into one key (per IP and route, per tenant and user). */
 export type RateLimitKeyBy = 'ip' | 'user' | 'clientId' | 'apiKey' | 'tenant' | 'route';
@@ -52,21 +51,6 @@ function normalizeIp(text: string | undefined, ipv6PrefixLength: number): string
   return `${(ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String()}/${ipv6PrefixLength}`;
 }
 
-/** What a REST API (v1) event names its route by; HTTP API (v2) events give `routeKey`. */
-interface RestApiRoute {
-  readonly httpMethod?: unknown;
-  readonly resource?: unknown;
-}
-
-/** The route, as v2 writes it (`POST /users/{id}`); a REST API event's is built alike from method and resource. */
-function routeOf(event: APIGatewayProxyEventV2): string | undefined {
-  if (typeof event.routeKey === 'string') return event.routeKey;
-  const { httpMethod, resource } = event as unknown as RestApiRoute;
-  return typeof httpMethod === 'string' && typeof resource === 'string'
-    ? `${httpMethod} ${resource}`
-    : undefined;
-}
-
 /**
  * X-Forwarded-For whatever its name's case (a REST API event keeps the case the client or CloudFront
  * sent), or undefined when the event carries it under more than one spelling: which of them a trusted
@@ -74,7 +58,8 @@ function routeOf(event: APIGatewayProxyEventV2): string | undefined {
  */
 function forwardedFor(headers: APIGatewayProxyEventV2['headers'] | undefined): string | undefined {
   const spellings = Object.keys(headers ?? {}).filter((name) => name.toLowerCase() === 'x-forwarded-for');
-  return spellings.length === 1 ? headerValue(headers, 'x-forwarded-for') : undefined;
+  const [only] = spellings;
+  return spellings.length === 1 && only !== undefined ? headers?.[only] : undefined;
 }
 
 /**
