@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GenerateDataKeyCommand } from '@aws-sdk/client-kms';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -31,22 +31,29 @@ const refusedEndpoint = 'http://127.0.0.1:1';
 /** One attempt with short timeouts: each case fails the way it would in production, only sooner. */
 const quickLimits = { maxAttempts: 1, requestTimeoutMs: 300, connectionTimeoutMs: 300 } as const;
 
-/** A data route as the sample writes one: it reads an item and lets any store error reach httpErrorHandler. */
-function readRoute(client: DynamoDBClient) {
+/**
+ * A data route as the sample writes one: it runs `work` on the store and lets any store error reach
+ * httpErrorHandler.
+ */
+function dataRoute(client: DynamoDBClient, work: (documents: DynamoDBDocumentClient) => Promise<unknown>) {
   const documents = createDocumentClient(client);
   const logger = { error: vi.fn(), warn: vi.fn() };
   const handler = lambdaHandler(
     middy<APIGatewayProxyEventV2>()
       .use(httpErrorHandler({ logger }))
-      .handler(async () => {
-        const { Item } = await documents.send(
-          new GetCommand({ TableName: testTableNames.app, Key: { pk: 'THING#1', sk: 'THING' } }),
-        );
-        return json(200, { found: Item !== undefined });
-      }),
+      .handler(async () => json(200, { result: await work(documents) })),
   );
   return { handler, logger };
 }
+
+/** A route that reads one item. */
+const readRoute = (client: DynamoDBClient) =>
+  dataRoute(client, async (documents) => {
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: { pk: 'THING#1', sk: 'THING' } }),
+    );
+    return Item !== undefined;
+  });
 
 async function answerOf(endpoint: string) {
   const client = createDynamoDbClient({ endpoint, ...quickLimits });
@@ -253,15 +260,8 @@ describe('httpErrorHandler when an AWS dependency fails', () => {
     });
 
     it('keeps a missing table a 500: a misconfiguration, not an outage', async () => {
-      const documents = createDocumentClient(client);
-      const logger = { error: vi.fn(), warn: vi.fn() };
-      const handler = lambdaHandler(
-        middy<APIGatewayProxyEventV2>()
-          .use(httpErrorHandler({ logger }))
-          .handler(async () => {
-            await documents.send(new GetCommand({ TableName: 'no-such-table', Key: { pk: 'a', sk: 'b' } }));
-            return json(200, {});
-          }),
+      const { handler, logger } = dataRoute(client, (documents) =>
+        documents.send(new GetCommand({ TableName: 'no-such-table', Key: { pk: 'a', sk: 'b' } })),
       );
       const result = await handler(event, context);
       expect(result.statusCode).toBe(500);
@@ -272,21 +272,14 @@ describe('httpErrorHandler when an AWS dependency fails', () => {
     });
 
     it('keeps a failed condition that the handler did not map a 500', async () => {
-      const documents = createDocumentClient(client);
-      const logger = { error: vi.fn(), warn: vi.fn() };
-      const handler = lambdaHandler(
-        middy<APIGatewayProxyEventV2>()
-          .use(httpErrorHandler({ logger }))
-          .handler(async () => {
-            await documents.send(
-              new PutCommand({
-                TableName: testTableNames.app,
-                Item: { pk: `THING#${randomUUID()}`, sk: 'THING' },
-                ConditionExpression: 'attribute_exists(pk)',
-              }),
-            );
-            return json(200, {});
+      const { handler, logger } = dataRoute(client, (documents) =>
+        documents.send(
+          new PutCommand({
+            TableName: testTableNames.app,
+            Item: { pk: `THING#${randomUUID()}`, sk: 'THING' },
+            ConditionExpression: 'attribute_exists(pk)',
           }),
+        ),
       );
       const result = await handler(event, context);
       expect(result.statusCode).toBe(500);
