@@ -11,7 +11,6 @@ import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { audit, correlationIds } from '../../middleware/audit/middy.js';
 import { createSecurityEventListener } from '../../middleware/audit/security-events.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
-import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import { authenticate, csrfProtection, requireRoles } from '../../middleware/auth/middy.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { ServiceClient } from '../../middleware/circuit-breaker/service-client.js';
@@ -25,6 +24,7 @@ import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
 import { testTableNames } from '../helpers/tables.js';
 import { httpEvent, lambdaContext } from './fixtures.js';
@@ -33,17 +33,7 @@ enableMetricsOutput();
 const output = captureStdout();
 const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
 const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
-const verifier = new JwtVerifier({
-  issuers: [
-    {
-      issuer: issuer.issuer,
-      tokenUse: 'access',
-      clientId: issuer.clientId,
-      jwks: issuer.jwks(),
-      jwksUri: null,
-    },
-  ],
-});
+const verifier = devIssuerVerifier(issuer);
 
 /** Powertools idempotency records on the toolkit table, under a key of this test's own. */
 function idempotencyStore(): DynamoDBPersistenceLayer {

@@ -4,7 +4,6 @@ import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { correlationIds } from '../../middleware/audit/middy.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
-import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import { authenticate } from '../../middleware/auth/middy.js';
 import {
   ConflictError,
@@ -16,6 +15,7 @@ import { defaultMaxBodyBytes, readJsonBody, requestBodyBytes } from '../../middl
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { jsonBodyParserOf, parsedBy } from '../helpers/json-body-parser.js';
 
 const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
@@ -108,17 +108,7 @@ describe('validateInput through a middy pipeline', () => {
   it('reads the content type whatever its name case, as authenticate reads Authorization', async () => {
     // @middy/http-header-normalizer({ canonical: true }) and REST API events name headers `Content-Type`.
     const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
-    const verifier = new JwtVerifier({
-      issuers: [
-        {
-          issuer: issuer.issuer,
-          tokenUse: 'access',
-          clientId: issuer.clientId,
-          jwks: issuer.jwks(),
-          jwksUri: null,
-        },
-      ],
-    });
+    const verifier = devIssuerVerifier(issuer);
     const handler = lambdaHandler(
       middy<APIGatewayProxyEventV2>()
         .use(httpErrorHandler({ logger: { error: vi.fn() } }))
