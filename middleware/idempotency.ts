@@ -23,6 +23,7 @@ import {
   ValidationError,
 } from './errors.js';
 import { dependencyRetryAfterSec } from './http/problem.js';
+import { pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
 
 type IdempotentRequest = Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
@@ -138,8 +139,8 @@ function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string 
     principal?.tenantId ?? null,
     principal?.authMethod ?? null,
     principal?.id ?? null,
-    request.event.routeKey,
-    request.event.rawPath,
+    routeOf(request.event) ?? null,
+    pathOf(request.event) ?? null,
     key,
   ];
 }

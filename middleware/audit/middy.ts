@@ -9,7 +9,7 @@ import {
   runResponseCleanupOnError,
 } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
-import { sourceIpOf } from '../http/request-event.js';
+import { methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { definedOnly } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
@@ -137,7 +137,7 @@ export function audit(
 
   const auditBefore = (request: HttpRequest) => {
     const event = request.event ?? ({} as APIGatewayProxyEventV2);
-    const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
+    const path = pathOf(event) ?? event.requestContext?.http?.path ?? '';
     if (isExcluded(path)) return;
     const startedAt = now();
     const context = request.context as ObservedContext;
@@ -147,7 +147,7 @@ export function audit(
       requestId: event.requestContext?.requestId,
       correlationId,
       path,
-      method: event.requestContext?.http?.method,
+      method: methodOf(event),
       ipAddress: sourceIpOf(event),
       userAgent: event.requestContext?.http?.userAgent ?? headerValue(event.headers, 'user-agent'),
       principal: () => context.principal,

@@ -8,6 +8,7 @@ import {
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
+import { methodOf, pathOf } from '../http/request-event.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
@@ -184,7 +185,7 @@ export class Authenticator {
     return principal;
   }
 
-  private where(event: APIGatewayProxyEventV2): { path: string; httpMethod: string | undefined } {
-    return { path: event.rawPath, httpMethod: event.requestContext?.http?.method };
+  private where(event: APIGatewayProxyEventV2): { path: string | undefined; httpMethod: string | undefined } {
+    return { path: pathOf(event), httpMethod: methodOf(event) };
   }
 }

@@ -5,6 +5,7 @@ import { headerValue } from '../audit/correlation.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { ForbiddenError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
@@ -102,8 +103,8 @@ function guardMiddleware<C>(name: string, guard: Guard, options: GuardOptions): 
       ...(principal ? { principal } : {}),
       metadata: {
         guard: name,
-        path: request.event.rawPath,
-        httpMethod: request.event.requestContext?.http?.method,
+        path: pathOf(request.event),
+        httpMethod: methodOf(request.event),
       },
     });
     throw denial.error;
@@ -215,14 +216,14 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
   const csrfBefore = (request: CsrfRequest) => {
     const { event } = request;
     // A bare event (a direct invoke) names no method: not a safe one, so the token is required.
-    const method = event.requestContext?.http?.method ?? '';
+    const method = methodOf(event) ?? '';
     // Whatever the name's case: API Gateway v2 lower-cases header names, a REST API event or a direct invoke may not.
-    const result = csrf.check(method, event.cookies, headerValue(event.headers, csrf.headerName));
+    const result = csrf.check(method, cookiesOf(event), headerValue(event.headers, csrf.headerName));
     if (!result.ok) {
       emitEvent(options.onEvent, {
         type: 'csrf.rejected',
         reason: result.failure,
-        metadata: { path: event.rawPath, httpMethod: method },
+        metadata: { path: pathOf(event), httpMethod: method },
       });
       throw new ForbiddenError('CSRF token missing or mismatched');
     }
@@ -230,7 +231,10 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
     request.context.csrfToken = token;
     if (result.token !== undefined) return;
     registerResponseCleanup(request, csrfCleanup, (response) =>
-      withHeadersAndCookies(response, { cookies: [csrf.cookie(token)] }),
+      withHeadersAndCookies(response, {
+        cookies: [csrf.cookie(token)],
+        cookiesAs: isRestApiEvent(event) ? 'set-cookie-headers' : 'cookies',
+      }),
     );
   };
   const csrfAfter = (request: CsrfRequest) => runCleanup(request, csrfCleanup);

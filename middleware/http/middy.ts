@@ -7,6 +7,7 @@ import { type DependencyFailure, underlyingDependencyFailure } from '../dependen
 import { assertNoProblems } from '../errors.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
+import { pathOf } from './request-event.js';
 
 /** The slice of a logger the error handler needs; a Powertools Logger fits. */
 export interface ErrorLogger {
@@ -52,7 +53,7 @@ export function httpErrorHandler(
   const logger = options.logger ?? console;
   const render = (request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
     const { response, isServerFault, isDegraded } = renderProblem(request.error, {
-      instance: request.event.rawPath,
+      instance: pathOf(request.event),
       requestId: request.event.requestContext?.requestId,
     });
     // Redacted here, whatever the logger: an error message or cause can carry a token or a password.

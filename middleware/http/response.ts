@@ -12,6 +12,11 @@ export function isHeaderName(value: unknown): value is string {
 
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { statusCode: number };
 
+/** A result a REST API (v1) reads too: it takes repeated headers, such as Set-Cookie, from `multiValueHeaders`. */
+type RestApiCompatibleResult = APIGatewayProxyStructuredResultV2 & {
+  multiValueHeaders?: Record<string, (string | number | boolean)[]>;
+};
+
 /** A JSON response; `body` is serialised once here. */
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
   return {
@@ -30,6 +35,11 @@ export function noContent(statusCode = 204, headers: Record<string, string> = {}
 export interface ResponseAdditions {
   readonly headers?: Readonly<Record<string, string>>;
   readonly cookies?: readonly string[];
+  /**
+   * Where the cookies go: v2's `cookies`, or one `Set-Cookie` each in `multiValueHeaders`, which is where a
+   * REST API (v1) reads them (it ignores `cookies`). @default 'cookies'
+   */
+  readonly cookiesAs?: 'cookies' | 'set-cookie-headers';
 }
 
 /**
@@ -42,15 +52,26 @@ export function withHeadersAndCookies(response: unknown, additions: ResponseAddi
   if (!normalized) return response;
   const structured =
     typeof response === 'object' && response !== null && 'statusCode' in response
-      ? (response as APIGatewayProxyStructuredResultV2)
+      ? (response as RestApiCompatibleResult)
       : ({
           statusCode: normalized.statusCode,
           headers: { ...normalized.headers },
           body: normalized.body,
-        } as APIGatewayProxyStructuredResultV2);
+        } as RestApiCompatibleResult);
   return {
     ...structured,
     ...(additions.headers ? { headers: { ...structured.headers, ...additions.headers } } : {}),
-    ...(additions.cookies ? { cookies: [...(structured.cookies ?? []), ...additions.cookies] } : {}),
+    ...(additions.cookies ? cookieFields(structured, additions.cookies, additions.cookiesAs) : {}),
   };
+}
+
+function cookieFields(
+  structured: RestApiCompatibleResult,
+  cookies: readonly string[],
+  cookiesAs: ResponseAdditions['cookiesAs'],
+): Partial<RestApiCompatibleResult> {
+  if (cookiesAs !== 'set-cookie-headers') return { cookies: [...(structured.cookies ?? []), ...cookies] };
+  const multiValueHeaders = structured.multiValueHeaders ?? {};
+  const existing = multiValueHeaders['Set-Cookie'] ?? [];
+  return { multiValueHeaders: { ...multiValueHeaders, 'Set-Cookie': [...existing, ...cookies] } };
 }

@@ -84,7 +84,7 @@ describe('audit()', () => {
     expect(line).toMatchObject({ correlation_id: 'generated-id', function_request_id: 'lambda-request-1' });
   });
 
-  it('records the client address of a REST API (v1) event, read from requestContext.identity', async () => {
+  it('records the client address, method and path of a REST API (v1) event, read from its own fields', async () => {
     const handler = pipeline(async () => json(200, {}));
     const restApiEvent = (identity: Record<string, unknown>) =>
       ({
@@ -100,7 +100,13 @@ describe('audit()', () => {
     // An address that is not a string is no address.
     await handler(restApiEvent({ sourceIp: 42 }), lambdaContext());
     const [rest, malformed] = output.audit();
-    expect(rest).toMatchObject({ ipAddress: '198.51.100.7', userAgent: 'curl/8', statusCode: 200 });
+    expect(rest).toMatchObject({
+      ipAddress: '198.51.100.7',
+      userAgent: 'curl/8',
+      method: 'GET',
+      path: '/bookings',
+      statusCode: 200,
+    });
     expect(malformed?.ipAddress).toBeUndefined();
   });
 

@@ -578,6 +578,39 @@ describe('csrfProtection through a middy pipeline', () => {
     expect(events.map((event) => event.reason)).toEqual(['mismatch']);
   });
 
+  it('works through a REST API (v1): the cookie is read from the Cookie header and set in multiValueHeaders', async () => {
+    const events: SecurityEvent[] = [];
+    const handler = pipeline(csrfProtection({ onEvent: (event) => events.push(event) }));
+    const restApiEvent = (httpMethod: string, headers: Record<string, string>) =>
+      ({
+        resource: '/profile',
+        path: '/profile',
+        httpMethod,
+        headers,
+        requestContext: { requestId: 'rest-request', httpMethod },
+        body: null,
+        isBase64Encoded: false,
+      }) as unknown as APIGatewayProxyEventV2;
+    // A REST API ignores a result's `cookies`: the token must travel as a Set-Cookie header.
+    const issued = (await handler(restApiEvent('GET', {}))) as {
+      cookies?: string[];
+      multiValueHeaders?: Record<string, string[]>;
+    };
+    expect(issued.cookies).toBeUndefined();
+    const setCookie = issued.multiValueHeaders?.['Set-Cookie'] ?? [];
+    expect(setCookie).toHaveLength(1);
+    const cookie = setCookie[0]?.split(';')[0] as string;
+    const token = cookie.split('=')[1] as string;
+    const post = (headers: Record<string, string>) => handler(restApiEvent('POST', headers));
+    expect((await post({ Cookie: `theme=dark; ${cookie}`, 'X-CSRF-Token': token })).statusCode).toBe(200);
+    expect((await post({ Cookie: cookie })).statusCode).toBe(403);
+    expect((await post({ 'X-CSRF-Token': token })).statusCode).toBe(403);
+    expect(events.map((event) => [event.reason, event.metadata])).toEqual([
+      ['missing_header', { path: '/profile', httpMethod: 'POST' }],
+      ['missing_cookie', { path: '/profile', httpMethod: 'POST' }],
+    ]);
+  });
+
   it('reads a custom headerName whatever its case, in the option or in the request', async () => {
     const handler = pipeline(csrfProtection({ headerName: 'X-XSRF-TOKEN' }));
     const cookie = cookieOf(await handler(httpEvent()));

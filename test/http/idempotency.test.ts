@@ -32,6 +32,8 @@ interface Sender {
   readonly method?: string;
   readonly path?: string;
   readonly routeKey?: string;
+  /** Sends a REST API (v1) event for this resource instead of an HTTP API (v2) one. */
+  readonly restApiResource?: string;
 }
 
 function persistenceStore(
@@ -50,17 +52,33 @@ function persistenceStore(
 }
 
 function sentBy(body: Booking, key: string | undefined, sender: Sender) {
-  const event = httpEvent({
+  const httpApiEvent = httpEvent({
     method: sender.method ?? 'POST',
     path: sender.path ?? '/bookings',
     ...(sender.routeKey === undefined ? {} : { routeKey: sender.routeKey }),
     headers: key === undefined ? {} : { 'idempotency-key': key },
     body: JSON.stringify(body),
   });
+  const event =
+    sender.restApiResource === undefined
+      ? httpApiEvent
+      : restApiEventOf(httpApiEvent, sender.restApiResource);
   // The principal authentication puts on the context before idempotency() runs.
   const context: Context & { principal?: Principal } = lambdaContext();
   if (sender.principal) context.principal = sender.principal;
   return { event, context };
+}
+
+/** The same request as a REST API (v1) event: method, resource and path in fields v2 does not have. */
+function restApiEventOf(event: APIGatewayProxyEventV2, resource: string): APIGatewayProxyEventV2 {
+  const { rawPath, routeKey: _routeKey, requestContext, ...shared } = event;
+  return {
+    ...shared,
+    resource,
+    path: rawPath,
+    httpMethod: requestContext.http.method,
+    requestContext: { requestId: requestContext.requestId, httpMethod: requestContext.http.method },
+  } as unknown as APIGatewayProxyEventV2;
 }
 
 /** A booking endpoint keyed by the Idempotency-Key header, counting the bookings it really made. */
@@ -238,6 +256,18 @@ describe('idempotency()', () => {
       expect(othersFirst.statusCode).toBe(201);
       expect(JSON.parse(othersFirst.body as string)).toMatchObject({ booking: 2 });
       expect(await endpoint.call({ room: 'a' }, key, aliceSends)).toMatchObject({ body: alicesFirst.body });
+    });
+
+    it('scopes a REST API (v1) event by its method, resource and path, which it names in fields of its own', async () => {
+      const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' });
+      const restApiCall = (path: string, key: string) =>
+        endpoint.call({ room: 'a' }, key, { ...aliceSends, path, restApiResource: '/bookings/{id}' });
+      const key = randomUUID();
+      const first = await restApiCall('/bookings/b-1', key);
+      const otherPath = await restApiCall('/bookings/b-2', key);
+      expect(JSON.parse(otherPath.body as string)).toMatchObject({ booking: 2 });
+      expect(await restApiCall('/bookings/b-1', key)).toMatchObject({ body: first.body });
+      expect(endpoint.made).toHaveLength(2);
     });
 
     it('does not answer 409 to another caller while the first caller’s request with the key runs', async () => {

@@ -356,6 +356,29 @@ describe('httpErrorHandler through a middy pipeline', () => {
     expect(logger.error).not.toHaveBeenCalled();
   });
 
+  it('names a REST API (v1) request’s path as the problem’s instance', async () => {
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger: { error: vi.fn(), warn: vi.fn() } }))
+      .handler(async () => {
+        throw new ConflictError('Taken');
+      });
+    const restApiEvent = {
+      resource: '/things/{id}',
+      path: '/things/7',
+      httpMethod: 'PUT',
+      headers: {},
+      requestContext: { requestId: 'rest-req-1', httpMethod: 'PUT' },
+      body: null,
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    const result = await handler(restApiEvent, context);
+    expect(JSON.parse(result.body as string)).toMatchObject({
+      status: 409,
+      instance: '/things/7',
+      requestId: 'rest-req-1',
+    });
+  });
+
   it('logs an unknown error in full and answers a generic 500', async () => {
     const logger = { error: vi.fn(), warn: vi.fn() };
     const failure = new TypeError('cannot read properties of undefined');
