@@ -58,6 +58,13 @@ export function catalogSumQuery(
 }
 
 /**
+ * AuthFailure reasons the spike alarm leaves out: a request with no credential at all (every scanner and
+ * logged-out client sends those) rejects nothing, and a store that could not be read (`store_unavailable`)
+ * is an outage the 503s bring to ServerErrorRate, not a rejected credential.
+ */
+export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as const;
+
+/**
  * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
  * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
  * is then enforcing only per-instance fallback limits), and webhook or email/SMS messages that could not
@@ -149,7 +156,7 @@ export class BulwarkAlarms extends Construct {
     );
     this.authFailureSpike = atLeast(
       'AuthFailureSpike',
-      sumOf(metricCatalog.AuthFailure, 'Auth failures'),
+      sumOf(metricCatalog.AuthFailure, 'Rejected credentials', { reason: authFailureReasonsNotCounted }),
       props.authFailureThreshold ?? 50,
       'Many rejected credentials: credential stuffing, a leaked-token probe or a misconfigured client.',
     );

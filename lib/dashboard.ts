@@ -58,11 +58,12 @@ export interface DashboardWorker {
 
 /**
  * Logs Insights query over the audit lines (`{ audit: { eventType, ... } }`) of the functions, without
- * the per-request `http.request` records: what remains are security events.
+ * the per-request `http.request` records and the successes (each authenticated request's `auth.success`,
+ * each email sent): what remains are the denials, failures and errors worth a look.
  */
 export const auditEventsQuery = [
   'fields @timestamp, service, audit.eventType, audit.outcome, audit.userId, audit.clientId, audit.path, audit.ipAddress',
-  'filter ispresent(audit.eventType) and audit.eventType != "http.request"',
+  'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.outcome != "success"',
   'sort @timestamp desc',
   'limit 100',
 ];

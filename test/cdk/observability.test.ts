@@ -173,13 +173,13 @@ describe('BulwarkDashboard', () => {
     for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
   });
 
-  it("queries the functions' log groups for audit events other than http.request", () => {
+  it("queries the functions' log groups for audit events other than http.request and successes", () => {
     const logWidget = widgets.find((widget) => widget.type === 'log');
     expect(logWidget?.properties.query).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request"',
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.outcome != "success"',
     );
     expect(auditEventsQuery).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request"',
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.outcome != "success"',
     );
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
@@ -219,7 +219,8 @@ describe('BulwarkAlarms', () => {
     ],
     [
       'authFailureSpike',
-      `SELECT SUM(${metricCatalog.AuthFailure.name}) FROM SCHEMA("Bulwark", service, reason)`,
+      // A request without a credential rejects none, and a store outage is ServerErrorRate's.
+      `SELECT SUM(${metricCatalog.AuthFailure.name}) FROM SCHEMA("Bulwark", service, reason) WHERE reason != 'missing' AND reason != 'store_unavailable'`,
       50,
     ],
     [
