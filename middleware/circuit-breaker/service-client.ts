@@ -143,8 +143,17 @@ function retryProblems(name: string, retry: RetryOptions | undefined): string[] 
   return problems;
 }
 
-function parseBaseUrl(name: string, baseUrl: string | undefined, problems: string[]): URL | undefined {
-  if (baseUrl === undefined) return undefined;
+function parseBaseUrl(name: string, service: ServiceOptions, problems: string[]): URL | undefined {
+  if (!Object.hasOwn(service, 'baseUrl')) return undefined;
+  const { baseUrl } = service;
+  // Given but undefined is an unset environment variable, not a choice of absolute URLs: without the
+  // base, no call would resolve and the guard keeping signatures on the service's host would be off.
+  if (typeof baseUrl !== 'string') {
+    problems.push(
+      `${name}: baseUrl is ${baseUrl === undefined ? 'undefined (an unset environment variable?); leave it out to call absolute URLs' : 'not a string'}`,
+    );
+    return undefined;
+  }
   try {
     const url = new URL(baseUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('not http(s)');
@@ -229,7 +238,7 @@ export class ServiceClient<S extends string> {
         problems.push(`${name}: must be an object of service options`);
         continue;
       }
-      const { baseUrl, isFailure, retry, sign, maxResponseBytes, ...settings } = service;
+      const { baseUrl: _baseUrl, isFailure, retry, sign, maxResponseBytes, ...settings } = service;
       if (isFailure !== undefined && typeof isFailure !== 'function') {
         problems.push(`${name}: isFailure must be a function`);
       }
@@ -255,7 +264,7 @@ export class ServiceClient<S extends string> {
         if (!(error instanceof InvalidOptionsError)) throw error;
         problems.push(...error.problems.map((problem) => `${name}: ${problem}`));
       }
-      const base = parseBaseUrl(name, baseUrl, problems);
+      const base = parseBaseUrl(name, service, problems);
       problems.push(...retryProblems(name, retry));
       if (maxResponseBytes !== undefined && !isPositiveInteger(maxResponseBytes)) {
         problems.push(`${name}: maxResponseBytes must be a positive integer`);

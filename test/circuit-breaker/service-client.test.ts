@@ -123,8 +123,21 @@ describe('callService', () => {
   });
 
   it('accepts an absolute URL when the service has no baseUrl', async () => {
-    const { call } = clientFor({ baseUrl: undefined });
-    expect((await call(`${baseUrl}ok`)).status).toBe(200);
+    const service = uniqueName('svc');
+    const client = createServiceClient({ store: dynamoStore(), services: { [service]: {} } });
+    expect((await client.callService(service, `${baseUrl}ok`)).status).toBe(200);
+  });
+
+  it('refuses at construction a baseUrl given as undefined (an unset environment variable), and one not a string', () => {
+    const servicesOf = (value: unknown) => ({ users: { baseUrl: value as string } });
+    expect(() => createServiceClient({ store: dynamoStore(), services: servicesOf(undefined) })).toThrow(
+      new InvalidOptionsError('ServiceClient', [
+        'users: baseUrl is undefined (an unset environment variable?); leave it out to call absolute URLs',
+      ]),
+    );
+    expect(() => createServiceClient({ store: dynamoStore(), services: servicesOf(42) })).toThrow(
+      new InvalidOptionsError('ServiceClient', ['users: baseUrl is not a string']),
+    );
   });
 
   it('returns a 4xx answer to the caller without counting it as a failure', async () => {
