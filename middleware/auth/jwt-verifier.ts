@@ -326,6 +326,11 @@ export class JwtVerifier {
       problems.push('every issuer needs an issuer string');
       return undefined;
     }
+    // No token's `iss` has edge whitespace: such an issuer (a padded environment value) matches nothing.
+    if (name.trim() !== name) {
+      problems.push(`${JSON.stringify(name)}: issuer has leading or trailing whitespace`);
+      return undefined;
+    }
     const before = problems.length;
     if (options.tokenUse === undefined)
       problems.push(`${name}: tokenUse is required (null to skip the check)`);

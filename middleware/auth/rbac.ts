@@ -57,6 +57,13 @@ export class Rbac {
       problems.push(...this.problemsOf(name, role));
       this.roles.set(name, role);
     }
+    // A misspelt parent would silently grant nothing: every role inherited must be one of these.
+    for (const [name, role] of this.roles) {
+      for (const parent of Array.isArray(role?.inherits) ? role.inherits : []) {
+        if (!this.roles.has(parent))
+          problems.push(`role ${name} inherits ${JSON.stringify(parent)}, which is not defined`);
+      }
+    }
     assertNoProblems('Rbac', problems);
   }
 

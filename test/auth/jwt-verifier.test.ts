@@ -666,6 +666,18 @@ describe('JwtVerifier options', () => {
     }
   });
 
+  it('refuses an issuer with edge whitespace, which no token’s iss matches', () => {
+    for (const issuer of ['   ', ' https://a.example', 'https://a.example\n']) {
+      expect(
+        () => new JwtVerifier({ issuers: [{ issuer, tokenUse: null, clientId: null, jwksUri: null }] }),
+      ).toThrow(
+        new InvalidOptionsError('JwtVerifier', [
+          `${JSON.stringify(issuer)}: issuer has leading or trailing whitespace`,
+        ]),
+      );
+    }
+  });
+
   it('names a JWKS timeout with which every key fetch would fail among the other problems', () => {
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
     for (const jwksTimeoutMs of [0, 2 ** 31]) {

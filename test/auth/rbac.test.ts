@@ -91,4 +91,18 @@ describe('Rbac', () => {
       new InvalidOptionsError('Rbac', ['role clerk: inherits must be a list of role names']),
     );
   });
+
+  it('refuses a role inheriting one that is not defined, which would silently grant nothing', () => {
+    expect(
+      () =>
+        new Rbac({
+          roles: { viewer: ['read:*'], editor: { permissions: ['write:bookings'], inherits: ['veiwer'] } },
+        }),
+    ).toThrow(new InvalidOptionsError('Rbac', ['role editor inherits "veiwer", which is not defined']));
+    // Defined later in the same options is defined: the check runs once every role is known.
+    const rbac = new Rbac({
+      roles: { editor: { permissions: [], inherits: ['viewer'] }, viewer: ['read:*'] },
+    });
+    expect(rbac.checkPermission(['editor'], 'read:users')).toBe(true);
+  });
 });
