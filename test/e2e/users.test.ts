@@ -14,15 +14,16 @@ interface ProblemBody {
 }
 
 describe('users API', () => {
-  it('registers a user and reads it back', async () => {
+  it('registers a user, answering 201 with its Location, and reads it back there', async () => {
     const email = uniqueEmail();
     const created = await api.request('POST', '/users', { body: { email, name: 'Alice' } });
     expect(created.status).toBe(201);
     const user = created.body as { id: string; email: string; name: string; createdAt: string };
     expect(user).toMatchObject({ email, name: 'Alice' });
     expect(Date.parse(user.createdAt)).not.toBeNaN();
+    expect(created.headers.get('location')).toBe(`/users/${user.id}`);
 
-    const read = await api.request('GET', `/users/${user.id}`);
+    const read = await api.request('GET', created.headers.get('location') as string);
     expect(read.status).toBe(200);
     expect(read.body).toEqual(user);
   });
