@@ -228,6 +228,17 @@ export class UnsupportedMediaTypeError extends HttpError {
   }
 }
 
+/**
+ * The body came with a content coding (`Content-Encoding: gzip`…) the reader does not undo. A 415 like a
+ * wrong media type, whose `Accept-Encoding: identity` says what a retry may send (RFC 9110 §15.5.16).
+ */
+export class UnsupportedContentEncodingError extends UnsupportedMediaTypeError {
+  constructor(options: HttpErrorOptions = {}) {
+    super('', { ...options, headers: { ...options.headers, 'Accept-Encoding': 'identity' } });
+    this.message = 'Content-Encoding is not supported: send the body without one (identity)';
+  }
+}
+
 /** Adds `Retry-After` (whole seconds, at least 1) to the headers of a throttling answer. */
 function withRetryAfter(retryAfterSec: number | undefined, options: HttpErrorOptions): HttpErrorOptions {
   if (retryAfterSec === undefined) return options;
@@ -525,6 +536,7 @@ const toolkitErrorNames = new Map<abstract new (...args: never[]) => BulwarkErro
   [GoneError, 'GoneError'],
   [PayloadTooLargeError, 'PayloadTooLargeError'],
   [UnsupportedMediaTypeError, 'UnsupportedMediaTypeError'],
+  [UnsupportedContentEncodingError, 'UnsupportedContentEncodingError'],
   [TooManyRequestsError, 'TooManyRequestsError'],
   [ServiceUnavailableError, 'ServiceUnavailableError'],
   [CircuitOpenError, 'CircuitOpenError'],

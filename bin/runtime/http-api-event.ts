@@ -157,19 +157,33 @@ function structuredResult(result: unknown): APIGatewayProxyStructuredResultV2 {
 }
 
 /**
+ * Statuses whose answer has no content, so no Content-Length of the runtime's: RFC 9110 §8.6 forbids one on
+ * 1xx and 204, and on a 304 it would have to be the length of the 200 answer, which only the handler knows.
+ */
+function hasNoContent(statusCode: number): boolean {
+  return statusCode < 200 || statusCode === 204 || statusCode === 304;
+}
+
+/**
  * Writes a handler's result the way API Gateway does, including its inference for non-structured
  * results. Throws {@link MalformedResultError}, having written nothing, for a result it cannot map.
  */
 export function writeHttpApiResult(response: ServerResponse, result: unknown): void {
   const structured = structuredResult(result);
-  const body = structured.body
-    ? Buffer.from(structured.body, structured.isBase64Encoded ? 'base64' : 'utf8')
-    : Buffer.alloc(0);
+  const statusCode = structured.statusCode ?? 200;
   for (const [name, value] of Object.entries(structured.headers ?? {}))
     response.setHeader(name, String(value));
   if (structured.cookies && structured.cookies.length > 0)
     response.setHeader('set-cookie', structured.cookies);
+  response.statusCode = statusCode;
+  // Node sends no body for these statuses either.
+  if (hasNoContent(statusCode)) {
+    response.end();
+    return;
+  }
+  const body = structured.body
+    ? Buffer.from(structured.body, structured.isBase64Encoded ? 'base64' : 'utf8')
+    : Buffer.alloc(0);
   response.setHeader('content-length', body.length);
-  response.statusCode = structured.statusCode ?? 200;
   response.end(body);
 }

@@ -179,7 +179,7 @@ export const handler = createHttpFunction(
           await assertUserExists(callService, input.body.userId);
           const booking = await bookings.create(input.body);
           await publishBooking('booking.created', booking, context);
-          return json(201, booking);
+          return json(201, booking, { Location: `/bookings/${booking.id}` });
         }),
 
     'GET /bookings': (route) =>

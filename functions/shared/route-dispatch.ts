@@ -115,24 +115,46 @@ export function createRouteDispatcher(
 }
 
 /**
- * `Cache-Control: no-store` on every answer that names no caching of its own: answers carry personal
- * data and secrets (a webhook's signing secret, decrypted emails), which no cache, shared or private,
- * may keep. Problem answers already carry it.
+ * Headers every answer carries unless it sets its own (by any case of the name). `Cache-Control: no-store`:
+ * answers hold personal data and secrets (a webhook's signing secret, decrypted emails), which no cache,
+ * shared or private, may keep. The rest is OWASP's set for a JSON API, which no browser should sniff as
+ * another type, frame, or reach over plain HTTP once it has seen the API over HTTPS.
  */
-const noStore: MiddlewareObj<HttpEvent, HttpResponse> = {
-  after: (request) => {
-    const headers = normalizeResponse(request.response)?.headers ?? {};
-    if (headerValue(headers as Readonly<Record<string, string>>, 'cache-control') !== undefined) return;
-    request.response = withHeadersAndCookies(request.response, {
-      headers: { 'Cache-Control': 'no-store' },
-    }) as HttpResponse;
-  },
+const defaultAnswerHeaders: Readonly<Record<string, string>> = {
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+  'Content-Security-Policy': "frame-ancestors 'none'",
+  'X-Frame-Options': 'DENY',
+};
+
+function addMissingDefaultHeaders(request: { response?: HttpResponse | null }): void {
+  const normalized = normalizeResponse(request.response);
+  if (!normalized) return;
+  const own = normalized.headers as Readonly<Record<string, string>>;
+  const missing = Object.entries(defaultAnswerHeaders).filter(
+    ([name]) => headerValue(own, name.toLowerCase()) === undefined,
+  );
+  if (missing.length === 0) return;
+  request.response = withHeadersAndCookies(request.response, {
+    headers: Object.fromEntries(missing),
+  }) as HttpResponse;
+}
+
+/**
+ * {@link defaultAnswerHeaders} on every answer: in `after` for what the dispatch returns (successes, and
+ * the route pipelines' problems and early answers, rendered there), in `onError` for the problems the
+ * httpErrorHandler `.use()`d after it renders first (no route for the key, the catch-all's 404/405).
+ */
+const defaultAnswerHeadersMiddleware: MiddlewareObj<HttpEvent, HttpResponse> = {
+  after: addMissingDefaultHeaders,
+  onError: addMissingDefaultHeaders,
 };
 
 /**
  * `respond` inside the middlewares every request to an HTTP function passes through: Lambda context
  * and correlation id on every log line, metrics flushed, one audit line, errors as problem+json,
- * and no caching.
+ * and no caching, sniffing or framing.
  */
 export function withRequestMiddlewares(
   respond: (event: HttpEvent, context: Context) => Promise<HttpResponse>,
@@ -151,7 +173,7 @@ export function withRequestMiddlewares(
       .use(correlationIds({ loggers }))
       .use(captureMetrics(observability.metrics))
       .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
-      .use(noStore)
+      .use(defaultAnswerHeadersMiddleware)
       .use(httpErrorHandler({ logger })),
   );
 }

@@ -152,7 +152,7 @@ export const handler = createHttpFunction(
           context.correlationId,
           deadline,
         );
-        return json(201, user);
+        return json(201, user, { Location: `/users/${user.id}` });
       }),
 
     'GET /users/{id}': (route) =>

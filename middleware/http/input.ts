@@ -6,6 +6,7 @@ import {
   type FieldProblem,
   InvalidArgumentError,
   PayloadTooLargeError,
+  UnsupportedContentEncodingError,
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
@@ -51,6 +52,19 @@ function isJsonContentType(header: string | undefined): boolean {
         .replace(/^"(.*)"$/, '$1'),
     );
   });
+}
+
+/**
+ * Whether the body is sent as is: no `Content-Encoding`, or only `identity` (any case). The header is a
+ * list of codings, so an empty one names none; any real coding (gzip, br…) is bytes JSON.parse cannot read,
+ * and a plain body labelled with one is a client that does not say what it sends.
+ */
+function isUnencoded(header: string | undefined): boolean {
+  if (header === undefined) return true;
+  return header
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .every((coding) => coding === '' || coding === 'identity');
 }
 
 /**
@@ -130,15 +144,20 @@ function alreadyParsedBody(event: APIGatewayProxyEventV2, maxBodyBytes: number):
 }
 
 /**
- * Reads the body as JSON: 415 for another media type or a charset other than UTF-8, 413 when too large,
- * 400 when empty, not valid base64 (with `isBase64Encoded`) or UTF-8, or malformed. A body an earlier
- * middleware parsed is taken as that middleware left it, after the same media type and size checks.
+ * Reads the body as JSON: 415 for another media type, a charset other than UTF-8 or a `Content-Encoding`
+ * other than `identity`, 413 when too large, 400 when empty, not valid base64 (with `isBase64Encoded`) or
+ * UTF-8, or malformed. A body an earlier middleware parsed is taken as that middleware left it, after the
+ * same media type, encoding and size checks.
  */
 export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defaultMaxBodyBytes): unknown {
   // Case-insensitively, as authenticate reads headers: @middy/http-header-normalizer({ canonical: true })
   // and REST API events give `Content-Type`.
   if (!isJsonContentType(headerValue(event.headers, 'content-type'))) {
     throw new UnsupportedMediaTypeError('application/json (UTF-8)');
+  }
+  // Else a gzip body fails as malformed UTF-8 (a misleading 400), and a plain one labelled gzip passes.
+  if (!isUnencoded(headerValue(event.headers, 'content-encoding'))) {
+    throw new UnsupportedContentEncodingError();
   }
   if (isParsedEarlier(event)) return alreadyParsedBody(event, maxBodyBytes);
   const bytes = requestBodyBytes(event);

@@ -40,13 +40,14 @@ beforeAll(async () => {
 });
 
 describe('bookings API', () => {
-  it('creates a booking and reads it back', async () => {
+  it('creates a booking, answering 201 with its Location, and reads it back there', async () => {
     const roomId = room();
     const created = await book({ roomId, start: at(9), end: at(10, 30) });
     expect(created.status).toBe(201);
     const booking = created.body as Booking;
     expect(booking).toMatchObject({ roomId, userId, start: at(9), end: at(10, 30), status: 'confirmed' });
-    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
+    expect(created.headers.get('location')).toBe(`/bookings/${booking.id}`);
+    expect((await api.request('GET', created.headers.get('location') as string)).body).toEqual(booking);
   });
 
   it('normalises offsets to UTC', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
@@ -14,15 +15,16 @@ interface ProblemBody {
 }
 
 describe('users API', () => {
-  it('registers a user and reads it back', async () => {
+  it('registers a user, answering 201 with its Location, and reads it back there', async () => {
     const email = uniqueEmail();
     const created = await api.request('POST', '/users', { body: { email, name: 'Alice' } });
     expect(created.status).toBe(201);
     const user = created.body as { id: string; email: string; name: string; createdAt: string };
     expect(user).toMatchObject({ email, name: 'Alice' });
     expect(Date.parse(user.createdAt)).not.toBeNaN();
+    expect(created.headers.get('location')).toBe(`/users/${user.id}`);
 
-    const read = await api.request('GET', `/users/${user.id}`);
+    const read = await api.request('GET', created.headers.get('location') as string);
     expect(read.status).toBe(200);
     expect(read.body).toEqual(user);
   });
@@ -125,6 +127,27 @@ describe('users API', () => {
 
     const noBody = await api.request('POST', '/users', { headers: { 'content-type': 'application/json' } });
     expect(noBody.status).toBe(400);
+  });
+
+  it('answers 415 with Accept-Encoding: identity to a gzipped body, and registers nobody', async () => {
+    const email = uniqueEmail();
+    const text = JSON.stringify({ email, name: 'Zipped' });
+    for (const body of [gzipSync(text), Buffer.from(text)]) {
+      const response = await api.request('POST', '/users', {
+        body,
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      });
+      expect(response.status).toBe(415);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect(response.headers.get('accept-encoding')).toBe('identity');
+      expect((response.body as ProblemBody).code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    }
+    // The email was not claimed: the same registration sent plainly goes through.
+    const plain = await api.request('POST', '/users', {
+      body: text,
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+    });
+    expect(plain.status).toBe(201);
   });
 
   it('answers 404 for an unknown id and 400 for an id that cannot exist', async () => {

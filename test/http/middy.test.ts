@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
@@ -10,6 +11,7 @@ import {
   InvalidArgumentError,
   InvalidOptionsError,
   ServiceUnavailableError,
+  UnsupportedContentEncodingError,
 } from '../../middleware/errors.js';
 import { defaultMaxBodyBytes, readJsonBody, requestBodyBytes } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
@@ -168,6 +170,55 @@ describe('validateInput through a middy pipeline', () => {
       const result = await sent(contentType, Buffer.from(JSON.stringify(body), 'utf8'));
       expect(result.statusCode, contentType).toBe(200);
       expect(JSON.parse(result.body as string).name).toBe('José');
+    }
+  });
+
+  it('answers 415 with Accept-Encoding: identity to a body with a content coding, gzipped or only labelled so', async () => {
+    const { handler } = pipeline();
+    const text = '{"name":"n","count":1}';
+    const sent = (contentEncoding: string, body: Buffer) =>
+      handler(
+        eventOf({
+          headers: { 'content-type': 'application/json', 'Content-Encoding': contentEncoding },
+          body: body.toString('base64'),
+          isBase64Encoded: true,
+          pathParameters: { id: '1' },
+        }),
+        context,
+      );
+    for (const [contentEncoding, body] of [
+      ['gzip', gzipSync(text)],
+      ['gzip', Buffer.from(text)],
+      [' GZIP ', Buffer.from(text)],
+      ['br', Buffer.from(text)],
+      ['identity, gzip', gzipSync(text)],
+      ['x-unknown', Buffer.from(text)],
+    ] as const) {
+      const result = await sent(contentEncoding, body);
+      expect(result.statusCode, contentEncoding).toBe(415);
+      expect(result.headers).toMatchObject({
+        'Content-Type': 'application/problem+json',
+        'Accept-Encoding': 'identity',
+      });
+      expect(JSON.parse(result.body as string)).toMatchObject({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        detail: 'Content-Encoding is not supported: send the body without one (identity)',
+      });
+    }
+    // identity is no coding at all, whatever its case and spacing; so is an empty list.
+    for (const contentEncoding of ['identity', ' Identity ', 'IDENTITY', '']) {
+      const result = await sent(contentEncoding, Buffer.from(text));
+      expect(result.statusCode, JSON.stringify(contentEncoding)).toBe(200);
+    }
+  });
+
+  it('refuses a content coding also when an earlier body parser took the body', () => {
+    const gzipped = eventOf({
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: '{"name":"n","count":1}',
+    });
+    for (const version of [3, 4] as const) {
+      expect(() => readJsonBody(parsedBy(version, gzipped))).toThrow(UnsupportedContentEncodingError);
     }
   });
 

@@ -1,11 +1,18 @@
+import { randomUUID } from 'node:crypto';
+import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeKeysOf } from '../../functions/routes.js';
 import { createPublicHttpFunction } from '../../functions/shared/public-http-function.js';
 import type { RouteBuilder } from '../../functions/shared/route-dispatch.js';
 import { ConflictError } from '../../middleware/errors.js';
+import { json } from '../../middleware/http/response.js';
+import { idempotency } from '../../middleware/idempotency.js';
+import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { captureStdout } from '../helpers/log-capture.js';
+import { testTableNames } from '../helpers/tables.js';
 
 const output = captureStdout();
 // The function's audit lines are INFO, which the suite silences; its logger reads the level when built.
@@ -85,5 +92,72 @@ describe("a sample function's audit line for a route that throws", () => {
     const [, success] = requestAudits();
     expect(success).toMatchObject({ statusCode: 200 });
     expect(success?.metadata).not.toHaveProperty('error');
+  });
+});
+
+describe("a sample function's default headers", () => {
+  const defaults = {
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+    'Content-Security-Policy': "frame-ancestors 'none'",
+    'X-Frame-Options': 'DENY',
+  };
+  const healthWith = (build: RouteBuilder) =>
+    createPublicHttpFunction('health', { 'GET /health': build }, new Logger({ logLevel: 'SILENT' }));
+
+  it('adds only those the answer lacks, whatever the case of the name it set one by', async () => {
+    const handler = healthWith((route) =>
+      route.handler(async () =>
+        json(200, { ok: true }, { 'cache-control': 'max-age=60', 'X-FRAME-OPTIONS': 'SAMEORIGIN' }),
+      ),
+    );
+    const response = await handler(httpEvent({ path: '/health' }), lambdaContext());
+    expect(response.headers).toEqual({
+      'Content-Type': 'application/json',
+      'cache-control': 'max-age=60',
+      'X-FRAME-OPTIONS': 'SAMEORIGIN',
+      'X-Content-Type-Options': 'nosniff',
+      'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+      'Content-Security-Policy': "frame-ancestors 'none'",
+      'x-correlation-id': expect.any(String),
+    });
+  });
+
+  it('are on a problem the function renders outside any route (no route for the key)', async () => {
+    const handler = healthWith((route) => route.handler(async () => json(200, {})));
+    const response = await handler(httpEvent({ routeKey: 'GET /elsewhere' }), lambdaContext());
+    expect(response.statusCode).toBe(404);
+    expect(response.headers).toMatchObject({ ...defaults, 'Content-Type': 'application/problem+json' });
+  });
+
+  it('are on an idempotency replay, which a route answers early', async () => {
+    const persistenceStore = new DynamoDBPersistenceLayer({
+      tableName: testTableNames.toolkit,
+      awsSdkV3Client: createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT }),
+      keyAttr: 'pk',
+      sortKeyAttr: 'sk',
+      staticPkValue: `IDEM#headers-${randomUUID()}`,
+      expiryAttr: 'expiresAt',
+    });
+    let runs = 0;
+    const handler = healthWith((route) =>
+      route
+        .use(
+          idempotency({
+            persistenceStore,
+            config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
+          }),
+        )
+        .handler(async () => {
+          runs += 1;
+          return json(200, { runs });
+        }),
+    );
+    const event = httpEvent({ path: '/health', headers: { 'idempotency-key': randomUUID() } });
+    await handler(event, lambdaContext());
+    const replay = await handler(event, lambdaContext());
+    expect(runs).toBe(1);
+    expect(replay.headers).toMatchObject({ ...defaults, 'Idempotent-Replayed': 'true' });
   });
 });

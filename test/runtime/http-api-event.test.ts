@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -42,6 +42,44 @@ beforeAll(async () => {
 });
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+interface ResponseHead {
+  statusLine: string;
+  headers: Headers;
+  /** What the server sent after the head before it closed the connection. */
+  rest: string;
+}
+
+/**
+ * One GET over a raw connection, read to its close: fetch and node:http take a 1xx for an interim answer
+ * and wait for another, and they hide whether a 204 or 304 carried a Content-Length.
+ */
+function responseHead(base: string): Promise<ResponseHead> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () =>
+      socket.write(`GET / HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      // A 1xx ends no exchange, so the server keeps the connection open after it.
+      if (Buffer.concat(chunks).includes('\r\n\r\n')) socket.end();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const headEnd = text.indexOf('\r\n\r\n');
+      const [statusLine = '', ...lines] = text.slice(0, headEnd).split('\r\n');
+      const headers = new Headers();
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+      }
+      resolve({ statusLine, headers, rest: text.slice(headEnd + 4) });
+    });
+  });
+}
 
 describe('parseRequestTarget', () => {
   it('splits the target at its first ? and keeps both parts as sent', () => {
@@ -143,6 +181,28 @@ describe('API Gateway HTTP API v2 translation', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('application/json');
     expect(await response.json()).toEqual({ hello: 'world' });
+  });
+
+  it.each([100, 103, 204, 304])(
+    'sends no Content-Length and no body with a %i (RFC 9110 §8.6)',
+    async (statusCode) => {
+      nextResult = { statusCode, headers: { 'x-result': 'yes' }, body: 'ignored' };
+      const head = await responseHead(url);
+      expect(head.statusLine).toMatch(new RegExp(`^HTTP/1\\.1 ${statusCode} `));
+      expect(head.headers.get('x-result')).toBe('yes');
+      expect(head.headers.has('content-length')).toBe(false);
+      expect(head.headers.has('transfer-encoding')).toBe(false);
+      expect(head.rest).toBe('');
+    },
+  );
+
+  it('sends Content-Length: 0 with an empty answer of any other status', async () => {
+    for (const statusCode of [200, 202, 404]) {
+      nextResult = { statusCode };
+      const head = await responseHead(url);
+      expect(head.statusLine).toMatch(new RegExp(`^HTTP/1\\.1 ${statusCode} `));
+      expect(head.headers.get('content-length'), String(statusCode)).toBe('0');
+    }
   });
 
   it.each([
