@@ -251,8 +251,9 @@ interface DataKeyUse {
 const dataKeyUses = {
   // Registers (seals email and phone, blind index for the unique email), reads users back.
   users: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndex: true },
-  // Seals each new endpoint's signing secret; the API never shows a secret again, so it never opens one.
-  webhooks: { dataKey: ['kms:GenerateDataKey'], blindIndex: false },
+  // Seals each new endpoint's signing secret, and opens it only to answer its registration's retry
+  // (the same caller and Idempotency-Key: the idempotency record keeps the answer without the secret).
+  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndex: false },
   // Opens endpoint signing secrets, and a disabled endpoint's owner's address to alert them.
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;

@@ -10,7 +10,7 @@ import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middle
 import type { IdempotencyLambdaHandlerOptions } from '@aws-lambda-powertools/idempotency/types';
 import { JMESPathError, JMESPathTypeError, search } from '@aws-lambda-powertools/jmespath';
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { normalizeResponse } from './audit/request-summary.js';
 import type { OptionalAuthContext } from './auth/middy.js';
 import { respondEarly } from './cleanup.js';
@@ -26,7 +26,41 @@ import { dependencyRetryAfterSec } from './http/problem.js';
 import { pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
 
-type IdempotentRequest = Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
+type IdempotentContext = Context & Partial<OptionalAuthContext>;
+
+/** A request through `idempotency()`: `context.principal` is set by authentication before it, if at all. */
+export type IdempotentRequest = Request<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  IdempotentContext
+>;
+
+/**
+ * How an answer is kept in its idempotency record and given again from it, for an answer that holds what
+ * the record must not (a secret kept encrypted elsewhere): the record keeps `toRecord`'s copy, and a
+ * replay answers with what `fromRecord` makes of that copy.
+ */
+export interface StoredAnswer {
+  /** What the record keeps of an answer the handler returned below 500 (only those are stored). */
+  readonly toRecord: (
+    answer: APIGatewayProxyStructuredResultV2,
+    request: IdempotentRequest,
+  ) => APIGatewayProxyStructuredResultV2 | Promise<APIGatewayProxyStructuredResultV2>;
+  /**
+   * The replay, made from what `toRecord` kept; an error it throws answers the replay instead, and the
+   * record stays as it is.
+   */
+  readonly fromRecord: (
+    kept: APIGatewayProxyStructuredResultV2,
+    request: IdempotentRequest,
+  ) => APIGatewayProxyStructuredResultV2 | Promise<APIGatewayProxyStructuredResultV2>;
+}
+
+/** Powertools' own options, and how the record keeps the answer (as it is, unless `storedAnswer` says). */
+export interface IdempotencyOptions extends IdempotencyLambdaHandlerOptions {
+  readonly storedAnswer?: StoredAnswer;
+}
 
 /** The keys Powertools' `cleanupMiddlewares` calls that a replay must only reach once it has its answer. */
 const powertoolsCleanupKeys = [TRACER_KEY, METRICS_KEY, LOGGER_KEY] as const;
@@ -134,7 +168,7 @@ function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: Ide
  * from another caller, on another route or path, is another request.
  */
 function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string | null)[] {
-  const principal = (request.context as Partial<OptionalAuthContext>).principal;
+  const principal = request.context.principal;
   return [
     principal?.tenantId ?? null,
     principal?.authMethod ?? null,
@@ -193,7 +227,8 @@ function clientError(error: unknown): HttpError | undefined {
  *   (which is not stored); a refused copy leaves the running request's lock and the stored answer alone.
  *
  * Options are Powertools' own; `eventKeyJmesPath` selects the client's key (default: the
- * `Idempotency-Key` header).
+ * `Idempotency-Key` header). `storedAnswer` keeps out of the record what it must not hold, and puts it
+ * back in a replay.
  *
  * Use it after `correlationIds()`, `audit()`, authentication and the other middlewares whose work a
  * replay needs.
@@ -211,9 +246,15 @@ function clientError(error: unknown): HttpError | undefined {
  *   }))
  *   .handler(createBooking);
  */
-export function idempotency(
-  options: IdempotencyLambdaHandlerOptions,
-): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+export function idempotency({
+  storedAnswer,
+  ...options
+}: IdempotencyOptions): MiddlewareObj<
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Error,
+  IdempotentContext
+> {
   const config = options.config ?? new IdempotencyConfig({});
   const keyPath = config.eventKeyJmesPath || defaultKeyPath;
   // The caller's settings, but Powertools reads the key from the scoped copy of the event (below) and,
@@ -255,7 +296,10 @@ export function idempotency(
         restoreCleanups();
       }
       if (replay !== undefined) {
-        return respondEarly(request, withHeadersAndCookies(replay, { headers: replayedHeader }));
+        const answer = storedAnswer
+          ? await storedAnswer.fromRecord(replay as APIGatewayProxyStructuredResultV2, request)
+          : replay;
+        return respondEarly(request, withHeadersAndCookies(answer, { headers: replayedHeader }));
       }
       internalOf(request)[handlerRanKey] = true;
       return undefined;
@@ -264,7 +308,18 @@ export function idempotency(
       if (internalOf(request)[handlerRanKey] !== true) return;
       // A 5xx is the handler failing, thrown or returned: the retry runs again rather than replay it.
       const status = normalizeResponse(request.response)?.statusCode ?? 200;
-      await (status >= 500 ? powertools.onError?.(request) : powertools.after?.(request));
+      if (status >= 500) {
+        await powertools.onError?.(request);
+        return;
+      }
+      // Powertools stores the request's response: for the record's copy, it holds that copy.
+      const answer = request.response;
+      if (storedAnswer && answer !== null) request.response = await storedAnswer.toRecord(answer, request);
+      try {
+        await powertools.after?.(request);
+      } finally {
+        request.response = answer;
+      }
     },
     // Powertools 2.35 deletes the record on any error, also one its own `before` threw: the in-progress
     // record of the request still running (a third copy then runs too), or the stored answer a 422

@@ -5,8 +5,9 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
+import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
-import { withWorkerMiddlewares, workerIdempotencyStore } from '../shared/queue-worker.js';
+import { withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { workers } from '../workers.js';
 import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
@@ -75,7 +76,7 @@ const worker = new EmailWorker({
   from: queues.emailFrom,
   maxAttempts: definition.maxReceiveCount,
   retryBaseDelaySec: queues.retryBaseDelaySec,
-  persistenceStore: workerIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb),
+  persistenceStore: toolkitIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb),
   observability,
 });
 

@@ -1,10 +1,8 @@
 // What the sample's SQS workers share: message parsing, retry delays, visibility backoff, dead-lettering, batch runs and invocation middlewares.
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   ChangeMessageVisibilityCommand,
   type MessageAttributeValue,
@@ -198,27 +196,4 @@ export function withWorkerMiddlewares(
   const handler = middy<SQSEvent, SQSBatchResponse>(handle);
   handler.use(injectLambdaContext(logger, { resetKeys: true })).use(captureMetrics(metrics));
   return handler;
-}
-
-/**
- * Where a worker remembers the ids it already processed: the toolkit table under `IDEM#<worker>`
- * (DESIGN.md's prefix; the sort key is Powertools' `<function>#<hash>`), expiring through the
- * table's TTL attribute.
- *
- * @example
- * const persistenceStore = workerIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb);
- */
-export function workerIdempotencyStore(
-  workerName: string,
-  tableName: string,
-  client: DynamoDBClient,
-): DynamoDBPersistenceLayer {
-  return new DynamoDBPersistenceLayer({
-    tableName,
-    awsSdkV3Client: client,
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    staticPkValue: `IDEM#${workerName}`,
-    expiryAttr: 'expiresAt',
-  });
 }

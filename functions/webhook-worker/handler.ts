@@ -4,8 +4,9 @@ import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dyna
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
+import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
-import { QueueActions, withWorkerMiddlewares, workerIdempotencyStore } from '../shared/queue-worker.js';
+import { QueueActions, withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import { WebhookStore } from '../shared/webhook-store.js';
@@ -51,7 +52,7 @@ const worker = new WebhookWorker({
     auditLogger: observability.auditLogger,
     metrics: observability.metrics,
   }),
-  persistenceStore: workerIdempotencyStore('webhook-worker', environment.toolkitTableName, dynamoDb),
+  persistenceStore: toolkitIdempotencyStore('webhook-worker', environment.toolkitTableName, dynamoDb),
   observability,
 });
 

@@ -1,14 +1,17 @@
-// The webhooks function: register an endpoint, read it, delete it, and read its delivery history (owner-scoped).
+// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, delete it, and read its delivery history (owner-scoped).
 
+import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { InsufficientScopeError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
+import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { callerOf } from '../shared/caller.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
+import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
@@ -23,8 +26,9 @@ import {
 const { logger, auditLogger, onEvent } = functionObservability('webhooks');
 const environment = readEnvironment();
 const queues = readQueueEnvironment();
+const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 const store = new WebhookStore({
-  documentClient: createDocumentClient(createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint })),
+  documentClient: createDocumentClient(dynamoDb),
   tableName: environment.toolkitTableName,
   encryptor: createFunctionEncryptor(environment, onEvent),
   maxEndpointsPerOwner: queues.webhook.maxEndpointsPerOwner,
@@ -60,6 +64,52 @@ const registerBody = z.strictObject({
     .check(z.minLength(1), z.maxLength(webhookEventTypes.length * 2)),
 });
 
+/**
+ * How long an Idempotency-Key answers a registration's retry with the endpoint it made: long enough for a
+ * client that timed out to retry with backoff, short enough that a key sent once does not hand out the
+ * secret for a day.
+ */
+const registrationReplaySec = 60 * 60;
+
+/** What a registration answers: the endpoint as the API shows it, and its signing secret. */
+interface Registration {
+  readonly id: string;
+  readonly secret?: string;
+}
+
+/**
+ * A registration's answer holds the endpoint's signing secret, which is stored nowhere in clear: the
+ * idempotency record keeps the answer without it, and a replay reads the secret again from the endpoint,
+ * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted).
+ */
+const registrationAnswer: StoredAnswer = {
+  toRecord: (answer) => {
+    const { secret: _secret, ...endpoint } = JSON.parse(answer.body as string) as Registration;
+    return { ...answer, body: JSON.stringify(endpoint) };
+  },
+  fromRecord: async (kept, request) => {
+    const registered = JSON.parse(kept.body as string) as Registration;
+    const endpoint = await store.getOwnedEndpoint(registered.id, callerOf(request.context.principal));
+    const secret = await store.signingSecret(endpoint);
+    return { ...kept, body: JSON.stringify({ ...registered, secret }) };
+  },
+};
+
+/**
+ * A registration retried with the same Idempotency-Key (and the same body: another is 422) answers with
+ * the endpoint the first one made instead of making a second, with a second secret; one without a key
+ * registers as it comes. Scoped to the caller, so no one else's key ever replays this caller's secret.
+ */
+const registrationIdempotency = idempotency({
+  persistenceStore: toolkitIdempotencyStore('webhooks', environment.toolkitTableName, dynamoDb),
+  config: new IdempotencyConfig({
+    eventKeyJmesPath: 'headers."idempotency-key"',
+    payloadValidationJmesPath: 'body',
+    expiresAfterSeconds: registrationReplaySec,
+  }),
+  storedAnswer: registrationAnswer,
+});
+
 /** The scope that reads what each event carries, the same the route table asks to read it. */
 const readScopeOf: Readonly<Record<WebhookEventType, string>> = {
   'booking.created': 'bookings/read',
@@ -85,7 +135,9 @@ export const handler = createHttpFunction(
   {
     'POST /webhooks': (route) =>
       route
+        // Validation first: a body it refuses never touches the idempotency records.
         .use(validateInput({ body: registerBody }, { maxBodyBytes }))
+        .use(registrationIdempotency)
         .handler(async (_event, { input, principal, correlationId }) => {
           const caller = callerOf(principal);
           assertMayReceive(caller, input.body.eventTypes);
@@ -102,7 +154,8 @@ export const handler = createHttpFunction(
               ownerKind: endpoint.ownerKind,
             },
           });
-          // The secret is shown this once; the store keeps it encrypted and the API never returns it again.
+          // The secret is shown this once (and to this caller's retry with the same Idempotency-Key); the
+          // store keeps it encrypted and the API never returns it otherwise.
           return json(201, { ...publicEndpoint(endpoint), secret }, { Location: `/webhooks/${endpoint.id}` });
         }),
 

@@ -25,7 +25,8 @@ const stringKey = (name: string): KeyAttribute => ({ name, type: 'S' });
 
 /**
  * All toolkit state: rate-limit counters (`RL#`), circuit state (`CB#`), nonces (`NONCE#`),
- * API keys (`APIKEY#`), webhooks (`WH#`) and worker idempotency (`IDEM#`).
+ * API keys (`APIKEY#`), webhooks (`WH#`) and idempotency records (`IDEM#<function>`: the workers' and
+ * webhook registration's).
  * `gsi1` lists items by owner (API keys and webhook endpoints of one principal).
  */
 export const toolkitTable: TableDefinition = {

@@ -132,7 +132,8 @@ const expectedAccess: Record<FunctionName, Access> = {
     readsSecrets: ['bookingsSigningSecret', 'verificationLinkSecret'],
   },
   bookings: { sends: ['webhook-worker'], readsSecrets: ['bookingsSigningSecret'] },
-  webhooks: { dataKey: ['kms:GenerateDataKey'] },
+  // Decrypt only for a registration's replay, which reads the endpoint's secret again.
+  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'] },
   // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
   'catch-all': {},
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },

@@ -9,7 +9,7 @@ import {
   type EmailWorkerOptions,
   providerCircuitBreaker,
 } from '../../functions/email-worker/email-worker.js';
-import { workerIdempotencyStore } from '../../functions/shared/queue-worker.js';
+import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
 import { workers } from '../../functions/workers.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
@@ -106,7 +106,7 @@ export function emailWorkerQueueOptions(
     from: 'noreply@bulwark.local',
     maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
-    persistenceStore: workerIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
+    persistenceStore: toolkitIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
   };
 }
 

@@ -4,15 +4,16 @@ import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dyn
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { InvalidOptionsError, NotFoundError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { idempotency } from '../../middleware/idempotency.js';
-import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { testPrincipal } from '../helpers/principals.js';
@@ -88,7 +89,13 @@ function bookingEndpoint(
     tableName,
     staticPkValue = `IDEM#http-${randomUUID()}`,
     client,
-  }: { tableName?: string; staticPkValue?: string; client?: DynamoDBClient } = {},
+    storedAnswer,
+  }: {
+    tableName?: string;
+    staticPkValue?: string;
+    client?: DynamoDBClient;
+    storedAnswer?: StoredAnswer;
+  } = {},
 ) {
   const made: Booking[] = [];
   let hold: Promise<void> = Promise.resolve();
@@ -105,6 +112,7 @@ function bookingEndpoint(
       idempotency({
         persistenceStore: persistenceStore(staticPkValue, tableName, client),
         config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"', ...config }),
+        ...(storedAnswer ? { storedAnswer } : {}),
       }),
     )
     .handler(async (event, context) => {
@@ -426,6 +434,98 @@ describe('idempotency()', () => {
       expect((await endpoint.call({ room: 'a' }, '')).statusCode).toBe(201);
       expect((await endpoint.call({ room: 'a' }, undefined)).statusCode).toBe(201);
       expect(endpoint.made).toHaveLength(4);
+    });
+  });
+
+  describe('with storedAnswer', () => {
+    /** The answer's `room` stands for a secret kept elsewhere: the record keeps the answer without it. */
+    const withoutRoom: StoredAnswer['toRecord'] = (answer) => {
+      const { room: _room, ...rest } = JSON.parse(answer.body as string) as Record<string, unknown>;
+      return { ...answer, body: JSON.stringify(rest) };
+    };
+    /** Puts the room back, read from where it is kept (here the request itself) for the caller. */
+    const roomAgain: StoredAnswer['fromRecord'] = (kept, request) => {
+      const { booking, by } = JSON.parse(kept.body as string) as Record<string, unknown>;
+      if (by !== request.context.principal?.id) throw new Error('replayed to another caller');
+      const { room } = JSON.parse(request.event.body as string) as Booking;
+      return { ...kept, body: JSON.stringify({ booking, room, by }) };
+    };
+    const alice: Sender = { principal: testPrincipal() };
+    const documents = createDocumentClient(dynamoDb);
+
+    async function recordsUnder(staticPkValue: string): Promise<Record<string, unknown>[]> {
+      const { Items } = await documents.send(
+        new QueryCommand({
+          TableName: testTableNames.toolkit,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': staticPkValue },
+          ConsistentRead: true,
+        }),
+      );
+      return Items ?? [];
+    }
+
+    it('keeps what toRecord gives in the record, answers the first request in full and replays what fromRecord makes', async () => {
+      const staticPkValue = `IDEM#http-${randomUUID()}`;
+      const room = `room-${randomUUID()}`;
+      const endpoint = bookingEndpoint(
+        { payloadValidationJmesPath: 'body' },
+        { staticPkValue, storedAnswer: { toRecord: withoutRoom, fromRecord: roomAgain } },
+      );
+      const key = randomUUID();
+      const first = await endpoint.call({ room }, key, alice);
+      expect(JSON.parse(first.body as string)).toEqual({ booking: 1, room, by: alice.principal?.id });
+      const records = await recordsUnder(staticPkValue);
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ status: 'COMPLETED' });
+      expect(JSON.stringify(records)).not.toContain(room);
+      const retry = await endpoint.call({ room }, key, alice);
+      expect(retry).toMatchObject({ statusCode: 201, body: first.body });
+      expect(retry.headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+      expect(endpoint.made).toHaveLength(1);
+    });
+
+    it('answers a replay with the error fromRecord throws, and keeps the record for the next retry', async () => {
+      let gone = true;
+      const endpoint = bookingEndpoint(
+        {},
+        {
+          storedAnswer: {
+            toRecord: withoutRoom,
+            fromRecord: (kept, request) => {
+              if (gone) throw new NotFoundError('What this request made is gone');
+              return roomAgain(kept, request);
+            },
+          },
+        },
+      );
+      const key = randomUUID();
+      const first = await endpoint.call({ room: 'a' }, key, alice);
+      expect(problemOf(await endpoint.call({ room: 'a' }, key, alice))).toMatchObject({ status: 404 });
+      gone = false;
+      expect(await endpoint.call({ room: 'a' }, key, alice)).toMatchObject({
+        statusCode: 201,
+        body: first.body,
+      });
+      expect(endpoint.made).toHaveLength(1);
+    });
+
+    it('keeps no record when toRecord fails, so the retry runs again', async () => {
+      const endpoint = bookingEndpoint(
+        {},
+        {
+          storedAnswer: {
+            toRecord: () => {
+              throw new Error('cannot keep this answer');
+            },
+            fromRecord: roomAgain,
+          },
+        },
+      );
+      const key = randomUUID();
+      expect(problemOf(await endpoint.call({ room: 'a' }, key, alice))).toMatchObject({ status: 500 });
+      expect(problemOf(await endpoint.call({ room: 'a' }, key, alice))).toMatchObject({ status: 500 });
+      expect(endpoint.made).toHaveLength(2);
     });
   });
 

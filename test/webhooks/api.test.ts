@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
@@ -181,6 +181,118 @@ describe('registering an endpoint', () => {
       body: { url: target.url, eventTypes: ['booking.created'] },
     });
     expect(response.status).toBe(401);
+  });
+});
+
+describe('retrying a registration with an Idempotency-Key', () => {
+  /** A caller of its own, so its endpoints can be counted and its registrations stay within the limit. */
+  async function newCaller() {
+    const sub = `wh-retry-${randomUUID()}`;
+    return { sub, token: await api.token({ sub }) };
+  }
+
+  const registration = { url: 'https://1.1.1.1/hooks', eventTypes: ['booking.created'] };
+
+  function register(token: string, key: string | undefined, body: unknown = registration) {
+    return api.request('POST', '/webhooks', {
+      token,
+      body,
+      ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
+    });
+  }
+
+  /** Every idempotency record of the webhooks function. */
+  async function registrationRecords(): Promise<Record<string, unknown>[]> {
+    const { Items } = await documents.send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'IDEM#webhooks' },
+        ConsistentRead: true,
+      }),
+    );
+    return Items ?? [];
+  }
+
+  it('answers the same key and body with the endpoint it made, secret included, and makes no second', async () => {
+    const caller = await newCaller();
+    const key = randomUUID();
+    const first = await register(caller.token, key);
+    expect(first.status).toBe(201);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    const retry = await register(caller.token, key);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.text).toBe(first.text);
+    expect(retry.headers.get('location')).toBe(first.headers.get('location'));
+    expect(retry.headers.get('cache-control')).toBe('no-store');
+    expect(await endpointCount(documents, caller.sub)).toBe(1);
+  });
+
+  it('keeps the record an hour and without the secret, which stays only encrypted on the endpoint', async () => {
+    const caller = await newCaller();
+    const startedSec = Date.now() / 1000;
+    const created = (await register(caller.token, randomUUID())).body as { id: string; secret: string };
+    const key = created.secret.slice('whsec_'.length);
+    const records = (await registrationRecords()).filter((record) =>
+      JSON.stringify(record).includes(created.id),
+    );
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ status: 'COMPLETED' });
+    expect(JSON.stringify(records)).not.toContain(key);
+    expect(records[0]?.expiresAt).toBeGreaterThanOrEqual(Math.floor(startedSec) + 3600);
+    expect(records[0]?.expiresAt).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 3600);
+  });
+
+  it('answers 422 to the same key with another body, and registers nothing', async () => {
+    const caller = await newCaller();
+    const key = randomUUID();
+    const first = await register(caller.token, key);
+    const other = await register(caller.token, key, { ...registration, eventTypes: ['booking.cancelled'] });
+    expect(other.status).toBe(422);
+    expect(other.headers.get('content-type')).toBe('application/problem+json');
+    expect((other.body as ProblemBody).code).toBe('VALIDATION_FAILED');
+    expect(await endpointCount(documents, caller.sub)).toBe(1);
+    // The stored answer is still there for the real retry.
+    expect((await register(caller.token, key)).text).toBe(first.text);
+  });
+
+  it('gives another caller with the same key and body an endpoint and a secret of its own', async () => {
+    const owner = await newCaller();
+    const other = await newCaller();
+    const key = randomUUID();
+    const owners = (await register(owner.token, key)).body as { id: string; secret: string };
+    const response = await register(other.token, key);
+    expect(response.status).toBe(201);
+    expect(response.headers.get('idempotent-replayed')).toBeNull();
+    const others = response.body as { id: string; secret: string };
+    expect(others.id).not.toBe(owners.id);
+    expect(others.secret).not.toBe(owners.secret);
+    expect(response.text).not.toContain(owners.secret);
+    expect(await endpointCount(documents, owner.sub)).toBe(1);
+    expect(await endpointCount(documents, other.sub)).toBe(1);
+  });
+
+  it('registers every request without a key', async () => {
+    const caller = await newCaller();
+    const first = (await register(caller.token, undefined)).body as { id: string; secret: string };
+    const second = (await register(caller.token, undefined)).body as { id: string; secret: string };
+    expect(second.id).not.toBe(first.id);
+    expect(second.secret).not.toBe(first.secret);
+    expect(await endpointCount(documents, caller.sub)).toBe(2);
+  });
+
+  it('answers 404 to a retry once the endpoint it made is deleted, and makes no new one', async () => {
+    const caller = await newCaller();
+    const key = randomUUID();
+    const created = (await register(caller.token, key)).body as { id: string };
+    expect((await api.request('DELETE', `/webhooks/${created.id}`, { token: caller.token })).status).toBe(
+      204,
+    );
+    const retry = await register(caller.token, key);
+    expect(retry.status).toBe(404);
+    expect(retry.headers.get('content-type')).toBe('application/problem+json');
+    expect(await endpointCount(documents, caller.sub)).toBe(0);
   });
 });
 

@@ -6,11 +6,8 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import {
-  fullJitterDelaySec,
-  QueueActions,
-  workerIdempotencyStore,
-} from '../../functions/shared/queue-worker.js';
+import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
+import { fullJitterDelaySec, QueueActions } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import {
   type DeliveryStatus,
@@ -112,7 +109,7 @@ interface SetupOptions {
   /** The client owner alerts are enqueued with. @default the local server's */
   alertsSqs?: SQSClient;
   /** @default the worker's store on the toolkit table */
-  persistenceStore?: ReturnType<typeof workerIdempotencyStore>;
+  persistenceStore?: ReturnType<typeof toolkitIdempotencyStore>;
   /** Security events (the circuits') become audit events, as the function's listener makes them. @default false */
   auditSecurityEvents?: boolean;
   /** More circuit settings, over the threshold and a state read before every call. */
@@ -152,7 +149,7 @@ function setup(options: SetupOptions = {}) {
       metrics: observability.metrics,
     }),
     persistenceStore:
-      options.persistenceStore ?? workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
+      options.persistenceStore ?? toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
     observability,
     random: options.random ?? (() => 0.5),
   });
@@ -1238,7 +1235,7 @@ describe('a worker failure after the POST', () => {
   it('is logged and recorded as an unsaved outcome, not as a delivery never attempted', async () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
-    const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
     // Saving the success record is the step after the POST.
     vi.spyOn(persistenceStore, 'saveSuccess').mockRejectedValue(new Error('DynamoDB unreachable'));
     const { run, logger, audits } = setup({ persistenceStore });
@@ -1276,7 +1273,7 @@ describe('a worker failure after the POST', () => {
 describe('a failed POST whose in-progress idempotency record could not be deleted', () => {
   /** The worker's idempotency store, whose first deleteRecord (after a failed POST) DynamoDB throttles. */
   function throttledDelete() {
-    const persistenceStore = workerIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
     throttleFirstDelete(persistenceStore);
     return persistenceStore;
   }
