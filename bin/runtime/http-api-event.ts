@@ -159,6 +159,9 @@ function structuredResult(result: unknown): APIGatewayProxyStructuredResultV2 {
 /**
  * Writes a handler's result the way API Gateway does, including its inference for non-structured
  * results. Throws {@link MalformedResultError}, having written nothing, for a result it cannot map.
+ * An answer to HEAD goes without a body (Node drops it); its Content-Length is the length of the body
+ * the result has, and there is none when the result has no body, as the functions' answers to HEAD have
+ * not: RFC 9110 §8.6 lets a HEAD answer leave it out, never give a length other than the GET's.
  */
 export function writeHttpApiResult(response: ServerResponse, result: unknown): void {
   const structured = structuredResult(result);
@@ -169,7 +172,7 @@ export function writeHttpApiResult(response: ServerResponse, result: unknown): v
     response.setHeader(name, String(value));
   if (structured.cookies && structured.cookies.length > 0)
     response.setHeader('set-cookie', structured.cookies);
-  response.setHeader('content-length', body.length);
+  if (body.length > 0 || response.req?.method !== 'HEAD') response.setHeader('content-length', body.length);
   response.statusCode = structured.statusCode ?? 200;
   response.end(body);
 }
