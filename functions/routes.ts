@@ -65,6 +65,7 @@ export const catchAllRouteKey = '$default';
 /** The function names, typed (Object.keys would widen them to string). */
 export const httpFunctionNames = Object.keys(httpFunctions) as HttpFunctionName[];
 
+/** The methods a route table entry names. HEAD is never written: {@link headRouteOf} derives it from GET. */
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**
@@ -266,8 +267,33 @@ export const routes = [
 
 export type RouteKey = `${(typeof routes)[number]['method']} ${(typeof routes)[number]['path']}`;
 
+/** A route API Gateway has: an entry of the table, or the HEAD route {@link headRouteOf} derives from a GET entry. */
+export interface ApiRoute extends Omit<RouteDefinition, 'method'> {
+  readonly method: HttpMethod | 'HEAD';
+}
+
+/**
+ * The HEAD route of a GET route, with its function, auth and rate limit; none for other methods. RFC 9110
+ * §9.1 has every general-purpose server support HEAD wherever it supports GET, and API Gateway sends a
+ * HEAD only to a HEAD route (any other goes to `$default`), so each GET entry gets one, never written twice.
+ */
+export function headRouteOf(route: ApiRoute): ApiRoute | undefined {
+  return route.method === 'GET' ? { ...route, method: 'HEAD' } : undefined;
+}
+
+/** `table` with each GET route followed by its HEAD route: the routes API Gateway and the local runtime serve. */
+export function withHeadRoutes(table: readonly ApiRoute[]): ApiRoute[] {
+  return table.flatMap((route) => {
+    const head = headRouteOf(route);
+    return head ? [route, head] : [route];
+  });
+}
+
+/** Every route of the API: the route table's entries and their derived HEAD routes. */
+export const apiRoutes: readonly ApiRoute[] = withHeadRoutes(routes);
+
 /** The API Gateway route key (`METHOD /path/{param}`), which is also what handlers dispatch on. */
-export function routeKeyOf(route: Pick<RouteDefinition, 'method' | 'path'>): string {
+export function routeKeyOf(route: Pick<ApiRoute, 'method' | 'path'>): string {
   return `${route.method} ${route.path}`;
 }
 

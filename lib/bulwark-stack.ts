@@ -5,6 +5,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import {
+  type ApiRoute,
+  apiRoutes,
   catchAllFunction,
   type HttpFunctionDefinition,
   type HttpFunctionName,
@@ -349,9 +351,12 @@ type TableId = TableDefinition['id'];
 /** The route table widened to its declared type, so optional auth fields can be read on every route. */
 const routeTable: readonly RouteDefinition[] = routes;
 
-/** The keys of the routes `include` picks, e.g. `GET /health, POST /users`, for acknowledgement reasons. */
-function routeKeysWhere(include: (route: RouteDefinition) => boolean): string {
-  return routeTable.filter(include).map(routeKeyOf).join(', ');
+/**
+ * The keys of the API's routes (the table's and their HEAD routes) that `include` picks, e.g.
+ * `GET /health, HEAD /health, POST /users`, for acknowledgement reasons.
+ */
+function routeKeysWhere(include: (route: ApiRoute) => boolean): string {
+  return apiRoutes.filter(include).map(routeKeyOf).join(', ');
 }
 
 /** Builds one value per entry of `httpFunctions`, keyed by function name. */

@@ -11,13 +11,15 @@ import {
   type HttpFunctionName,
   type RouteDefinition,
   routes as routeTable,
+  withHeadRoutes,
 } from '../functions/routes.js';
 
 export interface BulwarkHttpApiProps {
   /** The function serving each name that a route may point at. */
   readonly functions: Readonly<Record<HttpFunctionName, lambda.IFunction>>;
   /**
-   * The routes to create, method and path exactly as given.
+   * The routes to create, method and path exactly as given, and a HEAD route beside each GET route
+   * (to the same function, which answers it as the GET without the body).
    * @default the route table of `functions/routes.ts`
    */
   readonly routes?: readonly RouteDefinition[];
@@ -66,7 +68,8 @@ const accessLogFormat = apigateway.AccessLogFormat.custom(
 );
 
 /**
- * An API Gateway HTTP API whose routes come from the route table, with a throttled,
+ * An API Gateway HTTP API whose routes come from the route table (each GET route with its HEAD route,
+ * since API Gateway sends a HEAD only to a HEAD route), with a throttled,
  * access-logged `$default` stage. Its `$default` route sends every request no route matches to the
  * catch-all function, so those get a problem (404, or 405 with `Allow`) instead of API Gateway's
  * plain `{"message":"Not Found"}`.
@@ -126,7 +129,7 @@ export class BulwarkHttpApi extends Construct {
     });
     this.url = this.stage.url;
 
-    for (const route of props.routes ?? routeTable) {
+    for (const route of withHeadRoutes(props.routes ?? routeTable)) {
       this.api.addRoutes({
         path: route.path,
         methods: [apigwv2.HttpMethod[route.method]],

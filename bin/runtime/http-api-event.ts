@@ -167,6 +167,9 @@ function hasNoContent(statusCode: number): boolean {
 /**
  * Writes a handler's result the way API Gateway does, including its inference for non-structured
  * results. Throws {@link MalformedResultError}, having written nothing, for a result it cannot map.
+ * An answer to HEAD goes without a body (Node drops it); its Content-Length is the length of the body
+ * the result has, and there is none when the result has no body, as the functions' answers to HEAD have
+ * not: RFC 9110 §8.6 lets a HEAD answer leave it out, never give a length other than the GET's.
  */
 export function writeHttpApiResult(response: ServerResponse, result: unknown): void {
   const structured = structuredResult(result);
@@ -184,6 +187,6 @@ export function writeHttpApiResult(response: ServerResponse, result: unknown): v
   const body = structured.body
     ? Buffer.from(structured.body, structured.isBase64Encoded ? 'base64' : 'utf8')
     : Buffer.alloc(0);
-  response.setHeader('content-length', body.length);
+  if (body.length > 0 || response.req?.method !== 'HEAD') response.setHeader('content-length', body.length);
   response.end(body);
 }

@@ -255,7 +255,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     const target = parseRequestTarget(request.url ?? '');
     if (!target) return writeProblem(response, new ValidationError('The request target must be a path'));
     const path = target.rawPath;
-    if (path === jwksPath && request.method === 'GET' && auth) {
+    if (path === jwksPath && (request.method === 'GET' || request.method === 'HEAD') && auth) {
       return writeHttpApiResult(response, {
         statusCode: 200,
         headers: { 'Content-Type': 'application/json', 'Cache-Control': 'max-age=300' },

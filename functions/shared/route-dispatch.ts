@@ -1,7 +1,7 @@
 // One Lambda handler per function that dispatches on the API Gateway route key, with the outer middlewares every HTTP function shares.
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy, { type MiddlewareObj, type MiddyfiedHandler } from '@middy/core';
+import middy, { type MiddlewareObj, type MiddyfiedHandler, type Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { headerValue } from '../../middleware/audit/correlation.js';
 import {
@@ -14,10 +14,11 @@ import { normalizeResponse } from '../../middleware/audit/request-summary.js';
 import type { OptionalAuthContext } from '../../middleware/auth/middy.js';
 import { NotFoundError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { methodOf } from '../../middleware/http/request-event.js';
 import { withHeadersAndCookies } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
-import { type HttpFunctionName, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
+import { type HttpFunctionName, headRouteOf, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
 import { type FunctionObservability, functionObservability } from './observability.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -88,7 +89,8 @@ export function ownRoutes(
 
 /**
  * The function's Lambda handler over `own` routes (from {@link ownRoutes}), each built on the pipeline
- * `policyPipeline` gives it, inside the middlewares every request passes through.
+ * `policyPipeline` gives it, inside the middlewares every request passes through. The HEAD route of a
+ * GET route runs that GET route's pipeline, so auth, rate limit, handler and audit are the same.
  */
 export function createRouteDispatcher(
   functionName: HttpFunctionName,
@@ -99,13 +101,14 @@ export function createRouteDispatcher(
 ): MiddyfiedHandler<HttpEvent, HttpResponse> {
   // Audit lines, metrics and the capabilities' security events of this function (functions/shared/observability.ts).
   const observability = functionObservability(functionName);
-  const handlers = new Map<string, RouteHandler>(
-    own.map((route) => {
-      const build = builders[routeKeyOf(route)] as RouteBuilder;
-      const pipeline = policyPipeline(routeBasePipeline(logger), route, observability);
-      return [routeKeyOf(route), build(pipeline, route)];
-    }),
-  );
+  const handlers = new Map<string, RouteHandler>();
+  for (const route of own) {
+    const build = builders[routeKeyOf(route)] as RouteBuilder;
+    const handler = build(policyPipeline(routeBasePipeline(logger), route, observability), route);
+    handlers.set(routeKeyOf(route), handler);
+    const head = headRouteOf(route);
+    if (head) handlers.set(routeKeyOf(head), handler);
+  }
   const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResponse> => {
     const routeHandler = handlers.get(event.routeKey);
     if (!routeHandler) throw new NotFoundError(`No route for ${event.routeKey}`);
@@ -151,10 +154,33 @@ const defaultAnswerHeadersMiddleware: MiddlewareObj<HttpEvent, HttpResponse> = {
   onError: addMissingDefaultHeaders,
 };
 
+/** The answer to a HEAD request: the status and headers a GET gets, without its body (RFC 9110 §9.3.2). */
+function dropBodyOfHead(request: Request<HttpEvent, HttpResponse>): void {
+  if (methodOf(request.event) !== 'HEAD') return;
+  // Structured first: a plain result is the 200 JSON answer API Gateway would infer from it.
+  const answer = withHeadersAndCookies(request.response, {}) as HttpResponse | null | undefined;
+  if (!answer) return;
+  const { statusCode, headers, cookies } = answer;
+  request.response = {
+    statusCode,
+    ...(headers === undefined ? {} : { headers }),
+    ...(cookies === undefined ? {} : { cookies }),
+  };
+}
+
+/**
+ * A HEAD request's answer leaves without a body. Used first, so it runs after every other middleware,
+ * on problems rendered on the way out too; the audit line still describes the answer a GET gets.
+ */
+const headWithoutBody: MiddlewareObj<HttpEvent, HttpResponse> = {
+  after: dropBodyOfHead,
+  onError: dropBodyOfHead,
+};
+
 /**
  * `respond` inside the middlewares every request to an HTTP function passes through: Lambda context
  * and correlation id on every log line, metrics flushed, one audit line, errors as problem+json,
- * and no caching, sniffing or framing.
+ * no caching, sniffing or framing, and no body in an answer to HEAD.
  */
 export function withRequestMiddlewares(
   respond: (event: HttpEvent, context: Context) => Promise<HttpResponse>,
@@ -169,6 +195,7 @@ export function withRequestMiddlewares(
   // middlewares).
   return lambdaHandler(
     middy<HttpEvent, HttpResponse>(respond)
+      .use(headWithoutBody)
       .use(injectLambdaContext(loggers, { resetKeys: true }))
       .use(correlationIds({ loggers }))
       .use(captureMetrics(observability.metrics))

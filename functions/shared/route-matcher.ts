@@ -1,18 +1,18 @@
 // Matches a request's method and path against the route table, the way API Gateway does: the local runtime routes with it, and the catch-all function explains a miss with it.
-import { type RouteDefinition, routes } from '../routes.js';
+import { type ApiRoute, type RouteDefinition, routes, withHeadRoutes } from '../routes.js';
 
 export type RouteMatch =
-  | { kind: 'found'; route: RouteDefinition; pathParameters: Record<string, string> }
+  | { kind: 'found'; route: ApiRoute; pathParameters: Record<string, string> }
   | { kind: 'method-not-allowed'; allow: string[] }
   | { kind: 'not-found' };
 
 interface CompiledRoute {
-  route: RouteDefinition;
+  route: ApiRoute;
   pattern: RegExp;
   parameterNames: string[];
 }
 
-function compile(route: RouteDefinition): CompiledRoute {
+function compile(route: ApiRoute): CompiledRoute {
   const parameterNames: string[] = [];
   const source = route.path
     .split('/')
@@ -26,12 +26,17 @@ function compile(route: RouteDefinition): CompiledRoute {
   return { route, pattern: new RegExp(`^${source}$`), parameterNames };
 }
 
-/** Builds a matcher over the route table (or a given list); literal segments win over parameters. */
+/**
+ * Builds a matcher over the route table (or a given list) and the HEAD route of each GET route, as
+ * API Gateway has them; literal segments win over parameters, and `allow` lists HEAD wherever GET is.
+ */
 export function createRouteMatcher(
   table: readonly RouteDefinition[] = routes,
 ): (method: string, path: string) => RouteMatch {
   // API Gateway prefers the most specific route: fewer parameters first.
-  const compiled = table.map(compile).sort((a, b) => a.parameterNames.length - b.parameterNames.length);
+  const compiled = withHeadRoutes(table)
+    .map(compile)
+    .sort((a, b) => a.parameterNames.length - b.parameterNames.length);
   return (method, path) => {
     const candidates = compiled.flatMap((entry) => {
       const match = entry.pattern.exec(path);

@@ -7,7 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type RouteDefinition, routeKeyOf, routes } from '../../functions/routes.js';
+import { type ApiRoute, apiRoutes, routeKeyOf } from '../../functions/routes.js';
 import { BulwarkStack, type Stage, stages } from '../../lib/bulwark-stack.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
@@ -111,15 +111,16 @@ describe('cdk-nag', () => {
     ]);
   });
 
-  it('names in its reasons, from the route table, every public route (APIG4) and every route without a rate limit (COG8)', () => {
+  it('names in its reasons, from the route table, every public route (APIG4) and every route without a rate limit (COG8), HEAD routes included', () => {
     const { app } = nag((scope) => new BulwarkStack(scope, 'Bulwark-dev', { stage: 'dev' }));
     const reasons = new Map(acknowledgements(app).map(([id, reason]) => [id, String(reason)]));
-    const routeKeys = (include: (route: RouteDefinition) => boolean) =>
-      routes.filter(include).map(routeKeyOf).join(', ');
+    const routeKeys = (include: (route: ApiRoute) => boolean) =>
+      apiRoutes.filter(include).map(routeKeyOf).join(', ');
     const publicRoutes = routeKeys((route) => route.auth.kind === 'public');
     const unlimitedRoutes = routeKeys((route) => route.rateLimit === undefined);
     expect(publicRoutes).toContain('POST /users/{id}/phone-code');
-    expect(unlimitedRoutes).toContain('GET /users/{id}');
+    expect(publicRoutes).toContain('HEAD /health');
+    expect(unlimitedRoutes).toContain('GET /users/{id}, HEAD /users/{id}');
     expect(reasons.get('Annotation::AwsSolutions-APIG4')).toContain(`: ${publicRoutes}.`);
     expect(reasons.get('Annotation::AwsSolutions-COG8')).toContain(`(${unlimitedRoutes})`);
   });

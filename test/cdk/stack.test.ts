@@ -2,6 +2,7 @@
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  apiRoutes,
   catchAllFunction,
   type HttpFunctionName,
   httpFunctionNames,
@@ -347,7 +348,7 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
 
 // Tuples, so that test names show bare values (`the app table`, `sends GET /health to the health function`).
 const tableCases = tableDefinitions.map((definition) => [definition.id, definition] as const);
-const routeCases = routes.map((route) => [routeKeyOf(route), route.function, route] as const);
+const routeCases = apiRoutes.map((route) => [routeKeyOf(route), route.function, route] as const);
 
 /** A template resource; `Properties` is always present (empty when the template has none). */
 interface Resource {
@@ -622,11 +623,15 @@ describe('BulwarkStack in the dev stage', () => {
     ]);
   });
 
-  it('creates one API route per route-table entry, keyed by routeKeyOf(route), and the $default route', () => {
+  it('creates one API route per route-table entry, a HEAD route per GET entry, and the $default route', () => {
     const routeKeys = Object.values(dev.template.findResources('AWS::ApiGatewayV2::Route')).map(
       (route) => route.Properties.RouteKey,
     );
-    expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), '$default'].sort());
+    const headRouteKeys = routes
+      .filter((route) => route.method === 'GET')
+      .map((route) => `HEAD ${route.path}`);
+    expect(headRouteKeys).toContain('HEAD /health');
+    expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), ...headRouteKeys, '$default'].sort());
   });
 
   /**

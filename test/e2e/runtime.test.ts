@@ -22,8 +22,63 @@ describe('local runtime over HTTP', () => {
   it('answers a known path with the wrong method with 405 and Allow', async () => {
     const response = await api.request('PUT', '/bookings');
     expect(response.status).toBe(405);
-    expect(response.headers.get('allow')).toBe('POST, GET');
+    expect(response.headers.get('allow')).toBe('POST, GET, HEAD');
     expect(response.body).toMatchObject({ code: 'METHOD_NOT_ALLOWED' });
+  });
+
+  /** The headers of an answer, less those that differ between any two requests. */
+  const stableHeaders = (headers: Headers) =>
+    Object.fromEntries(
+      [...headers].filter(
+        ([name]) =>
+          !['date', 'content-length', 'ratelimit', 'x-ratelimit-remaining', 'x-ratelimit-reset'].includes(
+            name,
+          ),
+      ),
+    );
+
+  it('answers HEAD /health with the status and headers of GET, no body and no Content-Length', async () => {
+    const get = await api.request('GET', '/health', { headers: { 'x-correlation-id': 'head-health' } });
+    const head = await api.request('HEAD', '/health', { headers: { 'x-correlation-id': 'head-health' } });
+    expect(head.status).toBe(200);
+    expect(stableHeaders(head.headers)).toEqual(stableHeaders(get.headers));
+    expect(head.headers.get('content-type')).toBe('application/json');
+    expect(head.headers.get('content-length')).toBeNull();
+    expect(head.text).toBe('');
+  });
+
+  it('runs the GET route for HEAD on an authenticated route: auth, the same rate-limit budget, its headers', async () => {
+    const correlation = { 'x-correlation-id': 'head-bookings' };
+    const head = await api.request('HEAD', '/bookings?limit=1', { headers: correlation });
+    const get = await api.request('GET', '/bookings?limit=1', { headers: correlation });
+    expect(head.status).toBe(200);
+    expect(stableHeaders(head.headers)).toEqual(stableHeaders(get.headers));
+    expect(head.text).toBe('');
+    // One per-user budget for both methods: the GET after the HEAD has one unit less.
+    const remaining = (response: { headers: Headers }) =>
+      Number(response.headers.get('x-ratelimit-remaining'));
+    expect(remaining(get)).toBe(remaining(head) - 1);
+
+    const anonymous = await api.request('HEAD', '/bookings', { token: null });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    expect(anonymous.headers.get('content-type')).toBe('application/problem+json');
+    expect(anonymous.text).toBe('');
+  });
+
+  it('answers HEAD on a path with no GET with 405, Allow without HEAD, and no body', async () => {
+    const response = await api.request('HEAD', '/users');
+    expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('POST');
+    expect(response.text).toBe('');
+  });
+
+  it("serves HEAD on the dev issuer's JWKS, with the Content-Length of its GET body", async () => {
+    const get = await api.request('GET', '/.well-known/jwks.json');
+    const head = await api.request('HEAD', '/.well-known/jwks.json');
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(Buffer.byteLength(get.text)));
+    expect(head.text).toBe('');
   });
 
   it("lets a body over the function's 1 MiB through, so the function's own 413 carries the correlation id", async () => {

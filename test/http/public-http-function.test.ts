@@ -161,3 +161,77 @@ describe("a sample function's default headers", () => {
     expect(replay.headers).toMatchObject({ ...defaults, 'Idempotent-Replayed': 'true' });
   });
 });
+
+describe('a HEAD request to a GET route', () => {
+  let runs = 0;
+  let failWith: Error | undefined;
+  // Built once the file's beforeAll has raised the log level, so its audit lines are written.
+  let handler: ReturnType<typeof createPublicHttpFunction>;
+  beforeAll(() => {
+    handler = createPublicHttpFunction(
+      'health',
+      {
+        'GET /health': (route) =>
+          route.handler(async () => {
+            runs += 1;
+            if (failWith) throw failWith;
+            return json(200, { status: 'ok' }, { ETag: '"v1"' });
+          }),
+      },
+      new Logger({ logLevel: 'SILENT' }),
+    );
+  });
+  // /health itself is never audited: the same route under another path is.
+  const request = (method: 'GET' | 'HEAD') =>
+    handler(
+      httpEvent({
+        method,
+        routeKey: `${method} /health`,
+        path: '/probe',
+        headers: { 'x-correlation-id': 'head-1' },
+      }),
+      lambdaContext(),
+    );
+
+  it('runs the GET route and answers its status and headers without the body', async () => {
+    runs = 0;
+    failWith = undefined;
+    const get = await request('GET');
+    const head = await request('HEAD');
+    expect(runs).toBe(2);
+    expect(get.body).toBe('{"status":"ok"}');
+    expect(head).toEqual({ statusCode: get.statusCode, headers: get.headers });
+    expect(head.headers).toMatchObject({ 'Content-Type': 'application/json', ETag: '"v1"' });
+  });
+
+  it('answers a problem the route throws with its status and headers, without the body', async () => {
+    failWith = new ConflictError('taken');
+    const get = await request('GET');
+    const head = await request('HEAD');
+    expect(head.statusCode).toBe(409);
+    expect(head.headers).toEqual(get.headers);
+    expect(head).not.toHaveProperty('body');
+  });
+
+  it('writes the audit line a GET writes, naming HEAD and its route key', async () => {
+    failWith = undefined;
+    await request('HEAD');
+    expect(output.audit().filter((event) => event.eventType === 'http.request')).toEqual([
+      expect.objectContaining({
+        method: 'HEAD',
+        statusCode: 200,
+        metadata: expect.objectContaining({ routeKey: 'HEAD /health' }),
+      }),
+    ]);
+  });
+
+  it('has no HEAD route for a route key the function lacks: a 404 without body', async () => {
+    const response = await handler(
+      httpEvent({ method: 'HEAD', routeKey: 'HEAD /nothing', path: '/nothing' }),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(404);
+    expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+    expect(response).not.toHaveProperty('body');
+  });
+});

@@ -38,7 +38,18 @@ describe('the catch-all function', () => {
       'Content-Type': 'application/problem+json',
     });
     expect(JSON.parse(response.body ?? '')).toMatchObject({ status: 405, code: 'METHOD_NOT_ALLOWED' });
-    expect((await invoke('PUT', '/webhooks/ep_1')).headers).toMatchObject({ Allow: 'GET, DELETE' });
+    expect((await invoke('PUT', '/webhooks/ep_1')).headers).toMatchObject({ Allow: 'GET, HEAD, DELETE' });
+  });
+
+  it('answers HEAD with the status and headers of its problem, without the body', async () => {
+    const unknown = await invoke('HEAD', '/no/such/path');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+    expect(unknown).not.toHaveProperty('body');
+    const postOnly = await invoke('HEAD', '/users');
+    expect(postOnly.statusCode).toBe(405);
+    expect(postOnly.headers).toMatchObject({ Allow: 'POST' });
+    expect(postOnly).not.toHaveProperty('body');
   });
 
   it('answers a route parameter that is not valid percent-encoding with a 400 problem', async () => {

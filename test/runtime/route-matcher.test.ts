@@ -18,8 +18,27 @@ describe('route matcher', () => {
     expect(match('GET', '/items/special')).toMatchObject({ kind: 'found', route: { function: 'health' } });
   });
 
-  it('lists the allowed methods of a known path', () => {
-    expect(match('POST', '/items/1')).toEqual({ kind: 'method-not-allowed', allow: ['GET', 'DELETE'] });
+  it('lists the allowed methods of a known path, HEAD wherever GET is', () => {
+    expect(match('POST', '/items/1')).toEqual({
+      kind: 'method-not-allowed',
+      allow: ['GET', 'HEAD', 'DELETE'],
+    });
+  });
+
+  it("matches HEAD on a GET route to its HEAD route, with the GET route's function and parameters", () => {
+    expect(match('HEAD', '/items/a%20b')).toEqual({
+      kind: 'found',
+      route: { ...table[0], method: 'HEAD' },
+      pathParameters: { id: 'a b' },
+    });
+    expect(match('HEAD', '/items/special')).toMatchObject({ kind: 'found', route: { function: 'health' } });
+  });
+
+  it('has no HEAD route where the table has no GET route', () => {
+    const postOnly = createRouteMatcher([
+      { method: 'POST', path: '/things', function: 'users', auth: { kind: 'public' }, summary: '' },
+    ]);
+    expect(postOnly('HEAD', '/things')).toEqual({ kind: 'method-not-allowed', allow: ['POST'] });
   });
 
   it('does not match a parameter across slashes or an unknown path', () => {
