@@ -84,7 +84,7 @@ function pipeline(...middlewares: Parameters<ReturnType<typeof middy>['use']>[0]
     json(200, { principal: (context as { principal?: unknown }).principal ?? null }),
   );
   return async (event: APIGatewayProxyEventV2) => {
-    const result = await finished(event, lambdaContext);
+    const result = await finished(event, lambdaContext());
     return { ...result, json: JSON.parse(result.body ?? 'null') as Record<string, unknown> };
   };
 }
@@ -97,7 +97,7 @@ describe('authenticate through a middy pipeline', () => {
         .use(authenticate({ jwt: verifier }))
         .handler(async (_event, { principal }) => json(200, { id: principal.id, human: !principal.isM2M })),
     );
-    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext);
+    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext());
     expect(JSON.parse(result.body as string)).toEqual({ id: 'user-1', human: true });
   });
 
@@ -166,7 +166,7 @@ describe('authenticate through a middy pipeline', () => {
             return json(200, { id: principal?.id ?? null });
           }),
       );
-      expect((await handler(httpEvent(), lambdaContext)).statusCode).toBe(route.status);
+      expect((await handler(httpEvent(), lambdaContext())).statusCode).toBe(route.status);
     }
   });
 
@@ -178,7 +178,7 @@ describe('authenticate through a middy pipeline', () => {
         .use(requireUser())
         .handler(async (_event, { principal }) => json(200, { id: principal.id })),
     );
-    expect((await handler(httpEvent(), lambdaContext)).statusCode).toBe(401);
+    expect((await handler(httpEvent(), lambdaContext())).statusCode).toBe(401);
   });
 
   it('accepts an API key from x-api-key and reports its use', async () => {
@@ -627,9 +627,9 @@ describe('csrfProtection through a middy pipeline', () => {
         .use(csrfProtection())
         .handler(async (_event, { csrfToken }) => json(200, { csrfToken })),
     );
-    const first = await handler(httpEvent(), lambdaContext);
+    const first = await handler(httpEvent(), lambdaContext());
     const token = JSON.parse(first.body as string).csrfToken as string;
-    const second = await handler(httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }), lambdaContext);
+    const second = await handler(httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }), lambdaContext());
     expect(second.cookies).toBeUndefined();
     expect(JSON.parse(second.body as string).csrfToken).toBe(token);
   });
@@ -672,7 +672,7 @@ describe('csrfProtection through a middy pipeline', () => {
         .use(csrfProtection())
         .handler(async () => ({ hello: 'world' }) as never),
     );
-    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext)) as never as {
+    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext())) as never as {
       statusCode: number;
       body: string;
       cookies: string[];
@@ -690,8 +690,8 @@ describe('csrfProtection through a middy pipeline', () => {
         .use(csrfProtection())
         .handler(async () => shared),
     );
-    const first = await handler(httpEvent(), lambdaContext);
-    const second = await handler(httpEvent(), lambdaContext);
+    const first = await handler(httpEvent(), lambdaContext());
+    const second = await handler(httpEvent(), lambdaContext());
     expect(shared.cookies).toBeUndefined();
     expect(first.cookies).toHaveLength(1);
     expect(second.cookies).toHaveLength(1);
@@ -705,7 +705,7 @@ describe('csrfProtection through a middy pipeline', () => {
         .use({ before: (request) => respondEarly(request, json(403, { message: 'Closed' })) })
         .handler(async () => json(200, {})),
     );
-    const answer = await handler(httpEvent(), lambdaContext);
+    const answer = await handler(httpEvent(), lambdaContext());
     expect(answer.statusCode).toBe(403);
     expect(answer.cookies?.[0]).toMatch(/^__Host-csrf=/);
   });
