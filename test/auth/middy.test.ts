@@ -487,6 +487,53 @@ describe('guards through a middy pipeline', () => {
     }
   });
 
+  it('every guard used before authenticate, or without it, is a logged 500 naming the order, never a 401', async () => {
+    const rbac = new Rbac({ roles: { admin: ['*'] } });
+    const guards = {
+      requireUser: () => requireUser({ onEvent }),
+      requireHuman: () => requireHuman({ onEvent }),
+      requireRoles: () => requireRoles(['admin'], { onEvent }),
+      requireScopes: () => requireScopes(['a'], { onEvent, unless: (principal) => !principal.isM2M }),
+      requireTenant: () => requireTenant(['acme'], { onEvent, unclaimedTenant: 'acme' }),
+      requirePermissions: () => requirePermissions(rbac, ['a:b'], { onEvent }),
+    };
+    // A token every one of the guards admits once authenticate has run.
+    const admitted = { headers: bearer(userToken({ 'cognito:groups': ['admin'] })) };
+    for (const [name, guard] of Object.entries(guards)) {
+      expect((await pipeline(authenticate({ jwt: verifier }), guard())(httpEvent(admitted))).statusCode).toBe(
+        200,
+      );
+      for (const [order, middlewares] of [
+        ['before authenticate', [guard(), authenticate({ jwt: verifier })]],
+        ['without authenticate', [guard()]],
+      ] as const) {
+        const logger = { error: vi.fn() };
+        const handler = lambdaHandler(
+          middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+            .use(httpErrorHandler({ logger }))
+            .use([...middlewares])
+            .handler(async () => json(200, { reached: true })),
+        );
+        events.length = 0;
+        for (const event of [httpEvent(admitted), httpEvent()]) {
+          const result = await handler(event, lambdaContext());
+          expect(result.statusCode, `${name} ${order}`).toBe(500);
+          expect(JSON.parse(result.body ?? '{}')).toMatchObject({ code: 'INTERNAL' });
+          expect(result.headers).not.toHaveProperty('WWW-Authenticate');
+        }
+        // Nothing was denied: no access.denied to count as a client's, only the developer's log line.
+        expect(events).toEqual([]);
+        expect(logger.error).toHaveBeenCalledWith('Request failed', {
+          error: expect.objectContaining({
+            name: 'InvalidOptionsError',
+            code: 'INVALID_OPTIONS',
+            message: `Invalid ${name} options: it checks the caller on context.principal, but no authentication middleware ran before ${name}(): put ${name}() after authenticate()`,
+          }),
+        });
+      }
+    }
+  });
+
   it('every guard refuses at construction a list it would misread: empty, a string, or holding a non-string', () => {
     const rbac = new Rbac({ roles: { admin: ['*'] } });
     const guards: [string, (names: never) => unknown][] = [
