@@ -50,7 +50,10 @@ export class BulwarkError extends Error {
   }
 }
 
-/** Options were missing, invalid or contradictory; thrown at construction, listing every problem. */
+/**
+ * Options were missing, invalid or contradictory; thrown at construction, listing every problem, or at
+ * the first request when only it can tell (a middleware used before the authentication it needs).
+ */
 export class InvalidOptionsError extends BulwarkError {
   readonly problems: readonly string[];
 

@@ -12,13 +12,14 @@ import { JMESPathError, JMESPathTypeError, search } from '@aws-lambda-powertools
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { normalizeResponse } from './audit/request-summary.js';
-import type { OptionalAuthContext } from './auth/middy.js';
+import { assertAuthenticationRan, authenticationRan, type OptionalAuthContext } from './auth/context.js';
 import { respondEarly } from './cleanup.js';
 import { underlyingDependencyFailure } from './dependency-failure.js';
 import {
   assertNoProblems,
   ConflictError,
   HttpError,
+  InvalidOptionsError,
   ServiceUnavailableError,
   ValidationError,
 } from './errors.js';
@@ -57,11 +58,6 @@ export interface StoredAnswer {
   ) => APIGatewayProxyStructuredResultV2 | Promise<APIGatewayProxyStructuredResultV2>;
 }
 
-/** Powertools' own options, and how the record keeps the answer (as it is, unless `storedAnswer` says). */
-export interface IdempotencyOptions extends IdempotencyLambdaHandlerOptions {
-  readonly storedAnswer?: StoredAnswer;
-}
-
 /** The keys Powertools' `cleanupMiddlewares` calls that a replay must only reach once it has its answer. */
 const powertoolsCleanupKeys = [TRACER_KEY, METRICS_KEY, LOGGER_KEY] as const;
 
@@ -88,6 +84,9 @@ function internalOf(request: Request): Record<string, unknown> {
 
 /** Set once this request holds its own in-progress record, the only one its errors may delete. */
 const handlerRanKey = 'bulwark.idempotency.handlerRan';
+
+/** Set when an `anonymous` route's key was scoped with no authentication run: none may run later either. */
+const scopedAnonymouslyKey = 'bulwark.idempotency.scopedAnonymously';
 
 /** Where the client's key is read when the config names no `eventKeyJmesPath`. */
 const defaultKeyPath = 'headers."idempotency-key"';
@@ -131,11 +130,11 @@ function select(path: string, event: APIGatewayProxyEventV2, config: Idempotency
 }
 
 /**
- * Refuses at construction an expression that does not parse (or calls an unknown function on its way
- * through an empty event), rather than failing every request. A function the empty event never reaches
+ * An expression that does not parse (or calls an unknown function on its way through an empty event),
+ * refused at construction rather than failing every request. A function the empty event never reaches
  * is found only by the requests that do.
  */
-function checkExpressions(config: IdempotencyConfig, paths: Record<string, string | undefined>): void {
+function expressionProblems(config: IdempotencyConfig, paths: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
   for (const [field, path] of Object.entries(paths)) {
     if (!path) continue;
@@ -145,7 +144,7 @@ function checkExpressions(config: IdempotencyConfig, paths: Record<string, strin
       problems.push(`${field} ${JSON.stringify(path)}: ${(error as Error).message}`);
     }
   }
-  assertNoProblems('idempotency', problems);
+  return problems;
 }
 
 /**
@@ -164,8 +163,9 @@ function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: Ide
 
 /**
  * What Powertools hashes into the record's key: the client's key inside its scope, the caller (tenant,
- * how it authenticated, its id: all null for an anonymous caller), the route and the path. The same key
- * from another caller, on another route or path, is another request.
+ * how it authenticated, its id: all null for an anonymous caller, of an optional-auth route or of an
+ * `anonymous` one), the route and the path. The same key from another caller, on another route or path,
+ * is another request.
  */
 function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string | null)[] {
   const principal = request.context.principal;
@@ -214,9 +214,39 @@ function clientError(error: unknown): HttpError | undefined {
 }
 
 /**
+ * Powertools' `makeHandlerIdempotent` options, whether the route is public, and how the record keeps the
+ * answer (as it is, unless `storedAnswer` says).
+ */
+export interface IdempotencyOptions extends IdempotencyLambdaHandlerOptions {
+  readonly storedAnswer?: StoredAnswer;
+  /**
+   * The route has no authentication: every caller shares the one anonymous scope, so its keys must be
+   * unguessable (a UUID). Without it, a request that reaches idempotency() before any authentication
+   * middleware is refused as a setup fault (500), since its key would be scoped to no caller and a stored
+   * answer replayed to anyone; with it, a request that authentication reaches after idempotency() is
+   * refused so, once its handler has run, and its answer is not stored.
+   * @default false
+   */
+  readonly anonymous?: boolean;
+}
+
+/**
+ * Refuses a request on an `anonymous` route that authentication reached after idempotency(): its key was
+ * scoped to no caller, so the answer must not be stored for the next caller with the same key.
+ */
+function assertStillAnonymous(request: IdempotentRequest): void {
+  if (internalOf(request)[scopedAnonymouslyKey] !== true || !authenticationRan(request.context)) return;
+  throw new InvalidOptionsError('idempotency', [
+    'anonymous: true scoped the key to no caller, but an authentication middleware ran after idempotency(): put idempotency() after authenticate() and drop anonymous',
+  ]);
+}
+
+/**
  * Powertools' `makeHandlerIdempotent` for HTTP handlers.
  * - A key counts only for the caller, route and path that used it (see {@link scopedKeyOf}), so it
- *   must run after authentication; a key that is not a string of 1–255 visible ASCII characters is a 400.
+ *   must run after authentication: a request it reaches first is a setup fault, an `InvalidOptionsError`
+ *   (500) and never a replay, unless `anonymous: true` declares a public route. A key that is not a
+ *   string of 1–255 visible ASCII characters is a 400.
  * - A replayed answer goes out through {@link respondEarly}, so it carries the correlation id,
  *   rate-limit headers and CSRF cookie, and its audit line has the stored status, like any other
  *   answer; `Idempotent-Replayed: true` tells it from a fresh one.
@@ -246,15 +276,10 @@ function clientError(error: unknown): HttpError | undefined {
  *   }))
  *   .handler(createBooking);
  */
-export function idempotency({
-  storedAnswer,
-  ...options
-}: IdempotencyOptions): MiddlewareObj<
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  Error,
-  IdempotentContext
-> {
+export function idempotency(
+  options: IdempotencyOptions,
+): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, IdempotentContext> {
+  const { anonymous = false, storedAnswer, ...powertoolsOptions } = options;
   const config = options.config ?? new IdempotencyConfig({});
   const keyPath = config.eventKeyJmesPath || defaultKeyPath;
   // The caller's settings, but Powertools reads the key from the scoped copy of the event (below) and,
@@ -264,10 +289,28 @@ export function idempotency({
     throwOnNoIdempotencyKey: true,
   });
   const payloadPath = config.payloadValidationJmesPath;
-  checkExpressions(config, { eventKeyJmesPath: keyPath, payloadValidationJmesPath: payloadPath });
-  const powertools = makeHandlerIdempotent({ ...options, config: powertoolsConfig });
+  const problems = expressionProblems(config, {
+    eventKeyJmesPath: keyPath,
+    payloadValidationJmesPath: payloadPath,
+  });
+  if (typeof anonymous !== 'boolean') {
+    problems.push(`anonymous must be true or false (got ${JSON.stringify(anonymous)})`);
+  }
+  assertNoProblems('idempotency', problems);
+  const powertools = makeHandlerIdempotent({ ...powertoolsOptions, config: powertoolsConfig });
   return {
     before: async (request) => {
+      // Checked whether or not idempotency is enabled, so a misordered pipeline fails where it is tried out.
+      if (anonymous) {
+        internalOf(request)[scopedAnonymouslyKey] = !authenticationRan(request.context);
+      } else {
+        assertAuthenticationRan(
+          request.context,
+          'idempotency',
+          'the key is scoped to the caller on context.principal',
+          'pass anonymous: true on a public route',
+        );
+      }
       if (!config.isEnabled()) return undefined;
       const key = clientKeyOf(request.event, keyPath, config);
       if (key === undefined) {
@@ -306,6 +349,8 @@ export function idempotency({
     },
     after: async (request) => {
       if (internalOf(request)[handlerRanKey] !== true) return;
+      // Thrown here, the handler's record is deleted (onError) rather than stored for another caller.
+      assertStillAnonymous(request);
       // A 5xx is the handler failing, thrown or returned: the retry runs again rather than replay it.
       const status = normalizeResponse(request.response)?.statusCode ?? 200;
       if (status >= 500) {

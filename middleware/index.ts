@@ -19,6 +19,7 @@ export * from './audit/security-events.js';
 export * from './auth/api-keys.js';
 export * from './auth/authenticator.js';
 export * from './auth/claims-principal.js';
+export * from './auth/context.js';
 export * from './auth/csrf.js';
 export * from './auth/dev-issuer.js';
 export * from './auth/guards.js';

@@ -1,4 +1,5 @@
 // The route table's rate limits as middlewares: one per policy and key, shared by every route of the function.
+import { isKeyedByPrincipal } from '../../middleware/rate-limit/client-key.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -66,7 +67,7 @@ export function routeRateLimit(
   let limit = shared.get(id);
   if (!limit) {
     limit = {
-      stage: keyBy === 'ip' || keyBy === 'route' ? 'beforeAuth' : 'afterAuth',
+      stage: isKeyedByPrincipal([keyBy]) ? 'afterAuth' : 'beforeAuth',
       middleware: rateLimit({
         policy: preset,
         keyBy,

@@ -8,6 +8,7 @@ import { emitEvent, type SecurityEventListener } from '../events.js';
 import { cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
+import { type AuthContext, assertAuthenticationRan, type OptionalAuthContext } from './context.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
 import {
   type ExemptionOptions,
@@ -21,29 +22,22 @@ import {
   tenantGuard,
   userGuard,
 } from './guards.js';
-import type { Principal } from './principal.js';
 import type { Rbac } from './rbac.js';
 import type { ServiceRequestVerifier } from './service-auth.js';
 
+export type { AuthContext, OptionalAuthContext } from './context.js';
+
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
-
-/** What {@link authenticate} adds to the handler's context: `context.principal`. */
-export interface AuthContext {
-  principal: Principal;
-}
-
-/** What `authenticate({ optional: true })` adds: a principal when the request had a credential. */
-export interface OptionalAuthContext {
-  principal: Principal | undefined;
-}
 
 export type AuthMiddleware<C> = MiddlewareObj<Event, Result, Error, Context & C>;
 
 /**
  * Authenticates the request and puts the caller on `context.principal` (typed). Accepts the
  * methods it is given: Bearer JWT, `x-api-key`, signed service requests. 401 problem+json
- * (`WWW-Authenticate: Bearer`) when the credential is missing or invalid.
+ * (`WWW-Authenticate: Bearer`) when the credential is missing or invalid. With `optional: true` an
+ * anonymous caller's `context.principal` is set to undefined: the guards, `rateLimit` by principal and
+ * `idempotency()` tell from the property that authentication ran, and refuse to run before it.
  *
  * @example
  * const verifier = new JwtVerifier({ issuers: [{ issuer, tokenUse: 'access', clientId }] }); // module scope
@@ -94,6 +88,8 @@ export interface GuardOptions {
 
 function guardMiddleware<C>(name: string, guard: Guard, options: GuardOptions): AuthMiddleware<C> {
   const guardBefore = (request: Request<Event, Result, Error, Context & Partial<OptionalAuthContext>>) => {
+    // Before authentication every caller looks anonymous: a valid token would get 401, and nothing would say why.
+    assertAuthenticationRan(request.context, name, 'it checks the caller on context.principal');
     const principal = request.context.principal;
     const denial = guard(principal);
     if (denial === undefined) return;

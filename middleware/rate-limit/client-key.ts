@@ -81,36 +81,75 @@ export function clientIpOf(event: APIGatewayProxyEventV2, options: ClientIpOptio
   return normalizeIp(candidate, options.ipv6PrefixLength);
 }
 
-function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): string {
+/** The key kinds read from `context.principal`: they count per caller only after authentication. */
+const principalKeyKinds: ReadonlySet<RateLimitKeyBy> = new Set(['user', 'clientId', 'apiKey', 'tenant']);
+
+/** Whether any of the kinds is read from `context.principal`, so the limit needs authentication to run first. */
+export function isKeyedByPrincipal(keyBy: readonly RateLimitKeyBy[]): boolean {
+  return keyBy.some((kind) => principalKeyKinds.has(kind));
+}
+
+/** One part of a key, and the kind it was made from: `ip` where a principal-based kind fell back to the address. */
+interface KeyPart {
+  readonly kind: RateLimitKeyBy;
+  readonly part: string;
+}
+
+function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): KeyPart {
   const { principal } = request;
-  const ip = `ip:${request.clientIp}`;
+  const ip: KeyPart = { kind: 'ip', part: `ip:${request.clientIp}` };
   switch (kind) {
     case 'ip':
       return ip;
     case 'user':
       // A person's `sub` and a machine's client id may be the same string: they must not share a budget.
       if (!principal) return ip;
-      return principal.isM2M ? `machine:${principal.id}` : `user:${principal.id}`;
+      return { kind, part: principal.isM2M ? `machine:${principal.id}` : `user:${principal.id}` };
     case 'clientId':
-      return principal?.clientId ? `client:${principal.clientId}` : ip;
+      return principal?.clientId ? { kind, part: `client:${principal.clientId}` } : ip;
     case 'apiKey':
-      return principal?.authMethod === 'apiKey' ? `apiKey:${principal.id}` : ip;
+      return principal?.authMethod === 'apiKey' ? { kind, part: `apiKey:${principal.id}` } : ip;
     case 'tenant':
-      return principal?.tenantId ? `tenant:${principal.tenantId}` : ip;
+      return principal?.tenantId ? { kind, part: `tenant:${principal.tenantId}` } : ip;
     case 'route':
-      return `route:${routeOf(request.event)}`;
+      return { kind, part: `route:${routeOf(request.event)}` };
   }
+}
+
+/** A request's key, and the kinds it was made from once fallbacks are taken (what a `rateLimit.hit` reports). */
+export interface RateLimitKey {
+  readonly key: string;
+  readonly kinds: readonly RateLimitKeyBy[];
 }
 
 /**
  * The key a request counts against. Principal-based parts fall back to the client IP when the
- * request carries no such principal field, so an anonymous caller is still limited.
+ * request carries no such principal field (an anonymous caller of an optional-auth route), so an
+ * anonymous caller is still limited; `kinds` then says `ip` for them.
+ *
+ * @example
+ * rateLimitKeyOf(['ip', 'route'], request); // { key: '["ip:203.0.113.9","route:POST /login"]', kinds: ['ip', 'route'] }
+ * rateLimitKeyOf(['user'], anonymous);      // { key: 'ip:203.0.113.9', kinds: ['ip'] }
+ */
+export function rateLimitKeyOf(keyBy: readonly RateLimitKeyBy[], request: RateLimitRequest): RateLimitKey {
+  const parts = new Map<string, RateLimitKeyBy>();
+  for (const { kind, part } of keyBy.map((wanted) => partOf(wanted, request))) {
+    if (!parts.has(part)) parts.set(part, kind);
+  }
+  const [only] = parts.keys();
+  return {
+    // JSON keeps a principal id containing a separator from forging another caller's composite key.
+    key: parts.size === 1 ? (only as string) : JSON.stringify([...parts.keys()]),
+    kinds: [...parts.values()],
+  };
+}
+
+/**
+ * The key alone (see {@link rateLimitKeyOf}).
  *
  * @example
  * keyOf(['ip', 'route'], request); // '["ip:203.0.113.9","route:POST /login"]'
  */
 export function keyOf(keyBy: readonly RateLimitKeyBy[], request: RateLimitRequest): string {
-  const parts = [...new Set(keyBy.map((kind) => partOf(kind, request)))];
-  // JSON keeps a principal id containing a separator from forging another caller's composite key.
-  return parts.length === 1 ? (parts[0] as string) : JSON.stringify(parts);
+  return rateLimitKeyOf(keyBy, request).key;
 }

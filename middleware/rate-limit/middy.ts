@@ -3,6 +3,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { assertAuthenticationRan } from '../auth/context.js';
 import type { Principal } from '../auth/principal.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
@@ -11,10 +12,11 @@ import { withHeadersAndCookies } from '../http/response.js';
 import {
   type ClientIpOptions,
   clientIpOf,
-  keyOf,
+  isKeyedByPrincipal,
   type RateLimitKeyBy,
   type RateLimitRequest,
   rateLimitKeyKinds,
+  rateLimitKeyOf,
 } from './client-key.js';
 import type { CounterStore } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
@@ -144,7 +146,10 @@ function middlewareProblems(options: RateLimitOptions): string[] {
  * `Retry-After`; every response to a request it admitted or refused carries `RateLimit-Policy`,
  * `RateLimit` and the legacy `X-RateLimit-*` headers (early answers and errors rendered by
  * `httpErrorHandler` included). Stack several (per IP, then per user): the strictest answer wins. Put
- * per-principal limits after authentication, so `context.principal` is set.
+ * per-principal limits (`user`, `clientId`, `apiKey`, `tenant`) after authentication, so
+ * `context.principal` is set: used before it, or without it, such a limit fails every request as a setup
+ * fault (an `InvalidOptionsError`, which `httpErrorHandler` answers with a 500 and logs) rather than count
+ * every caller per address.
  *
  * @example
  * middy<APIGatewayProxyEventV2>()
@@ -194,17 +199,28 @@ export function rateLimit(
   };
   limiterFor(1);
 
+  // Before authentication every caller would fall back to its address: users behind one share a budget.
+  const keyedByPrincipal = !options.identify && isKeyedByPrincipal(keyBy);
+
   const rateLimitBefore = async (request: RateLimitMiddlewareRequest): Promise<void> => {
-    // Read structurally: authentication may not run on this route (public), or not before this limiter.
+    if (keyedByPrincipal) {
+      assertAuthenticationRan(
+        request.context,
+        'rateLimit',
+        `keyBy ${keyBy.join('+')} counts per caller on context.principal`,
+        'key it by ip or route alone on a route without authentication',
+      );
+    }
+    // Read structurally: an IP or route limit may run before authentication, or on a public route.
     const principal = (request.context as Partial<{ principal: Principal }>).principal;
     const limitRequest: RateLimitRequest = {
       event: request.event,
       principal,
       clientIp: clientIpOf(request.event, ipOptions),
     };
-    const key = options.identify
-      ? options.identify(limitRequest) || `ip:${limitRequest.clientIp}`
-      : keyOf(keyBy, limitRequest);
+    const { key, kinds } = options.identify
+      ? { key: options.identify(limitRequest) || `ip:${limitRequest.clientIp}`, kinds: undefined }
+      : rateLimitKeyOf(keyBy, limitRequest);
     const multiplier = options.trust ? options.trust(principal, limitRequest) : 1;
     if (!(typeof multiplier === 'number' && Number.isFinite(multiplier) && multiplier > 0)) {
       throw new InvalidArgumentError(`trust must return a finite number > 0 (got ${String(multiplier)})`);
@@ -228,7 +244,8 @@ export function rateLimit(
       rateLimitHitEvent(
         limiter.policy.name,
         result,
-        { routeKey: request.event.routeKey, keyBy: options.identify ? 'custom' : keyBy.join('+') },
+        // The kinds the key was made of: an anonymous caller of an optional-auth route counts per address.
+        { routeKey: request.event.routeKey, keyBy: kinds === undefined ? 'custom' : kinds.join('+') },
         principal,
       ),
     );

@@ -53,7 +53,9 @@ function idempotencyStore(): DynamoDBPersistenceLayer {
  */
 async function replayedBooking(
   parts: ReturnType<typeof observability>,
-  middleware: typeof makeHandlerIdempotent | typeof idempotency,
+  middleware: (
+    options: Parameters<typeof makeHandlerIdempotent>[0],
+  ) => MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
 ) {
   let handlerRuns = 0;
   const handler = lambdaHandler(
@@ -62,7 +64,7 @@ async function replayedBooking(
         middleware({
           persistenceStore: idempotencyStore(),
           config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
-        }) as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
+        }),
       )
       .handler(async () => {
         handlerRuns += 1;
@@ -326,7 +328,10 @@ describe('answers given early are still audited, counted and labelled', () => {
 
   it("a replay through Bulwark's idempotency(): the stored answer, audited and labelled", async () => {
     const parts = observability();
-    const { replay, handlerRuns } = await replayedBooking(parts, idempotency);
+    // A public route: nothing authenticates here, so every caller shares the anonymous scope.
+    const { replay, handlerRuns } = await replayedBooking(parts, (options) =>
+      idempotency({ ...options, anonymous: true }),
+    );
     expect(handlerRuns).toBe(1);
     expectEverythingHappened(parts, replay, { status: 201 });
     expect(JSON.parse(replay.body as string)).toEqual({ id: 'booking-1' });

@@ -120,7 +120,13 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
   });
 }
 
-export const lambdaContext = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
+/**
+ * A new Lambda context per invocation, as Lambda gives: middlewares write to it (`context.principal`), and
+ * a shared one would carry one request's caller into the next.
+ */
+export function lambdaContext(): Context {
+  return { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as Context;
+}
 
 /** An API Gateway HTTP API (v2) event. */
 export function httpEvent(

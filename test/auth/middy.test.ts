@@ -84,7 +84,7 @@ function pipeline(...middlewares: Parameters<ReturnType<typeof middy>['use']>[0]
     json(200, { principal: (context as { principal?: unknown }).principal ?? null }),
   );
   return async (event: APIGatewayProxyEventV2) => {
-    const result = await finished(event, lambdaContext);
+    const result = await finished(event, lambdaContext());
     return { ...result, json: JSON.parse(result.body ?? 'null') as Record<string, unknown> };
   };
 }
@@ -97,7 +97,7 @@ describe('authenticate through a middy pipeline', () => {
         .use(authenticate({ jwt: verifier }))
         .handler(async (_event, { principal }) => json(200, { id: principal.id, human: !principal.isM2M })),
     );
-    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext);
+    const result = await handler(httpEvent({ headers: bearer(userToken()) }), lambdaContext());
     expect(JSON.parse(result.body as string)).toEqual({ id: 'user-1', human: true });
   });
 
@@ -166,7 +166,7 @@ describe('authenticate through a middy pipeline', () => {
             return json(200, { id: principal?.id ?? null });
           }),
       );
-      expect((await handler(httpEvent(), lambdaContext)).statusCode).toBe(route.status);
+      expect((await handler(httpEvent(), lambdaContext())).statusCode).toBe(route.status);
     }
   });
 
@@ -178,7 +178,7 @@ describe('authenticate through a middy pipeline', () => {
         .use(requireUser())
         .handler(async (_event, { principal }) => json(200, { id: principal.id })),
     );
-    expect((await handler(httpEvent(), lambdaContext)).statusCode).toBe(401);
+    expect((await handler(httpEvent(), lambdaContext())).statusCode).toBe(401);
   });
 
   it('accepts an API key from x-api-key and reports its use', async () => {
@@ -487,6 +487,53 @@ describe('guards through a middy pipeline', () => {
     }
   });
 
+  it('every guard used before authenticate, or without it, is a logged 500 naming the order, never a 401', async () => {
+    const rbac = new Rbac({ roles: { admin: ['*'] } });
+    const guards = {
+      requireUser: () => requireUser({ onEvent }),
+      requireHuman: () => requireHuman({ onEvent }),
+      requireRoles: () => requireRoles(['admin'], { onEvent }),
+      requireScopes: () => requireScopes(['a'], { onEvent, unless: (principal) => !principal.isM2M }),
+      requireTenant: () => requireTenant(['acme'], { onEvent, unclaimedTenant: 'acme' }),
+      requirePermissions: () => requirePermissions(rbac, ['a:b'], { onEvent }),
+    };
+    // A token every one of the guards admits once authenticate has run.
+    const admitted = { headers: bearer(userToken({ 'cognito:groups': ['admin'] })) };
+    for (const [name, guard] of Object.entries(guards)) {
+      expect((await pipeline(authenticate({ jwt: verifier }), guard())(httpEvent(admitted))).statusCode).toBe(
+        200,
+      );
+      for (const [order, middlewares] of [
+        ['before authenticate', [guard(), authenticate({ jwt: verifier })]],
+        ['without authenticate', [guard()]],
+      ] as const) {
+        const logger = { error: vi.fn() };
+        const handler = lambdaHandler(
+          middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+            .use(httpErrorHandler({ logger }))
+            .use([...middlewares])
+            .handler(async () => json(200, { reached: true })),
+        );
+        events.length = 0;
+        for (const event of [httpEvent(admitted), httpEvent()]) {
+          const result = await handler(event, lambdaContext());
+          expect(result.statusCode, `${name} ${order}`).toBe(500);
+          expect(JSON.parse(result.body ?? '{}')).toMatchObject({ code: 'INTERNAL' });
+          expect(result.headers).not.toHaveProperty('WWW-Authenticate');
+        }
+        // Nothing was denied: no access.denied to count as a client's, only the developer's log line.
+        expect(events).toEqual([]);
+        expect(logger.error).toHaveBeenCalledWith('Request failed', {
+          error: expect.objectContaining({
+            name: 'InvalidOptionsError',
+            code: 'INVALID_OPTIONS',
+            message: `Invalid ${name} options: it checks the caller on context.principal, but no authentication middleware ran before ${name}(): put ${name}() after authenticate()`,
+          }),
+        });
+      }
+    }
+  });
+
   it('every guard refuses at construction a list it would misread: empty, a string, or holding a non-string', () => {
     const rbac = new Rbac({ roles: { admin: ['*'] } });
     const guards: [string, (names: never) => unknown][] = [
@@ -627,9 +674,9 @@ describe('csrfProtection through a middy pipeline', () => {
         .use(csrfProtection())
         .handler(async (_event, { csrfToken }) => json(200, { csrfToken })),
     );
-    const first = await handler(httpEvent(), lambdaContext);
+    const first = await handler(httpEvent(), lambdaContext());
     const token = JSON.parse(first.body as string).csrfToken as string;
-    const second = await handler(httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }), lambdaContext);
+    const second = await handler(httpEvent({ cookies: [`other=1; __Host-csrf=${token}`] }), lambdaContext());
     expect(second.cookies).toBeUndefined();
     expect(JSON.parse(second.body as string).csrfToken).toBe(token);
   });
@@ -672,7 +719,7 @@ describe('csrfProtection through a middy pipeline', () => {
         .use(csrfProtection())
         .handler(async () => ({ hello: 'world' }) as never),
     );
-    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext)) as never as {
+    const answer = (await handler(httpEvent({ method: 'HEAD' }), lambdaContext())) as never as {
       statusCode: number;
       body: string;
       cookies: string[];
@@ -690,8 +737,8 @@ describe('csrfProtection through a middy pipeline', () => {
         .use(csrfProtection())
         .handler(async () => shared),
     );
-    const first = await handler(httpEvent(), lambdaContext);
-    const second = await handler(httpEvent(), lambdaContext);
+    const first = await handler(httpEvent(), lambdaContext());
+    const second = await handler(httpEvent(), lambdaContext());
     expect(shared.cookies).toBeUndefined();
     expect(first.cookies).toHaveLength(1);
     expect(second.cookies).toHaveLength(1);
@@ -705,7 +752,7 @@ describe('csrfProtection through a middy pipeline', () => {
         .use({ before: (request) => respondEarly(request, json(403, { message: 'Closed' })) })
         .handler(async () => json(200, {})),
     );
-    const answer = await handler(httpEvent(), lambdaContext);
+    const answer = await handler(httpEvent(), lambdaContext());
     expect(answer.statusCode).toBe(403);
     expect(answer.cookies?.[0]).toMatch(/^__Host-csrf=/);
   });

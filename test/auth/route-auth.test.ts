@@ -40,7 +40,7 @@ async function statusFor(requirement: AuthRequirement, token: string): Promise<n
       .use(routeAuth(requirement))
       .handler(async () => json(200, {})),
   );
-  return (await finished(httpEvent({ headers: bearer(token) }), lambdaContext)).statusCode;
+  return (await finished(httpEvent({ headers: bearer(token) }), lambdaContext())).statusCode;
 }
 
 describe('routeAuth: roles and scopes from the route table', () => {
@@ -95,7 +95,7 @@ describe('routeAuth without any auth method configured', () => {
 
       const result = await finished(
         httpEvent({ method: 'POST', headers: bearer(person(['admin'])) }),
-        lambdaContext,
+        lambdaContext(),
       );
 
       expect(result.statusCode).toBe(401);
@@ -132,7 +132,7 @@ describe('routeAuth for an issuer other than Cognito (AUTH_TOKEN_USE=any)', () =
           .handler(async () => json(200, {})),
       );
       const statusOf = async (claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
-        (await finished(httpEvent({ headers: bearer(signToken(key, claims, header)) }), lambdaContext))
+        (await finished(httpEvent({ headers: bearer(signToken(key, claims, header)) }), lambdaContext()))
           .statusCode;
 
       expect(await statusOf({ ...base(), aud: 'bookings-api', azp: 'spa', scope: 'openid' })).toBe(200);

@@ -5,16 +5,20 @@ import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middle
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
+import { authenticate, type OptionalAuthContext } from '../../middleware/auth/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { InvalidOptionsError, NotFoundError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -64,9 +68,10 @@ function sentBy(body: Booking, key: string | undefined, sender: Sender) {
     sender.restApiResource === undefined
       ? httpApiEvent
       : restApiEventOf(httpApiEvent, sender.restApiResource);
-  // The principal authentication puts on the context before idempotency() runs.
+  // The principal authentication puts on the context before idempotency() runs: the property is set, to
+  // undefined for an anonymous caller, as authenticate({ optional: true }) sets it.
   const context: Context & { principal?: Principal } = lambdaContext();
-  if (sender.principal) context.principal = sender.principal;
+  context.principal = sender.principal;
   return { event, context };
 }
 
@@ -550,6 +555,185 @@ describe('idempotency()', () => {
     expect(problemOf(response)).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
     expect(response.headers?.['Retry-After']).toBe('5');
     expect(endpoint.made).toEqual([]);
+  });
+
+  describe('runs only after authentication, unless the route is declared anonymous', () => {
+    const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
+    const verifier = devIssuerVerifier(issuer);
+    type Order = 'authenticate first' | 'idempotency first' | 'no authentication';
+
+    /**
+     * A booking endpoint with the real authenticate, before or after idempotency() or not there at all,
+     * whose answer names the caller and carries data of theirs a replay must never hand to another.
+     */
+    function orderedEndpoint(
+      order: Order,
+      { anonymous, optional = false }: { anonymous?: boolean; optional?: boolean } = {},
+    ) {
+      const staticPkValue = `IDEM#order-${randomUUID()}`;
+      const logger = { error: vi.fn() };
+      let runs = 0;
+      const auth = authenticate({ jwt: verifier, optional });
+      const idem = idempotency({
+        persistenceStore: persistenceStore(staticPkValue),
+        config: new IdempotencyConfig({ throwOnNoIdempotencyKey: true }),
+        ...(anonymous === undefined ? {} : { anonymous }),
+      });
+      type Middleware = MiddlewareObj<
+        APIGatewayProxyEventV2,
+        APIGatewayProxyStructuredResultV2,
+        Error,
+        Context & OptionalAuthContext
+      >;
+      const middlewares: Record<Order, Middleware[]> = {
+        'authenticate first': [auth, idem],
+        'idempotency first': [idem, auth],
+        'no authentication': [idem],
+      };
+      const handler = lambdaHandler(
+        middy<
+          APIGatewayProxyEventV2,
+          APIGatewayProxyStructuredResultV2,
+          Error,
+          Context & OptionalAuthContext
+        >()
+          .use(httpErrorHandler({ logger }))
+          .use(middlewares[order])
+          .handler(async (_event, context) => {
+            runs += 1;
+            const id = context.principal?.id ?? 'anonymous';
+            return json(201, { bookingFor: id, note: `private data of ${id}` });
+          }),
+      );
+      const call = async (key: string, sub?: string) => {
+        const token = sub === undefined ? undefined : await issuer.mint({ sub });
+        const event = httpEvent({
+          method: 'POST',
+          path: '/bookings',
+          headers: {
+            'idempotency-key': key,
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          },
+          body: '{}',
+        });
+        return handler(event, lambdaContext());
+      };
+      const storedRecords = async () =>
+        (
+          await createDocumentClient(dynamoDb).send(
+            new QueryCommand({
+              TableName: testTableNames.toolkit,
+              KeyConditionExpression: 'pk = :pk',
+              ExpressionAttributeValues: { ':pk': staticPkValue },
+            }),
+          )
+        ).Count;
+      return { call, logger, runs: () => runs, storedRecords };
+    }
+
+    const setupFault = (logger: { error: ReturnType<typeof vi.fn> }, message: string) =>
+      expect(logger.error).toHaveBeenCalledWith('Request failed', {
+        error: expect.objectContaining({ name: 'InvalidOptionsError', code: 'INVALID_OPTIONS', message }),
+      });
+
+    it.each<Order>(['idempotency first', 'no authentication'])(
+      'with %s, refuses every request as a logged 500, never replaying or storing an answer',
+      async (order) => {
+        const endpoint = orderedEndpoint(order);
+        const key = randomUUID();
+        for (const sub of ['alice', 'mallory', undefined, 'alice']) {
+          const response = await endpoint.call(key, sub);
+          expect(problemOf(response), `${sub}`).toMatchObject({ status: 500, code: 'INTERNAL' });
+          expect(response.headers).not.toHaveProperty('Idempotent-Replayed');
+          expect(response.body).not.toContain('private data');
+        }
+        expect(endpoint.runs()).toBe(0);
+        expect(await endpoint.storedRecords()).toBe(0);
+        setupFault(
+          endpoint.logger,
+          'Invalid idempotency options: the key is scoped to the caller on context.principal, but no authentication middleware ran before idempotency(): put idempotency() after authenticate(), or pass anonymous: true on a public route',
+        );
+      },
+    );
+
+    it('after authenticate, replays each caller its own answer and refuses a request without a token', async () => {
+      const endpoint = orderedEndpoint('authenticate first');
+      const key = randomUUID();
+      const alices = await endpoint.call(key, 'alice');
+      expect(JSON.parse(alices.body as string)).toEqual({
+        bookingFor: 'alice',
+        note: 'private data of alice',
+      });
+      const mallorys = await endpoint.call(key, 'mallory');
+      expect(JSON.parse(mallorys.body as string)).toMatchObject({ bookingFor: 'mallory' });
+      expect(mallorys.headers).not.toHaveProperty('Idempotent-Replayed');
+      expect(problemOf(await endpoint.call(key))).toMatchObject({ status: 401 });
+      const retry = await endpoint.call(key, 'alice');
+      expect(retry).toMatchObject({ body: alices.body, headers: { 'Idempotent-Replayed': 'true' } });
+      expect(endpoint.runs()).toBe(2);
+    });
+
+    it('after authenticate({ optional: true }), scopes an anonymous caller apart from signed-in ones', async () => {
+      const endpoint = orderedEndpoint('authenticate first', { optional: true });
+      const key = randomUUID();
+      const anonymous = await endpoint.call(key);
+      expect(JSON.parse(anonymous.body as string)).toMatchObject({ bookingFor: 'anonymous' });
+      expect(JSON.parse((await endpoint.call(key, 'alice')).body as string)).toMatchObject({
+        bookingFor: 'alice',
+      });
+      expect(await endpoint.call(key)).toMatchObject({
+        body: anonymous.body,
+        headers: { 'Idempotent-Replayed': 'true' },
+      });
+      expect(endpoint.runs()).toBe(2);
+    });
+
+    it('with anonymous: true and no authentication, replays the one anonymous scope', async () => {
+      const endpoint = orderedEndpoint('no authentication', { anonymous: true });
+      const key = randomUUID();
+      const first = await endpoint.call(key);
+      expect(first.statusCode).toBe(201);
+      expect(await endpoint.call(key)).toMatchObject({
+        body: first.body,
+        headers: { 'Idempotent-Replayed': 'true' },
+      });
+      expect((await endpoint.call(randomUUID())).statusCode).toBe(201);
+      expect(endpoint.runs()).toBe(2);
+    });
+
+    it('with anonymous: true after authenticate, still scopes each caller apart', async () => {
+      const endpoint = orderedEndpoint('authenticate first', { anonymous: true });
+      const key = randomUUID();
+      const alices = await endpoint.call(key, 'alice');
+      expect(JSON.parse((await endpoint.call(key, 'mallory')).body as string)).toMatchObject({
+        bookingFor: 'mallory',
+      });
+      expect(await endpoint.call(key, 'alice')).toMatchObject({ body: alices.body });
+      expect(endpoint.runs()).toBe(2);
+    });
+
+    it('with anonymous: true before authenticate, stores nothing to replay and answers a logged 500', async () => {
+      const endpoint = orderedEndpoint('idempotency first', { anonymous: true });
+      const key = randomUUID();
+      for (const sub of ['alice', 'mallory', 'alice']) {
+        const response = await endpoint.call(key, sub);
+        expect(problemOf(response), sub).toMatchObject({ status: 500, code: 'INTERNAL' });
+        expect(response.body).not.toContain('private data');
+      }
+      // Each request ran (authentication came after the lock), and each one's record was deleted.
+      expect(endpoint.runs()).toBe(3);
+      expect(await endpoint.storedRecords()).toBe(0);
+      setupFault(
+        endpoint.logger,
+        'Invalid idempotency options: anonymous: true scoped the key to no caller, but an authentication middleware ran after idempotency(): put idempotency() after authenticate() and drop anonymous',
+      );
+    });
+
+    it('refuses at construction an anonymous that is not true or false', () => {
+      expect(() =>
+        idempotency({ persistenceStore: persistenceStore('IDEM#unused'), anonymous: 'yes' as never }),
+      ).toThrow(new InvalidOptionsError('idempotency', ['anonymous must be true or false (got "yes")']));
+    });
   });
 
   it('leaves a failure of its own store a 500, not the client’s fault', async () => {

@@ -147,6 +147,8 @@ describe("a sample function's default headers", () => {
           idempotency({
             persistenceStore,
             config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
+            // A public route: no authentication runs before it.
+            anonymous: true,
           }),
         )
         .handler(async () => {

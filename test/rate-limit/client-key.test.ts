@@ -7,7 +7,13 @@ import {
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { clientIpOf, keyOf, type RateLimitRequest } from '../../middleware/rate-limit/client-key.js';
+import {
+  clientIpOf,
+  isKeyedByPrincipal,
+  keyOf,
+  type RateLimitRequest,
+  rateLimitKeyOf,
+} from '../../middleware/rate-limit/client-key.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 
 const eventWith = (sourceIp: string | undefined, forwardedFor?: string): APIGatewayProxyEventV2 =>
@@ -82,6 +88,28 @@ describe('client keys', () => {
     expect(keyOf(['ip', 'route'], request)).toBe('["ip:203.0.113.9","route:GET /things"]');
     // The same part twice is one part.
     expect(keyOf(['ip', 'tenant'], request)).toBe('ip:203.0.113.9');
+  });
+
+  it('names the kinds a key was made of, ip where a principal field fell back to the address', () => {
+    const principal = { id: 'u-1', authMethod: 'jwt', clientId: undefined, tenantId: 't-1' } as Principal;
+    const event = eventWith('203.0.113.9');
+    const known: RateLimitRequest = { event, principal, clientIp: '203.0.113.9' };
+    const anonymous: RateLimitRequest = { event, principal: undefined, clientIp: '203.0.113.9' };
+    expect(rateLimitKeyOf(['user', 'route'], known)).toEqual({
+      key: '["user:u-1","route:GET /things"]',
+      kinds: ['user', 'route'],
+    });
+    expect(rateLimitKeyOf(['tenant', 'clientId'], known).kinds).toEqual(['tenant', 'ip']);
+    expect(rateLimitKeyOf(['user'], anonymous)).toEqual({ key: 'ip:203.0.113.9', kinds: ['ip'] });
+    expect(rateLimitKeyOf(['ip', 'user', 'route'], anonymous).kinds).toEqual(['ip', 'route']);
+  });
+
+  it('tells the kinds read from the principal, which need authentication first, from ip and route', () => {
+    for (const kind of ['user', 'clientId', 'apiKey', 'tenant'] as const) {
+      expect(isKeyedByPrincipal([kind]), kind).toBe(true);
+      expect(isKeyedByPrincipal(['ip', 'route', kind]), kind).toBe(true);
+    }
+    expect(isKeyedByPrincipal(['ip', 'route'])).toBe(false);
   });
 
   it("keys a REST API (v1) event's route by method and resource, as v2 writes its routeKey", () => {

@@ -44,7 +44,10 @@ function eventOf(
 const principalOf = (overrides: Partial<Principal> = {}): Principal =>
   testPrincipal({ id: 'user-1', ...overrides });
 
-/** Stands in for authentication: puts a principal on the context, as `authenticate()` will. */
+/**
+ * Stands in for authentication: puts the principal on the context as `authenticate()` does, the property
+ * set to undefined for an anonymous caller (of an optional-auth route).
+ */
 function asPrincipal(
   principal: Principal | undefined,
 ): MiddlewareObj<
@@ -55,7 +58,7 @@ function asPrincipal(
 > {
   return {
     before: (request) => {
-      if (principal) request.context.principal = principal;
+      request.context.principal = principal;
     },
   };
 }
@@ -74,17 +77,31 @@ describe('rateLimit through a middy pipeline', () => {
     counting.client.destroy();
   });
 
-  /** One pipeline: httpErrorHandler, an optional principal, the given limiters, a handler reporting the limit. */
+  /**
+   * One pipeline: httpErrorHandler, authentication (with the principal given, none for an anonymous caller)
+   * before the given limiters unless `authentication` says it runs after them or not at all, and a handler
+   * reporting the limit.
+   */
   function pipeline(
     limiters: ReturnType<typeof rateLimit>[],
-    options: { principal?: Principal; handle?: () => Promise<unknown> } = {},
+    options: {
+      principal?: Principal;
+      authentication?: 'first' | 'last' | 'none';
+      handle?: () => Promise<unknown>;
+    } = {},
   ) {
     const handle = vi.fn(options.handle ?? (async () => undefined));
+    const authentication = options.authentication ?? 'first';
+    const authenticate = asPrincipal(options.principal);
+    const middlewares = {
+      first: [authenticate, ...limiters],
+      last: [...limiters, authenticate],
+      none: limiters,
+    }[authentication];
     const handler = lambdaHandler(
       middy<APIGatewayProxyEventV2>()
         .use(httpErrorHandler({ logger }))
-        .use(asPrincipal(options.principal))
-        .use(limiters)
+        .use(middlewares)
         .handler(async (_event, context) => {
           const custom = await handle();
           return (custom ??
@@ -576,6 +593,76 @@ describe('rateLimit through a middy pipeline', () => {
         },
       ]);
       expect(JSON.stringify(events)).not.toContain('198.51.100.97');
+    });
+
+    it('reports the kinds the key was made of: ip for an anonymous caller of an optional-auth route', async () => {
+      const events: SecurityEvent[] = [];
+      const onEvent = (event: SecurityEvent) => events.push(event);
+      const name = uniquePolicyName('anonhit');
+      const perUser = limitOf({ policy: { name, limit: 1, windowSec: 60 }, keyBy: 'user', onEvent });
+      const perUserRoute = limitOf({
+        policy: { name: `${name}-r`, limit: 1, windowSec: 60 },
+        keyBy: ['user', 'route'],
+        onEvent,
+      });
+      for (const limiter of [perUser, perUserRoute]) {
+        const anonymous = pipeline([limiter]);
+        await anonymous.call(eventOf('198.51.100.98'));
+        expect((await anonymous.call(eventOf('198.51.100.98'))).statusCode).toBe(429);
+      }
+      expect(events.map((event) => event.metadata?.keyBy)).toEqual(['ip', 'ip+route']);
+      expect(events.every((event) => event.principal === undefined)).toBe(true);
+    });
+  });
+
+  describe('order with authentication', () => {
+    const principalKeys = [['user'], ['clientId'], ['apiKey'], ['tenant'], ['ip', 'user']] as const;
+
+    it.each(
+      principalKeys.flatMap((keyBy) => (['last', 'none'] as const).map((order) => [keyBy, order] as const)),
+    )(
+      'a limit by %j with authentication %s is a logged 500 naming the order, counting nothing',
+      async (keyBy, authentication) => {
+        const counted = countingClient();
+        const limiter = rateLimit({
+          policy: { name: uniquePolicyName('order'), limit: 5, windowSec: 60 },
+          keyBy: [...keyBy],
+          tableName,
+          client: counted.client,
+        });
+        const { call, handle } = pipeline([limiter], { principal: principalOf(), authentication });
+        logger.error.mockClear();
+        const answer = await call(eventOf('198.51.100.110'));
+        expect(answer.statusCode).toBe(500);
+        expect(answer.body).toMatchObject({ code: 'INTERNAL' });
+        expect(answer.headers).not.toHaveProperty('RateLimit');
+        expect(handle).not.toHaveBeenCalled();
+        expect(counted.total()).toBe(0);
+        expect(logger.error).toHaveBeenCalledWith('Request failed', {
+          error: expect.objectContaining({
+            name: 'InvalidOptionsError',
+            message: `Invalid rateLimit options: keyBy ${keyBy.join('+')} counts per caller on context.principal, but no authentication middleware ran before rateLimit(): put rateLimit() after authenticate(), or key it by ip or route alone on a route without authentication`,
+          }),
+        });
+        counted.client.destroy();
+      },
+    );
+
+    it('limits by ip, route, both or identify without any authentication, as before it', async () => {
+      const name = uniquePolicyName('noauth');
+      const keys: Partial<RateLimitOptions>[] = [
+        { keyBy: 'ip' },
+        { keyBy: 'route' },
+        { keyBy: ['ip', 'route'] },
+        { identify: ({ event }) => event.headers['x-device-id'] },
+      ];
+      for (const [index, key] of keys.entries()) {
+        const limiter = limitOf({ policy: { name: `${name}-${index}`, limit: 1, windowSec: 60 }, ...key });
+        const { call } = pipeline([limiter], { authentication: 'none' });
+        const event = () => eventOf('198.51.100.120', { headers: { 'x-device-id': 'd-1' } });
+        expect((await call(event())).statusCode, JSON.stringify(key)).toBe(200);
+        expect((await call(event())).statusCode, JSON.stringify(key)).toBe(429);
+      }
     });
   });
 
