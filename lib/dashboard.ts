@@ -58,12 +58,13 @@ export interface DashboardWorker {
 
 /**
  * Logs Insights query over the audit lines (`{ audit: { eventType, ... } }`) of the functions, without
- * the per-request `http.request` records and the successes (each authenticated request's `auth.success`,
- * each email sent): what remains are the denials, failures and errors worth a look.
+ * the per-request records: `http.request`, and `auth.success`, one per authenticated request, which would
+ * crowd out the rest. What remains are denials, failures, errors and the actions worth a look (admin
+ * actions, secret rotations, endpoints created or deleted).
  */
 export const auditEventsQuery = [
   'fields @timestamp, service, audit.eventType, audit.outcome, audit.userId, audit.clientId, audit.path, audit.ipAddress',
-  'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.outcome != "success"',
+  'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
   'sort @timestamp desc',
   'limit 100',
 ];

@@ -57,12 +57,8 @@ export class Rbac {
       problems.push(...this.problemsOf(name, role));
       this.roles.set(name, role);
     }
-    // A misspelt parent would silently grant nothing: every role inherited must be one of these.
     for (const [name, role] of this.roles) {
-      for (const parent of Array.isArray(role?.inherits) ? role.inherits : []) {
-        if (!this.roles.has(parent))
-          problems.push(`role ${name} inherits ${JSON.stringify(parent)}, which is not defined`);
-      }
+      if (Array.isArray(role?.inherits)) problems.push(...this.undefinedParents(name, role.inherits));
     }
     assertNoProblems('Rbac', problems);
   }
@@ -80,7 +76,9 @@ export class Rbac {
   ): this {
     const inherits = options.inherits ?? [];
     // Checked before copying: spreading a string would turn 'viewer' into roles v, i, e...
-    assertNoProblems('Rbac', this.problemsOf(name, { permissions, inherits }));
+    const problems = this.problemsOf(name, { permissions, inherits });
+    if (Array.isArray(inherits)) problems.push(...this.undefinedParents(name, inherits, name));
+    assertNoProblems('Rbac', problems);
     this.roles.set(name, { permissions: [...permissions], inherits: [...inherits] });
     this.decisions.clear();
     return this;
@@ -123,6 +121,13 @@ export class Rbac {
     if (this.decisions.size >= this.maxCachedDecisions) this.decisions.clear();
     this.decisions.set(key, allowed);
     return allowed;
+  }
+
+  /** A misspelt parent would silently grant nothing: every role inherited must be defined (or be `self`). */
+  private undefinedParents(name: string, inherits: readonly string[], self?: string): string[] {
+    return inherits
+      .filter((parent) => parent !== self && !this.roles.has(parent))
+      .map((parent) => `role ${name} inherits ${JSON.stringify(parent)}, which is not defined`);
   }
 
   private problemsOf(name: string, role: RoleDefinition): string[] {

@@ -10,6 +10,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
+import { isRestApiEvent } from './request-event.js';
 
 /** Schemas for the parts of a request; any Standard Schema library works (zod, valibot, arktype). */
 export interface InputSchemas {
@@ -145,7 +146,7 @@ function alreadyParsedBody(event: APIGatewayProxyEventV2, maxBodyBytes: number):
 
 /**
  * Reads the body as JSON: 415 for another media type, a charset other than UTF-8 or a `Content-Encoding`
- * other than `identity`, 413 when too large, 400 when empty, not valid base64 (with `isBase64Encoded`) or
+ * other than `identity` (but on a REST API event, whose body API Gateway has decoded), 413 when too large, 400 when empty, not valid base64 (with `isBase64Encoded`) or
  * UTF-8, or malformed. A body an earlier middleware parsed is taken as that middleware left it, after the
  * same media type, encoding and size checks.
  */
@@ -156,7 +157,9 @@ export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defau
     throw new UnsupportedMediaTypeError('application/json (UTF-8)');
   }
   // Else a gzip body fails as malformed UTF-8 (a misleading 400), and a plain one labelled gzip passes.
-  if (!isUnencoded(headerValue(event.headers, 'content-encoding'))) {
+  // A REST API (v1) with compression on decodes the body itself but passes the header on: its events'
+  // bodies are never encoded.
+  if (!isRestApiEvent(event) && !isUnencoded(headerValue(event.headers, 'content-encoding'))) {
     throw new UnsupportedContentEncodingError();
   }
   if (isParsedEarlier(event)) return alreadyParsedBody(event, maxBodyBytes);

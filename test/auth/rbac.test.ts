@@ -104,5 +104,12 @@ describe('Rbac', () => {
       roles: { editor: { permissions: [], inherits: ['viewer'] }, viewer: ['read:*'] },
     });
     expect(rbac.checkPermission(['editor'], 'read:users')).toBe(true);
+    // addRole checks against the roles defined so far: a parent is added before its children.
+    expect(() => rbac.addRole('clerk', ['write:bookings'], { inherits: ['veiwer'] })).toThrow(
+      new InvalidOptionsError('Rbac', ['role clerk inherits "veiwer", which is not defined']),
+    );
+    expect(rbac.checkPermission(['clerk'], 'write:bookings')).toBe(false);
+    rbac.addRole('clerk', ['write:bookings'], { inherits: ['viewer'] });
+    expect(rbac.checkPermission(['clerk'], 'read:users')).toBe(true);
   });
 });

@@ -173,13 +173,13 @@ describe('BulwarkDashboard', () => {
     for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
   });
 
-  it("queries the functions' log groups for audit events other than http.request and successes", () => {
+  it("queries the functions' log groups for audit events other than the per-request http.request and auth.success", () => {
     const logWidget = widgets.find((widget) => widget.type === 'log');
     expect(logWidget?.properties.query).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.outcome != "success"',
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
     );
     expect(auditEventsQuery).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.outcome != "success"',
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
     );
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });

@@ -623,14 +623,17 @@ describe('BulwarkStack in the dev stage', () => {
     ]);
   });
 
-  it('creates one API route per route-table entry, a HEAD route per GET entry, and the $default route', () => {
+  it('creates one API route per route-table entry, a HEAD route per GET entry but a state-changing one, and the $default route', () => {
     const routeKeys = Object.values(dev.template.findResources('AWS::ApiGatewayV2::Route')).map(
       (route) => route.Properties.RouteKey,
     );
     const headRouteKeys = routes
-      .filter((route) => route.method === 'GET')
+      .filter((route) => route.method === 'GET' && !('head' in route && route.head === false))
       .map((route) => `HEAD ${route.path}`);
     expect(headRouteKeys).toContain('HEAD /health');
+    // Following a verification link changes state: a HEAD from a link scanner must not.
+    expect(routeKeys).toContain('GET /users/{id}/verify');
+    expect(routeKeys).not.toContain('HEAD /users/{id}/verify');
     expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), ...headRouteKeys, '$default'].sort());
   });
 

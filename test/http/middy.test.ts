@@ -222,6 +222,19 @@ describe('validateInput through a middy pipeline', () => {
     }
   });
 
+  it('reads the body of a REST API (v1) event labelled gzip: API Gateway decoded it and kept the header', () => {
+    const restApiEvent = {
+      resource: '/things',
+      path: '/things',
+      httpMethod: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+      requestContext: { requestId: 'rest-1', httpMethod: 'POST' },
+      body: '{"name":"n","count":1}',
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    expect(readJsonBody(restApiEvent)).toEqual({ name: 'n', count: 1 });
+  });
+
   it('answers 400 to a body that is not UTF-8 rather than storing replacement characters', () => {
     const latin1 = Buffer.from('{"name":"José","count":1}', 'latin1').toString('base64');
     expect(() => readJsonBody(eventOf({ body: latin1, isBase64Encoded: true }))).toThrow(
