@@ -359,7 +359,8 @@ export function idempotency(
       }
       // Powertools stores the request's response: for the record's copy, it holds that copy.
       const answer = request.response;
-      if (storedAnswer && answer !== null) request.response = await storedAnswer.toRecord(answer, request);
+      if (storedAnswer && answer !== null && answer !== undefined)
+        request.response = await storedAnswer.toRecord(answer, request);
       try {
         await powertools.after?.(request);
       } finally {
