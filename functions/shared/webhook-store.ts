@@ -388,23 +388,41 @@ export class WebhookStore {
       ],
       (key) => key.gsi1pk === ownerPk,
     );
+    // A person whose `sub` is some client's id shares its owner index: each sees only its own kind.
+    const { items, lastKey } = await this.queryOwnerIndex(ownerPk, {
+      kind: principal.isM2M ? 'integration' : 'person',
+      limit,
+      startKey,
+    });
+    const nextCursor = encodeCursor(lastKey);
+    return { items, ...(nextCursor ? { nextCursor } : {}) };
+  }
+
+  /** One page of an owner index partition, newest first, with only the endpoints of people or of machines. */
+  private async queryOwnerIndex(
+    ownerPk: string,
+    page: {
+      readonly kind: 'person' | 'integration';
+      readonly limit?: number;
+      readonly startKey?: Record<string, unknown> | undefined;
+    },
+  ): Promise<{ items: StoredEndpoint[]; lastKey: Record<string, unknown> | undefined }> {
     const result = await this.options.documentClient.send(
       new QueryCommand({
         TableName: this.options.tableName,
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :owner',
-        // A person whose `sub` is some client's id shares its owner index: each sees only its own kind.
-        FilterExpression: principal.isM2M ? 'ownerKind = :integration' : 'ownerKind <> :integration',
+        FilterExpression:
+          page.kind === 'integration' ? 'ownerKind = :integration' : 'ownerKind <> :integration',
         ExpressionAttributeValues: { ':owner': ownerPk, ':integration': 'integration' },
         ScanIndexForward: false,
-        Limit: limit,
-        ExclusiveStartKey: startKey,
+        Limit: page.limit,
+        ExclusiveStartKey: page.startKey,
       }),
     );
-    const nextCursor = encodeCursor(result.LastEvaluatedKey);
     const headerField = this.options.encryptor?.headerField;
     const items = (result.Items ?? []).map((item) => toEndpoint(item, endpointIdOfKey(item), headerField));
-    return { items, ...(nextCursor ? { nextCursor } : {}) };
+    return { items, lastKey: result.LastEvaluatedKey };
   }
 
   /**
@@ -442,6 +460,66 @@ export class WebhookStore {
     }
     await this.removeEndpoint(endpoint);
     return endpoint;
+  }
+
+  /**
+   * Deletes every endpoint a person registered in a tenant (admin or user kind; never a machine's that
+   * shares the id), each with its subscriptions and its share of the owner's count, as
+   * {@link deleteTenantEndpoint} does: for the person's account being deleted. Retry-safe: an endpoint
+   * already gone is skipped, so calling again after a failure finishes the work. The owner index is
+   * eventually consistent, so the owner's count, read consistently, is checked afterwards: a count that
+   * still holds an endpoint of this person the index did not show yet is a 409, to retry. Resolves with
+   * the ids it deleted.
+   */
+  async deletePersonEndpoints(tenantId: string, personId: string): Promise<string[]> {
+    const ownerPk = ownerIndexPk(tenantId, personId);
+    const deleted: string[] = [];
+    // One after another: each removal rewrites the owner's count, so concurrent ones would spend each
+    // other's count guesses.
+    for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
+      if (await this.removeIfPresent(endpoint)) deleted.push(endpoint.id);
+    }
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: endpointCountKey(tenantId, personId),
+        ConsistentRead: true,
+      }),
+    );
+    const counted = typeof Item?.count === 'number' ? Item.count : 0;
+    const machineEndpoints = (await this.allOwnerEndpoints(ownerPk, 'integration')).length;
+    if (counted > machineEndpoints) {
+      throw new ConflictError(
+        `Webhook endpoints of ${personId} were registered while deleting the others; retry`,
+      );
+    }
+    return deleted;
+  }
+
+  /** Every endpoint of an owner index partition of the kind asked for, all pages. */
+  private async allOwnerEndpoints(
+    ownerPk: string,
+    kind: 'person' | 'integration',
+  ): Promise<StoredEndpoint[]> {
+    const endpoints: StoredEndpoint[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.queryOwnerIndex(ownerPk, { kind, startKey });
+      endpoints.push(...page.items);
+      startKey = page.lastKey;
+    } while (startKey);
+    return endpoints;
+  }
+
+  /** {@link removeEndpoint}, resolving false when the endpoint was already gone (a racing or earlier delete). */
+  private async removeIfPresent(endpoint: StoredEndpoint): Promise<boolean> {
+    try {
+      await this.removeEndpoint(endpoint);
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
   }
 
   /**

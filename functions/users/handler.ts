@@ -18,6 +18,7 @@ import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
+import { WebhookStore } from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
 import {
   RegistrationEmails,
@@ -83,6 +84,11 @@ async function refundSms(phoneNumber: string, admission: SmsAdmission) {
 }
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
+/** Deleting a user deletes the webhook endpoints they registered (no signing secret is read: no key). */
+const webhookStore = new WebhookStore({
+  documentClient: createDocumentClient(dynamoDb),
+  tableName: environment.toolkitTableName,
+});
 const readLinkSecret = queues.verificationLinkSecret
   ? rotatingSecretReader(queues.verificationLinkSecret, onEvent)
   : undefined;
@@ -272,9 +278,22 @@ export const handler = createHttpFunction(
 
     'DELETE /admin/users/{id}': (route) =>
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
-        const user = await users.delete(input.path.id);
-        // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data).
-        auditLogger.logAdminAction('user.deleted', { targetUserId: user.id }, principal);
+        const { id } = input.path;
+        // An unknown user is a 404 before anything is touched, as it was before endpoints were deleted too.
+        await users.exists(id);
+        // The user's webhook endpoints go first and the user last: a failure between them (a 409 while the
+        // user registers another endpoint, an outage) leaves the user in place, visible to the admin, and
+        // the retry deletes what is left (already deleted endpoints are skipped). The other order could
+        // leave endpoints nobody can list any more, receiving the user's events.
+        const deletedEndpointIds = await webhookStore.deletePersonEndpoints(defaultTenantId, id);
+        const user = await users.delete(id);
+        // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data,
+        // no endpoint URL).
+        auditLogger.logAdminAction(
+          'user.deleted',
+          { targetUserId: user.id, deletedEndpointCount: deletedEndpointIds.length, deletedEndpointIds },
+          principal,
+        );
         return noContent();
       }),
   },

@@ -5,6 +5,7 @@ import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
 import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
+import { registerEndpoint } from '../webhooks/helpers.js';
 
 // The functions read their log level when the runtime loads them (beforeAll): audit lines are INFO,
 // which the suite otherwise silences.
@@ -219,20 +220,29 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     });
   });
 
-  it('writes the admin delete as an admin.action audit event', async () => {
+  it('writes the admin delete as an admin.action audit event, naming the endpoints it deleted by id', async () => {
     const userId = await registerUser();
+    // Never called: no booking of this user is made.
+    const url = `http://127.0.0.1:9/audited-${randomUUID()}`;
+    const endpoint = await registerEndpoint(api, await api.token({ sub: userId }), url, ['booking.created']);
     output.clear();
     const response = await api.request('DELETE', `/admin/users/${userId}`);
     expect(response.status).toBe(204);
-    const action = linesOf('users').find((line) => line.audit?.eventType === 'admin.action')?.audit;
-    expect(action).toMatchObject({
+    const line = linesOf('users').find((candidate) => candidate.audit?.eventType === 'admin.action');
+    expect(line?.audit).toMatchObject({
       outcome: 'success',
       userId: 'e2e-admin',
       isM2M: false,
       path: `/admin/users/${userId}`,
       method: 'DELETE',
-      metadata: { action: 'user.deleted', targetUserId: userId },
+      metadata: {
+        action: 'user.deleted',
+        targetUserId: userId,
+        deletedEndpointCount: 1,
+        deletedEndpointIds: [endpoint.id],
+      },
     });
+    expect(JSON.stringify(line)).not.toContain(url);
   });
 
   it('never audits /health, and keeps personal data and credentials out of every line', async () => {
