@@ -41,6 +41,8 @@ export const workers = {
     memoryMb: 256,
     timeoutSec: 30,
     tables: ['toolkit'],
+    // Whether the user a message is about still exists, read by key (the key alone) before each send.
+    getItemTables: ['app'],
   },
   'webhook-worker': {
     entry: 'functions/webhook-worker/handler.ts',

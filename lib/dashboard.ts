@@ -226,6 +226,7 @@ export class BulwarkDashboard extends Construct {
     const {
       EmailSent,
       EmailFailed,
+      EmailSkipped,
       SmsSent,
       SmsFailed,
       WebhookDelivered,
@@ -235,9 +236,14 @@ export class BulwarkDashboard extends Construct {
       WebhookEnqueueFailed,
     } = metricCatalog;
     this.dashboard.addWidgets(
+      // Skipped: emails and SMS dropped because their user was deleted after they were queued.
       graph(
-        'Emails sent / failed',
-        [...this.searchCatalog(EmailSent), ...this.searchCatalog(EmailFailed)],
+        'Emails sent / failed / skipped',
+        [
+          ...this.searchCatalog(EmailSent),
+          ...this.searchCatalog(EmailFailed),
+          ...this.searchCatalog(EmailSkipped),
+        ],
         6,
       ),
       graph('SMS sent / failed', [...this.searchCatalog(SmsSent), ...this.searchCatalog(SmsFailed)], 6),

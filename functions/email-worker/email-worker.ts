@@ -60,6 +60,11 @@ export interface EmailWorkerOptions {
    * @default 86400 (24 h, beyond SQS's retention of a retried message's attempts)
    */
   readonly idempotencyTtlSec?: number;
+  /**
+   * Whether the user a message is about (its `userId`) still exists: in the function, one key-only read
+   * of the app table (`userItemExists`). Rejects when it cannot tell (a DynamoDB outage).
+   */
+  readonly userExists: (userId: string) => Promise<boolean>;
   readonly observability: FunctionObservability;
 }
 
@@ -81,6 +86,18 @@ export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): 
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
 
+/** What failed in an attempt: the check that the message's user still exists, or the send itself. */
+type FailedStep = 'user_check' | 'send';
+
+/** The log line of a failed attempt, by the step that failed and the channel. */
+const failedAttemptLine: Readonly<Record<FailedStep, { email: string; sms: string }>> = {
+  send: { email: 'Email send failed', sms: 'SMS send failed' },
+  user_check: {
+    email: 'Email not sent: could not check that its user still exists',
+    sms: 'SMS not sent: could not check that its user still exists',
+  },
+};
+
 /**
  * One send, keyed by the message id for idempotency (the rest is the payload, not part of the key),
  * with the message's correlation id for the events the provider's breaker reports during it.
@@ -93,6 +110,10 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
 /**
  * Processes SQS batches of email messages with Powertools batch processing (partial batch failures).
  *
+ * - a message about a user (`userId`) who no longer exists: dropped unsent (reported processed, so SQS
+ *   deletes it; no retry, no DLQ), counted (`EmailSkipped`), logged and audited with ids only; when the
+ *   check itself fails (DynamoDB), the attempt fails and backs off like a failed send, neither sent nor
+ *   dropped;
  * - invalid JSON, a schema violation or a template that cannot render: the message can never be sent,
  *   so it is logged, audited and copied to the DLQ once with its reason, then reported as processed
  *   (no retries);
@@ -166,6 +187,9 @@ export class EmailWorker {
     const parsed = await parseQueueMessage(record.body);
     if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
     const { message } = parsed;
+    // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
+    if (await this.userIsGone(record, message, correlationId))
+      return this.recordSkipped(message, correlationId);
     if (message.type === 'sms' && !this.options.sms) {
       return this.deadLetter(record, 'No SMS transport is configured', correlationId);
     }
@@ -189,7 +213,7 @@ export class EmailWorker {
         return this.deferCopyInProgress(record, message, error, correlationId);
       }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
-        await this.failAttempt(record, message, error, correlationId, notBeforeSec);
+        await this.failAttempt(record, message, error, correlationId, { notBeforeSec });
         throw error;
       }
       // Sent, but not remembered: retrying would send it twice, so it counts as sent.
@@ -219,6 +243,45 @@ export class EmailWorker {
         type: message.type,
         transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
       },
+    });
+  }
+
+  /**
+   * Whether the message is about a user who has been deleted since it was queued (a message naming no
+   * user is about no one who can be gone). A failed check is the attempt's failure: backed off and
+   * thrown, so the message is neither sent to someone who may be gone nor dropped for someone who may not.
+   */
+  private async userIsGone(
+    record: SQSRecord,
+    message: QueueMessage,
+    correlationId: string,
+  ): Promise<boolean> {
+    if (message.userId === undefined) return false;
+    try {
+      return !(await this.options.userExists(message.userId));
+    } catch (error) {
+      await this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
+      throw error;
+    }
+  }
+
+  /** A message whose user is gone: nothing went out, and nothing of it is kept but its ids. */
+  private recordSkipped(message: QueueMessage, correlationId: string): void {
+    const { logger, auditLogger, metrics } = this.options.observability;
+    const sms = message.type === 'sms';
+    recordMetric(metrics, 'EmailSkipped');
+    logger.info(sms ? 'SMS dropped: its user was deleted' : 'Email dropped: its user was deleted', {
+      correlation_id: correlationId,
+      messageId: message.id,
+      userId: message.userId,
+    });
+    auditLogger.log({
+      eventType: sms ? 'sms.skipped' : 'email.skipped',
+      outcome: 'success',
+      correlationId,
+      userId: message.userId,
+      reason: 'user_deleted',
+      metadata: { messageId: message.id, type: message.type },
     });
   }
 
@@ -312,15 +375,15 @@ export class EmailWorker {
   }
 
   /**
-   * Reports a failed attempt and delays the next one (at least `notBeforeSec`) by changing the
-   * message's visibility.
+   * Reports a failed attempt (of its send, or of the check before it) and delays the next one (at least
+   * `notBeforeSec`) by changing the message's visibility.
    */
   private async failAttempt(
     record: SQSRecord,
     message: QueueMessage,
     error: unknown,
     correlationId: string,
-    notBeforeSec = 0,
+    { notBeforeSec = 0, step = 'send' }: { notBeforeSec?: number; step?: FailedStep } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     const attempt = attemptOf(record);
@@ -331,9 +394,10 @@ export class EmailWorker {
       : Math.max(notBeforeSec, retryDelaySec(attempt, this.options.retryBaseDelaySec));
     const sms = message.type === 'sms';
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    logger.warn(sms ? 'SMS send failed' : 'Email send failed', {
+    logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
       correlation_id: correlationId,
       messageId: message.id,
+      step,
       attempt,
       last,
       delaySec,
@@ -344,7 +408,7 @@ export class EmailWorker {
       outcome: 'error',
       correlationId,
       reason: error instanceof Error ? error.name : 'error',
-      metadata: { messageId: message.id, type: message.type, attempt, last },
+      metadata: { messageId: message.id, type: message.type, step, attempt, last },
     });
     await this.queue.delayNextAttempt(record, delaySec, correlationId);
   }

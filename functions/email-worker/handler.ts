@@ -3,12 +3,13 @@ import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
+import { userItemExists } from '../users/users-model.js';
 import { workers } from '../workers.js';
 import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
@@ -26,6 +27,7 @@ if (!queues.emailQueueUrl || !queues.emailDlqUrl) {
   );
 }
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
+const documentClient = createDocumentClient(dynamoDb);
 
 function createEmailTransport(): EmailTransport {
   if (queues.emailTransport === 'ses') return new SesEmailTransport(new SESv2Client({}));
@@ -77,6 +79,8 @@ const worker = new EmailWorker({
   maxAttempts: definition.maxReceiveCount,
   retryBaseDelaySec: queues.retryBaseDelaySec,
   persistenceStore: toolkitIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb),
+  // The users' items live on the app table; the worker may only GetItem there (functions/workers.ts).
+  userExists: (userId) => userItemExists(documentClient, environment.appTableName, userId),
   observability,
 });
 

@@ -5,10 +5,18 @@ import * as z from '../shared/zod.js';
 
 const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100));
 
+/**
+ * The user a message is about (the users function's id), for the worker to check that they still exist
+ * before sending: a user deleted since the message was queued gets nothing. Optional, so a message
+ * queued before producers set it, or one about no user, is sent as before.
+ */
+const aboutUser = { userId: z.optional(z.uuid()) };
+
 /** Fields every email message carries. `id` is the producer's idempotency key: one id, at most one email. */
 const envelope = {
   id: z.uuid(),
   to: z.email().check(z.maxLength(254)),
+  ...aboutUser,
 };
 
 /** One schema per email type, shared by the email-only and the whole-queue unions. */
@@ -57,6 +65,7 @@ export const smsMessageSchema = z.strictObject({
   id: z.uuid(),
   type: z.literal('sms'),
   to: phoneSchema('possible'),
+  ...aboutUser,
   template: z.literal('sms-verification'),
   data: z.strictObject({
     code: z.string().check(z.regex(/^\d{6}$/, 'Must be 6 digits')),

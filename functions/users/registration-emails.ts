@@ -15,11 +15,12 @@ import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotat
 import { createVerificationLink } from '../shared/verification-link.js';
 import { type IssuedPhoneCode, phoneCodeResendIntervalSec, type User } from './users-model.js';
 
-/** The SMS carrying a verification code. */
-function phoneCodeMessage(to: string, { code, expiresAt }: IssuedPhoneCode): NewEmailMessage {
+/** The SMS carrying a verification code to `userId`'s phone. */
+function phoneCodeMessage(userId: string, to: string, { code, expiresAt }: IssuedPhoneCode): NewEmailMessage {
   return {
     type: 'sms',
     to,
+    userId,
     template: 'sms-verification',
     data: { code, expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000)) },
   };
@@ -120,11 +121,11 @@ export class RegistrationEmails {
     let sms: IssuedSms | undefined;
     try {
       const messages: NewEmailMessage[] = [
-        { type: 'welcome', to: user.email, data: { name: user.name } },
+        { type: 'welcome', to: user.email, userId: user.id, data: { name: user.name } },
         (await this.#verificationEmail(user, this.#readLinkSecret, signal)).message,
       ];
       sms = await this.#registrationSms(user, correlationId, signal);
-      if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.phone, sms.code));
+      if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.id, user.phone, sms.code));
       await enqueueEmails(sqs, queues.emailQueueUrl, messages, correlationId, signal);
     } catch (error) {
       reportEnqueueFailure(
@@ -159,6 +160,7 @@ export class RegistrationEmails {
       message: {
         type: 'verification',
         to: user.email,
+        userId: user.id,
         data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
       },
       expiresAt: link.expiresAt,
@@ -340,7 +342,7 @@ export class RegistrationEmails {
       await enqueueEmails(
         sqs,
         queues.emailQueueUrl,
-        [phoneCodeMessage(user.phone, issued.code)],
+        [phoneCodeMessage(user.id, user.phone, issued.code)],
         correlationId,
         signal,
       );

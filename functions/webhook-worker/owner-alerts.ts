@@ -71,6 +71,7 @@ export class OwnerAlerts {
           {
             type: 'security-alert',
             to: owner.email,
+            userId: owner.id,
             data: {
               name: owner.name,
               event: 'Webhook endpoint disabled',

@@ -138,6 +138,14 @@ export const metricCatalog = {
     meaning: 'An email send attempt failed (it is retried until its attempts run out).',
     statistic: 'Sum',
   },
+  EmailSkipped: {
+    name: 'EmailSkipped',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning:
+      'The email worker dropped an email or SMS unsent because the user it is about was deleted after it was queued.',
+    statistic: 'Sum',
+  },
   SmsSent: {
     name: 'SmsSent',
     unit: count,

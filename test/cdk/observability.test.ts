@@ -78,7 +78,10 @@ describe('BulwarkDashboard', () => {
   });
 
   it.each([
-    ['Emails sent / failed', [metricCatalog.EmailSent.name, metricCatalog.EmailFailed.name]],
+    [
+      'Emails sent / failed / skipped',
+      [metricCatalog.EmailSent.name, metricCatalog.EmailFailed.name, metricCatalog.EmailSkipped.name],
+    ],
     ['SMS sent / failed', [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name]],
     [
       'Enqueue failures (email / SMS, webhooks)',

@@ -605,6 +605,23 @@ describe('BulwarkStack in the dev stage', () => {
     ]);
   });
 
+  it('lets the email worker only GetItem on the app table (no index, query, scan or write): whether a user still exists', () => {
+    const roleId = logicalIdOf(dev.stack, dev.stack.workers['email-worker'].worker.role.roleArn);
+    const [policy] = Object.values(
+      dev.template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+    const statements = (policy?.Properties?.PolicyDocument?.Statement ?? []) as {
+      Action: unknown;
+      Resource: unknown;
+    }[];
+    const appTableArn = JSON.stringify(dev.stack.resolve(dev.stack.tables.app.table.tableArn));
+    const onAppTable = statements.filter((statement) =>
+      JSON.stringify(statement.Resource ?? null).includes(appTableArn),
+    );
+    expect(onAppTable.map((statement) => statement.Action)).toEqual(['dynamodb:GetItem']);
+    expect(JSON.stringify(onAppTable[0]?.Resource)).toBe(appTableArn);
+  });
+
   it('never sets SSRF_ALLOWLIST: in AWS every private, loopback and metadata address stays blocked', () => {
     for (const fn of Object.values(dev.template.findResources('AWS::Lambda::Function'))) {
       expect(Object.keys(fn.Properties.Environment.Variables)).not.toContain('SSRF_ALLOWLIST');

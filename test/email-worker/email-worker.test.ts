@@ -12,11 +12,14 @@ import {
   type OutgoingEmail,
   SmtpEmailTransport,
 } from '../../functions/email-worker/transports.js';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
+import { UsersModel, userItemExists } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
-import { auditingSecurityEvents, testObservability } from '../helpers/observability.js';
+import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete } from '../helpers/throttling.js';
 import { emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
@@ -517,6 +520,103 @@ describe("a message's correlation id", () => {
     expect(
       failures.map(([, fields]) => (fields as { correlation_id?: string }).correlation_id).sort(),
     ).toEqual(['trace-b', 'trace-c', 'trace-opens']);
+  });
+});
+
+describe('a message about a user', () => {
+  // The real users model on the test app table: the user is registered, and deleted as the admin route does.
+  const users = new UsersModel(
+    createDocumentClient(dynamoDb),
+    testTableNames.app,
+    createFunctionEncryptor(readEnvironment()),
+  );
+  const register = () => users.register({ email: `u-${randomUUID()}@example.com`, name: 'Gina' });
+  const about = (user: { id: string; email: string }) => ({ ...welcome(user.email), userId: user.id });
+
+  it('is dropped unsent once its user was deleted: processed (so SQS deletes it), not retried, not dead-lettered, counted and audited by id', async () => {
+    const { transport, audits, run, logger, metrics } = setup();
+    const info = vi.spyOn(logger, 'info');
+    const user = await register();
+    const message = about(user);
+    const queued = await record(message);
+    await users.delete(user.id);
+    expect(await run(queued)).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toEqual([]);
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+    expect(storedMetric(metrics, 'EmailFailed')).toBeUndefined();
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.skipped',
+        outcome: 'success',
+        correlationId: 'corr-123',
+        userId: user.id,
+        metadata: { messageId: message.id, type: 'welcome', reason: 'user_deleted' },
+      }),
+    ]);
+    expect(info).toHaveBeenCalledWith('Email dropped: its user was deleted', {
+      correlation_id: 'corr-123',
+      messageId: message.id,
+      userId: user.id,
+    });
+    // Ids only: neither the address nor the name reaches a log or audit line.
+    expect(JSON.stringify([info.mock.calls, audits])).not.toMatch(new RegExp(`${user.email}|Gina`));
+  });
+
+  it('is sent as before while its user exists', async () => {
+    const { transport, audits, run, metrics } = setup();
+    const user = await register();
+    expect(await run(await record(about(user)))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent.map((email) => email.to)).toEqual([user.email]);
+    expect(storedMetric(metrics, 'EmailSent')).toBe(1);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBeUndefined();
+    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
+  });
+
+  it('is sent as before when it names no user (queued before messages carried one)', async () => {
+    const { transport, run } = setup();
+    const message = welcome();
+    expect(message).not.toHaveProperty('userId');
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent.map((email) => email.to)).toEqual([message.to]);
+  });
+
+  it('is neither sent nor dropped when DynamoDB cannot tell whether its user exists: the attempt fails and backs off', async () => {
+    // A real client to a DynamoDB that is down: nothing listens on 127.0.0.1:1.
+    const unreachable = createDocumentClient(
+      createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
+    );
+    const { transport, audits, run, logger, metrics } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      userExists: (userId) => userItemExists(unreachable, testTableNames.app, userId),
+    });
+    const warn = vi.spyOn(logger, 'warn');
+    const user = await register();
+    const failing = await record(about(user));
+    expect(await run(failing)).toEqual({ batchItemFailures: [{ itemIdentifier: failing.messageId }] });
+    expect(transport.sent).toEqual([]);
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 30, succeeded: true },
+    ]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(metrics, 'EmailFailed')).toBe(1);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBeUndefined();
+    expect(warn).toHaveBeenCalledWith(
+      'Email not sent: could not check that its user still exists',
+      expect.objectContaining({ correlation_id: 'corr-123', step: 'user_check', attempt: 1, delaySec: 30 }),
+    );
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.failed',
+        outcome: 'error',
+        metadata: expect.objectContaining({ step: 'user_check', attempt: 1, last: false }),
+      }),
+    ]);
+    // Its retry, with DynamoDB back, sends it: nothing of the failed check was remembered as sent.
+    const { transport: retried, run: retry } = setup();
+    expect(await retry(await queues.redelivered(failing))).toEqual({ batchItemFailures: [] });
+    expect(retried.sent.map((email) => email.to)).toEqual([user.email]);
   });
 });
 

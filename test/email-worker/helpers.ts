@@ -10,9 +10,11 @@ import {
   providerCircuitBreaker,
 } from '../../functions/email-worker/email-worker.js';
 import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
+import { userItemExists } from '../../functions/users/users-model.js';
 import { workers } from '../../functions/workers.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
+import { createDocumentClient } from '../../middleware/store/client.js';
 import type { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -89,16 +91,24 @@ export async function drained(runtime: LocalRuntime, queue = 'bulwark-email'): P
 
 /**
  * The EmailWorker settings its unit tests share: the real client and queue URLs of a local-aws-sqs
- * server with the email queue and its DLQ, 3 attempts from 30 s, and the real idempotency store on the
- * test toolkit table.
+ * server with the email queue and its DLQ, 3 attempts from 30 s, the real idempotency store on the
+ * test toolkit table, and users read from the test app table as handler.ts reads them.
  */
 export function emailWorkerQueueOptions(
   dynamoDb: DynamoDBClient,
   queues: LocalWorkerQueues,
 ): Pick<
   EmailWorkerOptions,
-  'sqs' | 'queueUrl' | 'dlqUrl' | 'from' | 'maxAttempts' | 'retryBaseDelaySec' | 'persistenceStore'
+  | 'sqs'
+  | 'queueUrl'
+  | 'dlqUrl'
+  | 'from'
+  | 'maxAttempts'
+  | 'retryBaseDelaySec'
+  | 'persistenceStore'
+  | 'userExists'
 > {
+  const documentClient = createDocumentClient(dynamoDb);
   return {
     sqs: queues.client,
     queueUrl: queues.queueUrl,
@@ -107,6 +117,7 @@ export function emailWorkerQueueOptions(
     maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
     persistenceStore: toolkitIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
+    userExists: (userId) => userItemExists(documentClient, testTableNames.app, userId),
   };
 }
 

@@ -103,7 +103,14 @@ function setup(options: { withSms?: boolean } = {}) {
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { smsTransport, emailTransport, audits, run, logger: observability.logger };
+  return {
+    smsTransport,
+    emailTransport,
+    audits,
+    run,
+    logger: observability.logger,
+    metrics: observability.metrics,
+  };
 }
 
 /** The dead-letter reasons of the copies in the DLQ (read and removed). */
@@ -332,6 +339,28 @@ describe('the email worker with SMS', () => {
     expect(await deadLetterReasons()).toEqual(['No SMS transport is configured']);
   });
 
+  it('drops an SMS whose user no longer exists, unsent and not dead-lettered, even with no SMS transport', async () => {
+    for (const withSms of [true, false]) {
+      const { smsTransport, audits, run, metrics } = setup({ withSms });
+      // A user id with no user item: deleted after the code was queued.
+      const userId = randomUUID();
+      const message = sms({ userId });
+      expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+      expect(smsTransport.sent).toEqual([]);
+      expect(await deadLetterReasons()).toEqual([]);
+      expect(queues.visibilityChanges()).toEqual([]);
+      expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+      expect(audits).toEqual([
+        expect.objectContaining({
+          eventType: 'sms.skipped',
+          userId,
+          metadata: { messageId: message.id, type: 'sms', reason: 'user_deleted' },
+        }),
+      ]);
+      expect(JSON.stringify(audits)).not.toContain('+14155552671');
+    }
+  });
+
   it('keeps emails flowing while sms messages of the same batch fail', async () => {
     const { smsTransport, emailTransport, run } = setup();
     smsTransport.failing = true;
@@ -371,7 +400,7 @@ describe('registration with a phone number', () => {
   const environment = () =>
     readQueueEnvironment({ EMAIL_QUEUE_URL: queues.queueUrl, VERIFICATION_LINK_SECRET: 'x'.repeat(32) });
   const user = {
-    id: 'user-1',
+    id: randomUUID(),
     email: 'ada@example.com',
     name: 'Ada',
     phone: '+14155552671',
@@ -419,7 +448,9 @@ describe('registration with a phone number', () => {
     });
     expect(smsMessage?.message.MessageAttributes?.['x-correlation-id']?.StringValue).toBe('corr-1');
     expect((await parseQueueMessage(smsMessage?.message.Body ?? '')).ok).toBe(true);
-    expect(issued).toEqual(['user-1']);
+    // Each names its user, for the worker to check that they still exist before sending.
+    expect(landed.map(({ body }) => body.userId)).toEqual([user.id, user.id, user.id]);
+    expect(issued).toEqual([user.id]);
   });
 
   it('issues no code for a user without a phone', async () => {
@@ -448,7 +479,7 @@ describe('registration with a phone number', () => {
         expect.objectContaining({
           eventType: 'sms.enqueue_failed',
           outcome: 'error',
-          userId: 'user-1',
+          userId: user.id,
           correlationId: 'corr-1',
         }),
       ]);

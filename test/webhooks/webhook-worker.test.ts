@@ -636,6 +636,7 @@ describe('disabling a failing endpoint', () => {
     expect(alert).toMatchObject({
       type: 'security-alert',
       to: user.email,
+      userId: user.id,
       data: { name: 'Alerted', event: 'Webhook endpoint disabled' },
     });
     expect(alert?.data.details).toContain(endpoint.id);
