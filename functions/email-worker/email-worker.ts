@@ -62,7 +62,7 @@ export interface EmailWorkerOptions {
   readonly idempotencyTtlSec?: number;
   /**
    * Whether the user a message is about (its `userId`) still exists: in the function, one key-only read
-   * of the app table (`userItemExists`). Rejects when it cannot tell (a DynamoDB outage).
+   * of the app table (`userItemExists`, functions/shared/user-item.ts). Rejects when it cannot tell (a DynamoDB outage).
    */
   readonly userExists: (userId: string) => Promise<boolean>;
   readonly observability: FunctionObservability;

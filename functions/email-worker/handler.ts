@@ -9,7 +9,7 @@ import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
-import { userItemExists } from '../users/users-model.js';
+import { userItemExists } from '../shared/user-item.js';
 import { workers } from '../workers.js';
 import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';

@@ -110,28 +110,6 @@ function isConditionFailure(error: unknown): boolean {
   return error instanceof ConditionalCheckFailedException;
 }
 
-/**
- * Whether `id`'s user item is still there, read without any of its attributes: one consistent GetItem
- * projecting the partition key alone, so nothing is decrypted and no personal data leaves the table. For
- * a reader that holds no key and needs no more (the email worker, before sending to a user who may have
- * been deleted since the message was queued). A failed read rejects: absence is never guessed.
- */
-export async function userItemExists(
-  documentClient: DynamoDBDocumentClient,
-  tableName: string,
-  id: string,
-): Promise<boolean> {
-  const { Item } = await documentClient.send(
-    new GetCommand({
-      TableName: tableName,
-      Key: userKey(id),
-      ConsistentRead: true,
-      ProjectionExpression: 'pk',
-    }),
-  );
-  return Item !== undefined;
-}
-
 export class UsersModel {
   constructor(
     private readonly documentClient: DynamoDBDocumentClient,

@@ -14,7 +14,8 @@ import {
 } from '../../functions/email-worker/transports.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import { UsersModel, userItemExists } from '../../functions/users/users-model.js';
+import { userItemExists } from '../../functions/shared/user-item.js';
+import { UsersModel } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';

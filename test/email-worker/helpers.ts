@@ -10,7 +10,7 @@ import {
   providerCircuitBreaker,
 } from '../../functions/email-worker/email-worker.js';
 import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
-import { userItemExists } from '../../functions/users/users-model.js';
+import { userItemExists } from '../../functions/shared/user-item.js';
 import { workers } from '../../functions/workers.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
