@@ -4,7 +4,12 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
-import { ConflictError, ServiceUnavailableError, TooManyRequestsError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  NotFoundError,
+  ServiceUnavailableError,
+  TooManyRequestsError,
+} from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
@@ -191,7 +196,8 @@ export class RegistrationEmails {
 
   /**
    * The code for a new registration's SMS, or undefined: no phone, no SMS configured, the number's SMS
-   * budget is spent (logged), or the code could not be issued (logged and audited as `sms.enqueue_failed`).
+   * budget is spent (logged), the user was deleted meanwhile (logged), or the code could not be issued
+   * (logged and audited as `sms.enqueue_failed`).
    * The emails go out either way, and the user can ask for a code later with `POST /users/{id}/phone-code`;
    * only the deadline passing is thrown, since the emails then cannot go out either.
    */
@@ -211,6 +217,12 @@ export class RegistrationEmails {
           userId: user.id,
           correlationId,
           retryAfterSec: error.retryAfterSec,
+        });
+      } else if (error instanceof NotFoundError) {
+        // An admin deleted the user a moment after the registration: nothing failed, so no enqueue alarm.
+        logger.info('No SMS code at registration: the user was deleted meanwhile', {
+          userId: user.id,
+          correlationId,
         });
       } else {
         reportEnqueueFailure(

@@ -466,7 +466,6 @@ describe('registration with a phone number', () => {
     const failures = [
       Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' }),
       new ConflictError('The phone number is already verified'),
-      new NotFoundError('No such user'),
     ];
     for (const failure of failures) {
       const { emails, audits, metrics } = registration(async () => {
@@ -485,5 +484,16 @@ describe('registration with a phone number', () => {
       ]);
       expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBe(1);
     }
+  });
+
+  it('still enqueues the two emails, with no failure counted or audited, when the user was deleted meanwhile', async () => {
+    const { emails, audits, metrics } = registration(async () => {
+      throw new NotFoundError('No such user');
+    });
+    await expect(emails.enqueue(user, 'corr-1')).resolves.toBeUndefined();
+    // The worker drops these once it finds the user gone; an admin's delete is no enqueue failure.
+    expect((await enqueued()).map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
+    expect(audits).toEqual([]);
+    expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBeUndefined();
   });
 });
