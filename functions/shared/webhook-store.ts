@@ -5,7 +5,8 @@
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
 //                                                         sk USER#<ownerId>#<endpointId>    (human owners)
-//   count         pk WH#OWNER#<tenantId>#<ownerId>        sk ENDPOINT_COUNT                 (absent while the owner has none)
+//   count         pk WH#OWNER#<tenantId>#<ownerId>        sk ENDPOINT_COUNT                 (absent while the owner has none;
+//                                                                                            kept with closedAt once closed)
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 import { randomBytes } from 'node:crypto';
 import {
@@ -18,7 +19,7 @@ import {
 import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
 import type { EncryptedField } from '../../middleware/encryption/record-types.js';
-import { ConflictError, DecryptionError, NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, DecryptionError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
@@ -234,7 +235,8 @@ export const defaultMaxEndpointsPerOwner = 20;
 
 /**
  * Each owner's count of registered endpoints, kept in the same transactions that create and delete them;
- * there is no item while the owner has none.
+ * there is no item while the owner has none, unless the person was closed (see
+ * {@link WebhookStore.deletePersonEndpoints}): then the item stays, holding the `closedAt` marker.
  */
 const endpointCountKey = (tenantId: string, ownerId: string) => ({
   pk: ownerIndexPk(tenantId, ownerId),
@@ -266,7 +268,8 @@ export class WebhookStore {
    * Stores the endpoint with its secret encrypted, and one subscription item per event type, in one
    * transaction: fan-out never sees a subscription without its endpoint. The same transaction counts
    * the owner's endpoints, so concurrent registrations cannot pass the cap together (409 at the cap,
-   * nothing written). Returns the secret in clear, the only time it leaves the store that way.
+   * nothing written), and refuses a person whose account was deleted (403, nothing written: the count item
+   * holds their `closedAt` marker). Returns the secret in clear, the only time it leaves the store that way.
    */
   async createEndpoint(
     principal: Principal,
@@ -298,7 +301,11 @@ export class WebhookStore {
             TableName: tableName,
             Key: endpointCountKey(endpoint.tenantId, endpoint.ownerId),
             UpdateExpression: 'ADD #count :one',
-            ConditionExpression: 'attribute_not_exists(#count) OR #count < :max',
+            // The closed marker stops only people: a machine whose client id equals a deleted user's id
+            // is not that user, and keeps registering.
+            ConditionExpression: isIntegration(endpoint)
+              ? 'attribute_not_exists(#count) OR #count < :max'
+              : '(attribute_not_exists(#count) OR #count < :max) AND attribute_not_exists(closedAt)',
             ExpressionAttributeNames: { '#count': 'count' },
             ExpressionAttributeValues: { ':one': 1, ':max': maxEndpoints },
           },
@@ -334,6 +341,9 @@ export class WebhookStore {
       await this.options.documentClient.send(transaction);
     } catch (error) {
       if (failedConditionIndexes(error)?.includes(0)) {
+        if (!isIntegration(endpoint) && (await this.isClosed(endpoint.tenantId, endpoint.ownerId))) {
+          throw new ForbiddenError('This owner can no longer register webhook endpoints');
+        }
         throw new ConflictError(
           `An owner may have at most ${maxEndpoints} webhook endpoints; delete one to register another`,
         );
@@ -463,15 +473,31 @@ export class WebhookStore {
   }
 
   /**
-   * Deletes every endpoint a person registered in a tenant (admin or user kind; never a machine's that
-   * shares the id), each with its subscriptions and its share of the owner's count, as
-   * {@link deleteTenantEndpoint} does: for the person's account being deleted. Retry-safe: an endpoint
-   * already gone is skipped, so calling again after a failure finishes the work. The owner index is
-   * eventually consistent, so the owner's count, read consistently, is checked afterwards: a count that
-   * still holds an endpoint of this person the index did not show yet is a 409, to retry. Resolves with
-   * the ids it deleted.
+   * Closes a person in a tenant and deletes every endpoint they registered (admin or user kind; never a
+   * machine's that shares the id), each with its subscriptions and its share of the owner's count, as
+   * {@link deleteTenantEndpoint} does: for the person's account being deleted.
+   *
+   * Closing comes first: one write of a `closedAt` marker on the owner's count item (created if absent).
+   * Registrations update that item in their transaction and are refused once it is there, so none can
+   * commit after it, whether it races this delete or comes later with a token that is still valid. The
+   * marker has no TTL: the person's id may keep getting tokens from the issuer for as long as the issuer
+   * allows (this store cannot know that lifetime), and user ids are random, so it never stops anyone else.
+   *
+   * Retry-safe: the marker keeps its first time, an endpoint already gone is skipped, so calling again
+   * after a failure finishes the work. The owner index is eventually consistent, so the owner's count,
+   * read consistently, is checked afterwards: a count that still holds an endpoint of this person the
+   * index did not show yet (registered just before the marker) is a 409, to retry; with the marker no
+   * new one can appear, so a retry once the index caught up succeeds. Resolves with the ids it deleted.
    */
-  async deletePersonEndpoints(tenantId: string, personId: string): Promise<string[]> {
+  async deletePersonEndpoints(tenantId: string, personId: string, now = new Date()): Promise<string[]> {
+    await this.options.documentClient.send(
+      new UpdateCommand({
+        TableName: this.options.tableName,
+        Key: endpointCountKey(tenantId, personId),
+        UpdateExpression: 'SET closedAt = if_not_exists(closedAt, :now)',
+        ExpressionAttributeValues: { ':now': now.toISOString() },
+      }),
+    );
     const ownerPk = ownerIndexPk(tenantId, personId);
     const deleted: string[] = [];
     // One after another: each removal rewrites the owner's count, so concurrent ones would spend each
@@ -494,6 +520,18 @@ export class WebhookStore {
       );
     }
     return deleted;
+  }
+
+  /** Whether the person was closed by {@link deletePersonEndpoints} (read consistently). */
+  private async isClosed(tenantId: string, personId: string): Promise<boolean> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: endpointCountKey(tenantId, personId),
+        ConsistentRead: true,
+      }),
+    );
+    return Item?.closedAt !== undefined;
   }
 
   /** Every endpoint of an owner index partition of the kind asked for, all pages. */
@@ -524,7 +562,8 @@ export class WebhookStore {
 
   /**
    * The endpoint, its owner's count and its subscriptions, in one transaction; 404 if a racing delete won.
-   * The owner's last endpoint takes the count item with it, so no owner leaves a `count: 0` item behind.
+   * The owner's last endpoint takes the count item with it, so no owner leaves a `count: 0` item behind,
+   * unless the owner is closed: that item holds the marker, which must stay, so it is only decremented.
    */
   private async removeEndpoint(endpoint: StoredEndpoint): Promise<void> {
     // Whether this is the owner's last endpoint is a guess the transaction checks on the count itself: a
@@ -570,7 +609,8 @@ export class WebhookStore {
                 TableName: tableName,
                 Key: countKey,
                 // No count at all: an endpoint registered before endpoints were counted.
-                ConditionExpression: 'attribute_not_exists(#count) OR #count <= :one',
+                ConditionExpression:
+                  '(attribute_not_exists(#count) OR #count <= :one) AND attribute_not_exists(closedAt)',
                 ExpressionAttributeNames: { '#count': 'count' },
                 ExpressionAttributeValues: { ':one': 1 },
               },
@@ -580,7 +620,9 @@ export class WebhookStore {
                 TableName: tableName,
                 Key: countKey,
                 UpdateExpression: 'ADD #count :minusOne',
-                ConditionExpression: '#count > :one',
+                // A closed owner's item holds the marker and is never deleted, so its count may reach 0
+                // (below 0 only with endpoints registered before endpoints were counted).
+                ConditionExpression: '#count > :one OR attribute_exists(closedAt)',
                 ExpressionAttributeNames: { '#count': 'count' },
                 ExpressionAttributeValues: { ':minusOne': -1, ':one': 1 },
               },

@@ -281,10 +281,12 @@ export const handler = createHttpFunction(
         const { id } = input.path;
         // An unknown user is a 404 before anything is touched, as it was before endpoints were deleted too.
         await users.exists(id);
-        // The user's webhook endpoints go first and the user last: a failure between them (a 409 while the
-        // user registers another endpoint, an outage) leaves the user in place, visible to the admin, and
-        // the retry deletes what is left (already deleted endpoints are skipped). The other order could
-        // leave endpoints nobody can list any more, receiving the user's events.
+        // The user's webhook endpoints go first and the user last: their owner is closed first, so no
+        // registration (racing, or later with the user's still valid token) can add one afterwards. A
+        // failure between them (a 409 while the index lags behind a registration, an outage) leaves the
+        // user in place, visible to the admin, and the retry deletes what is left (already deleted
+        // endpoints are skipped). The other order could leave endpoints nobody can list any more,
+        // receiving the user's events.
         const deletedEndpointIds = await webhookStore.deletePersonEndpoints(defaultTenantId, id);
         const user = await users.delete(id);
         // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data,

@@ -1,6 +1,7 @@
-// Deleting a user (DELETE /admin/users/{id}) deletes the webhook endpoints that user registered, with
-// their subscriptions and the owner's count, through the local runtime: nothing of them is left to
-// receive events, and nobody else's endpoints are touched.
+// Deleting a user (DELETE /admin/users/{id}) closes the user as a webhook owner and deletes the endpoints
+// that user registered, with their subscriptions and their share of the owner's count, through the local
+// runtime: nothing of them is left to receive events, the user's still valid token registers no more
+// (not even racing the delete), and nobody else's endpoints are touched.
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,21 @@ async function itemsOfEndpoint(endpointId: string): Promise<Record<string, unkno
 
 const countKey = (ownerId: string) => ({ pk: `WH#OWNER#default#${ownerId}`, sk: 'ENDPOINT_COUNT' });
 
+/** A registration with the user's token, answered as it is (not required to succeed). */
+function register(token: string, url = 'http://127.0.0.1:9/hook') {
+  return api.request('POST', '/webhooks', { token, body: { url, eventTypes: ['booking.created'] } });
+}
+
+/** The refusal of a registration by a deleted user: 403 problem+json, before anything is stored. */
+function expectOwnerClosed(response: Awaited<ReturnType<typeof register>>) {
+  expect(response.status).toBe(403);
+  expect(response.headers.get('content-type')).toContain('application/problem+json');
+  expect(response.body).toMatchObject({
+    code: 'FORBIDDEN',
+    detail: 'This owner can no longer register webhook endpoints',
+  });
+}
+
 describe('deleting a user with webhook endpoints', () => {
   it("deletes the user's endpoints, subscriptions and count, and their events stop; others' stay", async () => {
     const alice = await registeredUser();
@@ -116,12 +132,13 @@ describe('deleting a user with webhook endpoints', () => {
     const removal = await api.request('DELETE', `/admin/users/${alice.userId}`);
     expect(removal.status).toBe(204);
 
-    // Nothing of Alice's endpoints is left but the machine's (whose subscription is tenant-wide).
+    // Nothing of Alice's endpoints is left but the machine's (whose subscription is tenant-wide), and the
+    // count item, which holds the machine's endpoint and the marker that closes Alice.
     const left = await webhookItemsOf(alice.userId);
     expect(left).toHaveLength(2);
     expect(left).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ ...countKey(alice.userId), count: 1 }),
+        expect.objectContaining({ ...countKey(alice.userId), count: 1, closedAt: expect.any(String) }),
         expect.objectContaining({ pk: `WH#${machineHook.id}`, sk: 'ENDPOINT', ownerKind: 'integration' }),
       ]),
     );
@@ -155,13 +172,67 @@ describe('deleting a user with webhook endpoints', () => {
 
     // Deleting again answers 404, as before.
     expect((await api.request('DELETE', `/admin/users/${alice.userId}`)).status).toBe(404);
+
+    // Alice's token is still valid, but registers nothing any more; the machine sharing her id and Bob
+    // still register.
+    expectOwnerClosed(await register(alice.token));
+    const machineAgain = await registerEndpoint(api, machine, tenantTarget.url, ['booking.created']);
+    const bobAgain = await registerEndpoint(api, bob.token, bobTarget.url, ['booking.created']);
+    expect(await store.getEndpoint(machineAgain.id)).toMatchObject({ ownerKind: 'integration' });
+    expect(await store.getEndpoint(bobAgain.id)).toMatchObject({ ownerId: bob.userId });
+    expect(await webhookItemsOf(alice.userId)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ ...countKey(alice.userId), count: 2 })]),
+    );
+    // The machine deleting its endpoints keeps the marker: Alice stays closed.
+    for (const { id } of [machineHook, machineAgain]) {
+      expect((await api.request('DELETE', `/webhooks/${id}`, { token: machine })).status).toBe(204);
+    }
+    expect(await webhookItemsOf(alice.userId)).toEqual([
+      expect.objectContaining({ ...countKey(alice.userId), count: 0, closedAt: expect.any(String) }),
+    ]);
+    expectOwnerClosed(await register(alice.token));
   });
 
-  it('deletes a user without endpoints as before', async () => {
+  it('closes a user without endpoints: a later registration with their token is refused', async () => {
     const carol = await registeredUser();
     expect((await api.request('DELETE', `/admin/users/${carol.userId}`)).status).toBe(204);
     expect((await api.request('GET', `/users/${carol.userId}`)).status).toBe(404);
     expect((await api.request('DELETE', `/admin/users/${carol.userId}`)).status).toBe(404);
+    // The marker is the only item, and stays so after the refused registration.
+    const marker = [expect.objectContaining({ ...countKey(carol.userId), closedAt: expect.any(String) })];
+    expect(await webhookItemsOf(carol.userId)).toEqual(marker);
+    expectOwnerClosed(await register(carol.token));
+    const [item] = await webhookItemsOf(carol.userId);
+    expect(item).not.toHaveProperty('count');
+    expect(await webhookItemsOf(carol.userId)).toEqual(marker);
+  });
+
+  it('never answers 204 while a registration racing the delete survives it', async () => {
+    for (let round = 0; round < 8; round += 1) {
+      const erin = await registeredUser();
+      // Staggered by a few milliseconds, so the registration lands before, during and after the delete.
+      const [removal, registration] = await Promise.all([
+        api.request('DELETE', `/admin/users/${erin.userId}`),
+        new Promise((resolve) => setTimeout(resolve, round * 3)).then(() => register(erin.token)),
+      ]);
+      expect([201, 403]).toContain(registration.status);
+      if (registration.status === 403) expectOwnerClosed(registration);
+      const endpointsLeft = (await webhookItemsOf(erin.userId)).filter((item) => item.sk === 'ENDPOINT');
+      if (removal.status === 204) {
+        expect(endpointsLeft).toEqual([]);
+        expect((await api.request('GET', `/users/${erin.userId}`)).status).toBe(404);
+      } else {
+        // A registration just before the marker that the owner index did not show yet: 409, user kept,
+        // and the retry finishes (no registration can follow the marker).
+        expect(removal.status).toBe(409);
+        await until(async () => {
+          const retried = await api.request('DELETE', `/admin/users/${erin.userId}`);
+          return retried.status === 204 ? retried : undefined;
+        });
+        expect((await webhookItemsOf(erin.userId)).filter((item) => item.sk === 'ENDPOINT')).toEqual([]);
+      }
+      expectOwnerClosed(await register(erin.token));
+    }
   });
 
   it('answers 404 for an unknown user and touches no endpoint of that id', async () => {
@@ -193,10 +264,12 @@ describe('deleting a user with webhook endpoints', () => {
       (await documents.send(new GetCommand({ TableName: tableName, Key: countKey(dave.userId) }))).Item,
     ).toMatchObject({ count: 1 });
 
-    // Once the index shows it (here: the stray count is gone), the retry completes.
+    // Once the index shows it (here: the stray count is gone), the retry completes and closes Dave again.
     await documents.send(new DeleteCommand({ TableName: tableName, Key: countKey(dave.userId) }));
     expect((await api.request('DELETE', `/admin/users/${dave.userId}`)).status).toBe(204);
     expect((await api.request('GET', `/users/${dave.userId}`)).status).toBe(404);
-    expect(await webhookItemsOf(dave.userId)).toEqual([]);
+    expect(await webhookItemsOf(dave.userId)).toEqual([
+      expect.objectContaining({ ...countKey(dave.userId), closedAt: expect.any(String) }),
+    ]);
   });
 });
