@@ -16,6 +16,7 @@ import {
   routeKeyOf,
   routes,
 } from '../functions/routes.js';
+import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
 import {
   type WorkerDefinition,
@@ -247,6 +248,11 @@ interface DataKeyUse {
   readonly dataKey: readonly ('kms:GenerateDataKey' | 'kms:Decrypt')[];
   /** Whether it computes blind indexes (GenerateMac on the blind-index key). */
   readonly blindIndex: boolean;
+  /**
+   * The purpose every one of its data-key calls must carry in the KMS encryption context
+   * (functions/shared/key-purposes.ts); without one, any data key on the key may be asked for.
+   */
+  readonly purpose?: string;
 }
 
 /** Who seals or opens encrypted fields, and with which KMS calls (functions/shared/encryption.ts). */
@@ -255,8 +261,14 @@ const dataKeyUses = {
   users: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndex: true },
   // Seals each new endpoint's signing secret, and opens it only to answer its registration's retry
   // (the same caller and Idempotency-Key: the idempotency record keeps the answer without the secret).
-  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], blindIndex: false },
-  // Opens endpoint signing secrets, and a disabled endpoint's owner's address to alert them.
+  // Only data keys of signing secrets: never one of users' fields, whose context has no purpose.
+  webhooks: {
+    dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
+    blindIndex: false,
+    purpose: webhookSecretPurpose,
+  },
+  // Opens endpoint signing secrets (those sealed before secrets carried their purpose too), and a
+  // disabled endpoint's owner's address to alert them: no purpose to require.
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
 
@@ -742,7 +754,19 @@ export class BulwarkStack extends Stack {
     for (const [name, use] of Object.entries(dataKeyUses) as [DataKeyUser, DataKeyUse][]) {
       const fn = this.functionNamed(name).lambdaFunction;
       fn.addEnvironment('KMS_KEY_ID', this.dataKey.key.keyArn);
-      this.dataKey.key.grant(fn, ...use.dataKey);
+      if (use.purpose === undefined) {
+        this.dataKey.key.grant(fn, ...use.dataKey);
+      } else {
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: [...use.dataKey],
+            resources: [this.dataKey.key.keyArn],
+            conditions: {
+              StringEquals: { [`kms:EncryptionContext:${purposeContextMember}`]: use.purpose },
+            },
+          }),
+        );
+      }
       if (use.blindIndex) {
         fn.addEnvironment('KMS_BLIND_INDEX_KEY_ID', this.blindIndexKey.key.keyArn);
         this.blindIndexKey.key.grant(fn, 'kms:GenerateMac');

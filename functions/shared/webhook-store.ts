@@ -1,7 +1,7 @@
 // Webhook endpoints, their subscriptions and their delivery history on the toolkit table, under `WH#` keys.
 //
 // Key layout (toolkit table):
-//   endpoint      pk WH#<endpointId>                     sk ENDPOINT
+//   endpoint      pk WH#<endpointId>                     sk ENDPOINT           secretContext: 2 (absent before purposes)
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
 //                                                         sk USER#<ownerId>#<endpointId>    (human owners)
@@ -22,6 +22,7 @@ import type { EncryptedField } from '../../middleware/encryption/record-types.js
 import { ConflictError, DecryptionError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
+import { purposeContextMember, webhookSecretPurpose } from './key-purposes.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
 import { defaultTenantId } from './tenant.js';
 import { failedConditionIndexes } from './transactions.js';
@@ -61,7 +62,16 @@ export interface StoredEndpoint extends WebhookEndpoint {
   /** When the first of those failed; undefined while none has. */
   readonly failingSince?: string;
   /** The encrypted secret and its data-key header, as stored (see {@link WebhookStore.signingSecret}). */
-  readonly sealedSecret: { readonly secret: EncryptedField<string>; readonly header: unknown };
+  readonly sealedSecret: {
+    readonly secret: EncryptedField<string>;
+    readonly header: unknown;
+    /**
+     * Whether the secret was sealed with its purpose in the encryption context (every secret since
+     * {@link purposeBoundSecretContext}); one sealed before lacks it, and only the webhook worker's
+     * unconditioned grant may decrypt it in AWS.
+     */
+    readonly purposeBound: boolean;
+  };
 }
 
 export interface DeliveryAttempt {
@@ -93,6 +103,21 @@ export interface NewEndpoint {
 }
 
 const endpointSk = 'ENDPOINT';
+
+/**
+ * The `secretContext` of an endpoint item whose secret was sealed under `{ tenantId, endpointId,
+ * purpose }`, with purpose and tenant bound to the data key (the KMS encryption context). Items
+ * sealed before carry none: their secret's context is `{ tenantId, endpointId }`, bound to the tenant
+ * alone. The context is bound to the value as AAD, so it must be given back exactly as sealed.
+ */
+const purposeBoundSecretContext = 2;
+
+/** The context a signing secret is sealed under, and so must be decrypted with. */
+function secretContextOf(endpoint: Pick<WebhookEndpoint, 'id' | 'tenantId'>, purposeBound: boolean) {
+  const context = { tenantId: endpoint.tenantId, endpointId: endpoint.id };
+  return purposeBound ? { ...context, [purposeContextMember]: webhookSecretPurpose } : context;
+}
+
 const deliveryPrefix = 'DELIVERY#';
 
 const endpointPkPrefix = 'WH#';
@@ -187,6 +212,7 @@ function toEndpoint(
     sealedSecret: {
       secret: item.secret as EncryptedField<string>,
       header: headerField === undefined ? undefined : item[headerField],
+      purposeBound: item.secretContext === purposeBoundSecretContext,
     },
   };
 }
@@ -217,8 +243,10 @@ export interface WebhookStoreOptions {
   readonly documentClient: DynamoDBDocumentClient;
   readonly tableName: string;
   /**
-   * Encrypts signing secrets (context: tenant and endpoint id). Only creating an endpoint and reading
-   * its secret need it, so a function that only fans events out need not have a key.
+   * Encrypts signing secrets (context: tenant, endpoint id and purpose). Only creating an endpoint and
+   * reading its secret need it, so a function that only fans events out need not have a key. Creating
+   * needs one whose data keys are bound to the purpose (`keyContextFields`
+   * `webhookSecretKeyContextFields`), so that the KMS context carries it; reading takes any.
    * @default none: createEndpoint and signingSecret throw
    */
   readonly encryptor?: Encryptor;
@@ -265,6 +293,20 @@ export class WebhookStore {
   }
 
   /**
+   * The encryptor, if its data keys carry the purpose. One bound to the tenant alone would seal
+   * secrets that the webhooks function's grant, which requires the purpose, could never read back.
+   */
+  private purposeBindingEncryptor(): Encryptor {
+    const bound = this.encryptor.keyContextFields;
+    if (bound !== undefined && !bound.includes(purposeContextMember)) {
+      throw new Error(
+        `WebhookStore seals secrets only with an encryptor whose keyContextFields include ${purposeContextMember}`,
+      );
+    }
+    return this.encryptor;
+  }
+
+  /**
    * Stores the endpoint with its secret encrypted, and one subscription item per event type, in one
    * transaction: fan-out never sees a subscription without its endpoint. The same transaction counts
    * the owner's endpoints, so concurrent registrations cannot pass the cap together (409 at the cap,
@@ -288,10 +330,11 @@ export class WebhookStore {
     };
     const secret = newSigningSecret();
     // Encrypting before the write: if the key is unavailable, nothing is written at all.
-    const sealed = await this.encryptor.encryptFields({ secret }, ['secret'], {
-      tenantId: endpoint.tenantId,
-      endpointId: endpoint.id,
-    });
+    const sealed = await this.purposeBindingEncryptor().encryptFields(
+      { secret },
+      ['secret'],
+      secretContextOf(endpoint, true),
+    );
     const { tableName } = this.options;
     const maxEndpoints = this.options.maxEndpointsPerOwner ?? defaultMaxEndpointsPerOwner;
     const transaction = new TransactWriteCommand({
@@ -317,6 +360,7 @@ export class WebhookStore {
               ...endpointKey(endpoint.id),
               ...endpoint,
               ...sealed,
+              secretContext: purposeBoundSecretContext,
               gsi1pk: ownerIndexPk(endpoint.tenantId, endpoint.ownerId),
               gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
             },
@@ -440,13 +484,15 @@ export class WebhookStore {
    * endpoint id, so a sealed secret copied onto another endpoint item fails to decrypt. The id is the
    * key's (see {@link toEndpoint}); it is unique, so a rewritten `tenantId` attribute cannot make another
    * endpoint's secret decrypt either, and every caller checks the tenant against the one it acts for.
+   * A secret sealed with its purpose is read with it, one sealed before without; a rewritten
+   * `secretContext` only makes the secret fail to decrypt.
    */
   async signingSecret(endpoint: StoredEndpoint): Promise<string> {
     const { headerField } = this.encryptor;
     const plain = await this.encryptor.decryptFields(
       { secret: endpoint.sealedSecret.secret, [headerField]: endpoint.sealedSecret.header },
       ['secret'],
-      { tenantId: endpoint.tenantId, endpointId: endpoint.id },
+      secretContextOf(endpoint, endpoint.sealedSecret.purposeBound),
     );
     return plain.secret;
   }

@@ -2,7 +2,7 @@
 
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { InsufficientScopeError } from '../../middleware/errors.js';
+import { ConflictError, InsufficientScopeError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
@@ -12,6 +12,7 @@ import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
+import { webhookSecretKeyContextFields } from '../shared/key-purposes.js';
 import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
@@ -30,7 +31,8 @@ const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint }
 const store = new WebhookStore({
   documentClient: createDocumentClient(dynamoDb),
   tableName: environment.toolkitTableName,
-  encryptor: createFunctionEncryptor(environment, onEvent),
+  // Secrets' data keys carry their purpose, which this function's KMS grant requires.
+  encryptor: createFunctionEncryptor(environment, onEvent, webhookSecretKeyContextFields),
   maxEndpointsPerOwner: queues.webhook.maxEndpointsPerOwner,
 });
 // The same guard the worker applies at delivery time; loopback only where SSRF_ALLOWLIST opens it.
@@ -80,7 +82,9 @@ interface Registration {
 /**
  * A registration's answer holds the endpoint's signing secret, which is stored nowhere in clear: the
  * idempotency record keeps the answer without it, and a replay reads the secret again from the endpoint,
- * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted).
+ * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted). A secret
+ * sealed before secrets carried their purpose is one this function's KMS grant may not decrypt: its
+ * replay answers 409 here as in AWS, instead of a KMS refusal that retrying would never cure.
  */
 const registrationAnswer: StoredAnswer = {
   toRecord: (answer) => {
@@ -90,6 +94,11 @@ const registrationAnswer: StoredAnswer = {
   fromRecord: async (kept, request) => {
     const registered = JSON.parse(kept.body as string) as Registration;
     const endpoint = await store.getOwnedEndpoint(registered.id, callerOf(request.context.principal));
+    if (!endpoint.sealedSecret.purposeBound) {
+      throw new ConflictError(
+        `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; delete it and register anew`,
+      );
+    }
     const secret = await store.signingSecret(endpoint);
     return { ...kept, body: JSON.stringify({ ...registered, secret }) };
   },

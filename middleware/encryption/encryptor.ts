@@ -379,6 +379,11 @@ export class Encryptor {
     return this.options.headerField;
   }
 
+  /** The context members bound to each new data key, sorted; undefined when every member is. */
+  get keyContextFields(): readonly string[] | undefined {
+    return this.keyContextNames;
+  }
+
   /**
    * A copy of `record` whose listed fields (dotted paths; absent and null ones are skipped) are
    * encrypted, plus the record's data-key header. All fields are encoded before any key is requested,

@@ -112,6 +112,8 @@ function bulwarkFunction(stack: BulwarkStack, name: FunctionName): BulwarkFuncti
 interface Access {
   /** Calls on the envelope-encryption key. */
   readonly dataKey?: readonly string[];
+  /** The `purpose` those calls must carry in their KMS encryption context; any data key without. */
+  readonly dataKeyPurpose?: string;
   readonly blindIndex?: boolean;
   /** Queues it sends to (producers). */
   readonly sends?: readonly WorkerName[];
@@ -133,8 +135,10 @@ const expectedAccess: Record<FunctionName, Access> = {
     readsSecrets: ['bookingsSigningSecret', 'verificationLinkSecret'],
   },
   bookings: { sends: ['webhook-worker'], readsSecrets: ['bookingsSigningSecret'] },
-  // Decrypt only for a registration's replay, which reads the endpoint's secret again.
-  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'] },
+  // Decrypt only for a registration's replay, which reads the endpoint's secret again; both calls only
+  // on data keys of signing secrets. Written out, not imported: changing the purpose would leave every
+  // secret sealed under the old one unreadable to this function.
+  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], dataKeyPurpose: 'webhook-signing-secret' },
   // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
   'catch-all': {},
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
@@ -209,6 +213,9 @@ function expectedStatements(
       Action: oneOrMany(access.dataKey),
       Effect: 'Allow',
       Resource: resolve(stack.dataKey.key.keyArn),
+      ...(access.dataKeyPurpose === undefined
+        ? {}
+        : { Condition: { StringEquals: { 'kms:EncryptionContext:purpose': access.dataKeyPurpose } } }),
     });
   }
   if (access.blindIndex) {

@@ -188,6 +188,13 @@ describe('the stored format', () => {
     const stored = await encryptor.encryptFields({ email: 'a@b.co' }, ['email'], context);
     expect(Object.keys(stored).sort()).toEqual(['dk', 'email']);
   });
+
+  it('tells which context members it binds to new data keys, sorted and once each', () => {
+    expect(encryptorWith({ keyContextFields: ['tenantId', 'purpose', 'tenantId'] }).keyContextFields).toEqual(
+      ['purpose', 'tenantId'],
+    );
+    expect(encryptorWith().keyContextFields).toBeUndefined();
+  });
 });
 
 describe('tampering and moved values', () => {

@@ -1,4 +1,5 @@
 // The KMS provider through aws-sdk-client-mock: request counts, pinned keys and contexts, outages, rotation.
+import { randomUUID } from 'node:crypto';
 import {
   DecryptCommand,
   GenerateDataKeyCommand,
@@ -6,7 +7,12 @@ import {
   KMSClient,
   KMSInternalException,
 } from '@aws-sdk/client-kms';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
+import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
+import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { decodeHeader, keyRefOf } from '../../middleware/encryption/format.js';
 import type { KeyProvider } from '../../middleware/encryption/key-provider.js';
@@ -17,6 +23,9 @@ import {
 } from '../../middleware/encryption/kms-key-provider.js';
 import { EncryptionError, InvalidOptionsError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testPrincipal } from '../helpers/principals.js';
+import { testTableNames } from '../helpers/tables.js';
 import { mockKms } from './fake-kms.js';
 import { flipBit, rejectionOf, thrownBy } from './helpers.js';
 
@@ -392,5 +401,64 @@ describe('KmsKeyProvider options', () => {
     const provider = new KmsKeyProvider({ keyId, client });
     await provider.generateDataKey(tenant);
     expect(kms.commandCalls(GenerateDataKeyCommand)).toHaveLength(1);
+  });
+});
+
+describe("the sample functions' KMS encryption contexts", () => {
+  const environment = readEnvironment(
+    {
+      APP_TABLE_NAME: testTableNames.app,
+      TOOLKIT_TABLE_NAME: testTableNames.toolkit,
+      KMS_KEY_ID: keyId,
+      KMS_BLIND_INDEX_KEY_ID: macKeyId,
+    },
+    { blindIndexes: true },
+  );
+  const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+  /** A cold start of the webhooks function's store (its encryptor: no data key cached). */
+  const webhooksStore = () =>
+    new WebhookStore({
+      documentClient,
+      tableName: testTableNames.toolkit,
+      encryptor: createFunctionEncryptor(environment, undefined, webhookSecretKeyContextFields),
+    });
+
+  it("asks for webhook secrets' data keys with their purpose, which the webhooks function's grant requires, and for users' without", async () => {
+    const tenantId = `kms-${randomUUID()}`;
+    const { endpoint, secret } = await webhooksStore().createEndpoint(testPrincipal({ tenantId }), {
+      url: 'https://hooks.example.com/h',
+      eventTypes: ['booking.created'],
+    });
+    // A registration's replay on another instance, then the worker's tenant-bound encryptor.
+    const replaying = webhooksStore();
+    const stored = await replaying.getEndpoint(endpoint.id);
+    expect(stored && (await replaying.signingSecret(stored))).toBe(secret);
+    const tenantBound = createFunctionEncryptor(environment);
+    const worker = new WebhookStore({
+      documentClient,
+      tableName: testTableNames.toolkit,
+      encryptor: tenantBound,
+    });
+    expect(stored && (await worker.signingSecret(stored))).toBe(secret);
+
+    const users = new UsersModel(documentClient, testTableNames.app, tenantBound, tenantId);
+    const user = await users.register({ email: `kms-${randomUUID()}@example.com`, name: 'Ada' });
+    const reader = new UsersModel(
+      documentClient,
+      testTableNames.app,
+      createFunctionEncryptor(environment),
+      tenantId,
+    );
+    expect((await reader.get(user.id)).email).toBe(user.email);
+
+    const signingSecrets = { purpose: 'webhook-signing-secret', tenantId };
+    const generated = kms.commandCalls(GenerateDataKeyCommand).map((call) => call.args[0].input);
+    const decrypted = kms.commandCalls(DecryptCommand).map((call) => call.args[0].input);
+    expect(generated.map((input) => input.EncryptionContext)).toEqual([signingSecrets, { tenantId }]);
+    expect(decrypted.map((input) => input.EncryptionContext)).toEqual([
+      signingSecrets,
+      signingSecrets,
+      { tenantId },
+    ]);
   });
 });

@@ -5,7 +5,14 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { sendRaw, until } from '../email-worker/helpers.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
-import { deliveriesOf, endpointCount, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
+import {
+  deliveriesOf,
+  endpointCount,
+  type Receiver,
+  registerEndpoint,
+  sealAsBeforePurposes,
+  startReceiver,
+} from './helpers.js';
 
 const api = useLocalRuntime();
 let documents: ReturnType<typeof createDocumentClient>;
@@ -242,6 +249,22 @@ describe('retrying a registration with an Idempotency-Key', () => {
     expect(JSON.stringify(records)).not.toContain(key);
     expect(records[0]?.expiresAt).toBeGreaterThanOrEqual(Math.floor(startedSec) + 3600);
     expect(records[0]?.expiresAt).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 3600);
+  });
+
+  it('answers 409 to the retry of a registration whose secret was sealed before secrets carried their purpose', async () => {
+    const caller = await newCaller();
+    const key = randomUUID();
+    const first = (await register(caller.token, key)).body as { id: string; secret: string };
+    // As if registered before the upgrade: the webhooks function's grant in AWS may not decrypt it.
+    await sealAsBeforePurposes(documents, first.id, first.secret);
+    const before = await itemsOf(first.id);
+    const retry = await register(caller.token, key);
+    expect(retry.status).toBe(409);
+    expect(retry.headers.get('content-type')).toBe('application/problem+json');
+    expect((retry.body as ProblemBody).code).toBe('CONFLICT');
+    expect(retry.text).not.toContain(first.secret.slice('whsec_'.length));
+    expect(await itemsOf(first.id)).toEqual(before);
+    expect(await endpointCount(documents, caller.sub)).toBe(1);
   });
 
   it('answers 422 to the same key with another body, and registers nothing', async () => {

@@ -4,6 +4,7 @@ import { DeleteCommand, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dy
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
+import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError, NotFoundError } from '../../middleware/errors.js';
@@ -17,7 +18,7 @@ const maxEndpointsPerOwner = 3;
 const store = new WebhookStore({
   documentClient,
   tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment()),
+  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
   maxEndpointsPerOwner,
 });
 const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;

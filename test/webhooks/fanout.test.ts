@@ -4,6 +4,7 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
+import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
@@ -20,7 +21,7 @@ const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inj
 const store = new WebhookStore({
   documentClient,
   tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment()),
+  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
 });
 
 // A real local-aws-sqs with the webhook queue: what the fan-out enqueues is read back from it.

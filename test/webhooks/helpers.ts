@@ -1,7 +1,9 @@
 // Helpers of the webhook tests: a scriptable receiver on 127.0.0.1, endpoint registration and delivery reads.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
 import type { TestApi } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -113,4 +115,33 @@ export async function endpointCount(documents: DynamoDBDocumentClient, ownerId: 
     }),
   );
   return Items?.length ?? 0;
+}
+
+/**
+ * Seals an endpoint's secret again as the store did before secrets carried their purpose: context
+ * `{ tenantId, endpointId }`, the tenant alone bound to the data key, and no `secretContext` on the
+ * item. Returns the item as it was before.
+ */
+export async function sealAsBeforePurposes(
+  documents: DynamoDBDocumentClient,
+  endpointId: string,
+  secret: string,
+): Promise<Record<string, unknown>> {
+  const key = { pk: `WH#${endpointId}`, sk: 'ENDPOINT' };
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: testTableNames.toolkit, Key: key, ConsistentRead: true }),
+  );
+  if (!Item) throw new Error(`no endpoint ${endpointId}`);
+  const tenantBound = createFunctionEncryptor(readEnvironment());
+  const { secretContext: _secretContext, secret: _secret, ...rest } = Item;
+  const { headerField } = tenantBound;
+  const { [headerField]: _header, ...withoutSecret } = rest;
+  const sealed = await tenantBound.encryptFields({ secret }, ['secret'], {
+    tenantId: String(Item.tenantId),
+    endpointId,
+  });
+  await documents.send(
+    new PutCommand({ TableName: testTableNames.toolkit, Item: { ...withoutSecret, ...sealed } }),
+  );
+  return Item;
 }

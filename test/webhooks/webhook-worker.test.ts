@@ -3,10 +3,12 @@ import { KMSServiceException } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
+import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { fullJitterDelaySec, QueueActions } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import {
@@ -38,12 +40,19 @@ import { auditingSecurityEvents, testObservability } from '../helpers/observabil
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
-import { type Receiver, startReceiver } from './helpers.js';
+import { type Receiver, sealAsBeforePurposes, startReceiver } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
+// As the functions build theirs: the worker reads secrets and owners' addresses with the tenant-bound
+// encryptor, the webhooks function seals secrets with their purpose bound to the data key.
 const encryptor = createFunctionEncryptor(readEnvironment());
 const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+const registrations = new WebhookStore({
+  documentClient,
+  tableName: testTableNames.toolkit,
+  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+});
 const users = new UsersModel(documentClient, testTableNames.app, encryptor);
 const loopbackGuard = new SsrfGuard({ allowlist: ['127.0.0.0/8', '::1/128'] });
 
@@ -159,7 +168,7 @@ function setup(options: SetupOptions = {}) {
 
 /** Registers an endpoint straight in the store (no API, so no registration-time SSRF check). */
 async function endpointAt(url: string, owner: Principal = principal()) {
-  const { endpoint } = await store.createEndpoint(owner, { url, eventTypes: ['booking.created'] });
+  const { endpoint } = await registrations.createEndpoint(owner, { url, eventTypes: ['booking.created'] });
   return endpoint;
 }
 
@@ -241,6 +250,84 @@ describe('the SSRF guard at delivery time', () => {
     }
     expect(target.received.length).toBe(before);
     expect(audits.filter((event) => event.eventType === 'webhook.failed')).toHaveLength(2);
+  });
+});
+
+describe('signing secrets sealed with and without their purpose', () => {
+  /** What `secret` makes of the signature on the receiver's last webhook: the payload, or a throw. */
+  function verifiedWith(secret: string, received: Receiver) {
+    const webhook = received.received.at(-1);
+    return new Webhook(secret).verify(webhook?.body ?? '', {
+      'webhook-id': String(webhook?.headers['webhook-id']),
+      'webhook-timestamp': String(webhook?.headers['webhook-timestamp']),
+      'webhook-signature': String(webhook?.headers['webhook-signature']),
+    });
+  }
+
+  const storedItem = async (endpointId: string) =>
+    (
+      await documentClient.send(
+        new GetCommand({
+          TableName: testTableNames.toolkit,
+          Key: { pk: `WH#${endpointId}`, sk: 'ENDPOINT' },
+        }),
+      )
+    ).Item;
+
+  it('seals a new secret with its purpose and signs with it', async () => {
+    const hooks = await receiver();
+    const { endpoint, secret } = await registrations.createEndpoint(principal(), {
+      url: hooks.url,
+      eventTypes: ['booking.created'],
+    });
+    expect(await storedItem(endpoint.id)).toMatchObject({ secretContext: 2 });
+    expect((await store.getEndpoint(endpoint.id))?.sealedSecret.purposeBound).toBe(true);
+    const { run } = setup();
+    expect((await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toEqual(
+      [],
+    );
+    expect(verifiedWith(secret, hooks)).toMatchObject({ type: 'booking.created' });
+  });
+
+  it('still signs with a secret sealed before secrets carried their purpose', async () => {
+    const hooks = await receiver();
+    const { endpoint, secret } = await registrations.createEndpoint(principal(), {
+      url: hooks.url,
+      eventTypes: ['booking.created'],
+    });
+    const earlierSecret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    await sealAsBeforePurposes(documentClient, endpoint.id, earlierSecret);
+    expect(await storedItem(endpoint.id)).not.toHaveProperty('secretContext');
+    expect((await store.getEndpoint(endpoint.id))?.sealedSecret.purposeBound).toBe(false);
+    const { run } = setup();
+    expect((await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toEqual(
+      [],
+    );
+    expect(verifiedWith(earlierSecret, hooks)).toMatchObject({ type: 'booking.created' });
+    expect(() => verifiedWith(secret, hooks)).toThrow();
+  });
+
+  it('fails to decrypt a secret whose item claims another context than it was sealed under', async () => {
+    const endpoint = await endpointAt(target.url);
+    const { secretContext: _claimed, ...claimingNone } = (await storedItem(endpoint.id)) ?? {};
+    await documentClient.send(new PutCommand({ TableName: testTableNames.toolkit, Item: claimingNone }));
+    const stored = await store.getEndpoint(endpoint.id);
+    expect(stored?.sealedSecret.purposeBound).toBe(false);
+    // The data-key header names the purpose it was bound to, which the context claimed lacks.
+    expect(await rejectionOf(store.signingSecret(stored as NonNullable<typeof stored>))).toMatchObject({
+      name: 'DecryptionError',
+      reason: 'invalid_context',
+    });
+  });
+
+  it('refuses to seal a secret with an encryptor whose data keys do not carry the purpose, writing nothing', async () => {
+    const owner = principal();
+    const refused = await rejectionOf(
+      store.createEndpoint(owner, { url: target.url, eventTypes: ['booking.created'] }),
+    );
+    expect(refused).toBeInstanceOf(Error);
+    expect(String(refused)).toContain('keyContextFields include purpose');
+    expect((await store.listOwnedEndpoints(owner, 10)).items).toEqual([]);
   });
 });
 
