@@ -273,14 +273,20 @@ describe('idempotency()', () => {
 
     it('scopes a REST API (v1) event by its method, resource and path, which it names in fields of its own', async () => {
       const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' });
-      const restApiCall = (path: string, key: string) =>
-        endpoint.call({ room: 'a' }, key, { ...aliceSends, path, restApiResource: '/bookings/{id}' });
+      const restApiCall = (path: string, key: string, method = 'DELETE', resource = '/bookings/{id}') =>
+        endpoint.call({ room: 'a' }, key, { ...aliceSends, method, path, restApiResource: resource });
       const key = randomUUID();
       const first = await restApiCall('/bookings/b-1', key);
       const otherPath = await restApiCall('/bookings/b-2', key);
       expect(JSON.parse(otherPath.body as string)).toMatchObject({ booking: 2 });
+      // The same path under another method, or another resource, is another request too.
+      const otherMethod = await restApiCall('/bookings/b-1', key, 'PUT');
+      expect(otherMethod.headers).not.toHaveProperty('Idempotent-Replayed');
+      expect(JSON.parse(otherMethod.body as string)).toMatchObject({ booking: 3 });
+      const otherResource = await restApiCall('/bookings/b-1', key, 'DELETE', '/{proxy+}');
+      expect(JSON.parse(otherResource.body as string)).toMatchObject({ booking: 4 });
       expect(await restApiCall('/bookings/b-1', key)).toMatchObject({ body: first.body });
-      expect(endpoint.made).toHaveLength(2);
+      expect(endpoint.made).toHaveLength(4);
     });
 
     it('does not answer 409 to another caller while the first caller’s request with the key runs', async () => {
