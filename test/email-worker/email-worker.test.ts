@@ -14,6 +14,7 @@ import {
 } from '../../functions/email-worker/transports.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
+import { userKey } from '../../functions/shared/keys.js';
 import { userItemExists } from '../../functions/shared/user-item.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
@@ -618,6 +619,29 @@ describe('a message about a user', () => {
     const { transport: retried, run: retry } = setup();
     expect(await retry(await queues.redelivered(failing))).toEqual({ batchItemFailures: [] });
     expect(retried.sent.map((email) => email.to)).toEqual([user.email]);
+  });
+
+  it("is checked with one consistent GetItem that reads back the user's key alone", async () => {
+    // A pass-through spy: dynalite answers every read consistently, so only the command shows the read asked for it.
+    const documentClient = createDocumentClient(dynamoDb);
+    const send = vi.spyOn(documentClient, 'send');
+    const user = await register();
+    expect(await userItemExists(documentClient, testTableNames.app, user.id)).toBe(true);
+    await users.delete(user.id);
+    expect(await userItemExists(documentClient, testTableNames.app, user.id)).toBe(false);
+
+    const read = {
+      TableName: testTableNames.app,
+      Key: userKey(user.id),
+      ConsistentRead: true,
+      ProjectionExpression: 'pk',
+    };
+    expect(send.mock.calls.map(([command]) => [command.constructor.name, command.input])).toEqual([
+      ['GetCommand', read],
+      ['GetCommand', read],
+    ]);
+    // Nothing of the user but the key left the table: no encrypted address or name to hold.
+    expect((await send.mock.results[0]?.value)?.Item).toEqual({ pk: userKey(user.id).pk });
   });
 });
 

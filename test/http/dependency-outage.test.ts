@@ -58,11 +58,9 @@ const readRoute = (client: DynamoDBClient) =>
 async function answerOf(endpoint: string) {
   const client = createDynamoDbClient({ endpoint, ...quickLimits });
   const { handler, logger } = readRoute(client);
-  const startedAt = Date.now();
   const result = await handler(event, context);
-  const elapsedMs = Date.now() - startedAt;
   client.destroy();
-  return { result, logger, elapsedMs, body: JSON.parse(result.body as string) as Record<string, unknown> };
+  return { result, logger, body: JSON.parse(result.body as string) as Record<string, unknown> };
 }
 
 describe('httpErrorHandler when an AWS dependency fails', () => {
@@ -110,7 +108,7 @@ describe('httpErrorHandler when an AWS dependency fails', () => {
 
   it('answers a service that never replies 504 once the request timeout passes, without Retry-After', async () => {
     const server = await silentServer();
-    const { result, body, logger, elapsedMs } = await answerOf(server.endpoint);
+    const { result, body, logger } = await answerOf(server.endpoint);
     await server.close();
     expect(result.statusCode).toBe(504);
     expect(result.headers?.['Retry-After']).toBeUndefined();
@@ -120,7 +118,6 @@ describe('httpErrorHandler when an AWS dependency fails', () => {
       detail: 'A dependency did not answer in time',
     });
     expect(result.body).not.toMatch(/requestTimeout|smithy|300 ms/);
-    expect(elapsedMs).toBeLessThan(2000);
     expect(logger.error).not.toHaveBeenCalled();
     expect(logger.warn).toHaveBeenCalledWith(
       'Request degraded',
@@ -129,6 +126,10 @@ describe('httpErrorHandler when an AWS dependency fails', () => {
         dependency: 'DynamoDB',
         errorName: 'TimeoutError',
         errorCode: 'ETIMEDOUT',
+        // The client's own 300 ms request timeout gave up on the reply, not a later default or the test's.
+        error: expect.objectContaining({
+          message: expect.stringMatching(/configured 300 ms requestTimeout/),
+        }),
       }),
     );
   });

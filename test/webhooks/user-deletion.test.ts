@@ -7,7 +7,7 @@ import { DeleteCommand, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
-import { until } from '../email-worker/helpers.js';
+import { drained, until } from '../email-worker/helpers.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { type Receiver, registerEndpoint, startReceiver } from './helpers.js';
 
@@ -165,8 +165,8 @@ describe('deleting a user with webhook endpoints', () => {
       type: 'booking.cancelled',
       data: { id: bookingId, userId: alice.userId },
     });
-    // The tenant-wide delivery was enqueued in the same batch as any of Alice's would have been.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Every delivery the cancellation enqueued has been made once the webhook queue holds none.
+    await drained(api.runtime(), 'bulwark-webhook');
     expect(aliceTarget.received).toHaveLength(receivedBefore);
     expect(bobTarget.received).toHaveLength(0);
 
