@@ -261,6 +261,46 @@ export interface WebhookStoreOptions {
 /** The default of {@link WebhookStoreOptions.maxEndpointsPerOwner}. */
 export const defaultMaxEndpointsPerOwner = 20;
 
+/** The write on the owner's count item that removing one of its endpoints makes, under each guess. */
+function countItemChange(tableName: string, key: Record<string, string>, change: CountChange) {
+  const names = { '#count': 'count' };
+  if (change === 'deleteItem') {
+    // No count at all: an endpoint registered before endpoints were counted.
+    return {
+      Delete: {
+        TableName: tableName,
+        Key: key,
+        ConditionExpression:
+          '(attribute_not_exists(#count) OR #count <= :one) AND attribute_not_exists(closedAt)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ':one': 1 },
+      },
+    };
+  }
+  if (change === 'leaveItem') {
+    return {
+      ConditionCheck: {
+        TableName: tableName,
+        Key: key,
+        ConditionExpression: 'attribute_exists(closedAt) AND (attribute_not_exists(#count) OR #count < :one)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ':one': 1 },
+      },
+    };
+  }
+  return {
+    Update: {
+      TableName: tableName,
+      Key: key,
+      UpdateExpression: 'ADD #count :minusOne',
+      // A closed owner's item holds the marker and is never deleted: its count may reach 0, never less.
+      ConditionExpression: '#count > :one OR (attribute_exists(closedAt) AND #count >= :one)',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ':minusOne': -1, ':one': 1 },
+    },
+  };
+}
+
 /**
  * Each owner's count of registered endpoints, kept in the same transactions that create and delete them;
  * there is no item while the owner has none, unless the person was closed (see
@@ -272,10 +312,25 @@ const endpointCountKey = (tenantId: string, ownerId: string) => ({
 });
 
 /**
- * Deleting an endpoint guesses whether it is its owner's last and retries with the other guess when a
- * concurrent registration or delete proves it wrong; past this many guesses the delete answers 409.
+ * How deleting an endpoint changes its owner's count item, a guess the transaction checks on the item:
+ * `decrement` while other endpoints remain (or the owner is closed), `deleteItem` with the owner's last
+ * one, `leaveItem` for a closed owner whose item counts none (endpoints registered before endpoints were
+ * counted), which a decrement would take below 0 and so raise the cap of an M2M client sharing the id.
  */
-const maxCountGuesses = 4;
+type CountChange = 'decrement' | 'deleteItem' | 'leaveItem';
+
+/** The next guess after one the item proved wrong. */
+const nextCountChange: Readonly<Record<CountChange, CountChange>> = {
+  decrement: 'deleteItem',
+  deleteItem: 'leaveItem',
+  leaveItem: 'decrement',
+};
+
+/**
+ * Past this many wrong guesses (each form twice: concurrent registrations and deletes can prove each
+ * wrong in turn) the delete answers 409.
+ */
+const maxCountGuesses = 6;
 
 /**
  * The one place webhook data is read and written.
@@ -617,10 +672,10 @@ export class WebhookStore {
     // item in the same transaction (not in a second write, which a failure could skip) keeps it exact: it is
     // absent only while the owner has no endpoint, and a registration then recreates it at 1 (ADD on a
     // missing item), so the cap counts every endpoint.
-    let isLast = false;
+    let countChange: CountChange = 'decrement';
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.options.documentClient.send(this.removal(endpoint, isLast));
+        await this.options.documentClient.send(this.removal(endpoint, countChange));
         return;
       } catch (error) {
         const failed = failedConditionIndexes(error);
@@ -631,14 +686,13 @@ export class WebhookStore {
             cause: error,
           });
         }
-        isLast = !isLast;
+        countChange = nextCountChange[countChange];
       }
     }
   }
 
-  private removal(endpoint: StoredEndpoint, isLast: boolean): TransactWriteCommand {
+  private removal(endpoint: StoredEndpoint, countChange: CountChange): TransactWriteCommand {
     const { tableName } = this.options;
-    const countKey = endpointCountKey(endpoint.tenantId, endpoint.ownerId);
     return new TransactWriteCommand({
       TransactItems: [
         {
@@ -649,30 +703,7 @@ export class WebhookStore {
             ConditionExpression: 'attribute_exists(pk)',
           },
         },
-        isLast
-          ? {
-              Delete: {
-                TableName: tableName,
-                Key: countKey,
-                // No count at all: an endpoint registered before endpoints were counted.
-                ConditionExpression:
-                  '(attribute_not_exists(#count) OR #count <= :one) AND attribute_not_exists(closedAt)',
-                ExpressionAttributeNames: { '#count': 'count' },
-                ExpressionAttributeValues: { ':one': 1 },
-              },
-            }
-          : {
-              Update: {
-                TableName: tableName,
-                Key: countKey,
-                UpdateExpression: 'ADD #count :minusOne',
-                // A closed owner's item holds the marker and is never deleted, so its count may reach 0
-                // (below 0 only with endpoints registered before endpoints were counted).
-                ConditionExpression: '#count > :one OR attribute_exists(closedAt)',
-                ExpressionAttributeNames: { '#count': 'count' },
-                ExpressionAttributeValues: { ':minusOne': -1, ':one': 1 },
-              },
-            },
+        countItemChange(tableName, endpointCountKey(endpoint.tenantId, endpoint.ownerId), countChange),
         ...endpoint.eventTypes.map((eventType) => ({
           Delete: {
             TableName: tableName,

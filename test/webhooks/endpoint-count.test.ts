@@ -101,9 +101,12 @@ describe('the endpoint count item', () => {
       const items = command instanceof TransactWriteCommand ? command.input.TransactItems : undefined;
       if (items?.[0]?.Delete?.Key?.pk === `WH#${endpoint.id}`) {
         removals += 1;
-        // Before every guess but the first, another endpoint comes or goes, proving the guess wrong.
-        if (removals > 1 && other === undefined) other = (await register(owner)).endpoint.id;
-        else if (removals > 1 && other !== undefined) {
+        // Before each guess, another endpoint comes or goes so that the guess is wrong: a decrement finds
+        // the owner's last endpoint, a removal of the count item finds another one (this owner is not
+        // closed, so leaving the item is wrong whatever the count).
+        const guessesLast = items[1]?.Delete !== undefined;
+        if (guessesLast && other === undefined) other = (await register(owner)).endpoint.id;
+        if (items[1]?.Update !== undefined && other !== undefined) {
           await store.deleteEndpoint(other, owner);
           other = undefined;
         }
@@ -113,10 +116,11 @@ describe('the endpoint count item', () => {
 
     await expect(store.deleteEndpoint(endpoint.id, owner)).rejects.toBeInstanceOf(ConflictError);
 
-    expect(removals).toBe(4);
+    expect(removals).toBe(6);
     expect(await store.getEndpoint(endpoint.id)).toBeDefined();
-    expect(await countItem(owner)).toMatchObject({ count: 2 });
-    expect(await endpointCount(documentClient, owner.id)).toBe(2);
+    const left = other === undefined ? 1 : 2;
+    expect(await countItem(owner)).toMatchObject({ count: left });
+    expect(await endpointCount(documentClient, owner.id)).toBe(left);
   });
 
   it('counts every endpoint under concurrent registrations and deletes, and is gone when all are deleted', async () => {
@@ -150,6 +154,25 @@ describe('the endpoint count item', () => {
 
     expect(await store.getEndpoint(endpoint.id)).toBeUndefined();
     expect(await countItem(owner)).toBeUndefined();
+  });
+
+  it('keeps a closed owner at a count of 0, never below, when it deletes endpoints registered before endpoints were counted', async () => {
+    const person = testPrincipal();
+    const { endpoint } = await register(person);
+    await documentClient.send(
+      new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(person) }),
+    );
+
+    expect(await store.deletePersonEndpoints('default', person.id)).toEqual([endpoint.id]);
+
+    expect(await store.getEndpoint(endpoint.id)).toBeUndefined();
+    const closed = await countItem(person);
+    expect(closed).toHaveProperty('closedAt');
+    expect(closed?.count ?? 0).toBe(0);
+    // An M2M client sharing the id gets the cap, not one more per uncounted endpoint.
+    const machine = testPrincipal({ id: person.id, isM2M: true });
+    for (let registered = 0; registered < maxEndpointsPerOwner; registered += 1) await register(machine);
+    await expect(register(machine)).rejects.toBeInstanceOf(ConflictError);
   });
 
   it('passes a DynamoDB error that is no failed condition on at once, not as a 409 after guessing again', async () => {
