@@ -606,14 +606,8 @@ export class WebhookStore {
     for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
       if (await this.removeIfPresent(endpoint)) deleted.push(endpoint.id);
     }
-    const { Item } = await this.options.documentClient.send(
-      new GetCommand({
-        TableName: this.options.tableName,
-        Key: endpointCountKey(tenantId, personId),
-        ConsistentRead: true,
-      }),
-    );
-    const counted = typeof Item?.count === 'number' ? Item.count : 0;
+    const countItem = await this.countItemOf(tenantId, personId);
+    const counted = typeof countItem?.count === 'number' ? countItem.count : 0;
     const machineEndpoints = (await this.allOwnerEndpoints(ownerPk, 'integration')).length;
     if (counted > machineEndpoints) {
       throw new ConflictError(
@@ -625,14 +619,19 @@ export class WebhookStore {
 
   /** Whether the person was closed by {@link deletePersonEndpoints} (read consistently). */
   private async isClosed(tenantId: string, personId: string): Promise<boolean> {
+    return (await this.countItemOf(tenantId, personId))?.closedAt !== undefined;
+  }
+
+  /** The owner's count item, read consistently: what the last registration or delete left. */
+  private async countItemOf(tenantId: string, ownerId: string): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.options.documentClient.send(
       new GetCommand({
         TableName: this.options.tableName,
-        Key: endpointCountKey(tenantId, personId),
+        Key: endpointCountKey(tenantId, ownerId),
         ConsistentRead: true,
       }),
     );
-    return Item?.closedAt !== undefined;
+    return Item;
   }
 
   /** Every endpoint of an owner index partition of the kind asked for, all pages. */
