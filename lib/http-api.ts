@@ -68,6 +68,22 @@ const accessLogFormat = apigateway.AccessLogFormat.custom(
 );
 
 /**
+ * A Lambda integration that lets API Gateway invoke its function once per path of the routes bound to it.
+ * CDK's own adds a permission per route, scoped to the route's path for every stage and method, so `GET`,
+ * `HEAD` and `POST` of one path each add the same grant again to the function's resource policy.
+ */
+class PathScopedLambdaIntegration extends HttpLambdaIntegration {
+  readonly #permittedPaths = new Set<string>();
+
+  protected override completeBind(options: apigwv2.HttpRouteIntegrationBindOptions): void {
+    const path = options.route.path ?? '';
+    if (this.#permittedPaths.has(path)) return;
+    this.#permittedPaths.add(path);
+    super.completeBind(options);
+  }
+}
+
+/**
  * An API Gateway HTTP API whose routes come from the route table (each GET route with its HEAD route,
  * since API Gateway sends a HEAD only to a HEAD route), with a throttled,
  * access-logged `$default` stage. Its `$default` route sends every request no route matches to the
@@ -94,12 +110,12 @@ export class BulwarkHttpApi extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkHttpApiProps) {
     super(scope, id);
-    // One integration per function, shared by its routes; each route still gets its own invoke permission.
-    const integrations = new Map<HttpFunctionName, HttpLambdaIntegration>();
-    const integrationOf = (name: HttpFunctionName): HttpLambdaIntegration => {
+    // One integration per function, shared by its routes, with one invoke permission per path of them.
+    const integrations = new Map<HttpFunctionName, PathScopedLambdaIntegration>();
+    const integrationOf = (name: HttpFunctionName): PathScopedLambdaIntegration => {
       let integration = integrations.get(name);
       if (integration === undefined) {
-        integration = new HttpLambdaIntegration(`${name}-integration`, props.functions[name]);
+        integration = new PathScopedLambdaIntegration(`${name}-integration`, props.functions[name]);
         integrations.set(name, integration);
       }
       return integration;

@@ -705,6 +705,28 @@ describe('BulwarkStack in the dev stage', () => {
     expectRouteToFunction(routeKeyOf(route), route.function);
   });
 
+  it("lets API Gateway invoke each function once per path of its routes, whatever the routes' methods", () => {
+    const apiId = dev.stack.resolve(dev.stack.httpApi.api.apiId);
+    const granted = Object.values(
+      dev.template.findResources('AWS::Lambda::Permission', {
+        Properties: { Principal: 'apigateway.amazonaws.com' },
+      }),
+    ).map((permission) => {
+      // arn:<partition>:execute-api:<region>:<account>:<api id>/<stage>/<method><path>
+      const arnParts: unknown[] = permission.Properties.SourceArn['Fn::Join'][1];
+      expect(arnParts.at(-2)).toEqual(apiId);
+      const stageMethodPath = String(arnParts.at(-1));
+      expect(stageMethodPath.startsWith('/*/*')).toBe(true);
+      return `${JSON.stringify(permission.Properties.FunctionName)} ${stageMethodPath.slice('/*/*'.length)}`;
+    });
+    const routed = [...routes, { function: catchAllFunction as HttpFunctionName, path: '' }].map(
+      (route) =>
+        `${JSON.stringify(dev.stack.resolve(dev.stack.functions[route.function].lambdaFunction.functionArn))} ${route.path}`,
+    );
+    expect(routes.filter((route) => route.path === '/bookings').length).toBeGreaterThan(1);
+    expect(granted.sort()).toEqual([...new Set(routed)].sort());
+  });
+
   it('uses one integration per function', () => {
     dev.template.resourceCountIs('AWS::ApiGatewayV2::Integration', Object.keys(httpFunctions).length);
   });
