@@ -1,5 +1,6 @@
 // Finds the caller's credential in an API Gateway v2 event (JWT, API key or service signature) and proves it.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { headerValue } from '../audit/correlation.js';
 import {
   assertNoProblems,
   InvalidTokenError,
@@ -50,21 +51,13 @@ function bearerToken(value: string | undefined): string | undefined {
   return token.length > 0 ? token : undefined;
 }
 
-function header(headers: Headers | undefined, name: string): string | undefined {
-  // API Gateway v2 lower-cases header names; v1-style events and hand-made tests may not.
-  return (
-    headers?.[name] ??
-    headers?.[name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase())]
-  );
-}
-
-/** The service-signing headers, found under the same names as every other header. */
+/** The service-signing headers, whatever their names' case (a REST API (v1) event keeps the client's). */
 function signingHeaders(headers: Headers | undefined): IncomingSignedRequest['headers'] {
   return {
-    'x-service-id': header(headers, 'x-service-id'),
-    'x-timestamp': header(headers, 'x-timestamp'),
-    'x-nonce': header(headers, 'x-nonce'),
-    'x-signature': header(headers, 'x-signature'),
+    'x-service-id': headerValue(headers, 'x-service-id'),
+    'x-timestamp': headerValue(headers, 'x-timestamp'),
+    'x-nonce': headerValue(headers, 'x-nonce'),
+    'x-signature': headerValue(headers, 'x-signature'),
   };
 }
 
@@ -124,12 +117,12 @@ export class Authenticator {
         });
         return this.succeed(principal, event, started);
       }
-      const bearer = jwt ? bearerToken(header(headers, 'authorization')) : undefined;
+      const bearer = jwt ? bearerToken(headerValue(headers, 'authorization')) : undefined;
       if (jwt && bearer !== undefined) {
         method = 'jwt';
         return this.succeed((await jwt.verify(bearer)).principal, event, started);
       }
-      const apiKey = apiKeys ? header(headers, 'x-api-key') : undefined;
+      const apiKey = apiKeys ? headerValue(headers, 'x-api-key') : undefined;
       if (apiKeys && apiKey !== undefined) {
         method = 'apiKey';
         const principal = await apiKeys.verify(apiKey);
@@ -151,7 +144,7 @@ export class Authenticator {
         if (error.reason === 'replayed') {
           emitEvent(onEvent, {
             type: 'replay.rejected',
-            metadata: { serviceId: header(headers, 'x-service-id'), ...this.where(event) },
+            metadata: { serviceId: headerValue(headers, 'x-service-id'), ...this.where(event) },
           });
         }
       } else if (error instanceof ServiceUnavailableError) {
@@ -168,7 +161,7 @@ export class Authenticator {
     }
     if (this.options.optional) return undefined;
     // Another Authorization scheme (Basic, Digest...) is not a credential this route accepts.
-    const reason = header(headers, 'authorization') === undefined ? 'missing' : 'unsupported_scheme';
+    const reason = headerValue(headers, 'authorization') === undefined ? 'missing' : 'unsupported_scheme';
     emitEvent(onEvent, { type: 'auth.failure', reason, metadata: this.where(event) });
     throw new UnauthorizedError('Authentication is required', { headers: challenge });
   }

@@ -1,6 +1,7 @@
 // Middy adapter: a per-request `callService` that carries the correlation id and never outlives the Lambda.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { headerValue } from '../audit/correlation.js';
 import { assertNoProblems } from '../errors.js';
 import { isHeaderName } from '../http/response.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
@@ -81,7 +82,7 @@ export function serviceCalls<S extends string>(
     const { event, context } = request;
     const correlationId =
       context.correlationId ??
-      event.headers?.[incomingHeader] ??
+      headerValue(event.headers, incomingHeader) ??
       event.requestContext?.requestId ??
       undefined;
     const remainingMs =

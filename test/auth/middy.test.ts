@@ -134,11 +134,26 @@ describe('authenticate through a middy pipeline', () => {
     expect(events).toEqual([expect.objectContaining({ type: 'auth.failure', reason: 'unsupported_scheme' })]);
   });
 
-  it('accepts the scheme in any case and the header in v1 capitalisation', async () => {
-    const result = await pipeline(authenticate({ jwt: verifier }))(
-      httpEvent({ headers: { Authorization: `bearer ${userToken()}` } }),
+  // A REST API (v1) event keeps the spelling the client sent.
+  it.each(['Authorization', 'AUTHORIZATION', 'authoriZation'])(
+    'accepts the scheme in any case and the header spelled %s',
+    async (name) => {
+      const events: SecurityEvent[] = [];
+      const result = await pipeline(authenticate({ jwt: verifier, onEvent: (event) => events.push(event) }))(
+        httpEvent({ headers: { [name]: `bearer ${userToken()}` } }),
+      );
+      expect(result.statusCode).toBe(200);
+      expect(events.map((event) => event.type)).toEqual(['auth.success']);
+    },
+  );
+
+  it('calls a credential sent under an unusual spelling unsupported, not missing, when its scheme is', async () => {
+    const events: SecurityEvent[] = [];
+    const result = await pipeline(authenticate({ jwt: verifier, onEvent: (event) => events.push(event) }))(
+      httpEvent({ headers: { AUTHORIZATION: 'Basic YWxpY2U6c2VjcmV0' } }),
     );
-    expect(result.statusCode).toBe(200);
+    expect(result.statusCode).toBe(401);
+    expect(events).toEqual([expect.objectContaining({ type: 'auth.failure', reason: 'unsupported_scheme' })]);
   });
 
   it('lets a request without credentials through in optional mode, but not a bad credential', async () => {
@@ -181,16 +196,19 @@ describe('authenticate through a middy pipeline', () => {
     expect((await handler(httpEvent(), lambdaContext())).statusCode).toBe(401);
   });
 
-  it('accepts an API key from x-api-key and reports its use', async () => {
-    const created = await apiKeys.create(`owner-${randomUUID()}`, ['bookings/read']);
-    const events: SecurityEvent[] = [];
-    const result = await pipeline(
-      authenticate({ jwt: verifier, apiKeys, onEvent: (event) => events.push(event) }),
-    )(httpEvent({ headers: { 'x-api-key': created.key } }));
-    expect(result.json.principal).toMatchObject({ id: created.keyId, authMethod: 'apiKey' });
-    expect(events.map((event) => event.type)).toEqual(['apiKey.used', 'auth.success']);
-    expect(JSON.stringify(events)).not.toContain(created.key);
-  });
+  it.each(['x-api-key', 'X-API-Key', 'X-Api-Key'])(
+    'accepts an API key from %s and reports its use',
+    async (name) => {
+      const created = await apiKeys.create(`owner-${randomUUID()}`, ['bookings/read']);
+      const events: SecurityEvent[] = [];
+      const result = await pipeline(
+        authenticate({ jwt: verifier, apiKeys, onEvent: (event) => events.push(event) }),
+      )(httpEvent({ headers: { [name]: created.key } }));
+      expect(result.json.principal).toMatchObject({ id: created.keyId, authMethod: 'apiKey' });
+      expect(events.map((event) => event.type)).toEqual(['apiKey.used', 'auth.success']);
+      expect(JSON.stringify(events)).not.toContain(created.key);
+    },
+  );
 
   it('answers 401 to a wrong API key without echoing it', async () => {
     const wrong = `bwk_0011223344556677_${'Z'.repeat(43)}`;
@@ -238,6 +256,18 @@ describe('authenticate through a middy pipeline', () => {
     expect(events.map((event) => [event.type, event.reason, event.metadata?.method])).toEqual([
       ['auth.failure', 'store_unavailable', 'service'],
     ]);
+  });
+
+  it('reads the signing headers whatever their spelling', async () => {
+    const signedHeaders = serviceAuthHeaders(
+      { serviceId: 'bookings', secret },
+      { method: 'GET', url: '/things' },
+    );
+    const shouted = Object.fromEntries(
+      Object.entries(signedHeaders).map(([name, value]) => [name.toUpperCase(), value]),
+    );
+    const result = await pipeline(serviceAuth({ verifier: services }))(httpEvent({ headers: shouted }));
+    expect(result.json.principal).toMatchObject({ id: 'bookings', authMethod: 'service' });
   });
 
   it('accepts a signed service request, reads a base64 body, and reports a replay', async () => {

@@ -89,8 +89,10 @@ describe('serviceCalls through a middy pipeline', () => {
     const invoke = pipeline();
     seen.length = 0;
     await invoke(eventOf({ 'x-correlation-id': 'order-42' }), lambdaContext());
+    // A REST API (v1) event keeps the spelling the client sent.
+    await invoke(eventOf({ 'X-Correlation-Id': 'order-43' }), lambdaContext());
     await invoke(eventOf(), lambdaContext());
-    expect(seen.map((headers) => headers['x-correlation-id'])).toEqual(['order-42', 'api-req-1']);
+    expect(seen.map((headers) => headers['x-correlation-id'])).toEqual(['order-42', 'order-43', 'api-req-1']);
   });
 
   it('renders an open circuit as 503 problem+json with Retry-After', async () => {
