@@ -350,6 +350,16 @@ describe('validateInput through a middy pipeline', () => {
       }
     });
 
+    it('answers 400 to a body nested deeper than writing it back as JSON can go, after v4', async () => {
+      const depth = 10_000;
+      const nested = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+      expect(Buffer.byteLength(nested)).toBeLessThan(defaultMaxBodyBytes);
+      expect(await send(sentEvent(nested), { parser: 4 })).toMatchObject({
+        status: 400,
+        body: { code: 'VALIDATION_FAILED', detail: 'Request body is nested too deeply' },
+      });
+    });
+
     it("gives the bytes v3's rawBody keeps, decoded when base64, and names the fix after v4, rather than a TypeError", () => {
       expect(requestBodyBytes(parsedBy(3, sentEvent(text))).toString()).toBe(text);
       const base64 = parsedBy(3, sentEvent(base64Of(text), { isBase64Encoded: true }));
