@@ -1,8 +1,14 @@
 // The local runtime: embedded DynamoDB, SQS and SMTP sink plus an HTTP server serving the route table through the real handlers.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +158,31 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
 function writeProblem(response: ServerResponse, error: unknown, path?: string): void {
   const { response: result } = renderProblem(error, path === undefined ? {} : { instance: path });
   writeHttpApiResult(response, result);
+}
+
+/**
+ * Answers a request Node's HTTP parser refused (a control character in a header value, a byte outside a
+ * token in the method or target, headers over Node's limit) with a problem, as every other refusal here,
+ * instead of Node's bare 400 or 431; then closes the connection, whose stream cannot be read any further.
+ */
+function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const refusal =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new HttpError(431, 'CLIENT_ERROR', 'The request headers are too large')
+      : new ValidationError('The request is not valid HTTP/1.1');
+  const { response } = renderProblem(refusal);
+  const body = response.body ?? '';
+  const headers = Object.entries({
+    ...response.headers,
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+  }).map(([name, value]) => `${name}: ${value}\r\n`);
+  const { statusCode } = response;
+  socket.end(`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\n${headers.join('')}\r\n${body}`);
 }
 
 /**
@@ -308,6 +339,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       if (!response.headersSent) response.writeHead(500).end();
     });
   });
+  server.on('clientError', answerUnparsableRequest);
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolveListen());

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
@@ -172,6 +173,43 @@ describe('local runtime over HTTP', () => {
     expect(response.contentType).toBe('application/problem+json');
     expect(JSON.parse(response.body)).toMatchObject({ code: 'VALIDATION_FAILED' });
   });
+
+  /** Writes `head` (a request line and headers, as sent) on a raw connection and reads the answer to its close. */
+  function sendRaw(head: string): Promise<string> {
+    const { port } = api.runtime();
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const socket = connect(port, '127.0.0.1', () => socket.write(head));
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+  }
+
+  it.each([
+    [
+      'a control character in a header value',
+      'GET /health HTTP/1.1\r\nHost: x\r\nX-Correlation-Id: a\u0001b\r\n\r\n',
+      400,
+    ],
+    ['a method that is not a token', 'G@T /health HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    [
+      'headers over the limit',
+      `GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+    ],
+  ])(
+    'answers a request Node cannot parse (%s) with a problem and closes the connection',
+    async (_name, head, status) => {
+      const answer = await sendRaw(head);
+      const [statusLine, ...rest] = answer.split('\r\n');
+      expect(statusLine).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(rest).toContain('Content-Type: application/problem+json');
+      expect(rest).toContain('Connection: close');
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      expect(body).toMatchObject({ status, code: status === 400 ? 'VALIDATION_FAILED' : 'CLIENT_ERROR' });
+    },
+  );
 
   it('never leaks a stack trace or internal detail in a problem', async () => {
     const response = await api.request('POST', '/bookings', { body: [] });
