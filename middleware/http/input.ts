@@ -136,12 +136,24 @@ export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
  */
 function alreadyParsedBody(event: APIGatewayProxyEventV2, maxBodyBytes: number): unknown {
   const { body, rawBody } = event as BodyFields;
-  const size =
-    typeof rawBody === 'string'
-      ? requestBodyBytes(event).length
-      : Buffer.byteLength(JSON.stringify(body) ?? '', 'utf8');
+  const size = typeof rawBody === 'string' ? requestBodyBytes(event).length : serializedBytes(body);
   if (size > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes);
   return body;
+}
+
+/**
+ * The bytes of a parsed body written back as JSON. `JSON.parse` takes nesting that `JSON.stringify`'s
+ * recursion cannot (60 KB of `{"a":` already overflows its stack): such a body is the caller's fault, a 400.
+ */
+function serializedBytes(body: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(body) ?? '', 'utf8');
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new ValidationError('Request body is nested too deeply', [
+      { field: 'body', message: 'Nested too deeply' },
+    ]);
+  }
 }
 
 /**
