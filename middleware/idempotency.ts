@@ -13,6 +13,7 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { normalizeResponse } from './audit/request-summary.js';
 import { assertAuthenticationRan, authenticationRan, type OptionalAuthContext } from './auth/context.js';
+import { principalKindOf } from './auth/principal.js';
 import { respondEarly } from './cleanup.js';
 import { underlyingDependencyFailure } from './dependency-failure.js';
 import {
@@ -163,15 +164,17 @@ function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: Ide
 
 /**
  * What Powertools hashes into the record's key: the client's key inside its scope, the caller (tenant,
- * how it authenticated, its id: all null for an anonymous caller, of an optional-auth route or of an
- * `anonymous` one), the route and the path. The same key from another caller, on another route or path,
- * is another request.
+ * how it authenticated, whether it is a person or a machine, its id: all null for an anonymous caller, of
+ * an optional-auth route or of an `anonymous` one), the route and the path. The same key from another
+ * caller, on another route or path, is another request. A person's `sub` may equal a client-credentials
+ * client's id, and both authenticate with a JWT: only the kind keeps one from replaying the other's answer.
  */
 function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string | null)[] {
   const principal = request.context.principal;
   return [
     principal?.tenantId ?? null,
     principal?.authMethod ?? null,
+    principal === undefined ? null : principalKindOf(principal),
     principal?.id ?? null,
     routeOf(request.event) ?? null,
     pathOf(request.event) ?? null,

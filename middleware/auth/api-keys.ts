@@ -61,6 +61,22 @@ export interface CreateApiKeyOptions {
   readonly tenantId?: string;
 }
 
+/**
+ * The tenant whose keys a call may see or touch: a key matches only the tenant it was created with, and a
+ * key created without one only a call without one. An owner's id is unique only within a tenant, and the
+ * owner's index holds every tenant's keys of that id.
+ */
+export interface ApiKeyTenantScope {
+  /** The caller's tenant (`principal.tenantId`). @default undefined: only keys created without a tenant */
+  readonly tenantId?: string | undefined;
+}
+
+/** What a key must belong to for {@link ApiKeyStore.revoke} to revoke it. */
+export interface ApiKeyRevokeGuard extends ApiKeyTenantScope {
+  /** The key's owner, as given to {@link ApiKeyStore.create}. @default any owner */
+  readonly owner?: string;
+}
+
 interface StoredKey {
   pk: string;
   sk: string;
@@ -101,6 +117,28 @@ function toRecord(item: StoredKey): ApiKeyRecord {
     revokedAt: item.revokedAt,
     lastUsedAt: item.lastUsedAt === undefined ? undefined : new Date(item.lastUsedAt).toISOString(),
   };
+}
+
+/**
+ * The condition a key's item must meet to be in `scope` (owner and tenant), and its values: DynamoDB
+ * checks it in the same request that reads or writes the item.
+ */
+function scopeCondition(scope: ApiKeyRevokeGuard): {
+  expression: string;
+  names: Record<string, string>;
+  values: Record<string, unknown>;
+} {
+  const terms =
+    scope.tenantId === undefined ? ['attribute_not_exists(#tenantId)'] : ['#tenantId = :scopeTenantId'];
+  const names: Record<string, string> = { '#tenantId': 'tenantId' };
+  const values: Record<string, unknown> =
+    scope.tenantId === undefined ? {} : { ':scopeTenantId': scope.tenantId };
+  if (scope.owner !== undefined) {
+    terms.push('#owner = :scopeOwner');
+    names['#owner'] = 'owner';
+    values[':scopeOwner'] = scope.owner;
+  }
+  return { expression: terms.join(' AND '), names, values };
 }
 
 /**
@@ -240,14 +278,21 @@ export class ApiKeyStore {
   }
 
   /**
-   * Revokes a key; false when there is no such key. This instance keeps no copy of the key read before
+   * Revokes a key; false when there is no such key (or none the `guard` allows). This instance keeps no copy of the key read before
    * the revocation; other instances notice within `cacheTtlMs`. The key's item then expires after
    * `revokedRetentionMs`, or at its own expiry if that comes first.
+   *
+   * With a `guard`, only a key of that tenant (and owner, when given) is revoked, checked by DynamoDB in
+   * the revoking write; any other key answers false like an unknown one and is left as it was. Pass it
+   * whenever the key id comes from a request: without it any key id revokes, whoever holds it.
+   *
+   * @example
+   * await apiKeys.revoke(keyId, { owner: principal.id, tenantId: principal.tenantId }); // false when it is not theirs
    */
-  async revoke(keyId: string): Promise<boolean> {
+  async revoke(keyId: string, guard?: ApiKeyRevokeGuard): Promise<boolean> {
     if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
     try {
-      return await this.markRevoked(keyId, Date.now());
+      return await this.markRevoked(keyId, Date.now(), guard);
     } finally {
       // Reads answered before the update applied, whether cached meanwhile or still in flight, hold the
       // key unrevoked: neither may stay in (or enter) the cache. Even a failed update may have applied.
@@ -256,14 +301,21 @@ export class ApiKeyStore {
     }
   }
 
-  private async markRevoked(keyId: string, now: number): Promise<boolean> {
+  private async markRevoked(
+    keyId: string,
+    now: number,
+    guard: ApiKeyRevokeGuard | undefined,
+  ): Promise<boolean> {
+    const inScope = guard === undefined ? undefined : scopeCondition(guard);
     const revokedOnly = {
       TableName: this.tableName,
       Key: keyOf(keyId),
       UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
-      // Revoking must never create a key item out of nothing.
-      ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeValues: { ':now': new Date(now).toISOString() },
+      // Revoking must never create a key item out of nothing, nor touch another tenant's or owner's key.
+      ConditionExpression:
+        inScope === undefined ? 'attribute_exists(pk)' : `attribute_exists(pk) AND ${inScope.expression}`,
+      ...(inScope === undefined ? {} : { ExpressionAttributeNames: inScope.names }),
+      ExpressionAttributeValues: { ':now': new Date(now).toISOString(), ...inScope?.values },
     };
     try {
       // DynamoDB has no min(): the retention is written only where it ends before the key's own expiry.
@@ -282,7 +334,7 @@ export class ApiKeyStore {
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
-    // No such key, or one whose own expiry comes sooner and stands.
+    // No such key, one outside the guard, or one whose own expiry comes sooner and stands.
     try {
       await this.client.send(new UpdateCommand(revokedOnly));
       return true;
@@ -293,10 +345,16 @@ export class ApiKeyStore {
   }
 
   /**
-   * The owner's keys, oldest first, without secrets. Keys past their `expiresAt` (expired, or revoked longer
-   * than `revokedRetentionMs` ago) are left out: TTL deletes them only eventually.
+   * The owner's keys in the tenant, oldest first, without secrets: `alice` of another tenant is another
+   * owner, and without a `tenantId` only the keys created without one are listed. Keys past their
+   * `expiresAt` (expired, or revoked longer than `revokedRetentionMs` ago) are left out: TTL deletes them
+   * only eventually.
+   *
+   * @example
+   * await apiKeys.listByOwner(principal.id, { tenantId: principal.tenantId });
    */
-  async listByOwner(owner: string): Promise<ApiKeyRecord[]> {
+  async listByOwner(owner: string, scope: ApiKeyTenantScope = {}): Promise<ApiKeyRecord[]> {
+    const inTenant = scopeCondition({ tenantId: scope.tenantId });
     const now = Date.now();
     const records: ApiKeyRecord[] = [];
     let startKey: Record<string, unknown> | undefined;
@@ -307,7 +365,10 @@ export class ApiKeyStore {
           TableName: this.tableName,
           IndexName: 'gsi1',
           KeyConditionExpression: 'gsi1pk = :owner',
-          ExpressionAttributeValues: { ':owner': ownerPartition(owner) },
+          // The owner's partition holds every tenant's keys of that owner id.
+          FilterExpression: inTenant.expression,
+          ExpressionAttributeNames: inTenant.names,
+          ExpressionAttributeValues: { ':owner': ownerPartition(owner), ...inTenant.values },
           ExclusiveStartKey: startKey,
         }),
       );

@@ -20,3 +20,12 @@ export interface Principal {
   /** The verified claims (JWT) or the key/service metadata; never the credential itself. */
   readonly claims: Readonly<Record<string, unknown>>;
 }
+
+/**
+ * Whether the caller is a person or a machine, as a word for keys: a person's `sub` may be the same
+ * string as a client-credentials client's id, and both authenticate with a JWT, so a key naming only the
+ * method and the id would give them one budget or one idempotency scope.
+ */
+export function principalKindOf(principal: Principal): 'person' | 'machine' {
+  return principal.isM2M ? 'machine' : 'person';
+}

@@ -1,7 +1,7 @@
 // Who a request counts against: the client IP (X-Forwarded-For only behind trusted proxies) and principal-based keys.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import ipaddr from 'ipaddr.js';
-import type { Principal } from '../auth/principal.js';
+import { type Principal, principalKindOf } from '../auth/principal.js';
 import { routeOf, sourceIpOf } from '../http/request-event.js';
 
 /** What a limit is counted per; several combine into one key (per IP and route, per tenant and user). */
@@ -95,6 +95,16 @@ interface KeyPart {
   readonly part: string;
 }
 
+/**
+ * The caller as a whole: an id alone is unique only within its tenant, its authentication method (a
+ * service's id and an M2M client's id are both machines' names) and its kind (a person's `sub` may be a
+ * client's id). The tuple is JSON, so no separator inside an id can make two callers' parts the same.
+ */
+function userPartOf(principal: Principal): string {
+  const caller = [principal.tenantId ?? null, principal.authMethod, principalKindOf(principal), principal.id];
+  return `user:${JSON.stringify(caller)}`;
+}
+
 function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): KeyPart {
   const { principal } = request;
   const ip: KeyPart = { kind: 'ip', part: `ip:${request.clientIp}` };
@@ -102,9 +112,7 @@ function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): KeyPart {
     case 'ip':
       return ip;
     case 'user':
-      // A person's `sub` and a machine's client id may be the same string: they must not share a budget.
-      if (!principal) return ip;
-      return { kind, part: principal.isM2M ? `machine:${principal.id}` : `user:${principal.id}` };
+      return principal ? { kind, part: userPartOf(principal) } : ip;
     case 'clientId':
       return principal?.clientId ? { kind, part: `client:${principal.clientId}` } : ip;
     case 'apiKey':
@@ -129,6 +137,7 @@ export interface RateLimitKey {
  *
  * @example
  * rateLimitKeyOf(['ip', 'route'], request); // { key: '["ip:203.0.113.9","route:POST /login"]', kinds: ['ip', 'route'] }
+ * rateLimitKeyOf(['user'], signedIn);       // { key: 'user:["t-1","jwt","person","u-1"]', kinds: ['user'] }
  * rateLimitKeyOf(['user'], anonymous);      // { key: 'ip:203.0.113.9', kinds: ['ip'] }
  */
 export function rateLimitKeyOf(keyBy: readonly RateLimitKeyBy[], request: RateLimitRequest): RateLimitKey {

@@ -335,6 +335,66 @@ describe('ApiKeyStore', () => {
     expect(JSON.stringify(listed)).not.toMatch(/secretHash|bwk_/);
   });
 
+  it("lists an owner's keys of one tenant only: a key without a tenant only to a call without one", async () => {
+    const apiKeys = store();
+    const alice = owner();
+    const inA = await apiKeys.create(alice, ['bookings/read'], { tenantId: 'tenant-a' });
+    const inB = await apiKeys.create(alice, ['bookings/write'], { tenantId: 'tenant-b' });
+    const untenanted = await apiKeys.create(alice, []);
+    const listed = async (tenantId?: string) =>
+      (await apiKeys.listByOwner(alice, { tenantId })).map((record) => [record.keyId, record.tenantId]);
+    expect(await listed('tenant-a')).toEqual([[inA.keyId, 'tenant-a']]);
+    expect(await listed('tenant-b')).toEqual([[inB.keyId, 'tenant-b']]);
+    expect(await listed('tenant-c')).toEqual([]);
+    expect(await listed(undefined)).toEqual([[untenanted.keyId, undefined]]);
+    expect((await apiKeys.listByOwner(alice)).map((record) => record.keyId)).toEqual([untenanted.keyId]);
+  });
+
+  it('revokes with a guard only a key of that tenant and owner; any other answers false and stays as it was', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store({ cacheTtlMs: 0 });
+    const alice = owner();
+    const inA = await apiKeys.create(alice, ['bookings/read'], { tenantId: 'tenant-a' });
+    // Its own expiry comes before the retention: the revoking write that keeps it must check the guard too.
+    const soonInA = await apiKeys.create(alice, [], {
+      tenantId: 'tenant-a',
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    const untenanted = await apiKeys.create(alice, []);
+    const before = {
+      inA: await rawItem(inA.keyId),
+      soonInA: await rawItem(soonInA.keyId),
+      untenanted: await rawItem(untenanted.keyId),
+    };
+    const refused: [string, Parameters<ApiKeyStore['revoke']>[1]][] = [
+      [inA.keyId, { tenantId: 'tenant-b' }],
+      [inA.keyId, { owner: alice, tenantId: 'tenant-b' }],
+      [inA.keyId, { owner: owner(), tenantId: 'tenant-a' }],
+      [inA.keyId, { owner: alice }],
+      [inA.keyId, {}],
+      [soonInA.keyId, { owner: alice, tenantId: 'tenant-b' }],
+      [untenanted.keyId, { owner: alice, tenantId: 'tenant-a' }],
+      [untenanted.keyId, { owner: owner() }],
+      ['0123456789abcdef', { owner: alice, tenantId: 'tenant-a' }],
+    ];
+    for (const [keyId, guard] of refused) {
+      expect(await apiKeys.revoke(keyId, guard), JSON.stringify({ keyId, guard })).toBe(false);
+    }
+    expect(await rawItem(inA.keyId)).toEqual(before.inA);
+    expect(await rawItem(soonInA.keyId)).toEqual(before.soonInA);
+    expect(await rawItem(untenanted.keyId)).toEqual(before.untenanted);
+    expect(await rawItem('0123456789abcdef')).toBeUndefined();
+    await expect(apiKeys.verify(inA.key)).resolves.toMatchObject({ id: inA.keyId, tenantId: 'tenant-a' });
+
+    expect(await apiKeys.revoke(inA.keyId, { owner: alice, tenantId: 'tenant-a' })).toBe(true);
+    expect(await apiKeys.revoke(soonInA.keyId, { tenantId: 'tenant-a' })).toBe(true);
+    expect(await apiKeys.revoke(untenanted.keyId, { owner: alice, tenantId: undefined })).toBe(true);
+    for (const created of [inA, soonInA, untenanted]) {
+      expect(await reasonOf(apiKeys.verify(created.key))).toBe('revoked');
+    }
+    expect(await rawItem(soonInA.keyId)).toMatchObject({ expiresAt: before.soonInA?.expiresAt });
+  });
+
   it('hashes with a pepper when given one, so the stored hash is not a plain SHA-256', async () => {
     const peppered = store({ pepper: 'p'.repeat(32) });
     const created = await peppered.create(owner(), []);

@@ -257,6 +257,10 @@ describe('idempotency()', () => {
     it.each<[string, Sender]>([
       ['another tenant', { ...aliceSends, principal: { ...alice, tenantId: 'tenant-2' } }],
       ['another authentication method', { ...aliceSends, principal: { ...alice, authMethod: 'apiKey' } }],
+      [
+        'a machine whose client id is the person’s id',
+        { ...aliceSends, principal: { ...alice, isM2M: true } },
+      ],
       ['no caller', { ...aliceSends, principal: undefined }],
       ['another route on the same path', { ...aliceSends, routeKey: 'DELETE /{proxy+}' }],
       ['another method', { ...aliceSends, method: 'PUT', routeKey: 'PUT /bookings/{id}' }],
@@ -269,6 +273,32 @@ describe('idempotency()', () => {
       expect(othersFirst.statusCode).toBe(201);
       expect(JSON.parse(othersFirst.body as string)).toMatchObject({ booking: 2 });
       expect(await endpoint.call({ room: 'a' }, key, aliceSends)).toMatchObject({ body: alicesFirst.body });
+    });
+
+    it('gives a person and a client-credentials client with the same id and key each its own answer', async () => {
+      const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' });
+      const id = `shared-${randomUUID()}`;
+      const person: Sender = { principal: testPrincipal({ id, clientId: 'web-app' }) };
+      const machine: Sender = {
+        principal: testPrincipal({ id, isM2M: true, clientId: id, scopes: ['bookings/write'] }),
+      };
+      const key = randomUUID();
+      const personsFirst = await endpoint.call({ room: 'a' }, key, person);
+      const machinesFirst = await endpoint.call({ room: 'a' }, key, machine);
+      expect(machinesFirst.statusCode).toBe(201);
+      expect(machinesFirst.headers).not.toHaveProperty('Idempotent-Replayed');
+      expect(endpoint.made).toHaveLength(2);
+      const personsReplay = await endpoint.call({ room: 'a' }, key, person);
+      const machinesReplay = await endpoint.call({ room: 'a' }, key, machine);
+      expect(personsReplay).toMatchObject({
+        body: personsFirst.body,
+        headers: { 'Idempotent-Replayed': 'true' },
+      });
+      expect(machinesReplay).toMatchObject({
+        body: machinesFirst.body,
+        headers: { 'Idempotent-Replayed': 'true' },
+      });
+      expect(endpoint.made).toHaveLength(2);
     });
 
     it('scopes a REST API (v1) event by its method, resource and path, which it names in fields of its own', async () => {

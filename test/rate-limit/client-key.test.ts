@@ -15,6 +15,7 @@ import {
   rateLimitKeyOf,
 } from '../../middleware/rate-limit/client-key.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
+import { testPrincipal } from '../helpers/principals.js';
 
 const eventWith = (sourceIp: string | undefined, forwardedFor?: string): APIGatewayProxyEventV2 =>
   ({
@@ -81,7 +82,7 @@ describe('client keys', () => {
   it('builds one key per kind, falling back to the IP for principal fields that are missing', () => {
     const principal = { id: 'u-1', authMethod: 'jwt', clientId: undefined, tenantId: undefined } as Principal;
     const request: RateLimitRequest = { event: eventWith('203.0.113.9'), principal, clientIp: '203.0.113.9' };
-    expect(keyOf(['user'], request)).toBe('user:u-1');
+    expect(keyOf(['user'], request)).toBe('user:[null,"jwt","person","u-1"]');
     expect(keyOf(['clientId'], request)).toBe('ip:203.0.113.9');
     expect(keyOf(['tenant'], request)).toBe('ip:203.0.113.9');
     expect(keyOf(['apiKey'], request)).toBe('ip:203.0.113.9');
@@ -96,7 +97,7 @@ describe('client keys', () => {
     const known: RateLimitRequest = { event, principal, clientIp: '203.0.113.9' };
     const anonymous: RateLimitRequest = { event, principal: undefined, clientIp: '203.0.113.9' };
     expect(rateLimitKeyOf(['user', 'route'], known)).toEqual({
-      key: '["user:u-1","route:GET /things"]',
+      key: '["user:[\\"t-1\\",\\"jwt\\",\\"person\\",\\"u-1\\"]","route:GET /things"]',
       kinds: ['user', 'route'],
     });
     expect(rateLimitKeyOf(['tenant', 'clientId'], known).kinds).toEqual(['tenant', 'ip']);
@@ -131,8 +132,36 @@ describe('client keys', () => {
     const machine = { id: 'svc-x', isM2M: true, authMethod: 'jwt', clientId: 'svc-x' } as Principal;
     const of = (principal: Principal) =>
       keyOf(['user'], { event: eventWith('203.0.113.9'), principal, clientIp: '203.0.113.9' });
-    expect(of(person)).toBe('user:svc-x');
-    expect(of(machine)).toBe('machine:svc-x');
+    expect(of(person)).toBe('user:[null,"jwt","person","svc-x"]');
+    expect(of(machine)).toBe('user:[null,"jwt","machine","svc-x"]');
+  });
+
+  it('gives each caller its own user budget: the same id in another tenant or of another method is another caller', () => {
+    const of = (principal: Partial<Principal>) =>
+      keyOf(['user'], {
+        event: eventWith('203.0.113.9'),
+        principal: testPrincipal(principal),
+        clientIp: '203.0.113.9',
+      });
+    const callers: Partial<Principal>[] = [
+      { id: 'alice', tenantId: 'tenant-a', claims: { iss: 'https://idp-a.example' } },
+      { id: 'alice', tenantId: 'tenant-b', claims: { iss: 'https://idp-b.example' } },
+      { id: 'alice' },
+      { id: 'bookings', isM2M: true, authMethod: 'service' },
+      { id: 'bookings', isM2M: true, authMethod: 'jwt', clientId: 'bookings' },
+      { id: 'bookings', isM2M: true, authMethod: 'apiKey' },
+      // Separators inside an id or a tenant cannot rebuild another caller's key.
+      { id: 'b:c', tenantId: 'a' },
+      { id: 'c', tenantId: 'a:b' },
+      { id: 'b#c', tenantId: 'a' },
+      { id: 'c', tenantId: 'a#b' },
+      { id: '"jwt","person","x', tenantId: 't' },
+      { id: 'x', tenantId: 't","jwt","person' },
+    ];
+    const keys = callers.map(of);
+    expect(new Set(keys).size).toBe(callers.length);
+    // The same caller is one budget whatever its address or the rest of its token.
+    expect(of({ id: 'alice', tenantId: 'tenant-a', scopes: ['bookings/read'] })).toBe(keys[0]);
   });
 });
 

@@ -557,6 +557,29 @@ describe('rateLimit through a middy pipeline', () => {
       expect(answer.headers['RateLimit-Policy']).toBe(`"${name}";q=4;w=60`);
     });
 
+    it('counts the same user id of two tenants, and a service and an M2M client of one name, apart', async () => {
+      const limiter = limitOf({
+        policy: { name: uniquePolicyName('callers'), limit: 1, windowSec: 60 },
+        keyBy: 'user',
+      });
+      const id = uniquePolicyName('alice');
+      const callers = [
+        principalOf({ id, tenantId: 'tenant-a', claims: { iss: 'https://idp-a.example' } }),
+        principalOf({ id, tenantId: 'tenant-b', claims: { iss: 'https://idp-b.example' } }),
+        principalOf({ id, isM2M: true, authMethod: 'service' }),
+        principalOf({ id, isM2M: true, authMethod: 'jwt', clientId: id }),
+      ];
+      for (const principal of callers) {
+        const { call } = pipeline([limiter], { principal });
+        expect((await call(eventOf('198.51.100.98'))).statusCode, JSON.stringify(principal)).toBe(200);
+      }
+      // Each caller spent its own unit: the next request of any of them is refused.
+      for (const principal of callers) {
+        const { call } = pipeline([limiter], { principal });
+        expect((await call(eventOf('198.51.100.98'))).statusCode, JSON.stringify(principal)).toBe(429);
+      }
+    });
+
     it('treats a trust function that returns nonsense as a server fault and admits nothing', async () => {
       const { call, handle } = pipeline([
         limitOf({
