@@ -2,11 +2,13 @@
 //
 // Key layout (toolkit table):
 //   endpoint      pk WH#<endpointId>                     sk ENDPOINT           secretContext: 2 (absent before purposes)
+//                                                                              countKind (absent before kinds were counted apart)
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
 //                                                         sk USER#<ownerId>#<endpointId>    (human owners)
-//   count         pk WH#OWNER#<tenantId>#<ownerId>        sk ENDPOINT_COUNT                 (absent while the owner has none;
-//                                                                                            kept with closedAt once closed)
+//   count         pk WH#OWNER#<tenantId>#<ownerId>        sk ENDPOINT_COUNT                 a person's (absent while they have
+//                                                                                            none; kept with closedAt once closed)
+//                                                         sk INTEGRATION_ENDPOINT_COUNT     an M2M client's (absent while it has none)
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 import { randomBytes } from 'node:crypto';
 import {
@@ -37,6 +39,12 @@ export const deliveryRetentionDays = 30;
  */
 export type EndpointOwnerKind = 'user' | 'admin' | 'integration';
 
+/**
+ * A person (user or admin: a person's role may change) or a machine. Ids of people (`sub`) and machines
+ * (client ids) come from different namespaces that may collide, so an owner is its id and this kind.
+ */
+export type PrincipalKind = 'person' | 'integration';
+
 export type EndpointStatus = 'enabled' | 'disabled';
 
 /** Why an endpoint was disabled: it answered 410 Gone, or its deliveries kept failing (the disable rule). */
@@ -61,6 +69,12 @@ export interface StoredEndpoint extends WebhookEndpoint {
   readonly failedDeliveries: number;
   /** When the first of those failed; undefined while none has. */
   readonly failingSince?: string;
+  /**
+   * Whose count item counts the endpoint: its owner kind's, except a machine's endpoint registered while
+   * people and machines with the same id shared one count item (before kinds were counted apart), which
+   * that item, now the person's, still counts.
+   */
+  readonly countKind: PrincipalKind;
   /** The encrypted secret and its data-key header, as stored (see {@link WebhookStore.signingSecret}). */
   readonly sealedSecret: {
     readonly secret: EncryptedField<string>;
@@ -155,12 +169,11 @@ export function ownerKindOf(principal: Principal): EndpointOwnerKind {
   return principal.roles.includes('admin') ? 'admin' : 'user';
 }
 
-/**
- * Whether a machine registered the endpoint. Ids of people (`sub`) and machines (client ids) come from
- * different namespaces that may collide, so ownership also needs the kind; a person's role may change,
- * so only person versus machine counts.
- */
+/** Whether a machine registered the endpoint (ownership needs the {@link PrincipalKind} besides the id). */
 const isIntegration = (endpoint: Pick<WebhookEndpoint, 'ownerKind'>) => endpoint.ownerKind === 'integration';
+
+const principalKindOf = (endpoint: Pick<WebhookEndpoint, 'ownerKind'>): PrincipalKind =>
+  isIntegration(endpoint) ? 'integration' : 'person';
 
 /** The tenant a principal acts in: its tenant claim, or the sample's default tenant. */
 export function tenantOf(principal: Principal): string {
@@ -209,6 +222,7 @@ function toEndpoint(
     createdAt: String(item.createdAt),
     failedDeliveries: typeof item.failedDeliveries === 'number' ? item.failedDeliveries : 0,
     ...(typeof item.failingSince === 'string' ? { failingSince: item.failingSince } : {}),
+    countKind: item.countKind === 'integration' ? 'integration' : 'person',
     sealedSecret: {
       secret: item.secret as EncryptedField<string>,
       header: headerField === undefined ? undefined : item[headerField],
@@ -219,8 +233,8 @@ function toEndpoint(
 
 /** What the API shows of an endpoint: never the secret, nor the worker's bookkeeping. */
 export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): WebhookEndpoint {
-  const { failedDeliveries, failingSince, sealedSecret, ...shown } = endpoint as Partial<StoredEndpoint> &
-    WebhookEndpoint;
+  const { failedDeliveries, failingSince, countKind, sealedSecret, ...shown } =
+    endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
   return shown;
 }
 
@@ -304,18 +318,21 @@ function countItemChange(tableName: string, key: Record<string, string>, change:
 /**
  * Each owner's count of registered endpoints, kept in the same transactions that create and delete them;
  * there is no item while the owner has none, unless the person was closed (see
- * {@link WebhookStore.deletePersonEndpoints}): then the item stays, holding the `closedAt` marker.
+ * {@link WebhookStore.deletePersonEndpoints}): then the item stays, holding the `closedAt` marker. A
+ * person and a machine with the same id have an item each, so a cap each, and closing the person leaves
+ * the machine open; the person's keeps the key both kinds once shared, so existing counts and markers hold.
  */
-const endpointCountKey = (tenantId: string, ownerId: string) => ({
+const endpointCountKey = (tenantId: string, ownerId: string, kind: PrincipalKind) => ({
   pk: ownerIndexPk(tenantId, ownerId),
-  sk: 'ENDPOINT_COUNT',
+  sk: kind === 'integration' ? 'INTEGRATION_ENDPOINT_COUNT' : 'ENDPOINT_COUNT',
 });
 
 /**
  * How deleting an endpoint changes its owner's count item, a guess the transaction checks on the item:
  * `decrement` while other endpoints remain (or the owner is closed), `deleteItem` with the owner's last
- * one, `leaveItem` for a closed owner whose item counts none (endpoints registered before endpoints were
- * counted), which a decrement would take below 0 and so raise the cap of an M2M client sharing the id.
+ * one (or when the item counts none: endpoints registered before endpoints were counted), `leaveItem` for
+ * a closed owner whose item counts none, which a decrement would take below 0: a count that then hid an
+ * endpoint from {@link WebhookStore.deletePersonEndpoints}' final check.
  */
 type CountChange = 'decrement' | 'deleteItem' | 'leaveItem';
 
@@ -364,9 +381,9 @@ export class WebhookStore {
   /**
    * Stores the endpoint with its secret encrypted, and one subscription item per event type, in one
    * transaction: fan-out never sees a subscription without its endpoint. The same transaction counts
-   * the owner's endpoints, so concurrent registrations cannot pass the cap together (409 at the cap,
-   * nothing written), and refuses a person whose account was deleted (403, nothing written: the count item
-   * holds their `closedAt` marker). Returns the secret in clear, the only time it leaves the store that way.
+   * the owner's endpoints (of its kind), so concurrent registrations cannot pass the cap together (409 at
+   * the cap, nothing written), and refuses a person whose account was deleted (403, nothing written: the
+   * count item holds their `closedAt` marker). Returns the secret in clear, the only time it leaves the store that way.
    */
   async createEndpoint(
     principal: Principal,
@@ -392,18 +409,18 @@ export class WebhookStore {
     );
     const { tableName } = this.options;
     const maxEndpoints = this.options.maxEndpointsPerOwner ?? defaultMaxEndpointsPerOwner;
+    const countKind = principalKindOf(endpoint);
     const transaction = new TransactWriteCommand({
       TransactItems: [
         {
           Update: {
             TableName: tableName,
-            Key: endpointCountKey(endpoint.tenantId, endpoint.ownerId),
+            Key: endpointCountKey(endpoint.tenantId, endpoint.ownerId, countKind),
             UpdateExpression: 'ADD #count :one',
-            // The closed marker stops only people: a machine whose client id equals a deleted user's id
+            // Only a person's item is ever closed: a machine whose client id equals a deleted user's id
             // is not that user, and keeps registering.
-            ConditionExpression: isIntegration(endpoint)
-              ? 'attribute_not_exists(#count) OR #count < :max'
-              : '(attribute_not_exists(#count) OR #count < :max) AND attribute_not_exists(closedAt)',
+            ConditionExpression:
+              '(attribute_not_exists(#count) OR #count < :max) AND attribute_not_exists(closedAt)',
             ExpressionAttributeNames: { '#count': 'count' },
             ExpressionAttributeValues: { ':one': 1, ':max': maxEndpoints },
           },
@@ -416,6 +433,7 @@ export class WebhookStore {
               ...endpoint,
               ...sealed,
               secretContext: purposeBoundSecretContext,
+              countKind,
               gsi1pk: ownerIndexPk(endpoint.tenantId, endpoint.ownerId),
               gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
             },
@@ -440,7 +458,7 @@ export class WebhookStore {
       await this.options.documentClient.send(transaction);
     } catch (error) {
       if (failedConditionIndexes(error)?.includes(0)) {
-        if (!isIntegration(endpoint) && (await this.isClosed(endpoint.tenantId, endpoint.ownerId))) {
+        if (await this.isClosed(endpoint.tenantId, endpoint.ownerId, countKind)) {
           throw new ForbiddenError('This owner can no longer register webhook endpoints');
         }
         throw new ConflictError(
@@ -511,7 +529,7 @@ export class WebhookStore {
   private async queryOwnerIndex(
     ownerPk: string,
     page: {
-      readonly kind: 'person' | 'integration';
+      readonly kind: PrincipalKind;
       readonly limit?: number;
       readonly startKey?: Record<string, unknown> | undefined;
     },
@@ -578,23 +596,26 @@ export class WebhookStore {
    * machine's that shares the id), each with its subscriptions and its share of the owner's count, as
    * {@link deleteTenantEndpoint} does: for the person's account being deleted.
    *
-   * Closing comes first: one write of a `closedAt` marker on the owner's count item (created if absent).
-   * Registrations update that item in their transaction and are refused once it is there, so none can
-   * commit after it, whether it races this delete or comes later with a token that is still valid. The
-   * marker has no TTL: the person's id may keep getting tokens from the issuer for as long as the issuer
-   * allows (this store cannot know that lifetime), and user ids are random, so it never stops anyone else.
+   * Closing comes first: one write of a `closedAt` marker on the person's count item (created if absent).
+   * The person's registrations update that item in their transaction and are refused once it is there, so
+   * none can commit after it, whether it races this delete or comes later with a token that is still valid.
+   * A machine sharing the id counts on an item of its own, and stays open. The marker has no TTL: the
+   * person's id may keep getting tokens from the issuer for as long as the issuer allows (this store cannot
+   * know that lifetime), and user ids are random, so it never stops anyone else.
    *
    * Retry-safe: the marker keeps its first time, an endpoint already gone is skipped, so calling again
-   * after a failure finishes the work. The owner index is eventually consistent, so the owner's count,
+   * after a failure finishes the work. The owner index is eventually consistent, so the person's count,
    * read consistently, is checked afterwards: a count that still holds an endpoint of this person the
    * index did not show yet (registered just before the marker) is a 409, to retry; with the marker no
-   * new one can appear, so a retry once the index caught up succeeds. Resolves with the ids it deleted.
+   * new one can appear, so a retry once the index caught up succeeds. The count may also hold a machine's
+   * endpoints registered before kinds were counted apart, which it does not close or delete. Resolves
+   * with the ids it deleted.
    */
   async deletePersonEndpoints(tenantId: string, personId: string, now = new Date()): Promise<string[]> {
     await this.options.documentClient.send(
       new UpdateCommand({
         TableName: this.options.tableName,
-        Key: endpointCountKey(tenantId, personId),
+        Key: endpointCountKey(tenantId, personId, 'person'),
         UpdateExpression: 'SET closedAt = if_not_exists(closedAt, :now)',
         ExpressionAttributeValues: { ':now': now.toISOString() },
       }),
@@ -606,10 +627,12 @@ export class WebhookStore {
     for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
       if (await this.removeIfPresent(endpoint)) deleted.push(endpoint.id);
     }
-    const countItem = await this.countItemOf(tenantId, personId);
+    const countItem = await this.countItemOf(tenantId, personId, 'person');
     const counted = typeof countItem?.count === 'number' ? countItem.count : 0;
-    const machineEndpoints = (await this.allOwnerEndpoints(ownerPk, 'integration')).length;
-    if (counted > machineEndpoints) {
+    const machineEndpointsCountedHere = (await this.allOwnerEndpoints(ownerPk, 'integration')).filter(
+      (endpoint) => endpoint.countKind === 'person',
+    ).length;
+    if (counted > machineEndpointsCountedHere) {
       throw new ConflictError(
         `Webhook endpoints of ${personId} were registered while deleting the others; retry`,
       );
@@ -617,17 +640,21 @@ export class WebhookStore {
     return deleted;
   }
 
-  /** Whether the person was closed by {@link deletePersonEndpoints} (read consistently). */
-  private async isClosed(tenantId: string, personId: string): Promise<boolean> {
-    return (await this.countItemOf(tenantId, personId))?.closedAt !== undefined;
+  /** Whether the owner was closed by {@link deletePersonEndpoints} (read consistently); never a machine. */
+  private async isClosed(tenantId: string, ownerId: string, kind: PrincipalKind): Promise<boolean> {
+    return (await this.countItemOf(tenantId, ownerId, kind))?.closedAt !== undefined;
   }
 
   /** The owner's count item, read consistently: what the last registration or delete left. */
-  private async countItemOf(tenantId: string, ownerId: string): Promise<Record<string, unknown> | undefined> {
+  private async countItemOf(
+    tenantId: string,
+    ownerId: string,
+    kind: PrincipalKind,
+  ): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.options.documentClient.send(
       new GetCommand({
         TableName: this.options.tableName,
-        Key: endpointCountKey(tenantId, ownerId),
+        Key: endpointCountKey(tenantId, ownerId, kind),
         ConsistentRead: true,
       }),
     );
@@ -635,10 +662,7 @@ export class WebhookStore {
   }
 
   /** Every endpoint of an owner index partition of the kind asked for, all pages. */
-  private async allOwnerEndpoints(
-    ownerPk: string,
-    kind: 'person' | 'integration',
-  ): Promise<StoredEndpoint[]> {
+  private async allOwnerEndpoints(ownerPk: string, kind: PrincipalKind): Promise<StoredEndpoint[]> {
     const endpoints: StoredEndpoint[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -702,7 +726,11 @@ export class WebhookStore {
             ConditionExpression: 'attribute_exists(pk)',
           },
         },
-        countItemChange(tableName, endpointCountKey(endpoint.tenantId, endpoint.ownerId), countChange),
+        countItemChange(
+          tableName,
+          endpointCountKey(endpoint.tenantId, endpoint.ownerId, endpoint.countKind),
+          countChange,
+        ),
         ...endpoint.eventTypes.map((eventType) => ({
           Delete: {
             TableName: tableName,

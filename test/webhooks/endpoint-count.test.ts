@@ -1,13 +1,20 @@
-// The per-owner endpoint count item (`WH#OWNER#<tenant>#<owner>` / `ENDPOINT_COUNT`) at the store: it
-// counts every endpoint, under races too, and is gone once its owner has none.
-import { DeleteCommand, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+// The per-owner endpoint count item (`WH#OWNER#<tenant>#<owner>` / `ENDPOINT_COUNT`, or
+// `INTEGRATION_ENDPOINT_COUNT` for an M2M client) at the store: it counts every endpoint, under races too,
+// is gone once its owner has none, and a person and a machine with the same id each have their own.
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ConflictError, NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -23,11 +30,31 @@ const store = new WebhookStore({
 });
 const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
 
-afterEach(() => {
+/** Machines registered in a test: their endpoints receive every booking event of the tenant. */
+const machines: Principal[] = [];
+
+/** An M2M client whose client id is `id`, whose endpoints go after the test. */
+function machineWithId(id: string): Principal {
+  const machine = testPrincipal({ id, isM2M: true });
+  machines.push(machine);
+  return machine;
+}
+
+afterEach(async () => {
   vi.restoreAllMocks();
+  // Left in the toolkit table the test files share, they would receive other files' booking events and
+  // keep those files' webhook queues from draining.
+  for (const machine of machines.splice(0)) {
+    for (const { id } of (await store.listOwnedEndpoints(machine, 100)).items) {
+      await store.deleteEndpoint(id, machine);
+    }
+  }
 });
 
-const countKey = (principal: Principal) => ({ pk: `WH#OWNER#default#${principal.id}`, sk: 'ENDPOINT_COUNT' });
+const countKey = (principal: Principal) => ({
+  pk: `WH#OWNER#default#${principal.id}`,
+  sk: principal.isM2M ? 'INTEGRATION_ENDPOINT_COUNT' : 'ENDPOINT_COUNT',
+});
 
 /** The owner's count item as stored, or undefined when there is none. */
 async function countItem(principal: Principal): Promise<Record<string, unknown> | undefined> {
@@ -169,16 +196,6 @@ describe('the endpoint count item', () => {
     const closed = await countItem(person);
     expect(closed).toHaveProperty('closedAt');
     expect(closed?.count ?? 0).toBe(0);
-    // An M2M client sharing the id gets the cap, not one more per uncounted endpoint.
-    const machine = testPrincipal({ id: person.id, isM2M: true });
-    for (let registered = 0; registered < maxEndpointsPerOwner; registered += 1) await register(machine);
-    await expect(register(machine)).rejects.toBeInstanceOf(ConflictError);
-    // A machine's endpoints receive every booking event of the tenant, also those of other test files
-    // sharing the table: they go, and the count item with the last of them.
-    for (const { id } of (await store.listOwnedEndpoints(machine, maxEndpointsPerOwner)).items) {
-      await store.deleteEndpoint(id, machine);
-    }
-    expect(await store.listOwnedEndpoints(machine, maxEndpointsPerOwner)).toMatchObject({ items: [] });
   });
 
   it('passes a DynamoDB error that is no failed condition on at once, not as a 409 after guessing again', async () => {
@@ -222,5 +239,100 @@ describe('the endpoint count item', () => {
 
     expect(removals).toBe(2);
     expect(await countItem(owner)).toBeUndefined();
+  });
+});
+
+describe('a person and an M2M client with the same id', () => {
+  it('each reach their own cap, counted on an item of their own', async () => {
+    const person = testPrincipal();
+    const machine = machineWithId(person.id);
+    for (let registered = 0; registered < maxEndpointsPerOwner; registered += 1) await register(person);
+    await expect(register(person)).rejects.toBeInstanceOf(ConflictError);
+
+    for (let registered = 0; registered < maxEndpointsPerOwner; registered += 1) await register(machine);
+    await expect(register(machine)).rejects.toBeInstanceOf(ConflictError);
+
+    expect(await countItem(person)).toMatchObject({ count: maxEndpointsPerOwner });
+    expect(await countItem(machine)).toMatchObject({ count: maxEndpointsPerOwner });
+    expect(await endpointCount(documentClient, person.id)).toBe(2 * maxEndpointsPerOwner);
+    // Deleting frees a slot of the deleting kind only.
+    const [machineEndpoint] = (await store.listOwnedEndpoints(machine, 1)).items;
+    await store.deleteEndpoint(String(machineEndpoint?.id), machine);
+    await expect(register(person)).rejects.toBeInstanceOf(ConflictError);
+    await register(machine);
+  });
+
+  it("closing the deleted person deletes only the person's endpoints and leaves the machine open", async () => {
+    const person = testPrincipal();
+    const machine = machineWithId(person.id);
+    const { endpoint: personEndpoint } = await register(person);
+    const machineEndpoints = [(await register(machine)).endpoint.id, (await register(machine)).endpoint.id];
+
+    expect(await store.deletePersonEndpoints('default', person.id)).toEqual([personEndpoint.id]);
+
+    expect(await countItem(person)).toMatchObject({ count: 0, closedAt: expect.any(String) });
+    await expect(register(person)).rejects.toBeInstanceOf(ForbiddenError);
+    for (const id of machineEndpoints) {
+      expect(await store.getEndpoint(id)).toMatchObject({ ownerKind: 'integration', status: 'enabled' });
+    }
+    expect(await countItem(machine)).toEqual({ ...countKey(machine), count: 2 });
+    // Open, up to its own cap: the 409 of a full cap, not the 403 of a closed owner.
+    await register(machine);
+    await expect(register(machine)).rejects.toBeInstanceOf(ConflictError);
+    for (const id of machineEndpoints) await store.deleteEndpoint(id, machine);
+    expect(await countItem(machine)).toMatchObject({ count: 1 });
+    expect(await countItem(person)).toMatchObject({ count: 0, closedAt: expect.any(String) });
+  });
+
+  it("keeps counting a machine's endpoints registered while both shared one count item on that item", async () => {
+    const person = testPrincipal();
+    const machine = machineWithId(person.id);
+    const { endpoint: personEndpoint } = await register(person);
+    const legacy = [(await register(machine)).endpoint.id, (await register(machine)).endpoint.id];
+    // The layout before kinds were counted apart: the machine's endpoints carry no countKind and are
+    // counted on the one item of the id, with the person's.
+    for (const id of legacy) {
+      await documentClient.send(
+        new UpdateCommand({
+          TableName: testTableNames.toolkit,
+          Key: { pk: `WH#${id}`, sk: 'ENDPOINT' },
+          UpdateExpression: 'REMOVE countKind',
+        }),
+      );
+    }
+    await documentClient.send(
+      new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(machine) }),
+    );
+    await documentClient.send(
+      new PutCommand({ TableName: testTableNames.toolkit, Item: { ...countKey(person), count: 3 } }),
+    );
+    expect(await store.getEndpoint(String(legacy[0]))).toMatchObject({ countKind: 'person' });
+
+    // The person's cap still holds the machine's old endpoints, the machine counts anew from its own item.
+    await expect(register(person)).rejects.toBeInstanceOf(ConflictError);
+    const { endpoint: counted } = await register(machine);
+    expect(await store.getEndpoint(counted.id)).toMatchObject({ countKind: 'integration' });
+    expect(await countItem(machine)).toMatchObject({ count: 1 });
+
+    // Deleting an old one takes it off the item that counts it, the person's.
+    await store.deleteEndpoint(String(legacy[0]), machine);
+    expect(await countItem(person)).toMatchObject({ count: 2 });
+    expect(await countItem(machine)).toMatchObject({ count: 1 });
+
+    // Deleting the person: the old endpoint left counted on their item is the machine's, no 409.
+    expect(await store.deletePersonEndpoints('default', person.id)).toEqual([personEndpoint.id]);
+    expect(await countItem(person)).toMatchObject({ count: 1, closedAt: expect.any(String) });
+    expect(await store.getEndpoint(String(legacy[1]))).toMatchObject({ ownerKind: 'integration' });
+    await register(machine);
+    expect(await countItem(machine)).toMatchObject({ count: 2 });
+
+    // The last old one leaves the closed person's item at 0; the machine's own count goes with its last.
+    await store.deleteEndpoint(String(legacy[1]), machine);
+    expect(await countItem(person)).toMatchObject({ count: 0, closedAt: expect.any(String) });
+    for (const { id } of (await store.listOwnedEndpoints(machine, 10)).items) {
+      await store.deleteEndpoint(id, machine);
+    }
+    expect(await countItem(machine)).toBeUndefined();
+    expect(await store.deletePersonEndpoints('default', person.id)).toEqual([]);
   });
 });

@@ -43,7 +43,7 @@ async function registeredUser(): Promise<{ userId: string; token: string }> {
   return { userId, token: await api.token({ sub: userId }) };
 }
 
-/** Every webhook item that names the owner: its endpoints, its subscriptions and its count. */
+/** Every webhook item that names the owner: its endpoints, its subscriptions and its counts. */
 async function webhookItemsOf(ownerId: string): Promise<Record<string, unknown>[]> {
   const { Items } = await documents.send(
     new ScanCommand({
@@ -74,6 +74,11 @@ async function itemsOfEndpoint(endpointId: string): Promise<Record<string, unkno
 }
 
 const countKey = (ownerId: string) => ({ pk: `WH#OWNER#default#${ownerId}`, sk: 'ENDPOINT_COUNT' });
+/** The count item of an M2M client, apart from the person's of the same id. */
+const machineCountKey = (clientId: string) => ({
+  pk: `WH#OWNER#default#${clientId}`,
+  sk: 'INTEGRATION_ENDPOINT_COUNT',
+});
 
 /** A registration with the user's token, answered as it is (not required to succeed). */
 function register(token: string, url = 'http://127.0.0.1:9/hook') {
@@ -104,7 +109,8 @@ describe('deleting a user with webhook endpoints', () => {
     ]);
     const oneEvent = await registerEndpoint(api, alice.token, aliceTarget.url, ['booking.cancelled']);
     const bobHook = await registerEndpoint(api, bob.token, bobTarget.url, ['booking.cancelled']);
-    // A machine whose client id is Alice's user id shares her owner index and count, but is not her.
+    // A machine whose client id is Alice's user id shares her owner index, but is not her: it has a count
+    // of its own, which deleting her neither closes nor touches.
     const machine = await api.token({
       m2m: true,
       clientId: alice.userId,
@@ -132,13 +138,14 @@ describe('deleting a user with webhook endpoints', () => {
     const removal = await api.request('DELETE', `/admin/users/${alice.userId}`);
     expect(removal.status).toBe(204);
 
-    // Nothing of Alice's endpoints is left but the machine's (whose subscription is tenant-wide), and the
-    // count item, which holds the machine's endpoint and the marker that closes Alice.
+    // Nothing of Alice's endpoints is left but her count item, at 0 and holding the marker that closes her;
+    // the machine's endpoint (whose subscription is tenant-wide) and its count stay, the count open.
     const left = await webhookItemsOf(alice.userId);
-    expect(left).toHaveLength(2);
+    expect(left).toHaveLength(3);
     expect(left).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ ...countKey(alice.userId), count: 1, closedAt: expect.any(String) }),
+        expect.objectContaining({ ...countKey(alice.userId), count: 0, closedAt: expect.any(String) }),
+        { ...machineCountKey(alice.userId), count: 1 },
         expect.objectContaining({ pk: `WH#${machineHook.id}`, sk: 'ENDPOINT', ownerKind: 'integration' }),
       ]),
     );
@@ -181,9 +188,12 @@ describe('deleting a user with webhook endpoints', () => {
     expect(await store.getEndpoint(machineAgain.id)).toMatchObject({ ownerKind: 'integration' });
     expect(await store.getEndpoint(bobAgain.id)).toMatchObject({ ownerId: bob.userId });
     expect(await webhookItemsOf(alice.userId)).toEqual(
-      expect.arrayContaining([expect.objectContaining({ ...countKey(alice.userId), count: 2 })]),
+      expect.arrayContaining([
+        expect.objectContaining({ ...countKey(alice.userId), count: 0 }),
+        { ...machineCountKey(alice.userId), count: 2 },
+      ]),
     );
-    // The machine deleting its endpoints keeps the marker: Alice stays closed.
+    // The machine deleting its endpoints takes its count item with the last; Alice stays closed.
     for (const { id } of [machineHook, machineAgain]) {
       expect((await api.request('DELETE', `/webhooks/${id}`, { token: machine })).status).toBe(204);
     }
