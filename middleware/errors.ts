@@ -375,7 +375,7 @@ export type EncryptionFailureReason =
   | 'already_encrypted'
   /** The key service could not answer now (outage, throttling): passing. */
   | 'key_unavailable'
-  /** The key cannot be used as configured (access denied, disabled, deleted, missing): ours, not passing. */
+  /** Anything but a passing failure of the key service (access denied, a disabled or deleted key, a refused request, a bug): ours. */
   | 'key_misconfigured';
 
 /** Nothing was encrypted (the input is untouched); the message names the field, never its value. */
@@ -407,7 +407,7 @@ export type DecryptionFailureReason =
   | 'authentication_failed'
   /** The key service could not answer now (outage, throttling): passing. */
   | 'key_unavailable'
-  /** The key cannot be used as configured (access denied, disabled, deleted, missing): ours, not passing. */
+  /** Anything but a passing failure of the key service (access denied, a disabled or deleted key, a refused request, a bug): ours. */
   | 'key_misconfigured'
   /** The item's own id differs from the key it is stored under: moved or tampered, so not decrypted. */
   | 'record_moved';

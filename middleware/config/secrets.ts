@@ -3,7 +3,7 @@ import { GetParameterError } from '@aws-lambda-powertools/parameters';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsGetOptions } from '@aws-lambda-powertools/parameters/secrets/types';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { nameAwsDependency } from '../dependency-failure.js';
+import { dependencyFailure, nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, SecretAccessError, type SecretFailureReason } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler } from '../request-handler.js';
@@ -93,23 +93,15 @@ function createSecretsManagerClient(): SecretsManagerClient {
 }
 
 /**
- * Secrets Manager errors that say the secret cannot be read as configured (a missing IAM permission, a
- * KMS key it cannot use, a secret scheduled for deletion, a bad request): no retry helps, so they are
- * not answered as a passing outage.
+ * Why a fetch failed: `unreachable` only for Secrets Manager's own passing failure (throttling, a 5xx, no
+ * connection, a timeout), which a retry may get past; anything else but a missing secret (a missing IAM
+ * permission, a KMS key it cannot use, a secret scheduled for deletion, a refused request, bad credentials,
+ * a bug) is `misconfigured`: no retry helps.
  */
-const misconfiguredSecret = new Set([
-  'AccessDeniedException',
-  'DecryptionFailure',
-  'InvalidRequestException',
-  'InvalidParameterException',
-]);
-
-/** Why a fetch failed; throttling, 5xx answers, timeouts and network errors are `unreachable`. */
 function fetchFailureReason(error: unknown): SecretFailureReason {
   const cause = error instanceof GetParameterError ? error.cause : error;
-  const name = cause instanceof Error ? cause.name : undefined;
-  if (name === 'ResourceNotFoundException') return 'not_found';
-  return name !== undefined && misconfiguredSecret.has(name) ? 'misconfigured' : 'unreachable';
+  if (cause instanceof Error && cause.name === 'ResourceNotFoundException') return 'not_found';
+  return dependencyFailure(cause) === undefined ? 'misconfigured' : 'unreachable';
 }
 
 /**

@@ -1,6 +1,6 @@
 // The AWS KMS key provider: GenerateDataKey and Decrypt with the key pinned and the context bound.
 import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient } from '@aws-sdk/client-kms';
-import { nameAwsDependency } from '../dependency-failure.js';
+import { dependencyFailure, nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
@@ -97,19 +97,12 @@ function errorName(error: unknown): string {
 }
 
 /**
- * KMS errors that say the key cannot be used as configured (lost permission, a disabled key or one
- * pending deletion, a wrong key type): no retry helps, so they are not answered as a passing outage.
+ * `key_unavailable` only for KMS's own passing failure (throttling, a 5xx, no connection, a timeout), which a
+ * retry may get past; anything else (lost permission, a disabled key or one pending deletion, a wrong key
+ * type, a request KMS refused, bad credentials, a bug) is not answered as a passing outage.
  */
-const misconfiguredKey = new Set([
-  'AccessDeniedException',
-  'DisabledException',
-  'KMSInvalidStateException',
-  'NotFoundException',
-  'InvalidKeyUsageException',
-]);
-
 function unusableKeyReason(error: unknown): 'key_unavailable' | 'key_misconfigured' {
-  return misconfiguredKey.has(errorName(error)) ? 'key_misconfigured' : 'key_unavailable';
+  return dependencyFailure(error) === undefined ? 'key_misconfigured' : 'key_unavailable';
 }
 
 /**
@@ -256,8 +249,9 @@ export class KmsKeyProvider implements KeyProvider {
         'Blind indexes need blindIndexKeyId (an HMAC_256 KMS key) on the KMS key provider',
       );
     }
+    let mac: Uint8Array | undefined;
     try {
-      const { Mac } = await this.call('GenerateMac', keyId, () =>
+      ({ Mac: mac } = await this.call('GenerateMac', keyId, () =>
         this.client.send(
           new GenerateMacCommand({
             KeyId: keyId,
@@ -265,13 +259,15 @@ export class KmsKeyProvider implements KeyProvider {
             Message: Buffer.from(`${indexKeyMessagePrefix}${name}`, 'utf8'),
           }),
         ),
-      );
-      if (Mac?.length !== 32) throw new Error('GenerateMac returned no 32-byte MAC');
-      return Mac;
+      ));
     } catch (error) {
       throw new EncryptionError(unusableKeyReason(error), `KMS GenerateMac failed (${errorName(error)})`, {
         cause: error,
       });
     }
+    if (mac?.length !== 32) {
+      throw new EncryptionError('key_unavailable', 'KMS GenerateMac returned no 32-byte MAC');
+    }
+    return mac;
   }
 }

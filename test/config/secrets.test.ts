@@ -163,6 +163,14 @@ describe('SecretStore.getSecret', () => {
     }),
     new InvalidRequestException({ message: 'the secret was marked for deletion', $metadata: {} }),
     new InvalidParameterException({ message: 'invalid VersionStage', $metadata: {} }),
+    // Credentials the service does not know, and a fault of ours: no retry helps either.
+    new SecretsManagerServiceException({
+      name: 'UnrecognizedClientException',
+      message: 'The security token included in the request is invalid.',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    }),
+    new TypeError('Cannot read properties of undefined'),
   ])('fails with misconfigured, a 500 server fault, when Secrets Manager answers $name', async (refusal) => {
     secretsManager.on(GetSecretValueCommand).rejects(refusal);
     const error = await new SecretStore().getSecret('webhook-key').catch((caught: unknown) => caught);
@@ -181,7 +189,8 @@ describe('SecretStore.getSecret', () => {
       $metadata: { httpStatusCode: 400 },
     }),
     new InternalServiceError({ message: 'An error occurred on the server side', $metadata: {} }),
-    Object.assign(new Error('connect ETIMEDOUT'), { name: 'TimeoutError' }),
+    // The SDK's retry step gives every error of a call `$metadata`, a timeout of its HTTP handler too.
+    Object.assign(new Error('connect ETIMEDOUT'), { name: 'TimeoutError', $metadata: { attempts: 3 } }),
     Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
   ])(
     'stays unreachable, a 503 with Retry-After, when Secrets Manager fails with $message',
@@ -251,7 +260,14 @@ describe('rotation with dual acceptance', () => {
   });
 
   it('does not hide a failure to read the previous version', async () => {
-    secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPREVIOUS' }).rejects(new Error('throttled'));
+    secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPREVIOUS' }).rejects(
+      new SecretsManagerServiceException({
+        name: 'ThrottlingException',
+        message: 'Rate exceeded',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     await expect(new SecretStore().getSecretVersions('webhook-key')).rejects.toMatchObject({
       reason: 'unreachable',
     });

@@ -163,6 +163,10 @@ describe('KMS failures', () => {
     'KMSInvalidStateException',
     'NotFoundException',
     'InvalidKeyUsageException',
+    // A request KMS refused, a grant token it does not know, credentials it does not know.
+    'ValidationException',
+    'InvalidGrantTokenException',
+    'UnrecognizedClientException',
   ])('fails with key_misconfigured, not a passing outage, when KMS answers %s', async (name) => {
     const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
     const refusal = Object.assign(new Error(`KMS says ${name}`), { name });
@@ -181,7 +185,7 @@ describe('KMS failures', () => {
 
   it('fails a read with key_unavailable when KMS cannot answer', async () => {
     const stored = await encryptorFor().encryptFields({ email: 'a@b.co' }, ['email'], contextOf('u'));
-    kms.on(DecryptCommand).rejects(new Error('connect ETIMEDOUT'));
+    kms.on(DecryptCommand).rejects(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }));
     const error = await rejectionOf(encryptorFor().decryptFields(stored, ['email'], contextOf('u')));
     expect(error).toMatchObject({ code: 'DECRYPTION_FAILED', reason: 'key_unavailable' });
   });
@@ -295,9 +299,20 @@ describe('KMS blind-index keys', () => {
     expect(await rejectionOf(noMac.blindIndex('a', { name: 'n' }))).toMatchObject({
       reason: 'key_misconfigured',
     });
-    kms.on(GenerateMacCommand).rejects(new Error('AccessDenied'));
+    kms
+      .on(GenerateMacCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: {} }));
     const error = await rejectionOf(encryptorFor().blindIndex('a', { name: 'n' }));
-    expect(error).toMatchObject({ reason: 'key_unavailable', message: 'KMS GenerateMac failed (Error)' });
+    expect(error).toMatchObject({
+      reason: 'key_unavailable',
+      message: 'KMS GenerateMac failed (ThrottlingException)',
+    });
+    // A fault of ours (here a TypeError) is not a passing outage of KMS.
+    kms.on(GenerateMacCommand).rejects(new TypeError('Cannot read properties of undefined'));
+    expect(await rejectionOf(encryptorFor().blindIndex('a', { name: 'o' }))).toMatchObject({
+      reason: 'key_misconfigured',
+      message: 'KMS GenerateMac failed (TypeError)',
+    });
     kms.on(GenerateMacCommand).resolves({ Mac: new Uint8Array(3) });
     expect(await rejectionOf(encryptorFor().blindIndex('a', { name: 'm' }))).toMatchObject({
       reason: 'key_unavailable',
