@@ -109,6 +109,12 @@ export interface RouteDefinition {
 export interface RouteRateLimit {
   readonly preset: RateLimitPresetName;
   readonly keyBy: RateLimitKeyBy;
+  /**
+   * The route's 503s are failures of ours the client cannot provoke (it contacts no host the client
+   * names), so a 503 gives its unit back: a client retrying after `Retry-After` is not refused once the
+   * dependency is back. Routes sharing a preset and key should agree. @default every answer spends its unit
+   */
+  readonly refundUnavailable?: true;
 }
 
 export const routes = [
@@ -124,7 +130,7 @@ export const routes = [
     path: '/users',
     function: 'users',
     auth: { kind: 'public' },
-    rateLimit: { preset: 'register', keyBy: 'ip' },
+    rateLimit: { preset: 'register', keyBy: 'ip', refundUnavailable: true },
     summary: 'Register a user',
   },
   {
@@ -161,7 +167,7 @@ export const routes = [
     function: 'users',
     // Anyone may ask (the code goes only to the stored phone); the model also caps codes per user.
     auth: { kind: 'public' },
-    rateLimit: { preset: 'register', keyBy: 'ip' },
+    rateLimit: { preset: 'register', keyBy: 'ip', refundUnavailable: true },
     summary: 'Send a new SMS code',
   },
   {
@@ -170,7 +176,7 @@ export const routes = [
     function: 'users',
     // Anyone may ask (the link goes only to the stored address); the function also caps emails per user.
     auth: { kind: 'public' },
-    rateLimit: { preset: 'register', keyBy: 'ip' },
+    rateLimit: { preset: 'register', keyBy: 'ip', refundUnavailable: true },
     summary: 'Send the verification email again',
   },
   {

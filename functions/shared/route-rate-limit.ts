@@ -1,7 +1,7 @@
 // The route table's rate limits as middlewares: one per policy and key, shared by every route of the function.
 import { isKeyedByPrincipal } from '../../middleware/rate-limit/client-key.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
-import { rateLimit } from '../../middleware/rate-limit/middy.js';
+import { type RateLimitEnding, rateLimit } from '../../middleware/rate-limit/middy.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import type { RouteDefinition } from '../routes.js';
 import { readEnvironment } from './environment.js';
@@ -18,6 +18,9 @@ export interface RouteRateLimitMiddleware {
   readonly stage: RateLimitStage;
   readonly middleware: ReturnType<typeof rateLimit>;
 }
+
+/** A 503, whether the handler answered it or an error rendered as one. */
+const answeredUnavailable = ({ response }: RateLimitEnding) => response.statusCode === 503;
 
 let store: DynamoDbCounterStore | undefined;
 // Per function (the local runtime hosts every function in one process).
@@ -46,7 +49,7 @@ export function rateLimitStore(): DynamoDbCounterStore {
 
 /**
  * The rate-limit middleware a route table entry asks for, or `undefined` when it has none. Routes
- * naming the same preset and key share one middleware, hence one budget and one local view.
+ * naming the same preset, key and refund share one middleware, hence one budget and one local view.
  *
  * @example
  * const limit = routeRateLimit(route, functionObservability('users'));
@@ -57,8 +60,8 @@ export function routeRateLimit(
   observability: FunctionObservability,
 ): RouteRateLimitMiddleware | undefined {
   if (!route.rateLimit) return undefined;
-  const { preset, keyBy } = route.rateLimit;
-  const id = `${preset}|${keyBy}`;
+  const { preset, keyBy, refundUnavailable } = route.rateLimit;
+  const id = `${preset}|${keyBy}|${refundUnavailable === true}`;
   let shared = sharedByFunction.get(observability);
   if (!shared) {
     shared = new Map();
@@ -75,6 +78,7 @@ export function routeRateLimit(
         // The function's own logger: redacted, and carrying the request's correlation id and context.
         logger: observability.logger,
         onEvent: observability.onEvent,
+        ...(refundUnavailable ? { refundWhen: answeredUnavailable } : {}),
       }),
     };
     shared.set(id, limit);

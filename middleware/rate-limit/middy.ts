@@ -5,7 +5,12 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { assertAuthenticationRan } from '../auth/context.js';
 import type { Principal } from '../auth/principal.js';
-import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
+import {
+  registerCleanup,
+  registerResponseCleanup,
+  runCleanup,
+  runResponseCleanupOnError,
+} from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { withHeadersAndCookies } from '../http/response.js';
@@ -36,6 +41,15 @@ export interface RateLimitContext {
   rateLimit: RateLimitResult & { readonly policy: string };
 }
 
+/** How a request this limiter admitted ended, for {@link RateLimitCommonOptions.refundWhen}. */
+export interface RateLimitEnding {
+  readonly event: APIGatewayProxyEventV2;
+  /** The answer the client gets: the handler's, one given early, or an error as `httpErrorHandler` rendered it. */
+  readonly response: APIGatewayProxyStructuredResultV2;
+  /** What was thrown, when the answer is a rendered error; otherwise undefined. */
+  readonly error: unknown;
+}
+
 interface RateLimitCommonOptions {
   /** A preset name (`'register'`, `'authenticated'`…) or `{ name?, limit, windowSec }`. */
   readonly policy: RateLimitPolicyInput;
@@ -58,6 +72,15 @@ interface RateLimitCommonOptions {
   readonly localCacheSize?: number;
   /** How long units a busy key reserves ahead of demand stay usable; 0 turns leases off (see RateLimiter). @default 100 */
   readonly leaseMs?: number;
+  /**
+   * Gives the units back (`RateLimiter.refund`) when this returns true for how an admitted request ended:
+   * for an answer that told the client to come back because something of ours failed (a 503 while a queue
+   * or table is down), so that a client honouring `Retry-After` is not refused once it recovers. Return
+   * true only for failures the client cannot provoke: never for a 4xx, nor for a 503 that a host the client
+   * named can cause (a webhook URL whose DNS fails), or every such request is free. A predicate that
+   * throws refunds nothing. @default nothing is given back
+   */
+  readonly refundWhen?: (ending: RateLimitEnding) => boolean;
   /** Receives `rateLimit.hit` and `rateLimit.storeError`. @default none */
   readonly onEvent?: SecurityEventListener;
   /** Where store failures are logged. @default console */
@@ -99,6 +122,8 @@ type RateLimitMiddlewareRequest = Request<
 const outcomesKey = 'bulwark.rateLimit.outcomes';
 /** One cleanup for all stacked limiters: it puts the headers of every limit applied on the answer. */
 const rateLimitCleanup = 'bulwark.rateLimit';
+/** Each middleware's refund has a cleanup name of its own: stacked limiters each give back their own units. */
+let refundCleanupCount = 0;
 
 function outcomesOf(request: { internal: unknown }): PolicyOutcome[] {
   const internal = request.internal as Record<string, unknown>;
@@ -119,6 +144,9 @@ function middlewareProblems(options: RateLimitOptions): string[] {
   }
   if (identify !== undefined && typeof identify !== 'function') problems.push('identify must be a function');
   if (trust !== undefined && typeof trust !== 'function') problems.push('trust must be a function');
+  if (options.refundWhen !== undefined && typeof options.refundWhen !== 'function') {
+    problems.push('refundWhen must be a function');
+  }
   if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1)) {
     problems.push(`cost must be a positive integer (got ${String(cost)})`);
   } else if (cost !== undefined && policyProblems(options.policy).length === 0) {
@@ -149,13 +177,17 @@ function middlewareProblems(options: RateLimitOptions): string[] {
  * per-principal limits (`user`, `clientId`, `apiKey`, `tenant`) after authentication, so
  * `context.principal` is set: used before it, or without it, such a limit fails every request as a setup
  * fault (an `InvalidOptionsError`, which `httpErrorHandler` answers with a 500 and logs) rather than count
- * every caller per address.
+ * every caller per address. `refundWhen` gives an admitted request's units back when it ended in a failure
+ * of ours that the client is told to retry (none by default).
  *
  * @example
  * middy<APIGatewayProxyEventV2>()
  *   .use(httpErrorHandler())
  *   .use(rateLimit({ policy: 'login', keyBy: 'ip', tableName: 'bulwark-toolkit', client }))
  *   .handler(async (_event, context) => json(200, { remaining: context.rateLimit.remaining }));
+ *
+ * // On a route whose 503s are all ours (no host the client names): retrying after Retry-After costs nothing.
+ * rateLimit({ policy: 'register', tableName, client, refundWhen: ({ response }) => response.statusCode === 503 });
  */
 export function rateLimit(
   options: RateLimitOptions,
@@ -199,6 +231,10 @@ export function rateLimit(
   };
   limiterFor(1);
 
+  const { refundWhen } = options;
+  refundCleanupCount += 1;
+  const refundCleanup = `bulwark.rateLimit.refund.${refundCleanupCount}`;
+
   // Before authentication every caller would fall back to its address: users behind one share a budget.
   const keyedByPrincipal = !options.identify && isKeyedByPrincipal(keyBy);
 
@@ -238,7 +274,19 @@ export function rateLimit(
     outcomes.push({ policy: limiter.policy, result });
     const strictest = strictestOutcome(outcomes) as PolicyOutcome;
     request.context.rateLimit = { ...strictest.result, policy: strictest.policy.name };
-    if (result.allowed) return;
+    if (result.allowed) {
+      if (refundWhen) {
+        // Decided on the final answer: httpErrorHandler runs this once it has rendered an error.
+        registerCleanup(request, refundCleanup, async (ended) => {
+          const response = ended.response as APIGatewayProxyStructuredResultV2 | undefined;
+          if (typeof response !== 'object' || response === null) return;
+          if (refundWhen({ event: request.event, response, error: ended.error ?? undefined })) {
+            await limiter.refund(key, result, cost);
+          }
+        });
+      }
+      return;
+    }
     emitEvent(
       options.onEvent,
       rateLimitHitEvent(
@@ -256,13 +304,18 @@ export function rateLimit(
     );
   };
 
-  const rateLimitAfter = (request: RateLimitMiddlewareRequest) => runCleanup(request, rateLimitCleanup);
+  const rateLimitAfter = async (request: RateLimitMiddlewareRequest) => {
+    await runCleanup(request, refundCleanup);
+    await runCleanup(request, rateLimitCleanup);
+  };
 
   // Errors are rendered by httpErrorHandler alone, which then runs this pending cleanup, so the headers
   // reach every problem wherever the two sit. Rendering here as well would show an answer only to the
   // onErrors between the two (CORS, security headers): their headers would depend on a limiter running.
-  const rateLimitOnError = (request: RateLimitMiddlewareRequest) =>
-    runResponseCleanupOnError(request, rateLimitCleanup);
+  const rateLimitOnError = async (request: RateLimitMiddlewareRequest) => {
+    await runResponseCleanupOnError(request, refundCleanup);
+    await runResponseCleanupOnError(request, rateLimitCleanup);
+  };
 
   return { before: rateLimitBefore, after: rateLimitAfter, onError: rateLimitOnError };
 }

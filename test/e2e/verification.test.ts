@@ -749,4 +749,47 @@ describe('POST /users/{id}/verification-email while the email queue is gone', ()
     // The function's own answer edits reach it once, as on any other answer.
     expect(refused.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
+
+  /**
+   * Registers a user from `sourceIp` (one unit of its `register` limit, 3 per 5 minutes), then, while
+   * the queue refuses every send, asks `path` of that user more times than the limit has units left.
+   * Each answer is a 503 that gives its unit back, so once the queue is back the same address is admitted.
+   */
+  async function retriedAfterQueueFailures(path: 'verification-email' | 'phone-code') {
+    const sourceIp = randomLoopbackAddress();
+    const phone = path === 'phone-code' ? uniquePhone() : undefined;
+    const refusals = await withoutEmailQueue(async () => {
+      const registered = await api.request('POST', '/users', {
+        token: null,
+        sourceIp,
+        body: { email: `retry-${randomUUID()}@example.com`, name: 'Rita', ...(phone ? { phone } : {}) },
+      });
+      expect(registered.status).toBe(201);
+      const { id } = registered.body as { id: string };
+      const answers = [];
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        answers.push(await api.request('POST', `/users/${id}/${path}`, { token: null, sourceIp }));
+      }
+      return { id, answers };
+    });
+    for (const refused of refusals.answers) {
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('60');
+      // Each one found the two units the registration left: the one before it gave its own back.
+      expect(refused.headers.get('x-ratelimit-remaining')).toBe('1');
+    }
+    const retried = await api.request('POST', `/users/${refusals.id}/${path}`, { token: null, sourceIp });
+    expect(retried.status).toBe(202);
+    expect(retried.headers.get('x-ratelimit-remaining')).toBe('1');
+    // Tests share the tenant's users: this one goes.
+    expect((await api.request('DELETE', `/admin/users/${refusals.id}`)).status).toBe(204);
+  }
+
+  it('gives a verification email’s 503 its unit of the per-address register limit back', async () => {
+    await retriedAfterQueueFailures('verification-email');
+  });
+
+  it('gives a phone code’s 503 its unit of the per-address register limit back', async () => {
+    await retriedAfterQueueFailures('phone-code');
+  });
 });

@@ -16,7 +16,7 @@ import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
-import { type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
+import { type RateLimitEnding, type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { countingClient, refusedPort, tableName, uniquePolicyName } from './helpers.js';
 
@@ -733,6 +733,144 @@ describe('rateLimit through a middy pipeline', () => {
         /keyBy must be one or more/,
       );
       expect(() => rateLimit({ policy: 'register' } as RateLimitOptions)).toThrow(/tableName/);
+    });
+  });
+
+  describe('refundWhen', () => {
+    const unavailable = ({ response }: RateLimitEnding) => response.statusCode === 503;
+    /** Requests from `ip` answered 2xx until the limit refuses one: how many units the key had left. */
+    async function unitsLeft(call: (event: APIGatewayProxyEventV2) => Promise<Answer>, ip: string) {
+      for (let admitted = 0; admitted < 10; admitted += 1) {
+        if ((await call(eventOf(ip))).statusCode === 429) return admitted;
+      }
+      throw new Error('the limit never refused');
+    }
+
+    it('gives the unit back for a 503 the handler threw or returned, so the client that retries is not refused', async () => {
+      const name = uniquePolicyName('refund');
+      let answer: () => Promise<unknown> = async () => {
+        throw new ServiceUnavailableError('The email could not be queued', 60);
+      };
+      const { call } = pipeline(
+        [limitOf({ policy: { name, limit: 2, windowSec: 60 }, refundWhen: unavailable })],
+        {
+          handle: () => answer(),
+        },
+      );
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        const refused = await call(eventOf('203.0.113.60'));
+        expect(refused.statusCode).toBe(503);
+        expect(refused.headers['Retry-After']).toBe('60');
+      }
+      answer = async () => json(503, { message: 'Try again' });
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        expect((await call(eventOf('203.0.113.60'))).statusCode).toBe(503);
+      }
+      answer = async () => undefined;
+      expect(await unitsLeft(call, '203.0.113.60')).toBe(2);
+    });
+
+    it('keeps the unit of a 200, a 4xx and a 500 (a bug of ours), and of a 503 by default', async () => {
+      const name = uniquePolicyName('no-refund');
+      const failures: (Error | undefined)[] = [undefined, new ConflictError('Slot taken'), new Error('bug')];
+      let failure: Error | undefined;
+      const { call } = pipeline(
+        [limitOf({ policy: { name, limit: 5, windowSec: 60 }, refundWhen: unavailable })],
+        {
+          handle: async () => {
+            if (failure) throw failure;
+          },
+        },
+      );
+      for (failure of failures) await call(eventOf('203.0.113.61'));
+      failure = undefined;
+      expect(await unitsLeft(call, '203.0.113.61')).toBe(2);
+
+      const byDefault = pipeline(
+        [limitOf({ policy: { name: `${name}-default`, limit: 2, windowSec: 60 } })],
+        {
+          handle: async () => {
+            throw new ServiceUnavailableError('Queue down', 60);
+          },
+        },
+      );
+      expect((await byDefault.call(eventOf('203.0.113.61'))).statusCode).toBe(503);
+      expect((await byDefault.call(eventOf('203.0.113.61'))).statusCode).toBe(503);
+      expect((await byDefault.call(eventOf('203.0.113.61'))).statusCode).toBe(429);
+    });
+
+    it('decides on the answer a later middleware gives early, and on the error behind a rendered one', async () => {
+      const name = uniquePolicyName('refund-early');
+      const seen: RateLimitEnding[] = [];
+      const handler = lambdaHandler(
+        middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+          .use(httpErrorHandler({ logger }))
+          .use(
+            limitOf({
+              policy: { name, limit: 1, windowSec: 60 },
+              refundWhen: (ending) => {
+                seen.push(ending);
+                return ending.error instanceof ServiceUnavailableError || unavailable(ending);
+              },
+            }),
+          )
+          .use({
+            before: (request) =>
+              request.event.rawPath === '/early'
+                ? respondEarly(request, json(503, { message: 'Maintenance' }))
+                : undefined,
+          })
+          .handler(async () => {
+            throw new ServiceUnavailableError('Queue down', 60);
+          }),
+      );
+      for (const path of ['/early', '/early', '/queue', '/queue']) {
+        const answer = await handler(eventOf('203.0.113.62', { rawPath: path }), { ...lambdaContext });
+        expect(answer.statusCode).toBe(503);
+      }
+      expect(seen.map(({ error }) => error?.constructor)).toEqual([
+        undefined,
+        undefined,
+        ServiceUnavailableError,
+        ServiceUnavailableError,
+      ]);
+      expect(seen[2]?.response.headers).toMatchObject({ 'Retry-After': '60' });
+    });
+
+    it('gives back only the units of the limiters told to, and nothing when the predicate throws', async () => {
+      const name = uniquePolicyName('refund-stack');
+      const refunding = limitOf({
+        policy: { name: `${name}-a`, limit: 2, windowSec: 60 },
+        refundWhen: unavailable,
+      });
+      const keeping = limitOf({ policy: { name: `${name}-b`, limit: 3, windowSec: 60 } });
+      const throwing = limitOf({
+        policy: { name: `${name}-c`, limit: 4, windowSec: 60 },
+        refundWhen: () => {
+          throw new Error('predicate bug');
+        },
+      });
+      const { call } = pipeline([refunding, keeping, throwing], {
+        handle: async () => {
+          throw new ServiceUnavailableError('Queue down', 60);
+        },
+      });
+      // Each 503 leaves the first limit whole and spends one unit of the second and third.
+      expect((await call(eventOf('203.0.113.63'))).statusCode).toBe(503);
+      const second = await call(eventOf('203.0.113.63'));
+      expect(second.statusCode).toBe(503);
+      const third = await call(eventOf('203.0.113.63'));
+      expect(third.statusCode).toBe(503);
+      expect(third.headers['RateLimit-Policy']).toContain(`"${name}-b";q=3`);
+      expect((await call(eventOf('203.0.113.63'))).statusCode).toBe(429);
+      const refusedBy = await call(eventOf('203.0.113.63'));
+      expect(refusedBy.body.detail).toMatch(`policy ${name}-b`);
+    });
+
+    it('rejects a refundWhen that is not a function', () => {
+      expect(() =>
+        rateLimit({ policy: 'register', refundWhen: 503 as never, tableName } as RateLimitOptions),
+      ).toThrow(/refundWhen must be a function/);
     });
   });
 
