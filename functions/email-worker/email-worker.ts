@@ -117,7 +117,11 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  * - invalid JSON, a schema violation or a template that cannot render: the message can never be sent,
  *   so it is logged, audited and copied to the DLQ once with its reason, then reported as processed
  *   (no retries);
- * - a send the provider refuses for good (DeliveryRejectedError): dead-lettered at once, like the above;
+ * - a send whose recipient the provider refuses for good (DeliveryRejectedError, `refused: 'recipient'`:
+ *   no such mailbox or domain, the user's input): dropped (reported processed; no retry, no DLQ, so no
+ *   alarm), counted (`EmailRejected`), logged and audited with ids and the provider's codes only;
+ * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
+ *   dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
@@ -207,6 +211,9 @@ export class EmailWorker {
       const error = this.failed.get(send) ?? thrown;
       const notBeforeSec = error === thrown ? 0 : this.recordLeftInProgress(message, thrown, correlationId);
       if (error instanceof DeliveryRejectedError) {
+        // A refused recipient is the user's input (a mistyped address), no fault of ours: nothing to page
+        // or redrive for, and the DLQ would only keep the address. A refused message may be ours (content).
+        if (error.refused === 'recipient') return this.recordRecipientRefused(message, error, correlationId);
         return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
       }
       if (error instanceof IdempotencyAlreadyInProgressError) {
@@ -282,6 +289,47 @@ export class EmailWorker {
       userId: message.userId,
       reason: 'user_deleted',
       metadata: { messageId: message.id, type: message.type },
+    });
+  }
+
+  /**
+   * A message whose recipient the provider refused for good: dropped (reported processed, so SQS deletes
+   * it), with nothing of it kept but its ids and the provider's codes.
+   */
+  private recordRecipientRefused(
+    message: QueueMessage,
+    error: DeliveryRejectedError,
+    correlationId: string,
+  ): void {
+    const { logger, auditLogger, metrics } = this.options.observability;
+    const sms = message.type === 'sms';
+    recordMetric(metrics, 'EmailRejected');
+    logger.info(
+      sms
+        ? 'SMS dropped: the provider refused its recipient'
+        : 'Email dropped: the provider refused its recipient',
+      {
+        correlation_id: correlationId,
+        messageId: message.id,
+        userId: message.userId,
+        provider: error.provider,
+        providerCode: error.providerCode,
+        responseCode: error.responseCode,
+      },
+    );
+    auditLogger.log({
+      eventType: sms ? 'sms.undeliverable' : 'email.undeliverable',
+      outcome: 'failure',
+      correlationId,
+      userId: message.userId,
+      reason: 'recipient_refused',
+      metadata: {
+        messageId: message.id,
+        type: message.type,
+        provider: error.provider,
+        providerCode: error.providerCode,
+        responseCode: error.responseCode,
+      },
     });
   }
 
