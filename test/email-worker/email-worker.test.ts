@@ -667,6 +667,48 @@ describe('a message about a user', () => {
     expect(retried.sent.map((email) => email.to)).toEqual([user.email]);
   });
 
+  it("is checked with one read per user and batch: a registration's messages share it, the next batch reads again", async () => {
+    // A pass-through spy on the client handler.ts reads users with: every GetItem that reaches the store.
+    const documentClient = createDocumentClient(dynamoDb);
+    const send = vi.spyOn(documentClient, 'send');
+    const userReads = () =>
+      send.mock.calls.filter(([command]) => command.constructor.name === 'GetCommand').length;
+    const { transport, run } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      userExists: (userId) => userItemExists(documentClient, testTableNames.app, userId),
+    });
+    const [ada, grace] = [await register(), await register()];
+    // Three messages about one user (as a registration with a phone queues), one about another.
+    const batch: SQSRecord[] = [];
+    for (const user of [ada, ada, ada, grace]) batch.push(await record(about(user)));
+    expect(await run(...batch)).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(4);
+    expect(userReads()).toBe(2);
+    // A later batch reads again: a user deleted meanwhile is seen.
+    await users.delete(ada.id);
+    expect(await run(await record(about(ada)))).toEqual({ batchItemFailures: [] });
+    expect(userReads()).toBe(3);
+    expect(transport.sent).toHaveLength(4);
+  });
+
+  it('backs off every message of a batch about a user whose one read failed', async () => {
+    const unreachable = createDocumentClient(
+      createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
+    );
+    const send = vi.spyOn(unreachable, 'send');
+    const { transport, run, metrics } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      userExists: (userId) => userItemExists(unreachable, testTableNames.app, userId),
+    });
+    const user = await register();
+    const batch = [await record(about(user)), await record(about(user))];
+    expect((await run(...batch)).batchItemFailures).toHaveLength(2);
+    expect(send).toHaveBeenCalledTimes(1);
+    expect(transport.sent).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(metrics, 'EmailFailed')).toEqual([1, 1]);
+  });
+
   it("is checked with one consistent GetItem that reads back the user's key alone", async () => {
     // A pass-through spy: dynalite answers every read consistently, so only the command shows the read asked for it.
     const documentClient = createDocumentClient(dynamoDb);
