@@ -227,6 +227,7 @@ export class BulwarkDashboard extends Construct {
       EmailSent,
       EmailFailed,
       EmailSkipped,
+      EmailRejected,
       SmsSent,
       SmsFailed,
       WebhookDelivered,
@@ -236,13 +237,15 @@ export class BulwarkDashboard extends Construct {
       WebhookEnqueueFailed,
     } = metricCatalog;
     this.dashboard.addWidgets(
-      // Skipped: emails and SMS dropped because their user was deleted after they were queued.
+      // Skipped: emails and SMS dropped because their user was deleted after they were queued. Rejected:
+      // emails dropped because the provider refused their recipient (a mistyped address).
       graph(
-        'Emails sent / failed / skipped',
+        'Emails sent / failed / skipped / rejected',
         [
           ...this.searchCatalog(EmailSent),
           ...this.searchCatalog(EmailFailed),
           ...this.searchCatalog(EmailSkipped),
+          ...this.searchCatalog(EmailRejected),
         ],
         6,
       ),

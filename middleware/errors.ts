@@ -345,6 +345,13 @@ export class DependencyError extends HttpError {
 }
 
 /**
+ * What a provider refused for good: the recipient's address (no such mailbox, an unknown domain), which
+ * is the user's input and no fault of ours, or the message itself (its content, as SES `MessageRejected`
+ * says without telling which), which may be.
+ */
+export type DeliveryRefusal = 'recipient' | 'message';
+
+/**
  * A provider refused one message for good (an SMTP relay's 5xx to its recipient, SES `MessageRejected`):
  * sending it again would be refused the same way, and the refusal shows the provider is up, so circuit
  * breakers should not count it. Carries the provider's codes, never its text or the original error:
@@ -357,13 +364,21 @@ export class DeliveryRejectedError extends BulwarkError {
   readonly providerCode: string;
   /** The SMTP reply code of a relay's refusal. */
   readonly responseCode: number | undefined;
+  /** Whether the provider refused the recipient's address or the message. */
+  readonly refused: DeliveryRefusal;
 
-  constructor(provider: string, providerCode: string, options: { responseCode?: number } = {}) {
+  constructor(
+    provider: string,
+    providerCode: string,
+    options: { responseCode?: number; refused?: DeliveryRefusal } = {},
+  ) {
     const reply = options.responseCode === undefined ? '' : ` ${options.responseCode}`;
-    super('DELIVERY_REJECTED', `${provider} refused the message for good (${providerCode}${reply})`);
+    const refused = options.refused ?? 'message';
+    super('DELIVERY_REJECTED', `${provider} refused the ${refused} for good (${providerCode}${reply})`);
     this.provider = provider;
     this.providerCode = providerCode;
     this.responseCode = options.responseCode;
+    this.refused = refused;
   }
 }
 

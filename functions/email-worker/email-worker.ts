@@ -63,8 +63,9 @@ export interface EmailWorkerOptions {
   /**
    * Whether the user a message is about (its `userId`) still exists: in the function, one key-only read
    * of the app table (`userItemExists`, functions/shared/user-item.ts). Rejects when it cannot tell (a DynamoDB outage).
+   * Called once per user and batch: the batch's messages about that user share its answer.
    */
-  readonly userExists: (userId: string) => Promise<boolean>;
+  readonly userExists: UserExists;
   readonly observability: FunctionObservability;
 }
 
@@ -82,6 +83,9 @@ export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): 
     errorFilter: (error) => error instanceof DeliveryRejectedError,
   });
 }
+
+/** Whether a user still exists: `EmailWorkerOptions.userExists`, read once per user in a batch. */
+type UserExists = (userId: string) => Promise<boolean>;
 
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
@@ -110,14 +114,18 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
 /**
  * Processes SQS batches of email messages with Powertools batch processing (partial batch failures).
  *
- * - a message about a user (`userId`) who no longer exists: dropped unsent (reported processed, so SQS
+ * - a message about a user (`userId`) who no longer exists (one read per user and batch): dropped unsent (reported processed, so SQS
  *   deletes it; no retry, no DLQ), counted (`EmailSkipped`), logged and audited with ids only; when the
  *   check itself fails (DynamoDB), the attempt fails and backs off like a failed send, neither sent nor
  *   dropped;
  * - invalid JSON, a schema violation or a template that cannot render: the message can never be sent,
  *   so it is logged, audited and copied to the DLQ once with its reason, then reported as processed
  *   (no retries);
- * - a send the provider refuses for good (DeliveryRejectedError): dead-lettered at once, like the above;
+ * - a send whose recipient the provider refuses for good (DeliveryRejectedError, `refused: 'recipient'`:
+ *   no such mailbox or domain, the user's input): dropped (reported processed; no retry, no DLQ, so no
+ *   alarm), counted (`EmailRejected`), logged and audited with ids and the provider's codes only;
+ * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
+ *   dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
@@ -179,16 +187,26 @@ export class EmailWorker {
 
   /** The Lambda handler's body. */
   handle(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-    return processSqsBatch(event, context, this.runner, (record) => this.processRecord(record));
+    // One user read per user per batch: a registration's messages (welcome, verification, SMS code) share it.
+    const users = new Map<string, Promise<boolean>>();
+    const userExists: UserExists = (userId) => {
+      let read = users.get(userId);
+      if (!read) {
+        read = this.options.userExists(userId);
+        users.set(userId, read);
+      }
+      return read;
+    };
+    return processSqsBatch(event, context, this.runner, (record) => this.processRecord(record, userExists));
   }
 
-  private async processRecord(record: SQSRecord): Promise<void> {
+  private async processRecord(record: SQSRecord, userExists: UserExists): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
     const parsed = await parseQueueMessage(record.body);
     if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
     const { message } = parsed;
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
-    if (await this.userIsGone(record, message, correlationId))
+    if (await this.userIsGone(record, message, correlationId, userExists))
       return this.recordSkipped(message, correlationId);
     if (message.type === 'sms' && !this.options.sms) {
       return this.deadLetter(record, 'No SMS transport is configured', correlationId);
@@ -207,6 +225,9 @@ export class EmailWorker {
       const error = this.failed.get(send) ?? thrown;
       const notBeforeSec = error === thrown ? 0 : this.recordLeftInProgress(message, thrown, correlationId);
       if (error instanceof DeliveryRejectedError) {
+        // A refused recipient is the user's input (a mistyped address), no fault of ours: nothing to page
+        // or redrive for, and the DLQ would only keep the address. A refused message may be ours (content).
+        if (error.refused === 'recipient') return this.recordRecipientRefused(message, error, correlationId);
         return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
       }
       if (error instanceof IdempotencyAlreadyInProgressError) {
@@ -255,10 +276,11 @@ export class EmailWorker {
     record: SQSRecord,
     message: QueueMessage,
     correlationId: string,
+    userExists: UserExists,
   ): Promise<boolean> {
     if (message.userId === undefined) return false;
     try {
-      return !(await this.options.userExists(message.userId));
+      return !(await userExists(message.userId));
     } catch (error) {
       await this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
       throw error;
@@ -282,6 +304,47 @@ export class EmailWorker {
       userId: message.userId,
       reason: 'user_deleted',
       metadata: { messageId: message.id, type: message.type },
+    });
+  }
+
+  /**
+   * A message whose recipient the provider refused for good: dropped (reported processed, so SQS deletes
+   * it), with nothing of it kept but its ids and the provider's codes.
+   */
+  private recordRecipientRefused(
+    message: QueueMessage,
+    error: DeliveryRejectedError,
+    correlationId: string,
+  ): void {
+    const { logger, auditLogger, metrics } = this.options.observability;
+    const sms = message.type === 'sms';
+    recordMetric(metrics, 'EmailRejected');
+    logger.info(
+      sms
+        ? 'SMS dropped: the provider refused its recipient'
+        : 'Email dropped: the provider refused its recipient',
+      {
+        correlation_id: correlationId,
+        messageId: message.id,
+        userId: message.userId,
+        provider: error.provider,
+        providerCode: error.providerCode,
+        responseCode: error.responseCode,
+      },
+    );
+    auditLogger.log({
+      eventType: sms ? 'sms.undeliverable' : 'email.undeliverable',
+      outcome: 'failure',
+      correlationId,
+      userId: message.userId,
+      reason: 'recipient_refused',
+      metadata: {
+        messageId: message.id,
+        type: message.type,
+        provider: error.provider,
+        providerCode: error.providerCode,
+        responseCode: error.responseCode,
+      },
     });
   }
 

@@ -36,7 +36,10 @@ export class SesEmailTransport implements EmailTransport {
 
   constructor(private readonly client: SESv2Client) {}
 
-  /** Rejects with DeliveryRejectedError when SES refuses this message for good. */
+  /**
+   * Rejects with DeliveryRejectedError when SES refuses this message for good: a refusal of the message,
+   * since SES does not say whether its recipient or its content was the cause.
+   */
   async send(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
     try {
       return await this.sendEmail(email, signal);
@@ -112,16 +115,21 @@ function loadNodemailer(): Promise<typeof import('nodemailer')> {
 }
 
 /**
- * A reply refusing the address itself: 5xx with an RFC 3463 addressing status, 5.1.x (no such user, a
- * bad mailbox, an unknown domain).
+ * A reply refusing the recipient's address itself: 5xx with an RFC 3463 status about the destination,
+ * 5.1.1 (no such mailbox), 5.1.2 (no such domain), 5.1.3 (a malformed address), 5.1.4 (an ambiguous
+ * mailbox), 5.1.6 (a mailbox that moved) or 5.1.10 (a domain that accepts no mail, RFC 7505). The other
+ * addressing statuses are about our sender (5.1.7, 5.1.8) or say nothing (5.1.0), and relays that check
+ * the sender at RCPT TO (Postfix by default) answer with them there.
  */
-const addressRefusalReply = /^5\d\d[ -]5\.1\.\d{1,3}(?!\d)/;
+const recipientRefusalReply = /^5\d\d[ -]5\.1\.(?:[12346]|10)(?!\d)/;
 
 /**
  * The SMTP reply code of a relay's permanent refusal of the recipient, or undefined. Only a refusal of
  * the address at RCPT TO counts: relays often hold back their refusal of our sender or relay rights
- * until RCPT TO too (Postfix's `554 5.7.1 Relay access denied`), and that refuses every message, as a
- * 5xx to MAIL FROM or AUTH (535) does. A 4xx (greylisting, a full mailbox) may pass later.
+ * until RCPT TO too (Postfix's `554 5.7.1 Relay access denied`, `553 5.1.8 Sender address rejected`),
+ * and that refuses every message, as a 5xx to MAIL FROM or AUTH (535) does. So does a reply with no
+ * RFC 3463 status, which cannot tell (Exim's `550 relay not permitted`). A 4xx (greylisting, a full
+ * mailbox) may pass later.
  */
 function permanentRecipientRefusal(error: unknown): number | undefined {
   const { code, command, responseCode, response } = error as {
@@ -135,7 +143,7 @@ function permanentRecipientRefusal(error: unknown): number | undefined {
     command === 'RCPT TO' &&
     typeof responseCode === 'number' &&
     typeof response === 'string' &&
-    addressRefusalReply.test(response);
+    recipientRefusalReply.test(response);
   return refused ? responseCode : undefined;
 }
 
@@ -204,7 +212,10 @@ export class SmtpEmailTransport implements EmailTransport {
     } catch (error) {
       const refusal = permanentRecipientRefusal(error);
       if (refusal !== undefined) {
-        throw new DeliveryRejectedError(this.name, 'EENVELOPE', { responseCode: refusal });
+        throw new DeliveryRejectedError(this.name, 'EENVELOPE', {
+          responseCode: refusal,
+          refused: 'recipient',
+        });
       }
       if ((error as { code?: unknown }).code === 'EAUTH') {
         this.credentialsRefused = true;

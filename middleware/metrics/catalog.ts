@@ -146,6 +146,14 @@ export const metricCatalog = {
       'The email worker dropped an email or SMS unsent because the user it is about was deleted after it was queued.',
     statistic: 'Sum',
   },
+  EmailRejected: {
+    name: 'EmailRejected',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning:
+      'The email worker dropped an email or SMS unsent because the provider refused its recipient for good (no such mailbox or domain): bad input, not an outage.',
+    statistic: 'Sum',
+  },
   SmsSent: {
     name: 'SmsSent',
     unit: count,

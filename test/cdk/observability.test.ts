@@ -79,8 +79,13 @@ describe('BulwarkDashboard', () => {
 
   it.each([
     [
-      'Emails sent / failed / skipped',
-      [metricCatalog.EmailSent.name, metricCatalog.EmailFailed.name, metricCatalog.EmailSkipped.name],
+      'Emails sent / failed / skipped / rejected',
+      [
+        metricCatalog.EmailSent.name,
+        metricCatalog.EmailFailed.name,
+        metricCatalog.EmailSkipped.name,
+        metricCatalog.EmailRejected.name,
+      ],
     ],
     ['SMS sent / failed', [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name]],
     [

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker, retryDelaySec } from '../../functions/email-worker/email-worker.js';
@@ -10,6 +12,7 @@ import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-wo
 import {
   type EmailTransport,
   type OutgoingEmail,
+  SesEmailTransport,
   SmtpEmailTransport,
 } from '../../functions/email-worker/transports.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
@@ -426,7 +429,7 @@ describe('the email worker when the relay refuses recipients for good', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  it('dead-letters each refused message at its first attempt, and the circuit stays closed for the rest', async () => {
+  it('drops each message whose recipient is refused at its first attempt, without the DLQ, and the circuit stays closed for the rest', async () => {
     const { observability, audits } = testObservability('email-worker');
     const worker = new EmailWorker({
       transport,
@@ -436,30 +439,44 @@ describe('the email worker when the relay refuses recipients for good', () => {
       ...emailWorkerQueueOptions(dynamoDb, queues),
       observability,
     });
+    const info = vi.spyOn(observability.logger, 'info');
     const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-    for (let index = 0; index < 5; index += 1) {
-      expect(await run(await record(welcome(`nobody${index}@example.com`)))).toEqual({
-        batchItemFailures: [],
-      });
+    const messages = Array.from({ length: 5 }, (_, index) => welcome(`nobody${index}@example.com`));
+    for (const message of messages) {
+      expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
     }
     expect(queues.visibilityChanges()).toEqual([]);
-    expect(await deadLetterReasons()).toEqual(
-      Array(5).fill('smtp refused the message for good (EENVELOPE 550)'),
-    );
+    // Nothing for the DLQ alarm to page on, and no address kept for 14 days.
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(observability.metrics, 'EmailRejected')).toEqual(Array(5).fill(1));
+    expect(storedMetric(observability.metrics, 'EmailFailed')).toBeUndefined();
     expect(audits).toEqual(
-      Array(5).fill(
+      messages.map((message) =>
         expect.objectContaining({
-          eventType: 'email.rejected',
-          metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
+          eventType: 'email.undeliverable',
+          outcome: 'failure',
+          correlationId: 'corr-123',
+          metadata: {
+            messageId: message.id,
+            type: 'welcome',
+            provider: 'smtp',
+            providerCode: 'EENVELOPE',
+            responseCode: 550,
+            reason: 'recipient_refused',
+          },
         }),
       ),
     );
-    expect(JSON.stringify(audits)).not.toContain('nobody');
+    expect(info).toHaveBeenCalledWith(
+      'Email dropped: the provider refused its recipient',
+      expect.objectContaining({ correlation_id: 'corr-123', messageId: messages[0]?.id, responseCode: 550 }),
+    );
+    expect(JSON.stringify([audits, info.mock.calls])).not.toContain('nobody');
     expect(await run(await record(welcome('ada@example.com')))).toEqual({ batchItemFailures: [] });
     expect(delivered).toEqual(['ada@example.com']);
   });
 
-  it('dead-letters a refused message once even when its in-progress record could not be deleted', async () => {
+  it('drops a message whose recipient is refused once even when its in-progress record could not be deleted', async () => {
     const { observability, audits } = testObservability('email-worker');
     const worker = new EmailWorker({
       transport,
@@ -473,13 +490,42 @@ describe('the email worker when the relay refuses recipients for good', () => {
       batchItemFailures: [],
     });
     expect(queues.visibilityChanges()).toEqual([]);
-    expect(await deadLetterReasons()).toEqual(['smtp refused the message for good (EENVELOPE 550)']);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(observability.metrics, 'EmailRejected')).toBe(1);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.undeliverable',
+        metadata: expect.objectContaining({ reason: 'recipient_refused' }),
+      }),
+    ]);
+  });
+
+  it('still dead-letters a message the provider refused as a whole (SES MessageRejected): it may be ours', async () => {
+    const { observability, audits } = testObservability('email-worker');
+    const ses = mockClient(SESv2Client);
+    ses
+      .on(SendEmailCommand)
+      .rejects(Object.assign(new Error('Message rejected: content'), { name: 'MessageRejected' }));
+    const worker = new EmailWorker({
+      transport: new SesEmailTransport(new SESv2Client({ region: 'us-east-1' })),
+      templates: new EmailTemplates(),
+      breaker: testProviderBreaker(dynamoDb, 'email-test'),
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      observability,
+    });
+    const refused = await record(welcome());
+    expect(await worker.handle({ Records: [refused] } as SQSEvent, context)).toEqual({
+      batchItemFailures: [],
+    });
+    expect(await deadLetterReasons()).toEqual(['ses refused the message for good (MessageRejected)']);
+    expect(storedMetric(observability.metrics, 'EmailRejected')).toBeUndefined();
     expect(audits).toEqual([
       expect.objectContaining({
         eventType: 'email.rejected',
         metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
       }),
     ]);
+    ses.restore();
   });
 });
 
@@ -619,6 +665,48 @@ describe('a message about a user', () => {
     const { transport: retried, run: retry } = setup();
     expect(await retry(await queues.redelivered(failing))).toEqual({ batchItemFailures: [] });
     expect(retried.sent.map((email) => email.to)).toEqual([user.email]);
+  });
+
+  it("is checked with one read per user and batch: a registration's messages share it, the next batch reads again", async () => {
+    // A pass-through spy on the client handler.ts reads users with: every GetItem that reaches the store.
+    const documentClient = createDocumentClient(dynamoDb);
+    const send = vi.spyOn(documentClient, 'send');
+    const userReads = () =>
+      send.mock.calls.filter(([command]) => command.constructor.name === 'GetCommand').length;
+    const { transport, run } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      userExists: (userId) => userItemExists(documentClient, testTableNames.app, userId),
+    });
+    const [ada, grace] = [await register(), await register()];
+    // Three messages about one user (as a registration with a phone queues), one about another.
+    const batch: SQSRecord[] = [];
+    for (const user of [ada, ada, ada, grace]) batch.push(await record(about(user)));
+    expect(await run(...batch)).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(4);
+    expect(userReads()).toBe(2);
+    // A later batch reads again: a user deleted meanwhile is seen.
+    await users.delete(ada.id);
+    expect(await run(await record(about(ada)))).toEqual({ batchItemFailures: [] });
+    expect(userReads()).toBe(3);
+    expect(transport.sent).toHaveLength(4);
+  });
+
+  it('backs off every message of a batch about a user whose one read failed', async () => {
+    const unreachable = createDocumentClient(
+      createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
+    );
+    const send = vi.spyOn(unreachable, 'send');
+    const { transport, run, metrics } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      userExists: (userId) => userItemExists(unreachable, testTableNames.app, userId),
+    });
+    const user = await register();
+    const batch = [await record(about(user)), await record(about(user))];
+    expect((await run(...batch)).batchItemFailures).toHaveLength(2);
+    expect(send).toHaveBeenCalledTimes(1);
+    expect(transport.sent).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(metrics, 'EmailFailed')).toEqual([1, 1]);
   });
 
   it("is checked with one consistent GetItem that reads back the user's key alone", async () => {

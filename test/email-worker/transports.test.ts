@@ -51,7 +51,7 @@ describe('the SES v2 transport', () => {
     ses.on(SendEmailCommand).rejects(refusal);
     const error = await transport.send(email).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(DeliveryRejectedError);
-    expect(error).toMatchObject({ provider: 'ses', providerCode: 'MessageRejected' });
+    expect(error).toMatchObject({ provider: 'ses', providerCode: 'MessageRejected', refused: 'message' });
     expect(JSON.stringify(error)).not.toContain(email.to);
     expect((error as Error).message).not.toContain(email.to);
     ses.restore();
@@ -274,10 +274,17 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
         const [local = ''] = address.address.split('@');
         const responseCode = Number(local.replace(/\D/g, ''));
         if (responseCode === 0) return callback();
-        // Postfix's wording: an unknown user is 5.1.1; relay access (our rights) is refused at RCPT TO too.
-        const refusal = address.address.startsWith('relay')
-          ? '5.7.1 Relay access denied'
-          : `${responseCode >= 500 ? '5.1.1' : '4.2.0'} <${address.address}>: Recipient address rejected: User unknown`;
+        // Postfix's wording: an unknown user is 5.1.1; relay access (our rights) and our sender's domain
+        // are refused at RCPT TO too; Exim refuses relaying with no RFC 3463 status.
+        const refusals: Record<string, string> = {
+          relay: '5.7.1 Relay access denied',
+          sender: '5.1.8 <noreply@bulwark.local>: Sender address rejected: Domain not found',
+          exim: 'relay not permitted',
+          nodomain: `5.1.2 <${address.address}>: Recipient address rejected: Domain not found`,
+        };
+        const refusal =
+          refusals[local.replace(/\d/g, '')] ??
+          `${responseCode >= 500 ? '5.1.1' : '4.2.0'} <${address.address}>: Recipient address rejected: User unknown`;
         callback(Object.assign(new Error(refusal), { responseCode }));
       },
       onData(stream, _session, callback) {
@@ -301,8 +308,32 @@ describe('the SMTP transport when the relay refuses the recipient', () => {
   it('turns a 5xx to RCPT TO into a DeliveryRejectedError with the reply code, never the address', async () => {
     const error = await refusalOf({ ...email, to: 'nobody550@example.com' });
     expect(error).toBeInstanceOf(DeliveryRejectedError);
-    expect(error).toMatchObject({ provider: 'smtp', providerCode: 'EENVELOPE', responseCode: 550 });
+    expect(error).toMatchObject({
+      provider: 'smtp',
+      providerCode: 'EENVELOPE',
+      responseCode: 550,
+      refused: 'recipient',
+    });
+    expect((error as Error).message).toBe('smtp refused the recipient for good (EENVELOPE 550)');
     expect((error as Error).message).not.toContain('nobody550');
+  });
+
+  it('takes a 553 5.1.2 to RCPT TO (an unknown domain) for a refusal of the recipient too', async () => {
+    const error = await refusalOf({ ...email, to: 'nodomain553@example.com' });
+    expect(error).toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ responseCode: 553, refused: 'recipient' });
+  });
+
+  it('passes a 5.1.8 to RCPT TO (our sender refused, Postfix checks it there) on as it is: every message is refused', async () => {
+    const error = await refusalOf({ ...email, to: 'sender553@example.com' });
+    expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ code: 'EENVELOPE', command: 'RCPT TO', responseCode: 553 });
+  });
+
+  it('passes a 550 to RCPT TO with no RFC 3463 status on as it is: it may refuse our relay rights (Exim)', async () => {
+    const error = await refusalOf({ ...email, to: 'exim550@example.com' });
+    expect(error).not.toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ code: 'EENVELOPE', command: 'RCPT TO', responseCode: 550 });
   });
 
   it('passes a 5xx to RCPT TO that refuses our relay rights (5.7.1) on as it is: every message is refused', async () => {

@@ -47,6 +47,7 @@ describe('the metric catalog', () => {
         'KmsRequest',
         'EmailSent',
         'EmailFailed',
+        'EmailRejected',
         'WebhookDelivered',
         'WebhookFailed',
         'AuthLatency',
