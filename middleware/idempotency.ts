@@ -27,6 +27,7 @@ import {
 import { dependencyRetryAfterSec } from './http/problem.js';
 import { pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
+import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
 type IdempotentContext = Context & Partial<OptionalAuthContext>;
 
@@ -114,6 +115,20 @@ function isExpressionFault(error: unknown): boolean {
 }
 
 /**
+ * `event` with its header names in lower case, as API Gateway v2 gives them, so that a path written for
+ * v2 (`headers."idempotency-key"`) finds the header in a REST API (v1) event too, which keeps the case the
+ * client sent (`Idempotency-Key`): a key missed there would run every retry again.
+ */
+function withLowerCaseHeaderNames(event: APIGatewayProxyEventV2): APIGatewayProxyEventV2 {
+  const headers: Record<string, string | undefined> | null | undefined = event.headers;
+  if (!headers || Object.keys(headers).every((name) => name === name.toLowerCase())) return event;
+  const lowered = Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]),
+  );
+  return { ...event, headers: lowered };
+}
+
+/**
  * What `path` selects in `event`; undefined when the request's data does not fit it. A type error is
  * the request's only over a body as API Gateway sends it (a string, or none): over a body a middleware
  * before this one has already parsed, `powertools_json(body)` fails on every request, a setup fault
@@ -121,7 +136,7 @@ function isExpressionFault(error: unknown): boolean {
  */
 function select(path: string, event: APIGatewayProxyEventV2, config: IdempotencyConfig): unknown {
   try {
-    return search(path, event, config.jmesPathOptions);
+    return search(path, withLowerCaseHeaderNames(event), config.jmesPathOptions);
   } catch (error) {
     if (isExpressionFault(error)) throw error;
     const body: unknown = event.body;
@@ -231,6 +246,12 @@ export interface IdempotencyOptions extends IdempotencyLambdaHandlerOptions {
    * @default false
    */
   readonly anonymous?: boolean;
+  /**
+   * Where a record that could not be released is logged: after the handler failed, deleting its record
+   * failed too (the store throttling or down), so a retry gets 409 until the record's in-progress expiry.
+   * @default console
+   */
+  readonly logger?: WarnLogger;
 }
 
 /**
@@ -282,7 +303,7 @@ function assertStillAnonymous(request: IdempotentRequest): void {
 export function idempotency(
   options: IdempotencyOptions,
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, IdempotentContext> {
-  const { anonymous = false, storedAnswer, ...powertoolsOptions } = options;
+  const { anonymous = false, storedAnswer, logger = console, ...powertoolsOptions } = options;
   const config = options.config ?? new IdempotencyConfig({});
   const keyPath = config.eventKeyJmesPath || defaultKeyPath;
   // The caller's settings, but Powertools reads the key from the scoped copy of the event (below) and,
@@ -301,6 +322,24 @@ export function idempotency(
   }
   assertNoProblems('idempotency', problems);
   const powertools = makeHandlerIdempotent({ ...powertoolsOptions, config: powertoolsConfig });
+  /**
+   * Deletes the record of this request, whose handler failed, so a retry runs again. A store failure on
+   * the way must not take the handler's own answer's place (a 503 with Retry-After would become a 500):
+   * the record then stays in progress until the invocation's deadline, and a retry until then gets 409.
+   */
+  const releaseRecord = async (request: IdempotentRequest) => {
+    try {
+      await powertools.onError?.(request);
+    } catch (error) {
+      if (!(error instanceof IdempotencyPersistenceLayerError)) throw error;
+      logger.warn(
+        'Idempotency record not released after the handler failed; retries get 409 until it expires',
+        {
+          error,
+        },
+      );
+    }
+  };
   return {
     before: async (request) => {
       // Checked whether or not idempotency is enabled, so a misordered pipeline fails where it is tried out.
@@ -357,7 +396,7 @@ export function idempotency(
       // A 5xx is the handler failing, thrown or returned: the retry runs again rather than replay it.
       const status = normalizeResponse(request.response)?.statusCode ?? 200;
       if (status >= 500) {
-        await powertools.onError?.(request);
+        await releaseRecord(request);
         return;
       }
       // Powertools stores the request's response: for the record's copy, it holds that copy.
@@ -374,7 +413,7 @@ export function idempotency(
     // record of the request still running (a third copy then runs too), or the stored answer a 422
     // refused (aws-powertools/powertools-lambda-typescript#5675, fixed upstream, not yet released).
     onError: async (request) => {
-      if (internalOf(request)[handlerRanKey] === true) await powertools.onError?.(request);
+      if (internalOf(request)[handlerRanKey] === true) await releaseRecord(request);
     },
   };
 }

@@ -117,6 +117,7 @@ const registrationIdempotency = idempotency({
     expiresAfterSeconds: registrationReplaySec,
   }),
   storedAnswer: registrationAnswer,
+  logger,
 });
 
 /** The scope that reads what each event carries, the same the route table asks to read it. */

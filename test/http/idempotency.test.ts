@@ -11,17 +11,19 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { authenticate, type OptionalAuthContext } from '../../middleware/auth/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { InvalidOptionsError, NotFoundError } from '../../middleware/errors.js';
+import { InvalidOptionsError, NotFoundError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import type { WarnLogger } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
+import { throttleFirstDelete } from '../helpers/throttling.js';
 
 captureStdout();
 const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
@@ -39,6 +41,8 @@ interface Sender {
   readonly routeKey?: string;
   /** Sends a REST API (v1) event for this resource instead of an HTTP API (v2) one. */
   readonly restApiResource?: string;
+  /** The key's header name as sent. @default 'idempotency-key' */
+  readonly keyHeader?: string;
 }
 
 function persistenceStore(
@@ -61,7 +65,7 @@ function sentBy(body: Booking, key: string | undefined, sender: Sender) {
     method: sender.method ?? 'POST',
     path: sender.path ?? '/bookings',
     ...(sender.routeKey === undefined ? {} : { routeKey: sender.routeKey }),
-    headers: key === undefined ? {} : { 'idempotency-key': key },
+    headers: key === undefined ? {} : { [sender.keyHeader ?? 'idempotency-key']: key },
     body: JSON.stringify(body),
   });
   const event =
@@ -95,17 +99,22 @@ function bookingEndpoint(
     staticPkValue = `IDEM#http-${randomUUID()}`,
     client,
     storedAnswer,
+    store = persistenceStore(staticPkValue, tableName, client),
+    logger,
   }: {
     tableName?: string;
     staticPkValue?: string;
     client?: DynamoDBClient;
     storedAnswer?: StoredAnswer;
+    store?: DynamoDBPersistenceLayer;
+    logger?: WarnLogger;
   } = {},
 ) {
   const made: Booking[] = [];
   let hold: Promise<void> = Promise.resolve();
   let signalEntered = () => {};
   let nextStatus: number | undefined;
+  let nextFailure: Error | undefined;
   const handler = middy<
     APIGatewayProxyEventV2,
     APIGatewayProxyStructuredResultV2,
@@ -115,14 +124,20 @@ function bookingEndpoint(
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
     .use(
       idempotency({
-        persistenceStore: persistenceStore(staticPkValue, tableName, client),
+        persistenceStore: store,
         config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"', ...config }),
         ...(storedAnswer ? { storedAnswer } : {}),
+        ...(logger ? { logger } : {}),
       }),
     )
     .handler(async (event, context) => {
       signalEntered();
       await hold;
+      if (nextFailure !== undefined) {
+        const failure = nextFailure;
+        nextFailure = undefined;
+        throw failure;
+      }
       if (nextStatus !== undefined) {
         const statusCode = nextStatus;
         nextStatus = undefined;
@@ -162,6 +177,10 @@ function bookingEndpoint(
     /** Makes the next handler run answer `statusCode` without booking anything. */
     answerNextWith: (statusCode: number) => {
       nextStatus = statusCode;
+    },
+    /** Makes the next handler run throw `failure` without booking anything. */
+    failNextWith: (failure: Error) => {
+      nextFailure = failure;
     },
   };
 }
@@ -317,6 +336,20 @@ describe('idempotency()', () => {
       expect(JSON.parse(otherResource.body as string)).toMatchObject({ booking: 4 });
       expect(await restApiCall('/bookings/b-1', key)).toMatchObject({ body: first.body });
       expect(endpoint.made).toHaveLength(4);
+    });
+
+    it('finds the key of a REST API (v1) event, whose header names keep the case the client sent', async () => {
+      const endpoint = bookingEndpoint();
+      const key = randomUUID();
+      for (const keyHeader of ['Idempotency-Key', 'IDEMPOTENCY-KEY']) {
+        const response = await endpoint.call({ room: 'a' }, key, {
+          ...aliceSends,
+          keyHeader,
+          restApiResource: '/bookings',
+        });
+        expect(response.statusCode).toBe(201);
+      }
+      expect(endpoint.made).toHaveLength(1);
     });
 
     it('does not answer 409 to another caller while the first caller’s request with the key runs', async () => {
@@ -582,6 +615,37 @@ describe('idempotency()', () => {
     expect((await endpoint.call({ room: 'b' }, refused)).statusCode).toBe(409);
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
+
+  it.each([
+    ['returns', (endpoint: ReturnType<typeof bookingEndpoint>) => endpoint.answerNextWith(503)],
+    [
+      'throws',
+      (endpoint: ReturnType<typeof bookingEndpoint>) =>
+        endpoint.failNextWith(new ServiceUnavailableError('The users service is unavailable', 5)),
+    ],
+  ])(
+    'keeps the 503 the handler %s when its record cannot be released, and logs why its retry gets 409',
+    async (how, fail) => {
+      const store = persistenceStore(`IDEM#http-${randomUUID()}`);
+      throttleFirstDelete(store);
+      const warn = vi.fn();
+      const endpoint = bookingEndpoint({}, { store, logger: { warn } });
+      const key = randomUUID();
+      fail(endpoint);
+      const failed = await endpoint.call({ room: 'a' }, key);
+      expect(failed.statusCode).toBe(503);
+      if (how === 'throws') expect(problemOf(failed)).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      else expect(JSON.parse(failed.body as string)).toEqual({ failed: 503 });
+      expect(warn).toHaveBeenCalledWith(
+        'Idempotency record not released after the handler failed; retries get 409 until it expires',
+        { error: expect.objectContaining({ name: 'IdempotencyPersistenceLayerError' }) },
+      );
+      // The record stays in progress until the invocation's deadline: the retry is told to come back.
+      const retry = await endpoint.call({ room: 'a' }, key);
+      expect(problemOf(retry)).toMatchObject({ status: 409, code: 'CONFLICT' });
+      expect(endpoint.made).toEqual([]);
+    },
+  );
 
   it('answers 503 with Retry-After when its store cannot be reached, before the handler runs', async () => {
     // Nothing listens on port 1: every store call is refused, as in a DynamoDB outage.
