@@ -27,7 +27,20 @@ export interface SecretStoreOptions {
    * @default 30
    */
   readonly refreshOnMismatchSec?: number;
-  /** Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage). @default none */
+  /**
+   * How long past maxAge a secret's last good value still stands in while Secrets Manager is `unreachable`
+   * (throttling, a 5xx, no connection, a timeout), in seconds; 0 fails such reads with a 503 as soon as the
+   * value is older than maxAge. An hour rides out a regional Secrets Manager incident (they last minutes to
+   * tens of minutes) without failing every request that needs the secret, yet bounds how long a value can be
+   * used after Secrets Manager last confirmed it. A secret it answers missing (`not_found`) or refused
+   * (`misconfigured`) is never served stale; and as long as it answers, values are never older than maxAge.
+   * @default 3600
+   */
+  readonly staleIfErrorSec?: number;
+  /**
+   * Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage), and one
+   * per read answered with a stale value (`outcome: 'stale'`). @default none
+   */
   readonly onEvent?: SecurityEventListener;
 }
 
@@ -47,6 +60,17 @@ export interface SecretVersions {
   readonly previous: string | undefined;
 }
 
+/** Wait after a failed fetch before Secrets Manager is tried again for that secret; it doubles with each further failure. */
+const firstRetryMs = 1000;
+/** The longest wait between tries during an outage, so a recovery is seen within half a minute. */
+const maxRetryMs = 30_000;
+
+/** A value Secrets Manager returned, and when it was asked for it (epoch ms). */
+interface FetchedValue {
+  readonly value: string | Uint8Array | undefined;
+  readonly at: number;
+}
+
 /**
  * A Powertools SecretsProvider that reports every real fetch (cache misses only). Powertools 2.35
  * keys its cache by name and transform but not by VersionStage (powertools-lambda-typescript#5622),
@@ -61,12 +85,34 @@ class AuditedSecretsProvider extends SecretsProvider {
     super({ awsSdkV3Client: client });
   }
 
-  /** When each secret was last fetched from Secrets Manager, in epoch ms. */
-  readonly fetchedAt = new Map<string, number>();
+  /** Each secret's last value fetched from Secrets Manager: what a stale read falls back on. */
+  readonly lastFetched = new Map<string, FetchedValue>();
+  /** Secrets whose last fetch failed `unreachable`: how many times in a row, and when to try again (epoch ms). */
+  private readonly outages = new Map<string, { readonly failures: number; readonly retryAt: number }>();
+
+  /** Whether a fetch of `name` failed `unreachable` so recently that it should not be tried yet. */
+  isBackingOff(name: string, now: number): boolean {
+    return now < (this.outages.get(name)?.retryAt ?? Number.NEGATIVE_INFINITY);
+  }
+
+  override clearCache(): void {
+    super.clearCache();
+    this.lastFetched.clear();
+    this.outages.clear();
+  }
 
   protected override async _get(name: string, options?: NonNullable<SecretsGetOptions>) {
     const startedAt = Date.now();
     const value = await super._get(name, options).catch((error: unknown) => {
+      if (fetchFailureReason(error) === 'unreachable') {
+        const failures = (this.outages.get(name)?.failures ?? 0) + 1;
+        const waitMs = Math.min(firstRetryMs * 2 ** (failures - 1), maxRetryMs);
+        this.outages.set(name, { failures, retryAt: Date.now() + waitMs });
+      } else {
+        // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop working.
+        this.outages.delete(name);
+        this.lastFetched.delete(name);
+      }
       emitEvent(this.onEvent, {
         type: 'secret.accessed',
         reason: error instanceof Error ? error.name : 'Error',
@@ -74,7 +120,8 @@ class AuditedSecretsProvider extends SecretsProvider {
       });
       throw error;
     });
-    this.fetchedAt.set(name, startedAt);
+    this.lastFetched.set(name, { value, at: startedAt });
+    this.outages.delete(name);
     emitEvent(this.onEvent, {
       type: 'secret.accessed',
       metadata: { name, versionStage: this.versionStage, outcome: 'ok' },
@@ -102,6 +149,12 @@ function fetchFailureReason(error: unknown): SecretFailureReason {
   const cause = error instanceof GetParameterError ? error.cause : error;
   if (cause instanceof Error && cause.name === 'ResourceNotFoundException') return 'not_found';
   return dependencyFailure(cause) === undefined ? 'misconfigured' : 'unreachable';
+}
+
+/** A fetched value as text; a binary secret (SecretBinary) is SecretAccessError `not_text`. */
+function textOf(value: string | Uint8Array | undefined, name: string, versionStage: string): string {
+  if (typeof value !== 'string') throw new SecretAccessError(name, versionStage, 'not_text');
+  return value;
 }
 
 /**
@@ -140,6 +193,7 @@ export class SecretStore {
   private readonly client: SecretsManagerClient;
   private readonly maxAgeSec: number;
   private readonly refreshOnMismatchMs: number;
+  private readonly staleIfErrorMs: number;
   private readonly onEvent: SecurityEventListener | undefined;
   private readonly providers = new Map<string, AuditedSecretsProvider>();
   /** Fetches under way, by version stage and name, so concurrent callers make one request. */
@@ -149,24 +203,58 @@ export class SecretStore {
   >();
   private readonly lastForcedRefresh = new Map<string, number>();
   /**
-   * Until when (epoch ms) each secret is known to have no AWSPREVIOUS version. Powertools caches only
-   * values, so without this a secret never rotated would be fetched on every use.
+   * When (epoch ms) Secrets Manager last answered that a secret has no AWSPREVIOUS version. Powertools
+   * caches only values, so without this a secret never rotated would be fetched on every use.
    */
-  private readonly previousAbsentUntil = new Map<string, number>();
+  private readonly previousAbsentAt = new Map<string, number>();
 
   constructor(options: SecretStoreOptions = {}) {
     const problems: string[] = [];
     const maxAgeSec = options.maxAgeSec ?? 300;
     const refreshOnMismatchSec = options.refreshOnMismatchSec ?? 30;
+    const staleIfErrorSec = options.staleIfErrorSec ?? 3600;
     if (!Number.isFinite(maxAgeSec) || maxAgeSec < 0) problems.push('maxAgeSec must be >= 0');
     if (!Number.isFinite(refreshOnMismatchSec) || refreshOnMismatchSec < 0) {
       problems.push('refreshOnMismatchSec must be >= 0');
+    }
+    if (!Number.isFinite(staleIfErrorSec) || staleIfErrorSec < 0) {
+      problems.push('staleIfErrorSec must be >= 0');
     }
     assertNoProblems('SecretStore', problems);
     this.client = options.client ?? createSecretsManagerClient();
     this.maxAgeSec = maxAgeSec;
     this.refreshOnMismatchMs = refreshOnMismatchSec * 1000;
+    this.staleIfErrorMs = staleIfErrorSec * 1000;
     this.onEvent = options.onEvent;
+  }
+
+  /** Whether something Secrets Manager answered at `answeredAt` may still stand in for a fetch that cannot be made. */
+  private mayServeStale(answeredAt: number, maxAgeSec: number, now: number): boolean {
+    return this.staleIfErrorMs > 0 && now - answeredAt <= maxAgeSec * 1000 + this.staleIfErrorMs;
+  }
+
+  /**
+   * Reports a read answered from what Secrets Manager last said (a value, or that there is no previous
+   * version) because it could not be asked: its fetch failed `unreachable` just now (`fetch_failed`), or
+   * one did so recently and the store waits before trying again (`retry_backoff`).
+   */
+  private reportStale(
+    name: string,
+    versionStage: string,
+    answeredAt: number,
+    staleReason: 'fetch_failed' | 'retry_backoff',
+  ): void {
+    emitEvent(this.onEvent, {
+      type: 'secret.accessed',
+      reason: 'unreachable',
+      metadata: {
+        name,
+        versionStage,
+        outcome: 'stale',
+        staleReason,
+        ageSec: Math.floor((Date.now() - answeredAt) / 1000),
+      },
+    });
   }
 
   private providerFor(versionStage: string): AuditedSecretsProvider {
@@ -180,17 +268,30 @@ export class SecretStore {
 
   /**
    * A string secret (one version stage, AWSCURRENT by default), no older than maxAgeSec (this call's,
-   * else the store's). Concurrent calls for one secret share one fetch.
+   * else the store's). Concurrent calls for one secret share one fetch. While Secrets Manager is
+   * `unreachable`, the last value fetched stands in for up to staleIfErrorSec past maxAge, and after a
+   * failed fetch Secrets Manager is not asked again for that secret for a backoff (1 s, doubling up to
+   * 30 s), so an outage, even a hanging one, does not cost every read a failed call.
    */
   async getSecret(name: string, options: GetSecretOptions = {}): Promise<string> {
     const versionStage = options.versionStage ?? versionStages.current;
     const provider = this.providerFor(versionStage);
     const maxAgeSec = options.maxAgeSec ?? this.maxAgeSec;
+    const now = Date.now();
     // Powertools keeps a value until the expiry its fetcher asked for: a caller wanting a fresher one
     // (a shorter maxAgeSec than whoever filled the cache) fetches it itself.
-    const fetchedAt = provider.fetchedAt.get(name);
-    const tooOld = fetchedAt !== undefined && Date.now() - fetchedAt >= maxAgeSec * 1000;
+    const last = provider.lastFetched.get(name);
+    const tooOld = last !== undefined && now - last.at >= maxAgeSec * 1000;
     const forceFetch = (options.forceFetch ?? false) || tooOld;
+    if (
+      forceFetch &&
+      last !== undefined &&
+      provider.isBackingOff(name, now) &&
+      this.mayServeStale(last.at, maxAgeSec, now)
+    ) {
+      this.reportStale(name, versionStage, last.at, 'retry_backoff');
+      return textOf(last.value, name, versionStage);
+    }
     const inFlightKey = `${versionStage}\u0000${name}`;
     const pending = this.inFlight.get(inFlightKey);
     // A caller that must see a fresh value joins only a fetch that was forced too.
@@ -208,10 +309,16 @@ export class SecretStore {
     try {
       value = await fetching;
     } catch (error) {
-      throw new SecretAccessError(name, versionStage, fetchFailureReason(error), { cause: error });
+      const reason = fetchFailureReason(error);
+      // Read again: a fetch that succeeded while this one was failing left a newer value.
+      const lastGood = provider.lastFetched.get(name);
+      if (reason === 'unreachable' && lastGood && this.mayServeStale(lastGood.at, maxAgeSec, Date.now())) {
+        this.reportStale(name, versionStage, lastGood.at, 'fetch_failed');
+        return textOf(lastGood.value, name, versionStage);
+      }
+      throw new SecretAccessError(name, versionStage, reason, { cause: error });
     }
-    if (typeof value !== 'string') throw new SecretAccessError(name, versionStage, 'not_text');
-    return value;
+    return textOf(value, name, versionStage);
   }
 
   /** A secret holding a JSON object (the usual shape for configuration). */
@@ -232,26 +339,47 @@ export class SecretStore {
     return { current, previous };
   }
 
-  /** AWSPREVIOUS, or undefined before the first rotation; its absence is cached as long as a value. */
+  /**
+   * AWSPREVIOUS, or undefined before the first rotation; its absence is cached as long as a value, and
+   * stands in while Secrets Manager is unreachable as long as a stale value would.
+   */
   private async getPreviousVersion(
     name: string,
     options: Omit<GetSecretOptions, 'versionStage'>,
   ): Promise<string | undefined> {
+    const maxAgeSec = options.maxAgeSec ?? this.maxAgeSec;
+    const absentAt = this.previousAbsentAt.get(name);
+    const now = Date.now();
+    if (options.forceFetch !== true && absentAt !== undefined && now - absentAt < maxAgeSec * 1000) {
+      return undefined;
+    }
     if (
-      options.forceFetch !== true &&
-      Date.now() < (this.previousAbsentUntil.get(name) ?? Number.NEGATIVE_INFINITY)
+      absentAt !== undefined &&
+      this.providerFor(versionStages.previous).isBackingOff(name, now) &&
+      this.mayServeStale(absentAt, maxAgeSec, now)
     ) {
+      this.reportStale(name, versionStages.previous, absentAt, 'retry_backoff');
       return undefined;
     }
     try {
       const previous = await this.getSecret(name, { ...options, versionStage: versionStages.previous });
-      this.previousAbsentUntil.delete(name);
+      this.previousAbsentAt.delete(name);
       return previous;
     } catch (error) {
-      if (!(error instanceof SecretAccessError && error.reason === 'not_found')) throw error;
-      const maxAgeMs = (options.maxAgeSec ?? this.maxAgeSec) * 1000;
-      this.previousAbsentUntil.set(name, Date.now() + maxAgeMs);
-      return undefined;
+      if (!(error instanceof SecretAccessError)) throw error;
+      if (error.reason === 'not_found') {
+        this.previousAbsentAt.set(name, Date.now());
+        return undefined;
+      }
+      if (
+        error.reason === 'unreachable' &&
+        absentAt !== undefined &&
+        this.mayServeStale(absentAt, maxAgeSec, Date.now())
+      ) {
+        this.reportStale(name, versionStages.previous, absentAt, 'fetch_failed');
+        return undefined;
+      }
+      throw error;
     }
   }
 
@@ -313,11 +441,11 @@ export class SecretStore {
     return undefined;
   }
 
-  /** Forgets every cached version (tests; or after an emergency rotation). */
+  /** Forgets every cached version, stale fallbacks and backoffs included (tests; or after an emergency rotation). */
   clearCache(): void {
     for (const provider of this.providers.values()) provider.clearCache();
     this.lastForcedRefresh.clear();
-    this.previousAbsentUntil.clear();
+    this.previousAbsentAt.clear();
   }
 }
 

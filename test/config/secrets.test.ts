@@ -26,10 +26,15 @@ function rotate(next: string): void {
   versions = { AWSPREVIOUS: versions.AWSCURRENT as string, AWSCURRENT: next };
 }
 
+/** While set, every call ends as this answer does (an outage: an error, or a promise that hangs). */
+let outage: (() => Promise<never>) | undefined;
+
 beforeEach(() => {
   versions = { AWSCURRENT: 'secret-v1' };
+  outage = undefined;
   secretsManager.reset();
   secretsManager.on(GetSecretValueCommand).callsFake(async (input: GetSecretValueCommandInput) => {
+    if (outage) return outage();
     if (input.SecretId !== 'webhook-key' && input.SecretId !== 'binary-key') {
       throw new ResourceNotFoundException({
         message: "Secrets Manager can't find the specified secret.",
@@ -367,6 +372,229 @@ describe("getRotatingSecret: the rotation function's { current, previous } shape
   });
 });
 
+describe('stale-if-error: the last good value while Secrets Manager is unreachable', () => {
+  const serverError = () =>
+    new InternalServiceError({ message: 'An error occurred on the server side', $metadata: {} });
+  const failWith = (error: Error) => {
+    outage = () => Promise.reject(error);
+  };
+
+  it('serves the last value up to staleIfErrorSec past maxAge, reported as stale, then fails with unreachable', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({
+      maxAgeSec: 60,
+      staleIfErrorSec: 600,
+      onEvent: (event) => events.push(event),
+    });
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    expect(events.at(-1)).toEqual({
+      type: 'secret.accessed',
+      reason: 'unreachable',
+      metadata: {
+        name: 'webhook-key',
+        versionStage: 'AWSCURRENT',
+        outcome: 'stale',
+        staleReason: 'fetch_failed',
+        ageSec: 61,
+      },
+    });
+    expect(JSON.stringify(events)).not.toContain('secret-v1');
+    vi.advanceTimersByTime(598_000);
+    // 659 s after the fetch: inside maxAge + staleIfErrorSec.
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    vi.advanceTimersByTime(3000);
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({
+      name: 'SecretAccessError',
+      reason: 'unreachable',
+    });
+  });
+
+  it('fails with unreachable at maxAge when staleIfErrorSec is 0', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60, staleIfErrorSec: 0 });
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+
+  it('defaults to an hour past maxAge', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore();
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime((300 + 3600) * 1000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    vi.advanceTimersByTime(31_000);
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+
+  it.each([
+    ['not_found', new ResourceNotFoundException({ message: 'deleted', $metadata: {} })],
+    ['misconfigured', new DecryptionFailure({ message: 'kms', $metadata: {} })],
+    [
+      'misconfigured',
+      new InvalidRequestException({ message: 'the secret was marked for deletion', $metadata: {} }),
+    ],
+  ])('never serves a secret stale once Secrets Manager answers %s (%s)', async (reason, refusal) => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60 });
+    await store.getSecret('webhook-key');
+    failWith(refusal);
+    vi.advanceTimersByTime(61_000);
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason });
+    // An outage right after does not bring the refused value back.
+    failWith(serverError());
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+
+  it('fails with unreachable for a secret never fetched (a cold start during an outage)', async () => {
+    const store = new SecretStore();
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    await expect(store.getSecret('binary-key')).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+
+  it('backs off after a failed fetch: no call while it lasts, one after it, doubling', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
+    await store.getSecret('webhook-key');
+    failWith(
+      new SecretsManagerServiceException({
+        name: 'ThrottlingException',
+        message: 'Rate exceeded',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    for (let read = 0; read < 5; read += 1) expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    expect(events.at(-1)?.metadata).toMatchObject({ outcome: 'stale', staleReason: 'retry_backoff' });
+    vi.advanceTimersByTime(1000);
+    await store.getSecret('webhook-key');
+    expect(fetches()).toBe(3);
+    // The second failure waits 2 s.
+    vi.advanceTimersByTime(1000);
+    await store.getSecret('webhook-key');
+    expect(fetches()).toBe(3);
+    vi.advanceTimersByTime(1000);
+    await store.getSecret('webhook-key');
+    expect(fetches()).toBe(4);
+  });
+
+  it('makes concurrent reads share one hanging fetch, then answers from the stale value without waiting', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60 });
+    await store.getSecret('webhook-key');
+    let timeOut: (error: Error) => void = () => {};
+    const hanging = new Promise<never>((_resolve, reject) => {
+      timeOut = reject;
+    });
+    outage = () => hanging;
+    vi.advanceTimersByTime(61_000);
+    const reads = Promise.all(Array.from({ length: 5 }, () => store.getSecret('webhook-key')));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fetches()).toBe(2);
+    // The SDK's request timeout ends the hang.
+    timeOut(
+      Object.assign(new Error('request timed out'), { name: 'TimeoutError', $metadata: { attempts: 3 } }),
+    );
+    expect(await reads).toEqual(Array(5).fill('secret-v1'));
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+  });
+
+  it('replaces the stale value once Secrets Manager answers again', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60 });
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    outage = undefined;
+    rotate('secret-v2');
+    vi.advanceTimersByTime(1000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(fetches()).toBe(3);
+    // The next outage falls back on the new value, and its backoff starts again at 1 s.
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    vi.advanceTimersByTime(1000);
+    await store.getSecret('webhook-key');
+    expect(fetches()).toBe(5);
+  });
+
+  it('keeps dual acceptance through an outage; a forced refresh that fails serves the stale versions, rate-limited', async () => {
+    vi.useFakeTimers();
+    rotate('secret-v2');
+    const store = new SecretStore({ maxAgeSec: 60, refreshOnMismatchSec: 30 });
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v2')).toBe('AWSCURRENT');
+    expect(fetches()).toBe(2);
+    failWith(serverError());
+    // A mismatch forces a refresh of both versions, which fails: the stale versions answer it, no 503.
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'forged')).toBeUndefined();
+    expect(fetches()).toBe(4);
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'forged')).toBeUndefined();
+    expect(fetches()).toBe(4);
+    vi.advanceTimersByTime(61_000);
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSPREVIOUS');
+  });
+
+  it('keeps a secret never rotated without a previous version through an outage', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60 });
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    expect(fetches()).toBe(4);
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    expect(fetches()).toBe(4);
+  });
+
+  it("serves the rotation function's shape stale, on a refresh too", async () => {
+    vi.useFakeTimers();
+    versions = { AWSCURRENT: JSON.stringify({ current: 'secret-v1' }) };
+    const store = new SecretStore({ maxAgeSec: 60 });
+    await store.getRotatingSecret('webhook-key');
+    failWith(serverError());
+    expect(await store.getRotatingSecret('webhook-key', { refresh: true })).toEqual({
+      current: 'secret-v1',
+      previous: undefined,
+    });
+    vi.advanceTimersByTime(301_000);
+    expect((await store.getRotatingSecret('webhook-key')).current).toBe('secret-v1');
+  });
+
+  it('forgets stale values on clearCache', async () => {
+    const store = new SecretStore();
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    store.clearCache();
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+});
+
 describe('getSecret and the default store', () => {
   it('reads through a module-level store that configureSecretStore replaces', async () => {
     expect(await getSecret('webhook-key')).toBe('secret-v1');
@@ -382,5 +610,6 @@ describe('getSecret and the default store', () => {
     expect(() => new SecretStore({ maxAgeSec: -1, refreshOnMismatchSec: Number.NaN })).toThrow(
       InvalidOptionsError,
     );
+    expect(() => new SecretStore({ staleIfErrorSec: -1 })).toThrow('staleIfErrorSec must be >= 0');
   });
 });
