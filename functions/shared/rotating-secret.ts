@@ -8,7 +8,10 @@ import { lazySecretStore } from './secret-store.js';
 /** Where a function finds one rotating secret. */
 export type RotatingSecretSetting =
   | { readonly value: RotatingSecret }
-  /** A Secrets Manager secret holding the JSON, read when first needed and cached for 5 minutes. */
+  /**
+   * A Secrets Manager secret holding the JSON, read when first needed and cached for 5 minutes; while
+   * Secrets Manager is unreachable, the last value read stands in for up to an hour more (the store's defaults).
+   */
   | { readonly secretArn: string };
 
 /** Reads the secret; `refresh` after a value matched neither version (see SecretStore.getRotatingSecret). */

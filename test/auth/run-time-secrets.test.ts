@@ -1,7 +1,11 @@
 // The sample functions' secrets read at run time: environment forms, the shared reader, signing and
 // verifying across a rotation, and verification links after a rotation.
 import { randomUUID } from 'node:crypto';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  GetSecretValueCommand,
+  InternalServiceError,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { readEnvironment } from '../../functions/shared/environment.js';
@@ -90,6 +94,26 @@ describe('rotatingSecretReader', () => {
     expect(await read(false)).toEqual({ current: first, previous: undefined });
     expect(fetches()).toBe(1);
     expect(JSON.stringify(events)).not.toContain(first);
+  });
+
+  it("keeps a secret through a Secrets Manager outage past its 5-minute cache, for the store's default hour", async () => {
+    // A secret of its own: the function's one store keeps what it read for the other tests.
+    const outageArn = `${secretArn}-outage`;
+    secretsManager
+      .on(GetSecretValueCommand, { SecretId: outageArn })
+      .resolves({ SecretString: JSON.stringify({ current: first }) });
+    vi.useFakeTimers();
+    const read = rotatingSecretReader({ secretArn: outageArn });
+    expect(await read(false)).toEqual({ current: first, previous: undefined });
+    secretsManager
+      .on(GetSecretValueCommand, { SecretId: outageArn })
+      .rejects(new InternalServiceError({ message: 'An error occurred on the server side', $metadata: {} }));
+    vi.advanceTimersByTime(301_000);
+    expect(await read(false)).toEqual({ current: first, previous: undefined });
+    // A mismatch's refresh, failing too, answers with the same versions instead of a 503.
+    expect(await read(true)).toEqual({ current: first, previous: undefined });
+    vi.advanceTimersByTime(3600_000);
+    await expect(read(false)).rejects.toMatchObject({ reason: 'unreachable' });
   });
 
   it('refuses a secret whose current or previous value has fewer than 32 characters besides whitespace', async () => {
