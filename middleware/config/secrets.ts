@@ -271,7 +271,8 @@ export class SecretStore {
    * else the store's). Concurrent calls for one secret share one fetch. While Secrets Manager is
    * `unreachable`, the last value fetched stands in for up to staleIfErrorSec past maxAge, and after a
    * failed fetch Secrets Manager is not asked again for that secret for a backoff (1 s, doubling up to
-   * 30 s), so an outage, even a hanging one, does not cost every read a failed call.
+   * 30 s), so an outage, even a hanging one, does not cost every read a failed call: a read with no value
+   * to stand in fails at once during the backoff.
    */
   async getSecret(name: string, options: GetSecretOptions = {}): Promise<string> {
     const versionStage = options.versionStage ?? versionStages.current;
@@ -291,6 +292,11 @@ export class SecretStore {
     ) {
       this.reportStale(name, versionStage, last.at, 'retry_backoff');
       return textOf(last.value, name, versionStage);
+    }
+    // Nothing may stand in (a cold start during the outage, or a value too old): failing at once beats
+    // every read waiting out another failing, perhaps hanging, fetch until the backoff ends.
+    if ((forceFetch || last === undefined) && provider.isBackingOff(name, now)) {
+      throw new SecretAccessError(name, versionStage, 'unreachable');
     }
     const inFlightKey = `${versionStage}\u0000${name}`;
     const pending = this.inFlight.get(inFlightKey);

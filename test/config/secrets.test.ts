@@ -453,11 +453,20 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
   });
 
-  it('fails with unreachable for a secret never fetched (a cold start during an outage)', async () => {
+  it('fails with unreachable for a secret never fetched (a cold start during an outage), at once while it backs off', async () => {
+    vi.useFakeTimers();
     const store = new SecretStore();
     await store.getSecret('webhook-key');
     failWith(serverError());
+    const callsBefore = fetches();
     await expect(store.getSecret('binary-key')).rejects.toMatchObject({ reason: 'unreachable' });
+    expect(fetches()).toBe(callsBefore + 1);
+    // Nothing to stand in: the next read fails without waiting out another failing fetch.
+    await expect(store.getSecret('binary-key')).rejects.toMatchObject({ reason: 'unreachable' });
+    expect(fetches()).toBe(callsBefore + 1);
+    vi.advanceTimersByTime(1000);
+    await expect(store.getSecret('binary-key')).rejects.toMatchObject({ reason: 'unreachable' });
+    expect(fetches()).toBe(callsBefore + 2);
   });
 
   it('backs off after a failed fetch: no call while it lasts, one after it, doubling', async () => {
