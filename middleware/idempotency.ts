@@ -115,17 +115,18 @@ function isExpressionFault(error: unknown): boolean {
 }
 
 /**
- * `event` with its header names in lower case, as API Gateway v2 gives them, so that a path written for
- * v2 (`headers."idempotency-key"`) finds the header in a REST API (v1) event too, which keeps the case the
- * client sent (`Idempotency-Key`): a key missed there would run every retry again.
+ * `event` with a lower-case copy of every header name beside the name as sent. API Gateway v2 sends them
+ * lower-cased; a REST API (v1) event keeps the client's case (`Idempotency-Key`), so a path written either
+ * way (`headers."idempotency-key"`, `headers."Idempotency-Key"`) finds the header: a key missed would run
+ * every retry again. Powertools hashes the payload from this event too, so its path reads alike.
  */
 function withLowerCaseHeaderNames(event: APIGatewayProxyEventV2): APIGatewayProxyEventV2 {
   const headers: Record<string, string | undefined> | null | undefined = event.headers;
-  if (!headers || Object.keys(headers).every((name) => name === name.toLowerCase())) return event;
-  const lowered = Object.fromEntries(
-    Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]),
-  );
-  return { ...event, headers: lowered };
+  if (!headers) return event;
+  const missing = Object.entries(headers).filter(([name]) => !Object.hasOwn(headers, name.toLowerCase()));
+  if (missing.length === 0) return event;
+  const lowered = Object.fromEntries(missing.map(([name, value]) => [name.toLowerCase(), value]));
+  return { ...event, headers: { ...headers, ...lowered } };
 }
 
 /**
@@ -136,7 +137,7 @@ function withLowerCaseHeaderNames(event: APIGatewayProxyEventV2): APIGatewayProx
  */
 function select(path: string, event: APIGatewayProxyEventV2, config: IdempotencyConfig): unknown {
   try {
-    return search(path, withLowerCaseHeaderNames(event), config.jmesPathOptions);
+    return search(path, event, config.jmesPathOptions);
   } catch (error) {
     if (isExpressionFault(error)) throw error;
     const body: unknown = event.body;
@@ -354,21 +355,23 @@ export function idempotency(
         );
       }
       if (!config.isEnabled()) return undefined;
-      const key = clientKeyOf(request.event, keyPath, config);
+      const event = request.event;
+      // What the key and payload paths, Bulwark's and Powertools', read: header names in either case.
+      const searched = withLowerCaseHeaderNames(event);
+      const key = clientKeyOf(searched, keyPath, config);
       if (key === undefined) {
         if (config.throwOnNoIdempotencyKey) {
           throw new ValidationError('The request carries no idempotency key');
         }
         return undefined;
       }
-      const event = request.event;
       // Powertools would fail to hash a payload its path cannot read and call that a store failure (500).
-      if (payloadPath && select(payloadPath, event, config) === undefined) {
+      if (payloadPath && select(payloadPath, searched, config) === undefined) {
         throw new ValidationError('The request body cannot be read for its idempotency payload check');
       }
       // Powertools keeps the event it is handed for its `after` and `onError`; a copy carrying the
       // scoped key is the only one that ever sees it.
-      const scopedEvent = { ...event, [scopedKeyField]: scopedKeyOf(request, key) };
+      const scopedEvent = { ...searched, [scopedKeyField]: scopedKeyOf(request, key) };
       request.event = scopedEvent;
       const restoreCleanups = holdPowertoolsCleanups(internalOf(request));
       let replay: unknown;

@@ -161,20 +161,34 @@ function writeProblem(response: ServerResponse, error: unknown, path?: string): 
 }
 
 /**
- * Answers a request Node's HTTP parser refused (a control character in a header value, a byte outside a
- * token in the method or target, headers over Node's limit) with a problem, as every other refusal here,
- * instead of Node's bare 400 or 431; then closes the connection, whose stream cannot be read any further.
+ * What Node answers a request its HTTP server refuses before any handler sees it, by error code: 408 for
+ * headers not received in time, 431 for headers over its limit, 413 for chunk extensions over it, 400 for
+ * anything its parser cannot read (a control character in a header value, a method that is not a token).
+ */
+export function refusalOf(code: string | undefined): HttpError {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new HttpError(408, 'CLIENT_ERROR', 'The request was not received in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new HttpError(431, 'CLIENT_ERROR', 'The request headers are too large');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new HttpError(413, 'PAYLOAD_TOO_LARGE', 'The request chunk extensions are too large');
+    default:
+      return new ValidationError('The request is not valid HTTP/1.1');
+  }
+}
+
+/**
+ * Answers a request Node's HTTP server refused with the status Node would give it, as a problem like every
+ * other refusal here instead of Node's bare status; then closes the connection, whose stream cannot be
+ * read any further.
  */
 function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || error.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const refusal =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? new HttpError(431, 'CLIENT_ERROR', 'The request headers are too large')
-      : new ValidationError('The request is not valid HTTP/1.1');
-  const { response } = renderProblem(refusal);
+  const { response } = renderProblem(refusalOf(error.code));
   const body = response.body ?? '';
   const headers = Object.entries({
     ...response.headers,

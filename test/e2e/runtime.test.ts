@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { refusalOf } from '../../bin/runtime/local-runtime.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
 // A human admin may call every route; test/auth covers who else may.
@@ -210,6 +211,16 @@ describe('local runtime over HTTP', () => {
       expect(body).toMatchObject({ status, code: status === 400 ? 'VALIDATION_FAILED' : 'CLIENT_ERROR' });
     },
   );
+
+  it.each([
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408],
+    ['HPE_HEADER_OVERFLOW', 431],
+    ['HPE_CHUNK_EXTENSIONS_OVERFLOW', 413],
+    ['HPE_INVALID_METHOD', 400],
+    [undefined, 400],
+  ])('refuses what Node refuses with %s with the status Node gives it (%i)', (code, status) => {
+    expect(refusalOf(code).statusCode).toBe(status);
+  });
 
   it('never leaks a stack trace or internal detail in a problem', async () => {
     const response = await api.request('POST', '/bookings', { body: [] });

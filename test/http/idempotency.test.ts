@@ -43,6 +43,8 @@ interface Sender {
   readonly restApiResource?: string;
   /** The key's header name as sent. @default 'idempotency-key' */
   readonly keyHeader?: string;
+  /** Other headers, as sent. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 function persistenceStore(
@@ -65,7 +67,10 @@ function sentBy(body: Booking, key: string | undefined, sender: Sender) {
     method: sender.method ?? 'POST',
     path: sender.path ?? '/bookings',
     ...(sender.routeKey === undefined ? {} : { routeKey: sender.routeKey }),
-    headers: key === undefined ? {} : { [sender.keyHeader ?? 'idempotency-key']: key },
+    headers: {
+      ...sender.headers,
+      ...(key === undefined ? {} : { [sender.keyHeader ?? 'idempotency-key']: key }),
+    },
     body: JSON.stringify(body),
   });
   const event =
@@ -351,6 +356,29 @@ describe('idempotency()', () => {
       }
       expect(endpoint.made).toHaveLength(1);
     });
+
+    it.each([
+      ['lower case', 'headers."idempotency-key"', 'headers."x-booking-ref"'],
+      ["the client's case", 'headers."Idempotency-Key"', 'headers."X-Booking-Ref"'],
+    ])(
+      'reads key and payload paths written in %s from a REST API (v1) event, Powertools included',
+      async (_case, eventKeyJmesPath, payloadValidationJmesPath) => {
+        const endpoint = bookingEndpoint({ eventKeyJmesPath, payloadValidationJmesPath });
+        const key = randomUUID();
+        const sendWithRef = (ref: string) =>
+          endpoint.call({ room: 'a' }, key, {
+            ...aliceSends,
+            keyHeader: 'Idempotency-Key',
+            headers: { 'X-Booking-Ref': ref },
+            restApiResource: '/bookings',
+          });
+        expect((await sendWithRef('ref-1')).statusCode).toBe(201);
+        expect((await sendWithRef('ref-1')).headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+        // Another payload under the same key: Powertools' hash reads the header in either case too.
+        expect(problemOf(await sendWithRef('ref-2'))).toMatchObject({ status: 422 });
+        expect(endpoint.made).toHaveLength(1);
+      },
+    );
 
     it('does not answer 409 to another caller while the first caller’s request with the key runs', async () => {
       const endpoint = bookingEndpoint();
