@@ -116,9 +116,10 @@ function isExpressionFault(error: unknown): boolean {
 
 /**
  * `event` with a lower-case copy of every header name beside the name as sent. API Gateway v2 sends them
- * lower-cased; a REST API (v1) event keeps the client's case (`Idempotency-Key`), so a path written either
- * way (`headers."idempotency-key"`, `headers."Idempotency-Key"`) finds the header: a key missed would run
- * every retry again. Powertools hashes the payload from this event too, so its path reads alike.
+ * lower-cased; a REST API (v1) event keeps the client's case (`Idempotency-Key`), so the lower-case path
+ * (`headers."idempotency-key"`, the only spelling `idempotency()` accepts) finds the header in both: a key
+ * missed would run every retry again. Powertools hashes the payload from this event too, so its path
+ * reads alike.
  */
 function withLowerCaseHeaderNames(event: APIGatewayProxyEventV2): APIGatewayProxyEventV2 {
   const headers: Record<string, string | undefined> | null | undefined = event.headers;
@@ -146,6 +147,13 @@ function select(path: string, event: APIGatewayProxyEventV2, config: Idempotency
   }
 }
 
+/** The header names a path reads as `headers."…"` or `headers.name`. */
+function headerNamesIn(path: string): string[] {
+  return [...path.matchAll(/\bheaders\s*\.\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z0-9_]*))/g)].map(
+    (match) => match[1] ?? match[2] ?? '',
+  );
+}
+
 /**
  * An expression that does not parse (or calls an unknown function on its way through an empty event),
  * refused at construction rather than failing every request. A function the empty event never reaches
@@ -155,6 +163,12 @@ function expressionProblems(config: IdempotencyConfig, paths: Record<string, str
   const problems: string[] = [];
   for (const [field, path] of Object.entries(paths)) {
     if (!path) continue;
+    const named = headerNamesIn(path).find((name) => name !== name.toLowerCase());
+    if (named !== undefined) {
+      problems.push(
+        `${field} ${JSON.stringify(path)}: write the header name in lower case (headers."${named.toLowerCase()}"): an HTTP API event carries only lower-case names, and a REST API event's are found in any case`,
+      );
+    }
     try {
       select(path, {} as APIGatewayProxyEventV2, config);
     } catch (error) {
