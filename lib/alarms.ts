@@ -6,7 +6,12 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { type MetricDefinition, metricCatalog, metricNamespace } from '../middleware/metrics/catalog.js';
+import {
+  type MetricDefinition,
+  metricCatalog,
+  metricNamespace,
+  serviceDimension,
+} from '../middleware/metrics/catalog.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 
 export interface BulwarkAlarmsProps {
@@ -30,7 +35,33 @@ export interface BulwarkAlarmsProps {
    */
   readonly customerEndpointCircuits?: readonly string[];
   /**
-   * Period of every alarm.
+   * Percentage of the email worker's emails refused for their recipient (`EmailRejected` of `EmailSent`
+   * plus `EmailRejected`), over {@link emailRejectionWindow}, that raises the alarm. One mistyped address
+   * is bad input; most of them refused at once is a relay refusing every recipient (a misconfigured relay
+   * or a broken resolver answers 5.1.1 or 5.1.2 for all), which drops every email unsent.
+   * @default 50
+   */
+  readonly emailRejectedPercent?: number;
+  /**
+   * Emails attempted (sent or refused) in {@link emailRejectionWindow} below which the rejection rate is
+   * not judged: a couple of mistyped addresses on a quiet night are not an outage.
+   * @default 5
+   */
+  readonly emailRejectionMinimumAttempts?: number;
+  /**
+   * The one window the email rejection rate is measured over, longer than `period` so that a quiet
+   * deployment still sees enough emails to judge.
+   * @default Duration.minutes(15)
+   */
+  readonly emailRejectionWindow?: Duration;
+  /**
+   * The email worker's `service` dimension (its function's service name), whose `EmailSent` and
+   * `EmailRejected` the rejection rate is made of.
+   * @default 'email-worker'
+   */
+  readonly emailWorkerService?: string;
+  /**
+   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -67,8 +98,9 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
 /**
  * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
  * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
- * is then enforcing only per-instance fallback limits), and webhook or email/SMS messages that could not
- * be enqueued (nothing retries them). All notify one topic.
+ * is then enforcing only per-instance fallback limits), webhook or email/SMS messages that could not
+ * be enqueued (nothing retries them), and most emails refused for their recipient (a relay refusing
+ * everyone: those emails are dropped, not dead-lettered). All notify one topic.
  *
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
@@ -91,6 +123,8 @@ export class BulwarkAlarms extends Construct {
   public readonly webhookEnqueueFailed: cloudwatch.Alarm;
   /** An email or SMS could not be enqueued: it is never sent unless the user asks again. */
   public readonly emailEnqueueFailed: cloudwatch.Alarm;
+  /** Most emails were refused for their recipient: the relay refuses everyone, and they are dropped unsent. */
+  public readonly emailRejectionRate: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
@@ -180,6 +214,8 @@ export class BulwarkAlarms extends Construct {
       'An email or SMS (registration, verification code, endpoint owner alert) could not be enqueued: it is not sent.',
     );
 
+    this.emailRejectionRate = this.addEmailRejectionRate(props);
+
     this.serverErrorRate = new cloudwatch.Alarm(this, 'ServerErrorRate', {
       metric: new cloudwatch.MathExpression({
         expression: 'IF(requests > 0, 100 * errors / requests, 0)',
@@ -201,6 +237,49 @@ export class BulwarkAlarms extends Construct {
     this.serverErrorRate.addOkAction(new actions.SnsAction(this.topic));
   }
 
+  /**
+   * The share of emails refused for their recipient. Both counts are the email worker's own series (only
+   * it emits them), plain metrics, so the share is ordinary metric math. Each is FILLed with 0, since a
+   * window with rejections and no sends is exactly the outage; too few attempts read 0, and a window
+   * with none at all has no data, which is not breaching.
+   */
+  private addEmailRejectionRate(props: BulwarkAlarmsProps): cloudwatch.Alarm {
+    const window = props.emailRejectionWindow ?? Duration.minutes(15);
+    const minimumAttempts = props.emailRejectionMinimumAttempts ?? 5;
+    const emailWorkerSum = (definition: MetricDefinition) =>
+      new cloudwatch.Metric({
+        namespace: metricNamespace,
+        metricName: definition.name,
+        dimensionsMap: { [serviceDimension]: props.emailWorkerService ?? 'email-worker' },
+        statistic: 'Sum',
+        period: window,
+      });
+    const rejected = emailWorkerSum(metricCatalog.EmailRejected);
+    const attempted = new cloudwatch.MathExpression({
+      expression: 'FILL(sent, 0) + FILL(rejected, 0)',
+      usingMetrics: { sent: emailWorkerSum(metricCatalog.EmailSent), rejected },
+      label: 'Emails attempted',
+      period: window,
+    });
+    const alarm = new cloudwatch.Alarm(this, 'EmailRejectionRate', {
+      metric: new cloudwatch.MathExpression({
+        expression: `IF(attempted >= ${minimumAttempts}, 100 * FILL(rejected, 0) / attempted, 0)`,
+        usingMetrics: { attempted, rejected },
+        label: 'Emails refused for their recipient (%)',
+        period: window,
+      }),
+      threshold: props.emailRejectedPercent ?? 50,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription:
+        'Most emails were refused for their recipient (5.1.x): the relay refuses every address (its configuration, or its resolver), and those emails are dropped unsent.',
+    });
+    alarm.addAlarmAction(new actions.SnsAction(this.topic));
+    alarm.addOkAction(new actions.SnsAction(this.topic));
+    return alarm;
+  }
+
   /** Every alarm, for a dashboard's alarm widget. */
   public get alarms(): cloudwatch.Alarm[] {
     return [
@@ -210,6 +289,7 @@ export class BulwarkAlarms extends Construct {
       this.rateLimitStoreErrors,
       this.webhookEnqueueFailed,
       this.emailEnqueueFailed,
+      this.emailRejectionRate,
     ];
   }
 }

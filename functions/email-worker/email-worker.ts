@@ -123,7 +123,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  *   (no retries);
  * - a send whose recipient the provider refuses for good (DeliveryRejectedError, `refused: 'recipient'`:
  *   no such mailbox or domain, the user's input): dropped (reported processed; no retry, no DLQ, so no
- *   alarm), counted (`EmailRejected`), logged and audited with ids and the provider's codes only;
+ *   DLQ alarm; only a share of them too large for mistyped addresses alarms, EmailRejectionRate),
+ *   counted (`EmailRejected`), logged and audited with ids and the provider's codes only;
  * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
  *   dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is

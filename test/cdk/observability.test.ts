@@ -192,9 +192,9 @@ describe('BulwarkDashboard', () => {
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
-  it('shows the six alarms and one DLQ alarm per worker, and outputs its console URL', () => {
+  it('shows the seven alarms and one DLQ alarm per worker, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      6 + workerNames.length,
+      7 + workerNames.length,
     );
     expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
   });
@@ -208,8 +208,8 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates six alarms plus one DLQ alarm per worker, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6 + workerNames.length);
+  it('creates seven alarms plus one DLQ alarm per worker, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7 + workerNames.length);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
@@ -274,6 +274,58 @@ describe('BulwarkAlarms', () => {
       EvaluationPeriods: 3,
       DatapointsToAlarm: 2,
     });
+  });
+
+  it('alarms when more than half of the emails of 15 minutes, at least 5 attempted, were refused for their recipient', () => {
+    const emailWorkerFunction = stack.resolve(
+      stack.workers['email-worker'].worker.lambdaFunction.functionArn,
+    ) as {
+      'Fn::GetAtt': [string, string];
+    };
+    const workerEnvironment = template.findResources('AWS::Lambda::Function')[
+      emailWorkerFunction['Fn::GetAtt'][0]
+    ]?.Properties?.Environment?.Variables as Record<string, unknown>;
+    // The series the worker's EMF lines carry: the catalog name, in the Bulwark namespace, by its service name.
+    const emailWorkerSeries = (name: string) => ({
+      Metric: {
+        Namespace: metricNamespace,
+        MetricName: name,
+        Dimensions: [{ Name: 'service', Value: workerEnvironment.POWERTOOLS_SERVICE_NAME }],
+      },
+      Period: 900,
+      Stat: 'Sum',
+    });
+    const alarm = alarmOf(stack.alarms.emailRejectionRate);
+    expect(alarm).toMatchObject({
+      Threshold: 50,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(alarm.Metrics).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          Expression: 'IF(attempted >= 5, 100 * FILL(rejected, 0) / attempted, 0)',
+          ReturnData: true,
+        }),
+        expect.objectContaining({
+          Id: 'attempted',
+          Expression: 'FILL(sent, 0) + FILL(rejected, 0)',
+          ReturnData: false,
+        }),
+        expect.objectContaining({
+          Id: 'sent',
+          MetricStat: emailWorkerSeries(metricCatalog.EmailSent.name),
+          ReturnData: false,
+        }),
+        expect.objectContaining({
+          Id: 'rejected',
+          MetricStat: emailWorkerSeries(metricCatalog.EmailRejected.name),
+          ReturnData: false,
+        }),
+      ]),
+    );
+    expect(alarm.Metrics).toHaveLength(4);
   });
 
   it('encrypts the topic with a rotated customer-managed key that CloudWatch may use', () => {
