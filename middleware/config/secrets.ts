@@ -65,6 +65,14 @@ const firstRetryMs = 1000;
 /** The longest wait between tries during an outage, so a recovery is seen within half a minute. */
 const maxRetryMs = 30_000;
 
+/**
+ * The key Powertools 2.35's BaseProvider.get files a value under in its cache (`store`):
+ * `[name, transform].toString()`. The store never passes a transform.
+ */
+function powertoolsCacheKey(name: string): string {
+  return [name, undefined].toString();
+}
+
 /** A value Secrets Manager returned, and when it was asked for it (epoch ms). */
 interface FetchedValue {
   readonly value: string | Uint8Array | undefined;
@@ -109,9 +117,11 @@ class AuditedSecretsProvider extends SecretsProvider {
         const waitMs = Math.min(firstRetryMs * 2 ** (failures - 1), maxRetryMs);
         this.outages.set(name, { failures, retryAt: Date.now() + waitMs });
       } else {
-        // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop working.
+        // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop
+        // working at once, for reads Powertools would answer from its cache until maxAge too.
         this.outages.delete(name);
         this.lastFetched.delete(name);
+        this.store.delete(powertoolsCacheKey(name));
       }
       emitEvent(this.onEvent, {
         type: 'secret.accessed',

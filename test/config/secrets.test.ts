@@ -604,6 +604,51 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
   });
 });
 
+describe("Secrets Manager's refusal ends a cached secret at once", () => {
+  const accessDenied = () =>
+    new SecretsManagerServiceException({
+      name: 'AccessDeniedException',
+      message: 'not authorized to perform secretsmanager:GetSecretValue',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    });
+
+  it.each([
+    ['not_found', () => new ResourceNotFoundException({ message: 'deleted', $metadata: {} })],
+    ['misconfigured', accessDenied],
+    [
+      'misconfigured',
+      () => new InvalidRequestException({ message: 'the secret was marked for deletion', $metadata: {} }),
+    ],
+  ])('fails the next cached read too once a forced read is answered %s', async (reason, refusal) => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    vi.advanceTimersByTime(10_000);
+    outage = () => Promise.reject(refusal());
+    await expect(store.getSecret('webhook-key', { forceFetch: true })).rejects.toMatchObject({ reason });
+    // Well inside maxAge, yet the value Powertools cached must not answer any more.
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason });
+    outage = undefined;
+    rotate('secret-v2');
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+  });
+
+  it("stops matching a deleted secret's value once matchVersion's refresh finds it deleted", async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300, refreshOnMismatchSec: 30 });
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSCURRENT');
+    vi.advanceTimersByTime(40_000);
+    versions = {};
+    await expect(store.matchVersion('webhook-key', (secret) => secret === 'forged')).rejects.toMatchObject({
+      reason: 'not_found',
+    });
+    await expect(store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).rejects.toMatchObject(
+      { reason: 'not_found' },
+    );
+  });
+});
+
 describe('getSecret and the default store', () => {
   it('reads through a module-level store that configureSecretStore replaces', async () => {
     expect(await getSecret('webhook-key')).toBe('secret-v1');
