@@ -205,7 +205,13 @@ export class SecretStore {
   private readonly refreshOnMismatchMs: number;
   private readonly staleIfErrorMs: number;
   private readonly onEvent: SecurityEventListener | undefined;
+  /**
+   * One provider per version stage. clearCache replaces them: a fetch under way keeps writing to the
+   * provider it started on, so a value asked for before the clear never enters the new cache.
+   */
   private readonly providers = new Map<string, AuditedSecretsProvider>();
+  /** Counts clearCache calls, so an answer asked for before one is not recorded after it. */
+  private generation = 0;
   /** Fetches under way, by version stage and name, so concurrent callers make one request. */
   private readonly inFlight = new Map<
     string,
@@ -364,6 +370,7 @@ export class SecretStore {
     options: Omit<GetSecretOptions, 'versionStage'>,
   ): Promise<string | undefined> {
     const maxAgeSec = options.maxAgeSec ?? this.maxAgeSec;
+    const generation = this.generation;
     const absentAt = this.previousAbsentAt.get(name);
     const now = Date.now();
     if (options.forceFetch !== true && absentAt !== undefined && now - absentAt < maxAgeSec * 1000) {
@@ -384,7 +391,7 @@ export class SecretStore {
     } catch (error) {
       if (!(error instanceof SecretAccessError)) throw error;
       if (error.reason === 'not_found') {
-        this.previousAbsentAt.set(name, Date.now());
+        if (generation === this.generation) this.previousAbsentAt.set(name, Date.now());
         return undefined;
       }
       if (
@@ -457,9 +464,16 @@ export class SecretStore {
     return undefined;
   }
 
-  /** Forgets every cached version, stale fallbacks and backoffs included (tests; or after an emergency rotation). */
+  /**
+   * Forgets every cached version, stale fallbacks and backoffs included (tests; or after an emergency
+   * rotation). Reads after it fetch anew: they do not join a fetch already under way, whose answer (perhaps
+   * the value just rotated away) is not cached.
+   */
   clearCache(): void {
     for (const provider of this.providers.values()) provider.clearCache();
+    this.providers.clear();
+    this.inFlight.clear();
+    this.generation += 1;
     this.lastForcedRefresh.clear();
     this.previousAbsentAt.clear();
   }

@@ -29,9 +29,13 @@ function rotate(next: string): void {
 /** While set, every call ends as this answer does (an outage: an error, or a promise that hangs). */
 let outage: (() => Promise<never>) | undefined;
 
+/** While set, the next call for that version stage answers what it holds when asked, but only once `until` resolves. */
+let slowAnswer: { readonly versionStage: string; readonly until: Promise<void> } | undefined;
+
 beforeEach(() => {
   versions = { AWSCURRENT: 'secret-v1' };
   outage = undefined;
+  slowAnswer = undefined;
   secretsManager.reset();
   secretsManager.on(GetSecretValueCommand).callsFake(async (input: GetSecretValueCommandInput) => {
     if (outage) return outage();
@@ -41,7 +45,13 @@ beforeEach(() => {
         $metadata: {},
       });
     }
-    const value = versions[input.VersionStage ?? 'AWSCURRENT'];
+    const versionStage = input.VersionStage ?? 'AWSCURRENT';
+    const value = versions[versionStage];
+    if (slowAnswer?.versionStage === versionStage) {
+      const { until } = slowAnswer;
+      slowAnswer = undefined;
+      await until;
+    }
     if (value === undefined) {
       throw new ResourceNotFoundException({ message: 'No version with that staging label', $metadata: {} });
     }
@@ -593,6 +603,50 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     });
     vi.advanceTimersByTime(301_000);
     expect((await store.getRotatingSecret('webhook-key')).current).toBe('secret-v1');
+  });
+
+  it('clearCache leaves a fetch under way behind: a read after it fetches anew, and the earlier answer is not kept', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    let answer: () => void = () => {};
+    slowAnswer = { versionStage: 'AWSCURRENT', until: new Promise((resolve) => (answer = resolve)) };
+    const askedBefore = store.getSecret('webhook-key');
+    await vi.advanceTimersByTimeAsync(0);
+    // An emergency rotation while that request is under way.
+    rotate('secret-v2');
+    store.clearCache();
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    answer();
+    expect(await askedBefore).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    vi.advanceTimersByTime(60_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(fetches()).toBe(2);
+    // Nor does the earlier answer stand in during an outage.
+    failWith(serverError());
+    vi.advanceTimersByTime(241_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+  });
+
+  it('clearCache leaves behind a fetch under way that finds no previous version', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    let answer: () => void = () => {};
+    slowAnswer = { versionStage: 'AWSPREVIOUS', until: new Promise((resolve) => (answer = resolve)) };
+    const askedBefore = store.getSecretVersions('webhook-key');
+    await vi.advanceTimersByTimeAsync(0);
+    rotate('secret-v2');
+    store.clearCache();
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
+    answer();
+    expect((await askedBefore).previous).toBeUndefined();
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
   });
 
   it('forgets stale values on clearCache', async () => {
