@@ -103,6 +103,11 @@ class AuditedSecretsProvider extends SecretsProvider {
     return now < (this.outages.get(name)?.retryAt ?? Number.NEGATIVE_INFINITY);
   }
 
+  /** Whether a read of `name` would go to Secrets Manager: Powertools holds no value for it that has not expired. */
+  lacksCachedValue(name: string): boolean {
+    return this.hasKeyExpiredInCache(powertoolsCacheKey(name));
+  }
+
   override clearCache(): void {
     super.clearCache();
     this.lastFetched.clear();
@@ -300,8 +305,11 @@ export class SecretStore {
     const last = provider.lastFetched.get(name);
     const tooOld = last !== undefined && now - last.at >= maxAgeSec * 1000;
     const forceFetch = (options.forceFetch ?? false) || tooOld;
+    // Powertools fetches too once its own entry expires, though this caller's maxAge has not run out
+    // (a caller with a shorter maxAgeSec wrote it): the backoff holds for that fetch as well.
+    const willFetch = forceFetch || provider.lacksCachedValue(name);
     if (
-      forceFetch &&
+      willFetch &&
       last !== undefined &&
       provider.isBackingOff(name, now) &&
       this.mayServeStale(last.at, maxAgeSec, now)
@@ -311,7 +319,7 @@ export class SecretStore {
     }
     // Nothing may stand in (a cold start during the outage, or a value too old): failing at once beats
     // every read waiting out another failing, perhaps hanging, fetch until the backoff ends.
-    if ((forceFetch || last === undefined) && provider.isBackingOff(name, now)) {
+    if (willFetch && provider.isBackingOff(name, now)) {
       throw new SecretAccessError(name, versionStage, 'unreachable');
     }
     const inFlightKey = `${versionStage}\u0000${name}`;

@@ -510,6 +510,20 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     expect(fetches()).toBe(4);
   });
 
+  it('holds the backoff for a read whose maxAge has not run out when a shorter-maxAge caller filled the cache', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    // Powertools keeps this value 10 s, though readers with the store's 300 s would use it longer.
+    await store.getSecret('webhook-key', { maxAgeSec: 10 });
+    failWith(serverError());
+    vi.advanceTimersByTime(20_000);
+    for (let read = 0; read < 10; read += 1) expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    vi.advanceTimersByTime(1000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(3);
+  });
+
   it('makes concurrent reads share one hanging fetch, then answers from the stale value without waiting', async () => {
     vi.useFakeTimers();
     const store = new SecretStore({ maxAgeSec: 60 });
