@@ -38,8 +38,10 @@ export interface SecretStoreOptions {
    */
   readonly staleIfErrorSec?: number;
   /**
-   * Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage), and one
-   * per read answered with a stale value (`outcome: 'stale'`). @default none
+   * Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage), and,
+   * while it is unreachable, one for the first read answered with a stale value after each failed fetch
+   * (`outcome: 'stale'`; later reads until the next fetch are not reported, so an outage yields a bounded
+   * number of events, not one per request). @default none
    */
   readonly onEvent?: SecurityEventListener;
 }
@@ -96,11 +98,31 @@ class AuditedSecretsProvider extends SecretsProvider {
   /** Each secret's last value fetched from Secrets Manager: what a stale read falls back on. */
   readonly lastFetched = new Map<string, FetchedValue>();
   /** Secrets whose last fetch failed `unreachable`: how many times in a row, and when to try again (epoch ms). */
-  private readonly outages = new Map<string, { readonly failures: number; readonly retryAt: number }>();
+  /**
+   * Secrets whose last fetch failed `unreachable`: how many times in a row, when to try again (epoch ms),
+   * and whether a read served stale since that failure has been reported.
+   */
+  private readonly outages = new Map<
+    string,
+    { readonly failures: number; readonly retryAt: number; readonly staleReported: boolean }
+  >();
 
   /** Whether a fetch of `name` failed `unreachable` so recently that it should not be tried yet. */
   isBackingOff(name: string, now: number): boolean {
     return now < (this.outages.get(name)?.retryAt ?? Number.NEGATIVE_INFINITY);
+  }
+
+  /**
+   * Whether a read of `name` served stale is the first since its last failed fetch, the one reported:
+   * later ones until the next fetch are not, so an outage yields one audit line per failed fetch, not
+   * one per request.
+   */
+  isFirstStaleReadSinceFailure(name: string): boolean {
+    const outage = this.outages.get(name);
+    if (outage === undefined) return true;
+    if (outage.staleReported) return false;
+    this.outages.set(name, { ...outage, staleReported: true });
+    return true;
   }
 
   /** Whether a read of `name` would go to Secrets Manager: Powertools holds no value for it that has not expired. */
@@ -120,7 +142,7 @@ class AuditedSecretsProvider extends SecretsProvider {
       if (fetchFailureReason(error) === 'unreachable') {
         const failures = (this.outages.get(name)?.failures ?? 0) + 1;
         const waitMs = Math.min(firstRetryMs * 2 ** (failures - 1), maxRetryMs);
-        this.outages.set(name, { failures, retryAt: Date.now() + waitMs });
+        this.outages.set(name, { failures, retryAt: Date.now() + waitMs, staleReported: false });
       } else {
         // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop
         // working at once, for reads Powertools would answer from its cache until maxAge too.
@@ -257,7 +279,8 @@ export class SecretStore {
   /**
    * Reports a read answered from what Secrets Manager last said (a value, or that there is no previous
    * version) because it could not be asked: its fetch failed `unreachable` just now (`fetch_failed`), or
-   * one did so recently and the store waits before trying again (`retry_backoff`).
+   * one did so recently and the store waits before trying again (`retry_backoff`). Only the first such
+   * read after each failed fetch of that secret and version stage is reported.
    */
   private reportStale(
     name: string,
@@ -265,6 +288,7 @@ export class SecretStore {
     answeredAt: number,
     staleReason: 'fetch_failed' | 'retry_backoff',
   ): void {
+    if (!this.providerFor(versionStage).isFirstStaleReadSinceFailure(name)) return;
     emitEvent(this.onEvent, {
       type: 'secret.accessed',
       reason: 'unreachable',

@@ -497,7 +497,6 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     expect(fetches()).toBe(2);
     for (let read = 0; read < 5; read += 1) expect(await store.getSecret('webhook-key')).toBe('secret-v1');
     expect(fetches()).toBe(2);
-    expect(events.at(-1)?.metadata).toMatchObject({ outcome: 'stale', staleReason: 'retry_backoff' });
     vi.advanceTimersByTime(1000);
     await store.getSecret('webhook-key');
     expect(fetches()).toBe(3);
@@ -522,6 +521,91 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     vi.advanceTimersByTime(1000);
     expect(await store.getSecret('webhook-key')).toBe('secret-v1');
     expect(fetches()).toBe(3);
+  });
+
+  it('reports the first read served stale after each failed fetch, not every one', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    const staleEvents = () => events.filter((event) => event.metadata?.outcome === 'stale');
+    // Concurrent reads share the failed fetch, then many more come during its backoff.
+    await Promise.all(Array.from({ length: 5 }, () => store.getSecret('webhook-key')));
+    vi.advanceTimersByTime(500);
+    for (let read = 0; read < 1000; read += 1) await store.getSecret('webhook-key');
+    expect(fetches()).toBe(2);
+    expect(staleEvents()).toEqual([
+      {
+        type: 'secret.accessed',
+        reason: 'unreachable',
+        metadata: {
+          name: 'webhook-key',
+          versionStage: 'AWSCURRENT',
+          outcome: 'stale',
+          staleReason: 'fetch_failed',
+          ageSec: 61,
+        },
+      },
+    ]);
+    // The next failed fetch, 1 s on, is reported once again.
+    vi.advanceTimersByTime(500);
+    for (let read = 0; read < 100; read += 1) await store.getSecret('webhook-key');
+    expect(fetches()).toBe(3);
+    expect(staleEvents()).toHaveLength(2);
+    expect(staleEvents()[1]?.metadata).toMatchObject({ staleReason: 'fetch_failed', ageSec: 62 });
+  });
+
+  it('reports stale reads per version stage', async () => {
+    vi.useFakeTimers();
+    rotate('secret-v2');
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
+    await store.getSecretVersions('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    for (let read = 0; read < 10; read += 1) {
+      expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSPREVIOUS');
+    }
+    expect(
+      events
+        .filter((event) => event.metadata?.outcome === 'stale')
+        .map((event) => event.metadata?.versionStage),
+    ).toEqual(['AWSCURRENT', 'AWSPREVIOUS']);
+  });
+
+  it('reports a read served stale during the backoff when the failed fetch served none', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({
+      maxAgeSec: 300,
+      staleIfErrorSec: 60,
+      onEvent: (event) => events.push(event),
+    });
+    await store.getSecret('webhook-key', { maxAgeSec: 10 });
+    failWith(serverError());
+    vi.advanceTimersByTime(80_000);
+    // Too old for this caller's maxAge and stale-if-error: its failed fetch serves nothing stale.
+    await expect(store.getSecret('webhook-key', { maxAgeSec: 10 })).rejects.toMatchObject({
+      reason: 'unreachable',
+    });
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    expect(events.filter((event) => event.metadata?.outcome === 'stale')).toEqual([
+      {
+        type: 'secret.accessed',
+        reason: 'unreachable',
+        metadata: {
+          name: 'webhook-key',
+          versionStage: 'AWSCURRENT',
+          outcome: 'stale',
+          staleReason: 'retry_backoff',
+          ageSec: 80,
+        },
+      },
+    ]);
   });
 
   it('makes concurrent reads share one hanging fetch, then answers from the stale value without waiting', async () => {
