@@ -97,7 +97,6 @@ class AuditedSecretsProvider extends SecretsProvider {
 
   /** Each secret's last value fetched from Secrets Manager: what a stale read falls back on. */
   readonly lastFetched = new Map<string, FetchedValue>();
-  /** Secrets whose last fetch failed `unreachable`: how many times in a row, and when to try again (epoch ms). */
   /**
    * Secrets whose last fetch failed `unreachable`: how many times in a row, when to try again (epoch ms),
    * and whether a read served stale since that failure has been reported.
