@@ -38,8 +38,10 @@ export interface SecretStoreOptions {
    */
   readonly staleIfErrorSec?: number;
   /**
-   * Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage), and one
-   * per read answered with a stale value (`outcome: 'stale'`). @default none
+   * Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage), and,
+   * while it is unreachable, one for the first read answered with a stale value after each failed fetch
+   * (`outcome: 'stale'`; later reads until the next fetch are not reported, so an outage yields a bounded
+   * number of events, not one per request). @default none
    */
   readonly onEvent?: SecurityEventListener;
 }
@@ -65,6 +67,14 @@ const firstRetryMs = 1000;
 /** The longest wait between tries during an outage, so a recovery is seen within half a minute. */
 const maxRetryMs = 30_000;
 
+/**
+ * The key Powertools 2.35's BaseProvider.get files a value under in its cache (`store`):
+ * `[name, transform].toString()`. The store never passes a transform.
+ */
+function powertoolsCacheKey(name: string): string {
+  return [name, undefined].toString();
+}
+
 /** A value Secrets Manager returned, and when it was asked for it (epoch ms). */
 interface FetchedValue {
   readonly value: string | Uint8Array | undefined;
@@ -87,12 +97,36 @@ class AuditedSecretsProvider extends SecretsProvider {
 
   /** Each secret's last value fetched from Secrets Manager: what a stale read falls back on. */
   readonly lastFetched = new Map<string, FetchedValue>();
-  /** Secrets whose last fetch failed `unreachable`: how many times in a row, and when to try again (epoch ms). */
-  private readonly outages = new Map<string, { readonly failures: number; readonly retryAt: number }>();
+  /**
+   * Secrets whose last fetch failed `unreachable`: how many times in a row, when to try again (epoch ms),
+   * and whether a read served stale since that failure has been reported.
+   */
+  private readonly outages = new Map<
+    string,
+    { readonly failures: number; readonly retryAt: number; readonly staleReported: boolean }
+  >();
 
   /** Whether a fetch of `name` failed `unreachable` so recently that it should not be tried yet. */
   isBackingOff(name: string, now: number): boolean {
     return now < (this.outages.get(name)?.retryAt ?? Number.NEGATIVE_INFINITY);
+  }
+
+  /**
+   * Whether a read of `name` served stale is the first since its last failed fetch, the one reported:
+   * later ones until the next fetch are not, so an outage yields one audit line per failed fetch, not
+   * one per request.
+   */
+  isFirstStaleReadSinceFailure(name: string): boolean {
+    const outage = this.outages.get(name);
+    if (outage === undefined) return true;
+    if (outage.staleReported) return false;
+    this.outages.set(name, { ...outage, staleReported: true });
+    return true;
+  }
+
+  /** Whether a read of `name` would go to Secrets Manager: Powertools holds no value for it that has not expired. */
+  lacksCachedValue(name: string): boolean {
+    return this.hasKeyExpiredInCache(powertoolsCacheKey(name));
   }
 
   override clearCache(): void {
@@ -107,11 +141,13 @@ class AuditedSecretsProvider extends SecretsProvider {
       if (fetchFailureReason(error) === 'unreachable') {
         const failures = (this.outages.get(name)?.failures ?? 0) + 1;
         const waitMs = Math.min(firstRetryMs * 2 ** (failures - 1), maxRetryMs);
-        this.outages.set(name, { failures, retryAt: Date.now() + waitMs });
+        this.outages.set(name, { failures, retryAt: Date.now() + waitMs, staleReported: false });
       } else {
-        // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop working.
+        // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop
+        // working at once, for reads Powertools would answer from its cache until maxAge too.
         this.outages.delete(name);
         this.lastFetched.delete(name);
+        this.store.delete(powertoolsCacheKey(name));
       }
       emitEvent(this.onEvent, {
         type: 'secret.accessed',
@@ -195,7 +231,13 @@ export class SecretStore {
   private readonly refreshOnMismatchMs: number;
   private readonly staleIfErrorMs: number;
   private readonly onEvent: SecurityEventListener | undefined;
+  /**
+   * One provider per version stage. clearCache replaces them: a fetch under way keeps writing to the
+   * provider it started on, so a value asked for before the clear never enters the new cache.
+   */
   private readonly providers = new Map<string, AuditedSecretsProvider>();
+  /** Counts clearCache calls, so an answer asked for before one is not recorded after it. */
+  private generation = 0;
   /** Fetches under way, by version stage and name, so concurrent callers make one request. */
   private readonly inFlight = new Map<
     string,
@@ -236,7 +278,8 @@ export class SecretStore {
   /**
    * Reports a read answered from what Secrets Manager last said (a value, or that there is no previous
    * version) because it could not be asked: its fetch failed `unreachable` just now (`fetch_failed`), or
-   * one did so recently and the store waits before trying again (`retry_backoff`).
+   * one did so recently and the store waits before trying again (`retry_backoff`). Only the first such
+   * read after each failed fetch of that secret and version stage is reported.
    */
   private reportStale(
     name: string,
@@ -244,6 +287,7 @@ export class SecretStore {
     answeredAt: number,
     staleReason: 'fetch_failed' | 'retry_backoff',
   ): void {
+    if (!this.providerFor(versionStage).isFirstStaleReadSinceFailure(name)) return;
     emitEvent(this.onEvent, {
       type: 'secret.accessed',
       reason: 'unreachable',
@@ -284,8 +328,11 @@ export class SecretStore {
     const last = provider.lastFetched.get(name);
     const tooOld = last !== undefined && now - last.at >= maxAgeSec * 1000;
     const forceFetch = (options.forceFetch ?? false) || tooOld;
+    // Powertools fetches too once its own entry expires, though this caller's maxAge has not run out
+    // (a caller with a shorter maxAgeSec wrote it): the backoff holds for that fetch as well.
+    const willFetch = forceFetch || provider.lacksCachedValue(name);
     if (
-      forceFetch &&
+      willFetch &&
       last !== undefined &&
       provider.isBackingOff(name, now) &&
       this.mayServeStale(last.at, maxAgeSec, now)
@@ -295,7 +342,7 @@ export class SecretStore {
     }
     // Nothing may stand in (a cold start during the outage, or a value too old): failing at once beats
     // every read waiting out another failing, perhaps hanging, fetch until the backoff ends.
-    if ((forceFetch || last === undefined) && provider.isBackingOff(name, now)) {
+    if (willFetch && provider.isBackingOff(name, now)) {
       throw new SecretAccessError(name, versionStage, 'unreachable');
     }
     const inFlightKey = `${versionStage}\u0000${name}`;
@@ -354,6 +401,7 @@ export class SecretStore {
     options: Omit<GetSecretOptions, 'versionStage'>,
   ): Promise<string | undefined> {
     const maxAgeSec = options.maxAgeSec ?? this.maxAgeSec;
+    const generation = this.generation;
     const absentAt = this.previousAbsentAt.get(name);
     const now = Date.now();
     if (options.forceFetch !== true && absentAt !== undefined && now - absentAt < maxAgeSec * 1000) {
@@ -374,7 +422,7 @@ export class SecretStore {
     } catch (error) {
       if (!(error instanceof SecretAccessError)) throw error;
       if (error.reason === 'not_found') {
-        this.previousAbsentAt.set(name, Date.now());
+        if (generation === this.generation) this.previousAbsentAt.set(name, Date.now());
         return undefined;
       }
       if (
@@ -447,9 +495,16 @@ export class SecretStore {
     return undefined;
   }
 
-  /** Forgets every cached version, stale fallbacks and backoffs included (tests; or after an emergency rotation). */
+  /**
+   * Forgets every cached version, stale fallbacks and backoffs included (tests; or after an emergency
+   * rotation). Reads after it fetch anew: they do not join a fetch already under way, whose answer (perhaps
+   * the value just rotated away) is not cached.
+   */
   clearCache(): void {
     for (const provider of this.providers.values()) provider.clearCache();
+    this.providers.clear();
+    this.inFlight.clear();
+    this.generation += 1;
     this.lastForcedRefresh.clear();
     this.previousAbsentAt.clear();
   }

@@ -29,9 +29,13 @@ function rotate(next: string): void {
 /** While set, every call ends as this answer does (an outage: an error, or a promise that hangs). */
 let outage: (() => Promise<never>) | undefined;
 
+/** While set, the next call for that version stage answers what it holds when asked, but only once `until` resolves. */
+let slowAnswer: { readonly versionStage: string; readonly until: Promise<void> } | undefined;
+
 beforeEach(() => {
   versions = { AWSCURRENT: 'secret-v1' };
   outage = undefined;
+  slowAnswer = undefined;
   secretsManager.reset();
   secretsManager.on(GetSecretValueCommand).callsFake(async (input: GetSecretValueCommandInput) => {
     if (outage) return outage();
@@ -41,7 +45,13 @@ beforeEach(() => {
         $metadata: {},
       });
     }
-    const value = versions[input.VersionStage ?? 'AWSCURRENT'];
+    const versionStage = input.VersionStage ?? 'AWSCURRENT';
+    const value = versions[versionStage];
+    if (slowAnswer?.versionStage === versionStage) {
+      const { until } = slowAnswer;
+      slowAnswer = undefined;
+      await until;
+    }
     if (value === undefined) {
       throw new ResourceNotFoundException({ message: 'No version with that staging label', $metadata: {} });
     }
@@ -487,7 +497,6 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     expect(fetches()).toBe(2);
     for (let read = 0; read < 5; read += 1) expect(await store.getSecret('webhook-key')).toBe('secret-v1');
     expect(fetches()).toBe(2);
-    expect(events.at(-1)?.metadata).toMatchObject({ outcome: 'stale', staleReason: 'retry_backoff' });
     vi.advanceTimersByTime(1000);
     await store.getSecret('webhook-key');
     expect(fetches()).toBe(3);
@@ -498,6 +507,105 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     vi.advanceTimersByTime(1000);
     await store.getSecret('webhook-key');
     expect(fetches()).toBe(4);
+  });
+
+  it('holds the backoff for a read whose maxAge has not run out when a shorter-maxAge caller filled the cache', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    // Powertools keeps this value 10 s, though readers with the store's 300 s would use it longer.
+    await store.getSecret('webhook-key', { maxAgeSec: 10 });
+    failWith(serverError());
+    vi.advanceTimersByTime(20_000);
+    for (let read = 0; read < 10; read += 1) expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    vi.advanceTimersByTime(1000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(3);
+  });
+
+  it('reports the first read served stale after each failed fetch, not every one', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
+    await store.getSecret('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    const staleEvents = () => events.filter((event) => event.metadata?.outcome === 'stale');
+    // Concurrent reads share the failed fetch, then many more come during its backoff.
+    await Promise.all(Array.from({ length: 5 }, () => store.getSecret('webhook-key')));
+    vi.advanceTimersByTime(500);
+    for (let read = 0; read < 1000; read += 1) await store.getSecret('webhook-key');
+    expect(fetches()).toBe(2);
+    expect(staleEvents()).toEqual([
+      {
+        type: 'secret.accessed',
+        reason: 'unreachable',
+        metadata: {
+          name: 'webhook-key',
+          versionStage: 'AWSCURRENT',
+          outcome: 'stale',
+          staleReason: 'fetch_failed',
+          ageSec: 61,
+        },
+      },
+    ]);
+    // The next failed fetch, 1 s on, is reported once again.
+    vi.advanceTimersByTime(500);
+    for (let read = 0; read < 100; read += 1) await store.getSecret('webhook-key');
+    expect(fetches()).toBe(3);
+    expect(staleEvents()).toHaveLength(2);
+    expect(staleEvents()[1]?.metadata).toMatchObject({ staleReason: 'fetch_failed', ageSec: 62 });
+  });
+
+  it('reports stale reads per version stage', async () => {
+    vi.useFakeTimers();
+    rotate('secret-v2');
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
+    await store.getSecretVersions('webhook-key');
+    failWith(serverError());
+    vi.advanceTimersByTime(61_000);
+    for (let read = 0; read < 10; read += 1) {
+      expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSPREVIOUS');
+    }
+    expect(
+      events
+        .filter((event) => event.metadata?.outcome === 'stale')
+        .map((event) => event.metadata?.versionStage),
+    ).toEqual(['AWSCURRENT', 'AWSPREVIOUS']);
+  });
+
+  it('reports a read served stale during the backoff when the failed fetch served none', async () => {
+    vi.useFakeTimers();
+    const events: SecurityEvent[] = [];
+    const store = new SecretStore({
+      maxAgeSec: 300,
+      staleIfErrorSec: 60,
+      onEvent: (event) => events.push(event),
+    });
+    await store.getSecret('webhook-key', { maxAgeSec: 10 });
+    failWith(serverError());
+    vi.advanceTimersByTime(80_000);
+    // Too old for this caller's maxAge and stale-if-error: its failed fetch serves nothing stale.
+    await expect(store.getSecret('webhook-key', { maxAgeSec: 10 })).rejects.toMatchObject({
+      reason: 'unreachable',
+    });
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    expect(events.filter((event) => event.metadata?.outcome === 'stale')).toEqual([
+      {
+        type: 'secret.accessed',
+        reason: 'unreachable',
+        metadata: {
+          name: 'webhook-key',
+          versionStage: 'AWSCURRENT',
+          outcome: 'stale',
+          staleReason: 'retry_backoff',
+          ageSec: 80,
+        },
+      },
+    ]);
   });
 
   it('makes concurrent reads share one hanging fetch, then answers from the stale value without waiting', async () => {
@@ -595,12 +703,101 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     expect((await store.getRotatingSecret('webhook-key')).current).toBe('secret-v1');
   });
 
+  it('clearCache leaves a fetch under way behind: a read after it fetches anew, and the earlier answer is not kept', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    let answer: () => void = () => {};
+    slowAnswer = { versionStage: 'AWSCURRENT', until: new Promise((resolve) => (answer = resolve)) };
+    const askedBefore = store.getSecret('webhook-key');
+    await vi.advanceTimersByTimeAsync(0);
+    // An emergency rotation while that request is under way.
+    rotate('secret-v2');
+    store.clearCache();
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    answer();
+    expect(await askedBefore).toBe('secret-v1');
+    expect(fetches()).toBe(2);
+    vi.advanceTimersByTime(60_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+    expect(fetches()).toBe(2);
+    // Nor does the earlier answer stand in during an outage.
+    failWith(serverError());
+    vi.advanceTimersByTime(241_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+  });
+
+  it('clearCache leaves behind a fetch under way that finds no previous version', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    let answer: () => void = () => {};
+    slowAnswer = { versionStage: 'AWSPREVIOUS', until: new Promise((resolve) => (answer = resolve)) };
+    const askedBefore = store.getSecretVersions('webhook-key');
+    await vi.advanceTimersByTimeAsync(0);
+    rotate('secret-v2');
+    store.clearCache();
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
+    answer();
+    expect((await askedBefore).previous).toBeUndefined();
+    expect(await store.getSecretVersions('webhook-key')).toEqual({
+      current: 'secret-v2',
+      previous: 'secret-v1',
+    });
+  });
+
   it('forgets stale values on clearCache', async () => {
     const store = new SecretStore();
     await store.getSecret('webhook-key');
     failWith(serverError());
     store.clearCache();
     await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+});
+
+describe("Secrets Manager's refusal ends a cached secret at once", () => {
+  const accessDenied = () =>
+    new SecretsManagerServiceException({
+      name: 'AccessDeniedException',
+      message: 'not authorized to perform secretsmanager:GetSecretValue',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    });
+
+  it.each([
+    ['not_found', () => new ResourceNotFoundException({ message: 'deleted', $metadata: {} })],
+    ['misconfigured', accessDenied],
+    [
+      'misconfigured',
+      () => new InvalidRequestException({ message: 'the secret was marked for deletion', $metadata: {} }),
+    ],
+  ])('fails the next cached read too once a forced read is answered %s', async (reason, refusal) => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300 });
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    vi.advanceTimersByTime(10_000);
+    outage = () => Promise.reject(refusal());
+    await expect(store.getSecret('webhook-key', { forceFetch: true })).rejects.toMatchObject({ reason });
+    // Well inside maxAge, yet the value Powertools cached must not answer any more.
+    await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason });
+    outage = undefined;
+    rotate('secret-v2');
+    expect(await store.getSecret('webhook-key')).toBe('secret-v2');
+  });
+
+  it("stops matching a deleted secret's value once matchVersion's refresh finds it deleted", async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300, refreshOnMismatchSec: 30 });
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSCURRENT');
+    vi.advanceTimersByTime(40_000);
+    versions = {};
+    await expect(store.matchVersion('webhook-key', (secret) => secret === 'forged')).rejects.toMatchObject({
+      reason: 'not_found',
+    });
+    await expect(store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).rejects.toMatchObject(
+      { reason: 'not_found' },
+    );
   });
 });
 
