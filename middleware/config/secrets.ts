@@ -272,7 +272,7 @@ export class SecretStore {
 
   /** Whether something Secrets Manager answered at `answeredAt` may still stand in for a fetch that cannot be made. */
   private mayServeStale(answeredAt: number, maxAgeSec: number, now: number): boolean {
-    return this.staleIfErrorMs > 0 && now - answeredAt <= maxAgeSec * 1000 + this.staleIfErrorMs;
+    return now - answeredAt <= maxAgeSec * 1000 + this.staleIfErrorMs;
   }
 
   /**

@@ -433,6 +433,18 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     await expect(store.getSecret('webhook-key')).rejects.toMatchObject({ reason: 'unreachable' });
   });
 
+  it('with staleIfErrorSec 0 still answers a reader within its own maxAge when a shorter one expired the cache', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 300, staleIfErrorSec: 0 });
+    await store.getSecret('webhook-key', { maxAgeSec: 10 });
+    failWith(serverError());
+    vi.advanceTimersByTime(11_000);
+    expect(await store.getSecret('webhook-key')).toBe('secret-v1');
+    await expect(store.getSecret('webhook-key', { maxAgeSec: 10 })).rejects.toMatchObject({
+      reason: 'unreachable',
+    });
+  });
+
   it('defaults to an hour past maxAge', async () => {
     vi.useFakeTimers();
     const store = new SecretStore();
