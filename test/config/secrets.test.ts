@@ -382,6 +382,24 @@ describe("getRotatingSecret: the rotation function's { current, previous } shape
   });
 });
 
+/**
+ * Starts `ask` with Secrets Manager's answer for `versionStage` held back, then rotates the secret and
+ * clears the cache while it waits (an emergency rotation); returns that read and the release of its answer.
+ */
+async function clearWhileFetching<T>(
+  store: SecretStore,
+  versionStage: string,
+  ask: () => Promise<T>,
+): Promise<{ readonly askedBefore: Promise<T>; readonly answer: () => void }> {
+  let answer: () => void = () => {};
+  slowAnswer = { versionStage, until: new Promise((resolve) => (answer = resolve)) };
+  const askedBefore = ask();
+  await vi.advanceTimersByTimeAsync(0);
+  rotate('secret-v2');
+  store.clearCache();
+  return { askedBefore, answer };
+}
+
 describe('stale-if-error: the last good value while Secrets Manager is unreachable', () => {
   const serverError = () =>
     new InternalServiceError({ message: 'An error occurred on the server side', $metadata: {} });
@@ -718,13 +736,9 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
   it('clearCache leaves a fetch under way behind: a read after it fetches anew, and the earlier answer is not kept', async () => {
     vi.useFakeTimers();
     const store = new SecretStore({ maxAgeSec: 300 });
-    let answer: () => void = () => {};
-    slowAnswer = { versionStage: 'AWSCURRENT', until: new Promise((resolve) => (answer = resolve)) };
-    const askedBefore = store.getSecret('webhook-key');
-    await vi.advanceTimersByTimeAsync(0);
-    // An emergency rotation while that request is under way.
-    rotate('secret-v2');
-    store.clearCache();
+    const { askedBefore, answer } = await clearWhileFetching(store, 'AWSCURRENT', () =>
+      store.getSecret('webhook-key'),
+    );
     expect(await store.getSecret('webhook-key')).toBe('secret-v2');
     answer();
     expect(await askedBefore).toBe('secret-v1');
@@ -741,12 +755,9 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
   it('clearCache leaves behind a fetch under way that finds no previous version', async () => {
     vi.useFakeTimers();
     const store = new SecretStore({ maxAgeSec: 300 });
-    let answer: () => void = () => {};
-    slowAnswer = { versionStage: 'AWSPREVIOUS', until: new Promise((resolve) => (answer = resolve)) };
-    const askedBefore = store.getSecretVersions('webhook-key');
-    await vi.advanceTimersByTimeAsync(0);
-    rotate('secret-v2');
-    store.clearCache();
+    const { askedBefore, answer } = await clearWhileFetching(store, 'AWSPREVIOUS', () =>
+      store.getSecretVersions('webhook-key'),
+    );
     expect(await store.getSecretVersions('webhook-key')).toEqual({
       current: 'secret-v2',
       previous: 'secret-v1',
