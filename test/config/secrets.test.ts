@@ -382,6 +382,19 @@ describe("getRotatingSecret: the rotation function's { current, previous } shape
   });
 });
 
+/** The event of a read of `webhook-key` answered with its value from `ageSec` ago. */
+function staleRead(
+  staleReason: 'fetch_failed' | 'retry_backoff',
+  ageSec: number,
+  versionStage = 'AWSCURRENT',
+): SecurityEvent {
+  return {
+    type: 'secret.accessed',
+    reason: 'unreachable',
+    metadata: { name: 'webhook-key', versionStage, outcome: 'stale', staleReason, ageSec },
+  };
+}
+
 /**
  * Starts `ask` with Secrets Manager's answer for `versionStage` held back, then rotates the secret and
  * clears the cache while it waits (an emergency rotation); returns that read and the release of its answer.
@@ -420,17 +433,7 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     vi.advanceTimersByTime(61_000);
     expect(await store.getSecret('webhook-key')).toBe('secret-v1');
     expect(fetches()).toBe(2);
-    expect(events.at(-1)).toEqual({
-      type: 'secret.accessed',
-      reason: 'unreachable',
-      metadata: {
-        name: 'webhook-key',
-        versionStage: 'AWSCURRENT',
-        outcome: 'stale',
-        staleReason: 'fetch_failed',
-        ageSec: 61,
-      },
-    });
+    expect(events.at(-1)).toEqual(staleRead('fetch_failed', 61));
     expect(JSON.stringify(events)).not.toContain('secret-v1');
     vi.advanceTimersByTime(598_000);
     // 659 s after the fetch: inside maxAge + staleIfErrorSec.
@@ -566,19 +569,7 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     vi.advanceTimersByTime(500);
     for (let read = 0; read < 1000; read += 1) await store.getSecret('webhook-key');
     expect(fetches()).toBe(2);
-    expect(staleEvents()).toEqual([
-      {
-        type: 'secret.accessed',
-        reason: 'unreachable',
-        metadata: {
-          name: 'webhook-key',
-          versionStage: 'AWSCURRENT',
-          outcome: 'stale',
-          staleReason: 'fetch_failed',
-          ageSec: 61,
-        },
-      },
-    ]);
+    expect(staleEvents()).toEqual([staleRead('fetch_failed', 61)]);
     // The next failed fetch, 1 s on, is reported once again.
     vi.advanceTimersByTime(500);
     for (let read = 0; read < 100; read += 1) await store.getSecret('webhook-key');
@@ -624,17 +615,7 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     expect(await store.getSecret('webhook-key')).toBe('secret-v1');
     expect(fetches()).toBe(2);
     expect(events.filter((event) => event.metadata?.outcome === 'stale')).toEqual([
-      {
-        type: 'secret.accessed',
-        reason: 'unreachable',
-        metadata: {
-          name: 'webhook-key',
-          versionStage: 'AWSCURRENT',
-          outcome: 'stale',
-          staleReason: 'retry_backoff',
-          ageSec: 80,
-        },
-      },
+      staleRead('retry_backoff', 80),
     ]);
   });
 
