@@ -475,19 +475,22 @@ export class SecretStore {
     name: string,
     check: (secret: string) => boolean | Promise<boolean>,
   ): Promise<typeof versionStages.current | typeof versionStages.previous | undefined> {
-    const versions = await this.getSecretVersions(name);
-    if (await check(versions.current)) return versionStages.current;
-    if (versions.previous !== undefined && (await check(versions.previous))) return versionStages.previous;
+    // AWSPREVIOUS only on a miss: a value made with the current version, the usual case, needs nothing
+    // else, even while AWSPREVIOUS cannot be read.
+    const current = await this.getSecret(name);
+    if (await check(current)) return versionStages.current;
+    const previous = await this.getPreviousVersion(name, {});
+    if (previous !== undefined && (await check(previous))) return versionStages.previous;
     const now = Date.now();
     if (now - (this.lastForcedRefresh.get(name) ?? Number.NEGATIVE_INFINITY) < this.refreshOnMismatchMs) {
       return undefined;
     }
     this.lastForcedRefresh.set(name, now);
     const fresh = await this.getSecretVersions(name, { forceFetch: true });
-    if (fresh.current !== versions.current && (await check(fresh.current))) return versionStages.current;
+    if (fresh.current !== current && (await check(fresh.current))) return versionStages.current;
     if (
       fresh.previous !== undefined &&
-      fresh.previous !== versions.previous &&
+      fresh.previous !== previous &&
       (await check(fresh.previous))
     ) {
       return versionStages.previous;

@@ -251,12 +251,35 @@ describe('rotation with dual acceptance', () => {
     });
   });
 
+  it('reads AWSPREVIOUS only when the current version does not match, so it needs nothing else while AWSPREVIOUS fails', async () => {
+    rotate('secret-v2');
+    secretsManager
+      .on(GetSecretValueCommand, { VersionStage: 'AWSPREVIOUS' })
+      .rejects(new InternalServiceError({ message: 'An error occurred on the server side', $metadata: {} }));
+    const store = new SecretStore();
+    const checks = Array.from({ length: 5 }, () =>
+      store.matchVersion('webhook-key', (secret) => secret === 'secret-v2'),
+    );
+    expect(await Promise.all(checks)).toEqual(Array(5).fill('AWSCURRENT'));
+    expect(fetches()).toBe(1);
+    // A value made with the previous version cannot be told from a forged one while it cannot be read.
+    await expect(store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).rejects.toMatchObject(
+      {
+        reason: 'unreachable',
+        versionStage: 'AWSPREVIOUS',
+      },
+    );
+  });
+
   it('caches the absence of a previous version as long as a value, so a secret never rotated is read once per stage', async () => {
     vi.useFakeTimers();
     const events: SecurityEvent[] = [];
     const store = new SecretStore({ maxAgeSec: 60, onEvent: (event) => events.push(event) });
     for (let call = 0; call < 100; call += 1) {
-      expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSCURRENT');
+      expect(await store.getSecretVersions('webhook-key')).toEqual({
+        current: 'secret-v1',
+        previous: undefined,
+      });
     }
     expect(fetches()).toBe(2);
     expect(events).toHaveLength(2);
@@ -667,7 +690,7 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     vi.useFakeTimers();
     rotate('secret-v2');
     const store = new SecretStore({ maxAgeSec: 60, refreshOnMismatchSec: 30 });
-    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v2')).toBe('AWSCURRENT');
+    expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSPREVIOUS');
     expect(fetches()).toBe(2);
     failWith(serverError());
     // A mismatch forces a refresh of both versions, which fails: the stale versions answer it, no 503.
