@@ -5,6 +5,7 @@ import {
   DeleteCommand,
   GetCommand,
   PutCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -334,5 +335,45 @@ describe('a person and an M2M client with the same id', () => {
     }
     expect(await countItem(machine)).toBeUndefined();
     expect(await store.deletePersonEndpoints('default', person.id)).toEqual([]);
+  });
+
+  it("does not let a machine's old endpoint the index still shows, though deleted, hide a person's endpoint the index does not show yet", async () => {
+    const person = testPrincipal();
+    const machine = machineWithId(person.id);
+    await register(person);
+    const legacy = (await register(machine)).endpoint.id;
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `WH#${legacy}`, sk: 'ENDPOINT' },
+        UpdateExpression: 'REMOVE countKind',
+      }),
+    );
+    await documentClient.send(
+      new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(machine) }),
+    );
+    await documentClient.send(
+      new PutCommand({ TableName: testTableNames.toolkit, Item: { ...countKey(person), count: 2 } }),
+    );
+    const { Item: legacyItem } = await documentClient.send(
+      new GetCommand({ TableName: testTableNames.toolkit, Key: { pk: `WH#${legacy}`, sk: 'ENDPOINT' } }),
+    );
+    // Just before the person's account is deleted, they register another endpoint and the machine deletes
+    // its old one; DynamoDB's owner index (eventually consistent) shows neither change yet.
+    const { endpoint: latest } = await register(person);
+    await store.deleteEndpoint(legacy, machine);
+    const send = documentClient.send.bind(documentClient);
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      const answer = (await send(command as never)) as { Items?: Record<string, unknown>[] };
+      if (!(command instanceof QueryCommand) || command.input.IndexName !== 'gsi1') return answer;
+      const shown = (answer.Items ?? []).filter((item) => item.pk !== `WH#${latest.id}`);
+      const machineQuery = command.input.FilterExpression === 'ownerKind = :integration';
+      return { ...answer, Items: machineQuery && legacyItem ? [...shown, legacyItem] : shown };
+    }) as typeof documentClient.send);
+    await expect(store.deletePersonEndpoints('default', person.id)).rejects.toBeInstanceOf(ConflictError);
+    vi.restoreAllMocks();
+    // Once the index caught up, the retry deletes the endpoint it had not shown.
+    expect(await store.deletePersonEndpoints('default', person.id)).toEqual([latest.id]);
+    expect(await store.getEndpoint(latest.id)).toBeUndefined();
   });
 });
