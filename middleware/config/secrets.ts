@@ -488,11 +488,7 @@ export class SecretStore {
     this.lastForcedRefresh.set(name, now);
     const fresh = await this.getSecretVersions(name, { forceFetch: true });
     if (fresh.current !== current && (await check(fresh.current))) return versionStages.current;
-    if (
-      fresh.previous !== undefined &&
-      fresh.previous !== previous &&
-      (await check(fresh.previous))
-    ) {
+    if (fresh.previous !== undefined && fresh.previous !== previous && (await check(fresh.previous))) {
       return versionStages.previous;
     }
     return undefined;
