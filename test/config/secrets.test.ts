@@ -563,6 +563,15 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     vi.advanceTimersByTime(1000);
     await store.getSecret('webhook-key');
     expect(fetches()).toBe(4);
+    // 4 s, 8 s, 16 s, then never more than 30 s between tries.
+    for (const waitMs of [4000, 8000, 16_000, 30_000, 30_000]) {
+      vi.advanceTimersByTime(waitMs - 1);
+      await store.getSecret('webhook-key');
+      const before = fetches();
+      vi.advanceTimersByTime(1);
+      await store.getSecret('webhook-key');
+      expect(fetches(), `after waiting ${waitMs} ms`).toBe(before + 1);
+    }
   });
 
   it('holds the backoff for a read whose maxAge has not run out when a shorter-maxAge caller filled the cache', async () => {
@@ -700,6 +709,25 @@ describe('stale-if-error: the last good value while Secrets Manager is unreachab
     expect(fetches()).toBe(4);
     vi.advanceTimersByTime(61_000);
     expect(await store.matchVersion('webhook-key', (secret) => secret === 'secret-v1')).toBe('AWSPREVIOUS');
+  });
+
+  it('refuses the versions when Secrets Manager refuses AWSPREVIOUS, rather than take a known absence for it', async () => {
+    vi.useFakeTimers();
+    const store = new SecretStore({ maxAgeSec: 60 });
+    expect((await store.getSecretVersions('webhook-key')).previous).toBeUndefined();
+    secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPREVIOUS' }).rejects(
+      new SecretsManagerServiceException({
+        name: 'AccessDeniedException',
+        message: 'not authorized to perform: secretsmanager:GetSecretValue',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    vi.advanceTimersByTime(61_000);
+    await expect(store.getSecretVersions('webhook-key')).rejects.toMatchObject({
+      reason: 'misconfigured',
+      versionStage: 'AWSPREVIOUS',
+    });
   });
 
   it('keeps a secret never rotated without a previous version through an outage', async () => {

@@ -213,13 +213,13 @@ describe('local runtime over HTTP', () => {
   );
 
   it.each([
-    ['ERR_HTTP_REQUEST_TIMEOUT', 408],
-    ['HPE_HEADER_OVERFLOW', 431],
-    ['HPE_CHUNK_EXTENSIONS_OVERFLOW', 413],
-    ['HPE_INVALID_METHOD', 400],
-    [undefined, 400],
-  ])('refuses what Node refuses with %s with the status Node gives it (%i)', (code, status) => {
-    expect(refusalOf(code).statusCode).toBe(status);
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'CLIENT_ERROR'],
+    ['HPE_HEADER_OVERFLOW', 431, 'CLIENT_ERROR'],
+    ['HPE_CHUNK_EXTENSIONS_OVERFLOW', 413, 'PAYLOAD_TOO_LARGE'],
+    ['HPE_INVALID_METHOD', 400, 'VALIDATION_FAILED'],
+    [undefined, 400, 'VALIDATION_FAILED'],
+  ])('refuses what Node refuses with %s with the status Node gives it (%i)', (code, status, problemCode) => {
+    expect(refusalOf(code)).toMatchObject({ statusCode: status, code: problemCode });
   });
 
   it('never leaks a stack trace or internal detail in a problem', async () => {

@@ -21,7 +21,7 @@ import { readQueueEnvironment } from '../../functions/shared/environment.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import type { IssuedPhoneCode } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { ConflictError, NotFoundError } from '../../middleware/errors.js';
+import { ConflictError, DeliveryRejectedError, NotFoundError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
@@ -270,6 +270,29 @@ describe('the email worker with SMS', () => {
     ]);
     expect(await queues.receivableNow(failing)).toEqual([]);
     expect(audits).toEqual([expect.objectContaining({ eventType: 'sms.failed', outcome: 'error' })]);
+  });
+
+  it('drops an SMS whose recipient its provider refuses for good, audited as an SMS', async () => {
+    const { smsTransport, audits, run } = setup();
+    smsTransport.failing = true;
+    smsTransport.failure = new DeliveryRejectedError('sms-gateway', 'UNREACHABLE_NUMBER', {
+      refused: 'recipient',
+    });
+    const message = sms();
+    expect((await run(await record(message))).batchItemFailures).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'sms.undeliverable',
+        outcome: 'failure',
+        metadata: expect.objectContaining({
+          messageId: message.id,
+          type: 'sms',
+          provider: 'sms-gateway',
+          reason: 'recipient_refused',
+        }),
+      }),
+    ]);
   });
 
   it('logs why a send failed without the number the provider quoted', async () => {
