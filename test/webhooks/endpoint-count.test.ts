@@ -243,6 +243,31 @@ describe('the endpoint count item', () => {
   });
 });
 
+/**
+ * Puts a person's and a machine's endpoints (`machineEndpointIds` the machine's only ones) in the layout from
+ * before kinds were counted apart: the machine's carry no countKind and are counted on the one item of the
+ * id, with the person's.
+ */
+async function countTogether(person: Principal, machine: Principal, machineEndpointIds: readonly string[]) {
+  for (const id of machineEndpointIds) {
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `WH#${id}`, sk: 'ENDPOINT' },
+        UpdateExpression: 'REMOVE countKind',
+      }),
+    );
+  }
+  const personCount = (await countItem(person))?.count;
+  await documentClient.send(new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(machine) }));
+  await documentClient.send(
+    new PutCommand({
+      TableName: testTableNames.toolkit,
+      Item: { ...countKey(person), count: Number(personCount ?? 0) + machineEndpointIds.length },
+    }),
+  );
+}
+
 describe('a person and an M2M client with the same id', () => {
   it('each reach their own cap, counted on an item of their own', async () => {
     const person = testPrincipal();
@@ -290,23 +315,7 @@ describe('a person and an M2M client with the same id', () => {
     const machine = machineWithId(person.id);
     const { endpoint: personEndpoint } = await register(person);
     const legacy = [(await register(machine)).endpoint.id, (await register(machine)).endpoint.id];
-    // The layout before kinds were counted apart: the machine's endpoints carry no countKind and are
-    // counted on the one item of the id, with the person's.
-    for (const id of legacy) {
-      await documentClient.send(
-        new UpdateCommand({
-          TableName: testTableNames.toolkit,
-          Key: { pk: `WH#${id}`, sk: 'ENDPOINT' },
-          UpdateExpression: 'REMOVE countKind',
-        }),
-      );
-    }
-    await documentClient.send(
-      new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(machine) }),
-    );
-    await documentClient.send(
-      new PutCommand({ TableName: testTableNames.toolkit, Item: { ...countKey(person), count: 3 } }),
-    );
+    await countTogether(person, machine, legacy);
     expect(await store.getEndpoint(String(legacy[0]))).toMatchObject({ countKind: 'person' });
 
     // The person's cap still holds the machine's old endpoints, the machine counts anew from its own item.
@@ -342,19 +351,7 @@ describe('a person and an M2M client with the same id', () => {
     const machine = machineWithId(person.id);
     await register(person);
     const legacy = (await register(machine)).endpoint.id;
-    await documentClient.send(
-      new UpdateCommand({
-        TableName: testTableNames.toolkit,
-        Key: { pk: `WH#${legacy}`, sk: 'ENDPOINT' },
-        UpdateExpression: 'REMOVE countKind',
-      }),
-    );
-    await documentClient.send(
-      new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(machine) }),
-    );
-    await documentClient.send(
-      new PutCommand({ TableName: testTableNames.toolkit, Item: { ...countKey(person), count: 2 } }),
-    );
+    await countTogether(person, machine, [legacy]);
     const { Item: legacyItem } = await documentClient.send(
       new GetCommand({ TableName: testTableNames.toolkit, Key: { pk: `WH#${legacy}`, sk: 'ENDPOINT' } }),
     );
