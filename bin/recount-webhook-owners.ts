@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultTenantId } from '../functions/shared/tenant.js';
-import { type CountRebuild, WebhookStore } from '../functions/shared/webhook-store.js';
+import { type CountRebuild, WebhookCountRebuilder } from '../functions/shared/webhook-count-rebuild.js';
+import { WebhookStore } from '../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../middleware/store/client.js';
 
 const usage = `Usage:
@@ -82,14 +83,16 @@ export function describeRebuild(change: CountRebuild): string {
 
 /** Recounts the owners asked for (every owner of the tenant without any), printing each change to `print`. */
 export async function recountOwners(
-  store: WebhookStore,
+  rebuilder: WebhookCountRebuilder,
   request: Omit<RecountArguments, 'table'>,
   print: (line: string) => void,
 ): Promise<CountRebuild[]> {
-  const owners = request.owners.length ? request.owners : await store.listEndpointOwners(request.tenantId);
+  const owners = request.owners.length
+    ? request.owners
+    : await rebuilder.listEndpointOwners(request.tenantId);
   const changes: CountRebuild[] = [];
   for (const owner of owners) {
-    for (const change of await store.recountOwner(request.tenantId, owner, { dryRun: request.dryRun })) {
+    for (const change of await rebuilder.recountOwner(request.tenantId, owner, { dryRun: request.dryRun })) {
       print(describeRebuild(change));
       changes.push(change);
     }
@@ -110,7 +113,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
         ...(process.env.AWS_REGION ? { region: process.env.AWS_REGION } : {}),
       }),
     );
-    await recountOwners(new WebhookStore({ documentClient, tableName: table }), request, console.log);
+    const store = new WebhookStore({ documentClient, tableName: table });
+    const rebuilder = new WebhookCountRebuilder({ store, documentClient, tableName: table });
+    await recountOwners(rebuilder, request, console.log);
   } catch (error) {
     if (error instanceof HelpRequested) {
       console.log(error.message);

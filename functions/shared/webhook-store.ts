@@ -12,11 +12,9 @@
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 import { randomBytes } from 'node:crypto';
 import {
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
-  ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -151,11 +149,11 @@ const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
  */
 const keySegment = (value: string) => value.replaceAll('%', '%25').replaceAll('#', '%23');
 /** The id a {@link keySegment} stands for: `%23` first, as no `%` of an escaped id starts anything else. */
-const keySegmentValue = (segment: string) => segment.replaceAll('%23', '#').replaceAll('%25', '%');
+export const keySegmentValue = (segment: string) => segment.replaceAll('%23', '#').replaceAll('%25', '%');
 /** What every owner index partition (and count item key) of one tenant starts with. */
-const ownerIndexTenantPrefix = (tenantId: string) => `WH#OWNER#${keySegment(tenantId)}#`;
+export const ownerIndexTenantPrefix = (tenantId: string) => `WH#OWNER#${keySegment(tenantId)}#`;
 /** The owner index (`gsi1`) partition: one tenant's principal's endpoints. */
-const ownerIndexPk = (tenantId: string, ownerId: string) =>
+export const ownerIndexPk = (tenantId: string, ownerId: string) =>
   `${ownerIndexTenantPrefix(tenantId)}${keySegment(ownerId)}`;
 const subscriptionPk = (tenantId: string, eventType: WebhookEventType) =>
   `WH#SUB#${keySegment(tenantId)}#${eventType}`;
@@ -255,7 +253,7 @@ function toDelivery(item: Record<string, unknown>): WebhookDelivery {
   };
 }
 
-function isConditionFailure(error: unknown): boolean {
+export function isConditionFailure(error: unknown): boolean {
   return error instanceof Error && error.name === 'ConditionalCheckFailedException';
 }
 
@@ -328,7 +326,7 @@ function countItemChange(tableName: string, key: Record<string, string>, change:
  * person and a machine with the same id have an item each, so a cap each, and closing the person leaves
  * the machine open; the person's keeps the key both kinds once shared, so existing counts and markers hold.
  */
-const endpointCountKey = (tenantId: string, ownerId: string, kind: PrincipalKind) => ({
+export const endpointCountKey = (tenantId: string, ownerId: string, kind: PrincipalKind) => ({
   pk: ownerIndexPk(tenantId, ownerId),
   sk: kind === 'integration' ? 'INTEGRATION_ENDPOINT_COUNT' : 'ENDPOINT_COUNT',
 });
@@ -354,20 +352,6 @@ const nextCountChange: Readonly<Record<CountChange, CountChange>> = {
  * wrong in turn) the delete answers 409.
  */
 const maxCountGuesses = 6;
-
-/** Past this many rebuilds whose write found the count item changed since it was read, a recount answers 409. */
-const maxRecountAttempts = 5;
-
-/** A count item {@link WebhookStore.recountOwner} changed: its count before and after; undefined = no item. */
-export interface CountRebuild {
-  readonly tenantId: string;
-  readonly ownerId: string;
-  readonly countItem: string;
-  readonly before: number | undefined;
-  readonly after: number | undefined;
-  /** The item's `closedAt` marker, kept. */
-  readonly closedAt?: string;
-}
 
 /**
  * The one place webhook data is read and written.
@@ -667,159 +651,13 @@ export class WebhookStore {
     return deleted;
   }
 
-  /**
-   * Rebuilds an owner's two count items from the endpoints they count (after a rollback past the per-kind
-   * counts, or the upgrade after it, left them wrong): `ENDPOINT_COUNT` = the endpoints whose `countKind`
-   * is absent or `person`, `INTEGRATION_ENDPOINT_COUNT` = those whose `countKind` is `integration`. An item
-   * keeps its `closedAt`; one that would count 0 without a `closedAt` is removed, as a delete does.
-   * Resolves with the items it changed (or, with `dryRun`, would change), before and after.
-   *
-   * Each item is read consistently first, the endpoints listed from the owner index afterwards and each
-   * confirmed with a consistent read, and the new count written only if the item still holds what was read:
-   * a registration or delete committed after that read changes the count, fails the write, and the item is
-   * rebuilt again (409 after {@link maxRecountAttempts} tries). What this cannot see: a registration
-   * committed before the read that the eventually consistent index does not show yet (it is left out of
-   * the count), and a registration and a delete of another endpoint both committed after the read, which
-   * leave the count as it was (the first needs a registration within the index's propagation delay before
-   * the rebuild, the second two writes during it: a few reads long); running it again for the owner once
-   * its endpoints are quiet and the index caught up corrects either.
-   */
-  async recountOwner(
-    tenantId: string,
-    ownerId: string,
-    options: { readonly dryRun?: boolean } = {},
-  ): Promise<CountRebuild[]> {
-    const rebuilt: CountRebuild[] = [];
-    for (const kind of ['person', 'integration'] as const) {
-      const change = await this.recountItem(tenantId, ownerId, kind, options.dryRun ?? false);
-      if (change) rebuilt.push(change);
-    }
-    return rebuilt;
-  }
-
-  /**
-   * Every owner of a tenant with a count item or an endpoint (by a full table scan: for an operator's
-   * recount, not for a request), sorted.
-   */
-  async listEndpointOwners(tenantId: string): Promise<string[]> {
-    const prefix = ownerIndexTenantPrefix(tenantId);
-    const owners = new Set<string>();
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.options.documentClient.send(
-        new ScanCommand({
-          TableName: this.options.tableName,
-          FilterExpression:
-            '(begins_with(pk, :prefix) AND sk IN (:person, :integration)) OR begins_with(gsi1pk, :prefix)',
-          ProjectionExpression: 'pk, gsi1pk',
-          ExpressionAttributeValues: {
-            ':prefix': prefix,
-            ':person': endpointCountKey(tenantId, '', 'person').sk,
-            ':integration': endpointCountKey(tenantId, '', 'integration').sk,
-          },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const ownerPk = typeof item.gsi1pk === 'string' ? item.gsi1pk : String(item.pk);
-        owners.add(keySegmentValue(ownerPk.slice(prefix.length)));
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return [...owners].sort();
-  }
-
-  private async recountItem(
-    tenantId: string,
-    ownerId: string,
-    kind: PrincipalKind,
-    dryRun: boolean,
-  ): Promise<CountRebuild | undefined> {
-    const key = endpointCountKey(tenantId, ownerId, kind);
-    for (let attempt = 1; ; attempt += 1) {
-      const item = await this.countItemOf(tenantId, ownerId, kind);
-      const before = item === undefined ? undefined : typeof item.count === 'number' ? item.count : 0;
-      const closedAt = typeof item?.closedAt === 'string' ? item.closedAt : undefined;
-      const counted = await this.countEndpointsCountedOn(tenantId, ownerId, kind);
-      const after = counted === 0 && item?.closedAt === undefined ? undefined : counted;
-      if (before === after) return undefined;
-      const change: CountRebuild = {
-        tenantId,
-        ownerId,
-        countItem: key.sk,
-        before,
-        after,
-        ...(closedAt === undefined ? {} : { closedAt }),
-      };
-      if (dryRun) return change;
-      try {
-        await this.options.documentClient.send(this.countRewrite(key, item, after));
-        return change;
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
-        if (attempt === maxRecountAttempts) {
-          throw new ConflictError(`The endpoints of ${ownerId} kept changing while recounting them; retry`, {
-            cause: error,
-          });
-        }
-      }
-    }
-  }
-
-  /** How many endpoints the owner's count item of `kind` should count: listed, then confirmed one by one. */
-  private async countEndpointsCountedOn(tenantId: string, ownerId: string, kind: PrincipalKind) {
-    const ownerPk = ownerIndexPk(tenantId, ownerId);
-    const listed = [
-      ...(await this.allOwnerEndpoints(ownerPk, 'person')),
-      ...(await this.allOwnerEndpoints(ownerPk, 'integration')),
-    ].filter((endpoint) => endpoint.countKind === kind);
-    // The index may still show an endpoint deleted since: only the endpoint item itself says it is there.
-    const confirmed = await Promise.all(
-      listed.map(async (endpoint) => (await this.getEndpoint(endpoint.id))?.countKind === kind),
-    );
-    return confirmed.filter(Boolean).length;
-  }
-
-  /** Sets the count (or removes the item), only if the item still holds what `seen` read. */
-  private countRewrite(
-    key: Record<string, string>,
-    seen: Record<string, unknown> | undefined,
-    count: number | undefined,
-  ): UpdateCommand | DeleteCommand {
-    const names = { '#count': 'count' };
-    const unchanged =
-      seen === undefined
-        ? { expression: 'attribute_not_exists(pk)', values: {} }
-        : typeof seen.count === 'number'
-          ? { expression: '#count = :seen', values: { ':seen': seen.count } }
-          : { expression: 'attribute_exists(pk) AND attribute_not_exists(#count)', values: {} };
-    if (count === undefined) {
-      return new DeleteCommand({
-        TableName: this.options.tableName,
-        Key: key,
-        // A person closed meanwhile keeps the item that holds the marker.
-        ConditionExpression: `${unchanged.expression} AND attribute_not_exists(closedAt)`,
-        ExpressionAttributeNames: names,
-        ...(Object.keys(unchanged.values).length ? { ExpressionAttributeValues: unchanged.values } : {}),
-      });
-    }
-    return new UpdateCommand({
-      TableName: this.options.tableName,
-      Key: key,
-      UpdateExpression: 'SET #count = :count',
-      ConditionExpression: unchanged.expression,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: { ':count': count, ...unchanged.values },
-    });
-  }
-
   /** Whether the owner was closed by {@link deletePersonEndpoints} (read consistently); never a machine. */
   private async isClosed(tenantId: string, ownerId: string, kind: PrincipalKind): Promise<boolean> {
     return (await this.countItemOf(tenantId, ownerId, kind))?.closedAt !== undefined;
   }
 
   /** The owner's count item, read consistently: what the last registration or delete left. */
-  private async countItemOf(
+  async countItemOf(
     tenantId: string,
     ownerId: string,
     kind: PrincipalKind,
@@ -835,7 +673,7 @@ export class WebhookStore {
   }
 
   /** Every endpoint of an owner index partition of the kind asked for, all pages. */
-  private async allOwnerEndpoints(ownerPk: string, kind: PrincipalKind): Promise<StoredEndpoint[]> {
+  async allOwnerEndpoints(ownerPk: string, kind: PrincipalKind): Promise<StoredEndpoint[]> {
     const endpoints: StoredEndpoint[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {

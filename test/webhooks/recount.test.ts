@@ -1,4 +1,4 @@
-// Rebuilding endpoint count items after a rollback past the per-kind counts: WebhookStore.recountOwner and
+// Rebuilding endpoint count items after a rollback past the per-kind counts: WebhookCountRebuilder.recountOwner and
 // bin/recount-webhook-owners.ts, against the shared toolkit table.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -14,6 +14,7 @@ import {
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
+import { WebhookCountRebuilder } from '../../functions/shared/webhook-count-rebuild.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError } from '../../middleware/errors.js';
@@ -29,6 +30,7 @@ const store = new WebhookStore({
   encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
   maxEndpointsPerOwner,
 });
+const rebuilder = new WebhookCountRebuilder({ store, documentClient, tableName: testTableNames.toolkit });
 const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
 const register = (principal: Principal) => store.createEndpoint(principal, endpointInput);
 
@@ -46,7 +48,7 @@ afterEach(async () => {
   // Left in the toolkit table the test files share, they would receive other files' booking events.
   for (const machine of machines.splice(0)) {
     // A test that failed may leave its counts drifted, which would refuse the deletes.
-    await store.recountOwner(machine.tenantId ?? 'default', machine.id);
+    await rebuilder.recountOwner(machine.tenantId ?? 'default', machine.id);
     for (const { id } of (await store.listOwnedEndpoints(machine, 100)).items) {
       await store.deleteEndpoint(id, machine);
     }
@@ -78,7 +80,7 @@ describe('recountOwner', () => {
     await putCount(countKey(machine), { count: maxEndpointsPerOwner });
     await expect(register(machine)).rejects.toBeInstanceOf(ConflictError);
 
-    expect(await store.recountOwner('default', machine.id)).toEqual([
+    expect(await rebuilder.recountOwner('default', machine.id)).toEqual([
       {
         tenantId: 'default',
         ownerId: machine.id,
@@ -90,7 +92,7 @@ describe('recountOwner', () => {
     expect(await countItem(countKey(machine))).toBeUndefined();
     for (let registered = 0; registered < maxEndpointsPerOwner; registered += 1) await register(machine);
     await expect(register(machine)).rejects.toBeInstanceOf(ConflictError);
-    expect(await store.recountOwner('default', machine.id)).toEqual([]);
+    expect(await rebuilder.recountOwner('default', machine.id)).toEqual([]);
   });
 
   it("moves a client's endpoints with countKind integration off the ENDPOINT_COUNT they were counted on", async () => {
@@ -105,7 +107,7 @@ describe('recountOwner', () => {
       new DeleteCommand({ TableName: testTableNames.toolkit, Key: countKey(machine) }),
     );
 
-    const changes = await store.recountOwner('default', person.id);
+    const changes = await rebuilder.recountOwner('default', person.id);
     expect(changes.map(describeRebuild)).toEqual([
       `default/${person.id} ENDPOINT_COUNT: 3 → 1`,
       `default/${person.id} INTEGRATION_ENDPOINT_COUNT: (no item) → 2`,
@@ -138,7 +140,7 @@ describe('recountOwner', () => {
     await putCount(countKey(person), { count: 0, closedAt });
     await putCount(countKey(machine), { count: 2 });
 
-    expect(await store.recountOwner('default', person.id)).toEqual([
+    expect(await rebuilder.recountOwner('default', person.id)).toEqual([
       { tenantId: 'default', ownerId: person.id, countItem: 'ENDPOINT_COUNT', before: 0, after: 1, closedAt },
       {
         tenantId: 'default',
@@ -152,7 +154,7 @@ describe('recountOwner', () => {
     // Its delete takes it off the person's item, which stays closed at 0.
     await store.deleteEndpoint(legacy, machine);
     expect(await countItem(countKey(person))).toEqual({ ...countKey(person), count: 0, closedAt });
-    expect(await store.recountOwner('default', person.id)).toEqual([]);
+    expect(await rebuilder.recountOwner('default', person.id)).toEqual([]);
   });
 
   it('changes nothing on a dry run, and says what it would change', async () => {
@@ -160,7 +162,7 @@ describe('recountOwner', () => {
     await register(machine);
     await putCount(countKey(machine), { count: 3 });
 
-    expect(await store.recountOwner('default', machine.id, { dryRun: true })).toEqual([
+    expect(await rebuilder.recountOwner('default', machine.id, { dryRun: true })).toEqual([
       expect.objectContaining({ countItem: 'INTEGRATION_ENDPOINT_COUNT', before: 3, after: 1 }),
     ]);
     expect(await countItem(countKey(machine))).toEqual({ ...countKey(machine), count: 3 });
@@ -187,7 +189,7 @@ describe('recountOwner', () => {
       return send(command as never);
     }) as never);
 
-    const changes = await store.recountOwner('default', machine.id);
+    const changes = await rebuilder.recountOwner('default', machine.id);
     vi.restoreAllMocks();
     expect(raced).toBe(true);
     expect(changes).toEqual([expect.objectContaining({ before: 3, after: 2 })]);
@@ -211,11 +213,11 @@ describe('bin/recount-webhook-owners.ts', () => {
     const orphan = `gone-${randomUUID()}`;
     await putCount({ pk: `WH#OWNER#${tenantId}#${orphan}`, sk: 'INTEGRATION_ENDPOINT_COUNT' }, { count: 1 });
 
-    expect(await store.listEndpointOwners(tenantId)).toEqual(
+    expect(await rebuilder.listEndpointOwners(tenantId)).toEqual(
       [drifted.id, withoutItem.id, exact.id, orphan].sort(),
     );
     const dryRunLines: string[] = [];
-    await recountOwners(store, { tenantId, owners: [], dryRun: true }, (line) => dryRunLines.push(line));
+    await recountOwners(rebuilder, { tenantId, owners: [], dryRun: true }, (line) => dryRunLines.push(line));
     expect(dryRunLines.at(-1)).toBe(
       '4 owner(s) checked, 3 count item(s) would change (dry run, nothing written)',
     );
@@ -226,7 +228,7 @@ describe('bin/recount-webhook-owners.ts', () => {
     });
 
     const lines: string[] = [];
-    await recountOwners(store, { tenantId, owners: [], dryRun: false }, (line) => lines.push(line));
+    await recountOwners(rebuilder, { tenantId, owners: [], dryRun: false }, (line) => lines.push(line));
     expect(lines.sort()).toEqual(
       [
         `${tenantId}/svc#1% INTEGRATION_ENDPOINT_COUNT: 3 → 1`,
@@ -236,7 +238,9 @@ describe('bin/recount-webhook-owners.ts', () => {
       ].sort(),
     );
     expect(await countItem(countKey(withoutItem))).toMatchObject({ count: 1 });
-    expect(await store.listEndpointOwners(tenantId)).toEqual([drifted.id, withoutItem.id, exact.id].sort());
+    expect(await rebuilder.listEndpointOwners(tenantId)).toEqual(
+      [drifted.id, withoutItem.id, exact.id].sort(),
+    );
   });
 
   it('recounts only the owners named', async () => {
@@ -244,7 +248,7 @@ describe('bin/recount-webhook-owners.ts', () => {
     await register(machine);
     await putCount(countKey(machine), { count: 2 });
     const lines: string[] = [];
-    await recountOwners(store, { tenantId: 'default', owners: [machine.id], dryRun: false }, (line) =>
+    await recountOwners(rebuilder, { tenantId: 'default', owners: [machine.id], dryRun: false }, (line) =>
       lines.push(line),
     );
     expect(lines).toEqual([
