@@ -1,12 +1,9 @@
-// Rebuilds webhook owners' endpoint count items from their endpoints (README: rolling back past the
-// per-kind endpoint counts). `npx tsx bin/recount-webhook-owners.ts --table <toolkit table> [--dry-run]`.
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultTenantId } from '../functions/shared/tenant.js';
 import { type CountRebuild, WebhookCountRebuilder } from '../functions/shared/webhook-count-rebuild.js';
 import { WebhookStore } from '../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../middleware/store/client.js';
+import { HelpRequested, isCommand, runCommand } from './command.js';
 
 const usage = `Usage:
   npx tsx bin/recount-webhook-owners.ts --table <toolkit table> [--tenant <id>] [--owner <id>]... [--dry-run]
@@ -27,9 +24,6 @@ export interface RecountArguments {
   readonly owners: readonly string[];
   readonly dryRun: boolean;
 }
-
-/** Thrown for `--help`: the usage text is the answer, not an error. */
-export class HelpRequested extends Error {}
 
 /** What a command line asks for; throws with the usage text when it is wrong. */
 export function parseRecountArguments(args: readonly string[]): RecountArguments {
@@ -103,8 +97,8 @@ export async function recountOwners(
 }
 
 // Run as a command (not when a test imports it).
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  try {
+if (isCommand(import.meta.url)) {
+  await runCommand(async () => {
     const { table, ...request } = parseRecountArguments(process.argv.slice(2));
     const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL;
     const documentClient = createDocumentClient(
@@ -116,12 +110,5 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
     const store = new WebhookStore({ documentClient, tableName: table });
     const rebuilder = new WebhookCountRebuilder({ store, documentClient, tableName: table });
     await recountOwners(rebuilder, request, console.log);
-  } catch (error) {
-    if (error instanceof HelpRequested) {
-      console.log(error.message);
-      process.exit(0);
-    }
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  }
+  });
 }

@@ -1,8 +1,8 @@
 // `npm run token`: prints a token from the local dev issuer (key in .bulwark/); `npm start`'s functions accept its access tokens.
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DevIssuer, type DevTokenOptions } from '../middleware/auth/dev-issuer.js';
+import { HelpRequested, isCommand, runCommand } from './command.js';
 import { devIssuerKeyFileName } from './runtime/local-auth.js';
 import { defaultDataDir, defaultPort } from './runtime/local-defaults.js';
 
@@ -30,7 +30,6 @@ function list(values: readonly string[] | string | undefined): string[] {
 }
 
 /** Thrown for `--help`: the usage text is the answer, not an error. */
-export class HelpRequested extends Error {}
 
 /** The token options a command line asks for; throws with the usage text when it is wrong. */
 export function parseTokenArguments(args: readonly string[]): { issuer: string; token: DevTokenOptions } {
@@ -80,7 +79,7 @@ export async function mintFromCommandLine(args: readonly string[], dataDir: stri
 }
 
 // Run as a command (not when a test imports it): print the token alone, so $(npm run -s token ...) captures it.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+if (isCommand(import.meta.url)) {
   const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? defaultDataDir);
   // A reader gone before the token is written (a pasted `token … | …` whose right side is no command) is
   // not a crash: say so, as one line, and fail.
@@ -89,14 +88,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
     console.error('npm run token: the output closed before the token was written');
     process.exit(1);
   });
-  try {
+  await runCommand(async () => {
     console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
-  } catch (error) {
-    if (error instanceof HelpRequested) {
-      console.log(error.message);
-      process.exit(0);
-    }
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  }
+  });
 }

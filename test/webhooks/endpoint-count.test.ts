@@ -9,47 +9,24 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
-import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
-import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
-import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { endpointCount } from './helpers.js';
-
-const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
-const maxEndpointsPerOwner = 3;
-const store = new WebhookStore({
+import {
+  deleteMachineEndpoints,
   documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+  machineWithId,
   maxEndpointsPerOwner,
-});
-const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
-
-/** Machines registered in a test: their endpoints receive every booking event of the tenant. */
-const machines: Principal[] = [];
-
-/** An M2M client whose client id is `id`, whose endpoints go after the test. */
-function machineWithId(id: string): Principal {
-  const machine = testPrincipal({ id, isM2M: true });
-  machines.push(machine);
-  return machine;
-}
+  register,
+  store,
+} from './counting-store.js';
+import { endpointCount } from './helpers.js';
 
 afterEach(async () => {
   vi.restoreAllMocks();
-  // Left in the toolkit table the test files share, they would receive other files' booking events and
-  // keep those files' webhook queues from draining.
-  for (const machine of machines.splice(0)) {
-    for (const { id } of (await store.listOwnedEndpoints(machine, 100)).items) {
-      await store.deleteEndpoint(id, machine);
-    }
-  }
+  await deleteMachineEndpoints();
 });
 
 const countKey = (principal: Principal) => ({
@@ -64,8 +41,6 @@ async function countItem(principal: Principal): Promise<Record<string, unknown> 
   );
   return Item;
 }
-
-const register = (principal: Principal) => store.createEndpoint(principal, endpointInput);
 
 describe('the endpoint count item', () => {
   it("goes with the owner's last endpoint, and a later registration counts from 1 up to the cap", async () => {

@@ -5,54 +5,30 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
-import {
-  describeRebuild,
-  HelpRequested,
-  parseRecountArguments,
-  recountOwners,
-} from '../../bin/recount-webhook-owners.js';
-import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
-import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
+import { HelpRequested } from '../../bin/command.js';
+import { describeRebuild, parseRecountArguments, recountOwners } from '../../bin/recount-webhook-owners.js';
 import { WebhookCountRebuilder } from '../../functions/shared/webhook-count-rebuild.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError } from '../../middleware/errors.js';
-import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-
-const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
-const maxEndpointsPerOwner = 3;
-const store = new WebhookStore({
+import {
+  deleteMachineEndpoints,
   documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+  machineWithId,
   maxEndpointsPerOwner,
-});
+  register,
+  store,
+} from './counting-store.js';
+
 const rebuilder = new WebhookCountRebuilder({ store, documentClient, tableName: testTableNames.toolkit });
-const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
-const register = (principal: Principal) => store.createEndpoint(principal, endpointInput);
-
-/** Machines registered in a test: their endpoints receive every booking event of their tenant. */
-const machines: Principal[] = [];
-
-function machineWithId(id: string, tenantId?: string): Principal {
-  const machine = testPrincipal({ id, isM2M: true, tenantId });
-  machines.push(machine);
-  return machine;
-}
 
 afterEach(async () => {
   vi.restoreAllMocks();
-  // Left in the toolkit table the test files share, they would receive other files' booking events.
-  for (const machine of machines.splice(0)) {
-    // A test that failed may leave its counts drifted, which would refuse the deletes.
-    await rebuilder.recountOwner(machine.tenantId ?? 'default', machine.id);
-    for (const { id } of (await store.listOwnedEndpoints(machine, 100)).items) {
-      await store.deleteEndpoint(id, machine);
-    }
-  }
+  // A test that failed may leave its counts drifted, which would refuse the deletes.
+  await deleteMachineEndpoints((machine) =>
+    rebuilder.recountOwner(machine.tenantId ?? 'default', machine.id),
+  );
 });
 
 const countKey = (
@@ -184,7 +160,7 @@ describe('recountOwner', () => {
       ) {
         raced = true;
         // A real registration, through the real client, between the recount's read and its write.
-        await store.createEndpoint(machine, endpointInput);
+        await register(machine);
       }
       return send(command as never);
     }) as never);

@@ -1,0 +1,51 @@
+// The webhook store the endpoint-count tests share, on the toolkit table every test file shares (a cap of 3
+// per owner), and the M2M clients they register, whose endpoints must go after each test: left there, they
+// would receive other files' booking events and keep those files' webhook queues from draining.
+import { inject } from 'vitest';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
+import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
+import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import type { Principal } from '../../middleware/auth/principal.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testPrincipal } from '../helpers/principals.js';
+import { testTableNames } from '../helpers/tables.js';
+
+export const documentClient = createDocumentClient(
+  createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }),
+);
+export const maxEndpointsPerOwner = 3;
+export const store = new WebhookStore({
+  documentClient,
+  tableName: testTableNames.toolkit,
+  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+  maxEndpointsPerOwner,
+});
+const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
+
+/** Registers an endpoint for `principal`. */
+export const register = (principal: Principal) => store.createEndpoint(principal, endpointInput);
+
+const machines: Principal[] = [];
+
+/** An M2M client whose client id is `id`, whose endpoints {@link deleteMachineEndpoints} deletes. */
+export function machineWithId(id: string, tenantId?: string): Principal {
+  const machine = testPrincipal({ id, isM2M: true, tenantId });
+  machines.push(machine);
+  return machine;
+}
+
+/**
+ * Deletes the endpoints of every machine made since the last call (in `afterEach`), after `beforeDelete`
+ * for each (a recount, when a failed test may have left counts that would refuse the deletes).
+ */
+export async function deleteMachineEndpoints(
+  beforeDelete: (machine: Principal) => Promise<unknown> = async () => undefined,
+): Promise<void> {
+  for (const machine of machines.splice(0)) {
+    await beforeDelete(machine);
+    for (const { id } of (await store.listOwnedEndpoints(machine, 100)).items) {
+      await store.deleteEndpoint(id, machine);
+    }
+  }
+}
