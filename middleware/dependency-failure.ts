@@ -147,6 +147,19 @@ export function storeFailureReason(error: unknown): string {
   return `store_${dependencyFailure(error)?.kind ?? 'error'}`;
 }
 
+/**
+ * How long to leave a dependency alone after `failuresInARow` (≥ 1) passing failures of it: 1 s, doubling
+ * with each further one, never more than `maxMs`, so a blip costs a second and a lasting outage one try
+ * per `maxMs`.
+ *
+ * @example
+ * retryBackoffMs(1, 30_000); // 1000
+ * retryBackoffMs(7, 30_000); // 30000 (64 s capped)
+ */
+export function retryBackoffMs(failuresInARow: number, maxMs: number): number {
+  return Math.min(1000 * 2 ** (failuresInARow - 1), maxMs);
+}
+
 /** The slice of an AWS SDK (v3) client that {@link nameAwsDependency} needs. */
 export interface NameableAwsClient {
   readonly config: { readonly serviceId?: string };

@@ -8,6 +8,7 @@ import {
   type JWSHeaderParameters,
   jwksCache,
 } from 'jose';
+import { retryBackoffMs } from '../dependency-failure.js';
 import { assertNoProblems } from '../errors.js';
 import { checkTimeLimit } from '../time-limits.js';
 
@@ -79,9 +80,6 @@ const slotOf = (kid: string, alg: AsymmetricAlgorithm) => `${alg}:${kid}`;
  * const key = store.peek(kid, 'RS256') ?? (await store.resolve(kid, 'RS256'));
  */
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
-
-/** Wait after the first failed fetch of a store that has no keys yet; it doubles with each further failure. */
-const firstRetryMs = 1000;
 
 export class JwksKeyStore {
   /** jose's fetching key set, built on first use: building it loads Node's fetch (undici), a cold-start cost no request without a token needs. */
@@ -244,6 +242,6 @@ export class JwksKeyStore {
    */
   private waitAfterFailure(): number {
     if (this.loadedAt !== Number.NEGATIVE_INFINITY) return this.cooldownMs;
-    return Math.min(firstRetryMs * 2 ** this.consecutiveFailures, this.cooldownMs);
+    return retryBackoffMs(this.consecutiveFailures + 1, this.cooldownMs);
   }
 }

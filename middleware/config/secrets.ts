@@ -3,7 +3,7 @@ import { GetParameterError } from '@aws-lambda-powertools/parameters';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsGetOptions } from '@aws-lambda-powertools/parameters/secrets/types';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { dependencyFailure, nameAwsDependency } from '../dependency-failure.js';
+import { dependencyFailure, nameAwsDependency, retryBackoffMs } from '../dependency-failure.js';
 import { assertNoProblems, SecretAccessError, type SecretFailureReason } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { boundedRequestHandler } from '../request-handler.js';
@@ -62,9 +62,10 @@ export interface SecretVersions {
   readonly previous: string | undefined;
 }
 
-/** Wait after a failed fetch before Secrets Manager is tried again for that secret; it doubles with each further failure. */
-const firstRetryMs = 1000;
-/** The longest wait between tries during an outage, so a recovery is seen within half a minute. */
+/**
+ * The longest wait between tries of a secret during an outage (from 1 s, doubling: {@link retryBackoffMs}),
+ * so a recovery is seen within half a minute.
+ */
 const maxRetryMs = 30_000;
 
 /**
@@ -140,8 +141,8 @@ class AuditedSecretsProvider extends SecretsProvider {
     const value = await super._get(name, options).catch((error: unknown) => {
       if (fetchFailureReason(error) === 'unreachable') {
         const failures = (this.outages.get(name)?.failures ?? 0) + 1;
-        const waitMs = Math.min(firstRetryMs * 2 ** (failures - 1), maxRetryMs);
-        this.outages.set(name, { failures, retryAt: Date.now() + waitMs, staleReported: false });
+        const retryAt = Date.now() + retryBackoffMs(failures, maxRetryMs);
+        this.outages.set(name, { failures, retryAt, staleReported: false });
       } else {
         // Missing, scheduled for deletion, access revoked: Secrets Manager's answer, so the old value must stop
         // working at once, for reads Powertools would answer from its cache until maxAge too.

@@ -13,7 +13,11 @@ import {
 import { KMSInternalException } from '@aws-sdk/client-kms';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
 import { describe, expect, it } from 'vitest';
-import { dependencyFailure, underlyingDependencyFailure } from '../../middleware/dependency-failure.js';
+import {
+  dependencyFailure,
+  retryBackoffMs,
+  underlyingDependencyFailure,
+} from '../../middleware/dependency-failure.js';
 import { ServiceUnavailableError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 
@@ -192,5 +196,14 @@ describe('renderProblem of a dependency failure', () => {
     expect(rendered.problem.code).toBe('DEPENDENCY_TIMEOUT');
     expect(rendered.response.headers['Retry-After']).toBeUndefined();
     expect(rendered).toMatchObject({ isServerFault: false, isDegraded: true });
+  });
+});
+
+describe('retryBackoffMs', () => {
+  it('waits 1 s after a first failure, doubles with each further one, and never more than the cap', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map((failures) => retryBackoffMs(failures, 30_000))).toEqual([
+      1000, 2000, 4000, 8000, 16_000, 30_000, 30_000,
+    ]);
+    expect(retryBackoffMs(1, 500)).toBe(500);
   });
 });
