@@ -175,9 +175,7 @@ export class BulwarkAlarms extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
-      alarm.addAlarmAction(new actions.SnsAction(this.topic));
-      alarm.addOkAction(new actions.SnsAction(this.topic));
-      return alarm;
+      return this.notifying(alarm);
     };
 
     this.circuitOpened = atLeast(
@@ -216,25 +214,32 @@ export class BulwarkAlarms extends Construct {
 
     this.emailRejectionRate = this.addEmailRejectionRate(props);
 
-    this.serverErrorRate = new cloudwatch.Alarm(this, 'ServerErrorRate', {
-      metric: new cloudwatch.MathExpression({
-        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-        usingMetrics: {
-          requests: props.httpApi.metricCount({ period, statistic: 'Sum' }),
-          errors: props.httpApi.metricServerError({ period, statistic: 'Sum' }),
-        },
-        label: 'API 5xx rate (%)',
-        period,
+    this.serverErrorRate = this.notifying(
+      new cloudwatch.Alarm(this, 'ServerErrorRate', {
+        metric: new cloudwatch.MathExpression({
+          expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+          usingMetrics: {
+            requests: props.httpApi.metricCount({ period, statistic: 'Sum' }),
+            errors: props.httpApi.metricServerError({ period, statistic: 'Sum' }),
+          },
+          label: 'API 5xx rate (%)',
+          period,
+        }),
+        threshold: props.serverErrorRatePercent ?? 5,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: 'More than the threshold percentage of API requests failed with a 5xx.',
       }),
-      threshold: props.serverErrorRatePercent ?? 5,
-      evaluationPeriods: 3,
-      datapointsToAlarm: 2,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription: 'More than the threshold percentage of API requests failed with a 5xx.',
-    });
-    this.serverErrorRate.addAlarmAction(new actions.SnsAction(this.topic));
-    this.serverErrorRate.addOkAction(new actions.SnsAction(this.topic));
+    );
+  }
+
+  /** `alarm`, notifying the topic when it fires and when it recovers. */
+  private notifying(alarm: cloudwatch.Alarm): cloudwatch.Alarm {
+    alarm.addAlarmAction(new actions.SnsAction(this.topic));
+    alarm.addOkAction(new actions.SnsAction(this.topic));
+    return alarm;
   }
 
   /**
@@ -261,23 +266,22 @@ export class BulwarkAlarms extends Construct {
       label: 'Emails attempted',
       period: window,
     });
-    const alarm = new cloudwatch.Alarm(this, 'EmailRejectionRate', {
-      metric: new cloudwatch.MathExpression({
-        expression: `IF(attempted >= ${minimumAttempts}, 100 * FILL(rejected, 0) / attempted, 0)`,
-        usingMetrics: { attempted, rejected },
-        label: 'Emails refused for their recipient (%)',
-        period: window,
+    return this.notifying(
+      new cloudwatch.Alarm(this, 'EmailRejectionRate', {
+        metric: new cloudwatch.MathExpression({
+          expression: `IF(attempted >= ${minimumAttempts}, 100 * FILL(rejected, 0) / attempted, 0)`,
+          usingMetrics: { attempted, rejected },
+          label: 'Emails refused for their recipient (%)',
+          period: window,
+        }),
+        threshold: props.emailRejectedPercent ?? 50,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription:
+          'Most emails were refused for their recipient (5.1.x): the relay refuses every address (its configuration, or its resolver), and those emails are dropped unsent.',
       }),
-      threshold: props.emailRejectedPercent ?? 50,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription:
-        'Most emails were refused for their recipient (5.1.x): the relay refuses every address (its configuration, or its resolver), and those emails are dropped unsent.',
-    });
-    alarm.addAlarmAction(new actions.SnsAction(this.topic));
-    alarm.addOkAction(new actions.SnsAction(this.topic));
-    return alarm;
+    );
   }
 
   /** Every alarm, for a dashboard's alarm widget. */
