@@ -154,12 +154,8 @@ export class WebhookCountRebuilder {
     const listed = [
       ...(await store.allOwnerEndpoints(ownerPk, 'person')),
       ...(await store.allOwnerEndpoints(ownerPk, 'integration')),
-    ].filter((endpoint) => endpoint.countKind === kind);
-    // The index may still show an endpoint deleted since: only the endpoint item itself says it is there.
-    const confirmed = await Promise.all(
-      listed.map(async (endpoint) => (await store.getEndpoint(endpoint.id))?.countKind === kind),
-    );
-    return confirmed.filter(Boolean).length;
+    ];
+    return store.stillCountedOn(listed, kind);
   }
 
   /** Sets the count (or removes the item), only if the item still holds what `seen` read. */

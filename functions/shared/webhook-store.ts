@@ -634,15 +634,10 @@ export class WebhookStore {
     // A machine's endpoints from before kinds were counted apart, listed before the count is read and each
     // confirmed after it (the index may still show one deleted since): only those still there, and so still
     // counted, may account for the count; the index can never make a person's endpoint pass for one.
-    const listedMachineEndpoints = (await this.allOwnerEndpoints(ownerPk, 'integration')).filter(
-      (endpoint) => endpoint.countKind === 'person',
-    );
+    const listedMachineEndpoints = await this.allOwnerEndpoints(ownerPk, 'integration');
     const countItem = await this.countItemOf(tenantId, personId, 'person');
     const counted = typeof countItem?.count === 'number' ? countItem.count : 0;
-    const stillThere = await Promise.all(
-      listedMachineEndpoints.map(async (endpoint) => (await this.getEndpoint(endpoint.id)) !== undefined),
-    );
-    const machineEndpointsCountedHere = stillThere.filter(Boolean).length;
+    const machineEndpointsCountedHere = await this.stillCountedOn(listedMachineEndpoints, 'person');
     if (counted > machineEndpointsCountedHere) {
       throw new ConflictError(
         `Webhook endpoints of ${personId} were registered while deleting the others; retry`,
@@ -682,6 +677,19 @@ export class WebhookStore {
       startKey = page.lastKey;
     } while (startKey);
     return endpoints;
+  }
+
+  /**
+   * How many of `listed` (read from the eventually consistent owner index, which may still show an
+   * endpoint deleted since) a count item of `kind` counts: each confirmed with a consistent read of the
+   * endpoint item, the only one that says it is still there.
+   */
+  async stillCountedOn(listed: readonly StoredEndpoint[], kind: PrincipalKind): Promise<number> {
+    const candidates = listed.filter((endpoint) => endpoint.countKind === kind);
+    const confirmed = await Promise.all(
+      candidates.map(async (endpoint) => (await this.getEndpoint(endpoint.id))?.countKind === kind),
+    );
+    return confirmed.filter(Boolean).length;
   }
 
   /** {@link removeEndpoint}, resolving false when the endpoint was already gone (a racing or earlier delete). */
