@@ -3,7 +3,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
-import { parseRawQuery } from '../http/input.js';
+import { parseRawQuery, percentDecodedPath } from '../http/input.js';
 import { checkTableName, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
@@ -22,7 +22,11 @@ export type QueryInput =
 /** What a signature covers. */
 export interface SignableRequest {
   readonly method: string;
-  /** The path as sent, percent-encoded, without the query: `/users/42`. */
+  /**
+   * The path without the query, percent-decoded ({@link percentDecodedPath}): `/users/café` for
+   * `/users/caf%C3%A9`. API Gateway HTTP APIs hand the callee its path decoded, REST APIs and Function
+   * URLs as sent: the decoded form is the one both can check.
+   */
   readonly path: string;
   /** @default no query */
   readonly query?: QueryInput;
@@ -123,7 +127,7 @@ export function serviceAuthHeaders(
   const nonce = request.nonce ?? randomBytes(18).toString('base64url');
   const signature = signRequest(credentials.secret, {
     method: request.method,
-    path: url.pathname,
+    path: percentDecodedPath(url.pathname),
     query: url.searchParams,
     body: request.body,
     timestamp,
@@ -268,6 +272,7 @@ export interface ServiceRequestVerifierOptions {
 /** An incoming request as the verifier reads it (API Gateway v2 gives all of this). */
 export interface IncomingSignedRequest {
   readonly method: string;
+  /** The path as API Gateway delivers it: decoded by an HTTP API, as sent by a REST API or Function URL. */
   readonly path: string;
   readonly rawQueryString: string;
   readonly body: Buffer;
@@ -352,9 +357,13 @@ export class ServiceRequestVerifier {
     const requestSec = Number(timestamp);
     if (Math.abs(toEpochSeconds(nowMs) - requestSec) > this.toleranceSec)
       throw credentialError('timestamp_skew');
-    const signable: SignableRequest = {
+    const signedPath = percentDecodedPath(request.path);
+    // Signers from before paths were signed decoded signed the path as sent, which a REST API or Function
+    // URL delivers as it is; an HTTP API's path that still decodes (`/x%41` from `/x%2541`) is it too.
+    // Tried only when the decoded path does not match, so a current signer's request costs one HMAC.
+    const paths = signedPath === request.path ? [signedPath] : [signedPath, request.path];
+    const signable: Omit<SignableRequest, 'path'> = {
       method: request.method,
-      path: request.path,
       // As the signer read the URL it sent: `??a=1` must not verify as `?a=1`.
       query: parseRawQuery(request.rawQueryString),
       body: request.body,
@@ -365,7 +374,10 @@ export class ServiceRequestVerifier {
     const signedBy = (secret: RotatingSecret) =>
       [secret.current, secret.previous].some(
         (value) =>
-          value !== undefined && timingSafeEqual(Buffer.from(signRequest(value, signable), 'hex'), presented),
+          value !== undefined &&
+          paths.some((path) =>
+            timingSafeEqual(Buffer.from(signRequest(value, { ...signable, path }), 'hex'), presented),
+          ),
       );
     const matches =
       'source' in secrets

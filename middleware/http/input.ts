@@ -81,6 +81,23 @@ export function parseRawQuery(rawQueryString: string): URLSearchParams {
 }
 
 /**
+ * A path percent-decoded, as an API Gateway HTTP API hands a function its `rawPath` (REST APIs and
+ * Function URLs hand it on as sent). A path that does not decode, a bare `%` say, or one already decoded
+ * from `%25`, is taken as it is. Service signatures cover this form, and the local runtime delivers it.
+ *
+ * @example
+ * percentDecodedPath('/users/caf%C3%A9'); // '/users/café'
+ * percentDecodedPath('/50%'); // '/50%'
+ */
+export function percentDecodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
  * What an earlier body parser may leave on the event: `body` parsed and, from `@middy/http-json-body-parser`
  * v3 and earlier, the body as sent as `rawBody` (still base64 when `isBase64Encoded`).
  */

@@ -270,6 +270,19 @@ describe('authenticate through a middy pipeline', () => {
     expect(result.json.principal).toMatchObject({ id: 'bookings', authMethod: 'service' });
   });
 
+  it('accepts a call signed to an encoded path whether rawPath comes decoded (HTTP API) or as sent', async () => {
+    for (const rawPath of ['/things/caf\u00e9 a', '/things/caf%C3%A9%20a']) {
+      const signedHeaders = serviceAuthHeaders(
+        { serviceId: 'bookings', secret },
+        { method: 'GET', url: 'https://things.example/things/caf%C3%A9%20a' },
+      );
+      const result = await pipeline(serviceAuth({ verifier: services }))(
+        httpEvent({ rawPath, headers: { ...signedHeaders } }),
+      );
+      expect(result.json.principal, rawPath).toMatchObject({ id: 'bookings', authMethod: 'service' });
+    }
+  });
+
   it('accepts a signed service request, reads a base64 body, and reports a replay', async () => {
     const body = '{"hello":"world"}';
     const signedHeaders = serviceAuthHeaders(

@@ -339,6 +339,74 @@ describe('ServiceRequestVerifier', () => {
   });
 });
 
+describe('signed paths with percent-encoding', () => {
+  // `/x%2541` is `/x%41` behind an HTTP API, which would decode once more: the path as received matches.
+  const encodedPaths = ['/users/caf%C3%A9', '/users/a%20b', '/a%2Fb', '/50%25', '/x%2541'];
+  /** Where API Gateway's two kinds of API deliver a request sent to `path`. */
+  const deliveries = (path: string): [kind: string, delivered: string][] => [
+    ['an HTTP API (decoded)', decodeURIComponent(path)],
+    ['a REST API or Function URL (as sent)', path],
+  ];
+
+  it('signs the decoded path, whichever way the URL spells it', () => {
+    const signatureFor = (url: string) =>
+      serviceAuthHeaders(
+        { serviceId: 'bookings', secret: current },
+        { method: 'GET', url, timestamp: 1767225600, nonce: 'n'.repeat(20) },
+      )['X-Signature'];
+    const decoded = signRequest(current, {
+      method: 'GET',
+      path: '/users/café',
+      timestamp: 1767225600,
+      nonce: 'n'.repeat(20),
+    });
+    expect(signatureFor('https://users.example/users/caf%C3%A9')).toBe(decoded);
+    expect(signatureFor('https://users.example/users/café')).toBe(decoded);
+  });
+
+  it.each(encodedPaths)('%s verifies as either kind of API delivers it', async (path) => {
+    for (const [kind, delivered] of deliveries(path)) {
+      const request = signed({ method: 'GET', url: path, body: '' });
+      await expect(verifier().verify({ ...request, path: delivered }), kind).resolves.toMatchObject({
+        id: 'bookings',
+      });
+    }
+  });
+
+  it.each(encodedPaths)(
+    '%s signed over the path as sent, as signers did before, still verifies as sent',
+    async (path) => {
+      const timestamp = Math.floor(Date.now() / 1000);
+      const nonce = randomUUID();
+      const signature = signRequest(current, { method: 'GET', path, timestamp, nonce });
+      const request: IncomingSignedRequest = {
+        method: 'GET',
+        path,
+        rawQueryString: '',
+        body: Buffer.alloc(0),
+        headers: {
+          'x-service-id': 'bookings',
+          'x-timestamp': String(timestamp),
+          'x-nonce': nonce,
+          'x-signature': signature,
+        },
+      };
+      await expect(verifier().verify(request)).resolves.toMatchObject({ id: 'bookings' });
+    },
+  );
+
+  it.each([
+    ['/users/a', '/users/b'],
+    ['/users/a%20b', '/users/a+b'],
+    ['/users/caf%C3%A9', '/users/cafe'],
+  ])('a signature for %s does not verify for %s', async (signedPath, otherPath) => {
+    for (const [kind, delivered] of deliveries(otherPath)) {
+      const request = signed({ method: 'GET', url: signedPath, body: '' });
+      expect(await reasonOf(verifier().verify({ ...request, path: delivered })), kind).toBe('bad_signature');
+    }
+  });
+});
+
 describe('ServiceRequestVerifier with secrets read at run time', () => {
   const secretsManager = mockClient(SecretsManagerClient);
   const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bookings-signing';
