@@ -9,7 +9,7 @@ import {
   validateHeaderValue,
 } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { parseRawQuery } from '../../middleware/http/input.js';
+import { parseRawQuery, percentDecodedPath } from '../../middleware/http/input.js';
 
 /** A request target's path and query exactly as sent, which is how API Gateway reads them. */
 export interface RequestTarget {
@@ -56,7 +56,10 @@ function queryParameters(search: URLSearchParams): Record<string, string> | unde
 
 export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   const { request, body } = source;
-  const { rawPath, rawQueryString } = source.target;
+  const { rawQueryString } = source.target;
+  // An HTTP API routes on the path as sent but hands the function its path decoded (the query it leaves
+  // as sent): functions see here what they see behind it.
+  const rawPath = percentDecodedPath(source.target.rawPath);
   // As service signatures read it: `??userId=alice` is `{ '?userId': 'alice' }`.
   const query = queryParameters(parseRawQuery(rawQueryString));
   // Every value of a repeated header, joined with commas as API Gateway does (Node's own `headers` keeps

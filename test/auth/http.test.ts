@@ -300,6 +300,19 @@ describe('signed service requests to GET /users/{id}', () => {
     expect(response.body).toEqual({ id: userId });
   });
 
+  it('are accepted on a percent-encoded path, which the runtime hands on decoded as an HTTP API does', async () => {
+    const secret = api.runtime().auth.serviceSecrets.bookings?.current ?? '';
+    for (const path of ['/users/caf%C3%A9', '/users/a%20b', '/users/50%25']) {
+      const sign = (withSecret: string) =>
+        serviceAuthHeaders({ serviceId: 'bookings', secret: withSecret }, { method: 'GET', url: path });
+      // Past authentication, the id is what is refused: no user id holds these characters.
+      const accepted = await api.request('GET', path, { headers: { ...sign(secret) } });
+      expect(accepted.status, path).toBe(400);
+      expect(accepted.body, path).toMatchObject({ errors: [{ field: 'path.id' }] });
+      expectRefused(await api.request('GET', path, { headers: { ...sign('x'.repeat(43)) } }), 401);
+    }
+  });
+
   it('are refused when replayed', async () => {
     const headers = { ...signedHeaders() };
     expect((await api.request('GET', `/users/${userId}`, { headers })).status).toBe(200);

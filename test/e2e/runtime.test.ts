@@ -134,6 +134,25 @@ describe('local runtime over HTTP', () => {
     expect(response.status).toBe(400);
   });
 
+  it.each([
+    ['GET', '/users/a%20b', 400],
+    ['GET', '/users/caf%C3%A9', 400],
+    ['GET', '/users/a%2Fb', 400],
+    ['GET', '/bookings/a%20b', 400],
+    ['DELETE', '/webhooks/50%25', 400],
+    ['GET', '/webhooks/a%20b/deliveries', 400],
+    ['PUT', '/users/a%20b', 405],
+    ['PUT', '/users/50%25', 405],
+    ['GET', '/nowhere%20at/all', 404],
+  ])(
+    'routes %s %s on the path as sent, though its function gets it decoded: %i',
+    async (method, path, status) => {
+      const response = await api.request(method, path);
+      expect(response.status).toBe(status);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+    },
+  );
+
   /** Sends `target` as the request line's target exactly, which fetch and URL-taking clients would normalise. */
   function sendTarget(
     target: string,

@@ -134,6 +134,26 @@ describe('API Gateway HTTP API v2 translation', () => {
     expect(lastEvent?.requestContext.time).toMatch(/^\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/);
   });
 
+  it('hands the function its path percent-decoded, as an HTTP API does, and its query as sent', async () => {
+    nextResult = { statusCode: 204 };
+    for (const [sent, delivered] of [
+      ['/things/caf%C3%A9', '/things/café'],
+      ['/things/a%20b', '/things/a b'],
+      ['/things/a%2Fb', '/things/a/b'],
+      ['/things/50%25', '/things/50%'],
+      // Not percent-encoding at all: nothing to decode, so it goes on as sent.
+      ['/things/50%', '/things/50%'],
+      ['/things/%E0%A4%A', '/things/%E0%A4%A'],
+    ]) {
+      await fetch(`${url}${sent}?q=a%20b`);
+      expect(lastEvent).toMatchObject({
+        rawPath: delivered,
+        rawQueryString: 'q=a%20b',
+        requestContext: { http: { path: delivered } },
+      });
+    }
+  });
+
   it('keeps a ? that starts the raw query in the first key, as URL parsing does', async () => {
     nextResult = { statusCode: 204 };
     await fetch(`${url}/things/42??userId=alice&b=1`);
