@@ -29,7 +29,9 @@ export type BulwarkErrorCode =
   | 'DECRYPTION_FAILED'
   | 'CONFIG_INVALID'
   | 'SECRET_UNAVAILABLE'
-  | 'SSRF_BLOCKED';
+  | 'SSRF_BLOCKED'
+  /** An HTTP middleware was given an event it does not read (ALB, SQS, EventBridge, a warmup ping, null). */
+  | 'UNSUPPORTED_EVENT';
 
 export interface BulwarkErrorOptions {
   cause?: unknown;
@@ -535,6 +537,28 @@ export class SsrfBlockedError extends HttpError {
 }
 
 /**
+ * An HTTP middleware was invoked with an event it does not read: an Application Load Balancer event, a
+ * non-HTTP one (SQS, EventBridge, a warmup ping) or no object at all. Thrown, never rendered: an answer
+ * such as a 401 would end the invocation successfully, and an SQS event source mapping would delete the
+ * batch. The message names the middleware and the kind of event, never a header value or the body.
+ */
+export class UnsupportedEventError extends BulwarkError {
+  /** The middleware that refused the event (`authenticate`, `rateLimit`…). */
+  readonly middleware: string;
+  /** What the event looked like (`an aws:sqs event`, `an Application Load Balancer event`…). */
+  readonly eventKind: string;
+
+  constructor(middleware: string, eventKind: string) {
+    super(
+      'UNSUPPORTED_EVENT',
+      `${middleware} reads API Gateway HTTP API (v2), REST API (v1) and Function URL events; got ${eventKind}`,
+    );
+    this.middleware = middleware;
+    this.eventKind = eventKind;
+  }
+}
+
+/**
  * The toolkit's error classes by name, written out because minifiers rename classes: a deployed bundle
  * would otherwise log `ra` where the source says `InvalidTokenError`.
  */
@@ -567,4 +591,5 @@ const toolkitErrorNames = new Map<abstract new (...args: never[]) => BulwarkErro
   [ConfigError, 'ConfigError'],
   [SecretAccessError, 'SecretAccessError'],
   [SsrfBlockedError, 'SsrfBlockedError'],
+  [UnsupportedEventError, 'UnsupportedEventError'],
 ]);

@@ -25,7 +25,7 @@ import {
   ValidationError,
 } from './errors.js';
 import { dependencyRetryAfterSec } from './http/problem.js';
-import { pathOf, routeOf } from './http/request-event.js';
+import { assertApiGatewayEvent, pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
@@ -357,6 +357,7 @@ export function idempotency(
   };
   return {
     before: async (request) => {
+      assertApiGatewayEvent(request.event, 'idempotency');
       // Checked whether or not idempotency is enabled, so a misordered pipeline fails where it is tried out.
       if (anonymous) {
         internalOf(request)[scopedAnonymouslyKey] = !authenticationRan(request.context);

@@ -29,7 +29,7 @@ function unmatchedRequestError(method: string, path: string): HttpError {
 
 export const handler = withRequestMiddlewares(
   async (event) => {
-    // A direct invoke with a bare event has no API Gateway request context: a client's mistake, not ours.
+    // A REST API (v1) event, which the middlewares read but the HTTP API never sends here: a client's mistake.
     const method = event.requestContext?.http?.method;
     if (method === undefined) throw new ValidationError('The event has no requestContext.http.method');
     throw unmatchedRequestError(method, event.rawPath);

@@ -9,7 +9,7 @@ import {
   runResponseCleanupOnError,
 } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
-import { methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
+import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { definedOnly } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
@@ -136,7 +136,8 @@ export function audit(
   const responseCapture = settings.logResponseBody ? capture : undefined;
 
   const auditBefore = (request: HttpRequest) => {
-    const event = request.event ?? ({} as APIGatewayProxyEventV2);
+    assertApiGatewayEvent(request.event, 'audit');
+    const { event } = request;
     const path = pathOf(event) ?? event.requestContext?.http?.path ?? '';
     if (isExcluded(path)) return;
     const startedAt = now();
@@ -270,7 +271,8 @@ export function correlationIds(
   const generate = options.generate;
 
   const correlationIdsBefore = (request: HttpRequest<Context & CorrelationContext>) => {
-    const { correlationId } = resolveCorrelationId(request.event?.headers, generate);
+    assertApiGatewayEvent(request.event, 'correlationIds');
+    const { correlationId } = resolveCorrelationId(request.event.headers, generate);
     request.context.correlationId = correlationId;
     for (const logger of loggers) logger.setCorrelationId(correlationId);
     if (!returnHeader) return;

@@ -5,7 +5,7 @@ import { headerValue } from '../audit/correlation.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { ForbiddenError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
+import { assertApiGatewayEvent, cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
 import { type AuthContext, assertAuthenticationRan, type OptionalAuthContext } from './context.js';
@@ -59,6 +59,7 @@ export function authenticate(options: AuthenticatorOptions): AuthMiddleware<Opti
   const authenticateBefore = async (
     request: Request<Event, Result, Error, Context & OptionalAuthContext>,
   ) => {
+    assertApiGatewayEvent(request.event, 'authenticate');
     request.context.principal = await authenticator.authenticate(request.event);
   };
   return { name: 'authenticate', before: authenticateBefore };
@@ -210,8 +211,9 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
   const csrfCleanup = 'bulwark.csrf';
   type CsrfRequest = Request<Event, Result, Error, Context & CsrfContext>;
   const csrfBefore = (request: CsrfRequest) => {
+    assertApiGatewayEvent(request.event, 'csrfProtection');
     const { event } = request;
-    // A bare event (a direct invoke) names no method: not a safe one, so the token is required.
+    // Never undefined past the check above; an empty method would be an unsafe one, needing the token.
     const method = methodOf(event) ?? '';
     // Whatever the name's case: API Gateway v2 lower-cases header names, a REST API event or a direct invoke may not.
     const result = csrf.check(method, cookiesOf(event), headerValue(event.headers, csrf.headerName));

@@ -3,6 +3,7 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { assertNoProblems } from '../errors.js';
+import { assertApiGatewayEvent } from '../http/request-event.js';
 import { isHeaderName } from '../http/response.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { ServiceCallInit, ServiceClient } from './service-client.js';
@@ -79,6 +80,7 @@ export function serviceCalls<S extends string>(
   const breakers: readonly CircuitBreaker<Response>[] = Object.values(client.breakers);
 
   const serviceCallsBefore = (request: ServiceCallsRequest<S>) => {
+    assertApiGatewayEvent(request.event, 'serviceCalls');
     const { event, context } = request;
     const correlationId =
       context.correlationId ??

@@ -4,10 +4,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { redact } from '../audit/redact.js';
 import { runRegisteredCleanups } from '../cleanup.js';
 import { type DependencyFailure, underlyingDependencyFailure } from '../dependency-failure.js';
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, UnsupportedEventError } from '../errors.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
-import { pathOf } from './request-event.js';
+import { assertApiGatewayEvent, pathOf } from './request-event.js';
 
 /** The slice of a logger the error handler needs; a Powertools Logger fits. */
 export interface ErrorLogger {
@@ -42,7 +42,8 @@ function failureFields(failure: DependencyFailure | undefined): Record<string, s
  * wherever this sits in `.use()`. Use it after the official middlewares that add headers
  * (`@middy/http-cors`, `@middy/http-security-headers`): Middy runs `onError` in reverse order, and theirs
  * only edit an answer that exists. Use it after `audit` too, which otherwise logs the error's own status,
- * and before the policy middlewares.
+ * and before the policy middlewares. An {@link UnsupportedEventError} (an ALB, SQS or EventBridge event
+ * reaching an HTTP middleware) is not rendered: it propagates, and the invocation fails.
  *
  * @example
  * export const handler = middy(fn).use(httpCors()).use(httpErrorHandler({ logger })).use(authenticate({ jwt }));
@@ -54,7 +55,7 @@ export function httpErrorHandler(
   const render = (request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
     const { response, isServerFault, isDegraded } = renderProblem(request.error, {
       instance: pathOf(request.event),
-      requestId: request.event.requestContext?.requestId,
+      requestId: request.event?.requestContext?.requestId,
     });
     // Redacted here, whatever the logger: an error message or cause can carry a token or a password.
     if (isServerFault) logger.error('Request failed', { error: redact(request.error) });
@@ -69,7 +70,10 @@ export function httpErrorHandler(
   const httpErrorHandlerOnError = async (
     request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
   ) => {
-    if (request.response?.statusCode === undefined) render(request);
+    // An event no HTTP middleware reads is not answered: the invocation fails, so an SQS batch is
+    // retried (then dead-lettered) rather than deleted, and an EventBridge event is retried.
+    const isUnsupportedEvent = request.error instanceof UnsupportedEventError;
+    if (!isUnsupportedEvent && request.response?.statusCode === undefined) render(request);
     // Middlewares used before this one run their onError after it; those used after it already ran
     // theirs, and a cleanup that adds to the response waited for this answer.
     await runRegisteredCleanups(request);
@@ -130,6 +134,7 @@ export function validateInput<S extends InputSchemas>(
       Context & InputContext<S>
     >,
   ) => {
+    assertApiGatewayEvent(request.event, 'validateInput');
     request.context.input = await parseInput(schemas, request.event, options);
   };
   return { before: validateInputBefore };

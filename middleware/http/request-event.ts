@@ -1,11 +1,64 @@
 // What an API Gateway event says about its request, read alike from an HTTP API (v2) and a REST API (v1) event.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
+import { UnsupportedEventError } from '../errors.js';
+
+/** The fields that tell an API Gateway or Function URL event from the others that can invoke a function. */
+interface InvocationEvent {
+  readonly requestContext?: {
+    readonly elb?: unknown;
+    readonly http?: { readonly method?: unknown };
+  } | null;
+  readonly httpMethod?: unknown;
+  readonly Records?: readonly { readonly eventSource?: unknown; readonly EventSource?: unknown }[];
+  readonly 'detail-type'?: unknown;
+}
+
+/** An event source as AWS names it on a record (`aws:sqs`, `aws:sns`): safe to name in a message. */
+const awsEventSource = /^aws:[a-z0-9-]{1,32}$/;
+
+/** What an event the HTTP middlewares do not read looks like, for the error's message; never a value the caller wrote. */
+function describeUnsupportedEvent(event: unknown): string {
+  if (event === null) return 'a null event';
+  if (typeof event !== 'object') return `a ${typeof event} event`;
+  if (Array.isArray(event)) return 'an array event';
+  const { requestContext, Records } = event as InvocationEvent;
+  if (requestContext?.elb !== undefined) return 'an Application Load Balancer event';
+  if (Array.isArray(Records)) {
+    const source = Records[0]?.eventSource ?? Records[0]?.EventSource;
+    return typeof source === 'string' && awsEventSource.test(source)
+      ? `an ${source} event`
+      : 'an event of Records';
+  }
+  if ('detail-type' in event) return 'an EventBridge event';
+  if (typeof requestContext !== 'object' || requestContext === null) return 'an event without requestContext';
+  return 'an event whose requestContext names no HTTP method';
+}
+
+/**
+ * Refuses, with {@link UnsupportedEventError}, an event that is neither an API Gateway HTTP API (v2) or
+ * Function URL event (`requestContext.http.method`) nor a REST API (v1) one (`httpMethod` beside a
+ * `requestContext`). An ALB event looks like a v1 one, but its headers may all be in `multiValueHeaders`,
+ * its client address is only in a forgeable `X-Forwarded-For`, and its answer may need `multiValueHeaders`;
+ * a non-HTTP event answered with a 401 or 429 object would end its invocation successfully (an SQS batch
+ * deleted). Called first in the `before` of every HTTP-only middleware; reads fields, allocates nothing.
+ */
+export function assertApiGatewayEvent(event: unknown, middlewareName: string): void {
+  const requestContext = (event as InvocationEvent | null | undefined)?.requestContext;
+  if (typeof requestContext === 'object' && requestContext !== null && requestContext.elb === undefined) {
+    if (typeof requestContext.http?.method === 'string') return;
+    if (typeof (event as InvocationEvent).httpMethod === 'string') return;
+  }
+  throw new UnsupportedEventError(middlewareName, describeUnsupportedEvent(event));
+}
 
 /** The part of a REST API (v1) request context that names the peer; HTTP API (v2) events put it in `http`. */
 interface RestApiRequestContext {
   readonly identity?: { readonly sourceIp?: unknown };
 }
+
+// The helpers below take the event Middy was given, which a direct invoke can make `null`: they answer
+// undefined rather than throw, so `httpErrorHandler` rendering another error never fails on it.
 
 /**
  * API Gateway's TCP peer: `requestContext.http.sourceIp` in an HTTP API (v2) event,
@@ -13,7 +66,7 @@ interface RestApiRequestContext {
  * client into one rate-limit bucket, and left the audit line without an address.
  */
 export function sourceIpOf(event: APIGatewayProxyEventV2): string | undefined {
-  const context = event.requestContext as
+  const context = event?.requestContext as
     | (APIGatewayProxyEventV2['requestContext'] & RestApiRequestContext)
     | undefined;
   const candidate = context?.http?.sourceIp ?? context?.identity?.sourceIp;
@@ -30,20 +83,22 @@ interface RestApiRequest {
 /** A REST API (v1) event: it names its method at the top level, where v2 puts it under `requestContext.http`. */
 export function isRestApiEvent(event: APIGatewayProxyEventV2): boolean {
   return (
-    event.requestContext?.http === undefined &&
-    typeof (event as unknown as RestApiRequest).httpMethod === 'string'
+    event?.requestContext?.http === undefined &&
+    typeof (event as unknown as RestApiRequest | null | undefined)?.httpMethod === 'string'
   );
 }
 
 /** The request's method: v2's `requestContext.http.method`, a REST API event's `httpMethod`. */
 export function methodOf(event: APIGatewayProxyEventV2): string | undefined {
-  const method = event.requestContext?.http?.method ?? (event as unknown as RestApiRequest).httpMethod;
+  const method =
+    event?.requestContext?.http?.method ??
+    (event as unknown as RestApiRequest | null | undefined)?.httpMethod;
   return typeof method === 'string' ? method : undefined;
 }
 
 /** The path the client asked for: v2's `rawPath`, a REST API event's `path`. */
 export function pathOf(event: APIGatewayProxyEventV2): string | undefined {
-  const path = event.rawPath ?? (event as unknown as RestApiRequest).path;
+  const path = event?.rawPath ?? (event as unknown as RestApiRequest | null | undefined)?.path;
   return typeof path === 'string' ? path : undefined;
 }
 
@@ -52,8 +107,8 @@ export function pathOf(event: APIGatewayProxyEventV2): string | undefined {
  * in its Cookie header, whatever the case of its name.
  */
 export function cookiesOf(event: APIGatewayProxyEventV2): readonly string[] | undefined {
-  if (event.cookies !== undefined) return event.cookies;
-  const header = headerValue(event.headers, 'cookie');
+  if (event?.cookies !== undefined) return event.cookies;
+  const header = headerValue(event?.headers, 'cookie');
   if (header === undefined) return undefined;
   return header
     .split(';')
@@ -63,8 +118,8 @@ export function cookiesOf(event: APIGatewayProxyEventV2): readonly string[] | un
 
 /** The route, as v2 writes it (`POST /users/{id}`); a REST API event's is built alike from method and resource. */
 export function routeOf(event: APIGatewayProxyEventV2): string | undefined {
-  if (typeof event.routeKey === 'string') return event.routeKey;
-  const { httpMethod, resource } = event as unknown as RestApiRequest;
+  if (typeof event?.routeKey === 'string') return event.routeKey;
+  const { httpMethod, resource } = (event ?? {}) as unknown as RestApiRequest;
   return typeof httpMethod === 'string' && typeof resource === 'string'
     ? `${httpMethod} ${resource}`
     : undefined;

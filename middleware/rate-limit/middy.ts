@@ -13,6 +13,7 @@ import {
 } from '../cleanup.js';
 import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { assertApiGatewayEvent } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import {
   type ClientIpOptions,
@@ -239,6 +240,7 @@ export function rateLimit(
   const keyedByPrincipal = !options.identify && isKeyedByPrincipal(keyBy);
 
   const rateLimitBefore = async (request: RateLimitMiddlewareRequest): Promise<void> => {
+    assertApiGatewayEvent(request.event, 'rateLimit');
     if (keyedByPrincipal) {
       assertAuthenticationRan(
         request.context,

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { describe, expect, it } from 'vitest';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { audit, correlationIds } from '../../middleware/audit/middy.js';
+import { UnsupportedEventError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
@@ -173,14 +174,16 @@ describe('audit() with bad input', () => {
     expect(output.audit().at(-1)?.metadata).toMatchObject({ target: { name: 'loop', self: '[Circular]' } });
   });
 
-  it('audits an event without request context (a direct invocation) without failing', async () => {
-    const response = await pipeline()({} as APIGatewayProxyEventV2, lambdaContext());
-    expect(response.statusCode).toBe(200);
-    expectWellFormedLines();
-    expect(output.audit()[0]).toMatchObject({
-      eventType: 'http.request',
-      statusCode: 200,
-      metadata: { request: { bytes: 0 } },
+  it('refuses an event without request context (a direct invocation) and writes no audit line', async () => {
+    const ran: unknown[] = [];
+    const handler = pipeline(async (event) => {
+      ran.push(event);
+      return json(200, { ok: true });
     });
+    await expect(handler({} as APIGatewayProxyEventV2, lambdaContext())).rejects.toThrow(
+      UnsupportedEventError,
+    );
+    expect(ran).toEqual([]);
+    expect(output.audit()).toEqual([]);
   });
 });

@@ -41,7 +41,10 @@ function eventOf(headers: Record<string, string> = {}): APIGatewayProxyEventV2 {
     rawQueryString: '',
     headers,
     isBase64Encoded: false,
-    requestContext: { requestId: 'api-req-1' } as APIGatewayProxyEventV2['requestContext'],
+    requestContext: {
+      requestId: 'api-req-1',
+      http: { method: 'POST', path: '/bookings' },
+    } as APIGatewayProxyEventV2['requestContext'],
   };
 }
 

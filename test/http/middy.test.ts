@@ -30,7 +30,10 @@ function eventOf(overrides: Partial<APIGatewayProxyEventV2> = {}): APIGatewayPro
     rawQueryString: '',
     headers: { 'content-type': 'application/json' },
     isBase64Encoded: false,
-    requestContext: { requestId: 'api-req-1' } as APIGatewayProxyEventV2['requestContext'],
+    requestContext: {
+      requestId: 'api-req-1',
+      http: { method: 'POST', path: '/things/1' },
+    } as APIGatewayProxyEventV2['requestContext'],
     ...overrides,
   };
 }

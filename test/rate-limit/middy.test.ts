@@ -426,10 +426,13 @@ describe('rateLimit through a middy pipeline', () => {
       const name = uniquePolicyName('noip');
       const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 } })]);
       expect((await call(eventOf('not-an-ip'))).statusCode).toBe(200);
-      const noContext = eventOf('x', {
-        requestContext: undefined as unknown as APIGatewayProxyEventV2['requestContext'],
+      const noSourceIp = eventOf('x', {
+        requestContext: {
+          requestId: 'api-req-2',
+          http: { method: 'POST', path: '/login' },
+        } as APIGatewayProxyEventV2['requestContext'],
       });
-      expect((await call(noContext)).statusCode).toBe(429);
+      expect((await call(noSourceIp)).statusCode).toBe(429);
     });
 
     it('counts REST API (v1) clients per address too, rather than all in one bucket', async () => {

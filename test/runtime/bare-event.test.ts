@@ -1,4 +1,5 @@
-// A direct invoke with a bare event, without the request context API Gateway adds: a client error, never a 500.
+// A direct invoke with a bare event, without the request context API Gateway adds: the HTTP middlewares refuse it
+// (UnsupportedEventError, the invocation fails, never an answer); the authentication core still reads its headers.
 
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -12,7 +13,7 @@ import {
   ServiceRequestVerifier,
   serviceAuthHeaders,
 } from '../../middleware/auth/service-auth.js';
-import { InvalidTokenError } from '../../middleware/errors.js';
+import { InvalidTokenError, UnsupportedEventError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
@@ -27,17 +28,14 @@ function bare(event: APIGatewayProxyEventV2, keep: 'nothing' | 'requestId'): API
 }
 
 describe('an event without its API Gateway request context', () => {
-  it('is a 400 problem at the catch-all function', async () => {
+  it('fails the invocation at the catch-all function rather than answering it', async () => {
     const event = httpEvent({ method: 'GET', path: '/no/such/path', routeKey: '$default' });
-    for (const keep of ['nothing', 'requestId'] as const) {
-      const response = await catchAll(bare(event, keep), lambdaContext());
-      expect(response.statusCode, keep).toBe(400);
-      expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
-      expect(JSON.parse(response.body ?? '')).toMatchObject({
-        code: 'VALIDATION_FAILED',
-        detail: 'The event has no requestContext.http.method',
-      });
-    }
+    await expect(catchAll(bare(event, 'nothing'), lambdaContext())).rejects.toThrow(
+      'correlationIds reads API Gateway HTTP API (v2), REST API (v1) and Function URL events; got an event without requestContext',
+    );
+    await expect(catchAll(bare(event, 'requestId'), lambdaContext())).rejects.toThrow(
+      'got an event whose requestContext names no HTTP method',
+    );
   });
 
   it('still authenticates its bearer token', async () => {
@@ -71,7 +69,7 @@ describe('an event without its API Gateway request context', () => {
     );
   });
 
-  it('is refused by CSRF protection with a 403, as an unsafe method would be', async () => {
+  it('is refused by CSRF protection, which tells no safe method from an unsafe one without it', async () => {
     const handler = lambdaHandler(
       middy()
         .use(httpErrorHandler())
@@ -79,7 +77,6 @@ describe('an event without its API Gateway request context', () => {
         .handler(async () => ({ statusCode: 200, body: 'ran' })),
     );
     const event = httpEvent({ method: 'GET', path: '/things' });
-    const response = await handler(bare(event, 'requestId'), lambdaContext());
-    expect(response.statusCode).toBe(403);
+    await expect(handler(bare(event, 'requestId'), lambdaContext())).rejects.toThrow(UnsupportedEventError);
   });
 });
