@@ -13,7 +13,7 @@ import { phoneSchema } from '../shared/phone.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { rateLimitStore } from '../shared/route-rate-limit.js';
-import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { emailAddressSchema, idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
@@ -133,7 +133,7 @@ const nameSchema = z.string().check(
 );
 
 const registerBody = z.strictObject({
-  email: z.email().check(z.maxLength(254)),
+  email: emailAddressSchema,
   name: nameSchema,
   phone: z.optional(phoneSchema('mobile')),
 });

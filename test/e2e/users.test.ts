@@ -127,6 +127,28 @@ describe('users API', () => {
     expect(original.body).toMatchObject({ name: 'First' });
   });
 
+  it('stores an email at an internationalised domain in its ASCII form, one mailbox with that spelling', async () => {
+    const local = `bob-${randomUUID()}`;
+    const created = await api.request('POST', '/users', {
+      body: { email: `${local}@Bücher.de`, name: 'Bob' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ email: `${local}@xn--bcher-kva.de` });
+    const again = await api.request('POST', '/users', {
+      body: { email: `${local}@XN--BCHER-KVA.DE`, name: 'Bob' },
+    });
+    expect(again.status).toBe(409);
+  });
+
+  it.each([
+    ['a domain with no ASCII form', `bob-${randomUUID()}@bü cher.de`],
+    ['a non-ASCII local part', `josé-${randomUUID()}@bücher.de`],
+  ])('refuses an email with %s', async (_what, email) => {
+    const response = await api.request('POST', '/users', { body: { email, name: 'Bob' } });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors?.map((error) => error.field)).toEqual(['body.email']);
+  });
+
   it('lets exactly one of ten concurrent registrations of one email succeed', async () => {
     const email = uniqueEmail();
     const responses = await Promise.all(
