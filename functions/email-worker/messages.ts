@@ -1,6 +1,7 @@
 // The email queue's message schema: one zod schema per message type (emails and SMS), validated by the worker before anything is sent.
 import { phoneSchema } from '../shared/phone.js';
 import { type ParsedMessage, parseMessageBody, parseMessageBodyAsync } from '../shared/queue-messages.js';
+import { emailAddressSchema } from '../shared/schemas.js';
 import * as z from '../shared/zod.js';
 
 const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100));
@@ -15,7 +16,7 @@ const aboutUser = { userId: z.optional(z.uuid()) };
 /** Fields every email message carries. `id` is the producer's idempotency key: one id, at most one email. */
 const envelope = {
   id: z.uuid(),
-  to: z.email().check(z.maxLength(254)),
+  to: emailAddressSchema,
   ...aboutUser,
 };
 

@@ -30,6 +30,44 @@ function isSesMessageRejection(error: unknown): error is Error {
   return error instanceof Error && error.name === 'MessageRejected' && !/not verified/i.test(error.message);
 }
 
+/**
+ * The From address as SES v2 takes it: SES refuses a display name with non-ASCII characters unless it is
+ * an RFC 2047 encoded-word, while nodemailer encodes it itself for SMTP. Only such a name is encoded (an
+ * ASCII one, and the address, stay exactly as configured); a quoted name loses its quotes first, since
+ * an encoded-word inside a quoted string is not decoded.
+ */
+export function sesFromAddress(from: string): string {
+  const open = from.lastIndexOf('<');
+  const name = open === -1 ? '' : from.slice(0, open).trim();
+  if (!/[\u0080-\uffff]/.test(name)) return from;
+  return `${encodedWords(unquoted(name))} ${from.slice(open)}`;
+}
+
+/** The text of an RFC 5322 quoted string (`"a \"b\""` is `a "b"`); any other name as it is. */
+function unquoted(name: string): string {
+  return /^".*"$/s.test(name) ? name.slice(1, -1).replace(/\\(.)/gs, '$1') : name;
+}
+
+/**
+ * UTF-8 B encoded-words, each at most 75 characters (RFC 2047 section 2): 45 bytes of whole characters
+ * give 60 base64 characters besides the 12 of `=?UTF-8?B?` and `?=`. The spaces between them are not
+ * part of the decoded name.
+ */
+function encodedWords(text: string): string {
+  const maxBytes = 45;
+  const words: string[] = [];
+  let chunk = '';
+  for (const character of text) {
+    if (Buffer.byteLength(chunk + character) > maxBytes) {
+      words.push(chunk);
+      chunk = '';
+    }
+    chunk += character;
+  }
+  words.push(chunk);
+  return words.map((word) => `=?UTF-8?B?${Buffer.from(word, 'utf8').toString('base64')}?=`).join(' ');
+}
+
 /** SES v2 `SendEmail` with a simple (subject + HTML + text) content. */
 export class SesEmailTransport implements EmailTransport {
   readonly name = 'ses';
@@ -54,7 +92,7 @@ export class SesEmailTransport implements EmailTransport {
   private async sendEmail(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
     const result = await this.client.send(
       new SendEmailCommand({
-        FromEmailAddress: email.from,
+        FromEmailAddress: sesFromAddress(email.from),
         Destination: { ToAddresses: [email.to] },
         Content: {
           Simple: {

@@ -30,6 +30,22 @@ const invocationStarts = new WeakMap<SQSRecord, number>();
 /** Message attribute carrying why a message was dead-lettered by the worker itself. */
 export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
 
+/**
+ * `text` with each character SQS refuses in a message attribute written as `\uXXXX`: it takes only tab,
+ * line feed, carriage return, U+0020 to U+D7FF, U+E000 to U+FFFD and the astral code points, and refuses
+ * the whole SendMessage otherwise. A reason may quote such characters from the message (zod names an
+ * unrecognised key as it was sent), and then every attempt to copy the message to the DLQ would fail.
+ *
+ * @example
+ * sqsAttributeText('key "a\u0001"'); // 'key "a\\u0001"'
+ */
+export function sqsAttributeText(text: string): string {
+  return text.replace(
+    /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu,
+    (character) => `\\u${(character.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** The delay before the attempt after `attempt` (1-based): exponential, capped by SQS's maximum. */
 export function retryDelaySec(attempt: number, baseSec: number): number {
   return Math.min(maxVisibilitySec, baseSec * 2 ** Math.max(0, attempt - 1));
@@ -116,7 +132,10 @@ export class QueueActions {
         MessageBody: record.body,
         MessageAttributes: {
           ...forwardAttributes(record),
-          [deadLetterReasonAttribute]: { DataType: 'String', StringValue: headOf(reason, 1024) },
+          [deadLetterReasonAttribute]: {
+            DataType: 'String',
+            StringValue: headOf(sqsAttributeText(reason), 1024),
+          },
         },
       }),
     );

@@ -1,4 +1,5 @@
 // Input schemas shared by the sample functions.
+import { withAsciiDomain } from '../../middleware/email-address.js';
 import { pageLimitSchema } from './pagination.js';
 import * as z from './zod.js';
 
@@ -13,3 +14,10 @@ export const pageQuerySchema = z.object({
   limit: pageLimitSchema,
   cursor: z.optional(z.string().check(z.maxLength(2048))),
 });
+
+/**
+ * An email address with an ASCII local part (as zod's `email()` checks it) and a domain that may be
+ * internationalised: the domain becomes its ASCII form first (`bob@bücher.de` is stored and sent as
+ * `bob@xn--bcher-kva.de`), and one with none is refused. At most 254 characters in that form.
+ */
+export const emailAddressSchema = z.string().check(z.overwrite(withAsciiDomain), z.email(), z.maxLength(254));

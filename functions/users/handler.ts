@@ -13,7 +13,7 @@ import { phoneSchema } from '../shared/phone.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { rateLimitStore } from '../shared/route-rate-limit.js';
-import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { emailAddressSchema, idPathSchema, pageQuerySchema } from '../shared/schemas.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
@@ -106,23 +106,35 @@ const registrationEmails = new RegistrationEmails({
 });
 
 /**
- * A person's name: words of letters (any script), joined by one space, `'`, `’` or `-`, a word may end
- * with `.` before a space or at the end (`Dr. Ada`, `J. R. R. Tolkien`). The name goes into emails sent
- * to an address nobody has proved yet, so it must not carry a link (`evil.com`), a number or markup.
- * Each combining mark belongs to the letter before it, so a string matches one way only and a failing
- * match costs linear time (a mark that either branch could take made it quadratic: 30,000 marks, 10 s).
+ * A person's name: words of letters (any script), joined by one space, `'`, `’`, `-`, `·` (Catalan
+ * `Gal·la`), `・` (katakana `ジョン・スミス`), `׳` or `״` (Hebrew geresh, gershayim) or a zero-width
+ * non-joiner (Persian `مهدی‌زاده`), a word may end with `.` before a space or at the end (`Dr. Ada`,
+ * `J. R. R. Tolkien`). The name goes into emails sent to an address nobody has proved yet, so it must not
+ * carry a link (`evil.com`), a number, markup or a control or bidi character. Each combining mark belongs
+ * to the letter before it and no joiner is a letter or mark, so a string matches one way only and a
+ * failing match costs linear time (a mark that either branch could take made it quadratic: 30,000
+ * marks, 10 s).
  */
-const personName = /^\p{L}\p{M}*(?:\p{L}\p{M}*|\.? \p{L}\p{M}*|['’-]\p{L}\p{M}*)*\.?$/u;
+const personName =
+  /^\p{L}\p{M}*(?:\p{L}\p{M}*|\.? \p{L}\p{M}*|['’\-\u00b7\u30fb\u05f3\u05f4\u200c]\p{L}\p{M}*)*\.?$/u;
+
+/**
+ * The name as stored: NFC, so one name has one spelling and the length counts what people see, and any
+ * run of spaces (a pasted U+00A0, the ideographic U+3000) one ASCII space.
+ */
+const nameSchema = z.string().check(
+  z.normalize('NFC'),
+  z.overwrite((name) => name.replace(/\p{Zs}+/gu, ' ')),
+  z.trim(),
+  z.minLength(1),
+  // Too long ends the checks: the pattern never runs on the rest of a 1 MiB body.
+  z.maxLength(100, { abort: true }),
+  z.regex(personName, "Must be a name: words of letters joined by single spaces, ' ’ or -"),
+);
 
 const registerBody = z.strictObject({
-  email: z.email().check(z.maxLength(254)),
-  name: z.string().check(
-    z.trim(),
-    z.minLength(1),
-    // Too long ends the checks: the pattern never runs on the rest of a 1 MiB body.
-    z.maxLength(100, { abort: true }),
-    z.regex(personName, "Must be a name: words of letters joined by single spaces, ' ’ or -"),
-  ),
+  email: emailAddressSchema,
+  name: nameSchema,
   phone: z.optional(phoneSchema('mobile')),
 });
 

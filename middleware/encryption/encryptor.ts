@@ -7,6 +7,7 @@ import {
   type KeyObject,
   randomFillSync,
 } from 'node:crypto';
+import { withAsciiDomain } from '../email-address.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { definedOnly } from '../options.js';
@@ -887,7 +888,10 @@ export class Encryptor {
   }
 }
 
-/** Seed-style normaliser for email blind indexes: trimmed, NFC, lower case. */
+/**
+ * Seed-style normaliser for email blind indexes: trimmed, NFC, lower case, the domain in ASCII (IDNA), so
+ * `bob@bücher.de` and `bob@xn--bcher-kva.de` give one index. An ASCII domain gives the index it always had.
+ */
 export function normalizeEmail(value: string): string {
-  return value.trim().normalize('NFC').toLowerCase();
+  return withAsciiDomain(value.trim().normalize('NFC').toLowerCase());
 }

@@ -37,7 +37,9 @@ export const defaultMaxBodyBytes = 1024 * 1024;
 
 const jsonMediaType = /^application\/(?:[\w.+-]+\+)?json$/;
 const utf8Charsets = new Set(['utf-8', 'utf8']);
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+// Without ignoreBOM the decoder drops a leading byte order mark, which RFC 8259 lets a parser ignore and
+// JSON.parse refuses; signatures are checked over the bytes (requestBodyBytes), BOM and all.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** JSON in UTF-8: a JSON media type with no charset or a UTF-8 one (JSON has no other encoding, RFC 8259). */
 function isJsonContentType(header: string | undefined): boolean {

@@ -31,15 +31,40 @@ describe('users API', () => {
 
   it.each([
     "Zoë O'Brien-Lefèvre",
-    'Zoe\u0308 Decomposed',
     'José María',
     '李小龍',
     'Dr. Ada Lovelace',
     'J. R. R. Tolkien',
+    'Gal·la Puig',
+    'ジョン・スミス',
+    'مهدی\u200cزاده',
+    'צ׳רלי כהן',
+    'חז״ל',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ name });
+  });
+
+  it.each([
+    ['decomposed (NFD)', 'Zoe\u0308 Decomposed', 'Zoë Decomposed'],
+    ['an ideographic space', '山田\u3000太郎', '山田 太郎'],
+    ['a no-break space', 'Ana\u00a0Silva', 'Ana Silva'],
+    ['a run of spaces', ' Ana \u2003\u00a0 Silva\u3000', 'Ana Silva'],
+  ])('stores a name %s as NFC with one ASCII space', async (_what, name, stored) => {
+    const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: stored });
+    const read = await api.request('GET', `/users/${(created.body as { id: string }).id}`);
+    expect(read.body).toMatchObject({ name: stored });
+  });
+
+  it('counts the 100-character limit after NFC', async () => {
+    // 100 letters with an accent, 200 code points decomposed.
+    const decomposed = 'e\u0301'.repeat(100);
+    const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name: decomposed } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: 'é'.repeat(100) });
   });
 
   it.each([
@@ -49,6 +74,16 @@ describe('users API', () => {
     ['a phone number', 'Call 555 0100 now'],
     ['markup', 'Ada <b>'],
     ['only punctuation', "'-."],
+    ['digits', 'Ada 2nd'],
+    ['a domain joined by a middle dot', 'evil.com·Ada'],
+    ['a joiner at the start', '\u200cAda'],
+    ['a joiner at the end', 'Ada\u30fb'],
+    ['two joiners in a row', 'Gal··la'],
+    ['a zero-width joiner', 'Ada\u200dLovelace'],
+    ['a bidi override', 'Ada\u202eecalevoL'],
+    ['a bidi isolate', 'Ada \u2066Lovelace\u2069'],
+    ['a CR-LF', 'Ada\r\nBcc: x@example.com'],
+    ['a line feed between words', 'Ada\nLovelace'],
   ])(
     'refuses a name with %s (it goes into emails to an unproven address), storing nothing',
     async (_what, name) => {
@@ -90,6 +125,28 @@ describe('users API', () => {
 
     const original = await api.request('GET', `/users/${(first.body as { id: string }).id}`);
     expect(original.body).toMatchObject({ name: 'First' });
+  });
+
+  it('stores an email at an internationalised domain in its ASCII form, one mailbox with that spelling', async () => {
+    const local = `bob-${randomUUID()}`;
+    const created = await api.request('POST', '/users', {
+      body: { email: `${local}@Bücher.de`, name: 'Bob' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ email: `${local}@xn--bcher-kva.de` });
+    const again = await api.request('POST', '/users', {
+      body: { email: `${local}@XN--BCHER-KVA.DE`, name: 'Bob' },
+    });
+    expect(again.status).toBe(409);
+  });
+
+  it.each([
+    ['a domain with no ASCII form', `bob-${randomUUID()}@bü cher.de`],
+    ['a non-ASCII local part', `josé-${randomUUID()}@bücher.de`],
+  ])('refuses an email with %s', async (_what, email) => {
+    const response = await api.request('POST', '/users', { body: { email, name: 'Bob' } });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors?.map((error) => error.field)).toEqual(['body.email']);
   });
 
   it('lets exactly one of ten concurrent registrations of one email succeed', async () => {

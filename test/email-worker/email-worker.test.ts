@@ -18,6 +18,7 @@ import {
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { userKey } from '../../functions/shared/keys.js';
+import { sqsAttributeText } from '../../functions/shared/queue-worker.js';
 import { userItemExists } from '../../functions/shared/user-item.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
@@ -366,6 +367,19 @@ describe('the email worker', () => {
     transport.failure = new DeliveryRejectedError('smtp', providerCode);
     expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
     expect(await deadLetterReasons()).toEqual([`${prefix}${'x'.repeat(1023 - prefix.length)}`]);
+  });
+
+  it('escapes the characters SQS refuses in an attribute when the reason quotes them from the message', async () => {
+    const { run } = setup();
+    // Valid JSON text (SQS takes the body), whose key JSON.parse turns into U+0001, U+FFFF and a lone surrogate.
+    const body = JSON.stringify({ ...welcome(), 'k\u0001': 1 }).replace(
+      'k\\u0001',
+      'k\\u0001\\uffff\\ud800😀',
+    );
+    expect(await run(await record(body))).toEqual({ batchItemFailures: [] });
+    const [reason] = await deadLetterReasons([body]);
+    expect(reason).toContain('k\\u0001\\uffff\\ud800😀');
+    expect(sqsAttributeText(reason as string)).toBe(reason);
   });
 
   it('retries an invalid message normally when the DLQ cannot take it, so it is never lost', async () => {
@@ -762,5 +776,15 @@ describe('retry delays', () => {
   it('double after each failed attempt and stop at SQS maximum visibility', () => {
     expect([1, 2, 3].map((attempt) => retryDelaySec(attempt, 30))).toEqual([30, 60, 120]);
     expect(retryDelaySec(40, 30)).toBe(43_200);
+  });
+});
+
+describe('a dead-letter reason as an SQS attribute', () => {
+  it('keeps what SQS takes and writes the rest as \\uXXXX', () => {
+    const allowed = 'tab\there\nline\r\u0020~\u00e9\ud7ff\ue000\ufffd😀\u{10ffff}';
+    expect(sqsAttributeText(allowed)).toBe(allowed);
+    expect(sqsAttributeText('a\u0000b\u0008\u000b\u001f\ufffe\uffff\udc00\ud800x')).toBe(
+      'a\\u0000b\\u0008\\u000b\\u001f\\ufffe\\uffff\\udc00\\ud800x',
+    );
   });
 });

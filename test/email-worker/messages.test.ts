@@ -54,6 +54,14 @@ describe('email messages', () => {
     }
   });
 
+  it('take a recipient at an internationalised domain in its ASCII form, and refuse one without', () => {
+    const parsed = parseEmailMessage(JSON.stringify({ ...valid.welcome, to: 'bob@bücher.de' }));
+    expect(parsed).toMatchObject({ ok: true, message: { to: 'bob@xn--bcher-kva.de' } });
+    for (const to of ['bob@bü cher.de', 'josé@bücher.de']) {
+      expect(parseEmailMessage(JSON.stringify({ ...valid.welcome, to }))).toMatchObject({ ok: false });
+    }
+  });
+
   it('reject bad input with a reason that names the field but not its value', () => {
     const cases: [unknown, RegExp][] = [
       ['{not json', /not JSON/],

@@ -8,6 +8,7 @@ import {
   SesEmailTransport,
   type SmtpCredentials,
   SmtpEmailTransport,
+  sesFromAddress,
 } from '../../functions/email-worker/transports.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 
@@ -42,6 +43,45 @@ describe('the SES v2 transport', () => {
     });
     transport.close();
     ses.restore();
+  });
+
+  it('sends a non-ASCII display name as RFC 2047 encoded-words and leaves the address as it is', async () => {
+    const ses = mockClient(SESv2Client);
+    ses.on(SendEmailCommand).resolves({ MessageId: 'ses-124' });
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }));
+    await transport.send({ ...email, from: 'Société Générale <noreply@example.org>' });
+    expect(ses.commandCalls(SendEmailCommand)[0]?.args[0].input.FromEmailAddress).toBe(
+      `=?UTF-8?B?${Buffer.from('Société Générale').toString('base64')}?= <noreply@example.org>`,
+    );
+    transport.close();
+    ses.restore();
+  });
+
+  it('keeps ASCII From addresses byte for byte', () => {
+    for (const from of [
+      'noreply@bulwark.local',
+      'Bulwark <noreply@example.com>',
+      '"Bulwark, Inc." <noreply@example.com>',
+    ]) {
+      expect(sesFromAddress(from)).toBe(from);
+    }
+  });
+
+  it('encodes the text of a quoted non-ASCII name, without its quotes, in words of at most 75 characters', () => {
+    const decoded = (header: string) =>
+      [...header.matchAll(/=\?UTF-8\?B\?([A-Za-z0-9+/=]+)\?=/g)]
+        .map((word) => Buffer.from(word[1] as string, 'base64').toString('utf8'))
+        .join('');
+    const quoted = sesFromAddress('"Müller, \\"Die\\" GmbH" <noreply@example.org>');
+    expect(quoted).toMatch(/^=\?UTF-8\?B\?[^"]+\?= <noreply@example\.org>$/);
+    expect(decoded(quoted)).toBe('Müller, "Die" GmbH');
+
+    const long = '山田太郎の株式会社ブルワーク通知サービス'.repeat(3);
+    const split = sesFromAddress(`${long} <noreply@example.org>`);
+    const words = split.slice(0, split.lastIndexOf(' <')).split(' ');
+    expect(words.length).toBeGreaterThan(1);
+    for (const word of words) expect(word.length).toBeLessThanOrEqual(75);
+    expect(decoded(split)).toBe(long);
   });
 
   it('turns a refusal of the message (MessageRejected) into a DeliveryRejectedError without its text', async () => {

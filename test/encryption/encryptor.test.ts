@@ -714,6 +714,20 @@ describe('blind indexes', () => {
     expect(index).not.toContain('alice');
   });
 
+  it('keeps the index of an ASCII address and gives an IDN domain the index of its ASCII form', async () => {
+    // Indexes stored before IDN domains were converted: computed with the normaliser as it was then.
+    const encryptor = new Encryptor({
+      keyProvider: new LocalKeyProvider({ key: Buffer.alloc(32, 7).toString('base64') }),
+    });
+    expect(await encryptor.blindIndex('Alice@Example.com ', email)).toBe('LEDlCMk_l1HGnSBby0IphA');
+    expect(await encryptor.blindIndex('bob@xn--bcher-kva.de', email)).toBe('tTcbWZucuS-efL0DX4d4kg');
+    expect(await encryptor.blindIndex('Bob@Bücher.DE', email)).toBe('tTcbWZucuS-efL0DX4d4kg');
+    expect(normalizeEmail(' BOB@例え.jp')).toBe('bob@xn--r8jz45g.jp');
+    for (const ascii of ['Alice@Example.com ', "o'hara+tag@Sub.Example.CO.uk", 'no-at-sign', 'a@b@c.de']) {
+      expect(normalizeEmail(ascii)).toBe(ascii.trim().normalize('NFC').toLowerCase());
+    }
+  });
+
   it('separates index names and scopes, and truncates to the bytes asked for', async () => {
     const encryptor = encryptorWith();
     const base = await encryptor.blindIndex('a@b.co', email);

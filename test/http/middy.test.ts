@@ -245,6 +245,22 @@ describe('validateInput through a middy pipeline', () => {
     );
   });
 
+  it('reads a body that starts with a UTF-8 byte order mark (RFC 8259), as text or base64, and keeps the mark in its bytes', () => {
+    const text = '\ufeff{"name":"\ufeffn","count":1}';
+    const base64 = Buffer.from(text).toString('base64');
+    for (const event of [eventOf({ body: text }), eventOf({ body: base64, isBase64Encoded: true })]) {
+      // Only the leading mark goes: one inside a string is the caller's text.
+      expect(readJsonBody(event)).toEqual({ name: '\ufeffn', count: 1 });
+      // What a signature is checked over: the bytes as sent.
+      expect(requestBodyBytes(event).subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+    }
+    for (const body of ['\ufeff\ufeff{"name":"n","count":1}', '\ufeff']) {
+      expect(() => readJsonBody(eventOf({ body })), JSON.stringify(body)).toThrow(
+        'Request body is not valid JSON',
+      );
+    }
+  });
+
   it('answers 400 to a base64 body that is not valid base64', () => {
     // `b>>>` encodes to `Yj4+Pi`: the base64url spelling of the same bytes has `-` for `+`.
     const valid = Buffer.from('{"name":"b>>>","count":1}').toString('base64');
