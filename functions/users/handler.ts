@@ -129,7 +129,10 @@ const nameSchema = z.string().check(
   z.minLength(1),
   // Too long ends the checks: the pattern never runs on the rest of a 1 MiB body.
   z.maxLength(100, { abort: true }),
-  z.regex(personName, "Must be a name: words of letters joined by single spaces, ' ’ or -"),
+  z.regex(
+    personName,
+    "Must be a name: words of letters joined by single spaces, ' ’ - · ・ ׳ ״ or a zero-width non-joiner; no digits, links or markup",
+  ),
 );
 
 const registerBody = z.strictObject({

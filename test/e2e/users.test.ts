@@ -91,7 +91,11 @@ describe('users API', () => {
       const response = await api.request('POST', '/users', { body: { email, name } });
       expect(response.status).toBe(400);
       expect((response.body as ProblemBody).errors).toEqual([
-        { field: 'body.name', message: "Must be a name: words of letters joined by single spaces, ' ’ or -" },
+        {
+          field: 'body.name',
+          message:
+            "Must be a name: words of letters joined by single spaces, ' ’ - · ・ ׳ ״ or a zero-width non-joiner; no digits, links or markup",
+        },
       ]);
       // The email was not claimed: it registers now with a plain name.
       expect((await api.request('POST', '/users', { body: { email, name: 'Ada' } })).status).toBe(201);
