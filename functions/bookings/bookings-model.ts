@@ -63,6 +63,23 @@ export function isSlotAligned(time: Date): boolean {
   return time.getTime() % slotMs === 0;
 }
 
+/**
+ * Why a booking may not start at `start` when asked at `now`, or undefined when it may. The slot under way
+ * is still bookable (a grace of one slot: at 09:07 a booking from 09:00 is accepted, one from 08:45 is
+ * not), so a booking made as a meeting begins is not refused for the minutes already gone; a start more
+ * than `horizonDays` after `now` is refused.
+ */
+export function startTimeProblem(start: Date, now: Date, horizonDays: number): string | undefined {
+  const slotUnderWayStart = now.getTime() - (now.getTime() % slotMs);
+  if (start.getTime() < slotUnderWayStart) {
+    return `Must not be in the past: the earliest start is the current ${slotMinutes}-minute slot`;
+  }
+  if (start.getTime() > now.getTime() + horizonDays * 86_400_000) {
+    return `Must be at most ${horizonDays} days ahead`;
+  }
+  return undefined;
+}
+
 function toBooking(item: Record<string, unknown>): Booking {
   return {
     id: String(item.id),

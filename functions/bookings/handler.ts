@@ -23,6 +23,7 @@ import {
   isSlotAligned,
   maxBookingHours,
   slotMinutes,
+  startTimeProblem,
 } from './bookings-model.js';
 import { assertUserExists, createUsersService } from './users-service.js';
 
@@ -154,6 +155,11 @@ const createBookingBody = z
     const problem = (path: 'start' | 'end', message: string) =>
       context.issues.push({ code: 'custom', input: context.value[path], path: [path], message });
     if (!isSlotAligned(start)) problem('start', `Must be on a ${slotMinutes}-minute boundary`);
+    else {
+      // Judged against the clock at each request (tests move it with vitest's fake Date).
+      const tooEarlyOrLate = startTimeProblem(start, new Date(), environment.bookingHorizonDays);
+      if (tooEarlyOrLate !== undefined) problem('start', tooEarlyOrLate);
+    }
     if (!isSlotAligned(end)) problem('end', `Must be on a ${slotMinutes}-minute boundary`);
     if (end <= start) problem('end', 'Must be after start');
     else if (end.getTime() - start.getTime() > maxBookingHours * 3_600_000) {

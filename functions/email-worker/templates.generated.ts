@@ -117,7 +117,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + "\">"
     + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":6,"column":39},"end":{"line":6,"column":54}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":37},"end":{"line":6,"column":56}}}) : helper)))
     + "</a></p>\n    <p>The link expires at "
-    + alias4((((helper = lookupProperty(helpers,"expiresAt") || alias1(depth0, "expiresAt", {"start":{"line":7,"column":29},"end":{"line":7,"column":38}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAt","hash":{},"data":data,"loc":{"start":{"line":7,"column":27},"end":{"line":7,"column":40}}}) : helper)))
+    + alias4((((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":29},"end":{"line":7,"column":41}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":27},"end":{"line":7,"column":43}}}) : helper)))
     + ".</p>\n  </body>\n</html>\n";
 },"useData":true},
   "verification.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
@@ -136,7 +136,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ",\n\nPlease confirm your email address by opening this link:\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":17}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":19}}}) : helper))) != null ? stack1 : "")
     + "\n\nThe link expires at "
-    + ((stack1 = (((helper = lookupProperty(helpers,"expiresAt") || alias1(depth0, "expiresAt", {"start":{"line":7,"column":22},"end":{"line":7,"column":31}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAt","hash":{},"data":data,"loc":{"start":{"line":7,"column":20},"end":{"line":7,"column":33}}}) : helper))) != null ? stack1 : "")
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":22},"end":{"line":7,"column":34}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":20},"end":{"line":7,"column":36}}}) : helper))) != null ? stack1 : "")
     + ".\n";
 },"useData":true},
   "welcome.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {

@@ -10,6 +10,42 @@ import { precompiledTemplates } from './templates.generated.js';
  */
 export const maxSmsLength = 1600;
 
+const monthNames = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+] as const;
+
+/**
+ * An ISO instant as a reader reads it, in UTC to the minute: `7 December 2026, 05:06 UTC`. Built by hand,
+ * not with Intl, whose wording changes between ICU versions. The seconds are dropped, not rounded: the
+ * time shown is never later than the instant (a link is still valid at the time it says it expires).
+ */
+export function readableUtcTime(iso: string): string {
+  const date = new Date(iso);
+  const twoDigits = (value: number) => String(value).padStart(2, '0');
+  return `${date.getUTCDate()} ${monthNames[date.getUTCMonth()]} ${date.getUTCFullYear()}, ${twoDigits(date.getUTCHours())}:${twoDigits(date.getUTCMinutes())} UTC`;
+}
+
+/**
+ * What a message's templates see: its data, and for a verification email `expiresAtUtc`, the link's
+ * expiry in words. The message itself keeps the ISO instant, so messages queued before read the same.
+ */
+function templateData(message: EmailMessage): unknown {
+  return message.type === 'verification'
+    ? { ...message.data, expiresAtUtc: readableUtcTime(message.data.expiresAt) }
+    : message.data;
+}
+
 export interface RenderedEmail {
   readonly subject: string;
   readonly html: string;
@@ -87,11 +123,12 @@ export class EmailTemplates {
   render(message: EmailMessage): RenderedEmail {
     const set = this.templates.get(message.type);
     if (!set) throw new TemplateRenderError(message.type, 'no such template');
+    const data = templateData(message);
     try {
       return {
-        subject: set.subject(message.data).trim(),
-        html: set.html(message.data),
-        text: set.text(message.data),
+        subject: set.subject(data).trim(),
+        html: set.html(data),
+        text: set.text(data),
       };
     } catch (error) {
       throw new TemplateRenderError(message.type, error);

@@ -15,9 +15,34 @@ const localKeySchema = z
   .string()
   .check(z.refine((value) => encryptionKeyProblem(value) === undefined, 'Must be base64 of 32 bytes'));
 
+/**
+ * A number read from a variable, within bounds, `fallback` when unset. Written out in digits: coercion
+ * would read an empty or blank value as 0.
+ */
+const numberVariable = (min: number, max: number, fallback: number) =>
+  z._default(
+    z.pipe(
+      z.string().check(z.regex(/^\d+(\.\d+)?$/, 'Must be a number')),
+      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
+    ),
+    fallback,
+  );
+
+/** A whole number of something (seconds, a port) read from a variable, within bounds, `fallback` when unset. */
+const integerVariable = (min: number, max: number, fallback: number) =>
+  z._default(
+    z.pipe(
+      z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
+      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
+    ),
+    fallback,
+  );
+
 const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
   USERS_API_URL: z.optional(z.url()),
+  /** How many days ahead a booking may start (bookings refuses a later start with 400 on `body.start`). */
+  BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
@@ -161,6 +186,8 @@ function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.P
 export interface FunctionEnvironment extends TableEnvironment {
   /** Where the users service answers; only the bookings function needs it (and checks it at cold start). */
   usersApiUrl: string | undefined;
+  /** How many days ahead a booking may start; only the bookings function reads it. */
+  bookingHorizonDays: number;
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
   encryption: {
     kmsKeyId: string | undefined;
@@ -228,6 +255,7 @@ export function readEnvironment(
   return {
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
+    bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
       kmsDecryptKeyIds: data.KMS_DECRYPT_KEY_IDS?.split(',') ?? [],
@@ -241,29 +269,6 @@ export function readEnvironment(
     auth: authEnvironment(data, env),
   };
 }
-
-/**
- * A number read from a variable, within bounds, `fallback` when unset. Written out in digits: coercion
- * would read an empty or blank value as 0.
- */
-const numberVariable = (min: number, max: number, fallback: number) =>
-  z._default(
-    z.pipe(
-      z.string().check(z.regex(/^\d+(\.\d+)?$/, 'Must be a number')),
-      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
-    ),
-    fallback,
-  );
-
-/** A whole number of something (seconds, a port) read from a variable, within bounds, `fallback` when unset. */
-const integerVariable = (min: number, max: number, fallback: number) =>
-  z._default(
-    z.pipe(
-      z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
-      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
-    ),
-    fallback,
-  );
 
 const queueEnvironmentSchema = z.object({
   /** Set only by the local runtime and tests (local-aws-sqs); in AWS the SDK's regional endpoint is used. */

@@ -24,18 +24,44 @@ export const defaultMaxResponseBytes = 1_048_576;
 const maxRetryAfterSec = 86_400;
 
 /**
- * A `Retry-After` value in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3), never negative,
- * however large (Infinity for more digits than a number holds); undefined when absent or unreadable.
+ * The HTTP date forms (RFC 9110 §5.6.7), each at the start of the value: IMF-fixdate
+ * `Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime
+ * `Sun Nov  6 08:49:37 1994`. Only these reach Date.parse, which reads almost any text as some date
+ * ("1.5" as 2001, "60," as 1960).
+ */
+const imfFixdate = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT/;
+const rfc850Date = /^[A-Z][a-z]{5,8}, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT/;
+const asctimeDate = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}/;
+/** delta-seconds, with a decimal some servers send read as the next whole second. */
+const deltaSeconds = /^\d+(\.\d+)?/;
+
+/** The instant an HTTP date at the start of `text` names (asctime carries no zone: it is GMT), and its length. */
+function leadingHttpDate(text: string): { time: number; length: number } | undefined {
+  const zoned = imfFixdate.exec(text) ?? rfc850Date.exec(text);
+  if (zoned) return { time: Date.parse(zoned[0]), length: zoned[0].length };
+  const asctime = asctimeDate.exec(text);
+  if (!asctime) return undefined;
+  return { time: Date.parse(`${asctime[0]} GMT`), length: asctime[0].length };
+}
+
+/**
+ * A `Retry-After` value in seconds: delta-seconds (a decimal rounded up) or an HTTP date (RFC 9110
+ * §10.2.3), never negative, however large (Infinity for more digits than a number holds); undefined when
+ * absent or unreadable. Headers.get joins repeated headers with ", ": the first value counts.
  *
  * @example
  * parseRetryAfter('120'); // 120
+ * parseRetryAfter('5, 10'); // 5
  */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text);
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+  const endsFirstValue = (length: number) => /^\s*(,|$)/.test(text.slice(length));
+  const seconds = deltaSeconds.exec(text);
+  if (seconds) return endsFirstValue(seconds[0].length) ? Math.ceil(Number(seconds[0])) : undefined;
+  const date = leadingHttpDate(text);
+  if (!date || Number.isNaN(date.time) || !endsFirstValue(date.length)) return undefined;
+  return Math.max(0, Math.ceil((date.time - now) / 1000));
 }
 
 /**

@@ -3,9 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { smsPerNumberPolicy } from '../../functions/users/users-model.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
 import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 import { registerEndpoint } from '../webhooks/helpers.js';
+
+const at = bookingDay(19);
 
 // The functions read their log level when the runtime loads them (beforeAll): audit lines are INFO,
 // which the suite otherwise silences.
@@ -39,8 +42,8 @@ describe('audit, metrics and correlation ids in the sample system', () => {
       body: {
         userId,
         roomId: `room-${randomUUID()}`,
-        start: '2031-02-03T09:00:00Z',
-        end: '2031-02-03T10:00:00Z',
+        start: at(9),
+        end: at(10),
       },
     });
     expect(response.status).toBe(201);
@@ -164,8 +167,8 @@ describe('audit, metrics and correlation ids in the sample system', () => {
       body: {
         userId,
         roomId: `room-${randomUUID()}`,
-        start: '2031-02-04T09:00:00Z',
-        end: '2031-02-04T10:00:00Z',
+        start: at(11),
+        end: at(12),
       },
     });
     const bookingId = (booked.body as { id: string }).id;

@@ -6,6 +6,7 @@ import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
 import type { DevTokenOptions } from '../../middleware/auth/dev-issuer.js';
 import { serviceAuthHeaders } from '../../middleware/auth/service-auth.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { type ApiResponse, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import { b64, nowSec, rsaKey, signToken } from './helpers.js';
@@ -16,7 +17,7 @@ const apiKeys = new ApiKeyStore({ client: documents, tableName: testTableNames.t
 
 const human = (overrides: DevTokenOptions = {}) => api.token({ sub: `user-${randomUUID()}`, ...overrides });
 const machine = (...scopes: string[]) => api.token({ m2m: true, clientId: `svc-${randomUUID()}`, scopes });
-const at = (hour: number) => new Date(Date.UTC(2031, 1, 3, hour)).toISOString();
+const at = bookingDay(9);
 
 let userId: string;
 /** The registered user's own token: a booking's `userId` is a person's `sub`. */

@@ -5,7 +5,10 @@ import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon, { type Options, type Result } from 'autocannon';
 import { startLocalRuntime } from '../../bin/runtime/local-runtime.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { type BenchSuite, type Measurement, percentile, timeSequential } from './harness.js';
+
+const at = bookingDay(31);
 
 const durationSec = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const connections = 10;
@@ -59,7 +62,7 @@ async function bareServer(healthBody: string): Promise<{ url: string; close: () 
 }
 
 function bookingBody(userId: string, roomId: string): string {
-  return JSON.stringify({ roomId, userId, start: '2031-03-03T09:00:00Z', end: '2031-03-03T10:00:00Z' });
+  return JSON.stringify({ roomId, userId, start: at(9), end: at(10) });
 }
 
 /**

@@ -5,6 +5,7 @@ import { isFailingLocally, localFailVariable } from '../../bin/runtime/local-fai
 import { type LocalRuntime, startLocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { assertUserExists, usersCircuit } from '../../functions/bookings/users-service.js';
 import { DependencyError } from '../../middleware/errors.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { testTableNames } from '../helpers/tables.js';
 
 let runtime: LocalRuntime;
@@ -39,10 +40,11 @@ async function request(
 }
 
 let hour = 0;
+const bookingHour = bookingDay(13);
 /** A booking request for a fresh slot: each call books the next hour in a room of its own. */
 function book(forUser = userId): Promise<Answer> {
   hour += 1;
-  const start = new Date(Date.UTC(2032, 0, 1) + hour * 3_600_000);
+  const start = new Date(bookingHour(hour));
   const end = new Date(start.getTime() + 3_600_000);
   return request('POST', '/bookings', {
     roomId: `room-${randomUUID()}`,

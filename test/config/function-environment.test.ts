@@ -46,6 +46,16 @@ describe('readTableEnvironment', () => {
 });
 
 describe('readEnvironment', () => {
+  it('reads the booking horizon in whole days, 365 when unset', () => {
+    expect(readEnvironment(tables).bookingHorizonDays).toBe(365);
+    expect(readEnvironment({ ...tables, BOOKING_HORIZON_DAYS: '30' }).bookingHorizonDays).toBe(30);
+    for (const invalid of ['', '0', '1.5', '3651', 'a year']) {
+      expect(() => readEnvironment({ ...tables, BOOKING_HORIZON_DAYS: invalid })).toThrow(
+        new Error('Invalid function environment: BOOKING_HORIZON_DAYS'),
+      );
+    }
+  });
+
   it('refuses a blank number rather than reading it as 0', () => {
     for (const blank of ['', ' ']) {
       expect(() => readQueueEnvironment({ ...tables, WEBHOOK_DISABLE_AFTER_FAILING_HOURS: blank })).toThrow(

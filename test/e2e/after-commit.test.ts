@@ -4,9 +4,12 @@ import { randomInt, randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { captureStdout, enableMetricsOutput } from '../helpers/log-capture.js';
 import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 import { type StallingDynamoDb, startStallingDynamoDb } from '../helpers/stalling-dynamodb.js';
+
+const at = bookingDay(29);
 
 // Before any function module loads: their loggers and metrics read these at cold start.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
@@ -183,7 +186,7 @@ describe('work after the commit, past the invocation deadline', () => {
         path: '/bookings',
         token,
         correlationId,
-        body: { roomId, userId: user.id, start: '2031-06-02T09:00:00Z', end: '2031-06-02T10:00:00Z' },
+        body: { roomId, userId: user.id, start: at(9), end: at(10) },
       });
     const warm = await invoke(handler, book(`warm-${randomUUID()}`, 'warm-up'), 10_000);
     expect(warm.response.statusCode).toBe(201);

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { BookingsModel, startTimeProblem } from '../../functions/bookings/bookings-model.js';
 import { UnsupportedEventError, ValidationError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { lambdaContext } from '../audit/fixtures.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -27,7 +28,7 @@ interface ProblemBody {
 
 let userId: string;
 const room = () => `room-${randomUUID()}`;
-const at = (hour: number, minute = 0) => new Date(Date.UTC(2030, 0, 7, hour, minute)).toISOString();
+const at = bookingDay(7);
 
 const book = (body: Record<string, unknown>) =>
   api.request('POST', '/bookings', { body: { userId, ...body } });
@@ -53,8 +54,8 @@ describe('bookings API', () => {
   it('normalises offsets to UTC', async () => {
     const created = await book({
       roomId: room(),
-      start: '2030-01-07T11:00:00+02:00',
-      end: '2030-01-07T12:00:00+02:00',
+      start: at(11).replace('.000Z', '+02:00'),
+      end: at(12).replace('.000Z', '+02:00'),
     });
     expect(created.status).toBe(201);
     expect((created.body as Booking).start).toBe(at(9));
@@ -93,13 +94,13 @@ describe('bookings API', () => {
     ['end before start', { start: at(10), end: at(9) }, 'body.end'],
     ['end equal to start', { start: at(10), end: at(10) }, 'body.end'],
     ['longer than 8 hours', { start: at(8), end: at(16, 15) }, 'body.end'],
-    ['an invalid date', { start: '2030-02-30T10:00:00Z', end: at(11) }, 'body.start'],
-    ['a date without time', { start: '2030-01-07', end: at(11) }, 'body.start'],
+    ['an invalid date', { start: `${at(10).slice(0, 4)}-02-30T10:00:00Z`, end: at(11) }, 'body.start'],
+    ['a date without time', { start: at(10).slice(0, 10), end: at(11) }, 'body.start'],
     ['a start off the 15-minute grid', { start: at(9, 10), end: at(11) }, 'body.start'],
     // A Date would drop the sub-millisecond digits and see 09:00 and 09:15 on the grid.
     [
       'instants finer than a millisecond',
-      { start: '2030-01-07T09:00:00.0009Z', end: '2030-01-07T09:15:00.000999999Z' },
+      { start: at(9).replace('.000Z', '.0009Z'), end: at(9, 15).replace('.000Z', '.000999999Z') },
       'body.start',
     ],
     // The offsets move these past the four-digit years that keep the list indexes in time order.
@@ -117,6 +118,58 @@ describe('bookings API', () => {
     const response = await book({ roomId: room(), ...period });
     expect(response.status).toBe(400);
     expect((response.body as ProblemBody).errors?.map((error) => error.field)).toContain(field);
+  });
+
+  describe('against the clock', () => {
+    const minute = 60_000;
+    const day = 86_400_000;
+    /** The start of the 15-minute slot under way at the real time: the clock is pinned 7 minutes into it. */
+    let slotUnderWay: number;
+    const iso = (time: number) => new Date(time).toISOString();
+    const period = (start: number) => ({ start: iso(start), end: iso(start + 60 * minute) });
+
+    const pinClock = () => {
+      slotUnderWay = Date.now() - (Date.now() % (15 * minute));
+      // Only Date: the runtime's timers and sockets run as usual. Tokens issued before stay valid.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(slotUnderWay + 7 * minute);
+    };
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('accepts the slot under way, begun 7 minutes ago', async () => {
+      pinClock();
+      expect((await book({ roomId: room(), ...period(slotUnderWay) })).status).toBe(201);
+    });
+
+    it('refuses the slot before it with 400 on body.start, storing nothing', async () => {
+      pinClock();
+      const roomId = room();
+      const response = await book({ roomId, ...period(slotUnderWay - 15 * minute) });
+      expect(response.status).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        {
+          field: 'body.start',
+          message: 'Must not be in the past: the earliest start is the current 15-minute slot',
+        },
+      ]);
+      // Nothing claimed: the room is free from the refused start on.
+      expect(
+        (await book({ roomId, start: iso(slotUnderWay), end: iso(slotUnderWay + 45 * minute) })).status,
+      ).toBe(201);
+    });
+
+    it('accepts a start 365 days ahead and refuses one a slot later with 400 on body.start', async () => {
+      pinClock();
+      const horizon = slotUnderWay + 365 * day;
+      expect((await book({ roomId: room(), ...period(horizon) })).status).toBe(201);
+      const response = await book({ roomId: room(), ...period(horizon + 15 * minute) });
+      expect(response.status).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        { field: 'body.start', message: 'Must be at most 365 days ahead' },
+      ]);
+    });
   });
 
   it('accepts exactly 8 hours', async () => {
@@ -226,5 +279,28 @@ describe('bookings API', () => {
     const refused = await api.request('GET', `/bookings?cursor=${oversized}`);
     expect(refused.status).toBe(400);
     expect((refused.body as ProblemBody).errors?.[0]?.field).toBe('query.cursor');
+  });
+});
+
+describe('startTimeProblem', () => {
+  const now = new Date('2031-05-06T09:07:30Z');
+  const problem = (start: string, horizonDays = 365) => startTimeProblem(new Date(start), now, horizonDays);
+
+  it('allows the slot under way and any later one up to the horizon', () => {
+    expect(problem('2031-05-06T09:00:00Z')).toBeUndefined();
+    expect(problem('2031-05-06T09:15:00Z')).toBeUndefined();
+    expect(problem('2031-05-08T09:00:00Z', 2)).toBeUndefined();
+  });
+
+  it('refuses an earlier slot, however recent', () => {
+    expect(problem('2031-05-06T08:45:00Z')).toBe(
+      'Must not be in the past: the earliest start is the current 15-minute slot',
+    );
+    expect(problem('1970-01-01T00:00:00Z')).toBeDefined();
+  });
+
+  it('refuses a start beyond the horizon, counted from now', () => {
+    expect(problem('2031-05-08T09:15:00Z', 2)).toBe('Must be at most 2 days ahead');
+    expect(problem('9999-12-31T09:00:00Z')).toBe('Must be at most 365 days ahead');
   });
 });

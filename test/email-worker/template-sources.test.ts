@@ -6,7 +6,11 @@ import {
   precompiledTemplatesModule,
   templateSourcesDir,
 } from '../../functions/email-worker/template-sources.js';
-import { EmailTemplates, precompiledTemplateSet } from '../../functions/email-worker/templates.js';
+import {
+  EmailTemplates,
+  precompiledTemplateSet,
+  readableUtcTime,
+} from '../../functions/email-worker/templates.js';
 
 const sourceKeys = readdirSync(templateSourcesDir)
   .filter((file) => file.endsWith('.hbs'))
@@ -19,6 +23,7 @@ const data = {
   verificationUrl: 'https://example.com/v?a=1&b=2',
   resetUrl: 'https://example.com/r?a=1&b=2',
   expiresAt: '2030-01-01T00:00:00Z',
+  expiresAtUtc: '1 January 2030, 00:00 UTC',
   expiresInMinutes: 30,
   event: 'New <sign-in>',
   occurredAt: '2030-01-01T00:00:00Z',
@@ -59,5 +64,41 @@ describe('the precompiled templates', () => {
     expect(() => new EmailTemplates(incomplete)).toThrow(
       'Template security-alert.html is missing: every message type needs it',
     );
+  });
+});
+
+describe('the verification email', () => {
+  const message = {
+    id: '7f1c1f6e-0000-4000-8000-000000000001',
+    to: 'ada@example.com',
+    type: 'verification',
+    data: {
+      name: 'Ada',
+      verificationUrl: 'https://example.com/verify?t=1',
+      expiresAt: '2026-12-07T05:06:14.000Z',
+    },
+  } as const;
+
+  it("gives the link's expiry in words, in UTC, in both parts", () => {
+    const rendered = new EmailTemplates().render(message);
+    expect(rendered.text).toContain('The link expires at 7 December 2026, 05:06 UTC.');
+    expect(rendered.html).toContain('<p>The link expires at 7 December 2026, 05:06 UTC.</p>');
+    expect(rendered.text).not.toContain('2026-12-07T');
+  });
+
+  it('never rounds an expiry up, not even into the next year', () => {
+    const rendered = new EmailTemplates().render({
+      ...message,
+      data: { ...message.data, expiresAt: '2026-12-31T23:59:59.999Z' },
+    });
+    expect(rendered.text).toContain('The link expires at 31 December 2026, 23:59 UTC.');
+  });
+});
+
+describe('readableUtcTime', () => {
+  it('writes the day, month name, year and UTC time to the minute, seconds dropped', () => {
+    expect(readableUtcTime('2026-12-07T05:06:14.000Z')).toBe('7 December 2026, 05:06 UTC');
+    expect(readableUtcTime('2030-01-01T00:00:59Z')).toBe('1 January 2030, 00:00 UTC');
+    expect(readableUtcTime('2027-06-15T01:30:00+02:00')).toBe('14 June 2027, 23:30 UTC');
   });
 });

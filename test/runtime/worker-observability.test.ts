@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { drained, emailsTo, sendRaw, until } from '../email-worker/helpers.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { captureStdout, enableMetricsOutput } from '../helpers/log-capture.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
@@ -65,7 +66,7 @@ describe('queue workers under npm start', () => {
     const receiver = await startReceiver();
     receivers.push(receiver);
     await registerEndpoint(api, await api.token({ sub: userId }), receiver.url);
-    const start = new Date(Date.UTC(2037, 0, 1, 9));
+    const start = new Date(bookingDay(11)(9));
     const booked = await api.request('POST', '/bookings', {
       headers: { 'x-correlation-id': 'trace-booking' },
       body: {

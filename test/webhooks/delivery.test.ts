@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
 
@@ -27,10 +28,11 @@ async function owner(): Promise<{ userId: string; email: string; token: string }
 }
 
 let slot = 0;
+const bookingHour = bookingDay(17);
 /** Books a fresh room for `userId`; every call a distinct room, so bookings never conflict. */
 async function book(userId: string): Promise<{ id: string }> {
   slot += 1;
-  const start = new Date(Date.UTC(2031, 0, 1, 9) + slot * 3_600_000);
+  const start = new Date(bookingHour(9 + slot));
   const response = await api.request('POST', '/bookings', {
     body: {
       roomId: `hook-room-${randomUUID()}`,

@@ -8,8 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { drained, until } from '../email-worker/helpers.js';
+import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { type Receiver, registerEndpoint, startReceiver } from './helpers.js';
+
+const at = bookingDay(23);
 
 // A toolkit table of its own: the integration endpoint below receives every booking.cancelled of the
 // tenant, and must not receive other files' events (nor their receivers this file's).
@@ -127,8 +130,8 @@ describe('deleting a user with webhook endpoints', () => {
       body: {
         roomId: `deleted-hooks-room-${randomUUID()}`,
         userId: alice.userId,
-        start: '2032-03-01T09:00:00.000Z',
-        end: '2032-03-01T09:30:00.000Z',
+        start: at(9),
+        end: at(9, 30),
       },
     });
     expect(booked.status).toBe(201);

@@ -28,7 +28,6 @@ import {
 import { workers } from '../../functions/workers.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
-import { parseRetryAfter } from '../../middleware/circuit-breaker/guarded-fetch.js';
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
@@ -1550,15 +1549,5 @@ describe('retry helpers', () => {
     expect(fullJitterDelaySec(3, 10, 3600, () => 1)).toBe(40);
     expect(fullJitterDelaySec(30, 10, 3600, () => 1)).toBe(3600);
     expect(fullJitterDelaySec(1, 10, 3600, () => 0.5)).toBe(5);
-  });
-
-  it('reads Retry-After as seconds or an HTTP date, and ignores anything else', () => {
-    const now = Date.parse('2030-01-01T00:00:00Z');
-    expect(parseRetryAfter('120', now)).toBe(120);
-    expect(parseRetryAfter('99999999999', now)).toBe(99_999_999_999);
-    expect(parseRetryAfter('Tue, 01 Jan 2030 00:01:30 GMT', now)).toBe(90);
-    expect(parseRetryAfter('Mon, 31 Dec 2029 00:00:00 GMT', now)).toBe(0);
-    expect(parseRetryAfter('soon', now)).toBeUndefined();
-    expect(parseRetryAfter(undefined, now)).toBeUndefined();
   });
 });
