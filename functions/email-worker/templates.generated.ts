@@ -53,7 +53,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ",</p>\n    <p>We noticed this on your account: <strong>"
     + alias4((((helper = lookupProperty(helpers,"event") || alias1(depth0, "event", {"start":{"line":5,"column":50},"end":{"line":5,"column":55}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"event","hash":{},"data":data,"loc":{"start":{"line":5,"column":48},"end":{"line":5,"column":57}}}) : helper)))
     + "</strong> at "
-    + alias4((((helper = lookupProperty(helpers,"occurredAt") || alias1(depth0, "occurredAt", {"start":{"line":5,"column":72},"end":{"line":5,"column":82}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAt","hash":{},"data":data,"loc":{"start":{"line":5,"column":70},"end":{"line":5,"column":84}}}) : helper)))
+    + alias4((((helper = lookupProperty(helpers,"occurredAtUtc") || alias1(depth0, "occurredAtUtc", {"start":{"line":5,"column":72},"end":{"line":5,"column":85}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAtUtc","hash":{},"data":data,"loc":{"start":{"line":5,"column":70},"end":{"line":5,"column":87}}}) : helper)))
     + ".</p>\n    <p>"
     + alias4((((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":6,"column":9},"end":{"line":6,"column":16}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":6,"column":7},"end":{"line":6,"column":18}}}) : helper)))
     + "</p>\n    <p>If this was not you, change your password and contact support.</p>\n  </body>\n</html>\n";
@@ -83,7 +83,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ",\n\nWe noticed this on your account: "
     + ((stack1 = (((helper = lookupProperty(helpers,"event") || alias1(depth0, "event", {"start":{"line":3,"column":35},"end":{"line":3,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"event","hash":{},"data":data,"loc":{"start":{"line":3,"column":33},"end":{"line":3,"column":42}}}) : helper))) != null ? stack1 : "")
     + " at "
-    + ((stack1 = (((helper = lookupProperty(helpers,"occurredAt") || alias1(depth0, "occurredAt", {"start":{"line":3,"column":48},"end":{"line":3,"column":58}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAt","hash":{},"data":data,"loc":{"start":{"line":3,"column":46},"end":{"line":3,"column":60}}}) : helper))) != null ? stack1 : "")
+    + ((stack1 = (((helper = lookupProperty(helpers,"occurredAtUtc") || alias1(depth0, "occurredAtUtc", {"start":{"line":3,"column":48},"end":{"line":3,"column":61}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAtUtc","hash":{},"data":data,"loc":{"start":{"line":3,"column":46},"end":{"line":3,"column":63}}}) : helper))) != null ? stack1 : "")
     + ".\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":5,"column":2},"end":{"line":5,"column":9}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":11}}}) : helper))) != null ? stack1 : "")
     + "\n\nIf this was not you, change your password and contact support.\n";

@@ -37,13 +37,19 @@ export function readableUtcTime(iso: string): string {
 }
 
 /**
- * What a message's templates see: its data, and for a verification email `expiresAtUtc`, the link's
- * expiry in words. The message itself keeps the ISO instant, so messages queued before read the same.
+ * What a message's templates see: its data, and the instants it carries in words (a verification
+ * email's `expiresAtUtc`, a security alert's `occurredAtUtc`). The message itself keeps the ISO instant,
+ * so messages queued before read the same.
  */
 function templateData(message: EmailMessage): unknown {
-  return message.type === 'verification'
-    ? { ...message.data, expiresAtUtc: readableUtcTime(message.data.expiresAt) }
-    : message.data;
+  switch (message.type) {
+    case 'verification':
+      return { ...message.data, expiresAtUtc: readableUtcTime(message.data.expiresAt) };
+    case 'security-alert':
+      return { ...message.data, occurredAtUtc: readableUtcTime(message.data.occurredAt) };
+    default:
+      return message.data;
+  }
 }
 
 export interface RenderedEmail {

@@ -27,6 +27,7 @@ const data = {
   expiresInMinutes: 30,
   event: 'New <sign-in>',
   occurredAt: '2030-01-01T00:00:00Z',
+  occurredAtUtc: '1 January 2030, 00:00 UTC',
   details: 'From "203.0.113.9"',
   code: '123456',
 };
@@ -100,5 +101,19 @@ describe('readableUtcTime', () => {
     expect(readableUtcTime('2026-12-07T05:06:14.000Z')).toBe('7 December 2026, 05:06 UTC');
     expect(readableUtcTime('2030-01-01T00:00:59Z')).toBe('1 January 2030, 00:00 UTC');
     expect(readableUtcTime('2027-06-15T01:30:00+02:00')).toBe('14 June 2027, 23:30 UTC');
+  });
+});
+
+describe('the security alert', () => {
+  it('says when the event happened in words, in UTC, in both parts', () => {
+    const rendered = new EmailTemplates().render({
+      id: '7f1c1f6e-0000-4000-8000-000000000002',
+      to: 'ada@example.com',
+      type: 'security-alert',
+      data: { name: 'Ada', event: 'New sign-in', occurredAt: '2026-12-06T05:41:09.120Z', details: '' },
+    });
+    expect(rendered.text).toContain('New sign-in at 6 December 2026, 05:41 UTC.');
+    expect(rendered.html).toContain('<strong>New sign-in</strong> at 6 December 2026, 05:41 UTC.</p>');
+    expect(rendered.text).not.toContain('2026-12-06T');
   });
 });
