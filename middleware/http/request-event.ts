@@ -31,23 +31,28 @@ function describeUnsupportedEvent(event: unknown): string {
       : 'an event of Records';
   }
   if ('detail-type' in event) return 'an EventBridge event';
-  if (typeof requestContext !== 'object' || requestContext === null) return 'an event without requestContext';
+  if (typeof requestContext !== 'object' || requestContext === null)
+    return 'an event with neither requestContext nor httpMethod';
   return 'an event whose requestContext names no HTTP method';
 }
 
 /**
  * Refuses, with {@link UnsupportedEventError}, an event that is neither an API Gateway HTTP API (v2) or
- * Function URL event (`requestContext.http.method`) nor a REST API (v1) one (`httpMethod` beside a
- * `requestContext`). An ALB event looks like a v1 one, but its headers may all be in `multiValueHeaders`,
+ * Function URL event (`requestContext.http.method`) nor a REST API (v1) one (`httpMethod`, with no
+ * `requestContext` or one without `elb`). An ALB event looks like a v1 one, but its headers may all be in `multiValueHeaders`,
  * its client address is only in a forgeable `X-Forwarded-For`, and its answer may need `multiValueHeaders`;
  * a non-HTTP event answered with a 401 or 429 object would end its invocation successfully (an SQS batch
  * deleted). Called first in the `before` of every HTTP-only middleware; reads fields, allocates nothing.
  */
 export function assertApiGatewayEvent(event: unknown, middlewareName: string): void {
-  const requestContext = (event as InvocationEvent | null | undefined)?.requestContext;
-  if (typeof requestContext === 'object' && requestContext !== null && requestContext.elb === undefined) {
+  const candidate = event as InvocationEvent | null | undefined;
+  const requestContext = candidate?.requestContext;
+  if (requestContext === undefined || requestContext === null) {
+    // A hand-written REST API (v1) test event often leaves out requestContext; no ALB event does.
+    if (typeof candidate?.httpMethod === 'string') return;
+  } else if (typeof requestContext === 'object' && requestContext.elb === undefined) {
     if (typeof requestContext.http?.method === 'string') return;
-    if (typeof (event as InvocationEvent).httpMethod === 'string') return;
+    if (typeof candidate?.httpMethod === 'string') return;
   }
   throw new UnsupportedEventError(middlewareName, describeUnsupportedEvent(event));
 }

@@ -112,7 +112,7 @@ const unsupportedEvents: readonly [string, unknown, string][] = [
   ['EventBridge', eventBridgeEvent, 'an EventBridge event'],
   ['ALB', albEvent, 'an Application Load Balancer event'],
   ['ALB multi-value', albMultiValueEvent, 'an Application Load Balancer event'],
-  ['warmup', { source: 'serverless-plugin-warmup' }, 'an event without requestContext'],
+  ['warmup', { source: 'serverless-plugin-warmup' }, 'an event with neither requestContext nor httpMethod'],
   ['null', null, 'a null event'],
   ['string', 'hello', 'a string event'],
 ];
@@ -180,6 +180,15 @@ const supportedEvents: readonly [string, unknown][] = [
   ['REST API (v1)', restApiEvent],
   ['HTTP API (v2)', v2Event('abc.execute-api.us-east-1.amazonaws.com')],
   ['Function URL', v2Event('abc.lambda-url.us-east-1.on.aws')],
+  [
+    'hand-written REST API (v1) test event without requestContext',
+    {
+      httpMethod: 'GET',
+      path: '/orders/42',
+      headers: { Authorization: bearer },
+      queryStringParameters: { q: 'x' },
+    },
+  ],
 ];
 
 /** Every HTTP-only middleware, each made fresh with what it needs to run. */

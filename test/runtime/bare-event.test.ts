@@ -31,7 +31,7 @@ describe('an event without its API Gateway request context', () => {
   it('fails the invocation at the catch-all function rather than answering it', async () => {
     const event = httpEvent({ method: 'GET', path: '/no/such/path', routeKey: '$default' });
     await expect(catchAll(bare(event, 'nothing'), lambdaContext())).rejects.toThrow(
-      'correlationIds reads API Gateway HTTP API (v2), REST API (v1) and Function URL events; got an event without requestContext',
+      'correlationIds reads API Gateway HTTP API (v2), REST API (v1) and Function URL events; got an event with neither requestContext nor httpMethod',
     );
     await expect(catchAll(bare(event, 'requestId'), lambdaContext())).rejects.toThrow(
       'got an event whose requestContext names no HTTP method',
