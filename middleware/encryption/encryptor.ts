@@ -889,9 +889,11 @@ export class Encryptor {
 }
 
 /**
- * Seed-style normaliser for email blind indexes: trimmed, NFC, lower case, the domain in ASCII (IDNA), so
+ * Seed-style normaliser for email blind indexes: trimmed, NFC, the domain in ASCII (IDNA), lower case, so
  * `bob@bücher.de` and `bob@xn--bcher-kva.de` give one index. An ASCII domain gives the index it always had.
+ * IDNA maps the domain before anything is lower-cased, as the address check does: lower case first would
+ * turn `FAẞ.de` (IDNA: `fass.de`) into `faß.de`, another domain.
  */
 export function normalizeEmail(value: string): string {
-  return withAsciiDomain(value.trim().normalize('NFC').toLowerCase());
+  return withAsciiDomain(value.trim().normalize('NFC')).toLowerCase();
 }

@@ -723,6 +723,9 @@ describe('blind indexes', () => {
     expect(await encryptor.blindIndex('bob@xn--bcher-kva.de', email)).toBe('tTcbWZucuS-efL0DX4d4kg');
     expect(await encryptor.blindIndex('Bob@Bücher.DE', email)).toBe('tTcbWZucuS-efL0DX4d4kg');
     expect(normalizeEmail(' BOB@例え.jp')).toBe('bob@xn--r8jz45g.jp');
+    // IDNA maps ẞ to ss but keeps ß: lower-casing before it would index FAẞ.de as faß.de.
+    expect(normalizeEmail('bob@FAẞ.de')).toBe('bob@fass.de');
+    expect(normalizeEmail('bob@faß.de')).toBe('bob@xn--fa-hia.de');
     for (const ascii of ['Alice@Example.com ', "o'hara+tag@Sub.Example.CO.uk", 'no-at-sign', 'a@b@c.de']) {
       expect(normalizeEmail(ascii)).toBe(ascii.trim().normalize('NFC').toLowerCase());
     }
