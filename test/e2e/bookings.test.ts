@@ -103,21 +103,26 @@ describe('bookings API', () => {
       { start: at(9).replace('.000Z', '.0009Z'), end: at(9, 15).replace('.000Z', '.000999999Z') },
       'body.start',
     ],
-    // The offsets move these past the four-digit years that keep the list indexes in time order.
-    [
-      'an instant after 9999 in UTC',
-      { start: '9999-12-31T23:00:00-14:00', end: '9999-12-31T23:45:00-14:00' },
-      'body.start',
-    ],
-    [
-      'an instant before 0000 in UTC',
-      { start: '0000-01-01T00:00:00+14:00', end: '0000-01-01T01:00:00+14:00' },
-      'body.start',
-    ],
   ])('rejects %s with 400 naming the field', async (_name, period, field) => {
     const response = await book({ roomId: room(), ...period });
     expect(response.status).toBe(400);
     expect((response.body as ProblemBody).errors?.map((error) => error.field)).toContain(field);
+  });
+
+  // The offsets move these past the four-digit years that keep the list indexes in time order. Both are
+  // also outside the booking horizon, so the message, not the field, shows the year check answered.
+  it.each([
+    ['after 9999', { start: '9999-12-31T23:00:00-14:00', end: '9999-12-31T23:45:00-14:00' }],
+    ['before 0000', { start: '0000-01-01T00:00:00+14:00', end: '0000-01-01T01:00:00+14:00' }],
+  ])('rejects an instant %s in UTC with 400 saying so', async (_name, period) => {
+    const response = await book({ roomId: room(), ...period });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors).toContainEqual(
+      expect.objectContaining({
+        field: 'body.start',
+        message: 'Must fall within the years 0000 to 9999 in UTC',
+      }),
+    );
   });
 
   describe('against the clock', () => {
