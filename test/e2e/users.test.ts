@@ -40,6 +40,8 @@ describe('users API', () => {
     'مهدی\u200cزاده',
     'צ׳רלי כהן',
     'חז״ל',
+    'メアリー・スミス',
+    '山田・太郎',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
     expect(created.status).toBe(201);
@@ -76,6 +78,11 @@ describe('users API', () => {
     ['only punctuation', "'-."],
     ['digits', 'Ada 2nd'],
     ['a domain joined by a middle dot', 'evil.com·Ada'],
+    ['a middle dot between letters other than l', 'evil·com'],
+    ['a katakana middle dot between Latin letters', 'www・evil・com'],
+    ['a katakana middle dot between full-width Latin letters', 'ｅｖｉｌ・ｃｏｍ'],
+    ['a zero-width non-joiner between Latin letters', 'pay\u200cpal'],
+    ['a geresh after a Latin letter', 'evil\u05f3com'],
     ['a joiner at the start', '\u200cAda'],
     ['a joiner at the end', 'Ada\u30fb'],
     ['two joiners in a row', 'Gal··la'],
