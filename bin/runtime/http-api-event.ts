@@ -10,6 +10,7 @@ import {
 } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { parseRawQuery, percentDecodedPath } from '../../middleware/http/input.js';
+import { isFunctionUrlDomain } from '../../middleware/http/request-event.js';
 
 /** A request target's path and query exactly as sent, which is how API Gateway reads them. */
 export interface RequestTarget {
@@ -76,6 +77,10 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   // Bytes that are not UTF-8 stay base64, so the function sees them as sent rather than as U+FFFD.
   const isText = textContentType.test(headers['content-type'] ?? '') && isUtf8(body);
   const method = request.method ?? 'GET';
+  // The domain the API was called on, as an HTTP API names it; a Host naming a Function URL would make the
+  // event pass for one, whose rawPath service auth decodes once more (this one is decoded already).
+  const host = headers.host;
+  const domainName = host === undefined || isFunctionUrlDomain(host) ? 'localhost' : host;
   return {
     version: '2.0',
     routeKey: source.routeKey,
@@ -88,8 +93,8 @@ export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',
-      domainName: headers.host ?? 'localhost',
-      domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+      domainName,
+      domainPrefix: domainName.split('.')[0] ?? domainName,
       http: {
         method,
         path: rawPath,

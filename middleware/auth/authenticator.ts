@@ -9,7 +9,7 @@ import {
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
-import { methodOf, pathOf } from '../http/request-event.js';
+import { methodOf, pathOf, signedPathOf } from '../http/request-event.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
@@ -108,9 +108,10 @@ export class Authenticator {
       if (service && signing && ServiceRequestVerifier.isSigned(signing)) {
         method = 'service';
         const principal = await service.verify({
-          // A bare event (a direct invoke) names no method: the signature then cannot match, a 401.
+          // A bare event (a direct invoke) names no method, a REST API (v1) event no signed path: the
+          // signature then cannot match, a 401.
           method: event.requestContext?.http?.method ?? '',
-          path: event.rawPath,
+          path: signedPathOf(event) ?? '',
           rawQueryString: event.rawQueryString ?? '',
           body: requestBodyBytes(event),
           headers: signing,

@@ -24,8 +24,9 @@ export interface SignableRequest {
   readonly method: string;
   /**
    * The path without the query, percent-decoded ({@link percentDecodedPath}): `/users/café` for
-   * `/users/caf%C3%A9`. API Gateway HTTP APIs hand the callee its path decoded, REST APIs and Function
-   * URLs as sent: the decoded form is the one both can check.
+   * `/users/caf%C3%A9`. An API Gateway HTTP API hands the callee its path decoded, a Function URL as sent
+   * (the callee decodes it once): the decoded form is the one both can check. A REST API gives no raw
+   * path, so signed calls through one are not verified.
    */
   readonly path: string;
   /** @default no query */
@@ -272,7 +273,11 @@ export interface ServiceRequestVerifierOptions {
 /** An incoming request as the verifier reads it (API Gateway v2 gives all of this). */
 export interface IncomingSignedRequest {
   readonly method: string;
-  /** The path as API Gateway delivers it: decoded by an HTTP API, as sent by a REST API or Function URL. */
+  /**
+   * The path percent-decoded, as signers sign it and `signedPathOf` (middleware/http/request-event.ts)
+   * reads it from the event: an HTTP API's `rawPath` as it is, a Function URL's decoded once. Compared as
+   * given, never decoded again here: a second decoding would let `/a%2541`'s signature pass at `/a%41`.
+   */
   readonly path: string;
   readonly rawQueryString: string;
   readonly body: Buffer;
@@ -357,13 +362,11 @@ export class ServiceRequestVerifier {
     const requestSec = Number(timestamp);
     if (Math.abs(toEpochSeconds(nowMs) - requestSec) > this.toleranceSec)
       throw credentialError('timestamp_skew');
-    const signedPath = percentDecodedPath(request.path);
-    // Signers from before paths were signed decoded signed the path as sent, which a REST API or Function
-    // URL delivers as it is; an HTTP API's path that still decodes (`/x%41` from `/x%2541`) is it too.
-    // Tried only when the decoded path does not match, so a current signer's request costs one HMAC.
-    const paths = signedPath === request.path ? [signedPath] : [signedPath, request.path];
-    const signable: Omit<SignableRequest, 'path'> = {
+    // One path, decoded once by whoever built the request: trying a second form (decoding again, or the
+    // path as received) would let a signature for one resource pass at another (`/a%2541` at `/a%41`).
+    const signable: SignableRequest = {
       method: request.method,
+      path: request.path,
       // As the signer read the URL it sent: `??a=1` must not verify as `?a=1`.
       query: parseRawQuery(request.rawQueryString),
       body: request.body,
@@ -374,10 +377,7 @@ export class ServiceRequestVerifier {
     const signedBy = (secret: RotatingSecret) =>
       [secret.current, secret.previous].some(
         (value) =>
-          value !== undefined &&
-          paths.some((path) =>
-            timingSafeEqual(Buffer.from(signRequest(value, { ...signable, path }), 'hex'), presented),
-          ),
+          value !== undefined && timingSafeEqual(Buffer.from(signRequest(value, signable), 'hex'), presented),
       );
     const matches =
       'source' in secrets

@@ -83,9 +83,10 @@ export function parseRawQuery(rawQueryString: string): URLSearchParams {
 }
 
 /**
- * A path percent-decoded, as an API Gateway HTTP API hands a function its `rawPath` (REST APIs and
- * Function URLs hand it on as sent). A path that does not decode, a bare `%` say, or one already decoded
- * from `%25`, is taken as it is. Service signatures cover this form, and the local runtime delivers it.
+ * A path percent-decoded, as an API Gateway HTTP API hands a function its `rawPath` (a Function URL hands
+ * it on as sent). A path that does not decode, a bare `%` say, or one already decoded from `%25`, is taken
+ * as it is. Service signatures cover this form (`signedPathOf` decodes a Function URL's path with it, once),
+ * and the local runtime delivers it.
  *
  * @example
  * percentDecodedPath('/users/caf%C3%A9'); // '/users/café'

@@ -2,6 +2,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { UnsupportedEventError } from '../errors.js';
+import { percentDecodedPath } from './input.js';
 
 /** The fields that tell an API Gateway or Function URL event from the others that can invoke a function. */
 interface InvocationEvent {
@@ -105,6 +106,29 @@ export function methodOf(event: APIGatewayProxyEventV2): string | undefined {
 export function pathOf(event: APIGatewayProxyEventV2): string | undefined {
   const path = event?.rawPath ?? (event as unknown as RestApiRequest | null | undefined)?.path;
   return typeof path === 'string' ? path : undefined;
+}
+
+/**
+ * A Function URL's own domain, `<url-id>.lambda-url.<region>.on.aws`, which Lambda writes in the
+ * `requestContext.domainName` of the events it delivers (their shape is otherwise an HTTP API's). Matched
+ * whole: an HTTP API's custom domain that only resembles it is read as the HTTP API it is.
+ */
+export function isFunctionUrlDomain(domainName: unknown): boolean {
+  return typeof domainName === 'string' && /^[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws$/.test(domainName);
+}
+
+/**
+ * The path a service signature is checked against, percent-decoded as signers sign it, decided by who
+ * delivered the event and never by trying forms: an HTTP API (and the local runtime) hands `rawPath` on
+ * decoded, so it is taken as it is; a Function URL hands it on as sent, so it is decoded here, once.
+ * Trying both would let a signature for `/a%2541` pass at `/a%41`, another resource.
+ * Undefined for a REST API (v1) event, whose path is neither the raw one nor reliably decoded, and for an
+ * event without `requestContext.http`: no signature then verifies.
+ */
+export function signedPathOf(event: APIGatewayProxyEventV2): string | undefined {
+  const context = event?.requestContext;
+  if (context?.http === undefined || typeof event.rawPath !== 'string') return undefined;
+  return isFunctionUrlDomain(context.domainName) ? percentDecodedPath(event.rawPath) : event.rawPath;
 }
 
 /**

@@ -270,17 +270,58 @@ describe('authenticate through a middy pipeline', () => {
     expect(result.json.principal).toMatchObject({ id: 'bookings', authMethod: 'service' });
   });
 
-  it('accepts a call signed to an encoded path whether rawPath comes decoded (HTTP API) or as sent', async () => {
-    for (const rawPath of ['/things/caf\u00e9 a', '/things/caf%C3%A9%20a']) {
-      const signedHeaders = serviceAuthHeaders(
-        { serviceId: 'bookings', secret },
-        { method: 'GET', url: 'https://things.example/things/caf%C3%A9%20a' },
-      );
-      const result = await pipeline(serviceAuth({ verifier: services }))(
-        httpEvent({ rawPath, headers: { ...signedHeaders } }),
-      );
-      expect(result.json.principal, rawPath).toMatchObject({ id: 'bookings', authMethod: 'service' });
-    }
+  describe('signed calls to percent-encoded paths', () => {
+    /**
+     * The event a call to `url`'s path arrives as: an HTTP API hands rawPath on decoded, a Function URL (told by
+     * its `<url-id>.lambda-url.<region>.on.aws` domain) as sent.
+     */
+    const deliveries = (
+      url: string,
+    ): [kind: string, event: (headers: Record<string, string>) => APIGatewayProxyEventV2][] => {
+      const path = new URL(url).pathname;
+      const arriving = (rawPath: string, domainName: string) => (headers: Record<string, string>) =>
+        httpEvent({
+          method: 'DELETE',
+          rawPath,
+          headers,
+          requestContext: {
+            ...httpEvent({ method: 'DELETE' }).requestContext,
+            domainName,
+            domainPrefix: domainName.split('.')[0],
+          } as APIGatewayProxyEventV2['requestContext'],
+        });
+      return [
+        ['HTTP API', arriving(decodeURIComponent(path), 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com')],
+        ['Function URL', arriving(path, 'abcdefghij0123456789abcdefghij01.lambda-url.eu-west-1.on.aws')],
+      ];
+    };
+    const signedFor = (url: string): Record<string, string> =>
+      serviceAuthHeaders({ serviceId: 'bookings', secret }, { method: 'DELETE', url });
+
+    it.each(['/users/caf%C3%A9', '/users/a%20b', '/a%2Fb', '/50%25'])(
+      'authenticates a call signed to %s as an HTTP API and a Function URL deliver it',
+      async (path) => {
+        const url = `https://things.example${path}`;
+        for (const [kind, arriving] of deliveries(url)) {
+          const result = await pipeline(serviceAuth({ verifier: services }))(arriving(signedFor(url)));
+          expect(result.json.principal, kind).toMatchObject({ id: 'bookings', authMethod: 'service' });
+        }
+      },
+    );
+
+    // Each signed path decodes to the next: checked against both the decoded path and the path as received,
+    // a signature for the webhook `a%41` deleted the webhook `aA`, and one for `a%2Fb` the webhook `a/b`.
+    it.each([
+      ['/webhooks/a%2541', '/webhooks/a%41'],
+      ['/webhooks/a%252Fb', '/webhooks/a%2Fb'],
+    ])('refuses a signature for %s presented at %s', async (signedPath, otherPath) => {
+      const headers = signedFor(`https://things.example${signedPath}`);
+      for (const [kind, arriving] of deliveries(`https://things.example${otherPath}`)) {
+        const result = await pipeline(serviceAuth({ verifier: services }))(arriving(headers));
+        expect(result.statusCode, kind).toBe(401);
+        expect(result.json, kind).toMatchObject({ code: 'INVALID_TOKEN' });
+      }
+    });
   });
 
   it('accepts a signed service request, reads a base64 body, and reports a replay', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import {
@@ -16,6 +17,8 @@ import {
 } from '../../middleware/auth/service-auth.js';
 import { SecretStore } from '../../middleware/config/secrets.js';
 import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { percentDecodedPath } from '../../middleware/http/input.js';
+import { signedPathOf } from '../../middleware/http/request-event.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -56,7 +59,8 @@ function signed(
   const parsed = new URL(url, 'http://users.internal');
   return {
     method,
-    path: parsed.pathname,
+    // Decoded, as signedPathOf reads it from an HTTP API or Function URL event.
+    path: percentDecodedPath(parsed.pathname),
     rawQueryString: parsed.search.slice(1),
     body: Buffer.from(body),
     headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value])),
@@ -340,13 +344,38 @@ describe('ServiceRequestVerifier', () => {
 });
 
 describe('signed paths with percent-encoding', () => {
-  // `/x%2541` is `/x%41` behind an HTTP API, which would decode once more: the path as received matches.
-  const encodedPaths = ['/users/caf%C3%A9', '/users/a%20b', '/a%2Fb', '/50%25', '/x%2541'];
-  /** Where API Gateway's two kinds of API deliver a request sent to `path`. */
-  const deliveries = (path: string): [kind: string, delivered: string][] => [
-    ['an HTTP API (decoded)', decodeURIComponent(path)],
-    ['a REST API or Function URL (as sent)', path],
+  const encodedPaths = ['/users/caf%C3%A9', '/users/a%20b', '/a%2Fb', '/50%25'];
+  /** A v2 event as an HTTP API delivers a request sent to `path` (rawPath decoded) or a Function URL (as sent). */
+  const deliveries = (path: string): [kind: string, event: APIGatewayProxyEventV2][] => [
+    ['an HTTP API event', v2Event(decodeURIComponent(path), 'abc123.execute-api.us-east-1.amazonaws.com')],
+    ['a Function URL event', v2Event(path, 'abcdefghij0123456789abcdefghij01.lambda-url.us-east-1.on.aws')],
   ];
+  function v2Event(rawPath: string, domainName: string): APIGatewayProxyEventV2 {
+    return {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath,
+      rawQueryString: '',
+      headers: {},
+      isBase64Encoded: false,
+      requestContext: {
+        domainName,
+        domainPrefix: domainName.split('.')[0],
+        http: {
+          method: 'GET',
+          path: rawPath,
+          protocol: 'HTTP/1.1',
+          sourceIp: '192.0.2.1',
+          userAgent: 'test',
+        },
+      } as APIGatewayProxyEventV2['requestContext'],
+    };
+  }
+  /** A request signed for `url`, received as `event` delivers it. */
+  const receivedAs = (url: string, event: APIGatewayProxyEventV2): IncomingSignedRequest => ({
+    ...signed({ method: 'GET', url, body: '' }),
+    path: signedPathOf(event) ?? '',
+  });
 
   it('signs the decoded path, whichever way the URL spells it', () => {
     const signatureFor = (url: string) =>
@@ -364,46 +393,59 @@ describe('signed paths with percent-encoding', () => {
     expect(signatureFor('https://users.example/users/café')).toBe(decoded);
   });
 
-  it.each(encodedPaths)('%s verifies as either kind of API delivers it', async (path) => {
-    for (const [kind, delivered] of deliveries(path)) {
-      const request = signed({ method: 'GET', url: path, body: '' });
-      await expect(verifier().verify({ ...request, path: delivered }), kind).resolves.toMatchObject({
+  it.each(encodedPaths)('%s verifies as an HTTP API and as a Function URL deliver it', async (path) => {
+    for (const [kind, event] of deliveries(path)) {
+      await expect(verifier().verify(receivedAs(path, event)), kind).resolves.toMatchObject({
         id: 'bookings',
       });
     }
   });
 
-  it.each(encodedPaths)(
-    '%s signed over the path as sent, as signers did before, still verifies as sent',
-    async (path) => {
-      const timestamp = Math.floor(Date.now() / 1000);
-      const nonce = randomUUID();
-      const signature = signRequest(current, { method: 'GET', path, timestamp, nonce });
-      const request: IncomingSignedRequest = {
-        method: 'GET',
-        path,
-        rawQueryString: '',
-        body: Buffer.alloc(0),
-        headers: {
-          'x-service-id': 'bookings',
-          'x-timestamp': String(timestamp),
-          'x-nonce': nonce,
-          'x-signature': signature,
-        },
-      };
-      await expect(verifier().verify(request)).resolves.toMatchObject({ id: 'bookings' });
-    },
-  );
+  // Each signed path decodes to the other: checked against the decoded path and the path as received, a
+  // signature for the resource `a%41` passed at the resource `aA`, and one for `a%2Fb` at `a/b`.
+  it.each([
+    ['/webhooks/a%2541', '/webhooks/a%41'],
+    ['/webhooks/a%252Fb', '/webhooks/a%2Fb'],
+    ['/webhooks/aA', '/webhooks/a%2541'],
+  ])('a signature for %s does not verify at %s', async (signedUrl, otherUrl) => {
+    for (const [kind, event] of deliveries(otherUrl)) {
+      expect(await reasonOf(verifier().verify(receivedAs(signedUrl, event))), kind).toBe('bad_signature');
+    }
+  });
+
+  it('a path decoded once is compared as it is, never decoded again', async () => {
+    // What a Function URL event's `/webhooks/a%2541` becomes: the id `a%41`, not `aA`.
+    const request = signed({ method: 'GET', url: '/webhooks/aA', body: '' });
+    expect(await reasonOf(verifier().verify({ ...request, path: '/webhooks/a%41' }))).toBe('bad_signature');
+  });
 
   it.each([
     ['/users/a', '/users/b'],
     ['/users/a%20b', '/users/a+b'],
     ['/users/caf%C3%A9', '/users/cafe'],
-  ])('a signature for %s does not verify for %s', async (signedPath, otherPath) => {
-    for (const [kind, delivered] of deliveries(otherPath)) {
-      const request = signed({ method: 'GET', url: signedPath, body: '' });
-      expect(await reasonOf(verifier().verify({ ...request, path: delivered })), kind).toBe('bad_signature');
+  ])('a signature for %s does not verify for %s', async (signedUrl, otherUrl) => {
+    for (const [kind, event] of deliveries(otherUrl)) {
+      expect(await reasonOf(verifier().verify(receivedAs(signedUrl, event))), kind).toBe('bad_signature');
     }
+  });
+
+  it('a signature over the path as sent, as signers made before paths were signed decoded, fails', async () => {
+    const timestamp = Math.floor(Date.now() / 1000);
+    const nonce = randomUUID();
+    const path = '/users/caf%C3%A9';
+    const request: IncomingSignedRequest = {
+      method: 'GET',
+      path: '/users/café',
+      rawQueryString: '',
+      body: Buffer.alloc(0),
+      headers: {
+        'x-service-id': 'bookings',
+        'x-timestamp': String(timestamp),
+        'x-nonce': nonce,
+        'x-signature': signRequest(current, { method: 'GET', path, timestamp, nonce }),
+      },
+    };
+    expect(await reasonOf(verifier().verify(request))).toBe('bad_signature');
   });
 });
 

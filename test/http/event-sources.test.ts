@@ -16,6 +16,7 @@ import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { createServiceClient } from '../../middleware/circuit-breaker/service-client.js';
 import { UnsupportedEventError, ValidationError } from '../../middleware/errors.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
+import { signedPathOf } from '../../middleware/http/request-event.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency } from '../../middleware/idempotency.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
@@ -304,6 +305,42 @@ describe.each(supportedEvents)('a %s event', (_, event) => {
     expect(JSON.parse(answer.body)).toEqual({ principal: 'alice', input: { query: { q: 'x' } } });
     expect(await store.deleteAll('')).toBe(1);
     expect(output.audit()).toMatchObject([{ eventType: 'http.request', statusCode: 200 }]);
+  });
+});
+
+describe('signedPathOf', () => {
+  const withPath = (event: APIGatewayProxyEventV2, rawPath: string) => ({ ...event, rawPath });
+  const httpApi = v2Event('abc.execute-api.us-east-1.amazonaws.com') as APIGatewayProxyEventV2;
+  const functionUrl = v2Event('abc.lambda-url.us-east-1.on.aws') as APIGatewayProxyEventV2;
+
+  it("takes an HTTP API's rawPath as it is, already decoded, and never decodes it again", () => {
+    expect(signedPathOf(withPath(httpApi, '/users/café'))).toBe('/users/café');
+    expect(signedPathOf(withPath(httpApi, '/webhooks/a%41'))).toBe('/webhooks/a%41');
+  });
+
+  it("decodes a Function URL's rawPath, which comes as sent, once", () => {
+    expect(signedPathOf(withPath(functionUrl, '/users/caf%C3%A9'))).toBe('/users/café');
+    expect(signedPathOf(withPath(functionUrl, '/webhooks/a%2541'))).toBe('/webhooks/a%41');
+    expect(signedPathOf(withPath(functionUrl, '/50%'))).toBe('/50%');
+  });
+
+  it('reads only a Function URL domain as one, not a custom domain that merely mentions it', () => {
+    for (const domain of [
+      'api.example.com',
+      'lambda-url.example.com',
+      'api.example.com.lambda-url.evil',
+      'x.lambda-url.example.com',
+    ]) {
+      expect(signedPathOf(withPath(v2Event(domain) as APIGatewayProxyEventV2, '/a%2541')), domain).toBe(
+        '/a%2541',
+      );
+    }
+  });
+
+  it('gives no path for a REST API (v1) event or a bare one, so no signature verifies there', () => {
+    expect(signedPathOf(restApiEvent as unknown as APIGatewayProxyEventV2)).toBeUndefined();
+    expect(signedPathOf({ rawPath: '/users/42' } as APIGatewayProxyEventV2)).toBeUndefined();
+    expect(signedPathOf(null as unknown as APIGatewayProxyEventV2)).toBeUndefined();
   });
 });
 

@@ -9,6 +9,7 @@ import {
   toHttpApiEvent,
   writeHttpApiResult,
 } from '../../bin/runtime/http-api-event.js';
+import { signedPathOf } from '../../middleware/http/request-event.js';
 
 let server: Server;
 let url: string;
@@ -151,6 +152,26 @@ describe('API Gateway HTTP API v2 translation', () => {
         rawQueryString: 'q=a%20b',
         requestContext: { http: { path: delivered } },
       });
+    }
+  });
+
+  it('never names a Function URL domain, whatever the Host: service auth reads its rawPath as already decoded', async () => {
+    nextResult = { statusCode: 204 };
+    const { hostname, port } = new URL(url);
+    for (const [host, domainName] of [
+      ['abcdefghij0123456789abcdefghij01.lambda-url.us-east-1.on.aws', 'localhost'],
+      ['api.example.com', 'api.example.com'],
+    ]) {
+      await new Promise<void>((resolve, reject) => {
+        httpRequest({ hostname, port, path: '/things/a%2541', headers: { host } }, (response) => {
+          response.resume().on('end', resolve);
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(lastEvent?.requestContext.domainName, host).toBe(domainName);
+      // Decoded once by the runtime, never again: the id `a%41`, not `aA`.
+      expect(signedPathOf(lastEvent as APIGatewayProxyEventV2), host).toBe('/things/a%41');
     }
   });
 
