@@ -25,6 +25,7 @@ import {
   workerNames,
   workers,
 } from '../functions/workers.js';
+import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
@@ -381,6 +382,23 @@ function mapHttpFunctions<V>(
   ) as Record<HttpFunctionName, V>;
 }
 
+/**
+ * The CloudWatch namespace of one stack's metrics, `Bulwark/<stack name>`: its functions emit there and
+ * its alarms and dashboard read only there, so stacks sharing an account and region (Bulwark-dev and
+ * Bulwark-prod) never count each other's data points. A stack name (at most 128 letters, digits and
+ * hyphens) always makes a valid namespace; a name only known at deploy time cannot be checked.
+ */
+export function stackMetricNamespace(stackName: string): string {
+  const namespace = `${metricNamespace}/${stackName}`;
+  const problems = metricNamespaceProblems(namespace);
+  if (problems.length > 0) {
+    throw new Error(
+      `Invalid BulwarkStack: its metric namespace ${JSON.stringify(namespace)} ${problems.join('; ')}`,
+    );
+  }
+  return namespace;
+}
+
 /** `email-worker` → `EmailWorker`, for construct ids. */
 function pascalCase(name: string): string {
   return name
@@ -429,6 +447,8 @@ export class BulwarkStack extends Stack {
   public readonly smtpCredentials: secretsmanager.Secret;
   /** Rotates the signing and verification-link secrets. */
   public readonly secretRotation: BulwarkSecretRotation;
+  /** Where every function's metrics go and the only namespace its alarms and dashboard read. */
+  public readonly metricNamespace: string;
 
   constructor(scope: Construct, id: string, props: BulwarkStackProps) {
     super(scope, id, props);
@@ -442,6 +462,7 @@ export class BulwarkStack extends Stack {
     // The table key follows the tables: DynamoDB makes a table whose key is deleted unreadable, then archives
     // it. What a failed first prod deploy leaves, and how to remove it: README, CDK and deploy.
     const protectedDataRemovalPolicy = props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.metricNamespace = stackMetricNamespace(this.stackName);
 
     this.tableKey = new BulwarkEncryptionKey(this, 'TableKey', {
       description: `${id}: DynamoDB tables at rest`,
@@ -479,6 +500,7 @@ export class BulwarkStack extends Stack {
         memoryMb: definition.memoryMb,
         timeoutSec: definition.timeoutSec,
         logRemovalPolicy: removalPolicy,
+        metricNamespace: this.metricNamespace,
         // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage. A
         // function that reads the stage reads it with the table names (functions/shared/environment.ts), and
         // without them stops at cold start: no function can run in prod without learning that it is prod.
@@ -548,6 +570,7 @@ export class BulwarkStack extends Stack {
 
     this.alarms = new BulwarkAlarms(this, 'Alarms', {
       httpApi: this.httpApi.api,
+      metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
       removalPolicy,
     });
@@ -588,6 +611,7 @@ export class BulwarkStack extends Stack {
     });
     this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
       logRemovalPolicy: removalPolicy,
+      metricNamespace: this.metricNamespace,
     });
     const rotationDays = props.secretRotationDays ?? 30;
     if (!isValidRotationDays(rotationDays)) {
@@ -609,6 +633,7 @@ export class BulwarkStack extends Stack {
     };
     this.dashboard = new BulwarkDashboard(this, 'Dashboard', {
       httpApi: this.httpApi.api,
+      metricNamespace: this.metricNamespace,
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.lambdaFunction]),
       ),
@@ -675,6 +700,7 @@ export class BulwarkStack extends Stack {
         },
         ...(files === undefined ? {} : { bundledFiles: files }),
         ...(name === 'email-worker' ? { emailTransport } : {}),
+        metricNamespace: this.metricNamespace,
         logRemovalPolicy: removalPolicy,
         removalPolicy,
       });

@@ -283,6 +283,8 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
     NODE_OPTIONS: '--enable-source-maps',
     POWERTOOLS_SERVICE_NAME: name,
     POWERTOOLS_LOG_LEVEL: 'INFO',
+    // The stack's own namespace, which its alarms and dashboard read (observability.test.ts).
+    POWERTOOLS_METRICS_NAMESPACE: 'Bulwark/Bulwark-dev',
   };
   // Neither reads a table or holds a key.
   if (name === 'secret-rotation' || name === catchAllFunction) return base;
