@@ -750,6 +750,16 @@ describe('BulwarkStack in the dev stage', () => {
     expect(JSON.parse(settings?.Format)).toMatchObject({ requestId: '$context.requestId' });
   });
 
+  it("names the access log group under /aws/vendedlogs/, with the API's id, which changes with each create", () => {
+    const accessLogGroupId = logicalIdOf(dev.stack, dev.stack.httpApi.accessLogGroup.logGroupArn);
+    const apiId = logicalIdOf(dev.stack, dev.stack.httpApi.api.apiId);
+    const group = dev.template.findResources('AWS::Logs::LogGroup')[accessLogGroupId];
+    // API Gateway adds no group under this prefix to the account's CloudWatch Logs resource policy.
+    expect(group?.Properties?.LogGroupName).toEqual({
+      'Fn::Join': ['', ['/aws/vendedlogs/apigateway/Bulwark-dev/', { Ref: apiId }, '/access-logs']],
+    });
+  });
+
   it('outputs the API URL, both table names, the user pool, its client ids, the token URL, the dashboard URL and the alarm topic', () => {
     const outputs = dev.template.findOutputs('*');
     expect(Object.keys(outputs).sort()).toEqual([
