@@ -1,4 +1,5 @@
 // The Bulwark stack: KMS keys, tables, functions (from the route table), queues and workers, HTTP API, Cognito, secrets, dashboard, alarms.
+import { createHash } from 'node:crypto';
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -399,6 +400,33 @@ export function stackMetricNamespace(stackName: string): string {
   return namespace;
 }
 
+/** Cognito's limit on a hosted domain prefix (lower-case letters, digits, inner hyphens). */
+const cognitoDomainPrefixMaxLength = 63;
+/** An account id's length: the prefix ends in `-<account id>`, a token until deploy when env-agnostic. */
+const accountIdLength = 12;
+/** Hex digits of the stack id's hash that keep shortened or cleaned names of different stacks apart. */
+const domainNameHashLength = 8;
+
+/**
+ * The stack's part of its Cognito domain prefix `<name>-<account id>`: the stack id in lower case when it
+ * is made of letters, digits and hyphens and leaves room for the 12-digit account id within Cognito's 63
+ * characters (so `Bulwark-dev` keeps `bulwark-dev`). Any other id gives as much of it as fits, cleaned to
+ * Cognito's characters, then `-` and a hash of the whole id: valid for every stack id, and distinct for
+ * ids that clean or shorten alike.
+ */
+export function cognitoDomainName(stackId: string): string {
+  const room = cognitoDomainPrefixMaxLength - 1 - accountIdLength;
+  const lowerCase = stackId.toLowerCase();
+  if (/^[a-z0-9][a-z0-9-]*$/.test(lowerCase) && lowerCase.length <= room) return lowerCase;
+  const hash = createHash('sha256').update(stackId).digest('hex').slice(0, domainNameHashLength);
+  const head = lowerCase
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, room - 1 - domainNameHashLength)
+    .replace(/-+$/, '');
+  return head === '' ? hash : `${head}-${hash}`;
+}
+
 /** `email-worker` → `EmailWorker`, for construct ids. */
 function pascalCase(name: string): string {
   return name
@@ -555,7 +583,7 @@ export class BulwarkStack extends Stack {
         route.auth.kind === 'principal' ? (route.auth.roles ?? []) : [],
       ),
       // Hosted domain prefixes are global per region: the account id keeps them apart.
-      domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
+      domainPrefix: `${cognitoDomainName(id)}-${Aws.ACCOUNT_ID}`,
       callbackUrls,
       ...(props.email === undefined || email.smtp ? {} : { email: cognitoEmail(email) }),
       removalPolicy: protectedDataRemovalPolicy,
