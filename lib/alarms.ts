@@ -10,6 +10,7 @@ import {
   type MetricDefinition,
   metricCatalog,
   metricNamespace,
+  metricNamespaceProblems,
   serviceDimension,
 } from '../middleware/metrics/catalog.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
@@ -17,6 +18,12 @@ import { BulwarkEncryptionKey } from './encryption-key.js';
 export interface BulwarkAlarmsProps {
   /** The HTTP API whose 5xx rate is watched. */
   readonly httpApi: apigwv2.IHttpApi;
+  /**
+   * The CloudWatch namespace the functions' metrics go to (their POWERTOOLS_METRICS_NAMESPACE): the
+   * alarms count only its data points, so another deployment's never page this one.
+   * @default 'Bulwark'
+   */
+  readonly metricNamespace?: string;
   /**
    * Percentage of API requests answered 5xx, in two of three periods, that raises the alarm.
    * @default 5
@@ -73,19 +80,20 @@ export interface BulwarkAlarmsProps {
 }
 
 /**
- * A Metrics Insights query summing a catalog metric over all its dimension values (every service,
- * circuit or reason) but the `excluded` ones: alarms cannot use SEARCH, and the extra dimensions' values
- * are open-ended.
+ * A Metrics Insights query summing a catalog metric of `namespace` over all its dimension values (every
+ * service, circuit or reason) but the `excluded` ones: alarms cannot use SEARCH, and the extra
+ * dimensions' values are open-ended.
  */
 export function catalogSumQuery(
   definition: MetricDefinition,
   excluded: Readonly<Record<string, readonly string[]>> = {},
+  namespace: string = metricNamespace,
 ): string {
   const conditions = Object.entries(excluded).flatMap(([dimension, values]) =>
     values.map((value) => `${dimension} != '${value}'`),
   );
   const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
-  return `SELECT SUM(${definition.name}) FROM SCHEMA("${metricNamespace}", ${definition.dimensions.join(', ')})${where}`;
+  return `SELECT SUM(${definition.name}) FROM SCHEMA("${namespace}", ${definition.dimensions.join(', ')})${where}`;
 }
 
 /**
@@ -128,6 +136,11 @@ export class BulwarkAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
+    const namespace = props.metricNamespace ?? metricNamespace;
+    const problems = metricNamespaceProblems(namespace);
+    if (problems.length > 0) {
+      throw new Error(`Invalid BulwarkAlarms props: metricNamespace ${problems.join('; ')}`);
+    }
     const period = props.period ?? Duration.minutes(5);
     const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
     const fromThisAccount = { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } };
@@ -159,7 +172,12 @@ export class BulwarkAlarms extends Construct {
       definition: MetricDefinition,
       label: string,
       excluded?: Readonly<Record<string, readonly string[]>>,
-    ) => new cloudwatch.MathExpression({ expression: catalogSumQuery(definition, excluded), label, period });
+    ) =>
+      new cloudwatch.MathExpression({
+        expression: catalogSumQuery(definition, excluded, namespace),
+        label,
+        period,
+      });
     const atLeast = (
       alarmId: string,
       metric: cloudwatch.IMetric,
@@ -212,7 +230,7 @@ export class BulwarkAlarms extends Construct {
       'An email or SMS (registration, verification code, endpoint owner alert) could not be enqueued: it is not sent.',
     );
 
-    this.emailRejectionRate = this.addEmailRejectionRate(props);
+    this.emailRejectionRate = this.addEmailRejectionRate(props, namespace);
 
     this.serverErrorRate = this.notifying(
       new cloudwatch.Alarm(this, 'ServerErrorRate', {
@@ -248,12 +266,12 @@ export class BulwarkAlarms extends Construct {
    * window with rejections and no sends is exactly the outage; too few attempts read 0, and a window
    * with none at all has no data, which is not breaching.
    */
-  private addEmailRejectionRate(props: BulwarkAlarmsProps): cloudwatch.Alarm {
+  private addEmailRejectionRate(props: BulwarkAlarmsProps, namespace: string): cloudwatch.Alarm {
     const window = props.emailRejectionWindow ?? Duration.minutes(15);
     const minimumAttempts = props.emailRejectionMinimumAttempts ?? 5;
     const emailWorkerSum = (definition: MetricDefinition) =>
       new cloudwatch.Metric({
-        namespace: metricNamespace,
+        namespace,
         metricName: definition.name,
         dimensionsMap: { [serviceDimension]: props.emailWorkerService ?? 'email-worker' },
         statistic: 'Sum',

@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
 
 /** Handler entries, the lock file and the tsconfig are all relative to the repository root. */
 const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -82,6 +83,12 @@ export interface BulwarkFunctionProps {
    * @default 10
    */
   readonly timeoutSec?: number;
+  /**
+   * The CloudWatch namespace its metrics go to (`POWERTOOLS_METRICS_NAMESPACE`, which `createMetrics`
+   * reads); alarms and dashboards on them must use the same one.
+   * @default 'Bulwark'
+   */
+  readonly metricNamespace?: string;
   /**
    * Extra environment variables, added after the defaults (so they may override them).
    * @default - only NODE_OPTIONS and the Powertools variables
@@ -168,7 +175,11 @@ export class BulwarkFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
     super(scope, id);
-    const problems = bundledFileProblems(props.bundledFiles ?? []);
+    const namespace = props.metricNamespace ?? metricNamespace;
+    const problems = [
+      ...bundledFileProblems(props.bundledFiles ?? []),
+      ...metricNamespaceProblems(namespace).map((problem) => `metricNamespace ${problem}`),
+    ];
     if (problems.length > 0) throw new Error(`Invalid BulwarkFunction props: ${problems.join('; ')}`);
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -195,6 +206,7 @@ export class BulwarkFunction extends Construct {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_METRICS_NAMESPACE: namespace,
         ...props.environment,
       },
       bundling: {

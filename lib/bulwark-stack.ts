@@ -1,4 +1,5 @@
 // The Bulwark stack: KMS keys, tables, functions (from the route table), queues and workers, HTTP API, Cognito, secrets, dashboard, alarms.
+import { createHash } from 'node:crypto';
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -25,6 +26,7 @@ import {
   workerNames,
   workers,
 } from '../functions/workers.js';
+import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
@@ -381,6 +383,50 @@ function mapHttpFunctions<V>(
   ) as Record<HttpFunctionName, V>;
 }
 
+/**
+ * The CloudWatch namespace of one stack's metrics, `Bulwark/<stack name>`: its functions emit there and
+ * its alarms and dashboard read only there, so stacks sharing an account and region (Bulwark-dev and
+ * Bulwark-prod) never count each other's data points. A stack name (at most 128 letters, digits and
+ * hyphens) always makes a valid namespace; a name only known at deploy time cannot be checked.
+ */
+export function stackMetricNamespace(stackName: string): string {
+  const namespace = `${metricNamespace}/${stackName}`;
+  const problems = metricNamespaceProblems(namespace);
+  if (problems.length > 0) {
+    throw new Error(
+      `Invalid BulwarkStack: its metric namespace ${JSON.stringify(namespace)} ${problems.join('; ')}`,
+    );
+  }
+  return namespace;
+}
+
+/** Cognito's limit on a hosted domain prefix (lower-case letters, digits, inner hyphens). */
+const cognitoDomainPrefixMaxLength = 63;
+/** An account id's length: the prefix ends in `-<account id>`, a token until deploy when env-agnostic. */
+const accountIdLength = 12;
+/** Hex digits of the stack id's hash that keep shortened or cleaned names of different stacks apart. */
+const domainNameHashLength = 8;
+
+/**
+ * The stack's part of its Cognito domain prefix `<name>-<account id>`: the stack id in lower case when it
+ * is made of letters, digits and hyphens and leaves room for the 12-digit account id within Cognito's 63
+ * characters (so `Bulwark-dev` keeps `bulwark-dev`). Any other id gives as much of it as fits, cleaned to
+ * Cognito's characters, then `-` and a hash of the whole id: valid for every stack id, and distinct for
+ * ids that clean or shorten alike.
+ */
+export function cognitoDomainName(stackId: string): string {
+  const room = cognitoDomainPrefixMaxLength - 1 - accountIdLength;
+  const lowerCase = stackId.toLowerCase();
+  if (/^[a-z0-9][a-z0-9-]*$/.test(lowerCase) && lowerCase.length <= room) return lowerCase;
+  const hash = createHash('sha256').update(stackId).digest('hex').slice(0, domainNameHashLength);
+  const head = lowerCase
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, room - 1 - domainNameHashLength)
+    .replace(/-+$/, '');
+  return head === '' ? hash : `${head}-${hash}`;
+}
+
 /** `email-worker` → `EmailWorker`, for construct ids. */
 function pascalCase(name: string): string {
   return name
@@ -429,6 +475,8 @@ export class BulwarkStack extends Stack {
   public readonly smtpCredentials: secretsmanager.Secret;
   /** Rotates the signing and verification-link secrets. */
   public readonly secretRotation: BulwarkSecretRotation;
+  /** Where every function's metrics go and the only namespace its alarms and dashboard read. */
+  public readonly metricNamespace: string;
 
   constructor(scope: Construct, id: string, props: BulwarkStackProps) {
     super(scope, id, props);
@@ -442,6 +490,7 @@ export class BulwarkStack extends Stack {
     // The table key follows the tables: DynamoDB makes a table whose key is deleted unreadable, then archives
     // it. What a failed first prod deploy leaves, and how to remove it: README, CDK and deploy.
     const protectedDataRemovalPolicy = props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.metricNamespace = stackMetricNamespace(this.stackName);
 
     this.tableKey = new BulwarkEncryptionKey(this, 'TableKey', {
       description: `${id}: DynamoDB tables at rest`,
@@ -479,6 +528,7 @@ export class BulwarkStack extends Stack {
         memoryMb: definition.memoryMb,
         timeoutSec: definition.timeoutSec,
         logRemovalPolicy: removalPolicy,
+        metricNamespace: this.metricNamespace,
         // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage. A
         // function that reads the stage reads it with the table names (functions/shared/environment.ts), and
         // without them stops at cold start: no function can run in prod without learning that it is prod.
@@ -533,7 +583,7 @@ export class BulwarkStack extends Stack {
         route.auth.kind === 'principal' ? (route.auth.roles ?? []) : [],
       ),
       // Hosted domain prefixes are global per region: the account id keeps them apart.
-      domainPrefix: `${id.toLowerCase()}-${Aws.ACCOUNT_ID}`,
+      domainPrefix: `${cognitoDomainName(id)}-${Aws.ACCOUNT_ID}`,
       callbackUrls,
       ...(props.email === undefined || email.smtp ? {} : { email: cognitoEmail(email) }),
       removalPolicy: protectedDataRemovalPolicy,
@@ -548,6 +598,7 @@ export class BulwarkStack extends Stack {
 
     this.alarms = new BulwarkAlarms(this, 'Alarms', {
       httpApi: this.httpApi.api,
+      metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
       removalPolicy,
     });
@@ -588,6 +639,7 @@ export class BulwarkStack extends Stack {
     });
     this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
       logRemovalPolicy: removalPolicy,
+      metricNamespace: this.metricNamespace,
     });
     const rotationDays = props.secretRotationDays ?? 30;
     if (!isValidRotationDays(rotationDays)) {
@@ -609,6 +661,7 @@ export class BulwarkStack extends Stack {
     };
     this.dashboard = new BulwarkDashboard(this, 'Dashboard', {
       httpApi: this.httpApi.api,
+      metricNamespace: this.metricNamespace,
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.lambdaFunction]),
       ),
@@ -675,6 +728,7 @@ export class BulwarkStack extends Stack {
         },
         ...(files === undefined ? {} : { bundledFiles: files }),
         ...(name === 'email-worker' ? { emailTransport } : {}),
+        metricNamespace: this.metricNamespace,
         logRemovalPolicy: removalPolicy,
         removalPolicy,
       });

@@ -10,6 +10,7 @@ import {
   type MetricDefinition,
   metricCatalog,
   metricNamespace,
+  metricNamespaceProblems,
   serviceDimension,
 } from '../middleware/metrics/catalog.js';
 
@@ -18,6 +19,12 @@ export interface BulwarkDashboardProps {
   readonly httpApi: apigwv2.IHttpApi;
   /** The functions, keyed by their Powertools service name (the `service` dimension of Bulwark metrics). */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /**
+   * The CloudWatch namespace the functions' metrics go to (their POWERTOOLS_METRICS_NAMESPACE): the
+   * graphs show only its series, not another deployment's.
+   * @default 'Bulwark'
+   */
+  readonly metricNamespace?: string;
   /**
    * Services whose request-security metrics (429s, access denied, rate-limit store errors) get one line
    * each; with the `workers`, also their KMS, data-key cache and circuit-store metrics.
@@ -91,12 +98,18 @@ export class BulwarkDashboard extends Construct {
   public readonly url: string;
 
   private readonly period: Duration;
+  private readonly namespace: string;
   private readonly apiServices: readonly string[];
   /** The API services and the workers: the workers decrypt secrets and run circuit breakers too. */
   private readonly apiAndWorkerServices: readonly string[];
 
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
+    this.namespace = props.metricNamespace ?? metricNamespace;
+    const problems = metricNamespaceProblems(this.namespace);
+    if (problems.length > 0) {
+      throw new Error(`Invalid BulwarkDashboard props: metricNamespace ${problems.join('; ')}`);
+    }
     this.period = props.period ?? Duration.minutes(5);
     this.apiServices = props.apiServices ?? Object.keys(props.functions);
     this.apiAndWorkerServices = [
@@ -311,7 +324,7 @@ export class BulwarkDashboard extends Construct {
       return services.map(
         (service) =>
           new cloudwatch.Metric({
-            namespace: metricNamespace,
+            namespace: this.namespace,
             metricName: definition.name,
             dimensionsMap: { [serviceDimension]: service },
             statistic: definition.statistic,
@@ -323,9 +336,12 @@ export class BulwarkDashboard extends Construct {
     return this.searchCatalog(definition);
   }
 
-  /** Every series of a catalog metric, whatever the values of its dimensions (one line per series). */
+  /**
+   * Every series of a catalog metric, whatever the values of its dimensions (one line per series). The
+   * namespace is quoted: SEARCH requires it once it holds anything but letters and digits (`/`, `-`).
+   */
   private searchCatalog(definition: MetricDefinition): cloudwatch.IMetric[] {
-    const schema = [metricNamespace, ...definition.dimensions].join(',');
+    const schema = [`"${this.namespace}"`, ...definition.dimensions].join(',');
     return [
       new cloudwatch.MathExpression({
         expression: `SEARCH('{${schema}} MetricName="${definition.name}"', '${definition.statistic}', ${this.period.toSeconds()})`,

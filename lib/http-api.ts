@@ -1,5 +1,5 @@
 // The HTTP API: one Lambda integration per function, one route per entry of the route table, and the catch-all behind `$default`.
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -49,6 +49,13 @@ export interface BulwarkHttpApiProps {
    */
   readonly accessLogRemovalPolicy?: RemovalPolicy;
 }
+
+/**
+ * Where access log group names start: API Gateway's log delivery does not add groups under
+ * `/aws/vendedlogs/` to the account's CloudWatch Logs resource policy, which it grows by one ARN for every
+ * other group it delivers to (and never shrinks) until the policy's 5,120-character cap fails stage creates.
+ */
+export const accessLogGroupPrefix = '/aws/vendedlogs/';
 
 /** One JSON line per request, only with `$context` variables that HTTP APIs support. */
 const accessLogFormat = apigateway.AccessLogFormat.custom(
@@ -127,6 +134,10 @@ export class BulwarkHttpApi extends Construct {
       defaultIntegration: integrationOf(catchAllFunction),
     });
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      // Unique per creation: the API's id is new with each API, so a stack deleted and created again
+      // never finds its retained predecessor's group under the same name. The group depends on the API,
+      // the stage on both: no cycle.
+      logGroupName: `${accessLogGroupPrefix}apigateway/${Stack.of(this).stackName}/${this.api.apiId}/access-logs`,
       retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: props.accessLogRemovalPolicy ?? RemovalPolicy.RETAIN,
     });

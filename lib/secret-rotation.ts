@@ -32,6 +32,11 @@ export interface BulwarkSecretRotationProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * The CloudWatch namespace of the rotation function's metrics (see BulwarkFunction).
+   * @default 'Bulwark'
+   */
+  readonly metricNamespace?: string;
 }
 
 /**
@@ -57,6 +62,7 @@ export class BulwarkSecretRotation extends Construct {
       memoryMb: 256,
       timeoutSec: 30,
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),
+      ...(props.metricNamespace === undefined ? {} : { metricNamespace: props.metricNamespace }),
     });
     Validations.of(this.rotationFunction.lambdaFunction).acknowledge({
       id: 'Serverless-LambdaDLQ',

@@ -57,6 +57,11 @@ export interface BulwarkWorkerQueueProps {
    */
   readonly emailTransport?: 'ses' | 'smtp';
   /**
+   * The CloudWatch namespace of the worker's metrics (see `BulwarkFunctionProps.metricNamespace`).
+   * @default 'Bulwark'
+   */
+  readonly metricNamespace?: string;
+  /**
    * How long an undelivered message stays in the DLQ for someone to look at it.
    * @default Duration.days(14)
    */
@@ -166,6 +171,7 @@ export class BulwarkWorkerQueue extends Construct {
       ...(props.bundledFiles === undefined ? {} : { bundledFiles: props.bundledFiles }),
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),
       ...(props.emailTransport === undefined ? {} : { emailTransport: props.emailTransport }),
+      ...(props.metricNamespace === undefined ? {} : { metricNamespace: props.metricNamespace }),
     });
     const fn = this.worker.lambdaFunction;
     Validations.of(fn).acknowledge({

@@ -1,8 +1,27 @@
 // The one metric catalog: every metric Bulwark emits (name, unit, dimensions, meaning); the CDK dashboard reads it.
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 
-/** The CloudWatch namespace of every Bulwark metric. */
+/**
+ * The CloudWatch namespace of Bulwark metrics when nothing names another: `createMetrics` takes one, or
+ * Powertools' `POWERTOOLS_METRICS_NAMESPACE`, which BulwarkStack sets to its own (`Bulwark/<stack name>`).
+ */
 export const metricNamespace = 'Bulwark';
+
+/**
+ * What CloudWatch refuses in a namespace: 1 to 255 of letters, digits, spaces and `. - _ / # :`, not all
+ * spaces, and not starting with `AWS/` (reserved for AWS services). Empty when it is valid.
+ */
+export function metricNamespaceProblems(namespace: unknown): string[] {
+  if (typeof namespace !== 'string') return ['must be a string'];
+  const problems: string[] = [];
+  if (namespace.length < 1 || namespace.length > 255) problems.push('must be 1 to 255 characters');
+  if (!/^[A-Za-z0-9 .\-_/#:]*$/.test(namespace)) {
+    problems.push('may hold only letters, digits, spaces and . - _ / # :');
+  }
+  if (namespace.trim() === '' && namespace.length > 0) problems.push('must not be only spaces');
+  if (namespace.startsWith('AWS/')) problems.push('must not start with AWS/ (reserved for AWS services)');
+  return problems;
+}
 
 /** Powertools adds `service` (the function's service name) to every metric as a default dimension. */
 export const serviceDimension = 'service';

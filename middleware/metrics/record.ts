@@ -6,27 +6,51 @@ import {
   type MetricName,
   metricCatalog,
   metricNamespace,
+  metricNamespaceProblems,
   serviceDimension,
 } from './catalog.js';
 
 export interface CreateMetricsOptions {
   /** The `service` dimension of every metric; use the function's name. */
   readonly serviceName: string;
+  /**
+   * The CloudWatch namespace of every metric (1 to 255 letters, digits, spaces and `. - _ / # :`).
+   * @default POWERTOOLS_METRICS_NAMESPACE when set (BulwarkStack sets it to its own namespace), else `Bulwark`
+   */
+  readonly namespace?: string;
 }
 
 /**
- * A Powertools `Metrics` in the `Bulwark` namespace. Create one per function at module scope.
+ * The namespace `createMetrics` uses: the option, else Powertools' own variable as Powertools reads it
+ * (trimmed, empty meaning unset), else `Bulwark`. Powertools also prefers an explicit namespace to the
+ * variable, so passing the result changes nothing but the fallback, which is Bulwark's instead of
+ * Powertools' `default_namespace`.
+ */
+function chosenNamespace(option: string | undefined): { namespace: string; source: string } {
+  if (option !== undefined) return { namespace: option, source: 'namespace' };
+  const fromEnvironment = process.env.POWERTOOLS_METRICS_NAMESPACE?.trim() ?? '';
+  return fromEnvironment === ''
+    ? { namespace: metricNamespace, source: 'namespace' }
+    : { namespace: fromEnvironment, source: 'POWERTOOLS_METRICS_NAMESPACE' };
+}
+
+/**
+ * A Powertools `Metrics` in the given namespace, else POWERTOOLS_METRICS_NAMESPACE's, else `Bulwark`.
+ * Create one per function at module scope.
  *
  * @example
  * const metrics = createMetrics({ serviceName: 'users' });
+ * const staging = createMetrics({ serviceName: 'users', namespace: 'Bulwark/staging' });
  */
 export function createMetrics(options: CreateMetricsOptions): Metrics {
   const problems: string[] = [];
   if (typeof options?.serviceName !== 'string' || options.serviceName.trim() === '') {
     problems.push('serviceName must be a non-empty string');
   }
+  const { namespace, source } = chosenNamespace(options?.namespace);
+  problems.push(...metricNamespaceProblems(namespace).map((problem) => `${source} ${problem}`));
   assertNoProblems('createMetrics', problems);
-  return new Metrics({ namespace: metricNamespace, serviceName: options.serviceName });
+  return new Metrics({ namespace, serviceName: options.serviceName });
 }
 
 /** The extra dimensions of a metric, each a short label (a reason code, a circuit name). */

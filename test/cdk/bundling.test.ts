@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctions } from '../../functions/routes.js';
@@ -182,5 +183,26 @@ describe('BulwarkFunction bundledFiles', () => {
     ).toThrow(
       'Invalid BulwarkFunction props: bundledFiles from "functions/email-worker/no-such-folder" does not exist; bundledFiles to "../outside" must be a relative path inside its root',
     );
+  });
+});
+
+describe('BulwarkFunction metricNamespace', () => {
+  it('emits to Bulwark unless told, to the namespace given otherwise, and refuses one CloudWatch would', () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Namespaces');
+    const entry = 'functions/health/handler.ts';
+    new BulwarkFunction(stack, 'Default', { entry, serviceName: 'health' });
+    new BulwarkFunction(stack, 'Own', { entry, serviceName: 'health', metricNamespace: 'Bulwark/staging' });
+    const namespaces = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).map(
+      (fn) => fn.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE,
+    );
+    expect(namespaces.sort()).toEqual(['Bulwark', 'Bulwark/staging']);
+    expect(
+      () =>
+        new BulwarkFunction(stack, 'Reserved', {
+          entry,
+          serviceName: 'health',
+          metricNamespace: 'AWS/Lambda',
+        }),
+    ).toThrow('Invalid BulwarkFunction props: metricNamespace must not start with AWS/');
   });
 });

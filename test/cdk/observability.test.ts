@@ -6,7 +6,7 @@ import { webhookEndpointCircuit, workerNames } from '../../functions/workers.js'
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkStack } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery } from '../../lib/dashboard.js';
-import { isCatalogMetric, metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+import { isCatalogMetric, metricCatalog } from '../../middleware/metrics/catalog.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
 interface Widget {
@@ -19,6 +19,9 @@ interface Widget {
   };
 }
 
+/** The namespace of the `Bulwark-dev` stack's metrics: its own, apart from any other stack's. */
+const devNamespace = 'Bulwark/Bulwark-dev';
+
 /** Every function's service name: HTTP functions, workers and the rotation function. */
 const allServices = [...httpFunctionNames, ...workerNames, 'secret-rotation'];
 
@@ -27,8 +30,8 @@ let template: Template;
 let widgets: Widget[];
 
 /** The dashboard body with every CloudFormation token replaced by `TOKEN`, parsed. */
-function dashboardWidgets(): Widget[] {
-  const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+function dashboardWidgets(of: Template = template): Widget[] {
+  const [dashboard] = Object.values(of.findResources('AWS::CloudWatch::Dashboard'));
   const parts: unknown[] = dashboard?.Properties?.DashboardBody?.['Fn::Join']?.[1] ?? [];
   const body = parts.map((part) => (typeof part === 'string' ? part : 'TOKEN')).join('');
   return (JSON.parse(body) as { widgets: Widget[] }).widgets;
@@ -37,9 +40,11 @@ function dashboardWidgets(): Widget[] {
 /** Bulwark metric names a widget graphs: direct `[namespace, name, ...]` lines and SEARCH expressions. */
 function bulwarkMetricNames(widget: Widget): string[] {
   return (widget.properties.metrics ?? []).flatMap((line) => {
-    if (line[0] === metricNamespace) return [String(line[1])];
+    if (line[0] === devNamespace) return [String(line[1])];
     const options = line.at(-1) as { expression?: string } | undefined;
-    const searched = options?.expression?.match(/^SEARCH\('\{Bulwark,[\w,]+\} MetricName="(\w+)"'/);
+    const searched = options?.expression?.match(
+      /^SEARCH\('\{"Bulwark\/Bulwark-dev",[\w,]+\} MetricName="(\w+)"'/,
+    );
     return searched?.[1] === undefined ? [] : [searched[1]];
   });
 }
@@ -133,7 +138,7 @@ describe('BulwarkDashboard', () => {
     expect(rateLimited.map((line) => line[3]).sort()).toEqual([...httpFunctionNames].sort());
     const [authFailures] = widgetTitled('Auth failures by reason').properties.metrics ?? [];
     expect(authFailures?.at(-1)).toMatchObject({
-      expression: `SEARCH('{Bulwark,service,reason} MetricName="AuthFailure"', 'Sum', 300)`,
+      expression: `SEARCH('{"Bulwark/Bulwark-dev",service,reason} MetricName="AuthFailure"', 'Sum', 300)`,
     });
   });
 
@@ -222,28 +227,28 @@ describe('BulwarkAlarms', () => {
     [
       'circuitOpened',
       // A customer's webhook receiver failing is not a Bulwark outage; every other circuit still counts.
-      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark", service, circuit) WHERE circuit != 'webhook-endpoint'`,
+      `SELECT SUM(${metricCatalog.CircuitOpened.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service, circuit) WHERE circuit != 'webhook-endpoint'`,
       1,
     ],
     [
       'authFailureSpike',
       // A request without a credential rejects none, and a store outage is ServerErrorRate's.
-      `SELECT SUM(${metricCatalog.AuthFailure.name}) FROM SCHEMA("Bulwark", service, reason) WHERE reason != 'missing' AND reason != 'store_unavailable'`,
+      `SELECT SUM(${metricCatalog.AuthFailure.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service, reason) WHERE reason != 'missing' AND reason != 'store_unavailable'`,
       50,
     ],
     [
       'rateLimitStoreErrors',
-      `SELECT SUM(${metricCatalog.RateLimitStoreError.name}) FROM SCHEMA("Bulwark", service)`,
+      `SELECT SUM(${metricCatalog.RateLimitStoreError.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service)`,
       1,
     ],
     [
       'webhookEnqueueFailed',
-      `SELECT SUM(${metricCatalog.WebhookEnqueueFailed.name}) FROM SCHEMA("Bulwark", service)`,
+      `SELECT SUM(${metricCatalog.WebhookEnqueueFailed.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service)`,
       1,
     ],
     [
       'emailEnqueueFailed',
-      `SELECT SUM(${metricCatalog.EmailEnqueueFailed.name}) FROM SCHEMA("Bulwark", service)`,
+      `SELECT SUM(${metricCatalog.EmailEnqueueFailed.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service)`,
       1,
     ],
   ] as const)('alarms %s on the catalog query %s reaching %d', (name, expression, threshold) => {
@@ -285,10 +290,10 @@ describe('BulwarkAlarms', () => {
     const workerEnvironment = template.findResources('AWS::Lambda::Function')[
       emailWorkerFunction['Fn::GetAtt'][0]
     ]?.Properties?.Environment?.Variables as Record<string, unknown>;
-    // The series the worker's EMF lines carry: the catalog name, in the Bulwark namespace, by its service name.
+    // The series the worker's EMF lines carry: the catalog name, in the stack's namespace, by its service name.
     const emailWorkerSeries = (name: string) => ({
       Metric: {
-        Namespace: metricNamespace,
+        Namespace: devNamespace,
         MetricName: name,
         Dimensions: [{ Name: 'service', Value: workerEnvironment.POWERTOOLS_SERVICE_NAME }],
       },
@@ -352,5 +357,63 @@ describe('BulwarkAlarms', () => {
         Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
       }),
     ]);
+  });
+});
+
+/**
+ * Every metric namespace a template names outside AWS's own: the functions' POWERTOOLS_METRICS_NAMESPACE,
+ * the alarms' metrics and Metrics Insights queries, and the dashboard's metric lines and SEARCHes.
+ */
+function namespacesIn(of: Template): { functions: string[]; alarms: string[]; dashboard: string[] } {
+  const notAws = (namespace: unknown): namespace is string =>
+    typeof namespace === 'string' && !namespace.startsWith('AWS/');
+  const queried = (expression: unknown) =>
+    [...String(expression ?? '').matchAll(/SCHEMA\("([^"]+)"|SEARCH\('\{"([^"]+)"/g)].map(
+      (match) => match[1] ?? match[2],
+    );
+  const functions = Object.values(of.findResources('AWS::Lambda::Function')).map(
+    (fn) => fn.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE,
+  );
+  const alarms = Object.values(of.findResources('AWS::CloudWatch::Alarm')).flatMap((alarm) =>
+    (
+      (alarm.Properties.Metrics ?? []) as {
+        Expression?: string;
+        MetricStat?: { Metric: { Namespace: string } };
+      }[]
+    )
+      .flatMap((metric) => [metric.MetricStat?.Metric.Namespace, ...queried(metric.Expression)])
+      .filter(notAws),
+  );
+  const dashboard = dashboardWidgets(of).flatMap((widget) =>
+    (widget.properties.metrics ?? []).flatMap((line) => [
+      line[0],
+      ...queried((line.at(-1) as { expression?: string } | undefined)?.expression),
+    ]),
+  );
+  return { functions, alarms, dashboard: dashboard.filter(notAws) };
+}
+
+describe('metric namespaces of stacks sharing an account and region', () => {
+  it("gives dev and prod each their own, which every function emits to and every alarm and graph reads: dev's data points never page prod", () => {
+    const prodApp = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const prod = new BulwarkStack(prodApp, 'Bulwark-prod', {
+      stage: 'prod',
+      callbackUrls: ['https://app.example.org/callback'],
+    });
+    for (const [of, namespace] of [
+      [template, devNamespace],
+      [Template.fromStack(prod), 'Bulwark/Bulwark-prod'],
+    ] as const) {
+      const found = namespacesIn(of);
+      expect(found.functions).toHaveLength(allServices.length);
+      // Six alarms on catalog metrics: five Metrics Insights queries, and the email rejection rate's two series.
+      expect(found.alarms).toHaveLength(7);
+      expect(found.dashboard.length).toBeGreaterThan(20);
+      expect(new Set([...found.functions, ...found.alarms, ...found.dashboard])).toEqual(
+        new Set([namespace]),
+      );
+    }
+    expect(stack.metricNamespace).toBe(devNamespace);
+    expect(prod.metricNamespace).toBe('Bulwark/Bulwark-prod');
   });
 });

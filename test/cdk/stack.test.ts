@@ -16,6 +16,7 @@ import {
   authFromContext,
   BulwarkStack,
   type BulwarkStackProps,
+  cognitoDomainName,
   isCognitoIssuer,
   parseAuthTokenUse,
   parseStage,
@@ -283,6 +284,8 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
     NODE_OPTIONS: '--enable-source-maps',
     POWERTOOLS_SERVICE_NAME: name,
     POWERTOOLS_LOG_LEVEL: 'INFO',
+    // The stack's own namespace, which its alarms and dashboard read (observability.test.ts).
+    POWERTOOLS_METRICS_NAMESPACE: 'Bulwark/Bulwark-dev',
   };
   // Neither reads a table or holds a key.
   if (name === 'secret-rotation' || name === catchAllFunction) return base;
@@ -748,6 +751,16 @@ describe('BulwarkStack in the dev stage', () => {
     expect(JSON.parse(settings?.Format)).toMatchObject({ requestId: '$context.requestId' });
   });
 
+  it("names the access log group under /aws/vendedlogs/, with the API's id, which changes with each create", () => {
+    const accessLogGroupId = logicalIdOf(dev.stack, dev.stack.httpApi.accessLogGroup.logGroupArn);
+    const apiId = logicalIdOf(dev.stack, dev.stack.httpApi.api.apiId);
+    const group = dev.template.findResources('AWS::Logs::LogGroup')[accessLogGroupId];
+    // API Gateway adds no group under this prefix to the account's CloudWatch Logs resource policy.
+    expect(group?.Properties?.LogGroupName).toEqual({
+      'Fn::Join': ['', ['/aws/vendedlogs/apigateway/Bulwark-dev/', { Ref: apiId }, '/access-logs']],
+    });
+  });
+
   it('outputs the API URL, both table names, the user pool, its client ids, the token URL, the dashboard URL and the alarm topic', () => {
     const outputs = dev.template.findOutputs('*');
     expect(Object.keys(outputs).sort()).toEqual([
@@ -884,6 +897,35 @@ describe('BulwarkStack user pool', () => {
     dev.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
       Domain: { 'Fn::Join': ['', ['bulwark-dev-', { Ref: 'AWS::AccountId' }]] },
     });
+  });
+
+  it("keeps the hosted domain prefix within Cognito's 63 characters for a 60-character stack id", () => {
+    const id = 'Bulwark-dev-feature-webhook-retries-alice-sandbox-eu-central';
+    expect(id).toHaveLength(60);
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const template = Template.fromStack(new BulwarkStack(app, id, { stage: 'dev' }));
+    const [domain] = Object.values(template.findResources('AWS::Cognito::UserPoolDomain'));
+    const [separator, [name, account]] = domain?.Properties?.Domain?.['Fn::Join'] ?? [];
+    expect([separator, account]).toEqual(['', { Ref: 'AWS::AccountId' }]);
+    // The longest account id there is, as CloudFormation would put it in.
+    const prefix = `${name}123456789012`;
+    expect(prefix.length).toBeLessThanOrEqual(63);
+    expect(prefix).toMatch(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/);
+    expect(name).toMatch(/^bulwark-dev-feature-webhook-retries-alice-[0-9a-f]{8}-$/);
+  });
+
+  it('names the domain after the stack id as it was whenever that fits, and after a cleaned, hashed id otherwise', () => {
+    expect(cognitoDomainName('Bulwark-dev')).toBe('bulwark-dev');
+    const longest = `B${'x'.repeat(49)}`;
+    expect(cognitoDomainName(longest)).toBe(longest.toLowerCase());
+    for (const id of [`${longest}y`, 'Bulwark_dev', 'Bulwark.dev', '-Bulwark', '___', 'z'.repeat(200)]) {
+      const name = cognitoDomainName(id);
+      expect(`${name}-123456789012`, id).toMatch(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/);
+      expect(cognitoDomainName(id), id).toBe(name);
+    }
+    // Ids that clean or shorten to the same text still get different domains.
+    expect(cognitoDomainName('Bulwark_dev')).not.toBe(cognitoDomainName('Bulwark.dev'));
+    expect(cognitoDomainName(`${longest}y`)).not.toBe(cognitoDomainName(`${longest}z`));
   });
 
   it("feeds the functions the pool's issuer URL, as Cognito writes it in `iss`", () => {

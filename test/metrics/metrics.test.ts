@@ -100,6 +100,51 @@ describe('the metric catalog', () => {
   });
 });
 
+describe('createMetrics namespace', () => {
+  /** The namespace of the one EMF line a metric recorded through `metrics` is written as. */
+  function emittedNamespace(metrics: ReturnType<typeof createMetrics>): string | undefined {
+    recordMetric(metrics, 'RateLimited');
+    metrics.publishStoredMetrics();
+    const lines = output.emf();
+    expect(lines).toHaveLength(1);
+    output.clear();
+    return lines[0]?._aws.CloudWatchMetrics[0]?.Namespace;
+  }
+
+  it('is Bulwark when neither the option nor POWERTOOLS_METRICS_NAMESPACE names one', () => {
+    vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', undefined);
+    expect(emittedNamespace(createMetrics({ serviceName: 'users' }))).toBe('Bulwark');
+    vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', '  ');
+    expect(emittedNamespace(createMetrics({ serviceName: 'users' }))).toBe('Bulwark');
+  });
+
+  it("is POWERTOOLS_METRICS_NAMESPACE's when set, as a stack sets it, trimmed as Powertools reads it", () => {
+    vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', ' Bulwark/Bulwark-dev ');
+    expect(emittedNamespace(createMetrics({ serviceName: 'users' }))).toBe('Bulwark/Bulwark-dev');
+  });
+
+  it('is the option when given, over POWERTOOLS_METRICS_NAMESPACE, for its single-metric lines too', () => {
+    vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', 'Bulwark/Bulwark-dev');
+    const metrics = createMetrics({ serviceName: 'users', namespace: 'Bulwark/staging' });
+    expect(emittedNamespace(metrics)).toBe('Bulwark/staging');
+    recordMetric(metrics, 'AuthFailure', { dimensions: { reason: 'expired' } });
+    expect(output.emf().map((line) => line._aws.CloudWatchMetrics[0]?.Namespace)).toEqual([
+      'Bulwark/staging',
+    ]);
+  });
+
+  it('refuses a namespace CloudWatch would refuse, naming where it came from', () => {
+    for (const namespace of ['', 'a'.repeat(256), 'Bulwark dev!', 'AWS/Lambda', '   ']) {
+      expect(() => createMetrics({ serviceName: 'users', namespace })).toThrow(InvalidOptionsError);
+    }
+    expect(createMetrics({ serviceName: 'users', namespace: 'a'.repeat(255) })).toBeDefined();
+    vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', 'Bulwark?dev');
+    expect(() => createMetrics({ serviceName: 'users' })).toThrow(
+      /POWERTOOLS_METRICS_NAMESPACE may hold only letters/,
+    );
+  });
+});
+
 function metricsPipeline(handler: () => Promise<unknown>) {
   const metrics = createMetrics({ serviceName: 'bookings' });
   const wrapped = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
