@@ -1,4 +1,5 @@
-// The bookings function: create, list, get and cancel room bookings.
+// The bookings function: create (retry-safe with an Idempotency-Key), list, get and cancel room bookings.
+import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
@@ -6,10 +7,12 @@ import { ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { idempotency } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
+import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
@@ -167,6 +170,27 @@ const createBookingBody = z
     }
   });
 
+/**
+ * How long an Idempotency-Key answers a booking's retry with the booking it made: long enough for a client
+ * that timed out to retry with backoff. The record holds only the 201 the booking answered.
+ */
+const bookingReplaySec = 60 * 60;
+
+/**
+ * A booking retried with the same Idempotency-Key (and the same body: another is 422) answers with the
+ * booking the first one made, instead of a 409 for the room it now holds; one without a key books as it
+ * comes. Scoped to the caller, so no one else's key ever replays this caller's booking.
+ */
+const bookingIdempotency = idempotency({
+  persistenceStore: toolkitIdempotencyStore('bookings', environment.toolkitTableName, dynamoDb),
+  config: new IdempotencyConfig({
+    eventKeyJmesPath: 'headers."idempotency-key"',
+    payloadValidationJmesPath: 'body',
+    expiresAfterSeconds: bookingReplaySec,
+  }),
+  logger,
+});
+
 const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema) });
 
 export const handler = createHttpFunction(
@@ -174,7 +198,10 @@ export const handler = createHttpFunction(
   {
     'POST /bookings': (route) =>
       route
+        // Validation first: a body it refuses never touches the idempotency records.
         .use(validateInput({ body: createBookingBody }))
+        // Before the users service is called: a replay asks it nothing.
+        .use(bookingIdempotency)
         .use(serviceCalls(usersService))
         .handler(async (event, context) => {
           const { input, callService, principal } = context;

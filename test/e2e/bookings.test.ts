@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel, startTimeProblem } from '../../functions/bookings/bookings-model.js';
 import { UnsupportedEventError, ValidationError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { lambdaContext } from '../audit/fixtures.js';
+import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
+import { type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
 
 // A human admin may call every route; test/auth covers who else may.
 const api = useLocalRuntime({ as: adminUser });
@@ -23,6 +26,7 @@ interface Booking {
 
 interface ProblemBody {
   code: string;
+  detail?: string;
   errors?: { field: string; message: string }[];
 }
 
@@ -284,6 +288,157 @@ describe('bookings API', () => {
     const refused = await api.request('GET', `/bookings?cursor=${oversized}`);
     expect(refused.status).toBe(400);
     expect((refused.body as ProblemBody).errors?.[0]?.field).toBe('query.cursor');
+  });
+});
+
+describe('retrying a booking with an Idempotency-Key', () => {
+  const retryAt = bookingDay(9);
+  const toolkitDocuments = createDocumentClient(
+    createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }),
+  );
+  const receivers: Receiver[] = [];
+  afterAll(async () => {
+    await Promise.all(receivers.map((receiver) => receiver.close()));
+  });
+
+  /** A registered user of their own and a token acting as them (bookings for themselves only). */
+  async function newBooker() {
+    const created = await api.request('POST', '/users', {
+      body: { email: `retry-${randomUUID()}@example.com`, name: 'Retrying Booker' },
+    });
+    const id = (created.body as { id: string }).id;
+    return { id, token: await api.token({ sub: id }) };
+  }
+
+  function bookWithKey(token: string, key: string | undefined, body: Record<string, unknown>) {
+    return api.request('POST', '/bookings', {
+      token,
+      body,
+      ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
+    });
+  }
+
+  async function bookingIdsOf(bookerId: string): Promise<string[]> {
+    const listed = await api.request('GET', `/bookings?userId=${bookerId}&limit=100`);
+    expect(listed.status).toBe(200);
+    return (listed.body as { items: Booking[] }).items.map((booking) => booking.id);
+  }
+
+  /** The ids of the bookings whose booking.created reached `receiver`, one entry per delivery. */
+  const createdDeliveries = (receiver: Receiver) =>
+    receiver.received
+      .map((webhook) => JSON.parse(webhook.body) as { type: string; data: { id: string } })
+      .filter((webhook) => webhook.type === 'booking.created')
+      .map((webhook) => webhook.data.id);
+
+  it('answers the same key and body with the booking it made: one booking, one booking.created', async () => {
+    const booker = await newBooker();
+    const receiver = await startReceiver();
+    receivers.push(receiver);
+    await registerEndpoint(api, booker.token, receiver.url, ['booking.created']);
+    const key = randomUUID();
+    const body = { roomId: room(), userId: booker.id, start: retryAt(9), end: retryAt(10) };
+
+    const first = await bookWithKey(booker.token, key, body);
+    expect(first.status).toBe(201);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    const booking = first.body as Booking;
+    await until(() => (createdDeliveries(receiver).includes(booking.id) ? true : undefined), 30_000);
+
+    const retry = await bookWithKey(booker.token, key, body);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.text).toBe(first.text);
+    expect(retry.headers.get('location')).toBe(`/bookings/${booking.id}`);
+    expect(await bookingIdsOf(booker.id)).toEqual([booking.id]);
+    // Kept in the toolkit table beside the other functions' records, for an hour.
+    const { Items: records = [] } = await toolkitDocuments.send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'IDEM#bookings' },
+        ConsistentRead: true,
+      }),
+    );
+    const kept = records.filter((record) => JSON.stringify(record).includes(booking.id));
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).toMatchObject({ status: 'COMPLETED' });
+    expect(kept[0]?.expiresAt).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 3600);
+    expect(kept[0]?.expiresAt).toBeGreaterThan(Math.floor(Date.now() / 1000) + 3500);
+
+    // A later booking's event arrives behind any the retry would have published.
+    const later = (await bookWithKey(booker.token, undefined, { ...body, roomId: room() })).body as Booking;
+    await until(() => (createdDeliveries(receiver).includes(later.id) ? true : undefined), 30_000);
+    expect(createdDeliveries(receiver).filter((id) => id === booking.id)).toHaveLength(1);
+  });
+
+  it('answers 422 to the same key with another body, and books nothing more', async () => {
+    const booker = await newBooker();
+    const key = randomUUID();
+    const body = { roomId: room(), userId: booker.id, start: retryAt(11), end: retryAt(12) };
+    const first = await bookWithKey(booker.token, key, body);
+    expect(first.status).toBe(201);
+
+    const other = await bookWithKey(booker.token, key, { ...body, roomId: room() });
+    expect(other.status).toBe(422);
+    expect(other.headers.get('content-type')).toBe('application/problem+json');
+    expect(other.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: 'This idempotency key was already used with a different request',
+    });
+    expect(await bookingIdsOf(booker.id)).toEqual([(first.body as Booking).id]);
+    // The stored answer is still there for the real retry.
+    expect((await bookWithKey(booker.token, key, body)).text).toBe(first.text);
+  });
+
+  it('makes one booking of concurrent requests with the same key, the others told to retry or given it', async () => {
+    const booker = await newBooker();
+    const key = randomUUID();
+    const body = { roomId: room(), userId: booker.id, start: retryAt(13), end: retryAt(14) };
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () => bookWithKey(booker.token, key, body)),
+    );
+    const created = responses.filter((response) => response.status === 201);
+    expect(created.length).toBeGreaterThanOrEqual(1);
+    const [booking] = await bookingIdsOf(booker.id).then((ids) => {
+      expect(ids).toHaveLength(1);
+      return ids;
+    });
+    for (const response of created) expect((response.body as Booking).id).toBe(booking);
+    // Never the room conflict a second booking would meet: only "still in progress", with Retry-After.
+    for (const response of responses.filter((candidate) => candidate.status !== 201)) {
+      expect(response.status).toBe(409);
+      expect(response.headers.get('retry-after')).toBe('1');
+      expect((response.body as ProblemBody).detail).toBe(
+        'A request with the same idempotency key is still in progress; retry shortly',
+      );
+    }
+    const retry = await bookWithKey(booker.token, key, body);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect((retry.body as Booking).id).toBe(booking);
+  });
+
+  it("never replays a key to another caller: theirs books anew, the admin's meets the room's conflict", async () => {
+    const owner = await newBooker();
+    const other = await newBooker();
+    const key = randomUUID();
+    const body = { roomId: room(), userId: owner.id, start: retryAt(15), end: retryAt(16) };
+    const owners = await bookWithKey(owner.token, key, body);
+    expect(owners.status).toBe(201);
+
+    // Another body under the same key: not the owner's 422 either, a booking of the other's own.
+    const others = await bookWithKey(other.token, key, { ...body, roomId: room(), userId: other.id });
+    expect(others.status).toBe(201);
+    expect(others.headers.get('idempotent-replayed')).toBeNull();
+    expect((others.body as Booking).id).not.toBe((owners.body as Booking).id);
+    expect(await bookingIdsOf(other.id)).toEqual([(others.body as Booking).id]);
+
+    // The very same request from an admin is a new booking of the owner's room, which is taken.
+    const admins = await api.request('POST', '/bookings', { body, headers: { 'idempotency-key': key } });
+    expect(admins.status).toBe(409);
+    expect(admins.headers.get('idempotent-replayed')).toBeNull();
+    expect((admins.body as ProblemBody).detail).toMatch(/already booked/);
+    expect(await bookingIdsOf(owner.id)).toEqual([(owners.body as Booking).id]);
   });
 });
 
