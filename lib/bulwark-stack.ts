@@ -829,8 +829,10 @@ export class BulwarkStack extends Stack {
   }
 
   /**
-   * Webhooks: users and bookings fan their events out to the webhook queue; the worker alerts the
-   * owner of an endpoint it disables with a security-alert email, so it produces to the email queue.
+   * Webhooks: users and bookings fan their events out to the webhook queue; the worker sends a
+   * message back to its own queue when the endpoint's circuit is open (a deferral that spends none of
+   * the delivery's attempts), and alerts the owner of an endpoint it disables with a security-alert
+   * email, so it produces to the email queue.
    * SSRF_ALLOWLIST is never set here: in AWS every private, loopback and metadata address stays blocked.
    */
   private addWebhooks(): void {
@@ -842,6 +844,7 @@ export class BulwarkStack extends Stack {
     }
     const emailQueue = this.workers['email-worker'];
     const worker = webhookQueue.worker.lambdaFunction;
+    webhookQueue.grantSendMessages(worker);
     emailQueue.grantSendMessages(worker);
     worker.addEnvironment('EMAIL_QUEUE_URL', emailQueue.queue.queueUrl);
   }

@@ -31,6 +31,15 @@ const invocationStarts = new WeakMap<SQSRecord, number>();
 export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
 
 /**
+ * Message attribute carrying how many attempts earlier copies of a message made, on a copy a worker
+ * sent back to its own queue ({@link QueueActions.sendBack}): SQS counts each copy's receives afresh.
+ */
+export const attemptsMadeAttribute = 'bulwark-attempts-made';
+
+/** SQS's longest DelaySeconds on SendMessage (15 minutes). */
+export const maxSendDelaySec = 900;
+
+/**
  * `text` with each character SQS refuses in a message attribute written as `\uXXXX`: it takes only tab,
  * line feed, carriage return, U+0020 to U+D7FF, U+E000 to U+FFFD and the astral code points, and refuses
  * the whole SendMessage otherwise. A reason may quote such characters from the message (zod names an
@@ -66,16 +75,26 @@ export function fullJitterDelaySec(
   return Math.round(random() * ceiling);
 }
 
-/** Which attempt this receive is (1-based): SQS's receive count, the same number redrive counts. */
+/**
+ * Which attempt this receive is (1-based): the attempts earlier copies of the message made (their
+ * {@link attemptsMadeAttribute}, 0 on a message no worker sent back) plus this copy's receive count,
+ * the number SQS's redrive counts. A copy may so pass the worker's attempts before SQS's redrive
+ * takes it; the worker ends such a receive itself.
+ */
 export function attemptOf(record: SQSRecord): number {
-  return Number(record.attributes.ApproximateReceiveCount) || 1;
+  const madeBefore = Number(record.messageAttributes?.[attemptsMadeAttribute]?.stringValue);
+  const receiveCount = Number(record.attributes.ApproximateReceiveCount) || 1;
+  return (Number.isSafeInteger(madeBefore) && madeBefore > 0 ? madeBefore : 0) + receiveCount;
 }
 
-/** Lambda-format message attributes back to SendMessage format (string ones; binary ones are not used here). */
+/**
+ * Lambda-format message attributes back to SendMessage format (string ones; binary ones are not used
+ * here), but the attempts earlier copies made: each send sets its own.
+ */
 function forwardAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
   const result: Record<string, MessageAttributeValue> = {};
   for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
-    if (value.stringValue !== undefined)
+    if (value.stringValue !== undefined && name !== attemptsMadeAttribute)
       result[name] = { DataType: value.dataType, StringValue: value.stringValue };
   }
   return result;
@@ -121,9 +140,30 @@ export class QueueActions {
   }
 
   /**
+   * Sends a copy of the record back to the worker's own queue, received no earlier than `delaySec`
+   * from now (at most SQS's {@link maxSendDelaySec}), carrying the `attemptsMade` so far, so the caller
+   * can report the record processed: the copy's receives are counted afresh. If the send fails the
+   * error propagates and the record is left as it was.
+   */
+  async sendBack(record: SQSRecord, delaySec: number, attemptsMade: number): Promise<void> {
+    await this.options.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: this.options.queueUrl,
+        MessageBody: record.body,
+        DelaySeconds: Math.max(0, Math.min(maxSendDelaySec, Math.round(delaySec))),
+        MessageAttributes: {
+          ...forwardAttributes(record),
+          [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
+        },
+      }),
+    );
+  }
+
+  /**
    * Copies a message that can never be processed to the DLQ once, with its reason, so the caller can
    * report it processed (retrying would only fail the same way). If the DLQ write fails the error
-   * propagates and the message is retried like any failure, so it is never lost.
+   * propagates and the message is retried like any failure, so it is never lost. The copy carries no
+   * attempts made: redriven to the source queue, it starts its attempts afresh.
    */
   async deadLetter(record: SQSRecord, reason: string): Promise<void> {
     await this.options.sqs.send(

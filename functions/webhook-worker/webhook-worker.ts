@@ -32,6 +32,7 @@ import {
   createSqsBatchRunner,
   fullJitterDelaySec,
   inProgressExpirySec,
+  maxSendDelaySec,
   maxVisibilitySec,
   processSqsBatch,
   type QueueActions,
@@ -78,7 +79,10 @@ export interface WebhookWorkerOptions {
   /** Checks every connection's address (the allowlist opens loopback for local runs and tests only). */
   readonly guard: SsrfGuard;
   readonly sqs: QueueActions;
-  /** The queue's maxReceiveCount: after this many failed attempts SQS moves the message to the DLQ. */
+  /**
+   * The queue's maxReceiveCount: after this many failed attempts the message goes to the DLQ (by SQS's
+   * redrive; by the worker for a copy sent back while a circuit was open, whose receives SQS counts afresh).
+   */
   readonly maxAttempts: number;
   /** Attempt n that fails waits a random 0 … base × 2^(n-1) seconds (full jitter) before the next. */
   readonly retryBaseDelaySec: number;
@@ -102,6 +106,14 @@ export interface WebhookWorkerOptions {
    * @default failureThreshold 5 in a 60 s window, resetTimeoutMs 60000
    */
   readonly circuit?: Omit<CircuitBreakerSettings<PostOutcome>, 'name' | 'timeoutMs' | 'fallback' | 'onEvent'>;
+  /**
+   * Hours from a message's `createdAt` during which a receive that finds the endpoint's circuit open
+   * (nothing POSTed) is deferred, not counted as an attempt: the message is sent back to the queue
+   * with the attempts made so far. Past them an open circuit counts as an attempt, so the messages of a
+   * dead endpoint still end and its disable rule still fires.
+   * @default 24
+   */
+  readonly circuitDeferralHours?: number;
   readonly disableRule?: DisableRule;
   readonly alerts: OwnerAlerts;
   /** Where delivered webhook ids are remembered (the toolkit table, `IDEM#webhook-worker`). */
@@ -201,7 +213,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  * - otherwise the payload is signed (Standard Webhooks) and POSTed through the endpoint's circuit,
  *   with the SSRF guard on the connection and a 10 s limit. 2xx: delivered. 410 Gone: the endpoint is
  *   disabled at once and the delivery fails with no more attempts. Anything else (3xx, 4xx, 5xx,
- *   timeout, network error, blocked address, open circuit) is a failed attempt: recorded, then the
+ *   timeout, network error, blocked address; an open circuit past `circuitDeferralHours`, see below)
+ *   is a failed attempt: recorded, then the
  *   message's visibility is set to the backoff delay (full jitter; longer for a Retry-After on 429/503
  *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
@@ -220,9 +233,16 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   stored result, so the endpoint is never POSTed twice after a success; logged and audited as a
  *   duplicate, not as delivered (unless this copy is the one that saves the delivery).
  *
- * An open circuit counts as an attempt (SQS counts every receive, and the DLQ rule is "5 receives"),
- * but a cheap one: no connection, no 10 s wait, and the next attempt waits at least until the circuit
- * may probe again, so a dead endpoint costs its messages time, not work.
+ * A receive that finds the endpoint's circuit open (nothing POSTed) spends none of the delivery's
+ * attempts while the message is younger than `circuitDeferralHours` (24 h from its `createdAt`):
+ * SQS's redrive counts every receive of a message, so the worker sends a copy back to its own queue,
+ * delayed until the circuit may probe again (at least one POST time limit, at most 15 minutes), with
+ * the attempts made so far in a message attribute, and reports the record processed. A receive's
+ * attempt is those attempts plus the copy's receive count ({@link attemptOf}); a copy whose attempts
+ * are all used is moved to the DLQ by the worker, since SQS's redrive counts only its own receives.
+ * Nothing is recorded on the delivery for a deferral. Past that age, or if the copy cannot be sent
+ * (logged), the open circuit counts as an attempt, a cheap one (no connection, no 10 s wait, the next
+ * waits for the circuit), so a dead endpoint's messages still end and its disable rule still fires.
  */
 export class WebhookWorker {
   private readonly runner: SqsBatchRunner;
@@ -233,6 +253,7 @@ export class WebhookWorker {
   private readonly circuitEvents: SecurityEventListener;
   private readonly maxRetryDelaySec: number;
   private readonly timeoutMs: number;
+  private readonly circuitDeferralMs: number;
   private readonly rule: Required<DisableRule>;
   private readonly random: () => number;
 
@@ -241,6 +262,11 @@ export class WebhookWorker {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     const problems: string[] = [];
     const timeoutValid = checkTimeLimit(problems, 'timeoutMs', this.timeoutMs);
+    const deferralHours = options.circuitDeferralHours ?? 24;
+    if (!(Number.isFinite(deferralHours) && deferralHours >= 0)) {
+      problems.push(`circuitDeferralHours must be a number of hours >= 0 (got ${deferralHours})`);
+    }
+    this.circuitDeferralMs = deferralHours * 3_600_000;
     const { onEvent } = options.observability;
     // One metric dimension for every endpoint's circuit (an id per endpoint would be unbounded
     // CloudWatch cardinality); the endpoint id stays in the audit metadata.
@@ -363,6 +389,8 @@ export class WebhookWorker {
     if (!parsed.ok) return this.reject(record, parsed.reason, correlationId);
     const { message } = parsed;
     const attempt = attemptOf(record);
+    if (attempt > this.options.maxAttempts)
+      return this.deadLetterSpent(record, message, attempt, correlationId);
     const { store, observability } = this.options;
     let endpoint: StoredEndpoint | undefined;
     try {
@@ -428,6 +456,12 @@ export class WebhookWorker {
           },
         );
       }
+      if (
+        error instanceof CircuitOpenError &&
+        (await this.deferred(record, message, { attempt, notBeforeSec }, error, correlationId))
+      ) {
+        return;
+      }
       return this.failAttempt(
         record,
         message,
@@ -464,6 +498,84 @@ export class WebhookWorker {
     if (endpoint.failedDeliveries > 0) {
       await this.resetStreak(record, message, endpoint, attempt, correlationId);
     }
+  }
+
+  /**
+   * The endpoint's open circuit turned the POST away, so nothing reached it: within
+   * `circuitDeferralHours` of the message's `createdAt` this receive is not spent. A copy of the
+   * message goes back to the queue carrying the attempts made so far (this receive not among them),
+   * received after the wait a failed attempt would have had: at least the circuit's retryAfter and one
+   * POST time limit (a probe in flight has ended by then, and SQS's redrive counts no copy), at most
+   * SQS's 15 minutes. The record is then reported processed, so SQS deletes it. False when the message
+   * is older than that, or when the copy could not be sent (logged): the receive then counts as an
+   * attempt. A copy sent and the record redelivered anyway is a duplicate the idempotency store turns away.
+   */
+  private async deferred(
+    record: SQSRecord,
+    message: WebhookMessage,
+    { attempt, notBeforeSec }: { readonly attempt: number; readonly notBeforeSec: number },
+    error: CircuitOpenError,
+    correlationId: string,
+  ): Promise<boolean> {
+    if (Date.now() - Date.parse(message.createdAt) >= this.circuitDeferralMs) return false;
+    const { logger } = this.options.observability;
+    const delaySec = Math.min(
+      maxSendDelaySec,
+      Math.max(notBeforeSec, Math.ceil(this.timeoutMs / 1000), this.nextDelaySec(attempt, error)),
+    );
+    const attemptsMade = attempt - 1;
+    const context = {
+      correlation_id: correlationId,
+      webhookId: message.id,
+      endpointId: message.endpointId,
+      attemptsMade,
+      delaySec,
+    };
+    try {
+      await this.options.sqs.sendBack(record, delaySec, attemptsMade);
+    } catch (sendError) {
+      logger.error(
+        'Webhook delivery could not be deferred while its endpoint circuit is open; the receive counts as an attempt',
+        { ...context, error: sendError },
+      );
+      return false;
+    }
+    logger.info('Webhook delivery deferred: its endpoint circuit is open', context);
+    return true;
+  }
+
+  /**
+   * A copy sent back while the circuit was open whose attempts are all used (its last one failed):
+   * SQS's redrive, which counts only this copy's receives, would hand it over again, so the worker
+   * moves it to the DLQ itself, without a POST. The delivery was already marked failed. If the DLQ
+   * write fails the record is reported failed and comes back after the queue's visibility timeout.
+   */
+  private async deadLetterSpent(
+    record: SQSRecord,
+    message: WebhookMessage,
+    attempt: number,
+    correlationId: string,
+  ): Promise<void> {
+    const { logger } = this.options.observability;
+    const context = {
+      correlation_id: correlationId,
+      webhookId: message.id,
+      endpointId: message.endpointId,
+      attempt,
+    };
+    try {
+      await this.options.sqs.deadLetter(
+        record,
+        `attempts used: ${attempt - 1} of ${this.options.maxAttempts}`,
+      );
+    } catch (error) {
+      logger.error('Webhook message whose attempts are used could not be dead-lettered; retrying', {
+        ...context,
+        error,
+      });
+      throw error;
+    }
+    logger.warn('Webhook message moved to the DLQ: its attempts are used', context);
   }
 
   /**

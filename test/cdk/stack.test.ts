@@ -143,7 +143,12 @@ const expectedAccess: Record<FunctionName, Access> = {
   // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
   'catch-all': {},
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
-  'webhook-worker': { dataKey: ['kms:Decrypt'], consumes: 'webhook-worker', sends: ['email-worker'] },
+  'webhook-worker': {
+    dataKey: ['kms:Decrypt'],
+    consumes: 'webhook-worker',
+    // Its own queue: a delivery deferred while the endpoint's circuit is open is sent back there.
+    sends: ['webhook-worker', 'email-worker'],
+  },
   'secret-rotation': { rotates: ['bookingsSigningSecret', 'verificationLinkSecret'] },
 };
 

@@ -8,6 +8,7 @@ import {
   ReceiveMessageCommand,
   type SendMessageBatchCommandInput,
   SendMessageCommand,
+  type SendMessageCommandInput,
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
@@ -139,6 +140,22 @@ export class LocalWorkerQueues {
     return this.#calls
       .filter((call) => call.command === 'SendMessageBatchCommand')
       .map((call) => call.input as SendMessageBatchCommandInput);
+  }
+
+  /** The inputs of the SendMessage calls the code under test made since the last {@link reset} (any queue). */
+  sentMessages(): SendMessageCommandInput[] {
+    return this.#calls
+      .filter((call) => call.command === 'SendMessageCommand')
+      .map((call) => call.input as SendMessageCommandInput);
+  }
+
+  /**
+   * One receive of whatever is visible in the worker's queue (up to 10), as the records a poller
+   * hands the worker; it hides them for their visibility timeout.
+   */
+  async receiveRecords(): Promise<SQSRecord[]> {
+    const messages = await this.receive(this.queueUrl);
+    return messages.map((message) => toSqsRecord(message, this.sqs.queueArns[this.queueName] as string));
   }
 
   /**

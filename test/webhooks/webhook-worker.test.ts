@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { KMSServiceException } from '@aws-sdk/client-kms';
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { QueuePoller } from '../../bin/runtime/queue-poller.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { fullJitterDelaySec, QueueActions } from '../../functions/shared/queue-worker.js';
+import {
+  attemptsMadeAttribute,
+  deadLetterReasonAttribute,
+  fullJitterDelaySec,
+  QueueActions,
+} from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import {
   type DeliveryStatus,
@@ -114,6 +120,9 @@ interface SetupOptions {
   random?: () => number;
   /** Where the worker copies unprocessable messages. @default the webhook queue's DLQ */
   dlqUrl?: string;
+  /** The client the worker's queue actions use. @default the local server's */
+  sqs?: SQSClient;
+  circuitDeferralHours?: number;
   /** The client owner alerts are enqueued with. @default the local server's */
   alertsSqs?: SQSClient;
   /** @default the worker's store on the toolkit table */
@@ -131,7 +140,7 @@ function setup(options: SetupOptions = {}) {
     ? auditingSecurityEvents(tested.observability)
     : tested.observability;
   const { logger, auditLogger } = observability;
-  const sqs = queues.client;
+  const sqs = options.sqs ?? queues.client;
   const worker = new WebhookWorker({
     store: options.store ?? store,
     guard: options.guard ?? loopbackGuard,
@@ -148,8 +157,11 @@ function setup(options: SetupOptions = {}) {
     circuitStore: new DynamoDbCircuitStateStore({ tableName: testTableNames.toolkit, client: dynamoDb }),
     circuit: { failureThreshold: options.failureThreshold ?? 5, stateTtlMs: 0, ...options.circuit },
     ...(options.disableRule ? { disableRule: options.disableRule } : {}),
+    ...(options.circuitDeferralHours === undefined
+      ? {}
+      : { circuitDeferralHours: options.circuitDeferralHours }),
     alerts: new OwnerAlerts({
-      sqs: options.alertsSqs ?? sqs,
+      sqs: options.alertsSqs ?? queues.client,
       emailQueueUrl,
       users,
       logger,
@@ -426,6 +438,9 @@ describe('an attempt', () => {
     expect(problemsOf({ timeoutMs: -1 })).toEqual([
       'timeoutMs must be an integer of milliseconds 1..2147483647 (got -1)',
     ]);
+    expect(problemsOf({ circuitDeferralHours: -1 })).toEqual([
+      'circuitDeferralHours must be a number of hours >= 0 (got -1)',
+    ]);
   });
 
   it('delivers with a longer POST time limit and any circuit window given', async () => {
@@ -615,7 +630,7 @@ describe('the per-endpoint circuit', () => {
     vi.useRealTimers();
   });
 
-  it('opens after repeated failures: further attempts fail fast, without a POST, and wait for the circuit', async () => {
+  it('opens after repeated failures: a further receive is not POSTed and is deferred until the circuit may probe', async () => {
     const dead = await receiver(() => ({ status: 500 }));
     const endpoint = await endpointAt(dead.url);
     const { run } = setup({ failureThreshold: 2, random: () => 0 });
@@ -626,13 +641,22 @@ describe('the per-endpoint circuit', () => {
     expect(dead.received).toHaveLength(2);
     queues.clearCalls();
     const skipped = await record(messageFor(endpoint.id, endpoint.tenantId));
-    expect((await run(skipped)).batchItemFailures).toHaveLength(1);
+    // Reported processed: SQS deletes it, and its copy is what comes back.
+    expect((await run(skipped)).batchItemFailures).toEqual([]);
     expect(dead.received).toHaveLength(2);
-    const history = await historyOf(endpoint.id);
-    const latest = history.find((delivery) => delivery.attempts[0]?.error === 'circuit open: not attempted');
-    expect(latest?.attempts[0]).toMatchObject({ durationMs: expect.any(Number) });
+    // Nothing was POSTed, so nothing is recorded: no delivery of that message in the history.
+    const skippedId = (JSON.parse(skipped.body) as WebhookMessage).id;
+    expect((await historyOf(endpoint.id)).map((delivery) => delivery.webhookId)).not.toContain(skippedId);
+    expect(visibilityChanges()).toEqual([]);
+    const [copy, ...more] = queues.sentMessages();
+    expect(more).toEqual([]);
+    expect(copy).toMatchObject({
+      QueueUrl: queues.queueUrl,
+      MessageBody: skipped.body,
+      MessageAttributes: { [attemptsMadeAttribute]: { DataType: 'Number', StringValue: '0' } },
+    });
     // Backoff 0 (random 0), but the circuit may only probe after its 60 s reset timeout.
-    expect(visibilityChanges()[0]).toBeGreaterThanOrEqual(59);
+    expect(copy?.DelaySeconds).toBeGreaterThanOrEqual(59);
   });
 
   it('counts failures in 60 s windows: two failures 50 s apart open a circuit of threshold 2', async () => {
@@ -647,8 +671,8 @@ describe('the per-endpoint circuit', () => {
     expect(dead.received).toHaveLength(2);
     await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
     expect(dead.received).toHaveLength(2);
-    const errors = (await historyOf(endpoint.id)).map((delivery) => delivery.attempts[0]?.error);
-    expect(errors).toContain('circuit open: not attempted');
+    // The circuit was open: the third message was deferred, not POSTed.
+    expect(queues.sentMessages().map((sent) => sent.QueueUrl)).toEqual([queues.queueUrl]);
   });
 
   it("names each message's correlation id on its lines and on the circuit events its POST causes", async () => {
@@ -656,6 +680,7 @@ describe('the per-endpoint circuit', () => {
     const endpoint = await endpointAt(dead.url);
     const { run, audits, logger } = setup({ failureThreshold: 1, auditSecurityEvents: true });
     const warn = vi.spyOn(logger, 'warn');
+    const info = vi.spyOn(logger, 'info');
     const traced = (correlationId: string) =>
       queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
         attributes: { 'x-correlation-id': correlationId },
@@ -679,10 +704,15 @@ describe('the per-endpoint circuit', () => {
         endpointCircuit: `webhook-${endpoint.id}`,
       });
     }
-    const failures = warn.mock.calls.filter(([message]) => message === 'Webhook delivery attempt failed');
+    const correlationIdsOf = (calls: unknown[][], line: string) =>
+      calls
+        .filter(([message]) => message === line)
+        .map(([, fields]) => (fields as { correlation_id?: string }).correlation_id)
+        .sort();
+    expect(correlationIdsOf(warn.mock.calls, 'Webhook delivery attempt failed')).toEqual(['trace-opens']);
     expect(
-      failures.map(([, fields]) => (fields as { correlation_id?: string }).correlation_id).sort(),
-    ).toEqual(['trace-b', 'trace-c', 'trace-opens']);
+      correlationIdsOf(info.mock.calls, 'Webhook delivery deferred: its endpoint circuit is open'),
+    ).toEqual(['trace-b', 'trace-c']);
   });
 
   it('is one circuit per endpoint: a dead endpoint does not stop deliveries to another', async () => {
@@ -695,6 +725,239 @@ describe('the per-endpoint circuit', () => {
       batchItemFailures: [],
     });
   });
+});
+
+describe('a receive that finds the circuit open', () => {
+  /** A short circuit and POST time limit, so that a deferred copy is due within a second or two. */
+  const quickCircuit = {
+    timeoutMs: 1000,
+    random: () => 0,
+    circuit: { resetTimeoutMs: 1000, successThreshold: 1 },
+  } as const;
+
+  /** The copy the worker sent back to its queue for `record`, received once it is due (within 10 s). */
+  async function copyOf(original: SQSRecord): Promise<SQSRecord> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const copy = (await queues.receiveRecords()).find(
+        (received) => received.body === original.body && received.messageId !== original.messageId,
+      );
+      if (copy) return copy;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error('the copy never became receivable');
+  }
+
+  it("sends the message back with the attempts made and is reported processed; the copy's POST is the next attempt", async () => {
+    let failing = true;
+    const recovering = await receiver(() => ({ status: failing ? 500 : 204 }));
+    const endpoint = await endpointAt(recovering.url);
+    const { run } = setup({ ...quickCircuit, failureThreshold: 1 });
+    const first = await queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+      attributes: { 'x-correlation-id': 'corr-deferred' },
+    });
+    // Attempt 1: 500, and the circuit opens.
+    expect((await run(first)).batchItemFailures).toEqual([{ itemIdentifier: first.messageId }]);
+    queues.clearCalls();
+    const second = await queues.redelivered(first);
+    expect(second.attributes.ApproximateReceiveCount).toBe('2');
+    expect((await run(second)).batchItemFailures).toEqual([]);
+    expect(recovering.received).toHaveLength(1);
+    expect(visibilityChanges()).toEqual([]);
+    // One POST time limit: the circuit's retryAfter (1 s) and the backoff (0) are no longer.
+    expect(queues.sentMessages()).toEqual([
+      {
+        QueueUrl: queues.queueUrl,
+        MessageBody: first.body,
+        DelaySeconds: 1,
+        MessageAttributes: {
+          'x-correlation-id': { DataType: 'String', StringValue: 'corr-deferred' },
+          [attemptsMadeAttribute]: { DataType: 'Number', StringValue: '1' },
+        },
+      },
+    ]);
+    failing = false;
+    const copy = await copyOf(first);
+    expect(copy.attributes.ApproximateReceiveCount).toBe('1');
+    expect((await run(copy)).batchItemFailures).toEqual([]);
+    const [delivery] = await historyOf(endpoint.id);
+    // Only the POSTs: the deferred receive is none of the delivery's attempts.
+    expect(delivery?.status).toBe('delivered');
+    expect(delivery?.attempts.map(({ attempt, statusCode, error }) => [attempt, statusCode, error])).toEqual([
+      [1, 500, 'HTTP 500'],
+      [2, 204, undefined],
+    ]);
+  });
+
+  it('POSTs once when the copy is sent and the original is redelivered anyway (the delete was lost)', async () => {
+    const recovering = await receiver((count) => ({ status: count === 1 ? 500 : 204 }));
+    const endpoint = await endpointAt(recovering.url);
+    const { run, audits } = setup({ ...quickCircuit, failureThreshold: 1 });
+    const first = await record(messageFor(endpoint.id, endpoint.tenantId));
+    await run(first);
+    const deferred = await queues.redelivered(first);
+    expect((await run(deferred)).batchItemFailures).toEqual([]);
+    expect((await run(await copyOf(first))).batchItemFailures).toEqual([]);
+    // The worker's invocation ended before the poller deleted the original: SQS hands it over again.
+    expect((await run(await queues.redelivered(deferred))).batchItemFailures).toEqual([]);
+    expect(recovering.received).toHaveLength(2);
+    expect(audits.map((event) => event.eventType)).toEqual([
+      'webhook.failed',
+      'webhook.delivered',
+      'webhook.duplicate',
+    ]);
+    expect((await historyOf(endpoint.id))[0]?.attempts.map(({ attempt }) => attempt)).toEqual([1, 2]);
+  });
+
+  it('counts as an attempt once the message is older than circuitDeferralHours: the last fails the delivery and counts toward the disable rule', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run } = setup({
+      failureThreshold: 1,
+      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
+    });
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    expect(dead.received).toHaveLength(1);
+    queues.clearCalls();
+    // A copy sent back 4 attempts in, now past the default 24 hours: its first receive is attempt 5.
+    const old = {
+      ...messageFor(endpoint.id, endpoint.tenantId),
+      createdAt: new Date(Date.now() - 25 * 3_600_000).toISOString(),
+    };
+    const lastAttempt = await queues.receivedRecord(old, { attributes: { [attemptsMadeAttribute]: '4' } });
+    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(dead.received).toHaveLength(1);
+    expect(queues.sentMessages()).toEqual([]);
+    // Visible at once, as every last attempt is.
+    expect(visibilityChanges()).toEqual([0]);
+    const delivery = (await historyOf(endpoint.id)).find((item) => item.webhookId === old.id);
+    expect(delivery).toMatchObject({
+      status: 'failed',
+      attempts: [{ attempt: 5, error: 'circuit open: not attempted' }],
+    });
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+    });
+    // SQS's redrive counts only this copy's receives (1 so far), so the worker moves it to the DLQ.
+    const spent = await queues.redelivered(lastAttempt);
+    expect((await run(spent)).batchItemFailures).toEqual([]);
+    const [deadLetter, ...more] = await queues.deadLetters([lastAttempt.body]);
+    expect(more).toEqual([]);
+    expect(deadLetter?.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue).toBe(
+      'attempts used: 5 of 5',
+    );
+    // Redriven from the DLQ, it starts its attempts afresh.
+    expect(deadLetter?.MessageAttributes).not.toHaveProperty(attemptsMadeAttribute);
+    expect(dead.received).toHaveLength(1);
+  });
+
+  it('still defers within circuitDeferralHours of the message, and counts past a shorter limit given', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run } = setup({ failureThreshold: 1, circuitDeferralHours: 1 });
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    queues.clearCalls();
+    const madeAgo = (minutes: number) => ({
+      ...messageFor(endpoint.id, endpoint.tenantId),
+      createdAt: new Date(Date.now() - minutes * 60_000).toISOString(),
+    });
+    const recent = await record(madeAgo(59));
+    expect((await run(recent)).batchItemFailures).toEqual([]);
+    const older = await record(madeAgo(61));
+    expect((await run(older)).batchItemFailures).toEqual([{ itemIdentifier: older.messageId }]);
+    expect(queues.sentMessages().map((sent) => sent.MessageBody)).toEqual([recent.body]);
+    expect(dead.received).toHaveLength(1);
+  });
+
+  it('counts the receive as an attempt, as before deferrals, when the copy cannot be sent', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run, logger } = setup({ failureThreshold: 1, sqs: unreachableSqsClient() });
+    const error = vi.spyOn(logger, 'error');
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const turnedAway = await queues.receivedRecord(message, {
+      attributes: { 'x-correlation-id': 'corr-stuck' },
+    });
+    expect((await run(turnedAway)).batchItemFailures).toEqual([{ itemIdentifier: turnedAway.messageId }]);
+    expect(dead.received).toHaveLength(1);
+    expect(error).toHaveBeenCalledWith(
+      'Webhook delivery could not be deferred while its endpoint circuit is open; the receive counts as an attempt',
+      expect.objectContaining({ correlation_id: 'corr-stuck', webhookId: message.id, attemptsMade: 0 }),
+    );
+    const delivery = (await historyOf(endpoint.id)).find((item) => item.webhookId === message.id);
+    expect(delivery).toMatchObject({
+      status: 'pending',
+      attempts: [{ attempt: 1, error: 'circuit open: not attempted' }],
+    });
+  });
+
+  it("delivers every message of a burst to a receiver that fails each id's first POST, and leaves it enabled", async () => {
+    const posted = new Set<string>();
+    const flaky = await receiver((_count, webhook) => {
+      const id = String(webhook.headers['webhook-id']);
+      if (posted.has(id)) return { status: 204 };
+      posted.add(id);
+      return { status: 500 };
+    });
+    const endpoint = await endpointAt(flaky.url);
+    const { run } = setup({
+      failureThreshold: 2,
+      timeoutMs: 1000,
+      random: () => 0,
+      circuit: { resetTimeoutMs: 1000 },
+      disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
+    });
+    const producer = queues.sqs.createClient();
+    const poller = new QueuePoller({
+      client: queues.sqs.createClient(),
+      queueUrl: queues.queueUrl,
+      queueArn: queues.sqs.queueArns[queues.queueName] as string,
+      invoke: (event) => run(...event.Records),
+    });
+    const messages = Array.from({ length: 8 }, () => messageFor(endpoint.id, endpoint.tenantId));
+    const send = (batch: WebhookMessage[]) =>
+      Promise.all(
+        batch.map((message) =>
+          producer.send(
+            new SendMessageCommand({ QueueUrl: queues.queueUrl, MessageBody: JSON.stringify(message) }),
+          ),
+        ),
+      );
+    const ids = new Set(messages.map((message) => message.id));
+    const ours = async () => (await historyOf(endpoint.id)).filter((delivery) => ids.has(delivery.webhookId));
+    try {
+      poller.start();
+      // Two open the circuit; the rest arrive while it is open, so most probes are some message's first POST.
+      await send(messages.slice(0, 2));
+      while (flaky.received.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+      await send(messages.slice(2));
+      const deadline = Date.now() + 45_000;
+      for (;;) {
+        const deliveries = await ours();
+        const done = deliveries.filter((delivery) => delivery.status !== 'pending');
+        if (done.length === messages.length || Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    } finally {
+      await poller.stop();
+      producer.destroy();
+    }
+    const deliveries = await ours();
+    expect(deliveries.map((delivery) => delivery.status)).toEqual(messages.map(() => 'delivered'));
+    for (const delivery of deliveries) {
+      // Every attempt is a POST: the failed first one, then the accepted retry.
+      expect(delivery.attempts.map(({ attempt, statusCode }) => [attempt, statusCode])).toEqual([
+        [1, 500],
+        [2, 204],
+      ]);
+    }
+    expect(flaky.received).toHaveLength(2 * messages.length);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled' });
+    // Some were deferred: the circuit opened and turned receives away.
+    expect(queues.sentMessages().length).toBeGreaterThan(0);
+  }, 60_000);
 });
 
 describe('disabling a failing endpoint', () => {
