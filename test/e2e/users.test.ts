@@ -41,6 +41,7 @@ describe('users API', () => {
     'צ׳רלי כהן',
     'חז״ל',
     'メアリー・スミス',
+    '迈克尔·杰克逊',
     '山田・太郎',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
