@@ -3,7 +3,7 @@ import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
-import { ForbiddenError, NotFoundError } from '../../middleware/errors.js';
+import { ForbiddenError, NotFoundError, ValidationError } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -157,12 +157,9 @@ const createBookingBody = z
     if (!(start instanceof Date) || !(end instanceof Date)) return;
     const problem = (path: 'start' | 'end', message: string) =>
       context.issues.push({ code: 'custom', input: context.value[path], path: [path], message });
+    // Past and horizon are judged in the handler, after the Idempotency-Key: a retry must replay its
+    // booking even once the slot it booked has begun.
     if (!isSlotAligned(start)) problem('start', `Must be on a ${slotMinutes}-minute boundary`);
-    else {
-      // Judged against the clock at each request (tests move it with vitest's fake Date).
-      const tooEarlyOrLate = startTimeProblem(start, new Date(), environment.bookingHorizonDays);
-      if (tooEarlyOrLate !== undefined) problem('start', tooEarlyOrLate);
-    }
     if (!isSlotAligned(end)) problem('end', `Must be on a ${slotMinutes}-minute boundary`);
     if (end <= start) problem('end', 'Must be after start');
     else if (end.getTime() - start.getTime() > maxBookingHours * 3_600_000) {
@@ -205,6 +202,17 @@ export const handler = createHttpFunction(
         .use(serviceCalls(usersService))
         .handler(async (event, context) => {
           const { input, callService, principal } = context;
+          // Judged against the clock at each new booking (tests move it with vitest's fake Date).
+          const tooEarlyOrLate = startTimeProblem(
+            input.body.start,
+            new Date(),
+            environment.bookingHorizonDays,
+          );
+          if (tooEarlyOrLate !== undefined) {
+            throw new ValidationError('Invalid request: body.start', [
+              { field: 'body.start', message: tooEarlyOrLate },
+            ]);
+          }
           // Checked before asking users, so that a refused caller learns nothing about other user ids.
           ownerScope(callerOf(principal), event, input.body.userId, 'You can book only for yourself');
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit). The

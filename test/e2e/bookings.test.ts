@@ -331,6 +331,42 @@ describe('retrying a booking with an Idempotency-Key', () => {
       .filter((webhook) => webhook.type === 'booking.created')
       .map((webhook) => webhook.data.id);
 
+  it('replays a booking of the slot under way after that slot has begun, where a new one is refused', async () => {
+    const minute = 60_000;
+    const slotUnderWay = Date.now() - (Date.now() % (15 * minute));
+    const booker = await newBooker();
+    const key = randomUUID();
+    const body = {
+      roomId: room(),
+      userId: booker.id,
+      start: new Date(slotUnderWay).toISOString(),
+      end: new Date(slotUnderWay + 30 * minute).toISOString(),
+    };
+    // Only Date is faked: the runtime's timers and sockets run as usual.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(slotUnderWay + 14 * minute);
+      const first = await bookWithKey(booker.token, key, body);
+      expect(first.status).toBe(201);
+      // The retry comes after the slot it booked has passed into the past.
+      vi.setSystemTime(slotUnderWay + 16 * minute);
+      const retry = await bookWithKey(booker.token, key, body);
+      expect(retry.status).toBe(201);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(retry.text).toBe(first.text);
+      const fresh = await bookWithKey(booker.token, randomUUID(), { ...body, roomId: room() });
+      expect(fresh.status).toBe(400);
+      expect((fresh.body as ProblemBody).errors).toEqual([
+        {
+          field: 'body.start',
+          message: 'Must not be in the past: the earliest start is the current 15-minute slot',
+        },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('answers the same key and body with the booking it made: one booking, one booking.created', async () => {
     const booker = await newBooker();
     const receiver = await startReceiver();
