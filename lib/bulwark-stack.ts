@@ -408,18 +408,31 @@ const accountIdLength = 12;
 const domainNameHashLength = 8;
 
 /**
+ * Words Cognito refuses anywhere in a domain prefix ("Domain cannot contain reserved word: aws"); no hex
+ * hash or account id can spell one.
+ */
+const cognitoReservedWords = /aws|amazon|cognito/g;
+
+/**
  * The stack's part of its Cognito domain prefix `<name>-<account id>`: the stack id in lower case when it
- * is made of letters, digits and hyphens and leaves room for the 12-digit account id within Cognito's 63
- * characters (so `Bulwark-dev` keeps `bulwark-dev`). Any other id gives as much of it as fits, cleaned to
- * Cognito's characters, then `-` and a hash of the whole id: valid for every stack id, and distinct for
- * ids that clean or shorten alike.
+ * is made of letters, digits and hyphens, holds none of Cognito's reserved words and leaves room for the
+ * 12-digit account id within Cognito's 63 characters (so `Bulwark-dev` keeps `bulwark-dev`). Any other id
+ * gives as much of it as fits, cleaned to Cognito's characters and without the reserved words, then `-`
+ * and a hash of the whole id: valid for every stack id, and distinct for ids that clean or shorten alike.
  */
 export function cognitoDomainName(stackId: string): string {
   const room = cognitoDomainPrefixMaxLength - 1 - accountIdLength;
   const lowerCase = stackId.toLowerCase();
-  if (/^[a-z0-9][a-z0-9-]*$/.test(lowerCase) && lowerCase.length <= room) return lowerCase;
+  if (
+    /^[a-z0-9][a-z0-9-]*$/.test(lowerCase) &&
+    lowerCase.length <= room &&
+    lowerCase.match(cognitoReservedWords) === null
+  ) {
+    return lowerCase;
+  }
   const hash = createHash('sha256').update(stackId).digest('hex').slice(0, domainNameHashLength);
   const head = lowerCase
+    .replace(cognitoReservedWords, '-')
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+/, '')
     .slice(0, room - 1 - domainNameHashLength)

@@ -933,6 +933,15 @@ describe('BulwarkStack user pool', () => {
     expect(cognitoDomainName(`${longest}y`)).not.toBe(cognitoDomainName(`${longest}z`));
   });
 
+  it("keeps Cognito's reserved words (aws, amazon, cognito) out of the domain, whatever the stack id", () => {
+    for (const id of ['Bulwark-AWS-prod', 'Jaws-dev', 'Cognito-Test', 'Amazon-Shop', 'aws']) {
+      const name = cognitoDomainName(id);
+      expect(name, id).not.toMatch(/aws|amazon|cognito/);
+      expect(`${name}-123456789012`, id).toMatch(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/);
+    }
+    expect(cognitoDomainName('Jaws-dev')).toMatch(/^j-dev-[0-9a-f]{8}$/);
+  });
+
   it("feeds the functions the pool's issuer URL, as Cognito writes it in `iss`", () => {
     expect(dev.stack.resolve(dev.stack.userPool.issuer)).toEqual({
       'Fn::Join': [
