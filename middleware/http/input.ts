@@ -218,11 +218,58 @@ export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defau
   }
 }
 
-function fieldOf(part: string, issue: StandardSchemaV1.Issue): string {
-  const segments = (issue.path ?? []).map((segment) =>
-    String(typeof segment === 'object' ? segment.key : segment),
-  );
-  return [part, ...segments].join('.');
+function pathKeys(issue: StandardSchemaV1.Issue): PropertyKey[] {
+  return (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
+}
+
+/** What `value` holds at `keys`; undefined as soon as a step is missing. */
+function valueAt(value: unknown, keys: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of keys) {
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+/** A zod strict object's issue for fields it does not know: it names them in `keys`, at the object's path. */
+interface UnknownKeysIssue extends StandardSchemaV1.Issue {
+  readonly code: 'unrecognized_keys';
+  readonly keys: readonly string[];
+}
+
+function isUnknownKeysIssue(issue: StandardSchemaV1.Issue): issue is UnknownKeysIssue {
+  const candidate = issue as Partial<UnknownKeysIssue>;
+  return candidate.code === 'unrecognized_keys' && Array.isArray(candidate.keys);
+}
+
+/**
+ * A schema's issues as the client reads them, one field each by its dotted path: a field that was not
+ * sent is `Required` (not the schema's "expected string, received undefined"), each field a strict
+ * object does not know is its own `Unknown field` entry at its own path, and an issue repeated for one
+ * field is listed once.
+ */
+function fieldProblems(
+  part: string,
+  value: unknown,
+  issues: readonly StandardSchemaV1.Issue[],
+): FieldProblem[] {
+  const problems = new Map<string, FieldProblem>();
+  const add = (keys: readonly PropertyKey[], message: string) => {
+    const field = [part, ...keys.map(String)].join('.');
+    problems.set(`${field}\n${message}`, { field, message });
+  };
+  for (const issue of issues) {
+    const keys = pathKeys(issue);
+    if (isUnknownKeysIssue(issue)) {
+      for (const key of issue.keys) add([...keys, key], 'Unknown field');
+    } else if (keys.length > 0 && valueAt(value, keys) === undefined) {
+      add(keys, 'Required');
+    } else {
+      add(keys, issue.message);
+    }
+  }
+  return [...problems.values()];
 }
 
 async function validatePart(
@@ -234,7 +281,7 @@ async function validatePart(
   if (!schema) return undefined;
   const result = await schema['~standard'].validate(value);
   if (result.issues) {
-    for (const issue of result.issues) problems.push({ field: fieldOf(part, issue), message: issue.message });
+    problems.push(...fieldProblems(part, value, result.issues));
     return undefined;
   }
   return result.value;

@@ -176,8 +176,13 @@ describe('users API', () => {
     const problem = response.body as ProblemBody;
     expect(problem.code).toBe('VALIDATION_FAILED');
     const fields = problem.errors?.map((error) => error.field) ?? [];
-    expect(fields).toEqual(expect.arrayContaining(['body.email', 'body.name', 'body']));
-    expect(problem.errors?.find((error) => error.field === 'body')?.message).toMatch(/admin/);
+    expect(problem.errors).toEqual(
+      expect.arrayContaining([
+        { field: 'body.name', message: 'Required' },
+        { field: 'body.admin', message: 'Unknown field' },
+      ]),
+    );
+    expect(fields).toContain('body.email');
   });
 
   it('answers 400 to malformed JSON and 415 to a non-JSON content type', async () => {

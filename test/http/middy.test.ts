@@ -84,8 +84,30 @@ describe('validateInput through a middy pipeline', () => {
     expect(result.statusCode).toBe(400);
     const fields = JSON.parse(result.body as string).errors.map((error: { field: string }) => error.field);
     expect(fields).toEqual(
-      expect.arrayContaining(['body.name', 'body.count', 'body', 'query.limit', 'path.id']),
+      expect.arrayContaining(['body.name', 'body.count', 'body.extra', 'query.limit', 'path.id']),
     );
+  });
+
+  it('says a field that was not sent is required and names each unknown field, each problem once', async () => {
+    const { handler } = pipeline();
+    const result = await handler(
+      eventOf({ body: '{"name":"n","extra":1,"other":2}', pathParameters: { id: '1' } }),
+      context,
+    );
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body as string).errors).toEqual([
+      { field: 'body.count', message: 'Required' },
+      { field: 'body.extra', message: 'Unknown field' },
+      { field: 'body.other', message: 'Unknown field' },
+    ]);
+    // A field sent with the wrong type keeps the schema's own message.
+    const wrongType = await handler(
+      eventOf({ body: '{"name":"n","count":"2"}', pathParameters: { id: '1' } }),
+      context,
+    );
+    expect(JSON.parse(wrongType.body as string).errors).toEqual([
+      { field: 'body.count', message: 'Invalid input: expected number, received string' },
+    ]);
   });
 
   it('decodes a base64 body and accepts +json media types with parameters', async () => {

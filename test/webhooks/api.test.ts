@@ -351,7 +351,7 @@ describe('bad input', () => {
     [
       'an unknown field',
       { url: 'https://example.com/h', eventTypes: ['booking.created'], secret: 'x' },
-      'body',
+      'body.secret',
     ],
     ['a private address', { url: 'http://10.0.0.1/h', eventTypes: ['booking.created'] }, 'body.url'],
     [
