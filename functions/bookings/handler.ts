@@ -131,7 +131,7 @@ async function visibleBooking(
  * then sort before every other booking.
  */
 const instant = z.pipe(
-  z.iso.datetime({ offset: true }).check(
+  z.iso.datetime({ offset: true, error: 'Must be an ISO 8601 date-time with an offset (Z or +02:00)' }).check(
     // A Date keeps milliseconds: finer digits would be dropped unseen, and an instant 0.9 ms off the
     // 15-minute grid would pass as on it.
     z.refine((value) => !/\.\d{3}\d*[1-9]/.test(value), 'Must not be more precise than a millisecond'),

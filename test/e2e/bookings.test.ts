@@ -113,6 +113,14 @@ describe('bookings API', () => {
     expect((response.body as ProblemBody).errors?.map((error) => error.field)).toContain(field);
   });
 
+  it('says a date-time without an offset needs one', async () => {
+    const response = await book({ roomId: room(), start: at(9).replace('.000Z', ''), end: at(10) });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors).toEqual([
+      { field: 'body.start', message: 'Must be an ISO 8601 date-time with an offset (Z or +02:00)' },
+    ]);
+  });
+
   // The offsets move these past the four-digit years that keep the list indexes in time order. Both are
   // also outside the booking horizon, so the message, not the field, shows the year check answered.
   it.each([
