@@ -121,6 +121,17 @@ type RateLimitMiddlewareRequest = Request<
 
 /** Where the limits applied to one request are collected, so stacked limiters answer with one set of headers. */
 const outcomesKey = 'bulwark.rateLimit.outcomes';
+/**
+ * A 429 that no limit here gave (a handler's own rule, such as a per-user resend interval): the limits'
+ * headers beside it would show budget left and tell the client to retry at once, against its Retry-After.
+ */
+function refusedByAnotherRule(response: unknown, outcomes: readonly PolicyOutcome[]): boolean {
+  return (
+    (response as Partial<APIGatewayProxyStructuredResultV2> | null | undefined)?.statusCode === 429 &&
+    outcomes.every((outcome) => outcome.result.allowed)
+  );
+}
+
 /** One cleanup for all stacked limiters: it puts the headers of every limit applied on the answer. */
 const rateLimitCleanup = 'bulwark.rateLimit';
 /** Each middleware's refund has a cleanup name of its own: stacked limiters each give back their own units. */
@@ -267,7 +278,7 @@ export function rateLimit(
     const outcomes = outcomesOf(request);
     if (outcomes.length === 0) {
       registerResponseCleanup(request, rateLimitCleanup, (response) =>
-        outcomes.length > 0
+        outcomes.length > 0 && !refusedByAnotherRule(response, outcomes)
           ? withHeadersAndCookies(response, { headers: rateLimitHeaders(outcomes) })
           : response,
       );

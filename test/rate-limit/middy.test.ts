@@ -739,6 +739,32 @@ describe('rateLimit through a middy pipeline', () => {
     });
   });
 
+  describe('a 429 another rule gave', () => {
+    it('carries its own Retry-After and none of the headers of a limit that admitted the request', async () => {
+      const name = uniquePolicyName('other-rule');
+      let answer: () => Promise<unknown> = async () => {
+        throw new TooManyRequestsError(57, 'A code was sent less than a minute ago');
+      };
+      const { call } = pipeline([limitOf({ policy: { name, limit: 3, windowSec: 300 } })], {
+        handle: () => answer(),
+      });
+      const thrown = await call(eventOf('203.0.113.70'));
+      expect(thrown.statusCode).toBe(429);
+      expect(thrown.headers['Retry-After']).toBe('57');
+      expect(Object.keys(thrown.headers).filter((header) => /ratelimit/i.test(header))).toEqual([]);
+      answer = async () => json(429, { message: 'Slow down' });
+      const returned = await call(eventOf('203.0.113.70'));
+      expect(Object.keys(returned.headers).filter((header) => /ratelimit/i.test(header))).toEqual([]);
+      // The limit's own refusal still says which limit and when: it admitted two, refuses the fourth.
+      answer = async () => undefined;
+      expect((await call(eventOf('203.0.113.70'))).headers.RateLimit).toMatch(/r=0/);
+      const refused = await call(eventOf('203.0.113.70'));
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers.RateLimit).toMatch(/r=0/);
+      expect(refused.headers['RateLimit-Policy']).toContain(name);
+    });
+  });
+
   describe('refundWhen', () => {
     const unavailable = ({ response }: RateLimitEnding) => response.statusCode === 503;
     /** Requests from `ip` answered 2xx until the limit refuses one: how many units the key had left. */
