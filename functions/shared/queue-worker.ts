@@ -36,6 +36,9 @@ export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
  */
 export const attemptsMadeAttribute = 'bulwark-attempts-made';
 
+/** Message attribute carrying how many times workers sent a message back ({@link QueueActions.sendBack}). */
+export const sendBacksAttribute = 'bulwark-send-backs';
+
 /** SQS's longest DelaySeconds on SendMessage (15 minutes). */
 export const maxSendDelaySec = 900;
 
@@ -82,19 +85,28 @@ export function fullJitterDelaySec(
  * takes it; the worker ends such a receive itself.
  */
 export function attemptOf(record: SQSRecord): number {
-  const madeBefore = Number(record.messageAttributes?.[attemptsMadeAttribute]?.stringValue);
   const receiveCount = Number(record.attributes.ApproximateReceiveCount) || 1;
-  return (Number.isSafeInteger(madeBefore) && madeBefore > 0 ? madeBefore : 0) + receiveCount;
+  return countAttribute(record, attemptsMadeAttribute) + receiveCount;
+}
+
+/** How many times workers sent this message back to its queue: its {@link sendBacksAttribute}, else 0. */
+export function sendBacksOf(record: SQSRecord): number {
+  return countAttribute(record, sendBacksAttribute);
+}
+
+function countAttribute(record: SQSRecord, name: string): number {
+  const count = Number(record.messageAttributes?.[name]?.stringValue);
+  return Number.isSafeInteger(count) && count > 0 ? count : 0;
 }
 
 /**
  * Lambda-format message attributes back to SendMessage format (string ones; binary ones are not used
- * here), but the attempts earlier copies made: each send sets its own.
+ * here), but the counts of attempts made and of send-backs: each send sets its own.
  */
 function forwardAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
   const result: Record<string, MessageAttributeValue> = {};
   for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
-    if (value.stringValue !== undefined && name !== attemptsMadeAttribute)
+    if (value.stringValue !== undefined && name !== attemptsMadeAttribute && name !== sendBacksAttribute)
       result[name] = { DataType: value.dataType, StringValue: value.stringValue };
   }
   return result;
@@ -141,9 +153,9 @@ export class QueueActions {
 
   /**
    * Sends a copy of the record back to the worker's own queue, received no earlier than `delaySec`
-   * from now (at most SQS's {@link maxSendDelaySec}), carrying the `attemptsMade` so far, so the caller
-   * can report the record processed: the copy's receives are counted afresh. If the send fails the
-   * error propagates and the record is left as it was.
+   * from now (at most SQS's {@link maxSendDelaySec}), carrying the `attemptsMade` so far and its
+   * send-backs, this one included, so the caller can report the record processed: the copy's receives
+   * are counted afresh. If the send fails the error propagates and the record is left as it was.
    */
   async sendBack(record: SQSRecord, delaySec: number, attemptsMade: number): Promise<void> {
     await this.options.sqs.send(
@@ -154,6 +166,7 @@ export class QueueActions {
         MessageAttributes: {
           ...forwardAttributes(record),
           [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
+          [sendBacksAttribute]: { DataType: 'Number', StringValue: String(sendBacksOf(record) + 1) },
         },
       }),
     );

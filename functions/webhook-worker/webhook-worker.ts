@@ -37,6 +37,7 @@ import {
   processSqsBatch,
   type QueueActions,
   type SqsBatchRunner,
+  sendBacksOf,
 } from '../shared/queue-worker.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
 import type {
@@ -114,6 +115,13 @@ export interface WebhookWorkerOptions {
    * @default 24
    */
   readonly circuitDeferralHours?: number;
+  /**
+   * How many times one message is deferred at most (from the second on, each waits at least the retry
+   * base, doubled per deferral since the first): a dead endpoint's messages then cost ten sends each,
+   * not one a minute for the whole window, and its disable rule fires within hours, not a day late.
+   * @default 10
+   */
+  readonly maxCircuitDeferrals?: number;
   readonly disableRule?: DisableRule;
   readonly alerts: OwnerAlerts;
   /** Where delivered webhook ids are remembered (the toolkit table, `IDEM#webhook-worker`). */
@@ -254,6 +262,7 @@ export class WebhookWorker {
   private readonly maxRetryDelaySec: number;
   private readonly timeoutMs: number;
   private readonly circuitDeferralMs: number;
+  private readonly maxCircuitDeferrals: number;
   private readonly rule: Required<DisableRule>;
   private readonly random: () => number;
 
@@ -267,6 +276,10 @@ export class WebhookWorker {
       problems.push(`circuitDeferralHours must be a number of hours >= 0 (got ${deferralHours})`);
     }
     this.circuitDeferralMs = deferralHours * 3_600_000;
+    this.maxCircuitDeferrals = options.maxCircuitDeferrals ?? 10;
+    if (!(Number.isSafeInteger(this.maxCircuitDeferrals) && this.maxCircuitDeferrals >= 0)) {
+      problems.push(`maxCircuitDeferrals must be an integer >= 0 (got ${this.maxCircuitDeferrals})`);
+    }
     const { onEvent } = options.observability;
     // One metric dimension for every endpoint's circuit (an id per endpoint would be unbounded
     // CloudWatch cardinality); the endpoint id stays in the audit metadata.
@@ -502,13 +515,15 @@ export class WebhookWorker {
 
   /**
    * The endpoint's open circuit turned the POST away, so nothing reached it: within
-   * `circuitDeferralHours` of the message's `createdAt` this receive is not spent. A copy of the
-   * message goes back to the queue carrying the attempts made so far (this receive not among them),
-   * received after the wait a failed attempt would have had: at least the circuit's retryAfter and one
-   * POST time limit (a probe in flight has ended by then, and SQS's redrive counts no copy), at most
-   * SQS's 15 minutes. The record is then reported processed, so SQS deletes it. False when the message
-   * is older than that, or when the copy could not be sent (logged): the receive then counts as an
-   * attempt. A copy sent and the record redelivered anyway is a duplicate the idempotency store turns away.
+   * `circuitDeferralHours` of the message's `createdAt`, and `maxCircuitDeferrals` times at most, this
+   * receive is not spent. A copy of the message goes back to the queue carrying the attempts made so
+   * far (this receive not among them), received after the longest of: the wait a failed attempt would
+   * have had (at least the circuit's retryAfter), one POST time limit (a probe in flight has ended by
+   * then, and SQS's redrive counts no copy) and, from the second deferral on, the retry base doubled
+   * per deferral since the first; at most SQS's 15 minutes. The record is then reported processed, so
+   * SQS deletes it. False past the age or the count (a `createdAt` in the future counts as past the
+   * age), or when the copy could not be sent (logged): the receive then counts as an attempt. A copy
+   * sent and the record redelivered anyway is a duplicate the idempotency store turns away.
    */
   private async deferred(
     record: SQSRecord,
@@ -517,11 +532,20 @@ export class WebhookWorker {
     error: CircuitOpenError,
     correlationId: string,
   ): Promise<boolean> {
-    if (Date.now() - Date.parse(message.createdAt) >= this.circuitDeferralMs) return false;
+    const ageMs = Date.now() - Date.parse(message.createdAt);
+    const deferrals = sendBacksOf(record);
+    if (!(ageMs >= 0 && ageMs < this.circuitDeferralMs) || deferrals >= this.maxCircuitDeferrals) {
+      return false;
+    }
     const { logger } = this.options.observability;
     const delaySec = Math.min(
       maxSendDelaySec,
-      Math.max(notBeforeSec, Math.ceil(this.timeoutMs / 1000), this.nextDelaySec(attempt, error)),
+      Math.max(
+        notBeforeSec,
+        Math.ceil(this.timeoutMs / 1000),
+        this.nextDelaySec(attempt, error),
+        deferrals === 0 ? 0 : this.options.retryBaseDelaySec * 2 ** (deferrals - 1),
+      ),
     );
     const attemptsMade = attempt - 1;
     const context = {
@@ -529,6 +553,7 @@ export class WebhookWorker {
       webhookId: message.id,
       endpointId: message.endpointId,
       attemptsMade,
+      deferral: deferrals + 1,
       delaySec,
     };
     try {

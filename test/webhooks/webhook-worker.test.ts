@@ -15,6 +15,7 @@ import {
   deadLetterReasonAttribute,
   fullJitterDelaySec,
   QueueActions,
+  sendBacksAttribute,
 } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import {
@@ -123,6 +124,9 @@ interface SetupOptions {
   /** The client the worker's queue actions use. @default the local server's */
   sqs?: SQSClient;
   circuitDeferralHours?: number;
+  maxCircuitDeferrals?: number;
+  /** @default 10 */
+  retryBaseDelaySec?: number;
   /** The client owner alerts are enqueued with. @default the local server's */
   alertsSqs?: SQSClient;
   /** @default the worker's store on the toolkit table */
@@ -151,7 +155,7 @@ function setup(options: SetupOptions = {}) {
       logger,
     }),
     maxAttempts: workers['webhook-worker'].maxReceiveCount,
-    retryBaseDelaySec: 10,
+    retryBaseDelaySec: options.retryBaseDelaySec ?? 10,
     ...(options.maxRetryDelaySec ? { maxRetryDelaySec: options.maxRetryDelaySec } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     circuitStore: new DynamoDbCircuitStateStore({ tableName: testTableNames.toolkit, client: dynamoDb }),
@@ -160,6 +164,9 @@ function setup(options: SetupOptions = {}) {
     ...(options.circuitDeferralHours === undefined
       ? {}
       : { circuitDeferralHours: options.circuitDeferralHours }),
+    ...(options.maxCircuitDeferrals === undefined
+      ? {}
+      : { maxCircuitDeferrals: options.maxCircuitDeferrals }),
     alerts: new OwnerAlerts({
       sqs: options.alertsSqs ?? queues.client,
       emailQueueUrl,
@@ -653,7 +660,10 @@ describe('the per-endpoint circuit', () => {
     expect(copy).toMatchObject({
       QueueUrl: queues.queueUrl,
       MessageBody: skipped.body,
-      MessageAttributes: { [attemptsMadeAttribute]: { DataType: 'Number', StringValue: '0' } },
+      MessageAttributes: {
+        [attemptsMadeAttribute]: { DataType: 'Number', StringValue: '0' },
+        [sendBacksAttribute]: { DataType: 'Number', StringValue: '1' },
+      },
     });
     // Backoff 0 (random 0), but the circuit may only probe after its 60 s reset timeout.
     expect(copy?.DelaySeconds).toBeGreaterThanOrEqual(59);
@@ -773,6 +783,7 @@ describe('a receive that finds the circuit open', () => {
         MessageAttributes: {
           'x-correlation-id': { DataType: 'String', StringValue: 'corr-deferred' },
           [attemptsMadeAttribute]: { DataType: 'Number', StringValue: '1' },
+          [sendBacksAttribute]: { DataType: 'Number', StringValue: '1' },
         },
       },
     ]);
@@ -786,6 +797,52 @@ describe('a receive that finds the circuit open', () => {
     expect(delivery?.attempts.map(({ attempt, statusCode, error }) => [attempt, statusCode, error])).toEqual([
       [1, 500, 'HTTP 500'],
       [2, 204, undefined],
+    ]);
+  });
+
+  /** An endpoint whose circuit one failed POST opened, and a receive of another message to it carrying `attributes`. */
+  async function openCircuitAnd(attributes: Record<string, string>, message?: Partial<WebhookMessage>) {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url);
+    const { run } = setup({ ...quickCircuit, failureThreshold: 1 });
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    queues.clearCalls();
+    const deferrable = await queues.receivedRecord(
+      { ...messageFor(endpoint.id, endpoint.tenantId), ...message },
+      { attributes },
+    );
+    return { dead, endpoint, run, deferrable };
+  }
+
+  it('waits longer at each deferral after the first: the retry base, doubled per deferral since', async () => {
+    const { run, deferrable } = await openCircuitAnd({
+      [attemptsMadeAttribute]: '1',
+      [sendBacksAttribute]: '3',
+    });
+    expect((await run(deferrable)).batchItemFailures).toEqual([]);
+    const [copy, ...more] = queues.sentMessages();
+    expect(more).toEqual([]);
+    // The 4th deferral: 10 s × 2² (the circuit's 1 s and the POST limit's 1 s are shorter).
+    expect(copy?.DelaySeconds).toBe(40);
+    expect(copy?.MessageAttributes?.[sendBacksAttribute]).toEqual({ DataType: 'Number', StringValue: '4' });
+  });
+
+  it.each([
+    ['deferred maxCircuitDeferrals (10) times already', { [sendBacksAttribute]: '10' }, {}],
+    [
+      'created in the future (a clock or a bug: never past the age)',
+      {},
+      { createdAt: '2999-01-01T00:00:00.000Z' },
+    ],
+  ])('spends the receive as an attempt for a message %s', async (_what, attributes, message) => {
+    const { dead, endpoint, run, deferrable } = await openCircuitAnd(attributes, message);
+    expect((await run(deferrable)).batchItemFailures).toEqual([{ itemIdentifier: deferrable.messageId }]);
+    expect(queues.sentMessages()).toEqual([]);
+    expect(dead.received).toHaveLength(1);
+    const id = (JSON.parse(deferrable.body) as WebhookMessage).id;
+    const delivery = (await historyOf(endpoint.id)).find((candidate) => candidate.webhookId === id);
+    expect(delivery?.attempts.map(({ attempt, error }) => [attempt, error])).toEqual([
+      [1, 'circuit open: not attempted'],
     ]);
   });
 
@@ -906,6 +963,8 @@ describe('a receive that finds the circuit open', () => {
       failureThreshold: 2,
       timeoutMs: 1000,
       random: () => 0,
+      // Later deferrals wait at least the retry base, doubled per deferral: kept short here.
+      retryBaseDelaySec: 1,
       circuit: { resetTimeoutMs: 1000 },
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
@@ -916,7 +975,7 @@ describe('a receive that finds the circuit open', () => {
       queueArn: queues.sqs.queueArns[queues.queueName] as string,
       invoke: (event) => run(...event.Records),
     });
-    const messages = Array.from({ length: 8 }, () => messageFor(endpoint.id, endpoint.tenantId));
+    const messages = Array.from({ length: 5 }, () => messageFor(endpoint.id, endpoint.tenantId));
     const send = (batch: WebhookMessage[]) =>
       Promise.all(
         batch.map((message) =>
@@ -933,7 +992,7 @@ describe('a receive that finds the circuit open', () => {
       await send(messages.slice(0, 2));
       while (flaky.received.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
       await send(messages.slice(2));
-      const deadline = Date.now() + 45_000;
+      const deadline = Date.now() + 80_000;
       for (;;) {
         const deliveries = await ours();
         const done = deliveries.filter((delivery) => delivery.status !== 'pending');
@@ -957,7 +1016,7 @@ describe('a receive that finds the circuit open', () => {
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled' });
     // Some were deferred: the circuit opened and turned receives away.
     expect(queues.sentMessages().length).toBeGreaterThan(0);
-  }, 60_000);
+  }, 100_000);
 });
 
 describe('disabling a failing endpoint', () => {
