@@ -10,10 +10,10 @@ import {
   type MetricDefinition,
   metricCatalog,
   metricNamespace,
-  metricNamespaceProblems,
   serviceDimension,
 } from '../middleware/metrics/catalog.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
+import { checkedMetricNamespace } from './metric-namespace.js';
 
 export interface BulwarkAlarmsProps {
   /** The HTTP API whose 5xx rate is watched. */
@@ -136,11 +136,7 @@ export class BulwarkAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
-    const namespace = props.metricNamespace ?? metricNamespace;
-    const problems = metricNamespaceProblems(namespace);
-    if (problems.length > 0) {
-      throw new Error(`Invalid BulwarkAlarms props: metricNamespace ${problems.join('; ')}`);
-    }
+    const namespace = checkedMetricNamespace('BulwarkAlarms', props.metricNamespace);
     const period = props.period ?? Duration.minutes(5);
     const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
     const fromThisAccount = { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } };

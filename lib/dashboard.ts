@@ -6,13 +6,8 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import {
-  type MetricDefinition,
-  metricCatalog,
-  metricNamespace,
-  metricNamespaceProblems,
-  serviceDimension,
-} from '../middleware/metrics/catalog.js';
+import { type MetricDefinition, metricCatalog, serviceDimension } from '../middleware/metrics/catalog.js';
+import { checkedMetricNamespace } from './metric-namespace.js';
 
 export interface BulwarkDashboardProps {
   /** The HTTP API whose requests, latency and errors are graphed. */
@@ -105,11 +100,7 @@ export class BulwarkDashboard extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
-    this.namespace = props.metricNamespace ?? metricNamespace;
-    const problems = metricNamespaceProblems(this.namespace);
-    if (problems.length > 0) {
-      throw new Error(`Invalid BulwarkDashboard props: metricNamespace ${problems.join('; ')}`);
-    }
+    this.namespace = checkedMetricNamespace('BulwarkDashboard', props.metricNamespace);
     this.period = props.period ?? Duration.minutes(5);
     this.apiServices = props.apiServices ?? Object.keys(props.functions);
     this.apiAndWorkerServices = [
