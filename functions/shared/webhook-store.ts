@@ -942,11 +942,15 @@ export class WebhookStore {
 
   /**
    * Counts a delivery that failed for good against its endpoint (the disable rule's streak) and
-   * returns the streak; undefined when the endpoint is gone. One atomic ADD, so concurrent failures
-   * all count.
+   * returns the streak; undefined when the endpoint is gone or this webhook already counted in the
+   * streak. One atomic ADD, so concurrent failures of different webhooks all count; the streak keeps
+   * the ids it counted, so two live copies of one webhook (a copy sent back while the circuit was open
+   * and the original redelivered, any SQS duplicate, a redrive from the DLQ) count once. The ids are
+   * at most the rule's failure count, since reaching it disables the endpoint.
    */
   async noteFailedDelivery(
     endpointId: string,
+    webhookId: string,
     now = new Date(),
   ): Promise<{ failedDeliveries: number; failingSince: string } | undefined> {
     try {
@@ -954,10 +958,16 @@ export class WebhookStore {
         new UpdateCommand({
           TableName: this.options.tableName,
           Key: endpointKey(endpointId),
-          UpdateExpression: 'ADD failedDeliveries :one SET failingSince = if_not_exists(failingSince, :now)',
+          UpdateExpression:
+            'ADD failedDeliveries :one, failedWebhookIds :webhook SET failingSince = if_not_exists(failingSince, :now)',
           // A deleted endpoint must not come back as a stub holding only a counter.
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':one': 1, ':now': now.toISOString() },
+          ConditionExpression: 'attribute_exists(pk) AND NOT contains(failedWebhookIds, :webhookId)',
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':webhook': new Set([webhookId]),
+            ':webhookId': webhookId,
+            ':now': now.toISOString(),
+          },
           ReturnValues: 'UPDATED_NEW',
         }),
       );
@@ -978,7 +988,7 @@ export class WebhookStore {
         new UpdateCommand({
           TableName: this.options.tableName,
           Key: endpointKey(endpointId),
-          UpdateExpression: 'REMOVE failedDeliveries, failingSince',
+          UpdateExpression: 'REMOVE failedDeliveries, failingSince, failedWebhookIds',
           ConditionExpression: 'attribute_exists(pk)',
         }),
       );

@@ -760,7 +760,7 @@ export class WebhookWorker {
       // The endpoint's answer first: if saving the attempt then fails, a 410 still disables the
       // endpoint and a last failed attempt still counts toward the disable rule.
       if (gone) await this.disable(endpoint, 'gone', correlationId);
-      else if (last) await this.applyDisableRule(endpoint, correlationId, now);
+      else if (last) await this.applyDisableRule(endpoint, message.id, correlationId, now);
       await store.recordAttempt(message, entry, gone || last ? 'failed' : 'pending');
     } catch (saveError) {
       return this.postpone(record, message, { attempt, posted: true }, saveError, correlationId);
@@ -808,8 +808,13 @@ export class WebhookWorker {
   }
 
   /** Counts a delivery that failed for good and disables the endpoint when the rule says so. */
-  private async applyDisableRule(endpoint: StoredEndpoint, correlationId: string, now: Date): Promise<void> {
-    const streak = await this.options.store.noteFailedDelivery(endpoint.id, now);
+  private async applyDisableRule(
+    endpoint: StoredEndpoint,
+    webhookId: string,
+    correlationId: string,
+    now: Date,
+  ): Promise<void> {
+    const streak = await this.options.store.noteFailedDelivery(endpoint.id, webhookId, now);
     if (!streak) return;
     const failingMs = now.getTime() - new Date(streak.failingSince).getTime();
     if (

@@ -1051,6 +1051,32 @@ describe('disabling a failing endpoint', () => {
     expect(audits.some((event) => event.eventType === 'webhook.endpoint_disabled')).toBe(true);
   });
 
+  it('counts two live copies of one webhook that both fail for good as one failed delivery', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url, principal({ isM2M: true }));
+    const { run } = setup({ disableRule: { afterFailedDeliveries: 2, afterFailingHours: 1000 } });
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    // Two SQS messages carrying one webhook (a copy sent back and the original redelivered), each on its last attempt.
+    await run(await record(message, 5));
+    await run(await record(message, 5));
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 1 });
+    await failForGood(endpoint.id, endpoint.tenantId, run);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+      failedDeliveries: 2,
+    });
+  });
+
+  it('starts a new streak after a success: a webhook counted before it counts again', async () => {
+    const endpoint = await endpointAt((await receiver()).url);
+    const webhookId = randomUUID();
+    await store.noteFailedDelivery(endpoint.id, webhookId);
+    expect(await store.noteFailedDelivery(endpoint.id, webhookId)).toBeUndefined();
+    await store.clearFailures(endpoint.id);
+    expect(await store.noteFailedDelivery(endpoint.id, webhookId)).toMatchObject({ failedDeliveries: 1 });
+  });
+
   it('disables an endpoint that has failed for longer than the rule allows at its next failed delivery', async () => {
     const dead = await receiver(() => ({ status: 500 }));
     const endpoint = await endpointAt(dead.url, principal({ isM2M: true }));
@@ -1577,7 +1603,7 @@ describe('a worker failure after the POST', () => {
   /** An endpoint at `url` whose failure streak a delivery resets. */
   async function failingEndpointAt(url: string) {
     const endpoint = await endpointAt(url);
-    await store.noteFailedDelivery(endpoint.id, new Date());
+    await store.noteFailedDelivery(endpoint.id, randomUUID(), new Date());
     return endpoint;
   }
 
