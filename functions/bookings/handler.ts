@@ -16,7 +16,7 @@ import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
-import { idPathSchema, idSchema, pageQuerySchema } from '../shared/schemas.js';
+import { idPathSchema, idSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
@@ -196,7 +196,7 @@ export const handler = createHttpFunction(
     'POST /bookings': (route) =>
       route
         // Validation first: a body it refuses never touches the idempotency records.
-        .use(validateInput({ body: createBookingBody }))
+        .use(validateInput({ body: createBookingBody }, smallBodyLimit))
         // Before the users service is called: a replay asks it nothing.
         .use(bookingIdempotency)
         .use(serviceCalls(usersService))

@@ -10,6 +10,12 @@ export const idSchema = z
 
 export const idPathSchema = z.strictObject({ id: idSchema });
 
+/**
+ * The sample routes' bodies are a few short fields (a registration, a booking, a code): anything
+ * bigger is not one, and is refused with 413 before it is parsed, rather than read and validated.
+ */
+export const smallBodyLimit = { maxBodyBytes: 8 * 1024 } as const;
+
 export const pageQuerySchema = z.object({
   limit: pageLimitSchema,
   cursor: z.optional(z.string().check(z.maxLength(2048))),

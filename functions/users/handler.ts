@@ -13,7 +13,7 @@ import { phoneSchema } from '../shared/phone.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { rateLimitStore } from '../shared/route-rate-limit.js';
-import { emailAddressSchema, idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { emailAddressSchema, idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { rotatingVerificationLinkProblem } from '../shared/verification-link.js';
@@ -159,7 +159,7 @@ export const handler = createHttpFunction(
   'users',
   {
     'POST /users': (route) =>
-      route.use(validateInput({ body: registerBody })).handler(async (_event, context) => {
+      route.use(validateInput({ body: registerBody }, smallBodyLimit)).handler(async (_event, context) => {
         const user = await users.register(context.input.body);
         // After the write: an email never goes out for a registration that did not happen. The user is
         // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
@@ -214,7 +214,7 @@ export const handler = createHttpFunction(
 
     'POST /users/{id}/verify-phone': (route) =>
       route
-        .use(validateInput({ path: idPathSchema, body: verifyPhoneBody }))
+        .use(validateInput({ path: idPathSchema, body: verifyPhoneBody }, smallBodyLimit))
         .handler(async (_event, { input, correlationId }) => {
           const { id } = input.path;
           try {

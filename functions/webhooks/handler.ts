@@ -14,7 +14,7 @@ import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { webhookSecretKeyContextFields } from '../shared/key-purposes.js';
 import { functionObservability } from '../shared/observability.js';
-import { idPathSchema, pageQuerySchema } from '../shared/schemas.js';
+import { idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import { publicEndpoint, tenantOf, WebhookStore } from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
@@ -37,9 +37,6 @@ const store = new WebhookStore({
 });
 // The same guard the worker applies at delivery time; loopback only where SSRF_ALLOWLIST opens it.
 const guard = new SsrfGuard({ allowlist: ssrfAllowlistFromEnvironment(queues.ssrfAllowlist) });
-
-/** A registration is a URL and a few event names: anything bigger is not one. */
-const maxBodyBytes = 8 * 1024;
 
 /** The longest endpoint URL, counted in the canonical form that is stored and called. */
 const maxUrlLength = 2048;
@@ -146,7 +143,7 @@ export const handler = createHttpFunction(
     'POST /webhooks': (route) =>
       route
         // Validation first: a body it refuses never touches the idempotency records.
-        .use(validateInput({ body: registerBody }, { maxBodyBytes }))
+        .use(validateInput({ body: registerBody }, smallBodyLimit))
         .use(registrationIdempotency)
         .handler(async (_event, { input, principal, correlationId }) => {
           const caller = callerOf(principal);

@@ -13,7 +13,12 @@ import {
   ServiceUnavailableError,
   UnsupportedContentEncodingError,
 } from '../../middleware/errors.js';
-import { defaultMaxBodyBytes, readJsonBody, requestBodyBytes } from '../../middleware/http/input.js';
+import {
+  defaultMaxBodyBytes,
+  maxReportedProblems,
+  readJsonBody,
+  requestBodyBytes,
+} from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
@@ -108,6 +113,30 @@ describe('validateInput through a middy pipeline', () => {
     expect(JSON.parse(wrongType.body as string).errors).toEqual([
       { field: 'body.count', message: 'Invalid input: expected number, received string' },
     ]);
+  });
+
+  it('lists at most maxReportedProblems problems, counts the rest, and cuts long field names', async () => {
+    const { handler } = pipeline();
+    // A 1 MiB body of short unknown keys: ~95,000 problems, which listed in full made a 6.8 MB answer.
+    const unknownKeys = Array.from({ length: 95_000 }, (_, index) => `"k${index.toString(36)}":0`);
+    const body = `{"name":"n","count":1,${unknownKeys.join(',')}}`;
+    expect(Buffer.byteLength(body)).toBeLessThan(defaultMaxBodyBytes);
+    const result = await handler(eventOf({ body, pathParameters: { id: '1' } }), context);
+    expect(result.statusCode).toBe(400);
+    const problem = JSON.parse(result.body as string);
+    expect(problem.errors).toHaveLength(maxReportedProblems);
+    expect(problem.errors[0]).toEqual({ field: 'body.k0', message: 'Unknown field' });
+    expect(problem.detail).toMatch(/, body\.kj and 94980 more$/);
+    expect(Buffer.byteLength(result.body as string)).toBeLessThan(4096);
+
+    const longKey = 'x'.repeat(100_000);
+    const long = await handler(
+      eventOf({ body: `{"name":"n","count":1,"${longKey}":0}`, pathParameters: { id: '1' } }),
+      context,
+    );
+    const [longField] = JSON.parse(long.body as string).errors;
+    expect(longField.field).toBe(`body.${'x'.repeat(194)}…`);
+    expect(longField.field).toHaveLength(200);
   });
 
   it('decodes a base64 body and accepts +json media types with parameters', async () => {
