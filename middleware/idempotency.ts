@@ -423,6 +423,15 @@ export function idempotency(
         request.response = await storedAnswer.toRecord(answer, request);
       try {
         await powertools.after?.(request);
+      } catch (error) {
+        // The handler's work is done: a record that cannot keep its answer (one over DynamoDB's 400 KB
+        // item, a store outage) must not turn that answer into a 500 whose retry does the work again anyway.
+        if (!(error instanceof IdempotencyPersistenceLayerError)) throw error;
+        logger.warn(
+          'Idempotency record not saved after the handler succeeded; a retry with the key runs the handler again',
+          { error },
+        );
+        await releaseRecord(request);
       } finally {
         request.response = answer;
       }

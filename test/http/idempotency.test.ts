@@ -685,6 +685,25 @@ describe('idempotency()', () => {
     },
   );
 
+  it('answers a success whose record cannot be saved (over DynamoDB’s 400 KB item), logs why, and runs the retry again', async () => {
+    const warn = vi.fn();
+    const endpoint = bookingEndpoint({}, { logger: { warn } });
+    const key = randomUUID();
+    // The handler's answer echoes the room: 450 KB, more than one DynamoDB item holds.
+    const room = 'r'.repeat(450 * 1024);
+    const first = await endpoint.call({ room }, key);
+    expect(first.statusCode).toBe(201);
+    expect(JSON.parse(first.body as string)).toMatchObject({ booking: 1, room });
+    expect(warn).toHaveBeenCalledWith(
+      'Idempotency record not saved after the handler succeeded; a retry with the key runs the handler again',
+      { error: expect.objectContaining({ name: 'IdempotencyPersistenceLayerError' }) },
+    );
+    const retry = await endpoint.call({ room }, key);
+    expect(retry.statusCode).toBe(201);
+    expect(retry.headers?.['Idempotent-Replayed']).toBeUndefined();
+    expect(endpoint.made).toHaveLength(2);
+  });
+
   it('answers 503 with Retry-After when its store cannot be reached, before the handler runs', async () => {
     // Nothing listens on port 1: every store call is refused, as in a DynamoDB outage.
     const unreachable = createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 });
