@@ -86,19 +86,28 @@ const codeByStatus: Readonly<Record<number, BulwarkErrorCode>> = {
   503: 'SERVICE_UNAVAILABLE',
 };
 
-/** Errors from official Middy middlewares (`@middy/util` createError) carry these fields. */
+/**
+ * Errors from official Middy middlewares (`@middy/util` createError) and `http-errors` carry these
+ * fields, `expose` always set. A bare `statusCode` is not enough: a third-party SDK's error carries
+ * one too (a payment provider's 401 for *our* API key, with the key's tail in its message), and showing
+ * it would tell the client its own credentials were refused while nothing reached the log.
+ */
 interface MiddyHttpErrorShape {
   statusCode: number;
-  expose?: boolean;
+  expose: boolean;
   message: string;
   headers?: Record<string, string>;
 }
 
 function isMiddyHttpError(error: unknown): error is MiddyHttpErrorShape {
   if (!(error instanceof Error)) return false;
-  const { statusCode } = error as Partial<MiddyHttpErrorShape>;
+  const { statusCode, expose } = error as Partial<MiddyHttpErrorShape>;
   return (
-    typeof statusCode === 'number' && Number.isInteger(statusCode) && statusCode >= 400 && statusCode <= 599
+    typeof expose === 'boolean' &&
+    typeof statusCode === 'number' &&
+    Number.isInteger(statusCode) &&
+    statusCode >= 400 &&
+    statusCode <= 599
   );
 }
 
@@ -152,7 +161,7 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
     const fields = error instanceof ValidationError ? error.fields : undefined;
     return build(error.statusCode, error.code, detail, context, { ...error.headers }, fields);
   }
-  if (isMiddyHttpError(error) && error.expose !== false && error.statusCode < 500) {
+  if (isMiddyHttpError(error) && error.expose && error.statusCode < 500) {
     const code = codeByStatus[error.statusCode] ?? 'CLIENT_ERROR';
     return build(error.statusCode, code, error.message, context, { ...error.headers });
   }

@@ -157,11 +157,11 @@ describe('problem+json rendering', () => {
       code: 'NOT_ACCEPTABLE',
       type: 'urn:bulwark:problem:not-acceptable',
     });
-    const gone = Object.assign(new Error('Gone'), { statusCode: 410 });
+    const gone = Object.assign(new Error('Gone'), { statusCode: 410, expose: true });
     expect(bodyOf(gone)).toMatchObject({ status: 410, code: 'GONE' });
     // A status with no code of its own is a client error, never a validation failure it was not.
     for (const statusCode of [408, 418, 422, 451]) {
-      const unmapped = Object.assign(new Error('Refused'), { statusCode });
+      const unmapped = Object.assign(new Error('Refused'), { statusCode, expose: true });
       expect(bodyOf(unmapped)).toMatchObject({
         status: statusCode,
         code: 'CLIENT_ERROR',
@@ -172,6 +172,22 @@ describe('problem+json rendering', () => {
     expect(bodyOf(unavailable)).toMatchObject({ status: 503, detail: 'Service temporarily unavailable' });
     const hidden = Object.assign(new Error('internal'), { statusCode: 400, expose: false });
     expect(bodyOf(hidden).status).toBe(500);
+  });
+
+  it('shows no error that does not say it may be shown: a third-party SDK error with a statusCode is a 500', () => {
+    // Shaped as a payment provider's SDK error: its 401 is about our API key, not the client's credentials.
+    const foreign = Object.assign(new Error('Invalid API Key provided: sk_live_****4xYz'), {
+      statusCode: 401,
+      type: 'StripeAuthenticationError',
+    });
+    const rendered = renderProblem(foreign);
+    expect(rendered.isServerFault).toBe(true);
+    expect(JSON.parse(rendered.response.body as string)).toMatchObject({
+      status: 500,
+      code: 'INTERNAL',
+      detail: 'An unexpected error occurred',
+    });
+    expect(rendered.response.body).not.toContain('sk_live');
   });
 
   it('gives every code a stable type URI', () => {
