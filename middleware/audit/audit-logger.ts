@@ -14,11 +14,38 @@ export interface AuditLineWriter {
   info(input: { message: string; [key: string]: unknown }): void;
 }
 
+/** What a Powertools Logger offers besides `info`, to write an audit line when it is set above INFO. */
+interface LeveledLineWriter extends AuditLineWriter {
+  getLevelName(): string;
+  createChild(options: { logLevel: 'INFO' }): AuditLineWriter;
+}
+
+/** Powertools levels that drop an INFO line; SILENT is left silent (tests, a deliberate choice). */
+const quieterThanInfo = new Set(['WARN', 'ERROR', 'CRITICAL']);
+
+function isLeveled(logger: AuditLineWriter): logger is LeveledLineWriter {
+  const candidate = logger as Partial<LeveledLineWriter>;
+  return typeof candidate.getLevelName === 'function' && typeof candidate.createChild === 'function';
+}
+
+/**
+ * Where an audit line goes: the logger itself, or, when it is a Powertools Logger set to WARN or above
+ * (`POWERTOOLS_LOG_LEVEL=WARN`, common in production), a child at INFO made for the line, which carries
+ * the logger's Lambda context and keys (correlation id included) as they are now. Lambda's own log level
+ * (`AWS_LAMBDA_LOG_LEVEL`, advanced logging controls) above INFO still drops the line: Powertools obeys it.
+ */
+function lineWriterOf(logger: AuditLineWriter): AuditLineWriter {
+  if (!isLeveled(logger) || !quieterThanInfo.has(logger.getLevelName())) return logger;
+  if (quieterThanInfo.has((process.env.AWS_LAMBDA_LOG_LEVEL ?? '').toUpperCase())) return logger;
+  return logger.createChild({ logLevel: 'INFO' });
+}
+
 export interface AuditLoggerOptions {
   /**
    * The Powertools Logger audit lines go through. Share the function's logger so audit lines carry its
-   * Lambda context and correlation id. Lines are written at INFO: a logger set to WARN or above drops
-   * them (the sink still receives them).
+   * Lambda context and correlation id. Lines are written at INFO, also through a logger set to WARN or
+   * above (see {@link lineWriterOf}); a SILENT one, or Lambda's own log level above INFO, drops them
+   * (the sink still receives them).
    * @default a new Powertools Logger (service name from POWERTOOLS_SERVICE_NAME)
    */
   readonly logger?: AuditLineWriter;
@@ -119,7 +146,7 @@ export class AuditLogger {
     }
     if (this.logToConsole) {
       try {
-        this.logger.info({
+        lineWriterOf(this.logger).info({
           message: `AUDIT ${event.eventType}`,
           // Powertools' own key too, so one filter on `correlation_id` finds the line whichever
           // logger wrote it: a queue worker's, whose messages each carry their own id, has none set.

@@ -5,7 +5,7 @@ import { AuditLogger, auditLogKey } from '../../middleware/audit/audit-logger.js
 import type { Principal } from '../../middleware/auth/principal.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { captureStdout } from '../helpers/log-capture.js';
-import { alice } from './fixtures.js';
+import { alice, lambdaContext } from './fixtures.js';
 
 const output = captureStdout();
 const fixedNow = () => new Date('2030-01-02T03:04:05.678Z');
@@ -134,6 +134,41 @@ describe('AuditLogger', () => {
       ['message-2', 'message-2'],
       [undefined, undefined],
     ]);
+  });
+
+  it.each(['WARN', 'ERROR', 'CRITICAL'] as const)(
+    'writes its lines at INFO through a logger set to %s, with the logger’s context and keys, and leaves that logger as it was',
+    (logLevel) => {
+      const logger = new Logger({ serviceName: 'users', logLevel });
+      logger.addContext(lambdaContext());
+      logger.appendKeys({ correlation_id: 'request-7', tenant: 'acme' });
+      const auditLogger = new AuditLogger({ logger, now: fixedNow });
+      auditLogger.logAuthFailure('expired');
+      logger.info('an application line the level drops');
+      const lines = output.json();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        level: 'INFO',
+        message: 'AUDIT auth.failure',
+        service: 'users',
+        function_request_id: lambdaContext().awsRequestId,
+        correlation_id: 'request-7',
+        tenant: 'acme',
+      });
+      expect(logger.getLevelName()).toBe(logLevel);
+    },
+  );
+
+  it('stays silent through a SILENT logger, and when Lambda’s own log level is above INFO', () => {
+    new AuditLogger({ logger: new Logger({ logLevel: 'SILENT' }) }).logAuthFailure('expired');
+    vi.stubEnv('AWS_LAMBDA_LOG_LEVEL', 'WARN');
+    try {
+      // No INFO child: Powertools would drop its line and warn that INFO is below Lambda's level.
+      new AuditLogger({ logger: new Logger({ logLevel: 'WARN' }) }).logAuthFailure('expired');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect(output.json()).toEqual([]);
   });
 
   it('marks a reported failure as an error whatever the event type', () => {
