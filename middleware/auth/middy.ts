@@ -1,9 +1,10 @@
 // Middy adapters for the auth core: authenticate, serviceAuth, the guards and CSRF protection.
+import { IDEMPOTENCY_KEY } from '@aws-lambda-powertools/commons';
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
-import { ForbiddenError } from '../errors.js';
+import { ForbiddenError, InvalidOptionsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent, cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
@@ -31,6 +32,21 @@ type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
 
 export type AuthMiddleware<C> = MiddlewareObj<Event, Result, Error, Context & C>;
+
+/** Where Powertools' idempotency middleware (also inside Bulwark's `idempotency()`) keeps its handler once its `before` ran. */
+const idempotencyHandlerKey = `${IDEMPOTENCY_KEY}.idempotencyHandler`;
+
+/**
+ * An idempotency middleware before authentication keys its records without the caller: Powertools'
+ * `makeHandlerIdempotent` would replay one caller's answer to anyone sending the same key. Refused on
+ * the first request that reaches authentication, so its record is released and nothing is stored.
+ */
+function assertNoIdempotencyBefore(request: { internal: Record<string, unknown> }, middleware: string): void {
+  if (request.internal?.[idempotencyHandlerKey] === undefined) return;
+  throw new InvalidOptionsError(middleware, [
+    `an idempotency middleware ran before ${middleware}(), so its records are not scoped to the caller and one caller's stored answer would be replayed to another: put makeHandlerIdempotent() or idempotency() after ${middleware}()`,
+  ]);
+}
 
 /**
  * Authenticates the request and puts the caller on `context.principal` (typed). Accepts the
@@ -60,6 +76,7 @@ export function authenticate(options: AuthenticatorOptions): AuthMiddleware<Opti
     request: Request<Event, Result, Error, Context & OptionalAuthContext>,
   ) => {
     assertApiGatewayEvent(request.event, 'authenticate');
+    assertNoIdempotencyBefore(request, 'authenticate');
     request.context.principal = await authenticator.authenticate(request.event);
   };
   return { name: 'authenticate', before: authenticateBefore };

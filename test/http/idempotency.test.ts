@@ -717,7 +717,7 @@ describe('idempotency()', () => {
   describe('runs only after authentication, unless the route is declared anonymous', () => {
     const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
     const verifier = devIssuerVerifier(issuer);
-    type Order = 'authenticate first' | 'idempotency first' | 'no authentication';
+    type Order = 'authenticate first' | 'idempotency first' | 'no authentication' | 'Powertools first';
 
     /**
      * A booking endpoint with the real authenticate, before or after idempotency() or not there at all,
@@ -746,6 +746,14 @@ describe('idempotency()', () => {
         'authenticate first': [auth, idem],
         'idempotency first': [idem, auth],
         'no authentication': [idem],
+        // Powertools' own middleware, which keys its records by the key alone.
+        'Powertools first': [
+          makeHandlerIdempotent({
+            persistenceStore: persistenceStore(staticPkValue),
+            config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
+          }) as Middleware,
+          auth,
+        ],
       };
       const handler = lambdaHandler(
         middy<
@@ -877,12 +885,28 @@ describe('idempotency()', () => {
         expect(problemOf(response), sub).toMatchObject({ status: 500, code: 'INTERNAL' });
         expect(response.body).not.toContain('private data');
       }
-      // Each request ran (authentication came after the lock), and each one's record was deleted.
-      expect(endpoint.runs()).toBe(3);
+      // Authentication refuses to run after the lock: no request ran, and each one's record was deleted.
+      expect(endpoint.runs()).toBe(0);
       expect(await endpoint.storedRecords()).toBe(0);
       setupFault(
         endpoint.logger,
-        'Invalid idempotency options: anonymous: true scoped the key to no caller, but an authentication middleware ran after idempotency(): put idempotency() after authenticate() and drop anonymous',
+        "Invalid authenticate options: an idempotency middleware ran before authenticate(), so its records are not scoped to the caller and one caller's stored answer would be replayed to another: put makeHandlerIdempotent() or idempotency() after authenticate()",
+      );
+    });
+
+    it("refuses Powertools' makeHandlerIdempotent before authenticate: a logged 500, nothing run, stored or replayed", async () => {
+      const endpoint = orderedEndpoint('Powertools first');
+      const key = randomUUID();
+      for (const sub of ['alice', undefined, 'mallory']) {
+        const response = await endpoint.call(key, sub);
+        expect(problemOf(response), sub).toMatchObject({ status: 500, code: 'INTERNAL' });
+        expect(response.body).not.toContain('private data');
+      }
+      expect(endpoint.runs()).toBe(0);
+      expect(await endpoint.storedRecords()).toBe(0);
+      setupFault(
+        endpoint.logger,
+        "Invalid authenticate options: an idempotency middleware ran before authenticate(), so its records are not scoped to the caller and one caller's stored answer would be replayed to another: put makeHandlerIdempotent() or idempotency() after authenticate()",
       );
     });
 
