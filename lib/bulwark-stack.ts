@@ -479,7 +479,7 @@ export class BulwarkStack extends Stack {
   public readonly queueKey: BulwarkEncryptionKey;
   /** One queue, DLQ and worker function per entry of `functions/workers.ts`, by name. */
   public readonly workers: Readonly<Record<WorkerName, BulwarkWorkerQueue>>;
-  /** HMAC secret of the email verification links (a plain string, rotated). */
+  /** HMAC secret of the email verification links (JSON `{ current, previous }`, rotated). */
   public readonly verificationLinkSecret: secretsmanager.Secret;
   /**
    * Credentials of an SMTP relay (JSON `{ username, password }`), set by an operator; not rotated here.

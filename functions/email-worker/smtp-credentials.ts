@@ -1,4 +1,4 @@
-// The SMTP relay's credentials from the stack's SmtpCredentials secret, read with the first email and cached like every secret.
+// The SMTP relay's credentials from the stack's SmtpCredentials secret, read before each email through the function's secret cache.
 import { ConfigError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { lazySecretStore } from '../shared/secret-store.js';
@@ -6,8 +6,8 @@ import type { SmtpCredentials } from './transports.js';
 
 /**
  * A reader of JSON `{ "username": "…", "password": "…" }` in a Secrets Manager secret, through the
- * function's {@link lazySecretStore}; `refresh` (the relay refused the cached pair) fetches the secret
- * again, so a pair an operator replaced is picked up without a deploy.
+ * function's {@link lazySecretStore} (cached 5 minutes), so a pair an operator replaced is picked up
+ * without a deploy; `refresh` (the relay refused the cached pair) fetches the secret past the cache.
  *
  * @example
  * new SmtpEmailTransport({ host, port, credentials: smtpCredentialsReader(secretArn, onEvent) });

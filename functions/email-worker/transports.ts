@@ -126,8 +126,9 @@ export interface SmtpTransportOptions {
   /** 465 speaks TLS from the start; any other port must upgrade with STARTTLS (except on loopback). */
   readonly port: number;
   /**
-   * Reads the relay's credentials; `refresh` after the relay refused them (a rotated pair), so a new
-   * pair reaches a running function without a deploy.
+   * Reads the relay's credentials before each send, so a pair an operator stores reaches a running
+   * function without a deploy. Without `refresh` it may answer from a cache (smtpCredentialsReader's
+   * lasts 5 minutes); `refresh` after the relay refused the pair, which must then be fetched anew.
    * @default - no authentication (a local sink)
    */
   readonly credentials?: (refresh: boolean) => Promise<SmtpCredentials>;
@@ -185,13 +186,19 @@ function permanentRecipientRefusal(error: unknown): number | undefined {
   return refused ? responseCode : undefined;
 }
 
+/** Whether two reads gave the same pair (both undefined: no authentication). */
+function samePair(a: SmtpCredentials | undefined, b: SmtpCredentials | undefined): boolean {
+  return a?.username === b?.username && a?.password === b?.password;
+}
+
 /** SMTP through nodemailer (one transporter per process and credentials). */
 export class SmtpEmailTransport implements EmailTransport {
   readonly name = 'smtp';
   private readonly options: SMTPTransport.Options;
-  private transporter: Promise<Transporter> | undefined;
-  /** Set when the relay refused the credentials: the next connection reads them afresh. */
-  private credentialsRefused = false;
+  /** The transporter of the last pair read, replaced when a read gives another. */
+  private current:
+    | { readonly auth: SmtpCredentials | undefined; readonly transporter: Promise<Transporter> }
+    | undefined;
 
   constructor(private readonly settings: SmtpTransportOptions) {
     const timeoutMs = settings.timeoutMs ?? 10_000;
@@ -209,33 +216,51 @@ export class SmtpEmailTransport implements EmailTransport {
     };
   }
 
-  private connect(): Promise<Transporter> {
-    if (this.transporter) return this.transporter;
+  private transporterFor(auth: SmtpCredentials | undefined): Promise<Transporter> {
+    if (this.current && samePair(this.current.auth, auth)) return this.current.transporter;
+    // Unpooled, nodemailer opens a connection per message: closing ends no send still under way.
+    this.close();
     nodemailer ??= loadNodemailer();
-    const refresh = this.credentialsRefused;
-    this.credentialsRefused = false;
-    const pending = Promise.all([nodemailer, this.settings.credentials?.(refresh)]).then(
-      ([{ createTransport }, auth]) =>
-        createTransport({
-          ...this.options,
-          ...(auth ? { auth: { user: auth.username, pass: auth.password } } : {}),
-        }),
+    const transporter = nodemailer.then(({ createTransport }) =>
+      createTransport({
+        ...this.options,
+        ...(auth ? { auth: { user: auth.username, pass: auth.password } } : {}),
+      }),
     );
-    this.transporter = pending;
-    // A failed read is not kept: the next message tries again.
-    pending.catch(() => {
-      if (this.transporter === pending) this.transporter = undefined;
-    });
-    return pending;
+    this.current = { auth, transporter };
+    return transporter;
   }
 
   /**
    * On `signal`'s abort (the breaker's timeout) nodemailer closes this send's connection, so a relay
    * still busy with an earlier command never receives the message: the retry is then its only copy.
    * Rejects with DeliveryRejectedError when the relay refuses the recipient for good.
+   *
+   * A pair the relay refuses (EAUTH, before any message data) is read again and, when that gives
+   * another pair, the message is sent once more with it: an operator who revoked the old pair within
+   * the cache time costs a refused login, not a failed message. Only a refusal of the fresh pair rejects.
    */
   async send(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
-    const transporter = await this.connect();
+    const { credentials } = this.settings;
+    const auth = await credentials?.(false);
+    try {
+      return await this.sendWith(auth, email, signal);
+    } catch (error) {
+      if (!credentials || (error as { code?: unknown }).code !== 'EAUTH') throw error;
+      // The cache first: another send refused at the same time may have fetched the new pair already.
+      let fresh = await credentials(false);
+      if (samePair(fresh, auth)) fresh = await credentials(true);
+      if (samePair(fresh, auth)) throw error;
+      return await this.sendWith(fresh, email, signal);
+    }
+  }
+
+  private async sendWith(
+    auth: SmtpCredentials | undefined,
+    email: OutgoingEmail,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    const transporter = await this.transporterFor(auth);
     try {
       const info = await transporter.sendMail({
         from: email.from,
@@ -255,17 +280,13 @@ export class SmtpEmailTransport implements EmailTransport {
           refused: 'recipient',
         });
       }
-      if ((error as { code?: unknown }).code === 'EAUTH') {
-        this.credentialsRefused = true;
-        this.close();
-      }
       throw error;
     }
   }
 
   close(): void {
-    const transporter = this.transporter;
-    this.transporter = undefined;
+    const transporter = this.current?.transporter;
+    this.current = undefined;
     void transporter?.then(
       (open) => open.close(),
       () => {},

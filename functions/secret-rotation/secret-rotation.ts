@@ -62,11 +62,19 @@ function isJsonObject(value: unknown): value is Record<string, unknown> {
 /**
  * The `current` of a signing-shaped value, or undefined for a plain secret. A JSON object in any other
  * shape is refused: rotating it into a plain string would leave every `getRotatingSecret` reader
- * failing with `not_json`.
+ * failing with `not_json`. So is a value that opens like one (`{`, as VERIFICATION_LINK_SECRET is read)
+ * but does not parse, such as a hand edit that lost its closing brace: its readers already fail.
  */
 function currentSigningSecret(currentValue: string): string | undefined {
   const parsed = parseJson(currentValue);
-  if (!isJsonObject(parsed)) return undefined;
+  if (!isJsonObject(parsed)) {
+    if (currentValue.trimStart().startsWith('{')) {
+      throw new RotationError(
+        'The current value starts with { but is not valid JSON: correct it to { current, previous? }, then rotate again',
+      );
+    }
+    return undefined;
+  }
   const signing = signingSecretSchema.safeParse(parsed);
   if (!signing.success) {
     throw new RotationError(
@@ -79,7 +87,8 @@ function currentSigningSecret(currentValue: string): string | undefined {
 /**
  * The next value for a secret, in the shape of its current one: a JSON signing secret becomes
  * `{ current: <new>, previous: <old current> }`; a plain string becomes a new string. Throws a
- * RotationError when the current value is a JSON object in another shape.
+ * RotationError when the current value is a JSON object in another shape, or starts with `{` and does
+ * not parse.
  */
 export function nextSecretValue(currentValue: string, generate: () => string = generateSecret): string {
   const currentSecret = currentSigningSecret(currentValue);
@@ -91,7 +100,7 @@ export function nextSecretValue(currentValue: string, generate: () => string = g
  * Whether a pending value has the shape the functions accept and follows from the current value: a
  * signing value must keep the current secret as its `previous` (else promoting it would invalidate
  * everything signed with the value in use) and bring a new `current`. Throws a RotationError when the
- * current value is a JSON object in another shape.
+ * current value is a JSON object in another shape, or starts with `{` and does not parse.
  */
 export function isValidPendingValue(currentValue: string, pendingValue: string): boolean {
   const currentSecret = currentSigningSecret(currentValue);

@@ -210,24 +210,48 @@ describe('the SMTP transport with a relay that requires AUTH', () => {
     return { transport, reads };
   }
 
-  it('authenticates with the pair it reads, once per connection, and delivers', async () => {
+  it('authenticates with the pair it reads (from the cache) before each send, and delivers', async () => {
     accepted = { username: 'relay-user', password: 'first-password' };
     const { transport, reads } = relayTransport(async () => accepted);
     await transport.send(email);
     await transport.send(email);
     transport.close();
     expect(delivered.slice(-2)).toEqual(['relay-user', 'relay-user']);
-    expect(reads).toEqual([false]);
+    expect(reads).toEqual([false, false]);
   });
 
-  it('re-reads the pair after the relay refused it, so a rotated pair works without a deploy', async () => {
+  it('uses a pair that the read gives for the next send, with no refusal first', async () => {
+    accepted = { username: 'relay-user', password: 'first-password' };
+    let stored = accepted;
+    const { transport, reads } = relayTransport(async () => stored);
+    await transport.send(email);
+    stored = { username: 'renamed-user', password: 'second-password' };
+    accepted = stored;
+    await transport.send(email);
+    transport.close();
+    expect(delivered.slice(-2)).toEqual(['relay-user', 'renamed-user']);
+    expect(reads).toEqual([false, false]);
+  });
+
+  it('after the relay refused the pair, fetches it afresh and sends the message with the new one', async () => {
     const stale = { username: 'relay-user', password: 'first-password' };
     accepted = { username: 'relay-user', password: 'second-password' };
     const { transport, reads } = relayTransport(async (refresh) => (refresh ? accepted : stale));
-    await expect(transport.send(email)).rejects.toMatchObject({ code: 'EAUTH' });
     await transport.send(email);
     transport.close();
-    expect(reads).toEqual([false, true]);
+    // The cache again first (another send may have refreshed it), then a fetch past it.
+    expect(reads).toEqual([false, false, true]);
+  });
+
+  it('rejects with the refusal when the fresh read gives the refused pair again', async () => {
+    accepted = { username: 'relay-user', password: 'second-password' };
+    const { transport, reads } = relayTransport(async () => ({
+      username: 'relay-user',
+      password: 'revoked-password',
+    }));
+    await expect(transport.send(email)).rejects.toMatchObject({ code: 'EAUTH' });
+    transport.close();
+    expect(reads).toEqual([false, false, true]);
   });
 
   it('fails the message when the pair cannot be read, and tries to read it again for the next one', async () => {

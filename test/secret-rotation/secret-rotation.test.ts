@@ -83,6 +83,15 @@ describe('nextSecretValue', () => {
     expect(() => nextSecretValue(JSON.stringify(value), () => fresh)).toThrow(RotationError);
   });
 
+  it.each([
+    ['its closing brace lost in a hand edit', `{"current":"${old}"`],
+    ['whitespace before it', `  \n{"current":"${old}"}}`],
+  ])('refuses a current value that opens like JSON but does not parse, %s', (_case, value) => {
+    expect(() => nextSecretValue(value, () => fresh)).toThrow(
+      'The current value starts with { but is not valid JSON',
+    );
+  });
+
   it(`generates ${generatedSecretLength} URL-safe characters by default, different each time`, () => {
     const [a, b] = [nextSecretValue(old), nextSecretValue(old)];
     expect(a).toMatch(new RegExp(`^[\\w-]{${generatedSecretLength}}$`));
@@ -162,6 +171,16 @@ describe('SecretRotator', () => {
     pending(undefined);
     await expect(rotator.rotate(event('createSecret'))).rejects.toThrow(RotationError);
     expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+  });
+
+  it('createSecret and testSecret refuse a current value whose JSON was cut short, storing nothing', async () => {
+    describeWith(rotating);
+    current(`{"current":"${old}"`);
+    pending(undefined);
+    await expect(rotator.rotate(event('createSecret'))).rejects.toThrow(RotationError);
+    expect(secretsManager.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+    pending(fresh);
+    await expect(rotator.rotate(event('testSecret'))).rejects.toThrow(RotationError);
   });
 
   it('setSecret changes nothing: the value lives only in Secrets Manager', async () => {
