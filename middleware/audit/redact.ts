@@ -1,5 +1,5 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, SecretAccessError } from '../errors.js';
 import { definedOnly } from '../options.js';
 import { truncated } from '../text.js';
 
@@ -209,6 +209,12 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     for (const key of ['code', 'statusCode'] as const) {
       const value = (error as Error & Record<string, unknown>)[key];
       if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
+    }
+    // Which secret, and why, as fields a log query can filter on; never its value, which the error lacks.
+    if (error instanceof SecretAccessError) {
+      fields.secretName = redactString(error.secretName);
+      fields.versionStage = error.versionStage;
+      fields.reason = error.reason;
     }
     if (typeof error.stack === 'string') fields.stack = redactString(error.stack);
     if (error.cause !== undefined) fields.cause = walk(error.cause, depth + 1, ancestors);

@@ -8,7 +8,7 @@ import {
   redact,
   redactedValue,
 } from '../../middleware/audit/redact.js';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { InvalidOptionsError, SecretAccessError } from '../../middleware/errors.js';
 import { captureStdout } from '../helpers/log-capture.js';
 
 const jwt =
@@ -316,6 +316,24 @@ describe('redaction', () => {
     ],
   ])('still redacts the value of a secret key outside a Secrets Manager ARN: %s', (text, redacted) => {
     expect(createRedactor().redactString(text)).toBe(redacted);
+  });
+
+  it('logs a SecretAccessError with the secret it names, its version stage and why, never a value', () => {
+    const secretArn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:BookingsSigningSecret-AbCdEf';
+    const logged = redact(new SecretAccessError(secretArn, 'AWSCURRENT', 'not_json'));
+    expect(logged).toMatchObject({
+      name: 'SecretAccessError',
+      code: 'SECRET_UNAVAILABLE',
+      message: `Secret ${secretArn} (AWSCURRENT) is unavailable: not_json`,
+      secretName: secretArn,
+      versionStage: 'AWSCURRENT',
+      reason: 'not_json',
+    });
+    // A name that itself looks like a credential is redacted like any other string.
+    expect(redact(new SecretAccessError('token=abc123', 'AWSPREVIOUS', 'not_found'))).toMatchObject({
+      secretName: `token=${redactedValue}`,
+      reason: 'not_found',
+    });
   });
 
   it('catches a JWT cut short by truncation', () => {
