@@ -486,7 +486,7 @@ export class BulwarkStack extends Stack {
    * Read at run time by the email worker when the stack is given `email.smtp`.
    */
   public readonly smtpCredentials: secretsmanager.Secret;
-  /** Rotates the signing and verification-link secrets. */
+  /** Rotates the signing and verification-link secrets; its failure alarm notifies the alarm topic. */
   public readonly secretRotation: BulwarkSecretRotation;
   /** Where every function's metrics go and the only namespace its alarms and dashboard read. */
   public readonly metricNamespace: string;
@@ -653,6 +653,7 @@ export class BulwarkStack extends Stack {
     this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
       logRemovalPolicy: removalPolicy,
       metricNamespace: this.metricNamespace,
+      alarmTopic: this.alarms.topic,
     });
     const rotationDays = props.secretRotationDays ?? 30;
     if (!isValidRotationDays(rotationDays)) {
@@ -685,7 +686,11 @@ export class BulwarkStack extends Stack {
         deadLetterQueue: this.workers[name].deadLetterQueue,
       })),
       logGroups: Object.values(allFunctions).map((fn) => fn.logGroup),
-      alarms: [...this.alarms.alarms, ...workerNames.map((name) => this.workers[name].deadLetterAlarm)],
+      alarms: [
+        ...this.alarms.alarms,
+        ...workerNames.map((name) => this.workers[name].deadLetterAlarm),
+        this.secretRotation.failureAlarm,
+      ],
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Invoke URL of the HTTP API' });

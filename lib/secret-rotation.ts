@@ -1,7 +1,10 @@
-// One rotation function for the stack's generated secrets, with a schedule per secret it rotates.
-import { Aws, type Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+// One rotation function for the stack's generated secrets, with a schedule per secret it rotates and an alarm on its failures.
+import { Aws, Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { BulwarkFunction } from './bulwark-function.js';
 
@@ -37,22 +40,33 @@ export interface BulwarkSecretRotationProps {
    * @default 'Bulwark'
    */
   readonly metricNamespace?: string;
+  /**
+   * Where the failure alarm (and its recovery) is published.
+   * @default - the alarm has no action
+   */
+  readonly alarmTopic?: sns.ITopic;
 }
 
 /**
  * The rotation Lambda of functions/secret-rotation/ (createSecret, setSecret, testSecret,
- * finishSecret for random secrets). Unlike `Secret.addRotationSchedule`, which also grants
- * `secretsmanager:GetRandomPassword` on `*` and lets any account's Secrets Manager invoke the
- * function, `rotate` grants only the four calls on the one secret and scopes the invoke permission to
- * this account and that secret.
+ * finishSecret for random secrets) and an alarm on any failed step. Unlike
+ * `Secret.addRotationSchedule`, which also grants `secretsmanager:GetRandomPassword` on `*` and lets any
+ * account's Secrets Manager invoke the function, `rotate` grants only the four calls on the one secret
+ * and scopes the invoke permission to this account and that secret.
  *
  * @example
- * const rotation = new BulwarkSecretRotation(this, 'SecretRotation');
+ * const rotation = new BulwarkSecretRotation(this, 'SecretRotation', { alarmTopic: alarms.topic });
  * rotation.rotate(signingSecret, Duration.days(30));
  */
 export class BulwarkSecretRotation extends Construct {
   /** The rotation function. */
   public readonly rotationFunction: BulwarkFunction;
+  /**
+   * A rotation step failed. Secrets Manager records a failed rotation only on the secret (and in
+   * CloudTrail) and keeps the old value current, so without this alarm a secret that can no longer rotate
+   * (a key added to its JSON by hand, a stale AWSPENDING) goes unnoticed.
+   */
+  public readonly failureAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: BulwarkSecretRotationProps = {}) {
     super(scope, id);
@@ -69,6 +83,26 @@ export class BulwarkSecretRotation extends Construct {
       reason:
         'Invoked by Secrets Manager, which records a failed step on the secret (RotationFailed in CloudTrail) and retries it; a function DLQ would hold only a copy of the step event.',
     });
+    // The handler throws whenever a step fails (that is how Secrets Manager learns it failed), so Lambda's
+    // own Errors count every failed step, and also a timeout or a cold start that crashed.
+    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
+      metric: this.rotationFunction.lambdaFunction.metricErrors({
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+        label: 'Failed rotation steps',
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // No invocation, or none failing, is no failure: rotations run once every few days.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription:
+        'A secret rotation step failed: the secret keeps its old value and is not rotated until the cause is fixed (see the Rotation step failed log line).',
+    });
+    if (props.alarmTopic !== undefined) {
+      this.failureAlarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+      this.failureAlarm.addOkAction(new actions.SnsAction(props.alarmTopic));
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, SecretAccessError } from '../errors.js';
 import { definedOnly } from '../options.js';
 import { truncated } from '../text.js';
 
@@ -88,6 +88,13 @@ const quotedValuePattern = String.raw`"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?`
  * one escape, per branch, so the scan stays linear. Escaped deeper, it runs to the end of the line.
  */
 const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"\\\n])*(?:\\")?`;
+/**
+ * What precedes the key `secret` in a Secrets Manager ARN
+ * (`arn:aws:secretsmanager:eu-west-1:111122223333:secret:name-AbCdEf`), where `secret:` is the resource
+ * type and the name after it is no credential. Checked only once a key has matched, and bounded by the
+ * `:` that ends each part, so the scan stays linear.
+ */
+const secretsManagerArnBeforeKey = String.raw`\barn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:`;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
 /** Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name. */
@@ -137,8 +144,9 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // quoted (whole, escaped quotes too: `\"token\":\"…\"`) or bare (up to a space or delimiter). No
   // prefix is matched: `db_password=x` is caught at `password`, and an unanchored prefix would make long
   // words cost quadratic time.
-  // A form field's name may close its bracket before the separator: `user[password]=…`.
-  const keyValue = `(?:${names.map(keyPattern).join('|')})\\]?\\\\*["']?\\s*[:=]\\s*(?:${quotedValuePattern}|${escapedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
+  // A form field's name may close its bracket before the separator: `user[password]=…`. The `secret:` of
+  // a Secrets Manager ARN is no key: the secret's name after it stays readable in every line naming it.
+  const keyValue = `(?:${names.map(keyPattern).join('|')})(?<!${secretsManagerArnBeforeKey}secret)\\]?\\\\*["']?\\s*[:=]\\s*(?:${quotedValuePattern}|${escapedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
   // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. An
   // Authorization header's credentials, of any scheme, go whole: a token (`Negotiate YII…`) or a
   // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).
@@ -201,6 +209,12 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     for (const key of ['code', 'statusCode'] as const) {
       const value = (error as Error & Record<string, unknown>)[key];
       if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
+    }
+    // Which secret, and why, as fields a log query can filter on; never its value, which the error lacks.
+    if (error instanceof SecretAccessError) {
+      fields.secretName = redactString(error.secretName);
+      fields.versionStage = error.versionStage;
+      fields.reason = error.reason;
     }
     if (typeof error.stack === 'string') fields.stack = redactString(error.stack);
     if (error.cause !== undefined) fields.cause = walk(error.cause, depth + 1, ancestors);

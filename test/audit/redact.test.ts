@@ -8,7 +8,7 @@ import {
   redact,
   redactedValue,
 } from '../../middleware/audit/redact.js';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { InvalidOptionsError, SecretAccessError } from '../../middleware/errors.js';
 import { captureStdout } from '../helpers/log-capture.js';
 
 const jwt =
@@ -284,6 +284,56 @@ describe('redaction', () => {
   it.each(defaultSensitiveKeys)('redacts the value after %s in free text and keeps the key', (key) => {
     const text = createRedactor().redactString(`before ${key}=s3cr3t-value after "${key}": "other-value"`);
     expect(text).toBe(`before ${key}=${redactedValue} after "${key}": "${redactedValue}"`);
+  });
+
+  it.each([
+    'arn:aws:secretsmanager:eu-west-1:111122223333:secret:BookingsSigningSecret-AbCdEf',
+    'Secret arn:aws-cn:secretsmanager:cn-north-1:111122223333:secret:prod/db-AbCdEf (AWSCURRENT) is unavailable: not_json',
+    'ARN:AWS-US-GOV:SECRETSMANAGER:US-GOV-WEST-1:111122223333:SECRET:Signing-AbCdEf',
+    '{"secretId":"arn:aws:secretsmanager:eu-west-1:111122223333:secret:Link-XyZ123"}',
+  ])("keeps the secret's name in a Secrets Manager ARN, whose `secret:` is a resource type: %s", (text) => {
+    expect(createRedactor().redactString(text)).toBe(text);
+  });
+
+  it.each([
+    ['secret: s3cr3t-value', `secret: ${redactedValue}`],
+    ['secret=s3cr3t-value', `secret=${redactedValue}`],
+    ['{"secret":"s3cr3t-value"}', `{"secret":"${redactedValue}"}`],
+    // Only a Secrets Manager ARN's `secret:` is a resource type: after any other `:` it is a key.
+    ['db:secret:s3cr3t-value', `db:secret:${redactedValue}`],
+    [
+      'arn:aws:ssm:eu-west-1:111122223333:secret:s3cr3t-value',
+      `arn:aws:ssm:eu-west-1:111122223333:secret:${redactedValue}`,
+    ],
+    [
+      'arn:aws:secretsmanager:eu-west-1:1:secret:s3cr3t-value',
+      `arn:aws:secretsmanager:eu-west-1:1:secret:${redactedValue}`,
+    ],
+    // A credential after an ARN's secret name is still one.
+    [
+      'arn:aws:secretsmanager:eu-west-1:111122223333:secret:Signing-AbCdEf password=s3cr3t-value',
+      `arn:aws:secretsmanager:eu-west-1:111122223333:secret:Signing-AbCdEf password=${redactedValue}`,
+    ],
+  ])('still redacts the value of a secret key outside a Secrets Manager ARN: %s', (text, redacted) => {
+    expect(createRedactor().redactString(text)).toBe(redacted);
+  });
+
+  it('logs a SecretAccessError with the secret it names, its version stage and why, never a value', () => {
+    const secretArn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:BookingsSigningSecret-AbCdEf';
+    const logged = redact(new SecretAccessError(secretArn, 'AWSCURRENT', 'not_json'));
+    expect(logged).toMatchObject({
+      name: 'SecretAccessError',
+      code: 'SECRET_UNAVAILABLE',
+      message: `Secret ${secretArn} (AWSCURRENT) is unavailable: not_json`,
+      secretName: secretArn,
+      versionStage: 'AWSCURRENT',
+      reason: 'not_json',
+    });
+    // A name that itself looks like a credential is redacted like any other string.
+    expect(redact(new SecretAccessError('token=abc123', 'AWSPREVIOUS', 'not_found'))).toMatchObject({
+      secretName: `token=${redactedValue}`,
+      reason: 'not_found',
+    });
   });
 
   it('catches a JWT cut short by truncation', () => {

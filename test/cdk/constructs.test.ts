@@ -1,9 +1,10 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
@@ -232,5 +233,42 @@ describe('BulwarkSecretRotation', () => {
         'Invalid rotation of Signing: every must be 3 to 1000 whole days',
       );
     }
+  });
+
+  it("alarms on the function's failed steps, notifying the topic it is given on alarm and on recovery", () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const topic = new sns.Topic(stack, 'Topic');
+    const rotation = new BulwarkSecretRotation(stack, 'SecretRotation', { alarmTopic: topic });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 1);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: [
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: {
+              Namespace: 'AWS/Lambda',
+              MetricName: 'Errors',
+              Dimensions: [
+                {
+                  Name: 'FunctionName',
+                  Value: stack.resolve(rotation.rotationFunction.lambdaFunction.functionName),
+                },
+              ],
+            },
+          }),
+        }),
+      ],
+      Threshold: 1,
+      AlarmActions: [stack.resolve(topic.topicArn)],
+      OKActions: [stack.resolve(topic.topicArn)],
+    });
+  });
+
+  it('keeps the failure alarm without actions when given no topic', () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    new BulwarkSecretRotation(stack, 'SecretRotation');
+    const [alarm] = Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'));
+    expect(alarm?.Properties).not.toHaveProperty('AlarmActions');
+    expect(alarm?.Properties).not.toHaveProperty('OKActions');
   });
 });

@@ -197,9 +197,13 @@ describe('BulwarkDashboard', () => {
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
-  it('shows the seven alarms and one DLQ alarm per worker, and outputs its console URL', () => {
+  it('shows the seven alarms, one DLQ alarm per worker and the rotation failure alarm, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      7 + workerNames.length,
+      7 + workerNames.length + 1,
+    );
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(JSON.stringify(dashboard)).toContain(
+      JSON.stringify(stack.resolve(stack.secretRotation.failureAlarm.alarmArn)),
     );
     expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
   });
@@ -213,14 +217,42 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates seven alarms plus one DLQ alarm per worker, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 7 + workerNames.length);
+  it('creates seven alarms plus one DLQ alarm per worker and the rotation failure alarm, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7 + workerNames.length + 1);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
-    for (const alarm of [...stack.alarms.alarms, ...deadLetterAlarms]) {
+    for (const alarm of [...stack.alarms.alarms, ...deadLetterAlarms, stack.secretRotation.failureAlarm]) {
       expect(alarmOf(alarm)).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
     }
+  });
+
+  it("alarms on the rotation function's first failed step in 5 minutes: its Lambda Errors, since the handler throws on every failure", () => {
+    expect(alarmOf(stack.secretRotation.failureAlarm)).toMatchObject({
+      Metrics: [
+        expect.objectContaining({
+          MetricStat: {
+            Metric: {
+              Namespace: 'AWS/Lambda',
+              MetricName: 'Errors',
+              Dimensions: [
+                {
+                  Name: 'FunctionName',
+                  Value: stack.resolve(stack.secretRotation.rotationFunction.lambdaFunction.functionName),
+                },
+              ],
+            },
+            Period: 300,
+            Stat: 'Sum',
+          },
+          ReturnData: true,
+        }),
+      ],
+      Threshold: 1,
+      EvaluationPeriods: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
   });
 
   it.each([

@@ -10,6 +10,7 @@ import {
   ConflictError,
   InvalidArgumentError,
   InvalidOptionsError,
+  SecretAccessError,
   ServiceUnavailableError,
   UnsupportedContentEncodingError,
 } from '../../middleware/errors.js';
@@ -539,6 +540,34 @@ describe('httpErrorHandler through a middy pipeline', () => {
       error: expect.objectContaining({ name: 'TypeError', message: failure.message, stack: failure.stack }),
     });
   });
+
+  it.each([
+    ['not_json', 500, 'error', 'Request failed'],
+    ['unreachable', 503, 'warn', 'Request degraded'],
+  ] as const)(
+    'logs a secret read failing %s (%d) with the whole ARN of the secret and the reason as fields',
+    async (reason, status, level, message) => {
+      const logger = { error: vi.fn(), warn: vi.fn() };
+      const secretArn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:BookingsSigningSecret-AbCdEf';
+      const handler = middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger }))
+        .handler(async () => {
+          throw new SecretAccessError(secretArn, 'AWSCURRENT', reason);
+        });
+      expect((await handler(eventOf(), context)).statusCode).toBe(status);
+      expect(logger[level]).toHaveBeenCalledWith(
+        message,
+        expect.objectContaining({
+          error: expect.objectContaining({
+            message: `Secret ${secretArn} (AWSCURRENT) is unavailable: ${reason}`,
+            secretName: secretArn,
+            versionStage: 'AWSCURRENT',
+            reason,
+          }),
+        }),
+      );
+    },
+  );
 
   it('logs a deliberate 503 as a warning, not an error', async () => {
     const logger = { error: vi.fn(), warn: vi.fn() };

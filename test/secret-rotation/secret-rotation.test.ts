@@ -16,7 +16,11 @@ import {
   type RotationStep,
   SecretRotator,
 } from '../../functions/secret-rotation/secret-rotation.js';
+import { captureStdout } from '../helpers/log-capture.js';
 
+// The handler's lines are read below; its logger takes the level when the handler module first loads.
+process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+const output = captureStdout();
 const secretsManager = mockClient(SecretsManagerClient);
 const secretId = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:bulwark-signing-AbCdEf';
 const token = 'token-2';
@@ -279,5 +283,32 @@ describe('the rotation handler', () => {
     await expect(handler(event('setSecret'))).resolves.toBeUndefined();
     describeWith(rotating, false);
     await expect(handler(event('setSecret'))).rejects.toThrow(RotationError);
+  });
+
+  it("names the secret by its whole ARN in a failed step's error line and in each secret.rotated audit line", async () => {
+    const { handler } = await import('../../functions/secret-rotation/handler.js');
+    describeWith(rotating);
+    // A key added by hand: the value is JSON in another shape, so the rotation stops.
+    current(JSON.stringify({ current: old, note: 'added by hand' }));
+    pending(undefined);
+    await expect(handler(event('createSecret'))).rejects.toThrow(RotationError);
+    secretsManager.on(UpdateSecretVersionStageCommand).resolves({});
+    await handler(event('finishSecret'));
+
+    expect(output.json().find((line) => line.message === 'Rotation step failed')).toMatchObject({
+      secretId,
+      step: 'createSecret',
+      error: expect.stringContaining(
+        'RotationError: The current value is JSON but not { current, previous? }',
+      ),
+    });
+    expect(output.audit().filter((line) => line.eventType === 'secret.rotated')).toEqual([
+      expect.objectContaining({
+        outcome: 'error',
+        metadata: { secretId, step: 'createSecret', reason: 'RotationError' },
+      }),
+      expect.objectContaining({ outcome: 'success', metadata: { secretId } }),
+    ]);
+    expect(output.lines().join('\n')).not.toContain(old);
   });
 });
