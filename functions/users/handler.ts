@@ -37,6 +37,8 @@ const users = new UsersModel(
   createDocumentClient(dynamoDb),
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
+  defaultTenantId,
+  { unverifiedUserTtlSec: environment.unverifiedUserTtlHours * 3600 },
 );
 // The function's own limiters: the route limits' store (tight bounds, so an outage fails fast) and the
 // function's logger (a store outage is one JSON line with the request's correlation id).
