@@ -239,10 +239,28 @@ export class UsersModel {
       );
     } catch (error) {
       const failed = failedConditionIndexes(error);
-      if (failed?.includes(1)) throw new ConflictError('A user with this email already exists');
+      if (failed?.includes(1)) throw await this.whyEmailTaken(emailIndex);
       throw error;
     }
     return user;
+  }
+
+  /**
+   * The 409 for a registration whose email is claimed. A claim still waiting for its email to be verified
+   * says so, with when it lapses: the owner of an address someone else registered learns when it is free
+   * again, and not to follow the link of a registration they did not make (it would verify that
+   * registration, name and phone included, for them).
+   */
+  private async whyEmailTaken(emailIndex: string): Promise<ConflictError> {
+    const { Item: claim } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: emailClaimKey(emailIndex), ConsistentRead: true }),
+    );
+    if (typeof claim?.expiresAt !== 'number')
+      return new ConflictError('A user with this email already exists');
+    const lapsesAt = new Date(claim.expiresAt * 1000).toISOString();
+    return new ConflictError(
+      `This email is registered but not verified yet; unless it is verified first, the registration lapses at ${lapsesAt} and the email can be registered again. If you did not register it, do not follow the verification link sent to it.`,
+    );
   }
 
   /** The user; 404 when there is none, or its registration lapsed unverified. */

@@ -203,6 +203,44 @@ describe('an unverified registration', () => {
   });
 });
 
+describe('address squatting', () => {
+  it('answers 409 within the window, saying when the claim lapses; then the owner registers and verifies their own account', async () => {
+    const email = uniqueEmail();
+    const squatter = await registered({ email, name: 'Alice', phone: uniquePhone() });
+
+    const owner = await register({ email, name: 'Alice Owner' });
+    expect(owner.status).toBe(409);
+    expect((owner.body as Problem).detail).toBe(
+      `This email is registered but not verified yet; unless it is verified first, the registration lapses at ${squatter.expiresAt} and the email can be registered again. If you did not register it, do not follow the verification link sent to it.`,
+    );
+    const squattersLink = await verificationPath(email, 2, squatter.id);
+
+    clockAhead(verificationWindowMs + 60_000);
+    const ownerPhone = uniquePhone();
+    const retried = await register({ email, name: 'Alice Owner', phone: ownerPhone });
+    expect(retried.status).toBe(201);
+    const ownAccount = retried.body as Registered;
+    const { claim } = await storedUserAndClaim(ownAccount.id);
+    expect(claim?.userId).toBe(ownAccount.id);
+
+    // The squatter's link, even followed now, verifies nothing: it ran out with the registration.
+    const late = await api.request('GET', squattersLink, { token: null });
+    expect(late.status).toBe(410);
+    expect((late.body as Problem).detail).toBe(
+      'The verification link has expired, and the registration with it; register again',
+    );
+
+    const ownLink = await verificationPath(email, 4, ownAccount.id);
+    expect((await api.request('GET', ownLink, { token: null })).status).toBe(200);
+    const token = await adminToken();
+    const read = await api.request('GET', `/users/${ownAccount.id}`, { token });
+    expect(read.body).toMatchObject({ name: 'Alice Owner', phone: ownerPhone });
+    expect(read.body).toHaveProperty('emailVerifiedAt');
+    expect(read.body).not.toHaveProperty('expiresAt');
+    expect((await api.request('GET', `/users/${squatter.id}`, { token })).status).toBe(404);
+  });
+});
+
 describe('verifying the email', () => {
   it('removes expiresAt from the user and its claim, so the registration outlives the window', async () => {
     const email = uniqueEmail();
