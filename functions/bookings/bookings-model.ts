@@ -8,6 +8,7 @@ import {
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import { toEpochSeconds } from '../../middleware/store/tables.js';
 import { bookingKey, slotKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -102,8 +103,8 @@ export class BookingsModel {
   /**
    * Writes the booking and claims every slot in one transaction, so two overlapping requests can
    * never both succeed and a failed request leaves nothing behind. The same transaction checks that
-   * the user's item exists (400 on `body.userId` otherwise): the handler asks the users service first,
-   * but a user deleted after that answer gets no booking.
+   * the user's item exists and has not lapsed unverified (400 on `body.userId` otherwise): the handler
+   * asks the users service first, but a user deleted or lapsed after that answer gets no booking.
    */
   async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
@@ -121,10 +122,13 @@ export class BookingsModel {
         new TransactWriteCommand({
           TransactItems: [
             {
+              // A registration that lapsed unverified is gone too, whether or not TTL deleted it yet.
               ConditionCheck: {
                 TableName: this.tableName,
                 Key: userKey(booking.userId),
-                ConditionExpression: 'attribute_exists(pk)',
+                ConditionExpression:
+                  'attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR expiresAt > :now)',
+                ExpressionAttributeValues: { ':now': toEpochSeconds(now.getTime()) },
               },
             },
             {

@@ -38,11 +38,20 @@ const integerVariable = (min: number, max: number, fallback: number) =>
     fallback,
   );
 
+/** UNVERIFIED_USER_TTL_HOURS when unset. */
+export const defaultUnverifiedUserTtlHours = 48;
+
 const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
   USERS_API_URL: z.optional(z.url()),
   /** How many days ahead a booking may start (bookings refuses a later start with 400 on `body.start`). */
   BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365),
+  /**
+   * Hours a registration has to get its email verified before it lapses and frees its address (users
+   * only). 48: twice the verification link's day, so a user whose first link ran out unused can still
+   * ask for another and use it, while an address someone else registered is free again within two days.
+   */
+  UNVERIFIED_USER_TTL_HOURS: integerVariable(1, 720, defaultUnverifiedUserTtlHours),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
@@ -188,6 +197,8 @@ export interface FunctionEnvironment extends TableEnvironment {
   usersApiUrl: string | undefined;
   /** How many days ahead a booking may start; only the bookings function reads it. */
   bookingHorizonDays: number;
+  /** Hours an unverified registration lives (UNVERIFIED_USER_TTL_HOURS); only the users function reads it. */
+  unverifiedUserTtlHours: number;
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
   encryption: {
     kmsKeyId: string | undefined;
@@ -256,6 +267,7 @@ export function readEnvironment(
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
+    unverifiedUserTtlHours: data.UNVERIFIED_USER_TTL_HOURS,
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
       kmsDecryptKeyIds: data.KMS_DECRYPT_KEY_IDS?.split(',') ?? [],

@@ -1,5 +1,11 @@
 // The users function: register, get, email and phone verification (and new SMS codes), and the admin list and delete routes.
-import { ConflictError, GoneError, TooManyRequestsError, ValidationError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  GoneError,
+  NotFoundError,
+  TooManyRequestsError,
+  ValidationError,
+} from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
@@ -37,6 +43,8 @@ const users = new UsersModel(
   createDocumentClient(dynamoDb),
   environment.appTableName,
   createFunctionEncryptor(environment, onEvent),
+  defaultTenantId,
+  { unverifiedUserTtlSec: environment.unverifiedUserTtlHours * 3600 },
 );
 // The function's own limiters: the route limits' store (tight bounds, so an outage fails fast) and the
 // function's logger (a store outage is one JSON line with the request's correlation id).
@@ -155,6 +163,22 @@ const verifyPhoneBody = z.strictObject({
   code: z.string().check(z.regex(/^\d{6}$/, 'Must be the 6 digits from the SMS')),
 });
 
+/**
+ * The 410 for a genuine link past its time. A link never outlives its registration's verification
+ * window, so the registration may have lapsed with it: then a new link cannot help, only registering again.
+ */
+async function expiredLinkError(userId: string): Promise<GoneError> {
+  try {
+    await users.exists(userId);
+  } catch (error) {
+    if (error instanceof NotFoundError) {
+      return new GoneError('The verification link has expired, and the registration with it; register again');
+    }
+    throw error;
+  }
+  return new GoneError('The verification link has expired; ask for a new one');
+}
+
 export const handler = createHttpFunction(
   'users',
   {
@@ -200,7 +224,7 @@ export const handler = createHttpFunction(
             userId: id,
             ...input.query,
           });
-          if (problem === 'expired') throw new GoneError('The verification link has expired');
+          if (problem === 'expired') throw await expiredLinkError(id);
           if (problem) throw new ValidationError('The verification link is invalid');
           const verified = await users.verifyEmail(id);
           auditLogger.log({

@@ -17,7 +17,7 @@ import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
 import { afterCommitFailure, undoDeadline, untilAborted } from '../shared/post-commit.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
-import { createVerificationLink } from '../shared/verification-link.js';
+import { createVerificationLink, verificationLinkTtlMs } from '../shared/verification-link.js';
 import { type IssuedPhoneCode, phoneCodeResendIntervalSec, type User } from './users-model.js';
 
 /** The SMS carrying a verification code to `userId`'s phone. */
@@ -150,16 +150,26 @@ export class RegistrationEmails {
     }
   }
 
-  /** The verification email, with a link signed now that expires in 24 hours. */
+  /**
+   * The verification email, with a link signed now that expires in 24 hours, or when the registration
+   * lapses if that comes first: a link never outlives the window it is for, so a resent link cannot
+   * stretch it.
+   */
   async #verificationEmail(
     user: User,
     readLinkSecret: RotatingSecretReader,
     signal?: AbortSignal,
   ): Promise<{ message: NewEmailMessage; expiresAt: Date }> {
+    const now = Date.now();
     const link = createVerificationLink({
       baseUrl: this.options.queues.appBaseUrl,
       userId: user.id,
       secret: (await untilAborted(signal, () => readLinkSecret(false))).current,
+      now,
+      ttlMs:
+        user.expiresAt === undefined
+          ? verificationLinkTtlMs
+          : Math.min(verificationLinkTtlMs, Date.parse(user.expiresAt) - now),
     });
     return {
       message: {

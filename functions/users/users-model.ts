@@ -1,7 +1,8 @@
 // Users on the app table: registration with an atomic unique-email claim, lookup, listing, deletion,
 // email verification and phone verification codes.
 // Email, phone and name are stored encrypted (context { tenantId, userId }, the userId from the key); the
-// email claim uses a blind index.
+// email claim uses a blind index. A registration whose email is not verified in time lapses: the user
+// item and its claim carry `expiresAt` until then, read as absent past it, and the claim can be taken over.
 
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
@@ -25,6 +26,7 @@ import {
   ValidationError,
 } from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
+import { defaultUnverifiedUserTtlHours } from '../shared/environment.js';
 import { emailClaimKey, phoneCodeKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { defaultTenantId } from '../shared/tenant.js';
@@ -41,6 +43,12 @@ export interface User {
   emailVerifiedAt?: string;
   /** When the phone number was confirmed with an SMS code; absent until then. */
   phoneVerifiedAt?: string;
+  /**
+   * When the registration lapses unless its email is verified first: the user is then gone and the
+   * email free to register again. Absent once the email is verified (and on users registered before
+   * registrations lapsed).
+   */
+  expiresAt?: string;
 }
 
 /** A phone verification code as issued: the code itself goes out by SMS only, the table keeps its hash. */
@@ -93,6 +101,20 @@ export const encryptedUserFields = ['email', 'phone', 'name'] as const;
 const emailIndexName = 'user-email';
 /** gsi1's partition holding every user, in registration order (the admin list). */
 const userListPartition = 'USER';
+/**
+ * A condition (with `:now`, epoch seconds) that an unverified user item or email claim has not lapsed;
+ * a verified one carries no `expiresAt` and always passes. TTL deletion lags by days, so every read and
+ * every conditional write asks this rather than whether the item is there.
+ */
+const notLapsed = '(attribute_not_exists(expiresAt) OR expiresAt > :now)';
+
+export interface UsersModelOptions {
+  /**
+   * Seconds a registration has to get its email verified before it lapses (UNVERIFIED_USER_TTL_HOURS).
+   * @default 48 hours
+   */
+  readonly unverifiedUserTtlSec?: number;
+}
 
 function toUser(id: string, item: Record<string, unknown>): User {
   return {
@@ -103,7 +125,15 @@ function toUser(id: string, item: Record<string, unknown>): User {
     createdAt: String(item.createdAt),
     ...(typeof item.emailVerifiedAt === 'string' ? { emailVerifiedAt: item.emailVerifiedAt } : {}),
     ...(typeof item.phoneVerifiedAt === 'string' ? { phoneVerifiedAt: item.phoneVerifiedAt } : {}),
+    ...(typeof item.expiresAt === 'number'
+      ? { expiresAt: new Date(item.expiresAt * 1000).toISOString() }
+      : {}),
   };
+}
+
+/** Verifying a registration that lapsed, or lost its email to a newer one, before its email was verified. */
+function registrationLapsed(): GoneError {
+  return new GoneError('The registration lapsed before its email was verified; register again');
 }
 
 function isConditionFailure(error: unknown): boolean {
@@ -111,12 +141,17 @@ function isConditionFailure(error: unknown): boolean {
 }
 
 export class UsersModel {
+  private readonly unverifiedUserTtlSec: number;
+
   constructor(
     private readonly documentClient: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly encryptor: Encryptor,
     private readonly tenantId: string = defaultTenantId,
-  ) {}
+    { unverifiedUserTtlSec = defaultUnverifiedUserTtlHours * 3600 }: UsersModelOptions = {},
+  ) {
+    this.unverifiedUserTtlSec = unverifiedUserTtlSec;
+  }
 
   private contextOf(userId: string) {
     return { tenantId: this.tenantId, userId };
@@ -150,19 +185,27 @@ export class UsersModel {
     return toUser(userId, plain);
   }
 
-  /** Creates the user and claims its email in one transaction: a taken email is a 409, never a duplicate. */
+  /**
+   * Creates the user and claims its email in one transaction: a taken email is a 409, never a duplicate.
+   * Both items carry `expiresAt`, the end of the verification window, until the email is verified; a
+   * claim whose registration lapsed unverified is taken over in the same transaction.
+   */
   async register(input: NewUser, now = new Date()): Promise<User> {
+    const nowSec = toEpochSeconds(now.getTime());
+    const expiresAtSec = nowSec + this.unverifiedUserTtlSec;
     const user: User = {
       id: randomUUID(),
       email: input.email,
       name: input.name,
       ...(input.phone === undefined ? {} : { phone: input.phone }),
       createdAt: now.toISOString(),
+      expiresAt: new Date(expiresAtSec * 1000).toISOString(),
     };
     // Encrypting before the write: if the key is unavailable, nothing is written at all.
     const emailIndex = await this.emailIndexOf(user.email);
     const item = await this.encryptor.encryptFields(
-      { ...userKey(user.id), ...user, tenantId: this.tenantId, emailIndex },
+      // Stored as epoch seconds, the table's TTL attribute.
+      { ...userKey(user.id), ...user, tenantId: this.tenantId, emailIndex, expiresAt: expiresAtSec },
       encryptedUserFields,
       this.contextOf(user.id),
     );
@@ -182,11 +225,13 @@ export class UsersModel {
               },
             },
             {
-              // Two registrations racing for one email both reach here; the condition lets one win.
+              // Two registrations racing for one email both reach here; the condition lets one win. A
+              // lapsed claim's user is gone (TTL removes its items later); a verified claim never lapses.
               Put: {
                 TableName: this.tableName,
-                Item: { ...emailClaimKey(emailIndex), userId: user.id },
-                ConditionExpression: 'attribute_not_exists(pk)',
+                Item: { ...emailClaimKey(emailIndex), userId: user.id, expiresAt: expiresAtSec },
+                ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+                ExpressionAttributeValues: { ':now': nowSec },
               },
             },
           ],
@@ -194,17 +239,36 @@ export class UsersModel {
       );
     } catch (error) {
       const failed = failedConditionIndexes(error);
-      if (failed?.includes(1)) throw new ConflictError('A user with this email already exists');
+      if (failed?.includes(1)) throw await this.whyEmailTaken(emailIndex);
       throw error;
     }
     return user;
   }
 
+  /**
+   * The 409 for a registration whose email is claimed. A claim still waiting for its email to be verified
+   * says so, with when it lapses: the owner of an address someone else registered learns when it is free
+   * again, and not to follow the link of a registration they did not make (it would verify that
+   * registration, name and phone included, for them).
+   */
+  private async whyEmailTaken(emailIndex: string): Promise<ConflictError> {
+    const { Item: claim } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: emailClaimKey(emailIndex), ConsistentRead: true }),
+    );
+    if (typeof claim?.expiresAt !== 'number')
+      return new ConflictError('A user with this email already exists');
+    const lapsesAt = new Date(claim.expiresAt * 1000).toISOString();
+    return new ConflictError(
+      `This email is registered but not verified yet; unless it is verified first, the registration lapses at ${lapsesAt} and the email can be registered again. If you did not register it, do not follow the verification link sent to it.`,
+    );
+  }
+
+  /** The user; 404 when there is none, or its registration lapsed unverified. */
   async get(id: string): Promise<User> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: userKey(id), ConsistentRead: true }),
     );
-    if (!Item) throw new NotFoundError(`User ${id} not found`);
+    if (!Item || isExpired(Item, Date.now())) throw new NotFoundError(`User ${id} not found`);
     return this.fromItem(Item, id);
   }
 
@@ -218,10 +282,12 @@ export class UsersModel {
         TableName: this.tableName,
         Key: userKey(id),
         ConsistentRead: true,
-        ProjectionExpression: 'id, tenantId',
+        ProjectionExpression: 'id, tenantId, expiresAt',
       }),
     );
-    if (!Item || Item.tenantId !== this.tenantId) throw new NotFoundError(`User ${id} not found`);
+    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, Date.now())) {
+      throw new NotFoundError(`User ${id} not found`);
+    }
     return { id };
   }
 
@@ -234,18 +300,22 @@ export class UsersModel {
         ConsistentRead: true,
       }),
     );
-    if (!Item) throw new NotFoundError('No user with this email');
+    if (!Item || isExpired(Item, Date.now())) throw new NotFoundError('No user with this email');
     return this.get(String(Item.userId));
   }
 
-  /** Users in registration order. */
+  /**
+   * Users in registration order, without those whose registration lapsed unverified (filtered after
+   * `limit` is applied, as DynamoDB filters: a page may hold fewer, and still have a `nextCursor`).
+   */
   async list(limit: number, cursor?: string): Promise<Page<User>> {
     const result = await this.documentClient.send(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :type',
-        ExpressionAttributeValues: { ':type': userListPartition },
+        FilterExpression: notLapsed,
+        ExpressionAttributeValues: { ':type': userListPartition, ':now': toEpochSeconds(Date.now()) },
         Limit: limit,
         ExclusiveStartKey: decodeCursor(
           cursor,
@@ -300,27 +370,81 @@ export class UsersModel {
   }
 
   /**
-   * Marks the email verified (the caller checked the signed link). Idempotent: a second click keeps
-   * the first time. Conditional on the user existing, so a link to a deleted user re-creates nothing.
+   * Marks the email verified (the caller checked the signed link) and makes the registration permanent:
+   * one transaction removes `expiresAt` from the user and its email claim, conditional on neither having
+   * lapsed and on the claim still being this user's, so a click racing the expiry either verifies the
+   * user before a new registration can take the email, or fails (410). Idempotent: a second click keeps
+   * the first time. A deleted user (or none) is a 404, and nothing is re-created.
    */
   async verifyEmail(id: string, now = new Date()): Promise<Pick<User, 'id' | 'emailVerifiedAt'>> {
+    const stored = await this.verificationState(id, now);
+    if (stored.emailVerifiedAt !== undefined) return { id, emailVerifiedAt: stored.emailVerifiedAt };
+    const emailVerifiedAt = now.toISOString();
+    const lapseCheck = { ':now': toEpochSeconds(now.getTime()) };
     try {
-      const { Attributes } = await this.documentClient.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: userKey(id),
-          UpdateExpression: 'SET emailVerifiedAt = if_not_exists(emailVerifiedAt, :now)',
-          // An update of a missing key would create it; the user may have been deleted since the link went out.
-          ConditionExpression: 'attribute_exists(pk) AND tenantId = :tenant',
-          ExpressionAttributeValues: { ':now': now.toISOString(), ':tenant': this.tenantId },
-          ReturnValues: 'ALL_NEW',
+      await this.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: userKey(id),
+                UpdateExpression: 'SET emailVerifiedAt = :verifiedAt REMOVE expiresAt',
+                // An update of a missing key would create it; the user may have been deleted since the read.
+                ConditionExpression: `attribute_exists(pk) AND tenantId = :tenant AND attribute_not_exists(emailVerifiedAt) AND ${notLapsed}`,
+                ExpressionAttributeValues: {
+                  ':verifiedAt': emailVerifiedAt,
+                  ':tenant': this.tenantId,
+                  ...lapseCheck,
+                },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: emailClaimKey(stored.emailIndex),
+                UpdateExpression: 'REMOVE expiresAt',
+                ConditionExpression: `userId = :id AND ${notLapsed}`,
+                ExpressionAttributeValues: { ':id': id, ...lapseCheck },
+              },
+            },
+          ],
         }),
       );
-      return { id, emailVerifiedAt: String(Attributes?.emailVerifiedAt) };
     } catch (error) {
-      if (isConditionFailure(error)) throw new NotFoundError(`User ${id} not found`);
-      throw error;
+      if (!failedConditionIndexes(error)?.length) throw error;
+      // Deleted (404), lapsed (410) or verified by a concurrent click since the read; or its claim went to
+      // a new registration, which a function whose clock runs ahead can see as lapsed a moment before
+      // this one does: the registration lost its email all the same (410).
+      const current = await this.verificationState(id, now);
+      if (current.emailVerifiedAt !== undefined) return { id, emailVerifiedAt: current.emailVerifiedAt };
+      throw registrationLapsed();
     }
+    return { id, emailVerifiedAt };
+  }
+
+  /**
+   * What verifying `id`'s email needs of its item: its claim's key and whether it is verified already.
+   * No user (or another tenant's) is a 404; a registration that lapsed unverified is a 410.
+   */
+  private async verificationState(
+    id: string,
+    now: Date,
+  ): Promise<{ emailIndex: string; emailVerifiedAt: string | undefined }> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: userKey(id),
+        ConsistentRead: true,
+        ProjectionExpression: 'tenantId, emailIndex, emailVerifiedAt, expiresAt',
+      }),
+    );
+    if (!Item || Item.tenantId !== this.tenantId) throw new NotFoundError(`User ${id} not found`);
+    if (isExpired(Item, now.getTime())) throw registrationLapsed();
+    return {
+      emailIndex: String(Item.emailIndex),
+      emailVerifiedAt: typeof Item.emailVerifiedAt === 'string' ? Item.emailVerifiedAt : undefined,
+    };
   }
 
   /**
@@ -379,13 +503,12 @@ export class UsersModel {
         new TransactWriteCommand({
           TransactItems: [
             {
-              // A user deleted or verified meanwhile gets no code item.
+              // A user deleted, lapsed or verified meanwhile gets no code item.
               ConditionCheck: {
                 TableName: this.tableName,
                 Key: userKey(userId),
-                ConditionExpression:
-                  'attribute_exists(pk) AND attribute_exists(phone) AND tenantId = :tenant AND attribute_not_exists(phoneVerifiedAt)',
-                ExpressionAttributeValues: { ':tenant': this.tenantId },
+                ConditionExpression: `attribute_exists(pk) AND attribute_exists(phone) AND tenantId = :tenant AND attribute_not_exists(phoneVerifiedAt) AND ${notLapsed}`,
+                ExpressionAttributeValues: { ':tenant': this.tenantId, ':now': toEpochSeconds(nowMs) },
               },
             },
             {
@@ -419,7 +542,7 @@ export class UsersModel {
       );
     } catch (error) {
       const failed = failedConditionIndexes(error);
-      if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId, abortSignal);
+      if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId, now, abortSignal);
       if (failed?.includes(1)) throw await this.whyPhoneCodeChanged(userId, live, abortSignal);
       throw error;
     }
@@ -489,13 +612,19 @@ export class UsersModel {
     }
   }
 
-  /** The error for a user that cannot be sent a code: 404 or 409. */
-  private async whyNoPhoneCodeIssued(userId: string, abortSignal: AbortSignal | undefined): Promise<Error> {
+  /** The error for a user that cannot be sent a code: 404 (lapsed registrations included) or 409. */
+  private async whyNoPhoneCodeIssued(
+    userId: string,
+    now: Date,
+    abortSignal: AbortSignal | undefined,
+  ): Promise<Error> {
     const { Item: user } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true }),
       { abortSignal },
     );
-    if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
+    if (!user || user.tenantId !== this.tenantId || isExpired(user, now.getTime())) {
+      return new NotFoundError(`User ${userId} not found`);
+    }
     if (typeof user.phoneVerifiedAt === 'string') {
       return new ConflictError('The phone number is already verified');
     }
@@ -555,10 +684,15 @@ export class UsersModel {
               Update: {
                 TableName: this.tableName,
                 Key: userKey(userId),
-                UpdateExpression: 'SET phoneVerifiedAt = :now',
-                // Deleted meanwhile: nothing is re-created.
-                ConditionExpression: 'attribute_exists(pk) AND tenantId = :tenant',
-                ExpressionAttributeValues: { ':now': phoneVerifiedAt, ':tenant': this.tenantId },
+                UpdateExpression: 'SET phoneVerifiedAt = :verifiedAt',
+                // Deleted meanwhile: nothing is re-created. A verified phone does not stop the registration
+                // from lapsing: it proves who holds the phone, which says nothing of who holds the address.
+                ConditionExpression: `attribute_exists(pk) AND tenantId = :tenant AND ${notLapsed}`,
+                ExpressionAttributeValues: {
+                  ':verifiedAt': phoneVerifiedAt,
+                  ':tenant': this.tenantId,
+                  ':now': toEpochSeconds(now.getTime()),
+                },
               },
             },
             {
@@ -590,7 +724,9 @@ export class UsersModel {
       ),
       this.phoneCodeItem(userId),
     ]);
-    if (!user || user.tenantId !== this.tenantId) return new NotFoundError(`User ${userId} not found`);
+    if (!user || user.tenantId !== this.tenantId || isExpired(user, now.getTime())) {
+      return new NotFoundError(`User ${userId} not found`);
+    }
     if (pending && !isExpired(pending, now.getTime())) {
       return Number(pending.codeExpiresAt) * 1000 <= now.getTime()
         ? new GoneError('The code has expired; a new code is needed')

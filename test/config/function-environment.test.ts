@@ -56,6 +56,17 @@ describe('readEnvironment', () => {
     }
   });
 
+  it("reads the unverified registrations' window in whole hours, 48 when unset", () => {
+    expect(readEnvironment(tables).unverifiedUserTtlHours).toBe(48);
+    expect(readEnvironment({ ...tables, UNVERIFIED_USER_TTL_HOURS: '1' }).unverifiedUserTtlHours).toBe(1);
+    expect(readEnvironment({ ...tables, UNVERIFIED_USER_TTL_HOURS: '720' }).unverifiedUserTtlHours).toBe(720);
+    for (const invalid of ['', '0', '1.5', '721', '2 days']) {
+      expect(() => readEnvironment({ ...tables, UNVERIFIED_USER_TTL_HOURS: invalid })).toThrow(
+        new Error('Invalid function environment: UNVERIFIED_USER_TTL_HOURS'),
+      );
+    }
+  });
+
   it('refuses a blank number rather than reading it as 0', () => {
     for (const blank of ['', ' ']) {
       expect(() => readQueueEnvironment({ ...tables, WEBHOOK_DISABLE_AFTER_FAILING_HOURS: blank })).toThrow(

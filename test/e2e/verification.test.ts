@@ -199,7 +199,10 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
     const url = new URL(link.url);
     const response = await api.request('GET', `${url.pathname}${url.search}`, { token: null });
     expect(response.status).toBe(410);
-    expect(response.body).toMatchObject({ code: 'GONE', detail: 'The verification link has expired' });
+    expect(response.body).toMatchObject({
+      code: 'GONE',
+      detail: 'The verification link has expired; ask for a new one',
+    });
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
   });
 
