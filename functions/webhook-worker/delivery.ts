@@ -49,16 +49,16 @@ export function signWebhook(secret: string, webhookId: string, body: string, at:
 /**
  * Keep-alive agents, one per scheme, so consecutive deliveries to one receiver reuse connections. A
  * warm worker meets many receivers, chosen by tenants, and many never close an idle connection (Go's
- * net/http by default): so few idle sockets are kept per receiver, and only for a few seconds, and the
- * open ones are capped, well inside Lambda's 1,024 file descriptors. Without these bounds a batch's 10
- * parallel POSTs left 10 idle sockets per receiver for good: a review's warm worker reached EMFILE after
- * about 100 receivers, and its DynamoDB and SQS calls failed with the deliveries.
+ * net/http by default): so few idle sockets are kept per receiver, and only for a few seconds, which
+ * keeps the descriptors well inside Lambda's 1,024. Without these bounds a batch's 10 parallel POSTs left
+ * 10 idle sockets per receiver for good: a review's warm worker reached EMFILE after about 100 receivers,
+ * and its DynamoDB and SQS calls failed with the deliveries. No cap on sockets in all: Node counts idle
+ * ones toward it and closes none to make room, so a new receiver's POST would wait for one to time out.
  */
 const agentOptions = {
   keepAlive: true,
   maxSockets: 50,
   maxFreeSockets: 2,
-  maxTotalSockets: 200,
   // Node destroys a free socket idle this long; a request in flight is bounded by its own signal.
   timeout: 5_000,
 };

@@ -10,6 +10,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
+import { headOf } from '../text.js';
 import { isRestApiEvent } from './request-event.js';
 
 /** Schemas for the parts of a request; any Standard Schema library works (zod, valibot, arktype). */
@@ -268,7 +269,7 @@ function fieldProblems(
   const add = (keys: readonly PropertyKey[], message: string) => {
     const path = [part, ...keys.map(String)].join('.');
     const field =
-      path.length > maxReportedFieldLength ? `${path.slice(0, maxReportedFieldLength - 1)}…` : path;
+      path.length > maxReportedFieldLength ? `${headOf(path, maxReportedFieldLength - 1)}…` : path;
     problems.set(`${field}\n${message}`, { field, message });
   };
   for (const issue of issues) {

@@ -138,6 +138,13 @@ describe('validateInput through a middy pipeline', () => {
     const [longField] = JSON.parse(long.body as string).errors;
     expect(longField.field).toBe(`body.${'x'.repeat(194)}…`);
     expect(longField.field).toHaveLength(200);
+    // Never cut between the two halves of an emoji: a lone surrogate is not valid UTF-8.
+    const emojiKey = `${'x'.repeat(193)}${'😀'.repeat(10)}`;
+    const emoji = await handler(
+      eventOf({ body: JSON.stringify({ name: 'n', count: 1, [emojiKey]: 0 }), pathParameters: { id: '1' } }),
+      context,
+    );
+    expect(JSON.parse(emoji.body as string).errors[0].field).toBe(`body.${'x'.repeat(193)}…`);
   });
 
   it('decodes a base64 body and accepts +json media types with parameters', async () => {
