@@ -36,13 +36,21 @@ export type AuthMiddleware<C> = MiddlewareObj<Event, Result, Error, Context & C>
 /** Where Powertools' idempotency middleware (also inside Bulwark's `idempotency()`) keeps its handler once its `before` ran. */
 const idempotencyHandlerKey = `${IDEMPOTENCY_KEY}.idempotencyHandler`;
 
+/** `request.internal` objects authentication has seen: `middy({ internal })` passes the same one every time. */
+const internalsSeen = new WeakSet<object>();
+
 /**
  * An idempotency middleware before authentication keys its records without the caller: Powertools'
  * `makeHandlerIdempotent` would replay one caller's answer to anyone sending the same key. Refused on
  * the first request that reaches authentication, so its record is released and nothing is stored.
+ * Checked once per `request.internal`: one shared across invocations (Middy's `internal` option) keeps
+ * the handler an earlier invocation's idempotency left there, which says nothing about the order.
  */
 function assertNoIdempotencyBefore(request: { internal: Record<string, unknown> }, middleware: string): void {
-  if (request.internal?.[idempotencyHandlerKey] === undefined) return;
+  const { internal } = request;
+  if (internal === undefined || internalsSeen.has(internal)) return;
+  internalsSeen.add(internal);
+  if (internal[idempotencyHandlerKey] === undefined) return;
   throw new InvalidOptionsError(middleware, [
     `an idempotency middleware ran before ${middleware}(), so its records are not scoped to the caller and one caller's stored answer would be replayed to another: put makeHandlerIdempotent() or idempotency() after ${middleware}()`,
   ]);

@@ -725,7 +725,16 @@ describe('idempotency()', () => {
      */
     function orderedEndpoint(
       order: Order,
-      { anonymous, optional = false }: { anonymous?: boolean; optional?: boolean } = {},
+      {
+        anonymous,
+        optional = false,
+        internal,
+      }: {
+        anonymous?: boolean;
+        optional?: boolean;
+        /** One `request.internal` for every invocation, as `middy({ internal })` gives. */
+        internal?: Record<string, unknown>;
+      } = {},
     ) {
       const staticPkValue = `IDEM#order-${randomUUID()}`;
       const logger = { error: vi.fn() };
@@ -761,7 +770,7 @@ describe('idempotency()', () => {
           APIGatewayProxyStructuredResultV2,
           Error,
           Context & OptionalAuthContext
-        >()
+        >(internal === undefined ? {} : { internal })
           .use(httpErrorHandler({ logger }))
           .use(middlewares[order])
           .handler(async (_event, context) => {
@@ -892,6 +901,15 @@ describe('idempotency()', () => {
         endpoint.logger,
         "Invalid authenticate options: an idempotency middleware ran before authenticate(), so its records are not scoped to the caller and one caller's stored answer would be replayed to another: put makeHandlerIdempotent() or idempotency() after authenticate()",
       );
+    });
+
+    it('lets authenticate run before idempotency() when every invocation shares one request.internal (middy({ internal }))', async () => {
+      // Powertools leaves its handler there after the first invocation: no sign of a misordered pipeline.
+      const endpoint = orderedEndpoint('authenticate first', { internal: {} });
+      const answers = [];
+      for (const key of [randomUUID(), randomUUID()]) answers.push(await endpoint.call(key, 'alice'));
+      expect(answers.map((answer) => answer.statusCode)).toEqual([201, 201]);
+      expect(endpoint.runs()).toBe(2);
     });
 
     it("refuses Powertools' makeHandlerIdempotent before authenticate: a logged 500, nothing run, stored or replayed", async () => {
