@@ -17,7 +17,7 @@ export interface AuditLineWriter {
 /** What a Powertools Logger offers besides `info`, to write an audit line when it is set above INFO. */
 interface LeveledLineWriter extends AuditLineWriter {
   getLevelName(): string;
-  createChild(options: { logLevel: 'INFO' }): AuditLineWriter;
+  setLogLevel(level: string): void;
 }
 
 /** Powertools levels that drop an INFO line; SILENT is left silent (tests, a deliberate choice). */
@@ -25,26 +25,40 @@ const quieterThanInfo = new Set(['WARN', 'ERROR', 'CRITICAL']);
 
 function isLeveled(logger: AuditLineWriter): logger is LeveledLineWriter {
   const candidate = logger as Partial<LeveledLineWriter>;
-  return typeof candidate.getLevelName === 'function' && typeof candidate.createChild === 'function';
+  return typeof candidate.getLevelName === 'function' && typeof candidate.setLogLevel === 'function';
 }
 
 /**
- * Where an audit line goes: the logger itself, or, when it is a Powertools Logger set to WARN or above
- * (`POWERTOOLS_LOG_LEVEL=WARN`, common in production), a child at INFO made for the line, which carries
- * the logger's Lambda context and keys (correlation id included) as they are now. Lambda's own log level
- * (`AWS_LAMBDA_LOG_LEVEL`, advanced logging controls) above INFO still drops the line: Powertools obeys it.
+ * Writes an audit line at INFO, also through a Powertools Logger set to WARN or above
+ * (`POWERTOOLS_LOG_LEVEL=WARN`, common in production): its level is INFO for that one synchronous call,
+ * so the line carries everything the logger's own lines do (context, keys, `cold_start`) and goes where
+ * they go (a log buffer included). Lambda's own log level (`AWS_LAMBDA_LOG_LEVEL`, advanced logging
+ * controls) above INFO still drops the line: Powertools obeys it.
  */
-function lineWriterOf(logger: AuditLineWriter): AuditLineWriter {
-  if (!isLeveled(logger) || !quieterThanInfo.has(logger.getLevelName())) return logger;
-  if (quieterThanInfo.has((process.env.AWS_LAMBDA_LOG_LEVEL ?? '').toUpperCase())) return logger;
-  return logger.createChild({ logLevel: 'INFO' });
+function writeLine(logger: AuditLineWriter, line: Parameters<AuditLineWriter['info']>[0]): void {
+  const level = isLeveled(logger) ? logger.getLevelName() : undefined;
+  if (
+    level === undefined ||
+    !quieterThanInfo.has(level) ||
+    quieterThanInfo.has((process.env.AWS_LAMBDA_LOG_LEVEL ?? '').toUpperCase())
+  ) {
+    logger.info(line);
+    return;
+  }
+  const leveled = logger as LeveledLineWriter;
+  leveled.setLogLevel('INFO');
+  try {
+    leveled.info(line);
+  } finally {
+    leveled.setLogLevel(level);
+  }
 }
 
 export interface AuditLoggerOptions {
   /**
    * The Powertools Logger audit lines go through. Share the function's logger so audit lines carry its
    * Lambda context and correlation id. Lines are written at INFO, also through a logger set to WARN or
-   * above (see {@link lineWriterOf}); a SILENT one, or Lambda's own log level above INFO, drops them
+   * above (see {@link writeLine}); a SILENT one, or Lambda's own log level above INFO, drops them
    * (the sink still receives them).
    * @default a new Powertools Logger (service name from POWERTOOLS_SERVICE_NAME)
    */
@@ -146,7 +160,7 @@ export class AuditLogger {
     }
     if (this.logToConsole) {
       try {
-        lineWriterOf(this.logger).info({
+        writeLine(this.logger, {
           message: `AUDIT ${event.eventType}`,
           // Powertools' own key too, so one filter on `correlation_id` finds the line whichever
           // logger wrote it: a queue worker's, whose messages each carry their own id, has none set.

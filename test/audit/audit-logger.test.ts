@@ -139,11 +139,18 @@ describe('AuditLogger', () => {
   it.each(['WARN', 'ERROR', 'CRITICAL'] as const)(
     'writes its lines at INFO through a logger set to %s, with the logger’s context and keys, and leaves that logger as it was',
     (logLevel) => {
+      // A warm invocation of an on-demand environment: the logger's second context says cold_start false.
+      vi.stubEnv('AWS_LAMBDA_INITIALIZATION_TYPE', 'on-demand');
       const logger = new Logger({ serviceName: 'users', logLevel });
+      logger.addContext(lambdaContext());
       logger.addContext(lambdaContext());
       logger.appendKeys({ correlation_id: 'request-7', tenant: 'acme' });
       const auditLogger = new AuditLogger({ logger, now: fixedNow });
-      auditLogger.logAuthFailure('expired');
+      try {
+        auditLogger.logAuthFailure('expired');
+      } finally {
+        vi.unstubAllEnvs();
+      }
       logger.info('an application line the level drops');
       const lines = output.json();
       expect(lines).toHaveLength(1);
@@ -152,6 +159,7 @@ describe('AuditLogger', () => {
         message: 'AUDIT auth.failure',
         service: 'users',
         function_request_id: lambdaContext().awsRequestId,
+        cold_start: false,
         correlation_id: 'request-7',
         tenant: 'acme',
       });
