@@ -262,11 +262,14 @@ export interface IdempotencyOptions extends IdempotencyLambdaHandlerOptions {
    */
   readonly anonymous?: boolean;
   /**
-   * Where a record that could not be released is logged: after the handler failed, deleting its record
-   * failed too (the store throttling or down), so a retry gets 409 until the record's in-progress expiry.
+   * Where a record that could not be released is logged (a warning: after the handler failed, deleting
+   * its record failed too, the store throttling or down, so a retry gets 409 until the record's
+   * in-progress expiry), and one that could not keep the handler's answer: a warning when the store
+   * failed for a passing reason, an error (through `error` when the logger has one) when the answer can
+   * never be stored (over DynamoDB's 400 KB item, a value it cannot marshal).
    * @default console
    */
-  readonly logger?: WarnLogger;
+  readonly logger?: WarnLogger & { error?(message: string, ...extra: unknown[]): void };
 }
 
 /**
@@ -427,7 +430,12 @@ export function idempotency(
         // The handler's work is done: a record that cannot keep its answer (one over DynamoDB's 400 KB
         // item, a store outage) must not turn that answer into a 500 whose retry does the work again anyway.
         if (!(error instanceof IdempotencyPersistenceLayerError)) throw error;
-        logger.warn(
+        // A passing store failure is a warning; an answer that can never be stored turns idempotency off
+        // for every such answer of the route, which someone must hear about.
+        const log =
+          underlyingDependencyFailure(error) === undefined ? (logger.error ?? logger.warn) : logger.warn;
+        log.call(
+          logger,
           'Idempotency record not saved after the handler succeeded; a retry with the key runs the handler again',
           { error },
         );

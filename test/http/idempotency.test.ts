@@ -16,14 +16,13 @@ import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
-import type { WarnLogger } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { throttleFirstDelete } from '../helpers/throttling.js';
+import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
 
 captureStdout();
 const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
@@ -112,7 +111,7 @@ function bookingEndpoint(
     client?: DynamoDBClient;
     storedAnswer?: StoredAnswer;
     store?: DynamoDBPersistenceLayer;
-    logger?: WarnLogger;
+    logger?: Parameters<typeof idempotency>[0]['logger'];
   } = {},
 ) {
   const made: Booking[] = [];
@@ -685,22 +684,47 @@ describe('idempotency()', () => {
     },
   );
 
-  it('answers a success whose record cannot be saved (over DynamoDB’s 400 KB item), logs why, and runs the retry again', async () => {
+  it('answers a success whose record cannot be saved (over DynamoDB’s 400 KB item), logs an error, and runs the retry again', async () => {
     const warn = vi.fn();
-    const endpoint = bookingEndpoint({}, { logger: { warn } });
+    const error = vi.fn();
+    const endpoint = bookingEndpoint({}, { logger: { warn, error } });
     const key = randomUUID();
     // The handler's answer echoes the room: 450 KB, more than one DynamoDB item holds.
     const room = 'r'.repeat(450 * 1024);
     const first = await endpoint.call({ room }, key);
     expect(first.statusCode).toBe(201);
     expect(JSON.parse(first.body as string)).toMatchObject({ booking: 1, room });
+    // It can never be stored: an error, not a warning.
+    expect(error).toHaveBeenCalledWith(
+      'Idempotency record not saved after the handler succeeded; a retry with the key runs the handler again',
+      { error: expect.objectContaining({ name: 'IdempotencyPersistenceLayerError' }) },
+    );
+    expect(warn).not.toHaveBeenCalled();
+    const retry = await endpoint.call({ room }, key);
+    expect(retry.statusCode).toBe(201);
+    expect(retry.headers?.['Idempotent-Replayed']).toBeUndefined();
+    expect(endpoint.made).toHaveLength(2);
+  });
+
+  it('answers a success whose record the store throttled, and warns', async () => {
+    const store = persistenceStore(`IDEM#http-${randomUUID()}`);
+    const saveSuccess = store.saveSuccess.bind(store);
+    vi.spyOn(store, 'saveSuccess').mockRejectedValueOnce(throttlingError());
+    const warn = vi.fn();
+    const error = vi.fn();
+    const endpoint = bookingEndpoint({}, { store, logger: { warn, error } });
+    const key = randomUUID();
+    expect((await endpoint.call({ room: 'a' }, key)).statusCode).toBe(201);
     expect(warn).toHaveBeenCalledWith(
       'Idempotency record not saved after the handler succeeded; a retry with the key runs the handler again',
       { error: expect.objectContaining({ name: 'IdempotencyPersistenceLayerError' }) },
     );
-    const retry = await endpoint.call({ room }, key);
-    expect(retry.statusCode).toBe(201);
-    expect(retry.headers?.['Idempotent-Replayed']).toBeUndefined();
+    expect(error).not.toHaveBeenCalled();
+    // The store is back: the retry runs, and its record is kept for the next one.
+    vi.mocked(store.saveSuccess).mockImplementation(saveSuccess);
+    expect((await endpoint.call({ room: 'a' }, key)).statusCode).toBe(201);
+    const replay = await endpoint.call({ room: 'a' }, key);
+    expect(replay.headers?.['Idempotent-Replayed']).toBe('true');
     expect(endpoint.made).toHaveLength(2);
   });
 
