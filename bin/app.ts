@@ -30,10 +30,13 @@ const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
 // Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
 const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
+// The regions whose numbers get SMS codes: `-c smsRegions=GB,GG,JE,IM` (default US).
+const smsRegions: unknown = app.node.tryGetContext('smsRegions');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(auth === undefined ? {} : { auth }),
+  ...(typeof smsRegions === 'string' ? { sms: { regions: smsRegions.split(',') } } : {}),
   ...(typeof sesIdentity === 'string' || typeof smtpHost === 'string'
     ? {
         email: {

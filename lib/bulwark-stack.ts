@@ -5,6 +5,7 @@ import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { isSupportedCountry } from 'libphonenumber-js/min';
 import {
   type ApiRoute,
   apiRoutes,
@@ -17,6 +18,7 @@ import {
   routeKeyOf,
   routes,
 } from '../functions/routes.js';
+import { defaultSmsRegions } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
 import {
@@ -196,6 +198,19 @@ export interface BulwarkStackProps extends StackProps {
    * @default 30
    */
   readonly secretRotationDays?: number;
+  /**
+   * Where the users function sends SMS verification codes. Anyone can register, so every region listed
+   * is a destination anyone can make the deployment pay for (SMS pumping, toll fraud): list only the
+   * regions your users' numbers are in.
+   */
+  readonly sms?: {
+    /**
+     * The regions whose mobile numbers are accepted at registration and sent codes (SMS_REGIONS): ISO
+     * 3166 alpha-2 codes as libphonenumber names them (+44 7911 … is GG, not GB; there is no UK).
+     * @default ['US'] (bin/app.ts reads `-c smsRegions=GB,GG,JE,IM`)
+     */
+    readonly regions?: readonly string[];
+  };
 }
 
 /** The default SES identity: enough to synthesise; a deployment names its own verified identity. */
@@ -273,6 +288,22 @@ const dataKeyUses = {
   // disabled endpoint's owner's address to alert them: no purpose to require.
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
+
+/** The users function's SMS settings, checked, as its variables. */
+function smsEnvironment(sms: BulwarkStackProps['sms']): Record<string, string> {
+  const regions = sms?.regions ?? defaultSmsRegions;
+  const unknown = regions.filter((region) => !isSupportedCountry(region));
+  const problems = [
+    ...(regions.length === 0 ? ['sms.regions must name at least one region'] : []),
+    ...(unknown.length > 0
+      ? [
+          `sms.regions must be ISO 3166 alpha-2 codes of regions with a number plan; not ${unknown.join(', ')}`,
+        ]
+      : []),
+  ];
+  if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
+  return { SMS_REGIONS: [...new Set(regions)].join(',') };
+}
 
 /** Checks an SES identity (domain or address) and derives the From header. */
 const domainName = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$/i;
@@ -581,6 +612,7 @@ export class BulwarkStack extends Stack {
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
     const email = emailSettings(props.email);
+    const sms = smsEnvironment(props.sms);
     const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
     if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
       throw new Error(
@@ -665,7 +697,7 @@ export class BulwarkStack extends Stack {
     this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
     this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
     this.addEncryptionKeys();
-    this.addEmail(email);
+    this.addEmail(email, sms);
     this.addWebhooks();
 
     const allFunctions: Record<string, BulwarkFunction> = {
@@ -767,9 +799,13 @@ export class BulwarkStack extends Stack {
   /**
    * Registration emails: users enqueues them (verification links signed with the rotated secret and
    * pointing at this API), and the email worker sends them through SES v2 from exactly one identity,
-   * or through the given SMTP relay with the credentials secret.
+   * or through the given SMTP relay with the credentials secret. SMS codes: users enqueues them within
+   * `sms` (its variables), and the worker publishes them through SNS.
    */
-  private addEmail({ identity, from, smtp, sandboxRecipients }: EmailSettings): void {
+  private addEmail(
+    { identity, from, smtp, sandboxRecipients }: EmailSettings,
+    sms: Record<string, string>,
+  ): void {
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
     worker.addEnvironment('EMAIL_FROM', from);
@@ -803,6 +839,7 @@ export class BulwarkStack extends Stack {
       }),
     );
     const users = this.functions.users.lambdaFunction;
+    for (const [variable, value] of Object.entries(sms)) users.addEnvironment(variable, value);
     emailWorker.grantSendMessages(users);
     users.addEnvironment('EMAIL_QUEUE_URL', emailWorker.queue.queueUrl);
     users.addEnvironment('APP_BASE_URL', this.httpApi.url);

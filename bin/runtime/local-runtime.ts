@@ -72,6 +72,11 @@ export interface LocalRuntimeOptions {
    * @default ['127.0.0.0/8', '::1/128'] (loopback); [] to guard as in AWS
    */
   readonly ssrfAllowlist?: readonly string[];
+  /**
+   * The users function's SMS policy (SMS_REGIONS); each setting given replaces its variable.
+   * @default the variables as the process has them (`SMS_REGIONS=GB,GG npm start`), else the functions' defaults
+   */
+  readonly sms?: { readonly regions?: readonly string[] };
 }
 
 export interface LocalRuntime {
@@ -287,6 +292,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     SSRF_ALLOWLIST: (options.ssrfAllowlist ?? ['127.0.0.0/8', '::1/128']).join(','),
     // Per run: verification links from an earlier run stop verifying, which is fine locally.
     VERIFICATION_LINK_SECRET: randomBytes(32).toString('base64url'),
+    ...(options.sms?.regions ? { SMS_REGIONS: options.sms.regions.join(',') } : {}),
   });
   const host = new FunctionHost(repositoryRoot, [
     ...httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),

@@ -38,11 +38,20 @@ const integerVariable = (min: number, max: number, fallback: number) =>
     fallback,
   );
 
+/** Where SMS codes go unless SMS_REGIONS says otherwise (the sample's own numbers are +1 415 …). */
+export const defaultSmsRegions: readonly string[] = ['US'];
+
 const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
   USERS_API_URL: z.optional(z.url()),
   /** How many days ahead a booking may start (bookings refuses a later start with 400 on `body.start`). */
   BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365),
+  /**
+   * The regions whose mobile numbers users accepts and sends SMS codes to: comma-separated ISO 3166
+   * alpha-2 codes as libphonenumber names them (`US,CA,GB,GG,JE,IM`). Every allowed region is an SMS
+   * destination anyone can make the deployment pay for, so the default is one low-cost region.
+   */
+  SMS_REGIONS: z._default(z.string().check(z.regex(/^[A-Z]{2}(,[A-Z]{2})*$/)), defaultSmsRegions.join(',')),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
@@ -183,11 +192,19 @@ function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.P
   };
 }
 
+/** The users function's SMS policy (SMS_REGIONS). */
+export interface SmsEnvironment {
+  /** Regions (ISO 3166 alpha-2) whose mobile numbers are accepted and sent codes. */
+  readonly regions: readonly string[];
+}
+
 export interface FunctionEnvironment extends TableEnvironment {
   /** Where the users service answers; only the bookings function needs it (and checks it at cold start). */
   usersApiUrl: string | undefined;
   /** How many days ahead a booking may start; only the bookings function reads it. */
   bookingHorizonDays: number;
+  /** Where SMS codes may go; only the users function reads it. */
+  sms: SmsEnvironment;
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
   encryption: {
     kmsKeyId: string | undefined;
@@ -256,6 +273,7 @@ export function readEnvironment(
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
+    sms: { regions: data.SMS_REGIONS.split(',') },
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
       kmsDecryptKeyIds: data.KMS_DECRYPT_KEY_IDS?.split(',') ?? [],

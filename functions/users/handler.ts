@@ -9,7 +9,7 @@ import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
-import { phoneSchema } from '../shared/phone.js';
+import { phoneRegion, phoneSchema } from '../shared/phone.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { rateLimitStore } from '../shared/route-rate-limit.js';
@@ -56,11 +56,19 @@ async function consumeReported(limiter: RateLimiter, key: string, keyBy: string)
 }
 
 /**
- * Spends a unit of the number's budget. A spent budget is always audited as rateLimit.hit, but counted
+ * Refuses a number of a region SMS codes no longer go to (409), else spends a unit of the number's
+ * budget. A spent budget is always audited as rateLimit.hit, but counted
  * as RateLimited (a 429, by the metric catalog) only when it refuses the request: a registration past it
  * is still a 201, just without its SMS.
  */
 async function admitSms(phoneNumber: string, purpose: SmsPurpose) {
+  // A number stored while its region was allowed, before SMS_REGIONS changed: it gets no more codes.
+  const region = await phoneRegion(phoneNumber);
+  if (region === undefined || !environment.sms.regions.includes(region)) {
+    throw new ConflictError(
+      `SMS codes are no longer sent to ${region === undefined ? 'this number' : `numbers of ${region}`}`,
+    );
+  }
   const key = await users.smsBudgetKey(phoneNumber);
   if (purpose === 'phone-code') return consumeReported(smsPerNumber, key, 'phone');
   const result = await smsPerNumber.consume(key);
@@ -142,7 +150,9 @@ const nameSchema = z.string().check(
 const registerBody = z.strictObject({
   email: emailAddressSchema,
   name: nameSchema,
-  phone: z.optional(phoneSchema('mobile')),
+  // Only numbers SMS codes may go to (SMS_REGIONS): anyone can register, so every region accepted here
+  // is a destination anyone can make the deployment pay for (SMS pumping, toll fraud).
+  phone: z.optional(phoneSchema('mobile', { regions: environment.sms.regions })),
 });
 
 /** What the verification email's link carries (functions/shared/verification-link.ts); other parameters are ignored. */

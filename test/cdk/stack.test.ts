@@ -335,6 +335,8 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
       APP_BASE_URL: resolve(stack.httpApi.url),
       VERIFICATION_LINK_SECRET_ARN: resolve(stack.verificationLinkSecret.secretArn),
       WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
+      // SMS codes go only to US numbers unless the stack is told otherwise.
+      SMS_REGIONS: 'US',
     },
     bookings: {
       ...auth,
@@ -1469,6 +1471,33 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     expect(
       () => new BulwarkStack(app, 'Bulwark-bad', { stage: 'dev', email: { identity: 'not an identity' } }),
     ).toThrow('Invalid BulwarkStack props: email.identity must be a domain or an email address');
+  });
+});
+
+describe('BulwarkStack SMS settings', () => {
+  const usersVariables = (sms: BulwarkStackProps['sms']) => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-sms', { stage: 'dev', ...(sms ? { sms } : {}) });
+    const usersId = logicalIdOf(stack, stack.functions.users.lambdaFunction.functionArn);
+    return resourceOf(Template.fromStack(stack), 'AWS::Lambda::Function', usersId).Properties.Environment as {
+      Variables: Record<string, unknown>;
+    };
+  };
+
+  it('sends SMS codes to the regions it is given, each once', () => {
+    expect(usersVariables({ regions: ['GB', 'GG', 'JE', 'IM', 'GB'] }).Variables).toMatchObject({
+      SMS_REGIONS: 'GB,GG,JE,IM',
+    });
+    expect(usersVariables(undefined).Variables).toMatchObject({ SMS_REGIONS: 'US' });
+  });
+
+  it('refuses an empty region list and codes libphonenumber has no number plan for', () => {
+    expect(() => usersVariables({ regions: [] })).toThrow(
+      'Invalid BulwarkStack props: sms.regions must name at least one region',
+    );
+    expect(() => usersVariables({ regions: ['GB', 'UK', 'us'] })).toThrow(
+      'Invalid BulwarkStack props: sms.regions must be ISO 3166 alpha-2 codes of regions with a number plan; not UK, us',
+    );
   });
 });
 

@@ -56,6 +56,18 @@ describe('readEnvironment', () => {
     }
   });
 
+  it('reads the regions SMS codes may go to, US only when unset', () => {
+    expect(readEnvironment(tables).sms).toEqual({ regions: ['US'] });
+    expect(readEnvironment({ ...tables, SMS_REGIONS: 'GB,GG,JE,IM' }).sms).toEqual({
+      regions: ['GB', 'GG', 'JE', 'IM'],
+    });
+    for (const invalid of ['', 'us', 'US, GB', 'USA', 'US,']) {
+      expect(() => readEnvironment({ ...tables, SMS_REGIONS: invalid })).toThrow(
+        new Error('Invalid function environment: SMS_REGIONS'),
+      );
+    }
+  });
+
   it('refuses a blank number rather than reading it as 0', () => {
     for (const blank of ['', ' ']) {
       expect(() => readQueueEnvironment({ ...tables, WEBHOOK_DISABLE_AFTER_FAILING_HOURS: blank })).toThrow(

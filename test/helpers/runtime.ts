@@ -2,7 +2,11 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { type LocalRuntime, startLocalRuntime } from '../../bin/runtime/local-runtime.js';
+import {
+  type LocalRuntime,
+  type LocalRuntimeOptions,
+  startLocalRuntime,
+} from '../../bin/runtime/local-runtime.js';
 import type { DevTokenOptions } from '../../middleware/auth/dev-issuer.js';
 import { testTableNames } from './tables.js';
 
@@ -107,6 +111,8 @@ export interface UseLocalRuntimeOptions {
    * @default the suite's embedded DynamoDB
    */
   dynamoDbEndpoint?: () => string;
+  /** The users function's SMS policy (LocalRuntimeOptions.sms). @default the functions' defaults */
+  sms?: LocalRuntimeOptions['sms'];
 }
 
 /** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
@@ -127,6 +133,7 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
       ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
       ...(setup.emailRetryBaseDelaySec ? { emailRetryBaseDelaySec: setup.emailRetryBaseDelaySec } : {}),
       ...(setup.webhookRetryBaseDelaySec ? { webhookRetryBaseDelaySec: setup.webhookRetryBaseDelaySec } : {}),
+      ...(setup.sms ? { sms: setup.sms } : {}),
     });
     if (setup.as) defaultToken = await runtime.auth.devIssuer.mint(setup.as);
   });
