@@ -18,7 +18,12 @@ import {
   routeKeyOf,
   routes,
 } from '../functions/routes.js';
-import { defaultSmsRegions } from '../functions/shared/environment.js';
+import {
+  defaultSmsPerHour,
+  defaultSmsPerRegionPerHour,
+  defaultSmsRegions,
+  maxSmsPerHour,
+} from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
 import {
@@ -210,6 +215,18 @@ export interface BulwarkStackProps extends StackProps {
      * @default ['US'] (bin/app.ts reads `-c smsRegions=GB,GG,JE,IM`)
      */
     readonly regions?: readonly string[];
+    /**
+     * SMS codes the whole deployment may send (SMS_PER_HOUR): a burst of this many, then one every hour /
+     * perHour. A registration past it gets no code; a requested code is a 429 with Retry-After.
+     * @default 100 (bin/app.ts reads `-c smsPerHour=…`)
+     */
+    readonly perHour?: number;
+    /**
+     * SMS codes to the numbers of one region (SMS_PER_REGION_PER_HOUR), of the same shape: one region
+     * pumped to its limit leaves the rest of the deployment's budget to the others.
+     * @default half of perHour, rounded up (bin/app.ts reads `-c smsPerRegionPerHour=…`)
+     */
+    readonly perRegionPerHour?: number;
   };
 }
 
@@ -292,7 +309,10 @@ const dataKeyUses = {
 /** The users function's SMS settings, checked, as its variables. */
 function smsEnvironment(sms: BulwarkStackProps['sms']): Record<string, string> {
   const regions = sms?.regions ?? defaultSmsRegions;
+  const perHour = sms?.perHour ?? defaultSmsPerHour;
+  const perRegionPerHour = sms?.perRegionPerHour ?? defaultSmsPerRegionPerHour(perHour);
   const unknown = regions.filter((region) => !isSupportedCountry(region));
+  const isBudget = (value: number) => Number.isInteger(value) && value >= 1 && value <= maxSmsPerHour;
   const problems = [
     ...(regions.length === 0 ? ['sms.regions must name at least one region'] : []),
     ...(unknown.length > 0
@@ -300,9 +320,17 @@ function smsEnvironment(sms: BulwarkStackProps['sms']): Record<string, string> {
           `sms.regions must be ISO 3166 alpha-2 codes of regions with a number plan; not ${unknown.join(', ')}`,
         ]
       : []),
+    ...(isBudget(perHour) ? [] : [`sms.perHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+    ...(isBudget(perRegionPerHour)
+      ? []
+      : [`sms.perRegionPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
   ];
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
-  return { SMS_REGIONS: [...new Set(regions)].join(',') };
+  return {
+    SMS_REGIONS: [...new Set(regions)].join(','),
+    SMS_PER_HOUR: String(perHour),
+    SMS_PER_REGION_PER_HOUR: String(perRegionPerHour),
+  };
 }
 
 /** Checks an SES identity (domain or address) and derives the From header. */

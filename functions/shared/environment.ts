@@ -28,18 +28,31 @@ const numberVariable = (min: number, max: number, fallback: number) =>
     fallback,
   );
 
-/** A whole number of something (seconds, a port) read from a variable, within bounds, `fallback` when unset. */
-const integerVariable = (min: number, max: number, fallback: number) =>
-  z._default(
-    z.pipe(
-      z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
-      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
-    ),
-    fallback,
+/** A whole number of something (seconds, a port) read from a variable, within bounds. */
+const wholeNumber = (min: number, max: number) =>
+  z.pipe(
+    z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
+    z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
   );
+
+/** A whole number read from a variable, within bounds, `fallback` when unset. */
+const integerVariable = (min: number, max: number, fallback: number) =>
+  z._default(wholeNumber(min, max), fallback);
 
 /** Where SMS codes go unless SMS_REGIONS says otherwise (the sample's own numbers are +1 415 …). */
 export const defaultSmsRegions: readonly string[] = ['US'];
+/** The deployment's SMS budget unless SMS_PER_HOUR says otherwise. */
+export const defaultSmsPerHour = 100;
+/** The largest SMS budget the variables take. */
+export const maxSmsPerHour = 1_000_000;
+
+/**
+ * A region's SMS budget when none is given: half the deployment's, so that one region pumped to its
+ * limit leaves the other half to everyone else.
+ */
+export function defaultSmsPerRegionPerHour(perHour: number): number {
+  return Math.ceil(perHour / 2);
+}
 
 const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
@@ -52,6 +65,10 @@ const environmentSchema = z.object({
    * destination anyone can make the deployment pay for, so the default is one low-cost region.
    */
   SMS_REGIONS: z._default(z.string().check(z.regex(/^[A-Z]{2}(,[A-Z]{2})*$/)), defaultSmsRegions.join(',')),
+  /** SMS codes the whole deployment may send: a burst of this many, refilled evenly over an hour. */
+  SMS_PER_HOUR: integerVariable(1, maxSmsPerHour, defaultSmsPerHour),
+  /** SMS codes to the numbers of one region, of the same shape. @default half of SMS_PER_HOUR, rounded up */
+  SMS_PER_REGION_PER_HOUR: z.optional(wholeNumber(1, maxSmsPerHour)),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
@@ -192,10 +209,14 @@ function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.P
   };
 }
 
-/** The users function's SMS policy (SMS_REGIONS). */
+/** The users function's SMS policy (SMS_REGIONS, SMS_PER_HOUR, SMS_PER_REGION_PER_HOUR). */
 export interface SmsEnvironment {
   /** Regions (ISO 3166 alpha-2) whose mobile numbers are accepted and sent codes. */
   readonly regions: readonly string[];
+  /** The deployment's budget: a burst of this many SMS, then one every hour / perHour. */
+  readonly perHour: number;
+  /** Each region's budget, of the same shape. */
+  readonly perRegionPerHour: number;
 }
 
 export interface FunctionEnvironment extends TableEnvironment {
@@ -203,7 +224,7 @@ export interface FunctionEnvironment extends TableEnvironment {
   usersApiUrl: string | undefined;
   /** How many days ahead a booking may start; only the bookings function reads it. */
   bookingHorizonDays: number;
-  /** Where SMS codes may go; only the users function reads it. */
+  /** Where SMS codes may go and how many; only the users function reads it. */
   sms: SmsEnvironment;
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
   encryption: {
@@ -273,7 +294,11 @@ export function readEnvironment(
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
-    sms: { regions: data.SMS_REGIONS.split(',') },
+    sms: {
+      regions: data.SMS_REGIONS.split(','),
+      perHour: data.SMS_PER_HOUR,
+      perRegionPerHour: data.SMS_PER_REGION_PER_HOUR ?? defaultSmsPerRegionPerHour(data.SMS_PER_HOUR),
+    },
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
       kmsDecryptKeyIds: data.KMS_DECRYPT_KEY_IDS?.split(',') ?? [],

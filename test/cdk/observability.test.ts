@@ -92,7 +92,10 @@ describe('BulwarkDashboard', () => {
         metricCatalog.EmailRejected.name,
       ],
     ],
-    ['SMS sent / failed', [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name]],
+    [
+      'SMS sent / failed / budget exhausted',
+      [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name, metricCatalog.SmsBudgetExhausted.name],
+    ],
     [
       'Enqueue failures (email / SMS, webhooks)',
       [metricCatalog.EmailEnqueueFailed.name, metricCatalog.WebhookEnqueueFailed.name],

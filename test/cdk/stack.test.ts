@@ -335,8 +335,10 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
       APP_BASE_URL: resolve(stack.httpApi.url),
       VERIFICATION_LINK_SECRET_ARN: resolve(stack.verificationLinkSecret.secretArn),
       WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
-      // SMS codes go only to US numbers unless the stack is told otherwise.
+      // SMS codes go only to US numbers, at most 100 an hour and 50 per region, unless the stack is told otherwise.
       SMS_REGIONS: 'US',
+      SMS_PER_HOUR: '100',
+      SMS_PER_REGION_PER_HOUR: '50',
     },
     bookings: {
       ...auth,
@@ -1489,6 +1491,25 @@ describe('BulwarkStack SMS settings', () => {
       SMS_REGIONS: 'GB,GG,JE,IM',
     });
     expect(usersVariables(undefined).Variables).toMatchObject({ SMS_REGIONS: 'US' });
+  });
+
+  it('gives the deployment and each region the SMS budgets it is given, each region half the deployment’s by default', () => {
+    expect(usersVariables({ perHour: 30, perRegionPerHour: 5 }).Variables).toMatchObject({
+      SMS_PER_HOUR: '30',
+      SMS_PER_REGION_PER_HOUR: '5',
+    });
+    expect(usersVariables({ perHour: 25 }).Variables).toMatchObject({
+      SMS_PER_HOUR: '25',
+      SMS_PER_REGION_PER_HOUR: '13',
+    });
+    for (const [sms, problem] of [
+      [{ perHour: 0 }, 'sms.perHour must be a whole number from 1 to 1000000'],
+      [{ perHour: 2.5 }, 'sms.perHour must be a whole number from 1 to 1000000'],
+      [{ perHour: Number('x') }, 'sms.perHour must be a whole number from 1 to 1000000'],
+      [{ perRegionPerHour: 1_000_001 }, 'sms.perRegionPerHour must be a whole number from 1 to 1000000'],
+    ] as const) {
+      expect(() => usersVariables(sms)).toThrow(`Invalid BulwarkStack props: ${problem}`);
+    }
   });
 
   it('refuses an empty region list and codes libphonenumber has no number plan for', () => {

@@ -56,14 +56,27 @@ describe('readEnvironment', () => {
     }
   });
 
-  it('reads the regions SMS codes may go to, US only when unset', () => {
-    expect(readEnvironment(tables).sms).toEqual({ regions: ['US'] });
-    expect(readEnvironment({ ...tables, SMS_REGIONS: 'GB,GG,JE,IM' }).sms).toEqual({
+  it('reads where SMS codes may go and how many: US only, 100 an hour, half of them per region when unset', () => {
+    expect(readEnvironment(tables).sms).toEqual({ regions: ['US'], perHour: 100, perRegionPerHour: 50 });
+    expect(readEnvironment({ ...tables, SMS_REGIONS: 'GB,GG,JE,IM', SMS_PER_HOUR: '25' }).sms).toEqual({
       regions: ['GB', 'GG', 'JE', 'IM'],
+      perHour: 25,
+      perRegionPerHour: 13,
     });
-    for (const invalid of ['', 'us', 'US, GB', 'USA', 'US,']) {
-      expect(() => readEnvironment({ ...tables, SMS_REGIONS: invalid })).toThrow(
-        new Error('Invalid function environment: SMS_REGIONS'),
+    expect(readEnvironment({ ...tables, SMS_PER_REGION_PER_HOUR: '10' }).sms.perRegionPerHour).toBe(10);
+    for (const [variable, invalid] of [
+      ['SMS_REGIONS', ''],
+      ['SMS_REGIONS', 'us'],
+      ['SMS_REGIONS', 'US, GB'],
+      ['SMS_REGIONS', 'USA'],
+      ['SMS_REGIONS', 'US,'],
+      ['SMS_PER_HOUR', '0'],
+      ['SMS_PER_HOUR', ''],
+      ['SMS_PER_HOUR', '1000001'],
+      ['SMS_PER_REGION_PER_HOUR', '0.5'],
+    ] as const) {
+      expect(() => readEnvironment({ ...tables, [variable]: invalid })).toThrow(
+        new Error(`Invalid function environment: ${variable}`),
       );
     }
   });

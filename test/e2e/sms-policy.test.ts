@@ -1,4 +1,4 @@
-// Where SMS codes may go (SMS_REGIONS), through the local runtime: the SMS-pumping defences of the users function.
+// Where SMS codes may go (SMS_REGIONS) and how many (the region budget), through the local runtime: the SMS-pumping defences of the users function.
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +14,12 @@ import { drained, until } from '../email-worker/helpers.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
-const api = useLocalRuntime({ as: adminUser, ownToolkitTable: true, sms: { regions: ['GB', 'GG', 'JE'] } });
+// A toolkit table of its own: the budgets count every SMS through it. Two SMS an hour per region.
+const api = useLocalRuntime({
+  as: adminUser,
+  ownToolkitTable: true,
+  sms: { regions: ['GB', 'GG', 'JE'], perRegionPerHour: 2 },
+});
 const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
 
 /** The users model over the runtime's table and key (the runtime sets ENCRYPTION_KEY when it starts). */
@@ -85,5 +90,39 @@ describe('SMS_REGIONS: the regions whose numbers get SMS codes', () => {
     expect(Item).toBeUndefined();
     await drained(api.runtime());
     expect(smsTo('+14155552671')).toEqual([]);
+  });
+});
+
+describe("a region's SMS budget (SMS_PER_REGION_PER_HOUR)", () => {
+  /** A Guernsey mobile number (+44 7781 …): no other test of this file spends Guernsey's budget. */
+  let guernseyUsed = 0;
+  const ggMobile = () => `+447781${String(100_000 + guernseyUsed++).padStart(6, '0')}`;
+
+  it('once spent, registers the next number without its code, and a requested code is a 429 with Retry-After', async () => {
+    const sent = [ggMobile(), ggMobile()];
+    for (const phone of sent) expect((await register(phone)).status).toBe(201);
+    const unsent = ggMobile();
+    const registered = await register(unsent);
+    expect(registered.status).toBe(201);
+    const id = (registered.body as { id: string }).id;
+    await drained(api.runtime());
+    expect(sent.map((phone) => smsTo(phone).length)).toEqual([1, 1]);
+    expect(smsTo(unsent)).toEqual([]);
+    const refused = await api.request('POST', `/users/${id}/phone-code`, { token: null });
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({
+      detail: "Too many codes were sent to this phone number's region this hour; try again later",
+    });
+    // Two an hour: the next one in at most half an hour.
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(1700);
+    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(1800);
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: phoneCodeKey(id), ConsistentRead: true }),
+    );
+    expect(Item).toBeUndefined();
+    // Another region's budget is its own.
+    const other = gbMobile();
+    expect((await register(other)).status).toBe(201);
+    await until(() => (smsTo(other).length === 1 ? true : undefined));
   });
 });
