@@ -227,6 +227,11 @@ export interface BulwarkStackProps extends StackProps {
      * @default half of perHour, rounded up (bin/app.ts reads `-c smsPerRegionPerHour=…`)
      */
     readonly perRegionPerHour?: number;
+    /**
+     * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain.
+     * @default half of perHour, rounded up (bin/app.ts reads `-c smsAlarmThresholdPerHour=…`)
+     */
+    readonly alarmThresholdPerHour?: number;
   };
 }
 
@@ -306,11 +311,20 @@ const dataKeyUses = {
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
 
-/** The users function's SMS settings, checked, as its variables. */
-function smsEnvironment(sms: BulwarkStackProps['sms']): Record<string, string> {
+interface SmsSettings {
+  /** The users function's variables. */
+  readonly environment: Record<string, string>;
+  /** The SmsVolume alarm's threshold. */
+  readonly alarmThresholdPerHour: number;
+}
+
+/** The SMS settings, checked. */
+function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
   const regions = sms?.regions ?? defaultSmsRegions;
   const perHour = sms?.perHour ?? defaultSmsPerHour;
   const perRegionPerHour = sms?.perRegionPerHour ?? defaultSmsPerRegionPerHour(perHour);
+  // Pages while half the hour's budget is left, before real users are refused their codes.
+  const alarmThresholdPerHour = sms?.alarmThresholdPerHour ?? Math.ceil(perHour / 2);
   const unknown = regions.filter((region) => !isSupportedCountry(region));
   const isBudget = (value: number) => Number.isInteger(value) && value >= 1 && value <= maxSmsPerHour;
   const problems = [
@@ -324,12 +338,18 @@ function smsEnvironment(sms: BulwarkStackProps['sms']): Record<string, string> {
     ...(isBudget(perRegionPerHour)
       ? []
       : [`sms.perRegionPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+    ...(isBudget(alarmThresholdPerHour)
+      ? []
+      : [`sms.alarmThresholdPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
   ];
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
   return {
-    SMS_REGIONS: [...new Set(regions)].join(','),
-    SMS_PER_HOUR: String(perHour),
-    SMS_PER_REGION_PER_HOUR: String(perRegionPerHour),
+    environment: {
+      SMS_REGIONS: [...new Set(regions)].join(','),
+      SMS_PER_HOUR: String(perHour),
+      SMS_PER_REGION_PER_HOUR: String(perRegionPerHour),
+    },
+    alarmThresholdPerHour,
   };
 }
 
@@ -640,7 +660,7 @@ export class BulwarkStack extends Stack {
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
     const email = emailSettings(props.email);
-    const sms = smsEnvironment(props.sms);
+    const sms = smsSettings(props.sms);
     const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
     if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
       throw new Error(
@@ -673,6 +693,7 @@ export class BulwarkStack extends Stack {
       httpApi: this.httpApi.api,
       metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
+      smsSentPerHourThreshold: sms.alarmThresholdPerHour,
       removalPolicy,
     });
 
@@ -725,7 +746,7 @@ export class BulwarkStack extends Stack {
     this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
     this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
     this.addEncryptionKeys();
-    this.addEmail(email, sms);
+    this.addEmail(email, sms.environment);
     this.addWebhooks();
 
     const allFunctions: Record<string, BulwarkFunction> = {
