@@ -286,8 +286,9 @@ export class RegistrationEmails {
         userId,
         async () => {
           const answer = admitSms && (await untilAborted(signal, () => admitSms(phoneNumber, purpose)));
-          if (answer && !answer.allowed)
+          if (answer && !answer.allowed) {
             throw new SmsBudgetSpentError(answer.refusedBy, answer.retryAfterSec);
+          }
           admission = answer;
         },
         signal,
