@@ -30,10 +30,25 @@ const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
 // Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
 const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
+// The regions whose numbers get SMS codes: `-c smsRegions=GB,GG,JE,IM` (default US), and the SMS budgets:
+// `-c smsPerHour=100 -c smsPerRegionPerHour=50` (per hour, for the deployment and for each region), and the
+// SmsVolume alarm's threshold: `-c smsAlarmThresholdPerHour=50` (SMS in an hour).
+const smsRegions: unknown = app.node.tryGetContext('smsRegions');
+const smsPerHour: unknown = app.node.tryGetContext('smsPerHour');
+const smsPerRegionPerHour: unknown = app.node.tryGetContext('smsPerRegionPerHour');
+const smsAlarmThresholdPerHour: unknown = app.node.tryGetContext('smsAlarmThresholdPerHour');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(auth === undefined ? {} : { auth }),
+  sms: {
+    ...(typeof smsRegions === 'string' ? { regions: smsRegions.split(',') } : {}),
+    ...(smsPerHour === undefined ? {} : { perHour: Number(smsPerHour) }),
+    ...(smsPerRegionPerHour === undefined ? {} : { perRegionPerHour: Number(smsPerRegionPerHour) }),
+    ...(smsAlarmThresholdPerHour === undefined
+      ? {}
+      : { alarmThresholdPerHour: Number(smsAlarmThresholdPerHour) }),
+  },
   ...(typeof sesIdentity === 'string' || typeof smtpHost === 'string'
     ? {
         email: {

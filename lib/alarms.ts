@@ -68,7 +68,15 @@ export interface BulwarkAlarmsProps {
    */
   readonly emailWorkerService?: string;
   /**
-   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}).
+   * SMS the email worker sent (`SmsSent`) in one hour that raise the SMS volume alarm: more codes than
+   * sign-ups explain is SMS pumping (registrations made to send codes to numbers someone is paid for).
+   * Set it below the deployment's SMS budget, so it pages before real users are refused their codes.
+   * @default 50 (BulwarkStack: half of its `sms.perHour`)
+   */
+  readonly smsSentPerHourThreshold?: number;
+  /**
+   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}) and the SMS
+   * volume (one hour).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -107,8 +115,9 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
  * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
  * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
  * is then enforcing only per-instance fallback limits), webhook or email/SMS messages that could not
- * be enqueued (nothing retries them), and most emails refused for their recipient (a relay refusing
- * everyone: those emails are dropped, not dead-lettered). All notify one topic.
+ * be enqueued (nothing retries them), most emails refused for their recipient (a relay refusing
+ * everyone: those emails are dropped, not dead-lettered), and SMS pumping: more SMS in an hour than the
+ * threshold, or an SMS budget spent. All notify one topic.
  *
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
@@ -133,6 +142,10 @@ export class BulwarkAlarms extends Construct {
   public readonly emailEnqueueFailed: cloudwatch.Alarm;
   /** Most emails were refused for their recipient: the relay refuses everyone, and they are dropped unsent. */
   public readonly emailRejectionRate: cloudwatch.Alarm;
+  /** More SMS in an hour than the threshold: likely SMS pumping. */
+  public readonly smsVolume: cloudwatch.Alarm;
+  /** The deployment's or a region's SMS budget refused a code: users of it get none until it refills. */
+  public readonly smsBudgetExhausted: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
@@ -228,6 +241,32 @@ export class BulwarkAlarms extends Construct {
 
     this.emailRejectionRate = this.addEmailRejectionRate(props, namespace);
 
+    this.smsVolume = this.notifying(
+      new cloudwatch.Alarm(this, 'SmsVolume', {
+        // Only the email worker sends SMS: its own series, summed over the hour.
+        metric: new cloudwatch.Metric({
+          namespace,
+          metricName: metricCatalog.SmsSent.name,
+          dimensionsMap: { [serviceDimension]: props.emailWorkerService ?? 'email-worker' },
+          statistic: 'Sum',
+          period: Duration.hours(1),
+          label: 'SMS sent in an hour',
+        }),
+        threshold: props.smsSentPerHourThreshold ?? 50,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription:
+          'More SMS codes were sent in an hour than sign-ups explain: likely SMS pumping (registrations of numbers someone is paid for).',
+      }),
+    );
+    this.smsBudgetExhausted = atLeast(
+      'SmsBudgetExhausted',
+      sumOf(metricCatalog.SmsBudgetExhausted, 'SMS codes refused by a budget'),
+      1,
+      "The deployment's or a region's hourly SMS budget is spent: registrations get no code and requested codes are refused until it refills.",
+    );
+
     this.serverErrorRate = this.notifying(
       new cloudwatch.Alarm(this, 'ServerErrorRate', {
         metric: new cloudwatch.MathExpression({
@@ -308,6 +347,8 @@ export class BulwarkAlarms extends Construct {
       this.webhookEnqueueFailed,
       this.emailEnqueueFailed,
       this.emailRejectionRate,
+      this.smsVolume,
+      this.smsBudgetExhausted,
     ];
   }
 }

@@ -5,6 +5,7 @@ import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { isSupportedCountry } from 'libphonenumber-js/min';
 import {
   type ApiRoute,
   apiRoutes,
@@ -17,6 +18,12 @@ import {
   routeKeyOf,
   routes,
 } from '../functions/routes.js';
+import {
+  defaultSmsPerHour,
+  defaultSmsPerRegionPerHour,
+  defaultSmsRegions,
+  maxSmsPerHour,
+} from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
 import {
@@ -196,6 +203,36 @@ export interface BulwarkStackProps extends StackProps {
    * @default 30
    */
   readonly secretRotationDays?: number;
+  /**
+   * Where the users function sends SMS verification codes. Anyone can register, so every region listed
+   * is a destination anyone can make the deployment pay for (SMS pumping, toll fraud): list only the
+   * regions your users' numbers are in.
+   */
+  readonly sms?: {
+    /**
+     * The regions whose mobile numbers are accepted at registration and sent codes (SMS_REGIONS): ISO
+     * 3166 alpha-2 codes as libphonenumber names them (+44 7911 … is GG, not GB; there is no UK).
+     * @default ['US'] (bin/app.ts reads `-c smsRegions=GB,GG,JE,IM`)
+     */
+    readonly regions?: readonly string[];
+    /**
+     * SMS codes the whole deployment may send (SMS_PER_HOUR): a burst of this many, then one every hour /
+     * perHour. A registration past it gets no code; a requested code is a 429 with Retry-After.
+     * @default 100 (bin/app.ts reads `-c smsPerHour=…`)
+     */
+    readonly perHour?: number;
+    /**
+     * SMS codes to the numbers of one region (SMS_PER_REGION_PER_HOUR), of the same shape: one region
+     * pumped to its limit leaves the rest of the deployment's budget to the others.
+     * @default half of perHour, rounded up (bin/app.ts reads `-c smsPerRegionPerHour=…`)
+     */
+    readonly perRegionPerHour?: number;
+    /**
+     * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain.
+     * @default half of perHour, rounded up (bin/app.ts reads `-c smsAlarmThresholdPerHour=…`)
+     */
+    readonly alarmThresholdPerHour?: number;
+  };
 }
 
 /** The default SES identity: enough to synthesise; a deployment names its own verified identity. */
@@ -273,6 +310,48 @@ const dataKeyUses = {
   // disabled endpoint's owner's address to alert them: no purpose to require.
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
+
+interface SmsSettings {
+  /** The users function's variables. */
+  readonly environment: Record<string, string>;
+  /** The SmsVolume alarm's threshold. */
+  readonly alarmThresholdPerHour: number;
+}
+
+/** The SMS settings, checked. */
+function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
+  const regions = sms?.regions ?? defaultSmsRegions;
+  const perHour = sms?.perHour ?? defaultSmsPerHour;
+  const perRegionPerHour = sms?.perRegionPerHour ?? defaultSmsPerRegionPerHour(perHour);
+  // Pages while half the hour's budget is left, before real users are refused their codes.
+  const alarmThresholdPerHour = sms?.alarmThresholdPerHour ?? Math.ceil(perHour / 2);
+  const unknown = regions.filter((region) => !isSupportedCountry(region));
+  const isBudget = (value: number) => Number.isInteger(value) && value >= 1 && value <= maxSmsPerHour;
+  const problems = [
+    ...(regions.length === 0 ? ['sms.regions must name at least one region'] : []),
+    ...(unknown.length > 0
+      ? [
+          `sms.regions must be ISO 3166 alpha-2 codes of regions with a number plan; not ${unknown.join(', ')}`,
+        ]
+      : []),
+    ...(isBudget(perHour) ? [] : [`sms.perHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+    ...(isBudget(perRegionPerHour)
+      ? []
+      : [`sms.perRegionPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+    ...(isBudget(alarmThresholdPerHour)
+      ? []
+      : [`sms.alarmThresholdPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+  ];
+  if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
+  return {
+    environment: {
+      SMS_REGIONS: [...new Set(regions)].join(','),
+      SMS_PER_HOUR: String(perHour),
+      SMS_PER_REGION_PER_HOUR: String(perRegionPerHour),
+    },
+    alarmThresholdPerHour,
+  };
+}
 
 /** Checks an SES identity (domain or address) and derives the From header. */
 const domainName = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$/i;
@@ -581,6 +660,7 @@ export class BulwarkStack extends Stack {
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
     const email = emailSettings(props.email);
+    const sms = smsSettings(props.sms);
     const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
     if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
       throw new Error(
@@ -613,6 +693,7 @@ export class BulwarkStack extends Stack {
       httpApi: this.httpApi.api,
       metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
+      smsSentPerHourThreshold: sms.alarmThresholdPerHour,
       removalPolicy,
     });
 
@@ -665,7 +746,7 @@ export class BulwarkStack extends Stack {
     this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
     this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
     this.addEncryptionKeys();
-    this.addEmail(email);
+    this.addEmail(email, sms.environment);
     this.addWebhooks();
 
     const allFunctions: Record<string, BulwarkFunction> = {
@@ -767,9 +848,13 @@ export class BulwarkStack extends Stack {
   /**
    * Registration emails: users enqueues them (verification links signed with the rotated secret and
    * pointing at this API), and the email worker sends them through SES v2 from exactly one identity,
-   * or through the given SMTP relay with the credentials secret.
+   * or through the given SMTP relay with the credentials secret. SMS codes: users enqueues them within
+   * `sms` (its variables), and the worker publishes them through SNS.
    */
-  private addEmail({ identity, from, smtp, sandboxRecipients }: EmailSettings): void {
+  private addEmail(
+    { identity, from, smtp, sandboxRecipients }: EmailSettings,
+    sms: Record<string, string>,
+  ): void {
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
     worker.addEnvironment('EMAIL_FROM', from);
@@ -803,6 +888,7 @@ export class BulwarkStack extends Stack {
       }),
     );
     const users = this.functions.users.lambdaFunction;
+    for (const [variable, value] of Object.entries(sms)) users.addEnvironment(variable, value);
     emailWorker.grantSendMessages(users);
     users.addEnvironment('EMAIL_QUEUE_URL', emailWorker.queue.queueUrl);
     users.addEnvironment('APP_BASE_URL', this.httpApi.url);

@@ -234,6 +234,7 @@ export class BulwarkDashboard extends Construct {
       EmailRejected,
       SmsSent,
       SmsFailed,
+      SmsBudgetExhausted,
       WebhookDelivered,
       WebhookFailed,
       WebhookEndpointDisabled,
@@ -253,7 +254,16 @@ export class BulwarkDashboard extends Construct {
         ],
         6,
       ),
-      graph('SMS sent / failed', [...this.searchCatalog(SmsSent), ...this.searchCatalog(SmsFailed)], 6),
+      // Budget exhausted: SMS codes not sent because the deployment's or a region's hourly budget was spent.
+      graph(
+        'SMS sent / failed / budget exhausted',
+        [
+          ...this.searchCatalog(SmsSent),
+          ...this.searchCatalog(SmsFailed),
+          ...this.searchCatalog(SmsBudgetExhausted),
+        ],
+        6,
+      ),
       graph(
         'Webhooks delivered / failed',
         [

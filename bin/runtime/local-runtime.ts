@@ -20,6 +20,7 @@ import {
   httpFunctions,
   routeKeyOf,
 } from '../../functions/routes.js';
+import type { SmsEnvironment } from '../../functions/shared/environment.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
 import { HttpError, ValidationError } from '../../middleware/errors.js';
@@ -72,6 +73,12 @@ export interface LocalRuntimeOptions {
    * @default ['127.0.0.0/8', '::1/128'] (loopback); [] to guard as in AWS
    */
   readonly ssrfAllowlist?: readonly string[];
+  /**
+   * The users function's SMS policy (SMS_REGIONS, SMS_PER_HOUR, SMS_PER_REGION_PER_HOUR); each setting
+   * given replaces its variable.
+   * @default the variables as the process has them (`SMS_REGIONS=GB,GG npm start`), else the functions' defaults
+   */
+  readonly sms?: Partial<SmsEnvironment>;
 }
 
 export interface LocalRuntime {
@@ -287,6 +294,11 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     SSRF_ALLOWLIST: (options.ssrfAllowlist ?? ['127.0.0.0/8', '::1/128']).join(','),
     // Per run: verification links from an earlier run stop verifying, which is fine locally.
     VERIFICATION_LINK_SECRET: randomBytes(32).toString('base64url'),
+    ...(options.sms?.regions ? { SMS_REGIONS: options.sms.regions.join(',') } : {}),
+    ...(options.sms?.perHour ? { SMS_PER_HOUR: String(options.sms.perHour) } : {}),
+    ...(options.sms?.perRegionPerHour
+      ? { SMS_PER_REGION_PER_HOUR: String(options.sms.perRegionPerHour) }
+      : {}),
   });
   const host = new FunctionHost(repositoryRoot, [
     ...httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),

@@ -28,18 +28,33 @@ const numberVariable = (min: number, max: number, fallback: number) =>
     fallback,
   );
 
-/** A whole number of something (seconds, a port) read from a variable, within bounds, `fallback` when unset. */
-const integerVariable = (min: number, max: number, fallback: number) =>
-  z._default(
-    z.pipe(
-      z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
-      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
-    ),
-    fallback,
+/** A whole number of something (seconds, a port) read from a variable, within bounds. */
+const wholeNumber = (min: number, max: number) =>
+  z.pipe(
+    z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
+    z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
   );
 
 /** UNVERIFIED_USER_TTL_HOURS when unset. */
 export const defaultUnverifiedUserTtlHours = 48;
+/** A whole number read from a variable, within bounds, `fallback` when unset. */
+const integerVariable = (min: number, max: number, fallback: number) =>
+  z._default(wholeNumber(min, max), fallback);
+
+/** Where SMS codes go unless SMS_REGIONS says otherwise (the sample's own numbers are +1 415 …). */
+export const defaultSmsRegions: readonly string[] = ['US'];
+/** The deployment's SMS budget unless SMS_PER_HOUR says otherwise. */
+export const defaultSmsPerHour = 100;
+/** The largest SMS budget the variables take. */
+export const maxSmsPerHour = 1_000_000;
+
+/**
+ * A region's SMS budget when none is given: half the deployment's, so that one region pumped to its
+ * limit leaves the other half to everyone else.
+ */
+export function defaultSmsPerRegionPerHour(perHour: number): number {
+  return Math.ceil(perHour / 2);
+}
 
 const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
@@ -52,6 +67,16 @@ const environmentSchema = z.object({
    * ask for another and use it, while an address someone else registered is free again within two days.
    */
   UNVERIFIED_USER_TTL_HOURS: integerVariable(1, 720, defaultUnverifiedUserTtlHours),
+  /**
+   * The regions whose mobile numbers users accepts and sends SMS codes to: comma-separated ISO 3166
+   * alpha-2 codes as libphonenumber names them (`US,CA,GB,GG,JE,IM`). Every allowed region is an SMS
+   * destination anyone can make the deployment pay for, so the default is one low-cost region.
+   */
+  SMS_REGIONS: z._default(z.string().check(z.regex(/^[A-Z]{2}(,[A-Z]{2})*$/)), defaultSmsRegions.join(',')),
+  /** SMS codes the whole deployment may send: a burst of this many, refilled evenly over an hour. */
+  SMS_PER_HOUR: integerVariable(1, maxSmsPerHour, defaultSmsPerHour),
+  /** SMS codes to the numbers of one region, of the same shape. @default half of SMS_PER_HOUR, rounded up */
+  SMS_PER_REGION_PER_HOUR: z.optional(wholeNumber(1, maxSmsPerHour)),
   /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
@@ -192,6 +217,16 @@ function authEnvironment(data: z.output<typeof environmentSchema>, env: NodeJS.P
   };
 }
 
+/** The users function's SMS policy (SMS_REGIONS, SMS_PER_HOUR, SMS_PER_REGION_PER_HOUR). */
+export interface SmsEnvironment {
+  /** Regions (ISO 3166 alpha-2) whose mobile numbers are accepted and sent codes. */
+  readonly regions: readonly string[];
+  /** The deployment's budget: a burst of this many SMS, then one every hour / perHour. */
+  readonly perHour: number;
+  /** Each region's budget, of the same shape. */
+  readonly perRegionPerHour: number;
+}
+
 export interface FunctionEnvironment extends TableEnvironment {
   /** Where the users service answers; only the bookings function needs it (and checks it at cold start). */
   usersApiUrl: string | undefined;
@@ -199,6 +234,8 @@ export interface FunctionEnvironment extends TableEnvironment {
   bookingHorizonDays: number;
   /** Hours an unverified registration lives (UNVERIFIED_USER_TTL_HOURS); only the users function reads it. */
   unverifiedUserTtlHours: number;
+  /** Where SMS codes may go and how many; only the users function reads it. */
+  sms: SmsEnvironment;
   /** Key provider settings, for `createKeyProvider` (middleware/encryption). */
   encryption: {
     kmsKeyId: string | undefined;
@@ -268,6 +305,11 @@ export function readEnvironment(
     usersApiUrl: data.USERS_API_URL,
     bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
     unverifiedUserTtlHours: data.UNVERIFIED_USER_TTL_HOURS,
+    sms: {
+      regions: data.SMS_REGIONS.split(','),
+      perHour: data.SMS_PER_HOUR,
+      perRegionPerHour: data.SMS_PER_REGION_PER_HOUR ?? defaultSmsPerRegionPerHour(data.SMS_PER_HOUR),
+    },
     encryption: {
       kmsKeyId: data.KMS_KEY_ID,
       kmsDecryptKeyIds: data.KMS_DECRYPT_KEY_IDS?.split(',') ?? [],

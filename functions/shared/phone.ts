@@ -28,22 +28,66 @@ const checks: Record<
 /** `+`, a country code that does not start with 0, up to 15 digits in all, no spaces. */
 const e164Form = /^\+[1-9]\d{1,14}$/;
 
+type Parser = (text: string) => PhoneNumber | undefined;
+/** One parser per metadata set, loaded with the first number that needs it and shared from then on. */
+const parsers = new Map<MetadataSet, Promise<Parser>>();
+
+function parserOf(metadata: MetadataSet): Promise<Parser> {
+  let parser = parsers.get(metadata);
+  if (!parser) {
+    parser = import('./number-plan.js').then(({ numberPlan }) => numberPlan(metadata));
+    parsers.set(metadata, parser);
+  }
+  return parser;
+}
+
+/** The number as `check`'s plan reads it, when it is written exactly in E.164 and passes the check. */
+async function checkedNumber(value: string, check: PhoneCheck): Promise<PhoneNumber | undefined> {
+  if (!e164Form.test(value)) return undefined;
+  const { metadata, accepts } = checks[check];
+  const parsed = (await parserOf(metadata))(value);
+  return parsed?.number === value && accepts(parsed) ? parsed : undefined;
+}
+
 /**
- * A schema for a number written exactly in E.164 and checked against a number plan. The plan loads
- * with the first number, not at cold start, so the check is asynchronous: parse with
- * `safeParseAsync` (validateInput does).
+ * The region of a mobile number as libphonenumber names it (ISO 3166 alpha-2: `+1 415…` is US, `+1 876…`
+ * JM, `+44 7911…` GG, not GB), from the mobile ranges of its plan; undefined for a number that is not a
+ * valid mobile number or belongs to no region (`+881` satellite phones, `+882`/`+883` international
+ * networks).
+ */
+export async function phoneRegion(value: string): Promise<string | undefined> {
+  return (await checkedNumber(value, 'mobile'))?.country;
+}
+
+export interface PhoneSchemaOptions {
+  /**
+   * The only regions (ISO 3166 alpha-2, as libphonenumber names them) whose numbers pass: a number of
+   * any other region, or of none, fails with a message that lists them.
+   * @default any region
+   */
+  readonly regions?: readonly string[];
+}
+
+/**
+ * A schema for a number written exactly in E.164 and checked against a number plan (and, given
+ * `regions`, against them). The plan loads with the first number, not at cold start, so the check is
+ * asynchronous: parse with `safeParseAsync` (validateInput does).
  *
  * @example
- * const phone = phoneSchema('mobile');
+ * const phone = phoneSchema('mobile', { regions: ['US', 'CA'] });
  */
-export function phoneSchema(check: PhoneCheck) {
-  const { metadata, accepts, message } = checks[check];
-  let parse: Promise<ReturnType<typeof import('./number-plan.js')['numberPlan']>> | undefined;
-  const inPlan = async (value: string): Promise<boolean> => {
-    if (!e164Form.test(value)) return false;
-    parse ??= import('./number-plan.js').then(({ numberPlan }) => numberPlan(metadata));
-    const parsed = (await parse)(value);
-    return parsed?.number === value && accepts(parsed);
-  };
-  return z.string().check(z.maxLength(16), z.refine(inPlan, message));
+export function phoneSchema(check: PhoneCheck, { regions }: PhoneSchemaOptions = {}) {
+  const { message } = checks[check];
+  const regionMessage = `Must be a mobile phone number of a region SMS codes are sent to (${regions?.join(', ')})`;
+  return z.string().check(
+    z.maxLength(16),
+    z.check(async (payload) => {
+      const parsed = await checkedNumber(payload.value, check);
+      if (parsed === undefined) {
+        payload.issues.push({ code: 'custom', input: payload.value, message });
+      } else if (regions !== undefined && !regions.includes(parsed.country ?? '')) {
+        payload.issues.push({ code: 'custom', input: payload.value, message: regionMessage });
+      }
+    }),
+  );
 }

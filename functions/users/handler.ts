@@ -26,13 +26,9 @@ import { rotatingVerificationLinkProblem } from '../shared/verification-link.js'
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import { WebhookStore } from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
-import {
-  RegistrationEmails,
-  type SmsAdmission,
-  type SmsPurpose,
-  verificationEmailPerUserPolicy,
-} from './registration-emails.js';
-import { smsPerNumberPolicy, UsersModel } from './users-model.js';
+import { RegistrationEmails, verificationEmailPerUserPolicy } from './registration-emails.js';
+import { SmsBudgets } from './sms-budgets.js';
+import { UsersModel } from './users-model.js';
 
 const observability = functionObservability('users');
 const { logger, auditLogger, metrics, onEvent } = observability;
@@ -48,33 +44,18 @@ const users = new UsersModel(
 );
 // The function's own limiters: the route limits' store (tight bounds, so an outage fails fast) and the
 // function's logger (a store outage is one JSON line with the request's correlation id).
-/** Each phone number's SMS budget, shared by the fleet. */
-const smsPerNumber = new RateLimiter({
-  policy: smsPerNumberPolicy,
+/** The SMS budgets (each number's, each region's, the deployment's), shared by the fleet. */
+const smsBudgets = new SmsBudgets({
   store: rateLimitStore(),
-  onEvent,
-  logger,
+  sms: environment.sms,
+  numberKey: (phoneNumber) => users.smsBudgetKey(phoneNumber),
+  observability,
 });
 
 /** Spends a unit of `key`'s budget; a spent budget is a rateLimit.hit event, as the middleware's are. */
 async function consumeReported(limiter: RateLimiter, key: string, keyBy: string) {
   const result = await limiter.consume(key);
   if (!result.allowed) emitEvent(onEvent, rateLimitHitEvent(limiter.policy.name, result, { keyBy }));
-  return result;
-}
-
-/**
- * Spends a unit of the number's budget. A spent budget is always audited as rateLimit.hit, but counted
- * as RateLimited (a 429, by the metric catalog) only when it refuses the request: a registration past it
- * is still a 201, just without its SMS.
- */
-async function admitSms(phoneNumber: string, purpose: SmsPurpose) {
-  const key = await users.smsBudgetKey(phoneNumber);
-  if (purpose === 'phone-code') return consumeReported(smsPerNumber, key, 'phone');
-  const result = await smsPerNumber.consume(key);
-  if (!result.allowed) {
-    auditLogger.logSecurityEvent(rateLimitHitEvent(smsPerNumber.policy.name, result, { keyBy: 'phone' }));
-  }
   return result;
 }
 
@@ -86,10 +67,6 @@ const verificationEmailsPerUser = new RateLimiter({
   logger,
 });
 
-/** Gives the number's budget back the unit of an SMS that was never queued. */
-async function refundSms(phoneNumber: string, admission: SmsAdmission) {
-  await smsPerNumber.refund(await users.smsBudgetKey(phoneNumber), admission);
-}
 const queues = readQueueEnvironment();
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
 /** Deleting a user deletes the webhook endpoints they registered (no signing secret is read: no key). */
@@ -109,8 +86,7 @@ const registrationEmails = new RegistrationEmails({
   ...(readLinkSecret ? { readLinkSecret } : {}),
   issuePhoneCode: (userId, beforeIssuing, abortSignal) =>
     users.issuePhoneCode(userId, { beforeIssuing, abortSignal }),
-  admitSms,
-  refundSms,
+  admitSms: (phoneNumber, purpose) => smsBudgets.admit(phoneNumber, purpose),
 });
 
 /**
@@ -150,7 +126,9 @@ const nameSchema = z.string().check(
 const registerBody = z.strictObject({
   email: emailAddressSchema,
   name: nameSchema,
-  phone: z.optional(phoneSchema('mobile')),
+  // Only numbers SMS codes may go to (SMS_REGIONS): anyone can register, so every region accepted here
+  // is a destination anyone can make the deployment pay for (SMS pumping, toll fraud).
+  phone: z.optional(phoneSchema('mobile', { regions: environment.sms.regions })),
 });
 
 /** What the verification email's link carries (functions/shared/verification-link.ts); other parameters are ignored. */

@@ -11,7 +11,6 @@ import {
   TooManyRequestsError,
 } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
-import type { RateLimitResult } from '../../middleware/rate-limit/rate-limiter.js';
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
@@ -56,19 +55,14 @@ export interface RegistrationEmailsOptions {
     signal: AbortSignal | undefined,
   ) => Promise<IssuedPhoneCode>;
   /**
-   * Spends one unit of a phone number's SMS budget, whoever the number belongs to: without it, each new
-   * registration of a number would send it another SMS (SMS pumping, bombing one phone). `purpose` says
-   * whether a spent budget refuses the request (`phone-code`, a 429) or only its SMS (`registration`).
-   * @default none: numbers have no budget of their own
+   * Spends a unit of each SMS budget for one SMS to a phone number, whoever the number belongs to
+   * (SmsBudgets: the number's own, its region's, the deployment's): without them, each new registration
+   * would send another SMS, to one phone again and again (bombing it) or to number after number (SMS
+   * pumping). `purpose` says whether a spent budget refuses the request (`phone-code`, a 429) or only
+   * its SMS (`registration`). What it throws, the code's issue throws.
+   * @default none: SMS have no budget
    */
   readonly admitSms?: (phoneNumber: string, purpose: SmsPurpose) => Promise<SmsAdmission>;
-  /**
-   * Gives back the unit `admitSms` spent when no SMS was queued after all (no code issued, or the queue
-   * failed), given `admitSms`'s answer (which says where the unit was taken). Should not throw; a failure
-   * leaves the unit spent.
-   * @default none: the unit stays spent
-   */
-  readonly refundSms?: (phoneNumber: string, admission: SmsAdmission) => Promise<void>;
 }
 
 /**
@@ -81,8 +75,37 @@ export const verificationEmailPerUserPolicy = {
   windowSec: 60 * 60,
 } as const;
 
-/** A number's SMS budget's answer: a RateLimiter's `consume` result fits. */
-export type SmsAdmission = Pick<RateLimitResult, 'allowed' | 'retryAfterSec' | 'source'>;
+/** Which SMS budget refused an SMS: its number's own, its number's region's, or the whole deployment's. */
+export type SmsBudgetName = 'number' | 'region' | 'deployment';
+
+/** The SMS budgets' answer to one SMS: admitted, with a way to give its units back, or refused by one budget. */
+export type SmsAdmission =
+  | {
+      readonly allowed: true;
+      /**
+       * Gives the units back when no SMS was queued after all (no code issued, or the queue failed).
+       * Should not throw; a failure leaves them spent.
+       */
+      readonly refund: () => Promise<void>;
+    }
+  | { readonly allowed: false; readonly retryAfterSec: number; readonly refusedBy: SmsBudgetName };
+
+/** Why no code was sent: each budget's words, for the 429 of a requested code and the registration's log line. */
+const budgetSpentMessages: Readonly<Record<SmsBudgetName, string>> = {
+  number: 'Too many codes were sent to this phone number; try again later',
+  region: "Too many codes were sent to this phone number's region this hour; try again later",
+  deployment: 'Too many codes were sent this hour; try again later',
+};
+
+/** A 429 for an SMS one of its budgets refused, naming the budget. */
+export class SmsBudgetSpentError extends TooManyRequestsError {
+  readonly budget: SmsBudgetName;
+
+  constructor(budget: SmsBudgetName, retryAfterSec: number) {
+    super(retryAfterSec, budgetSpentMessages[budget]);
+    this.budget = budget;
+  }
+}
 
 /** Why an SMS is sent: with a new registration (no SMS past the budget), or on request (429 past it). */
 export type SmsPurpose = 'registration' | 'phone-code';
@@ -144,8 +167,8 @@ export class RegistrationEmails {
           correlationId,
         },
       );
-      if (sms && user.phone !== undefined && smsNotQueued(error)) {
-        await this.#withdraw(user.id, user.phone, sms, correlationId, signal);
+      if (sms && smsNotQueued(error)) {
+        await this.#withdraw(user.id, sms, correlationId, signal);
       }
     }
   }
@@ -222,10 +245,11 @@ export class RegistrationEmails {
       return await this.#issue(issuePhoneCode, user.id, user.phone, 'registration', correlationId, signal);
     } catch (error) {
       if (signal?.aborted) throw error;
-      if (error instanceof TooManyRequestsError) {
-        logger.warn('No SMS code at registration: the phone number has had its SMS for now', {
+      if (error instanceof SmsBudgetSpentError) {
+        logger.warn(`No SMS code at registration: its ${error.budget} SMS budget is spent`, {
           userId: user.id,
           correlationId,
+          budget: error.budget,
           retryAfterSec: error.retryAfterSec,
         });
       } else if (error instanceof NotFoundError) {
@@ -252,10 +276,10 @@ export class RegistrationEmails {
   }
 
   /**
-   * Issues a code (UsersModel.issuePhoneCode) once the number's SMS budget admits it: 429 when the budget
-   * is spent. A unit the budget spent on a code that then was not issued (a concurrent request won, the
-   * user was deleted or verified meanwhile, the write failed) is given back. `signal` (a registration's
-   * deadline) bounds the budget and the code alike.
+   * Issues a code (UsersModel.issuePhoneCode) once the SMS budgets admit it: 429 when one is spent. The
+   * units they spent on a code that then was not issued (a concurrent request won, the user was deleted
+   * or verified meanwhile, the write failed) are given back. `signal` (a registration's deadline) bounds
+   * the budgets and the code alike.
    */
   async #issue(
     issuePhoneCode: NonNullable<RegistrationEmailsOptions['issuePhoneCode']>,
@@ -273,10 +297,7 @@ export class RegistrationEmails {
         async () => {
           const answer = admitSms && (await untilAborted(signal, () => admitSms(phoneNumber, purpose)));
           if (answer && !answer.allowed) {
-            throw new TooManyRequestsError(
-              answer.retryAfterSec,
-              'Too many codes were sent to this phone number; try again later',
-            );
+            throw new SmsBudgetSpentError(answer.refusedBy, answer.retryAfterSec);
           }
           admission = answer;
         },
@@ -284,20 +305,19 @@ export class RegistrationEmails {
       );
       return { code, admission };
     } catch (error) {
-      await this.#refundNumber(userId, phoneNumber, admission, correlationId, undoDeadline(signal));
+      await this.#refundBudgets(userId, admission, correlationId, undoDeadline(signal));
       throw error;
     }
   }
 
   /**
    * Undoes an issued code whose SMS was not queued, so that it counts against neither the user's limits
-   * nor the number's budget. The work's deadline (`signal`) passing may be why the SMS was not queued,
+   * nor the SMS budgets. The work's deadline (`signal`) passing may be why the SMS was not queued,
    * so the undo runs under its own (`undoDeadline`). A failure, that deadline passing included, is
    * logged; the code then counts as if it had been sent.
    */
   async #withdraw(
     userId: string,
-    phoneNumber: string,
     issued: IssuedSms,
     correlationId: string | undefined,
     signal: AbortSignal | undefined,
@@ -312,27 +332,25 @@ export class RegistrationEmails {
           error,
         });
       }),
-      this.#refundNumber(userId, phoneNumber, issued.admission, correlationId, undoSignal),
+      this.#refundBudgets(userId, issued.admission, correlationId, undoSignal),
     ]);
   }
 
   /**
-   * Gives the number's budget back the unit of an SMS that was not queued, if one was taken; a failure,
+   * Gives the SMS budgets back the units of an SMS that was not queued, if units were taken; a failure,
    * `undoSignal` (an `undoDeadline`) passing included, is logged.
    */
-  async #refundNumber(
+  async #refundBudgets(
     userId: string,
-    phoneNumber: string,
     admission: SmsAdmission | undefined,
     correlationId: string | undefined,
     undoSignal: AbortSignal | undefined,
   ): Promise<void> {
-    const { refundSms } = this.options;
-    if (admission === undefined || !refundSms) return;
+    if (!admission?.allowed) return;
     try {
-      await untilAborted(undoSignal, () => refundSms(phoneNumber, admission));
+      await untilAborted(undoSignal, () => admission.refund());
     } catch (error) {
-      this.options.logger.warn("The phone number's SMS budget was not refunded for an SMS not sent", {
+      this.options.logger.warn('The SMS budgets were not refunded for an SMS not sent', {
         userId,
         correlationId,
         error,
@@ -370,7 +388,7 @@ export class RegistrationEmails {
       );
     } catch (error) {
       recordMetric(this.options.metrics, 'EmailEnqueueFailed');
-      await this.#withdraw(user.id, user.phone, issued, correlationId, signal);
+      await this.#withdraw(user.id, issued, correlationId, signal);
       // At most the resend interval: a code that could not be withdrawn still holds the next one back so long.
       throw new ServiceUnavailableError(
         'The SMS could not be queued; try again shortly',

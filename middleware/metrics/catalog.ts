@@ -187,6 +187,14 @@ export const metricCatalog = {
     meaning: 'An SMS send attempt failed (it is retried until its attempts run out).',
     statistic: 'Sum',
   },
+  SmsBudgetExhausted: {
+    name: 'SmsBudgetExhausted',
+    unit: count,
+    dimensions: [serviceDimension, 'budget'],
+    meaning:
+      "An SMS code was not sent because the deployment's (`budget` deployment) or a region's (`budget` region) hourly SMS budget was spent: a registration without its code, or a requested code answered 429.",
+    statistic: 'Sum',
+  },
   WebhookDelivered: {
     name: 'WebhookDelivered',
     unit: count,

@@ -92,7 +92,10 @@ describe('BulwarkDashboard', () => {
         metricCatalog.EmailRejected.name,
       ],
     ],
-    ['SMS sent / failed', [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name]],
+    [
+      'SMS sent / failed / budget exhausted',
+      [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name, metricCatalog.SmsBudgetExhausted.name],
+    ],
     [
       'Enqueue failures (email / SMS, webhooks)',
       [metricCatalog.EmailEnqueueFailed.name, metricCatalog.WebhookEnqueueFailed.name],
@@ -197,9 +200,9 @@ describe('BulwarkDashboard', () => {
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
-  it('shows the seven alarms, one DLQ alarm per worker and the rotation failure alarm, and outputs its console URL', () => {
+  it('shows the nine alarms, one DLQ alarm per worker and the rotation failure alarm, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      7 + workerNames.length + 1,
+      9 + workerNames.length + 1,
     );
     const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
     expect(JSON.stringify(dashboard)).toContain(
@@ -217,8 +220,8 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates seven alarms plus one DLQ alarm per worker and the rotation failure alarm, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 7 + workerNames.length + 1);
+  it('creates nine alarms plus one DLQ alarm per worker and the rotation failure alarm, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 9 + workerNames.length + 1);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
@@ -281,6 +284,12 @@ describe('BulwarkAlarms', () => {
     [
       'emailEnqueueFailed',
       `SELECT SUM(${metricCatalog.EmailEnqueueFailed.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service)`,
+      1,
+    ],
+    [
+      'smsBudgetExhausted',
+      // Either budget, the deployment's or any region's: users are being refused their codes.
+      `SELECT SUM(${metricCatalog.SmsBudgetExhausted.name}) FROM SCHEMA("Bulwark/Bulwark-dev", service, budget)`,
       1,
     ],
   ] as const)('alarms %s on the catalog query %s reaching %d', (name, expression, threshold) => {
@@ -365,6 +374,48 @@ describe('BulwarkAlarms', () => {
     expect(alarm.Metrics).toHaveLength(4);
   });
 
+  it("alarms when the email worker sends at least half the deployment's hourly SMS budget in an hour (50 by default)", () => {
+    const emailWorkerFunction = stack.resolve(
+      stack.workers['email-worker'].worker.lambdaFunction.functionArn,
+    ) as { 'Fn::GetAtt': [string, string] };
+    const workerEnvironment = template.findResources('AWS::Lambda::Function')[
+      emailWorkerFunction['Fn::GetAtt'][0]
+    ]?.Properties?.Environment?.Variables as Record<string, unknown>;
+    expect(alarmOf(stack.alarms.smsVolume)).toMatchObject({
+      Metrics: [
+        expect.objectContaining({
+          MetricStat: {
+            Metric: {
+              Namespace: devNamespace,
+              MetricName: metricCatalog.SmsSent.name,
+              Dimensions: [{ Name: 'service', Value: workerEnvironment.POWERTOOLS_SERVICE_NAME }],
+            },
+            Period: 3600,
+            Stat: 'Sum',
+          },
+          ReturnData: true,
+        }),
+      ],
+      Threshold: 50,
+      EvaluationPeriods: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    const smsStack = (sms: ConstructorParameters<typeof BulwarkStack>[2]['sms']) => {
+      const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+      const built = new BulwarkStack(app, 'Bulwark-sms', { stage: 'dev', sms });
+      const id = (built.resolve(built.alarms.smsVolume.alarmArn) as { 'Fn::GetAtt': [string] })[
+        'Fn::GetAtt'
+      ][0];
+      return Template.fromStack(built).findResources('AWS::CloudWatch::Alarm')[id]?.Properties?.Threshold;
+    };
+    expect(smsStack({ perHour: 301 })).toBe(151);
+    expect(smsStack({ perHour: 301, alarmThresholdPerHour: 20 })).toBe(20);
+    expect(() => smsStack({ alarmThresholdPerHour: 0 })).toThrow(
+      'Invalid BulwarkStack props: sms.alarmThresholdPerHour must be a whole number from 1 to 1000000',
+    );
+  });
+
   it('encrypts the topic with a rotated customer-managed key that CloudWatch may use', () => {
     const keyArn = stack.resolve(stack.alarms.topicKey.key.keyArn);
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: keyArn });
@@ -438,8 +489,9 @@ describe('metric namespaces of stacks sharing an account and region', () => {
     ] as const) {
       const found = namespacesIn(of);
       expect(found.functions).toHaveLength(allServices.length);
-      // Six alarms on catalog metrics: five Metrics Insights queries, and the email rejection rate's two series.
-      expect(found.alarms).toHaveLength(7);
+      // Eight alarms on catalog metrics: six Metrics Insights queries, the email rejection rate's two
+      // series and the SMS volume's one.
+      expect(found.alarms).toHaveLength(9);
       expect(found.dashboard.length).toBeGreaterThan(20);
       expect(new Set([...found.functions, ...found.alarms, ...found.dashboard])).toEqual(
         new Set([namespace]),

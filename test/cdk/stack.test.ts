@@ -335,6 +335,10 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
       APP_BASE_URL: resolve(stack.httpApi.url),
       VERIFICATION_LINK_SECRET_ARN: resolve(stack.verificationLinkSecret.secretArn),
       WEBHOOK_QUEUE_URL: queueUrl('webhook-worker'),
+      // SMS codes go only to US numbers, at most 100 an hour and 50 per region, unless the stack is told otherwise.
+      SMS_REGIONS: 'US',
+      SMS_PER_HOUR: '100',
+      SMS_PER_REGION_PER_HOUR: '50',
     },
     bookings: {
       ...auth,
@@ -1469,6 +1473,52 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
     expect(
       () => new BulwarkStack(app, 'Bulwark-bad', { stage: 'dev', email: { identity: 'not an identity' } }),
     ).toThrow('Invalid BulwarkStack props: email.identity must be a domain or an email address');
+  });
+});
+
+describe('BulwarkStack SMS settings', () => {
+  const usersVariables = (sms: BulwarkStackProps['sms']) => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-sms', { stage: 'dev', ...(sms ? { sms } : {}) });
+    const usersId = logicalIdOf(stack, stack.functions.users.lambdaFunction.functionArn);
+    return resourceOf(Template.fromStack(stack), 'AWS::Lambda::Function', usersId).Properties.Environment as {
+      Variables: Record<string, unknown>;
+    };
+  };
+
+  it('sends SMS codes to the regions it is given, each once', () => {
+    expect(usersVariables({ regions: ['GB', 'GG', 'JE', 'IM', 'GB'] }).Variables).toMatchObject({
+      SMS_REGIONS: 'GB,GG,JE,IM',
+    });
+    expect(usersVariables(undefined).Variables).toMatchObject({ SMS_REGIONS: 'US' });
+  });
+
+  it('gives the deployment and each region the SMS budgets it is given, each region half the deployment’s by default', () => {
+    expect(usersVariables({ perHour: 30, perRegionPerHour: 5 }).Variables).toMatchObject({
+      SMS_PER_HOUR: '30',
+      SMS_PER_REGION_PER_HOUR: '5',
+    });
+    expect(usersVariables({ perHour: 25 }).Variables).toMatchObject({
+      SMS_PER_HOUR: '25',
+      SMS_PER_REGION_PER_HOUR: '13',
+    });
+    for (const [sms, problem] of [
+      [{ perHour: 0 }, 'sms.perHour must be a whole number from 1 to 1000000'],
+      [{ perHour: 2.5 }, 'sms.perHour must be a whole number from 1 to 1000000'],
+      [{ perHour: Number('x') }, 'sms.perHour must be a whole number from 1 to 1000000'],
+      [{ perRegionPerHour: 1_000_001 }, 'sms.perRegionPerHour must be a whole number from 1 to 1000000'],
+    ] as const) {
+      expect(() => usersVariables(sms)).toThrow(`Invalid BulwarkStack props: ${problem}`);
+    }
+  });
+
+  it('refuses an empty region list and codes libphonenumber has no number plan for', () => {
+    expect(() => usersVariables({ regions: [] })).toThrow(
+      'Invalid BulwarkStack props: sms.regions must name at least one region',
+    );
+    expect(() => usersVariables({ regions: ['GB', 'UK', 'us'] })).toThrow(
+      'Invalid BulwarkStack props: sms.regions must be ISO 3166 alpha-2 codes of regions with a number plan; not UK, us',
+    );
   });
 });
 

@@ -67,6 +67,31 @@ describe('readEnvironment', () => {
     }
   });
 
+  it('reads where SMS codes may go and how many: US only, 100 an hour, half of them per region when unset', () => {
+    expect(readEnvironment(tables).sms).toEqual({ regions: ['US'], perHour: 100, perRegionPerHour: 50 });
+    expect(readEnvironment({ ...tables, SMS_REGIONS: 'GB,GG,JE,IM', SMS_PER_HOUR: '25' }).sms).toEqual({
+      regions: ['GB', 'GG', 'JE', 'IM'],
+      perHour: 25,
+      perRegionPerHour: 13,
+    });
+    expect(readEnvironment({ ...tables, SMS_PER_REGION_PER_HOUR: '10' }).sms.perRegionPerHour).toBe(10);
+    for (const [variable, invalid] of [
+      ['SMS_REGIONS', ''],
+      ['SMS_REGIONS', 'us'],
+      ['SMS_REGIONS', 'US, GB'],
+      ['SMS_REGIONS', 'USA'],
+      ['SMS_REGIONS', 'US,'],
+      ['SMS_PER_HOUR', '0'],
+      ['SMS_PER_HOUR', ''],
+      ['SMS_PER_HOUR', '1000001'],
+      ['SMS_PER_REGION_PER_HOUR', '0.5'],
+    ] as const) {
+      expect(() => readEnvironment({ ...tables, [variable]: invalid })).toThrow(
+        new Error(`Invalid function environment: ${variable}`),
+      );
+    }
+  });
+
   it('refuses a blank number rather than reading it as 0', () => {
     for (const blank of ['', ' ']) {
       expect(() => readQueueEnvironment({ ...tables, WEBHOOK_DISABLE_AFTER_FAILING_HOURS: blank })).toThrow(

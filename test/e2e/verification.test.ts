@@ -18,6 +18,7 @@ import {
   RegistrationEmails,
   verificationEmailPerUserPolicy,
 } from '../../functions/users/registration-emails.js';
+import { SmsBudgets } from '../../functions/users/sms-budgets.js';
 import {
   phoneCodeMaxAttempts,
   phoneCodeMaxIssued,
@@ -35,12 +36,18 @@ import {
   ServiceUnavailableError,
   TooManyRequestsError,
 } from '../../middleware/errors.js';
+import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
 import { unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
-import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
+import {
+  adminUser,
+  randomLoopbackAddress,
+  sharedToolkitTableSms,
+  useLocalRuntime,
+} from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const api = useLocalRuntime({ as: adminUser, emailRetryBaseDelaySec: 1 });
@@ -578,8 +585,15 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
       client: dynamoDb,
     });
     const budgetKey = await model.smsBudgetKey(phone as string);
+    const { observability } = testObservability('users');
+    const smsBudgets = new SmsBudgets({
+      store: new DynamoDbCounterStore({ tableName: api.runtime().tableNames.toolkit, client: dynamoDb }),
+      sms: sharedToolkitTableSms,
+      numberKey: (number) => model.smsBudgetKey(number),
+      observability,
+    });
     const emailsThrough = (sqs: SQSClient) => {
-      const { logger, auditLogger, metrics } = testObservability('users').observability;
+      const { logger, auditLogger, metrics } = observability;
       return new RegistrationEmails({
         sqs,
         queues: readQueueEnvironment({
@@ -590,8 +604,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
         auditLogger,
         metrics,
         issuePhoneCode: (userId, beforeIssuing) => model.issuePhoneCode(userId, { beforeIssuing }),
-        admitSms: async (number) => budget.consume(await model.smsBudgetKey(number)),
-        refundSms: async (number, admission) => budget.refund(await model.smsBudgetKey(number), admission),
+        admitSms: (number, purpose) => smsBudgets.admit(number, purpose),
       });
     };
     await waitOutResendInterval(id);

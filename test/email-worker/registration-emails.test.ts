@@ -11,6 +11,7 @@ import {
   type RegistrationEmailsOptions,
   type SmsAdmission,
 } from '../../functions/users/registration-emails.js';
+import { SmsBudgets } from '../../functions/users/sms-budgets.js';
 import { smsPerNumberPolicy, UsersModel } from '../../functions/users/users-model.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
@@ -21,10 +22,12 @@ import {
   TooManyRequestsError,
 } from '../../middleware/errors.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
+import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
-import { storedMetric } from '../helpers/observability.js';
+import { storedMetric, testObservability } from '../helpers/observability.js';
+import { sharedToolkitTableSms } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
 // A real local-aws-sqs with the email queue: what the producer enqueues is read back from it.
@@ -231,7 +234,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
     client: SQSClient = sqs.client,
     queueUrl = sqs.queueUrl,
     metrics = createMetrics({ serviceName: 'users' }),
-    budget: Pick<RegistrationEmailsOptions, 'admitSms' | 'refundSms'> = {},
+    budget: Pick<RegistrationEmailsOptions, 'admitSms'> = {},
   ) {
     return new RegistrationEmails({
       sqs: client,
@@ -277,10 +280,12 @@ describe('a new SMS code (sendPhoneCode)', () => {
         };
       };
       const error = await phoneSetup(oversized, failure.client(), failure.queueUrl(), metrics, {
-        admitSms: async () => ({ allowed: true, retryAfterSec: 0, source: 'store' }),
-        refundSms: async (phone) => {
-          refunded.push(phone);
-        },
+        admitSms: async (phone) => ({
+          allowed: true,
+          refund: async () => {
+            refunded.push(phone);
+          },
+        }),
       })
         .sendPhoneCode(withPhone, undefined)
         .catch((caught: unknown) => caught);
@@ -295,16 +300,22 @@ describe('a new SMS code (sendPhoneCode)', () => {
   });
 
   it('still answers 503 when the code cannot be withdrawn nor the unit refunded', async () => {
-    const stuck = async () => ({
-      ...issued,
-      withdraw: async () => {
-        throw new Error('DynamoDB is down');
-      },
-    });
+    const stuck = async (_userId: string, beforeIssuing: () => Promise<void>) => {
+      await beforeIssuing();
+      return {
+        ...issued,
+        withdraw: async () => {
+          throw new Error('DynamoDB is down');
+        },
+      };
+    };
     const error = await phoneSetup(stuck, unreachableSqsClient(), sqs.queueUrl, undefined, {
-      refundSms: async () => {
-        throw new Error('the rate-limit store is down');
-      },
+      admitSms: async () => ({
+        allowed: true,
+        refund: async () => {
+          throw new Error('the rate-limit store is down');
+        },
+      }),
     })
       .sendPhoneCode(withPhone, undefined)
       .catch((caught: unknown) => caught);
@@ -337,7 +348,11 @@ describe('a new SMS code (sendPhoneCode)', () => {
 
 describe("a phone number's SMS budget (admitSms)", () => {
   const withPhone = { ...user, phone: '+14155552671' };
-  const spent = async (): Promise<SmsAdmission> => ({ allowed: false, retryAfterSec: 3600, source: 'store' });
+  const spent = async (): Promise<SmsAdmission> => ({
+    allowed: false,
+    retryAfterSec: 3600,
+    refusedBy: 'number',
+  });
 
   /**
    * A code issuer that runs the caller's check where UsersModel does: after its own, before writing;
@@ -367,7 +382,6 @@ describe("a phone number's SMS budget (admitSms)", () => {
   ) {
     const { issuedFor, withdrawnFor, issuePhoneCode } = issuer(lostRace);
     const refunded: string[] = [];
-    const refundedAdmissions: SmsAdmission[] = [];
     const audits: AuditEvent[] = [];
     const metrics = createMetrics({ serviceName: 'users' });
     const emails = new RegistrationEmails({
@@ -377,15 +391,22 @@ describe("a phone number's SMS budget (admitSms)", () => {
       auditLogger: new AuditLogger({ logToConsole: false, sink: (event) => audits.push(event) }),
       metrics,
       issuePhoneCode,
-      admitSms,
-      refundSms: async (phone, admission) => {
-        refunded.push(phone);
-        refundedAdmissions.push(admission);
+      // Each admitted SMS gives its units back through its own refund: recorded by number.
+      admitSms: async (phone) => {
+        const admission = await admitSms(phone);
+        if (!admission.allowed) return admission;
+        return {
+          allowed: true,
+          refund: async () => {
+            refunded.push(phone);
+            await admission.refund();
+          },
+        };
       },
     });
-    return { emails, issuedFor, withdrawnFor, refunded, refundedAdmissions, audits, metrics };
+    return { emails, issuedFor, withdrawnFor, refunded, audits, metrics };
   }
-  const admitted = async (): Promise<SmsAdmission> => ({ allowed: true, retryAfterSec: 0, source: 'store' });
+  const admitted = async (): Promise<SmsAdmission> => ({ allowed: true, refund: async () => {} });
 
   /** The types of the messages sent, in the order sent; each of them is checked to be in the queue. */
   async function sentTypes(): Promise<string[]> {
@@ -402,7 +423,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const asked: string[] = [];
     const { emails, issuedFor } = budgetSetup(async (phone) => {
       asked.push(phone);
-      return { allowed: true, retryAfterSec: 0, source: 'store' };
+      return admitted();
     });
     await emails.enqueue(withPhone, undefined);
     expect(asked).toEqual(['+14155552671']);
@@ -421,7 +442,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
     const asked: string[] = [];
     const { emails, issuedFor } = budgetSetup(async (phone) => {
       asked.push(phone);
-      return { allowed: true, retryAfterSec: 0, source: 'store' };
+      return admitted();
     });
     const verified = { ...withPhone, phoneVerifiedAt: '2030-01-01T00:00:00Z' };
     await expect(emails.sendPhoneCode(verified, undefined)).rejects.toBeInstanceOf(ConflictError);
@@ -436,8 +457,6 @@ describe("a phone number's SMS budget (admitSms)", () => {
     );
     await lost.emails.enqueue(withPhone, undefined);
     expect(lost.refunded).toEqual(['+14155552671', '+14155552671']);
-    // Each refund carries the admission it gives back, so the limiter returns the unit where it was taken.
-    expect(lost.refundedAdmissions).toEqual([await admitted(), await admitted()]);
     const refused = budgetSetup(spent);
     await expect(refused.emails.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
       TooManyRequestsError,
@@ -508,6 +527,13 @@ describe("a phone number's SMS budget (admitSms)", () => {
     });
     const phone = registered.phone as string;
     const budgetKey = await users.smsBudgetKey(phone);
+    // The users function's own budgets, over the suite's toolkit table as its runtimes count there.
+    const smsBudgets = new SmsBudgets({
+      store: new DynamoDbCounterStore({ tableName: testTableNames.toolkit, client: dynamoDb }),
+      sms: sharedToolkitTableSms,
+      numberKey: (number) => users.smsBudgetKey(number),
+      observability: testObservability('users').observability,
+    });
     const deadline = new AbortController();
     const emails = new RegistrationEmails({
       sqs: sqs.client,
@@ -521,8 +547,7 @@ describe("a phone number's SMS budget (admitSms)", () => {
         deadline.abort(new DeadlineExceededError('work after the commit', 0));
         return issuedCode;
       },
-      admitSms: async (number) => budget.consume(await users.smsBudgetKey(number)),
-      refundSms: async (number, admission) => budget.refund(await users.smsBudgetKey(number), admission),
+      admitSms: (number, purpose) => smsBudgets.admit(number, purpose),
     });
     const fullBudget = await budget.getRemaining(budgetKey);
     const error = await emails

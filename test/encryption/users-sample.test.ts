@@ -101,8 +101,8 @@ async function register(body: Record<string, unknown>): Promise<Created> {
 describe('users stored encrypted', () => {
   it('registers a user with a phone and reads both fields back decrypted', async () => {
     const email = `Enc-${randomUUID()}@Example.com`;
-    const created = await register({ email, name: 'Ada', phone: '+447911123456' });
-    expect(created).toMatchObject({ email, name: 'Ada', phone: '+447911123456' });
+    const created = await register({ email, name: 'Ada', phone: '+14155552671' });
+    expect(created).toMatchObject({ email, name: 'Ada', phone: '+14155552671' });
     const read = await api.request('GET', `/users/${created.id}`);
     expect(read.status).toBe(200);
     expect(read.body).toEqual(created);
@@ -205,6 +205,24 @@ describe('users stored encrypted', () => {
     expect((response.body as { errors: { field: string }[] }).errors.map((error) => error.field)).toContain(
       'body.phone',
     );
+    await expect(runtimeModel().findByEmail(email)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it.each([
+    ['a mobile of a region SMS codes do not go to', '+447400123456'],
+    ['a mobile of a +1 region other than the US', '+18762101234'],
+    ['a mobile of the Channel Islands (+44 but not GB)', '+447911123456'],
+    ['a satellite phone (no region)', '+8816212345678'],
+  ])('refuses a phone that is %s with a 400 naming the regions, and writes nothing', async (_name, phone) => {
+    const email = `region-${randomUUID()}@example.com`;
+    const response = await api.request('POST', '/users', { body: { email, name: 'X', phone } });
+    expect(response.status).toBe(400);
+    expect((response.body as { errors: { field: string; message: string }[] }).errors).toEqual([
+      {
+        field: 'body.phone',
+        message: 'Must be a mobile phone number of a region SMS codes are sent to (US)',
+      },
+    ]);
     await expect(runtimeModel().findByEmail(email)).rejects.toBeInstanceOf(NotFoundError);
   });
 

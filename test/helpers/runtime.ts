@@ -2,7 +2,12 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { type LocalRuntime, startLocalRuntime } from '../../bin/runtime/local-runtime.js';
+import {
+  type LocalRuntime,
+  type LocalRuntimeOptions,
+  startLocalRuntime,
+} from '../../bin/runtime/local-runtime.js';
+import type { SmsEnvironment } from '../../functions/shared/environment.js';
 import type { DevTokenOptions } from '../../middleware/auth/dev-issuer.js';
 import { testTableNames } from './tables.js';
 
@@ -107,7 +112,25 @@ export interface UseLocalRuntimeOptions {
    * @default the suite's embedded DynamoDB
    */
   dynamoDbEndpoint?: () => string;
+  /**
+   * The users function's SMS policy (LocalRuntimeOptions.sms). @default {@link sharedToolkitTableSms} on
+   * the suite's shared toolkit table; the functions' defaults on the file's own
+   */
+  sms?: LocalRuntimeOptions['sms'];
 }
+
+/**
+ * The SMS policy of runtimes on the suite's shared toolkit table. The deployment's SMS budget counts every
+ * SMS sent through one toolkit table, and every file of the suite shares that one: with the default
+ * budget, the files that send codes would spend it together and refuse each other's SMS by the order
+ * they ran in. So there it is a budget no run of the suite reaches; tests of the budgets use a toolkit
+ * table of their own (`ownToolkitTable`) with the defaults or budgets of their own.
+ */
+export const sharedToolkitTableSms = {
+  regions: ['US'],
+  perHour: 100_000,
+  perRegionPerHour: 50_000,
+} as const satisfies SmsEnvironment;
 
 /** A human admin: passes every route of the sample (humans need no scopes; admin routes need role admin). */
 export const adminUser: DevTokenOptions = { sub: 'e2e-admin', roles: ['admin'] };
@@ -127,6 +150,7 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
       ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
       ...(setup.emailRetryBaseDelaySec ? { emailRetryBaseDelaySec: setup.emailRetryBaseDelaySec } : {}),
       ...(setup.webhookRetryBaseDelaySec ? { webhookRetryBaseDelaySec: setup.webhookRetryBaseDelaySec } : {}),
+      ...(setup.sms || !setup.ownToolkitTable ? { sms: setup.sms ?? sharedToolkitTableSms } : {}),
     });
     if (setup.as) defaultToken = await runtime.auth.devIssuer.mint(setup.as);
   });
