@@ -942,11 +942,12 @@ export class WebhookStore {
 
   /**
    * Counts a delivery that failed for good against its endpoint (the disable rule's streak) and
-   * returns the streak; undefined when the endpoint is gone or this webhook already counted in the
-   * streak. One atomic ADD, so concurrent failures of different webhooks all count; the streak keeps
-   * the ids it counted, so two live copies of one webhook (a copy sent back while the circuit was open
-   * and the original redelivered, any SQS duplicate, a redrive from the DLQ) count once. The ids are
-   * at most the rule's failure count, since reaching it disables the endpoint.
+   * returns the streak; undefined when the endpoint is gone. One atomic ADD, so concurrent failures of
+   * different webhooks all count; the streak keeps the ids it counted, so two live copies of one webhook
+   * (a copy sent back while the circuit was open and the original redelivered, any SQS duplicate, a
+   * redrive from the DLQ) count once: the second gets the streak as it stands, so a disable that failed
+   * at the threshold is tried again. The ids are at most the rule's failure count, since reaching it
+   * disables the endpoint.
    */
   async noteFailedDelivery(
     endpointId: string,
@@ -976,9 +977,29 @@ export class WebhookStore {
         failingSince: String(Attributes?.failingSince ?? now.toISOString()),
       };
     } catch (error) {
-      if (isConditionFailure(error)) return undefined;
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      return this.failureStreak(endpointId, webhookId);
     }
+  }
+
+  /** The streak that already counts `webhookId`; undefined when the endpoint is gone or the streak was reset. */
+  private async failureStreak(
+    endpointId: string,
+    webhookId: string,
+  ): Promise<{ failedDeliveries: number; failingSince: string } | undefined> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: endpointKey(endpointId),
+        ConsistentRead: true,
+        ProjectionExpression: 'failedDeliveries, failingSince, failedWebhookIds',
+      }),
+    );
+    const counted = Item?.failedWebhookIds instanceof Set && Item.failedWebhookIds.has(webhookId);
+    if (!counted || typeof Item?.failedDeliveries !== 'number' || typeof Item.failingSince !== 'string') {
+      return undefined;
+    }
+    return { failedDeliveries: Item.failedDeliveries, failingSince: Item.failingSince };
   }
 
   /** Ends an endpoint's failure streak after a success (called only when it has one, so no write per success). */

@@ -1072,9 +1072,34 @@ describe('disabling a failing endpoint', () => {
     const endpoint = await endpointAt((await receiver()).url);
     const webhookId = randomUUID();
     await store.noteFailedDelivery(endpoint.id, webhookId);
-    expect(await store.noteFailedDelivery(endpoint.id, webhookId)).toBeUndefined();
-    await store.clearFailures(endpoint.id);
+    // Counted once: a second copy gets the streak as it stands.
     expect(await store.noteFailedDelivery(endpoint.id, webhookId)).toMatchObject({ failedDeliveries: 1 });
+    await store.clearFailures(endpoint.id);
+    await store.noteFailedDelivery(endpoint.id, randomUUID());
+    expect(await store.noteFailedDelivery(endpoint.id, webhookId)).toMatchObject({ failedDeliveries: 2 });
+  });
+
+  it('disables the endpoint when a webhook whose disable failed at the threshold fails again (a DLQ redrive)', async () => {
+    const dead = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(dead.url, principal({ isM2M: true }));
+    const flaky = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
+    vi.spyOn(flaky, 'disableEndpoint').mockRejectedValueOnce(throttlingError());
+    const { run } = setup({
+      store: flaky,
+      disableRule: { afterFailedDeliveries: 2, afterFailingHours: 1000 },
+    });
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId), 5));
+    const second = messageFor(endpoint.id, endpoint.tenantId);
+    // The delivery that reaches the threshold: its disable is throttled.
+    await run(await record(second, 5));
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 2 });
+    // The same webhook comes back and fails for good again: not counted twice, but the rule is applied.
+    await run(await record(second, 5));
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({
+      status: 'disabled',
+      disabledReason: 'failing',
+      failedDeliveries: 2,
+    });
   });
 
   it('disables an endpoint that has failed for longer than the rule allows at its next failed delivery', async () => {
