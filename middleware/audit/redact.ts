@@ -89,12 +89,13 @@ const quotedValuePattern = String.raw`"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?`
  */
 const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"\\\n])*(?:\\")?`;
 /**
- * What precedes the key `secret` in a Secrets Manager ARN
- * (`arn:aws:secretsmanager:eu-west-1:111122223333:secret:name-AbCdEf`), where `secret:` is the resource
- * type and the name after it is no credential. Checked only once a key has matched, and bounded by the
- * `:` that ends each part, so the scan stays linear.
+ * The `secret:` resource type of a Secrets Manager ARN
+ * (`arn:aws:secretsmanager:eu-west-1:111122223333:secret:name-AbCdEf`), matched at the key `secret`: the
+ * ARN's parts before it (a lookbehind) and the name right after its `:` (a secret name's characters, so
+ * `secret=…`, `secret: …` and a line break after it are still credentials). The name is no credential.
+ * Checked only once a key has matched, and bounded by the `:` that ends each part, so the scan stays linear.
  */
-const secretsManagerArnBeforeKey = String.raw`\barn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:`;
+const secretsManagerArnResourceType = String.raw`(?<=\barn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret):[\w/+=.@-]`;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
 /** Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name. */
@@ -146,7 +147,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // words cost quadratic time.
   // A form field's name may close its bracket before the separator: `user[password]=…`. The `secret:` of
   // a Secrets Manager ARN is no key: the secret's name after it stays readable in every line naming it.
-  const keyValue = `(?:${names.map(keyPattern).join('|')})(?<!${secretsManagerArnBeforeKey}secret)\\]?\\\\*["']?\\s*[:=]\\s*(?:${quotedValuePattern}|${escapedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
+  const keyValue = `(?:${names.map(keyPattern).join('|')})(?!${secretsManagerArnResourceType})\\]?\\\\*["']?\\s*[:=]\\s*(?:${quotedValuePattern}|${escapedValuePattern}|(?:(?:Bearer|Basic)\\s+)?[^\\s"'&,;}]+)`;
   // A Cookie header holds many secrets separated by `;`: everything to the end of the line goes. An
   // Authorization header's credentials, of any scheme, go whole: a token (`Negotiate YII…`) or a
   // parameter list (`Digest username="…", response="…"`, `AWS4-HMAC-SHA256 Credential=…, Signature=…`).

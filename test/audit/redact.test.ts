@@ -309,6 +309,11 @@ describe('redaction', () => {
       'arn:aws:secretsmanager:eu-west-1:1:secret:s3cr3t-value',
       `arn:aws:secretsmanager:eu-west-1:1:secret:${redactedValue}`,
     ],
+    // After an ARN's parts, only `secret:` right before a name is the resource type; any other separator is a key's.
+    ...['secret=', 'secret: ', 'secret:\n  ', 'secret:"'].map((separator) => [
+      `arn:aws:secretsmanager:eu-west-1:111122223333:${separator}s3cr3t-value`,
+      `arn:aws:secretsmanager:eu-west-1:111122223333:${separator}${redactedValue}`,
+    ]),
     // A credential after an ARN's secret name is still one.
     [
       'arn:aws:secretsmanager:eu-west-1:111122223333:secret:Signing-AbCdEf password=s3cr3t-value',
