@@ -276,7 +276,7 @@ export class UsersModel {
    * Only that the user exists (its id), read without its encrypted fields: no decryption, so no KMS call
    * and no personal data for a caller that needs neither.
    */
-  async exists(id: string): Promise<Pick<User, 'id'>> {
+  async exists(id: string, now = new Date()): Promise<Pick<User, 'id'>> {
     const { Item } = await this.documentClient.send(
       new GetCommand({
         TableName: this.tableName,
@@ -285,7 +285,7 @@ export class UsersModel {
         ProjectionExpression: 'id, tenantId, expiresAt',
       }),
     );
-    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, Date.now())) {
+    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, now.getTime())) {
       throw new NotFoundError(`User ${id} not found`);
     }
     return { id };
@@ -667,6 +667,8 @@ export class UsersModel {
     const expected = Buffer.from(String(pending?.codeHash));
     const given = Buffer.from(await this.phoneCodeHash(userId, code));
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+      // A code outliving its lapsed registration is no code: the 404 every route gives a lapsed user.
+      await this.exists(userId, now);
       const left = phoneCodeMaxAttempts - Number(pending?.attempts);
       throw new ValidationError(
         left > 0

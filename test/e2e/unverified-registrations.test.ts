@@ -290,6 +290,24 @@ describe('verifying the email', () => {
   });
 });
 
+describe('verifying the phone', () => {
+  it('answers a wrong guess at a code that outlived its lapsed registration with 404, not 400', async () => {
+    const users = runtimeUsersModel(3600);
+    const registeredAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const user = await users.register(
+      { email: uniqueEmail(), name: 'Vera', phone: uniquePhone() },
+      registeredAt,
+    );
+    // Issued five minutes before the lapse: the code lives ten.
+    const lapsesAt = registeredAt.getTime() + hour;
+    const { code } = await users.issuePhoneCode(user.id, { now: new Date(lapsesAt - 5 * 60_000) });
+    const wrong = code === '000000' ? '000001' : '000000';
+    const afterLapse = new Date(lapsesAt + 60_000);
+    await expect(users.verifyPhone(user.id, wrong, afterLapse)).rejects.toMatchObject({ statusCode: 404 });
+    await expect(users.verifyPhone(user.id, code, afterLapse)).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
+
 describe('POST /users/{id}/verification-email', () => {
   it('sends a link that expires with the registration, never after it', async () => {
     const user = await registered({ email: uniqueEmail(), name: 'Vera' });
