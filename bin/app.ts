@@ -1,6 +1,12 @@
 // The CDK app: one Bulwark stack for the stage given with `-c stage=dev|prod` (default dev).
 import { App } from 'aws-cdk-lib';
-import { authFromContext, BulwarkStack, defaultEmailIdentity, parseStage } from '../lib/bulwark-stack.js';
+import {
+  authFromContext,
+  BulwarkStack,
+  contextList,
+  defaultEmailIdentity,
+  parseStage,
+} from '../lib/bulwark-stack.js';
 
 const app = new App();
 const stage = parseStage(app.node.tryGetContext('stage'));
@@ -42,7 +48,7 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(auth === undefined ? {} : { auth }),
   sms: {
-    ...(typeof smsRegions === 'string' ? { regions: smsRegions.split(',') } : {}),
+    ...(smsRegions === undefined ? {} : { regions: contextList('smsRegions', smsRegions) }),
     ...(smsPerHour === undefined ? {} : { perHour: Number(smsPerHour) }),
     ...(smsPerRegionPerHour === undefined ? {} : { perRegionPerHour: Number(smsPerRegionPerHour) }),
     ...(smsAlarmThresholdPerHour === undefined

@@ -81,6 +81,16 @@ export function parseAuthTokenUse(value: unknown): AuthTokenUse | undefined {
  * `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`; undefined (the stack's own
  * pool) without authIssuer.
  */
+/**
+ * A list given as context: `-c name=a,b` on the command line, or an array of strings in cdk.json. Any
+ * other value is refused at synth rather than ignored (a deployment would otherwise get the default).
+ */
+export function contextList(name: string, value: unknown): string[] {
+  if (typeof value === 'string') return value.split(',');
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return [...value];
+  throw new Error(`Context ${name} must be a comma-separated string or an array of strings`);
+}
+
 export function authFromContext(context: (key: string) => unknown): BulwarkStackProps['auth'] {
   const issuer = context('authIssuer');
   const clientIds = context('authClientIds');

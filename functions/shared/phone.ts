@@ -59,10 +59,18 @@ export async function phoneRegion(value: string): Promise<string | undefined> {
   return (await checkedNumber(value, 'mobile'))?.country;
 }
 
+/**
+ * Ranges libphonenumber files under a region SMS may go to but that are billed as another destination:
+ * Abkhazia's mobile numbers (`+7 940`, and `+7 840` fixed lines) read as RU, a known toll-fraud route.
+ * Refused wherever `regions` is given, whatever it allows.
+ */
+const tollFraudPrefixes = ['+7840', '+7940'];
+
 export interface PhoneSchemaOptions {
   /**
    * The only regions (ISO 3166 alpha-2, as libphonenumber names them) whose numbers pass: a number of
-   * any other region, or of none, fails with a message that lists them.
+   * any other region, or of none, fails with a message that lists them. The region is the number plan's,
+   * not the destination an SMS is billed as: ranges known to differ are refused (see `tollFraudPrefixes`).
    * @default any region
    */
   readonly regions?: readonly string[];
@@ -85,7 +93,11 @@ export function phoneSchema(check: PhoneCheck, { regions }: PhoneSchemaOptions =
       const parsed = await checkedNumber(payload.value, check);
       if (parsed === undefined) {
         payload.issues.push({ code: 'custom', input: payload.value, message });
-      } else if (regions !== undefined && !regions.includes(parsed.country ?? '')) {
+      } else if (
+        regions !== undefined &&
+        (!regions.includes(parsed.country ?? '') ||
+          tollFraudPrefixes.some((prefix) => payload.value.startsWith(prefix)))
+      ) {
         payload.issues.push({ code: 'custom', input: payload.value, message: regionMessage });
       }
     }),

@@ -17,6 +17,7 @@ import {
   BulwarkStack,
   type BulwarkStackProps,
   cognitoDomainName,
+  contextList,
   isCognitoIssuer,
   parseAuthTokenUse,
   parseStage,
@@ -1128,6 +1129,16 @@ describe('BulwarkStack auth settings', () => {
     expect(() => synthesiseWithAuth({ issuer: 'cognito', clientIds: [], audience: ['api'] })).toThrow(
       'Invalid BulwarkStack props: auth.issuer must be a URL; auth.clientIds must be one or more client ids',
     );
+  });
+
+  it('reads a list from context as -c gives it or as cdk.json does, and refuses any other value', () => {
+    expect(contextList('smsRegions', 'GB,GG')).toEqual(['GB', 'GG']);
+    expect(contextList('smsRegions', ['GB', 'GG'])).toEqual(['GB', 'GG']);
+    for (const value of [7, ['GB', 1], { GB: true }]) {
+      expect(() => contextList('smsRegions', value)).toThrow(
+        'Context smsRegions must be a comma-separated string or an array of strings',
+      );
+    }
   });
 
   it('reads the auth prop from -c authIssuer, authClientIds, authTokenUse, authAudience and authJwksUri', () => {
