@@ -6,6 +6,7 @@ import { SmsBudgets } from '../../functions/users/sms-budgets.js';
 import { smsPerNumberPolicy } from '../../functions/users/users-model.js';
 import { ConflictError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { metricCatalog, metricNamespace } from '../../middleware/metrics/catalog.js';
+import type { CounterStore } from '../../middleware/rate-limit/counter-store.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -13,6 +14,7 @@ import { ensureTables } from '../../middleware/store/create-tables.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
+import { throttlingError } from '../helpers/throttling.js';
 import { refusedPort } from './helpers.js';
 
 enableMetricsOutput();
@@ -173,6 +175,43 @@ describe('SmsBudgets', () => {
       smsPerNumberPolicy.limit,
     );
   });
+
+  it.each([
+    ['region', 'sms-region'],
+    ['deployment', 'sms-deployment'],
+  ])(
+    'fails closed (503) when only the %s budget’s store fails, giving the units taken before it back',
+    async (_budget, policyName) => {
+      const table = await ownToolkitTable();
+      const healthy = new DynamoDbCounterStore({ tableName: table, client: dynamoDb });
+      // The table answers every budget but this one, which throttles as DynamoDB does.
+      const failing: CounterStore = {
+        write: (storageKey, write) =>
+          storageKey.startsWith(`RL#${policyName}#`)
+            ? Promise.reject(throttlingError())
+            : healthy.write(storageKey, write),
+        read: (storageKey, nowUs) => healthy.read(storageKey, nowUs),
+        delete: (storageKey) => healthy.delete(storageKey),
+        deleteAll: (prefix) => healthy.deleteAll(prefix),
+      };
+      const { observability } = testObservability('users');
+      const smsBudgets = new SmsBudgets({
+        store: failing,
+        sms: { regions: ['US'], perHour: 10, perRegionPerHour: 5 },
+        numberKey,
+        observability,
+      });
+      const number = us();
+      await expect(smsBudgets.admit(number, 'phone-code')).rejects.toBeInstanceOf(ServiceUnavailableError);
+      expect(await numberBudget(table).getRemaining(await numberKey(number))).toBe(smsPerNumberPolicy.limit);
+      const region = new RateLimiter({
+        policy: { name: 'sms-region', limit: 5, windowSec: 3600 },
+        tableName: table,
+        client: dynamoDb,
+      });
+      expect(await region.getRemaining('region:US')).toBe(5);
+    },
+  );
 
   it('sends nothing when the store is down: the region and deployment budgets fail closed (503), whatever the number’s fallback says', async () => {
     const down = createDynamoDbClient({ endpoint: `http://127.0.0.1:${refusedPort}`, maxAttempts: 1 });
