@@ -68,7 +68,26 @@ export interface BulwarkAlarmsProps {
    */
   readonly emailWorkerService?: string;
   /**
-   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}).
+   * Whether to watch the account's SES reputation (`AWS/SES` `Reputation.BounceRate` and
+   * `Reputation.ComplaintRate`): for a deployment that sends through SES.
+   * @default false
+   */
+  readonly sesReputation?: boolean;
+  /**
+   * The account's SES bounce rate (a fraction, 0.05 is 5 %) at which the SesBounceRate alarm fires. The
+   * default is where SES places an account under review; it pauses sending from 0.10.
+   * @default 0.05
+   */
+  readonly sesBounceRateThreshold?: number;
+  /**
+   * The account's SES complaint rate (a fraction, 0.001 is 0.1 %) at which the SesComplaintRate alarm
+   * fires. The default is where SES places an account under review; it pauses sending from 0.005.
+   * @default 0.001
+   */
+  readonly sesComplaintRateThreshold?: number;
+  /**
+   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}) and the SES
+   * reputation's (an hour).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -107,8 +126,9 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
  * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
  * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
  * is then enforcing only per-instance fallback limits), webhook or email/SMS messages that could not
- * be enqueued (nothing retries them), and most emails refused for their recipient (a relay refusing
- * everyone: those emails are dropped, not dead-lettered). All notify one topic.
+ * be enqueued (nothing retries them), most emails refused for their recipient (a relay refusing
+ * everyone: those emails are dropped, not dead-lettered), and, with `sesReputation`, the account's SES
+ * bounce and complaint rates. All notify one topic.
  *
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
@@ -133,6 +153,10 @@ export class BulwarkAlarms extends Construct {
   public readonly emailEnqueueFailed: cloudwatch.Alarm;
   /** Most emails were refused for their recipient: the relay refuses everyone, and they are dropped unsent. */
   public readonly emailRejectionRate: cloudwatch.Alarm;
+  /** The account's SES bounce rate reached the threshold (with `sesReputation`). */
+  public readonly sesBounceRate: cloudwatch.Alarm | undefined;
+  /** The account's SES complaint rate reached the threshold (with `sesReputation`). */
+  public readonly sesComplaintRate: cloudwatch.Alarm | undefined;
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
@@ -227,6 +251,20 @@ export class BulwarkAlarms extends Construct {
     );
 
     this.emailRejectionRate = this.addEmailRejectionRate(props, namespace);
+    if (props.sesReputation) {
+      this.sesBounceRate = this.addSesReputation(
+        'SesBounceRate',
+        'Reputation.BounceRate',
+        props.sesBounceRateThreshold ?? 0.05,
+        "The account's SES bounce rate reached the threshold (at 5 % SES reviews the account, at 10 % it may pause its sending): mail to addresses that do not exist, such as registrations with invented addresses.",
+      );
+      this.sesComplaintRate = this.addSesReputation(
+        'SesComplaintRate',
+        'Reputation.ComplaintRate',
+        props.sesComplaintRateThreshold ?? 0.001,
+        "The account's SES complaint rate reached the threshold (at 0.1 % SES reviews the account, at 0.5 % it may pause its sending): recipients marked our mail as spam, such as people registered by someone else.",
+      );
+    }
 
     this.serverErrorRate = this.notifying(
       new cloudwatch.Alarm(this, 'ServerErrorRate', {
@@ -298,6 +336,35 @@ export class BulwarkAlarms extends Construct {
     );
   }
 
+  /**
+   * An alarm on one of the account's SES reputation rates, which SES publishes as a fraction (0 to 1) for
+   * the whole account and region, not per stack. The rate is a standing level over SES's own recent
+   * volume, so the highest value in an hour is judged, and an hour without a data point (an account
+   * that never bounced has none) leaves the alarm as it was rather than calling it recovered.
+   */
+  private addSesReputation(
+    alarmId: string,
+    metricName: string,
+    threshold: number,
+    description: string,
+  ): cloudwatch.Alarm {
+    return this.notifying(
+      new cloudwatch.Alarm(this, alarmId, {
+        metric: new cloudwatch.Metric({
+          namespace: 'AWS/SES',
+          metricName,
+          statistic: 'Maximum',
+          period: Duration.hours(1),
+        }),
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+        alarmDescription: description,
+      }),
+    );
+  }
+
   /** Every alarm, for a dashboard's alarm widget. */
   public get alarms(): cloudwatch.Alarm[] {
     return [
@@ -308,6 +375,8 @@ export class BulwarkAlarms extends Construct {
       this.webhookEnqueueFailed,
       this.emailEnqueueFailed,
       this.emailRejectionRate,
+      ...(this.sesBounceRate ? [this.sesBounceRate] : []),
+      ...(this.sesComplaintRate ? [this.sesComplaintRate] : []),
     ];
   }
 }

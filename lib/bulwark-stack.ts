@@ -619,6 +619,8 @@ export class BulwarkStack extends Stack {
       httpApi: this.httpApi.api,
       metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
+      // Only SES's reputation is at stake here; an SMTP relay's provider keeps its own.
+      sesReputation: email.smtp === undefined,
       removalPolicy,
     });
 
@@ -696,6 +698,19 @@ export class BulwarkStack extends Stack {
         ...this.alarms.alarms,
         ...workerNames.map((name) => this.workers[name].deadLetterAlarm),
         this.secretRotation.failureAlarm,
+      ],
+      emailReputationAlarms: [
+        ...(this.alarms.sesBounceRate
+          ? [{ title: 'SES bounce rate (whole account, 0.05 = 5 %)', alarm: this.alarms.sesBounceRate }]
+          : []),
+        ...(this.alarms.sesComplaintRate
+          ? [
+              {
+                title: 'SES complaint rate (whole account, 0.001 = 0.1 %)',
+                alarm: this.alarms.sesComplaintRate,
+              },
+            ]
+          : []),
       ],
     });
 

@@ -1368,8 +1368,10 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
       ),
     );
     expect(JSON.stringify(policies)).not.toContain('ses:');
-    // Nor an SES configuration set, nor its name in the worker's environment.
+    // Nor an SES configuration set, nor its name in the worker's environment, nor alarms on SES's reputation.
     expect(stack.emailConfigurationSet).toBeUndefined();
+    expect([stack.alarms.sesBounceRate, stack.alarms.sesComplaintRate]).toEqual([undefined, undefined]);
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('AWS/SES');
     template.resourceCountIs('AWS::SES::ConfigurationSet', 0);
     expect(resourceOf(template, 'AWS::Lambda::Function', workerId).Properties.Environment).not.toHaveProperty(
       'Variables.SES_CONFIGURATION_SET',
