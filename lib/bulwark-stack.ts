@@ -810,8 +810,8 @@ export class BulwarkStack extends Stack {
       worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
       // Anyone may register any address, so one that bounced or complained must not be mailed again: SES
       // adds it to the account's suppression list and drops later sends to it. With reputation metrics
-      // on, SES publishes this set's own bounce and complaint rates beside the account's, which the
-      // SesBounceRate and SesComplaintRate alarms watch.
+      // on, SES publishes this set's own bounce and complaint rates too; the SesBounceRate and
+      // SesComplaintRate alarms watch the account's, which are what SES judges.
       configurationSet = new ses.ConfigurationSet(this, 'EmailConfigurationSet', {
         reputationMetrics: true,
         suppressionReasons: ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
