@@ -75,8 +75,26 @@ export interface BulwarkAlarmsProps {
    */
   readonly smsSentPerHourThreshold?: number;
   /**
-   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}) and the SMS
-   * volume (one hour).
+   * Whether to watch the account's SES reputation (`AWS/SES` `Reputation.BounceRate` and
+   * `Reputation.ComplaintRate`): for a deployment that sends through SES.
+   * @default false
+   */
+  readonly sesReputation?: boolean;
+  /**
+   * The account's SES bounce rate (a fraction, 0.05 is 5 %) at which the SesBounceRate alarm fires. The
+   * default is where SES places an account under review; it pauses sending from 0.10.
+   * @default 0.05
+   */
+  readonly sesBounceRateThreshold?: number;
+  /**
+   * The account's SES complaint rate (a fraction, 0.001 is 0.1 %) at which the SesComplaintRate alarm
+   * fires. The default is where SES places an account under review; it pauses sending from 0.005.
+   * @default 0.001
+   */
+  readonly sesComplaintRateThreshold?: number;
+  /**
+   * Period of every alarm but the email rejection rate (see {@link emailRejectionWindow}), the SMS
+   * volume and the SES reputation's (an hour each).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -116,8 +134,9 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
  * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
  * is then enforcing only per-instance fallback limits), webhook or email/SMS messages that could not
  * be enqueued (nothing retries them), most emails refused for their recipient (a relay refusing
- * everyone: those emails are dropped, not dead-lettered), and SMS pumping: more SMS in an hour than the
- * threshold, or an SMS budget spent. All notify one topic.
+ * everyone: those emails are dropped, not dead-lettered), SMS pumping: more SMS in an hour than the
+ * threshold, or an SMS budget spent, and, with `sesReputation`, the account's SES bounce and complaint
+ * rates. All notify one topic.
  *
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
@@ -146,6 +165,10 @@ export class BulwarkAlarms extends Construct {
   public readonly smsVolume: cloudwatch.Alarm;
   /** The deployment's or a region's SMS budget refused a code: users of it get none until it refills. */
   public readonly smsBudgetExhausted: cloudwatch.Alarm;
+  /** The account's SES bounce rate reached the threshold (with `sesReputation`). */
+  public readonly sesBounceRate: cloudwatch.Alarm | undefined;
+  /** The account's SES complaint rate reached the threshold (with `sesReputation`). */
+  public readonly sesComplaintRate: cloudwatch.Alarm | undefined;
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
@@ -240,6 +263,20 @@ export class BulwarkAlarms extends Construct {
     );
 
     this.emailRejectionRate = this.addEmailRejectionRate(props, namespace);
+    if (props.sesReputation) {
+      this.sesBounceRate = this.addSesReputation(
+        'SesBounceRate',
+        'Reputation.BounceRate',
+        props.sesBounceRateThreshold ?? 0.05,
+        "The account's SES bounce rate reached the threshold (at 5 % SES reviews the account, at 10 % it may pause its sending): mail to addresses that do not exist, such as registrations with invented addresses.",
+      );
+      this.sesComplaintRate = this.addSesReputation(
+        'SesComplaintRate',
+        'Reputation.ComplaintRate',
+        props.sesComplaintRateThreshold ?? 0.001,
+        "The account's SES complaint rate reached the threshold (at 0.1 % SES reviews the account, at 0.5 % it may pause its sending): recipients marked our mail as spam, such as people registered by someone else.",
+      );
+    }
 
     this.smsVolume = this.notifying(
       new cloudwatch.Alarm(this, 'SmsVolume', {
@@ -337,6 +374,35 @@ export class BulwarkAlarms extends Construct {
     );
   }
 
+  /**
+   * An alarm on one of the account's SES reputation rates, which SES publishes as a fraction (0 to 1) for
+   * the whole account and region, not per stack. The rate is a standing level over SES's own recent
+   * volume, so the highest value in an hour is judged, and an hour without a data point (an account
+   * that never bounced has none) leaves the alarm as it was rather than calling it recovered.
+   */
+  private addSesReputation(
+    alarmId: string,
+    metricName: string,
+    threshold: number,
+    description: string,
+  ): cloudwatch.Alarm {
+    return this.notifying(
+      new cloudwatch.Alarm(this, alarmId, {
+        metric: new cloudwatch.Metric({
+          namespace: 'AWS/SES',
+          metricName,
+          statistic: 'Maximum',
+          period: Duration.hours(1),
+        }),
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+        alarmDescription: description,
+      }),
+    );
+  }
+
   /** Every alarm, for a dashboard's alarm widget. */
   public get alarms(): cloudwatch.Alarm[] {
     return [
@@ -349,6 +415,8 @@ export class BulwarkAlarms extends Construct {
       this.emailRejectionRate,
       this.smsVolume,
       this.smsBudgetExhausted,
+      ...(this.sesBounceRate ? [this.sesBounceRate] : []),
+      ...(this.sesComplaintRate ? [this.sesComplaintRate] : []),
     ];
   }
 }

@@ -4,6 +4,7 @@ import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Valida
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as ses from 'aws-cdk-lib/aws-ses';
 import type { Construct } from 'constructs';
 import { isSupportedCountry } from 'libphonenumber-js/min';
 import {
@@ -579,6 +580,11 @@ export class BulwarkStack extends Stack {
   public readonly secretRotation: BulwarkSecretRotation;
   /** Where every function's metrics go and the only namespace its alarms and dashboard read. */
   public readonly metricNamespace: string;
+  /**
+   * The SES configuration set the email worker sends with: reputation metrics on, and recipients that
+   * bounced or complained suppressed. Undefined when the stack sends through an SMTP relay.
+   */
+  public readonly emailConfigurationSet: ses.ConfigurationSet | undefined;
 
   constructor(scope: Construct, id: string, props: BulwarkStackProps) {
     super(scope, id, props);
@@ -704,6 +710,8 @@ export class BulwarkStack extends Stack {
       metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
       smsSentPerHourThreshold: sms.alarmThresholdPerHour,
+      // Only SES's reputation is at stake here; an SMTP relay's provider keeps its own.
+      sesReputation: email.smtp === undefined,
       removalPolicy,
     });
 
@@ -756,7 +764,7 @@ export class BulwarkStack extends Stack {
     this.secretRotation.rotate(this.bookingsSigningSecret, rotationPeriod);
     this.secretRotation.rotate(this.verificationLinkSecret, rotationPeriod);
     this.addEncryptionKeys();
-    this.addEmail(email, sms.environment);
+    this.emailConfigurationSet = this.addEmail(email, sms.environment);
     this.addWebhooks();
 
     const allFunctions: Record<string, BulwarkFunction> = {
@@ -781,6 +789,19 @@ export class BulwarkStack extends Stack {
         ...this.alarms.alarms,
         ...workerNames.map((name) => this.workers[name].deadLetterAlarm),
         this.secretRotation.failureAlarm,
+      ],
+      emailReputationAlarms: [
+        ...(this.alarms.sesBounceRate
+          ? [{ title: 'SES bounce rate (whole account, 0.05 = 5 %)', alarm: this.alarms.sesBounceRate }]
+          : []),
+        ...(this.alarms.sesComplaintRate
+          ? [
+              {
+                title: 'SES complaint rate (whole account, 0.001 = 0.1 %)',
+                alarm: this.alarms.sesComplaintRate,
+              },
+            ]
+          : []),
       ],
     });
 
@@ -857,17 +878,18 @@ export class BulwarkStack extends Stack {
 
   /**
    * Registration emails: users enqueues them (verification links signed with the rotated secret and
-   * pointing at this API), and the email worker sends them through SES v2 from exactly one identity,
-   * or through the given SMTP relay with the credentials secret. SMS codes: users enqueues them within
-   * `sms` (its variables), and the worker publishes them through SNS.
+   * pointing at this API), and the email worker sends them through SES v2 from exactly one identity
+   * with the returned configuration set, or through the given SMTP relay with the credentials secret.
+   * SMS codes: users enqueues them within `sms` (its variables), and the worker publishes them through SNS.
    */
   private addEmail(
     { identity, from, smtp, sandboxRecipients }: EmailSettings,
     sms: Record<string, string>,
-  ): void {
+  ): ses.ConfigurationSet | undefined {
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
     worker.addEnvironment('EMAIL_FROM', from);
+    let configurationSet: ses.ConfigurationSet | undefined;
     if (smtp) {
       worker.addEnvironment('EMAIL_TRANSPORT', 'smtp');
       worker.addEnvironment('SMTP_HOST', smtp.host);
@@ -876,14 +898,26 @@ export class BulwarkStack extends Stack {
       this.smtpCredentials.grantRead(worker);
     } else {
       worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
-      // SES v2 SendEmail is authorised on the From identity (no configuration set is used), and in the
-      // sandbox on each recipient's identity too.
+      // Anyone may register any address, so one that bounced or complained must not be mailed again: SES
+      // adds it to the account's suppression list and drops later sends to it. With reputation metrics
+      // on, SES publishes this set's own bounce and complaint rates too; the SesBounceRate and
+      // SesComplaintRate alarms watch the account's, which are what SES judges.
+      configurationSet = new ses.ConfigurationSet(this, 'EmailConfigurationSet', {
+        reputationMetrics: true,
+        suppressionReasons: ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
+      });
+      worker.addEnvironment('SES_CONFIGURATION_SET', configurationSet.configurationSetName);
+      // SES v2 SendEmail is authorised on the From identity and on the configuration set it names, and
+      // in the sandbox on each recipient's identity too.
+      const sesArn = (resource: string) =>
+        `arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:${resource}`;
       worker.addToRolePolicy(
         new iam.PolicyStatement({
           actions: ['ses:SendEmail'],
-          resources: [identity, ...new Set(sandboxRecipients)].map(
-            (name) => `arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/${name}`,
-          ),
+          resources: [
+            ...[identity, ...new Set(sandboxRecipients)].map((name) => sesArn(`identity/${name}`)),
+            sesArn(`configuration-set/${configurationSet.configurationSetName}`),
+          ],
         }),
       );
     }
@@ -905,6 +939,7 @@ export class BulwarkStack extends Stack {
     // Read at run time, so a rotation reaches the function without a deploy and the value is never in its configuration.
     users.addEnvironment('VERIFICATION_LINK_SECRET_ARN', this.verificationLinkSecret.secretArn);
     this.verificationLinkSecret.grantRead(users);
+    return configurationSet;
   }
 
   /** A function of the stack by its service name: an HTTP function or a worker. */

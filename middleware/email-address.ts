@@ -1,4 +1,5 @@
-// Email addresses with an internationalised domain, spelled the one way mail systems and indexes compare.
+// Email addresses with an internationalised domain, spelled the one way mail systems and indexes compare,
+// and domains that can never receive mail.
 import { domainToASCII } from 'node:url';
 
 /**
@@ -16,4 +17,43 @@ export function withAsciiDomain(address: string): string {
   if (at === -1 || !/[\u0080-\uffff]/.test(domain)) return address;
   const ascii = domainToASCII(domain);
   return ascii === '' ? address : `${address.slice(0, at + 1)}${ascii}`;
+}
+
+/**
+ * Names that no public resolver will ever give a mail server for, so mail to them can only bounce (and
+ * every bounce counts against the sender's reputation): `test`, `example`, `invalid` and `localhost`
+ * (RFC 2606, special-use by RFC 6761), `local` (multicast DNS, RFC 6762), `onion` (Tor, RFC 7686), `alt`
+ * (names outside the DNS, RFC 9476), `home.arpa` (home networks, RFC 8375) and `internal` (kept by ICANN
+ * for private networks, 2024, never to be delegated). Not the second-level `example.com`, `.net` and
+ * `.org` (RFC 2606 too, and also without mail): this project's tests and walkthroughs register with them,
+ * so a deployment mailing them bounces like any address that does not exist (see README, Emails).
+ */
+export const undeliverableMailSuffixes = [
+  'test',
+  'example',
+  'invalid',
+  'localhost',
+  'local',
+  'onion',
+  'alt',
+  'home.arpa',
+  'internal',
+] as const;
+
+/**
+ * The reserved name `address`'s domain is, or lies under (one of `undeliverableMailSuffixes`), compared
+ * without case and a final root dot; undefined for any other domain, and for a string with no `@`.
+ *
+ * @example
+ * undeliverableMailSuffix('Z@Mail.TEST'); // 'test'
+ * undeliverableMailSuffix('ada@example.com'); // undefined
+ */
+export function undeliverableMailSuffix(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  if (at === -1) return undefined;
+  const domain = address
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
+  return undeliverableMailSuffixes.find((suffix) => domain === suffix || domain.endsWith(`.${suffix}`));
 }

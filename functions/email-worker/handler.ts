@@ -30,7 +30,13 @@ const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint }
 const documentClient = createDocumentClient(dynamoDb);
 
 function createEmailTransport(): EmailTransport {
-  if (queues.emailTransport === 'ses') return new SesEmailTransport(new SESv2Client({}));
+  if (queues.emailTransport === 'ses') {
+    const { configurationSetName } = queues.ses;
+    return new SesEmailTransport(
+      new SESv2Client({}),
+      configurationSetName === undefined ? {} : { configurationSetName },
+    );
+  }
   // Deployed bundles carry only SES (lib/bulwark-function.ts): fail the cold start, not the first email.
   if (process.env.BULWARK_BUNDLED_EMAIL_TRANSPORT === 'ses') {
     throw new Error('Invalid function environment: EMAIL_TRANSPORT (this bundle carries only ses)');

@@ -68,11 +68,23 @@ function encodedWords(text: string): string {
   return words.map((word) => `=?UTF-8?B?${Buffer.from(word, 'utf8').toString('base64')}?=`).join(' ');
 }
 
+export interface SesTransportOptions {
+  /**
+   * The SES configuration set every message is sent with (the stack's, `SES_CONFIGURATION_SET`): its
+   * reputation metrics and its suppression of addresses that bounced or complained apply to them.
+   * @default - none: the account's settings alone
+   */
+  readonly configurationSetName?: string;
+}
+
 /** SES v2 `SendEmail` with a simple (subject + HTML + text) content. */
 export class SesEmailTransport implements EmailTransport {
   readonly name = 'ses';
 
-  constructor(private readonly client: SESv2Client) {}
+  constructor(
+    private readonly client: SESv2Client,
+    private readonly options: SesTransportOptions = {},
+  ) {}
 
   /**
    * Rejects with DeliveryRejectedError when SES refuses this message for good: a refusal of the message,
@@ -92,6 +104,9 @@ export class SesEmailTransport implements EmailTransport {
   private async sendEmail(email: OutgoingEmail, signal?: AbortSignal): Promise<string> {
     const result = await this.client.send(
       new SendEmailCommand({
+        ...(this.options.configurationSetName === undefined
+          ? {}
+          : { ConfigurationSetName: this.options.configurationSetName }),
         FromEmailAddress: sesFromAddress(email.from),
         Destination: { ToAddresses: [email.to] },
         Content: {

@@ -334,6 +334,10 @@ const queueEnvironmentSchema = z.object({
   /** `ses` in AWS; `smtp` anywhere (the local runtime's SMTP sink). */
   EMAIL_TRANSPORT: z._default(z.enum(['ses', 'smtp']), 'smtp'),
   EMAIL_FROM: z._default(z.string().check(z.minLength(3)), 'Bulwark <noreply@bulwark.local>'),
+  /** The SES configuration set the `ses` transport sends with (the stack's); unset: none. */
+  SES_CONFIGURATION_SET: z.optional(
+    z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, 'Must be 1-64 letters, digits, _ or -')),
+  ),
   SMTP_HOST: z._default(z.string().check(z.minLength(1)), '127.0.0.1'),
   SMTP_PORT: integerVariable(1, 65_535, 1025),
   /** The relay's credentials, JSON { username, password } in Secrets Manager (the stack); unset: no AUTH (a local sink). */
@@ -395,6 +399,8 @@ export interface QueueEnvironment {
   emailTransport: 'ses' | 'smtp';
   emailFrom: string;
   smtp: { host: string; port: number; credentialsSecretArn: string | undefined };
+  /** The SES transport's settings (the SMTP transport ignores them). */
+  ses: { configurationSetName: string | undefined };
   sms: { transport: 'sns' | 'outbox'; outboxDir: string; senderId: string | undefined };
   retryBaseDelaySec: number;
   /** Links are signed with `current`; `previous` (after a rotation) still verifies the older ones. */
@@ -433,6 +439,7 @@ export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): Queu
       port: data.SMTP_PORT,
       credentialsSecretArn: data.SMTP_CREDENTIALS_SECRET_ARN,
     },
+    ses: { configurationSetName: data.SES_CONFIGURATION_SET },
     sms: { transport: data.SMS_TRANSPORT, outboxDir: data.SMS_OUTBOX_DIR, senderId: data.SMS_SENDER_ID },
     retryBaseDelaySec: data.EMAIL_RETRY_BASE_DELAY_SEC,
     verificationLinkSecret:

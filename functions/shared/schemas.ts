@@ -1,5 +1,9 @@
 // Input schemas shared by the sample functions.
-import { withAsciiDomain } from '../../middleware/email-address.js';
+import {
+  undeliverableMailSuffix,
+  undeliverableMailSuffixes,
+  withAsciiDomain,
+} from '../../middleware/email-address.js';
 import { pageLimitSchema } from './pagination.js';
 import * as z from './zod.js';
 
@@ -24,6 +28,17 @@ export const pageQuerySchema = z.object({
 /**
  * An email address with an ASCII local part (as zod's `email()` checks it) and a domain that may be
  * internationalised: the domain becomes its ASCII form first (`bob@bücher.de` is stored and sent as
- * `bob@xn--bcher-kva.de`), and one with none is refused. At most 254 characters in that form.
+ * `bob@xn--bcher-kva.de`), and one with none is refused. At most 254 characters in that form. A domain
+ * under a name reserved from the DNS (`undeliverableMailSuffixes`: `x@example.invalid`, `z@test.test`)
+ * is refused too: mail to it could only bounce, and bounces count against the sender's reputation.
  */
-export const emailAddressSchema = z.string().check(z.overwrite(withAsciiDomain), z.email(), z.maxLength(254));
+export const emailAddressSchema = z.string().check(
+  z.overwrite(withAsciiDomain),
+  z.email(),
+  z.maxLength(254),
+  z.refine((address) => undeliverableMailSuffix(address) === undefined, {
+    message: `Must be an address that can receive mail: domains under ${undeliverableMailSuffixes.map((suffix) => `.${suffix}`).join(', ')} never can`,
+    // One reason at a time: a malformed address is told so, not also that its domain is reserved.
+    when: (payload) => payload.issues.length === 0,
+  }),
+);

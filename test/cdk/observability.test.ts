@@ -16,6 +16,7 @@ interface Widget {
     readonly metrics?: readonly (readonly unknown[])[];
     readonly query?: string;
     readonly alarms?: readonly string[];
+    readonly annotations?: { readonly alarms?: readonly string[] };
   };
 }
 
@@ -200,9 +201,22 @@ describe('BulwarkDashboard', () => {
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
-  it('shows the nine alarms, one DLQ alarm per worker and the rotation failure alarm, and outputs its console URL', () => {
+  it("graphs each SES reputation alarm's metric with its threshold, below the emails", () => {
+    for (const title of [
+      'SES bounce rate (whole account, 0.05 = 5 %)',
+      'SES complaint rate (whole account, 0.001 = 0.1 %)',
+    ]) {
+      expect(widgetTitled(title).properties.annotations?.alarms).toEqual(['TOKEN']);
+    }
+    const titles = widgets.map((widget) => widget.properties.title);
+    expect(titles.indexOf('SES bounce rate (whole account, 0.05 = 5 %)')).toBeGreaterThan(
+      titles.indexOf('Emails sent / failed / skipped / rejected'),
+    );
+  });
+
+  it('shows the eleven alarms, one DLQ alarm per worker and the rotation failure alarm, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      9 + workerNames.length + 1,
+      11 + workerNames.length + 1,
     );
     const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
     expect(JSON.stringify(dashboard)).toContain(
@@ -220,8 +234,8 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates nine alarms plus one DLQ alarm per worker and the rotation failure alarm, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 9 + workerNames.length + 1);
+  it('creates eleven alarms plus one DLQ alarm per worker and the rotation failure alarm, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 11 + workerNames.length + 1);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
@@ -415,6 +429,29 @@ describe('BulwarkAlarms', () => {
       'Invalid BulwarkStack props: sms.alarmThresholdPerHour must be a whole number from 1 to 1000000',
     );
   });
+  it.each([
+    ['bounce', 'sesBounceRate', 'Reputation.BounceRate', 0.05],
+    ['complaint', 'sesComplaintRate', 'Reputation.ComplaintRate', 0.001],
+  ] as const)(
+    "alarms when the SES account's %s rate reaches the level SES reviews an account at, judged hourly",
+    (_rate, name, metricName, threshold) => {
+      const alarm = stack.alarms[name];
+      if (alarm === undefined) throw new Error(`No ${name} alarm`);
+      expect(alarmOf(alarm)).toMatchObject({
+        // The account's own rate: no dimension, a fraction from 0 to 1.
+        Namespace: 'AWS/SES',
+        MetricName: metricName,
+        Statistic: 'Maximum',
+        Period: 3600,
+        Threshold: threshold,
+        EvaluationPeriods: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        // A rate SES publishes only now and then: an hour without a point is not a recovery.
+        TreatMissingData: 'ignore',
+      });
+      expect(alarmOf(alarm)).not.toHaveProperty('Dimensions');
+    },
+  );
 
   it('encrypts the topic with a rotated customer-managed key that CloudWatch may use', () => {
     const keyArn = stack.resolve(stack.alarms.topicKey.key.keyArn);

@@ -1,5 +1,6 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
 import { Template } from 'aws-cdk-lib/assertions';
+import type * as ses from 'aws-cdk-lib/aws-ses';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   apiRoutes,
@@ -58,6 +59,31 @@ const sesIdentityArn = (identity: string) => ({
     ],
   ],
 });
+
+/**
+ * The ARN of the stack's SES configuration set as its policy names it: SES v2 SendEmail authorises the
+ * configuration set a message names as well as the identity.
+ */
+function sesConfigurationSetArn(stack: BulwarkStack): unknown {
+  const { emailConfigurationSet } = stack;
+  if (emailConfigurationSet === undefined)
+    throw new Error('The stack sends through no SES configuration set');
+  return {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':ses:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        ':configuration-set/',
+        stack.resolve(emailConfigurationSet.configurationSetName),
+      ],
+    ],
+  };
+}
 
 /**
  * Exactly the calls users and bookings make on the app table: GetItem, Query (also on its GSIs) and
@@ -259,7 +285,7 @@ function expectedStatements(
     statements.push({
       Action: 'ses:SendEmail',
       Effect: 'Allow',
-      Resource: sesIdentityArn('example.com'),
+      Resource: [sesIdentityArn('example.com'), sesConfigurationSetArn(stack)],
     });
   }
   if (access.smsPublish) {
@@ -354,6 +380,10 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
       EMAIL_DLQ_URL: dlqUrl('email-worker'),
       EMAIL_TRANSPORT: 'ses',
       EMAIL_FROM: 'Bulwark <noreply@example.com>',
+      // By name, which CloudFormation generates: the SES transport sends every message with it.
+      SES_CONFIGURATION_SET: resolve(
+        (stack.emailConfigurationSet as ses.ConfigurationSet).configurationSetName,
+      ),
       SMS_TRANSPORT: 'sns',
     },
     'webhook-worker': {
@@ -1353,6 +1383,14 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
       ),
     );
     expect(JSON.stringify(policies)).not.toContain('ses:');
+    // Nor an SES configuration set, nor its name in the worker's environment, nor alarms on SES's reputation.
+    expect(stack.emailConfigurationSet).toBeUndefined();
+    expect([stack.alarms.sesBounceRate, stack.alarms.sesComplaintRate]).toEqual([undefined, undefined]);
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('AWS/SES');
+    template.resourceCountIs('AWS::SES::ConfigurationSet', 0);
+    expect(resourceOf(template, 'AWS::Lambda::Function', workerId).Properties.Environment).not.toHaveProperty(
+      'Variables.SES_CONFIGURATION_SET',
+    );
     // No other function may read the relay's credentials.
     const readers = policies.filter((policy) =>
       JSON.stringify(policy.Properties.PolicyDocument).includes(
@@ -1360,6 +1398,25 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
       ),
     );
     expect(readers).toHaveLength(1);
+  });
+
+  it('sends through one SES configuration set with reputation metrics on and bounces and complaints suppressed', () => {
+    const sets = Object.values(dev.template.findResources('AWS::SES::ConfigurationSet'));
+    expect(sets).toHaveLength(1);
+    expect(sets[0]?.Properties).toEqual({
+      ReputationOptions: { ReputationMetricsEnabled: true },
+      SuppressionOptions: { SuppressedReasons: ['BOUNCE', 'COMPLAINT'] },
+    });
+    // The worker names it in every SendEmail, and may send with it and with no other.
+    const worker = dev.stack.workers['email-worker'].worker.lambdaFunction;
+    const workerId = logicalIdOf(dev.stack, worker.functionArn);
+    const configurationSetName = dev.stack.resolve(dev.stack.emailConfigurationSet?.configurationSetName);
+    expect(resourceOf(dev.template, 'AWS::Lambda::Function', workerId).Properties.Environment).toMatchObject({
+      Variables: { SES_CONFIGURATION_SET: configurationSetName },
+    });
+    expect(JSON.stringify(dev.template.findResources('AWS::IAM::Policy'))).not.toContain(
+      ':configuration-set/*',
+    );
   });
 
   it('reads the SMTP credentials in no function when sending through SES', () => {
@@ -1451,7 +1508,7 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
         ),
     );
     // The repeated recipient is granted once.
-    expect(sends.flatMap((statement) => [statement.Resource].flat())).toHaveLength(3);
+    expect(sends.flatMap((statement) => [statement.Resource].flat())).toHaveLength(4);
     expect(grantsOf(sends)).toEqual(
       grantsOf([
         {
@@ -1461,6 +1518,7 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
             sesIdentityArn('example.org'),
             sesIdentityArn('ada@example.net'),
             sesIdentityArn('example.net'),
+            sesConfigurationSetArn(stack),
           ],
         },
       ]),

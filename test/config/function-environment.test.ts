@@ -104,6 +104,18 @@ describe('readEnvironment', () => {
     });
   });
 
+  it("reads the SES transport's configuration set, none when unset, and refuses a name SES would not take", () => {
+    expect(readQueueEnvironment(tables).ses).toEqual({ configurationSetName: undefined });
+    expect(readQueueEnvironment({ ...tables, SES_CONFIGURATION_SET: 'Email-Reputation_1' }).ses).toEqual({
+      configurationSetName: 'Email-Reputation_1',
+    });
+    for (const invalid of ['', 'has space', 'a'.repeat(65), 'dots.not.allowed']) {
+      expect(() => readQueueEnvironment({ ...tables, SES_CONFIGURATION_SET: invalid })).toThrow(
+        new Error('Invalid function environment: SES_CONFIGURATION_SET'),
+      );
+    }
+  });
+
   it('names the table problems together with the rest of the configuration', () => {
     expect(() => readEnvironment({ TOOLKIT_TABLE_NAME: 'toolkit', AUTH_ISSUER: 'not a url' })).toThrow(
       new Error('Invalid function environment: APP_TABLE_NAME, AUTH_ISSUER'),

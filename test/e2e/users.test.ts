@@ -161,6 +161,19 @@ describe('users API', () => {
     expect((response.body as ProblemBody).errors?.map((error) => error.field)).toEqual(['body.email']);
   });
 
+  it.each(['x@example.invalid', 'z@test.test', 'Printer@Office.LOCAL', 'r@router.home.arpa'])(
+    'refuses to register %s, whose domain can never receive mail, with a 400 on the email',
+    async (reserved) => {
+      const email = reserved.replace('@', `-${randomUUID()}@`);
+      const response = await api.request('POST', '/users', { body: { email, name: 'Bounce' } });
+      expect(response.status).toBe(400);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect((response.body as ProblemBody).errors).toEqual([
+        { field: 'body.email', message: expect.stringMatching(/^Must be an address that can receive mail/) },
+      ]);
+    },
+  );
+
   it('lets exactly one of ten concurrent registrations of one email succeed', async () => {
     const email = uniqueEmail();
     const responses = await Promise.all(

@@ -62,6 +62,12 @@ describe('email messages', () => {
     }
   });
 
+  it('refuse a recipient whose domain can never receive mail, naming the field but not its value', () => {
+    const parsed = parseEmailMessage(JSON.stringify({ ...valid.welcome, to: 'victim@example.invalid' }));
+    expect(parsed).toMatchObject({ ok: false, reason: expect.stringMatching(/to.*can receive mail/) });
+    expect(JSON.stringify(parsed)).not.toContain('victim');
+  });
+
   it('reject bad input with a reason that names the field but not its value', () => {
     const cases: [unknown, RegExp][] = [
       ['{not json', /not JSON/],

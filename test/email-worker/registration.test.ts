@@ -27,6 +27,20 @@ describe('registration emails through the local queue, worker and SMTP sink', ()
     expect(verification).toContain('Content-Type: text/plain');
   });
 
+  it('sends nothing for a registration refused for a domain that can never receive mail', async () => {
+    const refused = `bounce-${randomUUID()}@example.invalid`;
+    const response = await api.request('POST', '/users', { body: { email: refused, name: 'Bounce' } });
+    expect(response.status).toBe(400);
+    // A registration after it has its two emails sent; the refused one queued none before it.
+    const accepted = `after-${randomUUID()}@example.com`;
+    expect((await api.request('POST', '/users', { body: { email: accepted, name: 'After' } })).status).toBe(
+      201,
+    );
+    await emailsTo(api.runtime(), accepted, 2);
+    await drained(api.runtime());
+    expect(api.runtime().smtp.messages.filter((message) => message.to.includes(refused))).toEqual([]);
+  });
+
   it('sends one email when the same message is enqueued twice', async () => {
     const to = `twice-${randomUUID()}@example.com`;
     const body = JSON.stringify({ id: randomUUID(), type: 'welcome', to, data: { name: 'Twice' } });

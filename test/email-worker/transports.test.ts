@@ -45,6 +45,26 @@ describe('the SES v2 transport', () => {
     ses.restore();
   });
 
+  it('sends every message with the configuration set it is given', async () => {
+    const ses = mockClient(SESv2Client);
+    ses.on(SendEmailCommand).resolves({ MessageId: 'ses-125' });
+    const transport = new SesEmailTransport(new SESv2Client({ region: 'us-east-1' }), {
+      configurationSetName: 'bulwark-email',
+    });
+    await transport.send(email);
+    await transport.send({ ...email, to: 'bob@example.com' });
+    expect(ses.commandCalls(SendEmailCommand).map((call) => call.args[0].input.ConfigurationSetName)).toEqual(
+      ['bulwark-email', 'bulwark-email'],
+    );
+    expect(ses.commandCalls(SendEmailCommand)[1]?.args[0].input).toMatchObject({
+      ConfigurationSetName: 'bulwark-email',
+      Destination: { ToAddresses: ['bob@example.com'] },
+      FromEmailAddress: email.from,
+    });
+    transport.close();
+    ses.restore();
+  });
+
   it('sends a non-ASCII display name as RFC 2047 encoded-words and leaves the address as it is', async () => {
     const ses = mockClient(SESv2Client);
     ses.on(SendEmailCommand).resolves({ MessageId: 'ses-124' });

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { emailAddressSchema } from '../../functions/shared/schemas.js';
+import { undeliverableMailSuffix } from '../../middleware/email-address.js';
+
+const refusal = /^Must be an address that can receive mail: domains under \.test, .* never can$/;
+
+describe('undeliverableMailSuffix', () => {
+  it.each([
+    ['z@test.test', 'test'],
+    ['x@example.invalid', 'invalid'],
+    ['a@docs.example', 'example'],
+    ['y@localhost', 'localhost'],
+    ['y@app.localhost', 'localhost'],
+    ['p@printer.local', 'local'],
+    ['h@duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion', 'onion'],
+    ['n@name.alt', 'alt'],
+    ['r@router.home.arpa', 'home.arpa'],
+    ['c@corp.internal', 'internal'],
+    ['Z@Mail.TEST', 'test'],
+    ['z@mail.test.', 'test'],
+  ])('names the reserved name of %s', (address, suffix) => {
+    expect(undeliverableMailSuffix(address)).toBe(suffix);
+  });
+
+  it.each([
+    'ada@example.com',
+    'ada@example.org',
+    'ada@example.net',
+    'u@testing.com',
+    'u@test.com',
+    'u@contest',
+    'u@mylocal',
+    'u@x.arpa',
+    'u@home.arpa.example.com',
+    'no-at-sign.test',
+  ])('finds nothing reserved in %s', (address) => {
+    expect(undeliverableMailSuffix(address)).toBeUndefined();
+  });
+});
+
+describe('emailAddressSchema', () => {
+  it.each([
+    'z@test.test',
+    'x@example.invalid',
+    'Z@MAIL.TEST',
+    'p@printer.local',
+    'r@router.home.arpa',
+    'c@corp.internal',
+    // The domain is judged in its ASCII form.
+    'bob@bücher.test',
+  ])('refuses %s, whose domain can never receive mail, with the reason', (address) => {
+    const result = emailAddressSchema.safeParse(address);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((issue) => issue.message)).toEqual([expect.stringMatching(refusal)]);
+  });
+
+  it('gives a malformed address one reason: that it is malformed', () => {
+    const result = emailAddressSchema.safeParse('a b@x.test');
+    expect(result.error?.issues.map((issue) => issue.message)).toEqual(['Invalid email address']);
+  });
+
+  it.each([
+    ['ada@example.com', 'ada@example.com'],
+    ['victim+1@gmail.com', 'victim+1@gmail.com'],
+    ['v.i.c.t.i.m@gmail.com', 'v.i.c.t.i.m@gmail.com'],
+    ['bob@bücher.de', 'bob@xn--bcher-kva.de'],
+  ])('takes %s as %s', (address, parsed) => {
+    expect(emailAddressSchema.parse(address)).toBe(parsed);
+  });
+});
