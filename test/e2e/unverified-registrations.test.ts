@@ -57,7 +57,7 @@ afterEach(() => {
 /** An admin token minted at the current clock: one minted before the clock moved has expired by then. */
 const adminToken = () => api.token(adminUser);
 
-const uniqueEmail = () => `lapse-${randomUUID()}@corp.example`;
+const uniqueEmail = () => `lapse-${randomUUID()}@corp.example.com`;
 /** A valid US number (libphonenumber accepts 415-555-xxxx); the file's own toolkit table holds its budget. */
 const uniquePhone = () => `+1415555${String(randomInt(1000, 10_000))}`;
 
