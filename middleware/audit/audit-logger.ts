@@ -1,5 +1,5 @@
 // Writes audit events as single JSON lines through a Powertools Logger, redacted, under the stable `audit` key.
-import { Logger } from '@aws-lambda-powertools/logger';
+import { Logger, LogLevelThreshold } from '@aws-lambda-powertools/logger';
 import type { Principal } from '../auth/principal.js';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEvent } from '../events.js';
@@ -20,8 +20,8 @@ interface LeveledLineWriter extends AuditLineWriter {
   setLogLevel(level: string): void;
 }
 
-/** Powertools levels that drop an INFO line; SILENT is left silent (tests, a deliberate choice). */
-const quieterThanInfo = new Set(['WARN', 'ERROR', 'CRITICAL']);
+/** Lambda's own levels (advanced logging controls) that drop an INFO line. */
+const quieterThanInfo = new Set(['WARN', 'ERROR', 'FATAL', 'CRITICAL']);
 
 function isLeveled(logger: AuditLineWriter): logger is LeveledLineWriter {
   const candidate = logger as Partial<LeveledLineWriter>;
@@ -36,21 +36,24 @@ function isLeveled(logger: AuditLineWriter): logger is LeveledLineWriter {
  * controls) above INFO still drops the line: Powertools obeys it.
  */
 function writeLine(logger: AuditLineWriter, line: Parameters<AuditLineWriter['info']>[0]): void {
-  const level = isLeveled(logger) ? logger.getLevelName() : undefined;
+  // A Powertools Logger's numeric level: the common case, at INFO or below, costs this one read.
+  const level = (logger as { level?: unknown }).level;
   if (
-    level === undefined ||
-    !quieterThanInfo.has(level) ||
+    typeof level !== 'number' ||
+    level <= LogLevelThreshold.INFO ||
+    level >= LogLevelThreshold.SILENT ||
+    !isLeveled(logger) ||
     quieterThanInfo.has((process.env.AWS_LAMBDA_LOG_LEVEL ?? '').toUpperCase())
   ) {
     logger.info(line);
     return;
   }
-  const leveled = logger as LeveledLineWriter;
-  leveled.setLogLevel('INFO');
+  const name = logger.getLevelName();
+  logger.setLogLevel('INFO');
   try {
-    leveled.info(line);
+    logger.info(line);
   } finally {
-    leveled.setLogLevel(level);
+    logger.setLogLevel(name);
   }
 }
 
