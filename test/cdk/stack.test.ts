@@ -44,8 +44,8 @@ const readWriteDataActions = [
   'dynamodb:DeleteItem',
   'dynamodb:DescribeTable',
 ];
-/** The ARN of an SES identity as the stack writes it into policies and Cognito's email settings. */
-const sesIdentityArn = (identity: string) => ({
+/** An SES ARN in the stack's account, partition and region, as it writes them: `resource` parts follow `:`. */
+const sesArn = (...resource: unknown[]) => ({
   'Fn::Join': [
     '',
     [
@@ -55,10 +55,13 @@ const sesIdentityArn = (identity: string) => ({
       { Ref: 'AWS::Region' },
       ':',
       { Ref: 'AWS::AccountId' },
-      `:identity/${identity}`,
+      ...resource,
     ],
   ],
 });
+
+/** The ARN of an SES identity as the stack writes it into policies and Cognito's email settings. */
+const sesIdentityArn = (identity: string) => sesArn(`:identity/${identity}`);
 
 /**
  * The ARN of the stack's SES configuration set as its policy names it: SES v2 SendEmail authorises the
@@ -68,21 +71,7 @@ function sesConfigurationSetArn(stack: BulwarkStack): unknown {
   const { emailConfigurationSet } = stack;
   if (emailConfigurationSet === undefined)
     throw new Error('The stack sends through no SES configuration set');
-  return {
-    'Fn::Join': [
-      '',
-      [
-        'arn:',
-        { Ref: 'AWS::Partition' },
-        ':ses:',
-        { Ref: 'AWS::Region' },
-        ':',
-        { Ref: 'AWS::AccountId' },
-        ':configuration-set/',
-        stack.resolve(emailConfigurationSet.configurationSetName),
-      ],
-    ],
-  };
+  return sesArn(':configuration-set/', stack.resolve(emailConfigurationSet.configurationSetName));
 }
 
 /**

@@ -18,6 +18,16 @@ import { createDocumentClient } from '../../middleware/store/client.js';
 import type { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { testTableNames } from '../helpers/tables.js';
 
+/** One email as a transport is handed it: the transports' tests send it. */
+export const testEmail = {
+  from: 'noreply@bulwark.local',
+  to: 'ada@example.com',
+  subject: 'Hello',
+  html: '<p>Hi Ada</p>',
+  text: 'Hi Ada',
+  messageId: '7a0f4c1e-5a4e-4c7f-9d0b-2a1f0e3c4d5b',
+};
+
 export async function until<T>(
   probe: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 15_000,

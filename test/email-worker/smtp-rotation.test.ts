@@ -10,19 +10,10 @@ import { smtpCredentialsReader } from '../../functions/email-worker/smtp-credent
 import { type SmtpCredentials, SmtpEmailTransport } from '../../functions/email-worker/transports.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
-import { testProviderBreaker } from './helpers.js';
+import { testEmail as email, testProviderBreaker } from './helpers.js';
 
 const secretsManager = mockClient(SecretsManagerClient);
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
-
-const email = {
-  from: 'noreply@bulwark.local',
-  to: 'ada@example.com',
-  subject: 'Hello',
-  html: '<p>Hi Ada</p>',
-  text: 'Hi Ada',
-  messageId: '7a0f4c1e-5a4e-4c7f-9d0b-2a1f0e3c4d5b',
-};
 
 const pairA: SmtpCredentials = { username: 'relay-user', password: 'pair-a-password' };
 const pairB: SmtpCredentials = { username: 'relay-user', password: 'pair-b-password' };

@@ -11,15 +11,7 @@ import {
   sesFromAddress,
 } from '../../functions/email-worker/transports.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
-
-const email = {
-  from: 'noreply@bulwark.local',
-  to: 'ada@example.com',
-  subject: 'Hello',
-  html: '<p>Hi Ada</p>',
-  text: 'Hi Ada',
-  messageId: '7a0f4c1e-5a4e-4c7f-9d0b-2a1f0e3c4d5b',
-};
+import { testEmail as email } from './helpers.js';
 
 describe('the SES v2 transport', () => {
   it('sends a simple message with subject, HTML and text parts and returns the SES message id', async () => {
