@@ -731,19 +731,31 @@ describe('a message about a user', () => {
     expect(await userItemExists(documentClient, testTableNames.app, user.id)).toBe(true);
     await users.delete(user.id);
     expect(await userItemExists(documentClient, testTableNames.app, user.id)).toBe(false);
+    // A registration whose email was not verified in time is gone too, before TTL deletes its item.
+    const lapsing = await register();
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.parse(lapsing.expiresAt ?? '') + 1000 });
+    try {
+      expect(await userItemExists(documentClient, testTableNames.app, lapsing.id)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
 
-    const read = {
+    const read = (id: string) => ({
       TableName: testTableNames.app,
-      Key: userKey(user.id),
+      Key: userKey(id),
       ConsistentRead: true,
-      ProjectionExpression: 'pk',
-    };
+      ProjectionExpression: 'pk, expiresAt',
+    });
     expect(send.mock.calls.map(([command]) => [command.constructor.name, command.input])).toEqual([
-      ['GetCommand', read],
-      ['GetCommand', read],
+      ['GetCommand', read(user.id)],
+      ['GetCommand', read(user.id)],
+      ['GetCommand', read(lapsing.id)],
     ]);
-    // Nothing of the user but the key left the table: no encrypted address or name to hold.
-    expect((await send.mock.results[0]?.value)?.Item).toEqual({ pk: userKey(user.id).pk });
+    // Nothing of the user but the key and its lapse left the table: no encrypted address or name to hold.
+    expect((await send.mock.results[0]?.value)?.Item).toEqual({
+      pk: userKey(user.id).pk,
+      expiresAt: expect.any(Number),
+    });
   });
 });
 
