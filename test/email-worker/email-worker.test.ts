@@ -723,7 +723,7 @@ describe('a message about a user', () => {
     expect(storedMetric(metrics, 'EmailFailed')).toEqual([1, 1]);
   });
 
-  it("is checked with one consistent GetItem that reads back the user's key alone", async () => {
+  it("is checked with one consistent GetItem that reads back the user's key and expiry alone", async () => {
     // A pass-through spy: dynalite answers every read consistently, so only the command shows the read asked for it.
     const documentClient = createDocumentClient(dynamoDb);
     const send = vi.spyOn(documentClient, 'send');
