@@ -66,6 +66,23 @@ export async function phoneRegion(value: string): Promise<string | undefined> {
  */
 const tollFraudPrefixes = ['+7840', '+7940'];
 
+/**
+ * Whether SMS codes go to `value`, a mobile number of `region` (see {@link phoneRegion}): its region is
+ * one of `regions` and the number is in no range billed as another destination (`tollFraudPrefixes`).
+ * The one rule registration's schema and every later SMS apply.
+ */
+export function isSmsDestination(
+  value: string,
+  region: string | undefined,
+  regions: readonly string[],
+): region is string {
+  return (
+    region !== undefined &&
+    regions.includes(region) &&
+    !tollFraudPrefixes.some((prefix) => value.startsWith(prefix))
+  );
+}
+
 export interface PhoneSchemaOptions {
   /**
    * The only regions (ISO 3166 alpha-2, as libphonenumber names them) whose numbers pass: a number of
@@ -93,11 +110,7 @@ export function phoneSchema(check: PhoneCheck, { regions }: PhoneSchemaOptions =
       const parsed = await checkedNumber(payload.value, check);
       if (parsed === undefined) {
         payload.issues.push({ code: 'custom', input: payload.value, message });
-      } else if (
-        regions !== undefined &&
-        (!regions.includes(parsed.country ?? '') ||
-          tollFraudPrefixes.some((prefix) => payload.value.startsWith(prefix)))
-      ) {
+      } else if (regions !== undefined && !isSmsDestination(payload.value, parsed.country, regions)) {
         payload.issues.push({ code: 'custom', input: payload.value, message: regionMessage });
       }
     }),

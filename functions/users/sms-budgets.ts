@@ -10,7 +10,7 @@ import {
 } from '../../middleware/rate-limit/rate-limiter.js';
 import type { SmsEnvironment } from '../shared/environment.js';
 import type { FunctionObservability } from '../shared/observability.js';
-import { phoneRegion } from '../shared/phone.js';
+import { isSmsDestination, phoneRegion } from '../shared/phone.js';
 import type { SmsAdmission, SmsBudgetName, SmsPurpose } from './registration-emails.js';
 import { smsPerNumberPolicy } from './users-model.js';
 
@@ -78,9 +78,10 @@ export class SmsBudgets {
    */
   async admit(phoneNumber: string, purpose: SmsPurpose): Promise<SmsAdmission> {
     const region = await phoneRegion(phoneNumber);
-    if (region === undefined || !this.#options.sms.regions.includes(region)) {
+    const { regions } = this.#options.sms;
+    if (!isSmsDestination(phoneNumber, region, regions)) {
       throw new ConflictError(
-        `SMS codes are no longer sent to ${region === undefined ? 'this number' : `numbers of ${region}`}`,
+        `SMS codes are no longer sent to ${region !== undefined && !regions.includes(region) ? `numbers of ${region}` : 'this number'}`,
       );
     }
     const budgets: [SmsBudgetName, RateLimiter, string][] = [

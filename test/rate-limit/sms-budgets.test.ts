@@ -176,6 +176,14 @@ describe('SmsBudgets', () => {
     );
   });
 
+  it('refuses an Abkhazian +7 940 number stored under an allowed RU, as registration does (409)', async () => {
+    const { smsBudgets } = budgets(tableName, { regions: ['RU'], perHour: 10, perRegionPerHour: 5 });
+    await expect(smsBudgets.admit('+79407123456', 'phone-code')).rejects.toThrow(
+      new ConflictError('SMS codes are no longer sent to this number'),
+    );
+    expect(await smsBudgets.admit('+79161234567', 'phone-code')).toMatchObject({ allowed: true });
+  });
+
   it.each([
     ['region', 'sms-region'],
     ['deployment', 'sms-deployment'],
