@@ -195,16 +195,17 @@ export class QueueActions {
   }
 }
 
-/** What a worker's batch runs share: made once per worker, at cold start. */
+/**
+ * What a worker's batch runs share: made once per worker, at cold start. Not the Powertools batch
+ * processor: it keeps one batch's successes and failures on itself, so each batch gets its own.
+ */
 export interface SqsBatchRunner {
-  readonly processor: BatchProcessor;
   /** Its in-progress records are made to expire with the invocation (registerLambdaContext). */
   readonly idempotencyConfig: IdempotencyConfig;
 }
 
-/** A Powertools SQS batch processor with the worker's idempotency config. */
 export function createSqsBatchRunner(idempotencyConfig: IdempotencyConfig): SqsBatchRunner {
-  return { processor: new BatchProcessor(EventType.SQS), idempotencyConfig };
+  return { idempotencyConfig };
 }
 
 /**
@@ -219,7 +220,7 @@ export function inProgressExpirySec(runner: SqsBatchRunner): number {
 
 /**
  * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
- * rejected record reported in `batchItemFailures` (so SQS returns only it). Each record's receive time
+ * rejected record reported in `batchItemFailures` (so SQS returns only it); safe for batches at once. Each record's receive time
  * is noted for {@link QueueActions.delayNextAttempt}; a record it never ran counts as received when its
  * visibility is changed.
  *
@@ -242,7 +243,9 @@ export async function processSqsBatch(
       invocationStarts.set(record, startedAt);
       return processRecord(record);
     },
-    runner.processor,
+    // Per batch: a processor shared by batches handled at once (the local runtime's pollers, unlike
+    // Lambda) reported one batch's failures in the other's answer, and SQS deleted the failed record.
+    new BatchProcessor(EventType.SQS),
     {
       context,
       // A batch whose every record failed is still a list of failures, not a crashed invocation.

@@ -963,8 +963,10 @@ describe('a receive that finds the circuit open', () => {
       failureThreshold: 2,
       timeoutMs: 1000,
       random: () => 0,
-      // Later deferrals wait at least the retry base, doubled per deferral: kept short here.
-      retryBaseDelaySec: 1,
+      // Every deferral waits the circuit's reset (1 s) here, not a retry base doubled per deferral, so
+      // the burst settles in seconds, however often the probes happen to be first POSTs.
+      retryBaseDelaySec: 0,
+      maxCircuitDeferrals: 100,
       circuit: { resetTimeoutMs: 1000 },
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
@@ -992,7 +994,7 @@ describe('a receive that finds the circuit open', () => {
       await send(messages.slice(0, 2));
       while (flaky.received.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
       await send(messages.slice(2));
-      const deadline = Date.now() + 80_000;
+      const deadline = Date.now() + 40_000;
       for (;;) {
         const deliveries = await ours();
         const done = deliveries.filter((delivery) => delivery.status !== 'pending');
@@ -1016,7 +1018,27 @@ describe('a receive that finds the circuit open', () => {
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled' });
     // Some were deferred: the circuit opened and turned receives away.
     expect(queues.sentMessages().length).toBeGreaterThan(0);
-  }, 100_000);
+  }, 60_000);
+});
+
+describe('batches handled at once by one worker', () => {
+  // Lambda gives each instance one invocation at a time; a host that runs several at once (the local
+  // runtime's pollers, a test) must still get each batch's own answer.
+  it("reports each batch's own failed records, not another's", async () => {
+    const failing = await receiver(() => ({ status: 500 }));
+    // Answers last, so the failing batch ends while this one is still in flight.
+    const accepting = await receiver(() => ({ status: 204, delayMs: 200 }));
+    const [failingEndpoint, acceptingEndpoint] = await Promise.all([
+      endpointAt(failing.url),
+      endpointAt(accepting.url),
+    ]);
+    const { run } = setup();
+    const failed = await record(messageFor(failingEndpoint.id, failingEndpoint.tenantId));
+    const delivered = await record(messageFor(acceptingEndpoint.id, acceptingEndpoint.tenantId));
+    const [deliveredBatch, failedBatch] = await Promise.all([run(delivered), run(failed)]);
+    expect(failedBatch.batchItemFailures).toEqual([{ itemIdentifier: failed.messageId }]);
+    expect(deliveredBatch.batchItemFailures).toEqual([]);
+  });
 });
 
 describe('disabling a failing endpoint', () => {
