@@ -1,5 +1,6 @@
 // Test suite configuration: one embedded DynamoDB for the whole run, coverage enforced on the toolkit.
 import { defineConfig } from 'vitest/config';
+import { WatchdogReporter } from './test/watchdog-reporter.js';
 
 // The AWS SDK warns in every process under Node 20 that its 2027 releases will need Node 22 (the Lambda
 // runtime here is nodejs22.x); this also covers the global setup, which runs in this process.
@@ -11,6 +12,9 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     setupFiles: ['test/setup.ts'],
     pool: 'forks',
+    // The suite takes about 7 minutes here: a run three times that long is stuck, and is ended with
+    // what was still running named, long before CI's own limit would end it without a word.
+    reporters: ['default', new WatchdogReporter(20 * 60_000)],
     testTimeout: 20_000,
     hookTimeout: 60_000,
     env: {

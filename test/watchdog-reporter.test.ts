@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const repositoryRoot = fileURLToPath(new URL('..', import.meta.url));
+const fixtureConfig = fileURLToPath(new URL('./fixtures/watchdog/vitest.config.ts', import.meta.url));
+
+/** Runs vitest on the watchdog fixture in a process of its own: its exit code and what it printed. */
+function runFixture(env: { BLOCK: 'sync' | 'async'; BLOCK_MS: number; WATCHDOG_LIMIT_MS: number }) {
+  return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url)),
+        'run',
+        '--config',
+        fixtureConfig,
+      ],
+      {
+        cwd: repositoryRoot,
+        env: {
+          ...process.env,
+          BLOCK_MS: String(env.BLOCK_MS),
+          WATCHDOG_LIMIT_MS: String(env.WATCHDOG_LIMIT_MS),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, output: stripVTControlCharacters(output) }));
+  });
+}
+
+describe('the test-run watchdog', () => {
+  it('ends a run whose test blocks its worker past the limit, naming the file and, if it was told, the test', async () => {
+    const { code, output } = await runFixture({ BLOCK: 'sync', BLOCK_MS: 8000, WATCHDOG_LIMIT_MS: 2000 });
+    expect(code).toBe(1);
+    expect(output).toContain('Test run stopped: still running after 2 s');
+    // Whether the blocked test's start reached the reporter first depends on when its worker last reported.
+    expect(output).toMatch(
+      / {2}blocked\.fixture\.ts, started \d+ s ago\n {4}(- takes its time, started \d+ s ago|\(no test of it reported running: its worker may be blocked\))\n/,
+    );
+    expect(output).not.toMatch(/Tests\s+1 passed/);
+  }, 30_000);
+
+  it('names the test that is still waiting', async () => {
+    const { code, output } = await runFixture({ BLOCK: 'async', BLOCK_MS: 8000, WATCHDOG_LIMIT_MS: 2000 });
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      / {2}blocked\.fixture\.ts, started \d+ s ago\n {4}- takes its time, started \d+ s ago\n/,
+    );
+  }, 30_000);
+
+  it('lets a run that ends within the limit end as it would, without a report', async () => {
+    const { code, output } = await runFixture({ BLOCK: 'sync', BLOCK_MS: 50, WATCHDOG_LIMIT_MS: 60_000 });
+    expect(code).toBe(0);
+    expect(output).toMatch(/Tests\s+1 passed/);
+    expect(output).not.toContain('Test run stopped');
+  }, 30_000);
+});

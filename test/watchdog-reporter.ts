@@ -1,0 +1,71 @@
+// Ends a test run that has gone on far past its usual few minutes and names what was still running, so
+// a hang fails in minutes with its culprit instead of at CI's own time limit with no word of where.
+import type { Reporter, TestCase, TestModule } from 'vitest/node';
+
+export class WatchdogReporter implements Reporter {
+  private readonly modulesRunning = new Map<TestModule, number>();
+  private readonly testsRunning = new Map<TestCase, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  /**
+   * @param limitMs how long a whole run may take
+   * @param exit called once the limit has passed, after the report is written
+   */
+  constructor(
+    private readonly limitMs: number,
+    private readonly exit: (code: number) => void = (code) => process.exit(code),
+  ) {}
+
+  onTestRunStart(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.expire(), this.limitMs);
+    // Never what keeps the process alive: a run that ends on time just ends.
+    this.timer.unref();
+  }
+
+  onTestModuleStart(testModule: TestModule): void {
+    this.modulesRunning.set(testModule, Date.now());
+  }
+
+  onTestModuleEnd(testModule: TestModule): void {
+    this.modulesRunning.delete(testModule);
+  }
+
+  onTestCaseReady(testCase: TestCase): void {
+    this.testsRunning.set(testCase, Date.now());
+  }
+
+  onTestCaseResult(testCase: TestCase): void {
+    this.testsRunning.delete(testCase);
+  }
+
+  onTestRunEnd(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** What the report says: every file still running and, under it, its tests that have not ended. */
+  report(now = Date.now()): string {
+    const seconds = (since: number) => `${Math.round((now - since) / 1000)} s`;
+    const lines = [
+      `Test run stopped: still running after ${Math.round(this.limitMs / 1000)} s (test/watchdog-reporter.ts).`,
+    ];
+    if (this.modulesRunning.size === 0)
+      lines.push('No test file was running: the hang is outside the tests.');
+    for (const [testModule, startedAt] of this.modulesRunning) {
+      lines.push(`  ${testModule.relativeModuleId}, started ${seconds(startedAt)} ago`);
+      const tests = [...this.testsRunning].filter(([testCase]) => testCase.module === testModule);
+      for (const [testCase, testStartedAt] of tests) {
+        lines.push(`    - ${testCase.fullName}, started ${seconds(testStartedAt)} ago`);
+      }
+      // A worker reports its tests' starts in batches: one that blocks its event loop may not have sent its own.
+      if (tests.length === 0) lines.push('    (no test of it reported running: its worker may be blocked)');
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  private expire(): void {
+    process.stderr.write(this.report());
+    this.exit(1);
+  }
+}
