@@ -210,6 +210,16 @@ export class BulwarkAlarms extends Construct {
         label,
         period,
       });
+    // A catalog metric only the email worker emits: its own series, a plain metric.
+    const emailWorkerSum = (definition: MetricDefinition, metricPeriod: Duration, label?: string) =>
+      new cloudwatch.Metric({
+        namespace,
+        metricName: definition.name,
+        dimensionsMap: { [serviceDimension]: props.emailWorkerService ?? 'email-worker' },
+        statistic: 'Sum',
+        period: metricPeriod,
+        ...(label === undefined ? {} : { label }),
+      });
     const atLeast = (
       alarmId: string,
       metric: cloudwatch.IMetric,
@@ -262,7 +272,7 @@ export class BulwarkAlarms extends Construct {
       'An email or SMS (registration, verification code, endpoint owner alert) could not be enqueued: it is not sent.',
     );
 
-    this.emailRejectionRate = this.addEmailRejectionRate(props, namespace);
+    this.emailRejectionRate = this.addEmailRejectionRate(props, emailWorkerSum);
     if (props.sesReputation) {
       this.sesBounceRate = this.addSesReputation(
         'SesBounceRate',
@@ -278,24 +288,12 @@ export class BulwarkAlarms extends Construct {
       );
     }
 
-    this.smsVolume = this.notifying(
-      new cloudwatch.Alarm(this, 'SmsVolume', {
-        // Only the email worker sends SMS: its own series, summed over the hour.
-        metric: new cloudwatch.Metric({
-          namespace,
-          metricName: metricCatalog.SmsSent.name,
-          dimensionsMap: { [serviceDimension]: props.emailWorkerService ?? 'email-worker' },
-          statistic: 'Sum',
-          period: Duration.hours(1),
-          label: 'SMS sent in an hour',
-        }),
-        threshold: props.smsSentPerHourThreshold ?? 50,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription:
-          'More SMS codes were sent in an hour than sign-ups explain: likely SMS pumping (registrations of numbers someone is paid for).',
-      }),
+    // Only the email worker sends SMS: its own series, summed over the hour.
+    this.smsVolume = atLeast(
+      'SmsVolume',
+      emailWorkerSum(metricCatalog.SmsSent, Duration.hours(1), 'SMS sent in an hour'),
+      props.smsSentPerHourThreshold ?? 50,
+      'More SMS codes were sent in an hour than sign-ups explain: likely SMS pumping (registrations of numbers someone is paid for).',
     );
     this.smsBudgetExhausted = atLeast(
       'SmsBudgetExhausted',
@@ -338,21 +336,16 @@ export class BulwarkAlarms extends Construct {
    * window with rejections and no sends is exactly the outage; too few attempts read 0, and a window
    * with none at all has no data, which is not breaching.
    */
-  private addEmailRejectionRate(props: BulwarkAlarmsProps, namespace: string): cloudwatch.Alarm {
+  private addEmailRejectionRate(
+    props: BulwarkAlarmsProps,
+    emailWorkerSum: (definition: MetricDefinition, period: Duration) => cloudwatch.Metric,
+  ): cloudwatch.Alarm {
     const window = props.emailRejectionWindow ?? Duration.minutes(15);
     const minimumAttempts = props.emailRejectionMinimumAttempts ?? 5;
-    const emailWorkerSum = (definition: MetricDefinition) =>
-      new cloudwatch.Metric({
-        namespace,
-        metricName: definition.name,
-        dimensionsMap: { [serviceDimension]: props.emailWorkerService ?? 'email-worker' },
-        statistic: 'Sum',
-        period: window,
-      });
-    const rejected = emailWorkerSum(metricCatalog.EmailRejected);
+    const rejected = emailWorkerSum(metricCatalog.EmailRejected, window);
     const attempted = new cloudwatch.MathExpression({
       expression: 'FILL(sent, 0) + FILL(rejected, 0)',
-      usingMetrics: { sent: emailWorkerSum(metricCatalog.EmailSent), rejected },
+      usingMetrics: { sent: emailWorkerSum(metricCatalog.EmailSent, window), rejected },
       label: 'Emails attempted',
       period: window,
     });

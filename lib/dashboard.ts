@@ -267,37 +267,24 @@ export class BulwarkDashboard extends Construct {
       // emails dropped because the provider refused their recipient (a mistyped address).
       graph(
         'Emails sent / failed / skipped / rejected',
-        [
-          ...this.searchCatalog(EmailSent),
-          ...this.searchCatalog(EmailFailed),
-          ...this.searchCatalog(EmailSkipped),
-          ...this.searchCatalog(EmailRejected),
-        ],
+        this.searchCatalogs(EmailSent, EmailFailed, EmailSkipped, EmailRejected),
         6,
       ),
       // Budget exhausted: SMS codes not sent because the deployment's or a region's hourly budget was spent.
       graph(
         'SMS sent / failed / budget exhausted',
-        [
-          ...this.searchCatalog(SmsSent),
-          ...this.searchCatalog(SmsFailed),
-          ...this.searchCatalog(SmsBudgetExhausted),
-        ],
+        this.searchCatalogs(SmsSent, SmsFailed, SmsBudgetExhausted),
         6,
       ),
       graph(
         'Webhooks delivered / failed',
-        [
-          ...this.searchCatalog(WebhookDelivered),
-          ...this.searchCatalog(WebhookFailed),
-          ...this.searchCatalog(WebhookEndpointDisabled),
-        ],
+        this.searchCatalogs(WebhookDelivered, WebhookFailed, WebhookEndpointDisabled),
         6,
       ),
       // Producers (users, bookings, the webhook worker) that could not enqueue: nothing retries these.
       graph(
         'Enqueue failures (email / SMS, webhooks)',
-        [...this.searchCatalog(EmailEnqueueFailed), ...this.searchCatalog(WebhookEnqueueFailed)],
+        this.searchCatalogs(EmailEnqueueFailed, WebhookEnqueueFailed),
         6,
       ),
     );
@@ -356,6 +343,11 @@ export class BulwarkDashboard extends Construct {
       );
     }
     return this.searchCatalog(definition);
+  }
+
+  /** Every series of each catalog metric, in the order given (see {@link searchCatalog}). */
+  private searchCatalogs(...definitions: readonly MetricDefinition[]): cloudwatch.IMetric[] {
+    return definitions.flatMap((definition) => this.searchCatalog(definition));
   }
 
   /**
