@@ -243,8 +243,8 @@ export async function processSqsBatch(
       invocationStarts.set(record, startedAt);
       return processRecord(record);
     },
-    // Per batch: a processor shared by batches handled at once (the local runtime's pollers, unlike
-    // Lambda) reported one batch's failures in the other's answer, and SQS deleted the failed record.
+    // Per batch: Lambda hands an instance one batch at a time, but a host may not (a test's poller, an
+    // embedding app); a shared processor reported one batch's failures in the other's answer.
     new BatchProcessor(EventType.SQS),
     {
       context,
