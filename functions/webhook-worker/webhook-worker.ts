@@ -357,8 +357,8 @@ export class WebhookWorker {
   }: DeliveryJob): Promise<Delivered> {
     const body = JSON.stringify(message.payload);
     const at = new Date();
-    const headers = await this.sign(endpoint, message.id, body, at);
     try {
+      const headers = await this.sign(endpoint, message.id, body, at);
       const outcome = await this.circuitFor(endpoint.id).execute(
         ({ signal }) => {
           progress.posted = true;
@@ -447,11 +447,9 @@ export class WebhookWorker {
         { message, endpoint, attempt, correlationId, progress },
       );
     } catch (thrown) {
-      // The POST's own failure, also when Powertools threw its failure to delete the in-progress record instead.
+      // The attempt's own failure (signing, the POST), also when Powertools threw its failure to delete the
+      // in-progress record instead.
       const error = progress.failure ?? thrown;
-      if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
-        return this.postpone(record, message, { attempt, posted: progress.posted }, error, correlationId);
-      }
       const durationMs = Math.round(performance.now() - started);
       let notBeforeSec = 0;
       if (thrown !== error) {
@@ -467,6 +465,15 @@ export class WebhookWorker {
             expiresInSec: notBeforeSec,
             error: thrown,
           },
+        );
+      }
+      if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
+        return this.postpone(
+          record,
+          message,
+          { attempt, posted: progress.posted, notBeforeSec },
+          error,
+          correlationId,
         );
       }
       if (
@@ -655,7 +662,11 @@ export class WebhookWorker {
   private async postpone(
     record: SQSRecord,
     message: WebhookMessage,
-    { attempt, posted }: { readonly attempt: number; readonly posted: boolean },
+    {
+      attempt,
+      posted,
+      notBeforeSec = 0,
+    }: { readonly attempt: number; readonly posted: boolean; readonly notBeforeSec?: number },
     error: unknown,
     correlationId: string,
   ): Promise<never> {
@@ -679,7 +690,7 @@ export class WebhookWorker {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
       // the worker's error, not the endpoint's.
       recordMetric(metrics, 'WebhookFailed');
-      delaySec = this.nextDelaySec(attempt, error);
+      delaySec = Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
       logger.error(
         posted
           ? 'Webhook delivery postponed: the worker failed after POSTing, so the outcome was not saved'

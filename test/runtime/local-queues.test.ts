@@ -33,9 +33,10 @@ async function until<T>(probe: () => T | undefined | Promise<T | undefined>, tim
   }
 }
 
+/** A poller stopped when its test ends, even by a failed wait: it must not take a later test's messages. */
 function poller(name: string, invoke: (event: SQSEvent) => Promise<unknown>) {
   const client = sqs.createClient();
-  return new QueuePoller({
+  const created = new QueuePoller({
     client,
     queueUrl: sqs.queueUrls[name] as string,
     queueArn: arnOf(name),
@@ -43,6 +44,8 @@ function poller(name: string, invoke: (event: SQSEvent) => Promise<unknown>) {
     invoke,
     onError: () => {},
   });
+  onTestFinished(() => created.stop());
+  return created;
 }
 
 async function send(name: string, bodies: string[]) {

@@ -4,7 +4,7 @@ import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import { QueuePoller } from '../../bin/runtime/queue-poller.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
@@ -977,6 +977,11 @@ describe('a receive that finds the circuit open', () => {
       queueArn: queues.sqs.queueArns[queues.queueName] as string,
       invoke: (event) => run(...event.Records),
     });
+    // Also when a wait below fails: a poller left running would take the next tests' messages.
+    onTestFinished(async () => {
+      await poller.stop();
+      producer.destroy();
+    });
     const messages = Array.from({ length: 5 }, () => messageFor(endpoint.id, endpoint.tenantId));
     const send = (batch: WebhookMessage[]) =>
       Promise.all(
@@ -988,23 +993,19 @@ describe('a receive that finds the circuit open', () => {
       );
     const ids = new Set(messages.map((message) => message.id));
     const ours = async () => (await historyOf(endpoint.id)).filter((delivery) => ids.has(delivery.webhookId));
-    try {
-      poller.start();
-      // Two open the circuit; the rest arrive while it is open, so most probes are some message's first POST.
-      await send(messages.slice(0, 2));
-      while (flaky.received.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
-      await send(messages.slice(2));
-      const deadline = Date.now() + 40_000;
-      for (;;) {
-        const deliveries = await ours();
-        const done = deliveries.filter((delivery) => delivery.status !== 'pending');
-        if (done.length === messages.length || Date.now() > deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    } finally {
-      await poller.stop();
-      producer.destroy();
+    poller.start();
+    // Two open the circuit; the rest arrive while it is open, so most probes are some message's first POST.
+    await send(messages.slice(0, 2));
+    await vi.waitUntil(() => flaky.received.length >= 2, { timeout: 10_000, interval: 50 });
+    await send(messages.slice(2));
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const deliveries = await ours();
+      const done = deliveries.filter((delivery) => delivery.status !== 'pending');
+      if (done.length === messages.length || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
+    await poller.stop();
     const deliveries = await ours();
     expect(deliveries.map((delivery) => delivery.status)).toEqual(messages.map(() => 'delivered'));
     for (const delivery of deliveries) {
@@ -1376,6 +1377,36 @@ describe("a failure on the worker's side", () => {
 
     kms.throttling = false;
     await expectDeliveredOnTheSecondReceive(received);
+  });
+
+  it('still postpones it when the in-progress idempotency record could not be deleted either', async () => {
+    const { store: throttledStore } = throttledKms();
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    throttleFirstDelete(persistenceStore);
+    const { run, logger, audits } = setup({ store: throttledStore, persistenceStore });
+    const warned = vi.spyOn(logger, 'warn');
+    const logged = vi.spyOn(logger, 'error');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const firstAttempt = await record(message, 1);
+    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivery postponed: the worker failed before POSTing',
+      expect.objectContaining({ webhookId: message.id, attempt: 1, last: false }),
+    );
+    expect(warned).toHaveBeenCalledWith(
+      'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
+      expect.objectContaining({ webhookId: message.id }),
+    );
+    // Nothing against the endpoint: no attempt recorded, no failure audited as its own.
+    expect(await historyOf(endpoint.id)).toEqual([]);
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+    expect(healthy.received).toHaveLength(0);
+    // Back once that record has expired with the invocation (30 s left), not after the 5 s backoff,
+    // when it would be turned away as a copy in flight and spend a receive.
+    expect(visibilityChanges()).toEqual([30]);
   });
 });
 
