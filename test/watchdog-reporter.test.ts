@@ -7,7 +7,12 @@ const repositoryRoot = fileURLToPath(new URL('..', import.meta.url));
 const fixtureConfig = fileURLToPath(new URL('./fixtures/watchdog/vitest.config.ts', import.meta.url));
 
 /** Runs vitest on the watchdog fixture in a process of its own: its exit code and what it printed. */
-function runFixture(env: { BLOCK: 'sync' | 'async'; BLOCK_MS: number; WATCHDOG_LIMIT_MS: number }) {
+function runFixture(env: {
+  BLOCK: 'sync' | 'async';
+  BLOCK_MS: number;
+  WATCHDOG_LIMIT_MS: number;
+  TEARDOWN_MS?: number;
+}) {
   return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -23,6 +28,7 @@ function runFixture(env: { BLOCK: 'sync' | 'async'; BLOCK_MS: number; WATCHDOG_L
           ...process.env,
           BLOCK_MS: String(env.BLOCK_MS),
           WATCHDOG_LIMIT_MS: String(env.WATCHDOG_LIMIT_MS),
+          TEARDOWN_MS: String(env.TEARDOWN_MS ?? 0),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -56,6 +62,20 @@ describe('the test-run watchdog', () => {
     expect(code).toBe(1);
     expect(output).toMatch(
       / {2}blocked\.fixture\.ts, started \d+ s ago\n {4}- takes its time, started \d+ s ago\n/,
+    );
+  }, 30_000);
+
+  it('ends a run stuck after its tests, in the global teardown', async () => {
+    const { code, output } = await runFixture({
+      BLOCK: 'async',
+      BLOCK_MS: 10,
+      WATCHDOG_LIMIT_MS: 3000,
+      TEARDOWN_MS: 8000,
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(/Tests\s+1 passed/);
+    expect(output).toMatch(
+      /Every test had ended \d+ s ago: stuck after them \(coverage, global teardown\)\./,
     );
   }, 30_000);
 

@@ -6,6 +6,7 @@ export class WatchdogReporter implements Reporter {
   private readonly modulesRunning = new Map<TestModule, number>();
   private readonly testsRunning = new Map<TestCase, number>();
   private timer: NodeJS.Timeout | undefined;
+  private runEndedAt: number | undefined;
 
   /**
    * @param limitMs how long a whole run may take
@@ -18,6 +19,7 @@ export class WatchdogReporter implements Reporter {
 
   onTestRunStart(): void {
     clearTimeout(this.timer);
+    this.runEndedAt = undefined;
     this.timer = setTimeout(() => this.expire(), this.limitMs);
     // Never what keeps the process alive: a run that ends on time just ends.
     this.timer.unref();
@@ -39,9 +41,9 @@ export class WatchdogReporter implements Reporter {
     this.testsRunning.delete(testCase);
   }
 
+  /** The timer stays: coverage and the global teardown come after, and can hang too. */
   onTestRunEnd(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.runEndedAt = Date.now();
   }
 
   /** What the report says: every file still running and, under it, its tests that have not ended. */
@@ -50,8 +52,13 @@ export class WatchdogReporter implements Reporter {
     const lines = [
       `Test run stopped: still running after ${Math.round(this.limitMs / 1000)} s (test/watchdog-reporter.ts).`,
     ];
-    if (this.modulesRunning.size === 0)
-      lines.push('No test file was running: the hang is outside the tests.');
+    if (this.runEndedAt !== undefined) {
+      lines.push(
+        `Every test had ended ${seconds(this.runEndedAt)} ago: stuck after them (coverage, global teardown).`,
+      );
+    } else if (this.modulesRunning.size === 0) {
+      lines.push('No test file was running: stuck outside them (global setup, collecting files).');
+    }
     for (const [testModule, startedAt] of this.modulesRunning) {
       lines.push(`  ${testModule.relativeModuleId}, started ${seconds(startedAt)} ago`);
       const tests = [...this.testsRunning].filter(([testCase]) => testCase.module === testModule);

@@ -15,8 +15,12 @@ export function startDynamoDbProcess(options: LocalDynamoDbOptions = {}): Promis
     cwd: repositoryRoot,
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Piped, not inherited: a child that outlived this process would otherwise hold its output open, and
+    // whatever reads that output (a terminal, CI) would wait for it.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  child.stdout?.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     child.once('error', reject);

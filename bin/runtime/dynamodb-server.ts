@@ -4,7 +4,14 @@ import { type LocalDynamoDbOptions, startLocalDynamoDb } from './local-dynamodb.
 const options = JSON.parse(process.argv[2] ?? '{}') as LocalDynamoDbOptions;
 const dynamoDb = await startLocalDynamoDb(options);
 
+/**
+ * How long stopping may take: the server waits for requests in progress, and a client that never
+ * finishes one must not keep this process, and the output it shares with the parent, alive.
+ */
+const stopTimeLimitMs = 5000;
+
 const stop = () => {
+  setTimeout(() => process.exit(1), stopTimeLimitMs).unref();
   dynamoDb.stop().then(
     () => process.exit(0),
     () => process.exit(1),

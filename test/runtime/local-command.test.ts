@@ -56,7 +56,9 @@ async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Pr
   }
 }
 
-describe('npm start (bin/local.ts)', () => {
+// Each test starts `tsx bin/local.ts` and waits up to 15 s for its banner, then runs npm commands: a
+// minute each, so a loaded machine (4x slower here than alone) still has room.
+describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   it('refuses a second runtime on the same data folder, and SIGTERM stops the first cleanly', async () => {
     const dataDir = dataFolder();
     // A pid file left by a killed runtime, whose pid another process has since taken.
