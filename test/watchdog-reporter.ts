@@ -8,14 +8,8 @@ export class WatchdogReporter implements Reporter {
   private timer: NodeJS.Timeout | undefined;
   private runEndedAt: number | undefined;
 
-  /**
-   * @param limitMs how long a whole run may take
-   * @param exit called once the limit has passed, after the report is written
-   */
-  constructor(
-    private readonly limitMs: number,
-    private readonly exit: (code: number) => void = (code) => process.exit(code),
-  ) {}
+  /** @param limitMs how long a whole run may take */
+  constructor(private readonly limitMs: number) {}
 
   onTestRunStart(): void {
     clearTimeout(this.timer);
@@ -46,8 +40,9 @@ export class WatchdogReporter implements Reporter {
     this.runEndedAt = Date.now();
   }
 
-  /** What the report says: every file still running and, under it, its tests that have not ended. */
-  report(now = Date.now()): string {
+  /** Every file still running and, under it, its tests that have not ended. */
+  private report(): string {
+    const now = Date.now();
     const seconds = (since: number) => `${Math.round((now - since) / 1000)} s`;
     const lines = [
       `Test run stopped: still running after ${Math.round(this.limitMs / 1000)} s (test/watchdog-reporter.ts).`,
@@ -73,6 +68,6 @@ export class WatchdogReporter implements Reporter {
 
   private expire(): void {
     process.stderr.write(this.report());
-    this.exit(1);
+    process.exit(1);
   }
 }

@@ -220,9 +220,9 @@ export function inProgressExpirySec(runner: SqsBatchRunner): number {
 
 /**
  * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
- * rejected record reported in `batchItemFailures` (so SQS returns only it); safe for batches at once. Each record's receive time
- * is noted for {@link QueueActions.delayNextAttempt}; a record it never ran counts as received when its
- * visibility is changed.
+ * rejected record reported in `batchItemFailures` (so SQS returns only it); batches run at once each get
+ * their own answer. Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a
+ * record it never ran counts as received when its visibility is changed.
  *
  * @example
  * handle(event, context) { return processSqsBatch(event, context, this.runner, (r) => this.processRecord(r)); }
