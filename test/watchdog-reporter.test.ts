@@ -26,6 +26,7 @@ function runFixture(env: {
         cwd: repositoryRoot,
         env: {
           ...process.env,
+          BLOCK: env.BLOCK,
           BLOCK_MS: String(env.BLOCK_MS),
           WATCHDOG_LIMIT_MS: String(env.WATCHDOG_LIMIT_MS),
           TEARDOWN_MS: String(env.TEARDOWN_MS ?? 0),
