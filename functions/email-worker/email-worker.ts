@@ -17,12 +17,10 @@ import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
   attemptOf,
-  createSqsBatchRunner,
   inProgressExpirySec,
   processSqsBatch,
   QueueActions,
   retryDelaySec,
-  type SqsBatchRunner,
 } from '../shared/queue-worker.js';
 import { parseQueueMessage, type QueueMessage } from './messages.js';
 import { sendFailureLogFields } from './send-failure.js';
@@ -139,7 +137,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  *   at least until that record expires with the invocation.
  */
 export class EmailWorker {
-  private readonly runner: SqsBatchRunner;
+  /** Shared by every batch; the Powertools batch processor is not (processSqsBatch). */
+  private readonly idempotencyConfig: IdempotencyConfig;
   private readonly queue: QueueActions;
   private readonly sendOnce: (email: IdempotentSend) => Promise<{ providerMessageId: string }>;
   /**
@@ -157,12 +156,11 @@ export class EmailWorker {
   constructor(private readonly options: EmailWorkerOptions) {
     const { sqs, queueUrl, dlqUrl, observability } = options;
     this.queue = new QueueActions({ sqs, queueUrl, dlqUrl, logger: observability.logger });
-    const idempotencyConfig = new IdempotencyConfig({
+    this.idempotencyConfig = new IdempotencyConfig({
       // The producer's message id, not SQS's: a message enqueued twice is still one email.
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
-    this.runner = createSqsBatchRunner(idempotencyConfig);
     this.sendOnce = makeIdempotent(
       async (send: IdempotentSend) => {
         let providerMessageId: string;
@@ -182,7 +180,7 @@ export class EmailWorker {
         this.accepted.add(send);
         return { providerMessageId };
       },
-      { persistenceStore: options.persistenceStore, config: idempotencyConfig },
+      { persistenceStore: options.persistenceStore, config: this.idempotencyConfig },
     );
   }
 
@@ -198,7 +196,9 @@ export class EmailWorker {
       }
       return read;
     };
-    return processSqsBatch(event, context, this.runner, (record) => this.processRecord(record, userExists));
+    return processSqsBatch(event, context, this.idempotencyConfig, (record) =>
+      this.processRecord(record, userExists),
+    );
   }
 
   private async processRecord(record: SQSRecord, userExists: UserExists): Promise<void> {
@@ -355,7 +355,7 @@ export class EmailWorker {
    * least, since one before then would be deferred as a copy in progress and spend a receive.
    */
   private recordLeftInProgress(message: QueueMessage, error: unknown, correlationId: string): number {
-    const expiresInSec = inProgressExpirySec(this.runner);
+    const expiresInSec = inProgressExpirySec(this.idempotencyConfig);
     this.options.observability.logger.warn(
       message.type === 'sms'
         ? 'SMS send failed, and its in-progress idempotency record could not be deleted'

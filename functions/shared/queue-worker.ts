@@ -196,25 +196,12 @@ export class QueueActions {
 }
 
 /**
- * What a worker's batch runs share: made once per worker, at cold start. Not the Powertools batch
- * processor: it keeps one batch's successes and failures on itself, so each batch gets its own.
- */
-export interface SqsBatchRunner {
-  /** Its in-progress records are made to expire with the invocation (registerLambdaContext). */
-  readonly idempotencyConfig: IdempotencyConfig;
-}
-
-export function createSqsBatchRunner(idempotencyConfig: IdempotencyConfig): SqsBatchRunner {
-  return { idempotencyConfig };
-}
-
-/**
  * Seconds until an in-progress idempotency record written in this invocation expires: Powertools sets
  * its expiry to the invocation's end (registerLambdaContext). A record it failed to delete after a
  * failed call blocks that id until then, so the retry is delayed at least this long.
  */
-export function inProgressExpirySec(runner: SqsBatchRunner): number {
-  const remainingMs = runner.idempotencyConfig.lambdaContext?.getRemainingTimeInMillis() ?? 0;
+export function inProgressExpirySec(idempotencyConfig: IdempotencyConfig): number {
+  const remainingMs = idempotencyConfig.lambdaContext?.getRemainingTimeInMillis() ?? 0;
   return Math.min(maxVisibilitySec, Math.ceil(remainingMs / 1000));
 }
 
@@ -225,18 +212,19 @@ export function inProgressExpirySec(runner: SqsBatchRunner): number {
  * record it never ran counts as received when its visibility is changed.
  *
  * @example
- * handle(event, context) { return processSqsBatch(event, context, this.runner, (r) => this.processRecord(r)); }
+ * handle(event, context) { return processSqsBatch(event, context, this.idempotencyConfig, (r) => this.processRecord(r)); }
  */
 export async function processSqsBatch(
   event: SQSEvent,
   context: Context,
-  runner: SqsBatchRunner,
+  /** The worker's, made once at cold start: its in-progress records are made to expire with the invocation. */
+  idempotencyConfig: IdempotencyConfig,
   processRecord: (record: SQSRecord) => Promise<void>,
 ): Promise<SQSBatchResponse> {
   // This receive's time: records carry only the first receive's, and the poller invokes right after one.
   const startedAt = Date.now();
   // In-progress idempotency records expire with the invocation, so a crashed attempt does not block retries.
-  runner.idempotencyConfig.registerLambdaContext(context);
+  idempotencyConfig.registerLambdaContext(context);
   return processPartialResponse(
     event,
     (record: SQSRecord) => {

@@ -29,14 +29,12 @@ import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
 import {
   attemptOf,
-  createSqsBatchRunner,
   fullJitterDelaySec,
   inProgressExpirySec,
   maxSendDelaySec,
   maxVisibilitySec,
   processSqsBatch,
   type QueueActions,
-  type SqsBatchRunner,
   sendBacksOf,
 } from '../shared/queue-worker.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
@@ -253,7 +251,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  * waits for the circuit), so a dead endpoint's messages still end and its disable rule still fires.
  */
 export class WebhookWorker {
-  private readonly runner: SqsBatchRunner;
+  /** Shared by every batch; the Powertools batch processor is not (processSqsBatch). */
+  private readonly idempotencyConfig: IdempotencyConfig;
   private readonly deliverOnce: (key: { id: string }, job: DeliveryJob) => Promise<Delivered>;
   private readonly circuits = new Map<string, CircuitBreaker<PostOutcome>>();
   /** Every endpoint's circuit but its name, checked once at construction. */
@@ -309,15 +308,14 @@ export class WebhookWorker {
       afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
     };
     this.random = options.random ?? Math.random;
-    const idempotencyConfig = new IdempotencyConfig({
+    this.idempotencyConfig = new IdempotencyConfig({
       // The producer's webhook id, not SQS's message id: one webhook id is at most one successful POST.
       eventKeyJmesPath: 'id',
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     });
-    this.runner = createSqsBatchRunner(idempotencyConfig);
     this.deliverOnce = makeIdempotent((_key: { id: string }, job: DeliveryJob) => this.post(job), {
       persistenceStore: options.persistenceStore,
-      config: idempotencyConfig,
+      config: this.idempotencyConfig,
     });
   }
 
@@ -333,7 +331,9 @@ export class WebhookWorker {
       }
       return read;
     };
-    return processSqsBatch(event, context, this.runner, (record) => this.processRecord(record, endpointOf));
+    return processSqsBatch(event, context, this.idempotencyConfig, (record) =>
+      this.processRecord(record, endpointOf),
+    );
   }
 
   private circuitFor(endpointId: string): CircuitBreaker<PostOutcome> {
@@ -455,7 +455,7 @@ export class WebhookWorker {
       if (thrown !== error) {
         // The webhook id stays blocked until that record expires: a retry before then would be turned
         // away as a copy in flight, spending a receive.
-        notBeforeSec = inProgressExpirySec(this.runner);
+        notBeforeSec = inProgressExpirySec(this.idempotencyConfig);
         observability.logger.warn(
           'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
           {
