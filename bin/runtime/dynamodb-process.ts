@@ -19,8 +19,8 @@ export function startDynamoDbProcess(options: LocalDynamoDbOptions = {}): Promis
     // whatever reads that output (a terminal, CI) would wait for it.
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  child.stdout?.on('data', (chunk: Buffer) => process.stdout.write(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+  child.stdout?.pipe(process.stdout, { end: false });
+  child.stderr?.pipe(process.stderr, { end: false });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
