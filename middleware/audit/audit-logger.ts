@@ -3,6 +3,7 @@ import { Logger, LogLevelThreshold } from '@aws-lambda-powertools/logger';
 import type { Principal } from '../auth/principal.js';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEvent } from '../events.js';
+import { InvocationSlot } from '../invocation-store.js';
 import { type AuditEvent, securityEventOutcome } from './audit-event.js';
 import { createRedactor, type RedactionOptions, type Redactor } from './redact.js';
 
@@ -129,7 +130,7 @@ export class AuditLogger {
   private readonly sink: ((event: AuditEvent) => void) | undefined;
   private readonly logToConsole: boolean;
   private readonly now: () => Date;
-  private scope: AuditRequestScope | undefined;
+  private readonly scope = new InvocationSlot<AuditRequestScope>('audit.scope');
 
   constructor(options: AuditLoggerOptions = {}) {
     validate(options);
@@ -141,16 +142,16 @@ export class AuditLogger {
   }
 
   /**
-   * Starts a request: events logged until {@link endRequest} inherit its fields. A Lambda execution
-   * environment runs one invocation at a time, so one scope per logger is enough there.
+   * Starts a request: events logged until {@link endRequest} inherit its fields. The scope belongs to
+   * the invocation: where Lambda runs several at once in one process (Managed Instances), each sees its own.
    */
   beginRequest(scope: AuditRequestScope): void {
-    this.scope = scope;
+    this.scope.set(scope);
   }
 
   /** Ends a request; given its scope, only if no other request has begun since (local concurrent runs). */
   endRequest(scope?: AuditRequestScope): void {
-    if (scope === undefined || this.scope === scope) this.scope = undefined;
+    if (scope === undefined || this.scope.get() === scope) this.scope.set(undefined);
   }
 
   /** Logs one event and returns it as written (redacted), or undefined if it could not be built. */
@@ -256,7 +257,7 @@ export class AuditLogger {
   }
 
   private build(input: AuditEventInput): AuditEvent {
-    const scope = this.scope;
+    const scope = this.scope.get();
     const principal = input.principal ?? scope?.principal?.();
     const redactString = this.redactor.redactString;
     const metadata = this.redactor.redact(input.metadata ?? {}) as Record<string, unknown>;

@@ -1,0 +1,119 @@
+// Lambda Managed Instances run invocations concurrently in one process, each inside the runtime's
+// InvokeStore: an audit event must carry the fields of the request it was logged in.
+
+import { InvokeStore, InvokeStoreBase } from '@aws/lambda-invoke-store';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { audit, correlationIds } from '../../middleware/audit/middy.js';
+import type { Principal } from '../../middleware/auth/principal.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
+import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { captureStdout } from '../helpers/log-capture.js';
+import { alice, httpEvent, lambdaContext } from './fixtures.js';
+
+const output = captureStdout();
+
+let store: Awaited<ReturnType<typeof InvokeStore.getInstanceAsync>>;
+
+beforeAll(async () => {
+  // What the Node.js runtime does on Managed Instances: the variable, then one AsyncLocalStorage store.
+  vi.stubEnv('AWS_LAMBDA_MAX_CONCURRENCY', '8');
+  store = await InvokeStore.getInstanceAsync(true);
+});
+
+afterAll(() => {
+  vi.unstubAllEnvs();
+  (globalThis as { awslambda?: { InvokeStore?: unknown } }).awslambda = undefined;
+});
+
+function requestEvent(path: string, requestId: string, correlationId: string): APIGatewayProxyEventV2 {
+  const event = httpEvent({ path, headers: { 'x-correlation-id': correlationId } });
+  return { ...event, requestContext: { ...event.requestContext, requestId } };
+}
+
+/** One invocation as the runtime starts it: inside the store, with its own Lambda request id. */
+function invoke<R>(requestId: string, run: () => Promise<R>): Promise<R> {
+  return store.run({ [InvokeStoreBase.PROTECTED_KEYS.REQUEST_ID]: requestId }, run);
+}
+
+/** A promise the test settles, and one the handler settles when it reaches the gate. */
+function gate() {
+  let open: () => void = () => undefined;
+  let reached: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const arrived = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  return { open, opened, reached, arrived };
+}
+
+describe('audit() with invocations running concurrently in one process', () => {
+  it('gives each event the fields and principal of its own request while another is in flight', async () => {
+    const logger = new Logger({ serviceName: 'users', logLevel: 'INFO' });
+    const auditLogger = new AuditLogger({ logger });
+    const gates = { '/first': gate(), '/second': gate() };
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(injectLambdaContext(logger, { resetKeys: true }))
+        .use(correlationIds({ loggers: [logger] }))
+        .use(audit({ auditLogger }))
+        .use(httpErrorHandler({ logger }))
+        .handler(async (event, context: Context & { principal?: Principal }) => {
+          const path = event.rawPath as keyof typeof gates;
+          if (path === '/second') context.principal = alice;
+          gates[path].reached();
+          await gates[path].opened;
+          // A security event the route reports mid-request, while the other request is in flight.
+          auditLogger.logAuthFailure('expired', { route: path });
+          return json(200, { path });
+        }),
+    );
+
+    const first = invoke('lambda-first', () =>
+      handler(requestEvent('/first', 'api-first', 'corr-first'), lambdaContext()),
+    );
+    await gates['/first'].arrived;
+    const second = invoke('lambda-second', () =>
+      handler(requestEvent('/second', 'api-second', 'corr-second'), lambdaContext()),
+    );
+    await gates['/second'].arrived;
+    gates['/first'].open();
+    expect((await first).statusCode).toBe(200);
+    gates['/second'].open();
+    expect((await second).statusCode).toBe(200);
+
+    const events = output.audit().map(({ eventType, path, requestId, correlationId, userId, metadata }) => ({
+      eventType,
+      path,
+      requestId,
+      correlationId,
+      userId,
+      route: metadata.route,
+    }));
+    const firstFields = {
+      path: '/first',
+      requestId: 'api-first',
+      correlationId: 'corr-first',
+      userId: undefined,
+    };
+    const secondFields = {
+      path: '/second',
+      requestId: 'api-second',
+      correlationId: 'corr-second',
+      userId: 'user-alice',
+    };
+    expect(events).toEqual([
+      { eventType: 'auth.failure', ...firstFields, route: '/first' },
+      { eventType: 'http.request', ...firstFields, route: undefined },
+      { eventType: 'auth.failure', ...secondFields, route: '/second' },
+      { eventType: 'http.request', ...secondFields, route: undefined },
+    ]);
+  });
+});
