@@ -104,6 +104,18 @@ export interface BlindIndexOptions {
   readonly bytes?: number;
 }
 
+/** How {@link Encryptor.decryptFields} and {@link Encryptor.reencryptFields} read a record. */
+export interface DecryptFieldsOptions<F extends string = string> {
+  /**
+   * Listed fields that records written before they joined the encrypted list hold as given: such a
+   * value, one not shaped like an encrypted field, is returned as it is instead of refused. For the
+   * time it takes to migrate those records (see `reencryptFields`) after adding a field to the list;
+   * while it is given, whoever can write the table can put any value of their own in these fields. A
+   * value shaped like an encrypted field is decrypted and must authenticate, as always. @default []
+   */
+  readonly acceptPlaintext?: readonly F[];
+}
+
 export interface WarmOptions {
   /** Contexts to generate data keys for now (only their key-context members matter). @default [] */
   readonly contexts?: readonly EncryptionContext[];
@@ -459,9 +471,13 @@ export class Encryptor {
     record: R,
     fields: readonly F[],
     context: EncryptionContext,
+    options?: DecryptFieldsOptions<F>,
   ): Promise<DecryptedRecord<R, F>> {
     assertRecord(record, 'decrypt');
     const paths = parsePaths('decryptFields', fields, this.options.headerField);
+    const plaintextAccepted = options?.acceptPlaintext
+      ? this.plaintextPaths(paths, options.acceptPlaintext)
+      : undefined;
     const contextMemo = this.contextOf(context, 'decrypt');
     const headerField = this.options.headerField;
     const present: FieldPath[] = [];
@@ -469,6 +485,8 @@ export class Encryptor {
     for (const path of paths) {
       const value = readPath(record, path);
       if (value === undefined || value === null) continue;
+      // Written before the field joined the list: it stays as it is, and is not counted as sealed.
+      if (plaintextAccepted?.has(path.path) && storedFieldPrefix(value) === undefined) continue;
       present.push(path);
       stored.push(value);
     }
@@ -523,18 +541,21 @@ export class Encryptor {
   /**
    * Decrypts with whatever key wrapped the record and encrypts again under the current key (rotation).
    * `fields` must list every encrypted field: a record has one header, so a field left out would stay
-   * under a data key the new header no longer names.
+   * under a data key the new header no longer names. With `acceptPlaintext`, it also migrates a record
+   * written before those fields joined the list: their values are encrypted with the rest.
    */
   async reencryptFields<R extends object, F extends FieldPathOf<R>>(
     record: R,
     fields: readonly F[],
     context: EncryptionContext,
+    options?: DecryptFieldsOptions<F>,
   ): Promise<EncryptedRecord<DecryptedRecord<R, F>, F>> {
     // Typed loosely inside: the record is decrypted and encrypted at the same paths.
     const plain: Record<string, unknown> = await this.decryptFields(
       record as Record<string, unknown>,
       fields,
       context,
+      options as DecryptFieldsOptions,
     );
     if (Object.hasOwn(plain, this.options.headerField)) {
       throw new EncryptionError(
@@ -543,6 +564,18 @@ export class Encryptor {
       );
     }
     return this.encryptFields(plain, fields, context) as Promise<EncryptedRecord<DecryptedRecord<R, F>, F>>;
+  }
+
+  /** The paths of `accepted`, each of which must be one of `paths`. */
+  private plaintextPaths(paths: readonly FieldPath[], accepted: readonly string[]): ReadonlySet<string> {
+    const listed = new Set(paths.map((path) => path.path));
+    const acceptedPaths = parsePaths('decryptFields', accepted, this.options.headerField);
+    const unlisted = acceptedPaths.filter((path) => !listed.has(path.path));
+    assertNoProblems(
+      'decryptFields',
+      unlisted.map((path) => `acceptPlaintext names ${path.path}, which is not in fields`),
+    );
+    return new Set(acceptedPaths.map((path) => path.path));
   }
 
   /** Whether the record's data key is wrapped under another provider or key than the current one. */

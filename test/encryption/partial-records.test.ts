@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import type { EncryptionContext } from '../../middleware/encryption/format.js';
 import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
-import { EncryptionError } from '../../middleware/errors.js';
+import { DecryptionError, EncryptionError, InvalidOptionsError } from '../../middleware/errors.js';
 import { newEncryptor, rejectionOf } from './helpers.js';
 
 const context: EncryptionContext = { tenantId: 't', userId: 'u1' };
@@ -140,5 +140,63 @@ describe('re-encrypting part of a record', () => {
     const again = await encryptor.reencryptFields(stored, fields, context);
     expect(headerOf(again)).toBeDefined();
     expect(await encryptor.decryptFields(again, fields, context)).toEqual(user);
+  });
+});
+
+describe('adding a field to the encrypted list', () => {
+  /** Written by a deploy that encrypted email only: phone is stored as given. */
+  const writtenBefore = (encryptor: Encryptor) => encryptor.encryptFields(user, ['email'], context);
+
+  it('refuses the older records by default, naming the field that is not encrypted', async () => {
+    const encryptor = newEncryptor();
+    const error = await rejectionOf(encryptor.decryptFields(await writtenBefore(encryptor), fields, context));
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error).toMatchObject({ reason: 'malformed', field: 'phone' });
+  });
+
+  it('reads older and newer records alike with acceptPlaintext, and migrates the older ones', async () => {
+    const encryptor = newEncryptor();
+    const older = await writtenBefore(encryptor);
+    const newer = await encryptor.encryptFields(user, fields, context);
+    const options = { acceptPlaintext: ['phone'] as const };
+    expect(await encryptor.decryptFields(older, fields, context, options)).toEqual(user);
+    expect(await encryptor.decryptFields(newer, fields, context, options)).toEqual(user);
+
+    const migrated = await encryptor.reencryptFields(older, fields, context, options);
+    expect(migrated.phone).not.toBe(user.phone);
+    // Migrated, it needs the option no more.
+    expect(await encryptor.decryptFields(migrated, fields, context)).toEqual(user);
+  });
+
+  it('reads a record written before any field was encrypted, which has no header', async () => {
+    const encryptor = newEncryptor();
+    const options = { acceptPlaintext: fields };
+    expect(await encryptor.decryptFields(user, fields, context, options)).toEqual(user);
+    const migrated = await encryptor.reencryptFields(user, fields, context, options);
+    expect(await encryptor.decryptFields(migrated, fields, context)).toEqual(user);
+  });
+
+  it('still authenticates a value shaped like a ciphertext in an accepted field', async () => {
+    const encryptor = newEncryptor();
+    const newer = await encryptor.encryptFields(user, fields, context);
+    const other = await encryptor.encryptFields({ ...user, id: 'u2' }, fields, { ...context, userId: 'u2' });
+    // Another user's ciphertext, moved in: not plaintext, so it is checked and refused.
+    const tampered = { ...newer, phone: other.phone };
+    const error = await rejectionOf(
+      encryptor.decryptFields(tampered, fields, context, { acceptPlaintext: ['phone'] }),
+    );
+    expect(error).toBeInstanceOf(DecryptionError);
+    expect(error.reason).toBe('authentication_failed');
+  });
+
+  it('refuses to accept plaintext in a field it was not asked to decrypt', async () => {
+    const encryptor = newEncryptor();
+    const error = await rejectionOf(
+      encryptor.decryptFields(await writtenBefore(encryptor), ['email'], context, {
+        acceptPlaintext: ['phone'] as never[],
+      }),
+    );
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error.message).toContain('acceptPlaintext names phone, which is not in fields');
   });
 });
