@@ -1,9 +1,7 @@
 // The email worker's core: validate, render, send once (idempotent, circuit-guarded), back off on failure, dead-letter the unsendable. Emails and SMS.
 import {
   IdempotencyAlreadyInProgressError,
-  IdempotencyConfig,
   IdempotencyPersistenceLayerError,
-  makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -17,10 +15,11 @@ import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
   attemptOf,
-  inProgressExpirySec,
+  BatchIdempotency,
   processSqsBatch,
   QueueActions,
   retryDelaySec,
+  type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
 import { parseQueueMessage, type QueueMessage } from './messages.js';
 import { sendFailureLogFields } from './send-failure.js';
@@ -137,10 +136,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  *   at least until that record expires with the invocation.
  */
 export class EmailWorker {
-  /** Shared by every batch; the Powertools batch processor is not (processSqsBatch). */
-  private readonly idempotencyConfig: IdempotencyConfig;
+  private readonly idempotency: WorkerIdempotencySettings;
   private readonly queue: QueueActions;
-  private readonly sendOnce: (email: IdempotentSend) => Promise<{ providerMessageId: string }>;
   /**
    * The sends whose provider accepted the message in this invocation. Whatever the idempotency store
    * then says (a failed save of the result), such a message went out and must not be sent again.
@@ -156,32 +153,31 @@ export class EmailWorker {
   constructor(private readonly options: EmailWorkerOptions) {
     const { sqs, queueUrl, dlqUrl, observability } = options;
     this.queue = new QueueActions({ sqs, queueUrl, dlqUrl, logger: observability.logger });
-    this.idempotencyConfig = new IdempotencyConfig({
-      // The producer's message id, not SQS's: a message enqueued twice is still one email.
-      eventKeyJmesPath: 'id',
+    this.idempotency = {
+      persistenceStore: options.persistenceStore,
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
-    });
-    this.sendOnce = makeIdempotent(
-      async (send: IdempotentSend) => {
-        let providerMessageId: string;
-        // The breakers are shared by the batch's records, sent in parallel: each call names its message.
-        const onEvent = this.eventsOf(send.correlationId);
-        try {
-          providerMessageId =
-            send.channel === 'email'
-              ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal), {
-                  onEvent,
-                })
-              : await this.sendSms(send.sms, onEvent);
-        } catch (error) {
-          this.failed.set(send, error);
-          throw error;
-        }
-        this.accepted.add(send);
-        return { providerMessageId };
-      },
-      { persistenceStore: options.persistenceStore, config: this.idempotencyConfig },
-    );
+    };
+  }
+
+  /** Sends one message through its channel's breaker; made idempotent per batch (BatchIdempotency). */
+  private async send(send: IdempotentSend): Promise<{ providerMessageId: string }> {
+    const { options } = this;
+    let providerMessageId: string;
+    // The breakers are shared by the batch's records, sent in parallel: each call names its message.
+    const onEvent = this.eventsOf(send.correlationId);
+    try {
+      providerMessageId =
+        send.channel === 'email'
+          ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal), {
+              onEvent,
+            })
+          : await this.sendSms(send.sms, onEvent);
+    } catch (error) {
+      this.failed.set(send, error);
+      throw error;
+    }
+    this.accepted.add(send);
+    return { providerMessageId };
   }
 
   /** The Lambda handler's body. */
@@ -196,12 +192,19 @@ export class EmailWorker {
       }
       return read;
     };
-    return processSqsBatch(event, context, this.idempotencyConfig, (record) =>
-      this.processRecord(record, userExists),
+    const sending = new BatchIdempotency(
+      (send: IdempotentSend) => this.send(send),
+      this.idempotency,
+      context,
     );
+    return processSqsBatch(event, context, (record) => this.processRecord(record, userExists, sending));
   }
 
-  private async processRecord(record: SQSRecord, userExists: UserExists): Promise<void> {
+  private async processRecord(
+    record: SQSRecord,
+    userExists: UserExists,
+    sending: BatchIdempotency<[IdempotentSend], { providerMessageId: string }>,
+  ): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
     const parsed = await parseQueueMessage(record.body);
     if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
@@ -220,11 +223,12 @@ export class EmailWorker {
       throw error;
     }
     try {
-      await this.sendOnce(send);
+      await sending.once(send);
     } catch (thrown) {
       // The provider's own error, also when Powertools threw its failure to delete the in-progress record instead.
       const error = this.failed.get(send) ?? thrown;
-      const notBeforeSec = error === thrown ? 0 : this.recordLeftInProgress(message, thrown, correlationId);
+      const notBeforeSec =
+        error === thrown ? 0 : this.recordLeftInProgress(message, thrown, correlationId, sending);
       if (error instanceof DeliveryRejectedError) {
         // A refused recipient is the user's input (a mistyped address), no fault of ours: nothing to page
         // or redrive for, and the DLQ would only keep the address. A refused message may be ours (content).
@@ -354,8 +358,13 @@ export class EmailWorker {
    * until the record expires with this invocation. Logged; returns those seconds, for a retry to wait at
    * least, since one before then would be deferred as a copy in progress and spend a receive.
    */
-  private recordLeftInProgress(message: QueueMessage, error: unknown, correlationId: string): number {
-    const expiresInSec = inProgressExpirySec(this.idempotencyConfig);
+  private recordLeftInProgress(
+    message: QueueMessage,
+    error: unknown,
+    correlationId: string,
+    sending: BatchIdempotency<[IdempotentSend], unknown>,
+  ): number {
+    const expiresInSec = sending.inProgressExpirySec();
     this.options.observability.logger.warn(
       message.type === 'sms'
         ? 'SMS send failed, and its in-progress idempotency record could not be deleted'

@@ -1,6 +1,7 @@
 // What the sample's SQS workers share: message parsing, retry delays, visibility backoff, dead-lettering, batch runs and invocation middlewares.
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import type { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import {
@@ -195,14 +196,48 @@ export class QueueActions {
   }
 }
 
+/** Where a worker keeps its idempotency records, and for how long. */
+export interface WorkerIdempotencySettings {
+  readonly persistenceStore: BasePersistenceLayer;
+  /** How long an id's completed record keeps copies of its message from being processed again. */
+  readonly expiresAfterSeconds: number;
+}
+
 /**
- * Seconds until an in-progress idempotency record written in this invocation expires: Powertools sets
- * its expiry to the invocation's end (registerLambdaContext). A record it failed to delete after a
- * failed call blocks that id until then, so the retry is delayed at least this long.
+ * Powertools idempotency for the records of one batch, keyed by the message's producer `id` (not SQS's
+ * message id: a message enqueued twice is still one email, one webhook). Its in-progress records expire
+ * with this batch's invocation, so a crashed attempt does not block retries for long. Made per batch:
+ * the config holds the Lambda context, and invocations that run at once in one process (Lambda Managed
+ * Instances, a test's poller) would otherwise write records expiring with each other's deadline.
+ *
+ * @example
+ * const idempotency = new BatchIdempotency((send: Send) => transport.send(send), settings, context);
+ * await idempotency.once(send);
  */
-export function inProgressExpirySec(idempotencyConfig: IdempotencyConfig): number {
-  const remainingMs = idempotencyConfig.lambdaContext?.getRemainingTimeInMillis() ?? 0;
-  return Math.min(maxVisibilitySec, Math.ceil(remainingMs / 1000));
+export class BatchIdempotency<A extends unknown[], R> {
+  /** `work`, run at most once per id; a copy of an id still in progress throws IdempotencyAlreadyInProgressError. */
+  readonly once: (...args: A) => Promise<R>;
+
+  constructor(
+    work: (...args: A) => Promise<R>,
+    settings: WorkerIdempotencySettings,
+    private readonly context: Context,
+  ) {
+    const config = new IdempotencyConfig({
+      eventKeyJmesPath: 'id',
+      expiresAfterSeconds: settings.expiresAfterSeconds,
+    });
+    config.registerLambdaContext(context);
+    this.once = makeIdempotent(work, { persistenceStore: settings.persistenceStore, config });
+  }
+
+  /**
+   * Seconds until an in-progress record written in this invocation expires. A record Powertools failed
+   * to delete after a failed call blocks that id until then, so the retry is delayed at least this long.
+   */
+  inProgressExpirySec(): number {
+    return Math.min(maxVisibilitySec, Math.ceil(this.context.getRemainingTimeInMillis() / 1000));
+  }
 }
 
 /**
@@ -212,19 +247,15 @@ export function inProgressExpirySec(idempotencyConfig: IdempotencyConfig): numbe
  * record it never ran counts as received when its visibility is changed.
  *
  * @example
- * handle(event, context) { return processSqsBatch(event, context, this.idempotencyConfig, (r) => this.processRecord(r)); }
+ * handle(event, context) { return processSqsBatch(event, context, (record) => this.processRecord(record)); }
  */
 export async function processSqsBatch(
   event: SQSEvent,
   context: Context,
-  /** The worker's, made once at cold start: its in-progress records are made to expire with the invocation. */
-  idempotencyConfig: IdempotencyConfig,
   processRecord: (record: SQSRecord) => Promise<void>,
 ): Promise<SQSBatchResponse> {
   // This receive's time: records carry only the first receive's, and the poller invokes right after one.
   const startedAt = Date.now();
-  // In-progress idempotency records expire with the invocation, so a crashed attempt does not block retries.
-  idempotencyConfig.registerLambdaContext(context);
   return processPartialResponse(
     event,
     (record: SQSRecord) => {

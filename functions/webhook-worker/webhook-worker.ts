@@ -1,9 +1,7 @@
 // The webhook worker's core: validate, sign, POST once (idempotent, per-endpoint circuit), record every attempt, back off, disable dead endpoints.
 import {
   IdempotencyAlreadyInProgressError,
-  IdempotencyConfig,
   IdempotencyUnknownError,
-  makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -29,13 +27,14 @@ import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
 import {
   attemptOf,
+  BatchIdempotency,
   fullJitterDelaySec,
-  inProgressExpirySec,
   maxSendDelaySec,
   maxVisibilitySec,
   processSqsBatch,
   type QueueActions,
   sendBacksOf,
+  type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
 import type {
@@ -251,9 +250,7 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  * waits for the circuit), so a dead endpoint's messages still end and its disable rule still fires.
  */
 export class WebhookWorker {
-  /** Shared by every batch; the Powertools batch processor is not (processSqsBatch). */
-  private readonly idempotencyConfig: IdempotencyConfig;
-  private readonly deliverOnce: (key: { id: string }, job: DeliveryJob) => Promise<Delivered>;
+  private readonly idempotency: WorkerIdempotencySettings;
   private readonly circuits = new Map<string, CircuitBreaker<PostOutcome>>();
   /** Every endpoint's circuit but its name, checked once at construction. */
   private readonly circuitOptions: EndpointCircuitOptions;
@@ -308,15 +305,11 @@ export class WebhookWorker {
       afterFailingHours: options.disableRule?.afterFailingHours ?? 24,
     };
     this.random = options.random ?? Math.random;
-    this.idempotencyConfig = new IdempotencyConfig({
-      // The producer's webhook id, not SQS's message id: one webhook id is at most one successful POST.
-      eventKeyJmesPath: 'id',
-      expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
-    });
-    this.deliverOnce = makeIdempotent((_key: { id: string }, job: DeliveryJob) => this.post(job), {
+    // One webhook id is at most one successful POST.
+    this.idempotency = {
       persistenceStore: options.persistenceStore,
-      config: this.idempotencyConfig,
-    });
+      expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
+    };
   }
 
   /** The Lambda handler's body. */
@@ -331,9 +324,12 @@ export class WebhookWorker {
       }
       return read;
     };
-    return processSqsBatch(event, context, this.idempotencyConfig, (record) =>
-      this.processRecord(record, endpointOf),
+    const delivering = new BatchIdempotency(
+      (_key: { id: string }, job: DeliveryJob) => this.post(job),
+      this.idempotency,
+      context,
     );
+    return processSqsBatch(event, context, (record) => this.processRecord(record, endpointOf, delivering));
   }
 
   private circuitFor(endpointId: string): CircuitBreaker<PostOutcome> {
@@ -396,6 +392,7 @@ export class WebhookWorker {
   private async processRecord(
     record: SQSRecord,
     endpointOf: (endpointId: string) => Promise<StoredEndpoint | undefined>,
+    delivering: BatchIdempotency<[{ id: string }, DeliveryJob], Delivered>,
   ): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
     const parsed = parseMessageBody(webhookMessageSchema, record.body);
@@ -442,7 +439,7 @@ export class WebhookWorker {
     const started = performance.now();
     const progress: DeliveryJob['progress'] = { posted: false };
     try {
-      delivered = await this.deliverOnce(
+      delivered = await delivering.once(
         { id: message.id },
         { message, endpoint, attempt, correlationId, progress },
       );
@@ -455,7 +452,7 @@ export class WebhookWorker {
       if (thrown !== error) {
         // The webhook id stays blocked until that record expires: a retry before then would be turned
         // away as a copy in flight, spending a receive.
-        notBeforeSec = inProgressExpirySec(this.idempotencyConfig);
+        notBeforeSec = delivering.inProgressExpirySec();
         observability.logger.warn(
           'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
           {

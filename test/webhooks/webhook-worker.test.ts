@@ -1040,6 +1040,31 @@ describe('batches handled at once by one worker', () => {
     expect(failedBatch.batchItemFailures).toEqual([{ itemIdentifier: failed.messageId }]);
     expect(deliveredBatch.batchItemFailures).toEqual([]);
   });
+
+  it("writes each batch's in-progress records to expire with its own invocation", async () => {
+    const accepting = await receiver(() => ({ status: 204 }));
+    const endpoint = await endpointAt(accepting.url);
+    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const saveInProgress = vi.spyOn(persistenceStore, 'saveInProgress');
+    const { worker } = setup({ persistenceStore });
+    const invocation = (remainingMs: number) =>
+      ({ ...context, getRemainingTimeInMillis: () => remainingMs }) as Context;
+    const long = messageFor(endpoint.id, endpoint.tenantId);
+    const short = messageFor(endpoint.id, endpoint.tenantId);
+    const longRecord = await record(long);
+    const shortRecord = await record(short);
+    // Invocations that run at once in one process (Lambda Managed Instances): the second begins before
+    // the first has written its in-progress record.
+    const answers = await Promise.all([
+      worker.handle({ Records: [longRecord] } as SQSEvent, invocation(900_000)),
+      worker.handle({ Records: [shortRecord] } as SQSEvent, invocation(4_000)),
+    ]);
+    expect(answers.map((answer) => answer.batchItemFailures)).toEqual([[], []]);
+    const remainingById = new Map(
+      saveInProgress.mock.calls.map(([key, remainingMs]) => [(key as { id: string }).id, remainingMs]),
+    );
+    expect(Object.fromEntries(remainingById)).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
+  });
 });
 
 describe('disabling a failing endpoint', () => {
