@@ -1,4 +1,5 @@
-// Embedded DynamoDB for `npm start` and tests: dynalite plus the transactions and TTL that it lacks.
+// Embedded DynamoDB for `npm start` and tests: dynalite plus the transactions, TTL and
+// ReturnValuesOnConditionCheckFailure that it lacks.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -6,6 +7,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import {
   type AttributeValue,
@@ -47,6 +49,14 @@ type Json = Record<string, unknown>;
 type Item = Record<string, AttributeValue>;
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 type Release = () => void;
+type HeaderValue = number | string | readonly string[];
+
+/** A response of dynalite's, kept to be relayed as it is or answered otherwise. */
+interface DynaliteAnswer {
+  readonly statusCode: number;
+  readonly headers: ReadonlyMap<string, HeaderValue>;
+  readonly body: string;
+}
 
 // dynalite is CommonJS without type definitions; this is the one entry point used.
 const dynalite = createRequire(import.meta.url)('dynalite') as (options: DynaliteOptions) => Server;
@@ -66,6 +76,9 @@ const NOOP_ATTRIBUTE = '__bulwark_condition_check_noop__';
 
 const VALIDATION = 'com.amazon.coral.validate#ValidationException';
 const dynamoType = (name: string): string => `com.amazonaws.dynamodb.v20120810#${name}`;
+const CONDITION_FAILED = dynamoType('ConditionalCheckFailedException');
+// The single-item writes whose failed condition can return the item (dynalite drops the parameter).
+const SINGLE_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem'].map((name) => TARGET_PREFIX + name));
 
 /** An error answered in DynamoDB's wire shape. */
 class DynamoDbError extends Error {
@@ -117,6 +130,17 @@ function toDynamoDbError(error: unknown): DynamoDbError {
 const isConditionFailure = (error: unknown): boolean =>
   errorName(error) === 'ConditionalCheckFailedException';
 
+/** Whether a write asks for the item back when its condition fails; DynamoDB knows only ALL_OLD and NONE. */
+function returnsOldItem(value: unknown, path: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (value !== 'ALL_OLD' && value !== 'NONE') {
+    throw validationError(
+      `1 validation error detected: Value '${String(value)}' at '${path}' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]`,
+    );
+  }
+  return value === 'ALL_OLD';
+}
+
 /** The wire carries binary attributes as base64; the SDK wants bytes, or it would base64 them a second time. */
 function toSdkValue(value: unknown): unknown {
   if (!isObject(value)) return value;
@@ -143,6 +167,22 @@ function toWire(value: unknown): unknown {
   if (isObject(value))
     return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, toWire(inner)]));
   return value;
+}
+
+function parseObject(text: string): Json | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isObject(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The error body of an answer that reports a failed condition. */
+function conditionFailureIn(answer: DynaliteAnswer): Json | undefined {
+  if (answer.statusCode !== 400) return undefined;
+  const body = parseObject(answer.body);
+  return body?.__type === CONDITION_FAILED ? body : undefined;
 }
 
 function stringMap(value: unknown): Record<string, string> | undefined {
@@ -224,6 +264,8 @@ interface WriteOperation {
   readonly kind: WriteKind;
   readonly tableName: string;
   readonly body: Json;
+  /** ReturnValuesOnConditionCheckFailure is ALL_OLD. */
+  readonly returnsOld: boolean;
 }
 
 interface AppliedWrite {
@@ -269,13 +311,22 @@ function send(req: IncomingMessage, res: ServerResponse, statusCode: number, dat
   res.end(body);
 }
 
+function relay(res: ServerResponse, answer: DynaliteAnswer): void {
+  res.statusCode = answer.statusCode;
+  for (const [name, value] of answer.headers) res.setHeader(name, value);
+  res.end(answer.body);
+}
+
 function isSigned(req: IncomingMessage): boolean {
   const authorization = req.headers.authorization;
   if (authorization) return authorization.trim().startsWith('AWS4-');
   return new URL(req.url ?? '/', 'http://localhost').searchParams.has('X-Amz-Algorithm');
 }
 
-/** Starts dynalite on 127.0.0.1 with TransactWriteItems, TransactGetItems and TTL added. */
+/**
+ * Starts dynalite on 127.0.0.1 with TransactWriteItems, TransactGetItems, TTL and the item of a failed
+ * single-item condition (ReturnValuesOnConditionCheckFailure) added.
+ */
 export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
   const server = dynalite({
     createTableMs: 0,
@@ -328,6 +379,18 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
 
   const keyOf = (item: Item, table: TableInfo): Item =>
     Object.fromEntries(table.keyNames.flatMap((name) => (item[name] ? [[name, item[name]]] : [])));
+
+  /** The item with the key of `keySource` (a Key, or a Put's whole Item) as it stands, or undefined. */
+  const currentItem = async (
+    tableName: string,
+    keySource: Item,
+    table: TableInfo,
+  ): Promise<Item | undefined> => {
+    const { Item: current } = await client().send(
+      new GetItemCommand({ TableName: tableName, Key: keyOf(keySource, table), ConsistentRead: true }),
+    );
+    return current;
+  };
 
   /** Checks a Key (or a Put's Item) against the schema up front, as DynamoDB validates before executing. */
   const identify = (tableName: string, table: TableInfo, item: Json, isFullItem: boolean): string => {
@@ -388,7 +451,11 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
     const absent = required.find((field) => body[field] === undefined || body[field] === null);
     if (absent) throw missingMember(`${path}.${lowerFirst(absent)}`);
     if (typeof body.TableName !== 'string') throw missingMember(`${path}.tableName`);
-    return { kind, tableName: body.TableName, body };
+    const returnsOld = returnsOldItem(
+      body.ReturnValuesOnConditionCheckFailure,
+      `${path}.returnValuesOnConditionCheckFailure`,
+    );
+    return { kind, tableName: body.TableName, body, returnsOld };
   };
 
   const expressionFields = (body: Json) => ({
@@ -515,18 +582,12 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
           }
           const reason: Json = { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' };
           reasons.push(reason);
-          if (operation.body.ReturnValuesOnConditionCheckFailure !== 'ALL_OLD') continue;
+          if (!operation.returnsOld) continue;
           const key = toSdkItem(operation.kind === 'Put' ? operation.body.Item : operation.body.Key) ?? {};
           // Caught here too, since anything escaping this loop would skip the rollback below.
           try {
-            const current = await client().send(
-              new GetItemCommand({
-                TableName: operation.tableName,
-                Key: keyOf(key, schemaOf(operation.tableName)),
-                ConsistentRead: true,
-              }),
-            );
-            if (current.Item) reason.Item = toWire(current.Item);
+            const current = await currentItem(operation.tableName, key, schemaOf(operation.tableName));
+            if (current) reason.Item = toWire(current);
           } catch (readError) {
             failure ??= toDynamoDbError(readError);
           }
@@ -677,6 +738,78 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
     }
   };
 
+  /** Serves one request by dynalite in this process, replaying its body (read to be inspected first). */
+  const askDynalite = (req: IncomingMessage, body: string): Promise<DynaliteAnswer> =>
+    new Promise((resolve) => {
+      const replay = Object.assign(Readable.from([Buffer.from(body)]), {
+        headers: req.headers,
+        method: req.method,
+        url: req.url,
+      });
+      const headers = new Map<string, HeaderValue>();
+      // The members of a ServerResponse that dynalite uses.
+      const response = {
+        statusCode: 200,
+        setHeader: (name: string, value: HeaderValue) => headers.set(name, value),
+        end: (data?: string) => resolve({ statusCode: response.statusCode, headers, body: data ?? '' }),
+      };
+      dynaliteListener.call(
+        server,
+        replay as unknown as IncomingMessage,
+        response as unknown as ServerResponse,
+      );
+    });
+
+  /**
+   * The condition failed while the lock was shared, so another write may have changed the item since.
+   * The write is tried again with the lock held alone, when nothing else reaches dynalite (every outside
+   * request and the TTL sweeper take the lock; internal requests come only from its holder), so a second
+   * failure failed on exactly the item read next. A failed write changed nothing: trying it again is the
+   * same request served a moment later, and whatever it answers then is the answer.
+   */
+  const answerWithOldItem = (
+    req: IncomingMessage,
+    body: string,
+    input: Json,
+    isPut: boolean,
+  ): Promise<DynaliteAnswer> =>
+    lock.run(true, async () => {
+      const retry = await askDynalite(req, body);
+      const failure = conditionFailureIn(retry);
+      if (!failure) return retry;
+      const tableName = String(input.TableName);
+      const keySource = toSdkItem(isPut ? input.Item : input.Key) ?? {};
+      const current = await currentItem(tableName, keySource, await describeTable(tableName));
+      throw new DynamoDbError(
+        CONDITION_FAILED,
+        optionalString(failure.message) ?? 'The conditional request failed',
+        400,
+        current ? { Item: toWire(current) } : {},
+      );
+    });
+
+  /** PutItem, UpdateItem and DeleteItem, served by dynalite, with the old item on a failed condition. */
+  const writeItem = async (req: IncomingMessage, res: ServerResponse, target: string): Promise<void> => {
+    try {
+      const body = await readBody(req);
+      const input = parseObject(body);
+      // Checked only where dynalite would serve the write, so its refusals (malformed, unsigned) come first.
+      const returnsOld =
+        input !== undefined &&
+        isSigned(req) &&
+        returnsOldItem(input.ReturnValuesOnConditionCheckFailure, 'returnValuesOnConditionCheckFailure');
+      const answer = await lock.run(false, () => askDynalite(req, body));
+      if (!input || !returnsOld || !conditionFailureIn(answer)) {
+        relay(res, answer);
+        return;
+      }
+      relay(res, await answerWithOldItem(req, body, input, target === `${TARGET_PREFIX}PutItem`));
+    } catch (error) {
+      const failure = toDynamoDbError(error);
+      send(req, res, failure.statusCode, failure.body());
+    }
+  };
+
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const target = req.headers['x-amz-target'];
     const handler = req.method === 'POST' && typeof target === 'string' ? handlers.get(target) : undefined;
@@ -684,9 +817,14 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
       void handle(req, res, handler);
       return;
     }
-    // Transaction steps arrive here while the transaction holds the lock exclusively.
+    // Transaction steps arrive here while the transaction holds the lock exclusively (so before the
+    // single writes below, which would wait for that lock).
     if (isInternal(req)) {
       dynaliteListener.call(server, req, res);
+      return;
+    }
+    if (req.method === 'POST' && typeof target === 'string' && SINGLE_WRITES.has(target)) {
+      void writeItem(req, res, target);
       return;
     }
     let finished = false;

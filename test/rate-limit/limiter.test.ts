@@ -176,7 +176,8 @@ describe('RateLimiter on DynamoDB', () => {
       }
       expect(own.total()).toBe(1);
 
-      // Another instance learns the same from its first rejection, then stops asking too.
+      // Another instance learns the same from its first rejection, then stops asking too. The refused
+      // write brings the stored TAT back (ReturnValuesOnConditionCheckFailure), so no read follows it.
       const other = countingClient();
       const otherLimiter = new RateLimiter({ policy: 'mfaVerify', tableName, client: other.client });
       expect(await otherLimiter.consume(key)).toMatchObject({
@@ -184,6 +185,7 @@ describe('RateLimiter on DynamoDB', () => {
         source: 'store',
         retryAfterSec: 10,
       });
+      expect([...other.requests.keys()]).toEqual(['UpdateItem']);
       const learnedAfter = other.total();
       expect(await otherLimiter.consume(key)).toMatchObject({ allowed: false, source: 'local' });
       expect(other.total()).toBe(learnedAfter);

@@ -1,13 +1,22 @@
-// The embedded DynamoDB's additions to dynalite: all-or-nothing transactions, snapshot reads and TTL.
+// The embedded DynamoDB's additions to dynalite: all-or-nothing transactions, snapshot reads, TTL, and the
+// item of a failed single-item condition.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
   CreateTableCommand,
+  DeleteItemCommand,
   DescribeTimeToLiveCommand,
   type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  type ReturnValuesOnConditionCheckFailure,
   TransactionCanceledException,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import {
@@ -415,6 +424,203 @@ describe('TransactWriteItems', () => {
     }
     const winningSlots = winners.flatMap((winner) => claims[winner] ?? []);
     expect(new Set(winningSlots).size).toBe(winningSlots.length);
+  });
+});
+
+describe('ReturnValuesOnConditionCheckFailure on single-item writes', () => {
+  type WriteName = 'PutItem' | 'UpdateItem' | 'DeleteItem';
+  type Item = Record<string, AttributeValue>;
+  const writeNames: WriteName[] = ['PutItem', 'UpdateItem', 'DeleteItem'];
+  const keyFor = (pk: string): Item => ({ pk: { S: pk }, sk: { S: 'ITEM' } });
+  const storedItem = (pk: string): Item => ({
+    ...keyFor(pk),
+    version: { N: '3' },
+    data: { B: new Uint8Array([0, 1, 250, 255]) },
+  });
+
+  /** The write, conditional on `version = 1` when `condition` is given (it fails on version 3 and on no item). */
+  function write(name: WriteName, pk: string, returnValues?: string, condition = true) {
+    const common = {
+      TableName: tableName,
+      ...(condition
+        ? {
+            ConditionExpression: 'version = :expected',
+            ExpressionAttributeValues: { ':expected': { N: '1' } },
+          }
+        : {}),
+      ReturnValuesOnConditionCheckFailure: returnValues as ReturnValuesOnConditionCheckFailure | undefined,
+    };
+    if (name === 'PutItem') {
+      return client.send(new PutItemCommand({ ...common, Item: { ...keyFor(pk), version: { N: '9' } } }));
+    }
+    if (name === 'DeleteItem') return client.send(new DeleteItemCommand({ ...common, Key: keyFor(pk) }));
+    return client.send(
+      new UpdateItemCommand({
+        ...common,
+        Key: keyFor(pk),
+        UpdateExpression: 'SET version = :next',
+        ExpressionAttributeValues: { ...common.ExpressionAttributeValues, ':next': { N: '9' } },
+      }),
+    );
+  }
+
+  async function conditionFailureOf(promise: Promise<unknown>): Promise<ConditionalCheckFailedException> {
+    const error = await promise.then(
+      () => undefined,
+      (rejection: unknown) => rejection,
+    );
+    expect(error).toBeInstanceOf(ConditionalCheckFailedException);
+    return error as ConditionalCheckFailedException;
+  }
+
+  async function storedAt(pk: string): Promise<Item | undefined> {
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: tableName, Key: keyFor(pk), ConsistentRead: true }),
+    );
+    return Item;
+  }
+
+  async function putStored(pk: string): Promise<void> {
+    await client.send(new PutItemCommand({ TableName: tableName, Item: storedItem(pk) }));
+  }
+
+  it.each(writeNames)(
+    '%s with ALL_OLD returns the item as it stood and leaves it unchanged',
+    async (name) => {
+      const pk = uniqueKey(name);
+      await putStored(pk);
+
+      const error = await conditionFailureOf(write(name, pk, 'ALL_OLD'));
+
+      expect(error.$metadata.httpStatusCode).toBe(400);
+      expect(error.message).toBe('The conditional request failed');
+      expect(error.Item).toEqual(storedItem(pk));
+      expect(await storedAt(pk)).toEqual(storedItem(pk));
+    },
+  );
+
+  it.each(writeNames)('%s with ALL_OLD returns no Item when there was no item', async (name) => {
+    const pk = uniqueKey(name);
+
+    const error = await conditionFailureOf(write(name, pk, 'ALL_OLD'));
+
+    expect(error.Item).toBeUndefined();
+    expect(await storedAt(pk)).toBeUndefined();
+  });
+
+  it.each(writeNames)('%s returns no Item with NONE or without the parameter', async (name) => {
+    const pk = uniqueKey(name);
+    await putStored(pk);
+
+    for (const returnValues of ['NONE', undefined]) {
+      const error = await conditionFailureOf(write(name, pk, returnValues));
+      expect(error.Item).toBeUndefined();
+    }
+    expect(await storedAt(pk)).toEqual(storedItem(pk));
+  });
+
+  it.each(writeNames)(
+    '%s with any other value is a ValidationException, and writes nothing',
+    async (name) => {
+      const pk = uniqueKey(name);
+      await putStored(pk);
+
+      // Unconditional, so only the validation keeps it from writing.
+      await expect(write(name, pk, 'ALL_NEW', false)).rejects.toMatchObject({
+        name: 'ValidationException',
+        message:
+          "1 validation error detected: Value 'ALL_NEW' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]",
+      });
+      expect(await storedAt(pk)).toEqual(storedItem(pk));
+    },
+  );
+
+  it('answers a write whose condition holds as before, ALL_OLD or not', async () => {
+    const pk = uniqueKey('holds');
+    await putStored(pk);
+
+    const output = await client.send(
+      new UpdateItemCommand({
+        TableName: tableName,
+        Key: keyFor(pk),
+        UpdateExpression: 'SET version = :next',
+        ConditionExpression: 'version = :expected',
+        ExpressionAttributeValues: { ':expected': { N: '3' }, ':next': { N: '4' } },
+        ReturnValues: 'UPDATED_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+
+    expect(output.Attributes).toEqual({ version: { N: '4' } });
+    expect(await storedAt(pk)).toEqual({ ...storedItem(pk), version: { N: '4' } });
+  });
+
+  it('returns the item the condition failed on while concurrent writes keep changing it', async () => {
+    const pk = uniqueKey('flip');
+    await client.send(
+      new PutItemCommand({ TableName: tableName, Item: { ...keyFor(pk), side: { S: 'a' } } }),
+    );
+    const random = seededRandom(20_250_301);
+    const flips = Array.from({ length: 60 }, () => (random() < 0.5 ? 'a' : 'b'));
+    const otherSide = (side: string): string => (side === 'a' ? 'b' : 'a');
+
+    // Each flip turns the item from one side to the other; one that finds it on the other side fails.
+    const outcomes = await Promise.all(
+      flips.map((from) =>
+        client
+          .send(
+            new UpdateItemCommand({
+              TableName: tableName,
+              Key: keyFor(pk),
+              UpdateExpression: 'SET side = :to',
+              ConditionExpression: 'side = :from',
+              ExpressionAttributeValues: { ':from': { S: from }, ':to': { S: otherSide(from) } },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+          )
+          .then(
+            () => undefined,
+            (error: unknown) => error,
+          ),
+      ),
+    );
+
+    const failures = flips.flatMap((from, index) => {
+      const outcome = outcomes[index];
+      return outcome === undefined ? [] : [{ from, outcome }];
+    });
+    expect(failures.length).toBeGreaterThan(0);
+    expect(failures.length).toBeLessThan(flips.length);
+    for (const { from, outcome } of failures) {
+      expect(outcome).toBeInstanceOf(ConditionalCheckFailedException);
+      // The item it failed on was on the other side; one read later could have been flipped back.
+      expect((outcome as ConditionalCheckFailedException).Item?.side).toEqual({ S: otherSide(from) });
+    }
+  });
+
+  it('rejects any other value inside a transaction too, before writing', async () => {
+    const pk = uniqueKey('transact-invalid');
+
+    await expect(
+      client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: tableName,
+                Item: keyFor(pk),
+                ReturnValuesOnConditionCheckFailure: 'ALL_NEW' as ReturnValuesOnConditionCheckFailure,
+              },
+            },
+          ],
+        }),
+      ),
+    ).rejects.toMatchObject({
+      name: 'ValidationException',
+      message:
+        "1 validation error detected: Value 'ALL_NEW' at 'transactItems.1.member.put.returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]",
+    });
+    expect(await storedAt(pk)).toBeUndefined();
   });
 });
 
