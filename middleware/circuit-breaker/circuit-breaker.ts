@@ -1,4 +1,5 @@
 // The circuit breaker: CLOSED / OPEN / HALF_OPEN shared by every instance through a state store.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { storeFailureReason } from '../dependency-failure.js';
@@ -86,6 +87,11 @@ interface CallSite<T> {
    * result), by the caller's deadline at the latest.
    */
   readonly closedFailure: (call: PendingCall<T>, error: unknown) => Promise<T>;
+  /**
+   * Whether Lambda may run several invocations at once in this process (Managed Instances set
+   * `AWS_LAMBDA_MAX_CONCURRENCY`): each call then keeps its async context for its timeout.
+   */
+  readonly concurrentInvocations: boolean;
 }
 
 /**
@@ -96,6 +102,12 @@ interface CallSite<T> {
 class PendingCall<T> extends Deadline implements GuardedCall {
   private controller: AbortController | undefined;
   private settled = false;
+  /**
+   * Runs a function in the caller's async context. The breaker's one timer fires in the context of the
+   * call that armed it, so without this a timeout would be reported (events, audit and log lines) in
+   * another invocation's. Only taken where invocations run concurrently: it costs more than a closed call.
+   */
+  private readonly inCallerContext: ((expire: () => void) => void) | undefined;
 
   constructor(
     private readonly site: CallSite<T>,
@@ -111,6 +123,7 @@ class PendingCall<T> extends Deadline implements GuardedCall {
     private readonly reject: (error: unknown) => void,
   ) {
     super(Math.min(startedAt + timeoutMs, callerDeadline));
+    this.inCallerContext = site.concurrentInvocations ? AsyncLocalStorage.snapshot() : undefined;
   }
 
   get signal(): AbortSignal {
@@ -140,6 +153,11 @@ class PendingCall<T> extends Deadline implements GuardedCall {
 
   expire(): void {
     if (this.settled) return;
+    if (this.inCallerContext) this.inCallerContext(() => this.expireNow());
+    else this.expireNow();
+  }
+
+  private expireNow(): void {
     this.settled = true;
     // The caller's deadline came first: running out is the caller's, not the dependency's.
     const error =
@@ -212,6 +230,7 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
       events: this,
       closedFailure: (call, error) =>
         this.closedFailure(error, call.startedAt, call.generation ?? 0, call.callerDeadline, call.onEvent),
+      concurrentInvocations: 'AWS_LAMBDA_MAX_CONCURRENCY' in process.env,
     };
   }
 
