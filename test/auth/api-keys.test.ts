@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
@@ -30,6 +30,22 @@ async function rawItem(keyId: string): Promise<Record<string, unknown> | undefin
 async function deleteLikeTtl(keyId: string): Promise<void> {
   await documentClient.send(
     new DeleteCommand({ TableName: tableName, Key: { pk: `APIKEY#${keyId}`, sk: 'APIKEY' } }),
+  );
+}
+
+/** The secret part of `bwk_<keyId>_<secret>` (base64url, so it may hold `_` itself). */
+const secretOf = (key: string) => key.split('_').slice(2).join('_');
+const sha256 = (secret: string) => createHash('sha256').update(secret).digest('hex');
+const hmac = (pepper: string, secret: string) => createHmac('sha256', pepper).update(secret).digest('hex');
+
+/** Makes a key's item what the store wrote before hash schemes were recorded. */
+async function forgetHashScheme(keyId: string): Promise<void> {
+  await documentClient.send(
+    new UpdateCommand({
+      TableName: tableName,
+      Key: { pk: `APIKEY#${keyId}`, sk: 'APIKEY' },
+      UpdateExpression: 'REMOVE hashScheme',
+    }),
   );
 }
 
@@ -450,5 +466,140 @@ describe('ApiKeyStore', () => {
     const send = vi.spyOn(documentClient, 'send');
     await apiKeys.verify((keys[0] as { key: string }).key);
     expect(send.mock.calls.filter(([command]) => command instanceof GetCommand)).toHaveLength(1);
+  });
+});
+
+describe('ApiKeyStore peppers', () => {
+  const plainPepper = 's'.repeat(32);
+  const january = { id: '2027-01', secret: 'j'.repeat(32) };
+  const june = { id: '2027-06', secret: 'u'.repeat(32) };
+
+  it("records the scheme each key is hashed under, its hash being that scheme's digest", async () => {
+    for (const [options, scheme, digest] of [
+      [{}, 'sha256', sha256],
+      [{ pepper: plainPepper }, 'hmac-sha256', (secret: string) => hmac(plainPepper, secret)],
+      [{ pepper: january }, 'hmac-sha256:2027-01', (secret: string) => hmac(january.secret, secret)],
+    ] as const) {
+      const created = await store(options).create(owner(), []);
+      expect(created.hashScheme).toBe(scheme);
+      expect(await rawItem(created.keyId)).toMatchObject({
+        hashScheme: scheme,
+        secretHash: digest(secretOf(created.key)),
+      });
+    }
+  });
+
+  it('verifies a key stored before schemes were recorded under the options of its time, unchanged', async () => {
+    const unpepperedKey = await store().create(owner(), []);
+    const plainPepperKey = await store({ pepper: plainPepper }).create(owner(), []);
+    await forgetHashScheme(unpepperedKey.keyId);
+    await forgetHashScheme(plainPepperKey.keyId);
+    await expect(store().verify(unpepperedKey.key)).resolves.toMatchObject({ id: unpepperedKey.keyId });
+    await expect(store({ pepper: plainPepper }).verify(plainPepperKey.key)).resolves.toMatchObject({
+      id: plainPepperKey.keyId,
+    });
+    // Each under its own scheme only: a key stranded by a pepper set before schemes were recorded stays so.
+    expect(await reasonOf(store({ pepper: plainPepper }).verify(unpepperedKey.key))).toBe('unknown_key');
+    expect(await reasonOf(store().verify(plainPepperKey.key))).toBe('unknown_key');
+  });
+
+  it('pepper added: keys hashed without one verify while acceptUnpeppered is set, and only then', async () => {
+    const before = store();
+    const recorded = await before.create(owner(), []);
+    const unrecorded = await before.create(owner(), []);
+    await forgetHashScheme(unrecorded.keyId);
+    const moving = store({ pepper: january, acceptUnpeppered: true });
+    await expect(moving.verify(recorded.key)).resolves.toMatchObject({ id: recorded.keyId });
+    await expect(moving.verify(unrecorded.key)).resolves.toMatchObject({ id: unrecorded.keyId });
+    const created = await moving.create(owner(), []);
+    expect(created.hashScheme).toBe('hmac-sha256:2027-01');
+    await expect(store({ pepper: january }).verify(created.key)).resolves.toBeDefined();
+    expect(await reasonOf(store({ pepper: january }).verify(recorded.key))).toBe('unknown_key');
+  });
+
+  it('pepper rotated: a key under a previous pepper verifies; once that pepper is dropped, it is unknown', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    await expect(rotated.verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+    expect((await rotated.create(owner(), [])).hashScheme).toBe('hmac-sha256:2027-06');
+    expect(await reasonOf(store({ pepper: june }).verify(issued.key))).toBe('unknown_key');
+  });
+
+  it('pepper rotated from the plain-string form: keys stored under it, recorded or not, still verify', async () => {
+    const before = store({ pepper: plainPepper });
+    const recorded = await before.create(owner(), []);
+    const unrecorded = await before.create(owner(), []);
+    await forgetHashScheme(unrecorded.keyId);
+    const rotated = store({ pepper: june, previousPeppers: [plainPepper] });
+    await expect(rotated.verify(recorded.key)).resolves.toMatchObject({ id: recorded.keyId });
+    await expect(rotated.verify(unrecorded.key)).resolves.toMatchObject({ id: unrecorded.keyId });
+  });
+
+  it('pepper removed: keys under the previous pepper verify, new keys are plain SHA-256', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const unpeppered = store({ previousPeppers: [january] });
+    await expect(unpeppered.verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+    expect((await unpeppered.create(owner(), [])).hashScheme).toBe('sha256');
+  });
+
+  it('answers a wrong secret, an unknown id and a dropped pepper alike, after one read each', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    const dropped = store({ pepper: june });
+    const send = vi.spyOn(documentClient, 'send');
+    const failures = [
+      await rotated.verify(`${issued.key.slice(0, 21)}${'A'.repeat(43)}`).catch((error: unknown) => error),
+      await rotated.verify(`bwk_00000000deadbeef_${'A'.repeat(43)}`).catch((error: unknown) => error),
+      await dropped.verify(issued.key).catch((error: unknown) => error),
+    ];
+    for (const failure of failures) {
+      expect(failure).toBeInstanceOf(InvalidTokenError);
+      expect(failure).toMatchObject({
+        reason: 'unknown_key',
+        statusCode: 401,
+        message: 'The API key is not valid',
+      });
+    }
+    expect(send.mock.calls.map(([command]) => command.constructor.name)).toEqual([
+      'GetCommand',
+      'GetCommand',
+      'GetCommand',
+    ]);
+  });
+
+  it('rejects invalid pepper options at construction, listing each', () => {
+    const error = (() => {
+      try {
+        store({
+          pepper: { id: 'has space', secret: 'short' },
+          previousPeppers: [january, 'too short', { id: '2027-01', secret: 'x'.repeat(16) }, 42 as never],
+          acceptUnpeppered: 'yes' as never,
+        });
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect((error as InvalidOptionsError).problems).toEqual([
+      'pepper.id must be 1-64 letters, digits, . _ or -',
+      'pepper.secret must be a string of >= 16 characters',
+      'previousPeppers[1] must be >= 16 characters',
+      'previousPeppers[2].id "2027-01" is used twice',
+      'previousPeppers[3] must be a string or { id, secret }',
+      'acceptUnpeppered must be a boolean',
+    ]);
+    expect(() => store({ pepper: plainPepper, previousPeppers: ['t'.repeat(16)] })).toThrow(
+      'previousPeppers[0] is a second pepper without an id',
+    );
+    expect(() => store({ pepper: june, previousPeppers: [june] })).toThrow(
+      'previousPeppers[0].id "2027-06" is used twice',
+    );
+    expect(() => store({ previousPeppers: plainPepper as never })).toThrow(
+      'previousPeppers must be an array',
+    );
+    expect(() =>
+      store({ pepper: january, previousPeppers: [june, plainPepper], acceptUnpeppered: true }),
+    ).not.toThrow();
   });
 });
