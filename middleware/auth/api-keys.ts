@@ -125,7 +125,8 @@ interface StoredKey {
 }
 
 interface CacheEntry {
-  readonly item: StoredKey | undefined;
+  /** Replaced by its rehashed copy once this instance has moved the key to the current scheme. */
+  item: StoredKey | undefined;
   readonly fetchedAt: number;
   /** Last `lastUsedAt` write (or attempt) from this instance. */
   touchedAt: number;
@@ -396,6 +397,8 @@ export class ApiKeyStore {
     // Status is revealed only to a holder of the right secret.
     if (item.revokedAt !== undefined) throw credentialError('revoked');
     if (isExpired(item, now)) throw credentialError('expired');
+    if (scheme !== this.currentScheme || item.hashScheme === undefined)
+      await this.rehash(entry, item, secret);
     await this.touch(entry, item, now);
     return {
       id: item.keyId,
@@ -541,6 +544,41 @@ export class ApiKeyStore {
     this.cache.set(keyId, entry);
     if (this.cache.size > this.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value as string);
     return entry;
+  }
+
+  /**
+   * Moves a key just verified under an older scheme (or under none recorded) to the current one, so the
+   * older pepper can be dropped once its keys have been used. Only the hash and its scheme change, in the
+   * key's own item: owner, tenant, scopes and a revocation written meanwhile stay as they are.
+   */
+  private async rehash(entry: CacheEntry, item: StoredKey, secret: string): Promise<void> {
+    const rehashed = {
+      ...item,
+      secretHash: this.currentScheme.digest(secret).toString('hex'),
+      hashScheme: this.currentScheme.name,
+    };
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keyOf(item.keyId),
+          UpdateExpression: 'SET secretHash = :rehashed, hashScheme = :scheme',
+          // Only over the hash just matched: a deleted key stays deleted, and of verifies racing here the
+          // first rewrites it and the others (whose hash would be the same) find nothing left to do.
+          ConditionExpression: 'secretHash = :matched',
+          ExpressionAttributeValues: {
+            ':rehashed': rehashed.secretHash,
+            ':scheme': rehashed.hashScheme,
+            ':matched': item.secretHash,
+          },
+        }),
+      );
+    } catch {
+      // Rehashed by another verify, deleted, or DynamoDB unavailable: the key still verifies as it is stored,
+      // and the next read of it after cacheTtlMs tries again. The request goes on.
+    }
+    // Under the current scheme this instance verifies the same secret, so it does not write again meanwhile.
+    entry.item = rehashed;
   }
 
   private async touch(entry: CacheEntry, item: StoredKey, now: number): Promise<void> {
