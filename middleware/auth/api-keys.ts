@@ -484,7 +484,8 @@ export class ApiKeyStore {
    * The owner's keys in the tenant, oldest first, without secrets: `alice` of another tenant is another
    * owner, and without a `tenantId` only the keys created without one are listed. Keys past their
    * `expiresAt` (expired, or revoked longer than `revokedRetentionMs` ago) are left out: TTL deletes them
-   * only eventually.
+   * only eventually. So are keys hashed under a pepper this store is no longer given: they cannot verify,
+   * and come back if that pepper does. Each record names its key's `hashScheme`, to follow a rotation.
    *
    * @example
    * await apiKeys.listByOwner(principal.id, { tenantId: principal.tenantId });
@@ -509,7 +510,7 @@ export class ApiKeyStore {
         }),
       );
       for (const item of (result.Items ?? []) as StoredKey[]) {
-        if (!isExpired(item, now)) records.push(toRecord(item));
+        if (!isExpired(item, now) && this.schemesFor(item).length > 0) records.push(toRecord(item));
       }
       startKey = result.LastEvaluatedKey;
       if (startKey === undefined) break;

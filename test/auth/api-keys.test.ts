@@ -698,6 +698,35 @@ describe('ApiKeyStore peppers', () => {
     expect(await rawItem(issued.keyId)).toMatchObject({ hashScheme: 'hmac-sha256:2027-06' });
   });
 
+  it('lists the keys a store can verify, each with its scheme, and revokes any of its owner', async () => {
+    const alice = owner();
+    const unrecorded = await store({ pepper: plainPepper }).create(alice, []);
+    await forgetHashScheme(unrecorded.keyId);
+    const underJanuary = await store({ pepper: january }).create(alice, []);
+    const underJune = await store({ pepper: june }).create(alice, []);
+    const listed = async (apiKeys: ApiKeyStore) =>
+      (await apiKeys.listByOwner(alice)).map((record) => [record.keyId, record.hashScheme]);
+    // Sorted by id: keys created in the same millisecond list in either order.
+    const sortedById = (pairs: (string | undefined)[][]) =>
+      [...pairs].sort(([left], [right]) => String(left).localeCompare(String(right)));
+    expect(
+      sortedById(await listed(store({ pepper: june, previousPeppers: [january, plainPepper] }))),
+    ).toEqual(
+      sortedById([
+        [unrecorded.keyId, undefined],
+        [underJanuary.keyId, 'hmac-sha256:2027-01'],
+        [underJune.keyId, 'hmac-sha256:2027-06'],
+      ]),
+    );
+    // The others answer unknown_key to this store: listing them would show dead keys as live.
+    const juneOnly = store({ pepper: june });
+    expect(await listed(juneOnly)).toEqual([[underJune.keyId, 'hmac-sha256:2027-06']]);
+    expect(await juneOnly.revoke(underJanuary.keyId, { owner: alice })).toBe(true);
+    expect(await reasonOf(store({ pepper: june, previousPeppers: [january] }).verify(underJanuary.key))).toBe(
+      'revoked',
+    );
+  });
+
   it('answers a wrong secret, an unknown id and a dropped pepper alike, after one read each', async () => {
     const issued = await store({ pepper: january }).create(owner(), []);
     const rotated = store({ pepper: june, previousPeppers: [january] });
