@@ -37,7 +37,8 @@ export interface ApiKeyStoreOptions {
    * Peppers keys may still be hashed under after `pepper` was rotated or removed: such a key still verifies,
    * and its first verify rehashes it under the current scheme. The key's item names its pepper, so an older
    * one costs no DynamoDB read, only its HMAC. A key whose pepper is dropped from here answers `unknown_key`:
-   * drop one once its keys have been used or reissued. @default []
+   * drop one once its keys have been used or reissued. A new pepper goes here one deployment before it
+   * becomes `pepper`, so that instances still on the old options accept the keys moved to it. @default []
    */
   readonly previousPeppers?: readonly (string | ApiKeyPepper)[];
   /**
