@@ -26,14 +26,41 @@ export interface ApiKeyStoreOptions {
   readonly cacheMaxEntries?: number;
   /** Least time between two `lastUsedAt` writes of one key. @default 60000 */
   readonly lastUsedIntervalMs?: number;
-  /** When given, secrets are stored as HMAC-SHA256 under this pepper instead of plain SHA-256. @default undefined */
-  readonly pepper?: string;
+  /**
+   * Pepper new keys are hashed under (HMAC-SHA256 instead of plain SHA-256). Give a new pepper an id: each key
+   * records the scheme it was hashed under, so the pepper can be rotated. A plain string is the pepper without
+   * an id that stores had before schemes were recorded: keys stored then record none and verify under it.
+   * @default undefined: plain SHA-256
+   */
+  readonly pepper?: string | ApiKeyPepper;
+  /**
+   * Peppers keys may still be hashed under after `pepper` was rotated or removed: such a key still verifies,
+   * and its first verify rehashes it under the current scheme. The key's item names its pepper, so an older
+   * one costs no DynamoDB read, only its HMAC. A key whose pepper is dropped from here answers `unknown_key`:
+   * drop one once its keys have been used or reissued. A new pepper goes here one deployment before it
+   * becomes `pepper`, so that instances still on the old options accept the keys moved to it. @default []
+   */
+  readonly previousPeppers?: readonly (string | ApiKeyPepper)[];
+  /**
+   * Whether keys hashed without a pepper (plain SHA-256) still verify, and are rehashed, while `pepper` is
+   * set: true while a store moves to a pepper, false again once its keys have been used or reissued.
+   * @default false
+   */
+  readonly acceptUnpeppered?: boolean;
   /**
    * How long a revoked key's item (owner, scopes, secret hash) is kept: revoking sets its `expiresAt` to
    * at most now + this, so the key answers `revoked` rather than `unknown_key` for that long and is then
    * deleted by the table's TTL. A whole number of milliseconds. @default 2592000000 (30 days)
    */
   readonly revokedRetentionMs?: number;
+}
+
+/** A pepper and the id recorded with every key hashed under it. */
+export interface ApiKeyPepper {
+  /** 1-64 letters, digits, `.`, `_` or `-`; one id, one secret, for good. */
+  readonly id: string;
+  /** At least 16 characters, kept out of the table (Secrets Manager). */
+  readonly secret: string;
 }
 
 /** A stored key as listed to its owner: never the secret or its hash. */
@@ -46,6 +73,11 @@ export interface ApiKeyRecord {
   readonly expiresAt: string | undefined;
   readonly revokedAt: string | undefined;
   readonly lastUsedAt: string | undefined;
+  /**
+   * What the secret is hashed with: `sha256`, `hmac-sha256` (the pepper given as a plain string) or
+   * `hmac-sha256:<pepper id>`; undefined for a key stored before schemes were recorded and not verified since.
+   */
+  readonly hashScheme: string | undefined;
 }
 
 /** What {@link ApiKeyStore.create} returns: the record and, this once, the plaintext key. */
@@ -84,6 +116,8 @@ interface StoredKey {
   owner: string;
   scopes: string[];
   secretHash: string;
+  /** Absent on keys stored before schemes were recorded. */
+  hashScheme?: string;
   tenantId?: string;
   createdAt: string;
   expiresAt?: number;
@@ -92,7 +126,8 @@ interface StoredKey {
 }
 
 interface CacheEntry {
-  readonly item: StoredKey | undefined;
+  /** Replaced by its rehashed copy once this instance has moved the key to the current scheme. */
+  item: StoredKey | undefined;
   readonly fetchedAt: number;
   /** Last `lastUsedAt` write (or attempt) from this instance. */
   touchedAt: number;
@@ -102,6 +137,8 @@ const keyPattern = /^bwk_([0-9a-f]{16})_([\w-]{43})$/;
 const ownerPattern = /^[^\s#]{1,128}$/;
 const scopePattern = /^[\w.:/*-]{1,128}$/;
 const sortKey = 'APIKEY';
+
+const pepperIdPattern = /^[\w.-]{1,64}$/;
 
 const keyOf = (keyId: string) => ({ pk: `APIKEY#${keyId}`, sk: sortKey });
 const ownerPartition = (owner: string) => `APIKEY#OWNER#${owner}`;
@@ -116,7 +153,79 @@ function toRecord(item: StoredKey): ApiKeyRecord {
     expiresAt: item.expiresAt === undefined ? undefined : new Date(item.expiresAt * 1000).toISOString(),
     revokedAt: item.revokedAt,
     lastUsedAt: item.lastUsedAt === undefined ? undefined : new Date(item.lastUsedAt).toISOString(),
+    hashScheme: item.hashScheme,
   };
+}
+
+/** One way of hashing secrets, under the name its keys record. */
+interface HashScheme {
+  readonly name: string;
+  digest(secret: string): Buffer;
+}
+
+/** The scheme of the pepper given as a plain string, without an id. */
+const idlessPepperScheme = 'hmac-sha256';
+
+const unpeppered: HashScheme = {
+  name: 'sha256',
+  digest: (secret) => createHash('sha256').update(secret).digest(),
+};
+
+function peppered(pepper: string | ApiKeyPepper): HashScheme {
+  const [name, key] =
+    typeof pepper === 'string' ? [idlessPepperScheme, pepper] : [`hmac-sha256:${pepper.id}`, pepper.secret];
+  return { name, digest: (secret) => createHmac('sha256', key).update(secret).digest() };
+}
+
+/** What is wrong with one pepper option (`label` names it in the problems). */
+function pepperProblems(label: string, pepper: unknown): string[] {
+  if (typeof pepper === 'string') return pepper.length < 16 ? [`${label} must be >= 16 characters`] : [];
+  if (typeof pepper !== 'object' || pepper === null) return [`${label} must be a string or { id, secret }`];
+  const { id, secret } = pepper as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof id !== 'string' || !pepperIdPattern.test(id)) {
+    problems.push(`${label}.id must be 1-64 letters, digits, . _ or -`);
+  }
+  if (typeof secret !== 'string' || secret.length < 16) {
+    problems.push(`${label}.secret must be a string of >= 16 characters`);
+  }
+  return problems;
+}
+
+/**
+ * The schemes the options name, current first, or the problems with them. Two peppers of one id (or two
+ * without one) would leave a key's recorded scheme naming either.
+ */
+function hashSchemes(options: ApiKeyStoreOptions, problems: string[]): HashScheme[] {
+  const previous: readonly unknown[] = options.previousPeppers ?? [];
+  if (!Array.isArray(previous)) {
+    problems.push('previousPeppers must be an array');
+    return [];
+  }
+  const labelled: [string, unknown][] = [
+    ...(options.pepper === undefined ? [] : [['pepper', options.pepper] as [string, unknown]]),
+    ...previous.map((pepper, index): [string, unknown] => [`previousPeppers[${index}]`, pepper]),
+  ];
+  const schemes = options.pepper === undefined ? [unpeppered] : [];
+  for (const [label, pepper] of labelled) {
+    const found = pepperProblems(label, pepper);
+    problems.push(...found);
+    if (found.length > 0) continue;
+    const scheme = peppered(pepper as string | ApiKeyPepper);
+    if (schemes.some((earlier) => earlier.name === scheme.name)) {
+      problems.push(
+        typeof pepper === 'string'
+          ? `${label} is a second pepper without an id`
+          : `${label}.id ${JSON.stringify((pepper as ApiKeyPepper).id)} is used twice`,
+      );
+    }
+    schemes.push(scheme);
+  }
+  if (options.acceptUnpeppered !== undefined && typeof options.acceptUnpeppered !== 'boolean') {
+    problems.push('acceptUnpeppered must be a boolean');
+  }
+  if (options.acceptUnpeppered === true && options.pepper !== undefined) schemes.push(unpeppered);
+  return schemes;
 }
 
 /**
@@ -157,7 +266,15 @@ export class ApiKeyStore {
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
   private readonly lastUsedIntervalMs: number;
-  private readonly pepper: string | undefined;
+  /** New keys are hashed under it, and keys verified under another scheme are rehashed to it. */
+  private readonly currentScheme: HashScheme;
+  /** Every scheme a key may verify under, by the name its item records. */
+  private readonly acceptedSchemes: ReadonlyMap<string, HashScheme>;
+  /**
+   * The schemes a key stored before schemes were recorded may be under: the store's pepper of the time,
+   * the one given as a plain string, or none at all.
+   */
+  private readonly unrecordedSchemes: readonly HashScheme[];
   private readonly revokedRetentionMs: number;
   private readonly cache = new Map<string, CacheEntry>();
   /** Revocations this instance has finished, applied or not: a read in flight across one keeps no copy. */
@@ -176,21 +293,41 @@ export class ApiKeyStore {
       problems.push('cacheMaxEntries must be a positive integer');
     }
     if (!(this.lastUsedIntervalMs >= 0)) problems.push('lastUsedIntervalMs must be >= 0');
-    if (options.pepper !== undefined && options.pepper.length < 16)
-      problems.push('pepper must be >= 16 characters');
+    const schemes = hashSchemes(options, problems);
     if (!(Number.isSafeInteger(this.revokedRetentionMs) && this.revokedRetentionMs >= 0)) {
       problems.push('revokedRetentionMs must be a whole number >= 0');
     }
     assertNoProblems('ApiKeyStore', problems);
     this.client = options.client;
     this.tableName = options.tableName;
-    this.pepper = options.pepper;
+    this.currentScheme = schemes[0] as HashScheme;
+    this.acceptedSchemes = new Map(schemes.map((scheme) => [scheme.name, scheme]));
+    this.unrecordedSchemes = [idlessPepperScheme, unpeppered.name].flatMap(
+      (name) => this.acceptedSchemes.get(name) ?? [],
+    );
   }
 
-  private hashSecret(secret: string): string {
-    return this.pepper === undefined
-      ? createHash('sha256').update(secret).digest('hex')
-      : createHmac('sha256', this.pepper).update(secret).digest('hex');
+  /** The schemes a key may verify under: none when its item names one this store is no longer given. */
+  private schemesFor(item: StoredKey): readonly HashScheme[] {
+    if (item.hashScheme === undefined) return this.unrecordedSchemes;
+    const scheme = this.acceptedSchemes.get(item.hashScheme);
+    return scheme === undefined ? [] : [scheme];
+  }
+
+  /** The scheme under which `secret` hashes to the key's stored hash, if one of its schemes does. */
+  private schemeMatching(item: StoredKey | undefined, secret: string): HashScheme | undefined {
+    const candidates = item === undefined ? [] : this.schemesFor(item);
+    if (candidates.length === 0) {
+      // Hashed all the same: an unknown id or a dropped pepper takes the time a wrong secret does.
+      this.currentScheme.digest(secret);
+      return undefined;
+    }
+    const expected = Buffer.from((item as StoredKey).secretHash, 'hex');
+    return candidates.find((scheme) => {
+      const actual = scheme.digest(secret);
+      // Equal-length digests compared in constant time: the secret leaks nothing through timing.
+      return expected.length === actual.length && timingSafeEqual(expected, actual);
+    });
   }
 
   /**
@@ -226,7 +363,8 @@ export class ApiKeyStore {
       keyId,
       owner,
       scopes: [...scopes],
-      secretHash: this.hashSecret(secret),
+      secretHash: this.currentScheme.digest(secret).toString('hex'),
+      hashScheme: this.currentScheme.name,
       createdAt,
       ...(options.tenantId === undefined ? {} : { tenantId: options.tenantId }),
       ...(expiresAt === undefined ? {} : { expiresAt: toEpochSeconds(expiresAt.getTime()) }),
@@ -244,7 +382,8 @@ export class ApiKeyStore {
 
   /**
    * The principal of a presented key.
-   * @throws InvalidTokenError (401): malformed, unknown or wrong (`unknown_key`), revoked, expired;
+   * @throws InvalidTokenError (401): malformed, unknown, wrong or hashed under a pepper this store is no
+   * longer given (`unknown_key`, all alike), revoked, expired;
    * ServiceUnavailableError (503) when the key cannot be read.
    */
   async verify(presented: string): Promise<Principal> {
@@ -254,15 +393,13 @@ export class ApiKeyStore {
     const now = Date.now();
     const entry = await this.lookup(keyId, now);
     const item = entry.item;
-    if (item === undefined) throw credentialError('unknown_key');
-    const expected = Buffer.from(item.secretHash, 'hex');
-    const actual = Buffer.from(this.hashSecret(secret), 'hex');
-    // Equal-length digests compared in constant time: the secret leaks nothing through timing.
-    if (expected.length !== actual.length || !timingSafeEqual(expected, actual))
-      throw credentialError('unknown_key');
+    const scheme = this.schemeMatching(item, secret);
+    if (item === undefined || scheme === undefined) throw credentialError('unknown_key');
     // Status is revealed only to a holder of the right secret.
     if (item.revokedAt !== undefined) throw credentialError('revoked');
     if (isExpired(item, now)) throw credentialError('expired');
+    if (scheme !== this.currentScheme || item.hashScheme === undefined)
+      await this.rehash(entry, item, secret);
     await this.touch(entry, item, now);
     return {
       id: item.keyId,
@@ -348,7 +485,8 @@ export class ApiKeyStore {
    * The owner's keys in the tenant, oldest first, without secrets: `alice` of another tenant is another
    * owner, and without a `tenantId` only the keys created without one are listed. Keys past their
    * `expiresAt` (expired, or revoked longer than `revokedRetentionMs` ago) are left out: TTL deletes them
-   * only eventually.
+   * only eventually. So are keys hashed under a pepper this store is no longer given: they cannot verify,
+   * and come back if that pepper does. Each record names its key's `hashScheme`, to follow a rotation.
    *
    * @example
    * await apiKeys.listByOwner(principal.id, { tenantId: principal.tenantId });
@@ -373,7 +511,7 @@ export class ApiKeyStore {
         }),
       );
       for (const item of (result.Items ?? []) as StoredKey[]) {
-        if (!isExpired(item, now)) records.push(toRecord(item));
+        if (!isExpired(item, now) && this.schemesFor(item).length > 0) records.push(toRecord(item));
       }
       startKey = result.LastEvaluatedKey;
       if (startKey === undefined) break;
@@ -408,6 +546,41 @@ export class ApiKeyStore {
     this.cache.set(keyId, entry);
     if (this.cache.size > this.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value as string);
     return entry;
+  }
+
+  /**
+   * Moves a key just verified under an older scheme (or under none recorded) to the current one, so the
+   * older pepper can be dropped once its keys have been used. Only the hash and its scheme change, in the
+   * key's own item: owner, tenant, scopes and a revocation written meanwhile stay as they are.
+   */
+  private async rehash(entry: CacheEntry, item: StoredKey, secret: string): Promise<void> {
+    const rehashed = {
+      ...item,
+      secretHash: this.currentScheme.digest(secret).toString('hex'),
+      hashScheme: this.currentScheme.name,
+    };
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keyOf(item.keyId),
+          UpdateExpression: 'SET secretHash = :rehashed, hashScheme = :scheme',
+          // Only over the hash just matched: a deleted key stays deleted, and of verifies racing here the
+          // first rewrites it and the others (whose hash would be the same) find nothing left to do.
+          ConditionExpression: 'secretHash = :matched',
+          ExpressionAttributeValues: {
+            ':rehashed': rehashed.secretHash,
+            ':scheme': rehashed.hashScheme,
+            ':matched': item.secretHash,
+          },
+        }),
+      );
+    } catch {
+      // Rehashed by another verify, deleted, or DynamoDB unavailable: the key still verifies as it is stored,
+      // and the next read of it after cacheTtlMs tries again. The request goes on.
+    }
+    // Under the current scheme this instance verifies the same secret, so it does not write again meanwhile.
+    entry.item = rehashed;
   }
 
   private async touch(entry: CacheEntry, item: StoredKey, now: number): Promise<void> {

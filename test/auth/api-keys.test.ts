@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
@@ -30,6 +30,22 @@ async function rawItem(keyId: string): Promise<Record<string, unknown> | undefin
 async function deleteLikeTtl(keyId: string): Promise<void> {
   await documentClient.send(
     new DeleteCommand({ TableName: tableName, Key: { pk: `APIKEY#${keyId}`, sk: 'APIKEY' } }),
+  );
+}
+
+/** The secret part of `bwk_<keyId>_<secret>` (base64url, so it may hold `_` itself). */
+const secretOf = (key: string) => key.split('_').slice(2).join('_');
+const sha256 = (secret: string) => createHash('sha256').update(secret).digest('hex');
+const hmac = (pepper: string, secret: string) => createHmac('sha256', pepper).update(secret).digest('hex');
+
+/** Makes a key's item what the store wrote before hash schemes were recorded. */
+async function forgetHashScheme(keyId: string): Promise<void> {
+  await documentClient.send(
+    new UpdateCommand({
+      TableName: tableName,
+      Key: { pk: `APIKEY#${keyId}`, sk: 'APIKEY' },
+      UpdateExpression: 'REMOVE hashScheme',
+    }),
   );
 }
 
@@ -450,5 +466,325 @@ describe('ApiKeyStore', () => {
     const send = vi.spyOn(documentClient, 'send');
     await apiKeys.verify((keys[0] as { key: string }).key);
     expect(send.mock.calls.filter(([command]) => command instanceof GetCommand)).toHaveLength(1);
+  });
+});
+
+describe('ApiKeyStore peppers', () => {
+  const plainPepper = 's'.repeat(32);
+  const january = { id: '2027-01', secret: 'j'.repeat(32) };
+  const june = { id: '2027-06', secret: 'u'.repeat(32) };
+
+  it("records the scheme each key is hashed under, its hash being that scheme's digest", async () => {
+    for (const [options, scheme, digest] of [
+      [{}, 'sha256', sha256],
+      [{ pepper: plainPepper }, 'hmac-sha256', (secret: string) => hmac(plainPepper, secret)],
+      [{ pepper: january }, 'hmac-sha256:2027-01', (secret: string) => hmac(january.secret, secret)],
+    ] as const) {
+      const created = await store(options).create(owner(), []);
+      expect(created.hashScheme).toBe(scheme);
+      expect(await rawItem(created.keyId)).toMatchObject({
+        hashScheme: scheme,
+        secretHash: digest(secretOf(created.key)),
+      });
+    }
+  });
+
+  it('verifies a key stored before schemes were recorded under the options of its time, and records it', async () => {
+    const unpepperedKey = await store().create(owner(), []);
+    const plainPepperKey = await store({ pepper: plainPepper }).create(owner(), []);
+    await forgetHashScheme(unpepperedKey.keyId);
+    await forgetHashScheme(plainPepperKey.keyId);
+    // Each under its own scheme only: a key stranded by a pepper set before schemes were recorded stays so.
+    expect(await reasonOf(store({ pepper: plainPepper }).verify(unpepperedKey.key))).toBe('unknown_key');
+    expect(await reasonOf(store().verify(plainPepperKey.key))).toBe('unknown_key');
+    await expect(store().verify(unpepperedKey.key)).resolves.toMatchObject({ id: unpepperedKey.keyId });
+    await expect(store({ pepper: plainPepper }).verify(plainPepperKey.key)).resolves.toMatchObject({
+      id: plainPepperKey.keyId,
+    });
+    expect(await rawItem(unpepperedKey.keyId)).toMatchObject({
+      hashScheme: 'sha256',
+      secretHash: sha256(secretOf(unpepperedKey.key)),
+    });
+    expect(await rawItem(plainPepperKey.keyId)).toMatchObject({
+      hashScheme: 'hmac-sha256',
+      secretHash: hmac(plainPepper, secretOf(plainPepperKey.key)),
+    });
+  });
+
+  it('pepper added: keys hashed without one verify while acceptUnpeppered is set, and move to the pepper', async () => {
+    const before = store();
+    const recorded = await before.create(owner(), []);
+    const unrecorded = await before.create(owner(), []);
+    await forgetHashScheme(unrecorded.keyId);
+    expect(await reasonOf(store({ pepper: january }).verify(recorded.key))).toBe('unknown_key');
+    const moving = store({ pepper: january, acceptUnpeppered: true });
+    for (const created of [recorded, unrecorded]) {
+      await expect(moving.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
+      expect(await rawItem(created.keyId)).toMatchObject({
+        hashScheme: 'hmac-sha256:2027-01',
+        secretHash: hmac(january.secret, secretOf(created.key)),
+      });
+      await expect(store({ pepper: january }).verify(created.key)).resolves.toMatchObject({
+        id: created.keyId,
+      });
+    }
+    expect((await moving.create(owner(), [])).hashScheme).toBe('hmac-sha256:2027-01');
+  });
+
+  it('pepper rotated: a key under the previous pepper verifies and moves to the new one; unused, it dies with the old', async () => {
+    const original = store({ pepper: january });
+    const used = await original.create(owner(), []);
+    const unused = await original.create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    await expect(rotated.verify(used.key)).resolves.toMatchObject({ id: used.keyId });
+    expect(await rawItem(used.keyId)).toMatchObject({
+      hashScheme: 'hmac-sha256:2027-06',
+      secretHash: hmac(june.secret, secretOf(used.key)),
+    });
+    expect((await rotated.create(owner(), [])).hashScheme).toBe('hmac-sha256:2027-06');
+    const dropped = store({ pepper: june });
+    await expect(dropped.verify(used.key)).resolves.toMatchObject({ id: used.keyId });
+    expect(await reasonOf(dropped.verify(unused.key))).toBe('unknown_key');
+  });
+
+  it('pepper rotated from the plain-string form: keys stored under it, recorded or not, verify and move', async () => {
+    const before = store({ pepper: plainPepper });
+    const recorded = await before.create(owner(), []);
+    const unrecorded = await before.create(owner(), []);
+    await forgetHashScheme(unrecorded.keyId);
+    const rotated = store({ pepper: june, previousPeppers: [plainPepper] });
+    for (const created of [recorded, unrecorded]) {
+      await expect(rotated.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
+      expect(await rawItem(created.keyId)).toMatchObject({ hashScheme: 'hmac-sha256:2027-06' });
+    }
+  });
+
+  it('pepper removed: keys under the previous pepper verify and move to plain SHA-256', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const unpeppered = store({ previousPeppers: [january] });
+    await expect(unpeppered.verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+    expect(await rawItem(issued.keyId)).toMatchObject({
+      hashScheme: 'sha256',
+      secretHash: sha256(secretOf(issued.key)),
+    });
+    await expect(store().verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+    expect((await unpeppered.create(owner(), [])).hashScheme).toBe('sha256');
+  });
+
+  it('rehashes only the hash and its scheme: owner, tenant, scopes, expiry and index stay', async () => {
+    const issued = await store({ pepper: january }).create(owner(), ['bookings/read'], {
+      tenantId: 'tenant-a',
+      expiresAt: new Date(Date.now() + day),
+    });
+    const before = await rawItem(issued.keyId);
+    await store({ pepper: june, previousPeppers: [january], lastUsedIntervalMs: day }).verify(issued.key);
+    const after = await rawItem(issued.keyId);
+    const { secretHash, hashScheme, lastUsedAt, ...kept } = after ?? {};
+    expect(kept).toEqual({ ...before, secretHash: undefined, hashScheme: undefined, lastUsedAt: undefined });
+    expect([secretHash, hashScheme]).toEqual([
+      hmac(june.secret, secretOf(issued.key)),
+      'hmac-sha256:2027-06',
+    ]);
+    expect(lastUsedAt).toBeTypeOf('number');
+  });
+
+  it('rehashes a key once when verifies on several instances race, and every one of them succeeds', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const instances = [1, 2, 3, 4].map(() =>
+      store({ pepper: june, previousPeppers: [january], cacheTtlMs: 0 }),
+    );
+    const original = documentClient.send.bind(documentClient);
+    const rehashes: string[] = [];
+    let readsServed = 0;
+    let allRead!: () => void;
+    const everyoneHasRead = new Promise<void>((resolve) => {
+      allRead = resolve;
+    });
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      if (command instanceof GetCommand) {
+        const result = await original(command as never);
+        readsServed += 1;
+        if (readsServed === instances.length) allRead();
+        // Every instance holds the key under the old pepper before any of them rewrites it.
+        await everyoneHasRead;
+        return result;
+      }
+      const sent = original(command as never);
+      if (command instanceof UpdateCommand && command.input.UpdateExpression?.includes('hashScheme')) {
+        await sent.then(
+          () => rehashes.push('written'),
+          (error: Error) => rehashes.push(error.name),
+        );
+      }
+      return sent;
+    }) as typeof documentClient.send);
+    const principals = await Promise.all(instances.map((instance) => instance.verify(issued.key)));
+    expect(principals.map((principal) => principal.id)).toEqual(instances.map(() => issued.keyId));
+    expect(rehashes.sort()).toEqual([
+      'ConditionalCheckFailedException',
+      'ConditionalCheckFailedException',
+      'ConditionalCheckFailedException',
+      'written',
+    ]);
+    vi.restoreAllMocks();
+    expect(await rawItem(issued.keyId)).toMatchObject({
+      hashScheme: 'hmac-sha256:2027-06',
+      secretHash: hmac(june.secret, secretOf(issued.key)),
+    });
+    await expect(store({ pepper: june }).verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+  });
+
+  it('keeps a revoked key under an old pepper revoked, and leaves it as it is', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    expect(await rotated.revoke(issued.keyId)).toBe(true);
+    const before = await rawItem(issued.keyId);
+    expect(await reasonOf(rotated.verify(issued.key))).toBe('revoked');
+    expect(await rawItem(issued.keyId)).toEqual(before);
+  });
+
+  it('keeps a revocation written while the key was being rehashed', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    const original = documentClient.send.bind(documentClient);
+    let rehashHeld!: () => void;
+    const held = new Promise<void>((resolve) => {
+      rehashHeld = resolve;
+    });
+    let releaseRehash!: () => void;
+    const released = new Promise<void>((resolve) => {
+      releaseRehash = resolve;
+    });
+    vi.spyOn(documentClient, 'send').mockImplementation((async (command: unknown) => {
+      if (command instanceof UpdateCommand && command.input.UpdateExpression?.includes('hashScheme')) {
+        rehashHeld();
+        await released;
+      }
+      return original(command as never);
+    }) as typeof documentClient.send);
+    const verifying = rotated.verify(issued.key);
+    await held;
+    expect(await store().revoke(issued.keyId)).toBe(true);
+    releaseRehash();
+    // That request's key was valid when it was read; the revocation outlives the rewrite.
+    await expect(verifying).resolves.toMatchObject({ id: issued.keyId });
+    expect(await rawItem(issued.keyId)).toMatchObject({
+      hashScheme: 'hmac-sha256:2027-06',
+      revokedAt: expect.any(String),
+    });
+    expect(await reasonOf(store({ pepper: june }).verify(issued.key))).toBe('revoked');
+  });
+
+  it('answers a verify whose rehash cannot be written, and tries again on its next read of the key', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    const original = documentClient.send.bind(documentClient);
+    const send = vi.spyOn(documentClient, 'send').mockImplementation(((command: unknown) => {
+      if (command instanceof UpdateCommand) return Promise.reject(new Error('throttled'));
+      return original(command as never);
+    }) as typeof documentClient.send);
+    await expect(rotated.verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+    await expect(rotated.verify(issued.key)).resolves.toMatchObject({ id: issued.keyId });
+    const rehashes = () =>
+      send.mock.calls.filter(
+        ([command]) =>
+          command instanceof UpdateCommand && command.input.UpdateExpression?.includes('hashScheme'),
+      );
+    // Once per read of the key, not per request: the second verify was answered from the cache.
+    expect(rehashes()).toHaveLength(1);
+    expect(await rawItem(issued.keyId)).toMatchObject({ hashScheme: 'hmac-sha256:2027-01' });
+    send.mockImplementation(original as typeof documentClient.send);
+    await store({ pepper: june, previousPeppers: [january] }).verify(issued.key);
+    expect(await rawItem(issued.keyId)).toMatchObject({ hashScheme: 'hmac-sha256:2027-06' });
+  });
+
+  it('lists the keys a store can verify, each with its scheme, and revokes any of its owner', async () => {
+    const alice = owner();
+    const unrecorded = await store({ pepper: plainPepper }).create(alice, []);
+    await forgetHashScheme(unrecorded.keyId);
+    const underJanuary = await store({ pepper: january }).create(alice, []);
+    const underJune = await store({ pepper: june }).create(alice, []);
+    const listed = async (apiKeys: ApiKeyStore) =>
+      (await apiKeys.listByOwner(alice)).map((record) => [record.keyId, record.hashScheme]);
+    // Sorted by id: keys created in the same millisecond list in either order.
+    const sortedById = (pairs: (string | undefined)[][]) =>
+      [...pairs].sort(([left], [right]) => String(left).localeCompare(String(right)));
+    expect(
+      sortedById(await listed(store({ pepper: june, previousPeppers: [january, plainPepper] }))),
+    ).toEqual(
+      sortedById([
+        [unrecorded.keyId, undefined],
+        [underJanuary.keyId, 'hmac-sha256:2027-01'],
+        [underJune.keyId, 'hmac-sha256:2027-06'],
+      ]),
+    );
+    // The others answer unknown_key to this store: listing them would show dead keys as live.
+    const juneOnly = store({ pepper: june });
+    expect(await listed(juneOnly)).toEqual([[underJune.keyId, 'hmac-sha256:2027-06']]);
+    expect(await juneOnly.revoke(underJanuary.keyId, { owner: alice })).toBe(true);
+    expect(await reasonOf(store({ pepper: june, previousPeppers: [january] }).verify(underJanuary.key))).toBe(
+      'revoked',
+    );
+  });
+
+  it('answers a wrong secret, an unknown id and a dropped pepper alike, after one read each', async () => {
+    const issued = await store({ pepper: january }).create(owner(), []);
+    const rotated = store({ pepper: june, previousPeppers: [january] });
+    const dropped = store({ pepper: june });
+    const send = vi.spyOn(documentClient, 'send');
+    const failures = [
+      await rotated.verify(`${issued.key.slice(0, 21)}${'A'.repeat(43)}`).catch((error: unknown) => error),
+      await rotated.verify(`bwk_00000000deadbeef_${'A'.repeat(43)}`).catch((error: unknown) => error),
+      await dropped.verify(issued.key).catch((error: unknown) => error),
+    ];
+    for (const failure of failures) {
+      expect(failure).toBeInstanceOf(InvalidTokenError);
+      expect(failure).toMatchObject({
+        reason: 'unknown_key',
+        statusCode: 401,
+        message: 'The API key is not valid',
+      });
+    }
+    expect(send.mock.calls.map(([command]) => command.constructor.name)).toEqual([
+      'GetCommand',
+      'GetCommand',
+      'GetCommand',
+    ]);
+  });
+
+  it('rejects invalid pepper options at construction, listing each', () => {
+    const error = (() => {
+      try {
+        store({
+          pepper: { id: 'has space', secret: 'short' },
+          previousPeppers: [january, 'too short', { id: '2027-01', secret: 'x'.repeat(16) }, 42 as never],
+          acceptUnpeppered: 'yes' as never,
+        });
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect((error as InvalidOptionsError).problems).toEqual([
+      'pepper.id must be 1-64 letters, digits, . _ or -',
+      'pepper.secret must be a string of >= 16 characters',
+      'previousPeppers[1] must be >= 16 characters',
+      'previousPeppers[2].id "2027-01" is used twice',
+      'previousPeppers[3] must be a string or { id, secret }',
+      'acceptUnpeppered must be a boolean',
+    ]);
+    expect(() => store({ pepper: plainPepper, previousPeppers: ['t'.repeat(16)] })).toThrow(
+      'previousPeppers[0] is a second pepper without an id',
+    );
+    expect(() => store({ pepper: june, previousPeppers: [june] })).toThrow(
+      'previousPeppers[0].id "2027-06" is used twice',
+    );
+    expect(() => store({ previousPeppers: plainPepper as never })).toThrow(
+      'previousPeppers must be an array',
+    );
+    expect(() =>
+      store({ pepper: january, previousPeppers: [june, plainPepper], acceptUnpeppered: true }),
+    ).not.toThrow();
   });
 });
