@@ -191,6 +191,7 @@ describe('DynamoDbCounterStore with answers only real DynamoDB gives', () => {
     nowUs: 10_000_000,
     thresholdUs: 20_000_000,
     incrementUs: 1,
+    windowSec: 60,
     expiresAtSec: 40,
   };
 
@@ -198,16 +199,21 @@ describe('DynamoDbCounterStore with answers only real DynamoDB gives', () => {
     const store = new DynamoDbCounterStore({
       tableName: 'bulwark-toolkit',
       client: scripted([
-        failedWith({ tat: { N: '30000000' }, expiresAt: { N: '40' } }),
+        failedWith({ tat: { N: '30000000' }, windowSec: { N: '3600' }, expiresAt: { N: '40' } }),
         failedWith({ tat: { N: '30000000' }, expiresAt: { N: '5' } }),
         failedWith({ expiresAt: { N: '40' } }),
         failedWith(),
       ]),
     });
-    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, tatUs: 30_000_000 });
+    // With the window that counted it, so a TAT of another window is known for what it is.
+    expect(await store.write('RL#p#k', write)).toEqual({
+      applied: false,
+      known: true,
+      stored: { tatUs: 30_000_000, windowSec: 3600 },
+    });
     // Past its expiresAt the returned item counts as absent.
-    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, tatUs: undefined });
-    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, tatUs: undefined });
+    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, stored: undefined });
+    expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: true, stored: undefined });
     expect(await store.write('RL#p#k', write)).toEqual({ applied: false, known: false });
   });
 
