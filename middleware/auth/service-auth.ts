@@ -196,7 +196,11 @@ async function readSource(secrets: ServiceSecretSource, refresh: boolean): Promi
   return secret;
 }
 
-/** Remembers nonces until they expire; `claim` is true only for the first use of a nonce. */
+/**
+ * Remembers nonces until they expire; `claim` is true only for the first use of a nonce. A claimed nonce
+ * can be claimed again only once `nowMs` reaches its `expiresAtSec`, which the verifier sets past the last
+ * second at which any verifier, whatever its `toleranceSec`, accepts the request's timestamp.
+ */
 export interface NonceStore {
   claim(key: string, expiresAtSec: number, nowMs: number): Promise<boolean>;
 }
@@ -287,6 +291,9 @@ export interface IncomingSignedRequest {
 
 export const serviceAuthHeaderNames = ['x-service-id', 'x-timestamp', 'x-nonce', 'x-signature'] as const;
 
+/** The widest `toleranceSec` a verifier accepts, and so how long every nonce is kept past its timestamp. */
+const maxToleranceSec = 3600;
+
 /**
  * Verifies signed service requests: known service id, timestamp within the window, signature by
  * the current or previous secret, and a nonce never seen before (claimed only once the signature
@@ -322,8 +329,10 @@ export class ServiceRequestVerifier {
     if (services.size === 0) problems.push('services must name at least one caller');
     if (!options.nonceStore) problems.push('nonceStore is required');
     const toleranceSec = options.toleranceSec ?? 300;
-    if (!(Number.isInteger(toleranceSec) && toleranceSec >= 1 && toleranceSec <= 3600))
-      problems.push(`toleranceSec must be an integer 1..3600 (got ${JSON.stringify(toleranceSec)})`);
+    if (!(Number.isInteger(toleranceSec) && toleranceSec >= 1 && toleranceSec <= maxToleranceSec))
+      problems.push(
+        `toleranceSec must be an integer 1..${maxToleranceSec} (got ${JSON.stringify(toleranceSec)})`,
+      );
     assertNoProblems('ServiceRequestVerifier', problems);
     this.services = services;
     this.nonceStore = options.nonceStore;
@@ -384,10 +393,14 @@ export class ServiceRequestVerifier {
         ? signedBy(await readSource(secrets, false)) || signedBy(await readSource(secrets, true))
         : signedBy(secrets);
     if (!matches) throw credentialError('bad_signature');
-    // The nonce must be remembered as long as its timestamp is acceptable.
+    // The nonce must be remembered as long as its timestamp is acceptable to any verifier, not only this
+    // one: kept only for this toleranceSec, a request seen here would pass again after a deploy that raises
+    // it, or at an instance still running a larger one. The store reads the nonce as expired only once
+    // `expiresAt <= now`, and every verifier accepts only `now <= requestSec + toleranceSec`: one second
+    // past the widest tolerance, the two never meet.
     let fresh: boolean;
     try {
-      fresh = await this.nonceStore.claim(`${serviceId}#${nonce}`, requestSec + this.toleranceSec + 1, nowMs);
+      fresh = await this.nonceStore.claim(`${serviceId}#${nonce}`, requestSec + maxToleranceSec + 1, nowMs);
     } catch (error) {
       // Without the nonce store a replay cannot be told apart: refuse rather than accept blindly.
       throw new ServiceUnavailableError('Replay protection is unavailable', 5, { cause: error });

@@ -1,18 +1,33 @@
 // The counter-store interface the limiter runs on, and the in-memory store used as the documented local fallback.
 import { assertNoProblems } from '../errors.js';
 
+/** A key's stored state: its TAT (epoch µs) and the window of the policy that counted it. */
+export interface StoredTat {
+  readonly tatUs: number;
+  /** The policy's window in seconds; `undefined` for an item written before the window was stored. */
+  readonly windowSec: number | undefined;
+}
+
+interface TatWriteCommon {
+  readonly nowUs: number;
+  /** The writing policy's window (seconds), stored with the TAT it writes. */
+  readonly windowSec: number;
+  /** TTL attribute (epoch seconds); never earlier than the TAT the write can produce. */
+  readonly expiresAtSec: number;
+}
+
 /**
  * One conditional write of a key's theoretical arrival time (TAT, epoch µs). The store must apply
  * it atomically: check the condition and write in one step, never read-then-write.
  *
- * - `fresh`: the key is idle — no item, or its TAT is not after `nowUs` — so TAT becomes
- *   `nowUs + incrementUs`. An item past its `expiresAt` that TTL has not deleted yet is idle too:
- *   `expiresAtSec` is never earlier than the TAT a write can produce.
- * - `busy`: the key has a live TAT in `(nowUs, thresholdUs]`, so TAT becomes `TAT + incrementUs`.
+ * - `fresh`: the key is idle — no item, or its TAT is not after `nowUs`, whatever window counted it — so
+ *   TAT becomes `nowUs + incrementUs`. An item past its `expiresAt` that TTL has not deleted yet is idle
+ *   too: `expiresAtSec` is never earlier than the TAT a write can produce.
+ * - `busy`: the key has a live TAT in `(nowUs, thresholdUs]` counted in `windowSec`, so TAT becomes
+ *   `TAT + incrementUs`. A TAT counted in another window is left for a `rebase`.
  */
-export interface TatWrite {
+export interface TatAdvance extends TatWriteCommon {
   readonly mode: 'fresh' | 'busy';
-  readonly nowUs: number;
   /**
    * Largest TAT the write applies to: for a consume, the largest that still admits it, now + (limit − cost)
    * × interval; for a refund, now + capacity (any busy key).
@@ -20,33 +35,43 @@ export interface TatWrite {
   readonly thresholdUs: number;
   /** Negative for a refund (`RateLimiter.refund`), which moves a busy key's TAT back. */
   readonly incrementUs: number;
-  /** TTL attribute (epoch seconds); never earlier than the TAT the write can produce. */
-  readonly expiresAtSec: number;
 }
 
 /**
- * What a conditional write did. When the condition failed, `tatUs` is the stored TAT the store saw
+ * A conversion (`rebase`) of a TAT another window counted into this one's terms: the item still holds
+ * exactly `from` (the same TAT, counted in the same window or, written before windows were stored, in
+ * none), so TAT becomes `tatUs`, counted in `windowSec`.
+ */
+export interface TatRebase extends TatWriteCommon {
+  readonly mode: 'rebase';
+  readonly from: StoredTat;
+  readonly tatUs: number;
+}
+
+export type TatWrite = TatAdvance | TatRebase;
+
+/**
+ * What a conditional write did. When the condition failed, `stored` is the live state the store saw
  * (`undefined`: no live item) if the store returned it with the failure, and `known` is false when
  * it did not (then a {@link CounterStore.read} tells).
  */
 export type TatWriteOutcome =
   | { readonly applied: true; readonly tatUs: number }
-  | { readonly applied: false; readonly known: true; readonly tatUs: number | undefined }
+  | { readonly applied: false; readonly known: true; readonly stored: StoredTat | undefined }
   | { readonly applied: false; readonly known: false };
 
 /** Storage primitives for rate-limit state; keys are full storage keys (`RL#<policy>#<hash>`). */
 export interface CounterStore {
   write(storageKey: string, write: TatWrite): Promise<TatWriteOutcome>;
-  /** The live TAT, or `undefined` when there is no item or it has expired. */
-  read(storageKey: string, nowUs: number): Promise<number | undefined>;
+  /** The live state, or `undefined` when there is no item or it has expired. */
+  read(storageKey: string, nowUs: number): Promise<StoredTat | undefined>;
   delete(storageKey: string): Promise<void>;
   /** Deletes every key starting with `prefix`; resolves to how many were deleted. */
   deleteAll(prefix: string): Promise<number>;
 }
 
-interface MemoryEntry {
-  tatUs: number;
-  expiresAtSec: number;
+interface MemoryEntry extends StoredTat {
+  readonly expiresAtSec: number;
 }
 
 export interface MemoryCounterStoreOptions {
@@ -59,6 +84,15 @@ export interface MemoryCounterStoreOptions {
 
 const isLive = (entry: MemoryEntry | undefined, nowUs: number): entry is MemoryEntry =>
   entry !== undefined && entry.expiresAtSec * 1_000_000 > nowUs;
+
+const storedOf = (entry: MemoryEntry | undefined): StoredTat | undefined =>
+  entry && { tatUs: entry.tatUs, windowSec: entry.windowSec };
+
+const failedOn = (live: MemoryEntry | undefined): TatWriteOutcome => ({
+  applied: false,
+  known: true,
+  stored: storedOf(live),
+});
 
 /**
  * A per-process store with the same conditions as the DynamoDB one. It is the fallback a limiter
@@ -82,18 +116,27 @@ export class MemoryCounterStore implements CounterStore {
 
   async write(storageKey: string, write: TatWrite): Promise<TatWriteOutcome> {
     const entry = this.#entries.get(storageKey);
-    const liveTat = isLive(entry, write.nowUs) ? entry.tatUs : undefined;
-    const failed: TatWriteOutcome = { applied: false, known: true, tatUs: liveTat };
+    const live = isLive(entry, write.nowUs) ? entry : undefined;
     let tatUs: number;
-    if (write.mode === 'fresh') {
-      if (liveTat !== undefined && liveTat > write.nowUs) return failed;
+    if (write.mode === 'rebase') {
+      if (live?.tatUs !== write.from.tatUs || live.windowSec !== write.from.windowSec) return failedOn(live);
+      tatUs = write.tatUs;
+    } else if (write.mode === 'fresh') {
+      if (live !== undefined && live.tatUs > write.nowUs) return failedOn(live);
       tatUs = write.nowUs + write.incrementUs;
     } else {
-      if (liveTat === undefined || liveTat <= write.nowUs || liveTat > write.thresholdUs) return failed;
-      tatUs = liveTat + write.incrementUs;
+      if (
+        live === undefined ||
+        live.tatUs <= write.nowUs ||
+        live.tatUs > write.thresholdUs ||
+        live.windowSec !== write.windowSec
+      ) {
+        return failedOn(live);
+      }
+      tatUs = live.tatUs + write.incrementUs;
     }
     this.#entries.delete(storageKey);
-    this.#entries.set(storageKey, { tatUs, expiresAtSec: write.expiresAtSec });
+    this.#entries.set(storageKey, { tatUs, windowSec: write.windowSec, expiresAtSec: write.expiresAtSec });
     if (this.#entries.size > this.#maxKeys) {
       // Maps iterate in insertion order and a write re-inserts its key, so the first key is the least recent.
       for (const oldest of this.#entries.keys()) {
@@ -104,9 +147,9 @@ export class MemoryCounterStore implements CounterStore {
     return { applied: true, tatUs };
   }
 
-  async read(storageKey: string, nowUs: number): Promise<number | undefined> {
+  async read(storageKey: string, nowUs: number): Promise<StoredTat | undefined> {
     const entry = this.#entries.get(storageKey);
-    return isLive(entry, nowUs) ? entry.tatUs : undefined;
+    return storedOf(isLive(entry, nowUs) ? entry : undefined);
   }
 
   async delete(storageKey: string): Promise<void> {

@@ -14,7 +14,7 @@ import {
 import { assertNoProblems } from '../errors.js';
 import { createDynamoDbClient } from '../store/client.js';
 import { checkTableName, isExpired } from '../store/tables.js';
-import type { CounterStore, TatWrite, TatWriteOutcome } from './counter-store.js';
+import type { CounterStore, StoredTat, TatWrite, TatWriteOutcome } from './counter-store.js';
 
 export interface DynamoDbCounterStoreOptions {
   /** Create it once at module scope, with bounded timeouts (`createDynamoDbClient`). */
@@ -26,37 +26,47 @@ export interface DynamoDbCounterStoreOptions {
 /** Rate-limit items have one item per partition; the sort key only satisfies the table's schema. */
 const sortKey = 'RL';
 // Short placeholders: DynamoDB-compatible servers parse every expression on every request.
-const names = { '#t': 'tat', '#e': 'expiresAt' };
+const names = { '#t': 'tat', '#w': 'windowSec', '#e': 'expiresAt' };
 const batchSize = 25;
 const maxBatchRetries = 5;
 
 // Every write sets expiresAt at or after the TAT it can produce, so an item whose expiresAt has
-// passed (TTL deletion lags up to 48 h) has a TAT at or before now: both conditions below read it as
-// idle, never as a live counter, without a clause of their own. Reads check expiresAt explicitly.
+// passed (TTL deletion lags up to 48 h) has a TAT at or before now: `fresh` and `busy` below read it as
+// idle, never as a live counter, without a clause of their own. Reads check expiresAt explicitly, and a
+// `rebase` applies only to the exact TAT such a read (or a failed write's old item) found live.
 
 // Condition `fresh`: admits the first unit of an idle key. Prevents two racing writers from both
 // restarting the key from `now`: only one sees it idle; the other fails and takes the `busy` path.
-const freshUpdate = 'SET #t = :v, #e = :e';
+// An idle key has used nothing, whatever window counted it, so it restarts in the writer's window.
+const freshUpdate = 'SET #t = :v, #w = :w, #e = :e';
 const freshCondition = 'attribute_not_exists(#t) OR #t <= :n';
 
 // Condition `busy`: admits a unit only while now < TAT <= threshold. DynamoDB serialises writes to
 // one item, so N concurrent writers can never push the TAT past now + capacity together: each checks
-// the value the previous one left, which is what keeps admission exact across instances.
+// the value the previous one left, which is what keeps admission exact across instances. A TAT counted
+// in another window fails it: such a TAT means something else in this window, and is rebased first.
 const busyUpdate = 'SET #t = #t + :i, #e = :e';
-const busyCondition = '#t > :n AND #t <= :b';
+const busyCondition = '#t > :n AND #t <= :b AND #w = :w';
+
+// Condition `rebase`: the item is still the one the writer converted; the TAT becomes its conversion.
+const rebaseUpdate = 'SET #t = :v, #w = :w, #e = :e';
+const rebaseCondition = '#t = :f AND #w = :fw';
+const rebaseUnwindowedCondition = '#t = :f AND attribute_not_exists(#w)';
 
 const numberOf = (value: AttributeValue | undefined): number | undefined =>
   value?.N === undefined ? undefined : Number(value.N);
 
-/** The live TAT of an item, or `undefined` for a missing, malformed or expired one. */
-function liveTat(item: Record<string, AttributeValue> | undefined, nowUs: number): number | undefined {
-  const tat = numberOf(item?.tat);
-  if (tat === undefined || !Number.isFinite(tat)) return undefined;
-  return isExpired({ expiresAt: numberOf(item?.expiresAt) }, nowUs / 1000) ? undefined : tat;
+/** The live state of an item, or `undefined` for a missing, malformed or expired one. */
+function liveState(item: Record<string, AttributeValue> | undefined, nowUs: number): StoredTat | undefined {
+  const tatUs = numberOf(item?.tat);
+  if (tatUs === undefined || !Number.isFinite(tatUs)) return undefined;
+  if (isExpired({ expiresAt: numberOf(item?.expiresAt) }, nowUs / 1000)) return undefined;
+  return { tatUs, windowSec: numberOf(item?.windowSec) };
 }
 
 /**
- * Keeps each key's GCRA state (`tat`, epoch µs, and `expiresAt` for TTL) in one toolkit-table item.
+ * Keeps each key's GCRA state (`tat`, epoch µs, the `windowSec` of the policy that counted it, and
+ * `expiresAt` for TTL) in one toolkit-table item.
  * A write is one UpdateItem; a failed condition asks DynamoDB for the old item in the same
  * request (`ReturnValuesOnConditionCheckFailure`), so a rejection costs no extra read.
  *
@@ -83,61 +93,90 @@ export class DynamoDbCounterStore implements CounterStore {
   async write(storageKey: string, write: TatWrite): Promise<TatWriteOutcome> {
     // A cost equal to the limit fits only an idle key: `busy` cannot apply, so there is nothing to ask.
     if (write.mode === 'busy' && write.thresholdUs <= write.nowUs) return { applied: false, known: false };
-    const exp = { N: String(write.expiresAtSec) };
-    const fresh = write.mode === 'fresh';
-    const input: UpdateItemCommandInput = fresh
-      ? {
-          TableName: this.#tableName,
-          Key: this.#key(storageKey),
-          UpdateExpression: freshUpdate,
-          ConditionExpression: freshCondition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: {
-            ':v': { N: String(write.nowUs + write.incrementUs) },
-            ':e': exp,
-            ':n': { N: String(write.nowUs) },
-          },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }
-      : {
-          TableName: this.#tableName,
-          Key: this.#key(storageKey),
-          UpdateExpression: busyUpdate,
-          ConditionExpression: busyCondition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: {
-            ':i': { N: String(write.incrementUs) },
-            ':n': { N: String(write.nowUs) },
-            ':b': { N: String(write.thresholdUs) },
-            ':e': exp,
-          },
-          ReturnValues: 'UPDATED_NEW',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        };
     try {
-      const output = await this.#client.send(new UpdateItemCommand(input));
-      const tatUs = fresh ? write.nowUs + write.incrementUs : Number(output.Attributes?.tat?.N);
+      const output = await this.#client.send(new UpdateItemCommand(this.#update(storageKey, write)));
+      const tatUs =
+        write.mode === 'rebase'
+          ? write.tatUs
+          : write.mode === 'fresh'
+            ? write.nowUs + write.incrementUs
+            : Number(output.Attributes?.tat?.N);
       return { applied: true, tatUs };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       // DynamoDB omits the item when there is none; some emulators never send it. Either way the
       // caller learns nothing certain, and a read settles it if it needs to know.
       if (!error.Item) return { applied: false, known: false };
-      return { applied: false, known: true, tatUs: liveTat(error.Item, write.nowUs) };
+      return { applied: false, known: true, stored: liveState(error.Item, write.nowUs) };
     }
   }
 
-  async read(storageKey: string, nowUs: number): Promise<number | undefined> {
+  #update(storageKey: string, write: TatWrite): UpdateItemCommandInput {
+    const exp = { N: String(write.expiresAtSec) };
+    const window = { N: String(write.windowSec) };
+    if (write.mode === 'rebase') {
+      const fromWindow = write.from.windowSec;
+      return {
+        TableName: this.#tableName,
+        Key: this.#key(storageKey),
+        UpdateExpression: rebaseUpdate,
+        ConditionExpression: fromWindow === undefined ? rebaseUnwindowedCondition : rebaseCondition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: {
+          ':v': { N: String(write.tatUs) },
+          ':w': window,
+          ':e': exp,
+          ':f': { N: String(write.from.tatUs) },
+          ...(fromWindow === undefined ? {} : { ':fw': { N: String(fromWindow) } }),
+        },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      };
+    }
+    if (write.mode === 'fresh') {
+      return {
+        TableName: this.#tableName,
+        Key: this.#key(storageKey),
+        UpdateExpression: freshUpdate,
+        ConditionExpression: freshCondition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: {
+          ':v': { N: String(write.nowUs + write.incrementUs) },
+          ':w': window,
+          ':e': exp,
+          ':n': { N: String(write.nowUs) },
+        },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      };
+    }
+    return {
+      TableName: this.#tableName,
+      Key: this.#key(storageKey),
+      UpdateExpression: busyUpdate,
+      ConditionExpression: busyCondition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: {
+        ':i': { N: String(write.incrementUs) },
+        ':n': { N: String(write.nowUs) },
+        ':b': { N: String(write.thresholdUs) },
+        ':w': window,
+        ':e': exp,
+      },
+      ReturnValues: 'UPDATED_NEW',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    };
+  }
+
+  async read(storageKey: string, nowUs: number): Promise<StoredTat | undefined> {
     const { Item } = await this.#client.send(
       new GetItemCommand({
         TableName: this.#tableName,
         Key: this.#key(storageKey),
         ConsistentRead: true,
-        ProjectionExpression: '#t, #e',
+        ProjectionExpression: '#t, #w, #e',
         ExpressionAttributeNames: names,
       }),
     );
-    return liveTat(Item, nowUs);
+    return liveState(Item, nowUs);
   }
 
   async delete(storageKey: string): Promise<void> {

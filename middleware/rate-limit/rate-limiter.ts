@@ -6,7 +6,7 @@ import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
 import { checkTableName } from '../store/tables.js';
-import { type CounterStore, MemoryCounterStore, type TatWrite } from './counter-store.js';
+import { type CounterStore, MemoryCounterStore, type StoredTat, type TatAdvance } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
 import {
   type GcraParameters,
@@ -246,8 +246,9 @@ export class RateLimiter {
    * Gives back `cost` units that {@link consume} admitted for `key` when what they paid for did not happen
    * (the SMS was never sent), so they count against nothing; `admitted` is that consume's answer, which
    * says where the units were taken. Units from the shared store go back there: the key's TAT moves back
-   * by cost·T in one conditional write that applies only while the key is busy (a key that is already idle
-   * has nothing to give back). Units the per-instance fallback gave during an outage go back to it, never
+   * by cost·T in one conditional write that applies only while the key is busy in this policy's window (a
+   * key that is already idle, or that another window counts since the policy changed, has nothing to give
+   * back). Units the per-instance fallback gave during an outage go back to it, never
    * to the store, which did not pay for them. Never refund more than was consumed; a refund can return
    * units that would have refilled meanwhile, which only matters for a key that went idle and busy again
    * in between. A store failure is reported like consume's (`rateLimit.storeError`) and leaves the units
@@ -278,6 +279,7 @@ export class RateLimiter {
       const outcome = await this.#store.write(storageKey, {
         mode: 'busy',
         nowUs,
+        windowSec: this.policy.windowSec,
         thresholdUs: nowUs + capacityUs,
         incrementUs: -cost * intervalUs,
         expiresAtSec: Math.ceil((nowUs + capacityUs) / 1_000_000),
@@ -301,9 +303,12 @@ export class RateLimiter {
     const storageKey = this.storageKeyOf(key);
     const nowUs = Date.now() * 1000;
     try {
-      const tatUs = await this.#store.read(storageKey, nowUs);
-      this.#remember(storageKey, tatUs);
-      return this.#outcome(true, tatUs ?? nowUs, nowUs, 1, 'store').remaining;
+      const stored = await this.#store.read(storageKey, nowUs);
+      // Only what the store itself holds in this window goes into the local view: a TAT of another window
+      // is answered converted, and converted in the store by the key's next consume (see #inPolicyTerms).
+      this.#remember(storageKey, stored?.windowSec === this.policy.windowSec ? stored.tatUs : undefined);
+      const tatUs = stored === undefined ? nowUs : this.#inPolicyTerms(stored, nowUs);
+      return this.#outcome(true, tatUs, nowUs, 1, 'store').remaining;
     } catch (error) {
       this.#reportFailure(error, 'getRemaining');
       return this.#degradedRemaining(key);
@@ -459,13 +464,15 @@ export class RateLimiter {
     const thresholdUs = nowUs + (limit - cost) * intervalUs;
     // No write can leave TAT beyond now + capacity, so the item is stale (and TTL may delete it) after that.
     const expiresAtSec = Math.ceil((nowUs + capacityUs) / 1_000_000);
+    const { windowSec } = this.policy;
     // Guess the branch from what this instance last saw; a wrong guess costs one more request.
-    let mode: TatWrite['mode'] = state.tatUs !== undefined && state.tatUs > nowUs ? 'busy' : 'fresh';
+    let mode: TatAdvance['mode'] = state.tatUs !== undefined && state.tatUs > nowUs ? 'busy' : 'fresh';
     for (let attempt = 0; attempt < maxWriteAttempts; attempt += 1) {
       const lease = this.#leaseSize(state, nowUs, cost);
       const outcome = await this.#store.write(storageKey, {
         mode,
         nowUs,
+        windowSec,
         // Room for the cost and twice the lease: the lease is then at most half of what the key has left
         // beyond the cost, however stale this instance's view was (an idle key has all of its limit left).
         thresholdUs: thresholdUs - 2 * lease * intervalUs,
@@ -489,9 +496,31 @@ export class RateLimiter {
         mode = 'busy';
         continue;
       }
-      const tatUs = outcome.known ? outcome.tatUs : await this.#store.read(storageKey, nowUs);
-      // A stored TAT only grows until the key is reset or expires; no TAT at all is news to keep.
-      state.tatUs = tatUs === undefined ? undefined : newest(state.tatUs, tatUs);
+      const stored = outcome.known ? outcome.stored : await this.#store.read(storageKey, nowUs);
+      let tatUs = stored?.tatUs;
+      if (stored !== undefined && stored.windowSec !== windowSec && stored.tatUs > nowUs) {
+        // Counted in another window: converted in the store before anything is decided on it, so every
+        // instance of this policy, and this one's local view, goes on from the same converted TAT.
+        tatUs = this.#inPolicyTerms(stored, nowUs);
+        const rebase = await this.#store.write(storageKey, {
+          mode: 'rebase',
+          nowUs,
+          windowSec,
+          from: stored,
+          tatUs,
+          expiresAtSec,
+        });
+        // Another writer changed the key meanwhile (most likely converting it too): learn it again.
+        if (!rebase.applied) {
+          mode = 'busy';
+          continue;
+        }
+        // What the store holds now, though lower than a TAT this instance may have seen before the change.
+        state.tatUs = tatUs;
+      } else {
+        // A stored TAT only grows until the key is reset, expires or changes window; no TAT at all is news to keep.
+        state.tatUs = tatUs === undefined ? undefined : newest(state.tatUs, tatUs);
+      }
       if (tatUs !== undefined && tatUs > thresholdUs) {
         return this.#outcome(false, tatUs, nowUs, cost, 'store');
       }
@@ -501,6 +530,28 @@ export class RateLimiter {
     // Other writers changed the key between every attempt. Admitting without a successful
     // conditional write could exceed the limit, so refuse, as if it were just over.
     return this.#outcome(false, thresholdUs + intervalUs, nowUs, cost, 'store');
+  }
+
+  /**
+   * A live stored TAT in this policy's terms. The storage key carries the policy's name, not its numbers,
+   * so a deploy that changes a named policy finds its keys' TATs in place. After a limit change they still
+   * mean what they meant: TAT − now is the time used, the same share of the same window. After a window
+   * change they would not: half of a 100-per-hour budget (TAT 30 min ahead) would refuse a 10-per-minute
+   * caller for 29 minutes, and half of a minute's would leave 99 of 100 per hour. Of the choices (keep the
+   * TAT, cap it at this policy's capacity, restart the key, or carry the share over), carrying the share
+   * over is the one a limit change already makes, so a caller sees the same rule whichever number changed:
+   * half of the hour's budget used is half of the minute's. The share is taken when the key is first
+   * written in the new window, and refills at the new rate from then on. An item written before the window
+   * was stored is read in this window, capped at its capacity: never more than its whole budget used.
+   */
+  #inPolicyTerms(stored: StoredTat, nowUs: number): number {
+    const { windowSec } = this.policy;
+    if (stored.windowSec === windowSec || stored.tatUs <= nowUs) return stored.tatUs;
+    const aheadUs = stored.tatUs - nowUs;
+    // Divided first: ahead (up to 366 days in µs) times a window in seconds would pass 2^53.
+    const scaledUs =
+      stored.windowSec === undefined ? aheadUs : Math.ceil((aheadUs / stored.windowSec) * windowSec);
+    return nowUs + Math.min(scaledUs, this.#gcra.capacityUs);
   }
 
   #outcome(

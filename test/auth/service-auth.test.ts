@@ -192,7 +192,7 @@ describe('ServiceRequestVerifier', () => {
     expect(await reasonOf(verifier().verify(signed({ secret: 'x'.repeat(40) })))).toBe('bad_signature');
   });
 
-  it('stores the nonce under NONCE# with an expiry, and rejects its replay', async () => {
+  it('stores the nonce under NONCE# until the widest tolerance has passed, and rejects its replay', async () => {
     const nonce = randomUUID();
     const request = signed({ nonce });
     await verifier().verify(request);
@@ -202,8 +202,28 @@ describe('ServiceRequestVerifier', () => {
         Key: { pk: `NONCE#bookings#${nonce}`, sk: 'NONCE' },
       }),
     );
-    expect(item.Item?.expiresAt).toBe(Number(request.headers['x-timestamp']) + 301);
+    // 3600 s is the widest toleranceSec, whatever this verifier's (300 s) is.
+    expect(item.Item?.expiresAt).toBe(Number(request.headers['x-timestamp']) + 3601);
     expect(await reasonOf(verifier().verify(request))).toBe('replayed');
+  });
+
+  it('rejects a replay after a deploy raises toleranceSec, up to the widest tolerance', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const signedAt = Date.now();
+    const request = signed();
+    await verifier().verify(request);
+    // The next deploy (or an instance running beside this one) accepts timestamps up to an hour away.
+    const wider = new ServiceRequestVerifier({
+      services: { bookings: { current, previous } },
+      nonceStore,
+      toleranceSec: 3600,
+    });
+    for (const laterSec of [301, 400, 3600]) {
+      vi.setSystemTime(signedAt + laterSec * 1000);
+      expect(await reasonOf(wider.verify(request))).toBe('replayed');
+    }
+    vi.setSystemTime(signedAt + 3601 * 1000);
+    expect(await reasonOf(wider.verify(request))).toBe('timestamp_skew');
   });
 
   it('lets exactly one of ten concurrent deliveries of one request through', async () => {

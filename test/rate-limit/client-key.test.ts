@@ -179,6 +179,7 @@ describe('DynamoDbCounterStore on the embedded DynamoDB', () => {
       nowUs,
       thresholdUs: nowUs + 20_000_000,
       incrementUs: 1,
+      windowSec: 60,
       expiresAtSec: nowSec + 40,
     };
     const storageKey = (label: string): string => `RL#${uniquePolicyName(label)}#k`;
@@ -191,6 +192,12 @@ describe('DynamoDbCounterStore on the embedded DynamoDB', () => {
     };
     const over = await stored('over', {
       tat: { N: String(nowUs + 30_000_000) },
+      windowSec: { N: '3600' },
+      expiresAt: { N: String(nowSec + 40) },
+    });
+    // Written before items carried the window that counted them.
+    const unwindowed = await stored('unwindowed', {
+      tat: { N: String(nowUs + 30_000_000) },
       expiresAt: { N: String(nowSec + 40) },
     });
     // Past its expiresAt, the returned item counts as absent.
@@ -201,16 +208,22 @@ describe('DynamoDbCounterStore on the embedded DynamoDB', () => {
     const withoutTat = await stored('no-tat', { expiresAt: { N: String(nowSec + 40) } });
     counting.requests.clear();
 
+    // With the window that counted it, so a TAT of another window is known for what it is.
     expect(await store.write(over, write)).toEqual({
       applied: false,
       known: true,
-      tatUs: nowUs + 30_000_000,
+      stored: { tatUs: nowUs + 30_000_000, windowSec: 3600 },
     });
-    expect(await store.write(expired, write)).toEqual({ applied: false, known: true, tatUs: undefined });
-    expect(await store.write(withoutTat, write)).toEqual({ applied: false, known: true, tatUs: undefined });
+    expect(await store.write(unwindowed, write)).toEqual({
+      applied: false,
+      known: true,
+      stored: { tatUs: nowUs + 30_000_000, windowSec: undefined },
+    });
+    expect(await store.write(expired, write)).toEqual({ applied: false, known: true, stored: undefined });
+    expect(await store.write(withoutTat, write)).toEqual({ applied: false, known: true, stored: undefined });
     // No item, nothing returned: the caller has to read to be sure.
     expect(await store.write(storageKey('absent'), write)).toEqual({ applied: false, known: false });
-    expect(Object.fromEntries(counting.requests)).toEqual({ UpdateItem: 4 });
+    expect(Object.fromEntries(counting.requests)).toEqual({ UpdateItem: 5 });
     counting.client.destroy();
   });
 });

@@ -1,7 +1,11 @@
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
-import type { CounterStore, TatWrite } from '../../middleware/rate-limit/counter-store.js';
+import {
+  type CounterStore,
+  MemoryCounterStore,
+  type TatWrite,
+} from '../../middleware/rate-limit/counter-store.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { gcraParameters } from '../../middleware/rate-limit/policy.js';
@@ -237,7 +241,7 @@ describe('RateLimiter on DynamoDB', () => {
       expect(items).toHaveLength(2);
       for (const item of items) {
         expect(item.pk?.S).toMatch(new RegExp(`^RL#${name}#[A-Za-z0-9_-]{43}$`));
-        expect(Object.keys(item).sort()).toEqual(['expiresAt', 'pk', 'sk', 'tat']);
+        expect(Object.keys(item).sort()).toEqual(['expiresAt', 'pk', 'sk', 'tat', 'windowSec']);
         // The TTL attribute covers the item's whole useful life: after it, the key is idle anyway.
         expect(Number(item.expiresAt?.N) * 1_000_000).toBeGreaterThanOrEqual(Number(item.tat?.N));
       }
@@ -365,6 +369,160 @@ describe('RateLimiter on DynamoDB', () => {
       expect(await itemsWithPrefix(counting.client, circuitKey)).toHaveLength(1);
       expect((await mine.consume('a')).allowed).toBe(true);
       expect((await lookalike.consume('a')).allowed).toBe(false);
+    });
+  });
+
+  describe('a named policy changed between deploys', () => {
+    /** The policy `name` as one deploy runs it, on its own client; leases off, so every admission is one write. */
+    const deployed = (name: string, limit: number, windowSec: number, client = counting.client) =>
+      new RateLimiter({ policy: { name, limit, windowSec }, tableName, client, leaseMs: 0 });
+    const storedItem = async (limiter: RateLimiter, key: string) =>
+      (await itemsWithPrefix(counting.client, limiter.storageKeyOf(key)))[0];
+
+    it('carries the used share over to a shorter window: half the hour’s budget is half the minute’s', async () => {
+      const start = freezeClock();
+      const name = uniquePolicyName('shorter');
+      const hourly = deployed(name, 100, 3600);
+      for (let index = 0; index < 50; index += 1) expect((await hourly.consume('k')).allowed).toBe(true);
+      const own = countingClient();
+      const perMinute = deployed(name, 10, 60, own.client);
+      // A read answers in the new terms and leaves the item as the hourly policy wrote it.
+      expect(await perMinute.getRemaining('k')).toBe(5);
+      expect((await storedItem(perMinute, 'k'))?.windowSec?.N).toBe('3600');
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 4, source: 'store' });
+      const converted = await storedItem(perMinute, 'k');
+      expect(converted?.windowSec?.N).toBe('60');
+      // 30 s of the minute used (half of it), plus this request's 6 s.
+      expect(Number(converted?.tat?.N)).toBe((start + 36 * second) * 1000);
+      // Converted once: each admission is one write again.
+      const before = own.total();
+      for (let index = 0; index < 4; index += 1) expect((await perMinute.consume('k')).allowed).toBe(true);
+      expect(own.total() - before).toBe(4);
+      // Refused in the minute's terms (one unit per 6 s), from this instance's memory too.
+      expect(await perMinute.consume('k')).toMatchObject({
+        allowed: false,
+        retryAfterSec: 6,
+        source: 'local',
+      });
+      vi.setSystemTime(start + 6 * second);
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
+      own.client.destroy();
+    });
+
+    it('carries the used share over to a longer window, refilling at the new rate', async () => {
+      const start = freezeClock();
+      const name = uniquePolicyName('longer');
+      const perMinute = deployed(name, 10, 60);
+      for (let index = 0; index < 5; index += 1) await perMinute.consume('k');
+      const hourly = deployed(name, 100, 3600);
+      // Half the minute used is half the hour, not the 30 s it would be as it stands (99 left).
+      expect(await hourly.getRemaining('k')).toBe(50);
+      expect(await hourly.consume('k')).toMatchObject({ allowed: true, remaining: 49 });
+      vi.setSystemTime(start + 36 * second);
+      expect(await hourly.getRemaining('k')).toBe(50);
+    });
+
+    it('carries the used share over when the limit and the window both change', async () => {
+      freezeClock();
+      const name = uniquePolicyName('both');
+      const hourly = deployed(name, 100, 3600);
+      for (let index = 0; index < 25; index += 1) await hourly.consume('k');
+      // A quarter used: 15 of 20 per 10 minutes left.
+      expect(await deployed(name, 20, 600).consume('k')).toMatchObject({ allowed: true, remaining: 14 });
+    });
+
+    it('admits exactly the carried-over budget to concurrent requests on several instances', async () => {
+      freezeClock();
+      const name = uniquePolicyName('concurrent');
+      const hourly = deployed(name, 100, 3600);
+      for (let index = 0; index < 50; index += 1) await hourly.consume('k');
+      const clients = Array.from({ length: 4 }, () => countingClient(patientClient));
+      const instances = clients.map(({ client }) => deployed(name, 10, 60, client));
+      const results = await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, index) => instances[index % 4]?.consume('k') as Promise<RateLimitResult>,
+        ),
+      );
+      // Every instance converts the same TAT; one conversion applies, and exactly half the minute is left.
+      expect(admitted(results)).toBe(5);
+      expect(results.filter((result) => !result.allowed).every((result) => result.retryAfterSec >= 1)).toBe(
+        true,
+      );
+      expect(await instances[0]?.getRemaining('k')).toBe(0);
+      for (const { client } of clients) client.destroy();
+    });
+
+    it('lets the old and the new window run side by side on one budget, each in its own terms', async () => {
+      freezeClock();
+      const name = uniquePolicyName('side-by-side');
+      const hourly = deployed(name, 100, 3600);
+      const perMinute = deployed(name, 10, 60);
+      for (let index = 0; index < 50; index += 1) await hourly.consume('k');
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 4 });
+      // 36 s of the minute is 60 % used: 40 of the hour's 100 left, one of them taken now.
+      const hourlyAdmission = await hourly.consume('k');
+      expect(hourlyAdmission).toMatchObject({ allowed: true, remaining: 39 });
+      expect(await perMinute.getRemaining('k')).toBe(3);
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 2 });
+      // Counted in the minute's window now: the hourly unit is not given back there.
+      await hourly.refund('k', hourlyAdmission);
+      expect(await perMinute.getRemaining('k')).toBe(2);
+    });
+
+    it('converts from the item a failed write returns, as DynamoDB does, at one write more', async () => {
+      freezeClock();
+      const shared = new MemoryCounterStore();
+      const modes: TatWrite['mode'][] = [];
+      const store: CounterStore = {
+        write: (storageKey, write) => {
+          modes.push(write.mode);
+          return shared.write(storageKey, write);
+        },
+        read: (storageKey, nowUs) => shared.read(storageKey, nowUs),
+        delete: (storageKey) => shared.delete(storageKey),
+        deleteAll: (prefix) => shared.deleteAll(prefix),
+      };
+      const policy = { name: 'api', limit: 100, windowSec: 3600 };
+      const hourly = new RateLimiter({ policy, store, leaseMs: 0 });
+      for (let index = 0; index < 50; index += 1) await hourly.consume('k');
+      modes.length = 0;
+      const perMinute = new RateLimiter({
+        policy: { ...policy, limit: 10, windowSec: 60 },
+        store,
+        leaseMs: 0,
+      });
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 4 });
+      expect(modes).toEqual(['fresh', 'rebase', 'busy']);
+    });
+
+    it('reads an item stored before windows were as the current window, never beyond its whole budget', async () => {
+      const now = freezeClock();
+      const perMinute = deployed(uniquePolicyName('unwindowed'), 10, 60);
+      const storageKey = perMinute.storageKeyOf('k');
+      // Half of an hour's budget, written without the window.
+      await counting.client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: {
+            pk: { S: storageKey },
+            sk: { S: 'RL' },
+            tat: { N: String((now + 1800 * second) * 1000) },
+            expiresAt: { N: String(Math.ceil(now / 1000) + 3600) },
+          },
+        }),
+      );
+      // All of the minute's budget used, not half an hour's worth: one unit back in 6 s.
+      expect(await perMinute.consume('k')).toMatchObject({
+        allowed: false,
+        retryAfterSec: 6,
+        source: 'store',
+      });
+      const converted = await storedItem(perMinute, 'k');
+      expect(converted?.windowSec?.N).toBe('60');
+      expect(Number(converted?.tat?.N)).toBe((now + 60 * second) * 1000);
+      vi.setSystemTime(now + 6 * second);
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
     });
   });
 

@@ -110,11 +110,16 @@ describe('rate-limit headers', () => {
 });
 
 describe('MemoryCounterStore (the outage fallback)', () => {
-  const write = (mode: 'fresh' | 'busy', nowUs: number, extra: Partial<{ thresholdUs: number }> = {}) => ({
+  const write = (
+    mode: 'fresh' | 'busy',
+    nowUs: number,
+    extra: Partial<{ thresholdUs: number; windowSec: number }> = {},
+  ) => ({
     mode,
     nowUs,
     thresholdUs: nowUs + 10,
     incrementUs: 5,
+    windowSec: 60,
     expiresAtSec: 100,
     ...extra,
   });
@@ -124,16 +129,32 @@ describe('MemoryCounterStore (the outage fallback)', () => {
     expect(await store.write('k', write('busy', 0))).toEqual({
       applied: false,
       known: true,
-      tatUs: undefined,
+      stored: undefined,
     });
     expect(await store.write('k', write('fresh', 0))).toEqual({ applied: true, tatUs: 5 });
-    expect(await store.write('k', write('fresh', 1))).toEqual({ applied: false, known: true, tatUs: 5 });
-    expect(await store.write('k', write('busy', 1))).toEqual({ applied: true, tatUs: 10 });
-    expect(await store.write('k', write('busy', 1, { thresholdUs: 9 }))).toMatchObject({
+    const stored = { tatUs: 5, windowSec: 60 };
+    expect(await store.write('k', write('fresh', 1))).toEqual({ applied: false, known: true, stored });
+    // A busy key counted in another window is left for a rebase.
+    expect(await store.write('k', write('busy', 1, { windowSec: 3600 }))).toEqual({
       applied: false,
-      tatUs: 10,
+      known: true,
+      stored,
     });
-    expect(await store.read('k', 1)).toBe(10);
+    const rebase = { mode: 'rebase', nowUs: 1, windowSec: 3600, tatUs: 7, expiresAtSec: 100 } as const;
+    expect(await store.write('k', { ...rebase, from: { tatUs: 4, windowSec: 60 } })).toMatchObject({
+      applied: false,
+      stored,
+    });
+    expect(await store.write('k', { ...rebase, from: stored })).toEqual({ applied: true, tatUs: 7 });
+    expect(await store.write('k', write('busy', 1, { windowSec: 3600 }))).toEqual({
+      applied: true,
+      tatUs: 12,
+    });
+    expect(await store.write('k', write('busy', 1, { thresholdUs: 9, windowSec: 3600 }))).toMatchObject({
+      applied: false,
+      stored: { tatUs: 12, windowSec: 3600 },
+    });
+    expect(await store.read('k', 1)).toEqual({ tatUs: 12, windowSec: 3600 });
     // Past expiresAt (100 s) the entry is gone, whatever its TAT said.
     expect(await store.read('k', 100_000_000)).toBeUndefined();
   });
@@ -142,7 +163,7 @@ describe('MemoryCounterStore (the outage fallback)', () => {
     const store = new MemoryCounterStore({ maxKeys: 2 });
     for (const key of ['a', 'b', 'c']) await store.write(key, write('fresh', 0));
     expect(await store.read('a', 0)).toBeUndefined();
-    expect(await store.read('c', 0)).toBe(5);
+    expect(await store.read('c', 0)).toEqual({ tatUs: 5, windowSec: 60 });
   });
 
   it('refuses a maxKeys below 1, with which every write would forget its own key and admit everything', () => {
@@ -158,6 +179,6 @@ describe('MemoryCounterStore (the outage fallback)', () => {
     for (const key of ['RL#a#1', 'RL#a#2', 'RL#ab#1']) await store.write(key, write('fresh', 0));
     await store.delete('RL#a#1');
     expect(await store.deleteAll('RL#a#')).toBe(1);
-    expect(await store.read('RL#ab#1', 0)).toBe(5);
+    expect(await store.read('RL#ab#1', 0)).toEqual({ tatUs: 5, windowSec: 60 });
   });
 });
