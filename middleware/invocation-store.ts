@@ -8,8 +8,10 @@
  */
 interface InvocationStore {
   hasContext(): boolean;
+  getContext(): object | undefined;
   get(key: symbol): unknown;
   set(key: symbol, value: unknown): void;
+  run<T>(context: object, fn: () => T): T;
 }
 
 /** The runtime's store while an invocation is running in it; undefined elsewhere (tests, the local runtime). */
@@ -46,4 +48,18 @@ export class InvocationSlot<T> {
     if (store) store.set(this.key, value);
     else this.fallback = value;
   }
+}
+
+/**
+ * Runs a callback in the invocation in flight when it was made, wherever it is called from later.
+ * Where invocations run concurrently, a timer shared by them (a breaker's) fires in the context of
+ * whichever armed it; what the callback logs or audits then belongs to its own. Undefined outside an
+ * invocation. Use only where Lambda runs invocations concurrently (`AWS_LAMBDA_MAX_CONCURRENCY`): where it
+ * runs one at a time, re-entering an earlier invocation would replace the one in flight.
+ */
+export function inCurrentInvocation(callback: () => void): (() => void) | undefined {
+  const store = currentInvocationStore();
+  const context = store?.getContext();
+  if (store === undefined || context === undefined) return undefined;
+  return () => store.run(context, callback);
 }

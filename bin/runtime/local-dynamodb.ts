@@ -285,8 +285,12 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       length += chunk.length;
       if (length > MAX_REQUEST_BYTES) {
+        // Answered, as dynalite does, while the rest of the body is read and dropped: destroying the
+        // request would reset the connection before the client could read the 413.
+        req.removeAllListeners('data');
+        req.removeAllListeners('end');
+        req.resume();
         reject(new DynamoDbError(dynamoType('RequestEntityTooLarge'), 'Request entity too large', 413));
-        req.destroy();
         return;
       }
       chunks.push(chunk);

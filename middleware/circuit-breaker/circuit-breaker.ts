@@ -1,5 +1,4 @@
 // The circuit breaker: CLOSED / OPEN / HALF_OPEN shared by every instance through a state store.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { storeFailureReason } from '../dependency-failure.js';
@@ -10,6 +9,7 @@ import {
   InvalidArgumentError,
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener, type SecurityEventType } from '../events.js';
+import { inCurrentInvocation } from '../invocation-store.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
 import { MemoryCircuitStateStore } from './memory-store.js';
@@ -103,11 +103,11 @@ class PendingCall<T> extends Deadline implements GuardedCall {
   private controller: AbortController | undefined;
   private settled = false;
   /**
-   * Runs a function in the caller's async context. The breaker's one timer fires in the context of the
+   * The timeout, run in the caller's invocation. The breaker's one timer fires in the invocation of the
    * call that armed it, so without this a timeout would be reported (events, audit and log lines) in
-   * another invocation's. Only taken where invocations run concurrently: it costs more than a closed call.
+   * another's. Made only where invocations run concurrently.
    */
-  private readonly inCallerContext: ((expire: () => void) => void) | undefined;
+  private readonly expireInCallersInvocation: (() => void) | undefined;
 
   constructor(
     private readonly site: CallSite<T>,
@@ -123,7 +123,9 @@ class PendingCall<T> extends Deadline implements GuardedCall {
     private readonly reject: (error: unknown) => void,
   ) {
     super(Math.min(startedAt + timeoutMs, callerDeadline));
-    this.inCallerContext = site.concurrentInvocations ? AsyncLocalStorage.snapshot() : undefined;
+    this.expireInCallersInvocation = site.concurrentInvocations
+      ? inCurrentInvocation(() => this.expireNow())
+      : undefined;
   }
 
   get signal(): AbortSignal {
@@ -153,7 +155,7 @@ class PendingCall<T> extends Deadline implements GuardedCall {
 
   expire(): void {
     if (this.settled) return;
-    if (this.inCallerContext) this.inCallerContext(() => this.expireNow());
+    if (this.expireInCallersInvocation) this.expireInCallersInvocation();
     else this.expireNow();
   }
 

@@ -107,11 +107,11 @@ export interface BlindIndexOptions {
 /** How {@link Encryptor.decryptFields} and {@link Encryptor.reencryptFields} read a record. */
 export interface DecryptFieldsOptions<F extends string = string> {
   /**
-   * Listed fields that records written before they joined the encrypted list hold as given: such a
-   * value, one not shaped like an encrypted field, is returned as it is instead of refused. For the
-   * time it takes to migrate those records (see `reencryptFields`) after adding a field to the list;
-   * while it is given, whoever can write the table can put any value of their own in these fields. A
-   * value shaped like an encrypted field is decrypted and must authenticate, as always. @default []
+   * Listed fields that records written before they joined the encrypted list hold as given: a value not
+   * sealed under the record's own data key (by its key reference) is returned as it is instead of refused.
+   * For the time it takes to migrate those records (see `reencryptFields`) after adding a field to the
+   * list; while it is given, whoever can write the table can put any value of their own in these fields.
+   * A value sealed under the record's data key is decrypted and must authenticate, as always. @default []
    */
   readonly acceptPlaintext?: readonly F[];
 }
@@ -480,17 +480,30 @@ export class Encryptor {
       : undefined;
     const contextMemo = this.contextOf(context, 'decrypt');
     const headerField = this.options.headerField;
+    const headerValue = record[headerField];
+    // What a value sealed under this record's data key starts with; only given acceptPlaintext.
+    const sealedPrefix =
+      plaintextAccepted === undefined || headerValue === undefined
+        ? undefined
+        : fieldPrefix(keyRefOf(storedBytes(headerValue, 'The data-key header', undefined))).toString(
+            'latin1',
+          );
     const present: FieldPath[] = [];
     const stored: unknown[] = [];
     for (const path of paths) {
       const value = readPath(record, path);
       if (value === undefined || value === null) continue;
-      // Written before the field joined the list: it stays as it is, and is not counted as sealed.
-      if (plaintextAccepted?.has(path.path) && storedFieldPrefix(value) === undefined) continue;
+      // Written before the field joined the list: it stays as it is. Told apart from a ciphertext by the
+      // record's own key reference, not by shape: a plaintext may look like any ciphertext but this one.
+      if (
+        plaintextAccepted?.has(path.path) &&
+        (sealedPrefix === undefined || storedFieldPrefix(value) !== sealedPrefix)
+      ) {
+        continue;
+      }
       present.push(path);
       stored.push(value);
     }
-    const headerValue = record[headerField];
     if (present.length === 0) {
       if (headerValue === undefined) return copyRecord(record) as DecryptedRecord<R, F>;
       const headerBytes = storedBytes(headerValue, 'The data-key header', undefined);
@@ -567,7 +580,10 @@ export class Encryptor {
   }
 
   /** The paths of `accepted`, each of which must be one of `paths`. */
-  private plaintextPaths(paths: readonly FieldPath[], accepted: readonly string[]): ReadonlySet<string> {
+  private plaintextPaths(paths: readonly FieldPath[], accepted: unknown): ReadonlySet<string> {
+    if (!Array.isArray(accepted)) {
+      assertNoProblems('decryptFields', ['acceptPlaintext must be an array of field paths']);
+    }
     const listed = new Set(paths.map((path) => path.path));
     const acceptedPaths = parsePaths('decryptFields', accepted, this.options.headerField);
     const unlisted = acceptedPaths.filter((path) => !listed.has(path.path));

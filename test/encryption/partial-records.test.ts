@@ -176,7 +176,20 @@ describe('adding a field to the encrypted list', () => {
     expect(await encryptor.decryptFields(migrated, fields, context)).toEqual(user);
   });
 
-  it('still authenticates a value shaped like a ciphertext in an accepted field', async () => {
+  it('takes a plaintext shaped like a ciphertext for what it is', async () => {
+    const encryptor = newEncryptor('base64url');
+    // 48 characters of base64url's alphabet from "Ab": the shape of a version 1 field.
+    const record = { ...user, address: 'AbbeyRoadStudios-3-AbbeyRoad-London-NW8-9AY-UK-' };
+    const older = await encryptor.encryptFields(record, fields, context);
+    const all = [...fields, 'address'] as const;
+    const options = { acceptPlaintext: ['address'] as const };
+    expect(await encryptor.decryptFields(older, all, context, options)).toEqual(record);
+    const migrated = await encryptor.reencryptFields(older, all, context, options);
+    expect(migrated.address).not.toBe(record.address);
+    expect(await encryptor.decryptFields(migrated, all, context)).toEqual(record);
+  });
+
+  it("still authenticates a value sealed under the record's data key in an accepted field", async () => {
     const encryptor = newEncryptor();
     const newer = await encryptor.encryptFields(user, fields, context);
     const other = await encryptor.encryptFields({ ...user, id: 'u2' }, fields, { ...context, userId: 'u2' });
@@ -187,6 +200,16 @@ describe('adding a field to the encrypted list', () => {
     );
     expect(error).toBeInstanceOf(DecryptionError);
     expect(error.reason).toBe('authentication_failed');
+  });
+
+  it('refuses an acceptPlaintext that is not a list of the fields asked for', async () => {
+    const encryptor = newEncryptor();
+    const older = await writtenBefore(encryptor);
+    const notAList = await rejectionOf(
+      encryptor.decryptFields(older, fields, context, { acceptPlaintext: 'phone' as never }),
+    );
+    expect(notAList).toBeInstanceOf(InvalidOptionsError);
+    expect(notAList.message).toContain('acceptPlaintext must be an array of field paths');
   });
 
   it('refuses to accept plaintext in a field it was not asked to decrypt', async () => {

@@ -708,3 +708,24 @@ describe('time to live', () => {
     }
   });
 });
+
+describe('a request over 16 MiB', () => {
+  it('is answered 413, as dynalite answers it, for the writes the layer reads itself too', async () => {
+    const body = Buffer.alloc(17 * 1024 * 1024, 'a');
+    const statuses: Record<string, number> = {};
+    for (const operation of ['PutItem', 'TransactWriteItems', 'GetItem']) {
+      const response = await fetch(dynamoDb.endpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': `DynamoDB_20120810.${operation}`,
+          authorization: 'AWS4-HMAC-SHA256 Credential=local/20300101/us-east-1/dynamodb/aws4_request',
+        },
+        body,
+      });
+      await response.arrayBuffer();
+      statuses[operation] = response.status;
+    }
+    expect(statuses).toEqual({ PutItem: 413, TransactWriteItems: 413, GetItem: 413 });
+  });
+});
