@@ -304,9 +304,12 @@ export class RateLimiter {
     const nowUs = Date.now() * 1000;
     try {
       const stored = await this.#store.read(storageKey, nowUs);
-      // Only what the store itself holds in this window goes into the local view: a TAT of another window
-      // is answered converted, and converted in the store by the key's next consume (see #inPolicyTerms).
-      this.#remember(storageKey, stored?.windowSec === this.policy.windowSec ? stored.tatUs : undefined);
+      // Only what the store itself holds in this policy's terms goes into the local view: another TAT is
+      // answered converted, and converted in the store by the key's next consume (see #inPolicyTerms).
+      this.#remember(
+        storageKey,
+        stored !== undefined && this.#isInPolicyTerms(stored, nowUs) ? stored.tatUs : undefined,
+      );
       const tatUs = stored === undefined ? nowUs : this.#inPolicyTerms(stored, nowUs);
       return this.#outcome(true, tatUs, nowUs, 1, 'store').remaining;
     } catch (error) {
@@ -498,9 +501,10 @@ export class RateLimiter {
       }
       const stored = outcome.known ? outcome.stored : await this.#store.read(storageKey, nowUs);
       let tatUs = stored?.tatUs;
-      if (stored !== undefined && stored.windowSec !== windowSec && stored.tatUs > nowUs) {
-        // Counted in another window: converted in the store before anything is decided on it, so every
-        // instance of this policy, and this one's local view, goes on from the same converted TAT.
+      if (stored !== undefined && !this.#isInPolicyTerms(stored, nowUs)) {
+        // Counted in another window (or past this policy's whole budget): converted in the store before
+        // anything is decided on it, so every instance of this policy, and this one's local view, goes on
+        // from the same converted TAT.
         tatUs = this.#inPolicyTerms(stored, nowUs);
         const rebase = await this.#store.write(storageKey, {
           mode: 'rebase',
@@ -545,13 +549,27 @@ export class RateLimiter {
    * was stored is read in this window, capped at its capacity: never more than its whole budget used.
    */
   #inPolicyTerms(stored: StoredTat, nowUs: number): number {
+    if (this.#isInPolicyTerms(stored, nowUs)) return stored.tatUs;
     const { windowSec } = this.policy;
-    if (stored.windowSec === windowSec || stored.tatUs <= nowUs) return stored.tatUs;
     const aheadUs = stored.tatUs - nowUs;
     // Divided first: ahead (up to 366 days in µs) times a window in seconds would pass 2^53.
     const scaledUs =
-      stored.windowSec === undefined ? aheadUs : Math.ceil((aheadUs / stored.windowSec) * windowSec);
+      stored.windowSec === undefined || stored.windowSec === windowSec
+        ? aheadUs
+        : Math.ceil((aheadUs / stored.windowSec) * windowSec);
     return nowUs + Math.min(scaledUs, this.#gcra.capacityUs);
+  }
+
+  /**
+   * Whether a stored TAT already means what this policy means: idle, or counted in its window and within
+   * its whole budget. No write of this version leaves a TAT past now + capacity, but an instance of an
+   * earlier version keeps adding to an item a window change has relabelled, in steps of its old window.
+   */
+  #isInPolicyTerms(stored: StoredTat, nowUs: number): boolean {
+    return (
+      stored.tatUs <= nowUs ||
+      (stored.windowSec === this.policy.windowSec && stored.tatUs <= nowUs + this.#gcra.capacityUs)
+    );
   }
 
   #outcome(

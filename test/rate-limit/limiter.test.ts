@@ -524,6 +524,36 @@ describe('RateLimiter on DynamoDB', () => {
       vi.setSystemTime(now + 6 * second);
       expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
     });
+
+    it("caps an item of its own window past its whole budget, as an earlier version's writes leave it", async () => {
+      const now = freezeClock();
+      const perMinute = deployed(uniquePolicyName('overfull'), 10, 60);
+      const storageKey = perMinute.storageKeyOf('k');
+      // Labelled with the minute's window by this version, then added to in hourly steps by an instance
+      // still on the version before, whose writes neither check nor set the window: 24 minutes ahead.
+      await counting.client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: {
+            pk: { S: storageKey },
+            sk: { S: 'RL' },
+            tat: { N: String((now + 1446 * second) * 1000) },
+            windowSec: { N: '60' },
+            expiresAt: { N: String(Math.ceil(now / 1000) + 3600) },
+          },
+        }),
+      );
+      expect(await perMinute.getRemaining('k')).toBe(0);
+      // The whole minute's budget used, not 24 minutes' worth: one unit back in 6 s.
+      expect(await perMinute.consume('k')).toMatchObject({
+        allowed: false,
+        retryAfterSec: 6,
+        source: 'store',
+      });
+      expect(Number((await storedItem(perMinute, 'k'))?.tat?.N)).toBe((now + 60 * second) * 1000);
+      vi.setSystemTime(now + 6 * second);
+      expect(await perMinute.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
+    });
   });
 
   describe('bad input', () => {
