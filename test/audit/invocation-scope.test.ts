@@ -1,12 +1,11 @@
 // Lambda Managed Instances run invocations concurrently in one process, each inside the runtime's
 // InvokeStore: an audit event must carry the fields of the request it was logged in.
 
-import { InvokeStore, InvokeStoreBase } from '@aws/lambda-invoke-store';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { audit, correlationIds } from '../../middleware/audit/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
@@ -14,31 +13,16 @@ import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureStdout } from '../helpers/log-capture.js';
+import { managedInstances } from '../helpers/managed-instances.js';
 import { alice, httpEvent, lambdaContext } from './fixtures.js';
 
 const output = captureStdout();
 
-let store: Awaited<ReturnType<typeof InvokeStore.getInstanceAsync>>;
-
-beforeAll(async () => {
-  // What the Node.js runtime does on Managed Instances: the variable, then one AsyncLocalStorage store.
-  vi.stubEnv('AWS_LAMBDA_MAX_CONCURRENCY', '8');
-  store = await InvokeStore.getInstanceAsync(true);
-});
-
-afterAll(() => {
-  vi.unstubAllEnvs();
-  (globalThis as { awslambda?: { InvokeStore?: unknown } }).awslambda = undefined;
-});
+const { invoke } = managedInstances();
 
 function requestEvent(path: string, requestId: string, correlationId: string): APIGatewayProxyEventV2 {
   const event = httpEvent({ path, headers: { 'x-correlation-id': correlationId } });
   return { ...event, requestContext: { ...event.requestContext, requestId } };
-}
-
-/** One invocation as the runtime starts it: inside the store, with its own Lambda request id. */
-function invoke<R>(requestId: string, run: () => Promise<R>): Promise<R> {
-  return store.run({ [InvokeStoreBase.PROTECTED_KEYS.REQUEST_ID]: requestId }, run);
 }
 
 /** A promise the test settles, and one the handler settles when it reaches the gate. */

@@ -1,31 +1,17 @@
 // Lambda Managed Instances run invocations concurrently in one process, each in the runtime's InvokeStore:
 // what a call's timeout sets off (its events, the audit lines they make) belongs to that call's invocation.
-import { InvokeStore, InvokeStoreBase } from '@aws/lambda-invoke-store';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { MemoryCircuitStateStore } from '../../middleware/circuit-breaker/memory-store.js';
 import type { SecurityEvent } from '../../middleware/events.js';
+import { managedInstances } from '../helpers/managed-instances.js';
 
-let store: Awaited<ReturnType<typeof InvokeStore.getInstanceAsync>>;
-
-beforeAll(async () => {
-  vi.stubEnv('AWS_LAMBDA_MAX_CONCURRENCY', '8');
-  store = await InvokeStore.getInstanceAsync(true);
-});
-
-afterAll(() => {
-  vi.unstubAllEnvs();
-  (globalThis as { awslambda?: unknown }).awslambda = undefined;
-});
-
-function invoke<R>(requestId: string, run: () => Promise<R>): Promise<R> {
-  return store.run({ [InvokeStoreBase.PROTECTED_KEYS.REQUEST_ID]: requestId }, run);
-}
+const { invoke, requestId } = managedInstances();
 
 describe('a call timing out while other invocations run in the process', () => {
   it('reports its timeout and the opening it causes in its own invocation', async () => {
     const seen: { event: string; requestId: string }[] = [];
-    const record = (event: string) => seen.push({ event, requestId: store.getRequestId() });
+    const record = (event: string) => seen.push({ event, requestId: requestId() });
     const breaker = new CircuitBreaker<string>({
       name: 'geocoder',
       store: new MemoryCircuitStateStore(),

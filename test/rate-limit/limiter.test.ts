@@ -378,6 +378,26 @@ describe('RateLimiter on DynamoDB', () => {
       new RateLimiter({ policy: { name, limit, windowSec }, tableName, client, leaseMs: 0 });
     const storedItem = async (limiter: RateLimiter, key: string) =>
       (await itemsWithPrefix(counting.client, limiter.storageKeyOf(key)))[0];
+    /** Writes `key`'s item as it is, its TAT `aheadSec` past `now`, labelled with `windowSec` if given. */
+    const storeItem = (
+      limiter: RateLimiter,
+      key: string,
+      now: number,
+      aheadSec: number,
+      windowSec?: number,
+    ) =>
+      counting.client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: {
+            pk: { S: limiter.storageKeyOf(key) },
+            sk: { S: 'RL' },
+            tat: { N: String((now + aheadSec * second) * 1000) },
+            ...(windowSec === undefined ? {} : { windowSec: { N: String(windowSec) } }),
+            expiresAt: { N: String(Math.ceil(now / 1000) + 3600) },
+          },
+        }),
+      );
 
     it('carries the used share over to a shorter window: half the hour’s budget is half the minute’s', async () => {
       const start = freezeClock();
@@ -499,19 +519,8 @@ describe('RateLimiter on DynamoDB', () => {
     it('reads an item stored before windows were as the current window, never beyond its whole budget', async () => {
       const now = freezeClock();
       const perMinute = deployed(uniquePolicyName('unwindowed'), 10, 60);
-      const storageKey = perMinute.storageKeyOf('k');
       // Half of an hour's budget, written without the window.
-      await counting.client.send(
-        new PutItemCommand({
-          TableName: tableName,
-          Item: {
-            pk: { S: storageKey },
-            sk: { S: 'RL' },
-            tat: { N: String((now + 1800 * second) * 1000) },
-            expiresAt: { N: String(Math.ceil(now / 1000) + 3600) },
-          },
-        }),
-      );
+      await storeItem(perMinute, 'k', now, 1800);
       // All of the minute's budget used, not half an hour's worth: one unit back in 6 s.
       expect(await perMinute.consume('k')).toMatchObject({
         allowed: false,
@@ -528,21 +537,9 @@ describe('RateLimiter on DynamoDB', () => {
     it("caps an item of its own window past its whole budget, as an earlier version's writes leave it", async () => {
       const now = freezeClock();
       const perMinute = deployed(uniquePolicyName('overfull'), 10, 60);
-      const storageKey = perMinute.storageKeyOf('k');
       // Labelled with the minute's window by this version, then added to in hourly steps by an instance
       // still on the version before, whose writes neither check nor set the window: 24 minutes ahead.
-      await counting.client.send(
-        new PutItemCommand({
-          TableName: tableName,
-          Item: {
-            pk: { S: storageKey },
-            sk: { S: 'RL' },
-            tat: { N: String((now + 1446 * second) * 1000) },
-            windowSec: { N: '60' },
-            expiresAt: { N: String(Math.ceil(now / 1000) + 3600) },
-          },
-        }),
-      );
+      await storeItem(perMinute, 'k', now, 1446, 60);
       expect(await perMinute.getRemaining('k')).toBe(0);
       // The whole minute's budget used, not 24 minutes' worth: one unit back in 6 s.
       expect(await perMinute.consume('k')).toMatchObject({
