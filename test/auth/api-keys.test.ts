@@ -105,6 +105,21 @@ describe('ApiKeyStore', () => {
     }
   });
 
+  it('answers unknown_key, not a server error, for a key whose stored hash is not a digest long', async () => {
+    const created = await store().create(owner(), []);
+    const truncatedHash = sha256(secretOf(created.key)).slice(0, 32);
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: { pk: `APIKEY#${created.keyId}`, sk: 'APIKEY' },
+        UpdateExpression: 'SET secretHash = :hash',
+        ExpressionAttributeValues: { ':hash': truncatedHash },
+      }),
+    );
+    expect(await reasonOf(store().verify(created.key))).toBe('unknown_key');
+    expect(await rawItem(created.keyId)).toMatchObject({ secretHash: truncatedHash });
+  });
+
   it('rejects a revoked key at once on the revoking instance, and on others within the cache bound', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const revoker = store();
@@ -517,6 +532,9 @@ describe('ApiKeyStore peppers', () => {
     const unrecorded = await before.create(owner(), []);
     await forgetHashScheme(unrecorded.keyId);
     expect(await reasonOf(store({ pepper: january }).verify(recorded.key))).toBe('unknown_key');
+    expect(await reasonOf(store({ pepper: january, acceptUnpeppered: false }).verify(recorded.key))).toBe(
+      'unknown_key',
+    );
     const moving = store({ pepper: january, acceptUnpeppered: true });
     for (const created of [recorded, unrecorded]) {
       await expect(moving.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
@@ -786,5 +804,20 @@ describe('ApiKeyStore peppers', () => {
     expect(() =>
       store({ pepper: january, previousPeppers: [june, plainPepper], acceptUnpeppered: true }),
     ).not.toThrow();
+    expect(() => store({ previousPeppers: [null as never] })).toThrow(
+      'previousPeppers[0] must be a string or { id, secret }',
+    );
+  });
+
+  it('takes a pepper of 16 characters and an id of 64, and refuses one character less or more', () => {
+    expect(() => store({ pepper: 'p'.repeat(16) })).not.toThrow();
+    expect(() => store({ pepper: 'p'.repeat(15) })).toThrow('pepper must be >= 16 characters');
+    expect(() => store({ pepper: { id: 'i'.repeat(64), secret: 's'.repeat(16) } })).not.toThrow();
+    expect(() => store({ pepper: { id: 'i'.repeat(65), secret: 's'.repeat(16) } })).toThrow(
+      'pepper.id must be 1-64 letters, digits, . _ or -',
+    );
+    expect(() => store({ pepper: { id: 'i', secret: 's'.repeat(15) } })).toThrow(
+      'pepper.secret must be a string of >= 16 characters',
+    );
   });
 });
