@@ -226,6 +226,74 @@ describe('DynamoDbCounterStore on the embedded DynamoDB', () => {
     expect(Object.fromEntries(counting.requests)).toEqual({ UpdateItem: 5 });
     counting.client.destroy();
   });
+
+  it('rebases an item only from the exact TAT and window it was converted from', async () => {
+    const counting = countingClient();
+    const store = new DynamoDbCounterStore({ tableName, client: counting.client });
+    const nowUs = Date.now() * 1000;
+    const nowSec = Math.floor(nowUs / 1_000_000);
+    const tatUs = nowUs + 1_800_000_000;
+    const convertedUs = nowUs + 30_000_000;
+    const stored = async (label: string, windowSec?: number): Promise<string> => {
+      const pk = `RL#${uniquePolicyName(label)}#k`;
+      await counting.client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: {
+            pk: { S: pk },
+            sk: { S: 'RL' },
+            tat: { N: String(tatUs) },
+            ...(windowSec === undefined ? {} : { windowSec: { N: String(windowSec) } }),
+            expiresAt: { N: String(nowSec + 3600) },
+          },
+        }),
+      );
+      return pk;
+    };
+    const rebase = (from: { tatUs: number; windowSec: number | undefined }) => ({
+      mode: 'rebase' as const,
+      nowUs,
+      windowSec: 60,
+      from,
+      tatUs: convertedUs,
+      expiresAtSec: nowSec + 60,
+    });
+    const hourly = await stored('rebase-hourly', 3600);
+    const unwindowed = await stored('rebase-unwindowed');
+    // A TAT another writer has moved on since, or the right TAT in another window or in none: each
+    // converted from something the item no longer is, so it stays as it is.
+    for (const from of [
+      { tatUs: tatUs - 1, windowSec: 3600 },
+      { tatUs, windowSec: 600 },
+      { tatUs, windowSec: undefined },
+    ]) {
+      expect(await store.write(hourly, rebase(from))).toEqual({
+        applied: false,
+        known: true,
+        stored: { tatUs, windowSec: 3600 },
+      });
+    }
+    for (const from of [
+      { tatUs: tatUs - 1, windowSec: undefined },
+      { tatUs, windowSec: 3600 },
+    ]) {
+      expect(await store.write(unwindowed, rebase(from))).toEqual({
+        applied: false,
+        known: true,
+        stored: { tatUs, windowSec: undefined },
+      });
+    }
+    expect(await store.write(hourly, rebase({ tatUs, windowSec: 3600 }))).toEqual({
+      applied: true,
+      tatUs: convertedUs,
+    });
+    expect(await store.write(unwindowed, rebase({ tatUs, windowSec: undefined }))).toEqual({
+      applied: true,
+      tatUs: convertedUs,
+    });
+    expect(await store.read(unwindowed, nowUs)).toEqual({ tatUs: convertedUs, windowSec: 60 });
+    counting.client.destroy();
+  });
 });
 
 /**

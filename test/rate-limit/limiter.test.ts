@@ -442,6 +442,19 @@ describe('RateLimiter on DynamoDB', () => {
       expect(await hourly.getRemaining('k')).toBe(50);
     });
 
+    it('restarts an idle key in the window of the policy that admits it, whichever window counted it before', async () => {
+      const start = freezeClock();
+      const name = uniquePolicyName('idle-restart');
+      const perMinute = deployed(name, 10, 60);
+      for (let index = 0; index < 5; index += 1) await perMinute.consume('k');
+      // Idle (its TAT, 30 s ahead, has passed) while the item is still there, labelled with the minute.
+      vi.setSystemTime(start + 31 * second);
+      const hourly = deployed(name, 100, 3600);
+      expect(await hourly.consume('k')).toMatchObject({ allowed: true, remaining: 99 });
+      expect((await storedItem(hourly, 'k'))?.windowSec?.N).toBe('3600');
+      expect(await hourly.consume('k')).toMatchObject({ allowed: true, remaining: 98 });
+    });
+
     it('carries the used share over when the limit and the window both change', async () => {
       freezeClock();
       const name = uniquePolicyName('both');

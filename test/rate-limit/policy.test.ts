@@ -145,6 +145,11 @@ describe('MemoryCounterStore (the outage fallback)', () => {
       applied: false,
       stored,
     });
+    // The right TAT, counted in another window than the one the rebase converted from.
+    expect(await store.write('k', { ...rebase, from: { tatUs: 5, windowSec: 3600 } })).toMatchObject({
+      applied: false,
+      stored,
+    });
     expect(await store.write('k', { ...rebase, from: stored })).toEqual({ applied: true, tatUs: 7 });
     expect(await store.write('k', write('busy', 1, { windowSec: 3600 }))).toEqual({
       applied: true,
