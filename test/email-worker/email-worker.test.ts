@@ -53,10 +53,12 @@ class RecordingTransport implements EmailTransport {
   close(): void {}
 }
 
+// Not a whole number of seconds, as Lambda's never is: an in-progress record expires with the invocation,
+// so the seconds until then are rounded up (30), never down (a retry at 29 s would find it still there).
 const context = {
   functionName: 'bulwark-email-worker',
   awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 30_000,
+  getRemainingTimeInMillis: () => 29_500,
 } as unknown as Context;
 
 // A real local-aws-sqs with the email queue and its DLQ: records are really received from the queue, and
@@ -103,7 +105,7 @@ function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueue
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { transport, audits, run, logger: observability.logger, metrics: observability.metrics };
+  return { worker, transport, audits, run, logger: observability.logger, metrics: observability.metrics };
 }
 
 describe('the email worker', () => {
@@ -121,10 +123,11 @@ describe('the email worker', () => {
     ]);
   });
 
-  it('sends once when the same SQS record is delivered twice, remembering it under an IDEM# key', async () => {
+  it('sends once when the same SQS record is delivered twice, remembering it under an IDEM# key for a day', async () => {
     const { transport, run } = setup();
     const message = welcome();
     const delivered = await record(message);
+    const sentAfterSec = Math.round(Date.now() / 1000);
     await run(delivered);
     // The same SQS message received again, as after a worker whose delete was lost.
     const redelivered = await queues.redelivered(delivered);
@@ -144,7 +147,10 @@ describe('the email worker', () => {
     // Other files' workers write to the same partition: this message's record holds its provider id.
     const [providerMessageId] = transport.providerMessageIds;
     const mine = stored.Items?.filter((item) => item.data?.providerMessageId === providerMessageId);
-    expect(mine).toEqual([expect.objectContaining({ status: 'COMPLETED', expiresAt: expect.any(Number) })]);
+    expect(mine).toEqual([expect.objectContaining({ status: 'COMPLETED' })]);
+    // Kept for idempotencyTtlSec (default a day) from the send.
+    expect(mine?.[0]?.expiresAt).toBeGreaterThanOrEqual(sentAfterSec + 86_400);
+    expect(mine?.[0]?.expiresAt).toBeLessThanOrEqual(Math.round(Date.now() / 1000) + 86_400);
   });
 
   it('logs and audits a redelivered copy as a duplicate, not as a second send', async () => {
@@ -162,6 +168,20 @@ describe('the email worker', () => {
     expect(addMetric.mock.calls.map(([name]) => name)).toEqual(['EmailSent']);
     expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent', 'email.duplicate']);
     expect(audits[1]).toMatchObject({ outcome: 'success', metadata: { messageId: message.id } });
+  });
+
+  it('sends one email for one producer id enqueued twice, whatever correlation id each copy carries', async () => {
+    const { transport, audits, run } = setup();
+    const message = welcome();
+    const enqueued = (correlationId: string) =>
+      queues.receivedRecord(message, { attributes: { 'x-correlation-id': correlationId } });
+    expect(await run(await enqueued('corr-first'))).toEqual({ batchItemFailures: [] });
+    expect(await run(await enqueued('corr-second'))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toHaveLength(1);
+    expect(audits).toEqual([
+      expect.objectContaining({ eventType: 'email.sent', correlationId: 'corr-first' }),
+      expect.objectContaining({ eventType: 'email.duplicate', correlationId: 'corr-second' }),
+    ]);
   });
 
   it('backs off a copy whose id another record is sending, without counting a failed send', async () => {
@@ -217,7 +237,7 @@ describe('the email worker', () => {
   });
 
   it("backs off a failed send whose in-progress record could not be deleted until it expires, with the provider's error", async () => {
-    // A base of 5 s: the backoff alone would bring the retry back before the record expires (30 s left).
+    // A base of 5 s: the backoff alone would bring the retry back before the record expires (29.5 s left).
     const { transport, audits, run, logger, metrics } = setup(
       new EmailTemplates(),
       throttledDelete({ ...emailWorkerQueueOptions(dynamoDb, queues), retryBaseDelaySec: 5 }),
@@ -540,6 +560,31 @@ describe('the email worker when the relay refuses recipients for good', () => {
       }),
     ]);
     ses.restore();
+  });
+});
+
+describe('batches handled at once by one worker', () => {
+  it("writes each batch's in-progress records to expire with its own invocation", async () => {
+    const queueOptions = emailWorkerQueueOptions(dynamoDb, queues);
+    const saveInProgress = vi.spyOn(queueOptions.persistenceStore, 'saveInProgress');
+    const { worker } = setup(new EmailTemplates(), queueOptions);
+    const invocation = (remainingMs: number) =>
+      ({ ...context, getRemainingTimeInMillis: () => remainingMs }) as Context;
+    const long = welcome();
+    const short = welcome();
+    const longRecord = await record(long);
+    const shortRecord = await record(short);
+    // Invocations that run at once in one process (Lambda Managed Instances): the second begins before
+    // the first has written its in-progress record.
+    const answers = await Promise.all([
+      worker.handle({ Records: [longRecord] } as SQSEvent, invocation(900_000)),
+      worker.handle({ Records: [shortRecord] } as SQSEvent, invocation(4_000)),
+    ]);
+    expect(answers.map((answer) => answer.batchItemFailures)).toEqual([[], []]);
+    const remainingById = new Map(
+      saveInProgress.mock.calls.map(([send, remainingMs]) => [(send as { id: string }).id, remainingMs]),
+    );
+    expect(Object.fromEntries(remainingById)).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
   });
 });
 

@@ -1930,10 +1930,16 @@ describe('a duplicate copy of a delivered message', () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
     const message = messageFor(endpoint.id, endpoint.tenantId);
-    const { run, audits, metrics, logger } = setup();
+    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const { run, audits, metrics, logger } = setup({ persistenceStore });
     const added = vi.spyOn(metrics, 'addMetric');
     const info = vi.spyOn(logger, 'info');
+    const deliveredAfterSec = Math.round(Date.now() / 1000);
     expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    // Remembered for idempotencyTtlSec (default a day) from the delivery.
+    const { expiryTimestamp } = await persistenceStore.getRecord({ id: message.id });
+    expect(expiryTimestamp).toBeGreaterThanOrEqual(deliveredAfterSec + 86_400);
+    expect(expiryTimestamp).toBeLessThanOrEqual(Math.round(Date.now() / 1000) + 86_400);
     // SQS delivers at least once: the same message as a second SQS message, first receive.
     const copy = await record(message);
     expect(await run(copy)).toEqual({ batchItemFailures: [] });
