@@ -80,7 +80,7 @@ describe('AuditLogger', () => {
   it('fills request fields from the request in flight and reads the principal when the event is logged', () => {
     const auditLogger = newLogger();
     let principal: Principal | undefined;
-    auditLogger.beginRequest({
+    const request = {
       requestId: 'req-1',
       correlationId: 'corr-1',
       path: '/bookings',
@@ -88,13 +88,15 @@ describe('AuditLogger', () => {
       ipAddress: '203.0.113.9',
       userAgent: 'curl/8',
       principal: () => principal,
-    });
+    };
+    auditLogger.beginRequest(request);
     principal = alice;
     auditLogger.logSecurityEvent({ type: 'access.denied', reason: 'missing_scope' });
     // Another request's end leaves this one's scope alone.
     auditLogger.endRequest({ path: '/other' });
     expect(auditLogger.logAuthFailure('x')?.path).toBe('/bookings');
-    auditLogger.endRequest();
+    // Its own end clears it.
+    auditLogger.endRequest(request);
     auditLogger.logSecurityEvent({
       type: 'circuit.opened',
       reason: 'failures',
@@ -111,6 +113,7 @@ describe('AuditLogger', () => {
       userId: 'user-alice',
     });
     expect(after?.path).toBeUndefined();
+    expect(after?.requestId).toBeUndefined();
     expect(after).toMatchObject({ outcome: 'error', metadata: { circuit: 'users', reason: 'failures' } });
   });
 

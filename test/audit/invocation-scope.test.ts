@@ -6,6 +6,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { audit, correlationIds } from '../../middleware/audit/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
@@ -99,5 +100,35 @@ describe('audit() with invocations running concurrently in one process', () => {
       { eventType: 'auth.failure', ...secondFields, route: '/second' },
       { eventType: 'http.request', ...secondFields, route: undefined },
     ]);
+  });
+});
+
+describe('AuditLogger request scopes where the runtime keeps invocations in its store', () => {
+  const sinkLogger = () => {
+    const events: AuditEvent[] = [];
+    return {
+      events,
+      auditLogger: new AuditLogger({ sink: (event) => events.push(event), logToConsole: false }),
+    };
+  };
+
+  it('keeps a scope begun outside any invocation (at init) in the logger itself', () => {
+    const { events, auditLogger } = sinkLogger();
+    auditLogger.beginRequest({ requestId: 'init' });
+    auditLogger.logAuthFailure('expired');
+    auditLogger.endRequest();
+    expect(events.map((event) => event.requestId)).toEqual(['init']);
+  });
+
+  it('gives each audit logger its own scope within one invocation', async () => {
+    const first = sinkLogger();
+    const second = sinkLogger();
+    await invoke('lambda-shared', async () => {
+      first.auditLogger.beginRequest({ requestId: 'api-first' });
+      second.auditLogger.logAuthFailure('expired');
+      first.auditLogger.logAuthFailure('expired');
+    });
+    expect(second.events.map((event) => event.requestId)).toEqual([undefined]);
+    expect(first.events.map((event) => event.requestId)).toEqual(['api-first']);
   });
 });
