@@ -535,6 +535,33 @@ describe('ReturnValuesOnConditionCheckFailure on single-item writes', () => {
     },
   );
 
+  it.each(writeNames)(
+    '%s unsigned is refused for its missing signature before its other values are checked, as dynalite refuses it',
+    async (name) => {
+      const pk = uniqueKey(`unsigned-${name}`);
+
+      const response = await fetch(dynamoDb.endpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': `DynamoDB_20120810.${name}`,
+        },
+        body: JSON.stringify({
+          TableName: tableName,
+          ...(name === 'PutItem' ? { Item: keyFor(pk) } : { Key: keyFor(pk) }),
+          ReturnValuesOnConditionCheckFailure: 'ALL_NEW',
+        }),
+      });
+
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        __type: 'com.amazon.coral.service#MissingAuthenticationTokenException',
+        message: 'Request is missing Authentication Token',
+      });
+      expect(await storedAt(pk)).toBeUndefined();
+    },
+  );
+
   it('answers a write whose condition holds as before, ALL_OLD or not', async () => {
     const pk = uniqueKey('holds');
     await putStored(pk);
@@ -596,6 +623,9 @@ describe('ReturnValuesOnConditionCheckFailure on single-item writes', () => {
       // The item it failed on was on the other side; one read later could have been flipped back.
       expect((outcome as ConditionalCheckFailedException).Item?.side).toEqual({ S: otherSide(from) });
     }
+    // Every flip answered as applied turned the item once, and no other did.
+    const applied = flips.length - failures.length;
+    expect((await storedAt(pk))?.side).toEqual({ S: applied % 2 === 0 ? 'a' : 'b' });
   });
 
   it('rejects any other value inside a transaction too, before writing', async () => {
