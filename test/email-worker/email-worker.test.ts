@@ -24,6 +24,7 @@ import { UsersModel } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { handleTwoBatchesAtOnce } from '../helpers/concurrent-batches.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -566,25 +567,18 @@ describe('the email worker when the relay refuses recipients for good', () => {
 describe('batches handled at once by one worker', () => {
   it("writes each batch's in-progress records to expire with its own invocation", async () => {
     const queueOptions = emailWorkerQueueOptions(dynamoDb, queues);
-    const saveInProgress = vi.spyOn(queueOptions.persistenceStore, 'saveInProgress');
     const { worker } = setup(new EmailTemplates(), queueOptions);
-    const invocation = (remainingMs: number) =>
-      ({ ...context, getRemainingTimeInMillis: () => remainingMs }) as Context;
     const long = welcome();
     const short = welcome();
-    const longRecord = await record(long);
-    const shortRecord = await record(short);
-    // Invocations that run at once in one process (Lambda Managed Instances): the second begins before
-    // the first has written its in-progress record.
-    const answers = await Promise.all([
-      worker.handle({ Records: [longRecord] } as SQSEvent, invocation(900_000)),
-      worker.handle({ Records: [shortRecord] } as SQSEvent, invocation(4_000)),
-    ]);
-    expect(answers.map((answer) => answer.batchItemFailures)).toEqual([[], []]);
-    const remainingById = new Map(
-      saveInProgress.mock.calls.map(([send, remainingMs]) => [(send as { id: string }).id, remainingMs]),
+    const records = [await record(long), await record(short)] as const;
+    const { failures, remainingMsById } = await handleTwoBatchesAtOnce(
+      worker,
+      queueOptions.persistenceStore,
+      context,
+      records,
     );
-    expect(Object.fromEntries(remainingById)).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
+    expect(failures).toEqual([[], []]);
+    expect(remainingMsById).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
   });
 });
 

@@ -40,6 +40,7 @@ import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { rejectionOf } from '../encryption/helpers.js';
+import { handleTwoBatchesAtOnce } from '../helpers/concurrent-batches.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, testObservability } from '../helpers/observability.js';
@@ -1045,25 +1046,18 @@ describe('batches handled at once by one worker', () => {
     const accepting = await receiver(() => ({ status: 204 }));
     const endpoint = await endpointAt(accepting.url);
     const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
-    const saveInProgress = vi.spyOn(persistenceStore, 'saveInProgress');
     const { worker } = setup({ persistenceStore });
-    const invocation = (remainingMs: number) =>
-      ({ ...context, getRemainingTimeInMillis: () => remainingMs }) as Context;
     const long = messageFor(endpoint.id, endpoint.tenantId);
     const short = messageFor(endpoint.id, endpoint.tenantId);
-    const longRecord = await record(long);
-    const shortRecord = await record(short);
-    // Invocations that run at once in one process (Lambda Managed Instances): the second begins before
-    // the first has written its in-progress record.
-    const answers = await Promise.all([
-      worker.handle({ Records: [longRecord] } as SQSEvent, invocation(900_000)),
-      worker.handle({ Records: [shortRecord] } as SQSEvent, invocation(4_000)),
-    ]);
-    expect(answers.map((answer) => answer.batchItemFailures)).toEqual([[], []]);
-    const remainingById = new Map(
-      saveInProgress.mock.calls.map(([key, remainingMs]) => [(key as { id: string }).id, remainingMs]),
+    const records = [await record(long), await record(short)] as const;
+    const { failures, remainingMsById } = await handleTwoBatchesAtOnce(
+      worker,
+      persistenceStore,
+      context,
+      records,
     );
-    expect(Object.fromEntries(remainingById)).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
+    expect(failures).toEqual([[], []]);
+    expect(remainingMsById).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
   });
 });
 
