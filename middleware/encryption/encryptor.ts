@@ -343,6 +343,11 @@ function storedBytes(value: unknown, what: string, field: string | undefined): B
   throw new DecryptionError('malformed', `${what} is not an encrypted value`, field ? { field } : {});
 }
 
+/** What a field sealed under a record's data key starts with (see {@link storedFieldPrefix}), from its header. */
+function headerFieldPrefix(headerValue: unknown): string {
+  return fieldPrefix(keyRefOf(storedBytes(headerValue, 'The data-key header', undefined))).toString('latin1');
+}
+
 /**
  * Encrypts and decrypts the sensitive fields of records under envelope keys. Create one per function,
  * at module scope: its caches make steady-state encryption free of KMS calls.
@@ -485,9 +490,7 @@ export class Encryptor {
     const sealedPrefix =
       plaintextAccepted === undefined || headerValue === undefined
         ? undefined
-        : fieldPrefix(keyRefOf(storedBytes(headerValue, 'The data-key header', undefined))).toString(
-            'latin1',
-          );
+        : headerFieldPrefix(headerValue);
     const present: FieldPath[] = [];
     const stored: unknown[] = [];
     for (const path of paths) {
@@ -506,9 +509,7 @@ export class Encryptor {
     }
     if (present.length === 0) {
       if (headerValue === undefined) return copyRecord(record) as DecryptedRecord<R, F>;
-      const headerBytes = storedBytes(headerValue, 'The data-key header', undefined);
-      const prefixText = fieldPrefix(keyRefOf(headerBytes)).toString('latin1');
-      const keepHeader = countFieldsUnder(record, prefixText, headerField, 0) > 0;
+      const keepHeader = countFieldsUnder(record, headerFieldPrefix(headerValue), headerField, 0) > 0;
       const copy = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
       return copy as DecryptedRecord<R, F>;
     }
