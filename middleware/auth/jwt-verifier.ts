@@ -42,12 +42,13 @@ export interface JwtIssuerOptions {
    */
   readonly clientId: string | readonly string[] | null;
   /**
-   * Accepted `aud` values, one of which must be present, whatever the token_use. Set it for an issuer
-   * other than Cognito (`tokenUse: null`): its ID tokens, and its access tokens for other APIs, name
-   * the same clients as the tokens meant for this one, and only `aud` tells them apart.
-   * @default undefined (aud not checked)
+   * Accepted `aud` values, one of which must be present, whatever the token_use. Required for an
+   * issuer other than Cognito (`tokenUse: null`): its ID tokens, and its access tokens for other APIs,
+   * name the same clients as the tokens meant for this one, and only `aud` tells them apart. Pass
+   * `null` there to skip the check on purpose.
+   * @default undefined (aud not checked) when `tokenUse` is set
    */
-  readonly audience?: string | readonly string[];
+  readonly audience?: string | readonly string[] | null;
   /** Where the issuer's JWKS is fetched. `null`: never fetch. @default `${issuer}/.well-known/jwks.json` */
   readonly jwksUri?: string | null;
   /** A JWKS (object or JSON text) to start from, so a cold start needs no fetch. @default undefined */
@@ -336,6 +337,10 @@ export class JwtVerifier {
       problems.push(`${name}: tokenUse is required (null to skip the check)`);
     if (options.clientId === undefined)
       problems.push(`${name}: clientId is required (null to skip the check)`);
+    // Without token_use to tell them apart, an ID token or another API's access token for the same
+    // client would pass: only `aud` can refuse them.
+    if (options.tokenUse === null && options.audience === undefined)
+      problems.push(`${name}: audience is required when tokenUse is null (null to skip the check)`);
     // An empty list, or a blank or misspelt entry, would refuse every token (or, for tokenUse, every use).
     const lists = { tokenUse: options.tokenUse, clientId: options.clientId, audience: options.audience };
     for (const [field, value] of Object.entries(lists)) {
@@ -388,7 +393,8 @@ export class JwtVerifier {
       issuer: name,
       tokenUse: options.tokenUse === null || options.tokenUse === undefined ? null : asSet(options.tokenUse),
       clientIds: options.clientId === null || options.clientId === undefined ? null : asSet(options.clientId),
-      audience: options.audience === undefined ? undefined : asSet(options.audience),
+      audience:
+        options.audience === undefined || options.audience === null ? undefined : asSet(options.audience),
       algorithms: new Set(algorithms),
       secret: secretBytes === undefined ? undefined : createSecretKey(secretBytes),
       keys: asymmetric

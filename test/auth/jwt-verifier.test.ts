@@ -153,6 +153,7 @@ describe('JwtVerifier accepts', () => {
           issuer: 'https://other.example',
           tokenUse: null,
           clientId: null,
+          audience: null,
           jwks: { keys: [other.jwk] },
           jwksUri: null,
         },
@@ -626,16 +627,54 @@ describe('JwtVerifier options', () => {
         issuers: [
           // @ts-expect-error tokenUse and clientId are required, on purpose
           { issuer: 'https://a.example' },
-          { issuer: 'https://b.example', tokenUse: null, clientId: null, algorithms: ['HS256'] },
-          { issuer: 'https://c.example', tokenUse: null, clientId: null, sharedSecret: 'short' },
-          // @ts-expect-error 'none' is not an algorithm
-          { issuer: 'https://d.example', tokenUse: null, clientId: null, algorithms: ['none'] },
-          { issuer: 'https://e.example', tokenUse: null, clientId: null, jwks: 'not json', jwksUri: 'nope' },
-          { issuer: 'https://f.example', tokenUse: null, clientId: null, jwks: { keys: [] }, jwksFile: '/x' },
-          { issuer: 'https://g.example', tokenUse: null, clientId: null, algorithms: [] },
-          { issuer: 'https://h.example', tokenUse: null, clientId: null, jwks: '{"no":"keys"}' },
+          {
+            issuer: 'https://b.example',
+            tokenUse: null,
+            clientId: null,
+            audience: null,
+            algorithms: ['HS256'],
+          },
+          {
+            issuer: 'https://c.example',
+            tokenUse: null,
+            clientId: null,
+            audience: null,
+            sharedSecret: 'short',
+          },
+          {
+            issuer: 'https://d.example',
+            tokenUse: null,
+            clientId: null,
+            audience: null,
+            // @ts-expect-error 'none' is not an algorithm
+            algorithms: ['none'],
+          },
+          {
+            issuer: 'https://e.example',
+            tokenUse: null,
+            clientId: null,
+            audience: null,
+            jwks: 'not json',
+            jwksUri: 'nope',
+          },
+          {
+            issuer: 'https://f.example',
+            tokenUse: null,
+            clientId: null,
+            audience: null,
+            jwks: { keys: [] },
+            jwksFile: '/x',
+          },
+          { issuer: 'https://g.example', tokenUse: null, clientId: null, audience: null, algorithms: [] },
+          {
+            issuer: 'https://h.example',
+            tokenUse: null,
+            clientId: null,
+            audience: null,
+            jwks: '{"no":"keys"}',
+          },
           // @ts-expect-error issuer is required
-          { tokenUse: null, clientId: null },
+          { tokenUse: null, clientId: null, audience: null },
         ],
       });
     } catch (caught) {
@@ -666,10 +705,27 @@ describe('JwtVerifier options', () => {
     }
   });
 
+  it('needs an audience, or an explicit null, for an issuer without token_use', async () => {
+    // Without one, this issuer's ID token for the same client, or its access token for another API, passes.
+    expect(() => verifier({}, { tokenUse: null, clientId: 'spa' })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        `${jwks.issuer}: audience is required when tokenUse is null (null to skip the check)`,
+      ]),
+    );
+    const unchecked = verifier({}, { tokenUse: null, clientId: 'spa', audience: null });
+    const idToken = { sub: 'alice', iss: jwks.issuer, exp: nowSec() + 60, aud: 'spa', azp: 'spa' };
+    await expect(unchecked.verify(signToken(rsa, idToken))).resolves.toBeDefined();
+    // A Cognito-style issuer keeps aud unchecked by default: token_use and client_id tell tokens apart.
+    expect(() => verifier({}, { tokenUse: 'access', clientId: 'spa' })).not.toThrow();
+  });
+
   it('refuses an issuer with edge whitespace, which no token’s iss matches', () => {
     for (const issuer of ['   ', ' https://a.example', 'https://a.example\n']) {
       expect(
-        () => new JwtVerifier({ issuers: [{ issuer, tokenUse: null, clientId: null, jwksUri: null }] }),
+        () =>
+          new JwtVerifier({
+            issuers: [{ issuer, tokenUse: null, clientId: null, audience: null, jwksUri: null }],
+          }),
       ).toThrow(
         new InvalidOptionsError('JwtVerifier', [
           `${JSON.stringify(issuer)}: issuer has leading or trailing whitespace`,
@@ -679,7 +735,7 @@ describe('JwtVerifier options', () => {
   });
 
   it('names a JWKS timeout with which every key fetch would fail among the other problems', () => {
-    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
     for (const jwksTimeoutMs of [0, 2 ** 31]) {
       expect(() => new JwtVerifier({ issuers: [issuer], maxTokenBytes: 0, jwksTimeoutMs })).toThrow(
         new InvalidOptionsError('JwtVerifier', [
@@ -694,14 +750,14 @@ describe('JwtVerifier options', () => {
     expect(() => new JwtVerifier({ issuers: [null as never] })).toThrow(
       new InvalidOptionsError('JwtVerifier', ['every issuer must be an object (got null)']),
     );
-    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
     expect(() => new JwtVerifier({ issuers: [{ ...issuer, algorithms: 'RS256' as never }] })).toThrow(
       new InvalidOptionsError('JwtVerifier', ['https://a.example: algorithms must be a list (got "RS256")']),
     );
   });
 
   it('refuses a roles or tenant claim name that no token can carry', () => {
-    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
     expect(() => new JwtVerifier({ issuers: [issuer], rolesClaim: '', tenantClaim: 7 as never })).toThrow(
       new InvalidOptionsError('JwtVerifier', [
         'rolesClaim must be a non-empty claim name (got "")',
@@ -715,7 +771,7 @@ describe('JwtVerifier options', () => {
   });
 
   it('refuses a clock tolerance or cache age given as a string, which would pass a comparison', () => {
-    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
     expect(() => new JwtVerifier({ issuers: [issuer], clockToleranceSec: '5' as never })).toThrow(
       new InvalidOptionsError('JwtVerifier', ['clockToleranceSec must be a number 0..300 (got "5")']),
     );
@@ -727,7 +783,7 @@ describe('JwtVerifier options', () => {
   });
 
   it('names a JWKS cooldown or maximum age that is negative, NaN or not a number among the other problems', () => {
-    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
     for (const value of [-1, Number.NaN, null, '30000']) {
       expect(
         () =>
@@ -752,6 +808,7 @@ describe('JwtVerifier options', () => {
       issuer: 'https://a.example',
       tokenUse: null,
       clientId: null,
+      audience: null,
       algorithms: ['HS256' as const],
     };
     for (const sharedSecret of [' '.repeat(32), `short${' '.repeat(40)}`]) {
@@ -805,7 +862,9 @@ describe('JwtVerifier options', () => {
       expect(
         () =>
           new JwtVerifier({
-            issuers: [{ issuer: 'https://a.example', tokenUse: null, clientId: null, jwksUri }],
+            issuers: [
+              { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null, jwksUri },
+            ],
           }),
       ).toThrow('https://a.example: jwksUri is not an http(s) URL');
     }
@@ -813,7 +872,7 @@ describe('JwtVerifier options', () => {
 
   it('rejects an empty or duplicated issuer list', () => {
     expect(() => new JwtVerifier({ issuers: [] })).toThrow(/issuers must not be empty/);
-    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
     expect(() => new JwtVerifier({ issuers: [issuer, issuer] })).toThrow(/listed twice/);
   });
 });
