@@ -288,6 +288,8 @@ export function withWorkerMiddlewares(
   { logger, metrics }: FunctionObservability,
 ): MiddyfiedHandler<SQSEvent, SQSBatchResponse> {
   const handler = middy<SQSEvent, SQSBatchResponse>(handle);
-  handler.use(injectLambdaContext(logger, { resetKeys: true })).use(captureMetrics(metrics));
+  // Never the whole event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: its messages carry addresses,
+  // names and one-time codes under keys no redactor can know (`to`, `data.code`).
+  handler.use(injectLambdaContext(logger, { resetKeys: true, logEvent: false })).use(captureMetrics(metrics));
   return handler;
 }

@@ -196,7 +196,9 @@ export function withRequestMiddlewares(
   return lambdaHandler(
     middy<HttpEvent, HttpResponse>(respond)
       .use(headWithoutBody)
-      .use(injectLambdaContext(loggers, { resetKeys: true }))
+      // Never the whole event, whatever POWERTOOLS_LOGGER_LOG_EVENT says: bodies carry personal data
+      // under keys the redactor does not list (`name`, a verification `code`).
+      .use(injectLambdaContext(loggers, { resetKeys: true, logEvent: false }))
       .use(correlationIds({ loggers }))
       .use(captureMetrics(observability.metrics))
       .use(audit({ auditLogger: observability.auditLogger, excludePaths: ['/health'] }))
