@@ -35,6 +35,12 @@ const reasonText: Readonly<Record<DisabledReason, string>> = {
 const quotedUrlLength = 500;
 
 /**
+ * The URL up to its query or fragment, which may hold a receiver's token: the owner knows the endpoint
+ * by host and path, and the alert stays in the email queue, and its dead-letter queue, for days.
+ */
+const withoutQuery = (url: string) => url.split(/[?#]/, 1)[0] as string;
+
+/**
  * Notifies the owner of a disabled endpoint. A human owner (`user`, `admin`) whose id is a user of
  * the users service gets a `security-alert` email; an integration (M2M client) has no mailbox, and an
  * owner unknown to the users service has no address, so both are logged and skipped. Never throws:
@@ -76,7 +82,7 @@ export class OwnerAlerts {
               name: owner.name,
               event: 'Webhook endpoint disabled',
               occurredAt: now.toISOString(),
-              details: `Your webhook endpoint ${endpoint.id} (${headOf(endpoint.url, quotedUrlLength)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
+              details: `Your webhook endpoint ${endpoint.id} (${headOf(withoutQuery(endpoint.url), quotedUrlLength)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
             },
           },
         ],

@@ -1244,6 +1244,26 @@ describe('the owner alert', () => {
     expect(details.isWellFormed()).toBe(true);
     expect(details).toContain(`(${head}) was disabled`);
   });
+
+  it('quotes the URL without its query or fragment, where a receiver may keep a token', async () => {
+    const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Tokened' });
+    const endpoint = await endpointAt(
+      'https://hooks.example.com/in/bookings?token=receiver-token-1#part',
+      principal({ id: user.id }),
+    );
+    const { logger, auditLogger, metrics } = testObservability('webhook-worker').observability;
+    await new OwnerAlerts({
+      sqs: queues.client,
+      emailQueueUrl,
+      users,
+      logger,
+      auditLogger,
+      metrics,
+    }).endpointDisabled(endpoint, 'gone', 'corr-query');
+    const [alert] = await alerts();
+    expect(alert?.data.details).toContain('(https://hooks.example.com/in/bookings) was disabled');
+    expect(JSON.stringify(alert)).not.toContain('receiver-token-1');
+  });
 });
 
 /**
