@@ -27,6 +27,7 @@ import {
 } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
+import { smsDeploymentPolicy } from '../functions/users/sms-budgets.js';
 import {
   type WorkerDefinition,
   type WorkerName,
@@ -34,9 +35,10 @@ import {
   workerNames,
   workers,
 } from '../functions/workers.js';
-import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { metricCatalog, metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { mostAdmittedWithin } from '../middleware/rate-limit/policy.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
-import { BulwarkAlarms } from './alarms.js';
+import { BulwarkAlarms, smsVolumePeriod } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
 import { BulwarkFunction, type BundledFile, deployedEmailTransport } from './bulwark-function.js';
 import { BulwarkTable } from './bulwark-table.js';
@@ -239,7 +241,9 @@ export interface BulwarkStackProps extends StackProps {
      */
     readonly perRegionPerHour?: number;
     /**
-     * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain.
+     * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain. At most what
+     * the deployment's budget admits in an hour, the burst of perHour and then its refill (19 for a
+     * perHour of 10): synth refuses a higher one, which SmsSent could never reach.
      * @default half of perHour, rounded up (bin/app.ts reads `-c smsAlarmThresholdPerHour=…`)
      */
     readonly alarmThresholdPerHour?: number;
@@ -338,6 +342,12 @@ function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
   const alarmThresholdPerHour = sms?.alarmThresholdPerHour ?? Math.ceil(perHour / 2);
   const unknown = regions.filter((region) => !isSupportedCountry(region));
   const isBudget = (value: number) => Number.isInteger(value) && value >= 1 && value <= maxSmsPerHour;
+  // SmsSent counts only SMS the deployment's budget admitted, and it admits no more than this in the
+  // alarm's hour: a higher threshold could never be reached, and the alarm would never page.
+  const deploymentPolicy = smsDeploymentPolicy({ regions, perHour, perRegionPerHour });
+  const mostSentPerHour = isBudget(perHour)
+    ? mostAdmittedWithin(deploymentPolicy, smsVolumePeriod.toSeconds())
+    : undefined;
   const problems = [
     ...(regions.length === 0 ? ['sms.regions must name at least one region'] : []),
     ...(unknown.length > 0
@@ -352,6 +362,11 @@ function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
     ...(isBudget(alarmThresholdPerHour)
       ? []
       : [`sms.alarmThresholdPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+    ...(mostSentPerHour !== undefined && alarmThresholdPerHour > mostSentPerHour
+      ? [
+          `sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most ${mostSentPerHour}: the deployment's SMS budget (sms.perHour ${perHour}) admits at most ${mostSentPerHour} SMS in an hour (a burst of ${perHour}, then ${mostSentPerHour - perHour} more as it refills), so ${metricCatalog.SmsSent.name} could never reach ${alarmThresholdPerHour} and the SmsVolume alarm would never fire`,
+        ]
+      : []),
   ];
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
   return {

@@ -1,4 +1,9 @@
 // Assertion tests for the dashboard and alarms: metric names come from the catalog, every alarm notifies one encrypted topic.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames } from '../../functions/routes.js';
@@ -428,7 +433,38 @@ describe('BulwarkAlarms', () => {
     expect(() => smsStack({ alarmThresholdPerHour: 0 })).toThrow(
       'Invalid BulwarkStack props: sms.alarmThresholdPerHour must be a whole number from 1 to 1000000',
     );
+    // A budget of 10 an hour admits 19 in one (its burst, then 9 as it refills): 20 SMS never come.
+    expect(smsStack({ perHour: 10, alarmThresholdPerHour: 19 })).toBe(19);
+    expect(() => smsStack({ perHour: 10, alarmThresholdPerHour: 20 })).toThrow(
+      `Invalid BulwarkStack props: sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 19: the deployment's SMS budget (sms.perHour 10) admits at most 19 SMS in an hour (a burst of 10, then 9 more as it refills), so ${metricCatalog.SmsSent.name} could never reach 20 and the SmsVolume alarm would never fire`,
+    );
+    expect(() => smsStack({ alarmThresholdPerHour: 200 })).toThrow(
+      'sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 199:',
+    );
   });
+
+  it('refuses an SMS alarm threshold the budget can never reach when the CDK app reads both from context', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'bulwark-sms-context-'));
+    const app = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: {
+        ...process.env,
+        // What `cdk synth -c smsPerHour=10 -c smsAlarmThresholdPerHour=20` hands the app.
+        CDK_CONTEXT_JSON: JSON.stringify({
+          smsPerHour: '10',
+          smsAlarmThresholdPerHour: '20',
+          'aws:cdk:bundling-stacks': [],
+        }),
+        CDK_OUTDIR: outdir,
+      },
+      encoding: 'utf8',
+    });
+    rmSync(outdir, { recursive: true, force: true });
+    expect(app.status).not.toBe(0);
+    expect(app.stderr).toContain(
+      "sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 19: the deployment's SMS budget (sms.perHour 10) admits at most 19 SMS in an hour",
+    );
+  }, 60_000);
   it.each([
     ['bounce', 'sesBounceRate', 'Reputation.BounceRate', 0.05],
     ['complaint', 'sesComplaintRate', 'Reputation.ComplaintRate', 0.001],
