@@ -6,6 +6,8 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { workerSuccessEventTypes } from '../functions/workers.js';
+import { routineRequestEventTypes } from '../middleware/audit/audit-event.js';
 import { type MetricDefinition, metricCatalog, serviceDimension } from '../middleware/metrics/catalog.js';
 import { checkedMetricNamespace } from './metric-namespace.js';
 
@@ -71,14 +73,23 @@ export interface DashboardWorker {
 }
 
 /**
+ * The audit lines written for every request or message that went as it should: `http.request` and
+ * `auth.success` per request, and the workers' `email.sent`, `sms.sent` and `webhook.delivered` per message.
+ */
+export const routineAuditEventTypes: readonly string[] = [
+  ...routineRequestEventTypes,
+  ...Object.values(workerSuccessEventTypes),
+];
+
+/**
  * Logs Insights query over the audit lines (`{ audit: { eventType, ... } }`) of the functions, without
- * the per-request records: `http.request`, and `auth.success`, one per authenticated request, which would
- * crowd out the rest. What remains are denials, failures, errors and the actions worth a look (admin
- * actions, secret rotations, endpoints created or deleted).
+ * the routine ones ({@link routineAuditEventTypes}), which would crowd out the rest. What remains are
+ * denials, failures, errors and the actions worth a look (admin actions, secret rotations, endpoints
+ * created or deleted).
  */
 export const auditEventsQuery = [
   'fields @timestamp, service, audit.eventType, audit.outcome, audit.userId, audit.clientId, audit.path, audit.ipAddress',
-  'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
+  `filter ispresent(audit.eventType) and ${routineAuditEventTypes.map((type) => `audit.eventType != "${type}"`).join(' and ')}`,
   'sort @timestamp desc',
   'limit 100',
 ];

@@ -195,14 +195,12 @@ describe('BulwarkDashboard', () => {
     for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
   });
 
-  it("queries the functions' log groups for audit events other than the per-request http.request and auth.success", () => {
+  it("queries the functions' log groups for audit events other than the per-request and per-message successes", () => {
+    const routineFilter =
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success" and audit.eventType != "email.sent" and audit.eventType != "sms.sent" and audit.eventType != "webhook.delivered"';
     const logWidget = widgets.find((widget) => widget.type === 'log');
-    expect(logWidget?.properties.query).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
-    );
-    expect(auditEventsQuery).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
-    );
+    expect(logWidget?.properties.query).toContain(routineFilter);
+    expect(auditEventsQuery).toContain(routineFilter);
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
