@@ -42,7 +42,7 @@ import { BulwarkAlarms, smsVolumePeriod } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
 import { BulwarkFunction, type BundledFile, deployedEmailTransport } from './bulwark-function.js';
 import { BulwarkTable } from './bulwark-table.js';
-import { BulwarkDashboard } from './dashboard.js';
+import { BulwarkDashboard, type DashboardMetricServices } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
 import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
@@ -326,6 +326,15 @@ const dataKeyUses = {
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
 
+/**
+ * The functions that run circuit breakers with their state in the toolkit table: bookings (its calls to
+ * users), the email worker (SES or SMTP, and SNS) and the webhook worker (one per endpoint).
+ */
+const circuitBreakerUsers = ['bookings', 'email-worker', 'webhook-worker'] as const satisfies readonly (
+  | HttpFunctionName
+  | WorkerName
+)[];
+
 interface SmsSettings {
   /** The users function's variables. */
   readonly environment: Record<string, string>;
@@ -469,6 +478,26 @@ type TableId = TableDefinition['id'];
 
 /** The route table widened to its declared type, so optional auth fields can be read on every route. */
 const routeTable: readonly RouteDefinition[] = routes;
+
+/** The functions serving at least one route that `include` picks, in the route table's order. */
+function functionsServing(include: (route: RouteDefinition) => boolean): HttpFunctionName[] {
+  return [...new Set(routeTable.filter(include).map((route) => route.function))];
+}
+
+/** The functions whose routes authenticate callers (a token or a signed service request). */
+const authenticatingFunctions = functionsServing((route) => route.auth.kind !== 'public');
+
+/**
+ * The services whose code can emit each per-service security metric, from what each wires: the route
+ * table's authentication and rate limits (users' SMS budgets run in a function with rate-limited routes
+ * already), `dataKeyUses` and `circuitBreakerUsers`. The dashboard graphs a line for each and no other.
+ */
+export const securityMetricServices: DashboardMetricServices = {
+  authenticating: authenticatingFunctions,
+  rateLimiting: functionsServing((route) => route.rateLimit !== undefined),
+  dataKeys: Object.keys(dataKeyUses),
+  circuitBreakers: circuitBreakerUsers,
+};
 
 /**
  * The keys of the API's routes (the table's and their HEAD routes) that `include` picks, e.g.
@@ -793,7 +822,7 @@ export class BulwarkStack extends Stack {
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.lambdaFunction]),
       ),
-      apiServices: httpFunctionNames,
+      metricServices: securityMetricServices,
       workers: workerNames.map((name) => ({
         service: name,
         queue: this.workers[name].queue,
@@ -1059,10 +1088,7 @@ export class BulwarkStack extends Stack {
       ];
       if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
     }
-    const protectedFunctions = new Set<HttpFunctionName>(
-      routes.filter((route) => route.auth.kind !== 'public').map((route) => route.function),
-    );
-    for (const name of protectedFunctions) {
+    for (const name of authenticatingFunctions) {
       const fn = this.functions[name].lambdaFunction;
       fn.addEnvironment('AUTH_ISSUER', auth.issuer);
       fn.addEnvironment('AUTH_CLIENT_IDS', auth.clientIds.join(','));

@@ -23,11 +23,11 @@ export interface BulwarkDashboardProps {
    */
   readonly metricNamespace?: string;
   /**
-   * Services whose request-security metrics (429s, access denied, rate-limit store errors) get one line
-   * each; with the `workers`, also their KMS, data-key cache and circuit-store metrics.
-   * @default every key of `functions`
+   * The services each per-service security metric gets a line for: only those whose code can emit it,
+   * so that no line stays empty for want of the code that would feed it.
+   * @default every key of `functions`, for each
    */
-  readonly apiServices?: readonly string[];
+  readonly metricServices?: Partial<DashboardMetricServices>;
   /**
    * Queue workers: their queue depth, age of oldest message, DLQ depth and errors are graphed.
    * @default - no queue row
@@ -56,6 +56,18 @@ export interface BulwarkDashboardProps {
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
+}
+
+/** The services that can emit each family of per-service security metrics. */
+export interface DashboardMetricServices {
+  /** Those that authenticate callers: `AuthSuccess`, `AuthLatency` and `AccessDenied`. */
+  readonly authenticating: readonly string[];
+  /** Those that rate-limit: `RateLimited` and `RateLimitStoreError`. */
+  readonly rateLimiting: readonly string[];
+  /** Those that seal or open fields with data keys: `KmsRequest` and `DataKeyCacheHit`. */
+  readonly dataKeys: readonly string[];
+  /** Those that run circuit breakers with shared state: `CircuitStoreError`. */
+  readonly circuitBreakers: readonly string[];
 }
 
 /** An alarm whose metric is graphed with its threshold. */
@@ -117,18 +129,20 @@ export class BulwarkDashboard extends Construct {
 
   private readonly period: Duration;
   private readonly namespace: string;
-  private readonly apiServices: readonly string[];
-  /** The API services and the workers: the workers decrypt secrets and run circuit breakers too. */
-  private readonly apiAndWorkerServices: readonly string[];
+  private readonly metricServices: DashboardMetricServices;
 
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
     this.namespace = checkedMetricNamespace('BulwarkDashboard', props.metricNamespace);
     this.period = props.period ?? Duration.minutes(5);
-    this.apiServices = props.apiServices ?? Object.keys(props.functions);
-    this.apiAndWorkerServices = [
-      ...new Set([...this.apiServices, ...(props.workers ?? []).map((worker) => worker.service)]),
-    ];
+    const allServices = Object.keys(props.functions);
+    this.metricServices = {
+      authenticating: allServices,
+      rateLimiting: allServices,
+      dataKeys: allServices,
+      circuitBreakers: allServices,
+      ...props.metricServices,
+    };
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       ...(props.dashboardName === undefined ? {} : { dashboardName: props.dashboardName }),
       defaultInterval: Duration.hours(3),
@@ -188,7 +202,9 @@ export class BulwarkDashboard extends Construct {
   private addSecurityRows(): void {
     const {
       RateLimited,
+      AuthSuccess,
       AuthFailure,
+      AuthLatency,
       AccessDenied,
       CircuitOpened,
       CircuitRejected,
@@ -197,23 +213,36 @@ export class BulwarkDashboard extends Construct {
       RateLimitStoreError,
       CircuitStoreError,
     } = metricCatalog;
+    const { authenticating, rateLimiting, dataKeys, circuitBreakers } = this.metricServices;
     this.dashboard.addWidgets(
-      graph('Rate limited (429)', this.catalogMetrics(RateLimited)),
-      graph('Auth failures by reason', this.catalogMetrics(AuthFailure)),
-      graph('Access denied (403)', this.catalogMetrics(AccessDenied)),
+      graph('Rate limited (429)', this.catalogMetrics(RateLimited, rateLimiting), 6),
+      // Successes on their own axis: they outnumber the failures by far.
+      new cloudwatch.GraphWidget({
+        title: 'Auth failures by reason (left) / successes (right)',
+        left: this.catalogMetrics(AuthFailure, authenticating),
+        right: this.catalogMetrics(AuthSuccess, authenticating),
+        width: 6,
+        height,
+      }),
+      graph(
+        `Auth latency ${AuthLatency.statistic} (ms)`,
+        this.catalogMetrics(AuthLatency, authenticating),
+        6,
+      ),
+      graph('Access denied (403)', this.catalogMetrics(AccessDenied, authenticating), 6),
     );
     this.dashboard.addWidgets(
       graph('Circuit opened / rejected', [
-        ...this.catalogMetrics(CircuitOpened),
-        ...this.catalogMetrics(CircuitRejected),
+        ...this.catalogMetrics(CircuitOpened, circuitBreakers),
+        ...this.catalogMetrics(CircuitRejected, circuitBreakers),
       ]),
       graph('KMS requests vs data-key cache hits', [
-        ...this.catalogMetrics(KmsRequest, this.apiAndWorkerServices),
-        ...this.catalogMetrics(DataKeyCacheHit, this.apiAndWorkerServices),
+        ...this.catalogMetrics(KmsRequest, dataKeys),
+        ...this.catalogMetrics(DataKeyCacheHit, dataKeys),
       ]),
       graph('Rate-limit / circuit store errors', [
-        ...this.catalogMetrics(RateLimitStoreError),
-        ...this.catalogMetrics(CircuitStoreError, this.apiAndWorkerServices),
+        ...this.catalogMetrics(RateLimitStoreError, rateLimiting),
+        ...this.catalogMetrics(CircuitStoreError, circuitBreakers),
       ]),
     );
   }
@@ -332,14 +361,10 @@ export class BulwarkDashboard extends Construct {
   }
 
   /**
-   * One line per service (the API services unless told) for a metric whose only dimension is `service`;
-   * a SEARCH over every value of the extra dimensions (reason, circuit) otherwise, since those values are
-   * open-ended.
+   * One line per service for a metric whose only dimension is `service`; a SEARCH over every value of the
+   * extra dimensions (reason, circuit) otherwise, since those values are open-ended.
    */
-  private catalogMetrics(
-    definition: MetricDefinition,
-    services: readonly string[] = this.apiServices,
-  ): cloudwatch.IMetric[] {
+  private catalogMetrics(definition: MetricDefinition, services: readonly string[]): cloudwatch.IMetric[] {
     if (definition.dimensions.length === 1) {
       return services.map(
         (service) =>
