@@ -71,5 +71,15 @@ export type WorkerName = keyof typeof workers;
  */
 export const webhookEndpointCircuit = 'webhook-endpoint';
 
+/**
+ * The audit line a worker writes for each message it handled as it should: an email or an SMS sent, a
+ * webhook delivered. One per message, like the per-request lines: the dashboard's audit query leaves them out.
+ */
+export const workerSuccessEventTypes = {
+  emailSent: 'email.sent',
+  smsSent: 'sms.sent',
+  webhookDelivered: 'webhook.delivered',
+} as const;
+
 /** The worker names, typed (Object.keys would widen them to string). */
 export const workerNames = Object.keys(workers) as WorkerName[];

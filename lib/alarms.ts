@@ -122,6 +122,9 @@ export function catalogSumQuery(
   return `SELECT SUM(${definition.name}) FROM SCHEMA("${namespace}", ${definition.dimensions.join(', ')})${where}`;
 }
 
+/** What the SmsVolume alarm sums `SmsSent` over: an hour, the span of the SMS budgets. */
+export const smsVolumePeriod = Duration.hours(1);
+
 /**
  * AuthFailure reasons the spike alarm leaves out: a request with no credential at all (every scanner and
  * logged-out client sends those) rejects nothing, and a store that could not be read (`store_unavailable`)
@@ -291,7 +294,7 @@ export class BulwarkAlarms extends Construct {
     // Only the email worker sends SMS: its own series, summed over the hour.
     this.smsVolume = atLeast(
       'SmsVolume',
-      emailWorkerSum(metricCatalog.SmsSent, Duration.hours(1), 'SMS sent in an hour'),
+      emailWorkerSum(metricCatalog.SmsSent, smsVolumePeriod, 'SMS sent in an hour'),
       props.smsSentPerHourThreshold ?? 50,
       'More SMS codes were sent in an hour than sign-ups explain: likely SMS pumping (registrations of numbers someone is paid for).',
     );

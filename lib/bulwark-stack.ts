@@ -27,6 +27,7 @@ import {
 } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
+import { smsDeploymentPolicy } from '../functions/users/sms-budgets.js';
 import {
   type WorkerDefinition,
   type WorkerName,
@@ -34,13 +35,14 @@ import {
   workerNames,
   workers,
 } from '../functions/workers.js';
-import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { metricCatalog, metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { mostAdmittedWithin } from '../middleware/rate-limit/policy.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
-import { BulwarkAlarms } from './alarms.js';
+import { BulwarkAlarms, smsVolumePeriod } from './alarms.js';
 import { BulwarkBlindIndexKey } from './blind-index-key.js';
 import { BulwarkFunction, type BundledFile, deployedEmailTransport } from './bulwark-function.js';
 import { BulwarkTable } from './bulwark-table.js';
-import { BulwarkDashboard } from './dashboard.js';
+import { BulwarkDashboard, type DashboardMetricServices } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
 import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
@@ -239,7 +241,9 @@ export interface BulwarkStackProps extends StackProps {
      */
     readonly perRegionPerHour?: number;
     /**
-     * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain.
+     * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain. At most what
+     * the deployment's budget admits in an hour, the burst of perHour and then its refill (19 for a
+     * perHour of 10): synth refuses a higher one, which SmsSent could never reach.
      * @default half of perHour, rounded up (bin/app.ts reads `-c smsAlarmThresholdPerHour=…`)
      */
     readonly alarmThresholdPerHour?: number;
@@ -322,6 +326,15 @@ const dataKeyUses = {
   'webhook-worker': { dataKey: ['kms:Decrypt'], blindIndex: false },
 } as const satisfies Partial<Record<DataKeyUser, DataKeyUse>>;
 
+/**
+ * The functions that run circuit breakers with their state in the toolkit table: bookings (its calls to
+ * users), the email worker (SES or SMTP, and SNS) and the webhook worker (one per endpoint).
+ */
+const circuitBreakerUsers = ['bookings', 'email-worker', 'webhook-worker'] as const satisfies readonly (
+  | HttpFunctionName
+  | WorkerName
+)[];
+
 interface SmsSettings {
   /** The users function's variables. */
   readonly environment: Record<string, string>;
@@ -338,6 +351,12 @@ function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
   const alarmThresholdPerHour = sms?.alarmThresholdPerHour ?? Math.ceil(perHour / 2);
   const unknown = regions.filter((region) => !isSupportedCountry(region));
   const isBudget = (value: number) => Number.isInteger(value) && value >= 1 && value <= maxSmsPerHour;
+  // SmsSent counts only SMS the deployment's budget admitted, and it admits no more than this in the
+  // alarm's hour: a higher threshold could never be reached, and the alarm would never page.
+  const deploymentPolicy = smsDeploymentPolicy({ regions, perHour, perRegionPerHour });
+  const mostSentPerHour = isBudget(perHour)
+    ? mostAdmittedWithin(deploymentPolicy, smsVolumePeriod.toSeconds())
+    : undefined;
   const problems = [
     ...(regions.length === 0 ? ['sms.regions must name at least one region'] : []),
     ...(unknown.length > 0
@@ -352,6 +371,11 @@ function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
     ...(isBudget(alarmThresholdPerHour)
       ? []
       : [`sms.alarmThresholdPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
+    ...(mostSentPerHour !== undefined && alarmThresholdPerHour > mostSentPerHour
+      ? [
+          `sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most ${mostSentPerHour}: the deployment's SMS budget (sms.perHour ${perHour}) admits at most ${mostSentPerHour} SMS in an hour (a burst of ${perHour}, then ${mostSentPerHour - perHour} more as it refills), so ${metricCatalog.SmsSent.name} could never reach ${alarmThresholdPerHour} and the SmsVolume alarm would never fire`,
+        ]
+      : []),
   ];
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
   return {
@@ -454,6 +478,26 @@ type TableId = TableDefinition['id'];
 
 /** The route table widened to its declared type, so optional auth fields can be read on every route. */
 const routeTable: readonly RouteDefinition[] = routes;
+
+/** The functions serving at least one route that `include` picks, in the route table's order. */
+function functionsServing(include: (route: RouteDefinition) => boolean): HttpFunctionName[] {
+  return [...new Set(routeTable.filter(include).map((route) => route.function))];
+}
+
+/** The functions whose routes authenticate callers (a token or a signed service request). */
+const authenticatingFunctions = functionsServing((route) => route.auth.kind !== 'public');
+
+/**
+ * The services whose code can emit each per-service security metric, from what each wires: the route
+ * table's authentication and rate limits (users' SMS budgets run in a function with rate-limited routes
+ * already), `dataKeyUses` and `circuitBreakerUsers`. The dashboard graphs a line for each and no other.
+ */
+export const securityMetricServices: DashboardMetricServices = {
+  authenticating: authenticatingFunctions,
+  rateLimiting: functionsServing((route) => route.rateLimit !== undefined),
+  dataKeys: Object.keys(dataKeyUses),
+  circuitBreakers: circuitBreakerUsers,
+};
 
 /**
  * The keys of the API's routes (the table's and their HEAD routes) that `include` picks, e.g.
@@ -778,7 +822,7 @@ export class BulwarkStack extends Stack {
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.lambdaFunction]),
       ),
-      apiServices: httpFunctionNames,
+      metricServices: securityMetricServices,
       workers: workerNames.map((name) => ({
         service: name,
         queue: this.workers[name].queue,
@@ -1044,10 +1088,7 @@ export class BulwarkStack extends Stack {
       ];
       if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
     }
-    const protectedFunctions = new Set<HttpFunctionName>(
-      routes.filter((route) => route.auth.kind !== 'public').map((route) => route.function),
-    );
-    for (const name of protectedFunctions) {
+    for (const name of authenticatingFunctions) {
       const fn = this.functions[name].lambdaFunction;
       fn.addEnvironment('AUTH_ISSUER', auth.issuer);
       fn.addEnvironment('AUTH_CLIENT_IDS', auth.clientIds.join(','));

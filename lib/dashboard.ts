@@ -6,6 +6,8 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { workerSuccessEventTypes } from '../functions/workers.js';
+import { routineRequestEventTypes } from '../middleware/audit/audit-event.js';
 import { type MetricDefinition, metricCatalog, serviceDimension } from '../middleware/metrics/catalog.js';
 import { checkedMetricNamespace } from './metric-namespace.js';
 
@@ -21,11 +23,11 @@ export interface BulwarkDashboardProps {
    */
   readonly metricNamespace?: string;
   /**
-   * Services whose request-security metrics (429s, access denied, rate-limit store errors) get one line
-   * each; with the `workers`, also their KMS, data-key cache and circuit-store metrics.
-   * @default every key of `functions`
+   * The services each per-service security metric gets a line for: only those whose code can emit it,
+   * so that no line stays empty for want of the code that would feed it.
+   * @default every key of `functions`, for each
    */
-  readonly apiServices?: readonly string[];
+  readonly metricServices?: Partial<DashboardMetricServices>;
   /**
    * Queue workers: their queue depth, age of oldest message, DLQ depth and errors are graphed.
    * @default - no queue row
@@ -56,6 +58,18 @@ export interface BulwarkDashboardProps {
   readonly period?: Duration;
 }
 
+/** The services that can emit each family of per-service security metrics. */
+export interface DashboardMetricServices {
+  /** Those that authenticate callers: `AuthSuccess`, `AuthLatency` and `AccessDenied`. */
+  readonly authenticating: readonly string[];
+  /** Those that rate-limit: `RateLimited` and `RateLimitStoreError`. */
+  readonly rateLimiting: readonly string[];
+  /** Those that seal or open fields with data keys: `KmsRequest` and `DataKeyCacheHit`. */
+  readonly dataKeys: readonly string[];
+  /** Those that run circuit breakers with shared state: `CircuitStoreError`. */
+  readonly circuitBreakers: readonly string[];
+}
+
 /** An alarm whose metric is graphed with its threshold. */
 export interface DashboardAlarmGraph {
   readonly title: string;
@@ -71,14 +85,23 @@ export interface DashboardWorker {
 }
 
 /**
+ * The audit lines written for every request or message that went as it should: `http.request` and
+ * `auth.success` per request, and the workers' `email.sent`, `sms.sent` and `webhook.delivered` per message.
+ */
+export const routineAuditEventTypes: readonly string[] = [
+  ...routineRequestEventTypes,
+  ...Object.values(workerSuccessEventTypes),
+];
+
+/**
  * Logs Insights query over the audit lines (`{ audit: { eventType, ... } }`) of the functions, without
- * the per-request records: `http.request`, and `auth.success`, one per authenticated request, which would
- * crowd out the rest. What remains are denials, failures, errors and the actions worth a look (admin
- * actions, secret rotations, endpoints created or deleted).
+ * the routine ones ({@link routineAuditEventTypes}), which would crowd out the rest. What remains are
+ * denials, failures, errors and the actions worth a look (admin actions, secret rotations, endpoints
+ * created or deleted).
  */
 export const auditEventsQuery = [
   'fields @timestamp, service, audit.eventType, audit.outcome, audit.userId, audit.clientId, audit.path, audit.ipAddress',
-  'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
+  `filter ispresent(audit.eventType) and ${routineAuditEventTypes.map((type) => `audit.eventType != "${type}"`).join(' and ')}`,
   'sort @timestamp desc',
   'limit 100',
 ];
@@ -106,18 +129,20 @@ export class BulwarkDashboard extends Construct {
 
   private readonly period: Duration;
   private readonly namespace: string;
-  private readonly apiServices: readonly string[];
-  /** The API services and the workers: the workers decrypt secrets and run circuit breakers too. */
-  private readonly apiAndWorkerServices: readonly string[];
+  private readonly metricServices: DashboardMetricServices;
 
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
     this.namespace = checkedMetricNamespace('BulwarkDashboard', props.metricNamespace);
     this.period = props.period ?? Duration.minutes(5);
-    this.apiServices = props.apiServices ?? Object.keys(props.functions);
-    this.apiAndWorkerServices = [
-      ...new Set([...this.apiServices, ...(props.workers ?? []).map((worker) => worker.service)]),
-    ];
+    const allServices = Object.keys(props.functions);
+    this.metricServices = {
+      authenticating: allServices,
+      rateLimiting: allServices,
+      dataKeys: allServices,
+      circuitBreakers: allServices,
+      ...props.metricServices,
+    };
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       ...(props.dashboardName === undefined ? {} : { dashboardName: props.dashboardName }),
       defaultInterval: Duration.hours(3),
@@ -177,7 +202,9 @@ export class BulwarkDashboard extends Construct {
   private addSecurityRows(): void {
     const {
       RateLimited,
+      AuthSuccess,
       AuthFailure,
+      AuthLatency,
       AccessDenied,
       CircuitOpened,
       CircuitRejected,
@@ -186,23 +213,36 @@ export class BulwarkDashboard extends Construct {
       RateLimitStoreError,
       CircuitStoreError,
     } = metricCatalog;
+    const { authenticating, rateLimiting, dataKeys, circuitBreakers } = this.metricServices;
     this.dashboard.addWidgets(
-      graph('Rate limited (429)', this.catalogMetrics(RateLimited)),
-      graph('Auth failures by reason', this.catalogMetrics(AuthFailure)),
-      graph('Access denied (403)', this.catalogMetrics(AccessDenied)),
+      graph('Rate limited (429)', this.catalogMetrics(RateLimited, rateLimiting), 6),
+      // Successes on their own axis: they outnumber the failures by far.
+      new cloudwatch.GraphWidget({
+        title: 'Auth failures by reason (left) / successes (right)',
+        left: this.catalogMetrics(AuthFailure, authenticating),
+        right: this.catalogMetrics(AuthSuccess, authenticating),
+        width: 6,
+        height,
+      }),
+      graph(
+        `Auth latency ${AuthLatency.statistic} (ms)`,
+        this.catalogMetrics(AuthLatency, authenticating),
+        6,
+      ),
+      graph('Access denied (403)', this.catalogMetrics(AccessDenied, authenticating), 6),
     );
     this.dashboard.addWidgets(
       graph('Circuit opened / rejected', [
-        ...this.catalogMetrics(CircuitOpened),
-        ...this.catalogMetrics(CircuitRejected),
+        ...this.catalogMetrics(CircuitOpened, circuitBreakers),
+        ...this.catalogMetrics(CircuitRejected, circuitBreakers),
       ]),
       graph('KMS requests vs data-key cache hits', [
-        ...this.catalogMetrics(KmsRequest, this.apiAndWorkerServices),
-        ...this.catalogMetrics(DataKeyCacheHit, this.apiAndWorkerServices),
+        ...this.catalogMetrics(KmsRequest, dataKeys),
+        ...this.catalogMetrics(DataKeyCacheHit, dataKeys),
       ]),
       graph('Rate-limit / circuit store errors', [
-        ...this.catalogMetrics(RateLimitStoreError),
-        ...this.catalogMetrics(CircuitStoreError, this.apiAndWorkerServices),
+        ...this.catalogMetrics(RateLimitStoreError, rateLimiting),
+        ...this.catalogMetrics(CircuitStoreError, circuitBreakers),
       ]),
     );
   }
@@ -321,14 +361,10 @@ export class BulwarkDashboard extends Construct {
   }
 
   /**
-   * One line per service (the API services unless told) for a metric whose only dimension is `service`;
-   * a SEARCH over every value of the extra dimensions (reason, circuit) otherwise, since those values are
-   * open-ended.
+   * One line per service for a metric whose only dimension is `service`; a SEARCH over every value of the
+   * extra dimensions (reason, circuit) otherwise, since those values are open-ended.
    */
-  private catalogMetrics(
-    definition: MetricDefinition,
-    services: readonly string[] = this.apiServices,
-  ): cloudwatch.IMetric[] {
+  private catalogMetrics(definition: MetricDefinition, services: readonly string[]): cloudwatch.IMetric[] {
     if (definition.dimensions.length === 1) {
       return services.map(
         (service) =>

@@ -21,6 +21,7 @@ import {
   retryDelaySec,
   type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
+import { workerSuccessEventTypes } from '../workers.js';
 import { parseQueueMessage, type QueueMessage } from './messages.js';
 import { sendFailureLogFields } from './send-failure.js';
 import type { OutgoingSms, SmsTransport } from './sms-transports.js';
@@ -261,7 +262,7 @@ export class EmailWorker {
     recordMetric(metrics, sms ? 'SmsSent' : 'EmailSent');
     auditLogger.log({
       // The message id and type only: the recipient (an address or a number) is personal data.
-      eventType: sms ? 'sms.sent' : 'email.sent',
+      eventType: sms ? workerSuccessEventTypes.smsSent : workerSuccessEventTypes.emailSent,
       outcome: 'success',
       correlationId,
       metadata: {

@@ -43,7 +43,7 @@ import type {
   StoredEndpoint,
   WebhookStore,
 } from '../shared/webhook-store.js';
-import { webhookEndpointCircuit } from '../workers.js';
+import { webhookEndpointCircuit, workerSuccessEventTypes } from '../workers.js';
 import {
   type PostOutcome,
   postWebhook,
@@ -506,7 +506,7 @@ export class WebhookWorker {
     } else {
       // Counted once it is saved: what follows cannot make the saved delivery a failed one.
       recordMetric(observability.metrics, 'WebhookDelivered');
-      this.audit('webhook.delivered', 'success', correlationId, message, {
+      this.audit(workerSuccessEventTypes.webhookDelivered, 'success', correlationId, message, {
         attempt: deliveredAttempt,
         statusCode,
         durationMs,

@@ -37,6 +37,15 @@ export interface AuditEvent {
   readonly metadata: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The middleware's audit lines of a request that went as it should: `http.request`, one per request, and
+ * `auth.success`, one per authenticated request. A query after what is worth a look leaves them out.
+ */
+export const routineRequestEventTypes = ['http.request', 'auth.success'] as const satisfies readonly (
+  | 'http.request'
+  | SecurityEventType
+)[];
+
 /** The status codes with which a security control refuses a request. */
 const deniedStatuses = new Set([401, 403, 429]);
 

@@ -127,3 +127,16 @@ export function gcraParameters(policy: RateLimitPolicy): GcraParameters {
   const intervalUs = Math.ceil((policy.windowSec * microsPerSecond) / policy.limit);
   return { limit: policy.limit, intervalUs, capacityUs: intervalUs * policy.limit };
 }
+
+/**
+ * The most units a policy admits in any span of `spanSec` seconds, its end excluded (as a CloudWatch
+ * period is): the whole burst at its start, then one unit every emission interval until it ends. A
+ * count of what it admitted over such a span (an hourly Sum) can never pass it.
+ *
+ * @example
+ * mostAdmittedWithin({ name: 'sms', limit: 10, windowSec: 3600 }, 3600); // 19: 10 at once, then one every 6 minutes
+ */
+export function mostAdmittedWithin(policy: RateLimitPolicy, spanSec: number): number {
+  const { limit, intervalUs } = gcraParameters(policy);
+  return limit + Math.ceil((spanSec * microsPerSecond) / intervalUs) - 1;
+}

@@ -1,11 +1,17 @@
 // Assertion tests for the dashboard and alarms: metric names come from the catalog, every alarm notifies one encrypted topic.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
+import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { httpFunctionNames } from '../../functions/routes.js';
-import { webhookEndpointCircuit, workerNames } from '../../functions/workers.js';
+import { httpFunctionNames, httpFunctions } from '../../functions/routes.js';
+import { webhookEndpointCircuit, workerNames, workers } from '../../functions/workers.js';
 import { catalogSumQuery } from '../../lib/alarms.js';
-import { BulwarkStack } from '../../lib/bulwark-stack.js';
-import { auditEventsQuery } from '../../lib/dashboard.js';
+import { BulwarkStack, securityMetricServices } from '../../lib/bulwark-stack.js';
+import { auditEventsQuery, type DashboardMetricServices } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog } from '../../middleware/metrics/catalog.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
@@ -72,7 +78,11 @@ describe('BulwarkDashboard', () => {
 
   it.each([
     ['Rate limited (429)', [metricCatalog.RateLimited.name]],
-    ['Auth failures by reason', [metricCatalog.AuthFailure.name]],
+    [
+      'Auth failures by reason (left) / successes (right)',
+      [metricCatalog.AuthFailure.name, metricCatalog.AuthSuccess.name],
+    ],
+    ['Auth latency p99 (ms)', [metricCatalog.AuthLatency.name]],
     ['Access denied (403)', [metricCatalog.AccessDenied.name]],
     ['Circuit opened / rejected', [metricCatalog.CircuitOpened.name, metricCatalog.CircuitRejected.name]],
     [
@@ -137,32 +147,25 @@ describe('BulwarkDashboard', () => {
     );
   });
 
-  it('graphs a service-only metric once per function service and searches metrics with extra dimensions', () => {
-    const rateLimited = widgetTitled('Rate limited (429)').properties.metrics ?? [];
-    expect(rateLimited.map((line) => line[3]).sort()).toEqual([...httpFunctionNames].sort());
-    const [authFailures] = widgetTitled('Auth failures by reason').properties.metrics ?? [];
+  it('searches metrics with extra dimensions over every value', () => {
+    const [authFailures] =
+      widgetTitled('Auth failures by reason (left) / successes (right)').properties.metrics ?? [];
     expect(authFailures?.at(-1)).toMatchObject({
       expression: `SEARCH('{"Bulwark/Bulwark-dev",service,reason} MetricName="AuthFailure"', 'Sum', 300)`,
     });
   });
 
-  it.each([
-    ['KMS requests vs data-key cache hits', metricCatalog.KmsRequest.name],
-    ['KMS requests vs data-key cache hits', metricCatalog.DataKeyCacheHit.name],
-    ['Rate-limit / circuit store errors', metricCatalog.CircuitStoreError.name],
-  ])(
-    'graphs in %s one %s line per HTTP function and per worker: the workers decrypt and run circuit breakers',
-    (title, metricName) => {
-      const lines = (widgetTitled(title).properties.metrics ?? []).filter((line) => line[1] === metricName);
-      expect(lines.map((line) => line[3]).sort()).toEqual([...httpFunctionNames, ...workerNames].sort());
-    },
-  );
-
-  it('graphs rate-limit store errors for the HTTP functions only, the only ones that rate-limit', () => {
-    const lines = widgetTitled('Rate-limit / circuit store errors').properties.metrics ?? [];
-    expect(
-      lines.filter((line) => line[1] === metricCatalog.RateLimitStoreError.name).map((line) => line[3]),
-    ).toEqual(httpFunctionNames);
+  it('graphs auth successes on the right axis and auth latency at its catalog statistic, p99', () => {
+    const lines = widgetTitled('Auth failures by reason (left) / successes (right)').properties.metrics ?? [];
+    const successes = lines.filter((line) => line[1] === metricCatalog.AuthSuccess.name);
+    expect(successes.length).toBeGreaterThan(0);
+    for (const line of successes) expect(line.at(-1)).toMatchObject({ yAxis: 'right', stat: 'Sum' });
+    const latencies = widgetTitled('Auth latency p99 (ms)').properties.metrics ?? [];
+    expect(latencies.length).toBeGreaterThan(0);
+    for (const line of latencies) {
+      expect(line.slice(0, 3)).toEqual([devNamespace, metricCatalog.AuthLatency.name, 'service']);
+      expect(line.at(-1)).toMatchObject({ stat: metricCatalog.AuthLatency.statistic });
+    }
   });
 
   it('graphs the HTTP API requests, p50/p95/p99 latency and 4xx/5xx', () => {
@@ -190,14 +193,12 @@ describe('BulwarkDashboard', () => {
     for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
   });
 
-  it("queries the functions' log groups for audit events other than the per-request http.request and auth.success", () => {
+  it("queries the functions' log groups for audit events other than the per-request and per-message successes", () => {
+    const routineFilter =
+      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success" and audit.eventType != "email.sent" and audit.eventType != "sms.sent" and audit.eventType != "webhook.delivered"';
     const logWidget = widgets.find((widget) => widget.type === 'log');
-    expect(logWidget?.properties.query).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
-    );
-    expect(auditEventsQuery).toContain(
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success"',
-    );
+    expect(logWidget?.properties.query).toContain(routineFilter);
+    expect(auditEventsQuery).toContain(routineFilter);
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
@@ -223,6 +224,102 @@ describe('BulwarkDashboard', () => {
       JSON.stringify(stack.resolve(stack.secretRotation.failureAlarm.alarmArn)),
     );
     expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
+  });
+});
+
+/**
+ * The module whose events each family of per-service metrics counts: a function can emit them exactly when
+ * its bundle holds that module (esbuild leaves out what nothing imports).
+ */
+const emittingModules = {
+  authenticating: 'middleware/auth/authenticator.ts',
+  rateLimiting: 'middleware/rate-limit/rate-limiter.ts',
+  dataKeys: 'middleware/encryption/kms-key-provider.ts',
+  circuitBreakers: 'middleware/circuit-breaker/circuit-breaker.ts',
+} as const satisfies Record<keyof DashboardMetricServices, string>;
+
+/** Each per-service security metric the dashboard graphs, by the family of code that emits it. */
+const metricFamilies = [
+  [metricCatalog.AuthSuccess, 'authenticating'],
+  [metricCatalog.AuthLatency, 'authenticating'],
+  [metricCatalog.AccessDenied, 'authenticating'],
+  [metricCatalog.RateLimited, 'rateLimiting'],
+  [metricCatalog.RateLimitStoreError, 'rateLimiting'],
+  [metricCatalog.KmsRequest, 'dataKeys'],
+  [metricCatalog.DataKeyCacheHit, 'dataKeys'],
+  [metricCatalog.CircuitStoreError, 'circuitBreakers'],
+] as const;
+
+describe('the services each per-service security metric is graphed for', () => {
+  /** Every service's bundled source files, as esbuild resolves its handler's imports. */
+  const bundledModules = new Map<string, readonly string[]>();
+  const services = (family: keyof typeof emittingModules) =>
+    [...bundledModules]
+      .filter(([, modules]) => modules.includes(emittingModules[family]))
+      .map(([name]) => name);
+  /** The services of the dashboard's lines of a metric. */
+  const linesOf = (metricName: string) =>
+    widgets.flatMap((widget) =>
+      (widget.properties.metrics ?? [])
+        .filter((line) => line[0] === devNamespace && line[1] === metricName)
+        .map((line) => String(line[3])),
+    );
+
+  beforeAll(async () => {
+    const entries: Record<string, string> = {
+      ...Object.fromEntries(httpFunctionNames.map((name) => [name, httpFunctions[name].entry])),
+      ...Object.fromEntries(workerNames.map((name) => [name, workers[name].entry])),
+      'secret-rotation': 'functions/secret-rotation/handler.ts',
+    };
+    for (const [name, entry] of Object.entries(entries)) {
+      const { metafile } = await build({
+        absWorkingDir: fileURLToPath(new URL('../..', import.meta.url)),
+        entryPoints: [entry],
+        bundle: true,
+        write: false,
+        metafile: true,
+        platform: 'node',
+        format: 'esm',
+        packages: 'external',
+        logLevel: 'silent',
+      });
+      bundledModules.set(name, Object.keys(metafile.inputs));
+    }
+  }, 60_000);
+
+  it.each(metricFamilies.map(([definition, family]) => [definition.name, family, emittingModules[family]]))(
+    'graphs %s for exactly the services whose code can emit it (%s: their bundles hold %s)',
+    (metricName, family) => {
+      expect(services(family).length).toBeGreaterThan(0);
+      expect(linesOf(metricName).sort()).toEqual(services(family).sort());
+      expect([...securityMetricServices[family]].sort()).toEqual(services(family).sort());
+    },
+  );
+
+  it('draws no KMS, data-key or rate-limit line for a function that never emits one', () => {
+    for (const name of ['health', 'bookings', 'catch-all', 'email-worker']) {
+      expect(linesOf(metricCatalog.KmsRequest.name)).not.toContain(name);
+      expect(linesOf(metricCatalog.DataKeyCacheHit.name)).not.toContain(name);
+    }
+    for (const name of ['health', 'catch-all', ...workerNames]) {
+      expect(linesOf(metricCatalog.RateLimited.name)).not.toContain(name);
+      expect(linesOf(metricCatalog.AccessDenied.name)).not.toContain(name);
+      expect(linesOf(metricCatalog.RateLimitStoreError.name)).not.toContain(name);
+    }
+    expect(linesOf(metricCatalog.KmsRequest.name).sort()).toEqual(['users', 'webhook-worker', 'webhooks']);
+    expect(linesOf(metricCatalog.CircuitStoreError.name).sort()).toEqual([
+      'bookings',
+      'email-worker',
+      'webhook-worker',
+    ]);
+  });
+
+  it('draws every per-service line of the dashboard from one of these families', () => {
+    const perServiceNames = widgets.flatMap((widget) =>
+      (widget.properties.metrics ?? []).filter((line) => line[0] === devNamespace).map((line) => line[1]),
+    );
+    const familyNames = new Set<unknown>(metricFamilies.map(([definition]) => definition.name));
+    expect(perServiceNames.filter((name) => !familyNames.has(name))).toEqual([]);
   });
 });
 
@@ -428,7 +525,38 @@ describe('BulwarkAlarms', () => {
     expect(() => smsStack({ alarmThresholdPerHour: 0 })).toThrow(
       'Invalid BulwarkStack props: sms.alarmThresholdPerHour must be a whole number from 1 to 1000000',
     );
+    // A budget of 10 an hour admits 19 in one (its burst, then 9 as it refills): 20 SMS never come.
+    expect(smsStack({ perHour: 10, alarmThresholdPerHour: 19 })).toBe(19);
+    expect(() => smsStack({ perHour: 10, alarmThresholdPerHour: 20 })).toThrow(
+      `Invalid BulwarkStack props: sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 19: the deployment's SMS budget (sms.perHour 10) admits at most 19 SMS in an hour (a burst of 10, then 9 more as it refills), so ${metricCatalog.SmsSent.name} could never reach 20 and the SmsVolume alarm would never fire`,
+    );
+    expect(() => smsStack({ alarmThresholdPerHour: 200 })).toThrow(
+      'sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 199:',
+    );
   });
+
+  it('refuses an SMS alarm threshold the budget can never reach when the CDK app reads both from context', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'bulwark-sms-context-'));
+    const app = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: {
+        ...process.env,
+        // What `cdk synth -c smsPerHour=10 -c smsAlarmThresholdPerHour=20` hands the app.
+        CDK_CONTEXT_JSON: JSON.stringify({
+          smsPerHour: '10',
+          smsAlarmThresholdPerHour: '20',
+          'aws:cdk:bundling-stacks': [],
+        }),
+        CDK_OUTDIR: outdir,
+      },
+      encoding: 'utf8',
+    });
+    rmSync(outdir, { recursive: true, force: true });
+    expect(app.status).not.toBe(0);
+    expect(app.stderr).toContain(
+      "sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 19: the deployment's SMS budget (sms.perHour 10) admits at most 19 SMS in an hour",
+    );
+  }, 60_000);
   it.each([
     ['bounce', 'sesBounceRate', 'Reputation.BounceRate', 0.05],
     ['complaint', 'sesComplaintRate', 'Reputation.ComplaintRate', 0.001],

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { gcraParameters } from '../../middleware/rate-limit/policy.js';
+import { gcraParameters, mostAdmittedWithin } from '../../middleware/rate-limit/policy.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { type Admission, countingClient, expectWithinBound, tableName, uniquePolicyName } from './helpers.js';
 
@@ -56,6 +56,29 @@ describe('the documented bound, on the embedded DynamoDB', () => {
       }),
       { numRuns: 25 },
     );
+    client.client.destroy();
+  });
+
+  it('admits mostAdmittedWithin in an hour from a full burst, and the next unit only once the hour is over', async () => {
+    const client = countingClient();
+    const policy = { name: uniquePolicyName('hour'), limit: 10, windowSec: 3600 };
+    const limiter = new RateLimiter({ policy, tableName, client: client.client, failMode: 'closed' });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const startMs = Date.now() + 3600_000;
+    let admitted = 0;
+    // A caller asking for 20 at the start of every minute of the hour [start, start + 3600 s), and at its last millisecond.
+    const asks = [...Array.from({ length: 60 }, (_, minute) => minute * 60_000), 3600_000 - 1];
+    for (const atMs of asks) {
+      vi.setSystemTime(startMs + atMs);
+      for (let attempt = 0; attempt < 20; attempt += 1) {
+        if (!(await limiter.consume('deployment')).allowed) break;
+        admitted += 1;
+      }
+    }
+    expect(admitted).toBe(mostAdmittedWithin(policy, 3600));
+    expect(admitted).toBe(19);
+    vi.setSystemTime(startMs + 3600_000);
+    expect((await limiter.consume('deployment')).allowed).toBe(true);
     client.client.destroy();
   });
 });

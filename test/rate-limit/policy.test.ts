@@ -4,6 +4,7 @@ import { MemoryCounterStore } from '../../middleware/rate-limit/counter-store.js
 import { rateLimitHeaders, strictestOutcome } from '../../middleware/rate-limit/headers.js';
 import {
   gcraParameters,
+  mostAdmittedWithin,
   policyProblems,
   rateLimitPresets,
   resolvePolicy,
@@ -72,6 +73,18 @@ describe('rate-limit policies', () => {
       intervalUs: 8_571_429,
       capacityUs: 60_000_003,
     });
+  });
+
+  it('bounds what a span admits: the burst, then one per interval before the span ends', () => {
+    const hourly = (limit: number) => ({ name: 'x', limit, windowSec: 3600 });
+    expect(mostAdmittedWithin(hourly(10), 3600)).toBe(19);
+    expect(mostAdmittedWithin(hourly(1), 3600)).toBe(1);
+    expect(mostAdmittedWithin(hourly(10), 360)).toBe(10);
+    expect(mostAdmittedWithin(hourly(10), 361)).toBe(11);
+    // 3600 s / 7 rounds up to 514,285,715 µs: the seventh refill falls after the hour.
+    expect(mostAdmittedWithin(hourly(7), 3600)).toBe(13);
+    // 999,999 per hour rounds its interval up from 3,600.0036 to 3,601 µs, which costs the refill 277 units.
+    expect(mostAdmittedWithin(hourly(999_999), 3600)).toBe(999_999 + 999_722);
   });
 });
 
