@@ -145,7 +145,8 @@ function sdkImportsOf(kept: ReadonlySet<string>): string[] {
       ) {
         const pkg = node.moduleSpecifier.text;
         const clause = ts.isImportDeclaration(node) ? node.importClause : undefined;
-        if (clause?.isTypeOnly || (ts.isExportDeclaration(node) && node.isTypeOnly)) return;
+        const typeOnlyImport = clause?.phaseModifier === ts.SyntaxKind.TypeKeyword;
+        if (typeOnlyImport || (ts.isExportDeclaration(node) && node.isTypeOnly)) return;
         const bindings = clause?.namedBindings;
         if (bindings && ts.isNamedImports(bindings)) {
           for (const element of bindings.elements) {
