@@ -27,6 +27,7 @@ import {
 import { dependencyRetryAfterSec } from './http/problem.js';
 import { assertApiGatewayEvent, pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
+import { shownValue } from './options.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
 type IdempotentContext = Context & Partial<OptionalAuthContext>;
@@ -336,7 +337,7 @@ export function idempotency(
     payloadValidationJmesPath: payloadPath,
   });
   if (typeof anonymous !== 'boolean') {
-    problems.push(`anonymous must be true or false (got ${JSON.stringify(anonymous)})`);
+    problems.push(`anonymous must be true or false (got ${shownValue(anonymous)})`);
   }
   assertNoProblems('idempotency', problems);
   const powertools = makeHandlerIdempotent({ ...powertoolsOptions, config: powertoolsConfig });

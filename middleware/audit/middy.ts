@@ -11,7 +11,7 @@ import {
 import { assertNoProblems } from '../errors.js';
 import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
-import { definedOnly } from '../options.js';
+import { definedOnly, shownValue } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -81,7 +81,7 @@ function validateAudit(options: AuditOptions): void {
   if (!(options?.auditLogger instanceof AuditLogger)) problems.push('auditLogger must be an AuditLogger');
   for (const path of options?.excludePaths ?? []) {
     if (typeof path !== 'string' || !path.startsWith('/')) {
-      problems.push(`excludePaths entries must start with "/" (got ${JSON.stringify(path)})`);
+      problems.push(`excludePaths entries must start with "/" (got ${shownValue(path)})`);
     }
   }
   for (const name of ['maxBodyLength', 'parseLimitBytes'] as const) {

@@ -1,6 +1,6 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
 import { assertNoProblems, SecretAccessError } from '../errors.js';
-import { definedOnly } from '../options.js';
+import { definedOnly, shownValue } from '../options.js';
 import { truncated } from '../text.js';
 
 /** What a redacted value is replaced with. */
@@ -115,7 +115,7 @@ function validate(options: RedactionOptions): void {
   }
   for (const key of options.keys ?? []) {
     if (typeof key !== 'string' || normalizeKey(key).length === 0) {
-      problems.push(`keys must be non-empty strings (got ${JSON.stringify(key)})`);
+      problems.push(`keys must be non-empty strings (got ${shownValue(key)})`);
     }
   }
   assertNoProblems('redaction', problems);

@@ -10,6 +10,7 @@ import {
 } from 'jose';
 import { retryBackoffMs } from '../dependency-failure.js';
 import { assertNoProblems } from '../errors.js';
+import { shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 
 /** The asymmetric algorithms a JWKS key may verify. */
@@ -112,11 +113,11 @@ export class JwksKeyStore {
       ['maxAgeMs', maxAgeMs],
     ] as const) {
       if (!(Number.isFinite(value) && value >= 0))
-        problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${String(value)})`);
+        problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${shownValue(value)})`);
     }
     // Checked now, as jose would on building the set, so a bad uri still fails at construction.
     if (options.uri !== undefined && !URL.canParse(options.uri))
-      problems.push(`uri is not a URL (got ${JSON.stringify(options.uri)})`);
+      problems.push(`uri is not a URL (got ${shownValue(options.uri)})`);
     assertNoProblems('JwksKeyStore', problems);
     this.cooldownMs = cooldownMs;
     // A set that is never fetched (preload only) cannot go stale.

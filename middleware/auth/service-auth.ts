@@ -4,6 +4,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { parseRawQuery, percentDecodedPath } from '../http/input.js';
+import { shownValue } from '../options.js';
 import { checkTableName, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
@@ -331,7 +332,7 @@ export class ServiceRequestVerifier {
     const toleranceSec = options.toleranceSec ?? 300;
     if (!(Number.isInteger(toleranceSec) && toleranceSec >= 1 && toleranceSec <= maxToleranceSec))
       problems.push(
-        `toleranceSec must be an integer 1..${maxToleranceSec} (got ${JSON.stringify(toleranceSec)})`,
+        `toleranceSec must be an integer 1..${maxToleranceSec} (got ${shownValue(toleranceSec)})`,
       );
     assertNoProblems('ServiceRequestVerifier', problems);
     this.services = services;

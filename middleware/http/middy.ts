@@ -5,6 +5,7 @@ import { redact } from '../audit/redact.js';
 import { runRegisteredCleanups } from '../cleanup.js';
 import { type DependencyFailure, underlyingDependencyFailure } from '../dependency-failure.js';
 import { assertNoProblems, UnsupportedEventError } from '../errors.js';
+import { shownValue } from '../options.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
 import { assertApiGatewayEvent, pathOf } from './request-event.js';
@@ -123,7 +124,7 @@ export function validateInput<S extends InputSchemas>(
   }
   const { maxBodyBytes } = options;
   if (maxBodyBytes !== undefined && !(Number.isSafeInteger(maxBodyBytes) && maxBodyBytes >= 1)) {
-    problems.push(`maxBodyBytes must be an integer of bytes >= 1 (got ${maxBodyBytes})`);
+    problems.push(`maxBodyBytes must be an integer of bytes >= 1 (got ${shownValue(maxBodyBytes)})`);
   }
   assertNoProblems('validateInput', problems);
   const validateInputBefore = async (

@@ -32,13 +32,19 @@ describe('JwksKeyStore', () => {
     },
   );
 
-  it.each([-1, Number.NaN, Number.POSITIVE_INFINITY, '30000'])(
+  // A string is shown quoted: '30000' from the environment must not read as the number it looks like.
+  it.each([
+    [-1, '-1'],
+    [Number.NaN, 'NaN'],
+    [Number.POSITIVE_INFINITY, 'Infinity'],
+    ['30000', '"30000"'],
+  ])(
     'rejects a cooldown or maximum age of %s at construction, with which the fetch bound is lost',
-    (value) => {
+    (value, shown) => {
       for (const field of ['cooldownMs', 'maxAgeMs']) {
         expect(() => new JwksKeyStore({ uri: jwks.url, [field]: value })).toThrow(
           new InvalidOptionsError('JwksKeyStore', [
-            `${field} must be a finite number of milliseconds >= 0 (got ${value})`,
+            `${field} must be a finite number of milliseconds >= 0 (got ${shown})`,
           ]),
         );
       }

@@ -728,7 +728,12 @@ describe('JwtVerifier options', () => {
 
   it('names a JWKS cooldown or maximum age that is negative, NaN or not a number among the other problems', () => {
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null };
-    for (const value of [-1, Number.NaN, null, '30000']) {
+    for (const [value, shown] of [
+      [-1, '-1'],
+      [Number.NaN, 'NaN'],
+      [null, 'null'],
+      ['30000', '"30000"'],
+    ]) {
       expect(
         () =>
           new JwtVerifier({
@@ -740,8 +745,8 @@ describe('JwtVerifier options', () => {
       ).toThrow(
         new InvalidOptionsError('JwtVerifier', [
           'maxTokenBytes must be > 0',
-          `jwksCooldownMs must be a finite number of milliseconds >= 0 (got ${value})`,
-          `jwksMaxAgeMs must be a finite number of milliseconds >= 0 (got ${value})`,
+          `jwksCooldownMs must be a finite number of milliseconds >= 0 (got ${shown})`,
+          `jwksMaxAgeMs must be a finite number of milliseconds >= 0 (got ${shown})`,
         ]),
       );
     }

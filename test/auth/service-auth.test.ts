@@ -327,12 +327,18 @@ describe('ServiceRequestVerifier', () => {
 
   it('refuses a tolerance that is not a whole number of seconds 1..3600, a numeric string included', () => {
     const services = { bookings: { current } };
-    for (const toleranceSec of [0.5, 3600.5, '300', Number.NaN, Number.POSITIVE_INFINITY]) {
+    for (const [toleranceSec, shown] of [
+      [0.5, '0.5'],
+      [3600.5, '3600.5'],
+      ['300', '"300"'],
+      [Number.NaN, 'NaN'],
+      [Number.POSITIVE_INFINITY, 'Infinity'],
+    ]) {
       expect(
         () => new ServiceRequestVerifier({ services, nonceStore, toleranceSec: toleranceSec as number }),
       ).toThrow(
         new InvalidOptionsError('ServiceRequestVerifier', [
-          `toleranceSec must be an integer 1..3600 (got ${JSON.stringify(toleranceSec)})`,
+          `toleranceSec must be an integer 1..3600 (got ${shown})`,
         ]),
       );
     }
