@@ -41,3 +41,24 @@ export function shownValue(value: unknown): string {
     return 'an object JSON cannot write';
   }
 }
+
+/**
+ * The entries of an array option (none when it is absent). Anything else is one problem naming the option:
+ * a string would be walked letter by letter (`'/health'` as six paths), an object not at all (a TypeError).
+ *
+ * @example
+ * for (const path of arrayOption(problems, 'excludePaths', options.excludePaths, 'of paths')) ...
+ */
+export function arrayOption(
+  problems: string[],
+  field: string,
+  value: unknown,
+  description = '',
+): readonly unknown[] {
+  if (value === undefined) return [];
+  if (Array.isArray(value)) return value;
+  problems.push(
+    `${field} must be an array${description ? ` ${description}` : ''} (got ${shownValue(value)})`,
+  );
+  return [];
+}
