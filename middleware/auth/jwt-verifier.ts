@@ -9,7 +9,7 @@ import {
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
-import { definedOnly, shownValue } from '../options.js';
+import { arrayOption, definedOnly, shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
@@ -346,6 +346,19 @@ export class JwtVerifier {
       if (bad) problems.push(`${name}: ${field} must be a non-empty string or list of them`);
       else if (field === 'tokenUse' && entries.some((entry) => entry !== 'access' && entry !== 'id'))
         problems.push(`${name}: tokenUse must be 'access', 'id' or both (got ${shownValue(value)})`);
+    }
+    // A string would be walked letter by letter, requiring claims named e, m, a… that no token carries.
+    for (const claim of arrayOption(
+      problems,
+      `${name}: requiredClaims`,
+      options.requiredClaims,
+      'of claim names',
+    )) {
+      if (typeof claim !== 'string' || claim.length === 0) {
+        problems.push(
+          `${name}: requiredClaims entries must be non-empty claim names (got ${shownValue(claim)})`,
+        );
+      }
     }
     const algorithms = options.algorithms ?? defaultAlgorithms;
     if (!Array.isArray(algorithms)) {

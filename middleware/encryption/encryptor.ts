@@ -10,7 +10,7 @@ import {
 import { withAsciiDomain } from '../email-address.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { definedOnly } from '../options.js';
+import { arrayOption, definedOnly, shownValue } from '../options.js';
 import {
   canonicalContext,
   canonicalPick,
@@ -254,6 +254,31 @@ const maxIndexKeys = 256;
 
 function isInteger(value: unknown, min: number, max: number): boolean {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+/**
+ * Every problem with warm-up options. `provideEncryptor` checks them when it is built: the warm-up it
+ * starts is not awaited, and its failure would be lost with nothing warmed.
+ */
+export function warmOptionProblems(options: WarmOptions): string[] {
+  const problems: string[] = [];
+  if (typeof options !== 'object' || options === null) {
+    return [`warm must be an object (got ${shownValue(options)})`];
+  }
+  for (const context of arrayOption(problems, 'warm.contexts', options.contexts, 'of encryption contexts')) {
+    if (typeof context !== 'object' || context === null || Array.isArray(context)) {
+      problems.push(`warm.contexts entries must be objects (got ${shownValue(context)})`);
+    }
+  }
+  const { blindIndexes } = options;
+  for (const name of arrayOption(problems, 'warm.blindIndexes', blindIndexes, 'of blind-index names')) {
+    if (typeof name !== 'string' || !indexNamePattern.test(name)) {
+      problems.push(
+        `warm.blindIndexes entries must be 1-64 letters, digits, . _ : or - (got ${shownValue(name)})`,
+      );
+    }
+  }
+  return problems;
 }
 
 function resolveOptions(options: EncryptorOptions): ResolvedOptions {
@@ -662,6 +687,7 @@ export class Encryptor {
 
   /** Fetches data keys and blind-index keys ahead of need (a cold instance's first request waits less). */
   async warm(options: WarmOptions): Promise<void> {
+    assertNoProblems('warm', warmOptionProblems(options));
     await Promise.all([
       ...(options.contexts ?? []).map(
         (context) => this.dataKeyFor(context, canonicalContext(context, 'encrypt'), 0).value,

@@ -331,6 +331,19 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('missing_claim');
   });
 
+  it('no verifier whose required claims are one name, which would require claims named j, t and i', () => {
+    expect(() => verifier({}, { requiredClaims: 'jti' as never })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        `${jwks.issuer}: requiredClaims must be an array of claim names (got "jti")`,
+      ]),
+    );
+    expect(() => verifier({}, { requiredClaims: [''] })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        `${jwks.issuer}: requiredClaims entries must be non-empty claim names (got "")`,
+      ]),
+    );
+  });
+
   it('a token over 8 KiB, before parsing it', async () => {
     const big = signToken(rsa, userClaims(jwks.issuer, { padding: 'x'.repeat(9000) }));
     expect(await reasonOf(verifier().verify(big))).toBe('too_large');

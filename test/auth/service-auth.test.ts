@@ -309,6 +309,28 @@ describe('ServiceRequestVerifier', () => {
     expect(await nonceStore.claim(`bookings#${nonce}`, stamp + 400, Date.now())).toBe(true);
   });
 
+  it('refuses scopes given as one string, which a scope guard would match by substring', () => {
+    expect(
+      () =>
+        new ServiceRequestVerifier({
+          services: { bookings: { current, scopes: 'users/read' as never } },
+          nonceStore,
+        }),
+    ).toThrow(
+      new InvalidOptionsError('ServiceRequestVerifier', [
+        'bookings: scopes must be an array of scope names (got "users/read")',
+      ]),
+    );
+    const source = async () => ({ current });
+    expect(
+      () => new ServiceRequestVerifier({ services: { bookings: { source, scopes: [''] } }, nonceStore }),
+    ).toThrow(
+      new InvalidOptionsError('ServiceRequestVerifier', [
+        'bookings: scopes entries must be non-empty scope names (got "")',
+      ]),
+    );
+  });
+
   it('rejects invalid options, listing each problem', () => {
     let error: unknown;
     try {

@@ -143,6 +143,18 @@ describe('loadConfig validation', () => {
     );
   });
 
+  it('refuses keys given as one name, which would otherwise be looked up letter by letter', () => {
+    const schema = z.object({ PARTNER_URL: z.string() });
+    expect(() => createConfigLoader(schema, { keys: 'PARTNER_URL' as never })).toThrow(
+      new InvalidOptionsError('loadConfig', [
+        'keys must be an array of configuration key names (got "PARTNER_URL")',
+      ]),
+    );
+    expect(() => createConfigLoader(schema, { keys: ['PARTNER_URL', ''] })).toThrow(
+      new InvalidOptionsError('loadConfig', ['keys entries must be non-empty names (got "")']),
+    );
+  });
+
   it('passes a secret-store failure through, typed', async () => {
     for (const notAnObject of ['not json', '["a list"]', 'null']) {
       secretJson = notAnObject;
