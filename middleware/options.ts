@@ -62,3 +62,29 @@ export function arrayOption(
   );
   return [];
 }
+
+/** Adds a problem when a function option is given but is not a function, which would throw when called. */
+export function checkFunctionOption(problems: string[], field: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') problems.push(`${field} must be a function`);
+}
+
+/**
+ * Adds a problem when an object option (a logger) is given without every one of the methods the component
+ * calls: the first call would throw a TypeError in the middle of a request, in place of what it reports.
+ *
+ * @example
+ * checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
+ */
+export function checkMethodsOption(
+  problems: string[],
+  field: string,
+  value: unknown,
+  methods: readonly string[],
+  example?: string,
+): void {
+  if (value === undefined) return;
+  const holder = value as Record<string, unknown> | null;
+  if (methods.every((method) => typeof holder?.[method] === 'function')) return;
+  const listed = methods.map((method) => `${method}()`).join(' and ');
+  problems.push(`${field} must have ${listed}${example ? ` (${example} fits)` : ''}`);
+}

@@ -11,7 +11,7 @@ import {
 import { assertNoProblems } from '../errors.js';
 import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
-import { arrayOption, definedOnly, shownValue } from '../options.js';
+import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -84,6 +84,7 @@ function validateAudit(options: AuditOptions): void {
       problems.push(`excludePaths entries must start with "/" (got ${shownValue(path)})`);
     }
   }
+  checkFunctionOption(problems, 'now', options?.now);
   for (const name of ['maxBodyLength', 'parseLimitBytes'] as const) {
     const value = options?.[name];
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
@@ -261,9 +262,7 @@ export function correlationIds(
   if (givenLoggers.some((logger) => typeof (logger as CorrelationLogger)?.setCorrelationId !== 'function')) {
     problems.push('loggers must have setCorrelationId() (Powertools Loggers)');
   }
-  if (options.generate !== undefined && typeof options.generate !== 'function') {
-    problems.push('generate must be a function');
-  }
+  checkFunctionOption(problems, 'generate', options.generate);
   assertNoProblems('correlationIds', problems);
   const loggers = givenLoggers as readonly CorrelationLogger[];
   const returnHeader = options.returnHeader ?? true;

@@ -2,7 +2,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
-import { definedOnly, shownValue } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, definedOnly, shownValue } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { maxTimerMs } from '../time-limits.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
@@ -152,10 +152,9 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
   duration(problems, 'rollingWindowMs', merged.rollingWindowMs, 1);
   duration(problems, 'stateTtlMs', merged.stateTtlMs, 0);
   for (const field of ['errorFilter', 'fallback', 'onEvent'] as const) {
-    if (options[field] !== undefined && typeof options[field] !== 'function') {
-      problems.push(`${field} must be a function`);
-    }
+    checkFunctionOption(problems, field, options[field]);
   }
+  checkMethodsOption(problems, 'logger', options.logger, ['warn', 'info'], 'a Powertools Logger');
   const hasStore = options.store !== undefined;
   const hasTable = options.tableName !== undefined;
   if (hasStore === hasTable) problems.push('give exactly one of store and tableName');

@@ -2,7 +2,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertNoProblems, ConfigError, type ConfigProblem } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
-import { arrayOption, shownValue } from '../options.js';
+import { arrayOption, checkFunctionOption, shownValue } from '../options.js';
 import { parseJsonSecret, SecretStore } from './secrets.js';
 
 export interface LoadConfigOptions {
@@ -81,6 +81,7 @@ export function createConfigLoader<S extends StandardSchemaV1>(
     problems.push('secretId must not be empty');
   const maxAgeSec = options.maxAgeSec ?? 300;
   if (!Number.isFinite(maxAgeSec) || maxAgeSec < 0) problems.push('maxAgeSec must be >= 0');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
   for (const key of arrayOption(problems, 'keys', options.keys, 'of configuration key names')) {
     if (typeof key !== 'string' || key.length === 0) {
       problems.push(`keys entries must be non-empty names (got ${shownValue(key)})`);

@@ -10,7 +10,7 @@ import {
 import { withAsciiDomain } from '../email-address.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { arrayOption, definedOnly, shownValue } from '../options.js';
+import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
 import {
   canonicalContext,
   canonicalPick,
@@ -320,6 +320,7 @@ function resolveOptions(options: EncryptorOptions): ResolvedOptions {
   if (!isInteger(cache.maxAgeMs, 0, 86_400_000)) problems.push('cache.maxAgeMs must be 0-86400000');
   if (!isInteger(cache.maxMessages, 1, 2 ** 32)) problems.push('cache.maxMessages must be 1-2^32');
   if (!isInteger(cache.maxEntries, 1, 1_000_000)) problems.push('cache.maxEntries must be 1-1000000');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
   assertNoProblems('Encryptor', problems);
   return resolved;
 }
@@ -648,6 +649,7 @@ export class Encryptor {
     // Scope and value are hashed as UTF-8, where a lone surrogate becomes U+FFFD: distinct inputs would collide.
     if (typeof scope !== 'string' || scope.length > 1024 || !scope.isWellFormed())
       problems.push('scope must be a well-formed string of at most 1024 characters');
+    checkFunctionOption(problems, 'normalize', options.normalize);
     assertNoProblems('blindIndex', problems);
     if (typeof value !== 'string') {
       throw new EncryptionError(

@@ -3,7 +3,7 @@ import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient }
 import { dependencyFailure, nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { arrayOption } from '../options.js';
+import { arrayOption, checkFunctionOption } from '../options.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
@@ -136,6 +136,7 @@ export class KmsKeyProvider implements KeyProvider {
     if (options.blindIndexKeyId !== undefined && !isKeyArn(options.blindIndexKeyId)) {
       problems.push(`blindIndexKeyId must be a key ARN: ${arnOnly}`);
     }
+    checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('KmsKeyProvider', problems);
     this.currentKeyId = options.keyId;
     this.trustedKeyIds = new Set([options.keyId, ...(options.decryptKeyIds ?? [])]);

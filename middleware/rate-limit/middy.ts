@@ -15,7 +15,7 @@ import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '..
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
-import { shownValue } from '../options.js';
+import { checkFunctionOption, shownValue } from '../options.js';
 import {
   type ClientIpOptions,
   clientIpOf,
@@ -156,11 +156,9 @@ function middlewareProblems(options: RateLimitOptions): string[] {
   if (kinds.length === 0 || unknownKinds.length > 0) {
     problems.push(`keyBy must be one or more of ${rateLimitKeyKinds.join(', ')} (got ${shownValue(keyBy)})`);
   }
-  if (identify !== undefined && typeof identify !== 'function') problems.push('identify must be a function');
-  if (trust !== undefined && typeof trust !== 'function') problems.push('trust must be a function');
-  if (options.refundWhen !== undefined && typeof options.refundWhen !== 'function') {
-    problems.push('refundWhen must be a function');
-  }
+  checkFunctionOption(problems, 'identify', identify);
+  checkFunctionOption(problems, 'trust', trust);
+  checkFunctionOption(problems, 'refundWhen', options.refundWhen);
   if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1)) {
     problems.push(`cost must be a positive integer (got ${shownValue(cost)})`);
   } else if (cost !== undefined && policyProblems(options.policy).length === 0) {

@@ -5,7 +5,7 @@ import type { Principal } from '../auth/principal.js';
 import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
-import { shownValue } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { type CounterStore, MemoryCounterStore, type StoredTat, type TatAdvance } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
@@ -155,6 +155,8 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
       `leaseMs must be a number of milliseconds in 0..${maxLeaseMs} (got ${shownValue(leaseMs)})`,
     );
   }
+  checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
   const cacheSize = options.localCacheSize;
   // The open fallback counts in a store of this size: at 0 it would forget every count and admit all.
   if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 1)) {

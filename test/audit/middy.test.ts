@@ -259,6 +259,13 @@ describe('audit()', () => {
     }
   });
 
+  it('refuses a clock that is not a function when built, not at the first request', () => {
+    const auditLogger = new AuditLogger({ logger: new Logger() });
+    expect(() => audit({ auditLogger, now: 5 as never })).toThrow(
+      new InvalidOptionsError('audit', ['now must be a function']),
+    );
+  });
+
   it('refuses excludePaths given as one path with one problem, not one per character', () => {
     const auditLogger = new AuditLogger({ logger: new Logger() });
     expect(() => audit({ auditLogger, excludePaths: '/health' as never })).toThrow(

@@ -155,6 +155,12 @@ describe('loadConfig validation', () => {
     );
   });
 
+  it('refuses an onEvent that is not a function, whose secret.accessed events would be lost', () => {
+    expect(() => createConfigLoader(z.object({ A: z.string() }), { onEvent: {} as never })).toThrow(
+      new InvalidOptionsError('loadConfig', ['onEvent must be a function']),
+    );
+  });
+
   it('passes a secret-store failure through, typed', async () => {
     for (const notAnObject of ['not json', '["a list"]', 'null']) {
       secretJson = notAnObject;

@@ -330,6 +330,12 @@ describe('KmsKeyProvider options', () => {
     expect(error.problems).toHaveLength(3);
   });
 
+  it('rejects an onEvent that is not a function, whose kms.request events would be lost', () => {
+    expect(() => new KmsKeyProvider({ keyId, onEvent: 'audit' as never })).toThrow(
+      new InvalidOptionsError('KmsKeyProvider', ['onEvent must be a function']),
+    );
+  });
+
   it.each([
     ['an alias name', 'alias/bulwark-data'],
     ['an alias ARN', 'arn:aws:kms:us-east-1:111122223333:alias/bulwark-data'],
