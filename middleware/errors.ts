@@ -9,6 +9,8 @@ export type BulwarkErrorCode =
   | 'FORBIDDEN'
   | 'INVALID_TOKEN'
   | 'INSUFFICIENT_SCOPE'
+  /** A JWKS key store could not give the key a token names; `JwtVerifier` answers it with a 401 or a 503. */
+  | 'KEY_LOOKUP_FAILED'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'NOT_ACCEPTABLE'

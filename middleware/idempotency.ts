@@ -27,6 +27,7 @@ import {
 import { dependencyRetryAfterSec } from './http/problem.js';
 import { assertApiGatewayEvent, pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
+import { checkFunctionOption, checkMethodsOption, shownValue } from './options.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
 type IdempotentContext = Context & Partial<OptionalAuthContext>;
@@ -336,8 +337,12 @@ export function idempotency(
     payloadValidationJmesPath: payloadPath,
   });
   if (typeof anonymous !== 'boolean') {
-    problems.push(`anonymous must be true or false (got ${JSON.stringify(anonymous)})`);
+    problems.push(`anonymous must be true or false (got ${shownValue(anonymous)})`);
   }
+  // A storedAnswer or logger that fails when called would do so after the handler ran, in place of its answer.
+  checkMethodsOption(problems, 'storedAnswer', storedAnswer, ['toRecord', 'fromRecord']);
+  checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
+  checkFunctionOption(problems, 'logger.error', options.logger?.error);
   assertNoProblems('idempotency', problems);
   const powertools = makeHandlerIdempotent({ ...powertoolsOptions, config: powertoolsConfig });
   /**

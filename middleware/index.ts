@@ -36,10 +36,30 @@ export * from './circuit-breaker/dynamodb-store.js';
 export * from './circuit-breaker/guarded-fetch.js';
 export * from './circuit-breaker/memory-store.js';
 export * from './circuit-breaker/middy.js';
-export * from './circuit-breaker/options.js';
+export {
+  type CircuitBreakerOptions,
+  type CircuitBreakerSettings,
+  type CircuitLogger,
+  type CircuitStoreChoice,
+  circuitDefaults,
+} from './circuit-breaker/options.js';
 export * from './circuit-breaker/service-client.js';
-export * from './circuit-breaker/state.js';
-export * from './cleanup.js';
+export {
+  type CircuitRecord,
+  CircuitState,
+  type CircuitStateName,
+  type CircuitStateStore,
+  type ReplaceResult,
+} from './circuit-breaker/state.js';
+export {
+  type Cleanup,
+  type CleanupRequest,
+  type ResponseEdit,
+  registerCleanup,
+  registerResponseCleanup,
+  respondEarly,
+  runCleanup,
+} from './cleanup.js';
 export * from './config/load-config.js';
 export * from './config/middy.js';
 export * from './config/secrets.js';
@@ -58,7 +78,7 @@ export * from './events.js';
 export * from './http/input.js';
 export * from './http/middy.js';
 export * from './http/problem.js';
-export * from './http/response.js';
+export { type HttpResult, isHeaderName, json, noContent } from './http/response.js';
 export * from './idempotency.js';
 export * from './lambda-handler.js';
 export * from './metrics/catalog.js';
@@ -66,12 +86,33 @@ export * from './metrics/middy.js';
 export * from './metrics/record.js';
 export * from './rate-limit/client-key.js';
 export * from './rate-limit/counter-store.js';
-export * from './rate-limit/dynamodb-counter-store.js';
-export * from './rate-limit/headers.js';
+export {
+  DynamoDbCounterStore,
+  type DynamoDbCounterStoreOptions,
+} from './rate-limit/dynamodb-counter-store.js';
+export { type PolicyOutcome, rateLimitHeaders } from './rate-limit/headers.js';
 export * from './rate-limit/middy.js';
-export * from './rate-limit/policy.js';
-export * from './rate-limit/rate-limiter.js';
-export * from './request-handler.js';
+export {
+  isPresetName,
+  maxUnitsPerSecond,
+  maxWindowSec,
+  type RateLimitPolicy,
+  type RateLimitPolicyInput,
+  type RateLimitPresetName,
+  rateLimitPresets,
+  resolvePolicy,
+} from './rate-limit/policy.js';
+export {
+  type FailMode,
+  maxLeaseMs,
+  RateLimiter,
+  type RateLimiterOptions,
+  type RateLimitResult,
+  type RateLimitSource,
+  rateLimitHitEvent,
+  type WarnLogger,
+} from './rate-limit/rate-limiter.js';
+export { boundedRequestHandler, type RequestTimeouts } from './request-handler.js';
 export * from './store/client.js';
 export * from './store/create-tables.js';
 export * from './store/tables.js';

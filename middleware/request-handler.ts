@@ -3,6 +3,7 @@ import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { assertNoProblems } from './errors.js';
+import { shownValue } from './options.js';
 import { checkTimeLimit } from './time-limits.js';
 
 export interface RequestTimeouts {
@@ -36,7 +37,7 @@ export function clientRequestLimits(
   checkTimeLimit(problems, 'requestTimeoutMs', limits.requestTimeoutMs);
   checkTimeLimit(problems, 'connectionTimeoutMs', limits.connectionTimeoutMs);
   if (!(Number.isSafeInteger(limits.maxAttempts) && limits.maxAttempts >= 1)) {
-    problems.push(`maxAttempts must be an integer >= 1 (got ${limits.maxAttempts})`);
+    problems.push(`maxAttempts must be an integer >= 1 (got ${shownValue(limits.maxAttempts)})`);
   }
   assertNoProblems(factory, problems);
   return limits;

@@ -1,4 +1,5 @@
 // Time limits the toolkit hands to Node's timers (setTimeout, AbortSignal.timeout()), checked once, the same way everywhere.
+import { shownValue } from './options.js';
 
 /** setTimeout's largest delay, AbortSignal.timeout()'s too; a longer one fires after 1 ms. */
 export const maxTimerMs = 2_147_483_647;
@@ -15,6 +16,6 @@ export const maxTimerMs = 2_147_483_647;
  */
 export function checkTimeLimit(problems: string[], field: string, value: number): boolean {
   if (Number.isInteger(value) && value >= 1 && value <= maxTimerMs) return true;
-  problems.push(`${field} must be an integer of milliseconds 1..${maxTimerMs} (got ${value})`);
+  problems.push(`${field} must be an integer of milliseconds 1..${maxTimerMs} (got ${shownValue(value)})`);
   return false;
 }

@@ -11,7 +11,7 @@ import {
 import { assertNoProblems } from '../errors.js';
 import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
-import { definedOnly } from '../options.js';
+import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -79,11 +79,12 @@ const auditCleanup = 'bulwark.audit';
 function validateAudit(options: AuditOptions): void {
   const problems: string[] = [];
   if (!(options?.auditLogger instanceof AuditLogger)) problems.push('auditLogger must be an AuditLogger');
-  for (const path of options?.excludePaths ?? []) {
+  for (const path of arrayOption(problems, 'excludePaths', options?.excludePaths, 'of paths')) {
     if (typeof path !== 'string' || !path.startsWith('/')) {
-      problems.push(`excludePaths entries must start with "/" (got ${JSON.stringify(path)})`);
+      problems.push(`excludePaths entries must start with "/" (got ${shownValue(path)})`);
     }
   }
+  checkFunctionOption(problems, 'now', options?.now);
   for (const name of ['maxBodyLength', 'parseLimitBytes'] as const) {
     const value = options?.[name];
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
@@ -257,16 +258,13 @@ export function correlationIds(
   Context & CorrelationContext
 > {
   const problems: string[] = [];
-  for (const logger of options.loggers ?? []) {
-    if (typeof logger?.setCorrelationId !== 'function') {
-      problems.push('loggers must have setCorrelationId() (Powertools Loggers)');
-    }
+  const givenLoggers = arrayOption(problems, 'loggers', options.loggers, 'of loggers, e.g. [logger]');
+  if (givenLoggers.some((logger) => typeof (logger as CorrelationLogger)?.setCorrelationId !== 'function')) {
+    problems.push('loggers must have setCorrelationId() (Powertools Loggers)');
   }
-  if (options.generate !== undefined && typeof options.generate !== 'function') {
-    problems.push('generate must be a function');
-  }
+  checkFunctionOption(problems, 'generate', options.generate);
   assertNoProblems('correlationIds', problems);
-  const loggers = options.loggers ?? [];
+  const loggers = givenLoggers as readonly CorrelationLogger[];
   const returnHeader = options.returnHeader ?? true;
   const generate = options.generate;
 

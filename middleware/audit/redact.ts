@@ -1,6 +1,6 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
 import { assertNoProblems, SecretAccessError } from '../errors.js';
-import { definedOnly } from '../options.js';
+import { arrayOption, definedOnly, shownValue } from '../options.js';
 import { truncated } from '../text.js';
 
 /** What a redacted value is replaced with. */
@@ -113,9 +113,9 @@ function validate(options: RedactionOptions): void {
       problems.push(`${name} must be a positive integer`);
     }
   }
-  for (const key of options.keys ?? []) {
+  for (const key of arrayOption(problems, 'keys', options.keys, 'of key names')) {
     if (typeof key !== 'string' || normalizeKey(key).length === 0) {
-      problems.push(`keys must be non-empty strings (got ${JSON.stringify(key)})`);
+      problems.push(`keys must be non-empty strings (got ${shownValue(key)})`);
     }
   }
   assertNoProblems('redaction', problems);

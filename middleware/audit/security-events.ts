@@ -3,6 +3,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEvent, SecurityEventListener, SecurityEventType } from '../events.js';
 import { recordMetric } from '../metrics/record.js';
+import { arrayOption, shownValue } from '../options.js';
 import { AuditLogger } from './audit-logger.js';
 
 type MetricRecorder = (metrics: Metrics, event: SecurityEvent) => void;
@@ -82,6 +83,12 @@ export function createSecurityEventListener(options: SecurityEventListenerOption
   }
   if (options?.auditLogger === undefined && options?.metrics === undefined) {
     problems.push('give an auditLogger, metrics or both');
+  }
+  // A misspelt type would match no event, and the lines it was meant to leave out would still be written.
+  for (const type of arrayOption(problems, 'unaudited', options?.unaudited, 'of event types')) {
+    if (typeof type !== 'string' || !Object.hasOwn(securityEventMetrics, type)) {
+      problems.push(`unaudited entries must be event types such as 'kms.request' (got ${shownValue(type)})`);
+    }
   }
   assertNoProblems('createSecurityEventListener', problems);
   const { auditLogger, metrics } = options;

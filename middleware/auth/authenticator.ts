@@ -10,6 +10,7 @@ import {
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
 import { methodOf, pathOf, signedPathOf } from '../http/request-event.js';
+import { checkFunctionOption } from '../options.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
@@ -81,6 +82,8 @@ export class Authenticator {
     if (options.trustApiGatewayAuthorizer && !options.jwt) {
       problems.push('trustApiGatewayAuthorizer needs jwt (its rules apply to the claims)');
     }
+    // emitEvent swallows a listener's errors: one that is no function would lose every event, silently.
+    checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('authenticate', problems);
     this.options = options;
   }

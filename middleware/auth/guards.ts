@@ -6,6 +6,7 @@ import {
   InsufficientScopeError,
   UnauthorizedError,
 } from '../errors.js';
+import { shownValue } from '../options.js';
 import type { Principal } from './principal.js';
 import type { Rbac } from './rbac.js';
 
@@ -42,14 +43,14 @@ function nameListProblems(field: string, names: unknown): string[] {
     names.every((name) => typeof name === 'string' && name.length > 0);
   return isNameList
     ? []
-    : [`${field} must be a non-empty list of non-empty strings (got ${JSON.stringify(names)})`];
+    : [`${field} must be a non-empty list of non-empty strings (got ${shownValue(names)})`];
 }
 
 /** An exemption that is not a function would throw on every request it is asked about. */
 function exemptionProblems(options: ExemptionOptions): string[] {
   return options.unless === undefined || typeof options.unless === 'function'
     ? []
-    : [`unless must be a function of the principal (got ${JSON.stringify(options.unless)})`];
+    : [`unless must be a function of the principal (got ${shownValue(options.unless)})`];
 }
 
 /** Any authenticated caller, human or machine. */
@@ -111,7 +112,7 @@ export function tenantGuard(tenants: readonly string[], options: TenantGuardOpti
   const { unclaimedTenant } = options;
   // A number or '' would match no listed tenant, so the exemption it was meant to grant would never apply.
   if (unclaimedTenant !== undefined && !(typeof unclaimedTenant === 'string' && unclaimedTenant.length > 0))
-    problems.push(`unclaimedTenant must be a non-empty string (got ${JSON.stringify(unclaimedTenant)})`);
+    problems.push(`unclaimedTenant must be a non-empty string (got ${shownValue(unclaimedTenant)})`);
   assertNoProblems('guard', problems);
   const accepted = new Set(tenants);
   return (principal) => {

@@ -9,7 +9,8 @@ import {
   jwksCache,
 } from 'jose';
 import { retryBackoffMs } from '../dependency-failure.js';
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, BulwarkError } from '../errors.js';
+import { shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 
 /** The asymmetric algorithms a JWKS key may verify. */
@@ -18,7 +19,11 @@ export type AsymmetricAlgorithm = 'RS256' | 'ES256';
 /** Why no key could be given for a token. */
 export type KeyLookupFailure = 'unknown_kid' | 'key_mismatch' | 'unavailable';
 
-export class KeyLookupError extends Error {
+/**
+ * No key for a token, and `failure` says why. `JwtVerifier` answers it (a 401 or a 503), so it reaches a
+ * caller only from a store used directly.
+ */
+export class KeyLookupError extends BulwarkError {
   /** For `unavailable`: milliseconds until the store will fetch again; undefined when it never fetches. */
   readonly retryInMs: number | undefined;
 
@@ -26,7 +31,8 @@ export class KeyLookupError extends Error {
     readonly failure: KeyLookupFailure,
     options: { cause?: unknown; retryInMs?: number | undefined } = {},
   ) {
-    super(`Signing key lookup failed: ${failure}`, { cause: options.cause });
+    super('KEY_LOOKUP_FAILED', `Signing key lookup failed: ${failure}`, { cause: options.cause });
+    // Written out, as errors.ts does for its own classes: a minifier renames the class.
     this.name = 'KeyLookupError';
     this.retryInMs = options.retryInMs;
   }
@@ -112,11 +118,11 @@ export class JwksKeyStore {
       ['maxAgeMs', maxAgeMs],
     ] as const) {
       if (!(Number.isFinite(value) && value >= 0))
-        problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${String(value)})`);
+        problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${shownValue(value)})`);
     }
     // Checked now, as jose would on building the set, so a bad uri still fails at construction.
     if (options.uri !== undefined && !URL.canParse(options.uri))
-      problems.push(`uri is not a URL (got ${JSON.stringify(options.uri)})`);
+      problems.push(`uri is not a URL (got ${shownValue(options.uri)})`);
     assertNoProblems('JwksKeyStore', problems);
     this.cooldownMs = cooldownMs;
     // A set that is never fetched (preload only) cannot go stale.

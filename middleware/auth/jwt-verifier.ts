@@ -9,7 +9,7 @@ import {
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
-import { definedOnly } from '../options.js';
+import { arrayOption, definedOnly, shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
@@ -194,7 +194,7 @@ function loadJwks(options: JwtIssuerOptions, problems: string[]): JSONWebKeySet 
  */
 function checkDuration(problems: string[], field: string, value: unknown): boolean {
   if (Number.isFinite(value) && (value as number) >= 0) return true;
-  problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${String(value)})`);
+  problems.push(`${field} must be a finite number of milliseconds >= 0 (got ${shownValue(value)})`);
   return false;
 }
 
@@ -282,7 +282,7 @@ export class JwtVerifier {
         : { maxEntries: 10_000, maxAgeSec: 300, ...definedOnly(options.cache) };
     // A string would pass a comparison and then be concatenated: `nbf > now + '5'` is never true.
     if (!(typeof toleranceSec === 'number' && toleranceSec >= 0 && toleranceSec <= 300))
-      problems.push(`clockToleranceSec must be a number 0..300 (got ${JSON.stringify(toleranceSec)})`);
+      problems.push(`clockToleranceSec must be a number 0..300 (got ${shownValue(toleranceSec)})`);
     if (!(Number.isInteger(maxTokenBytes) && maxTokenBytes > 0)) problems.push('maxTokenBytes must be > 0');
     if (cache && !(Number.isInteger(cache.maxEntries) && cache.maxEntries > 0)) {
       problems.push('cache.maxEntries must be a positive integer');
@@ -295,13 +295,13 @@ export class JwtVerifier {
       const claim = options[field];
       // '' or a non-string names a claim no token carries: every caller would silently lack roles or a tenant.
       if (claim !== undefined && !(typeof claim === 'string' && claim.length > 0))
-        problems.push(`${field} must be a non-empty claim name (got ${JSON.stringify(claim)})`);
+        problems.push(`${field} must be a non-empty claim name (got ${shownValue(claim)})`);
     }
     const keyStoreOptions = sharedKeyStoreOptions(options, problems);
     const issuers = new Map<string, Issuer>();
     for (const issuerOptions of Array.isArray(options.issuers) ? options.issuers : []) {
       if (typeof issuerOptions !== 'object' || issuerOptions === null) {
-        problems.push(`every issuer must be an object (got ${JSON.stringify(issuerOptions)})`);
+        problems.push(`every issuer must be an object (got ${shownValue(issuerOptions)})`);
         continue;
       }
       const issuer = this.buildIssuer(issuerOptions, keyStoreOptions, problems);
@@ -350,11 +350,24 @@ export class JwtVerifier {
         entries.length === 0 || entries.some((entry) => typeof entry !== 'string' || entry.trim() === '');
       if (bad) problems.push(`${name}: ${field} must be a non-empty string or list of them`);
       else if (field === 'tokenUse' && entries.some((entry) => entry !== 'access' && entry !== 'id'))
-        problems.push(`${name}: tokenUse must be 'access', 'id' or both (got ${JSON.stringify(value)})`);
+        problems.push(`${name}: tokenUse must be 'access', 'id' or both (got ${shownValue(value)})`);
+    }
+    // A string would be walked letter by letter, requiring claims named e, m, a… that no token carries.
+    for (const claim of arrayOption(
+      problems,
+      `${name}: requiredClaims`,
+      options.requiredClaims,
+      'of claim names',
+    )) {
+      if (typeof claim !== 'string' || claim.length === 0) {
+        problems.push(
+          `${name}: requiredClaims entries must be non-empty claim names (got ${shownValue(claim)})`,
+        );
+      }
     }
     const algorithms = options.algorithms ?? defaultAlgorithms;
     if (!Array.isArray(algorithms)) {
-      problems.push(`${name}: algorithms must be a list (got ${JSON.stringify(algorithms)})`);
+      problems.push(`${name}: algorithms must be a list (got ${shownValue(algorithms)})`);
       return undefined;
     }
     for (const alg of algorithms) {

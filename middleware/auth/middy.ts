@@ -4,10 +4,11 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
-import { ForbiddenError, InvalidOptionsError } from '../errors.js';
+import { assertNoProblems, ForbiddenError, InvalidOptionsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent, cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
+import { checkFunctionOption } from '../options.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
 import { type AuthContext, assertAuthenticationRan, type OptionalAuthContext } from './context.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
@@ -113,6 +114,9 @@ export interface GuardOptions {
 }
 
 function guardMiddleware<C>(name: string, guard: Guard, options: GuardOptions): AuthMiddleware<C> {
+  const problems: string[] = [];
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
+  assertNoProblems(name, problems);
   const guardBefore = (request: Request<Event, Result, Error, Context & Partial<OptionalAuthContext>>) => {
     // Before authentication every caller looks anonymous: a valid token would get 401, and nothing would say why.
     assertAuthenticationRan(request.context, name, 'it checks the caller on context.principal');
@@ -232,6 +236,9 @@ export interface CsrfContext {
  * middy().use(httpErrorHandler()).use(csrfProtection({ secret: process.env.CSRF_SECRET })).handler(...)
  */
 export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMiddleware<CsrfContext> {
+  const problems: string[] = [];
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
+  assertNoProblems('csrfProtection', problems);
   const csrf = new CsrfProtection(options);
   const csrfCleanup = 'bulwark.csrf';
   type CsrfRequest = Request<Event, Result, Error, Context & CsrfContext>;

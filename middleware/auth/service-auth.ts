@@ -4,6 +4,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { parseRawQuery, percentDecodedPath } from '../http/input.js';
+import { arrayOption, shownValue } from '../options.js';
 import { checkTableName, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
@@ -324,6 +325,16 @@ export class ServiceRequestVerifier {
       } else if (!isUsableRotatingSecret(secrets)) {
         problems.push(`${serviceId}: secrets must hold at least 32 characters besides whitespace`);
       }
+      // A string would be the principal's scopes as it is, and a guard's includes() would match its substrings.
+      if (typeof secrets === 'object' && secrets !== null) {
+        for (const scope of arrayOption(problems, `${serviceId}: scopes`, secrets.scopes, 'of scope names')) {
+          if (typeof scope !== 'string' || scope.length === 0) {
+            problems.push(
+              `${serviceId}: scopes entries must be non-empty scope names (got ${shownValue(scope)})`,
+            );
+          }
+        }
+      }
       services.set(serviceId, secrets);
     }
     if (services.size === 0) problems.push('services must name at least one caller');
@@ -331,7 +342,7 @@ export class ServiceRequestVerifier {
     const toleranceSec = options.toleranceSec ?? 300;
     if (!(Number.isInteger(toleranceSec) && toleranceSec >= 1 && toleranceSec <= maxToleranceSec))
       problems.push(
-        `toleranceSec must be an integer 1..${maxToleranceSec} (got ${JSON.stringify(toleranceSec)})`,
+        `toleranceSec must be an integer 1..${maxToleranceSec} (got ${shownValue(toleranceSec)})`,
       );
     assertNoProblems('ServiceRequestVerifier', problems);
     this.services = services;

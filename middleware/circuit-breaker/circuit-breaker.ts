@@ -10,6 +10,7 @@ import {
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener, type SecurityEventType } from '../events.js';
 import { inCurrentInvocation } from '../invocation-store.js';
+import { shownValue } from '../options.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
 import { MemoryCircuitStateStore } from './memory-store.js';
@@ -273,13 +274,15 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     if (Number.isNaN(timeoutMs)) {
       return Promise.reject(
         new InvalidArgumentError(
-          `timeoutMs must be a finite number of milliseconds > 0 (got ${String(options?.timeoutMs)}); for the time the caller has left, give a deadline`,
+          `timeoutMs must be a finite number of milliseconds > 0 (got ${shownValue(options?.timeoutMs)}); for the time the caller has left, give a deadline`,
         ),
       );
     }
     if (typeof deadline !== 'number' || Number.isNaN(deadline)) {
       return Promise.reject(
-        new InvalidArgumentError(`deadline must be a number of epoch milliseconds (got ${String(deadline)})`),
+        new InvalidArgumentError(
+          `deadline must be a number of epoch milliseconds (got ${shownValue(deadline)})`,
+        ),
       );
     }
     const onEvent = options?.onEvent ?? this.options.onEvent;

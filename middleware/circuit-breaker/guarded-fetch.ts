@@ -146,6 +146,14 @@ export function guardedFetch(
   if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1) {
     return Promise.reject(new InvalidArgumentError('maxResponseBytes must be a positive integer'));
   }
+  // Called inside the breaker, their TypeError would count as the dependency failing and open the circuit.
+  for (const [field, value] of [
+    ['fetch', fetchImpl],
+    ['isFailure', isFailure],
+  ] as const) {
+    if (typeof value !== 'function')
+      return Promise.reject(new InvalidArgumentError(`${field} must be a function`));
+  }
   return breaker.execute(
     async ({ signal }) => {
       let response: Response;

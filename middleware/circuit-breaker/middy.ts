@@ -5,8 +5,9 @@ import { headerValue } from '../audit/correlation.js';
 import { assertNoProblems } from '../errors.js';
 import { assertApiGatewayEvent } from '../http/request-event.js';
 import { isHeaderName } from '../http/response.js';
+import { shownValue } from '../options.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import type { ServiceCallInit, ServiceClient } from './service-client.js';
+import { type ServiceCallInit, ServiceClient } from './service-client.js';
 
 /** `callService` bound to the current request. */
 export type BoundCallService<S extends string> = (
@@ -71,6 +72,9 @@ export function serviceCalls<S extends string>(
   const deadlineMarginMs = options.deadlineMarginMs ?? 500;
   const header = options.correlationIdHeader ?? 'x-correlation-id';
   const problems: string[] = [];
+  if (!(client instanceof ServiceClient)) {
+    problems.push(`client must be a ServiceClient from createServiceClient() (got ${shownValue(client)})`);
+  }
   if (!Number.isFinite(deadlineMarginMs) || deadlineMarginMs < 0)
     problems.push('deadlineMarginMs must be >= 0');
   // A name no header can have would quietly pass the request id on instead of the caller's id.

@@ -2,7 +2,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
-import { definedOnly } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, definedOnly, shownValue } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { maxTimerMs } from '../time-limits.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
@@ -122,13 +122,16 @@ export const circuitDefaults = {
 const maxNameLength = 200;
 
 function positiveInteger(problems: string[], field: string, value: number): void {
-  if (!Number.isInteger(value) || value <= 0) problems.push(`${field} must be an integer > 0 (got ${value})`);
+  if (!Number.isInteger(value) || value <= 0)
+    problems.push(`${field} must be an integer > 0 (got ${shownValue(value)})`);
 }
 
 function duration(problems: string[], field: string, value: number, minimum: 0 | 1): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < minimum || value > maxTimerMs) {
     const bound = minimum === 0 ? '>= 0' : '> 0';
-    problems.push(`${field} must be a number of milliseconds ${bound} and <= ${maxTimerMs} (got ${value})`);
+    problems.push(
+      `${field} must be a number of milliseconds ${bound} and <= ${maxTimerMs} (got ${shownValue(value)})`,
+    );
   }
 }
 
@@ -149,10 +152,9 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
   duration(problems, 'rollingWindowMs', merged.rollingWindowMs, 1);
   duration(problems, 'stateTtlMs', merged.stateTtlMs, 0);
   for (const field of ['errorFilter', 'fallback', 'onEvent'] as const) {
-    if (options[field] !== undefined && typeof options[field] !== 'function') {
-      problems.push(`${field} must be a function`);
-    }
+    checkFunctionOption(problems, field, options[field]);
   }
+  checkMethodsOption(problems, 'logger', options.logger, ['warn', 'info'], 'a Powertools Logger');
   const hasStore = options.store !== undefined;
   const hasTable = options.tableName !== undefined;
   if (hasStore === hasTable) problems.push('give exactly one of store and tableName');

@@ -2,6 +2,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertNoProblems, ConfigError, type ConfigProblem } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
+import { arrayOption, checkFunctionOption, shownValue } from '../options.js';
 import { parseJsonSecret, SecretStore } from './secrets.js';
 
 export interface LoadConfigOptions {
@@ -80,6 +81,12 @@ export function createConfigLoader<S extends StandardSchemaV1>(
     problems.push('secretId must not be empty');
   const maxAgeSec = options.maxAgeSec ?? 300;
   if (!Number.isFinite(maxAgeSec) || maxAgeSec < 0) problems.push('maxAgeSec must be >= 0');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
+  for (const key of arrayOption(problems, 'keys', options.keys, 'of configuration key names')) {
+    if (typeof key !== 'string' || key.length === 0) {
+      problems.push(`keys entries must be non-empty names (got ${shownValue(key)})`);
+    }
+  }
   assertNoProblems('loadConfig', problems);
   const keys = keysOf(schema, options.keys);
   const env = options.env ?? process.env;

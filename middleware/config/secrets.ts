@@ -6,6 +6,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { dependencyFailure, nameAwsDependency, retryBackoffMs } from '../dependency-failure.js';
 import { assertNoProblems, SecretAccessError, type SecretFailureReason } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { checkFunctionOption } from '../options.js';
 import { boundedRequestHandler } from '../request-handler.js';
 
 /** Secrets Manager's staging labels; AWSPREVIOUS is the version before the last rotation. */
@@ -263,6 +264,7 @@ export class SecretStore {
     if (!Number.isFinite(staleIfErrorSec) || staleIfErrorSec < 0) {
       problems.push('staleIfErrorSec must be >= 0');
     }
+    checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('SecretStore', problems);
     this.client = options.client ?? createSecretsManagerClient();
     this.maxAgeSec = maxAgeSec;

@@ -10,7 +10,7 @@ import {
 import { withAsciiDomain } from '../email-address.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { definedOnly } from '../options.js';
+import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
 import {
   canonicalContext,
   canonicalPick,
@@ -256,6 +256,31 @@ function isInteger(value: unknown, min: number, max: number): boolean {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
+/**
+ * Every problem with warm-up options. `provideEncryptor` checks them when it is built: the warm-up it
+ * starts is not awaited, and its failure would be lost with nothing warmed.
+ */
+export function warmOptionProblems(options: WarmOptions): string[] {
+  const problems: string[] = [];
+  if (typeof options !== 'object' || options === null) {
+    return [`warm must be an object (got ${shownValue(options)})`];
+  }
+  for (const context of arrayOption(problems, 'warm.contexts', options.contexts, 'of encryption contexts')) {
+    if (typeof context !== 'object' || context === null || Array.isArray(context)) {
+      problems.push(`warm.contexts entries must be objects (got ${shownValue(context)})`);
+    }
+  }
+  const { blindIndexes } = options;
+  for (const name of arrayOption(problems, 'warm.blindIndexes', blindIndexes, 'of blind-index names')) {
+    if (typeof name !== 'string' || !indexNamePattern.test(name)) {
+      problems.push(
+        `warm.blindIndexes entries must be 1-64 letters, digits, . _ : or - (got ${shownValue(name)})`,
+      );
+    }
+  }
+  return problems;
+}
+
 function resolveOptions(options: EncryptorOptions): ResolvedOptions {
   const problems: string[] = [];
   const provider = options.keyProvider as Partial<KeyProvider> | undefined;
@@ -295,6 +320,7 @@ function resolveOptions(options: EncryptorOptions): ResolvedOptions {
   if (!isInteger(cache.maxAgeMs, 0, 86_400_000)) problems.push('cache.maxAgeMs must be 0-86400000');
   if (!isInteger(cache.maxMessages, 1, 2 ** 32)) problems.push('cache.maxMessages must be 1-2^32');
   if (!isInteger(cache.maxEntries, 1, 1_000_000)) problems.push('cache.maxEntries must be 1-1000000');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
   assertNoProblems('Encryptor', problems);
   return resolved;
 }
@@ -623,6 +649,7 @@ export class Encryptor {
     // Scope and value are hashed as UTF-8, where a lone surrogate becomes U+FFFD: distinct inputs would collide.
     if (typeof scope !== 'string' || scope.length > 1024 || !scope.isWellFormed())
       problems.push('scope must be a well-formed string of at most 1024 characters');
+    checkFunctionOption(problems, 'normalize', options.normalize);
     assertNoProblems('blindIndex', problems);
     if (typeof value !== 'string') {
       throw new EncryptionError(
@@ -662,6 +689,7 @@ export class Encryptor {
 
   /** Fetches data keys and blind-index keys ahead of need (a cold instance's first request waits less). */
   async warm(options: WarmOptions): Promise<void> {
+    assertNoProblems('warm', warmOptionProblems(options));
     await Promise.all([
       ...(options.contexts ?? []).map(
         (context) => this.dataKeyFor(context, canonicalContext(context, 'encrypt'), 0).value,

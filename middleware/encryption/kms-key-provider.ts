@@ -3,6 +3,7 @@ import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient }
 import { dependencyFailure, nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
+import { arrayOption, checkFunctionOption } from '../options.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
@@ -128,12 +129,14 @@ export class KmsKeyProvider implements KeyProvider {
     if (!isKeyArn(options.keyId)) {
       problems.push(`keyId must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>): ${arnOnly}`);
     }
-    if (!(options.decryptKeyIds ?? []).every(isKmsKeyName)) {
+    const decryptKeyIds = arrayOption(problems, 'decryptKeyIds', options.decryptKeyIds, 'of key ARNs');
+    if (!decryptKeyIds.every(isKmsKeyName)) {
       problems.push('decryptKeyIds must be key ARNs, or the alias or key id an older header names');
     }
     if (options.blindIndexKeyId !== undefined && !isKeyArn(options.blindIndexKeyId)) {
       problems.push(`blindIndexKeyId must be a key ARN: ${arnOnly}`);
     }
+    checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('KmsKeyProvider', problems);
     this.currentKeyId = options.keyId;
     this.trustedKeyIds = new Set([options.keyId, ...(options.decryptKeyIds ?? [])]);

@@ -118,7 +118,10 @@ export class LocalKeyProvider implements KeyProvider {
       );
     }
     const current = importKey(options.key, 'key', problems);
-    const previous = (options.previousKeys ?? []).map((key, index) =>
+    // A lone key, a string, has no map() (a TypeError); unlike other options, the problem never shows it.
+    const previousKeys = options.previousKeys ?? [];
+    if (!Array.isArray(previousKeys)) problems.push('previousKeys must be an array of keys');
+    const previous = (Array.isArray(previousKeys) ? previousKeys : []).map((key, index) =>
       importKey(key, `previousKeys[${index}]`, problems),
     );
     const indexKey =

@@ -1,7 +1,9 @@
 // Middy adapter: builds the encryptor at cold start and puts it on the handler's context.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { Encryptor, type EncryptorOptions, type WarmOptions } from './encryptor.js';
+import { assertNoProblems } from '../errors.js';
+import { shownValue } from '../options.js';
+import { Encryptor, type EncryptorOptions, type WarmOptions, warmOptionProblems } from './encryptor.js';
 
 /** What {@link provideEncryptor} adds to the handler's context. */
 export interface EncryptorContext {
@@ -34,6 +36,12 @@ export function provideEncryptor(
   options: ProvideEncryptorOptions,
 ): MiddlewareObj<unknown, unknown, Error, Context & EncryptorContext> {
   const { warm, encryptor: given, ...encryptorOptions } = options;
+  const problems: string[] = [];
+  if (given !== undefined && !(given instanceof Encryptor)) {
+    problems.push(`encryptor must be an Encryptor (got ${shownValue(given)})`);
+  }
+  if (warm !== undefined) problems.push(...warmOptionProblems(warm));
+  assertNoProblems('provideEncryptor', problems);
   const encryptor = given ?? new Encryptor(encryptorOptions as EncryptorOptions);
   let warmed = false;
   const provideEncryptorBefore = (request: Request<unknown, unknown, Error, Context & EncryptorContext>) => {

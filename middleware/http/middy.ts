@@ -5,6 +5,7 @@ import { redact } from '../audit/redact.js';
 import { runRegisteredCleanups } from '../cleanup.js';
 import { type DependencyFailure, underlyingDependencyFailure } from '../dependency-failure.js';
 import { assertNoProblems, UnsupportedEventError } from '../errors.js';
+import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
 import { assertApiGatewayEvent, pathOf } from './request-event.js';
@@ -51,6 +52,11 @@ function failureFields(failure: DependencyFailure | undefined): Record<string, s
 export function httpErrorHandler(
   options: HttpErrorHandlerOptions = {},
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  // Checked now: a logger that fails at the first error would throw in place of its answer, and lose it.
+  const problems: string[] = [];
+  checkMethodsOption(problems, 'logger', options.logger, ['error'], 'a Powertools Logger');
+  checkFunctionOption(problems, 'logger.warn', options.logger?.warn);
+  assertNoProblems('httpErrorHandler', problems);
   const logger = options.logger ?? console;
   const render = (request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
     const { response, isServerFault, isDegraded } = renderProblem(request.error, {
@@ -123,7 +129,7 @@ export function validateInput<S extends InputSchemas>(
   }
   const { maxBodyBytes } = options;
   if (maxBodyBytes !== undefined && !(Number.isSafeInteger(maxBodyBytes) && maxBodyBytes >= 1)) {
-    problems.push(`maxBodyBytes must be an integer of bytes >= 1 (got ${maxBodyBytes})`);
+    problems.push(`maxBodyBytes must be an integer of bytes >= 1 (got ${shownValue(maxBodyBytes)})`);
   }
   assertNoProblems('validateInput', problems);
   const validateInputBefore = async (

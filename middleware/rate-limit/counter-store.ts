@@ -1,5 +1,6 @@
 // The counter-store interface the limiter runs on, and the in-memory store used as the documented local fallback.
 import { assertNoProblems } from '../errors.js';
+import { shownValue } from '../options.js';
 
 /** A key's stored state: its TAT (epoch µs) and the window of the policy that counted it. */
 export interface StoredTat {
@@ -108,7 +109,7 @@ export class MemoryCounterStore implements CounterStore {
     const problems: string[] = [];
     // Below 1 every write evicts its own key at once, so no key is ever limited.
     if (!(Number.isSafeInteger(maxKeys) && maxKeys >= 1)) {
-      problems.push(`maxKeys must be an integer >= 1 (got ${maxKeys})`);
+      problems.push(`maxKeys must be an integer >= 1 (got ${shownValue(maxKeys)})`);
     }
     assertNoProblems('MemoryCounterStore', problems);
     this.#maxKeys = maxKeys;

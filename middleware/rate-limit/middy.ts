@@ -15,6 +15,7 @@ import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '..
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
+import { checkFunctionOption, shownValue } from '../options.js';
 import {
   type ClientIpOptions,
   clientIpOf,
@@ -153,17 +154,13 @@ function middlewareProblems(options: RateLimitOptions): string[] {
   const kinds: readonly unknown[] = Array.isArray(keyBy) ? keyBy : keyBy === undefined ? ['ip'] : [keyBy];
   const unknownKinds = kinds.filter((kind) => !rateLimitKeyKinds.includes(kind as RateLimitKeyBy));
   if (kinds.length === 0 || unknownKinds.length > 0) {
-    problems.push(
-      `keyBy must be one or more of ${rateLimitKeyKinds.join(', ')} (got ${JSON.stringify(keyBy)})`,
-    );
+    problems.push(`keyBy must be one or more of ${rateLimitKeyKinds.join(', ')} (got ${shownValue(keyBy)})`);
   }
-  if (identify !== undefined && typeof identify !== 'function') problems.push('identify must be a function');
-  if (trust !== undefined && typeof trust !== 'function') problems.push('trust must be a function');
-  if (options.refundWhen !== undefined && typeof options.refundWhen !== 'function') {
-    problems.push('refundWhen must be a function');
-  }
+  checkFunctionOption(problems, 'identify', identify);
+  checkFunctionOption(problems, 'trust', trust);
+  checkFunctionOption(problems, 'refundWhen', options.refundWhen);
   if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1)) {
-    problems.push(`cost must be a positive integer (got ${String(cost)})`);
+    problems.push(`cost must be a positive integer (got ${shownValue(cost)})`);
   } else if (cost !== undefined && policyProblems(options.policy).length === 0) {
     const { limit } = resolvePolicy(options.policy);
     if (cost > limit) problems.push(`cost ${cost} exceeds the policy limit ${limit}`);
@@ -172,13 +169,13 @@ function middlewareProblems(options: RateLimitOptions): string[] {
     trustedProxyCount !== undefined &&
     !(Number.isSafeInteger(trustedProxyCount) && trustedProxyCount >= 0)
   ) {
-    problems.push(`trustedProxyCount must be an integer >= 0 (got ${String(trustedProxyCount)})`);
+    problems.push(`trustedProxyCount must be an integer >= 0 (got ${shownValue(trustedProxyCount)})`);
   }
   if (
     ipv6PrefixLength !== undefined &&
     !(Number.isSafeInteger(ipv6PrefixLength) && ipv6PrefixLength >= 1 && ipv6PrefixLength <= 128)
   ) {
-    problems.push(`ipv6PrefixLength must be an integer in 1..128 (got ${String(ipv6PrefixLength)})`);
+    problems.push(`ipv6PrefixLength must be an integer in 1..128 (got ${shownValue(ipv6PrefixLength)})`);
   }
   return problems;
 }
@@ -275,7 +272,7 @@ export function rateLimit(
       : rateLimitKeyOf(keyBy, limitRequest);
     const multiplier = options.trust ? options.trust(principal, limitRequest) : 1;
     if (!(typeof multiplier === 'number' && Number.isFinite(multiplier) && multiplier > 0)) {
-      throw new InvalidArgumentError(`trust must return a finite number > 0 (got ${String(multiplier)})`);
+      throw new InvalidArgumentError(`trust must return a finite number > 0 (got ${shownValue(multiplier)})`);
     }
     const limiter = limiterFor(multiplier);
     const outcomes = outcomesOf(request);

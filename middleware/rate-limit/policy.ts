@@ -1,5 +1,6 @@
 // Rate-limit policies: the presets from the seeds, validation of custom ones, and the GCRA constants they imply.
 import { assertNoProblems } from '../errors.js';
+import { shownValue } from '../options.js';
 
 /** A named quota: at most `limit` units per `windowSec` seconds, with bursts of up to `limit` at once. */
 export interface RateLimitPolicy {
@@ -57,7 +58,7 @@ export function policyProblems(input: unknown, label = 'policy'): string[] {
   if (typeof input === 'string') {
     return isPresetName(input)
       ? []
-      : [`${label} must be one of ${Object.keys(rateLimitPresets).join(', ')} (got "${input}")`];
+      : [`${label} must be one of ${Object.keys(rateLimitPresets).join(', ')} (got ${shownValue(input)})`];
   }
   if (typeof input !== 'object' || input === null) {
     return [`${label} must be a preset name or { limit, windowSec }`];
@@ -70,7 +71,7 @@ export function policyProblems(input: unknown, label = 'policy'): string[] {
     );
   }
   const limitOk = typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0;
-  if (!limitOk) problems.push(`${label}.limit must be a positive integer (got ${String(limit)})`);
+  if (!limitOk) problems.push(`${label}.limit must be a positive integer (got ${shownValue(limit)})`);
   const windowOk =
     typeof windowSec === 'number' &&
     Number.isSafeInteger(windowSec) &&
@@ -78,7 +79,7 @@ export function policyProblems(input: unknown, label = 'policy'): string[] {
     windowSec <= maxWindowSec;
   if (!windowOk) {
     problems.push(
-      `${label}.windowSec must be a whole number of seconds in 1..${maxWindowSec} (got ${String(windowSec)})`,
+      `${label}.windowSec must be a whole number of seconds in 1..${maxWindowSec} (got ${shownValue(windowSec)})`,
     );
   }
   if (limitOk && windowOk && limit > windowSec * maxUnitsPerSecond) {

@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.js';
 import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
+import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { type CounterStore, MemoryCounterStore, type StoredTat, type TatAdvance } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
@@ -142,20 +143,24 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
     checkTableName(problems, options.tableName);
   }
   if (options.failMode !== undefined && !failModes.includes(options.failMode)) {
-    problems.push(`failMode must be 'open' or 'closed' (got ${String(options.failMode)})`);
+    problems.push(`failMode must be 'open' or 'closed' (got ${shownValue(options.failMode)})`);
   }
   const backoff = options.outageBackoffSec;
   if (backoff !== undefined && !(typeof backoff === 'number' && backoff >= 0 && Number.isFinite(backoff))) {
-    problems.push(`outageBackoffSec must be a finite number >= 0 (got ${String(backoff)})`);
+    problems.push(`outageBackoffSec must be a finite number >= 0 (got ${shownValue(backoff)})`);
   }
   const leaseMs = options.leaseMs;
   if (leaseMs !== undefined && !(typeof leaseMs === 'number' && leaseMs >= 0 && leaseMs <= maxLeaseMs)) {
-    problems.push(`leaseMs must be a number of milliseconds in 0..${maxLeaseMs} (got ${String(leaseMs)})`);
+    problems.push(
+      `leaseMs must be a number of milliseconds in 0..${maxLeaseMs} (got ${shownValue(leaseMs)})`,
+    );
   }
+  checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
   const cacheSize = options.localCacheSize;
   // The open fallback counts in a store of this size: at 0 it would forget every count and admit all.
   if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 1)) {
-    problems.push(`localCacheSize must be an integer >= 1 (got ${String(cacheSize)})`);
+    problems.push(`localCacheSize must be an integer >= 1 (got ${shownValue(cacheSize)})`);
   }
   return problems;
 }
@@ -346,7 +351,7 @@ export class RateLimiter {
 
   #assertCost(cost: number): void {
     if (!Number.isSafeInteger(cost) || cost < 1) {
-      throw new InvalidArgumentError(`cost must be a positive integer (got ${String(cost)})`);
+      throw new InvalidArgumentError(`cost must be a positive integer (got ${shownValue(cost)})`);
     }
     if (cost > this.#gcra.limit) {
       throw new InvalidArgumentError(

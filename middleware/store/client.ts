@@ -6,6 +6,7 @@ import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dy
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { nameAwsDependency } from '../dependency-failure.js';
 import { ConflictError } from '../errors.js';
+import { shownValue } from '../options.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 
 export interface DynamoDbClientOptions {
@@ -88,7 +89,7 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
     )
   ) {
     problems.push(
-      `transactionConflictRetries must be an integer 0..${maxTransactionConflictRetries} (got ${conflictRetries})`,
+      `transactionConflictRetries must be an integer 0..${maxTransactionConflictRetries} (got ${shownValue(conflictRetries)})`,
     );
   }
   const limits = clientRequestLimits('createDynamoDbClient', options, problems);

@@ -1,4 +1,5 @@
 // The toolkit and app table schemas, defined once and read by the CDK stack and local table creation.
+import { shownValue } from '../options.js';
 
 export interface KeyAttribute {
   readonly name: string;
@@ -79,7 +80,7 @@ export function isTableName(value: unknown): value is string {
 export function checkTableName(problems: string[], value: unknown): value is string {
   if (isTableName(value)) return true;
   problems.push(
-    `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(value)})`,
+    `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${shownValue(value)})`,
   );
   return false;
 }

@@ -258,6 +258,20 @@ describe('audit()', () => {
       expect((error as InvalidOptionsError).problems).toHaveLength(4);
     }
   });
+
+  it('refuses a clock that is not a function when built, not at the first request', () => {
+    const auditLogger = new AuditLogger({ logger: new Logger() });
+    expect(() => audit({ auditLogger, now: 5 as never })).toThrow(
+      new InvalidOptionsError('audit', ['now must be a function']),
+    );
+  });
+
+  it('refuses excludePaths given as one path with one problem, not one per character', () => {
+    const auditLogger = new AuditLogger({ logger: new Logger() });
+    expect(() => audit({ auditLogger, excludePaths: '/health' as never })).toThrow(
+      new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got "/health")']),
+    );
+  });
 });
 
 describe('correlationIds()', () => {
@@ -316,6 +330,14 @@ describe('correlationIds()', () => {
   it('rejects invalid options', () => {
     expect(() => correlationIds({ loggers: [{} as Logger], generate: 'x' as never })).toThrow(
       /setCorrelationId.*generate/,
+    );
+  });
+
+  it('names loggers when given one logger instead of a list of them', () => {
+    expect(() => correlationIds({ loggers: new Logger() as never })).toThrow(
+      new InvalidOptionsError('correlationIds', [
+        'loggers must be an array of loggers, e.g. [logger] (got an instance of Logger)',
+      ]),
     );
   });
 });

@@ -590,4 +590,10 @@ describe('redaction', () => {
       expect((error as InvalidOptionsError).problems).toHaveLength(4);
     }
   });
+
+  it('refuses keys given as one name, which would otherwise redact every key ending in e, m, a, i or l', () => {
+    expect(() => createRedactor({ keys: 'email' as never })).toThrow(
+      new InvalidOptionsError('redaction', ['keys must be an array of key names (got "email")']),
+    );
+  });
 });

@@ -165,4 +165,18 @@ describe('createSecurityEventListener()', () => {
       /auditLogger.*metrics/,
     );
   });
+
+  it('refuses unaudited given as one type, or naming a type no event has', () => {
+    const auditLogger = new AuditLogger({ sink: () => {}, logToConsole: false });
+    expect(() => createSecurityEventListener({ auditLogger, unaudited: 'kms.request' as never })).toThrow(
+      new InvalidOptionsError('createSecurityEventListener', [
+        'unaudited must be an array of event types (got "kms.request")',
+      ]),
+    );
+    expect(() => createSecurityEventListener({ auditLogger, unaudited: ['kms.requests' as never] })).toThrow(
+      new InvalidOptionsError('createSecurityEventListener', [
+        `unaudited entries must be event types such as 'kms.request' (got "kms.requests")`,
+      ]),
+    );
+  });
 });

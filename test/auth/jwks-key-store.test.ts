@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JwksKeyStore, KeyLookupError } from '../../middleware/auth/jwks-key-store.js';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { BulwarkError, InvalidOptionsError } from '../../middleware/errors.js';
 import { ecKey, type JwksServer, rsaKey, startJwksServer, type TestKey } from './helpers.js';
 
 let jwks: JwksServer;
@@ -32,13 +32,19 @@ describe('JwksKeyStore', () => {
     },
   );
 
-  it.each([-1, Number.NaN, Number.POSITIVE_INFINITY, '30000'])(
+  // A string is shown quoted: '30000' from the environment must not read as the number it looks like.
+  it.each([
+    [-1, '-1'],
+    [Number.NaN, 'NaN'],
+    [Number.POSITIVE_INFINITY, 'Infinity'],
+    ['30000', '"30000"'],
+  ])(
     'rejects a cooldown or maximum age of %s at construction, with which the fetch bound is lost',
-    (value) => {
+    (value, shown) => {
       for (const field of ['cooldownMs', 'maxAgeMs']) {
         expect(() => new JwksKeyStore({ uri: jwks.url, [field]: value })).toThrow(
           new InvalidOptionsError('JwksKeyStore', [
-            `${field} must be a finite number of milliseconds >= 0 (got ${value})`,
+            `${field} must be a finite number of milliseconds >= 0 (got ${shown})`,
           ]),
         );
       }
@@ -99,5 +105,16 @@ describe('JwksKeyStore', () => {
     expect([ec.asymmetricKeyType, rsa.asymmetricKeyType]).toEqual(['ec', 'rsa']);
     expect(store.peek('both', 'ES256')).toBe(ec);
     expect(store.peek('both', 'RS256')).toBe(rsa);
+  });
+
+  it('refuses a kid it does not hold with a toolkit error of stable code, named as written', async () => {
+    const store = new JwksKeyStore({ preload: { keys: [rsa.jwk] } });
+    const refusal = await store.resolve('no-such-kid', 'RS256').catch((caught: unknown) => caught);
+    expect(refusal).toBeInstanceOf(BulwarkError);
+    expect(refusal).toMatchObject({
+      code: 'KEY_LOOKUP_FAILED',
+      name: 'KeyLookupError',
+      failure: 'unknown_kid',
+    });
   });
 });

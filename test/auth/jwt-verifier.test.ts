@@ -332,6 +332,19 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     expect(await reasonOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBe('missing_claim');
   });
 
+  it('no verifier whose required claims are one name, which would require claims named j, t and i', () => {
+    expect(() => verifier({}, { requiredClaims: 'jti' as never })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        `${jwks.issuer}: requiredClaims must be an array of claim names (got "jti")`,
+      ]),
+    );
+    expect(() => verifier({}, { requiredClaims: [''] })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        `${jwks.issuer}: requiredClaims entries must be non-empty claim names (got "")`,
+      ]),
+    );
+  });
+
   it('a token over 8 KiB, before parsing it', async () => {
     const big = signToken(rsa, userClaims(jwks.issuer, { padding: 'x'.repeat(9000) }));
     expect(await reasonOf(verifier().verify(big))).toBe('too_large');
@@ -784,7 +797,12 @@ describe('JwtVerifier options', () => {
 
   it('names a JWKS cooldown or maximum age that is negative, NaN or not a number among the other problems', () => {
     const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
-    for (const value of [-1, Number.NaN, null, '30000']) {
+    for (const [value, shown] of [
+      [-1, '-1'],
+      [Number.NaN, 'NaN'],
+      [null, 'null'],
+      ['30000', '"30000"'],
+    ]) {
       expect(
         () =>
           new JwtVerifier({
@@ -796,8 +814,8 @@ describe('JwtVerifier options', () => {
       ).toThrow(
         new InvalidOptionsError('JwtVerifier', [
           'maxTokenBytes must be > 0',
-          `jwksCooldownMs must be a finite number of milliseconds >= 0 (got ${value})`,
-          `jwksMaxAgeMs must be a finite number of milliseconds >= 0 (got ${value})`,
+          `jwksCooldownMs must be a finite number of milliseconds >= 0 (got ${shown})`,
+          `jwksMaxAgeMs must be a finite number of milliseconds >= 0 (got ${shown})`,
         ]),
       );
     }

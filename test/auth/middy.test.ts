@@ -460,6 +460,22 @@ describe('authenticate through a middy pipeline', () => {
       /trustApiGatewayAuthorizer needs jwt/,
     );
   });
+
+  it('rejects an onEvent that is not a function, whose every event would be lost without a word', () => {
+    const notAListener = { onEvent: 'audit' as never };
+    expect(() => authenticate({ jwt: verifier, ...notAListener })).toThrow(
+      new InvalidOptionsError('authenticate', ['onEvent must be a function']),
+    );
+    expect(() => serviceAuth({ verifier: services, ...notAListener })).toThrow(
+      new InvalidOptionsError('authenticate', ['onEvent must be a function']),
+    );
+    expect(() => requireRoles(['admin'], notAListener)).toThrow(
+      new InvalidOptionsError('requireRoles', ['onEvent must be a function']),
+    );
+    expect(() => csrfProtection(notAListener)).toThrow(
+      new InvalidOptionsError('csrfProtection', ['onEvent must be a function']),
+    );
+  });
 });
 
 describe('guards through a middy pipeline', () => {

@@ -309,6 +309,28 @@ describe('ServiceRequestVerifier', () => {
     expect(await nonceStore.claim(`bookings#${nonce}`, stamp + 400, Date.now())).toBe(true);
   });
 
+  it('refuses scopes given as one string, which a scope guard would match by substring', () => {
+    expect(
+      () =>
+        new ServiceRequestVerifier({
+          services: { bookings: { current, scopes: 'users/read' as never } },
+          nonceStore,
+        }),
+    ).toThrow(
+      new InvalidOptionsError('ServiceRequestVerifier', [
+        'bookings: scopes must be an array of scope names (got "users/read")',
+      ]),
+    );
+    const source = async () => ({ current });
+    expect(
+      () => new ServiceRequestVerifier({ services: { bookings: { source, scopes: [''] } }, nonceStore }),
+    ).toThrow(
+      new InvalidOptionsError('ServiceRequestVerifier', [
+        'bookings: scopes entries must be non-empty scope names (got "")',
+      ]),
+    );
+  });
+
   it('rejects invalid options, listing each problem', () => {
     let error: unknown;
     try {
@@ -327,12 +349,18 @@ describe('ServiceRequestVerifier', () => {
 
   it('refuses a tolerance that is not a whole number of seconds 1..3600, a numeric string included', () => {
     const services = { bookings: { current } };
-    for (const toleranceSec of [0.5, 3600.5, '300', Number.NaN, Number.POSITIVE_INFINITY]) {
+    for (const [toleranceSec, shown] of [
+      [0.5, '0.5'],
+      [3600.5, '3600.5'],
+      ['300', '"300"'],
+      [Number.NaN, 'NaN'],
+      [Number.POSITIVE_INFINITY, 'Infinity'],
+    ]) {
       expect(
         () => new ServiceRequestVerifier({ services, nonceStore, toleranceSec: toleranceSec as number }),
       ).toThrow(
         new InvalidOptionsError('ServiceRequestVerifier', [
-          `toleranceSec must be an integer 1..3600 (got ${JSON.stringify(toleranceSec)})`,
+          `toleranceSec must be an integer 1..3600 (got ${shown})`,
         ]),
       );
     }

@@ -252,4 +252,14 @@ describe('serviceCalls through a middy pipeline', () => {
       new InvalidOptionsError('serviceCalls', ['correlationIdHeader must be a header name']),
     );
   });
+
+  it('refuses a client that is not a ServiceClient (none, or its options) at construction', () => {
+    expect(() => serviceCalls(undefined as never)).toThrow(
+      new InvalidOptionsError('serviceCalls', [
+        'client must be a ServiceClient from createServiceClient() (got undefined)',
+      ]),
+    );
+    const options = { store: dynamoStore(), services: { users: { baseUrl } } };
+    expect(() => serviceCalls(options as never)).toThrow(/client must be a ServiceClient/);
+  });
 });

@@ -92,6 +92,12 @@ describe('CircuitBreaker options', () => {
     ]);
   });
 
+  it('rejects a logger without warn() and info(), first called when the store becomes unreachable', () => {
+    expect(problemsOf({ name: 'users', store, logger: { warn: () => {} } })).toEqual([
+      'logger must have warn() and info() (a Powertools Logger fits)',
+    ]);
+  });
+
   it('needs exactly one of store and tableName, and a client only with tableName', () => {
     expect(problemsOf({ name: 'users' })).toEqual(['give exactly one of store and tableName']);
     expect(problemsOf({ name: 'users', store, tableName: 'bulwark-toolkit' })).toEqual([

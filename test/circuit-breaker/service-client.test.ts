@@ -490,4 +490,20 @@ describe('guardedFetch', () => {
       expect.objectContaining({ signal: expect.any(AbortSignal) }),
     );
   });
+
+  it('refuses a fetch or isFailure that is not a function without counting it against the dependency', async () => {
+    const breaker = new CircuitBreaker<Response>({
+      name: uniqueName('fetch'),
+      store: dynamoStore(),
+      failureThreshold: 1,
+    });
+    await expect(guardedFetch(breaker, `${baseUrl}ok`, {}, { fetch: 'fetch' as never })).rejects.toThrow(
+      new InvalidArgumentError('fetch must be a function'),
+    );
+    await expect(guardedFetch(breaker, `${baseUrl}ok`, {}, { isFailure: 500 as never })).rejects.toThrow(
+      new InvalidArgumentError('isFailure must be a function'),
+    );
+    // One failure would have opened this circuit: the next call still reaches the service.
+    expect((await guardedFetch(breaker, `${baseUrl}ok`)).status).toBe(200);
+  });
 });

@@ -143,6 +143,24 @@ describe('loadConfig validation', () => {
     );
   });
 
+  it('refuses keys given as one name, which would otherwise be looked up letter by letter', () => {
+    const schema = z.object({ PARTNER_URL: z.string() });
+    expect(() => createConfigLoader(schema, { keys: 'PARTNER_URL' as never })).toThrow(
+      new InvalidOptionsError('loadConfig', [
+        'keys must be an array of configuration key names (got "PARTNER_URL")',
+      ]),
+    );
+    expect(() => createConfigLoader(schema, { keys: ['PARTNER_URL', ''] })).toThrow(
+      new InvalidOptionsError('loadConfig', ['keys entries must be non-empty names (got "")']),
+    );
+  });
+
+  it('refuses an onEvent that is not a function, whose secret.accessed events would be lost', () => {
+    expect(() => createConfigLoader(z.object({ A: z.string() }), { onEvent: {} as never })).toThrow(
+      new InvalidOptionsError('loadConfig', ['onEvent must be a function']),
+    );
+  });
+
   it('passes a secret-store failure through, typed', async () => {
     for (const notAnObject of ['not json', '["a list"]', 'null']) {
       secretJson = notAnObject;

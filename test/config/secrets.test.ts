@@ -872,5 +872,8 @@ describe('getSecret and the default store', () => {
       InvalidOptionsError,
     );
     expect(() => new SecretStore({ staleIfErrorSec: -1 })).toThrow('staleIfErrorSec must be >= 0');
+    expect(() => new SecretStore({ onEvent: 'audit' as never })).toThrow(
+      new InvalidOptionsError('SecretStore', ['onEvent must be a function']),
+    );
   });
 });

@@ -784,6 +784,10 @@ describe('blind indexes', () => {
     );
     expect(badOptions).toBeInstanceOf(InvalidOptionsError);
     expect((badOptions as unknown as InvalidOptionsError).problems).toHaveLength(3);
+    const notAFunction = await rejectionOf(
+      encryptor.blindIndex('x', { name: 'n', normalize: 'NFC' as never }),
+    );
+    expect(notAFunction).toEqual(new InvalidOptionsError('blindIndex', ['normalize must be a function']));
   });
 
   it('retries a failed key derivation and wraps unknown failures', async () => {
@@ -825,6 +829,12 @@ describe('Encryptor options', () => {
     );
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect((error as unknown as InvalidOptionsError).problems).toHaveLength(8);
+  });
+
+  it('rejects an onEvent that is not a function, whose events would be lost without a word', () => {
+    expect(() => new Encryptor({ keyProvider: countingProvider(), onEvent: 'audit' as never })).toThrow(
+      new InvalidOptionsError('Encryptor', ['onEvent must be a function']),
+    );
   });
 
   // Cache limits often come from configuration that may be unset: `{ maxAgeMs: config.dataKeyMaxAgeMs }`.

@@ -13,6 +13,7 @@ import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
+import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { decodeHeader, keyRefOf } from '../../middleware/encryption/format.js';
 import type { KeyProvider } from '../../middleware/encryption/key-provider.js';
@@ -329,6 +330,12 @@ describe('KmsKeyProvider options', () => {
     expect(error.problems).toHaveLength(3);
   });
 
+  it('rejects an onEvent that is not a function, whose kms.request events would be lost', () => {
+    expect(() => new KmsKeyProvider({ keyId, onEvent: 'audit' as never })).toThrow(
+      new InvalidOptionsError('KmsKeyProvider', ['onEvent must be a function']),
+    );
+  });
+
   it.each([
     ['an alias name', 'alias/bulwark-data'],
     ['an alias ARN', 'arn:aws:kms:us-east-1:111122223333:alias/bulwark-data'],
@@ -372,6 +379,17 @@ describe('KmsKeyProvider options', () => {
     });
     expect(() => new KmsKeyProvider({ keyId, decryptKeyIds: ['not a key name!'] })).toThrow(
       InvalidOptionsError,
+    );
+  });
+
+  it('refuses decryptKeyIds given as one string (KMS_DECRYPT_KEY_IDS as read), naming the option', () => {
+    const earlierKeyId = 'arn:aws:kms:us-east-1:111122223333:key/0c7a4d2e-1111-4b5e-9f00-000000000002';
+    const problem = `decryptKeyIds must be an array of key ARNs (got "${earlierKeyId}")`;
+    expect(() => new KmsKeyProvider({ keyId, decryptKeyIds: earlierKeyId as never })).toThrow(
+      new InvalidOptionsError('KmsKeyProvider', [problem]),
+    );
+    expect(() => createKeyProvider({ kmsKeyId: keyId, kmsDecryptKeyIds: earlierKeyId as never })).toThrow(
+      new InvalidOptionsError('KmsKeyProvider', [problem]),
     );
   });
 

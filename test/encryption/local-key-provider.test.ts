@@ -68,6 +68,16 @@ describe('ENCRYPTION_KEY parsing', () => {
       'indexKey must be base64 of 32 bytes (got 0 bytes)',
     ]);
   });
+
+  it('refuses previousKeys given as one key, without showing the key', () => {
+    const previous = generateEncryptionKey();
+    const error = thrownBy(
+      () => new LocalKeyProvider({ key: generateEncryptionKey(), previousKeys: previous as never }),
+    ) as unknown as InvalidOptionsError;
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error.problems).toEqual(['previousKeys must be an array of keys']);
+    expect(error.message).not.toContain(previous);
+  });
 });
 
 describe('LocalKeyProvider in production', () => {

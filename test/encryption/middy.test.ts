@@ -94,4 +94,31 @@ describe('provideEncryptor', () => {
       InvalidOptionsError,
     );
   });
+
+  it('validates warm-up options when built: the warm-up is not awaited, so its failure would be lost', () => {
+    const keyProvider = countingProvider();
+    expect(() =>
+      provideEncryptor({ keyProvider, warm: { contexts: tenant as never, blindIndexes: 'x' as never } }),
+    ).toThrow(
+      new InvalidOptionsError('provideEncryptor', [
+        'warm.contexts must be an array of encryption contexts (got {"tenantId":"acme"})',
+        'warm.blindIndexes must be an array of blind-index names (got "x")',
+      ]),
+    );
+    expect(() =>
+      provideEncryptor({ keyProvider, warm: { contexts: ['acme' as never], blindIndexes: [''] } }),
+    ).toThrow(
+      new InvalidOptionsError('provideEncryptor', [
+        'warm.contexts entries must be objects (got "acme")',
+        'warm.blindIndexes entries must be 1-64 letters, digits, . _ : or - (got "")',
+      ]),
+    );
+    expect(keyProvider.calls.generate).toBe(0);
+  });
+
+  it('refuses an encryptor that is not an Encryptor when built', () => {
+    expect(() => provideEncryptor({ encryptor: {} as Encryptor })).toThrow(
+      new InvalidOptionsError('provideEncryptor', ['encryptor must be an Encryptor (got {})']),
+    );
+  });
 });

@@ -957,6 +957,26 @@ describe('idempotency()', () => {
         idempotency({ persistenceStore: persistenceStore('IDEM#unused'), anonymous: 'yes' as never }),
       ).toThrow(new InvalidOptionsError('idempotency', ['anonymous must be true or false (got "yes")']));
     });
+
+    it('refuses at construction a storedAnswer or logger it could not call once the handler has run', () => {
+      const store = persistenceStore('IDEM#unused');
+      expect(() =>
+        idempotency({
+          persistenceStore: store,
+          storedAnswer: { toRecord: (answer: unknown) => answer } as never,
+        }),
+      ).toThrow(
+        new InvalidOptionsError('idempotency', ['storedAnswer must have toRecord() and fromRecord()']),
+      );
+      expect(() =>
+        idempotency({ persistenceStore: store, logger: { error: console.error } as never }),
+      ).toThrow(
+        new InvalidOptionsError('idempotency', ['logger must have warn() (a Powertools Logger fits)']),
+      );
+      expect(() =>
+        idempotency({ persistenceStore: store, logger: { warn: console.warn, error: 'loud' as never } }),
+      ).toThrow(new InvalidOptionsError('idempotency', ['logger.error must be a function']));
+    });
   });
 
   it('leaves a failure of its own store a 500, not the client’s fault', async () => {

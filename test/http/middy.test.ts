@@ -603,4 +603,13 @@ describe('httpErrorHandler through a middy pipeline', () => {
       });
     expect(await handler(eventOf(), context)).toEqual({ statusCode: 418, body: 'set earlier' });
   });
+
+  it('refuses a logger without error() when built, rather than throw in place of the first error answer', () => {
+    expect(() => httpErrorHandler({ logger: 42 as never })).toThrow(
+      new InvalidOptionsError('httpErrorHandler', ['logger must have error() (a Powertools Logger fits)']),
+    );
+    expect(() => httpErrorHandler({ logger: { error: () => {}, warn: 'loud' as never } })).toThrow(
+      new InvalidOptionsError('httpErrorHandler', ['logger.warn must be a function']),
+    );
+  });
 });

@@ -901,6 +901,18 @@ describe('rateLimit through a middy pipeline', () => {
         rateLimit({ policy: 'register', refundWhen: 503 as never, tableName } as RateLimitOptions),
       ).toThrow(/refundWhen must be a function/);
     });
+
+    it('rejects, when built, a logger without warn() and an onEvent that is not a function', () => {
+      // The logger is first called when the store fails, the listener's failure is swallowed: neither would show.
+      expect(() =>
+        rateLimit({ policy: 'register', tableName, logger: console.log as never, onEvent: {} as never }),
+      ).toThrow(
+        new InvalidOptionsError('rateLimit', [
+          'logger must have warn() (a Powertools Logger fits)',
+          'onEvent must be a function',
+        ]),
+      );
+    });
   });
 
   describe('cost', () => {

@@ -51,6 +51,19 @@ describe('rate-limit policies', () => {
     expect(() => resolvePolicy({} as never)).toThrow(InvalidOptionsError);
   });
 
+  it('shows a limit or window given as a string (an environment value) quoted, so it does not read as a number', () => {
+    expect(policyProblems({ limit: '10', windowSec: '60' })).toEqual([
+      'policy.limit must be a positive integer (got "10")',
+      'policy.windowSec must be a whole number of seconds in 1..31622400 (got "60")',
+    ]);
+    expect(policyProblems({ limit: Number.NaN, windowSec: 60 })).toEqual([
+      'policy.limit must be a positive integer (got NaN)',
+    ]);
+    expect(policyProblems('logn')).toEqual([
+      'policy must be one of public, authenticated, admin, strict, login, register, passwordReset, mfaVerify (got "logn")',
+    ]);
+  });
+
   it('scales a limit by trust, rounding down but never below the minimum', () => {
     const policy = resolvePolicy('register');
     expect(scalePolicy(policy, 1)).toBe(policy);
