@@ -10,7 +10,7 @@ import {
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
 import { methodOf, pathOf, signedPathOf } from '../http/request-event.js';
-import { checkFunctionOption } from '../options.js';
+import { checkFunctionOption, checkMethodsOption } from '../options.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
@@ -82,6 +82,11 @@ export class Authenticator {
     if (options.trustApiGatewayAuthorizer && !options.jwt) {
       problems.push('trustApiGatewayAuthorizer needs jwt (its rules apply to the claims)');
     }
+    // A verifier's options in place of the verifier (`jwt: { issuers }`) would fail every request with a
+    // TypeError, a 500, instead of here.
+    checkMethodsOption(problems, 'jwt', options.jwt, ['verify', 'verifyAuthorizerClaims'], 'a JwtVerifier');
+    checkMethodsOption(problems, 'apiKeys', options.apiKeys, ['verify'], 'an ApiKeyStore');
+    checkMethodsOption(problems, 'service', options.service, ['verify'], 'a ServiceRequestVerifier');
     // emitEvent swallows a listener's errors: one that is no function would lose every event, silently.
     checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('authenticate', problems);

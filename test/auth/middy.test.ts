@@ -461,6 +461,22 @@ describe('authenticate through a middy pipeline', () => {
     );
   });
 
+  it('rejects a verifier’s options given in place of the verifier, which would fail every request with a 500', () => {
+    expect(() =>
+      authenticate({
+        jwt: { issuers: [] } as never,
+        apiKeys: { tableName: 'toolkit' } as never,
+        service: { services: {} } as never,
+      }),
+    ).toThrow(
+      new InvalidOptionsError('authenticate', [
+        'jwt must have verify() and verifyAuthorizerClaims() (a JwtVerifier fits)',
+        'apiKeys must have verify() (an ApiKeyStore fits)',
+        'service must have verify() (a ServiceRequestVerifier fits)',
+      ]),
+    );
+  });
+
   it('rejects an onEvent that is not a function, whose every event would be lost without a word', () => {
     const notAListener = { onEvent: 'audit' as never };
     expect(() => authenticate({ jwt: verifier, ...notAListener })).toThrow(
