@@ -855,7 +855,8 @@ export class BulwarkStack extends Stack {
     new CfnOutput(this, 'UserPoolId', { value: this.userPool.userPool.userPoolId });
     new CfnOutput(this, 'HumanClientId', {
       value: this.userPool.humanClient.userPoolClientId,
-      description: 'App client for people (authorization code + PKCE, SRP)',
+      description:
+        'App client for people (authorization code, SRP; public, no secret: send PKCE, which Cognito does not require)',
     });
     new CfnOutput(this, 'M2mClientId', {
       value: this.userPool.m2mClient.userPoolClientId,

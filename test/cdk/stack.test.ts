@@ -808,6 +808,10 @@ describe('BulwarkStack in the dev stage', () => {
     const { userPool } = dev.stack;
     expect(outputs.UserPoolId?.Value).toEqual(dev.stack.resolve(userPool.userPool.userPoolId));
     expect(outputs.HumanClientId?.Value).toEqual(dev.stack.resolve(userPool.humanClient.userPoolClientId));
+    // Cognito accepts a code request without PKCE: the output says the app must send it, not that it is enforced.
+    expect(outputs.HumanClientId?.Description).toBe(
+      'App client for people (authorization code, SRP; public, no secret: send PKCE, which Cognito does not require)',
+    );
     expect(outputs.M2mClientId?.Value).toEqual(dev.stack.resolve(userPool.m2mClient.userPoolClientId));
     expect(outputs.TokenUrl?.Value).toEqual({
       'Fn::Join': [
@@ -898,6 +902,14 @@ describe('BulwarkStack user pool', () => {
     });
   });
 
+  it('signs people in by email whatever its case, and keeps the old email until a new one is verified', () => {
+    dev.template.hasResourceProperties('AWS::Cognito::UserPool', {
+      UsernameAttributes: ['email'],
+      UsernameConfiguration: { CaseSensitive: false },
+      UserAttributeUpdateSettings: { AttributesRequireVerificationBeforeUpdate: ['email'] },
+    });
+  });
+
   it('gives services an M2M client with a generated secret, only the client-credentials grant and every API scope', () => {
     const client = clientResource(dev.stack.userPool.m2mClient).Properties;
     expect(client).toMatchObject({ GenerateSecret: true, AllowedOAuthFlows: ['client_credentials'] });
@@ -911,12 +923,17 @@ describe('BulwarkStack user pool', () => {
     ]);
   });
 
-  it('gives people a public client with the authorization-code grant, SRP and the API scopes', () => {
+  it('gives people a public client with the authorization-code grant, SRP, the API scopes, 12-hour rotating refresh tokens and only their name to write', () => {
     const client = clientResource(dev.stack.userPool.humanClient).Properties;
     expect(client).toMatchObject({
       GenerateSecret: false,
       AllowedOAuthFlows: ['code'],
-      ExplicitAuthFlows: ['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH'],
+      // Refresh goes through the token endpoint: Cognito refuses REFRESH_TOKEN_AUTH where tokens rotate.
+      ExplicitAuthFlows: ['ALLOW_USER_SRP_AUTH'],
+      RefreshTokenValidity: 720,
+      TokenValidityUnits: { RefreshToken: 'minutes' },
+      RefreshTokenRotation: { Feature: 'ENABLED', RetryGracePeriodSeconds: 10 },
+      WriteAttributes: ['name'],
       PreventUserExistenceErrors: 'ENABLED',
     });
     expect(scopeNames(client.AllowedOAuthScopes)).toEqual(['email', 'openid', ...routeScopes].sort());
