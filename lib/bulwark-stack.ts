@@ -186,7 +186,8 @@ export interface BulwarkStackProps extends StackProps {
    * relay instead (STARTTLS required, or TLS on port 465), authenticating with the pair an operator
    * stores in the `SmtpCredentials` secret, which only the email worker may read; no SES permission is
    * granted then, and the worker's bundle carries nodemailer.
-   * @default { identity: 'example.com' } (bin/app.ts reads `-c sesIdentity=... -c emailFrom=... -c smtpHost=... -c smtpPort=...`)
+   * The `prod` stage refuses to synthesise without it, and with a From address at `example.com`.
+   * @default { identity: 'example.com' } in dev (bin/app.ts reads `-c sesIdentity=... -c emailFrom=... -c smtpHost=... -c smtpPort=...`)
    */
   readonly email?: {
     readonly identity: string;
@@ -204,7 +205,7 @@ export interface BulwarkStackProps extends StackProps {
   };
   /**
    * Where Cognito's hosted sign-in may return people with an authorization code (the human app
-   * client's callback URLs). The `prod` stage refuses a list of localhost URLs only.
+   * client's callback URLs). The `prod` stage refuses any URL on this machine (localhost, 127.0.0.1, [::1]).
    * @default ['http://localhost:3000/callback'] (bin/app.ts reads `-c callbackUrls=url1,url2`)
    */
   readonly callbackUrls?: readonly string[];
@@ -435,6 +436,21 @@ function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
   }
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
   return { identity, from, smtp, sandboxRecipients };
+}
+
+/**
+ * Why prod cannot send with these email settings, if it cannot: without any, the email worker would send
+ * from the placeholder `example.com` (which SES refuses) and Cognito from its built-in sender (about 50
+ * emails a day, from no-reply@verificationemail.com); an SMTP relay given no From would use the placeholder.
+ */
+function prodEmailProblem(given: BulwarkStackProps['email'], { from }: EmailSettings): string | undefined {
+  if (given === undefined) {
+    return 'in prod, email must name the verified SES identity to send from (-c sesIdentity=example.org): without it the email worker sends from example.com, which SES refuses, and Cognito from its built-in sender (about 50 emails a day)';
+  }
+  const address = fromAddress(from);
+  return address !== undefined && fromMatchesIdentity(address, defaultEmailIdentity)
+    ? `in prod, email.from (${address}) must not be at the placeholder ${defaultEmailIdentity}: name your sender (-c sesIdentity=..., or -c emailFrom=... with -c smtpHost)`
+    : undefined;
 }
 
 /** The address of a From header, `a@b.c` or `Name <a@b.c>`; undefined when it is neither. */
@@ -720,11 +736,18 @@ export class BulwarkStack extends Stack {
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
     const email = emailSettings(props.email);
+    if (props.stage === 'prod') {
+      const problem = prodEmailProblem(props.email, email);
+      if (problem !== undefined) throw new Error(`Invalid BulwarkStack props: ${problem}`);
+    }
     const sms = smsSettings(props.sms);
     const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
-    if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
+    // A localhost callback in prod lets whoever runs a listener on that port of a person's machine receive
+    // their authorization code; dev keeps them for a local app.
+    const localCallbackUrls = callbackUrls.filter(isLocalCallbackUrl);
+    if (props.stage === 'prod' && localCallbackUrls.length > 0) {
       throw new Error(
-        'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); only localhost was given',
+        `Invalid BulwarkStack props: in prod, callbackUrls must name only the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); these point at this machine: ${localCallbackUrls.join(', ')}`,
       );
     }
     this.userPool = new BulwarkUserPool(this, 'UserPool', {

@@ -1,5 +1,5 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import type * as ses from 'aws-cdk-lib/aws-ses';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +19,7 @@ import {
   type BulwarkStackProps,
   cognitoDomainName,
   contextList,
+  defaultEmailIdentity,
   isCognitoIssuer,
   parseAuthTokenUse,
   parseStage,
@@ -400,14 +401,16 @@ interface Synthesised {
   template: Template;
 }
 
-/** Where prod returns people after sign-in: prod refuses a localhost-only list. */
+/** Where prod returns people after sign-in: prod refuses any localhost URL. */
 const prodCallbackUrls = ['https://app.example.org/callback'];
+/** The sender prod requires: without one it would mail from example.com and Cognito's built-in sender. */
+const prodEmail = { identity: 'example.org' };
 
 function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthesised {
   const app = projectApp({ context });
   const stack = new BulwarkStack(app, `Bulwark-${stage}`, {
     stage,
-    ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls } : {}),
+    ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
   });
   return { stack, template: Template.fromStack(stack) };
 }
@@ -1603,18 +1606,87 @@ describe('BulwarkStack in the prod stage', () => {
     prod.template.hasResourceProperties('AWS::Cognito::UserPoolClient', { CallbackURLs: prodCallbackUrls });
   });
 
-  it('refuses to synthesise with only localhost callback URLs, the default included', () => {
+  it('refuses to synthesise with any callback URL on this machine, the default included, naming each', () => {
     const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
     const message =
-      'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins';
-    expect(() => new BulwarkStack(app, 'Bulwark-prod-default', { stage: 'prod' })).toThrow(message);
+      'Invalid BulwarkStack props: in prod, callbackUrls must name only the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); these point at this machine:';
+    expect(() => new BulwarkStack(app, 'Bulwark-prod-default', { stage: 'prod', email: prodEmail })).toThrow(
+      `${message} http://localhost:3000/callback`,
+    );
     expect(
       () =>
         new BulwarkStack(app, 'Bulwark-prod-local', {
           stage: 'prod',
-          callbackUrls: ['http://localhost:3000/callback', 'https://127.0.0.1:8080/callback'],
+          email: prodEmail,
+          callbackUrls: [
+            'https://app.example.org/callback',
+            'http://localhost:3000/callback',
+            'https://127.0.0.1:8080/callback',
+            'https://[::1]:8443/callback',
+          ],
         }),
-    ).toThrow(message);
+    ).toThrow(
+      `${message} http://localhost:3000/callback, https://127.0.0.1:8080/callback, https://[::1]:8443/callback`,
+    );
+  });
+
+  it('still lets dev return people to a local app beside a real one', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const callbackUrls = ['https://app.example.org/callback', 'http://localhost:3000/callback'];
+    const stack = new BulwarkStack(app, 'Bulwark-dev-local', { stage: 'dev', callbackUrls });
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: callbackUrls,
+    });
+  });
+
+  it('refuses to synthesise without an email sender, naming the context flag', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () => new BulwarkStack(app, 'Bulwark-prod-no-email', { stage: 'prod', callbackUrls: prodCallbackUrls }),
+    ).toThrow(
+      'Invalid BulwarkStack props: in prod, email must name the verified SES identity to send from (-c sesIdentity=example.org): without it the email worker sends from example.com, which SES refuses, and Cognito from its built-in sender (about 50 emails a day)',
+    );
+  });
+
+  it('refuses an SMTP relay sending from the placeholder example.com, and accepts it with a real From', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const smtp = { host: 'smtp.example.org' };
+    // What bin/app.ts passes for `-c smtpHost=...` without `-c sesIdentity` or `-c emailFrom`.
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-prod-smtp-placeholder', {
+          stage: 'prod',
+          callbackUrls: prodCallbackUrls,
+          email: { identity: defaultEmailIdentity, smtp },
+        }),
+    ).toThrow(
+      'Invalid BulwarkStack props: in prod, email.from (noreply@example.com) must not be at the placeholder example.com: name your sender (-c sesIdentity=..., or -c emailFrom=... with -c smtpHost)',
+    );
+    const stack = new BulwarkStack(app, 'Bulwark-prod-smtp', {
+      stage: 'prod',
+      callbackUrls: prodCallbackUrls,
+      email: { identity: defaultEmailIdentity, from: 'Bulwark <no-reply@example.org>', smtp },
+    });
+    const worker = resourceOf(
+      Template.fromStack(stack),
+      'AWS::Lambda::Function',
+      logicalIdOf(stack, stack.workers['email-worker'].worker.lambdaFunction.functionArn),
+    );
+    expect(worker.Properties.Environment).toMatchObject({
+      Variables: { EMAIL_FROM: 'Bulwark <no-reply@example.org>', EMAIL_TRANSPORT: 'smtp' },
+    });
+  });
+
+  it("sends Cognito's emails through the SES identity it is given", () => {
+    synthesise('prod', { 'aws:cdk:bundling-stacks': [] }).template.hasResourceProperties(
+      'AWS::Cognito::UserPool',
+      {
+        EmailConfiguration: Match.objectLike({
+          EmailSendingAccount: 'DEVELOPER',
+          From: 'Bulwark <noreply@example.org>',
+        }),
+      },
+    );
   });
 });
 
