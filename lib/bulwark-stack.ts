@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ses from 'aws-cdk-lib/aws-ses';
 import type { Construct } from 'constructs';
@@ -217,6 +218,12 @@ export interface BulwarkStackProps extends StackProps {
    * @default 30
    */
   readonly secretRotationDays?: number;
+  /**
+   * How long every log group (functions and the API's access log) keeps events. They hold the audit lines
+   * (user ids, client IPs, admin actions), and one year is a common audit requirement.
+   * @default logs.RetentionDays.ONE_YEAR in prod, logs.RetentionDays.ONE_MONTH in dev
+   */
+  readonly logRetention?: logs.RetentionDays;
   /**
    * Where the users function sends SMS verification codes. Anyone can register, so every region listed
    * is a destination anyone can make the deployment pay for (SMS pumping, toll fraud): list only the
@@ -658,6 +665,9 @@ export class BulwarkStack extends Stack {
     // The table key follows the tables: DynamoDB makes a table whose key is deleted unreadable, then archives
     // it. What a failed first prod deploy leaves, and how to remove it: README, CDK and deploy.
     const protectedDataRemovalPolicy = props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const logRetention =
+      props.logRetention ??
+      (props.stage === 'prod' ? logs.RetentionDays.ONE_YEAR : logs.RetentionDays.ONE_MONTH);
     this.metricNamespace = stackMetricNamespace(this.stackName);
 
     this.tableKey = new BulwarkEncryptionKey(this, 'TableKey', {
@@ -695,6 +705,7 @@ export class BulwarkStack extends Stack {
         serviceName: name,
         memoryMb: definition.memoryMb,
         timeoutSec: definition.timeoutSec,
+        logRetention,
         logRemovalPolicy: removalPolicy,
         metricNamespace: this.metricNamespace,
         // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage. A
@@ -726,6 +737,7 @@ export class BulwarkStack extends Stack {
     this.httpApi = new BulwarkHttpApi(this, 'HttpApi', {
       apiName: id,
       functions: mapHttpFunctions((name) => this.functions[name].lambdaFunction),
+      accessLogRetention: logRetention,
       accessLogRemovalPolicy: removalPolicy,
     });
     Validations.of(this.httpApi.api).acknowledge({
@@ -786,7 +798,11 @@ export class BulwarkStack extends Stack {
       description: `${id}: worker queues and their DLQs at rest`,
       removalPolicy,
     });
-    this.workers = this.addWorkers(props.stage, removalPolicy, email.smtp ? 'smtp' : deployedEmailTransport);
+    this.workers = this.addWorkers(
+      props.stage,
+      { removalPolicy, logRetention },
+      email.smtp ? 'smtp' : deployedEmailTransport,
+    );
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
       description:
@@ -817,6 +833,7 @@ export class BulwarkStack extends Stack {
         'SMTP credentials are issued and rotated by the mail provider (for SES SMTP they derive from an IAM access key); an operator stores each new pair here, so a Secrets Manager rotation function has nothing it could generate.',
     });
     this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
+      logRetention,
       logRemovalPolicy: removalPolicy,
       metricNamespace: this.metricNamespace,
       alarmTopic: this.alarms.topic,
@@ -908,7 +925,7 @@ export class BulwarkStack extends Stack {
    */
   private addWorkers(
     stage: Stage,
-    removalPolicy: RemovalPolicy,
+    { removalPolicy, logRetention }: { removalPolicy: RemovalPolicy; logRetention: logs.RetentionDays },
     emailTransport: 'ses' | 'smtp',
   ): Record<WorkerName, BulwarkWorkerQueue> {
     const built = workerNames.map((name): [WorkerName, BulwarkWorkerQueue] => {
@@ -927,6 +944,7 @@ export class BulwarkStack extends Stack {
         ...(files === undefined ? {} : { bundledFiles: files }),
         ...(name === 'email-worker' ? { emailTransport } : {}),
         metricNamespace: this.metricNamespace,
+        logRetention,
         logRemovalPolicy: removalPolicy,
         removalPolicy,
       });

@@ -1,5 +1,6 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ses from 'aws-cdk-lib/aws-ses';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -1734,6 +1735,24 @@ describe.each(['dev', 'prod'] as const)('BulwarkStack removal policies in the %s
     const resources = Object.values(synthesised.template.findResources(type));
     expect(resources).toHaveLength(count);
     for (const resource of resources) expect(policiesOf(resource)).toEqual(inStage(prod));
+  });
+
+  it('keeps every log group (functions, workers, rotation, API access) a year in prod and a month in dev', () => {
+    const groups = Object.values(synthesised.template.findResources('AWS::Logs::LogGroup'));
+    expect(groups).toHaveLength(allFunctionNames.length + 1);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(stage === 'prod' ? 365 : 30);
+  });
+
+  it('keeps every log group as long as logRetention says, when given', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, `Bulwark-${stage}-retention`, {
+      stage,
+      ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
+      logRetention: logs.RetentionDays.TWO_YEARS,
+    });
+    const groups = Object.values(Template.fromStack(stack).findResources('AWS::Logs::LogGroup'));
+    expect(groups).toHaveLength(allFunctionNames.length + 1);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(731);
   });
 
   it('keeps the table key as long as the tables, and the other four keys like the queues', () => {
