@@ -15,6 +15,7 @@ const stage = parseStage(app.node.tryGetContext('stage'));
 // `-c authAudience=x,y` and `-c authJwksUri=<url>` (both required for an issuer other than Cognito).
 const auth = authFromContext((key) => app.node.tryGetContext(key));
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
+// Required in prod (or an smtpHost with an emailFrom): without it, mail would go from the placeholder example.com.
 const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
 const emailFrom: unknown = app.node.tryGetContext('emailFrom');
 // In the SES sandbox, the verified recipients: `-c sesSandboxRecipients=a@example.org,example.net`.

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ses from 'aws-cdk-lib/aws-ses';
 import type { Construct } from 'constructs';
@@ -186,7 +187,8 @@ export interface BulwarkStackProps extends StackProps {
    * relay instead (STARTTLS required, or TLS on port 465), authenticating with the pair an operator
    * stores in the `SmtpCredentials` secret, which only the email worker may read; no SES permission is
    * granted then, and the worker's bundle carries nodemailer.
-   * @default { identity: 'example.com' } (bin/app.ts reads `-c sesIdentity=... -c emailFrom=... -c smtpHost=... -c smtpPort=...`)
+   * The `prod` stage refuses to synthesise without it, and with a From address at `example.com`.
+   * @default { identity: 'example.com' } in dev (bin/app.ts reads `-c sesIdentity=... -c emailFrom=... -c smtpHost=... -c smtpPort=...`)
    */
   readonly email?: {
     readonly identity: string;
@@ -204,7 +206,7 @@ export interface BulwarkStackProps extends StackProps {
   };
   /**
    * Where Cognito's hosted sign-in may return people with an authorization code (the human app
-   * client's callback URLs). The `prod` stage refuses a list of localhost URLs only.
+   * client's callback URLs). The `prod` stage refuses any URL on this machine (localhost, 127.0.0.1, [::1]).
    * @default ['http://localhost:3000/callback'] (bin/app.ts reads `-c callbackUrls=url1,url2`)
    */
   readonly callbackUrls?: readonly string[];
@@ -216,6 +218,12 @@ export interface BulwarkStackProps extends StackProps {
    * @default 30
    */
   readonly secretRotationDays?: number;
+  /**
+   * How long every log group (functions and the API's access log) keeps events. They hold the audit lines
+   * (user ids, client IPs, admin actions), and one year is a common audit requirement.
+   * @default logs.RetentionDays.ONE_YEAR in prod, logs.RetentionDays.ONE_MONTH in dev
+   */
+  readonly logRetention?: logs.RetentionDays;
   /**
    * Where the users function sends SMS verification codes. Anyone can register, so every region listed
    * is a destination anyone can make the deployment pay for (SMS pumping, toll fraud): list only the
@@ -437,6 +445,21 @@ function emailSettings(email: BulwarkStackProps['email']): EmailSettings {
   return { identity, from, smtp, sandboxRecipients };
 }
 
+/**
+ * Why prod cannot send with these email settings, if it cannot: without any, the email worker would send
+ * from the placeholder `example.com` (which SES refuses) and Cognito from its built-in sender (about 50
+ * emails a day, from no-reply@verificationemail.com); an SMTP relay given no From would use the placeholder.
+ */
+function prodEmailProblem(given: BulwarkStackProps['email'], { from }: EmailSettings): string | undefined {
+  if (given === undefined) {
+    return 'in prod, email must name the verified SES identity to send from (-c sesIdentity=example.org): without it the email worker sends from example.com, which SES refuses, and Cognito from its built-in sender (about 50 emails a day)';
+  }
+  const address = fromAddress(from);
+  return address !== undefined && fromMatchesIdentity(address, defaultEmailIdentity)
+    ? `in prod, email.from (${address}) must not be at the placeholder ${defaultEmailIdentity}: name your sender (-c sesIdentity=..., or -c emailFrom=... with -c smtpHost)`
+    : undefined;
+}
+
 /** The address of a From header, `a@b.c` or `Name <a@b.c>`; undefined when it is neither. */
 export function fromAddress(from: string): string | undefined {
   const match = /^(?:[^<>\r\n]*<([^<>\s]+)>|([^<>\s]+))$/.exec(from.trim());
@@ -642,6 +665,9 @@ export class BulwarkStack extends Stack {
     // The table key follows the tables: DynamoDB makes a table whose key is deleted unreadable, then archives
     // it. What a failed first prod deploy leaves, and how to remove it: README, CDK and deploy.
     const protectedDataRemovalPolicy = props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const logRetention =
+      props.logRetention ??
+      (props.stage === 'prod' ? logs.RetentionDays.ONE_YEAR : logs.RetentionDays.ONE_MONTH);
     this.metricNamespace = stackMetricNamespace(this.stackName);
 
     this.tableKey = new BulwarkEncryptionKey(this, 'TableKey', {
@@ -679,6 +705,7 @@ export class BulwarkStack extends Stack {
         serviceName: name,
         memoryMb: definition.memoryMb,
         timeoutSec: definition.timeoutSec,
+        logRetention,
         logRemovalPolicy: removalPolicy,
         metricNamespace: this.metricNamespace,
         // The catch-all reads no table and holds no key, so it learns neither the tables nor the stage. A
@@ -710,6 +737,7 @@ export class BulwarkStack extends Stack {
     this.httpApi = new BulwarkHttpApi(this, 'HttpApi', {
       apiName: id,
       functions: mapHttpFunctions((name) => this.functions[name].lambdaFunction),
+      accessLogRetention: logRetention,
       accessLogRemovalPolicy: removalPolicy,
     });
     Validations.of(this.httpApi.api).acknowledge({
@@ -720,11 +748,18 @@ export class BulwarkStack extends Stack {
     // built from the API's id alone, and the API resource depends on no function: no cycle.
     this.functions.bookings.lambdaFunction.addEnvironment('USERS_API_URL', this.httpApi.url);
     const email = emailSettings(props.email);
+    if (props.stage === 'prod') {
+      const problem = prodEmailProblem(props.email, email);
+      if (problem !== undefined) throw new Error(`Invalid BulwarkStack props: ${problem}`);
+    }
     const sms = smsSettings(props.sms);
     const callbackUrls = props.callbackUrls ?? defaultCallbackUrls;
-    if (props.stage === 'prod' && callbackUrls.every(isLocalCallbackUrl)) {
+    // A localhost callback in prod lets whoever runs a listener on that port of a person's machine receive
+    // their authorization code; dev keeps them for a local app.
+    const localCallbackUrls = callbackUrls.filter(isLocalCallbackUrl);
+    if (props.stage === 'prod' && localCallbackUrls.length > 0) {
       throw new Error(
-        'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); only localhost was given',
+        `Invalid BulwarkStack props: in prod, callbackUrls must name only the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); these point at this machine: ${localCallbackUrls.join(', ')}`,
       );
     }
     this.userPool = new BulwarkUserPool(this, 'UserPool', {
@@ -763,7 +798,11 @@ export class BulwarkStack extends Stack {
       description: `${id}: worker queues and their DLQs at rest`,
       removalPolicy,
     });
-    this.workers = this.addWorkers(props.stage, removalPolicy, email.smtp ? 'smtp' : deployedEmailTransport);
+    this.workers = this.addWorkers(
+      props.stage,
+      { removalPolicy, logRetention },
+      email.smtp ? 'smtp' : deployedEmailTransport,
+    );
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
       description:
@@ -794,6 +833,7 @@ export class BulwarkStack extends Stack {
         'SMTP credentials are issued and rotated by the mail provider (for SES SMTP they derive from an IAM access key); an operator stores each new pair here, so a Secrets Manager rotation function has nothing it could generate.',
     });
     this.secretRotation = new BulwarkSecretRotation(this, 'SecretRotation', {
+      logRetention,
       logRemovalPolicy: removalPolicy,
       metricNamespace: this.metricNamespace,
       alarmTopic: this.alarms.topic,
@@ -855,7 +895,8 @@ export class BulwarkStack extends Stack {
     new CfnOutput(this, 'UserPoolId', { value: this.userPool.userPool.userPoolId });
     new CfnOutput(this, 'HumanClientId', {
       value: this.userPool.humanClient.userPoolClientId,
-      description: 'App client for people (authorization code + PKCE, SRP)',
+      description:
+        'App client for people (authorization code, SRP; public, no secret: send PKCE, which Cognito does not require)',
     });
     new CfnOutput(this, 'M2mClientId', {
       value: this.userPool.m2mClient.userPoolClientId,
@@ -884,7 +925,7 @@ export class BulwarkStack extends Stack {
    */
   private addWorkers(
     stage: Stage,
-    removalPolicy: RemovalPolicy,
+    { removalPolicy, logRetention }: { removalPolicy: RemovalPolicy; logRetention: logs.RetentionDays },
     emailTransport: 'ses' | 'smtp',
   ): Record<WorkerName, BulwarkWorkerQueue> {
     const built = workerNames.map((name): [WorkerName, BulwarkWorkerQueue] => {
@@ -903,6 +944,7 @@ export class BulwarkStack extends Stack {
         ...(files === undefined ? {} : { bundledFiles: files }),
         ...(name === 'email-worker' ? { emailTransport } : {}),
         metricNamespace: this.metricNamespace,
+        logRetention,
         logRemovalPolicy: removalPolicy,
         removalPolicy,
       });

@@ -3,6 +3,7 @@ import { Aws, Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -30,6 +31,11 @@ export function isValidRotationDays(days: number): boolean {
 }
 
 export interface BulwarkSecretRotationProps {
+  /**
+   * How long the rotation function's log group keeps events.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
   /**
    * What happens to the rotation function's log group when it leaves the stack.
    * @default RemovalPolicy.RETAIN
@@ -75,6 +81,7 @@ export class BulwarkSecretRotation extends Construct {
       serviceName: 'secret-rotation',
       memoryMb: 256,
       timeoutSec: 30,
+      ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),
       ...(props.metricNamespace === undefined ? {} : { metricNamespace: props.metricNamespace }),
     });

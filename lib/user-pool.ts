@@ -39,6 +39,14 @@ export interface BulwarkUserPoolProps {
    */
   readonly accessTokenValidity?: Duration;
   /**
+   * How long a person's refresh token keeps their session going without signing in again (password and
+   * TOTP), each refresh rotating it. Admin accounts sign in through the same client, so this is also how long
+   * a stolen refresh token of an administrator works: 12 hours is NIST SP 800-63B-3's limit between
+   * re-authentications at AAL2 (multi-factor), a working day, instead of Cognito's 30 days.
+   * @default Duration.hours(12)
+   */
+  readonly refreshTokenValidity?: Duration;
+  /**
    * What happens to the pool (and its users) when it leaves the stack; RETAIN also turns on
    * Cognito's deletion protection. Any other policy leaves it off: with RETAIN_ON_UPDATE_OR_DELETE, the
    * rollback of a failed create could not delete a protected pool, and the rollback itself would fail.
@@ -103,7 +111,10 @@ function scopesByServer(scopes: readonly string[]): Map<string, string[]> {
 export class BulwarkUserPool extends Construct {
   /** The created user pool. */
   public readonly userPool: cognito.UserPool;
-  /** The app client for people (authorization code with PKCE, SRP; no secret). */
+  /**
+   * The app client for people (authorization code, SRP; public: no secret). Cognito accepts a code
+   * request without PKCE, so the app must send `code_challenge` itself.
+   */
   public readonly humanClient: cognito.UserPoolClient;
   /** The app client for services (client credentials; generated secret; no user sign-in flow). */
   public readonly m2mClient: cognito.UserPoolClient;
@@ -124,7 +135,13 @@ export class BulwarkUserPool extends Construct {
       // Accounts are created by an administrator; the sample has no public sign-up page.
       selfSignUpEnabled: false,
       signInAliases: { email: true },
+      // The email is the username: Ada@Example.org and ada@example.org are one person. Cognito sets this
+      // when it creates the pool and cannot change it on an existing one.
+      signInCaseSensitive: false,
       autoVerify: { email: true },
+      // A changed email (only an administrator can change it: the human client may not write it) takes
+      // effect once the new address is verified; until then sign-in and recovery stay on the old one.
+      keepOriginal: { email: true },
       passwordPolicy: {
         minLength: 12,
         requireLowercase: true,
@@ -174,6 +191,16 @@ export class BulwarkUserPool extends Construct {
         callbackUrls: [...callbackUrls],
       },
       accessTokenValidity,
+      refreshTokenValidity: props.refreshTokenValidity ?? Duration.hours(12),
+      // Each refresh returns a new refresh token and retires the one sent, a few seconds later so that two
+      // tabs refreshing at once, or a retry after a lost response, do not sign the person out. Refresh then
+      // goes through the token endpoint (or GetTokensFromRefreshToken): Cognito refuses REFRESH_TOKEN_AUTH
+      // on such a client, and CDK leaves it out of ExplicitAuthFlows.
+      refreshTokenRotationGracePeriod: Duration.seconds(10),
+      // The email is the username and the only recovery channel, and the sample has no self-service email
+      // change: a token of this client (SRP sign-in's carry aws.cognito.signin.user.admin) may update the
+      // person's name and nothing else.
+      writeAttributes: new cognito.ClientAttributes().withStandardAttributes({ fullname: true }),
       // Same answer for unknown users and wrong passwords: no account enumeration.
       preventUserExistenceErrors: true,
     });

@@ -5,6 +5,7 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -66,6 +67,11 @@ export interface BulwarkWorkerQueueProps {
    * @default Duration.days(14)
    */
   readonly deadLetterRetention?: Duration;
+  /**
+   * How long the worker's log group keeps events.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
   /**
    * What happens to the worker's log group when it leaves the stack.
    * @default RemovalPolicy.RETAIN
@@ -169,6 +175,7 @@ export class BulwarkWorkerQueue extends Construct {
       timeoutSec: definition.timeoutSec,
       ...(props.environment === undefined ? {} : { environment: props.environment }),
       ...(props.bundledFiles === undefined ? {} : { bundledFiles: props.bundledFiles }),
+      ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),
       ...(props.emailTransport === undefined ? {} : { emailTransport: props.emailTransport }),
       ...(props.metricNamespace === undefined ? {} : { metricNamespace: props.metricNamespace }),

@@ -11,7 +11,7 @@ import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
 import { BulwarkTable } from '../../lib/bulwark-table.js';
 import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
 import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
-import { BulwarkUserPool } from '../../lib/user-pool.js';
+import { BulwarkUserPool, type BulwarkUserPoolProps } from '../../lib/user-pool.js';
 import { metricCatalog } from '../../middleware/metrics/catalog.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
 import { projectApp } from '../helpers/cdk-app.js';
@@ -171,14 +171,60 @@ describe('BulwarkUserPool', () => {
     );
   });
 
-  it('gives people SRP and refresh, and services refresh only (the flow Cognito requires in any list)', () => {
+  it('gives people SRP (refresh rotates, through the token endpoint), and services refresh only (the flow Cognito requires in any list)', () => {
     const stack = new Stack();
     const pool = new BulwarkUserPool(stack, 'Pool', base);
     const clients = Template.fromStack(stack).findResources('AWS::Cognito::UserPoolClient');
     const flowsOf = (client: cognito.UserPoolClient) =>
       clients[stack.resolve(client.userPoolClientId).Ref]?.Properties?.ExplicitAuthFlows;
-    expect(flowsOf(pool.humanClient)).toEqual(['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH']);
+    // Cognito refuses REFRESH_TOKEN_AUTH on a client that rotates refresh tokens.
+    expect(flowsOf(pool.humanClient)).toEqual(['ALLOW_USER_SRP_AUTH']);
     expect(flowsOf(pool.m2mClient)).toEqual(['ALLOW_REFRESH_TOKEN_AUTH']);
+  });
+
+  it("keeps people's refresh tokens 12 hours and rotates them at each refresh, unless told another validity", () => {
+    const refreshOf = (props: Partial<BulwarkUserPoolProps>) => {
+      const stack = new Stack();
+      const pool = new BulwarkUserPool(stack, 'Pool', { ...base, ...props });
+      const clients = Template.fromStack(stack).findResources('AWS::Cognito::UserPoolClient');
+      const { RefreshTokenValidity, TokenValidityUnits, RefreshTokenRotation } =
+        clients[stack.resolve(pool.humanClient.userPoolClientId).Ref]?.Properties ?? {};
+      return { RefreshTokenValidity, unit: TokenValidityUnits?.RefreshToken, RefreshTokenRotation };
+    };
+    const rotation = { Feature: 'ENABLED', RetryGracePeriodSeconds: 10 };
+    expect(refreshOf({})).toEqual({
+      RefreshTokenValidity: 720,
+      unit: 'minutes',
+      RefreshTokenRotation: rotation,
+    });
+    expect(refreshOf({ refreshTokenValidity: Duration.hours(2) })).toEqual({
+      RefreshTokenValidity: 120,
+      unit: 'minutes',
+      RefreshTokenRotation: rotation,
+    });
+  });
+
+  it('lets people write only their name, never their email, and keeps the old email until a new one is verified', () => {
+    const stack = new Stack();
+    const pool = new BulwarkUserPool(stack, 'Pool', base);
+    const template = Template.fromStack(stack);
+    const clients = template.findResources('AWS::Cognito::UserPoolClient');
+    expect(
+      clients[stack.resolve(pool.humanClient.userPoolClientId).Ref]?.Properties?.WriteAttributes,
+    ).toEqual(['name']);
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      UsernameAttributes: ['email'],
+      AutoVerifiedAttributes: ['email'],
+      UserAttributeUpdateSettings: { AttributesRequireVerificationBeforeUpdate: ['email'] },
+    });
+  });
+
+  it('signs people in by email whatever its case', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', base);
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPool', {
+      UsernameConfiguration: { CaseSensitive: false },
+    });
   });
 
   it('rejects a scope without a resource-server prefix', () => {

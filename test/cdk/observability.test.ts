@@ -647,6 +647,7 @@ describe('metric namespaces of stacks sharing an account and region', () => {
     const prod = new BulwarkStack(prodApp, 'Bulwark-prod', {
       stage: 'prod',
       callbackUrls: ['https://app.example.org/callback'],
+      email: { identity: 'example.org' },
     });
     for (const [of, namespace] of [
       [template, devNamespace],

@@ -1,5 +1,6 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ses from 'aws-cdk-lib/aws-ses';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +20,7 @@ import {
   type BulwarkStackProps,
   cognitoDomainName,
   contextList,
+  defaultEmailIdentity,
   isCognitoIssuer,
   parseAuthTokenUse,
   parseStage,
@@ -400,14 +402,16 @@ interface Synthesised {
   template: Template;
 }
 
-/** Where prod returns people after sign-in: prod refuses a localhost-only list. */
+/** Where prod returns people after sign-in: prod refuses any localhost URL. */
 const prodCallbackUrls = ['https://app.example.org/callback'];
+/** The sender prod requires: without one it would mail from example.com and Cognito's built-in sender. */
+const prodEmail = { identity: 'example.org' };
 
 function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthesised {
   const app = projectApp({ context });
   const stack = new BulwarkStack(app, `Bulwark-${stage}`, {
     stage,
-    ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls } : {}),
+    ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
   });
   return { stack, template: Template.fromStack(stack) };
 }
@@ -808,6 +812,10 @@ describe('BulwarkStack in the dev stage', () => {
     const { userPool } = dev.stack;
     expect(outputs.UserPoolId?.Value).toEqual(dev.stack.resolve(userPool.userPool.userPoolId));
     expect(outputs.HumanClientId?.Value).toEqual(dev.stack.resolve(userPool.humanClient.userPoolClientId));
+    // Cognito accepts a code request without PKCE: the output says the app must send it, not that it is enforced.
+    expect(outputs.HumanClientId?.Description).toBe(
+      'App client for people (authorization code, SRP; public, no secret: send PKCE, which Cognito does not require)',
+    );
     expect(outputs.M2mClientId?.Value).toEqual(dev.stack.resolve(userPool.m2mClient.userPoolClientId));
     expect(outputs.TokenUrl?.Value).toEqual({
       'Fn::Join': [
@@ -898,6 +906,14 @@ describe('BulwarkStack user pool', () => {
     });
   });
 
+  it('signs people in by email whatever its case, and keeps the old email until a new one is verified', () => {
+    dev.template.hasResourceProperties('AWS::Cognito::UserPool', {
+      UsernameAttributes: ['email'],
+      UsernameConfiguration: { CaseSensitive: false },
+      UserAttributeUpdateSettings: { AttributesRequireVerificationBeforeUpdate: ['email'] },
+    });
+  });
+
   it('gives services an M2M client with a generated secret, only the client-credentials grant and every API scope', () => {
     const client = clientResource(dev.stack.userPool.m2mClient).Properties;
     expect(client).toMatchObject({ GenerateSecret: true, AllowedOAuthFlows: ['client_credentials'] });
@@ -911,12 +927,17 @@ describe('BulwarkStack user pool', () => {
     ]);
   });
 
-  it('gives people a public client with the authorization-code grant, SRP and the API scopes', () => {
+  it('gives people a public client with the authorization-code grant, SRP, the API scopes, 12-hour rotating refresh tokens and only their name to write', () => {
     const client = clientResource(dev.stack.userPool.humanClient).Properties;
     expect(client).toMatchObject({
       GenerateSecret: false,
       AllowedOAuthFlows: ['code'],
-      ExplicitAuthFlows: ['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH'],
+      // Refresh goes through the token endpoint: Cognito refuses REFRESH_TOKEN_AUTH where tokens rotate.
+      ExplicitAuthFlows: ['ALLOW_USER_SRP_AUTH'],
+      RefreshTokenValidity: 720,
+      TokenValidityUnits: { RefreshToken: 'minutes' },
+      RefreshTokenRotation: { Feature: 'ENABLED', RetryGracePeriodSeconds: 10 },
+      WriteAttributes: ['name'],
       PreventUserExistenceErrors: 'ENABLED',
     });
     expect(scopeNames(client.AllowedOAuthScopes)).toEqual(['email', 'openid', ...routeScopes].sort());
@@ -1586,18 +1607,87 @@ describe('BulwarkStack in the prod stage', () => {
     prod.template.hasResourceProperties('AWS::Cognito::UserPoolClient', { CallbackURLs: prodCallbackUrls });
   });
 
-  it('refuses to synthesise with only localhost callback URLs, the default included', () => {
+  it('refuses to synthesise with any callback URL on this machine, the default included, naming each', () => {
     const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
     const message =
-      'Invalid BulwarkStack props: in prod, callbackUrls must name the app that receives sign-ins';
-    expect(() => new BulwarkStack(app, 'Bulwark-prod-default', { stage: 'prod' })).toThrow(message);
+      'Invalid BulwarkStack props: in prod, callbackUrls must name only the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); these point at this machine:';
+    expect(() => new BulwarkStack(app, 'Bulwark-prod-default', { stage: 'prod', email: prodEmail })).toThrow(
+      `${message} http://localhost:3000/callback`,
+    );
     expect(
       () =>
         new BulwarkStack(app, 'Bulwark-prod-local', {
           stage: 'prod',
-          callbackUrls: ['http://localhost:3000/callback', 'https://127.0.0.1:8080/callback'],
+          email: prodEmail,
+          callbackUrls: [
+            'https://app.example.org/callback',
+            'http://localhost:3000/callback',
+            'https://127.0.0.1:8080/callback',
+            'https://[::1]:8443/callback',
+          ],
         }),
-    ).toThrow(message);
+    ).toThrow(
+      `${message} http://localhost:3000/callback, https://127.0.0.1:8080/callback, https://[::1]:8443/callback`,
+    );
+  });
+
+  it('still lets dev return people to a local app beside a real one', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const callbackUrls = ['https://app.example.org/callback', 'http://localhost:3000/callback'];
+    const stack = new BulwarkStack(app, 'Bulwark-dev-local', { stage: 'dev', callbackUrls });
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: callbackUrls,
+    });
+  });
+
+  it('refuses to synthesise without an email sender, naming the context flag', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () => new BulwarkStack(app, 'Bulwark-prod-no-email', { stage: 'prod', callbackUrls: prodCallbackUrls }),
+    ).toThrow(
+      'Invalid BulwarkStack props: in prod, email must name the verified SES identity to send from (-c sesIdentity=example.org): without it the email worker sends from example.com, which SES refuses, and Cognito from its built-in sender (about 50 emails a day)',
+    );
+  });
+
+  it('refuses an SMTP relay sending from the placeholder example.com, and accepts it with a real From', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const smtp = { host: 'smtp.example.org' };
+    // What bin/app.ts passes for `-c smtpHost=...` without `-c sesIdentity` or `-c emailFrom`.
+    expect(
+      () =>
+        new BulwarkStack(app, 'Bulwark-prod-smtp-placeholder', {
+          stage: 'prod',
+          callbackUrls: prodCallbackUrls,
+          email: { identity: defaultEmailIdentity, smtp },
+        }),
+    ).toThrow(
+      'Invalid BulwarkStack props: in prod, email.from (noreply@example.com) must not be at the placeholder example.com: name your sender (-c sesIdentity=..., or -c emailFrom=... with -c smtpHost)',
+    );
+    const stack = new BulwarkStack(app, 'Bulwark-prod-smtp', {
+      stage: 'prod',
+      callbackUrls: prodCallbackUrls,
+      email: { identity: defaultEmailIdentity, from: 'Bulwark <no-reply@example.org>', smtp },
+    });
+    const worker = resourceOf(
+      Template.fromStack(stack),
+      'AWS::Lambda::Function',
+      logicalIdOf(stack, stack.workers['email-worker'].worker.lambdaFunction.functionArn),
+    );
+    expect(worker.Properties.Environment).toMatchObject({
+      Variables: { EMAIL_FROM: 'Bulwark <no-reply@example.org>', EMAIL_TRANSPORT: 'smtp' },
+    });
+  });
+
+  it("sends Cognito's emails through the SES identity it is given", () => {
+    synthesise('prod', { 'aws:cdk:bundling-stacks': [] }).template.hasResourceProperties(
+      'AWS::Cognito::UserPool',
+      {
+        EmailConfiguration: Match.objectLike({
+          EmailSendingAccount: 'DEVELOPER',
+          From: 'Bulwark <noreply@example.org>',
+        }),
+      },
+    );
   });
 });
 
@@ -1645,6 +1735,24 @@ describe.each(['dev', 'prod'] as const)('BulwarkStack removal policies in the %s
     const resources = Object.values(synthesised.template.findResources(type));
     expect(resources).toHaveLength(count);
     for (const resource of resources) expect(policiesOf(resource)).toEqual(inStage(prod));
+  });
+
+  it('keeps every log group (functions, workers, rotation, API access) a year in prod and a month in dev', () => {
+    const groups = Object.values(synthesised.template.findResources('AWS::Logs::LogGroup'));
+    expect(groups).toHaveLength(allFunctionNames.length + 1);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(stage === 'prod' ? 365 : 30);
+  });
+
+  it('keeps every log group as long as logRetention says, when given', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, `Bulwark-${stage}-retention`, {
+      stage,
+      ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
+      logRetention: logs.RetentionDays.TWO_YEARS,
+    });
+    const groups = Object.values(Template.fromStack(stack).findResources('AWS::Logs::LogGroup'));
+    expect(groups).toHaveLength(allFunctionNames.length + 1);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(731);
   });
 
   it('keeps the table key as long as the tables, and the other four keys like the queues', () => {
