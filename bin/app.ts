@@ -3,6 +3,7 @@ import { App } from 'aws-cdk-lib';
 import {
   authFromContext,
   BulwarkStack,
+  contextBoolean,
   contextList,
   defaultEmailIdentity,
   parseStage,
@@ -37,6 +38,12 @@ const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
 // Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
 const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
+// A user pool created before sign-in ignored the email's case, which Cognito cannot change afterwards:
+// `-c signInCaseInsensitive=false` leaves the setting out, so that stack deploys again.
+const signInCaseInsensitive = contextBoolean(
+  'signInCaseInsensitive',
+  app.node.tryGetContext('signInCaseInsensitive'),
+);
 // The regions whose numbers get SMS codes: `-c smsRegions=GB,GG,JE,IM` (default US), and the SMS budgets:
 // `-c smsPerHour=100 -c smsPerRegionPerHour=50` (per hour, for the deployment and for each region), and the
 // SmsVolume alarm's threshold: `-c smsAlarmThresholdPerHour=50` (SMS in an hour).
@@ -47,6 +54,7 @@ const smsAlarmThresholdPerHour: unknown = app.node.tryGetContext('smsAlarmThresh
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
+  ...(signInCaseInsensitive === undefined ? {} : { signInCaseInsensitive }),
   ...(auth === undefined ? {} : { auth }),
   sms: {
     ...(smsRegions === undefined ? {} : { regions: contextList('smsRegions', smsRegions) }),

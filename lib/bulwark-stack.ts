@@ -80,11 +80,13 @@ export function parseAuthTokenUse(value: unknown): AuthTokenUse | undefined {
   return tokenUse;
 }
 
-/**
- * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` and, optionally,
- * `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`; undefined (the stack's own
- * pool) without authIssuer.
- */
+/** A `-c name=true|false` value (a string on the command line, a boolean in cdk.json), or undefined when not given. */
+export function contextBoolean(name: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  if (value === 'true' || value === 'false') return value === 'true';
+  throw new Error(`Context ${name} must be true or false (got ${JSON.stringify(value)})`);
+}
+
 /**
  * A list given as context: `-c name=a,b` on the command line, or an array of strings in cdk.json. Any
  * other value is refused at synth rather than ignored (a deployment would otherwise get the default).
@@ -95,6 +97,11 @@ export function contextList(name: string, value: unknown): string[] {
   throw new Error(`Context ${name} must be a comma-separated string or an array of strings`);
 }
 
+/**
+ * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` and, optionally,
+ * `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`; undefined (the stack's own
+ * pool) without authIssuer.
+ */
 export function authFromContext(context: (key: string) => unknown): BulwarkStackProps['auth'] {
   const issuer = context('authIssuer');
   const clientIds = context('authClientIds');
@@ -206,10 +213,17 @@ export interface BulwarkStackProps extends StackProps {
   };
   /**
    * Where Cognito's hosted sign-in may return people with an authorization code (the human app
-   * client's callback URLs). The `prod` stage refuses any URL on this machine (localhost, 127.0.0.1, [::1]).
+   * client's callback URLs). The `prod` stage refuses any URL on the machine it is opened on (localhost
+   * and its subdomains, loopback and unspecified addresses).
    * @default ['http://localhost:3000/callback'] (bin/app.ts reads `-c callbackUrls=url1,url2`)
    */
   readonly callbackUrls?: readonly string[];
+  /**
+   * Whether sign-in ignores the email's case. Cognito refuses to change this on an existing pool, and
+   * the deploy then fails: pass `false` for a stack whose pool was created before Bulwark set it.
+   * @default true (bin/app.ts reads `-c signInCaseInsensitive=false`)
+   */
+  readonly signInCaseInsensitive?: boolean;
   /**
    * Days between rotations of the generated secrets (request signing, verification links), 3 to 1000.
    * Secrets Manager rotates at any time in the scheduled UTC day, so a 2-day rate could rotate twice
@@ -773,6 +787,9 @@ export class BulwarkStack extends Stack {
       // Hosted domain prefixes are global per region: the account id keeps them apart.
       domainPrefix: `${cognitoDomainName(id)}-${Aws.ACCOUNT_ID}`,
       callbackUrls,
+      ...(props.signInCaseInsensitive === undefined
+        ? {}
+        : { signInCaseInsensitive: props.signInCaseInsensitive }),
       ...(props.email === undefined || email.smtp ? {} : { email: cognitoEmail(email) }),
       removalPolicy: protectedDataRemovalPolicy,
     });

@@ -47,6 +47,15 @@ export interface BulwarkUserPoolProps {
    */
   readonly refreshTokenValidity?: Duration;
   /**
+   * Sign-in treats `Ada@Example.org` and `ada@example.org` as one user. Cognito fixes this when it creates
+   * a pool and refuses every later change to it (`Updates are not allowed for property -
+   * UsernameConfiguration`), which fails and rolls back the whole deploy. Pass `false` for a pool created
+   * without it (by a Bulwark stack before this setting): the setting is then left out of the template, and
+   * the pool stays as it was created, case-sensitive.
+   * @default true
+   */
+  readonly signInCaseInsensitive?: boolean;
+  /**
    * What happens to the pool (and its users) when it leaves the stack; RETAIN also turns on
    * Cognito's deletion protection. Any other policy leaves it off: with RETAIN_ON_UPDATE_OR_DELETE, the
    * rollback of a failed create could not delete a protected pool, and the rollback itself would fail.
@@ -58,10 +67,24 @@ export interface BulwarkUserPoolProps {
 /** The default callback URL of the human client: a local app, for development only. */
 export const defaultCallbackUrls = ['http://localhost:3000/callback'] as const;
 
-/** Whether a callback URL points at this machine (localhost, 127.0.0.1 or ::1). */
+/**
+ * Whether a callback URL points at the machine it is opened on: `localhost` and its subdomains (with or
+ * without the final dot), the whole 127.0.0.0/8, 0.0.0.0, `::1`, `::` and IPv4-mapped loopback.
+ */
 export function isLocalCallbackUrl(url: string): boolean {
   if (!URL.canParse(url)) return false;
-  return ['localhost', '127.0.0.1', '[::1]'].includes(new URL(url).hostname);
+  // The URL parser has already put an IPv4 host in dotted decimal (`0x7f.1` is 127.0.0.1) and an IPv6 host
+  // in its shortest form (`::ffff:127.0.0.1` is `[::ffff:7f00:1]`).
+  const host = new URL(url).hostname.replace(/\.$/, '');
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    /^127\.\d+\.\d+\.\d+$/.test(host) ||
+    host === '0.0.0.0' ||
+    ['[::1]', '[::]'].includes(host) ||
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(host) ||
+    host === '[::ffff:0:0]'
+  );
 }
 
 /**
@@ -136,8 +159,8 @@ export class BulwarkUserPool extends Construct {
       selfSignUpEnabled: false,
       signInAliases: { email: true },
       // The email is the username: Ada@Example.org and ada@example.org are one person. Cognito sets this
-      // when it creates the pool and cannot change it on an existing one.
-      signInCaseSensitive: false,
+      // when it creates the pool and refuses to change it, also to `true`: an older pool gets nothing.
+      signInCaseSensitive: (props.signInCaseInsensitive ?? true) ? false : undefined,
       autoVerify: { email: true },
       // A changed email (only an administrator can change it: the human client may not write it) takes
       // effect once the new address is verified; until then sign-in and recovery stay on the old one.

@@ -4,7 +4,6 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { NotFoundError } from '../../middleware/errors.js';
-import { headOf } from '../../middleware/text.js';
 import { enqueueEmails } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { DisabledReason, WebhookEndpoint } from '../shared/webhook-store.js';
@@ -31,14 +30,17 @@ const reasonText: Readonly<Record<DisabledReason, string>> = {
   failing: 'its deliveries kept failing',
 };
 
-/** How much of the endpoint's URL an alert quotes, in characters. */
-const quotedUrlLength = 500;
-
 /**
- * The URL up to its query or fragment, which may hold a receiver's token: the owner knows the endpoint
- * by host and path, and the alert stays in the email queue, and its dead-letter queue, for days.
+ * The endpoint as an alert names it: its origin, and `/…` for any path. A receiver may keep its token in
+ * the path (`https://discord.com/api/webhooks/<id>/<token>`), the query or the fragment, and the alert
+ * stays in the email queue, and its dead-letter queue, for days; the owner knows the endpoint by its id
+ * and host.
  */
-const withoutQuery = (url: string) => url.split(/[?#]/, 1)[0] as string;
+function quotedEndpoint(url: string): string {
+  if (!URL.canParse(url)) return 'its URL';
+  const { origin, pathname } = new URL(url);
+  return pathname === '/' ? origin : `${origin}/…`;
+}
 
 /**
  * Notifies the owner of a disabled endpoint. A human owner (`user`, `admin`) whose id is a user of
@@ -82,7 +84,7 @@ export class OwnerAlerts {
               name: owner.name,
               event: 'Webhook endpoint disabled',
               occurredAt: now.toISOString(),
-              details: `Your webhook endpoint ${endpoint.id} (${headOf(withoutQuery(endpoint.url), quotedUrlLength)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
+              details: `Your webhook endpoint ${endpoint.id} (${quotedEndpoint(endpoint.url)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
             },
           },
         ],

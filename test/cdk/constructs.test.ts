@@ -11,7 +11,7 @@ import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
 import { BulwarkTable } from '../../lib/bulwark-table.js';
 import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
 import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
-import { BulwarkUserPool, type BulwarkUserPoolProps } from '../../lib/user-pool.js';
+import { BulwarkUserPool, type BulwarkUserPoolProps, isLocalCallbackUrl } from '../../lib/user-pool.js';
 import { metricCatalog } from '../../middleware/metrics/catalog.js';
 import { toolkitTable } from '../../middleware/store/tables.js';
 import { projectApp } from '../helpers/cdk-app.js';
@@ -225,6 +225,38 @@ describe('BulwarkUserPool', () => {
     Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPool', {
       UsernameConfiguration: { CaseSensitive: false },
     });
+  });
+
+  it('leaves the sign-in case out for a pool created without it, which Cognito would refuse to change', () => {
+    const stack = new Stack();
+    new BulwarkUserPool(stack, 'Pool', { ...base, signInCaseInsensitive: false });
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPool', {
+      UsernameConfiguration: Match.absent(),
+    });
+  });
+
+  it('counts every address of the machine a callback is opened on as local, and no other', () => {
+    const local = [
+      'http://localhost:3000/cb',
+      'https://localhost.:3000/cb',
+      'https://app.localhost/cb',
+      'https://127.0.0.2/cb',
+      'https://0x7f.1/cb',
+      'https://0.0.0.0/cb',
+      'https://[::1]/cb',
+      'https://[0:0:0:0:0:0:0:1]/cb',
+      'https://[::]/cb',
+      'https://[::ffff:127.0.0.1]/cb',
+    ];
+    for (const url of local) expect(isLocalCallbackUrl(url), url).toBe(true);
+    const remote = [
+      'https://app.example.org/cb',
+      'https://localhost.example.org/cb',
+      'https://127.example/cb',
+      'https://[::ffff:10.0.0.1]/cb',
+      'not a url',
+    ];
+    for (const url of remote) expect(isLocalCallbackUrl(url), url).toBe(false);
   });
 
   it('rejects a scope without a resource-server prefix', () => {

@@ -19,6 +19,7 @@ import {
   BulwarkStack,
   type BulwarkStackProps,
   cognitoDomainName,
+  contextBoolean,
   contextList,
   defaultEmailIdentity,
   isCognitoIssuer,
@@ -1181,6 +1182,26 @@ describe('BulwarkStack auth settings', () => {
     }
   });
 
+  it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
+    expect(contextBoolean('signInCaseInsensitive', 'false')).toBe(false);
+    expect(contextBoolean('signInCaseInsensitive', true)).toBe(true);
+    expect(contextBoolean('signInCaseInsensitive', undefined)).toBeUndefined();
+    expect(() => contextBoolean('signInCaseInsensitive', 'no')).toThrow(
+      'Context signInCaseInsensitive must be true or false (got "no")',
+    );
+  });
+
+  it('keeps an existing pool deployable: signInCaseInsensitive false leaves its sign-in case out', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-dev-old-pool', {
+      stage: 'dev',
+      signInCaseInsensitive: false,
+    });
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPool', {
+      UsernameConfiguration: Match.absent(),
+    });
+  });
+
   it('reads the auth prop from -c authIssuer, authClientIds, authTokenUse, authAudience and authJwksUri', () => {
     const fromContext = (context: Record<string, unknown>) =>
       authFromContext((key) => projectApp({ context }).node.tryGetContext(key));
@@ -1622,12 +1643,13 @@ describe('BulwarkStack in the prod stage', () => {
           callbackUrls: [
             'https://app.example.org/callback',
             'http://localhost:3000/callback',
-            'https://127.0.0.1:8080/callback',
+            'https://127.0.0.2:8080/callback',
             'https://[::1]:8443/callback',
+            'https://app.localhost/callback',
           ],
         }),
     ).toThrow(
-      `${message} http://localhost:3000/callback, https://127.0.0.1:8080/callback, https://[::1]:8443/callback`,
+      `${message} http://localhost:3000/callback, https://127.0.0.2:8080/callback, https://[::1]:8443/callback, https://app.localhost/callback`,
     );
   });
 
