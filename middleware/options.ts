@@ -43,8 +43,25 @@ export function shownValue(value: unknown): string {
 }
 
 /**
- * The entries of an array option (none when it is absent). Anything else is one problem naming the option:
- * a string would be walked letter by letter (`'/health'` as six paths), an object not at all (a TypeError).
+ * How a component takes an option that is left out. Most read theirs with `??` or a truthiness test, so
+ * `null` leaves an option out as `undefined` does (a value read from a config file or a database may be
+ * null). A component whose default applies only to `undefined` (a default parameter, `definedOnly`)
+ * would use a null, and fail with a TypeError at its first use: it passes `{ nullIsAbsent: false }`, and
+ * a null is a problem like any other wrong value.
+ */
+export interface Absence {
+  /** @default true */
+  readonly nullIsAbsent?: boolean;
+}
+
+function isLeftOut(value: unknown, { nullIsAbsent = true }: Absence): boolean {
+  return value === undefined || (nullIsAbsent && value === null);
+}
+
+/**
+ * The entries of an array option (none when it is left out). Anything else is one problem naming the
+ * option: a string would be walked letter by letter (`'/health'` as six paths), an object not at all (a
+ * TypeError).
  *
  * @example
  * for (const path of arrayOption(problems, 'excludePaths', options.excludePaths, 'of paths')) ...
@@ -54,8 +71,9 @@ export function arrayOption(
   field: string,
   value: unknown,
   description = '',
+  absence: Absence = {},
 ): readonly unknown[] {
-  if (value === undefined) return [];
+  if (isLeftOut(value, absence)) return [];
   if (Array.isArray(value)) return value;
   problems.push(
     `${field} must be an array${description ? ` ${description}` : ''} (got ${shownValue(value)})`,
@@ -64,13 +82,19 @@ export function arrayOption(
 }
 
 /** Adds a problem when a function option is given but is not a function, which would throw when called. */
-export function checkFunctionOption(problems: string[], field: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'function') problems.push(`${field} must be a function`);
+export function checkFunctionOption(
+  problems: string[],
+  field: string,
+  value: unknown,
+  absence: Absence = {},
+): void {
+  if (!isLeftOut(value, absence) && typeof value !== 'function') problems.push(`${field} must be a function`);
 }
 
 /**
- * Adds a problem when an object option (a logger) is given without every one of the methods the component
- * calls: the first call would throw a TypeError in the middle of a request, in place of what it reports.
+ * Adds a problem when an object option (a logger, a test double) is given without every one of the
+ * methods the component calls: the first call would throw a TypeError in the middle of a request, in
+ * place of what it reports. Only those methods are asked for, so a double with just them fits.
  *
  * @example
  * checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
@@ -81,10 +105,17 @@ export function checkMethodsOption(
   value: unknown,
   methods: readonly string[],
   example?: string,
+  absence: Absence = {},
 ): void {
-  if (value === undefined) return;
+  if (isLeftOut(value, absence)) return;
   const holder = value as Record<string, unknown> | null;
-  if (methods.every((method) => typeof holder?.[method] === 'function')) return;
+  const isHolder = (typeof value === 'object' && value !== null) || typeof value === 'function';
+  if (isHolder && methods.every((method) => typeof holder?.[method] === 'function')) return;
+  const fits = example ? ` (${example} fits)` : '';
+  if (methods.length === 0) {
+    problems.push(`${field} must be an object${fits}`);
+    return;
+  }
   const listed = methods.map((method) => `${method}()`).join(' and ');
-  problems.push(`${field} must have ${listed}${example ? ` (${example} fits)` : ''}`);
+  problems.push(`${field} must have ${listed}${fits}`);
 }

@@ -264,12 +264,20 @@ describe('audit()', () => {
     expect(() => audit({ auditLogger, now: 5 as never })).toThrow(
       new InvalidOptionsError('audit', ['now must be a function']),
     );
+    // Its default replaces only undefined: a null clock would be called at the first request.
+    expect(() => audit({ auditLogger, now: null as never })).toThrow(
+      new InvalidOptionsError('audit', ['now must be a function']),
+    );
   });
 
   it('refuses excludePaths given as one path with one problem, not one per character', () => {
     const auditLogger = new AuditLogger({ logger: new Logger() });
     expect(() => audit({ auditLogger, excludePaths: '/health' as never })).toThrow(
       new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got "/health")']),
+    );
+    // A null is kept over the default list, and the path matcher would fail on it.
+    expect(() => audit({ auditLogger, excludePaths: null as never })).toThrow(
+      new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got null)']),
     );
   });
 });
@@ -330,6 +338,20 @@ describe('correlationIds()', () => {
   it('rejects invalid options', () => {
     expect(() => correlationIds({ loggers: [{} as Logger], generate: 'x' as never })).toThrow(
       /setCorrelationId.*generate/,
+    );
+  });
+
+  it('takes loggers: null as no loggers, but refuses a null generate, which would be called', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(correlationIds({ loggers: null as never }))
+        .handler(async (_event, context) => json(200, { id: context.correlationId })),
+    );
+    const response = await handler(httpEvent({ headers: { 'x-correlation-id': 'c-7' } }), lambdaContext());
+    expect(response.headers?.['x-correlation-id']).toBe('c-7');
+    expect(JSON.parse(response.body ?? '{}')).toEqual({ id: 'c-7' });
+    expect(() => correlationIds({ generate: null as never })).toThrow(
+      new InvalidOptionsError('correlationIds', ['generate must be a function']),
     );
   });
 

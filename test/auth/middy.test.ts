@@ -470,9 +470,24 @@ describe('authenticate through a middy pipeline', () => {
       }),
     ).toThrow(
       new InvalidOptionsError('authenticate', [
-        'jwt must have verify() and verifyAuthorizerClaims() (a JwtVerifier fits)',
+        'jwt must have verify() (a JwtVerifier fits)',
         'apiKeys must have verify() (an ApiKeyStore fits)',
         'service must have verify() (a ServiceRequestVerifier fits)',
+      ]),
+    );
+  });
+
+  it('takes a double with only the methods it calls, and a method given as null as left out', async () => {
+    // An adopter's double of the verifier: verify() is all a Bearer token needs.
+    const jwtDouble = { verify: (token: string) => verifier.verify(token) } as unknown as JwtVerifier;
+    const handler = pipeline(authenticate({ jwt: jwtDouble, apiKeys: null as never }));
+    const answer = await handler(httpEvent({ headers: bearer(userToken()) }));
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json.principal).toMatchObject({ id: 'user-1' });
+    // Trusting the authorizer's claims calls verifyAuthorizerClaims(), which this double lacks.
+    expect(() => authenticate({ jwt: jwtDouble, trustApiGatewayAuthorizer: true })).toThrow(
+      new InvalidOptionsError('authenticate', [
+        'jwt must have verify() and verifyAuthorizerClaims() (a JwtVerifier fits)',
       ]),
     );
   });
