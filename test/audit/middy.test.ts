@@ -275,6 +275,13 @@ describe('audit()', () => {
     expect(() => audit({ auditLogger, excludePaths: '/health' as never })).toThrow(
       new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got "/health")']),
     );
+    // A pasted document shows its first 80 characters, not all of them.
+    const long = `/${'x'.repeat(100_000)}`;
+    expect(() => audit({ auditLogger, excludePaths: long as never })).toThrow(
+      new InvalidOptionsError('audit', [
+        `excludePaths must be an array of paths (got "${long.slice(0, 80)}…")`,
+      ]),
+    );
     // A null is kept over the default list, and the path matcher would fail on it.
     expect(() => audit({ auditLogger, excludePaths: null as never })).toThrow(
       new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got null)']),
@@ -359,6 +366,12 @@ describe('correlationIds()', () => {
     expect(() => correlationIds({ loggers: new Logger() as never })).toThrow(
       new InvalidOptionsError('correlationIds', [
         'loggers must be an array of loggers, e.g. [logger] (got an instance of Logger)',
+      ]),
+    );
+    // A double is named by its methods, which JSON would drop (it read `{}`).
+    expect(() => correlationIds({ loggers: { setCorrelationId: () => undefined } as never })).toThrow(
+      new InvalidOptionsError('correlationIds', [
+        'loggers must be an array of loggers, e.g. [logger] (got an object with keys setCorrelationId)',
       ]),
     );
   });

@@ -296,7 +296,7 @@ describe('serviceCalls through a middy pipeline', () => {
     ]);
     expect(() => serviceCalls({ ...client, breakers: { users: {} } } as never)).toThrow(
       new InvalidOptionsError('serviceCalls', [
-        'client.breakers must be an object of circuit breakers by service name, each with checkTimeBudget() (got {"users":{}})',
+        'client.breakers must be an object of circuit breakers by service name, each with checkTimeBudget() (got an object with keys users)',
       ]),
     );
   });

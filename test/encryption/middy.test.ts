@@ -101,7 +101,7 @@ describe('provideEncryptor', () => {
       provideEncryptor({ keyProvider, warm: { contexts: tenant as never, blindIndexes: 'x' as never } }),
     ).toThrow(
       new InvalidOptionsError('provideEncryptor', [
-        'warm.contexts must be an array of encryption contexts (got {"tenantId":"acme"})',
+        'warm.contexts must be an array of encryption contexts (got an object with keys tenantId)',
         'warm.blindIndexes must be an array of blind-index names (got "x")',
       ]),
     );
@@ -114,6 +114,26 @@ describe('provideEncryptor', () => {
       ]),
     );
     expect(keyProvider.calls.generate).toBe(0);
+  });
+
+  it('names an object it refuses by its keys, never their values', () => {
+    const keyProvider = countingProvider();
+    const context = {
+      tenantId: 'acme',
+      apiKey: 'sk_live_abc123',
+      region: 'eu',
+      a: 1,
+      b: 2,
+      c: 3,
+      d: 4,
+      e: 5,
+      f: 6,
+    };
+    expect(() => provideEncryptor({ keyProvider, warm: { contexts: context as never } })).toThrow(
+      new InvalidOptionsError('provideEncryptor', [
+        'warm.contexts must be an array of encryption contexts (got an object with keys tenantId, apiKey, region, a, b, c, d, e, …)',
+      ]),
+    );
   });
 
   it('refuses an encryptor without the methods it calls when built', () => {
