@@ -25,10 +25,11 @@ import {
   defaultSmsPerRegionPerHour,
   defaultSmsRegions,
   maxSmsPerHour,
+  type SmsEnvironment,
 } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
-import { smsDeploymentPolicy } from '../functions/users/sms-budgets.js';
+import { smsDeploymentPolicy, smsRegionPolicy } from '../functions/users/sms-budgets.js';
 import {
   type WorkerDefinition,
   type WorkerName,
@@ -264,9 +265,11 @@ export interface BulwarkStackProps extends StackProps {
     readonly perRegionPerHour?: number;
     /**
      * SMS sent in one hour that raise the SmsVolume alarm: more than your sign-ups explain. At most what
-     * the deployment's budget admits in an hour, the burst of perHour and then its refill (19 for a
-     * perHour of 10): synth refuses a higher one, which SmsSent could never reach.
-     * @default half of perHour, rounded up (bin/app.ts reads `-c smsAlarmThresholdPerHour=…`)
+     * the budgets admit in an hour, each its burst and then its refill: the deployment's (19 for a perHour
+     * of 10) or, when fewer, the listed regions' together (99 for each region at a perRegionPerHour of 50,
+     * so 99 with the one default region): synth refuses a higher one, which SmsSent could never reach.
+     * @default half of perHour, rounded up, or that most if fewer
+     *   (bin/app.ts reads `-c smsAlarmThresholdPerHour=…`)
      */
     readonly alarmThresholdPerHour?: number;
   };
@@ -364,21 +367,47 @@ interface SmsSettings {
   readonly alarmThresholdPerHour: number;
 }
 
+/**
+ * The most SMS the budgets let out in the SmsVolume alarm's hour, and which budget bounds it. SmsSent
+ * counts only SMS they admitted, and each SMS takes a unit of the deployment's budget and of its region's
+ * (only listed regions are sent to): the smaller of the deployment's bound and every region's together.
+ * The policies are the users function's own (functions/users/sms-budgets.ts).
+ */
+function mostSmsPerHour(sms: SmsEnvironment): { readonly count: number; readonly bound: string } {
+  const periodSec = smsVolumePeriod.toSeconds();
+  const deployment = mostAdmittedWithin(smsDeploymentPolicy(sms), periodSec);
+  const perRegion = mostAdmittedWithin(smsRegionPolicy(sms), periodSec);
+  const regionCount = sms.regions.length;
+  if (regionCount * perRegion < deployment) {
+    const listed = regionCount === 1 ? 'the region listed' : `the ${regionCount} regions listed`;
+    return {
+      count: regionCount * perRegion,
+      bound: `SMS go only to ${listed} (sms.regions ${sms.regions.join(', ')}), each with its own budget (sms.perRegionPerHour ${sms.perRegionPerHour}) that admits at most ${perRegion} SMS in an hour (a burst of ${sms.perRegionPerHour}, then ${perRegion - sms.perRegionPerHour} more as it refills)${regionCount === 1 ? '' : `, ${regionCount * perRegion} in all`}`,
+    };
+  }
+  return {
+    count: deployment,
+    bound: `the deployment's SMS budget (sms.perHour ${sms.perHour}) admits at most ${deployment} SMS in an hour (a burst of ${sms.perHour}, then ${deployment - sms.perHour} more as it refills)`,
+  };
+}
+
 /** The SMS settings, checked. */
 function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
   const regions = sms?.regions ?? defaultSmsRegions;
+  const distinctRegions = [...new Set(regions)];
   const perHour = sms?.perHour ?? defaultSmsPerHour;
   const perRegionPerHour = sms?.perRegionPerHour ?? defaultSmsPerRegionPerHour(perHour);
-  // Pages while half the hour's budget is left, before real users are refused their codes.
-  const alarmThresholdPerHour = sms?.alarmThresholdPerHour ?? Math.ceil(perHour / 2);
   const unknown = regions.filter((region) => !isSupportedCountry(region));
   const isBudget = (value: number) => Number.isInteger(value) && value >= 1 && value <= maxSmsPerHour;
-  // SmsSent counts only SMS the deployment's budget admitted, and it admits no more than this in the
-  // alarm's hour: a higher threshold could never be reached, and the alarm would never page.
-  const deploymentPolicy = smsDeploymentPolicy({ regions, perHour, perRegionPerHour });
-  const mostSentPerHour = isBudget(perHour)
-    ? mostAdmittedWithin(deploymentPolicy, smsVolumePeriod.toSeconds())
-    : undefined;
+  const budgets = { regions: distinctRegions, perHour, perRegionPerHour };
+  const mostSent =
+    distinctRegions.length > 0 && isBudget(perHour) && isBudget(perRegionPerHour)
+      ? mostSmsPerHour(budgets)
+      : undefined;
+  // Pages while half the hour's budget is left, before real users are refused their codes; never above
+  // what the budgets let out in that hour, which a small perRegionPerHour can make fewer.
+  const alarmThresholdPerHour =
+    sms?.alarmThresholdPerHour ?? Math.min(Math.ceil(perHour / 2), mostSent?.count ?? maxSmsPerHour);
   const problems = [
     ...(regions.length === 0 ? ['sms.regions must name at least one region'] : []),
     ...(unknown.length > 0
@@ -393,16 +422,16 @@ function smsSettings(sms: BulwarkStackProps['sms']): SmsSettings {
     ...(isBudget(alarmThresholdPerHour)
       ? []
       : [`sms.alarmThresholdPerHour must be a whole number from 1 to ${maxSmsPerHour}`]),
-    ...(mostSentPerHour !== undefined && alarmThresholdPerHour > mostSentPerHour
+    ...(mostSent !== undefined && alarmThresholdPerHour > mostSent.count
       ? [
-          `sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most ${mostSentPerHour}: the deployment's SMS budget (sms.perHour ${perHour}) admits at most ${mostSentPerHour} SMS in an hour (a burst of ${perHour}, then ${mostSentPerHour - perHour} more as it refills), so ${metricCatalog.SmsSent.name} could never reach ${alarmThresholdPerHour} and the SmsVolume alarm would never fire`,
+          `sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most ${mostSent.count}: ${mostSent.bound}, so ${metricCatalog.SmsSent.name} could never reach ${alarmThresholdPerHour} and the SmsVolume alarm would never fire`,
         ]
       : []),
   ];
   if (problems.length > 0) throw new Error(`Invalid BulwarkStack props: ${problems.join('; ')}`);
   return {
     environment: {
-      SMS_REGIONS: [...new Set(regions)].join(','),
+      SMS_REGIONS: distinctRegions.join(','),
       SMS_PER_HOUR: String(perHour),
       SMS_PER_REGION_PER_HOUR: String(perRegionPerHour),
     },

@@ -341,7 +341,10 @@ export function idempotency(
   }
   // A storedAnswer or logger that fails when called would do so after the handler ran, in place of its answer.
   checkMethodsOption(problems, 'storedAnswer', storedAnswer, ['toRecord', 'fromRecord']);
-  checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
+  // The logger's default replaces only undefined: a null would be called on the handler's failure.
+  checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger', {
+    nullIsAbsent: false,
+  });
   checkFunctionOption(problems, 'logger.error', options.logger?.error);
   assertNoProblems('idempotency', problems);
   const powertools = makeHandlerIdempotent({ ...powertoolsOptions, config: powertoolsConfig });

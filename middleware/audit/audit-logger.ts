@@ -4,6 +4,7 @@ import type { Principal } from '../auth/principal.js';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEvent } from '../events.js';
 import { InvocationSlot } from '../invocation-store.js';
+import { checkFunctionOption } from '../options.js';
 import { type AuditEvent, securityEventOutcome } from './audit-event.js';
 import { createRedactor, type RedactionOptions, type Redactor } from './redact.js';
 
@@ -106,10 +107,10 @@ function validate(options: AuditLoggerOptions): void {
   if (options.logger !== undefined && typeof options.logger?.info !== 'function') {
     problems.push('logger must have an info() method (a Powertools Logger)');
   }
-  if (options.sink !== undefined && typeof options.sink !== 'function')
-    problems.push('sink must be a function');
-  if (options.now !== undefined && typeof options.now !== 'function') problems.push('now must be a function');
-  if (options.logToConsole === false && options.sink === undefined) {
+  checkFunctionOption(problems, 'sink', options.sink);
+  checkFunctionOption(problems, 'now', options.now);
+  // A null sink is none, as the writer reads it.
+  if (options.logToConsole === false && (options.sink === undefined || options.sink === null)) {
     problems.push('logToConsole: false needs a sink, or audit events go nowhere');
   }
   assertNoProblems('AuditLogger', problems);

@@ -79,12 +79,16 @@ const auditCleanup = 'bulwark.audit';
 function validateAudit(options: AuditOptions): void {
   const problems: string[] = [];
   if (!(options?.auditLogger instanceof AuditLogger)) problems.push('auditLogger must be an AuditLogger');
-  for (const path of arrayOption(problems, 'excludePaths', options?.excludePaths, 'of paths')) {
+  // definedOnly keeps a null over the default, and the path matcher or the clock would fail on it.
+  const nullIsAbsent = false;
+  for (const path of arrayOption(problems, 'excludePaths', options?.excludePaths, 'of paths', {
+    nullIsAbsent,
+  })) {
     if (typeof path !== 'string' || !path.startsWith('/')) {
       problems.push(`excludePaths entries must start with "/" (got ${shownValue(path)})`);
     }
   }
-  checkFunctionOption(problems, 'now', options?.now);
+  checkFunctionOption(problems, 'now', options?.now, { nullIsAbsent });
   for (const name of ['maxBodyLength', 'parseLimitBytes'] as const) {
     const value = options?.[name];
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
@@ -262,7 +266,8 @@ export function correlationIds(
   if (givenLoggers.some((logger) => typeof (logger as CorrelationLogger)?.setCorrelationId !== 'function')) {
     problems.push('loggers must have setCorrelationId() (Powertools Loggers)');
   }
-  checkFunctionOption(problems, 'generate', options.generate);
+  // resolveCorrelationId's default generator replaces only undefined: a null would be called.
+  checkFunctionOption(problems, 'generate', options.generate, { nullIsAbsent: false });
   assertNoProblems('correlationIds', problems);
   const loggers = givenLoggers as readonly CorrelationLogger[];
   const returnHeader = options.returnHeader ?? true;

@@ -113,7 +113,8 @@ function validate(options: RedactionOptions): void {
       problems.push(`${name} must be a positive integer`);
     }
   }
-  for (const key of arrayOption(problems, 'keys', options.keys, 'of key names')) {
+  // definedOnly keeps a null over the default key list, which would then fail to spread.
+  for (const key of arrayOption(problems, 'keys', options.keys, 'of key names', { nullIsAbsent: false })) {
     if (typeof key !== 'string' || normalizeKey(key).length === 0) {
       problems.push(`keys must be non-empty strings (got ${shownValue(key)})`);
     }

@@ -61,8 +61,11 @@ export interface SecurityEventListenerOptions {
   readonly auditLogger?: AuditLogger;
   /** Records each event's catalog metric. @default none: audit lines only */
   readonly metrics?: Metrics;
-  /** Event types counted in metrics but not written as audit lines. @default ['dataKey.cacheHit', 'kms.request'] */
-  readonly unaudited?: readonly SecurityEventType[];
+  /**
+   * Event types counted in metrics but not written as audit lines, as an array or a Set.
+   * @default ['dataKey.cacheHit', 'kms.request']
+   */
+  readonly unaudited?: readonly SecurityEventType[] | ReadonlySet<SecurityEventType>;
 }
 
 /**
@@ -85,7 +88,8 @@ export function createSecurityEventListener(options: SecurityEventListenerOption
     problems.push('give an auditLogger, metrics or both');
   }
   // A misspelt type would match no event, and the lines it was meant to leave out would still be written.
-  for (const type of arrayOption(problems, 'unaudited', options?.unaudited, 'of event types')) {
+  const givenUnaudited = options?.unaudited instanceof Set ? [...options.unaudited] : options?.unaudited;
+  for (const type of arrayOption(problems, 'unaudited', givenUnaudited, 'or a Set of event types')) {
     if (typeof type !== 'string' || !Object.hasOwn(securityEventMetrics, type)) {
       problems.push(`unaudited entries must be event types such as 'kms.request' (got ${shownValue(type)})`);
     }

@@ -84,7 +84,9 @@ export class Authenticator {
     }
     // A verifier's options in place of the verifier (`jwt: { issuers }`) would fail every request with a
     // TypeError, a 500, instead of here.
-    checkMethodsOption(problems, 'jwt', options.jwt, ['verify', 'verifyAuthorizerClaims'], 'a JwtVerifier');
+    // Only the methods it will call: verifyAuthorizerClaims only when the authorizer's claims are trusted.
+    const jwtMethods = options.trustApiGatewayAuthorizer ? ['verify', 'verifyAuthorizerClaims'] : ['verify'];
+    checkMethodsOption(problems, 'jwt', options.jwt, jwtMethods, 'a JwtVerifier');
     checkMethodsOption(problems, 'apiKeys', options.apiKeys, ['verify'], 'an ApiKeyStore');
     checkMethodsOption(problems, 'service', options.service, ['verify'], 'a ServiceRequestVerifier');
     // emitEvent swallows a listener's errors: one that is no function would lose every event, silently.

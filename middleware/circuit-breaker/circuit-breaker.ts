@@ -10,7 +10,7 @@ import {
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener, type SecurityEventType } from '../events.js';
 import { inCurrentInvocation } from '../invocation-store.js';
-import { shownValue } from '../options.js';
+import { checkFunctionOption, shownValue } from '../options.js';
 import { toEpochSeconds } from '../store/tables.js';
 import { Deadline, DeadlineQueue } from './deadlines.js';
 import { MemoryCircuitStateStore } from './memory-store.js';
@@ -285,10 +285,12 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
         ),
       );
     }
+    // The breaker's own listener was checked when it was built; a call's, only now.
+    const argumentProblems: string[] = [];
+    checkFunctionOption(argumentProblems, 'onEvent', options?.onEvent);
+    if (argumentProblems.length > 0)
+      return Promise.reject(new InvalidArgumentError(argumentProblems.join('; ')));
     const onEvent = options?.onEvent ?? this.options.onEvent;
-    if (onEvent !== undefined && typeof onEvent !== 'function') {
-      return Promise.reject(new InvalidArgumentError('onEvent must be a function'));
-    }
     if (deadline <= now) return Promise.reject(new DeadlineExceededError(this.name, 0));
     // The hot path: closed and fresh, so no store request, no await, and nothing written on success.
     if (now < this.validUntil && this.record.state === CircuitState.closed) {

@@ -1,5 +1,6 @@
 // fetch through a circuit breaker: network errors, timeouts and failing statuses count; the answer is read in time.
 import { DependencyError, InvalidArgumentError } from '../errors.js';
+import { checkFunctionOption } from '../options.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 
 /** Which answers count as a failure of the dependency. */
@@ -147,13 +148,10 @@ export function guardedFetch(
     return Promise.reject(new InvalidArgumentError('maxResponseBytes must be a positive integer'));
   }
   // Called inside the breaker, their TypeError would count as the dependency failing and open the circuit.
-  for (const [field, value] of [
-    ['fetch', fetchImpl],
-    ['isFailure', isFailure],
-  ] as const) {
-    if (typeof value !== 'function')
-      return Promise.reject(new InvalidArgumentError(`${field} must be a function`));
-  }
+  const problems: string[] = [];
+  checkFunctionOption(problems, 'fetch', options.fetch);
+  checkFunctionOption(problems, 'isFailure', options.isFailure);
+  if (problems.length > 0) return Promise.reject(new InvalidArgumentError(problems.join('; ')));
   return breaker.execute(
     async ({ signal }) => {
       let response: Response;

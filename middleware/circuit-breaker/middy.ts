@@ -5,9 +5,9 @@ import { headerValue } from '../audit/correlation.js';
 import { assertNoProblems } from '../errors.js';
 import { assertApiGatewayEvent } from '../http/request-event.js';
 import { isHeaderName } from '../http/response.js';
-import { shownValue } from '../options.js';
+import { checkMethodsOption, shownValue } from '../options.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { type ServiceCallInit, ServiceClient } from './service-client.js';
+import type { ServiceCallInit, ServiceClient } from './service-client.js';
 
 /** `callService` bound to the current request. */
 export type BoundCallService<S extends string> = (
@@ -72,8 +72,23 @@ export function serviceCalls<S extends string>(
   const deadlineMarginMs = options.deadlineMarginMs ?? 500;
   const header = options.correlationIdHeader ?? 'x-correlation-id';
   const problems: string[] = [];
-  if (!(client instanceof ServiceClient)) {
-    problems.push(`client must be a ServiceClient from createServiceClient() (got ${shownValue(client)})`);
+  // What this calls, so an adopter's double of the client fits: callService() per call, and each breaker's
+  // checkTimeBudget() per request (a double without breakers gives `breakers: {}`).
+  const fits = 'a ServiceClient from createServiceClient()';
+  if (client === undefined || client === null) {
+    problems.push(`client must be ${fits} (got ${shownValue(client)})`);
+  } else {
+    checkMethodsOption(problems, 'client', client, ['callService'], fits);
+    const givenBreakers: unknown = client.breakers;
+    const isBreakerTable =
+      typeof givenBreakers === 'object' &&
+      givenBreakers !== null &&
+      Object.values(givenBreakers).every((breaker) => typeof breaker?.checkTimeBudget === 'function');
+    if (!isBreakerTable) {
+      problems.push(
+        `client.breakers must be an object of circuit breakers by service name, each with checkTimeBudget() (got ${shownValue(givenBreakers)})`,
+      );
+    }
   }
   if (!Number.isFinite(deadlineMarginMs) || deadlineMarginMs < 0)
     problems.push('deadlineMarginMs must be >= 0');

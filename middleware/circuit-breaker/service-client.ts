@@ -8,6 +8,7 @@ import {
   InvalidOptionsError,
 } from '../errors.js';
 import { isHeaderName } from '../http/response.js';
+import { checkFunctionOption } from '../options.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import {
   type defaultMaxResponseBytes,
@@ -224,11 +225,8 @@ export class ServiceClient<S extends string> {
     const problems: string[] = [];
     const entries = isObject(options.services) ? Object.entries<ServiceOptions>(options.services) : [];
     if (entries.length === 0) problems.push('services must name at least one service');
-    for (const field of ['sign', 'fetch'] as const) {
-      if (options[field] !== undefined && typeof options[field] !== 'function') {
-        problems.push(`${field} must be a function`);
-      }
-    }
+    checkFunctionOption(problems, 'sign', options.sign);
+    checkFunctionOption(problems, 'fetch', options.fetch);
     if (options.correlationIdHeader !== undefined && !isHeaderName(options.correlationIdHeader)) {
       problems.push('correlationIdHeader must be a header name');
     }
@@ -239,9 +237,7 @@ export class ServiceClient<S extends string> {
         continue;
       }
       const { baseUrl: _baseUrl, isFailure, retry, sign, maxResponseBytes, ...settings } = service;
-      if (isFailure !== undefined && typeof isFailure !== 'function') {
-        problems.push(`${name}: isFailure must be a function`);
-      }
+      checkFunctionOption(problems, `${name}: isFailure`, isFailure);
       if (sign !== undefined && sign !== false && typeof sign !== 'function') {
         problems.push(`${name}: sign must be a function or false`);
       }

@@ -82,7 +82,11 @@ export function createConfigLoader<S extends StandardSchemaV1>(
   const maxAgeSec = options.maxAgeSec ?? 300;
   if (!Number.isFinite(maxAgeSec) || maxAgeSec < 0) problems.push('maxAgeSec must be >= 0');
   checkFunctionOption(problems, 'onEvent', options.onEvent);
-  for (const key of arrayOption(problems, 'keys', options.keys, 'of configuration key names')) {
+  // keysOf takes the schema's keys only for undefined: a null would be iterated at the first load().
+  const nullIsAbsent = false;
+  for (const key of arrayOption(problems, 'keys', options.keys, 'of configuration key names', {
+    nullIsAbsent,
+  })) {
     if (typeof key !== 'string' || key.length === 0) {
       problems.push(`keys entries must be non-empty names (got ${shownValue(key)})`);
     }

@@ -2,7 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { assertNoProblems } from '../errors.js';
-import { shownValue } from '../options.js';
+import { checkMethodsOption } from '../options.js';
 import { Encryptor, type EncryptorOptions, type WarmOptions, warmOptionProblems } from './encryptor.js';
 
 /** What {@link provideEncryptor} adds to the handler's context. */
@@ -37,10 +37,10 @@ export function provideEncryptor(
 ): MiddlewareObj<unknown, unknown, Error, Context & EncryptorContext> {
   const { warm, encryptor: given, ...encryptorOptions } = options;
   const problems: string[] = [];
-  if (given !== undefined && !(given instanceof Encryptor)) {
-    problems.push(`encryptor must be an Encryptor (got ${shownValue(given)})`);
-  }
-  if (warm !== undefined) problems.push(...warmOptionProblems(warm));
+  // Only what this calls, so an adopter's double of the encryptor fits: warm(), when there is a warm-up.
+  const calls = warm === undefined || warm === null ? [] : ['warm'];
+  checkMethodsOption(problems, 'encryptor', given, calls, 'an Encryptor');
+  if (warm !== undefined && warm !== null) problems.push(...warmOptionProblems(warm));
   assertNoProblems('provideEncryptor', problems);
   const encryptor = given ?? new Encryptor(encryptorOptions as EncryptorOptions);
   let warmed = false;

@@ -254,5 +254,23 @@ describe('AuditLogger', () => {
     expect(attempt).toThrow(InvalidOptionsError);
     expect(attempt).toThrow(/logger.*sink.*now/);
     expect(() => new AuditLogger({ logToConsole: false })).toThrow(/needs a sink/);
+    // A null sink is none, so it is no sink for lines kept off the console either.
+    expect(() => new AuditLogger({ logToConsole: false, sink: null as never })).toThrow(
+      new InvalidOptionsError('AuditLogger', [
+        'logToConsole: false needs a sink, or audit events go nowhere',
+      ]),
+    );
+  });
+
+  it('takes a null clock as none, stamping lines with the time', () => {
+    const written: AuditEvent[] = [];
+    const auditLogger = new AuditLogger({
+      logToConsole: false,
+      sink: (line) => written.push(line),
+      now: null as never,
+    });
+    const before = Date.now();
+    auditLogger.logAuthFailure('expired');
+    expect(Date.parse(written[0]?.timestamp ?? '')).toBeGreaterThanOrEqual(before - 1000);
   });
 });

@@ -264,12 +264,27 @@ describe('audit()', () => {
     expect(() => audit({ auditLogger, now: 5 as never })).toThrow(
       new InvalidOptionsError('audit', ['now must be a function']),
     );
+    // Its default replaces only undefined: a null clock would be called at the first request.
+    expect(() => audit({ auditLogger, now: null as never })).toThrow(
+      new InvalidOptionsError('audit', ['now must be a function']),
+    );
   });
 
   it('refuses excludePaths given as one path with one problem, not one per character', () => {
     const auditLogger = new AuditLogger({ logger: new Logger() });
     expect(() => audit({ auditLogger, excludePaths: '/health' as never })).toThrow(
       new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got "/health")']),
+    );
+    // A pasted document shows its first 80 characters, not all of them.
+    const long = `/${'x'.repeat(100_000)}`;
+    expect(() => audit({ auditLogger, excludePaths: long as never })).toThrow(
+      new InvalidOptionsError('audit', [
+        `excludePaths must be an array of paths (got "${long.slice(0, 80)}…")`,
+      ]),
+    );
+    // A null is kept over the default list, and the path matcher would fail on it.
+    expect(() => audit({ auditLogger, excludePaths: null as never })).toThrow(
+      new InvalidOptionsError('audit', ['excludePaths must be an array of paths (got null)']),
     );
   });
 });
@@ -333,10 +348,30 @@ describe('correlationIds()', () => {
     );
   });
 
+  it('takes loggers: null as no loggers, but refuses a null generate, which would be called', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(correlationIds({ loggers: null as never }))
+        .handler(async (_event, context) => json(200, { id: context.correlationId })),
+    );
+    const response = await handler(httpEvent({ headers: { 'x-correlation-id': 'c-7' } }), lambdaContext());
+    expect(response.headers?.['x-correlation-id']).toBe('c-7');
+    expect(JSON.parse(response.body ?? '{}')).toEqual({ id: 'c-7' });
+    expect(() => correlationIds({ generate: null as never })).toThrow(
+      new InvalidOptionsError('correlationIds', ['generate must be a function']),
+    );
+  });
+
   it('names loggers when given one logger instead of a list of them', () => {
     expect(() => correlationIds({ loggers: new Logger() as never })).toThrow(
       new InvalidOptionsError('correlationIds', [
         'loggers must be an array of loggers, e.g. [logger] (got an instance of Logger)',
+      ]),
+    );
+    // A double is named by its methods, which JSON would drop (it read `{}`).
+    expect(() => correlationIds({ loggers: { setCorrelationId: () => undefined } as never })).toThrow(
+      new InvalidOptionsError('correlationIds', [
+        'loggers must be an array of loggers, e.g. [logger] (got an object with keys setCorrelationId)',
       ]),
     );
   });

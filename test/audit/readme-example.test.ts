@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
@@ -88,5 +89,27 @@ describe('the README example', () => {
     ]);
     expect(output.emf()[0]).toMatchObject({ service: 'orders', AuthSuccess: 1, WebhookDelivered: 1 });
     expect(output.lines().join('\n')).not.toContain(token);
+  });
+});
+
+describe('the public API, middleware/index.ts', () => {
+  it('names every export, leaving out the helpers that only check the toolkit’s own options', async () => {
+    const source = readFileSync(new URL('../../middleware/index.ts', import.meta.url), 'utf8');
+    // A module's every export would be public again, its internals with it.
+    expect(source).not.toMatch(/export \*/);
+    const api = await import('../../middleware/index.js');
+    for (const internal of [
+      'warmOptionProblems',
+      'checkTableName',
+      'assertNoProblems',
+      'routineRequestEventTypes',
+      'policyProblems',
+      'rateLimiterOptionProblems',
+      'resolveCircuitOptions',
+    ]) {
+      expect(api, internal).not.toHaveProperty(internal);
+    }
+    expect(api).toHaveProperty('provideEncryptor');
+    expect(api).toHaveProperty('Encryptor');
   });
 });

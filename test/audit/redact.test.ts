@@ -595,5 +595,9 @@ describe('redaction', () => {
     expect(() => createRedactor({ keys: 'email' as never })).toThrow(
       new InvalidOptionsError('redaction', ['keys must be an array of key names (got "email")']),
     );
+    // A null is kept over the default list, which would then fail to spread.
+    expect(() => createRedactor({ keys: null as never })).toThrow(
+      new InvalidOptionsError('redaction', ['keys must be an array of key names (got null)']),
+    );
   });
 });

@@ -166,11 +166,31 @@ describe('createSecurityEventListener()', () => {
     );
   });
 
+  it('takes unaudited as a Set too, and a null one as left out (the default types)', () => {
+    const auditedTypes = (unaudited: unknown) => {
+      const written: string[] = [];
+      const auditLogger = new AuditLogger({
+        sink: (line) => written.push(line.eventType),
+        logToConsole: false,
+      });
+      const onEvent = createSecurityEventListener({ auditLogger, unaudited: unaudited as never });
+      for (const type of ['kms.request', 'rateLimit.hit'] as const) onEvent({ type });
+      return written;
+    };
+    expect(auditedTypes(new Set(['rateLimit.hit']))).toEqual(['kms.request']);
+    expect(auditedTypes(null)).toEqual(['rateLimit.hit']);
+    expect(() => auditedTypes(new Set(['kms.requests']))).toThrow(
+      new InvalidOptionsError('createSecurityEventListener', [
+        `unaudited entries must be event types such as 'kms.request' (got "kms.requests")`,
+      ]),
+    );
+  });
+
   it('refuses unaudited given as one type, or naming a type no event has', () => {
     const auditLogger = new AuditLogger({ sink: () => {}, logToConsole: false });
     expect(() => createSecurityEventListener({ auditLogger, unaudited: 'kms.request' as never })).toThrow(
       new InvalidOptionsError('createSecurityEventListener', [
-        'unaudited must be an array of event types (got "kms.request")',
+        'unaudited must be an array or a Set of event types (got "kms.request")',
       ]),
     );
     expect(() => createSecurityEventListener({ auditLogger, unaudited: ['kms.requests' as never] })).toThrow(

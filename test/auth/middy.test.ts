@@ -470,9 +470,24 @@ describe('authenticate through a middy pipeline', () => {
       }),
     ).toThrow(
       new InvalidOptionsError('authenticate', [
-        'jwt must have verify() and verifyAuthorizerClaims() (a JwtVerifier fits)',
+        'jwt must have verify() (a JwtVerifier fits)',
         'apiKeys must have verify() (an ApiKeyStore fits)',
         'service must have verify() (a ServiceRequestVerifier fits)',
+      ]),
+    );
+  });
+
+  it('takes a double with only the methods it calls, and a method given as null as left out', async () => {
+    // An adopter's double of the verifier: verify() is all a Bearer token needs.
+    const jwtDouble = { verify: (token: string) => verifier.verify(token) } as unknown as JwtVerifier;
+    const handler = pipeline(authenticate({ jwt: jwtDouble, apiKeys: null as never }));
+    const answer = await handler(httpEvent({ headers: bearer(userToken()) }));
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json.principal).toMatchObject({ id: 'user-1' });
+    // Trusting the authorizer's claims calls verifyAuthorizerClaims(), which this double lacks.
+    expect(() => authenticate({ jwt: jwtDouble, trustApiGatewayAuthorizer: true })).toThrow(
+      new InvalidOptionsError('authenticate', [
+        'jwt must have verify() and verifyAuthorizerClaims() (a JwtVerifier fits)',
       ]),
     );
   });
@@ -659,10 +674,15 @@ describe('guards through a middy pipeline', () => {
       ['permissions', (names) => requirePermissions(rbac, names)],
     ];
     for (const [field, build] of guards) {
-      for (const names of [[], 'admin', ['admin', 7], ['']]) {
+      for (const [names, shown] of [
+        [[], 'an empty array'],
+        ['admin', '"admin"'],
+        [['admin', 7], 'an array of 2'],
+        [[''], 'an array of 1'],
+      ]) {
         expect(() => build(names as never), `${field} ${JSON.stringify(names)}`).toThrow(
           new InvalidOptionsError('guard', [
-            `${field} must be a non-empty list of non-empty strings (got ${JSON.stringify(names)})`,
+            `${field} must be a non-empty list of non-empty strings (got ${shown})`,
           ]),
         );
       }
@@ -679,11 +699,13 @@ describe('guards through a middy pipeline', () => {
     expect(() => requireScopes(['users/read'], { unless: true as never })).toThrow(
       new InvalidOptionsError('guard', ['unless must be a function of the principal (got true)']),
     );
-    for (const unclaimedTenant of ['', 42, ['acme']]) {
+    for (const [unclaimedTenant, shown] of [
+      ['', '""'],
+      [42, '42'],
+      [['acme'], 'an array of 1'],
+    ]) {
       expect(() => requireTenant(['acme'], { unclaimedTenant: unclaimedTenant as never })).toThrow(
-        new InvalidOptionsError('guard', [
-          `unclaimedTenant must be a non-empty string (got ${JSON.stringify(unclaimedTenant)})`,
-        ]),
+        new InvalidOptionsError('guard', [`unclaimedTenant must be a non-empty string (got ${shown})`]),
       );
     }
   });

@@ -323,6 +323,14 @@ describe('the services each per-service security metric is graphed for', () => {
   });
 });
 
+/** The SmsVolume alarm's threshold in a stack built with these SMS props. */
+function smsVolumeThreshold(sms: ConstructorParameters<typeof BulwarkStack>[2]['sms']): unknown {
+  const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const built = new BulwarkStack(app, 'Bulwark-sms', { stage: 'dev', sms });
+  const id = (built.resolve(built.alarms.smsVolume.alarmArn) as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+  return Template.fromStack(built).findResources('AWS::CloudWatch::Alarm')[id]?.Properties?.Threshold;
+}
+
 describe('BulwarkAlarms', () => {
   function alarmOf(alarm: { alarmArn: string }): Record<string, unknown> {
     const resolved = stack.resolve(alarm.alarmArn) as { 'Fn::GetAtt': [string, string] };
@@ -512,27 +520,43 @@ describe('BulwarkAlarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     });
-    const smsStack = (sms: ConstructorParameters<typeof BulwarkStack>[2]['sms']) => {
-      const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
-      const built = new BulwarkStack(app, 'Bulwark-sms', { stage: 'dev', sms });
-      const id = (built.resolve(built.alarms.smsVolume.alarmArn) as { 'Fn::GetAtt': [string] })[
-        'Fn::GetAtt'
-      ][0];
-      return Template.fromStack(built).findResources('AWS::CloudWatch::Alarm')[id]?.Properties?.Threshold;
-    };
-    expect(smsStack({ perHour: 301 })).toBe(151);
-    expect(smsStack({ perHour: 301, alarmThresholdPerHour: 20 })).toBe(20);
-    expect(() => smsStack({ alarmThresholdPerHour: 0 })).toThrow(
+    expect(smsVolumeThreshold({ perHour: 301 })).toBe(151);
+    expect(smsVolumeThreshold({ perHour: 301, alarmThresholdPerHour: 20 })).toBe(20);
+    expect(() => smsVolumeThreshold({ alarmThresholdPerHour: 0 })).toThrow(
       'Invalid BulwarkStack props: sms.alarmThresholdPerHour must be a whole number from 1 to 1000000',
     );
     // A budget of 10 an hour admits 19 in one (its burst, then 9 as it refills): 20 SMS never come.
-    expect(smsStack({ perHour: 10, alarmThresholdPerHour: 19 })).toBe(19);
-    expect(() => smsStack({ perHour: 10, alarmThresholdPerHour: 20 })).toThrow(
+    expect(smsVolumeThreshold({ perHour: 10, perRegionPerHour: 10, alarmThresholdPerHour: 19 })).toBe(19);
+    expect(() =>
+      smsVolumeThreshold({ perHour: 10, perRegionPerHour: 10, alarmThresholdPerHour: 20 }),
+    ).toThrow(
       `Invalid BulwarkStack props: sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 19: the deployment's SMS budget (sms.perHour 10) admits at most 19 SMS in an hour (a burst of 10, then 9 more as it refills), so ${metricCatalog.SmsSent.name} could never reach 20 and the SmsVolume alarm would never fire`,
     );
-    expect(() => smsStack({ alarmThresholdPerHour: 200 })).toThrow(
-      'sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 199:',
+    // Three regions of 50 an hour would let 297 out: the deployment's 100 (199 in the hour) holds first.
+    expect(smsVolumeThreshold({ regions: ['GB', 'GG', 'JE'], alarmThresholdPerHour: 199 })).toBe(199);
+    expect(() => smsVolumeThreshold({ regions: ['GB', 'GG', 'JE'], alarmThresholdPerHour: 200 })).toThrow(
+      "sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 199: the deployment's SMS budget (sms.perHour 100) admits at most 199 SMS in an hour",
     );
+  });
+
+  it("refuses an SMS alarm threshold above what the listed regions' budgets let out in an hour", () => {
+    // The default region (US) with its default budget of 50 an hour: 99 SMS at most, whatever perHour allows.
+    expect(smsVolumeThreshold({ alarmThresholdPerHour: 99 })).toBe(99);
+    expect(() => smsVolumeThreshold({ alarmThresholdPerHour: 100 })).toThrow(
+      `Invalid BulwarkStack props: sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 99: SMS go only to the region listed (sms.regions US), each with its own budget (sms.perRegionPerHour 50) that admits at most 99 SMS in an hour (a burst of 50, then 49 more as it refills), so ${metricCatalog.SmsSent.name} could never reach 100 and the SmsVolume alarm would never fire`,
+    );
+    // Two regions (a repeat counts once) of 20 an hour: 39 each, 78 together, below the deployment's 199.
+    expect(
+      smsVolumeThreshold({ regions: ['GB', 'GG', 'GB'], perRegionPerHour: 20, alarmThresholdPerHour: 78 }),
+    ).toBe(78);
+    expect(() =>
+      smsVolumeThreshold({ regions: ['GB', 'GG', 'GB'], perRegionPerHour: 20, alarmThresholdPerHour: 79 }),
+    ).toThrow(
+      'sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 78: SMS go only to the 2 regions listed (sms.regions GB, GG), each with its own budget (sms.perRegionPerHour 20) that admits at most 39 SMS in an hour (a burst of 20, then 19 more as it refills), 78 in all, so',
+    );
+    // Left to its default, the threshold is half of perHour, or what the regions let out when fewer.
+    expect(smsVolumeThreshold({ perHour: 30, perRegionPerHour: 5 })).toBe(9);
+    expect(smsVolumeThreshold({ regions: ['GB', 'GG'], perHour: 30, perRegionPerHour: 5 })).toBe(15);
   });
 
   it('refuses an SMS alarm threshold the budget can never reach when the CDK app reads both from context', () => {
@@ -553,8 +577,9 @@ describe('BulwarkAlarms', () => {
     });
     rmSync(outdir, { recursive: true, force: true });
     expect(app.status).not.toBe(0);
+    // The one default region's budget, half of smsPerHour, bounds it: a burst of 5, then 4 as it refills.
     expect(app.stderr).toContain(
-      "sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 19: the deployment's SMS budget (sms.perHour 10) admits at most 19 SMS in an hour",
+      'sms.alarmThresholdPerHour (-c smsAlarmThresholdPerHour) must be at most 9: SMS go only to the region listed (sms.regions US), each with its own budget (sms.perRegionPerHour 5) that admits at most 9 SMS in an hour',
     );
   }, 60_000);
   it.each([

@@ -260,6 +260,44 @@ describe('serviceCalls through a middy pipeline', () => {
       ]),
     );
     const options = { store: dynamoStore(), services: { users: { baseUrl } } };
-    expect(() => serviceCalls(options as never)).toThrow(/client must be a ServiceClient/);
+    expect(() => serviceCalls(options as never)).toThrow(
+      new InvalidOptionsError('serviceCalls', [
+        'client must have callService() (a ServiceClient from createServiceClient() fits)',
+        'client.breakers must be an object of circuit breakers by service name, each with checkTimeBudget() (got undefined)',
+      ]),
+    );
+  });
+
+  it("takes an adopter's double of the client, with the callService() and breakers it uses", async () => {
+    const calls: { service: string; url: string | URL; init: unknown }[] = [];
+    const client = {
+      breakers: {},
+      callService: async (service: string, url: string | URL, init: unknown) => {
+        calls.push({ service, url, init });
+        return new Response('{"id":"u1"}');
+      },
+    };
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(serviceCalls(client as never))
+        .handler(async (_event, { callService }) =>
+          json(200, await (await callService('users', 'u1')).json()),
+        ),
+    );
+    const result = await handler(eventOf({ 'x-correlation-id': 'order-42' }), lambdaContext(10_000));
+    expect(JSON.parse(result.body as string)).toEqual({ id: 'u1' });
+    // The double gets what a ServiceClient would: the correlation id and the Lambda's deadline.
+    expect(calls).toEqual([
+      {
+        service: 'users',
+        url: 'u1',
+        init: { correlationId: 'order-42', deadline: expect.any(Number) },
+      },
+    ]);
+    expect(() => serviceCalls({ ...client, breakers: { users: {} } } as never)).toThrow(
+      new InvalidOptionsError('serviceCalls', [
+        'client.breakers must be an object of circuit breakers by service name, each with checkTimeBudget() (got an object with keys users)',
+      ]),
+    );
   });
 });

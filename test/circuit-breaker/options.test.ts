@@ -109,14 +109,15 @@ describe('CircuitBreaker options', () => {
   });
 
   it.each([
-    ['empty', ''],
-    ['blank', '   '],
-    ['with a space', 'a b'],
-    ['of 2 characters', 'ab'],
-    ['of 256 characters', 'x'.repeat(256)],
-  ])('refuses a tableName %s, which DynamoDB would refuse on every call', (_label, tableName) => {
+    ['empty', '', '""'],
+    ['blank', '   ', '"   "'],
+    ['with a space', 'a b', '"a b"'],
+    ['of 2 characters', 'ab', '"ab"'],
+    // Shown up to its 80th character: the message stays short.
+    ['of 256 characters', 'x'.repeat(256), `"${'x'.repeat(80)}…"`],
+  ])('refuses a tableName %s, which DynamoDB would refuse on every call', (_label, tableName, shown) => {
     expect(problemsOf({ name: 'users', tableName })).toEqual([
-      `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(tableName)})`,
+      `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${shown})`,
     ]);
   });
 

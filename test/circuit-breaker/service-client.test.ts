@@ -396,6 +396,18 @@ describe('callService', () => {
     expect(counted.requests()).toBe(1);
   });
 
+  it('takes a null sign, fetch or isFailure as left out: unsigned, global fetch, 5xx as failures', async () => {
+    const service = uniqueName('svc');
+    const client = createServiceClient({
+      store: dynamoStore(),
+      services: { [service]: { baseUrl, isFailure: null as never, retry: { retries: 0 } } },
+      sign: null as never,
+      fetch: null as never,
+    });
+    expect((await client.callService(service, 'ok')).status).toBe(200);
+    expect((await outcome(client.callService(service, 'boom'))).error).toBeInstanceOf(DependencyError);
+  });
+
   it('rejects invalid options with one error listing every problem, per service', () => {
     let thrown: unknown;
     try {
@@ -503,6 +515,12 @@ describe('guardedFetch', () => {
     await expect(guardedFetch(breaker, `${baseUrl}ok`, {}, { isFailure: 500 as never })).rejects.toThrow(
       new InvalidArgumentError('isFailure must be a function'),
     );
+    await expect(
+      guardedFetch(breaker, `${baseUrl}ok`, {}, { fetch: 'fetch' as never, isFailure: 500 as never }),
+    ).rejects.toThrow(new InvalidArgumentError('fetch must be a function; isFailure must be a function'));
+    // Null is left out: the global fetch and the 5xx rule.
+    const nulls = { fetch: null, isFailure: null } as never;
+    expect((await guardedFetch(breaker, `${baseUrl}ok`, {}, nulls)).status).toBe(200);
     // One failure would have opened this circuit: the next call still reaches the service.
     expect((await guardedFetch(breaker, `${baseUrl}ok`)).status).toBe(200);
   });

@@ -575,11 +575,15 @@ describe("a call's own listener (execute's onEvent)", () => {
     ]);
   });
 
-  it('must be a function', async () => {
+  it("must be a function, and a null one is none: the breaker's listener gets the events", async () => {
     const breaker = instance(uniqueName());
     await expect(
       breaker.execute(succeeding, { onEvent: 'audit' as unknown as (event: SecurityEvent) => void }),
-    ).rejects.toThrow(InvalidArgumentError);
+    ).rejects.toThrow(new InvalidArgumentError('onEvent must be a function'));
+    const events: [string, SecurityEvent['type']][] = [];
+    const reporting = instance(uniqueName(), { failureThreshold: 1, onEvent: tagging(events, 'breaker') });
+    await outcome(reporting.execute(failing, { onEvent: null as never }));
+    expect(events).toEqual([['breaker', 'circuit.opened']]);
   });
 });
 

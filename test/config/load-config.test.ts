@@ -153,6 +153,10 @@ describe('loadConfig validation', () => {
     expect(() => createConfigLoader(schema, { keys: ['PARTNER_URL', ''] })).toThrow(
       new InvalidOptionsError('loadConfig', ['keys entries must be non-empty names (got "")']),
     );
+    // Only undefined takes the schema's keys: a null would be walked at the first load().
+    expect(() => createConfigLoader(schema, { keys: null as never })).toThrow(
+      new InvalidOptionsError('loadConfig', ['keys must be an array of configuration key names (got null)']),
+    );
   });
 
   it('refuses an onEvent that is not a function, whose secret.accessed events would be lost', () => {

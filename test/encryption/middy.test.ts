@@ -101,7 +101,7 @@ describe('provideEncryptor', () => {
       provideEncryptor({ keyProvider, warm: { contexts: tenant as never, blindIndexes: 'x' as never } }),
     ).toThrow(
       new InvalidOptionsError('provideEncryptor', [
-        'warm.contexts must be an array of encryption contexts (got {"tenantId":"acme"})',
+        'warm.contexts must be an array of encryption contexts (got an object with keys tenantId)',
         'warm.blindIndexes must be an array of blind-index names (got "x")',
       ]),
     );
@@ -116,9 +116,57 @@ describe('provideEncryptor', () => {
     expect(keyProvider.calls.generate).toBe(0);
   });
 
-  it('refuses an encryptor that is not an Encryptor when built', () => {
-    expect(() => provideEncryptor({ encryptor: {} as Encryptor })).toThrow(
-      new InvalidOptionsError('provideEncryptor', ['encryptor must be an Encryptor (got {})']),
+  it('names an object it refuses by its keys, never their values', () => {
+    const keyProvider = countingProvider();
+    const context = {
+      tenantId: 'acme',
+      apiKey: 'sk_live_abc123',
+      region: 'eu',
+      a: 1,
+      b: 2,
+      c: 3,
+      d: 4,
+      e: 5,
+      f: 6,
+    };
+    expect(() => provideEncryptor({ keyProvider, warm: { contexts: context as never } })).toThrow(
+      new InvalidOptionsError('provideEncryptor', [
+        'warm.contexts must be an array of encryption contexts (got an object with keys tenantId, apiKey, region, a, b, c, d, e, …)',
+      ]),
     );
+  });
+
+  it('refuses an encryptor without the methods it calls when built', () => {
+    expect(() => provideEncryptor({ encryptor: 42 as never })).toThrow(
+      new InvalidOptionsError('provideEncryptor', ['encryptor must be an object (an Encryptor fits)']),
+    );
+    const withoutWarm = { encryptFields: async () => ({}) } as unknown as Encryptor;
+    expect(() => provideEncryptor({ encryptor: withoutWarm, warm: { contexts: [tenant] } })).toThrow(
+      new InvalidOptionsError('provideEncryptor', ['encryptor must have warm() (an Encryptor fits)']),
+    );
+  });
+
+  it("hands the handler an adopter's double of the encryptor, and takes a null warm as none", async () => {
+    const sealed = { email: 'sealed' };
+    const double = {
+      encryptFields: async () => sealed,
+      decryptFields: async () => ({ email: 'a@b.co' }),
+    } as unknown as Encryptor;
+    const handler = lambdaHandler(
+      middy()
+        .use(provideEncryptor({ encryptor: double, warm: null as never }))
+        .handler(async (_event, { encryptor }) =>
+          encryptor.encryptFields({ email: 'a@b.co' }, ['email'], tenant),
+        ),
+    );
+    expect(await handler({}, lambdaContext)).toBe(sealed);
+    // Built from options, a null warm warms nothing: no key is fetched before the handler asks.
+    const keyProvider = countingProvider();
+    const fromOptions = lambdaHandler(
+      middy()
+        .use(provideEncryptor({ keyProvider, warm: null as never }))
+        .handler(async () => keyProvider.calls.generate),
+    );
+    expect(await fromOptions({}, lambdaContext)).toBe(0);
   });
 });

@@ -976,6 +976,18 @@ describe('idempotency()', () => {
       expect(() =>
         idempotency({ persistenceStore: store, logger: { warn: console.warn, error: 'loud' as never } }),
       ).toThrow(new InvalidOptionsError('idempotency', ['logger.error must be a function']));
+      // The console replaces only an undefined logger: a null one would be called when a release fails.
+      expect(() => idempotency({ persistenceStore: store, logger: null as never })).toThrow(
+        new InvalidOptionsError('idempotency', ['logger must have warn() (a Powertools Logger fits)']),
+      );
+      // Read as left out where they are tested before use.
+      expect(() =>
+        idempotency({
+          persistenceStore: store,
+          storedAnswer: null as never,
+          logger: { warn: console.warn, error: null as never },
+        }),
+      ).not.toThrow();
     });
   });
 

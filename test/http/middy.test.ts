@@ -612,4 +612,35 @@ describe('httpErrorHandler through a middy pipeline', () => {
       new InvalidOptionsError('httpErrorHandler', ['logger.warn must be a function']),
     );
   });
+
+  it('takes a null logger as none (the console) and a null warn as left out (error() then)', async () => {
+    const errorSpy = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const failing = lambdaHandler(
+        middy<APIGatewayProxyEventV2>()
+          .use(httpErrorHandler({ logger: null as never }))
+          .handler(async () => {
+            throw new Error('boom');
+          }),
+      );
+      expect((await failing(eventOf(), context)).statusCode).toBe(500);
+      expect(errorSpy).toHaveBeenCalledWith('Request failed', expect.anything());
+    } finally {
+      errorSpy.mockRestore();
+    }
+    const logged: unknown[] = [];
+    const degraded = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(
+          httpErrorHandler({
+            logger: { error: (message: string) => logged.push(message), warn: null as never },
+          }),
+        )
+        .handler(async () => {
+          throw new ServiceUnavailableError('store down', 5);
+        }),
+    );
+    expect((await degraded(eventOf(), context)).statusCode).toBe(503);
+    expect(logged).toEqual(['Request degraded']);
+  });
 });

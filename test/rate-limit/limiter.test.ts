@@ -672,11 +672,12 @@ describe('RateLimiter on DynamoDB', () => {
     });
 
     it.each([
-      ['blank', '   '],
-      ['with a space', 'a b'],
-      ['of 300 characters', 'x'.repeat(300)],
-    ])('rejects a tableName %s, which DynamoDB would refuse on every call', (_label, badName) => {
-      const problem = `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${JSON.stringify(badName)})`;
+      ['blank', '   ', '"   "'],
+      ['with a space', 'a b', '"a b"'],
+      // Shown up to its 80th character: the message stays short.
+      ['of 300 characters', 'x'.repeat(300), `"${'x'.repeat(80)}…"`],
+    ])('rejects a tableName %s, which DynamoDB would refuse on every call', (_label, badName, shown) => {
+      const problem = `tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got ${shown})`;
       expect(() => new RateLimiter({ policy: 'public', tableName: badName })).toThrow(
         new InvalidOptionsError('RateLimiter', [problem]),
       );

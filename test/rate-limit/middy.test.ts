@@ -913,6 +913,17 @@ describe('rateLimit through a middy pipeline', () => {
         ]),
       );
     });
+
+    it('takes a null logger, onEvent and refundWhen as left out', async () => {
+      const name = uniquePolicyName('nulls');
+      const nulls = { logger: null, onEvent: null, refundWhen: null } as never;
+      const { call } = pipeline([
+        limitOf({ policy: { name, limit: 2, windowSec: 300 }, ...(nulls as object) }),
+      ]);
+      expect((await call(eventOf('203.0.113.64'))).statusCode).toBe(200);
+      expect((await call(eventOf('203.0.113.64'))).statusCode).toBe(200);
+      expect((await call(eventOf('203.0.113.64'))).statusCode).toBe(429);
+    });
   });
 
   describe('cost', () => {
