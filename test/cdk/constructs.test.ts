@@ -247,6 +247,8 @@ describe('BulwarkUserPool', () => {
       'https://[0:0:0:0:0:0:0:1]/cb',
       'https://[::]/cb',
       'https://[::ffff:127.0.0.1]/cb',
+      'https://[::ffff:127.1.2.3]/cb',
+      'https://[::ffff:0.0.0.0]/cb',
     ];
     for (const url of local) expect(isLocalCallbackUrl(url), url).toBe(true);
     const remote = [

@@ -24,18 +24,21 @@ function installedVersions(lockfile: Lockfile, families: readonly string[]): Map
   return versions;
 }
 
+/** Each package of `families` the lockfile installs in more than one version, with its versions. */
+function duplicatedPackages(lockfile: Lockfile, families: readonly string[]): string[] {
+  return [...installedVersions(lockfile, families)]
+    .filter(([, found]) => found.size > 1)
+    .map(([name, found]) => `${name}: ${[...found].join(', ')}`);
+}
+
 describe('the lockfile', () => {
   const lockfile = JSON.parse(
     readFileSync(new URL('../../package-lock.json', import.meta.url), 'utf8'),
   ) as Lockfile;
 
   it('installs one version of each AWS SDK, Smithy, Powertools and Middy package', () => {
-    const versions = installedVersions(lockfile, sharedFamilies);
-    expect(versions.size).toBeGreaterThan(30);
-    const duplicated = [...versions]
-      .filter(([, found]) => found.size > 1)
-      .map(([name, found]) => `${name}: ${[...found].join(', ')}`);
-    expect(duplicated).toEqual([]);
+    expect(installedVersions(lockfile, sharedFamilies).size).toBeGreaterThan(30);
+    expect(duplicatedPackages(lockfile, sharedFamilies)).toEqual([]);
   });
 
   it('finds a nested older copy, as a partial Powertools bump would leave it', () => {
@@ -47,8 +50,8 @@ describe('the lockfile', () => {
         },
       },
     };
-    expect(installedVersions(partialBump, sharedFamilies).get('@aws-lambda-powertools/commons')).toEqual(
-      new Set(['2.36.0', '2.35.0']),
-    );
+    expect(duplicatedPackages(partialBump, sharedFamilies)).toEqual([
+      '@aws-lambda-powertools/commons: 2.36.0, 2.35.0',
+    ]);
   });
 });

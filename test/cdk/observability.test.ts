@@ -4,14 +4,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames, httpFunctions } from '../../functions/routes.js';
 import { webhookEndpointCircuit, workerNames, workers } from '../../functions/workers.js';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkStack, securityMetricServices } from '../../lib/bulwark-stack.js';
-import { auditEventsQuery, type DashboardMetricServices } from '../../lib/dashboard.js';
+import { auditEventsQuery, BulwarkDashboard, type DashboardMetricServices } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog } from '../../middleware/metrics/catalog.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
@@ -68,6 +72,43 @@ beforeAll(() => {
   template = Template.fromStack(stack);
   widgets = dashboardWidgets();
 }, 60_000);
+
+describe('BulwarkDashboard with services of its own per metric family', () => {
+  it('draws each family’s lines for exactly the services given for it', () => {
+    const own = new Stack();
+    const fn = new lambda.Function(own, 'Fn', {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: lambda.Code.fromInline('export const handler = async () => ({})'),
+    });
+    const metricServices: DashboardMetricServices = {
+      authenticating: ['auth-only'],
+      rateLimiting: ['limit-only'],
+      dataKeys: ['keys-only'],
+      circuitBreakers: ['breaker-only'],
+    };
+    new BulwarkDashboard(own, 'Dashboard', {
+      httpApi: new apigwv2.HttpApi(own, 'Api'),
+      functions: { 'auth-only': fn },
+      metricNamespace: devNamespace,
+      metricServices,
+      logGroups: [new logs.LogGroup(own, 'Logs')],
+    });
+    const lines = dashboardWidgets(Template.fromStack(own)).flatMap(
+      (widget) => widget.properties.metrics ?? [],
+    );
+    const servicesOf = (name: string) => [
+      ...new Set(lines.filter((line) => line[0] === devNamespace && line[1] === name).map((line) => line[3])),
+    ];
+    expect(servicesOf(metricCatalog.AccessDenied.name)).toEqual(['auth-only']);
+    expect(servicesOf(metricCatalog.AuthSuccess.name)).toEqual(['auth-only']);
+    expect(servicesOf(metricCatalog.AuthLatency.name)).toEqual(['auth-only']);
+    expect(servicesOf(metricCatalog.RateLimited.name)).toEqual(['limit-only']);
+    expect(servicesOf(metricCatalog.RateLimitStoreError.name)).toEqual(['limit-only']);
+    expect(servicesOf(metricCatalog.KmsRequest.name)).toEqual(['keys-only']);
+    expect(servicesOf(metricCatalog.CircuitStoreError.name)).toEqual(['breaker-only']);
+  });
+});
 
 describe('BulwarkDashboard', () => {
   it('graphs only metric names that are in the catalog', () => {

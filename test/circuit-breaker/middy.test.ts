@@ -254,11 +254,16 @@ describe('serviceCalls through a middy pipeline', () => {
   });
 
   it('refuses a client that is not a ServiceClient (none, or its options) at construction', () => {
-    expect(() => serviceCalls(undefined as never)).toThrow(
-      new InvalidOptionsError('serviceCalls', [
-        'client must be a ServiceClient from createServiceClient() (got undefined)',
-      ]),
-    );
+    for (const [client, shown] of [
+      [undefined, 'undefined'],
+      [null, 'null'],
+    ] as const) {
+      expect(() => serviceCalls(client as never)).toThrow(
+        new InvalidOptionsError('serviceCalls', [
+          `client must be a ServiceClient from createServiceClient() (got ${shown})`,
+        ]),
+      );
+    }
     const options = { store: dynamoStore(), services: { users: { baseUrl } } };
     expect(() => serviceCalls(options as never)).toThrow(
       new InvalidOptionsError('serviceCalls', [

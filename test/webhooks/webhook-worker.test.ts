@@ -1252,6 +1252,8 @@ describe('the owner alert', () => {
     expect(await quoted('https://hooks.example.com:8443')).toContain(
       '(https://hooks.example.com:8443) was disabled',
     );
+    // The store keeps what it is given; an item that is no URL still gets its alert, by the endpoint's id.
+    expect(await quoted('hooks.example.com/no-scheme')).toContain('(its URL) was disabled');
   });
 });
 
