@@ -27,14 +27,10 @@ describe('shownValue', () => {
 });
 
 describe('checkMethodsOption', () => {
-  it('takes a class whose static methods are the ones asked for, as a double may be', () => {
-    class StaticVerifier {
-      static verify() {
-        return undefined;
-      }
-    }
+  it('takes a function carrying the methods asked for (a class with static ones), as a double may be', () => {
+    const functionDouble = Object.assign(() => undefined, { verify: () => undefined });
     const problems: string[] = [];
-    checkMethodsOption(problems, 'jwt', StaticVerifier, ['verify']);
+    checkMethodsOption(problems, 'jwt', functionDouble, ['verify']);
     checkMethodsOption(problems, 'jwt', { verify: 'not a function' }, ['verify'], 'a JwtVerifier');
     expect(problems).toEqual(['jwt must have verify() (a JwtVerifier fits)']);
   });
