@@ -9,7 +9,8 @@ import {
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type JSONWebKeySet, type JWK, SignJWT } from 'jose';
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, InvalidArgumentError } from '../errors.js';
+import { arrayOption, shownValue } from '../options.js';
 import { defaultClaimMapping } from './claims-principal.js';
 
 export interface DevIssuerOptions {
@@ -43,6 +44,29 @@ export interface DevTokenOptions {
   readonly tokenUse?: 'access' | 'id';
   /** Anything else to put in the payload (tests use it for nbf, aud, other shapes). @default {} */
   readonly extraClaims?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Refuses token options that would mint something other than what was asked: roles or scopes given as one
+ * string (spread into letters), a lifetime that is no number, a token use Cognito has not.
+ */
+function assertMintable(options: DevTokenOptions): void {
+  const problems: string[] = [];
+  for (const field of ['roles', 'scopes'] as const) {
+    for (const entry of arrayOption(problems, field, options[field], 'of names')) {
+      if (typeof entry !== 'string' || entry.trim() === '') {
+        problems.push(`${field} entries must be non-empty strings (got ${shownValue(entry)})`);
+      }
+    }
+  }
+  const lifetime = options.expiresInSec;
+  if (lifetime !== undefined && !(typeof lifetime === 'number' && Number.isFinite(lifetime))) {
+    problems.push(`expiresInSec must be a number of seconds (got ${shownValue(lifetime)})`);
+  }
+  if (options.tokenUse !== undefined && options.tokenUse !== 'access' && options.tokenUse !== 'id') {
+    problems.push(`tokenUse must be 'access' or 'id' (got ${shownValue(options.tokenUse)})`);
+  }
+  if (problems.length > 0) throw new InvalidArgumentError(`Cannot mint that token: ${problems.join('; ')}`);
 }
 
 interface StoredKey {
@@ -119,6 +143,7 @@ export class DevIssuer {
 
   /** A signed token: a human user's Cognito-style access token by default, or an M2M one. */
   async mint(options: DevTokenOptions = {}): Promise<string> {
+    assertMintable(options);
     const m2m = options.m2m ?? false;
     const clientId = options.clientId ?? (m2m ? 'svc-local' : this.clientId);
     const sub = m2m ? clientId : (options.sub ?? 'dev-user');

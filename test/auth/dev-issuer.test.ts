@@ -8,7 +8,7 @@ import { HelpRequested } from '../../bin/command.js';
 import { mintFromCommandLine, parseTokenArguments } from '../../bin/token.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
 
 const issuerUrl = 'http://127.0.0.1:3999';
 const tempDir = () => mkdtempSync(join(tmpdir(), 'bulwark-dev-issuer-'));
@@ -91,6 +91,22 @@ describe('DevIssuer', () => {
 
   it('rejects an issuer that is not a URL', () => {
     expect(() => new DevIssuer({ issuer: 'not a url' })).toThrow(InvalidOptionsError);
+  });
+
+  it('refuses to mint roles or scopes given as one string, a lifetime that is no number or an unknown token use', async () => {
+    const issuer = new DevIssuer({ issuer: issuerUrl, keyFile: join(tempDir(), 'key.json') });
+    await expect(
+      issuer.mint({
+        roles: 'admin' as never,
+        scopes: ['bookings/read', ''],
+        expiresInSec: '60' as never,
+        tokenUse: 'refresh' as never,
+      }),
+    ).rejects.toThrow(
+      new InvalidArgumentError(
+        'Cannot mint that token: roles must be an array of names (got "admin"); scopes entries must be non-empty strings (got ""); expiresInSec must be a number of seconds (got "60"); tokenUse must be \'access\' or \'id\' (got "refresh")',
+      ),
+    );
   });
 });
 
