@@ -38,6 +38,8 @@ const smtpHost: unknown = app.node.tryGetContext('smtpHost');
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
 // Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
 const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
+// The scopes the M2M client may request: `-c m2mScopes=bookings/read,bookings/write` (default: every scope).
+const m2mScopes: unknown = app.node.tryGetContext('m2mScopes');
 // A user pool created before sign-in ignored the email's case, which Cognito cannot change afterwards:
 // `-c signInCaseInsensitive=false` leaves the setting out, so that stack deploys again.
 const signInCaseInsensitive = contextBoolean(
@@ -55,6 +57,7 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(signInCaseInsensitive === undefined ? {} : { signInCaseInsensitive }),
+  ...(m2mScopes === undefined ? {} : { m2mScopes: contextList('m2mScopes', m2mScopes) }),
   ...(auth === undefined ? {} : { auth }),
   sms: {
     ...(smsRegions === undefined ? {} : { regions: contextList('smsRegions', smsRegions) }),

@@ -220,6 +220,11 @@ export interface BulwarkStackProps extends StackProps {
    */
   readonly callbackUrls?: readonly string[];
   /**
+   * The scopes the M2M app client may request, each one the route table checks.
+   * @default every scope the route table checks (bin/app.ts reads `-c m2mScopes=bookings/read,bookings/write`)
+   */
+  readonly m2mScopes?: readonly string[];
+  /**
    * Whether sign-in ignores the email's case. Cognito refuses to change this on an existing pool, and
    * the deploy then fails: pass `false` for a stack whose pool was created before Bulwark set it.
    * @default true (bin/app.ts reads `-c signInCaseInsensitive=false`)
@@ -816,6 +821,7 @@ export class BulwarkStack extends Stack {
       // Hosted domain prefixes are global per region: the account id keeps them apart.
       domainPrefix: `${cognitoDomainName(id)}-${Aws.ACCOUNT_ID}`,
       callbackUrls,
+      ...(props.m2mScopes === undefined ? {} : { m2mScopes: props.m2mScopes }),
       ...(props.signInCaseInsensitive === undefined
         ? {}
         : { signInCaseInsensitive: props.signInCaseInsensitive }),

@@ -9,6 +9,12 @@ export interface BulwarkUserPoolProps {
    * server is created per prefix, and both app clients may request every scope.
    */
   readonly scopes: readonly string[];
+  /**
+   * The scopes the M2M client may request, each one of `scopes`: give each integration no more than it
+   * calls (the sample's own service calls are signed requests and need none).
+   * @default every scope in `scopes`
+   */
+  readonly m2mScopes?: readonly string[];
   /** Groups to create; they arrive in `cognito:groups` and are the principal's roles (e.g. `admin`). */
   readonly groups: readonly string[];
   /**
@@ -187,7 +193,18 @@ export class BulwarkUserPool extends Construct {
       });
     }
 
-    const oAuthScopes = [...scopesByServer(props.scopes)].flatMap(([identifier, scopeNames]) => {
+    const unknownM2mScopes = (props.m2mScopes ?? []).filter((scope) => !props.scopes.includes(scope));
+    if (unknownM2mScopes.length > 0) {
+      throw new Error(
+        `Invalid BulwarkUserPool props: m2mScopes ${unknownM2mScopes.map((scope) => JSON.stringify(scope)).join(', ')} not among the scopes the API checks (${props.scopes.join(', ')})`,
+      );
+    }
+    // Cognito refuses a client-credentials client without a scope.
+    if (props.m2mScopes?.length === 0) {
+      throw new Error('Invalid BulwarkUserPool props: m2mScopes must name at least one scope');
+    }
+    // Each API scope by its `<server>/<scope>` name: a resource server's OAuthScope names it by a token.
+    const apiScopes = [...scopesByServer(props.scopes)].flatMap(([identifier, scopeNames]) => {
       const server = new cognito.UserPoolResourceServer(this, `ResourceServer-${identifier}`, {
         userPool: this.userPool,
         identifier,
@@ -196,13 +213,22 @@ export class BulwarkUserPool extends Construct {
           scopeDescription: `${identifier}/${scopeName}`,
         })),
       });
-      return scopeNames.map((scopeName) =>
-        cognito.OAuthScope.resourceServer(server, {
-          scopeName,
-          scopeDescription: `${identifier}/${scopeName}`,
-        }),
+      return scopeNames.map(
+        (scopeName) =>
+          [
+            `${identifier}/${scopeName}`,
+            cognito.OAuthScope.resourceServer(server, {
+              scopeName,
+              scopeDescription: `${identifier}/${scopeName}`,
+            }),
+          ] as const,
       );
     });
+    const oAuthScopes = apiScopes.map(([, scope]) => scope);
+    const m2mScopes =
+      props.m2mScopes === undefined
+        ? oAuthScopes
+        : apiScopes.filter(([name]) => props.m2mScopes?.includes(name)).map(([, scope]) => scope);
     const accessTokenValidity = props.accessTokenValidity ?? Duration.hours(1);
 
     this.humanClient = this.userPool.addClient('HumanClient', {
@@ -238,7 +264,10 @@ export class BulwarkUserPool extends Construct {
         adminUserPassword: false,
         custom: false,
       },
-      oAuth: { flows: { clientCredentials: true }, scopes: oAuthScopes },
+      oAuth: {
+        flows: { clientCredentials: true },
+        scopes: m2mScopes,
+      },
       accessTokenValidity,
       preventUserExistenceErrors: true,
     });

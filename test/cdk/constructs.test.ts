@@ -182,6 +182,32 @@ describe('BulwarkUserPool', () => {
     expect(flowsOf(pool.m2mClient)).toEqual(['ALLOW_REFRESH_TOKEN_AUTH']);
   });
 
+  it('lets the M2M client request every API scope, or only those it is given, and refuses others', () => {
+    const scopesOf = (props: Partial<BulwarkUserPoolProps>) => {
+      const stack = new Stack();
+      const pool = new BulwarkUserPool(stack, 'Pool', {
+        ...base,
+        scopes: ['bookings/read', 'bookings/write', 'users/read'],
+        ...props,
+      });
+      const clients = Template.fromStack(stack).findResources('AWS::Cognito::UserPoolClient');
+      const scopes: unknown[] =
+        clients[stack.resolve(pool.m2mClient.userPoolClientId).Ref]?.Properties?.AllowedOAuthScopes ?? [];
+      // Each scope is `<resource server ref>/<name>`: the server by its identifier, resolved here.
+      return scopes.map((scope) => JSON.stringify(stack.resolve(scope)));
+    };
+    expect(scopesOf({})).toHaveLength(3);
+    const narrowed = scopesOf({ m2mScopes: ['bookings/read'] });
+    expect(narrowed).toHaveLength(1);
+    expect(narrowed[0]).toMatch(/ResourceServerbookings.*\/read/);
+    expect(() => scopesOf({ m2mScopes: ['users/write'] })).toThrow(
+      'Invalid BulwarkUserPool props: m2mScopes "users/write" not among the scopes the API checks (bookings/read, bookings/write, users/read)',
+    );
+    expect(() => scopesOf({ m2mScopes: [] })).toThrow(
+      'Invalid BulwarkUserPool props: m2mScopes must name at least one scope',
+    );
+  });
+
   it("keeps people's refresh tokens 12 hours and rotates them at each refresh, unless told another validity", () => {
     const refreshOf = (props: Partial<BulwarkUserPoolProps>) => {
       const stack = new Stack();
