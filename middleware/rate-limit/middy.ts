@@ -75,6 +75,8 @@ interface RateLimitCommonOptions {
   readonly outageBackoffSec?: number;
   /** Keys each limiter instance remembers. @default 10000 */
   readonly localCacheSize?: number;
+  /** Keys the hash naming each caller's item, so an item names no IP address (see RateLimiter). @default none */
+  readonly keyHashSecret?: string | Uint8Array;
   /** How long units a busy key reserves ahead of demand stay usable; 0 turns leases off (see RateLimiter). @default 100 */
   readonly leaseMs?: number;
   /**
@@ -234,6 +236,7 @@ export function rateLimit(
         ...(options.outageBackoffSec === undefined ? {} : { outageBackoffSec: options.outageBackoffSec }),
         ...(options.localCacheSize === undefined ? {} : { localCacheSize: options.localCacheSize }),
         ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+        ...(options.keyHashSecret === undefined ? {} : { keyHashSecret: options.keyHashSecret }),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.logger ? { logger: options.logger } : {}),
       });

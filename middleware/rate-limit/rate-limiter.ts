@@ -1,6 +1,7 @@
 // The limiter core: GCRA over a counter store, a local view that spares the store, and the store-outage fallback.
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isUsableSecretBytes, isUsableSecretValue } from '../auth/hmac-secret.js';
 import type { Principal } from '../auth/principal.js';
 import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
@@ -57,6 +58,14 @@ interface RateLimiterCommonOptions {
   readonly outageBackoffSec?: number;
   /** Keys whose state this instance remembers (and the fallback's capacity). @default 10000 */
   readonly localCacheSize?: number;
+  /**
+   * A secret that keys the hash naming each caller's item (HMAC-SHA256 instead of SHA-256): at least 32
+   * characters besides whitespace, or 32 bytes. Without one, an item counted per IPv4 address is found
+   * again by hashing every address, so the table and its backups hold the address, pseudonymised.
+   * Setting or changing it starts every caller afresh, as renaming the policy does.
+   * @default none (plain SHA-256)
+   */
+  readonly keyHashSecret?: string | Uint8Array;
   /**
    * How long units reserved ahead of demand stay usable. A key that refills at least one unit in this
    * time and that this instance keeps receiving requests for reserves, with its next write, what this
@@ -157,6 +166,16 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
   }
   checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger');
   checkFunctionOption(problems, 'onEvent', options.onEvent);
+  const secret = options.keyHashSecret;
+  if (secret !== undefined && secret !== null) {
+    const usable =
+      typeof secret === 'string'
+        ? isUsableSecretValue(secret)
+        : secret instanceof Uint8Array && secret.length >= 32 && isUsableSecretBytes(secret);
+    // Never shown: it is a secret.
+    if (!usable)
+      problems.push('keyHashSecret must be at least 32 characters besides whitespace, or 32 bytes');
+  }
   const cacheSize = options.localCacheSize;
   // The open fallback counts in a store of this size: at 0 it would forget every count and admit all.
   if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 1)) {
@@ -191,6 +210,7 @@ export class RateLimiter {
   readonly #gcra: GcraParameters;
   readonly #store: CounterStore;
   readonly #prefix: string;
+  readonly #keyHashSecret: Buffer | undefined;
   readonly #states = new Map<string, KeyState>();
   readonly #cacheSize: number;
   readonly #backoffMs: number;
@@ -209,6 +229,13 @@ export class RateLimiter {
     this.failMode = options.failMode ?? 'open';
     this.#gcra = gcraParameters(this.policy);
     this.#prefix = `RL#${this.policy.name}#`;
+    const secret = options.keyHashSecret ?? undefined;
+    this.#keyHashSecret =
+      secret === undefined
+        ? undefined
+        : typeof secret === 'string'
+          ? Buffer.from(secret)
+          : Buffer.from(secret);
     this.#cacheSize = options.localCacheSize ?? 10_000;
     this.#backoffMs = (options.outageBackoffSec ?? 5) * 1000;
     this.#leaseUs = Math.round((options.leaseMs ?? 100) * 1000);
@@ -229,9 +256,16 @@ export class RateLimiter {
         : undefined;
   }
 
-  /** The storage key of a caller key: `RL#<policy>#<SHA-256, base64url>`, the same size for any key. */
+  /**
+   * The storage key of a caller key: `RL#<policy>#<SHA-256, base64url>` (HMAC-SHA256 under
+   * `keyHashSecret` when given), the same size for any key.
+   */
   storageKeyOf(key: string): string {
-    return `${this.#prefix}${createHash('sha256').update(key).digest('base64url')}`;
+    const digest =
+      this.#keyHashSecret === undefined
+        ? createHash('sha256').update(key)
+        : createHmac('sha256', this.#keyHashSecret).update(key);
+    return `${this.#prefix}${digest.digest('base64url')}`;
   }
 
   /**

@@ -226,6 +226,45 @@ describe('RateLimiter on DynamoDB', () => {
   });
 
   describe('storage', () => {
+    it('names items by a keyed hash with keyHashSecret, so an address cannot be found again by hashing them all', async () => {
+      freezeClock();
+      const name = uniquePolicyName('keyed');
+      const policy = { name, limit: 2, windowSec: 60 };
+      const keyHashSecret = 'k'.repeat(16) + 'e'.repeat(16);
+      const [first, second] = [1, 2].map(
+        () => new RateLimiter({ policy, tableName, client: counting.client, keyHashSecret }),
+      );
+      const plain = new RateLimiter({ policy, tableName, client: counting.client });
+      const key = 'ip:203.0.113.42';
+      expect((await first?.consume(key))?.allowed).toBe(true);
+      // Another instance with the same secret counts the same item: the limit stays shared.
+      expect((await second?.consume(key))?.allowed).toBe(true);
+      expect((await second?.consume(key))?.allowed).toBe(false);
+      const items = await itemsWithPrefix(counting.client, `RL#${name}#`);
+      expect(items.map((item) => item.pk?.S)).toEqual([first?.storageKeyOf(key)]);
+      expect(first?.storageKeyOf(key)).not.toBe(plain.storageKeyOf(key));
+      expect(first?.storageKeyOf(key)).toBe(
+        new RateLimiter({
+          policy,
+          tableName,
+          client: counting.client,
+          keyHashSecret: Buffer.from(keyHashSecret),
+        }).storageKeyOf(key),
+      );
+    });
+
+    it('refuses a keyHashSecret anyone could guess, without showing it', () => {
+      for (const keyHashSecret of ['short-secret', ' '.repeat(40), new Uint8Array(16)]) {
+        const build = () =>
+          new RateLimiter({ policy: 'register', tableName, client: counting.client, keyHashSecret });
+        expect(build).toThrow(
+          new InvalidOptionsError('RateLimiter', [
+            'keyHashSecret must be at least 32 characters besides whitespace, or 32 bytes',
+          ]),
+        );
+      }
+    });
+
     it('keys every item RL#<policy>#<hash of the key>, whatever the key length', async () => {
       freezeClock();
       const name = uniquePolicyName('keys');

@@ -17,8 +17,9 @@ import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { type RateLimitEnding, type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
+import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { testPrincipal } from '../helpers/principals.js';
-import { countingClient, refusedPort, tableName, uniquePolicyName } from './helpers.js';
+import { countingClient, itemsWithPrefix, refusedPort, tableName, uniquePolicyName } from './helpers.js';
 
 const lambdaContext = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 5000 } as Context;
 
@@ -910,6 +911,22 @@ describe('rateLimit through a middy pipeline', () => {
         new InvalidOptionsError('rateLimit', [
           'logger must have warn() (a Powertools Logger fits)',
           'onEvent must be a function',
+        ]),
+      );
+    });
+
+    it('names its items by the keyed hash when given keyHashSecret, and refuses a guessable one', async () => {
+      const name = uniquePolicyName('keyed');
+      const policy = { name, limit: 2, windowSec: 300 };
+      const keyHashSecret = 'm'.repeat(32);
+      const { call } = pipeline([limitOf({ policy, keyHashSecret })]);
+      expect((await call(eventOf('203.0.113.65'))).statusCode).toBe(200);
+      const items = await itemsWithPrefix(counting.client, `RL#${name}#`);
+      const keyed = new RateLimiter({ policy, tableName, client: counting.client, keyHashSecret });
+      expect(items.map((item) => item.pk?.S)).toEqual([keyed.storageKeyOf('ip:203.0.113.65')]);
+      expect(() => limitOf({ policy, keyHashSecret: 'short' })).toThrow(
+        new InvalidOptionsError('rateLimit', [
+          'keyHashSecret must be at least 32 characters besides whitespace, or 32 bytes',
         ]),
       );
     });
