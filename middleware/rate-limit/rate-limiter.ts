@@ -1,5 +1,5 @@
 // The limiter core: GCRA over a counter store, a local view that spares the store, and the store-outage fallback.
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { isUsableSecretBytes, isUsableSecretValue } from '../auth/hmac-secret.js';
 import type { Principal } from '../auth/principal.js';
@@ -210,7 +210,7 @@ export class RateLimiter {
   readonly #gcra: GcraParameters;
   readonly #store: CounterStore;
   readonly #prefix: string;
-  readonly #keyHashSecret: Buffer | undefined;
+  readonly #keyHashSecret: KeyObject | undefined;
   readonly #states = new Map<string, KeyState>();
   readonly #cacheSize: number;
   readonly #backoffMs: number;
@@ -229,13 +229,14 @@ export class RateLimiter {
     this.failMode = options.failMode ?? 'open';
     this.#gcra = gcraParameters(this.policy);
     this.#prefix = `RL#${this.policy.name}#`;
+    // Imported once (a copy, so the caller's bytes may change afterwards), not at every hash.
     const secret = options.keyHashSecret ?? undefined;
     this.#keyHashSecret =
       secret === undefined
         ? undefined
         : typeof secret === 'string'
-          ? Buffer.from(secret)
-          : Buffer.from(secret);
+          ? createSecretKey(secret, 'utf8')
+          : createSecretKey(secret);
     this.#cacheSize = options.localCacheSize ?? 10_000;
     this.#backoffMs = (options.outageBackoffSec ?? 5) * 1000;
     this.#leaseUs = Math.round((options.leaseMs ?? 100) * 1000);
