@@ -38,7 +38,8 @@ const maxBatchRetries = 5;
 // Condition `fresh`: admits the first unit of an idle key. Prevents two racing writers from both
 // restarting the key from `now`: only one sees it idle; the other fails and takes the `busy` path.
 // An idle key has used nothing, whatever window counted it, so it restarts in the writer's window.
-const freshUpdate = 'SET #t = :v, #w = :w, #e = :e';
+// `fresh` and `rebase` both write a TAT known beforehand (`:v`), counted in the writer's window.
+const setUpdate = 'SET #t = :v, #w = :w, #e = :e';
 const freshCondition = 'attribute_not_exists(#t) OR #t <= :n';
 
 // Condition `busy`: admits a unit only while now < TAT <= threshold. DynamoDB serialises writes to
@@ -49,7 +50,6 @@ const busyUpdate = 'SET #t = #t + :i, #e = :e';
 const busyCondition = '#t > :n AND #t <= :b AND #w = :w';
 
 // Condition `rebase`: the item is still the one the writer converted; the TAT becomes its conversion.
-const rebaseUpdate = 'SET #t = :v, #w = :w, #e = :e';
 const rebaseCondition = '#t = :f AND #w = :fw';
 const rebaseUnwindowedCondition = '#t = :f AND attribute_not_exists(#w)';
 
@@ -112,57 +112,50 @@ export class DynamoDbCounterStore implements CounterStore {
   }
 
   #update(storageKey: string, write: TatWrite): UpdateItemCommandInput {
-    const exp = { N: String(write.expiresAtSec) };
-    const window = { N: String(write.windowSec) };
+    const item = {
+      TableName: this.#tableName,
+      Key: this.#key(storageKey),
+      ExpressionAttributeNames: names,
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    } as const;
+    const written = { ':w': { N: String(write.windowSec) }, ':e': { N: String(write.expiresAtSec) } };
     if (write.mode === 'rebase') {
       const fromWindow = write.from.windowSec;
       return {
-        TableName: this.#tableName,
-        Key: this.#key(storageKey),
-        UpdateExpression: rebaseUpdate,
+        ...item,
+        UpdateExpression: setUpdate,
         ConditionExpression: fromWindow === undefined ? rebaseUnwindowedCondition : rebaseCondition,
-        ExpressionAttributeNames: names,
         ExpressionAttributeValues: {
           ':v': { N: String(write.tatUs) },
-          ':w': window,
-          ':e': exp,
+          ...written,
           ':f': { N: String(write.from.tatUs) },
           ...(fromWindow === undefined ? {} : { ':fw': { N: String(fromWindow) } }),
         },
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       };
     }
     if (write.mode === 'fresh') {
       return {
-        TableName: this.#tableName,
-        Key: this.#key(storageKey),
-        UpdateExpression: freshUpdate,
+        ...item,
+        UpdateExpression: setUpdate,
         ConditionExpression: freshCondition,
-        ExpressionAttributeNames: names,
         ExpressionAttributeValues: {
           ':v': { N: String(write.nowUs + write.incrementUs) },
-          ':w': window,
-          ':e': exp,
+          ...written,
           ':n': { N: String(write.nowUs) },
         },
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       };
     }
     return {
-      TableName: this.#tableName,
-      Key: this.#key(storageKey),
+      ...item,
       UpdateExpression: busyUpdate,
       ConditionExpression: busyCondition,
-      ExpressionAttributeNames: names,
       ExpressionAttributeValues: {
         ':i': { N: String(write.incrementUs) },
         ':n': { N: String(write.nowUs) },
         ':b': { N: String(write.thresholdUs) },
-        ':w': window,
-        ':e': exp,
+        ...written,
       },
       ReturnValues: 'UPDATED_NEW',
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     };
   }
 
