@@ -4,7 +4,22 @@ import { type ParsedMessage, parseMessageBody, parseMessageBodyAsync } from '../
 import { emailAddressSchema } from '../shared/schemas.js';
 import * as z from '../shared/zod.js';
 
-const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100));
+/**
+ * Text a template puts into an email, the subject included: no control character (a CR or LF in a
+ * security alert's `event` reached SES's subject untouched), no line or paragraph separator and no bidi
+ * control (it reorders what the reader sees). The users function's stricter name rules are not
+ * repeated here: users registered under earlier, looser ones must still get their emails.
+ */
+const withoutControls = () =>
+  z.regex(
+    /^[^\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]*$/u,
+    'Must not contain control, line separator or bidi characters',
+  );
+
+const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100), withoutControls());
+
+/** A link the email carries: http or https only, so a queued `javascript:` URL never becomes a link. */
+const linkUrl = () => z.url({ protocol: /^https?$/, error: 'Must be an absolute http or https URL' });
 
 /**
  * The user a message is about (the users function's id), for the worker to check that they still exist
@@ -26,14 +41,14 @@ const emailMessageVariants = [
   z.strictObject({
     ...envelope,
     type: z.literal('verification'),
-    data: z.strictObject({ name, verificationUrl: z.url(), expiresAt: z.iso.datetime() }),
+    data: z.strictObject({ name, verificationUrl: linkUrl(), expiresAt: z.iso.datetime() }),
   }),
   z.strictObject({
     ...envelope,
     type: z.literal('password-reset'),
     data: z.strictObject({
       name,
-      resetUrl: z.url(),
+      resetUrl: linkUrl(),
       expiresInMinutes: z.number().check(z.int(), z.minimum(1), z.maximum(24 * 60)),
     }),
   }),
@@ -42,9 +57,9 @@ const emailMessageVariants = [
     type: z.literal('security-alert'),
     data: z.strictObject({
       name,
-      event: z.string().check(z.minLength(1), z.maxLength(200)),
+      event: z.string().check(z.minLength(1), z.maxLength(200), withoutControls()),
       occurredAt: z.iso.datetime(),
-      details: z.string().check(z.maxLength(2000)),
+      details: z.string().check(z.maxLength(2000), withoutControls()),
     }),
   }),
 ] as const;

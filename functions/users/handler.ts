@@ -97,14 +97,43 @@ const registrationEmails = new RegistrationEmails({
  * (Persian `مهدی‌زاده`); a word may end with `.` before a space or at the end (`Dr. Ada`,
  * `J. R. R. Tolkien`). The name goes into emails sent to an address nobody has proved yet, so it must not
  * carry a link (`evil.com`), something that reads as one (`evil·com`, `pay‌pal`), a number, markup or a
- * control or bidi character. Each combining mark belongs to the letter before it and no joiner is a
- * letter or mark, so a string matches one way only and a failing match costs linear time (a mark that
- * either branch could take made it quadratic: 30,000 marks, 10 s). Each joiner's look back at the letter
- * before it runs only once the joiner itself has matched: run first, it re-scanned every run of marks
- * at each step back (10,000 marks, 7 s).
+ * control or bidi character. Letters alone can still do that, so {@link nameSchema} refuses three kinds
+ * of them after this pattern: invisible ones (a Hangul filler is a letter, a variation selector a mark:
+ * they pad a name so that the text after them reads as the email's own), letters drawn as punctuation
+ * or digits (`bulwarkꓸcom`, `httpsː…`, `ƼOO`), and a word mixing Latin letters with another script's
+ * (`pаypal` with a Cyrillic а, `httpsノノevil`). Each combining mark belongs to the letter before it and
+ * no joiner is a letter or mark, so a string matches one way only and a failing match costs linear time
+ * (a mark that either branch could take made it quadratic: 30,000 marks, 10 s). Each joiner's look back
+ * at the letter before it runs only once the joiner itself has matched: run first, it re-scanned every
+ * run of marks at each step back (10,000 marks, 7 s).
  */
 const personName =
   /^\p{L}\p{M}*(?:\p{L}\p{M}*|\.? \p{L}\p{M}*|['’-]\p{L}\p{M}*|\u00b7(?:(?<=[lL]\u00b7)[lL]|(?<=\p{scx=Han}\p{M}*\u00b7)\p{scx=Han})\p{M}*|\u30fb(?<=[\p{scx=Hira}\p{scx=Kana}\p{scx=Han}]\p{M}*\u30fb)[\p{scx=Hira}\p{scx=Kana}\p{scx=Han}]\p{M}*|[\u05f3\u05f4](?<=\p{scx=Hebr}\p{M}*[\u05f3\u05f4])\p{scx=Hebr}\p{M}*|\u200c(?<=\p{scx=Arab}\p{M}*\u200c)\p{scx=Arab}\p{M}*)*\.?$/u;
+
+/**
+ * No default-ignorable code point (Hangul fillers, variation selectors, the combining grapheme joiner,
+ * Khmer's inherent vowels, …), each drawn as nothing, but the zero-width non-joiner `personName` admits
+ * between Arabic-script letters.
+ */
+const noInvisibleCharacters = /^[\P{DI}\u200c]*$/u;
+
+/**
+ * No letter drawn as punctuation or a digit: the spacing modifier letters (`ː` reads as `:`) but the
+ * four apostrophe-like ones names are written with (ʻ U+02BB, the Hawaiian ʻokina; ʼ U+02BC; ʾ U+02BE;
+ * ʿ U+02BF), Lisu's tone letters (`ꓸ` reads as `.`, `ꓽ` as `:`), NKo's lajanyalan (`ߺ` as `_`) and
+ * the Latin tone letters (`Ƨ` as 2, `Ƽ` as 5, `Ƅ` as 6).
+ */
+const noLettersReadAsPunctuationOrDigits =
+  /^[^\u02b0-\u02ba\u02bd\u02c0-\u02ff\ua4f8-\ua4ff\u07fa\u01a7\u01a8\u01bc\u01bd\u0184\u0185]*$/u;
+
+const latinLetter = /\p{sc=Latn}/u;
+/** A letter of another script than Latin: not the four apostrophe-like letters, which belong to none. */
+const nonLatinLetter = /(?![\p{sc=Latn}\u02bb\u02bc\u02be\u02bf])\p{L}/u;
+
+/** A word with a Latin letter has no letter of another script: `pаypal` with a Cyrillic а reads as `paypal`. */
+function keepsLatinToItself(word: string): boolean {
+  return !(latinLetter.test(word) && nonLatinLetter.test(word));
+}
 
 /**
  * The name as stored: NFC, so one name has one spelling and the length counts what people see, and any
@@ -117,9 +146,20 @@ const nameSchema = z.string().check(
   z.minLength(1),
   // Too long ends the checks: the pattern never runs on the rest of a 1 MiB body.
   z.maxLength(100, { abort: true }),
-  z.regex(
-    personName,
-    "Must be a name: words of letters joined by single spaces, ' ’ - · ・ ׳ ״ or a zero-width non-joiner; no digits, links or markup",
+  // A failing check ends the checks: the client reads one reason, the first rule the name breaks.
+  z.regex(personName, {
+    error:
+      "Must be a name: words of letters joined by single spaces, ' ’ - · ・ ׳ ״ or a zero-width non-joiner; no digits, links or markup",
+    abort: true,
+  }),
+  z.regex(noInvisibleCharacters, { error: 'Must not contain invisible characters', abort: true }),
+  z.regex(noLettersReadAsPunctuationOrDigits, {
+    error: 'Must not contain letters that read as punctuation or digits',
+    abort: true,
+  }),
+  z.refine(
+    (name) => name.split(' ').every(keepsLatinToItself),
+    "A word must not mix Latin letters with another script's",
   ),
 );
 

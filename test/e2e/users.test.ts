@@ -14,6 +14,17 @@ interface ProblemBody {
   errors?: { field: string; message: string }[];
 }
 
+/** A 400 problem with `message` on `body.name` alone, and nothing stored: the email registers afterwards. */
+async function expectNameRefused(name: string, message: string) {
+  const email = uniqueEmail();
+  const response = await api.request('POST', '/users', { body: { email, name } });
+  expect(response.status).toBe(400);
+  expect(response.headers.get('content-type')).toBe('application/problem+json');
+  expect((response.body as ProblemBody).code).toBe('VALIDATION_FAILED');
+  expect((response.body as ProblemBody).errors).toEqual([{ field: 'body.name', message }]);
+  expect((await api.request('POST', '/users', { body: { email, name: 'Ada' } })).status).toBe(201);
+}
+
 describe('users API', () => {
   it('registers a user, answering 201 with its Location, and reads it back there', async () => {
     const email = uniqueEmail();
@@ -43,6 +54,13 @@ describe('users API', () => {
     'メアリー・スミス',
     '迈克尔·杰克逊',
     '山田・太郎',
+    'Kaʻiulani Cleghorn',
+    "Ngũgĩ wa Thiong'o",
+    'Zoë Saldaña',
+    'Ольга',
+    'Σωκράτης',
+    '김민준',
+    'ʿAbd al-ʿAziz',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
     expect(created.status).toBe(201);
@@ -95,18 +113,63 @@ describe('users API', () => {
   ])(
     'refuses a name with %s (it goes into emails to an unproven address), storing nothing',
     async (_what, name) => {
-      const email = uniqueEmail();
-      const response = await api.request('POST', '/users', { body: { email, name } });
-      expect(response.status).toBe(400);
-      expect((response.body as ProblemBody).errors).toEqual([
-        {
-          field: 'body.name',
-          message:
-            "Must be a name: words of letters joined by single spaces, ' ’ - · ・ ׳ ״ or a zero-width non-joiner; no digits, links or markup",
-        },
-      ]);
-      // The email was not claimed: it registers now with a plain name.
-      expect((await api.request('POST', '/users', { body: { email, name: 'Ada' } })).status).toBe(201);
+      await expectNameRefused(
+        name,
+        "Must be a name: words of letters joined by single spaces, ' ’ - · ・ ׳ ״ or a zero-width non-joiner; no digits, links or markup",
+      );
+    },
+  );
+
+  const hangulFiller = '\u3164';
+  it.each([
+    ['only a Hangul filler', hangulFiller, 'Must not contain invisible characters'],
+    [
+      'Hangul fillers that push a message out of sight',
+      `Ada${hangulFiller.repeat(30)}Your account is locked Reply with your password`,
+      'Must not contain invisible characters',
+    ],
+    ['variation selectors', 'Ada\u{e0100}\u{e0101}\u{e0102}', 'Must not contain invisible characters'],
+    ['a combining grapheme joiner', 'Ada\u034fLovelace', 'Must not contain invisible characters'],
+    ['an emoji variation selector', 'Ada\ufe0f', 'Must not contain invisible characters'],
+    ['a Khmer inherent vowel', 'Ada\u17b4', 'Must not contain invisible characters'],
+    ['the other Khmer inherent vowel', 'Ada\u17b5', 'Must not contain invisible characters'],
+    ['only a halfwidth Hangul filler', '\uffa0', 'Must not contain invisible characters'],
+    ['a Hangul choseong filler', 'Ada \u115f', 'Must not contain invisible characters'],
+    [
+      'Lisu tone letters for dots',
+      'Verify now at bulwarkꓸsupportꓸcom',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a modifier letter colon and katakana for slashes',
+      'httpsːノノevilꓸcom',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'Latin tone letters for digits and a Lisu colon',
+      'Wire ƼOO dollars toꓽ bulwarkꓸpay',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'Latin tone letters for a phone number',
+      'Call ƧlƼ ƼƼƼ OlOO now',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    ['an NKo lajanyalan', 'AdaߺLovelace', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'a Cyrillic а in a Latin word',
+      'p\u0430ypal',
+      "A word must not mix Latin letters with another script's",
+    ],
+    [
+      'katakana for slashes in a Latin word',
+      'httpsノノevil',
+      "A word must not mix Latin letters with another script's",
+    ],
+  ])(
+    'refuses a name with %s (letters that hide or fake text in an email), storing nothing',
+    async (_what, name, message) => {
+      await expectNameRefused(name, message);
     },
   );
 

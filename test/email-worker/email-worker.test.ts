@@ -378,6 +378,46 @@ describe('the email worker', () => {
     expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
   });
 
+  it.each([
+    [
+      'a javascript: link',
+      {
+        type: 'verification',
+        data: { name: 'Ada', verificationUrl: 'javascript:alert(1)//', expiresAt: '2030-01-01T00:00:00Z' },
+      },
+      'data.verificationUrl: Must be an absolute http or https URL',
+    ],
+    [
+      'a CR-LF in the subject',
+      {
+        type: 'security-alert',
+        data: {
+          name: 'Ada',
+          event: 'New sign-in\r\nBcc: x@example.com',
+          occurredAt: '2030-01-01T00:00:00Z',
+          details: 'From 203.0.113.9',
+        },
+      },
+      'data.event: Must not contain control, line separator or bidi characters',
+    ],
+  ])('dead-letters a message with %s as invalid and sends nothing', async (_what, message, reason) => {
+    const { transport, audits, run } = setup();
+    const bad = await record({ id: randomUUID(), to: `u-${randomUUID()}@example.com`, ...message });
+    expect(await run(bad)).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toEqual([]);
+    expect(await deadLetterReasons([bad.body])).toEqual([`Invalid message: ${reason}`]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.rejected',
+        outcome: 'failure',
+        metadata: expect.objectContaining({
+          reason: 'invalid_message',
+          detail: `Invalid message: ${reason}`,
+        }),
+      }),
+    ]);
+  });
+
   it('cuts a long dead-letter reason to 1024 characters, never between the halves of a surrogate pair', async () => {
     const { transport, run } = setup();
     const message = welcome();

@@ -94,6 +94,79 @@ describe('email messages', () => {
       expect(parsed.reason).not.toContain('secret-not-an-email');
     }
   });
+
+  const notHttp = 'Must be an absolute http or https URL';
+  const controls = 'Must not contain control, line separator or bidi characters';
+  it.each([
+    [
+      'a javascript: verification link',
+      'verification',
+      { verificationUrl: 'javascript:alert(1)//' },
+      'verificationUrl',
+      notHttp,
+    ],
+    [
+      'a data: reset link',
+      'password-reset',
+      { resetUrl: 'data:text/html,<script>alert(1)</script>' },
+      'resetUrl',
+      notHttp,
+    ],
+    ['an ftp: reset link', 'password-reset', { resetUrl: 'ftp://example.com/reset' }, 'resetUrl', notHttp],
+    [
+      "a CR-LF in the subject's event",
+      'security-alert',
+      { event: 'New sign-in\r\nBcc: x@example.com' },
+      'event',
+      controls,
+    ],
+    ['a tab in the event', 'security-alert', { event: 'New\tsign-in' }, 'event', controls],
+    [
+      'a bidi isolate in the event',
+      'security-alert',
+      { event: 'New \u2066sign-in\u2069' },
+      'event',
+      controls,
+    ],
+    [
+      'a line feed in the details',
+      'security-alert',
+      { details: 'From 203.0.113.9\nBcc: x@example.com' },
+      'details',
+      controls,
+    ],
+    [
+      'a line separator in the details',
+      'security-alert',
+      { details: 'From\u2028203.0.113.9' },
+      'details',
+      controls,
+    ],
+    [
+      'a C1 next line in the details',
+      'security-alert',
+      { details: 'From\u0085203.0.113.9' },
+      'details',
+      controls,
+    ],
+    ['a CR-LF in the name', 'welcome', { name: 'Ada\r\nBcc: x@example.com' }, 'name', controls],
+    ['a NUL in the name', 'verification', { name: 'Ada\u0000Lovelace' }, 'name', controls],
+    ['a bidi override in the name', 'password-reset', { name: 'Ada\u202eecalevoL' }, 'name', controls],
+    ['a paragraph separator in the name', 'security-alert', { name: 'Ada\u2029Lovelace' }, 'name', controls],
+  ] as const)('refuse %s, naming the field but not its value', (_what, type, data, field, problem) => {
+    const message = valid[type];
+    const parsed = parseEmailMessage(JSON.stringify({ ...message, data: { ...message.data, ...data } }));
+    expect(parsed).toEqual({ ok: false, reason: `Invalid message: data.${field}: ${problem}` });
+  });
+
+  it('keep a name the users function refuses now, so users registered before still get their emails', () => {
+    for (const name of ['Verify now at bulwarkꓸsupportꓸcom', 'p\u0430ypal', 'Ada\u3164', 'Ada 2nd']) {
+      expect(parseEmailMessage(JSON.stringify({ ...valid.welcome, data: { name } }))).toMatchObject({
+        ok: true,
+        message: { data: { name } },
+      });
+    }
+  });
 });
 
 describe('verification links', () => {

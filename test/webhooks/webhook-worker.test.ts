@@ -6,6 +6,7 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import { QueuePoller } from '../../bin/runtime/queue-poller.js';
+import { parseEmailMessage } from '../../functions/email-worker/messages.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
@@ -1090,6 +1091,8 @@ describe('disabling a failing endpoint', () => {
       data: { name: 'Alerted', event: 'Webhook endpoint disabled' },
     });
     expect(alert?.data.details).toContain(endpoint.id);
+    // The email worker takes it: nothing in its text is a character that schema refuses.
+    expect(parseEmailMessage(JSON.stringify(alert))).toMatchObject({ ok: true });
     expect(audits.some((event) => event.eventType === 'webhook.endpoint_disabled')).toBe(true);
   });
 
