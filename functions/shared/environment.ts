@@ -368,8 +368,11 @@ const queueEnvironmentSchema = z.object({
   ),
   /** The stack's form of VERIFICATION_LINK_SECRET: the Secrets Manager secret, read at run time. */
   VERIFICATION_LINK_SECRET_ARN: z.optional(secretArnSchema),
-  /** Base of the links put in emails. */
-  APP_BASE_URL: z._default(z.url(), 'http://127.0.0.1:3000'),
+  /**
+   * Base of the links put in emails. Only http(s): the email worker refuses any other link, so another
+   * scheme would dead-letter every verification email rather than fail here, at cold start.
+   */
+  APP_BASE_URL: z._default(z.url({ protocol: /^https?$/ }), 'http://127.0.0.1:3000'),
   /** The webhook queue; without it, events fan out to no endpoint. */
   WEBHOOK_QUEUE_URL: z.optional(z.url()),
   /** The webhook queue's dead-letter queue: where the worker puts a message that can never be delivered. */

@@ -104,6 +104,17 @@ describe('readEnvironment', () => {
     });
   });
 
+  it('refuses an APP_BASE_URL that is not http(s), the only links the email worker sends', () => {
+    for (const invalid of ['javascript:alert(1)//', 'ftp://app.example.com', 'app.example.com']) {
+      expect(() => readQueueEnvironment({ ...tables, APP_BASE_URL: invalid })).toThrow(
+        new Error('Invalid function environment: APP_BASE_URL'),
+      );
+    }
+    expect(readQueueEnvironment({ ...tables, APP_BASE_URL: 'https://app.example.com' }).appBaseUrl).toBe(
+      'https://app.example.com',
+    );
+  });
+
   it("reads the SES transport's configuration set, none when unset, and refuses a name SES would not take", () => {
     expect(readQueueEnvironment(tables).ses).toEqual({ configurationSetName: undefined });
     expect(readQueueEnvironment({ ...tables, SES_CONFIGURATION_SET: 'Email-Reputation_1' }).ses).toEqual({
