@@ -16,6 +16,7 @@ export type BulwarkErrorCode =
   | 'NOT_ACCEPTABLE'
   | 'CONFLICT'
   | 'GONE'
+  | 'PRECONDITION_FAILED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'TOO_MANY_REQUESTS'
@@ -220,6 +221,16 @@ export class ConflictError extends HttpError {
 export class GoneError extends HttpError {
   constructor(message: string, options: HttpErrorOptions = {}) {
     super(410, 'GONE', message, options);
+  }
+}
+
+/**
+ * A condition the request sets (`If-Match`) is false, so its method was not applied: 412 (RFC 9110
+ * §13.1.1). The client should read the resource's current state before it tries again.
+ */
+export class PreconditionFailedError extends HttpError {
+  constructor(message: string, options: HttpErrorOptions = {}) {
+    super(412, 'PRECONDITION_FAILED', message, options);
   }
 }
 
@@ -578,6 +589,7 @@ const toolkitErrorNames = new Map<abstract new (...args: never[]) => BulwarkErro
   [MethodNotAllowedError, 'MethodNotAllowedError'],
   [ConflictError, 'ConflictError'],
   [GoneError, 'GoneError'],
+  [PreconditionFailedError, 'PreconditionFailedError'],
   [PayloadTooLargeError, 'PayloadTooLargeError'],
   [UnsupportedMediaTypeError, 'UnsupportedMediaTypeError'],
   [UnsupportedContentEncodingError, 'UnsupportedContentEncodingError'],

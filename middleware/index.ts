@@ -308,6 +308,7 @@ export {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
+  PreconditionFailedError,
   SecretAccessError,
   type SecretFailureReason,
   ServiceUnavailableError,

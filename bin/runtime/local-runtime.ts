@@ -23,7 +23,7 @@ import {
 import type { SmsEnvironment } from '../../functions/shared/environment.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
-import { HttpError, ValidationError } from '../../middleware/errors.js';
+import { HttpError, MethodNotAllowedError, ValidationError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
@@ -170,7 +170,8 @@ function writeProblem(response: ServerResponse, error: unknown, path?: string): 
 /**
  * What Node answers a request its HTTP server refuses before any handler sees it, by error code: 408 for
  * headers not received in time, 431 for headers over its limit, 413 for chunk extensions over it, 400 for
- * anything its parser cannot read (a control character in a header value, a method that is not a token).
+ * anything its parser cannot read (a control character in a header value, a method that is not a token, or
+ * one llhttp does not know, `FOO`, which Node refuses under the same code as a malformed one).
  */
 export function refusalOf(code: string | undefined): HttpError {
   switch (code) {
@@ -312,7 +313,11 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     const target = parseRequestTarget(request.url ?? '');
     if (!target) return writeProblem(response, new ValidationError('The request target must be a path'));
     const path = target.rawPath;
-    if (path === jwksPath && (request.method === 'GET' || request.method === 'HEAD') && auth) {
+    if (path === jwksPath && auth) {
+      // The path is the runtime's own, so no route and no catch-all 404 answers it.
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        return writeProblem(response, new MethodNotAllowedError(['GET', 'HEAD']), path);
+      }
       return writeHttpApiResult(response, {
         statusCode: 200,
         headers: { 'Content-Type': 'application/json', 'Cache-Control': 'max-age=300' },

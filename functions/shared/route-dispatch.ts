@@ -20,6 +20,7 @@ import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, headRouteOf, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
 import { type FunctionObservability, functionObservability } from './observability.js';
+import { entityTagPreconditions } from './preconditions.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResponse = APIGatewayProxyStructuredResultV2;
@@ -89,7 +90,8 @@ export function ownRoutes(
 
 /**
  * The function's Lambda handler over `own` routes (from {@link ownRoutes}), each built on the pipeline
- * `policyPipeline` gives it, inside the middlewares every request passes through. The HEAD route of a
+ * `policyPipeline` gives it and then {@link entityTagPreconditions}, inside the middlewares every request
+ * passes through. The HEAD route of a
  * GET route runs that GET route's pipeline, so auth, rate limit, handler and audit are the same.
  */
 export function createRouteDispatcher(
@@ -104,7 +106,8 @@ export function createRouteDispatcher(
   const handlers = new Map<string, RouteHandler>();
   for (const route of own) {
     const build = builders[routeKeyOf(route)] as RouteBuilder;
-    const handler = build(policyPipeline(routeBasePipeline(logger), route, observability), route);
+    const policed = policyPipeline(routeBasePipeline(logger), route, observability);
+    const handler = build(policed.use(entityTagPreconditions), route);
     handlers.set(routeKeyOf(route), handler);
     const head = headRouteOf(route);
     if (head) handlers.set(routeKeyOf(head), handler);

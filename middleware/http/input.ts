@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import { headOf } from '../text.js';
+import { firstRepeatedKey } from './repeated-keys.js';
 import { isRestApiEvent } from './request-event.js';
 
 /** Schemas for the parts of a request; any Standard Schema library works (zod, valibot, arktype). */
@@ -190,8 +191,9 @@ function serializedBytes(body: unknown): number {
 /**
  * Reads the body as JSON: 415 for another media type, a charset other than UTF-8 or a `Content-Encoding`
  * other than `identity` (but on a REST API event, whose body API Gateway has decoded), 413 when too large, 400 when empty, not valid base64 (with `isBase64Encoded`) or
- * UTF-8, or malformed. A body an earlier middleware parsed is taken as that middleware left it, after the
- * same media type, encoding and size checks.
+ * UTF-8, malformed, or when an object in it names a key twice (which JSON.parse takes, keeping the last
+ * value, where another reader of the same bytes may keep the first). A body an earlier middleware parsed is
+ * taken as that middleware left it, after the same media type, encoding and size checks.
  */
 export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defaultMaxBodyBytes): unknown {
   // Case-insensitively, as authenticate reads headers: @middy/http-header-normalizer({ canonical: true })
@@ -220,13 +222,26 @@ export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defau
       { field: 'body', message: 'Malformed UTF-8' },
     ]);
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new ValidationError('Request body is not valid JSON', [
       { field: 'body', message: 'Malformed JSON' },
     ]);
   }
+  const repeated = firstRepeatedKey(text);
+  if (repeated) {
+    const field = reportedField('body', repeated);
+    throw new ValidationError(`Request body repeats a key: ${field}`, [{ field, message: 'Repeated key' }]);
+  }
+  return value;
+}
+
+/** A field's dotted path (`body.items.0.name`), cut to {@link maxReportedFieldLength} characters. */
+function reportedField(part: string, keys: readonly PropertyKey[]): string {
+  const path = [part, ...keys.map(String)].join('.');
+  return path.length > maxReportedFieldLength ? `${headOf(path, maxReportedFieldLength - 1)}…` : path;
 }
 
 function pathKeys(issue: StandardSchemaV1.Issue): PropertyKey[] {
@@ -267,9 +282,7 @@ function fieldProblems(
 ): FieldProblem[] {
   const problems = new Map<string, FieldProblem>();
   const add = (keys: readonly PropertyKey[], message: string) => {
-    const path = [part, ...keys.map(String)].join('.');
-    const field =
-      path.length > maxReportedFieldLength ? `${headOf(path, maxReportedFieldLength - 1)}…` : path;
+    const field = reportedField(part, keys);
     problems.set(`${field}\n${message}`, { field, message });
   };
   for (const issue of issues) {

@@ -80,6 +80,7 @@ const codeByStatus: Readonly<Record<number, BulwarkErrorCode>> = {
   406: 'NOT_ACCEPTABLE',
   409: 'CONFLICT',
   410: 'GONE',
+  412: 'PRECONDITION_FAILED',
   413: 'PAYLOAD_TOO_LARGE',
   415: 'UNSUPPORTED_MEDIA_TYPE',
   429: 'TOO_MANY_REQUESTS',

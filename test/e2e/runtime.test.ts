@@ -83,6 +83,16 @@ describe('local runtime over HTTP', () => {
     expect(head.text).toBe('');
   });
 
+  it("answers another method on the dev issuer's JWKS with 405 and Allow: GET, HEAD", async () => {
+    for (const method of ['POST', 'DELETE', 'OPTIONS']) {
+      const response = await api.request(method, '/.well-known/jwks.json', { body: '{}' });
+      expect(response.status, method).toBe(405);
+      expect(response.headers.get('allow')).toBe('GET, HEAD');
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect(response.body).toMatchObject({ code: 'METHOD_NOT_ALLOWED', instance: '/.well-known/jwks.json' });
+    }
+  });
+
   it("lets a body over 1 MiB through to the function, so the function's own 413 carries the correlation id", async () => {
     const response = await api.request('POST', '/bookings', {
       body: JSON.stringify({ roomId: 'x'.repeat(1024 * 1024) }),

@@ -13,6 +13,7 @@ import {
   SecretAccessError,
   ServiceUnavailableError,
   UnsupportedContentEncodingError,
+  type ValidationError,
 } from '../../middleware/errors.js';
 import {
   defaultMaxBodyBytes,
@@ -295,6 +296,60 @@ describe('validateInput through a middy pipeline', () => {
       isBase64Encoded: false,
     } as unknown as APIGatewayProxyEventV2;
     expect(readJsonBody(restApiEvent)).toEqual({ name: 'n', count: 1 });
+  });
+
+  it('answers 400 naming the key to a body that repeats one, which JSON.parse would take with its last value', async () => {
+    const { handler } = pipeline();
+    const result = await handler(
+      eventOf({ body: '{"name":"first","count":1,"name":"second"}', pathParameters: { id: '1' } }),
+      context,
+    );
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body as string)).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: 'Request body repeats a key: body.name',
+      errors: [{ field: 'body.name', message: 'Repeated key' }],
+    });
+    const repeats = (body: string) => {
+      try {
+        readJsonBody(eventOf({ body }));
+      } catch (error) {
+        return (error as ValidationError).fields;
+      }
+      return 'accepted';
+    };
+    // Nested, in an array, spelt with escapes: each by its path, as schema problems are named.
+    expect(repeats('{"a":{"list":[{"k":1},{"k":2,"\\u006b":3}]}}')).toEqual([
+      { field: 'body.a.list.1.k', message: 'Repeated key' },
+    ]);
+    // In base64, as API Gateway sends a binary body.
+    expect(() =>
+      readJsonBody(
+        eventOf({
+          body: Buffer.from('{"userId":"other","userId":"mine"}').toString('base64'),
+          isBase64Encoded: true,
+        }),
+      ),
+    ).toThrow('Request body repeats a key: body.userId');
+    // The same key in two objects is no repeat.
+    expect(readJsonBody(eventOf({ body: '[{"k":1},{"k":2,"j":{"k":3}}]' }))).toEqual([
+      { k: 1 },
+      { k: 2, j: { k: 3 } },
+    ]);
+  });
+
+  it('finds a repeated key under 100,000 levels of nesting, and names it by a path cut to 200 characters', () => {
+    const depth = 100_000;
+    const arrays = `${'['.repeat(depth)}{"k":1,"k":2}${']'.repeat(depth)}`;
+    let field = '';
+    try {
+      readJsonBody(eventOf({ body: arrays }));
+    } catch (error) {
+      field = (error as ValidationError).fields[0]?.field ?? '';
+    }
+    expect(field).toBe(`body${'.0'.repeat(97)}.…`);
+    const objects = `${'{"a":'.repeat(depth)}{"k":1}${'}'.repeat(depth)}`;
+    expect(() => readJsonBody(eventOf({ body: objects }))).not.toThrow();
   });
 
   it('answers 400 to a body that is not UTF-8 rather than storing replacement characters', () => {

@@ -159,6 +159,8 @@ describe('problem+json rendering', () => {
     });
     const gone = Object.assign(new Error('Gone'), { statusCode: 410, expose: true });
     expect(bodyOf(gone)).toMatchObject({ status: 410, code: 'GONE' });
+    const precondition = Object.assign(new Error('Precondition Failed'), { statusCode: 412, expose: true });
+    expect(bodyOf(precondition)).toMatchObject({ status: 412, code: 'PRECONDITION_FAILED' });
     // A status with no code of its own is a client error, never a validation failure it was not.
     for (const statusCode of [408, 418, 422, 451]) {
       const unmapped = Object.assign(new Error('Refused'), { statusCode, expose: true });

@@ -319,6 +319,91 @@ describe('retrying a registration with an Idempotency-Key', () => {
   });
 });
 
+describe('conditional requests (If-Match)', () => {
+  const staleTag = { 'if-match': '"definitely-not-current"' };
+
+  /** A caller of its own: registrations spend the per-user budget of the strict policy. */
+  async function newOwner() {
+    const sub = `wh-if-match-${randomUUID()}`;
+    return { sub, token: await api.token({ sub }) };
+  }
+
+  it('answers 412 to a DELETE whose If-Match names an entity tag, and deletes nothing', async () => {
+    const { token } = await newOwner();
+    const endpoint = await registerEndpoint(api, token, target.url);
+    const refused = await api.request('DELETE', `/webhooks/${endpoint.id}`, {
+      token,
+      headers: staleTag,
+    });
+    expect(refused.status).toBe(412);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(refused.body).toMatchObject({
+      type: 'urn:bulwark:problem:precondition-failed',
+      title: 'Precondition Failed',
+      status: 412,
+      code: 'PRECONDITION_FAILED',
+      instance: `/webhooks/${endpoint.id}`,
+    });
+    // A weak tag, a list, and a list with `*` in it are no `*`.
+    for (const ifMatch of ['W/"x"', '"a", "b"', '*, "a"']) {
+      const response = await api.request('DELETE', `/webhooks/${endpoint.id}`, {
+        token,
+        headers: { 'If-Match': ifMatch },
+      });
+      expect(response.status, ifMatch).toBe(412);
+    }
+    // The endpoint and its two subscriptions.
+    expect(await itemsOf(endpoint.id)).toHaveLength(3);
+    expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token })).status).toBe(200);
+  });
+
+  it('answers 412 to a POST with If-Match before its idempotency record or its endpoint is written', async () => {
+    const { sub, token } = await newOwner();
+    const key = randomUUID();
+    const body = { url: target.url, eventTypes: ['booking.created'] };
+    const refused = await api.request('POST', '/webhooks', {
+      token,
+      body,
+      headers: { ...staleTag, 'idempotency-key': key },
+    });
+    expect(refused.status).toBe(412);
+    expect(refused.body).toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect(await endpointCount(documents, sub)).toBe(0);
+    // The key was not taken: without the condition it registers, as a first request does.
+    const registered = await api.request('POST', '/webhooks', {
+      token,
+      body,
+      headers: { 'idempotency-key': key },
+    });
+    expect(registered.status).toBe(201);
+    expect(registered.headers.get('idempotent-replayed')).toBeNull();
+    expect(await endpointCount(documents, sub)).toBe(1);
+  });
+
+  it('applies the method under If-Match: *, ignoring If-Unmodified-Since, and answers 404 once there is nothing', async () => {
+    const { token } = await newOwner();
+    const endpoint = await registerEndpoint(api, token, target.url);
+    const conditions = { 'if-match': '*', 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' };
+    const remove = () => api.request('DELETE', `/webhooks/${endpoint.id}`, { token, headers: conditions });
+    expect((await remove()).status).toBe(204);
+    expect(await itemsOf(endpoint.id)).toEqual([]);
+    expect((await remove()).status).toBe(404);
+  });
+
+  it('lets authentication answer first, and holds on every function, the public health check too', async () => {
+    const { token } = await newOwner();
+    const endpoint = await registerEndpoint(api, token, target.url);
+    const anonymous = await api.request('DELETE', `/webhooks/${endpoint.id}`, {
+      token: null,
+      headers: staleTag,
+    });
+    expect(anonymous.status).toBe(401);
+    const health = await api.request('GET', '/health', { headers: staleTag });
+    expect(health.status).toBe(412);
+    expect(health.body).toMatchObject({ code: 'PRECONDITION_FAILED' });
+  });
+});
+
 describe('bad input', () => {
   const badBodies: [string, unknown, string][] = [
     [
