@@ -1,5 +1,5 @@
 // Service-to-service request signing: HMAC-SHA256 over a canonical request, a timestamp window and single-use nonces.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
@@ -207,7 +207,10 @@ export interface NonceStore {
 }
 
 /**
- * Nonces as `NONCE#<service>#<nonce>` items in the toolkit table, claimed with a conditional put.
+ * Nonces as `NONCE#<service>#<nonce>` items in the toolkit table, claimed with a conditional put. Each
+ * claim writes a token of its own: when the put lands but its answer is lost or late, the SDK sends it
+ * again and that repeat fails its condition on the item the first attempt wrote; the item it gets back
+ * carrying this claim's token tells the claim succeeded, so a first use is not refused as a replay.
  *
  * @example
  * const nonces = new DynamoDbNonceStore({ client: documentClient, tableName: 'bulwark-toolkit' });
@@ -223,20 +226,24 @@ export class DynamoDbNonceStore implements NonceStore {
   }
 
   async claim(key: string, expiresAtSec: number, nowMs: number): Promise<boolean> {
+    const claimToken = randomUUID();
     try {
       await this.options.client.send(
         new PutCommand({
           TableName: this.options.tableName,
-          Item: { pk: `NONCE#${key}`, sk: 'NONCE', expiresAt: expiresAtSec },
+          Item: { pk: `NONCE#${key}`, sk: 'NONCE', expiresAt: expiresAtSec, claimToken },
           // Two deliveries of one signed request race here: only the first put succeeds. An expired
           // item TTL has not deleted yet counts as absent.
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
           ExpressionAttributeValues: { ':now': toEpochSeconds(nowMs) },
+          // Costs nothing on success; on failure it says whose claim the item is.
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      // The document client leaves the item of a failed condition in DynamoDB's attribute-value form.
+      if (error instanceof ConditionalCheckFailedException) return error.Item?.claimToken?.S === claimToken;
       throw error;
     }
   }

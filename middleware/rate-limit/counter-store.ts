@@ -36,6 +36,14 @@ export interface TatAdvance extends TatWriteCommon {
   readonly thresholdUs: number;
   /** Negative for a refund (`RateLimiter.refund`), which moves a busy key's TAT back. */
   readonly incrementUs: number;
+  /**
+   * A refund's own random id, so that it applies once however often it is sent: the store keeps the id
+   * of the last refund that applied to the key, applies a write whose id is already there as nothing
+   * more, and answers it `applied` with the TAT it holds (a client retrying a write that landed but was
+   * answered late sends it again). Only the last id is kept: a repeat sent after another refund of the
+   * key landed applies again. @default none (every write that meets its condition applies)
+   */
+  readonly refundId?: string;
 }
 
 /**
@@ -52,9 +60,10 @@ export interface TatRebase extends TatWriteCommon {
 export type TatWrite = TatAdvance | TatRebase;
 
 /**
- * What a conditional write did. When the condition failed, `stored` is the live state the store saw
- * (`undefined`: no live item) if the store returned it with the failure, and `known` is false when
- * it did not (then a {@link CounterStore.read} tells).
+ * What a conditional write did. Applied: `tatUs` is the TAT it left (for a refund whose `refundId` the
+ * store already held, the TAT the store holds). When the condition failed, `stored` is the live state the
+ * store saw (`undefined`: no live item) if the store returned it with the failure, and `known` is false
+ * when it did not (then a {@link CounterStore.read} tells).
  */
 export type TatWriteOutcome =
   | { readonly applied: true; readonly tatUs: number }
@@ -73,6 +82,7 @@ export interface CounterStore {
 
 interface MemoryEntry extends StoredTat {
   readonly expiresAtSec: number;
+  readonly lastRefundId: string | undefined;
 }
 
 export interface MemoryCounterStoreOptions {
@@ -126,6 +136,9 @@ export class MemoryCounterStore implements CounterStore {
       if (live !== undefined && live.tatUs > write.nowUs) return failedOn(live);
       tatUs = write.nowUs + write.incrementUs;
     } else {
+      if (write.refundId !== undefined && live?.lastRefundId === write.refundId) {
+        return { applied: true, tatUs: live.tatUs };
+      }
       if (
         live === undefined ||
         live.tatUs <= write.nowUs ||
@@ -137,7 +150,14 @@ export class MemoryCounterStore implements CounterStore {
       tatUs = live.tatUs + write.incrementUs;
     }
     this.#entries.delete(storageKey);
-    this.#entries.set(storageKey, { tatUs, windowSec: write.windowSec, expiresAtSec: write.expiresAtSec });
+    // Like an item's attribute in DynamoDB, the last refund's id outlives the writes that do not set one.
+    const lastRefundId = (write.mode === 'rebase' ? undefined : write.refundId) ?? entry?.lastRefundId;
+    this.#entries.set(storageKey, {
+      tatUs,
+      windowSec: write.windowSec,
+      expiresAtSec: write.expiresAtSec,
+      lastRefundId,
+    });
     if (this.#entries.size > this.#maxKeys) {
       // Maps iterate in insertion order and a write re-inserts its key, so the first key is the least recent.
       for (const oldest of this.#entries.keys()) {

@@ -49,6 +49,15 @@ const freshCondition = 'attribute_not_exists(#t) OR #t <= :n';
 const busyUpdate = 'SET #t = #t + :i, #e = :e';
 const busyCondition = '#t > :n AND #t <= :b AND #w = :w';
 
+// A refund (`refundId`) is a `busy` write that also records its id, and applies only while the item holds
+// another: a client that sends it again after a late answer finds its own id and moves the TAT back no
+// further. One id is kept, not all of them: if another refund of the key lands between a refund's two
+// attempts (within one client timeout), the repeat applies too. A lost refund, by contrast, only leaves
+// units spent, the safe direction for a budget.
+const refundNames = { ...names, '#r': 'lastRefundId' };
+const refundUpdate = `${busyUpdate}, #r = :r`;
+const refundCondition = `${busyCondition} AND (attribute_not_exists(#r) OR #r <> :r)`;
+
 // Condition `rebase`: the item is still the one the writer converted; the TAT becomes its conversion.
 const rebaseCondition = '#t = :f AND #w = :fw';
 const rebaseUnwindowedCondition = '#t = :f AND attribute_not_exists(#w)';
@@ -66,7 +75,7 @@ function liveState(item: Record<string, AttributeValue> | undefined, nowUs: numb
 
 /**
  * Keeps each key's GCRA state (`tat`, epoch µs, the `windowSec` of the policy that counted it, and
- * `expiresAt` for TTL) in one toolkit-table item.
+ * `expiresAt` for TTL), and the id of its last refund (`lastRefundId`), in one toolkit-table item.
  * A write is one UpdateItem; a failed condition asks DynamoDB for the old item in the same
  * request (`ReturnValuesOnConditionCheckFailure`), so a rejection costs no extra read.
  *
@@ -107,6 +116,14 @@ export class DynamoDbCounterStore implements CounterStore {
       // DynamoDB omits the item when there is none; some emulators never send it. Either way the
       // caller learns nothing certain, and a read settles it if it needs to know.
       if (!error.Item) return { applied: false, known: false };
+      if (
+        write.mode !== 'rebase' &&
+        write.refundId !== undefined &&
+        error.Item.lastRefundId?.S === write.refundId
+      ) {
+        // This refund's earlier attempt landed: the TAT it left, or what later writes made of it, is current.
+        return { applied: true, tatUs: Number(error.Item.tat?.N) };
+      }
       return { applied: false, known: true, stored: liveState(error.Item, write.nowUs) };
     }
   }
@@ -145,7 +162,7 @@ export class DynamoDbCounterStore implements CounterStore {
         },
       };
     }
-    return {
+    const busy = {
       ...item,
       UpdateExpression: busyUpdate,
       ConditionExpression: busyCondition,
@@ -156,6 +173,15 @@ export class DynamoDbCounterStore implements CounterStore {
         ...written,
       },
       ReturnValues: 'UPDATED_NEW',
+    } as const;
+    if (write.refundId === undefined) return busy;
+    return {
+      ...busy,
+      // DynamoDB refuses a name no expression uses, so only a refund names its id.
+      ExpressionAttributeNames: refundNames,
+      UpdateExpression: refundUpdate,
+      ConditionExpression: refundCondition,
+      ExpressionAttributeValues: { ...busy.ExpressionAttributeValues, ':r': { S: write.refundId } },
     };
   }
 

@@ -1,5 +1,5 @@
 // The limiter core: GCRA over a counter store, a local view that spares the store, and the store-outage fallback.
-import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject, randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { isUsableSecretBytes, isUsableSecretValue } from '../auth/hmac-secret.js';
 import type { Principal } from '../auth/principal.js';
@@ -291,8 +291,11 @@ export class RateLimiter {
    * back). Units the per-instance fallback gave during an outage go back to it, never
    * to the store, which did not pay for them. Never refund more than was consumed; a refund can return
    * units that would have refilled meanwhile, which only matters for a key that went idle and busy again
-   * in between. A store failure is reported like consume's (`rateLimit.storeError`) and leaves the units
-   * spent, as does a refund of store units while the store is known to be down (no request is made).
+   * in between. Each refund carries an id the store keeps, so the client's retry of a write that landed
+   * but was answered late gives nothing back twice (unless another refund of the key landed in between;
+   * see `TatAdvance.refundId`). A store failure is reported like consume's (`rateLimit.storeError`) and
+   * leaves the units spent, as does a refund of store units while the store is known to be down (no
+   * request is made).
    * Refunding a refused consume is an {@link InvalidArgumentError}.
    *
    * @example
@@ -323,6 +326,7 @@ export class RateLimiter {
         thresholdUs: nowUs + capacityUs,
         incrementUs: -cost * intervalUs,
         expiresAtSec: Math.ceil((nowUs + capacityUs) / 1_000_000),
+        refundId: randomUUID(),
       });
       // The one write that lowers a TAT: what this instance saw before is no longer the newest.
       if (outcome.applied) this.#remember(storageKey, outcome.tatUs);

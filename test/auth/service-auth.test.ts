@@ -3,7 +3,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import {
   canonicalQuery,
   canonicalRequest,
@@ -20,6 +20,7 @@ import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from 
 import { percentDecodedPath } from '../../middleware/http/input.js';
 import { signedPathOf } from '../../middleware/http/request-event.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { type LateAnswerDynamoDb, startLateAnswerDynamoDb } from '../helpers/late-answer-dynamodb.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
@@ -88,6 +89,28 @@ describe('DynamoDbNonceStore', () => {
         'tableName must be a DynamoDB table name: 3-255 letters, digits, _ . - (got "   ")',
       ]),
     );
+  });
+
+  describe('when DynamoDB applies the put but answers it too late', () => {
+    let lateDynamoDb: LateAnswerDynamoDb;
+    beforeAll(async () => {
+      lateDynamoDb = await startLateAnswerDynamoDb(inject('dynamoDbEndpoint'));
+    });
+    afterAll(() => lateDynamoDb.close());
+
+    it('counts the claim its own repeated put finds as made, and still refuses a second claim', async () => {
+      // The client functions/shared/route-auth.ts gives the store: 2 s per attempt, 3 attempts.
+      const client = createDocumentClient(createDynamoDbClient({ endpoint: lateDynamoDb.endpoint }));
+      const store = new DynamoDbNonceStore({ client, tableName: testTableNames.toolkit });
+      const key = `bookings#${randomUUID()}`;
+      const expiresAtSec = Math.floor(Date.now() / 1000) + 3601;
+      lateDynamoDb.answerLate((operation, body) => operation === 'PutItem' && body.includes(key), 2500);
+      expect(await store.claim(key, expiresAtSec, Date.now())).toBe(true);
+      // The SDK did send the put again, and that repeat met the item its first attempt wrote.
+      expect(lateDynamoDb.picked()).toBe(2);
+      expect(await store.claim(key, expiresAtSec, Date.now())).toBe(false);
+      client.destroy();
+    });
   });
 });
 

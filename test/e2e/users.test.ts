@@ -237,7 +237,9 @@ describe('users API', () => {
     },
   );
 
-  it('lets exactly one of ten concurrent registrations of one email succeed', async () => {
+  it('lets one of ten registrations of one email, sent back to back through the runtime, succeed', async () => {
+    // The runtime runs one users invocation at a time, so these arrive one after another; the race itself,
+    // on separate instances at once, is in test/e2e/model-races.test.ts.
     const email = uniqueEmail();
     const responses = await Promise.all(
       Array.from({ length: 10 }, () => api.request('POST', '/users', { body: { email, name: 'Racer' } })),

@@ -115,9 +115,9 @@ function smsCodes(phone: string, count: number): Promise<string[]> {
 const smsCode = async (phone: string) => (await smsCodes(phone, 1))[0] as string;
 
 /** The users model over the runtime's table and encryption key, as the users function builds it. */
-const runtimeUsersModel = () =>
+const runtimeUsersModel = (documentClient = documents) =>
   new UsersModel(
-    documents,
+    documentClient,
     testTableNames.app,
     new Encryptor({ keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }) }),
   );
@@ -283,10 +283,12 @@ describe('POST /users/{id}/verify-phone (the SMS code)', () => {
     expect(right.status).toBe(200);
   });
 
-  it('allows only a bounded number of guesses, even concurrent ones: then even the right code is refused', async () => {
+  it('allows only a bounded number of guesses, sent back to back through the runtime: then even the right code is refused', async () => {
     const { id, phone } = await register(true);
     const code = await smsCode(phone as string);
-    // Twice the budget at once, each from its own address (so the per-IP rate limit does not interfere).
+    // Twice the budget, each from its own address (so the per-IP rate limit does not interfere). The runtime
+    // runs one users invocation at a time, so these arrive one after another; the race itself, on separate
+    // instances at once, is in test/e2e/model-races.test.ts.
     const guesses = await Promise.all(
       Array.from({ length: phoneCodeMaxAttempts * 2 }, () =>
         api.request('POST', `/users/${id}/verify-phone`, { body: { code: wrongCode(code) }, token: null }),
@@ -544,11 +546,15 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     const { id, phone } = await register(true);
     await smsCode(phone as string);
     // Model calls, not HTTP: the local runtime runs one instance per function, which would serialise them.
-    const model = runtimeUsersModel();
+    // Each has a DynamoDB client of its own, as separate instances do.
     const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
-    const results = await Promise.allSettled(
-      Array.from({ length: 8 }, () => model.issuePhoneCode(id, { now: later })),
+    const instances = Array.from({ length: 8 }, () =>
+      createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
     );
+    const results = await Promise.allSettled(
+      instances.map((client) => runtimeUsersModel(client).issuePhoneCode(id, { now: later })),
+    );
+    for (const client of instances) client.destroy();
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
     for (const result of results.filter((outcome) => outcome.status === 'rejected')) {
       expect(result.reason).toBeInstanceOf(TooManyRequestsError);

@@ -177,7 +177,9 @@ describe('users stored encrypted', () => {
     ).not.toHaveProperty('phone');
   });
 
-  it('lets exactly one of concurrent registrations of one email in different cases succeed', async () => {
+  it('lets one of nine registrations of one email in different cases, sent back to back through the runtime, succeed', async () => {
+    // The runtime runs one users invocation at a time, so these arrive one after another; the race itself,
+    // on separate instances at once, is in test/e2e/model-races.test.ts.
     const local = `race-${randomUUID()}`;
     const variants = [`${local}@example.com`, `${local.toUpperCase()}@EXAMPLE.COM`, `${local}@Example.Com`];
     const responses = await Promise.all(

@@ -11,16 +11,21 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 
-export const documentClient = createDocumentClient(
-  createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }),
-);
+const newDocumentClient = () =>
+  createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+export const documentClient = newDocumentClient();
 export const maxEndpointsPerOwner = 3;
-export const store = new WebhookStore({
-  documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-  maxEndpointsPerOwner,
-});
+const storeOver = (client: typeof documentClient) =>
+  new WebhookStore({
+    documentClient: client,
+    tableName: testTableNames.toolkit,
+    encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+    maxEndpointsPerOwner,
+  });
+export const store = storeOver(documentClient);
+
+/** The same store over a DynamoDB client of its own, as another Lambda instance has it. */
+export const storeOnAnotherInstance = () => storeOver(newDocumentClient());
 const endpointInput = { url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
 
 /** Registers an endpoint for `principal`. */

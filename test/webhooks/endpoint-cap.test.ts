@@ -22,11 +22,12 @@ afterAll(async () => {
 });
 
 describe('endpoints per owner', () => {
-  it('caps an owner even against concurrent registrations, 409 with nothing stored, and frees a slot on delete', async () => {
+  it('caps an owner against eight registrations sent back to back through the runtime, 409 with nothing stored, and frees a slot on delete', async () => {
     const owner = `wh-cap-${randomUUID()}`;
     const token = await api.token({ sub: owner });
     const body = { url: target.url, eventTypes: ['booking.created'] };
-    // Eight at once: the count is checked inside each registration's own transaction.
+    // The runtime runs one webhooks invocation at a time, so these arrive one after another; the race
+    // itself, on separate instances at once, is in test/webhooks/endpoint-count.test.ts.
     const answers = await Promise.all(
       Array.from({ length: 8 }, () => api.request('POST', '/webhooks', { token, body })),
     );

@@ -21,6 +21,7 @@ import {
   maxEndpointsPerOwner,
   register,
   store,
+  storeOnAnotherInstance,
 } from './counting-store.js';
 import { endpointCount } from './helpers.js';
 
@@ -124,6 +125,24 @@ describe('the endpoint count item', () => {
     const left = other === undefined ? 1 : 2;
     expect(await countItem(owner)).toMatchObject({ count: left });
     expect(await endpointCount(documentClient, owner.id)).toBe(left);
+  });
+
+  it('lets exactly the cap of eight registrations sent at once from separate instances through', async () => {
+    const owner = testPrincipal();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, () =>
+        storeOnAnotherInstance().createEndpoint(owner, {
+          url: 'https://hooks.example.com/h',
+          eventTypes: ['booking.created'],
+        }),
+      ),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(maxEndpointsPerOwner);
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(ConflictError);
+    }
+    expect(await countItem(owner)).toMatchObject({ count: maxEndpointsPerOwner });
+    expect(await endpointCount(documentClient, owner.id)).toBe(maxEndpointsPerOwner);
   });
 
   it('counts every endpoint under concurrent registrations and deletes, and is gone when all are deleted', async () => {
