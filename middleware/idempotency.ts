@@ -19,7 +19,8 @@ import { underlyingDependencyFailure } from './dependency-failure.js';
 import {
   assertNoProblems,
   ConflictError,
-  HttpError,
+  type HttpError,
+  IdempotencyKeyReusedError,
   InvalidOptionsError,
   ServiceUnavailableError,
   ValidationError,
@@ -235,14 +236,7 @@ function clientError(error: unknown): HttpError | undefined {
     });
   }
   if (error instanceof IdempotencyValidationError) {
-    return new HttpError(
-      422,
-      'VALIDATION_FAILED',
-      'This idempotency key was already used with a different request',
-      {
-        cause: error,
-      },
-    );
+    return new IdempotencyKeyReusedError({ cause: error });
   }
   return undefined;
 }

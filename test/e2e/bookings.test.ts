@@ -495,7 +495,7 @@ describe('retrying a booking with an Idempotency-Key', () => {
     expect(other.status).toBe(422);
     expect(other.headers.get('content-type')).toBe('application/problem+json');
     expect(other.body).toMatchObject({
-      code: 'VALIDATION_FAILED',
+      code: 'IDEMPOTENCY_KEY_REUSED',
       detail: 'This idempotency key was already used with a different request',
     });
     expect(await bookingIdsOf(booker.id)).toEqual([(first.body as Booking).id]);

@@ -240,7 +240,13 @@ describe('idempotency()', () => {
     const first = await endpoint.call({ room: 'a' }, key);
     const reused = await endpoint.call({ room: 'b' }, key);
     expect(reused.statusCode).toBe(422);
-    expect(problemOf(reused)).toMatchObject({ status: 422, code: 'VALIDATION_FAILED' });
+    expect(problemOf(reused)).toMatchObject({
+      type: 'urn:bulwark:problem:idempotency-key-reused',
+      title: 'Unprocessable Entity',
+      status: 422,
+      code: 'IDEMPOTENCY_KEY_REUSED',
+      detail: 'This idempotency key was already used with a different request',
+    });
     expect(await endpoint.call({ room: 'a' }, key)).toMatchObject({ statusCode: 201, body: first.body });
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
