@@ -20,7 +20,13 @@ export const idPathSchema = z.strictObject({ id: idSchema });
  */
 export const smallBodyLimit = { maxBodyBytes: 8 * 1024 } as const;
 
-export const pageQuerySchema = z.object({
+/**
+ * A list's page: strict, so a parameter the list does not know is a 400 naming it rather than ignored (an
+ * admin's `?user_id=` for `?userId=` would otherwise list everybody's bookings). Extend it for a list's own
+ * parameters; a link mailed to people (the verification link) stays lenient, since mail clients and
+ * trackers append parameters to links.
+ */
+export const pageQuerySchema = z.strictObject({
   limit: pageLimitSchema,
   cursor: z.optional(z.string().check(z.maxLength(2048))),
 });

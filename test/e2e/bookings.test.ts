@@ -309,6 +309,20 @@ describe('bookings API', () => {
     expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
   });
 
+  it('refuses a query parameter the list does not know with 400 naming it, instead of listing everybody’s', async () => {
+    const response = await api.request('GET', `/bookings?user_id=${userId}&limit=5&sort=start`);
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: 'Invalid request: query.user_id, query.sort',
+      errors: [
+        { field: 'query.user_id', message: 'Unknown field' },
+        { field: 'query.sort', message: 'Unknown field' },
+      ],
+    });
+    expect((await api.request('GET', `/bookings?userId=${userId}&limit=5`)).status).toBe(200);
+  });
+
   it('answers 404 for unknown bookings', async () => {
     expect((await api.request('GET', `/bookings/${randomUUID()}`)).status).toBe(404);
     expect((await api.request('DELETE', `/bookings/${randomUUID()}`)).status).toBe(404);

@@ -297,6 +297,11 @@ describe('users API', () => {
       expect((await api.request('GET', `/admin/users?limit=${limit}`)).status).toBe(400);
     }
     expect((await api.request('GET', '/admin/users?limit=007')).status).toBe(200);
+    const unknown = await api.request('GET', '/admin/users?limit=5&email=a@example.com');
+    expect(unknown.status).toBe(400);
+    expect((unknown.body as ProblemBody).errors).toEqual([
+      { field: 'query.email', message: 'Unknown field' },
+    ]);
   });
 
   it('deletes a user, after which it is gone and its email can register again', async () => {

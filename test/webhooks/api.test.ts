@@ -418,6 +418,17 @@ describe('bad input', () => {
     });
     expect(badLimit.status).toBe(400);
   });
+
+  it('answers 400 naming a query parameter a list does not know', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    for (const path of ['/webhooks', `/webhooks/${endpoint.id}/deliveries`]) {
+      const response = await api.request('GET', `${path}?limit=5&status=failed`, { token: ownerToken });
+      expect(response.status).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        { field: 'query.status', message: 'Unknown field' },
+      ]);
+    }
+  });
 });
 
 describe('owner scoping', () => {
