@@ -498,6 +498,25 @@ describe('retrying a booking with an Idempotency-Key', () => {
     expect(createdDeliveries(receiver).filter((id) => id === booking.id)).toHaveLength(1);
   });
 
+  it('refuses an Idempotency-Key sent twice, which arrives joined by a comma, so it never stands for a third key', async () => {
+    const booker = await newBooker();
+    const body = { roomId: room(), userId: booker.id, start: retryAt(13), end: retryAt(14) };
+    const [first, second] = [randomUUID(), randomUUID()];
+    const refusal = {
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      detail: 'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+    };
+    const twice = await api.request('POST', '/bookings', {
+      token: booker.token,
+      body,
+      headers: { 'idempotency-key': [first, second] },
+    });
+    expect(twice.body).toMatchObject(refusal);
+    expect((await bookWithKey(booker.token, `${first},${second}`, body)).body).toMatchObject(refusal);
+    expect(await bookingIdsOf(booker.id)).toEqual([]);
+  });
+
   it('answers 422 to the same key with another body, and books nothing more', async () => {
     const booker = await newBooker();
     const key = randomUUID();

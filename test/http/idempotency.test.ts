@@ -433,6 +433,21 @@ describe('idempotency()', () => {
       expect(endpoint.made).toEqual([]);
     });
 
+    it.each([
+      ['two keys joined as API Gateway joins a header sent twice', 'key-a,key-b'],
+      ['two keys joined as Node joins them', 'key-a, key-b'],
+      ['a comma alone', ','],
+    ])('answers 400 to a key with a comma: %s', async (_shape, key) => {
+      const endpoint = bookingEndpoint();
+      const response = await endpoint.call({ room: 'a' }, key);
+      expect(problemOf(response)).toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        detail: 'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+      });
+      expect(endpoint.made).toEqual([]);
+    });
+
     it('keeps a key of 1 to 255 visible ASCII characters', async () => {
       const endpoint = bookingEndpoint();
       for (const key of ['!', '~'.repeat(255), `"${randomUUID()}"`]) {
