@@ -20,6 +20,21 @@ export function withAsciiDomain(address: string): string {
 }
 
 /**
+ * Whether `address`'s domain is one IDNA can write in ASCII (`domainToASCII` gives more than ''), checked
+ * for a domain already in ASCII too: `xn--.com` and `xn--zz.com` are punycode that decodes to no valid
+ * name, so no domain at all, and {@link withAsciiDomain} leaves them for the address check, which reads
+ * only their letters. True for a string with no `@`, which the address check refuses.
+ *
+ * @example
+ * hasIdnaDomain('bob@xn--bcher-kva.de'); // true
+ * hasIdnaDomain('a@xn--zz.com'); // false
+ */
+export function hasIdnaDomain(address: string): boolean {
+  const at = address.lastIndexOf('@');
+  return at === -1 || domainToASCII(address.slice(at + 1)) !== '';
+}
+
+/**
  * Names that no public resolver will ever give a mail server for, so mail to them can only bounce (and
  * every bounce counts against the sender's reputation): `test`, `example`, `invalid` and `localhost`
  * (RFC 2606, special-use by RFC 6761), `local` (multicast DNS, RFC 6762), `onion` (Tor, RFC 7686), `alt`

@@ -17,6 +17,8 @@ export type BulwarkErrorCode =
   | 'CONFLICT'
   | 'GONE'
   | 'PRECONDITION_FAILED'
+  /** An Idempotency-Key sent again with a request other than the one it was first used with. */
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'TOO_MANY_REQUESTS'
@@ -25,6 +27,8 @@ export type BulwarkErrorCode =
   | 'SERVICE_UNAVAILABLE'
   | 'CIRCUIT_OPEN'
   | 'DEPENDENCY_FAILED'
+  /** A dependency failed and said when to come back (its `Retry-After`). */
+  | 'DEPENDENCY_UNAVAILABLE'
   | 'DEPENDENCY_TIMEOUT'
   | 'DELIVERY_REJECTED'
   | 'INTERNAL'
@@ -35,6 +39,38 @@ export type BulwarkErrorCode =
   | 'SSRF_BLOCKED'
   /** An HTTP middleware was given an event it does not read (ALB, SQS, EventBridge, a warmup ping, null). */
   | 'UNSUPPORTED_EVENT';
+
+/**
+ * The one status each code is answered with over HTTP. A problem's `type` is derived from its code, and
+ * RFC 9457 has a type mean one thing with one title, so a code never spans two statuses: a problem whose
+ * status is not its code's here (`CLIENT_ERROR`, any 4xx without a code of its own; an `HttpError` built
+ * with another status) is rendered with `type: about:blank`, which says no more than its status. The
+ * library's other codes are never answered as such (an `EncryptionError` is a 500 `INTERNAL`…).
+ */
+export const problemStatuses: Readonly<Partial<Record<BulwarkErrorCode, number>>> = {
+  VALIDATION_FAILED: 400,
+  SSRF_BLOCKED: 400,
+  UNAUTHORIZED: 401,
+  INVALID_TOKEN: 401,
+  FORBIDDEN: 403,
+  INSUFFICIENT_SCOPE: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  NOT_ACCEPTABLE: 406,
+  CONFLICT: 409,
+  GONE: 410,
+  PRECONDITION_FAILED: 412,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  TOO_MANY_REQUESTS: 429,
+  INTERNAL: 500,
+  DEPENDENCY_FAILED: 502,
+  SERVICE_UNAVAILABLE: 503,
+  CIRCUIT_OPEN: 503,
+  DEPENDENCY_UNAVAILABLE: 503,
+  DEPENDENCY_TIMEOUT: 504,
+};
 
 export interface BulwarkErrorOptions {
   cause?: unknown;
@@ -257,6 +293,21 @@ export class UnsupportedContentEncodingError extends UnsupportedMediaTypeError {
   }
 }
 
+/**
+ * An Idempotency-Key came again with another request than the one it was first used with: 422, as
+ * draft-ietf-httpapi-idempotency-key-header has it. The stored answer is not this request's to replay.
+ */
+export class IdempotencyKeyReusedError extends HttpError {
+  constructor(options: HttpErrorOptions = {}) {
+    super(
+      422,
+      'IDEMPOTENCY_KEY_REUSED',
+      'This idempotency key was already used with a different request',
+      options,
+    );
+  }
+}
+
 /** Adds `Retry-After` (whole seconds, at least 1) to the headers of a throttling answer. */
 function withRetryAfter(retryAfterSec: number | undefined, options: HttpErrorOptions): HttpErrorOptions {
   if (retryAfterSec === undefined) return options;
@@ -331,8 +382,9 @@ export class DeadlineExceededError extends DependencyTimeoutError {
 }
 
 /**
- * A dependency failed: network error or an answer that counts as a failure (5xx by default). 502,
- * or 503 with `Retry-After` when the dependency said when to come back (its own `Retry-After`).
+ * A dependency failed: network error or an answer that counts as a failure (5xx by default). 502
+ * `DEPENDENCY_FAILED`, or 503 `DEPENDENCY_UNAVAILABLE` with `Retry-After` when the dependency said when to
+ * come back (its own `Retry-After`).
  */
 export class DependencyError extends HttpError {
   readonly dependency: string;
@@ -347,12 +399,11 @@ export class DependencyError extends HttpError {
     options: HttpErrorOptions & { upstreamStatus?: number; retryAfterSec?: number | undefined } = {},
   ) {
     const { retryAfterSec } = options;
-    super(
-      retryAfterSec === undefined ? 502 : 503,
-      'DEPENDENCY_FAILED',
-      message,
-      withRetryAfter(retryAfterSec, options),
-    );
+    const [status, code] =
+      retryAfterSec === undefined
+        ? ([502, 'DEPENDENCY_FAILED'] as const)
+        : ([503, 'DEPENDENCY_UNAVAILABLE'] as const);
+    super(status, code, message, withRetryAfter(retryAfterSec, options));
     this.dependency = dependency;
     this.upstreamStatus = options.upstreamStatus;
     this.retryAfterSec = retryAfterSec;
@@ -590,6 +641,7 @@ const toolkitErrorNames = new Map<abstract new (...args: never[]) => BulwarkErro
   [ConflictError, 'ConflictError'],
   [GoneError, 'GoneError'],
   [PreconditionFailedError, 'PreconditionFailedError'],
+  [IdempotencyKeyReusedError, 'IdempotencyKeyReusedError'],
   [PayloadTooLargeError, 'PayloadTooLargeError'],
   [UnsupportedMediaTypeError, 'UnsupportedMediaTypeError'],
   [UnsupportedContentEncodingError, 'UnsupportedContentEncodingError'],

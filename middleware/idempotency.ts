@@ -19,7 +19,8 @@ import { underlyingDependencyFailure } from './dependency-failure.js';
 import {
   assertNoProblems,
   ConflictError,
-  HttpError,
+  type HttpError,
+  IdempotencyKeyReusedError,
   InvalidOptionsError,
   ServiceUnavailableError,
   ValidationError,
@@ -182,14 +183,21 @@ function expressionProblems(config: IdempotencyConfig, paths: Record<string, str
 /**
  * The client's key, checked before Powertools sees it: undefined when the request carries none (or
  * none where the path looks, such as a body that is not JSON), a 400 when it is not a string of
- * {@link keyFormat}.
+ * {@link keyFormat} or holds a comma. API Gateway joins the fields of a header sent twice with commas, so
+ * keys `a` and `b` would arrive as `a,b`, a third key that replays what a request sending `a,b` stored.
  */
 function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
   const selected = select(keyPath, event, config);
   if (selected === undefined || selected === null) return undefined;
-  if (typeof selected !== 'string' || !keyFormat.test(selected)) {
-    throw new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
+  const malformed = () =>
+    new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
+  if (typeof selected !== 'string') throw malformed();
+  if (selected.includes(',')) {
+    throw new ValidationError(
+      'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+    );
   }
+  if (!keyFormat.test(selected)) throw malformed();
   return selected;
 }
 
@@ -235,14 +243,7 @@ function clientError(error: unknown): HttpError | undefined {
     });
   }
   if (error instanceof IdempotencyValidationError) {
-    return new HttpError(
-      422,
-      'VALIDATION_FAILED',
-      'This idempotency key was already used with a different request',
-      {
-        cause: error,
-      },
-    );
+    return new IdempotencyKeyReusedError({ cause: error });
   }
   return undefined;
 }

@@ -25,6 +25,7 @@ import { createRouteMatcher, type RouteMatch } from '../../functions/shared/rout
 import { workerNames, workers } from '../../functions/workers.js';
 import { HttpError, MethodNotAllowedError, ValidationError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
+import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../../middleware/store/tables.js';
@@ -162,8 +163,10 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   });
 }
 
-function writeProblem(response: ServerResponse, error: unknown, path?: string): void {
-  const { response: result } = renderProblem(error, path === undefined ? {} : { instance: path });
+/** `rawPath`: the path as the client sent it, escapes and all. */
+function writeProblem(response: ServerResponse, error: unknown, rawPath?: string): void {
+  const instance = rawPath === undefined ? {} : { instance: pathAsUriReference(rawPath, true) };
+  const { response: result } = renderProblem(error, instance);
   writeHttpApiResult(response, result);
 }
 

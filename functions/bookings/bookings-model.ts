@@ -33,6 +33,12 @@ export interface Booking {
   cancelledAt?: string;
 }
 
+/** What {@link BookingsModel.cancel} did: `cancelledNow` is false when the booking was cancelled already. */
+export interface Cancellation {
+  readonly booking: Booking;
+  readonly cancelledNow: boolean;
+}
+
 export interface NewBooking {
   roomId: string;
   userId: string;
@@ -207,11 +213,13 @@ export class BookingsModel {
 
   /**
    * Marks a booking read by {@link get} cancelled and frees its slots in one transaction; the
-   * transaction's conditions make it exact even if the booking changed since it was read.
+   * transaction's conditions make it exact even if the booking changed since it was read. Cancelling a
+   * cancelled booking writes nothing and answers it as it is (`cancelledNow: false`), so a client retrying
+   * a cancel that worked is told it worked.
    */
-  async cancel(booking: Booking, now = new Date()): Promise<Booking> {
+  async cancel(booking: Booking, now = new Date()): Promise<Cancellation> {
     const { id } = booking;
-    if (booking.status === 'cancelled') throw new ConflictError(`Booking ${id} is already cancelled`);
+    if (booking.status === 'cancelled') return { booking, cancelledNow: false };
     const cancelledAt = now.toISOString();
     try {
       await this.documentClient.send(
@@ -244,10 +252,13 @@ export class BookingsModel {
         }),
       );
     } catch (error) {
-      if (failedConditionIndexes(error)?.length)
-        throw new ConflictError(`Booking ${id} is already cancelled`);
-      throw error;
+      const failed = failedConditionIndexes(error);
+      if (!failed?.length) throw error;
+      // Another cancel committed since the booking was read: this one is its repeat.
+      const current = await this.get(id);
+      if (current.status === 'cancelled') return { booking: current, cancelledNow: false };
+      throw new ConflictError(`Booking ${id} could not be cancelled: one of its slots is not held by it`);
     }
-    return { ...booking, status: 'cancelled', cancelledAt };
+    return { booking: { ...booking, status: 'cancelled', cancelledAt }, cancelledNow: true };
   }
 }

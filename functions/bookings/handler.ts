@@ -240,10 +240,11 @@ export const handler = createHttpFunction(
     'DELETE /bookings/{id}': (route) =>
       route.use(validateInput({ path: idPathSchema })).handler(async (event, context) => {
         const { input, principal } = context;
-        const booking = await bookings.cancel(
+        const { booking, cancelledNow } = await bookings.cancel(
           await visibleBooking(input.path.id, callerOf(principal), event),
         );
-        await publishBooking('booking.cancelled', booking, context);
+        // A repeat (a client retrying after a timeout) changed nothing, so no one hears of it again.
+        if (cancelledNow) await publishBooking('booking.cancelled', booking, context);
         return json(200, booking);
       }),
   },

@@ -1,5 +1,6 @@
 // Input schemas shared by the sample functions.
 import {
+  hasIdnaDomain,
   undeliverableMailSuffix,
   undeliverableMailSuffixes,
   withAsciiDomain,
@@ -20,7 +21,13 @@ export const idPathSchema = z.strictObject({ id: idSchema });
  */
 export const smallBodyLimit = { maxBodyBytes: 8 * 1024 } as const;
 
-export const pageQuerySchema = z.object({
+/**
+ * A list's page: strict, so a parameter the list does not know is a 400 naming it rather than ignored (an
+ * admin's `?user_id=` for `?userId=` would otherwise list everybody's bookings). Extend it for a list's own
+ * parameters; a link mailed to people (the verification link) stays lenient, since mail clients and
+ * trackers append parameters to links.
+ */
+export const pageQuerySchema = z.strictObject({
   limit: pageLimitSchema,
   cursor: z.optional(z.string().check(z.maxLength(2048))),
 });
@@ -28,13 +35,19 @@ export const pageQuerySchema = z.object({
 /**
  * An email address with an ASCII local part (as zod's `email()` checks it) and a domain that may be
  * internationalised: the domain becomes its ASCII form first (`bob@bücher.de` is stored and sent as
- * `bob@xn--bcher-kva.de`), and one with none is refused. At most 254 characters in that form. A domain
+ * `bob@xn--bcher-kva.de`), and one with none is refused, also one written in ASCII (`a@xn--zz.com`, broken
+ * punycode), with the message a malformed address gets. At most 254 characters in that form. A domain
  * under a name reserved from the DNS (`undeliverableMailSuffixes`: `x@example.invalid`, `z@test.test`)
  * is refused too: mail to it could only bounce, and bounces count against the sender's reputation.
  */
 export const emailAddressSchema = z.string().check(
   z.overwrite(withAsciiDomain),
   z.email(),
+  z.refine(hasIdnaDomain, {
+    message: 'Invalid email address',
+    // One reason at a time: an address `email()` refused is not also told its domain is invalid.
+    when: (payload) => payload.issues.length === 0,
+  }),
   z.maxLength(254),
   z.refine((address) => undeliverableMailSuffix(address) === undefined, {
     message: `Must be an address that can receive mail: domains under ${undeliverableMailSuffixes.map((suffix) => `.${suffix}`).join(', ')} never can`,

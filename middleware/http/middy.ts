@@ -8,7 +8,7 @@ import { assertNoProblems, UnsupportedEventError } from '../errors.js';
 import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
-import { assertApiGatewayEvent, pathOf } from './request-event.js';
+import { assertApiGatewayEvent, problemInstanceOf } from './request-event.js';
 
 /** The slice of a logger the error handler needs; a Powertools Logger fits. */
 export interface ErrorLogger {
@@ -60,7 +60,7 @@ export function httpErrorHandler(
   const logger = options.logger ?? console;
   const render = (request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
     const { response, isServerFault, isDegraded } = renderProblem(request.error, {
-      instance: pathOf(request.event),
+      instance: problemInstanceOf(request.event),
       requestId: request.event?.requestContext?.requestId,
     });
     // Redacted here, whatever the logger: an error message or cause can carry a token or a password.

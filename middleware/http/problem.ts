@@ -9,6 +9,7 @@ import {
   EncryptionError,
   type FieldProblem,
   HttpError,
+  problemStatuses,
   SecretAccessError,
   ValidationError,
 } from '../errors.js';
@@ -117,6 +118,14 @@ export function problemType(code: BulwarkErrorCode): string {
   return `urn:bulwark:problem:${code.toLowerCase().replaceAll('_', '-')}`;
 }
 
+/**
+ * A code's type where the status is the code's own ({@link problemStatuses}), else `about:blank`: RFC
+ * 9457's type for a problem that means no more than its status, whose title is that status's phrase.
+ */
+function typeOf(code: BulwarkErrorCode, status: number): string {
+  return problemStatuses[code] === status ? problemType(code) : 'about:blank';
+}
+
 function build(
   status: number,
   code: BulwarkErrorCode,
@@ -127,7 +136,7 @@ function build(
   deliberate = true,
 ): RenderedProblem {
   const problem: ProblemDetails = {
-    type: problemType(code),
+    type: typeOf(code, status),
     title: STATUS_CODES[status] ?? 'Error',
     status,
     detail,

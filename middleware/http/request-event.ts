@@ -108,6 +108,44 @@ export function pathOf(event: APIGatewayProxyEventV2): string | undefined {
   return typeof path === 'string' ? path : undefined;
 }
 
+/** What a URI path holds as it is (RFC 3986 `pchar` and `/`); `%` only as the start of an escape. */
+const decodedPathEscapes = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
+const encodedPathEscapes = /%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/gu;
+
+/** A character as UTF-8 percent-escapes; a lone surrogate, which has no UTF-8, as U+FFFD's. */
+function percentEncoded(character: string): string {
+  return [...Buffer.from(character, 'utf8')]
+    .map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)
+    .join('');
+}
+
+/**
+ * A path as a URI reference (RFC 3986), for a problem's `instance`: every character a path may not hold as
+ * it is (a space, `"`, `<`, a letter outside ASCII…) percent-encoded as UTF-8. A decoded path (`encoded`
+ * false) has its `%`, `?` and `#` encoded too, so `/50%` and a decoded `%3F` stay part of the path, which
+ * `encodeURI` would not do (and it throws on a lone surrogate); an encoded one keeps its escapes. A path
+ * that starts with `//` gets `/.` before it, as WHATWG URL serialises one, so it is not read as a host.
+ *
+ * @example
+ * pathAsUriReference('/bookings/a b"<x>', false); // '/bookings/a%20b%22%3Cx%3E'
+ * pathAsUriReference('/n%C3%B6pe%20x', true); // '/n%C3%B6pe%20x'
+ */
+export function pathAsUriReference(path: string, encoded: boolean): string {
+  const escaped = path.replace(encoded ? encodedPathEscapes : decodedPathEscapes, percentEncoded);
+  return escaped.startsWith('//') ? `/.${escaped}` : escaped;
+}
+
+/**
+ * The request's path as a problem's `instance`: a Function URL hands `rawPath` on as sent, so its escapes are
+ * kept; an HTTP API (and the local runtime) hands it on decoded, and a REST API's `path` is decoded, so those
+ * are encoded afresh.
+ */
+export function problemInstanceOf(event: APIGatewayProxyEventV2): string | undefined {
+  const path = pathOf(event);
+  if (path === undefined) return undefined;
+  return pathAsUriReference(path, isFunctionUrlDomain(event?.requestContext?.domainName));
+}
+
 /**
  * A Function URL's own domain, `<url-id>.lambda-url.<region>.on.aws`, which Lambda writes in the
  * `requestContext.domainName` of the events it delivers (their shape is otherwise an HTTP API's). Matched

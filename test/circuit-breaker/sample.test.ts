@@ -139,11 +139,17 @@ describe('assertUserExists', () => {
     expect(throttled).toBeInstanceOf(DependencyError);
     expect(throttled).toMatchObject({
       statusCode: 503,
+      code: 'DEPENDENCY_UNAVAILABLE',
       upstreamStatus: 429,
       headers: { 'Retry-After': '7' },
     });
     const refused = await assertUserExists(answering(401), 'u-1').catch((e) => e);
-    expect(refused).toMatchObject({ statusCode: 502, upstreamStatus: 401, headers: {} });
+    expect(refused).toMatchObject({
+      statusCode: 502,
+      code: 'DEPENDENCY_FAILED',
+      upstreamStatus: 401,
+      headers: {},
+    });
   });
 });
 

@@ -311,7 +311,12 @@ describe('callService', () => {
     const [first, retry] = received;
     expect(received).toHaveLength(2);
     expect((retry?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(950);
-    expect(error).toMatchObject({ statusCode: 503, retryAfterSec: 1, headers: { 'Retry-After': '1' } });
+    expect(error).toMatchObject({
+      statusCode: 503,
+      code: 'DEPENDENCY_UNAVAILABLE',
+      retryAfterSec: 1,
+      headers: { 'Retry-After': '1' },
+    });
   });
 
   it('does not retry when Retry-After asks for longer than maxDelayMs, and passes it on as a 503', async () => {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel, startTimeProblem } from '../../functions/bookings/bookings-model.js';
+import { slotKey } from '../../functions/shared/keys.js';
 import { UnsupportedEventError, ValidationError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { lambdaContext } from '../audit/fixtures.js';
@@ -230,17 +231,98 @@ describe('bookings API', () => {
     expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
   });
 
-  it('cancels a booking, freeing its slots, and refuses to cancel it twice', async () => {
+  it('cancels a booking, freeing its slots; a repeat answers 200 with the booking unchanged', async () => {
     const roomId = room();
     const booking = (await book({ roomId, start: at(13), end: at(14) })).body as Booking;
 
     const cancelled = await api.request('DELETE', `/bookings/${booking.id}`);
     expect(cancelled.status).toBe(200);
-    expect(cancelled.body).toMatchObject({ id: booking.id, status: 'cancelled' });
-    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toMatchObject({ status: 'cancelled' });
+    expect(cancelled.body).toEqual({ ...booking, status: 'cancelled', cancelledAt: expect.any(String) });
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(cancelled.body);
 
     expect((await book({ roomId, start: at(13), end: at(14) })).status).toBe(201);
-    expect((await api.request('DELETE', `/bookings/${booking.id}`)).status).toBe(409);
+    const repeated = await api.request('DELETE', `/bookings/${booking.id}`);
+    expect(repeated.status).toBe(200);
+    expect(repeated.text).toBe(cancelled.text);
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(cancelled.body);
+  });
+
+  it('publishes booking.cancelled once however often the cancel is repeated', async () => {
+    const booker = (
+      await api.request('POST', '/users', {
+        body: { email: `canceller-${randomUUID()}@example.com`, name: 'Canceller' },
+      })
+    ).body as { id: string };
+    const token = await api.token({ sub: booker.id });
+    const receiver = await startReceiver();
+    try {
+      await registerEndpoint(api, token, receiver.url, ['booking.cancelled']);
+      const cancelledIds = () =>
+        receiver.received
+          .map((webhook) => JSON.parse(webhook.body) as { type: string; data: { id: string } })
+          .filter((webhook) => webhook.type === 'booking.cancelled')
+          .map((webhook) => webhook.data.id);
+      const bookFor = async () =>
+        (await book({ userId: booker.id, roomId: room(), start: at(15), end: at(16) })).body as Booking;
+      const booking = await bookFor();
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        expect((await api.request('DELETE', `/bookings/${booking.id}`, { token })).status).toBe(200);
+      }
+      // A later booking's event arrives behind any a repeat would have published.
+      const later = await bookFor();
+      expect((await api.request('DELETE', `/bookings/${later.id}`, { token })).status).toBe(200);
+      await until(() => (cancelledIds().includes(later.id) ? true : undefined), 30_000);
+      expect(cancelledIds().filter((id) => id === booking.id)).toHaveLength(1);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('answers a cancel that lost the race to another as a repeat: the first cancel stands, nothing more is written', async () => {
+    const bookings = new BookingsModel(
+      createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
+      testTableNames.app,
+    );
+    const created = (await book({ roomId: room(), start: at(17), end: at(18) })).body as Booking;
+    const booking = await bookings.get(created.id);
+    // Both read the booking confirmed; the second's transaction finds it cancelled.
+    const first = await bookings.cancel(booking, new Date('2030-01-01T00:00:00Z'));
+    const second = await bookings.cancel(booking, new Date('2030-01-02T00:00:00Z'));
+    expect(first).toEqual({
+      booking: { ...booking, status: 'cancelled', cancelledAt: '2030-01-01T00:00:00.000Z' },
+      cancelledNow: true,
+    });
+    expect(second).toEqual({ ...first, cancelledNow: false });
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(first.booking);
+  });
+
+  it('still answers 409, changing nothing, when a slot of the booking is not held by it', async () => {
+    const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+    const roomId = room();
+    const booking = (await book({ roomId, start: at(19), end: at(20) })).body as Booking;
+    await documents.send(
+      new DeleteCommand({ TableName: testTableNames.app, Key: slotKey(roomId, new Date(at(19, 30))) }),
+    );
+    const refused = await api.request('DELETE', `/bookings/${booking.id}`);
+    expect(refused.status).toBe(409);
+    expect((refused.body as ProblemBody).detail).toBe(
+      `Booking ${booking.id} could not be cancelled: one of its slots is not held by it`,
+    );
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
+  });
+
+  it('refuses a query parameter the list does not know with 400 naming it, instead of listing everybody’s', async () => {
+    const response = await api.request('GET', `/bookings?user_id=${userId}&limit=5&sort=start`);
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: 'Invalid request: query.user_id, query.sort',
+      errors: [
+        { field: 'query.user_id', message: 'Unknown field' },
+        { field: 'query.sort', message: 'Unknown field' },
+      ],
+    });
+    expect((await api.request('GET', `/bookings?userId=${userId}&limit=5`)).status).toBe(200);
   });
 
   it('answers 404 for unknown bookings', async () => {
@@ -418,6 +500,25 @@ describe('retrying a booking with an Idempotency-Key', () => {
     expect(createdDeliveries(receiver).filter((id) => id === booking.id)).toHaveLength(1);
   });
 
+  it('refuses an Idempotency-Key sent twice, which arrives joined by a comma, so it never stands for a third key', async () => {
+    const booker = await newBooker();
+    const body = { roomId: room(), userId: booker.id, start: retryAt(13), end: retryAt(14) };
+    const [first, second] = [randomUUID(), randomUUID()];
+    const refusal = {
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      detail: 'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+    };
+    const twice = await api.request('POST', '/bookings', {
+      token: booker.token,
+      body,
+      headers: { 'idempotency-key': [first, second] },
+    });
+    expect(twice.body).toMatchObject(refusal);
+    expect((await bookWithKey(booker.token, `${first},${second}`, body)).body).toMatchObject(refusal);
+    expect(await bookingIdsOf(booker.id)).toEqual([]);
+  });
+
   it('answers 422 to the same key with another body, and books nothing more', async () => {
     const booker = await newBooker();
     const key = randomUUID();
@@ -429,7 +530,7 @@ describe('retrying a booking with an Idempotency-Key', () => {
     expect(other.status).toBe(422);
     expect(other.headers.get('content-type')).toBe('application/problem+json');
     expect(other.body).toMatchObject({
-      code: 'VALIDATION_FAILED',
+      code: 'IDEMPOTENCY_KEY_REUSED',
       detail: 'This idempotency key was already used with a different request',
     });
     expect(await bookingIdsOf(booker.id)).toEqual([(first.body as Booking).id]);

@@ -21,6 +21,18 @@ describe('local runtime over HTTP', () => {
     expect(response.body).toMatchObject({ status: 404, code: 'NOT_FOUND', instance: '/no/such/path' });
   });
 
+  it('names the path of a problem as a URI reference, escaped as the client sent it', async () => {
+    const invalidId = await api.request('GET', '/bookings/a%20b%22%3Cx%3E');
+    expect(invalidId.status).toBe(400);
+    expect(invalidId.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      instance: '/bookings/a%20b%22%3Cx%3E',
+    });
+    const unknown = await api.request('GET', '/n%C3%B6pe%20x');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ code: 'NOT_FOUND', instance: '/n%C3%B6pe%20x' });
+  });
+
   it('answers a known path with the wrong method with 405 and Allow', async () => {
     const response = await api.request('PUT', '/bookings');
     expect(response.status).toBe(405);
@@ -165,37 +177,53 @@ describe('local runtime over HTTP', () => {
   );
 
   /** Sends `target` as the request line's target exactly, which fetch and URL-taking clients would normalise. */
+  /** Sends `target` as the request line's target, unparsed and unescaped; a GET, or a POST of `body`. */
   function sendTarget(
     target: string,
+    body?: Buffer,
   ): Promise<{ status: number; contentType: string | undefined; body: string }> {
     const { port } = api.runtime();
+    const method = body === undefined ? 'GET' : 'POST';
     return new Promise((resolve, reject) => {
-      const outgoing = request({ host: '127.0.0.1', port, path: target, agent: false }, (incoming) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.on('error', reject);
-        incoming.on('end', () =>
-          resolve({
-            status: incoming.statusCode ?? 0,
-            contentType: incoming.headers['content-type'],
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-      });
+      const outgoing = request(
+        { host: '127.0.0.1', port, path: target, method, agent: false },
+        (incoming) => {
+          const chunks: Buffer[] = [];
+          incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+          incoming.on('error', reject);
+          incoming.on('end', () =>
+            resolve({
+              status: incoming.statusCode ?? 0,
+              contentType: incoming.headers['content-type'],
+              body: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+        },
+      );
       outgoing.on('error', reject);
-      outgoing.end();
+      outgoing.end(body);
     });
   }
 
+  // The instance keeps the path a path: `/.` before a leading `//`, which would otherwise name a host.
   it.each([
-    ['//[', '//['],
-    ['//a:99999/x', '//a:99999/x'],
-    ['//foo/bookings?limit=1', '//foo/bookings'],
-  ])('reads the target %s as a path, as API Gateway does: a 404 problem', async (target, path) => {
+    ['//[', '/.//%5B'],
+    ['//a:99999/x', '/.//a:99999/x'],
+    ['//foo/bookings?limit=1', '/.//foo/bookings'],
+  ])('reads the target %s as a path, as API Gateway does: a 404 problem', async (target, instance) => {
     const response = await sendTarget(target);
     expect(response.status).toBe(404);
     expect(response.contentType).toBe('application/problem+json');
-    expect(JSON.parse(response.body)).toMatchObject({ code: 'NOT_FOUND', instance: path });
+    expect(JSON.parse(response.body)).toMatchObject({ code: 'NOT_FOUND', instance });
+  });
+
+  it('names the path of its own 413 as a URI reference, escaping what the client left unescaped', async () => {
+    const response = await sendTarget('/bookings/"x"%20<y>', Buffer.alloc(6 * 1024 * 1024 + 1, 0x61));
+    expect(response.status).toBe(413);
+    expect(JSON.parse(response.body)).toMatchObject({
+      ...tooLargeForLambda,
+      instance: '/bookings/%22x%22%20%3Cy%3E',
+    });
   });
 
   it('answers a target that is not a path with a 400 problem instead of serving the path inside it', async () => {

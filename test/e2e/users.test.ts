@@ -224,6 +224,33 @@ describe('users API', () => {
     expect((response.body as ProblemBody).errors?.map((error) => error.field)).toEqual(['body.email']);
   });
 
+  it('refuses an email whose ASCII domain is broken punycode, storing nothing', async () => {
+    const refused = ['xn--.com', 'xn--zz.com'].map((domain) => `a-${randomUUID()}@${domain}`);
+    for (const email of refused) {
+      const response = await api.request('POST', '/users', { body: { email, name: 'Bob' } });
+      expect(response.status, email).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        { field: 'body.email', message: 'Invalid email address' },
+      ]);
+    }
+    // Registered alongside, to show the list names users by their email.
+    const control = uniqueEmail();
+    expect((await api.request('POST', '/users', { body: { email: control, name: 'Bob' } })).status).toBe(201);
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const query = `limit=100${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
+      const page = (await api.request('GET', `/admin/users?${query}`)).body as {
+        items: { email: string }[];
+        nextCursor?: string;
+      };
+      listed.push(...page.items.map((user) => user.email));
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(listed).toContain(control);
+    expect(listed.filter((email) => refused.includes(email))).toEqual([]);
+  });
+
   it.each(['x@example.invalid', 'z@test.test', 'Printer@Office.LOCAL', 'r@router.home.arpa'])(
     'refuses to register %s, whose domain can never receive mail, with a 400 on the email',
     async (reserved) => {
@@ -362,6 +389,11 @@ describe('users API', () => {
       expect((await api.request('GET', `/admin/users?limit=${limit}`)).status).toBe(400);
     }
     expect((await api.request('GET', '/admin/users?limit=007')).status).toBe(200);
+    const unknown = await api.request('GET', '/admin/users?limit=5&email=a@example.com');
+    expect(unknown.status).toBe(400);
+    expect((unknown.body as ProblemBody).errors).toEqual([
+      { field: 'query.email', message: 'Unknown field' },
+    ]);
   });
 
   it('deletes a user, after which it is gone and its email can register again', async () => {

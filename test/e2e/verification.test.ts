@@ -159,6 +159,14 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
     expect(read.body).toMatchObject({ id, email, emailVerifiedAt: body.emailVerifiedAt });
   });
 
+  it('follows a link a mail client or tracker appended parameters to', async () => {
+    const { id, email } = await register(false);
+    const tracked = `${await verificationPath(email)}&utm_source=newsletter&fbclid=abc`;
+    const response = await api.request('GET', tracked, { token: null });
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ id, emailVerified: true });
+  });
+
   it('answers 400 to a tampered, truncated or foreign link and verifies nothing', async () => {
     const victim = await register(false);
     const other = await register(false);

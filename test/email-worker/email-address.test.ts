@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { emailAddressSchema } from '../../functions/shared/schemas.js';
-import { undeliverableMailSuffix } from '../../middleware/email-address.js';
+import { hasIdnaDomain, undeliverableMailSuffix } from '../../middleware/email-address.js';
 
 const refusal = /^Must be an address that can receive mail: domains under \.test, .* never can$/;
 
@@ -38,7 +38,31 @@ describe('undeliverableMailSuffix', () => {
   });
 });
 
+describe('hasIdnaDomain', () => {
+  it.each(['a@xn--.com', 'a@xn--zz.com', 'a@mail.xn--zz.com', 'bob@bü cher.de', 'a@'])(
+    'finds no domain IDNA can write in %s',
+    (address) => {
+      expect(hasIdnaDomain(address)).toBe(false);
+    },
+  );
+
+  it.each(['ada@example.com', 'bob@xn--bcher-kva.de', 'bob@XN--BCHER-KVA.DE', 'bob@bücher.de', 'no-at-sign'])(
+    'accepts the domain of %s',
+    (address) => {
+      expect(hasIdnaDomain(address)).toBe(true);
+    },
+  );
+});
+
 describe('emailAddressSchema', () => {
+  it.each(['a@xn--.com', 'a@xn--zz.com'])(
+    'refuses %s, whose ASCII domain is broken punycode, as a malformed address',
+    (address) => {
+      const result = emailAddressSchema.safeParse(address);
+      expect(result.error?.issues.map((issue) => issue.message)).toEqual(['Invalid email address']);
+    },
+  );
+
   it.each([
     'z@test.test',
     'x@example.invalid',

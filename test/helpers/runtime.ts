@@ -22,7 +22,8 @@ export interface ApiResponse {
 export interface RequestOptions {
   /** A value to send as JSON, or a string/Buffer sent as is. */
   body?: unknown;
-  headers?: Record<string, string>;
+  /** An array sends the header once per value, as separate fields. */
+  headers?: Record<string, string | string[]>;
   /**
    * The client's source address, any of 127.0.0.0/8. By default each request comes from a random
    * loopback address, so to per-IP rate limits every request is a distinct client; pin one to act
@@ -48,7 +49,7 @@ interface RawResponse {
 function send(
   url: string,
   method: string,
-  headers: Record<string, string>,
+  headers: Record<string, string | string[]>,
   body: string | Buffer | undefined,
   localAddress: string,
 ): Promise<RawResponse> {
@@ -167,7 +168,7 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
     async request(method, path, options = {}) {
       const isRaw = typeof options.body === 'string' || Buffer.isBuffer(options.body);
       const token = options.token === undefined ? defaultToken : (options.token ?? undefined);
-      const headers: Record<string, string> = {
+      const headers: Record<string, string | string[]> = {
         ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         ...(options.body !== undefined && !isRaw ? { 'content-type': 'application/json' } : {}),
         ...options.headers,

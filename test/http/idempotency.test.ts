@@ -240,7 +240,13 @@ describe('idempotency()', () => {
     const first = await endpoint.call({ room: 'a' }, key);
     const reused = await endpoint.call({ room: 'b' }, key);
     expect(reused.statusCode).toBe(422);
-    expect(problemOf(reused)).toMatchObject({ status: 422, code: 'VALIDATION_FAILED' });
+    expect(problemOf(reused)).toMatchObject({
+      type: 'urn:bulwark:problem:idempotency-key-reused',
+      title: 'Unprocessable Entity',
+      status: 422,
+      code: 'IDEMPOTENCY_KEY_REUSED',
+      detail: 'This idempotency key was already used with a different request',
+    });
     expect(await endpoint.call({ room: 'a' }, key)).toMatchObject({ statusCode: 201, body: first.body });
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
@@ -423,6 +429,21 @@ describe('idempotency()', () => {
         status: 400,
         code: 'VALIDATION_FAILED',
         detail: 'The idempotency key must be a string of 1 to 255 visible ASCII characters',
+      });
+      expect(endpoint.made).toEqual([]);
+    });
+
+    it.each([
+      ['two keys joined as API Gateway joins a header sent twice', 'key-a,key-b'],
+      ['two keys joined as Node joins them', 'key-a, key-b'],
+      ['a comma alone', ','],
+    ])('answers 400 to a key with a comma: %s', async (_shape, key) => {
+      const endpoint = bookingEndpoint();
+      const response = await endpoint.call({ room: 'a' }, key);
+      expect(problemOf(response)).toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        detail: 'The idempotency key must not contain a comma, which joins the values of a header sent twice',
       });
       expect(endpoint.made).toEqual([]);
     });

@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { correlationIds } from '../../middleware/audit/middy.js';
@@ -22,6 +23,7 @@ import {
   requestBodyBytes,
 } from '../../middleware/http/input.js';
 import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js';
+import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
@@ -584,6 +586,55 @@ describe('httpErrorHandler through a middy pipeline', () => {
       instance: '/things/7',
       requestId: 'rest-req-1',
     });
+  });
+
+  it('gives a path that is no URI reference as written as one: escaped once, decoded or not', async () => {
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger: { error: vi.fn(), warn: vi.fn() } }))
+      .handler(async () => {
+        throw new ConflictError('Taken');
+      });
+    const instanceOf = async (event: APIGatewayProxyEventV2) =>
+      JSON.parse((await handler(event, context)).body as string).instance;
+    // An HTTP API hands rawPath on decoded: `GET /bookings/a%20b%22%3Cx%3E` arrives as this.
+    expect(await instanceOf(eventOf({ rawPath: '/bookings/a b"<x>' }))).toBe('/bookings/a%20b%22%3Cx%3E');
+    expect(await instanceOf(eventOf({ rawPath: '/nöpe x' }))).toBe('/n%C3%B6pe%20x');
+    expect(await instanceOf(eventOf({ rawPath: '/50%/a?b#c' }))).toBe('/50%25/a%3Fb%23c');
+    // A Function URL hands it on as sent: its escapes stay as they are, what is not one is escaped.
+    const functionUrl = (rawPath: string) =>
+      eventOf({
+        rawPath,
+        requestContext: {
+          ...eventOf().requestContext,
+          domainName: 'abc123.lambda-url.us-east-1.on.aws',
+        },
+      });
+    expect(await instanceOf(functionUrl('/n%C3%B6pe%20x'))).toBe('/n%C3%B6pe%20x');
+    expect(await instanceOf(functionUrl('/a"b/50%'))).toBe('/a%22b/50%25');
+    const restApiEvent = {
+      path: '/nöpe x',
+      httpMethod: 'GET',
+      headers: {},
+      requestContext: { requestId: 'rest-req-2', httpMethod: 'GET' },
+    } as unknown as APIGatewayProxyEventV2;
+    expect(await instanceOf(restApiEvent)).toBe('/n%C3%B6pe%20x');
+  });
+
+  it('makes every path a URI path that names the same path again', () => {
+    const uriPath = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-F]{2})*$/;
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), (tail) => {
+        const path = `/${tail}`;
+        const reference = pathAsUriReference(path, false);
+        expect(reference).toMatch(uriPath);
+        // `//` would start a host: such a path keeps itself behind `/.`, a segment that resolves away.
+        expect(reference.startsWith('//')).toBe(false);
+        expect(decodeURIComponent(reference.replace(/^\/\.(?=\/\/)/, ''))).toBe(path);
+        expect(pathAsUriReference(reference, true)).toBe(reference);
+      }),
+    );
+    expect(pathAsUriReference('/\ud800', false)).toBe('/%EF%BF%BD');
+    expect(pathAsUriReference('//evil.example/x', false)).toBe('/.//evil.example/x');
   });
 
   it('logs an unknown error in full and answers a generic 500', async () => {

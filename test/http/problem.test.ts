@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,17 +7,32 @@ import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import {
   assertNoProblems,
+  CircuitOpenError,
   ConflictError,
+  DeadlineExceededError,
   DecryptionError,
+  DependencyError,
+  DependencyTimeoutError,
   EncryptionError,
   ForbiddenError,
+  GoneError,
   HttpError,
+  IdempotencyKeyReusedError,
+  InsufficientScopeError,
   InvalidOptionsError,
+  InvalidTokenError,
   MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  problemStatuses,
   SecretAccessError,
   ServiceUnavailableError,
+  SsrfBlockedError,
   TooManyRequestsError,
   UnauthorizedError,
+  UnsupportedContentEncodingError,
+  UnsupportedMediaTypeError,
   ValidationError,
 } from '../../middleware/errors.js';
 import { problemType, renderProblem } from '../../middleware/http/problem.js';
@@ -161,13 +177,15 @@ describe('problem+json rendering', () => {
     expect(bodyOf(gone)).toMatchObject({ status: 410, code: 'GONE' });
     const precondition = Object.assign(new Error('Precondition Failed'), { statusCode: 412, expose: true });
     expect(bodyOf(precondition)).toMatchObject({ status: 412, code: 'PRECONDITION_FAILED' });
-    // A status with no code of its own is a client error, never a validation failure it was not.
+    // A status with no code of its own is a client error, never a validation failure it was not; its type
+    // says no more than its status, since one type spans them all.
     for (const statusCode of [408, 418, 422, 451]) {
       const unmapped = Object.assign(new Error('Refused'), { statusCode, expose: true });
       expect(bodyOf(unmapped)).toMatchObject({
         status: statusCode,
         code: 'CLIENT_ERROR',
-        type: 'urn:bulwark:problem:client-error',
+        type: 'about:blank',
+        title: STATUS_CODES[statusCode],
       });
     }
     const unavailable = Object.assign(new Error('pool exhausted'), { statusCode: 503, expose: false });
@@ -194,6 +212,92 @@ describe('problem+json rendering', () => {
 
   it('gives every code a stable type URI', () => {
     expect(problemType('TOO_MANY_REQUESTS')).toBe('urn:bulwark:problem:too-many-requests');
+  });
+});
+
+describe('problem types', () => {
+  /** One of each HttpError class errors.ts exports, each in every status it can take. */
+  const httpErrors = (): HttpError[] => [
+    new ValidationError('Invalid'),
+    new UnauthorizedError(),
+    new ForbiddenError(),
+    new InvalidTokenError('expired', 'Token expired'),
+    new InsufficientScopeError(['users/read']),
+    new NotFoundError(),
+    new MethodNotAllowedError(['GET']),
+    new ConflictError('Taken'),
+    new GoneError('Expired'),
+    new PreconditionFailedError('Stale'),
+    new PayloadTooLargeError(8192),
+    new UnsupportedMediaTypeError('application/json'),
+    new UnsupportedContentEncodingError(),
+    new IdempotencyKeyReusedError(),
+    new TooManyRequestsError(1),
+    new ServiceUnavailableError(),
+    new ServiceUnavailableError('Down', 5),
+    new CircuitOpenError('users', 5),
+    new DependencyTimeoutError('users', 100),
+    new DeadlineExceededError('users', 0),
+    new DependencyError('users', 'users answered 500', { upstreamStatus: 500 }),
+    new DependencyError('users', 'users answered 429', { upstreamStatus: 429, retryAfterSec: 7 }),
+    new SsrfBlockedError('private', 'Refused'),
+  ];
+
+  it('lists every HttpError class errors.ts exports', async () => {
+    const source = await import('../../middleware/errors.js');
+    const classes = Object.entries(source).filter(
+      ([, value]) => typeof value === 'function' && value.prototype instanceof HttpError,
+    );
+    expect([...new Set(httpErrors().map((error) => error.name))].sort()).toEqual(
+      classes.map(([name]) => name).sort(),
+    );
+  });
+
+  it('gives each HttpError class the one status its code has', () => {
+    for (const error of httpErrors()) {
+      expect([error.name, error.code, error.statusCode]).toEqual([
+        error.name,
+        error.code,
+        problemStatuses[error.code],
+      ]);
+    }
+  });
+
+  it('answers one problem type with one status and one title, whatever is thrown', () => {
+    const sdkError = (name: string, httpStatusCode: number) =>
+      Object.assign(new Error('refused'), { name, $metadata: { httpStatusCode } });
+    const thrown: unknown[] = [
+      ...httpErrors(),
+      // Errors of Middy's middlewares, of every status they may carry.
+      ...Array.from({ length: 200 }, (_, index) => 400 + index).flatMap((statusCode) =>
+        [true, false].map((expose) => Object.assign(new Error('Middy'), { statusCode, expose })),
+      ),
+      new HttpError(502, 'INTERNAL', 'built with a status its code does not have'),
+      new HttpError(422, 'VALIDATION_FAILED', 'built with a status its code does not have'),
+      new EncryptionError('key_unavailable', 'KMS down'),
+      new SecretAccessError('arn:secret', 'AWSCURRENT', 'unreachable'),
+      sdkError('ThrottlingException', 400),
+      sdkError('InternalServerError', 500),
+      sdkError('TimeoutError', 0),
+      new Error('a bug'),
+    ];
+    const answers = new Map<string, Set<string>>();
+    const codes = new Set<string>();
+    for (const error of thrown) {
+      const { type, status, title, code } = bodyOf(error);
+      expect(title).toBe(STATUS_CODES[status] ?? 'Error');
+      answers.set(type, (answers.get(type) ?? new Set()).add(`${status} ${title}`));
+      if (type !== 'about:blank') codes.add(code);
+    }
+    answers.delete('about:blank');
+    expect([...answers].filter(([, statuses]) => statuses.size > 1)).toEqual([]);
+    // Every code of the registry was answered above, each with its own type.
+    expect([...codes].sort()).toEqual(Object.keys(problemStatuses).sort());
+    for (const [code, status] of Object.entries(problemStatuses)) {
+      expect(answers.get(problemType(code as keyof typeof problemStatuses))).toEqual(
+        new Set([`${status} ${STATUS_CODES[status as number]}`]),
+      );
+    }
   });
 });
 

@@ -274,7 +274,7 @@ describe('retrying a registration with an Idempotency-Key', () => {
     const other = await register(caller.token, key, { ...registration, eventTypes: ['booking.cancelled'] });
     expect(other.status).toBe(422);
     expect(other.headers.get('content-type')).toBe('application/problem+json');
-    expect((other.body as ProblemBody).code).toBe('VALIDATION_FAILED');
+    expect((other.body as ProblemBody).code).toBe('IDEMPOTENCY_KEY_REUSED');
     expect(await endpointCount(documents, caller.sub)).toBe(1);
     // The stored answer is still there for the real retry.
     expect((await register(caller.token, key)).text).toBe(first.text);
@@ -502,6 +502,17 @@ describe('bad input', () => {
       token: ownerToken,
     });
     expect(badLimit.status).toBe(400);
+  });
+
+  it('answers 400 naming a query parameter a list does not know', async () => {
+    const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    for (const path of ['/webhooks', `/webhooks/${endpoint.id}/deliveries`]) {
+      const response = await api.request('GET', `${path}?limit=5&status=failed`, { token: ownerToken });
+      expect(response.status).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        { field: 'query.status', message: 'Unknown field' },
+      ]);
+    }
   });
 });
 
