@@ -1,0 +1,200 @@
+// A create whose DynamoDB transaction lands while every answer to it comes too late (504, which deletes the
+// Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { until } from '../email-worker/helpers.js';
+import { bookingDay } from '../helpers/booking-times.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import {
+  type StallingDynamoDb,
+  type StallRule,
+  startStallingDynamoDb,
+} from '../helpers/stalling-dynamodb.js';
+import { type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
+
+let dynamoDb: StallingDynamoDb;
+let receiver: Receiver;
+beforeAll(async () => {
+  dynamoDb = await startStallingDynamoDb(inject('dynamoDbEndpoint'));
+  receiver = await startReceiver();
+});
+// Registered before the runtime's own hooks, so the proxy closes after the runtime has stopped.
+afterAll(async () => {
+  await receiver.close();
+  await dynamoDb.close();
+});
+const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => dynamoDb.endpoint });
+
+/** The transaction that creates a booking, picked by its items' keys. */
+const bookingTransaction: StallRule = (body) =>
+  body.includes('"TransactItems"') && body.includes('"BOOKING#');
+
+/** Every SDK attempt at a create long enough to time out. */
+const lateCommitTimeout = 60_000;
+
+/** Sends `request` while the transaction `rule` picks lands but is never answered; expects its 504. */
+async function commitLate<T extends { status: number }>(rule: StallRule, request: () => Promise<T>) {
+  const stalledBefore = dynamoDb.stalled();
+  dynamoDb.stall(rule, { applied: true });
+  const answer = await request().finally(() => dynamoDb.stall(undefined));
+  expect(answer.status).toBe(504);
+  expect(dynamoDb.stalled()).toBeGreaterThan(stalledBefore);
+  return answer;
+}
+
+const room = () => `room-${randomUUID()}`;
+const at = bookingDay(12);
+
+interface Booking {
+  id: string;
+  roomId: string;
+  userId: string;
+  start: string;
+  end: string;
+  status: string;
+}
+
+describe('a booking whose transaction landed after its 504, sent again with its Idempotency-Key', () => {
+  /** A registered user of their own and a token acting as them. */
+  async function newBooker() {
+    const created = await api.request('POST', '/users', {
+      body: { email: `late-${randomUUID()}@example.com`, name: 'Late Booker' },
+    });
+    const id = (created.body as { id: string }).id;
+    return { id, token: await api.token({ sub: id }) };
+  }
+
+  const bookWithKey = (token: string, key: string, body: Record<string, unknown>) =>
+    api.request('POST', '/bookings', { token, body, headers: { 'idempotency-key': key } });
+
+  async function bookingsOf(bookerId: string): Promise<Booking[]> {
+    const listed = await api.request('GET', `/bookings?userId=${bookerId}&limit=100`);
+    expect(listed.status).toBe(200);
+    return (listed.body as { items: Booking[] }).items;
+  }
+
+  /** The ids of the bookings whose booking.created reached the receiver, one entry per delivery. */
+  const createdDeliveries = () =>
+    receiver.received
+      .map((webhook) => JSON.parse(webhook.body) as { type: string; data: { id: string } })
+      .filter((webhook) => webhook.type === 'booking.created')
+      .map((webhook) => webhook.data.id);
+
+  it(
+    'gets the booking it made, with its 201 and Location, and its booking.created once',
+    async () => {
+      const booker = await newBooker();
+      await registerEndpoint(api, booker.token, receiver.url, ['booking.created']);
+      const key = randomUUID();
+      const body = { roomId: room(), userId: booker.id, start: at(9), end: at(10) };
+      await commitLate(bookingTransaction, () => bookWithKey(booker.token, key, body));
+      const [made] = await bookingsOf(booker.id);
+
+      const retry = await bookWithKey(booker.token, key, body);
+      expect(retry.status).toBe(201);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(retry.headers.get('location')).toBe(`/bookings/${made?.id}`);
+      expect(retry.body).toEqual(made);
+      expect(made).toMatchObject({ ...body, status: 'confirmed' });
+      // The first request never got to publish: the retry does.
+      await until(() => (createdDeliveries().includes(made?.id as string) ? true : undefined), 30_000);
+
+      // Stored now: a third send is the record's replay, the same answer, with nothing published again.
+      const third = await bookWithKey(booker.token, key, body);
+      expect(third.headers.get('idempotent-replayed')).toBe('true');
+      expect(third.text).toBe(retry.text);
+      const later = await api.request('POST', '/bookings', {
+        token: booker.token,
+        body: { ...body, roomId: room() },
+      });
+      const laterId = (later.body as Booking).id;
+      await until(() => (createdDeliveries().includes(laterId) ? true : undefined), 30_000);
+      expect(createdDeliveries().filter((id) => id === made?.id)).toHaveLength(1);
+      expect((await bookingsOf(booker.id)).map((booking) => booking.id).sort()).toEqual(
+        [made?.id, laterId].sort(),
+      );
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'answers 422 to the key with another body, and books nothing more',
+    async () => {
+      const booker = await newBooker();
+      const key = randomUUID();
+      const body = { roomId: room(), userId: booker.id, start: at(11), end: at(12) };
+      await commitLate(bookingTransaction, () => bookWithKey(booker.token, key, body));
+      const [made] = await bookingsOf(booker.id);
+
+      const other = await bookWithKey(booker.token, key, { ...body, roomId: room() });
+      expect(other.status).toBe(422);
+      expect(other.headers.get('content-type')).toBe('application/problem+json');
+      expect(other.body).toMatchObject({
+        status: 422,
+        detail: 'This idempotency key was already used with a different request',
+      });
+      expect(await bookingsOf(booker.id)).toEqual([made]);
+      // The same body still gets its booking.
+      expect((await bookWithKey(booker.token, key, body)).body).toEqual(made);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'gets the booking once its slot has begun, where a new booking of that start is refused',
+    async () => {
+      const minute = 60_000;
+      const slotUnderWay = Date.now() - (Date.now() % (15 * minute));
+      const booker = await newBooker();
+      const key = randomUUID();
+      const body = {
+        roomId: room(),
+        userId: booker.id,
+        start: new Date(slotUnderWay).toISOString(),
+        end: new Date(slotUnderWay + 30 * minute).toISOString(),
+      };
+      // Only Date is faked: the runtime's timers and sockets, and so the SDK's timeouts, run as usual.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(slotUnderWay + 14 * minute);
+        await commitLate(bookingTransaction, () => bookWithKey(booker.token, key, body));
+        vi.setSystemTime(slotUnderWay + 16 * minute);
+        const retry = await bookWithKey(booker.token, key, body);
+        expect(retry.status).toBe(201);
+        expect(retry.headers.get('idempotent-replayed')).toBe('true');
+        expect(retry.body).toMatchObject({ ...body, status: 'confirmed' });
+        const fresh = await bookWithKey(booker.token, randomUUID(), { ...body, roomId: room() });
+        expect(fresh.status).toBe(400);
+      } finally {
+        vi.useRealTimers();
+      }
+      expect(await bookingsOf(booker.id)).toHaveLength(1);
+    },
+    lateCommitTimeout,
+  );
+});
+
+describe('a create with an Idempotency-Key that is answered in time', () => {
+  it('reads nothing more than one without a key: only its transaction names the booking', async () => {
+    const seen: string[] = [];
+    dynamoDb.stall((body) => {
+      seen.push(body);
+      return false;
+    });
+    try {
+      const user = await api.request('POST', '/users', {
+        body: { email: `late-${randomUUID()}@example.com`, name: 'On Time' },
+      });
+      const userId = (user.body as { id: string }).id;
+      const booked = await api.request('POST', '/bookings', {
+        body: { roomId: room(), userId, start: at(13), end: at(14) },
+        headers: { 'idempotency-key': randomUUID() },
+      });
+      expect(booked.status).toBe(201);
+      const bookingId = (booked.body as Booking).id;
+      expect(seen.filter((body) => body.includes(`BOOKING#${bookingId}`))).toHaveLength(1);
+    } finally {
+      dynamoDb.stall(undefined);
+    }
+  });
+});
