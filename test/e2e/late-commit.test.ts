@@ -25,9 +25,11 @@ afterAll(async () => {
 });
 const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => dynamoDb.endpoint });
 
-/** The transaction that creates a booking, picked by its items' keys. */
+/** The transactions that create a booking, and an endpoint (with its owner's count): picked by their items' keys. */
 const bookingTransaction: StallRule = (body) =>
   body.includes('"TransactItems"') && body.includes('"BOOKING#');
+const registrationTransaction: StallRule = (body) =>
+  body.includes('"TransactItems"') && body.includes('"ENDPOINT_COUNT"');
 
 /** Every SDK attempt at a create long enough to time out. */
 const lateCommitTimeout = 60_000;
@@ -174,8 +176,91 @@ describe('a booking whose transaction landed after its 504, sent again with its 
   );
 });
 
+describe('a registration whose transaction landed after its 504, sent again with its Idempotency-Key', () => {
+  const registration = { url: 'https://1.1.1.1/hooks', eventTypes: ['booking.created', 'booking.cancelled'] };
+
+  const register = (token: string, key: string, body: unknown = registration) =>
+    api.request('POST', '/webhooks', { token, body, headers: { 'idempotency-key': key } });
+
+  async function endpointsOf(token: string): Promise<{ id: string }[]> {
+    const listed = await api.request('GET', '/webhooks?limit=100', { token });
+    expect(listed.status).toBe(200);
+    return (listed.body as { items: { id: string }[] }).items;
+  }
+
+  it(
+    'gets the endpoint it made with its secret, and registers no second',
+    async () => {
+      const token = await api.token({ sub: `late-${randomUUID()}` });
+      const key = randomUUID();
+      await commitLate(registrationTransaction, () => register(token, key));
+      const [made] = await endpointsOf(token);
+
+      const retry = await register(token, key);
+      expect(retry.status).toBe(201);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(retry.headers.get('location')).toBe(`/webhooks/${made?.id}`);
+      expect(retry.body).toMatchObject({ ...registration, id: made?.id, status: 'enabled' });
+      expect((retry.body as { secret: string }).secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+      // Stored now: the record's replay reads the same secret from the endpoint.
+      expect((await register(token, key)).text).toBe(retry.text);
+      expect(await endpointsOf(token)).toEqual([made]);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'answers 422 to the key with another body, and registers nothing more',
+    async () => {
+      const token = await api.token({ sub: `late-${randomUUID()}` });
+      const key = randomUUID();
+      await commitLate(registrationTransaction, () => register(token, key));
+      const made = await endpointsOf(token);
+
+      const other = await register(token, key, { ...registration, eventTypes: ['booking.created'] });
+      expect(other.status).toBe(422);
+      expect(other.body).toMatchObject({
+        status: 422,
+        detail: 'This idempotency key was already used with a different request',
+      });
+      expect(other.text).not.toContain('whsec_');
+      expect(await endpointsOf(token)).toEqual(made);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'answers 409 naming the endpoint, without its secret, past the hour a replay would have shown it',
+    async () => {
+      const sub = `late-${randomUUID()}`;
+      const key = randomUUID();
+      await commitLate(registrationTransaction, async () => register(await api.token({ sub }), key));
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(Date.now() + 61 * 60_000);
+        // Minted in the faked hour, so that it is valid then.
+        const token = await api.token({ sub });
+        const [made] = await endpointsOf(token);
+        const retry = await register(token, key);
+        expect(retry.status).toBe(409);
+        expect(retry.headers.get('content-type')).toBe('application/problem+json');
+        expect((retry.body as { detail: string }).detail).toMatch(
+          new RegExp(
+            `^Webhook endpoint ${made?.id} was registered with this Idempotency-Key at .+; its signing secret is shown again only within 60 minutes of registering\\. To get a new secret, delete the endpoint and register again with a new key$`,
+          ),
+        );
+        expect(retry.text).not.toContain('whsec_');
+        expect(await endpointsOf(token)).toEqual([made]);
+      } finally {
+        vi.useRealTimers();
+      }
+    },
+    lateCommitTimeout,
+  );
+});
+
 describe('a create with an Idempotency-Key that is answered in time', () => {
-  it('reads nothing more than one without a key: only its transaction names the booking', async () => {
+  it('reads nothing more than one without a key: only its transaction names the booking or the endpoint', async () => {
     const seen: string[] = [];
     dynamoDb.stall((body) => {
       seen.push(body);
@@ -193,6 +278,16 @@ describe('a create with an Idempotency-Key that is answered in time', () => {
       expect(booked.status).toBe(201);
       const bookingId = (booked.body as Booking).id;
       expect(seen.filter((body) => body.includes(`BOOKING#${bookingId}`))).toHaveLength(1);
+
+      const token = await api.token({ sub: `on-time-${randomUUID()}` });
+      const registered = await api.request('POST', '/webhooks', {
+        token,
+        body: { url: 'https://1.1.1.1/hooks', eventTypes: ['booking.created'] },
+        headers: { 'idempotency-key': randomUUID() },
+      });
+      expect(registered.status).toBe(201);
+      const endpointId = (registered.body as { id: string }).id;
+      expect(seen.filter((body) => body.includes(`WH#${endpointId}"`))).toHaveLength(1);
     } finally {
       dynamoDb.stall(undefined);
     }
