@@ -2,12 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import {
-  BookingIdTakenError,
-  BookingsModel,
-  bookingIdFor,
-  startTimeProblem,
-} from '../../functions/bookings/bookings-model.js';
+import { BookingsModel, startTimeProblem } from '../../functions/bookings/bookings-model.js';
 import { UnsupportedEventError, ValidationError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { lambdaContext } from '../audit/fixtures.js';
@@ -231,20 +226,6 @@ describe('bookings API', () => {
       fields: [{ field: 'body.userId', message: 'No such user' }],
     });
     expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
-  });
-
-  it('refuses an id already booked with BookingIdTakenError, not the room conflict its own slots meet', async () => {
-    const bookings = new BookingsModel(
-      createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
-      testTableNames.app,
-    );
-    const id = bookingIdFor([null, 'jwt', 'person', userId, 'POST /bookings', '/bookings', randomUUID()]);
-    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    const input = { id, roomId: room(), userId, start: new Date(at(15)), end: new Date(at(16)) };
-    expect((await bookings.create(input)).id).toBe(id);
-    const again = await bookings.create(input).catch((error: unknown) => error);
-    expect(again).toBeInstanceOf(BookingIdTakenError);
-    expect(again).toMatchObject({ bookingId: id, statusCode: 409, message: `Booking ${id} already exists` });
   });
 
   it('cancels a booking, freeing its slots, and refuses to cancel it twice', async () => {

@@ -2,6 +2,8 @@
 // Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
@@ -10,6 +12,7 @@ import {
   type StallRule,
   startStallingDynamoDb,
 } from '../helpers/stalling-dynamodb.js';
+import { testTableNames } from '../helpers/tables.js';
 import { type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
 
 let dynamoDb: StallingDynamoDb;
@@ -81,6 +84,21 @@ describe('a booking whose transaction landed after its 504, sent again with its 
       .map((webhook) => JSON.parse(webhook.body) as { type: string; data: { id: string } })
       .filter((webhook) => webhook.type === 'booking.created')
       .map((webhook) => webhook.data.id);
+
+  it('meets its own id at the store: BookingIdTakenError, not the room conflict its own slots meet', async () => {
+    const booker = await newBooker();
+    const bookings = new BookingsModel(
+      createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') })),
+      testTableNames.app,
+    );
+    const id = bookingIdFor([null, 'jwt', 'person', booker.id, 'POST /bookings', '/bookings', randomUUID()]);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const input = { id, roomId: room(), userId: booker.id, start: new Date(at(15)), end: new Date(at(16)) };
+    expect((await bookings.create(input)).id).toBe(id);
+    const again = await bookings.create(input).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(BookingIdTakenError);
+    expect(again).toMatchObject({ bookingId: id, statusCode: 409, message: `Booking ${id} already exists` });
+  });
 
   it(
     'gets the booking it made, with its 201 and Location, and its booking.created once',
