@@ -31,7 +31,23 @@ import { withHeadersAndCookies } from './http/response.js';
 import { checkFunctionOption, checkMethodsOption, shownValue } from './options.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
-type IdempotentContext = Context & Partial<OptionalAuthContext>;
+/**
+ * The client's key inside its scope (see {@link scopedKeyOf}): the caller, route and path that sent it,
+ * then the key. Equal for a request and its retries, and for no other request.
+ */
+export type ScopedIdempotencyKey = readonly (string | null)[];
+
+/** What {@link idempotency} adds to the handler's context. */
+export interface IdempotencyKeyContext {
+  /**
+   * The request's key in its scope; undefined when it carries none (or idempotency is disabled). A
+   * handler may name what it creates after it, so that a retry finds what the first request made even
+   * when its record is gone: deleted with the 5xx of a write that landed but answered too late.
+   */
+  scopedIdempotencyKey?: ScopedIdempotencyKey | undefined;
+}
+
+type IdempotentContext = Context & Partial<OptionalAuthContext> & IdempotencyKeyContext;
 
 /** A request through `idempotency()`: `context.principal` is set by authentication before it, if at all. */
 export type IdempotentRequest = Request<
@@ -104,8 +120,11 @@ const keyFormat = /^[\x21-\x7e]{1,255}$/;
 /** The event field Powertools reads the scoped key from; a name API Gateway never sends. */
 const scopedKeyField = 'bulwark.scopedIdempotencyKey';
 
-/** Marks a stored answer given again, so a client can tell a replay from a fresh answer. */
-const replayedHeader = { 'Idempotent-Replayed': 'true' };
+/**
+ * Marks a stored answer given again, so a client can tell a replay from a fresh answer; a handler that
+ * answers a retry with what the first request made (see `scopedIdempotencyKey`) marks it so too.
+ */
+export const replayedHeader = { 'Idempotent-Replayed': 'true' } as const;
 
 /**
  * Whether an error of a JMESPath search is the expression's fault (it does not parse, names an unknown
@@ -208,7 +227,7 @@ function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: Ide
  * caller, on another route or path, is another request. A person's `sub` may equal a client-credentials
  * client's id, and both authenticate with a JWT: only the kind keeps one from replaying the other's answer.
  */
-function scopedKeyOf(request: IdempotentRequest, key: string): readonly (string | null)[] {
+function scopedKeyOf(request: IdempotentRequest, key: string): ScopedIdempotencyKey {
   const principal = request.context.principal;
   return [
     principal?.tenantId ?? null,
@@ -299,6 +318,8 @@ function assertStillAnonymous(request: IdempotentRequest): void {
  *   (`payloadValidationJmesPath`) is 422, and no key with `throwOnNoIdempotencyKey` is 400.
  * - Only this request's own handler failing deletes the record, whether it throws or returns a 5xx
  *   (which is not stored); a refused copy leaves the running request's lock and the stored answer alone.
+ * - The handler finds the key in its scope on `context.scopedIdempotencyKey`: a create that names its
+ *   item after it finds, on a retry, what a request whose write landed but answered a 5xx made.
  *
  * Options are Powertools' own; `eventKeyJmesPath` selects the client's key (default: the
  * `Idempotency-Key` header). `storedAnswer` keeps out of the record what it must not hold, and puts it
@@ -370,6 +391,8 @@ export function idempotency(
   return {
     before: async (request) => {
       assertApiGatewayEvent(request.event, 'idempotency');
+      // A context object handed in again (a test's, a custom runtime's) must not name the last request's key.
+      request.context.scopedIdempotencyKey = undefined;
       // Checked whether or not idempotency is enabled, so a misordered pipeline fails where it is tried out.
       if (anonymous) {
         internalOf(request)[scopedAnonymouslyKey] = !authenticationRan(request.context);
@@ -398,7 +421,9 @@ export function idempotency(
       }
       // Powertools keeps the event it is handed for its `after` and `onError`; a copy carrying the
       // scoped key is the only one that ever sees it.
-      const scopedEvent = { ...searched, [scopedKeyField]: scopedKeyOf(request, key) };
+      const scopedKey = scopedKeyOf(request, key);
+      request.context.scopedIdempotencyKey = scopedKey;
+      const scopedEvent = { ...searched, [scopedKeyField]: scopedKey };
       request.event = scopedEvent;
       const restoreCleanups = holdPowertoolsCleanups(internalOf(request));
       let replay: unknown;

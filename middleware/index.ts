@@ -360,9 +360,12 @@ export {
 } from './http/problem.js';
 export { type HttpResult, isHeaderName, json, noContent } from './http/response.js';
 export {
+  type IdempotencyKeyContext,
   type IdempotencyOptions,
   type IdempotentRequest,
   idempotency,
+  replayedHeader,
+  type ScopedIdempotencyKey,
   type StoredAnswer,
 } from './idempotency.js';
 export { lambdaHandler } from './lambda-handler.js';

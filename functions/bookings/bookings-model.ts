@@ -8,7 +8,9 @@ import {
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
+import { keyDerivedBytes } from '../shared/key-derived-ids.js';
 import { bookingKey, slotKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -40,6 +42,8 @@ export interface Cancellation {
 }
 
 export interface NewBooking {
+  /** The booking's id (see {@link bookingIdFor}); a random UUID when absent. */
+  id?: string | undefined;
   roomId: string;
   userId: string;
   start: Date;
@@ -51,6 +55,29 @@ export interface ListBookingsQuery {
   cursor?: string | undefined;
   /** Only this user's bookings (through gsi2); all bookings by start time otherwise. */
   userId?: string | undefined;
+}
+
+/**
+ * The id of the booking a create sent with an Idempotency-Key makes: a UUID like a random one (version 8,
+ * RFC 9562's for ids of one's own making) from a hash of the key in its scope, so the create's retry meets
+ * the booking the first request made.
+ */
+export function bookingIdFor(scopedKey: ScopedIdempotencyKey): string {
+  const bytes = keyDerivedBytes(scopedKey, 'booking', 16);
+  bytes.writeUInt8((bytes.readUInt8(6) & 0x0f) | 0x80, 6);
+  bytes.writeUInt8((bytes.readUInt8(8) & 0x3f) | 0x80, 8);
+  const hex = bytes.toString('hex');
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
+}
+
+/**
+ * A create whose id names a booking already stored: with {@link bookingIdFor}'s ids, the one an earlier
+ * request with the same key made. Uncaught, a 409.
+ */
+export class BookingIdTakenError extends ConflictError {
+  constructor(readonly bookingId: string) {
+    super(`Booking ${bookingId} already exists`);
+  }
 }
 
 /** The answer to a booking for a user that does not exist: the caller's mistake, on `body.userId`. */
@@ -110,11 +137,12 @@ export class BookingsModel {
    * Writes the booking and claims every slot in one transaction, so two overlapping requests can
    * never both succeed and a failed request leaves nothing behind. The same transaction checks that
    * the user's item exists and has not lapsed unverified (400 on `body.userId` otherwise): the handler
-   * asks the users service first, but a user deleted or lapsed after that answer gets no booking.
+   * asks the users service first, but a user deleted or lapsed after that answer gets no booking. A
+   * booking already stored under `input.id` fails it with {@link BookingIdTakenError}, whatever else failed.
    */
   async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
-      id: randomUUID(),
+      id: input.id ?? randomUUID(),
       roomId: input.roomId,
       userId: input.userId,
       start: input.start.toISOString(),
@@ -168,6 +196,8 @@ export class BookingsModel {
       );
     } catch (error) {
       const failed = failedConditionIndexes(error);
+      // The booking's own slots are taken too, by itself: it is the answer, not a room conflict.
+      if (failed?.includes(bookingPutIndex)) throw new BookingIdTakenError(booking.id);
       if (failed?.includes(userCheckIndex)) throw unknownUserError();
       if (failed?.some((index) => index > bookingPutIndex)) {
         throw new ConflictError(`Room ${booking.roomId} is already booked for part of that period`);
@@ -178,11 +208,17 @@ export class BookingsModel {
   }
 
   async get(id: string): Promise<Booking> {
+    const booking = await this.find(id);
+    if (!booking) throw new NotFoundError(`Booking ${id} not found`);
+    return booking;
+  }
+
+  /** The booking, or undefined when there is none. */
+  async find(id: string): Promise<Booking | undefined> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: bookingKey(id), ConsistentRead: true }),
     );
-    if (!Item) throw new NotFoundError(`Booking ${id} not found`);
-    return toBooking(Item);
+    return Item ? toBooking(Item) : undefined;
   }
 
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {

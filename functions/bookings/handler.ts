@@ -7,12 +7,13 @@ import { ForbiddenError, NotFoundError, ValidationError } from '../../middleware
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { idempotency } from '../../middleware/idempotency.js';
+import { idempotency, replayedHeader } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
+import { keyUsedForAnotherRequest } from '../shared/key-derived-ids.js';
 import { functionObservability } from '../shared/observability.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
@@ -22,9 +23,12 @@ import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
 import {
   type Booking,
+  BookingIdTakenError,
   BookingsModel,
+  bookingIdFor,
   isSlotAligned,
   maxBookingHours,
+  type NewBooking,
   slotMinutes,
   startTimeProblem,
 } from './bookings-model.js';
@@ -188,6 +192,29 @@ const bookingIdempotency = idempotency({
   logger,
 });
 
+/**
+ * The answer to a booking sent again with its Idempotency-Key once the key's record is gone: the first
+ * request's transaction landed but answered too late (a 504, which deleted the record), and the booking it
+ * made is `made`. The same request gets that booking as it is now, with the first one's 201 and
+ * `Location`, marked as a replay; its booking.created goes out now, as the first request never got that
+ * far (none once it is cancelled: booking.cancelled went out). Another body with the key is 422, as it is
+ * while the record exists.
+ */
+async function retriedBooking(
+  made: Booking,
+  requested: NewBooking,
+  context: Parameters<typeof publishBooking>[2],
+) {
+  const sameRequest =
+    made.roomId === requested.roomId &&
+    made.userId === requested.userId &&
+    made.start === requested.start.toISOString() &&
+    made.end === requested.end.toISOString();
+  if (!sameRequest) throw keyUsedForAnotherRequest();
+  if (made.status === 'confirmed') await publishBooking('booking.created', made, context);
+  return json(201, made, { Location: `/bookings/${made.id}`, ...replayedHeader });
+}
+
 const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema) });
 
 export const handler = createHttpFunction(
@@ -201,7 +228,9 @@ export const handler = createHttpFunction(
         .use(bookingIdempotency)
         .use(serviceCalls(usersService))
         .handler(async (event, context) => {
-          const { input, callService, principal } = context;
+          const { input, callService, principal, scopedIdempotencyKey } = context;
+          // Named after the key when there is one, so that a retry meets the booking its first request made.
+          const id = scopedIdempotencyKey === undefined ? undefined : bookingIdFor(scopedIdempotencyKey);
           // Judged against the clock at each new booking (tests move it with vitest's fake Date).
           const tooEarlyOrLate = startTimeProblem(
             input.body.start,
@@ -209,6 +238,9 @@ export const handler = createHttpFunction(
             environment.bookingHorizonDays,
           );
           if (tooEarlyOrLate !== undefined) {
+            // A retry still gets the booking its first request made once the slot has begun.
+            const made = id === undefined ? undefined : await bookings.find(id);
+            if (made) return retriedBooking(made, input.body, context);
             throw new ValidationError('Invalid request: body.start', [
               { field: 'body.start', message: tooEarlyOrLate },
             ]);
@@ -218,7 +250,13 @@ export const handler = createHttpFunction(
           // The user belongs to the users service: ask it (signed, guarded by the `users` circuit). The
           // booking's transaction checks the user's item again, so one deleted meanwhile gets no booking.
           await assertUserExists(callService, input.body.userId);
-          const booking = await bookings.create(input.body);
+          let booking: Booking;
+          try {
+            booking = await bookings.create({ ...input.body, id });
+          } catch (error) {
+            if (!(error instanceof BookingIdTakenError)) throw error;
+            return retriedBooking(await bookings.get(error.bookingId), input.body, context);
+          }
           await publishBooking('booking.created', booking, context);
           return json(201, booking, { Location: `/bookings/${booking.id}` });
         }),

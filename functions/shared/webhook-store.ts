@@ -22,8 +22,10 @@ import type { Principal } from '../../middleware/auth/principal.js';
 import type { Encryptor } from '../../middleware/encryption/encryptor.js';
 import type { EncryptedField } from '../../middleware/encryption/record-types.js';
 import { ConflictError, DecryptionError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
+import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
+import { keyDerivedBytes } from './key-derived-ids.js';
 import { purposeContextMember, webhookSecretPurpose } from './key-purposes.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
 import { defaultTenantId } from './tenant.js';
@@ -112,6 +114,8 @@ export interface WebhookDelivery {
 }
 
 export interface NewEndpoint {
+  /** The endpoint's id (see {@link endpointIdFor}); a random one when absent. */
+  readonly id?: string | undefined;
   readonly url: string;
   readonly eventTypes: readonly WebhookEventType[];
 }
@@ -184,9 +188,34 @@ export function tenantOf(principal: Principal): string {
   return principal.tenantId ?? defaultTenantId;
 }
 
+/** How many bytes a webhook id's 24 base64url characters hold. */
+const webhookIdBytes = 18;
+
 /** A random id with a prefix: `ep_…` for endpoints, `msg_…` for webhook messages (24 base64url characters). */
 export function newWebhookId(prefix: 'ep' | 'msg'): string {
-  return `${prefix}_${randomBytes(18).toString('base64url')}`;
+  return `${prefix}_${randomBytes(webhookIdBytes).toString('base64url')}`;
+}
+
+/**
+ * The id of the endpoint a registration sent with an Idempotency-Key makes, in the form of a random one,
+ * from a hash of the key in its scope and the owner kind it registers as: the registration's retry meets
+ * the endpoint the first request made. An endpoint deleted and registered again with the key gets its id
+ * back, and with it the deliveries still being retried to it; with the kind in the hash, never after its
+ * owner's role changed, so a user's endpoint never receives what fan-out chose for an admin's.
+ */
+export function endpointIdFor(scopedKey: ScopedIdempotencyKey, ownerKind: EndpointOwnerKind): string {
+  const bytes = keyDerivedBytes(scopedKey, `webhook-endpoint:${ownerKind}`, webhookIdBytes);
+  return `ep_${bytes.toString('base64url')}`;
+}
+
+/**
+ * A registration whose id names an endpoint already stored: with {@link endpointIdFor}'s ids, the one an
+ * earlier request with the same key made. Uncaught, a 409.
+ */
+export class EndpointIdTakenError extends ConflictError {
+  constructor(readonly endpointId: string) {
+    super(`Webhook endpoint ${endpointId} already exists`);
+  }
 }
 
 /** A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes (the spec asks for 24-64). */
@@ -275,6 +304,10 @@ export interface WebhookStoreOptions {
    */
   readonly maxEndpointsPerOwner?: number;
 }
+
+/** Where {@link WebhookStore.createEndpoint}'s transaction has the owner's count and the endpoint. */
+const countUpdateIndex = 0;
+const endpointPutIndex = 1;
 
 /** The default of {@link WebhookStoreOptions.maxEndpointsPerOwner}. */
 export const defaultMaxEndpointsPerOwner = 20;
@@ -388,6 +421,7 @@ export class WebhookStore {
    * the owner's endpoints (of its kind), so concurrent registrations cannot pass the cap together (409 at
    * the cap, nothing written), and refuses a person whose account was deleted (403, nothing written: the
    * count item holds their `closedAt` marker). Returns the secret in clear, the only time it leaves the store that way.
+   * An endpoint already stored under `input.id` fails it with {@link EndpointIdTakenError}, whatever else failed.
    */
   async createEndpoint(
     principal: Principal,
@@ -395,7 +429,7 @@ export class WebhookStore {
     now = new Date(),
   ): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     const endpoint: WebhookEndpoint = {
-      id: newWebhookId('ep'),
+      id: input.id ?? newWebhookId('ep'),
       tenantId: tenantOf(principal),
       ownerId: principal.id,
       ownerKind: ownerKindOf(principal),
@@ -441,7 +475,8 @@ export class WebhookStore {
               gsi1pk: ownerIndexPk(endpoint.tenantId, endpoint.ownerId),
               gsi1sk: `${endpoint.createdAt}#${endpoint.id}`,
             },
-            // Ids are random; this only guarantees a collision can never overwrite an endpoint.
+            // A key-derived id is the one its retry derives again: that retry finds this endpoint, never
+            // overwrites it (nor does a random id that collided).
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         },
@@ -461,7 +496,10 @@ export class WebhookStore {
     try {
       await this.options.documentClient.send(transaction);
     } catch (error) {
-      if (failedConditionIndexes(error)?.includes(0)) {
+      const failed = failedConditionIndexes(error);
+      // Checked first: at the cap, the endpoint already there is the answer, not the cap.
+      if (failed?.includes(endpointPutIndex)) throw new EndpointIdTakenError(endpoint.id);
+      if (failed?.includes(countUpdateIndex)) {
         if (await this.isClosed(endpoint.tenantId, endpoint.ownerId, countKind)) {
           throw new ForbiddenError('This owner can no longer register webhook endpoints');
         }

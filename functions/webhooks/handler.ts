@@ -5,18 +5,29 @@ import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError, InsufficientScopeError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
-import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
+import { idempotency, replayedHeader, type StoredAnswer } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { callerOf } from '../shared/caller.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
+import { keyUsedForAnotherRequest } from '../shared/key-derived-ids.js';
 import { webhookSecretKeyContextFields } from '../shared/key-purposes.js';
 import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
-import { publicEndpoint, tenantOf, WebhookStore } from '../shared/webhook-store.js';
+import {
+  EndpointIdTakenError,
+  endpointIdFor,
+  type NewEndpoint,
+  ownerKindOf,
+  publicEndpoint,
+  type StoredEndpoint,
+  tenantOf,
+  type WebhookEndpoint,
+  WebhookStore,
+} from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
 import {
   type WebhookEventType,
@@ -77,11 +88,23 @@ interface Registration {
 }
 
 /**
+ * The endpoint's signing secret, read again to answer a registration's retry. A secret sealed before
+ * secrets carried their purpose is one this function's KMS grant may not decrypt: its retry answers 409
+ * here as in AWS, instead of a KMS refusal that retrying would never cure.
+ */
+async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
+  if (!endpoint.sealedSecret.purposeBound) {
+    throw new ConflictError(
+      `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; delete it and register anew`,
+    );
+  }
+  return store.signingSecret(endpoint);
+}
+
+/**
  * A registration's answer holds the endpoint's signing secret, which is stored nowhere in clear: the
  * idempotency record keeps the answer without it, and a replay reads the secret again from the endpoint,
- * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted). A secret
- * sealed before secrets carried their purpose is one this function's KMS grant may not decrypt: its
- * replay answers 409 here as in AWS, instead of a KMS refusal that retrying would never cure.
+ * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted).
  */
 const registrationAnswer: StoredAnswer = {
   toRecord: (answer) => {
@@ -91,15 +114,67 @@ const registrationAnswer: StoredAnswer = {
   fromRecord: async (kept, request) => {
     const registered = JSON.parse(kept.body as string) as Registration;
     const endpoint = await store.getOwnedEndpoint(registered.id, callerOf(request.context.principal));
-    if (!endpoint.sealedSecret.purposeBound) {
-      throw new ConflictError(
-        `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; delete it and register anew`,
-      );
-    }
-    const secret = await store.signingSecret(endpoint);
+    const secret = await secretAgain(endpoint);
     return { ...kept, body: JSON.stringify({ ...registered, secret }) };
   },
 };
+
+/** Whether a stored endpoint is what `requested` asked to register, subscriptions in any order. */
+function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boolean {
+  const subscribed = new Set<string>(endpoint.eventTypes);
+  const asked = new Set<string>(requested.eventTypes);
+  return (
+    endpoint.url === requested.url &&
+    subscribed.size === asked.size &&
+    [...asked].every((eventType) => subscribed.has(eventType))
+  );
+}
+
+/**
+ * The answer to a registration sent again with its Idempotency-Key once the key's record is gone: the
+ * first request's transaction landed but answered too late (a 504, which deleted the record), and the
+ * endpoint it made is `endpointId`. The same registration gets that endpoint with its secret, read again,
+ * and the first one's 201 and `Location`, marked as a replay, but only within the time a replay would have
+ * answered it ({@link registrationReplaySec} from its creation): later, a 409 naming the endpoint, whose
+ * secret is not shown again. Another body with the key is 422, as it is while the record exists; an
+ * endpoint deleted meanwhile is 404, as for a replay.
+ */
+async function retriedRegistration(
+  endpointId: string,
+  caller: Principal,
+  requested: NewEndpoint,
+  correlationId: string,
+) {
+  const endpoint = await store.getOwnedEndpoint(endpointId, caller);
+  if (!isRegistrationOf(endpoint, requested)) throw keyUsedForAnotherRequest();
+  if (Date.now() - Date.parse(endpoint.createdAt) > registrationReplaySec * 1000) {
+    throw new ConflictError(
+      `Webhook endpoint ${endpoint.id} was registered with this Idempotency-Key at ${endpoint.createdAt}; its signing secret is shown again only within ${registrationReplaySec / 60} minutes of registering. To get a new secret, delete the endpoint and register again with a new key`,
+    );
+  }
+  const secret = await secretAgain(endpoint);
+  // The first request stopped before its audit line: the endpoint's creation is logged now.
+  auditEndpointCreated(endpoint, caller, correlationId);
+  return json(
+    201,
+    { ...publicEndpoint(endpoint), secret },
+    { Location: `/webhooks/${endpoint.id}`, ...replayedHeader },
+  );
+}
+
+function auditEndpointCreated(endpoint: WebhookEndpoint, caller: Principal, correlationId: string): void {
+  auditLogger.log({
+    eventType: 'webhook.endpoint_created',
+    outcome: 'success',
+    principal: caller,
+    correlationId,
+    metadata: {
+      endpointId: endpoint.id,
+      eventTypes: endpoint.eventTypes,
+      ownerKind: endpoint.ownerKind,
+    },
+  });
+}
 
 /**
  * A registration retried with the same Idempotency-Key (and the same body: another is 422) answers with
@@ -145,22 +220,24 @@ export const handler = createHttpFunction(
         // Validation first: a body it refuses never touches the idempotency records.
         .use(validateInput({ body: registerBody }, smallBodyLimit))
         .use(registrationIdempotency)
-        .handler(async (_event, { input, principal, correlationId }) => {
+        .handler(async (_event, { input, principal, correlationId, scopedIdempotencyKey }) => {
           const caller = callerOf(principal);
           assertMayReceive(caller, input.body.eventTypes);
           await guard.assertSubmittedUrlAllowed(input.body.url, 'body.url');
-          const { endpoint, secret } = await store.createEndpoint(caller, input.body);
-          auditLogger.log({
-            eventType: 'webhook.endpoint_created',
-            outcome: 'success',
-            principal: caller,
-            correlationId,
-            metadata: {
-              endpointId: endpoint.id,
-              eventTypes: endpoint.eventTypes,
-              ownerKind: endpoint.ownerKind,
-            },
-          });
+          // Named after the key when there is one, so that a retry meets the endpoint its first request made.
+          const id =
+            scopedIdempotencyKey === undefined
+              ? undefined
+              : endpointIdFor(scopedIdempotencyKey, ownerKindOf(caller));
+          let registered: Awaited<ReturnType<typeof store.createEndpoint>>;
+          try {
+            registered = await store.createEndpoint(caller, { ...input.body, id });
+          } catch (error) {
+            if (!(error instanceof EndpointIdTakenError)) throw error;
+            return retriedRegistration(error.endpointId, caller, input.body, correlationId);
+          }
+          const { endpoint, secret } = registered;
+          auditEndpointCreated(endpoint, caller, correlationId);
           // The secret is shown this once (and to this caller's retry with the same Idempotency-Key); the
           // store keeps it encrypted and the API never returns it otherwise.
           return json(201, { ...publicEndpoint(endpoint), secret }, { Location: `/webhooks/${endpoint.id}` });

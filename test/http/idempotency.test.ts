@@ -552,6 +552,59 @@ describe('idempotency()', () => {
     });
   });
 
+  describe('puts the scoped key on context.scopedIdempotencyKey', () => {
+    /** A handler that answers with the scoped key it was given; `failNext` makes its next answer a 504. */
+    function keyEchoingEndpoint() {
+      let failNext = false;
+      const handler = middy<
+        APIGatewayProxyEventV2,
+        APIGatewayProxyStructuredResultV2,
+        Error,
+        Context & { principal?: Principal }
+      >()
+        .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
+        .use(idempotency({ persistenceStore: persistenceStore(`IDEM#http-${randomUUID()}`) }))
+        .handler(async (_event, context) => {
+          const status = failNext ? 504 : 201;
+          failNext = false;
+          return json(status, { scopedKey: context.scopedIdempotencyKey ?? 'none' });
+        });
+      return {
+        failNext: () => {
+          failNext = true;
+        },
+        keyOf: async (sent: { event: APIGatewayProxyEventV2; context: Context }) => {
+          const response = await handler(sent.event, sent.context);
+          return (JSON.parse(response.body as string) as { scopedKey: unknown }).scopedKey;
+        },
+      };
+    }
+    const alice = testPrincipal({ tenantId: 'tenant-1' });
+    const aliceSends: Sender = { principal: alice, routeKey: 'POST /bookings' };
+
+    it('gives the handler the key in the scope its record has, the same to the retry of a request that failed', async () => {
+      const endpoint = keyEchoingEndpoint();
+      const key = randomUUID();
+      endpoint.failNext();
+      const failed = await endpoint.keyOf(sentBy({ room: 'a' }, key, aliceSends));
+      expect(failed).toEqual(['tenant-1', 'jwt', 'person', alice.id, 'POST /bookings', '/bookings', key]);
+      // The 504 deleted the record: the retry runs the handler again, with the same scoped key.
+      expect(await endpoint.keyOf(sentBy({ room: 'a' }, key, aliceSends))).toEqual(failed);
+      const bobs = await endpoint.keyOf(
+        sentBy({ room: 'a' }, key, { ...aliceSends, principal: testPrincipal() }),
+      );
+      expect(bobs).not.toEqual(failed);
+    });
+
+    it('gives none to a request without a key, even on a context a request with one had', async () => {
+      const endpoint = keyEchoingEndpoint();
+      const keyed = sentBy({ room: 'a' }, randomUUID(), aliceSends);
+      expect(await endpoint.keyOf(keyed)).toHaveLength(7);
+      const unkeyed = sentBy({ room: 'a' }, undefined, aliceSends);
+      expect(await endpoint.keyOf({ event: unkeyed.event, context: keyed.context })).toBe('none');
+    });
+  });
+
   describe('with POWERTOOLS_IDEMPOTENCY_DISABLED', () => {
     afterEach(() => {
       vi.unstubAllEnvs();

@@ -10,6 +10,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EndpointIdTakenError, endpointIdFor } from '../../functions/shared/webhook-store.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import { testPrincipal } from '../helpers/principals.js';
@@ -56,6 +57,27 @@ describe('the endpoint count item', () => {
     await expect(register(owner)).rejects.toBeInstanceOf(ConflictError);
     expect(await countItem(owner)).toMatchObject({ count: maxEndpointsPerOwner });
     expect(await endpointCount(documentClient, owner.id)).toBe(maxEndpointsPerOwner);
+  });
+
+  it('refuses an id already registered with EndpointIdTakenError, at the cap too, counting nothing more', async () => {
+    const owner = testPrincipal();
+    const scopedKey = [null, 'jwt', 'person', owner.id, 'POST /webhooks', '/webhooks', 'key-1'];
+    const id = endpointIdFor(scopedKey, 'user');
+    expect(id).toMatch(/^ep_[A-Za-z0-9_-]{24}$/);
+    expect(endpointIdFor(scopedKey, 'admin')).not.toBe(id);
+    const input = { id, url: 'https://hooks.example.com/h', eventTypes: ['booking.created'] } as const;
+    const { endpoint } = await store.createEndpoint(owner, input);
+    expect(endpoint.id).toBe(id);
+    for (let index = 1; index < maxEndpointsPerOwner; index += 1) await register(owner);
+    const again = await store.createEndpoint(owner, input).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(EndpointIdTakenError);
+    expect(again).toMatchObject({ endpointId: id, statusCode: 409 });
+    expect(await countItem(owner)).toMatchObject({ count: maxEndpointsPerOwner });
+    expect(await endpointCount(documentClient, owner.id)).toBe(maxEndpointsPerOwner);
+    // Past the cap a new id is the cap's 409, as before.
+    await expect(store.createEndpoint(owner, { ...input, id: undefined })).rejects.toMatchObject({
+      message: `An owner may have at most ${maxEndpointsPerOwner} webhook endpoints; delete one to register another`,
+    });
   });
 
   it('goes when an administrator deletes the last endpoint of an owner', async () => {
