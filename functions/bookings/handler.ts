@@ -3,7 +3,12 @@ import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
-import { ForbiddenError, NotFoundError, ValidationError } from '../../middleware/errors.js';
+import {
+  ForbiddenError,
+  IdempotencyKeyReusedError,
+  NotFoundError,
+  ValidationError,
+} from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -13,7 +18,6 @@ import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
-import { keyUsedForAnotherRequest } from '../shared/key-derived-ids.js';
 import { functionObservability } from '../shared/observability.js';
 import { afterCommitDeadline } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
@@ -210,7 +214,7 @@ async function retriedBooking(
     made.userId === requested.userId &&
     made.start === requested.start.toISOString() &&
     made.end === requested.end.toISOString();
-  if (!sameRequest) throw keyUsedForAnotherRequest();
+  if (!sameRequest) throw new IdempotencyKeyReusedError();
   if (made.status === 'confirmed') await publishBooking('booking.created', made, context);
   return json(201, made, { Location: `/bookings/${made.id}`, ...replayedHeader });
 }

@@ -1,6 +1,5 @@
 // Ids of what a create sent with an Idempotency-Key makes, derived from the key in its scope, so a retry finds what the first request made.
 import { createHash } from 'node:crypto';
-import { HttpError } from '../../middleware/errors.js';
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 
 /**
@@ -15,16 +14,4 @@ export function keyDerivedBytes(scopedKey: ScopedIdempotencyKey, purpose: string
     .update(JSON.stringify([purpose, ...scopedKey]))
     .digest()
     .subarray(0, length);
-}
-
-/**
- * The answer to a create whose key-derived item is there but was asked with another body: the 422 that
- * `idempotency()` answers while the key's record exists, for once it is gone.
- */
-export function keyUsedForAnotherRequest(): HttpError {
-  return new HttpError(
-    422,
-    'VALIDATION_FAILED',
-    'This idempotency key was already used with a different request',
-  );
 }

@@ -2,7 +2,7 @@
 
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ConflictError, InsufficientScopeError } from '../../middleware/errors.js';
+import { ConflictError, IdempotencyKeyReusedError, InsufficientScopeError } from '../../middleware/errors.js';
 import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { idempotency, replayedHeader, type StoredAnswer } from '../../middleware/idempotency.js';
@@ -12,7 +12,6 @@ import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
-import { keyUsedForAnotherRequest } from '../shared/key-derived-ids.js';
 import { webhookSecretKeyContextFields } from '../shared/key-purposes.js';
 import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
@@ -146,7 +145,7 @@ async function retriedRegistration(
   correlationId: string,
 ) {
   const endpoint = await store.getOwnedEndpoint(endpointId, caller);
-  if (!isRegistrationOf(endpoint, requested)) throw keyUsedForAnotherRequest();
+  if (!isRegistrationOf(endpoint, requested)) throw new IdempotencyKeyReusedError();
   if (Date.now() - Date.parse(endpoint.createdAt) > registrationReplaySec * 1000) {
     throw new ConflictError(
       `Webhook endpoint ${endpoint.id} was registered with this Idempotency-Key at ${endpoint.createdAt}; its signing secret is shown again only within ${registrationReplaySec / 60} minutes of registering. To get a new secret, delete the endpoint and register again with a new key`,

@@ -151,6 +151,8 @@ describe('a booking whose transaction landed after its 504, sent again with its 
       expect(other.headers.get('content-type')).toBe('application/problem+json');
       expect(other.body).toMatchObject({
         status: 422,
+        code: 'IDEMPOTENCY_KEY_REUSED',
+        type: 'urn:bulwark:problem:idempotency-key-reused',
         detail: 'This idempotency key was already used with a different request',
       });
       expect(await bookingsOf(booker.id)).toEqual([made]);
@@ -239,6 +241,8 @@ describe('a registration whose transaction landed after its 504, sent again with
       expect(other.status).toBe(422);
       expect(other.body).toMatchObject({
         status: 422,
+        code: 'IDEMPOTENCY_KEY_REUSED',
+        type: 'urn:bulwark:problem:idempotency-key-reused',
         detail: 'This idempotency key was already used with a different request',
       });
       expect(other.text).not.toContain('whsec_');
