@@ -58,8 +58,9 @@ export interface IssuedPhoneCode {
   /**
    * Undoes the issue when its SMS was never queued, so that it counts against none of the user's limits:
    * the user's code item is put back as it was before (or deleted if there was none). Conditional on the
-   * item still being this issue's, so a code used or a user deleted since is left alone. `abortSignal`
-   * aborts the write (the deadline of undoing, `undoDeadline`).
+   * item still being this issue's, unguessed: a code used or a user deleted since is left alone, and so
+   * is a code someone guessed at meanwhile, which then counts as sent, since putting the item back would
+   * give that guess back. `abortSignal` aborts the write (the deadline of undoing, `undoDeadline`).
    */
   readonly withdraw: (abortSignal?: AbortSignal) => Promise<void>;
 }
@@ -524,7 +525,7 @@ export class UsersModel {
                   expiresAt: expiresAtSec + phoneCodeRetentionSec,
                 },
                 // Only over the item read above, guesses included: of two concurrent requests one gets a
-                // code, and a withdrawal that puts the item back never erases a guess made meanwhile.
+                // code, and a withdrawal that puts the item back never erases a guess made before it.
                 ...(live
                   ? {
                       ConditionExpression: 'issuedAt = :seen AND attempts = :seenAttempts',
@@ -583,7 +584,11 @@ export class UsersModel {
     return Item;
   }
 
-  /** Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's. */
+  /**
+   * Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's
+   * and nobody has guessed at its code: the guesses a code allows are counted on its item, and putting
+   * another item back would give them back.
+   */
   private async withdrawPhoneCode(
     userId: string,
     issue: { issuedAt: string; codeHash: string },
@@ -591,8 +596,12 @@ export class UsersModel {
     abortSignal: AbortSignal | undefined,
   ): Promise<void> {
     const stillOurs = {
-      ConditionExpression: 'issuedAt = :issuedAt AND codeHash = :codeHash',
-      ExpressionAttributeValues: { ':issuedAt': issue.issuedAt, ':codeHash': issue.codeHash },
+      ConditionExpression: 'issuedAt = :issuedAt AND codeHash = :codeHash AND attempts = :unguessed',
+      ExpressionAttributeValues: {
+        ':issuedAt': issue.issuedAt,
+        ':codeHash': issue.codeHash,
+        ':unguessed': 0,
+      },
     };
     try {
       if (previous) {
@@ -607,7 +616,8 @@ export class UsersModel {
         );
       }
     } catch (error) {
-      // The code was used, or its user deleted with it: there is nothing left to undo.
+      // The code was used, or its user deleted with it: there is nothing left to undo. Or it was guessed
+      // at: it stays, and counts as sent.
       if (!isConditionFailure(error)) throw error;
     }
   }

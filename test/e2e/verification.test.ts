@@ -35,6 +35,7 @@ import {
   GoneError,
   ServiceUnavailableError,
   TooManyRequestsError,
+  ValidationError,
 } from '../../middleware/errors.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
@@ -657,6 +658,22 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     expect((await api.request('DELETE', `/admin/users/${gone.id}`)).status).toBe(204);
     await orphan.withdraw();
     expect(await codeItem(gone.id)).toBeUndefined();
+  });
+
+  it('withdraws no code that was guessed at: the guess stays counted, and the code with it', async () => {
+    const model = runtimeUsersModel();
+    const { id, phone } = await register(true);
+    await smsCode(phone as string);
+    const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
+    const issued = await model.issuePhoneCode(id, { now: later });
+    // A guess between the issue and its withdrawal (an SMS budget refusing it, the queue failing).
+    await expect(model.verifyPhone(id, wrongCode(issued.code))).rejects.toBeInstanceOf(ValidationError);
+    await issued.withdraw();
+    expect(await codeItem(id)).toMatchObject({
+      attempts: 1,
+      issuedCount: 2,
+      issuedAt: later.toISOString(),
+    });
   });
 
   it('never issues over a guess made while it was issuing, so no withdrawal can give a used guess back', async () => {
