@@ -610,7 +610,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
         logger,
         auditLogger,
         metrics,
-        issuePhoneCode: (userId, beforeIssuing) => model.issuePhoneCode(userId, { beforeIssuing }),
+        issuePhoneCode: (userId) => model.issuePhoneCode(userId),
         admitSms: (number, purpose) => smsBudgets.admit(number, purpose),
       });
     };
@@ -684,14 +684,20 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
       await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
     }
     const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
-    // The last guess lands after the new issue read the item and before it writes.
-    const issuing = model.issuePhoneCode(id, {
-      now: later,
-      beforeIssuing: async () => {
-        await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
+    // The last guess lands after the new issue read the item and before it writes (its one transaction).
+    const issuingClient = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+    issuingClient.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName?.startsWith('TransactWrite')) {
+          await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
+        }
+        return next(args);
       },
-    });
+      { step: 'initialize', name: 'guessBeforeTheIssueWrites' },
+    );
+    const issuing = runtimeUsersModel(createDocumentClient(issuingClient)).issuePhoneCode(id, { now: later });
     await expect(issuing).rejects.toBeInstanceOf(ConflictError);
+    issuingClient.destroy();
     expect(await codeItem(id)).toMatchObject({ attempts: phoneCodeMaxAttempts, issuedCount: 1 });
     await expect(model.verifyPhone(id, code)).rejects.toBeInstanceOf(GoneError);
   });
