@@ -84,8 +84,7 @@ const registrationEmails = new RegistrationEmails({
   auditLogger,
   metrics,
   ...(readLinkSecret ? { readLinkSecret } : {}),
-  issuePhoneCode: (userId, beforeIssuing, abortSignal) =>
-    users.issuePhoneCode(userId, { beforeIssuing, abortSignal }),
+  issuePhoneCode: (userId, abortSignal) => users.issuePhoneCode(userId, { abortSignal }),
   admitSms: (phoneNumber, purpose) => smsBudgets.admit(phoneNumber, purpose),
 });
 

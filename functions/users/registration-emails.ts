@@ -44,22 +44,19 @@ export interface RegistrationEmailsOptions {
    */
   readonly readLinkSecret?: RotatingSecretReader;
   /**
-   * Issues (and stores the hash of) an SMS verification code for a user with a phone number, calling
-   * `beforeIssuing` once the user's own limits pass (UsersModel.issuePhoneCode); `signal`, when given,
-   * aborts its requests (the registration's deadline).
+   * Issues (and stores the hash of) an SMS verification code for a user with a phone number
+   * (UsersModel.issuePhoneCode), once the user's own limits pass; `signal`, when given, aborts its
+   * requests (the registration's deadline).
    * @default none: no SMS is sent
    */
-  readonly issuePhoneCode?: (
-    userId: string,
-    beforeIssuing: () => Promise<void>,
-    signal: AbortSignal | undefined,
-  ) => Promise<IssuedPhoneCode>;
+  readonly issuePhoneCode?: (userId: string, signal: AbortSignal | undefined) => Promise<IssuedPhoneCode>;
   /**
    * Spends a unit of each SMS budget for one SMS to a phone number, whoever the number belongs to
    * (SmsBudgets: the number's own, its region's, the deployment's): without them, each new registration
    * would send another SMS, to one phone again and again (bombing it) or to number after number (SMS
-   * pumping). `purpose` says whether a spent budget refuses the request (`phone-code`, a 429) or only
-   * its SMS (`registration`). What it throws, the code's issue throws.
+   * pumping). Asked once a code is issued, so only the one request of a user that gets the code spends
+   * units; a refusal withdraws the code. `purpose` says whether a spent budget refuses the request
+   * (`phone-code`, a 429) or only its SMS (`registration`). What it throws, the code's issue throws.
    * @default none: SMS have no budget
    */
   readonly admitSms?: (phoneNumber: string, purpose: SmsPurpose) => Promise<SmsAdmission>;
@@ -276,10 +273,12 @@ export class RegistrationEmails {
   }
 
   /**
-   * Issues a code (UsersModel.issuePhoneCode) once the SMS budgets admit it: 429 when one is spent. The
-   * units they spent on a code that then was not issued (a concurrent request won, the user was deleted
-   * or verified meanwhile, the write failed) are given back. `signal` (a registration's deadline) bounds
-   * the budgets and the code alike.
+   * Issues a code (UsersModel.issuePhoneCode), then asks the SMS budgets for it: 429 when one is spent,
+   * and the code is withdrawn, so the user's code item is as before. In that order because the issue is
+   * what decides which of a user's concurrent requests gets the code: asked first, the budgets would
+   * lend a unit to each of them until their writes lost, and those units, held meanwhile, could refuse
+   * other users' SMS while the budget still had room. `signal` (a registration's deadline) bounds the
+   * code and the budgets alike.
    */
   async #issue(
     issuePhoneCode: NonNullable<RegistrationEmailsOptions['issuePhoneCode']>,
@@ -289,30 +288,24 @@ export class RegistrationEmails {
     correlationId: string | undefined,
     signal?: AbortSignal,
   ): Promise<IssuedSms> {
+    const code = await issuePhoneCode(userId, signal);
     const { admitSms } = this.options;
-    let admission: SmsAdmission | undefined;
+    if (!admitSms) return { code, admission: undefined };
+    let refusal: unknown;
     try {
-      const code = await issuePhoneCode(
-        userId,
-        async () => {
-          const answer = admitSms && (await untilAborted(signal, () => admitSms(phoneNumber, purpose)));
-          if (answer && !answer.allowed) {
-            throw new SmsBudgetSpentError(answer.refusedBy, answer.retryAfterSec);
-          }
-          admission = answer;
-        },
-        signal,
-      );
-      return { code, admission };
+      const admission = await untilAborted(signal, () => admitSms(phoneNumber, purpose));
+      if (admission.allowed) return { code, admission };
+      refusal = new SmsBudgetSpentError(admission.refusedBy, admission.retryAfterSec);
     } catch (error) {
-      await this.#refundBudgets(userId, admission, correlationId, undoDeadline(signal));
-      throw error;
+      refusal = error;
     }
+    await this.#withdraw(userId, { code, admission: undefined }, correlationId, signal);
+    throw refusal;
   }
 
   /**
-   * Undoes an issued code whose SMS was not queued, so that it counts against neither the user's limits
-   * nor the SMS budgets. The work's deadline (`signal`) passing may be why the SMS was not queued,
+   * Undoes an issued code whose SMS is not to go out or was not queued, so that it counts against
+   * neither the user's limits nor the SMS budgets. The work's deadline (`signal`) passing may be why,
    * so the undo runs under its own (`undoDeadline`). A failure, that deadline passing included, is
    * logged; the code then counts as if it had been sent.
    */

@@ -56,10 +56,12 @@ export interface IssuedPhoneCode {
   readonly code: string;
   readonly expiresAt: Date;
   /**
-   * Undoes the issue when its SMS was never queued, so that it counts against none of the user's limits:
-   * the user's code item is put back as it was before (or deleted if there was none). Conditional on the
-   * item still being this issue's, so a code used or a user deleted since is left alone. `abortSignal`
-   * aborts the write (the deadline of undoing, `undoDeadline`).
+   * Undoes the issue when its SMS is not to go out (an SMS budget refused it) or was never queued, so
+   * that it counts against none of the user's limits: the user's code item is put back as it was before
+   * (or deleted if there was none). Conditional on the item still being this issue's, unguessed: a code
+   * used or a user deleted since is left alone, and so is a code someone guessed at meanwhile, which
+   * then counts as sent, since putting the item back would give that guess back. `abortSignal` aborts
+   * the write (the deadline of undoing, `undoDeadline`).
    */
   readonly withdraw: (abortSignal?: AbortSignal) => Promise<void>;
 }
@@ -465,18 +467,15 @@ export class UsersModel {
    * the SMS. Only its hash is stored, with its own expiry `codeExpiresAt`, an attempt counter and
    * `expiresAt` (the table's TTL) {@link phoneCodeRetentionSec} later. A user gets a new code at most
    * every {@link phoneCodeResendIntervalSec} and at most {@link phoneCodeMaxIssued} while the item lives
-   * (429 with Retry-After); unknown user 404; no phone or already verified 409. `beforeIssuing` runs
-   * once the user's own limits have passed and before anything is written (the caller's per-number
-   * SMS budget): what it throws, the request throws, and no code is issued. `abortSignal` aborts the
-   * reads and the write (a handler's deadline after its commit): the code may then be stored or not.
+   * (429 with Retry-After); unknown user 404; no phone or already verified 409. The write decides which
+   * of concurrent requests issues the code: ask what else the SMS must pass (its SMS budgets) only once
+   * this has resolved, and `withdraw` the code if it does not pass, so that requests which lose the race
+   * spend nothing. `abortSignal` aborts the reads and the write (a handler's deadline after its
+   * commit): the code may then be stored or not.
    */
   async issuePhoneCode(
     userId: string,
-    {
-      now = new Date(),
-      beforeIssuing,
-      abortSignal,
-    }: { now?: Date; beforeIssuing?: () => Promise<void>; abortSignal?: AbortSignal | undefined } = {},
+    { now = new Date(), abortSignal }: { now?: Date; abortSignal?: AbortSignal | undefined } = {},
   ): Promise<IssuedPhoneCode> {
     const nowMs = now.getTime();
     const previous = await this.phoneCodeItem(userId, abortSignal);
@@ -493,7 +492,6 @@ export class UsersModel {
         throw new TooManyRequestsError((nextAllowedMs - nowMs) / 1000, resendTooSoon);
       }
     }
-    await beforeIssuing?.();
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAtSec = toEpochSeconds(nowMs) + phoneCodeTtlSec;
     const codeHash = await this.phoneCodeHash(userId, code);
@@ -524,7 +522,7 @@ export class UsersModel {
                   expiresAt: expiresAtSec + phoneCodeRetentionSec,
                 },
                 // Only over the item read above, guesses included: of two concurrent requests one gets a
-                // code, and a withdrawal that puts the item back never erases a guess made meanwhile.
+                // code, and a withdrawal that puts the item back never erases a guess made before it.
                 ...(live
                   ? {
                       ConditionExpression: 'issuedAt = :seen AND attempts = :seenAttempts',
@@ -583,7 +581,12 @@ export class UsersModel {
     return Item;
   }
 
-  /** Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's. */
+  /**
+   * Puts `previous` back over the code item of `issue` (or deletes it), if the item is still that issue's
+   * and nobody has guessed at its code: the guesses a code allows are counted on its item, and putting
+   * another item back would give them back. Withdrawals come whenever an SMS budget is spent, which
+   * anyone can bring about; without this each one would be a window of fresh guesses that count nowhere.
+   */
   private async withdrawPhoneCode(
     userId: string,
     issue: { issuedAt: string; codeHash: string },
@@ -591,8 +594,12 @@ export class UsersModel {
     abortSignal: AbortSignal | undefined,
   ): Promise<void> {
     const stillOurs = {
-      ConditionExpression: 'issuedAt = :issuedAt AND codeHash = :codeHash',
-      ExpressionAttributeValues: { ':issuedAt': issue.issuedAt, ':codeHash': issue.codeHash },
+      ConditionExpression: 'issuedAt = :issuedAt AND codeHash = :codeHash AND attempts = :unguessed',
+      ExpressionAttributeValues: {
+        ':issuedAt': issue.issuedAt,
+        ':codeHash': issue.codeHash,
+        ':unguessed': 0,
+      },
     };
     try {
       if (previous) {
@@ -607,7 +614,8 @@ export class UsersModel {
         );
       }
     } catch (error) {
-      // The code was used, or its user deleted with it: there is nothing left to undo.
+      // The code was used, or its user deleted with it: there is nothing left to undo. Or it was guessed
+      // at: it stays, and counts as sent.
       if (!isConditionFailure(error)) throw error;
     }
   }

@@ -1,5 +1,6 @@
 // Circuit state shared by every Lambda instance: one item per circuit (`CB#<name>`) in the toolkit table.
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import type { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../store/client.js';
@@ -45,6 +46,14 @@ function isConditionFailure(error: unknown): boolean {
   return error instanceof Error && error.name === 'ConditionalCheckFailedException';
 }
 
+/**
+ * Whether the item a failed condition sent back (`ReturnValuesOnConditionCheckFailure`) carries `token`.
+ * The document client leaves that item in DynamoDB's attribute-value form.
+ */
+function carriesToken(error: unknown, token: string): boolean {
+  return (error as Partial<ConditionalCheckFailedException>).Item?.writeToken?.S === token;
+}
+
 const numberOr = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
 
 /** A stored item as a record; a missing or expired item is a circuit nobody has written. */
@@ -66,8 +75,9 @@ function toRecord(item: Record<string, unknown> | undefined, nowMs: number): Cir
 /**
  * The real {@link CircuitStateStore}: every Lambda instance of a breaker reads and writes the same
  * item, `pk = CB#<name>`, `sk = STATE`, so the fleet opens, probes and closes as one. Transitions are
- * conditional writes on the record's generation; failures are atomic ADDs; reads are strongly
- * consistent, so an instance never acts on a transition older than its own last write.
+ * conditional writes on the record's generation, each with a random `writeToken` of its own; failures
+ * are atomic ADDs; reads are strongly consistent, so an instance never acts on a transition older than
+ * its own last write.
  *
  * @example
  * const store = new DynamoDbCircuitStateStore({ tableName: process.env.TOOLKIT_TABLE_NAME as string, client });
@@ -180,6 +190,10 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
     expiresAt: number,
     nowMs: number,
   ): Promise<ReplaceResult> {
+    // The SDK sends a write again when its answer is lost or late, and a repeat whose first attempt
+    // landed fails its condition against the record it wrote: the token tells that from another
+    // instance's transition, so the one that made it still reports it (and uses its probe lease).
+    const writeToken = randomUUID();
     try {
       // Several instances attempt the same transition at once (open at the threshold, take the
       // half-open lease, close after the probes); all read generation N and only the first write
@@ -189,18 +203,21 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...this.key(name), ...next, expiresAt },
+          Item: { ...this.key(name), ...next, expiresAt, writeToken },
           ConditionExpression: `${neverWritten}generation = :generation`,
           ExpressionAttributeValues: {
             ':generation': expectedGeneration,
             ...(expectedGeneration === 0 ? { ':now': Math.floor(nowMs / 1000) } : {}),
           },
+          // Costs nothing on success; on failure it says whose transition the stored record is.
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
         this.sendOptions(),
       );
       return { applied: true, record: next };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      if (carriesToken(error, writeToken)) return { applied: true, record: next };
     }
     return { applied: false, record: await this.read(name, nowMs) };
   }

@@ -116,7 +116,22 @@ describe('DynamoDbCircuitStateStore', () => {
       windowStart: 0,
       failures: 0,
       expiresAt,
+      // Whose transition it is: a repeat of the put by the SDK finds its own token (late-answer.test.ts).
+      writeToken: expect.stringMatching(/^[\da-f-]{36}$/),
     });
+  });
+
+  it('makes one request for a transition, and reads only when another instance made it first', async () => {
+    const counted = countedClient();
+    const store = dynamoStore(counted);
+    const name = uniqueName();
+    expect(await store.replace(name, 0, openRecord(1), expiresAt, now)).toMatchObject({ applied: true });
+    expect(counted.byCommand()).toEqual({ PutItemCommand: 1 });
+    expect(await store.replace(name, 0, openRecord(1), expiresAt, now)).toMatchObject({
+      applied: false,
+      record: openRecord(1),
+    });
+    expect(counted.byCommand()).toEqual({ PutItemCommand: 2, GetItemCommand: 1 });
   });
 
   it('reads an item with missing or unknown attributes as a closed circuit with zeroes', async () => {

@@ -35,6 +35,7 @@ import {
   GoneError,
   ServiceUnavailableError,
   TooManyRequestsError,
+  ValidationError,
 } from '../../middleware/errors.js';
 import { DynamoDbCounterStore } from '../../middleware/rate-limit/dynamodb-counter-store.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
@@ -617,7 +618,7 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
         logger,
         auditLogger,
         metrics,
-        issuePhoneCode: (userId, beforeIssuing) => model.issuePhoneCode(userId, { beforeIssuing }),
+        issuePhoneCode: (userId) => model.issuePhoneCode(userId),
         admitSms: (number, purpose) => smsBudgets.admit(number, purpose),
       });
     };
@@ -667,6 +668,22 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
     expect(await codeItem(gone.id)).toBeUndefined();
   });
 
+  it('withdraws no code that was guessed at: the guess stays counted, and the code with it', async () => {
+    const model = runtimeUsersModel();
+    const { id, phone } = await register(true);
+    await smsCode(phone as string);
+    const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
+    const issued = await model.issuePhoneCode(id, { now: later });
+    // A guess between the issue and its withdrawal (an SMS budget refusing it, the queue failing).
+    await expect(model.verifyPhone(id, wrongCode(issued.code))).rejects.toBeInstanceOf(ValidationError);
+    await issued.withdraw();
+    expect(await codeItem(id)).toMatchObject({
+      attempts: 1,
+      issuedCount: 2,
+      issuedAt: later.toISOString(),
+    });
+  });
+
   it('never issues over a guess made while it was issuing, so no withdrawal can give a used guess back', async () => {
     const model = runtimeUsersModel();
     const { id, phone } = await register(true);
@@ -675,14 +692,20 @@ describe('POST /users/{id}/phone-code (a new SMS code)', () => {
       await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
     }
     const later = new Date(Date.now() + (phoneCodeResendIntervalSec + 1) * 1000);
-    // The last guess lands after the new issue read the item and before it writes.
-    const issuing = model.issuePhoneCode(id, {
-      now: later,
-      beforeIssuing: async () => {
-        await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
+    // The last guess lands after the new issue read the item and before it writes (its one transaction).
+    const issuingClient = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+    issuingClient.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName?.startsWith('TransactWrite')) {
+          await expect(model.verifyPhone(id, wrongCode(code))).rejects.toThrow();
+        }
+        return next(args);
       },
-    });
+      { step: 'initialize', name: 'guessBeforeTheIssueWrites' },
+    );
+    const issuing = runtimeUsersModel(createDocumentClient(issuingClient)).issuePhoneCode(id, { now: later });
     await expect(issuing).rejects.toBeInstanceOf(ConflictError);
+    issuingClient.destroy();
     expect(await codeItem(id)).toMatchObject({ attempts: phoneCodeMaxAttempts, issuedCount: 1 });
     await expect(model.verifyPhone(id, code)).rejects.toBeInstanceOf(GoneError);
   });

@@ -269,16 +269,13 @@ describe('a new SMS code (sendPhoneCode)', () => {
       let withdrawn = 0;
       const refunded: string[] = [];
       // A code long enough that its SMS exceeds the small queue's 1024 bytes: SQS refuses that one entry.
-      const oversized = async (_userId: string, beforeIssuing: () => Promise<void>) => {
-        await beforeIssuing();
-        return {
-          code: '1'.repeat(1100),
-          expiresAt: issued.expiresAt,
-          withdraw: async () => {
-            withdrawn += 1;
-          },
-        };
-      };
+      const oversized = async () => ({
+        code: '1'.repeat(1100),
+        expiresAt: issued.expiresAt,
+        withdraw: async () => {
+          withdrawn += 1;
+        },
+      });
       const error = await phoneSetup(oversized, failure.client(), failure.queueUrl(), metrics, {
         admitSms: async (phone) => ({
           allowed: true,
@@ -300,15 +297,12 @@ describe('a new SMS code (sendPhoneCode)', () => {
   });
 
   it('still answers 503 when the code cannot be withdrawn nor the unit refunded', async () => {
-    const stuck = async (_userId: string, beforeIssuing: () => Promise<void>) => {
-      await beforeIssuing();
-      return {
-        ...issued,
-        withdraw: async () => {
-          throw new Error('DynamoDB is down');
-        },
-      };
-    };
+    const stuck = async () => ({
+      ...issued,
+      withdraw: async () => {
+        throw new Error('DynamoDB is down');
+      },
+    });
     const error = await phoneSetup(stuck, unreachableSqsClient(), sqs.queueUrl, undefined, {
       admitSms: async () => ({
         allowed: true,
@@ -355,14 +349,13 @@ describe("a phone number's SMS budget (admitSms)", () => {
   });
 
   /**
-   * A code issuer that runs the caller's check where UsersModel does: after its own, before writing;
-   * `lostRace` makes it then fail as a concurrent request's write would (429, no code).
+   * A code issuer recording whom it issued codes for and whose it withdrew; `lostRace` makes it fail as
+   * a request that lost the race to a concurrent one does (429, no code).
    */
   function issuer(lostRace = false) {
     const issuedFor: string[] = [];
     const withdrawnFor: string[] = [];
-    const issuePhoneCode = async (userId: string, beforeIssuing: () => Promise<void>) => {
-      await beforeIssuing();
+    const issuePhoneCode = async (userId: string) => {
       if (lostRace) throw new TooManyRequestsError(60, 'A code was sent less than a minute ago');
       issuedFor.push(userId);
       return {
@@ -431,11 +424,12 @@ describe("a phone number's SMS budget (admitSms)", () => {
     expect(await sentTypes()).toEqual(['welcome', 'verification', 'sms']);
   });
 
-  it('once spent, a registration still sends its emails but no SMS, and issues no code', async () => {
-    const { emails, issuedFor } = budgetSetup(spent);
+  it('once spent, a registration still sends its emails but no SMS, and withdraws the code it issued', async () => {
+    const { emails, issuedFor, withdrawnFor } = budgetSetup(spent);
     await emails.enqueue(withPhone, undefined);
     expect(await sentTypes()).toEqual(['welcome', 'verification']);
-    expect(issuedFor).toEqual([]);
+    expect(issuedFor).toEqual(['user-1']);
+    expect(withdrawnFor).toEqual(['user-1']);
   });
 
   it('is not spent on a user whose phone is already verified (409 first)', async () => {
@@ -450,19 +444,28 @@ describe("a phone number's SMS budget (admitSms)", () => {
     expect(issuedFor).toEqual([]);
   });
 
-  it('gets back the unit of a code that was then not issued, and nothing it did not give', async () => {
-    const lost = budgetSetup(admitted, { lostRace: true });
+  it('is not asked for a code that was not issued, and gives back nothing it did not give', async () => {
+    const asked: string[] = [];
+    const lost = budgetSetup(
+      async (phone) => {
+        asked.push(phone);
+        return admitted();
+      },
+      { lostRace: true },
+    );
     await expect(lost.emails.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
       TooManyRequestsError,
     );
     await lost.emails.enqueue(withPhone, undefined);
-    expect(lost.refunded).toEqual(['+14155552671', '+14155552671']);
+    expect(asked).toEqual([]);
+    expect(lost.refunded).toEqual([]);
     const refused = budgetSetup(spent);
     await expect(refused.emails.sendPhoneCode(withPhone, undefined)).rejects.toBeInstanceOf(
       TooManyRequestsError,
     );
     await refused.emails.enqueue(withPhone, undefined);
     expect(refused.refunded).toEqual([]);
+    expect(refused.withdrawnFor).toEqual(['user-1', 'user-1']);
     const sent = budgetSetup(admitted);
     await sent.emails.enqueue(withPhone, undefined);
     await sent.emails.sendPhoneCode(withPhone, undefined);
@@ -489,13 +492,15 @@ describe("a phone number's SMS budget (admitSms)", () => {
 
   it("that hangs past the registration's deadline costs the registration its messages, reported once as the deadline", async () => {
     const deadline = new AbortController();
-    const { emails, issuedFor, refunded, audits, metrics } = budgetSetup(() => {
+    const { emails, issuedFor, withdrawnFor, refunded, audits, metrics } = budgetSetup(() => {
       // The budget's store hangs: its answer comes only after the registration's time is up.
       setTimeout(() => deadline.abort(new DeadlineExceededError('work after the commit', 50)), 50);
       return new Promise<SmsAdmission>(() => {});
     });
     await emails.enqueue(withPhone, 'corr-late', deadline.signal);
-    expect(issuedFor).toEqual([]);
+    // The code, issued before the budget was asked, is withdrawn under the undo's own deadline.
+    expect(issuedFor).toEqual(['user-1']);
+    expect(withdrawnFor).toEqual(['user-1']);
     expect(refunded).toEqual([]);
     expect(await sentTypes()).toEqual([]);
     expect(audits).toEqual([
@@ -542,8 +547,8 @@ describe("a phone number's SMS budget (admitSms)", () => {
       auditLogger: new AuditLogger({ logToConsole: false, sink: () => {} }),
       metrics: createMetrics({ serviceName: 'users' }),
       // The deadline passes as the code is stored: the SMS's send then starts aborted.
-      issuePhoneCode: async (userId, beforeIssuing, signal) => {
-        const issuedCode = await users.issuePhoneCode(userId, { beforeIssuing, abortSignal: signal });
+      issuePhoneCode: async (userId, signal) => {
+        const issuedCode = await users.issuePhoneCode(userId, { abortSignal: signal });
         deadline.abort(new DeadlineExceededError('work after the commit', 0));
         return issuedCode;
       },
@@ -570,8 +575,8 @@ describe("a phone number's SMS budget (admitSms)", () => {
     expect(await budget.getRemaining(budgetKey)).toBe(fullBudget - 1);
   });
 
-  it('once spent, a new code is a 429 with Retry-After, with no code issued and nothing queued', async () => {
-    const { emails, issuedFor } = budgetSetup(spent);
+  it('once spent, a new code is a 429 with Retry-After, its code withdrawn and nothing queued', async () => {
+    const { emails, issuedFor, withdrawnFor } = budgetSetup(spent);
     const error = await emails.sendPhoneCode(withPhone, undefined).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TooManyRequestsError);
     expect(error).toMatchObject({
@@ -579,7 +584,8 @@ describe("a phone number's SMS budget (admitSms)", () => {
       message: 'Too many codes were sent to this phone number; try again later',
       headers: { 'Retry-After': '3600' },
     });
-    expect(issuedFor).toEqual([]);
+    expect(issuedFor).toEqual(['user-1']);
+    expect(withdrawnFor).toEqual(['user-1']);
     expect(await sentTypes()).toEqual([]);
   });
 });
