@@ -7,12 +7,12 @@ import * as z from '../shared/zod.js';
 /**
  * Text a template puts into an email, the subject included: no control character (a CR or LF in a
  * security alert's `event` reached SES's subject untouched), no line or paragraph separator and no bidi
- * control (it reorders what the reader sees). The users function's stricter name rules are not
+ * control (any of Unicode's Bidi_Control, the marks LRM, RLM and ALM too: they reorder what the reader sees). The users function's stricter name rules are not
  * repeated here: users registered under earlier, looser ones must still get their emails.
  */
 const withoutControls = () =>
   z.regex(
-    /^[^\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]*$/u,
+    /^[^\p{Cc}\p{Bidi_Control}\u2028\u2029]*$/u,
     'Must not contain control, line separator or bidi characters',
   );
 

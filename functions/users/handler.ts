@@ -119,11 +119,15 @@ const noInvisibleCharacters = /^[\P{DI}\u200c]*$/u;
 /**
  * No letter drawn as punctuation or a digit: the spacing modifier letters (`ː` reads as `:`) but the
  * four apostrophe-like ones names are written with (ʻ U+02BB, the Hawaiian ʻokina; ʼ U+02BC; ʾ U+02BE;
- * ʿ U+02BF), Lisu's tone letters (`ꓸ` reads as `.`, `ꓽ` as `:`), NKo's lajanyalan (`ߺ` as `_`) and
- * the Latin tone letters (`Ƨ` as 2, `Ƽ` as 5, `Ƅ` as 6).
+ * ʿ U+02BF), Lisu's tone letters (`ꓸ` reads as `.`, `ꓽ` as `:`), NKo's lajanyalan (`ߺ` as `_`), the
+ * Latin tone letters (`Ƨ` as 2, `Ƽ` as 5, `Ƅ` as 6, `ƻ` as 2, `Ꜫ` as 3), the click letters (`ǀ` as `|`,
+ * `ǃ` as `!`), the glottal stops (`ʔ` as `?`), the sinological dot (`ꞏ` as `·`), and the mathematical
+ * letters (`𝐩𝐚𝐲`, styled Latin and Greek). Catalan's `ŀ` (l with a middle dot) stays only before an l,
+ * as `·` does: `paŀla` is the old spelling of `pal·la`, `paypaŀcom` reads as `paypal·com`. Ezh (`Ʒ`) is
+ * left to the Sami and African names written with it, though it looks like a 3.
  */
 const noLettersReadAsPunctuationOrDigits =
-  /^[^\u02b0-\u02ba\u02bd\u02c0-\u02ff\ua4f8-\ua4ff\u07fa\u01a7\u01a8\u01bc\u01bd\u0184\u0185]*$/u;
+  /^(?:[^\u02b0-\u02ba\u02bd\u02c0-\u02ff\ua4f8-\ua4ff\u07fa\u01a7\u01a8\u01bc\u01bd\u0184\u0185\u01bb\ua72a-\ua72d\u01c0-\u01c3\u0294\u0241\u0242\ua78f\u{1d400}-\u{1d7ff}\u013f\u0140]|[\u013f\u0140](?=[lL]))*$/u;
 
 const latinLetter = /\p{sc=Latn}/u;
 /** A letter of another script than Latin: not the four apostrophe-like letters, which belong to none. */

@@ -61,6 +61,8 @@ describe('users API', () => {
     'Σωκράτης',
     '김민준',
     'ʿAbd al-ʿAziz',
+    'Marcel·lí Paŀlarès',
+    'Ʒoe Ʒara',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
     expect(created.status).toBe(201);
@@ -156,6 +158,38 @@ describe('users API', () => {
       'Must not contain letters that read as punctuation or digits',
     ],
     ['an NKo lajanyalan', 'AdaߺLovelace', 'Must not contain letters that read as punctuation or digits'],
+    ['a sinological dot', 'evil\ua78fcom', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'a Catalan l with a middle dot before no l',
+      'paypa\u0140com',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a click letter for an exclamation mark',
+      'Hello\u01c3',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'click letters for bars',
+      'Room \u01c0\u01c0',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'glottal stops for question marks',
+      'Ada\u0294\u0294\u0294',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    ['a capital glottal stop', 'Who\u0241', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'tone letters for digits',
+      'Call \u01bb\ua72c',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'mathematical bold letters',
+      '\u{1d429}\u{1d41a}\u{1d432}\u{1d429}\u{1d41a}\u{1d425}',
+      'Must not contain letters that read as punctuation or digits',
+    ],
     [
       'a Cyrillic а in a Latin word',
       'p\u0430ypal',

@@ -129,6 +129,21 @@ describe('email messages', () => {
       controls,
     ],
     [
+      'a right-to-left mark in the event',
+      'security-alert',
+      { event: 'New \u200fsign-in' },
+      'event',
+      controls,
+    ],
+    [
+      'a left-to-right mark in the details',
+      'security-alert',
+      { details: 'From \u200e203.0.113.9' },
+      'details',
+      controls,
+    ],
+    ['an Arabic letter mark in the name', 'security-alert', { name: 'Ada\u061c' }, 'name', controls],
+    [
       'a line feed in the details',
       'security-alert',
       { details: 'From 203.0.113.9\nBcc: x@example.com' },
