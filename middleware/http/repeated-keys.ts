@@ -2,8 +2,14 @@
 
 /** An object or array the scan is inside, and where in it: the key read last, or the element's index. */
 interface OpenValue {
-  /** The keys the object has had so far; undefined for an array. */
-  readonly keys: Set<string> | undefined;
+  readonly isObject: boolean;
+  /**
+   * The object's keys before its last one, made at its second key: most objects have one key or none,
+   * and a Set for each made the scan cost as much as JSON.parse.
+   */
+  earlierKeys: Set<string> | undefined;
+  /** Whether the object has had a key: `step` starts as `''`, which is a key too. */
+  hasKey: boolean;
   step: string | number;
 }
 
@@ -49,27 +55,34 @@ export function firstRepeatedKey(text: string): (string | number)[] | undefined 
     if (char === quote) {
       const end = closingQuote(text, index);
       const inside = open[open.length - 1];
-      if (atKey && inside?.keys) {
+      if (atKey && inside?.isObject) {
         const token = text.slice(index + 1, end);
         const key = token.includes('\\') ? (JSON.parse(text.slice(index, end + 1)) as string) : token;
+        if (inside.hasKey) {
+          inside.earlierKeys ??= new Set();
+          inside.earlierKeys.add(inside.step as string);
+          if (inside.earlierKeys.has(key)) {
+            inside.step = key;
+            return open.map((value) => value.step);
+          }
+        }
         inside.step = key;
-        if (inside.keys.has(key)) return open.map((value) => value.step);
-        inside.keys.add(key);
+        inside.hasKey = true;
         atKey = false;
       }
       index = end;
     } else if (char === openBrace) {
-      open.push({ keys: new Set(), step: '' });
+      open.push({ isObject: true, earlierKeys: undefined, hasKey: false, step: '' });
       atKey = true;
     } else if (char === openBracket) {
-      open.push({ keys: undefined, step: 0 });
+      open.push({ isObject: false, earlierKeys: undefined, hasKey: false, step: 0 });
       atKey = false;
     } else if (char === closeBrace || char === closeBracket) {
       open.pop();
       atKey = false;
     } else if (char === comma) {
       const inside = open[open.length - 1] as OpenValue;
-      if (inside.keys) atKey = true;
+      if (inside.isObject) atKey = true;
       else inside.step = (inside.step as number) + 1;
     }
   }
