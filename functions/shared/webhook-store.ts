@@ -10,6 +10,8 @@
 //                                                                                            none; kept with closedAt once closed)
 //                                                         sk INTEGRATION_ENDPOINT_COUNT     an M2M client's (absent while it has none)
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
+//   tombstone     pk WH#<endpointId>                     sk TOMBSTONE          deletedAt, expiresAt: +30 days
+//                                                                              (a deleted endpoint's id, not given again)
 import { randomBytes } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
@@ -33,6 +35,18 @@ import { failedConditionIndexes } from './transactions.js';
 
 /** How long a delivery's history is kept (DynamoDB TTL on `expiresAt`). */
 export const deliveryRetentionDays = 30;
+
+/**
+ * How long a deleted endpoint's id stays retired (its tombstone's TTL): as long as what the endpoint left
+ * under that id may still reach a new endpoint of the same id, whichever of the two lasts longer. Its
+ * delivery history is listed under the id for {@link deliveryRetentionDays}. Its messages still being
+ * retried last days, not weeks: the webhook queue keeps one 4 days (SQS's default) and its DLQ at most
+ * 14 (SQS's longest retention), counted from the enqueue (a deferral's copy, sent within the worker's
+ * `circuitDeferralHours` of the message, starts them again). So the history's 30 days. A message an
+ * operator redrives from the DLQ is a new message to SQS and may come later still: the worker drops one
+ * made before the endpoint now under its id (see `WebhookWorker`).
+ */
+export const endpointTombstoneDays = deliveryRetentionDays;
 
 /**
  * Who owns an endpoint decides what it receives (the visibility rule): a human `user` receives the
@@ -138,8 +152,12 @@ function secretContextOf(endpoint: Pick<WebhookEndpoint, 'id' | 'tenantId'>, pur
 
 const deliveryPrefix = 'DELIVERY#';
 
+const tombstoneSk = 'TOMBSTONE';
+
 const endpointPkPrefix = 'WH#';
 const endpointKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: endpointSk });
+/** Where a deleted endpoint's tombstone is kept: beside the endpoint item, which the delete removes. */
+const tombstoneKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: tombstoneSk });
 /** The endpoint id an endpoint item's key names; undefined for the key of any other item. */
 const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
   typeof pk === 'string' && pk.startsWith(endpointPkPrefix) && sk === endpointSk
@@ -199,9 +217,10 @@ export function newWebhookId(prefix: 'ep' | 'msg'): string {
 /**
  * The id of the endpoint a registration sent with an Idempotency-Key makes, in the form of a random one,
  * from a hash of the key in its scope and the owner kind it registers as: the registration's retry meets
- * the endpoint the first request made. An endpoint deleted and registered again with the key gets its id
- * back, and with it the deliveries still being retried to it; with the kind in the hash, never after its
- * owner's role changed, so a user's endpoint never receives what fan-out chose for an admin's.
+ * the endpoint the first request made. Once that endpoint is deleted the key registers nothing while its
+ * tombstone lasts ({@link EndpointIdRetiredError}), so no new endpoint gets the id and, with it, what the
+ * deleted one left under it. With the kind in the hash, the key derives another id once its owner's role
+ * changed, so a user's endpoint never receives what fan-out chose for an admin's.
  */
 export function endpointIdFor(scopedKey: ScopedIdempotencyKey, ownerKind: EndpointOwnerKind): string {
   const bytes = keyDerivedBytes(scopedKey, `webhook-endpoint:${ownerKind}`, webhookIdBytes);
@@ -215,6 +234,20 @@ export function endpointIdFor(scopedKey: ScopedIdempotencyKey, ownerKind: Endpoi
 export class EndpointIdTakenError extends ConflictError {
   constructor(readonly endpointId: string) {
     super(`Webhook endpoint ${endpointId} already exists`);
+  }
+}
+
+/**
+ * A registration whose id names an endpoint deleted within {@link endpointTombstoneDays}: with
+ * {@link endpointIdFor}'s ids, the one an earlier request with the same key made. Registered again, it
+ * would get that endpoint's delivery history and the deliveries still being retried to it, whatever it
+ * subscribes to. Uncaught, a 409; nothing is written.
+ */
+export class EndpointIdRetiredError extends ConflictError {
+  constructor(readonly endpointId: string) {
+    super(
+      `Webhook endpoint ${endpointId}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
+    );
   }
 }
 
@@ -305,9 +338,13 @@ export interface WebhookStoreOptions {
   readonly maxEndpointsPerOwner?: number;
 }
 
-/** Where {@link WebhookStore.createEndpoint}'s transaction has the owner's count and the endpoint. */
+/**
+ * Where {@link WebhookStore.createEndpoint}'s transaction has the owner's count, the endpoint and the
+ * check that its id is no deleted endpoint's.
+ */
 const countUpdateIndex = 0;
 const endpointPutIndex = 1;
+const tombstoneCheckIndex = 2;
 
 /** The default of {@link WebhookStoreOptions.maxEndpointsPerOwner}. */
 export const defaultMaxEndpointsPerOwner = 20;
@@ -421,7 +458,9 @@ export class WebhookStore {
    * the owner's endpoints (of its kind), so concurrent registrations cannot pass the cap together (409 at
    * the cap, nothing written), and refuses a person whose account was deleted (403, nothing written: the
    * count item holds their `closedAt` marker). Returns the secret in clear, the only time it leaves the store that way.
-   * An endpoint already stored under `input.id` fails it with {@link EndpointIdTakenError}, whatever else failed.
+   * An endpoint already stored under `input.id` fails it with {@link EndpointIdTakenError}, whatever else failed;
+   * an endpoint deleted under it while its tombstone lasts, with {@link EndpointIdRetiredError} (unless the
+   * owner is closed: 403). Nothing is written either way.
    */
   async createEndpoint(
     principal: Principal,
@@ -480,6 +519,17 @@ export class WebhookStore {
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         },
+        {
+          // Nor is a deleted endpoint's id given again while its tombstone lasts (one past its expiresAt,
+          // which TTL has not deleted yet, is gone). Only a key-derived id can meet one; a random id is
+          // checked as well, which costs the check and never refuses it.
+          ConditionCheck: {
+            TableName: tableName,
+            Key: tombstoneKey(endpoint.id),
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+            ExpressionAttributeValues: { ':now': now.getTime() / 1000 },
+          },
+        },
         ...endpoint.eventTypes.map((eventType) => ({
           Put: {
             TableName: tableName,
@@ -499,10 +549,13 @@ export class WebhookStore {
       const failed = failedConditionIndexes(error);
       // Checked first: at the cap, the endpoint already there is the answer, not the cap.
       if (failed?.includes(endpointPutIndex)) throw new EndpointIdTakenError(endpoint.id);
+      const closed =
+        failed?.includes(countUpdateIndex) &&
+        (await this.isClosed(endpoint.tenantId, endpoint.ownerId, countKind));
+      // A closed owner can register nothing, with a new key or not: that is the answer, not the key.
+      if (closed) throw new ForbiddenError('This owner can no longer register webhook endpoints');
+      if (failed?.includes(tombstoneCheckIndex)) throw new EndpointIdRetiredError(endpoint.id);
       if (failed?.includes(countUpdateIndex)) {
-        if (await this.isClosed(endpoint.tenantId, endpoint.ownerId, countKind)) {
-          throw new ForbiddenError('This owner can no longer register webhook endpoints');
-        }
         throw new ConflictError(
           `An owner may have at most ${maxEndpoints} webhook endpoints; delete one to register another`,
         );
@@ -613,8 +666,9 @@ export class WebhookStore {
   }
 
   /**
-   * Deletes an endpoint the principal owns with its subscriptions, in one transaction. Its delivery
-   * history is no longer reachable (the API answers 404) and expires with its TTL.
+   * Deletes an endpoint the principal owns with its subscriptions, in one transaction that leaves its
+   * tombstone (see {@link removeEndpoint}). Its delivery history is no longer reachable (the API answers
+   * 404) and expires with its TTL.
    */
   async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
     await this.removeEndpoint(await this.getOwnedEndpoint(endpointId, principal));
@@ -635,8 +689,8 @@ export class WebhookStore {
 
   /**
    * Closes a person in a tenant and deletes every endpoint they registered (admin or user kind; never a
-   * machine's that shares the id), each with its subscriptions and its share of the owner's count, as
-   * {@link deleteTenantEndpoint} does: for the person's account being deleted.
+   * machine's that shares the id), each with its subscriptions and its share of the owner's count, leaving
+   * its tombstone, as {@link deleteTenantEndpoint} does: for the person's account being deleted.
    *
    * Closing comes first: one write of a `closedAt` marker on the person's count item (created if absent).
    * The person's registrations update that item in their transaction and are refused once it is there, so
@@ -667,7 +721,7 @@ export class WebhookStore {
     // One after another: each removal rewrites the owner's count, so concurrent ones would spend each
     // other's count guesses.
     for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
-      if (await this.removeIfPresent(endpoint)) deleted.push(endpoint.id);
+      if (await this.removeIfPresent(endpoint, now)) deleted.push(endpoint.id);
     }
     // A machine's endpoints from before kinds were counted apart, listed before the count is read and each
     // confirmed after it (the index may still show one deleted since): only those still there, and so still
@@ -731,9 +785,9 @@ export class WebhookStore {
   }
 
   /** {@link removeEndpoint}, resolving false when the endpoint was already gone (a racing or earlier delete). */
-  private async removeIfPresent(endpoint: StoredEndpoint): Promise<boolean> {
+  private async removeIfPresent(endpoint: StoredEndpoint, now: Date): Promise<boolean> {
     try {
-      await this.removeEndpoint(endpoint);
+      await this.removeEndpoint(endpoint, now);
       return true;
     } catch (error) {
       if (error instanceof NotFoundError) return false;
@@ -745,8 +799,11 @@ export class WebhookStore {
    * The endpoint, its owner's count and its subscriptions, in one transaction; 404 if a racing delete won.
    * The owner's last endpoint takes the count item with it, so no owner leaves a `count: 0` item behind,
    * unless the owner is closed: that item holds the marker, which must stay, so it is only decremented.
+   * The same transaction leaves a tombstone under the endpoint's id for {@link endpointTombstoneDays}: a
+   * registration whose key derives the id is refused ({@link EndpointIdRetiredError}) while what the
+   * endpoint left under it (its history, its deliveries still being retried) may reach a new one.
    */
-  private async removeEndpoint(endpoint: StoredEndpoint): Promise<void> {
+  private async removeEndpoint(endpoint: StoredEndpoint, now = new Date()): Promise<void> {
     // Whether this is the owner's last endpoint is a guess the transaction checks on the count itself: a
     // registration or delete committed in between fails that check and the other form is sent. Removing the
     // item in the same transaction (not in a second write, which a failure could skip) keeps it exact: it is
@@ -755,7 +812,7 @@ export class WebhookStore {
     let countChange: CountChange = 'decrement';
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.options.documentClient.send(this.removal(endpoint, countChange));
+        await this.options.documentClient.send(this.removal(endpoint, countChange, now));
         return;
       } catch (error) {
         const failed = failedConditionIndexes(error);
@@ -771,7 +828,7 @@ export class WebhookStore {
     }
   }
 
-  private removal(endpoint: StoredEndpoint, countChange: CountChange): TransactWriteCommand {
+  private removal(endpoint: StoredEndpoint, countChange: CountChange, now: Date): TransactWriteCommand {
     const { tableName } = this.options;
     return new TransactWriteCommand({
       TransactItems: [
@@ -794,6 +851,17 @@ export class WebhookStore {
             Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
           },
         })),
+        {
+          // In the delete's own transaction, so no registration can take the id between the two.
+          Put: {
+            TableName: tableName,
+            Item: {
+              ...tombstoneKey(endpoint.id),
+              deletedAt: now.toISOString(),
+              expiresAt: toEpochSeconds(now.getTime()) + endpointTombstoneDays * 24 * 3600,
+            },
+          },
+        },
       ],
     });
   }

@@ -190,6 +190,27 @@ function describeFailure(error: unknown): { statusCode?: number; error: string }
   return { error: error instanceof Error ? error.name : 'error' };
 }
 
+/**
+ * Why a message must not go to the endpoint now stored under its id, if it must not. Fan-out makes a
+ * message only for an endpoint subscribed to its event type, and only after reading that subscription,
+ * which the registration commits after taking the endpoint's `createdAt`: so the message's `createdAt`
+ * comes later, as long as the two functions' clocks differ by less than that registration took. A message
+ * that breaks either rule was made for an endpoint deleted before this one got its id (a key-derived id,
+ * registered again once the deleted one's tombstone expired; a message redriven from the DLQ after that),
+ * and would reach a URL that endpoint never had, with an event this one never asked for. Subscriptions
+ * never change once registered (there is no route to change them), so the event type rule drops nothing
+ * fan-out chose for this endpoint.
+ */
+function misdirectionOf(message: WebhookMessage, endpoint: StoredEndpoint): string | undefined {
+  if (!endpoint.eventTypes.includes(message.eventType)) {
+    return 'Webhook dropped: its endpoint does not subscribe to its event type';
+  }
+  if (Date.parse(message.createdAt) < Date.parse(endpoint.createdAt)) {
+    return 'Webhook dropped: it was made before its endpoint was registered';
+  }
+  return undefined;
+}
+
 /** An endpoint's circuit options but its name: the same for every endpoint. */
 type EndpointCircuitOptions = Omit<CircuitBreakerSettings<PostOutcome>, 'name'> & {
   readonly store: CircuitStateStore;
@@ -215,6 +236,9 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *
  * - invalid JSON or schema: copied to the DLQ once with its reason, reported processed (no retries);
  * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
+ * - an endpoint under the message's id that does not subscribe to its event type, or was registered
+ *   after the message was made: dropped (logged as a warning), as the message was made for an endpoint
+ *   deleted before this one got its id;
  * - otherwise the payload is signed (Standard Webhooks) and POSTed through the endpoint's circuit,
  *   with the SSRF guard on the connection and a 10 s limit. 2xx: delivered. 410 Gone: the endpoint is
  *   disabled at once and the delivery fails with no more attempts. Anything else (3xx, 4xx, 5xx,
@@ -415,6 +439,18 @@ export class WebhookWorker {
         correlation_id: correlationId,
         webhookId: message.id,
         endpointId: message.endpointId,
+      });
+      return;
+    }
+    const misdirection = misdirectionOf(message, endpoint);
+    if (misdirection) {
+      observability.logger.warn(misdirection, {
+        correlation_id: correlationId,
+        webhookId: message.id,
+        endpointId: endpoint.id,
+        eventType: message.eventType,
+        messageCreatedAt: message.createdAt,
+        endpointCreatedAt: endpoint.createdAt,
       });
       return;
     }

@@ -281,6 +281,34 @@ describe('a registration whose transaction landed after its 504, sent again with
   );
 });
 
+describe('a registration whose transaction landed after its 504, its endpoint deleted, sent again with its Idempotency-Key', () => {
+  it(
+    'answers 409: the endpoint it made was deleted, and no endpoint gets its id again',
+    async () => {
+      const token = await api.token({ sub: `late-${randomUUID()}` });
+      const key = randomUUID();
+      const body = { url: 'https://1.1.1.1/hooks', eventTypes: ['booking.created'] };
+      const register = () =>
+        api.request('POST', '/webhooks', { token, body, headers: { 'idempotency-key': key } });
+      await commitLate(registrationTransaction, register);
+      const listed = await api.request('GET', '/webhooks', { token });
+      const [made] = (listed.body as { items: { id: string }[] }).items;
+      expect((await api.request('DELETE', `/webhooks/${made?.id}`, { token })).status).toBe(204);
+
+      const retry = await register();
+      expect(retry.status).toBe(409);
+      expect(retry.headers.get('content-type')).toBe('application/problem+json');
+      expect((retry.body as { detail: string }).detail).toBe(
+        `Webhook endpoint ${made?.id}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
+      );
+      expect((await api.request('GET', `/webhooks/${made?.id}`, { token })).status).toBe(404);
+      const after = await api.request('GET', '/webhooks', { token });
+      expect((after.body as { items: unknown[] }).items).toEqual([]);
+    },
+    lateCommitTimeout,
+  );
+});
+
 describe('a create with an Idempotency-Key that is answered in time', () => {
   it('reads nothing more than one without a key: only its transaction names the booking or the endpoint', async () => {
     const seen: string[] = [];

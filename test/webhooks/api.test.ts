@@ -8,6 +8,7 @@ import { testTableNames } from '../helpers/tables.js';
 import {
   deliveriesOf,
   endpointCount,
+  expectOnlyTombstone,
   type Receiver,
   registerEndpoint,
   sealAsBeforePurposes,
@@ -385,8 +386,9 @@ describe('conditional requests (If-Match)', () => {
     const endpoint = await registerEndpoint(api, token, target.url);
     const conditions = { 'if-match': '*', 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' };
     const remove = () => api.request('DELETE', `/webhooks/${endpoint.id}`, { token, headers: conditions });
+    const deleting = Date.now();
     expect((await remove()).status).toBe(204);
-    expect(await itemsOf(endpoint.id)).toEqual([]);
+    expectOnlyTombstone(await itemsOf(endpoint.id), endpoint.id, deleting);
     expect((await remove()).status).toBe(404);
   });
 
@@ -528,12 +530,16 @@ describe('owner scoping', () => {
     expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(200);
   });
 
-  it('deletes an endpoint with its subscriptions; afterwards it is 404 for its owner too', async () => {
+  it('deletes an endpoint with its subscriptions, leaving its tombstone; afterwards it is 404 for its owner too', async () => {
     const endpoint = await registerEndpoint(api, ownerToken, target.url);
+    const deleting = Date.now();
     expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(204);
     expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(404);
+    expectOnlyTombstone(await itemsOf(endpoint.id), endpoint.id, deleting);
+    // A second delete finds no endpoint, and leaves the first one's tombstone as it was.
+    const tombstone = await itemsOf(endpoint.id);
     expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(404);
-    expect(await itemsOf(endpoint.id)).toEqual([]);
+    expect(await itemsOf(endpoint.id)).toEqual(tombstone);
   });
 
   it('lists only the caller’s own endpoints, newest first, without secrets, a page at a time', async () => {
@@ -573,9 +579,10 @@ describe('owner scoping', () => {
     // The sample serves one tenant: another tenant's token is refused before any lookup.
     expect((await remove(otherTenantAdmin)).status).toBe(403);
     expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: owner })).status).toBe(200);
+    const deleting = Date.now();
     expect((await remove(admin)).status).toBe(204);
     expect((await api.request('GET', `/webhooks/${endpoint.id}`, { token: owner })).status).toBe(404);
-    expect(await itemsOf(endpoint.id)).toEqual([]);
+    expectOnlyTombstone(await itemsOf(endpoint.id), endpoint.id, deleting);
     expect((await remove(admin)).status).toBe(404);
   });
 

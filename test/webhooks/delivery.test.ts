@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { DeleteCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
 import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
 
 // Backoff base 1 s: attempts come back within seconds (full jitter: 0-1 s, 0-2 s, 0-4 s, 0-8 s).
@@ -226,6 +229,123 @@ describe('webhook delivery through the queue', () => {
     expect(dead?.MessageAttributes?.['bulwark-dead-letter-reason']?.StringValue).toMatch(/eventType/);
     // Dead-lettered by the worker on its first receive, not by redrive after 5.
     expect(dead?.Attributes?.ApproximateReceiveCount).toBe('1');
+  });
+});
+
+describe("an Idempotency-Key whose endpoint was deleted, sent again once the key's record expired", () => {
+  let documents: ReturnType<typeof createDocumentClient>;
+  beforeAll(() => {
+    documents = createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
+  });
+
+  /** Longer than the steps below take, so the deleted endpoint's retry comes after them. */
+  const retryAfterSec = 8;
+
+  const registerWithKey = (token: string, key: string, url: string, eventTypes: string[]) =>
+    api.request('POST', '/webhooks', {
+      token,
+      body: { url, eventTypes },
+      headers: { 'idempotency-key': key },
+    });
+
+  /** Stands for the record's hour passing: the registration's idempotency record is deleted. */
+  async function expireRegistrationRecord(endpointId: string) {
+    const { Items } = await documents.send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'IDEM#webhooks' },
+        ConsistentRead: true,
+      }),
+    );
+    const records = (Items ?? []).filter((item) => JSON.stringify(item).includes(endpointId));
+    expect(records).toHaveLength(1);
+    for (const { pk, sk } of records) {
+      await documents.send(new DeleteCommand({ TableName: testTableNames.toolkit, Key: { pk, sk } }));
+    }
+  }
+
+  /**
+   * An endpoint registered with `key` to a receiver that fails booking.created's first attempt with a
+   * Retry-After, then deleted, with the key's record gone: the deleted endpoint's booking.created waits
+   * in the queue for its next attempt.
+   */
+  async function deletedWithRetryPending(key: string) {
+    const hookOwner = await owner();
+    const deletedTarget = await receiver(() => ({
+      status: 503,
+      headers: { 'Retry-After': String(retryAfterSec) },
+    }));
+    const registered = await registerWithKey(hookOwner.token, key, deletedTarget.url, ['booking.created']);
+    expect(registered.status).toBe(201);
+    const endpointId = (registered.body as { id: string }).id;
+    await book(hookOwner.userId);
+    const [firstAttempt] = await until(() =>
+      deletedTarget.received.length > 0 ? deletedTarget.received : undefined,
+    );
+    const deleted = await api.request('DELETE', `/webhooks/${endpointId}`, { token: hookOwner.token });
+    expect(deleted.status).toBe(204);
+    await expireRegistrationRecord(endpointId);
+    return { hookOwner, deletedTarget, endpointId, firstAttemptAt: firstAttempt?.at ?? 0 };
+  }
+
+  it("answers 409 and registers nothing; the deleted endpoint's retry reaches no one", async () => {
+    const key = randomUUID();
+    const { hookOwner, deletedTarget, endpointId, firstAttemptAt } = await deletedWithRetryPending(key);
+    const newTarget = await receiver();
+    const again = await registerWithKey(hookOwner.token, key, newTarget.url, ['user.registered']);
+    // Before the retry was due: it comes after this answer.
+    expect(Date.now() - firstAttemptAt).toBeLessThan(retryAfterSec * 1000);
+    expect(again.status).toBe(409);
+    expect(again.headers.get('content-type')).toBe('application/problem+json');
+    expect(again.body).toMatchObject({
+      status: 409,
+      code: 'CONFLICT',
+      detail: `Webhook endpoint ${endpointId}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
+    });
+    expect((await api.request('GET', `/webhooks/${endpointId}`, { token: hookOwner.token })).status).toBe(
+      404,
+    );
+    const listed = await api.request('GET', '/webhooks', { token: hookOwner.token });
+    expect((listed.body as { items: unknown[] }).items).toEqual([]);
+    // Sent again, the same refusal: it stored no record that would answer otherwise.
+    const repeated = await registerWithKey(hookOwner.token, key, newTarget.url, ['user.registered']);
+    const { requestId: _first, ...refused } = again.body as { requestId: string };
+    expect(repeated.body).toEqual({ ...refused, requestId: expect.any(String) });
+
+    await drained(api.runtime(), webhookQueue);
+    expect(deletedTarget.received).toHaveLength(1);
+    expect(newTarget.received).toEqual([]);
+    // A new key registers, with an id of its own.
+    const fresh = await registerWithKey(hookOwner.token, randomUUID(), newTarget.url, ['user.registered']);
+    expect(fresh.status).toBe(201);
+    expect((fresh.body as { id: string }).id).not.toBe(endpointId);
+  });
+
+  it("registers the id again once the tombstone expired, and the deleted endpoint's retry is dropped there", async () => {
+    const key = randomUUID();
+    const { hookOwner, deletedTarget, endpointId, firstAttemptAt } = await deletedWithRetryPending(key);
+    // Stands for its 30 days passing, before TTL deleted it.
+    await documents.send(
+      new UpdateCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `WH#${endpointId}`, sk: 'TOMBSTONE' },
+        UpdateExpression: 'SET expiresAt = :past',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 1 },
+      }),
+    );
+    const newTarget = await receiver();
+    const again = await registerWithKey(hookOwner.token, key, newTarget.url, ['user.registered']);
+    expect(Date.now() - firstAttemptAt).toBeLessThan(retryAfterSec * 1000);
+    expect(again.status).toBe(201);
+    expect(again.body).toMatchObject({ id: endpointId, url: newTarget.url, eventTypes: ['user.registered'] });
+
+    // The booking.created made for the deleted endpoint now finds this one under its id: neither
+    // subscribed to, nor made after it was registered.
+    await drained(api.runtime(), webhookQueue);
+    expect(deletedTarget.received).toHaveLength(1);
+    expect(newTarget.received).toEqual([]);
   });
 });
 

@@ -2,6 +2,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { expect } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import type { TestApi } from '../helpers/runtime.js';
@@ -144,4 +145,32 @@ export async function sealAsBeforePurposes(
     new PutCommand({ TableName: testTableNames.toolkit, Item: { ...withoutSecret, ...sealed } }),
   );
   return Item;
+}
+
+/** How long a deleted endpoint's id stays retired, as the README states it: its delivery history's 30 days. */
+const tombstoneLifetimeSec = 30 * 24 * 3600;
+
+/**
+ * Checks that of an endpoint deleted between `since` and now (epoch ms), only its tombstone is left
+ * among `items` besides its delivery history: `deletedAt` in that time, kept 30 days from it.
+ */
+export function expectOnlyTombstone(
+  items: readonly Record<string, unknown>[],
+  endpointId: string,
+  since: number,
+): void {
+  const others = items.filter((item) => !String(item.sk).startsWith('DELIVERY#'));
+  expect(others).toEqual([
+    {
+      pk: `WH#${endpointId}`,
+      sk: 'TOMBSTONE',
+      deletedAt: expect.any(String),
+      expiresAt: expect.any(Number),
+    },
+  ]);
+  const [tombstone] = others as [{ deletedAt: string; expiresAt: number }];
+  const deletedAt = Date.parse(tombstone.deletedAt);
+  expect(deletedAt).toBeGreaterThanOrEqual(since);
+  expect(deletedAt).toBeLessThanOrEqual(Date.now());
+  expect(tombstone.expiresAt).toBe(Math.floor(deletedAt / 1000) + tombstoneLifetimeSec);
 }

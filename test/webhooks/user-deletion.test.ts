@@ -10,7 +10,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { drained, until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
-import { type Receiver, registerEndpoint, startReceiver } from './helpers.js';
+import { expectOnlyTombstone, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
 
 const at = bookingDay(23);
 
@@ -138,6 +138,7 @@ describe('deleting a user with webhook endpoints', () => {
     const bookingId = (booked.body as { id: string }).id;
     await until(() => (aliceTarget.received.length > 0 ? aliceTarget.received : undefined));
 
+    const deleting = Date.now();
     const removal = await api.request('DELETE', `/admin/users/${alice.userId}`);
     expect(removal.status).toBe(204);
 
@@ -153,9 +154,10 @@ describe('deleting a user with webhook endpoints', () => {
       ]),
     );
     for (const endpoint of [severalEvents, oneEvent]) {
-      // Only the delivery history is left, which expires with its TTL.
+      // Only the delivery history is left, which expires with its TTL, and the tombstone that retires the id.
       const left = await itemsOfEndpoint(endpoint.id);
-      expect(left.every((item) => String(item.sk).startsWith('DELIVERY#') && item.expiresAt)).toBe(true);
+      expect(left.every((item) => item.expiresAt)).toBe(true);
+      expectOnlyTombstone(left, endpoint.id, deleting);
       expect(await store.getEndpoint(endpoint.id)).toBeUndefined();
     }
     // Bob's endpoint, its subscription and his count are untouched.

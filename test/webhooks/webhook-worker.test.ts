@@ -186,11 +186,20 @@ function setup(options: SetupOptions = {}) {
   return { worker, audits, run, metrics: observability.metrics, logger };
 }
 
-/** Registers an endpoint straight in the store (no API, so no registration-time SSRF check). */
-async function endpointAt(url: string, owner: Principal = principal()) {
-  const { endpoint } = await registrations.createEndpoint(owner, { url, eventTypes: ['booking.created'] });
+/**
+ * Registers an endpoint straight in the store (no API, so no registration-time SSRF check), at
+ * `registeredAt`: the worker drops a message made before its endpoint was registered.
+ */
+async function endpointAt(url: string, owner: Principal = principal(), registeredAt = new Date()) {
+  const { endpoint } = await registrations.createEndpoint(
+    owner,
+    { url, eventTypes: ['booking.created'] },
+    registeredAt,
+  );
   return endpoint;
 }
+
+const hoursAgo = (hours: number) => new Date(Date.now() - hours * 3_600_000);
 
 async function historyOf(endpointId: string) {
   return (await store.listDeliveries(endpointId, 10)).items;
@@ -587,6 +596,79 @@ describe('an attempt', () => {
     });
   });
 
+  it('drops a message of an event type its endpoint does not subscribe to, without a POST or history', async () => {
+    const endpoint = await endpointAt(target.url);
+    const { run, logger, audits } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const subscribed = messageFor(endpoint.id, endpoint.tenantId);
+    const cancelled = {
+      ...subscribed,
+      id: newWebhookId('msg'),
+      eventType: 'booking.cancelled',
+      payload: { ...subscribed.payload, type: 'booking.cancelled' },
+    } as const;
+    const before = target.received.length;
+    const dropped = await record(cancelled);
+    expect(await run(dropped)).toEqual({ batchItemFailures: [] });
+    expect(target.received.length).toBe(before);
+    expect(await historyOf(endpoint.id)).toEqual([]);
+    expect(audits).toEqual([]);
+    expect(warn).toHaveBeenCalledWith('Webhook dropped: its endpoint does not subscribe to its event type', {
+      correlation_id: dropped.messageId,
+      webhookId: cancelled.id,
+      endpointId: endpoint.id,
+      eventType: 'booking.cancelled',
+      messageCreatedAt: cancelled.createdAt,
+      endpointCreatedAt: endpoint.createdAt,
+    });
+    // The type it subscribes to still goes through.
+    expect(await run(await record(subscribed))).toEqual({ batchItemFailures: [] });
+    expect(target.received.length).toBe(before + 1);
+    expect((await historyOf(endpoint.id)).map((delivery) => delivery.webhookId)).toEqual([subscribed.id]);
+  });
+
+  it('drops a message made before its endpoint was registered; one made at that instant is delivered', async () => {
+    const endpoint = await endpointAt(target.url);
+    const registeredAt = Date.parse(endpoint.createdAt);
+    const { run, logger } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const earlier = {
+      ...messageFor(endpoint.id, endpoint.tenantId),
+      createdAt: new Date(registeredAt - 1).toISOString(),
+    };
+    const before = target.received.length;
+    const dropped = await record(earlier);
+    expect(await run(dropped)).toEqual({ batchItemFailures: [] });
+    expect(target.received.length).toBe(before);
+    expect(await historyOf(endpoint.id)).toEqual([]);
+    expect(warn).toHaveBeenCalledWith('Webhook dropped: it was made before its endpoint was registered', {
+      correlation_id: dropped.messageId,
+      webhookId: earlier.id,
+      endpointId: endpoint.id,
+      eventType: 'booking.created',
+      messageCreatedAt: earlier.createdAt,
+      endpointCreatedAt: endpoint.createdAt,
+    });
+    const atOnce = { ...messageFor(endpoint.id, endpoint.tenantId), createdAt: endpoint.createdAt };
+    expect(await run(await record(atOnce))).toEqual({ batchItemFailures: [] });
+    expect(target.received.length).toBe(before + 1);
+    expect((await historyOf(endpoint.id)).map((delivery) => delivery.webhookId)).toEqual([atOnce.id]);
+  });
+
+  it('drops such a message at a disabled endpoint too, instead of failing a delivery in its history', async () => {
+    const endpoint = await endpointAt(target.url);
+    const stored = await store.getEndpoint(endpoint.id);
+    if (!stored) throw new Error('endpoint missing');
+    expect(await store.disableEndpoint(stored, 'failing')).toBe(true);
+    const { run } = setup();
+    const earlier = {
+      ...messageFor(endpoint.id, endpoint.tenantId),
+      createdAt: new Date(Date.parse(endpoint.createdAt) - 1).toISOString(),
+    };
+    expect(await run(await record(earlier))).toEqual({ batchItemFailures: [] });
+    expect(await historyOf(endpoint.id)).toEqual([]);
+  });
+
   it('POSTs once when two copies of one message are processed at the same time', async () => {
     const slow = await receiver(() => ({ status: 200, delayMs: 300 }));
     const endpoint = await endpointAt(slow.url);
@@ -870,7 +952,7 @@ describe('a receive that finds the circuit open', () => {
 
   it('counts as an attempt once the message is older than circuitDeferralHours: the last fails the delivery and counts toward the disable rule', async () => {
     const dead = await receiver(() => ({ status: 500 }));
-    const endpoint = await endpointAt(dead.url);
+    const endpoint = await endpointAt(dead.url, principal(), hoursAgo(26));
     const { run } = setup({
       failureThreshold: 1,
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
@@ -913,7 +995,7 @@ describe('a receive that finds the circuit open', () => {
 
   it('still defers within circuitDeferralHours of the message, and counts past a shorter limit given', async () => {
     const dead = await receiver(() => ({ status: 500 }));
-    const endpoint = await endpointAt(dead.url);
+    const endpoint = await endpointAt(dead.url, principal(), hoursAgo(2));
     const { run } = setup({ failureThreshold: 1, circuitDeferralHours: 1 });
     await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
     queues.clearCalls();
