@@ -146,18 +146,20 @@ describe('webhook fan-out', () => {
     // Byte for byte the same message: the worker takes the copy for an SQS duplicate of the first.
     expect(byEndpoint(again)).toEqual(byEndpoint(first));
     expect(byEndpoint(first)).toEqual(
-      [...endpointIds].sort().map((endpointId) => ({
-        id: webhookIdFor('booking.cancelled/b-11', endpointId),
-        endpointId,
-        tenantId,
-        eventType: 'booking.cancelled',
-        createdAt: '2031-02-03T04:05:06.789Z',
-        payload: {
-          type: 'booking.cancelled',
-          timestamp: '2031-02-03T04:05:06.789Z',
-          data: { id: 'b-11', status: 'cancelled' },
-        },
-      })),
+      byEndpoint(
+        endpointIds.map((endpointId) => ({
+          id: webhookIdFor('booking.cancelled/b-11', endpointId),
+          endpointId,
+          tenantId,
+          eventType: 'booking.cancelled',
+          createdAt: '2031-02-03T04:05:06.789Z',
+          payload: {
+            type: 'booking.cancelled',
+            timestamp: '2031-02-03T04:05:06.789Z',
+            data: { id: 'b-11', status: 'cancelled' },
+          },
+        })),
+      ),
     );
     expect(new Set(first.map((message) => message.id)).size).toBe(2);
     // Another event of the booking has ids of its own.
