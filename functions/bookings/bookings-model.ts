@@ -6,6 +6,7 @@ import {
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
@@ -35,9 +36,26 @@ export interface Booking {
   cancelledAt?: string;
 }
 
-/** What {@link BookingsModel.cancel} did: `cancelledNow` is false when the booking was cancelled already. */
-export interface Cancellation {
+/** The webhook events about a booking. */
+export type BookingEventType = 'booking.created' | 'booking.cancelled';
+
+/** In the order they happen, which is the order {@link StoredBooking.pendingEvents} lists them in. */
+const bookingEventTypes: readonly BookingEventType[] = ['booking.created', 'booking.cancelled'];
+
+/** A booking as stored: what the API answers, and what is kept beside it. */
+export interface StoredBooking {
   readonly booking: Booking;
+  /**
+   * Its events not known to be published (the item's `pendingEvents` string set, never answered): the
+   * transaction that makes an event happen adds it, and {@link BookingsModel.markPublished} removes it
+   * once the fan-out has enqueued it, so a retry of a request whose answer was lost publishes what the
+   * first one did not, and only that. Empty on items stored before the set existed.
+   */
+  readonly pendingEvents: readonly BookingEventType[];
+}
+
+/** What {@link BookingsModel.cancel} did: `cancelledNow` is false when the booking was cancelled already. */
+export interface Cancellation extends StoredBooking {
   readonly cancelledNow: boolean;
 }
 
@@ -114,6 +132,16 @@ export function startTimeProblem(start: Date, now: Date, horizonDays: number): s
   return undefined;
 }
 
+/** The events of an item's `pendingEvents` (a Set, as the document client reads a string set). */
+function pendingEventsOf(item: Record<string, unknown>): BookingEventType[] {
+  const { pendingEvents } = item;
+  return pendingEvents instanceof Set ? bookingEventTypes.filter((type) => pendingEvents.has(type)) : [];
+}
+
+/** A single-element string set, the operand of an `ADD` or `DELETE` on `pendingEvents`. */
+const eventSet = (type: BookingEventType) => new Set([type]);
+
+/** Only the booking's own fields: what the store keeps beside them (keys, `pendingEvents`) is never answered. */
 function toBooking(item: Record<string, unknown>): Booking {
   return {
     id: String(item.id),
@@ -139,6 +167,7 @@ export class BookingsModel {
    * the user's item exists and has not lapsed unverified (400 on `body.userId` otherwise): the handler
    * asks the users service first, but a user deleted or lapsed after that answer gets no booking. A
    * booking already stored under `input.id` fails it with {@link BookingIdTakenError}, whatever else failed.
+   * The booking is stored with booking.created pending (see {@link StoredBooking.pendingEvents}).
    */
   async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
@@ -175,6 +204,7 @@ export class BookingsModel {
                   gsi1sk: `${booking.start}#${booking.id}`,
                   gsi2pk: `USER#${booking.userId}`,
                   gsi2sk: `${booking.start}#${booking.id}`,
+                  pendingEvents: eventSet('booking.created'),
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
@@ -207,18 +237,36 @@ export class BookingsModel {
     return booking;
   }
 
-  async get(id: string): Promise<Booking> {
-    const booking = await this.find(id);
-    if (!booking) throw new NotFoundError(`Booking ${id} not found`);
-    return booking;
+  async get(id: string): Promise<StoredBooking> {
+    const stored = await this.find(id);
+    if (!stored) throw new NotFoundError(`Booking ${id} not found`);
+    return stored;
   }
 
   /** The booking, or undefined when there is none. */
-  async find(id: string): Promise<Booking | undefined> {
+  async find(id: string): Promise<StoredBooking | undefined> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: bookingKey(id), ConsistentRead: true }),
     );
-    return Item ? toBooking(Item) : undefined;
+    return Item ? { booking: toBooking(Item), pendingEvents: pendingEventsOf(Item) } : undefined;
+  }
+
+  /**
+   * Removes `type` from the booking's pending events once it is published, so no retry publishes it
+   * again. Unconditional but for the booking existing: removing an event already removed changes nothing.
+   * Stops when `signal` aborts (the after-commit deadline).
+   */
+  async markPublished(id: string, type: BookingEventType, signal?: AbortSignal): Promise<void> {
+    await this.documentClient.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: bookingKey(id),
+        UpdateExpression: 'DELETE pendingEvents :type',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':type': eventSet(type) },
+      }),
+      { abortSignal: signal },
+    );
   }
 
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {
@@ -248,14 +296,16 @@ export class BookingsModel {
   }
 
   /**
-   * Marks a booking read by {@link get} cancelled and frees its slots in one transaction; the
-   * transaction's conditions make it exact even if the booking changed since it was read. Cancelling a
-   * cancelled booking writes nothing and answers it as it is (`cancelledNow: false`), so a client retrying
-   * a cancel that worked is told it worked.
+   * Marks a booking read by {@link get} cancelled, adds booking.cancelled to its pending events and frees
+   * its slots in one transaction; the transaction's conditions make it exact even if the booking changed
+   * since it was read. Cancelling a cancelled booking writes nothing and answers it as it is
+   * (`cancelledNow: false`, with its pending events as read), so a client retrying a cancel that worked is
+   * told it worked.
    */
-  async cancel(booking: Booking, now = new Date()): Promise<Cancellation> {
+  async cancel(stored: StoredBooking, now = new Date()): Promise<Cancellation> {
+    const { booking, pendingEvents } = stored;
     const { id } = booking;
-    if (booking.status === 'cancelled') return { booking, cancelledNow: false };
+    if (booking.status === 'cancelled') return { ...stored, cancelledNow: false };
     const cancelledAt = now.toISOString();
     try {
       await this.documentClient.send(
@@ -266,13 +316,14 @@ export class BookingsModel {
               Update: {
                 TableName: this.tableName,
                 Key: bookingKey(id),
-                UpdateExpression: 'SET #status = :cancelled, cancelledAt = :now',
+                UpdateExpression: 'SET #status = :cancelled, cancelledAt = :now ADD pendingEvents :event',
                 ConditionExpression: '#status = :confirmed',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: {
                   ':cancelled': 'cancelled',
                   ':confirmed': 'confirmed',
                   ':now': cancelledAt,
+                  ':event': eventSet('booking.cancelled'),
                 },
               },
             },
@@ -292,9 +343,15 @@ export class BookingsModel {
       if (!failed?.length) throw error;
       // Another cancel committed since the booking was read: this one is its repeat.
       const current = await this.get(id);
-      if (current.status === 'cancelled') return { booking: current, cancelledNow: false };
+      if (current.booking.status === 'cancelled') return { ...current, cancelledNow: false };
       throw new ConflictError(`Booking ${id} could not be cancelled: one of its slots is not held by it`);
     }
-    return { booking: { ...booking, status: 'cancelled', cancelledAt }, cancelledNow: true };
+    return {
+      booking: { ...booking, status: 'cancelled', cancelledAt },
+      pendingEvents: bookingEventTypes.filter(
+        (type) => type === 'booking.cancelled' || pendingEvents.includes(type),
+      ),
+      cancelledNow: true,
+    };
   }
 }

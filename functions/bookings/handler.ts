@@ -19,7 +19,7 @@ import { readEnvironment, readQueueEnvironment } from '../shared/environment.js'
 import { createHttpFunction } from '../shared/http-function.js';
 import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
-import { afterCommitDeadline } from '../shared/post-commit.js';
+import { afterCommitDeadline, afterCommitFailure } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
 import { idPathSchema, idSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { defaultTenantId } from '../shared/tenant.js';
@@ -27,12 +27,15 @@ import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
 import {
   type Booking,
+  type BookingEventType,
   BookingIdTakenError,
+  type BookingStatus,
   BookingsModel,
   bookingIdFor,
   isSlotAligned,
   maxBookingHours,
   type NewBooking,
+  type StoredBooking,
   slotMinutes,
   startTimeProblem,
 } from './bookings-model.js';
@@ -50,20 +53,56 @@ const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint }
 const bookings = new BookingsModel(createDocumentClient(dynamoDb), environment.appTableName);
 const webhooks = createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability);
 
+/** The one event a booking's status still calls for: a cancelled booking's booking.cancelled tells its creation too. */
+const eventOfStatus: Record<BookingStatus, BookingEventType> = {
+  confirmed: 'booking.created',
+  cancelled: 'booking.cancelled',
+};
+
 /**
- * After the commit: the booking's user and the tenant's admin and integration endpoints hear of it, by
- * the invocation's deadline (`context`): the booking is stored, so the caller gets its answer either way.
+ * After the commit: publishes the booking's event its status calls for if it is pending (see
+ * {@link StoredBooking.pendingEvents}), to the booking's user and the tenant's admin and integration
+ * endpoints, then marks it published, all by the invocation's deadline (`context`): the booking is stored,
+ * so the caller gets its answer either way. An event that did not go out in full stays pending, for a
+ * retry of the request to publish; so does one whose mark could not be cleared (logged), which a retry
+ * then publishes again with the same webhook ids (the event's id is its type and the booking's).
  */
-const publishBooking = (
-  type: 'booking.created' | 'booking.cancelled',
-  booking: Booking,
+async function publishPending(
+  { booking, pendingEvents }: StoredBooking,
   context: Pick<Context, 'getRemainingTimeInMillis'> & { correlationId: string },
-) =>
-  webhooks.publish(
-    { type, tenantId: defaultTenantId, subjectUserId: booking.userId, data: { ...booking } },
+): Promise<void> {
+  const type = eventOfStatus[booking.status];
+  if (!pendingEvents.includes(type)) return;
+  const deadline = afterCommitDeadline(context);
+  const { published } = await webhooks.publish(
+    {
+      id: `${type}/${booking.id}`,
+      type,
+      tenantId: defaultTenantId,
+      subjectUserId: booking.userId,
+      data: { ...booking },
+      occurredAt: new Date(
+        type === 'booking.cancelled' ? (booking.cancelledAt ?? booking.createdAt) : booking.createdAt,
+      ),
+    },
     context.correlationId,
-    afterCommitDeadline(context),
+    deadline,
   );
+  if (!published) return;
+  try {
+    await bookings.markPublished(booking.id, type, deadline);
+  } catch (error) {
+    logger.warn(
+      'Booking event published but still marked pending: a retry of the request publishes it again',
+      {
+        bookingId: booking.id,
+        eventType: type,
+        error: afterCommitFailure(error, deadline),
+      },
+    );
+  }
+}
+
 const signAsBookings = serviceSigner('bookings', onEvent);
 const usersService = createUsersService({
   baseUrl: environment.usersApiUrl,
@@ -123,14 +162,14 @@ async function visibleBooking(
   id: string,
   caller: Principal,
   event: APIGatewayProxyEventV2,
-): Promise<Booking> {
-  const booking = await bookings.get(id);
+): Promise<StoredBooking> {
+  const stored = await bookings.get(id);
   const own = ownUserId(caller);
-  if (own !== undefined && booking.userId !== own) {
+  if (own !== undefined && stored.booking.userId !== own) {
     reportNotOwner(caller, event, { bookingId: id });
     throw new NotFoundError(`Booking ${id} not found`);
   }
-  return booking;
+  return stored;
 }
 
 /**
@@ -198,25 +237,26 @@ const bookingIdempotency = idempotency({
 
 /**
  * The answer to a booking sent again with its Idempotency-Key once the key's record is gone: the first
- * request's transaction landed but answered too late (a 504, which deleted the record), and the booking it
- * made is `made`. The same request gets that booking as it is now, with the first one's 201 and
- * `Location`, marked as a replay; its booking.created goes out now, as the first request never got that
- * far (none once it is cancelled: booking.cancelled went out). Another body with the key is 422, as it is
- * while the record exists.
+ * request's transaction landed but answered too late (a 504, which deleted the record), or the record
+ * expired, and the booking it made is `made`. The same request gets that booking as it is now, with the
+ * first one's 201 and `Location`, marked as a replay; its booking.created goes out now only if it is still
+ * pending, as when the first request never got that far (none once it is cancelled: booking.cancelled
+ * tells it). Another body with the key is 422, as it is while the record exists.
  */
 async function retriedBooking(
-  made: Booking,
+  made: StoredBooking,
   requested: NewBooking,
-  context: Parameters<typeof publishBooking>[2],
+  context: Parameters<typeof publishPending>[1],
 ) {
+  const { booking } = made;
   const sameRequest =
-    made.roomId === requested.roomId &&
-    made.userId === requested.userId &&
-    made.start === requested.start.toISOString() &&
-    made.end === requested.end.toISOString();
+    booking.roomId === requested.roomId &&
+    booking.userId === requested.userId &&
+    booking.start === requested.start.toISOString() &&
+    booking.end === requested.end.toISOString();
   if (!sameRequest) throw new IdempotencyKeyReusedError();
-  if (made.status === 'confirmed') await publishBooking('booking.created', made, context);
-  return json(201, made, { Location: `/bookings/${made.id}`, ...replayedHeader });
+  await publishPending(made, context);
+  return json(201, booking, { Location: `/bookings/${booking.id}`, ...replayedHeader });
 }
 
 const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema) });
@@ -261,7 +301,7 @@ export const handler = createHttpFunction(
             if (!(error instanceof BookingIdTakenError)) throw error;
             return retriedBooking(await bookings.get(error.bookingId), input.body, context);
           }
-          await publishBooking('booking.created', booking, context);
+          await publishPending({ booking, pendingEvents: ['booking.created'] }, context);
           return json(201, booking, { Location: `/bookings/${booking.id}` });
         }),
 
@@ -276,18 +316,19 @@ export const handler = createHttpFunction(
       route
         .use(validateInput({ path: idPathSchema }))
         .handler(async (event, { input, principal }) =>
-          json(200, await visibleBooking(input.path.id, callerOf(principal), event)),
+          json(200, (await visibleBooking(input.path.id, callerOf(principal), event)).booking),
         ),
 
     'DELETE /bookings/{id}': (route) =>
       route.use(validateInput({ path: idPathSchema })).handler(async (event, context) => {
         const { input, principal } = context;
-        const { booking, cancelledNow } = await bookings.cancel(
+        const cancellation = await bookings.cancel(
           await visibleBooking(input.path.id, callerOf(principal), event),
         );
-        // A repeat (a client retrying after a timeout) changed nothing, so no one hears of it again.
-        if (cancelledNow) await publishBooking('booking.cancelled', booking, context);
-        return json(200, booking);
+        // A repeat (a client retrying after a timeout) publishes booking.cancelled only if the cancel
+        // it repeats did not: its transaction landed but its answer was lost, or its publish failed.
+        await publishPending(cancellation, context);
+        return json(200, cancellation.booking);
       }),
   },
   logger,

@@ -8,9 +8,9 @@ import type { FunctionEnvironment, QueueEnvironment } from './environment.js';
 import type { FunctionObservability } from './observability.js';
 import { afterCommitFailure } from './post-commit.js';
 import { functionSqsClient, sendMessageBatch } from './sqs-client.js';
-import { newWebhookId, WebhookStore } from './webhook-store.js';
+import { newWebhookId, WebhookStore, webhookIdFor } from './webhook-store.js';
 
-export interface WebhookEvent {
+interface WebhookEventFields {
   readonly type: WebhookEventType;
   readonly tenantId: string;
   /**
@@ -20,8 +20,35 @@ export interface WebhookEvent {
   readonly subjectUserId: string | undefined;
   /** The payload's `data`: ids and non-personal fields only, since receivers are outside Bulwark. */
   readonly data: Readonly<Record<string, unknown>>;
-  /** @default now */
-  readonly occurredAt?: Date;
+}
+
+/**
+ * An event to publish. Without an `id`, each publish makes messages of their own: random webhook ids,
+ * made now. With one (the event's name for good, say its type and the booking's id), publishing it
+ * again makes the same messages: each endpoint's webhook id comes from the event's id and the
+ * endpoint's ({@link webhookIdFor}), and the message is made at `occurredAt`, which must then be the
+ * stored time of the event, so a copy has the delivery key of the first (`DELIVERY#<createdAt>#<id>`),
+ * the worker delivers it once, and a receiver that got both sees one `webhook-id`.
+ */
+export type WebhookEvent = WebhookEventFields &
+  (
+    | {
+        readonly id?: undefined;
+        /** The payload's `timestamp`. @default now */
+        readonly occurredAt?: Date;
+      }
+    | { readonly id: string; readonly occurredAt: Date }
+  );
+
+/** What {@link WebhookFanOut.publish} did. */
+export interface PublishOutcome {
+  /** Messages enqueued, one per subscribed, enabled endpoint; 0 when publishing failed. */
+  readonly enqueued: number;
+  /**
+   * Whether the event is published: every subscriber's message is in the queue, also when there were
+   * none to send (no subscriber, or no webhook queue configured). False after a failure, which was reported.
+   */
+  readonly published: boolean;
 }
 
 export interface WebhookFanOutOptions {
@@ -38,7 +65,8 @@ const batchSize = 10;
 /**
  * Publishes events to the endpoints subscribed to them. Call it after the change is committed: a
  * failure to find subscribers or to enqueue is logged, audited (`webhook.enqueue_failed`) and counted
- * (`WebhookEnqueueFailed`), but never fails the request, which already succeeded. Give it the handler's
+ * (`WebhookEnqueueFailed`), but never fails the request, which already succeeded: its outcome tells the
+ * caller whether the event went out, so that the caller can keep it for a retry. Give it the handler's
  * deadline (`afterCommitDeadline`): past it, publishing stops and is reported the same way, so the
  * request is answered before its invocation times out.
  *
@@ -48,14 +76,13 @@ const batchSize = 10;
 export class WebhookFanOut {
   constructor(private readonly options: WebhookFanOutOptions) {}
 
-  /** Resolves with the number of messages enqueued. */
   async publish(
     event: WebhookEvent,
     correlationId: string | undefined,
     signal?: AbortSignal,
-  ): Promise<number> {
+  ): Promise<PublishOutcome> {
     const { store, sqs, queueUrl, observability } = this.options;
-    if (!sqs || !queueUrl) return 0;
+    if (!sqs || !queueUrl) return { enqueued: 0, published: true };
     try {
       const endpointIds = await store.findSubscribers(
         event.tenantId,
@@ -66,11 +93,11 @@ export class WebhookFanOut {
       const now = new Date().toISOString();
       const timestamp = (event.occurredAt ?? new Date()).toISOString();
       const messages: WebhookMessage[] = endpointIds.map((endpointId) => ({
-        id: newWebhookId('msg'),
+        id: event.id === undefined ? newWebhookId('msg') : webhookIdFor(event.id, endpointId),
         endpointId,
         tenantId: event.tenantId,
         eventType: event.type,
-        createdAt: now,
+        createdAt: event.id === undefined ? now : timestamp,
         payload: { type: event.type, timestamp, data: { ...event.data } },
       }));
       const batches: WebhookMessage[][] = [];
@@ -83,7 +110,7 @@ export class WebhookFanOut {
       const failedCount = refused.reduce((sum, indexes) => sum + indexes.length, 0);
       if (failedCount > 0)
         throw new Error(`SQS did not accept ${failedCount} of ${messages.length} messages`);
-      return messages.length;
+      return { enqueued: messages.length, published: true };
     } catch (error) {
       reportEnqueueFailure(observability, {
         metric: 'WebhookEnqueueFailed',
@@ -94,7 +121,7 @@ export class WebhookFanOut {
         correlationId,
         metadata: { eventType: event.type },
       });
-      return 0;
+      return { enqueued: 0, published: false };
     }
   }
 }

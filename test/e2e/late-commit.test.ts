@@ -1,8 +1,10 @@
 // A create whose DynamoDB transaction lands while every answer to it comes too late (504, which deletes the
 // Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
 import { randomUUID } from 'node:crypto';
+import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
+import { webhookIdFor } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
@@ -13,7 +15,7 @@ import {
   startStallingDynamoDb,
 } from '../helpers/stalling-dynamodb.js';
 import { testTableNames } from '../helpers/tables.js';
-import { type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
+import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
 
 let dynamoDb: StallingDynamoDb;
 let receiver: Receiver;
@@ -30,7 +32,10 @@ const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => dynamoDb.en
 
 /** The transactions that create a booking, and an endpoint (with its owner's count): picked by their items' keys. */
 const bookingTransaction: StallRule = (body) =>
-  body.includes('"TransactItems"') && body.includes('"BOOKING#');
+  body.includes('"TransactItems"') && body.includes('"BOOKING#') && !body.includes('":cancelled"');
+/** The transaction that cancels a booking (and frees its slots). */
+const cancelTransaction: StallRule = (body) =>
+  body.includes('"TransactItems"') && body.includes('"BOOKING#') && body.includes('":cancelled"');
 const registrationTransaction: StallRule = (body) =>
   body.includes('"TransactItems"') && body.includes('"ENDPOINT_COUNT"');
 
@@ -59,31 +64,55 @@ interface Booking {
   status: string;
 }
 
+/** The suite's DynamoDB itself, not the proxy: what the functions stored, read without stalls. */
+const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+
+/** The booking item's `pendingEvents` as stored: a Set, or undefined once none is pending. */
+async function storedPendingEvents(bookingId: string): Promise<unknown> {
+  const { Item } = await documents.send(
+    new GetCommand({
+      TableName: testTableNames.app,
+      Key: { pk: `BOOKING#${bookingId}`, sk: 'BOOKING' },
+      ConsistentRead: true,
+    }),
+  );
+  return Item?.pendingEvents;
+}
+
+/** A registered user of their own and a token acting as them. */
+async function newBooker() {
+  const created = await api.request('POST', '/users', {
+    body: { email: `late-${randomUUID()}@example.com`, name: 'Late Booker' },
+  });
+  const id = (created.body as { id: string }).id;
+  return { id, token: await api.token({ sub: id }) };
+}
+
+/** The webhooks of `type` that reached the receiver: one entry per POST, with its booking's id. */
+const deliveriesOfType = (type: string) =>
+  receiver.received
+    .map((webhook) => ({
+      ...(JSON.parse(webhook.body) as { type: string; data: { id: string } }),
+      webhookId: webhook.headers['webhook-id'],
+    }))
+    .filter((webhook) => webhook.type === type);
+
+/** The ids of the bookings whose `type` event reached the receiver, one entry per POST. */
+const deliveredIds = (type: string) => deliveriesOfType(type).map((webhook) => webhook.data.id);
+
+/** Waits until `bookingId`'s `type` event has reached the receiver. */
+const deliveredFor = (type: string, bookingId: string) =>
+  until(() => (deliveredIds(type).includes(bookingId) ? true : undefined), 30_000);
+
+const bookWithKey = (token: string, key: string, body: Record<string, unknown>) =>
+  api.request('POST', '/bookings', { token, body, headers: { 'idempotency-key': key } });
+
 describe('a booking whose transaction landed after its 504, sent again with its Idempotency-Key', () => {
-  /** A registered user of their own and a token acting as them. */
-  async function newBooker() {
-    const created = await api.request('POST', '/users', {
-      body: { email: `late-${randomUUID()}@example.com`, name: 'Late Booker' },
-    });
-    const id = (created.body as { id: string }).id;
-    return { id, token: await api.token({ sub: id }) };
-  }
-
-  const bookWithKey = (token: string, key: string, body: Record<string, unknown>) =>
-    api.request('POST', '/bookings', { token, body, headers: { 'idempotency-key': key } });
-
   async function bookingsOf(bookerId: string): Promise<Booking[]> {
     const listed = await api.request('GET', `/bookings?userId=${bookerId}&limit=100`);
     expect(listed.status).toBe(200);
     return (listed.body as { items: Booking[] }).items;
   }
-
-  /** The ids of the bookings whose booking.created reached the receiver, one entry per delivery. */
-  const createdDeliveries = () =>
-    receiver.received
-      .map((webhook) => JSON.parse(webhook.body) as { type: string; data: { id: string } })
-      .filter((webhook) => webhook.type === 'booking.created')
-      .map((webhook) => webhook.data.id);
 
   it('meets its own id at the store: BookingIdTakenError, not the room conflict its own slots meet', async () => {
     const booker = await newBooker();
@@ -104,11 +133,13 @@ describe('a booking whose transaction landed after its 504, sent again with its 
     'gets the booking it made, with its 201 and Location, and its booking.created once',
     async () => {
       const booker = await newBooker();
-      await registerEndpoint(api, booker.token, receiver.url, ['booking.created']);
+      const endpoint = await registerEndpoint(api, booker.token, receiver.url, ['booking.created']);
       const key = randomUUID();
       const body = { roomId: room(), userId: booker.id, start: at(9), end: at(10) };
       await commitLate(bookingTransaction, () => bookWithKey(booker.token, key, body));
       const [made] = await bookingsOf(booker.id);
+      const madeId = made?.id as string;
+      expect(await storedPendingEvents(madeId)).toEqual(new Set(['booking.created']));
 
       const retry = await bookWithKey(booker.token, key, body);
       expect(retry.status).toBe(201);
@@ -116,8 +147,9 @@ describe('a booking whose transaction landed after its 504, sent again with its 
       expect(retry.headers.get('location')).toBe(`/bookings/${made?.id}`);
       expect(retry.body).toEqual(made);
       expect(made).toMatchObject({ ...body, status: 'confirmed' });
-      // The first request never got to publish: the retry does.
-      await until(() => (createdDeliveries().includes(made?.id as string) ? true : undefined), 30_000);
+      // The first request never got to publish: the retry does, and marks it published.
+      await deliveredFor('booking.created', madeId);
+      expect(await storedPendingEvents(madeId)).toBeUndefined();
 
       // Stored now: a third send is the record's replay, the same answer, with nothing published again.
       const third = await bookWithKey(booker.token, key, body);
@@ -128,8 +160,12 @@ describe('a booking whose transaction landed after its 504, sent again with its 
         body: { ...body, roomId: room() },
       });
       const laterId = (later.body as Booking).id;
-      await until(() => (createdDeliveries().includes(laterId) ? true : undefined), 30_000);
-      expect(createdDeliveries().filter((id) => id === made?.id)).toHaveLength(1);
+      await deliveredFor('booking.created', laterId);
+      expect(
+        deliveriesOfType('booking.created')
+          .filter((webhook) => webhook.data.id === madeId)
+          .map((webhook) => webhook.webhookId),
+      ).toEqual([webhookIdFor(`booking.created/${madeId}`, endpoint.id)]);
       expect((await bookingsOf(booker.id)).map((booking) => booking.id).sort()).toEqual(
         [made?.id, laterId].sort(),
       );
@@ -191,6 +227,205 @@ describe('a booking whose transaction landed after its 504, sent again with its 
         vi.useRealTimers();
       }
       expect(await bookingsOf(booker.id)).toHaveLength(1);
+    },
+    lateCommitTimeout,
+  );
+});
+
+/** A booking of the booker's own, made without a key and answered in time. */
+async function bookFor(booker: { id: string; token: string }, start: string, end: string): Promise<Booking> {
+  const booked = await api.request('POST', '/bookings', {
+    token: booker.token,
+    body: { roomId: room(), userId: booker.id, start, end },
+  });
+  expect(booked.status).toBe(201);
+  return booked.body as Booking;
+}
+
+const cancel = (booker: { token: string }, bookingId: string) =>
+  api.request('DELETE', `/bookings/${bookingId}`, { token: booker.token });
+
+/**
+ * Cancels a later booking of the booker's and waits for its booking.cancelled: the queue is worked in
+ * order, so any event published before it has arrived by then too.
+ */
+async function cancelLaterBooking(booker: { id: string; token: string }) {
+  const later = await bookFor(booker, at(17), at(18));
+  expect((await cancel(booker, later.id)).status).toBe(200);
+  await deliveredFor('booking.cancelled', later.id);
+}
+
+describe('a cancel whose transaction landed after its 504, sent again', () => {
+  it(
+    'publishes booking.cancelled on the retry, once, and answers the booking without what is kept beside it',
+    async () => {
+      const booker = await newBooker();
+      const endpoint = await registerEndpoint(api, booker.token, receiver.url, ['booking.cancelled']);
+      const booking = await bookFor(booker, at(9), at(10));
+      // booking.created had no subscriber: published all the same, so it is no longer pending.
+      expect(await storedPendingEvents(booking.id)).toBeUndefined();
+      await commitLate(cancelTransaction, () => cancel(booker, booking.id));
+      expect(await storedPendingEvents(booking.id)).toEqual(new Set(['booking.cancelled']));
+
+      const retry = await cancel(booker, booking.id);
+      expect(retry.status).toBe(200);
+      expect(retry.body).toEqual({ ...booking, status: 'cancelled', cancelledAt: expect.any(String) });
+      expect((await api.request('GET', `/bookings/${booking.id}`)).text).toBe(retry.text);
+      await deliveredFor('booking.cancelled', booking.id);
+      expect(await storedPendingEvents(booking.id)).toBeUndefined();
+
+      // Published now: a third DELETE publishes nothing more.
+      expect((await cancel(booker, booking.id)).text).toBe(retry.text);
+      await cancelLaterBooking(booker);
+      const delivered = deliveriesOfType('booking.cancelled').filter(
+        (webhook) => webhook.data.id === booking.id,
+      );
+      expect(delivered).toEqual([
+        {
+          type: 'booking.cancelled',
+          timestamp: (retry.body as { cancelledAt: string }).cancelledAt,
+          data: retry.body,
+          webhookId: webhookIdFor(`booking.cancelled/${booking.id}`, endpoint.id),
+        },
+      ]);
+    },
+    lateCommitTimeout,
+  );
+});
+
+describe("a booking's events when its requests are answered in time", () => {
+  /** Records the body of every DynamoDB request `request` makes, stalling those `stalled` picks. */
+  async function requestsOf<T>(request: () => Promise<T>, stalled: StallRule = () => false) {
+    const seen: string[] = [];
+    dynamoDb.stall((body) => {
+      seen.push(body);
+      return stalled(body);
+    });
+    const answer = await request().finally(() => dynamoDb.stall(undefined));
+    return { answer, seen };
+  }
+
+  /** A query for the subscribers of `type`: the first thing publishing it does. */
+  const subscriberQuery =
+    (type: string): StallRule =>
+    (body) =>
+      body.includes('"WH#SUB#') && body.includes(`#${type}"`);
+
+  /** Stands for the hour passing: deletes the Idempotency-Key record that holds the booking's answer. */
+  async function expireRecordOf(bookingId: string) {
+    const { Items: records = [] } = await documents.send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'IDEM#bookings' },
+        ConsistentRead: true,
+      }),
+    );
+    const kept = records.filter((record) => JSON.stringify(record).includes(bookingId));
+    expect(kept).toHaveLength(1);
+    await documents.send(
+      new DeleteCommand({ TableName: testTableNames.toolkit, Key: { pk: kept[0]?.pk, sk: kept[0]?.sk } }),
+    );
+  }
+
+  it('sends no second booking.created for a booking sent again with its key after its record expired', async () => {
+    const booker = await newBooker();
+    await registerEndpoint(api, booker.token, receiver.url, ['booking.created', 'booking.cancelled']);
+    const key = randomUUID();
+    const body = { roomId: room(), userId: booker.id, start: at(11), end: at(12) };
+    const first = await bookWithKey(booker.token, key, body);
+    expect(first.status).toBe(201);
+    const booking = first.body as Booking;
+    await deliveredFor('booking.created', booking.id);
+    expect(await storedPendingEvents(booking.id)).toBeUndefined();
+    await expireRecordOf(booking.id);
+
+    const { answer: again, seen } = await requestsOf(() => bookWithKey(booker.token, key, body));
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('location')).toBe(`/bookings/${booking.id}`);
+    expect(again.text).toBe(first.text);
+    // Nothing was pending, so nothing was published: not even the subscribers were looked up.
+    expect(seen.filter(subscriberQuery('booking.created'))).toEqual([]);
+    await cancelLaterBooking(booker);
+    expect(deliveredIds('booking.created').filter((id) => id === booking.id)).toHaveLength(1);
+  });
+
+  it('publishes nothing and writes nothing on a repeated DELETE of a booking whose cancel was answered', async () => {
+    const booker = await newBooker();
+    const booking = await bookFor(booker, at(13), at(14));
+    const cancelled = await cancel(booker, booking.id);
+    expect(cancelled.status).toBe(200);
+    expect(await storedPendingEvents(booking.id)).toBeUndefined();
+
+    const { answer: repeated, seen } = await requestsOf(() => cancel(booker, booking.id));
+    expect(repeated.text).toBe(cancelled.text);
+    expect(seen.filter(subscriberQuery('booking.cancelled'))).toEqual([]);
+    // The one request that names the booking is its read.
+    expect(seen.filter((body) => body.includes(`BOOKING#${booking.id}`))).toEqual([
+      expect.stringContaining('"ConsistentRead":true'),
+    ]);
+  });
+
+  it(
+    'keeps booking.cancelled pending when publishing it failed, and publishes it on the repeated DELETE',
+    async () => {
+      const booker = await newBooker();
+      await registerEndpoint(api, booker.token, receiver.url, ['booking.cancelled']);
+      const booking = await bookFor(booker, at(15), at(16));
+      // Its subscribers cannot be looked up: the fan-out gives up at the deadline and reports it.
+      const { answer: cancelled } = await requestsOf(
+        () => cancel(booker, booking.id),
+        subscriberQuery('booking.cancelled'),
+      );
+      expect(cancelled.status).toBe(200);
+      expect(await storedPendingEvents(booking.id)).toEqual(new Set(['booking.cancelled']));
+
+      const repeated = await cancel(booker, booking.id);
+      expect(repeated.text).toBe(cancelled.text);
+      await deliveredFor('booking.cancelled', booking.id);
+      expect(await storedPendingEvents(booking.id)).toBeUndefined();
+      await cancelLaterBooking(booker);
+      expect(deliveredIds('booking.cancelled').filter((id) => id === booking.id)).toHaveLength(1);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'sends an event published again after its mark was lost with the same webhook-id, and delivers it once',
+    async () => {
+      const booker = await newBooker();
+      const endpoint = await registerEndpoint(api, booker.token, receiver.url, ['booking.cancelled']);
+      const booking = await bookFor(booker, at(19), at(20));
+      const webhookId = webhookIdFor(`booking.cancelled/${booking.id}`, endpoint.id);
+      // Published, but the write that marks it so never gets an answer.
+      const { answer: cancelled } = await requestsOf(
+        () => cancel(booker, booking.id),
+        (body) => body.includes('DELETE pendingEvents'),
+      );
+      expect(cancelled.status).toBe(200);
+      expect(await storedPendingEvents(booking.id)).toEqual(new Set(['booking.cancelled']));
+      await deliveredFor('booking.cancelled', booking.id);
+      const delivered = async () =>
+        (await deliveriesOf(api, booker.token, endpoint.id)).filter(
+          (delivery) => delivery.webhookId === webhookId,
+        );
+      await until(async () => ((await delivered())[0]?.status === 'delivered' ? true : undefined), 30_000);
+
+      // The repeat publishes it again, the same message: the worker takes it for a copy of the first.
+      const { answer: repeated, seen } = await requestsOf(() => cancel(booker, booking.id));
+      expect(repeated.text).toBe(cancelled.text);
+      expect(seen.filter(subscriberQuery('booking.cancelled'))).not.toEqual([]);
+      expect(await storedPendingEvents(booking.id)).toBeUndefined();
+      await cancelLaterBooking(booker);
+      expect(
+        deliveriesOfType('booking.cancelled')
+          .filter((webhook) => webhook.data.id === booking.id)
+          .map((webhook) => webhook.webhookId),
+      ).toEqual([webhookId]);
+      expect(await delivered()).toEqual([
+        expect.objectContaining({ status: 'delivered', attempts: [expect.objectContaining({ attempt: 1 })] }),
+      ]);
     },
     lateCommitTimeout,
   );
@@ -310,7 +545,7 @@ describe('a registration whose transaction landed after its 504, its endpoint de
 });
 
 describe('a create with an Idempotency-Key that is answered in time', () => {
-  it('reads nothing more than one without a key: only its transaction names the booking or the endpoint', async () => {
+  it('reads nothing more than one without a key: only its writes name the booking or the endpoint', async () => {
     const seen: string[] = [];
     dynamoDb.stall((body) => {
       seen.push(body);
@@ -327,7 +562,12 @@ describe('a create with an Idempotency-Key that is answered in time', () => {
       });
       expect(booked.status).toBe(201);
       const bookingId = (booked.body as Booking).id;
-      expect(seen.filter((body) => body.includes(`BOOKING#${bookingId}`))).toHaveLength(1);
+      // Its transaction, then the write that marks its booking.created published.
+      const namingBooking = seen.filter((body) => body.includes(`BOOKING#${bookingId}`));
+      expect(namingBooking).toEqual([
+        expect.stringContaining('"TransactItems"'),
+        expect.stringContaining('"DELETE pendingEvents :type"'),
+      ]);
 
       const token = await api.token({ sub: `on-time-${randomUUID()}` });
       const registered = await api.request('POST', '/webhooks', {

@@ -6,8 +6,8 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
-import { webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
+import { WebhookStore, webhookIdFor } from '../../functions/shared/webhook-store.js';
+import { type WebhookMessage, webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DeadlineExceededError, NotFoundError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -89,7 +89,7 @@ describe('webhook fan-out', () => {
       { type: 'booking.created', tenantId, subjectUserId: alice.id, data: { id: 'b-1' } },
       'corr-7',
     );
-    expect(sent).toBe(3);
+    expect(sent).toEqual({ enqueued: 3, published: true });
     const landed = await landedMessages();
     const messages = landed.map(({ webhook }) => webhook);
     expect(messages.map((message) => message.endpointId).sort()).toEqual(
@@ -109,6 +109,64 @@ describe('webhook fan-out', () => {
         StringValue: 'corr-7',
       });
     }
+  });
+
+  it('makes the same messages each time an event with an id is published: an id per endpoint, made when it occurred', async () => {
+    const tenantId = `fan-${randomUUID()}`;
+    const eventTypes = ['booking.cancelled'] as const;
+    const endpointIds = (
+      await Promise.all([
+        store.createEndpoint(principalIn(tenantId, { roles: ['admin'] }), {
+          url: 'https://admin.example.com/h',
+          eventTypes,
+        }),
+        store.createEndpoint(principalIn(tenantId, { isM2M: true }), {
+          url: 'https://m2m.example.com/h',
+          eventTypes,
+        }),
+      ])
+    ).map(({ endpoint }) => endpoint.id);
+    const { fanOut } = setup();
+    const occurredAt = new Date('2031-02-03T04:05:06.789Z');
+    const event = {
+      id: 'booking.cancelled/b-11',
+      type: 'booking.cancelled',
+      tenantId,
+      subjectUserId: undefined,
+      data: { id: 'b-11', status: 'cancelled' },
+      occurredAt,
+    } as const;
+    // The first publish, and a retry's of the same event (say its mark as published was lost).
+    expect(await fanOut.publish(event, 'corr-first')).toEqual({ enqueued: 2, published: true });
+    const first = (await landedMessages()).map(({ webhook }) => webhook);
+    expect(await fanOut.publish(event, 'corr-retry')).toEqual({ enqueued: 2, published: true });
+    const again = (await landedMessages()).map(({ webhook }) => webhook);
+    const byEndpoint = (messages: WebhookMessage[]) =>
+      [...messages].sort((a, b) => a.endpointId.localeCompare(b.endpointId));
+    // Byte for byte the same message: the worker takes the copy for an SQS duplicate of the first.
+    expect(byEndpoint(again)).toEqual(byEndpoint(first));
+    expect(byEndpoint(first)).toEqual(
+      byEndpoint(
+        endpointIds.map((endpointId) => ({
+          id: webhookIdFor('booking.cancelled/b-11', endpointId),
+          endpointId,
+          tenantId,
+          eventType: 'booking.cancelled',
+          createdAt: '2031-02-03T04:05:06.789Z',
+          payload: {
+            type: 'booking.cancelled',
+            timestamp: '2031-02-03T04:05:06.789Z',
+            data: { id: 'b-11', status: 'cancelled' },
+          },
+        })),
+      ),
+    );
+    expect(new Set(first.map((message) => message.id)).size).toBe(2);
+    // Another event of the booking has ids of its own.
+    await fanOut.publish({ ...event, id: 'booking.created/b-11' }, undefined);
+    const other = (await landedMessages()).map(({ webhook }) => webhook.id);
+    expect(other).toHaveLength(2);
+    expect(other.filter((id) => first.some((message) => message.id === id))).toEqual([]);
   });
 
   it("never takes a subject id that extends another with '#' for that subject, nor a tenant for another", async () => {
@@ -180,7 +238,7 @@ describe('webhook fan-out', () => {
     const { fanOut } = setup();
     expect(
       await fanOut.publish({ type: 'user.registered', tenantId, subjectUserId: 'u-1', data: {} }, undefined),
-    ).toBe(0);
+    ).toEqual({ enqueued: 0, published: true });
     expect(await landedMessages()).toEqual([]);
   });
 
@@ -200,7 +258,7 @@ describe('webhook fan-out', () => {
         { type: 'booking.cancelled', tenantId, subjectUserId: undefined, data: {} },
         undefined,
       ),
-    ).toBe(12);
+    ).toEqual({ enqueued: 12, published: true });
     const sizes = sqs.sendMessageBatches().map((batch) => batch.Entries?.length);
     expect(sizes.sort()).toEqual([10, 2]);
     expect(new Set((await landedMessages()).map(({ webhook }) => webhook.id)).size).toBe(12);
@@ -224,7 +282,7 @@ describe('webhook fan-out', () => {
       await expect(
         fanOut.publish({ type: 'booking.created', tenantId, subjectUserId: 'u-9', data }, 'corr-9'),
         failure.name,
-      ).resolves.toBe(0);
+      ).resolves.toEqual({ enqueued: 0, published: false });
       expect(audits, failure.name).toEqual([
         expect.objectContaining({
           eventType: 'webhook.enqueue_failed',
@@ -261,7 +319,7 @@ describe('webhook fan-out', () => {
           'corr-3',
           deadline.signal,
         ),
-      ).resolves.toBe(0);
+      ).resolves.toEqual({ enqueued: 0, published: false });
       expect(audits).toEqual([
         expect.objectContaining({
           eventType: 'webhook.enqueue_failed',
@@ -284,7 +342,7 @@ describe('webhook fan-out', () => {
         { type: 'booking.created', tenantId: 't', subjectUserId: 'u', data: {} },
         undefined,
       ),
-    ).toBe(0);
+    ).toEqual({ enqueued: 0, published: true });
     expect(await landedMessages()).toEqual([]);
   });
 });
