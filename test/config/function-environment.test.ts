@@ -105,7 +105,13 @@ describe('readEnvironment', () => {
   });
 
   it('refuses an APP_BASE_URL that is not http(s), the only links the email worker sends', () => {
-    for (const invalid of ['javascript:alert(1)//', 'ftp://app.example.com', 'app.example.com']) {
+    for (const invalid of [
+      'javascript:alert(1)//',
+      'ftp://app.example.com',
+      'app.example.com',
+      'httpx://app.example.com',
+      'https-evil://x',
+    ]) {
       expect(() => readQueueEnvironment({ ...tables, APP_BASE_URL: invalid })).toThrow(
         new Error('Invalid function environment: APP_BASE_URL'),
       );

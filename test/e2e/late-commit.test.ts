@@ -8,6 +8,7 @@ import { webhookIdFor } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
+import { captureStdout } from '../helpers/log-capture.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import {
   type StallingDynamoDb,
@@ -16,6 +17,9 @@ import {
 } from '../helpers/stalling-dynamodb.js';
 import { testTableNames } from '../helpers/tables.js';
 import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
+
+// Before any function module loads: their loggers read it at cold start, and audit lines are INFO.
+process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
 
 let dynamoDb: StallingDynamoDb;
 let receiver: Receiver;
@@ -29,6 +33,7 @@ afterAll(async () => {
   await dynamoDb.close();
 });
 const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => dynamoDb.endpoint });
+const output = captureStdout();
 
 /** The transactions that create a booking, and an endpoint (with its owner's count): picked by their items' keys. */
 const bookingTransaction: StallRule = (body) =>
@@ -194,6 +199,62 @@ describe('a booking whose transaction landed after its 504, sent again with its 
       expect(await bookingsOf(booker.id)).toEqual([made]);
       // The same body still gets its booking.
       expect((await bookWithKey(booker.token, key, body)).body).toEqual(made);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'answers 422 to the key with another start, end or user, and books nothing more',
+    async () => {
+      // An admin may book for anyone, so the same caller can send the key with another user.
+      const admin = await api.token(adminUser);
+      const booker = await newBooker();
+      const otherUser = await newBooker();
+      const key = randomUUID();
+      const body = { roomId: room(), userId: booker.id, start: at(13), end: at(14) };
+      await commitLate(bookingTransaction, () => bookWithKey(admin, key, body));
+      const [made] = await bookingsOf(booker.id);
+      expect(made).toMatchObject({ ...body, status: 'confirmed' });
+
+      for (const other of [
+        { ...body, end: at(15) },
+        { ...body, start: at(12) },
+        { ...body, userId: otherUser.id },
+      ]) {
+        const answer = await bookWithKey(admin, key, other);
+        expect(answer.status).toBe(422);
+        expect((answer.body as { code: string }).code).toBe('IDEMPOTENCY_KEY_REUSED');
+      }
+      expect(await bookingsOf(booker.id)).toEqual([made]);
+      expect(await bookingsOf(otherUser.id)).toEqual([]);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'gets its booking as cancelled once it was cancelled meanwhile, and publishes no booking.created for it',
+    async () => {
+      const booker = await newBooker();
+      await registerEndpoint(api, booker.token, receiver.url, ['booking.created', 'booking.cancelled']);
+      const key = randomUUID();
+      const body = { roomId: room(), userId: booker.id, start: at(9), end: at(10) };
+      await commitLate(bookingTransaction, () => bookWithKey(booker.token, key, body));
+      const [made] = await bookingsOf(booker.id);
+      const madeId = made?.id as string;
+      const cancelled = await cancel(booker, madeId);
+      expect(cancelled.status).toBe(200);
+      await deliveredFor('booking.cancelled', madeId);
+
+      const retry = await bookWithKey(booker.token, key, body);
+      expect(retry.status).toBe(201);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(retry.headers.get('location')).toBe(`/bookings/${madeId}`);
+      expect(retry.body).toEqual(cancelled.body);
+      expect(retry.body).toMatchObject({ ...body, status: 'cancelled' });
+      // A booking.created after its booking.cancelled would tell subscribers a cancelled booking is on.
+      await cancelLaterBooking(booker);
+      expect(deliveredIds('booking.created')).not.toContain(madeId);
+      expect(deliveredIds('booking.cancelled').filter((id) => id === madeId)).toHaveLength(1);
     },
     lateCommitTimeout,
   );
@@ -460,6 +521,15 @@ describe('a registration whose transaction landed after its 504, sent again with
       // Stored now: the record's replay reads the same secret from the endpoint.
       expect((await register(token, key)).text).toBe(retry.text);
       expect(await endpointsOf(token)).toEqual([made]);
+      // The first request stopped before its audit line, the retry wrote it, the replay wrote none.
+      expect(
+        output
+          .audit()
+          .filter(
+            (audit) =>
+              audit.eventType === 'webhook.endpoint_created' && audit.metadata.endpointId === made?.id,
+          ),
+      ).toHaveLength(1);
     },
     lateCommitTimeout,
   );
@@ -472,15 +542,20 @@ describe('a registration whose transaction landed after its 504, sent again with
       await commitLate(registrationTransaction, () => register(token, key));
       const made = await endpointsOf(token);
 
-      const other = await register(token, key, { ...registration, eventTypes: ['booking.created'] });
-      expect(other.status).toBe(422);
-      expect(other.body).toMatchObject({
-        status: 422,
-        code: 'IDEMPOTENCY_KEY_REUSED',
-        type: 'urn:bulwark:problem:idempotency-key-reused',
-        detail: 'This idempotency key was already used with a different request',
-      });
-      expect(other.text).not.toContain('whsec_');
+      for (const otherBody of [
+        { ...registration, eventTypes: ['booking.created'] },
+        { ...registration, url: 'https://1.0.0.1/hooks' },
+      ]) {
+        const other = await register(token, key, otherBody);
+        expect(other.status).toBe(422);
+        expect(other.body).toMatchObject({
+          status: 422,
+          code: 'IDEMPOTENCY_KEY_REUSED',
+          type: 'urn:bulwark:problem:idempotency-key-reused',
+          detail: 'This idempotency key was already used with a different request',
+        });
+        expect(other.text).not.toContain('whsec_');
+      }
       expect(await endpointsOf(token)).toEqual(made);
     },
     lateCommitTimeout,

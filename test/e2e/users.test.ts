@@ -63,6 +63,8 @@ describe('users API', () => {
     'ʿAbd al-ʿAziz',
     'Marcel·lí Paŀlarès',
     'Ʒoe Ʒara',
+    'Kaʼiulani',
+    'Saʾid',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
     expect(created.status).toBe(201);
@@ -190,9 +192,50 @@ describe('users API', () => {
       '\u{1d429}\u{1d41a}\u{1d432}\u{1d429}\u{1d41a}\u{1d425}',
       'Must not contain letters that read as punctuation or digits',
     ],
+    // One letter of each kind alone, so each stands or falls by its own entry in the rule.
+    ['a Latin tone letter five', '\u01bcOO', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'Latin tone letters six',
+      'Call \u0184\u0184\u0184',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'Latin tone letters three',
+      'Call \ua72a\ua72a',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    ['a small glottal stop', 'Who\u0242', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'mathematical bold Greek letters',
+      '\u{1d6b7}\u{1d6ba}\u{1d6bb}',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    // Cyrillic words, so no Latin letter brings the mixed-script rule in: the deny rule alone decides.
+    ['a modifier letter colon', 'Ольга\u02d0', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'a modifier letter double prime',
+      'Ольга\u02ba',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a modifier letter reversed comma',
+      'Ольга\u02bd',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    ['a Lisu colon alone', 'to\ua4fd', 'Must not contain letters that read as punctuation or digits'],
     [
       'a Cyrillic а in a Latin word',
       'p\u0430ypal',
+      "A word must not mix Latin letters with another script's",
+    ],
+    [
+      'a Cyrillic а in a second Latin word',
+      'Ada p\u0430ypal',
+      "A word must not mix Latin letters with another script's",
+    ],
+    [
+      'a Cyrillic а after a non-ASCII Latin letter',
+      '\u00e9\u0430',
       "A word must not mix Latin letters with another script's",
     ],
     [

@@ -113,6 +113,15 @@ describe('email messages', () => {
       notHttp,
     ],
     ['an ftp: reset link', 'password-reset', { resetUrl: 'ftp://example.com/reset' }, 'resetUrl', notHttp],
+    // Schemes that only begin with http: the protocol must be http or https exactly.
+    [
+      'an httpx: verification link',
+      'verification',
+      { verificationUrl: 'httpx://example.com/verify' },
+      'verificationUrl',
+      notHttp,
+    ],
+    ['an https-evil: reset link', 'password-reset', { resetUrl: 'https-evil://x' }, 'resetUrl', notHttp],
     [
       "a CR-LF in the subject's event",
       'security-alert',

@@ -52,6 +52,27 @@ describe.each([
     });
     expect(await store.read(key, nowUs)).toEqual({ tatUs: nowUs + 4 * unitUs, windowSec: 60 });
   });
+
+  it('keeps a refund id through a rebase: a repeat after it gives nothing back and answers the TAT held', async () => {
+    const store = createStore();
+    const key = `RL#refund-id#${randomUUID()}`;
+    await store.write(key, consume);
+    const first = refund(randomUUID());
+    expect(await store.write(key, first)).toEqual({ applied: true, tatUs: nowUs + 4 * unitUs });
+    // Another window's policy converts the TAT into its own terms.
+    const rebased = nowUs + 8 * unitUs;
+    expect(
+      await store.write(key, {
+        ...common,
+        windowSec: 120,
+        mode: 'rebase',
+        from: { tatUs: nowUs + 4 * unitUs, windowSec: 60 },
+        tatUs: rebased,
+      }),
+    ).toEqual({ applied: true, tatUs: rebased });
+    expect(await store.write(key, first)).toEqual({ applied: true, tatUs: rebased });
+    expect(await store.read(key, nowUs)).toEqual({ tatUs: rebased, windowSec: 120 });
+  });
 });
 
 describe('RateLimiter.refund when DynamoDB answers the refund too late', () => {

@@ -475,6 +475,23 @@ describe('bad input', () => {
     expect(await endpointCount(documents, sub)).toBe(0);
   });
 
+  it.each(['httpx://example.com/h', 'https-evil://x'])(
+    'refuses %s, a scheme that only begins with http, as no http(s) URL, storing nothing',
+    async (url) => {
+      const sub = `wh-bad-${randomUUID()}`;
+      const token = await api.token({ sub });
+      const response = await api.request('POST', '/webhooks', {
+        token,
+        body: { url, eventTypes: ['booking.created'] },
+      });
+      expect(response.status).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        { field: 'body.url', message: 'Must be an absolute http or https URL' },
+      ]);
+      expect(await endpointCount(documents, sub)).toBe(0);
+    },
+  );
+
   it('answers 413 for a body over 8 KiB and 400 for malformed JSON', async () => {
     const sub = `wh-bad-${randomUUID()}`;
     const token = await api.token({ sub });
