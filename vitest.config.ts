@@ -12,7 +12,7 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     setupFiles: ['test/setup.ts'],
     pool: 'forks',
-    // The suite takes about 7 minutes here: a run four times that long is stuck, and is ended with
+    // The suite takes about 9 minutes here: a run three times that long is stuck, and is ended with
     // what was still running named, long before CI's own limit would end it without a word.
     reporters: ['default', new WatchdogReporter(30 * 60_000)],
     testTimeout: 20_000,
