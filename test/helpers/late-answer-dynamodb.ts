@@ -1,6 +1,7 @@
 // A DynamoDB whose answer to a write comes too late: a proxy to the suite's embedded one that applies a
 // picked request at once but holds its answer past the client's timeout, so the SDK sends it again.
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
+import { forward, readBody } from './dynamodb-proxy.js';
 import { listenOnLoopback } from './loopback-server.js';
 
 /** Picks a request by its operation (`PutItem`, `UpdateItem`…) and JSON body. */
@@ -19,15 +20,6 @@ export interface LateAnswerDynamoDb {
   close(): Promise<void>;
 }
 
-function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
-}
-
 /** Starts the proxy on 127.0.0.1 in front of `target`; it passes everything unchanged until a rule is set. */
 export async function startLateAnswerDynamoDb(target: string): Promise<LateAnswerDynamoDb> {
   const upstream = new URL(target);
@@ -42,25 +34,14 @@ export async function startLateAnswerDynamoDb(target: string): Promise<LateAnswe
       picked += 1;
       if (picked === 1) delayMs = lateMs;
     }
-    const forwarded = httpRequest(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: request.method,
-        path: request.url,
-        headers: request.headers,
-      },
-      async (answer) => {
-        // Read whole first: the write has landed by now, whenever its answer goes out.
-        const answerBody = await readBody(answer);
-        setTimeout(() => {
-          if (response.destroyed) return;
-          response.writeHead(answer.statusCode ?? 502, answer.headers).end(answerBody);
-        }, delayMs);
-      },
-    );
-    forwarded.on('error', () => response.destroy());
-    forwarded.end(body);
+    forward(upstream, request, response, body, async (answer) => {
+      // Read whole first: the write has landed by now, whenever its answer goes out.
+      const answerBody = await readBody(answer);
+      setTimeout(() => {
+        if (response.destroyed) return;
+        response.writeHead(answer.statusCode ?? 502, answer.headers).end(answerBody);
+      }, delayMs);
+    });
   });
   const { endpoint, close } = await listenOnLoopback(server);
   return {

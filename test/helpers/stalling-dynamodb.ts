@@ -1,6 +1,7 @@
 // A DynamoDB that hangs some requests: a proxy to the suite's embedded one that never answers the requests a test picks,
 // or applies them and never answers (a write that lands while its client times out).
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
+import { forward, readBody } from './dynamodb-proxy.js';
 import { listenOnLoopback } from './loopback-server.js';
 
 /** Picks the requests to leave unanswered by their JSON body (table name, key, expression). */
@@ -26,15 +27,6 @@ export interface StallingDynamoDb {
   close(): Promise<void>;
 }
 
-function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
-}
-
 /**
  * Starts a proxy on 127.0.0.1 in front of `target` (the suite's DynamoDB): requests pass through
  * unchanged, signature included (the embedded server checks that requests are signed, not by whom),
@@ -51,25 +43,14 @@ export async function startStallingDynamoDb(target: string): Promise<StallingDyn
     const picked = rule?.(body.toString('utf8')) === true;
     if (picked) stalled += 1;
     if (picked && !applyStalled) return;
-    const forwarded = httpRequest(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: request.method,
-        path: request.url,
-        headers: request.headers,
-      },
-      (answer) => {
-        if (picked) {
-          answer.resume();
-          return;
-        }
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(response);
-      },
-    );
-    forwarded.on('error', () => response.destroy());
-    forwarded.end(body);
+    forward(upstream, request, response, body, (answer) => {
+      if (picked) {
+        answer.resume();
+        return;
+      }
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
   });
   const { endpoint, close } = await listenOnLoopback(server);
   return {

@@ -1,0 +1,36 @@
+// What the suite's fault-injecting DynamoDB proxies share: reading a request whole and passing it on to the embedded server.
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+
+export function readBody(message: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    message.on('data', (chunk: Buffer) => chunks.push(chunk));
+    message.on('end', () => resolve(Buffer.concat(chunks)));
+    message.on('error', reject);
+  });
+}
+
+/**
+ * Sends `request` (its method, path and headers, signature included, with `body`) on to `upstream` and
+ * hands its answer to `onAnswer`; a failed connection ends `response` without an answer.
+ */
+export function forward(
+  upstream: URL,
+  request: IncomingMessage,
+  response: ServerResponse,
+  body: Buffer,
+  onAnswer: (answer: IncomingMessage) => void,
+): void {
+  const forwarded = httpRequest(
+    {
+      host: upstream.hostname,
+      port: upstream.port,
+      method: request.method,
+      path: request.url,
+      headers: request.headers,
+    },
+    onAnswer,
+  );
+  forwarded.on('error', () => response.destroy());
+  forwarded.end(body);
+}
