@@ -5,7 +5,11 @@ import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
 import { webhookIdFor } from '../../functions/shared/webhook-store.js';
-import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import {
+  createDocumentClient,
+  createDynamoDbClient,
+  type DynamoDbClientOptions,
+} from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { captureStdout } from '../helpers/log-capture.js';
@@ -20,6 +24,20 @@ import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from '..
 
 // Before any function module loads: their loggers read it at cold start, and audit lines are INFO.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+
+/**
+ * Each late commit waits out every SDK attempt at it. The functions' clients keep their three attempts
+ * but time each out after this, not the deployed 2 s: the file's eight late commits took 48 s of it.
+ */
+const { functionAttemptTimeoutMs } = vi.hoisted(() => ({ functionAttemptTimeoutMs: 750 }));
+vi.mock('../../middleware/store/client.js', async (importOriginal) => {
+  const store = await importOriginal<typeof import('../../middleware/store/client.js')>();
+  return {
+    ...store,
+    createDynamoDbClient: (options: DynamoDbClientOptions = {}) =>
+      store.createDynamoDbClient({ requestTimeoutMs: functionAttemptTimeoutMs, ...options }),
+  };
+});
 
 let dynamoDb: StallingDynamoDb;
 let receiver: Receiver;
