@@ -9,6 +9,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { shellWord } from './shell-word.js';
 
 /** Handler entries, the lock file and the tsconfig are all relative to the repository root. */
 const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -140,16 +141,20 @@ function bundledFileProblems(files: readonly BundledFile[]): string[] {
   });
 }
 
-/** esbuild's afterBundling hook copying each file into the bundle (local bundling runs it in a shell). */
-function bundledFileHooks(files: readonly BundledFile[]): nodejs.ICommandHooks {
+/**
+ * esbuild's afterBundling hook copying each file into the bundle. Local bundling runs it with `bash -c`, and
+ * the directories are wherever the checkout is (a CI workspace named after a branch may hold `$(…)`), so
+ * each path is one single-quoted word.
+ */
+export function bundledFileHooks(files: readonly BundledFile[]): nodejs.ICommandHooks {
   return {
     beforeBundling: () => [],
     beforeInstall: () => [],
     afterBundling: (inputDir, outputDir) =>
       files.map((file) => {
         const folder = file.to.split('/').slice(0, -1).join('/');
-        const copy = `cp -R "${inputDir}/${file.from}" "${outputDir}/${file.to}"`;
-        return folder === '' ? copy : `mkdir -p "${outputDir}/${folder}" && ${copy}`;
+        const copy = `cp -R ${shellWord(`${inputDir}/${file.from}`)} ${shellWord(`${outputDir}/${file.to}`)}`;
+        return folder === '' ? copy : `mkdir -p ${shellWord(`${outputDir}/${folder}`)} && ${copy}`;
       }),
   };
 }

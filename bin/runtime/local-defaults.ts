@@ -1,6 +1,7 @@
 // Where `npm start` serves and keeps its data, and where `npm run token` looks, unless PORT and BULWARK_DATA_DIR say otherwise.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { shellWord } from '../../lib/shell-word.js';
 
 export const defaultPort = 3000;
 export const defaultDataDir = fileURLToPath(new URL('../../.bulwark', import.meta.url));
@@ -16,9 +17,4 @@ export function runtimeEnvironmentPrefix({ port, dataDir }: { port: number; data
     ...(resolve(dataDir) === defaultDataDir ? [] : [`BULWARK_DATA_DIR=${shellWord(resolve(dataDir))}`]),
   ];
   return assignments.map((assignment) => `${assignment} `).join('');
-}
-
-/** `value` as one shell word: as is when no shell gives its characters a meaning, else single-quoted. */
-export function shellWord(value: string): string {
-  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
