@@ -8,6 +8,9 @@ import { type LocalRuntime, startLocalRuntime } from './runtime/local-runtime.js
 // The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+// The data folder holds the outbox (working verification links, SMS codes) and the tables: only its owner
+// reads what the runtime and its DynamoDB process (which inherits this) create.
+process.umask(0o077);
 const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? defaultDataDir);
 mkdirSync(dataDir, { recursive: true });
 

@@ -1,10 +1,10 @@
 // `npm start`'s entry (bin/local.ts), the commands its banner prints, and its embedded DynamoDB process, run as the user runs them.
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -84,7 +84,8 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   });
 
   it("prints commands that work pasted into a fresh shell: tokens for this runtime's port and data folder, a scan the CLI can sign", async () => {
-    const dataDir = dataFolder();
+    // One the runtime creates itself.
+    const dataDir = join(dataFolder(), 'data');
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
     await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
@@ -114,6 +115,17 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       });
       expect(answer.status).toBe(200);
     }
+    // What the runtime and its DynamoDB process wrote is its owner's alone.
+    const written = [
+      dataDir,
+      ...readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).map((entry) => join(dataDir, entry)),
+    ];
+    expect(written.map((path) => relative(dataDir, path))).toEqual(
+      expect.arrayContaining(['', 'runtime.pid', 'outbox', 'dynamodb', 'encryption-key']),
+    );
+    expect(
+      written.filter((path) => (statSync(path).mode & 0o077) !== 0).map((path) => relative(dataDir, path)),
+    ).toEqual([]);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
