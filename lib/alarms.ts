@@ -30,6 +30,12 @@ export interface BulwarkAlarmsProps {
    */
   readonly serverErrorRatePercent?: number;
   /**
+   * The fewest 5xx answers in a period that count toward ServerErrorRate: below it the period reads 0 %,
+   * so one 5xx in a quiet night's period (100 % of one request) does not page.
+   * @default 3
+   */
+  readonly serverErrorMinimumCount?: number;
+  /**
    * Auth failures (every reason and service together) in one period that raise the alarm.
    * @default 50
    */
@@ -259,7 +265,7 @@ export class BulwarkAlarms extends Construct {
       'RateLimitStoreErrors',
       sumOf(metricCatalog.RateLimitStoreError, 'Rate-limit store errors'),
       1,
-      'The rate limiter could not reach DynamoDB and fell back to per-instance limits.',
+      "The rate limiter could not reach DynamoDB: the request limits fell back to per-instance limits, and the SMS budgets (fail-closed) refused every code (503, no SMS sent). The rateLimit.storeError audit line's metadata.failMode says which.",
     );
 
     this.webhookEnqueueFailed = atLeast(
@@ -308,7 +314,7 @@ export class BulwarkAlarms extends Construct {
     this.serverErrorRate = this.notifying(
       new cloudwatch.Alarm(this, 'ServerErrorRate', {
         metric: new cloudwatch.MathExpression({
-          expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+          expression: `IF(errors >= ${props.serverErrorMinimumCount ?? 3}, 100 * errors / requests, 0)`,
           usingMetrics: {
             requests: props.httpApi.metricCount({ period, statistic: 'Sum' }),
             errors: props.httpApi.metricServerError({ period, statistic: 'Sum' }),
@@ -321,7 +327,8 @@ export class BulwarkAlarms extends Construct {
         datapointsToAlarm: 2,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: 'More than the threshold percentage of API requests failed with a 5xx.',
+        alarmDescription:
+          'More than the threshold percentage of API requests failed with a 5xx (periods with fewer than the minimum count of 5xx read 0).',
       }),
     );
   }

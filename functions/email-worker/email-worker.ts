@@ -21,6 +21,7 @@ import {
   retryDelaySec,
   type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
+import type { UserItemState } from '../shared/user-item.js';
 import { workerSuccessEventTypes } from '../workers.js';
 import { parseQueueMessage, type QueueMessage } from './messages.js';
 import { sendFailureLogFields } from './send-failure.js';
@@ -59,11 +60,11 @@ export interface EmailWorkerOptions {
    */
   readonly idempotencyTtlSec?: number;
   /**
-   * Whether the user a message is about (its `userId`) still exists: in the function, one key-only read
-   * of the app table (`userItemExists`, functions/shared/user-item.ts). Rejects when it cannot tell (a DynamoDB outage).
-   * Called once per user and batch: the batch's messages about that user share its answer.
+   * Whether the user a message is about (its `userId`) is still there, or why not: in the function, one
+   * key-only read of the app table (`userItemState`, functions/shared/user-item.ts). Rejects when it cannot
+   * tell (a DynamoDB outage). Called once per user and batch: the batch's messages about that user share its answer.
    */
-  readonly userExists: UserExists;
+  readonly userState: UserState;
   readonly observability: FunctionObservability;
 }
 
@@ -82,8 +83,11 @@ export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): 
   });
 }
 
-/** Whether a user still exists: `EmailWorkerOptions.userExists`, read once per user in a batch. */
-type UserExists = (userId: string) => Promise<boolean>;
+/** Whether a user is still there, or why not: `EmailWorkerOptions.userState`, read once per user in a batch. */
+type UserState = (userId: string) => Promise<UserItemState>;
+
+/** Why a message about a user who is not there was dropped, as its `email.skipped` audit line records it. */
+const skippedReasons = { deleted: 'user_deleted', lapsed: 'registration_lapsed' } as const;
 
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
@@ -184,11 +188,11 @@ export class EmailWorker {
   /** The Lambda handler's body. */
   handle(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
     // One user read per user per batch: a registration's messages (welcome, verification, SMS code) share it.
-    const users = new Map<string, Promise<boolean>>();
-    const userExists: UserExists = (userId) => {
+    const users = new Map<string, Promise<UserItemState>>();
+    const userState: UserState = (userId) => {
       let read = users.get(userId);
       if (!read) {
-        read = this.options.userExists(userId);
+        read = this.options.userState(userId);
         users.set(userId, read);
       }
       return read;
@@ -198,12 +202,12 @@ export class EmailWorker {
       this.idempotency,
       context,
     );
-    return processSqsBatch(event, context, (record) => this.processRecord(record, userExists, sending));
+    return processSqsBatch(event, context, (record) => this.processRecord(record, userState, sending));
   }
 
   private async processRecord(
     record: SQSRecord,
-    userExists: UserExists,
+    userState: UserState,
     sending: BatchIdempotency<[IdempotentSend], { providerMessageId: string }>,
   ): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
@@ -211,16 +215,18 @@ export class EmailWorker {
     if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
     const { message } = parsed;
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
-    if (await this.userIsGone(record, message, correlationId, userExists))
-      return this.recordSkipped(message, correlationId);
+    const userGone = await this.whyUserIsGone(record, message, correlationId, userState);
+    if (userGone) return this.recordSkipped(message, correlationId, userGone);
     if (message.type === 'sms' && !this.options.sms) {
-      return this.deadLetter(record, 'No SMS transport is configured', correlationId);
+      return this.deadLetter(record, 'No SMS transport is configured', correlationId, { message });
     }
     let send: IdempotentSend;
     try {
       send = this.render(message, correlationId);
     } catch (error) {
-      if (error instanceof TemplateRenderError) return this.deadLetter(record, error.message, correlationId);
+      if (error instanceof TemplateRenderError) {
+        return this.deadLetter(record, error.message, correlationId, { message });
+      }
       throw error;
     }
     try {
@@ -234,7 +240,7 @@ export class EmailWorker {
         // A refused recipient is the user's input (a mistyped address), no fault of ours: nothing to page
         // or redrive for, and the DLQ would only keep the address. A refused message may be ours (content).
         if (error.refused === 'recipient') return this.recordRecipientRefused(message, error, correlationId);
-        return this.deadLetter(record, error.message, correlationId, 'delivery_rejected');
+        return this.deadLetter(record, error.message, correlationId, { message, cause: 'delivery_rejected' });
       }
       if (error instanceof IdempotencyAlreadyInProgressError) {
         return this.deferCopyInProgress(record, message, error, correlationId);
@@ -274,19 +280,21 @@ export class EmailWorker {
   }
 
   /**
-   * Whether the message is about a user who has been deleted since it was queued (a message naming no
-   * user is about no one who can be gone). A failed check is the attempt's failure: backed off and
-   * thrown, so the message is neither sent to someone who may be gone nor dropped for someone who may not.
+   * Why the user the message is about is no longer there (deleted, or their registration lapsed since
+   * it was queued); undefined while they are, and for a message naming no user (about no one who can be
+   * gone). A failed check is the attempt's failure: backed off and thrown, so the message is neither sent
+   * to someone who may be gone nor dropped for someone who may not.
    */
-  private async userIsGone(
+  private async whyUserIsGone(
     record: SQSRecord,
     message: QueueMessage,
     correlationId: string,
-    userExists: UserExists,
-  ): Promise<boolean> {
-    if (message.userId === undefined) return false;
+    userState: UserState,
+  ): Promise<Exclude<UserItemState, 'present'> | undefined> {
+    if (message.userId === undefined) return undefined;
     try {
-      return !(await userExists(message.userId));
+      const state = await userState(message.userId);
+      return state === 'present' ? undefined : state;
     } catch (error) {
       await this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
       throw error;
@@ -294,11 +302,16 @@ export class EmailWorker {
   }
 
   /** A message whose user is gone: nothing went out, and nothing of it is kept but its ids. */
-  private recordSkipped(message: QueueMessage, correlationId: string): void {
+  private recordSkipped(
+    message: QueueMessage,
+    correlationId: string,
+    why: Exclude<UserItemState, 'present'>,
+  ): void {
     const { logger, auditLogger, metrics } = this.options.observability;
     const sms = message.type === 'sms';
     recordMetric(metrics, 'EmailSkipped');
-    logger.info(sms ? 'SMS dropped: its user was deleted' : 'Email dropped: its user was deleted', {
+    const cause = why === 'deleted' ? 'its user was deleted' : "its user's registration lapsed unverified";
+    logger.info(`${sms ? 'SMS' : 'Email'} dropped: ${cause}`, {
       correlation_id: correlationId,
       messageId: message.id,
       userId: message.userId,
@@ -308,7 +321,7 @@ export class EmailWorker {
       outcome: 'success',
       correlationId,
       userId: message.userId,
-      reason: 'user_deleted',
+      reason: skippedReasons[why],
       metadata: { messageId: message.id, type: message.type },
     });
   }
@@ -490,24 +503,29 @@ export class EmailWorker {
   /**
    * A message that can never be sent goes to the DLQ once, with its reason, and is then reported as
    * processed so SQS deletes it: retrying it would only fail the same way. If the DLQ write fails the
-   * error propagates and the message is retried like any failure, so it is never lost.
+   * error propagates and the message is retried like any failure, so it is never lost. An SMS counts as
+   * one (`SmsFailed`, `sms.rejected`) once it parsed as one; a message that did not parse counts as an email.
    */
   private async deadLetter(
     record: SQSRecord,
     reason: string,
     correlationId: string,
-    cause: DeadLetterCause = 'invalid_message',
+    { message, cause = 'invalid_message' }: { message?: QueueMessage; cause?: DeadLetterCause } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
+    const sms = message?.type === 'sms';
     await this.queue.deadLetter(record, reason);
-    recordMetric(metrics, 'EmailFailed');
-    logger.error('Email message rejected and dead-lettered', {
-      correlation_id: correlationId,
-      sqsMessageId: record.messageId,
-      reason,
-    });
+    recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
+    logger.error(
+      sms ? 'SMS message rejected and dead-lettered' : 'Email message rejected and dead-lettered',
+      {
+        correlation_id: correlationId,
+        sqsMessageId: record.messageId,
+        reason,
+      },
+    );
     auditLogger.log({
-      eventType: 'email.rejected',
+      eventType: sms ? 'sms.rejected' : 'email.rejected',
       outcome: 'failure',
       correlationId,
       reason: cause,

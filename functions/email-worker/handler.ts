@@ -9,7 +9,7 @@ import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
-import { userItemExists } from '../shared/user-item.js';
+import { userItemState } from '../shared/user-item.js';
 import { workers } from '../workers.js';
 import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
@@ -86,7 +86,7 @@ const worker = new EmailWorker({
   retryBaseDelaySec: queues.retryBaseDelaySec,
   persistenceStore: toolkitIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb),
   // The users' items live on the app table; the worker may only GetItem there (functions/workers.ts).
-  userExists: (userId) => userItemExists(documentClient, environment.appTableName, userId),
+  userState: (userId) => userItemState(documentClient, environment.appTableName, userId),
   observability,
 });
 

@@ -1,20 +1,26 @@
-// Whether a user is still there, for readers that hold no encryption key and need nothing else of the user.
+// Whether a user is still there (or why not), for readers that hold no encryption key and need nothing else of the user.
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { isExpired } from '../../middleware/store/tables.js';
 import { userKey } from './keys.js';
 
 /**
- * Whether `id`'s user is still there: its item exists and, for a registration not verified yet, has not
- * lapsed (TTL deletes a lapsed one days later). One consistent GetItem projecting the partition key and
- * `expiresAt` alone, so nothing is decrypted and no personal data leaves the table. For a reader that
- * holds no key and needs no more (the email worker, before sending to a user who may have been deleted, or
- * whose registration lapsed, since the message was queued). A failed read rejects: absence is never guessed.
+ * A user's item as a reader that needs nothing else of it sees it: `present`; `lapsed`, a registration not
+ * verified in time, whose item TTL deletes days later; or `deleted`: no item, because the user was deleted
+ * or lapsed long enough ago for TTL to have removed it.
  */
-export async function userItemExists(
+export type UserItemState = 'present' | 'lapsed' | 'deleted';
+
+/**
+ * `id`'s {@link UserItemState}. One consistent GetItem projecting the partition key and `expiresAt` alone,
+ * so nothing is decrypted and no personal data leaves the table. For a reader that holds no key and needs
+ * no more (the email worker, before sending to a user who may have been deleted, or whose registration
+ * lapsed, since the message was queued). A failed read rejects: absence is never guessed.
+ */
+export async function userItemState(
   documentClient: DynamoDBDocumentClient,
   tableName: string,
   id: string,
-): Promise<boolean> {
+): Promise<UserItemState> {
   const { Item } = await documentClient.send(
     new GetCommand({
       TableName: tableName,
@@ -23,5 +29,6 @@ export async function userItemExists(
       ProjectionExpression: 'pk, expiresAt',
     }),
   );
-  return Item !== undefined && !isExpired(Item, Date.now());
+  if (Item === undefined) return 'deleted';
+  return isExpired(Item, Date.now()) ? 'lapsed' : 'present';
 }

@@ -154,7 +154,8 @@ export const metricCatalog = {
     name: 'EmailFailed',
     unit: count,
     dimensions: [serviceDimension],
-    meaning: 'An email send attempt failed (it is retried until its attempts run out).',
+    meaning:
+      'An email send attempt failed (it is retried until its attempts run out), or a message that can never be sent was dead-lettered (one that is not valid JSON or fails the schema counts here too).',
     statistic: 'Sum',
   },
   EmailSkipped: {
@@ -162,7 +163,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'The email worker dropped an email or SMS unsent because the user it is about was deleted after it was queued.',
+      'The email worker dropped an email or SMS unsent because the user it is about was deleted, or their registration lapsed unverified, after it was queued.',
     statistic: 'Sum',
   },
   EmailRejected: {
@@ -184,7 +185,8 @@ export const metricCatalog = {
     name: 'SmsFailed',
     unit: count,
     dimensions: [serviceDimension],
-    meaning: 'An SMS send attempt failed (it is retried until its attempts run out).',
+    meaning:
+      'An SMS send attempt failed (it is retried until its attempts run out), or an SMS that can never be sent was dead-lettered (no SMS transport, a template that cannot render).',
     statistic: 'Sum',
   },
   SmsBudgetExhausted: {

@@ -470,10 +470,11 @@ describe('BulwarkAlarms', () => {
     );
   });
 
-  it('alarms when more than 5 % of API requests answer 5xx in two of three periods', () => {
+  it('alarms when more than 5 % of API requests answer 5xx in two of three periods, counting periods with at least three', () => {
     expect(alarmOf(stack.alarms.serverErrorRate)).toMatchObject({
       Metrics: expect.arrayContaining([
-        expect.objectContaining({ Expression: 'IF(requests > 0, 100 * errors / requests, 0)' }),
+        // At least one 5xx also means at least one request: no division by zero.
+        expect.objectContaining({ Expression: 'IF(errors >= 3, 100 * errors / requests, 0)' }),
         expect.objectContaining({ Id: 'errors', MetricStat: expect.objectContaining({ Stat: 'Sum' }) }),
       ]),
       Threshold: 5,

@@ -19,7 +19,7 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { userKey } from '../../functions/shared/keys.js';
 import { sqsAttributeText } from '../../functions/shared/queue-worker.js';
-import { userItemExists } from '../../functions/shared/user-item.js';
+import { userItemState } from '../../functions/shared/user-item.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
@@ -705,6 +705,35 @@ describe('a message about a user', () => {
     expect(JSON.stringify([info.mock.calls, audits])).not.toMatch(new RegExp(`${user.email}|Gina`));
   });
 
+  it('is dropped unsent once its registration lapsed unverified, audited with that reason, not as a deletion', async () => {
+    const { transport, audits, run, logger, metrics } = setup();
+    const info = vi.spyOn(logger, 'info');
+    const lapsing = await register();
+    const message = about(lapsing);
+    const queued = await record(message);
+    // Past the registration's expiry, before TTL deletes its item.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.parse(lapsing.expiresAt ?? '') + 1000 });
+    try {
+      expect(await run(queued)).toEqual({ batchItemFailures: [] });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(transport.sent).toEqual([]);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.skipped',
+        userId: lapsing.id,
+        metadata: { messageId: message.id, type: 'welcome', reason: 'registration_lapsed' },
+      }),
+    ]);
+    expect(info).toHaveBeenCalledWith("Email dropped: its user's registration lapsed unverified", {
+      correlation_id: 'corr-123',
+      messageId: message.id,
+      userId: lapsing.id,
+    });
+  });
+
   it('is sent as before while its user exists', async () => {
     const { transport, audits, run, metrics } = setup();
     const user = await register();
@@ -730,7 +759,7 @@ describe('a message about a user', () => {
     );
     const { transport, audits, run, logger, metrics } = setup(new EmailTemplates(), {
       ...emailWorkerQueueOptions(dynamoDb, queues),
-      userExists: (userId) => userItemExists(unreachable, testTableNames.app, userId),
+      userState: (userId) => userItemState(unreachable, testTableNames.app, userId),
     });
     const warn = vi.spyOn(logger, 'warn');
     const user = await register();
@@ -768,7 +797,7 @@ describe('a message about a user', () => {
       send.mock.calls.filter(([command]) => command.constructor.name === 'GetCommand').length;
     const { transport, run } = setup(new EmailTemplates(), {
       ...emailWorkerQueueOptions(dynamoDb, queues),
-      userExists: (userId) => userItemExists(documentClient, testTableNames.app, userId),
+      userState: (userId) => userItemState(documentClient, testTableNames.app, userId),
     });
     const [ada, grace] = [await register(), await register()];
     // Three messages about one user (as a registration with a phone queues), one about another.
@@ -791,7 +820,7 @@ describe('a message about a user', () => {
     const send = vi.spyOn(unreachable, 'send');
     const { transport, run, metrics } = setup(new EmailTemplates(), {
       ...emailWorkerQueueOptions(dynamoDb, queues),
-      userExists: (userId) => userItemExists(unreachable, testTableNames.app, userId),
+      userState: (userId) => userItemState(unreachable, testTableNames.app, userId),
     });
     const user = await register();
     const batch = [await record(about(user)), await record(about(user))];
@@ -807,14 +836,14 @@ describe('a message about a user', () => {
     const documentClient = createDocumentClient(dynamoDb);
     const send = vi.spyOn(documentClient, 'send');
     const user = await register();
-    expect(await userItemExists(documentClient, testTableNames.app, user.id)).toBe(true);
+    expect(await userItemState(documentClient, testTableNames.app, user.id)).toBe('present');
     await users.delete(user.id);
-    expect(await userItemExists(documentClient, testTableNames.app, user.id)).toBe(false);
+    expect(await userItemState(documentClient, testTableNames.app, user.id)).toBe('deleted');
     // A registration whose email was not verified in time is gone too, before TTL deletes its item.
     const lapsing = await register();
     vi.useFakeTimers({ toFake: ['Date'], now: Date.parse(lapsing.expiresAt ?? '') + 1000 });
     try {
-      expect(await userItemExists(documentClient, testTableNames.app, lapsing.id)).toBe(false);
+      expect(await userItemState(documentClient, testTableNames.app, lapsing.id)).toBe('lapsed');
     } finally {
       vi.useRealTimers();
     }

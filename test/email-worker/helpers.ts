@@ -10,7 +10,7 @@ import {
   providerCircuitBreaker,
 } from '../../functions/email-worker/email-worker.js';
 import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
-import { userItemExists } from '../../functions/shared/user-item.js';
+import { userItemState } from '../../functions/shared/user-item.js';
 import { workers } from '../../functions/workers.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
@@ -116,7 +116,7 @@ export function emailWorkerQueueOptions(
   | 'maxAttempts'
   | 'retryBaseDelaySec'
   | 'persistenceStore'
-  | 'userExists'
+  | 'userState'
 > {
   const documentClient = createDocumentClient(dynamoDb);
   return {
@@ -127,7 +127,7 @@ export function emailWorkerQueueOptions(
     maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
     persistenceStore: toolkitIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
-    userExists: (userId) => userItemExists(documentClient, testTableNames.app, userId),
+    userState: (userId) => userItemState(documentClient, testTableNames.app, userId),
   };
 }
 

@@ -356,10 +356,23 @@ describe('the email worker with SMS', () => {
     expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
   });
 
-  it('dead-letters sms messages when no SMS transport is configured', async () => {
-    const { run } = setup({ withSms: false });
+  it('dead-letters sms messages when no SMS transport is configured, counted and audited as SMS', async () => {
+    const { run, audits, metrics } = setup({ withSms: false });
     expect(await run(await record(sms()))).toEqual({ batchItemFailures: [] });
     expect(await deadLetterReasons()).toEqual(['No SMS transport is configured']);
+    // The dashboard's SMS panel, not the email one, shows a misconfigured SMS channel.
+    expect(storedMetric(metrics, 'SmsFailed')).toBe(1);
+    expect(storedMetric(metrics, 'EmailFailed')).toBeUndefined();
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'sms.rejected',
+        outcome: 'failure',
+        metadata: expect.objectContaining({
+          reason: 'invalid_message',
+          detail: 'No SMS transport is configured',
+        }),
+      }),
+    ]);
   });
 
   it('drops an SMS whose user no longer exists, unsent and not dead-lettered, even with no SMS transport', async () => {
