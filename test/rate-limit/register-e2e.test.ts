@@ -4,6 +4,11 @@ import { randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 
 const api = useLocalRuntime();
 const uniqueEmail = () => `rl-${randomUUID()}@example.com`;
+/**
+ * The seconds until the first request's unit is back (one every 100 s): 100 at that request, less by
+ * each whole second since, which a loaded machine can let pass between the requests of a test.
+ */
+const secondsToFull = '(9[0-9]|100)';
 
 describe('the register preset on POST /users, through the local runtime', () => {
   it('answers the 4th registration from one IP within 5 minutes with 429 and does not create the user', async () => {
@@ -15,7 +20,9 @@ describe('the register preset on POST /users, through the local runtime', () => 
       const created = await register(uniqueEmail());
       expect(created.status).toBe(201);
       expect(created.headers.get('ratelimit-policy')).toBe('"register";q=3;w=300');
-      expect(created.headers.get('ratelimit')).toBe(`"register";r=${remaining};t=100`);
+      expect(created.headers.get('ratelimit')).toMatch(
+        new RegExp(`^"register";r=${remaining};t=${secondsToFull}$`),
+      );
       expect(created.headers.get('x-ratelimit-limit')).toBe('3');
       expect(created.headers.get('x-ratelimit-remaining')).toBe(String(remaining));
     }
@@ -24,8 +31,8 @@ describe('the register preset on POST /users, through the local runtime', () => 
     const fourth = await register(fourthEmail);
     expect(fourth.status).toBe(429);
     expect(fourth.headers.get('content-type')).toBe('application/problem+json');
-    expect(fourth.headers.get('retry-after')).toBe('100');
-    expect(fourth.headers.get('ratelimit')).toBe('"register";r=0;t=100');
+    expect(fourth.headers.get('retry-after')).toMatch(/^(9[0-9]|100)$/);
+    expect(fourth.headers.get('ratelimit')).toBe(`"register";r=0;t=${fourth.headers.get('retry-after')}`);
     expect(fourth.body).toMatchObject({ status: 429, code: 'TOO_MANY_REQUESTS', instance: '/users' });
 
     // Had the 4th been created, its email would now be taken (409); from another client it registers.
