@@ -110,6 +110,18 @@ export function slotStarts(start: Date, end: Date): Date[] {
   return starts;
 }
 
+/**
+ * How long a slot item outlives its slot before TTL may delete it. Once a slot has ended no booking can
+ * claim it (the earliest start is the slot under way), so the item only guards the slot until then; the
+ * day covers clocks that disagree by far less.
+ */
+const slotItemLifetimeAfterEndSec = 86_400;
+
+/** When a slot's item may go: a day after the slot ends. */
+function slotItemExpiresAt(slotStart: Date): number {
+  return toEpochSeconds(slotStart.getTime() + slotMs) + slotItemLifetimeAfterEndSec;
+}
+
 /** Whether a time falls on a slot boundary (whole quarter hour, no seconds). */
 export function isSlotAligned(time: Date): boolean {
   return time.getTime() % slotMs === 0;
@@ -217,6 +229,7 @@ export class BookingsModel {
                   ...slotKey(booking.roomId, slotStart),
                   bookingId: booking.id,
                   roomId: booking.roomId,
+                  expiresAt: slotItemExpiresAt(slotStart),
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
@@ -331,7 +344,11 @@ export class BookingsModel {
               Delete: {
                 TableName: this.tableName,
                 Key: slotKey(booking.roomId, slotStart),
-                ConditionExpression: 'bookingId = :id',
+                // A slot past its item's lifetime may be gone already (TTL): nobody else can hold it.
+                ConditionExpression:
+                  slotItemExpiresAt(slotStart) < toEpochSeconds(now.getTime())
+                    ? 'attribute_not_exists(pk) OR bookingId = :id'
+                    : 'bookingId = :id',
                 ExpressionAttributeValues: { ':id': id },
               },
             })),

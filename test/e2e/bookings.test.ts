@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel, startTimeProblem } from '../../functions/bookings/bookings-model.js';
@@ -313,6 +313,34 @@ describe('bookings API', () => {
       `Booking ${booking.id} could not be cancelled: one of its slots is not held by it`,
     );
     expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
+  });
+
+  it('gives slot items a TTL a day past their slot, and cancels a booking whose ended slots TTL deleted', async () => {
+    const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+    const bookings = new BookingsModel(documents, testTableNames.app);
+    const roomId = room();
+    const booking = (await book({ roomId, start: at(21), end: at(22) })).body as Booking;
+    const slotStartsOfBooking = [0, 15, 30, 45].map((minute) => new Date(at(21, minute)));
+    const slotItems = () =>
+      Promise.all(
+        slotStartsOfBooking.map(async (slotStart) => {
+          const { Item } = await documents.send(
+            new GetCommand({ TableName: testTableNames.app, Key: slotKey(roomId, slotStart) }),
+          );
+          return Item;
+        }),
+      );
+    expect((await slotItems()).map((item) => item?.expiresAt)).toEqual(
+      slotStartsOfBooking.map((slotStart) => (slotStart.getTime() + 15 * 60_000) / 1000 + 86_400),
+    );
+    // Two days after the booking ended, TTL deleted one of its slot items.
+    await documents.send(
+      new DeleteCommand({ TableName: testTableNames.app, Key: slotKey(roomId, new Date(at(21, 30))) }),
+    );
+    const later = new Date(Date.parse(at(22)) + 2 * 86_400_000);
+    const cancelled = await bookings.cancel(await bookings.get(booking.id), later);
+    expect(cancelled).toMatchObject({ booking: { status: 'cancelled' }, cancelledNow: true });
+    expect(await slotItems()).toEqual([undefined, undefined, undefined, undefined]);
   });
 
   it('refuses a query parameter the list does not know with 400 naming it, instead of listing everybody’s', async () => {
