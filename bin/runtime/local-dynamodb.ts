@@ -817,7 +817,7 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // Before dynalite, which would answer a page's preflight and request with `Access-Control-Allow-Origin: *`.
-    if (refuseUnlessFromAwsClient(req, res)) return;
+    if (refuseUnlessFromAwsClient(req, res, { signed: false })) return;
     const target = req.headers['x-amz-target'];
     const handler = req.method === 'POST' && typeof target === 'string' ? handlers.get(target) : undefined;
     if (handler) {

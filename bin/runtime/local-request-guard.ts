@@ -33,14 +33,22 @@ export function foreignHostReason(request: IncomingMessage, listenHost?: string)
   );
 }
 
+export interface AwsClientRequirements {
+  /** Refuse a request without an `AWS4-` Authorization header (SQS: local-aws-sqs checks none). */
+  readonly signed: boolean;
+}
+
 /** Why an AWS emulator refuses `request`, or undefined when it comes as the SDKs and the CLI send it. */
-function awsClientRefusal(request: IncomingMessage): string | undefined {
+function awsClientRefusal(request: IncomingMessage, requirements: AwsClientRequirements): string | undefined {
   const foreignHost = foreignHostReason(request);
   if (foreignHost) return foreignHost;
   if (request.headers.origin !== undefined) {
     return 'This local emulator does not serve web pages: the request has an Origin header';
   }
   if (request.method === 'OPTIONS') return 'This local emulator answers no CORS preflight';
+  if (requirements.signed && !request.headers.authorization?.trim().startsWith('AWS4-')) {
+    return 'This local emulator serves signed requests only (an AWS4- Authorization header)';
+  }
   return undefined;
 }
 
@@ -52,8 +60,12 @@ function awsClientRefusal(request: IncomingMessage): string | undefined {
  * preflight before one that is not simple, and the answer carries no CORS header: a page can neither
  * change the data nor read any of it.
  */
-export function refuseUnlessFromAwsClient(request: IncomingMessage, response: ServerResponse): boolean {
-  const reason = awsClientRefusal(request);
+export function refuseUnlessFromAwsClient(
+  request: IncomingMessage,
+  response: ServerResponse,
+  requirements: AwsClientRequirements,
+): boolean {
+  const reason = awsClientRefusal(request, requirements);
   if (reason === undefined) return false;
   const body = JSON.stringify({ __type: ACCESS_DENIED, message: reason });
   response.writeHead(403, {

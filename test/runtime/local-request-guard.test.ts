@@ -10,9 +10,11 @@ import {
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../bin/runtime/local-dynamodb.js';
 import { foreignHostReason } from '../../bin/runtime/local-request-guard.js';
+import { type LocalSqs, startLocalSqs } from '../../bin/runtime/local-sqs.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 
 interface RawAnswer {
@@ -58,6 +60,7 @@ const pageOrigin = 'https://evil.example';
 
 const pageRefusal = 'This local emulator does not serve web pages: the request has an Origin header';
 const preflightRefusal = 'This local emulator answers no CORS preflight';
+const unsignedRefusal = 'This local emulator serves signed requests only (an AWS4- Authorization header)';
 const foreignHostRefusal = (port: number) =>
   `This local server answers only requests whose Host is 127.0.0.1:${port}, localhost:${port}: ` +
   'another host may be a web page reaching it by DNS rebinding';
@@ -179,6 +182,94 @@ describe('the embedded DynamoDB', () => {
     expect(
       (await client.send(new GetItemCommand({ TableName: tableName, Key: { id: item.id } }))).Item,
     ).toBeUndefined();
+  });
+});
+
+describe('the embedded SQS', () => {
+  let sqs: LocalSqs;
+  let queueUrl: string;
+
+  beforeAll(async () => {
+    sqs = await startLocalSqs([{ name: 'guarded', maxReceiveCount: 3, visibilityTimeoutSec: 30 }]);
+    queueUrl = sqs.queueUrls.guarded as string;
+  });
+  afterAll(() => sqs.stop());
+
+  const port = () => Number(new URL(sqs.endpoint).port);
+  const host = () => `127.0.0.1:${port()}`;
+  /** A form POST: a simple request, which a browser sends without a preflight. */
+  const formSend = (headers: Record<string, string>, body = 'forged') =>
+    rawRequest(
+      sqs.endpoint,
+      'POST',
+      { host: host(), 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      new URLSearchParams({ Action: 'SendMessage', QueueUrl: queueUrl, MessageBody: body }).toString(),
+    );
+  const jsonSend = (headers: Record<string, string>) =>
+    rawRequest(
+      sqs.endpoint,
+      'POST',
+      {
+        host: host(),
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': 'AmazonSQS.SendMessage',
+        authorization: forgedSignature,
+        ...headers,
+      },
+      JSON.stringify({ QueueUrl: queueUrl, MessageBody: 'forged' }),
+    );
+
+  it("refuses a page's unsigned form POST of a SendMessage, which needs no preflight", async () => {
+    expectAwsRefusal(await formSend({ origin: pageOrigin }), pageRefusal);
+    expect(await sqs.countMessages()).toEqual({});
+  });
+
+  it('refuses an unsigned SendMessage and an unsigned ListQueues without an Origin too', async () => {
+    expectAwsRefusal(await formSend({}), unsignedRefusal);
+    const list = await rawRequest(
+      sqs.endpoint,
+      'POST',
+      { host: host(), 'content-type': 'application/x-www-form-urlencoded' },
+      'Action=ListQueues',
+    );
+    expectAwsRefusal(list, unsignedRefusal);
+    expect(list.text).not.toContain('guarded');
+    expect(await sqs.countMessages()).toEqual({});
+  });
+
+  it('refuses a signed-looking request with an Origin, and a preflight, answering no CORS header', async () => {
+    expectAwsRefusal(await jsonSend({ origin: pageOrigin }), pageRefusal);
+    expectAwsRefusal(
+      await rawRequest(sqs.endpoint, 'OPTIONS', {
+        host: host(),
+        origin: pageOrigin,
+        'access-control-request-method': 'POST',
+      }),
+      pageRefusal,
+    );
+    expectAwsRefusal(await rawRequest(sqs.endpoint, 'OPTIONS', { host: host() }), preflightRefusal);
+    expect(await sqs.countMessages()).toEqual({});
+  });
+
+  it('refuses a request naming another host (DNS rebinding)', async () => {
+    expectAwsRefusal(
+      await jsonSend({ host: `rebind.attacker.example:${port()}` }),
+      foreignHostRefusal(port()),
+    );
+    expect(await sqs.countMessages()).toEqual({});
+  });
+
+  it('serves the SDK: the one message in the queue is the one it sent', async () => {
+    const client = sqs.createClient();
+    try {
+      await client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'from the SDK' }));
+      const { Messages = [] } = await client.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      expect(Messages.map((message) => message.Body)).toEqual(['from the SDK']);
+    } finally {
+      client.destroy();
+    }
   });
 });
 
