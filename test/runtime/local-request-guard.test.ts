@@ -16,6 +16,8 @@ import { type LocalDynamoDb, startLocalDynamoDb } from '../../bin/runtime/local-
 import { foreignHostReason } from '../../bin/runtime/local-request-guard.js';
 import { type LocalSqs, startLocalSqs } from '../../bin/runtime/local-sqs.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { emailsTo } from '../email-worker/helpers.js';
+import { useLocalRuntime } from '../helpers/runtime.js';
 
 interface RawAnswer {
   status: number;
@@ -269,6 +271,46 @@ describe('the embedded SQS', () => {
       expect(Messages.map((message) => message.Body)).toEqual(['from the SDK']);
     } finally {
       client.destroy();
+    }
+  });
+});
+
+describe('the API', () => {
+  const api = useLocalRuntime();
+  const port = () => api.runtime().port;
+
+  it('answers a request naming another host (DNS rebinding) with a 403 problem, on a route and on the JWKS', async () => {
+    for (const path of ['/health', '/.well-known/jwks.json']) {
+      const answer = await api.request('GET', path, {
+        headers: { host: `rebind.attacker.example:${port()}` },
+      });
+      expect(answer.status, path).toBe(403);
+      expect(answer.headers.get('content-type'), path).toBe('application/problem+json');
+      expect(answer.body, path).toMatchObject({
+        status: 403,
+        code: 'FORBIDDEN',
+        detail: foreignHostRefusal(port()),
+      });
+    }
+  });
+
+  it('refuses a registration naming another host before any function runs: the email registers afterwards', async () => {
+    const email = `guard-${randomUUID()}@example.com`;
+    const refused = await api.request('POST', '/users', {
+      body: { email, name: 'Ada' },
+      headers: { host: `rebind.attacker.example:${port()}` },
+    });
+    expect(refused.status).toBe(403);
+    // Through the functions' SDK clients: the user is stored in DynamoDB, and its welcome email goes
+    // through SQS and the email worker to the SMTP sink.
+    const registered = await api.request('POST', '/users', { body: { email, name: 'Ada' } });
+    expect(registered.status).toBe(201);
+    await expect(emailsTo(api.runtime(), email, 1)).resolves.not.toHaveLength(0);
+  });
+
+  it('serves a Host of 127.0.0.1 or localhost with its port', async () => {
+    for (const host of [`127.0.0.1:${port()}`, `localhost:${port()}`]) {
+      expect((await api.request('GET', '/health', { headers: { host } })).status, host).toBe(200);
     }
   });
 });
