@@ -20,6 +20,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { refuseUnlessFromAwsClient } from './local-request-guard.js';
 
 export interface LocalDynamoDbOptions {
   /** Folder for persisted LevelDB data; in memory when absent. */
@@ -815,6 +816,8 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // Before dynalite, which would answer a page's preflight and request with `Access-Control-Allow-Origin: *`.
+    if (refuseUnlessFromAwsClient(req, res, { signed: false })) return;
     const target = req.headers['x-amz-target'];
     const handler = req.method === 'POST' && typeof target === 'string' ? handlers.get(target) : undefined;
     if (handler) {

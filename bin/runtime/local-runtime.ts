@@ -23,7 +23,12 @@ import {
 import type { SmsEnvironment } from '../../functions/shared/environment.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
-import { HttpError, MethodNotAllowedError, ValidationError } from '../../middleware/errors.js';
+import {
+  ForbiddenError,
+  HttpError,
+  MethodNotAllowedError,
+  ValidationError,
+} from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -35,6 +40,7 @@ import { parseRequestTarget, toHttpApiEvent, writeHttpApiResult } from './http-a
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
 import { crashedFunctionResult, isFailingLocally } from './local-failures.js';
 import { localEncryptionKey } from './local-key.js';
+import { foreignHostReason } from './local-request-guard.js';
 import { startLocalSqs } from './local-sqs.js';
 import { QueuePoller } from './queue-poller.js';
 import { type SmtpSink, startSmtpSink } from './smtp-sink.js';
@@ -309,10 +315,13 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     ...workerNames.map((name) => ({ name, ...workers[name] })),
   ]);
   const match = createRouteMatcher();
+  const listenHost = options.host ?? '127.0.0.1';
   // Set once the server listens: the dev issuer's URL includes the port.
   let auth: LocalAuth | undefined;
 
   const handleRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const foreignHost = foreignHostReason(request, listenHost);
+    if (foreignHost) return writeProblem(response, new ForbiddenError(foreignHost));
     const target = parseRequestTarget(request.url ?? '');
     if (!target) return writeProblem(response, new ValidationError('The request target must be a path'));
     const path = target.rawPath;
@@ -376,7 +385,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
   server.on('clientError', answerUnparsableRequest);
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolveListen());
+    server.listen(options.port ?? 3000, listenHost, () => resolveListen());
   });
   started.push(
     () =>
@@ -386,7 +395,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       }),
   );
   const { port } = server.address() as AddressInfo;
-  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  const url = `http://${listenHost}:${port}`;
   auth = createLocalAuth(url, options.dataDir, options.authClientIds);
   // The functions read their environment when loaded, so they are loaded once it is complete.
   // Bookings calls users over HTTP: here both are served by this runtime.

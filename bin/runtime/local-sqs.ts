@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createRequestHandler } from 'local-aws-sqs';
+import { refuseUnlessFromAwsClient } from './local-request-guard.js';
 
 export interface LocalQueueDefinition {
   readonly name: string;
@@ -84,6 +85,7 @@ export async function startLocalSqs(queues: readonly LocalQueueDefinition[], por
     emulateQueueCreationLifecycle: false,
   });
   const server = createServer((request, response) => {
+    if (refuseUnlessFromAwsClient(request, response, { signed: true })) return;
     void requestHandler(request, response);
   });
   await new Promise<void>((resolve, reject) => {

@@ -27,7 +27,9 @@ export function forward(
       port: upstream.port,
       method: request.method,
       path: request.url,
-      headers: request.headers,
+      // The embedded server answers only a Host naming it; it checks no signature, so the signed Host
+      // (the proxy's) may differ.
+      headers: { ...request.headers, host: upstream.host },
     },
     onAnswer,
   );

@@ -13,7 +13,7 @@ describe('the embedded DynamoDB process', () => {
     socket.on('error', () => undefined);
     // A request whose body never comes: the server's close waits for it.
     socket.write(
-      'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 100\r\n\r\n{',
+      `POST / HTTP/1.1\r\nHost: 127.0.0.1:${dynamoDb.port}\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 100\r\n\r\n{`,
     );
     const started = Date.now();
     await dynamoDb.stop();
