@@ -329,7 +329,12 @@ function assertStillAnonymous(request: IdempotentRequest): void {
  * replay needs.
  *
  * @example
- * const persistenceStore = new DynamoDBPersistenceLayer({ tableName: process.env.TOOLKIT_TABLE_NAME as string });
+ * // Records in the toolkit table, one partition key each (see ToolkitIdempotencyStore).
+ * const persistenceStore = new ToolkitIdempotencyStore({
+ *   name: 'bookings',
+ *   tableName: process.env.TOOLKIT_TABLE_NAME as string,
+ *   client: createDynamoDbClient(),
+ * });
  * export const handler = middy()
  *   .use(correlationIds({ loggers: [logger] }))
  *   .use(audit({ auditLogger }))

@@ -450,6 +450,7 @@ export {
   isTransactionConflict,
 } from './store/client.js';
 export { ensureTables, toCreateTableInput } from './store/create-tables.js';
+export { ToolkitIdempotencyStore, type ToolkitIdempotencyStoreOptions } from './store/idempotency-store.js';
 export {
   appTable,
   type IndexDefinition,

@@ -14,10 +14,10 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency, replayedHeader } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
-import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { afterCommitDeadline, afterCommitFailure } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
@@ -226,7 +226,11 @@ const bookingReplaySec = 60 * 60;
  * comes. Scoped to the caller, so no one else's key ever replays this caller's booking.
  */
 const bookingIdempotency = idempotency({
-  persistenceStore: toolkitIdempotencyStore('bookings', environment.toolkitTableName, dynamoDb),
+  persistenceStore: new ToolkitIdempotencyStore({
+    name: 'bookings',
+    tableName: environment.toolkitTableName,
+    client: dynamoDb,
+  }),
   config: new IdempotencyConfig({
     eventKeyJmesPath: 'headers."idempotency-key"',
     payloadValidationJmesPath: 'body',

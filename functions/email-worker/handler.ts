@@ -4,8 +4,8 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
-import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
@@ -84,7 +84,11 @@ const worker = new EmailWorker({
   from: queues.emailFrom,
   maxAttempts: definition.maxReceiveCount,
   retryBaseDelaySec: queues.retryBaseDelaySec,
-  persistenceStore: toolkitIdempotencyStore('email-worker', environment.toolkitTableName, dynamoDb),
+  persistenceStore: new ToolkitIdempotencyStore({
+    name: 'email-worker',
+    tableName: environment.toolkitTableName,
+    client: dynamoDb,
+  }),
   // The users' items live on the app table; the worker may only GetItem there (functions/workers.ts).
   userState: (userId) => userItemState(documentClient, environment.appTableName, userId),
   observability,

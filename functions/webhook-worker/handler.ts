@@ -2,9 +2,9 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
-import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { functionObservability } from '../shared/observability.js';
 import { QueueActions, withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
@@ -52,7 +52,11 @@ const worker = new WebhookWorker({
     auditLogger: observability.auditLogger,
     metrics: observability.metrics,
   }),
-  persistenceStore: toolkitIdempotencyStore('webhook-worker', environment.toolkitTableName, dynamoDb),
+  persistenceStore: new ToolkitIdempotencyStore({
+    name: 'webhook-worker',
+    tableName: environment.toolkitTableName,
+    client: dynamoDb,
+  }),
   observability,
 });
 

@@ -121,7 +121,7 @@ export interface WebhookWorkerOptions {
   readonly maxCircuitDeferrals?: number;
   readonly disableRule?: DisableRule;
   readonly alerts: OwnerAlerts;
-  /** Where delivered webhook ids are remembered (the toolkit table, `IDEM#webhook-worker`). */
+  /** Where delivered webhook ids are remembered (the toolkit table, `IDEM#webhook-worker#…`). */
   readonly persistenceStore: BasePersistenceLayer;
   /**
    * How long a delivered id is remembered; a copy arriving later would be POSTed again.

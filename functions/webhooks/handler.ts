@@ -7,11 +7,11 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { idempotency, replayedHeader, type StoredAnswer } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { callerOf } from '../shared/caller.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
-import { toolkitIdempotencyStore } from '../shared/idempotency-store.js';
 import { webhookSecretKeyContextFields } from '../shared/key-purposes.js';
 import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
@@ -181,7 +181,11 @@ function auditEndpointCreated(endpoint: WebhookEndpoint, caller: Principal, corr
  * registers as it comes. Scoped to the caller, so no one else's key ever replays this caller's secret.
  */
 const registrationIdempotency = idempotency({
-  persistenceStore: toolkitIdempotencyStore('webhooks', environment.toolkitTableName, dynamoDb),
+  persistenceStore: new ToolkitIdempotencyStore({
+    name: 'webhooks',
+    tableName: environment.toolkitTableName,
+    client: dynamoDb,
+  }),
   config: new IdempotencyConfig({
     eventKeyJmesPath: 'headers."idempotency-key"',
     payloadValidationJmesPath: 'body',

@@ -26,8 +26,8 @@ const stringKey = (name: string): KeyAttribute => ({ name, type: 'S' });
 
 /**
  * All toolkit state: rate-limit counters (`RL#`), circuit state (`CB#`), nonces (`NONCE#`),
- * API keys (`APIKEY#`), webhooks (`WH#`) and idempotency records (`IDEM#<function>`: the workers' and
- * webhook registration's).
+ * API keys (`APIKEY#`), webhooks (`WH#`) and idempotency records (`IDEM#<function>#<key>`, one partition
+ * key each: see ToolkitIdempotencyStore).
  * `gsi1` lists items by owner (API keys and webhook endpoints of one principal).
  */
 export const toolkitTable: TableDefinition = {

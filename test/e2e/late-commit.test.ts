@@ -1,7 +1,7 @@
 // A create whose DynamoDB transaction lands while every answer to it comes too late (504, which deletes the
 // Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
 import { webhookIdFor } from '../../functions/shared/webhook-store.js';
@@ -12,6 +12,7 @@ import {
 } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
+import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import {
@@ -379,14 +380,7 @@ describe("a booking's events when its requests are answered in time", () => {
 
   /** Stands for the hour passing: deletes the Idempotency-Key record that holds the booking's answer. */
   async function expireRecordOf(bookingId: string) {
-    const { Items: records = [] } = await documents.send(
-      new QueryCommand({
-        TableName: testTableNames.toolkit,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': 'IDEM#bookings' },
-        ConsistentRead: true,
-      }),
-    );
+    const records = await idempotencyRecordsOf(documents, 'bookings');
     const kept = records.filter((record) => JSON.stringify(record).includes(bookingId));
     expect(kept).toHaveLength(1);
     await documents.send(

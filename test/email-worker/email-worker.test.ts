@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { SMTPServer } from 'smtp-server';
@@ -25,6 +24,7 @@ import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { handleTwoBatchesAtOnce } from '../helpers/concurrent-batches.js';
+import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -124,7 +124,7 @@ describe('the email worker', () => {
     ]);
   });
 
-  it('sends once when the same SQS record is delivered twice, remembering it under an IDEM# key for a day', async () => {
+  it('sends once when the same SQS record is delivered twice, remembering it under a partition key of its own for a day', async () => {
     const { transport, run } = setup();
     const message = welcome();
     const delivered = await record(message);
@@ -137,21 +137,28 @@ describe('the email worker', () => {
       attributes: { ApproximateReceiveCount: '2' },
     });
     expect(await run(redelivered)).toEqual({ batchItemFailures: [] });
+    const other = welcome();
+    await run(await record(other));
     expect(transport.sent.filter((email) => email.to === message.to)).toHaveLength(1);
-    const stored = await createDocumentClient(dynamoDb).send(
-      new QueryCommand({
-        TableName: testTableNames.toolkit,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': 'IDEM#email-worker' },
-      }),
-    );
-    // Other files' workers write to the same partition: this message's record holds its provider id.
-    const [providerMessageId] = transport.providerMessageIds;
-    const mine = stored.Items?.filter((item) => item.data?.providerMessageId === providerMessageId);
-    expect(mine).toEqual([expect.objectContaining({ status: 'COMPLETED' })]);
+    const stored = await idempotencyRecordsOf(createDocumentClient(dynamoDb), 'email-worker');
+    // Other files' workers keep records too: each message's record holds its provider id.
+    const [providerMessageId, otherProviderMessageId] = transport.providerMessageIds;
+    const recordOf = (id: string | undefined) => {
+      const found = stored.filter(
+        (item) => (item.data as { providerMessageId?: string })?.providerMessageId === id,
+      );
+      expect(found).toEqual([expect.objectContaining({ status: 'COMPLETED' })]);
+      return found[0] as { pk: string; sk: string; expiresAt: number };
+    };
+    const mine = recordOf(providerMessageId);
+    const others = recordOf(otherProviderMessageId);
+    // Two messages, two partition keys: IDEM#email-worker# then Powertools' key, which the sort key holds.
+    expect(mine.pk).toBe(`IDEM#email-worker#${mine.sk}`);
+    expect(others.pk).toBe(`IDEM#email-worker#${others.sk}`);
+    expect(mine.pk).not.toBe(others.pk);
     // Kept for idempotencyTtlSec (default a day) from the send.
-    expect(mine?.[0]?.expiresAt).toBeGreaterThanOrEqual(sentAfterSec + 86_400);
-    expect(mine?.[0]?.expiresAt).toBeLessThanOrEqual(Math.round(Date.now() / 1000) + 86_400);
+    expect(mine.expiresAt).toBeGreaterThanOrEqual(sentAfterSec + 86_400);
+    expect(mine.expiresAt).toBeLessThanOrEqual(Math.round(Date.now() / 1000) + 86_400);
   });
 
   it('logs and audits a redelivered copy as a duplicate, not as a second send', async () => {

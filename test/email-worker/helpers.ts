@@ -9,12 +9,12 @@ import {
   type EmailWorkerOptions,
   providerCircuitBreaker,
 } from '../../functions/email-worker/email-worker.js';
-import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
 import { userItemState } from '../../functions/shared/user-item.js';
 import { workers } from '../../functions/workers.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerSettings } from '../../middleware/circuit-breaker/options.js';
 import { createDocumentClient } from '../../middleware/store/client.js';
+import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import type { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -126,7 +126,11 @@ export function emailWorkerQueueOptions(
     from: 'noreply@bulwark.local',
     maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
-    persistenceStore: toolkitIdempotencyStore('email-worker', testTableNames.toolkit, dynamoDb),
+    persistenceStore: new ToolkitIdempotencyStore({
+      name: 'email-worker',
+      tableName: testTableNames.toolkit,
+      client: dynamoDb,
+    }),
     userState: (userId) => userItemState(documentClient, testTableNames.app, userId),
   };
 }

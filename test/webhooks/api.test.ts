@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
+import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
@@ -210,17 +211,7 @@ describe('retrying a registration with an Idempotency-Key', () => {
   }
 
   /** Every idempotency record of the webhooks function. */
-  async function registrationRecords(): Promise<Record<string, unknown>[]> {
-    const { Items } = await documents.send(
-      new QueryCommand({
-        TableName: testTableNames.toolkit,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': 'IDEM#webhooks' },
-        ConsistentRead: true,
-      }),
-    );
-    return Items ?? [];
-  }
+  const registrationRecords = () => idempotencyRecordsOf(documents, 'webhooks');
 
   it('answers the same key and body with the endpoint it made, secret included, and makes no second', async () => {
     const caller = await newCaller();
@@ -246,7 +237,7 @@ describe('retrying a registration with an Idempotency-Key', () => {
       JSON.stringify(record).includes(created.id),
     );
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ status: 'COMPLETED' });
+    expect(records[0]).toMatchObject({ status: 'COMPLETED', pk: `IDEM#webhooks#${records[0]?.sk}` });
     expect(JSON.stringify(records)).not.toContain(key);
     expect(records[0]?.expiresAt).toBeGreaterThanOrEqual(Math.floor(startedSec) + 3600);
     expect(records[0]?.expiresAt).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 3600);

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
+import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
@@ -250,15 +251,9 @@ describe("an Idempotency-Key whose endpoint was deleted, sent again once the key
 
   /** Stands for the record's hour passing: the registration's idempotency record is deleted. */
   async function expireRegistrationRecord(endpointId: string) {
-    const { Items } = await documents.send(
-      new QueryCommand({
-        TableName: testTableNames.toolkit,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': 'IDEM#webhooks' },
-        ConsistentRead: true,
-      }),
+    const records = (await idempotencyRecordsOf(documents, 'webhooks')).filter((item) =>
+      JSON.stringify(item).includes(endpointId),
     );
-    const records = (Items ?? []).filter((item) => JSON.stringify(item).includes(endpointId));
     expect(records).toHaveLength(1);
     for (const { pk, sk } of records) {
       await documents.send(new DeleteCommand({ TableName: testTableNames.toolkit, Key: { pk, sk } }));

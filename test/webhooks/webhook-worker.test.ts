@@ -9,7 +9,6 @@ import { QueuePoller } from '../../bin/runtime/queue-poller.js';
 import { parseEmailMessage } from '../../functions/email-worker/messages.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import { toolkitIdempotencyStore } from '../../functions/shared/idempotency-store.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import {
   attemptsMadeAttribute,
@@ -40,6 +39,7 @@ import { createKeyProvider } from '../../middleware/encryption/create-key-provid
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { rejectionOf } from '../encryption/helpers.js';
 import { handleTwoBatchesAtOnce } from '../helpers/concurrent-batches.js';
 import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
@@ -52,6 +52,13 @@ import { type Receiver, sealAsBeforePurposes, startReceiver } from './helpers.js
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
+/** A store of the worker's idempotency records, as the function makes it. */
+const webhookWorkerStore = () =>
+  new ToolkitIdempotencyStore({
+    name: 'webhook-worker',
+    tableName: testTableNames.toolkit,
+    client: dynamoDb,
+  });
 // As the functions build theirs: the worker reads secrets and owners' addresses with the tenant-bound
 // encryptor, the webhooks function seals secrets with their purpose bound to the data key.
 const encryptor = createFunctionEncryptor(readEnvironment());
@@ -132,7 +139,7 @@ interface SetupOptions {
   /** The client owner alerts are enqueued with. @default the local server's */
   alertsSqs?: SQSClient;
   /** @default the worker's store on the toolkit table */
-  persistenceStore?: ReturnType<typeof toolkitIdempotencyStore>;
+  persistenceStore?: ToolkitIdempotencyStore;
   /** Security events (the circuits') become audit events, as the function's listener makes them. @default false */
   auditSecurityEvents?: boolean;
   /** More circuit settings, over the threshold and a state read before every call. */
@@ -177,8 +184,7 @@ function setup(options: SetupOptions = {}) {
       auditLogger,
       metrics: observability.metrics,
     }),
-    persistenceStore:
-      options.persistenceStore ?? toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb),
+    persistenceStore: options.persistenceStore ?? webhookWorkerStore(),
     observability,
     random: options.random ?? (() => 0.5),
   });
@@ -1128,7 +1134,7 @@ describe('batches handled at once by one worker', () => {
   it("writes each batch's in-progress records to expire with its own invocation", async () => {
     const accepting = await receiver(() => ({ status: 204 }));
     const endpoint = await endpointAt(accepting.url);
-    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = webhookWorkerStore();
     const { worker } = setup({ persistenceStore });
     const long = messageFor(endpoint.id, endpoint.tenantId);
     const short = messageFor(endpoint.id, endpoint.tenantId);
@@ -1498,7 +1504,7 @@ describe("a failure on the worker's side", () => {
     const { store: throttledStore } = throttledKms();
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
-    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = webhookWorkerStore();
     throttleFirstDelete(persistenceStore);
     const { run, logger, audits } = setup({ store: throttledStore, persistenceStore });
     const warned = vi.spyOn(logger, 'warn');
@@ -1863,7 +1869,7 @@ describe('a worker failure after the POST', () => {
   it('is logged and recorded as an unsaved outcome, not as a delivery never attempted', async () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
-    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = webhookWorkerStore();
     // Saving the success record is the step after the POST.
     vi.spyOn(persistenceStore, 'saveSuccess').mockRejectedValue(new Error('DynamoDB unreachable'));
     const { run, logger, audits } = setup({ persistenceStore });
@@ -1901,7 +1907,7 @@ describe('a worker failure after the POST', () => {
 describe('a failed POST whose in-progress idempotency record could not be deleted', () => {
   /** The worker's idempotency store, whose first deleteRecord (after a failed POST) DynamoDB throttles. */
   function throttledDelete() {
-    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = webhookWorkerStore();
     throttleFirstDelete(persistenceStore);
     return persistenceStore;
   }
@@ -2020,7 +2026,7 @@ describe('a duplicate copy of a delivered message', () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
     const message = messageFor(endpoint.id, endpoint.tenantId);
-    const persistenceStore = toolkitIdempotencyStore('webhook-worker', testTableNames.toolkit, dynamoDb);
+    const persistenceStore = webhookWorkerStore();
     const { run, audits, metrics, logger } = setup({ persistenceStore });
     const added = vi.spyOn(metrics, 'addMetric');
     const info = vi.spyOn(logger, 'info');
