@@ -73,6 +73,11 @@ export interface ListBookingsQuery {
   cursor?: string | undefined;
   /** Only this user's bookings (through gsi2); all bookings by start time otherwise. */
   userId?: string | undefined;
+  /**
+   * Only bookings starting at or after this instant: a key condition, so the bookings before it are never
+   * read (upcoming bookings without paging through every past one).
+   */
+  from?: Date | undefined;
 }
 
 /**
@@ -285,22 +290,33 @@ export class BookingsModel {
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {
     const [indexName, partition] = query.userId ? ['gsi2', `USER#${query.userId}`] : ['gsi1', 'BOOKING'];
     const partitionKey = `${indexName}pk`;
+    const sortKey = `${indexName}sk`;
+    // The index's sort key is `<start>#<id>`, `start` always in toISOString's one form, so the instant's
+    // own ISO form sorts before every booking starting at or after it.
+    const from = query.from?.toISOString();
     const result = await this.documentClient.send(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: indexName,
-        KeyConditionExpression: '#partition = :partition',
-        ExpressionAttributeNames: { '#partition': partitionKey },
-        ExpressionAttributeValues: { ':partition': partition },
+        KeyConditionExpression: `#partition = :partition${from === undefined ? '' : ' AND #sort >= :from'}`,
+        ExpressionAttributeNames: {
+          '#partition': partitionKey,
+          ...(from === undefined ? {} : { '#sort': sortKey }),
+        },
+        ExpressionAttributeValues: {
+          ':partition': partition,
+          ...(from === undefined ? {} : { ':from': from }),
+        },
         Limit: query.limit,
-        // A cursor from one user's list (or the all-bookings list) cannot page through another.
+        // A cursor from one user's list (or the all-bookings list) cannot page through another, nor one
+        // from before `from` (DynamoDB would refuse a start key outside the key condition).
         ExclusiveStartKey: decodeCursor(
           query.cursor,
           [
             ['pk', 'sk'],
-            [partitionKey, `${indexName}sk`],
+            [partitionKey, sortKey],
           ],
-          (key) => key[partitionKey] === partition,
+          (key) => key[partitionKey] === partition && (from === undefined || (key[sortKey] ?? '') >= from),
         ),
       }),
     );

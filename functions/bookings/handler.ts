@@ -263,7 +263,7 @@ async function retriedBooking(
   return json(201, booking, { Location: `/bookings/${booking.id}`, ...replayedHeader });
 }
 
-const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema) });
+const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema), from: z.optional(instant) });
 
 export const handler = createHttpFunction(
   'bookings',

@@ -344,6 +344,46 @@ describe('bookings API', () => {
     expect(await slotItems()).toEqual([undefined, undefined, undefined, undefined]);
   });
 
+  it('lists from an instant on with ?from=, reading none before it, and refuses a cursor from before it', async () => {
+    const owner = (
+      await api.request('POST', '/users', {
+        body: { email: `from-${randomUUID()}@example.com`, name: 'From Owner' },
+      })
+    ).body as { id: string };
+    const day = bookingDay(8);
+    const made: Booking[] = [];
+    for (const hour of [9, 11, 13]) {
+      const created = await api.request('POST', '/bookings', {
+        body: { userId: owner.id, roomId: room(), start: day(hour), end: day(hour, 30) },
+      });
+      made.push(created.body as Booking);
+    }
+    const list = (query: string) => api.request('GET', `/bookings?userId=${owner.id}&${query}`);
+    const page = (response: { body: unknown }) => response.body as { items: Booking[]; nextCursor?: string };
+
+    // The instant itself is included; its offset form does not matter.
+    const fromEleven = await list(`from=${encodeURIComponent(day(11).replace('Z', '+00:00'))}`);
+    expect(fromEleven.status).toBe(200);
+    expect(page(fromEleven).items.map((booking) => booking.id)).toEqual([made[1]?.id, made[2]?.id]);
+    const first = page(await list(`from=${day(11)}&limit=1`));
+    expect(first.items.map((booking) => booking.id)).toEqual([made[1]?.id]);
+    const second = page(await list(`from=${day(11)}&limit=1&cursor=${first.nextCursor}`));
+    expect(second.items.map((booking) => booking.id)).toEqual([made[2]?.id]);
+
+    // A cursor of the whole list, at the 09:00 booking: DynamoDB would refuse it as a start key.
+    const before = page(await list('limit=1'));
+    expect(before.items.map((booking) => booking.id)).toEqual([made[0]?.id]);
+    const refused = await list(`from=${day(11)}&cursor=${before.nextCursor}`);
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      errors: [{ field: 'query.cursor', message: 'Not a cursor from this list' }],
+    });
+
+    const malformed = await list('from=tomorrow');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ errors: [{ field: 'query.from' }] });
+  });
+
   it('refuses a query parameter the list does not know with 400 naming it, instead of listing everybody’s', async () => {
     const response = await api.request('GET', `/bookings?user_id=${userId}&limit=5&sort=start`);
     expect(response.status).toBe(400);
