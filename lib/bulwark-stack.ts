@@ -29,6 +29,7 @@ import {
 } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
+import { isPublicHttpsUrl } from '../functions/shared/ssrf-guard.js';
 import { smsDeploymentPolicy, smsRegionPolicy } from '../functions/users/sms-budgets.js';
 import {
   type WorkerDefinition,
@@ -158,7 +159,8 @@ export interface BulwarkStackProps extends StackProps {
   /**
    * The JWT issuer the functions trust (e.g. another Cognito user pool's
    * `https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app clients whose tokens
-   * they accept, instead of the stack's own user pool (which is still created).
+   * they accept, instead of the stack's own user pool (which is still created). An https URL on a
+   * public host: synth refuses http, `localhost` and loopback or private addresses (the local dev issuer's).
    * @default - the stack's user pool, both its app clients and `tokenUse: 'access'` (bin/app.ts reads `-c authIssuer=... -c authClientIds=a,b -c authTokenUse=... -c authAudience=... -c authJwksUri=...`)
    */
   readonly auth?: {
@@ -180,7 +182,7 @@ export interface BulwarkStackProps extends StackProps {
     readonly audience?: readonly string[];
     /**
      * Where the issuer publishes its signing keys (AUTH_JWKS_URI): the `jwks_uri` of its
-     * `/.well-known/openid-configuration`, over https. Required for an issuer other than Cognito: synth
+     * `/.well-known/openid-configuration`, over https on a public host, as the issuer. Required for an issuer other than Cognito: synth
      * makes no network call to discover it, and most issuers (Keycloak, Okta, Entra ID) publish their keys
      * somewhere other than `<issuer>/.well-known/jwks.json`, where functions would otherwise look.
      * @default `<issuer>/.well-known/jwks.json` (Cognito issuers only)
@@ -1158,7 +1160,13 @@ export class BulwarkStack extends Stack {
     if (props.auth !== undefined) {
       const { audience, jwksUri } = props.auth;
       const problems = [
-        ...(URL.canParse(auth.issuer) ? [] : ['auth.issuer must be a URL']),
+        // Functions fetch the issuer's keys over it: plain http, or a host on the function's own machine or
+        // network (in Lambda, 127.0.0.1:9001 is the Runtime API), would let whoever answers there mint tokens.
+        ...(URL.canParse(auth.issuer)
+          ? isPublicHttpsUrl(auth.issuer)
+            ? []
+            : ['auth.issuer must be https on a public host (not localhost, loopback or private)']
+          : ['auth.issuer must be a URL']),
         ...(auth.tokenUse === undefined || authTokenUses.includes(auth.tokenUse)
           ? []
           : [`auth.tokenUse must be one of: ${authTokenUses.join(', ')}`]),
@@ -1173,9 +1181,9 @@ export class BulwarkStack extends Stack {
         ...(audience === undefined && (tokenUse === 'any' || !isCognitoIssuer(auth.issuer))
           ? ['auth.audience is required for an issuer other than Cognito and with tokenUse any']
           : []),
-        ...(jwksUri === undefined || (URL.canParse(jwksUri) && new URL(jwksUri).protocol === 'https:')
+        ...(jwksUri === undefined || isPublicHttpsUrl(jwksUri)
           ? []
-          : ['auth.jwksUri must be an https URL']),
+          : ['auth.jwksUri must be an https URL on a public host (not localhost, loopback or private)']),
         ...(jwksUri === undefined && !isCognitoIssuer(auth.issuer)
           ? ['auth.jwksUri is required for an issuer other than Cognito (its openid-configuration names it)']
           : []),

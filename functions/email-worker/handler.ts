@@ -20,7 +20,7 @@ import { type EmailTransport, SesEmailTransport, SmtpEmailTransport } from './tr
 const definition = workers['email-worker'];
 const observability = functionObservability('email-worker');
 const environment = readEnvironment();
-const queues = readQueueEnvironment();
+const queues = readQueueEnvironment(process.env, { transports: true });
 if (!queues.emailQueueUrl || !queues.emailDlqUrl) {
   throw new Error(
     'Invalid function environment: EMAIL_QUEUE_URL, EMAIL_DLQ_URL (required by the email worker)',

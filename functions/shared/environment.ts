@@ -3,9 +3,12 @@ import { isUsableSecretValue } from '../../middleware/auth/hmac-secret.js';
 import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 import type { RotatingSecretSetting } from './rotating-secret.js';
+import { isPublicHttpsUrl } from './ssrf-guard.js';
 import {
   invalidEnvironment,
+  localOnly,
   readTableEnvironment,
+  refusesLocalSettings,
   type TableEnvironment,
   tableEnvironmentProblems,
 } from './table-environment.js';
@@ -77,7 +80,10 @@ const environmentSchema = z.object({
   SMS_PER_HOUR: integerVariable(1, maxSmsPerHour, defaultSmsPerHour),
   /** SMS codes to the numbers of one region, of the same shape. @default half of SMS_PER_HOUR, rounded up */
   SMS_PER_REGION_PER_HOUR: z.optional(wholeNumber(1, maxSmsPerHour)),
-  /** `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. */
+  /**
+   * `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. Required
+   * in Lambda, where `local` declares an emulator and lifts the refusal of local-only settings.
+   */
   BULWARK_STAGE: z._default(z.enum(['local', 'dev', 'prod']), 'local'),
   /** KMS key for envelope encryption; when set, KMS is used instead of ENCRYPTION_KEY. */
   KMS_KEY_ID: z.optional(z.string().check(z.minLength(1))),
@@ -276,6 +282,71 @@ function encryptionProblems(env: NodeJS.ProcessEnv, needs: EnvironmentNeeds): st
     : [];
 }
 
+/** What a function needs of the queue variables beyond their checks. */
+export interface QueueEnvironmentNeeds {
+  /**
+   * The function sends the emails and SMS (the email worker). In Lambda, EMAIL_TRANSPORT and SMS_TRANSPORT
+   * are then required: unset, they are the local runtime's SMTP sink and outbox.
+   * @default false
+   */
+  readonly transports?: boolean;
+}
+
+/** The local key's variables: with them the key sits in the function's configuration, not in KMS. */
+const localKeyVariables = ['ENCRYPTION_KEY', 'ENCRYPTION_PREVIOUS_KEYS', 'ENCRYPTION_INDEX_KEY'];
+
+/**
+ * The settings only a developer's machine may use, besides the tables' (`tableEnvironmentProblems`), when
+ * Lambda refuses them (`refusesLocalSettings`). Both readers name them all, whichever reads the variable:
+ * - an issuer or JWKS URL that is http, localhost or a private address (the dev issuer): whoever answers
+ *   there mints tokens, and in Lambda 127.0.0.1:9001 is the Runtime API;
+ * - inline secrets (SERVICE_SIGNING_SECRET_<ID>, VERIFICATION_LINK_SECRET), where the stack passes ARNs,
+ *   and the local key, unless ALLOW_LOCAL_KEY_IN_PRODUCTION records that decision;
+ * - the local SQS (signed with static local credentials) and an SSRF allowlist;
+ * - the local transports: the outbox, and SMTP without credentials (the sink).
+ */
+function localSettingsProblems(env: NodeJS.ProcessEnv, needs: QueueEnvironmentNeeds = {}): string[] {
+  if (!refusesLocalSettings(env)) return [];
+  const localKeyAllowed = z.stringbool().safeParse(env.ALLOW_LOCAL_KEY_IN_PRODUCTION).data === true;
+  // Set, or unset where the function sends and its local default would be used.
+  const inForce = (name: string) => env[name] !== undefined || needs.transports === true;
+  return [
+    // A value that is no URL at all is the schema's to name.
+    ...['AUTH_ISSUER', 'AUTH_JWKS_URI'].flatMap((name) => {
+      const url = env[name];
+      return url !== undefined && URL.canParse(url) && !isPublicHttpsUrl(url)
+        ? [`${name} (in Lambda: https on a public host)`]
+        : [];
+    }),
+    ...Object.entries(env)
+      .filter(
+        ([name, value]) =>
+          value !== undefined &&
+          name.startsWith(signingSecretPrefix) &&
+          !name.startsWith(signingSecretArnPrefix),
+      )
+      .map(([name]) => localOnly(name)),
+    ...(localKeyAllowed
+      ? []
+      : localKeyVariables
+          .filter((name) => env[name] !== undefined)
+          .map(
+            (name) => `${name} (local only: refused in Lambda without ALLOW_LOCAL_KEY_IN_PRODUCTION=true)`,
+          )),
+    ...['SQS_ENDPOINT', 'SSRF_ALLOWLIST', 'VERIFICATION_LINK_SECRET']
+      .filter((name) => env[name] !== undefined)
+      .map(localOnly),
+    ...(inForce('EMAIL_TRANSPORT') &&
+    (env.EMAIL_TRANSPORT ?? 'smtp') === 'smtp' &&
+    env.SMTP_CREDENTIALS_SECRET_ARN === undefined
+      ? ['EMAIL_TRANSPORT (in Lambda: ses, or smtp with SMTP_CREDENTIALS_SECRET_ARN)']
+      : []),
+    ...(inForce('SMS_TRANSPORT') && (env.SMS_TRANSPORT ?? 'outbox') === 'outbox'
+      ? ['SMS_TRANSPORT (in Lambda: sns)']
+      : []),
+  ];
+}
+
 /**
  * Parses the environment, or fails the cold start naming every missing or invalid variable (never a
  * value), `alsoInvalid` (found by other checks) first.
@@ -286,7 +357,12 @@ function parseEnvironment<S extends z.ZodMiniType>(
   alsoInvalid: readonly string[] = [],
 ): z.output<S> {
   const result = schema.safeParse(env);
-  const names = [...alsoInvalid, ...(result.error?.issues.map((issue) => issue.path.join('.')) ?? [])];
+  // A variable another check named (with why) is not named again.
+  const named = new Set(alsoInvalid.map((problem) => problem.split(' ')[0]));
+  const names = [
+    ...alsoInvalid,
+    ...(result.error?.issues.map((issue) => issue.path.join('.')).filter((name) => !named.has(name)) ?? []),
+  ];
   if (names.length > 0 || !result.success) throw invalidEnvironment(names);
   return result.data;
 }
@@ -298,6 +374,7 @@ export function readEnvironment(
 ): FunctionEnvironment {
   const data = parseEnvironment(environmentSchema, env, [
     ...tableEnvironmentProblems(env),
+    ...localSettingsProblems(env),
     ...encryptionProblems(env, needs),
   ]);
   return {
@@ -325,7 +402,7 @@ export function readEnvironment(
 }
 
 const queueEnvironmentSchema = z.object({
-  /** Set only by the local runtime and tests (local-aws-sqs); in AWS the SDK's regional endpoint is used. */
+  /** Set only by the local runtime and tests (local-aws-sqs; refused in Lambda); in AWS the SDK's regional endpoint is used. */
   SQS_ENDPOINT: z.optional(z.url()),
   /** The email queue; without it, registering a user enqueues no email. */
   EMAIL_QUEUE_URL: z.optional(z.url()),
@@ -390,7 +467,7 @@ const queueEnvironmentSchema = z.object({
   WEBHOOK_DISABLE_AFTER_FAILING_HOURS: numberVariable(0, 24 * 30, 24),
   /** Endpoints one owner may register at a time (each event fans out one message per endpoint). */
   WEBHOOK_MAX_ENDPOINTS_PER_OWNER: integerVariable(1, 1000, 20),
-  /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback); read by ssrf-guard.ts. */
+  /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback; refused in Lambda); read by ssrf-guard.ts. */
   SSRF_ALLOWLIST: z.optional(z.string()),
 });
 
@@ -424,8 +501,11 @@ export interface QueueEnvironment {
 }
 
 /** Fails the cold start with every invalid variable named (never their values). */
-export function readQueueEnvironment(env: NodeJS.ProcessEnv = process.env): QueueEnvironment {
-  const data = parseEnvironment(queueEnvironmentSchema, env);
+export function readQueueEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+  needs: QueueEnvironmentNeeds = {},
+): QueueEnvironment {
+  const data = parseEnvironment(queueEnvironmentSchema, env, localSettingsProblems(env, needs));
   if (data.VERIFICATION_LINK_SECRET !== undefined && data.VERIFICATION_LINK_SECRET_ARN !== undefined) {
     throw new Error(
       'Invalid function environment: VERIFICATION_LINK_SECRET, VERIFICATION_LINK_SECRET_ARN (give one)',

@@ -420,3 +420,22 @@ export function ssrfAllowlistFromEnvironment(value: string | undefined): string[
   }
   return entries;
 }
+
+/**
+ * Whether `url` is an https URL another machine answers: its host neither `localhost` (nor a name under
+ * it) nor an address the guard blocks (loopback, private, link-local, metadata…). A DNS name is taken as
+ * written: configuration is checked without a lookup, at cold start and at synth.
+ *
+ * @example
+ * isPublicHttpsUrl('https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X'); // true
+ * isPublicHttpsUrl('http://127.0.0.1:3000'); // false
+ */
+export function isPublicHttpsUrl(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { protocol, hostname } = new URL(url);
+  if (protocol !== 'https:') return false;
+  // The parser has put an IPv4 host in dotted decimal; IPv6 literals keep their brackets.
+  const host = hostname.replace(/\.$/, '').replace(/^\[(.*)\]$/, '$1');
+  if (host === 'localhost' || host.endsWith('.localhost')) return false;
+  return isIP(host) === 0 || new SsrfGuard().blockReason(host) === undefined;
+}

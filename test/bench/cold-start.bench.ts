@@ -406,6 +406,7 @@ function lambdaEnvironment(name: string, dynamoDbUrl: string): NodeJS.ProcessEnv
     WEBHOOK_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/bulwark-webhook',
     WEBHOOK_DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/bulwark-webhook-dlq',
     EMAIL_TRANSPORT: 'ses',
+    SMS_TRANSPORT: 'sns',
     EMAIL_FROM: 'Bulwark <noreply@example.com>',
     VERIFICATION_LINK_SECRET_ARN: secretArn('VerificationLinkSecret'),
     APP_BASE_URL: 'https://app.example.com',

@@ -26,6 +26,7 @@ import {
   parseAuthTokenUse,
   parseStage,
   type Stage,
+  stages,
 } from '../../lib/bulwark-stack.js';
 import { tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { rotationActions } from '../../lib/secret-rotation.js';
@@ -1170,6 +1171,47 @@ describe('BulwarkStack auth settings', () => {
     expect(() => synthesiseWithAuth({ issuer: 'cognito', clientIds: [], audience: ['api'] })).toThrow(
       'Invalid BulwarkStack props: auth.issuer must be a URL; auth.clientIds must be one or more client ids',
     );
+  });
+
+  it('refuses, in dev and prod, an issuer or jwks_uri that is plain http or on this machine or its network', () => {
+    const synthesiseIn = (stage: Stage, auth: NonNullable<BulwarkStackProps['auth']>) => () =>
+      new BulwarkStack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), `Bulwark-${stage}`, {
+        stage,
+        auth,
+        ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
+      });
+    const issuerProblem =
+      'Invalid BulwarkStack props: auth.issuer must be https on a public host (not localhost, loopback or private)';
+    const jwksProblem =
+      'Invalid BulwarkStack props: auth.jwksUri must be an https URL on a public host (not localhost, loopback or private)';
+    for (const stage of stages) {
+      for (const local of [
+        'http://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1',
+        'http://127.0.0.1:3000',
+        'https://localhost:3000',
+        'https://[::1]:3000',
+        'https://10.0.0.5/realms/app',
+      ]) {
+        // With the audience and jwks_uri an issuer other than Cognito needs, so the issuer is all that is wrong.
+        expect(
+          synthesiseIn(stage, {
+            issuer: local,
+            clientIds: ['web'],
+            audience: ['api'],
+            jwksUri: keycloakJwksUri,
+          }),
+          local,
+        ).toThrow(new Error(issuerProblem));
+        expect(
+          synthesiseIn(stage, { issuer, clientIds: ['web'], jwksUri: `${local}/.well-known/jwks.json` }),
+          local,
+        ).toThrow(new Error(jwksProblem));
+      }
+      // The control: the same synth passes with a public https issuer and jwks_uri.
+      expect(
+        synthesiseIn(stage, { issuer, clientIds: ['web'], jwksUri: `${issuer}/.well-known/jwks.json` }),
+      ).not.toThrow();
+    }
   });
 
   it('reads a list from context as -c gives it or as cdk.json does, and refuses any other value', () => {

@@ -45,6 +45,196 @@ describe('readTableEnvironment', () => {
   });
 });
 
+/** What Lambda sets in every function (the local runtime sets neither). */
+const lambda = {
+  AWS_LAMBDA_FUNCTION_NAME: 'Bulwark-prod-WebhooksFunction',
+  AWS_LAMBDA_RUNTIME_API: '127.0.0.1:9001',
+};
+const localKey = generateEncryptionKey();
+const signingSecret = JSON.stringify({ current: 'c'.repeat(40) });
+const secretArn = (name: string) => `arn:aws:secretsmanager:eu-west-1:111122223333:secret:${name}-AbCdEf`;
+/** The stack's settings, each the deployed form of a local-only one below. */
+const deployed = {
+  ...tables,
+  BULWARK_STAGE: 'prod',
+  KMS_KEY_ID: dataKeyArn,
+  AUTH_ISSUER: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1',
+  AUTH_CLIENT_IDS: 'web,m2m',
+  SERVICE_SIGNING_SECRET_ARN_BOOKINGS: secretArn('signing'),
+  VERIFICATION_LINK_SECRET_ARN: secretArn('links'),
+  EMAIL_TRANSPORT: 'ses',
+  SMS_TRANSPORT: 'sns',
+};
+/** What `npm start` gives the functions, less the tables. */
+const localRuntime = {
+  DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',
+  AUTH_ISSUER: 'http://127.0.0.1:3000',
+  AUTH_CLIENT_IDS: '*',
+  SERVICE_SIGNING_SECRET_BOOKINGS: signingSecret,
+  ENCRYPTION_KEY: localKey,
+  SQS_ENDPOINT: 'http://127.0.0.1:9324',
+  SSRF_ALLOWLIST: '127.0.0.0/8,::1/128',
+  VERIFICATION_LINK_SECRET: 'v'.repeat(43),
+  EMAIL_TRANSPORT: 'smtp',
+  SMTP_HOST: '127.0.0.1',
+  SMS_TRANSPORT: 'outbox',
+};
+
+describe('the local-only settings, in Lambda', () => {
+  const refused = (names: string) => new Error(`Invalid function environment: ${names}`);
+
+  it('refuses an unset stage and a DynamoDB endpoint, even to the health function, which reads only its tables', () => {
+    expect(() => readTableEnvironment({ ...lambda, ...tables })).toThrow(
+      refused('BULWARK_STAGE (required in Lambda)'),
+    );
+    for (const endpoint of ['http://127.0.0.1:8000', 'https://dynamodb.example.org', 'not a url']) {
+      expect(() =>
+        readTableEnvironment({ ...lambda, ...tables, BULWARK_STAGE: 'dev', DYNAMODB_ENDPOINT: endpoint }),
+      ).toThrow(refused('DYNAMODB_ENDPOINT (local only: refused in Lambda)'));
+    }
+    expect(
+      readTableEnvironment({ ...lambda, ...tables, BULWARK_STAGE: 'dev' }).dynamoDbEndpoint,
+    ).toBeUndefined();
+  });
+
+  it('names every local-only setting of the local runtime at once, in either reader, and never a value', () => {
+    const env = { ...lambda, ...tables, ...localRuntime };
+    const all = [
+      'AUTH_ISSUER (in Lambda: https on a public host)',
+      'SERVICE_SIGNING_SECRET_BOOKINGS (local only: refused in Lambda)',
+      'ENCRYPTION_KEY (local only: refused in Lambda without ALLOW_LOCAL_KEY_IN_PRODUCTION=true)',
+      'SQS_ENDPOINT (local only: refused in Lambda)',
+      'SSRF_ALLOWLIST (local only: refused in Lambda)',
+      'VERIFICATION_LINK_SECRET (local only: refused in Lambda)',
+      'EMAIL_TRANSPORT (in Lambda: ses, or smtp with SMTP_CREDENTIALS_SECRET_ARN)',
+      'SMS_TRANSPORT (in Lambda: sns)',
+    ].join(', ');
+    expect(() => readEnvironment(env)).toThrow(
+      refused(
+        `BULWARK_STAGE (required in Lambda), DYNAMODB_ENDPOINT (local only: refused in Lambda), ${all}`,
+      ),
+    );
+    expect(() => readQueueEnvironment(env)).toThrow(refused(all));
+  });
+
+  it('refuses an issuer or JWKS URL that is plain http, localhost or a private address, and names it once', () => {
+    for (const url of [
+      'http://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1',
+      'https://localhost:3000',
+      'https://127.0.0.1:9001',
+      'https://[::1]:3000',
+      'https://10.0.0.5/realms/app',
+      'https://169.254.169.254/latest',
+    ]) {
+      expect(() => readEnvironment({ ...lambda, ...deployed, AUTH_ISSUER: url }), url).toThrow(
+        refused('AUTH_ISSUER (in Lambda: https on a public host)'),
+      );
+      expect(() => readEnvironment({ ...lambda, ...deployed, AUTH_JWKS_URI: url }), url).toThrow(
+        refused('AUTH_JWKS_URI (in Lambda: https on a public host)'),
+      );
+    }
+    expect(() => readEnvironment({ ...lambda, ...deployed, AUTH_ISSUER: 'not a url' })).toThrow(
+      refused('AUTH_ISSUER'),
+    );
+  });
+
+  it('refuses the local key unless ALLOW_LOCAL_KEY_IN_PRODUCTION records that decision', () => {
+    const withLocalKeys = {
+      ...lambda,
+      ...tables,
+      BULWARK_STAGE: 'dev',
+      ENCRYPTION_KEY: localKey,
+      ENCRYPTION_PREVIOUS_KEYS: generateEncryptionKey(),
+      ENCRYPTION_INDEX_KEY: generateEncryptionKey(),
+    };
+    const why = '(local only: refused in Lambda without ALLOW_LOCAL_KEY_IN_PRODUCTION=true)';
+    expect(() => readEnvironment(withLocalKeys)).toThrow(
+      refused(`ENCRYPTION_KEY ${why}, ENCRYPTION_PREVIOUS_KEYS ${why}, ENCRYPTION_INDEX_KEY ${why}`),
+    );
+    // Named once, though the schema refuses the value too.
+    expect(() => readEnvironment({ ...withLocalKeys, ENCRYPTION_INDEX_KEY: 'short' })).toThrow(
+      refused(`ENCRYPTION_KEY ${why}, ENCRYPTION_PREVIOUS_KEYS ${why}, ENCRYPTION_INDEX_KEY ${why}`),
+    );
+    const allowed = { ...withLocalKeys, ALLOW_LOCAL_KEY_IN_PRODUCTION: 'true' };
+    expect(readEnvironment(allowed).encryption).toMatchObject({ localKey, allowLocalKeyInProduction: true });
+  });
+
+  it('requires the transports of the function that sends, whose unset ones are the SMTP sink and the outbox', () => {
+    const { EMAIL_TRANSPORT: _email, SMS_TRANSPORT: _sms, ...unset } = deployed;
+    expect(() => readQueueEnvironment({ ...lambda, ...unset }, { transports: true })).toThrow(
+      refused(
+        'EMAIL_TRANSPORT (in Lambda: ses, or smtp with SMTP_CREDENTIALS_SECRET_ARN), SMS_TRANSPORT (in Lambda: sns)',
+      ),
+    );
+    // The functions that only enqueue get neither from the stack.
+    expect(readQueueEnvironment({ ...lambda, ...unset }).sms.transport).toBe('outbox');
+    // An SMTP relay, as the stack sets it: with its credentials secret.
+    const relay = {
+      ...lambda,
+      ...deployed,
+      EMAIL_TRANSPORT: 'smtp',
+      SMTP_HOST: 'smtp.example.org',
+      SMTP_CREDENTIALS_SECRET_ARN: secretArn('smtp'),
+    };
+    expect(readQueueEnvironment(relay, { transports: true }).smtp).toEqual({
+      host: 'smtp.example.org',
+      port: 1025,
+      credentialsSecretArn: secretArn('smtp'),
+    });
+  });
+
+  it("accepts the stack's settings, the same settings outside Lambda, and all of them in an emulator (BULWARK_STAGE=local)", () => {
+    expect(readEnvironment({ ...lambda, ...deployed }).auth.serviceSecrets).toEqual({
+      bookings: { secretArn: secretArn('signing') },
+    });
+    expect(readQueueEnvironment({ ...lambda, ...deployed }, { transports: true }).emailTransport).toBe('ses');
+    for (const env of [
+      { ...tables, ...localRuntime },
+      { ...lambda, ...tables, ...localRuntime, BULWARK_STAGE: 'local' },
+    ]) {
+      expect(readEnvironment(env)).toMatchObject({
+        dynamoDbEndpoint: 'http://127.0.0.1:8000',
+        auth: { issuer: 'http://127.0.0.1:3000' },
+      });
+      expect(readQueueEnvironment(env, { transports: true })).toMatchObject({
+        ssrfAllowlist: '127.0.0.0/8,::1/128',
+        sms: { transport: 'outbox' },
+      });
+    }
+  });
+
+  it("fails the cold start of a deployed function given the local runtime's issuer and SSRF allowlist", async () => {
+    // The tests' own DYNAMODB_ENDPOINT and ENCRYPTION_KEY (test/setup.ts) stay: local-only too.
+    for (const [name, value] of Object.entries({
+      ...lambda,
+      BULWARK_STAGE: 'prod',
+      KMS_KEY_ID: dataKeyArn,
+      AUTH_ISSUER: 'http://127.0.0.1:3000',
+      AUTH_CLIENT_IDS: '*',
+      SSRF_ALLOWLIST: '127.0.0.0/8',
+    })) {
+      vi.stubEnv(name, value);
+    }
+    try {
+      vi.resetModules();
+      await expect(import('../../functions/webhooks/handler.js')).rejects.toThrow(
+        refused(
+          'DYNAMODB_ENDPOINT (local only: refused in Lambda), AUTH_ISSUER (in Lambda: https on a public host), ' +
+            'ENCRYPTION_KEY (local only: refused in Lambda without ALLOW_LOCAL_KEY_IN_PRODUCTION=true), ' +
+            'SSRF_ALLOWLIST (local only: refused in Lambda)',
+        ),
+      );
+      // The control: the same function starts outside Lambda.
+      vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', undefined);
+      vi.resetModules();
+      expect(typeof (await import('../../functions/webhooks/handler.js')).handler).toBe('function');
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
+  });
+});
+
 describe('readEnvironment', () => {
   it('reads the booking horizon in whole days, 365 when unset', () => {
     expect(readEnvironment(tables).bookingHorizonDays).toBe(365);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  isPublicHttpsUrl,
   type ResolvedAddress,
   SsrfGuard,
   ssrfAllowlistFromEnvironment,
@@ -233,6 +234,44 @@ describe('ssrfAllowlistFromEnvironment', () => {
     const read = () => ssrfAllowlistFromEnvironment('127.0.0.0/8,nonsense,::1/129');
     expect(read).toThrow(ConfigError);
     expect(read).toThrow('SSRF_ALLOWLIST (entry 2, entry 3 not a CIDR such as 127.0.0.0/8 or ::1/128)');
+  });
+});
+
+describe('isPublicHttpsUrl', () => {
+  it('accepts https on a DNS name or a public address', () => {
+    for (const url of [
+      'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X',
+      'https://login.example.org/realms/app/protocol/openid-connect/certs',
+      `https://${publicV4}/issuer`,
+      `https://[${publicV6}]/issuer`,
+      'https://localhost.example.org/',
+    ]) {
+      expect(isPublicHttpsUrl(url), url).toBe(true);
+    }
+  });
+
+  it('refuses plain http, localhost and every address the guard blocks, however spelled', () => {
+    for (const url of [
+      'http://login.example.org/realms/app',
+      'http://127.0.0.1:3000',
+      'https://localhost:3000',
+      'https://localhost.:3000',
+      'https://auth.localhost/',
+      'https://127.0.0.1:9001/',
+      'https://0x7f.1/',
+      'https://2130706433/',
+      'https://[::1]/',
+      'https://[::ffff:127.0.0.1]/',
+      'https://0.0.0.0/',
+      'https://10.0.0.5/issuer',
+      'https://192.168.1.10/issuer',
+      'https://169.254.169.254/latest',
+      'https://[fd00:ec2::254]/',
+      'ftp://login.example.org/',
+      'not a url',
+    ]) {
+      expect(isPublicHttpsUrl(url), url).toBe(false);
+    }
   });
 });
 
