@@ -290,6 +290,12 @@ export interface QueueEnvironmentNeeds {
    * @default false
    */
   readonly transports?: boolean;
+  /**
+   * The function puts links in emails (users): in Lambda, APP_BASE_URL is then required, since unset it is
+   * the local runtime's http://127.0.0.1:3000.
+   * @default false
+   */
+  readonly links?: boolean;
 }
 
 /** The local key's variables: with them the key sits in the function's configuration, not in KMS. */
@@ -299,7 +305,8 @@ const localKeyVariables = ['ENCRYPTION_KEY', 'ENCRYPTION_PREVIOUS_KEYS', 'ENCRYP
  * The settings only a developer's machine may use, besides the tables' (`tableEnvironmentProblems`), when
  * Lambda refuses them (`refusesLocalSettings`). Both readers name them all, whichever reads the variable:
  * - an issuer or JWKS URL that is http, localhost or a private address (the dev issuer): whoever answers
- *   there mints tokens, and in Lambda 127.0.0.1:9001 is the Runtime API;
+ *   there mints tokens, and in Lambda 127.0.0.1:9001 is the Runtime API; likewise the users service's URL
+ *   (where bookings sends signed calls) and the base of email links, which the stack sets to the API's;
  * - inline secrets (SERVICE_SIGNING_SECRET_<ID>, VERIFICATION_LINK_SECRET), where the stack passes ARNs,
  *   and the local key, unless ALLOW_LOCAL_KEY_IN_PRODUCTION records that decision;
  * - the local SQS (signed with static local credentials) and an SSRF allowlist;
@@ -312,7 +319,7 @@ function localSettingsProblems(env: NodeJS.ProcessEnv, needs: QueueEnvironmentNe
   const inForce = (name: string) => env[name] !== undefined || needs.transports === true;
   return [
     // A value that is no URL at all is the schema's to name.
-    ...['AUTH_ISSUER', 'AUTH_JWKS_URI'].flatMap((name) => {
+    ...['AUTH_ISSUER', 'AUTH_JWKS_URI', 'USERS_API_URL', 'APP_BASE_URL'].flatMap((name) => {
       const url = env[name];
       return url !== undefined && URL.canParse(url) && !isPublicHttpsUrl(url)
         ? [`${name} (in Lambda: https on a public host)`]
@@ -333,6 +340,7 @@ function localSettingsProblems(env: NodeJS.ProcessEnv, needs: QueueEnvironmentNe
           .map(
             (name) => `${name} (local only: refused in Lambda without ALLOW_LOCAL_KEY_IN_PRODUCTION=true)`,
           )),
+    ...(needs.links === true && env.APP_BASE_URL === undefined ? ['APP_BASE_URL (required in Lambda)'] : []),
     ...['SQS_ENDPOINT', 'SSRF_ALLOWLIST', 'VERIFICATION_LINK_SECRET']
       .filter((name) => env[name] !== undefined)
       .map(localOnly),

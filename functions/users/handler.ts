@@ -67,7 +67,7 @@ const verificationEmailsPerUser = new RateLimiter({
   logger,
 });
 
-const queues = readQueueEnvironment();
+const queues = readQueueEnvironment(process.env, { links: true });
 const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
 /** Deleting a user deletes the webhook endpoints they registered (no signing secret is read: no key). */
 const webhookStore = new WebhookStore({

@@ -78,6 +78,8 @@ const localRuntime = {
   EMAIL_TRANSPORT: 'smtp',
   SMTP_HOST: '127.0.0.1',
   SMS_TRANSPORT: 'outbox',
+  USERS_API_URL: 'http://127.0.0.1:3000',
+  APP_BASE_URL: 'http://127.0.0.1:3000',
 };
 
 describe('the local-only settings, in Lambda', () => {
@@ -101,6 +103,8 @@ describe('the local-only settings, in Lambda', () => {
     const env = { ...lambda, ...tables, ...localRuntime };
     const all = [
       'AUTH_ISSUER (in Lambda: https on a public host)',
+      'USERS_API_URL (in Lambda: https on a public host)',
+      'APP_BASE_URL (in Lambda: https on a public host)',
       'SERVICE_SIGNING_SECRET_BOOKINGS (local only: refused in Lambda)',
       'ENCRYPTION_KEY (local only: refused in Lambda without ALLOW_LOCAL_KEY_IN_PRODUCTION=true)',
       'SQS_ENDPOINT (local only: refused in Lambda)',
@@ -136,6 +140,34 @@ describe('the local-only settings, in Lambda', () => {
     expect(() => readEnvironment({ ...lambda, ...deployed, AUTH_ISSUER: 'not a url' })).toThrow(
       refused('AUTH_ISSUER'),
     );
+  });
+
+  it('refuses a users-service URL or email link base that is not https on a public host, and requires the link base where links are made', () => {
+    const api = 'https://abc123.execute-api.eu-west-1.amazonaws.com/';
+    for (const url of [
+      'http://127.0.0.1:9001/',
+      'https://localhost:3000',
+      'https://10.0.0.5/',
+      `http://${new URL(api).host}/`,
+    ]) {
+      expect(() => readEnvironment({ ...lambda, ...deployed, USERS_API_URL: url }), url).toThrow(
+        refused('USERS_API_URL (in Lambda: https on a public host)'),
+      );
+      expect(
+        () => readQueueEnvironment({ ...lambda, ...deployed, APP_BASE_URL: url }, { links: true }),
+        url,
+      ).toThrow(refused('APP_BASE_URL (in Lambda: https on a public host)'));
+    }
+    // Unset, the base would be the local runtime's http://127.0.0.1:3000 in every verification link.
+    expect(() => readQueueEnvironment({ ...lambda, ...deployed }, { links: true })).toThrow(
+      refused('APP_BASE_URL (required in Lambda)'),
+    );
+    expect(
+      readQueueEnvironment({ ...lambda, ...deployed, APP_BASE_URL: api }, { links: true }).appBaseUrl,
+    ).toBe(api);
+    expect(readEnvironment({ ...lambda, ...deployed, USERS_API_URL: api }).usersApiUrl).toBe(api);
+    // Outside Lambda, the local runtime's own.
+    expect(readQueueEnvironment({ ...tables }, { links: true }).appBaseUrl).toBe('http://127.0.0.1:3000');
   });
 
   it('refuses the local key unless ALLOW_LOCAL_KEY_IN_PRODUCTION records that decision', () => {
