@@ -89,6 +89,18 @@ type UserState = (userId: string) => Promise<UserItemState>;
 /** Why a message about a user who is not there was dropped, as its `email.skipped` audit line records it. */
 const skippedReasons = { deleted: 'user_deleted', lapsed: 'registration_lapsed' } as const;
 
+/**
+ * Whether a message that failed the schema says it is an SMS (a number not in E.164 form, say), so its
+ * dead-lettering counts on the SMS side; a body that is not JSON says nothing.
+ */
+function claimsToBeSms(body: string): boolean {
+  try {
+    return (JSON.parse(body) as { type?: unknown } | null)?.type === 'sms';
+  } catch {
+    return false;
+  }
+}
+
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
 
@@ -212,7 +224,9 @@ export class EmailWorker {
   ): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
     const parsed = await parseQueueMessage(record.body);
-    if (!parsed.ok) return this.deadLetter(record, parsed.reason, correlationId);
+    if (!parsed.ok) {
+      return this.deadLetter(record, parsed.reason, correlationId, { sms: claimsToBeSms(record.body) });
+    }
     const { message } = parsed;
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
     const userGone = await this.whyUserIsGone(record, message, correlationId, userState);
@@ -504,16 +518,19 @@ export class EmailWorker {
    * A message that can never be sent goes to the DLQ once, with its reason, and is then reported as
    * processed so SQS deletes it: retrying it would only fail the same way. If the DLQ write fails the
    * error propagates and the message is retried like any failure, so it is never lost. An SMS counts as
-   * one (`SmsFailed`, `sms.rejected`) once it parsed as one; a message that did not parse counts as an email.
+   * one (`SmsFailed`, `sms.rejected`), also one that fails the schema; a body that is not JSON, as an email.
    */
   private async deadLetter(
     record: SQSRecord,
     reason: string,
     correlationId: string,
-    { message, cause = 'invalid_message' }: { message?: QueueMessage; cause?: DeadLetterCause } = {},
+    {
+      message,
+      sms = message?.type === 'sms',
+      cause = 'invalid_message',
+    }: { message?: QueueMessage; sms?: boolean; cause?: DeadLetterCause } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const sms = message?.type === 'sms';
     await this.queue.deadLetter(record, reason);
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     logger.error(

@@ -155,7 +155,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'An email send attempt failed (it is retried until its attempts run out), or a message that can never be sent was dead-lettered (one that is not valid JSON or fails the schema counts here too).',
+      'An email send attempt failed (it is retried until its attempts run out), or a message that can never be sent was dead-lettered (a body that is not JSON counts here too).',
     statistic: 'Sum',
   },
   EmailSkipped: {
@@ -186,7 +186,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'An SMS send attempt failed (it is retried until its attempts run out), or an SMS that can never be sent was dead-lettered (no SMS transport, a template that cannot render).',
+      'An SMS send attempt failed (it is retried until its attempts run out), or an SMS that can never be sent was dead-lettered (it fails the schema, no SMS transport, a template that cannot render).',
     statistic: 'Sum',
   },
   SmsBudgetExhausted: {

@@ -347,13 +347,15 @@ describe('the email worker with SMS', () => {
     ]);
   });
 
-  it('dead-letters a non-E.164 number at once with a logged reason, never retrying it', async () => {
-    const { smsTransport, audits, run } = setup();
+  it('dead-letters a non-E.164 number at once with a logged reason, never retrying it, counted as an SMS', async () => {
+    const { smsTransport, audits, run, metrics } = setup();
     const bad = await record(sms({ to: '0044 7700 900123' }));
     expect(await run(bad)).toEqual({ batchItemFailures: [] });
     expect(smsTransport.sent).toEqual([]);
     expect(await deadLetterReasons()).toEqual([expect.stringMatching(/^Invalid message: to: .*E\.164/)]);
-    expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected', outcome: 'failure' })]);
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'sms.rejected', outcome: 'failure' })]);
+    expect(storedMetric(metrics, 'SmsFailed')).toBe(1);
+    expect(storedMetric(metrics, 'EmailFailed')).toBeUndefined();
   });
 
   it('dead-letters sms messages when no SMS transport is configured, counted and audited as SMS', async () => {
