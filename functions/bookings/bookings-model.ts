@@ -362,7 +362,7 @@ export class BookingsModel {
                 Key: slotKey(booking.roomId, slotStart),
                 // A slot past its item's lifetime may be gone already (TTL): nobody else can hold it.
                 ConditionExpression:
-                  slotItemExpiresAt(slotStart) < toEpochSeconds(now.getTime())
+                  slotItemExpiresAt(slotStart) <= toEpochSeconds(now.getTime())
                     ? 'attribute_not_exists(pk) OR bookingId = :id'
                     : 'bookingId = :id',
                 ExpressionAttributeValues: { ':id': id },
