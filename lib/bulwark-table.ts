@@ -4,7 +4,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import type { KeyAttribute, TableDefinition } from '../middleware/store/tables.js';
+import type { IndexDefinition, KeyAttribute, TableDefinition } from '../middleware/store/tables.js';
 
 export interface BulwarkTableProps {
   /**
@@ -61,6 +61,11 @@ export const tableKeyActions = [
 /** The key actions a reader needs: DynamoDB decrypts the table's data key with the caller's credentials. */
 export const tableKeyReadActions = ['kms:Decrypt', 'kms:DescribeKey'];
 
+const projectionTypes = {
+  ALL: dynamodb.ProjectionType.ALL,
+  KEYS_ONLY: dynamodb.ProjectionType.KEYS_ONLY,
+} as const satisfies Record<NonNullable<IndexDefinition['projection']>, dynamodb.ProjectionType>;
+
 function toAttribute(key: KeyAttribute): dynamodb.Attribute {
   return { name: key.name, type: attributeTypes[key.type] };
 }
@@ -99,7 +104,7 @@ export class BulwarkTable extends Construct {
         indexName: index.indexName,
         partitionKey: toAttribute(index.partitionKey),
         sortKey: toAttribute(index.sortKey),
-        projectionType: dynamodb.ProjectionType.ALL,
+        projectionType: projectionTypes[index.projection ?? 'ALL'],
       })),
       removalPolicy,
       deletionProtection: props.deletionProtection ?? removalPolicy === RemovalPolicy.RETAIN,

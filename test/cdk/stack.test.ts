@@ -487,12 +487,12 @@ describe('BulwarkStack in the dev stage', () => {
       );
     });
 
-    it('has exactly the GSIs of the shared definition, each projecting all attributes', () => {
+    it('has exactly the GSIs of the shared definition, each with its projection', () => {
       expect(tableResource(definition).Properties.GlobalSecondaryIndexes).toEqual(
         definition.globalSecondaryIndexes.map((index) => ({
           IndexName: index.indexName,
           KeySchema: keySchemaOf(index.partitionKey, index.sortKey),
-          Projection: { ProjectionType: 'ALL' },
+          Projection: { ProjectionType: index.projection ?? 'ALL' },
         })),
       );
     });
