@@ -145,6 +145,37 @@ export class BulwarkTable extends Construct {
     this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
   }
 
+  /**
+   * Grants `actions` (item calls by key, such as `dynamodb:GetItem` and `dynamodb:UpdateItem`, or
+   * `dynamodb:Query` of the table's own keys) on the table alone, no index, and, with a customer-managed
+   * key, the key actions DynamoDB performs with the caller's credentials: the writers' set when an action
+   * writes, the readers' otherwise.
+   */
+  public grantTableActions(grantee: iam.IGrantable, actions: readonly string[]): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }),
+    );
+    const writes = actions.some((action) => /^dynamodb:(?:Put|Update|Delete|BatchWrite)Item$/.test(action));
+    this.grantKeyThroughDynamoDb(grantee, writes ? tableKeyActions : tableKeyReadActions);
+  }
+
+  /**
+   * Grants `dynamodb:Query` on one index of the table, named (no wildcard), and the key's read actions
+   * through DynamoDB.
+   */
+  public grantIndexQuery(grantee: iam.IGrantable, indexName: string): void {
+    if (!this.definition.globalSecondaryIndexes.some((index) => index.indexName === indexName)) {
+      throw new Error(`Invalid grant: ${this.node.id} has no index ${indexName}`);
+    }
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [`${this.table.tableArn}/index/${indexName}`],
+      }),
+    );
+    this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
+  }
+
   private acknowledgeIndexWildcard(grantee: iam.IGrantable): void {
     if (!(grantee.grantPrincipal instanceof iam.Role)) return;
     const tableId = Stack.of(this).getLogicalId(this.table.node.defaultChild as CfnElement);

@@ -56,6 +56,9 @@ export const eventOfStatus: Readonly<Record<BookingStatus, BookingEventType>> = 
  */
 export const pendingShardCount = 4;
 
+/** The app table's index of bookings with an event pending (see middleware/store/tables.ts). */
+export const pendingEventsIndex = 'gsi3';
+
 /** The pending-events index's partition key for shard `shard` (0 to {@link pendingShardCount} - 1). */
 export const pendingPartition = (shard: number) => `PENDING#${shard}`;
 
@@ -326,7 +329,7 @@ export class BookingsModel {
     const result = await this.documentClient.send(
       new QueryCommand({
         TableName: this.tableName,
-        IndexName: 'gsi3',
+        IndexName: pendingEventsIndex,
         // `<instant>#<id>` sorts before `<instant>`'s own entries' ids, so `<` keeps those out too.
         KeyConditionExpression: 'gsi3pk = :partition AND gsi3sk < :before',
         ExpressionAttributeValues: { ':partition': pendingPartition(shard), ':before': before.toISOString() },
