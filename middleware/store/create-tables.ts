@@ -1,12 +1,12 @@
 // Creates tables from the shared definitions; for the embedded server only (in AWS the CDK stack owns them).
 import {
   type AttributeValue,
-  BatchWriteItemCommand,
   CreateTableCommand,
   type CreateTableCommandInput,
   DeleteTableCommand,
   DescribeTableCommand,
   type DynamoDBClient,
+  PutItemCommand,
   ResourceInUseException,
   ScanCommand,
   UpdateTimeToLiveCommand,
@@ -46,9 +46,6 @@ export function toCreateTableInput(definition: TableDefinition, tableName: strin
   };
 }
 
-/** BatchWriteItem's largest batch. */
-const batchWriteSize = 25;
-
 /** Every item of a table, read whole (a local table: small enough to hold in memory). */
 async function scanAll(client: DynamoDBClient, tableName: string): Promise<Record<string, AttributeValue>[]> {
   const items: Record<string, AttributeValue>[] = [];
@@ -59,27 +56,6 @@ async function scanAll(client: DynamoDBClient, tableName: string): Promise<Recor
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   return items;
-}
-
-/** Writes `items` in batches, sending again whatever a batch left unprocessed. */
-async function writeAll(
-  client: DynamoDBClient,
-  tableName: string,
-  items: readonly Record<string, AttributeValue>[],
-): Promise<void> {
-  for (let offset = 0; offset < items.length; offset += batchWriteSize) {
-    let requests = items
-      .slice(offset, offset + batchWriteSize)
-      .map((item) => ({ PutRequest: { Item: item } }));
-    while (requests.length > 0) {
-      const result = await client.send(
-        new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }),
-      );
-      requests = (result.UnprocessedItems?.[tableName] ?? []).flatMap((request) =>
-        request.PutRequest?.Item ? [{ PutRequest: { Item: request.PutRequest.Item } }] : [],
-      );
-    }
-  }
 }
 
 /**
@@ -101,7 +77,7 @@ async function addMissingIndexes(
   await waitUntilTableNotExists({ client, maxWaitTime: 30, minDelay: 1 }, { TableName: tableName });
   await client.send(new CreateTableCommand(toCreateTableInput(definition, tableName)));
   await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 1 }, { TableName: tableName });
-  await writeAll(client, tableName, items);
+  for (const item of items) await client.send(new PutItemCommand({ TableName: tableName, Item: item }));
 }
 
 /**
