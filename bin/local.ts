@@ -39,6 +39,12 @@ function isLocalRuntime(pid: number): boolean {
   }
 }
 
+// The booking event sweep runs every 5 minutes, as deployed; BULWARK_SWEEP_INTERVAL_SEC=10 to watch it work.
+const sweepIntervalSec = process.env.BULWARK_SWEEP_INTERVAL_SEC;
+if (sweepIntervalSec !== undefined && !/^[1-9]\d{0,5}$/.test(sweepIntervalSec)) {
+  fail('BULWARK_SWEEP_INTERVAL_SEC must be a whole number of seconds from 1 to 999999');
+}
+
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
 const runningPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
@@ -58,7 +64,13 @@ writeFileSync(pidFile, String(process.pid));
 const port = Number(process.env.PORT ?? defaultPort);
 let runtime: LocalRuntime;
 try {
-  runtime = await startLocalRuntime({ port, dataDir });
+  runtime = await startLocalRuntime({
+    port,
+    dataDir,
+    ...(sweepIntervalSec === undefined
+      ? {}
+      : { bookingEventSweep: { intervalMs: Number(sweepIntervalSec) * 1000 } }),
+  });
 } catch (error) {
   rmSync(pidFile, { force: true });
   if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
@@ -91,6 +103,7 @@ console.log(
     `  Data folder      ${dataDir}`,
     `  Outbox           ${runtime.outboxDir}  (every email as an .eml file, SMTP sink ${runtime.smtp.host}:${runtime.smtp.port}; every SMS as a .sms.txt file)`,
     `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')}; in memory: messages still queued at exit are dropped)`,
+    `  Event sweep      every ${(runtime.bookingEventSweepIntervalMs ?? 0) / 1000} s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)`,
     '  Routes',
     ...routeLines,
     '',

@@ -142,7 +142,7 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
  * Alarms on what needs a person: a circuit to a dependency opening (it is down), API 5xx rate, a spike of
  * auth failures (credential stuffing or a broken client), the rate limiter losing its store (it
  * is then enforcing only per-instance fallback limits), webhook or email/SMS messages that could not
- * be enqueued (nothing retries them), most emails refused for their recipient (a relay refusing
+ * be enqueued (nothing retries them but the booking event sweep, for booking events), most emails refused for their recipient (a relay refusing
  * everyone: those emails are dropped, not dead-lettered), SMS pumping: more SMS in an hour than the
  * threshold, or an SMS budget spent, and, with `sesReputation`, the account's SES bounce and complaint
  * rates. All notify one topic.
@@ -164,7 +164,10 @@ export class BulwarkAlarms extends Construct {
   public readonly authFailureSpike: cloudwatch.Alarm;
   /** The rate limiter could not reach DynamoDB. */
   public readonly rateLimitStoreErrors: cloudwatch.Alarm;
-  /** A committed change's webhook messages could not be enqueued: their deliveries are lost. */
+  /**
+   * A committed change's webhook messages could not be enqueued: a user.registered's deliveries are lost,
+   * a booking's event waits for the booking event sweep.
+   */
   public readonly webhookEnqueueFailed: cloudwatch.Alarm;
   /** An email or SMS could not be enqueued: it is never sent unless the user asks again. */
   public readonly emailEnqueueFailed: cloudwatch.Alarm;
@@ -272,7 +275,7 @@ export class BulwarkAlarms extends Construct {
       'WebhookEnqueueFailed',
       sumOf(metricCatalog.WebhookEnqueueFailed, 'Webhook enqueue failures'),
       1,
-      "A committed change's webhook messages could not be enqueued (SQS down or refusing them): those deliveries will never happen.",
+      "A committed change's webhook messages could not be enqueued (SQS down or refusing them): a booking's event stays pending for the booking event sweep, which keeps trying every run; a user.registered's deliveries will never happen.",
     );
     this.emailEnqueueFailed = atLeast(
       'EmailEnqueueFailed',

@@ -8,6 +8,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ses from 'aws-cdk-lib/aws-ses';
 import type { Construct } from 'constructs';
 import { isSupportedCountry } from 'libphonenumber-js/min';
+import { pendingEventsIndex } from '../functions/bookings/bookings-model.js';
 import {
   type ApiRoute,
   apiRoutes,
@@ -20,6 +21,7 @@ import {
   routeKeyOf,
   routes,
 } from '../functions/routes.js';
+import { type ScheduledFunctionName, scheduledFunctions } from '../functions/schedules.js';
 import {
   defaultSmsPerHour,
   defaultSmsPerRegionPerHour,
@@ -48,6 +50,7 @@ import { BulwarkTable } from './bulwark-table.js';
 import { BulwarkDashboard, type DashboardMetricServices } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
+import { BulwarkScheduledFunction } from './scheduled-function.js';
 import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
 import { BulwarkUserPool, defaultCallbackUrls, isLocalCallbackUrl } from './user-pool.js';
 import { BulwarkWorkerQueue } from './worker-queue.js';
@@ -695,6 +698,11 @@ export class BulwarkStack extends Stack {
   public readonly smtpCredentials: secretsmanager.Secret;
   /** Rotates the signing and verification-link secrets; its failure alarm notifies the alarm topic. */
   public readonly secretRotation: BulwarkSecretRotation;
+  /**
+   * Publishes the booking events their requests left pending, every 5 minutes (functions/schedules.ts);
+   * its failure alarm notifies the alarm topic.
+   */
+  public readonly bookingEventSweeper: BulwarkScheduledFunction;
   /** Where every function's metrics go and the only namespace its alarms and dashboard read. */
   public readonly metricNamespace: string;
   /**
@@ -904,11 +912,13 @@ export class BulwarkStack extends Stack {
     this.addEncryptionKeys();
     this.emailConfigurationSet = this.addEmail(email, sms.environment);
     this.addWebhooks();
+    this.bookingEventSweeper = this.addBookingEventSweeper(props.stage, { removalPolicy, logRetention });
 
     const allFunctions: Record<string, BulwarkFunction> = {
       ...this.functions,
       ...Object.fromEntries(workerNames.map((name) => [name, this.workers[name].worker])),
       'secret-rotation': this.secretRotation.rotationFunction,
+      'booking-event-sweeper': this.bookingEventSweeper.function,
     };
     this.dashboard = new BulwarkDashboard(this, 'Dashboard', {
       httpApi: this.httpApi.api,
@@ -927,7 +937,9 @@ export class BulwarkStack extends Stack {
         ...this.alarms.alarms,
         ...workerNames.map((name) => this.workers[name].deadLetterAlarm),
         this.secretRotation.failureAlarm,
+        this.bookingEventSweeper.failureAlarm,
       ],
+      bookingEventSweep: { failureAlarm: this.bookingEventSweeper.failureAlarm },
       emailReputationAlarms: [
         ...(this.alarms.sesBounceRate
           ? [{ title: 'SES bounce rate (whole account, 0.05 = 5 %)', alarm: this.alarms.sesBounceRate }]
@@ -1136,6 +1148,39 @@ export class BulwarkStack extends Stack {
     webhookQueue.grantSendMessages(worker);
     emailQueue.grantSendMessages(worker);
     worker.addEnvironment('EMAIL_QUEUE_URL', emailQueue.queue.queueUrl);
+  }
+
+  /**
+   * The booking event sweeper, on its schedule, allowed exactly the calls it makes: Query on the
+   * pending-events index, GetItem and UpdateItem (its mark) of each booking, Query of the toolkit table's
+   * subscriptions, and SendMessage to the webhook queue, as the bookings function publishes.
+   */
+  private addBookingEventSweeper(
+    stage: Stage,
+    { removalPolicy, logRetention }: { removalPolicy: RemovalPolicy; logRetention: logs.RetentionDays },
+  ): BulwarkScheduledFunction {
+    const name: ScheduledFunctionName = 'booking-event-sweeper';
+    const webhookQueue = this.workers['webhook-worker'];
+    const sweeper = new BulwarkScheduledFunction(this, 'BookingEventSweeper', {
+      name,
+      definition: scheduledFunctions[name],
+      environment: {
+        APP_TABLE_NAME: this.tables.app.table.tableName,
+        TOOLKIT_TABLE_NAME: this.tables.toolkit.table.tableName,
+        BULWARK_STAGE: stage,
+        WEBHOOK_QUEUE_URL: webhookQueue.queue.queueUrl,
+      },
+      metricNamespace: this.metricNamespace,
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+      alarmTopic: this.alarms.topic,
+    });
+    const fn = sweeper.function.lambdaFunction;
+    this.tables.app.grantIndexQuery(fn, pendingEventsIndex);
+    this.tables.app.grantTableActions(fn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    this.tables.toolkit.grantTableActions(fn, ['dynamodb:Query']);
+    webhookQueue.grantSendMessages(fn);
+    return sweeper;
   }
 
   /**

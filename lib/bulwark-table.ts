@@ -4,7 +4,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import type { KeyAttribute, TableDefinition } from '../middleware/store/tables.js';
+import type { IndexDefinition, KeyAttribute, TableDefinition } from '../middleware/store/tables.js';
 
 export interface BulwarkTableProps {
   /**
@@ -61,6 +61,11 @@ export const tableKeyActions = [
 /** The key actions a reader needs: DynamoDB decrypts the table's data key with the caller's credentials. */
 export const tableKeyReadActions = ['kms:Decrypt', 'kms:DescribeKey'];
 
+const projectionTypes = {
+  ALL: dynamodb.ProjectionType.ALL,
+  KEYS_ONLY: dynamodb.ProjectionType.KEYS_ONLY,
+} as const satisfies Record<NonNullable<IndexDefinition['projection']>, dynamodb.ProjectionType>;
+
 function toAttribute(key: KeyAttribute): dynamodb.Attribute {
   return { name: key.name, type: attributeTypes[key.type] };
 }
@@ -99,7 +104,7 @@ export class BulwarkTable extends Construct {
         indexName: index.indexName,
         partitionKey: toAttribute(index.partitionKey),
         sortKey: toAttribute(index.sortKey),
-        projectionType: dynamodb.ProjectionType.ALL,
+        projectionType: projectionTypes[index.projection ?? 'ALL'],
       })),
       removalPolicy,
       deletionProtection: props.deletionProtection ?? removalPolicy === RemovalPolicy.RETAIN,
@@ -136,6 +141,37 @@ export class BulwarkTable extends Construct {
   public grantGetItem(grantee: iam.IGrantable): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [this.table.tableArn] }),
+    );
+    this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
+  }
+
+  /**
+   * Grants `actions` (item calls by key, such as `dynamodb:GetItem` and `dynamodb:UpdateItem`, or
+   * `dynamodb:Query` of the table's own keys) on the table alone, no index, and, with a customer-managed
+   * key, the key actions DynamoDB performs with the caller's credentials: the writers' set when an action
+   * writes, the readers' otherwise.
+   */
+  public grantTableActions(grantee: iam.IGrantable, actions: readonly string[]): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }),
+    );
+    const writes = actions.some((action) => /^dynamodb:(?:Put|Update|Delete|BatchWrite)Item$/.test(action));
+    this.grantKeyThroughDynamoDb(grantee, writes ? tableKeyActions : tableKeyReadActions);
+  }
+
+  /**
+   * Grants `dynamodb:Query` on one index of the table, named (no wildcard), and the key's read actions
+   * through DynamoDB.
+   */
+  public grantIndexQuery(grantee: iam.IGrantable, indexName: string): void {
+    if (!this.definition.globalSecondaryIndexes.some((index) => index.indexName === indexName)) {
+      throw new Error(`Invalid grant: ${this.node.id} has no index ${indexName}`);
+    }
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [`${this.table.tableArn}/index/${indexName}`],
+      }),
     );
     this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
   }

@@ -41,6 +41,12 @@ export interface BulwarkDashboardProps {
    */
   readonly alarms?: readonly cloudwatch.IAlarm[];
   /**
+   * The booking event sweep: what it published and left pending, graphed beside its failure alarm in a row
+   * of their own.
+   * @default - no sweep row
+   */
+  readonly bookingEventSweep?: { readonly failureAlarm: cloudwatch.IAlarm };
+  /**
    * Alarms on the SES account's reputation (BulwarkAlarms' `sesBounceRate` and `sesComplaintRate`), each
    * graphed under its title with its threshold, in a row below the workers' emails.
    * @default - no reputation row
@@ -169,6 +175,22 @@ export class BulwarkDashboard extends Construct {
           ({ title, alarm }) =>
             new cloudwatch.AlarmWidget({ title, alarm, width: 24 / reputationAlarms.length, height }),
         ),
+      );
+    }
+    if (props.bookingEventSweep !== undefined) {
+      const { BookingEventsSwept, BookingEventsStillPending } = metricCatalog;
+      this.dashboard.addWidgets(
+        graph(
+          'Booking events swept / still pending',
+          this.searchCatalogs(BookingEventsSwept, BookingEventsStillPending),
+          12,
+        ),
+        new cloudwatch.AlarmWidget({
+          title: 'Booking event sweep failures',
+          alarm: props.bookingEventSweep.failureAlarm,
+          width: 12,
+          height,
+        }),
       );
     }
     this.addLambdaRow(props.functions);
@@ -321,7 +343,8 @@ export class BulwarkDashboard extends Construct {
         this.searchCatalogs(WebhookDelivered, WebhookFailed, WebhookEndpointDisabled),
         6,
       ),
-      // Producers (users, bookings, the webhook worker) that could not enqueue: nothing retries these.
+      // Producers (users, bookings, the booking event sweeper, the webhook worker) that could not enqueue:
+      // nothing retries these but the sweep, which tries a booking's event again every run.
       graph(
         'Enqueue failures (email / SMS, webhooks)',
         this.searchCatalogs(EmailEnqueueFailed, WebhookEnqueueFailed),

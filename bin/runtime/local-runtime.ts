@@ -20,6 +20,7 @@ import {
   httpFunctions,
   routeKeyOf,
 } from '../../functions/routes.js';
+import { scheduledFunctionNames, scheduledFunctions } from '../../functions/schedules.js';
 import type { SmsEnvironment } from '../../functions/shared/environment.js';
 import { createRouteMatcher, type RouteMatch } from '../../functions/shared/route-matcher.js';
 import { workerNames, workers } from '../../functions/workers.js';
@@ -43,6 +44,7 @@ import { localEncryptionKey } from './local-key.js';
 import { foreignHostReason } from './local-request-guard.js';
 import { startLocalSqs } from './local-sqs.js';
 import { QueuePoller } from './queue-poller.js';
+import { IntervalSchedule } from './schedule.js';
 import { type SmtpSink, startSmtpSink } from './smtp-sink.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -86,6 +88,19 @@ export interface LocalRuntimeOptions {
    * @default the variables as the process has them (`SMS_REGIONS=GB,GG npm start`), else the functions' defaults
    */
   readonly sms?: Partial<SmsEnvironment>;
+  /**
+   * The booking event sweep: how often it runs (its schedule in AWS) and how long an event is pending
+   * before it publishes it (BOOKING_EVENT_GRACE_SEC); `false` runs no sweep.
+   * @default every 5 minutes (the stack's schedule), with the grace as the process has it, else the function's 60 s
+   */
+  readonly bookingEventSweep?: BookingEventSweepOptions | false;
+}
+
+export interface BookingEventSweepOptions {
+  /** Milliseconds from the end of one run to the start of the next. @default the stack's schedule, 5 minutes */
+  readonly intervalMs?: number;
+  /** Seconds an event is pending before the sweep publishes it. @default BOOKING_EVENT_GRACE_SEC, else 60 */
+  readonly graceSec?: number;
 }
 
 export interface LocalRuntime {
@@ -106,7 +121,9 @@ export interface LocalRuntime {
    * dataDir, else a temporary folder removed by `stop()`.
    */
   readonly smsOutboxDir: string;
-  /** Stops everything once the workers' batches in flight are done. */
+  /** Milliseconds between two runs of the booking event sweep; undefined when it does not run. */
+  readonly bookingEventSweepIntervalMs: number | undefined;
+  /** Stops everything once the sweep in progress and the workers' batches in flight are done. */
   stop(): Promise<LocalRuntimeStopReport>;
 }
 
@@ -253,6 +270,25 @@ async function stopAll(started: Stop[]): Promise<void> {
 /** Starts every part, pushing each one's stop to `started` as soon as it runs. */
 async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promise<LocalRuntime> {
   const tableNames = options.tableNames ?? { app: 'bulwark-app', toolkit: 'bulwark-toolkit' };
+  const sweepOptions = options.bookingEventSweep === false ? undefined : (options.bookingEventSweep ?? {});
+  const sweeper = 'booking-event-sweeper';
+  // Checked before anything starts: a bad interval fails the start, not the first run.
+  const sweepSchedule =
+    sweepOptions &&
+    new IntervalSchedule({
+      name: sweeper,
+      intervalMs: sweepOptions.intervalMs ?? scheduledFunctions[sweeper].everyMinutes * 60_000,
+      invoke: (event) => host.invoke(sweeper, event),
+      onError: (error) =>
+        console.error(
+          JSON.stringify({
+            level: 'ERROR',
+            message: 'Scheduled run failed',
+            function: sweeper,
+            error: String(error),
+          }),
+        ),
+    });
   const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
@@ -309,10 +345,14 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     ...(options.sms?.perRegionPerHour
       ? { SMS_PER_REGION_PER_HOUR: String(options.sms.perRegionPerHour) }
       : {}),
+    ...(sweepOptions?.graceSec === undefined
+      ? {}
+      : { BOOKING_EVENT_GRACE_SEC: String(sweepOptions.graceSec) }),
   });
   const host = new FunctionHost(repositoryRoot, [
     ...httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
     ...workerNames.map((name) => ({ name, ...workers[name] })),
+    ...scheduledFunctionNames.map((name) => ({ name, ...scheduledFunctions[name] })),
   ]);
   const match = createRouteMatcher();
   const listenHost = options.host ?? '127.0.0.1';
@@ -421,6 +461,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     });
   });
   for (const poller of pollers) poller.start();
+  sweepSchedule?.start();
 
   let stopped: Promise<LocalRuntimeStopReport> | undefined;
   return {
@@ -433,9 +474,12 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     smtp,
     outboxDir,
     smsOutboxDir,
+    bookingEventSweepIntervalMs: sweepSchedule ? sweepSchedule.intervalMs : undefined,
     stop: () => {
       stopped ??= (async () => {
-        // Pollers first: batches in flight finish while SQS, the sink and DynamoDB still answer.
+        // The sweep and the pollers first: a run or batches in flight finish while SQS, the sink and
+        // DynamoDB still answer.
+        await sweepSchedule?.stop();
         await Promise.all(pollers.map((poller) => poller.stop()));
         sqsClient.destroy();
         const messagesDropped = await sqs.countMessages();

@@ -1,6 +1,7 @@
 // Bookings on the app table: a booking owns one slot item per 15 minutes, claimed in one transaction.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -12,7 +13,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../middleware/
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
 import { keyDerivedBytes } from '../shared/key-derived-ids.js';
-import { bookingKey, slotKey, userKey } from '../shared/keys.js';
+import { bookingIdOfKey, bookingKey, slotKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 
@@ -42,6 +43,38 @@ export type BookingEventType = 'booking.created' | 'booking.cancelled';
 /** In the order they happen, which is the order {@link StoredBooking.pendingEvents} lists them in. */
 const bookingEventTypes: readonly BookingEventType[] = ['booking.created', 'booking.cancelled'];
 
+/** The one event a booking's status still calls for: a cancelled booking's booking.cancelled tells its creation too. */
+export const eventOfStatus: Readonly<Record<BookingStatus, BookingEventType>> = {
+  confirmed: 'booking.created',
+  cancelled: 'booking.cancelled',
+};
+
+/**
+ * How many partition keys the pending-events index (`gsi3`) spreads its entries over: every create and
+ * cancel writes an entry and its publishing removes it, and under one key all of those writes would go
+ * to one index partition.
+ */
+export const pendingShardCount = 4;
+
+/** The app table's index of bookings with an event pending (see middleware/store/tables.ts). */
+export const pendingEventsIndex = 'gsi3';
+
+/** The pending-events index's partition key for shard `shard` (0 to {@link pendingShardCount} - 1). */
+export const pendingPartition = (shard: number) => `PENDING#${shard}`;
+
+/** A booking's shard on the pending-events index: from a hash of its id, so ids of any form spread evenly. */
+export function pendingShardOf(bookingId: string): number {
+  return createHash('sha256').update(bookingId).digest().readUInt8(0) % pendingShardCount;
+}
+
+/**
+ * The pending-events index's keys of a booking one of whose events became pending at `since` (an ISO
+ * instant: the sort key orders the index by it, the id keeps entries of one instant apart).
+ */
+function pendingIndexKeys(bookingId: string, since: string) {
+  return { gsi3pk: pendingPartition(pendingShardOf(bookingId)), gsi3sk: `${since}#${bookingId}` };
+}
+
 /** A booking as stored: what the API answers, and what is kept beside it. */
 export interface StoredBooking {
   readonly booking: Booking;
@@ -52,6 +85,21 @@ export interface StoredBooking {
    * first one did not, and only that. Empty on items stored before the set existed.
    */
   readonly pendingEvents: readonly BookingEventType[];
+}
+
+/** A booking as the sweep reads it: also whether it is still on the pending-events index. */
+export interface SweptBooking extends StoredBooking {
+  readonly onPendingIndex: boolean;
+}
+
+/** One page of the pending-events index: booking ids, oldest pending first. */
+export interface PendingPage {
+  /** The bookings the page lists; entries whose item is not a booking are in `foreign` instead. */
+  readonly bookingIds: readonly string[];
+  /** The table keys of entries that name no booking (an item given the index's keys by hand). */
+  readonly foreign: readonly Readonly<Record<string, unknown>>[];
+  /** Where the next page starts; undefined after the last. */
+  readonly nextKey: Record<string, unknown> | undefined;
 }
 
 /** What {@link BookingsModel.cancel} did: `cancelledNow` is false when the booking was cancelled already. */
@@ -184,7 +232,8 @@ export class BookingsModel {
    * the user's item exists and has not lapsed unverified (400 on `body.userId` otherwise): the handler
    * asks the users service first, but a user deleted or lapsed after that answer gets no booking. A
    * booking already stored under `input.id` fails it with {@link BookingIdTakenError}, whatever else failed.
-   * The booking is stored with booking.created pending (see {@link StoredBooking.pendingEvents}).
+   * The booking is stored with booking.created pending (see {@link StoredBooking.pendingEvents}), and on
+   * the pending-events index from its creation time.
    */
   async create(input: NewBooking, now = new Date()): Promise<Booking> {
     const booking: Booking = {
@@ -222,6 +271,7 @@ export class BookingsModel {
                   gsi2pk: `USER#${booking.userId}`,
                   gsi2sk: `${booking.start}#${booking.id}`,
                   pendingEvents: eventSet('booking.created'),
+                  ...pendingIndexKeys(booking.id, booking.createdAt),
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
@@ -263,28 +313,98 @@ export class BookingsModel {
 
   /** The booking, or undefined when there is none. */
   async find(id: string): Promise<StoredBooking | undefined> {
+    const found = await this.findForSweep(id);
+    return found && { booking: found.booking, pendingEvents: found.pendingEvents };
+  }
+
+  /** The booking with whether it is on the pending-events index, or undefined when there is none. */
+  async findForSweep(id: string, signal?: AbortSignal): Promise<SweptBooking | undefined> {
     const { Item } = await this.documentClient.send(
       new GetCommand({ TableName: this.tableName, Key: bookingKey(id), ConsistentRead: true }),
+      { abortSignal: signal },
     );
-    return Item ? { booking: toBooking(Item), pendingEvents: pendingEventsOf(Item) } : undefined;
+    return Item
+      ? {
+          booking: toBooking(Item),
+          pendingEvents: pendingEventsOf(Item),
+          onPendingIndex: typeof Item.gsi3pk === 'string',
+        }
+      : undefined;
   }
 
   /**
-   * Removes `type` from the booking's pending events once it is published, so no retry publishes it
-   * again. Unconditional but for the booking existing: removing an event already removed changes nothing.
-   * Stops when `signal` aborts (the after-commit deadline).
+   * One page (at most `limit` entries) of shard `shard` of the pending-events index: the bookings one of
+   * whose events became pending before `before`, oldest first. The index is eventually consistent: read
+   * each booking before acting on it.
    */
-  async markPublished(id: string, type: BookingEventType, signal?: AbortSignal): Promise<void> {
-    await this.documentClient.send(
-      new UpdateCommand({
+  async pendingBefore(
+    shard: number,
+    before: Date,
+    limit: number,
+    startKey?: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<PendingPage> {
+    const result = await this.documentClient.send(
+      new QueryCommand({
         TableName: this.tableName,
-        Key: bookingKey(id),
-        UpdateExpression: 'DELETE pendingEvents :type',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':type': eventSet(type) },
+        IndexName: pendingEventsIndex,
+        // `<instant>#<id>` sorts before `<instant>`'s own entries' ids, so `<` keeps those out too.
+        KeyConditionExpression: 'gsi3pk = :partition AND gsi3sk < :before',
+        ExpressionAttributeValues: { ':partition': pendingPartition(shard), ':before': before.toISOString() },
+        Limit: limit,
+        ExclusiveStartKey: startKey,
       }),
       { abortSignal: signal },
     );
+    const bookingIds: string[] = [];
+    const foreign: Record<string, unknown>[] = [];
+    for (const item of result.Items ?? []) {
+      const bookingId = bookingIdOfKey(item);
+      if (bookingId === undefined) foreign.push({ pk: item.pk, sk: item.sk });
+      else bookingIds.push(bookingId);
+    }
+    return { bookingIds, foreign, nextKey: result.LastEvaluatedKey };
+  }
+
+  /**
+   * Records `type` published, so no retry and no sweep publishes it again: removes it from the booking's
+   * pending events with the events it makes moot (booking.cancelled tells the creation too, so a
+   * booking.created still pending goes with it), and takes the booking off the pending-events index
+   * unless a later event is pending. Removing an event already removed changes nothing, so this also
+   * takes a booking whose status's event is not pending off the index. Stops when `signal` aborts (the
+   * after-commit deadline). Throws ConditionalCheckFailedException when the booking does not exist.
+   */
+  async markPublished(id: string, type: BookingEventType, signal?: AbortSignal): Promise<void> {
+    const position = bookingEventTypes.indexOf(type);
+    const settled = new Set(bookingEventTypes.slice(0, position + 1));
+    const later = bookingEventTypes.slice(position + 1);
+    const update = (expression: string, condition: string, values: Record<string, unknown>) =>
+      this.documentClient.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: bookingKey(id),
+          UpdateExpression: expression,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: { ':settled': settled, ...values },
+        }),
+        { abortSignal: signal },
+      );
+    try {
+      // A later event made pending after the publisher read the booking (a cancel landing between a
+      // sweep's read and this write) keeps the booking on the index: its publishing may yet fail, and
+      // then only the sweep would find it.
+      await update(
+        'DELETE pendingEvents :settled REMOVE gsi3pk, gsi3sk',
+        [
+          'attribute_exists(pk)',
+          ...later.map((_, index) => `NOT contains(pendingEvents, :later${index})`),
+        ].join(' AND '),
+        Object.fromEntries(later.map((event, index) => [`:later${index}`, event])),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException) || later.length === 0) throw error;
+      await update('DELETE pendingEvents :settled', 'attribute_exists(pk)', {});
+    }
   }
 
   async list(query: ListBookingsQuery): Promise<Page<Booking>> {
@@ -325,8 +445,8 @@ export class BookingsModel {
   }
 
   /**
-   * Marks a booking read by {@link get} cancelled, adds booking.cancelled to its pending events and frees
-   * its slots in one transaction; the transaction's conditions make it exact even if the booking changed
+   * Marks a booking read by {@link get} cancelled, adds booking.cancelled to its pending events (and puts
+   * the booking on the pending-events index from the cancel's time) and frees its slots in one transaction; the transaction's conditions make it exact even if the booking changed
    * since it was read. Cancelling a cancelled booking writes nothing and answers it as it is
    * (`cancelledNow: false`, with its pending events as read), so a client retrying a cancel that worked is
    * told it worked.
@@ -336,6 +456,9 @@ export class BookingsModel {
     const { id } = booking;
     if (booking.status === 'cancelled') return { ...stored, cancelledNow: false };
     const cancelledAt = now.toISOString();
+    // Pending from the cancel on, even with booking.created still pending: a sweep then leaves the
+    // cancel's own request its time to publish.
+    const pendingIndex = pendingIndexKeys(id, cancelledAt);
     try {
       await this.documentClient.send(
         new TransactWriteCommand({
@@ -345,7 +468,9 @@ export class BookingsModel {
               Update: {
                 TableName: this.tableName,
                 Key: bookingKey(id),
-                UpdateExpression: 'SET #status = :cancelled, cancelledAt = :now ADD pendingEvents :event',
+                UpdateExpression:
+                  'SET #status = :cancelled, cancelledAt = :now, gsi3pk = :pendingPartition, gsi3sk = :pendingSince ' +
+                  'ADD pendingEvents :event',
                 ConditionExpression: '#status = :confirmed',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: {
@@ -353,6 +478,8 @@ export class BookingsModel {
                   ':confirmed': 'confirmed',
                   ':now': cancelledAt,
                   ':event': eventSet('booking.cancelled'),
+                  ':pendingPartition': pendingIndex.gsi3pk,
+                  ':pendingSince': pendingIndex.gsi3sk,
                 },
               },
             },

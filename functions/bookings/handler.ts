@@ -19,17 +19,15 @@ import { callerOf } from '../shared/caller.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
-import { afterCommitDeadline, afterCommitFailure } from '../shared/post-commit.js';
+import { afterCommitDeadline } from '../shared/post-commit.js';
 import { serviceSigner } from '../shared/route-auth.js';
 import { idPathSchema, idSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
-import { defaultTenantId } from '../shared/tenant.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import * as z from '../shared/zod.js';
+import { BookingEvents } from './booking-events.js';
 import {
   type Booking,
-  type BookingEventType,
   BookingIdTakenError,
-  type BookingStatus,
   BookingsModel,
   bookingIdFor,
   isSlotAligned,
@@ -53,54 +51,18 @@ const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint }
 const bookings = new BookingsModel(createDocumentClient(dynamoDb), environment.appTableName);
 const webhooks = createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability);
 
-/** The one event a booking's status still calls for: a cancelled booking's booking.cancelled tells its creation too. */
-const eventOfStatus: Record<BookingStatus, BookingEventType> = {
-  confirmed: 'booking.created',
-  cancelled: 'booking.cancelled',
-};
+const events = new BookingEvents({ bookings, webhooks, logger });
 
 /**
- * After the commit: publishes the booking's event its status calls for if it is pending (see
- * {@link StoredBooking.pendingEvents}), to the booking's user and the tenant's admin and integration
- * endpoints, then marks it published, all by the invocation's deadline (`context`): the booking is stored,
- * so the caller gets its answer either way. An event that did not go out in full stays pending, for a
- * retry of the request to publish; so does one whose mark could not be cleared (logged), which a retry
- * then publishes again with the same webhook ids (the event's id is its type and the booking's).
+ * After the commit: publishes the booking's pending event (see {@link BookingEvents.publishPending}) by
+ * the invocation's deadline: the booking is stored, so the caller gets its answer either way. An event
+ * that did not go out stays pending, for a retry of the request or the sweep to publish.
  */
 async function publishPending(
-  { booking, pendingEvents }: StoredBooking,
+  stored: StoredBooking,
   context: Pick<Context, 'getRemainingTimeInMillis'> & { correlationId: string },
 ): Promise<void> {
-  const type = eventOfStatus[booking.status];
-  if (!pendingEvents.includes(type)) return;
-  const deadline = afterCommitDeadline(context);
-  const { published } = await webhooks.publish(
-    {
-      id: `${type}/${booking.id}`,
-      type,
-      tenantId: defaultTenantId,
-      subjectUserId: booking.userId,
-      data: { ...booking },
-      occurredAt: new Date(
-        type === 'booking.cancelled' ? (booking.cancelledAt ?? booking.createdAt) : booking.createdAt,
-      ),
-    },
-    context.correlationId,
-    deadline,
-  );
-  if (!published) return;
-  try {
-    await bookings.markPublished(booking.id, type, deadline);
-  } catch (error) {
-    logger.warn(
-      'Booking event published but still marked pending: a retry of the request publishes it again',
-      {
-        bookingId: booking.id,
-        eventType: type,
-        error: afterCommitFailure(error, deadline),
-      },
-    );
-  }
+  await events.publishPending(stored, context.correlationId, afterCommitDeadline(context));
 }
 
 const signAsBookings = serviceSigner('bookings', onEvent);

@@ -38,6 +38,12 @@ const wholeNumber = (min: number, max: number) =>
     z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
   );
 
+/**
+ * BOOKING_EVENT_GRACE_SEC when unset: well past the bookings function's timeout (10 s), so the sweep never
+ * publishes an event its own request is still publishing.
+ */
+export const defaultBookingEventGraceSec = 60;
+
 /** UNVERIFIED_USER_TTL_HOURS when unset. */
 export const defaultUnverifiedUserTtlHours = 48;
 /** A whole number read from a variable, within bounds, `fallback` when unset. */
@@ -64,6 +70,12 @@ const environmentSchema = z.object({
   USERS_API_URL: z.optional(z.url()),
   /** How many days ahead a booking may start (bookings refuses a later start with 400 on `body.start`). */
   BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365),
+  /**
+   * Seconds a booking event stays pending before the booking event sweep publishes it. Shorter than a
+   * request's deadline, the sweep may publish an event its request is still publishing: a duplicate with
+   * the same webhook ids, which costs a message but loses nothing.
+   */
+  BOOKING_EVENT_GRACE_SEC: integerVariable(0, 86_400, defaultBookingEventGraceSec),
   /**
    * Hours a registration has to get its email verified before it lapses and frees its address (users
    * only). 48: twice the verification link's day, so a user whose first link ran out unused can still
@@ -238,6 +250,8 @@ export interface FunctionEnvironment extends TableEnvironment {
   usersApiUrl: string | undefined;
   /** How many days ahead a booking may start; only the bookings function reads it. */
   bookingHorizonDays: number;
+  /** Seconds a booking event is pending before the sweep publishes it; only the booking event sweeper reads it. */
+  bookingEventGraceSec: number;
   /** Hours an unverified registration lives (UNVERIFIED_USER_TTL_HOURS); only the users function reads it. */
   unverifiedUserTtlHours: number;
   /** Where SMS codes may go and how many; only the users function reads it. */
@@ -389,6 +403,7 @@ export function readEnvironment(
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
+    bookingEventGraceSec: data.BOOKING_EVENT_GRACE_SEC,
     unverifiedUserTtlHours: data.UNVERIFIED_USER_TTL_HOURS,
     sms: {
       regions: data.SMS_REGIONS.split(','),

@@ -20,7 +20,19 @@ export const emailClaimKey = (emailIndex: string) => ({ pk: `EMAIL#${emailIndex}
 /** A user's pending phone verification code (hashed, expiring): next to the user, gone with its TTL. */
 export const phoneCodeKey = (userId: string) => ({ pk: `${userPkPrefix}${userId}`, sk: 'PHONE_CODE' });
 
-export const bookingKey = (id: string) => ({ pk: `BOOKING#${id}`, sk: 'BOOKING' });
+const bookingPkPrefix = 'BOOKING#';
+export const bookingKey = (id: string) => ({ pk: `${bookingPkPrefix}${id}`, sk: 'BOOKING' });
+
+/** The booking id a booking item's key names; undefined for the key of any other item. */
+export function bookingIdOfKey(key: Record<string, unknown>): string | undefined {
+  const { pk, sk } = key;
+  return typeof pk === 'string' &&
+    pk.startsWith(bookingPkPrefix) &&
+    pk.length > bookingPkPrefix.length &&
+    sk === 'BOOKING'
+    ? pk.slice(bookingPkPrefix.length)
+    : undefined;
+}
 
 /** One item per room and slot start: owning it is what makes a booking exclusive. */
 export const slotKey = (roomId: string, slotStart: Date) => ({

@@ -234,6 +234,22 @@ export const metricCatalog = {
     meaning: 'An event was committed but its webhook messages could not be enqueued (logged and audited).',
     statistic: 'Sum',
   },
+  BookingEventsSwept: {
+    name: 'BookingEventsSwept',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning:
+      'Booking events the booking event sweep published and marked published, left pending by a request whose publishing failed (emitted once per run, 0 included).',
+    statistic: 'Sum',
+  },
+  BookingEventsStillPending: {
+    name: 'BookingEventsStillPending',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning:
+      'Booking events the booking event sweep tried and could not publish, or published but could not mark: they stay pending for its next run (emitted once per run, 0 included).',
+    statistic: 'Sum',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof metricCatalog;

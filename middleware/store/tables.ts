@@ -10,6 +10,12 @@ export interface IndexDefinition {
   readonly indexName: string;
   readonly partitionKey: KeyAttribute;
   readonly sortKey: KeyAttribute;
+  /**
+   * What the index copies of each item: every attribute, or only the table's and the index's keys (an
+   * index read only to find items, which are then read by key, stores and writes less).
+   * @default 'ALL'
+   */
+  readonly projection?: 'ALL' | 'KEYS_ONLY';
 }
 
 export interface TableDefinition {
@@ -42,7 +48,8 @@ export const toolkitTable: TableDefinition = {
 
 /**
  * The sample system's data (users, bookings).
- * `gsi1` lists one entity type in order; `gsi2` lists a user's bookings.
+ * `gsi1` lists one entity type in order; `gsi2` lists a user's bookings; `gsi3` (sparse, keys only) lists
+ * the bookings with a webhook event not yet published, oldest first, for the sweep that publishes them.
  */
 export const appTable: TableDefinition = {
   id: 'app',
@@ -52,6 +59,12 @@ export const appTable: TableDefinition = {
   globalSecondaryIndexes: [
     { indexName: 'gsi1', partitionKey: stringKey('gsi1pk'), sortKey: stringKey('gsi1sk') },
     { indexName: 'gsi2', partitionKey: stringKey('gsi2pk'), sortKey: stringKey('gsi2sk') },
+    {
+      indexName: 'gsi3',
+      partitionKey: stringKey('gsi3pk'),
+      sortKey: stringKey('gsi3sk'),
+      projection: 'KEYS_ONLY',
+    },
   ],
 };
 

@@ -7,6 +7,7 @@ import middy from '@middy/core';
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
+  ScheduledEvent,
   SQSBatchResponse,
   SQSEvent,
 } from 'aws-lambda';
@@ -17,8 +18,9 @@ import type {
 const logger = new Logger();
 const metrics = new Metrics({ namespace: 'Baseline' });
 
-type BaselineEvent = APIGatewayProxyEventV2 | SQSEvent;
-type BaselineResult = APIGatewayProxyStructuredResultV2 | SQSBatchResponse;
+type BaselineEvent = APIGatewayProxyEventV2 | SQSEvent | ScheduledEvent;
+/** A scheduled function's run answers a report the runner does not read: an empty object here. */
+type BaselineResult = APIGatewayProxyStructuredResultV2 | SQSBatchResponse | Record<string, never>;
 
 /** The health route's probe: one GetItem per table (cold-start-baseline-dynamodb.ts). */
 export type HealthProbe = () => Promise<void>;
@@ -35,6 +37,7 @@ const problem = (status: number, title: string): APIGatewayProxyStructuredResult
 /** What each function does with the benchmark's event, minus everything Bulwark adds. */
 async function answer(event: BaselineEvent, probe: HealthProbe | undefined): Promise<BaselineResult> {
   if ('Records' in event) return { batchItemFailures: [] };
+  if ('detail-type' in event) return {};
   if (event.routeKey === 'GET /health') {
     await probe?.();
     return { statusCode: 200, body: JSON.stringify({ status: 'ok' }) };

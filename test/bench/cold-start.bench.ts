@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type BuildOptions, build, type Loader, type Metafile } from 'esbuild';
 import ts from 'typescript';
+import { scheduledEvent } from '../../bin/runtime/schedule.js';
 import {
   catchAllFunction,
   catchAllRouteKey,
@@ -27,6 +28,7 @@ import {
   type RouteDefinition,
   routes,
 } from '../../functions/routes.js';
+import { scheduledFunctions } from '../../functions/schedules.js';
 import { type WorkerName, workers } from '../../functions/workers.js';
 import { type BundledFile, bundlingOptions } from '../../lib/bulwark-function.js';
 import { httpFunctionBundledFiles, workerBundledFiles } from '../../lib/bulwark-stack.js';
@@ -320,7 +322,8 @@ interface Case {
 /**
  * One event per function that needs no network beyond the stub DynamoDB: health's real probe; for
  * other HTTP functions a protected route called without credentials (401, the cheapest rejection);
- * for the catch-all a known path with a method it lacks (405); for workers an empty batch.
+ * for the catch-all a known path with a method it lacks (405); for workers an empty batch; for scheduled
+ * functions their schedule's event (the sweeper then queries each shard of an index the stub finds empty).
  */
 function cases(): Case[] {
   const table: readonly RouteDefinition[] = routes;
@@ -353,7 +356,14 @@ function cases(): Case[] {
     describe: 'empty SQS batch',
     event: { Records: [] },
   }));
-  return [...http, ...queue];
+  const scheduled = Object.entries(scheduledFunctions).map(([name, definition]) => ({
+    name,
+    entry: definition.entry,
+    bundledFiles: [],
+    describe: 'its schedule event (nothing pending)',
+    event: scheduledEvent(name, new Date(Date.UTC(2025, 10, 22, 12))),
+  }));
+  return [...http, ...queue, ...scheduled];
 }
 
 /** A DynamoDB endpoint on 127.0.0.1 that answers every call with `{}` (GetItem: no item). */

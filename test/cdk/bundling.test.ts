@@ -9,9 +9,11 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctions } from '../../functions/routes.js';
+import { scheduledFunctions } from '../../functions/schedules.js';
 import { workers } from '../../functions/workers.js';
 import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js';
 import { httpFunctionBundledFiles, workerBundledFiles } from '../../lib/bulwark-stack.js';
+import { BulwarkScheduledFunction } from '../../lib/scheduled-function.js';
 import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
@@ -164,6 +166,34 @@ describe('the users bundle', () => {
     const usPattern = (JSON.parse(metadata) as { countries: { US: [string, string, string] } }).countries
       .US[2];
     expect(readFileSync(join(usersDir, 'index.mjs'), 'utf8').includes(JSON.stringify(usPattern))).toBe(false);
+  });
+});
+
+describe('the booking event sweeper bundle', () => {
+  let sweeperDir: string;
+
+  beforeAll(() => {
+    const outdir = tempDir('bulwark-sweeper-bundle-');
+    const app = projectApp({ outdir });
+    new BulwarkScheduledFunction(new Stack(app, 'Sweeper'), 'Sweeper', {
+      name: 'booking-event-sweeper',
+      definition: scheduledFunctions['booking-event-sweeper'],
+    });
+    app.synth();
+    const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
+    if (asset === undefined) throw new Error('No function asset was bundled');
+    sweeperDir = join(outdir, asset);
+  }, 120_000);
+
+  it('loads at cold start with the variables the stack gives it, its AWS SDK bundled', () => {
+    expect(
+      importBundle(sweeperDir, {
+        WEBHOOK_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/111122223333/webhook',
+      }),
+    ).toBe('function');
+    const code = readFileSync(join(sweeperDir, 'index.mjs'), 'utf8');
+    expect(code.startsWith(bundlingOptions.banner)).toBe(true);
+    expect(code.match(/\bfrom\s*["']@aws-sdk\/[^"']+/)?.[0]).toBeUndefined();
   });
 });
 

@@ -3,17 +3,19 @@ import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
-import { BulwarkTable } from '../../lib/bulwark-table.js';
+import { BulwarkTable, tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
+import { BulwarkScheduledFunction } from '../../lib/scheduled-function.js';
 import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
 import { BulwarkUserPool, type BulwarkUserPoolProps, isLocalCallbackUrl } from '../../lib/user-pool.js';
 import { metricCatalog } from '../../middleware/metrics/catalog.js';
-import { toolkitTable } from '../../middleware/store/tables.js';
+import { appTable, toolkitTable } from '../../middleware/store/tables.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
 describe('BulwarkEncryptionKey', () => {
@@ -106,6 +108,86 @@ describe('BulwarkTable dataActions', () => {
         Resource: [arn, { 'Fn::Join': ['', [arn, '/index/*']] }],
       },
     ]);
+  });
+});
+
+describe('BulwarkTable grants by call', () => {
+  function grantedBy(grant: (table: BulwarkTable, role: iam.Role) => void) {
+    const stack = new Stack();
+    const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
+    const table = new BulwarkTable(stack, 'Table', { definition: appTable, encryptionKey: key });
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    grant(table, role);
+    const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+    return {
+      statements: policy?.Properties?.PolicyDocument?.Statement as { Action: unknown; Resource: unknown }[],
+      tableArn: stack.resolve(table.table.tableArn),
+      keyArn: stack.resolve(key.keyArn),
+    };
+  }
+  const onKey = (statements: { Action: unknown; Resource: unknown }[], keyArn: unknown) =>
+    statements.filter((statement) => JSON.stringify(statement.Resource) === JSON.stringify(keyArn));
+
+  it('grants item calls on the table alone, with the key actions of a reader or, for a write, of a writer', () => {
+    const reader = grantedBy((table, role) => table.grantTableActions(role, ['dynamodb:GetItem']));
+    expect(reader.statements.find((statement) => statement.Action === 'dynamodb:GetItem')?.Resource).toEqual(
+      reader.tableArn,
+    );
+    expect(onKey(reader.statements, reader.keyArn).map((statement) => statement.Action)).toEqual([
+      tableKeyReadActions,
+    ]);
+    const writer = grantedBy((table, role) =>
+      table.grantTableActions(role, ['dynamodb:GetItem', 'dynamodb:UpdateItem']),
+    );
+    expect(onKey(writer.statements, writer.keyArn).map((statement) => statement.Action)).toEqual([
+      tableKeyActions,
+    ]);
+  });
+
+  it('grants Query on one named index, and refuses an index the definition does not list', () => {
+    const { statements, tableArn } = grantedBy((table, role) => table.grantIndexQuery(role, 'gsi3'));
+    expect(statements.find((statement) => statement.Action === 'dynamodb:Query')?.Resource).toEqual({
+      'Fn::Join': ['', [tableArn, '/index/gsi3']],
+    });
+    expect(() => grantedBy((table, role) => table.grantIndexQuery(role, 'gsi9'))).toThrow(
+      'Invalid grant: Table has no index gsi9',
+    );
+  });
+});
+
+describe('BulwarkScheduledFunction', () => {
+  const definition = { entry: 'functions/health/handler.ts', memoryMb: 128, timeoutSec: 5, everyMinutes: 15 };
+  const bare = () => new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scheduled');
+
+  it('runs its function at its rate, and alarms on its failed runs without actions when given no topic', () => {
+    const stack = bare();
+    const scheduled = new BulwarkScheduledFunction(stack, 'Job', { name: 'job', definition });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Targets: [Match.objectLike({ Arn: stack.resolve(scheduled.function.lambdaFunction.functionArn) })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 128, Timeout: 5 });
+    const [alarm] = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarm?.Properties).toMatchObject({ Threshold: 1, TreatMissingData: 'notBreaching' });
+    // One period per run: a failed run fires it once.
+    expect(alarm?.Properties?.Metrics?.[0]?.MetricStat).toMatchObject({
+      Metric: { MetricName: 'Errors', Namespace: 'AWS/Lambda' },
+      Period: 900,
+    });
+    expect(alarm?.Properties).not.toHaveProperty('AlarmActions');
+  });
+
+  it('refuses a rate that is not a whole number of minutes, 1 or more', () => {
+    for (const everyMinutes of [0, 1.5]) {
+      expect(
+        () =>
+          new BulwarkScheduledFunction(bare(), 'Job', {
+            name: 'job',
+            definition: { ...definition, everyMinutes },
+          }),
+      ).toThrow(`definition.everyMinutes must be a whole number of minutes, 1 or more (got ${everyMinutes})`);
+    }
   });
 });
 

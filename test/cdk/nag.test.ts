@@ -103,6 +103,7 @@ describe('cdk-nag', () => {
       'Annotation::AwsSolutions-IAM5[…]',
       'Annotation::AwsSolutions-L1',
       'Annotation::AwsSolutions-SMG4',
+      'Annotation::Serverless-EventBusDLQ',
       'Annotation::Serverless-LambdaDLQ',
       'Annotation::Serverless-LambdaEventSourceMappingDestination',
       'Annotation::Serverless-LambdaLatestVersion',

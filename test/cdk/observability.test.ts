@@ -12,6 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames, httpFunctions } from '../../functions/routes.js';
+import { scheduledFunctionNames, scheduledFunctions } from '../../functions/schedules.js';
 import { webhookEndpointCircuit, workerNames, workers } from '../../functions/workers.js';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkStack, securityMetricServices } from '../../lib/bulwark-stack.js';
@@ -33,8 +34,8 @@ interface Widget {
 /** The namespace of the `Bulwark-dev` stack's metrics: its own, apart from any other stack's. */
 const devNamespace = 'Bulwark/Bulwark-dev';
 
-/** Every function's service name: HTTP functions, workers and the rotation function. */
-const allServices = [...httpFunctionNames, ...workerNames, 'secret-rotation'];
+/** Every function's service name: HTTP functions, workers, scheduled functions and the rotation function. */
+const allServices = [...httpFunctionNames, ...workerNames, ...scheduledFunctionNames, 'secret-rotation'];
 
 let stack: BulwarkStack;
 let template: Template;
@@ -160,6 +161,10 @@ describe('BulwarkDashboard', () => {
         metricCatalog.WebhookEndpointDisabled.name,
       ],
     ],
+    [
+      'Booking events swept / still pending',
+      [metricCatalog.BookingEventsSwept.name, metricCatalog.BookingEventsStillPending.name],
+    ],
   ])('has a %s widget searching %j over every service', (title, names) => {
     expect([...new Set(bulwarkMetricNames(widgetTitled(title)))].sort()).toEqual([...names].sort());
   });
@@ -256,14 +261,16 @@ describe('BulwarkDashboard', () => {
     );
   });
 
-  it('shows the eleven alarms, one DLQ alarm per worker and the rotation failure alarm, and outputs its console URL', () => {
+  it('shows the eleven alarms, one DLQ alarm per worker, the rotation and the booking event sweep failure alarms, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      11 + workerNames.length + 1,
+      11 + workerNames.length + 2,
     );
     const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
-    expect(JSON.stringify(dashboard)).toContain(
-      JSON.stringify(stack.resolve(stack.secretRotation.failureAlarm.alarmArn)),
-    );
+    for (const alarm of [stack.secretRotation.failureAlarm, stack.bookingEventSweeper.failureAlarm]) {
+      expect(JSON.stringify(dashboard)).toContain(JSON.stringify(stack.resolve(alarm.alarmArn)));
+    }
+    // Graphed beside what the sweep published and left pending.
+    expect(widgetTitled('Booking event sweep failures').properties.annotations?.alarms).toEqual(['TOKEN']);
     expect(JSON.stringify(template.findOutputs('DashboardUrl'))).toContain('#dashboards:name=');
   });
 });
@@ -310,6 +317,7 @@ describe('the services each per-service security metric is graphed for', () => {
     const entries: Record<string, string> = {
       ...Object.fromEntries(httpFunctionNames.map((name) => [name, httpFunctions[name].entry])),
       ...Object.fromEntries(workerNames.map((name) => [name, workers[name].entry])),
+      ...Object.fromEntries(scheduledFunctionNames.map((name) => [name, scheduledFunctions[name].entry])),
       'secret-rotation': 'functions/secret-rotation/handler.ts',
     };
     for (const [name, entry] of Object.entries(entries)) {
@@ -380,30 +388,41 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates eleven alarms plus one DLQ alarm per worker and the rotation failure alarm, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 11 + workerNames.length + 1);
+  it('creates eleven alarms plus one DLQ alarm per worker, the rotation and the booking event sweep failure alarms, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 11 + workerNames.length + 2);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
-    for (const alarm of [...stack.alarms.alarms, ...deadLetterAlarms, stack.secretRotation.failureAlarm]) {
+    for (const alarm of [
+      ...stack.alarms.alarms,
+      ...deadLetterAlarms,
+      stack.secretRotation.failureAlarm,
+      stack.bookingEventSweeper.failureAlarm,
+    ]) {
       expect(alarmOf(alarm)).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
     }
   });
 
-  it("alarms on the rotation function's first failed step in 5 minutes: its Lambda Errors, since the handler throws on every failure", () => {
-    expect(alarmOf(stack.secretRotation.failureAlarm)).toMatchObject({
+  it.each([
+    [
+      "the rotation function's first failed step (its handler throws on every failure)",
+      () => ({ fn: stack.secretRotation.rotationFunction, alarm: stack.secretRotation.failureAlarm }),
+    ],
+    [
+      // It throws only when a shard of its index could not be read; Errors also counts timeouts.
+      "the booking event sweeper's first failed run",
+      () => ({ fn: stack.bookingEventSweeper.function, alarm: stack.bookingEventSweeper.failureAlarm }),
+    ],
+  ])('alarms on %s in 5 minutes: its Lambda Errors', (_what, of) => {
+    const { fn, alarm } = of();
+    expect(alarmOf(alarm)).toMatchObject({
       Metrics: [
         expect.objectContaining({
           MetricStat: {
             Metric: {
               Namespace: 'AWS/Lambda',
               MetricName: 'Errors',
-              Dimensions: [
-                {
-                  Name: 'FunctionName',
-                  Value: stack.resolve(stack.secretRotation.rotationFunction.lambdaFunction.functionName),
-                },
-              ],
+              Dimensions: [{ Name: 'FunctionName', Value: stack.resolve(fn.lambdaFunction.functionName) }],
             },
             Period: 300,
             Stat: 'Sum',

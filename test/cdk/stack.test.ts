@@ -12,6 +12,11 @@ import {
   routeKeyOf,
   routes,
 } from '../../functions/routes.js';
+import {
+  type ScheduledFunctionName,
+  scheduledFunctionNames,
+  scheduledFunctions,
+} from '../../functions/schedules.js';
 import { type WorkerName, workerNames, workers } from '../../functions/workers.js';
 import type { BulwarkFunction } from '../../lib/bulwark-function.js';
 import {
@@ -95,11 +100,16 @@ const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
   /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
 
-type FunctionName = HttpFunctionName | WorkerName | 'secret-rotation';
+type FunctionName = HttpFunctionName | WorkerName | ScheduledFunctionName | 'secret-rotation';
 type SecretName = 'bookingsSigningSecret' | 'verificationLinkSecret';
 
-/** Every function of the stack: the route table's, the worker table's and the rotation function. */
-const allFunctionNames: FunctionName[] = [...httpFunctionNames, ...workerNames, 'secret-rotation'];
+/** Every function of the stack: the route table's, the worker table's, the scheduled ones and the rotation function. */
+const allFunctionNames: FunctionName[] = [
+  ...httpFunctionNames,
+  ...workerNames,
+  ...scheduledFunctionNames,
+  'secret-rotation',
+];
 
 function isWorker(name: FunctionName): name is WorkerName {
   return (workerNames as string[]).includes(name);
@@ -107,6 +117,10 @@ function isWorker(name: FunctionName): name is WorkerName {
 
 function isHttpFunction(name: FunctionName): name is HttpFunctionName {
   return (httpFunctionNames as string[]).includes(name);
+}
+
+function isScheduled(name: FunctionName): name is ScheduledFunctionName {
+  return (scheduledFunctionNames as string[]).includes(name);
 }
 
 function functionSettings(name: FunctionName): {
@@ -117,12 +131,15 @@ function functionSettings(name: FunctionName): {
 } {
   if (isWorker(name)) return workers[name];
   if (isHttpFunction(name)) return httpFunctions[name];
+  // Their table calls are pinned in `expectedAccess`.
+  if (isScheduled(name)) return { ...scheduledFunctions[name], tables: [] };
   return { memoryMb: 256, timeoutSec: 30, tables: [] };
 }
 
 function bulwarkFunction(stack: BulwarkStack, name: FunctionName): BulwarkFunction {
   if (isWorker(name)) return stack.workers[name].worker;
   if (isHttpFunction(name)) return stack.functions[name];
+  if (isScheduled(name)) return stack.bookingEventSweeper.function;
   return stack.secretRotation.rotationFunction;
 }
 
@@ -145,6 +162,13 @@ interface Access {
   readonly rotates?: readonly SecretName[];
   /** Secrets it reads at run time (GetSecretValue and DescribeSecret on exactly those). */
   readonly readsSecrets?: readonly SecretName[];
+  /** Calls on one table alone, no index (for a function whose route or worker table lists none). */
+  readonly tableCalls?: readonly {
+    readonly table: TableDefinition['id'];
+    readonly actions: readonly string[];
+  }[];
+  /** Indexes it queries, each by name: `dynamodb:Query` on that index alone. */
+  readonly indexQueries?: readonly { readonly table: TableDefinition['id']; readonly index: string }[];
 }
 
 const expectedAccess: Record<FunctionName, Access> = {
@@ -170,6 +194,16 @@ const expectedAccess: Record<FunctionName, Access> = {
     sends: ['webhook-worker', 'email-worker'],
   },
   'secret-rotation': { rotates: ['bookingsSigningSecret', 'verificationLinkSecret'] },
+  // The pending-events index, each booking by key and its mark, the subscriptions its fan-out reads, and
+  // the webhook queue: no scan, no other index, no delete, no transaction.
+  'booking-event-sweeper': {
+    sends: ['webhook-worker'],
+    indexQueries: [{ table: 'app', index: 'gsi3' }],
+    tableCalls: [
+      { table: 'app', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
+      { table: 'toolkit', actions: ['dynamodb:Query'] },
+    ],
+  },
 };
 
 function oneOrMany(actions: readonly string[]): string | string[] {
@@ -217,7 +251,24 @@ function expectedStatements(
       Resource: resolve(stack.tables[tableId].table.tableArn),
     });
   }
-  if (getItemTables.length > 0) {
+  for (const { table, actions } of access.tableCalls ?? []) {
+    statements.push({
+      Action: oneOrMany(actions),
+      Effect: 'Allow',
+      Resource: resolve(stack.tables[table].table.tableArn),
+    });
+  }
+  for (const { table, index } of access.indexQueries ?? []) {
+    statements.push({
+      Action: 'dynamodb:Query',
+      Effect: 'Allow',
+      Resource: { 'Fn::Join': ['', [resolve(stack.tables[table].table.tableArn), `/index/${index}`]] },
+    });
+  }
+  const writesByKey = (access.tableCalls ?? []).some(({ actions }) =>
+    actions.includes('dynamodb:UpdateItem'),
+  );
+  if (getItemTables.length > 0 || access.indexQueries || access.tableCalls) {
     statements.push({
       Action: tableKeyReadActions,
       Effect: 'Allow',
@@ -226,7 +277,7 @@ function expectedStatements(
     });
   }
   // Both tables share one key; IAM merges the identical statements into one.
-  if (tables.length > 0) {
+  if (tables.length > 0 || writesByKey) {
     statements.push({
       Action: tableKeyActions,
       Effect: 'Allow',
@@ -345,6 +396,8 @@ function expectedEnvironment(stack: BulwarkStack, name: FunctionName): Record<st
     Record<string, unknown>
   > = {
     health: {},
+    // Publishes as bookings does, with no auth, key or signing secret: it answers no request.
+    'booking-event-sweeper': { WEBHOOK_QUEUE_URL: queueUrl('webhook-worker') },
     users: {
       ...auth,
       ...signing,
@@ -488,12 +541,12 @@ describe('BulwarkStack in the dev stage', () => {
       );
     });
 
-    it('has exactly the GSIs of the shared definition, each projecting all attributes', () => {
+    it('has exactly the GSIs of the shared definition, each with its projection', () => {
       expect(tableResource(definition).Properties.GlobalSecondaryIndexes).toEqual(
         definition.globalSecondaryIndexes.map((index) => ({
           IndexName: index.indexName,
           KeySchema: keySchemaOf(index.partitionKey, index.sortKey),
-          Projection: { ProjectionType: 'ALL' },
+          Projection: { ProjectionType: index.projection ?? 'ALL' },
         })),
       );
     });
@@ -539,8 +592,38 @@ describe('BulwarkStack in the dev stage', () => {
     ).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
   });
 
-  it('creates one Lambda function per httpFunctions entry, per worker and the rotation function', () => {
+  it('creates one Lambda function per httpFunctions entry, per worker, per scheduled function and the rotation function', () => {
     dev.template.resourceCountIs('AWS::Lambda::Function', allFunctionNames.length);
+  });
+
+  it('runs the booking event sweeper every 5 minutes from an EventBridge schedule, which alone may invoke it', () => {
+    const fn = dev.stack.bookingEventSweeper.function.lambdaFunction;
+    const rule = dev.stack.bookingEventSweeper.rule;
+    expect(
+      Object.values(dev.template.findResources('AWS::Events::Rule')).map((resource) => resource.Properties),
+    ).toEqual([
+      {
+        Description: 'Runs the booking-event-sweeper function every 5 minutes',
+        ScheduleExpression: 'rate(5 minutes)',
+        State: 'ENABLED',
+        Targets: [{ Arn: dev.stack.resolve(fn.functionArn), Id: 'Target0' }],
+      },
+    ]);
+    expect(
+      Object.values(dev.template.findResources('AWS::Lambda::Permission'))
+        .map((resource) => resource.Properties)
+        .filter(
+          (permission) =>
+            canonicalJson(permission.FunctionName) === canonicalJson(dev.stack.resolve(fn.functionArn)),
+        ),
+    ).toEqual([
+      {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: dev.stack.resolve(fn.functionArn),
+        Principal: 'events.amazonaws.com',
+        SourceArn: dev.stack.resolve(rule.ruleArn),
+      },
+    ]);
   });
 
   describe.each(allFunctionNames)('the %s function', (name) => {

@@ -61,6 +61,8 @@ beforeAll(async () => {
     tableNames,
     // The suite's one key: users written here must stay readable to every other file's admin listing.
     encryptionKey: inject('encryptionKey'),
+    // The shared app table: a sweep here would publish the events other files leave pending on purpose.
+    bookingEventSweep: false,
   });
   token = await runtime.auth.devIssuer.mint({ sub: 'cb-sample', roles: ['admin'] });
   const created = await request('POST', '/users', {

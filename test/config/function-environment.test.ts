@@ -1,7 +1,12 @@
 // The sample functions' environment readers: every problem named at once, never a value, and health without a schema library.
 import { build } from 'esbuild';
 import { describe, expect, it, vi } from 'vitest';
-import { readEnvironment, readQueueEnvironment } from '../../functions/shared/environment.js';
+import { httpFunctions } from '../../functions/routes.js';
+import {
+  defaultBookingEventGraceSec,
+  readEnvironment,
+  readQueueEnvironment,
+} from '../../functions/shared/environment.js';
 import { readTableEnvironment } from '../../functions/shared/table-environment.js';
 import { generateEncryptionKey } from '../../middleware/encryption/local-key-provider.js';
 
@@ -274,6 +279,20 @@ describe('readEnvironment', () => {
     for (const invalid of ['', '0', '1.5', '3651', 'a year']) {
       expect(() => readEnvironment({ ...tables, BOOKING_HORIZON_DAYS: invalid })).toThrow(
         new Error('Invalid function environment: BOOKING_HORIZON_DAYS'),
+      );
+    }
+  });
+
+  it("reads the booking events' grace in whole seconds, 60 when unset (past the bookings function's timeout), 0 allowed", () => {
+    expect(readEnvironment(tables).bookingEventGraceSec).toBe(60);
+    expect(defaultBookingEventGraceSec).toBeGreaterThan(httpFunctions.bookings.timeoutSec);
+    expect(readEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: '0' }).bookingEventGraceSec).toBe(0);
+    expect(readEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: '86400' }).bookingEventGraceSec).toBe(
+      86_400,
+    );
+    for (const invalid of ['', '-1', '1.5', '86401', 'a minute']) {
+      expect(() => readEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: invalid })).toThrow(
+        new Error('Invalid function environment: BOOKING_EVENT_GRACE_SEC'),
       );
     }
   });

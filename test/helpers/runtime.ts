@@ -109,6 +109,16 @@ export interface UseLocalRuntimeOptions {
    */
   ownToolkitTable?: boolean;
   /**
+   * An app table of the file's own (users and bookings), so that a sweep it runs meets only its own
+   * pending booking events. @default the suite's shared app table
+   */
+  ownAppTable?: boolean;
+  /**
+   * The booking event sweep (LocalRuntimeOptions.bookingEventSweep). @default none: on the suite's shared
+   * app table, one file's sweep would publish the events other files leave pending on purpose
+   */
+  bookingEventSweep?: LocalRuntimeOptions['bookingEventSweep'];
+  /**
    * The DynamoDB the functions call, read when the runtime starts (a proxy a test starts first, say).
    * @default the suite's embedded DynamoDB
    */
@@ -144,9 +154,13 @@ export function useLocalRuntime(setup: UseLocalRuntimeOptions = {}): TestApi {
     runtime = await startLocalRuntime({
       port: 0,
       dynamoDbEndpoint: setup.dynamoDbEndpoint?.() ?? inject('dynamoDbEndpoint'),
-      tableNames: setup.ownToolkitTable
-        ? { app: testTableNames.app, toolkit: `bulwark-toolkit-${randomUUID().slice(0, 8)}` }
-        : testTableNames,
+      tableNames: {
+        app: setup.ownAppTable ? `bulwark-app-${randomUUID().slice(0, 8)}` : testTableNames.app,
+        toolkit: setup.ownToolkitTable
+          ? `bulwark-toolkit-${randomUUID().slice(0, 8)}`
+          : testTableNames.toolkit,
+      },
+      bookingEventSweep: setup.bookingEventSweep ?? false,
       encryptionKey: inject('encryptionKey'),
       ...(setup.authClientIds ? { authClientIds: setup.authClientIds } : {}),
       ...(setup.emailRetryBaseDelaySec ? { emailRetryBaseDelaySec: setup.emailRetryBaseDelaySec } : {}),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DescribeTableCommand, DescribeTimeToLiveCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -16,6 +16,8 @@ describe('shared table definitions', () => {
       'gsi1sk',
       'gsi2pk',
       'gsi2sk',
+      'gsi3pk',
+      'gsi3sk',
       'pk',
       'sk',
     ]);
@@ -23,7 +25,14 @@ describe('shared table definitions', () => {
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ]);
-    expect(input.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual(['gsi1', 'gsi2']);
+    expect(
+      input.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.Projection?.ProjectionType]),
+    ).toEqual([
+      ['gsi1', 'ALL'],
+      ['gsi2', 'ALL'],
+      // Read only to find bookings with an event pending, each then read by key.
+      ['gsi3', 'KEYS_ONLY'],
+    ]);
   });
 
   it('treat an item whose expiresAt has passed as expired, even before TTL deletes it', () => {
@@ -62,6 +71,52 @@ describe('DynamoDB clients and table creation on the embedded server', () => {
       new GetCommand({ TableName: tableName, Key: { pk: 'a', sk: 'b' } }),
     );
     expect(Item).toEqual({ pk: 'a', sk: 'b' });
+    client.destroy();
+  });
+
+  it('rebuilds a table made before its definition gained an index, keeping every item and indexing it', async () => {
+    const client = createDynamoDbClient({ endpoint, region: 'eu-west-1' });
+    const tableName = `app-${randomUUID()}`;
+    const earlier = { ...appTable, globalSecondaryIndexes: appTable.globalSecondaryIndexes.slice(0, 2) };
+    await ensureTables(client, [{ definition: earlier, tableName }]);
+    const documents = createDocumentClient(client);
+    // More items than one BatchWriteItem takes, binary and set attributes among them.
+    const items = Array.from({ length: 30 }, (_, index) => ({
+      pk: `ITEM#${index}`,
+      sk: 'ITEM',
+      blob: new Uint8Array([index, 255]),
+      tags: new Set([`t${index}`]),
+      ...(index % 10 === 0
+        ? { gsi3pk: 'PENDING#0', gsi3sk: `2031-01-01T00:00:0${index / 10}.000Z#${index}` }
+        : {}),
+    }));
+    for (const Item of items) await documents.send(new PutCommand({ TableName: tableName, Item }));
+
+    await ensureTables(client, [{ definition: appTable, tableName }]);
+
+    const described = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    expect(described.Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName).sort()).toEqual([
+      'gsi1',
+      'gsi2',
+      'gsi3',
+    ]);
+    for (const item of items) {
+      const { Item } = await documents.send(
+        new GetCommand({ TableName: tableName, Key: { pk: item.pk, sk: item.sk } }),
+      );
+      expect(Item).toEqual(item);
+    }
+    const indexed = await documents.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: 'gsi3',
+        KeyConditionExpression: 'gsi3pk = :partition',
+        ExpressionAttributeValues: { ':partition': 'PENDING#0' },
+      }),
+    );
+    expect(indexed.Items?.map((item) => item.pk)).toEqual(['ITEM#0', 'ITEM#10', 'ITEM#20']);
+    const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
+    expect(ttl.TimeToLiveDescription?.TimeToLiveStatus).toBe('ENABLED');
     client.destroy();
   });
 

@@ -1,0 +1,196 @@
+// The booking event sweep: publishes the booking events their requests left pending, which a client that got its answer never retries.
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { assertNoProblems } from '../../middleware/errors.js';
+import { recordMetric } from '../../middleware/metrics/record.js';
+import type { BookingEvents } from '../bookings/booking-events.js';
+import { type BookingsModel, eventOfStatus, pendingShardCount } from '../bookings/bookings-model.js';
+import { afterCommitFailure } from '../shared/post-commit.js';
+
+export interface BookingEventSweeperOptions {
+  readonly bookings: BookingsModel;
+  /** The bookings function's own publishing, so a swept event is the message its request would have sent. */
+  readonly events: BookingEvents;
+  readonly logger: Logger;
+  readonly auditLogger: AuditLogger;
+  readonly metrics: Metrics;
+  /**
+   * How long an event must have been pending before the sweep publishes it: longer than a request's
+   * deadline, so the sweep leaves an event to the request still publishing it.
+   * @default 60_000
+   */
+  readonly graceMs?: number;
+  /**
+   * Index entries read per query. The run goes on page by page, the shards in turn, until none is left
+   * or its deadline.
+   * @default 100
+   */
+  readonly pageSize?: number;
+}
+
+/** One run of the sweep. */
+export interface SweepRun {
+  /** When the run started: events pending since before `now` minus the grace are swept. */
+  readonly now: Date;
+  /** Aborts when the run must stop (its invocation's deadline); undefined: no deadline. */
+  readonly signal: AbortSignal | undefined;
+  /** Carried by the webhook messages the run enqueues and by its failure reports. */
+  readonly correlationId: string;
+}
+
+/** What one run did. */
+export interface SweepReport {
+  /** Events published and marked published. */
+  readonly swept: number;
+  /** Events tried and left pending for the next run: not published in full, or published but not marked. */
+  readonly stillPending: number;
+  /** Bookings on the index with nothing pending that their status calls for: taken off it. */
+  readonly cleaned: number;
+  /** Entries passed over: no such booking, an item that is not a booking, or one already off the index. */
+  readonly skipped: number;
+  /** Shards whose index could not be read; the others were swept. */
+  readonly failedShards: readonly number[];
+  /** Whether the run stopped at its deadline before reading every entry due. */
+  readonly stoppedAtDeadline: boolean;
+}
+
+type Outcome = 'swept' | 'stillPending' | 'cleaned' | 'skipped';
+
+/** Where one shard's reading has got to. */
+interface ShardCursor {
+  readonly shard: number;
+  readonly startKey: Record<string, unknown> | undefined;
+}
+
+const errorText = (error: unknown) =>
+  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+
+/**
+ * Finds the bookings whose event has been pending longer than the grace on the pending-events index (no
+ * scan), reads each, and publishes its event through {@link BookingEvents}, the bookings function's own
+ * code: the same webhook ids, so a receiver that got the event from its request too sees one
+ * `webhook-id`. Every failure is one booking's, logged, and left for the next run; a run never stops
+ * for a bad entry.
+ *
+ * @example
+ * const sweeper = new BookingEventSweeper({ bookings, events, logger, auditLogger, metrics });
+ * const report = await sweeper.sweep({ now: new Date(), signal, correlationId });
+ */
+export class BookingEventSweeper {
+  private readonly graceMs: number;
+  private readonly pageSize: number;
+
+  constructor(private readonly options: BookingEventSweeperOptions) {
+    this.graceMs = options.graceMs ?? 60_000;
+    this.pageSize = options.pageSize ?? 100;
+    const problems = [
+      ...(Number.isSafeInteger(this.graceMs) && this.graceMs >= 0
+        ? []
+        : ['graceMs must be a whole number of milliseconds, 0 or more']),
+      // DynamoDB's Query takes a Limit of at least 1; entries are keys only, so a page stays small.
+      ...(Number.isSafeInteger(this.pageSize) && this.pageSize >= 1 && this.pageSize <= 1000
+        ? []
+        : ['pageSize must be a whole number from 1 to 1000']),
+    ];
+    assertNoProblems('BookingEventSweeper', problems);
+  }
+
+  async sweep(run: SweepRun): Promise<SweepReport> {
+    const before = new Date(run.now.getTime() - this.graceMs);
+    const counts: Record<Outcome, number> = { swept: 0, stillPending: 0, cleaned: 0, skipped: 0 };
+    const failedShards: number[] = [];
+    const aborted = () => run.signal?.aborted === true;
+    // Page by page, the shards in turn: a backlog in one leaves the others their share of the run.
+    let cursors: ShardCursor[] = Array.from({ length: pendingShardCount }, (_, shard) => ({
+      shard,
+      startKey: undefined,
+    }));
+    while (cursors.length > 0 && !aborted()) {
+      const next: ShardCursor[] = [];
+      for (const { shard, startKey } of cursors) {
+        if (aborted()) break;
+        const page = await this.readPage(shard, before, startKey, run);
+        if (page === undefined) {
+          if (!aborted()) failedShards.push(shard);
+          continue;
+        }
+        for (const key of page.foreign) {
+          this.options.logger.warn('Pending-events index entry names no booking: skipped', { key });
+          counts.skipped += 1;
+        }
+        for (const bookingId of page.bookingIds) {
+          if (aborted()) break;
+          counts[await this.sweepBooking(bookingId, run)] += 1;
+        }
+        if (page.nextKey) next.push({ shard, startKey: page.nextKey });
+      }
+      cursors = next;
+    }
+    const report = { ...counts, failedShards, stoppedAtDeadline: aborted() };
+    const { logger, metrics } = this.options;
+    recordMetric(metrics, 'BookingEventsSwept', { value: report.swept });
+    recordMetric(metrics, 'BookingEventsStillPending', { value: report.stillPending });
+    logger.info('Booking event sweep', { ...report, graceSec: this.graceMs / 1000 });
+    return report;
+  }
+
+  /** One page of a shard, or undefined when it could not be read (logged). */
+  private async readPage(
+    shard: number,
+    before: Date,
+    startKey: Record<string, unknown> | undefined,
+    run: SweepRun,
+  ) {
+    try {
+      return await this.options.bookings.pendingBefore(shard, before, this.pageSize, startKey, run.signal);
+    } catch (error) {
+      this.options.logger.error('Could not read the pending-events index: the shard waits for the next run', {
+        shard,
+        error: errorText(afterCommitFailure(error, run.signal)),
+      });
+      return undefined;
+    }
+  }
+
+  private async sweepBooking(bookingId: string, run: SweepRun): Promise<Outcome> {
+    const { bookings, events, logger, auditLogger } = this.options;
+    try {
+      const found = await bookings.findForSweep(bookingId, run.signal);
+      if (found === undefined) {
+        logger.warn('Pending-events index lists a booking that does not exist: skipped', { bookingId });
+        return 'skipped';
+      }
+      // Published since the index was read: the index lags the table.
+      if (!found.onPendingIndex) return 'skipped';
+      const result = await events.publishPending(found, run.correlationId, run.signal);
+      if (result === 'none') {
+        // What its status calls for is not pending, and no later write makes it pending again (each event
+        // is added once, by the write that makes it happen): marking it published only takes the booking off.
+        await bookings.markPublished(bookingId, eventOfStatus[found.booking.status], run.signal);
+        logger.info('Booking on the pending-events index with nothing pending for its status: taken off it', {
+          bookingId,
+          status: found.booking.status,
+          pendingEvents: found.pendingEvents,
+        });
+        return 'cleaned';
+      }
+      if (result !== 'published') return 'stillPending';
+      const eventType = eventOfStatus[found.booking.status];
+      auditLogger.log({
+        eventType: 'webhook.event_swept',
+        outcome: 'success',
+        userId: found.booking.userId,
+        correlationId: run.correlationId,
+        metadata: { bookingId, eventType },
+      });
+      return 'swept';
+    } catch (error) {
+      logger.error('Could not sweep a booking: it waits for the next run', {
+        bookingId,
+        error: errorText(afterCommitFailure(error, run.signal)),
+      });
+      return 'stillPending';
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// Publishing a booking's pending webhook event: the one code path of the bookings function and the booking event sweep.
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { afterCommitFailure } from '../shared/post-commit.js';
+import { defaultTenantId } from '../shared/tenant.js';
+import type { WebhookFanOut } from '../shared/webhook-fanout.js';
+import { type BookingsModel, eventOfStatus, type StoredBooking } from './bookings-model.js';
+
+/**
+ * What {@link BookingEvents.publishPending} did: `none` when the event the booking's status calls for was
+ * not pending; `published` when it went out and is marked published; `not-published` when it did not go
+ * out in full (the fan-out reported why); `not-marked` when it went out but its mark could not be cleared
+ * (logged), so it is published again later, with the same webhook ids. The last two leave it pending.
+ */
+export type PublishResult = 'none' | 'published' | 'not-published' | 'not-marked';
+
+export interface BookingEventsOptions {
+  readonly bookings: BookingsModel;
+  readonly webhooks: WebhookFanOut;
+  readonly logger: Logger;
+}
+
+/**
+ * Publishes a booking's pending event to the booking's user and the tenant's admin and integration
+ * endpoints, then marks it published (see {@link StoredBooking.pendingEvents}). An event that did not go
+ * out in full, or whose mark could not be cleared, stays pending: a retry of the request or the sweep
+ * publishes it again with the same webhook ids (the event's id is its type and the booking's).
+ *
+ * @example
+ * const events = new BookingEvents({ bookings, webhooks, logger });
+ * await events.publishPending(stored, correlationId, afterCommitDeadline(context));
+ */
+export class BookingEvents {
+  constructor(private readonly options: BookingEventsOptions) {}
+
+  /** Publishes the event the booking's status calls for if it is pending, all by `signal` (a deadline). */
+  async publishPending(
+    { booking, pendingEvents }: StoredBooking,
+    correlationId: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<PublishResult> {
+    const { bookings, webhooks, logger } = this.options;
+    const type = eventOfStatus[booking.status];
+    if (!pendingEvents.includes(type)) return 'none';
+    const { published } = await webhooks.publish(
+      {
+        id: `${type}/${booking.id}`,
+        type,
+        tenantId: defaultTenantId,
+        subjectUserId: booking.userId,
+        data: { ...booking },
+        occurredAt: new Date(
+          type === 'booking.cancelled' ? (booking.cancelledAt ?? booking.createdAt) : booking.createdAt,
+        ),
+      },
+      correlationId,
+      signal,
+    );
+    if (!published) return 'not-published';
+    try {
+      await bookings.markPublished(booking.id, type, signal);
+      return 'published';
+    } catch (error) {
+      logger.warn('Booking event published but still marked pending: it is published again later', {
+        bookingId: booking.id,
+        eventType: type,
+        error: afterCommitFailure(error, signal),
+      });
+      return 'not-marked';
+    }
+  }
+}

@@ -1,0 +1,225 @@
+// The booking event sweep's core on an app table of its own: what it publishes and leaves, how it pages, and how it
+// stops (its deadline, a shard it cannot read, events it cannot publish).
+import { randomUUID } from 'node:crypto';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { BookingEventSweeper } from '../../functions/booking-event-sweeper/booking-event-sweeper.js';
+import { BookingEvents } from '../../functions/bookings/booking-events.js';
+import {
+  BookingsModel,
+  pendingPartition,
+  pendingShardCount,
+  pendingShardOf,
+} from '../../functions/bookings/bookings-model.js';
+import { userKey } from '../../functions/shared/keys.js';
+import { functionSqsClient } from '../../functions/shared/sqs-client.js';
+import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
+import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { ensureTables } from '../../middleware/store/create-tables.js';
+import { appTable } from '../../middleware/store/tables.js';
+import { bookingDay } from '../helpers/booking-times.js';
+import { storedMetric, testObservability } from '../helpers/observability.js';
+import { type ScriptedDynamoDb, startScriptedDynamoDb } from '../helpers/scripted-dynamodb.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+const documents = createDocumentClient(dynamoDb);
+let proxy: ScriptedDynamoDb;
+const proxied = () => createDocumentClient(createDynamoDbClient({ endpoint: proxy.endpoint }));
+
+beforeAll(async () => {
+  proxy = await startScriptedDynamoDb(inject('dynamoDbEndpoint'));
+});
+afterAll(async () => {
+  await proxy.close();
+  dynamoDb.destroy();
+});
+
+const at = bookingDay(50);
+const now = new Date('2031-05-06T12:00:00.000Z');
+const minutesBefore = (minutes: number) => new Date(now.getTime() - minutes * 60_000);
+
+/** An app table of the test's own: a sweep reads every shard of it, and no other file's bookings. */
+async function ownAppTable(): Promise<string> {
+  const tableName = `sweep-app-${randomUUID().slice(0, 8)}`;
+  await ensureTables(dynamoDb, [{ definition: appTable, tableName }]);
+  return tableName;
+}
+
+/** Bookings on `tableName`, each with booking.created pending since the time given. */
+async function pendingBookings(tableName: string, createdAt: readonly Date[]): Promise<string[]> {
+  const bookings = new BookingsModel(documents, tableName);
+  const ids: string[] = [];
+  for (const [index, time] of createdAt.entries()) {
+    const userId = `sweep-${randomUUID()}`;
+    await documents.send(new PutCommand({ TableName: tableName, Item: { ...userKey(userId) } }));
+    const booking = await bookings.create(
+      { roomId: `room-${index}-${randomUUID()}`, userId, start: new Date(at(9)), end: new Date(at(10)) },
+      time,
+    );
+    ids.push(booking.id);
+  }
+  return ids;
+}
+
+/**
+ * A sweeper over `tableName`. Its fan-out either has no webhook queue (an event then counts as published,
+ * as in a deployment without one) or reads subscriptions from a toolkit table that does not exist (every
+ * publishing fails).
+ */
+function sweeperOf(
+  tableName: string,
+  options: {
+    publishing?: 'works' | 'fails';
+    graceMs?: number;
+    pageSize?: number;
+    client?: typeof documents;
+  } = {},
+) {
+  const { observability, audits } = testObservability('booking-event-sweeper');
+  const bookings = new BookingsModel(options.client ?? documents, tableName);
+  const webhooks = new WebhookFanOut({
+    store: new WebhookStore({ documentClient: documents, tableName: `missing-${randomUUID()}` }),
+    sqs: undefined,
+    queueUrl: undefined,
+    observability,
+  });
+  const failing =
+    options.publishing === 'fails'
+      ? new WebhookFanOut({
+          store: new WebhookStore({ documentClient: documents, tableName: `missing-${randomUUID()}` }),
+          // Never reached: finding the subscribers fails first.
+          sqs: functionSqsClient('http://127.0.0.1:9'),
+          queueUrl: 'http://127.0.0.1:9/queue',
+          observability,
+        })
+      : webhooks;
+  const sweeper = new BookingEventSweeper({
+    bookings,
+    events: new BookingEvents({ bookings, webhooks: failing, logger: observability.logger }),
+    logger: observability.logger,
+    auditLogger: observability.auditLogger,
+    metrics: observability.metrics,
+    ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+    ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+  });
+  return {
+    sweeper,
+    bookings: new BookingsModel(documents, tableName),
+    audits,
+    metrics: observability.metrics,
+  };
+}
+
+const run = (signal?: AbortSignal) => ({ now, signal, correlationId: `sweep-${randomUUID()}` });
+
+describe('BookingEventSweeper', () => {
+  it('publishes every event pending longer than the grace, page by page, and leaves the younger ones', async () => {
+    const tableName = await ownAppTable();
+    const due = await pendingBookings(tableName, [20, 15, 10, 9, 8, 7, 6, 5, 2].map(minutesBefore));
+    const young = await pendingBookings(tableName, [minutesBefore(0.5), now]);
+    // Pages of 2 entries: the shards' due entries take several pages.
+    const { sweeper, bookings, audits, metrics } = sweeperOf(tableName, { pageSize: 2 });
+
+    const report = await sweeper.sweep(run());
+
+    expect(report).toEqual({
+      swept: due.length,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 0,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    for (const id of due) {
+      expect(await bookings.findForSweep(id)).toMatchObject({ pendingEvents: [], onPendingIndex: false });
+    }
+    for (const id of young) {
+      expect(await bookings.findForSweep(id)).toMatchObject({
+        pendingEvents: ['booking.created'],
+        onPendingIndex: true,
+      });
+    }
+    expect(audits.map((audit) => audit.metadata.bookingId).sort()).toEqual([...due].sort());
+    expect(storedMetric(metrics, 'BookingEventsSwept')).toBe(due.length);
+    expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(0);
+  });
+
+  it('keeps every event it cannot publish pending and on the index, counted as still pending', async () => {
+    const tableName = await ownAppTable();
+    const ids = await pendingBookings(tableName, [minutesBefore(10), minutesBefore(5)]);
+    const { sweeper, bookings, audits, metrics } = sweeperOf(tableName, { publishing: 'fails' });
+
+    expect(await sweeper.sweep(run())).toMatchObject({ swept: 0, stillPending: 2, failedShards: [] });
+    for (const id of ids) {
+      expect(await bookings.findForSweep(id)).toMatchObject({
+        pendingEvents: ['booking.created'],
+        onPendingIndex: true,
+      });
+    }
+    expect(audits.filter((audit) => audit.eventType === 'webhook.event_swept')).toEqual([]);
+    expect(storedMetric(metrics, 'BookingEventsSwept')).toBe(0);
+    expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(2);
+  });
+
+  it('sweeps nothing once its deadline has passed, and says it stopped there', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const { sweeper, bookings } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run(AbortSignal.abort()))).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 0,
+      failedShards: [],
+      stoppedAtDeadline: true,
+    });
+    expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
+  });
+
+  it('names a shard whose index it could not read, and sweeps the others', async () => {
+    const tableName = await ownAppTable();
+    // One booking per shard.
+    const ids: string[] = [];
+    while (new Set(ids.map(pendingShardOf)).size < pendingShardCount) {
+      ids.push(...(await pendingBookings(tableName, [minutesBefore(10)])));
+    }
+    const refusedShard = pendingShardOf(ids[0] as string);
+    const { sweeper, bookings } = sweeperOf(tableName, { client: proxied() });
+    proxy.refuse(
+      (operation, body) => operation === 'Query' && body.includes(`"${pendingPartition(refusedShard)}"`),
+    );
+    const report = await sweeper.sweep(run()).finally(() => proxy.refuse(undefined));
+
+    expect(report).toMatchObject({ failedShards: [refusedShard], stoppedAtDeadline: false });
+    expect(report.swept).toBe(ids.filter((id) => pendingShardOf(id) !== refusedShard).length);
+    for (const id of ids) {
+      expect(await bookings.findForSweep(id)).toMatchObject({
+        onPendingIndex: pendingShardOf(id) === refusedShard,
+      });
+    }
+  });
+
+  it('refuses a negative grace and a page size DynamoDB would refuse, naming both', () => {
+    const bookings = new BookingsModel(documents, testTableNames.app);
+    const { observability } = testObservability('booking-event-sweeper');
+    const build = (graceMs: number, pageSize: number) =>
+      new BookingEventSweeper({
+        bookings,
+        events: {} as BookingEvents,
+        logger: observability.logger,
+        auditLogger: observability.auditLogger,
+        metrics: observability.metrics,
+        graceMs,
+        pageSize,
+      });
+    expect(() => build(-1, 0)).toThrow(InvalidOptionsError);
+    expect(() => build(-1, 0)).toThrow(
+      /graceMs must be a whole number of milliseconds, 0 or more.*pageSize must be a whole number from 1 to 1000/,
+    );
+    expect(() => build(0, 1)).not.toThrow();
+  });
+});
