@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it, vi } from 'vitest';
 import { httpFunctions } from '../../functions/routes.js';
+import { scheduledFunctions } from '../../functions/schedules.js';
 import { workers } from '../../functions/workers.js';
 import { BulwarkStack, type BulwarkStackProps } from '../../lib/bulwark-stack.js';
 import { projectApp } from '../helpers/cdk-app.js';
@@ -54,6 +55,7 @@ function functionEnvironments(props: BulwarkStackProps): Map<string, Record<stri
   const entries: Record<string, string> = {
     ...Object.fromEntries(Object.entries(httpFunctions).map(([name, { entry }]) => [name, entry])),
     ...Object.fromEntries(Object.entries(workers).map(([name, { entry }]) => [name, entry])),
+    ...Object.fromEntries(Object.entries(scheduledFunctions).map(([name, { entry }]) => [name, entry])),
     'secret-rotation': 'functions/secret-rotation/handler.ts',
   };
   const environments = new Map<string, Record<string, string>>();
