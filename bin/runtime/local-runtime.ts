@@ -8,7 +8,7 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, isIPv6, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -435,7 +435,8 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       }),
   );
   const { port } = server.address() as AddressInfo;
-  const url = `http://${listenHost}:${port}`;
+  // An IPv6 address goes in brackets, or the port would read as part of it.
+  const url = `http://${isIPv6(listenHost) ? `[${listenHost}]` : listenHost}:${port}`;
   auth = createLocalAuth(url, options.dataDir, options.authClientIds);
   // The functions read their environment when loaded, so they are loaded once it is complete.
   // Bookings calls users over HTTP: here both are served by this runtime.

@@ -11,13 +11,15 @@ import {
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../bin/runtime/local-dynamodb.js';
 import { foreignHostReason } from '../../bin/runtime/local-request-guard.js';
+import { startLocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { type LocalSqs, startLocalSqs } from '../../bin/runtime/local-sqs.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { emailsTo } from '../email-worker/helpers.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
+import { testTableNames } from '../helpers/tables.js';
 
 interface RawAnswer {
   status: number;
@@ -336,6 +338,24 @@ describe('foreignHostReason', () => {
         `This local server answers only requests whose Host is 127.0.0.1:${port}, localhost:${port}, [::1]:${port}: ` +
           'another host may be a web page reaching it by DNS rebinding',
       );
+    }
+  });
+});
+
+describe('a runtime listening on ::1', () => {
+  it('names itself with the address in brackets, so its dev issuer starts, and serves [::1] with its port', async () => {
+    const runtime = await startLocalRuntime({
+      port: 0,
+      host: '::1',
+      dynamoDbEndpoint: inject('dynamoDbEndpoint'),
+      tableNames: testTableNames,
+      encryptionKey: inject('encryptionKey'),
+    });
+    try {
+      expect(runtime.url).toBe(`http://[::1]:${runtime.port}`);
+      expect((await fetch(`${runtime.url}/health`)).status).toBe(200);
+    } finally {
+      await runtime.stop();
     }
   });
 });
