@@ -105,6 +105,22 @@ const sweeperMetric = (name: string) =>
     .filter((line) => line.service === 'booking-event-sweeper' && line[name] !== undefined)
     .map((line) => line[name]);
 
+/**
+ * Books a room for `booker` from `hour` for an hour while the subscriber query of booking.created is
+ * refused: answered 201, its booking.created left pending for the sweep. Returns the booking's id.
+ */
+async function bookWithCreatedPending(booker: Awaited<ReturnType<typeof newBooker>>, hour: number) {
+  dynamoDb.refuse(subscriberQueryOf('booking.created'));
+  const booked = await api
+    .request('POST', '/bookings', {
+      token: booker.token,
+      body: { roomId: room(), userId: booker.id, start: at(hour), end: at(hour + 1) },
+    })
+    .finally(() => dynamoDb.refuse(undefined));
+  expect(booked.status).toBe(201);
+  return (booked.body as { id: string }).id;
+}
+
 describe('the booking event sweep', () => {
   it('reads only the index when nothing is pending: no booking read, no write to the app table', async () => {
     const booker = await newBooker({ endpoint: false });
@@ -137,15 +153,7 @@ describe('the booking event sweep', () => {
   it('publishes a booking.created its request could not: after the grace, to the receiver once, with the derived webhook id', async () => {
     const booker = await newBooker();
     const endpointId = booker.endpoint?.id as string;
-    dynamoDb.refuse(subscriberQueryOf('booking.created'));
-    const booked = await api
-      .request('POST', '/bookings', {
-        token: booker.token,
-        body: { roomId: room(), userId: booker.id, start: at(11), end: at(12) },
-      })
-      .finally(() => dynamoDb.refuse(undefined));
-    expect(booked.status).toBe(201);
-    const bookingId = (booked.body as { id: string }).id;
+    const bookingId = await bookWithCreatedPending(booker, 11);
     expect(await stored(bookingId)).toEqual({
       pendingEvents: new Set(['booking.created']),
       gsi3pk: pendingPartition(pendingShardOf(bookingId)),
@@ -175,15 +183,7 @@ describe('the booking event sweep', () => {
   it('does not lose a booking.cancelled whose cancel landed while the sweep was publishing booking.created', async () => {
     const booker = await newBooker();
     const endpointId = booker.endpoint?.id as string;
-    dynamoDb.refuse(subscriberQueryOf('booking.created'));
-    const booked = await api
-      .request('POST', '/bookings', {
-        token: booker.token,
-        body: { roomId: room(), userId: booker.id, start: at(13), end: at(14) },
-      })
-      .finally(() => dynamoDb.refuse(undefined));
-    expect(booked.status).toBe(201);
-    const bookingId = (booked.body as { id: string }).id;
+    const bookingId = await bookWithCreatedPending(booker, 13);
 
     // The sweep reads the booking (confirmed, booking.created pending) and is held publishing it... Only
     // queries after that read are held: the request's own refused query may still be retried meanwhile.
