@@ -1,8 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { DescribeTableCommand, DescribeTimeToLiveCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  ListTablesCommand,
+  PutItemCommand,
+  ResourceInUseException,
+  ScanCommand,
+} from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, inject, it } from 'vitest';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables, toCreateTableInput } from '../../middleware/store/create-tables.js';
 import { appTable, isExpired, toEpochSeconds, toolkitTable } from '../../middleware/store/tables.js';
@@ -117,6 +128,73 @@ describe('DynamoDB clients and table creation on the embedded server', () => {
     expect(indexed.Items?.map((item) => item.pk)).toEqual(['ITEM#0', 'ITEM#10', 'ITEM#20']);
     const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
     expect(ttl.TimeToLiveDescription?.TimeToLiveStatus).toBe('ENABLED');
+    client.destroy();
+  });
+
+  it('finishes a rebuild stopped while copying or while writing back: the next start has every item, no copy left', async () => {
+    const client = createDynamoDbClient({ endpoint, region: 'eu-west-1' });
+    const earlier = { ...appTable, globalSecondaryIndexes: appTable.globalSecondaryIndexes.slice(0, 2) };
+    const documents = createDocumentClient(client);
+    const items = Array.from({ length: 10 }, (_, index) => ({ pk: `ITEM#${index}`, sk: 'ITEM', index }));
+    // The rebuild's PutItems: 10 into the copy, then 10 back. It stops at the 4th of either.
+    for (const stopAtPut of [4, 14]) {
+      const tableName = `app-${randomUUID()}`;
+      await ensureTables(client, [{ definition: earlier, tableName }]);
+      for (const Item of items) await documents.send(new PutCommand({ TableName: tableName, Item }));
+      const stopping = createDynamoDbClient({ endpoint, region: 'eu-west-1' });
+      let puts = 0;
+      stopping.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'PutItemCommand' && ++puts === stopAtPut) throw new Error('stopped');
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
+      await expect(ensureTables(stopping, [{ definition: appTable, tableName }])).rejects.toThrow('stopped');
+      stopping.destroy();
+
+      await ensureTables(client, [{ definition: appTable, tableName }]);
+      for (const item of items) {
+        const { Item } = await documents.send(
+          new GetCommand({ TableName: tableName, Key: { pk: item.pk, sk: item.sk } }),
+        );
+        expect(Item, `stopped at put ${stopAtPut}`).toEqual(item);
+      }
+      const described = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      expect(described.Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName).sort()).toEqual([
+        'gsi1',
+        'gsi2',
+        'gsi3',
+      ]);
+      const { TableNames } = await client.send(new ListTablesCommand({}));
+      expect(TableNames).not.toContain(`${tableName}.rebuild`);
+    }
+    client.destroy();
+  });
+
+  it('never rebuilds a table in AWS: a table there without an index is an InvalidArgumentError, nothing deleted', async () => {
+    const client = new DynamoDBClient({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    const aws = mockClient(client);
+    aws
+      .on(CreateTableCommand)
+      .rejects(new ResourceInUseException({ message: 'Table already exists', $metadata: {} }));
+    aws.on(DescribeTableCommand).resolves({
+      Table: {
+        TableStatus: 'ACTIVE',
+        GlobalSecondaryIndexes: [{ IndexName: 'gsi1' }, { IndexName: 'gsi2' }],
+      },
+    });
+    const refused = ensureTables(client, [{ definition: appTable, tableName: 'bulwark-app' }]);
+    await expect(refused).rejects.toThrow(InvalidArgumentError);
+    await expect(refused).rejects.toThrow(
+      'Table bulwark-app lacks an index its definition lists (gsi3): ensureTables rebuilds a table only on a DynamoDB on this machine; add the index with the CDK stack',
+    );
+    expect(aws.commandCalls(DeleteTableCommand)).toEqual([]);
+    expect(aws.commandCalls(ScanCommand)).toEqual([]);
+    expect(aws.commandCalls(PutItemCommand)).toEqual([]);
     client.destroy();
   });
 
