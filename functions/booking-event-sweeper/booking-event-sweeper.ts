@@ -5,7 +5,8 @@ import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { assertNoProblems } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { BookingEvents } from '../bookings/booking-events.js';
-import { type BookingsModel, eventOfStatus, pendingShardCount } from '../bookings/bookings-model.js';
+import { type BookingsModel, eventOfStatus } from '../bookings/bookings-model.js';
+import { pendingShardCount } from '../shared/pending-events-index.js';
 import { afterCommitFailure } from '../shared/post-commit.js';
 
 export interface BookingEventSweeperOptions {

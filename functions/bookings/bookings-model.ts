@@ -1,6 +1,6 @@
 // Bookings on the app table: a booking owns one slot item per 15 minutes, claimed in one transaction.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
@@ -15,6 +15,7 @@ import { toEpochSeconds } from '../../middleware/store/tables.js';
 import { keyDerivedBytes } from '../shared/key-derived-ids.js';
 import { bookingIdOfKey, bookingKey, slotKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
+import { pendingEventsIndex, pendingIndexKeys, pendingPartition } from '../shared/pending-events-index.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 
 export const slotMinutes = 15;
@@ -48,32 +49,6 @@ export const eventOfStatus: Readonly<Record<BookingStatus, BookingEventType>> = 
   confirmed: 'booking.created',
   cancelled: 'booking.cancelled',
 };
-
-/**
- * How many partition keys the pending-events index (`gsi3`) spreads its entries over: every create and
- * cancel writes an entry and its publishing removes it, and under one key all of those writes would go
- * to one index partition.
- */
-export const pendingShardCount = 4;
-
-/** The app table's index of bookings with an event pending (see middleware/store/tables.ts). */
-export const pendingEventsIndex = 'gsi3';
-
-/** The pending-events index's partition key for shard `shard` (0 to {@link pendingShardCount} - 1). */
-export const pendingPartition = (shard: number) => `PENDING#${shard}`;
-
-/** A booking's shard on the pending-events index: from a hash of its id, so ids of any form spread evenly. */
-export function pendingShardOf(bookingId: string): number {
-  return createHash('sha256').update(bookingId).digest().readUInt8(0) % pendingShardCount;
-}
-
-/**
- * The pending-events index's keys of a booking one of whose events became pending at `since` (an ISO
- * instant: the sort key orders the index by it, the id keeps entries of one instant apart).
- */
-function pendingIndexKeys(bookingId: string, since: string) {
-  return { gsi3pk: pendingPartition(pendingShardOf(bookingId)), gsi3sk: `${since}#${bookingId}` };
-}
 
 /** A booking as stored: what the API answers, and what is kept beside it. */
 export interface StoredBooking {

@@ -5,13 +5,13 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BookingEventSweeper } from '../../functions/booking-event-sweeper/booking-event-sweeper.js';
 import { BookingEvents } from '../../functions/bookings/booking-events.js';
+import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { userKey } from '../../functions/shared/keys.js';
 import {
-  BookingsModel,
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
-} from '../../functions/bookings/bookings-model.js';
-import { userKey } from '../../functions/shared/keys.js';
+} from '../../functions/shared/pending-events-index.js';
 import { functionSqsClient } from '../../functions/shared/sqs-client.js';
 import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';

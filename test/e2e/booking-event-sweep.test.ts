@@ -4,12 +4,12 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { bookingKey } from '../../functions/shared/keys.js';
 import {
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
-} from '../../functions/bookings/bookings-model.js';
-import { bookingKey } from '../../functions/shared/keys.js';
+} from '../../functions/shared/pending-events-index.js';
 import { webhookIdFor } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
