@@ -13,7 +13,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../middleware/
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
 import { keyDerivedBytes } from '../shared/key-derived-ids.js';
-import { bookingIdOfKey, bookingKey, slotKey, userKey } from '../shared/keys.js';
+import { bookingIdOfKey, bookingKey, slotKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { pendingEventsIndex, pendingIndexKeys, pendingPartition } from '../shared/pending-events-index.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
@@ -67,11 +67,13 @@ export interface SweptBooking extends StoredBooking {
   readonly onPendingIndex: boolean;
 }
 
-/** One page of the pending-events index: booking ids, oldest pending first. */
+/** One page of the pending-events index: booking and user ids, oldest pending first. */
 export interface PendingPage {
-  /** The bookings the page lists; entries whose item is not a booking are in `foreign` instead. */
+  /** The bookings the page lists. */
   readonly bookingIds: readonly string[];
-  /** The table keys of entries that name no booking (an item given the index's keys by hand). */
+  /** The users the page lists (user.registered pending). */
+  readonly userIds: readonly string[];
+  /** The table keys of entries that name neither (an item given the index's keys by hand). */
   readonly foreign: readonly Readonly<Record<string, unknown>>[];
   /** Where the next page starts; undefined after the last. */
   readonly nextKey: Record<string, unknown> | undefined;
@@ -309,7 +311,7 @@ export class BookingsModel {
 
   /**
    * One page (at most `limit` entries) of shard `shard` of the pending-events index: the bookings one of
-   * whose events became pending before `before`, oldest first. The index is eventually consistent: read
+   * whose events, and the users whose user.registered, became pending before `before`, oldest first. The index is eventually consistent: read
    * each booking before acting on it.
    */
   async pendingBefore(
@@ -332,13 +334,16 @@ export class BookingsModel {
       { abortSignal: signal },
     );
     const bookingIds: string[] = [];
+    const userIds: string[] = [];
     const foreign: Record<string, unknown>[] = [];
     for (const item of result.Items ?? []) {
       const bookingId = bookingIdOfKey(item);
-      if (bookingId === undefined) foreign.push({ pk: item.pk, sk: item.sk });
-      else bookingIds.push(bookingId);
+      const userId = userIdOfKey(item);
+      if (bookingId !== undefined) bookingIds.push(bookingId);
+      else if (userId) userIds.push(userId);
+      else foreign.push({ pk: item.pk, sk: item.sk });
     }
-    return { bookingIds, foreign, nextKey: result.LastEvaluatedKey };
+    return { bookingIds, userIds, foreign, nextKey: result.LastEvaluatedKey };
   }
 
   /**

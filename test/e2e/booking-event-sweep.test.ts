@@ -252,7 +252,7 @@ describe('the booking event sweep', () => {
       expect(lines).toContainEqual(
         expect.objectContaining({
           level: 'WARN',
-          message: 'Pending-events index entry names no booking: skipped',
+          message: 'Pending-events index entry names no booking or user: skipped',
           key: foreignKey,
         }),
       );
