@@ -315,6 +315,17 @@ async function storedUser(userId: string) {
 }
 
 describe('the sweep and user.registered', () => {
+  it('leaves nothing pending for a registration whose own request published user.registered', async () => {
+    const created = await api.request('POST', '/users', {
+      body: { email: `sweep-${randomUUID()}@example.com`, name: 'Published User' },
+    });
+    expect(created.status).toBe(201);
+    expect(await storedUser((created.body as { id: string }).id)).toEqual({
+      pendingEvents: undefined,
+      gsi3pk: undefined,
+    });
+  });
+
   it('publishes a user.registered its registration could not: to an admin endpoint once, with the derived webhook id', async () => {
     const adminEndpoint = await registerEndpoint(api, await api.token(adminUser), receiver.url, [
       'user.registered',
