@@ -275,7 +275,7 @@ export class BulwarkAlarms extends Construct {
       'WebhookEnqueueFailed',
       sumOf(metricCatalog.WebhookEnqueueFailed, 'Webhook enqueue failures'),
       1,
-      "A committed change's webhook messages could not be enqueued (SQS down or refusing them): a booking's event stays pending for the booking event sweep, which keeps trying every run; a user.registered's deliveries will never happen.",
+      "A committed change's webhook messages could not be enqueued (SQS down or refusing them): the booking event or user.registered stays pending for the booking event sweep, which keeps trying every run (users registered before the sweep covered user.registered are not on its index: theirs never happen).",
     );
     this.emailEnqueueFailed = atLeast(
       'EmailEnqueueFailed',

@@ -8,7 +8,6 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ses from 'aws-cdk-lib/aws-ses';
 import type { Construct } from 'constructs';
 import { isSupportedCountry } from 'libphonenumber-js/min';
-import { pendingEventsIndex } from '../functions/bookings/bookings-model.js';
 import {
   type ApiRoute,
   apiRoutes,
@@ -31,6 +30,7 @@ import {
 } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
+import { pendingEventsIndex } from '../functions/shared/pending-events-index.js';
 import { isPublicHttpsUrl } from '../functions/shared/ssrf-guard.js';
 import { smsDeploymentPolicy, smsRegionPolicy } from '../functions/users/sms-budgets.js';
 import {

@@ -344,7 +344,7 @@ export class BulwarkDashboard extends Construct {
         6,
       ),
       // Producers (users, bookings, the booking event sweeper, the webhook worker) that could not enqueue:
-      // nothing retries these but the sweep, which tries a booking's event again every run.
+      // nothing retries these but the sweep, which tries a booking's event or a user.registered again every run.
       graph(
         'Enqueue failures (email / SMS, webhooks)',
         this.searchCatalogs(EmailEnqueueFailed, WebhookEnqueueFailed),

@@ -1,17 +1,27 @@
-// The booking event sweep: publishes the booking events their requests left pending, which a client that got its answer never retries.
+// The pending-event sweep: publishes the booking events and user.registered events their requests left pending, which a client that got its answer never retries.
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { assertNoProblems } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { BookingEvents } from '../bookings/booking-events.js';
-import { type BookingsModel, eventOfStatus, pendingShardCount } from '../bookings/bookings-model.js';
+import { type BookingsModel, eventOfStatus } from '../bookings/bookings-model.js';
+import { pendingShardCount } from '../shared/pending-events-index.js';
 import { afterCommitFailure } from '../shared/post-commit.js';
+import {
+  type RegistrationEventStore,
+  type RegistrationEvents,
+  registeredEvent,
+} from '../users/registration-events.js';
 
 export interface BookingEventSweeperOptions {
   readonly bookings: BookingsModel;
   /** The bookings function's own publishing, so a swept event is the message its request would have sent. */
   readonly events: BookingEvents;
+  /** The users' registration events as stored (plain attributes only: the sweep decrypts nothing). */
+  readonly registrationStore: RegistrationEventStore;
+  /** The users function's own publishing of user.registered. */
+  readonly registrations: RegistrationEvents;
   readonly logger: Logger;
   readonly auditLogger: AuditLogger;
   readonly metrics: Metrics;
@@ -45,9 +55,15 @@ export interface SweepReport {
   readonly swept: number;
   /** Events tried and left pending for the next run: not published in full, or published but not marked. */
   readonly stillPending: number;
-  /** Bookings on the index with nothing pending that their status calls for: taken off it. */
+  /**
+   * Bookings on the index with nothing pending that their status calls for, and users with nothing pending
+   * or whose registration lapsed unverified: taken off it, nothing published.
+   */
   readonly cleaned: number;
-  /** Entries passed over: no such booking, an item that is not a booking, or one already off the index. */
+  /**
+   * Entries passed over: no such booking or user (a deleted user's entry goes with its item, but the index
+   * lags), an item that is neither, or one already off the index.
+   */
   readonly skipped: number;
   /** Shards whose index could not be read; the others were swept. */
   readonly failedShards: readonly number[];
@@ -116,12 +132,16 @@ export class BookingEventSweeper {
           continue;
         }
         for (const key of page.foreign) {
-          this.options.logger.warn('Pending-events index entry names no booking: skipped', { key });
+          this.options.logger.warn('Pending-events index entry names no booking or user: skipped', { key });
           counts.skipped += 1;
         }
         for (const bookingId of page.bookingIds) {
           if (aborted()) break;
           counts[await this.sweepBooking(bookingId, run)] += 1;
+        }
+        for (const userId of page.userIds) {
+          if (aborted()) break;
+          counts[await this.sweepUser(userId, run)] += 1;
         }
         if (page.nextKey) next.push({ shard, startKey: page.nextKey });
       }
@@ -188,6 +208,45 @@ export class BookingEventSweeper {
     } catch (error) {
       logger.error('Could not sweep a booking: it waits for the next run', {
         bookingId,
+        error: errorText(afterCommitFailure(error, run.signal)),
+      });
+      return 'stillPending';
+    }
+  }
+
+  private async sweepUser(userId: string, run: SweepRun): Promise<Outcome> {
+    const { registrationStore, registrations, logger, auditLogger } = this.options;
+    try {
+      const found = await registrationStore.findForSweep(userId, run.now, run.signal);
+      if (found === undefined) {
+        logger.warn('Pending-events index lists a user that does not exist: skipped', { userId });
+        return 'skipped';
+      }
+      if (!found.onPendingIndex) return 'skipped';
+      // A lapsed registration is a user gone for every route: no event announces it.
+      if (found.lapsed || !found.pending) {
+        await registrationStore.markPublished(userId, run.signal);
+        logger.info('User on the pending-events index with nothing to publish: taken off it', {
+          userId,
+          lapsed: found.lapsed,
+          pending: found.pending,
+        });
+        return 'cleaned';
+      }
+      if ((await registrations.publish(found, run.correlationId, run.signal)) !== 'published') {
+        return 'stillPending';
+      }
+      auditLogger.log({
+        eventType: 'webhook.event_swept',
+        outcome: 'success',
+        userId,
+        correlationId: run.correlationId,
+        metadata: { eventType: registeredEvent },
+      });
+      return 'swept';
+    } catch (error) {
+      logger.error('Could not sweep a user: it waits for the next run', {
+        userId,
         error: errorText(afterCommitFailure(error, run.signal)),
       });
       return 'stillPending';

@@ -1,4 +1,4 @@
-// The booking event sweeper function: run on a schedule, it publishes the booking events their requests left pending (see booking-event-sweeper.ts).
+// The booking event sweeper function: run on a schedule, it publishes the booking and user.registered events their requests left pending (see booking-event-sweeper.ts).
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, ScheduledEvent } from 'aws-lambda';
@@ -11,20 +11,22 @@ import { readEnvironment, readQueueEnvironment } from '../shared/environment.js'
 import { functionObservability } from '../shared/observability.js';
 import { answerMarginMs } from '../shared/post-commit.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
+import { RegistrationEventStore, RegistrationEvents } from '../users/registration-events.js';
 import { BookingEventSweeper, type SweepReport } from './booking-event-sweeper.js';
 
 const observability = functionObservability('booking-event-sweeper');
 const { logger, auditLogger, metrics } = observability;
 const environment = readEnvironment();
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
-const bookings = new BookingsModel(createDocumentClient(dynamoDb), environment.appTableName);
+const documents = createDocumentClient(dynamoDb);
+const bookings = new BookingsModel(documents, environment.appTableName);
+const registrationStore = new RegistrationEventStore(documents, environment.appTableName);
+const webhooks = createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability);
 const sweeper = new BookingEventSweeper({
   bookings,
-  events: new BookingEvents({
-    bookings,
-    webhooks: createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability),
-    logger,
-  }),
+  events: new BookingEvents({ bookings, webhooks, logger }),
+  registrationStore,
+  registrations: new RegistrationEvents({ store: registrationStore, webhooks, logger }),
   logger,
   auditLogger,
   metrics,

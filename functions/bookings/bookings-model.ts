@@ -1,6 +1,6 @@
 // Bookings on the app table: a booking owns one slot item per 15 minutes, claimed in one transaction.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
@@ -13,8 +13,9 @@ import { ConflictError, NotFoundError, ValidationError } from '../../middleware/
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
 import { keyDerivedBytes } from '../shared/key-derived-ids.js';
-import { bookingIdOfKey, bookingKey, slotKey, userKey } from '../shared/keys.js';
+import { bookingIdOfKey, bookingKey, slotKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
+import { pendingEventsIndex, pendingIndexKeys, pendingPartition } from '../shared/pending-events-index.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 
 export const slotMinutes = 15;
@@ -49,32 +50,6 @@ export const eventOfStatus: Readonly<Record<BookingStatus, BookingEventType>> = 
   cancelled: 'booking.cancelled',
 };
 
-/**
- * How many partition keys the pending-events index (`gsi3`) spreads its entries over: every create and
- * cancel writes an entry and its publishing removes it, and under one key all of those writes would go
- * to one index partition.
- */
-export const pendingShardCount = 4;
-
-/** The app table's index of bookings with an event pending (see middleware/store/tables.ts). */
-export const pendingEventsIndex = 'gsi3';
-
-/** The pending-events index's partition key for shard `shard` (0 to {@link pendingShardCount} - 1). */
-export const pendingPartition = (shard: number) => `PENDING#${shard}`;
-
-/** A booking's shard on the pending-events index: from a hash of its id, so ids of any form spread evenly. */
-export function pendingShardOf(bookingId: string): number {
-  return createHash('sha256').update(bookingId).digest().readUInt8(0) % pendingShardCount;
-}
-
-/**
- * The pending-events index's keys of a booking one of whose events became pending at `since` (an ISO
- * instant: the sort key orders the index by it, the id keeps entries of one instant apart).
- */
-function pendingIndexKeys(bookingId: string, since: string) {
-  return { gsi3pk: pendingPartition(pendingShardOf(bookingId)), gsi3sk: `${since}#${bookingId}` };
-}
-
 /** A booking as stored: what the API answers, and what is kept beside it. */
 export interface StoredBooking {
   readonly booking: Booking;
@@ -92,11 +67,13 @@ export interface SweptBooking extends StoredBooking {
   readonly onPendingIndex: boolean;
 }
 
-/** One page of the pending-events index: booking ids, oldest pending first. */
+/** One page of the pending-events index: booking and user ids, oldest pending first. */
 export interface PendingPage {
-  /** The bookings the page lists; entries whose item is not a booking are in `foreign` instead. */
+  /** The bookings the page lists. */
   readonly bookingIds: readonly string[];
-  /** The table keys of entries that name no booking (an item given the index's keys by hand). */
+  /** The users the page lists (user.registered pending). */
+  readonly userIds: readonly string[];
+  /** The table keys of entries that name neither (an item given the index's keys by hand). */
   readonly foreign: readonly Readonly<Record<string, unknown>>[];
   /** Where the next page starts; undefined after the last. */
   readonly nextKey: Record<string, unknown> | undefined;
@@ -334,7 +311,7 @@ export class BookingsModel {
 
   /**
    * One page (at most `limit` entries) of shard `shard` of the pending-events index: the bookings one of
-   * whose events became pending before `before`, oldest first. The index is eventually consistent: read
+   * whose events, and the users whose user.registered, became pending before `before`, oldest first. The index is eventually consistent: read
    * each booking before acting on it.
    */
   async pendingBefore(
@@ -357,13 +334,16 @@ export class BookingsModel {
       { abortSignal: signal },
     );
     const bookingIds: string[] = [];
+    const userIds: string[] = [];
     const foreign: Record<string, unknown>[] = [];
     for (const item of result.Items ?? []) {
       const bookingId = bookingIdOfKey(item);
-      if (bookingId === undefined) foreign.push({ pk: item.pk, sk: item.sk });
-      else bookingIds.push(bookingId);
+      const userId = userIdOfKey(item);
+      if (bookingId !== undefined) bookingIds.push(bookingId);
+      else if (userId) userIds.push(userId);
+      else foreign.push({ pk: item.pk, sk: item.sk });
     }
-    return { bookingIds, foreign, nextKey: result.LastEvaluatedKey };
+    return { bookingIds, userIds, foreign, nextKey: result.LastEvaluatedKey };
   }
 
   /**

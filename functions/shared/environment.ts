@@ -39,8 +39,8 @@ const wholeNumber = (min: number, max: number) =>
   );
 
 /**
- * BOOKING_EVENT_GRACE_SEC when unset: well past the bookings function's timeout (10 s), so the sweep never
- * publishes an event its own request is still publishing.
+ * BOOKING_EVENT_GRACE_SEC when unset: well past the bookings and users functions' timeout (10 s), so the
+ * sweep never publishes an event its own request is still publishing.
  */
 export const defaultBookingEventGraceSec = 60;
 

@@ -27,6 +27,7 @@ import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import { WebhookStore } from '../shared/webhook-store.js';
 import * as z from '../shared/zod.js';
 import { RegistrationEmails, verificationEmailPerUserPolicy } from './registration-emails.js';
+import { RegistrationEventStore, RegistrationEvents } from './registration-events.js';
 import { SmsBudgets } from './sms-budgets.js';
 import { UsersModel } from './users-model.js';
 
@@ -68,7 +69,11 @@ const verificationEmailsPerUser = new RateLimiter({
 });
 
 const queues = readQueueEnvironment(process.env, { links: true });
-const webhooks = createWebhookFanOut(environment, queues, dynamoDb, observability);
+const registrationEvents = new RegistrationEvents({
+  store: new RegistrationEventStore(createDocumentClient(dynamoDb), environment.appTableName),
+  webhooks: createWebhookFanOut(environment, queues, dynamoDb, observability),
+  logger,
+});
 /** Deleting a user deletes the webhook endpoints they registered (no signing secret is read: no key). */
 const webhookStore = new WebhookStore({
   documentClient: createDocumentClient(dynamoDb),
@@ -210,18 +215,8 @@ export const handler = createHttpFunction(
         // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
         const deadline = afterCommitDeadline(context);
         await registrationEmails.enqueue(user, context.correlationId, deadline);
-        // Receivers are outside Bulwark: no personal data (name, email, phone); one that needs them reads
-        // the user with `users/read`.
-        await webhooks.publish(
-          {
-            type: 'user.registered',
-            tenantId: defaultTenantId,
-            subjectUserId: user.id,
-            data: { id: user.id, createdAt: user.createdAt },
-          },
-          context.correlationId,
-          deadline,
-        );
+        // Not published in full, it stays pending on the user for the sweep.
+        await registrationEvents.publish(user, context.correlationId, deadline);
         return json(201, user, { Location: `/users/${user.id}` });
       }),
 

@@ -29,8 +29,10 @@ import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import { defaultUnverifiedUserTtlHours } from '../shared/environment.js';
 import { emailClaimKey, phoneCodeKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
+import { pendingIndexKeys } from '../shared/pending-events-index.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
+import { type RegistrationEvents, registeredEvent } from './registration-events.js';
 
 export interface User {
   id: string;
@@ -190,7 +192,9 @@ export class UsersModel {
   /**
    * Creates the user and claims its email in one transaction: a taken email is a 409, never a duplicate.
    * Both items carry `expiresAt`, the end of the verification window, until the email is verified; a
-   * claim whose registration lapsed unverified is taken over in the same transaction.
+   * claim whose registration lapsed unverified is taken over in the same transaction. The user is stored
+   * with user.registered pending and on the pending-events index from its creation time, until
+   * {@link RegistrationEvents} publishes it (the request after its commit, or else the sweep).
    */
   async register(input: NewUser, now = new Date()): Promise<User> {
     const nowSec = toEpochSeconds(now.getTime());
@@ -222,6 +226,8 @@ export class UsersModel {
                   ...item,
                   gsi1pk: userListPartition,
                   gsi1sk: `${user.createdAt}#${user.id}`,
+                  pendingEvents: new Set([registeredEvent]),
+                  ...pendingIndexKeys(user.id, user.createdAt),
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },

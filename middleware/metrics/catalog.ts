@@ -239,7 +239,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'Booking events the booking event sweep published and marked published, left pending by a request whose publishing failed (emitted once per run, 0 included).',
+      'Booking events and user.registered events the booking event sweep published and marked published, left pending by a request whose publishing failed (emitted once per run, 0 included).',
     statistic: 'Sum',
   },
   BookingEventsStillPending: {
@@ -247,7 +247,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'Booking events the booking event sweep tried and could not publish, or published but could not mark: they stay pending for its next run (emitted once per run, 0 included).',
+      'Booking events and user.registered events the booking event sweep tried and could not publish, or published but could not mark: they stay pending for its next run (emitted once per run, 0 included).',
     statistic: 'Sum',
   },
 } as const satisfies Record<string, MetricDefinition>;

@@ -49,7 +49,7 @@ export const toolkitTable: TableDefinition = {
 /**
  * The sample system's data (users, bookings).
  * `gsi1` lists one entity type in order; `gsi2` lists a user's bookings; `gsi3` (sparse, keys only) lists
- * the bookings with a webhook event not yet published, oldest first, for the sweep that publishes them.
+ * the bookings and users with a webhook event not yet published, oldest first, for the sweep that publishes them.
  */
 export const appTable: TableDefinition = {
   id: 'app',

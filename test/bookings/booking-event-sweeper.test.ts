@@ -5,16 +5,20 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BookingEventSweeper } from '../../functions/booking-event-sweeper/booking-event-sweeper.js';
 import { BookingEvents } from '../../functions/bookings/booking-events.js';
+import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
+import { userKey } from '../../functions/shared/keys.js';
 import {
-  BookingsModel,
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
-} from '../../functions/bookings/bookings-model.js';
-import { userKey } from '../../functions/shared/keys.js';
+} from '../../functions/shared/pending-events-index.js';
 import { functionSqsClient } from '../../functions/shared/sqs-client.js';
-import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
+import { type WebhookEvent, WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { RegistrationEventStore, RegistrationEvents } from '../../functions/users/registration-events.js';
+import { UsersModel } from '../../functions/users/users-model.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
@@ -64,6 +68,16 @@ async function pendingBookings(tableName: string, createdAt: readonly Date[]): P
   return ids;
 }
 
+/** A fan-out with no webhook queue (every event counts as published) that keeps each event it is given. */
+class RecordingFanOut extends WebhookFanOut {
+  readonly events: WebhookEvent[] = [];
+
+  override publish(event: WebhookEvent, correlationId: string | undefined, signal?: AbortSignal) {
+    this.events.push(event);
+    return super.publish(event, correlationId, signal);
+  }
+}
+
 /**
  * A sweeper over `tableName`. Its fan-out either has no webhook queue (an event then counts as published,
  * as in a deployment without one) or reads subscriptions from a toolkit table that does not exist (every
@@ -80,7 +94,7 @@ function sweeperOf(
 ) {
   const { observability, audits } = testObservability('booking-event-sweeper');
   const bookings = new BookingsModel(options.client ?? documents, tableName);
-  const webhooks = new WebhookFanOut({
+  const webhooks = new RecordingFanOut({
     store: new WebhookStore({ documentClient: documents, tableName: `missing-${randomUUID()}` }),
     sqs: undefined,
     queueUrl: undefined,
@@ -96,9 +110,16 @@ function sweeperOf(
           observability,
         })
       : webhooks;
+  const registrationStore = new RegistrationEventStore(options.client ?? documents, tableName);
   const sweeper = new BookingEventSweeper({
     bookings,
     events: new BookingEvents({ bookings, webhooks: failing, logger: observability.logger }),
+    registrationStore,
+    registrations: new RegistrationEvents({
+      store: registrationStore,
+      webhooks: failing,
+      logger: observability.logger,
+    }),
     logger: observability.logger,
     auditLogger: observability.auditLogger,
     metrics: observability.metrics,
@@ -108,6 +129,8 @@ function sweeperOf(
   return {
     sweeper,
     bookings: new BookingsModel(documents, tableName),
+    registrationStore: new RegistrationEventStore(documents, tableName),
+    published: webhooks.events,
     audits,
     metrics: observability.metrics,
   };
@@ -210,6 +233,8 @@ describe('BookingEventSweeper', () => {
       new BookingEventSweeper({
         bookings,
         events: {} as BookingEvents,
+        registrationStore: {} as RegistrationEventStore,
+        registrations: {} as RegistrationEvents,
         logger: observability.logger,
         auditLogger: observability.auditLogger,
         metrics: observability.metrics,
@@ -221,5 +246,93 @@ describe('BookingEventSweeper', () => {
       /graceMs must be a whole number of milliseconds, 0 or more.*pageSize must be a whole number from 1 to 1000/,
     );
     expect(() => build(0, 1)).not.toThrow();
+  });
+});
+
+describe('BookingEventSweeper and user.registered', () => {
+  const usersOf = (tableName: string) =>
+    new UsersModel(documents, tableName, createFunctionEncryptor(readEnvironment()));
+  const register = (tableName: string, at: Date) =>
+    usersOf(tableName).register({ email: `sweep-${randomUUID()}@example.com`, name: 'Ada' }, at);
+
+  it('publishes a registration pending longer than the grace once, with its derived id and no personal data', async () => {
+    const tableName = await ownAppTable();
+    const user = await register(tableName, minutesBefore(10));
+    const young = await register(tableName, minutesBefore(0.5));
+    const { sweeper, registrationStore, published, audits, metrics } = sweeperOf(tableName);
+
+    const first = await sweeper.sweep(run());
+    const second = await sweeper.sweep(run());
+
+    expect(first).toEqual({
+      swept: 1,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 0,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(second.swept).toBe(0);
+    expect(published).toEqual([
+      {
+        id: `user.registered/${user.id}`,
+        type: 'user.registered',
+        tenantId: 'default',
+        subjectUserId: user.id,
+        data: { id: user.id, createdAt: user.createdAt },
+        occurredAt: new Date(user.createdAt),
+      },
+    ]);
+    expect(await registrationStore.findForSweep(user.id, now)).toMatchObject({
+      pending: false,
+      onPendingIndex: false,
+    });
+    expect(await registrationStore.findForSweep(young.id, now)).toMatchObject({
+      pending: true,
+      onPendingIndex: true,
+    });
+    expect(audits.map(({ eventType, userId, metadata }) => ({ eventType, userId, metadata }))).toEqual([
+      { eventType: 'webhook.event_swept', userId: user.id, metadata: { eventType: 'user.registered' } },
+    ]);
+    // One value per run.
+    expect(storedMetric(metrics, 'BookingEventsSwept')).toEqual([1, 0]);
+  });
+
+  it('keeps a registration it cannot publish pending and on the index', async () => {
+    const tableName = await ownAppTable();
+    const user = await register(tableName, minutesBefore(10));
+    const { sweeper, registrationStore } = sweeperOf(tableName, { publishing: 'fails' });
+
+    expect(await sweeper.sweep(run())).toMatchObject({ swept: 0, stillPending: 1 });
+    expect(await registrationStore.findForSweep(user.id, now)).toMatchObject({
+      pending: true,
+      onPendingIndex: true,
+    });
+  });
+
+  it('takes a registration that lapsed unverified off the index without publishing it', async () => {
+    const tableName = await ownAppTable();
+    // Registered 49 hours before the run: its 48-hour verification window is over, TTL has not run yet.
+    const user = await register(tableName, minutesBefore(49 * 60));
+    const { sweeper, registrationStore, published, audits } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run())).toMatchObject({ swept: 0, cleaned: 1, stillPending: 0, skipped: 0 });
+    expect(published).toEqual([]);
+    expect(audits).toEqual([]);
+    expect(await registrationStore.findForSweep(user.id, now)).toMatchObject({
+      lapsed: true,
+      pending: false,
+      onPendingIndex: false,
+    });
+  });
+
+  it('publishes nothing for a user deleted before the sweep: the entry went with the item', async () => {
+    const tableName = await ownAppTable();
+    const user = await register(tableName, minutesBefore(10));
+    await usersOf(tableName).delete(user.id);
+    const { sweeper, published } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run())).toMatchObject({ swept: 0, cleaned: 0, stillPending: 0, skipped: 0 });
+    expect(published).toEqual([]);
   });
 });

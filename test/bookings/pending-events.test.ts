@@ -4,13 +4,13 @@ import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { bookingIdOfKey, bookingKey, userKey } from '../../functions/shared/keys.js';
 import {
-  BookingsModel,
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
-} from '../../functions/bookings/bookings-model.js';
-import { bookingIdOfKey, bookingKey, userKey } from '../../functions/shared/keys.js';
+} from '../../functions/shared/pending-events-index.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { testTableNames } from '../helpers/tables.js';

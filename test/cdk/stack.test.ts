@@ -194,7 +194,7 @@ const expectedAccess: Record<FunctionName, Access> = {
     sends: ['webhook-worker', 'email-worker'],
   },
   'secret-rotation': { rotates: ['bookingsSigningSecret', 'verificationLinkSecret'] },
-  // The pending-events index, each booking by key and its mark, the subscriptions its fan-out reads, and
+  // The pending-events index, each booking and user by key and its mark, the subscriptions its fan-out reads, and
   // the webhook queue: no scan, no other index, no delete, no transaction.
   'booking-event-sweeper': {
     sends: ['webhook-worker'],

@@ -4,12 +4,12 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { bookingKey, userKey } from '../../functions/shared/keys.js';
 import {
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
-} from '../../functions/bookings/bookings-model.js';
-import { bookingKey } from '../../functions/shared/keys.js';
+} from '../../functions/shared/pending-events-index.js';
 import { webhookIdFor } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
@@ -252,7 +252,7 @@ describe('the booking event sweep', () => {
       expect(lines).toContainEqual(
         expect.objectContaining({
           level: 'WARN',
-          message: 'Pending-events index entry names no booking: skipped',
+          message: 'Pending-events index entry names no booking or user: skipped',
           key: foreignKey,
         }),
       );
@@ -303,5 +303,59 @@ describe('the booking event sweep', () => {
         shard: 0,
       }),
     );
+  });
+});
+
+/** The user item's pending events and its keys on the pending-events index, as stored. */
+async function storedUser(userId: string) {
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: appTableName(), Key: userKey(userId), ConsistentRead: true }),
+  );
+  return { pendingEvents: Item?.pendingEvents, gsi3pk: Item?.gsi3pk };
+}
+
+describe('the sweep and user.registered', () => {
+  it('leaves nothing pending for a registration whose own request published user.registered', async () => {
+    const created = await api.request('POST', '/users', {
+      body: { email: `sweep-${randomUUID()}@example.com`, name: 'Published User' },
+    });
+    expect(created.status).toBe(201);
+    expect(await storedUser((created.body as { id: string }).id)).toEqual({
+      pendingEvents: undefined,
+      gsi3pk: undefined,
+    });
+  });
+
+  it('publishes a user.registered its registration could not: to an admin endpoint once, with the derived webhook id', async () => {
+    const adminEndpoint = await registerEndpoint(api, await api.token(adminUser), receiver.url, [
+      'user.registered',
+    ]);
+    dynamoDb.refuse(subscriberQueryOf('user.registered'));
+    const created = await api
+      .request('POST', '/users', { body: { email: `sweep-${randomUUID()}@example.com`, name: 'Swept User' } })
+      .finally(() => dynamoDb.refuse(undefined));
+    expect(created.status).toBe(201);
+    const userId = (created.body as { id: string }).id;
+    expect(await storedUser(userId)).toEqual({
+      pendingEvents: new Set(['user.registered']),
+      gsi3pk: pendingPartition(pendingShardOf(userId)),
+    });
+    expect(deliveriesAbout(userId)).toEqual([]);
+
+    await until(() => (deliveriesAbout(userId).length > 0 ? true : undefined), 15_000);
+    await until(async () => ((await storedUser(userId)).pendingEvents === undefined ? true : undefined));
+    expect(await storedUser(userId)).toEqual({ pendingEvents: undefined, gsi3pk: undefined });
+    // Runs after it find nothing more to publish.
+    await sweepRunsSince(dynamoDb.seen.length, 3);
+    expect(deliveriesAbout(userId)).toEqual([
+      { type: 'user.registered', webhookId: webhookIdFor(`user.registered/${userId}`, adminEndpoint.id) },
+    ]);
+    expect(output.audit().filter((audit) => audit.eventType === 'webhook.event_swept')).toEqual([
+      expect.objectContaining({
+        outcome: 'success',
+        userId,
+        metadata: { eventType: 'user.registered' },
+      }),
+    ]);
   });
 });

@@ -1,0 +1,74 @@
+// user.registered's mark on the user item: a registration puts the user on the pending-events index (gsi3)
+// with the event pending, and marking it published takes both off.
+import { randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
+import { readEnvironment } from '../../functions/shared/environment.js';
+import { userKey } from '../../functions/shared/keys.js';
+import { pendingPartition, pendingShardOf } from '../../functions/shared/pending-events-index.js';
+import { RegistrationEventStore } from '../../functions/users/registration-events.js';
+import { UsersModel } from '../../functions/users/users-model.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testTableNames } from '../helpers/tables.js';
+
+const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
+const documents = createDocumentClient(dynamoDb);
+const users = new UsersModel(documents, testTableNames.app, createFunctionEncryptor(readEnvironment()));
+const store = new RegistrationEventStore(documents, testTableNames.app);
+afterAll(() => dynamoDb.destroy());
+
+/** The user item as stored: its pending events and its keys on the pending-events index. */
+async function stored(userId: string) {
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: testTableNames.app, Key: userKey(userId), ConsistentRead: true }),
+  );
+  return { pendingEvents: Item?.pendingEvents, gsi3pk: Item?.gsi3pk, gsi3sk: Item?.gsi3sk };
+}
+
+const register = (now: Date) =>
+  users.register({ email: `pending-${randomUUID()}@example.com`, name: 'Ada' }, now);
+
+describe('user.registered on the pending-events index', () => {
+  it('lists a new user in its shard from its creation time, with user.registered pending', async () => {
+    const createdAt = new Date('2031-03-04T05:06:07.890Z');
+    const user = await register(createdAt);
+    expect(await stored(user.id)).toEqual({
+      pendingEvents: new Set(['user.registered']),
+      gsi3pk: pendingPartition(pendingShardOf(user.id)),
+      gsi3sk: `2031-03-04T05:06:07.890Z#${user.id}`,
+    });
+    expect(await store.findForSweep(user.id, createdAt)).toEqual({
+      id: user.id,
+      createdAt: '2031-03-04T05:06:07.890Z',
+      pending: true,
+      onPendingIndex: true,
+      lapsed: false,
+    });
+  });
+
+  it('takes the event and the index keys off when it is marked published, and leaves the user', async () => {
+    const user = await register(new Date());
+    expect((await stored(user.id)).gsi3pk).toBe(pendingPartition(pendingShardOf(user.id)));
+    await store.markPublished(user.id);
+    expect(await stored(user.id)).toEqual({ pendingEvents: undefined, gsi3pk: undefined, gsi3sk: undefined });
+    expect((await users.get(user.id)).email).toBe(user.email);
+  });
+
+  it('reads a registration past its verification window as lapsed', async () => {
+    const user = await register(new Date('2031-03-04T05:06:07.890Z'));
+    const found = await store.findForSweep(user.id, new Date(user.expiresAt as string));
+    expect(found?.lapsed).toBe(true);
+  });
+
+  it('refuses to mark a user that does not exist, and creates no item', async () => {
+    const userId = `missing-${randomUUID()}`;
+    await expect(store.markPublished(userId)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: userKey(userId), ConsistentRead: true }),
+    );
+    expect(Item).toBeUndefined();
+    expect(await store.findForSweep(userId, new Date())).toBeUndefined();
+  });
+});
