@@ -23,7 +23,10 @@ export interface IntervalScheduleOptions {
   /** Milliseconds from the end of one run to the start of the next. */
   readonly intervalMs: number;
   readonly invoke: (event: ScheduledEvent) => Promise<unknown>;
-  /** A run that failed: Lambda would count an error and try the asynchronous event no more (the stack sets no retry). */
+  /**
+   * A run that failed: Lambda would count an error and, by its asynchronous default (the stack sets no other),
+   * try the event up to twice more; here the next run is the next interval's.
+   */
   readonly onError: (error: unknown) => void;
 }
 

@@ -137,7 +137,7 @@ export class BookingEventSweeper {
         }
         for (const bookingId of page.bookingIds) {
           if (aborted()) break;
-          counts[await this.sweepBooking(bookingId, run)] += 1;
+          counts[await this.sweepBooking(bookingId, before, run)] += 1;
         }
         for (const userId of page.userIds) {
           if (aborted()) break;
@@ -173,7 +173,7 @@ export class BookingEventSweeper {
     }
   }
 
-  private async sweepBooking(bookingId: string, run: SweepRun): Promise<Outcome> {
+  private async sweepBooking(bookingId: string, before: Date, run: SweepRun): Promise<Outcome> {
     const { bookings, events, logger, auditLogger } = this.options;
     try {
       const found = await bookings.findForSweep(bookingId, run.signal);
@@ -183,6 +183,9 @@ export class BookingEventSweeper {
       }
       // Published since the index was read: the index lags the table.
       if (!found.onPendingIndex) return 'skipped';
+      // Moved since the index was read, by a cancel whose own request may be publishing it now: its grace
+      // starts again (the index's sort key begins with the time it became pending).
+      if ((found.pendingIndexSortKey ?? '') >= before.toISOString()) return 'skipped';
       const result = await events.publishPending(found, run.correlationId, run.signal);
       if (result === 'none') {
         // What its status calls for is not pending, and no later write makes it pending again (each event

@@ -62,9 +62,11 @@ export interface StoredBooking {
   readonly pendingEvents: readonly BookingEventType[];
 }
 
-/** A booking as the sweep reads it: also whether it is still on the pending-events index. */
+/** A booking as the sweep reads it: also whether it is still on the pending-events index, and from when. */
 export interface SweptBooking extends StoredBooking {
   readonly onPendingIndex: boolean;
+  /** Its sort key on the index (`<since>#<id>`), while it is on it: a cancel moves it to the cancel's time. */
+  readonly pendingIndexSortKey: string | undefined;
 }
 
 /** One page of the pending-events index: booking and user ids, oldest pending first. */
@@ -305,6 +307,7 @@ export class BookingsModel {
           booking: toBooking(Item),
           pendingEvents: pendingEventsOf(Item),
           onPendingIndex: typeof Item.gsi3pk === 'string',
+          pendingIndexSortKey: typeof Item.gsi3sk === 'string' ? Item.gsi3sk : undefined,
         }
       : undefined;
   }

@@ -170,6 +170,25 @@ describe('BookingEventSweeper', () => {
     expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(0);
   });
 
+  it("leaves a booking a cancel moved after the index read to the cancel's own request: its grace starts again", async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const { sweeper, bookings, published } = sweeperOf(tableName, { client: proxied() });
+    // The sweep has read the index and is reading the booking when the cancel commits.
+    const held = proxy.hold((operation, body) => operation === 'GetItem' && body.includes(tableName));
+    const sweeping = sweeper.sweep(run());
+    await held.arrived;
+    await bookings.cancel(await bookings.get(id as string), now);
+    held.release();
+
+    expect(await sweeping).toMatchObject({ swept: 0, stillPending: 0, skipped: 1 });
+    expect(published).toEqual([]);
+    expect(await bookings.findForSweep(id as string)).toMatchObject({
+      pendingEvents: ['booking.created', 'booking.cancelled'],
+      onPendingIndex: true,
+    });
+  });
+
   it('keeps every event it cannot publish pending and on the index, counted as still pending', async () => {
     const tableName = await ownAppTable();
     const ids = await pendingBookings(tableName, [minutesBefore(10), minutesBefore(5)]);
