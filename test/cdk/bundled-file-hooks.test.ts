@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { bundledFileHooks } from '../../lib/bulwark-function.js';
+import { shellWord } from '../../lib/shell-word.js';
 
 const sandboxes: string[] = [];
 afterEach(() => {
@@ -29,4 +30,14 @@ it('copies from and to directories whose names a shell would expand or split, ru
   expect(readFileSync(join(outputDir, 'data/nested/metadata.json'), 'utf8')).toBe('{"kept":true}');
   expect(existsSync(join(sandbox, 'injected'))).toBe(false);
   expect(existsSync(join(sandbox, 'injected-too'))).toBe(false);
+});
+
+it('leaves a word no shell reads otherwise as it is, and single-quotes one with a space, $, a glob or a quote', () => {
+  expect(shellWord('/work/main/functions/email-worker@v2:templates,a=b+c%d')).toBe(
+    '/work/main/functions/email-worker@v2:templates,a=b+c%d',
+  );
+  expect(shellWord('/tmp/a b')).toBe("'/tmp/a b'");
+  expect(shellWord('/tmp/$HOME')).toBe("'/tmp/$HOME'");
+  expect(shellWord('/tmp/*')).toBe("'/tmp/*'");
+  expect(shellWord("/tmp/it's")).toBe(`'/tmp/it'\\''s'`);
 });

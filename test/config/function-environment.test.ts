@@ -192,6 +192,10 @@ describe('the local-only settings, in Lambda', () => {
     expect(() => readEnvironment({ ...withLocalKeys, ENCRYPTION_INDEX_KEY: 'short' })).toThrow(
       refused(`ENCRYPTION_KEY ${why}, ENCRYPTION_PREVIOUS_KEYS ${why}, ENCRYPTION_INDEX_KEY ${why}`),
     );
+    // Set to false is no decision to allow it.
+    expect(() => readEnvironment({ ...withLocalKeys, ALLOW_LOCAL_KEY_IN_PRODUCTION: 'false' })).toThrow(
+      refused(`ENCRYPTION_KEY ${why}, ENCRYPTION_PREVIOUS_KEYS ${why}, ENCRYPTION_INDEX_KEY ${why}`),
+    );
     const allowed = { ...withLocalKeys, ALLOW_LOCAL_KEY_IN_PRODUCTION: 'true' };
     expect(readEnvironment(allowed).encryption).toMatchObject({ localKey, allowLocalKeyInProduction: true });
   });

@@ -156,5 +156,16 @@ describe('ToolkitIdempotencyStore', () => {
           client: createDynamoDbClient({}),
         }),
     ).toThrow(/name must be 1-64 characters/);
+    for (const name of ['-orders', '.orders', '_orders', '']) {
+      expect(
+        () =>
+          new ToolkitIdempotencyStore({
+            name,
+            tableName: testTableNames.toolkit,
+            client: createDynamoDbClient({}),
+          }),
+        name,
+      ).toThrow(/name must be 1-64 characters/);
+    }
   });
 });
