@@ -172,6 +172,36 @@ describe('DynamoDB clients and table creation on the embedded server', () => {
     client.destroy();
   });
 
+  it("keeps the items past the first page of the rebuild's Scan", async () => {
+    const client = createDynamoDbClient({ endpoint, region: 'eu-west-1' });
+    const earlier = { ...appTable, globalSecondaryIndexes: appTable.globalSecondaryIndexes.slice(0, 2) };
+    const tableName = `app-${randomUUID()}`;
+    await ensureTables(client, [{ definition: earlier, tableName }]);
+    const documents = createDocumentClient(client);
+    const items = ['a', 'b', 'c'].map((name) => ({ pk: `ITEM#${name}`, sk: 'ITEM' }));
+    for (const Item of items) await documents.send(new PutCommand({ TableName: tableName, Item }));
+    // Pages of one item, as a table past 1 MB has pages (the embedded server reads a small one whole).
+    const paging = createDynamoDbClient({ endpoint, region: 'eu-west-1' });
+    paging.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'ScanCommand') (args.input as { Limit?: number }).Limit = 1;
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+
+    await ensureTables(paging, [{ definition: appTable, tableName }]);
+
+    for (const item of items) {
+      const { Item } = await documents.send(
+        new GetCommand({ TableName: tableName, Key: { pk: item.pk, sk: item.sk } }),
+      );
+      expect(Item, item.pk).toEqual(item);
+    }
+    paging.destroy();
+    client.destroy();
+  });
+
   it('never rebuilds a table in AWS: a table there without an index is an InvalidArgumentError, nothing deleted', async () => {
     const client = new DynamoDBClient({
       region: 'us-east-1',
