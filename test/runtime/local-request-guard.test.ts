@@ -1,7 +1,7 @@
 // What a web page open in the developer's browser can no longer do to the local runtime's servers: send
 // them cross-origin requests, or reach them under a name of its own by DNS rebinding.
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
@@ -339,6 +339,19 @@ describe('foreignHostReason', () => {
           'another host may be a web page reaching it by DNS rebinding',
       );
     }
+  });
+});
+
+describe('foreignHostReason, on the request a server received', () => {
+  /** A request as a server listening on `localAddress:localPort` receives it, naming `host`. */
+  const received = (localAddress: string, localPort: number, host: string) =>
+    ({ socket: { localAddress, localPort }, headers: { host } }) as unknown as IncomingMessage;
+
+  it('serves the host its URL names (a server on 0.0.0.0), and a port-less Host on port 80 only', () => {
+    expect(foreignHostReason(received('127.0.0.1', 3000, '0.0.0.0:3000'), '0.0.0.0')).toBeUndefined();
+    expect(foreignHostReason(received('127.0.0.1', 3000, '0.0.0.0:3000'))).toBeDefined();
+    expect(foreignHostReason(received('127.0.0.1', 80, 'localhost'))).toBeUndefined();
+    expect(foreignHostReason(received('127.0.0.1', 3000, 'localhost'))).toBeDefined();
   });
 });
 
