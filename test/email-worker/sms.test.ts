@@ -295,6 +295,31 @@ describe('the email worker with SMS', () => {
     ]);
   });
 
+  it('dead-letters an SMS whose message its provider refuses for good, counted, logged and audited as an SMS', async () => {
+    const { smsTransport, audits, run, metrics, logger } = setup();
+    const error = vi.spyOn(logger, 'error');
+    smsTransport.failing = true;
+    smsTransport.failure = new DeliveryRejectedError('sms-gateway', 'CONTENT_REFUSED');
+    expect((await run(await record(sms()))).batchItemFailures).toEqual([]);
+    expect(await deadLetterReasons()).toEqual(['sms-gateway refused the message for good (CONTENT_REFUSED)']);
+    expect(storedMetric(metrics, 'SmsFailed')).toBe(1);
+    expect(storedMetric(metrics, 'EmailFailed')).toBeUndefined();
+    expect(audits.at(-1)).toMatchObject({
+      eventType: 'sms.rejected',
+      metadata: expect.objectContaining({ reason: 'delivery_rejected' }),
+    });
+    expect(error).toHaveBeenCalledWith('SMS message rejected and dead-lettered', expect.any(Object));
+  });
+
+  it('dead-letters a body that is not JSON as an email: nothing in it says SMS', async () => {
+    const { audits, run, metrics } = setup();
+    const notJson = { ...(await record(sms())), body: '{"type":"sms",' };
+    expect(await run(notJson)).toEqual({ batchItemFailures: [] });
+    expect(storedMetric(metrics, 'EmailFailed')).toBe(1);
+    expect(storedMetric(metrics, 'SmsFailed')).toBeUndefined();
+    expect(audits).toEqual([expect.objectContaining({ eventType: 'email.rejected' })]);
+  });
+
   it('logs why a send failed without the number the provider quoted', async () => {
     const { smsTransport, run, logger } = setup();
     smsTransport.failing = true;
