@@ -230,6 +230,8 @@ describe('the embedded SQS', () => {
 
   it('refuses an unsigned SendMessage and an unsigned ListQueues without an Origin too', async () => {
     expectAwsRefusal(await formSend({}), unsignedRefusal);
+    // An Authorization of another scheme is no signature either.
+    expectAwsRefusal(await formSend({ authorization: 'Bearer forged' }), unsignedRefusal);
     const list = await rawRequest(
       sqs.endpoint,
       'POST',
