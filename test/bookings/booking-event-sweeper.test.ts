@@ -222,6 +222,29 @@ describe('BookingEventSweeper', () => {
     expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
   });
 
+  it('does not count a shard whose read its deadline aborted as failed', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const { sweeper, bookings } = sweeperOf(tableName, { client: proxied() });
+    const deadline = new AbortController();
+    // The deadline comes while the first shard's index read is in flight.
+    const held = proxy.hold((operation, body) => operation === 'Query' && body.includes(tableName));
+    const sweeping = sweeper.sweep(run(deadline.signal));
+    await held.arrived;
+    deadline.abort();
+    held.release();
+
+    expect(await sweeping).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 0,
+      failedShards: [],
+      stoppedAtDeadline: true,
+    });
+    expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
+  });
+
   it('names a shard whose index it could not read, and sweeps the others', async () => {
     const tableName = await ownAppTable();
     // One booking per shard.
