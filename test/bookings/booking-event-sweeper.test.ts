@@ -245,6 +245,40 @@ describe('BookingEventSweeper', () => {
     expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
   });
 
+  it('reads no further booking of a page once its deadline has passed', async () => {
+    const tableName = await ownAppTable();
+    // Two bookings on one shard: one page lists both.
+    const ids: string[] = [];
+    let pair: string[] = [];
+    while (pair.length < 2) {
+      ids.push(...(await pendingBookings(tableName, [minutesBefore(10)])));
+      const shard = pendingShardOf(ids.at(-1) as string);
+      pair = ids.filter((id) => pendingShardOf(id) === shard);
+    }
+    const { sweeper, bookings } = sweeperOf(tableName, { client: proxied() });
+    const deadline = new AbortController();
+    const readsOf = (id: string) =>
+      proxy.seen.filter(({ operation, body }) => operation === 'GetItem' && body.includes(id)).length;
+    // The deadline comes while the sweep reads the first booking of the pair's page.
+    const held = proxy.hold(
+      (operation, body) => operation === 'GetItem' && pair.some((id) => body.includes(id)),
+    );
+    const sweeping = sweeper.sweep(run(deadline.signal));
+    await held.arrived;
+    deadline.abort();
+    held.release();
+
+    // Bookings on the shards read before the pair's are swept; of the pair, only the one read is counted.
+    expect(await sweeping).toMatchObject({ stillPending: 1, skipped: 0, stoppedAtDeadline: true });
+    expect(pair.map(readsOf).sort()).toEqual([0, 1]);
+    for (const id of pair) {
+      expect(await bookings.findForSweep(id)).toMatchObject({
+        pendingEvents: ['booking.created'],
+        onPendingIndex: true,
+      });
+    }
+  });
+
   it('names a shard whose index it could not read, and sweeps the others', async () => {
     const tableName = await ownAppTable();
     // One booking per shard.
