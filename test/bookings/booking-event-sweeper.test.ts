@@ -279,6 +279,31 @@ describe('BookingEventSweeper', () => {
     }
   });
 
+  it('skips a booking published and taken off the index after the index read, writing nothing', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const { sweeper, bookings, published, audits } = sweeperOf(tableName, { client: proxied() });
+    // The sweep has read the index and is reading the booking when its request's publishing marks it.
+    const held = proxy.hold((operation, body) => operation === 'GetItem' && body.includes(tableName));
+    const sweeping = sweeper.sweep(run());
+    await held.arrived;
+    await bookings.markPublished(id as string, 'booking.created');
+    const marked = proxy.seen.length;
+    held.release();
+
+    expect(await sweeping).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 1,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(proxy.seen.slice(marked).filter(({ operation }) => operation === 'UpdateItem')).toEqual([]);
+    expect(published).toEqual([]);
+    expect(audits).toEqual([]);
+  });
+
   it('names a shard whose index it could not read, and sweeps the others', async () => {
     const tableName = await ownAppTable();
     // One booking per shard.
