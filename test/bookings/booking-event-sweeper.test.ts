@@ -10,6 +10,7 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { userKey } from '../../functions/shared/keys.js';
 import {
+  pendingIndexKeys,
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
@@ -304,6 +305,30 @@ describe('BookingEventSweeper', () => {
     expect(audits).toEqual([]);
   });
 
+  it('skips and counts each index entry that names no booking or user', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    for (const other of ['ROOM#one', 'ROOM#two']) {
+      await documents.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: { pk: other, sk: 'ROOM', ...pendingIndexKeys(other, minutesBefore(10).toISOString()) },
+        }),
+      );
+    }
+    const { sweeper, bookings } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run())).toEqual({
+      swept: 1,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 2,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: false });
+  });
+
   it('names a shard whose index it could not read, and sweeps the others', async () => {
     const tableName = await ownAppTable();
     // One booking per shard.
@@ -347,6 +372,9 @@ describe('BookingEventSweeper', () => {
       /graceMs must be a whole number of milliseconds, 0 or more.*pageSize must be a whole number from 1 to 1000/,
     );
     expect(() => build(0, 1)).not.toThrow();
+    // DynamoDB's largest Limit.
+    expect(() => build(0, 1000)).not.toThrow();
+    expect(() => build(0, 1001)).toThrow(/pageSize must be a whole number from 1 to 1000/);
   });
 });
 
