@@ -10,6 +10,7 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { userKey } from '../../functions/shared/keys.js';
 import {
+  pendingIndexKeys,
   pendingPartition,
   pendingShardCount,
   pendingShardOf,
@@ -222,6 +223,112 @@ describe('BookingEventSweeper', () => {
     expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
   });
 
+  it('does not count a shard whose read its deadline aborted as failed', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const { sweeper, bookings } = sweeperOf(tableName, { client: proxied() });
+    const deadline = new AbortController();
+    // The deadline comes while the first shard's index read is in flight.
+    const held = proxy.hold((operation, body) => operation === 'Query' && body.includes(tableName));
+    const sweeping = sweeper.sweep(run(deadline.signal));
+    await held.arrived;
+    deadline.abort();
+    held.release();
+
+    expect(await sweeping).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 0,
+      failedShards: [],
+      stoppedAtDeadline: true,
+    });
+    expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
+  });
+
+  it('reads no further booking of a page once its deadline has passed', async () => {
+    const tableName = await ownAppTable();
+    // Two bookings on one shard: one page lists both.
+    const ids: string[] = [];
+    let pair: string[] = [];
+    while (pair.length < 2) {
+      ids.push(...(await pendingBookings(tableName, [minutesBefore(10)])));
+      const shard = pendingShardOf(ids.at(-1) as string);
+      pair = ids.filter((id) => pendingShardOf(id) === shard);
+    }
+    const { sweeper, bookings } = sweeperOf(tableName, { client: proxied() });
+    const deadline = new AbortController();
+    const readsOf = (id: string) =>
+      proxy.seen.filter(({ operation, body }) => operation === 'GetItem' && body.includes(id)).length;
+    // The deadline comes while the sweep reads the first booking of the pair's page.
+    const held = proxy.hold(
+      (operation, body) => operation === 'GetItem' && pair.some((id) => body.includes(id)),
+    );
+    const sweeping = sweeper.sweep(run(deadline.signal));
+    await held.arrived;
+    deadline.abort();
+    held.release();
+
+    // Bookings on the shards read before the pair's are swept; of the pair, only the one read is counted.
+    expect(await sweeping).toMatchObject({ stillPending: 1, skipped: 0, stoppedAtDeadline: true });
+    expect(pair.map(readsOf).sort()).toEqual([0, 1]);
+    for (const id of pair) {
+      expect(await bookings.findForSweep(id)).toMatchObject({
+        pendingEvents: ['booking.created'],
+        onPendingIndex: true,
+      });
+    }
+  });
+
+  it('skips a booking published and taken off the index after the index read, writing nothing', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const { sweeper, bookings, published, audits } = sweeperOf(tableName, { client: proxied() });
+    // The sweep has read the index and is reading the booking when its request's publishing marks it.
+    const held = proxy.hold((operation, body) => operation === 'GetItem' && body.includes(tableName));
+    const sweeping = sweeper.sweep(run());
+    await held.arrived;
+    await bookings.markPublished(id as string, 'booking.created');
+    const marked = proxy.seen.length;
+    held.release();
+
+    expect(await sweeping).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 1,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(proxy.seen.slice(marked).filter(({ operation }) => operation === 'UpdateItem')).toEqual([]);
+    expect(published).toEqual([]);
+    expect(audits).toEqual([]);
+  });
+
+  it('skips and counts each index entry that names no booking or user', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    for (const other of ['ROOM#one', 'ROOM#two']) {
+      await documents.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: { pk: other, sk: 'ROOM', ...pendingIndexKeys(other, minutesBefore(10).toISOString()) },
+        }),
+      );
+    }
+    const { sweeper, bookings } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run())).toEqual({
+      swept: 1,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 2,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: false });
+  });
+
   it('names a shard whose index it could not read, and sweeps the others', async () => {
     const tableName = await ownAppTable();
     // One booking per shard.
@@ -265,6 +372,9 @@ describe('BookingEventSweeper', () => {
       /graceMs must be a whole number of milliseconds, 0 or more.*pageSize must be a whole number from 1 to 1000/,
     );
     expect(() => build(0, 1)).not.toThrow();
+    // DynamoDB's largest Limit.
+    expect(() => build(0, 1000)).not.toThrow();
+    expect(() => build(0, 1001)).toThrow(/pageSize must be a whole number from 1 to 1000/);
   });
 });
 

@@ -67,8 +67,11 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       stranger.kill('SIGKILL');
     });
     writeFileSync(join(dataDir, 'runtime.pid'), String(stranger.pid));
-    const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_SWEEP_INTERVAL_SEC: '7' });
     await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
+    expect(first.output().split('\n')).toContain(
+      '  Event sweep      every 7 s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)',
+    );
     const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1];
     expect((await fetch(`${url}/health`)).status).toBe(200);
 
@@ -126,6 +129,21 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     expect(
       written.filter((path) => (statSync(path).mode & 0o077) !== 0).map((path) => relative(dataDir, path)),
     ).toEqual([]);
+  });
+
+  it('refuses a sweep interval of 0 or with a leading zero before starting anything', async () => {
+    const dataDir = dataFolder();
+    const refused = ['0', '07'].map((seconds) =>
+      startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_SWEEP_INTERVAL_SEC: seconds }),
+    );
+    for (const started of refused) {
+      expect(await started.exited).toBe(1);
+      expect(started.output().split('\n')).toContain(
+        'npm start: BULWARK_SWEEP_INTERVAL_SEC must be a whole number of seconds from 1 to 999999',
+      );
+      expect(started.output()).not.toContain('    at ');
+    }
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
