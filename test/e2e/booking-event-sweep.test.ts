@@ -42,6 +42,9 @@ const api = useLocalRuntime({
   as: adminUser,
   dynamoDbEndpoint: () => dynamoDb.endpoint,
   ownAppTable: true,
+  // Its endpoints too: an admin endpoint for user.registered on the shared toolkit table would get every
+  // registration of the files running beside or after it, whose queues then never drain.
+  ownToolkitTable: true,
   bookingEventSweep: sweep,
 });
 const output = captureStdout();
