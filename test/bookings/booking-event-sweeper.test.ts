@@ -137,6 +137,16 @@ function sweeperOf(
   };
 }
 
+/** The report of a run its deadline stopped before it did anything. */
+const stoppedWithNothingDone = {
+  swept: 0,
+  stillPending: 0,
+  cleaned: 0,
+  skipped: 0,
+  failedShards: [],
+  stoppedAtDeadline: true,
+};
+
 const run = (signal?: AbortSignal) => ({ now, signal, correlationId: `sweep-${randomUUID()}` });
 
 describe('BookingEventSweeper', () => {
@@ -212,14 +222,7 @@ describe('BookingEventSweeper', () => {
     const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
     const { sweeper, bookings } = sweeperOf(tableName);
 
-    expect(await sweeper.sweep(run(AbortSignal.abort()))).toEqual({
-      swept: 0,
-      stillPending: 0,
-      cleaned: 0,
-      skipped: 0,
-      failedShards: [],
-      stoppedAtDeadline: true,
-    });
+    expect(await sweeper.sweep(run(AbortSignal.abort()))).toEqual(stoppedWithNothingDone);
     expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
   });
 
@@ -235,14 +238,7 @@ describe('BookingEventSweeper', () => {
     deadline.abort();
     held.release();
 
-    expect(await sweeping).toEqual({
-      swept: 0,
-      stillPending: 0,
-      cleaned: 0,
-      skipped: 0,
-      failedShards: [],
-      stoppedAtDeadline: true,
-    });
+    expect(await sweeping).toEqual(stoppedWithNothingDone);
     expect(await bookings.findForSweep(id as string)).toMatchObject({ onPendingIndex: true });
   });
 
