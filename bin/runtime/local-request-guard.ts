@@ -7,8 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 // DynamoDB's own type for a request it refuses to serve; the SDKs name the error by the part after `#`.
 const ACCESS_DENIED = 'com.amazon.coral.service#AccessDeniedException';
 
-/** A host name as Host writes it: an IPv6 address in brackets. */
-function asHostName(name: string): string {
+/** A host name as Host and URLs write it: an IPv6 address in brackets. */
+export function asHostName(name: string): string {
   return name.includes(':') ? `[${name}]` : name.toLowerCase();
 }
 

@@ -8,7 +8,7 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from 'node:http';
-import { type AddressInfo, isIPv6, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,7 @@ import { parseRequestTarget, toHttpApiEvent, writeHttpApiResult } from './http-a
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
 import { crashedFunctionResult, isFailingLocally } from './local-failures.js';
 import { localEncryptionKey } from './local-key.js';
-import { foreignHostReason } from './local-request-guard.js';
+import { asHostName, foreignHostReason } from './local-request-guard.js';
 import { startLocalSqs } from './local-sqs.js';
 import { QueuePoller } from './queue-poller.js';
 import { IntervalSchedule } from './schedule.js';
@@ -436,7 +436,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
   );
   const { port } = server.address() as AddressInfo;
   // An IPv6 address goes in brackets, or the port would read as part of it.
-  const url = `http://${isIPv6(listenHost) ? `[${listenHost}]` : listenHost}:${port}`;
+  const url = `http://${asHostName(listenHost)}:${port}`;
   auth = createLocalAuth(url, options.dataDir, options.authClientIds);
   // The functions read their environment when loaded, so they are loaded once it is complete.
   // Bookings calls users over HTTP: here both are served by this runtime.
