@@ -13,7 +13,7 @@ import type {
 } from 'aws-lambda';
 
 // The bench's entry for each function re-exports the AWS SDK packages that function's bundle imports,
-// and adds cold-start-baseline-dynamodb.ts (the health probe's client) only when that bundle imports
+// and adds cold-start-baseline-dynamodb.ts (the probes' client) only when that bundle imports
 // DynamoDB, so this module holds only what every floor needs and imports no AWS SDK itself.
 const logger = new Logger();
 const metrics = new Metrics({ namespace: 'Baseline' });
@@ -22,8 +22,14 @@ type BaselineEvent = APIGatewayProxyEventV2 | SQSEvent | ScheduledEvent;
 /** A scheduled function's run answers a report the runner does not read: an empty object here. */
 type BaselineResult = APIGatewayProxyStructuredResultV2 | SQSBatchResponse | Record<string, never>;
 
-/** The health route's probe: one GetItem per table (cold-start-baseline-dynamodb.ts). */
-export type HealthProbe = () => Promise<void>;
+/**
+ * The AWS SDK calls a function's event needs whatever code makes them (cold-start-baseline-dynamodb.ts):
+ * health's GetItem per table, and a sweep's read of the pending-events index.
+ */
+export interface FloorProbes {
+  health(): Promise<void>;
+  schedule(event: ScheduledEvent): Promise<void>;
+}
 
 /** API Gateway's route key for requests no route takes: the catch-all function's. */
 const catchAllRouteKey = '$default';
@@ -35,11 +41,14 @@ const problem = (status: number, title: string): APIGatewayProxyStructuredResult
 });
 
 /** What each function does with the benchmark's event, minus everything Bulwark adds. */
-async function answer(event: BaselineEvent, probe: HealthProbe | undefined): Promise<BaselineResult> {
+async function answer(event: BaselineEvent, probes: FloorProbes | undefined): Promise<BaselineResult> {
   if ('Records' in event) return { batchItemFailures: [] };
-  if ('detail-type' in event) return {};
+  if ('detail-type' in event) {
+    await probes?.schedule(event);
+    return {};
+  }
   if (event.routeKey === 'GET /health') {
-    await probe?.();
+    await probes?.health();
     return { statusCode: 200, body: JSON.stringify({ status: 'ok' }) };
   }
   // The bench sends the catch-all a known path with a method it lacks; the floor knows no route table.
@@ -48,10 +57,10 @@ async function answer(event: BaselineEvent, probe: HealthProbe | undefined): Pro
   return problem(403, 'Forbidden');
 }
 
-export function createBaselineHandler(probe?: HealthProbe) {
+export function createBaselineHandler(probes?: FloorProbes) {
   return middy(async (event: BaselineEvent): Promise<BaselineResult> => {
     metrics.addMetric('Requests', MetricUnit.Count, 1);
-    return answer(event, probe);
+    return answer(event, probes);
   })
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics, { captureColdStartMetric: true }));

@@ -446,8 +446,9 @@ const suite: BenchSuite = {
           cpSync(join(repositoryRoot, copied.from), join(fnDir, copied.to), { recursive: true });
         }
         // The floor imports the same AWS SDK packages as the function's bundle, plus Middy and Powertools;
-        // it constructs a DynamoDB client (and probes the tables for health) only if the function's
-        // bundle imports DynamoDB, so a function with no SDK (the catch-all) meets a floor with none.
+        // it constructs a DynamoDB client (and makes the DynamoDB calls health's and a sweep's events
+        // need) only if the function's bundle imports DynamoDB, so a function with no SDK (the catch-all)
+        // meets a floor with none.
         const usesDynamoDb = fn.sdkImports.some((line) =>
           /from '@aws-sdk\/(client|lib)-dynamodb';$/.test(line),
         );
@@ -460,8 +461,8 @@ const suite: BenchSuite = {
                 `import { createBaselineHandler } from ${JSON.stringify(baselineModule)};`,
                 ...(usesDynamoDb
                   ? [
-                      `import { healthProbe } from ${JSON.stringify(baselineDynamoDbModule)};`,
-                      'export const handler = createBaselineHandler(healthProbe);',
+                      `import { floorProbes } from ${JSON.stringify(baselineDynamoDbModule)};`,
+                      'export const handler = createBaselineHandler(floorProbes);',
                     ]
                   : ['export const handler = createBaselineHandler();']),
               ].join('\n'),
@@ -497,7 +498,7 @@ const suite: BenchSuite = {
           `cold-start ${testCase.name}: ${testCase.describe} → ${[...outcomes].join(', ')}; ` +
             `import alone ${medianOf(runs.fn, 'importMs').toFixed(1)} ms (floor ${medianOf(runs.baseline, 'importMs').toFixed(1)} ms); ` +
             `floor's SDK imports: ${fn.sdkImports.map((line) => line.replace(/^export /, '').replace(/;$/, '')).join('; ') || 'none'}` +
-            `${usesDynamoDb ? ' (floor constructs a DynamoDB client for the health probe)' : ''}`,
+            `${usesDynamoDb ? " (floor constructs a DynamoDB client for health's and a sweep's reads)" : ''}`,
         );
         measurements.push(
           {
