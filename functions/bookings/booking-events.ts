@@ -1,17 +1,14 @@
 // Publishing a booking's pending webhook event: the one code path of the bookings function and the booking event sweep.
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { afterCommitFailure } from '../shared/post-commit.js';
 import { defaultTenantId } from '../shared/tenant.js';
-import type { WebhookFanOut } from '../shared/webhook-fanout.js';
+import { type PendingPublishResult, publishPending, type WebhookFanOut } from '../shared/webhook-fanout.js';
 import { type BookingsModel, eventOfStatus, type StoredBooking } from './bookings-model.js';
 
 /**
  * What {@link BookingEvents.publishPending} did: `none` when the event the booking's status calls for was
- * not pending; `published` when it went out and is marked published; `not-published` when it did not go
- * out in full (the fan-out reported why); `not-marked` when it went out but its mark could not be cleared
- * (logged), so it is published again later, with the same webhook ids. The last two leave it pending.
+ * not pending, otherwise what publishing it did ({@link PendingPublishResult}).
  */
-export type PublishResult = 'none' | 'published' | 'not-published' | 'not-marked';
+export type PublishResult = 'none' | PendingPublishResult;
 
 export interface BookingEventsOptions {
   readonly bookings: BookingsModel;
@@ -41,7 +38,8 @@ export class BookingEvents {
     const { bookings, webhooks, logger } = this.options;
     const type = eventOfStatus[booking.status];
     if (!pendingEvents.includes(type)) return 'none';
-    const { published } = await webhooks.publish(
+    return publishPending(
+      webhooks,
       {
         id: `${type}/${booking.id}`,
         type,
@@ -52,20 +50,8 @@ export class BookingEvents {
           type === 'booking.cancelled' ? (booking.cancelledAt ?? booking.createdAt) : booking.createdAt,
         ),
       },
-      correlationId,
-      signal,
+      (markSignal) => bookings.markPublished(booking.id, type, markSignal),
+      { correlationId, signal, logger, subject: { bookingId: booking.id } },
     );
-    if (!published) return 'not-published';
-    try {
-      await bookings.markPublished(booking.id, type, signal);
-      return 'published';
-    } catch (error) {
-      logger.warn('Booking event published but still marked pending: it is published again later', {
-        bookingId: booking.id,
-        eventType: type,
-        error: afterCommitFailure(error, signal),
-      });
-      return 'not-marked';
-    }
   }
 }

@@ -1,4 +1,5 @@
 // Webhook fan-out: after a committed change, one queue message per subscribed, enabled endpoint.
+import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createDocumentClient } from '../../middleware/store/client.js';
@@ -50,6 +51,17 @@ export interface PublishOutcome {
    */
   readonly published: boolean;
 }
+
+/**
+ * What {@link WebhookFanOut.publishPending} did: `published` when the event went out and is marked
+ * published; `not-published` when it did not go out in full (the fan-out reported why); `not-marked` when
+ * it went out but its mark could not be cleared (logged), so it is published again later, with the same
+ * webhook ids. The last two leave it pending.
+ */
+export type PendingPublishResult = 'published' | 'not-published' | 'not-marked';
+
+/** An event kept pending on its item until published: it has an id for good, so a retry makes the same messages. */
+export type PendingWebhookEvent = Extract<WebhookEvent, { readonly id: string }>;
 
 export interface WebhookFanOutOptions {
   readonly store: WebhookStore;
@@ -123,6 +135,38 @@ export class WebhookFanOut {
       });
       return { enqueued: 0, published: false };
     }
+  }
+}
+
+/**
+ * Publishes `event`, kept pending on its item, and then marks it published with `markPublished` (given
+ * `signal`). A mark that fails is logged with `subject` (the item's ids): the event went out, and is
+ * published again later with the same webhook ids, which receivers see as one. `markPublished` decides
+ * what counts as marked; it returns normally for that.
+ */
+export async function publishPending(
+  fanOut: WebhookFanOut,
+  event: PendingWebhookEvent,
+  markPublished: (signal: AbortSignal | undefined) => Promise<void>,
+  run: {
+    readonly correlationId: string | undefined;
+    readonly signal: AbortSignal | undefined;
+    readonly logger: Pick<Logger, 'warn'>;
+    readonly subject: Readonly<Record<string, string>>;
+  },
+): Promise<PendingPublishResult> {
+  const { published } = await fanOut.publish(event, run.correlationId, run.signal);
+  if (!published) return 'not-published';
+  try {
+    await markPublished(run.signal);
+    return 'published';
+  } catch (error) {
+    run.logger.warn(`${event.type} published but still marked pending: it is published again later`, {
+      ...run.subject,
+      eventType: event.type,
+      error: afterCommitFailure(error, run.signal),
+    });
+    return 'not-marked';
   }
 }
 

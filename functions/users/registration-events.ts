@@ -5,9 +5,8 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isExpired } from '../../middleware/store/tables.js';
 import { userKey } from '../shared/keys.js';
-import { afterCommitFailure } from '../shared/post-commit.js';
 import { defaultTenantId } from '../shared/tenant.js';
-import type { WebhookFanOut } from '../shared/webhook-fanout.js';
+import { type PendingPublishResult, publishPending, type WebhookFanOut } from '../shared/webhook-fanout.js';
 
 /** The event a registration leaves pending on its user item (`pendingEvents`) until it is published. */
 export const registeredEvent = 'user.registered';
@@ -32,14 +31,6 @@ export interface SweptUser extends RegisteredUser {
   /** The registration lapsed unverified: the user is gone for every route, TTL just has not deleted it yet. */
   readonly lapsed: boolean;
 }
-
-/**
- * What {@link RegistrationEvents.publish} did: `published` when the event went out and is marked
- * published; `not-published` when it did not go out in full (the fan-out reported why); `not-marked`
- * when it went out but its mark could not be cleared (logged), so it is published again later, with the
- * same webhook ids. The last two leave it pending.
- */
-export type RegisteredPublishResult = 'published' | 'not-published' | 'not-marked';
 
 /** user.registered's mark on the user item (the pending event and the pending-events index's keys). */
 export class RegistrationEventStore {
@@ -112,11 +103,12 @@ export class RegistrationEvents {
     user: RegisteredUser,
     correlationId: string | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<RegisteredPublishResult> {
+  ): Promise<PendingPublishResult> {
     const { store, webhooks, logger } = this.options;
     // Receivers are outside Bulwark: no personal data (name, email, phone); one that needs them reads the
     // user with `users/read`.
-    const { published } = await webhooks.publish(
+    return publishPending(
+      webhooks,
       {
         id: registeredEventId(user.id),
         type: registeredEvent,
@@ -125,21 +117,15 @@ export class RegistrationEvents {
         data: { id: user.id, createdAt: user.createdAt },
         occurredAt: new Date(user.createdAt),
       },
-      correlationId,
-      signal,
+      async (markSignal) => {
+        try {
+          await store.markPublished(user.id, markSignal);
+        } catch (error) {
+          // Deleted since it was published: its item, and so its index entry, is gone; nothing is pending.
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        }
+      },
+      { correlationId, signal, logger, subject: { userId: user.id } },
     );
-    if (!published) return 'not-published';
-    try {
-      await store.markPublished(user.id, signal);
-      return 'published';
-    } catch (error) {
-      // Deleted since it was published: its item, and so its index entry, is gone; nothing is pending.
-      if (error instanceof ConditionalCheckFailedException) return 'published';
-      logger.warn('user.registered published but still marked pending: it is published again later', {
-        userId: user.id,
-        error: afterCommitFailure(error, signal),
-      });
-      return 'not-marked';
-    }
   }
 }

@@ -1,6 +1,7 @@
 // user.registered's mark on the user item: a registration puts the user on the pending-events index (gsi3)
 // with the event pending, and marking it published takes both off.
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -8,9 +9,12 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { userKey } from '../../functions/shared/keys.js';
 import { pendingPartition, pendingShardOf } from '../../functions/shared/pending-events-index.js';
-import { RegistrationEventStore } from '../../functions/users/registration-events.js';
+import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
+import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { RegistrationEventStore, RegistrationEvents } from '../../functions/users/registration-events.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
@@ -70,5 +74,42 @@ describe('user.registered on the pending-events index', () => {
     );
     expect(Item).toBeUndefined();
     expect(await store.findForSweep(userId, new Date())).toBeUndefined();
+  });
+});
+
+describe('publishing user.registered', () => {
+  // No webhook queue: every publish goes out in full with no subscriber, so only the mark decides.
+  const { observability } = testObservability('users');
+  const webhooks = new WebhookFanOut({
+    store: new WebhookStore({ documentClient: documents, tableName: testTableNames.toolkit }),
+    sqs: undefined,
+    queueUrl: undefined,
+    observability,
+  });
+  const silentLogger = new Logger({ logLevel: 'SILENT' });
+
+  it('answers published and takes the user off the index', async () => {
+    const user = await register(new Date());
+    const events = new RegistrationEvents({ store, webhooks, logger: silentLogger });
+    expect(await events.publish(user, 'corr-1', undefined)).toBe('published');
+    expect(await stored(user.id)).toEqual({ pendingEvents: undefined, gsi3pk: undefined, gsi3sk: undefined });
+  });
+
+  it('answers published for a user deleted since: with its item went its index entry', async () => {
+    const events = new RegistrationEvents({ store, webhooks, logger: silentLogger });
+    const gone = { id: `deleted-${randomUUID()}`, createdAt: new Date().toISOString() };
+    expect(await events.publish(gone, 'corr-2', undefined)).toBe('published');
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: userKey(gone.id), ConsistentRead: true }),
+    );
+    expect(Item).toBeUndefined();
+  });
+
+  it('answers not-marked, leaving the event pending, when the mark fails otherwise', async () => {
+    const user = await register(new Date());
+    const elsewhere = new RegistrationEventStore(documents, `missing-table-${randomUUID()}`);
+    const events = new RegistrationEvents({ store: elsewhere, webhooks, logger: silentLogger });
+    expect(await events.publish(user, 'corr-3', undefined)).toBe('not-marked');
+    expect((await stored(user.id)).pendingEvents).toEqual(new Set(['user.registered']));
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
+import { publishPending, WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { WebhookStore, webhookIdFor } from '../../functions/shared/webhook-store.js';
 import { type WebhookMessage, webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
@@ -344,5 +344,86 @@ describe('webhook fan-out', () => {
       ),
     ).toEqual({ enqueued: 0, published: true });
     expect(await landedMessages()).toEqual([]);
+  });
+});
+
+describe('publishing an event kept pending on its item', () => {
+  const pendingEvent = (tenantId: string) => ({
+    id: `booking.created/b-${randomUUID()}`,
+    type: 'booking.created' as const,
+    tenantId,
+    subjectUserId: 'u-7',
+    data: { id: 'b-7' },
+    occurredAt: new Date('2031-01-02T03:04:05.000Z'),
+  });
+  const warningsOf = () => {
+    const warnings: unknown[][] = [];
+    return { warnings, logger: { warn: (...args: unknown[]) => void warnings.push(args) } };
+  };
+
+  it('marks it published with the same signal once every message is in the queue', async () => {
+    const tenantId = `fan-${randomUUID()}`;
+    await store.createEndpoint(principalIn(tenantId, { roles: ['admin'] }), {
+      url: 'https://admin.example.com/h',
+      eventTypes: ['booking.created'],
+    });
+    const { fanOut } = setup();
+    const { warnings, logger } = warningsOf();
+    const signal = new AbortController().signal;
+    const marks: (AbortSignal | undefined)[] = [];
+    const result = await publishPending(
+      fanOut,
+      pendingEvent(tenantId),
+      async (markSignal) => {
+        marks.push(markSignal);
+        expect(await landedMessages()).toHaveLength(1);
+      },
+      { correlationId: 'corr-1', signal, logger, subject: { bookingId: 'b-7' } },
+    );
+    expect(result).toBe('published');
+    expect(marks).toEqual([signal]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('answers not-marked and logs the subject when the mark fails after the messages went out', async () => {
+    const { fanOut } = setup();
+    const { warnings, logger } = warningsOf();
+    const result = await publishPending(
+      fanOut,
+      pendingEvent(`fan-${randomUUID()}`),
+      async () => {
+        throw new Error('throttled');
+      },
+      { correlationId: 'corr-2', signal: undefined, logger, subject: { bookingId: 'b-7' } },
+    );
+    expect(result).toBe('not-marked');
+    expect(warnings).toEqual([
+      [
+        'booking.created published but still marked pending: it is published again later',
+        { bookingId: 'b-7', eventType: 'booking.created', error: new Error('throttled') },
+      ],
+    ]);
+  });
+
+  it('answers not-published and never marks it when the messages did not all go out', async () => {
+    const tenantId = `fan-${randomUUID()}`;
+    await store.createEndpoint(principalIn(tenantId, { roles: ['admin'] }), {
+      url: 'https://admin.example.com/h',
+      eventTypes: ['booking.created'],
+    });
+    const { fanOut } = setup({ client: unreachableSqsClient() });
+    const { warnings, logger } = warningsOf();
+    let marked = false;
+    const result = await publishPending(
+      fanOut,
+      pendingEvent(tenantId),
+      async () => {
+        marked = true;
+      },
+      { correlationId: 'corr-3', signal: undefined, logger, subject: { bookingId: 'b-7' } },
+    );
+    expect(result).toBe('not-published');
+    expect(marked).toBe(false);
+    expect(warnings).toEqual([]);
   });
 });
