@@ -1,6 +1,7 @@
 // Runs a scheduled function on an interval with EventBridge's scheduled event, as its schedule does in AWS.
 import { randomUUID } from 'node:crypto';
 import type { ScheduledEvent } from 'aws-lambda';
+import { assertNoProblems } from '../../middleware/errors.js';
 
 /** What EventBridge hands a function its schedule invokes. */
 export function scheduledEvent(ruleName: string, time: Date = new Date()): ScheduledEvent {
@@ -45,9 +46,12 @@ export class IntervalSchedule {
 
   constructor(private readonly options: IntervalScheduleOptions) {
     this.intervalMs = options.intervalMs;
-    if (!Number.isSafeInteger(options.intervalMs) || options.intervalMs < 1) {
-      throw new Error(`The interval of ${options.name} must be a whole number of milliseconds, 1 or more`);
-    }
+    assertNoProblems(
+      `${options.name} schedule`,
+      !Number.isSafeInteger(options.intervalMs) || options.intervalMs < 1
+        ? ['intervalMs must be a whole number of milliseconds, 1 or more']
+        : [],
+    );
   }
 
   start(): void {

@@ -2,6 +2,7 @@
 import type { ScheduledEvent } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { IntervalSchedule } from '../../bin/runtime/schedule.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 
 /** An invoke whose runs end only when the test ends them. */
 function deferredInvoke() {
@@ -71,9 +72,12 @@ describe('IntervalSchedule', () => {
   it('refuses an interval of 0 and one that is not whole, naming the function', () => {
     const build = (ms: number) =>
       new IntervalSchedule({ name: 'sweeper', intervalMs: ms, invoke: async () => {}, onError: () => {} });
-    const refusal = 'The interval of sweeper must be a whole number of milliseconds, 1 or more';
+    const refusal = new InvalidOptionsError('sweeper schedule', [
+      'intervalMs must be a whole number of milliseconds, 1 or more',
+    ]);
     expect(() => build(0)).toThrow(refusal);
     expect(() => build(1.5)).toThrow(refusal);
+    expect(() => build(0)).toThrow(InvalidOptionsError);
     expect(build(1).intervalMs).toBe(1);
   });
 });
