@@ -14,8 +14,8 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
     + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
     + ",</p>\n    <p>Someone asked to reset your password. If it was you, open this link within "
-    + alias4((((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":5,"column":84},"end":{"line":5,"column":100}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":5,"column":82},"end":{"line":5,"column":102}}}) : helper)))
-    + " minutes:</p>\n    <p><a href=\""
+    + alias4((((helper = lookupProperty(helpers,"expiresIn") || alias1(depth0, "expiresIn", {"start":{"line":5,"column":84},"end":{"line":5,"column":93}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresIn","hash":{},"data":data,"loc":{"start":{"line":5,"column":82},"end":{"line":5,"column":95}}}) : helper)))
+    + ":</p>\n    <p><a href=\""
     + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":6,"column":18},"end":{"line":6,"column":26}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":16},"end":{"line":6,"column":28}}}) : helper)))
     + "\">"
     + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":6,"column":32},"end":{"line":6,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":30},"end":{"line":6,"column":42}}}) : helper)))
@@ -35,8 +35,8 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "Hello "
     + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
     + ",\n\nSomeone asked to reset your password. If it was you, open this link within "
-    + ((stack1 = (((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":3,"column":77},"end":{"line":3,"column":93}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":3,"column":75},"end":{"line":3,"column":95}}}) : helper))) != null ? stack1 : "")
-    + " minutes:\n\n"
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresIn") || alias1(depth0, "expiresIn", {"start":{"line":3,"column":77},"end":{"line":3,"column":86}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresIn","hash":{},"data":data,"loc":{"start":{"line":3,"column":75},"end":{"line":3,"column":88}}}) : helper))) != null ? stack1 : "")
+    + ":\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":10}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":12}}}) : helper))) != null ? stack1 : "")
     + "\n\nIf it was not you, ignore this email: your password stays the same.\n";
 },"useData":true},
@@ -99,8 +99,8 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "Your Bulwark verification code is "
     + ((stack1 = (((helper = lookupProperty(helpers,"code") || alias1(depth0, "code", {"start":{"line":1,"column":36},"end":{"line":1,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"code","hash":{},"data":data,"loc":{"start":{"line":1,"column":34},"end":{"line":1,"column":42}}}) : helper))) != null ? stack1 : "")
     + ". It expires in "
-    + ((stack1 = (((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":1,"column":60},"end":{"line":1,"column":76}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":1,"column":58},"end":{"line":1,"column":78}}}) : helper))) != null ? stack1 : "")
-    + " minutes. Never share it: Bulwark will not ask you for it.\n";
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresIn") || alias1(depth0, "expiresIn", {"start":{"line":1,"column":60},"end":{"line":1,"column":69}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresIn","hash":{},"data":data,"loc":{"start":{"line":1,"column":58},"end":{"line":1,"column":71}}}) : helper))) != null ? stack1 : "")
+    + ". Never share it: Bulwark will not ask you for it.\n";
 },"useData":true},
   "verification.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {

@@ -8,6 +8,7 @@ import {
 } from '../../functions/email-worker/template-sources.js';
 import {
   EmailTemplates,
+  minutesInWords,
   precompiledTemplateSet,
   readableUtcTime,
 } from '../../functions/email-worker/templates.js';
@@ -25,6 +26,7 @@ const data = {
   expiresAt: '2030-01-01T00:00:00Z',
   expiresAtUtc: '1 January 2030, 00:00 UTC',
   expiresInMinutes: 30,
+  expiresIn: '30 minutes',
   event: 'New <sign-in>',
   occurredAt: '2030-01-01T00:00:00Z',
   occurredAtUtc: '1 January 2030, 00:00 UTC',
@@ -93,6 +95,34 @@ describe('the verification email', () => {
       data: { ...message.data, expiresAt: '2026-12-31T23:59:59.999Z' },
     });
     expect(rendered.text).toContain('The link expires at 31 December 2026, 23:59 UTC.');
+  });
+});
+
+describe('the password-reset email', () => {
+  const message = (expiresInMinutes: number) =>
+    ({
+      id: '7f1c1f6e-0000-4000-8000-000000000003',
+      to: 'ada@example.com',
+      type: 'password-reset',
+      data: { name: 'Ada', resetUrl: 'https://example.com/reset?t=1', expiresInMinutes },
+    }) as const;
+
+  it.each([
+    [10, '10 minutes'],
+    [1, '1 minute'],
+  ])("gives the link's lifetime of %i in words, singular or plural, in both parts", (minutes, lifetime) => {
+    const rendered = new EmailTemplates().render(message(minutes));
+    const sentence = `Someone asked to reset your password. If it was you, open this link within ${lifetime}:`;
+    expect(rendered.text).toContain(`\n\n${sentence}\n\n`);
+    expect(rendered.html).toContain(`<p>${sentence}</p>`);
+  });
+});
+
+describe('minutesInWords', () => {
+  it('writes one minute in the singular and any other number in the plural', () => {
+    expect(minutesInWords(1)).toBe('1 minute');
+    expect(minutesInWords(2)).toBe('2 minutes');
+    expect(minutesInWords(1440)).toBe('1440 minutes');
   });
 });
 
