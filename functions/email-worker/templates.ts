@@ -46,7 +46,7 @@ export function minutesInWords(minutes: number): string {
  * `expiresAtUtc`, a security alert's `occurredAtUtc`, a password reset's `expiresIn`). The message itself
  * keeps the ISO instant and the number, so messages queued before read the same.
  */
-function templateData(message: EmailMessage): unknown {
+function templateData(message: EmailMessage): object {
   switch (message.type) {
     case 'verification':
       return { ...message.data, expiresAtUtc: readableUtcTime(message.data.expiresAt) };
@@ -138,11 +138,9 @@ export class EmailTemplates {
     if (!set) throw new TemplateRenderError(message.type, 'no such template');
     const data = templateData(message);
     try {
-      return {
-        subject: set.subject(data).trim(),
-        html: set.html(data),
-        text: set.text(data),
-      };
+      const subject = set.subject(data).trim();
+      // The HTML part's <title> is the subject, so the two never disagree.
+      return { subject, html: set.html({ ...data, subject }), text: set.text(data) };
     } catch (error) {
       throw new TemplateRenderError(message.type, error);
     }

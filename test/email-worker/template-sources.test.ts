@@ -32,6 +32,7 @@ const data = {
   occurredAtUtc: '1 January 2030, 00:00 UTC',
   details: 'From "203.0.113.9"',
   code: '123456',
+  subject: 'A <subject>',
 };
 
 describe('the precompiled templates', () => {
@@ -68,6 +69,59 @@ describe('the precompiled templates', () => {
       'Template security-alert.html is missing: every message type needs it',
     );
   });
+});
+
+describe('the HTML parts', () => {
+  const messages = {
+    welcome: { name: 'Ada' },
+    verification: {
+      name: 'Ada',
+      verificationUrl: 'https://example.com/verify?t=1&u=2',
+      expiresAt: '2026-12-07T05:06:14.000Z',
+    },
+    'password-reset': { name: 'Ada', resetUrl: 'https://example.com/reset?t=1&u=2', expiresInMinutes: 30 },
+    'security-alert': {
+      name: 'Ada',
+      event: 'New <sign-in>',
+      occurredAt: '2026-12-06T05:41:09.120Z',
+      details: '',
+    },
+  } as const;
+  const render = (type: keyof typeof messages) =>
+    new EmailTemplates().render({
+      id: '7f1c1f6e-0000-4000-8000-000000000004',
+      to: 'ada@example.com',
+      type,
+      data: messages[type],
+    } as Parameters<EmailTemplates['render']>[0]);
+
+  it.each([
+    ['welcome', 'Welcome to Bulwark'],
+    ['verification', 'Verify your email address'],
+    ['password-reset', 'Reset your password'],
+    ['security-alert', 'Security alert: New &lt;sign-in&gt;'],
+  ] as const)('declare the language, the charset and the subject as title (%s)', (type, title) => {
+    const { html } = render(type);
+    expect(html).toMatch(
+      new RegExp(
+        `^<!doctype html>\n<html lang="en">\n  <head>\n    <meta charset="utf-8">\n    <title>${title}</title>\n  </head>\n  <body>\n`,
+      ),
+    );
+  });
+
+  it.each([
+    ['verification', 'Confirm your email address', 'https://example.com/verify?t&#x3D;1&amp;u&#x3D;2'],
+    ['password-reset', 'Reset your password', 'https://example.com/reset?t&#x3D;1&amp;u&#x3D;2'],
+  ] as const)(
+    'name what the link does (%s) and show its address, escaped, as plain text beneath',
+    (type, linkText, url) => {
+      const { html } = render(type);
+      expect(html).toContain(
+        `    <p><a href="${url}">${linkText}</a></p>\n    <p>If the link does not open, copy this address into your browser:<br>${url}</p>\n`,
+      );
+      expect(html.split(url).length - 1).toBe(2);
+    },
+  );
 });
 
 describe('the verification email', () => {
