@@ -41,7 +41,17 @@ const emailMessageVariants = [
   z.strictObject({
     ...envelope,
     type: z.literal('verification'),
-    data: z.strictObject({ name, verificationUrl: linkUrl(), expiresAt: z.iso.datetime() }),
+    data: z.strictObject({
+      name,
+      verificationUrl: linkUrl(),
+      expiresAt: z.iso.datetime(),
+      /**
+       * When the registration lapses unless the address is confirmed first (the user's `expiresAt`).
+       * Optional: messages queued before it existed, and users registered before registrations lapsed,
+       * have none.
+       */
+      registrationLapsesAt: z.optional(z.iso.datetime()),
+    }),
   }),
   z.strictObject({
     ...envelope,

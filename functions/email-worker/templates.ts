@@ -43,13 +43,22 @@ export function minutesInWords(minutes: number): string {
 
 /**
  * What a message's templates see: its data, and what it carries in words (a verification email's
- * `expiresAtUtc`, a security alert's `occurredAtUtc`, a password reset's `expiresIn`). The message itself
+ * `expiresAtUtc` and, when it has one, `registrationLapsesAtUtc`; a security alert's `occurredAtUtc`; a
+ * password reset's `expiresIn`). The message itself
  * keeps the ISO instant and the number, so messages queued before read the same.
  */
 function templateData(message: EmailMessage): object {
   switch (message.type) {
-    case 'verification':
-      return { ...message.data, expiresAtUtc: readableUtcTime(message.data.expiresAt) };
+    case 'verification': {
+      const { expiresAt, registrationLapsesAt } = message.data;
+      return {
+        ...message.data,
+        expiresAtUtc: readableUtcTime(expiresAt),
+        ...(registrationLapsesAt === undefined
+          ? {}
+          : { registrationLapsesAtUtc: readableUtcTime(registrationLapsesAt) }),
+      };
+    }
     case 'password-reset':
       return { ...message.data, expiresIn: minutesInWords(message.data.expiresInMinutes) };
     case 'security-alert':

@@ -473,6 +473,27 @@ describe('the email worker', () => {
     ]);
     expect(audits[0]).toMatchObject({ eventType: 'email.rejected' });
   });
+
+  it('sends, not dead-letters, a verification email queued before it carried its lapse time', async () => {
+    const { transport, run } = setup();
+    const message = {
+      id: randomUUID(),
+      type: 'verification',
+      to: `u-${randomUUID()}@example.com`,
+      data: {
+        name: 'Ada',
+        verificationUrl: 'https://example.com/verify?t=1',
+        expiresAt: '2030-01-01T00:00:00Z',
+      },
+    };
+    const queued = await record(message);
+    expect(await run(queued)).toEqual({ batchItemFailures: [] });
+    expect(await deadLetterReasons([queued.body])).toEqual([]);
+    expect(transport.sent.map((email) => email.to)).toEqual([message.to]);
+    expect(transport.sent[0]?.text).toContain(
+      'The link expires at 1 January 2030, 00:00 UTC.\nIf you do not confirm your address, this registration may be removed.\n',
+    );
+  });
 });
 
 describe('the email worker when the relay refuses recipients for good', () => {

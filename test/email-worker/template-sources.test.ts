@@ -25,6 +25,8 @@ const data = {
   resetUrl: 'https://example.com/r?a=1&b=2',
   expiresAt: '2030-01-01T00:00:00Z',
   expiresAtUtc: '1 January 2030, 00:00 UTC',
+  registrationLapsesAt: '2030-01-02T00:00:00Z',
+  registrationLapsesAtUtc: '2 January 2030, 00:00 UTC',
   expiresInMinutes: 30,
   expiresIn: '30 minutes',
   event: 'New <sign-in>',
@@ -143,6 +145,41 @@ describe('the verification email', () => {
     expect(rendered.text).not.toContain('2026-12-07T');
   });
 
+  it('says by when the registration must be confirmed or is removed, in both parts', () => {
+    const rendered = new EmailTemplates().render({
+      ...message,
+      data: { ...message.data, registrationLapsesAt: '2026-12-08T05:06:14.000Z' },
+    });
+    expect(rendered.text).toBe(
+      [
+        'Hello Ada,',
+        '',
+        'Please confirm your email address by opening this link:',
+        '',
+        'https://example.com/verify?t=1',
+        '',
+        'The link expires at 7 December 2026, 05:06 UTC.',
+        'Confirm by 8 December 2026, 05:06 UTC or this registration is removed.',
+        '',
+      ].join('\n'),
+    );
+    expect(rendered.html).toContain(
+      '    <p>The link expires at 7 December 2026, 05:06 UTC.</p>\n    <p>Confirm by 8 December 2026, 05:06 UTC or this registration is removed.</p>\n  </body>',
+    );
+  });
+
+  it('still renders a message queued before it carried the lapse time, saying the registration may be removed', () => {
+    expect(message.data).not.toHaveProperty('registrationLapsesAt');
+    const rendered = new EmailTemplates().render(message);
+    expect(rendered.text).toContain(
+      'The link expires at 7 December 2026, 05:06 UTC.\nIf you do not confirm your address, this registration may be removed.\n',
+    );
+    expect(rendered.html).toContain(
+      '    <p>If you do not confirm your address, this registration may be removed.</p>\n  </body>',
+    );
+    expect(rendered.text).not.toContain('Confirm by');
+  });
+
   it('never rounds an expiry up, not even into the next year', () => {
     const rendered = new EmailTemplates().render({
       ...message,
@@ -177,6 +214,35 @@ describe('minutesInWords', () => {
     expect(minutesInWords(1)).toBe('1 minute');
     expect(minutesInWords(2)).toBe('2 minutes');
     expect(minutesInWords(1440)).toBe('1440 minutes');
+  });
+});
+
+describe('the welcome email', () => {
+  it('says that confirming the address comes first, in words still true once it is confirmed', () => {
+    const rendered = new EmailTemplates().render({
+      id: '7f1c1f6e-0000-4000-8000-000000000005',
+      to: 'ada@example.com',
+      type: 'welcome',
+      data: { name: 'Ada' },
+    });
+    const confirmFirst =
+      'Confirming your email address comes first: open the link in the verification email we sent you separately, by the time it gives, or this registration is removed. If you have confirmed it already, you are all set.';
+    expect(rendered.text).toBe(
+      [
+        'Welcome, Ada!',
+        '',
+        confirmFirst,
+        '',
+        'Book a room whenever you need one.',
+        '',
+        'If you did not create this account, you can ignore this email.',
+        '',
+      ].join('\n'),
+    );
+    expect(rendered.html).toContain(
+      `    <p>${confirmFirst}</p>\n    <p>Book a room whenever you need one.</p>\n`,
+    );
+    expect(rendered.html).not.toContain('account is ready');
   });
 });
 
