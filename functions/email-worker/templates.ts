@@ -44,8 +44,8 @@ export function minutesInWords(minutes: number): string {
 /**
  * What a message's templates see: its data, and what it carries in words (a verification email's
  * `expiresAtUtc` and, when it has one, `registrationLapsesAtUtc`; a security alert's `occurredAtUtc`; a
- * password reset's `expiresIn`). The message itself
- * keeps the ISO instant and the number, so messages queued before read the same.
+ * password reset's `expiresIn`). The message itself keeps the ISO instant and the number, so messages
+ * queued before read the same.
  */
 function templateData(message: EmailMessage): object {
   switch (message.type) {
