@@ -18,8 +18,28 @@ const withoutControls = () =>
 
 const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100), withoutControls());
 
-/** A link the email carries: http or https only, so a queued `javascript:` URL never becomes a link. */
-const linkUrl = () => z.url({ protocol: /^https?$/, error: 'Must be an absolute http or https URL' });
+/**
+ * Hosts a link may reach over plain http: the local runtime's links are http://127.0.0.1:<port>, and a
+ * loopback address never leaves the machine. (`URL` writes an IPv6 host in brackets.)
+ */
+const loopbackHostnames: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+const linkUrlError = 'Must be an absolute https URL, or http to localhost, 127.0.0.1 or ::1';
+
+function isHttpsOrLoopback(link: string): boolean {
+  const { protocol, hostname } = new URL(link);
+  return protocol === 'https:' || loopbackHostnames.has(hostname);
+}
+
+/**
+ * A link the email carries: https, so a signed link never crosses the network in clear text when
+ * APP_BASE_URL is mis-set to http; plain http only to a loopback host; never another scheme, so a queued
+ * `javascript:` URL never becomes a link. A URL that does not parse stops at the first check.
+ */
+const linkUrl = () =>
+  z
+    .url({ protocol: /^https?$/, error: linkUrlError, abort: true })
+    .check(z.refine(isHttpsOrLoopback, linkUrlError));
 
 /**
  * The user a message is about (the users function's id), for the worker to check that they still exist
@@ -41,7 +61,17 @@ const emailMessageVariants = [
   z.strictObject({
     ...envelope,
     type: z.literal('verification'),
-    data: z.strictObject({ name, verificationUrl: linkUrl(), expiresAt: z.iso.datetime() }),
+    data: z.strictObject({
+      name,
+      verificationUrl: linkUrl(),
+      expiresAt: z.iso.datetime(),
+      /**
+       * When the registration lapses unless the address is confirmed first (the user's `expiresAt`).
+       * Optional: messages queued before it existed, and users registered before registrations lapsed,
+       * have none.
+       */
+      registrationLapsesAt: z.optional(z.iso.datetime()),
+    }),
   }),
   z.strictObject({
     ...envelope,

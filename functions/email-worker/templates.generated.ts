@@ -11,15 +11,17 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
         return undefined
     };
 
-  return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
-    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
+  return "<!doctype html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\">\n    <title>"
+    + alias4((((helper = lookupProperty(helpers,"subject") || alias1(depth0, "subject", {"start":{"line":5,"column":13},"end":{"line":5,"column":20}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"subject","hash":{},"data":data,"loc":{"start":{"line":5,"column":11},"end":{"line":5,"column":22}}}) : helper)))
+    + "</title>\n  </head>\n  <body>\n    <p>Hello "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":8,"column":15},"end":{"line":8,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":8,"column":13},"end":{"line":8,"column":21}}}) : helper)))
     + ",</p>\n    <p>Someone asked to reset your password. If it was you, open this link within "
-    + alias4((((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":5,"column":84},"end":{"line":5,"column":100}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":5,"column":82},"end":{"line":5,"column":102}}}) : helper)))
-    + " minutes:</p>\n    <p><a href=\""
-    + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":6,"column":18},"end":{"line":6,"column":26}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":16},"end":{"line":6,"column":28}}}) : helper)))
-    + "\">"
-    + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":6,"column":32},"end":{"line":6,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":30},"end":{"line":6,"column":42}}}) : helper)))
-    + "</a></p>\n    <p>If it was not you, ignore this email: your password stays the same.</p>\n  </body>\n</html>\n";
+    + alias4((((helper = lookupProperty(helpers,"expiresIn") || alias1(depth0, "expiresIn", {"start":{"line":9,"column":84},"end":{"line":9,"column":93}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresIn","hash":{},"data":data,"loc":{"start":{"line":9,"column":82},"end":{"line":9,"column":95}}}) : helper)))
+    + ":</p>\n    <p><a href=\""
+    + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":10,"column":18},"end":{"line":10,"column":26}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":10,"column":16},"end":{"line":10,"column":28}}}) : helper)))
+    + "\">Reset your password</a></p>\n    <p>If the link does not open, copy this address into your browser:<br>"
+    + alias4((((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":11,"column":76},"end":{"line":11,"column":84}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":11,"column":74},"end":{"line":11,"column":86}}}) : helper)))
+    + "</p>\n    <p>If it was not you, ignore this email: your password stays the same.</p>\n  </body>\n</html>\n";
 },"useData":true},
   "password-reset.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     return "Reset your password\n";
@@ -35,8 +37,8 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "Hello "
     + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
     + ",\n\nSomeone asked to reset your password. If it was you, open this link within "
-    + ((stack1 = (((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":3,"column":77},"end":{"line":3,"column":93}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":3,"column":75},"end":{"line":3,"column":95}}}) : helper))) != null ? stack1 : "")
-    + " minutes:\n\n"
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresIn") || alias1(depth0, "expiresIn", {"start":{"line":3,"column":77},"end":{"line":3,"column":86}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresIn","hash":{},"data":data,"loc":{"start":{"line":3,"column":75},"end":{"line":3,"column":88}}}) : helper))) != null ? stack1 : "")
+    + ":\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"resetUrl") || alias1(depth0, "resetUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":10}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"resetUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":12}}}) : helper))) != null ? stack1 : "")
     + "\n\nIf it was not you, ignore this email: your password stays the same.\n";
 },"useData":true},
@@ -48,14 +50,16 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
         return undefined
     };
 
-  return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
-    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
+  return "<!doctype html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\">\n    <title>"
+    + alias4((((helper = lookupProperty(helpers,"subject") || alias1(depth0, "subject", {"start":{"line":5,"column":13},"end":{"line":5,"column":20}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"subject","hash":{},"data":data,"loc":{"start":{"line":5,"column":11},"end":{"line":5,"column":22}}}) : helper)))
+    + "</title>\n  </head>\n  <body>\n    <p>Hello "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":8,"column":15},"end":{"line":8,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":8,"column":13},"end":{"line":8,"column":21}}}) : helper)))
     + ",</p>\n    <p>We noticed this on your account: <strong>"
-    + alias4((((helper = lookupProperty(helpers,"event") || alias1(depth0, "event", {"start":{"line":5,"column":50},"end":{"line":5,"column":55}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"event","hash":{},"data":data,"loc":{"start":{"line":5,"column":48},"end":{"line":5,"column":57}}}) : helper)))
+    + alias4((((helper = lookupProperty(helpers,"event") || alias1(depth0, "event", {"start":{"line":9,"column":50},"end":{"line":9,"column":55}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"event","hash":{},"data":data,"loc":{"start":{"line":9,"column":48},"end":{"line":9,"column":57}}}) : helper)))
     + "</strong> at "
-    + alias4((((helper = lookupProperty(helpers,"occurredAtUtc") || alias1(depth0, "occurredAtUtc", {"start":{"line":5,"column":72},"end":{"line":5,"column":85}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAtUtc","hash":{},"data":data,"loc":{"start":{"line":5,"column":70},"end":{"line":5,"column":87}}}) : helper)))
+    + alias4((((helper = lookupProperty(helpers,"occurredAtUtc") || alias1(depth0, "occurredAtUtc", {"start":{"line":9,"column":72},"end":{"line":9,"column":85}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAtUtc","hash":{},"data":data,"loc":{"start":{"line":9,"column":70},"end":{"line":9,"column":87}}}) : helper)))
     + ".</p>\n    <p>"
-    + alias4((((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":6,"column":9},"end":{"line":6,"column":16}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":6,"column":7},"end":{"line":6,"column":18}}}) : helper)))
+    + alias4((((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":10,"column":9},"end":{"line":10,"column":16}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":10,"column":7},"end":{"line":10,"column":18}}}) : helper)))
     + "</p>\n    <p>If this was not you, change your password and contact support.</p>\n  </body>\n</html>\n";
 },"useData":true},
   "security-alert.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
@@ -99,31 +103,61 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "Your Bulwark verification code is "
     + ((stack1 = (((helper = lookupProperty(helpers,"code") || alias1(depth0, "code", {"start":{"line":1,"column":36},"end":{"line":1,"column":40}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"code","hash":{},"data":data,"loc":{"start":{"line":1,"column":34},"end":{"line":1,"column":42}}}) : helper))) != null ? stack1 : "")
     + ". It expires in "
-    + ((stack1 = (((helper = lookupProperty(helpers,"expiresInMinutes") || alias1(depth0, "expiresInMinutes", {"start":{"line":1,"column":60},"end":{"line":1,"column":76}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresInMinutes","hash":{},"data":data,"loc":{"start":{"line":1,"column":58},"end":{"line":1,"column":78}}}) : helper))) != null ? stack1 : "")
-    + " minutes. Never share it: Bulwark will not ask you for it.\n";
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresIn") || alias1(depth0, "expiresIn", {"start":{"line":1,"column":60},"end":{"line":1,"column":69}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresIn","hash":{},"data":data,"loc":{"start":{"line":1,"column":58},"end":{"line":1,"column":71}}}) : helper))) != null ? stack1 : "")
+    + ". Never share it: Bulwark will not ask you for it.\n";
 },"useData":true},
-  "verification.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
-    var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+  "verification.html": {"0":function(container,depth0,helpers,partials,data) {
+    var helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
         if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
           return parent[propertyName];
         }
         return undefined
     };
 
-  return "<!doctype html>\n<html>\n  <body>\n    <p>Hello "
-    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":4,"column":15},"end":{"line":4,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":13},"end":{"line":4,"column":21}}}) : helper)))
+  return "    <p>Confirm by "
+    + container.escapeExpression((((helper = lookupProperty(helpers,"registrationLapsesAtUtc") || container.strict(depth0, "registrationLapsesAtUtc", {"start":{"line":14,"column":20},"end":{"line":14,"column":43}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"registrationLapsesAtUtc","hash":{},"data":data,"loc":{"start":{"line":14,"column":18},"end":{"line":14,"column":45}}}) : helper)))
+    + " or this registration is removed.</p>\n";
+},"1":function(container,depth0,helpers,partials,data) {
+    return "    <p>If you do not confirm your address, this registration may be removed.</p>\n";
+},"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "<!doctype html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\">\n    <title>"
+    + alias4((((helper = lookupProperty(helpers,"subject") || alias1(depth0, "subject", {"start":{"line":5,"column":13},"end":{"line":5,"column":20}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"subject","hash":{},"data":data,"loc":{"start":{"line":5,"column":11},"end":{"line":5,"column":22}}}) : helper)))
+    + "</title>\n  </head>\n  <body>\n    <p>Hello "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":8,"column":15},"end":{"line":8,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":8,"column":13},"end":{"line":8,"column":21}}}) : helper)))
     + ",</p>\n    <p>Please confirm your email address by opening this link:</p>\n    <p><a href=\""
-    + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":6,"column":18},"end":{"line":6,"column":33}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":16},"end":{"line":6,"column":35}}}) : helper)))
-    + "\">"
-    + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":6,"column":39},"end":{"line":6,"column":54}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":6,"column":37},"end":{"line":6,"column":56}}}) : helper)))
-    + "</a></p>\n    <p>The link expires at "
-    + alias4((((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":29},"end":{"line":7,"column":41}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":27},"end":{"line":7,"column":43}}}) : helper)))
-    + ".</p>\n  </body>\n</html>\n";
+    + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":10,"column":18},"end":{"line":10,"column":33}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":10,"column":16},"end":{"line":10,"column":35}}}) : helper)))
+    + "\">Confirm your email address</a></p>\n    <p>If the link does not open, copy this address into your browser:<br>"
+    + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":11,"column":76},"end":{"line":11,"column":91}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":11,"column":74},"end":{"line":11,"column":93}}}) : helper)))
+    + "</p>\n    <p>The link expires at "
+    + alias4((((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":12,"column":29},"end":{"line":12,"column":41}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":12,"column":27},"end":{"line":12,"column":43}}}) : helper)))
+    + ".</p>\n"
+    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"registrationLapsesAtUtc"),{"name":"if","hash":{},"fn":container.program(0, data, 0),"inverse":container.program(1, data, 0),"data":data,"loc":{"start":{"line":13,"column":0},"end":{"line":17,"column":7}}})) != null ? stack1 : "")
+    + "  </body>\n</html>\n";
 },"useData":true},
   "verification.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     return "Verify your email address\n";
 },"useData":true},
-  "verification.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
+  "verification.txt": {"0":function(container,depth0,helpers,partials,data) {
+    var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+        if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
+          return parent[propertyName];
+        }
+        return undefined
+    };
+
+  return "Confirm by "
+    + ((stack1 = (((helper = lookupProperty(helpers,"registrationLapsesAtUtc") || container.strict(depth0, "registrationLapsesAtUtc", {"start":{"line":9,"column":13},"end":{"line":9,"column":36}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"registrationLapsesAtUtc","hash":{},"data":data,"loc":{"start":{"line":9,"column":11},"end":{"line":9,"column":38}}}) : helper))) != null ? stack1 : "")
+    + " or this registration is removed.\n";
+},"1":function(container,depth0,helpers,partials,data) {
+    return "If you do not confirm your address, this registration may be removed.\n";
+},"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {
         if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
           return parent[propertyName];
@@ -137,19 +171,22 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ((stack1 = (((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":17}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":19}}}) : helper))) != null ? stack1 : "")
     + "\n\nThe link expires at "
     + ((stack1 = (((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":22},"end":{"line":7,"column":34}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":20},"end":{"line":7,"column":36}}}) : helper))) != null ? stack1 : "")
-    + ".\n";
+    + ".\n"
+    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"registrationLapsesAtUtc"),{"name":"if","hash":{},"fn":container.program(0, data, 0),"inverse":container.program(1, data, 0),"data":data,"loc":{"start":{"line":8,"column":0},"end":{"line":12,"column":7}}})) != null ? stack1 : "");
 },"useData":true},
   "welcome.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
-    var helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
+    var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
         if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
           return parent[propertyName];
         }
         return undefined
     };
 
-  return "<!doctype html>\n<html>\n  <body>\n    <h1>Welcome, "
-    + container.escapeExpression((((helper = lookupProperty(helpers,"name") || container.strict(depth0, "name", {"start":{"line":4,"column":19},"end":{"line":4,"column":23}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"name","hash":{},"data":data,"loc":{"start":{"line":4,"column":17},"end":{"line":4,"column":25}}}) : helper)))
-    + "!</h1>\n    <p>Your Bulwark account is ready. Book a room whenever you need one.</p>\n    <p>If you did not create this account, you can ignore this email.</p>\n  </body>\n</html>\n";
+  return "<!doctype html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\">\n    <title>"
+    + alias4((((helper = lookupProperty(helpers,"subject") || alias1(depth0, "subject", {"start":{"line":5,"column":13},"end":{"line":5,"column":20}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"subject","hash":{},"data":data,"loc":{"start":{"line":5,"column":11},"end":{"line":5,"column":22}}}) : helper)))
+    + "</title>\n  </head>\n  <body>\n    <h1>Welcome, "
+    + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":8,"column":19},"end":{"line":8,"column":23}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":8,"column":17},"end":{"line":8,"column":25}}}) : helper)))
+    + "!</h1>\n    <p>Confirming your email address comes first: open the link in the verification email we sent you separately, by the time it gives, or this registration is removed. If you have confirmed it already, you are all set.</p>\n    <p>Book a room whenever you need one.</p>\n    <p>If you did not create this account, you can ignore this email.</p>\n  </body>\n</html>\n";
 },"useData":true},
   "welcome.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     return "Welcome to Bulwark\n";
@@ -164,6 +201,6 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
 
   return "Welcome, "
     + ((stack1 = (((helper = lookupProperty(helpers,"name") || container.strict(depth0, "name", {"start":{"line":1,"column":11},"end":{"line":1,"column":15}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":9},"end":{"line":1,"column":17}}}) : helper))) != null ? stack1 : "")
-    + "!\n\nYour Bulwark account is ready. Book a room whenever you need one.\n\nIf you did not create this account, you can ignore this email.\n";
+    + "!\n\nConfirming your email address comes first: open the link in the verification email we sent you separately, by the time it gives, or this registration is removed. If you have confirmed it already, you are all set.\n\nBook a room whenever you need one.\n\nIf you did not create this account, you can ignore this email.\n";
 },"useData":true},
 };

@@ -36,15 +36,31 @@ export function readableUtcTime(iso: string): string {
   return `${date.getUTCDate()} ${monthNames[date.getUTCMonth()]} ${date.getUTCFullYear()}, ${twoDigits(date.getUTCHours())}:${twoDigits(date.getUTCMinutes())} UTC`;
 }
 
+/** A number of minutes as a reader reads it, `1 minute` or `10 minutes`: a template cannot pluralise. */
+export function minutesInWords(minutes: number): string {
+  return minutes === 1 ? '1 minute' : `${minutes} minutes`;
+}
+
 /**
- * What a message's templates see: its data, and the instants it carries in words (a verification
- * email's `expiresAtUtc`, a security alert's `occurredAtUtc`). The message itself keeps the ISO instant,
- * so messages queued before read the same.
+ * What a message's templates see: its data, and what it carries in words (a verification email's
+ * `expiresAtUtc` and, when it has one, `registrationLapsesAtUtc`; a security alert's `occurredAtUtc`; a
+ * password reset's `expiresIn`). The message itself keeps the ISO instant and the number, so messages
+ * queued before read the same.
  */
-function templateData(message: EmailMessage): unknown {
+function templateData(message: EmailMessage): object {
   switch (message.type) {
-    case 'verification':
-      return { ...message.data, expiresAtUtc: readableUtcTime(message.data.expiresAt) };
+    case 'verification': {
+      const { expiresAt, registrationLapsesAt } = message.data;
+      return {
+        ...message.data,
+        expiresAtUtc: readableUtcTime(expiresAt),
+        ...(registrationLapsesAt === undefined
+          ? {}
+          : { registrationLapsesAtUtc: readableUtcTime(registrationLapsesAt) }),
+      };
+    }
+    case 'password-reset':
+      return { ...message.data, expiresIn: minutesInWords(message.data.expiresInMinutes) };
     case 'security-alert':
       return { ...message.data, occurredAtUtc: readableUtcTime(message.data.occurredAt) };
     default:
@@ -116,7 +132,7 @@ export class EmailTemplates {
     if (!template) throw new TemplateRenderError(message.template, 'no such template');
     let text: string;
     try {
-      text = template(message.data).trim();
+      text = template({ ...message.data, expiresIn: minutesInWords(message.data.expiresInMinutes) }).trim();
     } catch (error) {
       throw new TemplateRenderError(message.template, error);
     }
@@ -131,11 +147,9 @@ export class EmailTemplates {
     if (!set) throw new TemplateRenderError(message.type, 'no such template');
     const data = templateData(message);
     try {
-      return {
-        subject: set.subject(data).trim(),
-        html: set.html(data),
-        text: set.text(data),
-      };
+      const subject = set.subject(data).trim();
+      // The HTML part's <title> is the subject, so the two never disagree.
+      return { subject, html: set.html({ ...data, subject }), text: set.text(data) };
     } catch (error) {
       throw new TemplateRenderError(message.type, error);
     }

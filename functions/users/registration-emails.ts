@@ -173,7 +173,8 @@ export class RegistrationEmails {
   /**
    * The verification email, with a link signed now that expires in 24 hours, or when the registration
    * lapses if that comes first: a link never outlives the window it is for, so a resent link cannot
-   * stretch it.
+   * stretch it. The email also says when the registration lapses (`registrationLapsesAt`), so the reader
+   * knows that the registration, not only the link, runs out.
    */
   async #verificationEmail(
     user: User,
@@ -196,7 +197,12 @@ export class RegistrationEmails {
         type: 'verification',
         to: user.email,
         userId: user.id,
-        data: { name: user.name, verificationUrl: link.url, expiresAt: link.expiresAt.toISOString() },
+        data: {
+          name: user.name,
+          verificationUrl: link.url,
+          expiresAt: link.expiresAt.toISOString(),
+          ...(user.expiresAt === undefined ? {} : { registrationLapsesAt: user.expiresAt }),
+        },
       },
       expiresAt: link.expiresAt,
     };

@@ -392,7 +392,15 @@ describe('the email worker', () => {
         type: 'verification',
         data: { name: 'Ada', verificationUrl: 'javascript:alert(1)//', expiresAt: '2030-01-01T00:00:00Z' },
       },
-      'data.verificationUrl: Must be an absolute http or https URL',
+      'data.verificationUrl: Must be an absolute https URL, or http to localhost, 127.0.0.1 or ::1',
+    ],
+    [
+      'an http: link to a host other than loopback (a mis-set APP_BASE_URL)',
+      {
+        type: 'password-reset',
+        data: { name: 'Ada', resetUrl: 'http://api.example.com/reset?t=1', expiresInMinutes: 30 },
+      },
+      'data.resetUrl: Must be an absolute https URL, or http to localhost, 127.0.0.1 or ::1',
     ],
     [
       'a CR-LF in the subject',
@@ -407,23 +415,27 @@ describe('the email worker', () => {
       },
       'data.event: Must not contain control, line separator or bidi characters',
     ],
-  ])('dead-letters a message with %s as invalid and sends nothing', async (_what, message, reason) => {
-    const { transport, audits, run } = setup();
-    const bad = await record({ id: randomUUID(), to: `u-${randomUUID()}@example.com`, ...message });
-    expect(await run(bad)).toEqual({ batchItemFailures: [] });
-    expect(transport.sent).toEqual([]);
-    expect(await deadLetterReasons([bad.body])).toEqual([`Invalid message: ${reason}`]);
-    expect(audits).toEqual([
-      expect.objectContaining({
-        eventType: 'email.rejected',
-        outcome: 'failure',
-        metadata: expect.objectContaining({
-          reason: 'invalid_message',
-          detail: `Invalid message: ${reason}`,
+  ])(
+    'dead-letters a message with %s as invalid, counted as failed, and sends nothing',
+    async (_what, message, reason) => {
+      const { transport, audits, run, metrics } = setup();
+      const bad = await record({ id: randomUUID(), to: `u-${randomUUID()}@example.com`, ...message });
+      expect(await run(bad)).toEqual({ batchItemFailures: [] });
+      expect(transport.sent).toEqual([]);
+      expect(await deadLetterReasons([bad.body])).toEqual([`Invalid message: ${reason}`]);
+      expect(storedMetric(metrics, 'EmailFailed')).toBe(1);
+      expect(audits).toEqual([
+        expect.objectContaining({
+          eventType: 'email.rejected',
+          outcome: 'failure',
+          metadata: expect.objectContaining({
+            reason: 'invalid_message',
+            detail: `Invalid message: ${reason}`,
+          }),
         }),
-      }),
-    ]);
-  });
+      ]);
+    },
+  );
 
   it('cuts a long dead-letter reason to 1024 characters, never between the halves of a surrogate pair', async () => {
     const { transport, run } = setup();
@@ -472,6 +484,27 @@ describe('the email worker', () => {
       expect.stringContaining('"code" not defined'),
     ]);
     expect(audits[0]).toMatchObject({ eventType: 'email.rejected' });
+  });
+
+  it('sends, not dead-letters, a verification email queued before it carried its lapse time', async () => {
+    const { transport, run } = setup();
+    const message = {
+      id: randomUUID(),
+      type: 'verification',
+      to: `u-${randomUUID()}@example.com`,
+      data: {
+        name: 'Ada',
+        verificationUrl: 'https://example.com/verify?t=1',
+        expiresAt: '2030-01-01T00:00:00Z',
+      },
+    };
+    const queued = await record(message);
+    expect(await run(queued)).toEqual({ batchItemFailures: [] });
+    expect(await deadLetterReasons([queued.body])).toEqual([]);
+    expect(transport.sent.map((email) => email.to)).toEqual([message.to]);
+    expect(transport.sent[0]?.text).toContain(
+      'The link expires at 1 January 2030, 00:00 UTC.\nIf you do not confirm your address, this registration may be removed.\n',
+    );
   });
 });
 

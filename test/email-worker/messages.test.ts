@@ -95,7 +95,7 @@ describe('email messages', () => {
     }
   });
 
-  const notHttp = 'Must be an absolute http or https URL';
+  const notSecureLink = 'Must be an absolute https URL, or http to localhost, 127.0.0.1 or ::1';
   const controls = 'Must not contain control, line separator or bidi characters';
   it.each([
     [
@@ -103,25 +103,59 @@ describe('email messages', () => {
       'verification',
       { verificationUrl: 'javascript:alert(1)//' },
       'verificationUrl',
-      notHttp,
+      notSecureLink,
     ],
     [
       'a data: reset link',
       'password-reset',
       { resetUrl: 'data:text/html,<script>alert(1)</script>' },
       'resetUrl',
-      notHttp,
+      notSecureLink,
     ],
-    ['an ftp: reset link', 'password-reset', { resetUrl: 'ftp://example.com/reset' }, 'resetUrl', notHttp],
+    [
+      'an ftp: reset link',
+      'password-reset',
+      { resetUrl: 'ftp://example.com/reset' },
+      'resetUrl',
+      notSecureLink,
+    ],
     // Schemes that only begin with http: the protocol must be http or https exactly.
     [
       'an httpx: verification link',
       'verification',
       { verificationUrl: 'httpx://example.com/verify' },
       'verificationUrl',
-      notHttp,
+      notSecureLink,
     ],
-    ['an https-evil: reset link', 'password-reset', { resetUrl: 'https-evil://x' }, 'resetUrl', notHttp],
+    [
+      'an https-evil: reset link',
+      'password-reset',
+      { resetUrl: 'https-evil://x' },
+      'resetUrl',
+      notSecureLink,
+    ],
+    // Plain http only to a loopback host: anywhere else a mis-set APP_BASE_URL mails links in clear text.
+    [
+      'an http: verification link to a public host',
+      'verification',
+      { verificationUrl: 'http://api.example.com/users/1/verify' },
+      'verificationUrl',
+      notSecureLink,
+    ],
+    [
+      'an http: reset link to a private address',
+      'password-reset',
+      { resetUrl: 'http://10.0.0.5/reset' },
+      'resetUrl',
+      notSecureLink,
+    ],
+    [
+      'an http: reset link to a host that only begins like localhost',
+      'password-reset',
+      { resetUrl: 'http://localhost.example.com/reset' },
+      'resetUrl',
+      notSecureLink,
+    ],
     [
       "a CR-LF in the subject's event",
       'security-alert',
@@ -181,6 +215,18 @@ describe('email messages', () => {
     const message = valid[type];
     const parsed = parseEmailMessage(JSON.stringify({ ...message, data: { ...message.data, ...data } }));
     expect(parsed).toEqual({ ok: false, reason: `Invalid message: data.${field}: ${problem}` });
+  });
+
+  it.each([
+    'https://api.example.com/users/1/verify',
+    'http://127.0.0.1:3000/users/1/verify',
+    'http://localhost:3000/users/1/verify',
+    'http://[::1]:3000/users/1/verify',
+  ])('accept the link %s: https, or http to a loopback host', (verificationUrl) => {
+    const message = valid.verification;
+    expect(
+      parseEmailMessage(JSON.stringify({ ...message, data: { ...message.data, verificationUrl } })),
+    ).toMatchObject({ ok: true, message: { data: { verificationUrl } } });
   });
 
   it('keep a name the users function refuses now, so users registered before still get their emails', () => {

@@ -103,6 +103,20 @@ describe('registration emails', () => {
     }
   });
 
+  it("put the registration's lapse time on the verification email, and none for a user without one", async () => {
+    const unverified = { ...user, id: 'user-2', expiresAt: '2030-01-03T00:00:00.000Z' };
+    await setup().emails.enqueue(unverified, undefined);
+    await setup().emails.enqueue(user, undefined);
+    const verifications = (await sqs.enqueued<Enqueued>())
+      .map(({ body }) => body)
+      .filter((body) => body.type === 'verification');
+    expect(verifications.map(({ data }) => data.registrationLapsesAt).sort()).toEqual([
+      '2030-01-03T00:00:00.000Z',
+      undefined,
+    ]);
+    expect(verifications.map(({ data }) => 'registrationLapsesAt' in data).sort()).toEqual([false, true]);
+  });
+
   it('never fail the registration when SQS is down or refuses an entry: they count, log and audit it', async () => {
     for (const failure of failingSqs) {
       const { emails, audits, metrics } = setup({
@@ -201,6 +215,14 @@ describe('the verification email again (sendVerificationEmail)', () => {
     );
     expect(landed[0]?.body.data.expiresAt).toBe(expiresAt.toISOString());
     expect(expiresAt.getTime()).toBeGreaterThanOrEqual(before + 24 * 3600_000 - 1000);
+  });
+
+  it("carries the registration's lapse time, and a link that expires with it when that comes first", async () => {
+    const lapsesAt = new Date(Date.now() + 3600_000).toISOString();
+    const expiresAt = await setup().emails.sendVerificationEmail({ ...user, expiresAt: lapsesAt }, undefined);
+    const landed = await sqs.enqueued<Enqueued>();
+    expect(landed.map(({ body }) => body.data.registrationLapsesAt)).toEqual([lapsesAt]);
+    expect(expiresAt.getTime()).toBeLessThanOrEqual(Date.parse(lapsesAt));
   });
 
   it.each(failingSqs)(

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { readableUtcTime } from '../../functions/email-worker/templates.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { decodedEml, drained, emailsTo, receiveAll, sendRaw, until } from './helpers.js';
 
@@ -10,14 +11,19 @@ describe('registration emails through the local queue, worker and SMTP sink', ()
     const email = `ada-${randomUUID()}@example.com`;
     const response = await api.request('POST', '/users', { body: { email, name: 'Ada Lovelace' } });
     expect(response.status).toBe(201);
-    const userId = (response.body as { id: string }).id;
+    const { id: userId, expiresAt } = response.body as { id: string; expiresAt: string };
 
     const messages = await emailsTo(api.runtime(), email, 2);
     const raws = messages.map((message) => decodedEml(message.raw));
     const welcome = raws.find((raw) => raw.includes('Subject: Welcome to Bulwark'));
     const verification = raws.find((raw) => raw.includes('Subject: Verify your email address'));
     expect(welcome).toContain('Welcome, Ada Lovelace!');
-    expect(welcome).toContain('Your Bulwark account is ready.');
+    expect(welcome).toContain('Confirming your email address comes first:');
+    expect(welcome).not.toContain('account is ready');
+    // The time the registration answered with, as the lapse the verification email gives.
+    expect(verification).toContain(
+      `Confirm by ${readableUtcTime(expiresAt)} or this registration is removed.`,
+    );
     expect(verification).toMatch(
       new RegExp(`${api.runtime().url}/users/${userId}/verify\\?expires=\\d+&signature=[\\w-]{43}`),
     );

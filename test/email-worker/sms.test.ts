@@ -167,15 +167,23 @@ describe('sms messages', () => {
     expect(parseEmailMessage(JSON.stringify(sms())).ok).toBe(false);
   });
 
-  it('renders the text-only sms-verification template with the code and its lifetime', async () => {
-    const parsed = await parseQueueMessage(JSON.stringify(sms()));
-    if (!parsed.ok || parsed.message.type !== 'sms') throw new Error('expected an sms');
-    const text = new EmailTemplates().renderSms(parsed.message);
-    expect(text).toBe(
-      'Your Bulwark verification code is 042917. It expires in 10 minutes. Never share it: Bulwark will not ask you for it.',
-    );
-    expect(text.length).toBeLessThanOrEqual(maxSmsLength);
-  });
+  it.each([
+    [10, '10 minutes'],
+    [1, '1 minute'],
+  ])(
+    'renders the text-only sms-verification template with the code and its lifetime (%i)',
+    async (minutes, lifetime) => {
+      const parsed = await parseQueueMessage(
+        JSON.stringify(sms({ data: { code: '042917', expiresInMinutes: minutes } })),
+      );
+      if (!parsed.ok || parsed.message.type !== 'sms') throw new Error('expected an sms');
+      const text = new EmailTemplates().renderSms(parsed.message);
+      expect(text).toBe(
+        `Your Bulwark verification code is 042917. It expires in ${lifetime}. Never share it: Bulwark will not ask you for it.`,
+      );
+      expect(text.length).toBeLessThanOrEqual(maxSmsLength);
+    },
+  );
 });
 
 describe('the SNS transport', () => {
