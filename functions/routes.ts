@@ -148,8 +148,19 @@ export const routes = [
     // The link in the verification email is the credential: signed, expiring, checked in constant time.
     auth: { kind: 'public' },
     rateLimit: { preset: 'strict', keyBy: 'ip' },
-    // Following the link verifies the address: a HEAD from a link scanner must not.
+    // Mail gateways and link scanners open links before anyone reads them: opening it shows a page
+    // whose button posts the link back (below), and changes nothing.
+    // Kept from when opening the link verified the address: a HEAD from a link scanner must not.
     head: false,
+    summary: 'Check an email verification link, and show the page that confirms it',
+  },
+  {
+    method: 'POST',
+    path: '/users/{id}/verify',
+    function: 'users',
+    // The same credential, the same limit: the link, posted by its page's button or by an API client.
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'strict', keyBy: 'ip' },
     summary: 'Verify an email (signed link)',
   },
   {

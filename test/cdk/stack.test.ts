@@ -779,6 +779,8 @@ describe('BulwarkStack in the dev stage', () => {
     // Following a verification link changes state: a HEAD from a link scanner must not.
     expect(routeKeys).toContain('GET /users/{id}/verify');
     expect(routeKeys).not.toContain('HEAD /users/{id}/verify');
+    // Opening the link shows its page; the page's button posts it, which verifies.
+    expect(routeKeys).toContain('POST /users/{id}/verify');
     expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), ...headRouteKeys, '$default'].sort());
   });
 
