@@ -98,8 +98,9 @@ export interface RouteDefinition {
   /** The route's rate limit, applied by `routePipeline`; none when absent. */
   readonly rateLimit?: RouteRateLimit;
   /**
-   * `false` for a GET that changes state (a verification link): HEAD must be safe (RFC 9110 §9.2.1), and
-   * link scanners that send only HEAD would otherwise act on it. @default a HEAD route beside a GET route
+   * `false` for a GET that changes state: HEAD must be safe (RFC 9110 §9.2.1), and link scanners that send
+   * only HEAD would otherwise act on it. A GET should not change state in the first place (the verification
+   * link's only shows a page that posts it). @default a HEAD route beside a GET route
    */
   readonly head?: false;
   readonly summary: string;
@@ -149,9 +150,7 @@ export const routes = [
     auth: { kind: 'public' },
     rateLimit: { preset: 'strict', keyBy: 'ip' },
     // Mail gateways and link scanners open links before anyone reads them: opening it shows a page
-    // whose button posts the link back (below), and changes nothing.
-    // Kept from when opening the link verified the address: a HEAD from a link scanner must not.
-    head: false,
+    // whose button posts the link back (below), and changes nothing, so HEAD is served as for any GET.
     summary: 'Check an email verification link, and show the page that confirms it',
   },
   {

@@ -194,11 +194,16 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
     expect((await storedUser(id))?.expiresAt).toBeTypeOf('number');
   });
 
-  it('answers HEAD 405, with Allow naming GET and POST, and verifies nothing', async () => {
+  it('answers HEAD as it answers GET, without the body, and verifies nothing; another method gets 405 naming GET, HEAD and POST', async () => {
     const { id, email } = await register(false);
-    const head = await api.request('HEAD', await verificationPath(email), { token: null });
-    expect(head.status).toBe(405);
-    expect(head.headers.get('allow')).toBe('GET, POST');
+    const path = await verificationPath(email);
+    const head = await api.request('HEAD', path, { token: null, headers: { accept: browserAccept } });
+    expect(head.status).toBe(200);
+    expectPageHeaders(head);
+    expect(head.text).toBe('');
+    const put = await api.request('PUT', path, { token: null });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, HEAD, POST');
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
   });
 });
