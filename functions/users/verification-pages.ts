@@ -10,7 +10,7 @@ import type { HttpEvent, HttpResponse } from '../shared/route-dispatch.js';
  * nothing it may load or run (`default-src 'none'`, no `<base>`), its one form posting only back to this
  * API, and no Referer carrying the link's signature anywhere.
  */
-export const verificationPageHeaders: Readonly<Record<string, string>> = {
+const verificationPageHeaders: Readonly<Record<string, string>> = {
   'Content-Type': 'text/html; charset=utf-8',
   'Cache-Control': 'no-store',
   'Content-Security-Policy':
