@@ -98,8 +98,9 @@ export interface RouteDefinition {
   /** The route's rate limit, applied by `routePipeline`; none when absent. */
   readonly rateLimit?: RouteRateLimit;
   /**
-   * `false` for a GET that changes state (a verification link): HEAD must be safe (RFC 9110 §9.2.1), and
-   * link scanners that send only HEAD would otherwise act on it. @default a HEAD route beside a GET route
+   * `false` for a GET that changes state: HEAD must be safe (RFC 9110 §9.2.1), and link scanners that send
+   * only HEAD would otherwise act on it. A GET should not change state in the first place (the verification
+   * link's only shows a page that posts it). @default a HEAD route beside a GET route
    */
   readonly head?: false;
   readonly summary: string;
@@ -148,8 +149,17 @@ export const routes = [
     // The link in the verification email is the credential: signed, expiring, checked in constant time.
     auth: { kind: 'public' },
     rateLimit: { preset: 'strict', keyBy: 'ip' },
-    // Following the link verifies the address: a HEAD from a link scanner must not.
-    head: false,
+    // Mail gateways and link scanners open links before anyone reads them: opening it shows a page
+    // whose button posts the link back (below), and changes nothing, so HEAD is served as for any GET.
+    summary: 'Check an email verification link, and show the page that confirms it',
+  },
+  {
+    method: 'POST',
+    path: '/users/{id}/verify',
+    function: 'users',
+    // The same credential, the same limit: the link, posted by its page's button or by an API client.
+    auth: { kind: 'public' },
+    rateLimit: { preset: 'strict', keyBy: 'ip' },
     summary: 'Verify an email (signed link)',
   },
   {

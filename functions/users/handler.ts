@@ -13,6 +13,7 @@ import { RateLimiter, rateLimitHitEvent } from '../../middleware/rate-limit/rate
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
+import { emptyFormBody } from '../shared/form-post.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
@@ -30,6 +31,7 @@ import { RegistrationEmails, verificationEmailPerUserPolicy } from './registrati
 import { RegistrationEventStore, RegistrationEvents } from './registration-events.js';
 import { SmsBudgets } from './sms-budgets.js';
 import { UsersModel } from './users-model.js';
+import { confirmEmailPage, emailConfirmedPage, linkRefusalPages, prefersHtml } from './verification-pages.js';
 
 const observability = functionObservability('users');
 const { logger, auditLogger, metrics, onEvent } = observability;
@@ -205,6 +207,13 @@ async function expiredLinkError(userId: string): Promise<GoneError> {
   return new GoneError('The verification link has expired; ask for a new one');
 }
 
+/** Refuses a link this deployment did not sign for `userId` (400), or signed but past its time (410). */
+async function checkVerificationLink(userId: string, link: { expires: string; signature: string }) {
+  const problem = await rotatingVerificationLinkProblem(readLinkSecret, { userId, ...link });
+  if (problem === 'expired') throw await expiredLinkError(userId);
+  if (problem) throw new ValidationError('The verification link is invalid');
+}
+
 export const handler = createHttpFunction(
   'users',
   {
@@ -231,17 +240,25 @@ export const handler = createHttpFunction(
         ),
       ),
 
+    // The link only shows a page whose button posts it: opening it (a link scanner does) verifies nothing.
     'GET /users/{id}/verify': (route) =>
       route
+        .use(linkRefusalPages)
         .use(validateInput({ path: idPathSchema, query: verifyQuery }))
-        .handler(async (_event, { input, correlationId }) => {
+        .handler(async (_event, { input }) => {
+          await checkVerificationLink(input.path.id, input.query);
+          await users.assertEmailVerifiable(input.path.id);
+          return confirmEmailPage();
+        }),
+
+    'POST /users/{id}/verify': (route) =>
+      route
+        .use(linkRefusalPages)
+        .use(emptyFormBody)
+        .use(validateInput({ path: idPathSchema, query: verifyQuery }))
+        .handler(async (event, { input, correlationId }) => {
           const { id } = input.path;
-          const problem = await rotatingVerificationLinkProblem(readLinkSecret, {
-            userId: id,
-            ...input.query,
-          });
-          if (problem === 'expired') throw await expiredLinkError(id);
-          if (problem) throw new ValidationError('The verification link is invalid');
+          await checkVerificationLink(id, input.query);
           const verified = await users.verifyEmail(id);
           auditLogger.log({
             eventType: 'user.email_verified',
@@ -249,7 +266,7 @@ export const handler = createHttpFunction(
             userId: id,
             correlationId,
           });
-          return json(200, { ...verified, emailVerified: true });
+          return prefersHtml(event) ? emailConfirmedPage() : json(200, { ...verified, emailVerified: true });
         }),
 
     'POST /users/{id}/verify-phone': (route) =>

@@ -378,6 +378,14 @@ export class UsersModel {
   }
 
   /**
+   * Refuses, as {@link verifyEmail} would and changing nothing, a user whose email cannot be verified: none
+   * (or another tenant's) is a 404, a registration that lapsed unverified a 410.
+   */
+  async assertEmailVerifiable(id: string, now = new Date()): Promise<void> {
+    await this.verificationState(id, now);
+  }
+
+  /**
    * Marks the email verified (the caller checked the signed link) and makes the registration permanent:
    * one transaction removes `expiresAt` from the user and its email claim, conditional on neither having
    * lapsed and on the claim still being this user's, so a click racing the expiry either verifies the

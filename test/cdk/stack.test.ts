@@ -776,9 +776,10 @@ describe('BulwarkStack in the dev stage', () => {
       .filter((route) => route.method === 'GET' && !('head' in route && route.head === false))
       .map((route) => `HEAD ${route.path}`);
     expect(headRouteKeys).toContain('HEAD /health');
-    // Following a verification link changes state: a HEAD from a link scanner must not.
+    // Opening the verification link only shows its page (safe, so HEAD too); its button posts it, which verifies.
     expect(routeKeys).toContain('GET /users/{id}/verify');
-    expect(routeKeys).not.toContain('HEAD /users/{id}/verify');
+    expect(routeKeys).toContain('HEAD /users/{id}/verify');
+    expect(routeKeys).toContain('POST /users/{id}/verify');
     expect(routeKeys.sort()).toEqual([...routes.map(routeKeyOf), ...headRouteKeys, '$default'].sort());
   });
 

@@ -8,6 +8,7 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel } from '../../functions/bookings/bookings-model.js';
 import { emailClaimKey, userKey } from '../../functions/shared/keys.js';
+import { createVerificationLink } from '../../functions/shared/verification-link.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
@@ -223,15 +224,17 @@ describe('address squatting', () => {
     const { claim } = await storedUserAndClaim(ownAccount.id);
     expect(claim?.userId).toBe(ownAccount.id);
 
-    // The squatter's link, even followed now, verifies nothing: it ran out with the registration.
-    const late = await api.request('GET', squattersLink, { token: null });
-    expect(late.status).toBe(410);
-    expect((late.body as Problem).detail).toBe(
-      'The verification link has expired, and the registration with it; register again',
-    );
+    // The squatter's link, even opened or posted now, verifies nothing: it ran out with the registration.
+    for (const method of ['GET', 'POST']) {
+      const late = await api.request(method, squattersLink, { token: null });
+      expect(late.status, method).toBe(410);
+      expect((late.body as Problem).detail).toBe(
+        'The verification link has expired, and the registration with it; register again',
+      );
+    }
 
     const ownLink = await verificationPath(email, 4, ownAccount.id);
-    expect((await api.request('GET', ownLink, { token: null })).status).toBe(200);
+    expect((await api.request('POST', ownLink, { token: null })).status).toBe(200);
     const token = await adminToken();
     const read = await api.request('GET', `/users/${ownAccount.id}`, { token });
     expect(read.body).toMatchObject({ name: 'Alice Owner', phone: ownerPhone });
@@ -248,7 +251,7 @@ describe('verifying the email', () => {
     expect((await storedUserAndClaim(user.id)).claim?.expiresAt).toBeTypeOf('number');
 
     const link = await verificationPath(email, 2, user.id);
-    expect((await api.request('GET', link, { token: null })).status).toBe(200);
+    expect((await api.request('POST', link, { token: null })).status).toBe(200);
     const { user: item, claim } = await storedUserAndClaim(user.id);
     expect(item).not.toHaveProperty('expiresAt');
     expect(claim).toEqual({ ...emailClaimKey(String(item?.emailIndex)), userId: user.id });
@@ -260,6 +263,28 @@ describe('verifying the email', () => {
     const again = await register({ email, name: 'Vera' });
     expect(again.status).toBe(409);
     expect((again.body as Problem).detail).toBe('A user with this email already exists');
+  });
+
+  it('refuses a current link of a lapsed registration with 410, opened or posted, and verifies nothing', async () => {
+    const user = await registered({ email: uniqueEmail(), name: 'Vera' });
+    // A link sent again 40 hours in (the runtime's own secret), current until well past the window.
+    const link = new URL(
+      createVerificationLink({
+        baseUrl: api.runtime().url,
+        userId: user.id,
+        secret: process.env.VERIFICATION_LINK_SECRET ?? '',
+        now: Date.now() + 40 * hour,
+      }).url,
+    );
+    clockAhead(verificationWindowMs + 60_000);
+    for (const method of ['GET', 'POST']) {
+      const refused = await api.request(method, `${link.pathname}${link.search}`, { token: null });
+      expect(refused.status, method).toBe(410);
+      expect((refused.body as Problem).detail).toBe(
+        'The registration lapsed before its email was verified; register again',
+      );
+    }
+    expect((await storedUserAndClaim(user.id)).user).not.toHaveProperty('emailVerifiedAt');
   });
 
   it('cannot verify a lapsed registration, even on a clock behind the one that gave its email away', async () => {

@@ -140,19 +140,88 @@ async function storedUser(id: string) {
 
 const wrongCode = (code: string) => (code === '000000' ? '000001' : '000000');
 
+/** What a browser sends with a page request or a form post: HTML first, anything else at q=0.8. */
+const browserAccept = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8';
+
+/** The link posted as its page's button posts it: an empty form, from a browser. */
+const submitForm = (path: string) =>
+  api.request('POST', path, {
+    token: null,
+    body: '',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: browserAccept },
+  });
+
+/** The link posted by an API client: no body, JSON answers. */
+const postLink = (path: string) => api.request('POST', path, { token: null });
+
+/** Every header the verification pages carry, exactly. */
+function expectPageHeaders(response: { headers: Headers }) {
+  expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+  expect(response.headers.get('cache-control')).toBe('no-store');
+  expect(response.headers.get('referrer-policy')).toBe('no-referrer');
+  expect(response.headers.get('content-security-policy')).toBe(
+    "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  );
+  expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+}
+
+/** The tags of a page of ours: a document in English, with a title, and nothing it loads or runs. */
+function expectPlainPage(html: string, title: string) {
+  expect(html).toMatch(/^<!DOCTYPE html>\n<html lang="en">\n/);
+  expect(html).toContain(`<title>${title}</title>`);
+  expect(html).not.toMatch(/<script|<link|<img|<iframe|<style|\b(?:src|href|style|on\w+)=/i);
+}
+
 describe('GET /users/{id}/verify (the link in the verification email)', () => {
+  it('verifies nothing: it answers a page whose one button posts the link back, for a browser or a scanner alike', async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+    const signature = new URL(path, 'http://x').searchParams.get('signature') ?? '';
+
+    for (const accept of [browserAccept, '*/*', 'application/json']) {
+      const page = await api.request('GET', path, { token: null, headers: { accept } });
+      expect(page.status, accept).toBe(200);
+      expectPageHeaders(page);
+      expectPlainPage(page.text, 'Confirm your email address');
+      // One form, without action: it posts to the page's own URL, so no part of the link is written in it.
+      expect(page.text.match(/<form\b[^>]*>/g)).toEqual(['<form method="post">']);
+      expect(page.text.match(/<button\b[^>]*>/g)).toEqual(['<button type="submit">']);
+      expect(page.text).not.toContain(signature);
+      expect(page.text).not.toContain(id);
+    }
+    // Opened three times, as gateways and scanners do: still unverified.
+    expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
+    expect((await storedUser(id))?.expiresAt).toBeTypeOf('number');
+  });
+
+  it('answers HEAD as it answers GET, without the body, and verifies nothing; another method gets 405 naming GET, HEAD and POST', async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+    const head = await api.request('HEAD', path, { token: null, headers: { accept: browserAccept } });
+    expect(head.status).toBe(200);
+    expectPageHeaders(head);
+    expect(head.text).toBe('');
+    const put = await api.request('PUT', path, { token: null });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
+  });
+});
+
+describe('POST /users/{id}/verify (the link, confirmed)', () => {
   it('verifies the email from the link in the outbox, once, and says so on the user', async () => {
     const { id, email } = await register(false);
     const path = await verificationPath(email);
 
-    const first = await api.request('GET', path, { token: null });
+    const first = await postLink(path);
     expect(first.status).toBe(200);
+    expect(first.headers.get('content-type')).toBe('application/json');
     const body = first.body as { id: string; emailVerified: boolean; emailVerifiedAt: string };
     expect(body).toMatchObject({ id, emailVerified: true });
     expect(Date.parse(body.emailVerifiedAt)).not.toBeNaN();
 
-    // A second click (mail scanners click too) changes nothing.
-    const again = await api.request('GET', path, { token: null });
+    // A second press (a double click, a page reloaded) changes nothing.
+    const again = await postLink(path);
     expect(again.status).toBe(200);
     expect(again.body).toEqual(body);
 
@@ -160,13 +229,71 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
     expect(read.body).toMatchObject({ id, email, emailVerifiedAt: body.emailVerifiedAt });
   });
 
+  it("answers a browser's form post, from the page's button, with a page saying the address is confirmed", async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+    const confirmed = await submitForm(path);
+    expect(confirmed.status).toBe(200);
+    expectPageHeaders(confirmed);
+    expectPlainPage(confirmed.text, 'Email address confirmed');
+    expect(confirmed.text).toContain('<p>Your email address is confirmed. You can close this page.</p>');
+    expect(confirmed.text).not.toContain('<form');
+    const stored = await storedUser(id);
+    expect(Date.parse(stored?.emailVerifiedAt)).not.toBeNaN();
+    expect(stored).not.toHaveProperty('expiresAt');
+  });
+
   it('follows a link a mail client or tracker appended parameters to', async () => {
     const { id, email } = await register(false);
     const tracked = `${await verificationPath(email)}&utm_source=newsletter&fbclid=abc`;
-    const response = await api.request('GET', tracked, { token: null });
+    expect((await api.request('GET', tracked, { token: null })).status).toBe(200);
+    const response = await postLink(tracked);
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ id, emailVerified: true });
   });
+
+  it('refuses a body that is not an empty form, before the link is read, and verifies nothing', async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+    const refusals: [string, string, number, string][] = [
+      ['text/plain', 'x', 415, 'Content-Type must be application/x-www-form-urlencoded, or no body'],
+      ['application/json', '{}', 415, 'Content-Type must be application/x-www-form-urlencoded, or no body'],
+      [
+        'application/x-www-form-urlencoded',
+        `a=${'x'.repeat(8 * 1024)}`,
+        413,
+        'Request body exceeds 8192 bytes',
+      ],
+      ['application/x-www-form-urlencoded', 'confirm=yes', 400, 'This request takes no body fields'],
+    ];
+    for (const [contentType, body, status, detail] of refusals) {
+      // A browser's Accept too: these are no refusal of the link, so they stay problem+json.
+      const response = await api.request('POST', path, {
+        token: null,
+        body,
+        headers: { 'content-type': contentType, accept: browserAccept },
+      });
+      expect({ contentType, status: response.status }).toEqual({ contentType, status });
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect((response.body as Problem).detail).toBe(detail);
+    }
+    const fields = await api.request('POST', path, {
+      token: null,
+      body: 'confirm=yes&confirm=no&next=%2F',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect((fields.body as Problem).errors).toEqual([
+      { field: 'body.confirm', message: 'Unknown field' },
+      { field: 'body.next', message: 'Unknown field' },
+    ]);
+    expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
+    // The same link, posted as the page posts it, still works.
+    expect((await submitForm(path)).status).toBe(200);
+  });
+});
+
+describe('a refused link, opened or posted', () => {
+  const methods = ['GET', 'POST'] as const;
 
   it('answers 400 to a tampered, truncated or foreign link and verifies nothing', async () => {
     const victim = await register(false);
@@ -182,25 +309,45 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
       // Another user's id with this user's signature.
       `/users/${other.id}/verify?expires=${expires}&signature=${signature}`,
     ];
-    for (const bad of cases) {
-      const response = await api.request('GET', bad, { token: null });
-      expect(response.status, bad).toBe(400);
-      expect(response.headers.get('content-type')).toBe('application/problem+json');
-      expect((response.body as Problem).detail).toBe('The verification link is invalid');
-    }
-    for (const bad of [
-      `/users/${victim.id}/verify`,
-      `/users/${victim.id}/verify?expires=${expires}`,
-      `/users/${victim.id}/verify?expires=soon&signature=${signature}`,
-      `/users/${victim.id}/verify?expires=${expires}&signature=short`,
-      `/users/${victim.id}/verify?expires=1e12&signature=${signature}`,
-    ]) {
-      const response = await api.request('GET', bad, { token: null });
-      expect(response.status, bad).toBe(400);
-      expect((response.body as Problem).code).toBe('VALIDATION_FAILED');
+    for (const method of methods) {
+      for (const bad of cases) {
+        const response = await api.request(method, bad, { token: null });
+        expect(response.status, `${method} ${bad}`).toBe(400);
+        expect(response.headers.get('content-type')).toBe('application/problem+json');
+        expect((response.body as Problem).detail).toBe('The verification link is invalid');
+      }
+      for (const bad of [
+        `/users/${victim.id}/verify`,
+        `/users/${victim.id}/verify?expires=${expires}`,
+        `/users/${victim.id}/verify?expires=soon&signature=${signature}`,
+        `/users/${victim.id}/verify?expires=${expires}&signature=short`,
+        `/users/${victim.id}/verify?expires=1e12&signature=${signature}`,
+      ]) {
+        const response = await api.request(method, bad, { token: null });
+        expect(response.status, `${method} ${bad}`).toBe(400);
+        expect((response.body as Problem).code).toBe('VALIDATION_FAILED');
+      }
     }
     expect((await storedUser(victim.id))?.emailVerifiedAt).toBeUndefined();
     expect((await storedUser(other.id))?.emailVerifiedAt).toBeUndefined();
+  });
+
+  it('is a page saying why for a browser (Accept prefers text/html), with the same status', async () => {
+    const victim = await register(false);
+    const path = await verificationPath(victim.email);
+    const tampered = path.replace(/signature=[\w-]/, (start) =>
+      start.endsWith('A') ? 'signature=B' : 'signature=A',
+    );
+    const opened = await api.request('GET', tampered, { token: null, headers: { accept: browserAccept } });
+    const posted = await submitForm(tampered);
+    for (const response of [opened, posted]) {
+      expect(response.status).toBe(400);
+      expectPageHeaders(response);
+      expectPlainPage(response.text, 'This verification link cannot be used');
+      expect(response.text).toContain('<p>The verification link is invalid</p>');
+      expect(response.text).not.toContain('<form');
+    }
+    expect((await storedUser(victim.id))?.emailVerifiedAt).toBeUndefined();
   });
 
   it('answers 410 to an authentic link that has expired', async () => {
@@ -213,12 +360,17 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
       now: Date.now() - 24 * 3600 * 1000 - 60_000,
     });
     const url = new URL(link.url);
-    const response = await api.request('GET', `${url.pathname}${url.search}`, { token: null });
-    expect(response.status).toBe(410);
-    expect(response.body).toMatchObject({
-      code: 'GONE',
-      detail: 'The verification link has expired; ask for a new one',
-    });
+    for (const method of methods) {
+      const response = await api.request(method, `${url.pathname}${url.search}`, { token: null });
+      expect(response.status, method).toBe(410);
+      expect(response.body).toMatchObject({
+        code: 'GONE',
+        detail: 'The verification link has expired; ask for a new one',
+      });
+    }
+    const page = await submitForm(`${url.pathname}${url.search}`);
+    expect(page.status).toBe(410);
+    expect(page.text).toContain('<p>The verification link has expired; ask for a new one</p>');
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
   });
 
@@ -226,8 +378,11 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
     const { id, email } = await register(false);
     const path = await verificationPath(email);
     expect((await api.request('DELETE', `/admin/users/${id}`)).status).toBe(204);
-    const response = await api.request('GET', path, { token: null });
-    expect(response.status).toBe(404);
+    for (const method of methods) {
+      const response = await api.request(method, path, { token: null });
+      expect(response.status, method).toBe(404);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+    }
     expect(await storedUser(id)).toBeUndefined();
   });
 });
@@ -421,7 +576,7 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
       decodedEml(message.raw).includes('Hello Vera,'),
     );
     expect(greeted).toHaveLength(2);
-    expect((await api.request('GET', paths[1] as string, { token: null })).status).toBe(200);
+    expect((await postLink(paths[1] as string)).status).toBe(200);
 
     const again = await resend(id);
     expect(again.status).toBe(409);

@@ -1,0 +1,74 @@
+// The audit lines of the email verification link: opening it is a plain request, posting it verifies.
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { decodedEml, emailsTo } from '../email-worker/helpers.js';
+import { captureStdout } from '../helpers/log-capture.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+
+// Before any function module loads: their loggers read it at cold start.
+process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+
+const api = useLocalRuntime({ as: adminUser });
+const output = captureStdout();
+
+const auditOf = (correlationId: string) =>
+  output
+    .audit()
+    .filter((audit) => audit.correlationId === correlationId)
+    .map((audit) => ({
+      eventType: audit.eventType,
+      outcome: audit.outcome,
+      statusCode: audit.statusCode,
+      errorCode: (audit.metadata as { error?: { code?: string } } | undefined)?.error?.code,
+    }));
+
+/** A request header that names the request's audit lines. */
+const traced = () => ({ 'x-correlation-id': randomUUID() });
+
+/** A new user's verification link, path and query, as it landed in the SMTP sink. */
+async function registeredLink(): Promise<string> {
+  const email = `verify-audit-${randomUUID()}@example.com`;
+  expect((await api.request('POST', '/users', { body: { email, name: 'Vera' } })).status).toBe(201);
+  const messages = await emailsTo(api.runtime(), email, 2);
+  const link = messages
+    .map((message) => decodedEml(message.raw))
+    .join('\n')
+    .match(/http:\/\/127\.0\.0\.1:\d+\/users\/[\w-]+\/verify\?expires=\d+&signature=[\w-]{43}/)?.[0];
+  if (!link) throw new Error('no verification link in the emails');
+  const url = new URL(link);
+  return `${url.pathname}${url.search}`;
+}
+
+describe('the audit lines of the verification link', () => {
+  it('has user.email_verified on the post that verifies, never on opening the link', async () => {
+    const path = await registeredLink();
+
+    const opening = traced();
+    expect((await api.request('GET', path, { token: null, headers: opening })).status).toBe(200);
+    expect(auditOf(opening['x-correlation-id'])).toEqual([
+      { eventType: 'http.request', outcome: 'success', statusCode: 200, errorCode: undefined },
+    ]);
+
+    const posting = traced();
+    expect((await api.request('POST', path, { token: null, headers: posting })).status).toBe(200);
+    expect(auditOf(posting['x-correlation-id'])).toEqual([
+      { eventType: 'user.email_verified', outcome: 'success', statusCode: undefined, errorCode: undefined },
+      { eventType: 'http.request', outcome: 'success', statusCode: 200, errorCode: undefined },
+    ]);
+  });
+
+  it('audits a refusal shown to a browser as a page as the refusal it is', async () => {
+    const path = await registeredLink();
+    const refused = traced();
+    const tampered = `${path.slice(0, -1)}${path.endsWith('A') ? 'B' : 'A'}`;
+    const page = await api.request('POST', tampered, {
+      token: null,
+      headers: { ...refused, accept: 'text/html' },
+    });
+    expect(page.status).toBe(400);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(auditOf(refused['x-correlation-id'])).toEqual([
+      { eventType: 'http.request', outcome: 'failure', statusCode: 400, errorCode: 'VALIDATION_FAILED' },
+    ]);
+  });
+});
