@@ -131,7 +131,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + alias4((((helper = lookupProperty(helpers,"subject") || alias1(depth0, "subject", {"start":{"line":5,"column":13},"end":{"line":5,"column":20}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"subject","hash":{},"data":data,"loc":{"start":{"line":5,"column":11},"end":{"line":5,"column":22}}}) : helper)))
     + "</title>\n  </head>\n  <body>\n    <p>Hello "
     + alias4((((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":8,"column":15},"end":{"line":8,"column":19}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":8,"column":13},"end":{"line":8,"column":21}}}) : helper)))
-    + ",</p>\n    <p>Please confirm your email address by opening this link:</p>\n    <p><a href=\""
+    + ",</p>\n    <p>Please confirm your email address: open this link and press \"Confirm my email address\" on the page it shows.</p>\n    <p><a href=\""
     + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":10,"column":18},"end":{"line":10,"column":33}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":10,"column":16},"end":{"line":10,"column":35}}}) : helper)))
     + "\">Confirm your email address</a></p>\n    <p>If the link does not open, copy this address into your browser:<br>"
     + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":11,"column":76},"end":{"line":11,"column":91}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":11,"column":74},"end":{"line":11,"column":93}}}) : helper)))
@@ -167,7 +167,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
 
   return "Hello "
     + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
-    + ",\n\nPlease confirm your email address by opening this link:\n\n"
+    + ",\n\nPlease confirm your email address: open this link and press \"Confirm my email address\" on the page it shows.\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":17}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":19}}}) : helper))) != null ? stack1 : "")
     + "\n\nThe link expires at "
     + ((stack1 = (((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":22},"end":{"line":7,"column":34}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":20},"end":{"line":7,"column":36}}}) : helper))) != null ? stack1 : "")

@@ -154,7 +154,7 @@ describe('the verification email', () => {
       [
         'Hello Ada,',
         '',
-        'Please confirm your email address by opening this link:',
+        'Please confirm your email address: open this link and press "Confirm my email address" on the page it shows.',
         '',
         'https://example.com/verify?t=1',
         '',
