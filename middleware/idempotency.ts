@@ -47,6 +47,16 @@ export interface IdempotencyKeyContext {
   scopedIdempotencyKey?: ScopedIdempotencyKey | undefined;
 }
 
+/** What Powertools calls on a persistence store (a `BasePersistenceLayer` has them all). */
+const persistenceStoreMethods = [
+  'configure',
+  'getRecord',
+  'saveInProgress',
+  'saveSuccess',
+  'deleteRecord',
+  'processExistingRecord',
+];
+
 type IdempotentContext = Context & Partial<OptionalAuthContext> & IdempotencyKeyContext;
 
 /** A request through `idempotency()`: `context.principal` is set by authentication before it, if at all. */
@@ -368,6 +378,17 @@ export function idempotency(
   }
   // A storedAnswer or logger that fails when called would do so after the handler ran, in place of its answer.
   checkMethodsOption(problems, 'storedAnswer', storedAnswer, ['toRecord', 'fromRecord']);
+  // Powertools calls these only once a request arrives, where a missing one would answer every request 500.
+  if (options.persistenceStore === undefined || options.persistenceStore === null) {
+    problems.push('persistenceStore is required');
+  }
+  checkMethodsOption(
+    problems,
+    'persistenceStore',
+    options.persistenceStore,
+    persistenceStoreMethods,
+    'a ToolkitIdempotencyStore',
+  );
   // The logger's default replaces only undefined: a null would be called on the handler's failure.
   checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger', {
     nullIsAbsent: false,
