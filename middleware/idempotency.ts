@@ -28,7 +28,7 @@ import {
 import { dependencyRetryAfterSec } from './http/problem.js';
 import { assertApiGatewayEvent, pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
-import { checkFunctionOption, checkMethodsOption, shownValue } from './options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from './options.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
 /**
@@ -359,6 +359,7 @@ function assertStillAnonymous(request: IdempotentRequest): void {
 export function idempotency(
   options: IdempotencyOptions,
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, IdempotentContext> {
+  requireOptionsObject('idempotency', options);
   const { anonymous = false, storedAnswer, logger = console, ...powertoolsOptions } = options;
   const config = options.config ?? new IdempotencyConfig({});
   const keyPath = config.eventKeyJmesPath || defaultKeyPath;

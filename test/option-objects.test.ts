@@ -3,14 +3,24 @@
 import { describe, expect, it } from 'vitest';
 import {
   ApiKeyStore,
+  authenticate,
   CircuitBreaker,
+  createDocumentClient,
   createServiceClient,
   DynamoDbNonceStore,
+  Encryptor,
+  guardedFetch,
+  InvalidArgumentError,
   InvalidOptionsError,
   idempotency,
+  JwtVerifier,
+  KmsKeyProvider,
+  LocalKeyProvider,
+  provideEncryptor,
   RateLimiter,
   rateLimit,
   ServiceRequestVerifier,
+  serviceAuth,
 } from '../middleware/index.js';
 
 /** The error a construction throws, for its class and exact message. */
@@ -95,6 +105,93 @@ describe('an object option missing a method the component calls', () => {
     expectOptionsError(
       () => new DynamoDbNonceStore({ tableName: 'toolkit', client: loose({}) }),
       `Invalid DynamoDbNonceStore options: ${problem}`,
+    );
+  });
+});
+
+describe('a missing options object', () => {
+  it('is an InvalidOptionsError naming the component, not a TypeError about undefined', () => {
+    const constructions: [string, (options: unknown) => unknown][] = [
+      ['authenticate', (options) => authenticate(loose(options))],
+      ['serviceAuth', (options) => serviceAuth(loose(options))],
+      ['RateLimiter', (options) => new RateLimiter(loose(options))],
+      ['rateLimit', (options) => rateLimit(loose(options))],
+      ['CircuitBreaker', (options) => new CircuitBreaker(loose<never>(options))],
+      ['ServiceClient', (options) => createServiceClient(loose(options))],
+      ['Encryptor', (options) => new Encryptor(loose(options))],
+      ['provideEncryptor', (options) => provideEncryptor(loose(options))],
+      ['KmsKeyProvider', (options) => new KmsKeyProvider(loose(options))],
+      ['LocalKeyProvider', (options) => new LocalKeyProvider(loose(options))],
+      ['JwtVerifier', (options) => new JwtVerifier(loose(options))],
+      ['ApiKeyStore', (options) => new ApiKeyStore(loose(options))],
+      ['ServiceRequestVerifier', (options) => new ServiceRequestVerifier(loose(options))],
+      ['idempotency', (options) => idempotency(loose(options))],
+    ];
+    for (const [component, construct] of constructions) {
+      expectOptionsError(
+        () => construct(undefined),
+        `Invalid ${component} options: an options object is required (got undefined)`,
+      );
+      expectOptionsError(
+        () => construct('tableName'),
+        `Invalid ${component} options: an options object is required (got "tableName")`,
+      );
+    }
+  });
+
+  it('createDocumentClient refuses what is no DynamoDBClient, before the SDK reads its config', () => {
+    expectOptionsError(
+      () => createDocumentClient(loose({})),
+      'Invalid createDocumentClient options: client must be a DynamoDBClient (got an object with no keys)',
+    );
+  });
+
+  it('guardedFetch refuses a breaker without execute(), as it refuses its other arguments', async () => {
+    const call = guardedFetch(loose({}), 'https://geo.example.com/');
+    await expect(call).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(call).rejects.toThrow(/^breaker must be a CircuitBreaker \(got an object with no keys\)$/);
+  });
+});
+
+describe('option problems name the option as it was given', () => {
+  it('serviceAuth without verifier names serviceAuth and verifier, not authenticate', () => {
+    expectOptionsError(
+      () => serviceAuth(loose({ verfier: { verify() {} } })),
+      'Invalid serviceAuth options: verifier is required (a ServiceRequestVerifier fits)',
+    );
+    expectOptionsError(
+      () => serviceAuth(loose({ verifier: {} })),
+      'Invalid serviceAuth options: verifier must have verify() (a ServiceRequestVerifier fits)',
+    );
+  });
+
+  it('JwtVerifier with an issuer that is no URL blames the issuer, not the jwksUri made from it', () => {
+    expectOptionsError(
+      () => new JwtVerifier({ issuers: [{ issuer: 'not a url', tokenUse: 'access', clientId: ['x'] }] }),
+      'Invalid JwtVerifier options: not a url: issuer is not an http(s) URL, so no default jwksUri can be made from it (give jwksUri)',
+    );
+    expectOptionsError(
+      () =>
+        new JwtVerifier({
+          issuers: [
+            { issuer: 'https://a.example.com', tokenUse: 'access', clientId: ['x'], jwksUri: 'keys' },
+          ],
+        }),
+      'Invalid JwtVerifier options: https://a.example.com: jwksUri is not an http(s) URL',
+    );
+  });
+
+  it('JwtVerifier with issuers given as one object says it must be an array', () => {
+    expectOptionsError(
+      () =>
+        new JwtVerifier(
+          loose({ issuers: { issuer: 'https://a.example.com', tokenUse: 'access', clientId: ['x'] } }),
+        ),
+      'Invalid JwtVerifier options: issuers must be an array of issuer options (got an object with keys issuer, tokenUse, clientId)',
+    );
+    expectOptionsError(
+      () => new JwtVerifier({ issuers: [] }),
+      'Invalid JwtVerifier options: issuers must not be empty',
     );
   });
 });

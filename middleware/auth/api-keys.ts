@@ -9,7 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, type FieldProblem, ServiceUnavailableError, ValidationError } from '../errors.js';
-import { checkMethodsOption } from '../options.js';
+import { checkMethodsOption, requireOptionsObject } from '../options.js';
 import { checkTableName, isExpired, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import type { Principal } from './principal.js';
@@ -282,6 +282,7 @@ export class ApiKeyStore {
   private revocations = 0;
 
   constructor(options: ApiKeyStoreOptions) {
+    requireOptionsObject('ApiKeyStore', options);
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
     this.cacheMaxEntries = options.cacheMaxEntries ?? 1000;
     this.lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;

@@ -2,7 +2,13 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
-import { checkFunctionOption, checkMethodsOption, definedOnly, shownValue } from '../options.js';
+import {
+  checkFunctionOption,
+  checkMethodsOption,
+  definedOnly,
+  requireOptionsObject,
+  shownValue,
+} from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { maxTimerMs } from '../time-limits.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
@@ -140,6 +146,7 @@ const circuitStateStoreMethods = ['read', 'addFailure', 'replace'];
 
 /** Merges the defaults and rejects invalid options with one error listing every problem. */
 export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): ResolvedCircuitOptions<T> {
+  requireOptionsObject('CircuitBreaker', options);
   const merged = { ...circuitDefaults, ...definedOnly(options) };
   const problems: string[] = [];
   const { name } = options;

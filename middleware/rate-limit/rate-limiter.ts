@@ -6,7 +6,7 @@ import type { Principal } from '../auth/principal.js';
 import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
-import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { type CounterStore, MemoryCounterStore, type StoredTat, type TatAdvance } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
@@ -228,6 +228,7 @@ export class RateLimiter {
   #lastFailure: unknown;
 
   constructor(options: RateLimiterOptions) {
+    requireOptionsObject('RateLimiter', options);
     assertNoProblems('RateLimiter', rateLimiterOptionProblems(options));
     this.policy = resolvePolicy(options.policy, 'RateLimiter');
     this.failMode = options.failMode ?? 'open';
