@@ -3,13 +3,17 @@
 import { describe, expect, it } from 'vitest';
 import {
   ApiKeyStore,
+  AuditLogger,
+  audit,
   authenticate,
   CircuitBreaker,
   createDocumentClient,
+  createDynamoDbClient,
   createServiceClient,
   DynamoDbNonceStore,
   Encryptor,
   guardedFetch,
+  httpErrorHandler,
   InvalidArgumentError,
   InvalidOptionsError,
   idempotency,
@@ -21,6 +25,8 @@ import {
   rateLimit,
   ServiceRequestVerifier,
   serviceAuth,
+  ToolkitIdempotencyStore,
+  validateInput,
 } from '../middleware/index.js';
 
 /** The error a construction throws, for its class and exact message. */
@@ -192,6 +198,74 @@ describe('option problems name the option as it was given', () => {
     expectOptionsError(
       () => new JwtVerifier({ issuers: [] }),
       'Invalid JwtVerifier options: issuers must not be empty',
+    );
+  });
+});
+
+describe('an option given as null, as README lists it', () => {
+  const issuers = [{ issuer: 'https://a.example.com', tokenUse: 'access' as const, clientId: ['x'] }];
+  const limit = { policy: 'public', keyBy: 'ip', tableName: 'toolkit' };
+
+  it('is taken as left out by onEvent, some loggers, trust and JwtVerifier cache', () => {
+    expect(() => authenticate(loose({ jwt: { verify() {} }, onEvent: null }))).not.toThrow();
+    expect(() => serviceAuth(loose({ verifier: { verify() {} }, onEvent: null }))).not.toThrow();
+    expect(() => httpErrorHandler(loose({ logger: null }))).not.toThrow();
+    expect(() => rateLimit(loose({ ...limit, logger: null, trust: null, onEvent: null }))).not.toThrow();
+    expect(
+      () => new CircuitBreaker(loose<never>({ name: 'geo', tableName: 'toolkit', logger: null })),
+    ).not.toThrow();
+    expect(() => new JwtVerifier(loose({ issuers, cache: null }))).not.toThrow();
+  });
+
+  it('is refused at construction by the options README names, each naming the option', () => {
+    expectOptionsError(
+      () => rateLimit(loose({ ...limit, leaseMs: null })),
+      'Invalid rateLimit options: leaseMs must be a number of milliseconds in 0..10000 (got null)',
+    );
+    expectOptionsError(
+      () => rateLimit(loose({ ...limit, keyBy: null })),
+      'Invalid rateLimit options: keyBy must be one or more of ip, user, clientId, apiKey, tenant, route (got null)',
+    );
+    expectOptionsError(
+      () => rateLimit(loose({ ...limit, failMode: null })),
+      "Invalid rateLimit options: failMode must be 'open' or 'closed' (got null)",
+    );
+    expectOptionsError(
+      () =>
+        new CircuitBreaker(
+          loose<never>({ name: 'geo', tableName: 'toolkit', failureThreshold: null, timeoutMs: null }),
+        ),
+      'Invalid CircuitBreaker options: failureThreshold must be an integer > 0 (got null); timeoutMs must be a number of milliseconds > 0 and <= 2147483647 (got null)',
+    );
+    expectOptionsError(
+      () => validateInput(loose<never>({ body: null })),
+      'Invalid validateInput options: body must be a Standard Schema (zod, valibot, arktype...)',
+    );
+    expectOptionsError(
+      () => validateInput({}, loose({ maxBodyBytes: null })),
+      'Invalid validateInput options: maxBodyBytes must be an integer of bytes >= 1 (got null)',
+    );
+    expectOptionsError(
+      () =>
+        idempotency(
+          loose({
+            persistenceStore: new ToolkitIdempotencyStore({
+              name: 'orders',
+              tableName: 'toolkit',
+              client: createDynamoDbClient(),
+            }),
+            logger: null,
+          }),
+        ),
+      'Invalid idempotency options: logger must have warn() (a Powertools Logger fits)',
+    );
+    expectOptionsError(
+      () => new AuditLogger(loose({ logger: null })),
+      'Invalid AuditLogger options: logger must have an info() method (a Powertools Logger)',
+    );
+    expectOptionsError(
+      () => audit(loose({ auditLogger: new AuditLogger(), excludePaths: null })),
+      'Invalid audit options: excludePaths must be an array of paths (got null)',
     );
   });
 });
