@@ -28,7 +28,7 @@ import {
 import { dependencyRetryAfterSec } from './http/problem.js';
 import { assertApiGatewayEvent, pathOf, routeOf } from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
-import { checkFunctionOption, checkMethodsOption, shownValue } from './options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from './options.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
 
 /**
@@ -46,6 +46,16 @@ export interface IdempotencyKeyContext {
    */
   scopedIdempotencyKey?: ScopedIdempotencyKey | undefined;
 }
+
+/** What Powertools calls on a persistence store (a `BasePersistenceLayer` has them all). */
+const persistenceStoreMethods = [
+  'configure',
+  'getRecord',
+  'saveInProgress',
+  'saveSuccess',
+  'deleteRecord',
+  'processExistingRecord',
+];
 
 type IdempotentContext = Context & Partial<OptionalAuthContext> & IdempotencyKeyContext;
 
@@ -349,6 +359,7 @@ function assertStillAnonymous(request: IdempotentRequest): void {
 export function idempotency(
   options: IdempotencyOptions,
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, IdempotentContext> {
+  requireOptionsObject('idempotency', options);
   const { anonymous = false, storedAnswer, logger = console, ...powertoolsOptions } = options;
   const config = options.config ?? new IdempotencyConfig({});
   const keyPath = config.eventKeyJmesPath || defaultKeyPath;
@@ -368,6 +379,17 @@ export function idempotency(
   }
   // A storedAnswer or logger that fails when called would do so after the handler ran, in place of its answer.
   checkMethodsOption(problems, 'storedAnswer', storedAnswer, ['toRecord', 'fromRecord']);
+  // Powertools calls these only once a request arrives, where a missing one would answer every request 500.
+  if (options.persistenceStore === undefined || options.persistenceStore === null) {
+    problems.push('persistenceStore is required');
+  }
+  checkMethodsOption(
+    problems,
+    'persistenceStore',
+    options.persistenceStore,
+    persistenceStoreMethods,
+    'a ToolkitIdempotencyStore',
+  );
   // The logger's default replaces only undefined: a null would be called on the handler's failure.
   checkMethodsOption(problems, 'logger', options.logger, ['warn'], 'a Powertools Logger', {
     nullIsAbsent: false,

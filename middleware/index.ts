@@ -153,7 +153,6 @@ export {
   serviceAuthHeaders,
   signRequest,
 } from './auth/service-auth.js';
-export { TokenCache } from './auth/token-cache.js';
 export {
   CircuitBreaker,
   type CircuitBreakerEvents,

@@ -1,5 +1,6 @@
 // Option merging and problem wording shared by every component: an option given as `undefined` keeps its
 // documented default, and a problem shows the value it received, briefly and without its contents.
+import { InvalidOptionsError } from './errors.js';
 
 /**
  * Drops `undefined` values, so an explicit `undefined` takes the default instead of erasing it. Without
@@ -78,6 +79,18 @@ export interface Absence {
 
 function isLeftOut(value: unknown, { nullIsAbsent = true }: Absence): boolean {
   return value === undefined || (nullIsAbsent && value === null);
+}
+
+/**
+ * Refuses a component's options when they are no object (left out, a string): its first read of an option
+ * would otherwise be a TypeError about `undefined`, which names neither the component nor its options.
+ *
+ * @example
+ * requireOptionsObject('RateLimiter', options);
+ */
+export function requireOptionsObject(component: string, options: unknown): void {
+  if (typeof options === 'object' && options !== null && !Array.isArray(options)) return;
+  throw new InvalidOptionsError(component, [`an options object is required (got ${shownValue(options)})`]);
 }
 
 /**

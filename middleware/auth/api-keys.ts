@@ -9,6 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, type FieldProblem, ServiceUnavailableError, ValidationError } from '../errors.js';
+import { checkMethodsOption, requireOptionsObject } from '../options.js';
 import { checkTableName, isExpired, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import type { Principal } from './principal.js';
@@ -281,12 +282,14 @@ export class ApiKeyStore {
   private revocations = 0;
 
   constructor(options: ApiKeyStoreOptions) {
+    requireOptionsObject('ApiKeyStore', options);
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
     this.cacheMaxEntries = options.cacheMaxEntries ?? 1000;
     this.lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
     this.revokedRetentionMs = options.revokedRetentionMs ?? 30 * 24 * 60 * 60 * 1000;
     const problems: string[] = [];
     if (!options.client) problems.push('client is required');
+    else checkMethodsOption(problems, 'client', options.client, ['send'], 'a DynamoDBDocumentClient');
     checkTableName(problems, options.tableName);
     if (!(this.cacheTtlMs >= 0)) problems.push('cacheTtlMs must be >= 0');
     if (!(Number.isInteger(this.cacheMaxEntries) && this.cacheMaxEntries > 0)) {

@@ -10,7 +10,7 @@ import {
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
 import { methodOf, pathOf, signedPathOf } from '../http/request-event.js';
-import { checkFunctionOption, checkMethodsOption } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject } from '../options.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
@@ -75,6 +75,7 @@ export class Authenticator {
   private readonly options: AuthenticatorOptions;
 
   constructor(options: AuthenticatorOptions) {
+    requireOptionsObject('authenticate', options);
     const problems: string[] = [];
     if (!options.jwt && !options.apiKeys && !options.service) {
       problems.push('give at least one of jwt, apiKeys and service');

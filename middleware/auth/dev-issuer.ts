@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type JSONWebKeySet, type JWK, SignJWT } from 'jose';
 import { assertNoProblems, InvalidArgumentError } from '../errors.js';
-import { arrayOption, shownValue } from '../options.js';
+import { arrayOption, requireOptionsObject, shownValue } from '../options.js';
 import { defaultClaimMapping } from './claims-principal.js';
 
 export interface DevIssuerOptions {
@@ -120,6 +120,7 @@ export class DevIssuer {
   private readonly publicJwk: JWK;
 
   constructor(options: DevIssuerOptions) {
+    requireOptionsObject('DevIssuer', options);
     const problems: string[] = [];
     if (!URL.canParse(options.issuer)) problems.push('issuer must be a URL');
     assertNoProblems('DevIssuer', problems);

@@ -10,7 +10,7 @@ import {
 } from 'jose';
 import { retryBackoffMs } from '../dependency-failure.js';
 import { assertNoProblems, BulwarkError } from '../errors.js';
-import { shownValue } from '../options.js';
+import { requireOptionsObject, shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 
 /** The asymmetric algorithms a JWKS key may verify. */
@@ -105,6 +105,7 @@ export class JwksKeyStore {
   private fetches = 0;
 
   constructor(options: JwksKeyStoreOptions) {
+    requireOptionsObject('JwksKeyStore', options);
     // jose hands it to AbortSignal.timeout(): a value that throws there or fires at once would fail
     // every fetch, and every token would be answered 503.
     const timeoutDuration = options.timeoutMs ?? 3000;

@@ -9,7 +9,7 @@ import {
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
-import { arrayOption, definedOnly, shownValue } from '../options.js';
+import { arrayOption, definedOnly, requireOptionsObject, shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
 import { credentialError } from './failure.js';
@@ -273,6 +273,7 @@ export class JwtVerifier {
   private readonly headers = new Map<string, Header>();
 
   constructor(options: JwtVerifierOptions) {
+    requireOptionsObject('JwtVerifier', options);
     const problems: string[] = [];
     const toleranceSec = options.clockToleranceSec ?? 5;
     const maxTokenBytes = options.maxTokenBytes ?? 8192;
@@ -289,7 +290,8 @@ export class JwtVerifier {
     }
     if (cache && !(Number.isFinite(cache.maxAgeSec) && cache.maxAgeSec > 0))
       problems.push('cache.maxAgeSec must be a finite number > 0');
-    if (!Array.isArray(options.issuers) || options.issuers.length === 0)
+    const issuerList = arrayOption(problems, 'issuers', options.issuers, 'of issuer options');
+    if (issuerList.length === 0 && (Array.isArray(options.issuers) || options.issuers == null))
       problems.push('issuers must not be empty');
     for (const field of ['rolesClaim', 'tenantClaim'] as const) {
       const claim = options[field];
@@ -299,7 +301,7 @@ export class JwtVerifier {
     }
     const keyStoreOptions = sharedKeyStoreOptions(options, problems);
     const issuers = new Map<string, Issuer>();
-    for (const issuerOptions of Array.isArray(options.issuers) ? options.issuers : []) {
+    for (const issuerOptions of issuerList as readonly JwtIssuerOptions[]) {
       if (typeof issuerOptions !== 'object' || issuerOptions === null) {
         problems.push(`every issuer must be an object (got ${shownValue(issuerOptions)})`);
         continue;
@@ -399,7 +401,11 @@ export class JwtVerifier {
     const jwks = asymmetric ? loadJwks(options, problems) : undefined;
     const jwksUri = options.jwksUri === undefined ? defaultJwksUri(name) : options.jwksUri;
     if (jwksUri !== null && !(URL.canParse(jwksUri) && /^https?:$/.test(new URL(jwksUri).protocol))) {
-      problems.push(`${name}: jwksUri is not an http(s) URL`);
+      problems.push(
+        options.jwksUri === undefined
+          ? `${name}: issuer is not an http(s) URL, so no default jwksUri can be made from it (give jwksUri)`
+          : `${name}: jwksUri is not an http(s) URL`,
+      );
     }
     if (problems.length > before) return undefined;
     return {

@@ -8,7 +8,7 @@ import { assertNoProblems, ForbiddenError, InvalidOptionsError } from '../errors
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent, cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
-import { checkFunctionOption } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject } from '../options.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
 import { type AuthContext, assertAuthenticationRan, type OptionalAuthContext } from './context.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
@@ -102,6 +102,14 @@ export function serviceAuth(options: {
   /** @default undefined */
   readonly onEvent?: SecurityEventListener;
 }): AuthMiddleware<AuthContext> {
+  requireOptionsObject('serviceAuth', options);
+  const problems: string[] = [];
+  if (options.verifier === undefined || options.verifier === null) {
+    problems.push('verifier is required (a ServiceRequestVerifier fits)');
+  }
+  checkMethodsOption(problems, 'verifier', options.verifier, ['verify'], 'a ServiceRequestVerifier');
+  checkFunctionOption(problems, 'onEvent', options.onEvent);
+  assertNoProblems('serviceAuth', problems);
   return authenticate({
     service: options.verifier,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),

@@ -4,7 +4,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { parseRawQuery, percentDecodedPath } from '../http/input.js';
-import { arrayOption, shownValue } from '../options.js';
+import { arrayOption, checkMethodsOption, requireOptionsObject, shownValue } from '../options.js';
 import { checkTableName, toEpochSeconds } from '../store/tables.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretValue } from './hmac-secret.js';
@@ -158,6 +158,7 @@ const serviceIdPattern = /^[\w.-]{1,64}$/;
 export function createServiceSigner(
   credentials: ServiceCredentials,
 ): (request: OutgoingRequest) => ServiceAuthHeaders {
+  requireOptionsObject('createServiceSigner', credentials);
   const { serviceId, secret } = credentials;
   const problems: string[] = [];
   if (typeof serviceId !== 'string' || !serviceIdPattern.test(serviceId))
@@ -221,6 +222,7 @@ export class DynamoDbNonceStore implements NonceStore {
   ) {
     const problems: string[] = [];
     if (!options?.client) problems.push('client is required');
+    else checkMethodsOption(problems, 'client', options.client, ['send'], 'a DynamoDBDocumentClient');
     checkTableName(problems, options?.tableName);
     assertNoProblems('DynamoDbNonceStore', problems);
   }
@@ -320,6 +322,7 @@ export class ServiceRequestVerifier {
   private readonly toleranceSec: number;
 
   constructor(options: ServiceRequestVerifierOptions) {
+    requireOptionsObject('ServiceRequestVerifier', options);
     const problems: string[] = [];
     const services = new Map<string, ServiceSecrets | ServiceSecretSource>();
     for (const [serviceId, secrets] of Object.entries(options.services ?? {})) {
@@ -346,6 +349,7 @@ export class ServiceRequestVerifier {
     }
     if (services.size === 0) problems.push('services must name at least one caller');
     if (!options.nonceStore) problems.push('nonceStore is required');
+    else checkMethodsOption(problems, 'nonceStore', options.nonceStore, ['claim'], 'a DynamoDbNonceStore');
     const toleranceSec = options.toleranceSec ?? 300;
     if (!(Number.isInteger(toleranceSec) && toleranceSec >= 1 && toleranceSec <= maxToleranceSec))
       problems.push(

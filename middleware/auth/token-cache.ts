@@ -1,5 +1,7 @@
 // A bounded cache of verification results keyed by SHA-256 of the credential: a repeated token costs no signature check.
 import { hash } from 'node:crypto';
+import { InvalidOptionsError } from '../errors.js';
+import { shownValue } from '../options.js';
 
 interface Entry<V> {
   readonly value: V;
@@ -24,7 +26,14 @@ interface Entry<V> {
 export class TokenCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
 
-  constructor(private readonly maxEntries: number) {}
+  constructor(private readonly maxEntries: number) {
+    // Below 1, set() would evict the entry it just inserted, which evictOne passes over forever; NaN would never evict.
+    if (!(Number.isSafeInteger(maxEntries) && maxEntries >= 1)) {
+      throw new InvalidOptionsError('TokenCache', [
+        `maxEntries must be a whole number >= 1 (got ${shownValue(maxEntries)})`,
+      ]);
+    }
+  }
 
   /** The cache key of a credential: its SHA-256 as a 32-character binary (latin1) string, the cheapest Map key. */
   static keyOf(credential: string): string {

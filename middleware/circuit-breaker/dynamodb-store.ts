@@ -1,8 +1,10 @@
 // Circuit state shared by every Lambda instance: one item per circuit (`CB#<name>`) in the toolkit table.
+
 import { randomUUID } from 'node:crypto';
 import type { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems } from '../errors.js';
+import { requireOptionsObject } from '../options.js';
 import { createDocumentClient, createDynamoDbClient } from '../store/client.js';
 import { checkTableName, isExpired } from '../store/tables.js';
 import { checkTimeLimit } from '../time-limits.js';
@@ -89,6 +91,7 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
   private readonly requestTimeoutMs: number;
 
   constructor(options: DynamoDbCircuitStateStoreOptions) {
+    requireOptionsObject('DynamoDbCircuitStateStore', options);
     const problems: string[] = [];
     checkTableName(problems, options.tableName);
     const requestTimeoutMs = options.requestTimeoutMs ?? 1000;

@@ -1,6 +1,6 @@
 // fetch through a circuit breaker: network errors, timeouts and failing statuses count; the answer is read in time.
 import { DependencyError, InvalidArgumentError } from '../errors.js';
-import { checkFunctionOption } from '../options.js';
+import { checkFunctionOption, shownValue } from '../options.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 
 /** Which answers count as a failure of the dependency. */
@@ -147,8 +147,11 @@ export function guardedFetch(
   if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 1) {
     return Promise.reject(new InvalidArgumentError('maxResponseBytes must be a positive integer'));
   }
-  // Called inside the breaker, their TypeError would count as the dependency failing and open the circuit.
   const problems: string[] = [];
+  if (typeof breaker?.execute !== 'function') {
+    problems.push(`breaker must be a CircuitBreaker (got ${shownValue(breaker)})`);
+  }
+  // Called inside the breaker, their TypeError would count as the dependency failing and open the circuit.
   checkFunctionOption(problems, 'fetch', options.fetch);
   checkFunctionOption(problems, 'isFailure', options.isFailure);
   if (problems.length > 0) return Promise.reject(new InvalidArgumentError(problems.join('; ')));

@@ -2,7 +2,13 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
-import { checkFunctionOption, checkMethodsOption, definedOnly, shownValue } from '../options.js';
+import {
+  checkFunctionOption,
+  checkMethodsOption,
+  definedOnly,
+  requireOptionsObject,
+  shownValue,
+} from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { maxTimerMs } from '../time-limits.js';
 import { DynamoDbCircuitStateStore } from './dynamodb-store.js';
@@ -135,8 +141,12 @@ function duration(problems: string[], field: string, value: number, minimum: 0 |
   }
 }
 
+/** The {@link CircuitStateStore} methods a breaker calls. */
+const circuitStateStoreMethods = ['read', 'addFailure', 'replace'];
+
 /** Merges the defaults and rejects invalid options with one error listing every problem. */
 export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): ResolvedCircuitOptions<T> {
+  requireOptionsObject('CircuitBreaker', options);
   const merged = { ...circuitDefaults, ...definedOnly(options) };
   const problems: string[] = [];
   const { name } = options;
@@ -158,6 +168,14 @@ export function resolveCircuitOptions<T>(options: CircuitBreakerOptions<T>): Res
   const hasStore = options.store !== undefined;
   const hasTable = options.tableName !== undefined;
   if (hasStore === hasTable) problems.push('give exactly one of store and tableName');
+  // A store that fails when used would read as an outage of the service, and the breaker would open on it.
+  checkMethodsOption(
+    problems,
+    'store',
+    options.store,
+    circuitStateStoreMethods,
+    'a DynamoDbCircuitStateStore',
+  );
   if (hasStore && options.client !== undefined) problems.push('client goes with tableName, not with store');
   if (hasTable) checkTableName(problems, options.tableName);
   assertNoProblems('CircuitBreaker', problems);

@@ -8,7 +8,7 @@ import {
   InvalidOptionsError,
 } from '../errors.js';
 import { isHeaderName } from '../http/response.js';
-import { checkFunctionOption } from '../options.js';
+import { checkFunctionOption, requireOptionsObject } from '../options.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import {
   type defaultMaxResponseBytes,
@@ -222,6 +222,7 @@ export class ServiceClient<S extends string> {
   private readonly correlationIdHeader: string;
 
   constructor(options: ServiceClientOptions<S>) {
+    requireOptionsObject('ServiceClient', options);
     const problems: string[] = [];
     const entries = isObject(options.services) ? Object.entries<ServiceOptions>(options.services) : [];
     if (entries.length === 0) problems.push('services must name at least one service');

@@ -1,7 +1,9 @@
 // Chooses the key provider from configuration: KMS when a key id is configured, the local key otherwise.
+
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
+import { requireOptionsObject } from '../options.js';
 import type { KeyProvider } from './key-provider.js';
 import { KmsKeyProvider } from './kms-key-provider.js';
 import { LocalKeyProvider } from './local-key-provider.js';
@@ -50,6 +52,7 @@ export interface KeyProviderConfig {
  * });
  */
 export function createKeyProvider(config: KeyProviderConfig): KeyProvider {
+  requireOptionsObject('keyProvider', config);
   if (config.kmsKeyId) {
     return new KmsKeyProvider({
       keyId: config.kmsKeyId,

@@ -10,7 +10,13 @@ import {
 import { withAsciiDomain } from '../email-address.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
+import {
+  arrayOption,
+  checkFunctionOption,
+  definedOnly,
+  requireOptionsObject,
+  shownValue,
+} from '../options.js';
 import {
   canonicalContext,
   canonicalPick,
@@ -282,6 +288,7 @@ export function warmOptionProblems(options: WarmOptions): string[] {
 }
 
 function resolveOptions(options: EncryptorOptions): ResolvedOptions {
+  requireOptionsObject('Encryptor', options);
   const problems: string[] = [];
   const provider = options.keyProvider as Partial<KeyProvider> | undefined;
   if (

@@ -3,7 +3,7 @@ import { DecryptCommand, GenerateDataKeyCommand, GenerateMacCommand, KMSClient }
 import { dependencyFailure, nameAwsDependency } from '../dependency-failure.js';
 import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { arrayOption, checkFunctionOption } from '../options.js';
+import { arrayOption, checkFunctionOption, requireOptionsObject } from '../options.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
@@ -124,6 +124,7 @@ export class KmsKeyProvider implements KeyProvider {
   private readonly onEvent: SecurityEventListener | undefined;
 
   constructor(options: KmsKeyProviderOptions) {
+    requireOptionsObject('KmsKeyProvider', options);
     const problems: string[] = [];
     const arnOnly = 'an alias can be pointed at another key, a key ARN never changes';
     if (!isKeyArn(options.keyId)) {

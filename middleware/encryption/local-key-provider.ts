@@ -1,4 +1,5 @@
 // The local key provider: a raw AES-256 wrapping key from ENCRYPTION_KEY, for local runs and tests.
+
 import {
   createCipheriv,
   createDecipheriv,
@@ -9,6 +10,7 @@ import {
   randomBytes,
 } from 'node:crypto';
 import { assertNoProblems, DecryptionError } from '../errors.js';
+import { requireOptionsObject } from '../options.js';
 import { canonicalContext, type EncryptionContext, ivBytes, tagBytes } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
@@ -111,6 +113,7 @@ export class LocalKeyProvider implements KeyProvider {
   private readonly indexKey: KeyObject;
 
   constructor(options: LocalKeyProviderOptions) {
+    requireOptionsObject('LocalKeyProvider', options);
     const problems: string[] = [];
     if (options.production === true && options.allowInProduction !== true) {
       problems.push(

@@ -2,7 +2,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { assertNoProblems } from '../errors.js';
-import { checkMethodsOption } from '../options.js';
+import { checkMethodsOption, requireOptionsObject } from '../options.js';
 import { Encryptor, type EncryptorOptions, type WarmOptions, warmOptionProblems } from './encryptor.js';
 
 /** What {@link provideEncryptor} adds to the handler's context. */
@@ -35,6 +35,7 @@ export type ProvideEncryptorOptions = EncryptorSource & {
 export function provideEncryptor(
   options: ProvideEncryptorOptions,
 ): MiddlewareObj<unknown, unknown, Error, Context & EncryptorContext> {
+  requireOptionsObject('provideEncryptor', options);
   const { warm, encryptor: given, ...encryptorOptions } = options;
   const problems: string[] = [];
   // Only what this calls, so an adopter's double of the encryptor fits: warm(), when there is a warm-up.

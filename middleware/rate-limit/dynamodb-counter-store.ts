@@ -1,4 +1,5 @@
 // The real counter store: one item per key in the toolkit table, advanced by a single conditional UpdateItem.
+
 import {
   type AttributeValue,
   BatchWriteItemCommand,
@@ -12,6 +13,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { assertNoProblems } from '../errors.js';
+import { requireOptionsObject } from '../options.js';
 import { createDynamoDbClient } from '../store/client.js';
 import { checkTableName, isExpired } from '../store/tables.js';
 import type { CounterStore, StoredTat, TatWrite, TatWriteOutcome } from './counter-store.js';
@@ -87,6 +89,7 @@ export class DynamoDbCounterStore implements CounterStore {
   readonly #tableName: string;
 
   constructor(options: DynamoDbCounterStoreOptions) {
+    requireOptionsObject('DynamoDbCounterStore', options);
     const problems: string[] = [];
     checkTableName(problems, options.tableName);
     if (typeof options.client?.send !== 'function') problems.push('client must be a DynamoDBClient');

@@ -15,7 +15,7 @@ import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '..
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
-import { checkFunctionOption, shownValue } from '../options.js';
+import { checkFunctionOption, requireOptionsObject, shownValue } from '../options.js';
 import {
   type ClientIpOptions,
   clientIpOf,
@@ -211,6 +211,7 @@ export function rateLimit(
   Error,
   Context & RateLimitContext
 > {
+  requireOptionsObject('rateLimit', options);
   assertNoProblems('rateLimit', middlewareProblems(options));
   const policy = resolvePolicy(options.policy, 'rateLimit');
   const cost = options.cost ?? 1;

@@ -6,7 +6,7 @@ import type { Principal } from '../auth/principal.js';
 import { storeFailureReason } from '../dependency-failure.js';
 import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { emitEvent, type SecurityEvent, type SecurityEventListener } from '../events.js';
-import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from '../options.js';
 import { checkTableName } from '../store/tables.js';
 import { type CounterStore, MemoryCounterStore, type StoredTat, type TatAdvance } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
@@ -110,6 +110,8 @@ interface KeyState {
 }
 
 const failModes: readonly FailMode[] = ['open', 'closed'];
+/** The {@link CounterStore} methods a limiter calls. */
+const counterStoreMethods = ['write', 'read', 'delete', 'deleteAll'];
 /** Longest lease: beyond it the bound's extra term (one lease of units) stops being small. */
 export const maxLeaseMs = 10_000;
 // A write only fails again when another writer changed the item in between; four attempts need three such races.
@@ -146,6 +148,8 @@ export function rateLimiterOptionProblems(options: RateLimiterOptions): string[]
   const hasStore = options.store !== undefined;
   const hasTable = options.tableName !== undefined || options.client !== undefined;
   if (hasStore && hasTable) problems.push('give either store or tableName/client, not both');
+  // A store that fails when used would read as an outage, and failMode 'open' would hide it by counting per instance.
+  checkMethodsOption(problems, 'store', options.store, counterStoreMethods, 'a DynamoDbCounterStore');
   if (!hasStore && options.tableName === undefined) {
     problems.push('tableName must name the toolkit table (or give a store)');
   } else if (!hasStore) {
@@ -224,6 +228,7 @@ export class RateLimiter {
   #lastFailure: unknown;
 
   constructor(options: RateLimiterOptions) {
+    requireOptionsObject('RateLimiter', options);
     assertNoProblems('RateLimiter', rateLimiterOptionProblems(options));
     this.policy = resolvePolicy(options.policy, 'RateLimiter');
     this.failMode = options.failMode ?? 'open';

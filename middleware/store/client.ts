@@ -5,7 +5,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { nameAwsDependency } from '../dependency-failure.js';
-import { ConflictError } from '../errors.js';
+import { ConflictError, InvalidOptionsError } from '../errors.js';
 import { shownValue } from '../options.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 
@@ -114,6 +114,12 @@ export function createDynamoDbClient(options: DynamoDbClientOptions = {}): Dynam
 
 /** Wraps a client for plain JavaScript values; `undefined` attributes are dropped, never an error. */
 export function createDocumentClient(client: DynamoDBClient): DynamoDBDocumentClient {
+  // The SDK would read client.config first and fail with a TypeError that names neither.
+  if (typeof client?.send !== 'function' || typeof client.config !== 'object' || client.config === null) {
+    throw new InvalidOptionsError('createDocumentClient', [
+      `client must be a DynamoDBClient (got ${shownValue(client)})`,
+    ]);
+  }
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },
   });

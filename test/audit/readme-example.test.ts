@@ -112,4 +112,10 @@ describe('the public API, middleware/index.ts', () => {
     expect(api).toHaveProperty('provideEncryptor');
     expect(api).toHaveProperty('Encryptor');
   });
+
+  it("keeps JwtVerifier's token cache internal: README documents only its cache option", async () => {
+    const api = await import('../../middleware/index.js');
+    expect(api).not.toHaveProperty('TokenCache');
+    expect(api).toHaveProperty('JwtVerifier');
+  });
 });

@@ -498,7 +498,7 @@ describe('authenticate through a middy pipeline', () => {
       new InvalidOptionsError('authenticate', ['onEvent must be a function']),
     );
     expect(() => serviceAuth({ verifier: services, ...notAListener })).toThrow(
-      new InvalidOptionsError('authenticate', ['onEvent must be a function']),
+      new InvalidOptionsError('serviceAuth', ['onEvent must be a function']),
     );
     expect(() => requireRoles(['admin'], notAListener)).toThrow(
       new InvalidOptionsError('requireRoles', ['onEvent must be a function']),

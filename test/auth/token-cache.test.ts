@@ -1,7 +1,36 @@
 import { describe, expect, it } from 'vitest';
 import { TokenCache } from '../../middleware/auth/token-cache.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 
 describe('TokenCache', () => {
+  it('refuses a maxEntries that is not a whole number >= 1: 0 would evict forever, NaN never', () => {
+    for (const [maxEntries, shown] of [
+      [0, '0'],
+      [-1, '-1'],
+      [1.5, '1.5'],
+      [Number.NaN, 'NaN'],
+    ] as const) {
+      let thrown: unknown;
+      try {
+        new TokenCache<string>(maxEntries);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(InvalidOptionsError);
+      expect((thrown as Error).message).toBe(
+        `Invalid TokenCache options: maxEntries must be a whole number >= 1 (got ${shown})`,
+      );
+    }
+  });
+
+  it('keeps one entry, the newest, at maxEntries 1', () => {
+    const cache = new TokenCache<string>(1);
+    cache.set('a', 'A', 1000);
+    cache.set('b', 'B', 1000);
+    expect(cache.size).toBe(1);
+    expect(cache.get('b', 0)).toBe('B');
+  });
+
   it('keys credentials by their SHA-256, never by the credential itself', () => {
     const key = TokenCache.keyOf('header.payload.signature');
     expect(key).toHaveLength(32);
