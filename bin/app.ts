@@ -5,6 +5,7 @@ import {
   BulwarkStack,
   contextBoolean,
   contextList,
+  contextString,
   defaultEmailIdentity,
   parseStage,
 } from '../lib/bulwark-stack.js';
@@ -46,6 +47,9 @@ const signInCaseInsensitive = contextBoolean(
   'signInCaseInsensitive',
   app.node.tryGetContext('signInCaseInsensitive'),
 );
+// The hosted domain's prefix is `<name>-<account id>`, the name the stack id's by default: a deploy that
+// replaces the user pool needs a new one, `-c cognitoDomainName=bulwark-prod-2`, as the old domain holds its prefix.
+const domainName = contextString('cognitoDomainName', app.node.tryGetContext('cognitoDomainName'));
 // The regions whose numbers get SMS codes: `-c smsRegions=GB,GG,JE,IM` (default US), and the SMS budgets:
 // `-c smsPerHour=100 -c smsPerRegionPerHour=50` (per hour, for the deployment and for each region), and the
 // SmsVolume alarm's threshold: `-c smsAlarmThresholdPerHour=50` (SMS in an hour).
@@ -57,6 +61,7 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
   ...(signInCaseInsensitive === undefined ? {} : { signInCaseInsensitive }),
+  ...(domainName === undefined ? {} : { cognitoDomainName: domainName }),
   ...(m2mScopes === undefined ? {} : { m2mScopes: contextList('m2mScopes', m2mScopes) }),
   ...(auth === undefined ? {} : { auth }),
   sms: {

@@ -1,4 +1,9 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ses from 'aws-cdk-lib/aws-ses';
@@ -24,8 +29,10 @@ import {
   BulwarkStack,
   type BulwarkStackProps,
   cognitoDomainName,
+  cognitoDomainNameProblems,
   contextBoolean,
   contextList,
+  contextString,
   defaultEmailIdentity,
   isCognitoIssuer,
   parseAuthTokenUse,
@@ -1072,6 +1079,77 @@ describe('BulwarkStack user pool', () => {
     expect(cognitoDomainName('Jaws-dev')).toMatch(/^j-dev-[0-9a-f]{8}$/);
   });
 
+  it('names the domain cognitoDomainName-<account id> when given one, for a deploy that replaces the pool', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev', cognitoDomainName: 'bulwark-dev-2' });
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['', ['bulwark-dev-2-', { Ref: 'AWS::AccountId' }]] },
+    });
+  });
+
+  it('refuses at synth a cognitoDomainName Cognito would refuse at deploy, naming each rule it breaks', () => {
+    expect(cognitoDomainNameProblems('bulwark-prod-2')).toEqual([]);
+    expect(cognitoDomainNameProblems('x'.repeat(50))).toEqual([]);
+    const characters =
+      'cognitoDomainName must be lower-case letters, digits and hyphens, starting with a letter or digit';
+    for (const name of ['Bulwark-prod', 'bulwark_prod', 'bulwark.prod', '-bulwark', '']) {
+      expect(cognitoDomainNameProblems(name), name).toEqual([characters]);
+    }
+    expect(cognitoDomainNameProblems('x'.repeat(51))).toEqual([
+      "cognitoDomainName must be at most 50 characters (the prefix adds - and the 12-digit account id, within Cognito's 63)",
+    ]);
+    expect(cognitoDomainNameProblems('jaws-amazon-aws')).toEqual([
+      "cognitoDomainName must not contain Cognito's reserved words (aws, amazon)",
+    ]);
+    expect(cognitoDomainNameProblems('my-cognito')).toEqual([
+      "cognitoDomainName must not contain Cognito's reserved words (cognito)",
+    ]);
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () => new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev', cognitoDomainName: 'Bulwark_aws' }),
+    ).toThrow(
+      `Invalid BulwarkStack props: ${characters}; cognitoDomainName must not contain Cognito's reserved words (aws) (got "Bulwark_aws"; -c cognitoDomainName)`,
+    );
+  });
+
+  it('reads -c cognitoDomainName in the CDK app, into the domain it synthesises or as the error it stops with', () => {
+    const synthesiseApp = (cognitoDomainName: unknown) => {
+      const outdir = mkdtempSync(join(tmpdir(), 'bulwark-domain-context-'));
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        env: {
+          ...process.env,
+          CDK_CONTEXT_JSON: JSON.stringify({ cognitoDomainName, 'aws:cdk:bundling-stacks': [] }),
+          CDK_OUTDIR: outdir,
+        },
+        encoding: 'utf8',
+      });
+      const template =
+        run.status === 0
+          ? (JSON.parse(readFileSync(join(outdir, 'Bulwark-dev.template.json'), 'utf8')) as {
+              Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+            })
+          : undefined;
+      rmSync(outdir, { recursive: true, force: true });
+      return { run, template };
+    };
+    const { run, template } = synthesiseApp('bulwark-dev-2');
+    expect(run.stderr).toBe('');
+    const domains = Object.values(template?.Resources ?? {}).filter(
+      (resource) => resource.Type === 'AWS::Cognito::UserPoolDomain',
+    );
+    expect(domains.map((domain) => domain.Properties.Domain)).toEqual([
+      { 'Fn::Join': ['', ['bulwark-dev-2-', { Ref: 'AWS::AccountId' }]] },
+    ]);
+    const refused = synthesiseApp('bulwark-amazon').run;
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(
+      `Invalid BulwarkStack props: cognitoDomainName must not contain Cognito's reserved words (amazon) (got "bulwark-amazon"; -c cognitoDomainName)`,
+    );
+    // A number in cdk.json's context is refused, not ignored for the default.
+    expect(synthesiseApp(2).run.stderr).toContain('Context cognitoDomainName must be a string (got 2)');
+  }, 120_000);
+
   it("feeds the functions the pool's issuer URL, as Cognito writes it in `iss`", () => {
     expect(dev.stack.resolve(dev.stack.userPool.issuer)).toEqual({
       'Fn::Join': [
@@ -1305,6 +1383,14 @@ describe('BulwarkStack auth settings', () => {
         'Context smsRegions must be a comma-separated string or an array of strings',
       );
     }
+  });
+
+  it('reads a string from context, absent meaning undefined, and refuses any other value', () => {
+    expect(contextString('cognitoDomainName', 'bulwark-prod-2')).toBe('bulwark-prod-2');
+    expect(contextString('cognitoDomainName', undefined)).toBeUndefined();
+    expect(() => contextString('cognitoDomainName', ['bulwark'])).toThrow(
+      'Context cognitoDomainName must be a string (got ["bulwark"])',
+    );
   });
 
   it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
@@ -1882,6 +1968,12 @@ describe.each(['dev', 'prod'] as const)('BulwarkStack removal policies in the %s
     const resources = Object.values(synthesised.template.findResources(type));
     expect(resources).toHaveLength(count);
     for (const resource of resources) expect(policiesOf(resource)).toEqual(inStage(prod));
+  });
+
+  it('names the hosted domain after the stack and account by default, as every existing deployment has it', () => {
+    synthesised.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['', [`bulwark-${stage}-`, { Ref: 'AWS::AccountId' }]] },
+    });
   });
 
   it('keeps every log group (functions, workers, rotation, API access) a year in prod and a month in dev', () => {
