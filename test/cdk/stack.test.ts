@@ -1936,10 +1936,38 @@ const retainedExceptOnCreate: RemovalPolicies = {
   UpdateReplacePolicy: 'Retain',
 };
 
+/** Every role the route table checks, each once: one group each. */
+const routeRoles = [
+  ...new Set(
+    routes.flatMap((route): readonly string[] =>
+      route.auth.kind === 'principal' && 'roles' in route.auth ? route.auth.roles : [],
+    ),
+  ),
+];
+/** Every resource server the route table's scopes name (`bookings` of `bookings/read`), each once. */
+const routeScopeServers = [
+  ...new Set(
+    routes.flatMap((route): readonly string[] =>
+      route.auth.kind === 'principal' && 'scopes' in route.auth
+        ? route.auth.scopes.map((scope) => scope.slice(0, scope.lastIndexOf('/')))
+        : [],
+    ),
+  ),
+];
+
 /** Every kind of resource that has removal policies: its type, how many the stack has, and its prod policies. */
 const removalCases = [
   ['tables', 'AWS::DynamoDB::GlobalTable', tableDefinitions.length, retained],
   ['user pool', 'AWS::Cognito::UserPool', 1, retained],
+  // Kept with the pool, so that a renamed or dropped role keeps its members and a kept pool stays whole.
+  ['user pool groups', 'AWS::Cognito::UserPoolGroup', routeRoles.length, retainedExceptOnCreate],
+  ['app clients (human and M2M)', 'AWS::Cognito::UserPoolClient', 2, retainedExceptOnCreate],
+  [
+    'resource servers',
+    'AWS::Cognito::UserPoolResourceServer',
+    routeScopeServers.length,
+    retainedExceptOnCreate,
+  ],
   ['secrets', 'AWS::SecretsManager::Secret', 3, retainedExceptOnCreate],
   ['worker queues and DLQs', 'AWS::SQS::Queue', 2 * workerNames.length, retainedExceptOnCreate],
   [
@@ -1974,6 +2002,11 @@ describe.each(['dev', 'prod'] as const)('BulwarkStack removal policies in the %s
     synthesised.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
       Domain: { 'Fn::Join': ['', [`bulwark-${stage}-`, { Ref: 'AWS::AccountId' }]] },
     });
+  });
+
+  it('deletes the hosted domain with the stack, even in prod: kept, it would hold its prefix from the next stack', () => {
+    const domains = Object.values(synthesised.template.findResources('AWS::Cognito::UserPoolDomain'));
+    expect(domains.map(policiesOf)).toEqual([{ DeletionPolicy: undefined, UpdateReplacePolicy: undefined }]);
   });
 
   it('keeps every log group (functions, workers, rotation, API access) a year in prod and a month in dev', () => {
