@@ -1,5 +1,5 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -476,6 +476,42 @@ function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthe
     ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
   });
   return { stack, template: Template.fromStack(stack) };
+}
+
+/** A resource of a template as `cdk synth` writes it. */
+interface TemplateResource {
+  readonly Type: string;
+  readonly Properties: Record<string, unknown>;
+}
+
+/**
+ * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options and cdk.json would hand
+ * it (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
+ */
+function synthesiseCdkApp(context: Record<string, unknown>): {
+  run: SpawnSyncReturns<string>;
+  template: { Resources: Record<string, TemplateResource> } | undefined;
+} {
+  const outdir = mkdtempSync(join(tmpdir(), 'bulwark-app-context-'));
+  try {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ ...context, 'aws:cdk:bundling-stacks': [] }),
+        CDK_OUTDIR: outdir,
+      },
+      encoding: 'utf8',
+    });
+    const stage = typeof context.stage === 'string' ? context.stage : 'dev';
+    const template =
+      run.status === 0
+        ? JSON.parse(readFileSync(join(outdir, `Bulwark-${stage}.template.json`), 'utf8'))
+        : undefined;
+    return { run, template };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 /** The logical id behind a token that resolves to `{ Ref }` or `{ Fn::GetAtt: [id, attr] }`. */
@@ -1113,26 +1149,7 @@ describe('BulwarkStack user pool', () => {
   });
 
   it('reads -c cognitoDomainName in the CDK app, into the domain it synthesises or as the error it stops with', () => {
-    const synthesiseApp = (cognitoDomainName: unknown) => {
-      const outdir = mkdtempSync(join(tmpdir(), 'bulwark-domain-context-'));
-      const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
-        cwd: fileURLToPath(new URL('../..', import.meta.url)),
-        env: {
-          ...process.env,
-          CDK_CONTEXT_JSON: JSON.stringify({ cognitoDomainName, 'aws:cdk:bundling-stacks': [] }),
-          CDK_OUTDIR: outdir,
-        },
-        encoding: 'utf8',
-      });
-      const template =
-        run.status === 0
-          ? (JSON.parse(readFileSync(join(outdir, 'Bulwark-dev.template.json'), 'utf8')) as {
-              Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
-            })
-          : undefined;
-      rmSync(outdir, { recursive: true, force: true });
-      return { run, template };
-    };
+    const synthesiseApp = (cognitoDomainName: unknown) => synthesiseCdkApp({ cognitoDomainName });
     const { run, template } = synthesiseApp('bulwark-dev-2');
     expect(run.stderr).toBe('');
     const domains = Object.values(template?.Resources ?? {}).filter(
@@ -1392,6 +1409,43 @@ describe('BulwarkStack auth settings', () => {
       'Context cognitoDomainName must be a string (got ["bulwark"])',
     );
   });
+
+  it("reads the CDK app's list options as arrays and its text options as strings from cdk.json's context, refusing other values", () => {
+    // The shape README shows for recording a deployment's options in cdk.json.
+    const { run, template } = synthesiseCdkApp({
+      sesIdentity: 'example.org',
+      sesSandboxRecipients: ['ada@example.net', 'example.net'],
+      callbackUrls: ['https://app.example.org/callback', 'https://admin.example.org/callback'],
+      m2mScopes: ['bookings/read'],
+      smsRegions: ['GB', 'GG'],
+      smsPerHour: 200,
+      signInCaseInsensitive: false,
+      cognitoDomainName: 'bulwark-dev-2',
+    });
+    expect(run.stderr).toBe('');
+    const resources = Object.values(template?.Resources ?? {});
+    const callbackUrls = resources
+      .filter((resource) => resource.Type === 'AWS::Cognito::UserPoolClient')
+      .flatMap((client) => (client.Properties.CallbackURLs as string[] | undefined) ?? []);
+    expect(callbackUrls).toEqual(['https://app.example.org/callback', 'https://admin.example.org/callback']);
+    const sesResources = JSON.stringify(
+      resources.filter(
+        (resource) =>
+          resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource).includes('ses:SendEmail'),
+      ),
+    );
+    for (const identity of ['example.org', 'ada@example.net', 'example.net']) {
+      expect(sesResources).toContain(`:identity/${identity}"`);
+    }
+    for (const [name, value] of [
+      ['sesIdentity', ['example.org']],
+      ['smtpHost', 587],
+    ] as const) {
+      expect(synthesiseCdkApp({ [name]: value }).run.stderr, name).toContain(
+        `Context ${name} must be a string (got ${JSON.stringify(value)})`,
+      );
+    }
+  }, 120_000);
 
   it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
     expect(contextBoolean('signInCaseInsensitive', 'false')).toBe(false);
