@@ -1,10 +1,12 @@
 // The CDK app: one Bulwark stack for the stage given with `-c stage=dev|prod` (default dev).
+// Each option below may also sit in cdk.json's context, where later deploys keep it (README, CDK and deploy).
 import { App } from 'aws-cdk-lib';
 import {
   authFromContext,
   BulwarkStack,
   contextBoolean,
   contextList,
+  contextString,
   defaultEmailIdentity,
   parseStage,
 } from '../lib/bulwark-stack.js';
@@ -17,11 +19,11 @@ const stage = parseStage(app.node.tryGetContext('stage'));
 const auth = authFromContext((key) => app.node.tryGetContext(key));
 // The verified SES identity the email worker sends from: `-c sesIdentity=example.org [-c emailFrom='App <no-reply@example.org>']`.
 // Required in prod (or an smtpHost with an emailFrom): without it, mail would go from the placeholder example.com.
-const sesIdentity: unknown = app.node.tryGetContext('sesIdentity');
-const emailFrom: unknown = app.node.tryGetContext('emailFrom');
+const sesIdentity = contextString('sesIdentity', app.node.tryGetContext('sesIdentity'));
+const emailFrom = contextString('emailFrom', app.node.tryGetContext('emailFrom'));
 // In the SES sandbox, the verified recipients: `-c sesSandboxRecipients=a@example.org,example.net`.
 const sesSandboxRecipients: unknown = app.node.tryGetContext('sesSandboxRecipients');
-if (sesSandboxRecipients !== undefined && typeof sesIdentity !== 'string') {
+if (sesSandboxRecipients !== undefined && sesIdentity === undefined) {
   throw new Error('sesSandboxRecipients needs the sesIdentity the worker sends from');
 }
 if (
@@ -34,7 +36,7 @@ if (
   );
 }
 // Or an SMTP relay, with the pair stored in the SmtpCredentials secret: `-c smtpHost=smtp.example.org [-c smtpPort=465]`.
-const smtpHost: unknown = app.node.tryGetContext('smtpHost');
+const smtpHost = contextString('smtpHost', app.node.tryGetContext('smtpHost'));
 const smtpPort: unknown = app.node.tryGetContext('smtpPort');
 // Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
 const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
@@ -46,6 +48,9 @@ const signInCaseInsensitive = contextBoolean(
   'signInCaseInsensitive',
   app.node.tryGetContext('signInCaseInsensitive'),
 );
+// The hosted domain's prefix is `<name>-<account id>`, the name the stack id's by default: a deploy that
+// replaces the user pool needs a new one, `-c cognitoDomainName=bulwark-prod-2`, as the old domain holds its prefix.
+const domainName = contextString('cognitoDomainName', app.node.tryGetContext('cognitoDomainName'));
 // The regions whose numbers get SMS codes: `-c smsRegions=GB,GG,JE,IM` (default US), and the SMS budgets:
 // `-c smsPerHour=100 -c smsPerRegionPerHour=50` (per hour, for the deployment and for each region), and the
 // SmsVolume alarm's threshold: `-c smsAlarmThresholdPerHour=50` (SMS in an hour).
@@ -55,8 +60,9 @@ const smsPerRegionPerHour: unknown = app.node.tryGetContext('smsPerRegionPerHour
 const smsAlarmThresholdPerHour: unknown = app.node.tryGetContext('smsAlarmThresholdPerHour');
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
-  ...(typeof callbackUrls === 'string' ? { callbackUrls: callbackUrls.split(',') } : {}),
+  ...(callbackUrls === undefined ? {} : { callbackUrls: contextList('callbackUrls', callbackUrls) }),
   ...(signInCaseInsensitive === undefined ? {} : { signInCaseInsensitive }),
+  ...(domainName === undefined ? {} : { cognitoDomainName: domainName }),
   ...(m2mScopes === undefined ? {} : { m2mScopes: contextList('m2mScopes', m2mScopes) }),
   ...(auth === undefined ? {} : { auth }),
   sms: {
@@ -67,15 +73,15 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
       ? {}
       : { alarmThresholdPerHour: Number(smsAlarmThresholdPerHour) }),
   },
-  ...(typeof sesIdentity === 'string' || typeof smtpHost === 'string'
+  ...(sesIdentity !== undefined || smtpHost !== undefined
     ? {
         email: {
-          identity: typeof sesIdentity === 'string' ? sesIdentity : defaultEmailIdentity,
-          ...(typeof emailFrom === 'string' ? { from: emailFrom } : {}),
-          ...(typeof sesSandboxRecipients === 'string'
-            ? { sandboxRecipients: sesSandboxRecipients.split(',') }
-            : {}),
-          ...(typeof smtpHost === 'string'
+          identity: sesIdentity ?? defaultEmailIdentity,
+          ...(emailFrom === undefined ? {} : { from: emailFrom }),
+          ...(sesSandboxRecipients === undefined
+            ? {}
+            : { sandboxRecipients: contextList('sesSandboxRecipients', sesSandboxRecipients) }),
+          ...(smtpHost !== undefined
             ? { smtp: { host: smtpHost, ...(smtpPort === undefined ? {} : { port: Number(smtpPort) }) } }
             : {}),
         },

@@ -92,6 +92,12 @@ export function contextBoolean(name: string, value: unknown): boolean | undefine
   throw new Error(`Context ${name} must be true or false (got ${JSON.stringify(value)})`);
 }
 
+/** A `-c name=value` value, or undefined when not given; anything but a string (from cdk.json) is refused. */
+export function contextString(name: string, value: unknown): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  throw new Error(`Context ${name} must be a string (got ${JSON.stringify(value)})`);
+}
+
 /**
  * A list given as context: `-c name=a,b` on the command line, or an array of strings in cdk.json. Any
  * other value is refused at synth rather than ignored (a deployment would otherwise get the default).
@@ -235,6 +241,15 @@ export interface BulwarkStackProps extends StackProps {
    * @default true (bin/app.ts reads `-c signInCaseInsensitive=false`)
    */
   readonly signInCaseInsensitive?: boolean;
+  /**
+   * The stack's part of its Cognito hosted domain prefix, `<cognitoDomainName>-<account id>` (the `TokenUrl`
+   * host): lower-case letters, digits and hyphens, starting with a letter or digit, at most 50 characters
+   * (the account id takes the rest of Cognito's 63) and none of the words `aws`, `amazon` or `cognito`.
+   * A deploy that replaces the user pool replaces its domain too, and CloudFormation creates the new domain
+   * before it deletes the old one, which still holds its prefix: give such a deploy a new name.
+   * @default cognitoDomainName(stack id), e.g. `bulwark-prod` (bin/app.ts reads `-c cognitoDomainName=...`)
+   */
+  readonly cognitoDomainName?: string;
   /**
    * Days between rotations of the generated secrets (request signing, verification links), 3 to 1000.
    * Secrets Manager rotates at any time in the scheduled UTC day, so a 2-day rate could rotate twice
@@ -623,6 +638,32 @@ const domainNameHashLength = 8;
  */
 const cognitoReservedWords = /aws|amazon|cognito/g;
 
+/** The room a domain prefix leaves for the stack's part, before `-<account id>`. */
+const cognitoDomainNameMaxLength = cognitoDomainPrefixMaxLength - 1 - accountIdLength;
+
+/**
+ * Why Cognito would refuse `name` as the stack's part of its domain prefix `<name>-<account id>`, if it
+ * would: checked at synth, since Cognito only refuses it at deploy, after the pool is created.
+ */
+export function cognitoDomainNameProblems(name: string): string[] {
+  const reserved = [...new Set(name.match(cognitoReservedWords))];
+  return [
+    ...(/^[a-z0-9][a-z0-9-]*$/.test(name)
+      ? []
+      : [
+          'cognitoDomainName must be lower-case letters, digits and hyphens, starting with a letter or digit',
+        ]),
+    ...(name.length <= cognitoDomainNameMaxLength
+      ? []
+      : [
+          `cognitoDomainName must be at most ${cognitoDomainNameMaxLength} characters (the prefix adds - and the ${accountIdLength}-digit account id, within Cognito's ${cognitoDomainPrefixMaxLength})`,
+        ]),
+    ...(reserved.length === 0
+      ? []
+      : [`cognitoDomainName must not contain Cognito's reserved words (${reserved.join(', ')})`]),
+  ];
+}
+
 /**
  * The stack's part of its Cognito domain prefix `<name>-<account id>`: the stack id in lower case when it
  * is made of letters, digits and hyphens, holds none of Cognito's reserved words and leaves room for the
@@ -631,21 +672,14 @@ const cognitoReservedWords = /aws|amazon|cognito/g;
  * and a hash of the whole id: valid for every stack id, and distinct for ids that clean or shorten alike.
  */
 export function cognitoDomainName(stackId: string): string {
-  const room = cognitoDomainPrefixMaxLength - 1 - accountIdLength;
   const lowerCase = stackId.toLowerCase();
-  if (
-    /^[a-z0-9][a-z0-9-]*$/.test(lowerCase) &&
-    lowerCase.length <= room &&
-    lowerCase.match(cognitoReservedWords) === null
-  ) {
-    return lowerCase;
-  }
+  if (cognitoDomainNameProblems(lowerCase).length === 0) return lowerCase;
   const hash = createHash('sha256').update(stackId).digest('hex').slice(0, domainNameHashLength);
   const head = lowerCase
     .replace(cognitoReservedWords, '-')
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+/, '')
-    .slice(0, room - 1 - domainNameHashLength)
+    .slice(0, cognitoDomainNameMaxLength - 1 - domainNameHashLength)
     .replace(/-+$/, '');
   return head === '' ? hash : `${head}-${hash}`;
 }
@@ -820,6 +854,13 @@ export class BulwarkStack extends Stack {
         `Invalid BulwarkStack props: in prod, callbackUrls must name only the app that receives sign-ins (-c callbackUrls=https://app.example.org/callback); these point at this machine: ${localCallbackUrls.join(', ')}`,
       );
     }
+    const domainName = props.cognitoDomainName ?? cognitoDomainName(id);
+    const domainNameProblems = cognitoDomainNameProblems(domainName);
+    if (domainNameProblems.length > 0) {
+      throw new Error(
+        `Invalid BulwarkStack props: ${domainNameProblems.join('; ')} (got ${JSON.stringify(domainName)}; -c cognitoDomainName)`,
+      );
+    }
     this.userPool = new BulwarkUserPool(this, 'UserPool', {
       // The route table is the one source of the scopes and roles the API checks.
       scopes: routeTable.flatMap((route) =>
@@ -829,7 +870,7 @@ export class BulwarkStack extends Stack {
         route.auth.kind === 'principal' ? (route.auth.roles ?? []) : [],
       ),
       // Hosted domain prefixes are global per region: the account id keeps them apart.
-      domainPrefix: `${cognitoDomainName(id)}-${Aws.ACCOUNT_ID}`,
+      domainPrefix: `${domainName}-${Aws.ACCOUNT_ID}`,
       callbackUrls,
       ...(props.m2mScopes === undefined ? {} : { m2mScopes: props.m2mScopes }),
       ...(props.signInCaseInsensitive === undefined

@@ -65,6 +65,8 @@ export interface BulwarkUserPoolProps {
    * What happens to the pool (and its users) when it leaves the stack; RETAIN also turns on
    * Cognito's deletion protection. Any other policy leaves it off: with RETAIN_ON_UPDATE_OR_DELETE, the
    * rollback of a failed create could not delete a protected pool, and the rollback itself would fail.
+   * Its groups, app clients and resource servers are kept whenever it is (RETAIN_ON_UPDATE_OR_DELETE), and
+   * deleted with it under DESTROY.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -186,11 +188,19 @@ export class BulwarkUserPool extends Construct {
       ...(props.email === undefined ? {} : { email: props.email }),
       removalPolicy,
     });
+    // A kept pool stays whole: a role renamed or dropped from the route table leaves its group and every
+    // membership, and a deleted stack leaves the pool its groups, clients and scopes. Unlike the pool they are
+    // deleted by the rollback of the deploy that created them (RetainExceptOnCreate): a group a failed deploy
+    // left behind would make the next deploy's create of the same group fail.
+    const configurationRemovalPolicy =
+      removalPolicy === RemovalPolicy.DESTROY
+        ? RemovalPolicy.DESTROY
+        : RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE;
     for (const group of new Set(props.groups)) {
       new cognito.CfnUserPoolGroup(this, `Group-${group}`, {
         userPoolId: this.userPool.userPoolId,
         groupName: group,
-      });
+      }).applyRemovalPolicy(configurationRemovalPolicy);
     }
 
     const unknownM2mScopes = (props.m2mScopes ?? []).filter((scope) => !props.scopes.includes(scope));
@@ -213,6 +223,7 @@ export class BulwarkUserPool extends Construct {
           scopeDescription: `${identifier}/${scopeName}`,
         })),
       });
+      server.applyRemovalPolicy(configurationRemovalPolicy);
       return scopeNames.map(
         (scopeName) =>
           [
@@ -271,6 +282,10 @@ export class BulwarkUserPool extends Construct {
       accessTokenValidity,
       preventUserExistenceErrors: true,
     });
+    this.humanClient.applyRemovalPolicy(configurationRemovalPolicy);
+    this.m2mClient.applyRemovalPolicy(configurationRemovalPolicy);
+    // Deleted with the stack whatever the pool's policy: a kept domain would hold its prefix, and the
+    // next stack of that name could not create its own.
     this.domain = this.userPool.addDomain('Domain', {
       cognitoDomain: { domainPrefix: props.domainPrefix },
     });

@@ -1,4 +1,9 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as ses from 'aws-cdk-lib/aws-ses';
@@ -24,8 +29,10 @@ import {
   BulwarkStack,
   type BulwarkStackProps,
   cognitoDomainName,
+  cognitoDomainNameProblems,
   contextBoolean,
   contextList,
+  contextString,
   defaultEmailIdentity,
   isCognitoIssuer,
   parseAuthTokenUse,
@@ -469,6 +476,42 @@ function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthe
     ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
   });
   return { stack, template: Template.fromStack(stack) };
+}
+
+/** A resource of a template as `cdk synth` writes it. */
+interface TemplateResource {
+  readonly Type: string;
+  readonly Properties: Record<string, unknown>;
+}
+
+/**
+ * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options and cdk.json would hand
+ * it (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
+ */
+function synthesiseCdkApp(context: Record<string, unknown>): {
+  run: SpawnSyncReturns<string>;
+  template: { Resources: Record<string, TemplateResource> } | undefined;
+} {
+  const outdir = mkdtempSync(join(tmpdir(), 'bulwark-app-context-'));
+  try {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ ...context, 'aws:cdk:bundling-stacks': [] }),
+        CDK_OUTDIR: outdir,
+      },
+      encoding: 'utf8',
+    });
+    const stage = typeof context.stage === 'string' ? context.stage : 'dev';
+    const template =
+      run.status === 0
+        ? JSON.parse(readFileSync(join(outdir, `Bulwark-${stage}.template.json`), 'utf8'))
+        : undefined;
+    return { run, template };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 /** The logical id behind a token that resolves to `{ Ref }` or `{ Fn::GetAtt: [id, attr] }`. */
@@ -1073,6 +1116,58 @@ describe('BulwarkStack user pool', () => {
     expect(cognitoDomainName('Jaws-dev')).toMatch(/^j-dev-[0-9a-f]{8}$/);
   });
 
+  it('names the domain cognitoDomainName-<account id> when given one, for a deploy that replaces the pool', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev', cognitoDomainName: 'bulwark-dev-2' });
+    Template.fromStack(stack).hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['', ['bulwark-dev-2-', { Ref: 'AWS::AccountId' }]] },
+    });
+  });
+
+  it('refuses at synth a cognitoDomainName Cognito would refuse at deploy, naming each rule it breaks', () => {
+    expect(cognitoDomainNameProblems('bulwark-prod-2')).toEqual([]);
+    expect(cognitoDomainNameProblems('x'.repeat(50))).toEqual([]);
+    const characters =
+      'cognitoDomainName must be lower-case letters, digits and hyphens, starting with a letter or digit';
+    for (const name of ['Bulwark-prod', 'bulwark_prod', 'bulwark.prod', '-bulwark', '']) {
+      expect(cognitoDomainNameProblems(name), name).toEqual([characters]);
+    }
+    expect(cognitoDomainNameProblems('x'.repeat(51))).toEqual([
+      "cognitoDomainName must be at most 50 characters (the prefix adds - and the 12-digit account id, within Cognito's 63)",
+    ]);
+    expect(cognitoDomainNameProblems('jaws-amazon-aws')).toEqual([
+      "cognitoDomainName must not contain Cognito's reserved words (aws, amazon)",
+    ]);
+    expect(cognitoDomainNameProblems('my-cognito')).toEqual([
+      "cognitoDomainName must not contain Cognito's reserved words (cognito)",
+    ]);
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () => new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev', cognitoDomainName: 'Bulwark_aws' }),
+    ).toThrow(
+      `Invalid BulwarkStack props: ${characters}; cognitoDomainName must not contain Cognito's reserved words (aws) (got "Bulwark_aws"; -c cognitoDomainName)`,
+    );
+  });
+
+  it('reads -c cognitoDomainName in the CDK app, into the domain it synthesises or as the error it stops with', () => {
+    const synthesiseApp = (cognitoDomainName: unknown) => synthesiseCdkApp({ cognitoDomainName });
+    const { run, template } = synthesiseApp('bulwark-dev-2');
+    expect(run.stderr).toBe('');
+    const domains = Object.values(template?.Resources ?? {}).filter(
+      (resource) => resource.Type === 'AWS::Cognito::UserPoolDomain',
+    );
+    expect(domains.map((domain) => domain.Properties.Domain)).toEqual([
+      { 'Fn::Join': ['', ['bulwark-dev-2-', { Ref: 'AWS::AccountId' }]] },
+    ]);
+    const refused = synthesiseApp('bulwark-amazon').run;
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(
+      `Invalid BulwarkStack props: cognitoDomainName must not contain Cognito's reserved words (amazon) (got "bulwark-amazon"; -c cognitoDomainName)`,
+    );
+    // A number in cdk.json's context is refused, not ignored for the default.
+    expect(synthesiseApp(2).run.stderr).toContain('Context cognitoDomainName must be a string (got 2)');
+  }, 120_000);
+
   it("feeds the functions the pool's issuer URL, as Cognito writes it in `iss`", () => {
     expect(dev.stack.resolve(dev.stack.userPool.issuer)).toEqual({
       'Fn::Join': [
@@ -1307,6 +1402,51 @@ describe('BulwarkStack auth settings', () => {
       );
     }
   });
+
+  it('reads a string from context, absent meaning undefined, and refuses any other value', () => {
+    expect(contextString('cognitoDomainName', 'bulwark-prod-2')).toBe('bulwark-prod-2');
+    expect(contextString('cognitoDomainName', undefined)).toBeUndefined();
+    expect(() => contextString('cognitoDomainName', ['bulwark'])).toThrow(
+      'Context cognitoDomainName must be a string (got ["bulwark"])',
+    );
+  });
+
+  it("reads the CDK app's list options as arrays and its text options as strings from cdk.json's context, refusing other values", () => {
+    // The shape README shows for recording a deployment's options in cdk.json.
+    const { run, template } = synthesiseCdkApp({
+      sesIdentity: 'example.org',
+      sesSandboxRecipients: ['ada@example.net', 'example.net'],
+      callbackUrls: ['https://app.example.org/callback', 'https://admin.example.org/callback'],
+      m2mScopes: ['bookings/read'],
+      smsRegions: ['GB', 'GG'],
+      smsPerHour: 200,
+      signInCaseInsensitive: false,
+      cognitoDomainName: 'bulwark-dev-2',
+    });
+    expect(run.stderr).toBe('');
+    const resources = Object.values(template?.Resources ?? {});
+    const callbackUrls = resources
+      .filter((resource) => resource.Type === 'AWS::Cognito::UserPoolClient')
+      .flatMap((client) => (client.Properties.CallbackURLs as string[] | undefined) ?? []);
+    expect(callbackUrls).toEqual(['https://app.example.org/callback', 'https://admin.example.org/callback']);
+    const sesResources = JSON.stringify(
+      resources.filter(
+        (resource) =>
+          resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource).includes('ses:SendEmail'),
+      ),
+    );
+    for (const identity of ['example.org', 'ada@example.net', 'example.net']) {
+      expect(sesResources).toContain(`:identity/${identity}"`);
+    }
+    for (const [name, value] of [
+      ['sesIdentity', ['example.org']],
+      ['smtpHost', 587],
+    ] as const) {
+      expect(synthesiseCdkApp({ [name]: value }).run.stderr, name).toContain(
+        `Context ${name} must be a string (got ${JSON.stringify(value)})`,
+      );
+    }
+  }, 120_000);
 
   it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
     expect(contextBoolean('signInCaseInsensitive', 'false')).toBe(false);
@@ -1851,10 +1991,38 @@ const retainedExceptOnCreate: RemovalPolicies = {
   UpdateReplacePolicy: 'Retain',
 };
 
+/** Every role the route table checks, each once: one group each. */
+const routeRoles = [
+  ...new Set(
+    routes.flatMap((route): readonly string[] =>
+      route.auth.kind === 'principal' && 'roles' in route.auth ? route.auth.roles : [],
+    ),
+  ),
+];
+/** Every resource server the route table's scopes name (`bookings` of `bookings/read`), each once. */
+const routeScopeServers = [
+  ...new Set(
+    routes.flatMap((route): readonly string[] =>
+      route.auth.kind === 'principal' && 'scopes' in route.auth
+        ? route.auth.scopes.map((scope) => scope.slice(0, scope.lastIndexOf('/')))
+        : [],
+    ),
+  ),
+];
+
 /** Every kind of resource that has removal policies: its type, how many the stack has, and its prod policies. */
 const removalCases = [
   ['tables', 'AWS::DynamoDB::GlobalTable', tableDefinitions.length, retained],
   ['user pool', 'AWS::Cognito::UserPool', 1, retained],
+  // Kept with the pool, so that a renamed or dropped role keeps its members and a kept pool stays whole.
+  ['user pool groups', 'AWS::Cognito::UserPoolGroup', routeRoles.length, retainedExceptOnCreate],
+  ['app clients (human and M2M)', 'AWS::Cognito::UserPoolClient', 2, retainedExceptOnCreate],
+  [
+    'resource servers',
+    'AWS::Cognito::UserPoolResourceServer',
+    routeScopeServers.length,
+    retainedExceptOnCreate,
+  ],
   ['secrets', 'AWS::SecretsManager::Secret', 3, retainedExceptOnCreate],
   ['worker queues and DLQs', 'AWS::SQS::Queue', 2 * workerNames.length, retainedExceptOnCreate],
   [
@@ -1883,6 +2051,17 @@ describe.each(['dev', 'prod'] as const)('BulwarkStack removal policies in the %s
     const resources = Object.values(synthesised.template.findResources(type));
     expect(resources).toHaveLength(count);
     for (const resource of resources) expect(policiesOf(resource)).toEqual(inStage(prod));
+  });
+
+  it('names the hosted domain after the stack and account by default, as every existing deployment has it', () => {
+    synthesised.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['', [`bulwark-${stage}-`, { Ref: 'AWS::AccountId' }]] },
+    });
+  });
+
+  it('deletes the hosted domain with the stack, even in prod: kept, it would hold its prefix from the next stack', () => {
+    const domains = Object.values(synthesised.template.findResources('AWS::Cognito::UserPoolDomain'));
+    expect(domains.map(policiesOf)).toEqual([{ DeletionPolicy: undefined, UpdateReplacePolicy: undefined }]);
   });
 
   it('keeps every log group (functions, workers, rotation, API access) a year in prod and a month in dev', () => {
