@@ -109,13 +109,15 @@ export function contextList(name: string, value: unknown): string[] {
 }
 
 /**
- * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` and, optionally,
- * `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`; undefined (the stack's own
- * pool) without authIssuer.
+ * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` (in cdk.json, an
+ * array too) and, optionally, `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`;
+ * undefined (the stack's own pool) without authIssuer. A setting of an issuer given without one, or an
+ * issuer that is not a string, is refused: ignoring either would deploy functions that trust the stack's pool.
  */
 export function authFromContext(context: (key: string) => unknown): BulwarkStackProps['auth'] {
-  const issuer = context('authIssuer');
-  const clientIds = context('authClientIds');
+  const issuer = contextString('authIssuer', context('authIssuer'));
+  const clientIdsValue = context('authClientIds');
+  const clientIds = clientIdsValue === undefined ? undefined : contextList('authClientIds', clientIdsValue);
   const tokenUse = parseAuthTokenUse(context('authTokenUse'));
   const audience = context('authAudience');
   if (audience !== undefined && typeof audience !== 'string') {
@@ -125,7 +127,12 @@ export function authFromContext(context: (key: string) => unknown): BulwarkStack
   if (jwksUri !== undefined && typeof jwksUri !== 'string') {
     throw new Error('authJwksUri must be one URL: -c authJwksUri=https://...');
   }
-  if (typeof issuer !== 'string') {
+  if (issuer === undefined) {
+    if (clientIds !== undefined) {
+      throw new Error(
+        "authClientIds applies to an authIssuer; the stack's own user pool trusts its own app clients",
+      );
+    }
     if (tokenUse !== undefined) {
       throw new Error(
         "authTokenUse applies to an authIssuer; the stack's own user pool always checks token_use=access",
@@ -143,7 +150,7 @@ export function authFromContext(context: (key: string) => unknown): BulwarkStack
   }
   return {
     issuer,
-    clientIds: typeof clientIds === 'string' ? clientIds.split(',') : [],
+    clientIds: clientIds ?? [],
     ...(tokenUse === undefined ? {} : { tokenUse }),
     ...(audience === undefined ? {} : { audience: audience.split(',') }),
     ...(jwksUri === undefined ? {} : { jwksUri }),

@@ -1501,6 +1501,22 @@ describe('BulwarkStack auth settings', () => {
     );
   });
 
+  it('takes authClientIds as an array from cdk.json, and refuses what would silently leave the stack trusting its own pool', () => {
+    const fromContext = (context: Record<string, unknown>) =>
+      authFromContext((key) => projectApp({ context }).node.tryGetContext(key));
+    expect(fromContext({ authIssuer: issuer, authClientIds: ['web', 'svc'] })).toEqual({
+      issuer,
+      clientIds: ['web', 'svc'],
+    });
+    expect(() => fromContext({ authIssuer: { url: issuer }, authClientIds: 'web' })).toThrow(
+      'Context authIssuer must be a string (got {"url":',
+    );
+    expect(() => fromContext({ authClientIds: 'web' })).toThrow('authClientIds applies to an authIssuer');
+    expect(() => fromContext({ authIssuer: issuer, authClientIds: [1] })).toThrow(
+      'Context authClientIds must be a comma-separated string or an array of strings',
+    );
+  });
+
   it('generates the signing secret in Secrets Manager as JSON with a 48-character current value', () => {
     const template = synthesiseWithAuth({ issuer, clientIds: ['web'] });
     template.hasResourceProperties('AWS::SecretsManager::Secret', {
