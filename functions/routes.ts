@@ -97,12 +97,6 @@ export interface RouteDefinition {
   readonly auth: AuthRequirement;
   /** The route's rate limit, applied by `routePipeline`; none when absent. */
   readonly rateLimit?: RouteRateLimit;
-  /**
-   * `false` for a GET that changes state: HEAD must be safe (RFC 9110 §9.2.1), and link scanners that send
-   * only HEAD would otherwise act on it. A GET should not change state in the first place (the verification
-   * link's only shows a page that posts it). @default a HEAD route beside a GET route
-   */
-  readonly head?: false;
   readonly summary: string;
 }
 
@@ -296,13 +290,12 @@ export interface ApiRoute extends Omit<RouteDefinition, 'method'> {
 }
 
 /**
- * The HEAD route of a GET route, with its function, auth and rate limit; none for other methods or a GET
- * marked `head: false`. RFC 9110
+ * The HEAD route of a GET route, with its function, auth and rate limit; none for other methods. RFC 9110
  * §9.1 has every general-purpose server support HEAD wherever it supports GET, and API Gateway sends a
  * HEAD only to a HEAD route (any other goes to `$default`), so each GET entry gets one, never written twice.
  */
 export function headRouteOf(route: ApiRoute): ApiRoute | undefined {
-  return route.method === 'GET' && route.head !== false ? { ...route, method: 'HEAD' } : undefined;
+  return route.method === 'GET' ? { ...route, method: 'HEAD' } : undefined;
 }
 
 /** `table` with each GET route followed by its HEAD route: the routes API Gateway and the local runtime serve. */

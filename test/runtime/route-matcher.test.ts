@@ -41,21 +41,6 @@ describe('route matcher', () => {
     expect(postOnly('HEAD', '/things')).toEqual({ kind: 'method-not-allowed', allow: ['POST'] });
   });
 
-  it('has no HEAD route for a GET route marked head: false, and leaves HEAD out of its Allow', () => {
-    const stateChanging = createRouteMatcher([
-      {
-        method: 'GET',
-        path: '/links/{id}',
-        function: 'users',
-        auth: { kind: 'public' },
-        head: false,
-        summary: '',
-      },
-    ]);
-    expect(stateChanging('HEAD', '/links/1')).toEqual({ kind: 'method-not-allowed', allow: ['GET'] });
-    expect(stateChanging('GET', '/links/1')).toMatchObject({ kind: 'found' });
-  });
-
   it('does not match a parameter across slashes or an unknown path', () => {
     expect(match('GET', '/items/a/b')).toEqual({ kind: 'not-found' });
     expect(match('GET', '/other')).toEqual({ kind: 'not-found' });
