@@ -33,14 +33,29 @@ function isSesMessageRejection(error: unknown): error is Error {
 /**
  * The From address as SES v2 takes it: SES refuses a display name with non-ASCII characters unless it is
  * an RFC 2047 encoded-word, while nodemailer encodes it itself for SMTP. Only such a name is encoded (an
- * ASCII one, and the address, stay exactly as configured); a quoted name loses its quotes first, since
- * an encoded-word inside a quoted string is not decoded.
+ * ASCII one is only quoted where it holds specials, see {@link quotedDisplayName}, and the address stays
+ * as configured); a quoted name loses its quotes first, since an encoded-word inside a quoted string is
+ * not decoded.
  */
-export function sesFromAddress(from: string): string {
+export function sesFromAddress(configured: string): string {
+  const from = quotedDisplayName(configured);
   const open = from.lastIndexOf('<');
   const name = open === -1 ? '' : from.slice(0, open).trim();
   if (!/[\u0080-\uffff]/.test(name)) return from;
   return `${encodedWords(unquoted(name))} ${from.slice(open)}`;
+}
+
+/**
+ * `from` with a display name that holds RFC 5322 specials (`Bulwark, Inc.`, `Support (EU)`, `A; B`) made a
+ * quoted string, as a header must carry it: unquoted, SES took it as it was and nodemailer read `,` and `;`
+ * as list separators and `(…)` as a comment, so the two transports sent different names. A name already
+ * quoted, one without specials (a `.` is allowed in a name), and a bare address stay exactly as configured.
+ */
+export function quotedDisplayName(from: string): string {
+  const open = from.lastIndexOf('<');
+  const name = open === -1 ? '' : from.slice(0, open).trim();
+  if (name === '' || /^".*"$/s.test(name) || !/[()<>[\]:;@\\,"]/.test(name)) return from;
+  return `"${name.replace(/[\\"]/g, (special) => `\\${special}`)}" ${from.slice(open)}`;
 }
 
 /** The text of an RFC 5322 quoted string (`"a \"b\""` is `a "b"`); any other name as it is. */
@@ -278,7 +293,7 @@ export class SmtpEmailTransport implements EmailTransport {
     const transporter = await this.transporterFor(auth);
     try {
       const info = await transporter.sendMail({
-        from: email.from,
+        from: quotedDisplayName(email.from),
         to: email.to,
         subject: email.subject,
         html: email.html,

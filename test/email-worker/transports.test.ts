@@ -79,6 +79,19 @@ describe('the SES v2 transport', () => {
     }
   });
 
+  it('quotes a display name that holds specials, so SES gets the name the SMTP transport sends', () => {
+    expect(sesFromAddress('Bulwark, Inc. <noreply@example.com>')).toBe(
+      '"Bulwark, Inc." <noreply@example.com>',
+    );
+    expect(sesFromAddress('Support (EU) <noreply@example.com>')).toBe('"Support (EU)" <noreply@example.com>');
+    expect(sesFromAddress('A "B" C; D <noreply@example.com>')).toBe('"A \\"B\\" C; D" <noreply@example.com>');
+    expect(sesFromAddress('Bulwark Inc. <noreply@example.com>')).toBe('Bulwark Inc. <noreply@example.com>');
+    const encoded = sesFromAddress("O'Brien Café; Ltd <noreply@example.org>");
+    expect(encoded).toBe(
+      `=?UTF-8?B?${Buffer.from("O'Brien Café; Ltd").toString('base64')}?= <noreply@example.org>`,
+    );
+  });
+
   it('encodes the text of a quoted non-ASCII name, without its quotes, in words of at most 75 characters', () => {
     const decoded = (header: string) =>
       [...header.matchAll(/=\?UTF-8\?B\?([A-Za-z0-9+/=]+)\?=/g)]
@@ -167,6 +180,24 @@ describe('the SMTP transport', () => {
     expect(raw).toContain('Subject: Hello');
     expect(raw).toMatch(new RegExp(`X-Bulwark-Message-Id: ${email.messageId}`, 'i'));
     expect(raw).toContain('multipart/alternative');
+  });
+
+  it('sends a display name with specials whole: quoted, or encoded with its specials', async () => {
+    const transport = new SmtpEmailTransport({ host: sink.host, port: sink.port });
+    const before = sink.messages.length;
+    for (const from of [
+      "O'Brien Café; Ltd <noreply@example.org>",
+      'Bulwark (Support) <noreply@example.org>',
+      'A "B" C <noreply@example.org>',
+    ]) {
+      await transport.send({ ...email, from });
+    }
+    transport.close();
+    expect(sink.messages.slice(before).map((message) => /^From: .*$/m.exec(message.raw)?.[0])).toEqual([
+      'From: =?UTF-8?Q?O=27Brien_Caf=C3=A9=3B_Ltd?= <noreply@example.org>',
+      'From: "Bulwark (Support)" <noreply@example.org>',
+      'From: "A \\"B\\" C" <noreply@example.org>',
+    ]);
   });
 
   it('rejects when nothing listens on the port', async () => {
