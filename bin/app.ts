@@ -6,6 +6,7 @@ import {
   BulwarkStack,
   contextBoolean,
   contextList,
+  contextNumber,
   contextString,
   defaultEmailIdentity,
   parseStage,
@@ -37,7 +38,7 @@ if (
 }
 // Or an SMTP relay, with the pair stored in the SmtpCredentials secret: `-c smtpHost=smtp.example.org [-c smtpPort=465]`.
 const smtpHost = contextString('smtpHost', app.node.tryGetContext('smtpHost'));
-const smtpPort: unknown = app.node.tryGetContext('smtpPort');
+const smtpPort = contextNumber('smtpPort', app.node.tryGetContext('smtpPort'));
 // Where the hosted sign-in returns people: `-c callbackUrls=https://app.example.org/callback,...` (required in prod).
 const callbackUrls: unknown = app.node.tryGetContext('callbackUrls');
 // The scopes the M2M client may request: `-c m2mScopes=bookings/read,bookings/write` (default: every scope).
@@ -55,9 +56,15 @@ const domainName = contextString('cognitoDomainName', app.node.tryGetContext('co
 // `-c smsPerHour=100 -c smsPerRegionPerHour=50` (per hour, for the deployment and for each region), and the
 // SmsVolume alarm's threshold: `-c smsAlarmThresholdPerHour=50` (SMS in an hour).
 const smsRegions: unknown = app.node.tryGetContext('smsRegions');
-const smsPerHour: unknown = app.node.tryGetContext('smsPerHour');
-const smsPerRegionPerHour: unknown = app.node.tryGetContext('smsPerRegionPerHour');
-const smsAlarmThresholdPerHour: unknown = app.node.tryGetContext('smsAlarmThresholdPerHour');
+const smsPerHour = contextNumber('smsPerHour', app.node.tryGetContext('smsPerHour'));
+const smsPerRegionPerHour = contextNumber(
+  'smsPerRegionPerHour',
+  app.node.tryGetContext('smsPerRegionPerHour'),
+);
+const smsAlarmThresholdPerHour = contextNumber(
+  'smsAlarmThresholdPerHour',
+  app.node.tryGetContext('smsAlarmThresholdPerHour'),
+);
 new BulwarkStack(app, `Bulwark-${stage}`, {
   stage,
   ...(callbackUrls === undefined ? {} : { callbackUrls: contextList('callbackUrls', callbackUrls) }),
@@ -67,11 +74,9 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
   ...(auth === undefined ? {} : { auth }),
   sms: {
     ...(smsRegions === undefined ? {} : { regions: contextList('smsRegions', smsRegions) }),
-    ...(smsPerHour === undefined ? {} : { perHour: Number(smsPerHour) }),
-    ...(smsPerRegionPerHour === undefined ? {} : { perRegionPerHour: Number(smsPerRegionPerHour) }),
-    ...(smsAlarmThresholdPerHour === undefined
-      ? {}
-      : { alarmThresholdPerHour: Number(smsAlarmThresholdPerHour) }),
+    ...(smsPerHour === undefined ? {} : { perHour: smsPerHour }),
+    ...(smsPerRegionPerHour === undefined ? {} : { perRegionPerHour: smsPerRegionPerHour }),
+    ...(smsAlarmThresholdPerHour === undefined ? {} : { alarmThresholdPerHour: smsAlarmThresholdPerHour }),
   },
   ...(sesIdentity !== undefined || smtpHost !== undefined
     ? {
@@ -82,7 +87,7 @@ new BulwarkStack(app, `Bulwark-${stage}`, {
             ? {}
             : { sandboxRecipients: contextList('sesSandboxRecipients', sesSandboxRecipients) }),
           ...(smtpHost !== undefined
-            ? { smtp: { host: smtpHost, ...(smtpPort === undefined ? {} : { port: Number(smtpPort) }) } }
+            ? { smtp: { host: smtpHost, ...(smtpPort === undefined ? {} : { port: smtpPort }) } }
             : {}),
         },
       }

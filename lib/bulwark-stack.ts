@@ -99,6 +99,18 @@ export function contextString(name: string, value: unknown): string | undefined 
 }
 
 /**
+ * A number given as context: a JSON number in cdk.json, or its decimal digits (`-c smsPerHour=100`);
+ * undefined when not given. Anything else (`[100]`, `true`, `1e2`, ``) is refused, where `Number()` would
+ * quietly make it 100 or 1 or 0. Whether the number fits is the prop's own check.
+ */
+export function contextNumber(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
+  throw new Error(`Context ${name} must be a number (got ${JSON.stringify(value)})`);
+}
+
+/**
  * A list given as context: `-c name=a,b` on the command line, or an array of strings in cdk.json. Any
  * other value is refused at synth rather than ignored (a deployment would otherwise get the default).
  */

@@ -32,6 +32,7 @@ import {
   cognitoDomainNameProblems,
   contextBoolean,
   contextList,
+  contextNumber,
   contextString,
   defaultEmailIdentity,
   isCognitoIssuer,
@@ -1403,6 +1404,17 @@ describe('BulwarkStack auth settings', () => {
     }
   });
 
+  it('reads a number from context as -c gives it or as cdk.json does, and refuses what Number() would bend into one', () => {
+    expect(contextNumber('smsPerHour', '200')).toBe(200);
+    expect(contextNumber('smsPerHour', 200)).toBe(200);
+    expect(contextNumber('smtpPort', undefined)).toBeUndefined();
+    for (const value of [[100], true, '1e2', '', ' 100', null, Number.NaN]) {
+      expect(() => contextNumber('smsPerHour', value)).toThrow(
+        `Context smsPerHour must be a number (got ${JSON.stringify(value)})`,
+      );
+    }
+  });
+
   it('reads a string from context, absent meaning undefined, and refuses any other value', () => {
     expect(contextString('cognitoDomainName', 'bulwark-prod-2')).toBe('bulwark-prod-2');
     expect(contextString('cognitoDomainName', undefined)).toBeUndefined();
@@ -1446,6 +1458,10 @@ describe('BulwarkStack auth settings', () => {
         `Context ${name} must be a string (got ${JSON.stringify(value)})`,
       );
     }
+    // Number() made [100] a budget of 100 and true a port of 1.
+    expect(synthesiseCdkApp({ smsPerHour: [100] }).run.stderr).toContain(
+      'Context smsPerHour must be a number (got [100])',
+    );
   }, 120_000);
 
   it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
