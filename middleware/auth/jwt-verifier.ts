@@ -285,7 +285,7 @@ export class JwtVerifier {
     if (!(typeof toleranceSec === 'number' && toleranceSec >= 0 && toleranceSec <= 300))
       problems.push(`clockToleranceSec must be a number 0..300 (got ${shownValue(toleranceSec)})`);
     if (!(Number.isInteger(maxTokenBytes) && maxTokenBytes > 0)) problems.push('maxTokenBytes must be > 0');
-    if (cache && !(Number.isInteger(cache.maxEntries) && cache.maxEntries > 0)) {
+    if (cache && !(Number.isSafeInteger(cache.maxEntries) && cache.maxEntries > 0)) {
       problems.push('cache.maxEntries must be a positive integer');
     }
     if (cache && !(Number.isFinite(cache.maxAgeSec) && cache.maxAgeSec > 0))

@@ -630,6 +630,14 @@ describe('JwtVerifier claims cache', () => {
 });
 
 describe('JwtVerifier options', () => {
+  it("refuses a cache.maxEntries past the safe integers as its own option, not the internal cache's", () => {
+    for (const maxEntries of [2 ** 53, 1e21]) {
+      expect(() => verifier({ cache: { maxEntries, maxAgeSec: 60 } })).toThrow(
+        new InvalidOptionsError('JwtVerifier', ['cache.maxEntries must be a positive integer']),
+      );
+    }
+  });
+
   it('lists every problem at once', () => {
     let error: unknown;
     try {
