@@ -31,7 +31,15 @@ import { RegistrationEmails, verificationEmailPerUserPolicy } from './registrati
 import { RegistrationEventStore, RegistrationEvents } from './registration-events.js';
 import { SmsBudgets } from './sms-budgets.js';
 import { UsersModel } from './users-model.js';
-import { confirmEmailPage, emailConfirmedPage, linkRefusalPages, prefersHtml } from './verification-pages.js';
+import {
+  confirmEmailPage,
+  ExpiredRenewableLinkError,
+  emailConfirmedPage,
+  linkRefusalPages,
+  newLinkRefusalPages,
+  newLinkSentPage,
+  prefersHtml,
+} from './verification-pages.js';
 
 const observability = functionObservability('users');
 const { logger, auditLogger, metrics, onEvent } = observability;
@@ -204,7 +212,7 @@ async function expiredLinkError(userId: string): Promise<GoneError> {
     }
     throw error;
   }
-  return new GoneError('The verification link has expired; ask for a new one');
+  return new ExpiredRenewableLinkError();
 }
 
 /** Refuses a link this deployment did not sign for `userId` (400), or signed but past its time (410). */
@@ -316,34 +324,40 @@ export const handler = createHttpFunction(
         return json(202, { id: user.id, expiresAt: expiresAt.toISOString() });
       }),
 
+    // The body is not read (an API client's, or the empty form of the expired link page's button).
     'POST /users/{id}/verification-email': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, correlationId }) => {
-        const user = await users.get(input.path.id);
-        // Before a unit is spent: a verified user gets no email anyway.
-        if (user.emailVerifiedAt !== undefined) throw new ConflictError('The email is already verified');
-        const admitted = await consumeReported(verificationEmailsPerUser, user.id, 'user');
-        if (!admitted.allowed) {
-          throw new TooManyRequestsError(
-            admitted.retryAfterSec,
-            'Too many verification emails were sent to this user; try again later',
-          );
-        }
-        let expiresAt: Date;
-        try {
-          expiresAt = await registrationEmails.sendVerificationEmail(user, correlationId);
-        } catch (error) {
-          // No email went out: it counts against nothing.
-          await verificationEmailsPerUser.refund(user.id, admitted);
-          throw error;
-        }
-        auditLogger.log({
-          eventType: 'user.verification_email_sent',
-          outcome: 'success',
-          userId: user.id,
-          correlationId,
-        });
-        return json(202, { id: user.id, expiresAt: expiresAt.toISOString() });
-      }),
+      route
+        .use(newLinkRefusalPages)
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (event, { input, correlationId }) => {
+          const user = await users.get(input.path.id);
+          // Before a unit is spent: a verified user gets no email anyway.
+          if (user.emailVerifiedAt !== undefined) throw new ConflictError('The email is already verified');
+          const admitted = await consumeReported(verificationEmailsPerUser, user.id, 'user');
+          if (!admitted.allowed) {
+            throw new TooManyRequestsError(
+              admitted.retryAfterSec,
+              'Too many verification emails were sent to this user; try again later',
+            );
+          }
+          let expiresAt: Date;
+          try {
+            expiresAt = await registrationEmails.sendVerificationEmail(user, correlationId);
+          } catch (error) {
+            // No email went out: it counts against nothing.
+            await verificationEmailsPerUser.refund(user.id, admitted);
+            throw error;
+          }
+          auditLogger.log({
+            eventType: 'user.verification_email_sent',
+            outcome: 'success',
+            userId: user.id,
+            correlationId,
+          });
+          return prefersHtml(event)
+            ? newLinkSentPage()
+            : json(202, { id: user.id, expiresAt: expiresAt.toISOString() });
+        }),
 
     'GET /admin/users': (route) =>
       route

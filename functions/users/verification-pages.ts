@@ -1,7 +1,7 @@
-// The HTML pages a person sees from the verification link: the confirm button, the confirmation, and a refused link.
+// The HTML pages a person sees from the verification link: the confirm button, the confirmation, a refused link, and a new link asked for.
 import type { MiddlewareObj, Request } from '@middy/core';
 import { headerValue } from '../../middleware/audit/correlation.js';
-import { HttpError, ValidationError } from '../../middleware/errors.js';
+import { GoneError, HttpError, ValidationError } from '../../middleware/errors.js';
 import type { HttpResult } from '../../middleware/http/response.js';
 import type { HttpEvent, HttpResponse } from '../shared/route-dispatch.js';
 
@@ -57,6 +57,15 @@ export function confirmEmailPage(): HttpResult {
   );
 }
 
+/** What a browser's form post to `POST /users/{id}/verification-email` gets once the email is queued. */
+export function newLinkSentPage(): HttpResult {
+  return page(
+    202,
+    'A new link is on its way',
+    'A new link is on its way to your address. Open it from the newest email; you can close this page.',
+  );
+}
+
 /** What a browser's form post gets once the address is verified. */
 export function emailConfirmedPage(): HttpResult {
   return page(200, 'Email address confirmed', 'Your email address is confirmed. You can close this page.');
@@ -93,8 +102,23 @@ export function prefersHtml(event: HttpEvent): boolean {
   return qualityOf(ranges, 'text/html') > qualityOf(ranges, 'application/json');
 }
 
-/** Statuses that refuse the link itself: invalid (400), no such user (404), expired or lapsed (410). */
-const linkRefusalStatuses = new Set([400, 404, 410]);
+/**
+ * The 410 of a genuine link past its time whose registration is still open: a new link can be sent, so
+ * its page offers the button that asks for one.
+ */
+export class ExpiredRenewableLinkError extends GoneError {
+  constructor() {
+    super('The verification link has expired; ask for a new one');
+  }
+}
+
+/**
+ * Posts to the sibling route `/users/{id}/verification-email`: relative to the link's path
+ * `/users/{id}/verify` (query dropped), so neither the id nor the signature is written into the page, and
+ * the origin stays the page's own, as `form-action 'self'` requires.
+ */
+const newLinkForm =
+  '<form method="post" action="verification-email"><button type="submit">Send me a new link</button></form>';
 
 /** A 400 about the request's body, which the page's form never gets wrong: no refusal of the link. */
 function isBodyProblem(error: HttpError): boolean {
@@ -105,19 +129,38 @@ function isBodyProblem(error: HttpError): boolean {
   );
 }
 
-function renderLinkRefusalAsPage(request: Request<HttpEvent, HttpResponse>): void {
-  const { error } = request;
-  if (!(error instanceof HttpError) || !linkRefusalStatuses.has(error.statusCode)) return;
-  if (isBodyProblem(error) || !prefersHtml(request.event)) return;
-  request.response = page(error.statusCode, 'This verification link cannot be used', error.message);
+/**
+ * Renders the refusals of `statuses` as a page titled `title` for a browser (its `Accept`
+ * {@link prefersHtml}): a person who pressed a button or clicked a link reads why. Other refusals (429,
+ * and the 400/413/415 of a body a page's form never sends) and 5xx stay problem+json. Sets the answer
+ * without returning it, so the route's other `onError` middlewares (the audit's, the rate limit's
+ * headers) still run, and its httpErrorHandler leaves it as it is.
+ */
+function refusalPages(title: string, statuses: ReadonlySet<number>): MiddlewareObj<HttpEvent, HttpResponse> {
+  return {
+    onError: (request: Request<HttpEvent, HttpResponse>) => {
+      const { error } = request;
+      if (!(error instanceof HttpError) || !statuses.has(error.statusCode)) return;
+      if (isBodyProblem(error) || !prefersHtml(request.event)) return;
+      const extra = error instanceof ExpiredRenewableLinkError ? newLinkForm : '';
+      request.response = page(error.statusCode, title, error.message, extra);
+    },
+  };
 }
 
 /**
- * A refused link as a page, not problem+json, for a browser (its `Accept` {@link prefersHtml}): a
- * person who clicked it reads why. Other refusals (429, and the 400/413/415 of a body the page's form
- * never sends) and 5xx stay problem+json. Sets the answer without returning it, so the route's other `onError` middlewares
- * (the audit's, the rate limit's headers) still run, and its httpErrorHandler leaves it as it is.
+ * The verification link's refusals as pages: invalid (400), no such user (404), expired or lapsed (410).
+ * A genuine link that expired while its registration is open ({@link ExpiredRenewableLinkError}) gets
+ * the button that asks for a new one; a forged link, a deleted user or a lapsed registration gets none.
  */
-export const linkRefusalPages: MiddlewareObj<HttpEvent, HttpResponse> = {
-  onError: renderLinkRefusalAsPage,
-};
+export const linkRefusalPages = refusalPages(
+  'This verification link cannot be used',
+  new Set([400, 404, 410]),
+);
+
+/**
+ * The refusals of `POST /users/{id}/verification-email` (the expired link page's button) as pages: no
+ * such user, or a lapsed registration (404), and an email verified already (409). Its 429 (the user's
+ * budget, the per-address `register` limit) stays problem+json, as the link pages' does.
+ */
+export const newLinkRefusalPages = refusalPages('No new link was sent', new Set([404, 409]));

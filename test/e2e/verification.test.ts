@@ -154,6 +154,29 @@ const submitForm = (path: string) =>
 /** The link posted by an API client: no body, JSON answers. */
 const postLink = (path: string) => api.request('POST', path, { token: null });
 
+/**
+ * The path and query of a link to `id` made with the runtime's own secret (this process's environment),
+ * as issued a day and a minute ago: genuine, and expired.
+ */
+function expiredLinkPath(id: string): string {
+  const url = new URL(
+    createVerificationLink({
+      baseUrl: api.runtime().url,
+      userId: id,
+      secret: process.env.VERIFICATION_LINK_SECRET ?? '',
+      now: Date.now() - 24 * 3600 * 1000 - 60_000,
+    }).url,
+  );
+  return `${url.pathname}${url.search}`;
+}
+
+/** The expired link page's one form: a button posting to the sibling route, by a relative action. */
+const newLinkForm =
+  '<form method="post" action="verification-email"><button type="submit">Send me a new link</button></form>';
+
+/** The forms of a page, whole. */
+const newLinkButtons = (html: string) => html.match(/<form\b.*?<\/form>/g);
+
 /** Every header the verification pages carry, exactly. */
 function expectPageHeaders(response: { headers: Headers }) {
   expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
@@ -350,28 +373,82 @@ describe('a refused link, opened or posted', () => {
     expect((await storedUser(victim.id))?.emailVerifiedAt).toBeUndefined();
   });
 
-  it('answers 410 to an authentic link that has expired', async () => {
-    const { id } = await register(false);
-    // Made with the runtime's own secret (this process's environment), as issued a day and a minute ago.
-    const link = createVerificationLink({
-      baseUrl: api.runtime().url,
-      userId: id,
-      secret: process.env.VERIFICATION_LINK_SECRET ?? '',
-      now: Date.now() - 24 * 3600 * 1000 - 60_000,
-    });
-    const url = new URL(link.url);
+  it('answers 410 to an authentic link that has expired, and its page offers a new link', async () => {
+    const { id, email } = await register(false);
+    await verificationPath(email);
+    const path = expiredLinkPath(id);
     for (const method of methods) {
-      const response = await api.request(method, `${url.pathname}${url.search}`, { token: null });
+      const response = await api.request(method, path, { token: null });
       expect(response.status, method).toBe(410);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
       expect(response.body).toMatchObject({
         code: 'GONE',
         detail: 'The verification link has expired; ask for a new one',
       });
     }
-    const page = await submitForm(`${url.pathname}${url.search}`);
-    expect(page.status).toBe(410);
-    expect(page.text).toContain('<p>The verification link has expired; ask for a new one</p>');
+    const opened = await api.request('GET', path, { token: null, headers: { accept: browserAccept } });
+    const posted = await submitForm(path);
+    for (const page of [opened, posted]) {
+      expect(page.status).toBe(410);
+      expectPageHeaders(page);
+      expectPlainPage(page.text, 'This verification link cannot be used');
+      expect(page.text).toContain('<p>The verification link has expired; ask for a new one</p>');
+      expect(newLinkButtons(page.text)).toEqual([newLinkForm]);
+      expect(page.text).not.toContain(id);
+    }
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
+
+    // The button, as a browser sends it: the form's relative action, resolved against the page's URL.
+    const action = new URL('verification-email', new URL(path, api.runtime().url));
+    expect(action.pathname).toBe(`/users/${id}/verification-email`);
+    expect(action.search).toBe('');
+    const sent = await submitForm(action.pathname);
+    expect(sent.status).toBe(202);
+    expectPageHeaders(sent);
+    expectPlainPage(sent.text, 'A new link is on its way');
+    expect(sent.text).toContain(
+      '<p>A new link is on its way to your address. Open it from the newest email; you can close this page.</p>',
+    );
+    expect(sent.text).not.toContain('<form');
+    // The welcome email, the first verification email and the new one, whose link opens the confirm page.
+    const paths = await verificationPaths(email, 3);
+    expect(paths).toHaveLength(2);
+    const fresh = await api.request('GET', paths[1] as string, {
+      token: null,
+      headers: { accept: browserAccept },
+    });
+    expect(fresh.status).toBe(200);
+    expectPlainPage(fresh.text, 'Confirm your email address');
+    expect(await verificationEmailsPerUser().getRemaining(id)).toBe(verificationEmailPerUserPolicy.limit - 1);
+  });
+
+  it('offers no new link when the registration went with the expired link: deleted or lapsed', async () => {
+    const deleted = await register(false);
+    const lapsed = await register(false);
+    await Promise.all([verificationPath(deleted.email), verificationPath(lapsed.email)]);
+    expect((await api.request('DELETE', `/admin/users/${deleted.id}`)).status).toBe(204);
+    // Past its window (TTL has not deleted it yet): read as absent.
+    await documents.send(
+      new UpdateCommand({
+        TableName: testTableNames.app,
+        Key: userKey(lapsed.id),
+        UpdateExpression: 'SET expiresAt = :past',
+        ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 60 },
+      }),
+    );
+    for (const { id } of [deleted, lapsed]) {
+      const path = expiredLinkPath(id);
+      const opened = await api.request('GET', path, { token: null, headers: { accept: browserAccept } });
+      const posted = await submitForm(path);
+      for (const page of [opened, posted]) {
+        expect(page.status, id).toBe(410);
+        expectPageHeaders(page);
+        expect(page.text).toContain(
+          '<p>The verification link has expired, and the registration with it; register again</p>',
+        );
+        expect(page.text).not.toContain('<form');
+      }
+    }
   });
 
   it('answers 404 to a valid link of a deleted user and does not re-create the user', async () => {
@@ -602,6 +679,40 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
   it('answers 404 for an unknown user and 400 for an id that cannot be one', async () => {
     expect((await resend(randomUUID())).status).toBe(404);
     expect((await resend('not%20an%20id')).status).toBe(400);
+  });
+
+  it('reads no body: an API client sending JSON still gets 202 and JSON, as before the form post', async () => {
+    const { id } = await register(false);
+    const sent = await api.request('POST', `/users/${id}/verification-email`, { token: null, body: {} });
+    expect(sent.status).toBe(202);
+    expect(sent.headers.get('content-type')).toBe('application/json');
+    expect(sent.body).toMatchObject({ id });
+  });
+
+  it("answers a browser's form post with pages: 404 and 409 say why; the user's 429 stays problem+json", async () => {
+    const unknown = await submitForm(`/users/${randomUUID()}/verification-email`);
+    expect(unknown.status).toBe(404);
+    expectPageHeaders(unknown);
+    expectPlainPage(unknown.text, 'No new link was sent');
+    expect(unknown.text).not.toContain('<form');
+
+    const { id, email } = await register(false);
+    for (let index = 0; index < 3; index += 1) {
+      expect((await submitForm(`/users/${id}/verification-email`)).status).toBe(202);
+    }
+    const refused = await submitForm(`/users/${id}/verification-email`);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect((refused.body as Problem).detail).toBe(
+      'Too many verification emails were sent to this user; try again later',
+    );
+
+    expect((await postLink(await verificationPath(email))).status).toBe(200);
+    const verified = await submitForm(`/users/${id}/verification-email`);
+    expect(verified.status).toBe(409);
+    expectPageHeaders(verified);
+    expectPlainPage(verified.text, 'No new link was sent');
+    expect(verified.text).toContain('<p>The email is already verified</p>');
   });
 });
 

@@ -3,8 +3,19 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import type { HttpEvent, HttpResponse } from '../../functions/shared/route-dispatch.js';
-import { linkRefusalPages, prefersHtml } from '../../functions/users/verification-pages.js';
-import { GoneError, NotFoundError, TooManyRequestsError, ValidationError } from '../../middleware/errors.js';
+import {
+  ExpiredRenewableLinkError,
+  linkRefusalPages,
+  newLinkRefusalPages,
+  prefersHtml,
+} from '../../functions/users/verification-pages.js';
+import {
+  ConflictError,
+  GoneError,
+  NotFoundError,
+  TooManyRequestsError,
+  ValidationError,
+} from '../../middleware/errors.js';
 
 function eventAccepting(accept: string | undefined): HttpEvent {
   return {
@@ -18,8 +29,8 @@ function eventAccepting(accept: string | undefined): HttpEvent {
   };
 }
 
-/** The answer linkRefusalPages leaves for `error` (undefined: it left the error to problem+json). */
-async function answerTo(error: Error, accept: string | undefined) {
+/** The answer `pages` (linkRefusalPages unless given) leaves for `error` (undefined: it left the error to problem+json). */
+async function answerTo(error: Error, accept: string | undefined, pages = linkRefusalPages) {
   const request = {
     event: eventAccepting(accept),
     context: {} as Context,
@@ -27,7 +38,7 @@ async function answerTo(error: Error, accept: string | undefined) {
     error,
     internal: {},
   } as unknown as Request<HttpEvent, HttpResponse>;
-  await linkRefusalPages.onError?.(request);
+  await pages.onError?.(request);
   return request.response as
     | { statusCode: number; headers: Record<string, string>; body: string }
     | undefined;
@@ -88,5 +99,75 @@ describe('linkRefusalPages', () => {
       { field: 'query.signature', message: 'Required' },
     ]);
     expect((await answerTo(query, browser))?.statusCode).toBe(400);
+  });
+});
+
+/** The expired link page's form: one button, posting to the sibling route by a relative action. */
+const newLinkForm =
+  '<form method="post" action="verification-email"><button type="submit">Send me a new link</button></form>';
+
+describe('the expired link page', () => {
+  it('offers a new link only for a genuine link whose registration is still open', async () => {
+    const renewable = await answerTo(new ExpiredRenewableLinkError(), browser);
+    expect(renewable?.statusCode).toBe(410);
+    expect(renewable?.body).toContain(
+      `<p>The verification link has expired; ask for a new one</p>${newLinkForm}</body>`,
+    );
+    expect(renewable?.body.match(/<form\b/g)).toHaveLength(1);
+    // A forged link, a deleted user, a lapsed registration: nothing to ask for.
+    for (const error of [
+      new ValidationError('The verification link is invalid'),
+      new NotFoundError('User u1 not found'),
+      new GoneError('The verification link has expired, and the registration with it; register again'),
+      new GoneError('The registration lapsed before its email was verified; register again'),
+    ]) {
+      const page = await answerTo(error, browser);
+      expect(page?.statusCode, error.message).toBe(error.statusCode);
+      expect(page?.body, error.message).not.toContain('<form');
+    }
+    // An API client still gets the problem, with the same detail.
+    expect(await answerTo(new ExpiredRenewableLinkError(), 'application/json')).toBeUndefined();
+  });
+
+  it("posts to /users/{id}/verification-email wherever the API is mounted, within the page's form-action 'self'", async () => {
+    const renewable = await answerTo(new ExpiredRenewableLinkError(), browser);
+    expect(renewable?.headers['Content-Security-Policy']).toContain("form-action 'self'");
+    const action = /action="([^"]*)"/.exec(renewable?.body ?? '')?.[1] ?? '';
+    for (const [link, expected] of [
+      [
+        'https://api.example.com/users/u1/verify?expires=1&signature=s',
+        'https://api.example.com/users/u1/verification-email',
+      ],
+      [
+        'https://abc.execute-api.eu-west-1.amazonaws.com/prod/users/u1/verify?expires=1&signature=s',
+        'https://abc.execute-api.eu-west-1.amazonaws.com/prod/users/u1/verification-email',
+      ],
+    ] as const) {
+      expect(new URL(action, link).href).toBe(expected);
+    }
+  });
+});
+
+describe('newLinkRefusalPages', () => {
+  it('renders 404 and 409 as pages for a browser; 429, other statuses and API clients stay problem+json', async () => {
+    const verified = await answerTo(
+      new ConflictError('The email is already verified'),
+      browser,
+      newLinkRefusalPages,
+    );
+    expect(verified?.statusCode).toBe(409);
+    expect(verified?.headers['Content-Type']).toBe('text/html; charset=utf-8');
+    expect(verified?.body).toContain('<title>No new link was sent</title>');
+    expect(verified?.body).toContain('<p>The email is already verified</p></body>');
+    expect(
+      (await answerTo(new NotFoundError('User u1 not found'), browser, newLinkRefusalPages))?.statusCode,
+    ).toBe(404);
+    expect(await answerTo(new TooManyRequestsError(10), browser, newLinkRefusalPages)).toBeUndefined();
+    expect(
+      await answerTo(new ValidationError('Invalid request: path.id'), browser, newLinkRefusalPages),
+    ).toBeUndefined();
+    expect(
+      await answerTo(new ConflictError('The email is already verified'), undefined, newLinkRefusalPages),
+    ).toBeUndefined();
   });
 });
