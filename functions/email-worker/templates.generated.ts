@@ -107,6 +107,8 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ". Never share it: Bulwark will not ask you for it.\n";
 },"useData":true},
   "verification.html": {"0":function(container,depth0,helpers,partials,data) {
+    return " If it has expired, opening it lets you ask for a new one.";
+},"1":function(container,depth0,helpers,partials,data) {
     var helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
         if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
           return parent[propertyName];
@@ -117,7 +119,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "    <p>Confirm by "
     + container.escapeExpression((((helper = lookupProperty(helpers,"registrationLapsesAtUtc") || container.strict(depth0, "registrationLapsesAtUtc", {"start":{"line":14,"column":20},"end":{"line":14,"column":43}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"registrationLapsesAtUtc","hash":{},"data":data,"loc":{"start":{"line":14,"column":18},"end":{"line":14,"column":45}}}) : helper)))
     + " or this registration is removed.</p>\n";
-},"1":function(container,depth0,helpers,partials,data) {
+},"2":function(container,depth0,helpers,partials,data) {
     return "    <p>If you do not confirm your address, this registration may be removed.</p>\n";
 },"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {
@@ -135,16 +137,20 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":10,"column":18},"end":{"line":10,"column":33}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":10,"column":16},"end":{"line":10,"column":35}}}) : helper)))
     + "\">Confirm your email address</a></p>\n    <p>If the link does not open, copy this address into your browser:<br>"
     + alias4((((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":11,"column":76},"end":{"line":11,"column":91}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":11,"column":74},"end":{"line":11,"column":93}}}) : helper)))
-    + "</p>\n    <p>The link expires at "
-    + alias4((((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":12,"column":29},"end":{"line":12,"column":41}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":12,"column":27},"end":{"line":12,"column":43}}}) : helper)))
-    + ".</p>\n"
-    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"registrationLapsesAtUtc"),{"name":"if","hash":{},"fn":container.program(0, data, 0),"inverse":container.program(1, data, 0),"data":data,"loc":{"start":{"line":13,"column":0},"end":{"line":17,"column":7}}})) != null ? stack1 : "")
+    + "</p>\n    <p>The link works until "
+    + alias4((((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":12,"column":30},"end":{"line":12,"column":42}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":12,"column":28},"end":{"line":12,"column":44}}}) : helper)))
+    + "."
+    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"canAskForNewLink"),{"name":"if","hash":{},"fn":container.program(0, data, 0),"inverse":container.noop,"data":data,"loc":{"start":{"line":12,"column":45},"end":{"line":12,"column":134}}})) != null ? stack1 : "")
+    + "</p>\n"
+    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"registrationLapsesAtUtc"),{"name":"if","hash":{},"fn":container.program(1, data, 0),"inverse":container.program(2, data, 0),"data":data,"loc":{"start":{"line":13,"column":0},"end":{"line":17,"column":7}}})) != null ? stack1 : "")
     + "  </body>\n</html>\n";
 },"useData":true},
   "verification.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     return "Verify your email address\n";
 },"useData":true},
   "verification.txt": {"0":function(container,depth0,helpers,partials,data) {
+    return " If it has expired, opening it lets you ask for a new one.";
+},"1":function(container,depth0,helpers,partials,data) {
     var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
         if (Object.prototype.hasOwnProperty.call(parent, propertyName)) {
           return parent[propertyName];
@@ -155,7 +161,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
   return "Confirm by "
     + ((stack1 = (((helper = lookupProperty(helpers,"registrationLapsesAtUtc") || container.strict(depth0, "registrationLapsesAtUtc", {"start":{"line":9,"column":13},"end":{"line":9,"column":36}} ))),(typeof helper === "function" ? helper.call(depth0 != null ? depth0 : (container.nullContext || {}),{"name":"registrationLapsesAtUtc","hash":{},"data":data,"loc":{"start":{"line":9,"column":11},"end":{"line":9,"column":38}}}) : helper))) != null ? stack1 : "")
     + " or this registration is removed.\n";
-},"1":function(container,depth0,helpers,partials,data) {
+},"2":function(container,depth0,helpers,partials,data) {
     return "If you do not confirm your address, this registration may be removed.\n";
 },"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {
@@ -169,10 +175,12 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ((stack1 = (((helper = lookupProperty(helpers,"name") || alias1(depth0, "name", {"start":{"line":1,"column":8},"end":{"line":1,"column":12}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"name","hash":{},"data":data,"loc":{"start":{"line":1,"column":6},"end":{"line":1,"column":14}}}) : helper))) != null ? stack1 : "")
     + ",\n\nPlease confirm your email address: open this link and press \"Confirm my email address\" on the page it shows.\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"verificationUrl") || alias1(depth0, "verificationUrl", {"start":{"line":5,"column":2},"end":{"line":5,"column":17}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"verificationUrl","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":19}}}) : helper))) != null ? stack1 : "")
-    + "\n\nThe link expires at "
-    + ((stack1 = (((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":22},"end":{"line":7,"column":34}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":20},"end":{"line":7,"column":36}}}) : helper))) != null ? stack1 : "")
-    + ".\n"
-    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"registrationLapsesAtUtc"),{"name":"if","hash":{},"fn":container.program(0, data, 0),"inverse":container.program(1, data, 0),"data":data,"loc":{"start":{"line":8,"column":0},"end":{"line":12,"column":7}}})) != null ? stack1 : "");
+    + "\n\nThe link works until "
+    + ((stack1 = (((helper = lookupProperty(helpers,"expiresAtUtc") || alias1(depth0, "expiresAtUtc", {"start":{"line":7,"column":23},"end":{"line":7,"column":35}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"expiresAtUtc","hash":{},"data":data,"loc":{"start":{"line":7,"column":21},"end":{"line":7,"column":37}}}) : helper))) != null ? stack1 : "")
+    + "."
+    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"canAskForNewLink"),{"name":"if","hash":{},"fn":container.program(0, data, 0),"inverse":container.noop,"data":data,"loc":{"start":{"line":7,"column":38},"end":{"line":7,"column":127}}})) != null ? stack1 : "")
+    + "\n"
+    + ((stack1 = lookupProperty(helpers,"if").call(alias2,lookupProperty(depth0,"registrationLapsesAtUtc"),{"name":"if","hash":{},"fn":container.program(1, data, 0),"inverse":container.program(2, data, 0),"data":data,"loc":{"start":{"line":8,"column":0},"end":{"line":12,"column":7}}})) != null ? stack1 : "");
 },"useData":true},
   "welcome.html": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", alias4=container.escapeExpression, lookupProperty = container.lookupProperty || function(parent, propertyName) {

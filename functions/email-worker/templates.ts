@@ -45,7 +45,9 @@ export function minutesInWords(minutes: number): string {
  * What a message's templates see: its data, and what it carries in words (a verification email's
  * `expiresAtUtc` and, when it has one, `registrationLapsesAtUtc`; a security alert's `occurredAtUtc`; a
  * password reset's `expiresIn`). The message itself keeps the ISO instant and the number, so messages
- * queued before read the same.
+ * queued before read the same. A verification email's `canAskForNewLink` says whether its link runs out
+ * before its registration does: only then does the expired link's page offer a new one (a link sent late
+ * in the window ends with the registration, and a new link cannot help).
  */
 function templateData(message: EmailMessage): object {
   switch (message.type) {
@@ -54,6 +56,8 @@ function templateData(message: EmailMessage): object {
       return {
         ...message.data,
         expiresAtUtc: readableUtcTime(expiresAt),
+        canAskForNewLink:
+          registrationLapsesAt === undefined || Date.parse(expiresAt) < Date.parse(registrationLapsesAt),
         ...(registrationLapsesAt === undefined
           ? {}
           : { registrationLapsesAtUtc: readableUtcTime(registrationLapsesAt) }),

@@ -503,7 +503,7 @@ describe('the email worker', () => {
     expect(await deadLetterReasons([queued.body])).toEqual([]);
     expect(transport.sent.map((email) => email.to)).toEqual([message.to]);
     expect(transport.sent[0]?.text).toContain(
-      'The link expires at 1 January 2030, 00:00 UTC.\nIf you do not confirm your address, this registration may be removed.\n',
+      'The link works until 1 January 2030, 00:00 UTC. If it has expired, opening it lets you ask for a new one.\nIf you do not confirm your address, this registration may be removed.\n',
     );
   });
 });

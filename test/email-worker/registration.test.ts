@@ -24,6 +24,10 @@ describe('registration emails through the local queue, worker and SMTP sink', ()
     expect(verification).toContain(
       `Confirm by ${readableUtcTime(expiresAt)} or this registration is removed.`,
     );
+    // The link runs out a day before the registration: it says so, and that an expired one asks for a new one.
+    expect(verification).toMatch(
+      /The link works until \d{1,2} \w+ \d{4}, \d{2}:\d{2} UTC\. If it has expired, opening it lets you ask for a new one\./,
+    );
     expect(verification).toMatch(
       new RegExp(`${api.runtime().url}/users/${userId}/verify\\?expires=\\d+&signature=[\\w-]{43}`),
     );

@@ -27,6 +27,7 @@ const data = {
   expiresAtUtc: '1 January 2030, 00:00 UTC',
   registrationLapsesAt: '2030-01-02T00:00:00Z',
   registrationLapsesAtUtc: '2 January 2030, 00:00 UTC',
+  canAskForNewLink: true,
   expiresInMinutes: 30,
   expiresIn: '30 minutes',
   event: 'New <sign-in>',
@@ -140,12 +141,12 @@ describe('the verification email', () => {
 
   it("gives the link's expiry in words, in UTC, in both parts", () => {
     const rendered = new EmailTemplates().render(message);
-    expect(rendered.text).toContain('The link expires at 7 December 2026, 05:06 UTC.');
-    expect(rendered.html).toContain('<p>The link expires at 7 December 2026, 05:06 UTC.</p>');
+    expect(rendered.text).toContain('The link works until 7 December 2026, 05:06 UTC.');
+    expect(rendered.html).toContain('<p>The link works until 7 December 2026, 05:06 UTC.');
     expect(rendered.text).not.toContain('2026-12-07T');
   });
 
-  it('says by when the registration must be confirmed or is removed, in both parts', () => {
+  it('gives both deadlines: the link, that an expired one still asks for a new one, and the registration', () => {
     const rendered = new EmailTemplates().render({
       ...message,
       data: { ...message.data, registrationLapsesAt: '2026-12-08T05:06:14.000Z' },
@@ -158,21 +159,35 @@ describe('the verification email', () => {
         '',
         'https://example.com/verify?t=1',
         '',
-        'The link expires at 7 December 2026, 05:06 UTC.',
+        'The link works until 7 December 2026, 05:06 UTC. If it has expired, opening it lets you ask for a new one.',
         'Confirm by 8 December 2026, 05:06 UTC or this registration is removed.',
         '',
       ].join('\n'),
     );
     expect(rendered.html).toContain(
-      '    <p>The link expires at 7 December 2026, 05:06 UTC.</p>\n    <p>Confirm by 8 December 2026, 05:06 UTC or this registration is removed.</p>\n  </body>',
+      '    <p>The link works until 7 December 2026, 05:06 UTC. If it has expired, opening it lets you ask for a new one.</p>\n    <p>Confirm by 8 December 2026, 05:06 UTC or this registration is removed.</p>\n  </body>',
     );
+  });
+
+  it('offers no new link when the link ends with the registration (sent again late in the window)', () => {
+    const rendered = new EmailTemplates().render({
+      ...message,
+      data: { ...message.data, registrationLapsesAt: message.data.expiresAt },
+    });
+    expect(rendered.text).toContain(
+      'The link works until 7 December 2026, 05:06 UTC.\nConfirm by 7 December 2026, 05:06 UTC or this registration is removed.\n',
+    );
+    expect(rendered.html).toContain(
+      '    <p>The link works until 7 December 2026, 05:06 UTC.</p>\n    <p>Confirm by 7 December 2026, 05:06 UTC or this registration is removed.</p>\n',
+    );
+    expect(rendered.text).not.toContain('ask for a new one');
   });
 
   it('still renders a message queued before it carried the lapse time, saying the registration may be removed', () => {
     expect(message.data).not.toHaveProperty('registrationLapsesAt');
     const rendered = new EmailTemplates().render(message);
     expect(rendered.text).toContain(
-      'The link expires at 7 December 2026, 05:06 UTC.\nIf you do not confirm your address, this registration may be removed.\n',
+      'The link works until 7 December 2026, 05:06 UTC. If it has expired, opening it lets you ask for a new one.\nIf you do not confirm your address, this registration may be removed.\n',
     );
     expect(rendered.html).toContain(
       '    <p>If you do not confirm your address, this registration may be removed.</p>\n  </body>',
@@ -185,7 +200,7 @@ describe('the verification email', () => {
       ...message,
       data: { ...message.data, expiresAt: '2026-12-31T23:59:59.999Z' },
     });
-    expect(rendered.text).toContain('The link expires at 31 December 2026, 23:59 UTC.');
+    expect(rendered.text).toContain('The link works until 31 December 2026, 23:59 UTC.');
   });
 });
 
