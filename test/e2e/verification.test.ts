@@ -175,7 +175,7 @@ const newLinkForm =
   '<form method="post" action="verification-email"><button type="submit">Send me a new link</button></form>';
 
 /** The forms of a page, whole. */
-const newLinkButtons = (html: string) => html.match(/<form\b.*?<\/form>/g);
+const formsOf = (html: string) => html.match(/<form\b.*?<\/form>/g);
 
 /** Every header the verification pages carry, exactly. */
 function expectPageHeaders(response: { headers: Headers }) {
@@ -393,7 +393,7 @@ describe('a refused link, opened or posted', () => {
       expectPageHeaders(page);
       expectPlainPage(page.text, 'This verification link cannot be used');
       expect(page.text).toContain('<p>The verification link has expired; ask for a new one</p>');
-      expect(newLinkButtons(page.text)).toEqual([newLinkForm]);
+      expect(formsOf(page.text)).toEqual([newLinkForm]);
       expect(page.text).not.toContain(id);
     }
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
