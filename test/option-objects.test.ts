@@ -9,7 +9,12 @@ import {
   CircuitBreaker,
   createDocumentClient,
   createDynamoDbClient,
+  createKeyProvider,
   createServiceClient,
+  createServiceSigner,
+  DevIssuer,
+  DynamoDbCircuitStateStore,
+  DynamoDbCounterStore,
   DynamoDbNonceStore,
   Encryptor,
   guardedFetch,
@@ -17,6 +22,7 @@ import {
   InvalidArgumentError,
   InvalidOptionsError,
   idempotency,
+  JwksKeyStore,
   JwtVerifier,
   KmsKeyProvider,
   LocalKeyProvider,
@@ -132,16 +138,28 @@ describe('a missing options object', () => {
       ['ApiKeyStore', (options) => new ApiKeyStore(loose(options))],
       ['ServiceRequestVerifier', (options) => new ServiceRequestVerifier(loose(options))],
       ['idempotency', (options) => idempotency(loose(options))],
+      ['DevIssuer', (options) => new DevIssuer(loose(options))],
+      ['JwksKeyStore', (options) => new JwksKeyStore(loose(options))],
+      ['DynamoDbCircuitStateStore', (options) => new DynamoDbCircuitStateStore(loose(options))],
+      ['DynamoDbCounterStore', (options) => new DynamoDbCounterStore(loose(options))],
+      ['keyProvider', (options) => createKeyProvider(loose(options))],
+      ['createServiceSigner', (options) => createServiceSigner(loose(options))],
+    ];
+    // null and [] are typeof 'object' and a function has properties: each must still be refused by name.
+    const refusedValues: [unknown, string][] = [
+      [undefined, 'undefined'],
+      ['tableName', '"tableName"'],
+      [null, 'null'],
+      [[], 'an empty array'],
+      [() => ({}), 'a function'],
     ];
     for (const [component, construct] of constructions) {
-      expectOptionsError(
-        () => construct(undefined),
-        `Invalid ${component} options: an options object is required (got undefined)`,
-      );
-      expectOptionsError(
-        () => construct('tableName'),
-        `Invalid ${component} options: an options object is required (got "tableName")`,
-      );
+      for (const [options, shown] of refusedValues) {
+        expectOptionsError(
+          () => construct(options),
+          `Invalid ${component} options: an options object is required (got ${shown})`,
+        );
+      }
     }
   });
 
@@ -149,6 +167,11 @@ describe('a missing options object', () => {
     expectOptionsError(
       () => createDocumentClient(loose({})),
       'Invalid createDocumentClient options: client must be a DynamoDBClient (got an object with no keys)',
+    );
+    // send() alone is not enough: DynamoDBDocumentClient.from reads client.config first.
+    expectOptionsError(
+      () => createDocumentClient(loose({ send() {} })),
+      'Invalid createDocumentClient options: client must be a DynamoDBClient (got an object with keys send)',
     );
   });
 
@@ -197,6 +220,17 @@ describe('option problems name the option as it was given', () => {
     );
     expectOptionsError(
       () => new JwtVerifier({ issuers: [] }),
+      'Invalid JwtVerifier options: issuers must not be empty',
+    );
+  });
+
+  it('JwtVerifier with issuers left out or null says they must not be empty, not a verifier trusting none', () => {
+    expectOptionsError(
+      () => new JwtVerifier(loose({})),
+      'Invalid JwtVerifier options: issuers must not be empty',
+    );
+    expectOptionsError(
+      () => new JwtVerifier(loose({ issuers: null })),
       'Invalid JwtVerifier options: issuers must not be empty',
     );
   });
