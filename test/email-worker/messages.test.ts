@@ -119,6 +119,30 @@ describe('email messages', () => {
       'resetUrl',
       notSecureLink,
     ],
+    // A loopback host is let through over http only: another scheme to it is refused all the same.
+    [
+      'an ftp: verification link to localhost',
+      'verification',
+      { verificationUrl: 'ftp://localhost/x' },
+      'verificationUrl',
+      notSecureLink,
+    ],
+    // file://localhost/x has an empty host (URL drops localhost there), so the loopback check alone would
+    // refuse it: 127.0.0.1 keeps its host, and only the scheme check refuses it.
+    [
+      'a file: reset link to 127.0.0.1',
+      'password-reset',
+      { resetUrl: 'file://127.0.0.1/x' },
+      'resetUrl',
+      notSecureLink,
+    ],
+    [
+      'a verification whose registration lapses at no ISO date-time',
+      'verification',
+      { registrationLapsesAt: 'tomorrow' },
+      'registrationLapsesAt',
+      'Invalid ISO datetime',
+    ],
     // Schemes that only begin with http: the protocol must be http or https exactly.
     [
       'an httpx: verification link',

@@ -376,7 +376,9 @@ describe('publishing an event kept pending on its item', () => {
       pendingEvent(tenantId),
       async (markSignal) => {
         marks.push(markSignal);
-        expect(await landedMessages()).toHaveLength(1);
+        const landed = await landedMessages();
+        expect(landed).toHaveLength(1);
+        expect(landed[0]?.message.MessageAttributes?.['x-correlation-id']?.StringValue).toBe('corr-1');
       },
       { correlationId: 'corr-1', signal, logger, subject: { bookingId: 'b-7' } },
     );
@@ -403,6 +405,25 @@ describe('publishing an event kept pending on its item', () => {
         { bookingId: 'b-7', eventType: 'booking.created', error: new Error('throttled') },
       ],
     ]);
+  });
+
+  it("logs the signal's reason, not the mark's error, when the mark fails after the request's deadline", async () => {
+    const { fanOut } = setup();
+    const { warnings, logger } = warningsOf();
+    const controller = new AbortController();
+    const deadline = new DeadlineExceededError('dynamodb', 3000);
+    const result = await publishPending(
+      fanOut,
+      pendingEvent(`fan-${randomUUID()}`),
+      async () => {
+        controller.abort(deadline);
+        throw new Error('This operation was aborted');
+      },
+      { correlationId: 'corr-4', signal: controller.signal, logger, subject: { bookingId: 'b-7' } },
+    );
+    expect(result).toBe('not-marked');
+    expect(warnings).toHaveLength(1);
+    expect((warnings[0]?.[1] as { error: unknown }).error).toBe(deadline);
   });
 
   it('answers not-published and never marks it when the messages did not all go out', async () => {
