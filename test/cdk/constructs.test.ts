@@ -206,11 +206,29 @@ describe('BulwarkUserPool', () => {
   it('leaves deletion protection off with RETAIN_ON_UPDATE_OR_DELETE, so a failed create can roll back', () => {
     const stack = new Stack();
     new BulwarkUserPool(stack, 'Pool', { ...base, removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE });
-    Template.fromStack(stack).hasResource('AWS::Cognito::UserPool', {
+    const template = Template.fromStack(stack);
+    template.hasResource('AWS::Cognito::UserPool', {
       DeletionPolicy: 'RetainExceptOnCreate',
       UpdateReplacePolicy: 'Retain',
       Properties: { DeletionProtection: 'INACTIVE' },
     });
+    // Its configuration is kept with it, so a deleted stack leaves the pool its groups, clients and scopes.
+    for (const [type, count] of [
+      ['AWS::Cognito::UserPoolGroup', 1],
+      ['AWS::Cognito::UserPoolClient', 2],
+      ['AWS::Cognito::UserPoolResourceServer', 1],
+    ] as const) {
+      const policies = Object.values(template.findResources(type)).map(
+        ({ DeletionPolicy, UpdateReplacePolicy }) => ({ DeletionPolicy, UpdateReplacePolicy }),
+      );
+      expect({ type, policies }).toEqual({
+        type,
+        policies: Array(count).fill({
+          DeletionPolicy: 'RetainExceptOnCreate',
+          UpdateReplacePolicy: 'Retain',
+        }),
+      });
+    }
   });
 
   it("uses Cognito's built-in email sender and a localhost callback unless told otherwise", () => {

@@ -61,6 +61,10 @@ describe('prefersHtml', () => {
       ['text/html;q=0', false],
       ['TEXT/HTML;Q=0.2, application/json;q=0.1', true],
       ['text/html;q=x, application/json;q=0.1', false],
+      // A range without q has quality 1, above any q below it.
+      ['application/json;q=0.95, text/html', true],
+      // A range whose q is no number is dropped, not ranked: JSON is then not acceptable at all.
+      ['application/json;q=x, text/html;q=0.5', true],
     ];
     for (const [accept, expected] of cases) {
       expect({ accept, html: prefersHtml(eventAccepting(accept)) }).toEqual({ accept, html: expected });
