@@ -281,11 +281,18 @@ describe('POST /users/{id}/verify (the link, confirmed)', () => {
     const refusals: [string, string, number, string][] = [
       ['text/plain', 'x', 415, 'Content-Type must be application/x-www-form-urlencoded, or no body'],
       ['application/json', '{}', 415, 'Content-Type must be application/x-www-form-urlencoded, or no body'],
+      // 8193 bytes is one over the limit; 8192 is within it, so its field is named instead.
       [
         'application/x-www-form-urlencoded',
-        `a=${'x'.repeat(8 * 1024)}`,
+        `a=${'x'.repeat(8 * 1024 - 1)}`,
         413,
         'Request body exceeds 8192 bytes',
+      ],
+      [
+        'application/x-www-form-urlencoded',
+        `a=${'x'.repeat(8 * 1024 - 2)}`,
+        400,
+        'This request takes no body fields',
       ],
       ['application/x-www-form-urlencoded', 'confirm=yes', 400, 'This request takes no body fields'],
     ];
@@ -309,9 +316,38 @@ describe('POST /users/{id}/verify (the link, confirmed)', () => {
       { field: 'body.confirm', message: 'Unknown field' },
       { field: 'body.next', message: 'Unknown field' },
     ]);
+    // Of 21 fields, the first 20 are named.
+    const manyFields = await api.request('POST', path, {
+      token: null,
+      body: Array.from({ length: 21 }, (_, index) => `f${index}=1`).join('&'),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(manyFields.status).toBe(400);
+    expect((manyFields.body as Problem).errors).toEqual(
+      Array.from({ length: 20 }, (_, index) => ({ field: `body.f${index}`, message: 'Unknown field' })),
+    );
+    // A media type is case-insensitive and may carry parameters: this is a form, whose field is refused.
+    const mixedCaseForm = await api.request('POST', path, {
+      token: null,
+      body: 'a=1',
+      headers: { 'content-type': 'Application/X-WWW-Form-Urlencoded; charset=UTF-8' },
+    });
+    expect(mixedCaseForm.status).toBe(400);
+    expect((mixedCaseForm.body as Problem).errors).toEqual([{ field: 'body.a', message: 'Unknown field' }]);
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
-    // The same link, posted as the page posts it, still works.
-    expect((await submitForm(path)).status).toBe(200);
+    // The same link, posted as the page posts it, still works, also with the identity coding named in any case.
+    for (const contentEncoding of ['identity', 'Identity']) {
+      const response = await api.request('POST', path, {
+        token: null,
+        body: '',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-encoding': contentEncoding,
+          accept: browserAccept,
+        },
+      });
+      expect({ contentEncoding, status: response.status }).toEqual({ contentEncoding, status: 200 });
+    }
   });
 });
 
