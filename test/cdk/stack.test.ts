@@ -1464,6 +1464,27 @@ describe('BulwarkStack auth settings', () => {
     );
   }, 120_000);
 
+  it('stops the CDK app on a list or text option of another type, and on sandbox recipients without an SES identity', () => {
+    // Each synth stops at its first refusal, so each case is a run of its own.
+    const refusals: [Record<string, unknown>, string][] = [
+      [{ callbackUrls: 5 }, 'Context callbackUrls must be a comma-separated string or an array of strings'],
+      [
+        { sesIdentity: 'example.org', sesSandboxRecipients: true },
+        'Context sesSandboxRecipients must be a comma-separated string or an array of strings',
+      ],
+      [{ emailFrom: 1 }, 'Context emailFrom must be a string (got 1)'],
+      [
+        { sesSandboxRecipients: 'a@example.org' },
+        'sesSandboxRecipients needs the sesIdentity the worker sends from',
+      ],
+    ];
+    for (const [context, message] of refusals) {
+      const { run } = synthesiseCdkApp(context);
+      expect(run.status, JSON.stringify(context)).not.toBe(0);
+      expect(run.stderr, JSON.stringify(context)).toContain(message);
+    }
+  }, 120_000);
+
   it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
     expect(contextBoolean('signInCaseInsensitive', 'false')).toBe(false);
     expect(contextBoolean('signInCaseInsensitive', true)).toBe(true);
