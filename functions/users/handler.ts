@@ -202,16 +202,20 @@ const verifyPhoneBody = z.strictObject({
 /**
  * The 410 for a genuine link past its time. A link never outlives its registration's verification
  * window, so the registration may have lapsed with it: then a new link cannot help, only registering again.
+ * An address confirmed since needs nothing, and its page offers no new link.
  */
 async function expiredLinkError(userId: string): Promise<GoneError> {
+  let verified: boolean;
   try {
-    await users.exists(userId);
+    verified = await users.isEmailVerified(userId);
   } catch (error) {
-    if (error instanceof NotFoundError) {
+    if (error instanceof NotFoundError || error instanceof GoneError) {
       return new GoneError('The verification link has expired, and the registration with it; register again');
     }
     throw error;
   }
+  // A new link would only be refused (409): say what the owner needs to know instead.
+  if (verified) return new GoneError('The verification link has expired; the address is already confirmed');
   return new ExpiredRenewableLinkError();
 }
 

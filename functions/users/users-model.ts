@@ -386,6 +386,14 @@ export class UsersModel {
   }
 
   /**
+   * Whether the user's email is verified. A user that does not exist is a 404 and a registration that
+   * lapsed a 410, as for {@link verifyEmail}.
+   */
+  async isEmailVerified(id: string, now = new Date()): Promise<boolean> {
+    return (await this.verificationState(id, now)).emailVerifiedAt !== undefined;
+  }
+
+  /**
    * Marks the email verified (the caller checked the signed link) and makes the registration permanent:
    * one transaction removes `expiresAt` from the user and its email claim, conditional on neither having
    * lapsed and on the claim still being this user's, so a click racing the expiry either verifies the

@@ -409,6 +409,27 @@ describe('a refused link, opened or posted', () => {
     expect((await storedUser(victim.id))?.emailVerifiedAt).toBeUndefined();
   });
 
+  it('answers 410 to an expired link of an address confirmed since, saying so, with no new link offered', async () => {
+    const { id, email } = await register(false);
+    expect((await postLink(await verificationPath(email))).status).toBe(200);
+    const path = expiredLinkPath(id);
+    for (const method of methods) {
+      const response = await api.request(method, path, { token: null });
+      expect(response.status, method).toBe(410);
+      expect(response.body).toMatchObject({
+        code: 'GONE',
+        detail: 'The verification link has expired; the address is already confirmed',
+      });
+    }
+    const opened = await api.request('GET', path, { token: null, headers: { accept: browserAccept } });
+    expect(opened.status).toBe(410);
+    expectPageHeaders(opened);
+    expect(opened.text).toContain(
+      '<p>The verification link has expired; the address is already confirmed</p>',
+    );
+    expect(opened.text).not.toContain('<form');
+  });
+
   it('answers 410 to an authentic link that has expired, and its page offers a new link', async () => {
     const { id, email } = await register(false);
     await verificationPath(email);
