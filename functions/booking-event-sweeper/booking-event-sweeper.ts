@@ -6,6 +6,7 @@ import { assertNoProblems } from '../../middleware/errors.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { BookingEvents } from '../bookings/booking-events.js';
 import { type BookingsModel, eventOfStatus } from '../bookings/bookings-model.js';
+import { errorText } from '../shared/observability.js';
 import { pendingShardCount } from '../shared/pending-events-index.js';
 import { afterCommitFailure } from '../shared/post-commit.js';
 import {
@@ -78,9 +79,6 @@ interface ShardCursor {
   readonly shard: number;
   readonly startKey: Record<string, unknown> | undefined;
 }
-
-const errorText = (error: unknown) =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
 /**
  * Finds the bookings whose event has been pending longer than the grace on the pending-events index (no

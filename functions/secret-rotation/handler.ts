@@ -1,6 +1,6 @@
 // The rotation function Secrets Manager invokes for the stack's generated secrets (signing, verification link).
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { functionObservability } from '../shared/observability.js';
+import { errorText, functionObservability } from '../shared/observability.js';
 import { RotationError, rotationEventSchema, SecretRotator } from './secret-rotation.js';
 
 const { logger, auditLogger } = functionObservability('secret-rotation');
@@ -24,7 +24,7 @@ export async function handler(event: unknown): Promise<void> {
     logger.error('Rotation step failed', {
       secretId,
       step,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      error: errorText(error),
     });
     auditLogger.log({
       eventType: 'secret.rotated',

@@ -1,6 +1,6 @@
 // Reports a queue write that failed after its request already succeeded: counted, logged and audited, never thrown.
 import { recordMetric } from '../../middleware/metrics/record.js';
-import type { FunctionObservability } from './observability.js';
+import { errorText, type FunctionObservability } from './observability.js';
 
 export interface EnqueueFailure {
   /** The catalog metric counting it, which the stack alarms on. */
@@ -40,7 +40,7 @@ export function reportEnqueueFailure(
     ...(correlationId ? { correlation_id: correlationId } : {}),
     ...(userId ? { userId } : {}),
     ...metadata,
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    error: errorText(error),
   });
   auditLogger.log({
     eventType: failure.eventType,

@@ -18,6 +18,13 @@ export interface FunctionObservability {
   readonly onEvent: SecurityEventListener;
 }
 
+/**
+ * A caught error as a log field: its name and message (`TimeoutError: …`), which a logged Error object
+ * would bury in its stack; anything thrown that is no Error, as text.
+ */
+export const errorText = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+
 /** Personal data the sample handles (seed 001's sensitive fields), redacted from every line besides the secrets. */
 const personalDataKeys = ['email', 'phone', 'password_hash'];
 
