@@ -7,7 +7,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../../middleware/errors.js';
-import { maxReportedProblems, requestBodyBytes } from '../../middleware/http/input.js';
+import { isUnencoded, maxReportedProblems, requestBodyBytes } from '../../middleware/http/input.js';
 import type { HttpEvent, HttpResponse } from './route-dispatch.js';
 import { smallBodyLimit } from './schemas.js';
 
@@ -19,10 +19,7 @@ function mediaTypeOf(contentType: string | undefined): string | undefined {
 
 function refuseAnyBodyButAnEmptyForm(request: Request<HttpEvent, HttpResponse>): void {
   const { headers } = request.event;
-  const encodings = (headerValue(headers, 'content-encoding') ?? '').split(',');
-  if (encodings.some((coding) => !['', 'identity'].includes(coding.trim().toLowerCase()))) {
-    throw new UnsupportedContentEncodingError();
-  }
+  if (!isUnencoded(headerValue(headers, 'content-encoding'))) throw new UnsupportedContentEncodingError();
   const bytes = requestBodyBytes(request.event);
   if (bytes.length === 0) return;
   if (mediaTypeOf(headerValue(headers, 'content-type')) !== formMediaType) {

@@ -74,7 +74,7 @@ function isJsonContentType(header: string | undefined): boolean {
  * list of codings, so an empty one names none; any real coding (gzip, br…) is bytes JSON.parse cannot read,
  * and a plain body labelled with one is a client that does not say what it sends.
  */
-function isUnencoded(header: string | undefined): boolean {
+export function isUnencoded(header: string | undefined): boolean {
   if (header === undefined) return true;
   return header
     .split(',')
