@@ -165,7 +165,13 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     'gi',
   );
   const replaceCredential = (match: string): string => {
-    if (/^eyJ/i.test(match)) return redactedValue;
+    // The pattern is case-blind for the key names, but a JWT's header always starts `eyJ` (`{"` in
+    // base64url): a run such as `EyjP…` inside a random id is no token, and only what follows it may hold one.
+    if (/^eyJ/i.test(match)) {
+      return match.startsWith('eyJ')
+        ? redactedValue
+        : `${match.slice(0, 3)}${match.slice(3).replace(credentials, replaceCredential)}`;
+    }
     const header = /^((?:set-)?cookie\s*:\s*|(?:proxy-)?authorization[ \t]*:[ \t]*)/i.exec(match);
     if (header) return `${header[1]}${redactedValue}`;
     const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/?#"<>\\]*@$/.exec(match);

@@ -267,6 +267,16 @@ describe('redaction', () => {
     });
   });
 
+  it('leaves a random id with a case variant of eyJ in it whole, and still redacts a credential after it', () => {
+    const redactor = createRedactor();
+    for (const id of ['msg_gjEyjP-drXc5Eytv3zFt4_Pz', 'EYJ0a1b2c3d4', 'k_eyjWz9-Qa1']) {
+      expect(redactor.redactString(id)).toBe(id);
+      expect(redactor.redact({ metadata: { webhookId: id } })).toEqual({ metadata: { webhookId: id } });
+    }
+    expect(redactor.redactString('EyjAbc.password=hunter2')).toBe(`EyjAbc.password=${redactedValue}`);
+    expect(redactor.redactString(`id=x EyjP ${jwt}`)).toBe(`id=x EyjP ${redactedValue}`);
+  });
+
   it('redacts JWTs, bearer credentials and key=value secrets inside free text', () => {
     const redactor = createRedactor();
     const text = redactor.redactString(
