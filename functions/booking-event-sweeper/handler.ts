@@ -7,21 +7,21 @@ import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { BookingEvents } from '../bookings/booking-events.js';
 import { BookingsModel } from '../bookings/bookings-model.js';
-import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { functionObservability } from '../shared/observability.js';
 import { answerMarginMs } from '../shared/post-commit.js';
 import { createWebhookFanOut } from '../shared/webhook-fanout.js';
 import { RegistrationEventStore, RegistrationEvents } from '../users/registration-events.js';
 import { BookingEventSweeper, type SweepReport } from './booking-event-sweeper.js';
+import { readSweeperEnvironment } from './environment.js';
 
 const observability = functionObservability('booking-event-sweeper');
 const { logger, auditLogger, metrics } = observability;
-const environment = readEnvironment();
+const environment = readSweeperEnvironment();
 const dynamoDb = createDynamoDbClient({ endpoint: environment.dynamoDbEndpoint });
 const documents = createDocumentClient(dynamoDb);
 const bookings = new BookingsModel(documents, environment.appTableName);
 const registrationStore = new RegistrationEventStore(documents, environment.appTableName);
-const webhooks = createWebhookFanOut(environment, readQueueEnvironment(), dynamoDb, observability);
+const webhooks = createWebhookFanOut(environment, environment, dynamoDb, observability);
 const sweeper = new BookingEventSweeper({
   bookings,
   events: new BookingEvents({ bookings, webhooks, logger }),

@@ -12,6 +12,7 @@ import {
   type TableEnvironment,
   tableEnvironmentProblems,
 } from './table-environment.js';
+import { webhookQueueEnvironment, webhookQueueEnvironmentProblems } from './webhook-queue-environment.js';
 import * as z from './zod.js';
 
 const localKeySchema = z
@@ -37,12 +38,6 @@ const wholeNumber = (min: number, max: number) =>
     z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
     z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
   );
-
-/**
- * BOOKING_EVENT_GRACE_SEC when unset: well past the bookings and users functions' timeout (10 s), so the
- * sweep never publishes an event its own request is still publishing.
- */
-export const defaultBookingEventGraceSec = 60;
 
 /** UNVERIFIED_USER_TTL_HOURS when unset. */
 export const defaultUnverifiedUserTtlHours = 48;
@@ -70,12 +65,6 @@ const environmentSchema = z.object({
   USERS_API_URL: z.optional(z.url()),
   /** How many days ahead a booking may start (bookings refuses a later start with 400 on `body.start`). */
   BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365),
-  /**
-   * Seconds a booking event stays pending before the booking event sweep publishes it. Shorter than a
-   * request's deadline, the sweep may publish an event its request is still publishing: a duplicate with
-   * the same webhook ids, which costs a message but loses nothing.
-   */
-  BOOKING_EVENT_GRACE_SEC: integerVariable(0, 86_400, defaultBookingEventGraceSec),
   /**
    * Hours a registration has to get its email verified before it lapses and frees its address (users
    * only). 48: twice the verification link's day, so a user whose first link ran out unused can still
@@ -250,8 +239,6 @@ export interface FunctionEnvironment extends TableEnvironment {
   usersApiUrl: string | undefined;
   /** How many days ahead a booking may start; only the bookings function reads it. */
   bookingHorizonDays: number;
-  /** Seconds a booking event is pending before the sweep publishes it; only the booking event sweeper reads it. */
-  bookingEventGraceSec: number;
   /** Hours an unverified registration lives (UNVERIFIED_USER_TTL_HOURS); only the users function reads it. */
   unverifiedUserTtlHours: number;
   /** Where SMS codes may go and how many; only the users function reads it. */
@@ -379,10 +366,10 @@ function parseEnvironment<S extends z.ZodMiniType>(
   alsoInvalid: readonly string[] = [],
 ): z.output<S> {
   const result = schema.safeParse(env);
-  // A variable another check named (with why) is not named again.
+  // A variable another check named (with why) is not named again, nor twice by two checks.
   const named = new Set(alsoInvalid.map((problem) => problem.split(' ')[0]));
   const names = [
-    ...alsoInvalid,
+    ...new Set(alsoInvalid),
     ...(result.error?.issues.map((issue) => issue.path.join('.')).filter((name) => !named.has(name)) ?? []),
   ];
   if (names.length > 0 || !result.success) throw invalidEnvironment(names);
@@ -403,7 +390,6 @@ export function readEnvironment(
     ...readTableEnvironment(env),
     usersApiUrl: data.USERS_API_URL,
     bookingHorizonDays: data.BOOKING_HORIZON_DAYS,
-    bookingEventGraceSec: data.BOOKING_EVENT_GRACE_SEC,
     unverifiedUserTtlHours: data.UNVERIFIED_USER_TTL_HOURS,
     sms: {
       regions: data.SMS_REGIONS.split(','),
@@ -425,8 +411,6 @@ export function readEnvironment(
 }
 
 const queueEnvironmentSchema = z.object({
-  /** Set only by the local runtime and tests (local-aws-sqs; refused in Lambda); in AWS the SDK's regional endpoint is used. */
-  SQS_ENDPOINT: z.optional(z.url()),
   /** The email queue; without it, registering a user enqueues no email. */
   EMAIL_QUEUE_URL: z.optional(z.url()),
   /** The email queue's dead-letter queue: where the worker puts a message that can never be sent. */
@@ -473,8 +457,6 @@ const queueEnvironmentSchema = z.object({
    * scheme would dead-letter every verification email rather than fail here, at cold start.
    */
   APP_BASE_URL: z._default(z.url({ protocol: /^https?$/ }), 'http://127.0.0.1:3000'),
-  /** The webhook queue; without it, events fan out to no endpoint. */
-  WEBHOOK_QUEUE_URL: z.optional(z.url()),
   /** The webhook queue's dead-letter queue: where the worker puts a message that can never be delivered. */
   WEBHOOK_DLQ_URL: z.optional(z.url()),
   /** Webhook backoff: attempt n waits a random 0 … base × 2^(n-1) seconds (full jitter). */
@@ -528,14 +510,18 @@ export function readQueueEnvironment(
   env: NodeJS.ProcessEnv = process.env,
   needs: QueueEnvironmentNeeds = {},
 ): QueueEnvironment {
-  const data = parseEnvironment(queueEnvironmentSchema, env, localSettingsProblems(env, needs));
+  const data = parseEnvironment(queueEnvironmentSchema, env, [
+    ...localSettingsProblems(env, needs),
+    ...webhookQueueEnvironmentProblems(env),
+  ]);
+  const webhookQueue = webhookQueueEnvironment(env);
   if (data.VERIFICATION_LINK_SECRET !== undefined && data.VERIFICATION_LINK_SECRET_ARN !== undefined) {
     throw new Error(
       'Invalid function environment: VERIFICATION_LINK_SECRET, VERIFICATION_LINK_SECRET_ARN (give one)',
     );
   }
   return {
-    sqsEndpoint: data.SQS_ENDPOINT,
+    sqsEndpoint: webhookQueue.sqsEndpoint,
     emailQueueUrl: data.EMAIL_QUEUE_URL,
     emailDlqUrl: data.EMAIL_DLQ_URL,
     emailTransport: data.EMAIL_TRANSPORT,
@@ -554,7 +540,7 @@ export function readQueueEnvironment(
         : data.VERIFICATION_LINK_SECRET && { value: data.VERIFICATION_LINK_SECRET },
     appBaseUrl: data.APP_BASE_URL,
     webhook: {
-      queueUrl: data.WEBHOOK_QUEUE_URL,
+      queueUrl: webhookQueue.webhook.queueUrl,
       dlqUrl: data.WEBHOOK_DLQ_URL,
       retryBaseDelaySec: data.WEBHOOK_RETRY_BASE_DELAY_SEC,
       maxRetryDelaySec: data.WEBHOOK_MAX_RETRY_DELAY_SEC,

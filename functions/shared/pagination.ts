@@ -1,6 +1,6 @@
-// Opaque, validated cursors for DynamoDB pagination.
+// Opaque, validated cursors for DynamoDB pagination, checked without a schema library: the booking event
+// sweeper loads the bookings model, which pages, and no schema library.
 import { ValidationError } from '../../middleware/errors.js';
-import * as z from './zod.js';
 
 export interface Page<T> {
   items: T[];
@@ -11,23 +11,10 @@ export interface Page<T> {
 export type KeyNames = readonly [partitionKey: string, sortKey: string];
 
 /** A key value no longer than DynamoDB takes, which counts UTF-8 bytes (350 × `€` is 1,050), not characters. */
-const keyValue = (maxBytes: number) =>
-  z.string().check(
-    z.minLength(1),
-    z.refine((value) => Buffer.byteLength(value, 'utf8') <= maxBytes, `At most ${maxBytes} bytes`),
-  );
-const partitionKeyValue = keyValue(2048);
-const sortKeyValue = keyValue(1024);
-
-/** Page size shared by every list route. */
-/** A page size as written in a query string: decimal digits only (no `0x10`, `1e2` or spaces), 1 to 100. */
-export const pageLimitSchema = z._default(
-  z.pipe(
-    z.string().check(z.regex(/^0*(?:[1-9][0-9]?|100)$/, 'Must be a whole number from 1 to 100')),
-    z.transform((digits: string) => Number(digits)),
-  ),
-  20,
-);
+const isKeyValue = (value: unknown, maxBytes: number): value is string =>
+  typeof value === 'string' && value.length > 0 && Buffer.byteLength(value, 'utf8') <= maxBytes;
+const maxPartitionKeyBytes = 2048;
+const maxSortKeyBytes = 1024;
 
 export function encodeCursor(lastEvaluatedKey: Record<string, unknown> | undefined): string | undefined {
   if (!lastEvaluatedKey) return undefined;
@@ -54,23 +41,32 @@ export function decodeCursor(
   belongsToList: (key: Record<string, string>) => boolean,
 ): Record<string, string> | undefined {
   if (cursor === undefined) return undefined;
-  const schema = z.strictObject(
-    Object.fromEntries(
-      keys.flatMap(([partitionKey, sortKey]) => [
-        [partitionKey, partitionKeyValue],
-        [sortKey, sortKeyValue],
-      ]),
-    ),
+  const expected = new Map(
+    keys.flatMap(([partitionKey, sortKey]) => [
+      [partitionKey, maxPartitionKeyBytes],
+      [sortKey, maxSortKeyBytes],
+    ]),
   );
-  let key: Record<string, string>;
+  let key: unknown;
   try {
-    key = schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))) as Record<
-      string,
-      string
-    >;
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     throw invalidCursor();
   }
+  if (!isExactKey(key, expected)) throw invalidCursor();
   if (!belongsToList(key)) throw invalidCursor();
   return key;
+}
+
+/** Whether `value` is an object with exactly the `expected` attributes, each a key value within its size. */
+function isExactKey(value: unknown, expected: ReadonlyMap<string, number>): value is Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const entries = Object.entries(value);
+  return (
+    entries.length === expected.size &&
+    entries.every(([name, attribute]) => {
+      const maxBytes = expected.get(name);
+      return maxBytes !== undefined && isKeyValue(attribute, maxBytes);
+    })
+  );
 }

@@ -5,7 +5,6 @@ import {
   undeliverableMailSuffixes,
   withAsciiDomain,
 } from '../../middleware/email-address.js';
-import { pageLimitSchema } from './pagination.js';
 import * as z from './zod.js';
 
 /** Ids and room names: safe inside composite keys (no `#`), bounded so no key grows an item. */
@@ -20,6 +19,15 @@ export const idPathSchema = z.strictObject({ id: idSchema });
  * bigger is not one, and is refused with 413 before it is parsed, rather than read and validated.
  */
 export const smallBodyLimit = { maxBodyBytes: 8 * 1024 } as const;
+
+/** A page size as written in a query string: decimal digits only (no `0x10`, `1e2` or spaces), 1 to 100; 20 when unset. */
+const pageLimitSchema = z._default(
+  z.pipe(
+    z.string().check(z.regex(/^0*(?:[1-9][0-9]?|100)$/, 'Must be a whole number from 1 to 100')),
+    z.transform((digits: string) => Number(digits)),
+  ),
+  20,
+);
 
 /**
  * A list's page: strict, so a parameter the list does not know is a 400 naming it rather than ignored (an

@@ -9,7 +9,8 @@ export interface TableEnvironment {
   dynamoDbEndpoint: string | undefined;
 }
 
-const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
+/** Whether a value is an http or https URL. */
+export const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
 
 /**
  * Whether the settings only a developer's machine may use (a local endpoint, an inline secret, the dev

@@ -5,11 +5,13 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createDocumentClient } from '../../middleware/store/client.js';
 import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
 import { reportEnqueueFailure } from './enqueue-failure.js';
-import type { FunctionEnvironment, QueueEnvironment } from './environment.js';
 import type { FunctionObservability } from './observability.js';
 import { afterCommitFailure } from './post-commit.js';
 import { functionSqsClient, sendMessageBatch } from './sqs-client.js';
-import { newWebhookId, WebhookStore, webhookIdFor } from './webhook-store.js';
+import type { TableEnvironment } from './table-environment.js';
+import { newWebhookId, webhookIdFor } from './webhook-ids.js';
+import type { WebhookQueueEnvironment } from './webhook-queue-environment.js';
+import { WebhookSubscriptions } from './webhook-subscriptions.js';
 
 interface WebhookEventFields {
   readonly type: WebhookEventType;
@@ -64,7 +66,7 @@ export type PendingPublishResult = 'published' | 'not-published' | 'not-marked';
 export type PendingWebhookEvent = Extract<WebhookEvent, { readonly id: string }>;
 
 export interface WebhookFanOutOptions {
-  readonly store: WebhookStore;
+  readonly subscriptions: WebhookSubscriptions;
   /** Undefined: no webhook queue configured, so nothing fans out. */
   readonly sqs: SQSClient | undefined;
   readonly queueUrl: string | undefined;
@@ -93,10 +95,10 @@ export class WebhookFanOut {
     correlationId: string | undefined,
     signal?: AbortSignal,
   ): Promise<PublishOutcome> {
-    const { store, sqs, queueUrl, observability } = this.options;
+    const { subscriptions, sqs, queueUrl, observability } = this.options;
     if (!sqs || !queueUrl) return { enqueued: 0, published: true };
     try {
-      const endpointIds = await store.findSubscribers(
+      const endpointIds = await subscriptions.findSubscribers(
         event.tenantId,
         event.type,
         event.subjectUserId,
@@ -171,20 +173,20 @@ export async function publishPending(
 }
 
 /**
- * The fan-out of a function that publishes events (users, bookings), built at cold start from its
- * environment; it reads subscriptions on the toolkit table and needs no encryption key.
+ * The fan-out of a function that publishes events (users, bookings, the booking event sweeper), built at
+ * cold start from its environment; it reads subscriptions on the toolkit table and needs no encryption key.
  */
 export function createWebhookFanOut(
-  environment: FunctionEnvironment,
-  queues: QueueEnvironment,
+  tables: Pick<TableEnvironment, 'toolkitTableName'>,
+  queues: WebhookQueueEnvironment,
   dynamoDb: DynamoDBClient,
   observability: FunctionObservability,
 ): WebhookFanOut {
   const { queueUrl } = queues.webhook;
   return new WebhookFanOut({
-    store: new WebhookStore({
+    subscriptions: new WebhookSubscriptions({
       documentClient: createDocumentClient(dynamoDb),
-      tableName: environment.toolkitTableName,
+      tableName: tables.toolkitTableName,
     }),
     sqs: queueUrl ? functionSqsClient(queues.sqsEndpoint) : undefined,
     queueUrl,

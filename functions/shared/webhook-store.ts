@@ -12,7 +12,7 @@
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 //   tombstone     pk WH#<endpointId>                     sk TOMBSTONE          deletedAt, expiresAt: +30 days
 //                                                                              (a deleted endpoint's id, not given again)
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -32,6 +32,8 @@ import { purposeContextMember, webhookSecretPurpose } from './key-purposes.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
 import { defaultTenantId } from './tenant.js';
 import { failedConditionIndexes } from './transactions.js';
+import { newWebhookId, webhookIdBytes } from './webhook-ids.js';
+import { keySegment, subscriptionPk, subscriptionSk } from './webhook-subscriptions.js';
 
 /** How long a delivery's history is kept (DynamoDB TTL on `expiresAt`). */
 export const deliveryRetentionDays = 30;
@@ -163,13 +165,6 @@ const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
   typeof pk === 'string' && pk.startsWith(endpointPkPrefix) && sk === endpointSk
     ? pk.slice(endpointPkPrefix.length)
     : undefined;
-/**
- * A principal's id or tenant as one key segment: `#` separates segments, and a subject `alice#x` would
- * otherwise read as `alice` followed by more key (her events, her endpoint list, her endpoint count).
- * Only `#` and the escape character `%` are escaped, so every other id (`auth0|…`, emails, UUIDs) keeps
- * the keys it was stored under before.
- */
-const keySegment = (value: string) => value.replaceAll('%', '%25').replaceAll('#', '%23');
 /** The id a {@link keySegment} stands for: `%23` first, as no `%` of an escaped id starts anything else. */
 export const keySegmentValue = (segment: string) => segment.replaceAll('%23', '#').replaceAll('%25', '%');
 /** What every owner index partition (and count item key) of one tenant starts with. */
@@ -177,13 +172,6 @@ export const ownerIndexTenantPrefix = (tenantId: string) => `WH#OWNER#${keySegme
 /** The owner index (`gsi1`) partition: one tenant's principal's endpoints. */
 export const ownerIndexPk = (tenantId: string, ownerId: string) =>
   `${ownerIndexTenantPrefix(tenantId)}${keySegment(ownerId)}`;
-const subscriptionPk = (tenantId: string, eventType: WebhookEventType) =>
-  `WH#SUB#${keySegment(tenantId)}#${eventType}`;
-const userSubscriptionPrefix = (userId: string) => `USER#${keySegment(userId)}#`;
-const subscriptionSk = (endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>) =>
-  endpoint.ownerKind === 'user'
-    ? `${userSubscriptionPrefix(endpoint.ownerId)}${endpoint.id}`
-    : `TENANT#${endpoint.id}`;
 const deliveryKey = (message: Pick<WebhookMessage, 'endpointId' | 'createdAt' | 'id'>) => ({
   pk: `${endpointPkPrefix}${message.endpointId}`,
   sk: `${deliveryPrefix}${message.createdAt}#${message.id}`,
@@ -204,27 +192,6 @@ const principalKindOf = (endpoint: Pick<WebhookEndpoint, 'ownerKind'>): Principa
 /** The tenant a principal acts in: its tenant claim, or the sample's default tenant. */
 export function tenantOf(principal: Principal): string {
   return principal.tenantId ?? defaultTenantId;
-}
-
-/** How many bytes a webhook id's 24 base64url characters hold. */
-const webhookIdBytes = 18;
-
-/** A random id with a prefix: `ep_…` for endpoints, `msg_…` for webhook messages (24 base64url characters). */
-export function newWebhookId(prefix: 'ep' | 'msg'): string {
-  return `${prefix}_${randomBytes(webhookIdBytes).toString('base64url')}`;
-}
-
-/**
- * The webhook id of an event's message to one endpoint, in the form of a random one, from a hash of the
- * event's id (a fan-out `WebhookEvent`'s `id`) and the endpoint's: the event published again gets the
- * same id at each endpoint. The endpoint is in the hash because the worker POSTs each webhook id once,
- * whichever endpoint it is for.
- */
-export function webhookIdFor(eventId: string, endpointId: string): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify(['webhook-message', eventId, endpointId]))
-    .digest();
-  return `msg_${digest.subarray(0, webhookIdBytes).toString('base64url')}`;
 }
 
 /**
@@ -929,52 +896,6 @@ export class WebhookStore {
       if (failedConditionIndexes(error)?.length) return false;
       throw error;
     }
-  }
-
-  /**
-   * The enabled endpoints that receive `eventType` about a resource of `subjectUserId` in a tenant:
-   * every tenant-wide subscription, plus the subject user's own. Two key-range queries, in parallel,
-   * so the cost does not grow with other users' endpoints. `signal` aborts them (a handler's deadline
-   * after its commit).
-   */
-  async findSubscribers(
-    tenantId: string,
-    eventType: WebhookEventType,
-    subjectUserId: string | undefined,
-    signal?: AbortSignal,
-  ): Promise<string[]> {
-    const ranges = ['TENANT#', ...(subjectUserId ? [userSubscriptionPrefix(subjectUserId)] : [])];
-    const found = await Promise.all(
-      ranges.map((prefix) => this.querySubscriptions(subscriptionPk(tenantId, eventType), prefix, signal)),
-    );
-    return found.flat();
-  }
-
-  private async querySubscriptions(
-    pk: string,
-    prefix: string,
-    signal: AbortSignal | undefined,
-  ): Promise<string[]> {
-    const endpointIds: string[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    // Bounded: 100 pages of subscriptions is far beyond what one event fans out to in this sample.
-    for (let page = 0; page < 100; page += 1) {
-      const result = await this.options.documentClient.send(
-        new QueryCommand({
-          TableName: this.options.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          FilterExpression: '#status = :enabled',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix, ':enabled': 'enabled' },
-          ExclusiveStartKey: startKey,
-        }),
-        { abortSignal: signal },
-      );
-      for (const item of result.Items ?? []) endpointIds.push(String(item.endpointId));
-      startKey = result.LastEvaluatedKey;
-      if (!startKey) break;
-    }
-    return endpointIds;
   }
 
   /**

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { startLocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
-import { newWebhookId } from '../../functions/shared/webhook-store.js';
+import { newWebhookId } from '../../functions/shared/webhook-ids.js';
 import { signWebhook } from '../../functions/webhook-worker/delivery.js';
 import { workers } from '../../functions/workers.js';
 import { type BenchSuite, type Measurement, percentile, timeSequential, waitUntil } from './harness.js';

@@ -17,7 +17,7 @@ import {
 } from '../../functions/shared/pending-events-index.js';
 import { functionSqsClient } from '../../functions/shared/sqs-client.js';
 import { type WebhookEvent, WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import { RegistrationEventStore, RegistrationEvents } from '../../functions/users/registration-events.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
@@ -96,7 +96,10 @@ function sweeperOf(
   const { observability, audits } = testObservability('booking-event-sweeper');
   const bookings = new BookingsModel(options.client ?? documents, tableName);
   const webhooks = new RecordingFanOut({
-    store: new WebhookStore({ documentClient: documents, tableName: `missing-${randomUUID()}` }),
+    subscriptions: new WebhookSubscriptions({
+      documentClient: documents,
+      tableName: `missing-${randomUUID()}`,
+    }),
     sqs: undefined,
     queueUrl: undefined,
     observability,
@@ -104,7 +107,10 @@ function sweeperOf(
   const failing =
     options.publishing === 'fails'
       ? new WebhookFanOut({
-          store: new WebhookStore({ documentClient: documents, tableName: `missing-${randomUUID()}` }),
+          subscriptions: new WebhookSubscriptions({
+            documentClient: documents,
+            tableName: `missing-${randomUUID()}`,
+          }),
           // Never reached: finding the subscribers fails first.
           sqs: functionSqsClient('http://127.0.0.1:9'),
           queueUrl: 'http://127.0.0.1:9/queue',

@@ -1,12 +1,13 @@
-// The sample functions' environment readers: every problem named at once, never a value, and health without a schema library.
+// The sample functions' environment readers: every problem named at once, never a value, and health and the
+// booking event sweeper without a schema library.
 import { build } from 'esbuild';
 import { describe, expect, it, vi } from 'vitest';
-import { httpFunctions } from '../../functions/routes.js';
 import {
   defaultBookingEventGraceSec,
-  readEnvironment,
-  readQueueEnvironment,
-} from '../../functions/shared/environment.js';
+  readSweeperEnvironment,
+} from '../../functions/booking-event-sweeper/environment.js';
+import { httpFunctions } from '../../functions/routes.js';
+import { readEnvironment, readQueueEnvironment } from '../../functions/shared/environment.js';
 import { readTableEnvironment } from '../../functions/shared/table-environment.js';
 import { generateEncryptionKey } from '../../middleware/encryption/local-key-provider.js';
 
@@ -287,20 +288,6 @@ describe('readEnvironment', () => {
     }
   });
 
-  it("reads the booking events' grace in whole seconds, 60 when unset (past the bookings function's timeout), 0 allowed", () => {
-    expect(readEnvironment(tables).bookingEventGraceSec).toBe(60);
-    expect(defaultBookingEventGraceSec).toBeGreaterThan(httpFunctions.bookings.timeoutSec);
-    expect(readEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: '0' }).bookingEventGraceSec).toBe(0);
-    expect(readEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: '86400' }).bookingEventGraceSec).toBe(
-      86_400,
-    );
-    for (const invalid of ['', '-1', '1.5', '86401', 'a minute']) {
-      expect(() => readEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: invalid })).toThrow(
-        new Error('Invalid function environment: BOOKING_EVENT_GRACE_SEC'),
-      );
-    }
-  });
-
   it("reads the unverified registrations' window in whole hours, 48 when unset", () => {
     expect(readEnvironment(tables).unverifiedUserTtlHours).toBe(48);
     expect(readEnvironment({ ...tables, UNVERIFIED_USER_TTL_HOURS: '1' }).unverifiedUserTtlHours).toBe(1);
@@ -451,9 +438,10 @@ describe('readEnvironment', () => {
   });
 });
 
-it('leaves the schema library out of the health function, which reads only its tables', async () => {
+/** The files and packages esbuild keeps in a function's bundle. */
+async function bundledInputs(entry: string): Promise<string[]> {
   const result = await build({
-    entryPoints: ['functions/health/handler.ts'],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -463,9 +451,106 @@ it('leaves the schema library out of the health function, which reads only its t
     logLevel: 'silent',
   });
   const [output] = Object.values(result.metafile.outputs);
-  const kept = Object.entries(output?.inputs ?? {})
+  return Object.entries(output?.inputs ?? {})
     .filter(([, input]) => input.bytesInOutput > 0)
     .map(([path]) => path);
+}
+
+it('leaves the schema library out of the health function, which reads only its tables', async () => {
+  const kept = await bundledInputs('functions/health/handler.ts');
   expect(kept).toContain('functions/shared/table-environment.ts');
   expect(kept.filter((path) => path.includes('node_modules/zod/'))).toEqual([]);
+});
+
+it('leaves the schema library, the SSRF guard and the endpoint store out of the booking event sweeper', async () => {
+  const kept = await bundledInputs('functions/booking-event-sweeper/handler.ts');
+  expect(kept).toContain('functions/booking-event-sweeper/environment.ts');
+  expect(kept).toContain('functions/shared/webhook-subscriptions.ts');
+  expect(
+    kept.filter((path) =>
+      ['node_modules/zod/', 'node_modules/ipaddr.js/', 'ssrf-guard.ts', 'webhook-store.ts'].some((left) =>
+        path.includes(left),
+      ),
+    ),
+  ).toEqual([]);
+});
+
+it('leaves the endpoint store out of the bookings function, which only publishes events', async () => {
+  const kept = await bundledInputs('functions/bookings/handler.ts');
+  expect(kept).toContain('functions/shared/webhook-subscriptions.ts');
+  expect(kept.filter((path) => path.includes('webhook-store.ts'))).toEqual([]);
+});
+
+it('reads the webhook queue variables the same way in the queue reader as in the sweeper', () => {
+  expect(() =>
+    readQueueEnvironment({ ...tables, SQS_ENDPOINT: 'ftp://127.0.0.1:9324', WEBHOOK_QUEUE_URL: 'queue' }),
+  ).toThrow(new Error('Invalid function environment: SQS_ENDPOINT, WEBHOOK_QUEUE_URL'));
+  const queueUrl = 'http://127.0.0.1:9324/000000000000/webhook';
+  expect(
+    readQueueEnvironment({ ...tables, SQS_ENDPOINT: 'http://127.0.0.1:9324', WEBHOOK_QUEUE_URL: queueUrl }),
+  ).toMatchObject({ sqsEndpoint: 'http://127.0.0.1:9324', webhook: { queueUrl } });
+});
+
+describe('readSweeperEnvironment', () => {
+  it("reads its tables, the webhook queue and the grace, 60 s when unset (past the bookings function's timeout)", () => {
+    expect(readSweeperEnvironment(tables)).toEqual({
+      appTableName: 'app',
+      toolkitTableName: 'toolkit',
+      dynamoDbEndpoint: undefined,
+      sqsEndpoint: undefined,
+      webhook: { queueUrl: undefined },
+      bookingEventGraceSec: 60,
+    });
+    expect(defaultBookingEventGraceSec).toBeGreaterThan(httpFunctions.bookings.timeoutSec);
+    const queueUrl = 'https://sqs.eu-west-1.amazonaws.com/111122223333/webhook';
+    expect(
+      readSweeperEnvironment({
+        ...tables,
+        SQS_ENDPOINT: 'http://127.0.0.1:9324',
+        WEBHOOK_QUEUE_URL: queueUrl,
+        BOOKING_EVENT_GRACE_SEC: '0',
+      }),
+    ).toMatchObject({ sqsEndpoint: 'http://127.0.0.1:9324', webhook: { queueUrl }, bookingEventGraceSec: 0 });
+    expect(readSweeperEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: '86400' }).bookingEventGraceSec).toBe(
+      86_400,
+    );
+  });
+
+  it('names every invalid variable at once and no value', () => {
+    for (const invalid of ['', '-1', '1.5', '86401', 'a minute', ' 60']) {
+      expect(() => readSweeperEnvironment({ ...tables, BOOKING_EVENT_GRACE_SEC: invalid }), invalid).toThrow(
+        new Error('Invalid function environment: BOOKING_EVENT_GRACE_SEC'),
+      );
+    }
+    expect(() =>
+      readSweeperEnvironment({
+        TOOLKIT_TABLE_NAME: 'toolkit',
+        SQS_ENDPOINT: 'ftp://127.0.0.1:9324',
+        WEBHOOK_QUEUE_URL: 'not a url',
+        BOOKING_EVENT_GRACE_SEC: 'soon',
+      }),
+    ).toThrow(
+      new Error(
+        'Invalid function environment: APP_TABLE_NAME, SQS_ENDPOINT, WEBHOOK_QUEUE_URL, BOOKING_EVENT_GRACE_SEC',
+      ),
+    );
+  });
+
+  it('refuses in Lambda the local SQS endpoint and an unset stage, as the other readers do', () => {
+    expect(() =>
+      readSweeperEnvironment({ ...lambda, ...tables, SQS_ENDPOINT: 'http://127.0.0.1:9324' }),
+    ).toThrow(
+      new Error(
+        'Invalid function environment: BULWARK_STAGE (required in Lambda), SQS_ENDPOINT (local only: refused in Lambda)',
+      ),
+    );
+    expect(
+      readSweeperEnvironment({
+        ...lambda,
+        ...tables,
+        BULWARK_STAGE: 'prod',
+        WEBHOOK_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/111122223333/webhook',
+      }).webhook.queueUrl,
+    ).toBe('https://sqs.eu-west-1.amazonaws.com/111122223333/webhook');
+  });
 });

@@ -10,7 +10,7 @@ import {
   pendingShardCount,
   pendingShardOf,
 } from '../../functions/shared/pending-events-index.js';
-import { webhookIdFor } from '../../functions/shared/webhook-store.js';
+import { webhookIdFor } from '../../functions/shared/webhook-ids.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';

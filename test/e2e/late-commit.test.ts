@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
-import { webhookIdFor } from '../../functions/shared/webhook-store.js';
+import { webhookIdFor } from '../../functions/shared/webhook-ids.js';
 import {
   createDocumentClient,
   createDynamoDbClient,

@@ -32,3 +32,48 @@ describe('decodeCursor', () => {
     }
   });
 });
+
+describe('decodeCursor, shape', () => {
+  const encodeAny = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+  const decodeAny = (value: unknown) => decodeCursor(encodeAny(value), [['pk', 'sk']], () => true);
+
+  it('takes exactly the key attributes, each a non-empty string', () => {
+    expect(decodeAny({ pk: 'A', sk: 'B' })).toEqual({ pk: 'A', sk: 'B' });
+    for (const forged of [
+      { pk: 'A' },
+      { pk: 'A', sk: 'B', extra: 'C' },
+      { pk: 'A', sk: '' },
+      { pk: 'A', sk: 1 },
+      { pk: 'A', sk: { S: 'B' } },
+      JSON.parse('{"pk":"A","sk":"B","__proto__":"C"}'),
+      ['A', 'B'],
+      null,
+      'pk',
+    ]) {
+      expect(() => decodeAny(forged), JSON.stringify(forged)).toThrow('Invalid cursor');
+    }
+    expect(() => decodeCursor('not base64 json', [['pk', 'sk']], () => true)).toThrow('Invalid cursor');
+  });
+
+  it('asks belongsToList only about a key of the right shape, and refuses what it refuses', () => {
+    const asked: Record<string, string>[] = [];
+    const belongsToList = (key: Record<string, string>) => {
+      asked.push(key);
+      return key.pk === 'MINE';
+    };
+    expect(() => decodeCursor(encodeAny({ pk: 'THEIRS', sk: 'x' }), [['pk', 'sk']], belongsToList)).toThrow(
+      'Invalid cursor',
+    );
+    expect(() => decodeCursor(encodeAny({ pk: 'MINE' }), [['pk', 'sk']], belongsToList)).toThrow(
+      'Invalid cursor',
+    );
+    expect(decodeCursor(encodeAny({ pk: 'MINE', sk: 'x' }), [['pk', 'sk']], belongsToList)).toEqual({
+      pk: 'MINE',
+      sk: 'x',
+    });
+    expect(asked).toEqual([
+      { pk: 'THEIRS', sk: 'x' },
+      { pk: 'MINE', sk: 'x' },
+    ]);
+  });
+});

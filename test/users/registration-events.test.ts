@@ -10,7 +10,7 @@ import { readEnvironment } from '../../functions/shared/environment.js';
 import { userKey } from '../../functions/shared/keys.js';
 import { pendingPartition, pendingShardOf } from '../../functions/shared/pending-events-index.js';
 import { WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import { RegistrationEventStore, RegistrationEvents } from '../../functions/users/registration-events.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -81,7 +81,7 @@ describe('publishing user.registered', () => {
   // No webhook queue: every publish goes out in full with no subscriber, so only the mark decides.
   const { observability } = testObservability('users');
   const webhooks = new WebhookFanOut({
-    store: new WebhookStore({ documentClient: documents, tableName: testTableNames.toolkit }),
+    subscriptions: new WebhookSubscriptions({ documentClient: documents, tableName: testTableNames.toolkit }),
     sqs: undefined,
     queueUrl: undefined,
     observability,

@@ -6,6 +6,7 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testPrincipal } from '../helpers/principals.js';
@@ -23,6 +24,8 @@ const storeOver = (client: typeof documentClient) =>
     maxEndpointsPerOwner,
   });
 export const store = storeOver(documentClient);
+/** Which endpoints the fan-out finds for an event, on the same table. */
+export const subscriptions = new WebhookSubscriptions({ documentClient, tableName: testTableNames.toolkit });
 
 /** The same store over a DynamoDB client of its own, as another Lambda instance has it. */
 export const storeOnAnotherInstance = () => storeOver(newDocumentClient());

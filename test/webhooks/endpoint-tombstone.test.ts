@@ -11,7 +11,7 @@ import type { Principal } from '../../middleware/auth/principal.js';
 import { ForbiddenError } from '../../middleware/errors.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { documentClient, maxEndpointsPerOwner, register, store } from './counting-store.js';
+import { documentClient, maxEndpointsPerOwner, register, store, subscriptions } from './counting-store.js';
 import { endpointCount, expectOnlyTombstone } from './helpers.js';
 
 /** The id a registration by `owner` with the Idempotency-Key `key` gets. */
@@ -53,7 +53,7 @@ async function refusal(owner: Principal, id: string, now?: Date) {
   expect(await itemsUnder(id)).toEqual(before.items);
   expect(await countItem(owner)).toEqual(before.count);
   for (const eventType of ['booking.created', 'booking.cancelled'] as const) {
-    expect(await store.findSubscribers('default', eventType, owner.id)).not.toContain(id);
+    expect(await subscriptions.findSubscribers('default', eventType, owner.id)).not.toContain(id);
   }
   return error;
 }

@@ -6,7 +6,9 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { publishPending, WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
-import { WebhookStore, webhookIdFor } from '../../functions/shared/webhook-store.js';
+import { webhookIdFor } from '../../functions/shared/webhook-ids.js';
+import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import { type WebhookMessage, webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { DeadlineExceededError, NotFoundError } from '../../middleware/errors.js';
@@ -23,6 +25,7 @@ const store = new WebhookStore({
   tableName: testTableNames.toolkit,
   encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
 });
+const subscriptions = new WebhookSubscriptions({ documentClient, tableName: testTableNames.toolkit });
 
 // A real local-aws-sqs with the webhook queue: what the fan-out enqueues is read back from it.
 let sqs: LocalWorkerQueues;
@@ -41,7 +44,7 @@ const principalIn = (tenantId: string, overrides: Partial<Principal> = {}) =>
 function setup(options: { client?: SQSClient; queueUrl?: string } = {}) {
   const { observability, audits } = testObservability('bookings');
   const fanOut = new WebhookFanOut({
-    store,
+    subscriptions,
     sqs: options.client ?? sqs.client,
     queueUrl: options.queueUrl ?? sqs.queueUrl,
     observability,
@@ -301,12 +304,12 @@ describe('webhook fan-out', () => {
     const silent = await silentServer();
     try {
       const { observability, audits } = testObservability('bookings');
-      const hanging = new WebhookStore({
+      const hanging = new WebhookSubscriptions({
         documentClient: createDocumentClient(createDynamoDbClient({ endpoint: silent.endpoint })),
         tableName: testTableNames.toolkit,
       });
       const fanOut = new WebhookFanOut({
-        store: hanging,
+        subscriptions: hanging,
         sqs: sqs.client,
         queueUrl: sqs.queueUrl,
         observability,
@@ -336,7 +339,7 @@ describe('webhook fan-out', () => {
 
   it('does nothing without a webhook queue', async () => {
     const { observability } = setup();
-    const fanOut = new WebhookFanOut({ store, sqs: undefined, queueUrl: undefined, observability });
+    const fanOut = new WebhookFanOut({ subscriptions, sqs: undefined, queueUrl: undefined, observability });
     expect(
       await fanOut.publish(
         { type: 'booking.created', tenantId: 't', subjectUserId: 'u', data: {} },

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { drained, until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
@@ -163,7 +164,10 @@ describe('deleting a user with webhook endpoints', () => {
     // Bob's endpoint, its subscription and his count are untouched.
     expect(await store.getEndpoint(bobHook.id)).toMatchObject({ ownerId: bob.userId, status: 'enabled' });
     expect(await webhookItemsOf(bob.userId)).toHaveLength(3);
-    const subscribers = await store.findSubscribers('default', 'booking.cancelled', alice.userId);
+    const subscribers = await new WebhookSubscriptions({
+      documentClient: documents,
+      tableName: api.runtime().tableNames.toolkit,
+    }).findSubscribers('default', 'booking.cancelled', alice.userId);
     expect(subscribers).toEqual([machineHook.id]);
 
     // An event about Alice's booking still fans out, to the tenant-wide endpoint only.

@@ -18,10 +18,10 @@ import {
   sendBacksAttribute,
 } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
+import { newWebhookId } from '../../functions/shared/webhook-ids.js';
 import {
   type DeliveryStatus,
   deliveryRetentionDays,
-  newWebhookId,
   WebhookStore,
 } from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
