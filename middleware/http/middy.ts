@@ -122,7 +122,11 @@ export function validateInput<S extends InputSchemas>(
     }
     // A misspelt part (`bdy`) would validate nothing and let every request through unchecked.
     for (const part of Object.keys(schemas)) {
-      if (!['body', 'query', 'path'].includes(part)) {
+      if (part === 'maxBodyBytes') {
+        problems.push(
+          'maxBodyBytes is an option: give it in the second argument, validateInput(schemas, { maxBodyBytes })',
+        );
+      } else if (!['body', 'query', 'path'].includes(part)) {
         problems.push(`${part} is not a part of the request: give body, query or path`);
       }
     }

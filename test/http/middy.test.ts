@@ -532,6 +532,17 @@ describe('validateInput through a middy pipeline', () => {
       ]),
     );
   });
+
+  it('names the second argument for a maxBodyBytes given among the schemas, where it would limit nothing', () => {
+    const misplaced = { body: schemas.body, maxBodyBytes: 2048 } as unknown as Parameters<
+      typeof validateInput
+    >[0];
+    expect(() => validateInput(misplaced)).toThrow(
+      new InvalidOptionsError('validateInput', [
+        'maxBodyBytes is an option: give it in the second argument, validateInput(schemas, { maxBodyBytes })',
+      ]),
+    );
+  });
 });
 
 describe('httpErrorHandler through a middy pipeline', () => {
