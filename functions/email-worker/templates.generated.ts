@@ -60,7 +60,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + alias4((((helper = lookupProperty(helpers,"occurredAtUtc") || alias1(depth0, "occurredAtUtc", {"start":{"line":9,"column":72},"end":{"line":9,"column":85}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAtUtc","hash":{},"data":data,"loc":{"start":{"line":9,"column":70},"end":{"line":9,"column":87}}}) : helper)))
     + ".</p>\n    <p>"
     + alias4((((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":10,"column":9},"end":{"line":10,"column":16}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":10,"column":7},"end":{"line":10,"column":18}}}) : helper)))
-    + "</p>\n    <p>If this was not you, change your password and contact support.</p>\n  </body>\n</html>\n";
+    + "</p>\n  </body>\n</html>\n";
 },"useData":true},
   "security-alert.subject": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var stack1, helper, lookupProperty = container.lookupProperty || function(parent, propertyName) {
@@ -90,7 +90,7 @@ export const precompiledTemplates: Readonly<Record<string, TemplateSpecification
     + ((stack1 = (((helper = lookupProperty(helpers,"occurredAtUtc") || alias1(depth0, "occurredAtUtc", {"start":{"line":3,"column":48},"end":{"line":3,"column":61}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"occurredAtUtc","hash":{},"data":data,"loc":{"start":{"line":3,"column":46},"end":{"line":3,"column":63}}}) : helper))) != null ? stack1 : "")
     + ".\n\n"
     + ((stack1 = (((helper = lookupProperty(helpers,"details") || alias1(depth0, "details", {"start":{"line":5,"column":2},"end":{"line":5,"column":9}} ))),(typeof helper === alias3 ? helper.call(alias2,{"name":"details","hash":{},"data":data,"loc":{"start":{"line":5,"column":0},"end":{"line":5,"column":11}}}) : helper))) != null ? stack1 : "")
-    + "\n\nIf this was not you, change your password and contact support.\n";
+    + "\n";
 },"useData":true},
   "sms-verification.txt": {"compiler":[8,">= 4.3.0"],"main":function(container,depth0,helpers,partials,data) {
     var stack1, helper, alias1=container.strict, alias2=depth0 != null ? depth0 : (container.nullContext || {}), alias3="function", lookupProperty = container.lookupProperty || function(parent, propertyName) {

@@ -282,3 +282,33 @@ describe('the security alert', () => {
     expect(rendered.text).not.toContain('2026-12-06T');
   });
 });
+
+describe('the security alert email', () => {
+  it('says what happened and leaves the next step to the details, which know it', () => {
+    const rendered = new EmailTemplates().render({
+      id: '7f1c1f6e-0000-4000-8000-000000000002',
+      to: 'ada@example.com',
+      type: 'security-alert',
+      data: {
+        name: 'Ada',
+        event: 'Webhook endpoint disabled',
+        occurredAt: '2026-12-07T05:06:14.000Z',
+        details: 'No further events are sent to it; register it again once it works.',
+      },
+    });
+    expect(rendered.subject).toBe('Security alert: Webhook endpoint disabled');
+    expect(rendered.text).toBe(
+      [
+        'Hello Ada,',
+        '',
+        'We noticed this on your account: Webhook endpoint disabled at 7 December 2026, 05:06 UTC.',
+        '',
+        'No further events are sent to it; register it again once it works.',
+        '',
+      ].join('\n'),
+    );
+    expect(rendered.html).toContain(
+      '<p>No further events are sent to it; register it again once it works.</p>\n  </body>',
+    );
+  });
+});
