@@ -1,5 +1,6 @@
 // Email and SMS templates: one handlebars set (subject, HTML, text) per email type and one text template per SMS, precompiled in strict mode.
 import Handlebars from 'handlebars/runtime';
+import { minutesInWords } from '../shared/in-words.js';
 import type { EmailMessage, EmailMessageType, SmsMessage, SmsTemplateName } from './messages.js';
 import { emailMessageTypes, smsTemplateNames } from './messages.js';
 import { precompiledTemplates } from './templates.generated.js';
@@ -34,11 +35,6 @@ export function readableUtcTime(iso: string): string {
   const date = new Date(iso);
   const twoDigits = (value: number) => String(value).padStart(2, '0');
   return `${date.getUTCDate()} ${monthNames[date.getUTCMonth()]} ${date.getUTCFullYear()}, ${twoDigits(date.getUTCHours())}:${twoDigits(date.getUTCMinutes())} UTC`;
-}
-
-/** A number of minutes as a reader reads it, `1 minute` or `10 minutes`: a template cannot pluralise. */
-export function minutesInWords(minutes: number): string {
-  return minutes === 1 ? '1 minute' : `${minutes} minutes`;
 }
 
 /**

@@ -33,7 +33,9 @@ import { SmsBudgets } from './sms-budgets.js';
 import { UsersModel } from './users-model.js';
 import {
   confirmEmailPage,
+  ExpiredConfirmedLinkError,
   ExpiredRenewableLinkError,
+  emailAlreadyConfirmedPage,
   emailConfirmedPage,
   linkRefusalPages,
   newLinkRefusalPages,
@@ -215,7 +217,7 @@ async function expiredLinkError(userId: string): Promise<GoneError> {
     throw error;
   }
   // A new link would only be refused (409): say what the owner needs to know instead.
-  if (verified) return new GoneError('The verification link has expired; the address is already confirmed');
+  if (verified) return new ExpiredConfirmedLinkError();
   return new ExpiredRenewableLinkError();
 }
 
@@ -259,8 +261,10 @@ export const handler = createHttpFunction(
         .use(validateInput({ path: idPathSchema, query: verifyQuery }))
         .handler(async (_event, { input }) => {
           await checkVerificationLink(input.path.id, input.query);
-          await users.assertEmailVerifiable(input.path.id);
-          return confirmEmailPage();
+          // The read that refuses a deleted user or a lapsed registration also says whether it is confirmed.
+          return (await users.isEmailVerified(input.path.id))
+            ? emailAlreadyConfirmedPage()
+            : confirmEmailPage();
         }),
 
     'POST /users/{id}/verify': (route) =>

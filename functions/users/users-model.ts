@@ -378,14 +378,6 @@ export class UsersModel {
   }
 
   /**
-   * Refuses, as {@link verifyEmail} would and changing nothing, a user whose email cannot be verified: none
-   * (or another tenant's) is a 404, a registration that lapsed unverified a 410.
-   */
-  async assertEmailVerifiable(id: string, now = new Date()): Promise<void> {
-    await this.verificationState(id, now);
-  }
-
-  /**
    * Whether the user's email is verified. A user that does not exist is a 404 and a registration that
    * lapsed a 410, as for {@link verifyEmail}.
    */

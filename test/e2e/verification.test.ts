@@ -188,12 +188,29 @@ function expectPageHeaders(response: { headers: Headers }) {
   expect(response.headers.get('x-content-type-options')).toBe('nosniff');
 }
 
-/** The tags of a page of ours: a document in English, with a title, and nothing it loads or runs. */
+/**
+ * The tags of a page of ours: a document in English, with a title, its content in one `<main>`, and
+ * nothing it loads or runs.
+ */
 function expectPlainPage(html: string, title: string) {
   expect(html).toMatch(/^<!DOCTYPE html>\n<html lang="en">\n/);
   expect(html).toContain(`<title>${title}</title>`);
+  expect(html).toContain(`<body><main><h1>${title}</h1><p>`);
+  expect(html).toMatch(/<\/main><\/body>\n<\/html>$/);
+  expect(html.match(/<main\b/g)).toEqual(['<main']);
   expect(html).not.toMatch(/<script|<link|<img|<iframe|<style|\b(?:src|href|style|on\w+)=/i);
 }
+
+/** The one paragraph of a page. */
+const paragraphOf = (html: string) => /<p>(.*?)<\/p>/.exec(html)?.[1];
+
+const linkRefused = 'This verification link cannot be used';
+const changedLink =
+  'This link is incomplete or has been changed. Open the link from your newest verification email, or copy the whole address into your browser.';
+const registrationGone = 'This registration no longer exists. Register again to get a new link.';
+const alreadyConfirmedTitle = 'Email address already confirmed';
+const alreadyConfirmed =
+  'Your email address is already confirmed. There is nothing more to do; you can close this page.';
 
 describe('GET /users/{id}/verify (the link in the verification email)', () => {
   it('verifies nothing: it answers a page whose one button posts the link back, for a browser or a scanner alike', async () => {
@@ -215,6 +232,21 @@ describe('GET /users/{id}/verify (the link in the verification email)', () => {
     // Opened three times, as gateways and scanners do: still unverified.
     expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
     expect((await storedUser(id))?.expiresAt).toBeTypeOf('number');
+  });
+
+  it('says the address is already confirmed, with no button, when the link is opened again after it was', async () => {
+    const { id, email } = await register(false);
+    const path = await verificationPath(email);
+    expect((await submitForm(path)).status).toBe(200);
+    for (const accept of [browserAccept, '*/*']) {
+      const again = await api.request('GET', path, { token: null, headers: { accept } });
+      expect(again.status, accept).toBe(200);
+      expectPageHeaders(again);
+      expectPlainPage(again.text, alreadyConfirmedTitle);
+      expect(paragraphOf(again.text)).toBe(alreadyConfirmed);
+      expect(again.text).not.toContain('<form');
+    }
+    expect(Date.parse((await storedUser(id))?.emailVerifiedAt)).not.toBeNaN();
   });
 
   it('answers HEAD as it answers GET, without the body, and verifies nothing; another method gets 405 naming GET, HEAD and POST', async () => {
@@ -391,22 +423,55 @@ describe('a refused link, opened or posted', () => {
     expect((await storedUser(other.id))?.emailVerifiedAt).toBeUndefined();
   });
 
-  it('is a page saying why for a browser (Accept prefers text/html), with the same status', async () => {
+  it('is a page saying, in words of its own, what to do for a browser (Accept prefers text/html), with the same status', async () => {
     const victim = await register(false);
     const path = await verificationPath(victim.email);
+    const url = new URL(path, 'http://x');
+    const expires = url.searchParams.get('expires') ?? '';
     const tampered = path.replace(/signature=[\w-]/, (start) =>
       start.endsWith('A') ? 'signature=B' : 'signature=A',
     );
-    const opened = await api.request('GET', tampered, { token: null, headers: { accept: browserAccept } });
-    const posted = await submitForm(tampered);
-    for (const response of [opened, posted]) {
-      expect(response.status).toBe(400);
-      expectPageHeaders(response);
-      expectPlainPage(response.text, 'This verification link cannot be used');
-      expect(response.text).toContain('<p>The verification link is invalid</p>');
-      expect(response.text).not.toContain('<form');
+    // Tampered, a signature cut short, no query at all, an id that cannot be one: the same page.
+    for (const bad of [
+      tampered,
+      `/users/${victim.id}/verify?expires=${expires}&signature=short`,
+      `/users/${victim.id}/verify`,
+      `/users/not%20an%20id/verify?${url.searchParams}`,
+    ]) {
+      const opened = await api.request('GET', bad, { token: null, headers: { accept: browserAccept } });
+      const posted = await submitForm(bad);
+      for (const response of [opened, posted]) {
+        expect({ bad, status: response.status }).toEqual({ bad, status: 400 });
+        expectPageHeaders(response);
+        expectPlainPage(response.text, linkRefused);
+        expect(paragraphOf(response.text), bad).toBe(changedLink);
+        expect(response.text).not.toContain('<form');
+      }
     }
     expect((await storedUser(victim.id))?.emailVerifiedAt).toBeUndefined();
+  });
+
+  it('is a page saying when to open the link again for a browser over the strict limit: 429 and Retry-After kept', async () => {
+    const { email } = await register(false);
+    const path = await verificationPath(email);
+    const sourceIp = randomLoopbackAddress();
+    const open = () =>
+      api.request('GET', path, { token: null, sourceIp, headers: { accept: browserAccept } });
+    for (let opened = 0; opened < 10; opened += 1) expect((await open()).status).toBe(200);
+    const refused = await open();
+    expect(refused.status).toBe(429);
+    expectPageHeaders(refused);
+    expectPlainPage(refused.text, 'Too many attempts');
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(paragraphOf(refused.text)).toBe(
+      'Too many requests came from your connection in a short time. Open the link again in 1 minute.',
+    );
+    // An API client over the same limit still gets the problem.
+    const api429 = await api.request('POST', path, { token: null, sourceIp });
+    expect(api429.status).toBe(429);
+    expect(api429.headers.get('content-type')).toBe('application/problem+json');
   });
 
   it('answers 410 to an expired link of an address confirmed since, saying so, with no new link offered', async () => {
@@ -424,9 +489,8 @@ describe('a refused link, opened or posted', () => {
     const opened = await api.request('GET', path, { token: null, headers: { accept: browserAccept } });
     expect(opened.status).toBe(410);
     expectPageHeaders(opened);
-    expect(opened.text).toContain(
-      '<p>The verification link has expired; the address is already confirmed</p>',
-    );
+    expectPlainPage(opened.text, alreadyConfirmedTitle);
+    expect(paragraphOf(opened.text)).toBe(alreadyConfirmed);
     expect(opened.text).not.toContain('<form');
   });
 
@@ -448,8 +512,10 @@ describe('a refused link, opened or posted', () => {
     for (const page of [opened, posted]) {
       expect(page.status).toBe(410);
       expectPageHeaders(page);
-      expectPlainPage(page.text, 'This verification link cannot be used');
-      expect(page.text).toContain('<p>The verification link has expired; ask for a new one</p>');
+      expectPlainPage(page.text, linkRefused);
+      expect(paragraphOf(page.text)).toBe(
+        'This link has expired. Press the button to get a new link by email.',
+      );
       expect(formsOf(page.text)).toEqual([newLinkForm]);
       expect(page.text).not.toContain(id);
     }
@@ -500,9 +566,8 @@ describe('a refused link, opened or posted', () => {
       for (const page of [opened, posted]) {
         expect(page.status, id).toBe(410);
         expectPageHeaders(page);
-        expect(page.text).toContain(
-          '<p>The verification link has expired, and the registration with it; register again</p>',
-        );
+        expectPlainPage(page.text, linkRefused);
+        expect(paragraphOf(page.text)).toBe(registrationGone);
         expect(page.text).not.toContain('<form');
       }
     }
@@ -516,6 +581,17 @@ describe('a refused link, opened or posted', () => {
       const response = await api.request(method, path, { token: null });
       expect(response.status, method).toBe(404);
       expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect((response.body as Problem).detail).toBe(`User ${id} not found`);
+    }
+    // A browser's page says what to do, and names no id.
+    const opened = await api.request('GET', path, { token: null, headers: { accept: browserAccept } });
+    const posted = await submitForm(path);
+    for (const page of [opened, posted]) {
+      expect(page.status).toBe(404);
+      expectPageHeaders(page);
+      expectPlainPage(page.text, linkRefused);
+      expect(paragraphOf(page.text)).toBe(registrationGone);
+      expect(page.text).not.toContain(id);
     }
     expect(await storedUser(id)).toBeUndefined();
   });
@@ -746,11 +822,14 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
     expect(sent.body).toMatchObject({ id });
   });
 
-  it("answers a browser's form post with pages: 404 and 409 say why; the user's 429 stays problem+json", async () => {
-    const unknown = await submitForm(`/users/${randomUUID()}/verification-email`);
+  it("answers a browser's form post with pages: 404, 429 (when to try again) and 409 say what to do", async () => {
+    const unknownId = randomUUID();
+    const unknown = await submitForm(`/users/${unknownId}/verification-email`);
     expect(unknown.status).toBe(404);
     expectPageHeaders(unknown);
     expectPlainPage(unknown.text, 'No new link was sent');
+    expect(paragraphOf(unknown.text)).toBe(registrationGone);
+    expect(unknown.text).not.toContain(unknownId);
     expect(unknown.text).not.toContain('<form');
 
     const { id, email } = await register(false);
@@ -759,8 +838,20 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
     }
     const refused = await submitForm(`/users/${id}/verification-email`);
     expect(refused.status).toBe(429);
-    expect(refused.headers.get('content-type')).toBe('application/problem+json');
-    expect((refused.body as Problem).detail).toBe(
+    expectPageHeaders(refused);
+    expectPlainPage(refused.text, 'No new link was sent');
+    // One every 20 minutes once the burst of three is spent: the wait is a few seconds short of 1200 at most.
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(1140);
+    expect(retryAfter).toBeLessThanOrEqual(1200);
+    expect(paragraphOf(refused.text)).toBe(
+      'Too many new links were asked for in a short time. Try again in 20 minutes, or use the link in your newest verification email if it has not expired.',
+    );
+    // An API client's 429 is the problem, as before.
+    const apiRefused = await resend(id);
+    expect(apiRefused.status).toBe(429);
+    expect(apiRefused.headers.get('content-type')).toBe('application/problem+json');
+    expect((apiRefused.body as Problem).detail).toBe(
       'Too many verification emails were sent to this user; try again later',
     );
 
@@ -768,8 +859,8 @@ describe('POST /users/{id}/verification-email (the link again)', () => {
     const verified = await submitForm(`/users/${id}/verification-email`);
     expect(verified.status).toBe(409);
     expectPageHeaders(verified);
-    expectPlainPage(verified.text, 'No new link was sent');
-    expect(verified.text).toContain('<p>The email is already verified</p>');
+    expectPlainPage(verified.text, alreadyConfirmedTitle);
+    expect(paragraphOf(verified.text)).toBe(alreadyConfirmed);
   });
 });
 

@@ -8,10 +8,10 @@ import {
 } from '../../functions/email-worker/template-sources.js';
 import {
   EmailTemplates,
-  minutesInWords,
   precompiledTemplateSet,
   readableUtcTime,
 } from '../../functions/email-worker/templates.js';
+import { minutesInWords } from '../../functions/shared/in-words.js';
 
 const sourceKeys = readdirSync(templateSourcesDir)
   .filter((file) => file.endsWith('.hbs'))

@@ -1,17 +1,23 @@
-// The verification link's pages: which requests get HTML, and that a refusal's text is escaped into it.
+// The verification link's pages: which requests get HTML, and what each refusal's page says.
 import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import type { HttpEvent, HttpResponse } from '../../functions/shared/route-dispatch.js';
 import {
+  confirmEmailPage,
+  ExpiredConfirmedLinkError,
   ExpiredRenewableLinkError,
+  emailAlreadyConfirmedPage,
+  emailConfirmedPage,
   linkRefusalPages,
   newLinkRefusalPages,
+  newLinkSentPage,
   prefersHtml,
 } from '../../functions/users/verification-pages.js';
 import {
   ConflictError,
   GoneError,
+  HttpError,
   NotFoundError,
   TooManyRequestsError,
   ValidationError,
@@ -46,6 +52,26 @@ async function answerTo(error: Error, accept: string | undefined, pages = linkRe
 
 const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
+/** A page's whole body: its title, once as the title and once as the heading, and its content in one `<main>`. */
+const pageBody = (title: string, paragraph: string, extra = '') =>
+  [
+    '<!DOCTYPE html>',
+    '<html lang="en">',
+    '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<title>${title}</title></head>`,
+    `<body><main><h1>${title}</h1><p>${paragraph}</p>${extra}</main></body>`,
+    '</html>',
+  ].join('\n');
+
+const linkRefused = 'This verification link cannot be used';
+const changedLink =
+  'This link is incomplete or has been changed. Open the link from your newest verification email, or copy the whole address into your browser.';
+const registrationGone = 'This registration no longer exists. Register again to get a new link.';
+const alreadyConfirmed = [
+  'Email address already confirmed',
+  'Your email address is already confirmed. There is nothing more to do; you can close this page.',
+] as const;
+
 describe('prefersHtml', () => {
   it('is true only where Accept ranks text/html above JSON', () => {
     const cases: [string | undefined, boolean][] = [
@@ -73,18 +99,61 @@ describe('prefersHtml', () => {
 });
 
 describe('linkRefusalPages', () => {
-  it("renders a refusal of the link as a page for a browser, the error's text escaped", async () => {
-    const page = await answerTo(
-      new NotFoundError('User <script>alert("x")</script> & co not found'),
-      browser,
-    );
-    expect(page?.statusCode).toBe(404);
+  it("words each refusal of the link itself, with a next step: never the problem's detail, ids or field names", async () => {
+    const cases: [Error, string, string][] = [
+      [new ValidationError('The verification link is invalid'), linkRefused, changedLink],
+      [
+        new ValidationError('Invalid request: query.expires, query.signature', [
+          { field: 'query.expires', message: 'Required' },
+          { field: 'query.signature', message: 'Required' },
+        ]),
+        linkRefused,
+        changedLink,
+      ],
+      [
+        new ValidationError('Invalid request: path.id', [{ field: 'path.id', message: 'Must be 1-64' }]),
+        linkRefused,
+        changedLink,
+      ],
+      [
+        new NotFoundError('User 4b6ab929-a46d-431c-9a8c-4a6a90f2646b not found'),
+        linkRefused,
+        registrationGone,
+      ],
+      [
+        new GoneError('The verification link has expired, and the registration with it; register again'),
+        linkRefused,
+        registrationGone,
+      ],
+      [
+        new GoneError('The registration lapsed before its email was verified; register again'),
+        linkRefused,
+        registrationGone,
+      ],
+      [new ExpiredConfirmedLinkError(), ...alreadyConfirmed],
+    ];
+    for (const [error, title, paragraph] of cases) {
+      const page = await answerTo(error, browser);
+      expect({ detail: error.message, status: page?.statusCode, body: page?.body }).toEqual({
+        detail: error.message,
+        status: error instanceof HttpError ? error.statusCode : undefined,
+        body: pageBody(title, paragraph),
+      });
+    }
+  });
+
+  it('answers a browser over the strict limit with a page saying when to open the link again, keeping 429 and Retry-After', async () => {
+    const page = await answerTo(new TooManyRequestsError(7), browser);
+    expect(page?.statusCode).toBe(429);
+    expect(page?.headers['Retry-After']).toBe('7');
     expect(page?.headers['Content-Type']).toBe('text/html; charset=utf-8');
-    expect(page?.body).toContain(
-      '<p>User &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co not found</p>',
+    expect(page?.body).toBe(
+      pageBody(
+        'Too many attempts',
+        'Too many requests came from your connection in a short time. Open the link again in 1 minute.',
+      ),
     );
-    expect(page?.body).not.toContain('<script');
-    expect((await answerTo(new GoneError("It's gone"), browser))?.body).toContain('<p>It&#39;s gone</p>');
+    expect(await answerTo(new TooManyRequestsError(7), 'application/json')).toBeUndefined();
   });
 
   it('leaves problem+json to a client that does not prefer HTML, and to refusals that are not about the link', async () => {
@@ -92,7 +161,7 @@ describe('linkRefusalPages', () => {
     expect(
       await answerTo(new ValidationError('The verification link is invalid'), undefined),
     ).toBeUndefined();
-    expect(await answerTo(new TooManyRequestsError(10), browser)).toBeUndefined();
+    expect(await answerTo(new TooManyRequestsError(10), '*/*')).toBeUndefined();
     expect(await answerTo(new Error('boom'), browser)).toBeUndefined();
     const bodyFields = new ValidationError('This request takes no body fields', [
       { field: 'body.a', message: 'Unknown field' },
@@ -114,8 +183,12 @@ describe('the expired link page', () => {
   it('offers a new link only for a genuine link whose registration is still open', async () => {
     const renewable = await answerTo(new ExpiredRenewableLinkError(), browser);
     expect(renewable?.statusCode).toBe(410);
-    expect(renewable?.body).toContain(
-      `<p>The verification link has expired; ask for a new one</p>${newLinkForm}</body>`,
+    expect(renewable?.body).toBe(
+      pageBody(
+        linkRefused,
+        'This link has expired. Press the button to get a new link by email.',
+        newLinkForm,
+      ),
     );
     expect(renewable?.body.match(/<form\b/g)).toHaveLength(1);
     // A forged link, a deleted user, a lapsed registration: nothing to ask for.
@@ -124,6 +197,7 @@ describe('the expired link page', () => {
       new NotFoundError('User u1 not found'),
       new GoneError('The verification link has expired, and the registration with it; register again'),
       new GoneError('The registration lapsed before its email was verified; register again'),
+      new ExpiredConfirmedLinkError(),
     ]) {
       const page = await answerTo(error, browser);
       expect(page?.statusCode, error.message).toBe(error.statusCode);
@@ -153,25 +227,67 @@ describe('the expired link page', () => {
 });
 
 describe('newLinkRefusalPages', () => {
-  it('renders 404 and 409 as pages for a browser; 429, other statuses and API clients stay problem+json', async () => {
-    const verified = await answerTo(
-      new ConflictError('The email is already verified'),
-      browser,
-      newLinkRefusalPages,
-    );
+  const refusalOf = (error: Error, accept: string | undefined = browser) =>
+    answerTo(error, accept, newLinkRefusalPages);
+
+  it('words 404 and 409 itself, with a next step; other statuses and API clients stay problem+json', async () => {
+    const unknown = await refusalOf(new NotFoundError('User 4b6ab929-a46d-431c-9a8c-4a6a90f2646b not found'));
+    expect(unknown?.statusCode).toBe(404);
+    expect(unknown?.headers['Content-Type']).toBe('text/html; charset=utf-8');
+    expect(unknown?.body).toBe(pageBody('No new link was sent', registrationGone));
+    const verified = await refusalOf(new ConflictError('The email is already verified'));
     expect(verified?.statusCode).toBe(409);
-    expect(verified?.headers['Content-Type']).toBe('text/html; charset=utf-8');
-    expect(verified?.body).toContain('<title>No new link was sent</title>');
-    expect(verified?.body).toContain('<p>The email is already verified</p></body>');
-    expect(
-      (await answerTo(new NotFoundError('User u1 not found'), browser, newLinkRefusalPages))?.statusCode,
-    ).toBe(404);
-    expect(await answerTo(new TooManyRequestsError(10), browser, newLinkRefusalPages)).toBeUndefined();
-    expect(
-      await answerTo(new ValidationError('Invalid request: path.id'), browser, newLinkRefusalPages),
-    ).toBeUndefined();
-    expect(
-      await answerTo(new ConflictError('The email is already verified'), undefined, newLinkRefusalPages),
-    ).toBeUndefined();
+    expect(verified?.body).toBe(pageBody(...alreadyConfirmed));
+    expect(await refusalOf(new ValidationError('Invalid request: path.id'))).toBeUndefined();
+    expect(await refusalOf(new ConflictError('The email is already verified'), '*/*')).toBeUndefined();
+  });
+
+  it('answers a browser over its limit with a page saying when to try again, in minutes rounded up, keeping 429 and Retry-After', async () => {
+    const cases: [number, string, string][] = [
+      [1200, '1200', '20 minutes'],
+      [1199.2, '1200', '20 minutes'],
+      [61, '61', '2 minutes'],
+      [60, '60', '1 minute'],
+      [0.4, '1', '1 minute'],
+    ];
+    for (const [retryAfterSec, header, wait] of cases) {
+      const page = await refusalOf(
+        new TooManyRequestsError(
+          retryAfterSec,
+          'Too many verification emails were sent to this user; try again later',
+        ),
+      );
+      expect({ retryAfterSec, status: page?.statusCode, header: page?.headers['Retry-After'] }).toEqual({
+        retryAfterSec,
+        status: 429,
+        header,
+      });
+      expect(page?.headers['Content-Type']).toBe('text/html; charset=utf-8');
+      expect(page?.body).toBe(
+        pageBody(
+          'No new link was sent',
+          `Too many new links were asked for in a short time. Try again in ${wait}, or use the link in your newest verification email if it has not expired.`,
+        ),
+      );
+    }
+    expect(await refusalOf(new TooManyRequestsError(1200), 'application/json')).toBeUndefined();
+  });
+});
+
+describe('the pages', () => {
+  it('hold their content in one main landmark', () => {
+    for (const { body } of [
+      confirmEmailPage(),
+      emailConfirmedPage(),
+      emailAlreadyConfirmedPage(),
+      newLinkSentPage(),
+    ]) {
+      expect(String(body).match(/<main>/g)).toEqual(['<main>']);
+      expect(body).toMatch(/<body><main><h1>[^<]+<\/h1><p>[^<]+<\/p>(?:<form\b.*<\/form>)?<\/main><\/body>/);
+    }
+    expect(emailAlreadyConfirmedPage()).toMatchObject({
+      statusCode: 200,
+      body: pageBody(...alreadyConfirmed),
+    });
   });
 });
