@@ -400,15 +400,20 @@ export class UsersModel {
    * user before a new registration can take the email, or fails (410). Idempotent: a second click keeps
    * the first time, and only the call that verified says `newlyVerified` (so a repeated or concurrent
    * click is audited once). A deleted user (or none) is a 404, and nothing is re-created.
+   *
+   * `clock` is read for the user's read and again just before the transaction, whose lapse conditions and
+   * `emailVerifiedAt` take that second time: a click that read the registration open but writes after it
+   * lapsed is refused (410), never verifying a lapsed registration.
    */
   async verifyEmail(
     id: string,
-    now = new Date(),
+    clock: () => Date = () => new Date(),
   ): Promise<Pick<User, 'id' | 'emailVerifiedAt'> & { newlyVerified: boolean }> {
-    const stored = await this.verificationState(id, now);
+    const stored = await this.verificationState(id, clock());
     if (stored.emailVerifiedAt !== undefined) {
       return { id, emailVerifiedAt: stored.emailVerifiedAt, newlyVerified: false };
     }
+    const now = clock();
     const emailVerifiedAt = now.toISOString();
     const lapseCheck = { ':now': toEpochSeconds(now.getTime()) };
     try {
