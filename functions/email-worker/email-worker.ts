@@ -60,9 +60,10 @@ export interface EmailWorkerOptions {
    */
   readonly idempotencyTtlSec?: number;
   /**
-   * Whether the user a message is about (its `userId`) is still there, or why not: in the function, one
-   * key-only read of the app table (`userItemState`, functions/shared/user-item.ts). Rejects when it cannot
-   * tell (a DynamoDB outage). Called once per user and batch: the batch's messages about that user share its answer.
+   * Whether the user a message is about (its `userId`) is still there, or why not, and whether their email
+   * is verified: in the function, one read of the app table's key, expiry and verification time
+   * (`userItemState`, functions/shared/user-item.ts). Rejects when it cannot tell (a DynamoDB outage).
+   * Called once per user and batch: the batch's messages about that user share its answer.
    */
   readonly userState: UserState;
   readonly observability: FunctionObservability;
@@ -86,8 +87,18 @@ export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): 
 /** Whether a user is still there, or why not: `EmailWorkerOptions.userState`, read once per user in a batch. */
 type UserState = (userId: string) => Promise<UserItemState>;
 
-/** Why a message about a user who is not there was dropped, as its `email.skipped` audit line records it. */
-const skippedReasons = { deleted: 'user_deleted', lapsed: 'registration_lapsed' } as const;
+/**
+ * Why a message about a user was dropped unsent: its user was deleted, its registration lapsed, or it is a
+ * verification email to an address verified since it was queued (a new link asked for, then the old one used).
+ */
+type SkipCause = 'deleted' | 'lapsed' | 'verified';
+
+/** A {@link SkipCause} as the `email.skipped` audit line records it, and as the log line says it. */
+const skipCauses: Readonly<Record<SkipCause, { reason: string; logged: string }>> = {
+  deleted: { reason: 'user_deleted', logged: 'its user was deleted' },
+  lapsed: { reason: 'registration_lapsed', logged: "its user's registration lapsed unverified" },
+  verified: { reason: 'already_verified', logged: "its user's address is already verified" },
+};
 
 /**
  * Whether a message that failed the schema says it is an SMS (a number not in E.164 form, say), so its
@@ -128,7 +139,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
 /**
  * Processes SQS batches of email messages with Powertools batch processing (partial batch failures).
  *
- * - a message about a user (`userId`) who no longer exists (one read per user and batch): dropped unsent (reported processed, so SQS
+ * - a message about a user (`userId`) who no longer exists, or a verification email to a user whose address
+ *   was verified since it was queued (one read per user and batch): dropped unsent (reported processed, so SQS
  *   deletes it; no retry, no DLQ), counted (`EmailSkipped`), logged and audited with ids only; when the
  *   check itself fails (DynamoDB), the attempt fails and backs off like a failed send, neither sent nor
  *   dropped;
@@ -229,8 +241,8 @@ export class EmailWorker {
     }
     const { message } = parsed;
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
-    const userGone = await this.whyUserIsGone(record, message, correlationId, userState);
-    if (userGone) return this.recordSkipped(message, correlationId, userGone);
+    const skipCause = await this.whyNotSend(record, message, correlationId, userState);
+    if (skipCause) return this.recordSkipped(message, correlationId, skipCause);
     if (message.type === 'sms' && !this.options.sms) {
       return this.deadLetter(record, 'No SMS transport is configured', correlationId, { message });
     }
@@ -294,38 +306,37 @@ export class EmailWorker {
   }
 
   /**
-   * Why the user the message is about is no longer there (deleted, or their registration lapsed since
-   * it was queued); undefined while they are, and for a message naming no user (about no one who can be
-   * gone). A failed check is the attempt's failure: backed off and thrown, so the message is neither sent
-   * to someone who may be gone nor dropped for someone who may not.
+   * Why the message must not go out: the user it is about is no longer there (deleted, or their
+   * registration lapsed since it was queued), or it asks them to verify an address they verified since.
+   * Undefined otherwise, and for a message naming no user (about no one who can be gone). A failed check
+   * is the attempt's failure: backed off and thrown, so the message is neither sent to someone who may be
+   * gone nor dropped for someone who may not.
    */
-  private async whyUserIsGone(
+  private async whyNotSend(
     record: SQSRecord,
     message: QueueMessage,
     correlationId: string,
     userState: UserState,
-  ): Promise<Exclude<UserItemState, 'present'> | undefined> {
+  ): Promise<SkipCause | undefined> {
     if (message.userId === undefined) return undefined;
     try {
       const state = await userState(message.userId);
-      return state === 'present' ? undefined : state;
+      if (state === 'deleted' || state === 'lapsed') return state;
+      // Its "confirm your address, or this registration is removed" would be false, and its link useless.
+      if (state === 'verified' && message.type === 'verification') return 'verified';
+      return undefined;
     } catch (error) {
       await this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
       throw error;
     }
   }
 
-  /** A message whose user is gone: nothing went out, and nothing of it is kept but its ids. */
-  private recordSkipped(
-    message: QueueMessage,
-    correlationId: string,
-    why: Exclude<UserItemState, 'present'>,
-  ): void {
+  /** A message that must not go out (see {@link SkipCause}): nothing went out, and nothing of it is kept but its ids. */
+  private recordSkipped(message: QueueMessage, correlationId: string, why: SkipCause): void {
     const { logger, auditLogger, metrics } = this.options.observability;
     const sms = message.type === 'sms';
     recordMetric(metrics, 'EmailSkipped');
-    const cause = why === 'deleted' ? 'its user was deleted' : "its user's registration lapsed unverified";
-    logger.info(`${sms ? 'SMS' : 'Email'} dropped: ${cause}`, {
+    logger.info(`${sms ? 'SMS' : 'Email'} dropped: ${skipCauses[why].logged}`, {
       correlation_id: correlationId,
       messageId: message.id,
       userId: message.userId,
@@ -335,7 +346,7 @@ export class EmailWorker {
       outcome: 'success',
       correlationId,
       userId: message.userId,
-      reason: skippedReasons[why],
+      reason: skipCauses[why].reason,
       metadata: { messageId: message.id, type: message.type },
     });
   }

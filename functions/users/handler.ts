@@ -275,13 +275,16 @@ export const handler = createHttpFunction(
         .handler(async (event, { input, correlationId }) => {
           const { id } = input.path;
           await checkVerificationLink(id, input.query);
-          const verified = await users.verifyEmail(id);
-          auditLogger.log({
-            eventType: 'user.email_verified',
-            outcome: 'success',
-            userId: id,
-            correlationId,
-          });
+          const { newlyVerified, ...verified } = await users.verifyEmail(id);
+          // A repeated or concurrent post of the link answers the same 200, but verified nothing.
+          if (newlyVerified) {
+            auditLogger.log({
+              eventType: 'user.email_verified',
+              outcome: 'success',
+              userId: id,
+              correlationId,
+            });
+          }
           return prefersHtml(event) ? emailConfirmedPage() : json(200, { ...verified, emailVerified: true });
         }),
 

@@ -390,11 +390,22 @@ export class UsersModel {
    * one transaction removes `expiresAt` from the user and its email claim, conditional on neither having
    * lapsed and on the claim still being this user's, so a click racing the expiry either verifies the
    * user before a new registration can take the email, or fails (410). Idempotent: a second click keeps
-   * the first time. A deleted user (or none) is a 404, and nothing is re-created.
+   * the first time, and only the call that verified says `newlyVerified` (so a repeated or concurrent
+   * click is audited once). A deleted user (or none) is a 404, and nothing is re-created.
+   *
+   * `clock` is read for the user's read and again just before the transaction, whose lapse conditions and
+   * `emailVerifiedAt` take that second time: a click that read the registration open but writes after it
+   * lapsed is refused (410), never verifying a lapsed registration.
    */
-  async verifyEmail(id: string, now = new Date()): Promise<Pick<User, 'id' | 'emailVerifiedAt'>> {
-    const stored = await this.verificationState(id, now);
-    if (stored.emailVerifiedAt !== undefined) return { id, emailVerifiedAt: stored.emailVerifiedAt };
+  async verifyEmail(
+    id: string,
+    clock: () => Date = () => new Date(),
+  ): Promise<Pick<User, 'id' | 'emailVerifiedAt'> & { newlyVerified: boolean }> {
+    const stored = await this.verificationState(id, clock());
+    if (stored.emailVerifiedAt !== undefined) {
+      return { id, emailVerifiedAt: stored.emailVerifiedAt, newlyVerified: false };
+    }
+    const now = clock();
     const emailVerifiedAt = now.toISOString();
     const lapseCheck = { ':now': toEpochSeconds(now.getTime()) };
     try {
@@ -433,10 +444,12 @@ export class UsersModel {
       // a new registration, which a function whose clock runs ahead can see as lapsed a moment before
       // this one does: the registration lost its email all the same (410).
       const current = await this.verificationState(id, now);
-      if (current.emailVerifiedAt !== undefined) return { id, emailVerifiedAt: current.emailVerifiedAt };
+      if (current.emailVerifiedAt !== undefined) {
+        return { id, emailVerifiedAt: current.emailVerifiedAt, newlyVerified: false };
+      }
       throw registrationLapsed();
     }
-    return { id, emailVerifiedAt };
+    return { id, emailVerifiedAt, newlyVerified: true };
   }
 
   /**

@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel } from '../../functions/bookings/bookings-model.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import {
@@ -123,6 +123,40 @@ describe('on separate instances at once', () => {
     await expect(usersInstance().verifyPhone(user.id, code)).rejects.toEqual(
       new GoneError('Too many wrong codes; a new code is needed'),
     );
+  });
+
+  it('verifies an email once for ten clicks of its link at once: one call says it verified, all give its time', async () => {
+    const user = await usersInstance().register({
+      email: `clicker-${randomUUID()}@example.com`,
+      name: 'Cleo',
+    });
+    const results = await atOnce(10, () => usersInstance().verifyEmail(user.id));
+    const verified = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    expect(verified).toHaveLength(10);
+    expect(verified.filter((result) => result.newlyVerified)).toHaveLength(1);
+    expect(new Set(verified.map((result) => result.emailVerifiedAt)).size).toBe(1);
+  });
+
+  it('says a click verified nothing when another verified the email between its read and its write', async () => {
+    const user = await usersInstance().register({ email: `late-${randomUUID()}@example.com`, name: 'Lou' });
+    const lateClient = instanceClient();
+    const original = lateClient.send.bind(lateClient);
+    let otherClick: Awaited<ReturnType<UsersModel['verifyEmail']>> | undefined;
+    // The other click lands once this one has read the user unverified, just before its transaction.
+    vi.spyOn(lateClient, 'send').mockImplementation((async (command: unknown) => {
+      if (command instanceof TransactWriteCommand && !otherClick) {
+        otherClick = await usersInstance().verifyEmail(user.id);
+      }
+      return original(command as never);
+    }) as typeof lateClient.send);
+    const late = new UsersModel(lateClient, testTableNames.app, createFunctionEncryptor(readEnvironment()));
+    const lateClick = await late.verifyEmail(user.id);
+    expect(otherClick?.newlyVerified).toBe(true);
+    expect(lateClick).toEqual({
+      id: user.id,
+      emailVerifiedAt: otherClick?.emailVerifiedAt,
+      newlyVerified: false,
+    });
   });
 });
 

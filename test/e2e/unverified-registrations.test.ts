@@ -296,22 +296,41 @@ describe('verifying the email', () => {
     const lapsesAt = registeredAt.getTime() + hour;
     expect(first.expiresAt).toBe(new Date(lapsesAt).toISOString());
 
-    await expect(users.verifyEmail(first.id, new Date(lapsesAt))).rejects.toMatchObject({
+    await expect(users.verifyEmail(first.id, () => new Date(lapsesAt))).rejects.toMatchObject({
       statusCode: 410,
       message: 'The registration lapsed before its email was verified; register again',
     });
     const second = await users.register({ email, name: 'Vera Two' }, new Date(lapsesAt));
     // A function whose clock is a second behind still sees the first registration in its window.
-    await expect(users.verifyEmail(first.id, new Date(lapsesAt - 1000))).rejects.toMatchObject({
+    await expect(users.verifyEmail(first.id, () => new Date(lapsesAt - 1000))).rejects.toMatchObject({
       statusCode: 410,
     });
     const firstItems = await storedUserAndClaim(first.id);
     expect(firstItems.user).not.toHaveProperty('emailVerifiedAt');
     expect(firstItems.claim).toMatchObject({ userId: second.id, expiresAt: lapsesAt / 1000 + 3600 });
 
-    const verified = await users.verifyEmail(second.id, new Date(lapsesAt + 1000));
+    const verified = await users.verifyEmail(second.id, () => new Date(lapsesAt + 1000));
     expect(verified.emailVerifiedAt).toBe(new Date(lapsesAt + 1000).toISOString());
     expect((await storedUserAndClaim(second.id)).claim).not.toHaveProperty('expiresAt');
+  });
+
+  it('refuses a click that read the registration open but writes once it has lapsed (410), verifying nothing', async () => {
+    const users = runtimeUsersModel(3600);
+    const registeredAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const user = await users.register({ email: uniqueEmail(), name: 'Vera' }, registeredAt);
+    const lapsesAt = registeredAt.getTime() + hour;
+    // The user is read a second before the lapse; the transaction goes out at it.
+    const clockReadings = [new Date(lapsesAt - 1000), new Date(lapsesAt)];
+    const clock = () => clockReadings.shift() ?? new Date(lapsesAt);
+    await expect(users.verifyEmail(user.id, clock)).rejects.toMatchObject({
+      statusCode: 410,
+      message: 'The registration lapsed before its email was verified; register again',
+    });
+    expect(clockReadings).toEqual([]);
+    const stored = await storedUserAndClaim(user.id);
+    expect(stored.user).not.toHaveProperty('emailVerifiedAt');
+    expect(stored.user).toMatchObject({ expiresAt: lapsesAt / 1000 });
+    expect(stored.claim).toMatchObject({ userId: user.id, expiresAt: lapsesAt / 1000 });
   });
 });
 

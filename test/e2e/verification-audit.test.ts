@@ -1,9 +1,11 @@
 // The audit lines of the email verification link: opening it is a plain request, posting it verifies.
 import { randomUUID } from 'node:crypto';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { decodedEml, emailsTo } from '../email-worker/helpers.js';
 import { captureStdout } from '../helpers/log-capture.js';
-import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 
 // Before any function module loads: their loggers read it at cold start.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
@@ -21,6 +23,14 @@ const auditOf = (correlationId: string) =>
       statusCode: audit.statusCode,
       errorCode: (audit.metadata as { error?: { code?: string } } | undefined)?.error?.code,
     }));
+
+/** The `user.email_verified` audit lines of the user whose link `path` is. */
+const emailVerifiedLines = (path: string) =>
+  output
+    .audit()
+    .filter(
+      (audit) => audit.eventType === 'user.email_verified' && path.startsWith(`/users/${audit.userId}/`),
+    );
 
 /** A request header that names the request's audit lines. */
 const traced = () => ({ 'x-correlation-id': randomUUID() });
@@ -55,6 +65,49 @@ describe('the audit lines of the verification link', () => {
       { eventType: 'user.email_verified', outcome: 'success', statusCode: undefined, errorCode: undefined },
       { eventType: 'http.request', outcome: 'success', statusCode: 200, errorCode: undefined },
     ]);
+  });
+
+  it('has user.email_verified once when the link is posted again: the repeat answers 200 and verified nothing', async () => {
+    const path = await registeredLink();
+    const first = await api.request('POST', path, { token: null });
+    const repeat = await api.request('POST', path, { token: null });
+    expect([first.status, repeat.status]).toEqual([200, 200]);
+    expect(repeat.body).toEqual(first.body);
+    expect(emailVerifiedLines(path)).toHaveLength(1);
+  });
+
+  it('has user.email_verified once when the link is posted five times at once', async () => {
+    const path = await registeredLink();
+    // The runtime runs one invocation of a function at a time: the handler itself, invoked five times at once.
+    const { handler } = await import('../../functions/users/handler.js');
+    const url = new URL(path, 'http://localhost');
+    const id = url.pathname.split('/')[2] ?? '';
+    const post = (): APIGatewayProxyEventV2 => {
+      const event = httpEvent({
+        method: 'POST',
+        path: url.pathname,
+        routeKey: 'POST /users/{id}/verify',
+        headers: { accept: 'application/json' },
+      });
+      return {
+        ...event,
+        rawQueryString: url.search.slice(1),
+        queryStringParameters: Object.fromEntries(url.searchParams),
+        pathParameters: { id },
+        requestContext: {
+          ...event.requestContext,
+          http: { ...event.requestContext.http, sourceIp: randomLoopbackAddress() },
+        },
+      };
+    };
+    const answers = (await Promise.all(
+      Array.from({ length: 5 }, () => handler(post(), lambdaContext())),
+    )) as APIGatewayProxyStructuredResultV2[];
+    expect(answers.map((answer) => answer.statusCode)).toEqual([200, 200, 200, 200, 200]);
+    // Every answer names the one verification time that was stored.
+    const verifiedAt = answers.map((answer) => JSON.parse(answer.body ?? '{}').emailVerifiedAt);
+    expect(new Set(verifiedAt).size).toBe(1);
+    expect(emailVerifiedLines(path)).toHaveLength(1);
   });
 
   it('audits a refusal shown to a browser as a page as the refusal it is', async () => {

@@ -784,6 +784,69 @@ describe('a message about a user', () => {
     expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
   });
 
+  /** A verification email about `user`, as the users function queues one (registration or a new link). */
+  const verificationAbout = (user: { id: string; email: string }) => ({
+    id: randomUUID(),
+    type: 'verification',
+    to: user.email,
+    userId: user.id,
+    data: {
+      name: 'Gina',
+      verificationUrl: `https://example.com/users/${user.id}/verify?t=1`,
+      expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+    },
+  });
+
+  it('is dropped unsent when it is a verification email and the address was verified after it was queued, counted and audited as already verified', async () => {
+    const { transport, audits, run, logger, metrics } = setup();
+    const info = vi.spyOn(logger, 'info');
+    const user = await register();
+    const message = verificationAbout(user);
+    const queued = await record(message);
+    // The old link used while the new one waits in the queue.
+    await users.verifyEmail(user.id);
+    expect(await run(queued)).toEqual({ batchItemFailures: [] });
+    expect(transport.sent).toEqual([]);
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+    expect(storedMetric(metrics, 'EmailSent')).toBeUndefined();
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.skipped',
+        outcome: 'success',
+        correlationId: 'corr-123',
+        userId: user.id,
+        metadata: { messageId: message.id, type: 'verification', reason: 'already_verified' },
+      }),
+    ]);
+    expect(info).toHaveBeenCalledWith("Email dropped: its user's address is already verified", {
+      correlation_id: 'corr-123',
+      messageId: message.id,
+      userId: user.id,
+    });
+  });
+
+  it('is sent when it is a verification email and the address is not verified yet', async () => {
+    const { transport, audits, run, metrics } = setup();
+    const user = await register();
+    const message = verificationAbout(user);
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent.map((email) => [email.to, email.subject])).toEqual([
+      [user.email, 'Verify your email address'],
+    ]);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBeUndefined();
+    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
+  });
+
+  it('is sent when it is not a verification email, to a verified user too', async () => {
+    const { transport, run } = setup();
+    const user = await register();
+    await users.verifyEmail(user.id);
+    expect(await run(await record(about(user)))).toEqual({ batchItemFailures: [] });
+    expect(transport.sent.map((email) => email.to)).toEqual([user.email]);
+  });
+
   it('is sent as before when it names no user (queued before messages carried one)', async () => {
     const { transport, run } = setup();
     const message = welcome();
@@ -871,12 +934,12 @@ describe('a message about a user', () => {
     expect(storedMetric(metrics, 'EmailFailed')).toEqual([1, 1]);
   });
 
-  it("is checked with one consistent GetItem that reads back the user's key and expiry alone", async () => {
+  it("is checked with one consistent GetItem that reads back the user's key, expiry and verification time alone", async () => {
     // A pass-through spy: dynalite answers every read consistently, so only the command shows the read asked for it.
     const documentClient = createDocumentClient(dynamoDb);
     const send = vi.spyOn(documentClient, 'send');
     const user = await register();
-    expect(await userItemState(documentClient, testTableNames.app, user.id)).toBe('present');
+    expect(await userItemState(documentClient, testTableNames.app, user.id)).toBe('unverified');
     await users.delete(user.id);
     expect(await userItemState(documentClient, testTableNames.app, user.id)).toBe('deleted');
     // A registration whose email was not verified in time is gone too, before TTL deletes its item.
@@ -887,22 +950,31 @@ describe('a message about a user', () => {
     } finally {
       vi.useRealTimers();
     }
+    const verifying = await register();
+    await users.verifyEmail(verifying.id);
+    expect(await userItemState(documentClient, testTableNames.app, verifying.id)).toBe('verified');
 
     const read = (id: string) => ({
       TableName: testTableNames.app,
       Key: userKey(id),
       ConsistentRead: true,
-      ProjectionExpression: 'pk, expiresAt',
+      ProjectionExpression: 'pk, expiresAt, emailVerifiedAt',
     });
     expect(send.mock.calls.map(([command]) => [command.constructor.name, command.input])).toEqual([
       ['GetCommand', read(user.id)],
       ['GetCommand', read(user.id)],
       ['GetCommand', read(lapsing.id)],
+      ['GetCommand', read(verifying.id)],
     ]);
-    // Nothing of the user but the key and its lapse left the table: no encrypted address or name to hold.
+    // Nothing of the user but the key, its lapse and its verification time left the table: no encrypted
+    // address or name to hold.
     expect((await send.mock.results[0]?.value)?.Item).toEqual({
       pk: userKey(user.id).pk,
       expiresAt: expect.any(Number),
+    });
+    expect((await send.mock.results[3]?.value)?.Item).toEqual({
+      pk: userKey(verifying.id).pk,
+      emailVerifiedAt: expect.any(String),
     });
   });
 });
