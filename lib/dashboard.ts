@@ -92,7 +92,8 @@ export interface DashboardWorker {
 
 /**
  * The audit lines written for every request or message that went as it should: `http.request` and
- * `auth.success` per request, and the workers' `email.sent`, `sms.sent` and `webhook.delivered` per message.
+ * `auth.success` per request (a function whose listener leaves `auth.success` out, as the sample's does,
+ * writes only the first), and the workers' `email.sent`, `sms.sent` and `webhook.delivered` per message.
  */
 export const routineAuditEventTypes: readonly string[] = [
   ...routineRequestEventTypes,

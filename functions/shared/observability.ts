@@ -3,8 +3,11 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { createRedactor } from '../../middleware/audit/redact.js';
-import { createSecurityEventListener } from '../../middleware/audit/security-events.js';
-import type { SecurityEventListener } from '../../middleware/events.js';
+import {
+  createSecurityEventListener,
+  defaultUnauditedEvents,
+} from '../../middleware/audit/security-events.js';
+import type { SecurityEventListener, SecurityEventType } from '../../middleware/events.js';
 import { createMetrics } from '../../middleware/metrics/record.js';
 
 export interface FunctionObservability {
@@ -27,6 +30,13 @@ export const errorText = (error: unknown): string =>
 
 /** Personal data the sample handles (seed 001's sensitive fields), redacted from every line besides the secrets. */
 const personalDataKeys = ['email', 'phone', 'password_hash'];
+
+/**
+ * Every route that authenticates runs inside the dispatcher's `audit()`, whose `http.request` line names the
+ * caller and how it authenticated (`authMethod`): an `auth.success` line per request would only repeat it.
+ * It is still counted (`AuthSuccess`, `AuthLatency`).
+ */
+const unaudited: readonly SecurityEventType[] = [...defaultUnauditedEvents, 'auth.success'];
 
 const built = new Map<string, FunctionObservability>();
 
@@ -52,7 +62,7 @@ export function functionObservability(functionName: string): FunctionObservabili
       logger,
       auditLogger,
       metrics,
-      onEvent: createSecurityEventListener({ auditLogger, metrics }),
+      onEvent: createSecurityEventListener({ auditLogger, metrics, unaudited }),
     };
     built.set(functionName, observability);
   }

@@ -22,6 +22,11 @@ export interface AuditEvent {
   /** OAuth client id, for M2M callers. */
   readonly clientId?: string;
   readonly isM2M: boolean;
+  /**
+   * How the principal proved who it is (`Principal.authMethod`: `jwt`, `apiKey` or `service`). On the
+   * `http.request` line it says all a separate `auth.success` line would, so that one can be left out.
+   */
+  readonly authMethod?: string;
   readonly tenantId?: string;
   readonly path?: string;
   readonly method?: string;
@@ -39,7 +44,8 @@ export interface AuditEvent {
 
 /**
  * The middleware's audit lines of a request that went as it should: `http.request`, one per request, and
- * `auth.success`, one per authenticated request. A query after what is worth a look leaves them out.
+ * `auth.success`, one per authenticated request unless the listener leaves it out (`unaudited`). A query
+ * after what is worth a look leaves them out.
  */
 export const routineRequestEventTypes = ['http.request', 'auth.success'] as const satisfies readonly (
   | 'http.request'

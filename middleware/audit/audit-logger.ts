@@ -96,7 +96,7 @@ export interface AuditRequestScope {
  */
 export type AuditEventInput = Pick<AuditEvent, 'eventType'> &
   Partial<Omit<AuditEvent, 'timestamp' | 'eventType'>> & {
-    /** Fills userId, clientId, isM2M and tenantId; explicit fields win. */
+    /** Fills userId, clientId, isM2M, authMethod and tenantId; explicit fields win. */
     readonly principal?: Principal;
     /** A short cause code, written as `metadata.reason`. */
     readonly reason?: string;
@@ -272,6 +272,7 @@ export class AuditLogger {
       userId: text(input.userId ?? principal?.id, redactString),
       clientId: text(input.clientId ?? principal?.clientId, redactString),
       isM2M: input.isM2M ?? principal?.isM2M ?? false,
+      authMethod: text(input.authMethod ?? principal?.authMethod, redactString),
       tenantId: text(input.tenantId ?? principal?.tenantId, redactString),
       path: text(input.path ?? scope?.path, redactString),
       method: text(input.method ?? scope?.method, redactString),

@@ -62,7 +62,9 @@ export interface SecurityEventListenerOptions {
   /** Records each event's catalog metric. @default none: audit lines only */
   readonly metrics?: Metrics;
   /**
-   * Event types counted in metrics but not written as audit lines, as an array or a Set.
+   * Event types counted in metrics but not written as audit lines, as an array or a Set. Add
+   * `'auth.success'` where every route that authenticates runs inside `audit()`: its `http.request` line
+   * names the principal and its `authMethod` already.
    * @default ['dataKey.cacheHit', 'kms.request']
    */
   readonly unaudited?: readonly SecurityEventType[] | ReadonlySet<SecurityEventType>;

@@ -58,6 +58,7 @@ describe('AuditLogger', () => {
       userId: 'user-alice',
       clientId: 'web-client',
       isM2M: false,
+      authMethod: 'jwt',
       tenantId: 'tenant-1',
       metadata: { method: 'jwt' },
     });

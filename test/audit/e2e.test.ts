@@ -70,8 +70,34 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     });
     // Every log line either function wrote for this request carries it as Powertools' correlation_id.
     const requestLines = [...linesOf('bookings'), ...linesOf('users')].filter((line) => !line._aws);
-    expect(requestLines.length).toBeGreaterThanOrEqual(4);
+    // One http.request line each: their auth.success lines are not written in the sample.
+    expect(requestLines.length).toBeGreaterThanOrEqual(2);
     for (const line of requestLines) expect(line.correlation_id).toBe(correlationId);
+  });
+
+  it('writes no auth.success line: the http.request line names how the caller authenticated, and AuthSuccess still counts', async () => {
+    const userId = await registerUser();
+    output.clear();
+    const response = await api.request('POST', '/bookings', {
+      body: { userId, roomId: `room-${randomUUID()}`, start: at(11), end: at(12) },
+    });
+    expect(response.status).toBe(201);
+    const auditsOf = (service: string) =>
+      linesOf(service).flatMap((line) => (line.audit ? [line.audit] : []));
+    // The caller's JWT at bookings, bookings' signed call at users: each request's only audit line.
+    expect(
+      auditsOf('bookings').map(({ eventType, userId, authMethod }) => [eventType, userId, authMethod]),
+    ).toEqual([['http.request', 'e2e-admin', 'jwt']]);
+    expect(
+      auditsOf('users')
+        .filter((event) => event.path === `/users/${userId}`)
+        .map(({ eventType, userId, authMethod }) => [eventType, userId, authMethod]),
+    ).toEqual([['http.request', 'bookings', 'service']]);
+    const authSuccesses = output
+      .emf()
+      .flatMap((line) => (line.AuthSuccess === undefined ? [] : [line.service]));
+    expect(authSuccesses.filter((service) => service === 'bookings')).toHaveLength(1);
+    expect(authSuccesses).toContain('users');
   });
 
   it('generates a correlation id when the caller sends none, or an unusable one', async () => {

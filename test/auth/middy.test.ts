@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { beforeAll, describe, expect, expectTypeOf, inject, it, vi } from 'vitest';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { audit } from '../../middleware/audit/middy.js';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
 import type { AuthenticatorOptions } from '../../middleware/auth/authenticator.js';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
@@ -506,6 +509,41 @@ describe('authenticate through a middy pipeline', () => {
     expect(() => csrfProtection(notAListener)).toThrow(
       new InvalidOptionsError('csrfProtection', ['onEvent must be a function']),
     );
+  });
+});
+
+describe("an authenticated request's http.request audit line", () => {
+  async function requestLines(credentials: AuthenticatorOptions, headers: Record<string, string>) {
+    const audits: AuditEvent[] = [];
+    const auditLogger = new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false });
+    const result = await pipeline(audit({ auditLogger }), authenticate(credentials))(httpEvent({ headers }));
+    expect(result.statusCode).toBe(200);
+    return audits.map(({ eventType, userId, isM2M, authMethod }) => ({
+      eventType,
+      userId,
+      isM2M,
+      authMethod,
+    }));
+  }
+
+  it("names a JWT principal's method, jwt", async () => {
+    expect(await requestLines({ jwt: verifier }, bearer(userToken()))).toEqual([
+      { eventType: 'http.request', userId: 'user-1', isM2M: false, authMethod: 'jwt' },
+    ]);
+  });
+
+  it("names a signed service request's method, service", async () => {
+    const signed = serviceAuthHeaders({ serviceId: 'bookings', secret }, { method: 'GET', url: '/things' });
+    expect(await requestLines({ service: services }, { ...signed })).toEqual([
+      { eventType: 'http.request', userId: 'bookings', isM2M: true, authMethod: 'service' },
+    ]);
+  });
+
+  it("names an API key's method, apiKey", async () => {
+    const created = await apiKeys.create(`owner-${randomUUID()}`, ['bookings/read']);
+    expect(await requestLines({ apiKeys }, { 'x-api-key': created.key })).toEqual([
+      { eventType: 'http.request', userId: created.keyId, isM2M: true, authMethod: 'apiKey' },
+    ]);
   });
 });
 
