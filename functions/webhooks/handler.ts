@@ -1,11 +1,17 @@
 // The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, delete it, and read its delivery history (owner-scoped).
 
+import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { ConflictError, IdempotencyKeyReusedError, InsufficientScopeError } from '../../middleware/errors.js';
-import { validateInput } from '../../middleware/http/middy.js';
+import { type InputContext, validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
-import { idempotency, replayedHeader, type StoredAnswer } from '../../middleware/idempotency.js';
+import {
+  type IdempotentContext,
+  idempotency,
+  replayedHeader,
+  type StoredAnswer,
+} from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { callerOf } from '../shared/caller.js';
@@ -118,15 +124,19 @@ const registrationAnswer: StoredAnswer = {
   },
 };
 
-/** Whether a stored endpoint is what `requested` asked to register, subscriptions in any order. */
+/**
+ * What a registration's retry must repeat: its canonical URL and the set of events it subscribes to, so
+ * that one listing them in another order (or one twice) is the same request. One rule while the key's
+ * record lasts (its payload) and after it (compared with the endpoint the key made, see
+ * {@link retriedRegistration}).
+ */
+function registrationRequestOf(registration: Pick<NewEndpoint, 'url' | 'eventTypes'>) {
+  return { url: registration.url, eventTypes: [...new Set(registration.eventTypes)].sort() };
+}
+
+/** Whether a stored endpoint is what `requested` asked to register (see {@link registrationRequestOf}). */
 function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boolean {
-  const subscribed = new Set<string>(endpoint.eventTypes);
-  const asked = new Set<string>(requested.eventTypes);
-  return (
-    endpoint.url === requested.url &&
-    subscribed.size === asked.size &&
-    [...asked].every((eventType) => subscribed.has(eventType))
-  );
+  return isDeepStrictEqual(registrationRequestOf(endpoint), registrationRequestOf(requested));
 }
 
 /**
@@ -135,8 +145,8 @@ function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boo
  * endpoint it made is `endpointId`. The same registration gets that endpoint with its secret, read again,
  * and the first one's 201 and `Location`, marked as a replay, but only within the time a replay would have
  * answered it ({@link registrationReplaySec} from its creation): later, a 409 naming the endpoint, whose
- * secret is not shown again. Another body with the key is 422, as it is while the record exists; an
- * endpoint deleted meanwhile is 404, as for a replay.
+ * secret is not shown again. Another request with the key (see {@link registrationRequestOf}) is 422, as
+ * it is while the record exists; an endpoint deleted meanwhile is 404, as for a replay.
  */
 async function retriedRegistration(
   endpointId: string,
@@ -176,11 +186,12 @@ function auditEndpointCreated(endpoint: WebhookEndpoint, caller: Principal, corr
 }
 
 /**
- * A registration retried with the same Idempotency-Key (and the same body: another is 422) answers with
- * the endpoint the first one made instead of making a second, with a second secret; one without a key
- * registers as it comes. Scoped to the caller, so no one else's key ever replays this caller's secret.
+ * A registration retried with the same Idempotency-Key (and the same request, see
+ * {@link registrationRequestOf}: another is 422) answers with the endpoint the first one made instead of
+ * making a second, with a second secret; one without a key registers as it comes. Scoped to the caller,
+ * so no one else's key ever replays this caller's secret.
  */
-const registrationIdempotency = idempotency({
+const registrationIdempotency = idempotency<IdempotentContext & InputContext<{ body: typeof registerBody }>>({
   persistenceStore: new ToolkitIdempotencyStore({
     name: 'webhooks',
     tableName: environment.toolkitTableName,
@@ -188,9 +199,9 @@ const registrationIdempotency = idempotency({
   }),
   config: new IdempotencyConfig({
     eventKeyJmesPath: 'headers."idempotency-key"',
-    payloadValidationJmesPath: 'body',
     expiresAfterSeconds: registrationReplaySec,
   }),
+  payloadOf: ({ context }) => registrationRequestOf(context.input.body),
   storedAnswer: registrationAnswer,
   logger,
 });
