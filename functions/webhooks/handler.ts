@@ -3,7 +3,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ConflictError, IdempotencyKeyReusedError, InsufficientScopeError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  IdempotencyKeyReusedError,
+  InsufficientScopeError,
+  NotFoundError,
+} from '../../middleware/errors.js';
 import { type InputContext, validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import {
@@ -23,6 +28,7 @@ import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import {
+  EndpointIdRetiredError,
   EndpointIdTakenError,
   endpointIdFor,
   type NewEndpoint,
@@ -107,9 +113,26 @@ async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
 }
 
 /**
+ * The endpoint a registration with the caller's Idempotency-Key made. Once it is deleted, the key's retry
+ * is answered as a registration with that key is while the endpoint's tombstone lasts, with the
+ * tombstone's 409 (register with a new key), whether or not the key's record still holds the answer.
+ */
+async function endpointMadeWithKey(endpointId: string, caller: Principal): Promise<StoredEndpoint> {
+  try {
+    return await store.getOwnedEndpoint(endpointId, caller);
+  } catch (error) {
+    if (error instanceof NotFoundError && (await store.isRetired(endpointId))) {
+      throw new EndpointIdRetiredError(endpointId);
+    }
+    throw error;
+  }
+}
+
+/**
  * A registration's answer holds the endpoint's signing secret, which is stored nowhere in clear: the
  * idempotency record keeps the answer without it, and a replay reads the secret again from the endpoint,
- * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted).
+ * where it is kept encrypted, for the caller that owns it (409 once the endpoint is deleted, see
+ * {@link endpointMadeWithKey}).
  */
 const registrationAnswer: StoredAnswer = {
   toRecord: (answer) => {
@@ -118,7 +141,7 @@ const registrationAnswer: StoredAnswer = {
   },
   fromRecord: async (kept, request) => {
     const registered = JSON.parse(kept.body as string) as Registration;
-    const endpoint = await store.getOwnedEndpoint(registered.id, callerOf(request.context.principal));
+    const endpoint = await endpointMadeWithKey(registered.id, callerOf(request.context.principal));
     const secret = await secretAgain(endpoint);
     return { ...kept, body: JSON.stringify({ ...registered, secret }) };
   },
@@ -146,7 +169,7 @@ function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boo
  * and the first one's 201 and `Location`, marked as a replay, but only within the time a replay would have
  * answered it ({@link registrationReplaySec} from its creation): later, a 409 naming the endpoint, whose
  * secret is not shown again. Another request with the key (see {@link registrationRequestOf}) is 422, as
- * it is while the record exists; an endpoint deleted meanwhile is 404, as for a replay.
+ * it is while the record exists; an endpoint deleted meanwhile is 409, as for a replay.
  */
 async function retriedRegistration(
   endpointId: string,
@@ -154,7 +177,7 @@ async function retriedRegistration(
   requested: NewEndpoint,
   correlationId: string,
 ) {
-  const endpoint = await store.getOwnedEndpoint(endpointId, caller);
+  const endpoint = await endpointMadeWithKey(endpointId, caller);
   if (!isRegistrationOf(endpoint, requested)) throw new IdempotencyKeyReusedError();
   if (Date.now() - Date.parse(endpoint.createdAt) > registrationReplaySec * 1000) {
     throw new ConflictError(

@@ -348,16 +348,25 @@ describe('retrying a registration with an Idempotency-Key', () => {
     },
   );
 
-  it('answers 404 to a retry once the endpoint it made is deleted, and makes no new one', async () => {
+  it("answers the tombstone's 409 to a retry once the endpoint it made is deleted, while the record lasts and after it, and makes no new one", async () => {
     const caller = await newCaller();
     const key = randomUUID();
     const created = (await register(caller.token, key)).body as { id: string };
     expect((await api.request('DELETE', `/webhooks/${created.id}`, { token: caller.token })).status).toBe(
       204,
     );
-    const retry = await register(caller.token, key);
-    expect(retry.status).toBe(404);
-    expect(retry.headers.get('content-type')).toBe('application/problem+json');
+    const expectRetired = async () => {
+      const retry = await register(caller.token, key);
+      expect(retry.status).toBe(409);
+      expect(retry.headers.get('content-type')).toBe('application/problem+json');
+      expect(retry.body).toMatchObject({
+        code: 'CONFLICT',
+        detail: `Webhook endpoint ${created.id}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
+      });
+    };
+    await expectRetired();
+    await expireRecordOf(created.id);
+    await expectRetired();
     expect(await endpointCount(documents, caller.sub)).toBe(0);
   });
 });
