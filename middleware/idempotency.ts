@@ -222,16 +222,29 @@ function expressionProblems(config: IdempotencyConfig, paths: Record<string, str
 function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
   const selected = select(keyPath, event, config);
   if (selected === undefined || selected === null) return undefined;
+  const field = keyFieldOf(keyPath);
   const malformed = () =>
-    new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
+    new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters', [
+      { field, message: 'Must be 1 to 255 visible ASCII characters' },
+    ]);
   if (typeof selected !== 'string') throw malformed();
   if (selected.includes(',')) {
     throw new ValidationError(
       'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+      [{ field, message: 'Must not contain a comma' }],
     );
   }
   if (!keyFormat.test(selected)) throw malformed();
   return selected;
+}
+
+/**
+ * How a 400's `errors` names where the key is read: `header.<name>` for a header (the default
+ * `header.idempotency-key`), else the path as configured.
+ */
+function keyFieldOf(keyPath: string): string {
+  const [header] = headerNamesIn(keyPath);
+  return header === undefined ? keyPath : `header.${header}`;
 }
 
 /**
@@ -460,13 +473,17 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
       const key = clientKeyOf(searched, keyPath, config);
       if (key === undefined) {
         if (config.throwOnNoIdempotencyKey) {
-          throw new ValidationError('The request carries no idempotency key');
+          throw new ValidationError('The request carries no idempotency key', [
+            { field: keyFieldOf(keyPath), message: 'Required' },
+          ]);
         }
         return undefined;
       }
       // Powertools would fail to hash a payload its path cannot read and call that a store failure (500).
       if (payloadPath && select(payloadPath, searched, config) === undefined) {
-        throw new ValidationError('The request body cannot be read for its idempotency payload check');
+        throw new ValidationError('The request body cannot be read for its idempotency payload check', [
+          { field: 'body', message: 'Not what payloadValidationJmesPath reads' },
+        ]);
       }
       // Powertools keeps the event it is handed for its `after` and `onError`; a copy carrying the
       // scoped key is the only one that ever sees it.

@@ -279,6 +279,7 @@ describe('idempotency()', () => {
       status: 400,
       code: 'VALIDATION_FAILED',
       detail: 'The request carries no idempotency key',
+      errors: [{ field: 'header.idempotency-key', message: 'Required' }],
     });
     expect(endpoint.made).toEqual([]);
   });
@@ -450,6 +451,19 @@ describe('idempotency()', () => {
         status: 400,
         code: 'VALIDATION_FAILED',
         detail: 'The idempotency key must be a string of 1 to 255 visible ASCII characters',
+        errors: [{ field: 'header.idempotency-key', message: 'Must be 1 to 255 visible ASCII characters' }],
+      });
+      expect(endpoint.made).toEqual([]);
+    });
+
+    it('names a key read from elsewhere than a header by its path in the 400', async () => {
+      const endpoint = bookingEndpoint({ eventKeyJmesPath: 'powertools_json(body).requestId' });
+      const response = await endpoint.call({ room: 'a', requestId: 5 }, undefined);
+      expect(problemOf(response)).toMatchObject({
+        status: 400,
+        errors: [
+          { field: 'powertools_json(body).requestId', message: 'Must be 1 to 255 visible ASCII characters' },
+        ],
       });
       expect(endpoint.made).toEqual([]);
     });
@@ -465,6 +479,7 @@ describe('idempotency()', () => {
         status: 400,
         code: 'VALIDATION_FAILED',
         detail: 'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+        errors: [{ field: 'header.idempotency-key', message: 'Must not contain a comma' }],
       });
       expect(endpoint.made).toEqual([]);
     });
@@ -529,6 +544,7 @@ describe('idempotency()', () => {
         expect(problemOf(await endpoint.send(body, key))).toMatchObject({
           status: 400,
           detail: 'The request body cannot be read for its idempotency payload check',
+          errors: [{ field: 'body', message: 'Not what payloadValidationJmesPath reads' }],
         });
       }
       expect(endpoint.made).toEqual([]);
