@@ -57,7 +57,8 @@ const persistenceStoreMethods = [
   'processExistingRecord',
 ];
 
-type IdempotentContext = Context & Partial<OptionalAuthContext> & IdempotencyKeyContext;
+/** The context `idempotency()` reads and adds to: the caller authentication put there, and the scoped key. */
+export type IdempotentContext = Context & Partial<OptionalAuthContext> & IdempotencyKeyContext;
 
 /** A request through `idempotency()`: `context.principal` is set by authentication before it, if at all. */
 export type IdempotentRequest = Request<
@@ -129,6 +130,9 @@ const keyFormat = /^[\x21-\x7e]{1,255}$/;
 
 /** The event field Powertools reads the scoped key from; a name API Gateway never sends. */
 const scopedKeyField = 'bulwark.scopedIdempotencyKey';
+
+/** The event field Powertools reads `payloadOf`'s payload from; a name API Gateway never sends. */
+const payloadField = 'bulwark.idempotencyPayload';
 
 /**
  * Marks a stored answer given again, so a client can tell a replay from a fresh answer; a handler that
@@ -218,16 +222,29 @@ function expressionProblems(config: IdempotencyConfig, paths: Record<string, str
 function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
   const selected = select(keyPath, event, config);
   if (selected === undefined || selected === null) return undefined;
+  const field = keyFieldOf(keyPath);
   const malformed = () =>
-    new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters');
+    new ValidationError('The idempotency key must be a string of 1 to 255 visible ASCII characters', [
+      { field, message: 'Must be 1 to 255 visible ASCII characters' },
+    ]);
   if (typeof selected !== 'string') throw malformed();
   if (selected.includes(',')) {
     throw new ValidationError(
       'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+      [{ field, message: 'Must not contain a comma' }],
     );
   }
   if (!keyFormat.test(selected)) throw malformed();
   return selected;
+}
+
+/**
+ * How a 400's `errors` names where the key is read: `header.<name>` for a header (the default
+ * `header.idempotency-key`), else the path as configured.
+ */
+function keyFieldOf(keyPath: string): string {
+  const [header] = headerNamesIn(keyPath);
+  return header === undefined ? keyPath : `header.${header}`;
 }
 
 /**
@@ -281,8 +298,20 @@ function clientError(error: unknown): HttpError | undefined {
  * Powertools' `makeHandlerIdempotent` options, whether the route is public, and how the record keeps the
  * answer (as it is, unless `storedAnswer` says).
  */
-export interface IdempotencyOptions extends IdempotencyLambdaHandlerOptions {
+export interface IdempotencyOptions<C extends IdempotentContext = IdempotentContext>
+  extends IdempotencyLambdaHandlerOptions {
   readonly storedAnswer?: StoredAnswer;
+  /**
+   * What a retry must repeat for its key to replay, made from the request as the handler reads it (such
+   * as `context.input` of a `validateInput()` before this middleware), in place of what
+   * `payloadValidationJmesPath` selects from the raw event: a retry that writes the same request in
+   * other bytes (an instant at another offset, a list in another order) then replays, where the raw body
+   * would be 422. A JSON value; objects' keys are compared in any order, arrays' items in theirs, so
+   * return a list whose order does not count sorted. Not together with `payloadValidationJmesPath`.
+   */
+  readonly payloadOf?: (
+    request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, C>,
+  ) => unknown;
   /**
    * The route has no authentication: every caller shares the one anonymous scope, so its keys must be
    * unguessable (a UUID). Without it, a request that reaches idempotency() before any authentication
@@ -325,7 +354,7 @@ function assertStillAnonymous(request: IdempotentRequest): void {
  *   answer; `Idempotent-Replayed: true` tells it from a fresh one.
  * - A client's misuse of the key is a problem+json 4xx instead of a 500: the same key while the first
  *   request still runs is 409 (with `Retry-After`), the key reused with a different payload
- *   (`payloadValidationJmesPath`) is 422, and no key with `throwOnNoIdempotencyKey` is 400.
+ *   (`payloadValidationJmesPath`, or `payloadOf`) is 422, and no key with `throwOnNoIdempotencyKey` is 400.
  * - Only this request's own handler failing deletes the record, whether it throws or returns a 5xx
  *   (which is not stored); a refused copy leaves the running request's lock and the stored answer alone.
  * - The handler finds the key in its scope on `context.scopedIdempotencyKey`: a create that names its
@@ -356,24 +385,30 @@ function assertStillAnonymous(request: IdempotentRequest): void {
  *   }))
  *   .handler(createBooking);
  */
-export function idempotency(
-  options: IdempotencyOptions,
-): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, IdempotentContext> {
+export function idempotency<C extends IdempotentContext = IdempotentContext>(
+  options: IdempotencyOptions<C>,
+): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, C> {
   requireOptionsObject('idempotency', options);
-  const { anonymous = false, storedAnswer, logger = console, ...powertoolsOptions } = options;
+  const { anonymous = false, storedAnswer, logger = console, payloadOf, ...powertoolsOptions } = options;
   const config = options.config ?? new IdempotencyConfig({});
   const keyPath = config.eventKeyJmesPath || defaultKeyPath;
   // The caller's settings, but Powertools reads the key from the scoped copy of the event (below) and,
-  // were it ever missing, would refuse rather than hash one key shared by every such request.
+  // were it ever missing, would refuse rather than hash one key shared by every such request; and the
+  // payload, with payloadOf, from the same copy.
   const powertoolsConfig = Object.assign(new IdempotencyConfig({}), config, {
     eventKeyJmesPath: `"${scopedKeyField}"`,
     throwOnNoIdempotencyKey: true,
+    ...(payloadOf === undefined ? {} : { payloadValidationJmesPath: `"${payloadField}"` }),
   });
   const payloadPath = config.payloadValidationJmesPath;
   const problems = expressionProblems(config, {
     eventKeyJmesPath: keyPath,
     payloadValidationJmesPath: payloadPath,
   });
+  checkFunctionOption(problems, 'payloadOf', payloadOf);
+  if (payloadOf !== undefined && payloadPath) {
+    problems.push('give payloadOf or config.payloadValidationJmesPath, not both: only one can be compared');
+  }
   if (typeof anonymous !== 'boolean') {
     problems.push(`anonymous must be true or false (got ${shownValue(anonymous)})`);
   }
@@ -438,19 +473,27 @@ export function idempotency(
       const key = clientKeyOf(searched, keyPath, config);
       if (key === undefined) {
         if (config.throwOnNoIdempotencyKey) {
-          throw new ValidationError('The request carries no idempotency key');
+          throw new ValidationError('The request carries no idempotency key', [
+            { field: keyFieldOf(keyPath), message: 'Required' },
+          ]);
         }
         return undefined;
       }
       // Powertools would fail to hash a payload its path cannot read and call that a store failure (500).
       if (payloadPath && select(payloadPath, searched, config) === undefined) {
-        throw new ValidationError('The request body cannot be read for its idempotency payload check');
+        throw new ValidationError('The request body cannot be read for its idempotency payload check', [
+          { field: 'body', message: 'Not what payloadValidationJmesPath reads' },
+        ]);
       }
       // Powertools keeps the event it is handed for its `after` and `onError`; a copy carrying the
       // scoped key is the only one that ever sees it.
       const scopedKey = scopedKeyOf(request, key);
       request.context.scopedIdempotencyKey = scopedKey;
-      const scopedEvent = { ...searched, [scopedKeyField]: scopedKey };
+      const scopedEvent = {
+        ...searched,
+        [scopedKeyField]: scopedKey,
+        ...(payloadOf === undefined ? {} : { [payloadField]: payloadOf(request) }),
+      };
       request.event = scopedEvent;
       const restoreCleanups = holdPowertoolsCleanups(internalOf(request));
       let replay: unknown;

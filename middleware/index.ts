@@ -361,6 +361,7 @@ export { type HttpResult, isHeaderName, json, noContent } from './http/response.
 export {
   type IdempotencyKeyContext,
   type IdempotencyOptions,
+  type IdempotentContext,
   type IdempotentRequest,
   idempotency,
   replayedHeader,

@@ -137,7 +137,7 @@ describe('a missing options object', () => {
       ['JwtVerifier', (options) => new JwtVerifier(loose(options))],
       ['ApiKeyStore', (options) => new ApiKeyStore(loose(options))],
       ['ServiceRequestVerifier', (options) => new ServiceRequestVerifier(loose(options))],
-      ['idempotency', (options) => idempotency(loose(options))],
+      ['idempotency', (options) => idempotency(loose<never>(options))],
       ['DevIssuer', (options) => new DevIssuer(loose(options))],
       ['JwksKeyStore', (options) => new JwksKeyStore(loose(options))],
       ['DynamoDbCircuitStateStore', (options) => new DynamoDbCircuitStateStore(loose(options))],
@@ -282,7 +282,7 @@ describe('an option given as null, as README lists it', () => {
     expectOptionsError(
       () =>
         idempotency(
-          loose({
+          loose<never>({
             persistenceStore: new ToolkitIdempotencyStore({
               name: 'orders',
               tableName: 'toolkit',

@@ -1,4 +1,5 @@
 // The bookings function: create (retry-safe with an Idempotency-Key), list, get and cancel room bookings.
+import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
@@ -10,9 +11,9 @@ import {
   ValidationError,
 } from '../../middleware/errors.js';
 import { emitEvent } from '../../middleware/events.js';
-import { validateInput } from '../../middleware/http/middy.js';
+import { type InputContext, validateInput } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
-import { idempotency, replayedHeader } from '../../middleware/idempotency.js';
+import { type IdempotentContext, idempotency, replayedHeader } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { callerOf } from '../shared/caller.js';
@@ -183,11 +184,22 @@ const createBookingBody = z
 const bookingReplaySec = 60 * 60;
 
 /**
- * A booking retried with the same Idempotency-Key (and the same body: another is 422) answers with the
- * booking the first one made, instead of a 409 for the room it now holds; one without a key books as it
- * comes. Scoped to the caller, so no one else's key ever replays this caller's booking.
+ * What a booking's retry must repeat: its room, user and period, the instants in UTC, so that a retry
+ * writing them at another offset is the same request. One rule while the key's record lasts (its payload)
+ * and after it (compared with the booking the key made, see {@link retriedBooking}).
  */
-const bookingIdempotency = idempotency({
+function bookingRequestOf(booking: Pick<NewBooking, 'roomId' | 'userId' | 'start' | 'end'>) {
+  const { roomId, userId, start, end } = booking;
+  return { roomId, userId, start: start.toISOString(), end: end.toISOString() };
+}
+
+/**
+ * A booking retried with the same Idempotency-Key (and the same request, see {@link bookingRequestOf}:
+ * another is 422) answers with the booking the first one made, instead of a 409 for the room it now
+ * holds; one without a key books as it comes. Scoped to the caller, so no one else's key ever replays
+ * this caller's booking.
+ */
+const bookingIdempotency = idempotency<IdempotentContext & InputContext<{ body: typeof createBookingBody }>>({
   persistenceStore: new ToolkitIdempotencyStore({
     name: 'bookings',
     tableName: environment.toolkitTableName,
@@ -195,9 +207,9 @@ const bookingIdempotency = idempotency({
   }),
   config: new IdempotencyConfig({
     eventKeyJmesPath: 'headers."idempotency-key"',
-    payloadValidationJmesPath: 'body',
     expiresAfterSeconds: bookingReplaySec,
   }),
+  payloadOf: ({ context }) => bookingRequestOf(context.input.body),
   logger,
 });
 
@@ -207,7 +219,8 @@ const bookingIdempotency = idempotency({
  * expired, and the booking it made is `made`. The same request gets that booking as it is now, with the
  * first one's 201 and `Location`, marked as a replay; its booking.created goes out now only if it is still
  * pending, as when the first request never got that far (none once it is cancelled: booking.cancelled
- * tells it). Another body with the key is 422, as it is while the record exists.
+ * tells it). Another request with the key (see {@link bookingRequestOf}) is 422, as it is while the
+ * record exists.
  */
 async function retriedBooking(
   made: StoredBooking,
@@ -215,12 +228,10 @@ async function retriedBooking(
   context: Parameters<typeof publishPending>[1],
 ) {
   const { booking } = made;
-  const sameRequest =
-    booking.roomId === requested.roomId &&
-    booking.userId === requested.userId &&
-    booking.start === requested.start.toISOString() &&
-    booking.end === requested.end.toISOString();
-  if (!sameRequest) throw new IdempotencyKeyReusedError();
+  const { roomId, userId, start, end } = booking;
+  if (!isDeepStrictEqual({ roomId, userId, start, end }, bookingRequestOf(requested))) {
+    throw new IdempotencyKeyReusedError();
+  }
   await publishPending(made, context);
   return json(201, booking, { Location: `/bookings/${booking.id}`, ...replayedHeader });
 }

@@ -20,7 +20,9 @@ function unmatchedRequestError(method: string, path: string): HttpError {
     match = matchRoute(method, path);
   } catch {
     // A route's parameter that is not valid percent-encoding: the local runtime has no route to give it to.
-    return new ValidationError('Malformed percent-encoding in the path');
+    return new ValidationError('Malformed percent-encoding in the path', [
+      { field: 'path', message: 'Malformed percent-encoding' },
+    ]);
   }
   if (match.kind === 'method-not-allowed') return new MethodNotAllowedError(match.allow);
   // A path the table matches yet API Gateway did not route has no function to answer it either.
@@ -31,7 +33,11 @@ export const handler = withRequestMiddlewares(
   async (event) => {
     // A REST API (v1) event, which the middlewares read but the HTTP API never sends here: a client's mistake.
     const method = event.requestContext?.http?.method;
-    if (method === undefined) throw new ValidationError('The event has no requestContext.http.method');
+    if (method === undefined) {
+      throw new ValidationError('The event has no requestContext.http.method', [
+        { field: 'requestContext.http.method', message: 'Required' },
+      ]);
+    }
     throw unmatchedRequestError(method, event.rawPath);
   },
   observability.logger,

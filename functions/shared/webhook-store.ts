@@ -572,6 +572,21 @@ export class WebhookStore {
   }
 
   /**
+   * Whether `endpointId` names an endpoint deleted while its tombstone lasts: the id no registration gets
+   * ({@link EndpointIdRetiredError}), judged as {@link createEndpoint} judges it.
+   */
+  async isRetired(endpointId: string, now = new Date()): Promise<boolean> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: tombstoneKey(endpointId),
+        ConsistentRead: true,
+      }),
+    );
+    return Item !== undefined && !isExpired(Item, now.getTime());
+  }
+
+  /**
    * The endpoints `principal` registered, newest first, cursor-paginated, read from the owner index
    * (eventually consistent: an endpoint registered a moment ago may appear a moment later).
    */

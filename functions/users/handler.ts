@@ -225,7 +225,12 @@ async function expiredLinkError(userId: string): Promise<GoneError> {
 async function checkVerificationLink(userId: string, link: { expires: string; signature: string }) {
   const problem = await rotatingVerificationLinkProblem(readLinkSecret, { userId, ...link });
   if (problem === 'expired') throw await expiredLinkError(userId);
-  if (problem) throw new ValidationError('The verification link is invalid');
+  // The query's shape is validated before: what is left is a signature this deployment did not make for it.
+  if (problem) {
+    throw new ValidationError('The verification link is invalid', [
+      { field: 'query.signature', message: 'Does not sign this link' },
+    ]);
+  }
 }
 
 export const handler = createHttpFunction(

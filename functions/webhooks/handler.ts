@@ -1,11 +1,22 @@
 // The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, delete it, and read its delivery history (owner-scoped).
 
+import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ConflictError, IdempotencyKeyReusedError, InsufficientScopeError } from '../../middleware/errors.js';
-import { validateInput } from '../../middleware/http/middy.js';
+import {
+  ConflictError,
+  IdempotencyKeyReusedError,
+  InsufficientScopeError,
+  NotFoundError,
+} from '../../middleware/errors.js';
+import { type InputContext, validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
-import { idempotency, replayedHeader, type StoredAnswer } from '../../middleware/idempotency.js';
+import {
+  type IdempotentContext,
+  idempotency,
+  replayedHeader,
+  type StoredAnswer,
+} from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { callerOf } from '../shared/caller.js';
@@ -17,6 +28,7 @@ import { functionObservability } from '../shared/observability.js';
 import { idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
 import { SsrfGuard, ssrfAllowlistFromEnvironment } from '../shared/ssrf-guard.js';
 import {
+  EndpointIdRetiredError,
   EndpointIdTakenError,
   endpointIdFor,
   type NewEndpoint,
@@ -101,9 +113,26 @@ async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
 }
 
 /**
+ * The endpoint a registration with the caller's Idempotency-Key made. Once it is deleted, the key's retry
+ * is answered as a registration with that key is while the endpoint's tombstone lasts, with the
+ * tombstone's 409 (register with a new key), whether or not the key's record still holds the answer.
+ */
+async function endpointMadeWithKey(endpointId: string, caller: Principal): Promise<StoredEndpoint> {
+  try {
+    return await store.getOwnedEndpoint(endpointId, caller);
+  } catch (error) {
+    if (error instanceof NotFoundError && (await store.isRetired(endpointId))) {
+      throw new EndpointIdRetiredError(endpointId);
+    }
+    throw error;
+  }
+}
+
+/**
  * A registration's answer holds the endpoint's signing secret, which is stored nowhere in clear: the
  * idempotency record keeps the answer without it, and a replay reads the secret again from the endpoint,
- * where it is kept encrypted, for the caller that owns it (404 once the endpoint is deleted).
+ * where it is kept encrypted, for the caller that owns it (409 once the endpoint is deleted, see
+ * {@link endpointMadeWithKey}).
  */
 const registrationAnswer: StoredAnswer = {
   toRecord: (answer) => {
@@ -112,21 +141,25 @@ const registrationAnswer: StoredAnswer = {
   },
   fromRecord: async (kept, request) => {
     const registered = JSON.parse(kept.body as string) as Registration;
-    const endpoint = await store.getOwnedEndpoint(registered.id, callerOf(request.context.principal));
+    const endpoint = await endpointMadeWithKey(registered.id, callerOf(request.context.principal));
     const secret = await secretAgain(endpoint);
     return { ...kept, body: JSON.stringify({ ...registered, secret }) };
   },
 };
 
-/** Whether a stored endpoint is what `requested` asked to register, subscriptions in any order. */
+/**
+ * What a registration's retry must repeat: its canonical URL and the set of events it subscribes to, so
+ * that one listing them in another order (or one twice) is the same request. One rule while the key's
+ * record lasts (its payload) and after it (compared with the endpoint the key made, see
+ * {@link retriedRegistration}).
+ */
+function registrationRequestOf(registration: Pick<NewEndpoint, 'url' | 'eventTypes'>) {
+  return { url: registration.url, eventTypes: [...new Set(registration.eventTypes)].sort() };
+}
+
+/** Whether a stored endpoint is what `requested` asked to register (see {@link registrationRequestOf}). */
 function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boolean {
-  const subscribed = new Set<string>(endpoint.eventTypes);
-  const asked = new Set<string>(requested.eventTypes);
-  return (
-    endpoint.url === requested.url &&
-    subscribed.size === asked.size &&
-    [...asked].every((eventType) => subscribed.has(eventType))
-  );
+  return isDeepStrictEqual(registrationRequestOf(endpoint), registrationRequestOf(requested));
 }
 
 /**
@@ -135,8 +168,8 @@ function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boo
  * endpoint it made is `endpointId`. The same registration gets that endpoint with its secret, read again,
  * and the first one's 201 and `Location`, marked as a replay, but only within the time a replay would have
  * answered it ({@link registrationReplaySec} from its creation): later, a 409 naming the endpoint, whose
- * secret is not shown again. Another body with the key is 422, as it is while the record exists; an
- * endpoint deleted meanwhile is 404, as for a replay.
+ * secret is not shown again. Another request with the key (see {@link registrationRequestOf}) is 422, as
+ * it is while the record exists; an endpoint deleted meanwhile is 409, as for a replay.
  */
 async function retriedRegistration(
   endpointId: string,
@@ -144,7 +177,7 @@ async function retriedRegistration(
   requested: NewEndpoint,
   correlationId: string,
 ) {
-  const endpoint = await store.getOwnedEndpoint(endpointId, caller);
+  const endpoint = await endpointMadeWithKey(endpointId, caller);
   if (!isRegistrationOf(endpoint, requested)) throw new IdempotencyKeyReusedError();
   if (Date.now() - Date.parse(endpoint.createdAt) > registrationReplaySec * 1000) {
     throw new ConflictError(
@@ -176,11 +209,12 @@ function auditEndpointCreated(endpoint: WebhookEndpoint, caller: Principal, corr
 }
 
 /**
- * A registration retried with the same Idempotency-Key (and the same body: another is 422) answers with
- * the endpoint the first one made instead of making a second, with a second secret; one without a key
- * registers as it comes. Scoped to the caller, so no one else's key ever replays this caller's secret.
+ * A registration retried with the same Idempotency-Key (and the same request, see
+ * {@link registrationRequestOf}: another is 422) answers with the endpoint the first one made instead of
+ * making a second, with a second secret; one without a key registers as it comes. Scoped to the caller,
+ * so no one else's key ever replays this caller's secret.
  */
-const registrationIdempotency = idempotency({
+const registrationIdempotency = idempotency<IdempotentContext & InputContext<{ body: typeof registerBody }>>({
   persistenceStore: new ToolkitIdempotencyStore({
     name: 'webhooks',
     tableName: environment.toolkitTableName,
@@ -188,9 +222,9 @@ const registrationIdempotency = idempotency({
   }),
   config: new IdempotencyConfig({
     eventKeyJmesPath: 'headers."idempotency-key"',
-    payloadValidationJmesPath: 'body',
     expiresAfterSeconds: registrationReplaySec,
   }),
+  payloadOf: ({ context }) => registrationRequestOf(context.input.body),
   storedAnswer: registrationAnswer,
   logger,
 });

@@ -585,6 +585,59 @@ describe('retrying a booking with an Idempotency-Key', () => {
     expect(await bookingIdsOf(booker.id)).toEqual([]);
   });
 
+  /** Stands for the record's hour passing: deletes the Idempotency-Key record that holds `bookingId`'s answer. */
+  async function expireRecordOf(bookingId: string) {
+    const records = await idempotencyRecordsOf(toolkitDocuments, 'bookings');
+    const kept = records.filter((record) => JSON.stringify(record).includes(bookingId));
+    expect(kept).toHaveLength(1);
+    await toolkitDocuments.send(
+      new DeleteCommand({ TableName: testTableNames.toolkit, Key: { pk: kept[0]?.pk, sk: kept[0]?.sk } }),
+    );
+  }
+
+  /** `instant` (ISO in UTC) written at +01:00: the same instant in other bytes. */
+  const atPlusOne = (instant: string) =>
+    new Date(Date.parse(instant) + 3_600_000).toISOString().replace('Z', '+01:00');
+
+  it.each(['in UTC', 'at +01:00'])(
+    'judges a retry by its instants, not their offset, while the record lasts and after it: first sent %s',
+    async (firstOffset) => {
+      const booker = await newBooker();
+      const key = randomUUID();
+      const inUtc = { roomId: room(), userId: booker.id, start: retryAt(17), end: retryAt(18) };
+      const atOffset = { ...inUtc, start: atPlusOne(inUtc.start), end: atPlusOne(inUtc.end) };
+      const [sentFirst, sentAgain] = firstOffset === 'in UTC' ? [inUtc, atOffset] : [atOffset, inUtc];
+      const first = await bookWithKey(booker.token, key, sentFirst);
+      expect(first.status).toBe(201);
+      const booking = first.body as Booking;
+      expect(booking).toMatchObject({ start: inUtc.start, end: inUtc.end });
+
+      const expectReplayed = async (body: Record<string, unknown>) => {
+        const retry = await bookWithKey(booker.token, key, body);
+        expect(retry.status).toBe(201);
+        expect(retry.headers.get('idempotent-replayed')).toBe('true');
+        expect(retry.text).toBe(first.text);
+      };
+      const expectRefused = async () => {
+        const other = await bookWithKey(booker.token, key, { ...inUtc, end: retryAt(19) });
+        expect(other.status).toBe(422);
+        expect((other.body as ProblemBody).code).toBe('IDEMPOTENCY_KEY_REUSED');
+      };
+      // While the record lasts.
+      await expectReplayed(sentAgain);
+      await expectReplayed(sentFirst);
+      await expectRefused();
+      // After it, each body compared with the booking the key made (each replay stores a record anew).
+      for (const body of [sentAgain, sentFirst]) {
+        await expireRecordOf(booking.id);
+        await expectReplayed(body);
+      }
+      await expireRecordOf(booking.id);
+      await expectRefused();
+      expect(await bookingIdsOf(booker.id)).toEqual([booking.id]);
+    },
+  );
+
   it('answers 422 to the same key with another body, and books nothing more', async () => {
     const booker = await newBooker();
     const key = randomUUID();

@@ -406,6 +406,9 @@ describe('a refused link, opened or posted', () => {
         expect(response.status, `${method} ${bad}`).toBe(400);
         expect(response.headers.get('content-type')).toBe('application/problem+json');
         expect((response.body as Problem).detail).toBe('The verification link is invalid');
+        expect((response.body as Problem).errors).toEqual([
+          { field: 'query.signature', message: 'Does not sign this link' },
+        ]);
       }
       for (const bad of [
         `/users/${victim.id}/verify`,

@@ -105,6 +105,7 @@ function bookingEndpoint(
     storedAnswer,
     store = persistenceStore(staticPkValue, tableName, client),
     logger,
+    payloadOf,
   }: {
     tableName?: string;
     staticPkValue?: string;
@@ -112,6 +113,7 @@ function bookingEndpoint(
     storedAnswer?: StoredAnswer;
     store?: DynamoDBPersistenceLayer;
     logger?: Parameters<typeof idempotency>[0]['logger'];
+    payloadOf?: Parameters<typeof idempotency>[0]['payloadOf'];
   } = {},
 ) {
   const made: Booking[] = [];
@@ -132,6 +134,7 @@ function bookingEndpoint(
         config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"', ...config }),
         ...(storedAnswer ? { storedAnswer } : {}),
         ...(logger ? { logger } : {}),
+        ...(payloadOf ? { payloadOf } : {}),
       }),
     )
     .handler(async (event, context) => {
@@ -251,6 +254,24 @@ describe('idempotency()', () => {
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
 
+  it('compares what payloadOf makes of the request instead of its bytes: the same request written otherwise replays', async () => {
+    // A room named in any case is the same room.
+    const endpoint = bookingEndpoint(
+      {},
+      { payloadOf: ({ event }) => (JSON.parse(event.body ?? '{}') as Booking).room.toLowerCase() },
+    );
+    const key = randomUUID();
+    const first = await endpoint.call({ room: 'A' }, key);
+    expect(await endpoint.call({ room: 'a', requestId: 1 }, key)).toMatchObject({
+      statusCode: 201,
+      body: first.body,
+      headers: { 'Idempotent-Replayed': 'true' },
+    });
+    const reused = await endpoint.call({ room: 'b' }, key);
+    expect(problemOf(reused)).toMatchObject({ status: 422, code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(endpoint.made).toEqual([{ room: 'A' }]);
+  });
+
   it('answers 400 to a request without a key when throwOnNoIdempotencyKey is set', async () => {
     const endpoint = bookingEndpoint({ throwOnNoIdempotencyKey: true });
     const response = await endpoint.call({ room: 'a' }, undefined);
@@ -258,6 +279,7 @@ describe('idempotency()', () => {
       status: 400,
       code: 'VALIDATION_FAILED',
       detail: 'The request carries no idempotency key',
+      errors: [{ field: 'header.idempotency-key', message: 'Required' }],
     });
     expect(endpoint.made).toEqual([]);
   });
@@ -429,6 +451,19 @@ describe('idempotency()', () => {
         status: 400,
         code: 'VALIDATION_FAILED',
         detail: 'The idempotency key must be a string of 1 to 255 visible ASCII characters',
+        errors: [{ field: 'header.idempotency-key', message: 'Must be 1 to 255 visible ASCII characters' }],
+      });
+      expect(endpoint.made).toEqual([]);
+    });
+
+    it('names a key read from elsewhere than a header by its path in the 400', async () => {
+      const endpoint = bookingEndpoint({ eventKeyJmesPath: 'powertools_json(body).requestId' });
+      const response = await endpoint.call({ room: 'a', requestId: 5 }, undefined);
+      expect(problemOf(response)).toMatchObject({
+        status: 400,
+        errors: [
+          { field: 'powertools_json(body).requestId', message: 'Must be 1 to 255 visible ASCII characters' },
+        ],
       });
       expect(endpoint.made).toEqual([]);
     });
@@ -444,6 +479,7 @@ describe('idempotency()', () => {
         status: 400,
         code: 'VALIDATION_FAILED',
         detail: 'The idempotency key must not contain a comma, which joins the values of a header sent twice',
+        errors: [{ field: 'header.idempotency-key', message: 'Must not contain a comma' }],
       });
       expect(endpoint.made).toEqual([]);
     });
@@ -508,6 +544,7 @@ describe('idempotency()', () => {
         expect(problemOf(await endpoint.send(body, key))).toMatchObject({
           status: 400,
           detail: 'The request body cannot be read for its idempotency payload check',
+          errors: [{ field: 'body', message: 'Not what payloadValidationJmesPath reads' }],
         });
       }
       expect(endpoint.made).toEqual([]);
@@ -1023,6 +1060,24 @@ describe('idempotency()', () => {
       setupFault(
         endpoint.logger,
         "Invalid authenticate options: an idempotency middleware ran before authenticate(), so its records are not scoped to the caller and one caller's stored answer would be replayed to another: put makeHandlerIdempotent() or idempotency() after authenticate()",
+      );
+    });
+
+    it('refuses at construction a payloadOf that is no function, or one given with payloadValidationJmesPath', () => {
+      const store = persistenceStore('IDEM#unused');
+      expect(() => idempotency({ persistenceStore: store, payloadOf: 'body' as never })).toThrow(
+        new InvalidOptionsError('idempotency', ['payloadOf must be a function']),
+      );
+      expect(() =>
+        idempotency({
+          persistenceStore: store,
+          config: new IdempotencyConfig({ payloadValidationJmesPath: 'body' }),
+          payloadOf: ({ event }) => event.body,
+        }),
+      ).toThrow(
+        new InvalidOptionsError('idempotency', [
+          'give payloadOf or config.payloadValidationJmesPath, not both: only one can be compared',
+        ]),
       );
     });
 

@@ -53,9 +53,32 @@ describe('the catch-all function', () => {
   });
 
   it('answers a route parameter that is not valid percent-encoding with a 400 problem', async () => {
-    const response = await invoke('GET', '/users/%E0%A4%A');
+    for (const path of ['/users/%E0%A4%A', '/bookings/%zz']) {
+      const response = await invoke('GET', path);
+      expect(response.statusCode).toBe(400);
+      expect(JSON.parse(response.body ?? '')).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        detail: 'Malformed percent-encoding in the path',
+        errors: [{ field: 'path', message: 'Malformed percent-encoding' }],
+      });
+    }
+  });
+
+  it('answers an event without requestContext.http.method (a REST API one) with a 400 naming it', async () => {
+    const { requestContext, ...event } = httpEvent({ method: 'GET', path: '/nowhere', routeKey: '$default' });
+    const { http: _http, ...withoutHttp } = requestContext;
+    const restApiEvent = {
+      ...event,
+      httpMethod: 'GET',
+      requestContext: { ...withoutHttp, httpMethod: 'GET' },
+    };
+    const response = await handler(restApiEvent as never, lambdaContext());
     expect(response.statusCode).toBe(400);
-    expect(JSON.parse(response.body ?? '')).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(JSON.parse(response.body ?? '')).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: 'The event has no requestContext.http.method',
+      errors: [{ field: 'requestContext.http.method', message: 'Required' }],
+    });
   });
 
   it('writes the audit line every HTTP function writes, naming the $default route', async () => {

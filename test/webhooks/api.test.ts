@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
@@ -297,16 +297,76 @@ describe('retrying a registration with an Idempotency-Key', () => {
     expect(await endpointCount(documents, caller.sub)).toBe(2);
   });
 
-  it('answers 404 to a retry once the endpoint it made is deleted, and makes no new one', async () => {
+  /** Stands for the record's hour passing: deletes the Idempotency-Key record that holds `endpointId`'s answer. */
+  async function expireRecordOf(endpointId: string) {
+    const kept = (await registrationRecords()).filter((record) =>
+      JSON.stringify(record).includes(endpointId),
+    );
+    expect(kept).toHaveLength(1);
+    await documents.send(
+      new DeleteCommand({ TableName: testTableNames.toolkit, Key: { pk: kept[0]?.pk, sk: kept[0]?.sk } }),
+    );
+  }
+
+  it.each([
+    ['booking.created', 'booking.cancelled'],
+    ['booking.cancelled', 'booking.created'],
+  ])(
+    'judges a retry by the set of events it subscribes to, while the record lasts and after it: first sent %s, %s',
+    async (...firstOrder) => {
+      const caller = await newCaller();
+      const key = randomUUID();
+      const sentFirst = { ...registration, eventTypes: firstOrder };
+      const sentAgain = { ...registration, eventTypes: [...firstOrder].reverse() };
+      const first = await register(caller.token, key, sentFirst);
+      expect(first.status).toBe(201);
+      const { id } = first.body as { id: string };
+
+      const expectReplayed = async (body: unknown) => {
+        const retry = await register(caller.token, key, body);
+        expect(retry.status).toBe(201);
+        expect(retry.headers.get('idempotent-replayed')).toBe('true');
+        expect(retry.text).toBe(first.text);
+      };
+      const expectRefused = async () => {
+        const other = await register(caller.token, key, { ...registration, eventTypes: ['booking.created'] });
+        expect(other.status).toBe(422);
+        expect((other.body as ProblemBody).code).toBe('IDEMPOTENCY_KEY_REUSED');
+      };
+      // While the record lasts.
+      await expectReplayed(sentAgain);
+      await expectReplayed(sentFirst);
+      await expectRefused();
+      // After it, each body compared with the endpoint the key made (each replay stores a record anew).
+      for (const body of [sentAgain, sentFirst]) {
+        await expireRecordOf(id);
+        await expectReplayed(body);
+      }
+      await expireRecordOf(id);
+      await expectRefused();
+      expect(await endpointCount(documents, caller.sub)).toBe(1);
+    },
+  );
+
+  it("answers the tombstone's 409 to a retry once the endpoint it made is deleted, while the record lasts and after it, and makes no new one", async () => {
     const caller = await newCaller();
     const key = randomUUID();
     const created = (await register(caller.token, key)).body as { id: string };
     expect((await api.request('DELETE', `/webhooks/${created.id}`, { token: caller.token })).status).toBe(
       204,
     );
-    const retry = await register(caller.token, key);
-    expect(retry.status).toBe(404);
-    expect(retry.headers.get('content-type')).toBe('application/problem+json');
+    const expectRetired = async () => {
+      const retry = await register(caller.token, key);
+      expect(retry.status).toBe(409);
+      expect(retry.headers.get('content-type')).toBe('application/problem+json');
+      expect(retry.body).toMatchObject({
+        code: 'CONFLICT',
+        detail: `Webhook endpoint ${created.id}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
+      });
+    };
+    await expectRetired();
+    await expireRecordOf(created.id);
+    await expectRetired();
     expect(await endpointCount(documents, caller.sub)).toBe(0);
   });
 });
