@@ -274,6 +274,24 @@ export const routes = [
   },
   {
     method: 'GET',
+    path: '/admin/webhooks/{id}',
+    function: 'webhooks',
+    // On-call reads another owner's endpoint and its deliveries after the webhook DLQ alarm, without their token.
+    auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    rateLimit: { preset: 'admin', keyBy: 'user' },
+    summary: "Get any of the tenant's webhook endpoints, never its secret (admin, audited)",
+  },
+  {
+    method: 'GET',
+    path: '/admin/webhooks/{id}/deliveries',
+    function: 'webhooks',
+    auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    rateLimit: { preset: 'admin', keyBy: 'user' },
+    summary:
+      "Delivery history of any of the tenant's webhook endpoints (cursor-paginated, newest first; admin, audited)",
+  },
+  {
+    method: 'GET',
     path: '/webhooks/{id}/deliveries',
     function: 'webhooks',
     auth: { kind: 'principal', scopes: ['webhooks/read'] },

@@ -674,11 +674,20 @@ export class WebhookStore {
    * owner lost their role or key); 404 for another tenant's. Resolves with what was deleted, for the audit.
    */
   async deleteTenantEndpoint(endpointId: string, tenantId: string): Promise<StoredEndpoint> {
+    const endpoint = await this.getTenantEndpoint(endpointId, tenantId);
+    await this.removeEndpoint(endpoint);
+    return endpoint;
+  }
+
+  /**
+   * Any endpoint of the tenant, whoever owns it (an administrator reading it); 404 for another tenant's,
+   * and for a deleted one, as {@link getOwnedEndpoint} answers.
+   */
+  async getTenantEndpoint(endpointId: string, tenantId: string): Promise<StoredEndpoint> {
     const endpoint = await this.getEndpoint(endpointId);
     if (!endpoint || endpoint.tenantId !== tenantId) {
       throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
     }
-    await this.removeEndpoint(endpoint);
     return endpoint;
   }
 

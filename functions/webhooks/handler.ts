@@ -1,4 +1,4 @@
-// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, delete it, and read its delivery history (owner-scoped).
+// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, delete it, and read its delivery history (owner-scoped; an admin reads and deletes any of the tenant's, audited).
 
 import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
@@ -229,6 +229,18 @@ const registrationIdempotency = idempotency<IdempotentContext & InputContext<{ b
   logger,
 });
 
+/**
+ * An administrator read, or deleted, another owner's endpoint: an `admin.action` line naming it by ids
+ * only (whose endpoint, of which kind), never its URL or its secret.
+ */
+function auditAdminAction(action: string, endpoint: WebhookEndpoint, caller: Principal): void {
+  auditLogger.logAdminAction(
+    action,
+    { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind },
+    caller,
+  );
+}
+
 /** The scope that reads what each event carries, the same the route table asks to read it. */
 const readScopeOf: Readonly<Record<WebhookEventType, string>> = {
   'booking.created': 'bookings/read',
@@ -317,14 +329,29 @@ export const handler = createHttpFunction(
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
         const caller = callerOf(principal);
         const endpoint = await store.deleteTenantEndpoint(input.path.id, tenantOf(caller));
-        // Ids only: whose endpoint an administrator removed; never its URL or its secret.
-        auditLogger.logAdminAction(
-          'webhook.endpoint_deleted',
-          { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind },
-          caller,
-        );
+        auditAdminAction('webhook.endpoint_deleted', endpoint, caller);
         return noContent();
       }),
+
+    'GET /admin/webhooks/{id}': (route) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
+        const caller = callerOf(principal);
+        const endpoint = await store.getTenantEndpoint(input.path.id, tenantOf(caller));
+        auditAdminAction('webhook.endpoint_read', endpoint, caller);
+        return json(200, publicEndpoint(endpoint));
+      }),
+
+    'GET /admin/webhooks/{id}/deliveries': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema, query: pageQuerySchema }))
+        .handler(async (_event, { input, principal }) => {
+          const caller = callerOf(principal);
+          const endpoint = await store.getTenantEndpoint(input.path.id, tenantOf(caller));
+          // Read before the audit line: a cursor of another endpoint's list is a 400 that read nothing.
+          const page = await store.listDeliveries(endpoint.id, input.query.limit, input.query.cursor);
+          auditAdminAction('webhook.deliveries_read', endpoint, caller);
+          return json(200, page);
+        }),
 
     'GET /webhooks/{id}/deliveries': (route) =>
       route
