@@ -102,6 +102,20 @@ describe('GET /admin/webhooks/{id}', () => {
   });
 });
 
+describe('GET /admin/webhooks/{id} of an integration', () => {
+  it("shows a machine's endpoint named by its client id and kind integration", async () => {
+    const clientId = `svc-${randomUUID()}`;
+    const machine = await api.token({ m2m: true, clientId, scopes: ['webhooks/write', 'bookings/read'] });
+    const endpoint = await registerEndpoint(api, machine, `http://127.0.0.1:9/${randomUUID()}`);
+    const response = await api.request('GET', `/admin/webhooks/${endpoint.id}`, {
+      token: await adminToken(),
+    });
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ id: endpoint.id, ownerId: clientId, ownerKind: 'integration' });
+    expect(response.body).not.toHaveProperty('secret');
+  });
+});
+
 describe('GET /admin/webhooks/{id}/deliveries', () => {
   it("pages another owner's delivery history for an admin by the owner route's cursor and limit rules; audited by ids", async () => {
     const receiver = await startReceiver();
