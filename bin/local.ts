@@ -45,6 +45,21 @@ if (sweepIntervalSec !== undefined && !/^[1-9]\d{0,5}$/.test(sweepIntervalSec)) 
   fail('BULWARK_SWEEP_INTERVAL_SEC must be a whole number of seconds from 1 to 999999');
 }
 
+/**
+ * A worker's retry base from the shell, checked as the function checks it (whole seconds, 1 to 3600), so a
+ * bad value stops the start here rather than the worker's first batch. Short bases make a DLQ drill quick.
+ */
+function retryBaseFromShell(variable: string): number | undefined {
+  const value = process.env[variable];
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d{0,3}$/.test(value) || Number(value) > 3600) {
+    fail(`${variable} must be a whole number of seconds from 1 to 3600`);
+  }
+  return Number(value);
+}
+const emailRetryBaseDelaySec = retryBaseFromShell('EMAIL_RETRY_BASE_DELAY_SEC');
+const webhookRetryBaseDelaySec = retryBaseFromShell('WEBHOOK_RETRY_BASE_DELAY_SEC');
+
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
 const runningPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
@@ -70,6 +85,8 @@ try {
     ...(sweepIntervalSec === undefined
       ? {}
       : { bookingEventSweep: { intervalMs: Number(sweepIntervalSec) * 1000 } }),
+    emailRetryBaseDelaySec,
+    webhookRetryBaseDelaySec,
   });
 } catch (error) {
   rmSync(pidFile, { force: true });
@@ -104,6 +121,7 @@ console.log(
     `  Outbox           ${runtime.outboxDir}  (every email as an .eml file, SMTP sink ${runtime.smtp.host}:${runtime.smtp.port}; every SMS as a .sms.txt file)`,
     `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')}; in memory: messages still queued at exit are dropped)`,
     `  Event sweep      every ${(runtime.bookingEventSweepIntervalMs ?? 0) / 1000} s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)`,
+    `  Retry bases      email ${runtime.retryBaseDelaySec.email} s, webhooks ${runtime.retryBaseDelaySec.webhook} s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)`,
     '  Routes',
     ...routeLines,
     '',

@@ -123,6 +123,8 @@ export interface LocalRuntime {
   readonly smsOutboxDir: string;
   /** Milliseconds between two runs of the booking event sweep; undefined when it does not run. */
   readonly bookingEventSweepIntervalMs: number | undefined;
+  /** The workers' retry bases the functions got (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC). */
+  readonly retryBaseDelaySec: { readonly email: number; readonly webhook: number };
   /** Stops everything once the sweep in progress and the workers' batches in flight are done. */
   stop(): Promise<LocalRuntimeStopReport>;
 }
@@ -316,6 +318,10 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
   const smsOutboxDir = outboxDir ?? mkdtempSync(join(tmpdir(), 'bulwark-sms-'));
   if (!outboxDir) started.push(() => rmSync(smsOutboxDir, { recursive: true, force: true }));
 
+  const retryBaseDelaySec = {
+    email: options.emailRetryBaseDelaySec ?? 30,
+    webhook: options.webhookRetryBaseDelaySec ?? 60,
+  };
   Object.assign(process.env, {
     APP_TABLE_NAME: tableNames.app,
     TOOLKIT_TABLE_NAME: tableNames.toolkit,
@@ -330,12 +336,12 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     EMAIL_TRANSPORT: 'smtp',
     SMTP_HOST: smtp.host,
     SMTP_PORT: String(smtp.port),
-    EMAIL_RETRY_BASE_DELAY_SEC: String(options.emailRetryBaseDelaySec ?? 30),
+    EMAIL_RETRY_BASE_DELAY_SEC: String(retryBaseDelaySec.email),
     SMS_TRANSPORT: 'outbox',
     SMS_OUTBOX_DIR: smsOutboxDir,
     WEBHOOK_QUEUE_URL: sqs.queueUrls[workers['webhook-worker'].queueName],
     WEBHOOK_DLQ_URL: sqs.queueUrls[`${workers['webhook-worker'].queueName}-dlq`],
-    WEBHOOK_RETRY_BASE_DELAY_SEC: String(options.webhookRetryBaseDelaySec ?? 60),
+    WEBHOOK_RETRY_BASE_DELAY_SEC: String(retryBaseDelaySec.webhook),
     // Local receivers listen on loopback, which the guard blocks everywhere else.
     SSRF_ALLOWLIST: (options.ssrfAllowlist ?? ['127.0.0.0/8', '::1/128']).join(','),
     // Per run: verification links from an earlier run stop verifying, which is fine locally.
@@ -476,6 +482,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     outboxDir,
     smsOutboxDir,
     bookingEventSweepIntervalMs: sweepSchedule ? sweepSchedule.intervalMs : undefined,
+    retryBaseDelaySec,
     stop: () => {
       stopped ??= (async () => {
         // The sweep and the pollers first: a run or batches in flight finish while SQS, the sink and

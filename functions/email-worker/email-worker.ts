@@ -8,7 +8,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import type { CircuitBreakerOptions } from '../../middleware/circuit-breaker/options.js';
+import { type CircuitBreakerOptions, circuitDefaults } from '../../middleware/circuit-breaker/options.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
@@ -69,17 +69,43 @@ export interface EmailWorkerOptions {
   readonly observability: FunctionObservability;
 }
 
+/** The longest failure window a provider circuit gets, whatever the retry base. */
+const maxProviderWindowMs = 3_600_000;
+
 /**
- * The circuit breaker of an email or SMS provider. A message the provider refused for good
- * (DeliveryRejectedError) shows the provider is up: it does not count, so a few mistyped addresses
- * never open the circuit for everyone.
+ * The failure window of a provider circuit whose sends are retried `retryBaseDelaySec` apart: 2 ×
+ * `failureThreshold` × that base, at most an hour (5 minutes with the defaults, 5 and 30 s).
+ *
+ * In an outage at low volume the failed sends are the messages' attempts, each retried a base and then
+ * twice that later, so they come about a base apart, not several in 10 s: the breaker's default 10 s
+ * window never held five (an SMTP outage drill: six failed sends, at most four in one window, and no
+ * `CircuitOpened`). This window holds `failureThreshold` sends failing at most a base apart wherever its
+ * (clock-aligned) boundaries fall: any 2 × `failureThreshold` − 1 of them span less than it, so they touch
+ * at most two windows and one of them holds `failureThreshold`. Longer would let a busy provider's rare
+ * transient failures add up and turn its sends away; the hour bounds that for a large base.
+ */
+export function providerWindowMs(
+  retryBaseDelaySec: number,
+  failureThreshold: number = circuitDefaults.failureThreshold,
+): number {
+  return Math.min(maxProviderWindowMs, 2 * failureThreshold * retryBaseDelaySec * 1000);
+}
+
+/**
+ * The circuit breaker of an email or SMS provider, counting failures over {@link providerWindowMs} of the
+ * worker's retry base. A message the provider refused for good (DeliveryRejectedError) shows the provider
+ * is up: it does not count, so a few mistyped addresses never open the circuit for everyone.
  *
  * @example
- * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: 25_000 });
+ * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: 25_000, retryBaseDelaySec: 30 });
  */
-export function providerCircuitBreaker(options: CircuitBreakerOptions<string>): CircuitBreaker<string> {
+export function providerCircuitBreaker(
+  options: CircuitBreakerOptions<string> & { readonly retryBaseDelaySec: number },
+): CircuitBreaker<string> {
+  const { retryBaseDelaySec, ...breakerOptions } = options;
   return new CircuitBreaker<string>({
-    ...options,
+    rollingWindowMs: providerWindowMs(retryBaseDelaySec, options.failureThreshold),
+    ...breakerOptions,
     errorFilter: (error) => error instanceof DeliveryRejectedError,
   });
 }

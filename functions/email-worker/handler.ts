@@ -61,10 +61,14 @@ const smsTransport: SmsTransport =
       )
     : new OutboxSmsTransport(queues.sms.outboxDir);
 
-/** One breaker per provider, on the toolkit table; below the function timeout, so a hung provider fails the attempt. */
+/**
+ * One breaker per provider, on the toolkit table; below the function timeout, so a hung provider fails the
+ * attempt; counting failures over a window fitted to the retry base, the pace of an outage's failed sends.
+ */
 function providerBreaker(name: string): CircuitBreaker<string> {
   return providerCircuitBreaker({
     name,
+    retryBaseDelaySec: queues.retryBaseDelaySec,
     tableName: environment.toolkitTableName,
     client: dynamoDb,
     timeoutMs: (definition.timeoutSec - 5) * 1000,

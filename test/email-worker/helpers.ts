@@ -145,6 +145,7 @@ export function testProviderBreaker(
     name: `${prefix}-${randomUUID()}`,
     tableName: testTableNames.toolkit,
     client: dynamoDb,
+    retryBaseDelaySec: 30,
     ...settings,
   });
 }

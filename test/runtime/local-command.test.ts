@@ -146,6 +146,42 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
+  it("gives the workers the shell's retry bases, so a DLQ drill takes seconds", async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({
+      PORT: '0',
+      BULWARK_DATA_DIR: dataDir,
+      EMAIL_RETRY_BASE_DELAY_SEC: '2',
+      WEBHOOK_RETRY_BASE_DELAY_SEC: '1',
+    });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    // The banner prints the bases the runtime put into the functions' environment.
+    expect(started.output().split('\n')).toContain(
+      '  Retry bases      email 2 s, webhooks 1 s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)',
+    );
+  });
+
+  it('refuses a retry base the workers would refuse, before starting anything', async () => {
+    const dataDir = dataFolder();
+    const refused = [
+      ['EMAIL_RETRY_BASE_DELAY_SEC', '0'],
+      ['EMAIL_RETRY_BASE_DELAY_SEC', '3601'],
+      ['WEBHOOK_RETRY_BASE_DELAY_SEC', '1.5'],
+      ['WEBHOOK_RETRY_BASE_DELAY_SEC', ''],
+    ].map(([variable = '', seconds = '']) => ({
+      variable,
+      started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, [variable]: seconds }),
+    }));
+    for (const { variable, started } of refused) {
+      expect(await started.exited).toBe(1);
+      expect(started.output().split('\n')).toContain(
+        `npm start: ${variable} must be a whole number of seconds from 1 to 3600`,
+      );
+      expect(started.output()).not.toContain('    at ');
+    }
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+  });
+
   it('says which port is busy instead of printing a stack trace', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
