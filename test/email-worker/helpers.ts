@@ -76,27 +76,42 @@ export async function receiveAll(runtime: LocalRuntime, queue: string) {
   return Messages ?? [];
 }
 
-/** Waits until a queue holds no message, visible or in flight: every message was processed and deleted. */
-export async function drained(runtime: LocalRuntime, queue = 'bulwark-email'): Promise<void> {
+/**
+ * Waits until a queue holds no message, visible or in flight: every message was processed and deleted. On
+ * timeout the error says what was left (visible, in flight, delayed: a delayed one is a retry).
+ */
+export async function drained(
+  runtime: LocalRuntime,
+  queue = 'bulwark-email',
+  timeoutMs?: number,
+): Promise<void> {
   const client = createLocalSqsClient(runtime.sqs.endpoint);
-  await until(async () => {
-    const { Attributes } = await client.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: runtime.sqs.queueUrls[queue],
-        AttributeNames: [
-          'ApproximateNumberOfMessages',
-          'ApproximateNumberOfMessagesNotVisible',
-          'ApproximateNumberOfMessagesDelayed',
-        ],
-      }),
-    );
-    const left =
-      Number(Attributes?.ApproximateNumberOfMessages ?? 1) +
-      Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 1) +
-      Number(Attributes?.ApproximateNumberOfMessagesDelayed ?? 1);
-    return left === 0 ? true : undefined;
-  });
-  client.destroy();
+  let left = 'nothing read yet';
+  try {
+    await until(async () => {
+      const { Attributes } = await client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: runtime.sqs.queueUrls[queue],
+          AttributeNames: [
+            'ApproximateNumberOfMessages',
+            'ApproximateNumberOfMessagesNotVisible',
+            'ApproximateNumberOfMessagesDelayed',
+          ],
+        }),
+      );
+      const counts = [
+        Number(Attributes?.ApproximateNumberOfMessages ?? 1),
+        Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 1),
+        Number(Attributes?.ApproximateNumberOfMessagesDelayed ?? 1),
+      ];
+      left = `${counts[0]} visible, ${counts[1]} in flight, ${counts[2]} delayed`;
+      return counts.every((count) => count === 0) ? true : undefined;
+    }, timeoutMs);
+  } catch (error) {
+    throw new Error(`${queue} did not drain: ${left}`, { cause: error });
+  } finally {
+    client.destroy();
+  }
 }
 
 /**
