@@ -308,16 +308,18 @@ describe('retrying a registration with an Idempotency-Key', () => {
     );
   }
 
-  it.each([
-    ['booking.created', 'booking.cancelled'],
-    ['booking.cancelled', 'booking.created'],
+  it.each<[string[]]>([
+    [['booking.created', 'booking.cancelled']],
+    [['booking.cancelled', 'booking.created']],
+    // One named twice is the same request as once: the endpoint stores it once.
+    [['booking.created', 'booking.created', 'booking.cancelled']],
   ])(
-    'judges a retry by the set of events it subscribes to, while the record lasts and after it: first sent %s, %s',
-    async (...firstOrder) => {
+    'judges a retry by the set of events it subscribes to, while the record lasts and after it: first sent %j',
+    async (firstOrder) => {
       const caller = await newCaller();
       const key = randomUUID();
       const sentFirst = { ...registration, eventTypes: firstOrder };
-      const sentAgain = { ...registration, eventTypes: [...firstOrder].reverse() };
+      const sentAgain = { ...registration, eventTypes: [...new Set(firstOrder)].reverse() };
       const first = await register(caller.token, key, sentFirst);
       expect(first.status).toBe(201);
       const { id } = first.body as { id: string };
