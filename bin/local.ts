@@ -52,7 +52,7 @@ if (sweepIntervalSec !== undefined && !/^[1-9]\d{0,5}$/.test(sweepIntervalSec)) 
 function retryBaseFromShell(variable: string): number | undefined {
   const value = process.env[variable];
   if (value === undefined) return undefined;
-  if (!/^[1-9]\d{0,3}$/.test(value) || Number(value) > 3600) {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 3600) {
     fail(`${variable} must be a whole number of seconds from 1 to 3600`);
   }
   return Number(value);

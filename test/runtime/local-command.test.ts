@@ -152,7 +152,8 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       PORT: '0',
       BULWARK_DATA_DIR: dataDir,
       EMAIL_RETRY_BASE_DELAY_SEC: '2',
-      WEBHOOK_RETRY_BASE_DELAY_SEC: '1',
+      // Leading zeros too, as the functions read it.
+      WEBHOOK_RETRY_BASE_DELAY_SEC: '01',
     });
     await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
     // The banner prints the bases the runtime put into the functions' environment.
@@ -168,6 +169,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       ['EMAIL_RETRY_BASE_DELAY_SEC', '3601'],
       ['WEBHOOK_RETRY_BASE_DELAY_SEC', '1.5'],
       ['WEBHOOK_RETRY_BASE_DELAY_SEC', ''],
+      ['WEBHOOK_RETRY_BASE_DELAY_SEC', '00'],
     ].map(([variable = '', seconds = '']) => ({
       variable,
       started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, [variable]: seconds }),
