@@ -39,10 +39,9 @@ function isSesMessageRejection(error: unknown): error is Error {
  */
 export function sesFromAddress(configured: string): string {
   const from = quotedDisplayName(configured);
-  const open = from.lastIndexOf('<');
-  const name = open === -1 ? '' : from.slice(0, open).trim();
+  const { name, angleAddress } = displayNameOf(from);
   if (!/[\u0080-\uffff]/.test(name)) return from;
-  return `${encodedWords(unquoted(name))} ${from.slice(open)}`;
+  return `${encodedWords(unquoted(name))} ${angleAddress}`;
 }
 
 /**
@@ -52,15 +51,24 @@ export function sesFromAddress(configured: string): string {
  * quoted, one without specials (a `.` is allowed in a name), and a bare address stay exactly as configured.
  */
 export function quotedDisplayName(from: string): string {
-  const open = from.lastIndexOf('<');
-  const name = open === -1 ? '' : from.slice(0, open).trim();
-  if (name === '' || /^".*"$/s.test(name) || !/[()<>[\]:;@\\,"]/.test(name)) return from;
-  return `"${name.replace(/[\\"]/g, (special) => `\\${special}`)}" ${from.slice(open)}`;
+  const { name, angleAddress } = displayNameOf(from);
+  if (name === '' || isQuotedString(name) || !/[()<>[\]:;@\\,"]/.test(name)) return from;
+  return `"${name.replace(/[\\"]/g, (special) => `\\${special}`)}" ${angleAddress}`;
 }
+
+/** A From value's display name (trimmed; empty for a bare address) and the `<address>` after it. */
+function displayNameOf(from: string): { name: string; angleAddress: string } {
+  const open = from.lastIndexOf('<');
+  return open === -1
+    ? { name: '', angleAddress: from }
+    : { name: from.slice(0, open).trim(), angleAddress: from.slice(open) };
+}
+
+const isQuotedString = (name: string) => /^".*"$/s.test(name);
 
 /** The text of an RFC 5322 quoted string (`"a \"b\""` is `a "b"`); any other name as it is. */
 function unquoted(name: string): string {
-  return /^".*"$/s.test(name) ? name.slice(1, -1).replace(/\\(.)/gs, '$1') : name;
+  return isQuotedString(name) ? name.slice(1, -1).replace(/\\(.)/gs, '$1') : name;
 }
 
 /**
