@@ -1,5 +1,4 @@
 // Circuit state shared by every Lambda instance: one item per circuit (`CB#<name>`) in the toolkit table.
-
 import { randomUUID } from 'node:crypto';
 import type { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';

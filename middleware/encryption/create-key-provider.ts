@@ -1,5 +1,4 @@
 // Chooses the key provider from configuration: KMS when a key id is configured, the local key otherwise.
-
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { assertNoProblems } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';

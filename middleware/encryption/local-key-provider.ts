@@ -1,5 +1,4 @@
 // The local key provider: a raw AES-256 wrapping key from ENCRYPTION_KEY, for local runs and tests.
-
 import {
   createCipheriv,
   createDecipheriv,

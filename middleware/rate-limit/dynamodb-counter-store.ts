@@ -1,5 +1,4 @@
 // The real counter store: one item per key in the toolkit table, advanced by a single conditional UpdateItem.
-
 import {
   type AttributeValue,
   BatchWriteItemCommand,
