@@ -714,63 +714,78 @@ describe('a message about a user', () => {
   const register = () => users.register({ email: `u-${randomUUID()}@example.com`, name: 'Gina' });
   const about = (user: { id: string; email: string }) => ({ ...welcome(user.email), userId: user.id });
 
-  it('is dropped unsent once its user was deleted: processed (so SQS deletes it), not retried, not dead-lettered, counted and audited by id', async () => {
-    const { transport, audits, run, logger, metrics } = setup();
-    const info = vi.spyOn(logger, 'info');
-    const user = await register();
-    const message = about(user);
-    const queued = await record(message);
-    await users.delete(user.id);
-    expect(await run(queued)).toEqual({ batchItemFailures: [] });
+  /**
+   * All a dropped message leaves: processed (so SQS deletes it), nothing sent, not retried, not
+   * dead-lettered, counted once as EmailSkipped, one email.skipped audit line and one log line naming why,
+   * by ids only: neither the address nor the name reaches a log or audit line.
+   */
+  async function expectDroppedUnsent(
+    { transport, audits, metrics }: Pick<ReturnType<typeof setup>, 'transport' | 'audits' | 'metrics'>,
+    info: { mock: { calls: unknown[][] } },
+    dropped: {
+      readonly message: { readonly id: string; readonly type: string };
+      readonly user: { readonly id: string; readonly email: string };
+      readonly reason: string;
+      readonly logged: string;
+    },
+  ) {
     expect(transport.sent).toEqual([]);
     expect(queues.visibilityChanges()).toEqual([]);
     expect(await queues.deadLetters()).toEqual([]);
     expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+    expect(storedMetric(metrics, 'EmailSent')).toBeUndefined();
     expect(storedMetric(metrics, 'EmailFailed')).toBeUndefined();
     expect(audits).toEqual([
       expect.objectContaining({
         eventType: 'email.skipped',
         outcome: 'success',
         correlationId: 'corr-123',
-        userId: user.id,
-        metadata: { messageId: message.id, type: 'welcome', reason: 'user_deleted' },
+        userId: dropped.user.id,
+        metadata: { messageId: dropped.message.id, type: dropped.message.type, reason: dropped.reason },
       }),
     ]);
-    expect(info).toHaveBeenCalledWith('Email dropped: its user was deleted', {
+    expect(info).toHaveBeenCalledWith(`Email dropped: ${dropped.logged}`, {
       correlation_id: 'corr-123',
-      messageId: message.id,
-      userId: user.id,
+      messageId: dropped.message.id,
+      userId: dropped.user.id,
     });
-    // Ids only: neither the address nor the name reaches a log or audit line.
-    expect(JSON.stringify([info.mock.calls, audits])).not.toMatch(new RegExp(`${user.email}|Gina`));
+    expect(JSON.stringify([info.mock.calls, audits])).not.toMatch(new RegExp(`${dropped.user.email}|Gina`));
+  }
+
+  it('is dropped unsent once its user was deleted: processed (so SQS deletes it), not retried, not dead-lettered, counted and audited by id', async () => {
+    const worker = setup();
+    const info = vi.spyOn(worker.logger, 'info');
+    const user = await register();
+    const message = about(user);
+    const queued = await record(message);
+    await users.delete(user.id);
+    expect(await worker.run(queued)).toEqual({ batchItemFailures: [] });
+    await expectDroppedUnsent(worker, info, {
+      message,
+      user,
+      reason: 'user_deleted',
+      logged: 'its user was deleted',
+    });
   });
 
   it('is dropped unsent once its registration lapsed unverified, audited with that reason, not as a deletion', async () => {
-    const { transport, audits, run, logger, metrics } = setup();
-    const info = vi.spyOn(logger, 'info');
+    const worker = setup();
+    const info = vi.spyOn(worker.logger, 'info');
     const lapsing = await register();
     const message = about(lapsing);
     const queued = await record(message);
     // Past the registration's expiry, before TTL deletes its item.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.parse(lapsing.expiresAt ?? '') + 1000 });
     try {
-      expect(await run(queued)).toEqual({ batchItemFailures: [] });
+      expect(await worker.run(queued)).toEqual({ batchItemFailures: [] });
     } finally {
       vi.useRealTimers();
     }
-    expect(transport.sent).toEqual([]);
-    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
-    expect(audits).toEqual([
-      expect.objectContaining({
-        eventType: 'email.skipped',
-        userId: lapsing.id,
-        metadata: { messageId: message.id, type: 'welcome', reason: 'registration_lapsed' },
-      }),
-    ]);
-    expect(info).toHaveBeenCalledWith("Email dropped: its user's registration lapsed unverified", {
-      correlation_id: 'corr-123',
-      messageId: message.id,
-      userId: lapsing.id,
+    await expectDroppedUnsent(worker, info, {
+      message,
+      user: lapsing,
+      reason: 'registration_lapsed',
+      logged: "its user's registration lapsed unverified",
     });
   });
 
@@ -798,32 +813,19 @@ describe('a message about a user', () => {
   });
 
   it('is dropped unsent when it is a verification email and the address was verified after it was queued, counted and audited as already verified', async () => {
-    const { transport, audits, run, logger, metrics } = setup();
-    const info = vi.spyOn(logger, 'info');
+    const worker = setup();
+    const info = vi.spyOn(worker.logger, 'info');
     const user = await register();
     const message = verificationAbout(user);
     const queued = await record(message);
     // The old link used while the new one waits in the queue.
     await users.verifyEmail(user.id);
-    expect(await run(queued)).toEqual({ batchItemFailures: [] });
-    expect(transport.sent).toEqual([]);
-    expect(queues.visibilityChanges()).toEqual([]);
-    expect(await queues.deadLetters()).toEqual([]);
-    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
-    expect(storedMetric(metrics, 'EmailSent')).toBeUndefined();
-    expect(audits).toEqual([
-      expect.objectContaining({
-        eventType: 'email.skipped',
-        outcome: 'success',
-        correlationId: 'corr-123',
-        userId: user.id,
-        metadata: { messageId: message.id, type: 'verification', reason: 'already_verified' },
-      }),
-    ]);
-    expect(info).toHaveBeenCalledWith("Email dropped: its user's address is already verified", {
-      correlation_id: 'corr-123',
-      messageId: message.id,
-      userId: user.id,
+    expect(await worker.run(queued)).toEqual({ batchItemFailures: [] });
+    await expectDroppedUnsent(worker, info, {
+      message,
+      user,
+      reason: 'already_verified',
+      logged: "its user's address is already verified",
     });
   });
 
