@@ -41,9 +41,14 @@ export function countedClient(endpoint = inject('dynamoDbEndpoint')): CountedCli
   };
 }
 
-/** A DynamoDB store of its own (own client, own counter) on the suite's toolkit table. */
+/**
+ * A DynamoDB store of its own (own client, own counter) on the suite's toolkit table. Its requests wait up
+ * to 5 s, not the 1 s default: these tests are about the shared state, and on a busy machine (two test
+ * workers beside the one embedded DynamoDB) a write past 1 s sent a clean-clone run's breaker to local
+ * state mid-test. What a slow store does is tested on a store that answers late (late-answer.test.ts).
+ */
 export function dynamoStore(counted: CountedClient = countedClient()): DynamoDbCircuitStateStore {
-  return new DynamoDbCircuitStateStore({ tableName, client: counted.client });
+  return new DynamoDbCircuitStateStore({ tableName, client: counted.client, requestTimeoutMs: 5000 });
 }
 
 /** One breaker instance as a Lambda instance would have it: its own store client and its own cache. */
