@@ -32,3 +32,14 @@ export function requiredString(item: Record<string, unknown>, attribute: string)
   if (typeof value !== 'string') throw new StoredRecordError(item, attribute, 'missing');
   return value;
 }
+
+/** `item[attribute]`, which must be one of `known`. */
+export function oneOf<Value extends string>(
+  item: Record<string, unknown>,
+  attribute: string,
+  known: readonly Value[],
+): Value {
+  const value = requiredString(item, attribute);
+  if (!(known as readonly string[]).includes(value)) throw new StoredRecordError(item, attribute, 'unknown');
+  return value as Value;
+}

@@ -136,10 +136,10 @@ export interface UsersModelOptions {
 function toUser(id: string, item: Record<string, unknown>): User {
   return {
     id,
-    email: String(item.email),
-    name: String(item.name),
+    email: requiredString(item, 'email'),
+    name: requiredString(item, 'name'),
     ...(typeof item.phone === 'string' ? { phone: item.phone } : {}),
-    createdAt: String(item.createdAt),
+    createdAt: requiredString(item, 'createdAt'),
     ...(typeof item.emailVerifiedAt === 'string' ? { emailVerifiedAt: item.emailVerifiedAt } : {}),
     ...(typeof item.phoneVerifiedAt === 'string' ? { phoneVerifiedAt: item.phoneVerifiedAt } : {}),
     ...(typeof item.expiresAt === 'number'
