@@ -162,10 +162,11 @@ function build(
 /**
  * Turns a thrown value into a problem+json response. Toolkit errors and exposed Middy errors keep
  * their status and message; an encryption or decryption error for want of a key is a 503 with
- * Retry-After; a stored record that cannot be decrypted is a 500 `DECRYPTION_FAILED` that says so; a raw error that is a dependency's passing failure ({@link dependencyFailure}: an AWS
- * service throttling, failing with a 5xx, unreachable or answering what the SDK cannot read) is a 503
- * with Retry-After, or a 504 when it timed out; anything else becomes a generic 500 whose detail stays
- * in the log.
+ * Retry-After; a stored record that cannot be decrypted is a 500 `DECRYPTION_FAILED` that says so; a
+ * raw error that is a dependency's passing failure ({@link dependencyFailure}: an AWS service
+ * throttling, failing with a 5xx, unreachable or answering what the SDK cannot read) is a 503 with
+ * Retry-After, or a 504 when it timed out; anything else becomes a generic 500 whose detail stays in
+ * the log.
  */
 export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
   if (error instanceof HttpError) {
