@@ -65,6 +65,8 @@ export const problemStatuses: Readonly<Partial<Record<BulwarkErrorCode, number>>
   IDEMPOTENCY_KEY_REUSED: 422,
   TOO_MANY_REQUESTS: 429,
   INTERNAL: 500,
+  /** A stored record that cannot be decrypted ({@link isUnreadableRecord}); a key service failure is not one. */
+  DECRYPTION_FAILED: 500,
   DEPENDENCY_FAILED: 502,
   SERVICE_UNAVAILABLE: 503,
   CIRCUIT_OPEN: 503,
@@ -508,6 +510,19 @@ export class DecryptionError extends BulwarkError {
     this.reason = reason;
     this.field = options.field;
   }
+}
+
+/**
+ * Whether a decryption failed for something in the stored value itself (tampered, truncated, malformed,
+ * moved, sealed under a key the provider does not hold), so that reading it again fails the same way; not
+ * the key service failing (`key_unavailable`, `key_misconfigured`), which every record meets alike.
+ */
+export function isUnreadableRecord(error: unknown): error is DecryptionError {
+  return (
+    error instanceof DecryptionError &&
+    error.reason !== 'key_unavailable' &&
+    error.reason !== 'key_misconfigured'
+  );
 }
 
 /** One missing or invalid configuration key; the message never contains the value. */

@@ -305,6 +305,7 @@ export {
   InvalidArgumentError,
   InvalidOptionsError,
   InvalidTokenError,
+  isUnreadableRecord,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,

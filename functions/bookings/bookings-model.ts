@@ -16,6 +16,7 @@ import { keyDerivedBytes } from '../shared/key-derived-ids.js';
 import { bookingIdOfKey, bookingKey, slotKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { pendingEventsIndex, pendingIndexKeys, pendingPartition } from '../shared/pending-events-index.js';
+import { oneOf, requiredString } from '../shared/stored-attributes.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 
 export const slotMinutes = 15;
@@ -25,7 +26,8 @@ const slotMs = slotMinutes * 60_000;
 const userCheckIndex = 0;
 const bookingPutIndex = 1;
 
-export type BookingStatus = 'confirmed' | 'cancelled';
+const bookingStatuses = ['confirmed', 'cancelled'] as const;
+export type BookingStatus = (typeof bookingStatuses)[number];
 
 export interface Booking {
   id: string;
@@ -188,13 +190,14 @@ const eventSet = (type: BookingEventType) => new Set([type]);
 /** Only the booking's own fields: what the store keeps beside them (keys, `pendingEvents`) is never answered. */
 function toBooking(item: Record<string, unknown>): Booking {
   return {
-    id: String(item.id),
-    roomId: String(item.roomId),
-    userId: String(item.userId),
-    start: String(item.start),
-    end: String(item.end),
-    status: item.status === 'cancelled' ? 'cancelled' : 'confirmed',
-    createdAt: String(item.createdAt),
+    id: requiredString(item, 'id'),
+    roomId: requiredString(item, 'roomId'),
+    userId: requiredString(item, 'userId'),
+    start: requiredString(item, 'start'),
+    end: requiredString(item, 'end'),
+    // A status of a newer version is not taken for one this version knows: cancelling it could undo it.
+    status: oneOf(item, 'status', bookingStatuses),
+    createdAt: requiredString(item, 'createdAt'),
     ...(typeof item.cancelledAt === 'string' ? { cancelledAt: item.cancelledAt } : {}),
   };
 }

@@ -30,6 +30,7 @@ import type { WebhookEventType, WebhookMessage } from '../webhook-worker/message
 import { keyDerivedBytes } from './key-derived-ids.js';
 import { purposeContextMember, webhookSecretPurpose } from './key-purposes.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
+import { requiredString } from './stored-attributes.js';
 import { defaultTenantId } from './tenant.js';
 import { failedConditionIndexes } from './transactions.js';
 import { newWebhookId, webhookIdBytes } from './webhook-ids.js';
@@ -255,17 +256,17 @@ function toEndpoint(
   }
   return {
     id: endpointId,
-    tenantId: String(item.tenantId),
-    ownerId: String(item.ownerId),
+    tenantId: requiredString(item, 'tenantId'),
+    ownerId: requiredString(item, 'ownerId'),
     ownerKind: item.ownerKind as EndpointOwnerKind,
-    url: String(item.url),
+    url: requiredString(item, 'url'),
     eventTypes: (item.eventTypes as WebhookEventType[] | undefined) ?? [],
     status: item.status === 'disabled' ? 'disabled' : 'enabled',
     ...(typeof item.disabledReason === 'string'
       ? { disabledReason: item.disabledReason as DisabledReason }
       : {}),
     ...(typeof item.disabledAt === 'string' ? { disabledAt: item.disabledAt } : {}),
-    createdAt: String(item.createdAt),
+    createdAt: requiredString(item, 'createdAt'),
     failedDeliveries: typeof item.failedDeliveries === 'number' ? item.failedDeliveries : 0,
     ...(typeof item.failingSince === 'string' ? { failingSince: item.failingSince } : {}),
     countKind: item.countKind === 'integration' ? 'integration' : 'person',
@@ -286,12 +287,12 @@ export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): Webh
 
 function toDelivery(item: Record<string, unknown>): WebhookDelivery {
   return {
-    webhookId: String(item.webhookId),
+    webhookId: requiredString(item, 'webhookId'),
     eventType: item.eventType as WebhookEventType,
     status: item.status as DeliveryStatus,
     attempts: (item.attempts as DeliveryAttempt[] | undefined) ?? [],
-    createdAt: String(item.createdAt),
-    updatedAt: String(item.updatedAt),
+    createdAt: requiredString(item, 'createdAt'),
+    updatedAt: requiredString(item, 'updatedAt'),
   };
 }
 

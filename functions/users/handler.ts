@@ -376,11 +376,18 @@ export const handler = createHttpFunction(
         }),
 
     'GET /admin/users': (route) =>
-      route
-        .use(validateInput({ query: pageQuerySchema }))
-        .handler(async (_event, { input }) =>
-          json(200, await users.list(input.query.limit, input.query.cursor)),
-        ),
+      route.use(validateInput({ query: pageQuerySchema })).handler(async (_event, { input }) => {
+        const page = await users.list(input.query.limit, input.query.cursor);
+        for (const user of page.items) {
+          if ('unreadable' in user) {
+            logger.warn('A listed user cannot be decrypted; it is listed without its fields', {
+              userId: user.id,
+              reason: user.unreadable,
+            });
+          }
+        }
+        return json(200, page);
+      }),
 
     'DELETE /admin/users/{id}': (route) =>
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
@@ -394,12 +401,12 @@ export const handler = createHttpFunction(
         // endpoints are skipped). The other order could leave endpoints nobody can list any more,
         // receiving the user's events.
         const deletedEndpointIds = await webhookStore.deletePersonEndpoints(defaultTenantId, id);
-        const user = await users.delete(id);
+        await users.delete(id);
         // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data,
         // no endpoint URL).
         auditLogger.logAdminAction(
           'user.deleted',
-          { targetUserId: user.id, deletedEndpointCount: deletedEndpointIds.length, deletedEndpointIds },
+          { targetUserId: id, deletedEndpointCount: deletedEndpointIds.length, deletedEndpointIds },
           principal,
         );
         return noContent();

@@ -19,8 +19,10 @@ import { type Encryptor, normalizeEmail } from '../../middleware/encryption/encr
 import {
   ConflictError,
   DecryptionError,
+  type DecryptionFailureReason,
   GoneError,
   type HttpError,
+  isUnreadableRecord,
   NotFoundError,
   TooManyRequestsError,
   ValidationError,
@@ -30,6 +32,7 @@ import { defaultUnverifiedUserTtlHours } from '../shared/environment.js';
 import { emailClaimKey, phoneCodeKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { pendingIndexKeys } from '../shared/pending-events-index.js';
+import { requiredString } from '../shared/stored-attributes.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { failedConditionIndexes } from '../shared/transactions.js';
 import { type RegistrationEvents, registeredEvent } from './registration-events.js';
@@ -51,6 +54,16 @@ export interface User {
    * registrations lapsed).
    */
   expiresAt?: string;
+}
+
+/**
+ * A listed user whose stored fields cannot be decrypted (tampered, sealed under a key no longer held):
+ * only what is stored in clear, and why (the DecryptionError's reason), so an admin can find and delete it.
+ */
+export interface UnreadableUser {
+  id: string;
+  createdAt: string;
+  unreadable: DecryptionFailureReason;
 }
 
 /** A phone verification code as issued: the code itself goes out by SMS only, the table keeps its hash. */
@@ -123,10 +136,10 @@ export interface UsersModelOptions {
 function toUser(id: string, item: Record<string, unknown>): User {
   return {
     id,
-    email: String(item.email),
-    name: String(item.name),
+    email: requiredString(item, 'email'),
+    name: requiredString(item, 'name'),
     ...(typeof item.phone === 'string' ? { phone: item.phone } : {}),
-    createdAt: String(item.createdAt),
+    createdAt: requiredString(item, 'createdAt'),
     ...(typeof item.emailVerifiedAt === 'string' ? { emailVerifiedAt: item.emailVerifiedAt } : {}),
     ...(typeof item.phoneVerifiedAt === 'string' ? { phoneVerifiedAt: item.phoneVerifiedAt } : {}),
     ...(typeof item.expiresAt === 'number'
@@ -316,7 +329,7 @@ export class UsersModel {
    * Users in registration order, without those whose registration lapsed unverified (filtered after
    * `limit` is applied, as DynamoDB filters: a page may hold fewer, and still have a `nextCursor`).
    */
-  async list(limit: number, cursor?: string): Promise<Page<User>> {
+  async list(limit: number, cursor?: string): Promise<Page<User | UnreadableUser>> {
     const result = await this.documentClient.send(
       new QueryCommand({
         TableName: this.tableName,
@@ -337,14 +350,44 @@ export class UsersModel {
     );
     const nextCursor = encodeCursor(result.LastEvaluatedKey);
     const own = (result.Items ?? []).filter((item) => item.tenantId === this.tenantId);
-    const items = await Promise.all(own.map((item) => this.fromItem(item, userIdOfKey(item))));
+    const items = await Promise.all(own.map((item) => this.listedUser(item)));
     return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 
-  /** Deletes the user and its pending phone code and releases its email for a new registration, in one transaction. */
-  async delete(id: string): Promise<User> {
-    const user = await this.get(id);
-    const emailIndex = await this.emailIndexOf(user.email);
+  /**
+   * A listed user, or what can be shown of one whose fields cannot be decrypted: one such record must not
+   * hide every other user of its page, nor its own id from the admin who would delete it. A key service
+   * failure is no such record, and fails the list.
+   */
+  private async listedUser(item: Record<string, unknown>): Promise<User | UnreadableUser> {
+    const id = userIdOfKey(item);
+    try {
+      return await this.fromItem(item, id);
+    } catch (error) {
+      if (id === undefined || !isUnreadableRecord(error)) throw error;
+      return { id, createdAt: requiredString(item, 'createdAt'), unreadable: error.reason };
+    }
+  }
+
+  /**
+   * Deletes the user and its pending phone code and releases its email for a new registration, in one
+   * transaction. Nothing is decrypted: the claim is found by the item's stored `emailIndex`, so a user
+   * whose fields can no longer be decrypted can still be deleted. No user (or another tenant's, or a
+   * lapsed registration) is a 404.
+   */
+  async delete(id: string, now = new Date()): Promise<void> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: userKey(id),
+        ConsistentRead: true,
+        ProjectionExpression: 'pk, sk, tenantId, emailIndex, expiresAt',
+      }),
+    );
+    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, now.getTime())) {
+      throw new NotFoundError(`User ${id} not found`);
+    }
+    const emailIndex = requiredString(Item, 'emailIndex');
     try {
       await this.documentClient.send(
         new TransactWriteCommand({
@@ -374,7 +417,6 @@ export class UsersModel {
       if (failedConditionIndexes(error)?.length) throw new NotFoundError(`User ${id} not found`);
       throw error;
     }
-    return user;
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   EncryptionError,
   type FieldProblem,
   HttpError,
+  isUnreadableRecord,
   problemStatuses,
   SecretAccessError,
   ValidationError,
@@ -53,6 +54,7 @@ const hiddenDetail: Readonly<Record<number, string>> = {
   504: 'A dependency did not answer in time',
 };
 const unexpectedDetail = 'An unexpected error occurred';
+const unreadableRecordDetail = 'A stored record could not be decrypted';
 
 /**
  * The wait asked of a client when an AWS dependency (DynamoDB, KMS, Secrets Manager…) could not answer: its
@@ -160,10 +162,11 @@ function build(
 /**
  * Turns a thrown value into a problem+json response. Toolkit errors and exposed Middy errors keep
  * their status and message; an encryption or decryption error for want of a key is a 503 with
- * Retry-After; a raw error that is a dependency's passing failure ({@link dependencyFailure}: an AWS
- * service throttling, failing with a 5xx, unreachable or answering what the SDK cannot read) is a 503
- * with Retry-After, or a 504 when it timed out; anything else becomes a generic 500 whose detail stays
- * in the log.
+ * Retry-After; a stored record that cannot be decrypted is a 500 `DECRYPTION_FAILED` that says so; a
+ * raw error that is a dependency's passing failure ({@link dependencyFailure}: an AWS service
+ * throttling, failing with a 5xx, unreachable or answering what the SDK cannot read) is a 503 with
+ * Retry-After, or a 504 when it timed out; anything else becomes a generic 500 whose detail stays in
+ * the log.
  */
 export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
   if (error instanceof HttpError) {
@@ -181,6 +184,10 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
       'Retry-After': String(dependencyRetryAfterSec),
     });
   if (isKeyServiceUnavailable(error)) return dependencyUnavailable();
+  // Not the client's fault and no retry mends it: said as such, so the caller need not guess at an outage.
+  if (isUnreadableRecord(error)) {
+    return build(500, 'DECRYPTION_FAILED', unreadableRecordDetail, context, {}, undefined, false);
+  }
   if (isMiddyHttpError(error) && error.statusCode === 503) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, { ...error.headers });
   }

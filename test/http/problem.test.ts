@@ -152,6 +152,26 @@ describe('problem+json rendering', () => {
     }
   });
 
+  it('answers a stored record that cannot be decrypted with 500 DECRYPTION_FAILED saying so, and a misconfigured key with INTERNAL', () => {
+    for (const reason of ['authentication_failed', 'key_not_allowed', 'malformed', 'record_moved'] as const) {
+      const rendered = renderProblem(new DecryptionError(reason, 'Field x of USER#1 failed'));
+      expect(rendered).toMatchObject({ isServerFault: true, isDegraded: false });
+      expect(JSON.parse(rendered.response.body as string)).toEqual({
+        type: 'urn:bulwark:problem:decryption-failed',
+        title: 'Internal Server Error',
+        status: 500,
+        detail: 'A stored record could not be decrypted',
+        code: 'DECRYPTION_FAILED',
+      });
+    }
+    expect(
+      bodyOf(new DecryptionError('key_misconfigured', 'KMS Decrypt failed (DisabledException)')),
+    ).toMatchObject({
+      code: 'INTERNAL',
+      detail: 'An unexpected error occurred',
+    });
+  });
+
   it('renders exposed errors from official Middy middlewares with their status', () => {
     const middyError = Object.assign(new Error('Unsupported Media Type'), { statusCode: 415, expose: true });
     expect(bodyOf(middyError)).toMatchObject({
@@ -275,6 +295,7 @@ describe('problem types', () => {
       new HttpError(502, 'INTERNAL', 'built with a status its code does not have'),
       new HttpError(422, 'VALIDATION_FAILED', 'built with a status its code does not have'),
       new EncryptionError('key_unavailable', 'KMS down'),
+      new DecryptionError('authentication_failed', 'Field x failed authentication'),
       new SecretAccessError('arn:secret', 'AWSCURRENT', 'unreachable'),
       sdkError('ThrottlingException', 400),
       sdkError('InternalServerError', 500),

@@ -1,0 +1,145 @@
+// Records written by hand, by an older or a newer version: a reader makes up no value for an attribute that is
+// missing or one it does not know, it answers a logged 500 naming the record and the attribute, never a value.
+import { randomUUID } from 'node:crypto';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bookingKey, userKey } from '../../functions/shared/keys.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { bookingDay } from '../helpers/booking-times.js';
+import { captureStdout } from '../helpers/log-capture.js';
+import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
+
+// Read when the functions build their loggers, at the runtime's start: the error lines are asserted.
+process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+const output = captureStdout();
+// Tables of the file's own: the suite's other listings never meet these records.
+const api = useLocalRuntime({ as: adminUser, ownAppTable: true, ownToolkitTable: true });
+const documents = () =>
+  createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
+const at = bookingDay(9);
+let userId: string;
+let nextHour = 8;
+
+beforeAll(async () => {
+  const created = await api.request('POST', '/users', {
+    body: { email: `stored-${randomUUID()}@example.com`, name: 'Stored Shape' },
+  });
+  userId = (created.body as { id: string }).id;
+});
+
+async function stored(table: 'app' | 'toolkit', key: Record<string, string>) {
+  const { Item } = await documents().send(
+    new GetCommand({ TableName: api.runtime().tableNames[table], Key: key, ConsistentRead: true }),
+  );
+  return Item as Record<string, unknown>;
+}
+
+async function put(table: 'app' | 'toolkit', item: Record<string, unknown>): Promise<void> {
+  await documents().send(new PutCommand({ TableName: api.runtime().tableNames[table], Item: item }));
+}
+
+async function newBooking(): Promise<string> {
+  const start = nextHour;
+  nextHour += 2;
+  const created = await api.request('POST', '/bookings', {
+    body: { roomId: `room-${randomUUID()}`, userId, start: at(start), end: at(start + 1) },
+  });
+  expect(created.status).toBe(201);
+  return (created.body as { id: string }).id;
+}
+
+async function newEndpoint(token: string): Promise<string> {
+  const created = await api.request('POST', '/webhooks', {
+    token,
+    body: { url: 'https://1.1.1.1/hook', eventTypes: ['booking.created'] },
+  });
+  expect(created.status).toBe(201);
+  return (created.body as { id: string }).id;
+}
+
+/** The answer is the generic 500, and the one error line names the record's key and the attribute (`message`). */
+function expectStoredRecordFault(response: { status: number; body: unknown }, message: string) {
+  expect(response.status).toBe(500);
+  expect(response.body).toMatchObject({ code: 'INTERNAL', detail: 'An unexpected error occurred' });
+  const errors = output.json().filter((line) => line.message === 'Request failed');
+  expect(errors).toHaveLength(1);
+  expect(errors[0]?.error).toMatchObject({ name: 'StoredRecordError', message });
+}
+
+const missing = (key: string, attribute: string) =>
+  `The stored record ${key} has no ${attribute} (or not a string)`;
+
+describe('a stored record missing an attribute or holding one this version does not know', () => {
+  it('a booking without createdAt is a 500 naming it, not createdAt "undefined"', async () => {
+    const id = await newBooking();
+    const { createdAt, ...withoutCreatedAt } = await stored('app', bookingKey(id));
+    await put('app', withoutCreatedAt);
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/bookings/${id}`),
+      missing(`BOOKING#${id}/BOOKING`, 'createdAt'),
+    );
+  });
+
+  it('a booking of a status a newer version added is a 500 on read and on cancel, and stays as it is', async () => {
+    const id = await newBooking();
+    const item = { ...(await stored('app', bookingKey(id))), status: 'pending' };
+    await put('app', item);
+    output.clear();
+    const unknownStatus = `The stored record BOOKING#${id}/BOOKING holds a status this version does not know`;
+    expectStoredRecordFault(await api.request('GET', `/bookings/${id}`), unknownStatus);
+    output.clear();
+    // Not a 409 as if it were cancelled already, nor cancelled over a state this version cannot read.
+    expectStoredRecordFault(await api.request('DELETE', `/bookings/${id}`), unknownStatus);
+    expect(await stored('app', bookingKey(id))).toEqual(item);
+    expect(output.lines().join('\n')).not.toContain('pending');
+  });
+
+  it('a user without createdAt is a 500 naming it', async () => {
+    const created = await api.request('POST', '/users', {
+      body: { email: `no-created-${randomUUID()}@example.com`, name: 'No Created' },
+    });
+    const { id } = created.body as { id: string };
+    const { createdAt, ...withoutCreatedAt } = await stored('app', userKey(id));
+    await put('app', withoutCreatedAt);
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/users/${id}`),
+      missing(`USER#${id}/USER`, 'createdAt'),
+    );
+  });
+
+  it('a webhook endpoint without createdAt is a 500 naming it', async () => {
+    const token = await api.token({ sub: userId });
+    const id = await newEndpoint(token);
+    const { createdAt, ...withoutCreatedAt } = await stored('toolkit', { pk: `WH#${id}`, sk: 'ENDPOINT' });
+    await put('toolkit', withoutCreatedAt);
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/webhooks/${id}`, { token }),
+      missing(`WH#${id}/ENDPOINT`, 'createdAt'),
+    );
+  });
+
+  it('a webhook delivery without updatedAt is a 500 naming it', async () => {
+    const token = await api.token({ sub: userId });
+    const id = await newEndpoint(token);
+    const createdAt = new Date().toISOString();
+    const sk = `DELIVERY#${createdAt}#${randomUUID()}`;
+    await put('toolkit', {
+      pk: `WH#${id}`,
+      sk,
+      webhookId: randomUUID(),
+      endpointId: id,
+      eventType: 'booking.created',
+      status: 'pending',
+      createdAt,
+      attempts: [],
+    });
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/webhooks/${id}/deliveries`, { token }),
+      missing(`WH#${id}/${sk}`, 'updatedAt'),
+    );
+  });
+});
