@@ -249,15 +249,15 @@ export const handler = createHttpFunction(
       }),
 
     'GET /users/{id}': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
+        const { id } = input.path;
         // A signed service (bookings) only checks that the user exists: it gets the id, nothing decrypted.
-        json(
-          200,
-          principal?.authMethod === 'service'
-            ? await users.exists(input.path.id)
-            : await users.get(input.path.id),
-        ),
-      ),
+        if (principal?.authMethod === 'service') return json(200, await users.exists(id));
+        const user = await users.get(id);
+        // Someone else's personal data was read in clear: which user, by whom, as the admin routes audit.
+        auditLogger.logAdminAction('user.read', { targetUserId: id }, principal);
+        return json(200, user);
+      }),
 
     // The link only shows a page whose button posts it: opening it (a link scanner does) verifies nothing.
     'GET /users/{id}/verify': (route) =>
@@ -376,8 +376,10 @@ export const handler = createHttpFunction(
         }),
 
     'GET /admin/users': (route) =>
-      route.use(validateInput({ query: pageQuerySchema })).handler(async (_event, { input }) => {
+      route.use(validateInput({ query: pageQuerySchema })).handler(async (_event, { input, principal }) => {
         const page = await users.list(input.query.limit, input.query.cursor);
+        const userIds = page.items.map((user) => user.id);
+        auditLogger.logAdminAction('users.listed', { count: userIds.length, userIds }, principal);
         for (const user of page.items) {
           if ('unreadable' in user) {
             logger.warn('A listed user cannot be decrypted; it is listed without its fields', {

@@ -274,6 +274,59 @@ describe('audit, metrics and correlation ids in the sample system', () => {
     expect(JSON.stringify(line)).not.toContain(url);
   });
 
+  it('audits every read of users in clear, by ids: an admin list, an admin or M2M read; a service check is no read', async () => {
+    const userId = await registerUser();
+    const adminActions = (action: string) =>
+      linesOf('users').flatMap((line) =>
+        line.audit?.eventType === 'admin.action' && line.audit.metadata.action === action ? [line.audit] : [],
+      );
+    output.clear();
+    const listed = await api.request('GET', '/admin/users?limit=100');
+    expect(listed.status).toBe(200);
+    const listedIds = (listed.body as { items: { id: string }[] }).items.map((user) => user.id);
+    expect(adminActions('users.listed')).toEqual([
+      expect.objectContaining({
+        outcome: 'success',
+        userId: 'e2e-admin',
+        isM2M: false,
+        method: 'GET',
+        path: '/admin/users',
+        metadata: { action: 'users.listed', count: listedIds.length, userIds: listedIds },
+      }),
+    ]);
+
+    output.clear();
+    expect((await api.request('GET', `/users/${userId}`)).status).toBe(200);
+    const machine = await api.token({ m2m: true, clientId: 'audited-reader', scopes: ['users/read'] });
+    expect((await api.request('GET', `/users/${userId}`, { token: machine })).status).toBe(200);
+    expect(adminActions('user.read')).toEqual([
+      expect.objectContaining({
+        userId: 'e2e-admin',
+        isM2M: false,
+        metadata: { action: 'user.read', targetUserId: userId },
+      }),
+      expect.objectContaining({
+        clientId: 'audited-reader',
+        isM2M: true,
+        metadata: { action: 'user.read', targetUserId: userId },
+      }),
+    ]);
+
+    // Booking for the user makes the bookings service ask the users service, signed, whether it exists.
+    output.clear();
+    const booked = await api.request('POST', '/bookings', {
+      body: { userId, roomId: `room-${randomUUID()}`, start: at(11), end: at(12) },
+    });
+    expect(booked.status).toBe(201);
+    expect(requestEvents('users')).toContainEqual(
+      expect.objectContaining({ path: `/users/${userId}`, authMethod: 'service', statusCode: 200 }),
+    );
+    expect(adminActions('user.read')).toEqual([]);
+    // A read that fails reads nothing: no line.
+    expect((await api.request('GET', `/users/${randomUUID()}`)).status).toBe(404);
+    expect(adminActions('user.read')).toEqual([]);
+  });
+
   it('never audits /health, and keeps personal data and credentials out of every line', async () => {
     const health = await api.request('GET', '/health');
     expect(health.status).toBe(200);
