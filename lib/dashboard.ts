@@ -102,13 +102,14 @@ export const routineAuditEventTypes: readonly string[] = [
 
 /**
  * Logs Insights query over the audit lines (`{ audit: { eventType, ... } }`) of the functions, without
- * the routine ones ({@link routineAuditEventTypes}), which would crowd out the rest. What remains are
- * denials, failures, errors and the actions worth a look (admin actions, secret rotations, endpoints
- * created or deleted).
+ * the routine ones ({@link routineAuditEventTypes}), which would crowd out the rest, unless they record a
+ * server fault: a request that failed in its handler (a 5xx) writes only its `http.request` line, with
+ * outcome `error`. What remains are denials, failures, errors and the actions worth a look (admin
+ * actions, secret rotations, endpoints created or deleted).
  */
 export const auditEventsQuery = [
-  'fields @timestamp, service, audit.eventType, audit.outcome, audit.userId, audit.clientId, audit.path, audit.ipAddress',
-  `filter ispresent(audit.eventType) and ${routineAuditEventTypes.map((type) => `audit.eventType != "${type}"`).join(' and ')}`,
+  'fields @timestamp, service, audit.eventType, audit.outcome, audit.statusCode, audit.userId, audit.clientId, audit.path, audit.ipAddress',
+  `filter ispresent(audit.eventType) and (audit.outcome = "error" or (${routineAuditEventTypes.map((type) => `audit.eventType != "${type}"`).join(' and ')}))`,
   'sort @timestamp desc',
   'limit 100',
 ];

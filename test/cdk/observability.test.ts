@@ -239,9 +239,10 @@ describe('BulwarkDashboard', () => {
     for (const line of lines) expect(line.slice(0, 2)).toEqual(['AWS/Lambda', metricName]);
   });
 
-  it("queries the functions' log groups for audit events other than the per-request and per-message successes", () => {
+  it("queries the functions' log groups for audit events other than the per-request and per-message successes, keeping server faults", () => {
+    // A 5xx writes only its http.request line (outcome error): that one stays.
     const routineFilter =
-      'filter ispresent(audit.eventType) and audit.eventType != "http.request" and audit.eventType != "auth.success" and audit.eventType != "email.sent" and audit.eventType != "sms.sent" and audit.eventType != "webhook.delivered"';
+      'filter ispresent(audit.eventType) and (audit.outcome = "error" or (audit.eventType != "http.request" and audit.eventType != "auth.success" and audit.eventType != "email.sent" and audit.eventType != "sms.sent" and audit.eventType != "webhook.delivered"))';
     const logWidget = widgets.find((widget) => widget.type === 'log');
     expect(logWidget?.properties.query).toContain(routineFilter);
     expect(auditEventsQuery).toContain(routineFilter);
