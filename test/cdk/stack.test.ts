@@ -45,7 +45,7 @@ import { tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js
 import { rotationActions } from '../../lib/secret-rotation.js';
 import { consumerQueueActions } from '../../lib/worker-queue.js';
 import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../../middleware/store/tables.js';
-import { projectApp } from '../helpers/cdk-app.js';
+import { projectApp, projectContext } from '../helpers/cdk-app.js';
 import { canonicalJson, grantsOf } from '../helpers/iam.js';
 
 /** Everything `TableV2.grantReadWriteData` grants on a table without a customer-managed key (aws-cdk-lib 2.276). */
@@ -485,9 +485,17 @@ interface TemplateResource {
   readonly Properties: Record<string, unknown>;
 }
 
+/** The keys `cdk synth` adds to the app's context itself (bundling none of the stacks, as the tests do not need it). */
+const cliContext = {
+  'aws:cdk:enable-path-metadata': true,
+  'aws:cdk:enable-asset-metadata': true,
+  'aws:cdk:version-reporting': true,
+  'aws:cdk:bundling-stacks': [],
+};
+
 /**
- * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options and cdk.json would hand
- * it (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
+ * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options over cdk.json's context and
+ * the keys the CLI adds (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
  */
 function synthesiseCdkApp(context: Record<string, unknown>): {
   run: SpawnSyncReturns<string>;
@@ -499,7 +507,7 @@ function synthesiseCdkApp(context: Record<string, unknown>): {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
       env: {
         ...process.env,
-        CDK_CONTEXT_JSON: JSON.stringify({ ...context, 'aws:cdk:bundling-stacks': [] }),
+        CDK_CONTEXT_JSON: JSON.stringify({ ...projectContext, ...cliContext, ...context }),
         CDK_OUTDIR: outdir,
       },
       encoding: 'utf8',
