@@ -4,19 +4,23 @@ import { App } from 'aws-cdk-lib';
 import {
   authFromContext,
   BulwarkStack,
+  type ContextOption,
   contextBoolean,
   contextList,
   contextNumber,
   contextString,
   defaultEmailIdentity,
   parseStage,
+  refuseUnknownContext,
 } from '../lib/bulwark-stack.js';
 
 const app = new App();
-const context = (key: string): unknown => app.node.tryGetContext(key);
+// Before any option is read: a misspelt key would otherwise leave its option to the default unseen.
+refuseUnknownContext(app.node.getAllContext());
+const context = (key: ContextOption): unknown => app.node.tryGetContext(key);
 /** A context value read and checked under its own key, so an error names the key the operator set. */
-const stringContext = (key: string) => contextString(key, context(key));
-const numberContext = (key: string) => contextNumber(key, context(key));
+const stringContext = (key: ContextOption) => contextString(key, context(key));
+const numberContext = (key: ContextOption) => contextNumber(key, context(key));
 const stage = parseStage(context('stage'));
 // Trust another JWT issuer instead of the stack's own user pool: `-c authIssuer=<url> -c authClientIds=a,b`,
 // with `-c authTokenUse=access|id|any` (default access for a Cognito issuer, any otherwise) and

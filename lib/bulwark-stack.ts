@@ -121,12 +121,106 @@ export function contextList(name: string, value: unknown): string[] {
 }
 
 /**
+ * Every context option bin/app.ts reads (README, CDK and deploy). Its reader takes only these names, so an
+ * option cannot be read without being listed here, and `refuseUnknownContext` refuses any other name.
+ */
+export const contextOptions = [
+  'stage',
+  'authIssuer',
+  'authClientIds',
+  'authTokenUse',
+  'authAudience',
+  'authJwksUri',
+  'sesIdentity',
+  'emailFrom',
+  'sesSandboxRecipients',
+  'smtpHost',
+  'smtpPort',
+  'callbackUrls',
+  'm2mScopes',
+  'signInCaseInsensitive',
+  'cognitoDomainName',
+  'smsRegions',
+  'smsPerHour',
+  'smsPerRegionPerHour',
+  'smsAlarmThresholdPerHour',
+] as const;
+export type ContextOption = (typeof contextOptions)[number];
+
+const knownContextOptions: ReadonlySet<string> = new Set(contextOptions);
+
+/** What the CDK CLI itself writes to cdk.context.json under a name without a `:` (`cdk acknowledge`, `cdk cli-telemetry`). */
+const cliContextKeys: ReadonlySet<string> = new Set(['acknowledged-issue-numbers', 'cli-telemetry']);
+
+/**
+ * Whether a context key has the shape of the app's own options. CDK's keys do not: feature flags start
+ * with `@` (`@aws-cdk/core:...`), and what the CLI passes (`aws:cdk:bundling-stacks`) and the lookups it
+ * caches in cdk.context.json (`availability-zones:account=...`) hold a `:`.
+ */
+function isAppContextKey(key: string): boolean {
+  return !key.startsWith('@') && !key.includes(':') && !cliContextKeys.has(key);
+}
+
+/** Edits (insert, delete, replace, or swap two neighbours) that turn one name into the other, ignoring case. */
+function editDistance(from: string, to: string): number {
+  const a = from.toLowerCase();
+  const b = to.toLowerCase();
+  // rows[i][j]: the edits from a's first i characters to b's first j.
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number): number => rows[i]?.[j] ?? Number.POSITIVE_INFINITY;
+  for (let i = 1; i <= a.length; i++) {
+    const row = rows[i] ?? [];
+    for (let j = 1; j <= b.length; j++) {
+      const replaced = at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      const swapped =
+        i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]
+          ? at(i - 2, j - 2) + 1
+          : Number.POSITIVE_INFINITY;
+      row[j] = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, replaced, swapped);
+    }
+  }
+  return at(a.length, b.length);
+}
+
+const lettersOf = (name: string): string => [...name.toLowerCase()].sort().join('');
+
+/** The option a misspelt key most likely meant: two edits away at most, or the same letters reordered. */
+function likelyContextOption(key: string): ContextOption | undefined {
+  let best: { option: ContextOption; distance: number } | undefined;
+  for (const option of contextOptions) {
+    const distance = editDistance(key, option);
+    const close = distance <= 2 || lettersOf(key) === lettersOf(option);
+    if (close && (best === undefined || distance < best.distance)) best = { option, distance };
+  }
+  return best?.option;
+}
+
+/**
+ * Refuses a context key of the app's own shape (no `:`, not starting with `@`) that is not one of its
+ * options: nothing would read it, so a misspelt `-c stgae=prod` or `-c sesIdentitiy=...` would deploy the
+ * default unseen. Each unknown key is named, with the option it probably meant when one is close.
+ */
+export function refuseUnknownContext(context: Readonly<Record<string, unknown>>): void {
+  const unknown = Object.keys(context).filter((key) => isAppContextKey(key) && !knownContextOptions.has(key));
+  if (unknown.length === 0) return;
+  const named = unknown.map((key) => {
+    const meant = likelyContextOption(key);
+    return meant === undefined ? key : `${key} (did you mean ${meant}?)`;
+  });
+  throw new Error(
+    `Unknown context ${unknown.length === 1 ? 'option' : 'options'} ${named.join(', ')}: nothing reads ${unknown.length === 1 ? 'it' : 'them'}, so the deployment would get the default. The options are: ${contextOptions.join(', ')}`,
+  );
+}
+
+/**
  * The `auth` prop from the context values `-c authIssuer=<url> -c authClientIds=a,b` (in cdk.json, an
  * array too) and, optionally, `-c authTokenUse=access|id|any -c authAudience=x,y -c authJwksUri=<url>`;
  * undefined (the stack's own pool) without authIssuer. A setting of an issuer given without one, or an
  * issuer that is not a string, is refused: ignoring either would deploy functions that trust the stack's pool.
  */
-export function authFromContext(context: (key: string) => unknown): BulwarkStackProps['auth'] {
+export function authFromContext(context: (key: ContextOption) => unknown): BulwarkStackProps['auth'] {
   const issuer = contextString('authIssuer', context('authIssuer'));
   const clientIdsValue = context('authClientIds');
   const clientIds = clientIdsValue === undefined ? undefined : contextList('authClientIds', clientIdsValue);

@@ -33,11 +33,13 @@ import {
   contextBoolean,
   contextList,
   contextNumber,
+  contextOptions,
   contextString,
   defaultEmailIdentity,
   isCognitoIssuer,
   parseAuthTokenUse,
   parseStage,
+  refuseUnknownContext,
   type Stage,
   stages,
 } from '../../lib/bulwark-stack.js';
@@ -45,7 +47,7 @@ import { tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js
 import { rotationActions } from '../../lib/secret-rotation.js';
 import { consumerQueueActions } from '../../lib/worker-queue.js';
 import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../../middleware/store/tables.js';
-import { projectApp } from '../helpers/cdk-app.js';
+import { projectApp, projectContext } from '../helpers/cdk-app.js';
 import { canonicalJson, grantsOf } from '../helpers/iam.js';
 
 /** Everything `TableV2.grantReadWriteData` grants on a table without a customer-managed key (aws-cdk-lib 2.276). */
@@ -485,9 +487,17 @@ interface TemplateResource {
   readonly Properties: Record<string, unknown>;
 }
 
+/** The keys `cdk synth` adds to the app's context itself (bundling none of the stacks, as the tests do not need it). */
+const cliContext = {
+  'aws:cdk:enable-path-metadata': true,
+  'aws:cdk:enable-asset-metadata': true,
+  'aws:cdk:version-reporting': true,
+  'aws:cdk:bundling-stacks': [],
+};
+
 /**
- * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options and cdk.json would hand
- * it (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
+ * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options over cdk.json's context and
+ * the keys the CLI adds (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
  */
 function synthesiseCdkApp(context: Record<string, unknown>): {
   run: SpawnSyncReturns<string>;
@@ -499,7 +509,7 @@ function synthesiseCdkApp(context: Record<string, unknown>): {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
       env: {
         ...process.env,
-        CDK_CONTEXT_JSON: JSON.stringify({ ...context, 'aws:cdk:bundling-stacks': [] }),
+        CDK_CONTEXT_JSON: JSON.stringify({ ...projectContext, ...cliContext, ...context }),
         CDK_OUTDIR: outdir,
       },
       encoding: 'utf8',
@@ -1483,6 +1493,92 @@ describe('BulwarkStack auth settings', () => {
       expect(run.status, JSON.stringify(context)).not.toBe(0);
       expect(run.stderr, JSON.stringify(context)).toContain(message);
     }
+  }, 120_000);
+
+  it('refuses a context key the CDK app does not read, naming the option it probably meant', () => {
+    expect(() =>
+      refuseUnknownContext({ ...projectContext, ...cliContext, stage: 'dev', stgae: 'prod' }),
+    ).toThrow(
+      `Unknown context option stgae (did you mean stage?): nothing reads it, so the deployment would get the default. The options are: ${contextOptions.join(', ')}`,
+    );
+    const meant = (key: string) => {
+      try {
+        refuseUnknownContext({ [key]: 'x' });
+      } catch (error) {
+        return /\(did you mean (\w+)\?\)/.exec(String(error))?.[1] ?? 'none';
+      }
+      return 'accepted';
+    };
+    // A letter more, fewer, wrong or swapped (twice at most), the case, or the same letters in another order.
+    expect(
+      [
+        'sesIdentitiy',
+        'smsPerHuor',
+        'callbackUrl',
+        'authIsuer',
+        'smtport',
+        'Stage',
+        'SMSREGIONS',
+        'gatse',
+      ].map(meant),
+    ).toEqual([
+      'sesIdentity',
+      'smsPerHour',
+      'callbackUrls',
+      'authIssuer',
+      'smtpPort',
+      'stage',
+      'smsRegions',
+      'stage',
+    ]);
+    // Nothing close: named alone.
+    expect(['region', 'cognitoDomain', 'smsBudget'].map(meant)).toEqual(['none', 'none', 'none']);
+    // Each unknown key is named.
+    expect(() => refuseUnknownContext({ sesIdentitiy: 'example.org', region: 'eu-west-1' })).toThrow(
+      'Unknown context options sesIdentitiy (did you mean sesIdentity?), region: nothing reads them,',
+    );
+  });
+
+  it("accepts the app's options, cdk.json's feature flags and what the CLI adds or caches in cdk.context.json", () => {
+    const accepted = {
+      ...projectContext,
+      ...cliContext,
+      ...Object.fromEntries(contextOptions.map((option) => [option, 'x'])),
+      // cdk.context.json: a cached lookup, `cdk acknowledge` and `cdk cli-telemetry --disable`.
+      'availability-zones:account=123456789012:region=eu-west-1': ['eu-west-1a'],
+      'acknowledged-issue-numbers': [34892],
+      'cli-telemetry': false,
+      '@aws-cdk/core:someFutureFlag': true,
+    };
+    expect(() => refuseUnknownContext(accepted)).not.toThrow();
+  });
+
+  it('knows exactly the options README documents for the CDK app', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const deploySection = readme.slice(readme.indexOf('\n## CDK and deploy\n'));
+    const section = deploySection.slice(0, deploySection.indexOf('\n## ', 1));
+    const listed = /The options are ([^.]+)\./.exec(section)?.[1] ?? '';
+    const named = (text: string, pattern: RegExp) =>
+      new Set([...text.matchAll(pattern)].map((match) => match[1]));
+    expect(named(listed, /`(\w+)`/g)).toEqual(new Set(contextOptions));
+    // Every `-c name=` in the section's examples is an option the app reads.
+    expect(named(section, /-c (\w+)=/g)).toEqual(new Set(contextOptions));
+  });
+
+  it('stops the CDK app on a misspelt context key before it synthesises, and synthesises with cdk.json and the CLI keys alone', () => {
+    const refused = synthesiseCdkApp({ stage: 'dev', stgae: 'prod' });
+    expect(refused.run.status).not.toBe(0);
+    expect(refused.run.stderr).toContain(
+      'Unknown context option stgae (did you mean stage?): nothing reads it, so the deployment would get the default.',
+    );
+    // What `npm run synth` hands the app.
+    const { run, template } = synthesiseCdkApp({});
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const userPools = Object.values(template?.Resources ?? {}).filter(
+      (resource) => resource.Type === 'AWS::Cognito::UserPool',
+    );
+    expect(userPools).toHaveLength(1);
   }, 120_000);
 
   it('reads a true or false from context as -c gives it or as cdk.json does, and refuses any other value', () => {
