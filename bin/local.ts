@@ -5,6 +5,7 @@ import { bookingEventGraceProblem } from '../functions/booking-event-sweeper/env
 import { routes } from '../functions/routes.js';
 import { type FunctionVariable, functionVariableProblem } from '../functions/shared/environment.js';
 import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from './runtime/local-defaults.js';
+import { localFailProblem, localFailVariable, locallyFailingFunctions } from './runtime/local-failures.js';
 import { type LocalRuntime, startLocalRuntime } from './runtime/local-runtime.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
@@ -89,6 +90,8 @@ functionVariablesFromShell([
   'WEBHOOK_MAX_ENDPOINTS_PER_OWNER',
 ]);
 fromShell('BOOKING_EVENT_GRACE_SEC', bookingEventGraceProblem);
+fromShell(localFailVariable, localFailProblem);
+const failingFunctions = locallyFailingFunctions();
 
 mkdirSync(dataDir, { recursive: true });
 
@@ -153,6 +156,11 @@ console.log(
     `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')}; in memory: messages still queued at exit are dropped)`,
     `  Event sweep      every ${(runtime.bookingEventSweepIntervalMs ?? 0) / 1000} s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)`,
     `  Retry bases      email ${runtime.retryBaseDelaySec.email} s, webhooks ${runtime.retryBaseDelaySec.webhook} s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)`,
+    ...(failingFunctions.length === 0
+      ? []
+      : [
+          `  Made to fail     ${failingFunctions.join(', ')}: their routes answer 503 (${localFailVariable})`,
+        ]),
     '  Routes',
     ...routeLines,
     '',

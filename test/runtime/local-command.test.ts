@@ -227,6 +227,32 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     expect(existsSync(dataDir)).toBe(false);
   });
 
+  it('refuses a BULWARK_LOCAL_FAIL naming no function, naming those it takes', async () => {
+    const dataDir = join(dataFolder(), 'data');
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_LOCAL_FAIL: 'bookings,user' });
+    expect(await started.exited).toBe(1);
+    expect(started.output()).toBe(
+      'npm start: BULWARK_LOCAL_FAIL must be comma-separated function names of health, users, bookings, ' +
+        'webhooks, catch-all (got "bookings,user")\n',
+    );
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('says in the banner which functions BULWARK_LOCAL_FAIL makes fail, and they do', async () => {
+    const started = startLocal({
+      PORT: '0',
+      BULWARK_DATA_DIR: dataFolder(),
+      BULWARK_LOCAL_FAIL: 'users, bookings',
+    });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    expect(started.output().split('\n')).toContain(
+      '  Made to fail     users, bookings: their routes answer 503 (BULWARK_LOCAL_FAIL)',
+    );
+    const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(started.output())?.[1];
+    expect((await fetch(`${url}/bookings`)).status).toBe(503);
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+  });
+
   it('says which port is busy instead of printing a stack trace', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
