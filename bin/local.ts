@@ -1,10 +1,15 @@
 // `npm start`: runs the whole sample system on 127.0.0.1 with data under .bulwark/.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { bookingEventGraceProblem } from '../functions/booking-event-sweeper/environment.js';
 import { routes } from '../functions/routes.js';
 import { type FunctionVariable, functionVariableProblem } from '../functions/shared/environment.js';
-import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from './runtime/local-defaults.js';
+import {
+  createDataDir,
+  defaultDataDir,
+  defaultPort,
+  runtimeEnvironmentPrefix,
+} from './runtime/local-defaults.js';
 import { localFailProblem, localFailVariable, locallyFailingFunctions } from './runtime/local-failures.js';
 import { type LocalRuntime, startLocalRuntime } from './runtime/local-runtime.js';
 
@@ -93,7 +98,7 @@ fromShell('BOOKING_EVENT_GRACE_SEC', bookingEventGraceProblem);
 fromShell(localFailVariable, localFailProblem);
 const failingFunctions = locallyFailingFunctions();
 
-mkdirSync(dataDir, { recursive: true });
+createDataDir(dataDir);
 
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
