@@ -1,8 +1,16 @@
 // `npm start`: runs the whole sample system on 127.0.0.1 with data under .bulwark/.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { bookingEventGraceProblem } from '../functions/booking-event-sweeper/environment.js';
 import { routes } from '../functions/routes.js';
-import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from './runtime/local-defaults.js';
+import { type FunctionVariable, functionVariableProblem } from '../functions/shared/environment.js';
+import {
+  createDataDir,
+  defaultDataDir,
+  defaultPort,
+  runtimeEnvironmentPrefix,
+} from './runtime/local-defaults.js';
+import { localFailProblem, localFailVariable, locallyFailingFunctions } from './runtime/local-failures.js';
 import { type LocalRuntime, startLocalRuntime } from './runtime/local-runtime.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
@@ -12,12 +20,23 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // reads what the runtime and its DynamoDB process (which inherits this) create.
 process.umask(0o077);
 const dataDir = resolve(process.env.BULWARK_DATA_DIR ?? defaultDataDir);
-mkdirSync(dataDir, { recursive: true });
 
 /** Exits with a message the user can act on, instead of a stack trace. */
 function fail(message: string): never {
   console.error(`npm start: ${message}`);
   process.exit(1);
+}
+
+/**
+ * A variable from the shell, checked before anything starts: one `problemOf` (the rule it breaks) refuses
+ * stops the start with its name, its value and that rule.
+ */
+function fromShell(variable: string, problemOf: (value: string) => string | undefined): string | undefined {
+  const value = process.env[variable];
+  if (value === undefined) return undefined;
+  const rule = problemOf(value);
+  if (rule !== undefined) fail(`${variable} must be ${rule} (got ${JSON.stringify(value)})`);
+  return value;
 }
 
 /**
@@ -39,26 +58,47 @@ function isLocalRuntime(pid: number): boolean {
   }
 }
 
+// PORT=0 takes any free port; the banner prints the one it got.
+const port = Number(
+  fromShell('PORT', (value) =>
+    /^\d+$/.test(value) && Number(value) <= 65_535
+      ? undefined
+      : 'a whole number from 0 (any free port) to 65535',
+  ) ?? defaultPort,
+);
+
 // The booking event sweep runs every 5 minutes, as deployed; BULWARK_SWEEP_INTERVAL_SEC=10 to watch it work.
-const sweepIntervalSec = process.env.BULWARK_SWEEP_INTERVAL_SEC;
-if (sweepIntervalSec !== undefined && !/^[1-9]\d{0,5}$/.test(sweepIntervalSec)) {
-  fail('BULWARK_SWEEP_INTERVAL_SEC must be a whole number of seconds from 1 to 999999');
-}
+const sweepIntervalSec = fromShell('BULWARK_SWEEP_INTERVAL_SEC', (value) =>
+  /^[1-9]\d{0,5}$/.test(value) ? undefined : 'a whole number of seconds from 1 to 999999',
+);
 
 /**
- * A worker's retry base from the shell, checked as the function checks it (whole seconds, 1 to 3600), so a
- * bad value stops the start here rather than the worker's first batch. Short bases make a DLQ drill quick.
+ * The functions read every variable of the shell the runtime does not set itself; each is checked here by the
+ * function's own rule, so a bad value stops the start rather than a cold start (or a worker's first batch)
+ * with the variable's name alone. Short retry bases make a DLQ drill quick.
  */
-function retryBaseFromShell(variable: string): number | undefined {
-  const value = process.env[variable];
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 3600) {
-    fail(`${variable} must be a whole number of seconds from 1 to 3600`);
-  }
-  return Number(value);
-}
-const emailRetryBaseDelaySec = retryBaseFromShell('EMAIL_RETRY_BASE_DELAY_SEC');
-const webhookRetryBaseDelaySec = retryBaseFromShell('WEBHOOK_RETRY_BASE_DELAY_SEC');
+const functionVariablesFromShell = (variables: readonly FunctionVariable[]) =>
+  variables.map((variable) => fromShell(variable, (value) => functionVariableProblem(variable, value)));
+const [emailRetryBaseDelaySec, webhookRetryBaseDelaySec] = functionVariablesFromShell([
+  'EMAIL_RETRY_BASE_DELAY_SEC',
+  'WEBHOOK_RETRY_BASE_DELAY_SEC',
+]).map((seconds) => (seconds === undefined ? undefined : Number(seconds)));
+functionVariablesFromShell([
+  'BOOKING_HORIZON_DAYS',
+  'UNVERIFIED_USER_TTL_HOURS',
+  'SMS_REGIONS',
+  'SMS_PER_HOUR',
+  'SMS_PER_REGION_PER_HOUR',
+  'WEBHOOK_MAX_RETRY_DELAY_SEC',
+  'WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES',
+  'WEBHOOK_DISABLE_AFTER_FAILING_HOURS',
+  'WEBHOOK_MAX_ENDPOINTS_PER_OWNER',
+]);
+fromShell('BOOKING_EVENT_GRACE_SEC', bookingEventGraceProblem);
+fromShell(localFailVariable, localFailProblem);
+const failingFunctions = locallyFailingFunctions();
+
+createDataDir(dataDir);
 
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
@@ -76,7 +116,6 @@ if (
 }
 writeFileSync(pidFile, String(process.pid));
 
-const port = Number(process.env.PORT ?? defaultPort);
 let runtime: LocalRuntime;
 try {
   runtime = await startLocalRuntime({
@@ -122,6 +161,11 @@ console.log(
     `  SQS              ${runtime.sqs.endpoint}  (queues ${Object.keys(runtime.sqs.queueUrls).join(', ')}; in memory: messages still queued at exit are dropped)`,
     `  Event sweep      every ${(runtime.bookingEventSweepIntervalMs ?? 0) / 1000} s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)`,
     `  Retry bases      email ${runtime.retryBaseDelaySec.email} s, webhooks ${runtime.retryBaseDelaySec.webhook} s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)`,
+    ...(failingFunctions.length === 0
+      ? []
+      : [
+          `  Made to fail     ${failingFunctions.join(', ')}: their routes answer 503 (${localFailVariable})`,
+        ]),
     '  Routes',
     ...routeLines,
     '',

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DevIssuer, type DevTokenOptions } from '../middleware/auth/dev-issuer.js';
 import { HelpRequested, isCommand, runCommand } from './command.js';
 import { devIssuerKeyFileName } from './runtime/local-auth.js';
-import { defaultDataDir, defaultPort } from './runtime/local-defaults.js';
+import { createDataDir, defaultDataDir, defaultPort } from './runtime/local-defaults.js';
 
 const usage = `Usage:
   npm run -s token -- --sub alice [--roles admin,auditor] [--scope bookings/read] [--tenant t1] [--email a@b.c]
@@ -71,11 +71,18 @@ export function parseTokenArguments(args: readonly string[]): { issuer: string; 
   };
 }
 
-/** Mints one token with the key in `dataDir` (created there if `npm start` has not run yet). */
-export async function mintFromCommandLine(args: readonly string[], dataDir: string): Promise<string> {
+/**
+ * Mints one token with the key in `dataDir` (created there if `npm start` has not run yet), and says
+ * whether it created the folder too (0700, as `npm start` does).
+ */
+export async function mintFromCommandLine(
+  args: readonly string[],
+  dataDir: string,
+): Promise<{ token: string; createdDataDir: boolean }> {
   const { issuer, token } = parseTokenArguments(args);
+  const createdDataDir = createDataDir(dataDir);
   const devIssuer = new DevIssuer({ issuer, keyFile: join(dataDir, devIssuerKeyFileName) });
-  return devIssuer.mint(token);
+  return { token: await devIssuer.mint(token), createdDataDir };
 }
 
 // Run as a command (not when a test imports it): print the token alone, so $(npm run -s token ...) captures it.
@@ -89,6 +96,15 @@ if (isCommand(import.meta.url)) {
     process.exit(1);
   });
   await runCommand(async () => {
-    console.log(await mintFromCommandLine(process.argv.slice(2), dataDir));
+    const { token, createdDataDir } = await mintFromCommandLine(process.argv.slice(2), dataDir);
+    // On stderr: stdout is the token alone. A mistyped BULWARK_DATA_DIR (or none, beside a runtime started
+    // with one) lands here, and its tokens would then be refused as signed with an unknown key.
+    if (createdDataDir) {
+      console.error(
+        `npm run token: created ${dataDir} with a new signing key; a runtime started on another data folder ` +
+          'does not accept this token (give npm run token the BULWARK_DATA_DIR of the runtime)',
+      );
+    }
+    console.log(token);
   });
 }

@@ -32,6 +32,14 @@ export interface SweeperEnvironment extends TableEnvironment, WebhookQueueEnviro
 /** Written out in digits: coercion would read an empty or blank value as 0. */
 const isGraceSec = (value: string) => /^\d+$/.test(value) && Number(value) <= maxBookingEventGraceSec;
 
+/**
+ * The rule a BOOKING_EVENT_GRACE_SEC of `value` breaks, or undefined when the sweeper takes it (`npm start`
+ * checks the shell's before starting anything).
+ */
+export function bookingEventGraceProblem(value: string): string | undefined {
+  return isGraceSec(value) ? undefined : `a whole number of seconds from 0 to ${maxBookingEventGraceSec}`;
+}
+
 /** Fails the cold start naming every missing or invalid variable (never their values). */
 export function readSweeperEnvironment(env: NodeJS.ProcessEnv = process.env): SweeperEnvironment {
   const grace = env.BOOKING_EVENT_GRACE_SEC;

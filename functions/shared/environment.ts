@@ -23,27 +23,32 @@ const localKeySchema = z
  * A number read from a variable, within bounds, `fallback` when unset. Written out in digits: coercion
  * would read an empty or blank value as 0.
  */
-const numberVariable = (min: number, max: number, fallback: number) =>
-  z._default(
+const numberVariable = (min: number, max: number, fallback: number, unit: string) => {
+  // Every check says the whole rule, so a refusal (`npm start`'s) can say what is valid.
+  const rule = `a number of ${unit} from ${min} to ${max}`;
+  return z._default(
     z.pipe(
-      z.string().check(z.regex(/^\d+(\.\d+)?$/, 'Must be a number')),
-      z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
+      z.string().check(z.regex(/^\d+(\.\d+)?$/, rule)),
+      z.pipe(z.transform(Number), z.number().check(z.minimum(min, rule), z.maximum(max, rule))),
     ),
     fallback,
   );
+};
 
-/** A whole number of something (seconds, a port) read from a variable, within bounds. */
-const wholeNumber = (min: number, max: number) =>
-  z.pipe(
-    z.string().check(z.regex(/^\d+$/, 'Must be a whole number')),
-    z.pipe(z.transform(Number), z.number().check(z.minimum(min), z.maximum(max))),
+/** A whole number (of `unit`: seconds, hours) read from a variable, within bounds. */
+const wholeNumber = (min: number, max: number, unit?: string) => {
+  const rule = `a whole number${unit === undefined ? '' : ` of ${unit}`} from ${min} to ${max}`;
+  return z.pipe(
+    z.string().check(z.regex(/^\d+$/, rule)),
+    z.pipe(z.transform(Number), z.number().check(z.minimum(min, rule), z.maximum(max, rule))),
   );
+};
 
 /** UNVERIFIED_USER_TTL_HOURS when unset. */
 export const defaultUnverifiedUserTtlHours = 48;
 /** A whole number read from a variable, within bounds, `fallback` when unset. */
-const integerVariable = (min: number, max: number, fallback: number) =>
-  z._default(wholeNumber(min, max), fallback);
+const integerVariable = (min: number, max: number, fallback: number, unit?: string) =>
+  z._default(wholeNumber(min, max, unit), fallback);
 
 /** Where SMS codes go unless SMS_REGIONS says otherwise (the sample's own numbers are +1 415 …). */
 export const defaultSmsRegions: readonly string[] = ['US'];
@@ -64,23 +69,26 @@ const environmentSchema = z.object({
   /** Base URL of the users service, which bookings calls over HTTP (the stack: the HTTP API; locally: the runtime). */
   USERS_API_URL: z.optional(z.url()),
   /** How many days ahead a booking may start (bookings refuses a later start with 400 on `body.start`). */
-  BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365),
+  BOOKING_HORIZON_DAYS: integerVariable(1, 3650, 365, 'days'),
   /**
    * Hours a registration has to get its email verified before it lapses and frees its address (users
    * only). 48: twice the verification link's day, so a user whose first link ran out unused can still
    * ask for another and use it, while an address someone else registered is free again within two days.
    */
-  UNVERIFIED_USER_TTL_HOURS: integerVariable(1, 720, defaultUnverifiedUserTtlHours),
+  UNVERIFIED_USER_TTL_HOURS: integerVariable(1, 720, defaultUnverifiedUserTtlHours, 'hours'),
   /**
    * The regions whose mobile numbers users accepts and sends SMS codes to: comma-separated ISO 3166
    * alpha-2 codes as libphonenumber names them (`US,CA,GB,GG,JE,IM`). Every allowed region is an SMS
    * destination anyone can make the deployment pay for, so the default is one low-cost region.
    */
-  SMS_REGIONS: z._default(z.string().check(z.regex(/^[A-Z]{2}(,[A-Z]{2})*$/)), defaultSmsRegions.join(',')),
+  SMS_REGIONS: z._default(
+    z.string().check(z.regex(/^[A-Z]{2}(,[A-Z]{2})*$/, 'region codes such as US or GB, separated by commas')),
+    defaultSmsRegions.join(','),
+  ),
   /** SMS codes the whole deployment may send: a burst of this many, refilled evenly over an hour. */
-  SMS_PER_HOUR: integerVariable(1, maxSmsPerHour, defaultSmsPerHour),
+  SMS_PER_HOUR: integerVariable(1, maxSmsPerHour, defaultSmsPerHour, 'SMS'),
   /** SMS codes to the numbers of one region, of the same shape. @default half of SMS_PER_HOUR, rounded up */
-  SMS_PER_REGION_PER_HOUR: z.optional(wholeNumber(1, maxSmsPerHour)),
+  SMS_PER_REGION_PER_HOUR: z.optional(wholeNumber(1, maxSmsPerHour, 'SMS')),
   /**
    * `prod` refuses the local key provider (see ALLOW_LOCAL_KEY_IN_PRODUCTION); the stack sets it. Required
    * in Lambda, where `local` declares an emulator and lifts the refusal of local-only settings.
@@ -427,7 +435,7 @@ const queueEnvironmentSchema = z.object({
   /** The relay's credentials, JSON { username, password } in Secrets Manager (the stack); unset: no AUTH (a local sink). */
   SMTP_CREDENTIALS_SECRET_ARN: z.optional(secretArnSchema),
   /** First retry delay; attempt n waits base × 2^(n-1) seconds (changed message visibility). */
-  EMAIL_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 30),
+  EMAIL_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 30, 'seconds'),
   /** `sns` in AWS; `outbox` writes each SMS as a text file (the local runtime). */
   SMS_TRANSPORT: z._default(z.enum(['sns', 'outbox']), 'outbox'),
   /** Where the outbox SMS transport writes `<time>-<id>.sms.txt` files. */
@@ -460,21 +468,36 @@ const queueEnvironmentSchema = z.object({
   /** The webhook queue's dead-letter queue: where the worker puts a message that can never be delivered. */
   WEBHOOK_DLQ_URL: z.optional(z.url()),
   /** Webhook backoff: attempt n waits a random 0 … base × 2^(n-1) seconds (full jitter). */
-  WEBHOOK_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 60),
+  WEBHOOK_RETRY_BASE_DELAY_SEC: integerVariable(1, 3600, 60, 'seconds'),
   /**
    * The longest wait between two webhook attempts, Retry-After included. SQS allows 12 h from the
    * receive, so 43200 is shortened by the attempt's own time and a minute's margin.
    */
-  WEBHOOK_MAX_RETRY_DELAY_SEC: integerVariable(1, 43_200, 3600),
+  WEBHOOK_MAX_RETRY_DELAY_SEC: integerVariable(1, 43_200, 3600, 'seconds'),
   /** Disable rule: consecutive deliveries failed for good that disable an endpoint. */
-  WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: integerVariable(1, 1000, 5),
+  WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: integerVariable(1, 1000, 5, 'deliveries'),
   /** Disable rule: hours without a success after which the next failed delivery disables an endpoint. */
-  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: numberVariable(0, 24 * 30, 24),
+  WEBHOOK_DISABLE_AFTER_FAILING_HOURS: numberVariable(0, 24 * 30, 24, 'hours'),
   /** Endpoints one owner may register at a time (each event fans out one message per endpoint). */
-  WEBHOOK_MAX_ENDPOINTS_PER_OWNER: integerVariable(1, 1000, 20),
+  WEBHOOK_MAX_ENDPOINTS_PER_OWNER: integerVariable(1, 1000, 20, 'endpoints'),
   /** CIDRs the SSRF guard lets through although blocked (local runs and tests: loopback; refused in Lambda); read by ssrf-guard.ts. */
   SSRF_ALLOWLIST: z.optional(z.string()),
 });
+
+/** A variable the users, bookings and webhooks functions or the email and webhook workers read with a schema. */
+export type FunctionVariable =
+  | keyof typeof environmentSchema.shape
+  | keyof typeof queueEnvironmentSchema.shape;
+
+/**
+ * The rule a function would find `value` of `variable` breaking (`a whole number of hours from 1 to 720`),
+ * or undefined when it takes the value: `npm start` checks the variables it passes on from the shell with
+ * it, so a bad one stops the start with the rule, not a cold start with the variable's name alone.
+ */
+export function functionVariableProblem(variable: FunctionVariable, value: string): string | undefined {
+  const schema = { ...environmentSchema.shape, ...queueEnvironmentSchema.shape }[variable];
+  return schema.safeParse(value).error?.issues[0]?.message;
+}
 
 /** Queue and email settings of the users function (producer) and the email worker (consumer). */
 export interface QueueEnvironment {

@@ -168,12 +168,41 @@ describe('npm run token', () => {
     expect(exitCode).toBe(1);
   });
 
+  it('creates a missing data folder owner-only, as npm start does, and says on stderr its key is new', () => {
+    const parent = tempDir();
+    const dataDir = join(parent, 'typo', 'data');
+    const mint = () =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'bin/token.ts', '--sub', 'bob'], {
+        env: { ...process.env, BULWARK_DATA_DIR: dataDir },
+        encoding: 'utf8',
+      });
+    const first = mint();
+    expect(first.status).toBe(0);
+    // stdout is the token alone, for $(npm run -s token …).
+    expect(first.stdout.trim().split('\n')).toHaveLength(1);
+    expect(decodeJwt(first.stdout.trim())).toMatchObject({ sub: 'bob' });
+    expect((statSync(join(parent, 'typo')).mode & 0o777).toString(8)).toBe('700');
+    expect((statSync(dataDir).mode & 0o777).toString(8)).toBe('700');
+    expect(first.stderr).toBe(
+      `npm run token: created ${dataDir} with a new signing key; a runtime started on another data folder ` +
+        'does not accept this token (give npm run token the BULWARK_DATA_DIR of the runtime)\n',
+    );
+
+    const second = mint();
+    expect(second.status).toBe(0);
+    expect(second.stderr).toBe('');
+    expect(decodeProtectedHeader(second.stdout.trim()).kid).toBe(
+      decodeProtectedHeader(first.stdout.trim()).kid,
+    );
+  });
+
   it('mints with the key kept in the data folder', async () => {
     const dataDir = tempDir();
-    const token = await mintFromCommandLine(
+    const { token, createdDataDir } = await mintFromCommandLine(
       ['--sub', 'bob', '--expires-in', '60', '--email', 'b@example.com'],
       dataDir,
     );
+    expect(createdDataDir).toBe(false);
     const claims = decodeJwt(token);
     expect(claims).toMatchObject({ sub: 'bob', email: 'b@example.com' });
     expect((claims.exp as number) - (claims.iat as number)).toBe(60);

@@ -133,13 +133,14 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
 
   it('refuses a sweep interval of 0 or with a leading zero before starting anything', async () => {
     const dataDir = dataFolder();
-    const refused = ['0', '07'].map((seconds) =>
-      startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_SWEEP_INTERVAL_SEC: seconds }),
-    );
-    for (const started of refused) {
+    const refused = ['0', '07'].map((seconds) => ({
+      seconds,
+      started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_SWEEP_INTERVAL_SEC: seconds }),
+    }));
+    for (const { seconds, started } of refused) {
       expect(await started.exited).toBe(1);
       expect(started.output().split('\n')).toContain(
-        'npm start: BULWARK_SWEEP_INTERVAL_SEC must be a whole number of seconds from 1 to 999999',
+        `npm start: BULWARK_SWEEP_INTERVAL_SEC must be a whole number of seconds from 1 to 999999 (got "${seconds}")`,
       );
       expect(started.output()).not.toContain('    at ');
     }
@@ -172,16 +173,84 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       ['WEBHOOK_RETRY_BASE_DELAY_SEC', '00'],
     ].map(([variable = '', seconds = '']) => ({
       variable,
+      seconds,
       started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, [variable]: seconds }),
     }));
-    for (const { variable, started } of refused) {
+    for (const { variable, seconds, started } of refused) {
       expect(await started.exited).toBe(1);
       expect(started.output().split('\n')).toContain(
-        `npm start: ${variable} must be a whole number of seconds from 1 to 3600`,
+        `npm start: ${variable} must be a whole number of seconds from 1 to 3600 (got "${seconds}")`,
       );
       expect(started.output()).not.toContain('    at ');
     }
     expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+  });
+
+  it('refuses a PORT that is no port, before starting anything', async () => {
+    // Left to Node, each was a RangeError stack; an empty PORT was port 0, a random one.
+    const dataDir = join(dataFolder(), 'data');
+    const refused = ['abc', '99999', '', '1.5', '-1'].map((port) => ({
+      port,
+      started: startLocal({ PORT: port, BULWARK_DATA_DIR: dataDir }),
+    }));
+    for (const { port, started } of refused) {
+      expect(await started.exited).toBe(1);
+      expect(started.output()).toBe(
+        `npm start: PORT must be a whole number from 0 (any free port) to 65535 (got "${port}")\n`,
+      );
+    }
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("refuses a function variable from the shell the function would refuse, with the function's rule, before starting anything", async () => {
+    const dataDir = join(dataFolder(), 'data');
+    const refused = [
+      ['BOOKING_EVENT_GRACE_SEC', 'abc', 'a whole number of seconds from 0 to 86400'],
+      ['BOOKING_EVENT_GRACE_SEC', '86401', 'a whole number of seconds from 0 to 86400'],
+      ['BOOKING_HORIZON_DAYS', 'abc', 'a whole number of days from 1 to 3650'],
+      ['UNVERIFIED_USER_TTL_HOURS', '0', 'a whole number of hours from 1 to 720'],
+      ['SMS_REGIONS', 'us', 'region codes such as US or GB, separated by commas'],
+      ['SMS_PER_HOUR', '', 'a whole number of SMS from 1 to 1000000'],
+      ['SMS_PER_REGION_PER_HOUR', '1000001', 'a whole number of SMS from 1 to 1000000'],
+      ['WEBHOOK_MAX_RETRY_DELAY_SEC', '0', 'a whole number of seconds from 1 to 43200'],
+      ['WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES', 'five', 'a whole number of deliveries from 1 to 1000'],
+      ['WEBHOOK_DISABLE_AFTER_FAILING_HOURS', '1e3', 'a number of hours from 0 to 720'],
+      ['WEBHOOK_MAX_ENDPOINTS_PER_OWNER', '1001', 'a whole number of endpoints from 1 to 1000'],
+    ].map(([variable = '', value = '', rule = '']) => ({
+      line: `npm start: ${variable} must be ${rule} (got "${value}")\n`,
+      started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, [variable]: value }),
+    }));
+    for (const { line, started } of refused) {
+      expect(await started.exited).toBe(1);
+      expect(started.output()).toBe(line);
+    }
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('refuses a BULWARK_LOCAL_FAIL naming no function, naming those it takes', async () => {
+    const dataDir = join(dataFolder(), 'data');
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_LOCAL_FAIL: 'bookings,user' });
+    expect(await started.exited).toBe(1);
+    expect(started.output()).toBe(
+      'npm start: BULWARK_LOCAL_FAIL must be comma-separated function names of health, users, bookings, ' +
+        'webhooks, catch-all (got "bookings,user")\n',
+    );
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('says in the banner which functions BULWARK_LOCAL_FAIL makes fail, and they do', async () => {
+    const started = startLocal({
+      PORT: '0',
+      BULWARK_DATA_DIR: dataFolder(),
+      BULWARK_LOCAL_FAIL: 'users, bookings',
+    });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    expect(started.output().split('\n')).toContain(
+      '  Made to fail     users, bookings: their routes answer 503 (BULWARK_LOCAL_FAIL)',
+    );
+    const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(started.output())?.[1];
+    expect((await fetch(`${url}/bookings`)).status).toBe(503);
+    expect((await fetch(`${url}/health`)).status).toBe(200);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
