@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -705,6 +706,54 @@ describe('httpErrorHandler through a middy pipeline', () => {
     expect(result.headers?.['Retry-After']).toBe('2');
     expect(logger.warn).toHaveBeenCalledOnce();
     expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it("answers Middy's early timeout 504 problem+json and logs it as a degraded answer, not a fault", async () => {
+    const logger = { error: vi.fn(), warn: vi.fn() };
+    // 1000 ms left, Middy gives up 950 ms before the end: the handler below is cut short after 50 ms.
+    const handler = middy<APIGatewayProxyEventV2>({ timeoutEarlyInMillis: 950 })
+      .use(httpErrorHandler({ logger }))
+      .handler((_event, _context, { signal }) => sleep(5000, json(200, { late: true }), { signal }));
+    const result = await handler(eventOf(), context);
+    expect(result.statusCode).toBe(504);
+    expect(result.headers).toEqual({
+      'Content-Type': 'application/problem+json',
+      'Cache-Control': 'no-store',
+    });
+    expect(JSON.parse(result.body as string)).toEqual({
+      type: 'urn:bulwark:problem:dependency-timeout',
+      title: 'Gateway Timeout',
+      status: 504,
+      detail: 'The request did not complete in time',
+      instance: '/things/1',
+      code: 'DEPENDENCY_TIMEOUT',
+      requestId: 'api-req-1',
+    });
+    expect(logger.error).not.toHaveBeenCalled();
+    expect(logger.warn).toHaveBeenCalledExactlyOnceWith('Request degraded', {
+      error: expect.objectContaining({
+        name: 'TimeoutError',
+        message: '[AbortError]: The operation was aborted.',
+      }),
+    });
+  });
+
+  it.each([
+    ['without a cause', Object.assign(new Error('aborted'), { name: 'TimeoutError' })],
+    [
+      'with a cause another package names',
+      Object.assign(new Error('aborted', { cause: { package: '@middy/util' } }), { name: 'TimeoutError' }),
+    ],
+  ])('keeps a TimeoutError %s, not Middy’s own, a logged 500', async (_label, failure) => {
+    const logger = { error: vi.fn(), warn: vi.fn() };
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .handler(async () => {
+        throw failure;
+      });
+    expect((await handler(eventOf(), context)).statusCode).toBe(500);
+    expect(logger.error).toHaveBeenCalledOnce();
+    expect(logger.warn).not.toHaveBeenCalled();
   });
 
   it('leaves a response another middleware already set on error', async () => {
