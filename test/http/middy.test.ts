@@ -27,6 +27,8 @@ import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js'
 import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { MemoryCounterStore } from '../../middleware/rate-limit/counter-store.js';
+import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { jsonBodyParserOf, parsedBy } from '../helpers/json-body-parser.js';
 
@@ -575,6 +577,40 @@ describe('httpErrorHandler through a middy pipeline', () => {
       requestId: 'api-req-1',
     });
     expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('sends the toolkit’s correlation id and rate-limit headers once, whatever case the handler spelt them in', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(correlationIds())
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(
+          rateLimit({ policy: { name: 'casing', limit: 5, windowSec: 60 }, store: new MemoryCounterStore() }),
+        )
+        .handler(async () => ({
+          statusCode: 200,
+          headers: { 'X-Correlation-Id': 'handler-set', ratelimit: 'mine' },
+          body: 'x',
+        })),
+    );
+    const result = await handler(
+      eventOf({
+        headers: { 'x-correlation-id': 'caller' },
+        requestContext: {
+          requestId: 'api-req-1',
+          http: { method: 'POST', path: '/things/1', sourceIp: '203.0.113.7' },
+        } as APIGatewayProxyEventV2['requestContext'],
+      }),
+      context,
+    );
+    expect(result.headers).toEqual({
+      'x-correlation-id': 'caller',
+      'RateLimit-Policy': '"casing";q=5;w=60',
+      RateLimit: '"casing";r=4;t=12',
+      'X-RateLimit-Limit': '5',
+      'X-RateLimit-Remaining': '4',
+      'X-RateLimit-Reset': expect.any(String),
+    });
   });
 
   it('names a REST API (v1) request’s path as the problem’s instance', async () => {
