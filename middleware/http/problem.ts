@@ -54,6 +54,7 @@ const hiddenDetail: Readonly<Record<number, string>> = {
   504: 'A dependency did not answer in time',
 };
 const unexpectedDetail = 'An unexpected error occurred';
+const functionTimeoutDetail = 'The request did not complete in time';
 const unreadableRecordDetail = 'A stored record could not be decrypted';
 
 /**
@@ -115,6 +116,19 @@ function isMiddyHttpError(error: unknown): error is MiddyHttpErrorShape {
   );
 }
 
+/**
+ * The error `@middy/core` rejects with when the handler is still running `timeoutEarlyInMillis` before the
+ * Lambda's own timeout (on by default: 5 ms): a `TimeoutError` whose cause names the package. An SDK's
+ * `TimeoutError` carries no such cause.
+ */
+function isMiddyEarlyTimeout(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'TimeoutError') return false;
+  const { cause } = error as { cause?: unknown };
+  return (
+    typeof cause === 'object' && cause !== null && (cause as { package?: unknown }).package === '@middy/core'
+  );
+}
+
 /** The problem `type` URI for a code: stable, so clients can switch on it. */
 export function problemType(code: BulwarkErrorCode): string {
   return `urn:bulwark:problem:${code.toLowerCase().replaceAll('_', '-')}`;
@@ -165,8 +179,8 @@ function build(
  * Retry-After; a stored record that cannot be decrypted is a 500 `DECRYPTION_FAILED` that says so; a
  * raw error that is a dependency's passing failure ({@link dependencyFailure}: an AWS service
  * throttling, failing with a 5xx, unreachable or answering what the SDK cannot read) is a 503 with
- * Retry-After, or a 504 when it timed out; anything else becomes a generic 500 whose detail stays in
- * the log.
+ * Retry-After, or a 504 when it timed out; Middy's early timeout (the function out of time) is a 504;
+ * anything else becomes a generic 500 whose detail stays in the log.
  */
 export function renderProblem(error: unknown, context: ProblemContext = {}): RenderedProblem {
   if (error instanceof HttpError) {
@@ -190,6 +204,11 @@ export function renderProblem(error: unknown, context: ProblemContext = {}): Ren
   }
   if (isMiddyHttpError(error) && error.statusCode === 503) {
     return build(503, 'SERVICE_UNAVAILABLE', hiddenDetail[503] as string, context, { ...error.headers });
+  }
+  // The function ran out of time, as a DeadlineExceededError says when the toolkit's own deadline checks
+  // find none left: the same 504, a degraded answer rather than a fault, and no Retry-After.
+  if (isMiddyEarlyTimeout(error)) {
+    return build(504, 'DEPENDENCY_TIMEOUT', functionTimeoutDetail, context, {});
   }
   const failure = dependencyFailure(error);
   if (failure?.kind === 'timeout') {

@@ -45,7 +45,10 @@ export interface ResponseAdditions {
 /**
  * A copy of a handler's result with headers and cookies added. The handler's object may be shared
  * (module scope), so it is never changed; a plain result becomes the structured answer API Gateway
- * infers from it (200, JSON); no result stays none.
+ * infers from it (200, JSON); no result stays none. Header names are compared whatever their case (RFC
+ * 9110 §5.1): an added header replaces the result's of that name in any spelling, in `headers` and
+ * `multiValueHeaders` alike, and is sent as the addition spells it; cookies sent as `Set-Cookie` headers
+ * join the result's under one `Set-Cookie`.
  */
 export function withHeadersAndCookies(response: unknown, additions: ResponseAdditions): unknown {
   const normalized = normalizeResponse(response);
@@ -58,10 +61,32 @@ export function withHeadersAndCookies(response: unknown, additions: ResponseAddi
           headers: { ...normalized.headers },
           body: normalized.body,
         } as RestApiCompatibleResult);
+  const withHeaders = additions.headers ? withHeadersReplaced(structured, additions.headers) : structured;
+  return {
+    ...withHeaders,
+    ...(additions.cookies ? cookieFields(withHeaders, additions.cookies, additions.cookiesAs) : {}),
+  };
+}
+
+/** `fields` without the names of `names`, in any case. */
+function withoutNames<T>(fields: Record<string, T>, names: ReadonlySet<string>): Record<string, T> {
+  return Object.fromEntries(Object.entries(fields).filter(([name]) => !names.has(name.toLowerCase())));
+}
+
+/**
+ * API Gateway sends a name spelt two ways twice, and a REST API (v1) sends `multiValueHeaders` beside
+ * `headers`: a result's `X-Correlation-Id` would go out beside the toolkit's `x-correlation-id`.
+ */
+function withHeadersReplaced(
+  structured: RestApiCompatibleResult,
+  headers: Readonly<Record<string, string>>,
+): RestApiCompatibleResult {
+  const names = new Set(Object.keys(headers).map((name) => name.toLowerCase()));
+  const { multiValueHeaders } = structured;
   return {
     ...structured,
-    ...(additions.headers ? { headers: { ...structured.headers, ...additions.headers } } : {}),
-    ...(additions.cookies ? cookieFields(structured, additions.cookies, additions.cookiesAs) : {}),
+    headers: { ...withoutNames(structured.headers ?? {}, names), ...headers },
+    ...(multiValueHeaders ? { multiValueHeaders: withoutNames(multiValueHeaders, names) } : {}),
   };
 }
 
@@ -72,6 +97,13 @@ function cookieFields(
 ): Partial<RestApiCompatibleResult> {
   if (cookiesAs !== 'set-cookie-headers') return { cookies: [...(structured.cookies ?? []), ...cookies] };
   const multiValueHeaders = structured.multiValueHeaders ?? {};
-  const existing = multiValueHeaders['Set-Cookie'] ?? [];
-  return { multiValueHeaders: { ...multiValueHeaders, 'Set-Cookie': [...existing, ...cookies] } };
+  const existing = Object.entries(multiValueHeaders).flatMap(([name, values]) =>
+    name.toLowerCase() === 'set-cookie' ? values : [],
+  );
+  return {
+    multiValueHeaders: {
+      ...withoutNames(multiValueHeaders, new Set(['set-cookie'])),
+      'Set-Cookie': [...existing, ...cookies],
+    },
+  };
 }

@@ -11,7 +11,12 @@ import {
   runCleanup,
   runResponseCleanupOnError,
 } from '../cleanup.js';
-import { assertNoProblems, InvalidArgumentError, TooManyRequestsError } from '../errors.js';
+import {
+  assertNoProblems,
+  InvalidArgumentError,
+  InvalidOptionsError,
+  TooManyRequestsError,
+} from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { assertApiGatewayEvent } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
@@ -187,7 +192,8 @@ function middlewareProblems(options: RateLimitOptions): string[] {
  * instance through the toolkit table. Over the limit it answers 429 problem+json with
  * `Retry-After`; every response to a request it admitted or refused carries `RateLimit-Policy`,
  * `RateLimit` and the legacy `X-RateLimit-*` headers (early answers and errors rendered by
- * `httpErrorHandler` included). Stack several (per IP, then per user): the strictest answer wins. Put
+ * `httpErrorHandler` included). Stack several (per IP, then per user): the strictest answer wins; one
+ * middleware `.use()`d twice fails every request as a setup fault (an `InvalidOptionsError`). Put
  * per-principal limits (`user`, `clientId`, `apiKey`, `tenant`) after authentication, so
  * `context.principal` is set: used before it, or without it, such a limit fails every request as a setup
  * fault (an `InvalidOptionsError`, which `httpErrorHandler` answers with a 500 and logs) rather than count
@@ -253,9 +259,19 @@ export function rateLimit(
 
   // Before authentication every caller would fall back to its address: users behind one share a budget.
   const keyedByPrincipal = !options.identify && isKeyedByPrincipal(keyBy);
+  // Middy runs a middleware `.use()`d twice twice; Middy gives each invocation a request object of its own.
+  const requestsLimited = new WeakSet<object>();
 
   const rateLimitBefore = async (request: RateLimitMiddlewareRequest): Promise<void> => {
     assertApiGatewayEvent(request.event, 'rateLimit');
+    // A setup fault, refused as loudly as a limit used before authentication: run again it would charge
+    // the request twice and advertise its policy twice, and a second limit meant here would be missing.
+    if (requestsLimited.has(request)) {
+      throw new InvalidOptionsError('rateLimit', [
+        'this rateLimit() ran twice on one request: .use() it once, and create one rateLimit() per limit to stack several',
+      ]);
+    }
+    requestsLimited.add(request);
     if (keyedByPrincipal) {
       assertAuthenticationRan(
         request.context,

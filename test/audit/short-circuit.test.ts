@@ -258,7 +258,7 @@ describe('answers given early are still audited, counted and labelled', () => {
     });
   });
 
-  it('500 from Middy’s early timeout', async () => {
+  it('504 from Middy’s early timeout', async () => {
     const parts = observability();
     const handler = lambdaHandler(
       flat(parts).handler(
@@ -270,7 +270,7 @@ describe('answers given early are still audited, counted and labelled', () => {
       ),
     );
     const response = await handler(request(), lambdaContext(60));
-    expectEverythingHappened(parts, response, { status: 500 });
+    expectEverythingHappened(parts, response, { status: 504 });
     expect(output.audit()[0]).toMatchObject({
       outcome: 'error',
       metadata: { error: { name: 'TimeoutError' } },

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -26,6 +27,8 @@ import { httpErrorHandler, validateInput } from '../../middleware/http/middy.js'
 import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { MemoryCounterStore } from '../../middleware/rate-limit/counter-store.js';
+import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
 import { jsonBodyParserOf, parsedBy } from '../helpers/json-body-parser.js';
 
@@ -576,6 +579,40 @@ describe('httpErrorHandler through a middy pipeline', () => {
     expect(logger.error).not.toHaveBeenCalled();
   });
 
+  it('sends the toolkit’s correlation id and rate-limit headers once, whatever case the handler spelt them in', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(correlationIds())
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(
+          rateLimit({ policy: { name: 'casing', limit: 5, windowSec: 60 }, store: new MemoryCounterStore() }),
+        )
+        .handler(async () => ({
+          statusCode: 200,
+          headers: { 'X-Correlation-Id': 'handler-set', ratelimit: 'mine' },
+          body: 'x',
+        })),
+    );
+    const result = await handler(
+      eventOf({
+        headers: { 'x-correlation-id': 'caller' },
+        requestContext: {
+          requestId: 'api-req-1',
+          http: { method: 'POST', path: '/things/1', sourceIp: '203.0.113.7' },
+        } as APIGatewayProxyEventV2['requestContext'],
+      }),
+      context,
+    );
+    expect(result.headers).toEqual({
+      'x-correlation-id': 'caller',
+      'RateLimit-Policy': '"casing";q=5;w=60',
+      RateLimit: '"casing";r=4;t=12',
+      'X-RateLimit-Limit': '5',
+      'X-RateLimit-Remaining': '4',
+      'X-RateLimit-Reset': expect.any(String),
+    });
+  });
+
   it('names a REST API (v1) request’s path as the problem’s instance', async () => {
     const handler = middy<APIGatewayProxyEventV2>()
       .use(httpErrorHandler({ logger: { error: vi.fn(), warn: vi.fn() } }))
@@ -705,6 +742,54 @@ describe('httpErrorHandler through a middy pipeline', () => {
     expect(result.headers?.['Retry-After']).toBe('2');
     expect(logger.warn).toHaveBeenCalledOnce();
     expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it("answers Middy's early timeout 504 problem+json and logs it as a degraded answer, not a fault", async () => {
+    const logger = { error: vi.fn(), warn: vi.fn() };
+    // 1000 ms left, Middy gives up 950 ms before the end: the handler below is cut short after 50 ms.
+    const handler = middy<APIGatewayProxyEventV2>({ timeoutEarlyInMillis: 950 })
+      .use(httpErrorHandler({ logger }))
+      .handler((_event, _context, { signal }) => sleep(5000, json(200, { late: true }), { signal }));
+    const result = await handler(eventOf(), context);
+    expect(result.statusCode).toBe(504);
+    expect(result.headers).toEqual({
+      'Content-Type': 'application/problem+json',
+      'Cache-Control': 'no-store',
+    });
+    expect(JSON.parse(result.body as string)).toEqual({
+      type: 'urn:bulwark:problem:dependency-timeout',
+      title: 'Gateway Timeout',
+      status: 504,
+      detail: 'The request did not complete in time',
+      instance: '/things/1',
+      code: 'DEPENDENCY_TIMEOUT',
+      requestId: 'api-req-1',
+    });
+    expect(logger.error).not.toHaveBeenCalled();
+    expect(logger.warn).toHaveBeenCalledExactlyOnceWith('Request degraded', {
+      error: expect.objectContaining({
+        name: 'TimeoutError',
+        message: '[AbortError]: The operation was aborted.',
+      }),
+    });
+  });
+
+  it.each([
+    ['without a cause', Object.assign(new Error('aborted'), { name: 'TimeoutError' })],
+    [
+      'with a cause another package names',
+      Object.assign(new Error('aborted', { cause: { package: '@middy/util' } }), { name: 'TimeoutError' }),
+    ],
+  ])('keeps a TimeoutError %s, not Middy’s own, a logged 500', async (_label, failure) => {
+    const logger = { error: vi.fn(), warn: vi.fn() };
+    const handler = middy<APIGatewayProxyEventV2>()
+      .use(httpErrorHandler({ logger }))
+      .handler(async () => {
+        throw failure;
+      });
+    expect((await handler(eventOf(), context)).statusCode).toBe(500);
+    expect(logger.error).toHaveBeenCalledOnce();
+    expect(logger.warn).not.toHaveBeenCalled();
   });
 
   it('leaves a response another middleware already set on error', async () => {

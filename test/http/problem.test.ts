@@ -300,6 +300,13 @@ describe('problem types', () => {
       sdkError('ThrottlingException', 400),
       sdkError('InternalServerError', 500),
       sdkError('TimeoutError', 0),
+      // Middy's early timeout, as @middy/core throws it.
+      Object.assign(
+        new Error('[AbortError]: The operation was aborted.', { cause: { package: '@middy/core' } }),
+        {
+          name: 'TimeoutError',
+        },
+      ),
       new Error('a bug'),
     ];
     const answers = new Map<string, Set<string>>();

@@ -539,6 +539,33 @@ describe('rateLimit through a middy pipeline', () => {
       expect(third.headers.RateLimit).toBe(`"${ipName}";r=4;t=12, "${userName}";r=0;t=30`);
     });
 
+    it('refuses one limiter .use()d twice as a logged 500 naming the fix, rather than charge each request twice', async () => {
+      const name = uniquePolicyName('twice');
+      const limiter = limitOf({ policy: { name, limit: 5, windowSec: 60 }, keyBy: 'ip' });
+      const { call, handle } = pipeline([limiter, limiter]);
+      logger.error.mockClear();
+      const answer = await call(eventOf('198.51.100.95'));
+      expect(answer.statusCode).toBe(500);
+      expect(answer.body).toMatchObject({ code: 'INTERNAL' });
+      expect(handle).not.toHaveBeenCalled();
+      // What the first run charged, once.
+      expect(answer.headers).toMatchObject({
+        'RateLimit-Policy': `"${name}";q=5;w=60`,
+        RateLimit: `"${name}";r=4;t=12`,
+      });
+      expect(logger.error).toHaveBeenCalledExactlyOnceWith('Request failed', {
+        error: expect.objectContaining({
+          name: 'InvalidOptionsError',
+          message:
+            'Invalid rateLimit options: this rateLimit() ran twice on one request: .use() it once, and create one rateLimit() per limit to stack several',
+        }),
+      });
+      // Used once elsewhere, the same limiter counts on: each invocation is a request of its own.
+      const once = pipeline([limiter]);
+      const next = await once.call(eventOf('198.51.100.95'));
+      expect([next.statusCode, next.headers.RateLimit]).toEqual([200, `"${name}";r=3;t=12`]);
+    });
+
     it('multiplies the limit by the trust the principal earns', async () => {
       const name = uniquePolicyName('trust');
       const trust = vi.fn((principal: Principal | undefined) =>
