@@ -14,6 +14,7 @@ import {
   SecretAccessError,
   ValidationError,
 } from '../errors.js';
+import { replaceHeaders } from './response.js';
 
 export const problemContentType = 'application/problem+json';
 
@@ -167,7 +168,7 @@ function build(
     isDegraded: status > 500 && deliberate,
     response: {
       statusCode: status,
-      headers: { ...headers, 'Content-Type': problemContentType, 'Cache-Control': 'no-store' },
+      headers: replaceHeaders(headers, { 'Content-Type': problemContentType, 'Cache-Control': 'no-store' }),
       body: JSON.stringify(problem),
     },
   };

@@ -17,11 +17,20 @@ type RestApiCompatibleResult = APIGatewayProxyStructuredResultV2 & {
   multiValueHeaders?: Record<string, (string | number | boolean)[]>;
 };
 
-/** A JSON response; `body` is serialised once here. */
+/** `headers` with `replacements` set: a replaced name goes in any spelling, as HTTP compares names (RFC 9110 §5.1). */
+export function replaceHeaders<Value>(
+  headers: Readonly<Record<string, Value>>,
+  replacements: Readonly<Record<string, string>>,
+): Record<string, Value | string> {
+  const names = new Set(Object.keys(replacements).map((name) => name.toLowerCase()));
+  return { ...withoutNames(headers, names), ...replacements };
+}
+
+/** A JSON response; `body` is serialised once here, and a `Content-Type` among `headers`, in any case, gives way. */
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
   return {
     statusCode,
-    headers: { ...headers, 'Content-Type': 'application/json' },
+    headers: replaceHeaders(headers, { 'Content-Type': 'application/json' }),
     body: JSON.stringify(body),
   };
 }
@@ -85,7 +94,7 @@ function withHeadersReplaced(
   const { multiValueHeaders } = structured;
   return {
     ...structured,
-    headers: { ...withoutNames(structured.headers ?? {}, names), ...headers },
+    headers: replaceHeaders(structured.headers ?? {}, headers),
     ...(multiValueHeaders ? { multiValueHeaders: withoutNames(multiValueHeaders, names) } : {}),
   };
 }

@@ -1,6 +1,8 @@
 // withHeadersAndCookies: what the toolkit's middlewares add to a handler's answer, header names compared whatever their case.
 import { describe, expect, it } from 'vitest';
-import { withHeadersAndCookies } from '../../middleware/http/response.js';
+import { ConflictError } from '../../middleware/errors.js';
+import { renderProblem } from '../../middleware/http/problem.js';
+import { json, withHeadersAndCookies } from '../../middleware/http/response.js';
 
 describe('withHeadersAndCookies', () => {
   it('replaces a header the result spells in another case, sending the value and spelling added', () => {
@@ -55,6 +57,27 @@ describe('withHeadersAndCookies', () => {
     ).toEqual({
       statusCode: 200,
       multiValueHeaders: { Vary: ['Origin'], 'Set-Cookie': ['theme=dark', 'csrf=abc; Secure'] },
+    });
+  });
+});
+
+describe('the content type of an answer the toolkit builds', () => {
+  it('is sent once by json(), whatever case a Content-Type among its headers is spelt in', () => {
+    expect(json(200, { ok: true }, { 'content-type': 'text/plain', ETag: '"1"' })).toEqual({
+      statusCode: 200,
+      headers: { ETag: '"1"', 'Content-Type': 'application/json' },
+      body: '{"ok":true}',
+    });
+  });
+
+  it('is sent once by a problem, as is Cache-Control, whatever case the error’s headers spell them in', () => {
+    const error = new ConflictError('Taken', {
+      headers: { 'content-type': 'text/html', 'cache-control': 'max-age=60', Location: '/x' },
+    });
+    expect(renderProblem(error).response.headers).toEqual({
+      Location: '/x',
+      'Content-Type': 'application/problem+json',
+      'Cache-Control': 'no-store',
     });
   });
 });
