@@ -187,6 +187,8 @@ export function audit(
       ipAddress: sourceIpOf(event),
       userAgent: event.requestContext?.http?.userAgent ?? headerValue(event.headers, 'user-agent'),
       principal: () => context.principal,
+      // Middy marks a request a middleware answered without respondEarly(): no cleanup of this one will run.
+      ended: () => Object.hasOwn(request, 'earlyResponse'),
     };
     auditLogger.beginRequest(scope);
     // A Lambda context object can outlive the invocation (local runtimes, tests): no earlier error stays.
@@ -200,23 +202,27 @@ export function audit(
       // Neither answer nor error: Powertools runs its cleanup hook before it hands an idempotency
       // replay's stored answer to Middy, so the status is not known here and none is made up.
       const statusCode = response?.statusCode ?? (error ? statusOfError(error) : undefined);
-      auditLogger.log({
-        eventType: 'http.request',
-        outcome: statusCode === undefined ? 'unknown' : outcomeForStatus(statusCode),
-        statusCode,
-        durationMs: round(now() - startedAt),
-        principal: context.principal,
-        correlationId: context.correlationId ?? correlationId,
-        metadata: {
-          routeKey: event.routeKey,
-          request: summarizeRequest(event, requestCapture),
-          ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
-          ...(error
-            ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
-            : {}),
-          ...(header !== undefined && !isValidCorrelationId(header) ? { correlationIdRejected: true } : {}),
+      auditLogger.log(
+        {
+          eventType: 'http.request',
+          outcome: statusCode === undefined ? 'unknown' : outcomeForStatus(statusCode),
+          statusCode,
+          durationMs: round(now() - startedAt),
+          principal: context.principal,
+          correlationId: context.correlationId ?? correlationId,
+          metadata: {
+            routeKey: event.routeKey,
+            request: summarizeRequest(event, requestCapture),
+            ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
+            ...(error
+              ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
+              : {}),
+            ...(header !== undefined && !isValidCorrelationId(header) ? { correlationIdRejected: true } : {}),
+          },
         },
-      });
+        // This request's own, not whichever began last on a logger shared without the invocation store.
+        scope,
+      );
       auditLogger.endRequest(scope);
     });
   };
