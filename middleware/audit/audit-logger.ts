@@ -88,6 +88,12 @@ export interface AuditRequestScope {
   readonly userAgent?: string;
   /** Read when an event is logged, because authentication sets the principal after the scope begins. */
   readonly principal?: () => Principal | undefined;
+  /**
+   * Whether the request is over although {@link AuditLogger.endRequest} was never called for it (Middy skips
+   * every `after` when a middleware answers early without `respondEarly()`): from then on the scope is
+   * dropped, so a later invocation's events do not inherit it.
+   */
+  readonly ended?: () => boolean;
 }
 
 /**
@@ -155,11 +161,16 @@ export class AuditLogger {
     if (scope === undefined || this.scope.get() === scope) this.scope.set(undefined);
   }
 
-  /** Logs one event and returns it as written (redacted), or undefined if it could not be built. */
-  log(input: AuditEventInput): AuditEvent | undefined {
+  /**
+   * Logs one event and returns it as written (redacted), or undefined if it could not be built. Its request
+   * fields come from `scope`, by default the request in flight (see {@link beginRequest}); a caller that
+   * holds its request's scope passes it, which stays right where invocations overlap on this logger without
+   * the runtime's invocation store (tests, a host of your own).
+   */
+  log(input: AuditEventInput, scope?: AuditRequestScope): AuditEvent | undefined {
     let event: AuditEvent;
     try {
-      event = this.build(input);
+      event = this.build(input, scope ?? this.requestInFlight());
     } catch {
       return undefined;
     }
@@ -257,8 +268,14 @@ export class AuditLogger {
     });
   }
 
-  private build(input: AuditEventInput): AuditEvent {
+  private requestInFlight(): AuditRequestScope | undefined {
     const scope = this.scope.get();
+    if (!scope?.ended?.()) return scope;
+    this.scope.set(undefined);
+    return undefined;
+  }
+
+  private build(input: AuditEventInput, scope: AuditRequestScope | undefined): AuditEvent {
     const principal = input.principal ?? scope?.principal?.();
     const redactString = this.redactor.redactString;
     const metadata = this.redactor.redact(input.metadata ?? {}) as Record<string, unknown>;

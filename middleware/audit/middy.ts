@@ -1,6 +1,7 @@
 // Middy adapters: audit() writes one audit event per request; correlationIds() accepts, logs and returns the correlation id.
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { authenticationRan } from '../auth/context.js';
 import type { Principal } from '../auth/principal.js';
 import {
   registerCleanup,
@@ -8,7 +9,7 @@ import {
   runCleanup,
   runResponseCleanupOnError,
 } from '../cleanup.js';
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, InvalidOptionsError } from '../errors.js';
 import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
@@ -107,14 +108,42 @@ function pathMatcher(paths: readonly string[]): (path: string) => boolean {
 
 const round = (value: number) => Math.round(value * 100) / 100;
 
+/** Context objects on which audit() found the order right (one handed in again keeps the last request's fields). */
+const contextsChecked = new WeakSet<object>();
+
+/**
+ * Refuses a request that reached audit() after authentication or a rate limit ran on it: the requests
+ * they refuse (401, 403, 429) end before audit() and would leave no audit line, and nothing would say so.
+ * They leave `context.principal` (see {@link authenticationRan}) and `context.rateLimit` on every request
+ * they let through, so a misordered pipeline fails (500, logged by httpErrorHandler) on its first such
+ * request. Checked once per context object: on one passed in again, the properties may be the last
+ * request's, which says nothing about the order.
+ */
+function assertNoPolicyRanBefore(context: object): void {
+  if (contextsChecked.has(context)) return;
+  const ran = [
+    ...(authenticationRan(context) ? ['an authentication middleware'] : []),
+    ...('rateLimit' in context ? ['rateLimit()'] : []),
+  ];
+  if (ran.length === 0) {
+    contextsChecked.add(context);
+    return;
+  }
+  throw new InvalidOptionsError('audit', [
+    `${ran.join(' and ')} ran before audit(), so the requests refused there (401, 403, 429) would have no audit line: put audit() before authenticate(), the guards and rateLimit()`,
+  ]);
+}
+
 /**
  * Writes one `http.request` audit event per request with request and response summaries (method,
  * path, status, duration, principal, sizes, and bodies only when enabled, redacted and cut). Events
  * that other capabilities report during the request inherit its path, ip, request and correlation ids.
  *
  * Use it after `correlationIds()` and before `httpErrorHandler()`, so it sees the correlation id
- * and the final problem+json status. A middleware that answers early through `respondEarly()` still
- * gets its answer audited.
+ * and the final problem+json status, and before authentication, the guards and rate limits, so it
+ * also records the requests they refuse: a request that reaches it after `authenticate()` or
+ * `rateLimit()` is refused as a setup fault (an `InvalidOptionsError`, 500). A middleware that
+ * answers early through `respondEarly()` still gets its answer audited.
  *
  * @example
  * middy(handler)
@@ -142,6 +171,7 @@ export function audit(
 
   const auditBefore = (request: HttpRequest) => {
     assertApiGatewayEvent(request.event, 'audit');
+    assertNoPolicyRanBefore(request.context);
     const { event } = request;
     const path = pathOf(event) ?? event.requestContext?.http?.path ?? '';
     if (isExcluded(path)) return;
@@ -157,6 +187,8 @@ export function audit(
       ipAddress: sourceIpOf(event),
       userAgent: event.requestContext?.http?.userAgent ?? headerValue(event.headers, 'user-agent'),
       principal: () => context.principal,
+      // Middy marks a request a middleware answered without respondEarly(): no cleanup of this one will run.
+      ended: () => Object.hasOwn(request, 'earlyResponse'),
     };
     auditLogger.beginRequest(scope);
     // A Lambda context object can outlive the invocation (local runtimes, tests): no earlier error stays.
@@ -170,23 +202,27 @@ export function audit(
       // Neither answer nor error: Powertools runs its cleanup hook before it hands an idempotency
       // replay's stored answer to Middy, so the status is not known here and none is made up.
       const statusCode = response?.statusCode ?? (error ? statusOfError(error) : undefined);
-      auditLogger.log({
-        eventType: 'http.request',
-        outcome: statusCode === undefined ? 'unknown' : outcomeForStatus(statusCode),
-        statusCode,
-        durationMs: round(now() - startedAt),
-        principal: context.principal,
-        correlationId: context.correlationId ?? correlationId,
-        metadata: {
-          routeKey: event.routeKey,
-          request: summarizeRequest(event, requestCapture),
-          ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
-          ...(error
-            ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
-            : {}),
-          ...(header !== undefined && !isValidCorrelationId(header) ? { correlationIdRejected: true } : {}),
+      auditLogger.log(
+        {
+          eventType: 'http.request',
+          outcome: statusCode === undefined ? 'unknown' : outcomeForStatus(statusCode),
+          statusCode,
+          durationMs: round(now() - startedAt),
+          principal: context.principal,
+          correlationId: context.correlationId ?? correlationId,
+          metadata: {
+            routeKey: event.routeKey,
+            request: summarizeRequest(event, requestCapture),
+            ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
+            ...(error
+              ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
+              : {}),
+            ...(header !== undefined && !isValidCorrelationId(header) ? { correlationIdRejected: true } : {}),
+          },
         },
-      });
+        // This request's own, not whichever began last on a logger shared without the invocation store.
+        scope,
+      );
       auditLogger.endRequest(scope);
     });
   };

@@ -48,8 +48,8 @@ function earlier(first: number | undefined, second: number | undefined): number 
 
 /**
  * Puts `context.callService` on the handler's context: the client's `callService`, with the
- * request's correlation id (set by the audit middleware as `context.correlationId`, else the
- * incoming header, else the API Gateway request id) and each call, retries included, bounded by
+ * request's correlation id (`context.correlationId`, set by `correlationIds()` before or after this
+ * middleware, else the incoming header, else the API Gateway request id, read when the call is made) and each call, retries included, bounded by
  * the time the Lambda has left. A `CircuitOpenError` thrown by it renders as 503 problem+json with Retry-After
  * through `httpErrorHandler`, like every toolkit error.
  *
@@ -101,11 +101,6 @@ export function serviceCalls<S extends string>(
   const serviceCallsBefore = (request: ServiceCallsRequest<S>) => {
     assertApiGatewayEvent(request.event, 'serviceCalls');
     const { event, context } = request;
-    const correlationId =
-      context.correlationId ??
-      headerValue(event.headers, incomingHeader) ??
-      event.requestContext?.requestId ??
-      undefined;
     const remainingMs =
       typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 0;
     // Without a Lambda deadline (a direct test call) the service's own timeout applies.
@@ -113,9 +108,14 @@ export function serviceCalls<S extends string>(
     if (deadline !== undefined) {
       for (const breaker of breakers) breaker.checkTimeBudget(remainingMs - deadlineMarginMs);
     }
+    // Read at each call, not here: correlationIds() used after this middleware sets the id later.
     context.callService = (serviceName, url, init = {}) =>
       client.callService(serviceName, url, {
-        correlationId,
+        correlationId:
+          context.correlationId ??
+          headerValue(event.headers, incomingHeader) ??
+          event.requestContext?.requestId ??
+          undefined,
         ...init,
         deadline: earlier(deadline, init.deadline),
       });

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { correlationIds } from '../../middleware/audit/middy.js';
 import { serviceCalls } from '../../middleware/circuit-breaker/middy.js';
 import { createServiceClient, type ServiceOptions } from '../../middleware/circuit-breaker/service-client.js';
 import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.js';
@@ -215,13 +216,13 @@ describe('serviceCalls through a middy pipeline', () => {
     });
   });
 
-  it('prefers the correlation id the audit middleware put on the context', async () => {
+  it('prefers the correlation id correlationIds() put on the context', async () => {
     const serviceName = uniqueName('users');
     const services = createServiceClient({ store: dynamoStore(), services: { [serviceName]: { baseUrl } } });
     const handler = lambdaHandler(
       middy<APIGatewayProxyEventV2>()
         .before((request) => {
-          Object.assign(request.context, { correlationId: 'from-audit' });
+          Object.assign(request.context, { correlationId: 'from-context' });
         })
         .use(serviceCalls(services))
         .handler(async (_event, { callService }) => {
@@ -231,7 +232,26 @@ describe('serviceCalls through a middy pipeline', () => {
     );
     seen.length = 0;
     await handler(eventOf({ 'x-correlation-id': 'from-header' }), lambdaContext());
-    expect(seen[0]?.['x-correlation-id']).toBe('from-audit');
+    expect(seen[0]?.['x-correlation-id']).toBe('from-context');
+  });
+
+  it('sends downstream the id correlationIds() returns, also when it is used after serviceCalls', async () => {
+    const serviceName = uniqueName('users');
+    const services = createServiceClient({ store: dynamoStore(), services: { [serviceName]: { baseUrl } } });
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(serviceCalls(services))
+        .use(correlationIds({ generate: () => 'generated-id' }))
+        .handler(async (_event, { callService }) => {
+          await callService(serviceName, 'users/u1');
+          return json(200, {});
+        }),
+    );
+    seen.length = 0;
+    // No incoming id: correlationIds() makes one, which the caller gets back and the service must get too.
+    const result = await handler(eventOf(), lambdaContext());
+    expect(result.headers?.['x-correlation-id']).toBe('generated-id');
+    expect(seen[0]?.['x-correlation-id']).toBe('generated-id');
   });
 
   it('uses the service timeout when there is no Lambda deadline', async () => {
