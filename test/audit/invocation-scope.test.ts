@@ -13,6 +13,7 @@ import type { Principal } from '../../middleware/auth/principal.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { gate } from '../helpers/gate.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { managedInstances } from '../helpers/managed-instances.js';
 import { alice, httpEvent, lambdaContext } from './fixtures.js';
@@ -24,19 +25,6 @@ const { invoke } = managedInstances();
 function requestEvent(path: string, requestId: string, correlationId: string): APIGatewayProxyEventV2 {
   const event = httpEvent({ path, headers: { 'x-correlation-id': correlationId } });
   return { ...event, requestContext: { ...event.requestContext, requestId } };
-}
-
-/** A promise the test settles, and one the handler settles when it reaches the gate. */
-function gate() {
-  let open: () => void = () => undefined;
-  let reached: () => void = () => undefined;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  const arrived = new Promise<void>((resolve) => {
-    reached = resolve;
-  });
-  return { open, opened, reached, arrived };
 }
 
 describe('audit() with invocations running concurrently in one process', () => {

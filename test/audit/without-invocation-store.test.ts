@@ -10,6 +10,7 @@ import { audit } from '../../middleware/audit/middy.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import { gate } from '../helpers/gate.js';
 import { httpEvent, lambdaContext } from './fixtures.js';
 
 type Middleware = MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
@@ -28,19 +29,6 @@ function requestEvent(path: string, requestId: string, sourceIp: string): APIGat
     ...event,
     requestContext: { ...event.requestContext, requestId, http: { ...event.requestContext.http, sourceIp } },
   };
-}
-
-/** A promise the test settles, and one the handler settles when it reaches the gate. */
-function gate() {
-  let open: () => void = () => undefined;
-  let reached: () => void = () => undefined;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  const arrived = new Promise<void>((resolve) => {
-    reached = resolve;
-  });
-  return { open, opened, reached, arrived };
 }
 
 const requestFields = ({ eventType, path, requestId, correlationId, ipAddress, statusCode }: AuditEvent) => ({
