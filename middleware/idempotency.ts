@@ -337,7 +337,7 @@ export interface IdempotencyOptions<C extends IdempotentContext = IdempotentCont
  * scoped to no caller, so the answer must not be stored for the next caller with the same key.
  */
 function assertStillAnonymous(request: IdempotentRequest): void {
-  if (internalOf(request)[scopedAnonymouslyKey] !== true || !authenticationRan(request.context)) return;
+  if (internalOf(request)[scopedAnonymouslyKey] !== true || !authenticationRan(request)) return;
   throw new InvalidOptionsError('idempotency', [
     'anonymous: true scoped the key to no caller, but an authentication middleware ran after idempotency(): put idempotency() after authenticate() and drop anonymous',
   ]);
@@ -457,10 +457,10 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
       request.context.scopedIdempotencyKey = undefined;
       // Checked whether or not idempotency is enabled, so a misordered pipeline fails where it is tried out.
       if (anonymous) {
-        internalOf(request)[scopedAnonymouslyKey] = !authenticationRan(request.context);
+        internalOf(request)[scopedAnonymouslyKey] = !authenticationRan(request);
       } else {
         assertAuthenticationRan(
-          request.context,
+          request,
           'idempotency',
           'the key is scoped to the caller on context.principal',
           'pass anonymous: true on a public route',

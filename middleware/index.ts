@@ -72,6 +72,8 @@ export {
   type AuthContext,
   assertAuthenticationRan,
   authenticationRan,
+  type MarkedRequest,
+  markAuthenticationRan,
   type OptionalAuthContext,
 } from './auth/context.js';
 export { type CsrfCheck, type CsrfFailure, type CsrfOptions, CsrfProtection } from './auth/csrf.js';

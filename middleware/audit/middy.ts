@@ -13,6 +13,7 @@ import { assertNoProblems, InvalidOptionsError } from '../errors.js';
 import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
+import { rateLimitRan } from '../rate-limit/ran.js';
 import { outcomeForStatus } from './audit-event.js';
 import { AuditLogger } from './audit-logger.js';
 import {
@@ -108,27 +109,20 @@ function pathMatcher(paths: readonly string[]): (path: string) => boolean {
 
 const round = (value: number) => Math.round(value * 100) / 100;
 
-/** Context objects on which audit() found the order right (one handed in again keeps the last request's fields). */
-const contextsChecked = new WeakSet<object>();
-
 /**
  * Refuses a request that reached audit() after authentication or a rate limit ran on it: the requests
  * they refuse (401, 403, 429) end before audit() and would leave no audit line, and nothing would say so.
- * They leave `context.principal` (see {@link authenticationRan}) and `context.rateLimit` on every request
- * they let through, so a misordered pipeline fails (500, logged by httpErrorHandler) on its first such
- * request. Checked once per context object: on one passed in again, the properties may be the last
- * request's, which says nothing about the order.
+ * Both mark every request they let through, so a misordered pipeline fails (500, logged by
+ * httpErrorHandler) on its first such request. Decided from the marks on this request, not from
+ * `context.principal` or `context.rateLimit`: a context object handed in again still holds the last
+ * request's, whichever pipeline it went through.
  */
-function assertNoPolicyRanBefore(context: object): void {
-  if (contextsChecked.has(context)) return;
+function assertNoPolicyRanBefore(request: HttpRequest): void {
   const ran = [
-    ...(authenticationRan(context) ? ['an authentication middleware'] : []),
-    ...('rateLimit' in context ? ['rateLimit()'] : []),
+    ...(authenticationRan(request) ? ['an authentication middleware'] : []),
+    ...(rateLimitRan(request) ? ['rateLimit()'] : []),
   ];
-  if (ran.length === 0) {
-    contextsChecked.add(context);
-    return;
-  }
+  if (ran.length === 0) return;
   throw new InvalidOptionsError('audit', [
     `${ran.join(' and ')} ran before audit(), so the requests refused there (401, 403, 429) would have no audit line: put audit() before authenticate(), the guards and rateLimit()`,
   ]);
@@ -171,7 +165,7 @@ export function audit(
 
   const auditBefore = (request: HttpRequest) => {
     assertApiGatewayEvent(request.event, 'audit');
-    assertNoPolicyRanBefore(request.context);
+    assertNoPolicyRanBefore(request);
     const { event } = request;
     const path = pathOf(event) ?? event.requestContext?.http?.path ?? '';
     if (isExcluded(path)) return;

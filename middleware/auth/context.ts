@@ -1,5 +1,5 @@
 // What authentication puts on the Middy context, and the one check that it ran before a middleware reading it.
-// Kept apart from the auth middlewares so the limiter and idempotency() can use it without bundling the verifiers.
+// Kept apart from the auth middlewares so the limiter, idempotency() and audit() can use it without bundling the verifiers.
 import { InvalidOptionsError } from '../errors.js';
 import type { Principal } from './principal.js';
 
@@ -13,14 +13,29 @@ export interface OptionalAuthContext {
   principal: Principal | undefined;
 }
 
+/** The part of a Middy request the marks are kept on: Middy makes a new request object per invocation. */
+export interface MarkedRequest {
+  readonly context: object;
+}
+
 /**
- * Whether an authentication middleware has run on this request. `authenticate` sets `context.principal`
- * on every request it lets through, to undefined for an anonymous caller of an optional-auth route, so
- * the property is there whenever it ran and missing when it did not (used after it, or not at all).
- * An authentication middleware of your own must set the property the same way.
+ * Requests an authentication middleware ran on. Kept per request, not read from `context.principal`:
+ * a context object handed in again (a test's, a host of your own) still holds the last request's
+ * principal, which says nothing about what ran on this one.
  */
-export function authenticationRan(context: object): boolean {
-  return 'principal' in context;
+const requestsAuthenticated = new WeakSet<MarkedRequest>();
+
+/**
+ * Records that authentication ran on this request; `authenticate` calls it on every request it lets
+ * through. An authentication middleware of your own must call it too, as it sets `context.principal`.
+ */
+export function markAuthenticationRan(request: MarkedRequest): void {
+  requestsAuthenticated.add(request);
+}
+
+/** Whether an authentication middleware ran on this request, before the middleware asking. */
+export function authenticationRan(request: MarkedRequest): boolean {
+  return requestsAuthenticated.has(request);
 }
 
 /**
@@ -30,15 +45,15 @@ export function authenticationRan(context: object): boolean {
  * answers with a generic 500 and logs with this message, naming the order to fix.
  *
  * @example
- * assertAuthenticationRan(request.context, 'requireRoles', 'it checks the caller on context.principal');
+ * assertAuthenticationRan(request, 'requireRoles', 'it checks the caller on context.principal');
  */
 export function assertAuthenticationRan(
-  context: object,
+  request: MarkedRequest,
   middleware: string,
   need: string,
   alternative?: string,
 ): void {
-  if (authenticationRan(context)) return;
+  if (authenticationRan(request)) return;
   const fix = `put ${middleware}() after authenticate()${alternative === undefined ? '' : `, or ${alternative}`}`;
   throw new InvalidOptionsError(middleware, [
     `${need}, but no authentication middleware ran before ${middleware}(): ${fix}`,

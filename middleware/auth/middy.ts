@@ -10,7 +10,12 @@ import { assertApiGatewayEvent, cookiesOf, isRestApiEvent, methodOf, pathOf } fr
 import { withHeadersAndCookies } from '../http/response.js';
 import { checkFunctionOption, checkMethodsOption, requireOptionsObject } from '../options.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
-import { type AuthContext, assertAuthenticationRan, type OptionalAuthContext } from './context.js';
+import {
+  type AuthContext,
+  assertAuthenticationRan,
+  markAuthenticationRan,
+  type OptionalAuthContext,
+} from './context.js';
 import { type CsrfOptions, CsrfProtection } from './csrf.js';
 import {
   type ExemptionOptions,
@@ -61,8 +66,9 @@ function assertNoIdempotencyBefore(request: { internal: Record<string, unknown> 
  * Authenticates the request and puts the caller on `context.principal` (typed). Accepts the
  * methods it is given: Bearer JWT, `x-api-key`, signed service requests. 401 problem+json
  * (`WWW-Authenticate: Bearer`) when the credential is missing or invalid. With `optional: true` an
- * anonymous caller's `context.principal` is set to undefined: the guards, `rateLimit` by principal and
- * `idempotency()` tell from the property that authentication ran, and refuse to run before it.
+ * anonymous caller's `context.principal` is set to undefined. It marks each request it lets through
+ * (`markAuthenticationRan`): the guards, `rateLimit` by principal and `idempotency()` refuse to run
+ * before it, `audit()` after it.
  *
  * @example
  * const verifier = new JwtVerifier({ issuers: [{ issuer, tokenUse: 'access', clientId }] }); // module scope
@@ -87,6 +93,7 @@ export function authenticate(options: AuthenticatorOptions): AuthMiddleware<Opti
     assertApiGatewayEvent(request.event, 'authenticate');
     assertNoIdempotencyBefore(request, 'authenticate');
     request.context.principal = await authenticator.authenticate(request.event);
+    markAuthenticationRan(request);
   };
   return { name: 'authenticate', before: authenticateBefore };
 }
@@ -127,7 +134,7 @@ function guardMiddleware<C>(name: string, guard: Guard, options: GuardOptions): 
   assertNoProblems(name, problems);
   const guardBefore = (request: Request<Event, Result, Error, Context & Partial<OptionalAuthContext>>) => {
     // Before authentication every caller looks anonymous: a valid token would get 401, and nothing would say why.
-    assertAuthenticationRan(request.context, name, 'it checks the caller on context.principal');
+    assertAuthenticationRan(request, name, 'it checks the caller on context.principal');
     const principal = request.context.principal;
     const denial = guard(principal);
     if (denial === undefined) return;

@@ -34,6 +34,7 @@ import type { CounterStore } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
 import { type PolicyOutcome, rateLimitHeaders, strictestOutcome } from './headers.js';
 import { policyProblems, type RateLimitPolicyInput, resolvePolicy, scalePolicy } from './policy.js';
+import { markRateLimitRan } from './ran.js';
 import {
   type FailMode,
   RateLimiter,
@@ -272,9 +273,10 @@ export function rateLimit(
       ]);
     }
     requestsLimited.add(request);
+    markRateLimitRan(request);
     if (keyedByPrincipal) {
       assertAuthenticationRan(
-        request.context,
+        request,
         'rateLimit',
         `keyBy ${keyBy.join('+')} counts per caller on context.principal`,
         'key it by ip or route alone on a route without authentication',

@@ -125,4 +125,54 @@ describe('audit() placed after the middlewares that refuse requests', () => {
     ]);
     expect(logger.error).not.toHaveBeenCalled();
   });
+
+  it('refuses a misordered pipeline on a context a well-ordered one authenticated and rate-limited first', async () => {
+    const admin = { authorization: `Bearer ${await issuer.mint({ sub: 'alice', roles: ['admin'] })}` };
+    const context: Context = lambdaContext();
+    const wellOrdered = pipeline((auditLogger) => [
+      audit({ auditLogger }),
+      perIp() as Middleware,
+      authenticate({ jwt: verifier }) as Middleware,
+    ]);
+    expect((await wellOrdered.handler(httpEvent({ headers: admin }), context)).statusCode).toBe(200);
+    // The principal and rateLimit the first request left on the context are not this request's.
+    const misordered = pipeline((auditLogger) => [
+      perIp() as Middleware,
+      authenticate({ jwt: verifier }) as Middleware,
+      audit({ auditLogger }),
+    ]);
+    const signedIn = await misordered.handler(httpEvent({ headers: admin }), context);
+    expect(signedIn.statusCode).toBe(500);
+    expect(misordered.handlerRuns()).toBe(0);
+    expect(misordered.audits).toEqual([]);
+    expect(misordered.logger.error).toHaveBeenCalledWith('Request failed', {
+      error: expect.objectContaining({
+        name: 'InvalidOptionsError',
+        message:
+          'Invalid audit options: an authentication middleware and rateLimit() ran before audit(), so the requests refused there (401, 403, 429) would have no audit line: put audit() before authenticate(), the guards and rateLimit()',
+      }),
+    });
+  });
+
+  it('audits a well-ordered pipeline on a context a pipeline without audit authenticated and rate-limited first', async () => {
+    const admin = { authorization: `Bearer ${await issuer.mint({ sub: 'alice', roles: ['admin'] })}` };
+    const context: Context = lambdaContext();
+    const withoutAudit = pipeline(() => [
+      perIp() as Middleware,
+      authenticate({ jwt: verifier }) as Middleware,
+    ]);
+    expect((await withoutAudit.handler(httpEvent({ headers: admin }), context)).statusCode).toBe(200);
+    const wellOrdered = pipeline((auditLogger) => [
+      audit({ auditLogger }),
+      perIp() as Middleware,
+      authenticate({ jwt: verifier }) as Middleware,
+    ]);
+    const result = await wellOrdered.handler(httpEvent({ headers: admin }), context);
+    expect(result.statusCode).toBe(200);
+    expect(wellOrdered.handlerRuns()).toBe(1);
+    expect(wellOrdered.audits.map((event) => [event.eventType, event.statusCode, event.userId])).toEqual([
+      ['http.request', 200, 'alice'],
+    ]);
+    expect(wellOrdered.logger.error).not.toHaveBeenCalled();
+  });
 });

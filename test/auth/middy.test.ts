@@ -656,7 +656,7 @@ describe('guards through a middy pipeline', () => {
     }
   });
 
-  it('every guard used before authenticate, or without it, is a logged 500 naming the order, never a 401', async () => {
+  it('every guard used before authenticate, or without it, is a logged 500 naming the order, never a 401, also on a context an authenticated request left its principal on', async () => {
     const rbac = new Rbac({ roles: { admin: ['*'] } });
     const guards = {
       requireUser: () => requireUser({ onEvent }),
@@ -668,10 +668,19 @@ describe('guards through a middy pipeline', () => {
     };
     // A token every one of the guards admits once authenticate has run.
     const admitted = { headers: bearer(userToken({ 'cognito:groups': ['admin'] })) };
-    for (const [name, guard] of Object.entries(guards)) {
-      expect((await pipeline(authenticate({ jwt: verifier }), guard())(httpEvent(admitted))).statusCode).toBe(
-        200,
+    const wellOrdered = (guard: Parameters<ReturnType<typeof middy>['use']>[0]) =>
+      lambdaHandler(
+        middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+          .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+          .use(authenticate({ jwt: verifier }))
+          .use(guard)
+          .handler(async () => json(200, { reached: true })),
       );
+    for (const [name, guard] of Object.entries(guards)) {
+      // One context for every request, as a test's or a host's may be: the admitted caller's principal
+      // stays on it, and says nothing about what ran on the next request.
+      const context = lambdaContext();
+      expect((await wellOrdered(guard())(httpEvent(admitted), context)).statusCode).toBe(200);
       for (const [order, middlewares] of [
         ['before authenticate', [guard(), authenticate({ jwt: verifier })]],
         ['without authenticate', [guard()]],
@@ -685,7 +694,7 @@ describe('guards through a middy pipeline', () => {
         );
         events.length = 0;
         for (const event of [httpEvent(admitted), httpEvent()]) {
-          const result = await handler(event, lambdaContext());
+          const result = await handler(event, context);
           expect(result.statusCode, `${name} ${order}`).toBe(500);
           expect(JSON.parse(result.body ?? '{}')).toMatchObject({ code: 'INTERNAL' });
           expect(result.headers).not.toHaveProperty('WWW-Authenticate');

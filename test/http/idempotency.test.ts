@@ -8,6 +8,7 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { markAuthenticationRan } from '../../middleware/auth/context.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { authenticate, type OptionalAuthContext } from '../../middleware/auth/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
@@ -77,11 +78,17 @@ function sentBy(body: Booking, key: string | undefined, sender: Sender) {
       ? httpApiEvent
       : restApiEventOf(httpApiEvent, sender.restApiResource);
   // The principal authentication puts on the context before idempotency() runs: the property is set, to
-  // undefined for an anonymous caller, as authenticate({ optional: true }) sets it.
+  // undefined for an anonymous caller, as authenticate({ optional: true }) sets it. senderAuthenticated
+  // marks the request as authentication does.
   const context: Context & { principal?: Principal } = lambdaContext();
   context.principal = sender.principal;
   return { event, context };
 }
+
+/** Stands in for authentication before idempotency(): the caller is the one sentBy() put on the context. */
+const senderAuthenticated: MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> = {
+  before: (request) => markAuthenticationRan(request),
+};
 
 /** The same request as a REST API (v1) event: method, resource and path in fields v2 does not have. */
 function restApiEventOf(event: APIGatewayProxyEventV2, resource: string): APIGatewayProxyEventV2 {
@@ -128,6 +135,7 @@ function bookingEndpoint(
     Context & { principal?: Principal }
   >()
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
+    .use(senderAuthenticated)
     .use(
       idempotency({
         persistenceStore: store,
@@ -600,6 +608,7 @@ describe('idempotency()', () => {
         Context & { principal?: Principal }
       >()
         .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
+        .use(senderAuthenticated)
         .use(idempotency({ persistenceStore: persistenceStore(`IDEM#http-${randomUUID()}`) }))
         .handler(async (_event, context) => {
           const status = failNext ? 504 : 201;
@@ -914,7 +923,8 @@ describe('idempotency()', () => {
             return json(201, { bookingFor: id, note: `private data of ${id}` });
           }),
       );
-      const call = async (key: string, sub?: string) => {
+      /** `context` is a fresh one unless one is handed in again, as a test's or a host's may be. */
+      const call = async (key: string, sub?: string, context: Context = lambdaContext()) => {
         const token = sub === undefined ? undefined : await issuer.mint({ sub });
         const event = httpEvent({
           method: 'POST',
@@ -925,7 +935,7 @@ describe('idempotency()', () => {
           },
           body: '{}',
         });
-        return handler(event, lambdaContext());
+        return handler(event, context);
       };
       const storedRecords = async () =>
         (
@@ -964,6 +974,21 @@ describe('idempotency()', () => {
         );
       },
     );
+
+    it('before authenticate, refuses a request also on a context an authenticated request left its principal on', async () => {
+      const context = lambdaContext();
+      const wellOrdered = orderedEndpoint('authenticate first');
+      expect((await wellOrdered.call(randomUUID(), 'alice', context)).statusCode).toBe(201);
+      const misordered = orderedEndpoint('idempotency first');
+      const response = await misordered.call(randomUUID(), 'mallory', context);
+      expect(problemOf(response)).toMatchObject({ status: 500, code: 'INTERNAL' });
+      expect(misordered.runs()).toBe(0);
+      expect(await misordered.storedRecords()).toBe(0);
+      setupFault(
+        misordered.logger,
+        'Invalid idempotency options: the key is scoped to the caller on context.principal, but no authentication middleware ran before idempotency(): put idempotency() after authenticate(), or pass anonymous: true on a public route',
+      );
+    });
 
     it('after authenticate, replays each caller its own answer and refuses a request without a token', async () => {
       const endpoint = orderedEndpoint('authenticate first');

@@ -2,6 +2,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { correlationIds } from '../../middleware/audit/middy.js';
+import { markAuthenticationRan } from '../../middleware/auth/context.js';
 import type { Principal } from '../../middleware/auth/principal.js';
 import { respondEarly } from '../../middleware/cleanup.js';
 import {
@@ -46,8 +47,8 @@ const principalOf = (overrides: Partial<Principal> = {}): Principal =>
   testPrincipal({ id: 'user-1', ...overrides });
 
 /**
- * Stands in for authentication: puts the principal on the context as `authenticate()` does, the property
- * set to undefined for an anonymous caller (of an optional-auth route).
+ * Stands in for authentication: puts the principal on the context and marks the request as `authenticate()`
+ * does, the property set to undefined for an anonymous caller (of an optional-auth route).
  */
 function asPrincipal(
   principal: Principal | undefined,
@@ -60,6 +61,7 @@ function asPrincipal(
   return {
     before: (request) => {
       request.context.principal = principal;
+      markAuthenticationRan(request);
     },
   };
 }
@@ -112,9 +114,12 @@ describe('rateLimit through a middy pipeline', () => {
             })) as APIGatewayProxyStructuredResultV2;
         }),
     );
-    const call = async (event: APIGatewayProxyEventV2): Promise<Answer> => {
-      // A fresh context per invocation, as Lambda gives: middlewares write to it.
-      const result = (await handler(event, { ...lambdaContext })) as APIGatewayProxyStructuredResultV2;
+    // A fresh context per invocation, as Lambda gives (middlewares write to it), unless one is handed in again.
+    const call = async (
+      event: APIGatewayProxyEventV2,
+      context: Context = { ...lambdaContext },
+    ): Promise<Answer> => {
+      const result = (await handler(event, context)) as APIGatewayProxyStructuredResultV2;
       return {
         statusCode: result.statusCode ?? 0,
         headers: (result.headers ?? {}) as Record<string, string>,
@@ -701,6 +706,26 @@ describe('rateLimit through a middy pipeline', () => {
         counted.client.destroy();
       },
     );
+
+    it('a limit by user before authentication is refused also on a context an authenticated request left its principal on', async () => {
+      const limitByUser = () =>
+        limitOf({ policy: { name: uniquePolicyName('reused'), limit: 5, windowSec: 60 }, keyBy: 'user' });
+      const context: Context = { ...lambdaContext };
+      const wellOrdered = pipeline([limitByUser()], { principal: principalOf() });
+      expect((await wellOrdered.call(eventOf('198.51.100.111'), context)).statusCode).toBe(200);
+      const misordered = pipeline([limitByUser()], { principal: principalOf(), authentication: 'last' });
+      logger.error.mockClear();
+      const answer = await misordered.call(eventOf('198.51.100.111'), context);
+      expect(answer.statusCode).toBe(500);
+      expect(misordered.handle).not.toHaveBeenCalled();
+      expect(logger.error).toHaveBeenCalledWith('Request failed', {
+        error: expect.objectContaining({
+          name: 'InvalidOptionsError',
+          message:
+            'Invalid rateLimit options: keyBy user counts per caller on context.principal, but no authentication middleware ran before rateLimit(): put rateLimit() after authenticate(), or key it by ip or route alone on a route without authentication',
+        }),
+      });
+    });
 
     it('limits by ip, route, both or identify without any authentication, as before it', async () => {
       const name = uniquePolicyName('noauth');
