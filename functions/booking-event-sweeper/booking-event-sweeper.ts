@@ -9,6 +9,7 @@ import { type BookingsModel, eventOfStatus } from '../bookings/bookings-model.js
 import { errorText } from '../shared/observability.js';
 import { pendingShardCount } from '../shared/pending-events-index.js';
 import { afterCommitFailure } from '../shared/post-commit.js';
+import { StoredRecordError } from '../shared/stored-attributes.js';
 import {
   type RegistrationEventStore,
   type RegistrationEvents,
@@ -63,7 +64,8 @@ export interface SweepReport {
   readonly cleaned: number;
   /**
    * Entries passed over: no such booking or user (a deleted user's entry goes with its item, but the index
-   * lags), an item that is neither, or one already off the index.
+   * lags), an item that is neither, one already off the index, or a booking this version cannot read
+   * (`StoredRecordError`: logged each run until the record is fixed).
    */
   readonly skipped: number;
   /** Shards whose index could not be read; the others were swept. */
@@ -207,6 +209,16 @@ export class BookingEventSweeper {
       });
       return 'swept';
     } catch (error) {
+      if (error instanceof StoredRecordError) {
+        // It reads the same on every run: waiting for the next one cannot help, fixing the record can.
+        logger.error('Booking on the pending-events index is a record this version cannot read: skipped', {
+          bookingId,
+          recordKey: error.recordKey,
+          attribute: error.attribute,
+          problem: error.message,
+        });
+        return 'skipped';
+      }
       logger.error('Could not sweep a booking: it waits for the next run', {
         bookingId,
         error: errorText(afterCommitFailure(error, run.signal)),
