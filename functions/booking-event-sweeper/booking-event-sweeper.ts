@@ -64,8 +64,8 @@ export interface SweepReport {
   readonly cleaned: number;
   /**
    * Entries passed over: no such booking or user (a deleted user's entry goes with its item, but the index
-   * lags), an item that is neither, one already off the index, or a booking this version cannot read
-   * (`StoredRecordError`: logged each run until the record is fixed).
+   * lags), an item that is neither, one already off the index, or a booking or user this version cannot
+   * read (`StoredRecordError`: logged each run until the record is fixed).
    */
   readonly skipped: number;
   /** Shards whose index could not be read; the others were swept. */
@@ -209,22 +209,34 @@ export class BookingEventSweeper {
       });
       return 'swept';
     } catch (error) {
-      if (error instanceof StoredRecordError) {
-        // It reads the same on every run: waiting for the next one cannot help, fixing the record can.
-        logger.error('Booking on the pending-events index is a record this version cannot read: skipped', {
-          bookingId,
-          recordKey: error.recordKey,
-          attribute: error.attribute,
-          problem: error.message,
-        });
-        return 'skipped';
-      }
+      if (error instanceof StoredRecordError) return this.unreadable('Booking', { bookingId }, error);
       logger.error('Could not sweep a booking: it waits for the next run', {
         bookingId,
         error: errorText(afterCommitFailure(error, run.signal)),
       });
       return 'stillPending';
     }
+  }
+
+  /**
+   * An entry whose booking or user this version cannot read: it reads the same on every run, so waiting
+   * for the next one cannot help, fixing the record can. Logged with its key and attribute, never a value.
+   */
+  private unreadable(
+    kind: 'Booking' | 'User',
+    ids: { bookingId: string } | { userId: string },
+    error: StoredRecordError,
+  ): Outcome {
+    this.options.logger.error(
+      `${kind} on the pending-events index is a record this version cannot read: skipped`,
+      {
+        ...ids,
+        recordKey: error.recordKey,
+        attribute: error.attribute,
+        problem: error.message,
+      },
+    );
+    return 'skipped';
   }
 
   private async sweepUser(userId: string, run: SweepRun): Promise<Outcome> {
@@ -258,6 +270,7 @@ export class BookingEventSweeper {
       });
       return 'swept';
     } catch (error) {
+      if (error instanceof StoredRecordError) return this.unreadable('User', { userId }, error);
       logger.error('Could not sweep a user: it waits for the next run', {
         userId,
         error: errorText(afterCommitFailure(error, run.signal)),

@@ -476,6 +476,43 @@ describe('BookingEventSweeper and user.registered', () => {
     expect(storedMetric(metrics, 'BookingEventsSwept')).toEqual([1, 0]);
   });
 
+  it('skips a user without createdAt, naming the record, instead of publishing createdAt "undefined"', async () => {
+    const tableName = await ownAppTable();
+    const user = await register(tableName, minutesBefore(10));
+    await documents.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: userKey(user.id),
+        UpdateExpression: 'REMOVE createdAt',
+      }),
+    );
+    const { sweeper, published, audits, metrics, logger } = sweeperOf(tableName);
+    const logged = vi.spyOn(logger, 'error');
+
+    expect(await sweeper.sweep(run())).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 1,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(logged.mock.calls).toEqual([
+      [
+        'User on the pending-events index is a record this version cannot read: skipped',
+        {
+          userId: user.id,
+          recordKey: `USER#${user.id}/USER`,
+          attribute: 'createdAt',
+          problem: `The stored record USER#${user.id}/USER has no createdAt (or not a string)`,
+        },
+      ],
+    ]);
+    expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(0);
+    expect(published).toEqual([]);
+    expect(audits).toEqual([]);
+  });
+
   it('keeps a registration it cannot publish pending and on the index', async () => {
     const tableName = await ownAppTable();
     const user = await register(tableName, minutesBefore(10));
