@@ -9,6 +9,7 @@ import { type BookingsModel, eventOfStatus } from '../bookings/bookings-model.js
 import { errorText } from '../shared/observability.js';
 import { pendingShardCount } from '../shared/pending-events-index.js';
 import { afterCommitFailure } from '../shared/post-commit.js';
+import { StoredRecordError } from '../shared/stored-attributes.js';
 import {
   type RegistrationEventStore,
   type RegistrationEvents,
@@ -63,7 +64,8 @@ export interface SweepReport {
   readonly cleaned: number;
   /**
    * Entries passed over: no such booking or user (a deleted user's entry goes with its item, but the index
-   * lags), an item that is neither, or one already off the index.
+   * lags), an item that is neither, one already off the index, or a booking or user this version cannot
+   * read (`StoredRecordError`: logged each run until the record is fixed).
    */
   readonly skipped: number;
   /** Shards whose index could not be read; the others were swept. */
@@ -207,12 +209,34 @@ export class BookingEventSweeper {
       });
       return 'swept';
     } catch (error) {
+      if (error instanceof StoredRecordError) return this.unreadable('Booking', { bookingId }, error);
       logger.error('Could not sweep a booking: it waits for the next run', {
         bookingId,
         error: errorText(afterCommitFailure(error, run.signal)),
       });
       return 'stillPending';
     }
+  }
+
+  /**
+   * An entry whose booking or user this version cannot read: it reads the same on every run, so waiting
+   * for the next one cannot help, fixing the record can. Logged with its key and attribute, never a value.
+   */
+  private unreadable(
+    kind: 'Booking' | 'User',
+    ids: { bookingId: string } | { userId: string },
+    error: StoredRecordError,
+  ): Outcome {
+    this.options.logger.error(
+      `${kind} on the pending-events index is a record this version cannot read: skipped`,
+      {
+        ...ids,
+        recordKey: error.recordKey,
+        attribute: error.attribute,
+        problem: error.message,
+      },
+    );
+    return 'skipped';
   }
 
   private async sweepUser(userId: string, run: SweepRun): Promise<Outcome> {
@@ -246,6 +270,7 @@ export class BookingEventSweeper {
       });
       return 'swept';
     } catch (error) {
+      if (error instanceof StoredRecordError) return this.unreadable('User', { userId }, error);
       logger.error('Could not sweep a user: it waits for the next run', {
         userId,
         error: errorText(afterCommitFailure(error, run.signal)),

@@ -13,12 +13,18 @@ export class StoredRecordError extends BulwarkError {
   readonly recordKey: string;
   readonly attribute: string;
 
-  constructor(item: Record<string, unknown>, attribute: string, problem: 'missing' | 'unknown') {
+  /** `expected` says what a `missing` attribute should have been. */
+  constructor(
+    item: Record<string, unknown>,
+    attribute: string,
+    problem: 'missing' | 'unknown',
+    expected = 'a string',
+  ) {
     const recordKey = `${String(item.pk)}/${String(item.sk)}`;
     super(
       'INTERNAL',
       problem === 'missing'
-        ? `The stored record ${recordKey} has no ${attribute} (or not a string)`
+        ? `The stored record ${recordKey} has no ${attribute} (or not ${expected})`
         : `The stored record ${recordKey} holds a ${attribute} this version does not know`,
     );
     this.recordKey = recordKey;

@@ -26,11 +26,11 @@ import type { EncryptedField } from '../../middleware/encryption/record-types.js
 import { ConflictError, DecryptionError, ForbiddenError, NotFoundError } from '../../middleware/errors.js';
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
-import type { WebhookEventType, WebhookMessage } from '../webhook-worker/messages.js';
+import { type WebhookEventType, type WebhookMessage, webhookEventTypes } from '../webhook-worker/messages.js';
 import { keyDerivedBytes } from './key-derived-ids.js';
 import { purposeContextMember, webhookSecretPurpose } from './key-purposes.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
-import { requiredString } from './stored-attributes.js';
+import { oneOf, requiredString, StoredRecordError } from './stored-attributes.js';
 import { defaultTenantId } from './tenant.js';
 import { failedConditionIndexes } from './transactions.js';
 import { newWebhookId, webhookIdBytes } from './webhook-ids.js';
@@ -56,18 +56,22 @@ export const endpointTombstoneDays = deliveryRetentionDays;
  * events about its own resources (its bookings, its registration); an `admin` or an `integration`
  * (an M2M client) receives every event of its tenant.
  */
-export type EndpointOwnerKind = 'user' | 'admin' | 'integration';
+const endpointOwnerKinds = ['user', 'admin', 'integration'] as const;
+export type EndpointOwnerKind = (typeof endpointOwnerKinds)[number];
 
 /**
  * A person (user or admin: a person's role may change) or a machine. Ids of people (`sub`) and machines
  * (client ids) come from different namespaces that may collide, so an owner is its id and this kind.
  */
-export type PrincipalKind = 'person' | 'integration';
+const principalKinds = ['person', 'integration'] as const;
+export type PrincipalKind = (typeof principalKinds)[number];
 
-export type EndpointStatus = 'enabled' | 'disabled';
+const endpointStatuses = ['enabled', 'disabled'] as const;
+export type EndpointStatus = (typeof endpointStatuses)[number];
 
 /** Why an endpoint was disabled: it answered 410 Gone, or its deliveries kept failing (the disable rule). */
-export type DisabledReason = 'gone' | 'failing';
+const disabledReasons = ['gone', 'failing'] as const;
+export type DisabledReason = (typeof disabledReasons)[number];
 
 export interface WebhookEndpoint {
   readonly id: string;
@@ -118,7 +122,8 @@ export interface DeliveryAttempt {
   readonly durationMs: number;
 }
 
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+const deliveryStatuses = ['pending', 'delivered', 'failed'] as const;
+export type DeliveryStatus = (typeof deliveryStatuses)[number];
 
 export interface WebhookDelivery {
   /** The Standard Webhooks `webhook-id`. */
@@ -258,18 +263,21 @@ function toEndpoint(
     id: endpointId,
     tenantId: requiredString(item, 'tenantId'),
     ownerId: requiredString(item, 'ownerId'),
-    ownerKind: item.ownerKind as EndpointOwnerKind,
+    ownerKind: oneOf(item, 'ownerKind', endpointOwnerKinds),
     url: requiredString(item, 'url'),
-    eventTypes: (item.eventTypes as WebhookEventType[] | undefined) ?? [],
-    status: item.status === 'disabled' ? 'disabled' : 'enabled',
-    ...(typeof item.disabledReason === 'string'
-      ? { disabledReason: item.disabledReason as DisabledReason }
-      : {}),
+    eventTypes: eventTypesOf(item),
+    // A status a newer version added (say, paused) must not read as enabled: it would be delivered to.
+    status: oneOf(item, 'status', endpointStatuses),
+    ...(item.disabledReason === undefined
+      ? {}
+      : { disabledReason: oneOf(item, 'disabledReason', disabledReasons) }),
     ...(typeof item.disabledAt === 'string' ? { disabledAt: item.disabledAt } : {}),
     createdAt: requiredString(item, 'createdAt'),
     failedDeliveries: typeof item.failedDeliveries === 'number' ? item.failedDeliveries : 0,
     ...(typeof item.failingSince === 'string' ? { failingSince: item.failingSince } : {}),
-    countKind: item.countKind === 'integration' ? 'integration' : 'person',
+    // Absent on endpoints registered before kinds were counted apart (17c796d): those were counted on the
+    // one item people and machines then shared, ENDPOINT_COUNT, which is the person's now.
+    countKind: item.countKind === undefined ? 'person' : oneOf(item, 'countKind', principalKinds),
     sealedSecret: {
       secret: item.secret as EncryptedField<string>,
       header: headerField === undefined ? undefined : item[headerField],
@@ -285,11 +293,25 @@ export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): Webh
   return shown;
 }
 
+/**
+ * The event types an endpoint subscribes to, a list every version wrote at registration: one missing is
+ * not read as subscribing to none, which would leave its subscriptions behind when it is deleted.
+ */
+function eventTypesOf(item: Record<string, unknown>): WebhookEventType[] {
+  const { eventTypes } = item;
+  if (!Array.isArray(eventTypes)) throw new StoredRecordError(item, 'eventTypes', 'missing', 'a list');
+  const known: readonly unknown[] = webhookEventTypes;
+  if (!eventTypes.every((eventType) => known.includes(eventType))) {
+    throw new StoredRecordError(item, 'eventTypes', 'unknown');
+  }
+  return eventTypes as WebhookEventType[];
+}
+
 function toDelivery(item: Record<string, unknown>): WebhookDelivery {
   return {
     webhookId: requiredString(item, 'webhookId'),
-    eventType: item.eventType as WebhookEventType,
-    status: item.status as DeliveryStatus,
+    eventType: oneOf(item, 'eventType', webhookEventTypes),
+    status: oneOf(item, 'status', deliveryStatuses),
     attempts: (item.attempts as DeliveryAttempt[] | undefined) ?? [],
     createdAt: requiredString(item, 'createdAt'),
     updatedAt: requiredString(item, 'updatedAt'),

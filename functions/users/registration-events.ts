@@ -5,6 +5,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isExpired } from '../../middleware/store/tables.js';
 import { userKey } from '../shared/keys.js';
+import { requiredString } from '../shared/stored-attributes.js';
 import { defaultTenantId } from '../shared/tenant.js';
 import { type PendingPublishResult, publishPending, type WebhookFanOut } from '../shared/webhook-fanout.js';
 
@@ -47,7 +48,8 @@ export class RegistrationEventStore {
         TableName: this.tableName,
         Key: userKey(id),
         ConsistentRead: true,
-        ProjectionExpression: 'id, tenantId, createdAt, expiresAt, pendingEvents, gsi3pk',
+        // The key too: a record this version cannot read is named by it.
+        ProjectionExpression: 'pk, sk, id, tenantId, createdAt, expiresAt, pendingEvents, gsi3pk',
       }),
       { abortSignal: signal },
     );
@@ -55,7 +57,7 @@ export class RegistrationEventStore {
     const { pendingEvents } = Item;
     return {
       id,
-      createdAt: String(Item.createdAt),
+      createdAt: requiredString(Item, 'createdAt'),
       pending: pendingEvents instanceof Set && pendingEvents.has(registeredEvent),
       onPendingIndex: typeof Item.gsi3pk === 'string',
       lapsed: isExpired(Item, now.getTime()),

@@ -37,6 +37,7 @@ import {
   type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
+import { StoredRecordError } from '../shared/stored-attributes.js';
 import type {
   DeliveryAttempt,
   DisabledReason,
@@ -165,6 +166,12 @@ class SigningFailedError extends Error {
   }
 }
 
+/**
+ * Why the worker dead-lettered a message, as its `webhook.rejected` audit line records it: the message is
+ * not JSON or fails the schema, or its endpoint's stored record is one this version cannot read.
+ */
+type RejectionCause = 'invalid_message' | 'unreadable_record';
+
 /** Circuits kept per process; the least recently created is dropped beyond this (its state stays in DynamoDB). */
 const maxCircuits = 1000;
 
@@ -235,6 +242,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  * records in parallel). For each message:
  *
  * - invalid JSON or schema: copied to the DLQ once with its reason, reported processed (no retries);
+ *   so is a message whose endpoint's stored record this version cannot read (`StoredRecordError`: an
+ *   attribute missing, a status it does not know), which fails the same way on every receive;
  * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
  * - an endpoint under the message's id that does not subscribe to its event type, or was registered
  *   after the message was made: dropped (logged as a warning), as the message was made for an endpoint
@@ -430,6 +439,16 @@ export class WebhookWorker {
     try {
       endpoint = await endpointOf(message.endpointId);
     } catch (error) {
+      // A record this version cannot read fails the same way on every receive: retrying only delays the
+      // DLQ, and a redrive cannot help until the record is fixed or deleted.
+      if (error instanceof StoredRecordError) {
+        return this.reject(
+          record,
+          `Endpoint unreadable: ${error.message}`,
+          correlationId,
+          'unreadable_record',
+        );
+      }
       // The toolkit table could not be read (an outage, throttling): ours, not the endpoint's failure.
       return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
     }
@@ -899,9 +918,15 @@ export class WebhookWorker {
    * A message that can never be delivered: to the DLQ once, with its reason; then reported processed.
    * If the DLQ write fails the message is retried like any failure of ours (logged, counted, after the
    * jittered backoff), so it is never lost; on the last receive SQS's redrive moves it to the DLQ
-   * instead, without the reason attribute, and it is audited as rejected then.
+   * instead, without the reason attribute, and it is audited as rejected then. The audit's reason is
+   * `cause`: the message itself, or its endpoint's record, which only fixing or deleting it mends.
    */
-  private async reject(record: SQSRecord, reason: string, correlationId: string): Promise<void> {
+  private async reject(
+    record: SQSRecord,
+    reason: string,
+    correlationId: string,
+    cause: RejectionCause = 'invalid_message',
+  ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason };
     const auditRejected = (metadata: Record<string, unknown>) =>
@@ -909,7 +934,7 @@ export class WebhookWorker {
         eventType: 'webhook.rejected',
         outcome: 'failure',
         correlationId,
-        reason: 'invalid_message',
+        reason: cause,
         metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
       });
     try {

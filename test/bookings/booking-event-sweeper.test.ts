@@ -1,14 +1,14 @@
 // The booking event sweep's core on an app table of its own: what it publishes and leaves, how it pages, and how it
 // stops (its deadline, a shard it cannot read, events it cannot publish).
 import { randomUUID } from 'node:crypto';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingEventSweeper } from '../../functions/booking-event-sweeper/booking-event-sweeper.js';
 import { BookingEvents } from '../../functions/bookings/booking-events.js';
 import { BookingsModel } from '../../functions/bookings/bookings-model.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import { userKey } from '../../functions/shared/keys.js';
+import { bookingKey, userKey } from '../../functions/shared/keys.js';
 import {
   pendingIndexKeys,
   pendingPartition,
@@ -140,6 +140,7 @@ function sweeperOf(
     published: webhooks.events,
     audits,
     metrics: observability.metrics,
+    logger: observability.logger,
   };
 }
 
@@ -221,6 +222,52 @@ describe('BookingEventSweeper', () => {
     expect(audits.filter((audit) => audit.eventType === 'webhook.event_swept')).toEqual([]);
     expect(storedMetric(metrics, 'BookingEventsSwept')).toBe(0);
     expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(2);
+  });
+
+  it('skips a booking it cannot read, naming the record and attribute, and does not count it as still pending', async () => {
+    const tableName = await ownAppTable();
+    const [id] = await pendingBookings(tableName, [minutesBefore(10)]);
+    // A status a newer version added: this one would read it the same way on every run.
+    await documents.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: bookingKey(id as string),
+        UpdateExpression: 'SET #status = :status',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':status': 'tentative' },
+      }),
+    );
+    const { sweeper, published, audits, metrics, logger } = sweeperOf(tableName);
+    const logged = vi.spyOn(logger, 'error');
+
+    expect(await sweeper.sweep(run())).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 1,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(logged.mock.calls).toEqual([
+      [
+        'Booking on the pending-events index is a record this version cannot read: skipped',
+        {
+          bookingId: id,
+          recordKey: `BOOKING#${id}/BOOKING`,
+          attribute: 'status',
+          problem: `The stored record BOOKING#${id}/BOOKING holds a status this version does not know`,
+        },
+      ],
+    ]);
+    expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(0);
+    expect(published).toEqual([]);
+    expect(audits).toEqual([]);
+    // Left as it is, for whoever fixes the record.
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: tableName, Key: bookingKey(id as string), ConsistentRead: true }),
+    );
+    expect(Item).toMatchObject({ status: 'tentative', pendingEvents: new Set(['booking.created']) });
+    expect(typeof Item?.gsi3pk).toBe('string');
   });
 
   it('sweeps nothing once its deadline has passed, and says it stopped there', async () => {
@@ -427,6 +474,43 @@ describe('BookingEventSweeper and user.registered', () => {
     ]);
     // One value per run.
     expect(storedMetric(metrics, 'BookingEventsSwept')).toEqual([1, 0]);
+  });
+
+  it('skips a user without createdAt, naming the record, instead of publishing createdAt "undefined"', async () => {
+    const tableName = await ownAppTable();
+    const user = await register(tableName, minutesBefore(10));
+    await documents.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: userKey(user.id),
+        UpdateExpression: 'REMOVE createdAt',
+      }),
+    );
+    const { sweeper, published, audits, metrics, logger } = sweeperOf(tableName);
+    const logged = vi.spyOn(logger, 'error');
+
+    expect(await sweeper.sweep(run())).toEqual({
+      swept: 0,
+      stillPending: 0,
+      cleaned: 0,
+      skipped: 1,
+      failedShards: [],
+      stoppedAtDeadline: false,
+    });
+    expect(logged.mock.calls).toEqual([
+      [
+        'User on the pending-events index is a record this version cannot read: skipped',
+        {
+          userId: user.id,
+          recordKey: `USER#${user.id}/USER`,
+          attribute: 'createdAt',
+          problem: `The stored record USER#${user.id}/USER has no createdAt (or not a string)`,
+        },
+      ],
+    ]);
+    expect(storedMetric(metrics, 'BookingEventsStillPending')).toBe(0);
+    expect(published).toEqual([]);
+    expect(audits).toEqual([]);
   });
 
   it('keeps a registration it cannot publish pending and on the index', async () => {

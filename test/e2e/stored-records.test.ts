@@ -142,4 +142,71 @@ describe('a stored record missing an attribute or holding one this version does 
       missing(`WH#${id}/${sk}`, 'updatedAt'),
     );
   });
+
+  it('a webhook endpoint of a status a newer version added is a 500 naming it, not shown enabled', async () => {
+    const token = await api.token({ sub: userId });
+    const id = await newEndpoint(token);
+    const key = { pk: `WH#${id}`, sk: 'ENDPOINT' };
+    await put('toolkit', { ...(await stored('toolkit', key)), status: 'paused' });
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/webhooks/${id}`, { token }),
+      `The stored record WH#${id}/ENDPOINT holds a status this version does not know`,
+    );
+    expect(output.lines().join('\n')).not.toContain('paused');
+  });
+
+  it('a webhook endpoint without eventTypes is a 500 naming it, not one subscribed to nothing', async () => {
+    const token = await api.token({ sub: userId });
+    const id = await newEndpoint(token);
+    const { eventTypes, ...withoutEventTypes } = await stored('toolkit', { pk: `WH#${id}`, sk: 'ENDPOINT' });
+    await put('toolkit', withoutEventTypes);
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/webhooks/${id}`, { token }),
+      `The stored record WH#${id}/ENDPOINT has no eventTypes (or not a list)`,
+    );
+  });
+
+  it('an endpoint registered before kinds were counted apart, without countKind, still reads and deletes', async () => {
+    const token = await api.token({ sub: userId });
+    const id = await newEndpoint(token);
+    const key = { pk: `WH#${id}`, sk: 'ENDPOINT' };
+    const { countKind, ...asBeforeKinds } = await stored('toolkit', key);
+    expect(countKind).toBe('person');
+    await put('toolkit', asBeforeKinds);
+    expect(await api.request('GET', `/webhooks/${id}`, { token })).toMatchObject({
+      status: 200,
+      body: { id, status: 'enabled', eventTypes: ['booking.created'] },
+    });
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token })).status).toBe(204);
+    expect(await stored('toolkit', key)).toBeUndefined();
+  });
+
+  it.each([
+    ['status', { status: 'bounced' }],
+    ['eventType', { eventType: 'booking.moved' }],
+  ])('a webhook delivery holding a %s a newer version added is a 500 naming it', async (attribute, newer) => {
+    const token = await api.token({ sub: userId });
+    const id = await newEndpoint(token);
+    const createdAt = new Date().toISOString();
+    const sk = `DELIVERY#${createdAt}#${randomUUID()}`;
+    await put('toolkit', {
+      pk: `WH#${id}`,
+      sk,
+      webhookId: randomUUID(),
+      endpointId: id,
+      eventType: 'booking.created',
+      status: 'pending',
+      createdAt,
+      updatedAt: createdAt,
+      attempts: [],
+      ...newer,
+    });
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/webhooks/${id}/deliveries`, { token }),
+      `The stored record WH#${id}/${sk} holds a ${attribute} this version does not know`,
+    );
+  });
 });

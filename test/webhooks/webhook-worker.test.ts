@@ -573,6 +573,49 @@ describe('an attempt', () => {
     expect(redriven[0]?.MessageAttributes).not.toHaveProperty('bulwark-dead-letter-reason');
   });
 
+  it('dead-letters a message whose endpoint record it cannot read once, naming the record, without retries', async () => {
+    const hooks = await receiver();
+    const endpoint = await endpointAt(hooks.url);
+    const key = { pk: `WH#${endpoint.id}`, sk: 'ENDPOINT' };
+    const { Item } = await documentClient.send(
+      new GetCommand({ TableName: testTableNames.toolkit, Key: key }),
+    );
+    // Written by hand, or by a version that kept createdAt elsewhere: it fails this way on every receive.
+    const { createdAt: _dropped, ...withoutCreatedAt } = Item ?? {};
+    await documentClient.send(new PutCommand({ TableName: testTableNames.toolkit, Item: withoutCreatedAt }));
+    const { run, audits, logger, metrics } = setup();
+    const logged = vi.spyOn(logger, 'error');
+    const recorded = vi.spyOn(metrics, 'addMetric');
+    const unreadable = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const reason = `Endpoint unreadable: The stored record WH#${endpoint.id}/ENDPOINT has no createdAt (or not a string)`;
+
+    expect(await run(unreadable)).toEqual({ batchItemFailures: [] });
+    // Not postponed: no backoff, no later receive.
+    expect(visibilityChanges()).toEqual([]);
+    expect(logged.mock.calls).toEqual([
+      [
+        'Webhook message rejected and dead-lettered',
+        { correlation_id: unreadable.messageId, sqsMessageId: unreadable.messageId, reason },
+      ],
+    ]);
+    expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(1);
+    const copies = await queues.deadLetters();
+    expect(copies).toHaveLength(1);
+    expect(copies[0]).toMatchObject({
+      Body: unreadable.body,
+      MessageAttributes: { [deadLetterReasonAttribute]: { StringValue: reason } },
+    });
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.rejected',
+        outcome: 'failure',
+        metadata: { reason: 'unreadable_record', sqsMessageId: unreadable.messageId, detail: reason },
+      }),
+    ]);
+    expect(hooks.received).toHaveLength(0);
+    expect(await historyOf(endpoint.id)).toEqual([]);
+  });
+
   it('drops a message whose endpoint was deleted, and fails one for a disabled endpoint without a POST', async () => {
     const owner = principal();
     const deleted = await endpointAt(target.url, owner);
