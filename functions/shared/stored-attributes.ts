@@ -25,7 +25,7 @@ export class StoredRecordError extends BulwarkError {
       'INTERNAL',
       problem === 'missing'
         ? `The stored record ${recordKey} has no ${attribute} (or not ${expected})`
-        : `The stored record ${recordKey} holds a ${attribute} this version does not know`,
+        : `The stored record ${recordKey} holds a value of ${attribute} this version does not know`,
     );
     this.recordKey = recordKey;
     this.attribute = attribute;

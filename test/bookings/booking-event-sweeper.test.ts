@@ -255,7 +255,7 @@ describe('BookingEventSweeper', () => {
           bookingId: id,
           recordKey: `BOOKING#${id}/BOOKING`,
           attribute: 'status',
-          problem: `The stored record BOOKING#${id}/BOOKING holds a status this version does not know`,
+          problem: `The stored record BOOKING#${id}/BOOKING holds a value of status this version does not know`,
         },
       ],
     ]);

@@ -86,7 +86,7 @@ describe('a stored record missing an attribute or holding one this version does 
     const item = { ...(await stored('app', bookingKey(id))), status: 'pending' };
     await put('app', item);
     output.clear();
-    const unknownStatus = `The stored record BOOKING#${id}/BOOKING holds a status this version does not know`;
+    const unknownStatus = `The stored record BOOKING#${id}/BOOKING holds a value of status this version does not know`;
     expectStoredRecordFault(await api.request('GET', `/bookings/${id}`), unknownStatus);
     output.clear();
     // Not a 409 as if it were cancelled already, nor cancelled over a state this version cannot read.
@@ -151,7 +151,7 @@ describe('a stored record missing an attribute or holding one this version does 
     output.clear();
     expectStoredRecordFault(
       await api.request('GET', `/webhooks/${id}`, { token }),
-      `The stored record WH#${id}/ENDPOINT holds a status this version does not know`,
+      `The stored record WH#${id}/ENDPOINT holds a value of status this version does not know`,
     );
     expect(output.lines().join('\n')).not.toContain('paused');
   });
@@ -206,7 +206,7 @@ describe('a stored record missing an attribute or holding one this version does 
     output.clear();
     expectStoredRecordFault(
       await api.request('GET', `/webhooks/${id}/deliveries`, { token }),
-      `The stored record WH#${id}/${sk} holds a ${attribute} this version does not know`,
+      `The stored record WH#${id}/${sk} holds a value of ${attribute} this version does not know`,
     );
   });
 });
