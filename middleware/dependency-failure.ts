@@ -162,7 +162,7 @@ export function retryBackoffMs(failuresInARow: number, maxMs: number): number {
 
 /** The slice of an AWS SDK (v3) client that {@link nameAwsDependency} needs. */
 export interface NameableAwsClient {
-  readonly config: { readonly serviceId?: string };
+  readonly config: { readonly serviceId?: string | undefined };
   readonly middlewareStack: {
     add(
       middleware: (

@@ -127,7 +127,7 @@ export function assertNoProblems(component: string, problems: readonly string[])
 
 export interface HttpErrorOptions extends BulwarkErrorOptions {
   /** Extra response headers (Allow, Retry-After, WWW-Authenticate...). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
 }
 
 /** An error that maps to an HTTP response; `expose` tells whether its message may reach the client. */
@@ -372,7 +372,11 @@ export class DeadlineExceededError extends DependencyTimeoutError {
    * `options.message` replaces the wording about one dependency's call, for a deadline over work that
    * spans several (the work after a commit), where naming one would be a guess.
    */
-  constructor(dependency: string, timeoutMs: number, options: HttpErrorOptions & { message?: string } = {}) {
+  constructor(
+    dependency: string,
+    timeoutMs: number,
+    options: HttpErrorOptions & { message?: string | undefined } = {},
+  ) {
     const { message, ...httpOptions } = options;
     super(dependency, timeoutMs, httpOptions);
     this.message =
@@ -398,7 +402,10 @@ export class DependencyError extends HttpError {
   constructor(
     dependency: string,
     message: string,
-    options: HttpErrorOptions & { upstreamStatus?: number; retryAfterSec?: number | undefined } = {},
+    options: HttpErrorOptions & {
+      upstreamStatus?: number | undefined;
+      retryAfterSec?: number | undefined;
+    } = {},
   ) {
     const { retryAfterSec } = options;
     const [status, code] =
@@ -438,7 +445,7 @@ export class DeliveryRejectedError extends BulwarkError {
   constructor(
     provider: string,
     providerCode: string,
-    options: { responseCode?: number; refused?: DeliveryRefusal } = {},
+    options: { responseCode?: number | undefined; refused?: DeliveryRefusal | undefined } = {},
   ) {
     const reply = options.responseCode === undefined ? '' : ` ${options.responseCode}`;
     const refused = options.refused ?? 'message';
@@ -470,7 +477,7 @@ export class EncryptionError extends BulwarkError {
   constructor(
     reason: EncryptionFailureReason,
     message: string,
-    options: BulwarkErrorOptions & { field?: string } = {},
+    options: BulwarkErrorOptions & { field?: string | undefined } = {},
   ) {
     super('ENCRYPTION_FAILED', message, options);
     this.reason = reason;
@@ -504,7 +511,7 @@ export class DecryptionError extends BulwarkError {
   constructor(
     reason: DecryptionFailureReason,
     message: string,
-    options: BulwarkErrorOptions & { field?: string } = {},
+    options: BulwarkErrorOptions & { field?: string | undefined } = {},
   ) {
     super('DECRYPTION_FAILED', message, options);
     this.reason = reason;
@@ -607,7 +614,7 @@ export class SsrfBlockedError extends HttpError {
   constructor(
     reason: SsrfBlockReason,
     message: string,
-    options: HttpErrorOptions & { address?: string } = {},
+    options: HttpErrorOptions & { address?: string | undefined } = {},
   ) {
     super(400, 'SSRF_BLOCKED', message, options);
     this.reason = reason;

@@ -23,17 +23,17 @@ export type SecurityEventType =
 export interface SecurityEvent {
   readonly type: SecurityEventType;
   /** Short machine-readable cause, e.g. `expired`, `bad_signature`, `store_unreachable`. */
-  readonly reason?: string;
-  readonly principal?: Principal;
+  readonly reason?: string | undefined;
+  readonly principal?: Principal | undefined;
   /** Non-secret details (ids, names, counts); never a credential or personal data in clear. */
-  readonly metadata?: Readonly<Record<string, unknown>>;
+  readonly metadata?: Readonly<Record<string, unknown>> | undefined;
   /** How long the reported operation took (credential verification → the `AuthLatency` metric). */
-  readonly durationMs?: number;
+  readonly durationMs?: number | undefined;
   /**
    * The request or queue message the event happened for, when the listener that reported it knows
    * (a queue worker's per-message listener); otherwise the audit line takes the request's.
    */
-  readonly correlationId?: string;
+  readonly correlationId?: string | undefined;
 }
 
 /** Receives events synchronously; must not throw (a listener failure never fails a request). */

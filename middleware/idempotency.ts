@@ -300,7 +300,7 @@ function clientError(error: unknown): HttpError | undefined {
  */
 export interface IdempotencyOptions<C extends IdempotentContext = IdempotentContext>
   extends IdempotencyLambdaHandlerOptions {
-  readonly storedAnswer?: StoredAnswer;
+  readonly storedAnswer?: StoredAnswer | undefined;
   /**
    * What a retry must repeat for its key to replay, made from the request as the handler reads it (such
    * as `context.input` of a `validateInput()` before this middleware), in place of what
@@ -309,9 +309,9 @@ export interface IdempotencyOptions<C extends IdempotentContext = IdempotentCont
    * would be 422. A JSON value; objects' keys are compared in any order, arrays' items in theirs, so
    * return a list whose order does not count sorted. Not together with `payloadValidationJmesPath`.
    */
-  readonly payloadOf?: (
-    request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, C>,
-  ) => unknown;
+  readonly payloadOf?:
+    | ((request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, C>) => unknown)
+    | undefined;
   /**
    * The route has no authentication: every caller shares the one anonymous scope, so its keys must be
    * unguessable (a UUID). Without it, a request that reaches idempotency() before any authentication
@@ -320,7 +320,7 @@ export interface IdempotencyOptions<C extends IdempotentContext = IdempotentCont
    * refused so, once its handler has run, and its answer is not stored.
    * @default false
    */
-  readonly anonymous?: boolean;
+  readonly anonymous?: boolean | undefined;
   /**
    * Where a record that could not be released is logged (a warning: after the handler failed, deleting
    * its record failed too, the store throttling or down, so a retry gets 409 until the record's
@@ -329,7 +329,7 @@ export interface IdempotencyOptions<C extends IdempotentContext = IdempotentCont
    * never be stored (over DynamoDB's 400 KB item, a value it cannot marshal).
    * @default console
    */
-  readonly logger?: WarnLogger & { error?(message: string, ...extra: unknown[]): void };
+  readonly logger?: (WarnLogger & { error?(message: string, ...extra: unknown[]): void }) | undefined;
 }
 
 /**

@@ -16,7 +16,8 @@ interface InvocationStore {
 
 /** The runtime's store while an invocation is running in it; undefined elsewhere (tests, the local runtime). */
 function currentInvocationStore(): InvocationStore | undefined {
-  const store = (globalThis as { awslambda?: { InvokeStore?: InvocationStore } }).awslambda?.InvokeStore;
+  const store = (globalThis as { awslambda?: { InvokeStore?: InvocationStore | undefined } | undefined })
+    .awslambda?.InvokeStore;
   return store?.hasContext() ? store : undefined;
 }
 

@@ -10,11 +10,20 @@ import { InvalidOptionsError } from './errors.js';
  * @example
  * const settings = { ...defaults, ...definedOnly(options) };
  */
-export function definedOnly<O extends object>(options: O | undefined): Partial<O> {
+export function definedOnly<O extends object>(options: O | undefined): DefinedOnly<O> {
   return Object.fromEntries(
     Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
-  ) as Partial<O>;
+  ) as DefinedOnly<O>;
 }
+
+/** The options {@link definedOnly} keeps: each may be absent, none is `undefined`. */
+export type DefinedOnly<O extends object> = { [K in keyof O]?: Exclude<O[K], undefined> };
+
+/**
+ * Options with every default in place. `Required` would keep the `| undefined` an optional option
+ * declares (an explicit `undefined` takes the default), which a resolved setting never holds.
+ */
+export type Resolved<O extends object> = { [K in keyof O]-?: Exclude<O[K], undefined> };
 
 /** The most characters of a string a problem shows: a key ARN (75) whole, a pasted document not. */
 const shownStringLength = 80;
@@ -52,7 +61,7 @@ export function shownValue(value: unknown): string {
   if (typeof value === 'symbol') return value.toString();
   if (Array.isArray(value)) return value.length === 0 ? 'an empty array' : `an array of ${value.length}`;
   const prototype: unknown = Object.getPrototypeOf(value);
-  const className = (prototype as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  const className = (prototype as { constructor?: { name?: unknown } | undefined } | null)?.constructor?.name;
   if (prototype !== Object.prototype && prototype !== null && typeof className === 'string' && className) {
     return `an instance of ${className}`;
   }
@@ -74,7 +83,7 @@ export function shownValue(value: unknown): string {
  */
 export interface Absence {
   /** @default true */
-  readonly nullIsAbsent?: boolean;
+  readonly nullIsAbsent?: boolean | undefined;
 }
 
 function isLeftOut(value: unknown, { nullIsAbsent = true }: Absence): boolean {

@@ -26,7 +26,7 @@ export interface ClientRequestLimits extends RequestTimeouts {
  */
 export function clientRequestLimits(
   factory: string,
-  given: Partial<ClientRequestLimits>,
+  given: { readonly [K in keyof ClientRequestLimits]?: ClientRequestLimits[K] | undefined },
   problems: string[] = [],
 ): ClientRequestLimits {
   const limits = {

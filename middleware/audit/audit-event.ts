@@ -18,26 +18,26 @@ export interface AuditEvent {
   readonly eventType: AuditEventType;
   readonly outcome: AuditOutcome;
   /** The user or service account (`Principal.id`). */
-  readonly userId?: string;
+  readonly userId?: string | undefined;
   /** OAuth client id, for M2M callers. */
-  readonly clientId?: string;
+  readonly clientId?: string | undefined;
   readonly isM2M: boolean;
   /**
    * How the principal proved who it is (`Principal.authMethod`: `jwt`, `apiKey` or `service`). On the
    * `http.request` line it says all a separate `auth.success` line would, so that one can be left out.
    */
-  readonly authMethod?: string;
-  readonly tenantId?: string;
-  readonly path?: string;
-  readonly method?: string;
-  readonly statusCode?: number;
-  readonly ipAddress?: string;
-  readonly userAgent?: string;
+  readonly authMethod?: string | undefined;
+  readonly tenantId?: string | undefined;
+  readonly path?: string | undefined;
+  readonly method?: string | undefined;
+  readonly statusCode?: number | undefined;
+  readonly ipAddress?: string | undefined;
+  readonly userAgent?: string | undefined;
   /** API Gateway's request id (the `requestId` of problem+json answers). */
-  readonly requestId?: string;
+  readonly requestId?: string | undefined;
   /** The `x-correlation-id` that follows the request across services and queues. */
-  readonly correlationId?: string;
-  readonly durationMs?: number;
+  readonly correlationId?: string | undefined;
+  readonly durationMs?: number | undefined;
   /** Event-specific, redacted details (reason, action, sizes, resource ids). */
   readonly metadata: Readonly<Record<string, unknown>>;
 }

@@ -67,46 +67,47 @@ export interface AuditLoggerOptions {
    * (the sink still receives them).
    * @default a new Powertools Logger (service name from POWERTOOLS_SERVICE_NAME)
    */
-  readonly logger?: AuditLineWriter;
+  readonly logger?: AuditLineWriter | undefined;
   /** Called with every event after redaction (seed 002's `log_callback`); its errors are ignored. @default none */
-  readonly sink?: (event: AuditEvent) => void;
+  readonly sink?: ((event: AuditEvent) => void) | undefined;
   /** Write lines to the logger; `false` leaves only the sink (seed 002's `log_to_console`). @default true */
-  readonly logToConsole?: boolean;
+  readonly logToConsole?: boolean | undefined;
   /** Extra sensitive keys and size bounds for metadata and free-text fields. @default {} */
-  readonly redaction?: RedactionOptions;
+  readonly redaction?: RedactionOptions | undefined;
   /** The clock. @default () => new Date() */
-  readonly now?: () => Date;
+  readonly now?: (() => Date) | undefined;
 }
 
 /** What is known about the request in flight; security events logged during it inherit these fields. */
 export interface AuditRequestScope {
-  readonly requestId?: string;
-  readonly correlationId?: string;
-  readonly path?: string;
-  readonly method?: string;
-  readonly ipAddress?: string;
-  readonly userAgent?: string;
+  readonly requestId?: string | undefined;
+  readonly correlationId?: string | undefined;
+  readonly path?: string | undefined;
+  readonly method?: string | undefined;
+  readonly ipAddress?: string | undefined;
+  readonly userAgent?: string | undefined;
   /** Read when an event is logged, because authentication sets the principal after the scope begins. */
-  readonly principal?: () => Principal | undefined;
+  readonly principal?: (() => Principal | undefined) | undefined;
   /**
    * Whether the request is over although {@link AuditLogger.endRequest} was never called for it (Middy skips
    * every `after` when a middleware answers early without `respondEarly()`): from then on the scope is
    * dropped, so a later invocation's events do not inherit it.
    */
-  readonly ended?: () => boolean;
+  readonly ended?: (() => boolean) | undefined;
 }
 
 /**
  * The fields a caller gives: any of the event's own (but its timestamp) and, optionally, the principal
  * and a reason; the rest (timestamp, request fields, principal fields) is filled in.
  */
-export type AuditEventInput = Pick<AuditEvent, 'eventType'> &
-  Partial<Omit<AuditEvent, 'timestamp' | 'eventType'>> & {
-    /** Fills userId, clientId, isM2M, authMethod and tenantId; explicit fields win. */
-    readonly principal?: Principal;
-    /** A short cause code, written as `metadata.reason`. */
-    readonly reason?: string;
-  };
+export type AuditEventInput = Pick<AuditEvent, 'eventType'> & {
+  readonly [K in Exclude<keyof AuditEvent, 'timestamp' | 'eventType'>]?: AuditEvent[K] | undefined;
+} & {
+  /** Fills userId, clientId, isM2M, authMethod and tenantId; explicit fields win. */
+  readonly principal?: Principal | undefined;
+  /** A short cause code, written as `metadata.reason`. */
+  readonly reason?: string | undefined;
+};
 
 function validate(options: AuditLoggerOptions): void {
   const problems: string[] = [];

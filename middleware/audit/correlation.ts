@@ -88,7 +88,9 @@ export function correlationMessageAttributes(
 
 /** The slice of an SQS event record (Lambda event source mapping) that carries message attributes. */
 export interface MessageWithAttributes {
-  readonly messageAttributes?: Readonly<Record<string, { readonly stringValue?: string | undefined }>>;
+  readonly messageAttributes?:
+    | Readonly<Record<string, { readonly stringValue?: string | undefined }>>
+    | undefined;
 }
 
 /**

@@ -45,26 +45,26 @@ const nestedErrorKey = Symbol('bulwark.audit.nestedError');
 
 /** What other middlewares may have put on the context by the time the request ends. */
 type ObservedContext = Context & {
-  principal?: Principal;
-  correlationId?: string;
-  [nestedErrorKey]?: Error;
+  principal?: Principal | undefined;
+  correlationId?: string | undefined;
+  [nestedErrorKey]?: Error | undefined;
 };
 
 export interface AuditOptions {
   /** Where the events go. */
   readonly auditLogger: AuditLogger;
   /** Paths (`rawPath`) never audited, e.g. `/health`; an entry ending in `*` is a prefix. @default [] */
-  readonly excludePaths?: readonly string[];
+  readonly excludePaths?: readonly string[] | undefined;
   /** Add the request body, redacted and cut, to the event. @default false */
-  readonly logRequestBody?: boolean;
+  readonly logRequestBody?: boolean | undefined;
   /** Add the response body, redacted and cut, to the event. @default false */
-  readonly logResponseBody?: boolean;
+  readonly logResponseBody?: boolean | undefined;
   /** Characters of a captured body kept after redaction. @default 2048 */
-  readonly maxBodyLength?: number;
+  readonly maxBodyLength?: number | undefined;
   /** JSON and form bodies up to this size are parsed so their keys can be redacted; larger ones are logged by size only. @default 65536 */
-  readonly parseLimitBytes?: number;
+  readonly parseLimitBytes?: number | undefined;
   /** Monotonic clock in milliseconds, for durations. @default performance.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
 }
 
 const auditDefaults = {
@@ -261,11 +261,11 @@ export interface CorrelationLogger {
 
 export interface CorrelationIdsOptions {
   /** Loggers that get the id as Powertools' `correlation_id` key on every line. @default [] */
-  readonly loggers?: readonly CorrelationLogger[];
+  readonly loggers?: readonly CorrelationLogger[] | undefined;
   /** Return the id to the caller in the `x-correlation-id` response header. @default true */
-  readonly returnHeader?: boolean;
+  readonly returnHeader?: boolean | undefined;
   /** Makes an id when the request has none (or an unusable one). @default crypto.randomUUID */
-  readonly generate?: () => string;
+  readonly generate?: (() => string) | undefined;
 }
 
 const correlationCleanup = 'bulwark.correlation';

@@ -40,13 +40,13 @@ export const defaultSensitiveKeys = [
 
 export interface RedactionOptions {
   /** Extra key names to redact, matched like {@link defaultSensitiveKeys} (e.g. `email`, `phone`). @default [] */
-  readonly keys?: readonly string[];
+  readonly keys?: readonly string[] | undefined;
   /** Longest string or key kept in a log line; longer ones are cut and marked. @default 2048 */
-  readonly maxStringLength?: number;
+  readonly maxStringLength?: number | undefined;
   /** Deepest nesting kept; deeper values are replaced by a marker. @default 8 */
-  readonly maxDepth?: number;
+  readonly maxDepth?: number | undefined;
   /** Most entries kept per object or array; the rest are counted in a marker. @default 100 */
-  readonly maxEntries?: number;
+  readonly maxEntries?: number | undefined;
 }
 
 export interface Redactor {

@@ -14,9 +14,9 @@ export interface BodyCapture {
 
 export interface MessageSummary {
   readonly bytes: number;
-  readonly contentType?: string;
+  readonly contentType?: string | undefined;
   /** Redacted and cut; present only when body capture is enabled. */
-  readonly body?: string;
+  readonly body?: string | undefined;
 }
 
 /** API Gateway passes these as text and base64-encodes everything else. */
@@ -107,9 +107,9 @@ export function normalizeResponse(response: unknown): NormalizedResponse | undef
   if (typeof response === 'object' && 'statusCode' in response) {
     const structured = response as {
       statusCode?: unknown;
-      headers?: Record<string, string | number | boolean>;
+      headers?: Record<string, string | number | boolean> | undefined;
       body?: unknown;
-      isBase64Encoded?: boolean;
+      isBase64Encoded?: boolean | undefined;
     };
     return {
       statusCode: typeof structured.statusCode === 'number' ? structured.statusCode : 200,

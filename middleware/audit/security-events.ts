@@ -58,16 +58,16 @@ export const defaultUnauditedEvents: readonly SecurityEventType[] = ['dataKey.ca
 
 export interface SecurityEventListenerOptions {
   /** Writes each event's audit line. @default none: metrics only */
-  readonly auditLogger?: AuditLogger;
+  readonly auditLogger?: AuditLogger | undefined;
   /** Records each event's catalog metric. @default none: audit lines only */
-  readonly metrics?: Metrics;
+  readonly metrics?: Metrics | undefined;
   /**
    * Event types counted in metrics but not written as audit lines, as an array or a Set. Add
    * `'auth.success'` where every route that authenticates runs inside `audit()`: its `http.request` line
    * names the principal and its `authMethod` already.
    * @default ['dataKey.cacheHit', 'kms.request']
    */
-  readonly unaudited?: readonly SecurityEventType[] | ReadonlySet<SecurityEventType>;
+  readonly unaudited?: readonly SecurityEventType[] | ReadonlySet<SecurityEventType> | undefined;
 }
 
 /**

@@ -22,18 +22,18 @@ export interface ApiKeyStoreOptions {
    * How long a key read from DynamoDB is trusted before it is read again: a revocation reaches
    * other instances within this bound (the revoking instance drops its copy at once). @default 60000
    */
-  readonly cacheTtlMs?: number;
+  readonly cacheTtlMs?: number | undefined;
   /** Keys (and unknown key ids) held in the cache. @default 1000 */
-  readonly cacheMaxEntries?: number;
+  readonly cacheMaxEntries?: number | undefined;
   /** Least time between two `lastUsedAt` writes of one key. @default 60000 */
-  readonly lastUsedIntervalMs?: number;
+  readonly lastUsedIntervalMs?: number | undefined;
   /**
    * Pepper new keys are hashed under (HMAC-SHA256 instead of plain SHA-256). Give a new pepper an id: each key
    * records the scheme it was hashed under, so the pepper can be rotated. A plain string is the pepper without
    * an id that stores had before schemes were recorded: keys stored then record none and verify under it.
    * @default undefined: plain SHA-256
    */
-  readonly pepper?: string | ApiKeyPepper;
+  readonly pepper?: string | ApiKeyPepper | undefined;
   /**
    * Peppers keys may still be hashed under after `pepper` was rotated or removed: such a key still verifies,
    * and its first verify rehashes it under the current scheme. The key's item names its pepper, so an older
@@ -41,19 +41,19 @@ export interface ApiKeyStoreOptions {
    * drop one once its keys have been used or reissued. A new pepper goes here one deployment before it
    * becomes `pepper`, so that instances still on the old options accept the keys moved to it. @default []
    */
-  readonly previousPeppers?: readonly (string | ApiKeyPepper)[];
+  readonly previousPeppers?: readonly (string | ApiKeyPepper)[] | undefined;
   /**
    * Whether keys hashed without a pepper (plain SHA-256) still verify, and are rehashed, while `pepper` is
    * set: true while a store moves to a pepper, false again once its keys have been used or reissued.
    * @default false
    */
-  readonly acceptUnpeppered?: boolean;
+  readonly acceptUnpeppered?: boolean | undefined;
   /**
    * How long a revoked key's item (owner, scopes, secret hash) is kept: revoking sets its `expiresAt` to
    * at most now + this, so the key answers `revoked` rather than `unknown_key` for that long and is then
    * deleted by the table's TTL. A whole number of milliseconds. @default 2592000000 (30 days)
    */
-  readonly revokedRetentionMs?: number;
+  readonly revokedRetentionMs?: number | undefined;
 }
 
 /** A pepper and the id recorded with every key hashed under it. */
@@ -89,9 +89,9 @@ export interface CreatedApiKey extends ApiKeyRecord {
 
 export interface CreateApiKeyOptions {
   /** After this instant the key is refused (and DynamoDB's TTL eventually deletes it). @default never */
-  readonly expiresAt?: Date;
+  readonly expiresAt?: Date | undefined;
   /** Tenant of the key's principal. @default undefined */
-  readonly tenantId?: string;
+  readonly tenantId?: string | undefined;
 }
 
 /**
@@ -107,7 +107,7 @@ export interface ApiKeyTenantScope {
 /** What a key must belong to for {@link ApiKeyStore.revoke} to revoke it. */
 export interface ApiKeyRevokeGuard extends ApiKeyTenantScope {
   /** The key's owner, as given to {@link ApiKeyStore.create}. @default any owner */
-  readonly owner?: string;
+  readonly owner?: string | undefined;
 }
 
 interface StoredKey {
@@ -118,12 +118,12 @@ interface StoredKey {
   scopes: string[];
   secretHash: string;
   /** Absent on keys stored before schemes were recorded. */
-  hashScheme?: string;
-  tenantId?: string;
+  hashScheme?: string | undefined;
+  tenantId?: string | undefined;
   createdAt: string;
-  expiresAt?: number;
-  revokedAt?: string;
-  lastUsedAt?: number;
+  expiresAt?: number | undefined;
+  revokedAt?: string | undefined;
+  lastUsedAt?: number | undefined;
 }
 
 interface CacheEntry {
@@ -526,7 +526,7 @@ export class ApiKeyStore {
     const cached = this.cache.get(keyId);
     if (cached !== undefined && now - cached.fetchedAt < this.cacheTtlMs) return cached;
     const revocationsBefore = this.revocations;
-    let result: { Item?: Record<string, unknown> };
+    let result: { Item?: Record<string, unknown> | undefined };
     try {
       // Strongly consistent: an eventually consistent read just after a revocation could return the
       // unrevoked item, which would then be cached for cacheTtlMs.

@@ -18,25 +18,25 @@ import { type IncomingSignedRequest, ServiceRequestVerifier } from './service-au
 
 export interface AuthenticatorOptions {
   /** Accept `Authorization: Bearer <JWT>`, verified by this verifier (build it once, at module scope). @default undefined */
-  readonly jwt?: JwtVerifier;
+  readonly jwt?: JwtVerifier | undefined;
   /**
    * Take the claims an API Gateway JWT authorizer already verified (`requestContext.authorizer.jwt.claims`)
    * instead of verifying the token twice; the verifier's issuer, token_use and client rules still apply.
    * @default false
    */
-  readonly trustApiGatewayAuthorizer?: boolean;
+  readonly trustApiGatewayAuthorizer?: boolean | undefined;
   /** Accept `x-api-key` keys from this store. @default undefined */
-  readonly apiKeys?: ApiKeyStore;
+  readonly apiKeys?: ApiKeyStore | undefined;
   /** Accept requests signed by another service (X-Service-Id, X-Timestamp, X-Nonce, X-Signature). @default undefined */
-  readonly service?: ServiceRequestVerifier;
+  readonly service?: ServiceRequestVerifier | undefined;
   /**
    * Let requests without any credential through with no principal (public routes that personalise).
    * A credential that is presented but invalid is still refused.
    * @default false
    */
-  readonly optional?: boolean;
+  readonly optional?: boolean | undefined;
   /** Receives auth.success, auth.failure, apiKey.used and replay.rejected. @default undefined */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 type Headers = APIGatewayProxyEventV2['headers'];
@@ -109,7 +109,11 @@ export class Authenticator {
     const started = performance.now();
     try {
       const authorizerClaims = (
-        event.requestContext as { authorizer?: { jwt?: { claims?: Record<string, unknown> } } } | undefined
+        event.requestContext as
+          | {
+              authorizer?: { jwt?: { claims?: Record<string, unknown> | undefined } | undefined } | undefined;
+            }
+          | undefined
       )?.authorizer?.jwt?.claims;
       if (this.options.trustApiGatewayAuthorizer && jwt && authorizerClaims) {
         method = 'jwt';

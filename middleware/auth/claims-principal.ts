@@ -1,4 +1,6 @@
 // Turns verified JWT claims into the Principal every guard, limiter and audit event reads.
+
+import type { Resolved } from '../options.js';
 import { type Claims, getClientId, getScopes, isM2MToken } from './m2m.js';
 import type { Principal } from './principal.js';
 
@@ -8,15 +10,15 @@ export interface ClaimMapping {
    * flattened `[a b]` form).
    * @default 'cognito:groups'
    */
-  readonly rolesClaim?: string;
+  readonly rolesClaim?: string | undefined;
   /**
    * Claim holding the caller's tenant.
    * @default 'custom:tenant_id'
    */
-  readonly tenantClaim?: string;
+  readonly tenantClaim?: string | undefined;
 }
 
-export const defaultClaimMapping: Required<ClaimMapping> = {
+export const defaultClaimMapping: Resolved<ClaimMapping> = {
   rolesClaim: 'cognito:groups',
   tenantClaim: 'custom:tenant_id',
 };

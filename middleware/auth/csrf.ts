@@ -8,18 +8,18 @@ export interface CsrfOptions {
    * Cookie holding the token. The `__Host-` prefix makes browsers refuse it unless it is Secure,
    * host-only and for Path=/, so a sibling subdomain cannot plant one. @default '__Host-csrf'
    */
-  readonly cookieName?: string;
+  readonly cookieName?: string | undefined;
   /** Header unsafe requests must echo the token in (lower case). @default 'x-csrf-token' */
-  readonly headerName?: string;
+  readonly headerName?: string | undefined;
   /**
    * When given, tokens are `<random>.<HMAC(secret, random)>` and cookies without a valid MAC are
    * refused, so only tokens this server issued pass. The MAC binds a token to no session: a token
    * fetched from this server and planted as a cookie passes too. Given as `undefined` it is refused (an
    * unset environment variable), so leave it out for unsigned tokens. @default none (random tokens)
    */
-  readonly secret?: string;
+  readonly secret?: string | undefined;
   /** Cookie lifetime; a session cookie when undefined. @default undefined */
-  readonly maxAgeSec?: number;
+  readonly maxAgeSec?: number | undefined;
 }
 
 /** Why a request failed the check. */

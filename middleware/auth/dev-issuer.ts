@@ -17,33 +17,33 @@ export interface DevIssuerOptions {
   /** The `iss` of minted tokens; its JWKS is expected at `<issuer>/.well-known/jwks.json`. */
   readonly issuer: string;
   /** Where the private key is kept (created on first use, mode 0600); in memory when absent. @default undefined */
-  readonly keyFile?: string;
+  readonly keyFile?: string | undefined;
   /** `client_id` of human users' tokens. @default 'bulwark-local' */
-  readonly clientId?: string;
+  readonly clientId?: string | undefined;
 }
 
 /** What a minted token says. */
 export interface DevTokenOptions {
   /** The user's id (`sub`, also `username`); ignored for M2M tokens. @default 'dev-user' */
-  readonly sub?: string;
+  readonly sub?: string | undefined;
   /** `cognito:groups`; ignored for M2M tokens. @default [] */
-  readonly roles?: readonly string[];
+  readonly roles?: readonly string[] | undefined;
   /** The `scope` claim. @default [] */
-  readonly scopes?: readonly string[];
+  readonly scopes?: readonly string[] | undefined;
   /** `custom:tenant_id`. @default undefined */
-  readonly tenant?: string;
+  readonly tenant?: string | undefined;
   /** Ignored for M2M tokens. @default undefined */
-  readonly email?: string;
+  readonly email?: string | undefined;
   /** A client-credentials token (no user claims; `sub` is the client id). @default false */
-  readonly m2m?: boolean;
+  readonly m2m?: boolean | undefined;
   /** @default the issuer's clientId for users, 'svc-local' for M2M */
-  readonly clientId?: string;
+  readonly clientId?: string | undefined;
   /** Lifetime; negative for an already expired token (tests). @default 3600 */
-  readonly expiresInSec?: number;
+  readonly expiresInSec?: number | undefined;
   /** Cognito `token_use`. @default 'access' */
-  readonly tokenUse?: 'access' | 'id';
+  readonly tokenUse?: 'access' | 'id' | undefined;
   /** Anything else to put in the payload (tests use it for nbf, aud, other shapes). @default {} */
-  readonly extraClaims?: Readonly<Record<string, unknown>>;
+  readonly extraClaims?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /**

@@ -70,7 +70,7 @@ export function humanGuard(): Guard {
 /** For a check that governs only some callers: roles for people and scopes for machines, say. */
 export interface ExemptionOptions {
   /** Principals this check does not apply to (they still have to be authenticated). @default none */
-  readonly unless?: (principal: Principal) => boolean;
+  readonly unless?: ((principal: Principal) => boolean) | undefined;
 }
 
 /** At least one of the roles. */
@@ -103,7 +103,7 @@ export interface TenantGuardOptions {
    * The tenant of a principal whose token names none; without it such a principal is refused.
    * @default none
    */
-  readonly unclaimedTenant?: string;
+  readonly unclaimedTenant?: string | undefined;
 }
 
 /** A principal of one of the tenants (its `tenantId`, from the token's tenant claim). */

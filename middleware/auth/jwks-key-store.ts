@@ -47,11 +47,11 @@ export interface JwksKeyStoreOptions {
    * Least time between two fetches, whatever their cause (unknown kid, stale set, failure), except that
    * a store holding no keys yet retries a failed fetch sooner (1 s, doubling up to this). @default 30000
    */
-  readonly cooldownMs?: number;
+  readonly cooldownMs?: number | undefined;
   /** Age after which the set is refreshed; its keys keep working while refreshes fail. @default 600000 */
-  readonly maxAgeMs?: number;
+  readonly maxAgeMs?: number | undefined;
   /** Bound on one fetch. @default 3000 */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
 }
 
 type KeySelector = (header: JWSHeaderParameters) => Promise<webcrypto.CryptoKey>;

@@ -48,46 +48,49 @@ export interface JwtIssuerOptions {
    * `null` there to skip the check on purpose.
    * @default undefined (aud not checked) when `tokenUse` is set
    */
-  readonly audience?: string | readonly string[] | null;
+  readonly audience?: string | readonly string[] | null | undefined;
   /** Where the issuer's JWKS is fetched. `null`: never fetch. @default `${issuer}/.well-known/jwks.json` */
-  readonly jwksUri?: string | null;
+  readonly jwksUri?: string | null | undefined;
   /** A JWKS (object or JSON text) to start from, so a cold start needs no fetch. @default undefined */
-  readonly jwks?: JSONWebKeySet | string;
+  readonly jwks?: JSONWebKeySet | string | undefined;
   /** A JWKS file to start from, read once at construction. @default undefined */
-  readonly jwksFile?: string;
+  readonly jwksFile?: string | undefined;
   /** Accepted algorithms; `none` never is. @default ['RS256', 'ES256'] */
-  readonly algorithms?: readonly JwtAlgorithm[];
+  readonly algorithms?: readonly JwtAlgorithm[] | undefined;
   /**
    * Secret of an HS256 issuer (a string of at least 32 characters besides whitespace, or at least 32
    * bytes as a Uint8Array); needs `'HS256'` in `algorithms`. HS256 tokens are checked against this
    * secret only, never against a JWKS key. @default undefined
    */
-  readonly sharedSecret?: string | Uint8Array;
+  readonly sharedSecret?: string | Uint8Array | undefined;
   /** Claims that must be present, besides `exp` which always must. @default [] */
-  readonly requiredClaims?: readonly string[];
+  readonly requiredClaims?: readonly string[] | undefined;
 }
 
 export interface JwtVerifierOptions extends ClaimMapping {
   /** The trusted issuers; a token's `iss` picks one. */
   readonly issuers: readonly JwtIssuerOptions[];
   /** Leeway for `exp` and `nbf`, in seconds. @default 5 */
-  readonly clockToleranceSec?: number;
+  readonly clockToleranceSec?: number | undefined;
   /** Longer tokens are rejected before any parsing. @default 8192 */
-  readonly maxTokenBytes?: number;
+  readonly maxTokenBytes?: number | undefined;
   /**
    * Cache of verified tokens by SHA-256, valid until min(exp, maxAgeSec); `false` turns it off.
    * @default { maxEntries: 10000, maxAgeSec: 300 }
    */
-  readonly cache?: false | { readonly maxEntries?: number; readonly maxAgeSec?: number };
+  readonly cache?:
+    | false
+    | { readonly maxEntries?: number | undefined; readonly maxAgeSec?: number | undefined }
+    | undefined;
   /**
    * Least time between two JWKS fetches of one issuer; until its keys were first obtained, a failed
    * fetch is retried sooner (1 s, doubling up to this). @default 30000
    */
-  readonly jwksCooldownMs?: number;
+  readonly jwksCooldownMs?: number | undefined;
   /** Age after which a JWKS is refreshed (its keys keep working while the endpoint is down). @default 600000 */
-  readonly jwksMaxAgeMs?: number;
+  readonly jwksMaxAgeMs?: number | undefined;
   /** Bound on one JWKS fetch. @default 3000 */
-  readonly jwksTimeoutMs?: number;
+  readonly jwksTimeoutMs?: number | undefined;
 }
 
 /** A verified token: its claims and the principal it stands for, both frozen (they are shared via the cache). */

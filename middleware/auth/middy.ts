@@ -81,7 +81,7 @@ export function authenticate(
   options: AuthenticatorOptions & { readonly optional: true },
 ): AuthMiddleware<OptionalAuthContext>;
 export function authenticate(
-  options: AuthenticatorOptions & { readonly optional?: false },
+  options: AuthenticatorOptions & { readonly optional?: false | undefined },
 ): AuthMiddleware<AuthContext>;
 /** `optional` known only at run time (a route's flag, an `AuthenticatorOptions` value): it may be true. */
 export function authenticate(options: AuthenticatorOptions): AuthMiddleware<OptionalAuthContext>;
@@ -107,7 +107,7 @@ export function authenticate(options: AuthenticatorOptions): AuthMiddleware<Opti
 export function serviceAuth(options: {
   readonly verifier: ServiceRequestVerifier;
   /** @default undefined */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }): AuthMiddleware<AuthContext> {
   requireOptionsObject('serviceAuth', options);
   const problems: string[] = [];
@@ -125,7 +125,7 @@ export function serviceAuth(options: {
 
 export interface GuardOptions {
   /** Receives access.denied events. @default undefined */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 function guardMiddleware<C>(name: string, guard: Guard, options: GuardOptions): AuthMiddleware<C> {

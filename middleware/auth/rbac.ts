@@ -5,14 +5,14 @@ import { assertNoProblems } from '../errors.js';
 export interface RoleDefinition {
   readonly permissions: readonly string[];
   /** Roles whose permissions this role also has. @default [] */
-  readonly inherits?: readonly string[];
+  readonly inherits?: readonly string[] | undefined;
 }
 
 export interface RbacOptions {
   /** Roles by name: a permission list or a {@link RoleDefinition}. @default {} */
-  readonly roles?: Readonly<Record<string, readonly string[] | RoleDefinition>>;
+  readonly roles?: Readonly<Record<string, readonly string[] | RoleDefinition>> | undefined;
   /** Cached decisions before the cache starts over (bounds memory under arbitrary role sets). @default 10000 */
-  readonly maxCachedDecisions?: number;
+  readonly maxCachedDecisions?: number | undefined;
 }
 
 /** `*`, or `action:resource` where either side may be `*`; names are letters, digits and `._/-`. */
@@ -72,7 +72,7 @@ export class Rbac {
   addRole(
     name: string,
     permissions: readonly string[],
-    options: { inherits?: readonly string[] } = {},
+    options: { inherits?: readonly string[] | undefined } = {},
   ): this {
     const inherits = options.inherits ?? [];
     // Checked before copying: spreading a string would turn 'viewer' into roles v, i, e...

@@ -31,7 +31,7 @@ export interface SignableRequest {
    */
   readonly path: string;
   /** @default no query */
-  readonly query?: QueryInput;
+  readonly query?: QueryInput | undefined;
   /** The exact body bytes (a string is taken as UTF-8). @default empty */
   readonly body?: string | Uint8Array | undefined;
   /** Epoch seconds. */
@@ -122,7 +122,7 @@ export function signRequest(secret: string, request: SignableRequest): string {
  */
 export function serviceAuthHeaders(
   credentials: ServiceCredentials,
-  request: OutgoingRequest & { readonly timestamp?: number; readonly nonce?: string },
+  request: OutgoingRequest & { readonly timestamp?: number | undefined; readonly nonce?: string | undefined },
 ): ServiceAuthHeaders {
   const url = new URL(request.url, 'http://service.invalid');
   const timestamp = request.timestamp ?? toEpochSeconds(Date.now());
@@ -261,7 +261,7 @@ export interface RotatingSecret {
 /** A calling service's secrets, fixed for the life of the verifier, and the scopes its principal carries. */
 export interface ServiceSecrets extends RotatingSecret {
   /** Scopes its principal carries. @default [] */
-  readonly scopes?: readonly string[];
+  readonly scopes?: readonly string[] | undefined;
 }
 
 /**
@@ -273,7 +273,7 @@ export interface ServiceSecrets extends RotatingSecret {
 export interface ServiceSecretSource {
   readonly source: (refresh: boolean) => Promise<RotatingSecret>;
   /** Scopes its principal carries. @default [] */
-  readonly scopes?: readonly string[];
+  readonly scopes?: readonly string[] | undefined;
 }
 
 export interface ServiceRequestVerifierOptions {
@@ -281,7 +281,7 @@ export interface ServiceRequestVerifierOptions {
   readonly services: Readonly<Record<string, ServiceSecrets | ServiceSecretSource>>;
   readonly nonceStore: NonceStore;
   /** Accepted distance between the request's timestamp and now, either way, in seconds. @default 300 */
-  readonly toleranceSec?: number;
+  readonly toleranceSec?: number | undefined;
 }
 
 /** An incoming request as the verifier reads it (API Gateway v2 gives all of this). */

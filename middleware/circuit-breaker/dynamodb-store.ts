@@ -20,14 +20,14 @@ export interface DynamoDbCircuitStateStoreOptions {
   /** The toolkit table (`pk`/`sk` string keys, TTL on `expiresAt`). */
   readonly tableName: string;
   /** @default one client from `createDynamoDbClient()`, shared by every store given none */
-  readonly client?: DynamoDBClient;
+  readonly client?: DynamoDBClient | undefined;
   /**
    * Upper bound on one store operation, all SDK attempts included, so that an unreachable store
    * holds a call for at most this long before the breaker falls back to local state. An integer
    * 1..2147483647: `AbortSignal.timeout()` throws for a fraction, and fires after 1 ms past that.
    * @default 1000
    */
-  readonly requestTimeoutMs?: number;
+  readonly requestTimeoutMs?: number | undefined;
 }
 
 /** The item's sort key: one item per circuit. */

@@ -81,9 +81,9 @@ export function retryAfterSeconds(headers: Headers, now = Date.now()): number | 
 
 export interface GuardedFetchOptions {
   /** @default globalThis.fetch */
-  readonly fetch?: typeof fetch;
+  readonly fetch?: typeof fetch | undefined;
   /** @default {@link isServerError}: 5xx counts, 4xx does not */
-  readonly isFailure?: ResponseFailurePredicate;
+  readonly isFailure?: ResponseFailurePredicate | undefined;
   /**
    * A shorter timeout for this request, a finite number > 0 (else `InvalidArgumentError`); it counts
    * when it runs out. @default the breaker's timeoutMs
@@ -102,7 +102,11 @@ export interface GuardedFetchOptions {
 }
 
 /** Reads the body, giving up as soon as it is longer than `maxBytes`. */
-async function readBody(response: Response, maxBytes: number, dependency: string): Promise<Uint8Array> {
+async function readBody(
+  response: Response,
+  maxBytes: number,
+  dependency: string,
+): Promise<Uint8Array<ArrayBuffer>> {
   const tooLarge = () =>
     new DependencyError(dependency, `${dependency} answered more than ${maxBytes} bytes`, {
       upstreamStatus: response.status,
@@ -114,10 +118,16 @@ async function readBody(response: Response, maxBytes: number, dependency: string
   const chunks: Uint8Array[] = [];
   let length = 0;
   if (response.body) {
-    for await (const chunk of response.body) {
-      length += chunk.byteLength;
-      if (length > maxBytes) throw tooLarge();
-      chunks.push(chunk);
+    // A reader, not for-await: the DOM lib's ReadableStream has no async iterator, and adopters may include it.
+    const reader = response.body.getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      length += read.value.byteLength;
+      if (length > maxBytes) {
+        // Stops the download, as leaving a for-await would; the error to report is the size, not the cancel.
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(read.value);
     }
   }
   return Buffer.concat(chunks, length);
@@ -158,9 +168,15 @@ export function guardedFetch(
   return breaker.execute(
     async ({ signal }) => {
       let response: Response;
-      let body: Uint8Array;
+      let body: Uint8Array<ArrayBuffer>;
+      const { body: requestBody, ...requestInit } = init;
       try {
-        response = await fetchImpl(url, { ...init, redirect: 'manual', signal });
+        response = await fetchImpl(url, {
+          ...requestInit,
+          ...(requestBody === undefined ? {} : { body: requestBody }),
+          redirect: 'manual',
+          signal,
+        });
         body = await readBody(response, maxResponseBytes, breaker.name);
       } catch (error) {
         if (error instanceof DependencyError) throw error;

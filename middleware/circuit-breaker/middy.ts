@@ -28,16 +28,16 @@ export interface ServiceCallsOptions {
    * short by it does not count against the service: the Lambda ran out of time, not the service.
    * @default 500
    */
-  readonly deadlineMarginMs?: number;
+  readonly deadlineMarginMs?: number | undefined;
   /** The incoming header whose value is passed on as the correlation id. @default 'x-correlation-id' */
-  readonly correlationIdHeader?: string;
+  readonly correlationIdHeader?: string | undefined;
 }
 
 type ServiceCallsRequest<S extends string> = Request<
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
   Error,
-  Context & ServiceCallsContext<S> & { correlationId?: string }
+  Context & ServiceCallsContext<S> & { correlationId?: string | undefined }
 >;
 
 /** The earlier of two deadlines, either of which may be absent. */

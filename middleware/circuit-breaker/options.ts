@@ -27,58 +27,58 @@ export interface CircuitBreakerSettings<T> {
    * Failures, counted fleet-wide in one epoch-aligned window (`rollingWindowMs`), that open a closed circuit.
    * @default 5
    */
-  readonly failureThreshold?: number;
+  readonly failureThreshold?: number | undefined;
   /**
    * Consecutive successful half-open probes that close the circuit.
    * @default 2
    */
-  readonly successThreshold?: number;
+  readonly successThreshold?: number | undefined;
   /**
    * A call still running after this long is aborted (its AbortSignal fires), released with a
    * `DependencyTimeoutError`, and counted as a failure. Keep it below the Lambda timeout.
    * @default 30000
    */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /**
    * How long an open circuit fails fast before one instance of the fleet may probe the dependency.
    * @default 60000
    */
-  readonly resetTimeoutMs?: number;
+  readonly resetTimeoutMs?: number | undefined;
   /**
    * Length of the window failures are counted in while closed (windows are aligned to the epoch,
    * so every instance counts in the same one).
    * @default 10000
    */
-  readonly rollingWindowMs?: number;
+  readonly rollingWindowMs?: number | undefined;
   /**
    * How long an instance trusts its cached copy of the shared state: the only DynamoDB request on
    * the success path is one read per this interval. 0 reads the store before every call.
    * @default 1000
    */
-  readonly stateTtlMs?: number;
+  readonly stateTtlMs?: number | undefined;
   /**
    * Returns true for an error that must NOT count as a failure (opossum's semantics): it is rethrown
    * to the caller, reported as a success, and skips the fallback, e.g. a 404 that is the caller's fault.
    * @default every error counts
    */
-  readonly errorFilter?: (error: unknown) => boolean;
+  readonly errorFilter?: ((error: unknown) => boolean) | undefined;
   /**
    * Produces the result instead of an error when the circuit rejects a call or a call fails;
    * it receives the `CircuitOpenError`, `DependencyTimeoutError` or the call's own error.
    * @default none: the error is thrown
    */
-  readonly fallback?: (error: unknown) => T | Promise<T>;
+  readonly fallback?: ((error: unknown) => T | Promise<T>) | undefined;
   /**
    * Receives `circuit.opened`, `circuit.halfOpen`, `circuit.closed`, `circuit.rejected` and
    * `circuit.storeError` (the audit and metrics capability listens here).
    * @default none
    */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
   /**
    * Where the breaker says that its store became unreachable, and reachable again.
    * @default console
    */
-  readonly logger?: CircuitLogger;
+  readonly logger?: CircuitLogger | undefined;
 }
 
 /** Where the state lives: a store, or the toolkit table for a DynamoDB store. Exactly one. */
@@ -86,15 +86,15 @@ export type CircuitStoreChoice =
   | {
       /** The state store, e.g. a shared `DynamoDbCircuitStateStore`. */
       readonly store: CircuitStateStore;
-      readonly tableName?: never;
-      readonly client?: never;
+      readonly tableName?: undefined;
+      readonly client?: undefined;
     }
   | {
       /** The toolkit table; a `DynamoDbCircuitStateStore` is created on it. */
       readonly tableName: string;
       /** @default one shared client from `createDynamoDbClient()` */
-      readonly client?: DynamoDBClient;
-      readonly store?: never;
+      readonly client?: DynamoDBClient | undefined;
+      readonly store?: undefined;
     };
 
 export type CircuitBreakerOptions<T = unknown> = CircuitBreakerSettings<T> & CircuitStoreChoice;

@@ -42,9 +42,9 @@ export interface RetryOptions {
    * random between 0 and the bound, so retrying instances spread out instead of arriving together).
    * @default 100
    */
-  readonly baseDelayMs?: number;
+  readonly baseDelayMs?: number | undefined;
   /** @default 2000 */
-  readonly maxDelayMs?: number;
+  readonly maxDelayMs?: number | undefined;
 }
 
 /**
@@ -57,33 +57,33 @@ export const defaultServiceTimeoutMs = 3000;
 /** One service's settings: its breaker's options (but its name, which is the service's) and how to call it. */
 export interface ServiceOptions extends Omit<CircuitBreakerSettings<Response>, 'name'> {
   /** @default {@link defaultServiceTimeoutMs} (3000) */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /**
    * What relative URLs resolve against, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/`.
    * Relative paths are resolved under its path: `users/42`, not `/users/42`. A URL that resolves
    * outside it (another host, `//host/…`, `../`) is refused, so a signature never leaves the service.
    * @default none: URLs must be absolute
    */
-  readonly baseUrl?: string;
+  readonly baseUrl?: string | undefined;
   /** @default 5xx counts as a failure, 4xx does not */
-  readonly isFailure?: ResponseFailurePredicate;
+  readonly isFailure?: ResponseFailurePredicate | undefined;
   /** @default no retries */
-  readonly retry?: RetryOptions;
+  readonly retry?: RetryOptions | undefined;
   /** This service's signer, or `false` for none. @default the client's `sign` */
-  readonly sign?: RequestSigner | false;
+  readonly sign?: RequestSigner | false | undefined;
   /** The largest answer read; a longer one is a failure (502). @default {@link defaultMaxResponseBytes} (1 MiB) */
-  readonly maxResponseBytes?: number;
+  readonly maxResponseBytes?: number | undefined;
 }
 
 export type ServiceClientOptions<S extends string> = CircuitStoreChoice & {
   /** The services this client calls, by name; each gets the breaker `name` = the service name. */
   readonly services: Readonly<Record<S, ServiceOptions>>;
   /** Signs every request (unless a service says otherwise). @default none: requests go unsigned */
-  readonly sign?: RequestSigner;
+  readonly sign?: RequestSigner | undefined;
   /** @default 'x-correlation-id' */
-  readonly correlationIdHeader?: string;
+  readonly correlationIdHeader?: string | undefined;
   /** @default globalThis.fetch */
-  readonly fetch?: typeof fetch;
+  readonly fetch?: typeof fetch | undefined;
 } & Pick<CircuitBreakerSettings<Response>, 'onEvent' | 'logger'>;
 
 /** A service call: a fetch `init` whose body is a string, plus per-call settings. */

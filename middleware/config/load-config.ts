@@ -11,23 +11,23 @@ export interface LoadConfigOptions {
    * when the environment lacks some key (seed 001's priority: environment, then Secrets Manager).
    * @default undefined (environment only)
    */
-  readonly secretId?: string;
+  readonly secretId?: string | undefined;
   /** Where environment values come from; empty strings count as absent. @default process.env */
-  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /**
    * The configuration keys to look up.
    * @default the schema's keys when it is an object schema (zod `shape`, valibot `entries`)
    */
-  readonly keys?: readonly string[];
+  readonly keys?: readonly string[] | undefined;
   /** @default a new SecretStore with {@link maxAgeSec} and {@link onEvent} */
-  readonly secrets?: SecretStore;
+  readonly secrets?: SecretStore | undefined;
   /**
    * How long a fetched secret (and so the configuration built from it) is reused, in seconds, counted from
    * the fetch. @default 300
    */
-  readonly maxAgeSec?: number;
+  readonly maxAgeSec?: number | undefined;
   /** Receives `secret.accessed` events for the secret fetch (name and version stage only). @default none */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 type Output<S extends StandardSchemaV1> = StandardSchemaV1.InferOutput<S>;

@@ -18,16 +18,16 @@ export const versionStages = {
 
 export interface SecretStoreOptions {
   /** @default a SecretsManagerClient with 2 s request and 1 s connection timeouts, 3 attempts */
-  readonly client?: SecretsManagerClient;
+  readonly client?: SecretsManagerClient | undefined;
   /** How long a fetched version is reused, in seconds. @default 300 */
-  readonly maxAgeSec?: number;
+  readonly maxAgeSec?: number | undefined;
   /**
    * When a value matches neither the current nor the previous version, the current one is fetched
    * again (it may have rotated since it was cached), at most once per this many seconds per secret,
    * so bad requests cannot drive Secrets Manager calls.
    * @default 30
    */
-  readonly refreshOnMismatchSec?: number;
+  readonly refreshOnMismatchSec?: number | undefined;
   /**
    * How long past maxAge a secret's last good value still stands in while Secrets Manager is `unreachable`
    * (throttling, a 5xx, no connection, a timeout), in seconds; 0 fails such reads with a 503 as soon as the
@@ -37,23 +37,23 @@ export interface SecretStoreOptions {
    * (`misconfigured`) is never served stale; and as long as it answers, values are never older than maxAge.
    * @default 3600
    */
-  readonly staleIfErrorSec?: number;
+  readonly staleIfErrorSec?: number | undefined;
   /**
    * Receives one `secret.accessed` event per fetch from Secrets Manager (name, version stage), and,
    * while it is unreachable, one for the first read answered with a stale value after each failed fetch
    * (`outcome: 'stale'`; later reads until the next fetch are not reported, so an outage yields a bounded
    * number of events, not one per request). @default none
    */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 export interface GetSecretOptions {
   /** @default 'AWSCURRENT' */
-  readonly versionStage?: string;
+  readonly versionStage?: string | undefined;
   /** @default the store's maxAgeSec */
-  readonly maxAgeSec?: number;
+  readonly maxAgeSec?: number | undefined;
   /** Skip the cache for this read. @default false */
-  readonly forceFetch?: boolean;
+  readonly forceFetch?: boolean | undefined;
 }
 
 /** Both sides of a rotation: during it, values made with either are valid. */
@@ -451,7 +451,7 @@ export class SecretStore {
    */
   async getRotatingSecret(
     name: string,
-    options: { readonly refresh?: boolean } = {},
+    options: { readonly refresh?: boolean | undefined } = {},
   ): Promise<SecretVersions> {
     const now = Date.now();
     const forceFetch =

@@ -30,13 +30,13 @@ export interface KeyProviderConfig {
    */
   readonly localIndexKey?: string | undefined;
   /** Whether configuration says this is production; refuses the local key there. @default false */
-  readonly production?: boolean;
+  readonly production?: boolean | undefined;
   /** Accept the local key in production anyway. @default false */
-  readonly allowLocalKeyInProduction?: boolean;
+  readonly allowLocalKeyInProduction?: boolean | undefined;
   /** @default createKmsClient(), made on the provider's first KMS call */
-  readonly kmsClient?: KMSClient;
+  readonly kmsClient?: KMSClient | undefined;
   /** Receives the provider's `kms.request` events. @default none */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 /**

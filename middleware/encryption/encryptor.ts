@@ -14,6 +14,7 @@ import {
   arrayOption,
   checkFunctionOption,
   definedOnly,
+  type Resolved,
   requireOptionsObject,
   shownValue,
 } from '../options.js';
@@ -61,16 +62,16 @@ export const defaultSensitiveFields = [
 
 export interface DataKeyCacheOptions {
   /** How long a data key (and an unwrapped one) is reused, in ms; 0 turns caching off. @default 300000 (5 min) */
-  readonly maxAgeMs?: number;
+  readonly maxAgeMs?: number | undefined;
   /**
    * How many values one data key may encrypt before a new one is generated. AES-GCM with random
    * 96-bit IVs stays far below the 2^32 NIST bound at this default. A field list longer than this is
    * refused: a record's values share one data key.
    * @default 1000000
    */
-  readonly maxMessages?: number;
+  readonly maxMessages?: number | undefined;
   /** Data keys (and unwrapped keys) kept, each cache; least recently used evicted first. @default 1000 */
-  readonly maxEntries?: number;
+  readonly maxEntries?: number | undefined;
 }
 
 export interface EncryptorOptions {
@@ -82,32 +83,32 @@ export interface EncryptorOptions {
    * `tenantId` gives one data key per tenant per maxAge instead of one per record.
    * @default every member of the context
    */
-  readonly keyContextFields?: readonly string[];
+  readonly keyContextFields?: readonly string[] | undefined;
   /** Record attribute that holds the record's wrapped data key. @default '_dataKey' */
-  readonly headerField?: string;
+  readonly headerField?: string | undefined;
   /**
    * How encrypted values are returned: `binary` (Uint8Array, a DynamoDB B attribute, the compact
    * default) or `base64url` strings for JSON transports. Decryption accepts both.
    * @default 'binary'
    */
-  readonly encoding?: 'binary' | 'base64url';
+  readonly encoding?: 'binary' | 'base64url' | undefined;
   /** Largest plaintext per field, in bytes (DynamoDB items stop at 400 KB). @default 65536 */
-  readonly maxValueBytes?: number;
+  readonly maxValueBytes?: number | undefined;
   /** Data-key cache limits. @default { maxAgeMs: 300000, maxMessages: 1000000, maxEntries: 1000 } */
-  readonly cache?: DataKeyCacheOptions;
+  readonly cache?: DataKeyCacheOptions | undefined;
   /** Receives `dataKey.cacheHit` events (the provider reports `kms.request`). @default none */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 export interface BlindIndexOptions {
   /** Which index this is (e.g. `user-email`); each name gets its own derived key. */
   readonly name: string;
   /** Canonicalises the value first, e.g. lower-casing an email. @default NFC normalisation */
-  readonly normalize?: (value: string) => string;
+  readonly normalize?: ((value: string) => string) | undefined;
   /** Separates equal values of different scopes (e.g. tenants), so indexes do not correlate across them. @default '' */
-  readonly scope?: string;
+  readonly scope?: string | undefined;
   /** Bytes of HMAC-SHA256 kept; fewer means more false matches and less leaked. @default 16 */
-  readonly bytes?: number;
+  readonly bytes?: number | undefined;
 }
 
 /** How {@link Encryptor.decryptFields} and {@link Encryptor.reencryptFields} read a record. */
@@ -119,14 +120,14 @@ export interface DecryptFieldsOptions<F extends string = string> {
    * list; while it is given, whoever can write the table can put any value of their own in these fields.
    * A value sealed under the record's data key is decrypted and must authenticate, as always. @default []
    */
-  readonly acceptPlaintext?: readonly F[];
+  readonly acceptPlaintext?: readonly F[] | undefined;
 }
 
 export interface WarmOptions {
   /** Contexts to generate data keys for now (only their key-context members matter). @default [] */
-  readonly contexts?: readonly EncryptionContext[];
+  readonly contexts?: readonly EncryptionContext[] | undefined;
   /** Blind-index names to derive keys for now. @default [] */
-  readonly blindIndexes?: readonly string[];
+  readonly blindIndexes?: readonly string[] | undefined;
 }
 
 /** A header as parsed once: its members, the prefix its fields carry, and its cache identity. */
@@ -241,10 +242,10 @@ interface ActiveDataKey {
   readonly parsed: ParsedHeader;
 }
 
-type ResolvedOptions = Required<Omit<EncryptorOptions, 'keyContextFields' | 'onEvent' | 'cache'>> & {
+type ResolvedOptions = Resolved<Omit<EncryptorOptions, 'keyContextFields' | 'onEvent' | 'cache'>> & {
   readonly keyContextFields: readonly string[] | undefined;
   readonly onEvent: SecurityEventListener | undefined;
-  readonly cache: Required<DataKeyCacheOptions>;
+  readonly cache: Resolved<DataKeyCacheOptions>;
 };
 
 const defaults = {

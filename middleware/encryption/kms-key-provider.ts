@@ -41,15 +41,15 @@ function isKmsKeyName(value: unknown): boolean {
 
 export interface KmsClientOptions {
   /** @default AWS_REGION from the Lambda environment */
-  readonly region?: string;
+  readonly region?: string | undefined;
   /** Endpoint URL override (VPC endpoint, a local emulator). @default the AWS regional endpoint */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** Upper bound on one HTTP request, so a KMS outage never hangs a Lambda. @default 2000 */
-  readonly requestTimeoutMs?: number;
+  readonly requestTimeoutMs?: number | undefined;
   /** @default 1000 */
-  readonly connectionTimeoutMs?: number;
+  readonly connectionTimeoutMs?: number | undefined;
   /** SDK attempts including the first. @default 3 */
-  readonly maxAttempts?: number;
+  readonly maxAttempts?: number | undefined;
 }
 
 /**
@@ -80,17 +80,17 @@ export interface KmsKeyProviderOptions {
    * with whatever key the alias names now.
    * @default []
    */
-  readonly decryptKeyIds?: readonly string[];
+  readonly decryptKeyIds?: readonly string[] | undefined;
   /**
    * The key ARN of an HMAC_256 KMS key from which blind-index keys are derived with GenerateMac (the root
    * secret never leaves KMS). Without it, {@link KmsKeyProvider.deriveIndexKey} fails.
    * @default undefined
    */
-  readonly blindIndexKeyId?: string;
+  readonly blindIndexKeyId?: string | undefined;
   /** @default createKmsClient(), made on the first KMS call (a cold start that never encrypts builds none) */
-  readonly client?: KMSClient;
+  readonly client?: KMSClient | undefined;
   /** Receives a `kms.request` event per KMS call (operation, key id, outcome). @default none */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 function errorName(error: unknown): string {

@@ -46,24 +46,24 @@ export interface LocalKeyProviderOptions {
    * readable until re-encrypted.
    * @default []
    */
-  readonly previousKeys?: readonly (string | Uint8Array)[];
+  readonly previousKeys?: readonly (string | Uint8Array)[] | undefined;
   /**
    * The key blind-index keys are derived from. Keep it unchanged when rotating {@link key}, so that
    * existing blind indexes stay valid.
    * @default the value of {@link key}
    */
-  readonly indexKey?: string | Uint8Array;
+  readonly indexKey?: string | Uint8Array | undefined;
   /**
    * Whether configuration says this is production. The local provider keeps its key in configuration,
    * not in an HSM, so it is refused there unless {@link allowInProduction} is set.
    * @default false
    */
-  readonly production?: boolean;
+  readonly production?: boolean | undefined;
   /**
    * Accept the local provider in production anyway (an explicit, reviewed decision).
    * @default false
    */
-  readonly allowInProduction?: boolean;
+  readonly allowInProduction?: boolean | undefined;
 }
 
 interface WrappingKey {

@@ -12,7 +12,7 @@ export interface EncryptorContext {
 
 type EncryptorSource =
   | ({ readonly encryptor: Encryptor } & { readonly [K in keyof EncryptorOptions]?: never })
-  | (EncryptorOptions & { readonly encryptor?: never });
+  | (EncryptorOptions & { readonly encryptor?: undefined });
 
 export type ProvideEncryptorOptions = EncryptorSource & {
   /**
@@ -20,7 +20,7 @@ export type ProvideEncryptorOptions = EncryptorSource & {
    * the request already in flight instead of starting its own.
    * @default {} (nothing warmed)
    */
-  readonly warm?: WarmOptions;
+  readonly warm?: WarmOptions | undefined;
 };
 
 /**

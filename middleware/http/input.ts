@@ -16,9 +16,9 @@ import { isRestApiEvent } from './request-event.js';
 
 /** Schemas for the parts of a request; any Standard Schema library works (zod, valibot, arktype). */
 export interface InputSchemas {
-  readonly body?: StandardSchemaV1;
-  readonly query?: StandardSchemaV1;
-  readonly path?: StandardSchemaV1;
+  readonly body?: StandardSchemaV1 | undefined;
+  readonly query?: StandardSchemaV1 | undefined;
+  readonly path?: StandardSchemaV1 | undefined;
 }
 
 type OutputOf<S> = S extends StandardSchemaV1 ? StandardSchemaV1.InferOutput<S> : undefined;
@@ -32,7 +32,7 @@ export interface ValidatedInput<S extends InputSchemas> {
 
 export interface ParseInputOptions {
   /** Largest accepted body, in bytes after base64 decoding. @default 1048576 (1 MiB) */
-  readonly maxBodyBytes?: number;
+  readonly maxBodyBytes?: number | undefined;
 }
 
 export const defaultMaxBodyBytes = 1024 * 1024;

@@ -19,7 +19,7 @@ export interface ErrorLogger {
 
 export interface HttpErrorHandlerOptions {
   /** Where server faults are logged with their full detail. @default console */
-  readonly logger?: ErrorLogger;
+  readonly logger?: ErrorLogger | undefined;
 }
 
 /**

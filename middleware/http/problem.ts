@@ -24,17 +24,17 @@ export interface ProblemDetails {
   title: string;
   status: number;
   detail: string;
-  instance?: string;
+  instance?: string | undefined;
   code: BulwarkErrorCode;
-  requestId?: string;
+  requestId?: string | undefined;
   /** Per-field problems of a 400. */
-  errors?: readonly FieldProblem[];
+  errors?: readonly FieldProblem[] | undefined;
 }
 
 export interface ProblemContext {
   /** The request path the problem occurred on. */
-  instance?: string;
-  requestId?: string;
+  instance?: string | undefined;
+  requestId?: string | undefined;
 }
 
 /**
@@ -102,7 +102,7 @@ interface MiddyHttpErrorShape {
   statusCode: number;
   expose: boolean;
   message: string;
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
 }
 
 function isMiddyHttpError(error: unknown): error is MiddyHttpErrorShape {

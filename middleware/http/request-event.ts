@@ -6,12 +6,17 @@ import { percentDecodedPath } from './input.js';
 
 /** The fields that tell an API Gateway or Function URL event from the others that can invoke a function. */
 interface InvocationEvent {
-  readonly requestContext?: {
-    readonly elb?: unknown;
-    readonly http?: { readonly method?: unknown };
-  } | null;
+  readonly requestContext?:
+    | {
+        readonly elb?: unknown;
+        readonly http?: { readonly method?: unknown } | undefined;
+      }
+    | null
+    | undefined;
   readonly httpMethod?: unknown;
-  readonly Records?: readonly { readonly eventSource?: unknown; readonly EventSource?: unknown }[];
+  readonly Records?:
+    | readonly { readonly eventSource?: unknown; readonly EventSource?: unknown }[]
+    | undefined;
   readonly 'detail-type'?: unknown;
 }
 
@@ -60,7 +65,7 @@ export function assertApiGatewayEvent(event: unknown, middlewareName: string): v
 
 /** The part of a REST API (v1) request context that names the peer; HTTP API (v2) events put it in `http`. */
 interface RestApiRequestContext {
-  readonly identity?: { readonly sourceIp?: unknown };
+  readonly identity?: { readonly sourceIp?: unknown } | undefined;
 }
 
 // The helpers below take the event Middy was given, which a direct invoke can make `null`: they answer

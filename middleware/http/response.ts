@@ -14,7 +14,7 @@ export type HttpResult = APIGatewayProxyStructuredResultV2 & { statusCode: numbe
 
 /** A result a REST API (v1) reads too: it takes repeated headers, such as Set-Cookie, from `multiValueHeaders`. */
 type RestApiCompatibleResult = APIGatewayProxyStructuredResultV2 & {
-  multiValueHeaders?: Record<string, (string | number | boolean)[]>;
+  multiValueHeaders?: Record<string, (string | number | boolean)[]> | undefined;
 };
 
 /** `headers` with `replacements` set: a replaced name goes in any spelling, as HTTP compares names (RFC 9110 §5.1). */
@@ -42,13 +42,13 @@ export function noContent(statusCode = 204, headers: Record<string, string> = {}
 
 /** What a middleware adds to an answer on its way out. */
 export interface ResponseAdditions {
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly cookies?: readonly string[];
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly cookies?: readonly string[] | undefined;
   /**
    * Where the cookies go: v2's `cookies`, or one `Set-Cookie` each in `multiValueHeaders`, which is where a
    * REST API (v1) reads them (it ignores `cookies`). @default 'cookies'
    */
-  readonly cookiesAs?: 'cookies' | 'set-cookie-headers';
+  readonly cookiesAs?: 'cookies' | 'set-cookie-headers' | undefined;
 }
 
 /**

@@ -9,7 +9,7 @@ import { assertNoProblems } from '../errors.js';
 
 export interface CaptureMetricsOptions {
   /** Emit Powertools' `ColdStart` metric (dimensions service, function_name) on a cold start. @default true */
-  readonly captureColdStartMetric?: boolean;
+  readonly captureColdStartMetric?: boolean | undefined;
 }
 
 const metricsCleanup = 'bulwark.metrics';

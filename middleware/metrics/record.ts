@@ -17,7 +17,7 @@ export interface CreateMetricsOptions {
    * The CloudWatch namespace of every metric (1 to 255 letters, digits, spaces and `. - _ / # :`).
    * @default POWERTOOLS_METRICS_NAMESPACE when set (BulwarkStack sets it to its own namespace), else `Bulwark`
    */
-  readonly namespace?: string;
+  readonly namespace?: string | undefined;
 }
 
 /**
@@ -58,8 +58,8 @@ export type MetricDimensions<N extends MetricName> = Readonly<Record<ExtraDimens
 
 /** Options of {@link recordMetric}: required `dimensions` exactly when the catalog lists extra ones. */
 export type RecordMetricArgs<N extends MetricName> = [ExtraDimension<N>] extends [never]
-  ? [options?: { readonly value?: number }]
-  : [options: { readonly dimensions: MetricDimensions<N>; readonly value?: number }];
+  ? [options?: { readonly value?: number | undefined }]
+  : [options: { readonly dimensions: MetricDimensions<N>; readonly value?: number | undefined }];
 
 /**
  * A dimension value safe for CloudWatch and bounded in cardinality: short, no control characters.
@@ -96,7 +96,8 @@ export function recordMetric<N extends MetricName>(
     metrics.addMetric(name, definition.unit, value);
     return;
   }
-  const dimensions = (options as { dimensions?: Record<string, unknown> } | undefined)?.dimensions ?? {};
+  const dimensions =
+    (options as { dimensions?: Record<string, unknown> | undefined } | undefined)?.dimensions ?? {};
   const single = metrics.singleMetric();
   for (const dimension of extra) single.addDimension(dimension, dimensionValue(dimensions[dimension]));
   single.addMetric(name, definition.unit, value);

@@ -43,7 +43,7 @@ export interface TatAdvance extends TatWriteCommon {
    * answered late sends it again). Only the last id is kept: a repeat sent after another refund of the
    * key landed applies again. @default none (every write that meets its condition applies)
    */
-  readonly refundId?: string;
+  readonly refundId?: string | undefined;
 }
 
 /**
@@ -90,7 +90,7 @@ export interface MemoryCounterStoreOptions {
    * Most keys kept (an integer >= 1); the oldest is dropped beyond it, so an outage cannot grow memory
    * without bound. @default 10000
    */
-  readonly maxKeys?: number;
+  readonly maxKeys?: number | undefined;
 }
 
 const isLive = (entry: MemoryEntry | undefined, nowUs: number): entry is MemoryEntry =>

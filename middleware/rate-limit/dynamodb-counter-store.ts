@@ -255,7 +255,10 @@ export class DynamoDbCounterStore implements CounterStore {
  * The store a limiter uses when given a table rather than a store: the toolkit table, through a client
  * whose short timeouts keep a store outage from holding requests (the fail mode then decides).
  */
-export function defaultCounterStore(options: { tableName?: string; client?: DynamoDBClient }): CounterStore {
+export function defaultCounterStore(options: {
+  tableName?: string | undefined;
+  client?: DynamoDBClient | undefined;
+}): CounterStore {
   return new DynamoDbCounterStore({
     tableName: options.tableName as string,
     client:

@@ -68,23 +68,23 @@ interface RateLimitCommonOptions {
    * callers, for the container's life (2,000 distinct multipliers grew a warm instance's heap by
    * 25 MB over 80,000 callers). @default every caller gets 1
    */
-  readonly trust?: (principal: Principal | undefined, request: RateLimitRequest) => number;
+  readonly trust?: ((principal: Principal | undefined, request: RateLimitRequest) => number) | undefined;
   /** Units one request consumes. @default 1 */
-  readonly cost?: number;
+  readonly cost?: number | undefined;
   /** @default 'open' — DynamoDB down: per-instance in-memory limiting; 'closed' answers 503 with Retry-After */
-  readonly failMode?: FailMode;
+  readonly failMode?: FailMode | undefined;
   /** Proxies in front of API Gateway whose X-Forwarded-For entries are trusted. @default 0 (header ignored) */
-  readonly trustedProxyCount?: number;
+  readonly trustedProxyCount?: number | undefined;
   /** IPv6 clients are counted per prefix of this length. @default 64 */
-  readonly ipv6PrefixLength?: number;
+  readonly ipv6PrefixLength?: number | undefined;
   /** After a store failure, seconds before the store is tried again. @default 5 */
-  readonly outageBackoffSec?: number;
+  readonly outageBackoffSec?: number | undefined;
   /** Keys each limiter instance remembers. @default 10000 */
-  readonly localCacheSize?: number;
+  readonly localCacheSize?: number | undefined;
   /** Keys the hash naming each caller's item, so an item names no IP address (see RateLimiter). @default none */
-  readonly keyHashSecret?: string | Uint8Array;
+  readonly keyHashSecret?: string | Uint8Array | undefined;
   /** How long units a busy key reserves ahead of demand stay usable; 0 turns leases off (see RateLimiter). @default 100 */
-  readonly leaseMs?: number;
+  readonly leaseMs?: number | undefined;
   /**
    * Gives the units back (`RateLimiter.refund`) when this returns true for how an admitted request ended:
    * for an answer that told the client to come back because something of ours failed (a 503 while a queue
@@ -93,23 +93,23 @@ interface RateLimitCommonOptions {
    * named can cause (a webhook URL whose DNS fails), or every such request is free. A predicate that
    * throws refunds nothing. @default nothing is given back
    */
-  readonly refundWhen?: (ending: RateLimitEnding) => boolean;
+  readonly refundWhen?: ((ending: RateLimitEnding) => boolean) | undefined;
   /** Receives `rateLimit.hit` and `rateLimit.storeError`. @default none */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
   /** Where store failures are logged. @default console */
-  readonly logger?: WarnLogger;
+  readonly logger?: WarnLogger | undefined;
 }
 
 type KeyChoice =
   | {
       /** What the limit is counted per; an array combines them. @default 'ip' */
-      readonly keyBy?: RateLimitKeyBy | readonly RateLimitKeyBy[];
-      readonly identify?: never;
+      readonly keyBy?: RateLimitKeyBy | readonly RateLimitKeyBy[] | undefined;
+      readonly identify?: undefined;
     }
   | {
       /** A custom key; `undefined` or `''` counts the request per client IP. */
       readonly identify: (request: RateLimitRequest) => string | undefined;
-      readonly keyBy?: never;
+      readonly keyBy?: undefined;
     };
 
 type StoreChoice =
@@ -117,10 +117,10 @@ type StoreChoice =
       /** The toolkit table (created by the stack; never created at run time). */
       readonly tableName: string;
       /** @default createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }) */
-      readonly client?: DynamoDBClient;
-      readonly store?: never;
+      readonly client?: DynamoDBClient | undefined;
+      readonly store?: undefined;
     }
-  | { readonly store: CounterStore; readonly tableName?: never; readonly client?: never };
+  | { readonly store: CounterStore; readonly tableName?: undefined; readonly client?: undefined };
 
 export type RateLimitOptions = RateLimitCommonOptions & KeyChoice & StoreChoice;
 

@@ -32,7 +32,7 @@ export type RateLimitPresetName = keyof typeof rateLimitPresets;
 /** A preset by name, or a custom policy; a custom policy without a name is named after its numbers. */
 export type RateLimitPolicyInput =
   | RateLimitPresetName
-  | { readonly name?: string; readonly limit: number; readonly windowSec: number };
+  | { readonly name?: string | undefined; readonly limit: number; readonly windowSec: number };
 
 /** Longest window: DynamoDB TTL and the microsecond arithmetic below both stay well in range. */
 export const maxWindowSec = 366 * 24 * 3600;

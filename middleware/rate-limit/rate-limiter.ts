@@ -53,11 +53,11 @@ interface RateLimiterCommonOptions {
   /** A preset name (`'register'`) or `{ name?, limit, windowSec }`. */
   readonly policy: RateLimitPolicyInput;
   /** @default 'open' — a per-instance in-memory limiter at the same policy answers while the store is down */
-  readonly failMode?: FailMode;
+  readonly failMode?: FailMode | undefined;
   /** After a store failure, how long to stay on the fallback (or keep answering 503) before trying the store again. @default 5 */
-  readonly outageBackoffSec?: number;
+  readonly outageBackoffSec?: number | undefined;
   /** Keys whose state this instance remembers (and the fallback's capacity). @default 10000 */
-  readonly localCacheSize?: number;
+  readonly localCacheSize?: number | undefined;
   /**
    * A secret that keys the hash naming each caller's item (HMAC-SHA256 instead of SHA-256): at least 32
    * characters besides whitespace, or 32 bytes. Without one, an item counted per IPv4 address is found
@@ -65,18 +65,18 @@ interface RateLimiterCommonOptions {
    * Setting or changing it starts every caller afresh, as renaming the policy does.
    * @default none (plain SHA-256)
    */
-  readonly keyHashSecret?: string | Uint8Array;
+  readonly keyHashSecret?: string | Uint8Array | undefined;
   /**
    * How long units reserved ahead of demand stay usable. A key that refills at least one unit in this
    * time and that this instance keeps receiving requests for reserves, with its next write, what this
    * instance is likely to use in that time, and admits those requests without a store request. 0 turns
    * leases off: then every admission is one store write. @default 100
    */
-  readonly leaseMs?: number;
+  readonly leaseMs?: number | undefined;
   /** Receives `rateLimit.storeError` events. @default none */
-  readonly onEvent?: SecurityEventListener;
+  readonly onEvent?: SecurityEventListener | undefined;
   /** Where store failures are logged. @default console */
-  readonly logger?: WarnLogger;
+  readonly logger?: WarnLogger | undefined;
 }
 
 /** Options of {@link RateLimiter}: the toolkit table (the real store), or any other {@link CounterStore}. */
@@ -86,10 +86,10 @@ export type RateLimiterOptions = RateLimiterCommonOptions &
         /** The toolkit table; it must exist with TTL on `expiresAt` (the stack creates it). */
         readonly tableName: string;
         /** @default createDynamoDbClient({ requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 2 }) */
-        readonly client?: DynamoDBClient;
-        readonly store?: never;
+        readonly client?: DynamoDBClient | undefined;
+        readonly store?: undefined;
       }
-    | { readonly store: CounterStore; readonly tableName?: never; readonly client?: never }
+    | { readonly store: CounterStore; readonly tableName?: undefined; readonly client?: undefined }
   );
 
 interface KeyState {

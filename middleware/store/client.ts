@@ -11,22 +11,22 @@ import { boundedRequestHandler, clientRequestLimits } from '../request-handler.j
 
 export interface DynamoDbClientOptions {
   /** Endpoint URL, e.g. the embedded server's `http://127.0.0.1:PORT`. @default the AWS regional endpoint */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** @default AWS_REGION from the Lambda environment */
-  readonly region?: string;
+  readonly region?: string | undefined;
   /** Upper bound on one HTTP request, so a store outage never hangs a Lambda. @default 2000 */
-  readonly requestTimeoutMs?: number;
+  readonly requestTimeoutMs?: number | undefined;
   /** @default 1000 */
-  readonly connectionTimeoutMs?: number;
+  readonly connectionTimeoutMs?: number | undefined;
   /** SDK attempts including the first. @default 3 */
-  readonly maxAttempts?: number;
+  readonly maxAttempts?: number | undefined;
   /**
    * Retries of a transaction cancelled only because another transaction was writing one of its items
    * (`TransactionConflict`), which AWS asks callers to retry. When they run out: a 409 ConflictError.
    * An integer 0..{@link maxTransactionConflictRetries}: the backoff doubles with each retry.
    * @default 3
    */
-  readonly transactionConflictRetries?: number;
+  readonly transactionConflictRetries?: number | undefined;
 }
 
 /** A cancellation caused by contention alone: no condition failed, so the same request may succeed now. */

@@ -15,7 +15,7 @@ export interface IndexDefinition {
    * index read only to find items, which are then read by key, stores and writes less).
    * @default 'ALL'
    */
-  readonly projection?: 'ALL' | 'KEYS_ONLY';
+  readonly projection?: 'ALL' | 'KEYS_ONLY' | undefined;
 }
 
 export interface TableDefinition {
