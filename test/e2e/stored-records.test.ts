@@ -58,6 +58,22 @@ async function newEndpoint(token: string): Promise<string> {
 }
 
 /** The answer is the generic 500, and the one error line names the record's key and the attribute (`message`). */
+/** A pending delivery of `endpointId`'s, as the worker stores one before its first attempt. */
+function deliveryItem(endpointId: string) {
+  const createdAt = new Date().toISOString();
+  return {
+    pk: `WH#${endpointId}`,
+    sk: `DELIVERY#${createdAt}#${randomUUID()}`,
+    webhookId: randomUUID(),
+    endpointId,
+    eventType: 'booking.created',
+    status: 'pending',
+    createdAt,
+    updatedAt: createdAt,
+    attempts: [],
+  };
+}
+
 function expectStoredRecordFault(response: { status: number; body: unknown }, message: string) {
   expect(response.status).toBe(500);
   expect(response.body).toMatchObject({ code: 'INTERNAL', detail: 'An unexpected error occurred' });
@@ -124,18 +140,9 @@ describe('a stored record missing an attribute or holding one this version does 
   it('a webhook delivery without updatedAt is a 500 naming it', async () => {
     const token = await api.token({ sub: userId });
     const id = await newEndpoint(token);
-    const createdAt = new Date().toISOString();
-    const sk = `DELIVERY#${createdAt}#${randomUUID()}`;
-    await put('toolkit', {
-      pk: `WH#${id}`,
-      sk,
-      webhookId: randomUUID(),
-      endpointId: id,
-      eventType: 'booking.created',
-      status: 'pending',
-      createdAt,
-      attempts: [],
-    });
+    const { updatedAt: _dropped, ...withoutUpdatedAt } = deliveryItem(id);
+    const { sk } = withoutUpdatedAt;
+    await put('toolkit', withoutUpdatedAt);
     output.clear();
     expectStoredRecordFault(
       await api.request('GET', `/webhooks/${id}/deliveries`, { token }),
@@ -189,20 +196,9 @@ describe('a stored record missing an attribute or holding one this version does 
   ])('a webhook delivery holding a %s a newer version added is a 500 naming it', async (attribute, newer) => {
     const token = await api.token({ sub: userId });
     const id = await newEndpoint(token);
-    const createdAt = new Date().toISOString();
-    const sk = `DELIVERY#${createdAt}#${randomUUID()}`;
-    await put('toolkit', {
-      pk: `WH#${id}`,
-      sk,
-      webhookId: randomUUID(),
-      endpointId: id,
-      eventType: 'booking.created',
-      status: 'pending',
-      createdAt,
-      updatedAt: createdAt,
-      attempts: [],
-      ...newer,
-    });
+    const item = deliveryItem(id);
+    const { sk } = item;
+    await put('toolkit', { ...item, ...newer });
     output.clear();
     expectStoredRecordFault(
       await api.request('GET', `/webhooks/${id}/deliveries`, { token }),
