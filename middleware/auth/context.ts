@@ -1,6 +1,7 @@
 // What authentication puts on the Middy context, and the one check that it ran before a middleware reading it.
 // Kept apart from the auth middlewares so the limiter, idempotency() and audit() can use it without bundling the verifiers.
 import { InvalidOptionsError } from '../errors.js';
+import { createRequestMark, type MarkedRequest } from '../request-marks.js';
 import type { Principal } from './principal.js';
 
 /** What `authenticate` adds to the handler's context: `context.principal`. */
@@ -13,29 +14,28 @@ export interface OptionalAuthContext {
   principal: Principal | undefined;
 }
 
-/** The part of a Middy request the marks are kept on: Middy makes a new request object per invocation. */
-export interface MarkedRequest {
-  readonly context: object;
-}
+export type { MarkedRequest } from '../request-marks.js';
 
 /**
- * Requests an authentication middleware ran on. Kept per request, not read from `context.principal`:
- * a context object handed in again (a test's, a host of your own) still holds the last request's
- * principal, which says nothing about what ran on this one.
+ * Requests an authentication middleware ran on (see {@link createRequestMark}): not read from
+ * `context.principal`, which a context object handed in again still holds from the last request.
  */
-const requestsAuthenticated = new WeakSet<MarkedRequest>();
+const authentication = createRequestMark();
 
 /**
  * Records that authentication ran on this request; `authenticate` calls it on every request it lets
  * through. An authentication middleware of your own must call it too, as it sets `context.principal`.
  */
 export function markAuthenticationRan(request: MarkedRequest): void {
-  requestsAuthenticated.add(request);
+  authentication.mark(request);
 }
 
-/** Whether an authentication middleware ran on this request, before the middleware asking. */
+/**
+ * Whether an authentication middleware ran on this request before the middleware asking, or on the
+ * unanswered request of a Middy pipeline around it (a route's own pipeline, nested in the function's).
+ */
 export function authenticationRan(request: MarkedRequest): boolean {
-  return requestsAuthenticated.has(request);
+  return authentication.ranBefore(request);
 }
 
 /**

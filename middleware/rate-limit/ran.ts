@@ -1,17 +1,15 @@
 // Which requests a rate limit ran on, kept apart from the limiter so audit() can check it without bundling it.
+import { createRequestMark, type MarkedRequest } from '../request-marks.js';
 
-/**
- * Middy makes a new request object per invocation; the context object may be handed in again (a test's,
- * a host of your own) still holding the last request's `rateLimit`, which says nothing about this one.
- */
-const requestsLimited = new WeakSet<object>();
+/** Not read from `context.rateLimit`, which a context object handed in again still holds from the last request. */
+const rateLimited = createRequestMark();
 
 /** Records that a rate limit ran on this Middy request. */
-export function markRateLimitRan(request: object): void {
-  requestsLimited.add(request);
+export function markRateLimitRan(request: MarkedRequest): void {
+  rateLimited.mark(request);
 }
 
-/** Whether a rate limit ran on this Middy request. */
-export function rateLimitRan(request: object): boolean {
-  return requestsLimited.has(request);
+/** Whether a rate limit ran on this Middy request, or on the unanswered request of a pipeline around it. */
+export function rateLimitRan(request: MarkedRequest): boolean {
+  return rateLimited.ranBefore(request);
 }

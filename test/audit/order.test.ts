@@ -176,3 +176,52 @@ describe('audit() placed after the middlewares that refuse requests', () => {
     expect(wellOrdered.logger.error).not.toHaveBeenCalled();
   });
 });
+
+describe('order checks across nested pipelines (a route table running a pipeline of its own per route)', () => {
+  /** An outer pipeline of `outer` whose handler runs an inner one of `inner` with the same event and context. */
+  function nested(outer: Middleware[], inner: Middleware[]) {
+    const logger = { error: vi.fn() };
+    const innerHandler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(inner)
+      .handler(async () => json(200, {}));
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(httpErrorHandler({ logger }))
+        .use(outer)
+        .handler((event, context) => innerHandler(event, context)),
+    );
+    return { handler, logger };
+  }
+
+  it('refuses an inner audit() after an outer authenticate() or rateLimit(), as in one pipeline', async () => {
+    const token = { authorization: `Bearer ${await issuer.mint({ sub: 'alice' })}` };
+    const auditLogger = new AuditLogger({ logToConsole: false, sink: () => undefined });
+    for (const [outer, ran] of [
+      [authenticate({ jwt: verifier }) as Middleware, 'an authentication middleware'],
+      [perIp() as Middleware, 'rateLimit()'],
+    ] as const) {
+      const { handler, logger } = nested([outer], [audit({ auditLogger })]);
+      const result = await handler(httpEvent({ headers: token }), lambdaContext());
+      expect(result).toMatchObject({ statusCode: 500 });
+      expect(logger.error.mock.calls[0]?.[1]).toMatchObject({
+        error: expect.objectContaining({ message: expect.stringContaining(`${ran} ran before audit()`) }),
+      });
+    }
+  });
+
+  it('lets an inner guard read the principal an outer authenticate() set, and an answered request lends its mark to no later one', async () => {
+    const token = { authorization: `Bearer ${await issuer.mint({ sub: 'alice', roles: ['admin'] })}` };
+    const { handler, logger } = nested(
+      [authenticate({ jwt: verifier }) as Middleware],
+      [requireRoles(['admin']) as Middleware],
+    );
+    const context = lambdaContext();
+    expect(await handler(httpEvent({ headers: token }), context)).toMatchObject({ statusCode: 200 });
+    expect(logger.error).not.toHaveBeenCalled();
+    // The same context, now through a pipeline with the guard and no authentication: the earlier request
+    // is answered, so its mark does not count, and the guard is the setup fault it is.
+    const { handler: unauthenticated, logger: faults } = nested([], [requireRoles(['admin']) as Middleware]);
+    expect(await unauthenticated(httpEvent({ headers: token }), context)).toMatchObject({ statusCode: 500 });
+    expect(faults.error).toHaveBeenCalledTimes(1);
+  });
+});
