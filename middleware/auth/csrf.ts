@@ -15,9 +15,10 @@ export interface CsrfOptions {
    * When given, tokens are `<random>.<HMAC(secret, random)>` and cookies without a valid MAC are
    * refused, so only tokens this server issued pass. The MAC binds a token to no session: a token
    * fetched from this server and planted as a cookie passes too. Given as `undefined` it is refused (an
-   * unset environment variable), so leave it out for unsigned tokens. @default none (random tokens)
+   * unset environment variable), so leave it out for unsigned tokens; the one option whose type refuses
+   * `undefined` too, where `exactOptionalPropertyTypes` is on. @default none (random tokens)
    */
-  readonly secret?: string | undefined;
+  readonly secret?: string;
   /** Cookie lifetime; a session cookie when undefined. @default undefined */
   readonly maxAgeSec?: number | undefined;
 }

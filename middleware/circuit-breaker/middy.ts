@@ -111,12 +111,14 @@ export function serviceCalls<S extends string>(
     // Read at each call, not here: correlationIds() used after this middleware sets the id later.
     context.callService = (serviceName, url, init = {}) =>
       client.callService(serviceName, url, {
+        ...init,
+        // A correlationId given as undefined takes the request's, as every option's default is taken.
         correlationId:
+          init.correlationId ??
           context.correlationId ??
           headerValue(event.headers, incomingHeader) ??
           event.requestContext?.requestId ??
           undefined,
-        ...init,
         deadline: earlier(deadline, init.deadline),
       });
   };

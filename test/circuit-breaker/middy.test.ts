@@ -235,6 +235,24 @@ describe('serviceCalls through a middy pipeline', () => {
     expect(seen[0]?.['x-correlation-id']).toBe('from-context');
   });
 
+  it("sends the request's correlation id for a correlationId given as undefined, and the one given otherwise", async () => {
+    const serviceName = uniqueName('users');
+    const services = createServiceClient({ store: dynamoStore(), services: { [serviceName]: { baseUrl } } });
+    const unset: string | undefined = undefined;
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(serviceCalls(services))
+        .handler(async (_event, { callService }) => {
+          await callService(serviceName, 'users/u1', { correlationId: unset });
+          await callService(serviceName, 'users/u2', { correlationId: 'given' });
+          return json(200, {});
+        }),
+    );
+    seen.length = 0;
+    await handler(eventOf({ 'x-correlation-id': 'from-header' }), lambdaContext());
+    expect(seen.map((headers) => headers['x-correlation-id'])).toEqual(['from-header', 'given']);
+  });
+
   it('sends downstream the id correlationIds() returns, also when it is used after serviceCalls', async () => {
     const serviceName = uniqueName('users');
     const services = createServiceClient({ store: dynamoStore(), services: { [serviceName]: { baseUrl } } });
