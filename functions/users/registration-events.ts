@@ -57,7 +57,10 @@ export class RegistrationEventStore {
     const { pendingEvents } = Item;
     return {
       id,
-      createdAt: requiredString(Item, 'createdAt'),
+      // Read when the event is built: a user only taken off the index (lapsed, nothing pending) needs none.
+      get createdAt() {
+        return requiredString(Item, 'createdAt');
+      },
       pending: pendingEvents instanceof Set && pendingEvents.has(registeredEvent),
       onPendingIndex: typeof Item.gsi3pk === 'string',
       lapsed: isExpired(Item, now.getTime()),

@@ -541,6 +541,23 @@ describe('BookingEventSweeper and user.registered', () => {
     });
   });
 
+  it('takes a lapsed registration without createdAt off the index too: only publishing needs it', async () => {
+    const tableName = await ownAppTable();
+    const user = await register(tableName, minutesBefore(49 * 60));
+    await documents.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: userKey(user.id),
+        UpdateExpression: 'REMOVE createdAt',
+      }),
+    );
+    const { sweeper, registrationStore, published } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run())).toMatchObject({ swept: 0, cleaned: 1, stillPending: 0, skipped: 0 });
+    expect(published).toEqual([]);
+    expect(await registrationStore.findForSweep(user.id, now)).toMatchObject({ onPendingIndex: false });
+  });
+
   it('publishes nothing for a user deleted before the sweep: the entry went with the item', async () => {
     const tableName = await ownAppTable();
     const user = await register(tableName, minutesBefore(10));
