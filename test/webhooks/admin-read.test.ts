@@ -3,10 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
-import { sendRaw, until } from '../email-worker/helpers.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
-import { deliveriesOf, type RegisteredEndpoint, registerEndpoint, startReceiver } from './helpers.js';
+import { deliverMessages, type RegisteredEndpoint, registerEndpoint, startReceiver } from './helpers.js';
 
 // Audit lines are INFO, which the suite otherwise silences; read when the runtime loads the functions.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
@@ -28,35 +27,6 @@ interface DeliveryPage {
 
 const adminActions = (action: string): AuditEvent[] =>
   output.audit().filter((event) => event.eventType === 'admin.action' && event.metadata?.action === action);
-
-/** Delivers `count` booking.created messages to the endpoint through the worker, oldest first; their ids. */
-async function deliverMessages(endpointId: string, ownerToken: string, count: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let index = 0; index < count; index += 1) {
-    const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
-    ids.push(id);
-    const at = new Date(Date.UTC(2030, 0, 1, 0, index)).toISOString();
-    await sendRaw(
-      api.runtime(),
-      JSON.stringify({
-        id,
-        endpointId,
-        tenantId: 'default',
-        eventType: 'booking.created',
-        createdAt: at,
-        payload: { type: 'booking.created', timestamp: at, data: { index } },
-      }),
-      'bulwark-webhook',
-    );
-  }
-  await until(async () => {
-    const found = await deliveriesOf(api, ownerToken, endpointId);
-    return found.length === count && found.every((delivery) => delivery.status === 'delivered')
-      ? true
-      : undefined;
-  });
-  return ids;
-}
 
 async function ownerWithEndpoint(url: string): Promise<{
   ownerId: string;
@@ -122,7 +92,7 @@ describe('GET /admin/webhooks/{id}/deliveries', () => {
     try {
       const { ownerId, ownerToken, endpoint } = await ownerWithEndpoint(receiver.url);
       const other = await registerEndpoint(api, ownerToken, receiver.url);
-      const ids = await deliverMessages(endpoint.id, ownerToken, 3);
+      const ids = await deliverMessages(api, endpoint.id, ownerToken, 3);
       const admin = await adminToken();
       const read = (path: string) => api.request('GET', path, { token: admin });
       // What on-call had before: the owner's route hides the history from an admin.
@@ -215,7 +185,7 @@ describe('the admin webhook reads refuse', () => {
     const receiver = await startReceiver();
     try {
       const { ownerToken, endpoint } = await ownerWithEndpoint(receiver.url);
-      await deliverMessages(endpoint.id, ownerToken, 1);
+      await deliverMessages(api, endpoint.id, ownerToken, 1);
       expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: ownerToken })).status).toBe(
         204,
       );

@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
-import { sendRaw, until } from '../email-worker/helpers.js';
 import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
-  deliveriesOf,
+  deliverMessages,
   endpointCount,
   expectOnlyTombstone,
   type Receiver,
@@ -666,30 +665,7 @@ describe('delivery history', () => {
   it('pages newest first with a cursor that only works for its own endpoint', async () => {
     const endpoint = await registerEndpoint(api, ownerToken, target.url);
     const other = await registerEndpoint(api, ownerToken, target.url);
-    const ids: string[] = [];
-    for (let index = 0; index < 3; index += 1) {
-      const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
-      ids.push(id);
-      const at = new Date(Date.UTC(2030, 0, 1, 0, index)).toISOString();
-      await sendRaw(
-        api.runtime(),
-        JSON.stringify({
-          id,
-          endpointId: endpoint.id,
-          tenantId: 'default',
-          eventType: 'booking.created',
-          createdAt: at,
-          payload: { type: 'booking.created', timestamp: at, data: { index } },
-        }),
-        'bulwark-webhook',
-      );
-    }
-    await until(async () => {
-      const found = await deliveriesOf(api, ownerToken, endpoint.id);
-      return found.length === 3 && found.every((delivery) => delivery.status === 'delivered')
-        ? true
-        : undefined;
-    });
+    const ids = await deliverMessages(api, endpoint.id, ownerToken, 3);
     const first = await api.request('GET', `/webhooks/${endpoint.id}/deliveries?limit=2`, {
       token: ownerToken,
     });

@@ -1,10 +1,12 @@
 // Helpers of the webhook tests: a scriptable receiver on 127.0.0.1, endpoint registration and delivery reads.
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { expect } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
+import { sendRaw, until } from '../email-worker/helpers.js';
 import type { TestApi } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 
@@ -103,6 +105,43 @@ export async function deliveriesOf(api: TestApi, token: string, endpointId: stri
   const response = await api.request('GET', `/webhooks/${endpointId}/deliveries`, { token });
   if (response.status !== 200) throw new Error(`deliveries answered ${response.status}: ${response.text}`);
   return (response.body as { items: DeliveryView[] }).items;
+}
+
+/**
+ * Delivers `count` booking.created messages to the endpoint through the worker, oldest first (a minute
+ * apart in 2030), and waits until its owner sees each delivered; their webhook ids.
+ */
+export async function deliverMessages(
+  api: TestApi,
+  endpointId: string,
+  ownerToken: string,
+  count: number,
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+    ids.push(id);
+    const at = new Date(Date.UTC(2030, 0, 1, 0, index)).toISOString();
+    await sendRaw(
+      api.runtime(),
+      JSON.stringify({
+        id,
+        endpointId,
+        tenantId: 'default',
+        eventType: 'booking.created',
+        createdAt: at,
+        payload: { type: 'booking.created', timestamp: at, data: { index } },
+      }),
+      'bulwark-webhook',
+    );
+  }
+  await until(async () => {
+    const found = await deliveriesOf(api, ownerToken, endpointId);
+    return found.length === count && found.every((delivery) => delivery.status === 'delivered')
+      ? true
+      : undefined;
+  });
+  return ids;
 }
 
 /** How many endpoints an owner has (the owner index). */
