@@ -298,18 +298,31 @@ export class UsersModel {
    * and no personal data for a caller that needs neither.
    */
   async exists(id: string, now = new Date()): Promise<Pick<User, 'id'>> {
+    await this.liveUserItem(id, ['id'], now);
+    return { id };
+  }
+
+  /**
+   * The user item's `attributes` (with `tenantId` and `expiresAt`), read consistently and undecrypted;
+   * none, another tenant's, or a registration that lapsed unverified is a 404.
+   */
+  private async liveUserItem(
+    id: string,
+    attributes: readonly string[],
+    now: Date,
+  ): Promise<Record<string, unknown>> {
     const { Item } = await this.documentClient.send(
       new GetCommand({
         TableName: this.tableName,
         Key: userKey(id),
         ConsistentRead: true,
-        ProjectionExpression: 'id, tenantId, expiresAt',
+        ProjectionExpression: [...attributes, 'tenantId', 'expiresAt'].join(', '),
       }),
     );
     if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, now.getTime())) {
       throw new NotFoundError(`User ${id} not found`);
     }
-    return { id };
+    return Item;
   }
 
   /** Finds a user by email through the blind-index claim; the email is never compared in clear. */
@@ -376,18 +389,11 @@ export class UsersModel {
    * lapsed registration) is a 404.
    */
   async delete(id: string, now = new Date()): Promise<void> {
-    const { Item } = await this.documentClient.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: userKey(id),
-        ConsistentRead: true,
-        ProjectionExpression: 'pk, sk, tenantId, emailIndex, expiresAt',
-      }),
+    // The key too: a record without its emailIndex is named by it.
+    const emailIndex = requiredString(
+      await this.liveUserItem(id, ['pk', 'sk', 'emailIndex'], now),
+      'emailIndex',
     );
-    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, now.getTime())) {
-      throw new NotFoundError(`User ${id} not found`);
-    }
-    const emailIndex = requiredString(Item, 'emailIndex');
     try {
       await this.documentClient.send(
         new TransactWriteCommand({
