@@ -477,7 +477,8 @@ export class UsersModel {
             {
               Update: {
                 TableName: this.tableName,
-                Key: emailClaimKey(stored.emailIndex),
+                // Only an unverified user needs its claim's key: a record without one is named, not taken as lapsed.
+                Key: emailClaimKey(requiredString(stored.item, 'emailIndex')),
                 UpdateExpression: 'REMOVE expiresAt',
                 ConditionExpression: `userId = :id AND ${notLapsed}`,
                 ExpressionAttributeValues: { ':id': id, ...lapseCheck },
@@ -501,25 +502,26 @@ export class UsersModel {
   }
 
   /**
-   * What verifying `id`'s email needs of its item: its claim's key and whether it is verified already.
-   * No user (or another tenant's) is a 404; a registration that lapsed unverified is a 410.
+   * What verifying `id`'s email needs of its item (its claim's `emailIndex`, and its key to name a record
+   * without one) and whether it is verified already. No user (or another tenant's) is a 404; a
+   * registration that lapsed unverified is a 410.
    */
   private async verificationState(
     id: string,
     now: Date,
-  ): Promise<{ emailIndex: string; emailVerifiedAt: string | undefined }> {
+  ): Promise<{ item: Record<string, unknown>; emailVerifiedAt: string | undefined }> {
     const { Item } = await this.documentClient.send(
       new GetCommand({
         TableName: this.tableName,
         Key: userKey(id),
         ConsistentRead: true,
-        ProjectionExpression: 'tenantId, emailIndex, emailVerifiedAt, expiresAt',
+        ProjectionExpression: 'pk, sk, tenantId, emailIndex, emailVerifiedAt, expiresAt',
       }),
     );
     if (!Item || Item.tenantId !== this.tenantId) throw new NotFoundError(`User ${id} not found`);
     if (isExpired(Item, now.getTime())) throw registrationLapsed();
     return {
-      emailIndex: String(Item.emailIndex),
+      item: Item,
       emailVerifiedAt: typeof Item.emailVerifiedAt === 'string' ? Item.emailVerifiedAt : undefined,
     };
   }

@@ -4,7 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bookingKey, userKey } from '../../functions/shared/keys.js';
+import { StoredRecordError } from '../../functions/shared/stored-attributes.js';
+import { UsersModel } from '../../functions/users/users-model.js';
+import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { rejectionOf } from '../encryption/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
@@ -123,6 +128,26 @@ describe('a stored record missing an attribute or holding one this version does 
       await api.request('GET', `/users/${id}`),
       missing(`USER#${id}/USER`, 'createdAt'),
     );
+  });
+
+  it('verifying a user without emailIndex is an error naming it, not a lapsed registration, and writes nothing', async () => {
+    const created = await api.request('POST', '/users', {
+      body: { email: `no-index-${randomUUID()}@example.com`, name: 'No Index' },
+    });
+    const { id } = created.body as { id: string };
+    const { emailIndex, ...withoutEmailIndex } = await stored('app', userKey(id));
+    await put('app', withoutEmailIndex);
+    // Verifying reads nothing encrypted: a key of its own is enough.
+    const users = new UsersModel(
+      documents(),
+      api.runtime().tableNames.app,
+      new Encryptor({ keyProvider: new LocalKeyProvider({ key: generateEncryptionKey() }) }),
+    );
+    await expect(users.isEmailVerified(id)).resolves.toBe(false);
+    const refused = await rejectionOf(users.verifyEmail(id));
+    expect(refused).toBeInstanceOf(StoredRecordError);
+    expect(refused).toMatchObject({ message: missing(`USER#${id}/USER`, 'emailIndex') });
+    expect(await stored('app', userKey(id))).toEqual(withoutEmailIndex);
   });
 
   it('a webhook endpoint without createdAt is a 500 naming it', async () => {
