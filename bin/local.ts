@@ -8,6 +8,7 @@ import {
   createDataDir,
   defaultDataDir,
   defaultPort,
+  portProblem,
   runtimeEnvironmentPrefix,
 } from './runtime/local-defaults.js';
 import { localFailProblem, localFailVariable, locallyFailingFunctions } from './runtime/local-failures.js';
@@ -59,13 +60,7 @@ function isLocalRuntime(pid: number): boolean {
 }
 
 // PORT=0 takes any free port; the banner prints the one it got.
-const port = Number(
-  fromShell('PORT', (value) =>
-    /^\d+$/.test(value) && Number(value) <= 65_535
-      ? undefined
-      : 'a whole number from 0 (any free port) to 65535',
-  ) ?? defaultPort,
-);
+const port = Number(fromShell('PORT', (value) => portProblem(value, { anyFreePort: true })) ?? defaultPort);
 
 // The booking event sweep runs every 5 minutes, as deployed; BULWARK_SWEEP_INTERVAL_SEC=10 to watch it work.
 const sweepIntervalSec = fromShell('BULWARK_SWEEP_INTERVAL_SEC', (value) =>

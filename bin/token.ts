@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DevIssuer, type DevTokenOptions } from '../middleware/auth/dev-issuer.js';
 import { HelpRequested, isCommand, runCommand } from './command.js';
 import { devIssuerKeyFileName } from './runtime/local-auth.js';
-import { createDataDir, defaultDataDir, defaultPort } from './runtime/local-defaults.js';
+import { createDataDir, defaultDataDir, defaultPort, portProblem } from './runtime/local-defaults.js';
 
 const usage = `Usage:
   npm run -s token -- --sub alice [--roles admin,auditor] [--scope bookings/read] [--tenant t1] [--email a@b.c]
@@ -29,7 +29,15 @@ function list(values: readonly string[] | string | undefined): string[] {
   return items.flatMap((value) => value.split(/[\s,]+/)).filter((value) => value.length > 0);
 }
 
-/** Thrown for `--help`: the usage text is the answer, not an error. */
+/** The port the issuer names: `PORT`'s, checked, since a token naming no port the runtime serves on is refused. */
+function runtimePort(): string {
+  const port = process.env.PORT;
+  if (port === undefined) return String(defaultPort);
+  const problem = portProblem(port, { anyFreePort: false });
+  if (problem !== undefined)
+    throw new Error(`PORT must be ${problem} (got ${JSON.stringify(port)}), or give --issuer`);
+  return port;
+}
 
 /** The token options a command line asks for; throws with the usage text when it is wrong. */
 export function parseTokenArguments(args: readonly string[]): { issuer: string; token: DevTokenOptions } {
@@ -56,7 +64,7 @@ export function parseTokenArguments(args: readonly string[]): { issuer: string; 
     throw new Error(`--expires-in must be whole seconds\n\n${usage}`);
   if (values.m2m && values.sub !== undefined) throw new Error(`--sub makes no sense with --m2m\n\n${usage}`);
   return {
-    issuer: values.issuer ?? `http://127.0.0.1:${process.env.PORT ?? defaultPort}`,
+    issuer: values.issuer ?? `http://127.0.0.1:${runtimePort()}`,
     token: {
       m2m: values.m2m,
       roles: list(values.roles),

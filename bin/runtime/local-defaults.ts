@@ -5,6 +5,19 @@ import { fileURLToPath } from 'node:url';
 import { shellWord } from '../../lib/shell-word.js';
 
 export const defaultPort = 3000;
+
+/**
+ * What `PORT` must be, if `value` is not that: a whole number up to 65535, where 0 (any free port, which
+ * the banner then names) means something only to `npm start`, not to a command that must reach it.
+ */
+export function portProblem(value: string, { anyFreePort }: { anyFreePort: boolean }): string | undefined {
+  const lowest = anyFreePort ? 0 : 1;
+  return /^\d{1,5}$/.test(value) && Number(value) >= lowest && Number(value) <= 65_535
+    ? undefined
+    : anyFreePort
+      ? 'a whole number from 0 (any free port) to 65535'
+      : "a whole number from 1 to 65535, the runtime's port (its banner's commands carry it)";
+}
 export const defaultDataDir = fileURLToPath(new URL('../../.bulwark', import.meta.url));
 
 /**

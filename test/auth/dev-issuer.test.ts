@@ -143,6 +143,27 @@ describe('npm run token', () => {
     expect(() => parseTokenArguments(['--m2m', '--sub', 'x'])).toThrow(/Usage/);
   });
 
+  it("names the runtime's PORT in the issuer, and refuses a PORT that is no port the runtime can serve on unless --issuer is given", () => {
+    const shellPort = process.env.PORT;
+    try {
+      process.env.PORT = '3001';
+      expect(parseTokenArguments([]).issuer).toBe('http://127.0.0.1:3001');
+      // Each once made a token naming no port, which every function then refused as another issuer's.
+      for (const port of ['abc', '0', '', '99999', '3000 ']) {
+        process.env.PORT = port;
+        expect(() => parseTokenArguments([]), port).toThrow(
+          `PORT must be a whole number from 1 to 65535, the runtime's port (its banner's commands carry it) (got ${JSON.stringify(port)}), or give --issuer`,
+        );
+        expect(parseTokenArguments(['--issuer', 'http://127.0.0.1:4000']).issuer).toBe(
+          'http://127.0.0.1:4000',
+        );
+      }
+    } finally {
+      if (shellPort === undefined) delete process.env.PORT;
+      else process.env.PORT = shellPort;
+    }
+  });
+
   it('answers --help with the usage on stdout and exit code 0', () => {
     expect(() => parseTokenArguments(['--help'])).toThrow(HelpRequested);
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/token.ts', '--help'], {
