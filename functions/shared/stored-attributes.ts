@@ -12,6 +12,7 @@ import { BulwarkError } from '../../middleware/errors.js';
 export class StoredRecordError extends BulwarkError {
   readonly recordKey: string;
   readonly attribute: string;
+  readonly problem: 'missing' | 'unknown';
 
   /** `expected` says what a `missing` attribute should have been. */
   constructor(
@@ -29,6 +30,7 @@ export class StoredRecordError extends BulwarkError {
     );
     this.recordKey = recordKey;
     this.attribute = attribute;
+    this.problem = problem;
   }
 }
 

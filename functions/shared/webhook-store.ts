@@ -253,14 +253,8 @@ function toEndpoint(
   endpointId: string | undefined,
   headerField: string | undefined,
 ): StoredEndpoint {
-  if (endpointId === undefined || item.id !== endpointId) {
-    throw new DecryptionError(
-      'record_moved',
-      `The webhook endpoint item under ${String(item.pk)} carries another id`,
-    );
-  }
   return {
-    id: endpointId,
+    id: idOfKey(item, endpointId),
     tenantId: requiredString(item, 'tenantId'),
     ownerId: requiredString(item, 'ownerId'),
     ownerKind: oneOf(item, 'ownerKind', endpointOwnerKinds),
@@ -275,15 +269,102 @@ function toEndpoint(
     createdAt: requiredString(item, 'createdAt'),
     failedDeliveries: typeof item.failedDeliveries === 'number' ? item.failedDeliveries : 0,
     ...(typeof item.failingSince === 'string' ? { failingSince: item.failingSince } : {}),
-    // Absent on endpoints registered before kinds were counted apart (17c796d): those were counted on the
-    // one item people and machines then shared, ENDPOINT_COUNT, which is the person's now.
-    countKind: item.countKind === undefined ? 'person' : oneOf(item, 'countKind', principalKinds),
+    countKind: countKindOf(item),
     sealedSecret: {
       secret: item.secret as EncryptedField<string>,
       header: headerField === undefined ? undefined : item[headerField],
       purposeBound: item.secretContext === purposeBoundSecretContext,
     },
   };
+}
+
+/** The endpoint id of an endpoint item: its key's, and only if the item's own `id` is the same (see {@link toEndpoint}). */
+function idOfKey(item: Record<string, unknown>, endpointId: string | undefined): string {
+  if (endpointId === undefined || item.id !== endpointId) {
+    throw new DecryptionError(
+      'record_moved',
+      `The webhook endpoint item under ${String(item.pk)} carries another id`,
+    );
+  }
+  return endpointId;
+}
+
+/**
+ * Whose count item counts the endpoint. Absent on endpoints registered before kinds were counted apart
+ * (17c796d): those were counted on the one item people and machines then shared, ENDPOINT_COUNT, which is
+ * the person's now.
+ */
+function countKindOf(item: Record<string, unknown>): PrincipalKind {
+  return item.countKind === undefined ? 'person' : oneOf(item, 'countKind', principalKinds);
+}
+
+/**
+ * What removing an endpoint needs of its record, and no more: whose it is, which count item counts it and
+ * which subscriptions go with it. So a record this version cannot read whole (no `createdAt`, a `status` a
+ * newer version added) can still be removed. A {@link StoredEndpoint} is one.
+ */
+export interface RemovableEndpoint {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly ownerId: string;
+  readonly ownerKind: EndpointOwnerKind;
+  readonly countKind: PrincipalKind;
+  /** The event types whose subscriptions are deleted with it (see {@link subscribedEventTypesOf}). */
+  readonly eventTypes: readonly string[];
+}
+
+function toRemovableEndpoint(
+  item: Record<string, unknown>,
+  endpointId: string | undefined,
+): RemovableEndpoint {
+  return {
+    id: idOfKey(item, endpointId),
+    tenantId: requiredString(item, 'tenantId'),
+    ownerId: requiredString(item, 'ownerId'),
+    // Which subscription key is the endpoint's, and whether a person or a machine may delete it.
+    ownerKind: oneOf(item, 'ownerKind', endpointOwnerKinds),
+    countKind: countKindOf(item),
+    eventTypes: subscribedEventTypesOf(item),
+  };
+}
+
+/**
+ * The event types whose subscriptions go with a removed endpoint: each its record lists, one a newer
+ * version added included, as a subscription's key needs only the type's name. A record without a readable
+ * list (none, or one holding something other than names) has its subscriptions looked for under every
+ * type this version knows, and any names it does hold: there is no other way to find them, and deleting a
+ * subscription that is not there changes nothing.
+ */
+function subscribedEventTypesOf(item: Record<string, unknown>): string[] {
+  const { eventTypes } = item;
+  const listed = Array.isArray(eventTypes)
+    ? eventTypes.filter((eventType): eventType is string => typeof eventType === 'string')
+    : [];
+  const readable = Array.isArray(eventTypes) && listed.length === eventTypes.length;
+  // One transaction cannot delete the same subscription twice.
+  return [...new Set(readable ? listed : [...webhookEventTypes, ...listed])];
+}
+
+/**
+ * A listed endpoint whose record this version cannot read (a {@link StoredRecordError}): its id, from its
+ * key, and what stops the read, so that its owner can find it and delete it.
+ */
+export interface UnreadableEndpoint {
+  readonly id: string;
+  /** `missing <attribute>` (absent, or not of its type) or `unknown <attribute>` (a value this version does not know). */
+  readonly unreadable: string;
+}
+
+/** Whether `principal` registered the endpoint: its tenant, its id and its kind (person or machine). */
+function isOwnedBy(
+  endpoint: Pick<WebhookEndpoint, 'tenantId' | 'ownerId' | 'ownerKind'>,
+  principal: Principal,
+): boolean {
+  return (
+    endpoint.ownerId === principal.id &&
+    endpoint.tenantId === tenantOf(principal) &&
+    isIntegration(endpoint) === principal.isM2M
+  );
 }
 
 /** What the API shows of an endpoint: never the secret, nor the worker's bookkeeping. */
@@ -295,7 +376,8 @@ export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): Webh
 
 /**
  * The event types an endpoint subscribes to, a list every version wrote at registration: one missing is
- * not read as subscribing to none, which would leave its subscriptions behind when it is deleted.
+ * not read as subscribing to none, which would show the endpoint receiving nothing, nor one this version
+ * does not know as a type it knows. Removal reads the list its own way ({@link subscribedEventTypesOf}).
  */
 function eventTypesOf(item: Record<string, unknown>): WebhookEventType[] {
   const { eventTypes } = item;
@@ -583,15 +665,22 @@ export class WebhookStore {
   /** The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists. */
   async getOwnedEndpoint(endpointId: string, principal: Principal): Promise<StoredEndpoint> {
     const endpoint = await this.getEndpoint(endpointId);
-    if (
-      !endpoint ||
-      endpoint.ownerId !== principal.id ||
-      endpoint.tenantId !== tenantOf(principal) ||
-      isIntegration(endpoint) !== principal.isM2M
-    ) {
+    if (!endpoint || !isOwnedBy(endpoint, principal)) {
       throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
     }
     return endpoint;
+  }
+
+  /** What removing the endpoint needs of it ({@link RemovableEndpoint}), or undefined when there is none. */
+  private async getRemovableEndpoint(endpointId: string): Promise<RemovableEndpoint | undefined> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: endpointKey(endpointId),
+        ConsistentRead: true,
+      }),
+    );
+    return Item ? toRemovableEndpoint(Item, endpointId) : undefined;
   }
 
   /**
@@ -611,13 +700,15 @@ export class WebhookStore {
 
   /**
    * The endpoints `principal` registered, newest first, cursor-paginated, read from the owner index
-   * (eventually consistent: an endpoint registered a moment ago may appear a moment later).
+   * (eventually consistent: an endpoint registered a moment ago may appear a moment later). One whose
+   * record this version cannot read is listed as an {@link UnreadableEndpoint}: it must not hide the
+   * others of its page, nor itself from the owner who would delete it.
    */
   async listOwnedEndpoints(
     principal: Principal,
     limit: number,
     cursor?: string,
-  ): Promise<Page<StoredEndpoint>> {
+  ): Promise<Page<StoredEndpoint | UnreadableEndpoint>> {
     const ownerPk = ownerIndexPk(tenantOf(principal), principal.id);
     // A cursor from another owner's list must not read that owner's endpoints.
     const startKey = decodeCursor(
@@ -635,7 +726,18 @@ export class WebhookStore {
       startKey,
     });
     const nextCursor = encodeCursor(lastKey);
-    return { items, ...(nextCursor ? { nextCursor } : {}) };
+    return { items: items.map((item) => this.listedEndpoint(item)), ...(nextCursor ? { nextCursor } : {}) };
+  }
+
+  /** A listed endpoint, or its id and what stops this version reading it (see {@link listOwnedEndpoints}). */
+  private listedEndpoint(item: Record<string, unknown>): StoredEndpoint | UnreadableEndpoint {
+    const id = endpointIdOfKey(item);
+    try {
+      return toEndpoint(item, id, this.options.encryptor?.headerField);
+    } catch (error) {
+      if (id === undefined || !(error instanceof StoredRecordError)) throw error;
+      return { id, unreadable: `${error.problem} ${error.attribute}` };
+    }
   }
 
   /** One page of an owner index partition, newest first, with only the endpoints of people or of machines. */
@@ -646,7 +748,7 @@ export class WebhookStore {
       readonly limit?: number;
       readonly startKey?: Record<string, unknown> | undefined;
     },
-  ): Promise<{ items: StoredEndpoint[]; lastKey: Record<string, unknown> | undefined }> {
+  ): Promise<{ items: Record<string, unknown>[]; lastKey: Record<string, unknown> | undefined }> {
     const result = await this.options.documentClient.send(
       new QueryCommand({
         TableName: this.options.tableName,
@@ -660,9 +762,7 @@ export class WebhookStore {
         ExclusiveStartKey: page.startKey,
       }),
     );
-    const headerField = this.options.encryptor?.headerField;
-    const items = (result.Items ?? []).map((item) => toEndpoint(item, endpointIdOfKey(item), headerField));
-    return { items, lastKey: result.LastEvaluatedKey };
+    return { items: result.Items ?? [], lastKey: result.LastEvaluatedKey };
   }
 
   /**
@@ -685,19 +785,28 @@ export class WebhookStore {
 
   /**
    * Deletes an endpoint the principal owns with its subscriptions, in one transaction that leaves its
-   * tombstone (see {@link removeEndpoint}). Its delivery history is no longer reachable (the API answers
-   * 404) and expires with its TTL.
+   * tombstone (see {@link removeEndpoint}); 404 for anyone else's, as {@link getOwnedEndpoint} answers. Its
+   * record is read only for what removal needs ({@link RemovableEndpoint}). Its delivery history is no
+   * longer reachable (the API answers 404) and expires with its TTL.
    */
   async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
-    await this.removeEndpoint(await this.getOwnedEndpoint(endpointId, principal));
+    const endpoint = await this.getRemovableEndpoint(endpointId);
+    if (!endpoint || !isOwnedBy(endpoint, principal)) {
+      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    }
+    await this.removeEndpoint(endpoint);
   }
 
   /**
    * Deletes any endpoint of the tenant, whoever owns it (an administrator removing an endpoint whose
-   * owner lost their role or key); 404 for another tenant's. Resolves with what was deleted, for the audit.
+   * owner lost their role or key); 404 for another tenant's. Its record is read only for what removal
+   * needs ({@link RemovableEndpoint}). Resolves with what was deleted, for the audit.
    */
-  async deleteTenantEndpoint(endpointId: string, tenantId: string): Promise<StoredEndpoint> {
-    const endpoint = await this.getTenantEndpoint(endpointId, tenantId);
+  async deleteTenantEndpoint(endpointId: string, tenantId: string): Promise<RemovableEndpoint> {
+    const endpoint = await this.getRemovableEndpoint(endpointId);
+    if (!endpoint || endpoint.tenantId !== tenantId) {
+      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    }
     await this.removeEndpoint(endpoint);
     return endpoint;
   }
@@ -786,13 +895,16 @@ export class WebhookStore {
     return Item;
   }
 
-  /** Every endpoint of an owner index partition of the kind asked for, all pages. */
-  async allOwnerEndpoints(ownerPk: string, kind: PrincipalKind): Promise<StoredEndpoint[]> {
-    const endpoints: StoredEndpoint[] = [];
+  /**
+   * Every endpoint of an owner index partition of the kind asked for, all pages, read only for what
+   * removing and counting them need ({@link RemovableEndpoint}).
+   */
+  async allOwnerEndpoints(ownerPk: string, kind: PrincipalKind): Promise<RemovableEndpoint[]> {
+    const endpoints: RemovableEndpoint[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.queryOwnerIndex(ownerPk, { kind, startKey });
-      endpoints.push(...page.items);
+      endpoints.push(...page.items.map((item) => toRemovableEndpoint(item, endpointIdOfKey(item))));
       startKey = page.lastKey;
     } while (startKey);
     return endpoints;
@@ -803,16 +915,16 @@ export class WebhookStore {
    * endpoint deleted since) a count item of `kind` counts: each confirmed with a consistent read of the
    * endpoint item, the only one that says it is still there.
    */
-  async stillCountedOn(listed: readonly StoredEndpoint[], kind: PrincipalKind): Promise<number> {
+  async stillCountedOn(listed: readonly RemovableEndpoint[], kind: PrincipalKind): Promise<number> {
     const candidates = listed.filter((endpoint) => endpoint.countKind === kind);
     const confirmed = await Promise.all(
-      candidates.map(async (endpoint) => (await this.getEndpoint(endpoint.id))?.countKind === kind),
+      candidates.map(async (endpoint) => (await this.getRemovableEndpoint(endpoint.id))?.countKind === kind),
     );
     return confirmed.filter(Boolean).length;
   }
 
   /** {@link removeEndpoint}, resolving false when the endpoint was already gone (a racing or earlier delete). */
-  private async removeIfPresent(endpoint: StoredEndpoint, now: Date): Promise<boolean> {
+  private async removeIfPresent(endpoint: RemovableEndpoint, now: Date): Promise<boolean> {
     try {
       await this.removeEndpoint(endpoint, now);
       return true;
@@ -830,7 +942,7 @@ export class WebhookStore {
    * registration whose key derives the id is refused ({@link EndpointIdRetiredError}) while what the
    * endpoint left under it (its history, its deliveries still being retried) may reach a new one.
    */
-  private async removeEndpoint(endpoint: StoredEndpoint, now = new Date()): Promise<void> {
+  private async removeEndpoint(endpoint: RemovableEndpoint, now = new Date()): Promise<void> {
     // Whether this is the owner's last endpoint is a guess the transaction checks on the count itself: a
     // registration or delete committed in between fails that check and the other form is sent. Removing the
     // item in the same transaction (not in a second write, which a failure could skip) keeps it exact: it is
@@ -855,7 +967,7 @@ export class WebhookStore {
     }
   }
 
-  private removal(endpoint: StoredEndpoint, countChange: CountChange, now: Date): TransactWriteCommand {
+  private removal(endpoint: RemovableEndpoint, countChange: CountChange, now: Date): TransactWriteCommand {
     const { tableName } = this.options;
     return new TransactWriteCommand({
       TransactItems: [

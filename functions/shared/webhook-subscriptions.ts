@@ -13,8 +13,11 @@ import type { EndpointOwnerKind } from './webhook-store.js';
  */
 export const keySegment = (value: string) => value.replaceAll('%', '%25').replaceAll('#', '%23');
 
-/** The partition of a tenant's subscriptions to one event type. */
-export const subscriptionPk = (tenantId: string, eventType: WebhookEventType) =>
+/**
+ * The partition of a tenant's subscriptions to one event type: a type this version knows, or, for an
+ * endpoint being removed, one a newer version added.
+ */
+export const subscriptionPk = (tenantId: string, eventType: string) =>
   `WH#SUB#${keySegment(tenantId)}#${eventType}`;
 
 const userSubscriptionPrefix = (userId: string) => `USER#${keySegment(userId)}#`;

@@ -233,7 +233,11 @@ const registrationIdempotency = idempotency<IdempotentContext & InputContext<{ b
  * An administrator read, or deleted, another owner's endpoint: an `admin.action` line naming it by ids
  * only (whose endpoint, of which kind), never its URL or its secret.
  */
-function auditAdminAction(action: string, endpoint: WebhookEndpoint, caller: Principal): void {
+function auditAdminAction(
+  action: string,
+  endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>,
+  caller: Principal,
+): void {
   auditLogger.logAdminAction(
     action,
     { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind },
@@ -299,7 +303,18 @@ export const handler = createHttpFunction(
           input.query.limit,
           input.query.cursor,
         );
-        return json(200, { ...page, items: page.items.map(publicEndpoint) });
+        const items = page.items.map((endpoint) => {
+          if (!('unreadable' in endpoint)) return publicEndpoint(endpoint);
+          logger.warn(
+            'A listed webhook endpoint cannot be read by this version; it is listed without its fields',
+            {
+              endpointId: endpoint.id,
+              reason: endpoint.unreadable,
+            },
+          );
+          return endpoint;
+        });
+        return json(200, { ...page, items });
       }),
 
     'GET /webhooks/{id}': (route) =>

@@ -5,6 +5,9 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bookingKey, userKey } from '../../functions/shared/keys.js';
 import { StoredRecordError } from '../../functions/shared/stored-attributes.js';
+import { defaultTenantId } from '../../functions/shared/tenant.js';
+import { endpointCountKey } from '../../functions/shared/webhook-store.js';
+import { subscriptionPk, subscriptionSk } from '../../functions/shared/webhook-subscriptions.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
@@ -14,8 +17,8 @@ import { bookingDay } from '../helpers/booking-times.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
-// Read when the functions build their loggers, at the runtime's start: the error lines are asserted.
-process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+// Read when the functions build their loggers, at the runtime's start: the error and warning lines are asserted.
+process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
 const output = captureStdout();
 // Tables of the file's own: the suite's other listings never meet these records.
 const api = useLocalRuntime({ as: adminUser, ownAppTable: true, ownToolkitTable: true });
@@ -53,10 +56,10 @@ async function newBooking(): Promise<string> {
   return (created.body as { id: string }).id;
 }
 
-async function newEndpoint(token: string): Promise<string> {
+async function newEndpoint(token: string, eventTypes = ['booking.created']): Promise<string> {
   const created = await api.request('POST', '/webhooks', {
     token,
-    body: { url: 'https://1.1.1.1/hook', eventTypes: ['booking.created'] },
+    body: { url: 'https://1.1.1.1/hook', eventTypes },
   });
   expect(created.status).toBe(201);
   return (created.body as { id: string }).id;
@@ -229,5 +232,158 @@ describe('a stored record missing an attribute or holding one this version does 
       await api.request('GET', `/webhooks/${id}/deliveries`, { token }),
       `The stored record WH#${id}/${sk} holds a value of ${attribute} this version does not know`,
     );
+  });
+});
+
+describe('a webhook endpoint record this version cannot read', () => {
+  const endpointKey = (id: string) => ({ pk: `WH#${id}`, sk: 'ENDPOINT' });
+  const subscriptionKey = (id: string, ownerId: string, eventType: string) => ({
+    pk: subscriptionPk(defaultTenantId, eventType),
+    sk: subscriptionSk({ id, ownerId, ownerKind: 'user' }),
+  });
+
+  /** A person with no endpoint yet, so that removing the one they register takes their count item too. */
+  async function newOwner() {
+    const ownerId = `owner-${randomUUID()}`;
+    return { ownerId, token: await api.token({ sub: ownerId }) };
+  }
+
+  /** Rewrites the endpoint record as another version might have left it. */
+  async function rewrite(id: string, change: (item: Record<string, unknown>) => Record<string, unknown>) {
+    await put('toolkit', change(await stored('toolkit', endpointKey(id))));
+  }
+
+  /** Gone with every subscription of `eventTypes` and its owner's count, its id retired, as any removed endpoint. */
+  async function expectRemoved(id: string, ownerId: string, eventTypes: readonly string[]) {
+    expect(await stored('toolkit', endpointKey(id))).toBeUndefined();
+    for (const eventType of eventTypes) {
+      expect(await stored('toolkit', subscriptionKey(id, ownerId, eventType))).toBeUndefined();
+    }
+    expect(await stored('toolkit', endpointCountKey(defaultTenantId, ownerId, 'person'))).toBeUndefined();
+    expect(await stored('toolkit', { pk: `WH#${id}`, sk: 'TOMBSTONE' })).toMatchObject({
+      deletedAt: expect.any(String),
+    });
+  }
+
+  const withoutCreatedAt = ({ createdAt, ...rest }: Record<string, unknown>) => rest;
+  const paused = (item: Record<string, unknown>) => ({ ...item, status: 'paused' });
+
+  it('is deleted by its owner, with its subscriptions and its count, as a readable one', async () => {
+    const { ownerId, token } = await newOwner();
+    const id = await newEndpoint(token, ['booking.created', 'user.registered']);
+    await rewrite(id, withoutCreatedAt);
+    output.clear();
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token })).status).toBe(204);
+    await expectRemoved(id, ownerId, ['booking.created', 'user.registered']);
+    expect(output.audit().filter((audit) => audit.eventType === 'webhook.endpoint_deleted')).toMatchObject([
+      { outcome: 'success', metadata: { endpointId: id } },
+    ]);
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token })).status).toBe(404);
+  });
+
+  it('is still 404 to anyone but its owner', async () => {
+    const { token } = await newOwner();
+    const id = await newEndpoint(token);
+    await rewrite(id, paused);
+    const stranger = await newOwner();
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token: stranger.token })).status).toBe(404);
+    expect(await stored('toolkit', endpointKey(id))).toMatchObject({ status: 'paused' });
+  });
+
+  it('is deleted by an admin, audited as any endpoint', async () => {
+    const { ownerId, token } = await newOwner();
+    const id = await newEndpoint(token);
+    await rewrite(id, paused);
+    output.clear();
+    expect((await api.request('DELETE', `/admin/webhooks/${id}`)).status).toBe(204);
+    await expectRemoved(id, ownerId, ['booking.created']);
+    expect(output.audit().filter((audit) => audit.eventType === 'admin.action')).toMatchObject([
+      {
+        outcome: 'success',
+        metadata: { action: 'webhook.endpoint_deleted', endpointId: id, ownerId, ownerKind: 'user' },
+      },
+    ]);
+  });
+
+  it('takes the subscription of an event type a newer version added with it', async () => {
+    const { ownerId, token } = await newOwner();
+    const id = await newEndpoint(token);
+    await rewrite(id, (item) => ({ ...item, eventTypes: ['booking.created', 'booking.moved'] }));
+    const newer = subscriptionKey(id, ownerId, 'booking.moved');
+    await put('toolkit', { ...newer, endpointId: id, status: 'enabled' });
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token })).status).toBe(204);
+    await expectRemoved(id, ownerId, ['booking.created', 'booking.moved']);
+  });
+
+  it('without eventTypes, takes the subscriptions of every event type this version knows', async () => {
+    const { ownerId, token } = await newOwner();
+    const eventTypes = ['booking.created', 'booking.cancelled', 'user.registered'];
+    const id = await newEndpoint(token, eventTypes);
+    await rewrite(id, ({ eventTypes: _dropped, ...rest }) => rest);
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token })).status).toBe(204);
+    await expectRemoved(id, ownerId, eventTypes);
+  });
+
+  it('without ownerKind, whose subscription key and owner cannot be told, is a 500 naming it and stays', async () => {
+    const { token } = await newOwner();
+    const id = await newEndpoint(token);
+    await rewrite(id, ({ ownerKind: _dropped, ...rest }) => rest);
+    const before = await stored('toolkit', endpointKey(id));
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('DELETE', `/admin/webhooks/${id}`),
+      missing(`WH#${id}/ENDPOINT`, 'ownerKind'),
+    );
+    expect(await stored('toolkit', endpointKey(id))).toEqual(before);
+  });
+
+  it("is listed in its owner's GET /webhooks by id and what stops the read, beside the readable ones", async () => {
+    const { token } = await newOwner();
+    const readable = await newEndpoint(token);
+    const withoutCreated = await newEndpoint(token);
+    const pausedId = await newEndpoint(token);
+    await rewrite(withoutCreated, withoutCreatedAt);
+    await rewrite(pausedId, paused);
+    output.clear();
+    const listed = await api.request('GET', '/webhooks', { token });
+    expect(listed.status).toBe(200);
+    const items = (listed.body as { items: { id: string }[] }).items;
+    expect(items.filter((item) => item.id !== readable)).toEqual(
+      expect.arrayContaining([
+        { id: withoutCreated, unreadable: 'missing createdAt' },
+        { id: pausedId, unreadable: 'unknown status' },
+      ]),
+    );
+    expect(items).toHaveLength(3);
+    expect(items.find((item) => item.id === readable)).toMatchObject({ status: 'enabled' });
+    const warnings = output.json().filter((line) => line.level === 'WARN');
+    expect(warnings.map((line) => [line.endpointId, line.reason])).toEqual(
+      expect.arrayContaining([
+        [withoutCreated, 'missing createdAt'],
+        [pausedId, 'unknown status'],
+      ]),
+    );
+    expect(warnings).toHaveLength(2);
+    expect(output.lines().join('\n')).not.toContain('paused');
+  });
+
+  it("leaves its owner's DELETE /admin/users/{id} to delete the user and every endpoint", async () => {
+    const created = await api.request('POST', '/users', {
+      body: { email: `unreadable-hook-${randomUUID()}@example.com`, name: 'Hook Owner' },
+    });
+    const ownerId = (created.body as { id: string }).id;
+    const token = await api.token({ sub: ownerId });
+    const readable = await newEndpoint(token);
+    const unreadable = await newEndpoint(token);
+    await rewrite(unreadable, withoutCreatedAt);
+    output.clear();
+    expect((await api.request('DELETE', `/admin/users/${ownerId}`)).status).toBe(204);
+    expect(await stored('toolkit', endpointKey(readable))).toBeUndefined();
+    expect(await stored('toolkit', endpointKey(unreadable))).toBeUndefined();
+    expect(await stored('toolkit', subscriptionKey(unreadable, ownerId, 'booking.created'))).toBeUndefined();
+    expect(await stored('app', userKey(ownerId))).toBeUndefined();
+    const deleted = output.audit().find((audit) => audit.metadata?.action === 'user.deleted');
+    expect(deleted?.metadata).toMatchObject({ targetUserId: ownerId, deletedEndpointCount: 2 });
+    expect(deleted?.metadata?.deletedEndpointIds).toEqual(expect.arrayContaining([readable, unreadable]));
   });
 });

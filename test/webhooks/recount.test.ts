@@ -133,6 +133,27 @@ describe('recountOwner', () => {
     expect(await rebuilder.recountOwner('default', person.id)).toEqual([]);
   });
 
+  it('counts an endpoint whose record this version cannot read whole (no createdAt, a newer status)', async () => {
+    const person = testPrincipal();
+    const { id } = (await register(person)).endpoint;
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `WH#${id}`, sk: 'ENDPOINT' },
+        UpdateExpression: 'REMOVE createdAt SET #status = :paused',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':paused': 'paused' },
+      }),
+    );
+    await putCount(countKey(person), { count: 3 });
+
+    expect((await rebuilder.recountOwner('default', person.id)).map(describeRebuild)).toEqual([
+      `default/${person.id} ENDPOINT_COUNT: 3 → 1`,
+    ]);
+    await store.deleteEndpoint(id, person);
+    expect(await countItem(countKey(person))).toBeUndefined();
+  });
+
   it('changes nothing on a dry run, and says what it would change', async () => {
     const machine = machineWithId(`c-${randomUUID()}`);
     await register(machine);
