@@ -150,9 +150,10 @@ interface DeliveryJob {
    * `posted` is set once the POST is sent, so a worker failure after it (saving the outcome) is told
    * apart, and so is a result Powertools replayed without one. `failure` is why the POST failed (the
    * endpoint's answer, a timeout, an open circuit): when Powertools then cannot delete its in-progress
-   * record it throws that failure of its own instead, and the attempt must still count.
+   * record it throws that failure of its own instead, and the attempt must still count. `startedAt` is
+   * the attempt's time (its `webhook-timestamp`), which the history gives failed attempts too.
    */
-  readonly progress: { posted: boolean; failure?: unknown };
+  readonly progress: { posted: boolean; failure?: unknown; startedAt?: Date };
 }
 
 /**
@@ -386,6 +387,7 @@ export class WebhookWorker {
   }: DeliveryJob): Promise<Delivered> {
     const body = JSON.stringify(message.payload);
     const at = new Date();
+    progress.startedAt = at;
     try {
       const headers = await this.sign(endpoint, message.id, body, at);
       const outcome = await this.circuitFor(endpoint.id).execute(
@@ -538,7 +540,7 @@ export class WebhookWorker {
         record,
         message,
         endpoint,
-        { attempt, durationMs, notBeforeSec },
+        { attempt, durationMs, notBeforeSec, startedAt: progress.startedAt },
         error,
         correlationId,
       );
@@ -809,14 +811,20 @@ export class WebhookWorker {
     record: SQSRecord,
     message: WebhookMessage,
     endpoint: StoredEndpoint,
-    { attempt, durationMs, notBeforeSec }: { attempt: number; durationMs: number; notBeforeSec: number },
+    {
+      attempt,
+      durationMs,
+      notBeforeSec,
+      startedAt,
+    }: { attempt: number; durationMs: number; notBeforeSec: number; startedAt: Date | undefined },
     error: unknown,
     correlationId: string,
   ): Promise<void> {
     const { store, observability } = this.options;
     const failure = describeFailure(error);
     const now = new Date();
-    const entry: DeliveryAttempt = { attempt, at: now.toISOString(), ...failure, durationMs };
+    // When it started, as for a delivered attempt: a timed-out POST ended 10 s after the receiver got it.
+    const entry: DeliveryAttempt = { attempt, at: (startedAt ?? now).toISOString(), ...failure, durationMs };
     const gone = failure.statusCode === 410;
     const last = attempt >= this.options.maxAttempts;
     try {

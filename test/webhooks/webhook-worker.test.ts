@@ -433,6 +433,19 @@ describe('an attempt', () => {
     expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toMatch(/timeout/);
   });
 
+  it('dates a failed attempt from its start, the signed webhook-timestamp, as a delivered one, not from when it failed', async () => {
+    const slow = await receiver(() => ({ status: 200, delayMs: 2500 }));
+    const endpoint = await endpointAt(slow.url);
+    // A time limit past a second: an attempt dated when it failed would be in a later second than it was signed in.
+    const { run } = setup({ timeoutMs: 1100 });
+    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    const failed = (await historyOf(endpoint.id))[0]?.attempts[0];
+    expect(failed?.error).toMatch(/timeout/);
+    expect(Math.floor(Date.parse(failed?.at ?? '') / 1000)).toBe(
+      Number(slow.received[0]?.headers['webhook-timestamp']),
+    );
+  });
+
   it('refuses a POST time limit that AbortSignal.timeout() would throw for or fire at once with', () => {
     for (const timeoutMs of [1500.5, 2 ** 31, -1]) {
       expect(() => setup({ timeoutMs })).toThrow(
