@@ -2,6 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { DeliveryRejectedError } from '../../middleware/errors.js';
 
 export interface OutgoingSms {
   /** E.164, validated before it gets here. */
@@ -27,6 +28,24 @@ export interface SnsSmsTransportOptions {
 }
 
 /**
+ * Whether SNS refused this one number for good: an `InvalidParameter` or `InvalidParameterValue` about
+ * the `PhoneNumber` parameter (`Invalid parameter: PhoneNumber Reason: +… is not valid to publish to`, a
+ * destination SNS cannot text), which no retry changes. Not one that mentions verification or the
+ * sandbox: in the SMS sandbox every number the account has not verified is refused, which is our setup.
+ * Other parameters (the message, the sender id) are ours, and throttling or `InternalError` is passing:
+ * those count against the breaker. `Publish` never answers `OptedOut`: SNS accepts an SMS to a number
+ * that opted out and drops it, so there is nothing to map for that.
+ */
+function isSnsRecipientRefusal(error: unknown): error is Error {
+  return (
+    error instanceof Error &&
+    (error.name === 'InvalidParameterException' || error.name === 'InvalidParameterValueException') &&
+    /\bPhoneNumber\b/.test(error.message) &&
+    !/verified|sandbox/i.test(error.message)
+  );
+}
+
+/**
  * SNS `Publish` straight to a phone number, as a Transactional SMS (verification codes must arrive
  * even to numbers that opted out of promotional messages, and are routed for reliability over cost).
  */
@@ -38,7 +57,22 @@ export class SnsSmsTransport implements SmsTransport {
     private readonly options: SnsSmsTransportOptions = {},
   ) {}
 
+  /**
+   * Rejects with DeliveryRejectedError (`refused: 'recipient'`) when SNS refuses the number for good, so
+   * the worker drops it like a refused email address and the SMS breaker does not count it.
+   */
   async send(sms: OutgoingSms, signal?: AbortSignal): Promise<string> {
+    try {
+      return await this.publish(sms, signal);
+    } catch (error) {
+      if (isSnsRecipientRefusal(error)) {
+        throw new DeliveryRejectedError(this.name, error.name, { refused: 'recipient' });
+      }
+      throw error;
+    }
+  }
+
+  private async publish(sms: OutgoingSms, signal?: AbortSignal): Promise<string> {
     const result = await this.client.send(
       new PublishCommand({
         PhoneNumber: sms.to,

@@ -15,9 +15,10 @@ function signatureOf(secret: string, userId: string, expiresAtSec: number): stri
 }
 
 /**
- * `<baseUrl>/users/<id>/verify?expires=<epoch s>&signature=<base64url HMAC>`. The purpose prefix
- * (`verify-email.`) keeps a signature from being replayed as any other kind of link made with the
- * same secret.
+ * `<baseUrl>/users/<id>/verify?expires=<epoch s>&signature=<base64url HMAC>`, under the base's path too
+ * (`https://example.com/api` gives `https://example.com/api/users/<id>/verify…`): an API behind a custom
+ * domain's base path mapping is only reached through that path. The purpose prefix (`verify-email.`)
+ * keeps a signature from being replayed as any other kind of link made with the same secret.
  *
  * @example
  * const link = createVerificationLink({ baseUrl, userId: user.id, secret });
@@ -32,7 +33,10 @@ export function createVerificationLink(options: {
   const expiresAtSec = Math.floor(
     ((options.now ?? Date.now()) + (options.ttlMs ?? verificationLinkTtlMs)) / 1000,
   );
-  const url = new URL(`/users/${encodeURIComponent(options.userId)}/verify`, options.baseUrl);
+  const base = new URL(options.baseUrl);
+  // Without a trailing slash its last segment would be replaced by the relative path, not kept.
+  if (!base.pathname.endsWith('/')) base.pathname = `${base.pathname}/`;
+  const url = new URL(`users/${encodeURIComponent(options.userId)}/verify`, base);
   url.searchParams.set('expires', String(expiresAtSec));
   url.searchParams.set('signature', signatureOf(options.secret, options.userId, expiresAtSec));
   return { url: url.toString(), expiresAt: new Date(expiresAtSec * 1000) };

@@ -138,13 +138,37 @@ const noInvisibleCharacters = /^[\P{DI}\u200c]*$/u;
  * four apostrophe-like ones names are written with (ʻ U+02BB, the Hawaiian ʻokina; ʼ U+02BC; ʾ U+02BE;
  * ʿ U+02BF), Lisu's tone letters (`ꓸ` reads as `.`, `ꓽ` as `:`), NKo's lajanyalan (`ߺ` as `_`), the
  * Latin tone letters (`Ƨ` as 2, `Ƽ` as 5, `Ƅ` as 6, `ƻ` as 2, `Ꜫ` as 3), the click letters (`ǀ` as `|`,
- * `ǃ` as `!`), the glottal stops (`ʔ` as `?`), the sinological dot (`ꞏ` as `·`), and the mathematical
- * letters (`𝐩𝐚𝐲`, styled Latin and Greek). Catalan's `ŀ` (l with a middle dot) stays only before an l,
+ * `ǃ` as `!`), the glottal stops (`ʔ` as `?`), the sinological dot (`ꞏ` as `·`), the tone letters with
+ * a dot (`ꜗ ꜘ ꜙ`, U+A717–U+A719: `ꜘ` reads as `./`), the superscript colons (U+10781, U+10782: `ː` raised)
+ * and the mathematical letters (`𝐩𝐚𝐲`, styled Latin and Greek). Catalan's `ŀ` (l with a middle dot) stays only before an l,
  * as `·` does: `paŀla` is the old spelling of `pal·la`, `paypaŀcom` reads as `paypal·com`. Ezh (`Ʒ`) is
  * left to the Sami and African names written with it, though it looks like a 3.
  */
 const noLettersReadAsPunctuationOrDigits =
-  /^(?:[^\u02b0-\u02ba\u02bd\u02c0-\u02ff\ua4f8-\ua4ff\u07fa\u01a7\u01a8\u01bc\u01bd\u0184\u0185\u01bb\ua72a-\ua72d\u01c0-\u01c3\u0294\u0241\u0242\ua78f\u{1d400}-\u{1d7ff}\u013f\u0140]|[\u013f\u0140](?=[lL]))*$/u;
+  /^(?:[^\u02b0-\u02ba\u02bd\u02c0-\u02ff\ua4f8-\ua4ff\u07fa\u01a7\u01a8\u01bc\u01bd\u0184\u0185\u01bb\ua72a-\ua72d\u01c0-\u01c3\u0294\u0241\u0242\ua78f\ua717-\ua719\u{10781}\u{10782}\u{1d400}-\u{1d7ff}\u013f\u0140]|[\u013f\u0140](?=[lL]))*$/u;
+
+/**
+ * Letters a script writes as a dot or a stroke, which read as punctuation among another script's letters
+ * (`РАУРАӀᐧСОМ`, all Cyrillic but the dot, reads as `PAYPAL·COM`), and the script whose words alone may
+ * hold them: Canadian syllabics' finals `ᐟ` (U+141F, a small `/`), `ᐥ` (U+1425, `//`), `ᐧ` (U+1427, the
+ * w-dot Cree and Ojibwe write, `·`) and `ᣟ` (U+18DF, a raised dot); Devanagari's high spacing dot `ॱ`
+ * (U+0971); Arabic's baseline round dot `ࢇ` (U+0887, `.`). Within a word of their own script they are that
+ * script's letters, so names written in it keep them.
+ */
+const punctuationLikeLetters: readonly { readonly letters: RegExp; readonly script: RegExp }[] = [
+  { letters: /[\u141f\u1425\u1427\u18df]/u, script: /^\p{scx=Cans}$/u },
+  { letters: /\u0971/u, script: /^\p{scx=Deva}$/u },
+  { letters: /\u0887/u, script: /^\p{scx=Arab}$/u },
+];
+
+/** A word with a letter of {@link punctuationLikeLetters} has letters of that letter's script alone. */
+function keepsPunctuationLikeLettersToTheirScript(word: string): boolean {
+  const letters = word.match(/\p{L}/gu) ?? [];
+  return punctuationLikeLetters.every(
+    ({ letters: punctuationLike, script }) =>
+      !punctuationLike.test(word) || letters.every((letter) => script.test(letter)),
+  );
+}
 
 const latinLetter = /\p{sc=Latn}/u;
 /** A letter of another script than Latin: not the four apostrophe-like letters, which belong to none. */
@@ -174,6 +198,10 @@ const nameSchema = z.string().check(
   }),
   z.regex(noInvisibleCharacters, { error: 'Must not contain invisible characters', abort: true }),
   z.regex(noLettersReadAsPunctuationOrDigits, {
+    error: 'Must not contain letters that read as punctuation or digits',
+    abort: true,
+  }),
+  z.refine((name) => name.split(' ').every(keepsPunctuationLikeLettersToTheirScript), {
     error: 'Must not contain letters that read as punctuation or digits',
     abort: true,
   }),

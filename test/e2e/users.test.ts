@@ -65,6 +65,8 @@ describe('users API', () => {
     'Ʒoe Ʒara',
     'Kaʼiulani',
     'Saʾid',
+    // Ojibwe in syllabics, with the w-dot (ᐧ) that joins no other script's letters.
+    'ᐊᓂᔑᓈᐯᐧᒧᐎᓐ',
   ])('accepts the name %s', async (name) => {
     const created = await api.request('POST', '/users', { body: { email: uniqueEmail(), name } });
     expect(created.status).toBe(201);
@@ -223,6 +225,58 @@ describe('users API', () => {
       'Must not contain letters that read as punctuation or digits',
     ],
     ['a Lisu colon alone', 'to\ua4fd', 'Must not contain letters that read as punctuation or digits'],
+    // Whole-word Cyrillic look-alikes of Latin domains, joined by another script's letters drawn as dots and strokes.
+    [
+      'a syllabics middle dot between Cyrillic letters',
+      '\u0420\u0410\u0423\u0420\u0410\u04c0\u1427\u0421\u041e\u041c',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'syllabics middle dots in a Cyrillic www domain',
+      '\u051c\u051c\u051c\u1427\u0415\u0425\u0410\u041c\u0420\u04c0\u0415\u1427\u0421\u041e\u041c',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a syllabics middle dot between Latin letters',
+      'evil\u1427com',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a syllabics raised dot',
+      '\u0415\u0425\u0410\u041c\u0420\u04c0\u0415\u18df\u0421\u041e\u041c',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a syllabics final acute for a slash',
+      '\u0421\u041e\u041c\u141f\u0410',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a syllabics final double acute for two slashes',
+      '\u0421\u041e\u041c\u1425\u0410',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a Devanagari high spacing dot',
+      '\u0421\u041e\u041c\u0971\u0410',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'an Arabic baseline dot',
+      '\u0421\u041e\u041c\u0887\u0410',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    [
+      'a syllabics middle dot in a second word, after a syllabics name',
+      '\u140a\u1427\u1401 \u0421\u041e\u041c\u1427\u0410',
+      'Must not contain letters that read as punctuation or digits',
+    ],
+    ['a tone letter dot slash', 'Ольга\ua718', 'Must not contain letters that read as punctuation or digits'],
+    [
+      'a superscript triangular colon',
+      'Ольга\u{10781}',
+      'Must not contain letters that read as punctuation or digits',
+    ],
     [
       'a Cyrillic а in a Latin word',
       'p\u0430ypal',

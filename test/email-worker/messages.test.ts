@@ -279,6 +279,18 @@ describe('verification links', () => {
     expect(isValidVerification({ userId: 'user-1', expires, signature, secret, now })).toBe(true);
   });
 
+  it.each([
+    ['https://api.example.com', 'https://api.example.com/users/user-1/verify'],
+    ['https://api.example.com/', 'https://api.example.com/users/user-1/verify'],
+    ['https://example.com/api', 'https://example.com/api/users/user-1/verify'],
+    ['https://example.com/api/', 'https://example.com/api/users/user-1/verify'],
+    ['https://example.com/v1/bulwark', 'https://example.com/v1/bulwark/users/user-1/verify'],
+  ])('keep the path of the base %s, as an API mapped under a base path needs', (baseUrl, path) => {
+    const { url } = createVerificationLink({ baseUrl, userId: 'user-1', secret, now });
+    expect(url.split('?')[0]).toBe(path);
+    expect(new URL(url).searchParams.get('signature')).toBe(signature);
+  });
+
   it('are refused when expired, tampered with, for another user or signed with another secret', () => {
     const later = now + 24 * 3600 * 1000;
     expect(isValidVerification({ userId: 'user-1', expires, signature, secret, now: later })).toBe(false);

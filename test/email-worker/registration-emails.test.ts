@@ -80,6 +80,17 @@ function setup(options: { client?: SQSClient; queues?: ReturnType<typeof environ
 }
 
 describe('registration emails', () => {
+  it("link under APP_BASE_URL's path, where a custom domain maps the API under a base path", async () => {
+    await setup({ queues: environment(sqs.queueUrl, 'https://example.com/api') }).emails.enqueue(
+      user,
+      'corr-1',
+    );
+    const landed = await sqs.enqueued<Enqueued>();
+    expect(landed.find(({ body }) => body.type === 'verification')?.body.data.verificationUrl).toMatch(
+      /^https:\/\/example\.com\/api\/users\/user-1\/verify\?expires=\d+&signature=[\w-]{43}$/,
+    );
+  });
+
   it('enqueue a welcome and a verification email in one batch, with the correlation id', async () => {
     await setup().emails.enqueue(user, 'corr-1');
     const batches = sqs.sendMessageBatches();

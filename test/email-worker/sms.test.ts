@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import {
+  InternalErrorException,
+  InvalidParameterException,
+  InvalidParameterValueException,
+  PublishCommand,
+  SNSClient,
+  ThrottledException,
+} from '@aws-sdk/client-sns';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 // SNS is the one AWS client mocked here (the project allows it for SMS); SQS is a real local-aws-sqs.
 import { mockClient } from 'aws-sdk-client-mock';
@@ -222,6 +229,49 @@ describe('the SNS transport', () => {
     );
     sns.restore();
   });
+
+  it.each([
+    new InvalidParameterException({
+      message: 'Invalid parameter: PhoneNumber Reason: +14155550123 is not valid to publish to',
+      $metadata: {},
+    }),
+    new InvalidParameterValueException({
+      message: 'Invalid parameter: PhoneNumber Reason: input incorrectly formatted',
+      $metadata: {},
+    }),
+  ])('refuses the recipient for good when SNS refuses the number ($name)', async (refusal) => {
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).rejects(refusal);
+    const transport = new SnsSmsTransport(new SNSClient({ region: 'us-east-1' }));
+    const error = await transport
+      .send({ to: '+14155550123', text: 'x', messageId: 'm-4' })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(DeliveryRejectedError);
+    expect(error).toMatchObject({ provider: 'sns', providerCode: refusal.name, refused: 'recipient' });
+    // The provider's codes only: SNS quotes the number.
+    expect(JSON.stringify(error)).not.toContain('4155550123');
+    expect((error as Error).message).not.toContain('4155550123');
+    sns.restore();
+  });
+
+  it.each([
+    new ThrottledException({ message: 'Rate exceeded', $metadata: {} }),
+    new InternalErrorException({ message: 'Internal error', $metadata: {} }),
+    new InvalidParameterException({
+      message: 'Invalid parameter: MessageAttributes Reason: SenderID is not valid',
+      $metadata: {},
+    }),
+    new InvalidParameterException({
+      message: 'Invalid parameter: PhoneNumber Reason: +14155550123 is not verified in the SMS sandbox',
+      $metadata: {},
+    }),
+  ])('passes on an SNS error that is not a refusal of the number ($name: $message)', async (failure) => {
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).rejects(failure);
+    const transport = new SnsSmsTransport(new SNSClient({ region: 'us-east-1' }));
+    await expect(transport.send({ to: '+14155550123', text: 'x', messageId: 'm-5' })).rejects.toBe(failure);
+    sns.restore();
+  });
 });
 
 describe('the outbox transport', () => {
@@ -301,6 +351,51 @@ describe('the email worker with SMS', () => {
         }),
       }),
     ]);
+  });
+
+  it('drops SMS to a number SNS refuses, uncounted by the SMS circuit, which stays closed for other numbers', async () => {
+    const refusedNumber = '+14155550123';
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand, { PhoneNumber: refusedNumber }).rejects(
+      new InvalidParameterException({
+        message: `Invalid parameter: PhoneNumber Reason: ${refusedNumber} is not valid to publish to`,
+        $metadata: {},
+      }),
+    );
+    sns.on(PublishCommand, { PhoneNumber: '+14155552671' }).resolves({ MessageId: 'sns-ok' });
+    const { observability, audits } = testObservability('email-worker');
+    const smsBreaker = testProviderBreaker(dynamoDb, 'sms-sns');
+    const worker = new EmailWorker({
+      transport: new RecordingEmail(),
+      templates: new EmailTemplates(),
+      breaker: breaker('email-test'),
+      sms: { transport: new SnsSmsTransport(new SNSClient({ region: 'us-east-1' })), breaker: smsBreaker },
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      observability,
+    });
+    // The breaker's threshold (5) of refusals, then an SMS to another number.
+    const refused: SQSRecord[] = [];
+    for (let i = 0; i < 5; i += 1) refused.push(await record(sms({ to: refusedNumber })));
+    expect(await worker.handle({ Records: refused } as SQSEvent, context)).toEqual({ batchItemFailures: [] });
+    const other = await record(sms());
+    expect(await worker.handle({ Records: [other] } as SQSEvent, context)).toEqual({ batchItemFailures: [] });
+    expect(smsBreaker.state).toBe('CLOSED');
+    expect(sns.commandCalls(PublishCommand, { PhoneNumber: '+14155552671' })).toHaveLength(1);
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(storedMetric(observability.metrics, 'EmailRejected')).toEqual([1, 1, 1, 1, 1]);
+    expect(storedMetric(observability.metrics, 'SmsFailed')).toBeUndefined();
+    expect(audits.map((audit) => audit.eventType)).toEqual([
+      ...Array(5).fill('sms.undeliverable'),
+      'sms.sent',
+    ]);
+    expect(audits[0]?.metadata).toMatchObject({
+      reason: 'recipient_refused',
+      provider: 'sns',
+      providerCode: 'InvalidParameterException',
+    });
+    expect(JSON.stringify(audits)).not.toContain('4155550123');
+    sns.restore();
   });
 
   it('dead-letters an SMS whose message its provider refuses for good, counted, logged and audited as an SMS', async () => {
