@@ -319,6 +319,7 @@ export class BulwarkDashboard extends Construct {
       EmailRejected,
       SmsSent,
       SmsFailed,
+      SmsRejected,
       SmsBudgetExhausted,
       WebhookDelivered,
       WebhookFailed,
@@ -334,10 +335,11 @@ export class BulwarkDashboard extends Construct {
         this.searchCatalogs(EmailSent, EmailFailed, EmailSkipped, EmailRejected),
         6,
       ),
-      // Budget exhausted: SMS codes not sent because the deployment's or a region's hourly budget was spent.
+      // Rejected: SMS dropped because SNS refused their number. Budget exhausted: SMS codes not sent because
+      // the deployment's or a region's hourly budget was spent.
       graph(
-        'SMS sent / failed / budget exhausted',
-        this.searchCatalogs(SmsSent, SmsFailed, SmsBudgetExhausted),
+        'SMS sent / failed / rejected / budget exhausted',
+        this.searchCatalogs(SmsSent, SmsFailed, SmsRejected, SmsBudgetExhausted),
         6,
       ),
       graph(

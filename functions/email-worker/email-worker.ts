@@ -388,7 +388,8 @@ export class EmailWorker {
   ): void {
     const { logger, auditLogger, metrics } = this.options.observability;
     const sms = message.type === 'sms';
-    recordMetric(metrics, 'EmailRejected');
+    // Apart from emails: the EmailRejectionRate alarm's share of refused emails is of emails only.
+    recordMetric(metrics, sms ? 'SmsRejected' : 'EmailRejected');
     logger.info(
       sms
         ? 'SMS dropped: the provider refused its recipient'

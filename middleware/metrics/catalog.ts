@@ -171,7 +171,7 @@ export const metricCatalog = {
     unit: count,
     dimensions: [serviceDimension],
     meaning:
-      'The email worker dropped an email or SMS unsent because the provider refused its recipient for good (no such mailbox or domain): bad input, not an outage.',
+      'The email worker dropped an email unsent because the provider refused its recipient for good (no such mailbox or domain): bad input, not an outage.',
     statistic: 'Sum',
   },
   SmsSent: {
@@ -187,6 +187,14 @@ export const metricCatalog = {
     dimensions: [serviceDimension],
     meaning:
       'An SMS send attempt failed (it is retried until its attempts run out), or an SMS that can never be sent was dead-lettered (it fails the schema, no SMS transport, a template that cannot render).',
+    statistic: 'Sum',
+  },
+  SmsRejected: {
+    name: 'SmsRejected',
+    unit: count,
+    dimensions: [serviceDimension],
+    meaning:
+      'The email worker dropped an SMS unsent because SNS refused its number for good: bad input, not an outage.',
     statistic: 'Sum',
   },
   SmsBudgetExhausted: {

@@ -146,8 +146,13 @@ describe('BulwarkDashboard', () => {
       ],
     ],
     [
-      'SMS sent / failed / budget exhausted',
-      [metricCatalog.SmsSent.name, metricCatalog.SmsFailed.name, metricCatalog.SmsBudgetExhausted.name],
+      'SMS sent / failed / rejected / budget exhausted',
+      [
+        metricCatalog.SmsSent.name,
+        metricCatalog.SmsFailed.name,
+        metricCatalog.SmsRejected.name,
+        metricCatalog.SmsBudgetExhausted.name,
+      ],
     ],
     [
       'Enqueue failures (email / SMS, webhooks)',

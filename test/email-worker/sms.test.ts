@@ -383,7 +383,9 @@ describe('the email worker with SMS', () => {
     expect(sns.commandCalls(PublishCommand, { PhoneNumber: '+14155552671' })).toHaveLength(1);
     expect(queues.visibilityChanges()).toEqual([]);
     expect(await queues.deadLetters()).toEqual([]);
-    expect(storedMetric(observability.metrics, 'EmailRejected')).toEqual([1, 1, 1, 1, 1]);
+    // Not EmailRejected, whose share of emails sent the EmailRejectionRate alarm watches.
+    expect(storedMetric(observability.metrics, 'SmsRejected')).toEqual([1, 1, 1, 1, 1]);
+    expect(storedMetric(observability.metrics, 'EmailRejected')).toBeUndefined();
     expect(storedMetric(observability.metrics, 'SmsFailed')).toBeUndefined();
     expect(audits.map((audit) => audit.eventType)).toEqual([
       ...Array(5).fill('sms.undeliverable'),
