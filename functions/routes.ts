@@ -265,6 +265,15 @@ export const routes = [
     summary: 'Delete one of your webhook endpoints',
   },
   {
+    method: 'POST',
+    path: '/webhooks/{id}/secret',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/write'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary:
+      'Rotate the signing secret of one of your webhook endpoints (the new secret is returned once; the old one is signed with too for 24 hours)',
+  },
+  {
     method: 'DELETE',
     path: '/admin/webhooks/{id}',
     function: 'webhooks',
