@@ -945,6 +945,56 @@ export class WebhookStore {
   }
 
   /**
+   * Enables a disabled endpoint and its subscriptions (fan-out sends to it again) in one transaction
+   * conditioned on its being disabled, and ends its failure streak: a streak kept from before would
+   * disable it again at its next delivery that fails for good (its count at the rule's threshold, or its
+   * start a day back). Resolves with the endpoint as it now is, and `enabled` true only for the call that
+   * enabled it: false when it was enabled already, or a racing enable won. 404 when it was deleted meanwhile.
+   */
+  async enableEndpoint(endpoint: StoredEndpoint): Promise<{ endpoint: StoredEndpoint; enabled: boolean }> {
+    if (endpoint.status === 'enabled') return { endpoint, enabled: false };
+    const { tableName } = this.options;
+    try {
+      await this.options.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: tableName,
+                Key: endpointKey(endpoint.id),
+                UpdateExpression:
+                  'SET #status = :enabled REMOVE disabledReason, disabledAt, failedDeliveries, failingSince, failedWebhookIds',
+                ConditionExpression: '#status = :disabled',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':enabled': 'enabled', ':disabled': 'disabled' },
+              },
+            },
+            ...endpoint.eventTypes.map((eventType) => ({
+              Update: {
+                TableName: tableName,
+                Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
+                UpdateExpression: 'SET #status = :enabled',
+                // An endpoint deleted meanwhile: never recreate its subscription as a stub.
+                ConditionExpression: 'attribute_exists(pk)',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':enabled': 'enabled' },
+              },
+            })),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (!failedConditionIndexes(error)?.length) throw error;
+      const current = await this.getEndpoint(endpoint.id);
+      if (!current) throw new NotFoundError(`Webhook endpoint ${endpoint.id} not found`);
+      if (current.status === 'enabled') return { endpoint: current, enabled: false };
+      throw error;
+    }
+    const { disabledReason, disabledAt, failingSince, ...kept } = endpoint;
+    return { endpoint: { ...kept, status: 'enabled', failedDeliveries: 0 }, enabled: true };
+  }
+
+  /**
    * Deletes an endpoint the principal owns with its subscriptions, in one transaction that leaves its
    * tombstone (see {@link removeEndpoint}); 404 for anyone else's, as {@link getOwnedEndpoint} answers. Its
    * record is read only for what removal needs ({@link RemovableEndpoint}). Its delivery history is no

@@ -1,4 +1,4 @@
-// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, rotate its secret, delete it, and read its delivery history (owner-scoped; an admin reads and deletes any of the tenant's, audited).
+// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, rotate its secret, enable it again once disabled, delete it, and read its delivery history (owner-scoped; an admin reads, enables and deletes any of the tenant's, audited).
 
 import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
@@ -443,6 +443,30 @@ export const handler = createHttpFunction(
           return json(200, { ...publicEndpoint(rotated), secret });
         }),
 
+    'POST /webhooks/{id}/enable': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input, principal, correlationId }) => {
+          const caller = callerOf(principal);
+          const disabled = await store.getOwnedEndpoint(input.path.id, caller);
+          const { endpoint, enabled } = await store.enableEndpoint(disabled);
+          // Only the call that enabled it is logged: enabling an enabled endpoint changes nothing.
+          if (enabled) {
+            auditLogger.log({
+              eventType: 'webhook.endpoint_enabled',
+              outcome: 'success',
+              principal: caller,
+              correlationId,
+              metadata: {
+                endpointId: endpoint.id,
+                ownerKind: endpoint.ownerKind,
+                disabledReason: disabled.disabledReason,
+              },
+            });
+          }
+          return json(200, publicEndpoint(endpoint));
+        }),
+
     'DELETE /webhooks/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
@@ -465,6 +489,15 @@ export const handler = createHttpFunction(
         const endpoint = await store.deleteTenantEndpoint(input.path.id, tenantOf(caller));
         auditAdminAction('webhook.endpoint_deleted', endpoint, caller);
         return noContent();
+      }),
+
+    'POST /admin/webhooks/{id}/enable': (route) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
+        const caller = callerOf(principal);
+        const disabled = await store.getTenantEndpoint(input.path.id, tenantOf(caller));
+        const { endpoint, enabled } = await store.enableEndpoint(disabled);
+        if (enabled) auditAdminAction('webhook.endpoint_enabled', endpoint, caller);
+        return json(200, publicEndpoint(endpoint));
       }),
 
     'GET /admin/webhooks/{id}': (route) =>
