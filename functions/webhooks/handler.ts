@@ -107,7 +107,7 @@ interface Registration {
 async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
   if (!endpoint.sealedSecret.purposeBound) {
     throw new ConflictError(
-      `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; delete it and register anew`,
+      `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; rotate it (POST /webhooks/${endpoint.id}/secret) for a new one`,
     );
   }
   return store.signingSecret(endpoint);
