@@ -10,6 +10,7 @@ import { webhookSecretKeyContextFields } from '../../functions/shared/key-purpos
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { ConflictError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { sendRaw, until } from '../email-worker/helpers.js';
 import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
@@ -26,7 +27,8 @@ import {
 // Audit lines are INFO, which the suite otherwise silences; read when the runtime loads the functions.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
 
-const api = useLocalRuntime();
+// Backoff base 1 s: a failed attempt comes back within a second.
+const api = useLocalRuntime({ webhookRetryBaseDelaySec: 1 });
 const output = captureStdout();
 let documents: ReturnType<typeof createDocumentClient>;
 let target: Receiver;
@@ -154,6 +156,53 @@ describe('POST /webhooks/{id}/secret', () => {
     expect(verifies(secret, webhook)).toBe(true);
     expect(verifies(endpoint.secret, webhook)).toBe(true);
     expect(verifies(`whsec_${Buffer.alloc(32, 7).toString('base64')}`, webhook)).toBe(false);
+  });
+
+  it('keeps a delivery being retried: its next attempt, same webhook-id, verifies with the old secret and the new', async () => {
+    const { token, endpoint } = await ownerWithEndpoint();
+    const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+    const ours = () => target.received.filter((received) => received.headers['webhook-id'] === id);
+    // The first attempt is refused with a wait long enough for the rotation to land before the next.
+    target.respond = (_count, received) =>
+      received.headers['webhook-id'] === id && ours().length === 1
+        ? { status: 503, headers: { 'Retry-After': '2' } }
+        : { status: 204 };
+    try {
+      const at = new Date(Date.now() + 1000).toISOString();
+      await sendRaw(
+        api.runtime(),
+        JSON.stringify({
+          id,
+          endpointId: endpoint.id,
+          tenantId: 'default',
+          eventType: 'booking.created',
+          createdAt: at,
+          payload: { type: 'booking.created', timestamp: at, data: {} },
+        }),
+        'bulwark-webhook',
+      );
+      await until(() => (ours().length === 1 ? true : undefined));
+      const { secret } = await rotated(token, endpoint.id);
+      const [, retried] = await until(() => (ours().length === 2 ? ours() : undefined));
+      const webhook = {
+        body: retried?.body ?? '',
+        headers: {
+          'webhook-id': String(retried?.headers['webhook-id']),
+          'webhook-timestamp': String(retried?.headers['webhook-timestamp']),
+          'webhook-signature': String(retried?.headers['webhook-signature']),
+        },
+      };
+      expect(verifies(secret, webhook)).toBe(true);
+      expect(verifies(endpoint.secret, webhook)).toBe(true);
+      const delivered = await until(async () => {
+        const response = await api.request('GET', `/webhooks/${endpoint.id}/deliveries`, { token });
+        const [delivery] = (response.body as { items: { status: string; attempts: unknown[] }[] }).items;
+        return delivery?.status === 'delivered' ? delivery : undefined;
+      });
+      expect(delivered.attempts).toHaveLength(2);
+    } finally {
+      target.respond = () => ({ status: 204 });
+    }
   });
 
   it('signs with the new secret alone once the old one expired', async () => {
