@@ -265,6 +265,31 @@ export const routes = [
     summary: 'Delete one of your webhook endpoints',
   },
   {
+    method: 'POST',
+    path: '/webhooks/{id}/secret',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/write'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary:
+      'Rotate the signing secret of one of your webhook endpoints (the new secret is returned once; the old one is signed with too for 24 hours)',
+  },
+  {
+    method: 'POST',
+    path: '/webhooks/{id}/enable',
+    function: 'webhooks',
+    auth: { kind: 'principal', scopes: ['webhooks/write'] },
+    rateLimit: { preset: 'authenticated', keyBy: 'user' },
+    summary: 'Enable one of your webhook endpoints again once it was disabled (410 Gone, or failing)',
+  },
+  {
+    method: 'POST',
+    path: '/admin/webhooks/{id}/enable',
+    function: 'webhooks',
+    auth: { kind: 'principal', roles: ['admin'], humanOnly: true },
+    rateLimit: { preset: 'admin', keyBy: 'user' },
+    summary: "Enable any of the tenant's disabled webhook endpoints again (admin, audited)",
+  },
+  {
     method: 'DELETE',
     path: '/admin/webhooks/{id}',
     function: 'webhooks',

@@ -2,6 +2,7 @@
 //
 // Key layout (toolkit table):
 //   endpoint      pk WH#<endpointId>                     sk ENDPOINT           secretContext: 2 (absent before purposes)
+//                                                                              previousSecret… (after a rotation, see rotateSecret)
 //                                                                              countKind (absent before kinds were counted apart)
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
@@ -84,6 +85,22 @@ export interface WebhookEndpoint {
   readonly disabledReason?: DisabledReason;
   readonly disabledAt?: string;
   readonly createdAt: string;
+  /** When the signing secret was last rotated; absent while it is the one registration made. */
+  readonly secretRotatedAt?: string;
+  /** Until when deliveries are signed with the secret that rotation replaced too (a past time: no longer). */
+  readonly previousSecretExpiresAt?: string;
+}
+
+/** A signing secret as stored: encrypted, with its data-key header (see {@link WebhookStore.signingSecret}). */
+export interface SealedSecret {
+  readonly secret: EncryptedField<string>;
+  readonly header: unknown;
+  /**
+   * Whether the secret was sealed with its purpose in the encryption context (every secret since
+   * {@link purposeBoundSecretContext}); one sealed before lacks it, and only the webhook worker's
+   * unconditioned grant may decrypt it in AWS.
+   */
+  readonly purposeBound: boolean;
 }
 
 /** The endpoint plus what only the worker reads: the failure streak the disable rule looks at. */
@@ -99,16 +116,14 @@ export interface StoredEndpoint extends WebhookEndpoint {
    */
   readonly countKind: PrincipalKind;
   /** The encrypted secret and its data-key header, as stored (see {@link WebhookStore.signingSecret}). */
-  readonly sealedSecret: {
-    readonly secret: EncryptedField<string>;
-    readonly header: unknown;
-    /**
-     * Whether the secret was sealed with its purpose in the encryption context (every secret since
-     * {@link purposeBoundSecretContext}); one sealed before lacks it, and only the webhook worker's
-     * unconditioned grant may decrypt it in AWS.
-     */
-    readonly purposeBound: boolean;
-  };
+  readonly sealedSecret: SealedSecret;
+  /** The secret the last rotation replaced, signed with as well until `previousSecretExpiresAt`. */
+  readonly previousSealedSecret?: SealedSecret;
+  /**
+   * The rotation's Idempotency-Key in its scope, hashed ({@link rotationKeyOf}): a retry of the rotation
+   * that made the current secret, after its record was lost, meets it instead of rotating again.
+   */
+  readonly secretRotationKey?: string;
 }
 
 export interface DeliveryAttempt {
@@ -237,6 +252,20 @@ export class EndpointIdRetiredError extends ConflictError {
   }
 }
 
+/**
+ * How long a rotation keeps signing with the secret it replaced, beside the new one: a day for the
+ * receiver to deploy the new secret while every delivery still verifies with the old.
+ */
+export const previousSecretLifetimeHours = 24;
+
+/**
+ * What an endpoint keeps of the Idempotency-Key of the rotation that made its current secret: a hash of
+ * the key in its scope (the caller, route and path), never the key.
+ */
+export function rotationKeyOf(scopedKey: ScopedIdempotencyKey): string {
+  return keyDerivedBytes(scopedKey, 'webhook-secret-rotation', webhookIdBytes).toString('base64url');
+}
+
 /** A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes (the spec asks for 24-64). */
 function newSigningSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
@@ -275,6 +304,18 @@ function toEndpoint(
       header: headerField === undefined ? undefined : item[headerField],
       purposeBound: item.secretContext === purposeBoundSecretContext,
     },
+    ...(typeof item.secretRotatedAt === 'string' ? { secretRotatedAt: item.secretRotatedAt } : {}),
+    ...(typeof item.secretRotationKey === 'string' ? { secretRotationKey: item.secretRotationKey } : {}),
+    ...(item.previousSecret === undefined
+      ? {}
+      : {
+          previousSealedSecret: {
+            secret: item.previousSecret as EncryptedField<string>,
+            header: item.previousSecretHeader,
+            purposeBound: item.previousSecretContext === purposeBoundSecretContext,
+          },
+          previousSecretExpiresAt: requiredString(item, 'previousSecretExpiresAt'),
+        }),
   };
 }
 
@@ -369,8 +410,15 @@ function isOwnedBy(
 
 /** What the API shows of an endpoint: never the secret, nor the worker's bookkeeping. */
 export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): WebhookEndpoint {
-  const { failedDeliveries, failingSince, countKind, sealedSecret, ...shown } =
-    endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
+  const {
+    failedDeliveries,
+    failingSince,
+    countKind,
+    sealedSecret,
+    previousSealedSecret,
+    secretRotationKey,
+    ...shown
+  } = endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
   return shown;
 }
 
@@ -781,6 +829,169 @@ export class WebhookStore {
       secretContextOf(endpoint, endpoint.sealedSecret.purposeBound),
     );
     return plain.secret;
+  }
+
+  /**
+   * The secrets deliveries are signed with at `at`, decrypted: the current one first, then the one the
+   * last rotation replaced while it has not expired (Standard Webhooks lets a signature header carry
+   * several, so a receiver that knows either verifies).
+   */
+  async signingSecrets(endpoint: StoredEndpoint, at = new Date()): Promise<[string, ...string[]]> {
+    const { previousSealedSecret, previousSecretExpiresAt } = endpoint;
+    const previousLive =
+      previousSealedSecret !== undefined &&
+      previousSecretExpiresAt !== undefined &&
+      Date.parse(previousSecretExpiresAt) > at.getTime();
+    const current = await this.signingSecret(endpoint);
+    if (!previousLive) return [current];
+    return [current, await this.signingSecret({ ...endpoint, sealedSecret: previousSealedSecret })];
+  }
+
+  /**
+   * Gives the endpoint a new signing secret, sealed as registration seals one, and keeps the current one
+   * as its previous for {@link previousSecretLifetimeHours} (replacing any previous: deliveries are signed
+   * with two secrets at most). `rotationKey` ({@link rotationKeyOf}) is kept on the endpoint, so a retry
+   * of this rotation can find it. One conditional write on the endpoint as it was read: a rotation that
+   * committed meanwhile fails it with a 409 (nothing written), a delete with a 404. Resolves with the
+   * endpoint as rotated and the new secret in clear, the only time it leaves the store that way.
+   */
+  async rotateSecret(
+    endpoint: StoredEndpoint,
+    rotationKey: string | undefined,
+    now = new Date(),
+  ): Promise<{ endpoint: StoredEndpoint; secret: string }> {
+    const secret = newSigningSecret();
+    // Encrypting before the write: if the key is unavailable, nothing is written at all.
+    const sealed = await this.purposeBindingEncryptor().encryptFields(
+      { secret },
+      ['secret'],
+      secretContextOf(endpoint, true),
+    );
+    const { headerField } = this.encryptor;
+    // The data-key header is written beside the fields, under the name the encryptor was given.
+    const sealedHeader = (sealed as Record<string, unknown>)[headerField];
+    const replaced = endpoint.sealedSecret;
+    const rotatedAt = now.toISOString();
+    const previousSecretExpiresAt = new Date(
+      now.getTime() + previousSecretLifetimeHours * 3_600_000,
+    ).toISOString();
+    const sets = [
+      'secret = :secret',
+      '#header = :header',
+      'secretContext = :purposeBound',
+      'previousSecret = :previous',
+      'previousSecretHeader = :previousHeader',
+      'previousSecretExpiresAt = :previousExpiresAt',
+      'secretRotatedAt = :now',
+      ...(replaced.purposeBound ? ['previousSecretContext = :purposeBound'] : []),
+      ...(rotationKey === undefined ? [] : ['secretRotationKey = :rotationKey']),
+    ];
+    const removes = [
+      ...(replaced.purposeBound ? [] : ['previousSecretContext']),
+      ...(rotationKey === undefined ? ['secretRotationKey'] : []),
+    ];
+    try {
+      await this.options.documentClient.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: endpointKey(endpoint.id),
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          // The secret read is still the current one: of two rotations racing, one wins and the other
+          // never makes the winner's new secret the previous one unseen.
+          ConditionExpression:
+            endpoint.secretRotatedAt === undefined
+              ? 'attribute_exists(pk) AND attribute_not_exists(secretRotatedAt)'
+              : 'attribute_exists(pk) AND secretRotatedAt = :rotatedBefore',
+          ExpressionAttributeNames: { '#header': headerField },
+          ExpressionAttributeValues: {
+            ':secret': sealed.secret,
+            ':header': sealedHeader,
+            ':purposeBound': purposeBoundSecretContext,
+            ':previous': replaced.secret,
+            ':previousHeader': replaced.header,
+            ':previousExpiresAt': previousSecretExpiresAt,
+            ':now': rotatedAt,
+            ...(rotationKey === undefined ? {} : { ':rotationKey': rotationKey }),
+            ...(endpoint.secretRotatedAt === undefined ? {} : { ':rotatedBefore': endpoint.secretRotatedAt }),
+          },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      if (!(await this.getEndpoint(endpoint.id))) {
+        throw new NotFoundError(`Webhook endpoint ${endpoint.id} not found`);
+      }
+      throw new ConflictError(
+        `The signing secret of webhook endpoint ${endpoint.id} was rotated by another request meanwhile; read the endpoint and rotate again if needed`,
+        { cause: error },
+      );
+    }
+    const { secretRotationKey: _replacedKey, ...unchanged } = endpoint;
+    return {
+      endpoint: {
+        ...unchanged,
+        sealedSecret: {
+          secret: sealed.secret as EncryptedField<string>,
+          header: sealedHeader,
+          purposeBound: true,
+        },
+        previousSealedSecret: replaced,
+        secretRotatedAt: rotatedAt,
+        previousSecretExpiresAt,
+        ...(rotationKey === undefined ? {} : { secretRotationKey: rotationKey }),
+      },
+      secret,
+    };
+  }
+
+  /**
+   * Enables a disabled endpoint and its subscriptions (fan-out sends to it again) in one transaction
+   * conditioned on its being disabled, and ends its failure streak: a streak kept from before would
+   * disable it again at its next delivery that fails for good (its count at the rule's threshold, or its
+   * start a day back). Resolves with the endpoint as it now is, and `enabled` true only for the call that
+   * enabled it: false when it was enabled already, or a racing enable won. 404 when it was deleted meanwhile.
+   */
+  async enableEndpoint(endpoint: StoredEndpoint): Promise<{ endpoint: StoredEndpoint; enabled: boolean }> {
+    if (endpoint.status === 'enabled') return { endpoint, enabled: false };
+    const { tableName } = this.options;
+    try {
+      await this.options.documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: tableName,
+                Key: endpointKey(endpoint.id),
+                UpdateExpression:
+                  'SET #status = :enabled REMOVE disabledReason, disabledAt, failedDeliveries, failingSince, failedWebhookIds',
+                ConditionExpression: '#status = :disabled',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':enabled': 'enabled', ':disabled': 'disabled' },
+              },
+            },
+            ...endpoint.eventTypes.map((eventType) => ({
+              Update: {
+                TableName: tableName,
+                Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
+                UpdateExpression: 'SET #status = :enabled',
+                // An endpoint deleted meanwhile: never recreate its subscription as a stub.
+                ConditionExpression: 'attribute_exists(pk)',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':enabled': 'enabled' },
+              },
+            })),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (!failedConditionIndexes(error)?.length) throw error;
+      const current = await this.getEndpoint(endpoint.id);
+      if (!current) throw new NotFoundError(`Webhook endpoint ${endpoint.id} not found`);
+      if (current.status === 'enabled') return { endpoint: current, enabled: false };
+      throw error;
+    }
+    const { disabledReason, disabledAt, failingSince, ...kept } = endpoint;
+    return { endpoint: { ...kept, status: 'enabled', failedDeliveries: 0 }, enabled: true };
   }
 
   /**

@@ -32,17 +32,24 @@ export interface SignedHeaders {
 }
 
 /**
- * Signs `body` with the endpoint's `whsec_` secret through the `standardwebhooks` library, so any
- * receiver verifying with the same library (or the spec) accepts it.
+ * Signs `body` with each of the endpoint's `whsec_` secrets through the `standardwebhooks` library, so any
+ * receiver verifying with the same library (or the spec) accepts it. Several secrets (the current one
+ * first, then the one a rotation replaced) make one `v1,<signature>` each, separated by spaces, as the
+ * spec allows for rotation: a receiver that knows any of them verifies.
  *
  * @example
- * const headers = signWebhook('whsec_…', 'msg_…', JSON.stringify(payload), new Date());
+ * const headers = signWebhook(['whsec_…'], 'msg_…', JSON.stringify(payload), new Date());
  */
-export function signWebhook(secret: string, webhookId: string, body: string, at: Date): SignedHeaders {
+export function signWebhook(
+  secrets: readonly [string, ...string[]],
+  webhookId: string,
+  body: string,
+  at: Date,
+): SignedHeaders {
   return {
     'webhook-id': webhookId,
     'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-    'webhook-signature': new Webhook(secret).sign(webhookId, at, body),
+    'webhook-signature': secrets.map((secret) => new Webhook(secret).sign(webhookId, at, body)).join(' '),
   };
 }
 

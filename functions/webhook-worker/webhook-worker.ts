@@ -417,8 +417,7 @@ export class WebhookWorker {
     at: Date,
   ): Promise<SignedHeaders> {
     try {
-      const secret = await this.options.store.signingSecret(endpoint);
-      return signWebhook(secret, webhookId, body, at);
+      return signWebhook(await this.options.store.signingSecrets(endpoint, at), webhookId, body, at);
     } catch (error) {
       throw new SigningFailedError(error);
     }

@@ -1,4 +1,4 @@
-// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, delete it, and read its delivery history (owner-scoped; an admin reads and deletes any of the tenant's, audited).
+// The webhooks function: register an endpoint (retry-safe with an Idempotency-Key), read it, rotate its secret, enable it again once disabled, delete it, and read its delivery history (owner-scoped; an admin reads, enables and deletes any of the tenant's, audited).
 
 import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
@@ -34,6 +34,7 @@ import {
   type NewEndpoint,
   ownerKindOf,
   publicEndpoint,
+  rotationKeyOf,
   type StoredEndpoint,
   tenantOf,
   type WebhookEndpoint,
@@ -106,7 +107,7 @@ interface Registration {
 async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
   if (!endpoint.sealedSecret.purposeBound) {
     throw new ConflictError(
-      `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; delete it and register anew`,
+      `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; rotate it (POST /webhooks/${endpoint.id}/secret) for a new one`,
     );
   }
   return store.signingSecret(endpoint);
@@ -181,7 +182,7 @@ async function retriedRegistration(
   if (!isRegistrationOf(endpoint, requested)) throw new IdempotencyKeyReusedError();
   if (Date.now() - Date.parse(endpoint.createdAt) > registrationReplaySec * 1000) {
     throw new ConflictError(
-      `Webhook endpoint ${endpoint.id} was registered with this Idempotency-Key at ${endpoint.createdAt}; its signing secret is shown again only within ${registrationReplaySec / 60} minutes of registering. To get a new secret, delete the endpoint and register again with a new key`,
+      `Webhook endpoint ${endpoint.id} was registered with this Idempotency-Key at ${endpoint.createdAt}; its signing secret is shown again only within ${registrationReplaySec / 60} minutes of registering. To get a new secret, rotate it (POST /webhooks/${endpoint.id}/secret)`,
     );
   }
   const secret = await secretAgain(endpoint);
@@ -228,6 +229,100 @@ const registrationIdempotency = idempotency<IdempotentContext & InputContext<{ b
   storedAnswer: registrationAnswer,
   logger,
 });
+
+/** What a rotation answers: the endpoint as the API shows it after the rotation, and its new secret. */
+interface Rotation {
+  readonly id: string;
+  readonly secretRotatedAt: string;
+  readonly secret?: string;
+}
+
+/**
+ * The secret a rotation made, read again to answer its retry: only while it is still the endpoint's
+ * current one and within {@link registrationReplaySec} of the rotation, as a registration's secret is
+ * shown again. Later, or once another rotation replaced it, a 409: a secret that is no longer the one
+ * deliveries are signed with first is not handed out.
+ */
+async function rotatedSecretAgain(endpoint: StoredEndpoint, rotatedAt: string): Promise<string> {
+  if (endpoint.secretRotatedAt !== rotatedAt) {
+    throw new ConflictError(
+      `The signing secret of webhook endpoint ${endpoint.id} was rotated again after the rotation this Idempotency-Key made; its secret is not shown again`,
+    );
+  }
+  if (Date.now() - Date.parse(rotatedAt) > registrationReplaySec * 1000) {
+    throw new ConflictError(
+      `The signing secret of webhook endpoint ${endpoint.id} was rotated with this Idempotency-Key at ${rotatedAt}; it is shown again only within ${registrationReplaySec / 60} minutes of the rotation. To get a new secret, rotate with a new key`,
+    );
+  }
+  return store.signingSecret(endpoint);
+}
+
+/**
+ * A rotation's answer holds the new secret, which the idempotency record keeps without it: a replay reads
+ * it again from the endpoint (see {@link rotatedSecretAgain}), for the caller that owns it.
+ */
+const rotationAnswer: StoredAnswer = {
+  toRecord: (answer) => {
+    const { secret: _secret, ...endpoint } = JSON.parse(answer.body as string) as Rotation;
+    return { ...answer, body: JSON.stringify(endpoint) };
+  },
+  fromRecord: async (kept, request) => {
+    const rotated = JSON.parse(kept.body as string) as Rotation;
+    const endpoint = await store.getOwnedEndpoint(rotated.id, callerOf(request.context.principal));
+    const secret = await rotatedSecretAgain(endpoint, rotated.secretRotatedAt);
+    return { ...kept, body: JSON.stringify({ ...rotated, secret }) };
+  },
+};
+
+/**
+ * A rotation retried with the same Idempotency-Key answers with the secret the first one made instead of
+ * rotating again, which would make that secret (never seen by the client) the previous one and stop
+ * signing with the secret the receiver knows. One without a key rotates as it comes.
+ */
+const rotationIdempotency = idempotency<IdempotentContext>({
+  persistenceStore: new ToolkitIdempotencyStore({
+    name: 'webhooks',
+    tableName: environment.toolkitTableName,
+    client: dynamoDb,
+  }),
+  config: new IdempotencyConfig({
+    eventKeyJmesPath: 'headers."idempotency-key"',
+    expiresAfterSeconds: registrationReplaySec,
+  }),
+  storedAnswer: rotationAnswer,
+  logger,
+});
+
+function auditSecretRotated(endpoint: WebhookEndpoint, caller: Principal, correlationId: string): void {
+  auditLogger.log({
+    eventType: 'webhook.secret_rotated',
+    outcome: 'success',
+    principal: caller,
+    correlationId,
+    metadata: {
+      endpointId: endpoint.id,
+      ownerKind: endpoint.ownerKind,
+      previousSecretExpiresAt: endpoint.previousSecretExpiresAt,
+    },
+  });
+}
+
+/**
+ * The answer to a rotation sent again with its Idempotency-Key once the key's record is gone (the first
+ * request's write landed but answered too late, a 504): the endpoint's current secret is the one that
+ * rotation made, so it is answered again as a replay would, not rotated a second time.
+ */
+async function retriedRotation(
+  endpoint: StoredEndpoint,
+  rotatedAt: string,
+  caller: Principal,
+  correlationId: string,
+) {
+  const secret = await rotatedSecretAgain(endpoint, rotatedAt);
+  // The first request stopped before its audit line: the rotation is logged now.
+  auditSecretRotated(endpoint, caller, correlationId);
+  return json(200, { ...publicEndpoint(endpoint), secret }, replayedHeader);
+}
 
 /**
  * An administrator read, or deleted, another owner's endpoint: an `admin.action` line naming it by ids
@@ -324,6 +419,54 @@ export const handler = createHttpFunction(
           json(200, publicEndpoint(await store.getOwnedEndpoint(input.path.id, callerOf(principal)))),
         ),
 
+    'POST /webhooks/{id}/secret': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .use(rotationIdempotency)
+        .handler(async (_event, { input, principal, correlationId, scopedIdempotencyKey }) => {
+          const caller = callerOf(principal);
+          const endpoint = await store.getOwnedEndpoint(input.path.id, caller);
+          const rotationKey =
+            scopedIdempotencyKey === undefined ? undefined : rotationKeyOf(scopedIdempotencyKey);
+          const rotatedAt = endpoint.secretRotatedAt;
+          if (
+            rotatedAt !== undefined &&
+            rotationKey !== undefined &&
+            endpoint.secretRotationKey === rotationKey
+          ) {
+            return retriedRotation(endpoint, rotatedAt, caller, correlationId);
+          }
+          const { endpoint: rotated, secret } = await store.rotateSecret(endpoint, rotationKey);
+          auditSecretRotated(rotated, caller, correlationId);
+          // Shown this once (and to this caller's retry with the same Idempotency-Key), as at registration;
+          // the previous secret is signed with too until previousSecretExpiresAt.
+          return json(200, { ...publicEndpoint(rotated), secret });
+        }),
+
+    'POST /webhooks/{id}/enable': (route) =>
+      route
+        .use(validateInput({ path: idPathSchema }))
+        .handler(async (_event, { input, principal, correlationId }) => {
+          const caller = callerOf(principal);
+          const disabled = await store.getOwnedEndpoint(input.path.id, caller);
+          const { endpoint, enabled } = await store.enableEndpoint(disabled);
+          // Only the call that enabled it is logged: enabling an enabled endpoint changes nothing.
+          if (enabled) {
+            auditLogger.log({
+              eventType: 'webhook.endpoint_enabled',
+              outcome: 'success',
+              principal: caller,
+              correlationId,
+              metadata: {
+                endpointId: endpoint.id,
+                ownerKind: endpoint.ownerKind,
+                disabledReason: disabled.disabledReason,
+              },
+            });
+          }
+          return json(200, publicEndpoint(endpoint));
+        }),
+
     'DELETE /webhooks/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
@@ -346,6 +489,15 @@ export const handler = createHttpFunction(
         const endpoint = await store.deleteTenantEndpoint(input.path.id, tenantOf(caller));
         auditAdminAction('webhook.endpoint_deleted', endpoint, caller);
         return noContent();
+      }),
+
+    'POST /admin/webhooks/{id}/enable': (route) =>
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
+        const caller = callerOf(principal);
+        const disabled = await store.getTenantEndpoint(input.path.id, tenantOf(caller));
+        const { endpoint, enabled } = await store.enableEndpoint(disabled);
+        if (enabled) auditAdminAction('webhook.endpoint_enabled', endpoint, caller);
+        return json(200, publicEndpoint(endpoint));
       }),
 
     'GET /admin/webhooks/{id}': (route) =>

@@ -145,7 +145,7 @@ const suite: BenchSuite = {
           const started = performance.now();
           const isSigned = index % 2 === 1;
           const headers = isSigned
-            ? { ...signWebhook(endpoint.secret, newWebhookId('msg'), body, new Date()) }
+            ? { ...signWebhook([endpoint.secret], newWebhookId('msg'), body, new Date()) }
             : {};
           const headersReady = performance.now();
           await post(receiver.url, headers, body);

@@ -570,7 +570,7 @@ describe('a registration whose transaction landed after its 504, sent again with
         expect(retry.headers.get('content-type')).toBe('application/problem+json');
         expect((retry.body as { detail: string }).detail).toMatch(
           new RegExp(
-            `^Webhook endpoint ${endpoint?.id} was registered with this Idempotency-Key at .+; its signing secret is shown again only within 60 minutes of registering\\. To get a new secret, delete the endpoint and register again with a new key$`,
+            `^Webhook endpoint ${endpoint?.id} was registered with this Idempotency-Key at .+; its signing secret is shown again only within 60 minutes of registering\\. To get a new secret, rotate it \\(POST /webhooks/${endpoint?.id}/secret\\)$`,
           ),
         );
         expect(retry.text).not.toContain('whsec_');

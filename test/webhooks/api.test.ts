@@ -253,6 +253,10 @@ describe('retrying a registration with an Idempotency-Key', () => {
     expect(retry.status).toBe(409);
     expect(retry.headers.get('content-type')).toBe('application/problem+json');
     expect((retry.body as ProblemBody).code).toBe('CONFLICT');
+    // Rotating keeps the endpoint and its deliveries, where deleting it dropped those still being retried.
+    expect((retry.body as ProblemBody & { detail: string }).detail).toBe(
+      `Webhook endpoint ${first.id} was registered before an upgrade and its secret can no longer be answered again; rotate it (POST /webhooks/${first.id}/secret) for a new one`,
+    );
     expect(retry.text).not.toContain(first.secret.slice('whsec_'.length));
     expect(await itemsOf(first.id)).toEqual(before);
     expect(await endpointCount(documents, caller.sub)).toBe(1);
