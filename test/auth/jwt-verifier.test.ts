@@ -188,6 +188,19 @@ describe('JwtVerifier accepts', () => {
     );
   });
 
+  it('authorizer claims whose numeric date is decimal digits, and no other spelling Number() would read', async () => {
+    const v = verifier();
+    const exp = nowSec() + 60;
+    const claims = { sub: 'user-1', token_use: 'access', client_id: 'web-client', iss: jwks.issuer };
+    expect(v.verifyAuthorizerClaims({ ...claims, exp: String(exp) }).claims.exp).toBe(exp);
+    for (const spelling of [`0x${exp.toString(16)}`, `${exp / 1000}e3`, ` ${exp}`]) {
+      expect(
+        await reasonOf(Promise.resolve().then(() => v.verifyAuthorizerClaims({ ...claims, exp: spelling }))),
+        spelling,
+      ).toBe('malformed');
+    }
+  });
+
   it('claims of a token with several audiences, which an API Gateway JWT authorizer flattens to "[a b]"', async () => {
     // Auth0's shape whenever openid is asked: its API and its userinfo endpoint.
     const v = verifier({}, { tokenUse: null, audience: 'https://api.example.org' });
@@ -217,7 +230,13 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     ['an empty segment', 'abc..def', 'malformed'],
     ['bad base64 characters', 'eyJhbGciOiJSUzI1NiJ9.e30!.c2ln', 'bad_base64'],
     ['base64 padding', 'eyJhbGciOiJSUzI1NiJ9.e30=.c2ln', 'bad_base64'],
-    ['an impossible base64 length', 'eyJhbGciOiJSUzI1NiJ9.e30.c2lnx', 'bad_base64'],
+    ['an impossible base64 length of the signature', 'eyJhbGciOiJSUzI1NiJ9.e30.c2lnx', 'bad_base64'],
+    // Buffer would drop the stray last character and decode the payload {"a":"b"} as if it were not there.
+    [
+      'an impossible base64 length of the payload',
+      `${b64({ alg: 'RS256', kid: 'rsa-1' })}.${b64({ a: 'b' })}A.c2ln`,
+      'bad_base64',
+    ],
     ['a header that is not JSON', `${b64('not json')}.${b64({})}.c2ln`, 'malformed'],
     ['a header that is an array', `${b64([1])}.${b64({})}.c2ln`, 'malformed'],
     ['a payload that is not JSON', `${b64({ alg: 'RS256', kid: 'rsa-1' })}.${b64('nope')}.c2ln`, 'malformed'],
@@ -266,6 +285,16 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     expect(
       await reasonOf(verifier().verify(`${token.slice(0, token.lastIndexOf('.'))}.${b64('short')}`)),
     ).toBe('bad_signature');
+  });
+
+  it('an HS256 signature shorter or longer than 32 bytes, as bad_signature and not a RangeError', async () => {
+    const secret = 's'.repeat(40);
+    const hs = verifier({ cache: false }, { algorithms: ['HS256'], sharedSecret: secret, jwksUri: null });
+    const token = hmacToken(secret, userClaims(jwks.issuer));
+    const input = token.slice(0, token.lastIndexOf('.'));
+    for (const signature of [Buffer.alloc(16), Buffer.alloc(48)]) {
+      expect(await reasonOf(hs.verify(`${input}.${signature.toString('base64url')}`))).toBe('bad_signature');
+    }
   });
 
   it('an expired token', async () => {
@@ -620,6 +649,16 @@ describe('JwtVerifier claims cache', () => {
     expect(await v.verify(token)).not.toBe(first);
   });
 
+  it('keeps at most 64 parsed token headers, however many distinct ones callers make up', async () => {
+    const v = verifier({ cache: false });
+    for (let index = 0; index < 500; index += 1) {
+      const token = `${b64({ alg: 'RS256', kid: `k${index}` })}.${b64({ iss: 'https://unknown.example' })}.c2ln`;
+      expect(await reasonOf(v.verify(token))).toBe('wrong_issuer');
+    }
+    // Private: a bound on memory has no public effect to observe.
+    expect((v as unknown as { headers: Map<string, unknown> }).headers.size).toBeLessThanOrEqual(64);
+  });
+
   it('never hits the cache with a token differing in one character', async () => {
     const v = verifier();
     const token = signToken(rsa, userClaims(jwks.issuer));
@@ -790,6 +829,14 @@ describe('JwtVerifier options', () => {
       new InvalidOptionsError('JwtVerifier', [
         'rolesClaim must be a non-empty claim name (got an array of 1)',
       ]),
+    );
+  });
+
+  it('takes a clock tolerance of up to 300 s and refuses one above', () => {
+    const issuer = { issuer: 'https://a.example', tokenUse: null, clientId: null, audience: null };
+    expect(new JwtVerifier({ issuers: [issuer], clockToleranceSec: 300 })).toBeInstanceOf(JwtVerifier);
+    expect(() => new JwtVerifier({ issuers: [issuer], clockToleranceSec: 301 })).toThrow(
+      new InvalidOptionsError('JwtVerifier', ['clockToleranceSec must be a number 0..300 (got 301)']),
     );
   });
 

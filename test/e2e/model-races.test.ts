@@ -23,6 +23,7 @@ import {
 import { SmsBudgets, smsDeploymentPolicy, smsRegionPolicy } from '../../functions/users/sms-budgets.js';
 import {
   phoneCodeMaxAttempts,
+  phoneCodeTtlSec,
   smsPerNumberPolicy,
   type User,
   UsersModel,
@@ -157,6 +158,23 @@ describe('on separate instances at once', () => {
       emailVerifiedAt: otherClick?.emailVerifiedAt,
       newlyVerified: false,
     });
+  });
+});
+
+describe('a phone code against the clock', () => {
+  it('refuses the right code from the very second the code expires, 410', async () => {
+    const users = usersInstance();
+    const user = await users.register({
+      email: `expiry-${randomUUID()}@example.com`,
+      name: 'Pat',
+      phone: '+14155552671',
+    });
+    const issuedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const { code } = await users.issuePhoneCode(user.id, { now: issuedAt });
+    const atExpiry = new Date(issuedAt.getTime() + phoneCodeTtlSec * 1000);
+    await expect(usersInstance().verifyPhone(user.id, code, atExpiry)).rejects.toEqual(
+      new GoneError('The code has expired; a new code is needed'),
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseEmailMessage } from '../../functions/email-worker/messages.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
@@ -279,6 +279,16 @@ describe('verification links', () => {
     expect(isValidVerification({ userId: 'user-1', expires, signature, secret, now })).toBe(true);
   });
 
+  it('sign exactly verify-email.<user>.<expires>: links mailed by earlier releases keep verifying', () => {
+    const known = createHmac('sha256', secret).update(`verify-email.user-1.${expires}`).digest('base64url');
+    expect(signature).toBe(known);
+    // The purpose prefix keeps an HMAC over the same user and expiry, made for another kind of link, from passing.
+    const unprefixed = createHmac('sha256', secret).update(`user-1.${expires}`).digest('base64url');
+    expect(verificationLinkProblem({ userId: 'user-1', expires, signature: unprefixed, secret, now })).toBe(
+      'bad_signature',
+    );
+  });
+
   it.each([
     ['https://api.example.com', 'https://api.example.com/users/user-1/verify'],
     ['https://api.example.com/', 'https://api.example.com/users/user-1/verify'],
@@ -303,6 +313,15 @@ describe('verification links', () => {
     );
     expect(isValidVerification({ userId: 'user-1', expires: '1e12', signature, secret, now })).toBe(false);
     expect(isValidVerification({ userId: 'user-1', expires, signature: 'short', secret, now })).toBe(false);
+  });
+
+  it('are malformed when the expiry is not 1 to 12 decimal digits, even spelt as a number equal to the signed one', () => {
+    for (const spelling of [`${expires}.0`, ` ${expires}`, `0x${Number(expires).toString(16)}`]) {
+      expect(
+        verificationLinkProblem({ userId: 'user-1', expires: spelling, signature, secret, now }),
+        spelling,
+      ).toBe('malformed');
+    }
   });
 
   it('still verify after a rotation when signed with the previous secret, and only with that one', () => {

@@ -736,6 +736,10 @@ describe('blind indexes', () => {
     const base = await encryptor.blindIndex('a@b.co', email);
     expect(await encryptor.blindIndex('a@b.co', { ...email, name: 'billing-email' })).not.toBe(base);
     expect(await encryptor.blindIndex('a@b.co', { ...email, scope: 'tenant-2' })).not.toBe(base);
+    // Tenant ids of one shape have one length: the scope's bytes, not only its length, must tell them apart.
+    expect(await encryptor.blindIndex('a@b.co', { ...email, scope: 'tenant-1' })).not.toBe(
+      await encryptor.blindIndex('a@b.co', { ...email, scope: 'tenant-2' }),
+    );
     expect(
       Buffer.from(await encryptor.blindIndex('a@b.co', { ...email, bytes: 8 }), 'base64url'),
     ).toHaveLength(8);

@@ -74,7 +74,7 @@ describe('KeyCache.take', () => {
     expect(cache.take('b', 1, 1)).toBe('key-b');
   });
 
-  it('leaves alone the entry that replaced a failed one', async () => {
+  it('leaves alone the entry that replaced a failed one, for take and acquire alike', async () => {
     const cache = new KeyCache<string>({ ...limits, maxEntries: 1 });
     let fail: (error: Error) => void = () => undefined;
     const failing = cache.acquire('a', 1, () => new Promise<string>((_, reject) => (fail = reject)), 0);
@@ -84,6 +84,10 @@ describe('KeyCache.take', () => {
     await expect(failing.value).rejects.toThrow('KMS down');
     await settled();
     expect(cache.take('a', 0, 1)).toBe('replacement');
+    // take answers from the newest entry without the map; acquire looks the key up in it.
+    const acquired = cache.acquire('a', 0, async () => 'recreated', 1);
+    expect(acquired.hit).toBe(true);
+    expect(await acquired.value).toBe('replacement');
   });
 
   it('keeps the least recently used order when take moves an older key to the front', async () => {

@@ -148,6 +148,28 @@ describe('RateLimiter when DynamoDB fails', () => {
       await silent.close();
     });
 
+    it('reports an outage once, however many requests for different keys were in flight when it began', async () => {
+      const { events, onEvent, logger } = recorder();
+      const down = countingClient({ endpoint: unreachable, maxAttempts: 1 });
+      const limiter = new RateLimiter({ policy: 'login', tableName, client: down.client, onEvent, logger });
+      const results = await Promise.all(
+        Array.from({ length: 5 }, (_, index) => limiter.consume(`ip:192.0.2.${10 + index}`)),
+      );
+      expect(down.total()).toBe(5);
+      expect(results.map((result) => [result.allowed, result.source])).toEqual(
+        Array(5).fill([true, 'fallback']),
+      );
+      expect(events).toEqual([
+        {
+          type: 'rateLimit.storeError',
+          reason: 'store_unreachable',
+          metadata: { policy: 'login', failMode: 'open', operation: 'consume' },
+        },
+      ]);
+      expect(logger.warn).toHaveBeenCalledTimes(1);
+      down.client.destroy();
+    });
+
     it('refuses a localCacheSize of 0, which would leave the fallback unable to count', () => {
       expect(() => new RateLimiter({ policy: 'login', tableName, localCacheSize: 0 })).toThrow(
         /localCacheSize must be an integer >= 1/,

@@ -134,6 +134,7 @@ describe('SsrfGuard.assertUrlAllowed', () => {
     ['/relative/path', 'invalid_url'],
     ['http://user:secret@hooks.example.com/', 'credentials_in_url'],
     ['http://user@hooks.example.com/', 'credentials_in_url'],
+    ['http://:secret@hooks.example.com/', 'credentials_in_url'],
     ['http://no-such-host.example.com/', 'unresolvable'],
   ])('refuses %s (%s)', async (url, reason) => {
     const error = await refusal(guard, url);
@@ -213,6 +214,10 @@ describe('SsrfGuard allowlist', () => {
   it('un-blocks a translated address only when what it embeds is allowlisted too', async () => {
     const guard = new SsrfGuard({ allowlist: ['2002::/16'] });
     expect((await refusal(guard, 'http://[2002:7f00:1::]/')).reason).toBe('loopback');
+    const both = new SsrfGuard({ allowlist: ['127.0.0.0/8', '2002::/16', '2001::/32'] });
+    await expect(both.assertUrlAllowed('http://[2002:7f00:1::]/')).resolves.toBeInstanceOf(URL);
+    // Teredo: server 127.0.0.1, client 127.0.0.2 (stored XOR 0xffff).
+    await expect(both.assertUrlAllowed('http://[2001:0:7f00:1::80ff:fffd]/')).resolves.toBeInstanceOf(URL);
   });
 
   it('rejects invalid entries at construction, listing every one', () => {
