@@ -12,11 +12,12 @@ export const defaultPort = 3000;
  */
 export function portProblem(value: string, { anyFreePort }: { anyFreePort: boolean }): string | undefined {
   const lowest = anyFreePort ? 0 : 1;
-  return /^\d{1,5}$/.test(value) && Number(value) >= lowest && Number(value) <= 65_535
+  // No leading zero: the port is also spelled into token issuers, where 03000 is not 3000.
+  return /^(0|[1-9]\d{0,4})$/.test(value) && Number(value) >= lowest && Number(value) <= 65_535
     ? undefined
     : anyFreePort
-      ? 'a whole number from 0 (any free port) to 65535'
-      : "a whole number from 1 to 65535, the runtime's port (its banner's commands carry it)";
+      ? 'a whole number from 0 (any free port) to 65535, no leading zero'
+      : "a whole number from 1 to 65535, no leading zero: the runtime's port (its banner's commands carry it)";
 }
 export const defaultDataDir = fileURLToPath(new URL('../../.bulwark', import.meta.url));
 

@@ -149,10 +149,10 @@ describe('npm run token', () => {
       process.env.PORT = '3001';
       expect(parseTokenArguments([]).issuer).toBe('http://127.0.0.1:3001');
       // Each once made a token naming no port, which every function then refused as another issuer's.
-      for (const port of ['abc', '0', '', '99999', '3000 ']) {
+      for (const port of ['abc', '0', '', '99999', '3000 ', '03000']) {
         process.env.PORT = port;
         expect(() => parseTokenArguments([]), port).toThrow(
-          `PORT must be a whole number from 1 to 65535, the runtime's port (its banner's commands carry it) (got ${JSON.stringify(port)}), or give --issuer`,
+          `PORT must be a whole number from 1 to 65535, no leading zero: the runtime's port (its banner's commands carry it) (got ${JSON.stringify(port)}), or give --issuer`,
         );
         expect(parseTokenArguments(['--issuer', 'http://127.0.0.1:4000']).issuer).toBe(
           'http://127.0.0.1:4000',

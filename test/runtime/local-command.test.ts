@@ -189,14 +189,14 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   it('refuses a PORT that is no port, before starting anything', async () => {
     // Left to Node, each was a RangeError stack; an empty PORT was port 0, a random one.
     const dataDir = join(dataFolder(), 'data');
-    const refused = ['abc', '99999', '', '1.5', '-1'].map((port) => ({
+    const refused = ['abc', '99999', '', '1.5', '-1', '03000'].map((port) => ({
       port,
       started: startLocal({ PORT: port, BULWARK_DATA_DIR: dataDir }),
     }));
     for (const { port, started } of refused) {
       expect(await started.exited).toBe(1);
       expect(started.output()).toBe(
-        `npm start: PORT must be a whole number from 0 (any free port) to 65535 (got "${port}")\n`,
+        `npm start: PORT must be a whole number from 0 (any free port) to 65535, no leading zero (got "${port}")\n`,
       );
     }
     expect(existsSync(dataDir)).toBe(false);
