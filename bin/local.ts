@@ -111,7 +111,29 @@ if (
 }
 writeFileSync(pidFile, String(process.pid));
 
-let runtime: LocalRuntime;
+let runtime: LocalRuntime | undefined;
+let stopping = false;
+/** Stops the runtime once (after `announce` says why) and exits with `exitCode`. */
+function stop(announce: () => void, exitCode: number): void {
+  if (stopping || runtime === undefined) return;
+  stopping = true;
+  announce();
+  runtime.stop().then(
+    ({ messagesDropped }) => {
+      rmSync(pidFile, { force: true });
+      const dropped = Object.entries(messagesDropped).map(([queue, count]) => `${count} in ${queue}`);
+      if (dropped.length > 0) {
+        console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
+      }
+      process.exit(exitCode);
+    },
+    (error: unknown) => {
+      rmSync(pidFile, { force: true });
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
 try {
   runtime = await startLocalRuntime({
     port,
@@ -121,6 +143,15 @@ try {
       : { bookingEventSweep: { intervalMs: Number(sweepIntervalSec) * 1000 } }),
     emailRetryBaseDelaySec,
     webhookRetryBaseDelaySec,
+    onDynamoDbExit: ({ code, signal }) => {
+      const line = `embedded DynamoDB exited (${signal ? `signal ${signal}` : `code ${code}`}); stopping`;
+      if (runtime === undefined) {
+        rmSync(pidFile, { force: true });
+        fail(line);
+      }
+      // Every route reading a table would answer 503 from now on: stopping says why, once.
+      stop(() => console.error(`npm start: ${line}`), 1);
+    },
   });
 } catch (error) {
   rmSync(pidFile, { force: true });
@@ -175,26 +206,6 @@ console.log(
   ].join('\n'),
 );
 
-let stopping = false;
-const shutdown = (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  console.log(`\n${signal}: stopping`);
-  runtime.stop().then(
-    ({ messagesDropped }) => {
-      rmSync(pidFile, { force: true });
-      const dropped = Object.entries(messagesDropped).map(([queue, count]) => `${count} in ${queue}`);
-      if (dropped.length > 0) {
-        console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
-      }
-      process.exit(0);
-    },
-    (error: unknown) => {
-      rmSync(pidFile, { force: true });
-      console.error(error);
-      process.exit(1);
-    },
-  );
-};
+const shutdown = (signal: string) => stop(() => console.log(`\n${signal}: stopping`), 0);
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -6,11 +6,21 @@ import type { LocalDynamoDb, LocalDynamoDbOptions } from './local-dynamodb.js';
 const serverEntry = fileURLToPath(new URL('./dynamodb-server.ts', import.meta.url));
 const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
 
+/** How a child process ended: its exit code, or the signal that ended it. */
+export interface ProcessExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
 /**
  * Starts the embedded DynamoDB in a child process (through tsx) and resolves once it listens.
- * The child exits when `stop()` is called or when this process goes away.
+ * The child exits when `stop()` is called or when this process goes away; `onUnexpectedExit` hears of
+ * it ending any other way once started (killed, out of memory), after which every request to it fails.
  */
-export function startDynamoDbProcess(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
+export function startDynamoDbProcess(
+  options: LocalDynamoDbOptions = {},
+  onUnexpectedExit?: (exit: ProcessExit) => void,
+): Promise<LocalDynamoDb> {
   const child = fork(serverEntry, [JSON.stringify(options)], {
     cwd: repositoryRoot,
     execArgv: ['--import', 'tsx'],
@@ -29,6 +39,9 @@ export function startDynamoDbProcess(options: LocalDynamoDbOptions = {}): Promis
     );
     child.once('message', (message: { endpoint: string; port: number }) => {
       let stopping: Promise<void> | undefined;
+      child.once('exit', (code, signal) => {
+        if (!stopping) onUnexpectedExit?.({ code, signal });
+      });
       resolve({
         endpoint: message.endpoint,
         port: message.port,

@@ -35,7 +35,7 @@ import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../../middleware/store/tables.js';
-import { startDynamoDbProcess } from './dynamodb-process.js';
+import { type ProcessExit, startDynamoDbProcess } from './dynamodb-process.js';
 import { FunctionHost } from './function-host.js';
 import { parseRequestTarget, toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
@@ -94,6 +94,12 @@ export interface LocalRuntimeOptions {
    * @default every 5 minutes (the stack's schedule), with the grace as the process has it, else the function's 60 s
    */
   readonly bookingEventSweep?: BookingEventSweepOptions | false;
+  /**
+   * Called when the embedded DynamoDB process ends without `stop()` (killed, out of memory): from then on
+   * every function that reads a table fails, so the caller should stop the runtime.
+   * @default nothing is called
+   */
+  readonly onDynamoDbExit?: (exit: ProcessExit) => void;
 }
 
 export interface BookingEventSweepOptions {
@@ -294,7 +300,10 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
   const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
-    : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
+    : await startDynamoDbProcess(
+        options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {},
+        options.onDynamoDbExit,
+      );
   if (ownDynamoDb) started.push(() => ownDynamoDb.stop());
   const dynamoDbEndpoint = options.dynamoDbEndpoint ?? (ownDynamoDb?.endpoint as string);
 

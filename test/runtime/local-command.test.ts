@@ -47,6 +47,17 @@ function startLocal(env: Record<string, string>): Started {
   return { child, output: () => output, exited };
 }
 
+/** The pid of the embedded DynamoDB process `started` forked. */
+async function dynamoDbProcessOf(started: Started): Promise<number> {
+  const { stdout } = await promisify(execFile)('pgrep', [
+    '-P',
+    String(started.child.pid),
+    '-f',
+    'dynamodb-server',
+  ]);
+  return Number(stdout.trim());
+}
+
 // Under the test's own timeout, so a runtime that never starts fails with this message.
 async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -251,6 +262,19 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(started.output())?.[1];
     expect((await fetch(`${url}/bookings`)).status).toBe(503);
     expect((await fetch(`${url}/health`)).status).toBe(200);
+  });
+
+  it('stops, saying why, when its embedded DynamoDB dies after start-up', async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    const dynamoDbPid = await dynamoDbProcessOf(started);
+    process.kill(dynamoDbPid, 'SIGKILL');
+    expect(await started.exited).toBe(1);
+    expect(started.output().split('\n')).toContain(
+      'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
+    );
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
