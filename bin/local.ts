@@ -8,6 +8,7 @@ import {
   createDataDir,
   defaultDataDir,
   defaultPort,
+  LocalStartError,
   portProblem,
   runtimeEnvironmentPrefix,
 } from './runtime/local-defaults.js';
@@ -93,11 +94,40 @@ fromShell('BOOKING_EVENT_GRACE_SEC', bookingEventGraceProblem);
 fromShell(localFailVariable, localFailProblem);
 const failingFunctions = locallyFailingFunctions();
 
-createDataDir(dataDir);
+/** What to do about `error` if it is a permission denied, as one line naming the file. */
+function permissionProblem(error: unknown): string | undefined {
+  const { code, path } = error as NodeJS.ErrnoException;
+  return (code === 'EACCES' || code === 'EPERM') && path !== undefined
+    ? `permission denied on ${path}; make it yours, or point BULWARK_DATA_DIR at a folder you own`
+    : undefined;
+}
+
+/** What to do about a file-system error on the data folder itself, as one line; undefined for others. */
+function dataFolderProblem(error: unknown): string | undefined {
+  const { code } = error as NodeJS.ErrnoException;
+  return code === 'EEXIST' || code === 'ENOTDIR'
+    ? `the data folder ${dataDir} is a file, or inside one; point BULWARK_DATA_DIR at a folder`
+    : permissionProblem(error);
+}
+
+/** Runs a step on the data folder, stopping with one line on a file-system error it explains. */
+function inDataFolder<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    const problem = dataFolderProblem(error);
+    if (problem !== undefined) fail(problem);
+    throw error;
+  }
+}
+
+inDataFolder(() => createDataDir(dataDir));
 
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
-const runningPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+const runningPid = inDataFolder(() =>
+  existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined,
+);
 if (
   runningPid !== undefined &&
   Number.isInteger(runningPid) &&
@@ -109,7 +139,7 @@ if (
       `(or delete ${pidFile} if that pid is not an npm start)`,
   );
 }
-writeFileSync(pidFile, String(process.pid));
+inDataFolder(() => writeFileSync(pidFile, String(process.pid)));
 
 let runtime: LocalRuntime | undefined;
 let stopping = false;
@@ -155,9 +185,16 @@ try {
   });
 } catch (error) {
   rmSync(pidFile, { force: true });
-  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (code === 'EADDRINUSE') {
     fail(`port ${port} is in use; stop what holds it or pick another, e.g. PORT=3001 npm start`);
   }
+  if (code === 'EACCES' && syscall === 'listen') {
+    fail(`port ${port} is privileged (below 1024: root only); pick another, e.g. PORT=3001 npm start`);
+  }
+  if (error instanceof LocalStartError) fail(error.message);
+  const problem = permissionProblem(error);
+  if (problem !== undefined) fail(problem);
   throw error;
 }
 

@@ -1,6 +1,7 @@
 // Runs the embedded DynamoDB in a child process, so it gets a core of its own beside the functions.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { LocalStartError } from './local-defaults.js';
 import type { LocalDynamoDb, LocalDynamoDbOptions } from './local-dynamodb.js';
 
 const serverEntry = fileURLToPath(new URL('./dynamodb-server.ts', import.meta.url));
@@ -10,6 +11,13 @@ const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
 export interface ProcessExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
+}
+
+/** What the child sends instead of its endpoint when it cannot start. */
+export interface StartFailure {
+  readonly startFailure: string;
+  /** Whether `startFailure` is a message saying what to do (a LocalStartError) rather than a stack trace. */
+  readonly actionable: boolean;
 }
 
 /**
@@ -34,10 +42,19 @@ export function startDynamoDbProcess(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) =>
+    // 'close', not 'exit': it comes after every message, so a start failure the child sent is heard first.
+    child.once('close', (code) =>
       reject(new Error(`Embedded DynamoDB exited during start-up (code ${code})`)),
     );
-    child.once('message', (message: { endpoint: string; port: number }) => {
+    child.once('message', (message: { endpoint: string; port: number } | StartFailure) => {
+      if ('startFailure' in message) {
+        reject(
+          message.actionable
+            ? new LocalStartError(`embedded DynamoDB could not start: ${message.startFailure}`)
+            : new Error(`Embedded DynamoDB could not start: ${message.startFailure}`),
+        );
+        return;
+      }
       let stopping: Promise<void> | undefined;
       child.once('exit', (code, signal) => {
         if (!stopping) onUnexpectedExit?.({ code, signal });

@@ -1,7 +1,17 @@
 // `npm start`'s entry (bin/local.ts), the commands its banner prints, and its embedded DynamoDB process, run as the user runs them.
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -12,6 +22,18 @@ import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from '../../bin
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 
 const repositoryRoot = join(import.meta.dirname, '../..');
+
+// dynalite's LevelDB binding, to hold a store's lock as another process would.
+const { Level } = createRequire(createRequire(import.meta.url).resolve('dynalite'))('level') as {
+  Level: new (
+    path: string,
+  ) => {
+    open(): Promise<void>;
+    put(key: string, value: string): Promise<void>;
+    compactRange(start: string, end: string): Promise<void>;
+    close(): Promise<void>;
+  };
+};
 
 interface Started {
   readonly child: ChildProcess;
@@ -262,6 +284,81 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(started.output())?.[1];
     expect((await fetch(`${url}/bookings`)).status).toBe(503);
     expect((await fetch(`${url}/health`)).status).toBe(200);
+  });
+
+  it('says in one line what is wrong with the data folder, naming the file, instead of a stack trace', async () => {
+    const notAFolder = join(dataFolder(), 'data');
+    writeFileSync(notAFolder, '');
+    const badIssuerKey = dataFolder();
+    writeFileSync(join(badIssuerKey, 'dev-issuer-key.json'), '{not json');
+    const badTtlFile = dataFolder();
+    mkdirSync(join(badTtlFile, 'dynamodb'));
+    writeFileSync(join(badTtlFile, 'dynamodb', 'bulwark-ttl.json'), '{not json');
+    const lockedStore = dataFolder();
+    const holder = new Level(join(lockedStore, 'dynamodb'));
+    await holder.open();
+    onTestFinished(() => holder.close());
+    // A table file whose end is overwritten: LevelDB opens the store and finds the damage at the first read.
+    const damagedStore = dataFolder();
+    const damaged = new Level(join(damagedStore, 'dynamodb'));
+    await damaged.open();
+    await damaged.put('key', 'value');
+    await damaged.compactRange('a', 'z');
+    await damaged.close();
+    for (const tableFile of readdirSync(join(damagedStore, 'dynamodb')).filter((name) =>
+      name.endsWith('.ldb'),
+    )) {
+      const path = join(damagedStore, 'dynamodb', tableFile);
+      const content = readFileSync(path);
+      content.fill(0, content.length - 8);
+      writeFileSync(path, content);
+    }
+    const cases = [
+      [
+        notAFolder,
+        `npm start: the data folder ${notAFolder} is a file, or inside one; point BULWARK_DATA_DIR at a folder`,
+      ],
+      [
+        damagedStore,
+        `npm start: embedded DynamoDB: ${join(damagedStore, 'dynamodb')} is damaged (Corruption: not an sstable (bad magic number)); move it aside to start with empty tables, or put back a copy`,
+        'npm start: embedded DynamoDB exited (code 1); stopping',
+      ],
+      [
+        badIssuerKey,
+        new RegExp(
+          `^npm start: ${join(badIssuerKey, 'dev-issuer-key.json')} is not JSON \\(.+\\); delete it to make a new key \\(tokens signed with the old one stop verifying\\)$`,
+        ),
+      ],
+      [
+        badTtlFile,
+        new RegExp(
+          `^npm start: embedded DynamoDB could not start: ${join(badTtlFile, 'dynamodb', 'bulwark-ttl.json')} is not JSON \\(.+\\); delete it$`,
+        ),
+      ],
+      [
+        lockedStore,
+        new RegExp(
+          `^npm start: embedded DynamoDB could not start: ${join(lockedStore, 'dynamodb')} is in use by another process \\(IO error: lock ${join(lockedStore, 'dynamodb', 'LOCK')}: .+\\); stop that process first$`,
+        ),
+      ],
+    ] as const;
+    const started = cases.map(([dataDir, ...lines]) => ({
+      dataDir,
+      lines,
+      started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir }),
+    }));
+    for (const { dataDir, lines, started: run } of started) {
+      expect(await run.exited).toBe(1);
+      const errorLines = run
+        .output()
+        .split('\n')
+        .filter((outputLine) => outputLine.startsWith('npm start:'));
+      expect(errorLines).toEqual(
+        lines.map((line) => (typeof line === 'string' ? line : expect.stringMatching(line))),
+      );
+      expect(run.output()).not.toContain('    at ');
+      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    }
   });
 
   it('stops, saying why, when its embedded DynamoDB dies after start-up', async () => {
