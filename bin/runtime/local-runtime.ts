@@ -131,7 +131,10 @@ export interface LocalRuntime {
   readonly bookingEventSweepIntervalMs: number | undefined;
   /** The workers' retry bases the functions got (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC). */
   readonly retryBaseDelaySec: { readonly email: number; readonly webhook: number };
-  /** Stops everything once the sweep in progress and the workers' batches in flight are done. */
+  /**
+   * Stops taking requests at once, then stops everything once the requests in flight (up to the longest
+   * function timeout), the sweep in progress and the workers' batches in flight are done.
+   */
   stop(): Promise<LocalRuntimeStopReport>;
 }
 
@@ -144,6 +147,11 @@ export interface LocalRuntimeStopReport {
 }
 
 class BodyTooLarge extends Error {}
+
+/** Resolves after `ms`, without keeping the process alive for it. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolveDelay) => setTimeout(resolveDelay, ms).unref());
+}
 
 function payloadTooLarge(maxPayloadBytes: number): HttpError {
   return new HttpError(
@@ -298,6 +306,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
         ),
     });
   const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
+  const requestDrainMs = Math.max(...httpFunctionNames.map((name) => httpFunctions[name].timeoutSec)) * 1000;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
     : await startDynamoDbProcess(
@@ -429,7 +438,13 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     }
   };
 
+  // Responses not yet sent: stopping lets them finish, each on a connection it then closes.
+  const responsesInFlight = new Set<ServerResponse>();
+  let draining = false;
   const server: Server = createServer((request, response) => {
+    responsesInFlight.add(response);
+    response.once('close', () => responsesInFlight.delete(response));
+    if (draining) response.setHeader('connection', 'close');
     handleRequest(request, response).catch((error: unknown) => {
       console.error(
         JSON.stringify({ level: 'ERROR', message: 'Local runtime failure', error: String(error) }),
@@ -494,10 +509,21 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     retryBaseDelaySec,
     stop: () => {
       stopped ??= (async () => {
-        // The sweep and the pollers first: a run or batches in flight finish while SQS, the sink and
-        // DynamoDB still answer.
-        await sweepSchedule?.stop();
-        await Promise.all(pollers.map((poller) => poller.stop()));
+        // No new requests from now on. Those in flight, the sweep's run and the workers' batches finish
+        // together, while SQS, the sink and DynamoDB still answer; requests get until the longest
+        // function timeout (a body still arriving then is cut).
+        draining = true;
+        const serverClosed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        server.closeIdleConnections();
+        for (const response of responsesInFlight) {
+          if (!response.headersSent) response.setHeader('connection', 'close');
+        }
+        await Promise.all([
+          Promise.race([serverClosed, delay(requestDrainMs)]),
+          sweepSchedule?.stop(),
+          ...pollers.map((poller) => poller.stop()),
+        ]);
+        server.closeAllConnections();
         sqsClient.destroy();
         const messagesDropped = await sqs.countMessages();
         await stopAll(started);

@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -372,6 +372,31 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
     );
     expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+  });
+
+  it('on Ctrl-C takes no new request but answers one in flight', async () => {
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataFolder() });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
+    // A request whose body is still arriving when Ctrl-C comes.
+    const inFlight = connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => inFlight.once('connect', resolve));
+    let answer = '';
+    inFlight.on('data', (chunk: Buffer) => {
+      answer += chunk.toString();
+    });
+    const answered = new Promise((resolve) => inFlight.once('close', resolve));
+    inFlight.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\n\r\n{`);
+    // Time for the server to read the headers: until then the connection is idle, and closed at once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    started.child.kill('SIGINT');
+    await until(() => started.output().includes('SIGINT: stopping'), 'the stop');
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+    inFlight.write('}');
+    // Answered, then closed by the server: a connection left open would hold the stop up.
+    await answered;
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\nconnection: close\r\n/);
+    expect(await started.exited).toBe(0);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
