@@ -1,5 +1,6 @@
 // `npm start`: runs the whole sample system on 127.0.0.1 with data under .bulwark/.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bookingEventGraceProblem } from '../functions/booking-event-sweeper/environment.js';
 import { routes } from '../functions/routes.js';
@@ -243,6 +244,23 @@ console.log(
   ].join('\n'),
 );
 
-const shutdown = (signal: string) => stop(() => console.log(`\n${signal}: stopping`), 0);
-process.on('SIGINT', () => shutdown('SIGINT'));
-process.on('SIGTERM', () => shutdown('SIGTERM'));
+const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+const running: LocalRuntime = runtime;
+/** The first signal stops once what is in flight is done; a second stops at once, as a signal would. */
+const onSignal = (signal: NodeJS.Signals) => {
+  if (stopping) {
+    console.log(`${signal} again: stopping at once`);
+    running.stopNow();
+    rmSync(pidFile, { force: true });
+    process.exit(128 + constants.signals[signal]);
+  }
+  stop(() => {
+    const { requests, workerBatches } = running.inFlight();
+    console.log(
+      `\n${signal}: stopping; waiting for ${counted(requests, 'request', 'requests')} and ` +
+        `${counted(workerBatches, 'worker batch', 'worker batches')} in flight (Ctrl-C again to stop at once)`,
+    );
+  }, 0);
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);

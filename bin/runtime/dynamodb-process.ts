@@ -20,6 +20,12 @@ export interface StartFailure {
   readonly actionable: boolean;
 }
 
+/** The embedded DynamoDB in its own process. */
+export interface DynamoDbProcess extends LocalDynamoDb {
+  /** Ends the process at once (SIGKILL): requests in progress are cut, what LevelDB logged is kept. */
+  kill(): void;
+}
+
 /**
  * Starts the embedded DynamoDB in a child process (through tsx) and resolves once it listens.
  * The child exits when `stop()` is called or when this process goes away; `onUnexpectedExit` hears of
@@ -28,7 +34,7 @@ export interface StartFailure {
 export function startDynamoDbProcess(
   options: LocalDynamoDbOptions = {},
   onUnexpectedExit?: (exit: ProcessExit) => void,
-): Promise<LocalDynamoDb> {
+): Promise<DynamoDbProcess> {
   const child = fork(serverEntry, [JSON.stringify(options)], {
     cwd: repositoryRoot,
     execArgv: ['--import', 'tsx'],
@@ -68,6 +74,10 @@ export function startDynamoDbProcess(
             stopping = exited;
           }
           return stopping;
+        },
+        kill: () => {
+          stopping ??= exited;
+          child.kill('SIGKILL');
         },
       });
     });

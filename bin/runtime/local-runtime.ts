@@ -136,6 +136,13 @@ export interface LocalRuntime {
    * function timeout), the sweep in progress and the workers' batches in flight are done.
    */
   stop(): Promise<LocalRuntimeStopReport>;
+  /** What `stop()` would wait for now: requests being answered and worker batches being handled. */
+  inFlight(): { readonly requests: number; readonly workerBatches: number };
+  /**
+   * For a caller about to exit without waiting for `stop()`: ends the embedded DynamoDB process at once,
+   * so it does not outlive the caller holding the data folder's store.
+   */
+  stopNow(): void;
 }
 
 export interface LocalRuntimeStopReport {
@@ -476,6 +483,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
   // a time: the host runs each function as one execution environment, so a second batch received now
   // would only wait, its visibility timeout running, where AWS would start another environment.
   const sqsClient = sqs.createClient();
+  let workerBatchesInFlight = 0;
   const pollers = workerNames.map((name) => {
     const worker = workers[name];
     return new QueuePoller({
@@ -484,7 +492,14 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       queueArn: sqs.queueArns[worker.queueName] as string,
       batchSize: worker.batchSize,
       maxConcurrency: 1,
-      invoke: (event) => host.invoke(name, event),
+      invoke: async (event) => {
+        workerBatchesInFlight += 1;
+        try {
+          return await host.invoke(name, event);
+        } finally {
+          workerBatchesInFlight -= 1;
+        }
+      },
       onError: (error) =>
         console.error(
           JSON.stringify({ level: 'ERROR', message: 'Queue poller', worker: name, error: String(error) }),
@@ -531,5 +546,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       })();
       return stopped;
     },
+    inFlight: () => ({ requests: responsesInFlight.size, workerBatches: workerBatchesInFlight }),
+    stopNow: () => ownDynamoDb?.kill(),
   };
 }

@@ -80,6 +80,40 @@ async function dynamoDbProcessOf(started: Started): Promise<number> {
   return Number(stdout.trim());
 }
 
+/**
+ * A GET /health whose body (2 bytes) is sent only in part: `finish()` sends the rest; both resolve with
+ * everything the server sent once it closes the connection.
+ */
+async function requestInFlight(
+  port: number,
+): Promise<{ finish(): Promise<string>; closed: Promise<string> }> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => {
+    answer += chunk.toString();
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(answer)));
+  socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\n\r\n{`);
+  return {
+    finish: () => {
+      socket.write('}');
+      return closed;
+    },
+    closed,
+  };
+}
+
+/** Whether `pid` runs: a zombie (dead, not yet reaped by whoever adopted it) does not. */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 // Under the test's own timeout, so a runtime that never starts fails with this message.
 async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -374,29 +408,30 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
-  it('on Ctrl-C takes no new request but answers one in flight', async () => {
+  it('on Ctrl-C takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataFolder() });
     await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
-    // A request whose body is still arriving when Ctrl-C comes.
-    const inFlight = connect(Number(port), '127.0.0.1');
-    await new Promise((resolve) => inFlight.once('connect', resolve));
-    let answer = '';
-    inFlight.on('data', (chunk: Buffer) => {
-      answer += chunk.toString();
-    });
-    const answered = new Promise((resolve) => inFlight.once('close', resolve));
-    inFlight.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\n\r\n{`);
-    // Time for the server to read the headers: until then the connection is idle, and closed at once.
+    const dynamoDbPid = await dynamoDbProcessOf(started);
+    // Two requests whose bodies are still arriving when Ctrl-C comes.
+    const [first, second] = await Promise.all([0, 1].map(() => requestInFlight(Number(port))));
+    // Time for the server to read the headers: until then a connection is idle, and closed at once.
     await new Promise((resolve) => setTimeout(resolve, 500));
     started.child.kill('SIGINT');
     await until(() => started.output().includes('SIGINT: stopping'), 'the stop');
+    expect(started.output().split('\n')).toContain(
+      'SIGINT: stopping; waiting for 2 requests and 0 worker batches in flight (Ctrl-C again to stop at once)',
+    );
     await expect(fetch(`${url}/health`)).rejects.toThrow();
-    inFlight.write('}');
     // Answered, then closed by the server: a connection left open would hold the stop up.
-    await answered;
-    expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\nconnection: close\r\n/);
-    expect(await started.exited).toBe(0);
+    expect(await first?.finish()).toMatch(/^HTTP\/1\.1 200 OK\r\nconnection: close\r\n/);
+
+    started.child.kill('SIGINT');
+    expect(await started.exited).toBe(130);
+    expect(started.output().split('\n')).toContain('SIGINT again: stopping at once');
+    expect(await second?.closed).toBe('');
+    // Gone with it: a restart finds the data folder's store free.
+    await until(() => !isAlive(dynamoDbPid), 'the embedded DynamoDB to be gone', 1000);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
