@@ -312,6 +312,8 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
           }),
         ),
     });
+  // Before DynamoDB starts: whether its folder already holds data decides if a missing key may be made.
+  const encryptionKey = options.encryptionKey ?? localEncryptionKey(options.dataDir);
   const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
   const requestDrainMs = Math.max(...httpFunctionNames.map((name) => httpFunctions[name].timeoutSec)) * 1000;
   const ownDynamoDb = options.dynamoDbEndpoint
@@ -354,7 +356,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
     // What Lambda sets: Powertools reports a function's first invocation as a cold start only with it.
     AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
-    ENCRYPTION_KEY: options.encryptionKey ?? localEncryptionKey(options.dataDir),
+    ENCRYPTION_KEY: encryptionKey,
     SQS_ENDPOINT: sqs.endpoint,
     EMAIL_QUEUE_URL: sqs.queueUrls[workers['email-worker'].queueName],
     EMAIL_DLQ_URL: sqs.queueUrls[`${workers['email-worker'].queueName}-dlq`],

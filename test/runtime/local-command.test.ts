@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from '../../bin/runtime/local-defaults.js';
+import { localEncryptionKey } from '../../bin/runtime/local-key.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 
 const repositoryRoot = join(import.meta.dirname, '../..');
@@ -45,6 +46,13 @@ interface Started {
 function dataFolder(): string {
   const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
   onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+  return dataDir;
+}
+
+/** A fresh data folder with its encryption key, as one whose tables hold data has (or the start stops there). */
+function dataFolderWithKey(): string {
+  const dataDir = dataFolder();
+  localEncryptionKey(dataDir);
   return dataDir;
 }
 
@@ -325,15 +333,15 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     writeFileSync(notAFolder, '');
     const badIssuerKey = dataFolder();
     writeFileSync(join(badIssuerKey, 'dev-issuer-key.json'), '{not json');
-    const badTtlFile = dataFolder();
+    const badTtlFile = dataFolderWithKey();
     mkdirSync(join(badTtlFile, 'dynamodb'));
     writeFileSync(join(badTtlFile, 'dynamodb', 'bulwark-ttl.json'), '{not json');
-    const lockedStore = dataFolder();
+    const lockedStore = dataFolderWithKey();
     const holder = new Level(join(lockedStore, 'dynamodb'));
     await holder.open();
     onTestFinished(() => holder.close());
     // A table file whose end is overwritten: LevelDB opens the store and finds the damage at the first read.
-    const damagedStore = dataFolder();
+    const damagedStore = dataFolderWithKey();
     const damaged = new Level(join(damagedStore, 'dynamodb'));
     await damaged.open();
     await damaged.put('key', 'value');
