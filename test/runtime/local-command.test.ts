@@ -442,6 +442,46 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     await until(() => !isAlive(dynamoDbPid), 'the embedded DynamoDB to be gone', 1000);
   });
 
+  it('stops, saying so, when the process that started it (tsx) or the one above that (npm) is killed', async () => {
+    // `sh -c '…; :'` waits for its command rather than exec it: one shell stands for tsx, two for npm and tsx.
+    const command = `${process.execPath} --import tsx bin/local.ts; :`;
+    const wrapped = [command, `sh -c '${command}'; :`].map((script) => {
+      const dataDir = dataFolder();
+      const wrapper = spawn('sh', ['-c', script], {
+        cwd: repositoryRoot,
+        env: { ...process.env, PORT: '0', BULWARK_DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // A process group of its own, so that the test's end can kill whatever is left of it.
+        detached: true,
+      });
+      onTestFinished(() => {
+        try {
+          process.kill(-(wrapper.pid as number), 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      });
+      let output = '';
+      for (const stream of [wrapper.stdout, wrapper.stderr]) {
+        stream?.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+        });
+      }
+      // Closed once every process holding it is gone: the runtime too, as it is not the wrapper's child.
+      const ended = new Promise((resolve) => wrapper.stdout?.once('close', resolve));
+      return { wrapper, dataDir, output: () => output, ended };
+    });
+    for (const { wrapper, dataDir, output, ended } of wrapped) {
+      await until(() => output().includes('Ctrl-C stops everything'), 'the runtime');
+      wrapper.kill('SIGKILL');
+      await ended;
+      expect(output().split('\n')).toContain(
+        `npm start: the process that started it (pid ${wrapper.pid}) is gone; stopping`,
+      );
+      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    }
+  });
+
   it('says which port is busy instead of printing a stack trace', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
