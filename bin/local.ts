@@ -1,5 +1,6 @@
 // `npm start`: runs the whole sample system on 127.0.0.1 with data under .bulwark/.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bookingEventGraceProblem } from '../functions/booking-event-sweeper/environment.js';
 import { routes } from '../functions/routes.js';
@@ -8,6 +9,7 @@ import {
   createDataDir,
   defaultDataDir,
   defaultPort,
+  LocalStartError,
   portProblem,
   runtimeEnvironmentPrefix,
 } from './runtime/local-defaults.js';
@@ -93,11 +95,40 @@ fromShell('BOOKING_EVENT_GRACE_SEC', bookingEventGraceProblem);
 fromShell(localFailVariable, localFailProblem);
 const failingFunctions = locallyFailingFunctions();
 
-createDataDir(dataDir);
+/** What to do about `error` if it is a permission denied, as one line naming the file. */
+function permissionProblem(error: unknown): string | undefined {
+  const { code, path } = error as NodeJS.ErrnoException;
+  return (code === 'EACCES' || code === 'EPERM') && path !== undefined
+    ? `permission denied on ${path}; make it yours, or point BULWARK_DATA_DIR at a folder you own`
+    : undefined;
+}
+
+/** What to do about a file-system error on the data folder itself, as one line; undefined for others. */
+function dataFolderProblem(error: unknown): string | undefined {
+  const { code } = error as NodeJS.ErrnoException;
+  return code === 'EEXIST' || code === 'ENOTDIR'
+    ? `the data folder ${dataDir} is a file, or inside one; point BULWARK_DATA_DIR at a folder`
+    : permissionProblem(error);
+}
+
+/** Runs a step on the data folder, stopping with one line on a file-system error it explains. */
+function inDataFolder<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    const problem = dataFolderProblem(error);
+    if (problem !== undefined) fail(problem);
+    throw error;
+  }
+}
+
+inDataFolder(() => createDataDir(dataDir));
 
 // The embedded DynamoDB locks the data folder: a second runtime on it would fail deep inside dynalite.
 const pidFile = join(dataDir, 'runtime.pid');
-const runningPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+const runningPid = inDataFolder(() =>
+  existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined,
+);
 if (
   runningPid !== undefined &&
   Number.isInteger(runningPid) &&
@@ -109,9 +140,31 @@ if (
       `(or delete ${pidFile} if that pid is not an npm start)`,
   );
 }
-writeFileSync(pidFile, String(process.pid));
+inDataFolder(() => writeFileSync(pidFile, String(process.pid)));
 
-let runtime: LocalRuntime;
+let runtime: LocalRuntime | undefined;
+let stopping = false;
+/** Stops the runtime once (after `announce` says why) and exits with `exitCode`. */
+function stop(announce: () => void, exitCode: number): void {
+  if (stopping || runtime === undefined) return;
+  stopping = true;
+  announce();
+  runtime.stop().then(
+    ({ messagesDropped }) => {
+      rmSync(pidFile, { force: true });
+      const dropped = Object.entries(messagesDropped).map(([queue, count]) => `${count} in ${queue}`);
+      if (dropped.length > 0) {
+        console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
+      }
+      process.exit(exitCode);
+    },
+    (error: unknown) => {
+      rmSync(pidFile, { force: true });
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
 try {
   runtime = await startLocalRuntime({
     port,
@@ -121,12 +174,28 @@ try {
       : { bookingEventSweep: { intervalMs: Number(sweepIntervalSec) * 1000 } }),
     emailRetryBaseDelaySec,
     webhookRetryBaseDelaySec,
+    onDynamoDbExit: ({ code, signal }) => {
+      const line = `embedded DynamoDB exited (${signal ? `signal ${signal}` : `code ${code}`}); stopping`;
+      if (runtime === undefined) {
+        rmSync(pidFile, { force: true });
+        fail(line);
+      }
+      // Every route reading a table would answer 503 from now on: stopping says why, once.
+      stop(() => console.error(`npm start: ${line}`), 1);
+    },
   });
 } catch (error) {
   rmSync(pidFile, { force: true });
-  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (code === 'EADDRINUSE') {
     fail(`port ${port} is in use; stop what holds it or pick another, e.g. PORT=3001 npm start`);
   }
+  if (code === 'EACCES' && syscall === 'listen') {
+    fail(`port ${port} is privileged (below 1024: root only); pick another, e.g. PORT=3001 npm start`);
+  }
+  if (error instanceof LocalStartError) fail(error.message);
+  const problem = permissionProblem(error);
+  if (problem !== undefined) fail(problem);
   throw error;
 }
 
@@ -175,26 +244,51 @@ console.log(
   ].join('\n'),
 );
 
-let stopping = false;
-const shutdown = (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  console.log(`\n${signal}: stopping`);
-  runtime.stop().then(
-    ({ messagesDropped }) => {
-      rmSync(pidFile, { force: true });
-      const dropped = Object.entries(messagesDropped).map(([queue, count]) => `${count} in ${queue}`);
-      if (dropped.length > 0) {
-        console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
-      }
-      process.exit(0);
-    },
-    (error: unknown) => {
-      rmSync(pidFile, { force: true });
-      console.error(error);
-      process.exit(1);
-    },
-  );
+const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+const running: LocalRuntime = runtime;
+/** The first signal stops once what is in flight is done; a second stops at once, as a signal would. */
+const onSignal = (signal: NodeJS.Signals) => {
+  if (stopping) {
+    console.log(`${signal} again: stopping at once`);
+    running.stopNow();
+    rmSync(pidFile, { force: true });
+    process.exit(128 + constants.signals[signal]);
+  }
+  stop(() => {
+    const { requests, workerBatches } = running.inFlight();
+    console.log(
+      `\n${signal}: stopping; waiting for ${counted(requests, 'request', 'requests')} and ` +
+        `${counted(workerBatches, 'worker batch', 'worker batches')} in flight (Ctrl-C again to stop at once)`,
+    );
+  }, 0);
 };
-process.on('SIGINT', () => shutdown('SIGINT'));
-process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+/** The parent pid of `pid`, from /proc; undefined without /proc or without that process. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const parent = /^\d+ \(.*\) \S+ (\d+) /s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+    return parent === undefined ? undefined : Number(parent);
+  } catch {
+    return undefined;
+  }
+}
+
+// npm runs tsx, which runs this. Either killed (kill -9: nothing relays a signal) would leave the runtime
+// running, its port and data folder held, with no terminal to Ctrl-C it. A process whose parent dies is
+// adopted, so its parent pid changes: this one's, or its parent's for the process above that.
+const parentPid = process.ppid;
+const grandparentPid = parentOf(parentPid);
+const watchAncestors = setInterval(() => {
+  const gone =
+    process.ppid !== parentPid
+      ? parentPid
+      : grandparentPid !== undefined && parentOf(parentPid) !== grandparentPid
+        ? grandparentPid
+        : undefined;
+  if (gone === undefined) return;
+  clearInterval(watchAncestors);
+  stop(() => console.error(`npm start: the process that started it (pid ${gone}) is gone; stopping`), 1);
+}, 1000);
+watchAncestors.unref();

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
+import { LocalStartError } from './local-defaults.js';
 
 /** Where the runtime serves the dev issuer's keys: `<issuer>/.well-known/jwks.json`, as Cognito does. */
 export const jwksPath = '/.well-known/jwks.json';
@@ -28,10 +29,16 @@ export function createLocalAuth(
   dataDir: string | undefined,
   clientIds?: readonly string[],
 ): LocalAuth {
-  const devIssuer = new DevIssuer({
-    issuer: url,
-    ...(dataDir === undefined ? {} : { keyFile: join(dataDir, devIssuerKeyFileName) }),
-  });
+  const keyFile = dataDir === undefined ? undefined : join(dataDir, devIssuerKeyFileName);
+  let devIssuer: DevIssuer;
+  try {
+    devIssuer = new DevIssuer({ issuer: url, keyFile });
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new LocalStartError(
+      `${keyFile} is not JSON (${error.message}); delete it to make a new key (tokens signed with the old one stop verifying)`,
+    );
+  }
   // Both ends of a signed call run in this process, so fresh secrets per start are all it needs.
   const serviceSecrets = { bookings: { current: randomBytes(32).toString('base64url') } };
   return {

@@ -7,6 +7,12 @@ import { shellWord } from '../../lib/shell-word.js';
 export const defaultPort = 3000;
 
 /**
+ * A start-up failure whose message says what is wrong and what to do (a damaged file in the data folder, the
+ * embedded DynamoDB unable to open its store): `npm start` prints it as one line, not as a stack trace.
+ */
+export class LocalStartError extends Error {}
+
+/**
  * What `PORT` must be, if `value` is not that: a whole number up to 65535, where 0 (any free port, which
  * the banner then names) means something only to `npm start`, not to a command that must reach it.
  */

@@ -20,6 +20,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { LocalStartError } from './local-defaults.js';
 import { refuseUnlessFromAwsClient } from './local-request-guard.js';
 
 export interface LocalDynamoDbOptions {
@@ -59,8 +60,46 @@ interface DynaliteAnswer {
   readonly body: string;
 }
 
-// dynalite is CommonJS without type definitions; this is the one entry point used.
+// dynalite is CommonJS without type definitions.
 const dynalite = createRequire(import.meta.url)('dynalite') as (options: DynaliteOptions) => Server;
+
+/** The LevelDB binding dynalite stores its tables with (a dependency of dynalite's, not of this package). */
+const { Level } = createRequire(createRequire(import.meta.url).resolve('dynalite'))('level') as {
+  Level: new (path: string) => { open(): Promise<void>; close(): Promise<void> };
+};
+
+/** What to do about the LevelDB store at `path` found damaged (`reason`, LevelDB's words). */
+export function damagedStoreProblem(path: string, reason: string): string {
+  return `${path} is damaged (${reason}); move it aside to start with empty tables, or put back a copy`;
+}
+
+/**
+ * Opens the LevelDB store at `path` once before dynalite does: dynalite opens it in the background and
+ * throws a failure to open (a damaged file, another process's lock) from its first request, far from the cause.
+ */
+async function assertStoreOpens(path: string): Promise<void> {
+  const store = new Level(path);
+  try {
+    await store.open();
+  } catch (error) {
+    const cause = (isObject(error) && isObject(error.cause) ? error.cause : error) as { code?: unknown };
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    switch (cause.code) {
+      case 'LEVEL_CORRUPTION':
+        throw new LocalStartError(damagedStoreProblem(path, reason));
+      case 'EEXIST':
+      case 'ENOTDIR':
+        throw new LocalStartError(`${path} is a file, not a folder; move it aside`);
+      case 'LEVEL_LOCKED':
+        throw new LocalStartError(
+          `${path} is in use by another process (${reason}); stop that process first`,
+        );
+      default:
+        throw new LocalStartError(`${path} cannot be opened (${reason})`);
+    }
+  }
+  await store.close();
+}
 
 const TARGET_PREFIX = 'DynamoDB_20120810.';
 const INTERNAL_HEADER = 'x-bulwark-internal';
@@ -333,6 +372,7 @@ function isSigned(req: IncomingMessage): boolean {
  * single-item condition (ReturnValuesOnConditionCheckFailure) added.
  */
 export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
+  if (options.path) await assertStoreOpens(options.path);
   const server = dynalite({
     createTableMs: 0,
     deleteTableMs: 0,
@@ -973,8 +1013,9 @@ export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Pr
 
 async function loadTtlSettings(folder: string | undefined): Promise<Map<string, TtlSetting>> {
   if (!folder) return new Map();
+  const file = join(folder, TTL_FILE);
   try {
-    const saved: unknown = JSON.parse(await readFile(join(folder, TTL_FILE), 'utf8'));
+    const saved: unknown = JSON.parse(await readFile(file, 'utf8'));
     const entries = isObject(saved) && isObject(saved.tables) ? Object.entries(saved.tables) : [];
     return new Map(
       entries.flatMap(([tableName, setting]) =>
@@ -992,6 +1033,10 @@ async function loadTtlSettings(folder: string | undefined): Promise<Map<string, 
     );
   } catch (error) {
     if (isObject(error) && error.code === 'ENOENT') return new Map();
+    if (error instanceof SyntaxError) {
+      // ensureTables sets every table's TTL again at each start, so the file can go.
+      throw new LocalStartError(`${file} is not JSON (${error.message}); delete it`);
+    }
     throw error;
   }
 }

@@ -35,7 +35,7 @@ import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ensureTables } from '../../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../../middleware/store/tables.js';
-import { startDynamoDbProcess } from './dynamodb-process.js';
+import { type ProcessExit, startDynamoDbProcess } from './dynamodb-process.js';
 import { FunctionHost } from './function-host.js';
 import { parseRequestTarget, toHttpApiEvent, writeHttpApiResult } from './http-api-event.js';
 import { createLocalAuth, jwksPath, type LocalAuth } from './local-auth.js';
@@ -94,6 +94,12 @@ export interface LocalRuntimeOptions {
    * @default every 5 minutes (the stack's schedule), with the grace as the process has it, else the function's 60 s
    */
   readonly bookingEventSweep?: BookingEventSweepOptions | false;
+  /**
+   * Called when the embedded DynamoDB process ends without `stop()` (killed, out of memory): from then on
+   * every function that reads a table fails, so the caller should stop the runtime.
+   * @default nothing is called
+   */
+  readonly onDynamoDbExit?: (exit: ProcessExit) => void;
 }
 
 export interface BookingEventSweepOptions {
@@ -125,8 +131,18 @@ export interface LocalRuntime {
   readonly bookingEventSweepIntervalMs: number | undefined;
   /** The workers' retry bases the functions got (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC). */
   readonly retryBaseDelaySec: { readonly email: number; readonly webhook: number };
-  /** Stops everything once the sweep in progress and the workers' batches in flight are done. */
+  /**
+   * Stops taking requests at once, then stops everything once the requests in flight (up to the longest
+   * function timeout), the sweep in progress and the workers' batches in flight are done.
+   */
   stop(): Promise<LocalRuntimeStopReport>;
+  /** What `stop()` would wait for now: requests being answered and worker batches being handled. */
+  inFlight(): { readonly requests: number; readonly workerBatches: number };
+  /**
+   * For a caller about to exit without waiting for `stop()`: ends the embedded DynamoDB process at once,
+   * so it does not outlive the caller holding the data folder's store.
+   */
+  stopNow(): void;
 }
 
 export interface LocalRuntimeStopReport {
@@ -138,6 +154,11 @@ export interface LocalRuntimeStopReport {
 }
 
 class BodyTooLarge extends Error {}
+
+/** Resolves after `ms`, without keeping the process alive for it. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolveDelay) => setTimeout(resolveDelay, ms).unref());
+}
 
 function payloadTooLarge(maxPayloadBytes: number): HttpError {
   return new HttpError(
@@ -291,10 +312,16 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
           }),
         ),
     });
+  // Before DynamoDB starts: whether its folder already holds data decides if a missing key may be made.
+  const encryptionKey = options.encryptionKey ?? localEncryptionKey(options.dataDir);
   const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024;
+  const requestDrainMs = Math.max(...httpFunctionNames.map((name) => httpFunctions[name].timeoutSec)) * 1000;
   const ownDynamoDb = options.dynamoDbEndpoint
     ? undefined
-    : await startDynamoDbProcess(options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {});
+    : await startDynamoDbProcess(
+        options.dataDir ? { path: join(options.dataDir, 'dynamodb') } : {},
+        options.onDynamoDbExit,
+      );
   if (ownDynamoDb) started.push(() => ownDynamoDb.stop());
   const dynamoDbEndpoint = options.dynamoDbEndpoint ?? (ownDynamoDb?.endpoint as string);
 
@@ -329,7 +356,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
     // What Lambda sets: Powertools reports a function's first invocation as a cold start only with it.
     AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
-    ENCRYPTION_KEY: options.encryptionKey ?? localEncryptionKey(options.dataDir),
+    ENCRYPTION_KEY: encryptionKey,
     SQS_ENDPOINT: sqs.endpoint,
     EMAIL_QUEUE_URL: sqs.queueUrls[workers['email-worker'].queueName],
     EMAIL_DLQ_URL: sqs.queueUrls[`${workers['email-worker'].queueName}-dlq`],
@@ -420,7 +447,13 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     }
   };
 
+  // Responses not yet sent: stopping lets them finish, each on a connection it then closes.
+  const responsesInFlight = new Set<ServerResponse>();
+  let draining = false;
   const server: Server = createServer((request, response) => {
+    responsesInFlight.add(response);
+    response.once('close', () => responsesInFlight.delete(response));
+    if (draining) response.setHeader('connection', 'close');
     handleRequest(request, response).catch((error: unknown) => {
       console.error(
         JSON.stringify({ level: 'ERROR', message: 'Local runtime failure', error: String(error) }),
@@ -452,6 +485,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
   // a time: the host runs each function as one execution environment, so a second batch received now
   // would only wait, its visibility timeout running, where AWS would start another environment.
   const sqsClient = sqs.createClient();
+  let workerBatchesInFlight = 0;
   const pollers = workerNames.map((name) => {
     const worker = workers[name];
     return new QueuePoller({
@@ -460,7 +494,14 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       queueArn: sqs.queueArns[worker.queueName] as string,
       batchSize: worker.batchSize,
       maxConcurrency: 1,
-      invoke: (event) => host.invoke(name, event),
+      invoke: async (event) => {
+        workerBatchesInFlight += 1;
+        try {
+          return await host.invoke(name, event);
+        } finally {
+          workerBatchesInFlight -= 1;
+        }
+      },
       onError: (error) =>
         console.error(
           JSON.stringify({ level: 'ERROR', message: 'Queue poller', worker: name, error: String(error) }),
@@ -485,10 +526,21 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     retryBaseDelaySec,
     stop: () => {
       stopped ??= (async () => {
-        // The sweep and the pollers first: a run or batches in flight finish while SQS, the sink and
-        // DynamoDB still answer.
-        await sweepSchedule?.stop();
-        await Promise.all(pollers.map((poller) => poller.stop()));
+        // No new requests from now on. Those in flight, the sweep's run and the workers' batches finish
+        // together, while SQS, the sink and DynamoDB still answer; requests get until the longest
+        // function timeout (a body still arriving then is cut).
+        draining = true;
+        const serverClosed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        server.closeIdleConnections();
+        for (const response of responsesInFlight) {
+          if (!response.headersSent) response.setHeader('connection', 'close');
+        }
+        await Promise.all([
+          Promise.race([serverClosed, delay(requestDrainMs)]),
+          sweepSchedule?.stop(),
+          ...pollers.map((poller) => poller.stop()),
+        ]);
+        server.closeAllConnections();
         sqsClient.destroy();
         const messagesDropped = await sqs.countMessages();
         await stopAll(started);
@@ -496,5 +548,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       })();
       return stopped;
     },
+    inFlight: () => ({ requests: responsesInFlight.size, workerBatches: workerBatchesInFlight }),
+    stopNow: () => ownDynamoDb?.kill(),
   };
 }

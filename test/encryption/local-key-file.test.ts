@@ -1,8 +1,9 @@
 // The local runtime's ENCRYPTION_KEY: generated once into the data folder (owner-only), fresh without one.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LocalStartError } from '../../bin/runtime/local-defaults.js';
 import { encryptionKeyFileName, localEncryptionKey } from '../../bin/runtime/local-key.js';
 import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 
@@ -34,11 +35,29 @@ describe('localEncryptionKey', () => {
     expect(localEncryptionKey(undefined)).not.toBe(key);
   });
 
-  it('refuses a malformed key file with a message naming the file, not the content', () => {
+  it('refuses a malformed key file with a message naming the file, not the content, and the tables with it', () => {
     const folder = dataDir();
     writeFileSync(join(folder, encryptionKeyFileName), 'c2hvcnQ=\n');
     expect(() => localEncryptionKey(folder)).toThrow(
-      `${join(folder, encryptionKeyFileName)} must be base64 of 32 bytes (got 5 bytes); delete it to generate a new key`,
+      new LocalStartError(
+        `${join(folder, encryptionKeyFileName)} must be base64 of 32 bytes (got 5 bytes); put the right key back, ` +
+          `or delete it together with ${join(folder, 'dynamodb')} (the data encrypted with it) to start ` +
+          'with a new key and empty tables',
+      ),
     );
+    expect(readFileSync(join(folder, encryptionKeyFileName), 'utf8')).toBe('c2hvcnQ=\n');
+  });
+
+  it('makes no new key while the tables hold data encrypted with the missing one', () => {
+    const folder = dataDir();
+    mkdirSync(join(folder, 'dynamodb'));
+    writeFileSync(join(folder, 'dynamodb', 'CURRENT'), 'MANIFEST-000002\n');
+    expect(() => localEncryptionKey(folder)).toThrow(
+      new LocalStartError(
+        `${join(folder, encryptionKeyFileName)} is missing, and ${join(folder, 'dynamodb')} holds data encrypted ` +
+          `with it; put the key back, or delete ${join(folder, 'dynamodb')} too to start with empty tables`,
+      ),
+    );
+    expect(existsSync(join(folder, encryptionKeyFileName))).toBe(false);
   });
 });

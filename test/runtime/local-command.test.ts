@@ -1,17 +1,40 @@
 // `npm start`'s entry (bin/local.ts), the commands its banner prints, and its embedded DynamoDB process, run as the user runs them.
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from '../../bin/runtime/local-defaults.js';
+import { localEncryptionKey } from '../../bin/runtime/local-key.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 
 const repositoryRoot = join(import.meta.dirname, '../..');
+
+// dynalite's LevelDB binding, to hold a store's lock as another process would.
+const { Level } = createRequire(createRequire(import.meta.url).resolve('dynalite'))('level') as {
+  Level: new (
+    path: string,
+  ) => {
+    open(): Promise<void>;
+    put(key: string, value: string): Promise<void>;
+    compactRange(start: string, end: string): Promise<void>;
+    close(): Promise<void>;
+  };
+};
 
 interface Started {
   readonly child: ChildProcess;
@@ -23,6 +46,13 @@ interface Started {
 function dataFolder(): string {
   const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
   onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+  return dataDir;
+}
+
+/** A fresh data folder with its encryption key, as one whose tables hold data has (or the start stops there). */
+function dataFolderWithKey(): string {
+  const dataDir = dataFolder();
+  localEncryptionKey(dataDir);
   return dataDir;
 }
 
@@ -45,6 +75,51 @@ function startLocal(env: Record<string, string>): Started {
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => output, exited };
+}
+
+/** The pid of the embedded DynamoDB process `started` forked. */
+async function dynamoDbProcessOf(started: Started): Promise<number> {
+  const { stdout } = await promisify(execFile)('pgrep', [
+    '-P',
+    String(started.child.pid),
+    '-f',
+    'dynamodb-server',
+  ]);
+  return Number(stdout.trim());
+}
+
+/**
+ * A GET /health whose body (2 bytes) is sent only in part: `finish()` sends the rest; both resolve with
+ * everything the server sent once it closes the connection.
+ */
+async function requestInFlight(
+  port: number,
+): Promise<{ finish(): Promise<string>; closed: Promise<string> }> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => {
+    answer += chunk.toString();
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(answer)));
+  socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\n\r\n{`);
+  return {
+    finish: () => {
+      socket.write('}');
+      return closed;
+    },
+    closed,
+  };
+}
+
+/** Whether `pid` runs: a zombie (dead, not yet reaped by whoever adopted it) does not. */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 // Under the test's own timeout, so a runtime that never starts fails with this message.
@@ -251,6 +326,160 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const url = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(started.output())?.[1];
     expect((await fetch(`${url}/bookings`)).status).toBe(503);
     expect((await fetch(`${url}/health`)).status).toBe(200);
+  });
+
+  it('says in one line what is wrong with the data folder, naming the file, instead of a stack trace', async () => {
+    const notAFolder = join(dataFolder(), 'data');
+    writeFileSync(notAFolder, '');
+    const badIssuerKey = dataFolder();
+    writeFileSync(join(badIssuerKey, 'dev-issuer-key.json'), '{not json');
+    const badTtlFile = dataFolderWithKey();
+    mkdirSync(join(badTtlFile, 'dynamodb'));
+    writeFileSync(join(badTtlFile, 'dynamodb', 'bulwark-ttl.json'), '{not json');
+    const lockedStore = dataFolderWithKey();
+    const holder = new Level(join(lockedStore, 'dynamodb'));
+    await holder.open();
+    onTestFinished(() => holder.close());
+    // A table file whose end is overwritten: LevelDB opens the store and finds the damage at the first read.
+    const damagedStore = dataFolderWithKey();
+    const damaged = new Level(join(damagedStore, 'dynamodb'));
+    await damaged.open();
+    await damaged.put('key', 'value');
+    await damaged.compactRange('a', 'z');
+    await damaged.close();
+    for (const tableFile of readdirSync(join(damagedStore, 'dynamodb')).filter((name) =>
+      name.endsWith('.ldb'),
+    )) {
+      const path = join(damagedStore, 'dynamodb', tableFile);
+      const content = readFileSync(path);
+      content.fill(0, content.length - 8);
+      writeFileSync(path, content);
+    }
+    const cases = [
+      [
+        notAFolder,
+        `npm start: the data folder ${notAFolder} is a file, or inside one; point BULWARK_DATA_DIR at a folder`,
+      ],
+      [
+        damagedStore,
+        `npm start: embedded DynamoDB: ${join(damagedStore, 'dynamodb')} is damaged (Corruption: not an sstable (bad magic number)); move it aside to start with empty tables, or put back a copy`,
+        'npm start: embedded DynamoDB exited (code 1); stopping',
+      ],
+      [
+        badIssuerKey,
+        new RegExp(
+          `^npm start: ${join(badIssuerKey, 'dev-issuer-key.json')} is not JSON \\(.+\\); delete it to make a new key \\(tokens signed with the old one stop verifying\\)$`,
+        ),
+      ],
+      [
+        badTtlFile,
+        new RegExp(
+          `^npm start: embedded DynamoDB could not start: ${join(badTtlFile, 'dynamodb', 'bulwark-ttl.json')} is not JSON \\(.+\\); delete it$`,
+        ),
+      ],
+      [
+        lockedStore,
+        new RegExp(
+          `^npm start: embedded DynamoDB could not start: ${join(lockedStore, 'dynamodb')} is in use by another process \\(IO error: lock ${join(lockedStore, 'dynamodb', 'LOCK')}: .+\\); stop that process first$`,
+        ),
+      ],
+    ] as const;
+    const started = cases.map(([dataDir, ...lines]) => ({
+      dataDir,
+      lines,
+      started: startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir }),
+    }));
+    for (const { dataDir, lines, started: run } of started) {
+      expect(await run.exited).toBe(1);
+      const errorLines = run
+        .output()
+        .split('\n')
+        .filter((outputLine) => outputLine.startsWith('npm start:'));
+      expect(errorLines).toEqual(
+        lines.map((line) => (typeof line === 'string' ? line : expect.stringMatching(line))),
+      );
+      expect(run.output()).not.toContain('    at ');
+      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    }
+  });
+
+  it('stops, saying why, when its embedded DynamoDB dies after start-up', async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    const dynamoDbPid = await dynamoDbProcessOf(started);
+    process.kill(dynamoDbPid, 'SIGKILL');
+    expect(await started.exited).toBe(1);
+    expect(started.output().split('\n')).toContain(
+      'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
+    );
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+  });
+
+  it('on Ctrl-C takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataFolder() });
+    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
+    const dynamoDbPid = await dynamoDbProcessOf(started);
+    // Two requests whose bodies are still arriving when Ctrl-C comes.
+    const [first, second] = await Promise.all([0, 1].map(() => requestInFlight(Number(port))));
+    // Time for the server to read the headers: until then a connection is idle, and closed at once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    started.child.kill('SIGINT');
+    await until(() => started.output().includes('SIGINT: stopping'), 'the stop');
+    expect(started.output().split('\n')).toContain(
+      'SIGINT: stopping; waiting for 2 requests and 0 worker batches in flight (Ctrl-C again to stop at once)',
+    );
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+    // Answered, then closed by the server: a connection left open would hold the stop up.
+    expect(await first?.finish()).toMatch(/^HTTP\/1\.1 200 OK\r\nconnection: close\r\n/);
+
+    started.child.kill('SIGINT');
+    expect(await started.exited).toBe(130);
+    expect(started.output().split('\n')).toContain('SIGINT again: stopping at once');
+    expect(await second?.closed).toBe('');
+    // Gone with it: a restart finds the data folder's store free.
+    await until(() => !isAlive(dynamoDbPid), 'the embedded DynamoDB to be gone', 1000);
+  });
+
+  it('stops, saying so, when the process that started it (tsx) or the one above that (npm) is killed', async () => {
+    // `sh -c '…; :'` waits for its command rather than exec it: one shell stands for tsx, two for npm and tsx.
+    const command = `${process.execPath} --import tsx bin/local.ts; :`;
+    const wrapped = [command, `sh -c '${command}'; :`].map((script) => {
+      const dataDir = dataFolder();
+      const wrapper = spawn('sh', ['-c', script], {
+        cwd: repositoryRoot,
+        env: { ...process.env, PORT: '0', BULWARK_DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // A process group of its own, so that the test's end can kill whatever is left of it.
+        detached: true,
+      });
+      onTestFinished(() => {
+        try {
+          process.kill(-(wrapper.pid as number), 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      });
+      let output = '';
+      for (const stream of [wrapper.stdout, wrapper.stderr]) {
+        stream?.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+        });
+      }
+      // Closed once every process holding it is gone: the runtime too, as it is not the wrapper's child.
+      const ended = new Promise((resolve) => wrapper.stdout?.once('close', resolve));
+      return { wrapper, dataDir, output: () => output, ended };
+    });
+    for (const { wrapper, dataDir, output, ended } of wrapped) {
+      await until(() => output().includes('Ctrl-C stops everything'), 'the runtime');
+      wrapper.kill('SIGKILL');
+      await ended;
+      expect(output().split('\n')).toContain(
+        `npm start: the process that started it (pid ${wrapper.pid}) is gone; stopping`,
+      );
+      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    }
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
