@@ -1,8 +1,12 @@
 // Starts one in-memory embedded DynamoDB for the whole suite and creates the shared tables in it.
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { TestProject } from 'vitest/node';
 import { startDynamoDbProcess } from '../bin/runtime/dynamodb-process.js';
+import { defaultTenantId } from '../functions/shared/tenant.js';
+import { subscriptionPk } from '../functions/shared/webhook-subscriptions.js';
+import { webhookEventTypes } from '../functions/webhook-worker/messages.js';
 import { generateEncryptionKey } from '../middleware/encryption/local-key-provider.js';
-import { createDynamoDbClient } from '../middleware/store/client.js';
+import { createDocumentClient, createDynamoDbClient } from '../middleware/store/client.js';
 import { ensureTables } from '../middleware/store/create-tables.js';
 import { appTable, toolkitTable } from '../middleware/store/tables.js';
 import { testTableNames } from './helpers/tables.js';
@@ -25,5 +29,42 @@ export default async function setup(project: TestProject): Promise<() => Promise
   client.destroy();
   project.provide('dynamoDbEndpoint', dynamoDb.endpoint);
   project.provide('encryptionKey', generateEncryptionKey());
-  return () => dynamoDb.stop();
+  return async () => {
+    const leaked = await tenantWideSubscriptionsLeft(dynamoDb.endpoint);
+    await dynamoDb.stop();
+    if (leaked.length > 0) {
+      // Vitest logs a teardown's error but still exits 0: the exit code is set here.
+      console.error(
+        `Test files left tenant-wide webhook endpoints on the shared toolkit table (${leaked.join(', ')}): ` +
+          "they receive every event of the tenant, so other files' webhook queues wait on them. Delete them, " +
+          'or register them in a tenant of their own.',
+      );
+      process.exitCode = 1;
+    }
+  };
+}
+
+/**
+ * The subscriptions of admin and M2M endpoints in the default tenant still on the shared toolkit table. Every
+ * runtime of the suite fans its bookings out to them, so one left at a closed receiver delays other
+ * files' deliveries past their waits.
+ */
+async function tenantWideSubscriptionsLeft(endpoint: string): Promise<string[]> {
+  const documents = createDocumentClient(createDynamoDbClient({ endpoint }));
+  const left: string[] = [];
+  for (const eventType of webhookEventTypes) {
+    const { Items = [] } = await documents.send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :tenantWide)',
+        ExpressionAttributeValues: {
+          ':pk': subscriptionPk(defaultTenantId, eventType),
+          ':tenantWide': 'TENANT#',
+        },
+      }),
+    );
+    left.push(...Items.map((item) => `${eventType} ${String(item.sk)}`));
+  }
+  documents.destroy();
+  return left;
 }

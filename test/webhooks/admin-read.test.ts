@@ -77,12 +77,18 @@ describe('GET /admin/webhooks/{id} of an integration', () => {
     const clientId = `svc-${randomUUID()}`;
     const machine = await api.token({ m2m: true, clientId, scopes: ['webhooks/write', 'bookings/read'] });
     const endpoint = await registerEndpoint(api, machine, `http://127.0.0.1:9/${randomUUID()}`);
-    const response = await api.request('GET', `/admin/webhooks/${endpoint.id}`, {
-      token: await adminToken(),
-    });
-    expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ id: endpoint.id, ownerId: clientId, ownerKind: 'integration' });
-    expect(response.body).not.toHaveProperty('secret');
+    try {
+      const response = await api.request('GET', `/admin/webhooks/${endpoint.id}`, {
+        token: await adminToken(),
+      });
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ id: endpoint.id, ownerId: clientId, ownerKind: 'integration' });
+      expect(response.body).not.toHaveProperty('secret');
+    } finally {
+      // An integration's endpoint receives every booking event of the tenant, which other files' runtimes
+      // share: left at this dead URL, their webhook queues would never drain.
+      await api.request('DELETE', `/webhooks/${endpoint.id}`, { token: machine });
+    }
   });
 });
 
