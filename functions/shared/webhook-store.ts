@@ -13,6 +13,8 @@
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 //   tombstone     pk WH#<endpointId>                     sk TOMBSTONE          deletedAt, expiresAt: +30 days
 //                                                                              (a deleted endpoint's id, not given again)
+//   rotation key  pk WH#<endpointId>                     sk ROTATION#<keyHash> rotatedAt, expiresAt: +24 hours
+//                                                                              (a rotation sent with an Idempotency-Key)
 import { randomBytes } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
@@ -119,11 +121,6 @@ export interface StoredEndpoint extends WebhookEndpoint {
   readonly sealedSecret: SealedSecret;
   /** The secret the last rotation replaced, signed with as well until `previousSecretExpiresAt`. */
   readonly previousSealedSecret?: SealedSecret;
-  /**
-   * The rotation's Idempotency-Key in its scope, hashed ({@link rotationKeyOf}): a retry of the rotation
-   * that made the current secret, after its record was lost, meets it instead of rotating again.
-   */
-  readonly secretRotationKey?: string;
 }
 
 export interface DeliveryAttempt {
@@ -181,6 +178,15 @@ const endpointPkPrefix = 'WH#';
 const endpointKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: endpointSk });
 /** Where a deleted endpoint's tombstone is kept: beside the endpoint item, which the delete removes. */
 const tombstoneKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: tombstoneSk });
+/**
+ * Where a rotation sent with an Idempotency-Key is remembered: beside the endpoint item, under the key's
+ * hash ({@link rotationKeyOf}). A delete leaves it to its TTL: every read of it comes after a read of the
+ * endpoint, which answers 404 first.
+ */
+const rotationKeyMarkerKey = (endpointId: string, rotationKey: string) => ({
+  pk: `${endpointPkPrefix}${endpointId}`,
+  sk: `ROTATION#${rotationKey}`,
+});
 /** The endpoint id an endpoint item's key names; undefined for the key of any other item. */
 const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
   typeof pk === 'string' && pk.startsWith(endpointPkPrefix) && sk === endpointSk
@@ -259,11 +265,25 @@ export class EndpointIdRetiredError extends ConflictError {
 export const previousSecretLifetimeHours = 24;
 
 /**
- * What an endpoint keeps of the Idempotency-Key of the rotation that made its current secret: a hash of
- * the key in its scope (the caller, route and path), never the key.
+ * What is kept of a rotation's Idempotency-Key ({@link WebhookStore.rotationWithKey}): a hash of the key
+ * in its scope (the caller, route and path), never the key.
  */
 export function rotationKeyOf(scopedKey: ScopedIdempotencyKey): string {
   return keyDerivedBytes(scopedKey, 'webhook-secret-rotation', webhookIdBytes).toString('base64url');
+}
+
+/**
+ * How long a rotation's Idempotency-Key is remembered: as long as the secret that rotation replaced is
+ * signed with. Within it, the key's retry never rotates again, which would make the rotation's secret
+ * (never seen, its answer lost) the previous one and stop the secret the receiver knows. After it, that
+ * secret has stopped anyway, and a rotation with the key is a new one.
+ */
+const rotationKeyLifetimeHours = previousSecretLifetimeHours;
+
+/** A rotation made with an Idempotency-Key, as {@link WebhookStore.rotationWithKey} finds it. */
+export interface KeyedRotation {
+  /** The rotation's `secretRotatedAt`. */
+  readonly rotatedAt: string;
 }
 
 /** A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes (the spec asks for 24-64). */
@@ -305,7 +325,6 @@ function toEndpoint(
       purposeBound: item.secretContext === purposeBoundSecretContext,
     },
     ...(typeof item.secretRotatedAt === 'string' ? { secretRotatedAt: item.secretRotatedAt } : {}),
-    ...(typeof item.secretRotationKey === 'string' ? { secretRotationKey: item.secretRotationKey } : {}),
     ...(item.previousSecret === undefined
       ? {}
       : {
@@ -410,15 +429,8 @@ function isOwnedBy(
 
 /** What the API shows of an endpoint: never the secret, nor the worker's bookkeeping. */
 export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): WebhookEndpoint {
-  const {
-    failedDeliveries,
-    failingSince,
-    countKind,
-    sealedSecret,
-    previousSealedSecret,
-    secretRotationKey,
-    ...shown
-  } = endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
+  const { failedDeliveries, failingSince, countKind, sealedSecret, previousSealedSecret, ...shown } =
+    endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
   return shown;
 }
 
@@ -848,12 +860,35 @@ export class WebhookStore {
   }
 
   /**
+   * The rotation made with `rotationKey` ({@link rotationKeyOf}) within {@link rotationKeyLifetimeHours},
+   * or undefined when there is none: the key is unseen, or its marker expired (also while TTL has not
+   * deleted it yet).
+   */
+  async rotationWithKey(
+    endpointId: string,
+    rotationKey: string,
+    now = new Date(),
+  ): Promise<KeyedRotation | undefined> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: rotationKeyMarkerKey(endpointId, rotationKey),
+        ConsistentRead: true,
+      }),
+    );
+    if (Item === undefined || isExpired(Item, now.getTime())) return undefined;
+    return { rotatedAt: requiredString(Item, 'rotatedAt') };
+  }
+
+  /**
    * Gives the endpoint a new signing secret, sealed as registration seals one, and keeps the current one
    * as its previous for {@link previousSecretLifetimeHours} (replacing any previous: deliveries are signed
-   * with two secrets at most). `rotationKey` ({@link rotationKeyOf}) is kept on the endpoint, so a retry
-   * of this rotation can find it. One conditional write on the endpoint as it was read: a rotation that
-   * committed meanwhile fails it with a 409 (nothing written), a delete with a 404. Resolves with the
-   * endpoint as rotated and the new secret in clear, the only time it leaves the store that way.
+   * with two secrets at most). With a `rotationKey` ({@link rotationKeyOf}), the same transaction
+   * remembers the key for {@link rotationKeyLifetimeHours} ({@link rotationWithKey}), whatever rotates
+   * after it, so a retry of this rotation finds it; a marker of the key already there fails it. The
+   * endpoint's write is conditioned on the endpoint as it was read: a rotation that committed meanwhile
+   * fails it with a 409 (nothing written), a delete with a 404. Resolves with the endpoint as rotated and
+   * the new secret in clear, the only time it leaves the store that way.
    */
   async rotateSecret(
     endpoint: StoredEndpoint,
@@ -868,6 +903,7 @@ export class WebhookStore {
       secretContextOf(endpoint, true),
     );
     const { headerField } = this.encryptor;
+    const { tableName } = this.options;
     // The data-key header is written beside the fields, under the name the encryptor was given.
     const sealedHeader = (sealed as Record<string, unknown>)[headerField];
     const replaced = endpoint.sealedSecret;
@@ -884,40 +920,55 @@ export class WebhookStore {
       'previousSecretExpiresAt = :previousExpiresAt',
       'secretRotatedAt = :now',
       ...(replaced.purposeBound ? ['previousSecretContext = :purposeBound'] : []),
-      ...(rotationKey === undefined ? [] : ['secretRotationKey = :rotationKey']),
     ];
-    const removes = [
-      ...(replaced.purposeBound ? [] : ['previousSecretContext']),
-      ...(rotationKey === undefined ? ['secretRotationKey'] : []),
-    ];
+    const rotation = {
+      Update: {
+        TableName: tableName,
+        Key: endpointKey(endpoint.id),
+        UpdateExpression: `SET ${sets.join(', ')}${replaced.purposeBound ? '' : ' REMOVE previousSecretContext'}`,
+        // The secret read is still the current one: of two rotations racing, one wins and the other
+        // never makes the winner's new secret the previous one unseen.
+        ConditionExpression:
+          endpoint.secretRotatedAt === undefined
+            ? 'attribute_exists(pk) AND attribute_not_exists(secretRotatedAt)'
+            : 'attribute_exists(pk) AND secretRotatedAt = :rotatedBefore',
+        ExpressionAttributeNames: { '#header': headerField },
+        ExpressionAttributeValues: {
+          ':secret': sealed.secret,
+          ':header': sealedHeader,
+          ':purposeBound': purposeBoundSecretContext,
+          ':previous': replaced.secret,
+          ':previousHeader': replaced.header,
+          ':previousExpiresAt': previousSecretExpiresAt,
+          ':now': rotatedAt,
+          ...(endpoint.secretRotatedAt === undefined ? {} : { ':rotatedBefore': endpoint.secretRotatedAt }),
+        },
+      },
+    };
+    // Only when and how the key rotated, never a secret.
+    const keyMarker =
+      rotationKey === undefined
+        ? []
+        : [
+            {
+              Put: {
+                TableName: tableName,
+                Item: {
+                  ...rotationKeyMarkerKey(endpoint.id, rotationKey),
+                  rotatedAt,
+                  expiresAt: toEpochSeconds(now.getTime()) + rotationKeyLifetimeHours * 3600,
+                },
+                ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+                ExpressionAttributeValues: { ':now': now.getTime() / 1000 },
+              },
+            },
+          ];
     try {
       await this.options.documentClient.send(
-        new UpdateCommand({
-          TableName: this.options.tableName,
-          Key: endpointKey(endpoint.id),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          // The secret read is still the current one: of two rotations racing, one wins and the other
-          // never makes the winner's new secret the previous one unseen.
-          ConditionExpression:
-            endpoint.secretRotatedAt === undefined
-              ? 'attribute_exists(pk) AND attribute_not_exists(secretRotatedAt)'
-              : 'attribute_exists(pk) AND secretRotatedAt = :rotatedBefore',
-          ExpressionAttributeNames: { '#header': headerField },
-          ExpressionAttributeValues: {
-            ':secret': sealed.secret,
-            ':header': sealedHeader,
-            ':purposeBound': purposeBoundSecretContext,
-            ':previous': replaced.secret,
-            ':previousHeader': replaced.header,
-            ':previousExpiresAt': previousSecretExpiresAt,
-            ':now': rotatedAt,
-            ...(rotationKey === undefined ? {} : { ':rotationKey': rotationKey }),
-            ...(endpoint.secretRotatedAt === undefined ? {} : { ':rotatedBefore': endpoint.secretRotatedAt }),
-          },
-        }),
+        new TransactWriteCommand({ TransactItems: [rotation, ...keyMarker] }),
       );
     } catch (error) {
-      if (!isConditionFailure(error)) throw error;
+      if (!failedConditionIndexes(error)?.length) throw error;
       if (!(await this.getEndpoint(endpoint.id))) {
         throw new NotFoundError(`Webhook endpoint ${endpoint.id} not found`);
       }
@@ -926,10 +977,9 @@ export class WebhookStore {
         { cause: error },
       );
     }
-    const { secretRotationKey: _replacedKey, ...unchanged } = endpoint;
     return {
       endpoint: {
-        ...unchanged,
+        ...endpoint,
         sealedSecret: {
           secret: sealed.secret as EncryptedField<string>,
           header: sealedHeader,
@@ -938,7 +988,6 @@ export class WebhookStore {
         previousSealedSecret: replaced,
         secretRotatedAt: rotatedAt,
         previousSecretExpiresAt,
-        ...(rotationKey === undefined ? {} : { secretRotationKey: rotationKey }),
       },
       secret,
     };

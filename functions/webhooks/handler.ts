@@ -309,8 +309,9 @@ function auditSecretRotated(endpoint: WebhookEndpoint, caller: Principal, correl
 
 /**
  * The answer to a rotation sent again with its Idempotency-Key once the key's record is gone (the first
- * request's write landed but answered too late, a 504): the endpoint's current secret is the one that
- * rotation made, so it is answered again as a replay would, not rotated a second time.
+ * request's write landed but answered too late, a 504), found by the key's marker
+ * ({@link WebhookStore.rotationWithKey}): the secret that rotation made, answered again as a replay would
+ * while it is still the current one, else a 409; never a second rotation.
  */
 async function retriedRotation(
   endpoint: StoredEndpoint,
@@ -428,13 +429,10 @@ export const handler = createHttpFunction(
           const endpoint = await store.getOwnedEndpoint(input.path.id, caller);
           const rotationKey =
             scopedIdempotencyKey === undefined ? undefined : rotationKeyOf(scopedIdempotencyKey);
-          const rotatedAt = endpoint.secretRotatedAt;
-          if (
-            rotatedAt !== undefined &&
-            rotationKey !== undefined &&
-            endpoint.secretRotationKey === rotationKey
-          ) {
-            return retriedRotation(endpoint, rotatedAt, caller, correlationId);
+          const earlier =
+            rotationKey === undefined ? undefined : await store.rotationWithKey(endpoint.id, rotationKey);
+          if (earlier !== undefined) {
+            return retriedRotation(endpoint, earlier.rotatedAt, caller, correlationId);
           }
           const { endpoint: rotated, secret } = await store.rotateSecret(endpoint, rotationKey);
           auditSecretRotated(rotated, caller, correlationId);
