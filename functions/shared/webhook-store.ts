@@ -76,6 +76,14 @@ export type EndpointStatus = (typeof endpointStatuses)[number];
 const disabledReasons = ['gone', 'failing'] as const;
 export type DisabledReason = (typeof disabledReasons)[number];
 
+/**
+ * Why the worker disables an endpoint: a 410, or the disable rule met on the failure streak that counts
+ * the delivery `webhookId` (see {@link WebhookStore.disableEndpoint}).
+ */
+export type DisableCause =
+  | { readonly reason: 'gone' }
+  | { readonly reason: 'failing'; readonly webhookId: string };
+
 export interface WebhookEndpoint {
   readonly id: string;
   readonly tenantId: string;
@@ -1268,14 +1276,13 @@ export class WebhookStore {
   /**
    * Disables an endpoint and its subscriptions (so fan-out stops sending to it) in one transaction.
    * Resolves true only for the call that disabled it: many failing deliveries may race here, and
-   * exactly one of them must notify the owner.
+   * exactly one of them must notify the owner. A `failing` disable also needs the streak it was decided
+   * on to still count its delivery: an enable since ended that streak, and its owner's decision stands
+   * over one the worker made before it.
    */
-  async disableEndpoint(
-    endpoint: StoredEndpoint,
-    reason: DisabledReason,
-    now = new Date(),
-  ): Promise<boolean> {
+  async disableEndpoint(endpoint: StoredEndpoint, cause: DisableCause, now = new Date()): Promise<boolean> {
     const { tableName } = this.options;
+    const { reason } = cause;
     try {
       await this.options.documentClient.send(
         new TransactWriteCommand({
@@ -1286,13 +1293,17 @@ export class WebhookStore {
                 Key: endpointKey(endpoint.id),
                 UpdateExpression: 'SET #status = :disabled, disabledReason = :reason, disabledAt = :now',
                 // Concurrent disables all read `enabled`; the condition lets exactly one through.
-                ConditionExpression: '#status = :enabled',
+                ConditionExpression:
+                  reason === 'failing'
+                    ? '#status = :enabled AND contains(failedWebhookIds, :webhookId)'
+                    : '#status = :enabled',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: {
                   ':disabled': 'disabled',
                   ':enabled': 'enabled',
                   ':reason': reason,
                   ':now': now.toISOString(),
+                  ...(reason === 'failing' ? { ':webhookId': cause.webhookId } : {}),
                 },
               },
             },
