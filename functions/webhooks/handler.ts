@@ -311,7 +311,10 @@ function auditSecretRotated(endpoint: WebhookEndpoint, caller: Principal, correl
  * The answer to a rotation sent again with its Idempotency-Key once the key's record is gone (the first
  * request's write landed but answered too late, a 504), found by the key's marker
  * ({@link WebhookStore.rotationWithKey}): the secret that rotation made, answered again as a replay would
- * while it is still the current one, else a 409; never a second rotation.
+ * while it is still the current one, else a 409; never a second rotation. It is audited apart from the
+ * rotation (`webhook.secret_rotation_replayed`): the first request may have logged its rotation before
+ * its answer was lost, or stopped before, so this line neither counts the rotation twice nor leaves a
+ * secret answered again unlogged.
  */
 async function retriedRotation(
   endpoint: StoredEndpoint,
@@ -320,8 +323,13 @@ async function retriedRotation(
   correlationId: string,
 ) {
   const secret = await rotatedSecretAgain(endpoint, rotatedAt);
-  // The first request stopped before its audit line: the rotation is logged now.
-  auditSecretRotated(endpoint, caller, correlationId);
+  auditLogger.log({
+    eventType: 'webhook.secret_rotation_replayed',
+    outcome: 'success',
+    principal: caller,
+    correlationId,
+    metadata: { endpointId: endpoint.id, ownerKind: endpoint.ownerKind, secretRotatedAt: rotatedAt },
+  });
   return json(200, { ...publicEndpoint(endpoint), secret }, replayedHeader);
 }
 

@@ -322,6 +322,26 @@ describe('retrying a rotation', () => {
     expect((await rotated(token, endpoint.id, randomUUID())).secret).not.toBe(first.secret);
   });
 
+  it('after its record is gone audits the rotation once, and the secret answered again apart', async () => {
+    const { token, endpoint } = await ownerWithEndpoint();
+    const key = randomUUID();
+    const first = (await rotate(token, endpoint.id, key)).body as RotationBody;
+    await loseRecordOf(endpoint.id);
+    expect((await rotate(token, endpoint.id, key)).status).toBe(200);
+    const ours = (eventType: string) =>
+      output
+        .audit()
+        .filter((event) => event.eventType === eventType && event.metadata?.endpointId === endpoint.id);
+    expect(ours('webhook.secret_rotated')).toHaveLength(1);
+    expect(ours('webhook.secret_rotation_replayed')).toEqual([
+      expect.objectContaining({
+        outcome: 'success',
+        metadata: { endpointId: endpoint.id, ownerKind: 'user', secretRotatedAt: first.secretRotatedAt },
+      }),
+    ]);
+    expect(JSON.stringify(output.audit())).not.toContain(first.secret.slice('whsec_'.length));
+  });
+
   it('with its key more than an hour after the rotation is 409, and shows no secret', async () => {
     const sub = `wh-rotate-${randomUUID()}`;
     const token = await api.token({ sub });
