@@ -2,7 +2,7 @@
 //
 // Key layout (toolkit table):
 //   endpoint      pk WH#<endpointId>                     sk ENDPOINT           secretContext: 2 (absent before purposes)
-//                                                                              previousSecret… (after a rotation, see rotateSecret)
+//                                                                              previousSecret…, secretRotationId (after a rotation, see rotateSecret)
 //                                                                              countKind (absent before kinds were counted apart)
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
@@ -13,7 +13,7 @@
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 //   tombstone     pk WH#<endpointId>                     sk TOMBSTONE          deletedAt, expiresAt: +30 days
 //                                                                              (a deleted endpoint's id, not given again)
-//   rotation key  pk WH#<endpointId>                     sk ROTATION#<keyHash> rotatedAt, expiresAt: +24 hours
+//   rotation key  pk WH#<endpointId>                     sk ROTATION#<keyHash> rotationId, rotatedAt, expiresAt: +24 hours
 //                                                                              (a rotation sent with an Idempotency-Key)
 import { randomBytes } from 'node:crypto';
 import {
@@ -129,6 +129,11 @@ export interface StoredEndpoint extends WebhookEndpoint {
   readonly sealedSecret: SealedSecret;
   /** The secret the last rotation replaced, signed with as well until `previousSecretExpiresAt`. */
   readonly previousSealedSecret?: SealedSecret;
+  /**
+   * A random id of the last rotation: unique to it, where two rotations may share a `secretRotatedAt`
+   * (one millisecond), so it is what a rotation is conditioned on and a retry's secret compared with.
+   */
+  readonly secretRotationId?: string;
 }
 
 export interface DeliveryAttempt {
@@ -290,6 +295,8 @@ const rotationKeyLifetimeHours = previousSecretLifetimeHours;
 
 /** A rotation made with an Idempotency-Key, as {@link WebhookStore.rotationWithKey} finds it. */
 export interface KeyedRotation {
+  /** The rotation's `secretRotationId`: its secret is the current one while the endpoint holds it. */
+  readonly rotationId: string;
   /** The rotation's `secretRotatedAt`. */
   readonly rotatedAt: string;
 }
@@ -333,6 +340,7 @@ function toEndpoint(
       purposeBound: item.secretContext === purposeBoundSecretContext,
     },
     ...(typeof item.secretRotatedAt === 'string' ? { secretRotatedAt: item.secretRotatedAt } : {}),
+    ...(typeof item.secretRotationId === 'string' ? { secretRotationId: item.secretRotationId } : {}),
     ...(item.previousSecret === undefined
       ? {}
       : {
@@ -437,8 +445,15 @@ function isOwnedBy(
 
 /** What the API shows of an endpoint: never the secret, nor the worker's bookkeeping. */
 export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): WebhookEndpoint {
-  const { failedDeliveries, failingSince, countKind, sealedSecret, previousSealedSecret, ...shown } =
-    endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
+  const {
+    failedDeliveries,
+    failingSince,
+    countKind,
+    sealedSecret,
+    previousSealedSecret,
+    secretRotationId,
+    ...shown
+  } = endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
   return shown;
 }
 
@@ -885,7 +900,7 @@ export class WebhookStore {
       }),
     );
     if (Item === undefined || isExpired(Item, now.getTime())) return undefined;
-    return { rotatedAt: requiredString(Item, 'rotatedAt') };
+    return { rotationId: requiredString(Item, 'rotationId'), rotatedAt: requiredString(Item, 'rotatedAt') };
   }
 
   /**
@@ -916,6 +931,7 @@ export class WebhookStore {
     const sealedHeader = (sealed as Record<string, unknown>)[headerField];
     const replaced = endpoint.sealedSecret;
     const rotatedAt = now.toISOString();
+    const rotationId = randomBytes(webhookIdBytes).toString('base64url');
     const previousSecretExpiresAt = new Date(
       now.getTime() + previousSecretLifetimeHours * 3_600_000,
     ).toISOString();
@@ -927,6 +943,7 @@ export class WebhookStore {
       'previousSecretHeader = :previousHeader',
       'previousSecretExpiresAt = :previousExpiresAt',
       'secretRotatedAt = :now',
+      'secretRotationId = :rotationId',
       ...(replaced.purposeBound ? ['previousSecretContext = :purposeBound'] : []),
     ];
     const rotation = {
@@ -935,11 +952,12 @@ export class WebhookStore {
         Key: endpointKey(endpoint.id),
         UpdateExpression: `SET ${sets.join(', ')}${replaced.purposeBound ? '' : ' REMOVE previousSecretContext'}`,
         // The secret read is still the current one: of two rotations racing, one wins and the other
-        // never makes the winner's new secret the previous one unseen.
+        // never makes the winner's new secret the previous one unseen. Every rotation writes its id, so
+        // an endpoint read without one was rotated by none since.
         ConditionExpression:
-          endpoint.secretRotatedAt === undefined
-            ? 'attribute_exists(pk) AND attribute_not_exists(secretRotatedAt)'
-            : 'attribute_exists(pk) AND secretRotatedAt = :rotatedBefore',
+          endpoint.secretRotationId === undefined
+            ? 'attribute_exists(pk) AND attribute_not_exists(secretRotationId)'
+            : 'attribute_exists(pk) AND secretRotationId = :rotationBefore',
         ExpressionAttributeNames: { '#header': headerField },
         ExpressionAttributeValues: {
           ':secret': sealed.secret,
@@ -949,7 +967,10 @@ export class WebhookStore {
           ':previousHeader': replaced.header,
           ':previousExpiresAt': previousSecretExpiresAt,
           ':now': rotatedAt,
-          ...(endpoint.secretRotatedAt === undefined ? {} : { ':rotatedBefore': endpoint.secretRotatedAt }),
+          ':rotationId': rotationId,
+          ...(endpoint.secretRotationId === undefined
+            ? {}
+            : { ':rotationBefore': endpoint.secretRotationId }),
         },
       },
     };
@@ -963,6 +984,7 @@ export class WebhookStore {
                 TableName: tableName,
                 Item: {
                   ...rotationKeyMarkerKey(endpoint.id, rotationKey),
+                  rotationId,
                   rotatedAt,
                   expiresAt: toEpochSeconds(now.getTime()) + rotationKeyLifetimeHours * 3600,
                 },
@@ -995,6 +1017,7 @@ export class WebhookStore {
         },
         previousSealedSecret: replaced,
         secretRotatedAt: rotatedAt,
+        secretRotationId: rotationId,
         previousSecretExpiresAt,
       },
       secret,

@@ -425,6 +425,7 @@ describe('retrying a rotation', () => {
     );
     expect(markers?.map(({ pk, sk, ...kept }) => kept)).toEqual([
       {
+        rotationId: expect.stringMatching(/^[\w-]{24}$/),
         rotatedAt: first.secretRotatedAt,
         expiresAt: Math.floor(Date.parse(first.secretRotatedAt) / 1000) + dayMs / 1000,
       },
@@ -441,6 +442,56 @@ describe('retrying a rotation', () => {
     const retry = await rotate(token, endpoint.id, key);
     expect(retry.status).toBe(409);
     expect(await storedEndpoint(endpoint.id)).toEqual(item);
+  });
+
+  it('with its key once another rotation in the same millisecond replaced its secret is 409, record kept or lost', async () => {
+    const sub = `wh-rotate-${randomUUID()}`;
+    const token = await api.token({ sub });
+    const endpoint = await registerEndpoint(api, token, target.url, ['booking.created']);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // The clock stands still: every rotation below has the same secretRotatedAt.
+      vi.setSystemTime(Date.now());
+      const frozenToken = await api.token({ sub });
+      const key = randomUUID();
+      const first = (await rotate(frozenToken, endpoint.id, key)).body as RotationBody;
+      const second = await rotated(frozenToken, endpoint.id);
+      expect(second.secretRotatedAt).toBe(first.secretRotatedAt);
+      const replay = await rotate(frozenToken, endpoint.id, key);
+      await loseRecordOf(endpoint.id);
+      const retry = await rotate(frozenToken, endpoint.id, key);
+      for (const refused of [replay, retry]) {
+        expect(refused.status).toBe(409);
+        expect(refused.text).not.toContain(second.secret.slice('whsec_'.length));
+        expect((refused.body as ProblemBody).detail).toBe(
+          `The signing secret of webhook endpoint ${endpoint.id} was rotated again after the rotation this Idempotency-Key made; its secret is not shown again`,
+        );
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('racing another rotation in the same millisecond, of the secret both read: 409, nothing written', async () => {
+    const { endpoint } = await ownerWithEndpoint();
+    const store = new WebhookStore({
+      documentClient: documents,
+      tableName: testTableNames.toolkit,
+      encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+    });
+    const at = new Date();
+    const initial = await store.getEndpoint(endpoint.id);
+    if (!initial) throw new Error('endpoint not stored');
+    const earlier = await store.rotateSecret(initial, undefined, at);
+    const read = await store.getEndpoint(endpoint.id);
+    if (!read) throw new Error('endpoint not stored');
+    const winner = await store.rotateSecret(read, undefined, at);
+    const item = await storedEndpoint(endpoint.id);
+    await expect(store.rotateSecret(read, undefined, at)).rejects.toThrow(ConflictError);
+    expect(await storedEndpoint(endpoint.id)).toEqual(item);
+    const now = await store.getEndpoint(endpoint.id);
+    if (!now) throw new Error('endpoint not stored');
+    expect(await store.signingSecrets(now)).toEqual([winner.secret, earlier.secret]);
   });
 
   it('racing another rotation of the secret it read: 409, and the winner keeps the secret it replaced', async () => {
