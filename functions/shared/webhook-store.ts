@@ -310,7 +310,8 @@ function newSigningSecret(): string {
  * The endpoint stored under `endpointId`'s key (the id asked for, or the one its key names). Its id is
  * the key's: the item's own `id` is a plain attribute that moves with the sealed secret, so someone who
  * can write the table could copy another endpoint's `id` and secret under this key, and the worker would
- * sign this endpoint's deliveries with that secret. An item whose `id` differs from its key is refused.
+ * sign this endpoint's deliveries with that secret. An item whose `id` differs from its key is refused;
+ * one without an `id` is a record this version cannot read ({@link StoredRecordError}).
  */
 function toEndpoint(
   item: Record<string, unknown>,
@@ -318,7 +319,7 @@ function toEndpoint(
   headerField: string | undefined,
 ): StoredEndpoint {
   return {
-    id: idOfKey(item, endpointId),
+    id: idOfKey(item, endpointId, 'refused'),
     tenantId: requiredString(item, 'tenantId'),
     ownerId: requiredString(item, 'ownerId'),
     ownerKind: oneOf(item, 'ownerKind', endpointOwnerKinds),
@@ -354,14 +355,23 @@ function toEndpoint(
   };
 }
 
-/** The endpoint id of an endpoint item: its key's, and only if the item's own `id` is the same (see {@link toEndpoint}). */
-function idOfKey(item: Record<string, unknown>, endpointId: string | undefined): string {
-  if (endpointId === undefined || item.id !== endpointId) {
+/**
+ * The endpoint id of an endpoint item: its key's, and only if the item's own `id` is the same (see
+ * {@link toEndpoint}). An item without an `id` carries no other endpoint's: `missingId` says whether the
+ * key's id stands alone (what removal needs) or the record is one this version cannot read.
+ */
+function idOfKey(
+  item: Record<string, unknown>,
+  endpointId: string | undefined,
+  missingId: 'refused' | 'keyAlone',
+): string {
+  if (endpointId === undefined || (item.id !== undefined && item.id !== endpointId)) {
     throw new DecryptionError(
       'record_moved',
       `The webhook endpoint item under ${String(item.pk)} carries another id`,
     );
   }
+  if (item.id === undefined && missingId === 'refused') throw new StoredRecordError(item, 'id', 'missing');
   return endpointId;
 }
 
@@ -394,7 +404,8 @@ function toRemovableEndpoint(
   endpointId: string | undefined,
 ): RemovableEndpoint {
   return {
-    id: idOfKey(item, endpointId),
+    // A missing `id` names no other endpoint: the key's is the one removed.
+    id: idOfKey(item, endpointId, 'keyAlone'),
     tenantId: requiredString(item, 'tenantId'),
     ownerId: requiredString(item, 'ownerId'),
     // Which subscription key is the endpoint's, and whether a person or a machine may delete it.
