@@ -2,7 +2,7 @@
 //
 // Key layout (toolkit table):
 //   endpoint      pk WH#<endpointId>                     sk ENDPOINT           secretContext: 2 (absent before purposes)
-//                                                                              previousSecret… (after a rotation, see rotateSecret)
+//                                                                              previousSecret…, secretRotationId (after a rotation, see rotateSecret)
 //                                                                              countKind (absent before kinds were counted apart)
 //                 gsi1pk WH#OWNER#<tenantId>#<ownerId>    gsi1sk <createdAt>#<endpointId>   (an owner's endpoints)
 //   subscription  pk WH#SUB#<tenantId>#<eventType>        sk TENANT#<endpointId>            (admin / M2M owners)
@@ -13,6 +13,8 @@
 //   delivery      pk WH#<endpointId>                     sk DELIVERY#<createdAt>#<webhookId>   expiresAt: +30 days
 //   tombstone     pk WH#<endpointId>                     sk TOMBSTONE          deletedAt, expiresAt: +30 days
 //                                                                              (a deleted endpoint's id, not given again)
+//   rotation key  pk WH#<endpointId>                     sk ROTATION#<keyHash> rotationId, rotatedAt, expiresAt: +24 hours
+//                                                                              (a rotation sent with an Idempotency-Key)
 import { randomBytes } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
@@ -74,6 +76,14 @@ export type EndpointStatus = (typeof endpointStatuses)[number];
 const disabledReasons = ['gone', 'failing'] as const;
 export type DisabledReason = (typeof disabledReasons)[number];
 
+/**
+ * Why the worker disables an endpoint: a 410, or the disable rule met on the failure streak that counts
+ * the delivery `webhookId` (see {@link WebhookStore.disableEndpoint}).
+ */
+export type DisableCause =
+  | { readonly reason: 'gone' }
+  | { readonly reason: 'failing'; readonly webhookId: string };
+
 export interface WebhookEndpoint {
   readonly id: string;
   readonly tenantId: string;
@@ -120,10 +130,10 @@ export interface StoredEndpoint extends WebhookEndpoint {
   /** The secret the last rotation replaced, signed with as well until `previousSecretExpiresAt`. */
   readonly previousSealedSecret?: SealedSecret;
   /**
-   * The rotation's Idempotency-Key in its scope, hashed ({@link rotationKeyOf}): a retry of the rotation
-   * that made the current secret, after its record was lost, meets it instead of rotating again.
+   * A random id of the last rotation: unique to it, where two rotations may share a `secretRotatedAt`
+   * (one millisecond), so it is what a rotation is conditioned on and a retry's secret compared with.
    */
-  readonly secretRotationKey?: string;
+  readonly secretRotationId?: string;
 }
 
 export interface DeliveryAttempt {
@@ -181,6 +191,15 @@ const endpointPkPrefix = 'WH#';
 const endpointKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: endpointSk });
 /** Where a deleted endpoint's tombstone is kept: beside the endpoint item, which the delete removes. */
 const tombstoneKey = (endpointId: string) => ({ pk: `${endpointPkPrefix}${endpointId}`, sk: tombstoneSk });
+/**
+ * Where a rotation sent with an Idempotency-Key is remembered: beside the endpoint item, under the key's
+ * hash ({@link rotationKeyOf}). A delete leaves it to its TTL: every read of it comes after a read of the
+ * endpoint, which answers 404 first.
+ */
+const rotationKeyMarkerKey = (endpointId: string, rotationKey: string) => ({
+  pk: `${endpointPkPrefix}${endpointId}`,
+  sk: `ROTATION#${rotationKey}`,
+});
 /** The endpoint id an endpoint item's key names; undefined for the key of any other item. */
 const endpointIdOfKey = ({ pk, sk }: Record<string, unknown>) =>
   typeof pk === 'string' && pk.startsWith(endpointPkPrefix) && sk === endpointSk
@@ -259,11 +278,27 @@ export class EndpointIdRetiredError extends ConflictError {
 export const previousSecretLifetimeHours = 24;
 
 /**
- * What an endpoint keeps of the Idempotency-Key of the rotation that made its current secret: a hash of
- * the key in its scope (the caller, route and path), never the key.
+ * What is kept of a rotation's Idempotency-Key ({@link WebhookStore.rotationWithKey}): a hash of the key
+ * in its scope (the caller, route and path), never the key.
  */
 export function rotationKeyOf(scopedKey: ScopedIdempotencyKey): string {
   return keyDerivedBytes(scopedKey, 'webhook-secret-rotation', webhookIdBytes).toString('base64url');
+}
+
+/**
+ * How long a rotation's Idempotency-Key is remembered: as long as the secret that rotation replaced is
+ * signed with. Within it, the key's retry never rotates again, which would make the rotation's secret
+ * (never seen, its answer lost) the previous one and stop the secret the receiver knows. After it, that
+ * secret has stopped anyway, and a rotation with the key is a new one.
+ */
+const rotationKeyLifetimeHours = previousSecretLifetimeHours;
+
+/** A rotation made with an Idempotency-Key, as {@link WebhookStore.rotationWithKey} finds it. */
+export interface KeyedRotation {
+  /** The rotation's `secretRotationId`: its secret is the current one while the endpoint holds it. */
+  readonly rotationId: string;
+  /** The rotation's `secretRotatedAt`. */
+  readonly rotatedAt: string;
 }
 
 /** A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes (the spec asks for 24-64). */
@@ -275,7 +310,8 @@ function newSigningSecret(): string {
  * The endpoint stored under `endpointId`'s key (the id asked for, or the one its key names). Its id is
  * the key's: the item's own `id` is a plain attribute that moves with the sealed secret, so someone who
  * can write the table could copy another endpoint's `id` and secret under this key, and the worker would
- * sign this endpoint's deliveries with that secret. An item whose `id` differs from its key is refused.
+ * sign this endpoint's deliveries with that secret. An item whose `id` differs from its key is refused;
+ * one without an `id` is a record this version cannot read ({@link StoredRecordError}).
  */
 function toEndpoint(
   item: Record<string, unknown>,
@@ -283,7 +319,7 @@ function toEndpoint(
   headerField: string | undefined,
 ): StoredEndpoint {
   return {
-    id: idOfKey(item, endpointId),
+    id: idOfKey(item, endpointId, 'refused'),
     tenantId: requiredString(item, 'tenantId'),
     ownerId: requiredString(item, 'ownerId'),
     ownerKind: oneOf(item, 'ownerKind', endpointOwnerKinds),
@@ -305,7 +341,7 @@ function toEndpoint(
       purposeBound: item.secretContext === purposeBoundSecretContext,
     },
     ...(typeof item.secretRotatedAt === 'string' ? { secretRotatedAt: item.secretRotatedAt } : {}),
-    ...(typeof item.secretRotationKey === 'string' ? { secretRotationKey: item.secretRotationKey } : {}),
+    ...(typeof item.secretRotationId === 'string' ? { secretRotationId: item.secretRotationId } : {}),
     ...(item.previousSecret === undefined
       ? {}
       : {
@@ -319,14 +355,23 @@ function toEndpoint(
   };
 }
 
-/** The endpoint id of an endpoint item: its key's, and only if the item's own `id` is the same (see {@link toEndpoint}). */
-function idOfKey(item: Record<string, unknown>, endpointId: string | undefined): string {
-  if (endpointId === undefined || item.id !== endpointId) {
+/**
+ * The endpoint id of an endpoint item: its key's, and only if the item's own `id` is the same (see
+ * {@link toEndpoint}). An item without an `id` carries no other endpoint's: `missingId` says whether the
+ * key's id stands alone (what removal needs) or the record is one this version cannot read.
+ */
+function idOfKey(
+  item: Record<string, unknown>,
+  endpointId: string | undefined,
+  missingId: 'refused' | 'keyAlone',
+): string {
+  if (endpointId === undefined || (item.id !== undefined && item.id !== endpointId)) {
     throw new DecryptionError(
       'record_moved',
       `The webhook endpoint item under ${String(item.pk)} carries another id`,
     );
   }
+  if (item.id === undefined && missingId === 'refused') throw new StoredRecordError(item, 'id', 'missing');
   return endpointId;
 }
 
@@ -359,7 +404,8 @@ function toRemovableEndpoint(
   endpointId: string | undefined,
 ): RemovableEndpoint {
   return {
-    id: idOfKey(item, endpointId),
+    // A missing `id` names no other endpoint: the key's is the one removed.
+    id: idOfKey(item, endpointId, 'keyAlone'),
     tenantId: requiredString(item, 'tenantId'),
     ownerId: requiredString(item, 'ownerId'),
     // Which subscription key is the endpoint's, and whether a person or a machine may delete it.
@@ -416,7 +462,7 @@ export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): Webh
     countKind,
     sealedSecret,
     previousSealedSecret,
-    secretRotationKey,
+    secretRotationId,
     ...shown
   } = endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
   return shown;
@@ -848,12 +894,35 @@ export class WebhookStore {
   }
 
   /**
+   * The rotation made with `rotationKey` ({@link rotationKeyOf}) within {@link rotationKeyLifetimeHours},
+   * or undefined when there is none: the key is unseen, or its marker expired (also while TTL has not
+   * deleted it yet).
+   */
+  async rotationWithKey(
+    endpointId: string,
+    rotationKey: string,
+    now = new Date(),
+  ): Promise<KeyedRotation | undefined> {
+    const { Item } = await this.options.documentClient.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: rotationKeyMarkerKey(endpointId, rotationKey),
+        ConsistentRead: true,
+      }),
+    );
+    if (Item === undefined || isExpired(Item, now.getTime())) return undefined;
+    return { rotationId: requiredString(Item, 'rotationId'), rotatedAt: requiredString(Item, 'rotatedAt') };
+  }
+
+  /**
    * Gives the endpoint a new signing secret, sealed as registration seals one, and keeps the current one
    * as its previous for {@link previousSecretLifetimeHours} (replacing any previous: deliveries are signed
-   * with two secrets at most). `rotationKey` ({@link rotationKeyOf}) is kept on the endpoint, so a retry
-   * of this rotation can find it. One conditional write on the endpoint as it was read: a rotation that
-   * committed meanwhile fails it with a 409 (nothing written), a delete with a 404. Resolves with the
-   * endpoint as rotated and the new secret in clear, the only time it leaves the store that way.
+   * with two secrets at most). With a `rotationKey` ({@link rotationKeyOf}), the same transaction
+   * remembers the key for {@link rotationKeyLifetimeHours} ({@link rotationWithKey}), whatever rotates
+   * after it, so a retry of this rotation finds it; a marker of the key already there fails it. The
+   * endpoint's write is conditioned on the endpoint as it was read: a rotation that committed meanwhile
+   * fails it with a 409 (nothing written), a delete with a 404. Resolves with the endpoint as rotated and
+   * the new secret in clear, the only time it leaves the store that way.
    */
   async rotateSecret(
     endpoint: StoredEndpoint,
@@ -868,10 +937,12 @@ export class WebhookStore {
       secretContextOf(endpoint, true),
     );
     const { headerField } = this.encryptor;
+    const { tableName } = this.options;
     // The data-key header is written beside the fields, under the name the encryptor was given.
     const sealedHeader = (sealed as Record<string, unknown>)[headerField];
     const replaced = endpoint.sealedSecret;
     const rotatedAt = now.toISOString();
+    const rotationId = randomBytes(webhookIdBytes).toString('base64url');
     const previousSecretExpiresAt = new Date(
       now.getTime() + previousSecretLifetimeHours * 3_600_000,
     ).toISOString();
@@ -883,41 +954,62 @@ export class WebhookStore {
       'previousSecretHeader = :previousHeader',
       'previousSecretExpiresAt = :previousExpiresAt',
       'secretRotatedAt = :now',
+      'secretRotationId = :rotationId',
       ...(replaced.purposeBound ? ['previousSecretContext = :purposeBound'] : []),
-      ...(rotationKey === undefined ? [] : ['secretRotationKey = :rotationKey']),
     ];
-    const removes = [
-      ...(replaced.purposeBound ? [] : ['previousSecretContext']),
-      ...(rotationKey === undefined ? ['secretRotationKey'] : []),
-    ];
+    const rotation = {
+      Update: {
+        TableName: tableName,
+        Key: endpointKey(endpoint.id),
+        UpdateExpression: `SET ${sets.join(', ')}${replaced.purposeBound ? '' : ' REMOVE previousSecretContext'}`,
+        // The secret read is still the current one: of two rotations racing, one wins and the other
+        // never makes the winner's new secret the previous one unseen. Every rotation writes its id, so
+        // an endpoint read without one was rotated by none since.
+        ConditionExpression:
+          endpoint.secretRotationId === undefined
+            ? 'attribute_exists(pk) AND attribute_not_exists(secretRotationId)'
+            : 'attribute_exists(pk) AND secretRotationId = :rotationBefore',
+        ExpressionAttributeNames: { '#header': headerField },
+        ExpressionAttributeValues: {
+          ':secret': sealed.secret,
+          ':header': sealedHeader,
+          ':purposeBound': purposeBoundSecretContext,
+          ':previous': replaced.secret,
+          ':previousHeader': replaced.header,
+          ':previousExpiresAt': previousSecretExpiresAt,
+          ':now': rotatedAt,
+          ':rotationId': rotationId,
+          ...(endpoint.secretRotationId === undefined
+            ? {}
+            : { ':rotationBefore': endpoint.secretRotationId }),
+        },
+      },
+    };
+    // Only when and how the key rotated, never a secret.
+    const keyMarker =
+      rotationKey === undefined
+        ? []
+        : [
+            {
+              Put: {
+                TableName: tableName,
+                Item: {
+                  ...rotationKeyMarkerKey(endpoint.id, rotationKey),
+                  rotationId,
+                  rotatedAt,
+                  expiresAt: toEpochSeconds(now.getTime()) + rotationKeyLifetimeHours * 3600,
+                },
+                ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+                ExpressionAttributeValues: { ':now': now.getTime() / 1000 },
+              },
+            },
+          ];
     try {
       await this.options.documentClient.send(
-        new UpdateCommand({
-          TableName: this.options.tableName,
-          Key: endpointKey(endpoint.id),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          // The secret read is still the current one: of two rotations racing, one wins and the other
-          // never makes the winner's new secret the previous one unseen.
-          ConditionExpression:
-            endpoint.secretRotatedAt === undefined
-              ? 'attribute_exists(pk) AND attribute_not_exists(secretRotatedAt)'
-              : 'attribute_exists(pk) AND secretRotatedAt = :rotatedBefore',
-          ExpressionAttributeNames: { '#header': headerField },
-          ExpressionAttributeValues: {
-            ':secret': sealed.secret,
-            ':header': sealedHeader,
-            ':purposeBound': purposeBoundSecretContext,
-            ':previous': replaced.secret,
-            ':previousHeader': replaced.header,
-            ':previousExpiresAt': previousSecretExpiresAt,
-            ':now': rotatedAt,
-            ...(rotationKey === undefined ? {} : { ':rotationKey': rotationKey }),
-            ...(endpoint.secretRotatedAt === undefined ? {} : { ':rotatedBefore': endpoint.secretRotatedAt }),
-          },
-        }),
+        new TransactWriteCommand({ TransactItems: [rotation, ...keyMarker] }),
       );
     } catch (error) {
-      if (!isConditionFailure(error)) throw error;
+      if (!failedConditionIndexes(error)?.length) throw error;
       if (!(await this.getEndpoint(endpoint.id))) {
         throw new NotFoundError(`Webhook endpoint ${endpoint.id} not found`);
       }
@@ -926,10 +1018,9 @@ export class WebhookStore {
         { cause: error },
       );
     }
-    const { secretRotationKey: _replacedKey, ...unchanged } = endpoint;
     return {
       endpoint: {
-        ...unchanged,
+        ...endpoint,
         sealedSecret: {
           secret: sealed.secret as EncryptedField<string>,
           header: sealedHeader,
@@ -937,8 +1028,8 @@ export class WebhookStore {
         },
         previousSealedSecret: replaced,
         secretRotatedAt: rotatedAt,
+        secretRotationId: rotationId,
         previousSecretExpiresAt,
-        ...(rotationKey === undefined ? {} : { secretRotationKey: rotationKey }),
       },
       secret,
     };
@@ -1219,14 +1310,13 @@ export class WebhookStore {
   /**
    * Disables an endpoint and its subscriptions (so fan-out stops sending to it) in one transaction.
    * Resolves true only for the call that disabled it: many failing deliveries may race here, and
-   * exactly one of them must notify the owner.
+   * exactly one of them must notify the owner. A `failing` disable also needs the streak it was decided
+   * on to still count its delivery: an enable since ended that streak, and its owner's decision stands
+   * over one the worker made before it.
    */
-  async disableEndpoint(
-    endpoint: StoredEndpoint,
-    reason: DisabledReason,
-    now = new Date(),
-  ): Promise<boolean> {
+  async disableEndpoint(endpoint: StoredEndpoint, cause: DisableCause, now = new Date()): Promise<boolean> {
     const { tableName } = this.options;
+    const { reason } = cause;
     try {
       await this.options.documentClient.send(
         new TransactWriteCommand({
@@ -1237,13 +1327,17 @@ export class WebhookStore {
                 Key: endpointKey(endpoint.id),
                 UpdateExpression: 'SET #status = :disabled, disabledReason = :reason, disabledAt = :now',
                 // Concurrent disables all read `enabled`; the condition lets exactly one through.
-                ConditionExpression: '#status = :enabled',
+                ConditionExpression:
+                  reason === 'failing'
+                    ? '#status = :enabled AND contains(failedWebhookIds, :webhookId)'
+                    : '#status = :enabled',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: {
                   ':disabled': 'disabled',
                   ':enabled': 'enabled',
                   ':reason': reason,
                   ':now': now.toISOString(),
+                  ...(reason === 'failing' ? { ':webhookId': cause.webhookId } : {}),
                 },
               },
             },

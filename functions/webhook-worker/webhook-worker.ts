@@ -38,12 +38,7 @@ import {
 } from '../shared/queue-worker.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
 import { StoredRecordError } from '../shared/stored-attributes.js';
-import type {
-  DeliveryAttempt,
-  DisabledReason,
-  StoredEndpoint,
-  WebhookStore,
-} from '../shared/webhook-store.js';
+import type { DeliveryAttempt, DisableCause, StoredEndpoint, WebhookStore } from '../shared/webhook-store.js';
 import { webhookEndpointCircuit, workerSuccessEventTypes } from '../workers.js';
 import {
   type PostOutcome,
@@ -829,7 +824,7 @@ export class WebhookWorker {
     try {
       // The endpoint's answer first: if saving the attempt then fails, a 410 still disables the
       // endpoint and a last failed attempt still counts toward the disable rule.
-      if (gone) await this.disable(endpoint, 'gone', correlationId);
+      if (gone) await this.disable(endpoint, { reason: 'gone' }, correlationId);
       else if (last) await this.applyDisableRule(endpoint, message.id, correlationId, now);
       await store.recordAttempt(message, entry, gone || last ? 'failed' : 'pending');
     } catch (saveError) {
@@ -891,18 +886,15 @@ export class WebhookWorker {
       streak.failedDeliveries >= this.rule.afterFailedDeliveries ||
       failingMs >= this.rule.afterFailingHours * 3_600_000
     ) {
-      await this.disable(endpoint, 'failing', correlationId);
+      await this.disable(endpoint, { reason: 'failing', webhookId }, correlationId);
     }
   }
 
-  private async disable(
-    endpoint: StoredEndpoint,
-    reason: DisabledReason,
-    correlationId: string,
-  ): Promise<void> {
+  private async disable(endpoint: StoredEndpoint, cause: DisableCause, correlationId: string): Promise<void> {
     const { store, observability, alerts } = this.options;
+    const { reason } = cause;
     // Only the call that disabled it alerts: concurrent failures of one endpoint send one email.
-    if (!(await store.disableEndpoint(endpoint, reason))) return;
+    if (!(await store.disableEndpoint(endpoint, cause))) return;
     recordMetric(observability.metrics, 'WebhookEndpointDisabled');
     observability.logger.warn('Webhook endpoint disabled', {
       correlation_id: correlationId,

@@ -31,6 +31,7 @@ import {
   EndpointIdRetiredError,
   EndpointIdTakenError,
   endpointIdFor,
+  type KeyedRotation,
   type NewEndpoint,
   ownerKindOf,
   publicEndpoint,
@@ -239,16 +240,21 @@ interface Rotation {
 
 /**
  * The secret a rotation made, read again to answer its retry: only while it is still the endpoint's
- * current one and within {@link registrationReplaySec} of the rotation, as a registration's secret is
- * shown again. Later, or once another rotation replaced it, a 409: a secret that is no longer the one
- * deliveries are signed with first is not handed out.
+ * current one (its rotation id, unique where two rotations may share a millisecond) and within
+ * {@link registrationReplaySec} of the rotation, as a registration's secret is shown again. Later, once
+ * another rotation replaced it, or when the key's marker is gone (a record written before markers were),
+ * a 409: a secret that is no longer the one deliveries are signed with first is not handed out.
  */
-async function rotatedSecretAgain(endpoint: StoredEndpoint, rotatedAt: string): Promise<string> {
-  if (endpoint.secretRotatedAt !== rotatedAt) {
+async function rotatedSecretAgain(
+  endpoint: StoredEndpoint,
+  rotation: KeyedRotation | undefined,
+): Promise<string> {
+  if (rotation === undefined || endpoint.secretRotationId !== rotation.rotationId) {
     throw new ConflictError(
       `The signing secret of webhook endpoint ${endpoint.id} was rotated again after the rotation this Idempotency-Key made; its secret is not shown again`,
     );
   }
+  const { rotatedAt } = rotation;
   if (Date.now() - Date.parse(rotatedAt) > registrationReplaySec * 1000) {
     throw new ConflictError(
       `The signing secret of webhook endpoint ${endpoint.id} was rotated with this Idempotency-Key at ${rotatedAt}; it is shown again only within ${registrationReplaySec / 60} minutes of the rotation. To get a new secret, rotate with a new key`,
@@ -269,7 +275,13 @@ const rotationAnswer: StoredAnswer = {
   fromRecord: async (kept, request) => {
     const rotated = JSON.parse(kept.body as string) as Rotation;
     const endpoint = await store.getOwnedEndpoint(rotated.id, callerOf(request.context.principal));
-    const secret = await rotatedSecretAgain(endpoint, rotated.secretRotatedAt);
+    const { scopedIdempotencyKey } = request.context;
+    // A replay is only ever of a request with a key; the record names no rotation id, the key's marker does.
+    const rotation =
+      scopedIdempotencyKey === undefined
+        ? undefined
+        : await store.rotationWithKey(endpoint.id, rotationKeyOf(scopedIdempotencyKey));
+    const secret = await rotatedSecretAgain(endpoint, rotation);
     return { ...kept, body: JSON.stringify({ ...rotated, secret }) };
   },
 };
@@ -309,18 +321,27 @@ function auditSecretRotated(endpoint: WebhookEndpoint, caller: Principal, correl
 
 /**
  * The answer to a rotation sent again with its Idempotency-Key once the key's record is gone (the first
- * request's write landed but answered too late, a 504): the endpoint's current secret is the one that
- * rotation made, so it is answered again as a replay would, not rotated a second time.
+ * request's write landed but answered too late, a 504), found by the key's marker
+ * ({@link WebhookStore.rotationWithKey}): the secret that rotation made, answered again as a replay would
+ * while it is still the current one, else a 409; never a second rotation. It is audited apart from the
+ * rotation (`webhook.secret_rotation_replayed`): the first request may have logged its rotation before
+ * its answer was lost, or stopped before, so this line neither counts the rotation twice nor leaves a
+ * secret answered again unlogged.
  */
 async function retriedRotation(
   endpoint: StoredEndpoint,
-  rotatedAt: string,
+  rotation: KeyedRotation,
   caller: Principal,
   correlationId: string,
 ) {
-  const secret = await rotatedSecretAgain(endpoint, rotatedAt);
-  // The first request stopped before its audit line: the rotation is logged now.
-  auditSecretRotated(endpoint, caller, correlationId);
+  const secret = await rotatedSecretAgain(endpoint, rotation);
+  auditLogger.log({
+    eventType: 'webhook.secret_rotation_replayed',
+    outcome: 'success',
+    principal: caller,
+    correlationId,
+    metadata: { endpointId: endpoint.id, ownerKind: endpoint.ownerKind, secretRotatedAt: rotation.rotatedAt },
+  });
   return json(200, { ...publicEndpoint(endpoint), secret }, replayedHeader);
 }
 
@@ -428,13 +449,10 @@ export const handler = createHttpFunction(
           const endpoint = await store.getOwnedEndpoint(input.path.id, caller);
           const rotationKey =
             scopedIdempotencyKey === undefined ? undefined : rotationKeyOf(scopedIdempotencyKey);
-          const rotatedAt = endpoint.secretRotatedAt;
-          if (
-            rotatedAt !== undefined &&
-            rotationKey !== undefined &&
-            endpoint.secretRotationKey === rotationKey
-          ) {
-            return retriedRotation(endpoint, rotatedAt, caller, correlationId);
+          const earlier =
+            rotationKey === undefined ? undefined : await store.rotationWithKey(endpoint.id, rotationKey);
+          if (earlier !== undefined) {
+            return retriedRotation(endpoint, earlier, caller, correlationId);
           }
           const { endpoint: rotated, secret } = await store.rotateSecret(endpoint, rotationKey);
           auditSecretRotated(rotated, caller, correlationId);

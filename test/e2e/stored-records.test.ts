@@ -367,6 +367,39 @@ describe('a webhook endpoint record this version cannot read', () => {
     expect(output.lines().join('\n')).not.toContain('paused');
   });
 
+  it('without its id is listed by the id of its key, a 500 naming it when read, and deleted by its owner', async () => {
+    const { ownerId, token } = await newOwner();
+    const readable = await newEndpoint(token);
+    const id = await newEndpoint(token);
+    await rewrite(id, ({ id: _dropped, ...rest }) => rest);
+    output.clear();
+    const listed = await api.request('GET', '/webhooks', { token });
+    expect(listed.status).toBe(200);
+    const items = (listed.body as { items: { id: string }[] }).items;
+    expect(items.filter((item) => item.id !== readable)).toEqual([{ id, unreadable: 'missing id' }]);
+    expect(items.find((item) => item.id === readable)).toMatchObject({ status: 'enabled' });
+    output.clear();
+    expectStoredRecordFault(
+      await api.request('GET', `/webhooks/${id}`, { token }),
+      missing(`WH#${id}/ENDPOINT`, 'id'),
+    );
+    expect((await api.request('DELETE', `/webhooks/${id}`, { token })).status).toBe(204);
+    expect((await api.request('DELETE', `/webhooks/${readable}`, { token })).status).toBe(204);
+    await expectRemoved(id, ownerId, ['booking.created']);
+  });
+
+  it("carrying another endpoint's id is refused for removal too, and stays", async () => {
+    const { token } = await newOwner();
+    const other = await newEndpoint(token);
+    const id = await newEndpoint(token);
+    await rewrite(id, (item) => ({ ...item, id: other }));
+    const before = await stored('toolkit', endpointKey(id));
+    const refused = await api.request('DELETE', `/webhooks/${id}`, { token });
+    expect(refused.status).toBe(500);
+    expect(refused.body).toMatchObject({ code: 'DECRYPTION_FAILED' });
+    expect(await stored('toolkit', endpointKey(id))).toEqual(before);
+  });
+
   it("leaves its owner's DELETE /admin/users/{id} to delete the user and every endpoint", async () => {
     const created = await api.request('POST', '/users', {
       body: { email: `unreadable-hook-${randomUUID()}@example.com`, name: 'Hook Owner' },

@@ -89,7 +89,8 @@ async function disabledEndpoint(reason: DisabledReason) {
   }
   const endpoint = await store.getEndpoint(registered.id);
   if (!endpoint) throw new Error('endpoint not stored');
-  expect(await store.disableEndpoint(endpoint, reason)).toBe(true);
+  const cause = reason === 'failing' ? { reason, webhookId: 'msg_failed4' } : { reason };
+  expect(await store.disableEndpoint(endpoint, cause)).toBe(true);
   return { ownerId, token, endpoint: registered };
 }
 
@@ -148,6 +149,31 @@ describe('POST /webhooks/{id}/enable', () => {
       failedDeliveries: 1,
       failingSince: now.toISOString(),
     });
+  });
+
+  it('wins over a disable for failing the worker decided before it: the streak it ended no longer counts', async () => {
+    const ownerId = `wh-enable-${randomUUID()}`;
+    const token = await api.token({ sub: ownerId });
+    const registered = await registerEndpoint(api, token, target.url);
+    // The worker read the endpoint while it was enabled; another delivery's 410 then disabled it.
+    const workerRead = await store.getEndpoint(registered.id);
+    if (!workerRead) throw new Error('endpoint not stored');
+    expect(await store.disableEndpoint(workerRead, { reason: 'gone' })).toBe(true);
+    // The worker's delivery failed for good as the fifth of a streak: the rule is met ...
+    for (let failure = 0; failure < 5; failure += 1) {
+      await store.noteFailedDelivery(registered.id, `msg_streak${failure}`);
+    }
+    // ... the owner enables the endpoint, and the worker's disable lands after.
+    expect((await api.request('POST', `/webhooks/${registered.id}/enable`, { token })).status).toBe(200);
+    const item = await storedEndpoint(registered.id);
+    expect(await store.disableEndpoint(workerRead, { reason: 'failing', webhookId: 'msg_streak4' })).toBe(
+      false,
+    );
+    expect(await storedEndpoint(registered.id)).toEqual(item);
+    expect(item.status).toBe('enabled');
+    expect(await subscriptionStatuses(ownerId, registered.id)).toEqual(['enabled', 'enabled']);
+    // A 410 after the enable still disables it.
+    expect(await store.disableEndpoint(workerRead, { reason: 'gone' })).toBe(true);
   });
 
   it('answers an enabled endpoint 200 with its view, and changes and audits nothing', async () => {

@@ -237,7 +237,7 @@ describe('webhook fan-out', () => {
     });
     const stored = await store.getEndpoint(endpoint.id);
     if (!stored) throw new Error('endpoint missing');
-    await store.disableEndpoint(stored, 'failing');
+    await store.disableEndpoint(stored, { reason: 'gone' });
     const { fanOut } = setup();
     expect(
       await fanOut.publish({ type: 'user.registered', tenantId, subjectUserId: 'u-1', data: {} }, undefined),

@@ -1,7 +1,7 @@
 // Rotating an endpoint's signing secret keeps its id: the old secret is signed with beside the new one
 // for a day (Standard Webhooks' several signatures), the new one is shown once, retries rotate once.
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
@@ -328,6 +328,26 @@ describe('retrying a rotation', () => {
     expect((await rotated(token, endpoint.id, randomUUID())).secret).not.toBe(first.secret);
   });
 
+  it('after its record is gone audits the rotation once, and the secret answered again apart', async () => {
+    const { token, endpoint } = await ownerWithEndpoint();
+    const key = randomUUID();
+    const first = (await rotate(token, endpoint.id, key)).body as RotationBody;
+    await loseRecordOf(endpoint.id);
+    expect((await rotate(token, endpoint.id, key)).status).toBe(200);
+    const ours = (eventType: string) =>
+      output
+        .audit()
+        .filter((event) => event.eventType === eventType && event.metadata?.endpointId === endpoint.id);
+    expect(ours('webhook.secret_rotated')).toHaveLength(1);
+    expect(ours('webhook.secret_rotation_replayed')).toEqual([
+      expect.objectContaining({
+        outcome: 'success',
+        metadata: { endpointId: endpoint.id, ownerKind: 'user', secretRotatedAt: first.secretRotatedAt },
+      }),
+    ]);
+    expect(JSON.stringify(output.audit())).not.toContain(first.secret.slice('whsec_'.length));
+  });
+
   it('with its key more than an hour after the rotation is 409, and shows no secret', async () => {
     const sub = `wh-rotate-${randomUUID()}`;
     const token = await api.token({ sub });
@@ -350,6 +370,27 @@ describe('retrying a rotation', () => {
     }
   });
 
+  it('with its key once the secret it replaced stopped signing (24 hours) is a new rotation', async () => {
+    const sub = `wh-rotate-${randomUUID()}`;
+    const token = await api.token({ sub });
+    const endpoint = await registerEndpoint(api, token, target.url, ['booking.created']);
+    const key = randomUUID();
+    const first = (await rotate(token, endpoint.id, key)).body as RotationBody;
+    await loseRecordOf(endpoint.id);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.parse(first.secretRotatedAt) + dayMs);
+      const retry = await rotate(await api.token({ sub }), endpoint.id, key);
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('idempotent-replayed')).toBeNull();
+      const second = retry.body as RotationBody;
+      expect(second.secret).not.toBe(first.secret);
+      expect(second.secretRotatedAt).toBe(new Date(Date.parse(first.secretRotatedAt) + dayMs).toISOString());
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('with its key once another rotation replaced its secret is 409, and shows no secret', async () => {
     const { token, endpoint } = await ownerWithEndpoint();
     const key = randomUUID();
@@ -362,6 +403,101 @@ describe('retrying a rotation', () => {
     expect((retry.body as ProblemBody).detail).toBe(
       `The signing secret of webhook endpoint ${endpoint.id} was rotated again after the rotation this Idempotency-Key made; its secret is not shown again`,
     );
+  });
+
+  it('with its key after its record is gone and a rotation without a key since: 409, and rotates nothing', async () => {
+    const { token, endpoint } = await ownerWithEndpoint();
+    const key = randomUUID();
+    const first = (await rotate(token, endpoint.id, key)).body as RotationBody;
+    await loseRecordOf(endpoint.id);
+    const other = await rotated(token, endpoint.id);
+    const item = await storedEndpoint(endpoint.id);
+    const retry = await rotate(token, endpoint.id, key);
+    expect(retry.status).toBe(409);
+    expect(retry.text).not.toContain(first.secret.slice('whsec_'.length));
+    expect(retry.text).not.toContain(other.secret.slice('whsec_'.length));
+    expect((retry.body as ProblemBody).detail).toBe(
+      `The signing secret of webhook endpoint ${endpoint.id} was rotated again after the rotation this Idempotency-Key made; its secret is not shown again`,
+    );
+    expect(await storedEndpoint(endpoint.id)).toEqual(item);
+    // What remembers the key holds when it rotated, never a secret.
+    const { Items: markers } = await documents.send(
+      new QueryCommand({
+        TableName: testTableNames.toolkit,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :rotation)',
+        ExpressionAttributeValues: { ':pk': `WH#${endpoint.id}`, ':rotation': 'ROTATION#' },
+        ConsistentRead: true,
+      }),
+    );
+    expect(markers?.map(({ pk, sk, ...kept }) => kept)).toEqual([
+      {
+        rotationId: expect.stringMatching(/^[\w-]{24}$/),
+        rotatedAt: first.secretRotatedAt,
+        expiresAt: Math.floor(Date.parse(first.secretRotatedAt) / 1000) + dayMs / 1000,
+      },
+    ]);
+  });
+
+  it('with its key after its record is gone and a rotation with another key since: 409, and rotates nothing', async () => {
+    const { token, endpoint } = await ownerWithEndpoint();
+    const key = randomUUID();
+    await rotate(token, endpoint.id, key);
+    await loseRecordOf(endpoint.id);
+    await rotated(token, endpoint.id, randomUUID());
+    const item = await storedEndpoint(endpoint.id);
+    const retry = await rotate(token, endpoint.id, key);
+    expect(retry.status).toBe(409);
+    expect(await storedEndpoint(endpoint.id)).toEqual(item);
+  });
+
+  it('with its key once another rotation in the same millisecond replaced its secret is 409, record kept or lost', async () => {
+    const sub = `wh-rotate-${randomUUID()}`;
+    const token = await api.token({ sub });
+    const endpoint = await registerEndpoint(api, token, target.url, ['booking.created']);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // The clock stands still: every rotation below has the same secretRotatedAt.
+      vi.setSystemTime(Date.now());
+      const frozenToken = await api.token({ sub });
+      const key = randomUUID();
+      const first = (await rotate(frozenToken, endpoint.id, key)).body as RotationBody;
+      const second = await rotated(frozenToken, endpoint.id);
+      expect(second.secretRotatedAt).toBe(first.secretRotatedAt);
+      const replay = await rotate(frozenToken, endpoint.id, key);
+      await loseRecordOf(endpoint.id);
+      const retry = await rotate(frozenToken, endpoint.id, key);
+      for (const refused of [replay, retry]) {
+        expect(refused.status).toBe(409);
+        expect(refused.text).not.toContain(second.secret.slice('whsec_'.length));
+        expect((refused.body as ProblemBody).detail).toBe(
+          `The signing secret of webhook endpoint ${endpoint.id} was rotated again after the rotation this Idempotency-Key made; its secret is not shown again`,
+        );
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('racing another rotation in the same millisecond, of the secret both read: 409, nothing written', async () => {
+    const { endpoint } = await ownerWithEndpoint();
+    const store = new WebhookStore({
+      documentClient: documents,
+      tableName: testTableNames.toolkit,
+      encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+    });
+    const at = new Date();
+    const initial = await store.getEndpoint(endpoint.id);
+    if (!initial) throw new Error('endpoint not stored');
+    const earlier = await store.rotateSecret(initial, undefined, at);
+    const read = await store.getEndpoint(endpoint.id);
+    if (!read) throw new Error('endpoint not stored');
+    const winner = await store.rotateSecret(read, undefined, at);
+    const item = await storedEndpoint(endpoint.id);
+    await expect(store.rotateSecret(read, undefined, at)).rejects.toThrow(ConflictError);
+    expect(await storedEndpoint(endpoint.id)).toEqual(item);
+    const now = await store.getEndpoint(endpoint.id);
+    if (!now) throw new Error('endpoint not stored');
+    expect(await store.signingSecrets(now)).toEqual([winner.secret, earlier.secret]);
   });
 
   it('racing another rotation of the secret it read: 409, and the winner keeps the secret it replaced', async () => {

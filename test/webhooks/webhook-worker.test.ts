@@ -646,7 +646,7 @@ describe('an attempt', () => {
     const disabled = await endpointAt(target.url);
     const stored = await store.getEndpoint(disabled.id);
     if (!stored) throw new Error('endpoint missing');
-    expect(await store.disableEndpoint(stored, 'gone')).toBe(true);
+    expect(await store.disableEndpoint(stored, { reason: 'gone' })).toBe(true);
     const before = target.received.length;
     expect(await run(await record(messageFor(disabled.id, disabled.tenantId)))).toEqual({
       batchItemFailures: [],
@@ -721,7 +721,7 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(target.url);
     const stored = await store.getEndpoint(endpoint.id);
     if (!stored) throw new Error('endpoint missing');
-    expect(await store.disableEndpoint(stored, 'failing')).toBe(true);
+    expect(await store.disableEndpoint(stored, { reason: 'gone' })).toBe(true);
     const { run } = setup();
     const earlier = {
       ...messageFor(endpoint.id, endpoint.tenantId),
@@ -1676,7 +1676,7 @@ describe('the toolkit table refusing connections before the POST', () => {
     const endpoint = await endpointAt(target.url);
     const stored = await store.getEndpoint(endpoint.id);
     if (!stored) throw new Error('endpoint missing');
-    expect(await store.disableEndpoint(stored, 'gone')).toBe(true);
+    expect(await store.disableEndpoint(stored, { reason: 'gone' })).toBe(true);
     const { outage, store: partlyDown } = refusedDisabledMarks();
     const { run, audits, metrics, logger } = setup({ store: partlyDown });
     const recorded = vi.spyOn(metrics, 'addMetric');
