@@ -609,6 +609,25 @@ const maxCountGuesses = 6;
  * const store = new WebhookStore({ documentClient, tableName, encryptor });
  * const { endpoint, secret } = await store.createEndpoint(principal, { url, eventTypes: ['booking.created'] });
  */
+/** The write that stores the endpoint's subscription to `eventType`, enabled: what fan-out finds. */
+function enabledSubscriptionPut(
+  tableName: string,
+  endpoint: Pick<WebhookEndpoint, 'id' | 'tenantId' | 'ownerId' | 'ownerKind'>,
+  eventType: WebhookEventType,
+) {
+  return {
+    Put: {
+      TableName: tableName,
+      Item: {
+        pk: subscriptionPk(endpoint.tenantId, eventType),
+        sk: subscriptionSk(endpoint),
+        endpointId: endpoint.id,
+        status: 'enabled',
+      },
+    },
+  };
+}
+
 export class WebhookStore {
   constructor(private readonly options: WebhookStoreOptions) {}
 
@@ -709,17 +728,7 @@ export class WebhookStore {
             ExpressionAttributeValues: { ':now': now.getTime() / 1000 },
           },
         },
-        ...endpoint.eventTypes.map((eventType) => ({
-          Put: {
-            TableName: tableName,
-            Item: {
-              pk: subscriptionPk(endpoint.tenantId, eventType),
-              sk: subscriptionSk(endpoint),
-              endpointId: endpoint.id,
-              status: 'enabled',
-            },
-          },
-        })),
+        ...endpoint.eventTypes.map((eventType) => enabledSubscriptionPut(tableName, endpoint, eventType)),
       ],
     });
     try {
@@ -1060,17 +1069,9 @@ export class WebhookStore {
                 ExpressionAttributeValues: { ':enabled': 'enabled', ':disabled': 'disabled' },
               },
             },
-            ...endpoint.eventTypes.map((eventType) => ({
-              Update: {
-                TableName: tableName,
-                Key: { pk: subscriptionPk(endpoint.tenantId, eventType), sk: subscriptionSk(endpoint) },
-                UpdateExpression: 'SET #status = :enabled',
-                // An endpoint deleted meanwhile: never recreate its subscription as a stub.
-                ConditionExpression: 'attribute_exists(pk)',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':enabled': 'enabled' },
-              },
-            })),
+            // Written whole: one lost by hand is made again. The endpoint's own condition keeps a deleted
+            // endpoint's subscriptions from coming back.
+            ...endpoint.eventTypes.map((eventType) => enabledSubscriptionPut(tableName, endpoint, eventType)),
           ],
         }),
       );

@@ -1,7 +1,7 @@
 // A disabled endpoint is enabled again by its owner, or an admin of its tenant, without losing its id:
 // its subscriptions reach fan-out again, and its failure streak starts afresh.
 import { randomUUID } from 'node:crypto';
-import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
@@ -222,6 +222,28 @@ describe('POST /webhooks/{id}/enable', () => {
     expect(late.enabled).toBe(false);
     expect(late.endpoint.status).toBe('enabled');
     expect(await storedEndpoint(endpoint.id)).toEqual(item);
+  });
+
+  it('makes again a subscription item lost by hand, so the endpoint is enabled for all its event types', async () => {
+    const { ownerId, token, endpoint } = await disabledEndpoint('gone');
+    await documents.send(
+      new DeleteCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: 'WH#SUB#default#booking.cancelled', sk: `USER#${ownerId}#${endpoint.id}` },
+      }),
+    );
+    expect((await api.request('POST', `/webhooks/${endpoint.id}/enable`, { token })).status).toBe(200);
+    expect(await subscriptionStatuses(ownerId, endpoint.id)).toEqual(['enabled', 'enabled']);
+  });
+
+  it('refuses an enable read before the endpoint was deleted (404), leaving no subscription behind', async () => {
+    const { ownerId, token, endpoint } = await disabledEndpoint('gone');
+    const read = await store.getEndpoint(endpoint.id);
+    if (!read) throw new Error('endpoint not stored');
+    expect((await api.request('DELETE', `/webhooks/${endpoint.id}`, { token })).status).toBe(204);
+    await expect(store.enableEndpoint(read)).rejects.toThrow(`Webhook endpoint ${endpoint.id} not found`);
+    expect(await subscriptionStatuses(ownerId, endpoint.id)).toEqual([]);
+    expect(await storedEndpoint(endpoint.id)).toBeUndefined();
   });
 });
 
