@@ -636,6 +636,17 @@ export class WebhookStore {
     return this.options.encryptor;
   }
 
+  /** A new signing secret for `endpoint`, in clear and sealed under its purpose-bound key context. */
+  private async newSealedSecret(endpoint: Pick<WebhookEndpoint, 'id' | 'tenantId'>) {
+    const secret = newSigningSecret();
+    const sealed = await this.purposeBindingEncryptor().encryptFields(
+      { secret },
+      ['secret'],
+      secretContextOf(endpoint, true),
+    );
+    return { secret, sealed };
+  }
+
   /**
    * The encryptor, if its data keys carry the purpose. One bound to the tenant alone would seal
    * secrets that the webhooks function's grant, which requires the purpose, could never read back.
@@ -675,13 +686,8 @@ export class WebhookStore {
       status: 'enabled',
       createdAt: now.toISOString(),
     };
-    const secret = newSigningSecret();
-    // Encrypting before the write: if the key is unavailable, nothing is written at all.
-    const sealed = await this.purposeBindingEncryptor().encryptFields(
-      { secret },
-      ['secret'],
-      secretContextOf(endpoint, true),
-    );
+    // Sealed before the write: if the key is unavailable, nothing is written at all.
+    const { secret, sealed } = await this.newSealedSecret(endpoint);
     const { tableName } = this.options;
     const maxEndpoints = this.options.maxEndpointsPerOwner ?? defaultMaxEndpointsPerOwner;
     const countKind = principalKindOf(endpoint);
@@ -938,13 +944,8 @@ export class WebhookStore {
     rotationKey: string | undefined,
     now = new Date(),
   ): Promise<{ endpoint: StoredEndpoint; secret: string }> {
-    const secret = newSigningSecret();
-    // Encrypting before the write: if the key is unavailable, nothing is written at all.
-    const sealed = await this.purposeBindingEncryptor().encryptFields(
-      { secret },
-      ['secret'],
-      secretContextOf(endpoint, true),
-    );
+    // Sealed before the write: if the key is unavailable, nothing is written at all.
+    const { secret, sealed } = await this.newSealedSecret(endpoint);
     const { headerField } = this.encryptor;
     const { tableName } = this.options;
     // The data-key header is written beside the fields, under the name the encryptor was given.

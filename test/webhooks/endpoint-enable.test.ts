@@ -1,7 +1,7 @@
 // A disabled endpoint is enabled again by its owner, or an admin of its tenant, without losing its id:
 // its subscriptions reach fan-out again, and its failure streak starts afresh.
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
@@ -13,7 +13,13 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { captureStdout } from '../helpers/log-capture.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
-import { deliverMessages, type Receiver, registerEndpoint, startReceiver } from './helpers.js';
+import {
+  deliverMessages,
+  type Receiver,
+  registerEndpoint,
+  startReceiver,
+  storedEndpointItem,
+} from './helpers.js';
 
 // Audit lines are INFO, which the suite otherwise silences; read when the runtime loads the functions.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
@@ -39,16 +45,7 @@ beforeAll(async () => {
 
 const hourMs = 3_600_000;
 
-const storedEndpoint = async (endpointId: string) =>
-  (
-    await documents.send(
-      new GetCommand({
-        TableName: testTableNames.toolkit,
-        Key: { pk: `WH#${endpointId}`, sk: 'ENDPOINT' },
-        ConsistentRead: true,
-      }),
-    )
-  ).Item as Record<string, unknown>;
+const storedEndpoint = (endpointId: string) => storedEndpointItem(documents, endpointId);
 
 /** The statuses of the endpoint's subscription items, one per event type. */
 async function subscriptionStatuses(ownerId: string, endpointId: string): Promise<unknown[]> {
@@ -170,7 +167,7 @@ describe('POST /webhooks/{id}/enable', () => {
       false,
     );
     expect(await storedEndpoint(registered.id)).toEqual(item);
-    expect(item.status).toBe('enabled');
+    expect(item?.status).toBe('enabled');
     expect(await subscriptionStatuses(ownerId, registered.id)).toEqual(['enabled', 'enabled']);
     // A 410 after the enable still disables it.
     expect(await store.disableEndpoint(workerRead, { reason: 'gone' })).toBe(true);

@@ -145,6 +145,21 @@ export async function deliverMessages(
 }
 
 /** How many endpoints an owner has (the owner index). */
+/** The endpoint's item on the suite's toolkit table as stored, read consistently; undefined once deleted. */
+export async function storedEndpointItem(
+  documents: DynamoDBDocumentClient,
+  endpointId: string,
+): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await documents.send(
+    new GetCommand({
+      TableName: testTableNames.toolkit,
+      Key: { pk: `WH#${endpointId}`, sk: 'ENDPOINT' },
+      ConsistentRead: true,
+    }),
+  );
+  return Item;
+}
+
 export async function endpointCount(documents: DynamoDBDocumentClient, ownerId: string): Promise<number> {
   const { Items } = await documents.send(
     new QueryCommand({
