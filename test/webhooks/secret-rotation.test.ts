@@ -340,47 +340,45 @@ describe('retrying a rotation', () => {
     expect(JSON.stringify(output.audit())).not.toContain(first.secret.slice('whsec_'.length));
   });
 
-  it('with its key more than an hour after the rotation is 409, and shows no secret', async () => {
+  /** An owner's endpoint rotated with a key, whose record is then lost (a 504). */
+  async function rotationWithLostRecord() {
     const sub = `wh-rotate-${randomUUID()}`;
-    const token = await api.token({ sub });
-    const endpoint = await registerEndpoint(api, token, target.url, ['booking.created']);
+    const endpoint = await registerEndpoint(api, await api.token({ sub }), target.url, ['booking.created']);
     const key = randomUUID();
-    const first = (await rotate(token, endpoint.id, key)).body as RotationBody;
+    const first = (await rotate(await api.token({ sub }), endpoint.id, key)).body as RotationBody;
     await loseRecordOf(endpoint.id);
+    return { sub, endpoint, key, first };
+  }
+
+  /** The rotation retried with `key` by `sub` with the clock at `timeMs`, its token minted then so that it is valid. */
+  async function retriedAt(timeMs: number, sub: string, endpointId: string, key: string) {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
-      vi.setSystemTime(Date.now() + 61 * 60_000);
-      // Minted in the faked hour, so that it is valid then.
-      const retry = await rotate(await api.token({ sub }), endpoint.id, key);
-      expect(retry.status).toBe(409);
-      expect(retry.text).not.toContain(first.secret.slice('whsec_'.length));
-      expect((retry.body as ProblemBody).detail).toBe(
-        `The signing secret of webhook endpoint ${endpoint.id} was rotated with this Idempotency-Key at ${first.secretRotatedAt}; it is shown again only within 60 minutes of the rotation. To get a new secret, rotate with a new key`,
-      );
+      vi.setSystemTime(timeMs);
+      return await rotate(await api.token({ sub }), endpointId, key);
     } finally {
       vi.useRealTimers();
     }
+  }
+
+  it('with its key more than an hour after the rotation is 409, and shows no secret', async () => {
+    const { sub, endpoint, key, first } = await rotationWithLostRecord();
+    const retry = await retriedAt(Date.now() + 61 * 60_000, sub, endpoint.id, key);
+    expect(retry.status).toBe(409);
+    expect(retry.text).not.toContain(first.secret.slice('whsec_'.length));
+    expect((retry.body as ProblemBody).detail).toBe(
+      `The signing secret of webhook endpoint ${endpoint.id} was rotated with this Idempotency-Key at ${first.secretRotatedAt}; it is shown again only within 60 minutes of the rotation. To get a new secret, rotate with a new key`,
+    );
   });
 
   it('with its key once the secret it replaced stopped signing (24 hours) is a new rotation', async () => {
-    const sub = `wh-rotate-${randomUUID()}`;
-    const token = await api.token({ sub });
-    const endpoint = await registerEndpoint(api, token, target.url, ['booking.created']);
-    const key = randomUUID();
-    const first = (await rotate(token, endpoint.id, key)).body as RotationBody;
-    await loseRecordOf(endpoint.id);
-    vi.useFakeTimers({ toFake: ['Date'] });
-    try {
-      vi.setSystemTime(Date.parse(first.secretRotatedAt) + dayMs);
-      const retry = await rotate(await api.token({ sub }), endpoint.id, key);
-      expect(retry.status).toBe(200);
-      expect(retry.headers.get('idempotent-replayed')).toBeNull();
-      const second = retry.body as RotationBody;
-      expect(second.secret).not.toBe(first.secret);
-      expect(second.secretRotatedAt).toBe(new Date(Date.parse(first.secretRotatedAt) + dayMs).toISOString());
-    } finally {
-      vi.useRealTimers();
-    }
+    const { sub, endpoint, key, first } = await rotationWithLostRecord();
+    const retry = await retriedAt(Date.parse(first.secretRotatedAt) + dayMs, sub, endpoint.id, key);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    const second = retry.body as RotationBody;
+    expect(second.secret).not.toBe(first.secret);
+    expect(second.secretRotatedAt).toBe(new Date(Date.parse(first.secretRotatedAt) + dayMs).toISOString());
   });
 
   it('with its key once another rotation replaced its secret is 409, and shows no secret', async () => {
