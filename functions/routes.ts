@@ -271,7 +271,7 @@ export const routes = [
     auth: { kind: 'principal', scopes: ['webhooks/write'] },
     rateLimit: { preset: 'authenticated', keyBy: 'user' },
     summary:
-      'Rotate the signing secret of one of your webhook endpoints (the new secret is returned once; the old one is signed with too for 24 hours)',
+      "Rotate the signing secret of one of your webhook endpoints (the new secret is returned once; deliveries also carry the old secret's signature for 24 hours)",
   },
   {
     method: 'POST',
@@ -279,7 +279,8 @@ export const routes = [
     function: 'webhooks',
     auth: { kind: 'principal', scopes: ['webhooks/write'] },
     rateLimit: { preset: 'authenticated', keyBy: 'user' },
-    summary: 'Enable one of your webhook endpoints again once it was disabled (410 Gone, or failing)',
+    summary:
+      'Re-enable one of your disabled webhook endpoints (after a 410 Gone or repeated failed deliveries)',
   },
   {
     method: 'POST',
