@@ -1019,6 +1019,12 @@ export class BulwarkStack extends Stack {
       { removalPolicy, logRetention },
       email.smtp ? 'smtp' : deployedEmailTransport,
     );
+    // Only a webhook worker of this version signs a rotated endpoint's deliveries with its previous secret
+    // too: a deploy updates the worker before the function whose route rotates, so no rotation made during
+    // the deploy is signed with the new secret alone, which the receiver does not hold yet.
+    this.functions.webhooks.lambdaFunction.node.addDependency(
+      this.workers['webhook-worker'].worker.lambdaFunction,
+    );
 
     this.verificationLinkSecret = new secretsmanager.Secret(this, 'VerificationLinkSecret', {
       description:

@@ -771,6 +771,17 @@ describe('BulwarkStack in the dev stage', () => {
     });
   });
 
+  it('updates the webhook worker before the webhooks function, whose route rotates secrets the worker signs with', () => {
+    const webhooks = resourceOf(
+      dev.template,
+      'AWS::Lambda::Function',
+      logicalIdOf(dev.stack, dev.stack.functions.webhooks.lambdaFunction.functionArn),
+    );
+    expect(webhooks.DependsOn).toContain(
+      logicalIdOf(dev.stack, dev.stack.workers['webhook-worker'].worker.lambdaFunction.functionArn),
+    );
+  });
+
   it('lets the public health function only read one item of each table by key: no write, query or scan', () => {
     const roleId = logicalIdOf(dev.stack, dev.stack.functions.health.role.roleArn);
     const [policy] = Object.values(
