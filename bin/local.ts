@@ -246,14 +246,26 @@ console.log(
 
 const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
 const running: LocalRuntime = runtime;
-/** The first signal stops once what is in flight is done; a second stops at once, as a signal would. */
+/**
+ * How long after the first stop signal another is a copy of it, not a second Ctrl-C: a terminal sends Ctrl-C
+ * to the whole process group and npm forwards what it gets, so one key press arrives two or three times
+ * within milliseconds.
+ */
+const signalCopyWindowMs = 1000;
+let firstSignalAt: number | undefined;
+/**
+ * The first signal stops once what is in flight is done; a second (more than `signalCopyWindowMs` later)
+ * stops at once, as a signal would.
+ */
 const onSignal = (signal: NodeJS.Signals) => {
+  if (firstSignalAt !== undefined && performance.now() - firstSignalAt < signalCopyWindowMs) return;
   if (stopping) {
     console.log(`${signal} again: stopping at once`);
     running.stopNow();
     rmSync(pidFile, { force: true });
     process.exit(128 + constants.signals[signal]);
   }
+  firstSignalAt = performance.now();
   stop(() => {
     const { requests, workerBatches } = running.inFlight();
     console.log(
