@@ -277,30 +277,19 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
-/** The parent pid of `pid`, from /proc; undefined without /proc or without that process. */
-function parentOf(pid: number): number | undefined {
-  try {
-    const parent = /^\d+ \(.*\) \S+ (\d+) /s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-    return parent === undefined ? undefined : Number(parent);
-  } catch {
-    return undefined;
-  }
+// npm start runs this with BULWARK_WATCH_PARENT=1 (see package.json). Should npm be killed outright (kill -9:
+// nothing relays a signal), the runtime would keep running, its port and data folder held, with no terminal to
+// Ctrl-C it. A process whose parent dies is adopted, so its parent pid changes. Started otherwise
+// (`nohup node --import tsx bin/local.ts &`), it is meant to outlive what started it.
+if (process.env.BULWARK_WATCH_PARENT === '1') {
+  const parentPid = process.ppid;
+  const watchParent = setInterval(() => {
+    if (process.ppid === parentPid) return;
+    clearInterval(watchParent);
+    stop(
+      () => console.error(`npm start: the process that started it (pid ${parentPid}) is gone; stopping`),
+      1,
+    );
+  }, 1000);
+  watchParent.unref();
 }
-
-// npm runs tsx, which runs this. Either killed (kill -9: nothing relays a signal) would leave the runtime
-// running, its port and data folder held, with no terminal to Ctrl-C it. A process whose parent dies is
-// adopted, so its parent pid changes: this one's, or its parent's for the process above that.
-const parentPid = process.ppid;
-const grandparentPid = parentOf(parentPid);
-const watchAncestors = setInterval(() => {
-  const gone =
-    process.ppid !== parentPid
-      ? parentPid
-      : grandparentPid !== undefined && parentOf(parentPid) !== grandparentPid
-        ? grandparentPid
-        : undefined;
-  if (gone === undefined) return;
-  clearInterval(watchAncestors);
-  stop(() => console.error(`npm start: the process that started it (pid ${gone}) is gone; stopping`), 1);
-}, 1000);
-watchAncestors.unref();

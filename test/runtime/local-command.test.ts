@@ -476,44 +476,54 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
-  it('stops, saying so, when the process that started it (tsx) or the one above that (npm) is killed', async () => {
-    // `sh -c '…; :'` waits for its command rather than exec it: one shell stands for tsx, two for npm and tsx.
-    const command = `${process.execPath} --import tsx bin/local.ts; :`;
-    const wrapped = [command, `sh -c '${command}'; :`].map((script) => {
-      const dataDir = dataFolder();
-      const wrapper = spawn('sh', ['-c', script], {
+  it('stops, saying so, when npm is killed; started directly, it outlives the shell that started it', async () => {
+    const npmDataDir = dataFolder();
+    const underNpm = startLocal({ PORT: '0', BULWARK_DATA_DIR: npmDataDir }, { viaNpm: true });
+    // `nohup … &` from a shell that exits once the runtime is up: the runtime is adopted, as under an npm
+    // killed outright.
+    const directDataDir = dataFolder();
+    const directLog = join(directDataDir, 'output.log');
+    const shell = spawn(
+      'sh',
+      [
+        '-c',
+        `nohup ${process.execPath} --import tsx bin/local.ts > ${directLog} 2>&1 &
+        until grep -q 'Ctrl-C stops everything' ${directLog}; do sleep 0.2; done`,
+      ],
+      {
         cwd: repositoryRoot,
-        env: { ...process.env, PORT: '0', BULWARK_DATA_DIR: dataDir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // A process group of its own, so that the test's end can kill whatever is left of it.
+        env: { ...process.env, PORT: '0', BULWARK_DATA_DIR: directDataDir },
+        stdio: 'ignore',
+        // A process group of its own, so that the test's end can stop whatever is left of it.
         detached: true,
-      });
-      onTestFinished(() => {
-        try {
-          process.kill(-(wrapper.pid as number), 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      });
-      let output = '';
-      for (const stream of [wrapper.stdout, wrapper.stderr]) {
-        stream?.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-        });
+      },
+    );
+    onTestFinished(() => {
+      try {
+        process.kill(-(shell.pid as number), 'SIGKILL');
+      } catch {
+        // Gone already.
       }
-      // Closed once every process holding it is gone: the runtime too, as it is not the wrapper's child.
-      const ended = new Promise((resolve) => wrapper.stdout?.once('close', resolve));
-      return { wrapper, dataDir, output: () => output, ended };
     });
-    for (const { wrapper, dataDir, output, ended } of wrapped) {
-      await until(() => output().includes('Ctrl-C stops everything'), 'the runtime');
-      wrapper.kill('SIGKILL');
-      await ended;
-      expect(output().split('\n')).toContain(
-        `npm start: the process that started it (pid ${wrapper.pid}) is gone; stopping`,
-      );
-      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
-    }
+    const directOutput = () => readFileSync(directLog, 'utf8');
+    const shellExited = new Promise((resolve) => shell.once('exit', resolve));
+
+    await until(() => underNpm.output().includes('Ctrl-C stops everything'), 'the runtime under npm');
+    await shellExited;
+    process.kill(underNpm.child.pid as number, 'SIGKILL');
+    await until(() => underNpm.output().includes('is gone; stopping'), 'the stop');
+    expect(underNpm.output().split('\n')).toContain(
+      `npm start: the process that started it (pid ${underNpm.child.pid}) is gone; stopping`,
+    );
+    await until(() => !existsSync(join(npmDataDir, 'runtime.pid')), 'the runtime under npm to be gone');
+
+    // The shell exited before npm was killed: a watched runtime would have stopped by now, as that one has.
+    const [, url] = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(directOutput()) ?? [];
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(directOutput()).not.toContain('is gone');
+    process.kill(Number(readFileSync(join(directDataDir, 'runtime.pid'), 'utf8')), 'SIGTERM');
+    await until(() => !existsSync(join(directDataDir, 'runtime.pid')), 'the direct runtime to stop');
+    expect(directOutput()).toContain('SIGTERM: stopping');
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
