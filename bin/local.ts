@@ -144,10 +144,13 @@ inDataFolder(() => writeFileSync(pidFile, String(process.pid)));
 
 let runtime: LocalRuntime | undefined;
 let stopping = false;
+/** The exit code once stopped: a failure while stopping (the embedded DynamoDB dying) turns it to 1. */
+let stopExitCode = 0;
 /** Stops the runtime once (after `announce` says why) and exits with `exitCode`. */
 function stop(announce: () => void, exitCode: number): void {
   if (stopping || runtime === undefined) return;
   stopping = true;
+  stopExitCode = exitCode;
   announce();
   runtime.stop().then(
     ({ messagesDropped }) => {
@@ -156,7 +159,7 @@ function stop(announce: () => void, exitCode: number): void {
       if (dropped.length > 0) {
         console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
       }
-      process.exit(exitCode);
+      process.exit(stopExitCode);
     },
     (error: unknown) => {
       rmSync(pidFile, { force: true });
@@ -181,6 +184,12 @@ try {
         fail(line);
       }
       // Every route reading a table would answer 503 from now on: stopping says why, once.
+      if (stopping) {
+        // Dying during a drain: the requests and batches still in flight fail, so the stop is no clean one.
+        console.error(`npm start: ${line}`);
+        stopExitCode = 1;
+        return;
+      }
       stop(() => console.error(`npm start: ${line}`), 1);
     },
   });

@@ -416,17 +416,34 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     }
   });
 
-  it('stops, saying why, when its embedded DynamoDB dies after start-up', async () => {
-    const dataDir = dataFolder();
+  it('stops, saying why, when its embedded DynamoDB dies after start-up, even while it drains', async () => {
+    const [dataDir, drainingDataDir] = [dataFolder(), dataFolder()];
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    const draining = startLocal({ PORT: '0', BULWARK_DATA_DIR: drainingDataDir });
     await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
-    const dynamoDbPid = await dynamoDbProcessOf(started);
-    process.kill(dynamoDbPid, 'SIGKILL');
-    expect(await started.exited).toBe(1);
-    expect(started.output().split('\n')).toContain(
-      'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
-    );
-    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    await until(() => draining.output().includes('Ctrl-C stops everything'), 'the runtime to drain');
+    process.kill(await dynamoDbProcessOf(started), 'SIGKILL');
+
+    // A request in flight holds the drain up while its DynamoDB dies.
+    const [, port] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(draining.output()) ?? [];
+    const request = await requestInFlight(Number(port));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    draining.child.kill('SIGTERM');
+    await until(() => draining.output().includes('SIGTERM: stopping'), 'the drain');
+    process.kill(await dynamoDbProcessOf(draining), 'SIGKILL');
+    await until(() => draining.output().includes('embedded DynamoDB exited'), 'the exit to be told');
+    await request.finish();
+
+    for (const [run, runDataDir] of [
+      [started, dataDir],
+      [draining, drainingDataDir],
+    ] as const) {
+      expect(await run.exited).toBe(1);
+      expect(run.output().split('\n')).toContain(
+        'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
+      );
+      expect(existsSync(join(runDataDir, 'runtime.pid'))).toBe(false);
+    }
   });
 
   it('on Ctrl-C to npm start takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
