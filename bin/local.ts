@@ -168,6 +168,41 @@ function stop(announce: () => void, exitCode: number): void {
     },
   );
 }
+const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+/**
+ * How long after the first stop signal another is a copy of it, not a second Ctrl-C: a terminal sends Ctrl-C
+ * to the whole process group and npm forwards what it gets, so one key press arrives two or three times
+ * within milliseconds.
+ */
+const signalCopyWindowMs = 1000;
+let firstSignalAt: number | undefined;
+/**
+ * The first signal stops once what is in flight is done; a second (more than `signalCopyWindowMs` later)
+ * stops at once, as a signal would. One during start-up stops at once: nothing is in flight yet.
+ */
+const onSignal = (signal: NodeJS.Signals) => {
+  if (firstSignalAt !== undefined && performance.now() - firstSignalAt < signalCopyWindowMs) return;
+  if (runtime === undefined || stopping) {
+    // After a stop the parent watch or the embedded DynamoDB began, this is the user's first signal.
+    const again = firstSignalAt === undefined ? '' : ' again';
+    console.log(`${signal}${again}: stopping at once`);
+    runtime?.stopNow();
+    rmSync(pidFile, { force: true });
+    process.exit(128 + constants.signals[signal]);
+  }
+  firstSignalAt = performance.now();
+  const { requests, workerBatches } = runtime.inFlight();
+  stop(() => {
+    console.log(
+      `\n${signal}: stopping; waiting for ${counted(requests, 'request', 'requests')} and ` +
+        `${counted(workerBatches, 'worker batch', 'worker batches')} in flight (Ctrl-C again to stop at once)`,
+    );
+  }, 0);
+};
+// Before the start: a signal while it runs would otherwise end the process and leave runtime.pid behind.
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
 try {
   runtime = await startLocalRuntime({
     port,
@@ -252,39 +287,6 @@ console.log(
     '',
   ].join('\n'),
 );
-
-const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
-const running: LocalRuntime = runtime;
-/**
- * How long after the first stop signal another is a copy of it, not a second Ctrl-C: a terminal sends Ctrl-C
- * to the whole process group and npm forwards what it gets, so one key press arrives two or three times
- * within milliseconds.
- */
-const signalCopyWindowMs = 1000;
-let firstSignalAt: number | undefined;
-/**
- * The first signal stops once what is in flight is done; a second (more than `signalCopyWindowMs` later)
- * stops at once, as a signal would.
- */
-const onSignal = (signal: NodeJS.Signals) => {
-  if (firstSignalAt !== undefined && performance.now() - firstSignalAt < signalCopyWindowMs) return;
-  if (stopping) {
-    console.log(`${signal} again: stopping at once`);
-    running.stopNow();
-    rmSync(pidFile, { force: true });
-    process.exit(128 + constants.signals[signal]);
-  }
-  firstSignalAt = performance.now();
-  stop(() => {
-    const { requests, workerBatches } = running.inFlight();
-    console.log(
-      `\n${signal}: stopping; waiting for ${counted(requests, 'request', 'requests')} and ` +
-        `${counted(workerBatches, 'worker batch', 'worker batches')} in flight (Ctrl-C again to stop at once)`,
-    );
-  }, 0);
-};
-process.on('SIGINT', onSignal);
-process.on('SIGTERM', onSignal);
 
 // npm start runs this with BULWARK_WATCH_PARENT=1 (see package.json). Should npm be killed outright (kill -9:
 // nothing relays a signal), the runtime would keep running, its port and data folder held, with no terminal to

@@ -525,12 +525,20 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
 
     await until(() => underNpm.output().includes('Ctrl-C stops everything'), 'the runtime under npm');
     await shellExited;
+    // A request in flight holds the stop up, so that a Ctrl-C comes while it drains.
+    const [, npmPort] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(underNpm.output()) ?? [];
+    await requestInFlight(Number(npmPort));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const runtimePid = Number(readFileSync(join(npmDataDir, 'runtime.pid'), 'utf8'));
     process.kill(underNpm.child.pid as number, 'SIGKILL');
     await until(() => underNpm.output().includes('is gone; stopping'), 'the stop');
     expect(underNpm.output().split('\n')).toContain(
       `npm start: the process that started it (pid ${underNpm.child.pid}) is gone; stopping`,
     );
+    // The first Ctrl-C the user sends, though the runtime was stopping already.
+    process.kill(runtimePid, 'SIGINT');
     await until(() => !existsSync(join(npmDataDir, 'runtime.pid')), 'the runtime under npm to be gone');
+    expect(underNpm.output().split('\n')).toContain('SIGINT: stopping at once');
 
     // The shell exited before npm was killed: a watched runtime would have stopped by now, as that one has.
     const [, url] = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(directOutput()) ?? [];
@@ -539,6 +547,17 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     process.kill(Number(readFileSync(join(directDataDir, 'runtime.pid'), 'utf8')), 'SIGTERM');
     await until(() => !existsSync(join(directDataDir, 'runtime.pid')), 'the direct runtime to stop');
     expect(directOutput()).toContain('SIGTERM: stopping');
+  });
+
+  it('stops at once on a signal during start-up, leaving no runtime.pid behind', async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    await until(() => existsSync(join(dataDir, 'runtime.pid')), 'the start-up');
+    started.child.kill('SIGTERM');
+    expect(await started.exited).toBe(143);
+    expect(started.output()).not.toContain('Ctrl-C stops everything');
+    expect(started.output().split('\n')).toContain('SIGTERM: stopping at once');
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
