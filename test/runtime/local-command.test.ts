@@ -352,6 +352,10 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const badTtlFile = dataFolderWithKey();
     mkdirSync(join(badTtlFile, 'dynamodb'));
     writeFileSync(join(badTtlFile, 'dynamodb', 'bulwark-ttl.json'), '{"tables": {"bulwark-app"');
+    const storeIsAFile = dataFolder();
+    writeFileSync(join(storeIsAFile, 'dynamodb'), '');
+    const keyIsAFolder = dataFolder();
+    mkdirSync(join(keyIsAFolder, 'encryption-key'));
     const lockedStore = dataFolderWithKey();
     const holder = new Level(join(lockedStore, 'dynamodb'));
     await holder.open();
@@ -388,6 +392,11 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       [
         badTtlFile,
         `npm start: embedded DynamoDB could not start: ${join(badTtlFile, 'dynamodb', 'bulwark-ttl.json')} is not JSON (at position 25); delete it`,
+      ],
+      [storeIsAFile, `npm start: ${join(storeIsAFile, 'dynamodb')} is a file, not a folder; move it aside`],
+      [
+        keyIsAFolder,
+        `npm start: ${join(keyIsAFolder, 'encryption-key')} is a folder, not a key file; move it aside`,
       ],
       [
         lockedStore,
