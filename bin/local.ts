@@ -144,10 +144,13 @@ inDataFolder(() => writeFileSync(pidFile, String(process.pid)));
 
 let runtime: LocalRuntime | undefined;
 let stopping = false;
+/** The exit code once stopped: a failure while stopping (the embedded DynamoDB dying) turns it to 1. */
+let stopExitCode = 0;
 /** Stops the runtime once (after `announce` says why) and exits with `exitCode`. */
 function stop(announce: () => void, exitCode: number): void {
   if (stopping || runtime === undefined) return;
   stopping = true;
+  stopExitCode = exitCode;
   announce();
   runtime.stop().then(
     ({ messagesDropped }) => {
@@ -156,7 +159,7 @@ function stop(announce: () => void, exitCode: number): void {
       if (dropped.length > 0) {
         console.log(`Dropped queued messages (queues live in memory): ${dropped.join(', ')}`);
       }
-      process.exit(exitCode);
+      process.exit(stopExitCode);
     },
     (error: unknown) => {
       rmSync(pidFile, { force: true });
@@ -165,6 +168,41 @@ function stop(announce: () => void, exitCode: number): void {
     },
   );
 }
+const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+/**
+ * How long after the first stop signal another is a copy of it, not a second Ctrl-C: a terminal sends Ctrl-C
+ * to the whole process group and npm forwards what it gets, so one key press arrives two or three times
+ * within milliseconds.
+ */
+const signalCopyWindowMs = 1000;
+let firstSignalAt: number | undefined;
+/**
+ * The first signal stops once what is in flight is done; a second (more than `signalCopyWindowMs` later)
+ * stops at once, as a signal would. One during start-up stops at once: nothing is in flight yet.
+ */
+const onSignal = (signal: NodeJS.Signals) => {
+  if (firstSignalAt !== undefined && performance.now() - firstSignalAt < signalCopyWindowMs) return;
+  if (runtime === undefined || stopping) {
+    // After a stop the parent watch or the embedded DynamoDB began, this is the user's first signal.
+    const again = firstSignalAt === undefined ? '' : ' again';
+    console.log(`${signal}${again}: stopping at once`);
+    runtime?.stopNow();
+    rmSync(pidFile, { force: true });
+    process.exit(128 + constants.signals[signal]);
+  }
+  firstSignalAt = performance.now();
+  const { requests, workerBatches } = runtime.inFlight();
+  stop(() => {
+    console.log(
+      `\n${signal}: stopping; waiting for ${counted(requests, 'request', 'requests')} and ` +
+        `${counted(workerBatches, 'worker batch', 'worker batches')} in flight (Ctrl-C again to stop at once)`,
+    );
+  }, 0);
+};
+// Before the start: a signal while it runs would otherwise end the process and leave runtime.pid behind.
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
 try {
   runtime = await startLocalRuntime({
     port,
@@ -181,6 +219,12 @@ try {
         fail(line);
       }
       // Every route reading a table would answer 503 from now on: stopping says why, once.
+      if (stopping) {
+        // Dying during a drain: the requests and batches still in flight fail, so the stop is no clean one.
+        console.error(`npm start: ${line}`);
+        stopExitCode = 1;
+        return;
+      }
       stop(() => console.error(`npm start: ${line}`), 1);
     },
   });
@@ -244,51 +288,19 @@ console.log(
   ].join('\n'),
 );
 
-const counted = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
-const running: LocalRuntime = runtime;
-/** The first signal stops once what is in flight is done; a second stops at once, as a signal would. */
-const onSignal = (signal: NodeJS.Signals) => {
-  if (stopping) {
-    console.log(`${signal} again: stopping at once`);
-    running.stopNow();
-    rmSync(pidFile, { force: true });
-    process.exit(128 + constants.signals[signal]);
-  }
-  stop(() => {
-    const { requests, workerBatches } = running.inFlight();
-    console.log(
-      `\n${signal}: stopping; waiting for ${counted(requests, 'request', 'requests')} and ` +
-        `${counted(workerBatches, 'worker batch', 'worker batches')} in flight (Ctrl-C again to stop at once)`,
+// npm start runs this with BULWARK_WATCH_PARENT=1 (see package.json). Should npm be killed outright (kill -9:
+// nothing relays a signal), the runtime would keep running, its port and data folder held, with no terminal to
+// Ctrl-C it. A process whose parent dies is adopted, so its parent pid changes. Started otherwise
+// (`nohup node --import tsx bin/local.ts &`), it is meant to outlive what started it.
+if (process.env.BULWARK_WATCH_PARENT === '1') {
+  const parentPid = process.ppid;
+  const watchParent = setInterval(() => {
+    if (process.ppid === parentPid) return;
+    clearInterval(watchParent);
+    stop(
+      () => console.error(`npm start: the process that started it (pid ${parentPid}) is gone; stopping`),
+      1,
     );
-  }, 0);
-};
-process.on('SIGINT', onSignal);
-process.on('SIGTERM', onSignal);
-
-/** The parent pid of `pid`, from /proc; undefined without /proc or without that process. */
-function parentOf(pid: number): number | undefined {
-  try {
-    const parent = /^\d+ \(.*\) \S+ (\d+) /s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-    return parent === undefined ? undefined : Number(parent);
-  } catch {
-    return undefined;
-  }
+  }, 1000);
+  watchParent.unref();
 }
-
-// npm runs tsx, which runs this. Either killed (kill -9: nothing relays a signal) would leave the runtime
-// running, its port and data folder held, with no terminal to Ctrl-C it. A process whose parent dies is
-// adopted, so its parent pid changes: this one's, or its parent's for the process above that.
-const parentPid = process.ppid;
-const grandparentPid = parentOf(parentPid);
-const watchAncestors = setInterval(() => {
-  const gone =
-    process.ppid !== parentPid
-      ? parentPid
-      : grandparentPid !== undefined && parentOf(parentPid) !== grandparentPid
-        ? grandparentPid
-        : undefined;
-  if (gone === undefined) return;
-  clearInterval(watchAncestors);
-  stop(() => console.error(`npm start: the process that started it (pid ${gone}) is gone; stopping`), 1);
-}, 1000);
-watchAncestors.unref();

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
-import { LocalStartError } from './local-defaults.js';
+import { LocalStartError, notJsonProblem } from './local-defaults.js';
 
 /** Where the runtime serves the dev issuer's keys: `<issuer>/.well-known/jwks.json`, as Cognito does. */
 export const jwksPath = '/.well-known/jwks.json';
@@ -34,9 +34,9 @@ export function createLocalAuth(
   try {
     devIssuer = new DevIssuer({ issuer: url, keyFile });
   } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
+    if (!(error instanceof SyntaxError) || keyFile === undefined) throw error;
     throw new LocalStartError(
-      `${keyFile} is not JSON (${error.message}); delete it to make a new key (tokens signed with the old one stop verifying)`,
+      `${notJsonProblem(keyFile, error)}; delete it to make a new key (tokens signed with the old one stop verifying)`,
     );
   }
   // Both ends of a signed call run in this process, so fresh secrets per start are all it needs.

@@ -20,7 +20,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
-import { LocalStartError } from './local-defaults.js';
+import { LocalStartError, notJsonProblem } from './local-defaults.js';
 import { refuseUnlessFromAwsClient } from './local-request-guard.js';
 
 export interface LocalDynamoDbOptions {
@@ -1035,7 +1035,7 @@ async function loadTtlSettings(folder: string | undefined): Promise<Map<string, 
     if (isObject(error) && error.code === 'ENOENT') return new Map();
     if (error instanceof SyntaxError) {
       // ensureTables sets every table's TTL again at each start, so the file can go.
-      throw new LocalStartError(`${file} is not JSON (${error.message}); delete it`);
+      throw new LocalStartError(`${notJsonProblem(file, error)}; delete it`);
     }
     throw error;
   }

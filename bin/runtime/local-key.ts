@@ -21,7 +21,7 @@ export function localEncryptionKey(dataDir: string | undefined): string {
   const file = join(dataDir, encryptionKeyFileName);
   const tables = join(dataDir, 'dynamodb');
   if (!existsSync(file)) {
-    if (existsSync(tables) && readdirSync(tables).length > 0) {
+    if (existsSync(tables) && storeEntries(tables).length > 0) {
       throw new LocalStartError(
         `${file} is missing, and ${tables} holds data encrypted with it; put the key back, ` +
           `or delete ${tables} too to start with empty tables`,
@@ -30,7 +30,7 @@ export function localEncryptionKey(dataDir: string | undefined): string {
     // 'wx' fails rather than overwrite a key another process created meanwhile.
     writeFileSync(file, `${generateEncryptionKey()}\n`, { mode: 0o600, flag: 'wx' });
   }
-  const key = readFileSync(file, 'utf8').trim();
+  const key = readKeyFile(file).trim();
   const problem = encryptionKeyProblem(key);
   if (problem !== undefined) {
     throw new LocalStartError(
@@ -39,4 +39,25 @@ export function localEncryptionKey(dataDir: string | undefined): string {
     );
   }
   return key;
+}
+
+/** What the embedded DynamoDB's folder holds; one line naming it if it is a file. */
+function storeEntries(tables: string): string[] {
+  try {
+    return readdirSync(tables);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw error;
+    // As the embedded DynamoDB says of it when the key is there.
+    throw new LocalStartError(`${tables} is a file, not a folder; move it aside`);
+  }
+}
+
+/** The key file's text; one line naming it if it is a folder. */
+function readKeyFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error;
+    throw new LocalStartError(`${file} is a folder, not a key file; move it aside`);
+  }
 }

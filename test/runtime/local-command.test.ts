@@ -56,15 +56,30 @@ function dataFolderWithKey(): string {
   return dataDir;
 }
 
-/** Starts `npm start`'s entry; it is killed when the test ends, even by a timeout. */
-function startLocal(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
-    cwd: repositoryRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Starts `npm start`'s entry, or with `viaNpm` `npm start` itself in a process group of its own (as a terminal
+ * runs it, so that a signal to the group reaches every process as Ctrl-C does); whatever it started is killed
+ * when the test ends, even by a timeout.
+ */
+function startLocal(env: Record<string, string>, { viaNpm = false } = {}): Started {
+  const child = viaNpm
+    ? spawn('npm', ['start'], {
+        cwd: repositoryRoot,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      })
+    : spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
+        cwd: repositoryRoot,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
   onTestFinished(() => {
-    child.kill('SIGKILL');
+    try {
+      process.kill(viaNpm ? -(child.pid as number) : (child.pid as number), 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -332,10 +347,15 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const notAFolder = join(dataFolder(), 'data');
     writeFileSync(notAFolder, '');
     const badIssuerKey = dataFolder();
-    writeFileSync(join(badIssuerKey, 'dev-issuer-key.json'), '{not json');
+    // Cut short: V8's message for that would quote the text around it, private key and all.
+    writeFileSync(join(badIssuerKey, 'dev-issuer-key.json'), '{"d": "PRIVATE-d",\n"p": PRIVATE-p\n}');
     const badTtlFile = dataFolderWithKey();
     mkdirSync(join(badTtlFile, 'dynamodb'));
-    writeFileSync(join(badTtlFile, 'dynamodb', 'bulwark-ttl.json'), '{not json');
+    writeFileSync(join(badTtlFile, 'dynamodb', 'bulwark-ttl.json'), '{"tables": {"bulwark-app"');
+    const storeIsAFile = dataFolder();
+    writeFileSync(join(storeIsAFile, 'dynamodb'), '');
+    const keyIsAFolder = dataFolder();
+    mkdirSync(join(keyIsAFolder, 'encryption-key'));
     const lockedStore = dataFolderWithKey();
     const holder = new Level(join(lockedStore, 'dynamodb'));
     await holder.open();
@@ -367,15 +387,16 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       ],
       [
         badIssuerKey,
-        new RegExp(
-          `^npm start: ${join(badIssuerKey, 'dev-issuer-key.json')} is not JSON \\(.+\\); delete it to make a new key \\(tokens signed with the old one stop verifying\\)$`,
-        ),
+        `npm start: ${join(badIssuerKey, 'dev-issuer-key.json')} is not JSON; delete it to make a new key (tokens signed with the old one stop verifying)`,
       ],
       [
         badTtlFile,
-        new RegExp(
-          `^npm start: embedded DynamoDB could not start: ${join(badTtlFile, 'dynamodb', 'bulwark-ttl.json')} is not JSON \\(.+\\); delete it$`,
-        ),
+        `npm start: embedded DynamoDB could not start: ${join(badTtlFile, 'dynamodb', 'bulwark-ttl.json')} is not JSON (at position 25); delete it`,
+      ],
+      [storeIsAFile, `npm start: ${join(storeIsAFile, 'dynamodb')} is a file, not a folder; move it aside`],
+      [
+        keyIsAFolder,
+        `npm start: ${join(keyIsAFolder, 'encryption-key')} is a folder, not a key file; move it aside`,
       ],
       [
         lockedStore,
@@ -399,33 +420,62 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
         lines.map((line) => (typeof line === 'string' ? line : expect.stringMatching(line))),
       );
       expect(run.output()).not.toContain('    at ');
+      expect(run.output()).not.toContain('PRIVATE');
       expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
     }
   });
 
-  it('stops, saying why, when its embedded DynamoDB dies after start-up', async () => {
-    const dataDir = dataFolder();
+  it('stops, saying why, when its embedded DynamoDB dies after start-up, even while it drains', async () => {
+    const [dataDir, drainingDataDir] = [dataFolder(), dataFolder()];
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    const draining = startLocal({ PORT: '0', BULWARK_DATA_DIR: drainingDataDir });
     await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
-    const dynamoDbPid = await dynamoDbProcessOf(started);
-    process.kill(dynamoDbPid, 'SIGKILL');
-    expect(await started.exited).toBe(1);
-    expect(started.output().split('\n')).toContain(
-      'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
-    );
-    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
+    await until(() => draining.output().includes('Ctrl-C stops everything'), 'the runtime to drain');
+    process.kill(await dynamoDbProcessOf(started), 'SIGKILL');
+
+    // A request in flight holds the drain up while its DynamoDB dies.
+    const [, port] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(draining.output()) ?? [];
+    const request = await requestInFlight(Number(port));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    draining.child.kill('SIGTERM');
+    await until(() => draining.output().includes('SIGTERM: stopping'), 'the drain');
+    process.kill(await dynamoDbProcessOf(draining), 'SIGKILL');
+    await until(() => draining.output().includes('embedded DynamoDB exited'), 'the exit to be told');
+    await request.finish();
+
+    for (const [run, runDataDir] of [
+      [started, dataDir],
+      [draining, drainingDataDir],
+    ] as const) {
+      expect(await run.exited).toBe(1);
+      expect(run.output().split('\n')).toContain(
+        'npm start: embedded DynamoDB exited (signal SIGKILL); stopping',
+      );
+      expect(existsSync(join(runDataDir, 'runtime.pid'))).toBe(false);
+    }
   });
 
-  it('on Ctrl-C takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
-    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataFolder() });
+  it('on Ctrl-C to npm start takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir }, { viaNpm: true });
     await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
-    const dynamoDbPid = await dynamoDbProcessOf(started);
+    const runtimePid = Number(readFileSync(join(dataDir, 'runtime.pid'), 'utf8'));
+    const { stdout } = await promisify(execFile)('pgrep', [
+      '-P',
+      String(runtimePid),
+      '-f',
+      'dynamodb-server',
+    ]);
+    const dynamoDbPid = Number(stdout.trim());
+    const group = -(started.child.pid as number);
     // Two requests whose bodies are still arriving when Ctrl-C comes.
     const [first, second] = await Promise.all([0, 1].map(() => requestInFlight(Number(port))));
     // Time for the server to read the headers: until then a connection is idle, and closed at once.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    started.child.kill('SIGINT');
+    // As a terminal sends Ctrl-C: to the whole group, so the runtime gets it from there and again from npm.
+    process.kill(group, 'SIGINT');
+    const firstSignalAt = Date.now();
     await until(() => started.output().includes('SIGINT: stopping'), 'the stop');
     expect(started.output().split('\n')).toContain(
       'SIGINT: stopping; waiting for 2 requests and 0 worker batches in flight (Ctrl-C again to stop at once)',
@@ -433,53 +483,90 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
     // Answered, then closed by the server: a connection left open would hold the stop up.
     expect(await first?.finish()).toMatch(/^HTTP\/1\.1 200 OK\r\nconnection: close\r\n/);
+    expect(started.output()).not.toContain('SIGINT again');
 
-    started.child.kill('SIGINT');
+    // A second Ctrl-C, past the copies' window, while the runtime is too busy to answer a signal for 200 ms
+    // (held with SIGSTOP): a relay that kills what does not acknowledge a signal at once would kill it here.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstSignalAt + 1100 - Date.now())));
+    process.kill(runtimePid, 'SIGSTOP');
+    process.kill(group, 'SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(runtimePid, 'SIGCONT');
     expect(await started.exited).toBe(130);
     expect(started.output().split('\n')).toContain('SIGINT again: stopping at once');
     expect(await second?.closed).toBe('');
     // Gone with it: a restart finds the data folder's store free.
     await until(() => !isAlive(dynamoDbPid), 'the embedded DynamoDB to be gone', 1000);
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
-  it('stops, saying so, when the process that started it (tsx) or the one above that (npm) is killed', async () => {
-    // `sh -c '…; :'` waits for its command rather than exec it: one shell stands for tsx, two for npm and tsx.
-    const command = `${process.execPath} --import tsx bin/local.ts; :`;
-    const wrapped = [command, `sh -c '${command}'; :`].map((script) => {
-      const dataDir = dataFolder();
-      const wrapper = spawn('sh', ['-c', script], {
+  it('stops, saying so, when npm is killed; started directly, it outlives the shell that started it', async () => {
+    const npmDataDir = dataFolder();
+    const underNpm = startLocal({ PORT: '0', BULWARK_DATA_DIR: npmDataDir }, { viaNpm: true });
+    // `nohup … &` from a shell that exits once the runtime is up: the runtime is adopted, as under an npm
+    // killed outright.
+    const directDataDir = dataFolder();
+    const directLog = join(directDataDir, 'output.log');
+    const shell = spawn(
+      'sh',
+      [
+        '-c',
+        `nohup ${process.execPath} --import tsx bin/local.ts > ${directLog} 2>&1 &
+        until grep -q 'Ctrl-C stops everything' ${directLog}; do sleep 0.2; done`,
+      ],
+      {
         cwd: repositoryRoot,
-        env: { ...process.env, PORT: '0', BULWARK_DATA_DIR: dataDir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // A process group of its own, so that the test's end can kill whatever is left of it.
+        env: { ...process.env, PORT: '0', BULWARK_DATA_DIR: directDataDir },
+        stdio: 'ignore',
+        // A process group of its own, so that the test's end can stop whatever is left of it.
         detached: true,
-      });
-      onTestFinished(() => {
-        try {
-          process.kill(-(wrapper.pid as number), 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      });
-      let output = '';
-      for (const stream of [wrapper.stdout, wrapper.stderr]) {
-        stream?.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-        });
+      },
+    );
+    onTestFinished(() => {
+      try {
+        process.kill(-(shell.pid as number), 'SIGKILL');
+      } catch {
+        // Gone already.
       }
-      // Closed once every process holding it is gone: the runtime too, as it is not the wrapper's child.
-      const ended = new Promise((resolve) => wrapper.stdout?.once('close', resolve));
-      return { wrapper, dataDir, output: () => output, ended };
     });
-    for (const { wrapper, dataDir, output, ended } of wrapped) {
-      await until(() => output().includes('Ctrl-C stops everything'), 'the runtime');
-      wrapper.kill('SIGKILL');
-      await ended;
-      expect(output().split('\n')).toContain(
-        `npm start: the process that started it (pid ${wrapper.pid}) is gone; stopping`,
-      );
-      expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
-    }
+    const directOutput = () => readFileSync(directLog, 'utf8');
+    const shellExited = new Promise((resolve) => shell.once('exit', resolve));
+
+    await until(() => underNpm.output().includes('Ctrl-C stops everything'), 'the runtime under npm');
+    await shellExited;
+    // A request in flight holds the stop up, so that a Ctrl-C comes while it drains.
+    const [, npmPort] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(underNpm.output()) ?? [];
+    await requestInFlight(Number(npmPort));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const runtimePid = Number(readFileSync(join(npmDataDir, 'runtime.pid'), 'utf8'));
+    process.kill(underNpm.child.pid as number, 'SIGKILL');
+    await until(() => underNpm.output().includes('is gone; stopping'), 'the stop');
+    expect(underNpm.output().split('\n')).toContain(
+      `npm start: the process that started it (pid ${underNpm.child.pid}) is gone; stopping`,
+    );
+    // The first Ctrl-C the user sends, though the runtime was stopping already.
+    process.kill(runtimePid, 'SIGINT');
+    await until(() => !existsSync(join(npmDataDir, 'runtime.pid')), 'the runtime under npm to be gone');
+    expect(underNpm.output().split('\n')).toContain('SIGINT: stopping at once');
+
+    // The shell exited before npm was killed: a watched runtime would have stopped by now, as that one has.
+    const [, url] = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(directOutput()) ?? [];
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(directOutput()).not.toContain('is gone');
+    process.kill(Number(readFileSync(join(directDataDir, 'runtime.pid'), 'utf8')), 'SIGTERM');
+    await until(() => !existsSync(join(directDataDir, 'runtime.pid')), 'the direct runtime to stop');
+    expect(directOutput()).toContain('SIGTERM: stopping');
+  });
+
+  it('stops at once on a signal during start-up, leaving no runtime.pid behind', async () => {
+    const dataDir = dataFolder();
+    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
+    await until(() => existsSync(join(dataDir, 'runtime.pid')), 'the start-up');
+    started.child.kill('SIGTERM');
+    expect(await started.exited).toBe(143);
+    expect(started.output()).not.toContain('Ctrl-C stops everything');
+    expect(started.output().split('\n')).toContain('SIGTERM: stopping at once');
+    expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
   });
 
   it('says which port is busy instead of printing a stack trace', async () => {
