@@ -15,6 +15,7 @@ import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
   deliverMessages,
+  expectEndpointNotFound,
   type Receiver,
   registerEndpoint,
   startReceiver,
@@ -191,14 +192,10 @@ describe('POST /webhooks/{id}/enable', () => {
     const admin = await api.token({ sub: `wh-admin-${randomUUID()}`, roles: ['admin'] });
     const before = await storedEndpoint(endpoint.id);
     for (const caller of [stranger, admin]) {
-      const refused = await api.request('POST', `/webhooks/${endpoint.id}/enable`, { token: caller });
-      expect(refused.status).toBe(404);
-      expect(refused.headers.get('content-type')).toBe('application/problem+json');
-      expect(refused.body).toMatchObject({
-        status: 404,
-        code: 'NOT_FOUND',
-        detail: `Webhook endpoint ${endpoint.id} not found`,
-      });
+      expectEndpointNotFound(
+        await api.request('POST', `/webhooks/${endpoint.id}/enable`, { token: caller }),
+        endpoint.id,
+      );
     }
     expect(await storedEndpoint(endpoint.id)).toEqual(before);
     const unknown = await api.request('POST', `/webhooks/ep_${'A'.repeat(24)}/enable`, { token });

@@ -145,6 +145,20 @@ export async function deliverMessages(
 }
 
 /** How many endpoints an owner has (the owner index). */
+/** `response` is the 404 problem+json of an endpoint the caller cannot see (none, another's, deleted). */
+export function expectEndpointNotFound(
+  response: { status: number; headers: Headers; body: unknown },
+  endpointId: string,
+): void {
+  expect(response.status).toBe(404);
+  expect(response.headers.get('content-type')).toBe('application/problem+json');
+  expect(response.body).toMatchObject({
+    status: 404,
+    code: 'NOT_FOUND',
+    detail: `Webhook endpoint ${endpointId} not found`,
+  });
+}
+
 /** The endpoint's item on the suite's toolkit table as stored, read consistently; undefined once deleted. */
 export async function storedEndpointItem(
   documents: DynamoDBDocumentClient,

@@ -17,6 +17,7 @@ import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
   deliverMessages,
+  expectEndpointNotFound,
   type Receiver,
   type RegisteredEndpoint,
   registerEndpoint,
@@ -243,14 +244,7 @@ describe('POST /webhooks/{id}/secret', () => {
     const admin = await api.token({ sub: `wh-admin-${randomUUID()}`, roles: ['admin'] });
     const before = await storedEndpoint(endpoint.id);
     for (const caller of [stranger, admin]) {
-      const refused = await rotate(caller, endpoint.id);
-      expect(refused.status).toBe(404);
-      expect(refused.headers.get('content-type')).toBe('application/problem+json');
-      expect(refused.body).toMatchObject({
-        status: 404,
-        code: 'NOT_FOUND',
-        detail: `Webhook endpoint ${endpoint.id} not found`,
-      });
+      expectEndpointNotFound(await rotate(caller, endpoint.id), endpoint.id);
     }
     expect(await storedEndpoint(endpoint.id)).toEqual(before);
     const unknown = `ep_${'A'.repeat(24)}`;
