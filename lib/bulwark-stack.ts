@@ -1020,8 +1020,9 @@ export class BulwarkStack extends Stack {
       email.smtp ? 'smtp' : deployedEmailTransport,
     );
     // Only a webhook worker of this version signs a rotated endpoint's deliveries with its previous secret
-    // too: a deploy updates the worker before the function whose route rotates, so no rotation made during
-    // the deploy is signed with the new secret alone, which the receiver does not hold yet.
+    // too: a deploy updates the worker before the function whose route rotates, so an earlier worker starts
+    // no batch once a rotation can be made (one still finishing a batch may sign a delivery with the new
+    // secret alone, which the receiver refuses and the new worker retries signed with both).
     this.functions.webhooks.lambdaFunction.node.addDependency(
       this.workers['webhook-worker'].worker.lambdaFunction,
     );

@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
+import { LocalStartError } from './local-defaults.js';
 
 export interface SmtpSinkMessage {
   readonly from: string | undefined;
@@ -31,7 +32,15 @@ export interface SmtpSinkOptions {
 
 /** Starts the sink on 127.0.0.1; plain SMTP, any (or no) credentials accepted, as a local catcher should. */
 export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<SmtpSink> {
-  if (options.outboxDir) mkdirSync(options.outboxDir, { recursive: true });
+  if (options.outboxDir) {
+    try {
+      mkdirSync(options.outboxDir, { recursive: true });
+    } catch (error) {
+      const { code } = error as NodeJS.ErrnoException;
+      if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
+      throw new LocalStartError(`${options.outboxDir} is a file, not a folder; move it aside`);
+    }
+  }
   const messages: SmtpSinkMessage[] = [];
   const maxMessageBytes = options.maxMessageBytes ?? 10 * 1024 * 1024;
   let counter = 0;

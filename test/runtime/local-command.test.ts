@@ -356,6 +356,8 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     writeFileSync(join(storeIsAFile, 'dynamodb'), '');
     const keyIsAFolder = dataFolder();
     mkdirSync(join(keyIsAFolder, 'encryption-key'));
+    const outboxIsAFile = dataFolderWithKey();
+    writeFileSync(join(outboxIsAFile, 'outbox'), '');
     const lockedStore = dataFolderWithKey();
     const holder = new Level(join(lockedStore, 'dynamodb'));
     await holder.open();
@@ -394,6 +396,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
         `npm start: embedded DynamoDB could not start: ${join(badTtlFile, 'dynamodb', 'bulwark-ttl.json')} is not JSON (at position 25); delete it`,
       ],
       [storeIsAFile, `npm start: ${join(storeIsAFile, 'dynamodb')} is a file, not a folder; move it aside`],
+      [outboxIsAFile, `npm start: ${join(outboxIsAFile, 'outbox')} is a file, not a folder; move it aside`],
       [
         keyIsAFolder,
         `npm start: ${join(keyIsAFolder, 'encryption-key')} is a folder, not a key file; move it aside`,
