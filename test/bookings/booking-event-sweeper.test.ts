@@ -154,6 +154,15 @@ const stoppedWithNothingDone = {
   stoppedAtDeadline: true,
 };
 
+/** A run's result when it skipped one record and did nothing else. */
+const oneSkipped = {
+  swept: 0,
+  stillPending: 0,
+  cleaned: 0,
+  skipped: 1,
+  failedShards: [],
+  stoppedAtDeadline: false,
+};
 const run = (signal?: AbortSignal) => ({ now, signal, correlationId: `sweep-${randomUUID()}` });
 
 describe('BookingEventSweeper', () => {
@@ -240,14 +249,7 @@ describe('BookingEventSweeper', () => {
     const { sweeper, published, audits, metrics, logger } = sweeperOf(tableName);
     const logged = vi.spyOn(logger, 'error');
 
-    expect(await sweeper.sweep(run())).toEqual({
-      swept: 0,
-      stillPending: 0,
-      cleaned: 0,
-      skipped: 1,
-      failedShards: [],
-      stoppedAtDeadline: false,
-    });
+    expect(await sweeper.sweep(run())).toEqual(oneSkipped);
     expect(logged.mock.calls).toEqual([
       [
         'Booking on the pending-events index is a record this version cannot read: skipped',
@@ -341,14 +343,7 @@ describe('BookingEventSweeper', () => {
     const marked = proxy.seen.length;
     held.release();
 
-    expect(await sweeping).toEqual({
-      swept: 0,
-      stillPending: 0,
-      cleaned: 0,
-      skipped: 1,
-      failedShards: [],
-      stoppedAtDeadline: false,
-    });
+    expect(await sweeping).toEqual(oneSkipped);
     expect(proxy.seen.slice(marked).filter(({ operation }) => operation === 'UpdateItem')).toEqual([]);
     expect(published).toEqual([]);
     expect(audits).toEqual([]);
@@ -489,14 +484,7 @@ describe('BookingEventSweeper and user.registered', () => {
     const { sweeper, published, audits, metrics, logger } = sweeperOf(tableName);
     const logged = vi.spyOn(logger, 'error');
 
-    expect(await sweeper.sweep(run())).toEqual({
-      swept: 0,
-      stillPending: 0,
-      cleaned: 0,
-      skipped: 1,
-      failedShards: [],
-      stoppedAtDeadline: false,
-    });
+    expect(await sweeper.sweep(run())).toEqual(oneSkipped);
     expect(logged.mock.calls).toEqual([
       [
         'User on the pending-events index is a record this version cannot read: skipped',
