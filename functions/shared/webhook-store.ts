@@ -903,9 +903,12 @@ export class WebhookStore {
       previousSealedSecret !== undefined &&
       previousSecretExpiresAt !== undefined &&
       Date.parse(previousSecretExpiresAt) > at.getTime();
-    const current = await this.signingSecret(endpoint);
-    if (!previousLive) return [current];
-    return [current, await this.signingSecret({ ...endpoint, sealedSecret: previousSealedSecret })];
+    if (!previousLive) return [await this.signingSecret(endpoint)];
+    // Both unwrapped at once: a data-key cache miss for each would otherwise add two KMS calls in turn.
+    return Promise.all([
+      this.signingSecret(endpoint),
+      this.signingSecret({ ...endpoint, sealedSecret: previousSealedSecret }),
+    ]);
   }
 
   /**
