@@ -12,6 +12,10 @@ export const defaultPort = 3000;
  */
 export class LocalStartError extends Error {}
 
+/** The start failure of a folder the runtime needs that is a file (EEXIST, ENOTDIR) at `path`. */
+export const notAFolder = (path: string) =>
+  new LocalStartError(`${path} is a file, not a folder; move it aside`);
+
 /**
  * `file is not JSON`, with where the parse stopped if `error` says: never V8's message itself, which quotes
  * the file's text (a key file's private key) over as many lines as it spans.

@@ -20,7 +20,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
-import { LocalStartError, notJsonProblem } from './local-defaults.js';
+import { LocalStartError, notAFolder, notJsonProblem } from './local-defaults.js';
 import { refuseUnlessFromAwsClient } from './local-request-guard.js';
 
 export interface LocalDynamoDbOptions {
@@ -89,7 +89,7 @@ async function assertStoreOpens(path: string): Promise<void> {
         throw new LocalStartError(damagedStoreProblem(path, reason));
       case 'EEXIST':
       case 'ENOTDIR':
-        throw new LocalStartError(`${path} is a file, not a folder; move it aside`);
+        throw notAFolder(path);
       case 'LEVEL_LOCKED':
         throw new LocalStartError(
           `${path} is in use by another process (${reason}); stop that process first`,

@@ -5,7 +5,7 @@ import {
   encryptionKeyProblem,
   generateEncryptionKey,
 } from '../../middleware/encryption/local-key-provider.js';
-import { LocalStartError } from './local-defaults.js';
+import { LocalStartError, notAFolder } from './local-defaults.js';
 
 export const encryptionKeyFileName = 'encryption-key';
 
@@ -48,7 +48,7 @@ function storeEntries(tables: string): string[] {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw error;
     // As the embedded DynamoDB says of it when the key is there.
-    throw new LocalStartError(`${tables} is a file, not a folder; move it aside`);
+    throw notAFolder(tables);
   }
 }
 

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import { LocalStartError } from './local-defaults.js';
+import { notAFolder } from './local-defaults.js';
 
 export interface SmtpSinkMessage {
   readonly from: string | undefined;
@@ -38,7 +38,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     } catch (error) {
       const { code } = error as NodeJS.ErrnoException;
       if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
-      throw new LocalStartError(`${options.outboxDir} is a file, not a folder; move it aside`);
+      throw notAFolder(options.outboxDir);
     }
   }
   const messages: SmtpSinkMessage[] = [];
