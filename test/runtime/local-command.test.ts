@@ -549,8 +549,10 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     );
     // The first Ctrl-C the user sends, though the runtime was stopping already.
     process.kill(runtimePid, 'SIGINT');
-    await until(() => !existsSync(join(npmDataDir, 'runtime.pid')), 'the runtime under npm to be gone');
+    // The line first: the pid file can be gone before this process has read the line from the pipe.
+    await until(() => underNpm.output().includes('SIGINT: stopping'), 'the answer to the Ctrl-C');
     expect(underNpm.output().split('\n')).toContain('SIGINT: stopping at once');
+    await until(() => !existsSync(join(npmDataDir, 'runtime.pid')), 'the runtime under npm to be gone');
 
     // The shell exited before npm was killed: a watched runtime would have stopped by now, as that one has.
     const [, url] = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(directOutput()) ?? [];
