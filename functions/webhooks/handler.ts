@@ -171,7 +171,10 @@ function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boo
  * and the first one's 201 and `Location`, marked as a replay, but only within the time a replay would have
  * answered it ({@link registrationReplaySec} from its creation): later, a 409 naming the endpoint, whose
  * secret is not shown again. Another request with the key (see {@link registrationRequestOf}) is 422, as
- * it is while the record exists; an endpoint deleted meanwhile is 409, as for a replay.
+ * it is while the record exists; an endpoint deleted meanwhile is 409, as for a replay. It is audited apart
+ * from the creation (`webhook.endpoint_creation_replayed`): the first request may have logged the creation
+ * before its answer was lost (a record lost in a deploy) or stopped before (a 504), so this line neither
+ * counts the creation twice nor leaves a secret answered again unlogged.
  */
 async function retriedRegistration(
   endpointId: string,
@@ -187,8 +190,18 @@ async function retriedRegistration(
     );
   }
   const secret = await secretAgain(endpoint);
-  // The first request stopped before its audit line: the endpoint's creation is logged now.
-  auditEndpointCreated(endpoint, caller, correlationId);
+  auditLogger.log({
+    eventType: 'webhook.endpoint_creation_replayed',
+    outcome: 'success',
+    principal: caller,
+    correlationId,
+    metadata: {
+      endpointId: endpoint.id,
+      eventTypes: endpoint.eventTypes,
+      ownerKind: endpoint.ownerKind,
+      createdAt: endpoint.createdAt,
+    },
+  });
   return json(
     201,
     { ...publicEndpoint(endpoint), secret },

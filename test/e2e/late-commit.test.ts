@@ -520,15 +520,23 @@ describe('a registration whose transaction landed after its 504, sent again with
       // Stored now: the record's replay reads the same secret from the endpoint.
       expect((await register(token, key)).text).toBe(retry.text);
       expect(await endpointsOf(token)).toEqual([made]);
-      // The first request stopped before its audit line, the retry wrote it, the replay wrote none.
-      expect(
+      // The first request stopped before its audit line; the retry wrote its own line, the replay none.
+      const ours = (eventType: string) =>
         output
           .audit()
-          .filter(
-            (audit) =>
-              audit.eventType === 'webhook.endpoint_created' && audit.metadata.endpointId === made?.id,
-          ),
-      ).toHaveLength(1);
+          .filter((audit) => audit.eventType === eventType && audit.metadata.endpointId === made?.id);
+      expect(ours('webhook.endpoint_created')).toEqual([]);
+      expect(ours('webhook.endpoint_creation_replayed')).toEqual([
+        expect.objectContaining({
+          outcome: 'success',
+          metadata: {
+            endpointId: made?.id,
+            eventTypes: registration.eventTypes,
+            ownerKind: 'user',
+            createdAt: (retry.body as { createdAt: string }).createdAt,
+          },
+        }),
+      ]);
     },
     lateCommitTimeout,
   );

@@ -3,6 +3,7 @@ import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
+import { captureStdout } from '../helpers/log-capture.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
 import {
@@ -15,7 +16,11 @@ import {
   startReceiver,
 } from './helpers.js';
 
+// Audit lines are INFO, which the suite otherwise silences; read when the runtime loads the functions.
+process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+
 const api = useLocalRuntime();
+const output = captureStdout();
 let documents: ReturnType<typeof createDocumentClient>;
 let target: Receiver;
 let ownerToken: string;
@@ -352,6 +357,35 @@ describe('retrying a registration with an Idempotency-Key', () => {
       expect(await endpointCount(documents, caller.sub)).toBe(1);
     },
   );
+
+  it('after its record is gone audits the creation once, and the secret answered again apart', async () => {
+    const caller = await newCaller();
+    const key = randomUUID();
+    const first = (await register(caller.token, key)).body as {
+      id: string;
+      secret: string;
+      createdAt: string;
+    };
+    await expireRecordOf(first.id);
+    expect((await register(caller.token, key)).status).toBe(201);
+    const ours = (eventType: string) =>
+      output
+        .audit()
+        .filter((event) => event.eventType === eventType && event.metadata?.endpointId === first.id);
+    expect(ours('webhook.endpoint_created')).toHaveLength(1);
+    expect(ours('webhook.endpoint_creation_replayed')).toEqual([
+      expect.objectContaining({
+        outcome: 'success',
+        metadata: {
+          endpointId: first.id,
+          eventTypes: registration.eventTypes,
+          ownerKind: 'user',
+          createdAt: first.createdAt,
+        },
+      }),
+    ]);
+    expect(JSON.stringify(output.audit())).not.toContain(first.secret.slice('whsec_'.length));
+  });
 
   it("answers the tombstone's 409 to a retry once the endpoint it made is deleted, while the record lasts and after it, and makes no new one", async () => {
     const caller = await newCaller();
