@@ -616,7 +616,7 @@ export class JwtVerifier {
     if (principal === undefined) throw credentialError('missing_claim');
     if (issuer.tenants !== undefined) {
       // A bound issuer vouches for its own tenants only; a token of it naming none would take whatever
-      // tenant the guards assume for the unclaimed, which the binding does not vouch for either.
+      // tenant an unclaimedTenant (authenticate's or a guard's) assumes, which it does not vouch for.
       if (principal.tenantId === undefined) throw credentialError('missing_claim');
       if (!issuer.tenants.has(principal.tenantId)) throw credentialError('wrong_tenant');
     }
