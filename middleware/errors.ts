@@ -189,6 +189,7 @@ export type AuthFailureReason =
   | 'wrong_client'
   | 'wrong_token_use'
   | 'wrong_token_type'
+  | 'wrong_tenant'
   | 'missing_claim'
   | 'unknown_key'
   | 'revoked'

@@ -127,11 +127,15 @@ export function routeAuth(
     ...(requirement.scopes ? { apiKeys } : {}),
     ...(requirement.allowService && services ? { service: services } : {}),
   };
+  // A caller whose credential names no tenant is the default tenant's from authentication on: its
+  // rate-limit keys, idempotency scopes and audit lines are those of the same caller naming `default`, as
+  // the records it stores already were (webhook-store.ts tenantOf).
+  const authentication = { ...methods, unclaimedTenant: defaultTenantId, ...events };
   const middlewares: AuthMiddleware<AuthContext>[] = [
-    Object.keys(methods).length === 0 ? noMethod(onEvent) : authenticate({ ...methods, ...events }),
+    Object.keys(methods).length === 0 ? noMethod(onEvent) : authenticate(authentication),
     // The sample serves one tenant: its users and bookings carry no tenant of their own, so a token of
     // another tenant would otherwise act on this one's data (and file webhooks where no event goes).
-    requireTenant([defaultTenantId], { unclaimedTenant: defaultTenantId, ...events }),
+    requireTenant([defaultTenantId], events),
   ];
   if (requirement.humanOnly) middlewares.push(requireHuman(events));
   if (requirement.roles) {

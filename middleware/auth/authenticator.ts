@@ -10,8 +10,9 @@ import {
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
 import { methodOf, pathOf, signedPathOf } from '../http/request-event.js';
-import { checkFunctionOption, checkMethodsOption, requireOptionsObject } from '../options.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from '../options.js';
 import type { ApiKeyStore } from './api-keys.js';
+import { isUsableIdentifier, maxIdentifierLength } from './claims-principal.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import type { AuthMethod, Principal } from './principal.js';
 import { type IncomingSignedRequest, ServiceRequestVerifier } from './service-auth.js';
@@ -35,6 +36,13 @@ export interface AuthenticatorOptions {
    * @default false
    */
   readonly optional?: boolean | undefined;
+  /**
+   * The tenant of a principal whose credential names none (a token without the tenant claim, an API key
+   * created without a tenant, a signed service request), set as its `tenantId`: the guards, rate-limit
+   * keys, idempotency scopes and audit lines then all read one tenant, where the raw absence made such a
+   * caller another than the same one naming this tenant. @default undefined: such a principal has no tenant
+   */
+  readonly unclaimedTenant?: string | undefined;
   /** Receives auth.success, auth.failure, apiKey.used and replay.rejected. @default undefined */
   readonly onEvent?: SecurityEventListener | undefined;
 }
@@ -90,6 +98,15 @@ export class Authenticator {
     checkMethodsOption(problems, 'jwt', options.jwt, jwtMethods, 'a JwtVerifier');
     checkMethodsOption(problems, 'apiKeys', options.apiKeys, ['verify'], 'an ApiKeyStore');
     checkMethodsOption(problems, 'service', options.service, ['verify'], 'a ServiceRequestVerifier');
+    const { unclaimedTenant } = options;
+    // It becomes a tenant id like a claim's, in keys and encryption contexts: held to the same rule.
+    if (
+      unclaimedTenant !== undefined &&
+      !(typeof unclaimedTenant === 'string' && isUsableIdentifier(unclaimedTenant))
+    )
+      problems.push(
+        `unclaimedTenant must be a tenant id a claim can carry: non-empty, at most ${maxIdentifierLength} characters, well-formed text without control characters (got ${shownValue(unclaimedTenant)})`,
+      );
     // emitEvent swallows a listener's errors: one that is no function would lose every event, silently.
     checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('authenticate', problems);
@@ -141,7 +158,7 @@ export class Authenticator {
       const apiKey = apiKeys ? headerValue(headers, 'x-api-key') : undefined;
       if (apiKeys && apiKey !== undefined) {
         method = 'apiKey';
-        const principal = await apiKeys.verify(apiKey);
+        const principal = this.withTenant(await apiKeys.verify(apiKey));
         emitEvent(onEvent, {
           type: 'apiKey.used',
           principal,
@@ -182,7 +199,16 @@ export class Authenticator {
     throw new UnauthorizedError('Authentication is required', { headers: challenge });
   }
 
-  private succeed(principal: Principal, event: APIGatewayProxyEventV2, started: number): Principal {
+  /** The principal, with `unclaimedTenant` as its tenant when its credential named none. */
+  private withTenant(principal: Principal): Principal {
+    const { unclaimedTenant } = this.options;
+    if (unclaimedTenant === undefined || principal.tenantId !== undefined) return principal;
+    // A copy: a verified token's principal is frozen and shared through the verifier's cache.
+    return { ...principal, tenantId: unclaimedTenant };
+  }
+
+  private succeed(verified: Principal, event: APIGatewayProxyEventV2, started: number): Principal {
+    const principal = this.withTenant(verified);
     // Checked here, not only in emitEvent, so the hot path builds no event object nobody listens to.
     if (this.options.onEvent === undefined) return principal;
     emitEvent(this.options.onEvent, {

@@ -40,7 +40,7 @@ export const maxIdentifierLength = 256;
  * encryption contexts, so one that DynamoDB cannot store (over 2 KB) or that UTF-8 would change (a lone
  * surrogate) must not get that far.
  */
-function isUsableIdentifier(value: string): boolean {
+export function isUsableIdentifier(value: string): boolean {
   return (
     value.length > 0 && value.length <= maxIdentifierLength && value.isWellFormed() && !/\p{Cc}/u.test(value)
   );

@@ -18,6 +18,7 @@ const messages: Readonly<Record<AuthFailureReason, string>> = {
   wrong_client: 'The token client is not accepted',
   wrong_token_use: 'The token use is not accepted',
   wrong_token_type: 'The token type is not accepted',
+  wrong_tenant: 'The token issuer may not speak for the token tenant',
   missing_claim: 'The token lacks a required claim',
   unknown_key: 'The API key is not valid',
   revoked: 'The credential has been revoked',

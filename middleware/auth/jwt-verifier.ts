@@ -11,7 +11,13 @@ import type { JSONWebKeySet } from 'jose';
 import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
 import { arrayOption, definedOnly, requireOptionsObject, shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
-import { type ClaimMapping, listClaim, principalFromClaims } from './claims-principal.js';
+import {
+  type ClaimMapping,
+  isUsableIdentifier,
+  listClaim,
+  maxIdentifierLength,
+  principalFromClaims,
+} from './claims-principal.js';
 import { credentialError } from './failure.js';
 import { isUsableSecretBytes, isUsableSecretValue } from './hmac-secret.js';
 import {
@@ -65,6 +71,13 @@ export interface JwtIssuerOptions {
   readonly sharedSecret?: string | Uint8Array | undefined;
   /** Claims that must be present, besides `exp` which always must. @default [] */
   readonly requiredClaims?: readonly string[] | undefined;
+  /**
+   * The tenants this issuer may speak for. A token of it whose tenant claim (`tenantClaim`) names another
+   * tenant is refused (401, reason `wrong_tenant`), and so is one without the claim (`missing_claim`).
+   * Without it the issuer may name any tenant: with several issuers, any one of them can mint a token
+   * of another's tenant. @default undefined (any tenant, or none)
+   */
+  readonly tenants?: readonly string[] | undefined;
 }
 
 export interface JwtVerifierOptions extends ClaimMapping {
@@ -108,6 +121,7 @@ interface Issuer {
   readonly secret: KeyObject | undefined;
   readonly keys: JwksKeyStore | undefined;
   readonly requiredClaims: readonly string[];
+  readonly tenants: ReadonlySet<string> | undefined;
 }
 
 interface Header {
@@ -218,6 +232,26 @@ function sharedKeyStoreOptions(options: JwtVerifierOptions, problems: string[]):
     ...(maxAgeUsable ? { maxAgeMs: jwksMaxAgeMs } : {}),
     ...(timeoutUsable ? { timeoutMs: jwksTimeoutMs } : {}),
   };
+}
+
+/**
+ * The tenants an issuer is bound to, or undefined when it is bound to none. An empty list would refuse
+ * every token of the issuer, and a tenant no claim can carry (see `principalFromClaims`) would never
+ * match: both are problems, as is a null, which must not silently mean "any tenant".
+ */
+function tenantBinding(issuer: string, value: unknown, problems: string[]): ReadonlySet<string> | undefined {
+  if (value === undefined) return undefined;
+  const field = `${issuer}: tenants`;
+  const tenants = arrayOption(problems, field, value, 'of tenant ids', { nullIsAbsent: false });
+  if (Array.isArray(value) && tenants.length === 0) problems.push(`${field} must not be empty`);
+  for (const tenant of tenants) {
+    if (typeof tenant !== 'string' || !isUsableIdentifier(tenant)) {
+      problems.push(
+        `${field} entries must be tenant ids a claim can carry: non-empty, at most ${maxIdentifierLength} characters, well-formed text without control characters (got ${shownValue(tenant)})`,
+      );
+    }
+  }
+  return new Set(tenants as readonly string[]);
 }
 
 function defaultJwksUri(issuer: string): string {
@@ -370,6 +404,7 @@ export class JwtVerifier {
         );
       }
     }
+    const tenants = tenantBinding(name, options.tenants, problems);
     const algorithms = options.algorithms ?? defaultAlgorithms;
     if (!Array.isArray(algorithms)) {
       problems.push(`${name}: algorithms must be a list (got ${shownValue(algorithms)})`);
@@ -423,6 +458,7 @@ export class JwtVerifier {
         ? new JwksKeyStore({ uri: jwksUri ?? undefined, preload: jwks, ...keyStoreOptions })
         : undefined,
       requiredClaims: options.requiredClaims ?? [],
+      tenants,
     };
   }
 
@@ -578,6 +614,12 @@ export class JwtVerifier {
     if (reason !== undefined) throw credentialError(reason);
     const principal = principalFromClaims(claims, this.mapping);
     if (principal === undefined) throw credentialError('missing_claim');
+    if (issuer.tenants !== undefined) {
+      // A bound issuer vouches for its own tenants only; a token of it naming none would take whatever
+      // tenant an unclaimedTenant (authenticate's or a guard's) assumes, which it does not vouch for.
+      if (principal.tenantId === undefined) throw credentialError('missing_claim');
+      if (!issuer.tenants.has(principal.tenantId)) throw credentialError('wrong_tenant');
+    }
     freeze(principal.scopes);
     freeze(principal.roles);
     return freeze({ claims: freeze(claims), principal: freeze(principal) });

@@ -208,7 +208,8 @@ export function requireScopes(
 
 /**
  * A principal of one of the tenants (the token's tenant claim, `custom:tenant_id` by default); 403
- * otherwise. `unclaimedTenant` is the tenant of a principal whose token names none.
+ * otherwise. `unclaimedTenant` is the tenant of a principal whose token names none, for this guard only:
+ * `authenticate`'s `unclaimedTenant` gives it to the principal, for the keys and audit lines after it too.
  *
  * @example
  * // A single-tenant deployment: tokens of other tenants get 403, tokens without a tenant are ours.

@@ -14,7 +14,10 @@ export interface Principal {
   readonly scopes: readonly string[];
   /** Roles (`cognito:groups` or a configured claim). */
   readonly roles: readonly string[];
-  /** Tenant, from a configured claim. */
+  /**
+   * Tenant: the token's tenant claim (a configured one), an API key's stored tenant, or `authenticate`'s
+   * `unclaimedTenant` when the credential names none.
+   */
   readonly tenantId: string | undefined;
   readonly authMethod: AuthMethod;
   /** The verified claims (JWT) or the key/service metadata; never the credential itself. */

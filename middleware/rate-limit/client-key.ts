@@ -105,6 +105,15 @@ function userPartOf(principal: Principal): string {
   return `user:${JSON.stringify(caller)}`;
 }
 
+/**
+ * The client as a whole: a client id is unique only within its tenant and its authentication method (an
+ * M2M client of one tenant, one of another, and a signing service may all be `svc-1`). JSON, as for
+ * {@link userPartOf}. People count against the client their token names (an app's users share it).
+ */
+function clientPartOf(principal: Principal, clientId: string): string {
+  return `client:${JSON.stringify([principal.tenantId ?? null, principal.authMethod, clientId])}`;
+}
+
 function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): KeyPart {
   const { principal } = request;
   const ip: KeyPart = { kind: 'ip', part: `ip:${request.clientIp}` };
@@ -114,7 +123,7 @@ function partOf(kind: RateLimitKeyBy, request: RateLimitRequest): KeyPart {
     case 'user':
       return principal ? { kind, part: userPartOf(principal) } : ip;
     case 'clientId':
-      return principal?.clientId ? { kind, part: `client:${principal.clientId}` } : ip;
+      return principal?.clientId ? { kind, part: clientPartOf(principal, principal.clientId) } : ip;
     case 'apiKey':
       return principal?.authMethod === 'apiKey' ? { kind, part: `apiKey:${principal.id}` } : ip;
     case 'tenant':
@@ -138,6 +147,7 @@ export interface RateLimitKey {
  * @example
  * rateLimitKeyOf(['ip', 'route'], request); // { key: '["ip:203.0.113.9","route:POST /login"]', kinds: ['ip', 'route'] }
  * rateLimitKeyOf(['user'], signedIn);       // { key: 'user:["t-1","jwt","person","u-1"]', kinds: ['user'] }
+ * rateLimitKeyOf(['clientId'], machine);   // { key: 'client:["t-1","jwt","svc-1"]', kinds: ['clientId'] }
  * rateLimitKeyOf(['user'], anonymous);      // { key: 'ip:203.0.113.9', kinds: ['ip'] }
  */
 export function rateLimitKeyOf(keyBy: readonly RateLimitKeyBy[], request: RateLimitRequest): RateLimitKey {

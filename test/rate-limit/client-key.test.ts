@@ -165,6 +165,34 @@ describe('client keys', () => {
     // The same caller is one budget whatever its address or the rest of its token.
     expect(of({ id: 'alice', tenantId: 'tenant-a', scopes: ['bookings/read'] })).toBe(keys[0]);
   });
+
+  it('gives each client its own clientId budget: the same client id in another tenant or of another method is another client', () => {
+    const of = (principal: Partial<Principal>) =>
+      keyOf(['clientId'], {
+        event: eventWith('203.0.113.9'),
+        principal: testPrincipal(principal),
+        clientIp: '203.0.113.9',
+      });
+    const machine = { isM2M: true, id: 'svc-1', clientId: 'svc-1' };
+    expect(of({ ...machine, tenantId: 'tenant-b' })).toBe('client:["tenant-b","jwt","svc-1"]');
+    expect(of({ ...machine, tenantId: 'tenant-c' })).toBe('client:["tenant-c","jwt","svc-1"]');
+    expect(of({ ...machine, authMethod: 'service' })).toBe('client:[null,"service","svc-1"]');
+    // An app's users share its client within their tenant, and only there.
+    expect(of({ id: 'a-user-1', clientId: 'spa', tenantId: 'tenant-a' })).toBe(
+      of({ id: 'a-user-2', clientId: 'spa', tenantId: 'tenant-a' }),
+    );
+    expect(of({ id: 'b-user', clientId: 'spa', tenantId: 'tenant-b' })).toBe(
+      'client:["tenant-b","jwt","spa"]',
+    );
+    // Separators inside a client id or a tenant cannot rebuild another client's key.
+    const lookalikes: Partial<Principal>[] = [
+      { clientId: 'b:c', tenantId: 'a' },
+      { clientId: 'c', tenantId: 'a:b' },
+      { clientId: 'x', tenantId: 't","jwt' },
+      { clientId: '"jwt","x', tenantId: 't' },
+    ];
+    expect(new Set(lookalikes.map(of)).size).toBe(lookalikes.length);
+  });
 });
 
 describe('DynamoDbCounterStore on the embedded DynamoDB', () => {

@@ -616,6 +616,35 @@ describe('rateLimit through a middy pipeline', () => {
       }
     });
 
+    it("counts an app client's users of two tenants, and M2M clients and a service of one name, apart", async () => {
+      const limiter = limitOf({
+        policy: { name: uniquePolicyName('clients'), limit: 3, windowSec: 60 },
+        keyBy: 'clientId',
+      });
+      const app = uniquePolicyName('spa');
+      const call = (principal: Principal, ip: string) => pipeline([limiter], { principal }).call(eventOf(ip));
+      for (let index = 0; index < 3; index += 1) {
+        const user = principalOf({ id: `a-user-${index}`, clientId: app, tenantId: 'tenant-a' });
+        expect((await call(user, `198.51.100.${110 + index}`)).statusCode).toBe(200);
+      }
+      const tenantAUser = principalOf({ id: 'a-user-3', clientId: app, tenantId: 'tenant-a' });
+      expect((await call(tenantAUser, '198.51.100.113')).statusCode).toBe(429);
+      const tenantBUser = principalOf({ id: 'b-user', clientId: app, tenantId: 'tenant-b' });
+      expect((await call(tenantBUser, '198.51.100.114')).statusCode).toBe(200);
+      const client = uniquePolicyName('svc');
+      const machines = [
+        principalOf({ id: client, isM2M: true, clientId: client, tenantId: 'tenant-b' }),
+        principalOf({ id: client, isM2M: true, clientId: client, tenantId: 'tenant-c' }),
+        principalOf({ id: client, isM2M: true, clientId: client, authMethod: 'service' }),
+      ];
+      for (const machine of machines) {
+        for (let index = 0; index < 3; index += 1) {
+          expect((await call(machine, '198.51.100.115')).statusCode, JSON.stringify(machine)).toBe(200);
+        }
+        expect((await call(machine, '198.51.100.115')).statusCode, JSON.stringify(machine)).toBe(429);
+      }
+    });
+
     it('treats a trust function that returns nonsense as a server fault and admits nothing', async () => {
       const { call, handle } = pipeline([
         limitOf({
