@@ -88,7 +88,10 @@ export interface CreatedApiKey extends ApiKeyRecord {
 }
 
 export interface CreateApiKeyOptions {
-  /** After this instant the key is refused (and DynamoDB's TTL eventually deletes it). @default never */
+  /**
+   * After this instant the key is refused (and DynamoDB's TTL eventually deletes it). Stored in whole
+   * seconds, rounded up: the key works until at least this instant, and at most a second longer. @default never
+   */
   readonly expiresAt?: Date | undefined;
   /** Tenant of the key's principal. @default undefined */
   readonly tenantId?: string | undefined;
@@ -370,7 +373,8 @@ export class ApiKeyStore {
       hashScheme: this.currentScheme.name,
       createdAt,
       ...(options.tenantId === undefined ? {} : { tenantId: options.tenantId }),
-      ...(expiresAt === undefined ? {} : { expiresAt: toEpochSeconds(expiresAt.getTime()) }),
+      // Rounded up, not down: a key must not die before the instant asked for (nor at birth, within this second).
+      ...(expiresAt === undefined ? {} : { expiresAt: Math.ceil(expiresAt.getTime() / 1000) }),
     };
     await this.client.send(
       new PutCommand({
