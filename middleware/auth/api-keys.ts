@@ -353,8 +353,13 @@ export class ApiKeyStore {
       problems.push({ field: 'scopes', message: 'Must be at most 50 scopes of letters, digits and ._:/*-' });
     }
     const expiresAt = options.expiresAt;
-    if (expiresAt !== undefined && !(expiresAt.getTime() > Date.now())) {
-      problems.push({ field: 'expiresAt', message: 'Must be in the future' });
+    if (expiresAt !== undefined) {
+      // A JavaScript caller may pass what JSON gave it: an ISO string or epoch number is refused, not guessed at.
+      if (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime())) {
+        problems.push({ field: 'expiresAt', message: 'Must be a valid Date object, not a string or number' });
+      } else if (!(expiresAt.getTime() > Date.now())) {
+        problems.push({ field: 'expiresAt', message: 'Must be in the future' });
+      }
     }
     if (options.tenantId !== undefined && !ownerPattern.test(options.tenantId)) {
       problems.push({ field: 'tenantId', message: 'Must be 1-128 characters without spaces or #' });

@@ -464,6 +464,21 @@ describe('ApiKeyStore', () => {
     expect(send).not.toHaveBeenCalled();
   });
 
+  it('answers a ValidationError on expiresAt that is not a valid Date, and stores nothing', async () => {
+    const apiKeys = store();
+    const send = vi.spyOn(documentClient, 'send');
+    for (const expiresAt of ['2031-01-01T00:00:00Z', 1_924_992_000_000, new Date('not a date'), null]) {
+      const error = await apiKeys
+        .create(owner(), ['bookings/read'], { expiresAt: expiresAt as unknown as Date })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).fields).toEqual([
+        { field: 'expiresAt', message: 'Must be a valid Date object, not a string or number' },
+      ]);
+    }
+    expect(send).not.toHaveBeenCalled();
+  });
+
   it('rejects invalid options at construction, listing each', () => {
     expect(
       () =>
