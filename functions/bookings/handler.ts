@@ -135,28 +135,48 @@ async function visibleBooking(
   return stored;
 }
 
+const dateTimeError = 'Must be an ISO 8601 date-time with an offset (Z or +02:00)';
+
 /**
- * A booking's start or end. Stored as `toISOString()` at the head of the list indexes' sort keys, it must
- * fall in a four-digit UTC year: an offset can push `9999-12-31T23:00-14:00` into `+010000`, which would
- * then sort before every other booking.
+ * A booking's start or end, or a list's `from`. Stored as `toISOString()` at the head of the list indexes'
+ * sort keys, it must fall in a four-digit UTC year: an offset can push `9999-12-31T23:00-14:00` into
+ * `+010000`, which would then sort before every other booking. `errorFor` words the refusal of a value
+ * that is no date-time.
  */
-const instant = z.pipe(
-  z.iso.datetime({ offset: true, error: 'Must be an ISO 8601 date-time with an offset (Z or +02:00)' }).check(
-    // A Date keeps milliseconds: finer digits would be dropped unseen, and an instant 0.9 ms off the
-    // 15-minute grid would pass as on it.
-    z.refine((value) => !/\.\d{3}\d*[1-9]/.test(value), 'Must not be more precise than a millisecond'),
-  ),
-  z.pipe(
-    z.transform((value: string) => new Date(value)),
-    z
-      .date()
-      .check(
-        z.refine(
-          (date) => date.getUTCFullYear() >= 0 && date.getUTCFullYear() <= 9999,
-          'Must fall within the years 0000 to 9999 in UTC',
+function instantSchema(errorFor: (input: unknown) => string) {
+  return z.pipe(
+    z.iso.datetime({ offset: true, error: (issue) => errorFor(issue.input) }).check(
+      // A Date keeps milliseconds: finer digits would be dropped unseen, and an instant 0.9 ms off the
+      // 15-minute grid would pass as on it.
+      z.refine((value) => !/\.\d{3}\d*[1-9]/.test(value), 'Must not be more precise than a millisecond'),
+    ),
+    z.pipe(
+      z.transform((value: string) => new Date(value)),
+      z
+        .date()
+        .check(
+          z.refine(
+            (date) => date.getUTCFullYear() >= 0 && date.getUTCFullYear() <= 9999,
+            'Must fall within the years 0000 to 9999 in UTC',
+          ),
         ),
-      ),
-  ),
+    ),
+  );
+}
+
+const instant = instantSchema(() => dateTimeError);
+
+/** A date-time whose offset sign is a space: the `+` of `+02:00`, sent unencoded in a query string. */
+const spaceForOffsetSign = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)? \d{2}:\d{2}$/;
+
+/**
+ * An instant in a query string, where an unencoded `+` arrives as a space (form encoding's rule):
+ * still refused, since a space is no offset sign, but the message says how to send the `+`.
+ */
+const queryInstant = instantSchema((input) =>
+  typeof input === 'string' && spaceForOffsetSign.test(input)
+    ? `${dateTimeError}; in a query string send the + of an offset as %2B, since an unencoded + arrives as a space`
+    : dateTimeError,
 );
 
 const createBookingBody = z
@@ -236,7 +256,7 @@ async function retriedBooking(
   return json(201, booking, { Location: `/bookings/${booking.id}`, ...replayedHeader });
 }
 
-const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema), from: z.optional(instant) });
+const listQuery = z.extend(pageQuerySchema, { userId: z.optional(idSchema), from: z.optional(queryInstant) });
 
 export const handler = createHttpFunction(
   'bookings',

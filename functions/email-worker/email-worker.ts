@@ -23,7 +23,7 @@ import {
 } from '../shared/queue-worker.js';
 import type { UserItemState } from '../shared/user-item.js';
 import { workerSuccessEventTypes } from '../workers.js';
-import { parseQueueMessage, type QueueMessage } from './messages.js';
+import { parseQueueMessage, type QueueMessage, smsCodeExpired } from './messages.js';
 import { sendFailureLogFields } from './send-failure.js';
 import type { OutgoingSms, SmsTransport } from './sms-transports.js';
 import { type EmailTemplates, TemplateRenderError } from './templates.js';
@@ -114,16 +114,18 @@ export function providerCircuitBreaker(
 type UserState = (userId: string) => Promise<UserItemState>;
 
 /**
- * Why a message about a user was dropped unsent: its user was deleted, its registration lapsed, or it is a
- * verification email to an address verified since it was queued (a new link asked for, then the old one used).
+ * Why a message was dropped unsent: its user was deleted, its registration lapsed, it is a verification
+ * email to an address verified since it was queued (a new link asked for, then the old one used), or it is
+ * an SMS code that expired before the message could go out (a backlog, retries, a DLQ redrive).
  */
-type SkipCause = 'deleted' | 'lapsed' | 'verified';
+type SkipCause = 'deleted' | 'lapsed' | 'verified' | 'expired';
 
 /** A {@link SkipCause} as the `email.skipped` audit line records it, and as the log line says it. */
 const skipCauses: Readonly<Record<SkipCause, { reason: string; logged: string }>> = {
   deleted: { reason: 'user_deleted', logged: 'its user was deleted' },
   lapsed: { reason: 'registration_lapsed', logged: "its user's registration lapsed unverified" },
   verified: { reason: 'already_verified', logged: "its user's address is already verified" },
+  expired: { reason: 'code_expired', logged: 'its code expired before it could be sent' },
 };
 
 /**
@@ -165,11 +167,11 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
 /**
  * Processes SQS batches of email messages with Powertools batch processing (partial batch failures).
  *
- * - a message about a user (`userId`) who no longer exists, or a verification email to a user whose address
- *   was verified since it was queued (one read per user and batch): dropped unsent (reported processed, so SQS
- *   deletes it; no retry, no DLQ), counted (`EmailSkipped`), logged and audited with ids only; when the
- *   check itself fails (DynamoDB), the attempt fails and backs off like a failed send, neither sent nor
- *   dropped;
+ * - a message about a user (`userId`) who no longer exists, a verification email to a user whose address
+ *   was verified since it was queued (one read per user and batch), or an SMS whose code has expired (its
+ *   `expiresAt` passed): dropped unsent (reported processed, so SQS deletes it; no retry, no DLQ), counted
+ *   (`EmailSkipped`), logged and audited with ids only; when the user check itself fails (DynamoDB), the
+ *   attempt fails and backs off like a failed send, neither sent nor dropped;
  * - invalid JSON, a schema violation or a template that cannot render: the message can never be sent,
  *   so it is logged, audited and copied to the DLQ once with its reason, then reported as processed
  *   (no retries);
@@ -332,11 +334,11 @@ export class EmailWorker {
   }
 
   /**
-   * Why the message must not go out: the user it is about is no longer there (deleted, or their
-   * registration lapsed since it was queued), or it asks them to verify an address they verified since.
-   * Undefined otherwise, and for a message naming no user (about no one who can be gone). A failed check
-   * is the attempt's failure: backed off and thrown, so the message is neither sent to someone who may be
-   * gone nor dropped for someone who may not.
+   * Why the message must not go out: it is an SMS whose code has expired, the user it is about is no
+   * longer there (deleted, or their registration lapsed since it was queued), or it asks them to verify an
+   * address they verified since. Undefined otherwise, and for a message naming no user (about no one who
+   * can be gone). A failed check is the attempt's failure: backed off and thrown, so the message is
+   * neither sent to someone who may be gone nor dropped for someone who may not.
    */
   private async whyNotSend(
     record: SQSRecord,
@@ -344,6 +346,8 @@ export class EmailWorker {
     correlationId: string,
     userState: UserState,
   ): Promise<SkipCause | undefined> {
+    // Before the user's read, which an expired code does not need.
+    if (message.type === 'sms' && smsCodeExpired(message, Date.now())) return 'expired';
     if (message.userId === undefined) return undefined;
     try {
       const state = await userState(message.userId);

@@ -101,6 +101,13 @@ export type EmailMessageType = EmailMessage['type'];
 
 export const emailMessageTypes = ['welcome', 'verification', 'password-reset', 'security-alert'] as const;
 
+/** How far ahead an SMS code's `expiresAt` may be: the hour `expiresInMinutes` was always held to. */
+const maxSmsCodeLifetimeMs = 60 * 60_000;
+
+function isWithinSmsCodeLifetime(iso: string): boolean {
+  return Date.parse(iso) - Date.now() <= maxSmsCodeLifetimeMs;
+}
+
 /**
  * An SMS (seed 003), sent through the same queue, retries, breaker and idempotency as the emails. Its
  * text is the `template` rendered with `data` (text-only handlebars, templates/<template>.txt.hbs).
@@ -113,13 +120,50 @@ export const smsMessageSchema = z.strictObject({
   to: phoneSchema('possible'),
   ...aboutUser,
   template: z.literal('sms-verification'),
-  data: z.strictObject({
-    code: z.string().check(z.regex(/^\d{6}$/, 'Must be 6 digits')),
-    expiresInMinutes: z.number().check(z.int(), z.minimum(1), z.maximum(60)),
-  }),
+  data: z
+    .strictObject({
+      code: z.string().check(z.regex(/^\d{6}$/, 'Must be 6 digits')),
+      /**
+       * When the code expires (ISO, at most an hour ahead): the worker counts the minutes left when it
+       * sends, so a message sent late says how long the code still works, and drops one whose code expired.
+       */
+      expiresAt: z.optional(
+        z.iso.datetime().check(z.refine(isWithinSmsCodeLifetime, 'Must be at most 60 minutes ahead')),
+      ),
+      /**
+       * The minutes left when the message was queued, by producers from before `expiresAt`: such a
+       * message is still sent with this number, however late.
+       */
+      expiresInMinutes: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(60))),
+    })
+    .check(
+      z.refine(
+        (data) => (data.expiresAt === undefined) !== (data.expiresInMinutes === undefined),
+        'Must have expiresAt, or expiresInMinutes in a message queued before expiresAt existed, not both',
+      ),
+    ),
 });
 
 export type SmsMessage = z.infer<typeof smsMessageSchema>;
+
+/**
+ * Whether an SMS code's message comes too late: its code has expired, so it must not go out. A message
+ * queued before `expiresAt` existed carries no instant, and never is.
+ */
+export function smsCodeExpired(message: SmsMessage, nowMs: number): boolean {
+  return message.data.expiresAt !== undefined && Date.parse(message.data.expiresAt) <= nowMs;
+}
+
+/**
+ * The minutes an SMS code has left at `nowMs`, rounded, at least 1 (what its text says); for a message
+ * queued before `expiresAt` existed, the minutes it was queued with.
+ */
+export function smsCodeMinutesLeft(message: SmsMessage, nowMs: number): number {
+  const { expiresAt, expiresInMinutes } = message.data;
+  // The schema lets a message carry exactly one of the two.
+  if (expiresAt === undefined) return expiresInMinutes as number;
+  return Math.max(1, Math.round((Date.parse(expiresAt) - nowMs) / 60_000));
+}
 export type SmsTemplateName = SmsMessage['template'];
 export const smsTemplateNames = ['sms-verification'] as const satisfies readonly SmsTemplateName[];
 

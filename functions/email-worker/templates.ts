@@ -2,7 +2,7 @@
 import Handlebars from 'handlebars/runtime';
 import { minutesInWords } from '../shared/in-words.js';
 import type { EmailMessage, EmailMessageType, SmsMessage, SmsTemplateName } from './messages.js';
-import { emailMessageTypes, smsTemplateNames } from './messages.js';
+import { emailMessageTypes, smsCodeMinutesLeft, smsTemplateNames } from './messages.js';
 import { precompiledTemplates } from './templates.generated.js';
 
 /**
@@ -126,13 +126,19 @@ export class EmailTemplates {
     for (const name of smsTemplateNames) this.smsTemplates.set(name, required(templates, `${name}.txt`));
   }
 
-  /** The SMS text: its text-only template, rendered, trimmed, at most {@link maxSmsLength} characters. */
-  renderSms(message: SmsMessage): string {
+  /**
+   * The SMS text: its text-only template, rendered, trimmed, at most {@link maxSmsLength} characters. A
+   * code's `expiresIn` is the minutes it has left at `nowMs`, the time it is sent.
+   */
+  renderSms(message: SmsMessage, nowMs: number = Date.now()): string {
     const template = this.smsTemplates.get(message.template);
     if (!template) throw new TemplateRenderError(message.template, 'no such template');
     let text: string;
     try {
-      text = template({ ...message.data, expiresIn: minutesInWords(message.data.expiresInMinutes) }).trim();
+      text = template({
+        ...message.data,
+        expiresIn: minutesInWords(smsCodeMinutesLeft(message, nowMs)),
+      }).trim();
     } catch (error) {
       throw new TemplateRenderError(message.template, error);
     }

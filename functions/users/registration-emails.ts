@@ -19,14 +19,17 @@ import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotat
 import { createVerificationLink, verificationLinkTtlMs } from '../shared/verification-link.js';
 import { type IssuedPhoneCode, phoneCodeResendIntervalSec, type User } from './users-model.js';
 
-/** The SMS carrying a verification code to `userId`'s phone. */
+/**
+ * The SMS carrying a verification code to `userId`'s phone. It carries when the code expires, not the
+ * minutes left now: the worker counts those when it sends, and drops the message once the code expired.
+ */
 function phoneCodeMessage(userId: string, to: string, { code, expiresAt }: IssuedPhoneCode): NewEmailMessage {
   return {
     type: 'sms',
     to,
     userId,
     template: 'sms-verification',
-    data: { code, expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000)) },
+    data: { code, expiresAt: expiresAt.toISOString() },
   };
 }
 

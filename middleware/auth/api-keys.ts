@@ -88,7 +88,10 @@ export interface CreatedApiKey extends ApiKeyRecord {
 }
 
 export interface CreateApiKeyOptions {
-  /** After this instant the key is refused (and DynamoDB's TTL eventually deletes it). @default never */
+  /**
+   * After this instant the key is refused (and DynamoDB's TTL eventually deletes it). Stored in whole
+   * seconds, rounded up: the key works until at least this instant, and at most a second longer. @default never
+   */
   readonly expiresAt?: Date | undefined;
   /** Tenant of the key's principal. @default undefined */
   readonly tenantId?: string | undefined;
@@ -350,8 +353,13 @@ export class ApiKeyStore {
       problems.push({ field: 'scopes', message: 'Must be at most 50 scopes of letters, digits and ._:/*-' });
     }
     const expiresAt = options.expiresAt;
-    if (expiresAt !== undefined && !(expiresAt.getTime() > Date.now())) {
-      problems.push({ field: 'expiresAt', message: 'Must be in the future' });
+    if (expiresAt !== undefined) {
+      // A JavaScript caller may pass what JSON gave it: an ISO string or epoch number is refused, not guessed at.
+      if (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime())) {
+        problems.push({ field: 'expiresAt', message: 'Must be a valid Date object, not a string or number' });
+      } else if (!(expiresAt.getTime() > Date.now())) {
+        problems.push({ field: 'expiresAt', message: 'Must be in the future' });
+      }
     }
     if (options.tenantId !== undefined && !ownerPattern.test(options.tenantId)) {
       problems.push({ field: 'tenantId', message: 'Must be 1-128 characters without spaces or #' });
@@ -370,7 +378,8 @@ export class ApiKeyStore {
       hashScheme: this.currentScheme.name,
       createdAt,
       ...(options.tenantId === undefined ? {} : { tenantId: options.tenantId }),
-      ...(expiresAt === undefined ? {} : { expiresAt: toEpochSeconds(expiresAt.getTime()) }),
+      // Rounded up, not down: a key must not die before the instant asked for (nor at birth, within this second).
+      ...(expiresAt === undefined ? {} : { expiresAt: Math.ceil(expiresAt.getTime() / 1000) }),
     };
     await this.client.send(
       new PutCommand({

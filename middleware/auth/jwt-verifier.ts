@@ -271,6 +271,13 @@ function includesAny(value: unknown, accepted: ReadonlySet<string>): boolean {
 }
 
 /**
+ * A numeric date as an authorizer writes it: decimal digits, with a fraction if the token's had one (RFC
+ * 7519's NumericDate need not be whole, and `verify` takes a fractional JSON number). No other spelling
+ * Number() would read (hex, exponent, surrounding spaces) is taken for one.
+ */
+const decimalNumericDate = /^\d+(\.\d+)?$/;
+
+/**
  * API Gateway's JWT authorizer hands every claim over as a string; numeric dates come back as numbers,
  * and an `aud` array, flattened to "[api userinfo]", as a list (as one string it matches no audience).
  */
@@ -278,7 +285,7 @@ function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): R
   const normalised: Record<string, unknown> = { ...claims };
   for (const name of ['exp', 'nbf', 'iat', 'auth_time']) {
     const value = normalised[name];
-    if (typeof value === 'string' && /^\d+$/.test(value)) normalised[name] = Number(value);
+    if (typeof value === 'string' && decimalNumericDate.test(value)) normalised[name] = Number(value);
   }
   const { aud } = normalised;
   if (typeof aud === 'string' && aud.startsWith('[') && aud.endsWith(']')) normalised.aud = listClaim(aud);

@@ -235,7 +235,7 @@ describe('ApiKeyStore', () => {
     expect(await apiKeys.revoke(shortLived.keyId)).toBe(true);
     expect(await rawItem(longLived.keyId)).toMatchObject({ expiresAt: epochSeconds(now + 60 * 60 * 1000) });
     expect(await rawItem(shortLived.keyId)).toMatchObject({
-      expiresAt: epochSeconds(now + 60_000),
+      expiresAt: Math.ceil((now + 60_000) / 1000),
       revokedAt: new Date(now).toISOString(),
     });
 
@@ -251,7 +251,7 @@ describe('ApiKeyStore', () => {
     const alice = owner();
     const expiring = await apiKeys.create(alice, [], { expiresAt: new Date(Date.now() + 60_000) });
     const lasting = await apiKeys.create(alice, []);
-    vi.setSystemTime(Date.now() + 60_000);
+    vi.setSystemTime(Date.parse(expiring.expiresAt as string));
     expect((await apiKeys.listByOwner(alice)).map((record) => record.keyId)).toEqual([lasting.keyId]);
     expect(await rawItem(expiring.keyId)).toBeDefined();
   });
@@ -263,6 +263,21 @@ describe('ApiKeyStore', () => {
     expect(created.expiresAt).toBeDefined();
     await expect(apiKeys.verify(created.key)).resolves.toBeDefined();
     vi.setSystemTime(Date.now() + 61_000);
+    expect(await reasonOf(apiKeys.verify(created.key))).toBe('expired');
+  });
+
+  it('keeps a key until at least its expiresAt, stored as the second after it, even within the current second', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const apiKeys = store({ cacheTtlMs: 0 });
+    const second = Math.floor(Date.now() / 1000) * 1000;
+    vi.setSystemTime(second + 100);
+    const created = await apiKeys.create(owner(), [], { expiresAt: new Date(second + 900) });
+    expect(created.expiresAt).toBe(new Date(second + 1000).toISOString());
+    expect(await rawItem(created.keyId)).toMatchObject({ expiresAt: second / 1000 + 1 });
+
+    vi.setSystemTime(second + 900);
+    await expect(apiKeys.verify(created.key)).resolves.toMatchObject({ id: created.keyId });
+    vi.setSystemTime(second + 1000);
     expect(await reasonOf(apiKeys.verify(created.key))).toBe('expired');
   });
 
@@ -446,6 +461,21 @@ describe('ApiKeyStore', () => {
       'expiresAt',
       'tenantId',
     ]);
+    expect(send).not.toHaveBeenCalled();
+  });
+
+  it('answers a ValidationError on expiresAt that is not a valid Date, and stores nothing', async () => {
+    const apiKeys = store();
+    const send = vi.spyOn(documentClient, 'send');
+    for (const expiresAt of ['2031-01-01T00:00:00Z', 1_924_992_000_000, new Date('not a date'), null]) {
+      const error = await apiKeys
+        .create(owner(), ['bookings/read'], { expiresAt: expiresAt as unknown as Date })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).fields).toEqual([
+        { field: 'expiresAt', message: 'Must be a valid Date object, not a string or number' },
+      ]);
+    }
     expect(send).not.toHaveBeenCalled();
   });
 

@@ -188,12 +188,27 @@ describe('JwtVerifier accepts', () => {
     );
   });
 
-  it('authorizer claims whose numeric date is decimal digits, and no other spelling Number() would read', async () => {
+  it('authorizer claims whose numeric date is decimal digits, with or without a fraction, and no other spelling Number() would read', async () => {
     const v = verifier();
     const exp = nowSec() + 60;
     const claims = { sub: 'user-1', token_use: 'access', client_id: 'web-client', iss: jwks.issuer };
     expect(v.verifyAuthorizerClaims({ ...claims, exp: String(exp) }).claims.exp).toBe(exp);
-    for (const spelling of [`0x${exp.toString(16)}`, `${exp / 1000}e3`, ` ${exp}`]) {
+    expect(v.verifyAuthorizerClaims({ ...claims, exp: `${exp}.5` }).claims.exp).toBe(exp + 0.5);
+    expect(
+      await reasonOf(
+        Promise.resolve().then(() => v.verifyAuthorizerClaims({ ...claims, exp: `${exp - 120}.5` })),
+      ),
+    ).toBe('expired');
+    for (const spelling of [
+      `0x${exp.toString(16)}`,
+      `${exp / 1000}e3`,
+      ` ${exp}`,
+      `${exp}.`,
+      `.${exp}`,
+      `${exp}.5.5`,
+      `${exp},5`,
+      `-${exp}`,
+    ]) {
       expect(
         await reasonOf(Promise.resolve().then(() => v.verifyAuthorizerClaims({ ...claims, exp: spelling }))),
         spelling,
@@ -1011,6 +1026,66 @@ describe('JwtVerifier claim rules against jose jwtVerify', () => {
           [-4, undefined, jwks.issuer, 'api'],
           [30, 5, jwks.issuer, 'api'],
           [30, 6, jwks.issuer, 'api'],
+        ],
+      },
+    );
+  });
+
+  it('takes a fractional exp and nbf as jose does, in a token and as an API Gateway authorizer writes them', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const local = createLocalJWKSet({ keys: [rsa.jwk] });
+    const v = new JwtVerifier({
+      issuers: [
+        {
+          issuer: jwks.issuer,
+          tokenUse: null,
+          clientId: null,
+          audience: 'api',
+          jwks: { keys: [rsa.jwk] },
+          jwksUri: null,
+        },
+      ],
+      clockToleranceSec: 5,
+      cache: false,
+    });
+    const offset = fc.double({ min: -30, max: 30, noNaN: true });
+    await fc.assert(
+      fc.asyncProperty(offset, fc.option(offset, { nil: undefined }), async (expOffset, nbfOffset) => {
+        const now = nowSec();
+        const claims = {
+          sub: 'u',
+          iss: jwks.issuer,
+          aud: 'api',
+          exp: now + expOffset,
+          ...(nbfOffset === undefined ? {} : { nbf: now + nbfOffset }),
+        };
+        const token = signToken(rsa, claims);
+        const accepted = (verifying: () => unknown) =>
+          Promise.resolve()
+            .then(verifying)
+            .then(
+              () => true,
+              () => false,
+            );
+        const theirs = await accepted(() =>
+          jwtVerify(token, local, { issuer: jwks.issuer, audience: 'api', clockTolerance: 5 }),
+        );
+        expect(await accepted(() => v.verify(token))).toBe(theirs);
+        const asAuthorizerWritesThem = {
+          ...claims,
+          exp: String(claims.exp),
+          ...(claims.nbf === undefined ? {} : { nbf: String(claims.nbf) }),
+        };
+        expect(await accepted(() => v.verifyAuthorizerClaims(asAuthorizerWritesThem))).toBe(theirs);
+      }),
+      {
+        numRuns: 150,
+        // Half a second either side of the tolerance edges.
+        examples: [
+          [-4.5, undefined],
+          [-5.5, undefined],
+          [30, 4.5],
+          [30, 5.5],
         ],
       },
     );

@@ -381,7 +381,31 @@ describe('bookings API', () => {
 
     const malformed = await list('from=tomorrow');
     expect(malformed.status).toBe(400);
-    expect(malformed.body).toMatchObject({ errors: [{ field: 'query.from' }] });
+    expect(malformed.body).toMatchObject({
+      errors: [
+        { field: 'query.from', message: 'Must be an ISO 8601 date-time with an offset (Z or +02:00)' },
+      ],
+    });
+  });
+
+  it('refuses ?from= whose + was sent unencoded, arriving as a space, with a 400 that says to send %2B', async () => {
+    const elevenInParis = `${at(0).slice(0, 10)}T11:00:00+02:00`;
+    for (const spelling of [elevenInParis, elevenInParis.replace('+', '.000+')]) {
+      const response = await api.request('GET', `/bookings?userId=${userId}&from=${spelling}`);
+      expect(response.status, spelling).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        {
+          field: 'query.from',
+          message:
+            'Must be an ISO 8601 date-time with an offset (Z or +02:00); in a query string send the + of an offset as %2B, since an unencoded + arrives as a space',
+        },
+      ]);
+    }
+    const encoded = await api.request(
+      'GET',
+      `/bookings?userId=${userId}&from=${encodeURIComponent(elevenInParis)}`,
+    );
+    expect(encoded.status).toBe(200);
   });
 
   it('refuses a query parameter the list does not know with 400 naming it, instead of listing everybody’s', async () => {

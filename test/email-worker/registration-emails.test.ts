@@ -291,7 +291,7 @@ describe('a new SMS code (sendPhoneCode)', () => {
         type: 'sms',
         to: '+14155552671',
         template: 'sms-verification',
-        data: { code: '123456', expiresInMinutes: 10 },
+        data: { code: '123456', expiresAt: issued.expiresAt.toISOString() },
       }),
     ]);
   });

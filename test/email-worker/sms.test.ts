@@ -15,7 +15,11 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
-import { parseEmailMessage, parseQueueMessage } from '../../functions/email-worker/messages.js';
+import {
+  parseEmailMessage,
+  parseQueueMessage,
+  smsCodeExpired,
+} from '../../functions/email-worker/messages.js';
 import {
   OutboxSmsTransport,
   type OutgoingSms,
@@ -48,12 +52,21 @@ beforeAll(async () => {
 afterEach(() => queues.reset());
 afterAll(() => queues.stop());
 
+/** An SMS code's data as the users function queues it: the code and when it expires, `inMs` from now. */
+const codeExpiringIn = (inMs: number) => ({
+  code: '042917',
+  expiresAt: new Date(Date.now() + inMs).toISOString(),
+});
+
+/** An SMS code's data as producers queued it before `expiresAt`: the minutes left when queued. */
+const codeQueuedBeforeExpiresAt = { code: '042917', expiresInMinutes: 10 };
+
 const sms = (overrides: Record<string, unknown> = {}) => ({
   id: randomUUID(),
   type: 'sms',
   to: '+14155552671',
   template: 'sms-verification',
-  data: { code: '042917', expiresInMinutes: 10 },
+  data: codeExpiringIn(10 * 60_000),
   ...overrides,
 });
 
@@ -128,12 +141,10 @@ async function deadLetterReasons(): Promise<string[]> {
 }
 
 describe('sms messages', () => {
-  it('accepts a verification code to an E.164 number', async () => {
-    const parsed = await parseQueueMessage(JSON.stringify(sms()));
-    expect(parsed).toEqual({
-      ok: true,
-      message: sms({ id: (parsed as { message: { id: string } }).message?.id }),
-    });
+  it('accepts a verification code to an E.164 number, and one queued before expiresAt existed', async () => {
+    for (const message of [sms(), sms({ data: codeQueuedBeforeExpiresAt })]) {
+      expect(await parseQueueMessage(JSON.stringify(message))).toEqual({ ok: true, message });
+    }
   });
 
   it.each([
@@ -159,7 +170,19 @@ describe('sms messages', () => {
     for (const [overrides, field] of [
       [{ data: { code: '12345', expiresInMinutes: 10 } }, /data\.code/],
       [{ data: { code: '12a456', expiresInMinutes: 10 } }, /data\.code/],
-      [{ data: { code: '123456' } }, /data\.expiresInMinutes/],
+      [
+        { data: { code: '123456' } },
+        /^Invalid message: data: Must have expiresAt, or expiresInMinutes in a message queued before expiresAt existed, not both$/,
+      ],
+      [
+        { data: { ...codeExpiringIn(60_000), expiresInMinutes: 10 } },
+        /^Invalid message: data: Must have expiresAt, or expiresInMinutes in a message queued before expiresAt existed, not both$/,
+      ],
+      [
+        { data: codeExpiringIn(61 * 60_000) },
+        /^Invalid message: data\.expiresAt: Must be at most 60 minutes ahead$/,
+      ],
+      [{ data: { code: '123456', expiresAt: 'in ten minutes' } }, /^Invalid message: data\.expiresAt: /],
       [{ data: { code: '123456', expiresInMinutes: 10, extra: 1 } }, /data/],
       [{ template: 'promo' }, /template/],
       [{ subject: 'hi' }, /subject|\(root\)/],
@@ -174,11 +197,35 @@ describe('sms messages', () => {
     expect(parseEmailMessage(JSON.stringify(sms())).ok).toBe(false);
   });
 
+  it('renders the minutes its code has left when it is rendered, not when it was queued, at least one', async () => {
+    const queuedAt = Date.now();
+    const parsed = await parseQueueMessage(JSON.stringify(sms()));
+    if (!parsed.ok || parsed.message.type !== 'sms') throw new Error('expected an sms');
+    const expiresAt = Date.parse(parsed.message.data.expiresAt as string);
+    const text = (lifetime: string) =>
+      `Your Bulwark verification code is 042917. It expires in ${lifetime}. Never share it: Bulwark will not ask you for it.`;
+    const templates = new EmailTemplates();
+    expect(templates.renderSms(parsed.message, queuedAt)).toBe(text('10 minutes'));
+    expect(templates.renderSms(parsed.message, expiresAt - 3 * 60_000 - 20_000)).toBe(text('3 minutes'));
+    expect(templates.renderSms(parsed.message, expiresAt - 20_000)).toBe(text('1 minute'));
+  });
+
+  it('calls a code expired from its expiresAt on, and a message queued before expiresAt existed never', async () => {
+    const parsed = await parseQueueMessage(JSON.stringify(sms()));
+    const queuedBefore = await parseQueueMessage(JSON.stringify(sms({ data: codeQueuedBeforeExpiresAt })));
+    if (!parsed.ok || parsed.message.type !== 'sms') throw new Error('expected an sms');
+    if (!queuedBefore.ok || queuedBefore.message.type !== 'sms') throw new Error('expected an sms');
+    const expiresAt = Date.parse(parsed.message.data.expiresAt as string);
+    expect(smsCodeExpired(parsed.message, expiresAt - 1)).toBe(false);
+    expect(smsCodeExpired(parsed.message, expiresAt)).toBe(true);
+    expect(smsCodeExpired(queuedBefore.message, Number.MAX_SAFE_INTEGER)).toBe(false);
+  });
+
   it.each([
     [10, '10 minutes'],
     [1, '1 minute'],
   ])(
-    'renders the text-only sms-verification template with the code and its lifetime (%i)',
+    'renders a message queued before expiresAt existed with the minutes it was queued with (%i)',
     async (minutes, lifetime) => {
       const parsed = await parseQueueMessage(
         JSON.stringify(sms({ data: { code: '042917', expiresInMinutes: minutes } })),
@@ -529,6 +576,46 @@ describe('the email worker with SMS', () => {
     }
   });
 
+  it('drops an SMS whose code expired before it could be sent (a DLQ redrive), unsent, not dead-lettered, before reading its user', async () => {
+    const { smsTransport, audits, run, metrics } = setup();
+    // A user id with no user item: the expired code, checked first, is the reason given.
+    const userId = randomUUID();
+    const message = sms({ userId, data: codeExpiringIn(-1000) });
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(smsTransport.sent).toEqual([]);
+    expect(await deadLetterReasons()).toEqual([]);
+    expect(queues.visibilityChanges()).toEqual([]);
+    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'sms.skipped',
+        userId,
+        metadata: { messageId: message.id, type: 'sms', reason: 'code_expired' },
+      }),
+    ]);
+  });
+
+  it('sends an SMS received late with the minutes its code has left then', async () => {
+    const { smsTransport, run } = setup();
+    const message = sms({ data: codeExpiringIn(3 * 60_000 + 10_000) });
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(smsTransport.sent.map((sent) => sent.text)).toEqual([
+      'Your Bulwark verification code is 042917. It expires in 3 minutes. Never share it: Bulwark will not ask you for it.',
+    ]);
+  });
+
+  it('sends an SMS queued before expiresAt existed as before, with its minutes, however late it comes', async () => {
+    const { smsTransport, audits, run } = setup();
+    const message = sms({ data: codeQueuedBeforeExpiresAt });
+    const late = await record(message);
+    late.attributes.SentTimestamp = String(Date.now() - 2 * 60 * 60_000);
+    expect(await run(late)).toEqual({ batchItemFailures: [] });
+    expect(smsTransport.sent.map((sent) => sent.text)).toEqual([
+      'Your Bulwark verification code is 042917. It expires in 10 minutes. Never share it: Bulwark will not ask you for it.',
+    ]);
+    expect(audits.map((audit) => audit.eventType)).toEqual(['sms.sent']);
+  });
+
   it('keeps emails flowing while sms messages of the same batch fail', async () => {
     const { smsTransport, emailTransport, run } = setup();
     smsTransport.failing = true;
@@ -593,9 +680,10 @@ describe('registration with a phone number', () => {
 
   it('enqueues the SMS code in the same batch as the two emails', async () => {
     const issued: string[] = [];
+    const expiresAt = new Date(Date.now() + 600_000);
     const { emails } = registration(async (userId) => {
       issued.push(userId);
-      return { code: '001234', expiresAt: new Date(Date.now() + 600_000), withdraw: async () => {} };
+      return { code: '001234', expiresAt, withdraw: async () => {} };
     });
     await emails.enqueue(user, 'corr-1');
     // One SendMessageBatch carried all three, and all three are in the queue.
@@ -612,7 +700,7 @@ describe('registration with a phone number', () => {
     expect(smsMessage?.body).toMatchObject({
       to: '+14155552671',
       template: 'sms-verification',
-      data: { code: '001234', expiresInMinutes: 10 },
+      data: { code: '001234', expiresAt: expiresAt.toISOString() },
     });
     expect(smsMessage?.message.MessageAttributes?.['x-correlation-id']?.StringValue).toBe('corr-1');
     expect((await parseQueueMessage(smsMessage?.message.Body ?? '')).ok).toBe(true);
