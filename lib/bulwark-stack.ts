@@ -1248,6 +1248,9 @@ export class BulwarkStack extends Stack {
     for (const [variable, value] of Object.entries(sms)) users.addEnvironment(variable, value);
     emailWorker.grantSendMessages(users);
     users.addEnvironment('EMAIL_QUEUE_URL', emailWorker.queue.queueUrl);
+    // Only an email worker of this version takes an SMS code's `expiresAt` (an earlier one refuses the
+    // field and dead-letters the message): a deploy updates the worker before the function that queues it.
+    users.node.addDependency(emailWorker.worker.lambdaFunction);
     users.addEnvironment('APP_BASE_URL', this.httpApi.url);
     // Read at run time, so a rotation reaches the function without a deploy and the value is never in its configuration.
     users.addEnvironment('VERIFICATION_LINK_SECRET_ARN', this.verificationLinkSecret.secretArn);

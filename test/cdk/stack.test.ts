@@ -782,6 +782,17 @@ describe('BulwarkStack in the dev stage', () => {
     );
   });
 
+  it('updates the email worker before the users function, whose SMS codes carry a field only this worker reads', () => {
+    const users = resourceOf(
+      dev.template,
+      'AWS::Lambda::Function',
+      logicalIdOf(dev.stack, dev.stack.functions.users.lambdaFunction.functionArn),
+    );
+    expect(users.DependsOn).toContain(
+      logicalIdOf(dev.stack, dev.stack.workers['email-worker'].worker.lambdaFunction.functionArn),
+    );
+  });
+
   it('lets the public health function only read one item of each table by key: no write, query or scan', () => {
     const roleId = logicalIdOf(dev.stack, dev.stack.functions.health.role.roleArn);
     const [policy] = Object.values(
