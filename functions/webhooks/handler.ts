@@ -134,7 +134,8 @@ async function endpointMadeWithKey(endpointId: string, caller: Principal): Promi
  * A registration's answer holds the endpoint's signing secret, which is stored nowhere in clear: the
  * idempotency record keeps the answer without it, and a replay reads the secret again from the endpoint,
  * where it is kept encrypted, for the caller that owns it (409 once the endpoint is deleted, see
- * {@link endpointMadeWithKey}).
+ * {@link endpointMadeWithKey}) in the role it registered in (422 once that changed, see
+ * {@link isRegistrationOf}).
  */
 const registrationAnswer: StoredAnswer = {
   toRecord: (answer) => {
@@ -143,25 +144,39 @@ const registrationAnswer: StoredAnswer = {
   },
   fromRecord: async (kept, request) => {
     const registered = JSON.parse(kept.body as string) as Registration;
-    const endpoint = await endpointMadeWithKey(registered.id, callerOf(request.context.principal));
+    const caller = callerOf(request.context.principal);
+    const endpoint = await endpointMadeWithKey(registered.id, caller);
+    // The record's payload matched the body; the owner kind the caller registers as is only on the endpoint.
+    const { input } = request.context as IdempotentContext & InputContext<{ body: typeof registerBody }>;
+    if (!isRegistrationOf(endpoint, input.body, caller)) throw new IdempotencyKeyReusedError();
     const secret = await secretAgain(endpoint);
     return { ...kept, body: JSON.stringify({ ...registered, secret }) };
   },
 };
 
 /**
- * What a registration's retry must repeat: its canonical URL and the set of events it subscribes to, so
- * that one listing them in another order (or one twice) is the same request. One rule while the key's
- * record lasts (its payload) and after it (compared with the endpoint the key made, see
- * {@link retriedRegistration}).
+ * What a registration's retry must repeat of its body: its canonical URL and the set of events it
+ * subscribes to, so that one listing them in another order (or one twice) is the same request. It is the
+ * key's record's payload, and is compared with the endpoint the key made after the record (see
+ * {@link isRegistrationOf}).
  */
 function registrationRequestOf(registration: Pick<NewEndpoint, 'url' | 'eventTypes'>) {
   return { url: registration.url, eventTypes: [...new Set(registration.eventTypes)].sort() };
 }
 
-/** Whether a stored endpoint is what `requested` asked to register (see {@link registrationRequestOf}). */
-function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boolean {
-  return isDeepStrictEqual(registrationRequestOf(endpoint), registrationRequestOf(requested));
+/**
+ * Whether a stored endpoint is what `requested` asks `caller` to register: the same body (see
+ * {@link registrationRequestOf}) and the owner kind the caller registers as now. A person whose role
+ * changed since (user ↔ admin) sends another request, which must not get back the endpoint fan-out chose
+ * events for under the old role. One rule while the key's record lasts (the replay compares the kind,
+ * the payload the rest) and after it ({@link retriedRegistration}). The kind is compared with the
+ * endpoint, not hashed into the payload, so a record stored before the kind counted still replays.
+ */
+function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint, caller: Principal): boolean {
+  return (
+    endpoint.ownerKind === ownerKindOf(caller) &&
+    isDeepStrictEqual(registrationRequestOf(endpoint), registrationRequestOf(requested))
+  );
 }
 
 /**
@@ -170,7 +185,7 @@ function isRegistrationOf(endpoint: StoredEndpoint, requested: NewEndpoint): boo
  * endpoint it made is `endpointId`. The same registration gets that endpoint with its secret, read again,
  * and the first one's 201 and `Location`, marked as a replay, but only within the time a replay would have
  * answered it ({@link registrationReplaySec} from its creation): later, a 409 naming the endpoint, whose
- * secret is not shown again. Another request with the key (see {@link registrationRequestOf}) is 422, as
+ * secret is not shown again. Another request with the key (see {@link isRegistrationOf}) is 422, as
  * it is while the record exists; an endpoint deleted meanwhile is 409, as for a replay. It is audited apart
  * from the creation (`webhook.endpoint_creation_replayed`): the first request may have logged the creation
  * before its answer was lost (a record lost in a deploy) or stopped before (a 504), so this line neither
@@ -183,7 +198,7 @@ async function retriedRegistration(
   correlationId: string,
 ) {
   const endpoint = await endpointMadeWithKey(endpointId, caller);
-  if (!isRegistrationOf(endpoint, requested)) throw new IdempotencyKeyReusedError();
+  if (!isRegistrationOf(endpoint, requested, caller)) throw new IdempotencyKeyReusedError();
   if (Date.now() - Date.parse(endpoint.createdAt) > registrationReplaySec * 1000) {
     throw new ConflictError(
       `Webhook endpoint ${endpoint.id} was registered with this Idempotency-Key at ${endpoint.createdAt}; its signing secret is shown again only within ${registrationReplaySec / 60} minutes of registering. To get a new secret, rotate it (POST /webhooks/${endpoint.id}/secret)`,

@@ -280,6 +280,41 @@ describe('retrying a registration with an Idempotency-Key', () => {
     expect((await register(caller.token, key)).text).toBe(first.text);
   });
 
+  it.each<[string, string[], string[]]>([
+    ['a user who became an admin', [], ['admin']],
+    ['an admin who became a user', ['admin'], []],
+  ])(
+    'answers 422 to %s retrying with the same key and request while the record lasts, and replays no endpoint of the old role',
+    async (_change, rolesBefore, rolesNow) => {
+      const sub = `wh-retry-${randomUUID()}`;
+      const before = await api.token({ sub, roles: rolesBefore });
+      const now = await api.token({ sub, roles: rolesNow });
+      const key = randomUUID();
+      const first = await register(before, key);
+      expect(first.status).toBe(201);
+      const made = first.body as { id: string; secret: string };
+      try {
+        const items = await itemsOf(made.id);
+        const retry = await register(now, key);
+        expect(retry.status).toBe(422);
+        expect(retry.headers.get('content-type')).toBe('application/problem+json');
+        expect(retry.headers.get('idempotent-replayed')).toBeNull();
+        expect(retry.body).toMatchObject({
+          code: 'IDEMPOTENCY_KEY_REUSED',
+          detail: 'This idempotency key was already used with a different request',
+        });
+        expect(retry.text).not.toContain(made.secret.slice('whsec_'.length));
+        expect(await itemsOf(made.id)).toEqual(items);
+        expect(await endpointCount(documents, sub)).toBe(1);
+        // The record is kept for the retry in the role it was made in.
+        expect((await register(before, key)).text).toBe(first.text);
+      } finally {
+        // An admin's endpoint is tenant-wide on the shared table, which must not keep it past this test.
+        await api.request('DELETE', `/webhooks/${made.id}`, { token: before });
+      }
+    },
+  );
+
   it('gives another caller with the same key and body an endpoint and a secret of its own', async () => {
     const owner = await newCaller();
     const other = await newCaller();
