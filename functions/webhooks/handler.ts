@@ -101,11 +101,19 @@ interface Registration {
 }
 
 /**
- * The endpoint's signing secret, read again to answer a registration's retry. A secret sealed before
- * secrets carried their purpose is one this function's KMS grant may not decrypt: its retry answers 409
- * here as in AWS, instead of a KMS refusal that retrying would never cure.
+ * The endpoint's signing secret, read again to answer a registration's retry: only while it is still the
+ * one the registration made. Once a rotation replaced it, a 409: the current secret was shown once, by
+ * that rotation, and a registration's retry must not show it again (nor the registration's, which no
+ * longer signs first). A secret sealed before secrets carried their purpose is one this function's KMS
+ * grant may not decrypt: its retry answers 409 here as in AWS, instead of a KMS refusal that retrying
+ * would never cure.
  */
 async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
+  if (endpoint.secretRotatedAt !== undefined) {
+    throw new ConflictError(
+      `The signing secret of webhook endpoint ${endpoint.id} was rotated after the registration this Idempotency-Key made; the registration's secret is not shown again`,
+    );
+  }
   if (!endpoint.sealedSecret.purposeBound) {
     throw new ConflictError(
       `Webhook endpoint ${endpoint.id} was registered before an upgrade and its secret can no longer be answered again; rotate it (POST /webhooks/${endpoint.id}/secret) for a new one`,

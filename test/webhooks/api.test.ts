@@ -422,6 +422,43 @@ describe('retrying a registration with an Idempotency-Key', () => {
     expect(JSON.stringify(output.audit())).not.toContain(first.secret.slice('whsec_'.length));
   });
 
+  it("answers 409 to a retry once the endpoint's secret was rotated, while the record lasts and after it, showing no secret and writing nothing", async () => {
+    const caller = await newCaller();
+    const key = randomUUID();
+    const made = (await register(caller.token, key)).body as { id: string; secret: string };
+    const rotation = await api.request('POST', `/webhooks/${made.id}/secret`, { token: caller.token });
+    expect(rotation.status).toBe(200);
+    const rotatedSecret = (rotation.body as { secret: string }).secret;
+    const items = await itemsOf(made.id);
+    const expectRotated = async () => {
+      const retry = await register(caller.token, key);
+      expect(retry.status).toBe(409);
+      expect(retry.headers.get('content-type')).toBe('application/problem+json');
+      expect(retry.headers.get('idempotent-replayed')).toBeNull();
+      expect(retry.body).toMatchObject({
+        code: 'CONFLICT',
+        detail: `The signing secret of webhook endpoint ${made.id} was rotated after the registration this Idempotency-Key made; the registration's secret is not shown again`,
+      });
+      for (const secret of [made.secret, rotatedSecret]) {
+        expect(retry.text).not.toContain(secret.slice('whsec_'.length));
+      }
+      expect(await itemsOf(made.id)).toEqual(items);
+    };
+    await expectRotated();
+    await expireRecordOf(made.id);
+    await expectRotated();
+    expect(await endpointCount(documents, caller.sub)).toBe(1);
+    expect(
+      output
+        .audit()
+        .filter(
+          (event) =>
+            event.eventType === 'webhook.endpoint_creation_replayed' &&
+            event.metadata?.endpointId === made.id,
+        ),
+    ).toEqual([]);
+  });
+
   it("answers the tombstone's 409 to a retry once the endpoint it made is deleted, while the record lasts and after it, and makes no new one", async () => {
     const caller = await newCaller();
     const key = randomUUID();
