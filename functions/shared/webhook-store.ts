@@ -272,6 +272,17 @@ export class EndpointIdRetiredError extends ConflictError {
 }
 
 /**
+ * A registration by a person whose user was deleted ({@link WebhookStore.deletePersonEndpoints} closed
+ * them): they can register nothing, with a new Idempotency-Key or the key of an endpoint they made.
+ * Uncaught, a 403; nothing is written.
+ */
+export class OwnerClosedError extends ForbiddenError {
+  constructor() {
+    super('This owner can no longer register webhook endpoints');
+  }
+}
+
+/**
  * How long a rotation keeps signing with the secret it replaced, beside the new one: a day for the
  * receiver to deploy the new secret while every delivery still verifies with the old.
  */
@@ -747,7 +758,7 @@ export class WebhookStore {
         failed?.includes(countUpdateIndex) &&
         (await this.isClosed(endpoint.tenantId, endpoint.ownerId, countKind));
       // A closed owner can register nothing, with a new key or not: that is the answer, not the key.
-      if (closed) throw new ForbiddenError('This owner can no longer register webhook endpoints');
+      if (closed) throw new OwnerClosedError();
       if (failed?.includes(tombstoneCheckIndex)) throw new EndpointIdRetiredError(endpoint.id);
       if (failed?.includes(countUpdateIndex)) {
         throw new ConflictError(
@@ -1179,6 +1190,14 @@ export class WebhookStore {
       );
     }
     return deleted;
+  }
+
+  /**
+   * Whether `principal` is a person closed by {@link deletePersonEndpoints} (read consistently): one who
+   * registers nothing ({@link OwnerClosedError}). A machine is never closed, and costs no read.
+   */
+  async isClosedOwner(principal: Principal): Promise<boolean> {
+    return !principal.isM2M && (await this.isClosed(tenantOf(principal), principal.id, 'person'));
   }
 
   /** Whether the owner was closed by {@link deletePersonEndpoints} (read consistently); never a machine. */

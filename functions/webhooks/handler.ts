@@ -33,6 +33,7 @@ import {
   endpointIdFor,
   type KeyedRotation,
   type NewEndpoint,
+  OwnerClosedError,
   ownerKindOf,
   publicEndpoint,
   rotationKeyOf,
@@ -124,16 +125,18 @@ async function secretAgain(endpoint: StoredEndpoint): Promise<string> {
 
 /**
  * The endpoint a registration with the caller's Idempotency-Key made. Once it is deleted, the key's retry
- * is answered as a registration with that key is while the endpoint's tombstone lasts, with the
- * tombstone's 409 (register with a new key), whether or not the key's record still holds the answer.
+ * is answered as a registration with that key is while the endpoint's tombstone lasts, whether or not the
+ * key's record still holds the answer: a person whose user was deleted (which deleted the endpoint) gets
+ * the 403 that any registration of theirs gets, since no key helps; anyone else the tombstone's 409
+ * (register with a new key).
  */
 async function endpointMadeWithKey(endpointId: string, caller: Principal): Promise<StoredEndpoint> {
   try {
     return await store.getOwnedEndpoint(endpointId, caller);
   } catch (error) {
-    if (error instanceof NotFoundError && (await store.isRetired(endpointId))) {
-      throw new EndpointIdRetiredError(endpointId);
-    }
+    if (!(error instanceof NotFoundError)) throw error;
+    if (await store.isClosedOwner(caller)) throw new OwnerClosedError();
+    if (await store.isRetired(endpointId)) throw new EndpointIdRetiredError(endpointId);
     throw error;
   }
 }

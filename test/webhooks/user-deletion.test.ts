@@ -226,6 +226,42 @@ describe('deleting a user with webhook endpoints', () => {
     expect(await webhookItemsOf(carol.userId)).toEqual(marker);
   });
 
+  it("answers a registration retried with its Idempotency-Key the closed owner's 403, while the key's record lasts and after it", async () => {
+    const dave = await registeredUser();
+    const key = randomUUID();
+    const body = { url: 'http://127.0.0.1:9/hook', eventTypes: ['booking.created'] };
+    const retry = () =>
+      api.request('POST', '/webhooks', { token: dave.token, body, headers: { 'idempotency-key': key } });
+    const made = await retry();
+    expect(made.status).toBe(201);
+    const endpointId = (made.body as { id: string }).id;
+    expect((await api.request('DELETE', `/admin/users/${dave.userId}`)).status).toBe(204);
+    const items = await webhookItemsOf(dave.userId);
+    const endpointItems = await itemsOfEndpoint(endpointId);
+    // While the record lasts: its replay reads the deleted endpoint.
+    expectOwnerClosed(await retry());
+    const { Items: webhooksRecords = [] } = await documents.send(
+      new ScanCommand({
+        TableName: api.runtime().tableNames.toolkit,
+        FilterExpression: 'begins_with(pk, :prefix)',
+        ExpressionAttributeValues: { ':prefix': 'IDEM#webhooks#' },
+        ConsistentRead: true,
+      }),
+    );
+    const records = webhooksRecords.filter((record) => JSON.stringify(record).includes(endpointId));
+    expect(records).toHaveLength(1);
+    // After it (a retry after a 504, or past the hour).
+    await documents.send(
+      new DeleteCommand({
+        TableName: api.runtime().tableNames.toolkit,
+        Key: { pk: records[0]?.pk, sk: records[0]?.sk },
+      }),
+    );
+    expectOwnerClosed(await retry());
+    expect(await webhookItemsOf(dave.userId)).toEqual(items);
+    expect(await itemsOfEndpoint(endpointId)).toEqual(endpointItems);
+  });
+
   it('never answers 204 while a registration racing the delete survives it', async () => {
     for (let round = 0; round < 8; round += 1) {
       const erin = await registeredUser();
