@@ -459,15 +459,15 @@ describe('retrying a registration with an Idempotency-Key', () => {
     ).toEqual([]);
   });
 
-  it("answers the tombstone's 409 to a retry once the endpoint it made is deleted, while the record lasts and after it, and makes no new one", async () => {
+  it("answers the tombstone's 409 to a retry once the endpoint it made is deleted, while the record lasts and after it (another request: 422 while it lasts), and makes no new one", async () => {
     const caller = await newCaller();
     const key = randomUUID();
     const created = (await register(caller.token, key)).body as { id: string };
     expect((await api.request('DELETE', `/webhooks/${created.id}`, { token: caller.token })).status).toBe(
       204,
     );
-    const expectRetired = async () => {
-      const retry = await register(caller.token, key);
+    const expectRetired = async (body: unknown = registration) => {
+      const retry = await register(caller.token, key, body);
       expect(retry.status).toBe(409);
       expect(retry.headers.get('content-type')).toBe('application/problem+json');
       expect(retry.body).toMatchObject({
@@ -475,9 +475,15 @@ describe('retrying a registration with an Idempotency-Key', () => {
         detail: `Webhook endpoint ${created.id}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
       });
     };
+    const otherRequest = { ...registration, eventTypes: ['booking.cancelled'] };
     await expectRetired();
+    // Another request with the key is refused as the record refuses it while the record lasts.
+    const reused = await register(caller.token, key, otherRequest);
+    expect(reused.status).toBe(422);
+    expect((reused.body as ProblemBody).code).toBe('IDEMPOTENCY_KEY_REUSED');
     await expireRecordOf(created.id);
     await expectRetired();
+    await expectRetired(otherRequest);
     expect(await endpointCount(documents, caller.sub)).toBe(0);
   });
 });
