@@ -137,7 +137,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-// Under the test's own timeout, so a runtime that never starts fails with this message.
 async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
@@ -146,7 +145,19 @@ async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Pr
   }
 }
 
-// Each test starts `tsx bin/local.ts` and waits up to 15 s for its banner, then runs npm commands: a
+/**
+ * A start-up's budget: a few seconds alone, but two runtimes starting together on a loaded 2-core machine
+ * have taken more than 15 s. It stays under the test's 60 s, so a runtime that never starts fails with
+ * this message, and leaves the rest of the test 20 s.
+ */
+const startUpTimeoutMs = 40_000;
+
+/** Waits for the banner's last line: the runtime is up. */
+function untilStarted(started: Started, what = 'the runtime'): Promise<void> {
+  return until(() => started.output().includes('Ctrl-C stops everything'), what, startUpTimeoutMs);
+}
+
+// Each test starts `tsx bin/local.ts` and waits up to 40 s for its banner, then runs npm commands: a
 // minute each, so a loaded machine (4x slower here than alone) still has room.
 describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   it('refuses a second runtime on the same data folder, and SIGTERM stops the first cleanly', async () => {
@@ -158,7 +169,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     });
     writeFileSync(join(dataDir, 'runtime.pid'), String(stranger.pid));
     const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_SWEEP_INTERVAL_SEC: '7' });
-    await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
+    await untilStarted(first, 'the first runtime');
     expect(first.output().split('\n')).toContain(
       '  Event sweep      every 7 s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)',
     );
@@ -180,7 +191,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     // One the runtime creates itself.
     const dataDir = join(dataFolder(), 'data');
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
     const endpoint = /DynamoDB\s+(http:\/\/\S+)/.exec(started.output())?.[1];
     const banner = started.output().split('\n');
@@ -246,7 +257,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       // Leading zeros too, as the functions read it.
       WEBHOOK_RETRY_BASE_DELAY_SEC: '01',
     });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     // The banner prints the bases the runtime put into the functions' environment.
     expect(started.output().split('\n')).toContain(
       '  Retry bases      email 2 s, webhooks 1 s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)',
@@ -334,7 +345,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       BULWARK_DATA_DIR: dataFolder(),
       BULWARK_LOCAL_FAIL: 'users, bookings',
     });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     expect(started.output().split('\n')).toContain(
       '  Made to fail     users, bookings: their routes answer 503 (BULWARK_LOCAL_FAIL)',
     );
@@ -432,8 +443,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const [dataDir, drainingDataDir] = [dataFolder(), dataFolder()];
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
     const draining = startLocal({ PORT: '0', BULWARK_DATA_DIR: drainingDataDir });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
-    await until(() => draining.output().includes('Ctrl-C stops everything'), 'the runtime to drain');
+    await Promise.all([untilStarted(started), untilStarted(draining, 'the runtime to drain')]);
     process.kill(await dynamoDbProcessOf(started), 'SIGKILL');
 
     // A request in flight holds the drain up while its DynamoDB dies.
@@ -461,7 +471,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   it('on Ctrl-C to npm start takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
     const dataDir = dataFolder();
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir }, { viaNpm: true });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
     const runtimePid = Number(readFileSync(join(dataDir, 'runtime.pid'), 'utf8'));
     const { stdout } = await promisify(execFile)('pgrep', [
@@ -535,7 +545,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const directOutput = () => readFileSync(directLog, 'utf8');
     const shellExited = new Promise((resolve) => shell.once('exit', resolve));
 
-    await until(() => underNpm.output().includes('Ctrl-C stops everything'), 'the runtime under npm');
+    await untilStarted(underNpm, 'the runtime under npm');
     await shellExited;
     // A request in flight holds the stop up, so that a Ctrl-C comes while it drains.
     const [, npmPort] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(underNpm.output()) ?? [];
