@@ -104,21 +104,36 @@ async function dynamoDbProcessOf(started: Started): Promise<number> {
 }
 
 /**
- * A GET /health whose body (2 bytes) is sent only in part: `finish()` sends the rest; both resolve with
- * everything the server sent once it closes the connection.
+ * A GET /health whose body (2 bytes) is sent only in part, once the runtime has taken it: it asks for
+ * `100 Continue`, which Node's server sends as it hands the request to the runtime's handler, so the
+ * runtime counts it in flight from then on (an idle connection would be closed at once by a stop).
+ * `finish()` sends the rest; both resolve with everything the server sent after the 100 once it closes the
+ * connection.
  */
 async function requestInFlight(
   port: number,
 ): Promise<{ finish(): Promise<string>; closed: Promise<string> }> {
   const socket = connect(port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
+  const interimAnswer = 'HTTP/1.1 100 Continue\r\n\r\n';
   let answer = '';
-  socket.on('data', (chunk: Buffer) => {
-    answer += chunk.toString();
-  });
   socket.on('error', () => undefined);
-  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(answer)));
-  socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\n\r\n{`);
+  const taken = new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString();
+      if (answer.startsWith(interimAnswer)) resolve();
+    });
+    socket.once('close', () =>
+      reject(new Error(`closed before the runtime took the request: ${JSON.stringify(answer)}`)),
+    );
+  });
+  const closed = new Promise<string>((resolve) =>
+    socket.once('close', () => resolve(answer.slice(interimAnswer.length))),
+  );
+  socket.write(
+    `GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{`,
+  );
+  await taken;
   return {
     finish: () => {
       socket.write('}');
@@ -449,7 +464,6 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     // A request in flight holds the drain up while its DynamoDB dies.
     const [, port] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(draining.output()) ?? [];
     const request = await requestInFlight(Number(port));
-    await new Promise((resolve) => setTimeout(resolve, 500));
     draining.child.kill('SIGTERM');
     await until(() => draining.output().includes('SIGTERM: stopping'), 'the drain');
     process.kill(await dynamoDbProcessOf(draining), 'SIGKILL');
@@ -484,12 +498,11 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const group = -(started.child.pid as number);
     // Two requests whose bodies are still arriving when Ctrl-C comes.
     const [first, second] = await Promise.all([0, 1].map(() => requestInFlight(Number(port))));
-    // Time for the server to read the headers: until then a connection is idle, and closed at once.
-    await new Promise((resolve) => setTimeout(resolve, 500));
     // As a terminal sends Ctrl-C: to the whole group, so the runtime gets it from there and again from npm.
     process.kill(group, 'SIGINT');
-    const firstSignalAt = Date.now();
     await until(() => started.output().includes('SIGINT: stopping'), 'the stop');
+    // The runtime opens the copies' window as it handles the signal, before it prints that line.
+    const firstSignalHandledBy = Date.now();
     expect(started.output().split('\n')).toContain(
       'SIGINT: stopping; waiting for 2 requests and 0 worker batches in flight (Ctrl-C again to stop at once)',
     );
@@ -500,7 +513,9 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
 
     // A second Ctrl-C, past the copies' window, while the runtime is too busy to answer a signal for 200 ms
     // (held with SIGSTOP): a relay that kills what does not acknowledge a signal at once would kill it here.
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstSignalAt + 1100 - Date.now())));
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, firstSignalHandledBy + 1100 - Date.now())),
+    );
     process.kill(runtimePid, 'SIGSTOP');
     process.kill(group, 'SIGINT');
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -550,7 +565,6 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     // A request in flight holds the stop up, so that a Ctrl-C comes while it drains.
     const [, npmPort] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(underNpm.output()) ?? [];
     await requestInFlight(Number(npmPort));
-    await new Promise((resolve) => setTimeout(resolve, 500));
     const runtimePid = Number(readFileSync(join(npmDataDir, 'runtime.pid'), 'utf8'));
     process.kill(underNpm.child.pid as number, 'SIGKILL');
     await until(() => underNpm.output().includes('is gone; stopping'), 'the stop');
