@@ -1,10 +1,11 @@
 // A transition whose write lands but is answered late, so the SDK sends it again: the repeat finds the
 // record it wrote itself, and the instance still makes the transition its own.
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { freezeAtFailureWindowStart } from '../helpers/failure-window.js';
 import { type LateAnswerDynamoDb, startLateAnswerDynamoDb } from '../helpers/late-answer-dynamodb.js';
 import { failing, outcome, storedItem, tableName, uniqueName } from './helpers.js';
 
@@ -17,6 +18,9 @@ beforeAll(async () => {
   lateDynamoDb = await startLateAnswerDynamoDb(inject('dynamoDbEndpoint'));
 });
 afterAll(() => lateDynamoDb.close());
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 /**
  * One breaker instance over the late-answering DynamoDB, with the events it reports. The client gives
@@ -49,6 +53,7 @@ describe('a circuit transition DynamoDB applies but answers too late', () => {
   it('is the opening of the instance that wrote it, reported once', async () => {
     const name = uniqueName('late-open');
     const { breaker, events, client } = lateBreaker(name);
+    freezeAtFailureWindowStart();
     lateDynamoDb.answerLate(putOf(name, 'OPEN'), lateMs);
     for (let failure = 0; failure < 2; failure += 1) await outcome(breaker.execute(failing));
     // The SDK did send the put again, and that repeat met the record its first attempt wrote.
@@ -61,8 +66,10 @@ describe('a circuit transition DynamoDB applies but answers too late', () => {
   it('is a probe lease the instance that took it uses at once, and the probe closes the circuit', async () => {
     const name = uniqueName('late-lease');
     const { breaker, events, client } = lateBreaker(name);
+    freezeAtFailureWindowStart();
     for (let failure = 0; failure < 2; failure += 1) await outcome(breaker.execute(failing));
-    await new Promise((resolve) => setTimeout(resolve, resetTimeoutMs + 50));
+    // The breaker reads when the probe is due from Date, which stands still here.
+    vi.setSystemTime(Date.now() + resetTimeoutMs + 50);
     lateDynamoDb.answerLate(putOf(name, 'HALF_OPEN'), lateMs);
     let probes = 0;
     const answer = await outcome(

@@ -104,21 +104,36 @@ async function dynamoDbProcessOf(started: Started): Promise<number> {
 }
 
 /**
- * A GET /health whose body (2 bytes) is sent only in part: `finish()` sends the rest; both resolve with
- * everything the server sent once it closes the connection.
+ * A GET /health whose body (2 bytes) is sent only in part, once the runtime has taken it: it asks for
+ * `100 Continue`, which Node's server sends as it hands the request to the runtime's handler, so the
+ * runtime counts it in flight from then on (an idle connection would be closed at once by a stop).
+ * `finish()` sends the rest; both resolve with everything the server sent after the 100 once it closes the
+ * connection.
  */
 async function requestInFlight(
   port: number,
 ): Promise<{ finish(): Promise<string>; closed: Promise<string> }> {
   const socket = connect(port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
+  const interimAnswer = 'HTTP/1.1 100 Continue\r\n\r\n';
   let answer = '';
-  socket.on('data', (chunk: Buffer) => {
-    answer += chunk.toString();
-  });
   socket.on('error', () => undefined);
-  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(answer)));
-  socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\n\r\n{`);
+  const taken = new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString();
+      if (answer.startsWith(interimAnswer)) resolve();
+    });
+    socket.once('close', () =>
+      reject(new Error(`closed before the runtime took the request: ${JSON.stringify(answer)}`)),
+    );
+  });
+  const closed = new Promise<string>((resolve) =>
+    socket.once('close', () => resolve(answer.slice(interimAnswer.length))),
+  );
+  socket.write(
+    `GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{`,
+  );
+  await taken;
   return {
     finish: () => {
       socket.write('}');
@@ -137,7 +152,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-// Under the test's own timeout, so a runtime that never starts fails with this message.
 async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
@@ -146,7 +160,19 @@ async function until(probe: () => boolean, what: string, timeoutMs = 15_000): Pr
   }
 }
 
-// Each test starts `tsx bin/local.ts` and waits up to 15 s for its banner, then runs npm commands: a
+/**
+ * A start-up's budget: a few seconds alone, but two runtimes starting together on a loaded 2-core machine
+ * have taken more than 15 s. It stays under the test's 60 s, so a runtime that never starts fails with
+ * this message, and leaves the rest of the test 20 s.
+ */
+const startUpTimeoutMs = 40_000;
+
+/** Waits for the banner's last line: the runtime is up. */
+function untilStarted(started: Started, what = 'the runtime'): Promise<void> {
+  return until(() => started.output().includes('Ctrl-C stops everything'), what, startUpTimeoutMs);
+}
+
+// Each test starts `tsx bin/local.ts` and waits up to 40 s for its banner, then runs npm commands: a
 // minute each, so a loaded machine (4x slower here than alone) still has room.
 describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   it('refuses a second runtime on the same data folder, and SIGTERM stops the first cleanly', async () => {
@@ -158,7 +184,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     });
     writeFileSync(join(dataDir, 'runtime.pid'), String(stranger.pid));
     const first = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir, BULWARK_SWEEP_INTERVAL_SEC: '7' });
-    await until(() => first.output().includes('Ctrl-C stops everything'), 'the first runtime');
+    await untilStarted(first, 'the first runtime');
     expect(first.output().split('\n')).toContain(
       '  Event sweep      every 7 s: publishes booking events left pending (BULWARK_SWEEP_INTERVAL_SEC)',
     );
@@ -180,7 +206,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     // One the runtime creates itself.
     const dataDir = join(dataFolder(), 'data');
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
     const endpoint = /DynamoDB\s+(http:\/\/\S+)/.exec(started.output())?.[1];
     const banner = started.output().split('\n');
@@ -246,7 +272,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       // Leading zeros too, as the functions read it.
       WEBHOOK_RETRY_BASE_DELAY_SEC: '01',
     });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     // The banner prints the bases the runtime put into the functions' environment.
     expect(started.output().split('\n')).toContain(
       '  Retry bases      email 2 s, webhooks 1 s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)',
@@ -334,7 +360,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       BULWARK_DATA_DIR: dataFolder(),
       BULWARK_LOCAL_FAIL: 'users, bookings',
     });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     expect(started.output().split('\n')).toContain(
       '  Made to fail     users, bookings: their routes answer 503 (BULWARK_LOCAL_FAIL)',
     );
@@ -432,14 +458,12 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const [dataDir, drainingDataDir] = [dataFolder(), dataFolder()];
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
     const draining = startLocal({ PORT: '0', BULWARK_DATA_DIR: drainingDataDir });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
-    await until(() => draining.output().includes('Ctrl-C stops everything'), 'the runtime to drain');
+    await Promise.all([untilStarted(started), untilStarted(draining, 'the runtime to drain')]);
     process.kill(await dynamoDbProcessOf(started), 'SIGKILL');
 
     // A request in flight holds the drain up while its DynamoDB dies.
     const [, port] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(draining.output()) ?? [];
     const request = await requestInFlight(Number(port));
-    await new Promise((resolve) => setTimeout(resolve, 500));
     draining.child.kill('SIGTERM');
     await until(() => draining.output().includes('SIGTERM: stopping'), 'the drain');
     process.kill(await dynamoDbProcessOf(draining), 'SIGKILL');
@@ -461,7 +485,7 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
   it('on Ctrl-C to npm start takes no new request but answers those in flight; a second Ctrl-C stops at once', async () => {
     const dataDir = dataFolder();
     const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir }, { viaNpm: true });
-    await until(() => started.output().includes('Ctrl-C stops everything'), 'the runtime');
+    await untilStarted(started);
     const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
     const runtimePid = Number(readFileSync(join(dataDir, 'runtime.pid'), 'utf8'));
     const { stdout } = await promisify(execFile)('pgrep', [
@@ -474,12 +498,11 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const group = -(started.child.pid as number);
     // Two requests whose bodies are still arriving when Ctrl-C comes.
     const [first, second] = await Promise.all([0, 1].map(() => requestInFlight(Number(port))));
-    // Time for the server to read the headers: until then a connection is idle, and closed at once.
-    await new Promise((resolve) => setTimeout(resolve, 500));
     // As a terminal sends Ctrl-C: to the whole group, so the runtime gets it from there and again from npm.
     process.kill(group, 'SIGINT');
-    const firstSignalAt = Date.now();
     await until(() => started.output().includes('SIGINT: stopping'), 'the stop');
+    // The runtime opens the copies' window as it handles the signal, before it prints that line.
+    const firstSignalHandledBy = Date.now();
     expect(started.output().split('\n')).toContain(
       'SIGINT: stopping; waiting for 2 requests and 0 worker batches in flight (Ctrl-C again to stop at once)',
     );
@@ -490,7 +513,9 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
 
     // A second Ctrl-C, past the copies' window, while the runtime is too busy to answer a signal for 200 ms
     // (held with SIGSTOP): a relay that kills what does not acknowledge a signal at once would kill it here.
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstSignalAt + 1100 - Date.now())));
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, firstSignalHandledBy + 1100 - Date.now())),
+    );
     process.kill(runtimePid, 'SIGSTOP');
     process.kill(group, 'SIGINT');
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -535,12 +560,11 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     const directOutput = () => readFileSync(directLog, 'utf8');
     const shellExited = new Promise((resolve) => shell.once('exit', resolve));
 
-    await until(() => underNpm.output().includes('Ctrl-C stops everything'), 'the runtime under npm');
+    await untilStarted(underNpm, 'the runtime under npm');
     await shellExited;
     // A request in flight holds the stop up, so that a Ctrl-C comes while it drains.
     const [, npmPort] = /API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(underNpm.output()) ?? [];
     await requestInFlight(Number(npmPort));
-    await new Promise((resolve) => setTimeout(resolve, 500));
     const runtimePid = Number(readFileSync(join(npmDataDir, 'runtime.pid'), 'utf8'));
     process.kill(underNpm.child.pid as number, 'SIGKILL');
     await until(() => underNpm.output().includes('is gone; stopping'), 'the stop');
