@@ -216,18 +216,7 @@ async function retriedRegistration(
     );
   }
   const secret = await secretAgain(endpoint);
-  auditLogger.log({
-    eventType: 'webhook.endpoint_creation_replayed',
-    outcome: 'success',
-    principal: caller,
-    correlationId,
-    metadata: {
-      endpointId: endpoint.id,
-      eventTypes: endpoint.eventTypes,
-      ownerKind: endpoint.ownerKind,
-      createdAt: endpoint.createdAt,
-    },
-  });
+  auditEndpointCreated(endpoint, caller, correlationId, { answeredAgain: true });
   return json(
     201,
     { ...publicEndpoint(endpoint), secret },
@@ -235,9 +224,18 @@ async function retriedRegistration(
   );
 }
 
-function auditEndpointCreated(endpoint: WebhookEndpoint, caller: Principal, correlationId: string): void {
+/**
+ * A registration's audit line; `answeredAgain` for a retry answered after the key's record was lost (see
+ * {@link retriedRegistration}), which names when the endpoint was created instead of counting it again.
+ */
+function auditEndpointCreated(
+  endpoint: WebhookEndpoint,
+  caller: Principal,
+  correlationId: string,
+  { answeredAgain }: { answeredAgain: boolean } = { answeredAgain: false },
+): void {
   auditLogger.log({
-    eventType: 'webhook.endpoint_created',
+    eventType: answeredAgain ? 'webhook.endpoint_creation_replayed' : 'webhook.endpoint_created',
     outcome: 'success',
     principal: caller,
     correlationId,
@@ -245,6 +243,7 @@ function auditEndpointCreated(endpoint: WebhookEndpoint, caller: Principal, corr
       endpointId: endpoint.id,
       eventTypes: endpoint.eventTypes,
       ownerKind: endpoint.ownerKind,
+      ...(answeredAgain ? { createdAt: endpoint.createdAt } : {}),
     },
   });
 }
