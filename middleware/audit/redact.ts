@@ -246,6 +246,9 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
           child = '[Unreadable]';
         }
       }
+      // JSON leaves an undefined value out of the line; leaving it out of the copy too spares the copy a
+      // property and JSON.stringify a replacer call.
+      if (child === undefined) continue;
       if (key === '' && typeof child === 'object' && child !== null) copiesUnderEmptyKeys.add(child);
       // A key is cut like a string once its whole name has decided whether its value is redacted.
       const name = cut(key);

@@ -424,6 +424,19 @@ describe('redaction', () => {
     expect(redact(new ArrayBuffer(4))).toBe('[binary 4 bytes]');
   });
 
+  it('leaves out of a copy the values a JSON line leaves out: undefined, functions, symbols', () => {
+    const copy = createRedactor().redact({
+      id: 'r-1',
+      missing: undefined,
+      handler() {},
+      tag: Symbol('tag'),
+      nested: { kept: 0, gone: undefined },
+      list: [undefined, 1],
+    });
+    expect(copy).toStrictEqual({ id: 'r-1', nested: { kept: 0 }, list: [undefined, 1] });
+    expect(Object.keys(copy as object)).toEqual(['id', 'nested', 'list']);
+  });
+
   it('never cuts a string or key between the two halves of a surrogate pair', () => {
     const redactor = createRedactor({ maxStringLength: 10 });
     // The emoji's first UTF-16 unit is the 10th: the cut keeps 9 units and counts the emoji as dropped.
