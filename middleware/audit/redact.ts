@@ -70,10 +70,7 @@ const normalizeKey = (key: string) => key.toLowerCase().replace(/[-_\s[\]]/g, ''
 
 /** Escapes a key name for use inside a regular expression, letting `-`/`_` match either or nothing. */
 const keyPattern = (key: string) =>
-  normalizeKey(key)
-    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-    .split('')
-    .join('[-_]?');
+  [...normalizeKey(key)].map((character) => character.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[-_]?');
 
 /** A JWT/JWS/JWE (base64url JSON header `eyJ…`), even when cut short by truncation. */
 const jwtPattern = 'eyJ[A-Za-z0-9_=-]{4,}(?:\\.[A-Za-z0-9_=-]*)*';

@@ -267,6 +267,15 @@ describe('redaction', () => {
     });
   });
 
+  it('redacts configured keys holding regular-expression characters in free text, and takes them as text', () => {
+    const redactor = createRedactor({ keys: ['x.y', 'c^', 'pin(2)', 'a*', 'q+'] });
+    expect(redactor.redactString('x.y=S3CR3T c^=one pin(2): two a*=three q+=four')).toBe(
+      `x.y=${redactedValue} c^=${redactedValue} pin(2): ${redactedValue} a*=${redactedValue} q+=${redactedValue}`,
+    );
+    // A pattern character is no wildcard: `xzy` is not the key `x.y`, nor `aaa` the key `a*`.
+    expect(redactor.redactString('xzy=kept aaa=kept')).toBe('xzy=kept aaa=kept');
+  });
+
   it('leaves a random id with a case variant of eyJ in it whole, and still redacts a credential after it', () => {
     const redactor = createRedactor();
     for (const id of ['msg_gjEyjP-drXc5Eytv3zFt4_Pz', 'EYJ0a1b2c3d4', 'k_eyjWz9-Qa1']) {
