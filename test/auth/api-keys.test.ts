@@ -10,6 +10,7 @@ import {
 } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
+import { reasonOf } from './helpers.js';
 
 const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
 const tableName = testTableNames.toolkit;
@@ -51,15 +52,6 @@ async function forgetHashScheme(keyId: string): Promise<void> {
 
 const day = 24 * 60 * 60 * 1000;
 const epochSeconds = (ms: number) => Math.floor(ms / 1000);
-
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(InvalidTokenError);
-  return (error as InvalidTokenError).reason;
-}
 
 afterEach(() => {
   vi.useRealTimers();

@@ -4,6 +4,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { JSONWebKeySet, JWK } from 'jose';
+import { expect } from 'vitest';
+import { InvalidTokenError } from '../../middleware/errors.js';
 
 export interface TestKey {
   readonly kid: string;
@@ -150,4 +152,14 @@ export function httpEvent(
 
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/** The failure reason of a verification that must fail as an `InvalidTokenError`. */
+export async function reasonOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(InvalidTokenError);
+  return (error as InvalidTokenError).reason;
 }

@@ -7,7 +7,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { type JwtIssuerOptions, JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import { authenticate, requireTenant } from '../../middleware/auth/middy.js';
-import { InvalidOptionsError, InvalidTokenError } from '../../middleware/errors.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
@@ -16,7 +16,7 @@ import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { testTableNames } from '../helpers/tables.js';
-import { bearer, httpEvent, lambdaContext } from './helpers.js';
+import { bearer, httpEvent, lambdaContext, reasonOf } from './helpers.js';
 
 const idpA = new DevIssuer({ issuer: 'https://idp-tenant-a.example', clientId: 'client-a' });
 const idpB = new DevIssuer({ issuer: 'https://idp-tenant-b.example', clientId: 'client-b' });
@@ -34,16 +34,6 @@ function issuerOf(idp: DevIssuer, tenants?: readonly string[]): JwtIssuerOptions
 
 const bound = new JwtVerifier({ issuers: [issuerOf(idpA, ['tenant-a']), issuerOf(idpB, ['tenant-b'])] });
 const unbound = new JwtVerifier({ issuers: [issuerOf(idpA), issuerOf(idpB)] });
-
-/** The failure reason of a verification that must fail. */
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(InvalidTokenError);
-  return (error as InvalidTokenError).reason;
-}
 
 describe('an issuer bound to tenants', () => {
   it("accepts its own tenants' tokens, and refuses one naming another issuer's tenant or none", async () => {

@@ -17,6 +17,7 @@ import {
   hmacToken,
   type JwksServer,
   nowSec,
+  reasonOf,
   rsaKey,
   signToken,
   startJwksServer,
@@ -52,16 +53,6 @@ function verifier(
     issuers: [{ issuer: jwks.issuer, tokenUse: 'access', clientId: 'web-client', ...issuer }],
     ...overrides,
   });
-}
-
-/** The failure reason of a verification that must fail. */
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(InvalidTokenError);
-  return (error as InvalidTokenError).reason;
 }
 
 /** The Retry-After of a verification refused with 503 (undefined when it has none). */

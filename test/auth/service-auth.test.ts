@@ -16,12 +16,13 @@ import {
   signRequest,
 } from '../../middleware/auth/service-auth.js';
 import { SecretStore } from '../../middleware/config/secrets.js';
-import { InvalidOptionsError, InvalidTokenError, ServiceUnavailableError } from '../../middleware/errors.js';
+import { InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { percentDecodedPath } from '../../middleware/http/input.js';
 import { signedPathOf } from '../../middleware/http/request-event.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { type LateAnswerDynamoDb, startLateAnswerDynamoDb } from '../helpers/late-answer-dynamodb.js';
 import { testTableNames } from '../helpers/tables.js';
+import { reasonOf } from './helpers.js';
 
 const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
 const nonceStore = new DynamoDbNonceStore({ client: documentClient, tableName: testTableNames.toolkit });
@@ -66,15 +67,6 @@ function signed(
     body: Buffer.from(body),
     headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value])),
   };
-}
-
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(InvalidTokenError);
-  return (error as InvalidTokenError).reason;
 }
 
 afterEach(() => {
