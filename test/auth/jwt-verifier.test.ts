@@ -959,9 +959,8 @@ describe('JwtVerifier options', () => {
 });
 
 describe('JwtVerifier claim rules against jose jwtVerify', () => {
-  it('accepts and rejects exactly the tokens jose does (exp, nbf, iss, aud)', async () => {
-    // One frozen clock for both verifiers, so no second boundary falls between them.
-    vi.useFakeTimers({ toFake: ['Date'] });
+  /** jose's local JWKS and a JwtVerifier holding the same key and claim rules (audience api, 5 s tolerance). */
+  function verifiersToCompare() {
     const local = createLocalJWKSet({ keys: [rsa.jwk] });
     const v = new JwtVerifier({
       issuers: [
@@ -977,6 +976,13 @@ describe('JwtVerifier claim rules against jose jwtVerify', () => {
       clockToleranceSec: 5,
       cache: false,
     });
+    return { local, v };
+  }
+
+  it('accepts and rejects exactly the tokens jose does (exp, nbf, iss, aud)', async () => {
+    // One frozen clock for both verifiers, so no second boundary falls between them.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { local, v } = verifiersToCompare();
     const offset = fc.integer({ min: -30, max: 30 });
     await fc.assert(
       fc.asyncProperty(
@@ -1024,21 +1030,7 @@ describe('JwtVerifier claim rules against jose jwtVerify', () => {
 
   it('takes a fractional exp and nbf as jose does, in a token and as an API Gateway authorizer writes them', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const local = createLocalJWKSet({ keys: [rsa.jwk] });
-    const v = new JwtVerifier({
-      issuers: [
-        {
-          issuer: jwks.issuer,
-          tokenUse: null,
-          clientId: null,
-          audience: 'api',
-          jwks: { keys: [rsa.jwk] },
-          jwksUri: null,
-        },
-      ],
-      clockToleranceSec: 5,
-      cache: false,
-    });
+    const { local, v } = verifiersToCompare();
     const offset = fc.double({ min: -30, max: 30, noNaN: true });
     await fc.assert(
       fc.asyncProperty(offset, fc.option(offset, { nil: undefined }), async (expOffset, nbfOffset) => {
