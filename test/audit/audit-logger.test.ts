@@ -266,30 +266,24 @@ describe('AuditLogger', () => {
   it('stamps events with the current time as toISOString writes it, across second boundaries', () => {
     const written: AuditEvent[] = [];
     const auditLogger = new AuditLogger({ logToConsole: false, sink: (line) => written.push(line) });
-    vi.useFakeTimers();
-    try {
-      for (const instant of [
-        '2030-05-06T09:00:59.007Z',
-        '2030-05-06T09:00:59.070Z',
-        '2030-05-06T09:00:59.999Z',
-        '2030-05-06T09:01:00.000Z',
-        '1969-12-31T23:59:59.001Z',
-        '2030-05-06T09:01:00.700Z',
-      ]) {
-        vi.setSystemTime(new Date(instant));
-        auditLogger.logAuthFailure('expired');
-      }
-    } finally {
-      vi.useRealTimers();
-    }
-    expect(written.map((event) => event.timestamp)).toEqual([
+    const instants = [
       '2030-05-06T09:00:59.007Z',
       '2030-05-06T09:00:59.070Z',
       '2030-05-06T09:00:59.999Z',
       '2030-05-06T09:01:00.000Z',
       '1969-12-31T23:59:59.001Z',
       '2030-05-06T09:01:00.700Z',
-    ]);
+    ];
+    vi.useFakeTimers();
+    try {
+      for (const instant of instants) {
+        vi.setSystemTime(new Date(instant));
+        auditLogger.logAuthFailure('expired');
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(written.map((event) => event.timestamp)).toEqual(instants);
   });
 
   it('takes a null clock as none, stamping lines with the time', () => {
