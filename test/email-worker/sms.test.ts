@@ -338,6 +338,35 @@ describe('the outbox transport', () => {
   });
 });
 
+/**
+ * Runs `message` (about `userId`) through the worker and expects it dropped unsent for `reason`: reported processed, not
+ * dead-lettered nor delayed, counted as EmailSkipped and audited as sms.skipped with ids only.
+ */
+async function expectDroppedUnsent(
+  {
+    smsTransport,
+    audits,
+    run,
+    metrics,
+  }: Pick<ReturnType<typeof setup>, 'smsTransport' | 'audits' | 'run' | 'metrics'>,
+  message: ReturnType<typeof sms>,
+  userId: string,
+  reason: string,
+) {
+  expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+  expect(smsTransport.sent).toEqual([]);
+  expect(await deadLetterReasons()).toEqual([]);
+  expect(queues.visibilityChanges()).toEqual([]);
+  expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
+  expect(audits).toEqual([
+    expect.objectContaining({
+      eventType: 'sms.skipped',
+      userId,
+      metadata: { messageId: message.id, type: 'sms', reason },
+    }),
+  ]);
+}
+
 describe('the email worker with SMS', () => {
   it('sends an sms message through the SMS transport, never the email one, and audits it without the number', async () => {
     const { smsTransport, emailTransport, audits, run } = setup();
@@ -560,18 +589,7 @@ describe('the email worker with SMS', () => {
       // A user id with no user item: deleted after the code was queued.
       const userId = randomUUID();
       const message = sms({ userId });
-      expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
-      expect(smsTransport.sent).toEqual([]);
-      expect(await deadLetterReasons()).toEqual([]);
-      expect(queues.visibilityChanges()).toEqual([]);
-      expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
-      expect(audits).toEqual([
-        expect.objectContaining({
-          eventType: 'sms.skipped',
-          userId,
-          metadata: { messageId: message.id, type: 'sms', reason: 'user_deleted' },
-        }),
-      ]);
+      await expectDroppedUnsent({ smsTransport, audits, run, metrics }, message, userId, 'user_deleted');
       expect(JSON.stringify(audits)).not.toContain('+14155552671');
     }
   });
@@ -581,18 +599,7 @@ describe('the email worker with SMS', () => {
     // A user id with no user item: the expired code, checked first, is the reason given.
     const userId = randomUUID();
     const message = sms({ userId, data: codeExpiringIn(-1000) });
-    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
-    expect(smsTransport.sent).toEqual([]);
-    expect(await deadLetterReasons()).toEqual([]);
-    expect(queues.visibilityChanges()).toEqual([]);
-    expect(storedMetric(metrics, 'EmailSkipped')).toBe(1);
-    expect(audits).toEqual([
-      expect.objectContaining({
-        eventType: 'sms.skipped',
-        userId,
-        metadata: { messageId: message.id, type: 'sms', reason: 'code_expired' },
-      }),
-    ]);
+    await expectDroppedUnsent({ smsTransport, audits, run, metrics }, message, userId, 'code_expired');
   });
 
   it('sends an SMS received late with the minutes its code has left then', async () => {
