@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { refusalOf } from '../../bin/runtime/local-runtime.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 
@@ -63,8 +63,17 @@ describe('local runtime over HTTP', () => {
 
   it('runs the GET route for HEAD on an authenticated route: auth, the same rate-limit budget, its headers', async () => {
     const correlation = { 'x-correlation-id': 'head-bookings' };
-    const head = await api.request('HEAD', '/bookings?limit=1', { headers: correlation });
-    const get = await api.request('GET', '/bookings?limit=1', { headers: correlation });
+    // Only Date, held still: the budget refills a unit every 7.2 s, and one refilled between the two
+    // requests would leave the GET the HEAD's remaining. The runtime's timers and sockets run as usual.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { head, get } = await (async () => {
+      try {
+        const head = await api.request('HEAD', '/bookings?limit=1', { headers: correlation });
+        return { head, get: await api.request('GET', '/bookings?limit=1', { headers: correlation }) };
+      } finally {
+        vi.useRealTimers();
+      }
+    })();
     expect(head.status).toBe(200);
     expect(stableHeaders(head.headers)).toEqual(stableHeaders(get.headers));
     expect(head.text).toBe('');
