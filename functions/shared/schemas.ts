@@ -41,25 +41,34 @@ export const pageQuerySchema = z.strictObject({
 });
 
 /**
- * An email address with an ASCII local part (as zod's `email()` checks it) and a domain that may be
- * internationalised: the domain becomes its ASCII form first (`bob@bücher.de` is stored and sent as
- * `bob@xn--bcher-kva.de`), and one with none is refused, also one written in ASCII (`a@xn--zz.com`, broken
- * punycode), with the message a malformed address gets. At most 254 characters in that form. A domain
- * under a name reserved from the DNS (`undeliverableMailSuffixes`: `x@example.invalid`, `z@test.test`)
- * is refused too: mail to it could only bounce, and bounces count against the sender's reputation.
+ * The shape of an address once its domain is ASCII: a local part of dot-separated runs of letters,
+ * digits, `_`, `'`, `+` and `-` (not ending in `'`), and a domain of labels under a top-level one that is
+ * letters, or an internationalised one in its ASCII form (`xn--p1ai` for `рф`, `xn--fiqs8s` for `中国`).
+ * Zod's own `email()` pattern takes letters only there, which refuses every address at such a domain;
+ * {@link hasIdnaDomain} then refuses an `xn--` label that is broken punycode.
+ */
+const emailShape =
+  /^[a-z0-9_'+-]+(?:\.[a-z0-9_'+-]+)*(?<!')@(?:[a-z0-9][a-z0-9-]*\.)+(?:[a-z]{2,}|xn--[a-z0-9-]{2,})$/i;
+
+/** One reason at a time: an address already refused for one thing is not told of the next. */
+const onlyWhenValidSoFar = { when: (payload: { issues: readonly unknown[] }) => payload.issues.length === 0 };
+
+/**
+ * An email address with an ASCII local part and a domain that may be internationalised: the domain
+ * becomes its ASCII form first (`bob@bücher.de` is stored and sent as `bob@xn--bcher-kva.de`, `u@пример.рф`
+ * as `u@xn--e1afmkfd.xn--p1ai`), and one with none is refused, also one written in ASCII (`a@xn--zz.com`,
+ * broken punycode), with the message a malformed address gets. At most 254 characters in that form. A
+ * domain under a name reserved from the DNS (`undeliverableMailSuffixes`:
+ * `x@example.invalid`, `z@test.test`) is refused too: mail to it could only bounce, and bounces count
+ * against the sender's reputation.
  */
 export const emailAddressSchema = z.string().check(
   z.overwrite(withAsciiDomain),
-  z.email(),
-  z.refine(hasIdnaDomain, {
-    message: 'Invalid email address',
-    // One reason at a time: an address `email()` refused is not also told its domain is invalid.
-    when: (payload) => payload.issues.length === 0,
-  }),
+  z.email({ pattern: emailShape }),
+  z.refine(hasIdnaDomain, { message: 'Invalid email address', ...onlyWhenValidSoFar }),
   z.maxLength(254),
   z.refine((address) => undeliverableMailSuffix(address) === undefined, {
     message: `Must be an address that can receive mail: domains under ${undeliverableMailSuffixes.map((suffix) => `.${suffix}`).join(', ')} never can`,
-    // One reason at a time: a malformed address is told so, not also that its domain is reserved.
-    when: (payload) => payload.issues.length === 0,
+    ...onlyWhenValidSoFar,
   }),
 );

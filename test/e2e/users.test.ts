@@ -346,6 +346,15 @@ describe('users API', () => {
     expect(again.status).toBe(409);
   });
 
+  it('stores an email at an internationalised top-level domain in its ASCII form', async () => {
+    const local = `ivan-${randomUUID()}`;
+    const created = await api.request('POST', '/users', {
+      body: { email: `${local}@пример.рф`, name: 'Ivan' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ email: `${local}@xn--e1afmkfd.xn--p1ai` });
+  });
+
   it.each([
     ['a domain with no ASCII form', `bob-${randomUUID()}@bü cher.de`],
     ['a non-ASCII local part', `josé-${randomUUID()}@bücher.de`],

@@ -91,7 +91,20 @@ describe('emailAddressSchema', () => {
     ['victim+1@gmail.com', 'victim+1@gmail.com'],
     ['v.i.c.t.i.m@gmail.com', 'v.i.c.t.i.m@gmail.com'],
     ['bob@bücher.de', 'bob@xn--bcher-kva.de'],
+    // Internationalised top-level domains, whose ASCII form is an xn-- label with digits and hyphens.
+    ['u1@пример.рф', 'u1@xn--e1afmkfd.xn--p1ai'],
+    ['info@例子.中国', 'info@xn--fsqu00a.xn--fiqs8s'],
+    ['a@example.xn--p1ai', 'a@example.xn--p1ai'],
+    ["o'neil@example.com", "o'neil@example.com"],
   ])('takes %s as %s', (address, parsed) => {
     expect(emailAddressSchema.parse(address)).toBe(parsed);
   });
+
+  it.each(['a@example.xn--zz', 'a@example.xn--', 'a@example.c0m', "o'@example.com", 'a..b@example.com'])(
+    'refuses %s as a malformed address',
+    (address) => {
+      const result = emailAddressSchema.safeParse(address);
+      expect(result.error?.issues.map((issue) => issue.message)).toEqual(['Invalid email address']);
+    },
+  );
 });

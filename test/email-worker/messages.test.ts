@@ -62,6 +62,11 @@ describe('email messages', () => {
     }
   });
 
+  it('take a recipient at an internationalised top-level domain in its ASCII form', () => {
+    const parsed = parseEmailMessage(JSON.stringify({ ...valid.welcome, to: 'u1@пример.рф' }));
+    expect(parsed).toMatchObject({ ok: true, message: { to: 'u1@xn--e1afmkfd.xn--p1ai' } });
+  });
+
   it('refuse a recipient whose domain can never receive mail, naming the field but not its value', () => {
     const parsed = parseEmailMessage(JSON.stringify({ ...valid.welcome, to: 'victim@example.invalid' }));
     expect(parsed).toMatchObject({ ok: false, reason: expect.stringMatching(/to.*can receive mail/) });
