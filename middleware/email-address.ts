@@ -35,6 +35,39 @@ export function hasIdnaDomain(address: string): boolean {
 }
 
 /**
+ * What SMTP and the DNS carry (RFC 5321 4.5.3.1, RFC 1035 2.3.4), in octets, which for an address with an
+ * ASCII local part and its domain in ASCII (IDNA, as {@link withAsciiDomain} writes it) are its
+ * characters: a local part of 64, a domain label of 63, and a whole address of 254 (the 256 of a path
+ * less its `<>`), which holds the domain to 252, inside DNS's 253. No mail server takes a longer one, so
+ * every email to it would bounce.
+ */
+export const emailLengthLimits = { localPart: 64, domainLabel: 63, address: 254 } as const;
+
+/**
+ * Whether `address` (its domain in ASCII) fits one of {@link emailLengthLimits}: its local part (before
+ * the last `@`), its longest domain label, or the whole. True for a string with no `@`, which the
+ * address check refuses.
+ *
+ * @example
+ * fitsEmailLengthLimit(`${'a'.repeat(65)}@example.com`, 'localPart'); // false
+ */
+export function fitsEmailLengthLimit(address: string, part: keyof typeof emailLengthLimits): boolean {
+  const at = address.lastIndexOf('@');
+  if (at === -1) return true;
+  const lengths = {
+    localPart: at,
+    domainLabel: Math.max(
+      ...address
+        .slice(at + 1)
+        .split('.')
+        .map((label) => label.length),
+    ),
+    address: address.length,
+  };
+  return lengths[part] <= emailLengthLimits[part];
+}
+
+/**
  * Names that no public resolver will ever give a mail server for, so mail to them can only bounce (and
  * every bounce counts against the sender's reputation): `test`, `example`, `invalid` and `localhost`
  * (RFC 2606, special-use by RFC 6761), `local` (multicast DNS, RFC 6762), `onion` (Tor, RFC 7686), `alt`

@@ -1,5 +1,7 @@
 // Input schemas shared by the sample functions.
 import {
+  emailLengthLimits,
+  fitsEmailLengthLimit,
   hasIdnaDomain,
   undeliverableMailSuffix,
   undeliverableMailSuffixes,
@@ -57,8 +59,9 @@ const onlyWhenValidSoFar = { when: (payload: { issues: readonly unknown[] }) => 
  * An email address with an ASCII local part and a domain that may be internationalised: the domain
  * becomes its ASCII form first (`bob@bücher.de` is stored and sent as `bob@xn--bcher-kva.de`, `u@пример.рф`
  * as `u@xn--e1afmkfd.xn--p1ai`), and one with none is refused, also one written in ASCII (`a@xn--zz.com`,
- * broken punycode), with the message a malformed address gets. At most 254 characters in that form. A
- * domain under a name reserved from the DNS (`undeliverableMailSuffixes`:
+ * broken punycode), with the message a malformed address gets. In that form, at most 64 characters
+ * before the `@`, 63 between two dots of the domain and 254 in all (`emailLengthLimits`: no mail server
+ * takes more). A domain under a name reserved from the DNS (`undeliverableMailSuffixes`:
  * `x@example.invalid`, `z@test.test`) is refused too: mail to it could only bounce, and bounces count
  * against the sender's reputation.
  */
@@ -66,7 +69,18 @@ export const emailAddressSchema = z.string().check(
   z.overwrite(withAsciiDomain),
   z.email({ pattern: emailShape }),
   z.refine(hasIdnaDomain, { message: 'Invalid email address', ...onlyWhenValidSoFar }),
-  z.maxLength(254),
+  z.refine((address) => fitsEmailLengthLimit(address, 'localPart'), {
+    message: `Must have at most ${emailLengthLimits.localPart} characters before the @`,
+    ...onlyWhenValidSoFar,
+  }),
+  z.refine((address) => fitsEmailLengthLimit(address, 'domainLabel'), {
+    message: `Must have at most ${emailLengthLimits.domainLabel} characters between two dots of the domain, written in ASCII (IDNA)`,
+    ...onlyWhenValidSoFar,
+  }),
+  z.refine((address) => fitsEmailLengthLimit(address, 'address'), {
+    message: `Must be at most ${emailLengthLimits.address} characters, with the domain written in ASCII (IDNA)`,
+    ...onlyWhenValidSoFar,
+  }),
   z.refine((address) => undeliverableMailSuffix(address) === undefined, {
     message: `Must be an address that can receive mail: domains under ${undeliverableMailSuffixes.map((suffix) => `.${suffix}`).join(', ')} never can`,
     ...onlyWhenValidSoFar,

@@ -355,6 +355,15 @@ describe('users API', () => {
     expect(created.body).toMatchObject({ email: `${local}@xn--e1afmkfd.xn--p1ai` });
   });
 
+  it('refuses an email longer than mail can carry with a 400 naming the limit', async () => {
+    const email = `${randomUUID()}-${'a'.repeat(28)}@example.com`;
+    const response = await api.request('POST', '/users', { body: { email, name: 'Bob' } });
+    expect(response.status).toBe(400);
+    expect((response.body as ProblemBody).errors).toEqual([
+      { field: 'body.email', message: 'Must have at most 64 characters before the @' },
+    ]);
+  });
+
   it.each([
     ['a domain with no ASCII form', `bob-${randomUUID()}@bü cher.de`],
     ['a non-ASCII local part', `josé-${randomUUID()}@bücher.de`],

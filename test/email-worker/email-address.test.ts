@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { emailAddressSchema } from '../../functions/shared/schemas.js';
 import { hasIdnaDomain, undeliverableMailSuffix } from '../../middleware/email-address.js';
 
+/** A 252-character domain, the most an address of 254 with a one-character local part has room for. */
+const longDomain = `${`${'b'.repeat(62)}.`.repeat(3)}${'b'.repeat(60)}.de`;
+
 const refusal = /^Must be an address that can receive mail: domains under \.test, .* never can$/;
 
 describe('undeliverableMailSuffix', () => {
@@ -96,6 +99,10 @@ describe('emailAddressSchema', () => {
     ['info@例子.中国', 'info@xn--fsqu00a.xn--fiqs8s'],
     ['a@example.xn--p1ai', 'a@example.xn--p1ai'],
     ["o'neil@example.com", "o'neil@example.com"],
+    // Exactly at each limit: 64 before the @, 63 in a label, 254 in all.
+    [`${'a'.repeat(64)}@example.com`, `${'a'.repeat(64)}@example.com`],
+    [`a@${'b'.repeat(63)}.com`, `a@${'b'.repeat(63)}.com`],
+    [`a@${longDomain}`, `a@${longDomain}`],
   ])('takes %s as %s', (address, parsed) => {
     expect(emailAddressSchema.parse(address)).toBe(parsed);
   });
@@ -107,4 +114,21 @@ describe('emailAddressSchema', () => {
       expect(result.error?.issues.map((issue) => issue.message)).toEqual(['Invalid email address']);
     },
   );
+
+  it.each([
+    [`${'a'.repeat(65)}@example.com`, 'Must have at most 64 characters before the @'],
+    [
+      `a@${'b'.repeat(64)}.com`,
+      'Must have at most 63 characters between two dots of the domain, written in ASCII (IDNA)',
+    ],
+    // 72 characters as typed, a 79-character label in ASCII.
+    [
+      `a@${'bücherei'.repeat(9)}.de`,
+      'Must have at most 63 characters between two dots of the domain, written in ASCII (IDNA)',
+    ],
+    [`ab@${longDomain}`, 'Must be at most 254 characters, with the domain written in ASCII (IDNA)'],
+  ])('refuses %s, longer than mail can carry, with the one limit it breaks', (address, message) => {
+    const result = emailAddressSchema.safeParse(address);
+    expect(result.error?.issues.map((issue) => issue.message)).toEqual([message]);
+  });
 });

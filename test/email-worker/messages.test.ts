@@ -67,6 +67,19 @@ describe('email messages', () => {
     expect(parsed).toMatchObject({ ok: true, message: { to: 'u1@xn--e1afmkfd.xn--p1ai' } });
   });
 
+  it.each([
+    [`${'v'.repeat(65)}@example.com`, 'Invalid message: to: Must have at most 64 characters before the @'],
+    [
+      `victim@${'b'.repeat(64)}.com`,
+      'Invalid message: to: Must have at most 63 characters between two dots of the domain, written in ASCII (IDNA)',
+    ],
+  ])(
+    'refuse a recipient longer than mail can carry, naming the field and the limit but not its value',
+    (to, reason) => {
+      expect(parseEmailMessage(JSON.stringify({ ...valid.welcome, to }))).toEqual({ ok: false, reason });
+    },
+  );
+
   it('refuse a recipient whose domain can never receive mail, naming the field but not its value', () => {
     const parsed = parseEmailMessage(JSON.stringify({ ...valid.welcome, to: 'victim@example.invalid' }));
     expect(parsed).toMatchObject({ ok: false, reason: expect.stringMatching(/to.*can receive mail/) });
