@@ -179,8 +179,23 @@ const queryInstant = instantSchema((input) =>
     : dateTimeError,
 );
 
+/**
+ * A room id, in its one spelling: lower case. A room's slot items are keyed by the id exactly as written
+ * (`slotKey`), and there is no catalogue of rooms to fold spellings into one, so `Atlas` and `atlas`
+ * would be two rooms that could both be booked for one hour; an id with a capital is refused rather
+ * than silently stored as another.
+ */
+const roomIdSchema = z
+  .string()
+  .check(
+    z.regex(
+      /^[a-z0-9_-]{1,64}$/,
+      'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)',
+    ),
+  );
+
 const createBookingBody = z
-  .strictObject({ roomId: idSchema, userId: idSchema, start: instant, end: instant })
+  .strictObject({ roomId: roomIdSchema, userId: idSchema, start: instant, end: instant })
   .check((context) => {
     const { start, end } = context.value;
     // zod runs object checks even when a field failed; only judge a period made of two instants.

@@ -9,7 +9,7 @@ import {
 } from '../../middleware/email-address.js';
 import * as z from './zod.js';
 
-/** Ids and room names: safe inside composite keys (no `#`), bounded so no key grows an item. */
+/** Ids: safe inside composite keys (no `#`), bounded so no key grows an item. */
 export const idSchema = z
   .string()
   .check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, 'Must be 1-64 letters, digits, - or _'));

@@ -87,6 +87,44 @@ describe('bookings API', () => {
     expect((await book({ roomId: room(), start: at(9), end: at(10) })).status).toBe(201);
   });
 
+  it('refuses a room id with a capital with 400 naming the rule, so a room has one spelling and one booking an hour', async () => {
+    const roomId = room();
+    expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(201);
+    for (const spelling of [`R${roomId.slice(1)}`, roomId.toUpperCase()]) {
+      const response = await book({ roomId: spelling, start: at(9), end: at(10) });
+      expect(response.status, spelling).toBe(400);
+      expect((response.body as ProblemBody).errors).toEqual([
+        {
+          field: 'body.roomId',
+          message:
+            'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)',
+        },
+      ]);
+    }
+    expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(409);
+  });
+
+  it('reads and cancels a booking stored with a capital in its room id before the rule, freeing its slots', async () => {
+    const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
+    const bookings = new BookingsModel(documents, testTableNames.app);
+    const roomId = `Room-${randomUUID()}`;
+    const stored = await bookings.create({ roomId, userId, start: new Date(at(9)), end: new Date(at(10)) });
+    const read = await api.request('GET', `/bookings/${stored.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ id: stored.id, roomId, status: 'confirmed' });
+    const cancelled = await api.request('DELETE', `/bookings/${stored.id}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ id: stored.id, roomId, status: 'cancelled' });
+    const slotItems = await Promise.all(
+      [0, 15, 30, 45].map((minute) =>
+        documents.send(
+          new GetCommand({ TableName: testTableNames.app, Key: slotKey(roomId, new Date(at(9, minute))) }),
+        ),
+      ),
+    );
+    expect(slotItems.map(({ Item }) => Item)).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
   it('lets one of ten overlapping bookings, sent back to back through the runtime, succeed', async () => {
     // The runtime runs one bookings invocation at a time, so these arrive one after another; the race
     // itself, on separate instances at once, is in test/e2e/model-races.test.ts.
