@@ -11,6 +11,7 @@ import {
 import { assertNoProblems, type FieldProblem, ServiceUnavailableError, ValidationError } from '../errors.js';
 import { checkMethodsOption, requireOptionsObject } from '../options.js';
 import { checkTableName, isExpired, toEpochSeconds } from '../store/tables.js';
+import { isUsableIdentifier } from './claims-principal.js';
 import { credentialError } from './failure.js';
 import type { Principal } from './principal.js';
 
@@ -139,6 +140,16 @@ interface CacheEntry {
 
 const keyPattern = /^bwk_([0-9a-f]{16})_([\w-]{43})$/;
 const ownerPattern = /^[^\s#]{1,128}$/;
+const ownerProblem = 'Must be 1-128 characters without spaces, #, control characters or unpaired surrogates';
+
+/**
+ * Whether `value` can be a key's owner or tenant: a verified key's principal carries them into key
+ * segments, rate-limit keys and encryption contexts, so they meet the rule a token's ids meet
+ * ({@link isUsableIdentifier}: ill-formed text would turn into U+FFFD there), and hold no `#`, which
+ * separates key segments.
+ */
+const isUsableOwner = (value: unknown) =>
+  typeof value === 'string' && ownerPattern.test(value) && isUsableIdentifier(value);
 const scopePattern = /^[\w.:/*-]{1,128}$/;
 const sortKey = 'APIKEY';
 
@@ -346,8 +357,8 @@ export class ApiKeyStore {
     options: CreateApiKeyOptions = {},
   ): Promise<CreatedApiKey> {
     const problems: FieldProblem[] = [];
-    if (typeof owner !== 'string' || !ownerPattern.test(owner)) {
-      problems.push({ field: 'owner', message: 'Must be 1-128 characters without spaces or #' });
+    if (!isUsableOwner(owner)) {
+      problems.push({ field: 'owner', message: ownerProblem });
     }
     if (!Array.isArray(scopes) || scopes.length > 50 || scopes.some((scope) => !scopePattern.test(scope))) {
       problems.push({ field: 'scopes', message: 'Must be at most 50 scopes of letters, digits and ._:/*-' });
@@ -361,8 +372,8 @@ export class ApiKeyStore {
         problems.push({ field: 'expiresAt', message: 'Must be in the future' });
       }
     }
-    if (options.tenantId !== undefined && !ownerPattern.test(options.tenantId)) {
-      problems.push({ field: 'tenantId', message: 'Must be 1-128 characters without spaces or #' });
+    if (options.tenantId !== undefined && !isUsableOwner(options.tenantId)) {
+      problems.push({ field: 'tenantId', message: ownerProblem });
     }
     if (problems.length > 0) throw new ValidationError('Invalid API key request', problems);
 

@@ -456,6 +456,42 @@ describe('ApiKeyStore', () => {
     expect(send).not.toHaveBeenCalled();
   });
 
+  it.each([
+    ['a lone surrogate', '\ud800'],
+    ['a NUL', '\u0000'],
+    ['an escape sequence', '\u001b[31m'],
+    ['a C1 control', '\u0085'],
+  ])(
+    'refuses an owner and a tenant holding %s, as a token’s ids are, and stores nothing',
+    async (_what, text) => {
+      const apiKeys = store();
+      const send = vi.spyOn(documentClient, 'send');
+      const error = await apiKeys
+        .create(`own${text}`, ['bookings/read'], { tenantId: `ten${text}` })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ValidationError);
+      const problem = 'Must be 1-128 characters without spaces, #, control characters or unpaired surrogates';
+      expect((error as ValidationError).fields).toEqual([
+        { field: 'owner', message: problem },
+        { field: 'tenantId', message: problem },
+      ]);
+      expect(send).not.toHaveBeenCalled();
+    },
+  );
+
+  it('refuses a tenant that is not a string, rather than reading its digits', async () => {
+    const apiKeys = store();
+    const error = await apiKeys
+      .create(owner(), ['bookings/read'], { tenantId: 42 as unknown as string })
+      .catch((caught: unknown) => caught);
+    expect((error as ValidationError).fields).toEqual([
+      {
+        field: 'tenantId',
+        message: 'Must be 1-128 characters without spaces, #, control characters or unpaired surrogates',
+      },
+    ]);
+  });
+
   it('answers a ValidationError on expiresAt that is not a valid Date, and stores nothing', async () => {
     const apiKeys = store();
     const send = vi.spyOn(documentClient, 'send');
