@@ -391,6 +391,11 @@ export class RateLimiter {
     if (typeof key !== 'string' || key.length === 0) {
       throw new InvalidArgumentError('key must be a non-empty string');
     }
+    // Hashed as UTF-8, which writes every unpaired surrogate as U+FFFD: `x\ud800`, `x\udfff` and
+    // `x\ufffd` would share one counter.
+    if (!key.isWellFormed()) {
+      throw new InvalidArgumentError('key must be well-formed text, with no unpaired surrogate');
+    }
   }
 
   #assertCost(cost: number): void {

@@ -621,6 +621,7 @@ describe('RateLimiter on DynamoDB', () => {
     it.each([
       ['an empty key', '', 1],
       ['a key that is not a string', 42 as unknown as string, 1],
+      ['a key with an unpaired surrogate', 'tenant:t\ud800', 1],
       ['a zero cost', 'k', 0],
       ['a negative cost', 'k', -1],
       ['a fractional cost', 'k', 1.5],
@@ -647,6 +648,10 @@ describe('RateLimiter on DynamoDB', () => {
       await expect(limiter.reset('')).rejects.toThrow(/non-empty string/);
       const admitted = { allowed: true, source: 'store' } as const;
       await expect(limiter.refund('', admitted)).rejects.toThrow(/non-empty string/);
+      const unpaired = new InvalidArgumentError('key must be well-formed text, with no unpaired surrogate');
+      await expect(limiter.getRemaining('x\udfff')).rejects.toEqual(unpaired);
+      await expect(limiter.reset('x\ud800')).rejects.toEqual(unpaired);
+      await expect(limiter.refund('\udc01x', admitted)).rejects.toEqual(unpaired);
       await expect(limiter.refund('k', admitted, 0)).rejects.toBeInstanceOf(InvalidArgumentError);
       await expect(limiter.refund('k', admitted, 6)).rejects.toBeInstanceOf(InvalidArgumentError);
       await expect(limiter.refund('k', { allowed: false, source: 'store' })).rejects.toBeInstanceOf(
