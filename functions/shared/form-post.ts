@@ -26,7 +26,7 @@ function refuseAnyBodyButAnEmptyForm(request: Request<HttpEvent, HttpResponse>):
     throw new UnsupportedMediaTypeError(`${formMediaType}, or no body`);
   }
   if (bytes.length > smallBodyLimit.maxBodyBytes) throw new PayloadTooLargeError(smallBodyLimit.maxBodyBytes);
-  const fields = [...new Set(new URLSearchParams(bytes.toString('latin1')).keys())];
+  const fields = [...new Set(new URLSearchParams(bytes.toString('utf8')).keys())];
   if (fields.length > 0) {
     throw new ValidationError(
       'This request takes no body fields',

@@ -381,6 +381,21 @@ describe('POST /users/{id}/verify (the link, confirmed)', () => {
       expect({ contentEncoding, status: response.status }).toEqual({ contentEncoding, status: 200 });
     }
   });
+
+  it('names a form field sent in UTF-8 as it was written, raw or percent-encoded', async () => {
+    const { id, email } = await register(false);
+    const response = await api.request('POST', await verificationPath(email), {
+      token: null,
+      body: 'café=1&%C3%A9t%C3%A9=2',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(response.status).toBe(400);
+    expect((response.body as Problem).errors).toEqual([
+      { field: 'body.café', message: 'Unknown field' },
+      { field: 'body.été', message: 'Unknown field' },
+    ]);
+    expect((await storedUser(id))?.emailVerifiedAt).toBeUndefined();
+  });
 });
 
 describe('a refused link, opened or posted', () => {
