@@ -1,4 +1,5 @@
-// Cutting text to a length without leaving half of a surrogate pair behind.
+// Text for logs and attributes: cut to a length without leaving half of a surrogate pair behind, and
+// escaped where a character would reorder or break a log line.
 
 /**
  * At most the first `maxLength` UTF-16 units of `text`, one fewer where the cut would split a surrogate
@@ -24,4 +25,28 @@ export function truncated(text: string, maxLength: number): string {
   if (text.length <= maxLength) return text;
   const head = headOf(text, maxLength);
   return `${head}…[truncated ${text.length - head.length} chars]`;
+}
+
+/**
+ * What a log viewer acts on rather than shows: control characters (C0, DEL, C1: an escape sequence, a
+ * newline, NEL), bidi controls (U+202E reverses what follows it), and the line and paragraph separators.
+ * JSON leaves all but C0 raw in a log line. Two copies, as a global regex keeps state between `test`s.
+ */
+const logUnsafe = /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u;
+const everyLogUnsafe = new RegExp(logUnsafe.source, 'gu');
+
+/**
+ * `text` with each character a log viewer would act on (see `logUnsafe`) written as its code point,
+ * `\u{202E}`, so a logged path or header shows it and where it was, and cannot reorder or split the
+ * line. Text without one (nearly all) costs one regex test and comes back as it is.
+ *
+ * @example
+ * escapedForLog('/users/abc\u202Efdp.exe'); // '/users/abc\\u{202E}fdp.exe'
+ */
+export function escapedForLog(text: string): string {
+  if (!logUnsafe.test(text)) return text;
+  return text.replace(
+    everyLogUnsafe,
+    (character) => `\\u{${(character.codePointAt(0) as number).toString(16).toUpperCase()}}`,
+  );
 }

@@ -5,6 +5,7 @@ import { assertNoProblems } from '../errors.js';
 import type { SecurityEvent } from '../events.js';
 import { InvocationSlot } from '../invocation-store.js';
 import { checkFunctionOption } from '../options.js';
+import { escapedForLog } from '../text.js';
 import { type AuditEvent, securityEventOutcome } from './audit-event.js';
 import { createRedactor, type RedactionOptions, type Redactor } from './redact.js';
 
@@ -293,11 +294,11 @@ export class AuditLogger {
       isM2M: input.isM2M ?? principal?.isM2M ?? false,
       authMethod: text(input.authMethod ?? principal?.authMethod, redactString),
       tenantId: text(input.tenantId ?? principal?.tenantId, redactString),
-      path: text(input.path ?? scope?.path, redactString),
+      path: clientText(input.path ?? scope?.path, redactString),
       method: text(input.method ?? scope?.method, redactString),
       statusCode: input.statusCode,
       ipAddress: text(input.ipAddress ?? scope?.ipAddress, redactString),
-      userAgent: text(input.userAgent ?? scope?.userAgent, redactString),
+      userAgent: clientText(input.userAgent ?? scope?.userAgent, redactString),
       requestId: text(input.requestId ?? scope?.requestId, redactString),
       correlationId: text(input.correlationId ?? scope?.correlationId, redactString),
       durationMs: input.durationMs,
@@ -328,4 +329,12 @@ function currentTimestamp(): string {
 /** A free-text field, redacted and bounded, when it is known. */
 function text(value: string | undefined, redactString: (value: string) => string): string | undefined {
   return value === undefined ? undefined : redactString(String(value));
+}
+
+/**
+ * A field the request's client wrote (its path, its User-Agent), as {@link text}, with each
+ * character that would reorder or split the line in a log viewer escaped first (see `escapedForLog`).
+ */
+function clientText(value: string | undefined, redactString: (value: string) => string): string | undefined {
+  return value === undefined ? undefined : redactString(escapedForLog(String(value)));
 }

@@ -1,6 +1,6 @@
 // Summaries of an HTTP API request and its answer for the audit record: sizes, types and, when enabled, redacted bodies.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { truncated } from '../text.js';
+import { escapedForLog, truncated } from '../text.js';
 import { headerValue } from './correlation.js';
 import type { Redactor } from './redact.js';
 
@@ -89,7 +89,8 @@ export function summarizeRequest(
   const body = capture ? captureBody(event.body, event.isBase64Encoded, contentType, capture) : undefined;
   return {
     bytes: bodyBytes(event.body, event.isBase64Encoded),
-    ...(contentType === undefined ? {} : { contentType: truncated(contentType, 200) }),
+    // The client's header, free text like the User-Agent.
+    ...(contentType === undefined ? {} : { contentType: truncated(escapedForLog(contentType), 200) }),
     ...(body === undefined ? {} : { body }),
   };
 }

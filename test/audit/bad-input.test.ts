@@ -160,7 +160,32 @@ describe('audit() with bad input', () => {
     const events = output.audit();
     expect(events).toHaveLength(1);
     expect(events[0]?.eventType).toBe('http.request');
-    expect(events[0]?.userAgent).toBe('agent\r\nX-Injected: 1');
+    expect(events[0]?.userAgent).toBe('agent\\u{D}\\u{A}X-Injected: 1');
+  });
+
+  it('writes bidi, C1 and line-separator characters of the path, User-Agent and Content-Type as \\u{…}, so none reorders or breaks the line', async () => {
+    await pipeline()(
+      httpEvent({
+        path: '/users/abc\u202Efdp.exe\u2028x\u2029',
+        // A route's template, as API Gateway names it: not the client's text.
+        routeKey: 'GET /users/{id}',
+        headers: {
+          'user-agent': 'Mozilla\u0085\u009B31mRED\u200F\u2066',
+          'content-type': 'text/plain\u061C\u007F',
+        },
+      }),
+      lambdaContext(),
+    );
+    const lines = expectWellFormedLines();
+    const actedOn = /[\u0080-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C\u007F]/;
+    expect(lines.filter((line) => actedOn.test(line))).toEqual([]);
+    expect(output.audit()).toMatchObject([
+      {
+        path: '/users/abc\\u{202E}fdp.exe\\u{2028}x\\u{2029}',
+        userAgent: 'Mozilla\\u{85}\\u{9B}31mRED\\u{200F}\\u{2066}',
+        metadata: { request: { contentType: 'text/plain\\u{61C}\\u{7F}' } },
+      },
+    ]);
   });
 
   it('never loses the answer to a result or metadata it cannot serialise', async () => {
