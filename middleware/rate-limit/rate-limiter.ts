@@ -116,6 +116,8 @@ const counterStoreMethods = ['write', 'read', 'delete', 'deleteAll'];
 export const maxLeaseMs = 10_000;
 // A write only fails again when another writer changed the item in between; four attempts need three such races.
 const maxWriteAttempts = 4;
+
+const unpairedSurrogateMarker = Buffer.of(0xff);
 /** Write answers can arrive out of order, and a key's TAT only grows: keep the newest seen. */
 const newest = (known: number | undefined, seen: number): number =>
   known === undefined || seen > known ? seen : known;
@@ -268,9 +270,14 @@ export class RateLimiter {
    */
   storageKeyOf(key: string): string {
     const digest =
-      this.#keyHashSecret === undefined
-        ? createHash('sha256').update(key)
-        : createHmac('sha256', this.#keyHashSecret).update(key);
+      this.#keyHashSecret === undefined ? createHash('sha256') : createHmac('sha256', this.#keyHashSecret);
+    if (key.isWellFormed()) {
+      digest.update(key);
+    } else {
+      // UTF-8 writes every unpaired surrogate as U+FFFD (`x\ud800`, `x\udfff` and `x\ufffd` would share a
+      // counter), so such a key is hashed as its UTF-16 code units behind 0xFF, a byte no UTF-8 holds.
+      digest.update(unpairedSurrogateMarker).update(key, 'utf16le');
+    }
     return `${this.#prefix}${digest.digest('base64url')}`;
   }
 
@@ -390,11 +397,6 @@ export class RateLimiter {
   #assertKey(key: string): void {
     if (typeof key !== 'string' || key.length === 0) {
       throw new InvalidArgumentError('key must be a non-empty string');
-    }
-    // Hashed as UTF-8, which writes every unpaired surrogate as U+FFFD: `x\ud800`, `x\udfff` and
-    // `x\ufffd` would share one counter.
-    if (!key.isWellFormed()) {
-      throw new InvalidArgumentError('key must be well-formed text, with no unpaired surrogate');
     }
   }
 
