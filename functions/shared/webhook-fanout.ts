@@ -164,6 +164,8 @@ export async function publishPending(
     return 'published';
   } catch (error) {
     run.logger.warn(`${event.type} published but still marked pending: it is published again later`, {
+      // The sweep's logger has none of its own: each event brings its request's.
+      ...(run.correlationId === undefined ? {} : { correlation_id: run.correlationId }),
       ...run.subject,
       eventType: event.type,
       error: afterCommitFailure(error, run.signal),

@@ -390,7 +390,7 @@ describe('publishing an event kept pending on its item', () => {
     expect(warnings).toEqual([]);
   });
 
-  it('answers not-marked and logs the subject when the mark fails after the messages went out', async () => {
+  it("answers not-marked and logs the subject and the event's correlation id when the mark fails after the messages went out", async () => {
     const { fanOut } = setup();
     const { warnings, logger } = warningsOf();
     const result = await publishPending(
@@ -405,7 +405,12 @@ describe('publishing an event kept pending on its item', () => {
     expect(warnings).toEqual([
       [
         'booking.created published but still marked pending: it is published again later',
-        { bookingId: 'b-7', eventType: 'booking.created', error: new Error('throttled') },
+        {
+          correlation_id: 'corr-2',
+          bookingId: 'b-7',
+          eventType: 'booking.created',
+          error: new Error('throttled'),
+        },
       ],
     ]);
   });
@@ -428,7 +433,7 @@ describe('publishing an event kept pending on its item', () => {
     expect(warnings).toEqual([
       [
         'booking.created published but still marked pending: it is published again later',
-        { bookingId: 'b-7', eventType: 'booking.created', error: deadline },
+        { correlation_id: 'corr-4', bookingId: 'b-7', eventType: 'booking.created', error: deadline },
       ],
     ]);
   });
