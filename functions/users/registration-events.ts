@@ -128,6 +128,7 @@ export class RegistrationEvents {
         tenantId: defaultTenantId,
         subjectUserId: user.id,
         data: { id: user.id, createdAt: user.createdAt },
+        subject: { userId: user.id },
         occurredAt: new Date(user.createdAt),
       },
       async (markSignal) => {
@@ -138,7 +139,7 @@ export class RegistrationEvents {
           if (!(error instanceof ConditionalCheckFailedException)) throw error;
         }
       },
-      { correlationId, signal, logger, subject: { userId: user.id } },
+      { correlationId, signal, logger },
     );
   }
 }

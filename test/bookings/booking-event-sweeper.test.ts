@@ -533,6 +533,7 @@ describe('BookingEventSweeper and user.registered', () => {
         tenantId: 'default',
         subjectUserId: user.id,
         data: { id: user.id, createdAt: user.createdAt },
+        subject: { userId: user.id },
         occurredAt: new Date(user.createdAt),
       },
     ]);
