@@ -367,9 +367,10 @@ export class BookingsModel {
    * Records `type` published, so no retry and no sweep publishes it again: removes it from the booking's
    * pending events with the events it makes moot (booking.cancelled tells the creation too, so a
    * booking.created still pending goes with it), and takes the booking off the pending-events index (and
-   * its `pendingCorrelationId` with it) unless a later event is pending. Removing an event already removed changes nothing, so this also
-   * takes a booking whose status's event is not pending off the index. Stops when `signal` aborts (the
-   * after-commit deadline). Throws ConditionalCheckFailedException when the booking does not exist.
+   * its `pendingCorrelationId` with it) unless a later event is pending. Removing an event already removed
+   * changes nothing, so this also takes a booking whose status's event is not pending off the index. Stops
+   * when `signal` aborts (the after-commit deadline). Throws ConditionalCheckFailedException when the
+   * booking does not exist.
    */
   async markPublished(id: string, type: BookingEventType, signal?: AbortSignal): Promise<void> {
     const position = bookingEventTypes.indexOf(type);
