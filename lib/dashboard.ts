@@ -105,10 +105,14 @@ export const routineAuditEventTypes: readonly string[] = [
  * the routine ones ({@link routineAuditEventTypes}), which would crowd out the rest, unless they record a
  * server fault: a request that failed in its handler (a 5xx) writes only its `http.request` line, with
  * outcome `error`. What remains are denials, failures, errors and the actions worth a look (admin
- * actions, secret rotations, endpoints created or deleted).
+ * actions, secret rotations, endpoints created or deleted). A receiver's failed webhook delivery is the
+ * endpoint's `failure`; the worker's own is `error`.
  */
 export const auditEventsQuery = [
-  'fields @timestamp, service, audit.eventType, audit.outcome, audit.statusCode, audit.userId, audit.clientId, audit.path, audit.ipAddress',
+  // The ids that lead to the rest of the event's lines: the correlation id (every function's and worker's
+  // lines about the request or message), API Gateway's request id (the problem+json `requestId`, the access
+  // log) and the Lambda invocation's.
+  'fields @timestamp, service, audit.eventType, audit.outcome, audit.statusCode, audit.userId, audit.clientId, audit.path, audit.ipAddress, correlation_id, audit.requestId, function_request_id',
   `filter ispresent(audit.eventType) and (audit.outcome = "error" or (${routineAuditEventTypes.map((type) => `audit.eventType != "${type}"`).join(' and ')}))`,
   'sort @timestamp desc',
   'limit 100',

@@ -371,6 +371,7 @@ export {
   type ScopedIdempotencyKey,
   type StoredAnswer,
 } from './idempotency.js';
+export { idempotencyKeyHash } from './idempotency-key-hash.js';
 export { lambdaHandler } from './lambda-handler.js';
 export {
   type ExtraDimension,

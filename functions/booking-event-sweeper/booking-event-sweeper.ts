@@ -47,8 +47,12 @@ export interface SweepRun {
   readonly now: Date;
   /** Aborts when the run must stop (its invocation's deadline); undefined: no deadline. */
   readonly signal: AbortSignal | undefined;
-  /** Carried by the webhook messages the run enqueues and by its failure reports. */
-  readonly correlationId: string;
+  /**
+   * The run's own id (its invocation's request id, logged as `sweep_run_id`). An event is published, and its
+   * lines written, with the correlation id of the request that left it pending, kept on its item; one stored
+   * before that id was kept gets this one instead.
+   */
+  readonly runId: string;
 }
 
 /** What one run did. */
@@ -91,7 +95,7 @@ interface ShardCursor {
  *
  * @example
  * const sweeper = new BookingEventSweeper({ bookings, events, logger, auditLogger, metrics });
- * const report = await sweeper.sweep({ now: new Date(), signal, correlationId });
+ * const report = await sweeper.sweep({ now: new Date(), signal, runId: context.awsRequestId });
  */
 export class BookingEventSweeper {
   private readonly graceMs: number;
@@ -186,7 +190,8 @@ export class BookingEventSweeper {
       // Moved since the index was read, by a cancel whose own request may be publishing it now: its grace
       // starts again (the index's sort key begins with the time it became pending).
       if ((found.pendingIndexSortKey ?? '') >= before.toISOString()) return 'skipped';
-      const result = await events.publishPending(found, run.correlationId, run.signal);
+      const correlationId = found.pendingCorrelationId ?? run.runId;
+      const result = await events.publishPending(found, correlationId, run.signal);
       if (result === 'none') {
         // What its status calls for is not pending, and no later write makes it pending again (each event
         // is added once, by the write that makes it happen): marking it published only takes the booking off.
@@ -204,7 +209,7 @@ export class BookingEventSweeper {
         eventType: 'webhook.event_swept',
         outcome: 'success',
         userId: found.booking.userId,
-        correlationId: run.correlationId,
+        correlationId,
         metadata: { bookingId, eventType },
       });
       return 'swept';
@@ -258,14 +263,15 @@ export class BookingEventSweeper {
         });
         return 'cleaned';
       }
-      if ((await registrations.publish(found, run.correlationId, run.signal)) !== 'published') {
+      const correlationId = found.pendingCorrelationId ?? run.runId;
+      if ((await registrations.publish(found, correlationId, run.signal)) !== 'published') {
         return 'stillPending';
       }
       auditLogger.log({
         eventType: 'webhook.event_swept',
         outcome: 'success',
         userId,
-        correlationId: run.correlationId,
+        correlationId,
         metadata: { eventType: registeredEvent },
       });
       return 'swept';

@@ -65,9 +65,10 @@ function runDeadline(context: Pick<Context, 'getRemainingTimeInMillis'>): AbortS
  * could not be read; a booking that could not be published is logged and counted, and stays pending.
  */
 async function sweep(_event: ScheduledEvent, context: Context): Promise<SweepReport> {
-  const correlationId = context.awsRequestId;
-  logger.appendKeys({ correlation_id: correlationId });
-  const report = await sweeper.sweep({ now: new Date(), signal: runDeadline(context), correlationId });
+  const runId = context.awsRequestId;
+  // Not as correlation_id: each event's lines carry the id of the request that left it pending.
+  logger.appendKeys({ sweep_run_id: runId });
+  const report = await sweeper.sweep({ now: new Date(), signal: runDeadline(context), runId });
   if (report.failedShards.length > 0) throw new BookingEventSweepError(report.failedShards);
   return report;
 }

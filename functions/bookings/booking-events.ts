@@ -46,12 +46,13 @@ export class BookingEvents {
         tenantId: defaultTenantId,
         subjectUserId: booking.userId,
         data: { ...booking },
+        subject: { bookingId: booking.id },
         occurredAt: new Date(
           type === 'booking.cancelled' ? (booking.cancelledAt ?? booking.createdAt) : booking.createdAt,
         ),
       },
       (markSignal) => bookings.markPublished(booking.id, type, markSignal),
-      { correlationId, signal, logger, subject: { bookingId: booking.id } },
+      { correlationId, signal, logger },
     );
   }
 }

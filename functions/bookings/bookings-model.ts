@@ -69,6 +69,12 @@ export interface SweptBooking extends StoredBooking {
   readonly onPendingIndex: boolean;
   /** Its sort key on the index (`<since>#<id>`), while it is on it: a cancel moves it to the cancel's time. */
   readonly pendingIndexSortKey: string | undefined;
+  /**
+   * The correlation id of the request that made its latest event pending (the item's `pendingCorrelationId`,
+   * written with the event and removed with the last of them): the sweep publishes with it, so the worker's
+   * lines carry the request's id. Undefined on items stored before it was kept, and for a request without one.
+   */
+  readonly pendingCorrelationId: string | undefined;
 }
 
 /** One page of the pending-events index: booking and user ids, oldest pending first. */
@@ -91,6 +97,8 @@ export interface Cancellation extends StoredBooking {
 export interface NewBooking {
   /** The booking's id (see {@link bookingIdFor}); a random UUID when absent. */
   id?: string | undefined;
+  /** The creating request's correlation id, kept beside booking.created while it is pending (see {@link SweptBooking}). */
+  correlationId?: string | undefined;
   roomId: string;
   userId: string;
   start: Date;
@@ -254,6 +262,7 @@ export class BookingsModel {
                   gsi2sk: `${booking.start}#${booking.id}`,
                   pendingEvents: eventSet('booking.created'),
                   ...pendingIndexKeys(booking.id, booking.createdAt),
+                  ...(input.correlationId === undefined ? {} : { pendingCorrelationId: input.correlationId }),
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
@@ -311,6 +320,8 @@ export class BookingsModel {
           pendingEvents: pendingEventsOf(Item),
           onPendingIndex: typeof Item.gsi3pk === 'string',
           pendingIndexSortKey: typeof Item.gsi3sk === 'string' ? Item.gsi3sk : undefined,
+          pendingCorrelationId:
+            typeof Item.pendingCorrelationId === 'string' ? Item.pendingCorrelationId : undefined,
         }
       : undefined;
   }
@@ -355,10 +366,11 @@ export class BookingsModel {
   /**
    * Records `type` published, so no retry and no sweep publishes it again: removes it from the booking's
    * pending events with the events it makes moot (booking.cancelled tells the creation too, so a
-   * booking.created still pending goes with it), and takes the booking off the pending-events index
-   * unless a later event is pending. Removing an event already removed changes nothing, so this also
-   * takes a booking whose status's event is not pending off the index. Stops when `signal` aborts (the
-   * after-commit deadline). Throws ConditionalCheckFailedException when the booking does not exist.
+   * booking.created still pending goes with it), and takes the booking off the pending-events index (and
+   * its `pendingCorrelationId` with it) unless a later event is pending. Removing an event already removed
+   * changes nothing, so this also takes a booking whose status's event is not pending off the index. Stops
+   * when `signal` aborts (the after-commit deadline). Throws ConditionalCheckFailedException when the
+   * booking does not exist.
    */
   async markPublished(id: string, type: BookingEventType, signal?: AbortSignal): Promise<void> {
     const position = bookingEventTypes.indexOf(type);
@@ -380,7 +392,7 @@ export class BookingsModel {
       // sweep's read and this write) keeps the booking on the index: its publishing may yet fail, and
       // then only the sweep would find it.
       await update(
-        'DELETE pendingEvents :settled REMOVE gsi3pk, gsi3sk',
+        'DELETE pendingEvents :settled REMOVE gsi3pk, gsi3sk, pendingCorrelationId',
         [
           'attribute_exists(pk)',
           ...later.map((_, index) => `NOT contains(pendingEvents, :later${index})`),
@@ -435,9 +447,10 @@ export class BookingsModel {
    * the booking on the pending-events index from the cancel's time) and frees its slots in one transaction; the transaction's conditions make it exact even if the booking changed
    * since it was read. Cancelling a cancelled booking writes nothing and answers it as it is
    * (`cancelledNow: false`, with its pending events as read), so a client retrying a cancel that worked is
-   * told it worked.
+   * told it worked. The cancel's `correlationId` replaces the creating request's beside the pending events:
+   * booking.cancelled is the event its status now calls for.
    */
-  async cancel(stored: StoredBooking, now = new Date()): Promise<Cancellation> {
+  async cancel(stored: StoredBooking, now = new Date(), correlationId?: string): Promise<Cancellation> {
     const { booking, pendingEvents } = stored;
     const { id } = booking;
     if (booking.status === 'cancelled') return { ...stored, cancelledNow: false };
@@ -455,8 +468,11 @@ export class BookingsModel {
                 TableName: this.tableName,
                 Key: bookingKey(id),
                 UpdateExpression:
-                  'SET #status = :cancelled, cancelledAt = :now, gsi3pk = :pendingPartition, gsi3sk = :pendingSince ' +
-                  'ADD pendingEvents :event',
+                  'SET #status = :cancelled, cancelledAt = :now, gsi3pk = :pendingPartition, gsi3sk = :pendingSince' +
+                  (correlationId === undefined
+                    ? ' REMOVE pendingCorrelationId'
+                    : ', pendingCorrelationId = :correlationId') +
+                  ' ADD pendingEvents :event',
                 ConditionExpression: '#status = :confirmed',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: {
@@ -466,6 +482,7 @@ export class BookingsModel {
                   ':event': eventSet('booking.cancelled'),
                   ':pendingPartition': pendingIndex.gsi3pk,
                   ':pendingSince': pendingIndex.gsi3sk,
+                  ...(correlationId === undefined ? {} : { ':correlationId': correlationId }),
                 },
               },
             },

@@ -308,7 +308,7 @@ export const handler = createHttpFunction(
           await assertUserExists(callService, input.body.userId);
           let booking: Booking;
           try {
-            booking = await bookings.create({ ...input.body, id });
+            booking = await bookings.create({ ...input.body, id, correlationId: context.correlationId });
           } catch (error) {
             if (!(error instanceof BookingIdTakenError)) throw error;
             return retriedBooking(await bookings.get(error.bookingId), input.body, context);
@@ -336,6 +336,8 @@ export const handler = createHttpFunction(
         const { input, principal } = context;
         const cancellation = await bookings.cancel(
           await visibleBooking(input.path.id, callerOf(principal), event),
+          new Date(),
+          context.correlationId,
         );
         // A repeat (a client retrying after a timeout) publishes booking.cancelled only if the cancel
         // it repeats did not: its transaction landed but its answer was lost, or its publish failed.

@@ -325,6 +325,9 @@ export class EmailWorker {
       eventType: sms ? workerSuccessEventTypes.smsSent : workerSuccessEventTypes.emailSent,
       outcome: 'success',
       correlationId,
+      // The user it is about, where it names one, as its skipped and undeliverable lines do: "user X got
+      // no email" starts from the id.
+      userId: message.userId,
       metadata: {
         messageId: message.id,
         type: message.type,
@@ -540,6 +543,7 @@ export class EmailWorker {
     logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
       correlation_id: correlationId,
       messageId: message.id,
+      userId: message.userId,
       step,
       attempt,
       last,
@@ -550,6 +554,7 @@ export class EmailWorker {
       eventType: sms ? 'sms.failed' : 'email.failed',
       outcome: 'error',
       correlationId,
+      userId: message.userId,
       reason: error instanceof Error ? error.name : 'error',
       metadata: { messageId: message.id, type: message.type, step, attempt, last },
     });

@@ -1,5 +1,7 @@
 // The rotation function Secrets Manager invokes for the stack's generated secrets (signing, verification link).
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import middy from '@middy/core';
 import { errorText, functionObservability } from '../shared/observability.js';
 import { RotationError, rotationEventSchema, SecretRotator } from './secret-rotation.js';
 
@@ -10,10 +12,13 @@ const rotator = new SecretRotator({ client: new SecretsManagerClient({}) });
  * One rotation step per invocation. A thrown error fails the step; Secrets Manager retries it and,
  * while the rotation is unfinished, AWSCURRENT keeps its old value. Values are never logged.
  */
-export async function handler(event: unknown): Promise<void> {
+async function rotationStep(event: unknown): Promise<void> {
   const parsed = rotationEventSchema.safeParse(event);
   if (!parsed.success) throw new RotationError('Not a Secrets Manager rotation event');
-  const { SecretId: secretId, Step: step } = parsed.data;
+  const { SecretId: secretId, Step: step, ClientRequestToken: token } = parsed.data;
+  // The token is the id of the version the rotation makes: the four steps of one rotation share it, and a
+  // failed rotation's runbook removes the AWSPENDING label from it. (A key ending in "token" is redacted.)
+  logger.appendKeys({ rotation_version_id: token });
   try {
     const result = await rotator.rotate(parsed.data);
     logger.info('Rotation step', { secretId, step, result });
@@ -35,3 +40,8 @@ export async function handler(event: unknown): Promise<void> {
     throw error;
   }
 }
+
+// Like every sample function's, never its whole event, whatever POWERTOOLS_LOGGER_LOG_EVENT says.
+export const handler = middy(rotationStep).use(
+  injectLambdaContext(logger, { resetKeys: true, logEvent: false }),
+);

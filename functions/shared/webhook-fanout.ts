@@ -23,6 +23,11 @@ interface WebhookEventFields {
   readonly subjectUserId: string | undefined;
   /** The payload's `data`: ids and non-personal fields only, since receivers are outside Bulwark. */
   readonly data: Readonly<Record<string, unknown>>;
+  /**
+   * The ids the lines about what the event is about name it by (`{ bookingId }`, `{ userId }`): a failure
+   * to publish it names them, so it is found from the id an engineer is given.
+   */
+  readonly subject?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -133,7 +138,11 @@ export class WebhookFanOut {
         error: afterCommitFailure(error, signal),
         ...(event.subjectUserId ? { userId: event.subjectUserId } : {}),
         correlationId,
-        metadata: { eventType: event.type },
+        metadata: {
+          eventType: event.type,
+          ...(event.id === undefined ? {} : { eventId: event.id }),
+          ...event.subject,
+        },
       });
       return { enqueued: 0, published: false };
     }
@@ -142,9 +151,9 @@ export class WebhookFanOut {
 
 /**
  * Publishes `event`, kept pending on its item, and then marks it published with `markPublished` (given
- * `signal`). A mark that fails is logged with `subject` (the item's ids): the event went out, and is
- * published again later with the same webhook ids, which receivers see as one. `markPublished` decides
- * what counts as marked; it returns normally for that.
+ * `signal`). A mark that fails is logged with the event's `subject` (the item's ids): the event went out,
+ * and is published again later with the same webhook ids, which receivers see as one. `markPublished`
+ * decides what counts as marked; it returns normally for that.
  */
 export async function publishPending(
   fanOut: WebhookFanOut,
@@ -154,7 +163,6 @@ export async function publishPending(
     readonly correlationId: string | undefined;
     readonly signal: AbortSignal | undefined;
     readonly logger: Pick<Logger, 'warn'>;
-    readonly subject: Readonly<Record<string, string>>;
   },
 ): Promise<PendingPublishResult> {
   const { published } = await fanOut.publish(event, run.correlationId, run.signal);
@@ -164,7 +172,9 @@ export async function publishPending(
     return 'published';
   } catch (error) {
     run.logger.warn(`${event.type} published but still marked pending: it is published again later`, {
-      ...run.subject,
+      // The sweep's logger has none of its own: each event brings its request's.
+      ...(run.correlationId === undefined ? {} : { correlation_id: run.correlationId }),
+      ...event.subject,
       eventType: event.type,
       error: afterCommitFailure(error, run.signal),
     });

@@ -266,7 +266,7 @@ export const handler = createHttpFunction(
   {
     'POST /users': (route) =>
       route.use(validateInput({ body: registerBody }, smallBodyLimit)).handler(async (_event, context) => {
-        const user = await users.register(context.input.body);
+        const user = await users.register(context.input.body, new Date(), context.correlationId);
         // After the write: an email never goes out for a registration that did not happen. The user is
         // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
         const deadline = afterCommitDeadline(context);

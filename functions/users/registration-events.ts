@@ -28,6 +28,11 @@ export interface RegisteredUser {
 export interface SweptUser extends RegisteredUser {
   /** Whether user.registered is still pending. */
   readonly pending: boolean;
+  /**
+   * The registering request's correlation id (the item's `pendingCorrelationId`), which the sweep publishes
+   * with; undefined on users registered before it was kept.
+   */
+  readonly pendingCorrelationId: string | undefined;
   readonly onPendingIndex: boolean;
   /** The registration lapsed unverified: the user is gone for every route, TTL just has not deleted it yet. */
   readonly lapsed: boolean;
@@ -49,7 +54,8 @@ export class RegistrationEventStore {
         Key: userKey(id),
         ConsistentRead: true,
         // The key too: a record this version cannot read is named by it.
-        ProjectionExpression: 'pk, sk, id, tenantId, createdAt, expiresAt, pendingEvents, gsi3pk',
+        ProjectionExpression:
+          'pk, sk, id, tenantId, createdAt, expiresAt, pendingEvents, pendingCorrelationId, gsi3pk',
       }),
       { abortSignal: signal },
     );
@@ -62,6 +68,8 @@ export class RegistrationEventStore {
         return requiredString(Item, 'createdAt');
       },
       pending: pendingEvents instanceof Set && pendingEvents.has(registeredEvent),
+      pendingCorrelationId:
+        typeof Item.pendingCorrelationId === 'string' ? Item.pendingCorrelationId : undefined,
       onPendingIndex: typeof Item.gsi3pk === 'string',
       lapsed: isExpired(Item, now.getTime()),
     };
@@ -69,7 +77,7 @@ export class RegistrationEventStore {
 
   /**
    * Records user.registered published (or not to be published: its user lapsed) and takes the user off
-   * the pending-events index; a registration makes no other event, so nothing else keeps it there.
+   * the pending-events index, with the correlation id kept for it; a registration makes no other event, so nothing else keeps it there.
    * Throws ConditionalCheckFailedException when the user does not exist.
    */
   async markPublished(id: string, signal?: AbortSignal): Promise<void> {
@@ -77,7 +85,7 @@ export class RegistrationEventStore {
       new UpdateCommand({
         TableName: this.tableName,
         Key: userKey(id),
-        UpdateExpression: 'DELETE pendingEvents :event REMOVE gsi3pk, gsi3sk',
+        UpdateExpression: 'DELETE pendingEvents :event REMOVE gsi3pk, gsi3sk, pendingCorrelationId',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeValues: { ':event': new Set([registeredEvent]) },
       }),
@@ -120,6 +128,7 @@ export class RegistrationEvents {
         tenantId: defaultTenantId,
         subjectUserId: user.id,
         data: { id: user.id, createdAt: user.createdAt },
+        subject: { userId: user.id },
         occurredAt: new Date(user.createdAt),
       },
       async (markSignal) => {
@@ -130,7 +139,7 @@ export class RegistrationEvents {
           if (!(error instanceof ConditionalCheckFailedException)) throw error;
         }
       },
-      { correlationId, signal, logger, subject: { userId: user.id } },
+      { correlationId, signal, logger },
     );
   }
 }

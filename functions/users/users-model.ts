@@ -207,9 +207,10 @@ export class UsersModel {
    * Both items carry `expiresAt`, the end of the verification window, until the email is verified; a
    * claim whose registration lapsed unverified is taken over in the same transaction. The user is stored
    * with user.registered pending and on the pending-events index from its creation time, until
-   * {@link RegistrationEvents} publishes it (the request after its commit, or else the sweep).
+   * {@link RegistrationEvents} publishes it (the request after its commit, or else the sweep), and with
+   * the registering request's `correlationId` beside it, which the sweep publishes it with.
    */
-  async register(input: NewUser, now = new Date()): Promise<User> {
+  async register(input: NewUser, now = new Date(), correlationId?: string): Promise<User> {
     const nowSec = toEpochSeconds(now.getTime());
     const expiresAtSec = nowSec + this.unverifiedUserTtlSec;
     const user: User = {
@@ -241,6 +242,7 @@ export class UsersModel {
                   gsi1sk: `${user.createdAt}#${user.id}`,
                   pendingEvents: new Set([registeredEvent]),
                   ...pendingIndexKeys(user.id, user.createdAt),
+                  ...(correlationId === undefined ? {} : { pendingCorrelationId: correlationId }),
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },

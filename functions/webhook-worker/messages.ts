@@ -43,3 +43,27 @@ export const webhookMessageSchema = z
 
 export type WebhookMessage = z.infer<typeof webhookMessageSchema>;
 export type WebhookPayload = WebhookMessage['payload'];
+
+/**
+ * What an event is about, under the name the bookings and users functions' lines give it: `bookingId` for a
+ * booking's events, `userId` for a user's. A `Record`, so a new event type must name its own.
+ */
+const subjectKeyOfEvent: Readonly<Record<WebhookEventType, 'bookingId' | 'userId'>> = {
+  'booking.created': 'bookingId',
+  'booking.cancelled': 'bookingId',
+  'user.registered': 'userId',
+};
+
+/** The id of what a message's event is about (its payload's `data.id`), named as {@link subjectKeyOfEvent} says. */
+export type EventSubject = { readonly bookingId: string } | { readonly userId: string };
+
+/**
+ * The message's {@link EventSubject}, or undefined when its payload's `data.id` is not a string (the fan-out
+ * always writes one; a message made by hand may not). The webhook id is a hash and the endpoint id is the
+ * receiver's: this is the id an engineer is given ("booking X's webhook never arrived").
+ */
+export function eventSubjectOf(message: WebhookMessage): EventSubject | undefined {
+  const { id } = message.payload.data;
+  if (typeof id !== 'string') return undefined;
+  return subjectKeyOfEvent[message.eventType] === 'bookingId' ? { bookingId: id } : { userId: id };
+}

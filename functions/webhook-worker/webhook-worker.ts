@@ -47,7 +47,7 @@ import {
   signWebhook,
   WebhookResponseError,
 } from './delivery.js';
-import { type WebhookMessage, webhookMessageSchema } from './messages.js';
+import { eventSubjectOf, type WebhookMessage, webhookMessageSchema } from './messages.js';
 import type { OwnerAlerts } from './owner-alerts.js';
 
 /**
@@ -180,6 +180,14 @@ const maxCircuits = 1000;
  */
 const endpointWindowMs = 60_000;
 
+/**
+ * The ids every line about a delivery names: its webhook and endpoint, and what its event is about
+ * (`bookingId` or `userId`), the id an engineer is handed.
+ */
+function deliveryFields(message: WebhookMessage) {
+  return { webhookId: message.id, endpointId: message.endpointId, ...eventSubjectOf(message) };
+}
+
 /** A short, safe description of why an attempt failed (no response body, no secret). */
 function describeFailure(error: unknown): { statusCode?: number; error: string } {
   if (error instanceof WebhookResponseError)
@@ -248,7 +256,7 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   with the SSRF guard on the connection and a 10 s limit. 2xx: delivered. 410 Gone: the endpoint is
  *   disabled at once and the delivery fails with no more attempts. Anything else (3xx, 4xx, 5xx,
  *   timeout, network error, blocked address; an open circuit past `circuitDeferralHours`, see below)
- *   is a failed attempt: recorded, then the
+ *   is a failed attempt: recorded and audited (`webhook.failed`, outcome `failure`: the receiver's), then the
  *   message's visibility is set to the backoff delay (full jitter; longer for a Retry-After on 429/503
  *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
@@ -257,7 +265,7 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   secret; the idempotency store; marking a delivery to a disabled endpoint failed) is not an
  *   attempt against the endpoint: nothing is recorded on the delivery, the failure streak and the
  *   disable rule are untouched, and the message is retried later; on the last receive the delivery
- *   ends, marked failed and audited as `webhook.failed` (`worker_error`). A failure saving
+ *   ends, marked failed and audited as `webhook.failed` (`worker_error`, outcome `error`). A failure saving
  *   the outcome after the POST is retried the same way, except that an answer the endpoint did give
  *   (410, a last failed attempt) is applied to the endpoint before the outcome is saved. A failed
  *   POST stays a failed attempt when the idempotency store then fails to delete its in-progress
@@ -452,8 +460,7 @@ export class WebhookWorker {
       // Deleted since the event: nobody to deliver to and no history to keep.
       observability.logger.info('Webhook dropped: its endpoint no longer exists', {
         correlation_id: correlationId,
-        webhookId: message.id,
-        endpointId: message.endpointId,
+        ...deliveryFields(message),
       });
       return;
     }
@@ -461,8 +468,7 @@ export class WebhookWorker {
     if (misdirection) {
       observability.logger.warn(misdirection, {
         correlation_id: correlationId,
-        webhookId: message.id,
-        endpointId: endpoint.id,
+        ...deliveryFields(message),
         eventType: message.eventType,
         messageCreatedAt: message.createdAt,
         endpointCreatedAt: endpoint.createdAt,
@@ -508,8 +514,7 @@ export class WebhookWorker {
           'Webhook attempt failed, and its in-progress idempotency record could not be deleted',
           {
             correlation_id: correlationId,
-            webhookId: message.id,
-            endpointId: endpoint.id,
+            ...deliveryFields(message),
             expiresInSec: notBeforeSec,
             error: thrown,
           },
@@ -605,8 +610,7 @@ export class WebhookWorker {
     const attemptsMade = attempt - 1;
     const context = {
       correlation_id: correlationId,
-      webhookId: message.id,
-      endpointId: message.endpointId,
+      ...deliveryFields(message),
       attemptsMade,
       deferral: deferrals + 1,
       delaySec,
@@ -639,8 +643,7 @@ export class WebhookWorker {
     const { logger } = this.options.observability;
     const context = {
       correlation_id: correlationId,
-      webhookId: message.id,
-      endpointId: message.endpointId,
+      ...deliveryFields(message),
       attempt,
     };
     try {
@@ -680,7 +683,7 @@ export class WebhookWorker {
         last
           ? 'Webhook delivered, but its endpoint failure streak could not be reset; left to its next delivery'
           : 'Webhook delivered, but its endpoint failure streak could not be reset; retrying',
-        { correlation_id: correlationId, webhookId: message.id, endpointId: endpoint.id, error },
+        { correlation_id: correlationId, ...deliveryFields(message), error },
       );
       if (last) return;
       await this.options.sqs.delayNextAttempt(record, this.nextDelaySec(attempt, error), correlationId);
@@ -692,8 +695,7 @@ export class WebhookWorker {
   private recordDuplicate(message: WebhookMessage, correlationId: string): void {
     this.options.observability.logger.info('Webhook already delivered; copy skipped', {
       correlation_id: correlationId,
-      webhookId: message.id,
-      endpointId: message.endpointId,
+      ...deliveryFields(message),
     });
     this.audit('webhook.duplicate', 'success', correlationId, message, {});
   }
@@ -722,8 +724,7 @@ export class WebhookWorker {
     const last = attempt >= this.options.maxAttempts;
     const context = {
       correlation_id: correlationId,
-      webhookId: message.id,
-      endpointId: message.endpointId,
+      ...deliveryFields(message),
       attempt,
       last,
     };
@@ -843,14 +844,15 @@ export class WebhookWorker {
     const delaySec = last ? 0 : Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
     observability.logger.warn('Webhook delivery attempt failed', {
       correlation_id: correlationId,
-      webhookId: message.id,
-      endpointId: endpoint.id,
+      ...deliveryFields(message),
       attempt,
       last,
       delaySec,
       reason: failure.error,
     });
-    this.audit('webhook.failed', 'error', correlationId, message, { attempt, last, reason: failure.error });
+    // The receiver's failure (its answer, a timeout, a blocked address), not ours: `failure`, as a client's
+    // 4xx is, so that `outcome = "error"` finds the worker's own faults (`worker_error`) only.
+    this.audit('webhook.failed', 'failure', correlationId, message, { attempt, last, reason: failure.error });
     await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
     throw error;
   }
@@ -972,8 +974,7 @@ export class WebhookWorker {
       tenantId: message.tenantId,
       correlationId,
       metadata: {
-        webhookId: message.id,
-        endpointId: message.endpointId,
+        ...deliveryFields(message),
         eventType: message.eventType,
         ...metadata,
       },

@@ -12,6 +12,8 @@ import {
 import { assertNoProblems, InvalidOptionsError } from '../errors.js';
 import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
+import type { IdempotencyKeyContext } from '../idempotency.js';
+import { idempotencyKeyHash } from '../idempotency-key-hash.js';
 import { arrayOption, checkFunctionOption, definedOnly, shownValue } from '../options.js';
 import { rateLimitRan } from '../rate-limit/ran.js';
 import { outcomeForStatus } from './audit-event.js';
@@ -44,11 +46,15 @@ type HttpRequest<C extends Context = Context> = Request<
 const nestedErrorKey = Symbol('bulwark.audit.nestedError');
 
 /** What other middlewares may have put on the context by the time the request ends. */
-type ObservedContext = Context & {
-  principal?: Principal | undefined;
-  correlationId?: string | undefined;
-  [nestedErrorKey]?: Error | undefined;
-};
+type ObservedContext = Context &
+  IdempotencyKeyContext & {
+    principal?: Principal | undefined;
+    correlationId?: string | undefined;
+    [nestedErrorKey]?: Error | undefined;
+  };
+
+/** The answers about an idempotency key (besides a replay): in progress elsewhere (409), reused with another request (422). */
+const keyConflictStatuses = new Set([409, 422]);
 
 export interface AuditOptions {
   /** Where the events go. */
@@ -185,8 +191,10 @@ export function audit(
       ended: () => Object.hasOwn(request, 'earlyResponse'),
     };
     auditLogger.beginRequest(scope);
-    // A Lambda context object can outlive the invocation (local runtimes, tests): no earlier error stays.
+    // A Lambda context object can outlive the invocation (local runtimes, tests): no earlier error or
+    // idempotency key stays (idempotency() sets this request's, on a route that has it).
     context[nestedErrorKey] = undefined;
+    context.scopedIdempotencyKey = undefined;
     registerCleanup(request, auditCleanup, () => {
       const response = normalizeResponse(request.response);
       const error = (request.error ?? context[nestedErrorKey]) as
@@ -196,6 +204,13 @@ export function audit(
       // Neither answer nor error: Powertools runs its cleanup hook before it hands an idempotency
       // replay's stored answer to Middy, so the status is not known here and none is made up.
       const statusCode = response?.statusCode ?? (error ? statusOfError(error) : undefined);
+      const answer = statusCode === undefined ? undefined : summarizeResponse(response, responseCapture);
+      const scopedKey = context.scopedIdempotencyKey;
+      // Hashed only where the key is what the line is about, never on every request with a key.
+      const keyHash =
+        scopedKey !== undefined && (answer?.replayed || keyConflictStatuses.has(statusCode ?? 0))
+          ? idempotencyKeyHash(scopedKey)
+          : undefined;
       auditLogger.log(
         {
           eventType: 'http.request',
@@ -207,7 +222,9 @@ export function audit(
           metadata: {
             routeKey: event.routeKey,
             request: summarizeRequest(event, requestCapture),
-            ...(statusCode === undefined ? {} : { response: summarizeResponse(response, responseCapture) }),
+            ...(answer === undefined ? {} : { response: answer.response }),
+            ...(answer?.replayed ? { replayed: true } : {}),
+            ...(keyHash === undefined ? {} : { idempotencyKeyHash: keyHash }),
             ...(error
               ? { error: { name: error.name, ...(error.code === undefined ? {} : { code: error.code }) } }
               : {}),

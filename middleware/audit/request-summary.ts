@@ -130,20 +130,49 @@ export function normalizeResponse(response: unknown): NormalizedResponse | undef
 }
 
 /** The response half of an audit record. */
+export interface ResponseSummary extends MessageSummary {
+  /** The answer's `Location`: where a create's new resource is, so its id is found from the request's line. */
+  readonly location?: string | undefined;
+}
+
+/** What the audit record makes of an answer: its summary, and whether it was a replay. */
+export interface AnswerSummary {
+  readonly response: ResponseSummary;
+  /** It carries `Idempotent-Replayed: true`: a stored answer (or a create's first one) given again. */
+  readonly replayed: boolean;
+}
+
+/** The answer's headers the audit record reads, in one pass over them whatever their case. */
+function auditedHeadersOf(headers: NormalizedResponse['headers']) {
+  let contentType: string | undefined;
+  let location: string | undefined;
+  let replayed = false;
+  for (const name in headers) {
+    const lowerCase = name.toLowerCase();
+    if (lowerCase === 'content-type') contentType ??= String(headers[name]);
+    else if (lowerCase === 'location') location ??= String(headers[name]);
+    else if (lowerCase === 'idempotent-replayed') replayed ||= String(headers[name]) === 'true';
+  }
+  return { contentType, location, replayed };
+}
+
 export function summarizeResponse(
   response: NormalizedResponse | undefined,
   capture: BodyCapture | undefined,
-): MessageSummary {
-  if (!response) return { bytes: 0 };
-  const raw = headerValue(response.headers as Record<string, string>, 'content-type');
-  const contentType = raw === undefined ? undefined : String(raw);
+): AnswerSummary {
+  if (!response) return { response: { bytes: 0 }, replayed: false };
+  const { contentType, location, replayed } = auditedHeadersOf(response.headers);
   const body = capture
     ? captureBody(response.body, response.isBase64Encoded, contentType, capture)
     : undefined;
   return {
-    bytes: bodyBytes(response.body, response.isBase64Encoded),
-    ...(contentType === undefined ? {} : { contentType: truncated(contentType, 200) }),
-    ...(body === undefined ? {} : { body }),
+    response: {
+      bytes: bodyBytes(response.body, response.isBase64Encoded),
+      ...(contentType === undefined ? {} : { contentType: truncated(contentType, 200) }),
+      ...(location === undefined ? {} : { location: truncated(location, 200) }),
+      ...(body === undefined ? {} : { body }),
+    },
+    replayed,
   };
 }
 

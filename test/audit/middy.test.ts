@@ -11,9 +11,11 @@ import {
   correlationIds,
 } from '../../middleware/audit/middy.js';
 import type { Principal } from '../../middleware/auth/principal.js';
-import { ForbiddenError, InvalidOptionsError } from '../../middleware/errors.js';
+import { ConflictError, ForbiddenError, InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import type { IdempotencyKeyContext } from '../../middleware/idempotency.js';
+import { idempotencyKeyHash } from '../../middleware/idempotency-key-hash.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { alice, httpEvent, lambdaContext } from './fixtures.js';
@@ -199,6 +201,37 @@ describe('audit()', () => {
       });
     await expect(crash(httpEvent(), lambdaContext())).rejects.toThrow('boom');
     expect(output.audit().map((event) => event.statusCode)).toEqual([410, 500]);
+  });
+
+  it("records the answer's Location, so a create's new id is found from its request's line", async () => {
+    const handler = pipeline(async () =>
+      json(201, { id: 'booking-1' }, { Location: '/bookings/booking-1', 'Cache-Control': 'no-store' }),
+    );
+    await handler(httpEvent({ method: 'POST', path: '/bookings' }), lambdaContext());
+    expect(output.audit()[0]?.metadata).toEqual({
+      routeKey: 'POST /bookings',
+      request: { bytes: 0 },
+      response: { bytes: 18, contentType: 'application/json', location: '/bookings/booking-1' },
+    });
+  });
+
+  it("names the request's idempotency key by a hash on a 409, and never a key a context handed in again still holds", async () => {
+    const scopedKey = ['tenant-1', 'jwt', 'person', 'user-alice', 'POST /bookings', '/bookings', 'key-1'];
+    let setKey = true;
+    const handler = pipeline(async (_event, context) => {
+      // What idempotency() leaves on the context of a request with a key.
+      if (setKey) (context as IdempotencyKeyContext).scopedIdempotencyKey = scopedKey;
+      throw new ConflictError('Room atlas is already booked for part of that period');
+    });
+    const reused = lambdaContext();
+    await handler(httpEvent({ method: 'POST', path: '/bookings' }), reused);
+    // The same context object for a request of a route without idempotency(): nothing sets a key.
+    setKey = false;
+    await handler(httpEvent({ method: 'POST', path: '/bookings' }), reused);
+    expect(output.audit().map((event) => [event.statusCode, event.metadata.idempotencyKeyHash])).toEqual([
+      [409, idempotencyKeyHash(scopedKey)],
+      [409, undefined],
+    ]);
   });
 
   it('audits plain (non-structured) results as the 200 API Gateway infers', async () => {

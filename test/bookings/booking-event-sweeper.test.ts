@@ -53,15 +53,28 @@ async function ownAppTable(): Promise<string> {
   return tableName;
 }
 
-/** Bookings on `tableName`, each with booking.created pending since the time given. */
-async function pendingBookings(tableName: string, createdAt: readonly Date[]): Promise<string[]> {
+/**
+ * Bookings on `tableName`, each with booking.created pending since the time given, made by a request with
+ * `correlationId` (none: as stored before the request's id was kept).
+ */
+async function pendingBookings(
+  tableName: string,
+  createdAt: readonly Date[],
+  correlationId?: string,
+): Promise<string[]> {
   const bookings = new BookingsModel(documents, tableName);
   const ids: string[] = [];
   for (const [index, time] of createdAt.entries()) {
     const userId = `sweep-${randomUUID()}`;
     await documents.send(new PutCommand({ TableName: tableName, Item: { ...userKey(userId) } }));
     const booking = await bookings.create(
-      { roomId: `room-${index}-${randomUUID()}`, userId, start: new Date(at(9)), end: new Date(at(10)) },
+      {
+        roomId: `room-${index}-${randomUUID()}`,
+        userId,
+        start: new Date(at(9)),
+        end: new Date(at(10)),
+        correlationId,
+      },
       time,
     );
     ids.push(booking.id);
@@ -69,12 +82,17 @@ async function pendingBookings(tableName: string, createdAt: readonly Date[]): P
   return ids;
 }
 
-/** A fan-out with no webhook queue (every event counts as published) that keeps each event it is given. */
+/**
+ * A fan-out with no webhook queue (every event counts as published) that keeps each event it is given, and
+ * the event's id with the correlation id it was published with.
+ */
 class RecordingFanOut extends WebhookFanOut {
   readonly events: WebhookEvent[] = [];
+  readonly correlationIds: [string | undefined, string | undefined][] = [];
 
   override publish(event: WebhookEvent, correlationId: string | undefined, signal?: AbortSignal) {
     this.events.push(event);
+    this.correlationIds.push([event.id, correlationId]);
     return super.publish(event, correlationId, signal);
   }
 }
@@ -138,6 +156,7 @@ function sweeperOf(
     bookings: new BookingsModel(documents, tableName),
     registrationStore: new RegistrationEventStore(documents, tableName),
     published: webhooks.events,
+    publishedWith: webhooks.correlationIds,
     audits,
     metrics: observability.metrics,
     logger: observability.logger,
@@ -163,7 +182,15 @@ const oneSkipped = {
   failedShards: [],
   stoppedAtDeadline: false,
 };
-const run = (signal?: AbortSignal) => ({ now, signal, correlationId: `sweep-${randomUUID()}` });
+const run = (signal?: AbortSignal) => ({ now, signal, runId: `sweep-${randomUUID()}` });
+
+/** The item's `pendingCorrelationId` as stored. */
+async function storedCorrelationId(tableName: string, key: Record<string, string>) {
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true }),
+  );
+  return Item?.pendingCorrelationId;
+}
 
 describe('BookingEventSweeper', () => {
   it('publishes every event pending longer than the grace, page by page, and leaves the younger ones', async () => {
@@ -214,6 +241,55 @@ describe('BookingEventSweeper', () => {
       pendingEvents: ['booking.created', 'booking.cancelled'],
       onPendingIndex: true,
     });
+  });
+
+  it('publishes each booking event with the correlation id of the request that left it pending, and audits it so', async () => {
+    const tableName = await ownAppTable();
+    const [created] = await pendingBookings(tableName, [minutesBefore(10)], 'req-create-1');
+    const [cancelled] = await pendingBookings(tableName, [minutesBefore(30)], 'req-create-2');
+    const bookings = new BookingsModel(documents, tableName);
+    await bookings.cancel(await bookings.get(cancelled as string), minutesBefore(10), 'req-cancel-2');
+    expect(await storedCorrelationId(tableName, bookingKey(created as string))).toBe('req-create-1');
+    expect(await storedCorrelationId(tableName, bookingKey(cancelled as string))).toBe('req-cancel-2');
+    const { sweeper, publishedWith, audits } = sweeperOf(tableName);
+
+    expect(await sweeper.sweep(run())).toMatchObject({ swept: 2, stillPending: 0 });
+    expect(publishedWith.sort()).toEqual(
+      [
+        [`booking.created/${created}`, 'req-create-1'],
+        [`booking.cancelled/${cancelled}`, 'req-cancel-2'],
+      ].sort(),
+    );
+    expect(audits.map((audit) => [audit.metadata.bookingId, audit.correlationId]).sort()).toEqual(
+      [
+        [created, 'req-create-1'],
+        [cancelled, 'req-cancel-2'],
+      ].sort(),
+    );
+    // Taken off with the events it came with.
+    for (const id of [created, cancelled]) {
+      expect(await storedCorrelationId(tableName, bookingKey(id as string))).toBeUndefined();
+    }
+  });
+
+  it("publishes with the run's id a booking stored before its request's id was kept, and one whose cancel had none", async () => {
+    const tableName = await ownAppTable();
+    const [earlier] = await pendingBookings(tableName, [minutesBefore(10)]);
+    const [cancelled] = await pendingBookings(tableName, [minutesBefore(30)], 'req-create-3');
+    const bookings = new BookingsModel(documents, tableName);
+    // The create's id is not the cancel's: booking.cancelled is what is published.
+    await bookings.cancel(await bookings.get(cancelled as string), minutesBefore(10));
+    const { sweeper, publishedWith, audits } = sweeperOf(tableName);
+    const sweepRun = run();
+
+    expect(await sweeper.sweep(sweepRun)).toMatchObject({ swept: 2, stillPending: 0 });
+    expect(publishedWith.sort()).toEqual(
+      [
+        [`booking.created/${earlier}`, sweepRun.runId],
+        [`booking.cancelled/${cancelled}`, sweepRun.runId],
+      ].sort(),
+    );
+    expect(audits.map((audit) => audit.correlationId)).toEqual([sweepRun.runId, sweepRun.runId]);
   });
 
   it('keeps every event it cannot publish pending and on the index, counted as still pending', async () => {
@@ -425,8 +501,12 @@ describe('BookingEventSweeper', () => {
 describe('BookingEventSweeper and user.registered', () => {
   const usersOf = (tableName: string) =>
     new UsersModel(documents, tableName, createFunctionEncryptor(readEnvironment()));
-  const register = (tableName: string, at: Date) =>
-    usersOf(tableName).register({ email: `sweep-${randomUUID()}@example.com`, name: 'Ada' }, at);
+  const register = (tableName: string, at: Date, correlationId?: string) =>
+    usersOf(tableName).register(
+      { email: `sweep-${randomUUID()}@example.com`, name: 'Ada' },
+      at,
+      correlationId,
+    );
 
   it('publishes a registration pending longer than the grace once, with its derived id and no personal data', async () => {
     const tableName = await ownAppTable();
@@ -453,6 +533,7 @@ describe('BookingEventSweeper and user.registered', () => {
         tenantId: 'default',
         subjectUserId: user.id,
         data: { id: user.id, createdAt: user.createdAt },
+        subject: { userId: user.id },
         occurredAt: new Date(user.createdAt),
       },
     ]);
@@ -469,6 +550,29 @@ describe('BookingEventSweeper and user.registered', () => {
     ]);
     // One value per run.
     expect(storedMetric(metrics, 'BookingEventsSwept')).toEqual([1, 0]);
+  });
+
+  it("publishes a registration with its request's correlation id, and one stored before it was kept with the run's", async () => {
+    const tableName = await ownAppTable();
+    const traced = await register(tableName, minutesBefore(10), 'req-register-1');
+    const earlier = await register(tableName, minutesBefore(10));
+    const { sweeper, publishedWith, audits } = sweeperOf(tableName);
+    const sweepRun = run();
+
+    expect(await sweeper.sweep(sweepRun)).toMatchObject({ swept: 2, stillPending: 0 });
+    expect(publishedWith.sort()).toEqual(
+      [
+        [`user.registered/${traced.id}`, 'req-register-1'],
+        [`user.registered/${earlier.id}`, sweepRun.runId],
+      ].sort(),
+    );
+    expect(audits.map((audit) => [audit.userId, audit.correlationId]).sort()).toEqual(
+      [
+        [traced.id, 'req-register-1'],
+        [earlier.id, sweepRun.runId],
+      ].sort(),
+    );
+    expect(await storedCorrelationId(tableName, userKey(traced.id))).toBeUndefined();
   });
 
   it('skips a user without createdAt, naming the record, instead of publishing createdAt "undefined"', async () => {

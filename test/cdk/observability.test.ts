@@ -254,6 +254,13 @@ describe('BulwarkDashboard', () => {
     expect(logWidget?.properties.query?.match(/SOURCE 'TOKEN'/g)).toHaveLength(allServices.length);
   });
 
+  it('shows with each audit event the ids that lead to the rest of its lines: correlation, API Gateway request, invocation', () => {
+    const fields =
+      'fields @timestamp, service, audit.eventType, audit.outcome, audit.statusCode, audit.userId, audit.clientId, audit.path, audit.ipAddress, correlation_id, audit.requestId, function_request_id';
+    expect(auditEventsQuery[0]).toBe(fields);
+    expect(widgets.find((widget) => widget.type === 'log')?.properties.query).toContain(fields);
+  });
+
   it("graphs each SES reputation alarm's metric with its threshold, below the emails", () => {
     for (const title of [
       'SES bounce rate (whole account, 0.05 = 5 %)',

@@ -112,11 +112,16 @@ const sweeperMetric = (name: string) =>
  * Books a room for `booker` from `hour` for an hour while the subscriber query of booking.created is
  * refused: answered 201, its booking.created left pending for the sweep. Returns the booking's id.
  */
-async function bookWithCreatedPending(booker: Awaited<ReturnType<typeof newBooker>>, hour: number) {
+async function bookWithCreatedPending(
+  booker: Awaited<ReturnType<typeof newBooker>>,
+  hour: number,
+  headers: Record<string, string> = {},
+) {
   dynamoDb.refuse(subscriberQueryOf('booking.created'));
   const booked = await api
     .request('POST', '/bookings', {
       token: booker.token,
+      headers,
       body: { roomId: room(), userId: booker.id, start: at(hour), end: at(hour + 1) },
     })
     .finally(() => dynamoDb.refuse(undefined));
@@ -181,6 +186,54 @@ describe('the booking event sweep', () => {
         metadata: { bookingId, eventType: 'booking.created' },
       }),
     ]);
+  });
+
+  it("follows a swept booking.created from its request to the receiver by the request's correlation id and the booking's id", async () => {
+    const booker = await newBooker();
+    const correlationId = `req-corr-${randomUUID()}`;
+    const bookingId = await bookWithCreatedPending(booker, 12, { 'x-correlation-id': correlationId });
+    await until(
+      () =>
+        output
+          .audit()
+          .some((audit) => audit.eventType === 'webhook.delivered' && audit.correlationId === correlationId)
+          ? true
+          : undefined,
+      15_000,
+    );
+    const lines = output.json().filter((line) => line.correlation_id === correlationId);
+    const summary = (line: Record<string, unknown>) => {
+      const audit = line.audit as { eventType: string; metadata: Record<string, unknown> } | undefined;
+      return { service: line.service, message: line.message, eventType: audit?.eventType };
+    };
+    // The request, its failed publish, the sweep's publishing of it and the delivery: one id throughout.
+    expect(lines.map(summary)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ service: 'bookings', eventType: 'http.request' }),
+        expect.objectContaining({ service: 'bookings', eventType: 'webhook.enqueue_failed' }),
+        expect.objectContaining({ service: 'booking-event-sweeper', eventType: 'webhook.event_swept' }),
+        expect.objectContaining({ service: 'webhook-worker', eventType: 'webhook.delivered' }),
+      ]),
+    );
+    const auditOf = (service: string, eventType: string) =>
+      lines.find((line) => line.service === service && summary(line).eventType === eventType);
+    const metadataOf = (service: string, eventType: string) =>
+      (auditOf(service, eventType)?.audit as { metadata?: Record<string, unknown> } | undefined)?.metadata;
+    // Each side also names the booking, the id an engineer is given.
+    expect(metadataOf('bookings', 'http.request')?.response).toMatchObject({
+      location: `/bookings/${bookingId}`,
+    });
+    expect(metadataOf('bookings', 'webhook.enqueue_failed')).toMatchObject({
+      bookingId,
+      eventId: `booking.created/${bookingId}`,
+    });
+    expect(metadataOf('booking-event-sweeper', 'webhook.event_swept')).toMatchObject({ bookingId });
+    expect(metadataOf('webhook-worker', 'webhook.delivered')).toMatchObject({ bookingId });
+    // The sweep's run has an id of its own, apart from the request's.
+    const swept = auditOf('booking-event-sweeper', 'webhook.event_swept');
+    expect(swept?.sweep_run_id).toEqual(expect.any(String));
+    expect(swept?.sweep_run_id).toBe(swept?.function_request_id);
+    expect(swept?.sweep_run_id).not.toBe(correlationId);
   });
 
   it('does not lose a booking.cancelled whose cancel landed while the sweep was publishing booking.created', async () => {
@@ -334,8 +387,12 @@ describe('the sweep and user.registered', () => {
       'user.registered',
     ]);
     dynamoDb.refuse(subscriberQueryOf('user.registered'));
+    const correlationId = `req-register-${randomUUID()}`;
     const created = await api
-      .request('POST', '/users', { body: { email: `sweep-${randomUUID()}@example.com`, name: 'Swept User' } })
+      .request('POST', '/users', {
+        headers: { 'x-correlation-id': correlationId },
+        body: { email: `sweep-${randomUUID()}@example.com`, name: 'Swept User' },
+      })
       .finally(() => dynamoDb.refuse(undefined));
     expect(created.status).toBe(201);
     const userId = (created.body as { id: string }).id;
@@ -357,8 +414,16 @@ describe('the sweep and user.registered', () => {
       expect.objectContaining({
         outcome: 'success',
         userId,
+        correlationId,
         metadata: { eventType: 'user.registered' },
       }),
     ]);
+    // The registration's own line names the user it made.
+    expect(
+      output
+        .audit()
+        .find((audit) => audit.eventType === 'http.request' && audit.correlationId === correlationId)
+        ?.metadata.response,
+    ).toMatchObject({ location: `/users/${userId}` });
   });
 });

@@ -642,7 +642,9 @@ describe('a create with an Idempotency-Key that is answered in time', () => {
       const namingBooking = seen.filter((body) => body.includes(`BOOKING#${bookingId}`));
       expect(namingBooking).toEqual([
         expect.stringContaining('"TransactItems"'),
-        expect.stringContaining('"DELETE pendingEvents :settled REMOVE gsi3pk, gsi3sk"'),
+        expect.stringContaining(
+          '"DELETE pendingEvents :settled REMOVE gsi3pk, gsi3sk, pendingCorrelationId"',
+        ),
       ]);
 
       const token = await api.token({ sub: `on-time-${randomUUID()}` });

@@ -789,14 +789,21 @@ describe('a message about a user', () => {
     });
   });
 
-  it('is sent as before while its user exists', async () => {
+  it('is sent as before while its user exists, its email.sent line naming the user', async () => {
     const { transport, audits, run, metrics } = setup();
     const user = await register();
-    expect(await run(await record(about(user)))).toEqual({ batchItemFailures: [] });
+    const message = about(user);
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
     expect(transport.sent.map((email) => email.to)).toEqual([user.email]);
     expect(storedMetric(metrics, 'EmailSent')).toBe(1);
     expect(storedMetric(metrics, 'EmailSkipped')).toBeUndefined();
-    expect(audits.map((audit) => audit.eventType)).toEqual(['email.sent']);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.sent',
+        userId: user.id,
+        metadata: { messageId: message.id, type: message.type, transport: 'smtp' },
+      }),
+    ]);
   });
 
   /** A verification email about `user`, as the users function queues one (registration or a new link). */
@@ -879,12 +886,19 @@ describe('a message about a user', () => {
     expect(storedMetric(metrics, 'EmailSkipped')).toBeUndefined();
     expect(warn).toHaveBeenCalledWith(
       'Email not sent: could not check that its user still exists',
-      expect.objectContaining({ correlation_id: 'corr-123', step: 'user_check', attempt: 1, delaySec: 30 }),
+      expect.objectContaining({
+        correlation_id: 'corr-123',
+        userId: user.id,
+        step: 'user_check',
+        attempt: 1,
+        delaySec: 30,
+      }),
     );
     expect(audits).toEqual([
       expect.objectContaining({
         eventType: 'email.failed',
         outcome: 'error',
+        userId: user.id,
         metadata: expect.objectContaining({ step: 'user_check', attempt: 1, last: false }),
       }),
     ]);

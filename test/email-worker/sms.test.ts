@@ -10,8 +10,9 @@ import {
   SNSClient,
   ThrottledException,
 } from '@aws-sdk/client-sns';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 // SNS is the one AWS client mocked here (the project allows it for SMS); SQS is a real local-aws-sqs.
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
@@ -29,11 +30,12 @@ import {
 import { EmailTemplates, maxSmsLength } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
 import { readQueueEnvironment } from '../../functions/shared/environment.js';
+import { userKey } from '../../functions/shared/keys.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import type { IssuedPhoneCode } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { ConflictError, DeliveryRejectedError, NotFoundError } from '../../middleware/errors.js';
-import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -383,6 +385,25 @@ describe('the email worker with SMS', () => {
       }),
     ]);
     expect(JSON.stringify(audits)).not.toContain('+14155552671');
+  });
+
+  it('names the user an SMS is about on its sms.sent line', async () => {
+    const { smsTransport, audits, run } = setup();
+    // A registered user's item, as far as the worker reads it: there, not lapsed, not deleted.
+    const userId = randomUUID();
+    await createDocumentClient(dynamoDb).send(
+      new PutCommand({ TableName: testTableNames.app, Item: userKey(userId) }),
+    );
+    const message = sms({ userId });
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(smsTransport.sent.map((sent) => sent.messageId)).toEqual([message.id]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'sms.sent',
+        userId,
+        metadata: { messageId: message.id, type: 'sms', transport: 'outbox' },
+      }),
+    ]);
   });
 
   it('sends once when the same sms message arrives twice, auditing the copy as a duplicate', async () => {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
@@ -8,6 +8,8 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { audit } from '../../middleware/audit/middy.js';
 import { markAuthenticationRan } from '../../middleware/auth/context.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { authenticate, type OptionalAuthContext } from '../../middleware/auth/middy.js';
@@ -25,7 +27,7 @@ import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
 
-captureStdout();
+const output = captureStdout();
 const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
 
 interface Booking {
@@ -113,6 +115,7 @@ function bookingEndpoint(
     store = persistenceStore(staticPkValue, tableName, client),
     logger,
     payloadOf,
+    auditLogger,
   }: {
     tableName?: string;
     staticPkValue?: string;
@@ -121,6 +124,8 @@ function bookingEndpoint(
     store?: DynamoDBPersistenceLayer;
     logger?: Parameters<typeof idempotency>[0]['logger'];
     payloadOf?: Parameters<typeof idempotency>[0]['payloadOf'];
+    /** Where audit(), first in the pipeline, writes each request's http.request line. @default no audit() */
+    auditLogger?: AuditLogger;
   } = {},
 ) {
   const made: Booking[] = [];
@@ -128,12 +133,14 @@ function bookingEndpoint(
   let signalEntered = () => {};
   let nextStatus: number | undefined;
   let nextFailure: Error | undefined;
-  const handler = middy<
+  const pipeline = middy<
     APIGatewayProxyEventV2,
     APIGatewayProxyStructuredResultV2,
     Error,
     Context & { principal?: Principal }
-  >()
+  >();
+  if (auditLogger) pipeline.use(audit({ auditLogger }));
+  const handler = pipeline
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
     .use(senderAuthenticated)
     .use(
@@ -1150,5 +1157,76 @@ describe('idempotency()', () => {
     const response = await endpoint.call({ room: 'a' }, randomUUID());
     expect(problemOf(response)).toMatchObject({ status: 500, code: 'INTERNAL' });
     expect(endpoint.made).toEqual([]);
+  });
+});
+
+describe('the audit line of a request with an idempotency key', () => {
+  const caller = testPrincipal({ tenantId: 'tenant-1', isM2M: true, clientId: 'client-1' });
+
+  /** A booking endpoint with audit() first, and its http.request lines. */
+  function auditedEndpoint(config: ConstructorParameters<typeof IdempotencyConfig>[0] = {}) {
+    const auditLogger = new AuditLogger({
+      logger: new Logger({ serviceName: 'bookings', logLevel: 'INFO' }),
+    });
+    const endpoint = bookingEndpoint(config, { auditLogger });
+    const requestLines = () => output.audit().filter((event) => event.eventType === 'http.request');
+    return { ...endpoint, requestLines };
+  }
+
+  /**
+   * The key's hash as README's search recipe computes it from an audit line's own fields and the client's
+   * key: SHA-256 of the JSON of ["audit", tenant, authMethod, kind, caller id, route, path, key], 16 hex.
+   */
+  function searchHashOf(line: ReturnType<typeof output.audit>[number] | undefined, key: string) {
+    const scope = [
+      line?.tenantId ?? null,
+      line?.authMethod ?? null,
+      line?.isM2M ? 'machine' : 'person',
+      line?.userId ?? null,
+      line?.metadata.routeKey ?? null,
+      line?.path ?? null,
+      key,
+    ];
+    return createHash('sha256')
+      .update(JSON.stringify(['audit', ...scope]))
+      .digest('hex')
+      .slice(0, 16);
+  }
+
+  it('marks a replay and names its key by a hash, where the first answer carries neither', async () => {
+    const endpoint = auditedEndpoint();
+    const key = randomUUID();
+    await endpoint.call({ room: 'a' }, key, { principal: caller });
+    await endpoint.call({ room: 'a' }, key, { principal: caller });
+    const [first, replay] = endpoint.requestLines();
+    expect(first?.statusCode).toBe(201);
+    expect(first?.metadata).not.toHaveProperty('replayed');
+    expect(first?.metadata).not.toHaveProperty('idempotencyKeyHash');
+    expect(replay).toMatchObject({ statusCode: 201, outcome: 'success', userId: caller.id });
+    expect(replay?.metadata).toMatchObject({
+      replayed: true,
+      idempotencyKeyHash: searchHashOf(replay, key),
+    });
+    expect(searchHashOf(replay, key)).toMatch(/^[0-9a-f]{16}$/);
+    expect(JSON.stringify(output.lines())).not.toContain(key);
+  });
+
+  it('names the key by the same hash on the 409 of a copy in progress and the 422 of a reuse', async () => {
+    const endpoint = auditedEndpoint({ payloadValidationJmesPath: 'body' });
+    const key = randomUUID();
+    const { release, entered } = endpoint.holdHandler();
+    const first = endpoint.call({ room: 'a' }, key, { principal: caller });
+    await entered;
+    expect((await endpoint.call({ room: 'a' }, key, { principal: caller })).statusCode).toBe(409);
+    release();
+    await first;
+    expect((await endpoint.call({ room: 'b' }, key, { principal: caller })).statusCode).toBe(422);
+    const lines = endpoint.requestLines();
+    expect(lines.map((line) => [line.statusCode, line.metadata.idempotencyKeyHash])).toEqual([
+      [409, searchHashOf(lines[0], key)],
+      [201, undefined],
+      [422, searchHashOf(lines[0], key)],
+    ]);
+    expect(lines.map((line) => line.metadata.replayed)).toEqual([undefined, undefined, undefined]);
   });
 });

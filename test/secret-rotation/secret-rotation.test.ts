@@ -6,6 +6,7 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -27,8 +28,20 @@ const token = 'token-2';
 const old = 'o'.repeat(48);
 const fresh = 'n'.repeat(48);
 
-function event(step: RotationStep) {
-  return { SecretId: secretId, ClientRequestToken: token, Step: step };
+function event(step: RotationStep, clientRequestToken = token) {
+  return { SecretId: secretId, ClientRequestToken: clientRequestToken, Step: step };
+}
+
+/** The Lambda context of one invocation of the rotation function. */
+function invocation(awsRequestId = 'rotation-invocation-1'): Context {
+  return {
+    awsRequestId,
+    functionName: 'bulwark-secret-rotation',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:111122223333:function:bulwark-secret-rotation',
+    memoryLimitInMB: '128',
+    getRemainingTimeInMillis: () => 30_000,
+  } as Context;
 }
 
 /** The secret as DescribeSecret shows it: version-1 current, the token's version pending. */
@@ -271,7 +284,7 @@ describe('SecretRotator', () => {
 describe('the rotation handler', () => {
   it('rejects an event that is not a rotation step, calling nothing', async () => {
     const { handler } = await import('../../functions/secret-rotation/handler.js');
-    await expect(handler({ SecretId: secretId, Step: 'dropTables' })).rejects.toThrow(
+    await expect(handler({ SecretId: secretId, Step: 'dropTables' }, invocation())).rejects.toThrow(
       'Not a Secrets Manager rotation event',
     );
     expect(secretsManager.calls()).toHaveLength(0);
@@ -280,9 +293,9 @@ describe('the rotation handler', () => {
   it('runs one step and fails the invocation when the step fails', async () => {
     const { handler } = await import('../../functions/secret-rotation/handler.js');
     describeWith(rotating);
-    await expect(handler(event('setSecret'))).resolves.toBeUndefined();
+    await expect(handler(event('setSecret'), invocation())).resolves.toBeUndefined();
     describeWith(rotating, false);
-    await expect(handler(event('setSecret'))).rejects.toThrow(RotationError);
+    await expect(handler(event('setSecret'), invocation())).rejects.toThrow(RotationError);
   });
 
   it("names the secret by its whole ARN in a failed step's error line and in each secret.rotated audit line", async () => {
@@ -291,9 +304,9 @@ describe('the rotation handler', () => {
     // A key added by hand: the value is JSON in another shape, so the rotation stops.
     current(JSON.stringify({ current: old, note: 'added by hand' }));
     pending(undefined);
-    await expect(handler(event('createSecret'))).rejects.toThrow(RotationError);
+    await expect(handler(event('createSecret'), invocation())).rejects.toThrow(RotationError);
     secretsManager.on(UpdateSecretVersionStageCommand).resolves({});
-    await handler(event('finishSecret'));
+    await handler(event('finishSecret'), invocation());
 
     expect(output.json().find((line) => line.message === 'Rotation step failed')).toMatchObject({
       secretId,
@@ -310,5 +323,45 @@ describe('the rotation handler', () => {
       expect.objectContaining({ outcome: 'success', metadata: { secretId } }),
     ]);
     expect(output.lines().join('\n')).not.toContain(old);
+  });
+
+  it("gives every line the invocation's Lambda context and the rotation's token, each invocation its own", async () => {
+    const { handler } = await import('../../functions/secret-rotation/handler.js');
+    secretsManager
+      .on(DescribeSecretCommand)
+      .rejects(Object.assign(new Error('Secrets Manager unreachable'), { name: 'InternalServiceError' }));
+    await expect(handler(event('createSecret', 'token-a'), invocation('invocation-a'))).rejects.toThrow(
+      'Secrets Manager unreachable',
+    );
+    describeWith({ 'version-1': ['AWSCURRENT'], 'token-b': ['AWSPENDING'] });
+    await handler(event('setSecret', 'token-b'), invocation('invocation-b'));
+
+    const lines = output.json().filter((line) => line.service === 'secret-rotation');
+    const keysOf = (line: Record<string, unknown>) => ({
+      message: line.message,
+      function_request_id: line.function_request_id,
+      function_name: line.function_name,
+      rotation_version_id: line.rotation_version_id,
+    });
+    expect(lines.map(keysOf)).toEqual([
+      {
+        message: 'Rotation step failed',
+        function_request_id: 'invocation-a',
+        function_name: 'bulwark-secret-rotation',
+        rotation_version_id: 'token-a',
+      },
+      {
+        message: 'AUDIT secret.rotated',
+        function_request_id: 'invocation-a',
+        function_name: 'bulwark-secret-rotation',
+        rotation_version_id: 'token-a',
+      },
+      {
+        message: 'Rotation step',
+        function_request_id: 'invocation-b',
+        function_name: 'bulwark-secret-rotation',
+        rotation_version_id: 'token-b',
+      },
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
@@ -357,6 +357,7 @@ describe('publishing an event kept pending on its item', () => {
     tenantId,
     subjectUserId: 'u-7',
     data: { id: 'b-7' },
+    subject: { bookingId: 'b-7' },
     occurredAt: new Date('2031-01-02T03:04:05.000Z'),
   });
   const warningsOf = () => {
@@ -383,14 +384,55 @@ describe('publishing an event kept pending on its item', () => {
         expect(landed).toHaveLength(1);
         expect(landed[0]?.message.MessageAttributes?.['x-correlation-id']?.StringValue).toBe('corr-1');
       },
-      { correlationId: 'corr-1', signal, logger, subject: { bookingId: 'b-7' } },
+      { correlationId: 'corr-1', signal, logger },
     );
     expect(result).toBe('published');
     expect(marks).toEqual([signal]);
     expect(warnings).toEqual([]);
   });
 
-  it('answers not-marked and logs the subject when the mark fails after the messages went out', async () => {
+  it('names the subject and the event id on the error line and audit line of a failure to publish it', async () => {
+    const tenantId = `fan-${randomUUID()}`;
+    await store.createEndpoint(principalIn(tenantId, { roles: ['admin'] }), {
+      url: 'https://admin.example.com/h',
+      eventTypes: ['booking.created'],
+    });
+    const { fanOut, audits, observability } = setup({ client: unreachableSqsClient() });
+    const logged = vi.spyOn(observability.logger, 'error');
+    const event = pendingEvent(tenantId);
+    const result = await publishPending(fanOut, event, async () => {}, {
+      correlationId: 'corr-5',
+      signal: undefined,
+      logger: warningsOf().logger,
+    });
+    expect(result).toBe('not-published');
+    expect(logged).toHaveBeenCalledWith(
+      'Webhooks for booking.created were not all enqueued; the change itself is committed',
+      {
+        correlation_id: 'corr-5',
+        userId: 'u-7',
+        eventType: 'booking.created',
+        eventId: event.id,
+        bookingId: 'b-7',
+        error: expect.any(String),
+      },
+    );
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.enqueue_failed',
+        userId: 'u-7',
+        correlationId: 'corr-5',
+        metadata: {
+          eventType: 'booking.created',
+          eventId: event.id,
+          bookingId: 'b-7',
+          reason: expect.any(String),
+        },
+      }),
+    ]);
+  });
+
+  it("answers not-marked and logs the subject and the event's correlation id when the mark fails after the messages went out", async () => {
     const { fanOut } = setup();
     const { warnings, logger } = warningsOf();
     const result = await publishPending(
@@ -399,13 +441,18 @@ describe('publishing an event kept pending on its item', () => {
       async () => {
         throw new Error('throttled');
       },
-      { correlationId: 'corr-2', signal: undefined, logger, subject: { bookingId: 'b-7' } },
+      { correlationId: 'corr-2', signal: undefined, logger },
     );
     expect(result).toBe('not-marked');
     expect(warnings).toEqual([
       [
         'booking.created published but still marked pending: it is published again later',
-        { bookingId: 'b-7', eventType: 'booking.created', error: new Error('throttled') },
+        {
+          correlation_id: 'corr-2',
+          bookingId: 'b-7',
+          eventType: 'booking.created',
+          error: new Error('throttled'),
+        },
       ],
     ]);
   });
@@ -422,13 +469,13 @@ describe('publishing an event kept pending on its item', () => {
         controller.abort(deadline);
         throw new Error('This operation was aborted');
       },
-      { correlationId: 'corr-4', signal: controller.signal, logger, subject: { bookingId: 'b-7' } },
+      { correlationId: 'corr-4', signal: controller.signal, logger },
     );
     expect(result).toBe('not-marked');
     expect(warnings).toEqual([
       [
         'booking.created published but still marked pending: it is published again later',
-        { bookingId: 'b-7', eventType: 'booking.created', error: deadline },
+        { correlation_id: 'corr-4', bookingId: 'b-7', eventType: 'booking.created', error: deadline },
       ],
     ]);
   });
@@ -448,7 +495,7 @@ describe('publishing an event kept pending on its item', () => {
       async () => {
         marked = true;
       },
-      { correlationId: 'corr-3', signal: undefined, logger, subject: { bookingId: 'b-7' } },
+      { correlationId: 'corr-3', signal: undefined, logger },
     );
     expect(result).toBe('not-published');
     expect(marked).toBe(false);

@@ -422,6 +422,60 @@ describe('an attempt', () => {
     });
   });
 
+  it("audits a receiver's error answer as its failure, not the worker's error, naming the booking on its lines", async () => {
+    const failing = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(failing.url);
+    const { run, audits, logger } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    expect((await run(await record(message))).batchItemFailures).toHaveLength(1);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.failed',
+        outcome: 'failure',
+        metadata: {
+          webhookId: message.id,
+          endpointId: endpoint.id,
+          bookingId: 'booking-1',
+          eventType: 'booking.created',
+          attempt: 1,
+          last: false,
+          reason: 'HTTP 500',
+        },
+      }),
+    ]);
+    expect(warn).toHaveBeenCalledWith(
+      'Webhook delivery attempt failed',
+      expect.objectContaining({ webhookId: message.id, endpointId: endpoint.id, bookingId: 'booking-1' }),
+    );
+  });
+
+  it("names the registered user on a user.registered delivery's audit line", async () => {
+    const { endpoint } = await registrations.createEndpoint(principal(), {
+      url: target.url,
+      eventTypes: ['user.registered'],
+    });
+    const { run, audits } = setup();
+    const userId = randomUUID();
+    const now = new Date().toISOString();
+    const message: WebhookMessage = {
+      id: newWebhookId('msg'),
+      endpointId: endpoint.id,
+      tenantId: endpoint.tenantId,
+      eventType: 'user.registered',
+      createdAt: now,
+      payload: { type: 'user.registered', timestamp: now, data: { id: userId, createdAt: now } },
+    };
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.delivered',
+        outcome: 'success',
+        metadata: expect.objectContaining({ webhookId: message.id, userId, eventType: 'user.registered' }),
+      }),
+    ]);
+  });
+
   it('times out a slow endpoint and records the timeout', async () => {
     const slow = await receiver(() => ({ status: 200, delayMs: 1000 }));
     const endpoint = await endpointAt(slow.url);
@@ -679,6 +733,7 @@ describe('an attempt', () => {
       correlation_id: dropped.messageId,
       webhookId: cancelled.id,
       endpointId: endpoint.id,
+      bookingId: 'booking-1',
       eventType: 'booking.cancelled',
       messageCreatedAt: cancelled.createdAt,
       endpointCreatedAt: endpoint.createdAt,
@@ -707,6 +762,7 @@ describe('an attempt', () => {
       correlation_id: dropped.messageId,
       webhookId: earlier.id,
       endpointId: endpoint.id,
+      bookingId: 'booking-1',
       eventType: 'booking.created',
       messageCreatedAt: earlier.createdAt,
       endpointCreatedAt: endpoint.createdAt,
@@ -2021,7 +2077,7 @@ describe('a failed POST whose in-progress idempotency record could not be delete
     expect(audits).toContainEqual(
       expect.objectContaining({
         eventType: 'webhook.failed',
-        outcome: 'error',
+        outcome: 'failure',
         metadata: expect.objectContaining({ attempt: 5, last: true, reason: 'HTTP 500' }),
       }),
     );
