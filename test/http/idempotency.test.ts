@@ -113,6 +113,7 @@ function bookingEndpoint(
     store = persistenceStore(staticPkValue, tableName, client),
     logger,
     payloadOf,
+    internal,
   }: {
     tableName?: string;
     staticPkValue?: string;
@@ -121,6 +122,8 @@ function bookingEndpoint(
     store?: DynamoDBPersistenceLayer;
     logger?: Parameters<typeof idempotency>[0]['logger'];
     payloadOf?: Parameters<typeof idempotency>[0]['payloadOf'];
+    /** One `request.internal` for every invocation, as `middy({ internal })` gives. */
+    internal?: Record<string, unknown>;
   } = {},
 ) {
   const made: Booking[] = [];
@@ -133,7 +136,7 @@ function bookingEndpoint(
     APIGatewayProxyStructuredResultV2,
     Error,
     Context & { principal?: Principal }
-  >()
+  >(internal === undefined ? {} : { internal })
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
     .use(senderAuthenticated)
     .use(
@@ -259,6 +262,23 @@ describe('idempotency()', () => {
       detail: 'This idempotency key was already used with a different request',
     });
     expect(await endpoint.call({ room: 'a' }, key)).toMatchObject({ statusCode: 201, body: first.body });
+    expect(endpoint.made).toEqual([{ room: 'a' }]);
+  });
+
+  it('keeps the stored answer through a 422 when every invocation shares one request.internal (middy({ internal }))', async () => {
+    // The first request's handler ran on that object too: the refused copy must not take its record for its own.
+    const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' }, { internal: {} });
+    const key = randomUUID();
+    const first = await endpoint.call({ room: 'a' }, key);
+    expect(problemOf(await endpoint.call({ room: 'b' }, key))).toMatchObject({
+      status: 422,
+      code: 'IDEMPOTENCY_KEY_REUSED',
+    });
+    expect(await endpoint.call({ room: 'a' }, key)).toMatchObject({
+      statusCode: 201,
+      body: first.body,
+      headers: { 'Idempotent-Replayed': 'true' },
+    });
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
 
