@@ -27,15 +27,35 @@ interface PendingCleanup {
   editedResponse?: unknown;
 }
 
-/** Namespaced like Powertools' own `request.internal` keys, so nothing else collides with it. */
-const registryKey = 'bulwark.cleanups';
+/** What Bulwark keeps for one request until it ends. */
+interface RequestCleanups {
+  readonly pending: PendingCleanup[];
+  /** What held Powertools' cleanup key before Bulwark's hook took it: it runs after Bulwark's cleanups. */
+  powertoolsCleanup: ((ended: CleanupRequest) => unknown) | undefined;
+  powertoolsHookRan: boolean;
+}
 
-function registry(request: CleanupRequest): PendingCleanup[] {
-  const existing = request.internal[registryKey];
-  if (Array.isArray(existing)) return existing as PendingCleanup[];
-  const created: PendingCleanup[] = [];
-  request.internal[registryKey] = created;
-  return created;
+/**
+ * Kept per request object, never on `request.internal`: Middy's `internal` option hands one object to
+ * every invocation, where a registry would grow with each request and replay an earlier caller's edits
+ * (its correlation id, its rate-limit headers) onto every later answer. Middy makes a new request object
+ * per invocation, so this ends with it.
+ */
+const cleanupsByRequest = new WeakMap<CleanupRequest, RequestCleanups>();
+
+function cleanupsOf(request: CleanupRequest): RequestCleanups {
+  let cleanups = cleanupsByRequest.get(request);
+  if (cleanups === undefined) {
+    cleanups = { pending: [], powertoolsCleanup: undefined, powertoolsHookRan: false };
+    cleanupsByRequest.set(request, cleanups);
+  }
+  return cleanups;
+}
+
+const noCleanups: readonly PendingCleanup[] = [];
+
+function registry(request: CleanupRequest): readonly PendingCleanup[] {
+  return cleanupsByRequest.get(request)?.pending ?? noCleanups;
 }
 
 /**
@@ -81,8 +101,18 @@ export async function runRegisteredCleanups(request: CleanupRequest): Promise<vo
   }
 }
 
-/** Hooks Bulwark has put on Powertools' cleanup key, so a later registration does not wrap one twice. */
-const powertoolsHooks = new WeakSet<object>();
+/**
+ * Bulwark's hook on Powertools' cleanup key. One function serves every request: it runs the cleanups of
+ * the request Powertools hands it, so a hook an earlier invocation left on a shared `request.internal`
+ * neither runs that invocation's cleanups again nor skips this one's.
+ */
+const powertoolsHook = async (ended: CleanupRequest): Promise<void> => {
+  const cleanups = cleanupsByRequest.get(ended);
+  if (cleanups === undefined || cleanups.powertoolsHookRan) return;
+  cleanups.powertoolsHookRan = true;
+  await runRegisteredCleanups(ended);
+  await cleanups.powertoolsCleanup?.(ended);
+};
 
 /**
  * Powertools middlewares that answer early (idempotency replays) call only Powertools'
@@ -91,19 +121,12 @@ const powertoolsHooks = new WeakSet<object>();
  * held the key runs after Bulwark's cleanups. Re-checked at every registration because a Powertools
  * middleware's `before` replaces the key.
  */
-function hookPowertoolsCleanup(request: CleanupRequest): void {
+function hookPowertoolsCleanup(request: CleanupRequest, cleanups: RequestCleanups): void {
   const current = request.internal[METRICS_KEY];
-  if (typeof current === 'function' && powertoolsHooks.has(current)) return;
-  const previous = typeof current === 'function' ? (current as (ended: unknown) => unknown) : undefined;
-  let ran = false;
-  const hook = async (ended: CleanupRequest) => {
-    if (ran) return;
-    ran = true;
-    await runRegisteredCleanups(ended);
-    await previous?.(ended);
-  };
-  powertoolsHooks.add(hook);
-  request.internal[METRICS_KEY] = hook;
+  if (current === powertoolsHook) return;
+  cleanups.powertoolsCleanup =
+    typeof current === 'function' ? (current as (ended: CleanupRequest) => unknown) : undefined;
+  request.internal[METRICS_KEY] = powertoolsHook;
 }
 
 /**
@@ -116,8 +139,9 @@ function hookPowertoolsCleanup(request: CleanupRequest): void {
  * const after = (request: CleanupRequest) => runCleanup(request, 'audit');
  */
 export function registerCleanup(request: CleanupRequest, name: string, run: Cleanup): void {
-  registry(request).push({ name, run, done: false, editsResponse: false });
-  hookPowertoolsCleanup(request);
+  const cleanups = cleanupsOf(request);
+  cleanups.pending.push({ name, run, done: false, editsResponse: false });
+  hookPowertoolsCleanup(request, cleanups);
 }
 
 /**
@@ -134,8 +158,9 @@ export function registerResponseCleanup(request: CleanupRequest, name: string, e
   const run = (ended: CleanupRequest) => {
     ended.response = edit(ended.response);
   };
-  registry(request).push({ name, run, done: false, editsResponse: true });
-  hookPowertoolsCleanup(request);
+  const cleanups = cleanupsOf(request);
+  cleanups.pending.push({ name, run, done: false, editsResponse: true });
+  hookPowertoolsCleanup(request, cleanups);
 }
 
 /** Runs one registered cleanup now, unless it already ran for this request (on this response, for an edit). */

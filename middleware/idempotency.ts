@@ -113,11 +113,16 @@ function internalOf(request: Request): Record<string, unknown> {
   return request.internal as Record<string, unknown>;
 }
 
-/** Set once this request holds its own in-progress record, the only one its errors may delete. */
-const handlerRanKey = 'bulwark.idempotency.handlerRan';
+/*
+ * Both kept per request object, not on `request.internal`: Middy's `internal` option shares that across
+ * invocations, so a request Powertools refused (a 409 or 422) would delete the record an earlier one left.
+ */
 
-/** Set when an `anonymous` route's key was scoped with no authentication run: none may run later either. */
-const scopedAnonymouslyKey = 'bulwark.idempotency.scopedAnonymously';
+/** Requests that hold their own in-progress record, the only one their errors may delete. */
+const requestsWithOwnRecord = new WeakSet<object>();
+
+/** Requests on an `anonymous` route whose key was scoped with no authentication run: none may run later either. */
+const requestsScopedAnonymously = new WeakSet<object>();
 
 /** Where the client's key is read when the config names no `eventKeyJmesPath`. */
 const defaultKeyPath = 'headers."idempotency-key"';
@@ -337,7 +342,7 @@ export interface IdempotencyOptions<C extends IdempotentContext = IdempotentCont
  * scoped to no caller, so the answer must not be stored for the next caller with the same key.
  */
 function assertStillAnonymous(request: IdempotentRequest): void {
-  if (internalOf(request)[scopedAnonymouslyKey] !== true || !authenticationRan(request)) return;
+  if (!requestsScopedAnonymously.has(request) || !authenticationRan(request)) return;
   throw new InvalidOptionsError('idempotency', [
     'anonymous: true scoped the key to no caller, but an authentication middleware ran after idempotency(): put idempotency() after authenticate() and drop anonymous',
   ]);
@@ -457,7 +462,7 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
       request.context.scopedIdempotencyKey = undefined;
       // Checked whether or not idempotency is enabled, so a misordered pipeline fails where it is tried out.
       if (anonymous) {
-        internalOf(request)[scopedAnonymouslyKey] = !authenticationRan(request);
+        if (!authenticationRan(request)) requestsScopedAnonymously.add(request);
       } else {
         assertAuthenticationRan(
           request,
@@ -511,11 +516,11 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
           : replay;
         return respondEarly(request, withHeadersAndCookies(answer, { headers: replayedHeader }));
       }
-      internalOf(request)[handlerRanKey] = true;
+      requestsWithOwnRecord.add(request);
       return undefined;
     },
     after: async (request) => {
-      if (internalOf(request)[handlerRanKey] !== true) return;
+      if (!requestsWithOwnRecord.has(request)) return;
       // Thrown here, the handler's record is deleted (onError) rather than stored for another caller.
       assertStillAnonymous(request);
       // A 5xx is the handler failing, thrown or returned: the retry runs again rather than replay it.
@@ -552,7 +557,7 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
     // record of the request still running (a third copy then runs too), or the stored answer a 422
     // refused (aws-powertools/powertools-lambda-typescript#5675, fixed upstream, not yet released).
     onError: async (request) => {
-      if (internalOf(request)[handlerRanKey] === true) await releaseRecord(request);
+      if (requestsWithOwnRecord.has(request)) await releaseRecord(request);
     },
   };
 }

@@ -24,7 +24,7 @@ export interface BookingEventsOptions {
  *
  * @example
  * const events = new BookingEvents({ bookings, webhooks, logger });
- * await events.publishPending(stored, correlationId, afterCommitDeadline(context));
+ * await afterCommitDeadline(context, (deadline) => events.publishPending(stored, correlationId, deadline));
  */
 export class BookingEvents {
   constructor(private readonly options: BookingEventsOptions) {}

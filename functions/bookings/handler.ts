@@ -63,7 +63,9 @@ async function publishPending(
   stored: StoredBooking,
   context: Pick<Context, 'getRemainingTimeInMillis'> & { correlationId: string },
 ): Promise<void> {
-  await events.publishPending(stored, context.correlationId, afterCommitDeadline(context));
+  await afterCommitDeadline(context, (deadline) =>
+    events.publishPending(stored, context.correlationId, deadline),
+  );
 }
 
 const signAsBookings = serviceSigner('bookings', onEvent);

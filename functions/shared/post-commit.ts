@@ -20,20 +20,23 @@ export const undoMarginMs = 300;
 const afterCommitWork = 'work after the commit';
 
 /**
- * A signal that aborts {@link answerMarginMs} before the invocation times out (at once when less is left),
- * its reason a {@link DeadlineExceededError}; undefined without a Lambda deadline (a direct call), where the
- * clients' own bounds apply. Give it to the work a handler does after its commit, which must then stop:
- * the change is stored, so the handler owes its success status, never a 5xx.
+ * Runs `work`, what a handler does after its change is committed, under a signal that aborts
+ * {@link answerMarginMs} before the invocation times out (at once when less is left), its reason a
+ * {@link DeadlineExceededError}; the signal is undefined without a Lambda deadline (a direct call), where
+ * the clients' own bounds apply. The work must then stop: the change is stored, so the handler owes its
+ * success status, never a 5xx. The deadline's timer is cleared once the work settles, so it never aborts
+ * the signal after the answer, inside a later invocation.
  *
  * @example
  * const booking = await bookings.create(input.body);
- * await webhooks.publish(event, correlationId, afterCommitDeadline(context));
+ * await afterCommitDeadline(context, (deadline) => webhooks.publish(event, correlationId, deadline));
  * return json(201, booking);
  */
-export function afterCommitDeadline(
+export async function afterCommitDeadline<T>(
   context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
-): AbortSignal | undefined {
-  if (typeof context.getRemainingTimeInMillis !== 'function') return undefined;
+  work: (deadline: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  if (typeof context.getRemainingTimeInMillis !== 'function') return work(undefined);
   const budgetMs = context.getRemainingTimeInMillis() - answerMarginMs;
   const controller = new AbortController();
   // Worded for the whole follow-up: the signal is shared by calls to DynamoDB, SQS, Secrets Manager and
@@ -47,10 +50,17 @@ export function afterCommitDeadline(
             : 'The work after the commit was not started: the invocation had no time left',
       }),
     );
-  if (budgetMs <= 0) expire();
-  // Not cleared when the work ends first: unref'd, it holds nothing open, and by then nothing listens.
-  else setTimeout(expire, budgetMs).unref();
-  return controller.signal;
+  if (budgetMs <= 0) {
+    expire();
+    return work(controller.signal);
+  }
+  // Unref'd: the work's own I/O holds the process open, never the deadline.
+  const timer = setTimeout(expire, budgetMs).unref();
+  try {
+    return await work(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -269,10 +269,11 @@ export const handler = createHttpFunction(
         const user = await users.register(context.input.body, new Date(), context.correlationId);
         // After the write: an email never goes out for a registration that did not happen. The user is
         // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
-        const deadline = afterCommitDeadline(context);
-        await registrationEmails.enqueue(user, context.correlationId, deadline);
-        // Not published in full, it stays pending on the user for the sweep.
-        await registrationEvents.publish(user, context.correlationId, deadline);
+        await afterCommitDeadline(context, async (deadline) => {
+          await registrationEmails.enqueue(user, context.correlationId, deadline);
+          // Not published in full, it stays pending on the user for the sweep.
+          await registrationEvents.publish(user, context.correlationId, deadline);
+        });
         return json(201, user, { Location: `/users/${user.id}` });
       }),
 
@@ -354,10 +355,8 @@ export const handler = createHttpFunction(
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
         const { input, correlationId } = context;
         const user = await users.get(input.path.id);
-        const expiresAt = await registrationEmails.sendPhoneCode(
-          user,
-          correlationId,
-          afterCommitDeadline(context),
+        const expiresAt = await afterCommitDeadline(context, (deadline) =>
+          registrationEmails.sendPhoneCode(user, correlationId, deadline),
         );
         auditLogger.log({
           eventType: 'user.phone_code_sent',

@@ -107,7 +107,7 @@ export interface RegistrationEventsOptions {
  *
  * @example
  * const events = new RegistrationEvents({ store, webhooks, logger });
- * await events.publish(user, correlationId, afterCommitDeadline(context));
+ * await afterCommitDeadline(context, (deadline) => events.publish(user, correlationId, deadline));
  */
 export class RegistrationEvents {
   constructor(private readonly options: RegistrationEventsOptions) {}

@@ -24,7 +24,10 @@ export interface ApiKeyStoreOptions {
    * other instances within this bound (the revoking instance drops its copy at once). @default 60000
    */
   readonly cacheTtlMs?: number | undefined;
-  /** Keys (and unknown key ids) held in the cache. @default 1000 */
+  /**
+   * Keys held in the cache, the least recently used dropped first. Key ids with no key are cached apart,
+   * a tenth as many (at least 1), so made-up ids never push out real keys. @default 1000
+   */
   readonly cacheMaxEntries?: number | undefined;
   /** Least time between two `lastUsedAt` writes of one key. @default 60000 */
   readonly lastUsedIntervalMs?: number | undefined;
@@ -132,10 +135,17 @@ interface StoredKey {
 
 interface CacheEntry {
   /** Replaced by its rehashed copy once this instance has moved the key to the current scheme. */
-  item: StoredKey | undefined;
+  item: StoredKey;
   readonly fetchedAt: number;
   /** Last `lastUsedAt` write (or attempt) from this instance. */
   touchedAt: number;
+}
+
+/** Puts `key` last in `cache`'s order (a Map keeps insertion order) and drops the first when over `maxEntries`. */
+function keepMostRecent<V>(cache: Map<string, V>, key: string, value: V, maxEntries: number): void {
+  cache.delete(key);
+  cache.set(key, value);
+  if (cache.size > maxEntries) cache.delete(cache.keys().next().value as string);
 }
 
 const keyPattern = /^bwk_([0-9a-f]{16})_([\w-]{43})$/;
@@ -291,7 +301,11 @@ export class ApiKeyStore {
    */
   private readonly unrecordedSchemes: readonly HashScheme[];
   private readonly revokedRetentionMs: number;
+  /** Keys read, least recently used first. */
   private readonly cache = new Map<string, CacheEntry>();
+  /** Key ids DynamoDB had no item for, and when it said so; least recently asked for first. */
+  private readonly unknownIds = new Map<string, number>();
+  private readonly unknownIdsMaxEntries: number;
   /** Revocations this instance has finished, applied or not: a read in flight across one keeps no copy. */
   private revocations = 0;
 
@@ -299,6 +313,7 @@ export class ApiKeyStore {
     requireOptionsObject('ApiKeyStore', options);
     this.cacheTtlMs = options.cacheTtlMs ?? 60_000;
     this.cacheMaxEntries = options.cacheMaxEntries ?? 1000;
+    this.unknownIdsMaxEntries = Math.max(1, Math.floor(this.cacheMaxEntries / 10));
     this.lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
     this.revokedRetentionMs = options.revokedRetentionMs ?? 30 * 24 * 60 * 60 * 1000;
     const problems: string[] = [];
@@ -415,9 +430,9 @@ export class ApiKeyStore {
     const [, keyId, secret] = match as unknown as [string, string, string];
     const now = Date.now();
     const entry = await this.lookup(keyId, now);
-    const item = entry.item;
-    const scheme = this.schemeMatching(item, secret);
-    if (item === undefined || scheme === undefined) throw credentialError('unknown_key');
+    const scheme = this.schemeMatching(entry?.item, secret);
+    if (entry === undefined || scheme === undefined) throw credentialError('unknown_key');
+    const { item } = entry;
     // Status is revealed only to a holder of the right secret.
     if (item.revokedAt !== undefined) throw credentialError('revoked');
     if (isExpired(item, now)) throw credentialError('expired');
@@ -542,9 +557,18 @@ export class ApiKeyStore {
     return records;
   }
 
-  private async lookup(keyId: string, now: number): Promise<CacheEntry> {
+  /** The key's cache entry, read from DynamoDB past `cacheTtlMs`; undefined when there is no such key. */
+  private async lookup(keyId: string, now: number): Promise<CacheEntry | undefined> {
     const cached = this.cache.get(keyId);
-    if (cached !== undefined && now - cached.fetchedAt < this.cacheTtlMs) return cached;
+    if (cached !== undefined && now - cached.fetchedAt < this.cacheTtlMs) {
+      keepMostRecent(this.cache, keyId, cached, this.cacheMaxEntries);
+      return cached;
+    }
+    const unknownSince = this.unknownIds.get(keyId);
+    if (unknownSince !== undefined && now - unknownSince < this.cacheTtlMs) {
+      keepMostRecent(this.unknownIds, keyId, unknownSince, this.unknownIdsMaxEntries);
+      return undefined;
+    }
     const revocationsBefore = this.revocations;
     let result: { Item?: Record<string, unknown> | undefined };
     try {
@@ -557,17 +581,19 @@ export class ApiKeyStore {
       // A key that cannot be read is neither valid nor invalid: a 503 the caller may retry, nothing cached.
       throw new ServiceUnavailableError('API keys are unavailable', 5, { cause: error });
     }
-    // Unknown ids are cached too, so guessing ids costs DynamoDB one read per id per TTL, not per request.
-    const entry: CacheEntry = {
-      item: result.Item as StoredKey | undefined,
-      fetchedAt: now,
-      touchedAt: cached?.touchedAt ?? 0,
-    };
+    const item = result.Item as StoredKey | undefined;
+    const entry = item && { item, fetchedAt: now, touchedAt: cached?.touchedAt ?? 0 };
     // This request began before a revocation finished and may be answered; later ones must read again.
     if (this.revocations !== revocationsBefore) return entry;
-    this.cache.delete(keyId);
-    this.cache.set(keyId, entry);
-    if (this.cache.size > this.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value as string);
+    if (entry === undefined) {
+      this.cache.delete(keyId);
+      // Unknown ids are cached too, so guessing ids costs DynamoDB one read per id per TTL, not per
+      // request; apart from the keys, so that a flood of them pushes out only other unknown ids.
+      keepMostRecent(this.unknownIds, keyId, now, this.unknownIdsMaxEntries);
+      return undefined;
+    }
+    this.unknownIds.delete(keyId);
+    keepMostRecent(this.cache, keyId, entry, this.cacheMaxEntries);
     return entry;
   }
 

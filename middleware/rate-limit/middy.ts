@@ -131,8 +131,12 @@ type RateLimitMiddlewareRequest = Request<
   Context & RateLimitContext
 >;
 
-/** Where the limits applied to one request are collected, so stacked limiters answer with one set of headers. */
-const outcomesKey = 'bulwark.rateLimit.outcomes';
+/**
+ * The limits applied to each request, collected so stacked limiters answer with one set of headers. Kept
+ * per request object, not on `request.internal`, which Middy's `internal` option shares across invocations:
+ * every caller would be answered with the strictest outcome of all earlier ones.
+ */
+const outcomesByRequest = new WeakMap<object, PolicyOutcome[]>();
 /**
  * A 429 that no limit here gave (a handler's own rule, such as a per-user resend interval): the limits'
  * headers beside it would show budget left and tell the client to retry at once, against its Retry-After.
@@ -149,10 +153,13 @@ const rateLimitCleanup = 'bulwark.rateLimit';
 /** Each middleware's refund has a cleanup name of its own: stacked limiters each give back their own units. */
 let refundCleanupCount = 0;
 
-function outcomesOf(request: { internal: unknown }): PolicyOutcome[] {
-  const internal = request.internal as Record<string, unknown>;
-  internal[outcomesKey] ??= [];
-  return internal[outcomesKey] as PolicyOutcome[];
+function outcomesOf(request: object): PolicyOutcome[] {
+  let outcomes = outcomesByRequest.get(request);
+  if (outcomes === undefined) {
+    outcomes = [];
+    outcomesByRequest.set(request, outcomes);
+  }
+  return outcomes;
 }
 
 function middlewareProblems(options: RateLimitOptions): string[] {

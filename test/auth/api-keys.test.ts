@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
@@ -48,6 +48,15 @@ async function forgetHashScheme(keyId: string): Promise<void> {
       UpdateExpression: 'REMOVE hashScheme',
     }),
   );
+}
+
+/** A key of the right shape whose id no key has (ids are random: a collision is a 2^-64 chance). */
+const madeUpKey = () => `bwk_${randomBytes(8).toString('hex')}_${'B'.repeat(43)}`;
+
+/** Counts the key reads (GetItem) the store makes from now on. */
+function readCounter(): () => number {
+  const send = vi.spyOn(documentClient, 'send');
+  return () => send.mock.calls.filter(([command]) => command instanceof GetCommand).length;
 }
 
 const day = 24 * 60 * 60 * 1000;
@@ -305,6 +314,47 @@ describe('ApiKeyStore', () => {
     const guess = `bwk_fedcba9876543210_${'B'.repeat(43)}`;
     for (let index = 0; index < 5; index += 1) await reasonOf(apiKeys.verify(guess));
     expect(send).toHaveBeenCalledTimes(1);
+  });
+
+  it('keeps real keys cached through a flood of made-up key ids: those are cached apart, a tenth as many', async () => {
+    const apiKeys = store({ cacheMaxEntries: 10 });
+    const keys = await Promise.all([1, 2, 3, 4, 5].map(() => apiKeys.create(owner(), [])));
+    for (const created of keys) await apiKeys.verify(created.key);
+    const reads = readCounter();
+    for (let index = 0; index < 50; index += 1)
+      expect(await reasonOf(apiKeys.verify(madeUpKey()))).toBe('unknown_key');
+    expect(reads()).toBe(50);
+    for (const created of keys) await apiKeys.verify(created.key);
+    expect(reads()).toBe(50);
+  });
+
+  it('drops the least recently used key when full, not the one read first', async () => {
+    const apiKeys = store({ cacheMaxEntries: 2 });
+    const [first, second, third] = (await Promise.all([1, 2, 3].map(() => apiKeys.create(owner(), [])))).map(
+      (created) => created.key,
+    ) as [string, string, string];
+    await apiKeys.verify(first);
+    await apiKeys.verify(second);
+    const reads = readCounter();
+    await apiKeys.verify(first);
+    await apiKeys.verify(third);
+    expect(reads()).toBe(1);
+    // `second`, unused since `first` was, made room for `third`.
+    await apiKeys.verify(first);
+    expect(reads()).toBe(1);
+    await apiKeys.verify(second);
+    expect(reads()).toBe(2);
+  });
+
+  it('keeps unknown key ids the same way: the least recently asked for goes first', async () => {
+    // Room for two unknown ids.
+    const apiKeys = store({ cacheMaxEntries: 20 });
+    const [first, second, third] = [madeUpKey(), madeUpKey(), madeUpKey()];
+    const reads = readCounter();
+    for (const guess of [first, second, first, third, first]) await reasonOf(apiKeys.verify(guess));
+    expect(reads()).toBe(3);
+    await reasonOf(apiKeys.verify(second));
+    expect(reads()).toBe(4);
   });
 
   it('stamps lastUsedAt at most once a minute per key', async () => {

@@ -116,6 +116,7 @@ function bookingEndpoint(
     logger,
     payloadOf,
     auditLogger,
+    internal,
   }: {
     tableName?: string;
     staticPkValue?: string;
@@ -126,6 +127,8 @@ function bookingEndpoint(
     payloadOf?: Parameters<typeof idempotency>[0]['payloadOf'];
     /** Where audit(), first in the pipeline, writes each request's http.request line. @default no audit() */
     auditLogger?: AuditLogger;
+    /** One `request.internal` for every invocation, as `middy({ internal })` gives. */
+    internal?: Record<string, unknown>;
   } = {},
 ) {
   const made: Booking[] = [];
@@ -138,7 +141,7 @@ function bookingEndpoint(
     APIGatewayProxyStructuredResultV2,
     Error,
     Context & { principal?: Principal }
-  >();
+  >(internal === undefined ? {} : { internal });
   if (auditLogger) pipeline.use(audit({ auditLogger }));
   const handler = pipeline
     .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
@@ -266,6 +269,23 @@ describe('idempotency()', () => {
       detail: 'This idempotency key was already used with a different request',
     });
     expect(await endpoint.call({ room: 'a' }, key)).toMatchObject({ statusCode: 201, body: first.body });
+    expect(endpoint.made).toEqual([{ room: 'a' }]);
+  });
+
+  it('keeps the stored answer through a 422 when every invocation shares one request.internal (middy({ internal }))', async () => {
+    // The first request's handler ran on that object too: the refused copy must not take its record for its own.
+    const endpoint = bookingEndpoint({ payloadValidationJmesPath: 'body' }, { internal: {} });
+    const key = randomUUID();
+    const first = await endpoint.call({ room: 'a' }, key);
+    expect(problemOf(await endpoint.call({ room: 'b' }, key))).toMatchObject({
+      status: 422,
+      code: 'IDEMPOTENCY_KEY_REUSED',
+    });
+    expect(await endpoint.call({ room: 'a' }, key)).toMatchObject({
+      statusCode: 201,
+      body: first.body,
+      headers: { 'Idempotent-Replayed': 'true' },
+    });
     expect(endpoint.made).toEqual([{ room: 'a' }]);
   });
 

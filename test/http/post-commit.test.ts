@@ -14,24 +14,42 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** Runs work under the deadline that hands back its signal and waits until `finish` is called. */
+function heldWork(remainingMs: number) {
+  let finish: (outcome?: Error) => void = () => {};
+  let signal: AbortSignal | undefined;
+  const settled = afterCommitDeadline({ getRemainingTimeInMillis: () => remainingMs }, (deadline) => {
+    signal = deadline;
+    return new Promise<void>((resolve, reject) => {
+      finish = (outcome) => (outcome ? reject(outcome) : resolve());
+    });
+  });
+  return { settled, signal: () => signal, finish: (outcome?: Error) => finish(outcome) };
+}
+
 describe('afterCommitDeadline', () => {
-  it('aborts the margin before the invocation times out, with a DeadlineExceededError', () => {
+  it('aborts the margin before the invocation times out, with a DeadlineExceededError', async () => {
     vi.useFakeTimers();
-    const signal = afterCommitDeadline({ getRemainingTimeInMillis: () => 2000 });
+    const work = heldWork(2000);
     vi.advanceTimersByTime(2000 - answerMarginMs - 1);
-    expect(signal?.aborted).toBe(false);
+    expect(work.signal()?.aborted).toBe(false);
     vi.advanceTimersByTime(1);
-    expect(signal?.aborted).toBe(true);
-    expect(signal?.reason).toBeInstanceOf(DeadlineExceededError);
-    expect(signal?.reason).toHaveProperty(
+    expect(work.signal()?.aborted).toBe(true);
+    expect(work.signal()?.reason).toBeInstanceOf(DeadlineExceededError);
+    expect(work.signal()?.reason).toHaveProperty(
       'message',
       `The work after the commit did not finish within the ${2000 - answerMarginMs} ms the invocation had left`,
     );
+    work.finish();
+    await work.settled;
   });
 
-  it('has already passed when no more than the margin is left', () => {
+  it('has already passed when no more than the margin is left', async () => {
     for (const remainingMs of [answerMarginMs, 1, 0]) {
-      const signal = afterCommitDeadline({ getRemainingTimeInMillis: () => remainingMs });
+      const signal = await afterCommitDeadline(
+        { getRemainingTimeInMillis: () => remainingMs },
+        async (deadline) => deadline,
+      );
       expect(signal?.aborted, String(remainingMs)).toBe(true);
       expect(signal?.reason).toHaveProperty(
         'message',
@@ -40,9 +58,37 @@ describe('afterCommitDeadline', () => {
     }
   });
 
-  it('is none without a Lambda deadline (a direct call): the clients bound the work', () => {
-    expect(afterCommitDeadline({})).toBeUndefined();
+  it('is none without a Lambda deadline (a direct call): the clients bound the work', async () => {
+    expect(await afterCommitDeadline({}, async (deadline) => deadline)).toBeUndefined();
   });
+
+  it("gives the work's answer, or its error", async () => {
+    const context = { getRemainingTimeInMillis: () => 2000 };
+    await expect(afterCommitDeadline(context, async () => 'queued')).resolves.toBe('queued');
+    const failure = new Error('queue down');
+    await expect(afterCommitDeadline(context, () => Promise.reject(failure))).rejects.toBe(failure);
+  });
+
+  it.each([
+    ['answered', undefined],
+    ['failed', new Error('queue down')],
+  ])(
+    'leaves no timer once the work has %s: its signal, and an undo deadline on it, never abort later',
+    async (_, outcome) => {
+      vi.useFakeTimers();
+      const work = heldWork(2000);
+      const undo = undoDeadline(work.signal());
+      expect(vi.getTimerCount()).toBe(1);
+      work.finish(outcome);
+      await work.settled.catch(() => {});
+      expect(vi.getTimerCount()).toBe(0);
+      // Past the deadline and the undo's time: a later invocation would be running by then.
+      vi.advanceTimersByTime(2000 + undoMarginMs);
+      expect(work.signal()?.aborted).toBe(false);
+      expect(undo?.aborted).toBe(false);
+      expect(vi.getTimerCount()).toBe(0);
+    },
+  );
 });
 
 describe('undoDeadline', () => {
