@@ -40,8 +40,8 @@ type HttpRequest<C extends Context = Context> = Request<
 >;
 
 /**
- * Where {@link passErrorToOuterAudit} leaves a nested pipeline's error, on the context it shares with
- * the request around it (Middy gives each request its own `internal`).
+ * Where {@link passErrorToOuterAudit} leaves a nested pipeline's error: on the context it shares with the
+ * request around it, not on `internal`, which `middy({ internal })` shares across invocations.
  */
 const nestedErrorKey = Symbol('bulwark.audit.nestedError');
 
