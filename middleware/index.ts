@@ -360,6 +360,7 @@ export {
   type RenderedProblem,
   renderProblem,
 } from './http/problem.js';
+export type { ApiGatewayEvent } from './http/request-event.js';
 export { type HttpResult, isHeaderName, json, noContent } from './http/response.js';
 export {
   type IdempotencyKeyContext,
