@@ -361,7 +361,7 @@ export {
   renderProblem,
 } from './http/problem.js';
 export type { ApiGatewayEvent } from './http/request-event.js';
-export { type HttpResult, isHeaderName, json, noContent } from './http/response.js';
+export { type HttpResult, isHeaderName, type JsonResult, json, noContent } from './http/response.js';
 export {
   type IdempotencyKeyContext,
   type IdempotencyOptions,

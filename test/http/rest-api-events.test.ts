@@ -116,10 +116,8 @@ function restApiHandler(onEvent: (event: SecurityEvent) => void) {
         expectTypeOf(principal).toEqualTypeOf<Principal>();
         expectTypeOf(input.query).toEqualTypeOf<{ q: string }>();
         expectTypeOf(callService).parameter(0).toEqualTypeOf<'users'>();
-        return {
-          statusCode: 200,
-          body: JSON.stringify({ path: event.path, id: principal.id, q: input.query.q }),
-        };
+        // json()'s body is always set, as the APIGatewayProxyResult this handler declares requires.
+        return json(200, { path: event.path, id: principal.id, q: input.query.q });
       }),
   );
 }
