@@ -372,7 +372,7 @@ export {
   type ScopedIdempotencyKey,
   type StoredAnswer,
 } from './idempotency.js';
-export { lambdaHandler } from './lambda-handler.js';
+export { type HandlerResult, lambdaHandler } from './lambda-handler.js';
 export {
   type ExtraDimension,
   isCatalogMetric,
