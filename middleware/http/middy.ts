@@ -107,7 +107,8 @@ export interface InputContext<S extends InputSchemas> {
  *   .handler(async (event, context) => json(201, { hello: context.input.body.name }));
  */
 export function validateInput<S extends InputSchemas>(
-  schemas: S,
+  // A misspelt part beside a valid one (`{ body, qury }`) escapes the excess-property check of an inferred S.
+  schemas: S & Record<Exclude<keyof S, keyof InputSchemas>, never>,
   options: ParseInputOptions = {},
 ): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, Context & InputContext<S>> {
   const problems: string[] = [];
