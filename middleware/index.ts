@@ -151,7 +151,6 @@ export {
   type ServiceSecretSource,
   type ServiceSecrets,
   type SignableRequest,
-  serviceAuthHeaderNames,
   serviceAuthHeaders,
   signRequest,
 } from './auth/service-auth.js';
@@ -352,7 +351,6 @@ export {
   validateInput,
 } from './http/middy.js';
 export {
-  dependencyRetryAfterSec,
   type ProblemContext,
   type ProblemDetails,
   problemContentType,
@@ -451,7 +449,6 @@ export {
   createDocumentClient,
   createDynamoDbClient,
   type DynamoDbClientOptions,
-  isTransactionConflict,
 } from './store/client.js';
 export { ensureTables, toCreateTableInput } from './store/create-tables.js';
 export { ToolkitIdempotencyStore, type ToolkitIdempotencyStoreOptions } from './store/idempotency-store.js';
