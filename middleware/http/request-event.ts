@@ -7,8 +7,9 @@ import { percentDecodedPath } from './input.js';
 
 /**
  * An event the HTTP middlewares read: an API Gateway HTTP API (v2) or Function URL event, or a REST API (v1)
- * one. Their callbacks (`rateLimit`'s `identify`, `trust` and `refundWhen`, `idempotency`'s `payloadOf`)
- * get it as this union: narrow it before reading a field only one version has (`'rawPath' in event`).
+ * one. Their callbacks (`rateLimit`'s `identify`, `trust` and `refundWhen`, `idempotency`'s `payloadOf` and
+ * `storedAnswer`) get it as this union: narrow it before reading a field only one version has
+ * (`'rawPath' in event`).
  */
 export type ApiGatewayEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
 
