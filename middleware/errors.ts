@@ -81,7 +81,9 @@ export interface BulwarkErrorOptions {
 /**
  * Base class of every error the toolkit throws. Its `name` is the class name as written, also in a
  * minified bundle; a subclass of your own is named by `new.target.name`, so keep its name when you
- * minify (esbuild `keepNames`) if logs should show it.
+ * minify (esbuild `keepNames`) if logs should show it. Each subclass declares the code it is always built
+ * with (`instanceof InvalidOptionsError` types `code` as `'INVALID_OPTIONS'`). This class and
+ * {@link HttpError} take any code, so a code alone does not tell the class: narrow with `instanceof`.
  */
 export class BulwarkError extends Error {
   readonly code: BulwarkErrorCode;
@@ -98,6 +100,7 @@ export class BulwarkError extends Error {
  * the first request when only it can tell (a middleware used before the authentication it needs).
  */
 export class InvalidOptionsError extends BulwarkError {
+  declare readonly code: 'INVALID_OPTIONS';
   readonly problems: readonly string[];
 
   constructor(component: string, problems: readonly string[]) {
@@ -108,6 +111,7 @@ export class InvalidOptionsError extends BulwarkError {
 
 /** A call received an argument it can never accept (an empty key, a cost that is not a positive integer). */
 export class InvalidArgumentError extends BulwarkError {
+  declare readonly code: 'INVALID_ARGUMENT';
   constructor(message: string) {
     super('INVALID_ARGUMENT', message);
   }
@@ -152,6 +156,7 @@ export interface FieldProblem {
 }
 
 export class ValidationError extends HttpError {
+  declare readonly code: 'VALIDATION_FAILED';
   readonly fields: readonly FieldProblem[];
 
   constructor(message: string, fields: readonly FieldProblem[] = [], options: HttpErrorOptions = {}) {
@@ -161,12 +166,14 @@ export class ValidationError extends HttpError {
 }
 
 export class UnauthorizedError extends HttpError {
+  declare readonly code: 'UNAUTHORIZED';
   constructor(message = 'Authentication is required', options: HttpErrorOptions = {}) {
     super(401, 'UNAUTHORIZED', message, options);
   }
 }
 
 export class ForbiddenError extends HttpError {
+  declare readonly code: 'FORBIDDEN';
   constructor(message = 'Access denied', options: HttpErrorOptions = {}) {
     super(403, 'FORBIDDEN', message, options);
   }
@@ -202,6 +209,7 @@ export type AuthFailureReason =
  * RFC 6750 `invalid_token` challenge. The message describes the problem, never the credential.
  */
 export class InvalidTokenError extends HttpError {
+  declare readonly code: 'INVALID_TOKEN';
   readonly reason: AuthFailureReason;
 
   constructor(reason: AuthFailureReason, message: string, options: HttpErrorOptions = {}) {
@@ -218,6 +226,7 @@ export class InvalidTokenError extends HttpError {
 
 /** The caller is authenticated but lacks scopes the route needs: 403 with an `insufficient_scope` challenge. */
 export class InsufficientScopeError extends HttpError {
+  declare readonly code: 'INSUFFICIENT_SCOPE';
   readonly requiredScopes: readonly string[];
 
   constructor(requiredScopes: readonly string[], options: HttpErrorOptions = {}) {
@@ -233,12 +242,14 @@ export class InsufficientScopeError extends HttpError {
 }
 
 export class NotFoundError extends HttpError {
+  declare readonly code: 'NOT_FOUND';
   constructor(message = 'Not found', options: HttpErrorOptions = {}) {
     super(404, 'NOT_FOUND', message, options);
   }
 }
 
 export class MethodNotAllowedError extends HttpError {
+  declare readonly code: 'METHOD_NOT_ALLOWED';
   readonly allow: readonly string[];
 
   constructor(allow: readonly string[], options: HttpErrorOptions = {}) {
@@ -251,6 +262,7 @@ export class MethodNotAllowedError extends HttpError {
 }
 
 export class ConflictError extends HttpError {
+  declare readonly code: 'CONFLICT';
   constructor(message: string, options: HttpErrorOptions = {}) {
     super(409, 'CONFLICT', message, options);
   }
@@ -258,6 +270,7 @@ export class ConflictError extends HttpError {
 
 /** The resource existed but is permanently unavailable: an expired link or code, a used-up one. */
 export class GoneError extends HttpError {
+  declare readonly code: 'GONE';
   constructor(message: string, options: HttpErrorOptions = {}) {
     super(410, 'GONE', message, options);
   }
@@ -268,18 +281,21 @@ export class GoneError extends HttpError {
  * §13.1.1). The client should read the resource's current state before it tries again.
  */
 export class PreconditionFailedError extends HttpError {
+  declare readonly code: 'PRECONDITION_FAILED';
   constructor(message: string, options: HttpErrorOptions = {}) {
     super(412, 'PRECONDITION_FAILED', message, options);
   }
 }
 
 export class PayloadTooLargeError extends HttpError {
+  declare readonly code: 'PAYLOAD_TOO_LARGE';
   constructor(limitBytes: number, options: HttpErrorOptions = {}) {
     super(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${limitBytes} bytes`, options);
   }
 }
 
 export class UnsupportedMediaTypeError extends HttpError {
+  declare readonly code: 'UNSUPPORTED_MEDIA_TYPE';
   constructor(expected: string, options: HttpErrorOptions = {}) {
     super(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${expected}`, options);
   }
@@ -301,6 +317,7 @@ export class UnsupportedContentEncodingError extends UnsupportedMediaTypeError {
  * draft-ietf-httpapi-idempotency-key-header has it. The stored answer is not this request's to replay.
  */
 export class IdempotencyKeyReusedError extends HttpError {
+  declare readonly code: 'IDEMPOTENCY_KEY_REUSED';
   constructor(options: HttpErrorOptions = {}) {
     super(
       422,
@@ -321,6 +338,7 @@ function withRetryAfter(retryAfterSec: number | undefined, options: HttpErrorOpt
 }
 
 export class TooManyRequestsError extends HttpError {
+  declare readonly code: 'TOO_MANY_REQUESTS';
   readonly retryAfterSec: number;
 
   constructor(retryAfterSec: number, message = 'Too many requests', options: HttpErrorOptions = {}) {
@@ -330,6 +348,7 @@ export class TooManyRequestsError extends HttpError {
 }
 
 export class ServiceUnavailableError extends HttpError {
+  declare readonly code: 'SERVICE_UNAVAILABLE';
   readonly retryAfterSec: number | undefined;
 
   constructor(message = 'Service unavailable', retryAfterSec?: number, options: HttpErrorOptions = {}) {
@@ -340,6 +359,7 @@ export class ServiceUnavailableError extends HttpError {
 
 /** A circuit breaker is open (or its one half-open probe is in flight): the call was not made. */
 export class CircuitOpenError extends HttpError {
+  declare readonly code: 'CIRCUIT_OPEN';
   /** The circuit's name; for logs and metrics, never sent to the client. */
   readonly circuitName: string;
   readonly retryAfterSec: number;
@@ -353,6 +373,7 @@ export class CircuitOpenError extends HttpError {
 
 /** A guarded call ran past its timeout and was aborted; counts as a failure of the dependency. */
 export class DependencyTimeoutError extends HttpError {
+  declare readonly code: 'DEPENDENCY_TIMEOUT';
   readonly dependency: string;
   readonly timeoutMs: number;
 
@@ -394,6 +415,7 @@ export class DeadlineExceededError extends DependencyTimeoutError {
  * come back (its own `Retry-After`).
  */
 export class DependencyError extends HttpError {
+  declare readonly code: 'DEPENDENCY_FAILED' | 'DEPENDENCY_UNAVAILABLE';
   readonly dependency: string;
   /** The dependency's HTTP status, when it answered. */
   readonly upstreamStatus: number | undefined;
@@ -434,6 +456,7 @@ export type DeliveryRefusal = 'recipient' | 'message';
  * providers quote the recipient, which is personal data.
  */
 export class DeliveryRejectedError extends BulwarkError {
+  declare readonly code: 'DELIVERY_REJECTED';
   /** The transport that refused the message (`smtp`, `ses`). */
   readonly provider: string;
   /** The provider's error code or name (`EENVELOPE`, `MessageRejected`). */
@@ -471,6 +494,7 @@ export type EncryptionFailureReason =
 
 /** Nothing was encrypted (the input is untouched); the message names the field, never its value. */
 export class EncryptionError extends BulwarkError {
+  declare readonly code: 'ENCRYPTION_FAILED';
   readonly reason: EncryptionFailureReason;
   /** Dotted path of the field concerned, when one is. */
   readonly field: string | undefined;
@@ -505,6 +529,7 @@ export type DecryptionFailureReason =
 
 /** A value was tampered with, moved, malformed, or its key is unavailable; never returned as plaintext. */
 export class DecryptionError extends BulwarkError {
+  declare readonly code: 'DECRYPTION_FAILED';
   readonly reason: DecryptionFailureReason;
   /** Dotted path of the field concerned, when one is. */
   readonly field: string | undefined;
@@ -541,6 +566,7 @@ export interface ConfigProblem {
 
 /** Configuration failed validation; lists every problem at once, by key name only. */
 export class ConfigError extends BulwarkError {
+  declare readonly code: 'CONFIG_INVALID';
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: readonly ConfigProblem[], options: BulwarkErrorOptions = {}) {
@@ -566,6 +592,7 @@ export type SecretFailureReason =
 
 /** A secret could not be fetched or parsed; names the secret and version stage, never the value. */
 export class SecretAccessError extends BulwarkError {
+  declare readonly code: 'SECRET_UNAVAILABLE';
   readonly secretName: string;
   readonly versionStage: string;
   readonly reason: SecretFailureReason;
@@ -608,6 +635,7 @@ export type SsrfBlockReason =
  * address the caller did not write; `reason` and `address` are for logs.
  */
 export class SsrfBlockedError extends HttpError {
+  declare readonly code: 'SSRF_BLOCKED';
   readonly reason: SsrfBlockReason;
   /** The offending IP address (a literal or a DNS answer), when there is one. */
   readonly address: string | undefined;
@@ -630,6 +658,7 @@ export class SsrfBlockedError extends HttpError {
  * batch. The message names the middleware and the kind of event, never a header value or the body.
  */
 export class UnsupportedEventError extends BulwarkError {
+  declare readonly code: 'UNSUPPORTED_EVENT';
   /** The middleware that refused the event (`authenticate`, `rateLimit`…). */
   readonly middleware: string;
   /** What the event looked like (`an aws:sqs event`, `an Application Load Balancer event`…). */

@@ -10,7 +10,7 @@ import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middle
 import type { IdempotencyLambdaHandlerOptions } from '@aws-lambda-powertools/idempotency/types';
 import { JMESPathError, JMESPathTypeError, search } from '@aws-lambda-powertools/jmespath';
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { normalizeResponse } from './audit/request-summary.js';
 import { assertAuthenticationRan, authenticationRan, type OptionalAuthContext } from './auth/context.js';
 import { principalKindOf } from './auth/principal.js';
@@ -26,7 +26,13 @@ import {
   ValidationError,
 } from './errors.js';
 import { dependencyRetryAfterSec } from './http/problem.js';
-import { assertApiGatewayEvent, pathOf, routeOf } from './http/request-event.js';
+import {
+  type ApiGatewayEvent,
+  assertApiGatewayEvent,
+  forDeclaredEvent,
+  pathOf,
+  routeOf,
+} from './http/request-event.js';
 import { withHeadersAndCookies } from './http/response.js';
 import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from './options.js';
 import type { WarnLogger } from './rate-limit/rate-limiter.js';
@@ -62,7 +68,7 @@ export type IdempotentContext = Context & Partial<OptionalAuthContext> & Idempot
 
 /** A request through `idempotency()`: `context.principal` is set by authentication before it, if at all. */
 export type IdempotentRequest = Request<
-  APIGatewayProxyEventV2,
+  ApiGatewayEvent,
   APIGatewayProxyStructuredResultV2,
   Error,
   IdempotentContext
@@ -161,7 +167,7 @@ function isExpressionFault(error: unknown): boolean {
  * missed would run every retry again. Powertools hashes the payload from this event too, so its path
  * reads alike.
  */
-function withLowerCaseHeaderNames(event: APIGatewayProxyEventV2): APIGatewayProxyEventV2 {
+function withLowerCaseHeaderNames(event: ApiGatewayEvent): ApiGatewayEvent {
   const headers: Record<string, string | undefined> | null | undefined = event.headers;
   if (!headers) return event;
   const missing = Object.entries(headers).filter(([name]) => !Object.hasOwn(headers, name.toLowerCase()));
@@ -176,7 +182,7 @@ function withLowerCaseHeaderNames(event: APIGatewayProxyEventV2): APIGatewayProx
  * before this one has already parsed, `powertools_json(body)` fails on every request, a setup fault
  * that must stay a 500 rather than pass as requests without a key.
  */
-function select(path: string, event: APIGatewayProxyEventV2, config: IdempotencyConfig): unknown {
+function select(path: string, event: ApiGatewayEvent, config: IdempotencyConfig): unknown {
   try {
     return search(path, event, config.jmesPathOptions);
   } catch (error) {
@@ -210,7 +216,7 @@ function expressionProblems(config: IdempotencyConfig, paths: Record<string, str
       );
     }
     try {
-      select(path, {} as APIGatewayProxyEventV2, config);
+      select(path, {} as ApiGatewayEvent, config);
     } catch (error) {
       problems.push(`${field} ${JSON.stringify(path)}: ${(error as Error).message}`);
     }
@@ -224,7 +230,7 @@ function expressionProblems(config: IdempotencyConfig, paths: Record<string, str
  * {@link keyFormat} or holds a comma. API Gateway joins the fields of a header sent twice with commas, so
  * keys `a` and `b` would arrive as `a,b`, a third key that replays what a request sending `a,b` stored.
  */
-function clientKeyOf(event: APIGatewayProxyEventV2, keyPath: string, config: IdempotencyConfig) {
+function clientKeyOf(event: ApiGatewayEvent, keyPath: string, config: IdempotencyConfig) {
   const selected = select(keyPath, event, config);
   if (selected === undefined || selected === null) return undefined;
   const field = keyFieldOf(keyPath);
@@ -315,7 +321,7 @@ export interface IdempotencyOptions<C extends IdempotentContext = IdempotentCont
    * return a list whose order does not count sorted. Not together with `payloadValidationJmesPath`.
    */
   readonly payloadOf?:
-    | ((request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, C>) => unknown)
+    | ((request: Request<ApiGatewayEvent, APIGatewayProxyStructuredResultV2, Error, C>) => unknown)
     | undefined;
   /**
    * The route has no authentication: every caller shares the one anonymous scope, so its keys must be
@@ -392,7 +398,7 @@ function assertStillAnonymous(request: IdempotentRequest): void {
  */
 export function idempotency<C extends IdempotentContext = IdempotentContext>(
   options: IdempotencyOptions<C>,
-): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, C> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, C> {
   requireOptionsObject('idempotency', options);
   const { anonymous = false, storedAnswer, logger = console, payloadOf, ...powertoolsOptions } = options;
   const config = options.config ?? new IdempotencyConfig({});
@@ -455,7 +461,7 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
       );
     }
   };
-  return {
+  return forDeclaredEvent<APIGatewayProxyStructuredResultV2, C>({
     before: async (request) => {
       assertApiGatewayEvent(request.event, 'idempotency');
       // A context object handed in again (a test's, a custom runtime's) must not name the last request's key.
@@ -559,5 +565,5 @@ export function idempotency<C extends IdempotentContext = IdempotentContext>(
     onError: async (request) => {
       if (requestsWithOwnRecord.has(request)) await releaseRecord(request);
     },
-  };
+  });
 }

@@ -151,7 +151,6 @@ export {
   type ServiceSecretSource,
   type ServiceSecrets,
   type SignableRequest,
-  serviceAuthHeaderNames,
   serviceAuthHeaders,
   signRequest,
 } from './auth/service-auth.js';
@@ -352,7 +351,6 @@ export {
   validateInput,
 } from './http/middy.js';
 export {
-  dependencyRetryAfterSec,
   type ProblemContext,
   type ProblemDetails,
   problemContentType,
@@ -360,7 +358,8 @@ export {
   type RenderedProblem,
   renderProblem,
 } from './http/problem.js';
-export { type HttpResult, isHeaderName, json, noContent } from './http/response.js';
+export type { ApiGatewayEvent } from './http/request-event.js';
+export { type HttpResult, isHeaderName, type JsonResult, json, noContent } from './http/response.js';
 export {
   type IdempotencyKeyContext,
   type IdempotencyOptions,
@@ -372,7 +371,7 @@ export {
   type StoredAnswer,
 } from './idempotency.js';
 export { idempotencyKeyHash } from './idempotency-key-hash.js';
-export { lambdaHandler } from './lambda-handler.js';
+export { type HandlerResult, lambdaHandler } from './lambda-handler.js';
 export {
   type ExtraDimension,
   isCatalogMetric,
@@ -451,7 +450,6 @@ export {
   createDocumentClient,
   createDynamoDbClient,
   type DynamoDbClientOptions,
-  isTransactionConflict,
 } from './store/client.js';
 export { ensureTables, toCreateTableInput } from './store/create-tables.js';
 export { ToolkitIdempotencyStore, type ToolkitIdempotencyStoreOptions } from './store/idempotency-store.js';

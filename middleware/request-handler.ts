@@ -3,7 +3,7 @@ import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { assertNoProblems } from './errors.js';
-import { shownValue } from './options.js';
+import { definedOnly, shownValue } from './options.js';
 import { checkTimeLimit } from './time-limits.js';
 
 export interface RequestTimeouts {
@@ -52,12 +52,17 @@ export function clientRequestLimits(
  */
 export function boundedRequestHandler(
   timeouts: RequestTimeouts,
-  agents: { readonly httpAgent?: HttpAgent; readonly httpsAgent?: HttpsAgent } = {},
+  agents: {
+    /** @default the SDK's own keep-alive agent */
+    readonly httpAgent?: HttpAgent | undefined;
+    /** @default the SDK's own keep-alive agent */
+    readonly httpsAgent?: HttpsAgent | undefined;
+  } = {},
 ): NodeHttpHandler {
   return new NodeHttpHandler({
     requestTimeout: timeouts.requestTimeoutMs,
     throwOnRequestTimeout: true,
     connectionTimeout: timeouts.connectionTimeoutMs,
-    ...agents,
+    ...definedOnly(agents),
   });
 }

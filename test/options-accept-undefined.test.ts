@@ -1,8 +1,11 @@
 // Also typechecked by tsconfig.toolkit.json, under exactOptionalPropertyTypes: there an option given as
 // `undefined` compiles only where its type says `| undefined`, as the README promises it takes the default.
+import type { Agent } from 'node:https';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import {
   AuditLogger,
+  boundedRequestHandler,
   CircuitBreaker,
   createDynamoDbClient,
   guardedFetch,
@@ -14,6 +17,7 @@ import {
 } from '../middleware/index.js';
 
 const unset: string | undefined = undefined;
+const unsetAgent: Agent | undefined = undefined;
 
 describe('an option given as undefined takes its default', () => {
   it('creates a DynamoDB client from an unset endpoint variable, with no endpoint', async () => {
@@ -59,5 +63,24 @@ describe('an option given as undefined takes its default', () => {
       { fetch: async () => new Response('ok'), maxResponseBytes: undefined, timeoutMs: undefined },
     );
     expect(await response.text()).toBe('ok');
+  });
+
+  it('sends through boundedRequestHandler on the SDK default keep-alive agent when its agents are given as undefined', async () => {
+    const requestHandler = boundedRequestHandler(
+      { requestTimeoutMs: 2000, connectionTimeoutMs: 1000 },
+      { httpAgent: undefined, httpsAgent: unsetAgent },
+    );
+    // Set by test/setup.ts; destructured, as this file is typechecked under noPropertyAccessFromIndexSignature.
+    const { DYNAMODB_ENDPOINT: endpoint = '' } = process.env;
+    const client = new DynamoDBClient({ endpoint, requestHandler });
+    try {
+      expect(await client.send(new ListTablesCommand({ Limit: 1 }))).toHaveProperty('TableNames');
+      expect(requestHandler.httpHandlerConfigs().httpAgent).toMatchObject({
+        keepAlive: true,
+        maxSockets: 50,
+      });
+    } finally {
+      client.destroy();
+    }
   });
 });

@@ -20,6 +20,7 @@ import {
 } from '../../middleware/auth/service-auth.js';
 import { UnauthorizedError } from '../../middleware/errors.js';
 import { emitEvent, type SecurityEventListener } from '../../middleware/events.js';
+import { forDeclaredEvent, methodOf, pathOf } from '../../middleware/http/request-event.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import type { AuthRequirement } from '../routes.js';
 import { type FunctionEnvironment, readEnvironment } from './environment.js';
@@ -91,19 +92,19 @@ const rolesExempt = (principal: Principal) => principal.isM2M;
  * 401, reported as an auth.failure like every other 401, so a deployment left without an issuer shows.
  */
 function noMethod(onEvent: SecurityEventListener | undefined): AuthMiddleware<AuthContext> {
-  return {
+  return forDeclaredEvent({
     name: 'authenticate',
     before: ({ event }) => {
       emitEvent(onEvent, {
         type: 'auth.failure',
         reason: 'no_auth_method',
-        metadata: { path: event.rawPath, httpMethod: event.requestContext?.http?.method },
+        metadata: { path: pathOf(event), httpMethod: methodOf(event) },
       });
       throw new UnauthorizedError('Authentication is required', {
         headers: { 'WWW-Authenticate': 'Bearer realm="bulwark"' },
       });
     },
-  };
+  });
 }
 
 /**

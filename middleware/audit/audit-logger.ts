@@ -46,7 +46,7 @@ function writeLine(logger: AuditLineWriter, line: Parameters<AuditLineWriter['in
     level <= LogLevelThreshold.INFO ||
     level >= LogLevelThreshold.SILENT ||
     !isLeveled(logger) ||
-    quieterThanInfo.has((process.env.AWS_LAMBDA_LOG_LEVEL ?? '').toUpperCase())
+    quieterThanInfo.has((process.env['AWS_LAMBDA_LOG_LEVEL'] ?? '').toUpperCase())
   ) {
     logger.info(line);
     return;
@@ -260,7 +260,7 @@ export class AuditLogger {
   /** Any security event a capability reported through `onEvent`. */
   logSecurityEvent(event: SecurityEvent): AuditEvent | undefined {
     // Reporters mark failed operations (a secret read or KMS call that threw) with metadata.outcome.
-    const failed = event.metadata?.outcome === 'error';
+    const failed = event.metadata?.['outcome'] === 'error';
     return this.log({
       eventType: event.type,
       outcome: failed ? 'error' : (securityEventOutcome[event.type] ?? 'success'),
@@ -282,7 +282,7 @@ export class AuditLogger {
     const principal = input.principal ?? scope?.principal?.();
     const redactString = this.redactor.redactString;
     const metadata = this.redactor.redact(input.metadata ?? {}) as Record<string, unknown>;
-    if (input.reason !== undefined) metadata.reason = redactString(String(input.reason));
+    if (input.reason !== undefined) metadata['reason'] = redactString(String(input.reason));
     // One literal of fixed shape (fast to build and serialise); unknown fields stay undefined, which
     // JSON leaves out of the line.
     return {

@@ -1,6 +1,6 @@
 // Middy adapters: audit() writes one audit event per request; correlationIds() accepts, logs and returns the correlation id.
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { authenticationRan } from '../auth/context.js';
 import type { Principal } from '../auth/principal.js';
 import {
@@ -10,7 +10,16 @@ import {
   runResponseCleanupOnError,
 } from '../cleanup.js';
 import { assertNoProblems, InvalidOptionsError } from '../errors.js';
-import { assertApiGatewayEvent, methodOf, pathOf, sourceIpOf } from '../http/request-event.js';
+import {
+  type ApiGatewayEvent,
+  assertApiGatewayEvent,
+  forDeclaredEvent,
+  httpContextOf,
+  methodOf,
+  pathOf,
+  routeOf,
+  sourceIpOf,
+} from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import type { IdempotencyKeyContext } from '../idempotency.js';
 import { idempotencyKeyHash } from '../idempotency-key-hash.js';
@@ -33,7 +42,7 @@ import {
 } from './request-summary.js';
 
 type HttpRequest<C extends Context = Context> = Request<
-  APIGatewayProxyEventV2,
+  ApiGatewayEvent,
   APIGatewayProxyStructuredResultV2,
   Error,
   C
@@ -155,7 +164,7 @@ function assertNoPolicyRanBefore(request: HttpRequest): void {
  */
 export function audit(
   options: AuditOptions,
-): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, Context> {
   validateAudit(options);
   const { auditLogger } = options;
   const settings = { ...auditDefaults, ...definedOnly(options) };
@@ -173,7 +182,7 @@ export function audit(
     assertApiGatewayEvent(request.event, 'audit');
     assertNoPolicyRanBefore(request);
     const { event } = request;
-    const path = pathOf(event) ?? event.requestContext?.http?.path ?? '';
+    const path = pathOf(event) ?? httpContextOf(event)?.path ?? '';
     if (isExcluded(path)) return;
     const startedAt = now();
     const context = request.context as ObservedContext;
@@ -185,7 +194,7 @@ export function audit(
       path,
       method: methodOf(event),
       ipAddress: sourceIpOf(event),
-      userAgent: event.requestContext?.http?.userAgent ?? headerValue(event.headers, 'user-agent'),
+      userAgent: httpContextOf(event)?.userAgent ?? headerValue(event.headers, 'user-agent'),
       principal: () => context.principal,
       // Middy marks a request a middleware answered without respondEarly(): no cleanup of this one will run.
       ended: () => Object.hasOwn(request, 'earlyResponse'),
@@ -220,7 +229,7 @@ export function audit(
           principal: context.principal,
           correlationId: context.correlationId ?? correlationId,
           metadata: {
-            routeKey: event.routeKey,
+            routeKey: routeOf(event),
             request: summarizeRequest(event, requestCapture),
             ...(answer === undefined ? {} : { response: answer.response }),
             ...(answer?.replayed ? { replayed: true } : {}),
@@ -238,7 +247,7 @@ export function audit(
     });
   };
   const auditAfterOrError = (request: HttpRequest) => runCleanup(request, auditCleanup);
-  return { before: auditBefore, after: auditAfterOrError, onError: auditAfterOrError };
+  return forDeclaredEvent({ before: auditBefore, after: auditAfterOrError, onError: auditAfterOrError });
 }
 
 /**
@@ -254,7 +263,7 @@ export function audit(
  *   .use(httpErrorHandler({ logger }));
  */
 export function passErrorToOuterAudit(): MiddlewareObj<
-  APIGatewayProxyEventV2,
+  unknown,
   APIGatewayProxyStructuredResultV2,
   Error,
   Context
@@ -262,7 +271,7 @@ export function passErrorToOuterAudit(): MiddlewareObj<
   const passErrorToOuterAuditOnError = (request: HttpRequest) => {
     (request.context as ObservedContext)[nestedErrorKey] = request.error ?? undefined;
   };
-  return { onError: passErrorToOuterAuditOnError };
+  return forDeclaredEvent({ onError: passErrorToOuterAuditOnError });
 }
 
 /** What {@link correlationIds} adds to the handler's context. */
@@ -302,12 +311,7 @@ const correlationCleanup = 'bulwark.correlation';
  */
 export function correlationIds(
   options: CorrelationIdsOptions = {},
-): MiddlewareObj<
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  Error,
-  Context & CorrelationContext
-> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, Context & CorrelationContext> {
   const problems: string[] = [];
   const givenLoggers = arrayOption(problems, 'loggers', options.loggers, 'of loggers, e.g. [logger]');
   if (givenLoggers.some((logger) => typeof (logger as CorrelationLogger)?.setCorrelationId !== 'function')) {
@@ -334,5 +338,9 @@ export function correlationIds(
     runCleanup(request, correlationCleanup);
   const correlationIdsOnError = (request: HttpRequest<Context & CorrelationContext>) =>
     runResponseCleanupOnError(request, correlationCleanup);
-  return { before: correlationIdsBefore, after: correlationIdsAfter, onError: correlationIdsOnError };
+  return forDeclaredEvent({
+    before: correlationIdsBefore,
+    after: correlationIdsAfter,
+    onError: correlationIdsOnError,
+  });
 }

@@ -217,12 +217,12 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     }
     // Which secret, and why, as fields a log query can filter on; never its value, which the error lacks.
     if (error instanceof SecretAccessError) {
-      fields.secretName = redactString(error.secretName);
-      fields.versionStage = error.versionStage;
-      fields.reason = error.reason;
+      fields['secretName'] = redactString(error.secretName);
+      fields['versionStage'] = error.versionStage;
+      fields['reason'] = error.reason;
     }
-    if (typeof error.stack === 'string') fields.stack = redactString(error.stack);
-    if (error.cause !== undefined) fields.cause = walk(error.cause, depth + 1, ancestors);
+    if (typeof error.stack === 'string') fields['stack'] = redactString(error.stack);
+    if (error.cause !== undefined) fields['cause'] = walk(error.cause, depth + 1, ancestors);
     return fields;
   };
 

@@ -1,5 +1,5 @@
 // Summaries of an HTTP API request and its answer for the audit record: sizes, types and, when enabled, redacted bodies.
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ApiGatewayEvent } from '../http/request-event.js';
 import { escapedForLog, truncated } from '../text.js';
 import { headerValue } from './correlation.js';
 import type { Redactor } from './redact.js';
@@ -81,10 +81,7 @@ export function captureBody(
 }
 
 /** The request half of an audit record. */
-export function summarizeRequest(
-  event: APIGatewayProxyEventV2,
-  capture: BodyCapture | undefined,
-): MessageSummary {
+export function summarizeRequest(event: ApiGatewayEvent, capture: BodyCapture | undefined): MessageSummary {
   const contentType = headerValue(event.headers, 'content-type');
   const body = capture ? captureBody(event.body, event.isBase64Encoded, contentType, capture) : undefined;
   return {

@@ -9,13 +9,13 @@ import { AuditLogger } from './audit-logger.js';
 type MetricRecorder = (metrics: Metrics, event: SecurityEvent) => void;
 
 const circuitOf = (event: SecurityEvent) =>
-  String(event.metadata?.circuit ?? event.metadata?.name ?? event.metadata?.service ?? 'unknown');
+  String(event.metadata?.['circuit'] ?? event.metadata?.['name'] ?? event.metadata?.['service'] ?? 'unknown');
 
-const reasonOf = (event: SecurityEvent) => String(event.reason ?? event.metadata?.reason ?? 'unknown');
+const reasonOf = (event: SecurityEvent) => String(event.reason ?? event.metadata?.['reason'] ?? 'unknown');
 
 /** Verification time, when the reporter measured it. */
 function recordLatency(metrics: Metrics, event: SecurityEvent): void {
-  const duration = event.durationMs ?? event.metadata?.durationMs;
+  const duration = event.durationMs ?? event.metadata?.['durationMs'];
   if (typeof duration === 'number' && Number.isFinite(duration) && duration >= 0) {
     recordMetric(metrics, 'AuthLatency', { value: duration });
   }

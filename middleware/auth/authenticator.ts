@@ -1,5 +1,4 @@
 // Finds the caller's credential in an API Gateway v2 event (JWT, API key or service signature) and proves it.
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import {
   assertNoProblems,
@@ -9,7 +8,13 @@ import {
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import { requestBodyBytes } from '../http/input.js';
-import { methodOf, pathOf, signedPathOf } from '../http/request-event.js';
+import {
+  type ApiGatewayEvent,
+  httpContextOf,
+  methodOf,
+  pathOf,
+  signedPathOf,
+} from '../http/request-event.js';
 import { checkFunctionOption, checkMethodsOption, requireOptionsObject, shownValue } from '../options.js';
 import type { ApiKeyStore } from './api-keys.js';
 import { isUsableIdentifier, maxIdentifierLength } from './claims-principal.js';
@@ -47,7 +52,7 @@ export interface AuthenticatorOptions {
   readonly onEvent?: SecurityEventListener | undefined;
 }
 
-type Headers = APIGatewayProxyEventV2['headers'];
+type Headers = ApiGatewayEvent['headers'];
 
 /** RFC 6750 §3.1: a request without credentials gets a challenge without an error code. */
 const challenge = { 'WWW-Authenticate': 'Bearer realm="bulwark"' };
@@ -118,7 +123,7 @@ export class Authenticator {
    * @throws UnauthorizedError (401) when there is no credential; InvalidTokenError (401) when it is
    * invalid; ServiceUnavailableError (503) when what it is checked against cannot be read.
    */
-  async authenticate(event: APIGatewayProxyEventV2): Promise<Principal | undefined> {
+  async authenticate(event: ApiGatewayEvent): Promise<Principal | undefined> {
     const { jwt, apiKeys, service, onEvent } = this.options;
     const headers = event.headers;
     let method: AuthMethod | undefined;
@@ -142,9 +147,9 @@ export class Authenticator {
         const principal = await service.verify({
           // A bare event (a direct invoke) names no method, a REST API (v1) event no signed path: the
           // signature then cannot match, a 401.
-          method: event.requestContext?.http?.method ?? '',
+          method: httpContextOf(event)?.method ?? '',
           path: signedPathOf(event) ?? '',
-          rawQueryString: event.rawQueryString ?? '',
+          rawQueryString: ('rawQueryString' in event ? event.rawQueryString : undefined) ?? '',
           body: requestBodyBytes(event),
           headers: signing,
         });
@@ -207,7 +212,7 @@ export class Authenticator {
     return { ...principal, tenantId: unclaimedTenant };
   }
 
-  private succeed(verified: Principal, event: APIGatewayProxyEventV2, started: number): Principal {
+  private succeed(verified: Principal, event: ApiGatewayEvent, started: number): Principal {
     const principal = this.withTenant(verified);
     // Checked here, not only in emitEvent, so the hot path builds no event object nobody listens to.
     if (this.options.onEvent === undefined) return principal;
@@ -220,7 +225,7 @@ export class Authenticator {
     return principal;
   }
 
-  private where(event: APIGatewayProxyEventV2): { path: string | undefined; httpMethod: string | undefined } {
+  private where(event: ApiGatewayEvent): { path: string | undefined; httpMethod: string | undefined } {
     return { path: pathOf(event), httpMethod: methodOf(event) };
   }
 }

@@ -61,7 +61,7 @@ export function principalFromClaims(claims: Claims, mapping: ClaimMapping = {}):
   const tenantClaim = mapping.tenantClaim ?? defaultClaimMapping.tenantClaim;
   const isM2M = isM2MToken(claims);
   const clientId = getClientId(claims);
-  const sub = typeof claims.sub === 'string' && claims.sub.length > 0 ? claims.sub : undefined;
+  const sub = typeof claims['sub'] === 'string' && claims['sub'].length > 0 ? claims['sub'] : undefined;
   const id = isM2M ? clientId : sub;
   if (id === undefined || !isUsableIdentifier(id)) return undefined;
   const tenant = claims[tenantClaim];
@@ -73,7 +73,7 @@ export function principalFromClaims(claims: Claims, mapping: ClaimMapping = {}):
     id,
     isM2M,
     clientId,
-    email: typeof claims.email === 'string' ? claims.email : undefined,
+    email: typeof claims['email'] === 'string' ? claims['email'] : undefined,
     scopes: getScopes(claims),
     roles: listClaim(claims[rolesClaim]),
     tenantId,

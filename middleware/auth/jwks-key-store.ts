@@ -24,6 +24,7 @@ export type KeyLookupFailure = 'unknown_kid' | 'key_mismatch' | 'unavailable';
  * caller only from a store used directly.
  */
 export class KeyLookupError extends BulwarkError {
+  declare readonly code: 'KEY_LOOKUP_FAILED';
   /** For `unavailable`: milliseconds until the store will fetch again; undefined when it never fetches. */
   readonly retryInMs: number | undefined;
 

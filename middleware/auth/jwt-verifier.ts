@@ -169,13 +169,14 @@ function decodeSegment(segment: string): Record<string, unknown> | undefined {
 
 function parseHeader(segment: string): Header | undefined {
   const header = decodeSegment(segment);
-  if (header === undefined || typeof header.alg !== 'string') return undefined;
+  if (header === undefined || typeof header['alg'] !== 'string') return undefined;
   // No JWS extension is understood here, so any critical one must fail (RFC 7515 §4.1.11); b64:false
   // would change what the signature covers. jku/jwk/x5u are never read: keys come from configuration only.
-  if (header.crit !== undefined || (header.b64 !== undefined && header.b64 !== true)) return undefined;
-  if (header.kid !== undefined && typeof header.kid !== 'string') return undefined;
-  if (header.typ !== undefined && typeof header.typ !== 'string') return undefined;
-  return { alg: header.alg, kid: header.kid, typ: header.typ };
+  if (header['crit'] !== undefined || (header['b64'] !== undefined && header['b64'] !== true))
+    return undefined;
+  if (header['kid'] !== undefined && typeof header['kid'] !== 'string') return undefined;
+  if (header['typ'] !== undefined && typeof header['typ'] !== 'string') return undefined;
+  return { alg: header['alg'], kid: header['kid'], typ: header['typ'] };
 }
 
 function loadJwks(options: JwtIssuerOptions, problems: string[]): JSONWebKeySet | undefined {
@@ -288,7 +289,7 @@ function normaliseAuthorizerClaims(claims: Readonly<Record<string, unknown>>): R
     if (typeof value === 'string' && decimalNumericDate.test(value)) normalised[name] = Number(value);
   }
   const { aud } = normalised;
-  if (typeof aud === 'string' && aud.startsWith('[') && aud.endsWith(']')) normalised.aud = listClaim(aud);
+  if (typeof aud === 'string' && aud.startsWith('[') && aud.endsWith(']')) normalised['aud'] = listClaim(aud);
   return normalised;
 }
 
@@ -493,7 +494,7 @@ export class JwtVerifier {
       if (cached !== undefined) return Promise.resolve(cached);
       const remember = (verified: VerifiedJwt): VerifiedJwt => {
         if (cache === undefined) return verified;
-        const expMs = ((verified.claims.exp as number) + this.toleranceSec) * 1000;
+        const expMs = ((verified.claims['exp'] as number) + this.toleranceSec) * 1000;
         return cache.set(key, verified, Math.min(expMs, nowMs + this.cacheMaxAgeMs));
       };
       const verified = this.verifyUncached(token);
@@ -509,7 +510,7 @@ export class JwtVerifier {
    */
   verifyAuthorizerClaims(claims: Readonly<Record<string, unknown>>): VerifiedJwt {
     const normalised = normaliseAuthorizerClaims(claims);
-    const issuer = typeof normalised.iss === 'string' ? this.issuers.get(normalised.iss) : undefined;
+    const issuer = typeof normalised['iss'] === 'string' ? this.issuers.get(normalised['iss']) : undefined;
     if (issuer === undefined) throw credentialError('wrong_issuer');
     return this.accept(issuer, normalised);
   }
@@ -543,7 +544,7 @@ export class JwtVerifier {
     if (header.alg.toLowerCase() === 'none') throw credentialError('alg_none');
     const claims = decodeSegment(payloadSegment);
     if (claims === undefined) throw credentialError('malformed');
-    const issuer = typeof claims.iss === 'string' ? this.issuers.get(claims.iss) : undefined;
+    const issuer = typeof claims['iss'] === 'string' ? this.issuers.get(claims['iss']) : undefined;
     if (issuer === undefined) throw credentialError('wrong_issuer');
     if (!issuer.algorithms.has(header.alg as JwtAlgorithm)) throw credentialError('alg_not_allowed');
     const signature = Buffer.from(signatureSegment, 'base64url');
@@ -640,14 +641,15 @@ export class JwtVerifier {
     if (exp === false || nbf === false || numericClaim(claims, 'iat') === false) return 'malformed';
     if (exp <= nowSec - this.toleranceSec) return 'expired';
     if (nbf !== undefined && nbf > nowSec + this.toleranceSec) return 'not_yet_valid';
-    if (issuer.audience !== undefined && !includesAny(claims.aud, issuer.audience)) return 'wrong_audience';
-    const tokenUse = claims.token_use;
+    if (issuer.audience !== undefined && !includesAny(claims['aud'], issuer.audience))
+      return 'wrong_audience';
+    const tokenUse = claims['token_use'];
     if (issuer.tokenUse !== null && !(typeof tokenUse === 'string' && issuer.tokenUse.has(tokenUse))) {
       return 'wrong_token_use';
     }
     if (issuer.clientIds !== null) {
       // Cognito id tokens name their client in aud; access tokens (and other issuers') in client_id.
-      const client = tokenUse === 'id' ? claims.aud : getClientId(claims);
+      const client = tokenUse === 'id' ? claims['aud'] : getClientId(claims);
       if (!includesAny(client, issuer.clientIds)) return 'wrong_client';
     }
     for (const name of issuer.requiredClaims) if (claims[name] === undefined) return 'missing_claim';

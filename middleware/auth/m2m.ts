@@ -48,12 +48,14 @@ export function getClientId(claims: Claims): string | undefined {
  * getScopes({ scope: 'bookings/read bookings/write' }); // ['bookings/read', 'bookings/write']
  */
 export function getScopes(claims: Claims): string[] {
-  const value = claims.scope ?? claims.scp;
+  const value = claims['scope'] ?? claims['scp'];
   if (Array.isArray(value)) return value.filter((scope): scope is string => typeof scope === 'string');
   if (typeof value !== 'string') return [];
   // An API Gateway JWT authorizer hands an `scp` array over as one string: "[bookings/read bookings/write]".
   const list =
-    claims.scope === undefined && value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+    claims['scope'] === undefined && value.startsWith('[') && value.endsWith(']')
+      ? value.slice(1, -1)
+      : value;
   return list.split(' ').filter((scope) => scope.length > 0);
 }
 
@@ -70,9 +72,9 @@ export function getScopes(claims: Claims): string[] {
 export function isM2MToken(claims: Claims): boolean {
   if (userClaims.some((name) => claims[name] !== undefined)) return false;
   const clientId = getClientId(claims);
-  if (claims.token_use === 'access' && clientId !== undefined) return true;
-  if (claims.gty === 'client-credentials') return true;
-  return clientId !== undefined && claims.sub === clientId;
+  if (claims['token_use'] === 'access' && clientId !== undefined) return true;
+  if (claims['gty'] === 'client-credentials') return true;
+  return clientId !== undefined && claims['sub'] === clientId;
 }
 
 /**

@@ -1,12 +1,20 @@
 // Middy adapters for the auth core: authenticate, serviceAuth, the guards and CSRF protection.
 import { IDEMPOTENCY_KEY } from '@aws-lambda-powertools/commons';
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { registerResponseCleanup, runCleanup, runResponseCleanupOnError } from '../cleanup.js';
 import { assertNoProblems, ForbiddenError, InvalidOptionsError } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { assertApiGatewayEvent, cookiesOf, isRestApiEvent, methodOf, pathOf } from '../http/request-event.js';
+import {
+  type ApiGatewayEvent,
+  assertApiGatewayEvent,
+  cookiesOf,
+  forDeclaredEvent,
+  isRestApiEvent,
+  methodOf,
+  pathOf,
+} from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { checkFunctionOption, checkMethodsOption, requireOptionsObject } from '../options.js';
 import { Authenticator, type AuthenticatorOptions } from './authenticator.js';
@@ -34,10 +42,11 @@ import type { ServiceRequestVerifier } from './service-auth.js';
 
 export type { AuthContext, OptionalAuthContext } from './context.js';
 
-type Event = APIGatewayProxyEventV2;
+type Event = ApiGatewayEvent;
 type Result = APIGatewayProxyStructuredResultV2;
 
-export type AuthMiddleware<C> = MiddlewareObj<Event, Result, Error, Context & C>;
+/** An auth middleware: it adds `C` to the context and leaves the handler's event type as declared. */
+export type AuthMiddleware<C> = MiddlewareObj<unknown, Result, Error, Context & C>;
 
 /** Where Powertools' idempotency middleware (also inside Bulwark's `idempotency()`) keeps its handler once its `before` ran. */
 const idempotencyHandlerKey = `${IDEMPOTENCY_KEY}.idempotencyHandler`;
@@ -95,7 +104,7 @@ export function authenticate(options: AuthenticatorOptions): AuthMiddleware<Opti
     request.context.principal = await authenticator.authenticate(request.event);
     markAuthenticationRan(request);
   };
-  return { name: 'authenticate', before: authenticateBefore };
+  return forDeclaredEvent({ name: 'authenticate', before: authenticateBefore });
 }
 
 /**

@@ -245,7 +245,8 @@ export class DynamoDbNonceStore implements NonceStore {
       return true;
     } catch (error) {
       // The document client leaves the item of a failed condition in DynamoDB's attribute-value form.
-      if (error instanceof ConditionalCheckFailedException) return error.Item?.claimToken?.S === claimToken;
+      if (error instanceof ConditionalCheckFailedException)
+        return error.Item?.['claimToken']?.S === claimToken;
       throw error;
     }
   }

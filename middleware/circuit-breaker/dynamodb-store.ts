@@ -52,7 +52,7 @@ function isConditionFailure(error: unknown): boolean {
  * The document client leaves that item in DynamoDB's attribute-value form.
  */
 function carriesToken(error: unknown, token: string): boolean {
-  return (error as Partial<ConditionalCheckFailedException>).Item?.writeToken?.S === token;
+  return (error as Partial<ConditionalCheckFailedException>).Item?.['writeToken']?.S === token;
 }
 
 const numberOr = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
@@ -60,16 +60,16 @@ const numberOr = (value: unknown, fallback: number) => (typeof value === 'number
 /** A stored item as a record; a missing or expired item is a circuit nobody has written. */
 function toRecord(item: Record<string, unknown> | undefined, nowMs: number): CircuitRecord {
   if (!item || isExpired(item, nowMs)) return initialRecord;
-  const state = states.find((candidate) => candidate === item.state) ?? CircuitState.closed;
+  const state = states.find((candidate) => candidate === item['state']) ?? CircuitState.closed;
   return {
     state,
-    generation: numberOr(item.generation, 0),
-    openedAt: numberOr(item.openedAt, 0),
-    probeOwner: typeof item.probeOwner === 'string' ? item.probeOwner : undefined,
-    probeLeaseUntil: numberOr(item.probeLeaseUntil, 0),
-    successes: numberOr(item.successes, 0),
-    windowStart: numberOr(item.windowStart, 0),
-    failures: numberOr(item.failures, 0),
+    generation: numberOr(item['generation'], 0),
+    openedAt: numberOr(item['openedAt'], 0),
+    probeOwner: typeof item['probeOwner'] === 'string' ? item['probeOwner'] : undefined,
+    probeLeaseUntil: numberOr(item['probeLeaseUntil'], 0),
+    successes: numberOr(item['successes'], 0),
+    windowStart: numberOr(item['windowStart'], 0),
+    failures: numberOr(item['failures'], 0),
   };
 }
 

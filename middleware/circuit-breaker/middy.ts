@@ -1,9 +1,9 @@
 // Middy adapter: a per-request `callService` that carries the correlation id and never outlives the Lambda.
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { assertNoProblems } from '../errors.js';
-import { assertApiGatewayEvent } from '../http/request-event.js';
+import { type ApiGatewayEvent, assertApiGatewayEvent, forDeclaredEvent } from '../http/request-event.js';
 import { isHeaderName } from '../http/response.js';
 import { checkMethodsOption, shownValue } from '../options.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
@@ -34,7 +34,7 @@ export interface ServiceCallsOptions {
 }
 
 type ServiceCallsRequest<S extends string> = Request<
-  APIGatewayProxyEventV2,
+  ApiGatewayEvent,
   APIGatewayProxyStructuredResultV2,
   Error,
   Context & ServiceCallsContext<S> & { correlationId?: string | undefined }
@@ -63,12 +63,7 @@ function earlier(first: number | undefined, second: number | undefined): number 
 export function serviceCalls<S extends string>(
   client: ServiceClient<S>,
   options: ServiceCallsOptions = {},
-): MiddlewareObj<
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  Error,
-  Context & ServiceCallsContext<S>
-> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, Context & ServiceCallsContext<S>> {
   const deadlineMarginMs = options.deadlineMarginMs ?? 500;
   const header = options.correlationIdHeader ?? 'x-correlation-id';
   const problems: string[] = [];
@@ -122,5 +117,5 @@ export function serviceCalls<S extends string>(
         deadline: earlier(deadline, init.deadline),
       });
   };
-  return { before: serviceCallsBefore };
+  return forDeclaredEvent({ before: serviceCallsBefore });
 }

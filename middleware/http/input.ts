@@ -1,6 +1,5 @@
 // Parses and validates a request's JSON body, query string and path parameters against Standard Schemas.
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import {
   type FieldProblem,
@@ -12,7 +11,7 @@ import {
 } from '../errors.js';
 import { headOf } from '../text.js';
 import { firstRepeatedKey } from './repeated-keys.js';
-import { isRestApiEvent } from './request-event.js';
+import { type ApiGatewayEvent, isRestApiEvent } from './request-event.js';
 
 /** Schemas for the parts of a request; any Standard Schema library works (zod, valibot, arktype). */
 export interface InputSchemas {
@@ -127,7 +126,7 @@ interface BodyFields {
  * body as sent there; Middy removed `rawBody` in 4.0.0, so after a later version a JSON string body it
  * parsed cannot be told from an unparsed one).
  */
-function isParsedEarlier(event: APIGatewayProxyEventV2): boolean {
+function isParsedEarlier(event: ApiGatewayEvent): boolean {
   const { body, rawBody } = event as BodyFields;
   if (body !== undefined && body !== null && typeof body !== 'string') return true;
   return typeof rawBody === 'string' && body !== rawBody;
@@ -140,7 +139,7 @@ function isParsedEarlier(event: APIGatewayProxyEventV2): boolean {
  * made over other text. A body parsed by a parser that kept no `rawBody` has no bytes left to give: an
  * {@link InvalidArgumentError} naming the fix, as no signature can be checked over it.
  */
-export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
+export function requestBodyBytes(event: ApiGatewayEvent): Buffer {
   const { body, rawBody } = event as BodyFields;
   let raw: string;
   if (!isParsedEarlier(event)) raw = (body as string | null | undefined) ?? '';
@@ -166,7 +165,7 @@ export function requestBodyBytes(event: APIGatewayProxyEventV2): Buffer {
  * already; the limit still bounds what the handler is given, measured on the bytes of the body as sent
  * (`rawBody`, decoded when base64) or, when the parser kept none, on the value written back as JSON.
  */
-function alreadyParsedBody(event: APIGatewayProxyEventV2, maxBodyBytes: number): unknown {
+function alreadyParsedBody(event: ApiGatewayEvent, maxBodyBytes: number): unknown {
   const { body, rawBody } = event as BodyFields;
   const size = typeof rawBody === 'string' ? requestBodyBytes(event).length : serializedBytes(body);
   if (size > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes);
@@ -195,7 +194,7 @@ function serializedBytes(body: unknown): number {
  * value, where another reader of the same bytes may keep the first). A body an earlier middleware parsed is
  * taken as that middleware left it, after the same media type, encoding and size checks.
  */
-export function readJsonBody(event: APIGatewayProxyEventV2, maxBodyBytes = defaultMaxBodyBytes): unknown {
+export function readJsonBody(event: ApiGatewayEvent, maxBodyBytes = defaultMaxBodyBytes): unknown {
   // Case-insensitively, as authenticate reads headers: @middy/http-header-normalizer({ canonical: true })
   // and REST API events give `Content-Type`.
   if (!isJsonContentType(headerValue(event.headers, 'content-type'))) {
@@ -324,7 +323,7 @@ async function validatePart(
  */
 export async function parseInput<S extends InputSchemas>(
   schemas: S,
-  event: APIGatewayProxyEventV2,
+  event: ApiGatewayEvent,
   options: ParseInputOptions = {},
 ): Promise<ValidatedInput<S>> {
   const problems: FieldProblem[] = [];

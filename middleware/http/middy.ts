@@ -1,6 +1,6 @@
 // Middy adapters for the HTTP core: problem+json error rendering and typed input validation.
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { redact } from '../audit/redact.js';
 import { runRegisteredCleanups } from '../cleanup.js';
 import { type DependencyFailure, underlyingDependencyFailure } from '../dependency-failure.js';
@@ -8,7 +8,12 @@ import { assertNoProblems, UnsupportedEventError } from '../errors.js';
 import { checkFunctionOption, checkMethodsOption, shownValue } from '../options.js';
 import { type InputSchemas, type ParseInputOptions, parseInput, type ValidatedInput } from './input.js';
 import { renderProblem } from './problem.js';
-import { assertApiGatewayEvent, problemInstanceOf } from './request-event.js';
+import {
+  type ApiGatewayEvent,
+  assertApiGatewayEvent,
+  forDeclaredEvent,
+  problemInstanceOf,
+} from './request-event.js';
 
 /** The slice of a logger the error handler needs; a Powertools Logger fits. */
 export interface ErrorLogger {
@@ -51,14 +56,14 @@ function failureFields(failure: DependencyFailure | undefined): Record<string, s
  */
 export function httpErrorHandler(
   options: HttpErrorHandlerOptions = {},
-): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2> {
   // Checked now: a logger that fails at the first error would throw in place of its answer, and lose it.
   const problems: string[] = [];
   checkMethodsOption(problems, 'logger', options.logger, ['error'], 'a Powertools Logger');
   checkFunctionOption(problems, 'logger.warn', options.logger?.warn);
   assertNoProblems('httpErrorHandler', problems);
   const logger = options.logger ?? console;
-  const render = (request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
+  const render = (request: Request<ApiGatewayEvent, APIGatewayProxyStructuredResultV2>) => {
     const { response, isServerFault, isDegraded } = renderProblem(request.error, {
       instance: problemInstanceOf(request.event),
       requestId: request.event?.requestContext?.requestId,
@@ -74,7 +79,7 @@ export function httpErrorHandler(
     request.response = response;
   };
   const httpErrorHandlerOnError = async (
-    request: Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>,
+    request: Request<ApiGatewayEvent, APIGatewayProxyStructuredResultV2>,
   ) => {
     // An event no HTTP middleware reads is not answered: the invocation fails, so an SQS batch is
     // retried (then dead-lettered) rather than deleted, and an EventBridge event is retried.
@@ -84,7 +89,7 @@ export function httpErrorHandler(
     // theirs, and a cleanup that adds to the response waited for this answer.
     await runRegisteredCleanups(request);
   };
-  return { onError: httpErrorHandlerOnError };
+  return forDeclaredEvent({ onError: httpErrorHandlerOnError });
 }
 
 /** What {@link validateInput} adds to the handler's context. */
@@ -102,14 +107,10 @@ export interface InputContext<S extends InputSchemas> {
  *   .handler(async (event, context) => json(201, { hello: context.input.body.name }));
  */
 export function validateInput<S extends InputSchemas>(
-  schemas: S,
+  // A misspelt part beside a valid one (`{ body, qury }`) escapes the excess-property check of an inferred S.
+  schemas: S & Record<Exclude<keyof S, keyof InputSchemas>, never>,
   options: ParseInputOptions = {},
-): MiddlewareObj<
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  Error,
-  Context & InputContext<S>
-> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, Context & InputContext<S>> {
   const problems: string[] = [];
   if (typeof schemas !== 'object' || schemas === null) {
     problems.push('schemas must be an object of body, query and path schemas');
@@ -137,15 +138,10 @@ export function validateInput<S extends InputSchemas>(
   }
   assertNoProblems('validateInput', problems);
   const validateInputBefore = async (
-    request: Request<
-      APIGatewayProxyEventV2,
-      APIGatewayProxyStructuredResultV2,
-      Error,
-      Context & InputContext<S>
-    >,
+    request: Request<ApiGatewayEvent, APIGatewayProxyStructuredResultV2, Error, Context & InputContext<S>>,
   ) => {
     assertApiGatewayEvent(request.event, 'validateInput');
     request.context.input = await parseInput(schemas, request.event, options);
   };
-  return { before: validateInputBefore };
+  return forDeclaredEvent({ before: validateInputBefore });
 }

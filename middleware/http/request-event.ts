@@ -1,8 +1,32 @@
 // What an API Gateway event says about its request, read alike from an HTTP API (v2) and a REST API (v1) event.
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import { UnsupportedEventError } from '../errors.js';
 import { percentDecodedPath } from './input.js';
+
+/**
+ * An event the HTTP middlewares read: an API Gateway HTTP API (v2) or Function URL event, or a REST API (v1)
+ * one. Their callbacks (`rateLimit`'s `identify`, `trust` and `refundWhen`, `idempotency`'s `payloadOf` and
+ * `storedAnswer`) get it as this union: narrow it before reading a field only one version has
+ * (`'rawPath' in event`).
+ */
+export type ApiGatewayEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
+
+/**
+ * A middleware written for {@link ApiGatewayEvent}, typed for Middy as one that takes any event. Middy gives
+ * the handler the intersection of its own event type and each middleware's, so a middleware typed with an
+ * HTTP API event would make a REST API handler's event read as both (`rawPath` typed, undefined at run time),
+ * and no longer fit `APIGatewayProxyHandler`; `unknown` leaves the handler's event as it was declared. Sound
+ * because each such middleware's `before` refuses any other event first ({@link assertApiGatewayEvent}), and
+ * what reads the event unchecked (`httpErrorHandler`, the guards) reads it only through the helpers below,
+ * which answer undefined for any other.
+ */
+export function forDeclaredEvent<TResult, TContext extends Context>(
+  middleware: MiddlewareObj<ApiGatewayEvent, TResult, Error, TContext>,
+): MiddlewareObj<unknown, TResult, Error, TContext> {
+  return middleware as MiddlewareObj<unknown, TResult, Error, TContext>;
+}
 
 /** The fields that tell an API Gateway or Function URL event from the others that can invoke a function. */
 interface InvocationEvent {
@@ -50,7 +74,10 @@ function describeUnsupportedEvent(event: unknown): string {
  * a non-HTTP event answered with a 401 or 429 object would end its invocation successfully (an SQS batch
  * deleted). Called first in the `before` of every HTTP-only middleware; reads fields, allocates nothing.
  */
-export function assertApiGatewayEvent(event: unknown, middlewareName: string): void {
+export function assertApiGatewayEvent(
+  event: unknown,
+  middlewareName: string,
+): asserts event is ApiGatewayEvent {
   const candidate = event as InvocationEvent | null | undefined;
   const requestContext = candidate?.requestContext;
   if (requestContext === undefined || requestContext === null) {
@@ -63,54 +90,76 @@ export function assertApiGatewayEvent(event: unknown, middlewareName: string): v
   throw new UnsupportedEventError(middlewareName, describeUnsupportedEvent(event));
 }
 
-/** The part of a REST API (v1) request context that names the peer; HTTP API (v2) events put it in `http`. */
-interface RestApiRequestContext {
-  readonly identity?: { readonly sourceIp?: unknown } | undefined;
+/**
+ * The fields of either version the helpers below read, each as loosely as a hand-written test event may
+ * give it: both event types fit it as they are, so no helper casts the event to the other version.
+ */
+interface EventFields {
+  readonly requestContext?:
+    | {
+        /** An HTTP API (v2) or Function URL event's. */
+        readonly http?: { readonly method?: unknown; readonly sourceIp?: unknown } | undefined;
+        /** A REST API (v1) event's. */
+        readonly identity?: { readonly sourceIp?: unknown } | null | undefined;
+        readonly domainName?: unknown;
+      }
+    | null
+    | undefined;
+  readonly rawPath?: unknown;
+  readonly routeKey?: unknown;
+  readonly cookies?: readonly string[] | undefined;
+  readonly httpMethod?: unknown;
+  readonly resource?: unknown;
+  readonly path?: unknown;
 }
 
 // The helpers below take the event Middy was given, which a direct invoke can make `null`: they answer
 // undefined rather than throw, so `httpErrorHandler` rendering another error never fails on it.
+
+function fieldsOf(event: ApiGatewayEvent | null | undefined): EventFields | undefined {
+  return event ?? undefined;
+}
 
 /**
  * API Gateway's TCP peer: `requestContext.http.sourceIp` in an HTTP API (v2) event,
  * `requestContext.identity.sourceIp` in a REST API (v1) one. Reading only the first put every REST API
  * client into one rate-limit bucket, and left the audit line without an address.
  */
-export function sourceIpOf(event: APIGatewayProxyEventV2): string | undefined {
-  const context = event?.requestContext as
-    | (APIGatewayProxyEventV2['requestContext'] & RestApiRequestContext)
-    | undefined;
+export function sourceIpOf(event: ApiGatewayEvent): string | undefined {
+  const context = fieldsOf(event)?.requestContext;
   const candidate = context?.http?.sourceIp ?? context?.identity?.sourceIp;
   return typeof candidate === 'string' ? candidate : undefined;
 }
 
-/** What a REST API (v1) event says of its request where an HTTP API (v2) event uses other fields. */
-interface RestApiRequest {
-  readonly httpMethod?: unknown;
-  readonly resource?: unknown;
-  readonly path?: unknown;
-}
-
 /** A REST API (v1) event: it names its method at the top level, where v2 puts it under `requestContext.http`. */
-export function isRestApiEvent(event: APIGatewayProxyEventV2): boolean {
-  return (
-    event?.requestContext?.http === undefined &&
-    typeof (event as unknown as RestApiRequest | null | undefined)?.httpMethod === 'string'
-  );
+export function isRestApiEvent(event: ApiGatewayEvent): boolean {
+  const fields = fieldsOf(event);
+  return fields?.requestContext?.http === undefined && typeof fields?.httpMethod === 'string';
 }
 
 /** The request's method: v2's `requestContext.http.method`, a REST API event's `httpMethod`. */
-export function methodOf(event: APIGatewayProxyEventV2): string | undefined {
-  const method =
-    event?.requestContext?.http?.method ??
-    (event as unknown as RestApiRequest | null | undefined)?.httpMethod;
+export function methodOf(event: ApiGatewayEvent): string | undefined {
+  const fields = fieldsOf(event);
+  const method = fields?.requestContext?.http?.method ?? fields?.httpMethod;
   return typeof method === 'string' ? method : undefined;
 }
 
 /** The path the client asked for: v2's `rawPath`, a REST API event's `path`. */
-export function pathOf(event: APIGatewayProxyEventV2): string | undefined {
-  const path = event?.rawPath ?? (event as unknown as RestApiRequest | null | undefined)?.path;
+export function pathOf(event: ApiGatewayEvent): string | undefined {
+  const fields = fieldsOf(event);
+  const path = fields?.rawPath ?? fields?.path;
   return typeof path === 'string' ? path : undefined;
+}
+
+/**
+ * An HTTP API (v2) or Function URL event's `requestContext.http` (method, path, source IP, user agent);
+ * undefined for a REST API (v1) event, which spreads those over `httpMethod`, `path` and `identity`.
+ */
+export function httpContextOf(
+  event: ApiGatewayEvent,
+): APIGatewayProxyEventV2['requestContext']['http'] | undefined {
+  const context = event?.requestContext;
+  return context && 'http' in context ? context.http : undefined;
 }
 
 /** What a URI path holds as it is (RFC 3986 `pchar` and `/`); `%` only as the start of an escape. */
@@ -145,10 +194,10 @@ export function pathAsUriReference(path: string, encoded: boolean): string {
  * kept; an HTTP API (and the local runtime) hands it on decoded, and a REST API's `path` is decoded, so those
  * are encoded afresh.
  */
-export function problemInstanceOf(event: APIGatewayProxyEventV2): string | undefined {
+export function problemInstanceOf(event: ApiGatewayEvent): string | undefined {
   const path = pathOf(event);
   if (path === undefined) return undefined;
-  return pathAsUriReference(path, isFunctionUrlDomain(event?.requestContext?.domainName));
+  return pathAsUriReference(path, isFunctionUrlDomain(fieldsOf(event)?.requestContext?.domainName));
 }
 
 /**
@@ -168,18 +217,20 @@ export function isFunctionUrlDomain(domainName: unknown): boolean {
  * Undefined for a REST API (v1) event, whose path is neither the raw one nor reliably decoded, and for an
  * event without `requestContext.http`: no signature then verifies.
  */
-export function signedPathOf(event: APIGatewayProxyEventV2): string | undefined {
-  const context = event?.requestContext;
-  if (context?.http === undefined || typeof event.rawPath !== 'string') return undefined;
-  return isFunctionUrlDomain(context.domainName) ? percentDecodedPath(event.rawPath) : event.rawPath;
+export function signedPathOf(event: ApiGatewayEvent): string | undefined {
+  const fields = fieldsOf(event);
+  const context = fields?.requestContext;
+  if (context?.http === undefined || typeof fields?.rawPath !== 'string') return undefined;
+  return isFunctionUrlDomain(context.domainName) ? percentDecodedPath(fields.rawPath) : fields.rawPath;
 }
 
 /**
  * The request's cookies, one `name=value` each: v2 gathers them in `cookies`; a REST API event leaves them
  * in its Cookie header, whatever the case of its name.
  */
-export function cookiesOf(event: APIGatewayProxyEventV2): readonly string[] | undefined {
-  if (event?.cookies !== undefined) return event.cookies;
+export function cookiesOf(event: ApiGatewayEvent): readonly string[] | undefined {
+  const cookies = fieldsOf(event)?.cookies;
+  if (cookies !== undefined) return cookies;
   const header = headerValue(event?.headers, 'cookie');
   if (header === undefined) return undefined;
   return header
@@ -189,9 +240,9 @@ export function cookiesOf(event: APIGatewayProxyEventV2): readonly string[] | un
 }
 
 /** The route, as v2 writes it (`POST /users/{id}`); a REST API event's is built alike from method and resource. */
-export function routeOf(event: APIGatewayProxyEventV2): string | undefined {
-  if (typeof event?.routeKey === 'string') return event.routeKey;
-  const { httpMethod, resource } = (event ?? {}) as unknown as RestApiRequest;
+export function routeOf(event: ApiGatewayEvent): string | undefined {
+  const { routeKey, httpMethod, resource } = fieldsOf(event) ?? {};
+  if (typeof routeKey === 'string') return routeKey;
   return typeof httpMethod === 'string' && typeof resource === 'string'
     ? `${httpMethod} ${resource}`
     : undefined;

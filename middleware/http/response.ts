@@ -12,6 +12,12 @@ export function isHeaderName(value: unknown): value is string {
 
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { statusCode: number };
 
+/**
+ * What {@link json} returns: its body and headers are always there, so a REST API (v1) handler can return it as
+ * the `APIGatewayProxyResult` it declares (whose `body` is required), and an HTTP API one as before.
+ */
+export type JsonResult = HttpResult & { body: string; headers: Record<string, string> };
+
 /** A result a REST API (v1) reads too: it takes repeated headers, such as Set-Cookie, from `multiValueHeaders`. */
 type RestApiCompatibleResult = APIGatewayProxyStructuredResultV2 & {
   multiValueHeaders?: Record<string, (string | number | boolean)[]> | undefined;
@@ -27,7 +33,7 @@ export function replaceHeaders<Value>(
 }
 
 /** A JSON response; `body` is serialised once here, and a `Content-Type` among `headers`, in any case, gives way. */
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): JsonResult {
   return {
     statusCode,
     headers: replaceHeaders(headers, { 'Content-Type': 'application/json' }),

@@ -28,7 +28,7 @@ export interface CreateMetricsOptions {
  */
 function chosenNamespace(option: string | undefined): { namespace: string; source: string } {
   if (option !== undefined) return { namespace: option, source: 'namespace' };
-  const fromEnvironment = process.env.POWERTOOLS_METRICS_NAMESPACE?.trim() ?? '';
+  const fromEnvironment = process.env['POWERTOOLS_METRICS_NAMESPACE']?.trim() ?? '';
   return fromEnvironment === ''
     ? { namespace: metricNamespace, source: 'namespace' }
     : { namespace: fromEnvironment, source: 'POWERTOOLS_METRICS_NAMESPACE' };

@@ -1,8 +1,7 @@
 // Who a request counts against: the client IP (X-Forwarded-For only behind trusted proxies) and principal-based keys.
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import ipaddr from 'ipaddr.js';
 import { type Principal, principalKindOf } from '../auth/principal.js';
-import { routeOf, sourceIpOf } from '../http/request-event.js';
+import { type ApiGatewayEvent, routeOf, sourceIpOf } from '../http/request-event.js';
 
 /** What a limit is counted per; several combine into one key (per IP and route, per tenant and user). */
 export type RateLimitKeyBy = 'ip' | 'user' | 'clientId' | 'apiKey' | 'tenant' | 'route';
@@ -18,7 +17,8 @@ export const rateLimitKeyKinds: readonly RateLimitKeyBy[] = [
 
 /** The request as a key or trust function sees it. */
 export interface RateLimitRequest {
-  readonly event: APIGatewayProxyEventV2;
+  /** An HTTP API (v2), Function URL or REST API (v1) event: narrow it to read a field of one version. */
+  readonly event: ApiGatewayEvent;
   /** Set by the authentication middleware; absent on public routes. */
   readonly principal: Principal | undefined;
   /** The client address as the limiter resolved it (see `trustedProxyCount`), IPv6 grouped by prefix. */
@@ -56,7 +56,7 @@ function normalizeIp(text: string | undefined, ipv6PrefixLength: number): string
  * sent), or undefined when the event carries it under more than one spelling: which of them a trusted
  * proxy appended to cannot be told, and reading either would let the client pick its own key.
  */
-function forwardedFor(headers: APIGatewayProxyEventV2['headers'] | undefined): string | undefined {
+function forwardedFor(headers: ApiGatewayEvent['headers'] | undefined): string | undefined {
   const spellings = Object.keys(headers ?? {}).filter((name) => name.toLowerCase() === 'x-forwarded-for');
   const [only] = spellings;
   return spellings.length === 1 && only !== undefined ? headers?.[only] : undefined;
@@ -67,7 +67,7 @@ function forwardedFor(headers: APIGatewayProxyEventV2['headers'] | undefined): s
  * proxies, the X-Forwarded-For entry the outermost trusted proxy wrote. Entries left of it are
  * whatever the client claimed and are never used.
  */
-export function clientIpOf(event: APIGatewayProxyEventV2, options: ClientIpOptions): string {
+export function clientIpOf(event: ApiGatewayEvent, options: ClientIpOptions): string {
   const sourceIp = sourceIpOf(event);
   let candidate: string | undefined = sourceIp;
   if (options.trustedProxyCount > 0) {

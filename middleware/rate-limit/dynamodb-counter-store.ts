@@ -68,10 +68,10 @@ const numberOf = (value: AttributeValue | undefined): number | undefined =>
 
 /** The live state of an item, or `undefined` for a missing, malformed or expired one. */
 function liveState(item: Record<string, AttributeValue> | undefined, nowUs: number): StoredTat | undefined {
-  const tatUs = numberOf(item?.tat);
+  const tatUs = numberOf(item?.['tat']);
   if (tatUs === undefined || !Number.isFinite(tatUs)) return undefined;
-  if (isExpired({ expiresAt: numberOf(item?.expiresAt) }, nowUs / 1000)) return undefined;
-  return { tatUs, windowSec: numberOf(item?.windowSec) };
+  if (isExpired({ expiresAt: numberOf(item?.['expiresAt']) }, nowUs / 1000)) return undefined;
+  return { tatUs, windowSec: numberOf(item?.['windowSec']) };
 }
 
 /**
@@ -111,7 +111,7 @@ export class DynamoDbCounterStore implements CounterStore {
           ? write.tatUs
           : write.mode === 'fresh'
             ? write.nowUs + write.incrementUs
-            : Number(output.Attributes?.tat?.N);
+            : Number(output.Attributes?.['tat']?.N);
       return { applied: true, tatUs };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -121,10 +121,10 @@ export class DynamoDbCounterStore implements CounterStore {
       if (
         write.mode !== 'rebase' &&
         write.refundId !== undefined &&
-        error.Item.lastRefundId?.S === write.refundId
+        error.Item['lastRefundId']?.S === write.refundId
       ) {
         // This refund's earlier attempt landed: the TAT it left, or what later writes made of it, is current.
-        return { applied: true, tatUs: Number(error.Item.tat?.N) };
+        return { applied: true, tatUs: Number(error.Item['tat']?.N) };
       }
       return { applied: false, known: true, stored: liveState(error.Item, write.nowUs) };
     }

@@ -2,7 +2,7 @@
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { assertAuthenticationRan } from '../auth/context.js';
 import type { Principal } from '../auth/principal.js';
 import {
@@ -18,7 +18,12 @@ import {
   TooManyRequestsError,
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
-import { assertApiGatewayEvent } from '../http/request-event.js';
+import {
+  type ApiGatewayEvent,
+  assertApiGatewayEvent,
+  forDeclaredEvent,
+  routeOf,
+} from '../http/request-event.js';
 import { withHeadersAndCookies } from '../http/response.js';
 import { checkFunctionOption, requireOptionsObject, shownValue } from '../options.js';
 import {
@@ -51,7 +56,8 @@ export interface RateLimitContext {
 
 /** How a request this limiter admitted ended, for {@link RateLimitCommonOptions.refundWhen}. */
 export interface RateLimitEnding {
-  readonly event: APIGatewayProxyEventV2;
+  /** An HTTP API (v2), Function URL or REST API (v1) event: narrow it to read a field of one version. */
+  readonly event: ApiGatewayEvent;
   /** The answer the client gets: the handler's, one given early, or an error as `httpErrorHandler` rendered it. */
   readonly response: APIGatewayProxyStructuredResultV2;
   /** What was thrown, when the answer is a rendered error; otherwise undefined. */
@@ -125,7 +131,7 @@ type StoreChoice =
 export type RateLimitOptions = RateLimitCommonOptions & KeyChoice & StoreChoice;
 
 type RateLimitMiddlewareRequest = Request<
-  APIGatewayProxyEventV2,
+  ApiGatewayEvent,
   APIGatewayProxyStructuredResultV2,
   Error,
   Context & RateLimitContext
@@ -219,12 +225,7 @@ function middlewareProblems(options: RateLimitOptions): string[] {
  */
 export function rateLimit(
   options: RateLimitOptions,
-): MiddlewareObj<
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  Error,
-  Context & RateLimitContext
-> {
+): MiddlewareObj<unknown, APIGatewayProxyStructuredResultV2, Error, Context & RateLimitContext> {
   requireOptionsObject('rateLimit', options);
   assertNoProblems('rateLimit', middlewareProblems(options));
   const policy = resolvePolicy(options.policy, 'rateLimit');
@@ -335,7 +336,7 @@ export function rateLimit(
         limiter.policy.name,
         result,
         // The kinds the key was made of: an anonymous caller of an optional-auth route counts per address.
-        { routeKey: request.event.routeKey, keyBy: kinds === undefined ? 'custom' : kinds.join('+') },
+        { routeKey: routeOf(request.event), keyBy: kinds === undefined ? 'custom' : kinds.join('+') },
         principal,
       ),
     );
@@ -359,5 +360,5 @@ export function rateLimit(
     await runResponseCleanupOnError(request, rateLimitCleanup);
   };
 
-  return { before: rateLimitBefore, after: rateLimitAfter, onError: rateLimitOnError };
+  return forDeclaredEvent({ before: rateLimitBefore, after: rateLimitAfter, onError: rateLimitOnError });
 }

@@ -1,5 +1,14 @@
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyHandlerV2, Context } from 'aws-lambda';
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyEventV2,
+  APIGatewayProxyHandlerV2,
+  APIGatewayProxyResult,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+  SQSBatchResponse,
+  SQSEvent,
+} from 'aws-lambda';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { csrfProtection } from '../../middleware/auth/middy.js';
@@ -38,6 +47,25 @@ describe('lambdaHandler', () => {
     const result = await handler(eventOf('POST', '{"name":"n"}'), context);
     expect(result.statusCode).toBe(200);
     expect(JSON.parse(result.body as string)).toEqual({ name: 'n' });
+  });
+
+  it("types the answer of a handler that declared no result as its API Gateway version's structured result", async () => {
+    const httpApi = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler())
+        .handler(async () => json(200, { ok: true })),
+    );
+    const answer = await httpApi(eventOf('GET'), context);
+    expectTypeOf(answer).toEqualTypeOf<APIGatewayProxyStructuredResultV2>();
+    expect(answer).toMatchObject({ statusCode: 200, body: '{"ok":true}' });
+
+    const restApi = lambdaHandler(middy<APIGatewayProxyEvent>().handler(async () => json(200, {})));
+    expectTypeOf(restApi).returns.resolves.toEqualTypeOf<APIGatewayProxyResult>();
+    // A declared result, and any other event's, stays as declared.
+    const worker = lambdaHandler(
+      middy<SQSEvent, SQSBatchResponse>().handler(async () => ({ batchItemFailures: [] })),
+    );
+    expectTypeOf(worker).returns.resolves.toEqualTypeOf<SQSBatchResponse>();
   });
 
   it('fits aws-lambda handler types as the export is annotated', async () => {

@@ -536,6 +536,17 @@ describe('validateInput through a middy pipeline', () => {
     );
   });
 
+  it('does not compile a misspelt part beside a valid one, which it refuses at construction too', () => {
+    const misspelt = { body: schemas.body, qury: schemas.body };
+    // @ts-expect-error qury is not a part of the request (a lone misspelt part fails the weak-type check)
+    const make = () => validateInput(misspelt);
+    expect(make).toThrow(
+      new InvalidOptionsError('validateInput', [
+        'qury is not a part of the request: give body, query or path',
+      ]),
+    );
+  });
+
   it('names the second argument for a maxBodyBytes given among the schemas, where it would limit nothing', () => {
     const misplaced = { body: schemas.body, maxBodyBytes: 2048 } as unknown as Parameters<
       typeof validateInput

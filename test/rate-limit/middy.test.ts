@@ -17,6 +17,7 @@ import type { SecurityEvent } from '../../middleware/events.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
+import type { RateLimitRequest } from '../../middleware/rate-limit/client-key.js';
 import { type RateLimitEnding, type RateLimitOptions, rateLimit } from '../../middleware/rate-limit/middy.js';
 import { RateLimiter } from '../../middleware/rate-limit/rate-limiter.js';
 import { testPrincipal } from '../helpers/principals.js';
@@ -510,7 +511,7 @@ describe('rateLimit through a middy pipeline', () => {
 
     it('uses a custom identify, and the client IP when it returns nothing', async () => {
       const name = uniquePolicyName('custom');
-      const identify = vi.fn(({ event }: { event: APIGatewayProxyEventV2 }) => event.headers['x-device-id']);
+      const identify = vi.fn(({ event }: RateLimitRequest) => event.headers['x-device-id']);
       const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 }, identify })]);
       const device = (id: string, ip: string) => eventOf(ip, { headers: { 'x-device-id': id } });
       expect((await call(device('d-1', '198.51.100.80'))).statusCode).toBe(200);
