@@ -13,10 +13,10 @@ interface Entry<V> {
 /**
  * Bounded cache of verified credentials with second-chance (CLOCK) eviction, the usual LRU
  * approximation: a hit only sets a flag, so the hot path costs one Map lookup and never reorders
- * the Map; when full, the oldest entry not used since its last chance goes. Keys are SHA-256
- * digests, so the cache never holds a usable bearer token and a forged token can only hit an
- * entry by colliding SHA-256. Entries carry their own expiry (the token's `exp`, capped by the
- * cache's max age).
+ * the Map; when full, the oldest entry not used since its last chance goes. `JwtVerifier` keys it
+ * by SHA-256 digests ({@link TokenCache.keyOf}), so the cache never holds a usable bearer token and a
+ * forged token can only hit an entry by colliding SHA-256; `ApiKeyStore` by key ids, which are not
+ * secret. Entries carry their own expiry (the token's `exp`, capped by the cache's max age).
  *
  * @example
  * const cache = new TokenCache<VerifiedJwt>(10_000);
