@@ -45,12 +45,13 @@ export const pageQuerySchema = z.strictObject({
 /**
  * The shape of an address once its domain is ASCII: a local part of dot-separated runs of letters,
  * digits, `_`, `'`, `+` and `-` (not ending in `'`), and a domain of labels under a top-level one that is
- * letters, or an internationalised one in its ASCII form (`xn--p1ai` for `рф`, `xn--fiqs8s` for `中国`).
+ * letters, or an internationalised one in its ASCII form (`xn--p1ai` for `рф`, `xn--fiqs8s` for `中国`;
+ * hyphens only between letters or digits, as DNS has them, since Node's IDNA takes `xn--p1ai-` too).
  * Zod's own `email()` pattern takes letters only there, which refuses every address at such a domain;
  * {@link hasIdnaDomain} then refuses an `xn--` label that is broken punycode.
  */
 const emailShape =
-  /^[a-z0-9_'+-]+(?:\.[a-z0-9_'+-]+)*(?<!')@(?:[a-z0-9][a-z0-9-]*\.)+(?:[a-z]{2,}|xn--[a-z0-9-]{2,})$/i;
+  /^[a-z0-9_'+-]+(?:\.[a-z0-9_'+-]+)*(?<!')@(?:[a-z0-9][a-z0-9-]*\.)+(?:[a-z]{2,}|xn--[a-z0-9]+(?:-[a-z0-9]+)*)$/i;
 
 /** One reason at a time: an address already refused for one thing is not told of the next. */
 const onlyWhenValidSoFar = { when: (payload: { issues: readonly unknown[] }) => payload.issues.length === 0 };

@@ -107,13 +107,18 @@ describe('emailAddressSchema', () => {
     expect(emailAddressSchema.parse(address)).toBe(parsed);
   });
 
-  it.each(['a@example.xn--zz', 'a@example.xn--', 'a@example.c0m', "o'@example.com", 'a..b@example.com'])(
-    'refuses %s as a malformed address',
-    (address) => {
-      const result = emailAddressSchema.safeParse(address);
-      expect(result.error?.issues.map((issue) => issue.message)).toEqual(['Invalid email address']);
-    },
-  );
+  it.each([
+    'a@example.xn--zz',
+    'a@example.xn--',
+    'a@example.xn--p1ai-',
+    'a@example.xn--abc--',
+    'a@example.c0m',
+    "o'@example.com",
+    'a..b@example.com',
+  ])('refuses %s as a malformed address', (address) => {
+    const result = emailAddressSchema.safeParse(address);
+    expect(result.error?.issues.map((issue) => issue.message)).toEqual(['Invalid email address']);
+  });
 
   it.each([
     [`${'a'.repeat(65)}@example.com`, 'Must have at most 64 characters before the @'],
