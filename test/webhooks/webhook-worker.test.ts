@@ -653,8 +653,11 @@ describe('an attempt', () => {
     const { run, audits, logger, metrics } = setup();
     const logged = vi.spyOn(logger, 'error');
     const recorded = vi.spyOn(metrics, 'addMetric');
-    const unreadable = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const unreadable = await record(message);
     const reason = `Endpoint unreadable: The stored record WH#${endpoint.id}/ENDPOINT has no createdAt (or not a string)`;
+    // The message itself parsed: its lines name the delivery, as every other line about one does.
+    const delivery = { webhookId: message.id, endpointId: endpoint.id, bookingId: 'booking-1' };
 
     expect(await run(unreadable)).toEqual({ batchItemFailures: [] });
     // Not postponed: no backoff, no later receive.
@@ -662,7 +665,7 @@ describe('an attempt', () => {
     expect(logged.mock.calls).toEqual([
       [
         'Webhook message rejected and dead-lettered',
-        { correlation_id: unreadable.messageId, sqsMessageId: unreadable.messageId, reason },
+        { correlation_id: unreadable.messageId, sqsMessageId: unreadable.messageId, reason, ...delivery },
       ],
     ]);
     expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(1);
@@ -676,7 +679,13 @@ describe('an attempt', () => {
       expect.objectContaining({
         eventType: 'webhook.rejected',
         outcome: 'failure',
-        metadata: { reason: 'unreadable_record', sqsMessageId: unreadable.messageId, detail: reason },
+        tenantId: endpoint.tenantId,
+        metadata: {
+          reason: 'unreadable_record',
+          sqsMessageId: unreadable.messageId,
+          detail: reason,
+          ...delivery,
+        },
       }),
     ]);
     expect(hooks.received).toHaveLength(0);
