@@ -450,6 +450,38 @@ describe('an attempt', () => {
     );
   });
 
+  it.each([
+    ['without data.id', {}],
+    ['whose data.id is a number', { id: 42 }],
+  ])('still names the webhook and endpoint on the lines of a message %s, and no subject', async (_, data) => {
+    const failing = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(failing.url);
+    const { run, audits, logger } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const sent = messageFor(endpoint.id, endpoint.tenantId);
+    const message = { ...sent, payload: { ...sent.payload, data } };
+    expect((await run(await record(message))).batchItemFailures).toHaveLength(1);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.failed',
+        metadata: {
+          webhookId: message.id,
+          endpointId: endpoint.id,
+          eventType: 'booking.created',
+          attempt: 1,
+          last: false,
+          reason: 'HTTP 500',
+        },
+      }),
+    ]);
+    const attemptLines = warn.mock.calls.filter(([line]) => line === 'Webhook delivery attempt failed');
+    expect(attemptLines).toHaveLength(1);
+    const fields = attemptLines[0]?.[1];
+    expect(fields).toMatchObject({ webhookId: message.id, endpointId: endpoint.id });
+    expect(fields).not.toHaveProperty('bookingId');
+    expect(fields).not.toHaveProperty('userId');
+  });
+
   it("names the registered user on a user.registered delivery's audit line", async () => {
     const { endpoint } = await registrations.createEndpoint(principal(), {
       url: target.url,
