@@ -182,22 +182,21 @@ const queryInstant = instantSchema((input) =>
 );
 
 /**
- * A room id, in its one spelling: lower case. A room's slot items are keyed by the id exactly as written
- * (`slotKey`), and there is no catalogue of rooms to fold spellings into one, so `Atlas` and `atlas`
- * would be two rooms that could both be booked for one hour; an id with a capital is refused rather
- * than silently stored as another.
+ * Why a room id is refused for a new booking, if it is: a room has one spelling, lower case. A room's
+ * slot items are keyed by the id exactly as written (`slotKey`), and there is no catalogue of rooms to
+ * fold spellings into one, so `Atlas` and `atlas` would be two rooms that could both be booked for one
+ * hour; an id with a capital is refused rather than silently stored as another. Judged in the handler,
+ * not the body schema: a booking stored before this rule with a capital must stay reachable by the
+ * retry of the request that made it.
  */
-const roomIdSchema = z
-  .string()
-  .check(
-    z.regex(
-      /^[a-z0-9_-]{1,64}$/,
-      'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)',
-    ),
-  );
+function roomIdProblem(roomId: string): string | undefined {
+  return /^[a-z0-9_-]{1,64}$/.test(roomId)
+    ? undefined
+    : 'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)';
+}
 
 const createBookingBody = z
-  .strictObject({ roomId: roomIdSchema, userId: idSchema, start: instant, end: instant })
+  .strictObject({ roomId: idSchema, userId: idSchema, start: instant, end: instant })
   .check((context) => {
     const { start, end } = context.value;
     // zod runs object checks even when a field failed; only judge a period made of two instants.
@@ -295,13 +294,19 @@ export const handler = createHttpFunction(
             new Date(),
             environment.bookingHorizonDays,
           );
-          if (tooEarlyOrLate !== undefined) {
-            // A retry still gets the booking its first request made once the slot has begun.
+          const problems = [
+            { field: 'body.roomId', message: roomIdProblem(input.body.roomId) },
+            { field: 'body.start', message: tooEarlyOrLate },
+          ].filter((problem): problem is { field: string; message: string } => problem.message !== undefined);
+          if (problems.length > 0) {
+            // Rules for new bookings only: a retry still gets the booking its first request made once the
+            // slot has begun, or when an earlier version stored its room id with a capital.
             const made = id === undefined ? undefined : await bookings.find(id);
             if (made) return retriedBooking(made, input.body, context);
-            throw new ValidationError('Invalid request: body.start', [
-              { field: 'body.start', message: tooEarlyOrLate },
-            ]);
+            throw new ValidationError(
+              `Invalid request: ${problems.map((problem) => problem.field).join(', ')}`,
+              problems,
+            );
           }
           // Checked before asking users, so that a refused caller learns nothing about other user ids.
           ownerScope(callerOf(principal), event, input.body.userId, 'You can book only for yourself');

@@ -451,6 +451,7 @@ export class WebhookWorker {
           `Endpoint unreadable: ${error.message}`,
           correlationId,
           'unreadable_record',
+          message,
         );
       }
       // The toolkit table could not be read (an outage, throttling): ours, not the endpoint's failure.
@@ -921,22 +922,27 @@ export class WebhookWorker {
    * jittered backoff), so it is never lost; on the last receive SQS's redrive moves it to the DLQ
    * instead, without the reason attribute, and it is audited as rejected then. The audit's reason is
    * `cause`: the message itself, or its endpoint's record, which only fixing or deleting it mends.
+   * `message` is the parsed message when there is one (the record is the cause): its lines then name the
+   * delivery, as every other line about a delivery does.
    */
   private async reject(
     record: SQSRecord,
     reason: string,
     correlationId: string,
     cause: RejectionCause = 'invalid_message',
+    message?: WebhookMessage,
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason };
+    const delivery = message === undefined ? {} : deliveryFields(message);
+    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, ...delivery };
     const auditRejected = (metadata: Record<string, unknown>) =>
       auditLogger.log({
         eventType: 'webhook.rejected',
         outcome: 'failure',
+        ...(message === undefined ? {} : { tenantId: message.tenantId }),
         correlationId,
         reason: cause,
-        metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...delivery, ...metadata },
       });
     try {
       await this.options.sqs.deadLetter(record, reason);

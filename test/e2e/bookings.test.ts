@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel, startTimeProblem } from '../../functions/bookings/bookings-model.js';
-import { slotKey } from '../../functions/shared/keys.js';
+import { bookingKey, slotKey } from '../../functions/shared/keys.js';
 import { UnsupportedEventError, ValidationError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { lambdaContext } from '../audit/fixtures.js';
@@ -699,6 +699,47 @@ describe('retrying a booking with an Idempotency-Key', () => {
       expect(await bookingIdsOf(booker.id)).toEqual([booking.id]);
     },
   );
+
+  it('replays a booking stored with a capital in its room id before the rule, where a new one is refused', async () => {
+    const booker = await newBooker();
+    const key = randomUUID();
+    const body = { roomId: room(), userId: booker.id, start: retryAt(15), end: retryAt(16) };
+    const first = await bookWithKey(booker.token, key, body);
+    expect(first.status).toBe(201);
+    const booking = first.body as Booking;
+    // As an earlier version stored it: the room id as the client wrote it, the key's record gone.
+    const olderRoomId = `R${body.roomId.slice(1)}`;
+    await toolkitDocuments.send(
+      new UpdateCommand({
+        TableName: testTableNames.app,
+        Key: bookingKey(booking.id),
+        UpdateExpression: 'SET roomId = :roomId',
+        ExpressionAttributeValues: { ':roomId': olderRoomId },
+      }),
+    );
+    await expireRecordOf(booking.id);
+
+    const retry = await bookWithKey(booker.token, key, { ...body, roomId: olderRoomId });
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body).toEqual({ ...booking, roomId: olderRoomId });
+    expect(retry.headers.get('location')).toBe(`/bookings/${booking.id}`);
+
+    const fresh = await bookWithKey(booker.token, randomUUID(), { ...body, roomId: `R${room().slice(1)}` });
+    expect(fresh.status).toBe(400);
+    expect(fresh.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      detail: 'Invalid request: body.roomId',
+      errors: [
+        {
+          field: 'body.roomId',
+          message:
+            'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)',
+        },
+      ],
+    });
+    expect(await bookingIdsOf(booker.id)).toEqual([booking.id]);
+  });
 
   it('answers 422 to the same key with another body, and books nothing more', async () => {
     const booker = await newBooker();

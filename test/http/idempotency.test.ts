@@ -1231,6 +1231,19 @@ describe('the audit line of a request with an idempotency key', () => {
     expect(JSON.stringify(output.lines())).not.toContain(key);
   });
 
+  it("names a REST API (v1) replay's route as its scope does, so the recipe gives the logged hash", async () => {
+    const endpoint = auditedEndpoint();
+    const key = randomUUID();
+    const sender = { principal: caller, restApiResource: '/bookings' };
+    await endpoint.call({ room: 'a' }, key, sender);
+    await endpoint.call({ room: 'a' }, key, sender);
+    const replay = endpoint.requestLines()[1];
+    // A v1 event has no routeKey of its own: the line names "<httpMethod> <resource>", as the scope does.
+    expect(replay?.metadata).toMatchObject({ routeKey: 'POST /bookings', replayed: true });
+    expect(replay?.path).toBe('/bookings');
+    expect(replay?.metadata.idempotencyKeyHash).toBe(searchHashOf(replay, key));
+  });
+
   it('names the key by the same hash on the 409 of a copy in progress and the 422 of a reuse', async () => {
     const endpoint = auditedEndpoint({ payloadValidationJmesPath: 'body' });
     const key = randomUUID();

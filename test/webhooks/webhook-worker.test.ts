@@ -450,6 +450,38 @@ describe('an attempt', () => {
     );
   });
 
+  it.each([
+    ['without data.id', {}],
+    ['whose data.id is a number', { id: 42 }],
+  ])('still names the webhook and endpoint on the lines of a message %s, and no subject', async (_, data) => {
+    const failing = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(failing.url);
+    const { run, audits, logger } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const sent = messageFor(endpoint.id, endpoint.tenantId);
+    const message = { ...sent, payload: { ...sent.payload, data } };
+    expect((await run(await record(message))).batchItemFailures).toHaveLength(1);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.failed',
+        metadata: {
+          webhookId: message.id,
+          endpointId: endpoint.id,
+          eventType: 'booking.created',
+          attempt: 1,
+          last: false,
+          reason: 'HTTP 500',
+        },
+      }),
+    ]);
+    const attemptLines = warn.mock.calls.filter(([line]) => line === 'Webhook delivery attempt failed');
+    expect(attemptLines).toHaveLength(1);
+    const fields = attemptLines[0]?.[1];
+    expect(fields).toMatchObject({ webhookId: message.id, endpointId: endpoint.id });
+    expect(fields).not.toHaveProperty('bookingId');
+    expect(fields).not.toHaveProperty('userId');
+  });
+
   it("names the registered user on a user.registered delivery's audit line", async () => {
     const { endpoint } = await registrations.createEndpoint(principal(), {
       url: target.url,
@@ -653,8 +685,11 @@ describe('an attempt', () => {
     const { run, audits, logger, metrics } = setup();
     const logged = vi.spyOn(logger, 'error');
     const recorded = vi.spyOn(metrics, 'addMetric');
-    const unreadable = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const unreadable = await record(message);
     const reason = `Endpoint unreadable: The stored record WH#${endpoint.id}/ENDPOINT has no createdAt (or not a string)`;
+    // The message itself parsed: its lines name the delivery, as every other line about one does.
+    const delivery = { webhookId: message.id, endpointId: endpoint.id, bookingId: 'booking-1' };
 
     expect(await run(unreadable)).toEqual({ batchItemFailures: [] });
     // Not postponed: no backoff, no later receive.
@@ -662,7 +697,7 @@ describe('an attempt', () => {
     expect(logged.mock.calls).toEqual([
       [
         'Webhook message rejected and dead-lettered',
-        { correlation_id: unreadable.messageId, sqsMessageId: unreadable.messageId, reason },
+        { correlation_id: unreadable.messageId, sqsMessageId: unreadable.messageId, reason, ...delivery },
       ],
     ]);
     expect(recorded.mock.calls.filter(([name]) => name === 'WebhookFailed')).toHaveLength(1);
@@ -676,7 +711,13 @@ describe('an attempt', () => {
       expect.objectContaining({
         eventType: 'webhook.rejected',
         outcome: 'failure',
-        metadata: { reason: 'unreadable_record', sqsMessageId: unreadable.messageId, detail: reason },
+        tenantId: endpoint.tenantId,
+        metadata: {
+          reason: 'unreadable_record',
+          sqsMessageId: unreadable.messageId,
+          detail: reason,
+          ...delivery,
+        },
       }),
     ]);
     expect(hooks.received).toHaveLength(0);
