@@ -6,6 +6,7 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { registerCleanup, runCleanup } from '../cleanup.js';
 import { assertNoProblems } from '../errors.js';
+import { setMetricsCorrelationId } from './record.js';
 
 export interface CaptureMetricsOptions {
   /** Emit Powertools' `ColdStart` metric (dimensions service, function_name) on a cold start. @default true */
@@ -31,6 +32,7 @@ export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions 
   assertNoProblems('captureMetrics', problems);
   const powertools = logMetrics(metrics, { captureColdStartMetric: options.captureColdStartMetric ?? true });
   const flush = () => {
+    setMetricsCorrelationId(metrics, undefined);
     if (metrics.hasStoredMetrics()) {
       metrics.publishStoredMetrics();
       return;
@@ -50,6 +52,9 @@ export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions 
     if (earlierHook === undefined) delete request.internal[METRICS_KEY];
     else request.internal[METRICS_KEY] = earlierHook;
     registerCleanup(request, metricsCleanup, flush);
+    // Set by correlationIds(), used before this middleware as documented; a queue worker has none.
+    const { correlationId } = request.context as Partial<{ correlationId: unknown }>;
+    if (typeof correlationId === 'string') setMetricsCorrelationId(metrics, correlationId);
   };
   const captureMetricsAfterOrError = (request: Request) => runCleanup(request, metricsCleanup);
   return {

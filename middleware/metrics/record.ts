@@ -73,6 +73,26 @@ export function dimensionValue(value: unknown): string {
   return cleaned === '' ? 'unknown' : cleaned;
 }
 
+/** The key Powertools' logger writes the correlation id under, so one filter finds log and metric lines. */
+const correlationIdMetadataKey = 'correlation_id';
+
+/** The correlation id of the request `captureMetrics` is recording a function's metrics for. */
+const requestCorrelationIds = new WeakMap<Metrics, string>();
+
+/**
+ * Puts `correlationId` on every EMF line `metrics` writes until it is cleared (undefined): the lines of
+ * metrics flushed at the end of the request, as Powertools metadata, and each single-metric line
+ * {@link recordMetric} writes at once, so `filter correlation_id = …` finds a request's metric lines too.
+ */
+export function setMetricsCorrelationId(metrics: Metrics, correlationId: string | undefined): void {
+  if (correlationId === undefined) {
+    requestCorrelationIds.delete(metrics);
+    return;
+  }
+  requestCorrelationIds.set(metrics, correlationId);
+  metrics.addMetadata(correlationIdMetadataKey, correlationId);
+}
+
 /**
  * Adds one data point of a catalog metric. Metrics without extra dimensions are buffered and flushed
  * with the invocation (one EMF line); metrics with extra dimensions are written at once as their own
@@ -99,6 +119,8 @@ export function recordMetric<N extends MetricName>(
   const dimensions =
     (options as { dimensions?: Record<string, unknown> | undefined } | undefined)?.dimensions ?? {};
   const single = metrics.singleMetric();
+  const correlationId = requestCorrelationIds.get(metrics);
+  if (correlationId !== undefined) single.addMetadata(correlationIdMetadataKey, correlationId);
   for (const dimension of extra) single.addDimension(dimension, dimensionValue(dimensions[dimension]));
   single.addMetric(name, definition.unit, value);
 }

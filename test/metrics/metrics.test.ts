@@ -2,10 +2,12 @@ import { cleanupMiddlewares } from '@aws-lambda-powertools/commons';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { correlationIds } from '../../middleware/audit/middy.js';
 import { respondEarly } from '../../middleware/cleanup.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
 import { httpErrorHandler } from '../../middleware/http/middy.js';
 import { json } from '../../middleware/http/response.js';
+import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import {
   isCatalogMetric,
   metricCatalog,
@@ -220,6 +222,39 @@ describe('captureMetrics()', () => {
     expect((await early('bulwark')(httpEvent(), lambdaContext())).statusCode).toBe(429);
     expect((await early('powertools')(httpEvent(), lambdaContext())).statusCode).toBe(429);
     expect(output.emf().filter((line) => line.RateLimited !== undefined)).toHaveLength(2);
+  });
+
+  it("puts the request's correlation id on its metric lines, flushed and single alike, and on no later request's", async () => {
+    const metrics = createMetrics({ serviceName: 'bookings' });
+    const record = async () => {
+      recordMetric(metrics, 'AccessDenied');
+      recordMetric(metrics, 'CircuitRejected', { dimensions: { circuit: 'users' } });
+      return json(200, {});
+    };
+    const correlated = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(correlationIds())
+        .use(captureMetrics(metrics))
+        .handler(record),
+    );
+    const uncorrelated = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+      .use(captureMetrics(metrics))
+      .handler(record);
+    await correlated(httpEvent({ headers: { 'x-correlation-id': 'order-1' } }), lambdaContext());
+    await correlated(httpEvent({ headers: { 'x-correlation-id': 'order-2' } }), lambdaContext());
+    await uncorrelated(httpEvent(), lambdaContext());
+    const namesAndIds = output
+      .emf()
+      .filter((line) => line.ColdStart === undefined)
+      .map((line) => [line._aws.CloudWatchMetrics[0]?.Metrics[0]?.Name, line.correlation_id]);
+    expect(namesAndIds).toEqual([
+      ['CircuitRejected', 'order-1'],
+      ['AccessDenied', 'order-1'],
+      ['CircuitRejected', 'order-2'],
+      ['AccessDenied', 'order-2'],
+      ['CircuitRejected', undefined],
+      ['AccessDenied', undefined],
+    ]);
   });
 
   it('rejects something that is not a Metrics', () => {
