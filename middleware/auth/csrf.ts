@@ -37,7 +37,9 @@ const tokenPattern = /^[\w-]{43}(?:\.[\w-]{43})?$/;
  * The double-submit check and the cookie that carries its token.
  *
  * @example
- * const csrf = new CsrfProtection({ secret: process.env.CSRF_SECRET });
+ * const secret = process.env.CSRF_SECRET;
+ * if (secret === undefined) throw new Error('CSRF_SECRET is not set');
+ * const csrf = new CsrfProtection({ secret });
  * const check = csrf.check('POST', event.cookies, event.headers['x-csrf-token']);
  */
 export class CsrfProtection {

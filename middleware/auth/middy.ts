@@ -258,7 +258,9 @@ export interface CsrfContext {
  * and rendered errors included.
  *
  * @example
- * middy().use(httpErrorHandler()).use(csrfProtection({ secret: process.env.CSRF_SECRET })).handler(...)
+ * const secret = process.env.CSRF_SECRET;
+ * if (secret === undefined) throw new Error('CSRF_SECRET is not set');
+ * middy().use(httpErrorHandler()).use(csrfProtection({ secret })).handler(...)
  */
 export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMiddleware<CsrfContext> {
   const problems: string[] = [];
