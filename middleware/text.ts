@@ -28,15 +28,21 @@ export function truncated(text: string, maxLength: number): string {
 }
 
 /**
- * What a log viewer acts on rather than shows: control characters (C0, DEL, C1: an escape sequence, a
- * newline, NEL), bidi controls (U+202E reverses what follows it), and the line and paragraph separators.
- * JSON leaves all but C0 raw in a log line. Two copies, as a global regex keeps state between `test`s.
+ * What a viewer (a log viewer, a mail client) acts on rather than shows: control characters (C0, DEL, C1:
+ * an escape sequence, a newline, NEL), bidi controls (U+202E reverses what follows it, LRM, RLM and ALM
+ * included), and the line and paragraph separators. JSON leaves all but C0 raw in a log line. Two copies,
+ * as a global regex keeps state between `test`s.
  */
-const logUnsafe = /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u;
-const everyLogUnsafe = new RegExp(logUnsafe.source, 'gu');
+const actedOnByViewers = /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u;
+const everyActedOnByViewers = new RegExp(actedOnByViewers.source, 'gu');
+
+/** Whether `text` holds a character a viewer would act on rather than show (see `actedOnByViewers`). */
+export function hasCharacterViewersActOn(text: string): boolean {
+  return actedOnByViewers.test(text);
+}
 
 /**
- * `text` with each character a log viewer would act on (see `logUnsafe`) written as its code point,
+ * `text` with each character a log viewer would act on (see `actedOnByViewers`) written as its code point,
  * `\u{202E}`, so a logged path or header shows it and where it was, and cannot reorder or split the
  * line. Text without one (nearly all) costs one regex test and comes back as it is.
  *
@@ -44,9 +50,9 @@ const everyLogUnsafe = new RegExp(logUnsafe.source, 'gu');
  * escapedForLog('/users/abc\u202Efdp.exe'); // '/users/abc\\u{202E}fdp.exe'
  */
 export function escapedForLog(text: string): string {
-  if (!logUnsafe.test(text)) return text;
+  if (!actedOnByViewers.test(text)) return text;
   return text.replace(
-    everyLogUnsafe,
+    everyActedOnByViewers,
     (character) => `\\u{${(character.codePointAt(0) as number).toString(16).toUpperCase()}}`,
   );
 }

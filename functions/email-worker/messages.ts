@@ -1,4 +1,5 @@
 // The email queue's message schema: one zod schema per message type (emails and SMS), validated by the worker before anything is sent.
+import { hasCharacterViewersActOn } from '../../middleware/text.js';
 import { phoneSchema } from '../shared/phone.js';
 import { type ParsedMessage, parseMessageBody, parseMessageBodyAsync } from '../shared/queue-messages.js';
 import { emailAddressSchema } from '../shared/schemas.js';
@@ -11,8 +12,8 @@ import * as z from '../shared/zod.js';
  * repeated here: users registered under earlier, looser ones must still get their emails.
  */
 const withoutControls = () =>
-  z.regex(
-    /^[^\p{Cc}\p{Bidi_Control}\u2028\u2029]*$/u,
+  z.refine<string>(
+    (text) => !hasCharacterViewersActOn(text),
     'Must not contain control, line separator or bidi characters',
   );
 
