@@ -126,7 +126,7 @@ export function normalizeResponse(response: unknown): NormalizedResponse | undef
   return { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body, isBase64Encoded: false };
 }
 
-/** The response half of an audit record. */
+/** An answer as the audit record summarizes it. */
 export interface ResponseSummary extends MessageSummary {
   /** The answer's `Location`: where a create's new resource is, so its id is found from the request's line. */
   readonly location?: string | undefined;
@@ -153,6 +153,7 @@ function auditedHeadersOf(headers: NormalizedResponse['headers']) {
   return { contentType, location, replayed };
 }
 
+/** The response half of an audit record. */
 export function summarizeResponse(
   response: NormalizedResponse | undefined,
   capture: BodyCapture | undefined,
