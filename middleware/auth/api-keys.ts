@@ -26,7 +26,8 @@ export interface ApiKeyStoreOptions {
    */
   readonly cacheTtlMs?: number | undefined;
   /**
-   * Keys held in the cache, the least recently used dropped first. Key ids with no key are cached apart,
+   * Keys held in the cache; when full, the oldest key not used since the last eviction passed it is dropped
+   * (second chance, close to least recently used). Key ids with no key are cached apart,
    * a tenth as many (at least 1), so made-up ids never push out real keys. @default 1000
    */
   readonly cacheMaxEntries?: number | undefined;
