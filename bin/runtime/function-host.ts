@@ -48,11 +48,19 @@ function createContext(definition: HostedFunction, deadline: number): Context {
  * Hosts each function as one Lambda execution environment: its module is loaded once and runs one
  * invocation at a time, so Powertools' per-invocation state (log keys, correlation id, metrics) never
  * mixes two requests. Where AWS would start another environment, a concurrent call here waits its turn.
+ *
+ * After a timeout Lambda resets the environment, and the next invocation starts cold. In-process the
+ * timed-out call cannot be stopped, so the function's next invocation waits until that call settles (or
+ * for a grace as long as the function's timeout, so a call that never settles cannot hold the function
+ * forever) and then runs on a fresh import of the entry module, whose init runs again. Only the entry is
+ * imported afresh: the modules it imports, and whatever the abandoned call still holds, are shared.
  */
 export class FunctionHost {
   private readonly handlers = new Map<string, Promise<LambdaHandler>>();
   /** Per function, the invocation the next one waits for. */
   private readonly lastInvocation = new Map<string, Promise<unknown>>();
+  /** Per function, how many times a timeout has reset it: the query string of its next fresh import. */
+  private readonly resets = new Map<string, number>();
 
   constructor(
     private readonly rootDir: string,
@@ -67,15 +75,21 @@ export class FunctionHost {
   private load(definition: HostedFunction): Promise<LambdaHandler> {
     let handler = this.handlers.get(definition.name);
     if (!handler) {
-      const url = pathToFileURL(resolve(this.rootDir, definition.entry)).href;
-      handler = import(url).then((module: { handler?: unknown }) => {
-        if (typeof module.handler !== 'function')
-          throw new Error(`${definition.entry} does not export a handler`);
-        return module.handler as LambdaHandler;
-      });
+      handler = this.importHandler(definition);
       this.handlers.set(definition.name, handler);
     }
     return handler;
+  }
+
+  private async importHandler(definition: HostedFunction): Promise<LambdaHandler> {
+    const url = new URL(pathToFileURL(resolve(this.rootDir, definition.entry)));
+    const reset = this.resets.get(definition.name);
+    // A URL the module cache has not seen evaluates the module again, tsx-compiled TypeScript too.
+    if (reset !== undefined) url.searchParams.set('bulwark-reset', String(reset));
+    const module = (await import(url.href)) as { handler?: unknown };
+    if (typeof module.handler !== 'function')
+      throw new Error(`${definition.entry} does not export a handler`);
+    return module.handler as LambdaHandler;
   }
 
   /**
@@ -99,17 +113,50 @@ export class FunctionHost {
     const handler = await this.load(definition);
     const timeoutMs = definition.timeoutSec * 1000;
     const context = createContext(definition, Date.now() + timeoutMs);
+    const pending = Promise.resolve(handler(event, context));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new FunctionTimeoutError(context.functionName, definition.timeoutSec)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => {
+        // Before the rejection releases the next invocation, so that one waits for the reset.
+        this.resetAfter(definition, pending, context.awsRequestId);
+        reject(new FunctionTimeoutError(context.functionName, definition.timeoutSec));
+      }, timeoutMs);
     });
     try {
-      return await Promise.race([handler(event, context), timeout]);
+      return await Promise.race([pending, timeout]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Replaces the function's handler with one that is loaded afresh once `abandoned` settles or the grace
+   * ends, so the invocations after a timeout wait for it and then start cold.
+   */
+  private resetAfter(definition: HostedFunction, abandoned: Promise<unknown>, requestId: string): void {
+    const graceMs = definition.timeoutSec * 1000;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<false>((resolveGrace) => {
+      graceTimer = setTimeout(() => resolveGrace(false), graceMs);
+    });
+    const settled = abandoned.then(
+      () => true as const,
+      () => true as const,
+    );
+    const fresh = Promise.race([settled, graceOver]).then((abandonedSettled) => {
+      clearTimeout(graceTimer);
+      this.resets.set(definition.name, (this.resets.get(definition.name) ?? 0) + 1);
+      console.warn(
+        JSON.stringify({
+          level: 'WARN',
+          message: 'Function reset after a timeout: the next invocation starts cold',
+          function: `bulwark-${definition.name}`,
+          timedOutRequestId: requestId,
+          timedOutInvocation: abandonedSettled ? 'ended' : `still running ${graceMs} ms after its timeout`,
+        }),
+      );
+      return this.importHandler(definition);
+    });
+    this.handlers.set(definition.name, fresh);
   }
 }

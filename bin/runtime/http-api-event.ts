@@ -58,8 +58,9 @@ function queryParameters(search: URLSearchParams): Record<string, string> | unde
 export function toHttpApiEvent(source: EventSource): APIGatewayProxyEventV2 {
   const { request, body } = source;
   const { rawQueryString } = source.target;
-  // An HTTP API routes on the path as sent but hands the function its path decoded (the query it leaves
-  // as sent): functions see here what they see behind it.
+  // The path percent-decoded once, the query as sent: what events captured behind an HTTP API show (AWS
+  // documents neither). The local runtime routes on this path too. Reports say an HTTP API also routes
+  // on the decoded path and then decodes path parameters once more; that second decode is not done here.
   const rawPath = percentDecodedPath(source.target.rawPath);
   // As service signatures read it: `??userId=alice` is `{ '?userId': 'alice' }`.
   const query = queryParameters(parseRawQuery(rawQueryString));

@@ -30,6 +30,7 @@ import {
   MethodNotAllowedError,
   ValidationError,
 } from '../../middleware/errors.js';
+import { percentDecodedPath } from '../../middleware/http/input.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 import { pathAsUriReference } from '../../middleware/http/request-event.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -175,8 +176,8 @@ interface Integration {
   readonly pathParameters: Record<string, string>;
 }
 
-function integrationFor(found: RouteMatch | undefined): Integration {
-  if (found?.kind === 'found') {
+function integrationFor(found: RouteMatch): Integration {
+  if (found.kind === 'found') {
     return {
       functionName: found.route.function,
       routeKey: routeKeyOf(found.route),
@@ -398,7 +399,9 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
     const target = parseRequestTarget(request.url ?? '');
     if (!target) return writeProblem(response, new ValidationError('The request target must be a path'));
     const path = target.rawPath;
-    if (path === jwksPath && auth) {
+    // The path its function gets, which the catch-all matches a miss against: one path for both.
+    const routedPath = percentDecodedPath(path);
+    if (routedPath === jwksPath && auth) {
       // The path is the runtime's own, so no route and no catch-all 404 answers it.
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         return writeProblem(response, new MethodNotAllowedError(['GET', 'HEAD']), path);
@@ -409,13 +412,7 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
         body: JSON.stringify(auth.devIssuer.jwks()),
       });
     }
-    let found: RouteMatch | undefined;
-    try {
-      found = match(request.method ?? 'GET', path);
-    } catch {
-      // A parameter that is not valid percent-encoding: no route takes it, and the catch-all says why.
-      found = undefined;
-    }
+    const found = match(request.method ?? 'GET', routedPath);
     const { functionName, routeKey, pathParameters } = integrationFor(found);
     let body: Buffer;
     try {

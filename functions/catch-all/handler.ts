@@ -8,22 +8,14 @@ import {
 import { catchAllFunction } from '../routes.js';
 import { functionObservability } from '../shared/observability.js';
 import { withRequestMiddlewares } from '../shared/route-dispatch.js';
-import { createRouteMatcher, type RouteMatch } from '../shared/route-matcher.js';
+import { createRouteMatcher } from '../shared/route-matcher.js';
 
 const observability = functionObservability(catchAllFunction);
 const matchRoute = createRouteMatcher();
 
 /** Why no route took the request, read from the route table API Gateway's routes come from. */
 function unmatchedRequestError(method: string, path: string): HttpError {
-  let match: RouteMatch;
-  try {
-    match = matchRoute(method, path);
-  } catch {
-    // A route's parameter that is not valid percent-encoding: the local runtime has no route to give it to.
-    return new ValidationError('Malformed percent-encoding in the path', [
-      { field: 'path', message: 'Malformed percent-encoding' },
-    ]);
-  }
+  const match = matchRoute(method, path);
   if (match.kind === 'method-not-allowed') return new MethodNotAllowedError(match.allow);
   // A path the table matches yet API Gateway did not route has no function to answer it either.
   return new NotFoundError(`No route for ${path}`);

@@ -29,6 +29,9 @@ function compile(route: ApiRoute): CompiledRoute {
 /**
  * Builds a matcher over the route table (or a given list) and the HEAD route of each GET route, as
  * API Gateway has them; literal segments win over parameters, and `allow` lists HEAD wherever GET is.
+ * It matches the path a function gets as `rawPath` (percent-decoded once): the local runtime routes on it
+ * and the catch-all explains a miss with it, so both read one path. Parameters are its segments as they
+ * are, never decoded again, so none holds a `/` (`/users/a%252Fb` gives the id `a%2Fb`).
  */
 export function createRouteMatcher(
   table: readonly RouteDefinition[] = routes,
@@ -51,7 +54,7 @@ export function createRouteMatcher(
       };
     const pathParameters: Record<string, string> = {};
     hit.entry.parameterNames.forEach((name, index) => {
-      pathParameters[name] = decodeURIComponent(hit.match[index + 1] ?? '');
+      pathParameters[name] = hit.match[index + 1] ?? '';
     });
     return { kind: 'found', route: hit.entry.route, pathParameters };
   };

@@ -63,7 +63,7 @@ export interface ResponseAdditions {
  * infers from it (200, JSON); no result stays none. Header names are compared whatever their case (RFC
  * 9110 §5.1): an added header replaces the result's of that name in any spelling, in `headers` and
  * `multiValueHeaders` alike, and is sent as the addition spells it; cookies sent as `Set-Cookie` headers
- * join the result's under one `Set-Cookie`.
+ * join the result's under one `Set-Cookie` in `multiValueHeaders`, a Set-Cookie in `headers` moving there too.
  */
 export function withHeadersAndCookies(response: unknown, additions: ResponseAdditions): unknown {
   const normalized = normalizeResponse(response);
@@ -105,20 +105,33 @@ function withHeadersReplaced(
   };
 }
 
+/**
+ * A REST API (v1) merges `headers` into `multiValueHeaders` and, for a name in both, sends only the
+ * `multiValueHeaders` values: a Set-Cookie the handler put in `headers` would be lost beside the ones added
+ * here, so it moves into the one list, ahead of them.
+ */
 function cookieFields(
   structured: RestApiCompatibleResult,
   cookies: readonly string[],
   cookiesAs: ResponseAdditions['cookiesAs'],
 ): Partial<RestApiCompatibleResult> {
   if (cookiesAs !== 'set-cookie-headers') return { cookies: [...(structured.cookies ?? []), ...cookies] };
+  const setCookie = new Set(['set-cookie']);
+  const headers = structured.headers ?? {};
   const multiValueHeaders = structured.multiValueHeaders ?? {};
-  const existing = Object.entries(multiValueHeaders).flatMap(([name, values]) =>
+  const inHeaders = Object.entries(headers).filter(([name]) => name.toLowerCase() === 'set-cookie');
+  const fromMultiValueHeaders = Object.entries(multiValueHeaders).flatMap(([name, values]) =>
     name.toLowerCase() === 'set-cookie' ? values : [],
   );
+  // A result that mirrors its headers in both maps would otherwise send that cookie twice.
+  const fromHeaders = inHeaders
+    .map(([, value]) => value)
+    .filter((value) => !fromMultiValueHeaders.includes(value));
   return {
+    ...(inHeaders.length > 0 ? { headers: withoutNames(headers, setCookie) } : {}),
     multiValueHeaders: {
-      ...withoutNames(multiValueHeaders, new Set(['set-cookie'])),
-      'Set-Cookie': [...existing, ...cookies],
+      ...withoutNames(multiValueHeaders, setCookie),
+      'Set-Cookie': [...fromHeaders, ...fromMultiValueHeaders, ...cookies],
     },
   };
 }

@@ -843,6 +843,37 @@ describe('csrfProtection through a middy pipeline', () => {
     ]);
   });
 
+  it('keeps a REST API (v1) handler’s own Set-Cookie from headers beside the CSRF cookie it issues', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn() } }))
+        .use(csrfProtection())
+        .handler(async () => ({
+          statusCode: 200,
+          headers: { 'Content-Type': 'text/plain', 'Set-Cookie': 'session=abc; Secure; HttpOnly; Path=/' },
+          body: 'ok',
+        })),
+    );
+    const restApiEvent = {
+      resource: '/callback',
+      path: '/callback',
+      httpMethod: 'GET',
+      headers: {},
+      requestContext: { requestId: 'rest-request', httpMethod: 'GET' },
+      body: null,
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    const result = (await handler(restApiEvent, lambdaContext())) as APIGatewayProxyStructuredResultV2 & {
+      multiValueHeaders?: Record<string, string[]>;
+    };
+    // A REST API sends only multiValueHeaders' values for a name both maps hold: the session cookie must be there.
+    expect(result.headers).toEqual({ 'Content-Type': 'text/plain' });
+    const setCookie = result.multiValueHeaders?.['Set-Cookie'] ?? [];
+    expect(setCookie).toHaveLength(2);
+    expect(setCookie[0]).toBe('session=abc; Secure; HttpOnly; Path=/');
+    expect(setCookie[1]).toMatch(/^__Host-csrf=[^;]+; Path=\/; Secure; SameSite=Lax$/);
+  });
+
   it('reads a custom headerName whatever its case, in the option or in the request', async () => {
     const handler = pipeline(csrfProtection({ headerName: 'X-XSRF-TOKEN' }));
     const cookie = cookieOf(await handler(httpEvent()));

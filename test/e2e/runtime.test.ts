@@ -161,29 +161,45 @@ describe('local runtime over HTTP', () => {
     },
   );
 
-  it('answers malformed percent-encoding in a path parameter with 400', async () => {
+  it('routes a path that is not valid percent-encoding as sent: its route refuses the id with 400', async () => {
     const response = await api.request('GET', '/users/%E0%A4%A');
     expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ field: 'path.id' }] });
+  });
+
+  it('routes an encoded slash as the slash its function gets, and a miss names the path routed on', async () => {
+    // `/bookings/bk_none` to the function, so the bookings route answers, not the catch-all.
+    const booking = await api.request('GET', '/bookings%2Fbk_none');
+    expect(booking.status).toBe(404);
+    expect(booking.body).toMatchObject({ code: 'NOT_FOUND', detail: 'Booking bk_none not found' });
+    const missing = await api.request('GET', '/users/a%2Fb');
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({
+      code: 'NOT_FOUND',
+      detail: 'No route for /users/a/b',
+      instance: '/users/a/b',
+    });
+    // Decoded once only: the id `a%2Fb` holds no slash, and the route it was matched to refuses it.
+    const encodedTwice = await api.request('GET', '/users/a%252Fb');
+    expect(encodedTwice.status).toBe(400);
+    expect(encodedTwice.body).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ field: 'path.id' }] });
   });
 
   it.each([
     ['GET', '/users/a%20b', 400],
     ['GET', '/users/caf%C3%A9', 400],
-    ['GET', '/users/a%2Fb', 400],
+    ['GET', '/users/a%252Fb', 400],
     ['GET', '/bookings/a%20b', 400],
     ['DELETE', '/webhooks/50%25', 400],
     ['GET', '/webhooks/a%20b/deliveries', 400],
     ['PUT', '/users/a%20b', 405],
     ['PUT', '/users/50%25', 405],
     ['GET', '/nowhere%20at/all', 404],
-  ])(
-    'routes %s %s on the path as sent, though its function gets it decoded: %i',
-    async (method, path, status) => {
-      const response = await api.request(method, path);
-      expect(response.status).toBe(status);
-      expect(response.headers.get('content-type')).toBe('application/problem+json');
-    },
-  );
+  ])('routes %s %s on the path decoded once, the one its function gets: %i', async (method, path, status) => {
+    const response = await api.request(method, path);
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+  });
 
   /** Sends `target` as the request line's target exactly, which fetch and URL-taking clients would normalise. */
   /** Sends `target` as the request line's target, unparsed and unescaped; a GET, or a POST of `body`. */

@@ -59,6 +59,39 @@ describe('withHeadersAndCookies', () => {
       multiValueHeaders: { Vary: ['Origin'], 'Set-Cookie': ['theme=dark', 'csrf=abc; Secure'] },
     });
   });
+
+  it('moves a Set-Cookie in headers, however spelt, ahead of the others, since a REST API (v1) would drop it', () => {
+    const result = {
+      statusCode: 200,
+      headers: { 'Content-Type': 'text/plain', 'set-cookie': 'session=abc; HttpOnly' },
+      multiValueHeaders: { 'Set-Cookie': ['theme=dark'] },
+      body: 'ok',
+    };
+    expect(
+      withHeadersAndCookies(result, { cookies: ['csrf=abc; Secure'], cookiesAs: 'set-cookie-headers' }),
+    ).toEqual({
+      statusCode: 200,
+      headers: { 'Content-Type': 'text/plain' },
+      multiValueHeaders: { 'Set-Cookie': ['session=abc; HttpOnly', 'theme=dark', 'csrf=abc; Secure'] },
+      body: 'ok',
+    });
+    expect(result.headers).toEqual({ 'Content-Type': 'text/plain', 'set-cookie': 'session=abc; HttpOnly' });
+  });
+
+  it('sends a cookie a result names in both headers and multiValueHeaders once', () => {
+    const result = {
+      statusCode: 200,
+      headers: { 'Set-Cookie': 'theme=dark' },
+      multiValueHeaders: { 'Set-Cookie': ['theme=dark'] },
+    };
+    expect(
+      withHeadersAndCookies(result, { cookies: ['csrf=abc; Secure'], cookiesAs: 'set-cookie-headers' }),
+    ).toEqual({
+      statusCode: 200,
+      headers: {},
+      multiValueHeaders: { 'Set-Cookie': ['theme=dark', 'csrf=abc; Secure'] },
+    });
+  });
 });
 
 describe('the content type of an answer the toolkit builds', () => {
