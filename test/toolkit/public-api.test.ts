@@ -10,6 +10,22 @@ describe('middleware/index.ts', () => {
     'dependencyRetryAfterSec',
     // The retry classifier inside createDocumentClient.
     'isTransactionConflict',
+    // The outcome and the metric createSecurityEventListener records for each event type.
+    'securityEventOutcome',
+    'securityEventMetrics',
+    // How JwtVerifier reads a roles or aud claim; principals carry the list it makes.
+    'listClaim',
+    // The string signRequest signs; callers sign with signRequest, serviceAuthHeaders or createServiceSigner.
+    'canonicalQuery',
+    'canonicalRequest',
+    // The backoff of SecretStore and JwksKeyStore after a failed fetch.
+    'retryBackoffMs',
+    // How recordMetric cleans a dimension value.
+    'dimensionValue',
+    // The keyBy kinds rateLimit's option check names.
+    'rateLimitKeyKinds',
+    // The option check of serviceCalls' and the service client's correlationIdHeader.
+    'isHeaderName',
   ])('does not export the internal %s', (name) => {
     expect(Object.keys(toolkit)).not.toContain(name);
   });
