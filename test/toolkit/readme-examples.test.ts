@@ -1,0 +1,65 @@
+// The README examples kept in test/toolkit/readme-examples/: each file is its README block, but for the
+// import path and the scaffolding it imports, so tsc checks the block and these tests run it, and a change
+// to either side that the other does not follow fails here.
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { invites } from './readme-examples/scaffolding.js';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const examplesFolder = new URL('./readme-examples/', import.meta.url);
+const exampleFiles = readdirSync(examplesFolder).filter((name) => name !== 'scaffolding.ts');
+
+/** A file as the README shows it: no header comment, no scaffolding import, imports from ./middleware. */
+function asReadmeBlock(source: string): string {
+  const lines = source.split('\n');
+  const firstCode = lines.findIndex((line) => !line.startsWith('//'));
+  return lines
+    .slice(firstCode)
+    .filter((line) => !line.includes("from './scaffolding.js'"))
+    .join('\n')
+    .replaceAll("'../../../middleware/index.js'", "'./middleware/index.js'");
+}
+
+describe('the README examples in readme-examples/', () => {
+  it('are found', () => {
+    expect(exampleFiles.sort()).toEqual(['errors.ts']);
+  });
+
+  it.each(exampleFiles)('%s is a ```ts block of README.md, as it is', (name) => {
+    const block = asReadmeBlock(readFileSync(new URL(name, examplesFolder), 'utf8'));
+    expect(block).toContain("from './middleware/index.js'");
+    const inReadme = readme.includes(`\`\`\`ts\n${block}\`\`\`\n`);
+    expect(inReadme, `README.md has no \`\`\`ts block equal to readme-examples/${name}`).toBe(true);
+  });
+});
+
+describe('the errors example', () => {
+  const invite = async (method: string, code: string) => {
+    const { handler } = await import('./readme-examples/errors.js');
+    const event = httpEvent({ method, path: `/invites/${code}` });
+    event.pathParameters = { code };
+    const response = await handler(event, lambdaContext());
+    return { ...response, problem: JSON.parse(response.body ?? '{}') as { code?: string; team?: string } };
+  };
+
+  it('answers each class with its status, code and headers', async () => {
+    invites.byCode.set('open', { team: 'blue', failedAttempts: 0 });
+    invites.byCode.set('used', { team: 'blue', acceptedAt: '2030-01-01T00:00:00Z', failedAttempts: 0 });
+    invites.byCode.set('guessed', { team: 'blue', failedAttempts: 5 });
+
+    expect(await invite('GET', 'open')).toMatchObject({
+      statusCode: 405,
+      headers: { Allow: 'POST', 'Content-Type': 'application/problem+json' },
+      problem: { code: 'METHOD_NOT_ALLOWED' },
+    });
+    expect(await invite('POST', 'nope')).toMatchObject({ statusCode: 404, problem: { code: 'NOT_FOUND' } });
+    expect(await invite('POST', 'used')).toMatchObject({ statusCode: 410, problem: { code: 'GONE' } });
+    expect(await invite('POST', 'guessed')).toMatchObject({
+      statusCode: 429,
+      headers: { 'Retry-After': '600' },
+      problem: { code: 'TOO_MANY_REQUESTS' },
+    });
+    expect(await invite('POST', 'open')).toMatchObject({ statusCode: 200, problem: { team: 'blue' } });
+  });
+});
