@@ -2,9 +2,11 @@
 // import path and the scaffolding it imports, so tsc checks the block and these tests run it, and a change
 // to either side that the other does not follow fails here.
 import { readdirSync, readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ForbiddenError } from '../../middleware/index.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
-import { invites } from './readme-examples/scaffolding.js';
+import { testPrincipal } from '../helpers/principals.js';
+import { events, invites } from './readme-examples/scaffolding.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 const examplesFolder = new URL('./readme-examples/', import.meta.url);
@@ -23,7 +25,7 @@ function asReadmeBlock(source: string): string {
 
 describe('the README examples in readme-examples/', () => {
   it('are found', () => {
-    expect(exampleFiles.sort()).toEqual(['errors.ts']);
+    expect(exampleFiles.sort()).toEqual(['dev-issuer.ts', 'errors.ts', 'guards.ts']);
   });
 
   it.each(exampleFiles)('%s is a ```ts block of README.md, as it is', (name) => {
@@ -61,5 +63,42 @@ describe('the errors example', () => {
       problem: { code: 'TOO_MANY_REQUESTS' },
     });
     expect(await invite('POST', 'open')).toMatchObject({ statusCode: 200, problem: { team: 'blue' } });
+  });
+});
+
+describe('the guards example', () => {
+  beforeEach(() => {
+    events.length = 0;
+  });
+
+  it('lets the owner and the roles through, and refuses anyone else with a reported 403', async () => {
+    const { assertMayRead } = await import('./readme-examples/guards.js');
+    const booking = { userId: 'u-1' };
+    expect(() => assertMayRead(testPrincipal({ id: 'u-1' }), booking)).not.toThrow();
+    expect(() => assertMayRead(testPrincipal({ roles: ['support'] }), booking)).not.toThrow();
+    expect(events).toEqual([]);
+
+    const stranger = testPrincipal({ roles: ['viewer'] });
+    expect(() => assertMayRead(stranger, booking)).toThrow(
+      new ForbiddenError('Requires role admin or support'),
+    );
+    expect(events).toEqual([{ type: 'access.denied', reason: 'missing_role', principal: stranger }]);
+  });
+});
+
+describe('the dev issuer example', () => {
+  it('mints tokens its verifier accepts, a person and a machine', async () => {
+    const { adminToken, machineToken, verifier } = await import('./readme-examples/dev-issuer.js');
+    expect((await verifier.verify(adminToken)).principal).toMatchObject({
+      id: 'alice',
+      isM2M: false,
+      roles: ['admin'],
+      tenantId: 'acme',
+    });
+    expect((await verifier.verify(machineToken)).principal).toMatchObject({
+      id: 'svc-reports',
+      isM2M: true,
+      scopes: ['reports/read'],
+    });
   });
 });

@@ -1,4 +1,6 @@
 // What the README examples take as given ("your store", "onEvent: see Audit logs"): stand-ins the tests fill.
+import type { SecurityEvent } from '../../../middleware/index.js';
+
 export interface Invite {
   readonly team: string;
   readonly acceptedAt?: string;
@@ -11,4 +13,11 @@ export const invites = {
   async find(code: string): Promise<Invite | undefined> {
     return this.byCode.get(code);
   },
+};
+
+/** Every event the examples' onEvent received. */
+export const events: SecurityEvent[] = [];
+
+export const onEvent = (event: SecurityEvent): void => {
+  events.push(event);
 };
