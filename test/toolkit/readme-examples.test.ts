@@ -2,8 +2,8 @@
 // import path and the scaffolding it imports, so tsc checks the block and these tests run it, and a change
 // to either side that the other does not follow fails here.
 import { readdirSync, readFileSync } from 'node:fs';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { ForbiddenError } from '../../middleware/index.js';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { ForbiddenError, generateEncryptionKey, localProviderId } from '../../middleware/index.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { events, invites } from './readme-examples/scaffolding.js';
@@ -25,7 +25,7 @@ function asReadmeBlock(source: string): string {
 
 describe('the README examples in readme-examples/', () => {
   it('are found', () => {
-    expect(exampleFiles.sort()).toEqual(['dev-issuer.ts', 'errors.ts', 'guards.ts']);
+    expect(exampleFiles.sort()).toEqual(['dev-issuer.ts', 'errors.ts', 'guards.ts', 'key-provider.ts']);
   });
 
   it.each(exampleFiles)('%s is a ```ts block of README.md, as it is', (name) => {
@@ -100,5 +100,38 @@ describe('the dev issuer example', () => {
       isM2M: true,
       scopes: ['reports/read'],
     });
+  });
+});
+
+describe('the key provider example', () => {
+  const variables = [
+    'KMS_KEY_ID',
+    'KMS_DECRYPT_KEY_IDS',
+    'KMS_BLIND_INDEX_KEY_ID',
+    'ENCRYPTION_KEY',
+    'ENCRYPTION_PREVIOUS_KEYS',
+    'ENCRYPTION_INDEX_KEY',
+    'BULWARK_STAGE',
+    'ALLOW_LOCAL_KEY_IN_PRODUCTION',
+  ];
+  const saved = Object.fromEntries(variables.map((name) => [name, process.env[name]]));
+  afterAll(() => {
+    for (const name of variables) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+
+  it('takes the local key when no KMS key is configured, and seals with it', async () => {
+    for (const name of variables) delete process.env[name];
+    process.env.ENCRYPTION_KEY = generateEncryptionKey();
+    const { encryptor, testEncryptor } = await import('./readme-examples/key-provider.js');
+    for (const sealing of [encryptor, testEncryptor]) {
+      const context = { tenantId: 'acme', userId: 'u-1' };
+      const sealed = await sealing.encryptFields({ email: 'a@example.com' }, ['email'], context);
+      const header = Buffer.from((sealed as unknown as { _dataKey: Uint8Array })._dataKey);
+      expect(header.includes(localProviderId)).toBe(true);
+      expect(await sealing.decryptFields(sealed, ['email'], context)).toEqual({ email: 'a@example.com' });
+    }
   });
 });
