@@ -2,6 +2,12 @@
 // import path and the scaffolding it imports, so tsc checks the block and these tests run it, and a change
 // to either side that the other does not follow fails here.
 import { readdirSync, readFileSync } from 'node:fs';
+import {
+  GetSecretValueCommand,
+  type GetSecretValueCommandInput,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ForbiddenError, generateEncryptionKey, localProviderId } from '../../middleware/index.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
@@ -25,7 +31,13 @@ function asReadmeBlock(source: string): string {
 
 describe('the README examples in readme-examples/', () => {
   it('are found', () => {
-    expect(exampleFiles.sort()).toEqual(['dev-issuer.ts', 'errors.ts', 'guards.ts', 'key-provider.ts']);
+    expect(exampleFiles.sort()).toEqual([
+      'config.ts',
+      'dev-issuer.ts',
+      'errors.ts',
+      'guards.ts',
+      'key-provider.ts',
+    ]);
   });
 
   it.each(exampleFiles)('%s is a ```ts block of README.md, as it is', (name) => {
@@ -133,5 +145,40 @@ describe('the key provider example', () => {
       expect(header.includes(localProviderId)).toBe(true);
       expect(await sealing.decryptFields(sealed, ['email'], context)).toEqual({ email: 'a@example.com' });
     }
+  });
+});
+
+describe('the configuration example', () => {
+  const secretsManager = mockClient(SecretsManagerClient);
+  const saved = process.env.PARTNER_URL;
+  afterAll(() => {
+    secretsManager.restore();
+    if (saved === undefined) delete process.env.PARTNER_URL;
+    else process.env.PARTNER_URL = saved;
+  });
+
+  it('reads the environment first and the secret for the rest, and getSecret through the configured store', async () => {
+    const secrets: Record<string, string> = {
+      'bulwark/partner': JSON.stringify({
+        PARTNER_URL: 'https://ignored.example',
+        PARTNER_TOKEN: 't'.repeat(24),
+      }),
+      'bulwark/partner-webhook-key': 'whk-1',
+    };
+    secretsManager.on(GetSecretValueCommand).callsFake(async ({ SecretId }: GetSecretValueCommandInput) => ({
+      SecretString: secrets[SecretId ?? ''],
+    }));
+    process.env.PARTNER_URL = 'https://partner.example/api/';
+    events.length = 0;
+
+    const { partnerRequest, partnerWebhookKey } = await import('./readme-examples/config.js');
+    const request = await partnerRequest('orders');
+    expect(request.url).toBe('https://partner.example/api/orders');
+    expect(request.headers.get('authorization')).toBe(`Bearer ${'t'.repeat(24)}`);
+    expect(await partnerWebhookKey()).toBe('whk-1');
+    expect(events.map((event) => [event.type, event.metadata?.['name']])).toEqual([
+      ['secret.accessed', 'bulwark/partner'],
+      ['secret.accessed', 'bulwark/partner-webhook-key'],
+    ]);
   });
 });
