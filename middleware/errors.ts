@@ -165,6 +165,7 @@ export class ValidationError extends HttpError {
   }
 }
 
+/** 401: no credential, or one of an unknown kind (a bad one is {@link InvalidTokenError}). */
 export class UnauthorizedError extends HttpError {
   declare readonly code: 'UNAUTHORIZED';
   constructor(message = 'Authentication is required', options: HttpErrorOptions = {}) {
@@ -172,6 +173,7 @@ export class UnauthorizedError extends HttpError {
   }
 }
 
+/** 403: the caller is known but may not do this (a role, a tenant, another's record). */
 export class ForbiddenError extends HttpError {
   declare readonly code: 'FORBIDDEN';
   constructor(message = 'Access denied', options: HttpErrorOptions = {}) {
@@ -241,6 +243,7 @@ export class InsufficientScopeError extends HttpError {
   }
 }
 
+/** 404: no such resource (or none the caller may know of). */
 export class NotFoundError extends HttpError {
   declare readonly code: 'NOT_FOUND';
   constructor(message = 'Not found', options: HttpErrorOptions = {}) {
@@ -248,6 +251,7 @@ export class NotFoundError extends HttpError {
   }
 }
 
+/** 405, with `Allow` naming the methods the resource takes. */
 export class MethodNotAllowedError extends HttpError {
   declare readonly code: 'METHOD_NOT_ALLOWED';
   readonly allow: readonly string[];
@@ -287,6 +291,7 @@ export class PreconditionFailedError extends HttpError {
   }
 }
 
+/** 413: the body is longer than `limitBytes`. */
 export class PayloadTooLargeError extends HttpError {
   declare readonly code: 'PAYLOAD_TOO_LARGE';
   constructor(limitBytes: number, options: HttpErrorOptions = {}) {
@@ -294,6 +299,7 @@ export class PayloadTooLargeError extends HttpError {
   }
 }
 
+/** 415: the body is not of the media type `expected` names. */
 export class UnsupportedMediaTypeError extends HttpError {
   declare readonly code: 'UNSUPPORTED_MEDIA_TYPE';
   constructor(expected: string, options: HttpErrorOptions = {}) {
@@ -337,6 +343,7 @@ function withRetryAfter(retryAfterSec: number | undefined, options: HttpErrorOpt
   };
 }
 
+/** 429, with `Retry-After` of `retryAfterSec` (at least 1, rounded up). */
 export class TooManyRequestsError extends HttpError {
   declare readonly code: 'TOO_MANY_REQUESTS';
   readonly retryAfterSec: number;

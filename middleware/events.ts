@@ -39,6 +39,7 @@ export interface SecurityEvent {
 /** Receives events synchronously; must not throw (a listener failure never fails a request). */
 export type SecurityEventListener = (event: SecurityEvent) => void;
 
+/** A listener that drops every event. */
 export const ignoreEvents: SecurityEventListener = () => {};
 
 /** Calls a listener, swallowing its errors: reporting must never break the request it reports on. */

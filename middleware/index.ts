@@ -4,7 +4,6 @@ export {
   type AuditEventType,
   type AuditOutcome,
   outcomeForStatus,
-  securityEventOutcome,
 } from './audit/audit-event.js';
 export {
   type AuditEventInput,
@@ -48,7 +47,6 @@ export {
   createSecurityEventListener,
   defaultUnauditedEvents,
   type SecurityEventListenerOptions,
-  securityEventMetrics,
 } from './audit/security-events.js';
 export {
   type ApiKeyPepper,
@@ -64,7 +62,6 @@ export { Authenticator, type AuthenticatorOptions } from './auth/authenticator.j
 export {
   type ClaimMapping,
   defaultClaimMapping,
-  listClaim,
   maxIdentifierLength,
   principalFromClaims,
 } from './auth/claims-principal.js';
@@ -132,8 +129,6 @@ export {
 export type { AuthMethod, Principal } from './auth/principal.js';
 export { Rbac, type RbacOptions, type RoleDefinition } from './auth/rbac.js';
 export {
-  canonicalQuery,
-  canonicalRequest,
   createServiceSigner,
   DynamoDbNonceStore,
   type IncomingSignedRequest,
@@ -239,7 +234,6 @@ export {
   dependencyFailure,
   type NameableAwsClient,
   nameAwsDependency,
-  retryBackoffMs,
   storeFailureReason,
   underlyingDependencyFailure,
 } from './dependency-failure.js';
@@ -359,7 +353,7 @@ export {
   renderProblem,
 } from './http/problem.js';
 export type { ApiGatewayEvent } from './http/request-event.js';
-export { type HttpResult, isHeaderName, type JsonResult, json, noContent } from './http/response.js';
+export { type HttpResult, type JsonResult, json, noContent } from './http/response.js';
 export {
   type IdempotencyKeyContext,
   type IdempotencyOptions,
@@ -387,7 +381,6 @@ export { type CaptureMetricsOptions, captureMetrics } from './metrics/middy.js';
 export {
   type CreateMetricsOptions,
   createMetrics,
-  dimensionValue,
   type MetricDimensions,
   type RecordMetricArgs,
   recordMetric,
@@ -400,7 +393,6 @@ export {
   type RateLimitKey,
   type RateLimitKeyBy,
   type RateLimitRequest,
-  rateLimitKeyKinds,
   rateLimitKeyOf,
   unknownClientIp,
 } from './rate-limit/client-key.js';

@@ -11,6 +11,7 @@ export const correlationIdHeader = 'x-correlation-id';
  */
 const acceptedCorrelationId = /^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$/;
 
+/** Whether a value may be used as a correlation id as it is (the rule above). */
 export function isValidCorrelationId(value: unknown): value is string {
   return typeof value === 'string' && acceptedCorrelationId.test(value);
 }

@@ -18,6 +18,7 @@ export interface ClaimMapping {
   readonly tenantClaim?: string | undefined;
 }
 
+/** The claims read when a mapping names none: Cognito's groups, and its custom tenant attribute. */
 export const defaultClaimMapping: Resolved<ClaimMapping> = {
   rolesClaim: 'cognito:groups',
   tenantClaim: 'custom:tenant_id',

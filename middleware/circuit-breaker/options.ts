@@ -115,6 +115,10 @@ export interface ResolvedCircuitOptions<T> {
   readonly store: CircuitStateStore;
 }
 
+/**
+ * What a breaker takes for an option left out (a service of createServiceClient times out at
+ * defaultServiceTimeoutMs instead).
+ */
 export const circuitDefaults = {
   failureThreshold: 5,
   successThreshold: 2,

@@ -8,6 +8,7 @@ import { boundedRequestHandler, clientRequestLimits } from '../request-handler.j
 import type { EncryptionContext } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
+/** The provider id a record header names when KMS wrapped its data key. */
 export const kmsProviderId = 'aws-kms';
 
 /** KMS errors that mean "this ciphertext or context is wrong", as opposed to "KMS cannot answer now". */

@@ -13,6 +13,7 @@ import { requireOptionsObject } from '../options.js';
 import { canonicalContext, type EncryptionContext, ivBytes, tagBytes } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
 
+/** The provider id a record header names when the local key wrapped its data key. */
 export const localProviderId = 'local';
 const keyBytes = 32;
 const wrapLabel = 'bulwark/local-wrap/v1';

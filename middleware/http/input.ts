@@ -34,6 +34,7 @@ export interface ParseInputOptions {
   readonly maxBodyBytes?: number | undefined;
 }
 
+/** The largest body `validateInput` and {@link readJsonBody} read unless told otherwise: 1 MiB. */
 export const defaultMaxBodyBytes = 1024 * 1024;
 
 /**

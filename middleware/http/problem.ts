@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { replaceHeaders } from './response.js';
 
+/** The media type of every problem answer (RFC 9457). */
 export const problemContentType = 'application/problem+json';
 
 /** The body of every error response (RFC 9457), plus Bulwark's stable `code` and the request id. */

@@ -49,6 +49,7 @@ export const maxUnitsPerSecond = 10_000;
 // Names go into storage keys and into sf-string header values unescaped, so keep them to a safe alphabet.
 const policyNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** Whether a value names one of {@link rateLimitPresets}. */
 export function isPresetName(value: unknown): value is RateLimitPresetName {
   return typeof value === 'string' && Object.hasOwn(rateLimitPresets, value);
 }

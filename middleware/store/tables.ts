@@ -68,6 +68,7 @@ export const appTable: TableDefinition = {
   ],
 };
 
+/** Every table the toolkit and the sample define, for code that builds or creates them all. */
 export const tableDefinitions: readonly TableDefinition[] = [toolkitTable, appTable];
 
 /** DynamoDB's rule for a table name: 3 to 255 of letters, digits, `_`, `.` and `-`. */
