@@ -32,7 +32,21 @@ const throttlingErrorNames = new Set([
   'RequestThrottledException',
   'TooManyRequestsException',
   'SlowDown',
+  // DynamoDB: another transaction is still writing an item of this one's; the SDK retries it as throttling.
+  'TransactionInProgressException',
 ]);
+
+/**
+ * CancellationReasons codes of a DynamoDB transaction cancelled for load (a hot partition, an index
+ * still scaling). The SDK does not retry such a cancellation.
+ */
+const throttlingCancellationCodes = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
+/**
+ * Codes that may stand beside them in a cancellation that is still only a passing one: an item that was
+ * fine, or one another transaction was writing. Any other (a failed condition, a validation error) is the
+ * caller's to read or ours to fix.
+ */
+const passingCancellationCodes = new Set(['None', 'TransactionConflict', ...throttlingCancellationCodes]);
 
 /**
  * Node system error codes of a connection that could not be made or was lost. They come first: the SDK's
@@ -68,6 +82,19 @@ interface SdkErrorShape {
   $metadata?: { httpStatusCode?: unknown } | undefined;
   /** The raw answer, on every error thrown while reading one (a modelled error, or a body that did not parse). */
   $response?: unknown;
+  /** DynamoDB's TransactionCanceledException: one reason per item of the transaction, in order. */
+  CancellationReasons?: unknown;
+}
+
+/** A transaction DynamoDB cancelled for throttling alone: one of its items throttled, none failed otherwise. */
+function isThrottledCancellation(error: SdkErrorShape): boolean {
+  const reasons = error.CancellationReasons;
+  if (error.name !== 'TransactionCanceledException' || !Array.isArray(reasons)) return false;
+  const codes = reasons.map((reason: { Code?: unknown } | null | undefined) => String(reason?.Code));
+  return (
+    codes.some((code) => throttlingCancellationCodes.has(code)) &&
+    codes.every((code) => passingCancellationCodes.has(code))
+  );
 }
 
 function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
@@ -80,6 +107,7 @@ function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
   }
   if (
     (typeof name === 'string' && throttlingErrorNames.has(name)) ||
+    isThrottledCancellation(error) ||
     status === 429 ||
     ($retryable !== undefined && $retryable?.throttling === true)
   ) {
@@ -103,7 +131,10 @@ const dependencyOfError = new WeakMap<object, string>();
 /**
  * What passing failure of a dependency `error` is, or undefined when it is not one: a modelled client
  * error (`ValidationException`, `ConditionalCheckFailedException`, `AccessDeniedException`,
- * `ResourceNotFoundException`), a programming error or anything else unrecognised is ours to fix.
+ * `ResourceNotFoundException`), a programming error or anything else unrecognised is ours to fix. A
+ * DynamoDB transaction cancelled because an item throttled (reasons `ThrottlingError` or
+ * `ProvisionedThroughputExceeded`, the others `None` or `TransactionConflict`) is `throttled`; one with a
+ * failed condition is not: the caller reads which item failed.
  * Only the error itself is read, not its `cause`: an error wrapped by our own code is that code's to map.
  *
  * @example

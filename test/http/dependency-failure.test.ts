@@ -9,6 +9,8 @@ import {
   RequestLimitExceeded,
   ResourceNotFoundException,
   ThrottlingException,
+  TransactionCanceledException,
+  TransactionInProgressException,
 } from '@aws-sdk/client-dynamodb';
 import { KMSInternalException } from '@aws-sdk/client-kms';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
@@ -58,6 +60,46 @@ describe('dependencyFailure', () => {
     ],
   ])('calls %s throttled', (_label, error) => {
     expect(dependencyFailure(error)?.kind).toBe('throttled');
+  });
+
+  it('calls a TransactionInProgressException throttled, as the SDK does when it retries one', () => {
+    expect(dependencyFailure(new TransactionInProgressException(metadata(400)))).toEqual({
+      kind: 'throttled',
+      dependency: undefined,
+      errorName: 'TransactionInProgressException',
+      errorCode: undefined,
+    });
+  });
+
+  /** DynamoDB's cancellation of a transaction whose items it answered with `codes`, in order. */
+  const cancelled = (...codes: string[]) =>
+    new TransactionCanceledException({
+      ...metadata(400),
+      CancellationReasons: codes.map((Code) => ({ Code })),
+    });
+
+  it.each([
+    ['an item throttled', ['None', 'ThrottlingError']],
+    ["an item over its table's provisioned throughput", ['ProvisionedThroughputExceeded', 'None']],
+    ['an item throttled beside one in conflict', ['None', 'ThrottlingError', 'TransactionConflict']],
+  ])('calls a transaction cancelled because %s throttled', (_label, codes) => {
+    expect(dependencyFailure(cancelled(...codes))).toMatchObject({
+      kind: 'throttled',
+      errorName: 'TransactionCanceledException',
+    });
+  });
+
+  it.each([
+    [
+      'a failed condition beside a throttled item: the caller reads it',
+      ['ConditionalCheckFailed', 'ThrottlingError'],
+    ],
+    ['a validation error beside a throttled item', ['ThrottlingError', 'ValidationError']],
+    ['an item collection over its size limit', ['ItemCollectionSizeLimitExceeded', 'None']],
+    ['conflicts alone (the client retries those, then answers 409)', ['TransactionConflict', 'None']],
+    ['no reason at all', []],
+  ])('does not call a transaction cancelled with %s a dependency failure', (_label, codes) => {
+    expect(dependencyFailure(cancelled(...codes))).toBeUndefined();
   });
 
   it.each([

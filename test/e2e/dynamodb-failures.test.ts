@@ -1,0 +1,141 @@
+// The sample's routes while DynamoDB refuses their writes for load: answered as passing failures (503 with
+// Retry-After, a warning), never as a 500 that pages like a bug.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { bookingDay } from '../helpers/booking-times.js';
+import { cancelledTransaction } from '../helpers/dynamodb-proxy.js';
+import { captureStdout } from '../helpers/log-capture.js';
+import { type ApiResponse, adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { type Refusal, type ScriptedDynamoDb, startScriptedDynamoDb } from '../helpers/scripted-dynamodb.js';
+import { startReceiver } from '../webhooks/helpers.js';
+
+// Before any function module loads: their loggers read it at cold start.
+process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
+
+let dynamoDb: ScriptedDynamoDb;
+beforeAll(async () => {
+  dynamoDb = await startScriptedDynamoDb(inject('dynamoDbEndpoint'));
+});
+// Registered before the runtime's own hooks, so the proxy closes after the runtime has stopped.
+afterAll(() => dynamoDb.close());
+const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => dynamoDb.endpoint });
+const output = captureStdout();
+const at = bookingDay(27);
+
+const uniqueEmail = () => `dynamodb-failures-${randomUUID()}@example.com`;
+const isTransaction = (operation: string) => operation === 'TransactWriteItems';
+
+/** Runs `request` while every TransactWriteItems is answered `refusal`; how many were sent, and the answer. */
+async function whileTransactionsRefused(refusal: Refusal, request: () => Promise<ApiResponse>) {
+  const before = dynamoDb.seen.filter(({ operation }) => isTransaction(operation)).length;
+  dynamoDb.refuse(isTransaction, refusal);
+  const response = await request().finally(() => dynamoDb.refuse(undefined));
+  const sent = dynamoDb.seen.filter(({ operation }) => isTransaction(operation)).length - before;
+  return { response, sent };
+}
+
+/** The answer of a passing DynamoDB failure, and its one warning: no error line, nothing of the error shown. */
+function expectThrottledAnswer(response: ApiResponse, errorName: string) {
+  expect(response.status).toBe(503);
+  expect(response.headers.get('retry-after')).toBe('5');
+  expect(response.body).toMatchObject({
+    code: 'SERVICE_UNAVAILABLE',
+    detail: 'Service temporarily unavailable',
+  });
+  expect(response.text).not.toMatch(/cancel|Throughput|Transaction/i);
+  const lines = output.json().filter((line) => line.level === 'ERROR' || line.level === 'WARN');
+  expect(lines).toEqual([
+    expect.objectContaining({
+      level: 'WARN',
+      message: 'Request degraded',
+      failure: 'throttled',
+      dependency: 'DynamoDB',
+      errorName,
+    }),
+  ]);
+}
+
+const itemThrottled: Refusal = (body) =>
+  cancelledTransaction(body, (index) => (index === 1 ? 'ThrottlingError' : 'None'));
+
+describe('a transaction DynamoDB cancels because an item throttled', () => {
+  /** A user and a booking of theirs, made once, inside a test: the output is captured there. */
+  let made: Promise<{ userId: string; bookingId: string }> | undefined;
+  const userAndBooking = () => {
+    made ??= (async () => {
+      const user = await api.request('POST', '/users', { body: { email: uniqueEmail(), name: 'Tess' } });
+      const userId = (user.body as { id: string }).id;
+      const booking = await api.request('POST', '/bookings', {
+        body: { userId, roomId: `room-${randomUUID()}`, start: at(9), end: at(10) },
+      });
+      return { userId, bookingId: (booking.body as { id: string }).id };
+    })();
+    return made;
+  };
+
+  it.each([
+    {
+      route: 'POST /users',
+      request: async () => api.request('POST', '/users', { body: { email: uniqueEmail(), name: 'Tess' } }),
+    },
+    {
+      route: 'POST /bookings',
+      request: async () =>
+        api.request('POST', '/bookings', {
+          headers: { 'idempotency-key': randomUUID() },
+          body: {
+            userId: (await userAndBooking()).userId,
+            roomId: `room-${randomUUID()}`,
+            start: at(11),
+            end: at(12),
+          },
+        }),
+    },
+    {
+      route: 'DELETE /bookings/{id}',
+      request: async () => api.request('DELETE', `/bookings/${(await userAndBooking()).bookingId}`),
+    },
+  ])('answers $route 503 with Retry-After, logged as a warning', async ({ request }) => {
+    await userAndBooking();
+    output.clear();
+    const { response, sent } = await whileTransactionsRefused(itemThrottled, request);
+    expectThrottledAnswer(response, 'TransactionCanceledException');
+    expect(sent).toBe(1);
+  });
+
+  it('answers POST /webhooks 503 with Retry-After, logged as a warning', async () => {
+    const receiver = await startReceiver();
+    const { response } = await whileTransactionsRefused(itemThrottled, () =>
+      api.request('POST', '/webhooks', { body: { url: receiver.url, eventTypes: ['booking.created'] } }),
+    ).finally(() => receiver.close());
+    expectThrottledAnswer(response, 'TransactionCanceledException');
+  });
+
+  it('answers the same when another item of the transaction was in conflict', async () => {
+    const { userId } = await userAndBooking();
+    output.clear();
+    const { response } = await whileTransactionsRefused(
+      (body) =>
+        cancelledTransaction(
+          body,
+          (index) => ['ProvisionedThroughputExceeded', 'TransactionConflict'][index] ?? 'None',
+        ),
+      () =>
+        api.request('POST', '/bookings', {
+          body: { userId, roomId: `room-${randomUUID()}`, start: at(13), end: at(14) },
+        }),
+    );
+    expectThrottledAnswer(response, 'TransactionCanceledException');
+  });
+
+  it('still answers a failed condition as the model reads it, whatever else throttled: a taken email is a 409', async () => {
+    const { response } = await whileTransactionsRefused(
+      // The registration's second item is the email's claim.
+      (body) =>
+        cancelledTransaction(body, (index) => (index === 1 ? 'ConditionalCheckFailed' : 'ThrottlingError')),
+      () => api.request('POST', '/users', { body: { email: uniqueEmail(), name: 'Tess' } }),
+    );
+    expect(response.status).toBe(409);
+    expect(response.body).toMatchObject({ code: 'CONFLICT' });
+  });
+});
