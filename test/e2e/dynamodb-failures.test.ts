@@ -1,24 +1,33 @@
-// The sample's routes while DynamoDB refuses their writes for load: answered as passing failures (503 with
-// Retry-After, a warning), never as a 500 that pages like a bug.
+// The sample's routes while DynamoDB refuses their writes for load or hangs: answered as passing failures (503
+// with Retry-After, 504, a warning), never as a 500 that pages like a bug, and at no cost to a register budget.
 import { randomUUID } from 'node:crypto';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { cancelledTransaction } from '../helpers/dynamodb-proxy.js';
 import { captureStdout } from '../helpers/log-capture.js';
-import { type ApiResponse, adminUser, useLocalRuntime } from '../helpers/runtime.js';
+import { type ApiResponse, adminUser, randomLoopbackAddress, useLocalRuntime } from '../helpers/runtime.js';
 import { type Refusal, type ScriptedDynamoDb, startScriptedDynamoDb } from '../helpers/scripted-dynamodb.js';
+import { type StallingDynamoDb, startStallingDynamoDb } from '../helpers/stalling-dynamodb.js';
 import { startReceiver } from '../webhooks/helpers.js';
 
 // Before any function module loads: their loggers read it at cold start.
 process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
 
 let dynamoDb: ScriptedDynamoDb;
+/** In front of `dynamoDb`: hangs the requests a test picks. */
+let hanging: StallingDynamoDb;
 beforeAll(async () => {
   dynamoDb = await startScriptedDynamoDb(inject('dynamoDbEndpoint'));
+  hanging = await startStallingDynamoDb(dynamoDb.endpoint);
 });
-// Registered before the runtime's own hooks, so the proxy closes after the runtime has stopped.
-afterAll(() => dynamoDb.close());
-const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => dynamoDb.endpoint });
+// Registered before the runtime's own hooks, so the proxies close after the runtime has stopped.
+afterAll(async () => {
+  await hanging.close();
+  await dynamoDb.close();
+});
+const api = useLocalRuntime({ as: adminUser, dynamoDbEndpoint: () => hanging.endpoint });
 const output = captureStdout();
 const at = bookingDay(27);
 
@@ -137,5 +146,51 @@ describe('a transaction DynamoDB cancels because an item throttled', () => {
     );
     expect(response.status).toBe(409);
     expect(response.body).toMatchObject({ code: 'CONFLICT' });
+  });
+});
+
+describe("the register routes' limit (3 per 5 minutes per address)", () => {
+  /** A registration from `sourceIp`, as API Gateway hands it to the users function, with its own correlation id. */
+  function registration(sourceIp: string, correlationId: string): APIGatewayProxyEventV2 {
+    const event = httpEvent({
+      method: 'POST',
+      path: '/users',
+      headers: { 'content-type': 'application/json', 'x-correlation-id': correlationId },
+      body: JSON.stringify({ email: uniqueEmail(), name: 'Tess' }),
+    });
+    return {
+      ...event,
+      requestContext: { ...event.requestContext, http: { ...event.requestContext.http, sourceIp } },
+    };
+  }
+
+  it('gives back the unit of a registration answered 504 because the invocation ran out of time', async () => {
+    const { handler } = await import('../../functions/users/handler.js');
+    const register = async (correlationId: string, remainingMs: number) =>
+      (await handler(
+        registration(sourceIp, correlationId),
+        lambdaContext(remainingMs),
+      )) as APIGatewayProxyStructuredResultV2;
+    const sourceIp = randomLoopbackAddress();
+    // Two of the address's three units go to registrations that are stored.
+    expect((await register(randomUUID(), 10_000)).statusCode).toBe(201);
+    expect((await register(randomUUID(), 10_000)).statusCode).toBe(201);
+    // The third's transaction hangs (and never lands: it carries its request's correlation id), past the
+    // 1.5 s its invocation has.
+    const hungId = randomUUID();
+    hanging.stall((body) => body.includes('"TransactItems"') && body.includes(hungId));
+    const timedOut = await register(hungId, 1500);
+    expect(timedOut.statusCode).toBe(504);
+    expect(JSON.parse(timedOut.body ?? '{}')).toMatchObject({
+      code: 'DEPENDENCY_TIMEOUT',
+      detail: 'The request did not complete in time',
+    });
+    // Answered by the route's own pipeline, whose limit admitted it (its last unit) and gave the unit back.
+    expect(timedOut.headers).toMatchObject({ 'X-RateLimit-Remaining': '0' });
+    // Its unit came back: the address registers once more.
+    const retried = await register(randomUUID(), 10_000);
+    expect(retried.statusCode).toBe(201);
+    expect(retried.headers).toMatchObject({ 'X-RateLimit-Remaining': '0' });
+    hanging.stall(undefined);
   });
 });
