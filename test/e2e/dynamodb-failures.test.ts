@@ -194,3 +194,19 @@ describe("the register routes' limit (3 per 5 minutes per address)", () => {
     hanging.stall(undefined);
   });
 });
+
+describe('a 503 on a route whose limit has no unit left for the retry', () => {
+  it("tells the client to come back when the limit admits it, not after the dependency's 5 s", async () => {
+    const sourceIp = randomLoopbackAddress();
+    // Everything but the rate limit's own items fails: the limit admits, the users table does not answer.
+    dynamoDb.refuse((_operation, body) => !body.includes('"RL#'));
+    const refused = await api
+      .request('POST', `/users/${randomUUID()}/verify-phone`, { sourceIp, body: { code: '123456' } })
+      .finally(() => dynamoDb.refuse(undefined));
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    // mfaVerify: 1 per 10 s per address, spent on this request.
+    expect(refused.headers.get('ratelimit')).toBe('"mfaVerify";r=0;t=10');
+    expect(refused.headers.get('retry-after')).toBe('10');
+  });
+});
