@@ -70,6 +70,15 @@ const networkErrorCodes = new Set([
  */
 const timeoutErrorNames = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
 
+/**
+ * `AbortSignal.timeout()`'s reason once its time has passed: a DOMException named TimeoutError, which fetch
+ * rejects with and a toolkit store throws when its bound cuts an SDK call. Middy's early timeout, a plain
+ * Error of that name, is the function's own; a deadline of ours aborts with a DeadlineExceededError.
+ */
+function isTimeBoundReason(value: unknown): boolean {
+  return value instanceof DOMException && value.name === 'TimeoutError';
+}
+
 /** The fields by which the AWS SDK (v3) and Node describe a failed call. */
 interface SdkErrorShape {
   name?: unknown;
@@ -84,6 +93,8 @@ interface SdkErrorShape {
   $response?: unknown;
   /** DynamoDB's TransactionCanceledException: one reason per item of the transaction, in order. */
   CancellationReasons?: unknown;
+  /** The SDK's AbortError: the call's AbortSignal's reason, when its HTTP handler saw the abort. */
+  cause?: unknown;
 }
 
 /** A transaction DynamoDB cancelled for throttling alone: one of its items throttled, none failed otherwise. */
@@ -102,7 +113,12 @@ function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
   const status = error.$metadata?.httpStatusCode;
   if (typeof code === 'string' && networkErrorCodes.has(code)) return 'unreachable';
   const fromSdk = typeof error.$metadata === 'object' && error.$metadata !== null;
-  if (code === 'ETIMEDOUT' || (fromSdk && typeof name === 'string' && timeoutErrorNames.has(name))) {
+  if (
+    code === 'ETIMEDOUT' ||
+    (fromSdk && typeof name === 'string' && timeoutErrorNames.has(name)) ||
+    isTimeBoundReason(error) ||
+    (name === 'AbortError' && isTimeBoundReason(error.cause))
+  ) {
     return 'timeout';
   }
   if (
@@ -134,8 +150,10 @@ const dependencyOfError = new WeakMap<object, string>();
  * `ResourceNotFoundException`), a programming error or anything else unrecognised is ours to fix. A
  * DynamoDB transaction cancelled because an item throttled (reasons `ThrottlingError` or
  * `ProvisionedThroughputExceeded`, the others `None` or `TransactionConflict`) is `throttled`; one with a
- * failed condition is not: the caller reads which item failed.
- * Only the error itself is read, not its `cause`: an error wrapped by our own code is that code's to map.
+ * failed condition is not: the caller reads which item failed. An `AbortSignal.timeout()` that ran out is a
+ * `timeout`, whether its reason is thrown (fetch, the circuit store) or is the `cause` of the SDK's
+ * AbortError; any other AbortError is ours. Otherwise only the error itself is read, not its `cause`: an
+ * error wrapped by our own code is that code's to map.
  *
  * @example
  * dependencyFailure(new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }));

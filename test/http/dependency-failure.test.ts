@@ -20,7 +20,7 @@ import {
   retryBackoffMs,
   underlyingDependencyFailure,
 } from '../../middleware/dependency-failure.js';
-import { ServiceUnavailableError } from '../../middleware/errors.js';
+import { DeadlineExceededError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 
 /** What Node's `net` throws for a failed connection, as the SDK passes it on (with its attempts). */
@@ -40,6 +40,9 @@ function unparsedAnswer(httpStatusCode: number): Error {
 }
 
 const metadata = (httpStatusCode: number) => ({ $metadata: { httpStatusCode }, message: 'refused' });
+
+/** What an `AbortSignal.timeout()` aborts with once its time has passed (Node's message included). */
+const timeBoundReason = () => new DOMException('The operation was aborted due to timeout', 'TimeoutError');
 
 describe('dependencyFailure', () => {
   it.each([
@@ -150,6 +153,14 @@ describe('dependencyFailure', () => {
       'a service RequestTimeout',
       new DynamoDBServiceException({ name: 'RequestTimeout', $fault: 'client', ...metadata(400) }),
     ],
+    [
+      'an AbortSignal.timeout() that ran out (its reason, as fetch and the circuit store throw it)',
+      timeBoundReason(),
+    ],
+    [
+      "the SDK's AbortError of a call whose AbortSignal.timeout() ran out",
+      Object.assign(new Error('Request aborted', { cause: timeBoundReason() }), { name: 'AbortError' }),
+    ],
   ])('calls %s a timeout', (_label, error) => {
     expect(dependencyFailure(error)?.kind).toBe('timeout');
   });
@@ -174,6 +185,16 @@ describe('dependencyFailure', () => {
     ['LimitExceededException (a quota no wait lifts)', new LimitExceededException(metadata(400))],
     ['a TypeError', new TypeError("Cannot read properties of undefined (reading 'id')")],
     ['an AbortError (our own abort)', Object.assign(new Error('Request aborted'), { name: 'AbortError' })],
+    [
+      'an AbortError for a deadline of ours',
+      Object.assign(
+        new Error('Request aborted', { cause: new DeadlineExceededError('work after the commit', 500) }),
+        {
+          name: 'AbortError',
+        },
+      ),
+    ],
+    ['an abort with no time bound (its reason an AbortError)', new DOMException('aborted', 'AbortError')],
     [
       "Middy's early timeout (a TimeoutError of the function's own, not of an SDK call)",
       Object.assign(new Error('[AbortError]: The operation was aborted.'), { name: 'TimeoutError' }),
