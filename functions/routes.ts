@@ -105,9 +105,10 @@ export interface RouteRateLimit {
   readonly preset: RateLimitPresetName;
   readonly keyBy: RateLimitKeyBy;
   /**
-   * The route's 503s are failures of ours the client cannot provoke (it contacts no host the client
-   * names), so a 503 gives its unit back: a client retrying after `Retry-After` is not refused once the
-   * dependency is back. Routes sharing a preset and key should agree. @default every answer spends its unit
+   * The route's 503s and 504s are failures of ours the client cannot provoke (it contacts no host the
+   * client names), so either gives its unit back: a client retrying after `Retry-After`, or after a
+   * timeout, is not refused once the dependency is back. Routes sharing a preset and key should agree.
+   * @default every answer spends its unit
    */
   readonly refundUnavailable?: true;
 }

@@ -32,7 +32,21 @@ const throttlingErrorNames = new Set([
   'RequestThrottledException',
   'TooManyRequestsException',
   'SlowDown',
+  // DynamoDB: another transaction is still writing an item of this one's; the SDK retries it as throttling.
+  'TransactionInProgressException',
 ]);
+
+/**
+ * CancellationReasons codes of a DynamoDB transaction cancelled for load (a hot partition, an index
+ * still scaling). The SDK does not retry such a cancellation.
+ */
+const throttlingCancellationCodes = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
+/**
+ * Codes that may stand beside them in a cancellation that is still only a passing one: an item that was
+ * fine, or one another transaction was writing. Any other (a failed condition, a validation error) is the
+ * caller's to read or ours to fix.
+ */
+const passingCancellationCodes = new Set(['None', 'TransactionConflict', ...throttlingCancellationCodes]);
 
 /**
  * Node system error codes of a connection that could not be made or was lost. They come first: the SDK's
@@ -56,6 +70,15 @@ const networkErrorCodes = new Set([
  */
 const timeoutErrorNames = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
 
+/**
+ * `AbortSignal.timeout()`'s reason once its time has passed: a DOMException named TimeoutError, which fetch
+ * rejects with and a toolkit store throws when its bound cuts an SDK call. Middy's early timeout, a plain
+ * Error of that name, is the function's own; a deadline of ours aborts with a DeadlineExceededError.
+ */
+function isTimeBoundReason(value: unknown): boolean {
+  return value instanceof DOMException && value.name === 'TimeoutError';
+}
+
 /** The fields by which the AWS SDK (v3) and Node describe a failed call. */
 interface SdkErrorShape {
   name?: unknown;
@@ -68,6 +91,21 @@ interface SdkErrorShape {
   $metadata?: { httpStatusCode?: unknown } | undefined;
   /** The raw answer, on every error thrown while reading one (a modelled error, or a body that did not parse). */
   $response?: unknown;
+  /** DynamoDB's TransactionCanceledException: one reason per item of the transaction, in order. */
+  CancellationReasons?: unknown;
+  /** The SDK's AbortError: the call's AbortSignal's reason, when its HTTP handler saw the abort. */
+  cause?: unknown;
+}
+
+/** A transaction DynamoDB cancelled for throttling alone: one of its items throttled, none failed otherwise. */
+function isThrottledCancellation(error: SdkErrorShape): boolean {
+  const reasons = error.CancellationReasons;
+  if (error.name !== 'TransactionCanceledException' || !Array.isArray(reasons)) return false;
+  const codes = reasons.map((reason: { Code?: unknown } | null | undefined) => String(reason?.Code));
+  return (
+    codes.some((code) => throttlingCancellationCodes.has(code)) &&
+    codes.every((code) => passingCancellationCodes.has(code))
+  );
 }
 
 function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
@@ -75,11 +113,17 @@ function kindOf(error: SdkErrorShape): DependencyFailureKind | undefined {
   const status = error.$metadata?.httpStatusCode;
   if (typeof code === 'string' && networkErrorCodes.has(code)) return 'unreachable';
   const fromSdk = typeof error.$metadata === 'object' && error.$metadata !== null;
-  if (code === 'ETIMEDOUT' || (fromSdk && typeof name === 'string' && timeoutErrorNames.has(name))) {
+  if (
+    code === 'ETIMEDOUT' ||
+    (fromSdk && typeof name === 'string' && timeoutErrorNames.has(name)) ||
+    isTimeBoundReason(error) ||
+    (name === 'AbortError' && isTimeBoundReason(error.cause))
+  ) {
     return 'timeout';
   }
   if (
     (typeof name === 'string' && throttlingErrorNames.has(name)) ||
+    isThrottledCancellation(error) ||
     status === 429 ||
     ($retryable !== undefined && $retryable?.throttling === true)
   ) {
@@ -103,8 +147,13 @@ const dependencyOfError = new WeakMap<object, string>();
 /**
  * What passing failure of a dependency `error` is, or undefined when it is not one: a modelled client
  * error (`ValidationException`, `ConditionalCheckFailedException`, `AccessDeniedException`,
- * `ResourceNotFoundException`), a programming error or anything else unrecognised is ours to fix.
- * Only the error itself is read, not its `cause`: an error wrapped by our own code is that code's to map.
+ * `ResourceNotFoundException`), a programming error or anything else unrecognised is ours to fix. A
+ * DynamoDB transaction cancelled because an item throttled (reasons `ThrottlingError` or
+ * `ProvisionedThroughputExceeded`, the others `None` or `TransactionConflict`) is `throttled`; one with a
+ * failed condition is not: the caller reads which item failed. An `AbortSignal.timeout()` that ran out is a
+ * `timeout`, whether its reason is thrown (fetch, the circuit store) or is the `cause` of the SDK's
+ * AbortError; any other AbortError is ours. Otherwise only the error itself is read, not its `cause`: an
+ * error wrapped by our own code is that code's to map.
  *
  * @example
  * dependencyFailure(new ProvisionedThroughputExceededException({ $metadata: {}, message: 'Rate exceeded' }));

@@ -1,12 +1,14 @@
 // The rotation function Secrets Manager invokes for the stack's generated secrets (signing, verification link).
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import middy from '@middy/core';
+import { createSecretsManagerClient } from '../../middleware/config/secrets.js';
 import { errorText, functionObservability } from '../shared/observability.js';
 import { RotationError, rotationEventSchema, SecretRotator } from './secret-rotation.js';
 
 const { logger, auditLogger } = functionObservability('secret-rotation');
-const rotator = new SecretRotator({ client: new SecretsManagerClient({}) });
+// Bounded as every AWS client of the functions is: a Secrets Manager that hangs fails the step, with its
+// error and audit lines, well before the function's own timeout cuts the invocation without either.
+const rotator = new SecretRotator({ client: createSecretsManagerClient() });
 
 /**
  * One rotation step per invocation. A thrown error fails the step; Secrets Manager retries it and,

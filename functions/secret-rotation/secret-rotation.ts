@@ -127,7 +127,7 @@ export interface SecretRotatorOptions {
  * because Secrets Manager retries a failed step.
  *
  * @example
- * const rotator = new SecretRotator({ client: new SecretsManagerClient({}) });
+ * const rotator = new SecretRotator({ client: createSecretsManagerClient() });
  * await rotator.rotate({ SecretId, ClientRequestToken, Step: 'createSecret' });
  */
 export class SecretRotator {

@@ -20,6 +20,7 @@ import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, headRouteOf, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
 import { type FunctionObservability, functionObservability } from './observability.js';
+import { undoMarginMs } from './post-commit.js';
 import { entityTagPreconditions } from './preconditions.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -54,18 +55,23 @@ export type PolicyPipeline = (
 export const noPolicy: PolicyPipeline = (pipeline) => pipeline;
 
 /**
+ * How long before the invocation's end a route's pipeline stops waiting for its handler: the time its own
+ * onError needs to answer the 504 with what its middlewares leave pending (rate-limit headers, a register
+ * route's refunded unit: one DynamoDB write, as an after-commit undo is given) before the dispatcher's early
+ * timeout, Middy's default 5 ms, answers without them.
+ */
+const routeTimeoutEarlyMs = undoMarginMs;
+
+/**
  * The pipeline every route starts from. A route's pipeline is a Middy request of its own, so the answer
  * edits its middlewares leave pending for a 5xx (rate-limit headers) are on that request: its own
  * httpErrorHandler renders the route's errors and makes them, which the dispatcher's cannot. The
  * dispatcher's audit line then sees only the rendered answer, so the error is passed up to it.
  */
 function routeBasePipeline(logger: Logger): RoutePipeline {
-  const pipeline = middy<
-    HttpEvent,
-    HttpResponse,
-    Error,
-    Context & OptionalAuthContext & CorrelationContext
-  >();
+  const pipeline = middy<HttpEvent, HttpResponse, Error, Context & OptionalAuthContext & CorrelationContext>({
+    timeoutEarlyInMillis: routeTimeoutEarlyMs,
+  });
   pipeline.use(httpErrorHandler({ logger })).use(passErrorToOuterAudit());
   return pipeline;
 }

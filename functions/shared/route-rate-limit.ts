@@ -19,8 +19,12 @@ export interface RouteRateLimitMiddleware {
   readonly middleware: ReturnType<typeof rateLimit>;
 }
 
-/** A 503, whether the handler answered it or an error rendered as one. */
-const answeredUnavailable = ({ response }: RateLimitEnding) => response.statusCode === 503;
+/**
+ * A 503 (a dependency down or throttling) or a 504 (a dependency, or the invocation, out of time), whether
+ * the handler answered it or an error rendered as one: on these routes both are failures of ours.
+ */
+const answeredOutageOrTimeout = ({ response }: RateLimitEnding) =>
+  response.statusCode === 503 || response.statusCode === 504;
 
 let store: DynamoDbCounterStore | undefined;
 // Per function (the local runtime hosts every function in one process).
@@ -78,7 +82,7 @@ export function routeRateLimit(
         // The function's own logger: redacted, and carrying the request's correlation id and context.
         logger: observability.logger,
         onEvent: observability.onEvent,
-        ...(refundUnavailable ? { refundWhen: answeredUnavailable } : {}),
+        ...(refundUnavailable ? { refundWhen: answeredOutageOrTimeout } : {}),
       }),
     };
     shared.set(id, limit);

@@ -104,9 +104,11 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
   }
 
   async read(name: string, nowMs: number): Promise<CircuitRecord> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.tableName, Key: this.key(name), ConsistentRead: true }),
-      this.sendOptions(),
+    const { Item } = await this.bounded((options) =>
+      this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: this.key(name), ConsistentRead: true }),
+        options,
+      ),
     );
     return toRecord(Item, nowMs);
   }
@@ -129,18 +131,20 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
         // Many instances fail at once against a dead dependency: ADD is atomic, so every failure
         // counts once; the condition keeps a failure from counting toward a circuit that has since
         // opened, or been reset to a new generation, after this instance last looked.
-        const { Attributes } = await this.documents.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: this.key(name),
-            UpdateExpression: 'ADD failures :one SET expiresAt = :expiresAt',
-            ConditionExpression:
-              '#state = :closed AND generation = :generation AND windowStart = :windowStart',
-            ExpressionAttributeNames: { '#state': 'state' },
-            ExpressionAttributeValues: values,
-            ReturnValues: 'ALL_NEW',
-          }),
-          this.sendOptions(),
+        const { Attributes } = await this.bounded((options) =>
+          this.documents.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: this.key(name),
+              UpdateExpression: 'ADD failures :one SET expiresAt = :expiresAt',
+              ConditionExpression:
+                '#state = :closed AND generation = :generation AND windowStart = :windowStart',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: values,
+              ReturnValues: 'ALL_NEW',
+            }),
+            options,
+          ),
         );
         return toRecord(Attributes, nowMs);
       } catch (error) {
@@ -152,24 +156,26 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
         // next round ADDs into the window the winner started instead of resetting it.
         const neverWritten =
           failure.generation === 0 ? 'attribute_not_exists(pk) OR expiresAt <= :now OR ' : '';
-        const { Attributes } = await this.documents.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: this.key(name),
-            UpdateExpression:
-              'SET #state = :closed, generation = :generation, windowStart = :windowStart, failures = :one, ' +
-              'openedAt = if_not_exists(openedAt, :zero), probeLeaseUntil = :zero, successes = :zero, ' +
-              'expiresAt = :expiresAt REMOVE probeOwner',
-            ConditionExpression: `${neverWritten}(#state = :closed AND generation = :generation AND windowStart < :windowStart)`,
-            ExpressionAttributeNames: { '#state': 'state' },
-            ExpressionAttributeValues: {
-              ...values,
-              ':zero': 0,
-              ...(failure.generation === 0 ? { ':now': Math.floor(nowMs / 1000) } : {}),
-            },
-            ReturnValues: 'ALL_NEW',
-          }),
-          this.sendOptions(),
+        const { Attributes } = await this.bounded((options) =>
+          this.documents.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: this.key(name),
+              UpdateExpression:
+                'SET #state = :closed, generation = :generation, windowStart = :windowStart, failures = :one, ' +
+                'openedAt = if_not_exists(openedAt, :zero), probeLeaseUntil = :zero, successes = :zero, ' +
+                'expiresAt = :expiresAt REMOVE probeOwner',
+              ConditionExpression: `${neverWritten}(#state = :closed AND generation = :generation AND windowStart < :windowStart)`,
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: {
+                ...values,
+                ':zero': 0,
+                ...(failure.generation === 0 ? { ':now': Math.floor(nowMs / 1000) } : {}),
+              },
+              ReturnValues: 'ALL_NEW',
+            }),
+            options,
+          ),
         );
         return toRecord(Attributes, nowMs);
       } catch (error) {
@@ -202,19 +208,21 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
       // of N + 1 lands, so exactly one instance makes the transition and reports it.
       const neverWritten =
         expectedGeneration === 0 ? 'attribute_not_exists(pk) OR expiresAt <= :now OR ' : '';
-      await this.documents.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...this.key(name), ...next, expiresAt, writeToken },
-          ConditionExpression: `${neverWritten}generation = :generation`,
-          ExpressionAttributeValues: {
-            ':generation': expectedGeneration,
-            ...(expectedGeneration === 0 ? { ':now': Math.floor(nowMs / 1000) } : {}),
-          },
-          // Costs nothing on success; on failure it says whose transition the stored record is.
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-        this.sendOptions(),
+      await this.bounded((options) =>
+        this.documents.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { ...this.key(name), ...next, expiresAt, writeToken },
+            ConditionExpression: `${neverWritten}generation = :generation`,
+            ExpressionAttributeValues: {
+              ':generation': expectedGeneration,
+              ...(expectedGeneration === 0 ? { ':now': Math.floor(nowMs / 1000) } : {}),
+            },
+            // Costs nothing on success; on failure it says whose transition the stored record is.
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+          options,
+        ),
       );
       return { applied: true, record: next };
     } catch (error) {
@@ -228,7 +236,19 @@ export class DynamoDbCircuitStateStore implements CircuitStateStore {
     return { pk: `CB#${name}`, sk: stateSortKey };
   }
 
-  private sendOptions() {
-    return { abortSignal: AbortSignal.timeout(this.requestTimeoutMs) };
+  /**
+   * Runs `send` under the store's time bound. A call the bound aborts throws the bound's own TimeoutError,
+   * so the failure reads as the timeout it is (`store_timeout`): the SDK reports an abort between its
+   * attempts with an AbortError of its own that does not say a timer caused it.
+   */
+  private async bounded<T>(send: (options: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
+    const abortSignal = AbortSignal.timeout(this.requestTimeoutMs);
+    try {
+      return await send({ abortSignal });
+    } catch (error) {
+      throw abortSignal.aborted && error instanceof Error && error.name === 'AbortError'
+        ? abortSignal.reason
+        : error;
+    }
   }
 }

@@ -38,7 +38,13 @@ import {
 import type { CounterStore } from './counter-store.js';
 import { defaultCounterStore } from './dynamodb-counter-store.js';
 import { type PolicyOutcome, rateLimitHeaders, strictestOutcome } from './headers.js';
-import { policyProblems, type RateLimitPolicyInput, resolvePolicy, scalePolicy } from './policy.js';
+import {
+  policyProblems,
+  type RateLimitPolicy,
+  type RateLimitPolicyInput,
+  resolvePolicy,
+  scalePolicy,
+} from './policy.js';
 import { markRateLimitRan } from './ran.js';
 import {
   type FailMode,
@@ -159,6 +165,49 @@ const rateLimitCleanup = 'bulwark.rateLimit';
 /** Each middleware's refund has a cleanup name of its own: stacked limiters each give back their own units. */
 let refundCleanupCount = 0;
 
+/**
+ * Per request, for each limiter (by its refund cleanup's name) that admitted it and kept its units: whole
+ * seconds until the same request would be admitted again. Kept beside the outcomes, which every limiter
+ * of the request shares, since only each limiter knows its cost and whether it gave its units back.
+ */
+const readmissionWaitsByRequest = new WeakMap<object, Map<string, number>>();
+
+function readmissionWaitsOf(request: object): Map<string, number> {
+  let waits = readmissionWaitsByRequest.get(request);
+  if (waits === undefined) {
+    waits = new Map();
+    readmissionWaitsByRequest.set(request, waits);
+  }
+  return waits;
+}
+
+/**
+ * Whole seconds until `cost` units fit again after an admission that left `result.remaining`: 0 while they
+ * do, else the next unit's refill and one emission interval for each further unit missing.
+ */
+function readmissionWaitSec(result: RateLimitResult, policy: RateLimitPolicy, cost: number): number {
+  const missing = cost - result.remaining;
+  if (missing <= 0) return 0;
+  return Math.ceil(result.refillInSec + ((missing - 1) * policy.windowSec) / policy.limit);
+}
+
+/**
+ * A 503's `Retry-After` raised to the longest wait `waits` holds, when that is longer: a client that waits
+ * as the dependency's answer tells it would otherwise be refused by the limit that admitted it. An
+ * HTTP-date, another status or a 503 without one is left alone.
+ */
+function retryAfterAtReadmission(
+  response: unknown,
+  waits: ReadonlyMap<string, number>,
+): Record<string, string> {
+  const { statusCode, headers } = (response ?? {}) as Partial<APIGatewayProxyStructuredResultV2>;
+  if (statusCode !== 503 || !headers) return {};
+  const given = Object.entries(headers).find(([name]) => name.toLowerCase() === 'retry-after')?.[1];
+  if (given === undefined || !/^\d+$/.test(String(given).trim())) return {};
+  const longest = Math.max(0, ...waits.values());
+  return longest > Number(String(given).trim()) ? { 'Retry-After': String(longest) } : {};
+}
+
 function outcomesOf(request: object): PolicyOutcome[] {
   let outcomes = outcomesByRequest.get(request);
   if (outcomes === undefined) {
@@ -206,7 +255,8 @@ function middlewareProblems(options: RateLimitOptions): string[] {
  * instance through the toolkit table. Over the limit it answers 429 problem+json with
  * `Retry-After`; every response to a request it admitted or refused carries `RateLimit-Policy`,
  * `RateLimit` and the legacy `X-RateLimit-*` headers (early answers and errors rendered by
- * `httpErrorHandler` included). Stack several (per IP, then per user): the strictest answer wins; one
+ * `httpErrorHandler` included), and a 503's `Retry-After` is raised to the wait before a retry would be
+ * admitted when that is longer. Stack several (per IP, then per user): the strictest answer wins; one
  * middleware `.use()`d twice fails every request as a setup fault (an `InvalidOptionsError`). Put
  * per-principal limits (`user`, `clientId`, `apiKey`, `tenant`) after authentication, so
  * `context.principal` is set: used before it, or without it, such a limit fails every request as a setup
@@ -306,10 +356,17 @@ export function rateLimit(
     }
     const limiter = limiterFor(multiplier);
     const outcomes = outcomesOf(request);
+    const readmissionWaits = readmissionWaitsOf(request);
     if (outcomes.length === 0) {
+      // Runs after every limiter's refund (cleanups run last registered first), so the waits are final.
       registerResponseCleanup(request, rateLimitCleanup, (response) =>
         outcomes.length > 0 && !refusedByAnotherRule(response, outcomes)
-          ? withHeadersAndCookies(response, { headers: rateLimitHeaders(outcomes) })
+          ? withHeadersAndCookies(response, {
+              headers: {
+                ...rateLimitHeaders(outcomes),
+                ...retryAfterAtReadmission(response, readmissionWaits),
+              },
+            })
           : response,
       );
     }
@@ -318,6 +375,7 @@ export function rateLimit(
     const strictest = strictestOutcome(outcomes) as PolicyOutcome;
     request.context.rateLimit = { ...strictest.result, policy: strictest.policy.name };
     if (result.allowed) {
+      readmissionWaits.set(refundCleanup, readmissionWaitSec(result, limiter.policy, cost));
       if (refundWhen) {
         // Decided on the final answer: httpErrorHandler runs this once it has rendered an error.
         registerCleanup(request, refundCleanup, async (ended) => {
@@ -325,6 +383,8 @@ export function rateLimit(
           if (typeof response !== 'object' || response === null) return;
           if (refundWhen({ event: request.event, response, error: ended.error ?? undefined })) {
             await limiter.refund(key, result, cost);
+            // The units are back: this limit admits the retry at once.
+            readmissionWaits.delete(refundCleanup);
           }
         });
       }

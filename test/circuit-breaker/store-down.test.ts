@@ -8,6 +8,7 @@ import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.j
 import { CircuitOpenError } from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
+import { silentServer } from '../helpers/silent-server.js';
 import {
   DependencyDown,
   dynamoStore,
@@ -110,6 +111,28 @@ describe('when DynamoDB is unreachable', () => {
     expect(log.warn).toHaveBeenCalledWith(
       'Circuit state store failed; deciding on local state',
       expect.objectContaining({ reason: 'store_error', error: 'ResourceNotFoundException' }),
+    );
+  });
+
+  it('names a store that never answers store_timeout once its time bound cuts the call', async () => {
+    const server = await silentServer();
+    // The client as the sample shares it (2 s per attempt, 3 attempts): the store's own bound comes first.
+    const client = createDynamoDbClient({ endpoint: server.endpoint });
+    const events: SecurityEvent[] = [];
+    const log = logger();
+    const breaker = new CircuitBreaker<string>({
+      name: uniqueName(),
+      store: new DynamoDbCircuitStateStore({ tableName, client, requestTimeoutMs: 100 }),
+      logger: log,
+      onEvent: (event) => events.push(event),
+    });
+    expect(await breaker.execute(succeeding)).toBe('ok');
+    client.destroy();
+    await server.close();
+    expect(events[0]).toMatchObject({ type: 'circuit.storeError', reason: 'store_timeout' });
+    expect(log.warn).toHaveBeenCalledWith(
+      'Circuit state store failed; deciding on local state',
+      expect.objectContaining({ reason: 'store_timeout', error: 'TimeoutError' }),
     );
   });
 

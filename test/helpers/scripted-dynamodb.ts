@@ -1,10 +1,14 @@
 // A DynamoDB that fails or holds the requests a test picks, and records every request: a proxy to the suite's embedded one.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { forward, readBody } from './dynamodb-proxy.js';
+import { dynamoDbError, forward, readBody } from './dynamodb-proxy.js';
+import type { FaultyAnswer } from './fault-server.js';
 import { listenOnLoopback } from './loopback-server.js';
 
 /** Picks requests by their operation (`Query`, `UpdateItem`…) and JSON body. */
 export type PickRule = (operation: string, body: string) => boolean;
+
+/** What a refused request is answered, chosen by its JSON body (see `dynamoDbError`, `cancelledTransaction`). */
+export type Refusal = (body: string) => FaultyAnswer;
 
 /** A request the proxy received. */
 export interface SeenRequest {
@@ -24,10 +28,10 @@ export interface ScriptedDynamoDb {
   /** The endpoint to give the code under test. */
   readonly endpoint: string;
   /**
-   * From now on, requests `rule` picks are answered at once with DynamoDB's InternalServerError, which the
-   * SDK retries and then reports; none: all pass.
+   * From now on, requests `rule` picks are answered at once with `refusal`'s answer (by default DynamoDB's
+   * InternalServerError, which the SDK retries and then reports); none: all pass.
    */
-  refuse(rule: PickRule | undefined): void;
+  refuse(rule: PickRule | undefined, refusal?: Refusal): void;
   /** From now on, requests `rule` picks are neither passed on nor answered until the hold is released. */
   hold(rule: PickRule): Hold;
   /** Every request received since the proxy started, in order. */
@@ -35,16 +39,15 @@ export interface ScriptedDynamoDb {
   close(): Promise<void>;
 }
 
-const internalServerError = JSON.stringify({
-  __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
-  message: 'Internal server error (refused by the test)',
-});
+const internalServerError: Refusal = () =>
+  dynamoDbError(500, 'InternalServerError', 'Internal server error (refused by the test)');
 
 /** Starts the proxy on 127.0.0.1 in front of `target`; it passes everything unchanged until told otherwise. */
 export async function startScriptedDynamoDb(target: string): Promise<ScriptedDynamoDb> {
   const upstream = new URL(target);
   const seen: SeenRequest[] = [];
   let refused: PickRule | undefined;
+  let refusal = internalServerError;
   let held: { rule: PickRule; requests: (() => void)[]; arrive: () => void } | undefined;
   const pass = (request: IncomingMessage, response: ServerResponse, body: Buffer) =>
     forward(upstream, request, response, body, (answer) => {
@@ -57,7 +60,8 @@ export async function startScriptedDynamoDb(target: string): Promise<ScriptedDyn
     const text = body.toString('utf8');
     seen.push({ operation, body: text });
     if (refused?.(operation, text)) {
-      response.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' }).end(internalServerError);
+      const answer = refusal(text);
+      response.writeHead(answer.status, { 'content-type': answer.contentType }).end(answer.body);
       return;
     }
     if (held?.rule(operation, text)) {
@@ -73,8 +77,9 @@ export async function startScriptedDynamoDb(target: string): Promise<ScriptedDyn
   const { endpoint, close } = await listenOnLoopback(server);
   return {
     endpoint,
-    refuse: (rule) => {
+    refuse: (rule, answer = internalServerError) => {
       refused = rule;
+      refusal = answer;
     },
     hold: (rule) => {
       let arrive = () => {};

@@ -9,6 +9,8 @@ import {
   RequestLimitExceeded,
   ResourceNotFoundException,
   ThrottlingException,
+  TransactionCanceledException,
+  TransactionInProgressException,
 } from '@aws-sdk/client-dynamodb';
 import { KMSInternalException } from '@aws-sdk/client-kms';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
@@ -18,7 +20,7 @@ import {
   retryBackoffMs,
   underlyingDependencyFailure,
 } from '../../middleware/dependency-failure.js';
-import { ServiceUnavailableError } from '../../middleware/errors.js';
+import { DeadlineExceededError, ServiceUnavailableError } from '../../middleware/errors.js';
 import { renderProblem } from '../../middleware/http/problem.js';
 
 /** What Node's `net` throws for a failed connection, as the SDK passes it on (with its attempts). */
@@ -39,6 +41,9 @@ function unparsedAnswer(httpStatusCode: number): Error {
 
 const metadata = (httpStatusCode: number) => ({ $metadata: { httpStatusCode }, message: 'refused' });
 
+/** What an `AbortSignal.timeout()` aborts with once its time has passed (Node's message included). */
+const timeBoundReason = () => new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+
 describe('dependencyFailure', () => {
   it.each([
     ['ThrottlingException', new ThrottlingException(metadata(400))],
@@ -58,6 +63,46 @@ describe('dependencyFailure', () => {
     ],
   ])('calls %s throttled', (_label, error) => {
     expect(dependencyFailure(error)?.kind).toBe('throttled');
+  });
+
+  it('calls a TransactionInProgressException throttled, as the SDK does when it retries one', () => {
+    expect(dependencyFailure(new TransactionInProgressException(metadata(400)))).toEqual({
+      kind: 'throttled',
+      dependency: undefined,
+      errorName: 'TransactionInProgressException',
+      errorCode: undefined,
+    });
+  });
+
+  /** DynamoDB's cancellation of a transaction whose items it answered with `codes`, in order. */
+  const cancelled = (...codes: string[]) =>
+    new TransactionCanceledException({
+      ...metadata(400),
+      CancellationReasons: codes.map((Code) => ({ Code })),
+    });
+
+  it.each([
+    ['an item throttled', ['None', 'ThrottlingError']],
+    ["an item over its table's provisioned throughput", ['ProvisionedThroughputExceeded', 'None']],
+    ['an item throttled beside one in conflict', ['None', 'ThrottlingError', 'TransactionConflict']],
+  ])('calls a transaction cancelled because %s throttled', (_label, codes) => {
+    expect(dependencyFailure(cancelled(...codes))).toMatchObject({
+      kind: 'throttled',
+      errorName: 'TransactionCanceledException',
+    });
+  });
+
+  it.each([
+    [
+      'a failed condition beside a throttled item: the caller reads it',
+      ['ConditionalCheckFailed', 'ThrottlingError'],
+    ],
+    ['a validation error beside a throttled item', ['ThrottlingError', 'ValidationError']],
+    ['an item collection over its size limit', ['ItemCollectionSizeLimitExceeded', 'None']],
+    ['conflicts alone (the client retries those, then answers 409)', ['TransactionConflict', 'None']],
+    ['no reason at all', []],
+  ])('does not call a transaction cancelled with %s a dependency failure', (_label, codes) => {
+    expect(dependencyFailure(cancelled(...codes))).toBeUndefined();
   });
 
   it.each([
@@ -108,6 +153,14 @@ describe('dependencyFailure', () => {
       'a service RequestTimeout',
       new DynamoDBServiceException({ name: 'RequestTimeout', $fault: 'client', ...metadata(400) }),
     ],
+    [
+      'an AbortSignal.timeout() that ran out (its reason, as fetch and the circuit store throw it)',
+      timeBoundReason(),
+    ],
+    [
+      "the SDK's AbortError of a call whose AbortSignal.timeout() ran out",
+      Object.assign(new Error('Request aborted', { cause: timeBoundReason() }), { name: 'AbortError' }),
+    ],
   ])('calls %s a timeout', (_label, error) => {
     expect(dependencyFailure(error)?.kind).toBe('timeout');
   });
@@ -132,6 +185,16 @@ describe('dependencyFailure', () => {
     ['LimitExceededException (a quota no wait lifts)', new LimitExceededException(metadata(400))],
     ['a TypeError', new TypeError("Cannot read properties of undefined (reading 'id')")],
     ['an AbortError (our own abort)', Object.assign(new Error('Request aborted'), { name: 'AbortError' })],
+    [
+      'an AbortError for a deadline of ours',
+      Object.assign(
+        new Error('Request aborted', { cause: new DeadlineExceededError('work after the commit', 500) }),
+        {
+          name: 'AbortError',
+        },
+      ),
+    ],
+    ['an abort with no time bound (its reason an AbortError)', new DOMException('aborted', 'AbortError')],
     [
       "Middy's early timeout (a TimeoutError of the function's own, not of an SDK call)",
       Object.assign(new Error('[AbortError]: The operation was aborted.'), { name: 'TimeoutError' }),

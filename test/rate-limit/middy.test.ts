@@ -848,6 +848,71 @@ describe('rateLimit through a middy pipeline', () => {
     });
   });
 
+  describe('the Retry-After of a 503 it admitted', () => {
+    const dependencyDown = async () => {
+      throw new ServiceUnavailableError('The table is throttling', 5);
+    };
+
+    it("is raised to the limit's wait for the unit a retry needs, so a client that waits as told is admitted", async () => {
+      const name = uniquePolicyName('retry-after');
+      const { call } = pipeline([limitOf({ policy: { name, limit: 1, windowSec: 60 } })], {
+        handle: dependencyDown,
+      });
+      const refused = await call(eventOf('203.0.113.80'));
+      expect(refused.statusCode).toBe(503);
+      expect(refused.headers).toMatchObject({ 'Retry-After': '60', RateLimit: `"${name}";r=0;t=60` });
+      // Retrying any sooner is refused by the limit.
+      const tooSoon = await call(eventOf('203.0.113.80'));
+      expect(tooSoon.statusCode).toBe(429);
+      expect(tooSoon.headers['Retry-After']).toBe('60');
+    });
+
+    it('waits for every unit a request of several costs, and for the strictest of stacked limits', async () => {
+      const name = uniquePolicyName('retry-after-cost');
+      // 4 units a minute: one every 15 s. A request of cost 2 finds 2 left, then none: its retry needs two.
+      const { call } = pipeline(
+        [
+          limitOf({ policy: { name: `${name}-a`, limit: 4, windowSec: 60 }, cost: 2 }),
+          limitOf({ policy: { name: `${name}-b`, limit: 10, windowSec: 60 } }),
+        ],
+        { handle: dependencyDown },
+      );
+      expect((await call(eventOf('203.0.113.81'))).headers['Retry-After']).toBe('5');
+      expect((await call(eventOf('203.0.113.81'))).headers['Retry-After']).toBe('30');
+    });
+
+    it('is left as the dependency gave it when units are left, when they were given back, and on other statuses', async () => {
+      const name = uniquePolicyName('retry-after-kept');
+      const unavailable = ({ response }: RateLimitEnding) => response.statusCode === 503;
+      const longer = pipeline([limitOf({ policy: { name: `${name}-a`, limit: 2, windowSec: 60 } })], {
+        handle: async () => {
+          throw new ServiceUnavailableError('The queue is down', 90);
+        },
+      });
+      await longer.call(eventOf('203.0.113.82'));
+      // Out of units, but the dependency's own wait is the longer.
+      expect((await longer.call(eventOf('203.0.113.82'))).headers['Retry-After']).toBe('90');
+
+      const refunded = pipeline(
+        [limitOf({ policy: { name: `${name}-b`, limit: 1, windowSec: 60 }, refundWhen: unavailable })],
+        { handle: dependencyDown },
+      );
+      expect((await refunded.call(eventOf('203.0.113.82'))).headers['Retry-After']).toBe('5');
+      expect((await refunded.call(eventOf('203.0.113.82'))).headers['Retry-After']).toBe('5');
+
+      const dated = pipeline([limitOf({ policy: { name: `${name}-c`, limit: 1, windowSec: 60 } })], {
+        handle: async () => json(503, {}, { 'retry-after': 'Wed, 21 Oct 2065 07:28:00 GMT' }),
+      });
+      expect((await dated.call(eventOf('203.0.113.82'))).headers['retry-after']).toBe(
+        'Wed, 21 Oct 2065 07:28:00 GMT',
+      );
+      const conflict = pipeline([limitOf({ policy: { name: `${name}-d`, limit: 1, windowSec: 60 } })], {
+        handle: async () => json(409, {}, { 'Retry-After': '1' }),
+      });
+      expect((await conflict.call(eventOf('203.0.113.82'))).headers['Retry-After']).toBe('1');
+    });
+  });
+
   describe('refundWhen', () => {
     const unavailable = ({ response }: RateLimitEnding) => response.statusCode === 503;
     /** Requests from `ip` answered 2xx until the limit refuses one: how many units the key had left. */
