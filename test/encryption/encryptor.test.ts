@@ -731,6 +731,22 @@ describe('blind indexes', () => {
     }
   });
 
+  it.each([
+    ['  Alice.Smith+Tag@Example.COM\n', 'alice.smith+tag@example.com'],
+    ['ÜNÏCODE@Bücher.DE', 'ünïcode@xn--bcher-kva.de'],
+    ['U\u0308nI\u0308code@Bu\u0308cher.DE', 'ünïcode@xn--bcher-kva.de'],
+    // Greek capital sigma lower-cases to the final form at the end of a word.
+    ['ΟΔΥΣΣΕΥΣ@Ελληνικά.gr', 'οδυσσευς@xn--hxargifdar.gr'],
+    ['İstanbul@örnek.com.tr', 'i\u0307stanbul@xn--rnek-4qa.com.tr'],
+    ['ǅemal@EXAMPLE.org', 'ǆemal@example.org'],
+    ['user@例え。ＪＰ', 'user@xn--r8jz45g.jp'],
+    ['ＡＢＣ@ＥＸＡＭＰＬＥ．com', 'ａｂｃ@example.com'],
+    ['jörg@FAẞ.de', 'jörg@fass.de'],
+    ['a@b@c.de', 'a@b@c.de'],
+  ])('keeps the normalised form, so the stored index, of %j', (address, normalised) => {
+    expect(normalizeEmail(address)).toBe(normalised);
+  });
+
   it('separates index names and scopes, and truncates to the bytes asked for', async () => {
     const encryptor = encryptorWith();
     const base = await encryptor.blindIndex('a@b.co', email);
