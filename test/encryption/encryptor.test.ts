@@ -747,6 +747,17 @@ describe('blind indexes', () => {
     expect(normalizeEmail(address)).toBe(normalised);
   });
 
+  it.each([
+    // IDNA refuses the capital Georgian letter and maps its lower case.
+    ['x@Ⴀ.com', 'x@xn--rkj.com'],
+    ['x@ⴀ.com', 'x@xn--rkj.com'],
+    // İ lower-cases to i and U+0307, which NFC orders before the combining mark U+A8C4 (class 9 < 230).
+    ['İ\ua8c4@a', 'i\ua8c4\u0307@a'],
+  ])('normalises %j to a form that normalises to itself', (address, normalised) => {
+    expect(normalizeEmail(address)).toBe(normalised);
+    expect(normalizeEmail(normalised)).toBe(normalised);
+  });
+
   it('separates index names and scopes, and truncates to the bytes asked for', async () => {
     const encryptor = encryptorWith();
     const base = await encryptor.blindIndex('a@b.co', email);
