@@ -1,8 +1,10 @@
-// Properties of the field encryption over generated input: email normalisation for blind indexes.
+// Properties of the field encryption over generated input: the value codec, email normalisation for blind indexes.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { withAsciiDomain } from '../../middleware/email-address.js';
 import { normalizeEmail } from '../../middleware/encryption/encryptor.js';
+import { decodeValue, encodeValue } from '../../middleware/encryption/value-codec.js';
+import { EncryptionError } from '../../middleware/errors.js';
 import { anyText } from '../helpers/arbitraries.js';
 
 /** Domain labels from letters whose case, NFC or IDNA mapping is unusual, joined by any IDNA dot. */
@@ -38,6 +40,38 @@ describe('normalizeEmail', () => {
         expect(normalizeEmail(withAsciiDomain(input))).toBe(normalizeEmail(input));
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe('the value codec', () => {
+  it('gives back exactly what it encodes, or refuses it with EncryptionError', () => {
+    // JSON values (-0 among their numbers) for what it must take, anything else for what it must refuse.
+    const value = fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }),
+      fc.anything({
+        withBoxedValues: true,
+        withMap: true,
+        withSet: true,
+        withDate: true,
+        withTypedArray: true,
+        withSparseArray: true,
+        withObjectString: true,
+      }),
+    );
+    fc.assert(
+      fc.property(value, (input) => {
+        let encoded: Buffer;
+        try {
+          encoded = encodeValue(input, 'field', 65_536);
+        } catch (error) {
+          expect(error).toBeInstanceOf(EncryptionError);
+          return;
+        }
+        // Strict: -0 is not 0, a hole is not null or undefined.
+        expect(decodeValue(encoded, 'field')).toStrictEqual(input);
+      }),
+      { numRuns: 3000 },
     );
   });
 });

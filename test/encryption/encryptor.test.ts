@@ -446,6 +446,12 @@ describe('bad values to encrypt', () => {
     ['an object holding undefined', { a: undefined }],
     ['an array holding a function', [() => 1]],
     ['bytes nested in an object', { raw: new Uint8Array([1]) }],
+    // JSON writes -0 as 0 and a hole as null: they would come back changed.
+    ['-0', -0],
+    ['-0 in an object', { balance: -0 }],
+    ['an array with a hole', Object.assign(new Array(3), { 0: 1, 2: 3 })],
+    ['an array of holes only', new Array(2)],
+    ['an array with a hole in an object', { list: Object.assign(new Array(2), { 1: 'x' }) }],
   ])('refuses %s with a typed error and no key request', async (_name, value) => {
     const keyProvider = countingProvider();
     const encryptor = new Encryptor({ keyProvider });
@@ -453,6 +459,11 @@ describe('bad values to encrypt', () => {
     expect(error).toBeInstanceOf(EncryptionError);
     expect(error).toMatchObject({ code: 'ENCRYPTION_FAILED', reason: 'unsupported_value', field: 'value' });
     expect(keyProvider.calls.generate).toBe(0);
+  });
+
+  it('names negative zero for what it is', async () => {
+    const error = await rejectionOf(encryptorWith().encryptFields({ value: -0 }, ['value'], context));
+    expect(error.message).toBe('Field value holds negative zero');
   });
 
   it('refuses JSON nested deeper than 32 levels', async () => {
