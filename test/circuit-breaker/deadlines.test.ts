@@ -76,7 +76,7 @@ describe('DeadlineQueue', () => {
           expect(entry.expiredAt).toEqual(removed.has(entry) ? [] : [entry.deadline]);
         }
       }),
-      { numRuns: 500 },
+      { numRuns: 300 },
     );
   });
 });
