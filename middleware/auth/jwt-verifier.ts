@@ -134,6 +134,10 @@ const supportedAlgorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'HS256']
 const defaultAlgorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
 /** Three base64url segments; the charset check also rules out padding and whitespace. */
 const compactJws = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+const base64urlAlphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** The 6-bit value of each base64url character, by char code. */
+const base64urlValues = new Uint8Array(128);
+for (let value = 0; value < 64; value += 1) base64urlValues[base64urlAlphabet.charCodeAt(value)] = value;
 /** Distinct headers are few (one per alg and kid); more than this means someone is making them up. */
 const maxCachedHeaders = 64;
 /**
@@ -145,6 +149,20 @@ const accessTokenTypes: ReadonlySet<string> = new Set(['jwt', 'at+jwt']);
 /** RFC 7515 §4.1.9: `typ` compares without case, and `application/` may be left out. */
 function isAccessTokenType(typ: string | undefined): boolean {
   return typ === undefined || accessTokenTypes.has(typ.toLowerCase().replace(/^application\//, ''));
+}
+
+/**
+ * Whether a segment of base64url characters is the one encoding of its bytes. Its length must not be
+ * 4n+1 (no whole byte), and when it is 4n+2 or 4n+3 its last character carries 4 or 2 bits past the
+ * last byte, which every encoder leaves 0 and Buffer ignores: set, they make other strings that decode
+ * to the same bytes. Checking that one character is enough; a full re-encode would cost more.
+ */
+function isCanonicalBase64url(segment: string): boolean {
+  const remainder = segment.length % 4;
+  if (remainder === 0) return true;
+  if (remainder === 1) return false;
+  const spareBits = remainder === 2 ? 0b1111 : 0b11;
+  return ((base64urlValues[segment.charCodeAt(segment.length - 1)] as number) & spareBits) === 0;
 }
 
 function asSet<T extends string>(value: T | readonly T[]): ReadonlySet<T> {
@@ -532,11 +550,12 @@ export class JwtVerifier {
     const headerSegment = token.slice(0, firstDot);
     const payloadSegment = token.slice(firstDot + 1, lastDot);
     const signatureSegment = token.slice(lastDot + 1);
-    // A base64url string of length 4n+1 encodes no whole byte: Buffer would silently drop the extra char.
+    // Buffer decodes leniently (drops a stray last character, ignores spare bits), which would let
+    // several strings pass for one token: in the verifier's cache, a deny list, a log search.
     if (
-      payloadSegment.length % 4 === 1 ||
-      signatureSegment.length % 4 === 1 ||
-      headerSegment.length % 4 === 1
+      !isCanonicalBase64url(payloadSegment) ||
+      !isCanonicalBase64url(signatureSegment) ||
+      !isCanonicalBase64url(headerSegment)
     ) {
       throw credentialError('bad_base64');
     }

@@ -2,7 +2,7 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import { assertNoProblems, InvalidArgumentError, ServiceUnavailableError } from '../errors.js';
 import { parseRawQuery, percentDecodedPath } from '../http/input.js';
 import { arrayOption, checkMethodsOption, requireOptionsObject, shownValue } from '../options.js';
 import { checkTableName, toEpochSeconds } from '../store/tables.js';
@@ -12,7 +12,9 @@ import type { Principal } from './principal.js';
 
 /**
  * Query parameters in any of the shapes callers have at hand. A string is read as `URLSearchParams`
- * reads it: one leading `?` is the delimiter, as in `URL.search`, so `??a=1` names the key `?a`.
+ * reads it: one leading `?` is the delimiter, as in `URL.search`, so `??a=1` names the key `?a`. A
+ * record whose keys or values hold a lone surrogate is refused with `InvalidArgumentError`; a string or
+ * `URLSearchParams` has it as U+FFFD already, as a URL would send it.
  */
 export type QueryInput =
   | string
@@ -70,7 +72,15 @@ function queryPairs(query: QueryInput): [string, string][] {
   return Object.entries(query).flatMap(([key, value]) =>
     value === undefined
       ? []
-      : (typeof value === 'string' ? [value] : value).map((item): [string, string] => [key, item]),
+      : (typeof value === 'string' ? [value] : value).map((item): [string, string] => {
+          // A lone surrogate has no UTF-8, so no percent-encoding: a URL would send U+FFFD instead.
+          if (!key.isWellFormed() || !item.isWellFormed()) {
+            throw new InvalidArgumentError(
+              `Query parameter ${shownValue(key)} holds a lone surrogate, which no URL can carry`,
+            );
+          }
+          return [key, item];
+        }),
   );
 }
 

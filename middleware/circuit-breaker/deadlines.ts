@@ -76,6 +76,8 @@ export class DeadlineQueue {
       }
       entry = following;
     }
-    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+    // An entry's expire() may start a call, whose add() armed the timer for it; that entry may lie
+    // past the end of the scan, so keep that timer unless a scanned deadline is earlier still.
+    if (next < this.timerAt) this.arm(next);
   };
 }

@@ -978,8 +978,12 @@ export class Encryptor {
  * Seed-style normaliser for email blind indexes: trimmed, NFC, the domain in ASCII (IDNA), lower case, so
  * `bob@bücher.de` and `bob@xn--bcher-kva.de` give one index. An ASCII domain gives the index it always had.
  * IDNA maps the domain before anything is lower-cased, as the address check does: lower case first would
- * turn `FAẞ.de` (IDNA: `fass.de`) into `faß.de`, another domain.
+ * turn `FAẞ.de` (IDNA: `fass.de`) into `faß.de`, another domain. Its result normalises to itself: lower
+ * case can undo NFC (`İ` before a combining mark) and make a domain IDNA refused mappable (Georgian `Ⴀ`
+ * is refused, its lower case `ⴀ` is not), so NFC and IDNA are applied once more after it. For an address
+ * whose lower case is already NFC with its domain in ASCII, that is every address the sample accepts,
+ * they change nothing.
  */
 export function normalizeEmail(value: string): string {
-  return withAsciiDomain(value.trim().normalize('NFC')).toLowerCase();
+  return withAsciiDomain(withAsciiDomain(value.trim().normalize('NFC')).toLowerCase().normalize('NFC'));
 }

@@ -19,12 +19,23 @@ function isPlainObject(value: object): boolean {
   return prototype === Object.prototype || prototype === null;
 }
 
-/** Whether JSON.stringify then JSON.parse gives the same value back (no NaN, Date, Map, undefined...). */
+/**
+ * Whether JSON.stringify then JSON.parse gives the same value back (no NaN, -0, Date, Map, undefined,
+ * array holes...).
+ */
 function isJsonSafe(value: unknown, depth: number): boolean {
   if (depth > maxJsonDepth) return false;
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
-  if (typeof value === 'number') return Number.isFinite(value);
-  if (Array.isArray(value)) return value.every((item) => isJsonSafe(item, depth + 1));
+  // JSON writes -0 as 0.
+  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0);
+  if (Array.isArray(value)) {
+    // Indexed, not every(), which skips holes: a hole reads as undefined and is refused, where JSON
+    // would write it as null.
+    for (let index = 0; index < value.length; index += 1) {
+      if (!isJsonSafe(value[index], depth + 1)) return false;
+    }
+    return true;
+  }
   if (typeof value === 'object' && isPlainObject(value)) {
     return Object.values(value).every((item) => isJsonSafe(item, depth + 1));
   }
@@ -35,7 +46,7 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array that is not JSON-safe';
   if (typeof value === 'object') return `${value.constructor?.name ?? 'an object'} that is not JSON-safe`;
-  if (typeof value === 'number') return 'a non-finite number';
+  if (typeof value === 'number') return Number.isFinite(value) ? 'negative zero' : 'a non-finite number';
   return `a ${typeof value}`;
 }
 
@@ -51,7 +62,8 @@ function tooLarge(field: string, length: number, maxValueBytes: number): Encrypt
 
 /**
  * The plaintext of a field: one type byte then the value's bytes. Anything that would not come back
- * identical (NaN, bigint, Date, class instances, functions) is refused, never stored half-typed.
+ * identical (NaN, -0, bigint, Date, class instances, functions, arrays with holes) is refused, never
+ * stored half-typed.
  * The plaintext is written at offset `before` of a buffer with `after` more bytes to spare, so the
  * encryptor seals it in place inside the stored field instead of allocating and copying it again.
  */

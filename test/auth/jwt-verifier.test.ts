@@ -55,6 +55,14 @@ function verifier(
   });
 }
 
+const base64urlAlphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** The segment with the lowest bit of its last character set: a spare bit when its length is 4n+2 or 4n+3. */
+function withSpareBitSet(segment: string): string {
+  const last = base64urlAlphabet.indexOf(segment.at(-1) as string);
+  return segment.slice(0, -1) + base64urlAlphabet[last | 1];
+}
+
 /** The Retry-After of a verification refused with 503 (undefined when it has none). */
 async function retryAfterOf(promise: Promise<unknown>): Promise<string | undefined> {
   const error = await promise.then(
@@ -291,6 +299,48 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     expect(
       await reasonOf(verifier().verify(`${token.slice(0, token.lastIndexOf('.'))}.${b64('short')}`)),
     ).toBe('bad_signature');
+  });
+
+  it.each([
+    // A 256-byte signature is 342 characters, 4 bits of the last one spare: 60 of the 63 other last
+    // characters only set spare bits, the other 3 change the last byte.
+    ['RS256', () => signToken(rsa, userClaims(jwks.issuer)), 60],
+    // 64 bytes, 86 characters: 4 spare bits.
+    ['ES256', () => signToken(ec, userClaims(jwks.issuer)), 60],
+    // 32 bytes, 43 characters: 2 spare bits, so 48 of 63 only set them.
+    ['HS256', () => hmacToken('s'.repeat(40), userClaims(jwks.issuer)), 48],
+  ] as const)(
+    'an %s token whose signature spells the same bytes another way, as bad_base64',
+    async (alg, token, spellings) => {
+      const v = verifier(
+        { cache: false },
+        alg === 'HS256' ? { algorithms: [alg], sharedSecret: 's'.repeat(40), jwksUri: null } : {},
+      );
+      const signed = token();
+      await v.verify(signed);
+      const reasons: Record<string, number> = {};
+      for (const last of base64urlAlphabet) {
+        const variant = signed.slice(0, -1) + last;
+        if (variant === signed) continue;
+        const reason = await reasonOf(v.verify(variant));
+        reasons[reason] = (reasons[reason] ?? 0) + 1;
+      }
+      expect(reasons).toEqual({ bad_base64: spellings, bad_signature: 63 - spellings });
+    },
+  );
+
+  it('a header or payload that spells its bytes another way, as bad_base64', async () => {
+    // Padded so each segment's length is 4n+2 or 4n+3, leaving spare bits in its last character.
+    const token = signToken(rsa, userClaims(jwks.issuer, { pad: 'x' }), { pad: 'xy' });
+    const [header = '', payload = '', signature = ''] = token.split('.');
+    expect([header.length % 4, payload.length % 4]).toEqual([2, 3]);
+    await verifier().verify(token);
+    expect(await reasonOf(verifier().verify(`${withSpareBitSet(header)}.${payload}.${signature}`))).toBe(
+      'bad_base64',
+    );
+    expect(await reasonOf(verifier().verify(`${header}.${withSpareBitSet(payload)}.${signature}`))).toBe(
+      'bad_base64',
+    );
   });
 
   it('an HS256 signature shorter or longer than 32 bytes, as bad_signature and not a RangeError', async () => {

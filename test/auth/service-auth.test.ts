@@ -16,7 +16,11 @@ import {
   signRequest,
 } from '../../middleware/auth/service-auth.js';
 import { SecretStore } from '../../middleware/config/secrets.js';
-import { InvalidOptionsError, ServiceUnavailableError } from '../../middleware/errors.js';
+import {
+  InvalidArgumentError,
+  InvalidOptionsError,
+  ServiceUnavailableError,
+} from '../../middleware/errors.js';
 import { percentDecodedPath } from '../../middleware/http/input.js';
 import { signedPathOf } from '../../middleware/http/request-event.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -145,6 +149,22 @@ describe('signRequest', () => {
     expect(canonicalQuery(new URLSearchParams({ b: 'x y', c: '&', a: '1' }))).toBe('a=1&b=x%20y&c=%26');
     expect(canonicalQuery({ c: '&', a: ['2', '1'], b: 'x y', skipped: undefined })).toBe(expected);
     expect(canonicalQuery(undefined)).toBe('');
+  });
+
+  it('refuses a query record holding a lone surrogate with InvalidArgumentError naming the key', () => {
+    const request = { method: 'GET', path: '/p', timestamp: 1, nonce: 'n'.repeat(16) };
+    for (const [query, key] of [
+      [{ q: 'a\ud800' }, '"q"'],
+      [{ ok: '1', list: ['x', '\udfff'] }, '"list"'],
+      [{ 'k\ud800': 'v' }, '"k\\ud800"'],
+    ] as const) {
+      const refusal = `Query parameter ${key} holds a lone surrogate, which no URL can carry`;
+      expect(() => canonicalQuery(query)).toThrow(InvalidArgumentError);
+      expect(() => canonicalQuery(query)).toThrow(new InvalidArgumentError(refusal));
+      expect(() => signRequest(current, { ...request, query })).toThrow(InvalidArgumentError);
+    }
+    // A string or URLSearchParams has it as U+FFFD, as a URL sends it.
+    expect(canonicalQuery(new URLSearchParams({ q: 'a\ud800' }))).toBe('q=a%EF%BF%BD');
   });
 
   it('reads a query string as URLSearchParams does: ??a=1 names the key ?a, not a', () => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TokenCache } from '../../middleware/auth/token-cache.js';
 import { InvalidOptionsError } from '../../middleware/errors.js';
@@ -76,5 +77,44 @@ describe('TokenCache', () => {
     cache.clear();
     expect(cache.size).toBe(0);
     expect(cache.get('b', 0)).toBeUndefined();
+  });
+});
+
+describe('TokenCache against a map of what was set', () => {
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('set' as const), key: fc.nat(8), ttlMs: fc.integer({ min: 1, max: 20 }) }),
+    fc.record({ kind: fc.constant('get' as const), key: fc.nat(8), waitMs: fc.nat(5) }),
+    fc.record({ kind: fc.constant('delete' as const), key: fc.nat(8) }),
+  );
+
+  it('holds at most maxEntries, and a hit is always the unexpired value last set for that key', () => {
+    fc.assert(
+      // Up to 12 entries: from 9, the number of keys, it never evicts, and each get must match the map exactly.
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(step, { maxLength: 60 }), (maxEntries, steps) => {
+        const cache = new TokenCache<string>(maxEntries);
+        const lastSet = new Map<string, { value: string; validUntilMs: number }>();
+        let now = 0;
+        steps.forEach((current, index) => {
+          const key = String(current.key);
+          if (current.kind === 'set') {
+            const entry = { value: `value-${index}`, validUntilMs: now + current.ttlMs };
+            cache.set(key, entry.value, entry.validUntilMs);
+            lastSet.set(key, entry);
+          } else if (current.kind === 'delete') {
+            cache.delete(key);
+            lastSet.delete(key);
+          } else {
+            now += current.waitMs;
+            const hit = cache.get(key, now);
+            const expected = lastSet.get(key);
+            const live = expected !== undefined && now < expected.validUntilMs ? expected.value : undefined;
+            // When it may have evicted the key, a miss is allowed; a hit must still be the live value.
+            if (hit !== undefined || maxEntries >= 9) expect(hit).toBe(live);
+          }
+          expect(cache.size).toBeLessThanOrEqual(maxEntries);
+        });
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

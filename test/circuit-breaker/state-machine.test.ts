@@ -806,6 +806,38 @@ describe('timeouts', () => {
     expect((await long).error).toMatchObject({ timeoutMs: 1000 });
   });
 
+  it('times out a call started from another call’s abort listener at its own deadline, not a later call’s', async () => {
+    const breaker = breakerInMemory({ timeoutMs: 1000, failureThreshold: 100, stateTtlMs: 60_000 });
+    await breaker.execute(succeeding);
+    const slow = outcome(breaker.execute(() => new Promise(() => {})));
+    await vi.advanceTimersByTimeAsync(20);
+    // Asking the dependency to cancel a job that timed out: the cancel call starts while the
+    // breaker's one timer is still handling the job's timeout.
+    let cancel: Promise<{ error?: unknown }> | undefined;
+    const job = outcome(
+      breaker.execute(
+        ({ signal }) => {
+          signal.addEventListener('abort', () => {
+            cancel = outcome(breaker.execute(() => new Promise(() => {}), { timeoutMs: 50 }));
+          });
+          return new Promise(() => {});
+        },
+        { timeoutMs: 100 },
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect((await job).error).toMatchObject({ timeoutMs: 100 });
+    expect(cancel).toBeDefined();
+    const settled: string[] = [];
+    void cancel?.then(() => settled.push('cancel'));
+    void slow.then(() => settled.push('slow'));
+    await vi.advanceTimersByTimeAsync(50);
+    expect(settled).toEqual(['cancel']);
+    expect((await cancel)?.error).toMatchObject({ timeoutMs: 50 });
+    await vi.advanceTimersByTimeAsync(830);
+    expect(settled).toEqual(['cancel', 'slow']);
+  });
+
   it('cuts a call short at the caller’s deadline with a 504 that does not count', async () => {
     const name = uniqueName();
     const breaker = instance(name, { timeoutMs: 2000, failureThreshold: 1 });

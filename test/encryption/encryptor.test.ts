@@ -446,6 +446,12 @@ describe('bad values to encrypt', () => {
     ['an object holding undefined', { a: undefined }],
     ['an array holding a function', [() => 1]],
     ['bytes nested in an object', { raw: new Uint8Array([1]) }],
+    // JSON writes -0 as 0 and a hole as null: they would come back changed.
+    ['-0', -0],
+    ['-0 in an object', { balance: -0 }],
+    ['an array with a hole', Object.assign(new Array(3), { 0: 1, 2: 3 })],
+    ['an array of holes only', new Array(2)],
+    ['an array with a hole in an object', { list: Object.assign(new Array(2), { 1: 'x' }) }],
   ])('refuses %s with a typed error and no key request', async (_name, value) => {
     const keyProvider = countingProvider();
     const encryptor = new Encryptor({ keyProvider });
@@ -453,6 +459,11 @@ describe('bad values to encrypt', () => {
     expect(error).toBeInstanceOf(EncryptionError);
     expect(error).toMatchObject({ code: 'ENCRYPTION_FAILED', reason: 'unsupported_value', field: 'value' });
     expect(keyProvider.calls.generate).toBe(0);
+  });
+
+  it('names negative zero for what it is', async () => {
+    const error = await rejectionOf(encryptorWith().encryptFields({ value: -0 }, ['value'], context));
+    expect(error.message).toBe('Field value holds negative zero');
   });
 
   it('refuses JSON nested deeper than 32 levels', async () => {
@@ -729,6 +740,33 @@ describe('blind indexes', () => {
     for (const ascii of ['Alice@Example.com ', "o'hara+tag@Sub.Example.CO.uk", 'no-at-sign', 'a@b@c.de']) {
       expect(normalizeEmail(ascii)).toBe(ascii.trim().normalize('NFC').toLowerCase());
     }
+  });
+
+  it.each([
+    ['  Alice.Smith+Tag@Example.COM\n', 'alice.smith+tag@example.com'],
+    ['ÜNÏCODE@Bücher.DE', 'ünïcode@xn--bcher-kva.de'],
+    ['U\u0308nI\u0308code@Bu\u0308cher.DE', 'ünïcode@xn--bcher-kva.de'],
+    // Greek capital sigma lower-cases to the final form at the end of a word.
+    ['ΟΔΥΣΣΕΥΣ@Ελληνικά.gr', 'οδυσσευς@xn--hxargifdar.gr'],
+    ['İstanbul@örnek.com.tr', 'i\u0307stanbul@xn--rnek-4qa.com.tr'],
+    ['ǅemal@EXAMPLE.org', 'ǆemal@example.org'],
+    ['user@例え。ＪＰ', 'user@xn--r8jz45g.jp'],
+    ['ＡＢＣ@ＥＸＡＭＰＬＥ．com', 'ａｂｃ@example.com'],
+    ['jörg@FAẞ.de', 'jörg@fass.de'],
+    ['a@b@c.de', 'a@b@c.de'],
+  ])('keeps the normalised form, so the stored index, of %j', (address, normalised) => {
+    expect(normalizeEmail(address)).toBe(normalised);
+  });
+
+  it.each([
+    // IDNA refuses the capital Georgian letter and maps its lower case.
+    ['x@Ⴀ.com', 'x@xn--rkj.com'],
+    ['x@ⴀ.com', 'x@xn--rkj.com'],
+    // İ lower-cases to i and U+0307, which NFC orders before the combining mark U+A8C4 (class 9 < 230).
+    ['İ\ua8c4@a', 'i\ua8c4\u0307@a'],
+  ])('normalises %j to a form that normalises to itself', (address, normalised) => {
+    expect(normalizeEmail(address)).toBe(normalised);
+    expect(normalizeEmail(normalised)).toBe(normalised);
   });
 
   it('separates index names and scopes, and truncates to the bytes asked for', async () => {

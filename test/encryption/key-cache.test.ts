@@ -1,4 +1,5 @@
 // The data-key cache on its own: the allocation-free hot path (take) keeps acquire's limits and LRU order.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KeyCache } from '../../middleware/encryption/key-cache.js';
 
@@ -126,5 +127,57 @@ describe('KeyCache.take', () => {
     await settled();
     expect(cache.take('a', 0, 0)).toBeUndefined();
     expect(cache.take('b', 0, 0)).toBeUndefined();
+  });
+});
+
+describe('KeyCache limits, over generated runs of take and acquire', () => {
+  /** One use: messages to encrypt under `key`, after `waitMs`, on the hot path or not, its creation failing or not. */
+  const use = fc.record({
+    key: fc.constantFrom('a', 'b', 'c'),
+    messages: fc.integer({ min: 1, max: 4 }),
+    waitMs: fc.integer({ min: 0, max: 40 }),
+    hot: fc.boolean(),
+    createFails: fc.boolean(),
+  });
+
+  it('never serves one data key for more than maxMessages messages, nor maxAgeMs after it was made', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          maxMessages: fc.integer({ min: 1, max: 6 }),
+          maxAgeMs: fc.integer({ min: 1, max: 100 }),
+          maxEntries: fc.integer({ min: 1, max: 3 }),
+        }),
+        fc.array(use, { maxLength: 40 }),
+        async (cacheLimits, uses) => {
+          const cache = new KeyCache<{ id: number; madeAt: number }>(cacheLimits);
+          const messagesServed: number[] = [];
+          let now = 0;
+          for (const { key, messages, waitMs, hot, createFails } of uses) {
+            now += waitMs;
+            const wanted = Math.min(messages, cacheLimits.maxMessages);
+            let dataKey = hot ? cache.take(key, wanted, now) : undefined;
+            if (dataKey === undefined) {
+              const madeAt = now;
+              const made = cache.acquire(
+                key,
+                wanted,
+                async () => {
+                  if (createFails) throw new Error('the key provider failed');
+                  return { id: messagesServed.push(0) - 1, madeAt };
+                },
+                now,
+              );
+              dataKey = await made.value.catch(() => undefined);
+              if (dataKey === undefined) continue;
+            }
+            messagesServed[dataKey.id] = (messagesServed[dataKey.id] ?? 0) + wanted;
+            expect(messagesServed[dataKey.id]).toBeLessThanOrEqual(cacheLimits.maxMessages);
+            expect(now - dataKey.madeAt).toBeLessThan(cacheLimits.maxAgeMs);
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -16,6 +16,81 @@ const anyKey = fc
   .array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 16 })
   .map((units) => String.fromCharCode(...units));
 
+/**
+ * The reference: a recursive-descent reading of JSON text JSON.parse accepted, giving the path of the
+ * first key an object names twice, in text order, with keys compared as JSON.parse decodes them.
+ */
+function repeatedKeyByDescent(text: string): (string | number)[] | undefined {
+  let at = 0;
+  const skipSpace = () => {
+    while (' \t\n\r'.includes(text.charAt(at)) && at < text.length) at++;
+  };
+  const readString = (): string => {
+    const start = at++;
+    while (text[at] !== '"') at += text[at] === '\\' ? 2 : 1;
+    at++;
+    return JSON.parse(text.slice(start, at)) as string;
+  };
+  const readValue = (path: (string | number)[]): (string | number)[] | undefined => {
+    skipSpace();
+    if (text[at] === '"') {
+      readString();
+      return undefined;
+    }
+    if (text[at] === '{' || text[at] === '[') {
+      const isObject = text[at++] === '{';
+      const seen = new Set<string>();
+      skipSpace();
+      for (let index = 0; text[at] !== (isObject ? '}' : ']'); index++) {
+        let step: string | number = index;
+        if (isObject) {
+          skipSpace();
+          step = readString();
+          if (seen.has(step)) return [...path, step];
+          seen.add(step);
+          skipSpace();
+          at++; // the colon
+        }
+        const found = readValue([...path, step]);
+        if (found) return found;
+        skipSpace();
+        if (text[at] === ',') at++;
+      }
+      at++;
+      return undefined;
+    }
+    while (at < text.length && !',]} \t\n\r'.includes(text.charAt(at))) at++;
+    return undefined;
+  };
+  return readValue([]);
+}
+
+/** JSON text with keys that repeat, escaped or not, at any depth, and strings holding what the scan looks for. */
+const repeatingJson: fc.Arbitrary<string> = fc.letrec<{ value: string; object: string; array: string }>(
+  (tie) => {
+    const key = fc.oneof(
+      fc.constantFrom('a', 'b', '', '"', '\\', 'a"', '{', '}', '[', ',', ':'),
+      fc.string({ maxLength: 3 }),
+    );
+    const space = fc.constantFrom('', ' ', '\n', '\t ');
+    return {
+      value: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom('1', 'true', 'null', '"x,{}[]"', '"\\\\"', '"\\""'),
+        tie('object'),
+        tie('array'),
+      ),
+      object: fc
+        .array(fc.tuple(key, fc.boolean(), tie('value'), space, space), { maxLength: 4 })
+        .map(
+          (members) =>
+            `{${members.map(([name, escaped, value, before, after]) => `${before}${escaped ? fullyEscaped(name) : JSON.stringify(name)}${after}:${before}${value}${after}`).join(',')}}`,
+        ),
+      array: fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(' , ')}]`),
+    };
+  },
+).value;
+
 describe('firstRepeatedKey', () => {
   it.each([
     ['{"a":1,"a":2}', ['a']],
@@ -65,6 +140,16 @@ describe('firstRepeatedKey', () => {
         expect(firstRepeatedKey(JSON.stringify(value))).toBeUndefined();
         expect(firstRepeatedKey(JSON.stringify(value, null, 2))).toBeUndefined();
       }),
+    );
+  });
+
+  it('finds the repeated key a recursive-descent reading finds, in generated JSON', () => {
+    fc.assert(
+      fc.property(repeatingJson, (text) => {
+        JSON.parse(text);
+        expect(firstRepeatedKey(text)).toEqual(repeatedKeyByDescent(text));
+      }),
+      { numRuns: 3000 },
     );
   });
 
