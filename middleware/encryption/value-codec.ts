@@ -20,14 +20,14 @@ function isPlainObject(value: object): boolean {
 }
 
 /**
- * Whether JSON.stringify then JSON.parse gives the same value back (no NaN, -0, Date, Map, undefined,
- * array holes...).
+ * Whether JSON.stringify then JSON.parse gives the same value back (no NaN, Date, Map, undefined, array
+ * holes...). -0 passes and reads back as 0, as JSON and DynamoDB's numbers have it: refusing it would
+ * fail a write over `Math.round(-0.4)`.
  */
 function isJsonSafe(value: unknown, depth: number): boolean {
   if (depth > maxJsonDepth) return false;
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
-  // JSON writes -0 as 0.
-  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0);
+  if (typeof value === 'number') return Number.isFinite(value);
   if (Array.isArray(value)) {
     // Indexed, not every(), which skips holes: a hole reads as undefined and is refused, where JSON
     // would write it as null.
@@ -46,7 +46,7 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array that is not JSON-safe';
   if (typeof value === 'object') return `${value.constructor?.name ?? 'an object'} that is not JSON-safe`;
-  if (typeof value === 'number') return Number.isFinite(value) ? 'negative zero' : 'a non-finite number';
+  if (typeof value === 'number') return 'a non-finite number';
   return `a ${typeof value}`;
 }
 
@@ -62,8 +62,8 @@ function tooLarge(field: string, length: number, maxValueBytes: number): Encrypt
 
 /**
  * The plaintext of a field: one type byte then the value's bytes. Anything that would not come back
- * identical (NaN, -0, bigint, Date, class instances, functions, arrays with holes) is refused, never
- * stored half-typed.
+ * identical (NaN, bigint, Date, class instances, functions, arrays with holes) is refused, never
+ * stored half-typed; -0 reads back as 0.
  * The plaintext is written at offset `before` of a buffer with `after` more bytes to spare, so the
  * encryptor seals it in place inside the stored field instead of allocating and copying it again.
  */
