@@ -1,5 +1,5 @@
-// Text for logs and attributes: cut to a length without leaving half of a surrogate pair behind, and
-// escaped where a character would reorder or break a log line.
+// Text for logs and attributes: cut to a length without leaving half of a surrogate pair behind,
+// escaped where a character would reorder or break a log line, and a file's parse error told without its text.
 
 /**
  * At most the first `maxLength` UTF-16 units of `text`, one fewer where the cut would split a surrogate
@@ -55,4 +55,13 @@ export function escapedForLog(text: string): string {
     everyActedOnByViewers,
     (character) => `\\u{${(character.codePointAt(0) as number).toString(16).toUpperCase()}}`,
   );
+}
+
+/**
+ * `file is not JSON`, with where the parse stopped if `error` says: never V8's message itself, which quotes
+ * the file's text (a key file's private key) over as many lines as it spans.
+ */
+export function notJsonProblem(file: string, error: SyntaxError): string {
+  const position = /at position (\d+)/.exec(error.message)?.[1];
+  return `${file} is not JSON${position === undefined ? '' : ` (at position ${position})`}`;
 }

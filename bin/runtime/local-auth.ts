@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
-import { LocalStartError, notJsonProblem } from './local-defaults.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
+import { LocalStartError } from './local-defaults.js';
 
 /** Where the runtime serves the dev issuer's keys: `<issuer>/.well-known/jwks.json`, as Cognito does. */
 export const jwksPath = '/.well-known/jwks.json';
@@ -34,10 +35,9 @@ export function createLocalAuth(
   try {
     devIssuer = new DevIssuer({ issuer: url, keyFile });
   } catch (error) {
-    if (!(error instanceof SyntaxError) || keyFile === undefined) throw error;
-    throw new LocalStartError(
-      `${notJsonProblem(keyFile, error)}; delete it to make a new key (tokens signed with the old one stop verifying)`,
-    );
+    // A damaged key file: DevIssuer names it and says what to do, as `npm run token` prints it.
+    if (!(error instanceof InvalidOptionsError)) throw error;
+    throw new LocalStartError(error.problems.join('; '));
   }
   // Both ends of a signed call run in this process, so fresh secrets per start are all it needs.
   const serviceSecrets = { bookings: { current: randomBytes(32).toString('base64url') } };

@@ -17,15 +17,6 @@ export const notAFolder = (path: string) =>
   new LocalStartError(`${path} is a file, not a folder; move it aside`);
 
 /**
- * `file is not JSON`, with where the parse stopped if `error` says: never V8's message itself, which quotes
- * the file's text (a key file's private key) over as many lines as it spans.
- */
-export function notJsonProblem(file: string, error: SyntaxError): string {
-  const position = /at position (\d+)/.exec(error.message)?.[1];
-  return `${file} is not JSON${position === undefined ? '' : ` (at position ${position})`}`;
-}
-
-/**
  * What `PORT` must be, if `value` is not that: a whole number up to 65535, where 0 (any free port, which
  * the banner then names) means something only to `npm start`, not to a command that must reach it.
  */

@@ -20,7 +20,8 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
-import { LocalStartError, notAFolder, notJsonProblem } from './local-defaults.js';
+import { notJsonProblem } from '../../middleware/text.js';
+import { LocalStartError, notAFolder } from './local-defaults.js';
 import { refuseUnlessFromAwsClient } from './local-request-guard.js';
 
 export interface LocalDynamoDbOptions {

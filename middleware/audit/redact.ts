@@ -36,7 +36,21 @@ export const defaultSensitiveKeys = [
   'credential',
   'secret_key',
   'password_confirm',
+  'secret_string',
+  'secret_binary',
+  'pepper',
+  'encryption_key',
 ] as const;
+
+/**
+ * The private members of a JSON Web Key (RFC 7518: an RSA key's `d`, `p`, `q`, `dp`, `dq`, `qi` and
+ * `oth`, an EC or OKP key's `d`, a symmetric key's `k`). Names this short are ordinary fields elsewhere, so
+ * they are redacted only in an object with a `kty` member, which every JWK has.
+ */
+const jwkPrivateMembers = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+// The length test first: it spares every longer key (nearly all of them) the set lookup.
+const isJwkPrivateMember = (object: object, key: string): boolean =>
+  key.length <= 3 && jwkPrivateMembers.has(key) && Object.hasOwn(object, 'kty');
 
 export interface RedactionOptions {
   /** Extra key names to redact, matched like {@link defaultSensitiveKeys} (e.g. `email`, `phone`). @default [] */
@@ -52,7 +66,7 @@ export interface RedactionOptions {
 export interface Redactor {
   /** A redacted, bounded, JSON-safe copy of any value (circular references, errors, buffers included). */
   redact(value: unknown): unknown;
-  /** Redacts credentials inside free text (JWTs, `Bearer …`, `password=…`) and bounds its length. */
+  /** Redacts credentials inside free text (JWTs, `Bearer …`, `password=…`, `bwk_…`) and bounds its length. */
   redactString(value: string): string;
   /** Whether a key's value must be redacted. */
   isSensitiveKey(key: string): boolean;
@@ -93,10 +107,26 @@ const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"
  * Checked only once a key has matched, and bounded by the `:` that ends each part, so the scan stays linear.
  */
 const secretsManagerArnResourceType = String.raw`(?<=\barn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret):[\w/+=.@-]`;
+/**
+ * The secrets Bulwark makes name their kind in a prefix, so they are found wherever they appear: an API
+ * key (`bwk_<key id>_<secret>`, base64url) and a webhook signing secret (`whsec_<base64>`). Unanchored,
+ * so one inside URL-encoded text (`key%3Dbwk_…`) or after `_` goes too. Matched apart from the other
+ * shapes, and in lower case only, as they are made: a case variant (`BWK_…` in a random id) is no secret.
+ */
+const prefixedSecret = /(bwk_|whsec_)[\w+/=-]+/g;
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
-/** Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name. */
-const mayHoldCredential = /[:=]|eyj|bearer|basic/i;
+/**
+ * Every credential shape needs one of these: `:`/`=` (key=value), `eyJ` (JWT), a scheme name, a
+ * prefixed secret's prefix.
+ */
+const mayHoldCredential = /[:=]|eyj|bearer|basic|bwk_|whsec_/i;
+/** An environment variable's name: upper-case words joined by `_`. */
+const environmentVariableName = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/;
+/** The last word of a secret's name in an environment variable, before the service id after it. */
+const secretWord = /^(?:SECRET|KEY)$/;
+/** Words, in the singular, naming where a secret is kept rather than holding it (`CONFIG_SECRET_ID`). */
+const secretReferenceWords = new Set(['ARN', 'ID', 'NAME', 'PATH', 'FILE']);
 /** Cache bound for key decisions: keys repeat a lot, but attacker-chosen keys must not grow memory. */
 const keyCacheLimit = 2048;
 /** Longest key whose decision is cached: real keys are short, and 2048 long ones would pin megabytes. */
@@ -184,15 +214,39 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     return `${kept}${redactedValue}${closed ? quote : ''}`;
   };
 
-  const isSensitiveKey = (key: string): boolean => {
-    const cached = keyCache.get(key);
-    if (cached !== undefined) return cached;
+  const endsWithSensitiveName = (key: string): boolean => {
     const normalized = normalizeKey(key);
     // Plurals and numbered copies too (`passwords`, `password1`, `apiKeys`); ends with, not contains,
     // so look-alikes such as `secretName` or `tokenCount` stay readable.
     const singular = normalized.replace(/\d+$/, '').replace(/s$/, '');
-    const sensitive =
-      normalized.length > 0 && names.some((name) => normalized.endsWith(name) || singular.endsWith(name));
+    return (
+      normalized.length > 0 && names.some((name) => normalized.endsWith(name) || singular.endsWith(name))
+    );
+  };
+
+  /**
+   * `SERVICE_SIGNING_SECRET_BOOKINGS`: an environment variable holding one service's secret, named
+   * `<purpose>_SECRET_<service id>` (or `_KEY_`, with a sensitive name such as `API_KEY` before the id).
+   * A reference word after the secret's name (`SERVICE_SIGNING_SECRET_ARN_BOOKINGS`) keeps the value,
+   * which then names the secret rather than holding it. The purpose is required, so names such as
+   * `SECRET_REGION` stay; a word after it cannot be told from a service id (`CSRF_SECRET_LENGTH` goes).
+   */
+  const isServiceSecretVariable = (key: string): boolean => {
+    if (!environmentVariableName.test(key)) return false;
+    const words = key.split('_');
+    for (let end = words.length - 1; end >= 2; end -= 1) {
+      if (secretReferenceWords.has((words[end] as string).replace(/S$/, ''))) return false;
+      if (secretWord.test(words[end - 1] as string) && endsWithSensitiveName(words.slice(0, end).join('_'))) {
+        return true;
+      }
+    }
+    return false;
+  };
+
+  const isSensitiveKey = (key: string): boolean => {
+    const cached = keyCache.get(key);
+    if (cached !== undefined) return cached;
+    const sensitive = endsWithSensitiveName(key) || isServiceSecretVariable(key);
     if (key.length <= cachedKeyLength && keyCache.size < keyCacheLimit) keyCache.set(key, sensitive);
     return sensitive;
   };
@@ -203,10 +257,14 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     // Cut before matching so a huge value costs no more than a small one; the JWT pattern still
     // matches a token cut short.
     const bounded = cut(value);
-    // Most strings (ids, paths, names) hold none of the three shapes; one cheap test skips the big pattern.
-    return bounded.length < 6 || !mayHoldCredential.test(bounded)
-      ? bounded
-      : bounded.replace(credentials, replaceCredential);
+    // Most strings (ids, paths, names) hold none of the shapes; one cheap test skips both patterns.
+    if (bounded.length < 6 || !mayHoldCredential.test(bounded)) return bounded;
+    // A prefixed secret keeps its prefix, which tells a reader what was there.
+    const withoutOwnSecrets =
+      bounded.includes('bwk_') || bounded.includes('whsec_')
+        ? bounded.replace(prefixedSecret, `$1${redactedValue}`)
+        : bounded;
+    return withoutOwnSecrets.replace(credentials, replaceCredential);
   };
 
   const redactError = (error: Error, depth: number, ancestors: object[]): Record<string, unknown> => {
@@ -234,7 +292,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     for (let index = 0; index < kept; index += 1) {
       const key = keys[index] as string;
       let child: unknown;
-      if (isSensitiveKey(key)) {
+      if (isSensitiveKey(key) || isJwkPrivateMember(value, key)) {
         child = redactedValue;
       } else {
         try {

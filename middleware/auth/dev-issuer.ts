@@ -9,14 +9,18 @@ import {
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type JSONWebKeySet, type JWK, SignJWT } from 'jose';
-import { assertNoProblems, InvalidArgumentError } from '../errors.js';
+import { assertNoProblems, InvalidArgumentError, InvalidOptionsError } from '../errors.js';
 import { arrayOption, requireOptionsObject, shownValue } from '../options.js';
+import { notJsonProblem } from '../text.js';
 import { defaultClaimMapping } from './claims-principal.js';
 
 export interface DevIssuerOptions {
   /** The `iss` of minted tokens; its JWKS is expected at `<issuer>/.well-known/jwks.json`. */
   readonly issuer: string;
-  /** Where the private key is kept (created on first use, mode 0600); in memory when absent. @default undefined */
+  /**
+   * Where the private key is kept (created on first use, mode 0600); in memory when absent. A file that
+   * holds no key is refused with an InvalidOptionsError naming its path, never quoting its text. @default undefined
+   */
   readonly keyFile?: string | undefined;
   /** `client_id` of human users' tokens. @default 'bulwark-local' */
   readonly clientId?: string | undefined;
@@ -74,12 +78,39 @@ interface StoredKey {
   readonly privateJwk: JWK;
 }
 
+/**
+ * A key file that holds no key, told by its path and what to do. Never with the parser's or node:crypto's
+ * message, which quote the file's text, private key and all.
+ */
+function damagedKeyFile(problem: string): InvalidOptionsError {
+  return new InvalidOptionsError('DevIssuer', [
+    `${problem}; delete it to make a new key (tokens signed with the old one stop verifying)`,
+  ]);
+}
+
 function readKey(keyFile: string): { kid: string; privateKey: KeyObject } {
-  const stored = JSON.parse(readFileSync(keyFile, 'utf8')) as StoredKey;
-  return {
-    kid: stored.kid,
-    privateKey: createPrivateKey({ key: stored.privateJwk as never, format: 'jwk' }),
-  };
+  const text = readFileSync(keyFile, 'utf8');
+  let stored: Partial<StoredKey> | null;
+  try {
+    stored = JSON.parse(text) as Partial<StoredKey> | null;
+  } catch (error) {
+    throw damagedKeyFile(notJsonProblem(keyFile, error as SyntaxError));
+  }
+  const privateKey = rsaPrivateKeyOf(stored?.privateJwk);
+  if (typeof stored?.kid !== 'string' || stored.kid === '' || privateKey === undefined) {
+    throw damagedKeyFile(`${keyFile} holds no RSA signing key (kid and privateJwk)`);
+  }
+  return { kid: stored.kid, privateKey };
+}
+
+/** The RSA private key a JWK holds, if it holds one. */
+function rsaPrivateKeyOf(jwk: unknown): KeyObject | undefined {
+  try {
+    const key = createPrivateKey({ key: jwk as never, format: 'jwk' });
+    return key.asymmetricKeyType === 'rsa' ? key : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function loadOrCreateKey(keyFile: string | undefined): { kid: string; privateKey: KeyObject } {

@@ -872,8 +872,9 @@ export class Encryptor {
       keyContextNames,
       wrappedKey: generated.wrappedKey,
     });
-    const key = createSecretKey(Buffer.from(generated.plaintext));
-    // The KeyObject holds its own copy; the provider's plaintext buffer need not outlive this call.
+    // Imported from the provider's own buffer: a Buffer.from copy would sit in Node's shared pool,
+    // which nothing zeroes. The KeyObject holds its own copy, so the provider's is zeroed at once.
+    const key = createSecretKey(generated.plaintext);
     generated.plaintext.fill(0);
     const keyRef = keyRefOf(header);
     // Whoever wrote a record on this instance can read it back without a Decrypt request.
@@ -937,7 +938,8 @@ export class Encryptor {
           cause: error,
         });
       }
-      const key = createSecretKey(Buffer.from(plaintext));
+      // As in generate: no copy in the shared pool, and the provider's buffer zeroed once imported.
+      const key = createSecretKey(plaintext);
       plaintext.fill(0);
       return key;
     });

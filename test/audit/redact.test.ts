@@ -45,6 +45,10 @@ describe('redaction', () => {
     'otp',
     'passcode',
     'credential',
+    'secret_string',
+    'secret_binary',
+    'pepper',
+    'encryption_key',
   ];
 
   it('has exactly the documented default keys', () => {
@@ -284,6 +288,151 @@ describe('redaction', () => {
     }
     expect(redactor.redactString('EyjAbc.password=hunter2')).toBe(`EyjAbc.password=${redactedValue}`);
     expect(redactor.redactString(`id=x EyjP ${jwt}`)).toBe(`id=x EyjP ${redactedValue}`);
+  });
+
+  // Made as ApiKeyStore.create and the webhook store make them.
+  const apiKey = 'bwk_5c69cb83332287c9_TzAxW8TBKSSjywC9nUYIQunklCwrk31IYV8B-zyX4_E';
+  const webhookSecret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+/Xa4bTTqg8=';
+
+  it("redacts Bulwark's API keys and webhook secrets wherever they appear, keeping their prefix", () => {
+    const redactor = createRedactor();
+    // ApiKeyStore.create answers with the key under `key`, a name too common to redact by.
+    expect(
+      redactor.redact({ keyId: '5c69cb83332287c9', key: apiKey, hook: { signing: webhookSecret } }),
+    ).toEqual({
+      keyId: '5c69cb83332287c9',
+      key: `bwk_${redactedValue}`,
+      hook: { signing: `whsec_${redactedValue}` },
+    });
+    expect(redactor.redactString(`created ${apiKey} for alice`)).toBe(
+      `created bwk_${redactedValue} for alice`,
+    );
+    expect(redactor.redactString(`registered, signing secret ${webhookSecret}`)).toBe(
+      `registered, signing secret whsec_${redactedValue}`,
+    );
+    expect(redactor.redactString(`{"key":"${apiKey}","owner":"alice"}`)).toBe(
+      `{"key":"bwk_${redactedValue}","owner":"alice"}`,
+    );
+    expect(redactor.redactString(`\\"key\\":\\"${apiKey}\\"`)).toBe(`\\"key\\":\\"bwk_${redactedValue}\\"`);
+    expect(redactor.redactString(`/x?q=key%3D${apiKey}&page=2`)).toBe(
+      `/x?q=key%3Dbwk_${redactedValue}&page=2`,
+    );
+    // Cut short by truncation, what is left of the key still goes.
+    const cut = createRedactor({ maxStringLength: 30 }).redactString(`new key: ${apiKey}`);
+    expect(cut).not.toContain(apiKey.slice(0, 25));
+    expect(cut).toContain('bwk_[REDACTED]');
+  });
+
+  it('leaves a prefix without a secret after it, or in another case, as it is', () => {
+    const redactor = createRedactor();
+    for (const text of [
+      'keys start with bwk_…',
+      'whsec_ then base64',
+      'BWK_API_KEY',
+      'Whsec_abc',
+      'msg_Bwk_xYz',
+    ]) {
+      expect(redactor.redactString(text)).toBe(text);
+    }
+    expect(redactor.redactString('BWK_x.password=hunter2')).toBe(`BWK_x.password=${redactedValue}`);
+    // Case variants one after another are skipped in one scan, neither rescanned nor recursed into.
+    const variants = 'BWK_Whsec_'.repeat(40_000);
+    expect(createRedactor({ maxStringLength: 1_000_000 }).redactString(variants)).toBe(variants);
+  });
+
+  it('redacts the private members of an object that is a JWK, and ordinary fields of the same names elsewhere stay', () => {
+    const redactor = createRedactor();
+    const rsa = {
+      kty: 'RSA',
+      kid: 'dev-1',
+      n: 'modulus',
+      e: 'AQAB',
+      d: 'D',
+      p: 'P',
+      q: 'Q',
+      dp: 'DP',
+      dq: 'DQ',
+      qi: 'QI',
+    };
+    const multiPrime = { kty: 'RSA', n: 'modulus', e: 'AQAB', oth: [{ r: 'R', d: 'D', t: 'T' }] };
+    expect(redactor.redact({ kid: 'dev-1', privateJwk: rsa })).toEqual({
+      kid: 'dev-1',
+      privateJwk: {
+        kty: 'RSA',
+        kid: 'dev-1',
+        n: 'modulus',
+        e: 'AQAB',
+        ...Object.fromEntries(['d', 'p', 'q', 'dp', 'dq', 'qi'].map((name) => [name, redactedValue])),
+      },
+    });
+    expect(redactor.redact(multiPrime)).toEqual({ kty: 'RSA', n: 'modulus', e: 'AQAB', oth: redactedValue });
+    expect(redactor.redact({ keys: [{ kty: 'EC', crv: 'P-256', x: 'X', y: 'Y', d: 'D' }] })).toEqual({
+      keys: [{ kty: 'EC', crv: 'P-256', x: 'X', y: 'Y', d: redactedValue }],
+    });
+    expect(
+      redactor.redact(
+        new Map([
+          ['kty', 'oct'],
+          ['k', 'K'],
+        ]),
+      ),
+    ).toEqual({ kty: 'oct', k: redactedValue });
+    const ordinary = { d: 3, p: 'page', q: 'search', k: 10, dp: 1, dq: 2, qi: 'x', oth: 'y' };
+    expect(redactor.redact(ordinary)).toEqual(ordinary);
+  });
+
+  it('redacts the Secrets Manager secret fields, API key peppers and the local encryption key by name', () => {
+    expect(
+      createRedactor().redact({
+        Name: 'cfg',
+        SecretString: '{"current":"s3cr3t"}',
+        SecretBinary: 'czNjcjN0',
+        pepper: 'pepper-secret-0123456789',
+        previousPeppers: ['old-pepper-0123456789'],
+        ENCRYPTION_KEY: 'q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M=',
+        dataEncryptionKey: 'k',
+        encryptionKeyId: 'alias/bulwark',
+      }),
+    ).toEqual({
+      Name: 'cfg',
+      SecretString: redactedValue,
+      SecretBinary: redactedValue,
+      pepper: redactedValue,
+      previousPeppers: redactedValue,
+      ENCRYPTION_KEY: redactedValue,
+      dataEncryptionKey: redactedValue,
+      encryptionKeyId: 'alias/bulwark',
+    });
+  });
+
+  it("redacts an environment variable holding a service's secret, named with the service after it, but not one naming where it is", () => {
+    const variables = {
+      SERVICE_SIGNING_SECRET_BOOKINGS: '{"current":"signing-secret-value-0123456789abcdef"}',
+      SERVICE_SIGNING_SECRET_ORDER_SERVICE: '{"current":"signing-secret-value-0123456789abcdef"}',
+      PARTNER_API_KEY_BILLING: 'k',
+      SERVICE_SIGNING_SECRET_ARN_BOOKINGS:
+        'arn:aws:secretsmanager:eu-west-1:111122223333:secret:Signing-AbCdEf',
+      SIGNING_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:Signing-AbCdEf',
+      CONFIG_SECRET_ID: 'bulwark/config',
+      SIGNING_SECRET_NAMES: 'a,b',
+      AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+      KMS_KEY_ID: 'alias/bulwark',
+      AUTH_TOKEN_USE: 'access',
+      IDEMPOTENCY_KEY_REUSED: 'conflict',
+      SECRET_REGION: 'eu-west-1',
+      AWS_SECRETS_MANAGER_ENDPOINT: 'http://localhost:4566',
+      // Only upper-case names are environment variables: a field's name keeps its look-alike rule.
+      signingSecretBookings: 'kept',
+    };
+    const redacted = createRedactor().redact(variables) as Record<string, unknown>;
+    const secretNames = [
+      'SERVICE_SIGNING_SECRET_BOOKINGS',
+      'SERVICE_SIGNING_SECRET_ORDER_SERVICE',
+      'PARTNER_API_KEY_BILLING',
+    ];
+    for (const [name, value] of Object.entries(variables)) {
+      expect(redacted[name], name).toBe(secretNames.includes(name) ? redactedValue : value);
+    }
   });
 
   it('redacts JWTs, bearer credentials and key=value secrets inside free text', () => {

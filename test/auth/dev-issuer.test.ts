@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, statSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -9,9 +10,25 @@ import { mintFromCommandLine, parseTokenArguments } from '../../bin/token.js';
 import { DevIssuer } from '../../middleware/auth/dev-issuer.js';
 import { JwtVerifier } from '../../middleware/auth/jwt-verifier.js';
 import { InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
+import { thrownBy } from '../encryption/helpers.js';
 
 const issuerUrl = 'http://127.0.0.1:3999';
 const tempDir = () => mkdtempSync(join(tmpdir(), 'bulwark-dev-issuer-'));
+const deleteHint = 'delete it to make a new key (tokens signed with the old one stop verifying)';
+
+/**
+ * A key file made by the issuer, then damaged as a stray keystroke would: an `x` before the private
+ * exponent's value. V8's message for that quotes the text around it, and names no position.
+ */
+function damagedKeyFile(dataDir: string): { keyFile: string; privateStart: string } {
+  const keyFile = join(dataDir, 'dev-issuer-key.json');
+  new DevIssuer({ issuer: issuerUrl, keyFile });
+  const text = readFileSync(keyFile, 'utf8');
+  const privateStart = (JSON.parse(text) as { privateJwk: { d: string } }).privateJwk.d.slice(0, 8);
+  writeFileSync(keyFile, text.replace('"d":"', '"d":x"'));
+  expect(() => JSON.parse(readFileSync(keyFile, 'utf8'))).toThrow(privateStart);
+  return { keyFile, privateStart };
+}
 
 function verifierFor(issuer: DevIssuer): JwtVerifier {
   return new JwtVerifier({
@@ -91,6 +108,46 @@ describe('DevIssuer', () => {
 
   it('rejects an issuer that is not a URL', () => {
     expect(() => new DevIssuer({ issuer: 'not a url' })).toThrow(InvalidOptionsError);
+  });
+
+  it("refuses a key file that is not JSON by its path, never quoting its private key as the parser's message does", () => {
+    const { keyFile, privateStart } = damagedKeyFile(tempDir());
+    const damaged = readFileSync(keyFile, 'utf8');
+    const error = thrownBy(() => new DevIssuer({ issuer: issuerUrl, keyFile }));
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error.message).toBe(`Invalid DevIssuer options: ${keyFile} is not JSON; ${deleteHint}`);
+    expect(error.message).not.toContain(privateStart);
+    expect(error.cause).toBeUndefined();
+    // The file stays as it was, for its owner to look at or delete.
+    expect(readFileSync(keyFile, 'utf8')).toBe(damaged);
+  });
+
+  it.each([
+    ['null', 'null'],
+    ['no kid', '{"privateJwk":{"kty":"RSA","n":"AQAB","e":"AQAB","d":"PRIVATE-d"}}'],
+    ['a JWK that is no key', '{"kid":"dev-1","privateJwk":{"kty":"RSA","n":"x","e":"AQAB","d":"PRIVATE-d"}}'],
+    ['a public key only', JSON.stringify({ kid: 'dev-1', privateJwk: { kty: 'RSA', n: 'x', e: 'AQAB' } })],
+  ])('refuses a key file holding JSON but no RSA key (%s), never quoting it', (_, text) => {
+    const keyFile = join(tempDir(), 'dev-issuer-key.json');
+    writeFileSync(keyFile, text);
+    const error = thrownBy(() => new DevIssuer({ issuer: issuerUrl, keyFile }));
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error.message).toBe(
+      `Invalid DevIssuer options: ${keyFile} holds no RSA signing key (kid and privateJwk); ${deleteHint}`,
+    );
+    expect(readFileSync(keyFile, 'utf8')).toBe(text);
+  });
+
+  it('refuses a key file holding an EC key: it signs RS256 only', () => {
+    const keyFile = join(tempDir(), 'dev-issuer-key.json');
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(
+      keyFile,
+      JSON.stringify({ kid: 'dev-1', privateJwk: privateKey.export({ format: 'jwk' }) }),
+    );
+    expect(() => new DevIssuer({ issuer: issuerUrl, keyFile })).toThrow(
+      `${keyFile} holds no RSA signing key (kid and privateJwk)`,
+    );
   });
 
   it('refuses to mint roles or scopes given as one string, a lifetime that is no number or an unknown token use', async () => {
@@ -215,6 +272,19 @@ describe('npm run token', () => {
     expect(decodeProtectedHeader(second.stdout.trim()).kid).toBe(
       decodeProtectedHeader(first.stdout.trim()).kid,
     );
+  });
+
+  it('says a damaged key file is not JSON, as npm start does, without quoting its private key', () => {
+    const dataDir = tempDir();
+    const { keyFile, privateStart } = damagedKeyFile(dataDir);
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/token.ts', '--sub', 'bob'], {
+      env: { ...process.env, BULWARK_DATA_DIR: dataDir },
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(`Invalid DevIssuer options: ${keyFile} is not JSON; ${deleteHint}\n`);
+    expect(run.stderr).not.toContain(privateStart);
   });
 
   it('mints with the key kept in the data folder', async () => {

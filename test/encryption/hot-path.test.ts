@@ -2,6 +2,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { canonicalContext, type EncryptionContext } from '../../middleware/encryption/format.js';
+import type { KeyProvider } from '../../middleware/encryption/key-provider.js';
 import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { DecryptionError } from '../../middleware/errors.js';
 import { countingProvider, rejectionOf } from './helpers.js';
@@ -258,6 +259,57 @@ describe('plaintext left behind', () => {
       allocUnsafe.mockRestore();
       from.mockRestore();
     }
+  });
+
+  /**
+   * Starts a new shared Buffer pool and returns it: from here on, every buffer Node takes from the pool
+   * lies in it, as long as it has room (checked afterwards), and not in an older one no test can see.
+   */
+  function freshBufferPool(): ArrayBufferLike {
+    const current = Buffer.allocUnsafe(1).buffer;
+    let probe = Buffer.allocUnsafe(64);
+    while (probe.buffer === current) probe = Buffer.allocUnsafe(64);
+    return probe.buffer;
+  }
+
+  it("leaves no copy of a data key in Node's shared Buffer pool when generating or unwrapping one", async () => {
+    const inner = countingProvider();
+    const handedOver: Uint8Array[] = [];
+    // Copies of each data key in memory of their own (a new Uint8Array is never pooled), taken before
+    // the encryptor zeroes the provider's buffer.
+    const dataKeys: Uint8Array[] = [];
+    const handOver = (plaintext: Uint8Array) => {
+      handedOver.push(plaintext);
+      dataKeys.push(new Uint8Array(plaintext));
+      return plaintext;
+    };
+    const provider: KeyProvider = {
+      ...inner,
+      generateDataKey: async (context) => {
+        const generated = await inner.generateDataKey(context);
+        handOver(generated.plaintext);
+        return generated;
+      },
+      decryptDataKey: async (key, context) => handOver(await inner.decryptDataKey(key, context)),
+    };
+    const writer = new Encryptor({ keyProvider: provider });
+    // A second instance has no key cached: it unwraps the data key the first generated.
+    const reader = new Encryptor({ keyProvider: provider });
+    const pool = freshBufferPool();
+    const stored = await writer.encryptFields({ id: 'u-1', email: 'a@example.com' }, ['email'], {
+      tenantId: 'acme',
+    });
+    await expect(reader.decryptFields(stored, ['email'], { tenantId: 'acme' })).resolves.toMatchObject({
+      email: 'a@example.com',
+    });
+    expect(inner.calls).toMatchObject({ generate: 1, decrypt: 1 });
+    expect(dataKeys.map((key) => key.length)).toEqual([32, 32]);
+    // Still the same pool: every buffer taken from the pool meanwhile is in it.
+    expect(Buffer.allocUnsafe(1).buffer).toBe(pool);
+    const pooled = Buffer.from(pool);
+    for (const key of dataKeys) expect(pooled.indexOf(key)).toBe(-1);
+    // The provider's own buffers are zeroed, as the KeyProvider interface says.
+    for (const key of handedOver) expect(key.every((byte) => byte === 0)).toBe(true);
   });
 
   it('overwrites the plaintext with the ciphertext when sealing', async () => {
