@@ -86,8 +86,12 @@ const normalizeKey = (key: string) => key.toLowerCase().replace(/[-_\s[\]]/g, ''
 const keyPattern = (key: string) =>
   [...normalizeKey(key)].map((character) => character.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[-_]?');
 
-/** A JWT/JWS/JWE (base64url JSON header `eyJ…`), even when cut short by truncation. */
-const jwtPattern = 'eyJ[A-Za-z0-9_=-]{4,}(?:\\.[A-Za-z0-9_=-]*)*';
+/**
+ * A JWT/JWS/JWE (base64url JSON header `eyJ…`), even when cut short by truncation. Case-sensitive and
+ * matched apart from the other shapes, which are case-blind: a header always starts `eyJ` (`{"` in
+ * base64url), and a run such as `EyjP…` inside a random id is no token.
+ */
+const jwt = /eyJ[A-Za-z0-9_=-]{4,}(?:\.[A-Za-z0-9_=-]*)*/g;
 /**
  * A quoted value, whole: a passphrase may hold spaces. An unclosed quote (a line cut short) runs to
  * the end of the line. Each character matches exactly one branch, so the scan stays linear.
@@ -188,17 +192,10 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   const authorizationHeader = `(?:proxy-)?authorization[ \\t]*:[ \\t]*[^\\s,;]+(?:[ \\t]+(?:${authParameter}(?:[ \\t]*,[ \\t]*${authParameter}){0,63}|[^\\s,;]+))?`;
   const urlPassword = '://[^\\s/:@]*:[^\\s/?#"<>\\\\]*@';
   const credentials = new RegExp(
-    `${jwtPattern}|${schemePattern}|${cookieHeader}|${authorizationHeader}|${urlPassword}|${keyValue}`,
+    `${schemePattern}|${cookieHeader}|${authorizationHeader}|${urlPassword}|${keyValue}`,
     'gi',
   );
   const replaceCredential = (match: string): string => {
-    // The pattern is case-blind for the key names, but a JWT's header always starts `eyJ` (`{"` in
-    // base64url): a run such as `EyjP…` inside a random id is no token, and only what follows it may hold one.
-    if (/^eyJ/i.test(match)) {
-      return match.startsWith('eyJ')
-        ? redactedValue
-        : `${match.slice(0, 3)}${match.slice(3).replace(credentials, replaceCredential)}`;
-    }
     const header = /^((?:set-)?cookie\s*:\s*|(?:proxy-)?authorization[ \t]*:[ \t]*)/i.exec(match);
     if (header) return `${header[1]}${redactedValue}`;
     const userinfo = /^(:\/\/[^\s/:@]*:)[^\s/?#"<>\\]*@$/.exec(match);
@@ -264,7 +261,10 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
       bounded.includes('bwk_') || bounded.includes('whsec_')
         ? bounded.replace(prefixedSecret, `$1${redactedValue}`)
         : bounded;
-    return withoutOwnSecrets.replace(credentials, replaceCredential);
+    const withoutTokens = withoutOwnSecrets.includes('eyJ')
+      ? withoutOwnSecrets.replace(jwt, redactedValue)
+      : withoutOwnSecrets;
+    return withoutTokens.replace(credentials, replaceCredential);
   };
 
   const redactError = (error: Error, depth: number, ancestors: object[]): Record<string, unknown> => {

@@ -290,6 +290,14 @@ describe('redaction', () => {
     expect(redactor.redactString(`id=x EyjP ${jwt}`)).toBe(`id=x EyjP ${redactedValue}`);
   });
 
+  it('scans a run of eyJ case variants (a client can send one as its User-Agent) without recursing', () => {
+    // Each variant used to re-scan the rest of the run one call deeper: quadratic, and past the stack.
+    const redactor = createRedactor({ maxStringLength: 500_000 });
+    const run = 'EyJa'.repeat(100_000);
+    expect(redactor.redactString(run)).toBe(run);
+    expect(redactor.redactString(`${run} ${jwt}`)).toBe(`${run} ${redactedValue}`);
+  });
+
   // Made as ApiKeyStore.create and the webhook store make them.
   const apiKey = 'bwk_5c69cb83332287c9_TzAxW8TBKSSjywC9nUYIQunklCwrk31IYV8B-zyX4_E';
   const webhookSecret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+/Xa4bTTqg8=';
