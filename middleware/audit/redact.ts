@@ -40,6 +40,9 @@ export const defaultSensitiveKeys = [
   'secret_binary',
   'pepper',
   'encryption_key',
+  'index_key',
+  'previous_key',
+  'local_key',
 ] as const;
 
 /**

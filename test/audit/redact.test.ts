@@ -49,6 +49,9 @@ describe('redaction', () => {
     'secret_binary',
     'pepper',
     'encryption_key',
+    'index_key',
+    'previous_key',
+    'local_key',
   ];
 
   it('has exactly the documented default keys', () => {
