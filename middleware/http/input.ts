@@ -316,7 +316,7 @@ async function validatePart(
 
 /**
  * Validates every part that has a schema and reports all problems at once in one 400 (the first
- * {@link maxReportedProblems}, and how many more).
+ * {@link maxReportedProblems}, and how many more fields).
  *
  * @example
  * const input = await parseInput({ body: z.strictObject({ name: z.string() }) }, event);
@@ -336,9 +336,12 @@ export async function parseInput<S extends InputSchemas>(
   ]);
   if (problems.length > 0) {
     const reported = problems.slice(0, maxReportedProblems);
-    const unreported = problems.length - reported.length;
+    // A field breaking two rules keeps both entries, since each says something the client must mend,
+    // but the detail names each field once and counts the fields it leaves out, not the problems.
+    const named = new Set(reported.map((p) => p.field));
+    const unnamed = new Set(problems.map((p) => p.field).filter((field) => !named.has(field))).size;
     throw new ValidationError(
-      `Invalid request: ${reported.map((p) => p.field).join(', ')}${unreported > 0 ? ` and ${unreported} more` : ''}`,
+      `Invalid request: ${[...named].join(', ')}${unnamed > 0 ? ` and ${unnamed} more` : ''}`,
       reported,
     );
   }

@@ -122,6 +122,32 @@ describe('validateInput through a middy pipeline', () => {
     ]);
   });
 
+  it('names a field breaking two rules once in the detail, and lists both of its problems', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn(), warn: vi.fn() } }))
+        .use(
+          validateInput({
+            body: z.object({
+              name: z
+                .string()
+                .max(3, 'Too long')
+                .regex(/^[a-z]*$/, 'Lower case'),
+            }),
+          }),
+        )
+        .handler(async () => json(200, {})),
+    );
+    const result = await handler(eventOf({ body: '{"name":"ABCDE"}' }), context);
+    expect(result.statusCode).toBe(400);
+    const problem = JSON.parse(result.body as string);
+    expect(problem.detail).toBe('Invalid request: body.name');
+    expect(problem.errors).toEqual([
+      { field: 'body.name', message: 'Too long' },
+      { field: 'body.name', message: 'Lower case' },
+    ]);
+  });
+
   it('lists at most maxReportedProblems problems, counts the rest, and cuts long field names', async () => {
     const { handler } = pipeline();
     // A 1 MiB body of short unknown keys: ~95,000 problems, which listed in full made a 6.8 MB answer.
