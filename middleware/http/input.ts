@@ -1,5 +1,6 @@
 // Parses and validates a request's JSON body, query string and path parameters against Standard Schemas.
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import {
   type FieldProblem,
@@ -279,6 +280,7 @@ function fieldProblems(
   part: string,
   value: unknown,
   issues: readonly StandardSchemaV1.Issue[],
+  repeated: ReadonlySet<string>,
 ): FieldProblem[] {
   const problems = new Map<string, FieldProblem>();
   const add = (keys: readonly PropertyKey[], message: string) => {
@@ -291,6 +293,10 @@ function fieldProblems(
       for (const key of issue.keys) add([...keys, key], 'Unknown field');
     } else if (keys.length > 0 && valueAt(value, keys) === undefined) {
       add(keys, 'Required');
+    } else if (keys.length > 0 && repeated.has(String(keys[0]))) {
+      // The values of a repeated parameter arrive joined by commas (or only the last, in a REST API
+      // event): the value the schema refused is not one the client sent.
+      add(keys.slice(0, 1), 'Repeated parameter');
     } else {
       add(keys, issue.message);
     }
@@ -298,17 +304,36 @@ function fieldProblems(
   return [...problems.values()];
 }
 
+/** The query parameters the request gave more than once. */
+function repeatedQueryParameters(event: ApiGatewayEvent): ReadonlySet<string> {
+  const repeated = new Set<string>();
+  if (isRestApiEvent(event)) {
+    const multiValue = (event as APIGatewayProxyEvent).multiValueQueryStringParameters ?? {};
+    for (const [name, values] of Object.entries(multiValue)) {
+      if ((values?.length ?? 0) > 1) repeated.add(name);
+    }
+  } else {
+    const seen = new Set<string>();
+    for (const name of parseRawQuery((event as APIGatewayProxyEventV2).rawQueryString ?? '').keys()) {
+      if (seen.has(name)) repeated.add(name);
+      seen.add(name);
+    }
+  }
+  return repeated;
+}
+
 async function validatePart(
   part: 'body' | 'query' | 'path',
   schema: StandardSchemaV1 | undefined,
   value: unknown,
   problems: FieldProblem[],
+  repeated: ReadonlySet<string> = new Set(),
 ): Promise<unknown> {
   if (!schema) return undefined;
   const result = await schema['~standard'].validate(value);
   if (result.issues) {
     // One push per problem: spreading ~130,000 of them into one call overflows the stack.
-    for (const problem of fieldProblems(part, value, result.issues)) problems.push(problem);
+    for (const problem of fieldProblems(part, value, result.issues, repeated)) problems.push(problem);
     return undefined;
   }
   return result.value;
@@ -331,7 +356,13 @@ export async function parseInput<S extends InputSchemas>(
   const rawBody = schemas.body ? readJsonBody(event, options.maxBodyBytes) : undefined;
   const [body, query, path] = await Promise.all([
     validatePart('body', schemas.body, rawBody, problems),
-    validatePart('query', schemas.query, event.queryStringParameters ?? {}, problems),
+    validatePart(
+      'query',
+      schemas.query,
+      event.queryStringParameters ?? {},
+      problems,
+      schemas.query ? repeatedQueryParameters(event) : new Set(),
+    ),
     validatePart('path', schemas.path, event.pathParameters ?? {}, problems),
   ]);
   if (problems.length > 0) {
