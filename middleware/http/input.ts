@@ -10,6 +10,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
+import { issueMessage, pathKeys, valueAt } from '../schema-issues.js';
 import { headOf } from '../text.js';
 import { firstRepeatedKey } from './repeated-keys.js';
 import { type ApiGatewayEvent, isRestApiEvent } from './request-event.js';
@@ -245,20 +246,6 @@ function reportedField(part: string, keys: readonly PropertyKey[]): string {
   return path.length > maxReportedFieldLength ? `${headOf(path, maxReportedFieldLength - 1)}…` : path;
 }
 
-function pathKeys(issue: StandardSchemaV1.Issue): PropertyKey[] {
-  return (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
-}
-
-/** What `value` holds at `keys`; undefined as soon as a step is missing. */
-function valueAt(value: unknown, keys: readonly PropertyKey[]): unknown {
-  let current = value;
-  for (const key of keys) {
-    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
-}
-
 /** A zod strict object's issue for fields it does not know: it names them in `keys`, at the object's path. */
 interface UnknownKeysIssue extends StandardSchemaV1.Issue {
   readonly code: 'unrecognized_keys';
@@ -291,14 +278,12 @@ function fieldProblems(
     const keys = pathKeys(issue);
     if (isUnknownKeysIssue(issue)) {
       for (const key of issue.keys) add([...keys, key], 'Unknown field');
-    } else if (keys.length > 0 && valueAt(value, keys) === undefined) {
-      add(keys, 'Required');
-    } else if (keys.length > 0 && repeated.has(String(keys[0]))) {
+    } else if (keys.length > 0 && repeated.has(String(keys[0])) && valueAt(value, keys) !== undefined) {
       // The values of a repeated parameter arrive joined by commas (or only the last, in a REST API
       // event): the value the schema refused is not one the client sent.
       add(keys.slice(0, 1), 'Repeated parameter');
     } else {
-      add(keys, issue.message);
+      add(keys, issueMessage(issue, value));
     }
   }
   return [...problems.values()];
