@@ -306,6 +306,16 @@ describe('bookings API', () => {
     expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(cancelled.body);
   });
 
+  it('cancels nothing under If-None-Match: *, which is false for a booking that exists', async () => {
+    const booking = (await book({ roomId: room(), start: at(15), end: at(16) })).body as Booking;
+    const refused = await api.request('DELETE', `/bookings/${booking.id}`, {
+      headers: { 'if-none-match': '*' },
+    });
+    expect(refused.status).toBe(412);
+    expect(refused.body).toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
+  });
+
   it('publishes booking.cancelled once however often the cancel is repeated', async () => {
     const booker = (
       await api.request('POST', '/users', {
