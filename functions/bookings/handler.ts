@@ -190,27 +190,42 @@ const queryInstant = instantSchema((input) =>
  * retry of the request that made it.
  */
 function roomIdProblem(roomId: string): string | undefined {
-  return /^[a-z0-9_-]{1,64}$/.test(roomId)
-    ? undefined
-    : 'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)';
+  return /^[a-z0-9_-]{1,64}$/.test(roomId) ? undefined : roomIdRule;
 }
 
+const roomIdRule =
+  'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)';
+
+/**
+ * Any id, capitals included, so that the handler can still replay a booking stored with one; any other
+ * id is refused with the room's own rule, not the general id rule that would call `Atlas` fine.
+ */
+const roomIdSchema = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, roomIdRule));
+
 const createBookingBody = z
-  .strictObject({ roomId: idSchema, userId: idSchema, start: instant, end: instant })
+  .strictObject({ roomId: roomIdSchema, userId: idSchema, start: instant, end: instant })
   .check((context) => {
-    const { start, end } = context.value;
-    // zod runs object checks even when a field failed; only judge a period made of two instants.
-    if (!(start instanceof Date) || !(end instanceof Date)) return;
-    const problem = (path: 'start' | 'end', message: string) =>
+    const { roomId, start, end } = context.value;
+    const problem = (path: 'roomId' | 'start' | 'end', message: string) =>
       context.issues.push({ code: 'custom', input: context.value[path], path: [path], message });
-    // Past and horizon are judged in the handler, after the Idempotency-Key: a retry must replay its
-    // booking even once the slot it booked has begun.
-    if (!isSlotAligned(start)) problem('start', `Must be on a ${slotMinutes}-minute boundary`);
-    if (!isSlotAligned(end)) problem('end', `Must be on a ${slotMinutes}-minute boundary`);
-    if (end <= start) problem('end', 'Must be after start');
-    else if (end.getTime() - start.getTime() > maxBookingHours * 3_600_000) {
-      problem('end', `A booking lasts at most ${maxBookingHours} hours`);
+    // zod runs object checks even when a field failed; only judge a period made of two instants.
+    if (start instanceof Date && end instanceof Date) {
+      // Past and horizon are judged in the handler, after the Idempotency-Key: a retry must replay its
+      // booking even once the slot it booked has begun.
+      if (!isSlotAligned(start)) problem('start', `Must be on a ${slotMinutes}-minute boundary`);
+      if (!isSlotAligned(end)) problem('end', `Must be on a ${slotMinutes}-minute boundary`);
+      if (end <= start) problem('end', 'Must be after start');
+      else if (end.getTime() - start.getTime() > maxBookingHours * 3_600_000) {
+        problem('end', `A booking lasts at most ${maxBookingHours} hours`);
+      }
     }
+    // A body refused for another field is no retry the handler could replay, so a capital in its room
+    // id is listed now with the rest, not in a second 400 once the rest is mended. An issue on roomId
+    // itself is roomIdSchema's, which already gives the rule.
+    const othersFailed =
+      context.issues.length > 0 && context.issues.every((issue) => issue.path?.[0] !== 'roomId');
+    const capital = othersFailed && typeof roomId === 'string' ? roomIdProblem(roomId) : undefined;
+    if (capital !== undefined) problem('roomId', capital);
   });
 
 /**

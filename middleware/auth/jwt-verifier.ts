@@ -462,13 +462,22 @@ export class JwtVerifier {
       problems.push(`${name}: give jwks or jwksFile, not both`);
     }
     const asymmetric = algorithms.some((alg) => alg !== 'HS256');
+    const beforeJwks = problems.length;
     const jwks = asymmetric ? loadJwks(options, problems) : undefined;
+    const jwksUnreadable = problems.length > beforeJwks;
     const jwksUri = options.jwksUri === undefined ? defaultJwksUri(name) : options.jwksUri;
     if (jwksUri !== null && !(URL.canParse(jwksUri) && /^https?:$/.test(new URL(jwksUri).protocol))) {
       problems.push(
         options.jwksUri === undefined
           ? `${name}: issuer is not an http(s) URL, so no default jwksUri can be made from it (give jwksUri)`
           : `${name}: jwksUri is not an http(s) URL`,
+      );
+    }
+    // Nothing to fetch and nothing preloaded would refuse every token with a 503 that reads as an
+    // outage, though it is a misconfiguration no retry can mend.
+    if (asymmetric && jwksUri === null && !jwksUnreadable && (jwks?.keys.length ?? 0) === 0) {
+      problems.push(
+        `${name}: no signing keys: give jwks, jwksFile or jwksUri (jwksUri: null never fetches), or allow only HS256`,
       );
     }
     if (problems.length > before) return undefined;
@@ -603,7 +612,7 @@ export class JwtVerifier {
       if (!(error instanceof KeyLookupError)) throw error;
       if (error.failure === 'unavailable') {
         // Retry-After is when the store will try a fetch again: a client retrying sooner would only be
-        // refused again. None when the store never fetches (no jwksUri and no preloaded keys).
+        // refused again. (An issuer whose store never fetches has preloaded keys: construction sees to it.)
         const retryAfterSec =
           error.retryInMs === undefined ? undefined : Math.max(1, Math.ceil(error.retryInMs / 1000));
         const message = 'The signing keys of the token issuer are unavailable';

@@ -24,7 +24,7 @@ import {
   markAuthenticationRan,
   type OptionalAuthContext,
 } from './context.js';
-import { type CsrfOptions, CsrfProtection } from './csrf.js';
+import { type CsrfFailure, type CsrfOptions, CsrfProtection } from './csrf.js';
 import {
   type ExemptionOptions,
   type Guard,
@@ -252,6 +252,24 @@ export interface CsrfContext {
 }
 
 /**
+ * What the client must mend. A wrong token and a cookie this server never issued (forged, or signed
+ * under an earlier secret) share one wording: both are mended by fetching a fresh token, and telling
+ * them apart would say whether a planted cookie passed the signature check.
+ */
+function csrfRefusal(failure: CsrfFailure, csrf: CsrfProtection): string {
+  const cookie = csrf.cookieName;
+  switch (failure) {
+    case 'missing_cookie':
+      return `CSRF cookie ${cookie} not sent (it is Secure: never sent over plain HTTP); a GET sets it`;
+    case 'missing_header':
+      return `CSRF header ${csrf.headerName} not sent; echo the ${cookie} cookie's token in it`;
+    case 'mismatch':
+    case 'bad_token':
+      return `CSRF header ${csrf.headerName} does not match a token this server issued in ${cookie}; a GET issues a fresh one`;
+  }
+}
+
+/**
  * Double-submit CSRF protection for cookie-authenticated browser routes. Safe methods pass and get
  * a token cookie if they lack one; unsafe methods need the cookie's token in `X-CSRF-Token`
  * (403 otherwise). The token is on `context.csrfToken`; the answer gets the cookie, early answers
@@ -282,7 +300,7 @@ export function csrfProtection(options: CsrfOptions & GuardOptions = {}): AuthMi
         reason: result.failure,
         metadata: { path: pathOf(event), httpMethod: method },
       });
-      throw new ForbiddenError('CSRF token missing or mismatched');
+      throw new ForbiddenError(csrfRefusal(result.failure, csrf));
     }
     const token = result.token ?? csrf.issueToken();
     request.context.csrfToken = token;

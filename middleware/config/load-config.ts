@@ -3,6 +3,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertNoProblems, ConfigError, type ConfigProblem } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
 import { arrayOption, checkFunctionOption, shownValue } from '../options.js';
+import { issueMessage } from '../schema-issues.js';
 import { parseJsonSecret, SecretStore } from './secrets.js';
 
 export interface LoadConfigOptions {
@@ -126,7 +127,7 @@ export function createConfigLoader<S extends StandardSchemaV1>(
       const values = Object.values(input).filter((value): value is string => typeof value === 'string');
       const found: ConfigProblem[] = result.issues.map((issue) => ({
         key: pathOf(issue),
-        message: redact(issue.message, values),
+        message: redact(issueMessage(issue, input), values),
       }));
       throw new ConfigError(found);
     }

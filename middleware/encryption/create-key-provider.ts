@@ -1,6 +1,6 @@
 // Chooses the key provider from configuration: KMS when a key id is configured, the local key otherwise.
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { assertNoProblems } from '../errors.js';
+import { assertNoProblems, InvalidOptionsError } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
 import { requireOptionsObject } from '../options.js';
 import type { KeyProvider } from './key-provider.js';
@@ -53,22 +53,62 @@ export interface KeyProviderConfig {
 export function createKeyProvider(config: KeyProviderConfig): KeyProvider {
   requireOptionsObject('keyProvider', config);
   if (config.kmsKeyId) {
-    return new KmsKeyProvider({
-      keyId: config.kmsKeyId,
-      decryptKeyIds: config.kmsDecryptKeyIds ?? [],
-      ...(config.blindIndexKeyId ? { blindIndexKeyId: config.blindIndexKeyId } : {}),
-      ...(config.kmsClient ? { client: config.kmsClient } : {}),
-      ...(config.onEvent ? { onEvent: config.onEvent } : {}),
-    });
+    return inCallersNames(
+      () =>
+        new KmsKeyProvider({
+          keyId: config.kmsKeyId as string,
+          decryptKeyIds: config.kmsDecryptKeyIds ?? [],
+          ...(config.blindIndexKeyId ? { blindIndexKeyId: config.blindIndexKeyId } : {}),
+          ...(config.kmsClient ? { client: config.kmsClient } : {}),
+          ...(config.onEvent ? { onEvent: config.onEvent } : {}),
+        }),
+    );
   }
   if (config.localKey === undefined || config.localKey === '') {
     assertNoProblems('keyProvider', ['configure a KMS key id (KMS_KEY_ID) or a local key (ENCRYPTION_KEY)']);
   }
-  return new LocalKeyProvider({
-    key: config.localKey as string,
-    previousKeys: config.previousLocalKeys ?? [],
-    ...(config.localIndexKey ? { indexKey: config.localIndexKey } : {}),
-    production: config.production ?? false,
-    allowInProduction: config.allowLocalKeyInProduction ?? false,
-  });
+  return inCallersNames(
+    () =>
+      new LocalKeyProvider({
+        key: config.localKey as string,
+        previousKeys: config.previousLocalKeys ?? [],
+        ...(config.localIndexKey ? { indexKey: config.localIndexKey } : {}),
+        production: config.production ?? false,
+        allowInProduction: config.allowLocalKeyInProduction ?? false,
+      }),
+  );
+}
+
+/** The provider's option each `KeyProviderConfig` option is passed on as, and the caller's name for it. */
+const callersNames: Readonly<Record<string, string>> = {
+  keyId: 'kmsKeyId (KMS_KEY_ID)',
+  decryptKeyIds: 'kmsDecryptKeyIds (KMS_DECRYPT_KEY_IDS)',
+  blindIndexKeyId: 'blindIndexKeyId (KMS_BLIND_INDEX_KEY_ID)',
+  key: 'localKey (ENCRYPTION_KEY)',
+  previousKeys: 'previousLocalKeys (ENCRYPTION_PREVIOUS_KEYS)',
+  indexKey: 'localIndexKey (ENCRYPTION_INDEX_KEY)',
+};
+
+/**
+ * Builds a provider, reporting its option problems under the names the caller gave the options: a
+ * problem naming `key` or `allowInProduction`, options the caller never passed, would send them looking.
+ */
+function inCallersNames(build: () => KeyProvider): KeyProvider {
+  try {
+    return build();
+  } catch (error) {
+    if (!(error instanceof InvalidOptionsError)) throw error;
+    const problems = error.problems.map((problem) =>
+      problem
+        .replace(/^(\w+)(\[\d+\])?/, (whole, option: string, index = '') => {
+          const name = callersNames[option];
+          if (name === undefined) return whole;
+          // previousLocalKeys[0] (ENCRYPTION_PREVIOUS_KEYS): the index belongs to the option, not the variable.
+          const space = name.indexOf(' ');
+          return `${name.slice(0, space)}${index}${name.slice(space)}`;
+        })
+        .replace('allowInProduction', 'allowLocalKeyInProduction: ALLOW_LOCAL_KEY_IN_PRODUCTION=true'),
+    );
+    throw new InvalidOptionsError('keyProvider', problems);
+  }
 }

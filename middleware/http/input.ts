@@ -1,5 +1,6 @@
 // Parses and validates a request's JSON body, query string and path parameters against Standard Schemas.
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue } from '../audit/correlation.js';
 import {
   type FieldProblem,
@@ -9,6 +10,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
+import { issueMessage, pathKeys, valueAt } from '../schema-issues.js';
 import { headOf } from '../text.js';
 import { firstRepeatedKey } from './repeated-keys.js';
 import { type ApiGatewayEvent, isRestApiEvent } from './request-event.js';
@@ -244,20 +246,6 @@ function reportedField(part: string, keys: readonly PropertyKey[]): string {
   return path.length > maxReportedFieldLength ? `${headOf(path, maxReportedFieldLength - 1)}…` : path;
 }
 
-function pathKeys(issue: StandardSchemaV1.Issue): PropertyKey[] {
-  return (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
-}
-
-/** What `value` holds at `keys`; undefined as soon as a step is missing. */
-function valueAt(value: unknown, keys: readonly PropertyKey[]): unknown {
-  let current = value;
-  for (const key of keys) {
-    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
-}
-
 /** A zod strict object's issue for fields it does not know: it names them in `keys`, at the object's path. */
 interface UnknownKeysIssue extends StandardSchemaV1.Issue {
   readonly code: 'unrecognized_keys';
@@ -279,6 +267,7 @@ function fieldProblems(
   part: string,
   value: unknown,
   issues: readonly StandardSchemaV1.Issue[],
+  repeated: ReadonlySet<string>,
 ): FieldProblem[] {
   const problems = new Map<string, FieldProblem>();
   const add = (keys: readonly PropertyKey[], message: string) => {
@@ -289,13 +278,33 @@ function fieldProblems(
     const keys = pathKeys(issue);
     if (isUnknownKeysIssue(issue)) {
       for (const key of issue.keys) add([...keys, key], 'Unknown field');
-    } else if (keys.length > 0 && valueAt(value, keys) === undefined) {
-      add(keys, 'Required');
+    } else if (keys.length > 0 && repeated.has(String(keys[0])) && valueAt(value, keys) !== undefined) {
+      // The values of a repeated parameter arrive joined by commas (or only the last, in a REST API
+      // event): the value the schema refused is not one the client sent.
+      add(keys.slice(0, 1), 'Repeated parameter');
     } else {
-      add(keys, issue.message);
+      add(keys, issueMessage(issue, value));
     }
   }
   return [...problems.values()];
+}
+
+/** The query parameters the request gave more than once. */
+function repeatedQueryParameters(event: ApiGatewayEvent): ReadonlySet<string> {
+  const repeated = new Set<string>();
+  if (isRestApiEvent(event)) {
+    const multiValue = (event as APIGatewayProxyEvent).multiValueQueryStringParameters ?? {};
+    for (const [name, values] of Object.entries(multiValue)) {
+      if ((values?.length ?? 0) > 1) repeated.add(name);
+    }
+  } else {
+    const seen = new Set<string>();
+    for (const name of parseRawQuery((event as APIGatewayProxyEventV2).rawQueryString ?? '').keys()) {
+      if (seen.has(name)) repeated.add(name);
+      seen.add(name);
+    }
+  }
+  return repeated;
 }
 
 async function validatePart(
@@ -303,12 +312,13 @@ async function validatePart(
   schema: StandardSchemaV1 | undefined,
   value: unknown,
   problems: FieldProblem[],
+  repeated: ReadonlySet<string> = new Set(),
 ): Promise<unknown> {
   if (!schema) return undefined;
   const result = await schema['~standard'].validate(value);
   if (result.issues) {
     // One push per problem: spreading ~130,000 of them into one call overflows the stack.
-    for (const problem of fieldProblems(part, value, result.issues)) problems.push(problem);
+    for (const problem of fieldProblems(part, value, result.issues, repeated)) problems.push(problem);
     return undefined;
   }
   return result.value;
@@ -316,7 +326,7 @@ async function validatePart(
 
 /**
  * Validates every part that has a schema and reports all problems at once in one 400 (the first
- * {@link maxReportedProblems}, and how many more).
+ * {@link maxReportedProblems}, and how many more fields).
  *
  * @example
  * const input = await parseInput({ body: z.strictObject({ name: z.string() }) }, event);
@@ -331,14 +341,23 @@ export async function parseInput<S extends InputSchemas>(
   const rawBody = schemas.body ? readJsonBody(event, options.maxBodyBytes) : undefined;
   const [body, query, path] = await Promise.all([
     validatePart('body', schemas.body, rawBody, problems),
-    validatePart('query', schemas.query, event.queryStringParameters ?? {}, problems),
+    validatePart(
+      'query',
+      schemas.query,
+      event.queryStringParameters ?? {},
+      problems,
+      schemas.query ? repeatedQueryParameters(event) : new Set(),
+    ),
     validatePart('path', schemas.path, event.pathParameters ?? {}, problems),
   ]);
   if (problems.length > 0) {
     const reported = problems.slice(0, maxReportedProblems);
-    const unreported = problems.length - reported.length;
+    // A field breaking two rules keeps both entries, since each says something the client must mend,
+    // but the detail names each field once and counts the fields it leaves out, not the problems.
+    const named = new Set(reported.map((p) => p.field));
+    const unnamed = new Set(problems.map((p) => p.field).filter((field) => !named.has(field))).size;
     throw new ValidationError(
-      `Invalid request: ${reported.map((p) => p.field).join(', ')}${unreported > 0 ? ` and ${unreported} more` : ''}`,
+      `Invalid request: ${[...named].join(', ')}${unnamed > 0 ? ` and ${unnamed} more` : ''}`,
       reported,
     );
   }

@@ -629,9 +629,22 @@ describe('JwtVerifier and the JWKS endpoint', () => {
     await expect(v.verify(signToken(rsa, userClaims(jwks.issuer)))).resolves.toBeDefined();
   });
 
-  it('answers 503 without Retry-After when the keys can never be obtained (no jwksUri, nothing preloaded)', async () => {
-    const v = verifier({}, { jwksUri: null });
-    expect(await retryAfterOf(v.verify(signToken(rsa, userClaims(jwks.issuer))))).toBeUndefined();
+  it('refuses at construction an issuer whose keys could never be obtained (no jwksUri, nothing preloaded)', () => {
+    const noKeys = `${jwks.issuer}: no signing keys: give jwks, jwksFile or jwksUri (jwksUri: null never fetches), or allow only HS256`;
+    expect(() => verifier({}, { jwksUri: null })).toThrow(new InvalidOptionsError('JwtVerifier', [noKeys]));
+    expect(() => verifier({}, { jwksUri: null, jwks: { keys: [] } })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [noKeys]),
+    );
+    // Reported with the issuer's other problems, not instead of them.
+    expect(() => verifier({}, { jwksUri: null, clientId: undefined })).toThrow(
+      new InvalidOptionsError('JwtVerifier', [
+        `${jwks.issuer}: clientId is required (null to skip the check)`,
+        noKeys,
+      ]),
+    );
+    expect(() =>
+      verifier({}, { jwksUri: null, algorithms: ['HS256'], sharedSecret: 'x'.repeat(32) }),
+    ).not.toThrow();
   });
 
   it('needs no fetch with a JWKS preloaded inline or from a file', async () => {

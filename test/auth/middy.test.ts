@@ -776,12 +776,21 @@ describe('csrfProtection through a middy pipeline', () => {
     const post = (headers: Record<string, string>, cookies: string[] = [cookie]) =>
       handler(httpEvent({ method: 'POST', cookies, headers }));
     expect((await post({ 'x-csrf-token': token })).statusCode).toBe(200);
-    const missingHeader = await post({});
-    expect(missingHeader.statusCode).toBe(403);
-    expect(missingHeader.json.detail).toBe('CSRF token missing or mismatched');
-    expect((await post({ 'x-csrf-token': `${token.slice(0, -1)}x` })).statusCode).toBe(403);
-    expect((await post({ 'x-csrf-token': 'short' })).statusCode).toBe(403);
-    expect((await post({ 'x-csrf-token': token }, [])).statusCode).toBe(403);
+    const mismatch =
+      'CSRF header x-csrf-token does not match a token this server issued in __Host-csrf; a GET issues a fresh one';
+    const refusals = [
+      [await post({}), "CSRF header x-csrf-token not sent; echo the __Host-csrf cookie's token in it"],
+      [await post({ 'x-csrf-token': `${token.slice(0, -1)}x` }), mismatch],
+      [await post({ 'x-csrf-token': 'short' }), mismatch],
+      [
+        await post({ 'x-csrf-token': token }, []),
+        'CSRF cookie __Host-csrf not sent (it is Secure: never sent over plain HTTP); a GET sets it',
+      ],
+    ] as const;
+    for (const [refusal, detail] of refusals) {
+      expect(refusal.statusCode).toBe(403);
+      expect(refusal.json).toMatchObject({ code: 'FORBIDDEN', detail });
+    }
     expect(events.map((event) => event.reason)).toEqual([
       'missing_header',
       'mismatch',
@@ -912,13 +921,14 @@ describe('csrfProtection through a middy pipeline', () => {
       ).statusCode,
     ).toBe(200);
     const planted = `${'A'.repeat(43)}.${'B'.repeat(43)}`;
-    expect(
-      (
-        await handler(
-          httpEvent({ method: 'PUT', cookies: [`csrf=${planted}`], headers: { 'x-csrf-token': planted } }),
-        )
-      ).statusCode,
-    ).toBe(403);
+    const refusal = await handler(
+      httpEvent({ method: 'PUT', cookies: [`csrf=${planted}`], headers: { 'x-csrf-token': planted } }),
+    );
+    expect(refusal.statusCode).toBe(403);
+    // Worded as a mismatch: the answer does not tell whether a planted cookie passed the signature check.
+    expect(JSON.parse(refusal.body as string).detail).toBe(
+      'CSRF header x-csrf-token does not match a token this server issued in csrf; a GET issues a fresh one',
+    );
     const unsigned = 'A'.repeat(43);
     expect(
       (

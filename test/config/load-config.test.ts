@@ -106,6 +106,16 @@ describe('loadConfig validation', () => {
     expect((error as ConfigError).code).toBe('CONFIG_INVALID');
   });
 
+  it('says a key set nowhere is Required, as validateInput says of a field not sent', async () => {
+    const error = await loadConfig(z.object({ A: z.string(), B: z.string().min(3) }), {
+      env: { B: 'x' },
+    }).catch((caught: unknown) => caught);
+    expect((error as ConfigError).problems).toEqual([
+      { key: 'A', message: 'Required' },
+      { key: 'B', message: 'Too small: expected string to have >=3 characters' },
+    ]);
+  });
+
   it('masks a value that a custom rule quotes in its message', async () => {
     const quoting = z.object({
       TOKEN: z

@@ -104,6 +104,26 @@ describe('bookings API', () => {
     expect((await book({ roomId, start: at(9), end: at(10) })).status).toBe(409);
   });
 
+  it('gives one rule for a room id, listed with the other fields a body breaks', async () => {
+    const rule =
+      'Must be 1-64 lower-case letters, digits, - or _: a room has one spelling (atlas, not Atlas)';
+    const empty = await book({ roomId: '', start: at(9), end: at(10) });
+    expect(empty.status).toBe(400);
+    expect((empty.body as ProblemBody).errors).toEqual([{ field: 'body.roomId', message: rule }]);
+    const capitalAndMisaligned = await book({ roomId: 'Atlas', start: at(9, 5), end: at(10) });
+    expect(capitalAndMisaligned.status).toBe(400);
+    expect(capitalAndMisaligned.body).toMatchObject({ detail: 'Invalid request: body.start, body.roomId' });
+    expect((capitalAndMisaligned.body as ProblemBody).errors).toEqual([
+      { field: 'body.start', message: 'Must be on a 15-minute boundary' },
+      { field: 'body.roomId', message: rule },
+    ]);
+    const capitalAndNoStart = await book({ roomId: 'Atlas', start: 'nope', end: at(10) });
+    expect((capitalAndNoStart.body as ProblemBody).errors).toContainEqual({
+      field: 'body.roomId',
+      message: rule,
+    });
+  });
+
   it('reads and cancels a booking stored with a capital in its room id before the rule, freeing its slots', async () => {
     const documents = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
     const bookings = new BookingsModel(documents, testTableNames.app);
@@ -284,6 +304,16 @@ describe('bookings API', () => {
     expect(repeated.status).toBe(200);
     expect(repeated.text).toBe(cancelled.text);
     expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(cancelled.body);
+  });
+
+  it('cancels nothing under If-None-Match: *, which is false for a booking that exists', async () => {
+    const booking = (await book({ roomId: room(), start: at(15), end: at(16) })).body as Booking;
+    const refused = await api.request('DELETE', `/bookings/${booking.id}`, {
+      headers: { 'if-none-match': '*' },
+    });
+    expect(refused.status).toBe(412);
+    expect(refused.body).toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect((await api.request('GET', `/bookings/${booking.id}`)).body).toEqual(booking);
   });
 
   it('publishes booking.cancelled once however often the cancel is repeated', async () => {

@@ -389,7 +389,9 @@ describe('KmsKeyProvider options', () => {
       new InvalidOptionsError('KmsKeyProvider', [problem]),
     );
     expect(() => createKeyProvider({ kmsKeyId: keyId, kmsDecryptKeyIds: earlierKeyId as never })).toThrow(
-      new InvalidOptionsError('KmsKeyProvider', [problem]),
+      new InvalidOptionsError('keyProvider', [
+        `kmsDecryptKeyIds (KMS_DECRYPT_KEY_IDS) must be an array of key ARNs (got "${earlierKeyId}")`,
+      ]),
     );
   });
 

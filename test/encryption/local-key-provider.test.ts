@@ -188,6 +188,37 @@ describe('createKeyProvider', () => {
     expect(allowed).toBeInstanceOf(LocalKeyProvider);
   });
 
+  it('names in its problems the options and variables the caller set, not the provider’s own', () => {
+    const key = generateEncryptionKey();
+    expect(() => createKeyProvider({ localKey: key, production: true })).toThrow(
+      new InvalidOptionsError('keyProvider', [
+        'the local key provider is refused in production; configure a KMS key (or set allowLocalKeyInProduction: ALLOW_LOCAL_KEY_IN_PRODUCTION=true)',
+      ]),
+    );
+    expect(() =>
+      createKeyProvider({ localKey: 'short', previousLocalKeys: [key, 'bad'], localIndexKey: 'bad' }),
+    ).toThrow(
+      new InvalidOptionsError('keyProvider', [
+        'localKey (ENCRYPTION_KEY) must be base64 of 32 bytes (got 3 bytes)',
+        'previousLocalKeys[1] (ENCRYPTION_PREVIOUS_KEYS) must be base64 of 32 bytes (got 2 bytes)',
+        'localIndexKey (ENCRYPTION_INDEX_KEY) must be base64 of 32 bytes (got 2 bytes)',
+      ]),
+    );
+    expect(() => createKeyProvider({ localKey: key, previousLocalKeys: key as never })).toThrow(
+      new InvalidOptionsError('keyProvider', [
+        'previousLocalKeys (ENCRYPTION_PREVIOUS_KEYS) must be an array of keys',
+      ]),
+    );
+    const arnOnly = 'an alias can be pointed at another key, a key ARN never changes';
+    expect(() => createKeyProvider({ kmsKeyId: 'k', kmsDecryptKeyIds: [''], blindIndexKeyId: ' ' })).toThrow(
+      new InvalidOptionsError('keyProvider', [
+        `kmsKeyId (KMS_KEY_ID) must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>): ${arnOnly}`,
+        'kmsDecryptKeyIds (KMS_DECRYPT_KEY_IDS) must be key ARNs, or the alias or key id an older header names',
+        `blindIndexKeyId (KMS_BLIND_INDEX_KEY_ID) must be a key ARN: ${arnOnly}`,
+      ]),
+    );
+  });
+
   it('names both settings when neither is configured', () => {
     expect(() => createKeyProvider({})).toThrow(/KMS_KEY_ID.*ENCRYPTION_KEY/);
     expect(() => createKeyProvider({ localKey: '' })).toThrow(InvalidOptionsError);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -20,6 +20,7 @@ import {
 import {
   defaultMaxBodyBytes,
   maxReportedProblems,
+  parseInput,
   readJsonBody,
   requestBodyBytes,
 } from '../../middleware/http/input.js';
@@ -120,6 +121,76 @@ describe('validateInput through a middy pipeline', () => {
     expect(JSON.parse(wrongType.body as string).errors).toEqual([
       { field: 'body.count', message: 'Invalid input: expected number, received string' },
     ]);
+  });
+
+  it('names a field breaking two rules once in the detail, and lists both of its problems', async () => {
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2>()
+        .use(httpErrorHandler({ logger: { error: vi.fn(), warn: vi.fn() } }))
+        .use(
+          validateInput({
+            body: z.object({
+              name: z
+                .string()
+                .max(3, 'Too long')
+                .regex(/^[a-z]*$/, 'Lower case'),
+            }),
+          }),
+        )
+        .handler(async () => json(200, {})),
+    );
+    const result = await handler(eventOf({ body: '{"name":"ABCDE"}' }), context);
+    expect(result.statusCode).toBe(400);
+    const problem = JSON.parse(result.body as string);
+    expect(problem.detail).toBe('Invalid request: body.name');
+    expect(problem.errors).toEqual([
+      { field: 'body.name', message: 'Too long' },
+      { field: 'body.name', message: 'Lower case' },
+    ]);
+  });
+
+  it('says a query parameter given twice is repeated, not that the values it joins are a bad value', async () => {
+    const { handler } = pipeline();
+    const repeated = await handler(
+      eventOf({
+        body: '{"name":"n","count":1}',
+        pathParameters: { id: '1' },
+        rawQueryString: 'limit=1&extra=a&limit=2&extra=b',
+        queryStringParameters: { limit: '1,2', extra: 'a,b' },
+      }),
+      context,
+    );
+    expect(repeated.statusCode).toBe(400);
+    // The schema's rule for a value it refuses is kept for a parameter given once.
+    expect(JSON.parse(repeated.body as string).errors).toEqual([
+      { field: 'query.limit', message: 'Repeated parameter' },
+    ]);
+    const once = await handler(
+      eventOf({
+        body: '{"name":"n","count":1}',
+        pathParameters: { id: '1' },
+        rawQueryString: 'limit=1%2C2',
+        queryStringParameters: { limit: '1,2' },
+      }),
+      context,
+    );
+    expect(JSON.parse(once.body as string).errors).toEqual([
+      { field: 'query.limit', message: 'Invalid input: expected number, received NaN' },
+    ]);
+    // A REST API event hands over the last value only, and every value in its multi-value map.
+    const restEvent = {
+      httpMethod: 'GET',
+      path: '/things',
+      headers: {},
+      requestContext: { requestId: 'rest-1', httpMethod: 'GET' },
+      queryStringParameters: { limit: '20' },
+      multiValueQueryStringParameters: { limit: ['1', '20'] },
+      body: null,
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEvent;
+    await expect(parseInput({ query: schemas.query }, restEvent)).rejects.toMatchObject({
+      fields: [{ field: 'query.limit', message: 'Repeated parameter' }],
+    });
   });
 
   it('lists at most maxReportedProblems problems, counts the rest, and cuts long field names', async () => {

@@ -560,6 +560,32 @@ describe('conditional requests (If-Match)', () => {
     expect((await remove()).status).toBe(404);
   });
 
+  it('answers 412 to If-None-Match: * on a DELETE or a secret rotation of an endpoint that exists, applying neither', async () => {
+    const { token } = await newOwner();
+    const endpoint = await registerEndpoint(api, token, target.url);
+    const noneMatch = { 'if-none-match': '*' };
+    const stored = await itemsOf(endpoint.id);
+    for (const [method, path] of [
+      ['DELETE', `/webhooks/${endpoint.id}`],
+      ['POST', `/webhooks/${endpoint.id}/secret`],
+    ] as const) {
+      const refused = await api.request(method, path, { token, headers: noneMatch });
+      expect(refused.status, path).toBe(412);
+      expect(refused.body).toMatchObject({
+        code: 'PRECONDITION_FAILED',
+        detail:
+          'If-None-Match: * holds only where no resource exists, and this request acts on one: the request was not applied',
+      });
+    }
+    // Neither deleted nor rotated: the endpoint and its two subscriptions as they were.
+    expect(await itemsOf(endpoint.id)).toEqual(stored);
+    const read = await api.request('GET', `/webhooks/${endpoint.id}`, { token, headers: noneMatch });
+    expect(read.status).toBe(200);
+    // Without the condition the rotation is applied, and changes what is stored.
+    expect((await api.request('POST', `/webhooks/${endpoint.id}/secret`, { token })).status).toBe(200);
+    expect(await itemsOf(endpoint.id)).not.toEqual(stored);
+  });
+
   it('lets authentication answer first, and holds on every function, the public health check too', async () => {
     const { token } = await newOwner();
     const endpoint = await registerEndpoint(api, token, target.url);
