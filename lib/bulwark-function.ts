@@ -11,8 +11,11 @@ import { Construct } from 'constructs';
 import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
 import { shellWord } from './shell-word.js';
 
-/** Handler entries, the lock file and the tsconfig are all relative to the repository root. */
-const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+/**
+ * The Bulwark checkout (the folder above lib/): the default project root, where the sample's handlers and
+ * package-lock.json are.
+ */
+const bulwarkRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 /** ESM bundles have no `require`; some dependencies still call it for Node built-ins. */
 const requireBanner =
@@ -60,7 +63,7 @@ const runtimePinReason =
 
 /** A file or folder copied into a function's bundle, for code that reads it at run time. */
 export interface BundledFile {
-  /** Path relative to the repository root, e.g. `functions/email-worker/templates`. */
+  /** Path relative to the project root (`projectRoot`), e.g. `functions/email-worker/templates`. */
   readonly from: string;
   /** Path relative to the bundle root (where `index.mjs` is), e.g. `templates`; missing folders are created. */
   readonly to: string;
@@ -68,10 +71,23 @@ export interface BundledFile {
 
 export interface BulwarkFunctionProps {
   /**
-   * Handler module, relative to the repository root; it must export `handler`.
+   * Handler module, absolute or relative to `projectRoot`; it must export `handler` and lie inside
+   * `projectRoot`.
    * @example 'functions/users/handler.ts'
    */
   readonly entry: string;
+  /**
+   * The folder bundling runs in: a relative `entry` and every `bundledFiles` `from` are resolved against it,
+   * and the entry and the lock file must lie inside it. An app of your own passes its root here.
+   * @default - the Bulwark checkout (the folder above lib/)
+   */
+  readonly projectRoot?: string;
+  /**
+   * The lock file of the dependencies the bundle is built from (npm, yarn, pnpm or bun), absolute or
+   * relative to `projectRoot`; it must lie inside `projectRoot`.
+   * @default - `package-lock.json` in `projectRoot`
+   */
+  readonly depsLockFilePath?: string;
   /** Name of the function in logs and metrics (`POWERTOOLS_SERVICE_NAME`), e.g. `users`. */
   readonly serviceName: string;
   /**
@@ -121,7 +137,7 @@ export interface BulwarkFunctionProps {
 const safePath = /^[\w.-]+(?:\/[\w.-]+)*$/;
 
 /** Every problem with the bundled files, checked at synth so a typo fails there and not at cold start. */
-function bundledFileProblems(files: readonly BundledFile[]): string[] {
+function bundledFileProblems(projectRoot: string, files: readonly BundledFile[]): string[] {
   return files.flatMap((file) => {
     const problems: string[] = [];
     for (const [field, path] of [
@@ -134,7 +150,7 @@ function bundledFileProblems(files: readonly BundledFile[]): string[] {
         );
       }
     }
-    if (safePath.test(file.from) && !existsSync(resolve(repositoryRoot, file.from))) {
+    if (safePath.test(file.from) && !existsSync(resolve(projectRoot, file.from))) {
       problems.push(`bundledFiles from ${JSON.stringify(file.from)} does not exist`);
     }
     return problems;
@@ -181,8 +197,9 @@ export class BulwarkFunction extends Construct {
   constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
     super(scope, id);
     const namespace = props.metricNamespace ?? metricNamespace;
+    const projectRoot = resolve(props.projectRoot ?? bulwarkRoot);
     const problems = [
-      ...bundledFileProblems(props.bundledFiles ?? []),
+      ...bundledFileProblems(projectRoot, props.bundledFiles ?? []),
       ...metricNamespaceProblems(namespace).map((problem) => `metricNamespace ${problem}`),
     ];
     if (problems.length > 0) throw new Error(`Invalid BulwarkFunction props: ${problems.join('; ')}`);
@@ -198,14 +215,14 @@ export class BulwarkFunction extends Construct {
     this.logGroup.grantWrite(this.role);
     this.lambdaFunction = new nodejs.NodejsFunction(this, 'Function', {
       role: this.role,
-      entry: resolve(repositoryRoot, props.entry),
+      entry: resolve(projectRoot, props.entry),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memoryMb ?? 256,
       timeout: Duration.seconds(props.timeoutSec ?? 10),
-      projectRoot: repositoryRoot,
-      depsLockFilePath: resolve(repositoryRoot, 'package-lock.json'),
+      projectRoot,
+      depsLockFilePath: resolve(projectRoot, props.depsLockFilePath ?? 'package-lock.json'),
       logGroup: this.logGroup,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
