@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
@@ -468,6 +469,61 @@ describe('BulwarkSecretRotation', () => {
       AlarmActions: [stack.resolve(topic.topicArn)],
       OKActions: [stack.resolve(topic.topicArn)],
     });
+  });
+
+  it("grants a secret's customer-managed key, through Secrets Manager only, to rotate it, imported secrets too", () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
+    const ownKey = new kms.Key(stack, 'OwnKey');
+    const importedKey = new kms.Key(stack, 'ImportedKey');
+    rotation.rotate(
+      new secretsmanager.Secret(stack, 'Signing', { encryptionKey: ownKey }),
+      Duration.days(30),
+    );
+    rotation.rotate(
+      secretsmanager.Secret.fromSecretAttributes(stack, 'Imported', {
+        secretCompleteArn: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:imported-AbCdEf',
+        encryptionKey: importedKey,
+      }),
+      Duration.days(30),
+    );
+    rotation.rotate(new secretsmanager.Secret(stack, 'Plain'), Duration.days(30));
+    const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement,
+    );
+    const keyStatements = statements.filter((statement) => JSON.stringify(statement.Action).includes('kms:'));
+    const viaSecretsManager = {
+      StringEquals: {
+        'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']] },
+      },
+    };
+    // One statement: CDK merges the two keys' statements, which differ only in the resource.
+    expect(keyStatements).toEqual([
+      {
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        Effect: 'Allow',
+        Resource: [stack.resolve(importedKey.keyArn), stack.resolve(ownKey.keyArn)],
+        Condition: viaSecretsManager,
+      },
+    ]);
+  });
+
+  it('refuses a second secret with the same local id, naming both', () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
+    const first = new secretsmanager.Secret(new Construct(stack, 'Billing'), 'Secret');
+    rotation.rotate(first, Duration.days(30));
+    expect(() =>
+      rotation.rotate(
+        new secretsmanager.Secret(new Construct(stack, 'Shipping'), 'Secret'),
+        Duration.days(30),
+      ),
+    ).toThrow(
+      'Invalid rotation of Rotation/Shipping/Secret: Rotation/Billing/Secret is rotated already under the same id (Secret), which names its schedule; give one of the two secrets another id',
+    );
+    expect(() => rotation.rotate(first, Duration.days(30))).toThrow(
+      'Invalid rotation of Rotation/Billing/Secret: it is rotated already',
+    );
   });
 
   it('keeps the failure alarm without actions when given no topic', () => {
