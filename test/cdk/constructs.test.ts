@@ -1,4 +1,5 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
+import { readdirSync, readFileSync } from 'node:fs';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -56,6 +57,26 @@ describe('BulwarkTable', () => {
     const [resource] = Object.values(template.findResources('AWS::DynamoDB::GlobalTable'));
     expect(resource?.Properties?.SSESpecification).toBeUndefined();
     expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('kms:');
+  });
+});
+
+describe('BulwarkTable examples', () => {
+  it("grant through the construct in every TSDoc comment and README line: TableV2's grants miss the key", () => {
+    const lib = new URL('../../lib/', import.meta.url);
+    const documented = [
+      ...readdirSync(lib)
+        .filter((file) => file.endsWith('.ts'))
+        .flatMap((file) =>
+          readFileSync(new URL(file, lib), 'utf8')
+            .split('\n')
+            .filter((line) => /^\s*(?:\/\*\*|\*|\/\/)/.test(line))
+            .map((line) => `lib/${file}: ${line.trim()}`),
+        ),
+      ...readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+        .split('\n')
+        .map((line) => `README.md: ${line}`),
+    ];
+    expect(documented.filter((line) => /\.table\.grant\w*\(/.test(line))).toEqual([]);
   });
 });
 
