@@ -21,7 +21,7 @@ export interface BulwarkAlarmsProps {
   /**
    * The CloudWatch namespace the functions' metrics go to (their POWERTOOLS_METRICS_NAMESPACE): the
    * alarms count only its data points, so another deployment's never page this one.
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**
@@ -184,7 +184,7 @@ export class BulwarkAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
-    const namespace = checkedMetricNamespace('BulwarkAlarms', props.metricNamespace);
+    const namespace = checkedMetricNamespace('BulwarkAlarms', this, props.metricNamespace);
     const period = props.period ?? Duration.minutes(5);
     const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
     const fromThisAccount = { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } };

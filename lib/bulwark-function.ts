@@ -2,13 +2,14 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { stackMetricNamespace } from './metric-namespace.js';
 import { shellWord } from './shell-word.js';
 
 /**
@@ -102,12 +103,13 @@ export interface BulwarkFunctionProps {
   readonly timeoutSec?: number;
   /**
    * The CloudWatch namespace its metrics go to (`POWERTOOLS_METRICS_NAMESPACE`, which `createMetrics`
-   * reads); alarms and dashboards on them must use the same one.
-   * @default 'Bulwark'
+   * reads); alarms and dashboards on them must use the same one, as they do on the same default.
+   * @default - `Bulwark/<stack name>`, the stack's own, so another stack's metrics never page this one
    */
   readonly metricNamespace?: string;
   /**
-   * Extra environment variables, added after the defaults (so they may override them).
+   * Extra environment variables, added after the defaults (so they may override them), except
+   * `POWERTOOLS_METRICS_NAMESPACE`: that is `metricNamespace`, which is checked as CloudWatch checks it.
    * @default - only NODE_OPTIONS and the Powertools variables
    */
   readonly environment?: Readonly<Record<string, string>>;
@@ -196,11 +198,14 @@ export class BulwarkFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
     super(scope, id);
-    const namespace = props.metricNamespace ?? metricNamespace;
+    const namespace = props.metricNamespace ?? stackMetricNamespace(Stack.of(this).stackName);
     const projectRoot = resolve(props.projectRoot ?? bulwarkRoot);
     const problems = [
       ...bundledFileProblems(projectRoot, props.bundledFiles ?? []),
       ...metricNamespaceProblems(namespace).map((problem) => `metricNamespace ${problem}`),
+      ...(props.environment?.POWERTOOLS_METRICS_NAMESPACE === undefined
+        ? []
+        : ['environment must not set POWERTOOLS_METRICS_NAMESPACE (set metricNamespace)']),
     ];
     if (problems.length > 0) throw new Error(`Invalid BulwarkFunction props: ${problems.join('; ')}`);
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {

@@ -33,7 +33,7 @@ export interface BulwarkScheduledFunctionProps {
   readonly depsLockFilePath?: string;
   /**
    * The CloudWatch namespace of its metrics (see BulwarkFunction).
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**

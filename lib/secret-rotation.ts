@@ -49,7 +49,7 @@ export interface BulwarkSecretRotationProps {
   readonly logRemovalPolicy?: RemovalPolicy;
   /**
    * The CloudWatch namespace of the rotation function's metrics (see BulwarkFunction).
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**

@@ -70,7 +70,7 @@ export interface BulwarkWorkerQueueProps {
   readonly emailTransport?: 'ses' | 'smtp';
   /**
    * The CloudWatch namespace of the worker's metrics (see `BulwarkFunctionProps.metricNamespace`).
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**

@@ -217,7 +217,7 @@ describe('BulwarkFunction bundledFiles', () => {
 });
 
 describe('BulwarkFunction metricNamespace', () => {
-  it('emits to Bulwark unless told, to the namespace given otherwise, and refuses one CloudWatch would', () => {
+  it("emits to its stack's own unless told, to the namespace given otherwise, and refuses one CloudWatch would", () => {
     const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Namespaces');
     const entry = 'functions/health/handler.ts';
     new BulwarkFunction(stack, 'Default', { entry, serviceName: 'health' });
@@ -225,7 +225,7 @@ describe('BulwarkFunction metricNamespace', () => {
     const namespaces = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).map(
       (fn) => fn.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE,
     );
-    expect(namespaces.sort()).toEqual(['Bulwark', 'Bulwark/staging']);
+    expect(namespaces.sort()).toEqual(['Bulwark/Namespaces', 'Bulwark/staging']);
     expect(
       () =>
         new BulwarkFunction(stack, 'Reserved', {
@@ -234,5 +234,16 @@ describe('BulwarkFunction metricNamespace', () => {
           metricNamespace: 'AWS/Lambda',
         }),
     ).toThrow('Invalid BulwarkFunction props: metricNamespace must not start with AWS/');
+    // Through the environment, the namespace would skip that check and leave the alarms reading another one.
+    expect(
+      () =>
+        new BulwarkFunction(stack, 'ThroughEnvironment', {
+          entry,
+          serviceName: 'health',
+          environment: { POWERTOOLS_METRICS_NAMESPACE: 'AWS/Lambda' },
+        }),
+    ).toThrow(
+      'Invalid BulwarkFunction props: environment must not set POWERTOOLS_METRICS_NAMESPACE (set metricNamespace)',
+    );
   });
 });

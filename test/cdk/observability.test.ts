@@ -14,7 +14,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames, httpFunctions } from '../../functions/routes.js';
 import { scheduledFunctionNames, scheduledFunctions } from '../../functions/schedules.js';
 import { webhookEndpointCircuit, workerNames, workers } from '../../functions/workers.js';
-import { catalogSumQuery } from '../../lib/alarms.js';
+import { BulwarkAlarms, catalogSumQuery } from '../../lib/alarms.js';
+import { BulwarkFunction } from '../../lib/bulwark-function.js';
 import { BulwarkStack, securityMetricServices } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery, BulwarkDashboard, type DashboardMetricServices } from '../../lib/dashboard.js';
 import { isCatalogMetric, metricCatalog } from '../../middleware/metrics/catalog.js';
@@ -764,5 +765,34 @@ describe('metric namespaces of stacks sharing an account and region', () => {
     }
     expect(stack.metricNamespace).toBe(devNamespace);
     expect(prod.metricNamespace).toBe('Bulwark/Bulwark-prod');
+  });
+});
+
+describe('metric namespaces of constructs on their defaults', () => {
+  it("gives each stack's function, alarms and dashboard that stack's own, as the sample stack does", () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stacks = ['Acme-dev', 'Acme-prod'].map((stackName) => {
+      const stack = new Stack(app, stackName);
+      const httpApi = new apigwv2.HttpApi(stack, 'Api');
+      const fn = new BulwarkFunction(stack, 'Users', {
+        entry: httpFunctions.users.entry,
+        serviceName: 'users',
+      });
+      new BulwarkAlarms(stack, 'Alarms', { httpApi });
+      new BulwarkDashboard(stack, 'Dashboard', {
+        httpApi,
+        functions: { users: fn.lambdaFunction },
+        logGroups: [fn.logGroup],
+      });
+      return stack;
+    });
+    for (const stack of stacks) {
+      const { stackName } = stack;
+      const found = namespacesIn(Template.fromStack(stack));
+      expect(found.functions).toEqual([`Bulwark/${stackName}`]);
+      expect(found.alarms.length).toBeGreaterThan(0);
+      expect(found.dashboard.length).toBeGreaterThan(0);
+      expect(new Set([...found.alarms, ...found.dashboard])).toEqual(new Set([`Bulwark/${stackName}`]));
+    }
   });
 });
