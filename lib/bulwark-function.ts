@@ -92,12 +92,12 @@ export interface BulwarkFunctionProps {
   /** Name of the function in logs and metrics (`POWERTOOLS_SERVICE_NAME`), e.g. `users`. */
   readonly serviceName: string;
   /**
-   * Memory in MB; CPU scales with it.
+   * Memory in MB, a whole number from 128 to 10240; CPU scales with it.
    * @default 256
    */
   readonly memoryMb?: number;
   /**
-   * Lambda timeout in seconds.
+   * Lambda timeout in seconds, a whole number from 1 to 900.
    * @default 10
    */
   readonly timeoutSec?: number;
@@ -137,6 +137,24 @@ export interface BulwarkFunctionProps {
 }
 
 const safePath = /^[\w.-]+(?:\/[\w.-]+)*$/;
+
+/** Lambda's limits on memory (MB) and timeout (seconds), both whole numbers. */
+const memoryMbRange = { min: 128, max: 10_240 };
+const timeoutSecRange = { min: 1, max: 900 };
+
+/** Every size Lambda would refuse at deploy, checked at synth: CloudFormation's own checks miss some (20000 MB, NaN). */
+function sizeProblems(memoryMb: number, timeoutSec: number): string[] {
+  return (
+    [
+      ['memoryMb', memoryMb, memoryMbRange],
+      ['timeoutSec', timeoutSec, timeoutSecRange],
+    ] as const
+  ).flatMap(([prop, value, { min, max }]) =>
+    Number.isInteger(value) && value >= min && value <= max
+      ? []
+      : [`${prop} must be a whole number from ${min} to ${max} (got ${value})`],
+  );
+}
 
 /** Every problem with the bundled files, checked at synth so a typo fails there and not at cold start. */
 function bundledFileProblems(projectRoot: string, files: readonly BundledFile[]): string[] {
@@ -200,7 +218,10 @@ export class BulwarkFunction extends Construct {
     super(scope, id);
     const namespace = props.metricNamespace ?? stackMetricNamespace(Stack.of(this).stackName);
     const projectRoot = resolve(props.projectRoot ?? bulwarkRoot);
+    const memoryMb = props.memoryMb ?? 256;
+    const timeoutSec = props.timeoutSec ?? 10;
     const problems = [
+      ...sizeProblems(memoryMb, timeoutSec),
       ...bundledFileProblems(projectRoot, props.bundledFiles ?? []),
       ...metricNamespaceProblems(namespace).map((problem) => `metricNamespace ${problem}`),
       ...(props.environment?.POWERTOOLS_METRICS_NAMESPACE === undefined
@@ -224,8 +245,8 @@ export class BulwarkFunction extends Construct {
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: props.memoryMb ?? 256,
-      timeout: Duration.seconds(props.timeoutSec ?? 10),
+      memorySize: memoryMb,
+      timeout: Duration.seconds(timeoutSec),
       projectRoot,
       depsLockFilePath: resolve(projectRoot, props.depsLockFilePath ?? 'package-lock.json'),
       logGroup: this.logGroup,

@@ -216,6 +216,49 @@ describe('BulwarkFunction bundledFiles', () => {
   });
 });
 
+describe('BulwarkFunction memory and timeout', () => {
+  it('refuses what Lambda would refuse at deploy, naming each prop, and takes its bounds', () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Sizes');
+    const entry = 'functions/health/handler.ts';
+    new BulwarkFunction(stack, 'Smallest', { entry, serviceName: 'health', memoryMb: 128, timeoutSec: 1 });
+    new BulwarkFunction(stack, 'Largest', {
+      entry,
+      serviceName: 'health',
+      memoryMb: 10_240,
+      timeoutSec: 900,
+    });
+    expect(
+      Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))
+        .map((fn) => [fn.Properties.MemorySize, fn.Properties.Timeout])
+        .sort(([a], [b]) => a - b),
+    ).toEqual([
+      [128, 1],
+      [10_240, 900],
+    ]);
+    for (const [memoryMb, timeoutSec, message] of [
+      [20_000, 10, 'memoryMb must be a whole number from 128 to 10240 (got 20000)'],
+      [Number.NaN, 10, 'memoryMb must be a whole number from 128 to 10240 (got NaN)'],
+      [127, 10, 'memoryMb must be a whole number from 128 to 10240 (got 127)'],
+      [
+        256.5,
+        0,
+        'memoryMb must be a whole number from 128 to 10240 (got 256.5); timeoutSec must be a whole number from 1 to 900 (got 0)',
+      ],
+      [256, 901, 'timeoutSec must be a whole number from 1 to 900 (got 901)'],
+    ] as const) {
+      expect(
+        () =>
+          new BulwarkFunction(stack, `Fn${memoryMb}-${timeoutSec}`, {
+            entry,
+            serviceName: 'health',
+            memoryMb,
+            timeoutSec,
+          }),
+      ).toThrow(`Invalid BulwarkFunction props: ${message}`);
+    }
+  });
+});
+
 describe('BulwarkFunction metricNamespace', () => {
   it("emits to its stack's own unless told, to the namespace given otherwise, and refuses one CloudWatch would", () => {
     const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Namespaces');
