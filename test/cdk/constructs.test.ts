@@ -5,14 +5,17 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { type HttpFunctionName, httpFunctionNames, routes } from '../../functions/routes.js';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
 import { BulwarkTable, tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
+import { BulwarkHttpApi } from '../../lib/http-api.js';
 import { BulwarkScheduledFunction } from '../../lib/scheduled-function.js';
 import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
 import { BulwarkUserPool, type BulwarkUserPoolProps, isLocalCallbackUrl } from '../../lib/user-pool.js';
@@ -432,6 +435,35 @@ describe('BulwarkUserPool', () => {
         { ScopeName: 'write', ScopeDescription: 'bookings/write' },
       ],
     });
+  });
+});
+
+describe('BulwarkHttpApi functions', () => {
+  it('names the missing function and what is sent to it, instead of failing on undefined', () => {
+    const stack = new Stack();
+    const imported = (name: string) =>
+      lambda.Function.fromFunctionArn(stack, name, `arn:aws:lambda:eu-west-1:111122223333:function:${name}`);
+    const { 'catch-all': _catchAll, ...withoutCatchAll } = Object.fromEntries(
+      httpFunctionNames.map((name) => [name, imported(name)]),
+    ) as Record<HttpFunctionName, lambda.IFunction>;
+    expect(
+      () =>
+        new BulwarkHttpApi(stack, 'NoCatchAll', {
+          functions: withoutCatchAll as Record<HttpFunctionName, lambda.IFunction>,
+        }),
+    ).toThrow(
+      'Invalid BulwarkHttpApi props: functions has no catch-all, which the $default route (every unmatched request) is sent to',
+    );
+    const { webhooks: _webhooks, ...withoutWebhooks } = { ...withoutCatchAll, 'catch-all': _catchAll };
+    const firstWebhookRoute = routes.find((route) => route.function === 'webhooks');
+    expect(
+      () =>
+        new BulwarkHttpApi(stack, 'NoWebhooks', {
+          functions: withoutWebhooks as Record<HttpFunctionName, lambda.IFunction>,
+        }),
+    ).toThrow(
+      `Invalid BulwarkHttpApi props: functions has no webhooks, which ${firstWebhookRoute?.method} ${firstWebhookRoute?.path} is sent to`,
+    );
   });
 });
 
