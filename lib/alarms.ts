@@ -16,12 +16,23 @@ import { BulwarkEncryptionKey } from './encryption-key.js';
 import { checkedMetricNamespace } from './metric-namespace.js';
 
 export interface BulwarkAlarmsProps {
-  /** The HTTP API whose 5xx rate is watched. */
-  readonly httpApi: apigwv2.IHttpApi;
+  /**
+   * The HTTP API whose 5xx rate is watched.
+   * @default - no API 5xx alarm (`serverErrorRate` is undefined), for alarms in a stack without the API
+   */
+  readonly httpApi?: apigwv2.IHttpApi;
+  /**
+   * The topic every alarm publishes to: one that lives in a stack of its own, which both this stack and the
+   * stacks of the alarmed functions (their `alarmTopic`) depend on, where the topic this construct creates
+   * would make those stacks depend on each other. It must let CloudWatch publish to it (and, if encrypted,
+   * use its key), as the created one does.
+   * @default - a topic of its own, encrypted with its own key (`topicKey`)
+   */
+  readonly topic?: sns.ITopic;
   /**
    * The CloudWatch namespace the functions' metrics go to (their POWERTOOLS_METRICS_NAMESPACE): the
    * alarms count only its data points, so another deployment's never page this one.
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**
@@ -105,7 +116,7 @@ export interface BulwarkAlarmsProps {
    */
   readonly period?: Duration;
   /**
-   * What happens to the topic's key when it leaves the stack.
+   * What happens to the created topic's key when it leaves the stack (none is created with `topic`).
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -150,16 +161,23 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
  * alarms.topic.addSubscription(new subscriptions.EmailSubscription('oncall@example.com'));
+ *
+ * @example
+ * // Split into stacks: the topic in a base stack both the alarms' and the functions' stacks use.
+ * const alarms = new BulwarkAlarms(monitoringStack, 'Alarms', { topic: base.alarmTopic });
  */
 export class BulwarkAlarms extends Construct {
-  /** Where every alarm (and its recovery) is published. */
-  public readonly topic: sns.Topic;
-  /** Encrypts the topic's messages; CloudWatch may use it only to publish alarms of this account. */
-  public readonly topicKey: BulwarkEncryptionKey;
+  /** Where every alarm (and its recovery) is published: `topic`, else the one created. */
+  public readonly topic: sns.ITopic;
+  /**
+   * Encrypts the created topic's messages; CloudWatch may use it only to publish alarms of this account.
+   * Undefined when given a `topic`.
+   */
+  public readonly topicKey: BulwarkEncryptionKey | undefined;
   /** A circuit opened, other than one guarding a customer's endpoint. */
   public readonly circuitOpened: cloudwatch.Alarm;
-  /** API 5xx rate over the threshold. */
-  public readonly serverErrorRate: cloudwatch.Alarm;
+  /** API 5xx rate over the threshold; undefined without `httpApi`. */
+  public readonly serverErrorRate: cloudwatch.Alarm | undefined;
   /** Auth failures over the threshold. */
   public readonly authFailureSpike: cloudwatch.Alarm;
   /** The rate limiter could not reach DynamoDB. */
@@ -184,33 +202,16 @@ export class BulwarkAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkAlarmsProps) {
     super(scope, id);
-    const namespace = checkedMetricNamespace('BulwarkAlarms', props.metricNamespace);
+    const namespace = checkedMetricNamespace('BulwarkAlarms', this, props.metricNamespace);
     const period = props.period ?? Duration.minutes(5);
-    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
-    const fromThisAccount = { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } };
-
-    this.topicKey = new BulwarkEncryptionKey(this, 'TopicKey', {
-      description: 'Bulwark alarm topic',
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
-    });
-    // CloudWatch publishes with its own credentials, so it needs the key to encrypt the message.
-    this.topicKey.key.addToResourcePolicy(
-      new iam.PolicyStatement({
-        principals: [cloudWatch],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        resources: ['*'],
-        conditions: fromThisAccount,
-      }),
-    );
-    this.topic = new sns.Topic(this, 'Topic', { masterKey: this.topicKey.key, enforceSSL: true });
-    this.topic.addToResourcePolicy(
-      new iam.PolicyStatement({
-        principals: [cloudWatch],
-        actions: ['sns:Publish'],
-        resources: [this.topic.topicArn],
-        conditions: fromThisAccount,
-      }),
-    );
+    if (props.topic === undefined) {
+      const { topic, topicKey } = this.createTopic(props.removalPolicy ?? RemovalPolicy.RETAIN);
+      this.topic = topic;
+      this.topicKey = topicKey;
+    } else {
+      this.topic = props.topic;
+      this.topicKey = undefined;
+    }
 
     const sumOf = (
       definition: MetricDefinition,
@@ -314,26 +315,59 @@ export class BulwarkAlarms extends Construct {
       "The deployment's or a region's hourly SMS budget is spent: registrations get no code and requested codes are refused until it refills.",
     );
 
-    this.serverErrorRate = this.notifying(
-      new cloudwatch.Alarm(this, 'ServerErrorRate', {
-        metric: new cloudwatch.MathExpression({
-          expression: `IF(errors >= ${props.serverErrorMinimumCount ?? 3}, 100 * errors / requests, 0)`,
-          usingMetrics: {
-            requests: props.httpApi.metricCount({ period, statistic: 'Sum' }),
-            errors: props.httpApi.metricServerError({ period, statistic: 'Sum' }),
-          },
-          label: 'API 5xx rate (%)',
-          period,
-        }),
-        threshold: props.serverErrorRatePercent ?? 5,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription:
-          'More than the threshold percentage of API requests failed with a 5xx (periods with fewer than the minimum count of 5xx read 0).',
+    const { httpApi } = props;
+    this.serverErrorRate =
+      httpApi === undefined
+        ? undefined
+        : this.notifying(
+            new cloudwatch.Alarm(this, 'ServerErrorRate', {
+              metric: new cloudwatch.MathExpression({
+                expression: `IF(errors >= ${props.serverErrorMinimumCount ?? 3}, 100 * errors / requests, 0)`,
+                usingMetrics: {
+                  requests: httpApi.metricCount({ period, statistic: 'Sum' }),
+                  errors: httpApi.metricServerError({ period, statistic: 'Sum' }),
+                },
+                label: 'API 5xx rate (%)',
+                period,
+              }),
+              threshold: props.serverErrorRatePercent ?? 5,
+              evaluationPeriods: 3,
+              datapointsToAlarm: 2,
+              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+              alarmDescription:
+                'More than the threshold percentage of API requests failed with a 5xx (periods with fewer than the minimum count of 5xx read 0).',
+            }),
+          );
+  }
+
+  /** A topic encrypted with a key of its own, to which CloudWatch may publish this account's alarms. */
+  private createTopic(removalPolicy: RemovalPolicy): { topic: sns.Topic; topicKey: BulwarkEncryptionKey } {
+    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    const fromThisAccount = { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } };
+    const topicKey = new BulwarkEncryptionKey(this, 'TopicKey', {
+      description: 'Bulwark alarm topic',
+      removalPolicy,
+    });
+    // CloudWatch publishes with its own credentials, so it needs the key to encrypt the message.
+    topicKey.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [cloudWatch],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+        conditions: fromThisAccount,
       }),
     );
+    const topic = new sns.Topic(this, 'Topic', { masterKey: topicKey.key, enforceSSL: true });
+    topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        conditions: fromThisAccount,
+      }),
+    );
+    return { topic, topicKey };
   }
 
   /** `alarm`, notifying the topic when it fires and when it recovers. */
@@ -413,7 +447,7 @@ export class BulwarkAlarms extends Construct {
   public get alarms(): cloudwatch.Alarm[] {
     return [
       this.circuitOpened,
-      this.serverErrorRate,
+      ...(this.serverErrorRate ? [this.serverErrorRate] : []),
       this.authFailureSpike,
       this.rateLimitStoreErrors,
       this.webhookEnqueueFailed,

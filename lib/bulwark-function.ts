@@ -2,17 +2,21 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { stackMetricNamespace } from './metric-namespace.js';
 import { shellWord } from './shell-word.js';
 
-/** Handler entries, the lock file and the tsconfig are all relative to the repository root. */
-const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+/**
+ * The Bulwark checkout (the folder above lib/): the default project root, where the sample's handlers and
+ * package-lock.json are.
+ */
+const bulwarkRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 /** ESM bundles have no `require`; some dependencies still call it for Node built-ins. */
 const requireBanner =
@@ -60,7 +64,7 @@ const runtimePinReason =
 
 /** A file or folder copied into a function's bundle, for code that reads it at run time. */
 export interface BundledFile {
-  /** Path relative to the repository root, e.g. `functions/email-worker/templates`. */
+  /** Path relative to the project root (`projectRoot`), e.g. `functions/email-worker/templates`. */
   readonly from: string;
   /** Path relative to the bundle root (where `index.mjs` is), e.g. `templates`; missing folders are created. */
   readonly to: string;
@@ -68,30 +72,44 @@ export interface BundledFile {
 
 export interface BulwarkFunctionProps {
   /**
-   * Handler module, relative to the repository root; it must export `handler`.
+   * Handler module, absolute or relative to `projectRoot`; it must export `handler` and lie inside
+   * `projectRoot`.
    * @example 'functions/users/handler.ts'
    */
   readonly entry: string;
+  /**
+   * The folder bundling runs in: a relative `entry` and every `bundledFiles` `from` are resolved against it,
+   * and the entry and the lock file must lie inside it. An app of your own passes its root here.
+   * @default - the Bulwark checkout (the folder above lib/)
+   */
+  readonly projectRoot?: string;
+  /**
+   * The lock file of the dependencies the bundle is built from (npm, yarn, pnpm or bun), absolute or
+   * relative to `projectRoot`; it must lie inside `projectRoot`.
+   * @default - `package-lock.json` in `projectRoot`
+   */
+  readonly depsLockFilePath?: string;
   /** Name of the function in logs and metrics (`POWERTOOLS_SERVICE_NAME`), e.g. `users`. */
   readonly serviceName: string;
   /**
-   * Memory in MB; CPU scales with it.
+   * Memory in MB, a whole number from 128 to 10240; CPU scales with it.
    * @default 256
    */
   readonly memoryMb?: number;
   /**
-   * Lambda timeout in seconds.
+   * Lambda timeout in seconds, a whole number from 1 to 900.
    * @default 10
    */
   readonly timeoutSec?: number;
   /**
    * The CloudWatch namespace its metrics go to (`POWERTOOLS_METRICS_NAMESPACE`, which `createMetrics`
-   * reads); alarms and dashboards on them must use the same one.
-   * @default 'Bulwark'
+   * reads); alarms and dashboards on them must use the same one, as they do on the same default.
+   * @default - `Bulwark/<stack name>`, the stack's own, so another stack's metrics never page this one
    */
   readonly metricNamespace?: string;
   /**
-   * Extra environment variables, added after the defaults (so they may override them).
+   * Extra environment variables, added after the defaults (so they may override them), except
+   * `POWERTOOLS_METRICS_NAMESPACE`: that is `metricNamespace`, which is checked as CloudWatch checks it.
    * @default - only NODE_OPTIONS and the Powertools variables
    */
   readonly environment?: Readonly<Record<string, string>>;
@@ -120,8 +138,26 @@ export interface BulwarkFunctionProps {
 
 const safePath = /^[\w.-]+(?:\/[\w.-]+)*$/;
 
+/** Lambda's limits on memory (MB) and timeout (seconds), both whole numbers. */
+const memoryMbRange = { min: 128, max: 10_240 };
+const timeoutSecRange = { min: 1, max: 900 };
+
+/** Every size Lambda would refuse at deploy, checked at synth: CloudFormation's own checks miss some (20000 MB, NaN). */
+function sizeProblems(memoryMb: number, timeoutSec: number): string[] {
+  return (
+    [
+      ['memoryMb', memoryMb, memoryMbRange],
+      ['timeoutSec', timeoutSec, timeoutSecRange],
+    ] as const
+  ).flatMap(([prop, value, { min, max }]) =>
+    Number.isInteger(value) && value >= min && value <= max
+      ? []
+      : [`${prop} must be a whole number from ${min} to ${max} (got ${value})`],
+  );
+}
+
 /** Every problem with the bundled files, checked at synth so a typo fails there and not at cold start. */
-function bundledFileProblems(files: readonly BundledFile[]): string[] {
+function bundledFileProblems(projectRoot: string, files: readonly BundledFile[]): string[] {
   return files.flatMap((file) => {
     const problems: string[] = [];
     for (const [field, path] of [
@@ -134,7 +170,7 @@ function bundledFileProblems(files: readonly BundledFile[]): string[] {
         );
       }
     }
-    if (safePath.test(file.from) && !existsSync(resolve(repositoryRoot, file.from))) {
+    if (safePath.test(file.from) && !existsSync(resolve(projectRoot, file.from))) {
       problems.push(`bundledFiles from ${JSON.stringify(file.from)} does not exist`);
     }
     return problems;
@@ -180,10 +216,17 @@ export class BulwarkFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
     super(scope, id);
-    const namespace = props.metricNamespace ?? metricNamespace;
+    const namespace = props.metricNamespace ?? stackMetricNamespace(Stack.of(this).stackName);
+    const projectRoot = resolve(props.projectRoot ?? bulwarkRoot);
+    const memoryMb = props.memoryMb ?? 256;
+    const timeoutSec = props.timeoutSec ?? 10;
     const problems = [
-      ...bundledFileProblems(props.bundledFiles ?? []),
+      ...sizeProblems(memoryMb, timeoutSec),
+      ...bundledFileProblems(projectRoot, props.bundledFiles ?? []),
       ...metricNamespaceProblems(namespace).map((problem) => `metricNamespace ${problem}`),
+      ...(props.environment?.POWERTOOLS_METRICS_NAMESPACE === undefined
+        ? []
+        : ['environment must not set POWERTOOLS_METRICS_NAMESPACE (set metricNamespace)']),
     ];
     if (problems.length > 0) throw new Error(`Invalid BulwarkFunction props: ${problems.join('; ')}`);
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
@@ -198,14 +241,14 @@ export class BulwarkFunction extends Construct {
     this.logGroup.grantWrite(this.role);
     this.lambdaFunction = new nodejs.NodejsFunction(this, 'Function', {
       role: this.role,
-      entry: resolve(repositoryRoot, props.entry),
+      entry: resolve(projectRoot, props.entry),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: props.memoryMb ?? 256,
-      timeout: Duration.seconds(props.timeoutSec ?? 10),
-      projectRoot: repositoryRoot,
-      depsLockFilePath: resolve(repositoryRoot, 'package-lock.json'),
+      memorySize: memoryMb,
+      timeout: Duration.seconds(timeoutSec),
+      projectRoot,
+      depsLockFilePath: resolve(projectRoot, props.depsLockFilePath ?? 'package-lock.json'),
       logGroup: this.logGroup,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',

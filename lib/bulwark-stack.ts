@@ -40,7 +40,7 @@ import {
   workerNames,
   workers,
 } from '../functions/workers.js';
-import { metricCatalog, metricNamespace, metricNamespaceProblems } from '../middleware/metrics/catalog.js';
+import { metricCatalog } from '../middleware/metrics/catalog.js';
 import { mostAdmittedWithin } from '../middleware/rate-limit/policy.js';
 import { appTable, type TableDefinition, toolkitTable } from '../middleware/store/tables.js';
 import { BulwarkAlarms, smsVolumePeriod } from './alarms.js';
@@ -50,6 +50,7 @@ import { BulwarkTable } from './bulwark-table.js';
 import { BulwarkDashboard, type DashboardMetricServices } from './dashboard.js';
 import { BulwarkEncryptionKey } from './encryption-key.js';
 import { BulwarkHttpApi } from './http-api.js';
+import { stackMetricNamespace } from './metric-namespace.js';
 import { BulwarkScheduledFunction } from './scheduled-function.js';
 import { BulwarkSecretRotation, isValidRotationDays, minimumRotationDays } from './secret-rotation.js';
 import { BulwarkUserPool, defaultCallbackUrls, isLocalCallbackUrl } from './user-pool.js';
@@ -719,23 +720,6 @@ function mapHttpFunctions<V>(
   return Object.fromEntries(
     httpFunctionNames.map((name) => [name, build(name, httpFunctions[name])]),
   ) as Record<HttpFunctionName, V>;
-}
-
-/**
- * The CloudWatch namespace of one stack's metrics, `Bulwark/<stack name>`: its functions emit there and
- * its alarms and dashboard read only there, so stacks sharing an account and region (Bulwark-dev and
- * Bulwark-prod) never count each other's data points. A stack name (at most 128 letters, digits and
- * hyphens) always makes a valid namespace; a name only known at deploy time cannot be checked.
- */
-export function stackMetricNamespace(stackName: string): string {
-  const namespace = `${metricNamespace}/${stackName}`;
-  const problems = metricNamespaceProblems(namespace);
-  if (problems.length > 0) {
-    throw new Error(
-      `Invalid BulwarkStack: its metric namespace ${JSON.stringify(namespace)} ${problems.join('; ')}`,
-    );
-  }
-  return namespace;
 }
 
 /** Cognito's limit on a hosted domain prefix (lower-case letters, digits, inner hyphens). */

@@ -75,10 +75,14 @@ function toAttribute(key: KeyAttribute): dynamodb.Attribute {
  *
  * @example
  * const toolkit = new BulwarkTable(this, 'ToolkitTable', { definition: toolkitTable });
- * toolkit.table.grantReadWriteData(fn);
+ * toolkit.grantReadWriteData(fn);
  */
 export class BulwarkTable extends Construct {
-  /** The created table. */
+  /**
+   * The created table. Grant through this construct's own grant methods, not the table's: the key is set
+   * on the table by property override, so TableV2's grants never include it, and with a customer-managed
+   * key their grantee synths and deploys but is refused by KMS at run time.
+   */
   public readonly table: dynamodb.TableV2;
   /** The shared definition the table was built from. */
   public readonly definition: TableDefinition;

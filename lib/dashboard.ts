@@ -19,7 +19,7 @@ export interface BulwarkDashboardProps {
   /**
    * The CloudWatch namespace the functions' metrics go to (their POWERTOOLS_METRICS_NAMESPACE): the
    * graphs show only its series, not another deployment's.
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**
@@ -145,7 +145,7 @@ export class BulwarkDashboard extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkDashboardProps) {
     super(scope, id);
-    this.namespace = checkedMetricNamespace('BulwarkDashboard', props.metricNamespace);
+    this.namespace = checkedMetricNamespace('BulwarkDashboard', this, props.metricNamespace);
     this.period = props.period ?? Duration.minutes(5);
     const allServices = Object.keys(props.functions);
     this.metricServices = {

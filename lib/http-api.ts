@@ -98,8 +98,15 @@ class PathScopedLambdaIntegration extends HttpLambdaIntegration {
  * plain `{"message":"Not Found"}`.
  *
  * @example
+ * // One function for each name of functions/routes.ts's `httpFunctions`, the catch-all included.
  * const api = new BulwarkHttpApi(this, 'HttpApi', {
- *   functions: { health: health.lambdaFunction, users: users.lambdaFunction, bookings: bookings.lambdaFunction },
+ *   functions: {
+ *     health: health.lambdaFunction,
+ *     users: users.lambdaFunction,
+ *     bookings: bookings.lambdaFunction,
+ *     webhooks: webhooks.lambdaFunction,
+ *     'catch-all': catchAll.lambdaFunction,
+ *   },
  * });
  * new CfnOutput(this, 'ApiUrl', { value: api.url });
  */
@@ -119,10 +126,16 @@ export class BulwarkHttpApi extends Construct {
     super(scope, id);
     // One integration per function, shared by its routes, with one invoke permission per path of them.
     const integrations = new Map<HttpFunctionName, PathScopedLambdaIntegration>();
-    const integrationOf = (name: HttpFunctionName): PathScopedLambdaIntegration => {
+    const integrationOf = (name: HttpFunctionName, usedBy: string): PathScopedLambdaIntegration => {
       let integration = integrations.get(name);
       if (integration === undefined) {
-        integration = new PathScopedLambdaIntegration(`${name}-integration`, props.functions[name]);
+        const fn: lambda.IFunction | undefined = props.functions[name];
+        if (fn === undefined) {
+          throw new Error(
+            `Invalid BulwarkHttpApi props: functions has no ${name}, which ${usedBy} is sent to`,
+          );
+        }
+        integration = new PathScopedLambdaIntegration(`${name}-integration`, fn);
         integrations.set(name, integration);
       }
       return integration;
@@ -131,7 +144,7 @@ export class BulwarkHttpApi extends Construct {
       apiName: props.apiName,
       // The default stage HttpApi would create takes no throttling or access-log settings.
       createDefaultStage: false,
-      defaultIntegration: integrationOf(catchAllFunction),
+      defaultIntegration: integrationOf(catchAllFunction, 'the $default route (every unmatched request)'),
     });
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
       // Unique per creation: the API's id is new with each API, so a stack deleted and created again
@@ -160,7 +173,7 @@ export class BulwarkHttpApi extends Construct {
       this.api.addRoutes({
         path: route.path,
         methods: [apigwv2.HttpMethod[route.method]],
-        integration: integrationOf(route.function),
+        integration: integrationOf(route.function, `${route.method} ${route.path}`),
       });
     }
   }

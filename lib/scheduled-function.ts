@@ -21,8 +21,19 @@ export interface BulwarkScheduledFunctionProps {
    */
   readonly environment?: Readonly<Record<string, string>>;
   /**
+   * The folder the function is bundled in, against which a relative `definition.entry` resolves (see
+   * `BulwarkFunctionProps.projectRoot`).
+   * @default - the Bulwark checkout (the folder above lib/)
+   */
+  readonly projectRoot?: string;
+  /**
+   * The lock file of its bundle's dependencies (see `BulwarkFunctionProps.depsLockFilePath`).
+   * @default - `package-lock.json` in `projectRoot`
+   */
+  readonly depsLockFilePath?: string;
+  /**
    * The CloudWatch namespace of its metrics (see BulwarkFunction).
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**
@@ -76,6 +87,8 @@ export class BulwarkScheduledFunction extends Construct {
       memoryMb: definition.memoryMb,
       timeoutSec: definition.timeoutSec,
       ...(props.environment === undefined ? {} : { environment: props.environment }),
+      ...(props.projectRoot === undefined ? {} : { projectRoot: props.projectRoot }),
+      ...(props.depsLockFilePath === undefined ? {} : { depsLockFilePath: props.depsLockFilePath }),
       ...(props.metricNamespace === undefined ? {} : { metricNamespace: props.metricNamespace }),
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),

@@ -1,5 +1,5 @@
 // One rotation function for the stack's generated secrets, with a schedule per secret it rotates and an alarm on its failures.
-import { Aws, Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -16,6 +16,12 @@ export const rotationActions = [
   'secretsmanager:PutSecretValue',
   'secretsmanager:UpdateSecretVersionStage',
 ];
+
+/**
+ * What Secrets Manager does with a secret's customer-managed key on the rotation function's behalf: decrypt
+ * the value it reads and encrypt the one it puts.
+ */
+export const rotationKeyActions = ['kms:Decrypt', 'kms:GenerateDataKey'];
 
 /**
  * The shortest rotation period: Secrets Manager rotates anywhere in the scheduled UTC day, so with two
@@ -43,7 +49,7 @@ export interface BulwarkSecretRotationProps {
   readonly logRemovalPolicy?: RemovalPolicy;
   /**
    * The CloudWatch namespace of the rotation function's metrics (see BulwarkFunction).
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**
@@ -58,7 +64,8 @@ export interface BulwarkSecretRotationProps {
  * finishSecret for random secrets) and an alarm on any failed step. Unlike
  * `Secret.addRotationSchedule`, which also grants `secretsmanager:GetRandomPassword` on `*` and lets any
  * account's Secrets Manager invoke the function, `rotate` grants only the four calls on the one secret
- * and scopes the invoke permission to this account and that secret.
+ * (and the use of its customer-managed key, if it has one, through Secrets Manager) and scopes the invoke
+ * permission to this account and that secret.
  *
  * @example
  * const rotation = new BulwarkSecretRotation(this, 'SecretRotation', { alarmTopic: alarms.topic });
@@ -73,6 +80,8 @@ export class BulwarkSecretRotation extends Construct {
    * (a key added to its JSON by hand, a stale AWSPENDING) goes unnoticed.
    */
   public readonly failureAlarm: cloudwatch.Alarm;
+  /** The path of each rotated secret, by the local id its schedule and invoke permission are named after. */
+  private readonly rotatedSecrets = new Map<string, string>();
 
   constructor(scope: Construct, id: string, props: BulwarkSecretRotationProps = {}) {
     super(scope, id);
@@ -120,17 +129,41 @@ export class BulwarkSecretRotation extends Construct {
    * `RotateImmediatelyOnUpdate` stays unset (true): a deploy that changes the schedule rotates the
    * secret at once. With `false`, Secrets Manager would only run testSecret against a pending version
    * it creates itself, and testSecret refuses any value its own createSecret did not make.
+   *
+   * A secret encrypted with a customer-managed key (`encryptionKey`) gets that key's use too, only through
+   * Secrets Manager. The schedule is named after the secret's local id, so two rotated secrets need
+   * different ids.
    */
-  public rotate(secret: secretsmanager.Secret, every: Duration): secretsmanager.CfnRotationSchedule {
+  public rotate(secret: secretsmanager.ISecret, every: Duration): secretsmanager.CfnRotationSchedule {
     const days = every.toDays({ integral: false });
     if (!isValidRotationDays(days)) {
       throw new Error(
         `Invalid rotation of ${secret.node.id}: every must be ${minimumRotationDays} to 1000 whole days (Secrets Manager rotates anywhere in the scheduled UTC day, so shorter rates can drop a value 24-hour links still use)`,
       );
     }
-    const fn = this.rotationFunction.lambdaFunction;
     const id = secret.node.id;
+    const rotatedAlready = this.rotatedSecrets.get(id);
+    if (rotatedAlready !== undefined) {
+      throw new Error(
+        rotatedAlready === secret.node.path
+          ? `Invalid rotation of ${secret.node.path}: it is rotated already`
+          : `Invalid rotation of ${secret.node.path}: ${rotatedAlready} is rotated already under the same id (${id}), which names its schedule; give one of the two secrets another id`,
+      );
+    }
+    this.rotatedSecrets.set(id, secret.node.path);
+    const fn = this.rotationFunction.lambdaFunction;
     fn.addToRolePolicy(new iam.PolicyStatement({ actions: rotationActions, resources: [secret.secretArn] }));
+    if (secret.encryptionKey !== undefined) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: rotationKeyActions,
+          resources: [secret.encryptionKey.keyArn],
+          conditions: {
+            StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+          },
+        }),
+      );
+    }
     fn.addPermission(`InvokeFor${id}`, {
       principal: new iam.ServicePrincipal('secretsmanager.amazonaws.com'),
       sourceAccount: Aws.ACCOUNT_ID,

@@ -53,13 +53,24 @@ export interface BulwarkWorkerQueueProps {
    */
   readonly bundledFiles?: readonly BundledFile[];
   /**
+   * The folder the worker is bundled in, against which a relative `definition.entry` and `bundledFiles`
+   * resolve (see `BulwarkFunctionProps.projectRoot`).
+   * @default - the Bulwark checkout (the folder above lib/)
+   */
+  readonly projectRoot?: string;
+  /**
+   * The lock file of the bundle's dependencies (see `BulwarkFunctionProps.depsLockFilePath`).
+   * @default - `package-lock.json` in `projectRoot`
+   */
+  readonly depsLockFilePath?: string;
+  /**
    * The email transport the worker's bundle carries (see `BulwarkFunctionProps.emailTransport`).
    * @default 'ses'
    */
   readonly emailTransport?: 'ses' | 'smtp';
   /**
    * The CloudWatch namespace of the worker's metrics (see `BulwarkFunctionProps.metricNamespace`).
-   * @default 'Bulwark'
+   * @default - `Bulwark/<stack name>`, the stack's own (as the other constructs' default)
    */
   readonly metricNamespace?: string;
   /**
@@ -175,6 +186,8 @@ export class BulwarkWorkerQueue extends Construct {
       timeoutSec: definition.timeoutSec,
       ...(props.environment === undefined ? {} : { environment: props.environment }),
       ...(props.bundledFiles === undefined ? {} : { bundledFiles: props.bundledFiles }),
+      ...(props.projectRoot === undefined ? {} : { projectRoot: props.projectRoot }),
+      ...(props.depsLockFilePath === undefined ? {} : { depsLockFilePath: props.depsLockFilePath }),
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
       ...(props.logRemovalPolicy === undefined ? {} : { logRemovalPolicy: props.logRemovalPolicy }),
       ...(props.emailTransport === undefined ? {} : { emailTransport: props.emailTransport }),

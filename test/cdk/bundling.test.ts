@@ -216,8 +216,51 @@ describe('BulwarkFunction bundledFiles', () => {
   });
 });
 
+describe('BulwarkFunction memory and timeout', () => {
+  it('refuses what Lambda would refuse at deploy, naming each prop, and takes its bounds', () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Sizes');
+    const entry = 'functions/health/handler.ts';
+    new BulwarkFunction(stack, 'Smallest', { entry, serviceName: 'health', memoryMb: 128, timeoutSec: 1 });
+    new BulwarkFunction(stack, 'Largest', {
+      entry,
+      serviceName: 'health',
+      memoryMb: 10_240,
+      timeoutSec: 900,
+    });
+    expect(
+      Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))
+        .map((fn) => [fn.Properties.MemorySize, fn.Properties.Timeout])
+        .sort(([a], [b]) => a - b),
+    ).toEqual([
+      [128, 1],
+      [10_240, 900],
+    ]);
+    for (const [memoryMb, timeoutSec, message] of [
+      [20_000, 10, 'memoryMb must be a whole number from 128 to 10240 (got 20000)'],
+      [Number.NaN, 10, 'memoryMb must be a whole number from 128 to 10240 (got NaN)'],
+      [127, 10, 'memoryMb must be a whole number from 128 to 10240 (got 127)'],
+      [
+        256.5,
+        0,
+        'memoryMb must be a whole number from 128 to 10240 (got 256.5); timeoutSec must be a whole number from 1 to 900 (got 0)',
+      ],
+      [256, 901, 'timeoutSec must be a whole number from 1 to 900 (got 901)'],
+    ] as const) {
+      expect(
+        () =>
+          new BulwarkFunction(stack, `Fn${memoryMb}-${timeoutSec}`, {
+            entry,
+            serviceName: 'health',
+            memoryMb,
+            timeoutSec,
+          }),
+      ).toThrow(`Invalid BulwarkFunction props: ${message}`);
+    }
+  });
+});
+
 describe('BulwarkFunction metricNamespace', () => {
-  it('emits to Bulwark unless told, to the namespace given otherwise, and refuses one CloudWatch would', () => {
+  it("emits to its stack's own unless told, to the namespace given otherwise, and refuses one CloudWatch would", () => {
     const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Namespaces');
     const entry = 'functions/health/handler.ts';
     new BulwarkFunction(stack, 'Default', { entry, serviceName: 'health' });
@@ -225,7 +268,7 @@ describe('BulwarkFunction metricNamespace', () => {
     const namespaces = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).map(
       (fn) => fn.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE,
     );
-    expect(namespaces.sort()).toEqual(['Bulwark', 'Bulwark/staging']);
+    expect(namespaces.sort()).toEqual(['Bulwark/Namespaces', 'Bulwark/staging']);
     expect(
       () =>
         new BulwarkFunction(stack, 'Reserved', {
@@ -234,5 +277,16 @@ describe('BulwarkFunction metricNamespace', () => {
           metricNamespace: 'AWS/Lambda',
         }),
     ).toThrow('Invalid BulwarkFunction props: metricNamespace must not start with AWS/');
+    // Through the environment, the namespace would skip that check and leave the alarms reading another one.
+    expect(
+      () =>
+        new BulwarkFunction(stack, 'ThroughEnvironment', {
+          entry,
+          serviceName: 'health',
+          environment: { POWERTOOLS_METRICS_NAMESPACE: 'AWS/Lambda' },
+        }),
+    ).toThrow(
+      'Invalid BulwarkFunction props: environment must not set POWERTOOLS_METRICS_NAMESPACE (set metricNamespace)',
+    );
   });
 });

@@ -1,16 +1,21 @@
 // Assertion tests for the constructs' own defaults, each in a bare stack.
+import { readdirSync, readFileSync } from 'node:fs';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { type HttpFunctionName, httpFunctionNames, routes } from '../../functions/routes.js';
 import { catalogSumQuery } from '../../lib/alarms.js';
 import { BulwarkBlindIndexKey } from '../../lib/blind-index-key.js';
 import { BulwarkTable, tableKeyActions, tableKeyReadActions } from '../../lib/bulwark-table.js';
 import { BulwarkEncryptionKey } from '../../lib/encryption-key.js';
+import { BulwarkHttpApi } from '../../lib/http-api.js';
 import { BulwarkScheduledFunction } from '../../lib/scheduled-function.js';
 import { BulwarkSecretRotation } from '../../lib/secret-rotation.js';
 import { BulwarkUserPool, type BulwarkUserPoolProps, isLocalCallbackUrl } from '../../lib/user-pool.js';
@@ -55,6 +60,26 @@ describe('BulwarkTable', () => {
     const [resource] = Object.values(template.findResources('AWS::DynamoDB::GlobalTable'));
     expect(resource?.Properties?.SSESpecification).toBeUndefined();
     expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('kms:');
+  });
+});
+
+describe('BulwarkTable examples', () => {
+  it("grant through the construct in every TSDoc comment and README line: TableV2's grants miss the key", () => {
+    const lib = new URL('../../lib/', import.meta.url);
+    const documented = [
+      ...readdirSync(lib)
+        .filter((file) => file.endsWith('.ts'))
+        .flatMap((file) =>
+          readFileSync(new URL(file, lib), 'utf8')
+            .split('\n')
+            .filter((line) => /^\s*(?:\/\*\*|\*|\/\/)/.test(line))
+            .map((line) => `lib/${file}: ${line.trim()}`),
+        ),
+      ...readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+        .split('\n')
+        .map((line) => `README.md: ${line}`),
+    ];
+    expect(documented.filter((line) => /\.table\.grant\w*\(/.test(line))).toEqual([]);
   });
 });
 
@@ -413,6 +438,35 @@ describe('BulwarkUserPool', () => {
   });
 });
 
+describe('BulwarkHttpApi functions', () => {
+  it('names the missing function and what is sent to it, instead of failing on undefined', () => {
+    const stack = new Stack();
+    const imported = (name: string) =>
+      lambda.Function.fromFunctionArn(stack, name, `arn:aws:lambda:eu-west-1:111122223333:function:${name}`);
+    const { 'catch-all': _catchAll, ...withoutCatchAll } = Object.fromEntries(
+      httpFunctionNames.map((name) => [name, imported(name)]),
+    ) as Record<HttpFunctionName, lambda.IFunction>;
+    expect(
+      () =>
+        new BulwarkHttpApi(stack, 'NoCatchAll', {
+          functions: withoutCatchAll as Record<HttpFunctionName, lambda.IFunction>,
+        }),
+    ).toThrow(
+      'Invalid BulwarkHttpApi props: functions has no catch-all, which the $default route (every unmatched request) is sent to',
+    );
+    const { webhooks: _webhooks, ...withoutWebhooks } = { ...withoutCatchAll, 'catch-all': _catchAll };
+    const firstWebhookRoute = routes.find((route) => route.function === 'webhooks');
+    expect(
+      () =>
+        new BulwarkHttpApi(stack, 'NoWebhooks', {
+          functions: withoutWebhooks as Record<HttpFunctionName, lambda.IFunction>,
+        }),
+    ).toThrow(
+      `Invalid BulwarkHttpApi props: functions has no webhooks, which ${firstWebhookRoute?.method} ${firstWebhookRoute?.path} is sent to`,
+    );
+  });
+});
+
 describe('catalogSumQuery', () => {
   it('sums a catalog metric over its exact dimension schema', () => {
     expect(catalogSumQuery(metricCatalog.CircuitOpened)).toBe(
@@ -468,6 +522,61 @@ describe('BulwarkSecretRotation', () => {
       AlarmActions: [stack.resolve(topic.topicArn)],
       OKActions: [stack.resolve(topic.topicArn)],
     });
+  });
+
+  it("grants a secret's customer-managed key, through Secrets Manager only, to rotate it, imported secrets too", () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
+    const ownKey = new kms.Key(stack, 'OwnKey');
+    const importedKey = new kms.Key(stack, 'ImportedKey');
+    rotation.rotate(
+      new secretsmanager.Secret(stack, 'Signing', { encryptionKey: ownKey }),
+      Duration.days(30),
+    );
+    rotation.rotate(
+      secretsmanager.Secret.fromSecretAttributes(stack, 'Imported', {
+        secretCompleteArn: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:imported-AbCdEf',
+        encryptionKey: importedKey,
+      }),
+      Duration.days(30),
+    );
+    rotation.rotate(new secretsmanager.Secret(stack, 'Plain'), Duration.days(30));
+    const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement,
+    );
+    const keyStatements = statements.filter((statement) => JSON.stringify(statement.Action).includes('kms:'));
+    const viaSecretsManager = {
+      StringEquals: {
+        'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']] },
+      },
+    };
+    // One statement: CDK merges the two keys' statements, which differ only in the resource.
+    expect(keyStatements).toEqual([
+      {
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        Effect: 'Allow',
+        Resource: [stack.resolve(importedKey.keyArn), stack.resolve(ownKey.keyArn)],
+        Condition: viaSecretsManager,
+      },
+    ]);
+  });
+
+  it('refuses a second secret with the same local id, naming both', () => {
+    const stack = new Stack(projectApp({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Rotation');
+    const rotation = new BulwarkSecretRotation(stack, 'SecretRotation');
+    const first = new secretsmanager.Secret(new Construct(stack, 'Billing'), 'Secret');
+    rotation.rotate(first, Duration.days(30));
+    expect(() =>
+      rotation.rotate(
+        new secretsmanager.Secret(new Construct(stack, 'Shipping'), 'Secret'),
+        Duration.days(30),
+      ),
+    ).toThrow(
+      'Invalid rotation of Rotation/Shipping/Secret: Rotation/Billing/Secret is rotated already under the same id (Secret), which names its schedule; give one of the two secrets another id',
+    );
+    expect(() => rotation.rotate(first, Duration.days(30))).toThrow(
+      'Invalid rotation of Rotation/Billing/Secret: it is rotated already',
+    );
   });
 
   it('keeps the failure alarm without actions when given no topic', () => {

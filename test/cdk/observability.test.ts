@@ -7,16 +7,20 @@ import { fileURLToPath } from 'node:url';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpFunctionNames, httpFunctions } from '../../functions/routes.js';
 import { scheduledFunctionNames, scheduledFunctions } from '../../functions/schedules.js';
 import { webhookEndpointCircuit, workerNames, workers } from '../../functions/workers.js';
-import { catalogSumQuery } from '../../lib/alarms.js';
+import { BulwarkAlarms, catalogSumQuery } from '../../lib/alarms.js';
+import { BulwarkFunction } from '../../lib/bulwark-function.js';
 import { BulwarkStack, securityMetricServices } from '../../lib/bulwark-stack.js';
 import { auditEventsQuery, BulwarkDashboard, type DashboardMetricServices } from '../../lib/dashboard.js';
+import { BulwarkScheduledFunction } from '../../lib/scheduled-function.js';
 import { isCatalogMetric, metricCatalog } from '../../middleware/metrics/catalog.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
@@ -394,7 +398,8 @@ function smsVolumeThreshold(sms: ConstructorParameters<typeof BulwarkStack>[2]['
 }
 
 describe('BulwarkAlarms', () => {
-  function alarmOf(alarm: { alarmArn: string }): Record<string, unknown> {
+  function alarmOf(alarm: { alarmArn: string } | undefined): Record<string, unknown> {
+    if (alarm === undefined) throw new Error('Alarm not created');
     const resolved = stack.resolve(alarm.alarmArn) as { 'Fn::GetAtt': [string, string] };
     const resource = template.findResources('AWS::CloudWatch::Alarm')[resolved['Fn::GetAtt'][0]];
     if (resource === undefined) throw new Error('Alarm not found');
@@ -681,7 +686,9 @@ describe('BulwarkAlarms', () => {
   );
 
   it('encrypts the topic with a rotated customer-managed key that CloudWatch may use', () => {
-    const keyArn = stack.resolve(stack.alarms.topicKey.key.keyArn);
+    const { topicKey } = stack.alarms;
+    if (topicKey === undefined) throw new Error('The stack creates its own topic and key');
+    const keyArn = stack.resolve(topicKey.key.keyArn);
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: keyArn });
     const keyId = (keyArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     const key = template.findResources('AWS::KMS::Key')[keyId];
@@ -764,5 +771,79 @@ describe('metric namespaces of stacks sharing an account and region', () => {
     }
     expect(stack.metricNamespace).toBe(devNamespace);
     expect(prod.metricNamespace).toBe('Bulwark/Bulwark-prod');
+  });
+});
+
+describe('metric namespaces of constructs on their defaults', () => {
+  it("gives each stack's function, alarms and dashboard that stack's own, as the sample stack does", () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stacks = ['Acme-dev', 'Acme-prod'].map((stackName) => {
+      const stack = new Stack(app, stackName);
+      const httpApi = new apigwv2.HttpApi(stack, 'Api');
+      const fn = new BulwarkFunction(stack, 'Users', {
+        entry: httpFunctions.users.entry,
+        serviceName: 'users',
+      });
+      new BulwarkAlarms(stack, 'Alarms', { httpApi });
+      new BulwarkDashboard(stack, 'Dashboard', {
+        httpApi,
+        functions: { users: fn.lambdaFunction },
+        logGroups: [fn.logGroup],
+      });
+      return stack;
+    });
+    for (const stack of stacks) {
+      const { stackName } = stack;
+      const found = namespacesIn(Template.fromStack(stack));
+      expect(found.functions).toEqual([`Bulwark/${stackName}`]);
+      expect(found.alarms.length).toBeGreaterThan(0);
+      expect(found.dashboard.length).toBeGreaterThan(0);
+      expect(new Set([...found.alarms, ...found.dashboard])).toEqual(new Set([`Bulwark/${stackName}`]));
+    }
+  });
+});
+
+describe('BulwarkAlarms in a stack split', () => {
+  it('publishes to a given topic of a base stack and leaves out the API alarm without an API: functions, API and alarms then split into stacks without a cycle', () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const base = new Stack(app, 'Base');
+    const topic = new sns.Topic(base, 'AlarmTopic');
+    const compute = new Stack(app, 'Compute');
+    new BulwarkScheduledFunction(compute, 'Sweeper', {
+      name: 'booking-event-sweeper',
+      definition: scheduledFunctions['booking-event-sweeper'],
+      alarmTopic: topic,
+    });
+    const edge = new Stack(app, 'Edge');
+    const users = new BulwarkFunction(compute, 'Users', {
+      entry: httpFunctions.users.entry,
+      serviceName: 'users',
+    });
+    const httpApi = new apigwv2.HttpApi(edge, 'Api', {
+      defaultIntegration: new integrations.HttpLambdaIntegration('Users', users.lambdaFunction),
+    });
+    const withApi = new BulwarkAlarms(edge, 'Alarms', { httpApi, topic });
+    const monitoring = new Stack(app, 'Monitoring');
+    const withoutApi = new BulwarkAlarms(monitoring, 'Alarms', { topic });
+    app.synth();
+
+    expect(withApi.topic).toBe(topic);
+    expect(withApi.topicKey).toBeUndefined();
+    expect(withoutApi.serverErrorRate).toBeUndefined();
+    for (const [stack, alarmCount] of [
+      [edge, withApi.alarms.length],
+      [monitoring, withoutApi.alarms.length],
+    ] as const) {
+      const template = Template.fromStack(stack);
+      template.resourceCountIs('AWS::SNS::Topic', 0);
+      template.resourceCountIs('AWS::KMS::Key', 0);
+      const actions = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((alarm) =>
+        JSON.stringify([alarm.Properties.AlarmActions, alarm.Properties.OKActions]),
+      );
+      expect(actions).toHaveLength(alarmCount);
+      for (const action of actions) expect(action).toContain('"StackName":"Base"');
+      for (const action of actions) expect(action).toContain('AlarmTopic');
+    }
+    expect(withoutApi.alarms.length).toBe(withApi.alarms.length - 1);
   });
 });
