@@ -24,8 +24,9 @@ export interface BulwarkHttpApiProps {
    */
   readonly routes?: readonly RouteDefinition[];
   /**
-   * Name of the API in API Gateway.
-   * @default - the construct's path
+   * Name of the API in API Gateway; give each API in an account its own, since the default is the same
+   * for every instance.
+   * @default 'Api'
    */
   readonly apiName?: string;
   /**
