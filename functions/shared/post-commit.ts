@@ -3,18 +3,26 @@ import type { Context } from 'aws-lambda';
 import { DeadlineExceededError } from '../../middleware/errors.js';
 
 /**
- * Kept back from the invocation's remaining time: what answering takes once the follow-up work is given
- * up (its report, the audit line, the metrics), so the handler answers before Middy's own timeout turns
- * the committed change into a 500, which the client would retry.
- */
-export const answerMarginMs = 500;
-
-/**
- * Of {@link answerMarginMs}, the time given to undoing what follow-up work did before it failed (a
- * withdrawn SMS code and its refunded budget unit: one DynamoDB write each, made side by side), so that
- * the undo still runs once the work's deadline has passed, and the answer keeps the rest of the margin.
+ * The time given to undoing what follow-up work did before it failed (a withdrawn SMS code and its
+ * refunded budget unit: one DynamoDB write each, made side by side), so that the undo still runs once the
+ * work's deadline has passed.
  */
 export const undoMarginMs = 300;
+
+/**
+ * How long before the invocation's end a route's pipeline stops waiting for its handler
+ * (`functions/shared/route-dispatch.ts`): the time its own error handler needs to answer a 504 with what
+ * its middlewares leave pending (rate-limit headers, a register route's refunded unit: one DynamoDB write,
+ * as an undo is given) before the dispatcher's own timeout, Middy's default 5 ms, answers without them.
+ */
+export const routeTimeoutEarlyMs = 300;
+
+/**
+ * Kept back from the invocation's remaining time once the change is committed: the route pipeline's own
+ * timeout, the undo, and 200 ms for answering (the report, the audit line, the metrics), so the handler
+ * answers before its pipeline's timeout turns the committed change into a 504, which the client would retry.
+ */
+export const answerMarginMs = routeTimeoutEarlyMs + undoMarginMs + 200;
 
 /** The `dependency` of the after-commit deadlines' {@link DeadlineExceededError}s. */
 const afterCommitWork = 'work after the commit';

@@ -20,7 +20,7 @@ import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { type HttpFunctionName, headRouteOf, type RouteDefinition, routeKeyOf, routes } from '../routes.js';
 import { type FunctionObservability, functionObservability } from './observability.js';
-import { undoMarginMs } from './post-commit.js';
+import { routeTimeoutEarlyMs } from './post-commit.js';
 import { entityTagPreconditions } from './preconditions.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -53,14 +53,6 @@ export type PolicyPipeline = (
 
 /** For functions whose route table entries ask for no policy middleware. */
 export const noPolicy: PolicyPipeline = (pipeline) => pipeline;
-
-/**
- * How long before the invocation's end a route's pipeline stops waiting for its handler: the time its own
- * onError needs to answer the 504 with what its middlewares leave pending (rate-limit headers, a register
- * route's refunded unit: one DynamoDB write, as an after-commit undo is given) before the dispatcher's early
- * timeout, Middy's default 5 ms, answers without them.
- */
-const routeTimeoutEarlyMs = undoMarginMs;
 
 /**
  * The pipeline every route starts from. A route's pipeline is a Middy request of its own, so the answer

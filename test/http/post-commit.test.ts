@@ -1,14 +1,17 @@
 // The deadline of work after a commit: when it passes, what it aborts, and work that takes no signal given up at it.
+import middy from '@middy/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   afterCommitDeadline,
   afterCommitFailure,
   answerMarginMs,
+  routeTimeoutEarlyMs,
   undoDeadline,
   undoMarginMs,
   untilAborted,
 } from '../../functions/shared/post-commit.js';
 import { DeadlineExceededError } from '../../middleware/errors.js';
+import { httpErrorHandler } from '../../middleware/http/middy.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -28,6 +31,28 @@ function heldWork(remainingMs: number) {
 }
 
 describe('afterCommitDeadline', () => {
+  it("leaves a route's pipeline time to answer its committed change after the work hangs and its undo runs long", async () => {
+    // Real timers: Middy's own timeout waits on node:timers/promises, which fake timers leave alone. The undo
+    // ends 250 ms before the pipeline's timeout with the margin, 50 ms after it with the old 500 ms one.
+    const silent = { error() {}, warn() {}, info() {}, debug() {} };
+    const route = middy({ timeoutEarlyInMillis: routeTimeoutEarlyMs })
+      .use(httpErrorHandler({ logger: silent }))
+      .handler(async (_event: unknown, context: { getRemainingTimeInMillis(): number }) => {
+        await afterCommitDeadline(context, (deadline) =>
+          untilAborted(deadline, () => new Promise(() => {})).catch(
+            () => new Promise((resolve) => setTimeout(resolve, undoMarginMs - 50)),
+          ),
+        );
+        return { statusCode: 201, body: '{}' };
+      });
+    const end = Date.now() + 1200;
+    const answer = await route(
+      { headers: {}, rawPath: '/users', requestContext: { http: { method: 'POST', path: '/users' } } },
+      { getRemainingTimeInMillis: () => end - Date.now() } as never,
+    );
+    expect(answer).toMatchObject({ statusCode: 201 });
+  });
+
   it('aborts the margin before the invocation times out, with a DeadlineExceededError', async () => {
     vi.useFakeTimers();
     const work = heldWork(2000);
