@@ -130,6 +130,8 @@ const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
 const mayHoldCredential = /[:=]|eyj|bearer|basic|bwk_|whsec_/i;
 /** An environment variable's name: upper-case words joined by `_`. */
 const environmentVariableName = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/;
+/** Longest name the environment-variable rule reads; real ones are far shorter (Lambda's whole environment is 4 KB). */
+const longestVariableName = 128;
 /** The last word of a secret's name in an environment variable, before the service id after it. */
 const secretWord = /^(?:SECRET|KEY)$/;
 /** Words, in the singular, naming where a secret is kept rather than holding it (`CONFIG_SECRET_ID`). */
@@ -232,7 +234,8 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
    * `SECRET_REGION` stay; a word after it cannot be told from a service id (`CSRF_SECRET_LENGTH` goes).
    */
   const isServiceSecretVariable = (key: string): boolean => {
-    if (!environmentVariableName.test(key)) return false;
+    // Each candidate word re-reads the name before it: bounded, since a client's JSON can hold any key.
+    if (key.length > longestVariableName || !environmentVariableName.test(key)) return false;
     const words = key.split('_');
     for (let end = words.length - 1; end >= 2; end -= 1) {
       if (secretReferenceWords.has((words[end] as string).replace(/S$/, ''))) return false;

@@ -293,6 +293,16 @@ describe('redaction', () => {
     expect(redactor.redactString(`id=x EyjP ${jwt}`)).toBe(`id=x EyjP ${redactedValue}`);
   });
 
+  it('reads a huge key made of secret-name words (a client can send one in a logged body) in linear time', () => {
+    // The environment-variable rule re-reads the name before each `_KEY`: 256 KB of them took minutes.
+    const key = `A${'_KEY'.repeat(65_536)}`;
+    const redacted = createRedactor({ maxStringLength: 300_000 }).redact({
+      [key]: 1,
+      PAYMENT_SECRET_BILLING: 'x',
+    });
+    expect(Object.values(redacted as object)).toEqual([1, redactedValue]);
+  });
+
   it('scans a run of eyJ case variants (a client can send one as its User-Agent) without recursing', () => {
     // Each variant used to re-scan the rest of the run one call deeper: quadratic, and past the stack.
     const redactor = createRedactor({ maxStringLength: 500_000 });
