@@ -9,7 +9,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { metricNamespaceProblems } from '../middleware/metrics/catalog.js';
-import { stackMetricNamespace } from './metric-namespace.js';
+import { defaultMetricNamespace } from './metric-namespace.js';
 import { shellWord } from './shell-word.js';
 
 /**
@@ -216,7 +216,7 @@ export class BulwarkFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: BulwarkFunctionProps) {
     super(scope, id);
-    const namespace = props.metricNamespace ?? stackMetricNamespace(Stack.of(this).stackName);
+    const namespace = props.metricNamespace ?? defaultMetricNamespace('BulwarkFunction', this);
     const projectRoot = resolve(props.projectRoot ?? bulwarkRoot);
     const memoryMb = props.memoryMb ?? 256;
     const timeoutSec = props.timeoutSec ?? 10;

@@ -9,19 +9,30 @@ import { metricNamespace, metricNamespaceProblems } from '../middleware/metrics/
  * Bulwark-prod) never count each other's data points. A stack name (at most 128 letters, digits and
  * hyphens) always makes a valid namespace; a name only known at deploy time cannot be checked.
  */
-export function stackMetricNamespace(stackName: string): string {
+export function stackMetricNamespace(stackName: string, construct = 'BulwarkStack'): string {
   const namespace = `${metricNamespace}/${stackName}`;
   const problems = metricNamespaceProblems(namespace);
   if (problems.length > 0) {
     throw new Error(
-      `Invalid BulwarkStack: its metric namespace ${JSON.stringify(namespace)} ${problems.join('; ')}`,
+      `Invalid ${construct}: its stack's metric namespace ${JSON.stringify(namespace)} ${problems.join('; ')}; give metricNamespace`,
     );
   }
   return namespace;
 }
 
 /**
- * `namespace`, else the namespace of the construct's stack (`Bulwark/<stack name>`), checked as CloudWatch
+ * The default namespace of a construct's metrics: that of the deployed stack it is in, the top-level one
+ * for a construct in a nested stack, whose own name is known only at deploy time.
+ */
+export function defaultMetricNamespace(construct: string, scope: IConstruct): string {
+  let stack = Stack.of(scope);
+  while (stack.nestedStackParent !== undefined) stack = stack.nestedStackParent;
+  return stackMetricNamespace(stack.stackName, construct);
+}
+
+/**
+ * `namespace`, else the namespace of the construct's stack (`Bulwark/<stack name>`, the top-level stack's
+ * for a nested one), checked as CloudWatch
  * checks it, so that an invalid one fails the synth, naming the construct, instead of the deploy.
  */
 export function checkedMetricNamespace(
@@ -29,7 +40,7 @@ export function checkedMetricNamespace(
   scope: IConstruct,
   namespace: string | undefined,
 ): string {
-  if (namespace === undefined) return stackMetricNamespace(Stack.of(scope).stackName);
+  if (namespace === undefined) return defaultMetricNamespace(construct, scope);
   const problems = metricNamespaceProblems(namespace);
   if (problems.length > 0) {
     throw new Error(`Invalid ${construct} props: metricNamespace ${problems.join('; ')}`);

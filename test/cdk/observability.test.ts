@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Stack } from 'aws-cdk-lib';
+import { NestedStack, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -800,6 +800,28 @@ describe('metric namespaces of constructs on their defaults', () => {
       expect(found.dashboard.length).toBeGreaterThan(0);
       expect(new Set([...found.alarms, ...found.dashboard])).toEqual(new Set([`Bulwark/${stackName}`]));
     }
+  });
+});
+
+describe('metric namespaces of constructs in a nested stack', () => {
+  it("gives them the deployed stack's own, since a nested stack's name is known only at deploy time", () => {
+    const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const parent = new Stack(app, 'Acme-dev');
+    const nested = new NestedStack(parent, 'Observability');
+    const httpApi = new apigwv2.HttpApi(nested, 'Api');
+    const fn = new BulwarkFunction(nested, 'Users', {
+      entry: httpFunctions.users.entry,
+      serviceName: 'users',
+    });
+    new BulwarkAlarms(nested, 'Alarms', { httpApi });
+    new BulwarkDashboard(nested, 'Dashboard', {
+      httpApi,
+      functions: { users: fn.lambdaFunction },
+      logGroups: [fn.logGroup],
+    });
+    const found = namespacesIn(Template.fromStack(nested));
+    expect(found.functions).toEqual(['Bulwark/Acme-dev']);
+    expect(new Set([...found.alarms, ...found.dashboard])).toEqual(new Set(['Bulwark/Acme-dev']));
   });
 });
 
