@@ -176,7 +176,7 @@ describe('the configuration example', () => {
     expect(request.url).toBe('https://partner.example/api/orders');
     expect(request.headers.get('authorization')).toBe(`Bearer ${'t'.repeat(24)}`);
     expect(await partnerWebhookKey()).toBe('whk-1');
-    expect(events.map((event) => [event.type, event.metadata?.['name']])).toEqual([
+    expect(events.map((event) => [event.type, event.metadata?.name])).toEqual([
       ['secret.accessed', 'bulwark/partner'],
       ['secret.accessed', 'bulwark/partner-webhook-key'],
     ]);
