@@ -774,22 +774,24 @@ describe('metric namespaces of stacks sharing an account and region', () => {
   });
 });
 
+/** A function, the alarms and a dashboard in `stack`, each on its default metric namespace. */
+function observedOnDefaults(stack: Stack): void {
+  const httpApi = new apigwv2.HttpApi(stack, 'Api');
+  const fn = new BulwarkFunction(stack, 'Users', { entry: httpFunctions.users.entry, serviceName: 'users' });
+  new BulwarkAlarms(stack, 'Alarms', { httpApi });
+  new BulwarkDashboard(stack, 'Dashboard', {
+    httpApi,
+    functions: { users: fn.lambdaFunction },
+    logGroups: [fn.logGroup],
+  });
+}
+
 describe('metric namespaces of constructs on their defaults', () => {
   it("gives each stack's function, alarms and dashboard that stack's own, as the sample stack does", () => {
     const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stacks = ['Acme-dev', 'Acme-prod'].map((stackName) => {
       const stack = new Stack(app, stackName);
-      const httpApi = new apigwv2.HttpApi(stack, 'Api');
-      const fn = new BulwarkFunction(stack, 'Users', {
-        entry: httpFunctions.users.entry,
-        serviceName: 'users',
-      });
-      new BulwarkAlarms(stack, 'Alarms', { httpApi });
-      new BulwarkDashboard(stack, 'Dashboard', {
-        httpApi,
-        functions: { users: fn.lambdaFunction },
-        logGroups: [fn.logGroup],
-      });
+      observedOnDefaults(stack);
       return stack;
     });
     for (const stack of stacks) {
@@ -808,17 +810,7 @@ describe('metric namespaces of constructs in a nested stack', () => {
     const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
     const parent = new Stack(app, 'Acme-dev');
     const nested = new NestedStack(parent, 'Observability');
-    const httpApi = new apigwv2.HttpApi(nested, 'Api');
-    const fn = new BulwarkFunction(nested, 'Users', {
-      entry: httpFunctions.users.entry,
-      serviceName: 'users',
-    });
-    new BulwarkAlarms(nested, 'Alarms', { httpApi });
-    new BulwarkDashboard(nested, 'Dashboard', {
-      httpApi,
-      functions: { users: fn.lambdaFunction },
-      logGroups: [fn.logGroup],
-    });
+    observedOnDefaults(nested);
     const found = namespacesIn(Template.fromStack(nested));
     expect(found.functions).toEqual(['Bulwark/Acme-dev']);
     expect(new Set([...found.alarms, ...found.dashboard])).toEqual(new Set(['Bulwark/Acme-dev']));
