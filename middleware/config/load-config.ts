@@ -3,7 +3,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertNoProblems, ConfigError, type ConfigProblem } from '../errors.js';
 import type { SecurityEventListener } from '../events.js';
 import { arrayOption, checkFunctionOption, shownValue } from '../options.js';
-import { issueMessage } from '../schema-issues.js';
+import { issueMessage, pathKeys } from '../schema-issues.js';
 import { parseJsonSecret, SecretStore } from './secrets.js';
 
 export interface LoadConfigOptions {
@@ -48,9 +48,7 @@ function keysOf(schema: StandardSchemaV1, given: readonly string[] | undefined):
 }
 
 function pathOf(issue: StandardSchemaV1.Issue): string {
-  const segments = (issue.path ?? []).map((segment) =>
-    String(typeof segment === 'object' ? segment.key : segment),
-  );
+  const segments = pathKeys(issue).map(String);
   return segments.length > 0 ? segments.join('.') : '(root)';
 }
 
