@@ -15,6 +15,9 @@ export function headOf(text: string, maxLength: number): string {
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? maxLength - 1 : maxLength);
 }
 
+/** What {@link truncated} puts right after the head it kept. */
+export const truncationMark = '…[truncated ';
+
 /**
  * `text` cut with {@link headOf} and marked with how many characters were dropped, for logs.
  *
@@ -24,7 +27,7 @@ export function headOf(text: string, maxLength: number): string {
 export function truncated(text: string, maxLength: number): string {
   if (text.length <= maxLength) return text;
   const head = headOf(text, maxLength);
-  return `${head}…[truncated ${text.length - head.length} chars]`;
+  return `${head}${truncationMark}${text.length - head.length} chars]`;
 }
 
 /**

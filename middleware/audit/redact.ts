@@ -1,7 +1,7 @@
 // Redaction for everything that is logged: deep and case-insensitive on keys, pattern-based on values, bounded in size.
 import { assertNoProblems, SecretAccessError } from '../errors.js';
 import { arrayOption, definedOnly, shownValue } from '../options.js';
-import { truncated } from '../text.js';
+import { truncated, truncationMark } from '../text.js';
 
 /** What a redacted value is replaced with. */
 export const redactedValue = '[REDACTED]';
@@ -90,11 +90,15 @@ const keyPattern = (key: string) =>
   [...normalizeKey(key)].map((character) => character.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[-_]?');
 
 /**
- * A JWT/JWS/JWE (base64url JSON header `eyJ…`), even when cut short by truncation. Case-sensitive and
- * matched apart from the other shapes, which are case-blind: a header always starts `eyJ` (`{"` in
- * base64url), and a run such as `EyjP…` inside a random id is no token.
+ * A run that may be a JWT/JWS/JWE: a base64url JSON header (`eyJ…`, `{"` in base64url) and any segments
+ * after it. Case-sensitive and matched apart from the other shapes, which are case-blind: a run such as
+ * `EyjP…` inside a random id is no token. A random id holds `eyJ` itself about once in ten thousand, so a
+ * run is a token only once {@link isToken} agrees. Each run is read once, so the scan stays linear.
  */
-const jwt = /eyJ[A-Za-z0-9_=-]{4,}(?:\.[A-Za-z0-9_=-]*)*/g;
+const mayBeToken = /eyJ[A-Za-z0-9_=-]{4,}(?:\.[A-Za-z0-9_=-]*)*/g;
+/** A token has a segment after its header (a JWS has three, a JWE five), or was cut short by truncation. */
+const isToken = (run: string, offset: number, text: string): boolean =>
+  run.replace(/\.+$/, '').includes('.') || text.startsWith(truncationMark, offset + run.length);
 /**
  * A quoted value, whole: a passphrase may hold spaces. An unclosed quote (a line cut short) runs to
  * the end of the line. Each character matches exactly one branch, so the scan stays linear.
@@ -268,7 +272,9 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
         ? bounded.replace(prefixedSecret, `$1${redactedValue}`)
         : bounded;
     const withoutTokens = withoutOwnSecrets.includes('eyJ')
-      ? withoutOwnSecrets.replace(jwt, redactedValue)
+      ? withoutOwnSecrets.replace(mayBeToken, (run: string, offset: number, text: string) =>
+          isToken(run, offset, text) ? redactedValue : run,
+        )
       : withoutOwnSecrets;
     return withoutTokens.replace(credentials, replaceCredential);
   };
