@@ -85,9 +85,11 @@ const defaults = { keys: [] as readonly string[], maxStringLength: 2048, maxDept
 // Brackets go too, so a Rails/PHP-style form field `user[password]` ends with its last name.
 const normalizeKey = (key: string) => key.toLowerCase().replace(/[-_\s[\]]/g, '');
 
+/** `text` as a regular expression that matches it literally. */
+const literalPattern = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 /** Escapes a key name for use inside a regular expression, letting `-`/`_` match either or nothing. */
-const keyPattern = (key: string) =>
-  [...normalizeKey(key)].map((character) => character.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[-_]?');
+const keyPattern = (key: string) => [...normalizeKey(key)].map(literalPattern).join('[-_]?');
 
 /**
  * A run that may be a JWT/JWS/JWE: a base64url JSON header (`eyJ…`, `{"` in base64url) and any segments
@@ -118,13 +120,27 @@ const escapedValuePattern = String.raw`\\+"(?:[^"\\\n]|\\\\(?:\\.|[^\\\n])|\\[^"
  * Checked only once a key has matched, and bounded by the `:` that ends each part, so the scan stays linear.
  */
 const secretsManagerArnResourceType = String.raw`(?<=\barn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret):[\w/+=.@-]`;
+/** Right before the truncation mark: where a value cut short by {@link truncated} ends. */
+const cutShort = `(?=${literalPattern(truncationMark)})`;
+/** After `bwk_`, as `ApiKeyStore.create` makes it: 16 hex digits of key id, `_`, 32 bytes of secret in base64url. */
+const apiKeyBody = String.raw`[0-9a-f]{16}_[\w-]{43}`;
+const apiKeyBodyCutShort = String.raw`(?:[0-9a-f]{16}_[\w-]{0,42}|[0-9a-f]{0,16})${cutShort}`;
+/** After `whsec_`, as the webhook store makes it: 32 random bytes in padded base64. */
+const signingSecretBody = String.raw`[A-Za-z0-9+/]{43}=`;
+const signingSecretBodyCutShort = String.raw`[A-Za-z0-9+/]{0,43}${cutShort}`;
 /**
  * The secrets Bulwark makes name their kind in a prefix, so they are found wherever they appear: an API
- * key (`bwk_<key id>_<secret>`, base64url) and a webhook signing secret (`whsec_<base64>`). Unanchored,
- * so one inside URL-encoded text (`key%3Dbwk_…`) or after `_` goes too. Matched apart from the other
- * shapes, and in lower case only, as they are made: a case variant (`BWK_…` in a random id) is no secret.
+ * key (`bwk_<key id>_<secret>`) and a webhook signing secret (`whsec_<base64>`), each in the exact shape
+ * it is made in, or the head of that shape cut short by truncation. A random base64url id (`msg_…`,
+ * `ep_…`) holds `bwk_` about once in a million, with no such shape after it, so it stays whole.
+ * Unanchored, so one inside URL-encoded text (`key%3Dbwk_…`) or after `_` goes too. Matched apart from
+ * the other shapes, and in lower case only, as they are made: `BWK_…` is no secret. Every quantifier is
+ * bounded, so each prefix costs a bounded look and the scan stays linear.
  */
-const prefixedSecret = /(bwk_|whsec_)[\w+/=-]+/g;
+const prefixedSecret = new RegExp(
+  `(bwk_)(?:${apiKeyBody}|${apiKeyBodyCutShort})|(whsec_)(?:${signingSecretBody}|${signingSecretBodyCutShort})`,
+  'g',
+);
 /** Credentials in an HTTP Authorization scheme (`Bearer <token>`, `Basic <base64>`). */
 const schemePattern = '\\b(?:Bearer|Basic)\\s+[A-Za-z0-9._~+/=-]+';
 /**
@@ -269,7 +285,11 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     // A prefixed secret keeps its prefix, which tells a reader what was there.
     const withoutOwnSecrets =
       bounded.includes('bwk_') || bounded.includes('whsec_')
-        ? bounded.replace(prefixedSecret, `$1${redactedValue}`)
+        ? bounded.replace(
+            prefixedSecret,
+            (_secret: string, apiKeyPrefix?: string, signingSecretPrefix?: string) =>
+              `${apiKeyPrefix ?? signingSecretPrefix}${redactedValue}`,
+          )
         : bounded;
     const withoutTokens = withoutOwnSecrets.includes('eyJ')
       ? withoutOwnSecrets.replace(mayBeToken, (run: string, offset: number, text: string) =>

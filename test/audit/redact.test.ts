@@ -356,6 +356,32 @@ describe('redaction', () => {
     const cut = createRedactor({ maxStringLength: 30 }).redactString(`new key: ${apiKey}`);
     expect(cut).not.toContain(apiKey.slice(0, 25));
     expect(cut).toContain('bwk_[REDACTED]');
+    for (const length of [13, 20, 40, 56]) {
+      const cutSecret = createRedactor({ maxStringLength: length }).redactString(`secret ${webhookSecret}`);
+      expect(cutSecret).toMatch(/^secret whsec_\[REDACTED\]…\[truncated \d+ chars\]$/);
+    }
+  });
+
+  it('leaves a random webhook id holding bwk_ or whsec_ whole, in text and in a path', () => {
+    const redactor = createRedactor();
+    // Values newWebhookId can return: any 24 base64url characters are 18 random bytes.
+    const ids = [
+      'msg_rUk4F_5gcPShLFL2nQObwk_q',
+      'ep_Q2bwk_Zz9xYw0aBcDeFgHiJk',
+      'msg_v-vu0y-zwhj3Rbwk_DyTqnck',
+    ];
+    for (const id of [...ids, 'ep_0123456789whsec_abcdefgh']) {
+      expect(redactor.redactString(`Webhook endpoint ${id} not found`)).toBe(
+        `Webhook endpoint ${id} not found`,
+      );
+      expect(redactor.redact({ path: `/webhooks/${id}/secret`, endpointId: id })).toEqual({
+        path: `/webhooks/${id}/secret`,
+        endpointId: id,
+      });
+    }
+    // A key or a secret right after such an id still goes.
+    expect(redactor.redactString(`${ids[0]}${apiKey}`)).toBe(`${ids[0]}bwk_${redactedValue}`);
+    expect(redactor.redactString(`ep_Q2bwk_${webhookSecret}`)).toBe(`ep_Q2bwk_whsec_${redactedValue}`);
   });
 
   it('leaves a prefix without a secret after it, or in another case, as it is', () => {

@@ -45,9 +45,9 @@ const shapedSecret = secretValue.chain((secret) =>
     // A passphrase: the secret follows a space inside the quotes.
     `see password="correct ${secret}" here`,
     `{"token": "two ${secret}"}`,
-    // Bulwark's own secrets, known by their prefix wherever they are.
-    `created bwk_5c69cb83332287c9_${secret}`,
-    `signing with whsec_${secret}`,
+    // Bulwark's own secrets, known by their prefix wherever they are, in the shape they are made in.
+    `created bwk_5c69cb83332287c9_${secret.padEnd(43, '-')}`,
+    `signing with whsec_${secret.padEnd(43, '+')}=`,
     // JSON carried inside a string (an SNS message in an SQS body), escaped once and twice.
     JSON.stringify(JSON.stringify({ password: `correct ${secret}`, token: `a " ${secret}` })),
     JSON.stringify(JSON.stringify(JSON.stringify({ password: `correct ${secret}` }))),
