@@ -19,4 +19,19 @@ describe('maskRecipients', () => {
       'connect ECONNREFUSED 10.0.12.7:587 at 2026-12-04; 550 5.1.1 rejected; email-smtp did not answer within 25000 ms';
     expect(maskRecipients(text)).toBe(text);
   });
+
+  it('keeps a UUID whole when a group of it is all digits, and still masks a phone number beside it', () => {
+    // Ids as randomUUID() returns them: one in forty has an 8- or 12-digit group with no letter.
+    for (const id of ['91422294-868d-4970-ab0b-d8bc64f0619d', '22707FFF-6B5E-4E97-8F2B-527914303318']) {
+      expect(maskRecipients(`Message ${id} rejected for +14155552671`)).toBe(
+        `Message ${id} rejected for [phone]`,
+      );
+    }
+    // The SMS outbox's file name, as a failed write quotes it.
+    const outboxFile = "open '/outbox/2026-12-07T19-07-15-123Z-91422294-868d-4970-ab0b-d8bc64f0619d.sms.txt'";
+    expect(maskRecipients(`ENOENT: no such file or directory, ${outboxFile}`)).toBe(
+      `ENOENT: no such file or directory, ${outboxFile}`,
+    );
+    expect(maskRecipients('No route to +1-4155552671')).toBe('No route to +1-[phone]');
+  });
 });
