@@ -7,11 +7,16 @@ export const correlationIdHeader = 'x-correlation-id';
 /**
  * What a caller may send: 1–128 visible characters from a conservative set. Anything else (CR/LF,
  * spaces, quotes, control or non-ASCII characters) is replaced by a fresh id, so a correlation id
- * can never inject a header or break a log line.
+ * can never inject a header or break a log line. The first character is a letter, a digit or `_`, as
+ * base64url and nanoid ids may start: not `-`, `+`, `=` or `@`, which would make the id a formula in a
+ * spreadsheet a log export is opened in, or an option on a command line.
  */
-const acceptedCorrelationId = /^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$/;
+const acceptedCorrelationId = /^[A-Za-z0-9_][A-Za-z0-9_.:/+=@-]{0,127}$/;
 
-/** Whether a value may be used as a correlation id as it is (the rule above). */
+/**
+ * Whether a value may be used as a correlation id as it is (the rule above): what `correlationIds()`
+ * accepts from a caller, and what a service call, a queue message or a worker passes on.
+ */
 export function isValidCorrelationId(value: unknown): value is string {
   return typeof value === 'string' && acceptedCorrelationId.test(value);
 }

@@ -1,4 +1,5 @@
 // callService: service-to-service HTTP calls, each service behind its own fleet-wide circuit breaker.
+import { isValidCorrelationId } from '../audit/correlation.js';
 import {
   assertNoProblems,
   DeadlineExceededError,
@@ -88,7 +89,7 @@ export type ServiceClientOptions<S extends string> = CircuitStoreChoice & {
 
 /** A service call: a fetch `init` whose body is a string, plus per-call settings. */
 export type ServiceCallInit = GuardedRequestInit & {
-  /** Sent as the correlation id header, when it is a safe header value. @default none */
+  /** Sent as the correlation id header, when `isValidCorrelationId` accepts it. @default none */
   readonly correlationId?: string | undefined;
   /**
    * A shorter timeout for each attempt, a finite number > 0 (else `InvalidArgumentError`); it counts
@@ -105,9 +106,6 @@ export type ServiceCallInit = GuardedRequestInit & {
 
 /** Methods that may be sent twice with the effect of once (RFC 9110 §9.2.2). */
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-
-/** Correlation ids travel in a header: a conservative set of characters, so none can inject a header. */
-const safeCorrelationId = /^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$/;
 
 function isObject(value: unknown): value is object {
   return typeof value === 'object' && value !== null;
@@ -303,7 +301,8 @@ export class ServiceClient<S extends string> {
     const attempts = idempotentMethods.has(method) ? 1 + service.retries : 1;
     for (let attempt = 1; ; attempt += 1) {
       const headers = new Headers(request.headers);
-      if (correlationId !== undefined && safeCorrelationId.test(correlationId)) {
+      // The rule correlationIds() accepts a caller's id by, whose characters cannot inject a header.
+      if (isValidCorrelationId(correlationId)) {
         headers.set(this.correlationIdHeader, correlationId);
       }
       if (service.sign) {

@@ -25,6 +25,13 @@ describe('correlation ids', () => {
     expect(resolveCorrelationId({ 'X-Correlation-ID': 'Root=1-abc:def/ghi+j=k@l' })).toMatchObject({
       source: 'header',
     });
+    // base64url and nanoid ids start with `_` one time in 64.
+    for (const id of ['_vdZg0_COBOXOZSnKIBfr', '_']) {
+      expect(resolveCorrelationId({ 'x-correlation-id': id })).toEqual({
+        correlationId: id,
+        source: 'header',
+      });
+    }
     expect(headerValue(undefined, 'x')).toBeUndefined();
     expect(headerValue({ other: 'x' }, 'x-correlation-id')).toBeUndefined();
   });
@@ -35,7 +42,8 @@ describe('correlation ids', () => {
       correlationId: 'fresh',
       source: 'generated',
     });
-    for (const unsafe of ['a\r\nb', 'a b', '"quoted"', 'x'.repeat(129), '-leading-dash', 'é', '']) {
+    const formulaLeading = ['-AtDYQla9B2HZZx9qa0DVw', '+1+1', '=cmd', '@SUM(1)'];
+    for (const unsafe of ['a\r\nb', 'a b', '"quoted"', 'x'.repeat(129), ...formulaLeading, 'é', '']) {
       expect(isValidCorrelationId(unsafe)).toBe(false);
       expect(resolveCorrelationId({ [correlationIdHeader]: unsafe }, generate)).toEqual({
         correlationId: 'fresh',

@@ -233,13 +233,19 @@ describe('callService', () => {
     expect(received[0]?.headers['x-extra']).toBe('yes');
   });
 
-  it('adds the correlation id header when it is a safe value, and drops it otherwise', async () => {
+  it('adds the correlation id header when correlationIds() would accept the id, and drops it otherwise', async () => {
     const { call } = clientFor();
     await call('ok', { correlationId: 'order-42' });
     await call('ok', { correlationId: 'bad id\r\nx-injected: 1' });
+    await call('ok', { correlationId: '_vdZg0_COBOXOZSnKIBfr' });
+    await call('ok', { correlationId: '-AtDYQla9B2HZZx9qa0DVw' });
     expect(received[0]?.headers['x-correlation-id']).toBe('order-42');
     expect(received[1]?.headers['x-correlation-id']).toBeUndefined();
     expect(received[1]?.headers['x-injected']).toBeUndefined();
+    expect(received.slice(2).map((request) => request.headers['x-correlation-id'])).toEqual([
+      '_vdZg0_COBOXOZSnKIBfr',
+      undefined,
+    ]);
   });
 
   it('signs every attempt through the signing hook, which sees method, URL and body', async () => {
