@@ -216,9 +216,8 @@ export class LocalWorkerQueues {
 
   /**
    * Receives `messageId` from the worker's queue, receiving again until it turns up (within 5 s): one receive
-   * returns at most 10 of the visible messages, oldest first, and only those the server meets in its 40 ms
-   * poll. Other messages met on the way stay hidden until it is found, so that each receive reaches past
-   * them, and are then released.
+   * returns one visible message, oldest first. Other messages met on the way stay hidden until it is found,
+   * so that each receive reaches past them, and are then released.
    */
   async #receive(messageId: string): Promise<SQSRecord> {
     // Not Date: tests freeze it.
@@ -230,8 +229,8 @@ export class LocalWorkerQueues {
         if (performance.now() > deadline) {
           throw new Error(`message ${messageId} was not received from ${this.queueName} within 5 s`);
         }
-        // One at a time: the server answers as soon as it has as many as asked for, where a receive of up
-        // to 10 waits out its whole poll.
+        // One at a time: local-aws-sqs answers as soon as it has as many as asked for, where a receive of
+        // up to 10 waits out its whole 40 ms poll.
         const messages = await this.receive(this.queueUrl, 1);
         mine = messages.find((message) => message.MessageId === messageId);
         others.push(...messages.filter((message) => message !== mine));
