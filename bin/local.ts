@@ -14,7 +14,7 @@ import {
   runtimeEnvironmentPrefix,
 } from './runtime/local-defaults.js';
 import { localFailProblem, localFailVariable, locallyFailingFunctions } from './runtime/local-failures.js';
-import { type LocalRuntime, startLocalRuntime } from './runtime/local-runtime.js';
+import type { LocalRuntime } from './runtime/local-runtime.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is for maintainers (see README), not every start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -204,6 +204,9 @@ process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
 try {
+  // Loaded once the shell's settings and the data folder passed their checks: a refused start answers in
+  // well under a second, without loading the runtime's modules (the AWS SDK, the local SQS and SMTP servers…).
+  const { startLocalRuntime } = await import('./runtime/local-runtime.js');
   runtime = await startLocalRuntime({
     port,
     dataDir,

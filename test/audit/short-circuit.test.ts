@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -25,6 +24,7 @@ import { createMetrics } from '../../middleware/metrics/record.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
+import { idempotencyStore } from '../helpers/idempotency-records.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
 import { testTableNames } from '../helpers/tables.js';
 import { httpEvent, lambdaContext } from './fixtures.js';
@@ -34,18 +34,6 @@ const output = captureStdout();
 const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
 const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
 const verifier = devIssuerVerifier(issuer);
-
-/** Powertools idempotency records on the toolkit table, under a key of this test's own. */
-function idempotencyStore(): DynamoDBPersistenceLayer {
-  return new DynamoDBPersistenceLayer({
-    tableName: testTableNames.toolkit,
-    awsSdkV3Client: dynamoDb,
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    staticPkValue: `IDEM#audit-${randomUUID()}`,
-    expiryAttr: 'expiresAt',
-  });
-}
 
 /**
  * Books once through `middleware` (Powertools' or Bulwark's idempotency), clears the output, then sends
@@ -62,7 +50,7 @@ async function replayedBooking(
     flat(parts)
       .use(
         middleware({
-          persistenceStore: idempotencyStore(),
+          persistenceStore: idempotencyStore({ client: dynamoDb }),
           config: new IdempotencyConfig({ eventKeyJmesPath: 'body' }),
         }),
       )

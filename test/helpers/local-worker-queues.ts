@@ -4,6 +4,7 @@ import {
   type ChangeMessageVisibilityCommandInput,
   CreateQueueCommand,
   DeleteMessageCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   type SendMessageBatchCommandInput,
@@ -215,9 +216,8 @@ export class LocalWorkerQueues {
 
   /**
    * Receives `messageId` from the worker's queue, receiving again until it turns up (within 5 s): one receive
-   * returns at most 10 of the visible messages, oldest first, and only those the server meets in its 40 ms
-   * poll. Other messages met on the way stay hidden until it is found, so that each receive reaches past
-   * them, and are then released.
+   * returns one visible message, oldest first. Other messages met on the way stay hidden until it is found,
+   * so that each receive reaches past them, and are then released.
    */
   async #receive(messageId: string): Promise<SQSRecord> {
     // Not Date: tests freeze it.
@@ -229,7 +229,9 @@ export class LocalWorkerQueues {
         if (performance.now() > deadline) {
           throw new Error(`message ${messageId} was not received from ${this.queueName} within 5 s`);
         }
-        const messages = await this.receive(this.queueUrl);
+        // One at a time: local-aws-sqs answers as soon as it has as many as asked for, where a receive of
+        // up to 10 waits out its whole 40 ms poll.
+        const messages = await this.receive(this.queueUrl, 1);
         mine = messages.find((message) => message.MessageId === messageId);
         others.push(...messages.filter((message) => message !== mine));
         if (messages.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -248,12 +250,12 @@ export class LocalWorkerQueues {
     return toSqsRecord(mine, this.sqs.queueArns[this.queueName] as string);
   }
 
-  /** One receive of whatever is visible in a queue (up to 10), with every attribute; it hides them. */
-  async receive(queueUrl: string): Promise<Message[]> {
+  /** One receive of whatever is visible in a queue (up to `maxMessages`), with every attribute; it hides them. */
+  async receive(queueUrl: string, maxMessages = 10): Promise<Message[]> {
     const { Messages } = await this.#admin.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
+        MaxNumberOfMessages: maxMessages,
         WaitTimeSeconds: 0,
         AttributeNames: ['All'],
         MessageAttributeNames: ['All'],
@@ -301,23 +303,44 @@ export class LocalWorkerQueues {
    * every queue and forgets the recorded calls, so no test sees another's messages.
    */
   async reset(): Promise<void> {
-    for (const { queueUrl, receiptHandle } of this.#received.values()) {
-      await this.#admin
-        .send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }))
-        .catch(() => {});
-    }
+    await Promise.all(
+      [...this.#received.values()].map(({ queueUrl, receiptHandle }) =>
+        this.#admin
+          .send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }))
+          .catch(() => {}),
+      ),
+    );
     this.#received.clear();
-    for (const queueUrl of [this.queueUrl, this.dlqUrl, ...this.#extraQueueUrls]) {
-      for (let batch = await this.receive(queueUrl); batch.length > 0; batch = await this.receive(queueUrl)) {
-        for (const message of batch) {
-          await this.#admin.send(
-            new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+    // Every receive waits out the server's 40 ms poll: the queues are emptied side by side, and one that
+    // holds nothing is not received from at all (its count is answered at once).
+    await Promise.all(
+      [this.queueUrl, this.dlqUrl, ...this.#extraQueueUrls].map(async (queueUrl) => {
+        if ((await this.#messagesIn(queueUrl)) === 0) return;
+        for (
+          let batch = await this.receive(queueUrl);
+          batch.length > 0;
+          batch = await this.receive(queueUrl)
+        ) {
+          await Promise.all(
+            batch.map((message) =>
+              this.#admin.send(
+                new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+              ),
+            ),
           );
         }
-      }
-    }
+      }),
+    );
     this.#calls = [];
     this.onVisibilityChange = undefined;
+  }
+
+  /** The messages a queue holds, visible or in flight (local-aws-sqs counts both here), without delayed ones. */
+  async #messagesIn(queueUrl: string): Promise<number> {
+    const { Attributes } = await this.#admin.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+    );
+    return Number(Attributes?.ApproximateNumberOfMessages ?? 0);
   }
 
   async stop(): Promise<void> {

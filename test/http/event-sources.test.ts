@@ -1,7 +1,7 @@
 // The HTTP middlewares read API Gateway HTTP API (v2), REST API (v1) and Function URL events, and refuse any
 // other (ALB, SQS, EventBridge, a warmup ping, null) by failing the invocation rather than answering it.
+
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -22,11 +22,10 @@ import { idempotency } from '../../middleware/idempotency.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { MemoryCounterStore } from '../../middleware/rate-limit/counter-store.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
-import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { dynamoStore } from '../circuit-breaker/helpers.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
+import { idempotencyStore } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
-import { testTableNames } from '../helpers/tables.js';
 
 const output = captureStdout();
 const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
@@ -196,13 +195,7 @@ const supportedEvents: readonly [string, unknown][] = [
 function guardedMiddlewares(): [string, () => MiddlewareObj][] {
   const auditLogger = new AuditLogger({ logger: new Logger({ serviceName: 'orders', logLevel: 'INFO' }) });
   const onEvent = createSecurityEventListener({ auditLogger });
-  const toolkitTable = new DynamoDBPersistenceLayer({
-    tableName: testTableNames.toolkit,
-    awsSdkV3Client: createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT }),
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    staticPkValue: 'IDEMPOTENCY#event-sources',
-  });
+  const toolkitTable = idempotencyStore({ name: 'event-sources' });
   const services = createServiceClient({
     store: dynamoStore(),
     services: { users: { baseUrl: 'http://127.0.0.1:1' } },

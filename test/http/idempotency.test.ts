@@ -1,10 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -20,11 +18,12 @@ import { json } from '../../middleware/http/response.js';
 import { idempotency, type StoredAnswer } from '../../middleware/idempotency.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import type { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
+import { idempotencyRecordsOf, idempotencyStore } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { testPrincipal } from '../helpers/principals.js';
-import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
 
 const output = captureStdout();
@@ -47,21 +46,6 @@ interface Sender {
   readonly keyHeader?: string;
   /** Other headers, as sent. */
   readonly headers?: Readonly<Record<string, string>>;
-}
-
-function persistenceStore(
-  staticPkValue: string,
-  tableName: string = testTableNames.toolkit,
-  client: DynamoDBClient = dynamoDb,
-) {
-  return new DynamoDBPersistenceLayer({
-    tableName,
-    awsSdkV3Client: client,
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    staticPkValue,
-    expiryAttr: 'expiresAt',
-  });
 }
 
 function sentBy(body: Booking, key: string | undefined, sender: Sender) {
@@ -109,20 +93,21 @@ function bookingEndpoint(
   config: ConstructorParameters<typeof IdempotencyConfig>[0] = {},
   {
     tableName,
-    staticPkValue = `IDEM#http-${randomUUID()}`,
-    client,
+    storeName = `http-${randomUUID()}`,
+    client = dynamoDb,
     storedAnswer,
-    store = persistenceStore(staticPkValue, tableName, client),
+    store = idempotencyStore({ name: storeName, tableName, client }),
     logger,
     payloadOf,
     auditLogger,
     internal,
   }: {
     tableName?: string;
-    staticPkValue?: string;
+    /** Whose records the endpoint's store keeps (see idempotencyRecordsOf). */
+    storeName?: string;
     client?: DynamoDBClient;
     storedAnswer?: StoredAnswer;
-    store?: DynamoDBPersistenceLayer;
+    store?: ToolkitIdempotencyStore;
     logger?: Parameters<typeof idempotency>[0]['logger'];
     payloadOf?: Parameters<typeof idempotency>[0]['payloadOf'];
     /** Where audit(), first in the pipeline, writes each request's http.request line. @default no audit() */
@@ -453,19 +438,19 @@ describe('idempotency()', () => {
     });
 
     it('does not replay a record Powertools stored for the bare key', async () => {
-      const staticPkValue = `IDEM#http-${randomUUID()}`;
+      const storeName = `http-${randomUUID()}`;
       const key = randomUUID();
       const bare = middy()
         .use(
           makeHandlerIdempotent({
-            persistenceStore: persistenceStore(staticPkValue),
+            persistenceStore: idempotencyStore({ name: storeName, client: dynamoDb }),
             config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
           }),
         )
         .handler(async () => json(201, { booking: 'stored by Powertools alone' }));
       const { event, context } = sentBy({ room: 'a' }, key, aliceSends);
       await bare(event, context);
-      const endpoint = bookingEndpoint({}, { staticPkValue });
+      const endpoint = bookingEndpoint({}, { storeName });
       const response = await endpoint.call({ room: 'a' }, key, aliceSends);
       expect(JSON.parse(response.body as string)).toMatchObject({ booking: 1 });
     });
@@ -636,7 +621,7 @@ describe('idempotency()', () => {
       >()
         .use(httpErrorHandler({ logger: new Logger({ logLevel: 'SILENT' }) }))
         .use(senderAuthenticated)
-        .use(idempotency({ persistenceStore: persistenceStore(`IDEM#http-${randomUUID()}`) }))
+        .use(idempotency({ persistenceStore: idempotencyStore({ client: dynamoDb }) }))
         .handler(async (_event, context) => {
           const status = failNext ? 504 : 201;
           failNext = false;
@@ -711,29 +696,17 @@ describe('idempotency()', () => {
     const alice: Sender = { principal: testPrincipal() };
     const documents = createDocumentClient(dynamoDb);
 
-    async function recordsUnder(staticPkValue: string): Promise<Record<string, unknown>[]> {
-      const { Items } = await documents.send(
-        new QueryCommand({
-          TableName: testTableNames.toolkit,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': staticPkValue },
-          ConsistentRead: true,
-        }),
-      );
-      return Items ?? [];
-    }
-
     it('keeps what toRecord gives in the record, answers the first request in full and replays what fromRecord makes', async () => {
-      const staticPkValue = `IDEM#http-${randomUUID()}`;
+      const storeName = `http-${randomUUID()}`;
       const room = `room-${randomUUID()}`;
       const endpoint = bookingEndpoint(
         { payloadValidationJmesPath: 'body' },
-        { staticPkValue, storedAnswer: { toRecord: withoutRoom, fromRecord: roomAgain } },
+        { storeName, storedAnswer: { toRecord: withoutRoom, fromRecord: roomAgain } },
       );
       const key = randomUUID();
       const first = await endpoint.call({ room }, key, alice);
       expect(JSON.parse(first.body as string)).toEqual({ booking: 1, room, by: alice.principal?.id });
-      const records = await recordsUnder(staticPkValue);
+      const records = await idempotencyRecordsOf(documents, storeName);
       expect(records).toHaveLength(1);
       expect(records[0]).toMatchObject({ status: 'COMPLETED' });
       expect(JSON.stringify(records)).not.toContain(room);
@@ -810,7 +783,7 @@ describe('idempotency()', () => {
   ])(
     'keeps the 503 the handler %s when its record cannot be released, and logs why its retry gets 409',
     async (how, fail) => {
-      const store = persistenceStore(`IDEM#http-${randomUUID()}`);
+      const store = idempotencyStore({ client: dynamoDb });
       throttleFirstDelete(store);
       const warn = vi.fn();
       const endpoint = bookingEndpoint({}, { store, logger: { warn } });
@@ -854,7 +827,7 @@ describe('idempotency()', () => {
   });
 
   it('answers a success whose record the store throttled, and warns', async () => {
-    const store = persistenceStore(`IDEM#http-${randomUUID()}`);
+    const store = idempotencyStore({ client: dynamoDb });
     const saveSuccess = store.saveSuccess.bind(store);
     vi.spyOn(store, 'saveSuccess').mockRejectedValueOnce(throttlingError());
     const warn = vi.fn();
@@ -907,12 +880,12 @@ describe('idempotency()', () => {
         internal?: Record<string, unknown>;
       } = {},
     ) {
-      const staticPkValue = `IDEM#order-${randomUUID()}`;
+      const storeName = `order-${randomUUID()}`;
       const logger = { error: vi.fn() };
       let runs = 0;
       const auth = authenticate({ jwt: verifier, optional });
       const idem = idempotency({
-        persistenceStore: persistenceStore(staticPkValue),
+        persistenceStore: idempotencyStore({ name: storeName, client: dynamoDb }),
         config: new IdempotencyConfig({ throwOnNoIdempotencyKey: true }),
         ...(anonymous === undefined ? {} : { anonymous }),
       });
@@ -929,7 +902,7 @@ describe('idempotency()', () => {
         // Powertools' own middleware, which keys its records by the key alone.
         'Powertools first': [
           makeHandlerIdempotent({
-            persistenceStore: persistenceStore(staticPkValue),
+            persistenceStore: idempotencyStore({ name: storeName, client: dynamoDb }),
             config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
           }) as Middleware,
           auth,
@@ -965,15 +938,7 @@ describe('idempotency()', () => {
         return handler(event, context);
       };
       const storedRecords = async () =>
-        (
-          await createDocumentClient(dynamoDb).send(
-            new QueryCommand({
-              TableName: testTableNames.toolkit,
-              KeyConditionExpression: 'pk = :pk',
-              ExpressionAttributeValues: { ':pk': staticPkValue },
-            }),
-          )
-        ).Count;
+        (await idempotencyRecordsOf(createDocumentClient(dynamoDb), storeName)).length;
       return { call, logger, runs: () => runs, storedRecords };
     }
 
@@ -1116,7 +1081,7 @@ describe('idempotency()', () => {
     });
 
     it('refuses at construction a payloadOf that is no function, or one given with payloadValidationJmesPath', () => {
-      const store = persistenceStore('IDEM#unused');
+      const store = idempotencyStore({ name: 'unused', client: dynamoDb });
       expect(() => idempotency({ persistenceStore: store, payloadOf: 'body' as never })).toThrow(
         new InvalidOptionsError('idempotency', ['payloadOf must be a function']),
       );
@@ -1135,12 +1100,15 @@ describe('idempotency()', () => {
 
     it('refuses at construction an anonymous that is not true or false', () => {
       expect(() =>
-        idempotency({ persistenceStore: persistenceStore('IDEM#unused'), anonymous: 'yes' as never }),
+        idempotency({
+          persistenceStore: idempotencyStore({ name: 'unused', client: dynamoDb }),
+          anonymous: 'yes' as never,
+        }),
       ).toThrow(new InvalidOptionsError('idempotency', ['anonymous must be true or false (got "yes")']));
     });
 
     it('refuses at construction a storedAnswer or logger it could not call once the handler has run', () => {
-      const store = persistenceStore('IDEM#unused');
+      const store = idempotencyStore({ name: 'unused', client: dynamoDb });
       expect(() =>
         idempotency({
           persistenceStore: store,

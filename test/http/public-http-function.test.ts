@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeKeysOf } from '../../functions/routes.js';
@@ -9,10 +8,9 @@ import type { RouteBuilder } from '../../functions/shared/route-dispatch.js';
 import { ConflictError } from '../../middleware/errors.js';
 import { json } from '../../middleware/http/response.js';
 import { idempotency } from '../../middleware/idempotency.js';
-import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
+import { idempotencyStore } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
-import { testTableNames } from '../helpers/tables.js';
 
 const output = captureStdout();
 // The function's audit lines are INFO, which the suite silences; its logger reads the level when built.
@@ -132,14 +130,7 @@ describe("a sample function's default headers", () => {
   });
 
   it('are on an idempotency replay, which a route answers early', async () => {
-    const persistenceStore = new DynamoDBPersistenceLayer({
-      tableName: testTableNames.toolkit,
-      awsSdkV3Client: createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT }),
-      keyAttr: 'pk',
-      sortKeyAttr: 'sk',
-      staticPkValue: `IDEM#headers-${randomUUID()}`,
-      expiryAttr: 'expiresAt',
-    });
+    const persistenceStore = idempotencyStore();
     let runs = 0;
     const handler = healthWith((route) =>
       route

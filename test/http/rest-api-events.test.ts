@@ -1,8 +1,8 @@
 // The HTTP middlewares on a REST API (v1) handler: its event stays typed as declared, the finished handler is an
 // APIGatewayProxyHandler, callbacks see the event of either version, and what is read of the route is v1's.
 // Typechecked by `tsc --noEmit` (tsconfig.json includes test/): the type assertions fail the typecheck.
+
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import middy from '@middy/core';
 import type {
@@ -33,11 +33,10 @@ import { idempotency } from '../../middleware/idempotency.js';
 import { lambdaHandler } from '../../middleware/lambda-handler.js';
 import { MemoryCounterStore } from '../../middleware/rate-limit/counter-store.js';
 import { rateLimit } from '../../middleware/rate-limit/middy.js';
-import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { dynamoStore } from '../circuit-breaker/helpers.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
+import { idempotencyStore } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
-import { testTableNames } from '../helpers/tables.js';
 
 const output = captureStdout();
 const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
@@ -80,13 +79,7 @@ function routeOfEither(event: ApiGatewayEvent): string {
 
 function restApiHandler(onEvent: (event: SecurityEvent) => void) {
   const auditLogger = new AuditLogger({ logger: new Logger({ serviceName: 'orders', logLevel: 'INFO' }) });
-  const persistenceStore = new DynamoDBPersistenceLayer({
-    tableName: testTableNames.toolkit,
-    awsSdkV3Client: createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT }),
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    staticPkValue: 'IDEMPOTENCY#rest-api-events',
-  });
+  const persistenceStore = idempotencyStore({ name: 'rest-api-events' });
   const services = createServiceClient({
     store: dynamoStore(),
     services: { users: { baseUrl: 'http://127.0.0.1:1' } },

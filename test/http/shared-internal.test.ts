@@ -2,9 +2,9 @@
 // live there, or it grows with each request and one caller's answer carries another's headers.
 // Powertools' injectLambdaContext and logMetrics (inside captureMetrics) give the request a shallow copy of
 // it, so these pipelines start with middlewares that do not: the shared object reaches Bulwark's.
+
 import { randomUUID } from 'node:crypto';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import { Logger } from '@aws-lambda-powertools/logger';
 import middy, { type MiddlewareObj } from '@middy/core';
@@ -27,25 +27,14 @@ import { rateLimit } from '../../middleware/rate-limit/middy.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { devIssuerVerifier } from '../helpers/dev-verifier.js';
+import { idempotencyStore } from '../helpers/idempotency-records.js';
 import { captureStdout, enableMetricsOutput } from '../helpers/log-capture.js';
-import { testTableNames } from '../helpers/tables.js';
 
 enableMetricsOutput();
 const output = captureStdout();
 const dynamoDb = createDynamoDbClient({ endpoint: process.env.DYNAMODB_ENDPOINT });
 const issuer = new DevIssuer({ issuer: 'http://127.0.0.1:9/issuer' });
 const verifier = devIssuerVerifier(issuer);
-
-function persistenceStore(): DynamoDBPersistenceLayer {
-  return new DynamoDBPersistenceLayer({
-    tableName: testTableNames.toolkit,
-    awsSdkV3Client: dynamoDb,
-    keyAttr: 'pk',
-    sortKeyAttr: 'sk',
-    staticPkValue: `IDEM#shared-internal-${randomUUID()}`,
-    expiryAttr: 'expiresAt',
-  });
-}
 
 type Middleware = MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 
@@ -112,7 +101,7 @@ describe('one request.internal shared by every invocation (middy({ internal }))'
         )
         .use(
           idempotency({
-            persistenceStore: persistenceStore(),
+            persistenceStore: idempotencyStore({ client: dynamoDb }),
             config: new IdempotencyConfig({ throwOnNoIdempotencyKey: true }),
           }),
         )
@@ -178,7 +167,7 @@ describe('one request.internal shared by every invocation (middy({ internal }))'
         .use(httpErrorHandler({ logger }))
         .use(
           makeHandlerIdempotent({
-            persistenceStore: persistenceStore(),
+            persistenceStore: idempotencyStore({ client: dynamoDb }),
             config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
           }) as Middleware,
         )

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { defaultDataDir, defaultPort, runtimeEnvironmentPrefix } from '../../bin/runtime/local-defaults.js';
 import { localEncryptionKey } from '../../bin/runtime/local-key.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -42,10 +42,13 @@ interface Started {
   readonly exited: Promise<number | null>;
 }
 
+/** Registers what to undo when the test ends (or, from a `beforeAll`, when its tests have run). */
+type WhenDone = (undo: () => void) => void;
+
 /** A fresh data folder, removed when the test ends. */
-function dataFolder(): string {
+function dataFolder(whenDone: WhenDone = onTestFinished): string {
   const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-local-'));
-  onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+  whenDone(() => rmSync(dataDir, { recursive: true, force: true }));
   return dataDir;
 }
 
@@ -61,7 +64,10 @@ function dataFolderWithKey(): string {
  * runs it, so that a signal to the group reaches every process as Ctrl-C does); whatever it started is killed
  * when the test ends, even by a timeout.
  */
-function startLocal(env: Record<string, string>, { viaNpm = false } = {}): Started {
+function startLocal(
+  env: Record<string, string>,
+  { viaNpm = false, whenDone = onTestFinished as WhenDone } = {},
+): Started {
   const child = viaNpm
     ? spawn('npm', ['start'], {
         cwd: repositoryRoot,
@@ -74,7 +80,7 @@ function startLocal(env: Record<string, string>, { viaNpm = false } = {}): Start
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-  onTestFinished(() => {
+  whenDone(() => {
     try {
       process.kill(viaNpm ? -(child.pid as number) : (child.pid as number), 'SIGKILL');
     } catch {
@@ -202,49 +208,81 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 
-  it("prints commands that work pasted into a fresh shell: tokens for this runtime's port and data folder, a scan the CLI can sign", async () => {
-    // One the runtime creates itself.
-    const dataDir = join(dataFolder(), 'data');
-    const started = startLocal({ PORT: '0', BULWARK_DATA_DIR: dataDir });
-    await untilStarted(started);
-    const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
-    const endpoint = /DynamoDB\s+(http:\/\/\S+)/.exec(started.output())?.[1];
-    const banner = started.output().split('\n');
-    expect(banner).toContain(
-      `                   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name bulwark-app --region us-east-1 --endpoint-url ${endpoint}`,
-    );
+  // One runtime for the tests that read its banner and send it requests, stopping nothing: each start costs
+  // seconds of the machine's two cores.
+  describe("started with the shell's retry bases", () => {
+    const undo: Array<() => void> = [];
+    const whenDone: WhenDone = (step) => {
+      undo.push(step);
+    };
+    let dataDir: string;
+    let started: Started;
+    beforeAll(async () => {
+      // One the runtime creates itself.
+      dataDir = join(dataFolder(whenDone), 'data');
+      started = startLocal(
+        {
+          PORT: '0',
+          BULWARK_DATA_DIR: dataDir,
+          EMAIL_RETRY_BASE_DELAY_SEC: '2',
+          // Leading zeros too, as the functions read it.
+          WEBHOOK_RETRY_BASE_DELAY_SEC: '01',
+        },
+        { whenDone },
+      );
+      await untilStarted(started);
+    });
+    afterAll(() => {
+      for (const step of undo.reverse()) step();
+    });
 
-    const tokenCommands = banner
-      .filter((line) => line.includes('npm run -s token'))
-      .map((line) => line.replace(/^\s+(More tokens\s+)?/, ''));
-    const prefix = `PORT=${port} BULWARK_DATA_DIR=${dataDir} npm run -s token --`;
-    expect(tokenCommands).toEqual([
-      `${prefix} --sub bob`,
-      `${prefix} --m2m --client-id svc-x --scope bookings/write --scope bookings/read`,
-    ]);
-    // A fresh shell: neither variable set, as in a second terminal.
-    const { PORT: _port, BULWARK_DATA_DIR: _dataDir, ...freshEnvironment } = process.env;
-    for (const command of tokenCommands) {
-      const { stdout } = await promisify(execFile)('sh', ['-c', command], {
-        cwd: repositoryRoot,
-        env: freshEnvironment,
-      });
-      const answer = await fetch(`${url}/bookings`, {
-        headers: { authorization: `Bearer ${stdout.trim()}` },
-      });
-      expect(answer.status).toBe(200);
-    }
-    // What the runtime and its DynamoDB process wrote is its owner's alone.
-    const written = [
-      dataDir,
-      ...readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).map((entry) => join(dataDir, entry)),
-    ];
-    expect(written.map((path) => relative(dataDir, path))).toEqual(
-      expect.arrayContaining(['', 'runtime.pid', 'outbox', 'dynamodb', 'encryption-key']),
-    );
-    expect(
-      written.filter((path) => (statSync(path).mode & 0o077) !== 0).map((path) => relative(dataDir, path)),
-    ).toEqual([]);
+    it("gives the workers the shell's retry bases, so a DLQ drill takes seconds", () => {
+      // The banner prints the bases the runtime put into the functions' environment.
+      expect(started.output().split('\n')).toContain(
+        '  Retry bases      email 2 s, webhooks 1 s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)',
+      );
+    });
+
+    it("prints commands that work pasted into a fresh shell: tokens for this runtime's port and data folder, a scan the CLI can sign", async () => {
+      const [, url, port] = /API\s+(http:\/\/127\.0\.0\.1:(\d+))/.exec(started.output()) ?? [];
+      const endpoint = /DynamoDB\s+(http:\/\/\S+)/.exec(started.output())?.[1];
+      const banner = started.output().split('\n');
+      expect(banner).toContain(
+        `                   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name bulwark-app --region us-east-1 --endpoint-url ${endpoint}`,
+      );
+
+      const tokenCommands = banner
+        .filter((line) => line.includes('npm run -s token'))
+        .map((line) => line.replace(/^\s+(More tokens\s+)?/, ''));
+      const prefix = `PORT=${port} BULWARK_DATA_DIR=${dataDir} npm run -s token --`;
+      expect(tokenCommands).toEqual([
+        `${prefix} --sub bob`,
+        `${prefix} --m2m --client-id svc-x --scope bookings/write --scope bookings/read`,
+      ]);
+      // A fresh shell: neither variable set, as in a second terminal.
+      const { PORT: _port, BULWARK_DATA_DIR: _dataDir, ...freshEnvironment } = process.env;
+      for (const command of tokenCommands) {
+        const { stdout } = await promisify(execFile)('sh', ['-c', command], {
+          cwd: repositoryRoot,
+          env: freshEnvironment,
+        });
+        const answer = await fetch(`${url}/bookings`, {
+          headers: { authorization: `Bearer ${stdout.trim()}` },
+        });
+        expect(answer.status).toBe(200);
+      }
+      // What the runtime and its DynamoDB process wrote is its owner's alone.
+      const written = [
+        dataDir,
+        ...readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).map((entry) => join(dataDir, entry)),
+      ];
+      expect(written.map((path) => relative(dataDir, path))).toEqual(
+        expect.arrayContaining(['', 'runtime.pid', 'outbox', 'dynamodb', 'encryption-key']),
+      );
+      expect(
+        written.filter((path) => (statSync(path).mode & 0o077) !== 0).map((path) => relative(dataDir, path)),
+      ).toEqual([]);
+    });
   });
 
   it('refuses a sweep interval of 0 or with a leading zero before starting anything', async () => {
@@ -261,22 +299,6 @@ describe('npm start (bin/local.ts)', { timeout: 60_000 }, () => {
       expect(started.output()).not.toContain('    at ');
     }
     expect(existsSync(join(dataDir, 'runtime.pid'))).toBe(false);
-  });
-
-  it("gives the workers the shell's retry bases, so a DLQ drill takes seconds", async () => {
-    const dataDir = dataFolder();
-    const started = startLocal({
-      PORT: '0',
-      BULWARK_DATA_DIR: dataDir,
-      EMAIL_RETRY_BASE_DELAY_SEC: '2',
-      // Leading zeros too, as the functions read it.
-      WEBHOOK_RETRY_BASE_DELAY_SEC: '01',
-    });
-    await untilStarted(started);
-    // The banner prints the bases the runtime put into the functions' environment.
-    expect(started.output().split('\n')).toContain(
-      '  Retry bases      email 2 s, webhooks 1 s (EMAIL_RETRY_BASE_DELAY_SEC, WEBHOOK_RETRY_BASE_DELAY_SEC)',
-    );
   });
 
   it('refuses a retry base the workers would refuse, before starting anything', async () => {

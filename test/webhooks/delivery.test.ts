@@ -166,7 +166,7 @@ describe('webhook delivery through the queue', () => {
 
   it('honours Retry-After on a 429 before the next attempt', async () => {
     const target = await receiver((count) =>
-      count === 1 ? { status: 429, headers: { 'Retry-After': '3' } } : { status: 200 },
+      count === 1 ? { status: 429, headers: { 'Retry-After': '2' } } : { status: 200 },
     );
     const { id } = await registerEndpoint(api, alice.token, target.url);
     await book(alice.userId);
@@ -176,7 +176,7 @@ describe('webhook delivery through the queue', () => {
     }, 30_000);
     const [first, second] = target.received;
     // Without Retry-After the first backoff would be 0-1 s.
-    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(2_900);
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1_900);
   });
 
   it('disables the endpoint at once on 410 Gone and alerts its owner by email', async () => {
@@ -233,7 +233,9 @@ describe('webhook delivery through the queue', () => {
   });
 });
 
-describe("an Idempotency-Key whose endpoint was deleted, sent again once the key's record expired", () => {
+// Side by side: each test's owner, key and receivers are its own, and each waits out a retry of its deleted
+// endpoint; one after the other they waited out two.
+describe.concurrent("an Idempotency-Key whose endpoint was deleted, sent again once the key's record expired", () => {
   let documents: ReturnType<typeof createDocumentClient>;
   beforeAll(() => {
     documents = createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
