@@ -473,13 +473,24 @@ const prodCallbackUrls = ['https://app.example.org/callback'];
 /** The sender prod requires: without one it would mail from example.com and Cognito's built-in sender. */
 const prodEmail = { identity: 'example.org' };
 
+const synthesisedByStageAndContext = new Map<string, Synthesised>();
+
+/**
+ * The stage's stack and template, synthesised once per stage and context for the whole file: each synthesis
+ * takes about a second, and the tests only read the stack and its template, never add to them.
+ */
 function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthesised {
+  const key = JSON.stringify([stage, context]);
+  const known = synthesisedByStageAndContext.get(key);
+  if (known !== undefined) return known;
   const app = projectApp({ context });
   const stack = new BulwarkStack(app, `Bulwark-${stage}`, {
     stage,
     ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
   });
-  return { stack, template: Template.fromStack(stack) };
+  const synthesised = { stack, template: Template.fromStack(stack) };
+  synthesisedByStageAndContext.set(key, synthesised);
+  return synthesised;
 }
 
 /** A resource of a template as `cdk synth` writes it. */
@@ -1238,10 +1249,18 @@ describe('BulwarkStack user pool', () => {
 describe('BulwarkStack auth settings', () => {
   const issuer = 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1';
 
+  const templatesByAuth = new Map<string, Template>();
+
+  /** The template for these auth settings, synthesised once for the tests that read it. */
   function synthesiseWithAuth(auth: NonNullable<BulwarkStackProps['auth']>): Template {
+    const key = JSON.stringify(auth);
+    const known = templatesByAuth.get(key);
+    if (known !== undefined) return known;
     // Only environment variables are read here; the dev synth already bundles the same functions.
     const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
-    return Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
+    const template = Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
+    templatesByAuth.set(key, template);
+    return template;
   }
 
   it('gives the functions with protected routes the issuer, client ids and token use, and health none', () => {
