@@ -550,6 +550,29 @@ async function synthesiseCdkApp(context: Record<string, unknown>): Promise<{
   }
 }
 
+/** A deployment's options recorded in cdk.json's context, in the shape README shows. */
+const recordedContext = {
+  sesIdentity: 'example.org',
+  sesSandboxRecipients: ['ada@example.net', 'example.net'],
+  callbackUrls: ['https://app.example.org/callback', 'https://admin.example.org/callback'],
+  m2mScopes: ['bookings/read'],
+  smsRegions: ['GB', 'GG'],
+  smsPerHour: 200,
+  signInCaseInsensitive: false,
+  cognitoDomainName: 'bulwark-dev-2',
+};
+
+let recordedContextSynthesis: ReturnType<typeof synthesiseCdkApp> | undefined;
+
+/**
+ * The CDK app run once with the recorded options for the tests of those options and of the domain name: a run that
+ * synthesises takes several seconds of CPU, the largest part building CloudFormation validation's engine.
+ */
+function synthesiseRecordedContext(): ReturnType<typeof synthesiseCdkApp> {
+  recordedContextSynthesis ??= synthesiseCdkApp(recordedContext);
+  return recordedContextSynthesis;
+}
+
 /** The logical id behind a token that resolves to `{ Ref }` or `{ Fn::GetAtt: [id, attr] }`. */
 function logicalIdOf(stack: BulwarkStack, token: string): string {
   const resolved: unknown = stack.resolve(token);
@@ -1210,7 +1233,8 @@ describe('BulwarkStack user pool', () => {
   it('reads -c cognitoDomainName in the CDK app, into the domain it synthesises or as the error it stops with', async () => {
     const synthesiseApp = (cognitoDomainName: unknown) => synthesiseCdkApp({ cognitoDomainName });
     const [{ run, template }, { run: refused }, { run: refusedNumber }] = await Promise.all([
-      synthesiseApp('bulwark-dev-2'),
+      // The recorded options name cognitoDomainName bulwark-dev-2.
+      synthesiseRecordedContext(),
       synthesiseApp('bulwark-amazon'),
       synthesiseApp(2),
     ]);
@@ -1497,17 +1521,7 @@ describe('BulwarkStack auth settings', () => {
       ['smtpHost', 587],
     ] as const;
     const [{ run, template }, textRuns, numberRun] = await Promise.all([
-      // The shape README shows for recording a deployment's options in cdk.json.
-      synthesiseCdkApp({
-        sesIdentity: 'example.org',
-        sesSandboxRecipients: ['ada@example.net', 'example.net'],
-        callbackUrls: ['https://app.example.org/callback', 'https://admin.example.org/callback'],
-        m2mScopes: ['bookings/read'],
-        smsRegions: ['GB', 'GG'],
-        smsPerHour: 200,
-        signInCaseInsensitive: false,
-        cognitoDomainName: 'bulwark-dev-2',
-      }),
+      synthesiseRecordedContext(),
       Promise.all(
         textRefusals.map(async ([name, value]) => ({
           name,
