@@ -42,6 +42,25 @@ function nag(build: (app: App) => void): { report: ValidationReport; app: App; s
   return { report, app, synthError };
 }
 
+const nagByStage = new Map<Stage, ReturnType<typeof nag>>();
+
+/**
+ * The stage's Bulwark stack as it is deployed, with both packs applied: synthesised once for the tests that read
+ * its report or its acknowledgements, as each synthesis with the packs takes seconds.
+ */
+function nagStage(stage: Stage): ReturnType<typeof nag> {
+  const known = nagByStage.get(stage);
+  if (known !== undefined) return known;
+  // Prod as it is deployed: a real callback URL (required there) and an SES identity (Cognito mails through it).
+  const deployed =
+    stage === 'prod'
+      ? { callbackUrls: ['https://app.example.org/callback'], email: { identity: 'example.org' } }
+      : {};
+  const nagged = nag((app) => new BulwarkStack(app, `Bulwark-${stage}`, { stage, ...deployed }));
+  nagByStage.set(stage, nagged);
+  return nagged;
+}
+
 function violationsOf(report: ValidationReport): string[] {
   return report.pluginReports.flatMap((plugin) =>
     plugin.violations.map((violation) => `${plugin.pluginName}: ${violation.severity} ${violation.ruleName}`),
@@ -72,14 +91,7 @@ describe('cdk-nag', () => {
   it.each<Stage>([...stages])(
     'finds no unacknowledged error or warning in the %s stage',
     (stage) => {
-      // Prod as it is deployed: a real callback URL (required there) and an SES identity (Cognito mails through it).
-      const deployed =
-        stage === 'prod'
-          ? { callbackUrls: ['https://app.example.org/callback'], email: { identity: 'example.org' } }
-          : {};
-      const { report, synthError } = nag(
-        (app) => new BulwarkStack(app, `Bulwark-${stage}`, { stage, ...deployed }),
-      );
+      const { report, synthError } = nagStage(stage);
       expect(violationsOf(report)).toEqual([]);
       expect(synthError).toBeUndefined();
     },
@@ -87,7 +99,7 @@ describe('cdk-nag', () => {
   );
 
   it('acknowledges only exact rules, each with a written reason', () => {
-    const { app } = nag((scope) => new BulwarkStack(scope, 'Bulwark-dev', { stage: 'dev' }));
+    const { app } = nagStage('dev');
     const acknowledged = acknowledgements(app);
     expect(acknowledged.length).toBeGreaterThan(0);
     for (const [id, reason] of acknowledged) {
@@ -113,7 +125,7 @@ describe('cdk-nag', () => {
   });
 
   it('names in its reasons, from the route table, every public route (APIG4) and every route without a rate limit (COG8), HEAD routes included', () => {
-    const { app } = nag((scope) => new BulwarkStack(scope, 'Bulwark-dev', { stage: 'dev' }));
+    const { app } = nagStage('dev');
     const reasons = new Map(acknowledgements(app).map(([id, reason]) => [id, String(reason)]));
     const routeKeys = (include: (route: ApiRoute) => boolean) =>
       apiRoutes.filter(include).map(routeKeyOf).join(', ');
@@ -127,7 +139,7 @@ describe('cdk-nag', () => {
   });
 
   it('acknowledges wildcard resources only for table indexes', () => {
-    const { app } = nag((scope) => new BulwarkStack(scope, 'Bulwark-dev', { stage: 'dev' }));
+    const { app } = nagStage('dev');
     const wildcards = acknowledgements(app)
       .map(([id]) => id)
       .filter((id) => id.includes('IAM5'));

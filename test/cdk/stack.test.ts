@@ -1,5 +1,6 @@
 // Assertion tests for the Bulwark stack: tables from the shared definitions, functions and routes from the route table.
-import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -472,13 +473,24 @@ const prodCallbackUrls = ['https://app.example.org/callback'];
 /** The sender prod requires: without one it would mail from example.com and Cognito's built-in sender. */
 const prodEmail = { identity: 'example.org' };
 
+const synthesisedByStageAndContext = new Map<string, Synthesised>();
+
+/**
+ * The stage's stack and template, synthesised once per stage and context for the whole file: each synthesis
+ * takes about a second, and the tests only read the stack and its template, never add to them.
+ */
 function synthesise(stage: Stage, context: Record<string, unknown> = {}): Synthesised {
+  const key = JSON.stringify([stage, context]);
+  const known = synthesisedByStageAndContext.get(key);
+  if (known !== undefined) return known;
   const app = projectApp({ context });
   const stack = new BulwarkStack(app, `Bulwark-${stage}`, {
     stage,
     ...(stage === 'prod' ? { callbackUrls: prodCallbackUrls, email: prodEmail } : {}),
   });
-  return { stack, template: Template.fromStack(stack) };
+  const synthesised = { stack, template: Template.fromStack(stack) };
+  synthesisedByStageAndContext.set(key, synthesised);
+  return synthesised;
 }
 
 /** A resource of a template as `cdk synth` writes it. */
@@ -495,25 +507,38 @@ const cliContext = {
   'aws:cdk:bundling-stacks': [],
 };
 
+/** How a run of the CDK app ended: its exit status (null when a signal ended it) and what it wrote to stderr. */
+interface CdkAppRun {
+  readonly status: number | null;
+  readonly stderr: string;
+}
+
 /**
  * Runs the CDK app (bin/app.ts) as `cdk synth` does, with `context` as `-c` options over cdk.json's context and
- * the keys the CLI adds (no bundling), and returns the process and, when it succeeded, the Bulwark-<stage> template.
+ * the keys the CLI adds (no bundling), and resolves to the process and, when it succeeded, the Bulwark-<stage>
+ * template. Asynchronous, so that a test's runs (each a whole Node process) go side by side.
  */
-function synthesiseCdkApp(context: Record<string, unknown>): {
-  run: SpawnSyncReturns<string>;
+async function synthesiseCdkApp(context: Record<string, unknown>): Promise<{
+  run: CdkAppRun;
   template: { Resources: Record<string, TemplateResource> } | undefined;
-} {
+}> {
   const outdir = mkdtempSync(join(tmpdir(), 'bulwark-app-context-'));
   try {
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
       env: {
         ...process.env,
         CDK_CONTEXT_JSON: JSON.stringify({ ...projectContext, ...cliContext, ...context }),
         CDK_OUTDIR: outdir,
       },
-      encoding: 'utf8',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const [status] = (await once(child, 'close')) as [number | null];
+    const run = { status, stderr };
     const stage = typeof context.stage === 'string' ? context.stage : 'dev';
     const template =
       run.status === 0
@@ -523,6 +548,29 @@ function synthesiseCdkApp(context: Record<string, unknown>): {
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** A deployment's options recorded in cdk.json's context, in the shape README shows. */
+const recordedContext = {
+  sesIdentity: 'example.org',
+  sesSandboxRecipients: ['ada@example.net', 'example.net'],
+  callbackUrls: ['https://app.example.org/callback', 'https://admin.example.org/callback'],
+  m2mScopes: ['bookings/read'],
+  smsRegions: ['GB', 'GG'],
+  smsPerHour: 200,
+  signInCaseInsensitive: false,
+  cognitoDomainName: 'bulwark-dev-2',
+};
+
+let recordedContextSynthesis: ReturnType<typeof synthesiseCdkApp> | undefined;
+
+/**
+ * The CDK app run once with the recorded options for the tests of those options and of the domain name: a run that
+ * synthesises takes several seconds of CPU, the largest part building CloudFormation validation's engine.
+ */
+function synthesiseRecordedContext(): ReturnType<typeof synthesiseCdkApp> {
+  recordedContextSynthesis ??= synthesiseCdkApp(recordedContext);
+  return recordedContextSynthesis;
 }
 
 /** The logical id behind a token that resolves to `{ Ref }` or `{ Fn::GetAtt: [id, attr] }`. */
@@ -1182,9 +1230,14 @@ describe('BulwarkStack user pool', () => {
     );
   });
 
-  it('reads -c cognitoDomainName in the CDK app, into the domain it synthesises or as the error it stops with', () => {
+  it('reads -c cognitoDomainName in the CDK app, into the domain it synthesises or as the error it stops with', async () => {
     const synthesiseApp = (cognitoDomainName: unknown) => synthesiseCdkApp({ cognitoDomainName });
-    const { run, template } = synthesiseApp('bulwark-dev-2');
+    const [{ run, template }, { run: refused }, { run: refusedNumber }] = await Promise.all([
+      // The recorded options name cognitoDomainName bulwark-dev-2.
+      synthesiseRecordedContext(),
+      synthesiseApp('bulwark-amazon'),
+      synthesiseApp(2),
+    ]);
     expect(run.stderr).toBe('');
     const domains = Object.values(template?.Resources ?? {}).filter(
       (resource) => resource.Type === 'AWS::Cognito::UserPoolDomain',
@@ -1192,13 +1245,12 @@ describe('BulwarkStack user pool', () => {
     expect(domains.map((domain) => domain.Properties.Domain)).toEqual([
       { 'Fn::Join': ['', ['bulwark-dev-2-', { Ref: 'AWS::AccountId' }]] },
     ]);
-    const refused = synthesiseApp('bulwark-amazon').run;
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain(
       `Invalid BulwarkStack props: cognitoDomainName must not contain Cognito's reserved words (amazon) (got "bulwark-amazon"; -c cognitoDomainName)`,
     );
     // A number in cdk.json's context is refused, not ignored for the default.
-    expect(synthesiseApp(2).run.stderr).toContain('Context cognitoDomainName must be a string (got 2)');
+    expect(refusedNumber.stderr).toContain('Context cognitoDomainName must be a string (got 2)');
   }, 120_000);
 
   it("feeds the functions the pool's issuer URL, as Cognito writes it in `iss`", () => {
@@ -1221,10 +1273,18 @@ describe('BulwarkStack user pool', () => {
 describe('BulwarkStack auth settings', () => {
   const issuer = 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example1';
 
+  const templatesByAuth = new Map<string, Template>();
+
+  /** The template for these auth settings, synthesised once for the tests that read it. */
   function synthesiseWithAuth(auth: NonNullable<BulwarkStackProps['auth']>): Template {
+    const key = JSON.stringify(auth);
+    const known = templatesByAuth.get(key);
+    if (known !== undefined) return known;
     // Only environment variables are read here; the dev synth already bundles the same functions.
     const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
-    return Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
+    const template = Template.fromStack(new BulwarkStack(app, 'Bulwark-auth', { stage: 'dev', auth }));
+    templatesByAuth.set(key, template);
+    return template;
   }
 
   it('gives the functions with protected routes the issuer, client ids and token use, and health none', () => {
@@ -1455,18 +1515,22 @@ describe('BulwarkStack auth settings', () => {
     );
   });
 
-  it("reads the CDK app's list options as arrays and its text options as strings from cdk.json's context, refusing other values", () => {
-    // The shape README shows for recording a deployment's options in cdk.json.
-    const { run, template } = synthesiseCdkApp({
-      sesIdentity: 'example.org',
-      sesSandboxRecipients: ['ada@example.net', 'example.net'],
-      callbackUrls: ['https://app.example.org/callback', 'https://admin.example.org/callback'],
-      m2mScopes: ['bookings/read'],
-      smsRegions: ['GB', 'GG'],
-      smsPerHour: 200,
-      signInCaseInsensitive: false,
-      cognitoDomainName: 'bulwark-dev-2',
-    });
+  it("reads the CDK app's list options as arrays and its text options as strings from cdk.json's context, refusing other values", async () => {
+    const textRefusals = [
+      ['sesIdentity', ['example.org']],
+      ['smtpHost', 587],
+    ] as const;
+    const [{ run, template }, textRuns, numberRun] = await Promise.all([
+      synthesiseRecordedContext(),
+      Promise.all(
+        textRefusals.map(async ([name, value]) => ({
+          name,
+          value,
+          ...(await synthesiseCdkApp({ [name]: value })),
+        })),
+      ),
+      synthesiseCdkApp({ smsPerHour: [100] }),
+    ]);
     expect(run.stderr).toBe('');
     const resources = Object.values(template?.Resources ?? {});
     const callbackUrls = resources
@@ -1482,21 +1546,16 @@ describe('BulwarkStack auth settings', () => {
     for (const identity of ['example.org', 'ada@example.net', 'example.net']) {
       expect(sesResources).toContain(`:identity/${identity}"`);
     }
-    for (const [name, value] of [
-      ['sesIdentity', ['example.org']],
-      ['smtpHost', 587],
-    ] as const) {
-      expect(synthesiseCdkApp({ [name]: value }).run.stderr, name).toContain(
+    for (const { name, value, run: refused } of textRuns) {
+      expect(refused.stderr, name).toContain(
         `Context ${name} must be a string (got ${JSON.stringify(value)})`,
       );
     }
     // Number() made [100] a budget of 100 and true a port of 1.
-    expect(synthesiseCdkApp({ smsPerHour: [100] }).run.stderr).toContain(
-      'Context smsPerHour must be a number (got [100])',
-    );
+    expect(numberRun.run.stderr).toContain('Context smsPerHour must be a number (got [100])');
   }, 120_000);
 
-  it('stops the CDK app on a list or text option of another type, and on sandbox recipients without an SES identity', () => {
+  it('stops the CDK app on a list or text option of another type, and on sandbox recipients without an SES identity', async () => {
     // Each synth stops at its first refusal, so each case is a run of its own.
     const refusals: [Record<string, unknown>, string][] = [
       [{ callbackUrls: 5 }, 'Context callbackUrls must be a comma-separated string or an array of strings'],
@@ -1510,8 +1569,14 @@ describe('BulwarkStack auth settings', () => {
         'sesSandboxRecipients needs the sesIdentity the worker sends from',
       ],
     ];
-    for (const [context, message] of refusals) {
-      const { run } = synthesiseCdkApp(context);
+    const runs = await Promise.all(
+      refusals.map(async ([context, message]) => ({
+        context,
+        message,
+        ...(await synthesiseCdkApp(context)),
+      })),
+    );
+    for (const { context, message, run } of runs) {
       expect(run.status, JSON.stringify(context)).not.toBe(0);
       expect(run.stderr, JSON.stringify(context)).toContain(message);
     }
@@ -1587,14 +1652,16 @@ describe('BulwarkStack auth settings', () => {
     expect(named(section, /-c (\w+)=/g)).toEqual(new Set(contextOptions));
   });
 
-  it('stops the CDK app on a misspelt context key before it synthesises, and synthesises with cdk.json and the CLI keys alone', () => {
-    const refused = synthesiseCdkApp({ stage: 'dev', stgae: 'prod' });
+  it('stops the CDK app on a misspelt context key before it synthesises, and synthesises with cdk.json and the CLI keys alone', async () => {
+    const [refused, { run, template }] = await Promise.all([
+      synthesiseCdkApp({ stage: 'dev', stgae: 'prod' }),
+      // What `npm run synth` hands the app.
+      synthesiseCdkApp({}),
+    ]);
     expect(refused.run.status).not.toBe(0);
     expect(refused.run.stderr).toContain(
       'Unknown context option stgae (did you mean stage?): nothing reads it, so the deployment would get the default.',
     );
-    // What `npm run synth` hands the app.
-    const { run, template } = synthesiseCdkApp({});
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const userPools = Object.values(template?.Resources ?? {}).filter(
