@@ -432,6 +432,23 @@ export const appTableDataActions = [
   'dynamodb:Query',
 ];
 
+/**
+ * The calls the toolkit's stores make on the toolkit table, and all that its grant allows: rate-limit counters
+ * and SMS budgets (UpdateItem, GetItem, DeleteItem), circuit state (GetItem, PutItem, UpdateItem), nonces
+ * (PutItem), idempotency records (Powertools' DynamoDBPersistenceLayer: GetItem, PutItem, UpdateItem,
+ * DeleteItem), API keys, webhook endpoints and deliveries (items, their transactions' items and condition
+ * checks, Query of the subscriptions, deliveries and owners). No Scan, batch, DescribeTable or stream read:
+ * what scans (`RateLimiter.clearAll`, an admin operation, and bin/recount-webhook-owners.ts) runs in no function.
+ */
+export const toolkitTableDataActions = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
+];
+
 /** Each worker's queue URL variables, as functions/shared/environment.ts names them. */
 const workerQueueVariables = {
   'email-worker': { queue: 'EMAIL_QUEUE_URL', deadLetterQueue: 'EMAIL_DLQ_URL' },
@@ -877,6 +894,7 @@ export class BulwarkStack extends Stack {
         definition: toolkitTable,
         encryptionKey,
         removalPolicy: protectedDataRemovalPolicy,
+        dataActions: toolkitTableDataActions,
       }),
       app: new BulwarkTable(this, 'AppTable', {
         definition: appTable,

@@ -50,18 +50,17 @@ import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../..
 import { projectApp, projectContext } from '../helpers/cdk-app.js';
 import { canonicalJson, grantsOf } from '../helpers/iam.js';
 
-/** Everything `TableV2.grantReadWriteData` grants on a table without a customer-managed key (aws-cdk-lib 2.276). */
-const readWriteDataActions = [
-  'dynamodb:BatchGetItem',
-  'dynamodb:Query',
+/**
+ * Exactly the calls the toolkit's stores make on the toolkit table: items, the condition checks and items of
+ * their transactions, and Query; no Scan, batch, DescribeTable or stream read.
+ */
+const toolkitTableActions = [
   'dynamodb:GetItem',
-  'dynamodb:Scan',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:BatchWriteItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
-  'dynamodb:DescribeTable',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
 ];
 /** An SES ARN in the stack's account, partition and region, as it writes them: `resource` parts follow `:`. */
 const sesArn = (...resource: unknown[]) => ({
@@ -105,10 +104,8 @@ const appTableActions = [
   'dynamodb:ConditionCheckItem',
   'dynamodb:Query',
 ];
-/** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
-const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
-  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
+  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:(?:Get|Put|Update|Delete|ConditionCheck)Item|Query)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
 
 type FunctionName = HttpFunctionName | WorkerName | ScheduledFunctionName | 'secret-rotation';
 type SecretName = 'bookingsSigningSecret' | 'verificationLinkSecret';
@@ -244,14 +241,8 @@ function expectedStatements(
   for (const tableId of tables) {
     const arn = resolve(stack.tables[tableId].table.tableArn);
     const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
-    if (tableId === 'app') {
-      statements.push({ Action: appTableActions, Effect: 'Allow', Resource: resources });
-    } else {
-      statements.push(
-        { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
-        { Action: streamReadActions, Effect: 'Allow', Resource: resources },
-      );
-    }
+    const actions = tableId === 'app' ? appTableActions : toolkitTableActions;
+    statements.push({ Action: actions, Effect: 'Allow', Resource: resources });
   }
   // GetItem on the table alone: no index, query, scan or write.
   for (const tableId of getItemTables) {
