@@ -418,10 +418,11 @@ export interface BulwarkStackProps extends StackProps {
 export const defaultEmailIdentity = 'example.com';
 
 /**
- * The calls users and bookings make on the app table (their models, functions/shared), and all that
- * the app table's grant allows: no Scan, batch, DescribeTable or stream read. TransactWriteItems has no
- * IAM action of its own; each item in it is authorised as PutItem, UpdateItem, DeleteItem or
- * ConditionCheckItem.
+ * The calls users and bookings make on the app table's items (their models, functions/shared), and all that
+ * the app table's grant allows on the table: no Query of its own keys (each of their queries names an index,
+ * granted by name from `queriedIndexes` in the route table), Scan, batch, DescribeTable or stream read.
+ * TransactWriteItems has no IAM action of its own; each item in it is authorised as PutItem, UpdateItem,
+ * DeleteItem or ConditionCheckItem.
  */
 export const appTableDataActions = [
   'dynamodb:GetItem',
@@ -429,7 +430,6 @@ export const appTableDataActions = [
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
   'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
 ];
 
 /**
@@ -437,7 +437,8 @@ export const appTableDataActions = [
  * and SMS budgets (UpdateItem, GetItem, DeleteItem), circuit state (GetItem, PutItem, UpdateItem), nonces
  * (PutItem), idempotency records (Powertools' DynamoDBPersistenceLayer: GetItem, PutItem, UpdateItem,
  * DeleteItem), API keys, webhook endpoints and deliveries (items, their transactions' items and condition
- * checks, Query of the subscriptions, deliveries and owners). No Scan, batch, DescribeTable or stream read:
+ * checks, Query of its own keys: subscriptions and deliveries; an owner's endpoints are queried on gsi1,
+ * granted by name from `queriedIndexes` in the route table). No Scan, batch, DescribeTable or stream read:
  * what scans (`RateLimiter.clearAll`, an admin operation, and bin/recount-webhook-owners.ts) runs in no function.
  */
 export const toolkitTableDataActions = [
@@ -934,7 +935,9 @@ export class BulwarkStack extends Stack {
           'Invoked only synchronously by the HTTP API, which returns the error to the caller; a DLQ only receives failed asynchronous invocations.',
       });
       // Least privilege: data access to exactly the tables the route table lists, nothing else.
-      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn.lambdaFunction);
+      for (const tableId of definition.tables) {
+        this.tables[tableId].grantReadWriteData(fn.lambdaFunction, definition.queriedIndexes?.[tableId]);
+      }
       for (const tableId of definition.getItemTables ?? []) {
         this.tables[tableId].grantGetItem(fn.lambdaFunction);
       }
@@ -1183,7 +1186,9 @@ export class BulwarkStack extends Stack {
       )) {
         fn.addEnvironment(variable, value);
       }
-      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn);
+      for (const tableId of definition.tables) {
+        this.tables[tableId].grantReadWriteData(fn, definition.queriedIndexes?.[tableId]);
+      }
       for (const tableId of definition.getItemTables ?? []) this.tables[tableId].grantGetItem(fn);
       return [name, workerQueue];
     });

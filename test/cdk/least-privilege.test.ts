@@ -19,12 +19,12 @@ function grantsIn(props: Omit<BulwarkStackProps, 'stage'> = {}): Grant[] {
   return grantsOf(statements).map((grant) => JSON.parse(grant) as Grant);
 }
 
-describe('the tables', () => {
-  let grants: Grant[];
-  beforeAll(() => {
-    grants = grantsIn();
-  });
+let grants: Grant[];
+beforeAll(() => {
+  grants = grantsIn();
+});
 
+describe('the tables', () => {
   it('may be read and written only item by item and queried: no scan, batch, DescribeTable or stream read', () => {
     const tableActions = new Set(
       grants.map(({ Action }) => Action).filter((action) => action.startsWith('dynamodb:')),
@@ -37,5 +37,28 @@ describe('the tables', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
     ]);
+  });
+});
+
+describe('the table indexes', () => {
+  const onIndex = (resource: unknown) => JSON.stringify(resource).includes('/index/');
+
+  it('may only be queried, each index by name: no item call on an index, no `index/*`', () => {
+    const onIndexes = grants
+      .filter(({ Action }) => Action.startsWith('dynamodb:'))
+      .filter(({ Resource }) => onIndex(Resource));
+    expect(onIndexes.length).toBeGreaterThan(0);
+    for (const { Action, Resource } of onIndexes) {
+      expect(Action).toBe('dynamodb:Query');
+      expect(JSON.stringify(Resource)).toMatch(/\/index\/gsi\d+"/);
+    }
+  });
+
+  it("never allow a Query of the app table's own keys: every app-table query names an index", () => {
+    const app = grants.filter(
+      ({ Action, Resource }) =>
+        Action === 'dynamodb:Query' && !onIndex(Resource) && JSON.stringify(Resource).includes('AppTable'),
+    );
+    expect(app).toEqual([]);
   });
 });

@@ -93,8 +93,9 @@ function sesConfigurationSetArn(stack: BulwarkStack): unknown {
 }
 
 /**
- * Exactly the calls users and bookings make on the app table: GetItem, Query (also on its GSIs) and
- * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem.
+ * Exactly the calls users and bookings make on the app table's items: GetItem, UpdateItem, DeleteItem and
+ * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem. No Query:
+ * each of their queries names an index (`indexQueries`).
  */
 const appTableActions = [
   'dynamodb:GetItem',
@@ -102,7 +103,6 @@ const appTableActions = [
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
   'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
 ];
 const allowedActionPattern =
   /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:(?:Get|Put|Update|Delete|ConditionCheck)Item|Query)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
@@ -174,7 +174,7 @@ interface Access {
     readonly table: TableDefinition['id'];
     readonly actions: readonly string[];
   }[];
-  /** Indexes it queries, each by name: `dynamodb:Query` on that index alone. */
+  /** Indexes it queries, each by name: `dynamodb:Query` on those indexes alone, never `index/*`. */
   readonly indexQueries?: readonly { readonly table: TableDefinition['id']; readonly index: string }[];
 }
 
@@ -185,12 +185,30 @@ const expectedAccess: Record<FunctionName, Access> = {
     blindIndex: true,
     sends: ['email-worker', 'webhook-worker'],
     readsSecrets: ['bookingsSigningSecret', 'verificationLinkSecret'],
+    // Users in order; a deleted person's webhook endpoints.
+    indexQueries: [
+      { table: 'app', index: 'gsi1' },
+      { table: 'toolkit', index: 'gsi1' },
+    ],
   },
-  bookings: { sends: ['webhook-worker'], readsSecrets: ['bookingsSigningSecret'] },
+  bookings: {
+    sends: ['webhook-worker'],
+    readsSecrets: ['bookingsSigningSecret'],
+    // Every booking in order; one user's bookings.
+    indexQueries: [
+      { table: 'app', index: 'gsi1' },
+      { table: 'app', index: 'gsi2' },
+    ],
+  },
   // Decrypt only for a registration's replay, which reads the endpoint's secret again; both calls only
   // on data keys of signing secrets. Written out, not imported: changing the purpose would leave every
   // secret sealed under the old one unreadable to this function.
-  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], dataKeyPurpose: 'webhook-signing-secret' },
+  webhooks: {
+    dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
+    dataKeyPurpose: 'webhook-signing-secret',
+    // An owner's endpoints.
+    indexQueries: [{ table: 'toolkit', index: 'gsi1' }],
+  },
   // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
   'catch-all': {},
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
@@ -239,10 +257,13 @@ function expectedStatements(
     },
   ];
   for (const tableId of tables) {
-    const arn = resolve(stack.tables[tableId].table.tableArn);
-    const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
+    // On the table alone: no item call ever applies to an index, and queries name theirs.
     const actions = tableId === 'app' ? appTableActions : toolkitTableActions;
-    statements.push({ Action: actions, Effect: 'Allow', Resource: resources });
+    statements.push({
+      Action: actions,
+      Effect: 'Allow',
+      Resource: resolve(stack.tables[tableId].table.tableArn),
+    });
   }
   // GetItem on the table alone: no index, query, scan or write.
   for (const tableId of getItemTables) {
