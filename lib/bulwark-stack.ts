@@ -799,6 +799,18 @@ export function cognitoDomainName(stackId: string): string {
   return head === '' ? hash : `${head}-${hash}`;
 }
 
+/**
+ * Lets `grantee` read `secret`'s value and nothing more: functions read secrets through `SecretStore`
+ * (Powertools' SecretsProvider), which calls only GetSecretValue. `Secret.grantRead` would add
+ * DescribeSecret, which only the rotation function calls. The secrets are encrypted with the AWS-managed
+ * key, which needs no grant.
+ */
+function grantSecretValue(secret: secretsmanager.ISecret, grantee: iam.IGrantable): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] }),
+  );
+}
+
 /** `email-worker` → `EmailWorker`, for construct ids. */
 function pascalCase(name: string): string {
   return name
@@ -1215,7 +1227,7 @@ export class BulwarkStack extends Stack {
       worker.addEnvironment('SMTP_HOST', smtp.host);
       worker.addEnvironment('SMTP_PORT', String(smtp.port));
       worker.addEnvironment('SMTP_CREDENTIALS_SECRET_ARN', this.smtpCredentials.secretArn);
-      this.smtpCredentials.grantRead(worker);
+      grantSecretValue(this.smtpCredentials, worker);
     } else {
       worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
       // Anyone may register any address, so one that bounced or complained must not be mailed again: SES
@@ -1261,7 +1273,7 @@ export class BulwarkStack extends Stack {
     users.addEnvironment('APP_BASE_URL', this.httpApi.url);
     // Read at run time, so a rotation reaches the function without a deploy and the value is never in its configuration.
     users.addEnvironment('VERIFICATION_LINK_SECRET_ARN', this.verificationLinkSecret.secretArn);
-    this.verificationLinkSecret.grantRead(users);
+    grantSecretValue(this.verificationLinkSecret, users);
     return configurationSet;
   }
 
@@ -1433,7 +1445,7 @@ export class BulwarkStack extends Stack {
     for (const name of signingFunctions) {
       const fn = this.functions[name].lambdaFunction;
       fn.addEnvironment('SERVICE_SIGNING_SECRET_ARN_BOOKINGS', bookingsSigningSecret.secretArn);
-      bookingsSigningSecret.grantRead(fn);
+      grantSecretValue(bookingsSigningSecret, fn);
     }
     return bookingsSigningSecret;
   }

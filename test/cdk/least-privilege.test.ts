@@ -6,22 +6,38 @@ import { projectApp } from '../helpers/cdk-app.js';
 import { grantsOf } from '../helpers/iam.js';
 
 interface Grant {
+  /** The role's logical id. */
+  readonly Role: string;
   readonly Action: string;
   readonly Resource: unknown;
 }
 
-/** Every (action, resource) the stack's IAM policies allow, one per entry. */
-function grantsIn(props: Omit<BulwarkStackProps, 'stage'> = {}): Grant[] {
+interface Synthesised {
+  readonly grants: Grant[];
+  /** The logical id of the secret-rotation function's role. */
+  readonly rotationRole: string;
+}
+
+/** Every (role, action, resource) the stack's IAM policies allow, one per entry. */
+function synthesise(props: Omit<BulwarkStackProps, 'stage'> = {}): Synthesised {
   const app = projectApp({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new BulwarkStack(app, 'Bulwark-dev', { stage: 'dev', ...props });
   const policies = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
-  const statements = policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement as unknown[]);
-  return grantsOf(statements).map((grant) => JSON.parse(grant) as Grant);
+  const grants = policies.flatMap((policy) => {
+    const roles = (policy.Properties.Roles as { Ref: string }[]).map(({ Ref }) => Ref);
+    const allowed = grantsOf(policy.Properties.PolicyDocument.Statement as unknown[]).map(
+      (grant) => JSON.parse(grant) as Omit<Grant, 'Role'>,
+    );
+    return roles.flatMap((Role) => allowed.map((grant) => ({ Role, ...grant })));
+  });
+  const rotationRole = stack.resolve(stack.secretRotation.rotationFunction.role.roleName) as { Ref: string };
+  return { grants, rotationRole: rotationRole.Ref };
 }
 
 let grants: Grant[];
+let rotationRole: string;
 beforeAll(() => {
-  grants = grantsIn();
+  ({ grants, rotationRole } = synthesise());
 });
 
 describe('the tables', () => {
@@ -60,5 +76,20 @@ describe('the table indexes', () => {
         Action === 'dynamodb:Query' && !onIndex(Resource) && JSON.stringify(Resource).includes('AppTable'),
     );
     expect(app).toEqual([]);
+  });
+});
+
+describe('the secrets', () => {
+  const describers = (of: readonly Grant[]) =>
+    of.filter(({ Action }) => Action === 'secretsmanager:DescribeSecret').map(({ Role }) => Role);
+
+  it('are described only by the rotation function: their readers may only get their values', () => {
+    expect(grants.some(({ Action }) => Action === 'secretsmanager:GetSecretValue')).toBe(true);
+    expect(new Set(describers(grants))).toEqual(new Set([rotationRole]));
+  });
+
+  it("are described by no reader with an SMTP relay either: the email worker gets SmtpCredentials' value only", () => {
+    const smtp = synthesise({ email: { identity: 'example.org', smtp: { host: 'smtp.example.org' } } });
+    expect(new Set(describers(smtp.grants))).toEqual(new Set([smtp.rotationRole]));
   });
 });

@@ -167,7 +167,7 @@ interface Access {
   readonly sesSendEmail?: boolean;
   readonly smsPublish?: boolean;
   readonly rotates?: readonly SecretName[];
-  /** Secrets it reads at run time (GetSecretValue and DescribeSecret on exactly those). */
+  /** Secrets it reads at run time (GetSecretValue, and no DescribeSecret, on exactly those). */
   readonly readsSecrets?: readonly SecretName[];
   /** Calls on one table alone, no index (for a function whose route or worker table lists none). */
   readonly tableCalls?: readonly {
@@ -364,7 +364,7 @@ function expectedStatements(
   }
   for (const secret of access.readsSecrets ?? []) {
     statements.push({
-      Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      Action: 'secretsmanager:GetSecretValue',
       Effect: 'Allow',
       Resource: resolve(stack[secret].secretArn),
     });
@@ -1855,7 +1855,7 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
       expect.arrayContaining(
         grantsOf([
           {
-            Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+            Action: 'secretsmanager:GetSecretValue',
             Effect: 'Allow',
             Resource: stack.resolve(stack.smtpCredentials.secretArn),
           },
