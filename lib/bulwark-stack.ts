@@ -840,7 +840,7 @@ export class BulwarkStack extends Stack {
   public readonly blindIndexKey: BulwarkBlindIndexKey;
   /** People and services sign in here; its issuer and clients feed the functions' auth settings. */
   public readonly userPool: BulwarkUserPool;
-  /** Alarms on circuits, 5xx rate, auth failures and the rate limiter's store, to one SNS topic. */
+  /** Alarms on circuits, 5xx rate, auth failures, the rate limiter's store, enqueue failures, SMS, pending booking events and SES, to one SNS topic. */
   public readonly alarms: BulwarkAlarms;
   /** The deployment's CloudWatch dashboard. */
   public readonly dashboard: BulwarkDashboard;
@@ -1022,6 +1022,7 @@ export class BulwarkStack extends Stack {
       metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
       smsSentPerHourThreshold: sms.alarmThresholdPerHour,
+      bookingEventSweeperService: 'booking-event-sweeper' satisfies ScheduledFunctionName,
       // Only SES's reputation is at stake here; an SMTP relay's provider keeps its own.
       sesReputation: email.smtp === undefined,
       removalPolicy,
@@ -1117,7 +1118,10 @@ export class BulwarkStack extends Stack {
         this.secretRotation.failureAlarm,
         this.bookingEventSweeper.failureAlarm,
       ],
-      bookingEventSweep: { failureAlarm: this.bookingEventSweeper.failureAlarm },
+      bookingEventSweep: {
+        failureAlarm: this.bookingEventSweeper.failureAlarm,
+        stillPendingAlarm: this.alarms.bookingEventsStillPending,
+      },
       emailReputationAlarms: [
         ...(this.alarms.sesBounceRate
           ? [{ title: 'SES bounce rate (whole account, 0.05 = 5 %)', alarm: this.alarms.sesBounceRate }]
