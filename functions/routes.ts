@@ -18,6 +18,11 @@ export interface HttpFunctionDefinition {
    * them and nothing more.
    */
   readonly getItemTables?: readonly TableDefinition['id'][];
+  /**
+   * The indexes of its `tables` it queries, by table: the stack grants `dynamodb:Query` on each of them,
+   * named, and on no other index.
+   */
+  readonly queriedIndexes?: Readonly<Partial<Record<TableDefinition['id'], readonly string[]>>>;
 }
 
 export const httpFunctions = {
@@ -29,18 +34,29 @@ export const httpFunctions = {
     // A public route: one GetItem per table shows both reachable, so that is all it may do.
     getItemTables: ['app', 'toolkit'],
   },
-  users: { entry: 'functions/users/handler.ts', memoryMb: 512, timeoutSec: 10, tables: ['app', 'toolkit'] },
+  users: {
+    entry: 'functions/users/handler.ts',
+    memoryMb: 512,
+    timeoutSec: 10,
+    tables: ['app', 'toolkit'],
+    // The users in order (app), and the webhook endpoints of a person it deletes (toolkit, by owner).
+    queriedIndexes: { app: ['gsi1'], toolkit: ['gsi1'] },
+  },
   bookings: {
     entry: 'functions/bookings/handler.ts',
     memoryMb: 512,
     timeoutSec: 10,
     tables: ['app', 'toolkit'],
+    // Every booking in order, and one user's.
+    queriedIndexes: { app: ['gsi1', 'gsi2'] },
   },
   webhooks: {
     entry: 'functions/webhooks/handler.ts',
     memoryMb: 512,
     timeoutSec: 10,
     tables: ['toolkit'],
+    // An owner's endpoints.
+    queriedIndexes: { toolkit: ['gsi1'] },
   },
   // No route of the table: API Gateway's `$default` route sends it every request no route matches.
   'catch-all': {

@@ -26,6 +26,11 @@ export interface WorkerDefinition {
    * them and nothing more.
    */
   readonly getItemTables?: readonly TableDefinition['id'][];
+  /**
+   * The indexes of its `tables` it queries, by table: the stack grants `dynamodb:Query` on each of them,
+   * named, and on no other index.
+   */
+  readonly queriedIndexes?: Readonly<Partial<Record<TableDefinition['id'], readonly string[]>>>;
 }
 
 export const workers = {

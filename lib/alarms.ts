@@ -85,6 +85,12 @@ export interface BulwarkAlarmsProps {
    */
   readonly emailWorkerService?: string;
   /**
+   * The booking event sweeper's `service` dimension (its function's service name), whose
+   * `BookingEventsStillPending` the BookingEventsStillPending alarm watches.
+   * @default 'booking-event-sweeper'
+   */
+  readonly bookingEventSweeperService?: string;
+  /**
    * SMS the email worker sent (`SmsSent`) in one hour that raise the SMS volume alarm: more codes than
    * sign-ups explain is SMS pumping (registrations made to send codes to numbers someone is paid for).
    * Set it below the deployment's SMS budget, so it pages before real users are refused their codes.
@@ -139,6 +145,13 @@ export function catalogSumQuery(
   return `SELECT SUM(${definition.name}) FROM SCHEMA("${namespace}", ${definition.dimensions.join(', ')})${where}`;
 }
 
+/**
+ * Consecutive periods in each of which the booking event sweep left an event pending at its every run (one
+ * run per 5 minutes) that raise the BookingEventsStillPending alarm: one run's miss (a throttled read, a
+ * publish the next run retries) is not an outage, the same misses run after run are.
+ */
+export const stillPendingPeriods = 3;
+
 /** What the SmsVolume alarm sums `SmsSent` over: an hour, the span of the SMS budgets. */
 export const smsVolumePeriod = Duration.hours(1);
 
@@ -155,8 +168,8 @@ export const authFailureReasonsNotCounted = ['missing', 'store_unavailable'] as 
  * is then enforcing only per-instance fallback limits), webhook or email/SMS messages that could not
  * be enqueued (nothing retries them but the booking event sweep, for booking events), most emails refused for their recipient (a relay refusing
  * everyone: those emails are dropped, not dead-lettered), SMS pumping: more SMS in an hour than the
- * threshold, or an SMS budget spent, and, with `sesReputation`, the account's SES bounce and complaint
- * rates. All notify one topic.
+ * threshold, or an SMS budget spent, booking events the sweep leaves pending run after run, and, with
+ * `sesReputation`, the account's SES bounce and complaint rates. All notify one topic.
  *
  * @example
  * const alarms = new BulwarkAlarms(this, 'Alarms', { httpApi: api.api });
@@ -195,6 +208,11 @@ export class BulwarkAlarms extends Construct {
   public readonly smsVolume: cloudwatch.Alarm;
   /** The deployment's or a region's SMS budget refused a code: users of it get none until it refills. */
   public readonly smsBudgetExhausted: cloudwatch.Alarm;
+  /**
+   * Every run of the booking event sweep for {@link stillPendingPeriods} periods left events pending: it
+   * cannot read, publish or mark them, and its run does not fail, so its failure alarm stays quiet.
+   */
+  public readonly bookingEventsStillPending: cloudwatch.Alarm;
   /** The account's SES bounce rate reached the threshold (with `sesReputation`). */
   public readonly sesBounceRate: cloudwatch.Alarm | undefined;
   /** The account's SES complaint rate reached the threshold (with `sesReputation`). */
@@ -315,6 +333,8 @@ export class BulwarkAlarms extends Construct {
       "The deployment's or a region's hourly SMS budget is spent: registrations get no code and requested codes are refused until it refills.",
     );
 
+    this.bookingEventsStillPending = this.addBookingEventsStillPending(props, namespace, period);
+
     const { httpApi } = props;
     this.serverErrorRate =
       httpApi === undefined
@@ -415,6 +435,36 @@ export class BulwarkAlarms extends Construct {
   }
 
   /**
+   * Booking events (and `user.registered`) still pending at every sweep run for {@link stillPendingPeriods}
+   * periods. The sweep counts each run's leftovers, 0 included, so the fewest in a period is what its run
+   * left; a period without a run (the sweeper not running, which its own alarm covers) is not breaching.
+   */
+  private addBookingEventsStillPending(
+    props: BulwarkAlarmsProps,
+    namespace: string,
+    period: Duration,
+  ): cloudwatch.Alarm {
+    return this.notifying(
+      new cloudwatch.Alarm(this, 'BookingEventsStillPending', {
+        metric: new cloudwatch.Metric({
+          namespace,
+          metricName: metricCatalog.BookingEventsStillPending.name,
+          dimensionsMap: { [serviceDimension]: props.bookingEventSweeperService ?? 'booking-event-sweeper' },
+          statistic: 'Minimum',
+          period,
+          label: 'Booking events still pending after a sweep',
+        }),
+        threshold: 1,
+        evaluationPeriods: stillPendingPeriods,
+        datapointsToAlarm: stillPendingPeriods,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `Every booking event sweep of ${stillPendingPeriods} periods in a row left booking events or user.registered pending: it cannot read, publish or mark them (a permission, the table key, throttling, SQS), and its runs do not fail. Their webhooks wait; if only the mark fails, each run publishes them again. The sweeper's error lines name each event and the error.`,
+      }),
+    );
+  }
+
+  /**
    * An alarm on one of the account's SES reputation rates, which SES publishes as a fraction (0 to 1) for
    * the whole account and region, not per stack. The rate is a standing level over SES's own recent
    * volume, so the highest value in an hour is judged, and an hour without a data point (an account
@@ -455,6 +505,7 @@ export class BulwarkAlarms extends Construct {
       this.emailRejectionRate,
       this.smsVolume,
       this.smsBudgetExhausted,
+      this.bookingEventsStillPending,
       ...(this.sesBounceRate ? [this.sesBounceRate] : []),
       ...(this.sesComplaintRate ? [this.sesComplaintRate] : []),
     ];

@@ -418,12 +418,30 @@ export interface BulwarkStackProps extends StackProps {
 export const defaultEmailIdentity = 'example.com';
 
 /**
- * The calls users and bookings make on the app table (their models, functions/shared), and all that
- * the app table's grant allows: no Scan, batch, DescribeTable or stream read. TransactWriteItems has no
- * IAM action of its own; each item in it is authorised as PutItem, UpdateItem, DeleteItem or
- * ConditionCheckItem.
+ * The calls users and bookings make on the app table's items (their models, functions/shared), and all that
+ * the app table's grant allows on the table: no Query of its own keys (each of their queries names an index,
+ * granted by name from `queriedIndexes` in the route table), Scan, batch, DescribeTable or stream read.
+ * TransactWriteItems has no IAM action of its own; each item in it is authorised as PutItem, UpdateItem,
+ * DeleteItem or ConditionCheckItem.
  */
 export const appTableDataActions = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+];
+
+/**
+ * The calls the toolkit's stores make on the toolkit table, and all that its grant allows: rate-limit counters
+ * and SMS budgets (UpdateItem, GetItem, DeleteItem), circuit state (GetItem, PutItem, UpdateItem), nonces
+ * (PutItem), idempotency records (Powertools' DynamoDBPersistenceLayer: GetItem, PutItem, UpdateItem,
+ * DeleteItem), API keys, webhook endpoints and deliveries (items, their transactions' items and condition
+ * checks, Query of its own keys: subscriptions and deliveries; an owner's endpoints are queried on gsi1,
+ * granted by name from `queriedIndexes` in the route table). No Scan, batch, DescribeTable or stream read:
+ * what scans (`RateLimiter.clearAll`, an admin operation, and bin/recount-webhook-owners.ts) runs in no function.
+ */
+export const toolkitTableDataActions = [
   'dynamodb:GetItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
@@ -781,6 +799,18 @@ export function cognitoDomainName(stackId: string): string {
   return head === '' ? hash : `${head}-${hash}`;
 }
 
+/**
+ * Lets `grantee` read `secret`'s value and nothing more: functions read secrets through `SecretStore`
+ * (Powertools' SecretsProvider), which calls only GetSecretValue. `Secret.grantRead` would add
+ * DescribeSecret, which only the rotation function calls. The secrets are encrypted with the AWS-managed
+ * key, which needs no grant.
+ */
+function grantSecretValue(secret: secretsmanager.ISecret, grantee: iam.IGrantable): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] }),
+  );
+}
+
 /** `email-worker` → `EmailWorker`, for construct ids. */
 function pascalCase(name: string): string {
   return name
@@ -810,7 +840,7 @@ export class BulwarkStack extends Stack {
   public readonly blindIndexKey: BulwarkBlindIndexKey;
   /** People and services sign in here; its issuer and clients feed the functions' auth settings. */
   public readonly userPool: BulwarkUserPool;
-  /** Alarms on circuits, 5xx rate, auth failures and the rate limiter's store, to one SNS topic. */
+  /** Alarms on circuits, 5xx rate, auth failures, the rate limiter's store, enqueue failures, SMS, pending booking events and SES, to one SNS topic. */
   public readonly alarms: BulwarkAlarms;
   /** The deployment's CloudWatch dashboard. */
   public readonly dashboard: BulwarkDashboard;
@@ -877,6 +907,7 @@ export class BulwarkStack extends Stack {
         definition: toolkitTable,
         encryptionKey,
         removalPolicy: protectedDataRemovalPolicy,
+        dataActions: toolkitTableDataActions,
       }),
       app: new BulwarkTable(this, 'AppTable', {
         definition: appTable,
@@ -916,7 +947,9 @@ export class BulwarkStack extends Stack {
           'Invoked only synchronously by the HTTP API, which returns the error to the caller; a DLQ only receives failed asynchronous invocations.',
       });
       // Least privilege: data access to exactly the tables the route table lists, nothing else.
-      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn.lambdaFunction);
+      for (const tableId of definition.tables) {
+        this.tables[tableId].grantReadWriteData(fn.lambdaFunction, definition.queriedIndexes?.[tableId]);
+      }
       for (const tableId of definition.getItemTables ?? []) {
         this.tables[tableId].grantGetItem(fn.lambdaFunction);
       }
@@ -989,6 +1022,7 @@ export class BulwarkStack extends Stack {
       metricNamespace: this.metricNamespace,
       customerEndpointCircuits: [webhookEndpointCircuit],
       smsSentPerHourThreshold: sms.alarmThresholdPerHour,
+      bookingEventSweeperService: 'booking-event-sweeper' satisfies ScheduledFunctionName,
       // Only SES's reputation is at stake here; an SMTP relay's provider keeps its own.
       sesReputation: email.smtp === undefined,
       removalPolicy,
@@ -1084,7 +1118,10 @@ export class BulwarkStack extends Stack {
         this.secretRotation.failureAlarm,
         this.bookingEventSweeper.failureAlarm,
       ],
-      bookingEventSweep: { failureAlarm: this.bookingEventSweeper.failureAlarm },
+      bookingEventSweep: {
+        failureAlarm: this.bookingEventSweeper.failureAlarm,
+        stillPendingAlarm: this.alarms.bookingEventsStillPending,
+      },
       emailReputationAlarms: [
         ...(this.alarms.sesBounceRate
           ? [{ title: 'SES bounce rate (whole account, 0.05 = 5 %)', alarm: this.alarms.sesBounceRate }]
@@ -1165,7 +1202,9 @@ export class BulwarkStack extends Stack {
       )) {
         fn.addEnvironment(variable, value);
       }
-      for (const tableId of definition.tables) this.tables[tableId].grantReadWriteData(fn);
+      for (const tableId of definition.tables) {
+        this.tables[tableId].grantReadWriteData(fn, definition.queriedIndexes?.[tableId]);
+      }
       for (const tableId of definition.getItemTables ?? []) this.tables[tableId].grantGetItem(fn);
       return [name, workerQueue];
     });
@@ -1192,7 +1231,7 @@ export class BulwarkStack extends Stack {
       worker.addEnvironment('SMTP_HOST', smtp.host);
       worker.addEnvironment('SMTP_PORT', String(smtp.port));
       worker.addEnvironment('SMTP_CREDENTIALS_SECRET_ARN', this.smtpCredentials.secretArn);
-      this.smtpCredentials.grantRead(worker);
+      grantSecretValue(this.smtpCredentials, worker);
     } else {
       worker.addEnvironment('EMAIL_TRANSPORT', deployedEmailTransport);
       // Anyone may register any address, so one that bounced or complained must not be mailed again: SES
@@ -1238,7 +1277,7 @@ export class BulwarkStack extends Stack {
     users.addEnvironment('APP_BASE_URL', this.httpApi.url);
     // Read at run time, so a rotation reaches the function without a deploy and the value is never in its configuration.
     users.addEnvironment('VERIFICATION_LINK_SECRET_ARN', this.verificationLinkSecret.secretArn);
-    this.verificationLinkSecret.grantRead(users);
+    grantSecretValue(this.verificationLinkSecret, users);
     return configurationSet;
   }
 
@@ -1410,7 +1449,7 @@ export class BulwarkStack extends Stack {
     for (const name of signingFunctions) {
       const fn = this.functions[name].lambdaFunction;
       fn.addEnvironment('SERVICE_SIGNING_SECRET_ARN_BOOKINGS', bookingsSigningSecret.secretArn);
-      bookingsSigningSecret.grantRead(fn);
+      grantSecretValue(bookingsSigningSecret, fn);
     }
     return bookingsSigningSecret;
   }

@@ -24,9 +24,12 @@ export interface BulwarkTableProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
-   * The DynamoDB actions `grantReadWriteData` grants, on the table and its indexes: list exactly the
-   * calls the grantees' code makes.
-   * @default - TableV2's `grantReadWriteData` (items, batches, Query, Scan, DescribeTable and stream reads)
+   * The DynamoDB actions `grantReadWriteData` grants on the table alone: list exactly the calls the
+   * grantees' code makes by key (and `dynamodb:Query` only if they query the table's own keys). Each
+   * grantee's index queries are granted by index name (`grantReadWriteData`'s `queriedIndexes`); no item
+   * action is ever authorised on an index.
+   * @default - TableV2's `grantReadWriteData` (items, batches, Query, Scan, DescribeTable and stream reads, on
+   * the table and every index)
    */
   readonly dataActions?: readonly string[];
   /**
@@ -74,8 +77,12 @@ function toAttribute(key: KeyAttribute): dynamodb.Attribute {
  * An on-demand `TableV2` with point-in-time recovery, TTL, optional customer-managed encryption and the GSIs of a shared definition.
  *
  * @example
- * const toolkit = new BulwarkTable(this, 'ToolkitTable', { definition: toolkitTable });
- * toolkit.grantReadWriteData(fn);
+ * const toolkit = new BulwarkTable(this, 'ToolkitTable', {
+ *   definition: toolkitTable,
+ *   dataActions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+ * });
+ * // Its items and own keys, and its gsi1 by name.
+ * toolkit.grantReadWriteData(fn, ['gsi1']);
  */
 export class BulwarkTable extends Construct {
   /**
@@ -117,24 +124,21 @@ export class BulwarkTable extends Construct {
   }
 
   /**
-   * Grants the table's data actions (`dataActions`, or TableV2's item, batch, query, scan, describe and
-   * stream reads) on the table and its indexes and, with a customer-managed key, the key actions
-   * DynamoDB performs with the caller's credentials, usable only through DynamoDB (`kms:ViaService`),
-   * never directly.
+   * Grants the table's data actions and, with a customer-managed key, the key actions DynamoDB performs
+   * with the caller's credentials, usable only through DynamoDB (`kms:ViaService`), never directly. With
+   * `dataActions`: those on the table alone, and `dynamodb:Query` on each index of `queriedIndexes`, by
+   * name. Without: TableV2's item, batch, query, scan, describe and stream reads, on the table and every
+   * index (`queriedIndexes` is then already covered).
    */
-  public grantReadWriteData(grantee: iam.IGrantable): void {
+  public grantReadWriteData(grantee: iam.IGrantable, queriedIndexes: readonly string[] = []): void {
     if (this.dataActions === undefined) {
       this.table.grantReadWriteData(grantee);
-    } else {
-      grantee.grantPrincipal.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: [...this.dataActions],
-          resources: [this.table.tableArn, `${this.table.tableArn}/index/*`],
-        }),
-      );
+      this.acknowledgeIndexWildcard(grantee);
+      this.grantKeyThroughDynamoDb(grantee, tableKeyActions);
+      return;
     }
-    this.acknowledgeIndexWildcard(grantee);
-    this.grantKeyThroughDynamoDb(grantee, tableKeyActions);
+    this.grantTableActions(grantee, this.dataActions);
+    for (const indexName of queriedIndexes) this.grantIndexQuery(grantee, indexName);
   }
 
   /**

@@ -41,11 +41,15 @@ export interface BulwarkDashboardProps {
    */
   readonly alarms?: readonly cloudwatch.IAlarm[];
   /**
-   * The booking event sweep: what it published and left pending, graphed beside its failure alarm in a row
-   * of their own.
+   * The booking event sweep: what it published and left pending, graphed beside its failure alarm and its
+   * alarm on events left pending run after run (BulwarkAlarms' `bookingEventsStillPending`), in a row of
+   * their own.
    * @default - no sweep row
    */
-  readonly bookingEventSweep?: { readonly failureAlarm: cloudwatch.IAlarm };
+  readonly bookingEventSweep?: {
+    readonly failureAlarm: cloudwatch.IAlarm;
+    readonly stillPendingAlarm: cloudwatch.IAlarm;
+  };
   /**
    * Alarms on the SES account's reputation (BulwarkAlarms' `sesBounceRate` and `sesComplaintRate`), each
    * graphed under its title with its threshold, in a row below the workers' emails.
@@ -189,12 +193,18 @@ export class BulwarkDashboard extends Construct {
         graph(
           'Booking events swept / still pending',
           this.searchCatalogs(BookingEventsSwept, BookingEventsStillPending),
-          12,
+          8,
         ),
         new cloudwatch.AlarmWidget({
           title: 'Booking event sweep failures',
           alarm: props.bookingEventSweep.failureAlarm,
-          width: 12,
+          width: 8,
+          height,
+        }),
+        new cloudwatch.AlarmWidget({
+          title: 'Booking events still pending at every run',
+          alarm: props.bookingEventSweep.stillPendingAlarm,
+          width: 8,
           height,
         }),
       );

@@ -116,22 +116,19 @@ describe('BulwarkTable removal', () => {
 });
 
 describe('BulwarkTable dataActions', () => {
-  it('grants exactly the listed actions on the table and its indexes, instead of grantReadWriteData', () => {
+  it('grants exactly the listed actions on the table alone, and Query on the queried indexes by name, instead of grantReadWriteData', () => {
     const stack = new Stack();
     const table = new BulwarkTable(stack, 'Table', {
       definition: toolkitTable,
       dataActions: ['dynamodb:GetItem', 'dynamodb:Query'],
     });
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-    table.grantReadWriteData(role);
+    table.grantReadWriteData(role, ['gsi1']);
     const arn = stack.resolve(table.table.tableArn);
     const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
     expect(policy?.Properties?.PolicyDocument?.Statement).toEqual([
-      {
-        Action: ['dynamodb:GetItem', 'dynamodb:Query'],
-        Effect: 'Allow',
-        Resource: [arn, { 'Fn::Join': ['', [arn, '/index/*']] }],
-      },
+      { Action: ['dynamodb:GetItem', 'dynamodb:Query'], Effect: 'Allow', Resource: arn },
+      { Action: 'dynamodb:Query', Effect: 'Allow', Resource: { 'Fn::Join': ['', [arn, '/index/gsi1']] } },
     ]);
   });
 });

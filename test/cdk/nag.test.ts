@@ -86,7 +86,8 @@ describe('cdk-nag', () => {
     });
     expect(synthError).toBeInstanceOf(Error);
     expect(violationsOf(report)).toContain('AwsSolutions: error AwsSolutions-KMS5');
-  });
+    // The file's first synthesis also builds the validation engine: seconds more on a busy machine.
+  }, 60_000);
 
   it.each<Stage>([...stages])(
     'finds no unacknowledged error or warning in the %s stage',
@@ -112,7 +113,6 @@ describe('cdk-nag', () => {
     expect([...new Set(acknowledged.map(([id]) => id.replace(/\[.*\]$/, '[…]')))].sort()).toEqual([
       'Annotation::AwsSolutions-APIG4',
       'Annotation::AwsSolutions-COG8',
-      'Annotation::AwsSolutions-IAM5[…]',
       'Annotation::AwsSolutions-L1',
       'Annotation::AwsSolutions-SMG4',
       'Annotation::Serverless-EventBusDLQ',
@@ -138,13 +138,11 @@ describe('cdk-nag', () => {
     expect(reasons.get('Annotation::AwsSolutions-COG8')).toContain(`(${unlimitedRoutes})`);
   });
 
-  it('acknowledges wildcard resources only for table indexes', () => {
+  it('acknowledges no wildcard resource: functions query table indexes by name', () => {
     const { app } = nagStage('dev');
     const wildcards = acknowledgements(app)
       .map(([id]) => id)
       .filter((id) => id.includes('IAM5'));
-    expect(wildcards.length).toBeGreaterThan(0);
-    for (const id of wildcards)
-      expect(id).toMatch(/^Annotation::AwsSolutions-IAM5\[Resource::<\w+Table\w+\.Arn>\/index\/\*\]$/);
+    expect(wildcards).toEqual([]);
   });
 });

@@ -278,9 +278,9 @@ describe('BulwarkDashboard', () => {
     );
   });
 
-  it('shows the eleven alarms, one DLQ alarm per worker, the rotation and the booking event sweep failure alarms, and outputs its console URL', () => {
+  it('shows the twelve alarms, one DLQ alarm per worker, the rotation and the booking event sweep failure alarms, and outputs its console URL', () => {
     expect(widgets.find((widget) => widget.type === 'alarm')?.properties.alarms).toHaveLength(
-      11 + workerNames.length + 2,
+      12 + workerNames.length + 2,
     );
     const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
     for (const alarm of [stack.secretRotation.failureAlarm, stack.bookingEventSweeper.failureAlarm]) {
@@ -406,8 +406,8 @@ describe('BulwarkAlarms', () => {
     return resource.Properties as Record<string, unknown>;
   }
 
-  it('creates eleven alarms plus one DLQ alarm per worker, the rotation and the booking event sweep failure alarms, each notifying the one topic on alarm and on recovery', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 11 + workerNames.length + 2);
+  it('creates twelve alarms plus one DLQ alarm per worker, the rotation and the booking event sweep failure alarms, each notifying the one topic on alarm and on recovery', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 12 + workerNames.length + 2);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     const topic = stack.resolve(stack.alarms.topic.topicArn);
     const deadLetterAlarms = workerNames.map((name) => stack.workers[name].deadLetterAlarm);
@@ -761,9 +761,9 @@ describe('metric namespaces of stacks sharing an account and region', () => {
     ] as const) {
       const found = namespacesIn(of);
       expect(found.functions).toHaveLength(allServices.length);
-      // Eight alarms on catalog metrics: six Metrics Insights queries, the email rejection rate's two
-      // series and the SMS volume's one.
-      expect(found.alarms).toHaveLength(9);
+      // Alarms on catalog metrics: six Metrics Insights queries, the email rejection rate's two series,
+      // the SMS volume's one and the pending booking events' one.
+      expect(found.alarms).toHaveLength(10);
       expect(found.dashboard.length).toBeGreaterThan(20);
       expect(new Set([...found.functions, ...found.alarms, ...found.dashboard])).toEqual(
         new Set([namespace]),

@@ -51,18 +51,17 @@ import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../..
 import { projectApp, projectContext } from '../helpers/cdk-app.js';
 import { canonicalJson, grantsOf } from '../helpers/iam.js';
 
-/** Everything `TableV2.grantReadWriteData` grants on a table without a customer-managed key (aws-cdk-lib 2.276). */
-const readWriteDataActions = [
-  'dynamodb:BatchGetItem',
-  'dynamodb:Query',
+/**
+ * Exactly the calls the toolkit's stores make on the toolkit table: items, the condition checks and items of
+ * their transactions, and Query; no Scan, batch, DescribeTable or stream read.
+ */
+const toolkitTableActions = [
   'dynamodb:GetItem',
-  'dynamodb:Scan',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:BatchWriteItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
-  'dynamodb:DescribeTable',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
 ];
 /** An SES ARN in the stack's account, partition and region, as it writes them: `resource` parts follow `:`. */
 const sesArn = (...resource: unknown[]) => ({
@@ -95,8 +94,9 @@ function sesConfigurationSetArn(stack: BulwarkStack): unknown {
 }
 
 /**
- * Exactly the calls users and bookings make on the app table: GetItem, Query (also on its GSIs) and
- * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem.
+ * Exactly the calls users and bookings make on the app table's items: GetItem, UpdateItem, DeleteItem and
+ * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem. No Query:
+ * each of their queries names an index (`indexQueries`).
  */
 const appTableActions = [
   'dynamodb:GetItem',
@@ -104,12 +104,9 @@ const appTableActions = [
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
   'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
 ];
-/** grantReadWriteData adds these in a statement of their own (stream reads; the tables have no stream). */
-const streamReadActions = ['dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 const allowedActionPattern =
-  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:\w+Item|Query|Scan|Batch\w+|ConditionCheckItem|DescribeTable|GetRecords|GetShardIterator)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
+  /^(?:logs:(?:CreateLogStream|PutLogEvents)|dynamodb:(?:(?:Get|Put|Update|Delete|ConditionCheck)Item|Query)|kms:(?:Decrypt|DescribeKey|Encrypt|GenerateDataKey\w*|ReEncrypt(?:From|To)|GenerateMac)|sqs:(?:SendMessage|ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes)|ses:SendEmail|sns:Publish|secretsmanager:(?:DescribeSecret|GetSecretValue|PutSecretValue|UpdateSecretVersionStage))$/;
 
 type FunctionName = HttpFunctionName | WorkerName | ScheduledFunctionName | 'secret-rotation';
 type SecretName = 'bookingsSigningSecret' | 'verificationLinkSecret';
@@ -171,14 +168,14 @@ interface Access {
   readonly sesSendEmail?: boolean;
   readonly smsPublish?: boolean;
   readonly rotates?: readonly SecretName[];
-  /** Secrets it reads at run time (GetSecretValue and DescribeSecret on exactly those). */
+  /** Secrets it reads at run time (GetSecretValue, and no DescribeSecret, on exactly those). */
   readonly readsSecrets?: readonly SecretName[];
   /** Calls on one table alone, no index (for a function whose route or worker table lists none). */
   readonly tableCalls?: readonly {
     readonly table: TableDefinition['id'];
     readonly actions: readonly string[];
   }[];
-  /** Indexes it queries, each by name: `dynamodb:Query` on that index alone. */
+  /** Indexes it queries, each by name: `dynamodb:Query` on those indexes alone, never `index/*`. */
   readonly indexQueries?: readonly { readonly table: TableDefinition['id']; readonly index: string }[];
 }
 
@@ -189,12 +186,30 @@ const expectedAccess: Record<FunctionName, Access> = {
     blindIndex: true,
     sends: ['email-worker', 'webhook-worker'],
     readsSecrets: ['bookingsSigningSecret', 'verificationLinkSecret'],
+    // Users in order; a deleted person's webhook endpoints.
+    indexQueries: [
+      { table: 'app', index: 'gsi1' },
+      { table: 'toolkit', index: 'gsi1' },
+    ],
   },
-  bookings: { sends: ['webhook-worker'], readsSecrets: ['bookingsSigningSecret'] },
+  bookings: {
+    sends: ['webhook-worker'],
+    readsSecrets: ['bookingsSigningSecret'],
+    // Every booking in order; one user's bookings.
+    indexQueries: [
+      { table: 'app', index: 'gsi1' },
+      { table: 'app', index: 'gsi2' },
+    ],
+  },
   // Decrypt only for a registration's replay, which reads the endpoint's secret again; both calls only
   // on data keys of signing secrets. Written out, not imported: changing the purpose would leave every
   // secret sealed under the old one unreadable to this function.
-  webhooks: { dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'], dataKeyPurpose: 'webhook-signing-secret' },
+  webhooks: {
+    dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
+    dataKeyPurpose: 'webhook-signing-secret',
+    // An owner's endpoints.
+    indexQueries: [{ table: 'toolkit', index: 'gsi1' }],
+  },
   // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
   'catch-all': {},
   'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
@@ -243,16 +258,13 @@ function expectedStatements(
     },
   ];
   for (const tableId of tables) {
-    const arn = resolve(stack.tables[tableId].table.tableArn);
-    const resources = [arn, { 'Fn::Join': ['', [arn, '/index/*']] }];
-    if (tableId === 'app') {
-      statements.push({ Action: appTableActions, Effect: 'Allow', Resource: resources });
-    } else {
-      statements.push(
-        { Action: readWriteDataActions, Effect: 'Allow', Resource: resources },
-        { Action: streamReadActions, Effect: 'Allow', Resource: resources },
-      );
-    }
+    // On the table alone: no item call ever applies to an index, and queries name theirs.
+    const actions = tableId === 'app' ? appTableActions : toolkitTableActions;
+    statements.push({
+      Action: actions,
+      Effect: 'Allow',
+      Resource: resolve(stack.tables[tableId].table.tableArn),
+    });
   }
   // GetItem on the table alone: no index, query, scan or write.
   for (const tableId of getItemTables) {
@@ -353,7 +365,7 @@ function expectedStatements(
   }
   for (const secret of access.readsSecrets ?? []) {
     statements.push({
-      Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      Action: 'secretsmanager:GetSecretValue',
       Effect: 'Allow',
       Resource: resolve(stack[secret].secretArn),
     });
@@ -1910,7 +1922,7 @@ describe('BulwarkStack secrets, rotation and email settings', () => {
       expect.arrayContaining(
         grantsOf([
           {
-            Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+            Action: 'secretsmanager:GetSecretValue',
             Effect: 'Allow',
             Resource: stack.resolve(stack.smtpCredentials.secretArn),
           },
