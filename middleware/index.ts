@@ -260,6 +260,8 @@ export {
 export {
   encryptionKeyProblem,
   generateEncryptionKey,
+  indexKeyProblem,
+  indexSecretOf,
   LocalKeyProvider,
   type LocalKeyProviderOptions,
   localProviderId,

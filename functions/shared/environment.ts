@@ -1,7 +1,7 @@
 // The sample functions' configuration, read from the environment once at cold start.
 import { isUsableSecretValue } from '../../middleware/auth/hmac-secret.js';
 import type { RotatingSecret } from '../../middleware/auth/service-auth.js';
-import { encryptionKeyProblem } from '../../middleware/encryption/local-key-provider.js';
+import { encryptionKeyProblem, indexKeyProblem } from '../../middleware/encryption/local-key-provider.js';
 import type { RotatingSecretSetting } from './rotating-secret.js';
 import { isPublicHttpsUrl } from './ssrf-guard.js';
 import {
@@ -117,10 +117,20 @@ const environmentSchema = z.object({
       ),
   ),
   /**
-   * The local key blind indexes are derived from; unset, ENCRYPTION_KEY. Set it to the key the
-   * indexes were made with before rotating ENCRYPTION_KEY, and keep it.
+   * The local key blind indexes are derived from, or its index secret (`npm run -s index-secret`); unset,
+   * ENCRYPTION_KEY. Set it to the index secret of the key the indexes were made with before rotating
+   * ENCRYPTION_KEY, and keep it: unlike the key, it cannot unwrap data keys.
    */
-  ENCRYPTION_INDEX_KEY: z.optional(localKeySchema),
+  ENCRYPTION_INDEX_KEY: z.optional(
+    z
+      .string()
+      .check(
+        z.refine(
+          (value) => indexKeyProblem(value) === undefined,
+          'Must be base64 of 32 bytes, or an index secret ("index:" and base64 of 32 bytes)',
+        ),
+      ),
+  ),
   ALLOW_LOCAL_KEY_IN_PRODUCTION: z._default(z.stringbool(), false),
   /** The JWT issuer (Cognito user pool URL, or the local dev issuer); without it no JWT is accepted. */
   AUTH_ISSUER: z.optional(z.url()),

@@ -327,7 +327,13 @@ export class UsersModel {
     return Item;
   }
 
-  /** Finds a user by email through the blind-index claim; the email is never compared in clear. */
+  /**
+   * Finds a user by email through the blind-index claim, and returns it only if its decrypted email is
+   * the one asked for. The claim's `userId` is a plain attribute that nothing authenticates: someone who
+   * can write the table (or a restore mixing two backups) could point it at another user, whose record
+   * would then answer for this email. A user whose email differs is therefore not found; the 404 carries
+   * a `record_moved` DecryptionError as its cause, for a caller that logs it as tampering.
+   */
   async findByEmail(email: string): Promise<User> {
     const { Item } = await this.documentClient.send(
       new GetCommand({
@@ -337,7 +343,16 @@ export class UsersModel {
       }),
     );
     if (!Item || isExpired(Item, Date.now())) throw new NotFoundError('No user with this email');
-    return this.get(String(Item.userId));
+    const user = await this.get(String(Item.userId));
+    if (normalizeEmail(user.email) !== normalizeEmail(email)) {
+      throw new NotFoundError('No user with this email', {
+        cause: new DecryptionError(
+          'record_moved',
+          `The email claim ${String(Item.pk)} names user ${user.id}, whose email is another`,
+        ),
+      });
+    }
+    return user;
   }
 
   /**

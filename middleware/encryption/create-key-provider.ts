@@ -24,8 +24,9 @@ export interface KeyProviderConfig {
   /** Earlier local keys, for unwrapping only (ENCRYPTION_PREVIOUS_KEYS). @default [] */
   readonly previousLocalKeys?: readonly string[] | undefined;
   /**
-   * The local key blind-index keys are derived from (ENCRYPTION_INDEX_KEY). Rotating `localKey` leaves
-   * blind indexes as they are only if this stays the key they were made with.
+   * The local key blind-index keys are derived from, or its index secret (`indexSecretOf`), which
+   * cannot unwrap data keys (ENCRYPTION_INDEX_KEY). Rotating `localKey` leaves blind indexes as they are
+   * only if this stays the key they were made with, or that key's index secret.
    * @default localKey
    */
   readonly localIndexKey?: string | undefined;

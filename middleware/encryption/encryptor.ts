@@ -8,7 +8,12 @@ import {
   randomFillSync,
 } from 'node:crypto';
 import { withAsciiDomain } from '../email-address.js';
-import { assertNoProblems, DecryptionError, EncryptionError } from '../errors.js';
+import {
+  assertNoProblems,
+  DecryptionError,
+  EncryptionError,
+  type EncryptionFailureReason,
+} from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import {
   arrayOption,
@@ -31,6 +36,7 @@ import {
   fieldPrefixBytes,
   ivBytes,
   keyRefOf,
+  ownMember,
   pickContext,
   storedFieldPrefix,
   tagBytes,
@@ -221,6 +227,13 @@ function aadOf(memo: ContextMemo, prefix: Buffer, path: FieldPath): Buffer {
   return aad;
 }
 
+/** The reasons an EncryptionError and a DecryptionError both have, with the same meaning. */
+function isSharedReason(
+  reason: EncryptionFailureReason,
+): reason is 'invalid_context' | 'key_unavailable' | 'key_misconfigured' {
+  return reason === 'invalid_context' || reason === 'key_unavailable' || reason === 'key_misconfigured';
+}
+
 /** Whether `values` are the members `names` of `context`, in order. */
 function sameMembers(
   context: EncryptionContext,
@@ -228,7 +241,7 @@ function sameMembers(
   values: readonly string[],
 ): boolean {
   for (let index = 0; index < names.length; index += 1) {
-    if (context[names[index] as string] !== values[index]) return false;
+    if (ownMember(context, names[index] as string) !== values[index]) return false;
   }
   return true;
 }
@@ -934,6 +947,11 @@ export class Encryptor {
         plaintext = await this.provider.decryptDataKey(header, keyContext);
       } catch (error) {
         if (error instanceof DecryptionError) throw error;
+        // A provider's typed reason stands: a context it refuses comes from the stored record (its
+        // header's key-context names), so it is unreadable, not a key-service outage to retry.
+        if (error instanceof EncryptionError && isSharedReason(error.reason)) {
+          throw new DecryptionError(error.reason, error.message, { cause: error });
+        }
         throw new DecryptionError('key_unavailable', 'The key provider could not unwrap the data key', {
           cause: error,
         });

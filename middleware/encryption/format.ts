@@ -103,11 +103,19 @@ export function canonicalPick(
 ): string {
   let canonical = '';
   for (const name of sortedNames) {
-    const value = context[name];
+    const value = ownMember(context, name);
     if (value === undefined) throw missingMember(name, failure);
     canonical += `${name.length}:${name}${value.length}:${value}`;
   }
   return canonical;
+}
+
+/**
+ * The context's own member `name`, never one it inherits: the names come from a stored header, and a
+ * forged one naming `toString` or `constructor` must read as missing, not as a function.
+ */
+export function ownMember(context: EncryptionContext, name: string): string | undefined {
+  return Object.hasOwn(context, name) ? context[name] : undefined;
 }
 
 function missingMember(name: string, failure: 'encrypt' | 'decrypt'): Error {
@@ -125,7 +133,7 @@ export function pickContext(
 ): EncryptionContext {
   const picked: Record<string, string> = {};
   for (const name of names) {
-    const value = context[name];
+    const value = ownMember(context, name);
     if (value === undefined) throw missingMember(name, failure);
     picked[name] = value;
   }

@@ -3,12 +3,12 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createHmac,
   createSecretKey,
-  hkdfSync,
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { assertNoProblems, DecryptionError } from '../errors.js';
+import { assertNoProblems, DecryptionError, InvalidArgumentError } from '../errors.js';
 import { requireOptionsObject } from '../options.js';
 import { canonicalContext, type EncryptionContext, ivBytes, tagBytes } from './format.js';
 import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
@@ -19,6 +19,14 @@ const keyBytes = 32;
 const wrapLabel = 'bulwark/local-wrap/v1';
 const indexSalt = Buffer.from('bulwark/blind-index/v1', 'utf8');
 const base64Pattern = /^(?:[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+)$/;
+/** HKDF-Expand's counter for its first (and, for 32 bytes, only) block. */
+const hkdfFirstBlock = Buffer.from([1]);
+/** Marks an index secret ({@link indexSecretOf}) apart from a key: base64 never holds a colon. */
+const indexSecretPrefix = 'index:';
+
+function decodeBase64(text: string): Buffer {
+  return Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
+}
 
 /**
  * Why a text is not a usable ENCRYPTION_KEY (base64 of exactly 32 bytes), or undefined when it is.
@@ -29,9 +37,47 @@ const base64Pattern = /^(?:[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+)$/;
  */
 export function encryptionKeyProblem(text: string): string | undefined {
   if (!base64Pattern.test(text)) return 'is not base64';
-  const length = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64').length;
+  const length = decodeBase64(text).length;
   if (length !== keyBytes) return `must be base64 of ${keyBytes} bytes (got ${length} bytes)`;
   return undefined;
+}
+
+/**
+ * Why a text is not a usable ENCRYPTION_INDEX_KEY (a key, as {@link encryptionKeyProblem} asks, or an
+ * index secret as {@link indexSecretOf} prints it), or undefined when it is. The answer never contains
+ * the text.
+ */
+export function indexKeyProblem(text: string): string | undefined {
+  if (!text.startsWith(indexSecretPrefix)) return encryptionKeyProblem(text);
+  const problem = encryptionKeyProblem(text.slice(indexSecretPrefix.length));
+  return problem === undefined ? undefined : `is an index secret whose part after "index:" ${problem}`;
+}
+
+/**
+ * The first step of HKDF-SHA256 (extract) of a key under the blind-index salt: what every blind-index
+ * key of that key is expanded from, and nothing else. HMAC is one-way, so this cannot give back the key.
+ */
+function indexRootOf(keyMaterial: Buffer): Buffer {
+  return createHmac('sha256', indexSalt).update(keyMaterial).digest();
+}
+
+/**
+ * The index secret of a local key: `index:` and base64 of what its blind-index keys are derived from.
+ * As `indexKey` (ENCRYPTION_INDEX_KEY) it gives every blind index the key gave, yet cannot unwrap a
+ * data key, so a rotation can keep the indexes and still retire the key completely.
+ *
+ * @example
+ * indexSecretOf(process.env.ENCRYPTION_KEY ?? ''); // 'index:q9V…='
+ */
+export function indexSecretOf(key: string): string {
+  const problem = encryptionKeyProblem(key);
+  if (problem !== undefined) {
+    throw new InvalidArgumentError(`indexSecretOf: the key ${problem}`);
+  }
+  const material = decodeBase64(key);
+  const secret = `${indexSecretPrefix}${indexRootOf(material).toString('base64')}`;
+  material.fill(0);
+  return secret;
 }
 
 /** A new random ENCRYPTION_KEY: base64 of 32 bytes from the CSPRNG. */
@@ -49,8 +95,9 @@ export interface LocalKeyProviderOptions {
    */
   readonly previousKeys?: readonly (string | Uint8Array)[] | undefined;
   /**
-   * The key blind-index keys are derived from. Keep it unchanged when rotating {@link key}, so that
-   * existing blind indexes stay valid.
+   * The key blind-index keys are derived from, or its index secret ({@link indexSecretOf}), which gives
+   * the same blind indexes and cannot unwrap data keys. Keep the indexes it gives unchanged when rotating
+   * {@link key}, so that existing blind indexes stay valid.
    * @default the value of {@link key}
    */
   readonly indexKey?: string | Uint8Array | undefined;
@@ -70,6 +117,8 @@ export interface LocalKeyProviderOptions {
 interface WrappingKey {
   readonly keyId: string;
   readonly key: KeyObject;
+  /** What blind-index keys are expanded from when this key is also the index key. */
+  readonly indexRoot: Buffer;
 }
 
 function importKey(value: string | Uint8Array, label: string, problems: string[]): WrappingKey | undefined {
@@ -80,7 +129,7 @@ function importKey(value: string | Uint8Array, label: string, problems: string[]
       problems.push(`${label} ${problem}`);
       return undefined;
     }
-    material = Buffer.from(value, value.includes('-') || value.includes('_') ? 'base64url' : 'base64');
+    material = decodeBase64(value);
   } else if (value instanceof Uint8Array && value.length === keyBytes) {
     material = Buffer.from(value);
   } else {
@@ -89,9 +138,24 @@ function importKey(value: string | Uint8Array, label: string, problems: string[]
   }
   // A fingerprint, not the key: lets a header name its wrapping key and lets rotation find old keys.
   const fingerprint = createHash('sha256').update('bulwark/local-key-id').update(material).digest('hex');
-  const wrapping = { keyId: `local:${fingerprint.slice(0, 16)}`, key: createSecretKey(material) };
+  const wrapping = {
+    keyId: `local:${fingerprint.slice(0, 16)}`,
+    key: createSecretKey(material),
+    indexRoot: indexRootOf(material),
+  };
   material.fill(0);
   return wrapping;
+}
+
+/** The index root `indexKey` names: a key's, or the one an index secret holds. */
+function importIndexRoot(value: string | Uint8Array, problems: string[]): Buffer | undefined {
+  if (typeof value === 'string' && value.startsWith(indexSecretPrefix)) {
+    const problem = indexKeyProblem(value);
+    if (problem === undefined) return decodeBase64(value.slice(indexSecretPrefix.length));
+    problems.push(`indexKey ${problem}`);
+    return undefined;
+  }
+  return importKey(value, 'indexKey', problems)?.indexRoot;
 }
 
 function wrapAad(keyId: string, keyContext: EncryptionContext): Buffer {
@@ -110,7 +174,7 @@ export class LocalKeyProvider implements KeyProvider {
   readonly currentKeyId: string;
   private readonly keys: ReadonlyMap<string, WrappingKey>;
   private readonly current: WrappingKey;
-  private readonly indexKey: KeyObject;
+  private readonly indexRoot: KeyObject;
 
   constructor(options: LocalKeyProviderOptions) {
     requireOptionsObject('LocalKeyProvider', options);
@@ -127,11 +191,11 @@ export class LocalKeyProvider implements KeyProvider {
     const previous = (Array.isArray(previousKeys) ? previousKeys : []).map((key, index) =>
       importKey(key, `previousKeys[${index}]`, problems),
     );
-    const indexKey =
-      options.indexKey === undefined ? current : importKey(options.indexKey, 'indexKey', problems);
+    const indexRoot =
+      options.indexKey === undefined ? current?.indexRoot : importIndexRoot(options.indexKey, problems);
     assertNoProblems('LocalKeyProvider', problems);
     this.current = current as WrappingKey;
-    this.indexKey = (indexKey as WrappingKey).key;
+    this.indexRoot = createSecretKey(indexRoot as Buffer);
     this.currentKeyId = this.current.keyId;
     this.keys = new Map(
       [this.current, ...(previous as WrappingKey[])].map((wrapping) => [wrapping.keyId, wrapping]),
@@ -174,8 +238,13 @@ export class LocalKeyProvider implements KeyProvider {
     }
   }
 
-  /** HKDF-SHA256 of the index key with its own salt and the index name: never a data key. */
+  /**
+   * HKDF-SHA256 of the index key with its own salt and the index name: never a data key. The extract
+   * step is done once, at construction (the index root), so this is HKDF's expand of one 32-byte block.
+   */
   async deriveIndexKey(name: string): Promise<Uint8Array> {
-    return new Uint8Array(hkdfSync('sha256', this.indexKey, indexSalt, `index:${name}`, keyBytes));
+    return new Uint8Array(
+      createHmac('sha256', this.indexRoot).update(`index:${name}`, 'utf8').update(hkdfFirstBlock).digest(),
+    );
   }
 }

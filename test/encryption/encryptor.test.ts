@@ -10,12 +10,18 @@ import {
 import {
   decodeHeader,
   type EncryptionContext,
+  encodeHeader,
   fieldOverheadBytes,
   keyRefOf,
 } from '../../middleware/encryption/format.js';
 import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { decodeValue } from '../../middleware/encryption/value-codec.js';
-import { DecryptionError, EncryptionError, InvalidOptionsError } from '../../middleware/errors.js';
+import {
+  DecryptionError,
+  EncryptionError,
+  InvalidOptionsError,
+  isUnreadableRecord,
+} from '../../middleware/errors.js';
 import type { SecurityEvent } from '../../middleware/events.js';
 import { countingProvider, flipBit, rejectionOf, thrownBy } from './helpers.js';
 
@@ -690,6 +696,48 @@ describe('data-key caching', () => {
     );
     expect(error).toMatchObject({ code: 'DECRYPTION_FAILED', reason: 'key_unavailable' });
   });
+
+  it("keeps a provider's typed reason for an unwrap it refuses, so a refused context is no outage", async () => {
+    const inner = countingProvider();
+    const stored = await new Encryptor({ keyProvider: inner }).encryptFields(sample, ['email'], context);
+    for (const reason of ['invalid_context', 'key_misconfigured'] as const) {
+      const refusing = {
+        ...inner,
+        decryptDataKey: async () => {
+          throw new EncryptionError(reason, 'refused');
+        },
+      };
+      const error = await rejectionOf(
+        new Encryptor({ keyProvider: refusing }).decryptFields(stored, ['email'], context),
+      );
+      expect(error).toBeInstanceOf(DecryptionError);
+      expect(error.reason).toBe(reason);
+    }
+  });
+
+  it.each([[['toString']], [['constructor']], [['__proto__']], [['tenantId', 'hasOwnProperty']]])(
+    'refuses a forged header whose key context names %j, which the context only inherits',
+    async (names) => {
+      const encryptor = new Encryptor({
+        keyProvider: new LocalKeyProvider({ key: generateEncryptionKey() }),
+        keyContextFields: ['tenantId'],
+      });
+      const stored: Record<string, unknown> = await encryptor.encryptFields(sample, ['email'], context);
+      // A table writer rewrites the header's names and fixes the field's key reference to match it.
+      const forgedHeader = encodeHeader({
+        ...decodeHeader(Buffer.from(stored._dataKey as Uint8Array)),
+        keyContextNames: names,
+      });
+      const email = Buffer.from(stored.email as Uint8Array);
+      keyRefOf(forgedHeader).copy(email, 1);
+      const error = await rejectionOf(
+        encryptor.decryptFields({ ...stored, _dataKey: forgedHeader, email }, ['email'], context),
+      );
+      expect(error).toBeInstanceOf(DecryptionError);
+      expect(error.reason).toBe('invalid_context');
+      expect(isUnreadableRecord(error)).toBe(true);
+    },
+  );
 });
 
 describe('key rotation', () => {

@@ -6,9 +6,11 @@ import { createKmsClient, KmsKeyProvider } from '../../middleware/encryption/kms
 import {
   encryptionKeyProblem,
   generateEncryptionKey,
+  indexKeyProblem,
+  indexSecretOf,
   LocalKeyProvider,
 } from '../../middleware/encryption/local-key-provider.js';
-import { DecryptionError, InvalidOptionsError } from '../../middleware/errors.js';
+import { DecryptionError, InvalidArgumentError, InvalidOptionsError } from '../../middleware/errors.js';
 import { rejectionOf, thrownBy } from './helpers.js';
 
 const keyContext = { tenantId: 'acme' };
@@ -154,6 +156,52 @@ describe('LocalKeyProvider wrapping', () => {
       indexKey: key,
     });
     expect(Buffer.from(await rotated.deriveIndexKey('user-email')).equals(email)).toBe(true);
+  });
+});
+
+describe('index secrets', () => {
+  it("gives the key's blind-index keys to a provider that holds no way to unwrap the key's data keys", async () => {
+    const key = generateEncryptionKey();
+    const original = new LocalKeyProvider({ key });
+    const generated = await original.generateDataKey(keyContext);
+    const rotated = new LocalKeyProvider({ key: generateEncryptionKey(), indexKey: indexSecretOf(key) });
+    for (const name of ['user-email', 'sms-number']) {
+      expect(Buffer.from(await rotated.deriveIndexKey(name))).toEqual(
+        Buffer.from(await original.deriveIndexKey(name)),
+      );
+    }
+    expect(await rejectionOf(rotated.decryptDataKey(generated, keyContext))).toMatchObject({
+      reason: 'key_not_allowed',
+    });
+    // Blind-index keys made before index secrets existed, pinned: the secret changes none of them.
+    const fixed = Buffer.alloc(32, 7).toString('base64');
+    expect(Buffer.from(await new LocalKeyProvider({ key: fixed }).deriveIndexKey('n')).toString('hex')).toBe(
+      Buffer.from(
+        await new LocalKeyProvider({
+          key: generateEncryptionKey(),
+          indexKey: indexSecretOf(fixed),
+        }).deriveIndexKey('n'),
+      ).toString('hex'),
+    );
+  });
+
+  it('tells a usable index key or secret from anything else, never showing the text', () => {
+    const key = generateEncryptionKey();
+    expect(indexKeyProblem(key)).toBeUndefined();
+    expect(indexKeyProblem(indexSecretOf(key))).toBeUndefined();
+    expect(indexKeyProblem('index:abc')).toBe(
+      'is an index secret whose part after "index:" must be base64 of 32 bytes (got 2 bytes)',
+    );
+    expect(indexKeyProblem('abc')).toBe('must be base64 of 32 bytes (got 2 bytes)');
+    expect(
+      (thrownBy(() => new LocalKeyProvider({ key, indexKey: 'index:abc' })) as unknown as InvalidOptionsError)
+        .problems,
+    ).toEqual([
+      'indexKey is an index secret whose part after "index:" must be base64 of 32 bytes (got 2 bytes)',
+    ]);
+    // A secret is no key: it cannot be configured as one.
+    expect(() => new LocalKeyProvider({ key: indexSecretOf(key) })).toThrow(InvalidOptionsError);
+    expect(() => indexSecretOf('abc')).toThrow(InvalidArgumentError);
   });
 });
 

@@ -1,5 +1,6 @@
 // The README's key rotation recipe, end to end through the sample functions' environment and encryptor.
 import { afterAll, describe, expect, it } from 'vitest';
+import { indexSecretCommand } from '../../bin/index-secret.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { type Encryptor, normalizeEmail } from '../../middleware/encryption/encryptor.js';
@@ -56,6 +57,26 @@ describe('rotating ENCRYPTION_KEY', () => {
     );
   });
 
+  it("keeps blind indexes through the old key's index secret, which leaves nothing configured that unwraps it", async () => {
+    const indexSecret = indexSecretCommand([], { ENCRYPTION_KEY: oldKey });
+    expect(indexSecret).toMatch(/^index:[A-Za-z0-9+/]{43}=$/);
+    await rotate(
+      usersEncryptor({ ENCRYPTION_KEY: oldKey }),
+      usersEncryptor({
+        ENCRYPTION_KEY: newKey,
+        ENCRYPTION_PREVIOUS_KEYS: oldKey,
+        ENCRYPTION_INDEX_KEY: indexSecret,
+      }),
+      usersEncryptor({ ENCRYPTION_KEY: newKey, ENCRYPTION_INDEX_KEY: indexSecret }),
+    );
+    // The secret's bytes are no wrapping key of the old records, even configured as one.
+    const stored = await usersEncryptor({ ENCRYPTION_KEY: oldKey }).encryptFields(user, fields, context);
+    const posing = usersEncryptor({ ENCRYPTION_KEY: indexSecret.slice('index:'.length) });
+    expect(await rejectionOf(posing.decryptFields(stored, fields, context))).toMatchObject({
+      reason: 'key_not_allowed',
+    });
+  });
+
   it('fails the cold start of a rotation that would move every blind index', () => {
     expect(() => usersEncryptor({ ENCRYPTION_KEY: newKey, ENCRYPTION_PREVIOUS_KEYS: oldKey })).toThrow(
       new Error(
@@ -78,6 +99,9 @@ describe('rotating ENCRYPTION_KEY', () => {
     expect(thrown.message).toBe(
       'Invalid function environment: ENCRYPTION_PREVIOUS_KEYS, ENCRYPTION_INDEX_KEY',
     );
+    expect(
+      thrownBy(() => usersEncryptor({ ENCRYPTION_KEY: newKey, ENCRYPTION_INDEX_KEY: 'index:short' })).message,
+    ).toBe('Invalid function environment: ENCRYPTION_INDEX_KEY');
   });
 });
 

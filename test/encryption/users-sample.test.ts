@@ -6,9 +6,9 @@ import {
   ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
-import { userKey } from '../../functions/shared/keys.js';
+import { emailClaimKey, userKey } from '../../functions/shared/keys.js';
 import { defaultTenantId } from '../../functions/shared/tenant.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
@@ -378,6 +378,28 @@ describe('UsersModel with encryption', () => {
     await expect(model.findByEmail(`nobody-${randomUUID()}@example.com`)).rejects.toBeInstanceOf(
       NotFoundError,
     );
+  });
+
+  it('finds no user by email when the email claim names a user with another email', async () => {
+    const aliceEmail = `alice-${randomUUID()}@example.com`;
+    const alice = await register({ email: aliceEmail, name: 'Alice' });
+    const mallory = await register({ email: `mallory-${randomUUID()}@example.com`, name: 'Mallory' });
+    const { Item: aliceItem } = await documentClient.send(
+      new GetCommand({ TableName: testTableNames.app, Key: userKey(alice.id) }),
+    );
+    // The claim's userId is a plain attribute: a table writer re-points Alice's claim at Mallory.
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: testTableNames.app,
+        Key: emailClaimKey(String(aliceItem?.emailIndex)),
+        UpdateExpression: 'SET userId = :mallory',
+        ExpressionAttributeValues: { ':mallory': mallory.id },
+      }),
+    );
+    const error = await rejectionOf(runtimeModel().findByEmail(aliceEmail));
+    expect(error).toBeInstanceOf(NotFoundError);
+    expect(error.cause).toBeInstanceOf(DecryptionError);
+    expect((error.cause as DecryptionError).reason).toBe('record_moved');
   });
 
   it('treats a user of another tenant as absent', async () => {

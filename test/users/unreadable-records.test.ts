@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { emailClaimKey, phoneCodeKey, userKey } from '../../functions/shared/keys.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
+import { decodeHeader, encodeHeader, keyRefOf } from '../../middleware/encryption/format.js';
 import { generateEncryptionKey, LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { DecryptionError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -71,6 +72,26 @@ async function writeNameInClear(user: Registered): Promise<void> {
   await putItem({ ...(await storedItem(userKey(user.id))), name: user.name });
 }
 
+/**
+ * Rewrites the record's header to name `toString` as its key context, a member every context object only
+ * inherits, and fixes each field's key reference to match: what someone who can write the table can do.
+ */
+async function forgeHeaderNamingInherited(user: Registered): Promise<void> {
+  const item = (await storedItem(userKey(user.id))) ?? {};
+  const header = encodeHeader({
+    ...decodeHeader(Buffer.from(item._dataKey as Uint8Array)),
+    keyContextNames: ['toString'],
+  });
+  const fields = Object.fromEntries(
+    ['email', 'name', 'phone'].map((field) => {
+      const bytes = Buffer.from(item[field] as Uint8Array);
+      keyRefOf(header).copy(bytes, 1);
+      return [field, bytes];
+    }),
+  );
+  await putItem({ ...item, ...fields, _dataKey: header });
+}
+
 async function listAll(): Promise<Record<string, unknown>[]> {
   const response = await api.request('GET', '/admin/users?limit=100');
   expect(response.status).toBe(200);
@@ -126,6 +147,23 @@ describe('a user whose fields cannot be decrypted', () => {
       detail: 'A stored record could not be decrypted',
     });
     expect(response.text).not.toContain('key_not_allowed');
+  });
+
+  it('is one whose forged header names a context member only inherited: unreadable, not a key outage', async () => {
+    const readable = await register();
+    const forged = await register();
+    await forgeHeaderNamingInherited(forged);
+    const items = await listAll();
+    expect(items.find((item) => item.id === readable.id)).toEqual(readable);
+    expect(items.find((item) => item.id === forged.id)).toEqual({
+      id: forged.id,
+      createdAt: forged.createdAt,
+      unreadable: 'invalid_context',
+    });
+    const response = await api.request('GET', `/users/${forged.id}`);
+    expect(response.status).toBe(500);
+    expect(response.headers.get('retry-after')).toBeNull();
+    expect(response.body).toMatchObject({ code: 'DECRYPTION_FAILED' });
   });
 
   it('is deleted by the admin with its email claim and phone code, and its email can register again', async () => {
