@@ -46,8 +46,8 @@ export const maxSendDelaySec = 900;
 /**
  * `text` with each character SQS refuses in a message attribute written as `\uXXXX`: it takes only tab,
  * line feed, carriage return, U+0020 to U+D7FF, U+E000 to U+FFFD and the astral code points, and refuses
- * the whole SendMessage otherwise. A reason may quote such characters from the message (zod names an
- * unrecognised key as it was sent), and then every attempt to copy the message to the DLQ would fail.
+ * the whole SendMessage otherwise. A reason may quote such characters from its cause (an error's
+ * message), and then every attempt to copy the message to the DLQ would fail.
  *
  * @example
  * sqsAttributeText('key "a\u0001"'); // 'key "a\\u0001"'
