@@ -245,7 +245,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  * Processes SQS batches of webhook messages with Powertools batch processing (partial batch failures,
  * records in parallel). For each message:
  *
- * - invalid JSON or schema: copied to the DLQ once with its reason, reported processed (no retries);
+ * - invalid JSON or schema (among its rules, a payload nesting at most 32 levels): copied
+ *   to the DLQ once with its reason, reported processed (no retries);
  *   so is a message whose endpoint's stored record this version cannot read (`StoredRecordError`: an
  *   attribute missing, a status it does not know), which fails the same way on every receive;
  * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
@@ -262,7 +263,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
  *   and leaves the message to SQS's redrive into the DLQ.
  * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
- *   secret; the idempotency store; marking a delivery to a disabled endpoint failed) is not an
+ *   secret; the idempotency store; marking a delivery to a disabled endpoint failed; anything else
+ *   before the POST but the endpoint's open circuit) is not an
  *   attempt against the endpoint: nothing is recorded on the delivery, the failure streak and the
  *   disable rule are untouched, and the message is retried later; on the last receive the delivery
  *   ends, marked failed and audited as `webhook.failed` (`worker_error`, outcome `error`). A failure saving
@@ -521,7 +523,12 @@ export class WebhookWorker {
           },
         );
       }
-      if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
+      // Nothing reached the endpoint unless its circuit turned the POST away: any other failure before
+      // the POST is ours (signing, the idempotency store, serialising the payload), not the endpoint's.
+      if (
+        error instanceof IdempotencyUnknownError ||
+        !(progress.posted || error instanceof CircuitOpenError)
+      ) {
         return this.postpone(
           record,
           message,
