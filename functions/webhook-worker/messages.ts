@@ -47,6 +47,13 @@ const payloadSchema = z.strictObject({
   ),
 });
 
+/**
+ * How far ahead of the worker's clock a message's `createdAt` may be: the producers' clocks may run a
+ * little ahead (5 minutes, the window signed service requests get by default). A date far in the future
+ * would sort its delivery first in the endpoint's history for good and keep it past every retention.
+ */
+export const maxCreatedAheadMs = 5 * 60_000;
+
 export const webhookMessageSchema = z
   .strictObject({
     id: webhookIdSchema,
@@ -54,7 +61,11 @@ export const webhookMessageSchema = z
     tenantId: idSchema,
     eventType: webhookEventTypeSchema,
     /** When the message was made; orders the endpoint's delivery history. */
-    createdAt: z.iso.datetime(),
+    createdAt: z.iso.datetime().check(
+      z.refine((createdAt) => Date.parse(createdAt) <= Date.now() + maxCreatedAheadMs, {
+        message: `Must be at most ${maxCreatedAheadMs / 60_000} minutes in the future`,
+      }),
+    ),
     payload: payloadSchema,
   })
   .check(

@@ -149,3 +149,27 @@ describe('a payload nested too deeply', () => {
     expect(receiver.received.map(({ body }) => JSON.parse(body))).toEqual([message.payload]);
   });
 });
+
+describe('a createdAt in the future', () => {
+  it('is dead-lettered beyond 5 minutes ahead, so it never sorts first in the history nor outlives its retention', async () => {
+    const { endpoint: registered, receiver } = await endpoint();
+    const { run } = setup();
+    const farAhead = { ...messageFor(registered, { id: 'booking-1' }), createdAt: '9999-12-31T23:59:59Z' };
+    const slightlyAhead = {
+      ...messageFor(registered, { id: 'booking-2' }),
+      createdAt: new Date(Date.now() + 4 * 60_000).toISOString(),
+    };
+    const records = [await queues.receivedRecord(farAhead), await queues.receivedRecord(slightlyAhead)];
+    expect(await run(...records)).toEqual({ batchItemFailures: [] });
+    const copies = await queues.deadLetters();
+    expect(
+      copies.map((copy) => [copy.Body, copy.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue]),
+    ).toEqual([
+      [JSON.stringify(farAhead), 'Invalid message: createdAt: Must be at most 5 minutes in the future'],
+    ]);
+    expect(receiver.received.map(({ body }) => JSON.parse(body))).toEqual([slightlyAhead.payload]);
+    expect((await store.listDeliveries(registered.id, 10)).items.map(({ webhookId }) => webhookId)).toEqual([
+      slightlyAhead.id,
+    ]);
+  });
+});
