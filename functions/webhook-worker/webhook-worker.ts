@@ -250,6 +250,7 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   so is a message whose endpoint's stored record this version cannot read (`StoredRecordError`: an
  *   attribute missing, a status it does not know), which fails the same way on every receive;
  * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
+ *   another tenant's endpoint: dropped, logged as a warning and audited (`webhook.misdirected`);
  * - an endpoint under the message's id that does not subscribe to its event type, or was registered
  *   after the message was made: dropped (logged as a warning), as the message was made for an endpoint
  *   deleted before this one got its id;
@@ -459,7 +460,7 @@ export class WebhookWorker {
       // The toolkit table could not be read (an outage, throttling): ours, not the endpoint's failure.
       return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
     }
-    if (!endpoint || endpoint.tenantId !== message.tenantId) {
+    if (!endpoint) {
       // Deleted since the event: nobody to deliver to and no history to keep.
       observability.logger.info('Webhook dropped: its endpoint no longer exists', {
         correlation_id: correlationId,
@@ -467,6 +468,7 @@ export class WebhookWorker {
       });
       return;
     }
+    if (endpoint.tenantId !== message.tenantId) return this.dropForeign(message, endpoint, correlationId);
     const misdirection = misdirectionOf(message, endpoint);
     if (misdirection) {
       observability.logger.warn(misdirection, {
@@ -697,6 +699,28 @@ export class WebhookWorker {
       await this.options.sqs.delayNextAttempt(record, this.nextDelaySec(attempt, error), correlationId);
       throw error;
     }
+  }
+
+  /**
+   * A message naming another tenant's endpoint: fan-out never makes one (it reads the subscription under
+   * the event's tenant), so a producer that is buggy or not ours made it. Dropped with nothing in the
+   * endpoint's history, and audited (`webhook.misdirected`, outcome `denied`) for the tenant it claimed.
+   */
+  private dropForeign(message: WebhookMessage, endpoint: StoredEndpoint, correlationId: string): void {
+    const detail = { ...deliveryFields(message), endpointTenantId: endpoint.tenantId };
+    this.options.observability.logger.warn('Webhook dropped: its endpoint belongs to another tenant', {
+      correlation_id: correlationId,
+      ...detail,
+      tenantId: message.tenantId,
+    });
+    this.options.observability.auditLogger.log({
+      eventType: 'webhook.misdirected',
+      outcome: 'denied',
+      tenantId: message.tenantId,
+      correlationId,
+      reason: 'tenant_mismatch',
+      metadata: { ...detail, eventType: message.eventType },
+    });
   }
 
   /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */

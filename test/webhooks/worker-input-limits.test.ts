@@ -1,7 +1,7 @@
 // The webhook worker against messages a buggy or hostile producer can enqueue: none of them may count against the endpoint.
 import { randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
@@ -83,7 +83,7 @@ function setup() {
     observability,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { run, audits, metrics: observability.metrics };
+  return { run, audits, metrics: observability.metrics, logger: observability.logger };
 }
 
 /** An endpoint as the worker's message names it. */
@@ -170,6 +170,41 @@ describe('a createdAt in the future', () => {
     expect(receiver.received.map(({ body }) => JSON.parse(body))).toEqual([slightlyAhead.payload]);
     expect((await store.listDeliveries(registered.id, 10)).items.map(({ webhookId }) => webhookId)).toEqual([
       slightlyAhead.id,
+    ]);
+  });
+});
+
+describe('a message naming another tenant', () => {
+  it("drops it with nothing in the endpoint's history, warns and audits it apart from a deleted endpoint", async () => {
+    const { endpoint: registered, receiver } = await endpoint();
+    const { run, audits, logger } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    const foreign = { ...messageFor(registered, { id: 'booking-1' }), tenantId: 'someone-else' };
+    const received = await queues.receivedRecord(foreign);
+    expect(await run(received)).toEqual({ batchItemFailures: [] });
+    expect(receiver.received).toEqual([]);
+    expect((await store.listDeliveries(registered.id, 10)).items).toEqual([]);
+    expect(warn).toHaveBeenCalledWith('Webhook dropped: its endpoint belongs to another tenant', {
+      correlation_id: received.messageId,
+      webhookId: foreign.id,
+      endpointId: registered.id,
+      bookingId: 'booking-1',
+      tenantId: 'someone-else',
+      endpointTenantId: registered.tenantId,
+    });
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'webhook.misdirected',
+        outcome: 'denied',
+        tenantId: 'someone-else',
+        correlationId: received.messageId,
+        metadata: expect.objectContaining({
+          reason: 'tenant_mismatch',
+          webhookId: foreign.id,
+          endpointId: registered.id,
+          endpointTenantId: registered.tenantId,
+        }),
+      }),
     ]);
   });
 });
