@@ -178,6 +178,23 @@ function copyAttributes(
   return { attributes, leftOut };
 }
 
+/** How a worker retries a message whose DLQ copy failed ({@link QueueActions.deadLetterOrRetry}). */
+export interface DeadLetterRetry {
+  readonly correlationId: string;
+  /** Which attempt this receive is (1-based), and the last one: the queue's maxReceiveCount. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** The worker's backoff after this attempt. */
+  readonly retryDelaySec: () => number;
+  /** The worker's own lines about the refused copy: its log line, its failure metric, its audit line on the last receive. */
+  readonly refused: (failure: {
+    readonly attempt: number;
+    readonly last: boolean;
+    readonly delaySec: number;
+    readonly error: unknown;
+  }) => void;
+}
+
 export interface QueueActionsOptions {
   readonly sqs: SQSClient;
   /** The worker's queue (visibility changes) and its DLQ (messages that can never be processed). */
@@ -265,6 +282,26 @@ export class QueueActions {
       }),
     );
     this.reportLeftOut(record, leftOut, 'dlq');
+  }
+
+  /**
+   * {@link deadLetter}, and when the DLQ refuses the copy, the message is retried like any failure of the
+   * worker's, so it is never lost: `refused` logs, counts and (on the last receive) audits it, and the next
+   * receive is delayed by `retryDelaySec()`; on the last receive (`attempt` reaching `maxAttempts`) it is
+   * visible at once instead, for SQS's redrive to move it to the DLQ without its reason. Then the DLQ's
+   * error is thrown, so the record is reported failed.
+   */
+  async deadLetterOrRetry(record: SQSRecord, reason: string, retry: DeadLetterRetry): Promise<void> {
+    try {
+      await this.deadLetter(record, reason);
+    } catch (error) {
+      const { attempt, maxAttempts, correlationId } = retry;
+      const last = attempt >= maxAttempts;
+      const delaySec = last ? 0 : retry.retryDelaySec();
+      retry.refused({ attempt, last, delaySec, error });
+      await this.delayNextAttempt(record, delaySec, correlationId);
+      throw error;
+    }
   }
 
   /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */

@@ -975,24 +975,23 @@ export class WebhookWorker {
         reason: cause,
         metadata: { sqsMessageId: record.messageId, detail: reason, ...delivery, ...metadata },
       });
-    try {
-      await this.options.sqs.deadLetter(record, reason);
-    } catch (error) {
-      const attempt = attemptOf(record);
-      const last = attempt >= this.options.maxAttempts;
-      // Visible at once on the last receive: SQS's redrive moves it to the DLQ on the next one.
-      const delaySec = last ? 0 : this.nextDelaySec(attempt, error);
-      recordMetric(metrics, 'WebhookFailed');
-      logger.error(
-        last
-          ? 'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
-          : 'Webhook message rejected, but it could not be dead-lettered; retrying',
-        { ...context, attempt, last, delaySec, error },
-      );
-      if (last) auditRejected({ deadLetteredBy: 'redrive' });
-      await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
-      throw error;
-    }
+    const attempt = attemptOf(record);
+    await this.options.sqs.deadLetterOrRetry(record, reason, {
+      correlationId,
+      attempt,
+      maxAttempts: this.options.maxAttempts,
+      retryDelaySec: () => this.nextDelaySec(attempt, undefined),
+      refused: ({ last, delaySec, error }) => {
+        recordMetric(metrics, 'WebhookFailed');
+        logger.error(
+          last
+            ? 'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
+            : 'Webhook message rejected, but it could not be dead-lettered; retrying',
+          { ...context, attempt, last, delaySec, error },
+        );
+        if (last) auditRejected({ deadLetteredBy: 'redrive' });
+      },
+    });
     recordMetric(metrics, 'WebhookFailed');
     logger.error('Webhook message rejected and dead-lettered', context);
     auditRejected({});
