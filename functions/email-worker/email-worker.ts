@@ -14,10 +14,10 @@ import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
-  attemptOf,
   BatchIdempotency,
   processSqsBatch,
   QueueActions,
+  receiveCountOf,
   retryDelaySec,
   type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
@@ -479,7 +479,7 @@ export class EmailWorker {
     error: IdempotencyAlreadyInProgressError,
     correlationId: string,
   ): Promise<never> {
-    const attempt = attemptOf(record);
+    const attempt = receiveCountOf(record);
     const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
     this.options.observability.logger.info(
       message.type === 'sms'
@@ -532,7 +532,7 @@ export class EmailWorker {
     { notBeforeSec = 0, step = 'send' }: { notBeforeSec?: number; step?: FailedStep } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const attempt = attemptOf(record);
+    const attempt = receiveCountOf(record);
     const last = attempt >= this.options.maxAttempts;
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
     const delaySec = last
@@ -589,7 +589,7 @@ export class EmailWorker {
         reason: cause,
         metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
       });
-    const attempt = attemptOf(record);
+    const attempt = receiveCountOf(record);
     const kind = sms ? 'SMS' : 'Email';
     await this.queue.deadLetterOrRetry(record, reason, {
       correlationId,

@@ -80,15 +80,25 @@ export function fullJitterDelaySec(
   return Math.round(random() * ceiling);
 }
 
+/** How many times SQS handed over this copy of the message, this receive included: what its redrive counts. */
+export function receiveCountOf(record: SQSRecord): number {
+  return Number(record.attributes.ApproximateReceiveCount) || 1;
+}
+
 /**
- * Which attempt this receive is (1-based): the attempts earlier copies of the message made (their
- * {@link attemptsMadeAttribute}, 0 on a message no worker sent back) plus this copy's receive count,
- * the number SQS's redrive counts. A copy may so pass the worker's attempts before SQS's redrive
- * takes it; the worker ends such a receive itself.
+ * Which attempt this receive is (1-based), for a worker that sends messages back
+ * ({@link QueueActions.sendBack}): the attempts earlier copies of the message made (their
+ * {@link attemptsMadeAttribute}) plus this copy's receive count, the number SQS's redrive counts. A copy
+ * may so pass the worker's attempts before SQS's redrive takes it; the worker ends such a receive itself.
+ *
+ * Anyone who may send to the queue can set the attribute. A count the worker never writes is ignored, so
+ * that no first receive is past the last attempt: at most `maxAttempts` − 1 (a copy is sent back from a
+ * receive that is at most the last attempt, carrying the attempts before it). A producer can still set a
+ * smaller count and so spend attempts of its own message, and nothing more.
  */
-export function attemptOf(record: SQSRecord): number {
-  const receiveCount = Number(record.attributes.ApproximateReceiveCount) || 1;
-  return countAttribute(record, attemptsMadeAttribute) + receiveCount;
+export function attemptOf(record: SQSRecord, maxAttempts: number): number {
+  const attemptsMade = countAttribute(record, attemptsMadeAttribute);
+  return (attemptsMade < maxAttempts ? attemptsMade : 0) + receiveCountOf(record);
 }
 
 /** How many times workers sent this message back to its queue: its {@link sendBacksAttribute}, else 0. */

@@ -438,7 +438,7 @@ export class WebhookWorker {
     const parsed = parseMessageBody(webhookMessageSchema, record.body);
     if (!parsed.ok) return this.reject(record, parsed.reason, correlationId);
     const { message } = parsed;
-    const attempt = attemptOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
     if (attempt > this.options.maxAttempts)
       return this.deadLetterSpent(record, message, attempt, correlationId);
     const { store, observability } = this.options;
@@ -975,7 +975,7 @@ export class WebhookWorker {
         reason: cause,
         metadata: { sqsMessageId: record.messageId, detail: reason, ...delivery, ...metadata },
       });
-    const attempt = attemptOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
     await this.options.sqs.deadLetterOrRetry(record, reason, {
       correlationId,
       attempt,

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
 import type { EmailTransport } from '../../functions/email-worker/transports.js';
+import { attemptsMadeAttribute } from '../../functions/shared/queue-worker.js';
 import { workers } from '../../functions/workers.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
@@ -47,8 +48,11 @@ function setup() {
   return { run, audits, error, metrics: observability.metrics };
 }
 
-const receive = (receiveCount: number) =>
-  queues.receivedRecord('not json', { receiveCount, attributes: { 'x-correlation-id': 'corr-dlq' } });
+const receive = (receiveCount: number, attributes: Record<string, string> = {}) =>
+  queues.receivedRecord('not json', {
+    receiveCount,
+    attributes: { 'x-correlation-id': 'corr-dlq', ...attributes },
+  });
 
 describe('a DLQ copy the DLQ refuses', () => {
   it('is logged as an error, counted in EmailFailed and backed off like a failed send, then reported failed', async () => {
@@ -98,6 +102,20 @@ describe('a DLQ copy the DLQ refuses', () => {
           deadLetteredBy: 'redrive',
         }),
       }),
+    ]);
+  });
+
+  it("counts its attempts by SQS's receives alone: a producer's bulwark-attempts-made does not make the first one the last", async () => {
+    const { run, error } = setup();
+    const record = await receive(1, { [attemptsMadeAttribute]: '1000' });
+    queues.clearCalls();
+    await run(record);
+    expect(error).toHaveBeenCalledWith(
+      'Email message rejected, but it could not be dead-lettered; retrying',
+      expect.objectContaining({ attempt: 1, last: false, delaySec: 30 }),
+    );
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: record.receiptHandle, VisibilityTimeout: 30, succeeded: true },
     ]);
   });
 });

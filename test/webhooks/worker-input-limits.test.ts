@@ -5,7 +5,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { deadLetterReasonAttribute, QueueActions } from '../../functions/shared/queue-worker.js';
+import {
+  attemptsMadeAttribute,
+  deadLetterReasonAttribute,
+  QueueActions,
+} from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import { newWebhookId } from '../../functions/shared/webhook-ids.js';
 import { type StoredEndpoint, WebhookStore } from '../../functions/shared/webhook-store.js';
@@ -205,6 +209,23 @@ describe('a message naming another tenant', () => {
           endpointTenantId: registered.tenantId,
         }),
       }),
+    ]);
+  });
+});
+
+describe("a producer's bulwark-attempts-made", () => {
+  it('is ignored beyond the attempts a copy the worker sent back can carry: the message is POSTed, not moved to the DLQ unattempted', async () => {
+    const { endpoint: registered, receiver } = await endpoint();
+    const { run } = setup();
+    const message = messageFor(registered, { id: 'booking-1' });
+    const spoofed = await queues.receivedRecord(message, {
+      attributes: { [attemptsMadeAttribute]: String(workers['webhook-worker'].maxReceiveCount) },
+    });
+    expect(await run(spoofed)).toEqual({ batchItemFailures: [] });
+    expect(await queues.deadLetters()).toEqual([]);
+    expect(receiver.received.map(({ body }) => JSON.parse(body))).toEqual([message.payload]);
+    expect((await store.listDeliveries(registered.id, 10)).items).toMatchObject([
+      { webhookId: message.id, status: 'delivered', attempts: [{ attempt: 1 }] },
     ]);
   });
 });
