@@ -14,10 +14,10 @@ import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
-  attemptOf,
   BatchIdempotency,
   processSqsBatch,
   QueueActions,
+  receiveCountOf,
   retryDelaySec,
   type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
@@ -479,7 +479,7 @@ export class EmailWorker {
     error: IdempotencyAlreadyInProgressError,
     correlationId: string,
   ): Promise<never> {
-    const attempt = attemptOf(record);
+    const attempt = receiveCountOf(record);
     const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
     this.options.observability.logger.info(
       message.type === 'sms'
@@ -532,7 +532,7 @@ export class EmailWorker {
     { notBeforeSec = 0, step = 'send' }: { notBeforeSec?: number; step?: FailedStep } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const attempt = attemptOf(record);
+    const attempt = receiveCountOf(record);
     const last = attempt >= this.options.maxAttempts;
     // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
     const delaySec = last
@@ -564,7 +564,9 @@ export class EmailWorker {
   /**
    * A message that can never be sent goes to the DLQ once, with its reason, and is then reported as
    * processed so SQS deletes it: retrying it would only fail the same way. If the DLQ write fails the
-   * error propagates and the message is retried like any failure, so it is never lost. An SMS counts as
+   * message is retried like a failed send, so it is never lost: logged as an error, counted, backed off;
+   * on the last receive SQS's redrive moves it to the DLQ without its reason, and it is audited as rejected
+   * then (`deadLetteredBy: 'redrive'`). An SMS counts as
    * one (`SmsFailed`, `sms.rejected`), also one that fails the schema; a body that is not JSON, as an email.
    */
   private async deadLetter(
@@ -578,22 +580,35 @@ export class EmailWorker {
     }: { message?: QueueMessage; sms?: boolean; cause?: DeadLetterCause } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    await this.queue.deadLetter(record, reason);
-    recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    logger.error(
-      sms ? 'SMS message rejected and dead-lettered' : 'Email message rejected and dead-lettered',
-      {
-        correlation_id: correlationId,
-        sqsMessageId: record.messageId,
-        reason,
-      },
-    );
-    auditLogger.log({
-      eventType: sms ? 'sms.rejected' : 'email.rejected',
-      outcome: 'failure',
+    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason };
+    const auditRejected = (metadata: Record<string, unknown>) =>
+      auditLogger.log({
+        eventType: sms ? 'sms.rejected' : 'email.rejected',
+        outcome: 'failure',
+        correlationId,
+        reason: cause,
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
+      });
+    const attempt = receiveCountOf(record);
+    const kind = sms ? 'SMS' : 'Email';
+    await this.queue.deadLetterOrRetry(record, reason, {
       correlationId,
-      reason: cause,
-      metadata: { sqsMessageId: record.messageId, detail: reason },
+      attempt,
+      maxAttempts: this.options.maxAttempts,
+      retryDelaySec: () => retryDelaySec(attempt, this.options.retryBaseDelaySec),
+      refused: ({ last, delaySec, error }) => {
+        recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
+        logger.error(
+          last
+            ? `${kind} message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason`
+            : `${kind} message rejected, but it could not be dead-lettered; retrying`,
+          { ...context, attempt, last, delaySec, error },
+        );
+        if (last) auditRejected({ deadLetteredBy: 'redrive' });
+      },
     });
+    recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
+    logger.error(`${kind} message rejected and dead-lettered`, context);
+    auditRejected({});
   }
 }

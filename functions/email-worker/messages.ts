@@ -17,7 +17,14 @@ const withoutControls = () =>
     'Must not contain control, line separator or bidi characters',
   );
 
-const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100), withoutControls());
+/**
+ * A lone surrogate (JSON's `"\ud800"`) is no character: what a provider makes of it (U+FFFD, or a refusal
+ * that sends the message to the DLQ) is not the sample's to guess.
+ */
+const wellFormed = () =>
+  z.refine<string>((text) => text.isWellFormed(), 'Must not contain a lone surrogate (ill-formed UTF-16)');
+
+const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(100), withoutControls(), wellFormed());
 
 /**
  * Hosts a link may reach over plain http: the local runtime's links are http://127.0.0.1:<port>, and a
@@ -88,9 +95,9 @@ const emailMessageVariants = [
     type: z.literal('security-alert'),
     data: z.strictObject({
       name,
-      event: z.string().check(z.minLength(1), z.maxLength(200), withoutControls()),
+      event: z.string().check(z.minLength(1), z.maxLength(200), withoutControls(), wellFormed()),
       occurredAt: z.iso.datetime(),
-      details: z.string().check(z.maxLength(2000), withoutControls()),
+      details: z.string().check(z.maxLength(2000), withoutControls(), wellFormed()),
     }),
   }),
 ] as const;

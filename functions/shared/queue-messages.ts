@@ -15,11 +15,18 @@ function readJson(body: string): { ok: true; json: unknown } | { ok: false; reas
   }
 }
 
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code !== 'unrecognized_keys') return issue.message;
+  const count = issue.keys.length;
+  return `${count} unknown ${count === 1 ? 'field' : 'fields'}`;
+}
+
 function toMessage<T>(result: Parsed<T>): ParsedMessage<T> {
   if (result.success) return { ok: true, message: result.data };
-  // Paths and messages only: values may be personal data.
+  // Paths and messages only: values may be personal data, and so may keys a producer made up (a map
+  // keyed by address), which zod's own message for unknown keys quotes: those are only counted.
   const reason = result.error.issues
-    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issueMessage(issue)}`)
     .join('; ');
   return { ok: false, reason: `Invalid message: ${reason}` };
 }

@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { correlationIdFromMessage, correlationIdHeader } from '../../middleware/audit/correlation.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { headOf } from '../../middleware/text.js';
 import type { FunctionObservability } from './observability.js';
@@ -46,8 +47,8 @@ export const maxSendDelaySec = 900;
 /**
  * `text` with each character SQS refuses in a message attribute written as `\uXXXX`: it takes only tab,
  * line feed, carriage return, U+0020 to U+D7FF, U+E000 to U+FFFD and the astral code points, and refuses
- * the whole SendMessage otherwise. A reason may quote such characters from the message (zod names an
- * unrecognised key as it was sent), and then every attempt to copy the message to the DLQ would fail.
+ * the whole SendMessage otherwise. A reason may quote such characters from its cause (an error's
+ * message), and then every attempt to copy the message to the DLQ would fail.
  *
  * @example
  * sqsAttributeText('key "a\u0001"'); // 'key "a\\u0001"'
@@ -79,15 +80,25 @@ export function fullJitterDelaySec(
   return Math.round(random() * ceiling);
 }
 
+/** How many times SQS handed over this copy of the message, this receive included: what its redrive counts. */
+export function receiveCountOf(record: SQSRecord): number {
+  return Number(record.attributes.ApproximateReceiveCount) || 1;
+}
+
 /**
- * Which attempt this receive is (1-based): the attempts earlier copies of the message made (their
- * {@link attemptsMadeAttribute}, 0 on a message no worker sent back) plus this copy's receive count,
- * the number SQS's redrive counts. A copy may so pass the worker's attempts before SQS's redrive
- * takes it; the worker ends such a receive itself.
+ * Which attempt this receive is (1-based), for a worker that sends messages back
+ * ({@link QueueActions.sendBack}): the attempts earlier copies of the message made (their
+ * {@link attemptsMadeAttribute}) plus this copy's receive count, the number SQS's redrive counts. A copy
+ * may so pass the worker's attempts before SQS's redrive takes it; the worker ends such a receive itself.
+ *
+ * Anyone who may send to the queue can set the attribute. A count the worker never writes is ignored, so
+ * that no first receive is past the last attempt: at most `maxAttempts` − 1 (a copy is sent back from a
+ * receive that is at most the last attempt, carrying the attempts before it). A producer can still set a
+ * smaller count and so spend attempts of its own message, and nothing more.
  */
-export function attemptOf(record: SQSRecord): number {
-  const receiveCount = Number(record.attributes.ApproximateReceiveCount) || 1;
-  return countAttribute(record, attemptsMadeAttribute) + receiveCount;
+export function attemptOf(record: SQSRecord, maxAttempts: number): number {
+  const attemptsMade = countAttribute(record, attemptsMadeAttribute);
+  return (attemptsMade < maxAttempts ? attemptsMade : 0) + receiveCountOf(record);
 }
 
 /** How many times workers sent this message back to its queue: its {@link sendBacksAttribute}, else 0. */
@@ -100,17 +111,98 @@ function countAttribute(record: SQSRecord, name: string): number {
   return Number.isSafeInteger(count) && count > 0 ? count : 0;
 }
 
+/** SQS's most message attributes on one message. */
+const maxMessageAttributes = 10;
+
 /**
- * Lambda-format message attributes back to SendMessage format (string ones; binary ones are not used
- * here), but the counts of attempts made and of send-backs: each send sets its own.
+ * What a copy of a message may weigh at least: 256 KiB, the least SQS's default MaximumMessageSize has
+ * been. The stack sets no size on its queues and DLQs, so they share that default.
  */
-function forwardAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
-  const result: Record<string, MessageAttributeValue> = {};
-  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
-    if (value.stringValue !== undefined && name !== attemptsMadeAttribute && name !== sendBacksAttribute)
-      result[name] = { DataType: value.dataType, StringValue: value.stringValue };
+const minMessageLimitBytes = 262_144;
+
+/** The prefix of the attributes workers set themselves; a producer's are never forwarded. */
+const workerAttributePrefix = 'bulwark-';
+
+const utf8Bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/** How much an attribute weighs in a message's size: SQS counts its name, its data type and its value. */
+const attributeBytes = (name: string, value: MessageAttributeValue) =>
+  utf8Bytes(name) + utf8Bytes(value.DataType ?? '') + utf8Bytes(value.StringValue ?? '');
+
+/** `text` cut to at most `maxBytes` bytes of UTF-8, never inside a character. */
+function headOfBytes(text: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const character of text) {
+    bytes += utf8Bytes(character);
+    if (bytes > maxBytes) break;
+    end += character.length;
   }
-  return result;
+  return text.slice(0, end);
+}
+
+/**
+ * How large a copy of `record` may be: the larger of {@link minMessageLimitBytes} and the message as it
+ * was received, its body and string attributes (it fit its queue, whose MaximumMessageSize the copy's
+ * queue shares).
+ */
+function copyLimitBytes(record: SQSRecord): number {
+  let received = utf8Bytes(record.body);
+  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
+    received += attributeBytes(name, { DataType: value.dataType, StringValue: value.stringValue });
+  }
+  return Math.max(minMessageLimitBytes, received);
+}
+
+/**
+ * The attributes of a copy of `record`: the worker's `own` ones, then the producer's string ones (binary
+ * ones are not used here) in SendMessage format, as many as fit SQS's 10 attributes and the copy's size
+ * ({@link copyLimitBytes}), the correlation id first and then in the order received. A producer's
+ * `bulwark-*` attributes are never forwarded: each send sets the worker's own. `leftOut` counts the
+ * producer attributes that did not fit.
+ */
+function copyAttributes(
+  record: SQSRecord,
+  own: Readonly<Record<string, MessageAttributeValue>>,
+): { attributes: Record<string, MessageAttributeValue>; leftOut: number } {
+  const attributes: Record<string, MessageAttributeValue> = { ...own };
+  let roomBytes = copyLimitBytes(record) - utf8Bytes(record.body);
+  for (const [name, value] of Object.entries(own)) roomBytes -= attributeBytes(name, value);
+  let roomCount = maxMessageAttributes - Object.keys(own).length;
+  let leftOut = 0;
+  const producers = Object.entries(record.messageAttributes ?? {}).filter(
+    ([name, value]) => value.stringValue !== undefined && !name.startsWith(workerAttributePrefix),
+  );
+  producers.sort(([a], [b]) => Number(b === correlationIdHeader) - Number(a === correlationIdHeader));
+  for (const [name, { dataType, stringValue }] of producers) {
+    const value = { DataType: dataType, StringValue: stringValue };
+    const bytes = attributeBytes(name, value);
+    if (roomCount > 0 && bytes <= roomBytes) {
+      attributes[name] = value;
+      roomCount -= 1;
+      roomBytes -= bytes;
+    } else {
+      leftOut += 1;
+    }
+  }
+  return { attributes, leftOut };
+}
+
+/** How a worker retries a message whose DLQ copy failed ({@link QueueActions.deadLetterOrRetry}). */
+export interface DeadLetterRetry {
+  readonly correlationId: string;
+  /** Which attempt this receive is (1-based), and the last one: the queue's maxReceiveCount. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** The worker's backoff after this attempt. */
+  readonly retryDelaySec: () => number;
+  /** The worker's own lines about the refused copy: its log line, its failure metric, its audit line on the last receive. */
+  readonly refused: (failure: {
+    readonly attempt: number;
+    readonly last: boolean;
+    readonly delaySec: number;
+    readonly error: unknown;
+  }) => void;
 }
 
 export interface QueueActionsOptions {
@@ -159,39 +251,80 @@ export class QueueActions {
    * are counted afresh. If the send fails the error propagates and the record is left as it was.
    */
   async sendBack(record: SQSRecord, delaySec: number, attemptsMade: number): Promise<void> {
+    const { attributes, leftOut } = copyAttributes(record, {
+      [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
+      [sendBacksAttribute]: { DataType: 'Number', StringValue: String(sendBacksOf(record) + 1) },
+    });
     await this.options.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.options.queueUrl,
         MessageBody: record.body,
         DelaySeconds: Math.max(0, Math.min(maxSendDelaySec, Math.round(delaySec))),
-        MessageAttributes: {
-          ...forwardAttributes(record),
-          [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
-          [sendBacksAttribute]: { DataType: 'Number', StringValue: String(sendBacksOf(record) + 1) },
-        },
+        MessageAttributes: attributes,
       }),
     );
+    this.reportLeftOut(record, leftOut, 'queue');
   }
 
   /**
    * Copies a message that can never be processed to the DLQ once, with its reason, so the caller can
    * report it processed (retrying would only fail the same way). If the DLQ write fails the error
    * propagates and the message is retried like any failure, so it is never lost. The copy carries no
-   * attempts made: redriven to the source queue, it starts its attempts afresh.
+   * attempts made: redriven to the source queue, it starts its attempts afresh. The reason is cut to
+   * 1024 characters, and further to what room the body leaves ({@link copyLimitBytes}); with none left
+   * the copy goes without it.
    */
   async deadLetter(record: SQSRecord, reason: string): Promise<void> {
+    const roomBytes =
+      copyLimitBytes(record) -
+      utf8Bytes(record.body) -
+      attributeBytes(deadLetterReasonAttribute, { DataType: 'String', StringValue: '' });
+    const stated = headOfBytes(headOf(sqsAttributeText(reason), 1024), roomBytes);
+    const { attributes, leftOut } = copyAttributes(
+      record,
+      stated === '' ? {} : { [deadLetterReasonAttribute]: { DataType: 'String', StringValue: stated } },
+    );
     await this.options.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.options.dlqUrl,
         MessageBody: record.body,
-        MessageAttributes: {
-          ...forwardAttributes(record),
-          [deadLetterReasonAttribute]: {
-            DataType: 'String',
-            StringValue: headOf(sqsAttributeText(reason), 1024),
-          },
-        },
+        MessageAttributes: attributes,
       }),
+    );
+    this.reportLeftOut(record, leftOut, 'dlq');
+  }
+
+  /**
+   * {@link deadLetter}, and when the DLQ refuses the copy, the message is retried like any failure of the
+   * worker's, so it is never lost: `refused` logs, counts and (on the last receive) audits it, and the next
+   * receive is delayed by `retryDelaySec()`; on the last receive (`attempt` reaching `maxAttempts`) it is
+   * visible at once instead, for SQS's redrive to move it to the DLQ without its reason. Then the DLQ's
+   * error is thrown, so the record is reported failed.
+   */
+  async deadLetterOrRetry(record: SQSRecord, reason: string, retry: DeadLetterRetry): Promise<void> {
+    try {
+      await this.deadLetter(record, reason);
+    } catch (error) {
+      const { attempt, maxAttempts, correlationId } = retry;
+      const last = attempt >= maxAttempts;
+      const delaySec = last ? 0 : retry.retryDelaySec();
+      retry.refused({ attempt, last, delaySec, error });
+      await this.delayNextAttempt(record, delaySec, correlationId);
+      throw error;
+    }
+  }
+
+  /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */
+  private reportLeftOut(record: SQSRecord, leftOut: number, queue: 'queue' | 'dlq'): void {
+    if (leftOut === 0) return;
+    this.options.logger.warn(
+      "Message copied without some of its producer's attributes, to fit SQS's limits",
+      {
+        correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+        sqsMessageId: record.messageId,
+        queue,
+        attributesLeftOut: leftOut,
+      },
     );
   }
 }

@@ -17,12 +17,42 @@ export const webhookIdSchema = z
   .string()
   .check(z.regex(/^msg_[A-Za-z0-9_-]{24}$/, 'Must be a webhook id (msg_…)'));
 
+/**
+ * How many levels of objects and arrays a payload's `data` may nest, itself the first: DynamoDB's own
+ * limit, so nothing the sample's producers read back from a table is refused. JSON.parse takes any depth,
+ * but JSON.stringify recurses and overflows the stack at some thousands of levels, which would fail every
+ * attempt to serialise the payload for its POST.
+ */
+export const maxPayloadDepth = 32;
+
+/** Whether `value` nests objects and arrays more than `maxDepth` levels; a loop, so any depth is measured. */
+function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (next.value === null || typeof next.value !== 'object') continue;
+    if (next.depth > maxDepth) return true;
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
+}
+
 /** What the receiver gets, as Standard Webhooks recommends: `{ type, timestamp, data }`. */
 const payloadSchema = z.strictObject({
   type: webhookEventTypeSchema,
   timestamp: z.iso.datetime(),
-  data: z.record(z.string(), z.unknown()),
+  data: z.record(z.string(), z.unknown()).check(
+    z.refine((data) => !nestsDeeperThan(data, maxPayloadDepth), {
+      message: `Must nest at most ${maxPayloadDepth} levels of objects and arrays`,
+    }),
+  ),
 });
+
+/**
+ * How far ahead of the worker's clock a message's `createdAt` may be: the producers' clocks may run a
+ * little ahead (5 minutes, the window signed service requests get by default). A date far in the future
+ * would sort its delivery first in the endpoint's history for good and keep it past every retention.
+ */
+export const maxCreatedAheadMs = 5 * 60_000;
 
 export const webhookMessageSchema = z
   .strictObject({
@@ -31,7 +61,11 @@ export const webhookMessageSchema = z
     tenantId: idSchema,
     eventType: webhookEventTypeSchema,
     /** When the message was made; orders the endpoint's delivery history. */
-    createdAt: z.iso.datetime(),
+    createdAt: z.iso.datetime().check(
+      z.refine((createdAt) => Date.parse(createdAt) <= Date.now() + maxCreatedAheadMs, {
+        message: `Must be at most ${maxCreatedAheadMs / 60_000} minutes in the future`,
+      }),
+    ),
     payload: payloadSchema,
   })
   .check(

@@ -245,10 +245,12 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  * Processes SQS batches of webhook messages with Powertools batch processing (partial batch failures,
  * records in parallel). For each message:
  *
- * - invalid JSON or schema: copied to the DLQ once with its reason, reported processed (no retries);
+ * - invalid JSON or schema (among its rules, a payload nesting at most 32 levels): copied
+ *   to the DLQ once with its reason, reported processed (no retries);
  *   so is a message whose endpoint's stored record this version cannot read (`StoredRecordError`: an
  *   attribute missing, a status it does not know), which fails the same way on every receive;
  * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
+ *   another tenant's endpoint: dropped, logged as a warning and audited (`webhook.misdirected`);
  * - an endpoint under the message's id that does not subscribe to its event type, or was registered
  *   after the message was made: dropped (logged as a warning), as the message was made for an endpoint
  *   deleted before this one got its id;
@@ -262,7 +264,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
  *   and leaves the message to SQS's redrive into the DLQ.
  * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
- *   secret; the idempotency store; marking a delivery to a disabled endpoint failed) is not an
+ *   secret; the idempotency store; marking a delivery to a disabled endpoint failed; anything else
+ *   before the POST but the endpoint's open circuit) is not an
  *   attempt against the endpoint: nothing is recorded on the delivery, the failure streak and the
  *   disable rule are untouched, and the message is retried later; on the last receive the delivery
  *   ends, marked failed and audited as `webhook.failed` (`worker_error`, outcome `error`). A failure saving
@@ -435,7 +438,7 @@ export class WebhookWorker {
     const parsed = parseMessageBody(webhookMessageSchema, record.body);
     if (!parsed.ok) return this.reject(record, parsed.reason, correlationId);
     const { message } = parsed;
-    const attempt = attemptOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
     if (attempt > this.options.maxAttempts)
       return this.deadLetterSpent(record, message, attempt, correlationId);
     const { store, observability } = this.options;
@@ -457,7 +460,7 @@ export class WebhookWorker {
       // The toolkit table could not be read (an outage, throttling): ours, not the endpoint's failure.
       return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
     }
-    if (!endpoint || endpoint.tenantId !== message.tenantId) {
+    if (!endpoint) {
       // Deleted since the event: nobody to deliver to and no history to keep.
       observability.logger.info('Webhook dropped: its endpoint no longer exists', {
         correlation_id: correlationId,
@@ -465,6 +468,7 @@ export class WebhookWorker {
       });
       return;
     }
+    if (endpoint.tenantId !== message.tenantId) return this.dropForeign(message, endpoint, correlationId);
     const misdirection = misdirectionOf(message, endpoint);
     if (misdirection) {
       observability.logger.warn(misdirection, {
@@ -521,7 +525,12 @@ export class WebhookWorker {
           },
         );
       }
-      if (error instanceof IdempotencyUnknownError || error instanceof SigningFailedError) {
+      // Nothing reached the endpoint unless its circuit turned the POST away: any other failure before
+      // the POST is ours (signing, the idempotency store, serialising the payload), not the endpoint's.
+      if (
+        error instanceof IdempotencyUnknownError ||
+        !(progress.posted || error instanceof CircuitOpenError)
+      ) {
         return this.postpone(
           record,
           message,
@@ -690,6 +699,28 @@ export class WebhookWorker {
       await this.options.sqs.delayNextAttempt(record, this.nextDelaySec(attempt, error), correlationId);
       throw error;
     }
+  }
+
+  /**
+   * A message naming another tenant's endpoint: fan-out never makes one (it reads the subscription under
+   * the event's tenant), so a producer that is buggy or not ours made it. Dropped with nothing in the
+   * endpoint's history, and audited (`webhook.misdirected`, outcome `denied`) for the tenant it claimed.
+   */
+  private dropForeign(message: WebhookMessage, endpoint: StoredEndpoint, correlationId: string): void {
+    const detail = { ...deliveryFields(message), endpointTenantId: endpoint.tenantId };
+    this.options.observability.logger.warn('Webhook dropped: its endpoint belongs to another tenant', {
+      correlation_id: correlationId,
+      ...detail,
+      tenantId: message.tenantId,
+    });
+    this.options.observability.auditLogger.log({
+      eventType: 'webhook.misdirected',
+      outcome: 'denied',
+      tenantId: message.tenantId,
+      correlationId,
+      reason: 'tenant_mismatch',
+      metadata: { ...detail, eventType: message.eventType },
+    });
   }
 
   /** A copy of a webhook already delivered (a redelivery, a duplicate): nothing was POSTed. */
@@ -944,24 +975,23 @@ export class WebhookWorker {
         reason: cause,
         metadata: { sqsMessageId: record.messageId, detail: reason, ...delivery, ...metadata },
       });
-    try {
-      await this.options.sqs.deadLetter(record, reason);
-    } catch (error) {
-      const attempt = attemptOf(record);
-      const last = attempt >= this.options.maxAttempts;
-      // Visible at once on the last receive: SQS's redrive moves it to the DLQ on the next one.
-      const delaySec = last ? 0 : this.nextDelaySec(attempt, error);
-      recordMetric(metrics, 'WebhookFailed');
-      logger.error(
-        last
-          ? 'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
-          : 'Webhook message rejected, but it could not be dead-lettered; retrying',
-        { ...context, attempt, last, delaySec, error },
-      );
-      if (last) auditRejected({ deadLetteredBy: 'redrive' });
-      await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
-      throw error;
-    }
+    const attempt = attemptOf(record, this.options.maxAttempts);
+    await this.options.sqs.deadLetterOrRetry(record, reason, {
+      correlationId,
+      attempt,
+      maxAttempts: this.options.maxAttempts,
+      retryDelaySec: () => this.nextDelaySec(attempt, undefined),
+      refused: ({ last, delaySec, error }) => {
+        recordMetric(metrics, 'WebhookFailed');
+        logger.error(
+          last
+            ? 'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
+            : 'Webhook message rejected, but it could not be dead-lettered; retrying',
+          { ...context, attempt, last, delaySec, error },
+        );
+        if (last) auditRejected({ deadLetteredBy: 'redrive' });
+      },
+    });
     recordMetric(metrics, 'WebhookFailed');
     logger.error('Webhook message rejected and dead-lettered', context);
     auditRejected({});

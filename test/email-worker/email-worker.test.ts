@@ -449,15 +449,14 @@ describe('the email worker', () => {
     expect(await deadLetterReasons()).toEqual([`${prefix}${'x'.repeat(1023 - prefix.length)}`]);
   });
 
-  it('escapes the characters SQS refuses in an attribute when the reason quotes them from the message', async () => {
-    const { run } = setup();
-    // Valid JSON text (SQS takes the body), whose key JSON.parse turns into U+0001, U+FFFF and a lone surrogate.
-    const body = JSON.stringify({ ...welcome(), 'k\u0001': 1 }).replace(
-      'k\\u0001',
-      'k\\u0001\\uffff\\ud800😀',
-    );
-    expect(await run(await record(body))).toEqual({ batchItemFailures: [] });
-    const [reason] = await deadLetterReasons([body]);
+  it('escapes the characters SQS refuses in an attribute when the reason quotes them from its cause', async () => {
+    const { transport, run } = setup();
+    const message = welcome();
+    transport.failFor.add(message.to);
+    // The provider's code is quoted in the reason: U+0001, U+FFFF and a lone surrogate.
+    transport.failure = new DeliveryRejectedError('smtp', 'k\u0001\uffff\ud800😀');
+    expect(await run(await record(message))).toEqual({ batchItemFailures: [] });
+    const [reason] = await deadLetterReasons();
     expect(reason).toContain('k\\u0001\\uffff\\ud800😀');
     expect(sqsAttributeText(reason as string)).toBe(reason);
   });
