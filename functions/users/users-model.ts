@@ -549,7 +549,8 @@ export class UsersModel {
    * (429 with Retry-After); unknown user 404; no phone or already verified 409. The write decides which
    * of concurrent requests issues the code: ask what else the SMS must pass (its SMS budgets) only once
    * this has resolved, and `withdraw` the code if it does not pass, so that requests which lose the race
-   * spend nothing. `abortSignal` aborts the reads and the write (a handler's deadline after its
+   * spend nothing. A write that gets no answer is read back: landed, the code is issued as if it had
+   * been answered. `abortSignal` aborts the reads and the write (a handler's deadline after its
    * commit): the code may then be stored or not.
    */
   async issuePhoneCode(
@@ -621,7 +622,7 @@ export class UsersModel {
       const failed = failedConditionIndexes(error);
       if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId, now, abortSignal);
       if (failed?.includes(1)) throw await this.whyPhoneCodeChanged(userId, live, abortSignal);
-      throw error;
+      if (!(await this.landedAnyway(userId, { issuedAt, codeHash }, abortSignal))) throw error;
     }
     return {
       code,
@@ -646,6 +647,25 @@ export class UsersModel {
       return new ConflictError('The pending code changed meanwhile; ask for a new one again');
     }
     return new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
+  }
+
+  /**
+   * Whether the write of `issue`, which failed without an answer (every attempt timed out, the connection
+   * dropped), was applied all the same: the code item holds it. Thrown instead, that issue would hold back
+   * the retry for the resend interval while its code, replacing the pending one, never went out. A read
+   * that fails as well says no, and the issue's error is thrown.
+   */
+  private async landedAnyway(
+    userId: string,
+    issue: { issuedAt: string; codeHash: string },
+    abortSignal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    try {
+      const current = await this.phoneCodeItem(userId, abortSignal);
+      return current?.issuedAt === issue.issuedAt && current.codeHash === issue.codeHash;
+    } catch {
+      return false;
+    }
   }
 
   /** The user's phone-code item as stored now (consistent read), expired or not; undefined if none. */

@@ -1,9 +1,13 @@
 // A create whose DynamoDB transaction lands while every answer to it comes too late (504, which deletes the
 // Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
-import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+// And a phone code whose write lands so: it is sent all the same.
+import { randomInt, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
+import { phoneCodeKey } from '../../functions/shared/keys.js';
 import { webhookIdFor } from '../../functions/shared/webhook-ids.js';
 import {
   createDocumentClient,
@@ -660,4 +664,66 @@ describe('a create with an Idempotency-Key that is answered in time', () => {
       dynamoDb.stall(undefined);
     }
   });
+});
+
+/** The codes of the SMS sent to `phone` so far, read from the worker's outbox, oldest first. */
+function smsCodesTo(phone: string): string[] {
+  const dir = api.runtime().smsOutboxDir;
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.sms.txt'))
+    .sort()
+    .map((name) => readFileSync(join(dir, name), 'utf8'))
+    .filter((content) => content.startsWith(`To: ${phone}\n`))
+    .map((content) => /code is (\d{6})\./.exec(content)?.[1] ?? '');
+}
+
+/** Waits until `count` SMS have been sent to `phone`, and gives their codes. */
+const smsCodesArrived = (phone: string, count: number) =>
+  until(() => {
+    const codes = smsCodesTo(phone);
+    return codes.length >= count ? codes : undefined;
+  }, 30_000);
+
+describe('a phone code whose write landed while every answer to it came too late', () => {
+  it(
+    'is sent all the same: 202, and the code the SMS carries verifies the phone',
+    async () => {
+      const phone = `+1415555${String(randomInt(1000, 10_000))}`;
+      const registered = await api.request('POST', '/users', {
+        token: null,
+        body: { email: `late-${randomUUID()}@example.com`, name: 'Late Coder', phone },
+      });
+      expect(registered.status).toBe(201);
+      const userId = (registered.body as { id: string }).id;
+      await smsCodesArrived(phone, 1);
+      // The minute between two codes has passed since the registration's.
+      await documents.send(
+        new UpdateCommand({
+          TableName: testTableNames.app,
+          Key: phoneCodeKey(userId),
+          UpdateExpression: 'SET issuedAt = :minuteAgo',
+          ExpressionAttributeValues: { ':minuteAgo': new Date(Date.now() - 61_000).toISOString() },
+        }),
+      );
+
+      const stalledBefore = dynamoDb.stalled();
+      dynamoDb.stall((body) => body.includes('"TransactItems"') && body.includes('"PHONE_CODE"'), {
+        applied: true,
+      });
+      const requested = await api
+        .request('POST', `/users/${userId}/phone-code`, { token: null })
+        .finally(() => dynamoDb.stall(undefined));
+      expect(dynamoDb.stalled()).toBeGreaterThan(stalledBefore);
+      expect(requested.status).toBe(202);
+
+      const [, sent] = await smsCodesArrived(phone, 2);
+      const verified = await api.request('POST', `/users/${userId}/verify-phone`, {
+        token: null,
+        body: { code: sent },
+      });
+      expect(verified.status).toBe(200);
+      expect(verified.body).toMatchObject({ id: userId, phoneVerified: true });
+    },
+    lateCommitTimeout,
+  );
 });
