@@ -12,7 +12,7 @@ import {
 import { ConflictError, NotFoundError, ValidationError } from '../../middleware/errors.js';
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { toEpochSeconds } from '../../middleware/store/tables.js';
-import { keyDerivedBytes } from '../shared/key-derived-ids.js';
+import { derivedUuid, keyDerivedBytes } from '../shared/key-derived-ids.js';
 import { bookingIdOfKey, bookingKey, slotKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
 import { pendingEventsIndex, pendingIndexKeys, pendingPartition } from '../shared/pending-events-index.js';
@@ -123,11 +123,7 @@ export interface ListBookingsQuery {
  * the booking the first request made.
  */
 export function bookingIdFor(scopedKey: ScopedIdempotencyKey): string {
-  const bytes = keyDerivedBytes(scopedKey, 'booking', 16);
-  bytes.writeUInt8((bytes.readUInt8(6) & 0x0f) | 0x80, 6);
-  bytes.writeUInt8((bytes.readUInt8(8) & 0x3f) | 0x80, 8);
-  const hex = bytes.toString('hex');
-  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
+  return derivedUuid(keyDerivedBytes(scopedKey, 'booking', 16));
 }
 
 /**

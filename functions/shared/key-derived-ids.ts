@@ -1,4 +1,4 @@
-// Ids of what a create sent with an Idempotency-Key makes, derived from the key in its scope, so a retry finds what the first request made.
+// Ids of what a create sent with an Idempotency-Key makes, derived from the key in its scope, so a retry finds what the first request made; and the UUID form derived ids take.
 import { createHash } from 'node:crypto';
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 
@@ -14,4 +14,16 @@ export function keyDerivedBytes(scopedKey: ScopedIdempotencyKey, purpose: string
     .update(JSON.stringify([purpose, ...scopedKey]))
     .digest()
     .subarray(0, length);
+}
+
+/**
+ * A UUID made of 16 derived bytes, version 8 (RFC 9562's for ids of one's own making): it reads, and
+ * validates, like a random one.
+ */
+export function derivedUuid(bytes: Buffer): string {
+  const uuid = Buffer.from(bytes.subarray(0, 16));
+  uuid.writeUInt8((uuid.readUInt8(6) & 0x0f) | 0x80, 6);
+  uuid.writeUInt8((uuid.readUInt8(8) & 0x3f) | 0x80, 8);
+  const hex = uuid.toString('hex');
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
 }

@@ -17,7 +17,7 @@ import { emptyFormBody } from '../shared/form-post.js';
 import { createHttpFunction } from '../shared/http-function.js';
 import { functionObservability } from '../shared/observability.js';
 import { phoneSchema } from '../shared/phone.js';
-import { afterCommitDeadline } from '../shared/post-commit.js';
+import { afterCommitDeadline, afterCommitFailure, untilAborted } from '../shared/post-commit.js';
 import { rotatingSecretReader } from '../shared/rotating-secret.js';
 import { rateLimitStore } from '../shared/route-rate-limit.js';
 import { emailAddressSchema, idPathSchema, pageQuerySchema, smallBodyLimit } from '../shared/schemas.js';
@@ -30,7 +30,7 @@ import * as z from '../shared/zod.js';
 import { RegistrationEmails, verificationEmailPerUserPolicy } from './registration-emails.js';
 import { RegistrationEventStore, RegistrationEvents } from './registration-events.js';
 import { SmsBudgets } from './sms-budgets.js';
-import { UsersModel } from './users-model.js';
+import { UnverifiedEmailTakenError, type User, UsersModel } from './users-model.js';
 import {
   confirmEmailPage,
   ExpiredConfirmedLinkError,
@@ -103,7 +103,40 @@ const registrationEmails = new RegistrationEmails({
   ...(readLinkSecret ? { readLinkSecret } : {}),
   issuePhoneCode: (userId, abortSignal) => users.issuePhoneCode(userId, { abortSignal }),
   admitSms: (phoneNumber, purpose) => smsBudgets.admit(phoneNumber, purpose),
+  markQueued: (userId, abortSignal) => users.markRegistrationMessagesQueued(userId, abortSignal),
 });
+
+/**
+ * Queues the emails (and SMS code) of the registration `userId` if they never were: its write landed while
+ * its request failed (a 504 whose transaction DynamoDB applied), so its client's retry meets its claim,
+ * and without them nobody could verify the address until the registration lapses. Spends a unit of the
+ * user's verification-email limit, given back if nothing was queued. Everything stops at `deadline`, and a
+ * failure is only logged: the retry's answer is the 409 either way, with nothing more in it, so it tells
+ * no one whether anything was sent.
+ */
+async function queueUnsentRegistration(
+  userId: string,
+  correlationId: string,
+  deadline: AbortSignal | undefined,
+): Promise<void> {
+  try {
+    const user = await users.unsentRegistration(userId, deadline);
+    if (user === undefined) return;
+    const admitted = await untilAborted(deadline, () =>
+      consumeReported(verificationEmailsPerUser, user.id, 'user'),
+    );
+    if (!admitted.allowed) return;
+    if (!(await registrationEmails.enqueue(user, correlationId, deadline))) {
+      await verificationEmailsPerUser.refund(user.id, admitted);
+    }
+  } catch (error) {
+    logger.warn('The emails of a registration met unsent could not be queued', {
+      userId,
+      correlationId,
+      error: afterCommitFailure(error, deadline),
+    });
+  }
+}
 
 /**
  * A person's name: words of letters (any script), joined by one space, `'`, `’` or `-`, or by a
@@ -266,7 +299,17 @@ export const handler = createHttpFunction(
   {
     'POST /users': (route) =>
       route.use(validateInput({ body: registerBody }, smallBodyLimit)).handler(async (_event, context) => {
-        const user = await users.register(context.input.body, new Date(), context.correlationId);
+        let user: User;
+        try {
+          user = await users.register(context.input.body, new Date(), context.correlationId);
+        } catch (error) {
+          if (error instanceof UnverifiedEmailTakenError) {
+            await afterCommitDeadline(context, (deadline) =>
+              queueUnsentRegistration(error.userId, context.correlationId, deadline),
+            );
+          }
+          throw error;
+        }
         // After the write: an email never goes out for a registration that did not happen. The user is
         // stored, so what follows stops at the deadline: the answer is 201 either way, never a 5xx.
         await afterCommitDeadline(context, async (deadline) => {

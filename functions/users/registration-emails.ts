@@ -1,5 +1,6 @@
 // After a registration: enqueues the welcome email, the verification email (with a signed, expiring link) and, for a phone, an SMS code.
 
+import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -14,6 +15,7 @@ import { recordMetric } from '../../middleware/metrics/record.js';
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
+import { derivedUuid } from '../shared/key-derived-ids.js';
 import { afterCommitFailure, undoDeadline, untilAborted } from '../shared/post-commit.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
 import { createVerificationLink, verificationLinkTtlMs } from '../shared/verification-link.js';
@@ -31,6 +33,20 @@ function phoneCodeMessage(userId: string, to: string, { code, expiresAt }: Issue
     template: 'sms-verification',
     data: { code, expiresAt: expiresAt.toISOString() },
   };
+}
+
+/**
+ * The queue message id of a registration's welcome or verification email: the same whichever request
+ * queues it. The worker sends one email per id (its idempotency key, kept a day), so a registration's
+ * emails queued again (by a retried registration, see {@link RegistrationEmails.enqueue}) while or after
+ * its own request queued them go out once.
+ */
+export function registrationMessageId(userId: string, type: 'welcome' | 'verification'): string {
+  return derivedUuid(
+    createHash('sha256')
+      .update(JSON.stringify(['registration-email', type, userId]))
+      .digest(),
+  );
 }
 
 export interface RegistrationEmailsOptions {
@@ -63,6 +79,12 @@ export interface RegistrationEmailsOptions {
    * @default none: SMS have no budget
    */
   readonly admitSms?: (phoneNumber: string, purpose: SmsPurpose) => Promise<SmsAdmission>;
+  /**
+   * Records a user's registration emails queued (UsersModel.markRegistrationMessagesQueued), so that a
+   * retried registration does not queue them again; `signal` aborts it.
+   * @default none: nothing is recorded
+   */
+  readonly markQueued?: (userId: string, signal: AbortSignal | undefined) => Promise<void>;
 }
 
 /**
@@ -142,15 +164,29 @@ export class RegistrationEmails {
       (queues.verificationLinkSecret ? rotatingSecretReader(queues.verificationLinkSecret) : undefined);
   }
 
-  /** `signal`: the registration's deadline, past which nothing more is asked of DynamoDB, SQS or Secrets Manager. */
-  async enqueue(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves with whether every message was queued, and records that (`markQueued`). Called again for a
+   * registration whose emails were never queued (its request failed once its user was stored), the same
+   * welcome and verification message ids keep a copy queued meanwhile from going out twice.
+   * `signal`: the registration's deadline, past which nothing more is asked of DynamoDB, SQS or Secrets Manager.
+   */
+  async enqueue(user: User, correlationId: string | undefined, signal?: AbortSignal): Promise<boolean> {
     const { sqs, queues, logger, auditLogger, metrics } = this.options;
-    if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return;
+    if (!sqs || !queues.emailQueueUrl || !this.#readLinkSecret) return false;
     let sms: IssuedSms | undefined;
     try {
       const messages: NewEmailMessage[] = [
-        { type: 'welcome', to: user.email, userId: user.id, data: { name: user.name } },
-        (await this.#verificationEmail(user, this.#readLinkSecret, signal)).message,
+        {
+          id: registrationMessageId(user.id, 'welcome'),
+          type: 'welcome',
+          to: user.email,
+          userId: user.id,
+          data: { name: user.name },
+        },
+        {
+          ...(await this.#verificationEmail(user, this.#readLinkSecret, signal)).message,
+          id: registrationMessageId(user.id, 'verification'),
+        },
       ];
       sms = await this.#registrationSms(user, correlationId, signal);
       if (sms && user.phone !== undefined) messages.push(phoneCodeMessage(user.id, user.phone, sms.code));
@@ -170,7 +206,21 @@ export class RegistrationEmails {
       if (sms && smsNotQueued(error)) {
         await this.#withdraw(user.id, sms, correlationId, signal);
       }
+      return false;
     }
+    try {
+      await this.options.markQueued?.(user.id, signal);
+    } catch (error) {
+      logger.warn(
+        'Registration emails were queued but not recorded so; a retried registration queues them again',
+        {
+          userId: user.id,
+          correlationId,
+          error: afterCommitFailure(error, signal),
+        },
+      );
+    }
+    return true;
   }
 
   /**

@@ -153,6 +153,21 @@ function registrationLapsed(): GoneError {
   return new GoneError('The registration lapsed before its email was verified; register again');
 }
 
+/**
+ * The 409 of a registration whose email is claimed by a registration still waiting for its email to be
+ * verified. `userId` names that registration for the handler only: the answer never shows it.
+ */
+export class UnverifiedEmailTakenError extends ConflictError {
+  constructor(
+    lapsesAt: string,
+    readonly userId: string,
+  ) {
+    super(
+      `This email is registered but not verified yet; unless it is verified first, the registration lapses at ${lapsesAt} and the email can be registered again. If you did not register it, do not follow the verification link sent to it.`,
+    );
+  }
+}
+
 function isConditionFailure(error: unknown): boolean {
   return error instanceof ConditionalCheckFailedException;
 }
@@ -208,7 +223,10 @@ export class UsersModel {
    * claim whose registration lapsed unverified is taken over in the same transaction. The user is stored
    * with user.registered pending and on the pending-events index from its creation time, until
    * {@link RegistrationEvents} publishes it (the request after its commit, or else the sweep), and with
-   * the registering request's `correlationId` beside it, which the sweep publishes it with.
+   * the registering request's `correlationId` beside it, which the sweep publishes it with. It is also
+   * stored with its emails pending (`registrationMessagesPending`) until they are queued
+   * ({@link markRegistrationMessagesQueued}): a registration that lands while its request fails has none
+   * queued, and {@link unsentRegistration} finds it for the retry that meets its claim.
    */
   async register(input: NewUser, now = new Date(), correlationId?: string): Promise<User> {
     const nowSec = toEpochSeconds(now.getTime());
@@ -241,6 +259,7 @@ export class UsersModel {
                   gsi1pk: userListPartition,
                   gsi1sk: `${user.createdAt}#${user.id}`,
                   pendingEvents: new Set([registeredEvent]),
+                  registrationMessagesPending: true,
                   ...pendingIndexKeys(user.id, user.createdAt),
                   ...(correlationId === undefined ? {} : { pendingCorrelationId: correlationId }),
                 },
@@ -280,10 +299,42 @@ export class UsersModel {
     );
     if (typeof claim?.expiresAt !== 'number')
       return new ConflictError('A user with this email already exists');
-    const lapsesAt = new Date(claim.expiresAt * 1000).toISOString();
-    return new ConflictError(
-      `This email is registered but not verified yet; unless it is verified first, the registration lapses at ${lapsesAt} and the email can be registered again. If you did not register it, do not follow the verification link sent to it.`,
+    return new UnverifiedEmailTakenError(
+      new Date(claim.expiresAt * 1000).toISOString(),
+      String(claim.userId),
     );
+  }
+
+  /**
+   * The user whose registration emails were never queued (`registrationMessagesPending` still set), unless
+   * it is verified, lapsed, gone or another tenant's: then undefined. `abortSignal` aborts the read.
+   */
+  async unsentRegistration(id: string, abortSignal?: AbortSignal): Promise<User | undefined> {
+    const { Item } = await this.documentClient.send(
+      new GetCommand({ TableName: this.tableName, Key: userKey(id), ConsistentRead: true }),
+      { abortSignal },
+    );
+    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, Date.now())) return undefined;
+    if (Item.registrationMessagesPending !== true || typeof Item.emailVerifiedAt === 'string')
+      return undefined;
+    return this.fromItem(Item, id);
+  }
+
+  /** Records the user's registration emails queued; a user deleted meanwhile is left deleted. */
+  async markRegistrationMessagesQueued(id: string, abortSignal?: AbortSignal): Promise<void> {
+    try {
+      await this.documentClient.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: userKey(id),
+          UpdateExpression: 'REMOVE registrationMessagesPending',
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+        { abortSignal },
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   /** The user; 404 when there is none, or its registration lapsed unverified. */
@@ -564,7 +615,8 @@ export class UsersModel {
    * (429 with Retry-After); unknown user 404; no phone or already verified 409. The write decides which
    * of concurrent requests issues the code: ask what else the SMS must pass (its SMS budgets) only once
    * this has resolved, and `withdraw` the code if it does not pass, so that requests which lose the race
-   * spend nothing. `abortSignal` aborts the reads and the write (a handler's deadline after its
+   * spend nothing. A write that gets no answer is read back: landed, the code is issued as if it had
+   * been answered. `abortSignal` aborts the reads and the write (a handler's deadline after its
    * commit): the code may then be stored or not.
    */
   async issuePhoneCode(
@@ -636,7 +688,7 @@ export class UsersModel {
       const failed = failedConditionIndexes(error);
       if (failed?.includes(0)) throw await this.whyNoPhoneCodeIssued(userId, now, abortSignal);
       if (failed?.includes(1)) throw await this.whyPhoneCodeChanged(userId, live, abortSignal);
-      throw error;
+      if (!(await this.landedAnyway(userId, { issuedAt, codeHash }, abortSignal))) throw error;
     }
     return {
       code,
@@ -661,6 +713,25 @@ export class UsersModel {
       return new ConflictError('The pending code changed meanwhile; ask for a new one again');
     }
     return new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
+  }
+
+  /**
+   * Whether the write of `issue`, which failed without an answer (every attempt timed out, the connection
+   * dropped), was applied all the same: the code item holds it. Thrown instead, that issue would hold back
+   * the retry for the resend interval while its code, replacing the pending one, never went out. A read
+   * that fails as well says no, and the issue's error is thrown.
+   */
+  private async landedAnyway(
+    userId: string,
+    issue: { issuedAt: string; codeHash: string },
+    abortSignal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    try {
+      const current = await this.phoneCodeItem(userId, abortSignal);
+      return current?.issuedAt === issue.issuedAt && current.codeHash === issue.codeHash;
+    } catch {
+      return false;
+    }
   }
 
   /** The user's phone-code item as stored now (consistent read), expired or not; undefined if none. */

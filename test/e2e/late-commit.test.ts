@@ -1,16 +1,21 @@
 // A create whose DynamoDB transaction lands while every answer to it comes too late (504, which deletes the
 // Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
-import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+// And a user registration whose transaction lands so, sent again: its retry's 409 queues the emails the
+// first never did. And a phone code whose write lands so: it is sent all the same.
+import { randomInt, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { BookingIdTakenError, BookingsModel, bookingIdFor } from '../../functions/bookings/bookings-model.js';
+import { phoneCodeKey, userKey } from '../../functions/shared/keys.js';
 import { webhookIdFor } from '../../functions/shared/webhook-ids.js';
 import {
   createDocumentClient,
   createDynamoDbClient,
   type DynamoDbClientOptions,
 } from '../../middleware/store/client.js';
-import { until } from '../email-worker/helpers.js';
+import { decodedEml, emailsTo, until } from '../email-worker/helpers.js';
 import { bookingDay } from '../helpers/booking-times.js';
 import { idempotencyRecordsOf } from '../helpers/idempotency-records.js';
 import { captureStdout } from '../helpers/log-capture.js';
@@ -659,5 +664,178 @@ describe('a create with an Idempotency-Key that is answered in time', () => {
     } finally {
       dynamoDb.stall(undefined);
     }
+  });
+});
+
+/** The codes of the SMS sent to `phone` so far, read from the worker's outbox, oldest first. */
+function smsCodesTo(phone: string): string[] {
+  const dir = api.runtime().smsOutboxDir;
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.sms.txt'))
+    .sort()
+    .map((name) => readFileSync(join(dir, name), 'utf8'))
+    .filter((content) => content.startsWith(`To: ${phone}\n`))
+    .map((content) => /code is (\d{6})\./.exec(content)?.[1] ?? '');
+}
+
+/** Waits until `count` SMS have been sent to `phone`, and gives their codes. */
+const smsCodesArrived = (phone: string, count: number) =>
+  until(() => {
+    const codes = smsCodesTo(phone);
+    return codes.length >= count ? codes : undefined;
+  }, 30_000);
+
+describe('a phone code whose write landed while every answer to it came too late', () => {
+  it(
+    'is sent all the same: 202, and the code the SMS carries verifies the phone',
+    async () => {
+      const phone = `+1415555${String(randomInt(1000, 10_000))}`;
+      const registered = await api.request('POST', '/users', {
+        token: null,
+        body: { email: `late-${randomUUID()}@example.com`, name: 'Late Coder', phone },
+      });
+      expect(registered.status).toBe(201);
+      const userId = (registered.body as { id: string }).id;
+      await smsCodesArrived(phone, 1);
+      // The minute between two codes has passed since the registration's.
+      await documents.send(
+        new UpdateCommand({
+          TableName: testTableNames.app,
+          Key: phoneCodeKey(userId),
+          UpdateExpression: 'SET issuedAt = :minuteAgo',
+          ExpressionAttributeValues: { ':minuteAgo': new Date(Date.now() - 61_000).toISOString() },
+        }),
+      );
+
+      const stalledBefore = dynamoDb.stalled();
+      dynamoDb.stall((body) => body.includes('"TransactItems"') && body.includes('"PHONE_CODE"'), {
+        applied: true,
+      });
+      const requested = await api
+        .request('POST', `/users/${userId}/phone-code`, { token: null })
+        .finally(() => dynamoDb.stall(undefined));
+      expect(dynamoDb.stalled()).toBeGreaterThan(stalledBefore);
+      expect(requested.status).toBe(202);
+
+      const [, sent] = await smsCodesArrived(phone, 2);
+      const verified = await api.request('POST', `/users/${userId}/verify-phone`, {
+        token: null,
+        body: { code: sent },
+      });
+      expect(verified.status).toBe(200);
+      expect(verified.body).toMatchObject({ id: userId, phoneVerified: true });
+    },
+    lateCommitTimeout,
+  );
+});
+
+/** The transaction that registers a user: the user, put on the admin list, and its email claim. */
+const userRegistration: StallRule = (body) =>
+  body.includes('"TransactItems"') && body.includes('"gsi1sk"') && body.includes('"USER#');
+
+describe('a user registration whose transaction landed after its 504, sent again', () => {
+  const registerUser = (body: { email: string; name: string; phone?: string }) =>
+    api.request('POST', '/users', { token: null, body });
+
+  /** The verification link (path and query) among the emails to `email`, once `count` have arrived, and its user. */
+  async function verificationLinkTo(email: string, count: number) {
+    const messages = await emailsTo(api.runtime(), email, count);
+    const raw = messages.map((message) => decodedEml(message.raw)).join('\n');
+    const link =
+      /http:\/\/127\.0\.0\.1:\d+(\/users\/([\da-f-]{36})\/verify\?expires=\d+&signature=[\w-]{43})/.exec(raw);
+    if (!link?.[1] || !link[2]) throw new Error(`no verification link to ${email}`);
+    return { path: link[1], userId: link[2] };
+  }
+
+  /** The id of the user registered with `email`, from the admin list. */
+  async function listedUserIdOf(email: string): Promise<string> {
+    let cursor: string | undefined;
+    for (let page = 0; page < 1000; page += 1) {
+      const query = `limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const listed = await api.request('GET', `/admin/users?${query}`);
+      expect(listed.status).toBe(200);
+      const { items, nextCursor } = listed.body as {
+        items: { id: string; email?: string }[];
+        nextCursor?: string;
+      };
+      const found = items.find((user) => user.email === email);
+      if (found) return found.id;
+      if (!nextCursor) break;
+      cursor = nextCursor;
+    }
+    throw new Error(`no user listed with ${email}`);
+  }
+
+  async function storedUser(userId: string) {
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: testTableNames.app, Key: userKey(userId), ConsistentRead: true }),
+    );
+    return Item;
+  }
+
+  it(
+    'answers the 409 and queues the emails and the SMS code the first request never queued, once',
+    async () => {
+      const email = `late-${randomUUID()}@example.com`;
+      const phone = `+1415555${String(randomInt(1000, 10_000))}`;
+      const body = { email, name: 'Late Registrant', phone };
+      await commitLate(userRegistration, () => registerUser(body));
+
+      const retry = await registerUser(body);
+      expect(retry.status).toBe(409);
+      expect((retry.body as { detail: string }).detail).toMatch(
+        /^This email is registered but not verified yet; unless it is verified first, the registration lapses at /,
+      );
+      const { path, userId } = await verificationLinkTo(email, 2);
+      // The answer names no user: whoever sent it learns no more than the 409 said before.
+      expect(retry.text).not.toContain(userId);
+      expect(await smsCodesArrived(phone, 1)).toHaveLength(1);
+      expect((await storedUser(userId))?.registrationMessagesPending).toBeUndefined();
+
+      // Queued once: a registration sent again meets nothing unsent.
+      expect((await registerUser(body)).status).toBe(409);
+      expect((await api.request('POST', path, { token: null })).status).toBe(200);
+      expect(api.runtime().smtp.messages.filter((message) => message.to.includes(email))).toHaveLength(2);
+      expect(smsCodesTo(phone)).toHaveLength(1);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    "queues nothing once the user's verification-email limit is spent",
+    async () => {
+      const email = `late-${randomUUID()}@example.com`;
+      const body = { email, name: 'Late Registrant' };
+      await commitLate(userRegistration, () => registerUser(body));
+      const userId = await listedUserIdOf(email);
+      for (let sent = 0; sent < 3; sent += 1) {
+        const resent = await api.request('POST', `/users/${userId}/verification-email`, { token: null });
+        expect(resent.status).toBe(202);
+      }
+      await verificationLinkTo(email, 3);
+
+      expect((await registerUser(body)).status).toBe(409);
+      // Refused by the limit: still pending, and the welcome email never went out.
+      expect((await storedUser(userId))?.registrationMessagesPending).toBe(true);
+      const { path } = await verificationLinkTo(email, 3);
+      expect((await api.request('POST', path, { token: null })).status).toBe(200);
+      const sent = api.runtime().smtp.messages.filter((message) => message.to.includes(email));
+      expect(sent).toHaveLength(3);
+    },
+    lateCommitTimeout,
+  );
+
+  it('queues nothing again for a registration answered in time: its emails go out once', async () => {
+    const email = `late-${randomUUID()}@example.com`;
+    const first = await registerUser({ email, name: 'On Time' });
+    expect(first.status).toBe(201);
+    const userId = (first.body as { id: string }).id;
+    await verificationLinkTo(email, 2);
+    expect((await storedUser(userId))?.registrationMessagesPending).toBeUndefined();
+
+    expect((await registerUser({ email, name: 'On Time' })).status).toBe(409);
+    const { path } = await verificationLinkTo(email, 2);
+    expect((await api.request('POST', path, { token: null })).status).toBe(200);
+    expect(api.runtime().smtp.messages.filter((message) => message.to.includes(email))).toHaveLength(2);
   });
 });

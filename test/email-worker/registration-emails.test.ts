@@ -9,6 +9,7 @@ import { phoneCodeKey } from '../../functions/shared/keys.js';
 import {
   RegistrationEmails,
   type RegistrationEmailsOptions,
+  registrationMessageId,
   type SmsAdmission,
 } from '../../functions/users/registration-emails.js';
 import { SmsBudgets } from '../../functions/users/sms-budgets.js';
@@ -52,6 +53,7 @@ const user = { id: 'user-1', email: 'ada@example.com', name: 'Ada', createdAt: '
 interface Enqueued {
   id: string;
   type: string;
+  userId?: string;
   data: Record<string, unknown>;
 }
 
@@ -66,7 +68,13 @@ const failingSqs = [
 /** A name that puts the welcome email just under 1024 bytes and the verification email (its link) over. */
 const longNamed = { ...user, name: 'A'.repeat(860) };
 
-function setup(options: { client?: SQSClient; queues?: ReturnType<typeof environment> } = {}) {
+function setup(
+  options: {
+    client?: SQSClient;
+    queues?: ReturnType<typeof environment>;
+    markQueued?: RegistrationEmailsOptions['markQueued'];
+  } = {},
+) {
   const audits: AuditEvent[] = [];
   const metrics = createMetrics({ serviceName: 'users' });
   const emails = new RegistrationEmails({
@@ -75,6 +83,7 @@ function setup(options: { client?: SQSClient; queues?: ReturnType<typeof environ
     logger: new Logger({ logLevel: 'SILENT' }),
     auditLogger: new AuditLogger({ sink: (event) => audits.push(event), logToConsole: false }),
     metrics,
+    ...(options.markQueued ? { markQueued: options.markQueued } : {}),
   });
   return { emails, audits, metrics };
 }
@@ -128,13 +137,40 @@ describe('registration emails', () => {
     expect(verifications.map(({ data }) => 'registrationLapsesAt' in data).sort()).toEqual([false, true]);
   });
 
+  it('give a registration the same welcome and verification message ids each time, recorded queued once SQS took them', async () => {
+    const marked: string[] = [];
+    const markQueued = async (userId: string) => {
+      marked.push(userId);
+    };
+    await expect(setup({ markQueued }).emails.enqueue(user, undefined)).resolves.toBe(true);
+    await expect(setup({ markQueued }).emails.enqueue(user, undefined)).resolves.toBe(true);
+    await setup({ markQueued }).emails.enqueue({ ...user, id: 'user-2' }, undefined);
+    const ids = (await sqs.enqueued<Enqueued>()).map(({ body }) => [body.userId, body.type, body.id]);
+    const welcome = registrationMessageId('user-1', 'welcome');
+    const verification = registrationMessageId('user-1', 'verification');
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        ['user-1', 'welcome', welcome],
+        ['user-1', 'verification', verification],
+        ['user-2', 'welcome', registrationMessageId('user-2', 'welcome')],
+      ]),
+    );
+    expect(ids.filter(([, , id]) => id === welcome)).toHaveLength(2);
+    expect(new Set([welcome, verification, registrationMessageId('user-2', 'welcome')]).size).toBe(3);
+    expect(marked).toEqual(['user-1', 'user-1', 'user-2']);
+
+    const down = setup({ client: unreachableSqsClient(), markQueued });
+    await expect(down.emails.enqueue(user, undefined)).resolves.toBe(false);
+    expect(marked).toHaveLength(3);
+  });
+
   it('never fail the registration when SQS is down or refuses an entry: they count, log and audit it', async () => {
     for (const failure of failingSqs) {
       const { emails, audits, metrics } = setup({
         client: failure.client(),
         queues: environment(failure.queueUrl()),
       });
-      await expect(emails.enqueue(longNamed, undefined), failure.name).resolves.toBeUndefined();
+      await expect(emails.enqueue(longNamed, undefined), failure.name).resolves.toBe(false);
       expect(audits, failure.name).toEqual([
         expect.objectContaining({ eventType: 'email.enqueue_failed', outcome: 'error', userId: 'user-1' }),
       ]);
