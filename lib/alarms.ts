@@ -91,6 +91,13 @@ export interface BulwarkAlarmsProps {
    */
   readonly bookingEventSweeperService?: string;
   /**
+   * How often the booking event sweeper runs. The BookingEventsStillPending alarm judges periods no shorter
+   * than this: a `period` shorter than the sweep's interval would hold periods without a run, and the
+   * alarm, which needs every period of its window to breach, could then never fire.
+   * @default Duration.minutes(5)
+   */
+  readonly bookingEventSweepInterval?: Duration;
+  /**
    * SMS the email worker sent (`SmsSent`) in one hour that raise the SMS volume alarm: more codes than
    * sign-ups explain is SMS pumping (registrations made to send codes to numbers someone is paid for).
    * Set it below the deployment's SMS budget, so it pages before real users are refused their codes.
@@ -333,7 +340,12 @@ export class BulwarkAlarms extends Construct {
       "The deployment's or a region's hourly SMS budget is spent: registrations get no code and requested codes are refused until it refills.",
     );
 
-    this.bookingEventsStillPending = this.addBookingEventsStillPending(props, namespace, period);
+    const sweepInterval = props.bookingEventSweepInterval ?? Duration.minutes(5);
+    this.bookingEventsStillPending = this.addBookingEventsStillPending(
+      props,
+      namespace,
+      sweepInterval.toSeconds() > period.toSeconds() ? sweepInterval : period,
+    );
 
     const { httpApi } = props;
     this.serverErrorRate =

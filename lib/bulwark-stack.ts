@@ -1023,6 +1023,7 @@ export class BulwarkStack extends Stack {
       customerEndpointCircuits: [webhookEndpointCircuit],
       smsSentPerHourThreshold: sms.alarmThresholdPerHour,
       bookingEventSweeperService: 'booking-event-sweeper' satisfies ScheduledFunctionName,
+      bookingEventSweepInterval: Duration.minutes(scheduledFunctions['booking-event-sweeper'].everyMinutes),
       // Only SES's reputation is at stake here; an SMTP relay's provider keeps its own.
       sesReputation: email.smtp === undefined,
       removalPolicy,

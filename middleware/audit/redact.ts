@@ -98,9 +98,11 @@ const keyPattern = (key: string) => [...normalizeKey(key)].map(literalPattern).j
  * run is a token only once {@link isToken} agrees. Each run is read once, so the scan stays linear.
  */
 const mayBeToken = /eyJ[A-Za-z0-9_=-]{4,}(?:\.[A-Za-z0-9_=-]*)*/g;
+/** A dot with a character after it; a lone trailing run of dots (`msg_…eyJ….`, an id ending a sentence) is none. */
+const segmentAfterHeader = /\.[^.]/;
 /** A token has a segment after its header (a JWS has three, a JWE five), or was cut short by truncation. */
 const isToken = (run: string, offset: number, text: string): boolean =>
-  run.replace(/\.+$/, '').includes('.') || text.startsWith(truncationMark, offset + run.length);
+  segmentAfterHeader.test(run) || text.startsWith(truncationMark, offset + run.length);
 /**
  * A quoted value, whole: a passphrase may hold spaces. An unclosed quote (a line cut short) runs to
  * the end of the line. Each character matches exactly one branch, so the scan stays linear.
@@ -125,9 +127,17 @@ const cutShort = `(?=${literalPattern(truncationMark)})`;
 /** After `bwk_`, as `ApiKeyStore.create` makes it: 16 hex digits of key id, `_`, 32 bytes of secret in base64url. */
 const apiKeyBody = String.raw`[0-9a-f]{16}_[\w-]{43}`;
 const apiKeyBodyCutShort = String.raw`(?:[0-9a-f]{16}_[\w-]{0,42}|[0-9a-f]{0,16})${cutShort}`;
-/** After `whsec_`, as the webhook store makes it: 32 random bytes in padded base64. */
-const signingSecretBody = String.raw`[A-Za-z0-9+/]{43}=`;
-const signingSecretBodyCutShort = String.raw`[A-Za-z0-9+/]{0,43}${cutShort}`;
+/**
+ * One character of a webhook signing secret's base64: `+` and `/` URL-encoded too (`%2B`, `%2F`), as in a
+ * logged query string or form body. One character or one escape per branch, so each costs a bounded look.
+ */
+const signingSecretCharacter = String.raw`(?:[A-Za-z0-9+/]|%2[BbFf])`;
+/**
+ * After `whsec_`, as the webhook store makes it: 32 random bytes in padded base64; its `=` URL-encoded
+ * (`%3D`), or dropped, as a copy pasted without it is still the secret.
+ */
+const signingSecretBody = String.raw`${signingSecretCharacter}{43}(?:=|%3[Dd])?`;
+const signingSecretBodyCutShort = String.raw`${signingSecretCharacter}{0,43}${cutShort}`;
 /**
  * The secrets Bulwark makes name their kind in a prefix, so they are found wherever they appear: an API
  * key (`bwk_<key id>_<secret>`) and a webhook signing secret (`whsec_<base64>`), each in the exact shape

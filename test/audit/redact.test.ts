@@ -307,6 +307,14 @@ describe('redaction', () => {
     expect(redactor.redactString(`url?t=${jwt}&x=1`)).toBe(`url?t=${redactedValue}&x=1`);
   });
 
+  it('reads a huge eyJ run of dots (a client can send one in a logged body) in linear time', () => {
+    // Trimming the run's trailing dots before looking for a segment backtracked once per dot: 100 KB took 10 s.
+    const run = `eyJabcd${'.'.repeat(300_000)}x`;
+    expect(createRedactor({ maxStringLength: 400_000 }).redactString(run)).toBe(redactedValue);
+    const dotsOnly = `eyJabcd${'.'.repeat(300_000)}`;
+    expect(createRedactor({ maxStringLength: 400_000 }).redactString(dotsOnly)).toBe(dotsOnly);
+  });
+
   it('reads a huge key made of secret-name words (a client can send one in a logged body) in linear time', () => {
     // The environment-variable rule re-reads the name before each `_KEY`: 256 KB of them took minutes.
     const key = `A${'_KEY'.repeat(65_536)}`;
@@ -351,6 +359,13 @@ describe('redaction', () => {
     expect(redactor.redactString(`\\"key\\":\\"${apiKey}\\"`)).toBe(`\\"key\\":\\"bwk_${redactedValue}\\"`);
     expect(redactor.redactString(`/x?q=key%3D${apiKey}&page=2`)).toBe(
       `/x?q=key%3Dbwk_${redactedValue}&page=2`,
+    );
+    // URL-encoded (`+`, `/` and `=` escaped) and with its `=` dropped, a signing secret still goes whole.
+    expect(redactor.redactString(`/x?s=${encodeURIComponent(webhookSecret)}&page=2`)).toBe(
+      `/x?s=whsec_${redactedValue}&page=2`,
+    );
+    expect(redactor.redactString(`pasted ${webhookSecret.slice(0, -1)} here`)).toBe(
+      `pasted whsec_${redactedValue} here`,
     );
     // Cut short by truncation, what is left of the key still goes.
     const cut = createRedactor({ maxStringLength: 30 }).redactString(`new key: ${apiKey}`);

@@ -1,9 +1,10 @@
 // The alarm on booking events the sweep leaves pending run after run: its runs do not fail then, so the
 // sweeper's failure alarm stays quiet.
 import { readFileSync } from 'node:fs';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { stillPendingPeriods } from '../../lib/alarms.js';
+import { BulwarkAlarms, stillPendingPeriods } from '../../lib/alarms.js';
 import { BulwarkStack } from '../../lib/bulwark-stack.js';
 import { metricCatalog } from '../../middleware/metrics/catalog.js';
 import { projectApp } from '../helpers/cdk-app.js';
@@ -75,6 +76,23 @@ describe('BookingEventsStillPending alarm', () => {
     expect(body).toContain('Booking events still pending at every run');
     // In the alarm status widget and in its own graph.
     expect(body.split(arn).length - 1).toBe(2);
+  });
+
+  it("judges periods no shorter than the sweep's interval, so a short alarm period cannot leave it silent", () => {
+    const periodOf = (props: ConstructorParameters<typeof BulwarkAlarms>[2]) => {
+      const alone = new Stack(projectApp(), 'Alarms', { stackName: 'Alarms' });
+      const alarms = new BulwarkAlarms(alone, 'Alarms', props);
+      const alarm =
+        Template.fromStack(alone).findResources('AWS::CloudWatch::Alarm')[
+          alone.resolve(alarms.bookingEventsStillPending.alarmArn)['Fn::GetAtt'][0]
+        ];
+      return alarm?.Properties?.Metrics?.[0]?.MetricStat?.Period;
+    };
+    expect(periodOf({ period: Duration.minutes(1) })).toBe(300);
+    expect(periodOf({ period: Duration.minutes(1), bookingEventSweepInterval: Duration.minutes(10) })).toBe(
+      600,
+    );
+    expect(periodOf({ period: Duration.minutes(15) })).toBe(900);
   });
 
   it("is in README's table of what each alarm means", () => {
