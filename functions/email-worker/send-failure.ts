@@ -1,4 +1,5 @@
 // What a failed send's log line may say: providers quote the recipient in their error text, which is personal data.
+import { truncated } from '../../middleware/text.js';
 
 /**
  * An address as providers quote it (`<ada@example.com>`, `check: ada@example.com`). The local part may
@@ -18,9 +19,16 @@ const phoneNumberPattern = String.raw`\+?\b\d{7,15}\b`;
 const uuidPattern = String.raw`\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b`;
 const uuidOrPhoneNumber = new RegExp(`(${uuidPattern})|${phoneNumberPattern}`, 'gi');
 
-/** Free text with email addresses and phone numbers masked. */
+/**
+ * The most of an error's text a failed send's line keeps, as much as an audit line keeps of a string. The
+ * text is cut before the masks run: the address pattern reads a long run without `@` from each of its
+ * characters, and a provider's text has no bound.
+ */
+const longestReason = 2048;
+
+/** Free text, cut to {@link longestReason}, with email addresses and phone numbers masked. */
 export function maskRecipients(text: string): string {
-  return text
+  return truncated(text, longestReason)
     .replace(emailAddressPattern, '[email]')
     .replace(uuidOrPhoneNumber, (_match: string, uuid?: string) => uuid ?? '[phone]');
 }

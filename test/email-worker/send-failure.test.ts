@@ -34,4 +34,9 @@ describe('maskRecipients', () => {
     );
     expect(maskRecipients('No route to +1-4155552671')).toBe('No route to +1-[phone]');
   });
+
+  it('cuts a huge text before masking it, so a long run without @ costs no more than a short one', () => {
+    const masked = maskRecipients(`${'a'.repeat(300_000)} to ada@example.com`);
+    expect(masked).toMatch(/^a{2048}…\[truncated \d+ chars\]$/);
+  });
 });
