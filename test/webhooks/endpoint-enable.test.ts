@@ -3,10 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
-import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { type DisabledReason, WebhookStore } from '../../functions/shared/webhook-store.js';
+import type { DisabledReason, WebhookStore } from '../../functions/shared/webhook-store.js';
 import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import type { AuditEvent } from '../../middleware/audit/audit-event.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -18,6 +15,7 @@ import {
   expectEndpointNotFound,
   type Receiver,
   registerEndpoint,
+  registeringWebhookStore,
   startReceiver,
   storedEndpointItem,
 } from './helpers.js';
@@ -34,11 +32,7 @@ let target: Receiver;
 
 beforeAll(async () => {
   documents = createDocumentClient(createDynamoDbClient({ endpoint: api.runtime().dynamoDbEndpoint }));
-  store = new WebhookStore({
-    documentClient: documents,
-    tableName: testTableNames.toolkit,
-    encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-  });
+  store = registeringWebhookStore(documents);
   subscriptions = new WebhookSubscriptions({ documentClient: documents, tableName: testTableNames.toolkit });
   target = await startReceiver();
   return () => target.close();

@@ -2,12 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
-import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { publishPending, WebhookFanOut } from '../../functions/shared/webhook-fanout.js';
 import { webhookIdFor } from '../../functions/shared/webhook-ids.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { WebhookSubscriptions } from '../../functions/shared/webhook-subscriptions.js';
 import { type WebhookMessage, webhookMessageSchema } from '../../functions/webhook-worker/messages.js';
 import type { Principal } from '../../middleware/auth/principal.js';
@@ -18,13 +14,10 @@ import { storedMetric, testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { silentServer } from '../helpers/silent-server.js';
 import { testTableNames } from '../helpers/tables.js';
+import { registeringWebhookStore } from './helpers.js';
 
 const documentClient = createDocumentClient(createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') }));
-const store = new WebhookStore({
-  documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-});
+const store = registeringWebhookStore(documentClient);
 const subscriptions = new WebhookSubscriptions({ documentClient, tableName: testTableNames.toolkit });
 
 // A real local-aws-sqs with the webhook queue: what the fan-out enqueues is read back from it.

@@ -6,6 +6,8 @@ import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } fro
 import { expect } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
+import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
+import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
 import type { TestApi } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -108,8 +110,8 @@ export async function deliveriesOf(api: TestApi, token: string, endpointId: stri
 }
 
 /**
- * Delivers `count` booking.created messages to the endpoint through the worker, oldest first (a minute
- * apart in 2030), and waits until its owner sees each delivered; their webhook ids.
+ * Delivers `count` booking.created messages to the endpoint through the worker, oldest first (a second
+ * apart from now), and waits until its owner sees each delivered; their webhook ids.
  */
 export async function deliverMessages(
   api: TestApi,
@@ -118,10 +120,13 @@ export async function deliverMessages(
   count: number,
 ): Promise<string[]> {
   const ids: string[] = [];
+  // Not before the endpoint's registration (a message made before it was for an endpoint deleted since),
+  // nor more than minutes ahead of the worker's clock.
+  const sentFrom = Date.now();
   for (let index = 0; index < count; index += 1) {
     const id = `msg_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
     ids.push(id);
-    const at = new Date(Date.UTC(2030, 0, 1, 0, index)).toISOString();
+    const at = new Date(sentFrom + index * 1000).toISOString();
     await sendRaw(
       api.runtime(),
       JSON.stringify({
@@ -241,4 +246,16 @@ export function expectOnlyTombstone(
   expect(deletedAt).toBeGreaterThanOrEqual(since);
   expect(deletedAt).toBeLessThanOrEqual(Date.now());
   expect(tombstone.expiresAt).toBe(Math.floor(deletedAt / 1000) + tombstoneLifetimeSec);
+}
+
+/**
+ * A store of the toolkit table's webhooks as the webhooks function builds it: it seals signing secrets with
+ * their purpose bound to the data key, which the tenant-bound encryptor of the worker reads too.
+ */
+export function registeringWebhookStore(documentClient: DynamoDBDocumentClient): WebhookStore {
+  return new WebhookStore({
+    documentClient,
+    tableName: testTableNames.toolkit,
+    encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
+  });
 }

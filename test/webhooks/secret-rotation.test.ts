@@ -4,10 +4,6 @@ import { randomUUID } from 'node:crypto';
 import { DeleteCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
-import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { ConflictError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
@@ -21,6 +17,7 @@ import {
   type Receiver,
   type RegisteredEndpoint,
   registerEndpoint,
+  registeringWebhookStore,
   sealAsBeforePurposes,
   startReceiver,
   storedEndpointItem,
@@ -464,11 +461,7 @@ describe('retrying a rotation', () => {
 
   it('racing another rotation in the same millisecond, of the secret both read: 409, nothing written', async () => {
     const { endpoint } = await ownerWithEndpoint();
-    const store = new WebhookStore({
-      documentClient: documents,
-      tableName: testTableNames.toolkit,
-      encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-    });
+    const store = registeringWebhookStore(documents);
     const at = new Date();
     const initial = await store.getEndpoint(endpoint.id);
     if (!initial) throw new Error('endpoint not stored');
@@ -486,11 +479,7 @@ describe('retrying a rotation', () => {
 
   it('racing another rotation of the secret it read: 409, and the winner keeps the secret it replaced', async () => {
     const { endpoint } = await ownerWithEndpoint();
-    const store = new WebhookStore({
-      documentClient: documents,
-      tableName: testTableNames.toolkit,
-      encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-    });
+    const store = registeringWebhookStore(documents);
     const read = await store.getEndpoint(endpoint.id);
     if (!read) throw new Error('endpoint not stored');
     const winner = await store.rotateSecret(read, undefined);

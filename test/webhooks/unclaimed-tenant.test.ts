@@ -2,16 +2,11 @@
 // whose endpoints stored before tokens without the claim were given the tenant stay theirs.
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
-import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
-import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { captureStdout } from '../helpers/log-capture.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { useLocalRuntime } from '../helpers/runtime.js';
-import { testTableNames } from '../helpers/tables.js';
-import { endpointCount } from './helpers.js';
+import { endpointCount, registeringWebhookStore } from './helpers.js';
 
 // Audit lines are INFO, which the suite otherwise silences; read when the runtime loads the functions.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
@@ -81,11 +76,7 @@ describe('one person of tenant default, with and without the tenant claim', () =
 
   it('still lists, reads and deletes an endpoint stored for a token without the claim before it was given the tenant', async () => {
     const { sub, plain, claimed } = await personWithAndWithoutClaim();
-    const store = new WebhookStore({
-      documentClient: documents,
-      tableName: testTableNames.toolkit,
-      encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-    });
+    const store = registeringWebhookStore(documents);
     // The principal authentication made of such a token until then: no tenant at all.
     const before = testPrincipal({ id: sub, tenantId: undefined });
     const { endpoint } = await store.createEndpoint(before, {

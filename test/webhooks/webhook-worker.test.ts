@@ -9,7 +9,6 @@ import { QueuePoller } from '../../bin/runtime/queue-poller.js';
 import { parseEmailMessage } from '../../functions/email-worker/messages.js';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import {
   attemptsMadeAttribute,
   deadLetterReasonAttribute,
@@ -48,7 +47,7 @@ import { auditingSecurityEvents, testObservability } from '../helpers/observabil
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
-import { type Receiver, sealAsBeforePurposes, startReceiver } from './helpers.js';
+import { type Receiver, registeringWebhookStore, sealAsBeforePurposes, startReceiver } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
@@ -63,11 +62,7 @@ const webhookWorkerStore = () =>
 // encryptor, the webhooks function seals secrets with their purpose bound to the data key.
 const encryptor = createFunctionEncryptor(readEnvironment());
 const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
-const registrations = new WebhookStore({
-  documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-});
+const registrations = registeringWebhookStore(documentClient);
 const users = new UsersModel(documentClient, testTableNames.app, encryptor);
 const loopbackGuard = new SsrfGuard({ allowlist: ['127.0.0.0/8', '::1/128'] });
 

@@ -4,7 +4,6 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import {
   attemptsMadeAttribute,
   deadLetterReasonAttribute,
@@ -25,17 +24,13 @@ import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { storedMetric, testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { type Receiver, startReceiver } from './helpers.js';
+import { type Receiver, registeringWebhookStore, startReceiver } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
 const encryptor = createFunctionEncryptor(readEnvironment());
 const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
-const registrations = new WebhookStore({
-  documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-});
+const registrations = registeringWebhookStore(documentClient);
 const context = {
   functionName: 'bulwark-webhook-worker',
   awsRequestId: 'req-1',
