@@ -168,6 +168,12 @@ class SigningFailedError extends Error {
  */
 type RejectionCause = 'invalid_message' | 'unreadable_record';
 
+/**
+ * The DLQ reason of a message whose endpoint is disabled: it waits there for the endpoint's enable and
+ * then a redrive (`endpoint_disabled` is its audit reason too).
+ */
+export const endpointDisabledReason = 'endpoint_disabled: its endpoint is disabled; enable it, then redrive';
+
 /** Circuits kept per process; the least recently created is dropped beyond this (its state stays in DynamoDB). */
 const maxCircuits = 1000;
 
@@ -249,7 +255,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   to the DLQ once with its reason, reported processed (no retries);
  *   so is a message whose endpoint's stored record this version cannot read (`StoredRecordError`: an
  *   attribute missing, a status it does not know), which fails the same way on every receive;
- * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
+ * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST, and
+ *   the message is copied to the DLQ (reason {@link endpointDisabledReason}) for a redrive once it is enabled;
  *   another tenant's endpoint: dropped, logged as a warning and audited (`webhook.misdirected`);
  * - an endpoint under the message's id that does not subscribe to its event type, or was registered
  *   after the message was made: dropped (logged as a warning), as the message was made for an endpoint
@@ -480,23 +487,7 @@ export class WebhookWorker {
       });
       return;
     }
-    if (endpoint.status === 'disabled') {
-      const at = new Date().toISOString();
-      try {
-        await store.recordAttempt(
-          message,
-          { attempt, at, error: 'endpoint disabled: not attempted', durationMs: 0 },
-          'failed',
-        );
-      } catch (error) {
-        return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
-      }
-      this.audit('webhook.failed', 'failure', correlationId, message, {
-        attempt,
-        reason: 'endpoint_disabled',
-      });
-      return;
-    }
+    if (endpoint.status === 'disabled') return this.keepForEnable(record, message, attempt, correlationId);
     let delivered: Delivered;
     const started = performance.now();
     const progress: DeliveryJob['progress'] = { posted: false };
@@ -636,6 +627,60 @@ export class WebhookWorker {
     }
     logger.info('Webhook delivery deferred: its endpoint circuit is open', context);
     return true;
+  }
+
+  /**
+   * A message for a disabled endpoint: nothing is POSTed, the delivery is marked failed, and the message
+   * is copied to the DLQ with reason {@link endpointDisabledReason} and reported processed, so that once
+   * the endpoint is enabled a redrive delivers it; deleted, it could never be sent (a redrive made before
+   * the enable would use up the whole backlog). The DLQ copy is its end until an operator redrives it, so a
+   * redrive while the endpoint is still disabled only puts it back there. A failure marking the delivery
+   * postpones the message like any failure of ours; a DLQ copy refused is retried the same way, and on the
+   * last receive SQS's redrive moves it to the DLQ instead, without the reason.
+   */
+  private async keepForEnable(
+    record: SQSRecord,
+    message: WebhookMessage,
+    attempt: number,
+    correlationId: string,
+  ): Promise<void> {
+    const { logger, metrics } = this.options.observability;
+    const at = new Date().toISOString();
+    try {
+      // Refused for a delivery already failed (a redrive before the enable): its history keeps the first.
+      await this.options.store.recordAttempt(
+        message,
+        { attempt, at, error: 'endpoint disabled: not attempted, kept in the DLQ', durationMs: 0 },
+        'failed',
+      );
+    } catch (error) {
+      return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
+    }
+    const context = { correlation_id: correlationId, ...deliveryFields(message), attempt };
+    const auditFailed = (metadata: Record<string, unknown>) =>
+      this.audit('webhook.failed', 'failure', correlationId, message, {
+        attempt,
+        reason: 'endpoint_disabled',
+        ...metadata,
+      });
+    await this.options.sqs.deadLetterOrRetry(record, endpointDisabledReason, {
+      correlationId,
+      attempt,
+      maxAttempts: this.options.maxAttempts,
+      retryDelaySec: () => this.nextDelaySec(attempt, undefined),
+      refused: ({ last, delaySec, error }) => {
+        recordMetric(metrics, 'WebhookFailed');
+        logger.error(
+          last
+            ? 'Webhook for a disabled endpoint could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
+            : 'Webhook for a disabled endpoint could not be dead-lettered; retrying',
+          { ...context, last, delaySec, error },
+        );
+        if (last) auditFailed({ deadLetteredBy: 'redrive' });
+      },
+    });
+    logger.warn('Webhook not sent: its endpoint is disabled; kept in the DLQ until it is enabled', context);
+    auditFailed({ deadLetteredBy: 'worker' });
   }
 
   /**

@@ -749,7 +749,7 @@ describe('an attempt', () => {
     expect(target.received.length).toBe(before);
     expect((await historyOf(disabled.id))[0]).toMatchObject({
       status: 'failed',
-      attempts: [{ error: 'endpoint disabled: not attempted' }],
+      attempts: [{ error: 'endpoint disabled: not attempted, kept in the DLQ' }],
     });
   });
 
@@ -1717,7 +1717,7 @@ describe('the toolkit table refusing connections before the POST', () => {
     const partlyDown = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
     const recordAttempt = partlyDown.recordAttempt.bind(partlyDown);
     vi.spyOn(partlyDown, 'recordAttempt').mockImplementation((message, attempt, status, now) =>
-      outage.refusing && attempt.error === 'endpoint disabled: not attempted'
+      outage.refusing && attempt.error === 'endpoint disabled: not attempted, kept in the DLQ'
         ? refusing.recordAttempt(message, attempt, status, now)
         : recordAttempt(message, attempt, status, now),
     );
@@ -1807,7 +1807,7 @@ describe('the toolkit table refusing connections before the POST', () => {
       (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
     ).toMatchObject({
       status: 'failed',
-      attempts: [{ attempt: 2, error: 'endpoint disabled: not attempted' }],
+      attempts: [{ attempt: 2, error: 'endpoint disabled: not attempted, kept in the DLQ' }],
     });
   });
 });
@@ -1923,7 +1923,7 @@ describe('a worker failure after the POST', () => {
     expect(gone.received).toHaveLength(1);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({
       status: 'failed',
-      attempts: [{ error: 'endpoint disabled: not attempted' }],
+      attempts: [{ error: 'endpoint disabled: not attempted, kept in the DLQ' }],
     });
   });
 
