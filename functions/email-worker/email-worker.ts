@@ -14,6 +14,7 @@ import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
+  attemptsUsedReason,
   BatchIdempotency,
   processSqsBatch,
   QueueActions,
@@ -269,7 +270,13 @@ export class EmailWorker {
     }
     const { message } = parsed;
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
-    const skipCause = await this.whyNotSend(record, message, correlationId, userState);
+    let skipCause: SkipCause | undefined;
+    try {
+      skipCause = await this.whyNotSend(message, userState);
+    } catch (error) {
+      // Neither sent to someone who may be gone nor dropped for someone who may not: the attempt failed.
+      return this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
+    }
     if (skipCause) return this.recordSkipped(message, correlationId, skipCause);
     if (message.type === 'sms' && !this.options.sms) {
       return this.deadLetter(record, 'No SMS transport is configured', correlationId, { message });
@@ -300,8 +307,7 @@ export class EmailWorker {
         return this.deferCopyInProgress(record, message, error, correlationId);
       }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
-        await this.failAttempt(record, message, error, correlationId, { notBeforeSec });
-        throw error;
+        return this.failAttempt(record, message, error, correlationId, { notBeforeSec });
       }
       // Sent, but not remembered: retrying would send it twice, so it counts as sent.
       this.options.observability.logger.warn(
@@ -340,28 +346,17 @@ export class EmailWorker {
    * Why the message must not go out: it is an SMS whose code has expired, the user it is about is no
    * longer there (deleted, or their registration lapsed since it was queued), or it asks them to verify an
    * address they verified since. Undefined otherwise, and for a message naming no user (about no one who
-   * can be gone). A failed check is the attempt's failure: backed off and thrown, so the message is
-   * neither sent to someone who may be gone nor dropped for someone who may not.
+   * can be gone). Rejects when the user could not be checked (the caller's failed attempt).
    */
-  private async whyNotSend(
-    record: SQSRecord,
-    message: QueueMessage,
-    correlationId: string,
-    userState: UserState,
-  ): Promise<SkipCause | undefined> {
+  private async whyNotSend(message: QueueMessage, userState: UserState): Promise<SkipCause | undefined> {
     // Before the user's read, which an expired code does not need.
     if (message.type === 'sms' && smsCodeExpired(message, Date.now())) return 'expired';
     if (message.userId === undefined) return undefined;
-    try {
-      const state = await userState(message.userId);
-      if (state === 'deleted' || state === 'lapsed') return state;
-      // Its "confirm your address, or this registration is removed" would be false, and its link useless.
-      if (state === 'verified' && message.type === 'verification') return 'verified';
-      return undefined;
-    } catch (error) {
-      await this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
-      throw error;
-    }
+    const state = await userState(message.userId);
+    if (state === 'deleted' || state === 'lapsed') return state;
+    // Its "confirm your address, or this registration is removed" would be false, and its link useless.
+    if (state === 'verified' && message.type === 'verification') return 'verified';
+    return undefined;
   }
 
   /** A message that must not go out (see {@link SkipCause}): nothing went out, and nothing of it is kept but its ids. */
@@ -521,8 +516,10 @@ export class EmailWorker {
   }
 
   /**
-   * Reports a failed attempt (of its send, or of the check before it) and delays the next one (at least
-   * `notBeforeSec`) by changing the message's visibility.
+   * Reports a failed attempt (of its send, or of the check before it), delays the next one (at least
+   * `notBeforeSec`) by changing the message's visibility and rethrows `error`, so the record is reported
+   * failed. After the last attempt the message goes to the DLQ ({@link QueueActions.endLastAttempt}): it
+   * resolves instead when the worker moved it there itself.
    */
   private async failAttempt(
     record: SQSRecord,
@@ -534,7 +531,7 @@ export class EmailWorker {
     const { logger, auditLogger, metrics } = this.options.observability;
     const attempt = receiveCountOf(record);
     const last = attempt >= this.options.maxAttempts;
-    // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
+    // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
     const delaySec = last
       ? 0
       : Math.max(notBeforeSec, retryDelaySec(attempt, this.options.retryBaseDelaySec));
@@ -558,7 +555,12 @@ export class EmailWorker {
       reason: error instanceof Error ? error.name : 'error',
       metadata: { messageId: message.id, type: message.type, step, attempt, last },
     });
-    await this.queue.delayNextAttempt(record, delaySec, correlationId);
+    if (!last) await this.queue.delayNextAttempt(record, delaySec, correlationId);
+    else {
+      const reason = attemptsUsedReason(attempt, this.options.maxAttempts);
+      if (await this.queue.endLastAttempt(record, reason, correlationId)) return;
+    }
+    throw error;
   }
 
   /**

@@ -101,6 +101,19 @@ export function attemptOf(record: SQSRecord, maxAttempts: number): number {
   return (attemptsMade < maxAttempts ? attemptsMade : 0) + receiveCountOf(record);
 }
 
+/**
+ * The reason a worker dead-lettered this message with ({@link deadLetterReasonAttribute}), when it carries
+ * one: an operator redrove it from the DLQ (or a producer set it). Undefined for any other message.
+ */
+export function deadLetterReasonOf(record: SQSRecord): string | undefined {
+  return record.messageAttributes?.[deadLetterReasonAttribute]?.stringValue;
+}
+
+/** The DLQ reason of a message whose last attempt failed: `attempts used: 3 of 3`. */
+export function attemptsUsedReason(attemptsMade: number, maxAttempts: number): string {
+  return `attempts used: ${attemptsMade} of ${maxAttempts}`;
+}
+
 /** How many times workers sent this message back to its queue: its {@link sendBacksAttribute}, else 0. */
 export function sendBacksOf(record: SQSRecord): number {
   return countAttribute(record, sendBacksAttribute);
@@ -312,6 +325,35 @@ export class QueueActions {
       await this.delayNextAttempt(record, delaySec, correlationId);
       throw error;
     }
+  }
+
+  /**
+   * Ends a message's last failed attempt, after which it belongs in the DLQ. SQS's redrive would move it
+   * with every attribute it carries, so a message an operator redrove from the DLQ would land there again
+   * under the reason it was dead-lettered for before (`invalid_message` for a cause since fixed, say, which
+   * the runbook says to delete), not the failure that ended it now. Such a message
+   * ({@link deadLetterReasonOf}) is copied to the DLQ by the worker itself with `reason`, and resolves
+   * true: the caller reports it processed. Any other message, or one whose copy the DLQ refused (logged:
+   * SQS's redrive then moves it with its old reason), is made visible at once for SQS's redrive to move it
+   * on the next receive, and resolves false.
+   */
+  async endLastAttempt(record: SQSRecord, reason: string, correlationId: string): Promise<boolean> {
+    const staleReason = deadLetterReasonOf(record);
+    if (staleReason !== undefined) {
+      const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, staleReason };
+      try {
+        await this.deadLetter(record, reason);
+        this.options.logger.warn('Redriven message dead-lettered again, with its current reason', context);
+        return true;
+      } catch (error) {
+        this.options.logger.error(
+          'Redriven message could not be dead-lettered with its current reason; the redrive moves it with its old one',
+          { ...context, error },
+        );
+      }
+    }
+    await this.delayNextAttempt(record, 0, correlationId);
+    return false;
   }
 
   /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */

@@ -27,6 +27,7 @@ import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
 import {
   attemptOf,
+  attemptsUsedReason,
   BatchIdempotency,
   fullJitterDelaySec,
   maxSendDelaySec,
@@ -784,7 +785,8 @@ export class WebhookWorker {
    * endpoint at once); the message comes back later and the record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
    * a failure of ours, so messages that failed together in an outage do not all return together. A
-   * failure of ours on the last receive ends the delivery instead (see {@link failForGood}).
+   * failure of ours on the last receive ends the delivery instead (see {@link failForGood}) and sends
+   * the message to the DLQ ({@link QueueActions.endLastAttempt}).
    */
   private async postpone(
     record: SQSRecord,
@@ -796,7 +798,7 @@ export class WebhookWorker {
     }: { readonly attempt: number; readonly posted: boolean; readonly notBeforeSec?: number },
     error: unknown,
     correlationId: string,
-  ): Promise<never> {
+  ): Promise<void> {
     const { logger, metrics } = this.options.observability;
     const last = attempt >= this.options.maxAttempts;
     const context = {
@@ -809,9 +811,9 @@ export class WebhookWorker {
     if (error instanceof IdempotencyAlreadyInProgressError) {
       logger.warn('Webhook delivery postponed: another copy is in flight', { ...context, delaySec });
     } else if (last) {
-      // Visible at once: SQS's redrive moves it to the DLQ on the next receive.
-      delaySec = 0;
       await this.failForGood(message, { attempt, posted }, error, correlationId, context);
+      if (await this.endLastAttempt(record, attempt, correlationId)) return;
+      throw error;
     } else {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
       // the worker's error, not the endpoint's.
@@ -874,8 +876,9 @@ export class WebhookWorker {
 
   /**
    * Records a failed attempt and decides what follows: 410 ends the delivery and disables the endpoint
-   * (resolves: the message is deleted); otherwise the next attempt is delayed, or after the last one
-   * the delivery is marked failed and the disable rule applied (rejects: SQS keeps the message).
+   * (resolves: the message is deleted); otherwise the next attempt is delayed (rejects), or after the last
+   * one the delivery is marked failed, the disable rule applied and the message sent to the DLQ
+   * ({@link QueueActions.endLastAttempt}: rejects when that is left to SQS's redrive).
    * The next attempt waits at least `notBeforeSec`. A write that fails here postpones the message
    * like any failure of the worker's.
    */
@@ -917,7 +920,7 @@ export class WebhookWorker {
       });
       return;
     }
-    // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
+    // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
     const delaySec = last ? 0 : Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
     observability.logger.warn('Webhook delivery attempt failed', {
       correlation_id: correlationId,
@@ -930,8 +933,15 @@ export class WebhookWorker {
     // The receiver's failure (its answer, a timeout, a blocked address), not ours: `failure`, as a client's
     // 4xx is, so that `outcome = "error"` finds the worker's own faults (`worker_error`) only.
     this.audit('webhook.failed', 'failure', correlationId, message, { attempt, last, reason: failure.error });
-    await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
+    if (!last) await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
+    else if (await this.endLastAttempt(record, attempt, correlationId)) return;
     throw error;
+  }
+
+  /** {@link QueueActions.endLastAttempt}: true when the worker moved the message to the DLQ itself. */
+  private endLastAttempt(record: SQSRecord, attempt: number, correlationId: string): Promise<boolean> {
+    const reason = attemptsUsedReason(attempt, this.options.maxAttempts);
+    return this.options.sqs.endLastAttempt(record, reason, correlationId);
   }
 
   /** Full-jitter backoff, lengthened (within the schedule's maximum) by a Retry-After or an open circuit. */

@@ -199,3 +199,56 @@ describe('a message for a disabled endpoint', () => {
     expect(endpointDisabledReason).toContain('endpoint_disabled');
   });
 });
+
+describe('a redriven message that fails again', () => {
+  it('reaches the DLQ with the reason that ended it now, not the one it was redriven with', async () => {
+    let status = 204;
+    const hooks = await receiver(() => status);
+    const endpoint = await endpointAt(hooks.url);
+    const stored = await store.getEndpoint(endpoint.id);
+    if (!stored) throw new Error('endpoint missing');
+    await store.disableEndpoint(stored, { reason: 'gone' });
+    const { run } = setup({ failureThreshold: 100 });
+    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+    await run(await queues.receivedRecord(body));
+    const disabled = await store.getEndpoint(endpoint.id);
+    if (!disabled) throw new Error('endpoint missing');
+    await store.enableEndpoint(disabled);
+
+    // Enabled and redriven, as the runbook says; the receiver then fails every attempt.
+    status = 500;
+    await redrive();
+    let received = await onlyRecord();
+    for (let attempt = 1; attempt < maxAttempts; attempt += 1) {
+      expect((await run(received)).batchItemFailures).toHaveLength(1);
+      received = await queues.redelivered(received);
+    }
+    expect(await run(received)).toEqual({ batchItemFailures: [] });
+    expect(hooks.received).toHaveLength(maxAttempts);
+
+    // Nothing left for SQS's redrive to move with the old reason.
+    expect(await queues.receiveRecords()).toEqual([]);
+    const [copy, ...others] = await queues.deadLetters([body]);
+    expect(others).toEqual([]);
+    expect(stringAttributes(copy as Message)).toEqual({
+      [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
+    });
+  });
+
+  it('is left to SQS redrive when it carries no reason, as before', async () => {
+    const hooks = await receiver(() => 500);
+    const endpoint = await endpointAt(hooks.url);
+    const { run } = setup({ failureThreshold: 100 });
+
+    const last = await queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+      receiveCount: maxAttempts,
+    });
+    expect(await run(last)).toEqual({ batchItemFailures: [{ itemIdentifier: last.messageId }] });
+    expect(queues.visibilityChanges().map((change) => change.VisibilityTimeout)).toEqual([0]);
+    expect(queues.sentMessages()).toEqual([]);
+    // SQS's redrive moved it, with no reason: the message, not a copy of the worker's.
+    const [moved] = await queues.deadLetters([last.body]);
+    expect(moved?.MessageId).toBe(last.messageId);
+    expect(moved?.MessageAttributes).toBeUndefined();
+  });
+});
