@@ -109,6 +109,14 @@ export function deadLetterReasonOf(record: SQSRecord): string | undefined {
   return record.messageAttributes?.[deadLetterReasonAttribute]?.stringValue;
 }
 
+/**
+ * The names of the attributes a worker wrote that a received message carries: a dead-letter reason (the
+ * message was redriven from the DLQ), a sent-back copy's counts ({@link QueueActions.sendBack}).
+ */
+function workerAttributesOf(record: SQSRecord): string[] {
+  return Object.keys(record.messageAttributes ?? {}).filter((name) => name.startsWith(workerAttributePrefix));
+}
+
 /** The DLQ reason of a message whose last attempt failed: `attempts used: 3 of 3`. */
 export function attemptsUsedReason(attemptsMade: number, maxAttempts: number): string {
   return `attempts used: ${attemptsMade} of ${maxAttempts}`;
@@ -329,25 +337,35 @@ export class QueueActions {
 
   /**
    * Ends a message's last failed attempt, after which it belongs in the DLQ. SQS's redrive would move it
-   * with every attribute it carries, so a message an operator redrove from the DLQ would land there again
+   * with every attribute it carries: a message an operator redrove from the DLQ would land there again
    * under the reason it was dead-lettered for before (`invalid_message` for a cause since fixed, say, which
-   * the runbook says to delete), not the failure that ended it now. Such a message
-   * ({@link deadLetterReasonOf}) is copied to the DLQ by the worker itself with `reason`, and resolves
-   * true: the caller reports it processed. Any other message, or one whose copy the DLQ refused (logged:
-   * SQS's redrive then moves it with its old reason), is made visible at once for SQS's redrive to move it
-   * on the next receive, and resolves false.
+   * the runbook says to delete), not the failure that ended it now, and a copy a worker sent back would
+   * keep its counts, so that once redriven it would not start afresh (its send-backs used up). A message
+   * carrying such attributes is copied to the DLQ by the worker itself with `reason` and without them
+   * ({@link deadLetter}), and resolves true: the caller reports it processed. Any other message, or one
+   * whose copy the DLQ refused (logged: SQS's redrive then moves it with them), is made visible at once for
+   * SQS's redrive to move it on the next receive, and resolves false.
    */
   async endLastAttempt(record: SQSRecord, reason: string, correlationId: string): Promise<boolean> {
-    const staleReason = deadLetterReasonOf(record);
-    if (staleReason !== undefined) {
-      const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, staleReason };
+    const workerAttributes = workerAttributesOf(record);
+    if (workerAttributes.length > 0) {
+      const context = {
+        correlation_id: correlationId,
+        sqsMessageId: record.messageId,
+        reason,
+        staleReason: deadLetterReasonOf(record),
+        workerAttributes,
+      };
       try {
         await this.deadLetter(record, reason);
-        this.options.logger.warn('Redriven message dead-lettered again, with its current reason', context);
+        this.options.logger.warn(
+          'Message dead-lettered with its current reason, without the worker attributes it carried',
+          context,
+        );
         return true;
       } catch (error) {
         this.options.logger.error(
-          'Redriven message could not be dead-lettered with its current reason; the redrive moves it with its old one',
+          'Message could not be dead-lettered without the worker attributes it carried; the redrive moves it with them',
           { ...context, error },
         );
       }

@@ -1,5 +1,11 @@
 // An operator's DLQ redrive of webhook messages, against a real local-aws-sqs (the queue, its DLQ and the redrive policy).
-import { DeleteMessageCommand, type Message, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  type Message,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
@@ -250,5 +256,43 @@ describe('a redriven message that fails again', () => {
     const [moved] = await queues.deadLetters([last.body]);
     expect(moved?.MessageId).toBe(last.messageId);
     expect(moved?.MessageAttributes).toBeUndefined();
+  });
+});
+
+describe('a copy sent back while its endpoint circuit was open', () => {
+  it('reaches the DLQ without its counts when its last attempt fails, so a redrive starts afresh', async () => {
+    const hooks = await receiver(() => 500);
+    const endpoint = await endpointAt(hooks.url);
+    const maxCircuitDeferrals = 2;
+    const { run } = setup({ failureThreshold: 1, maxCircuitDeferrals });
+    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+
+    // Deferred as often as it may be, then every attempt failed: the last one opens the circuit.
+    const last = await queues.receivedRecord(body, {
+      receiveCount: maxAttempts,
+      attributes: { 'bulwark-send-backs': String(maxCircuitDeferrals), 'bulwark-attempts-made': '0' },
+    });
+    expect(await run(last)).toEqual({ batchItemFailures: [] });
+    expect(await queues.receiveRecords()).toEqual([]);
+    const [copy] = await queues.receive(queues.dlqUrl);
+    expect(stringAttributes(copy as Message)).toEqual({
+      [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
+    });
+    await operator.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: queues.dlqUrl,
+        ReceiptHandle: copy?.ReceiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
+
+    // Redriven while the circuit is still open: deferred like a new message, its attempts unspent.
+    await redrive();
+    queues.clearCalls();
+    expect(await run(await onlyRecord())).toEqual({ batchItemFailures: [] });
+    expect(hooks.received).toHaveLength(1);
+    const [sentBack] = queues.sentMessages();
+    expect(sentBack?.QueueUrl).toBe(queues.queueUrl);
+    expect(sentBack?.MessageAttributes?.['bulwark-send-backs']?.StringValue).toBe('1');
   });
 });

@@ -1125,11 +1125,11 @@ describe('a receive that finds the circuit open', () => {
       createdAt: new Date(Date.now() - 25 * 3_600_000).toISOString(),
     };
     const lastAttempt = await queues.receivedRecord(old, { attributes: { [attemptsMadeAttribute]: '4' } });
-    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    // SQS's redrive counts only this copy's receives (1 so far) and would keep its count: the worker
+    // moves it to the DLQ itself.
+    expect(await run(lastAttempt)).toEqual({ batchItemFailures: [] });
     expect(dead.received).toHaveLength(1);
-    expect(queues.sentMessages()).toEqual([]);
-    // Visible at once, as every last attempt is.
-    expect(visibilityChanges()).toEqual([0]);
+    expect(visibilityChanges()).toEqual([]);
     const delivery = (await historyOf(endpoint.id)).find((item) => item.webhookId === old.id);
     expect(delivery).toMatchObject({
       status: 'failed',
@@ -1139,9 +1139,6 @@ describe('a receive that finds the circuit open', () => {
       status: 'disabled',
       disabledReason: 'failing',
     });
-    // SQS's redrive counts only this copy's receives (1 so far), so the worker moves it to the DLQ.
-    const spent = await queues.redelivered(lastAttempt);
-    expect((await run(spent)).batchItemFailures).toEqual([]);
     const [deadLetter, ...more] = await queues.deadLetters([lastAttempt.body]);
     expect(more).toEqual([]);
     expect(deadLetter?.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue).toBe(
@@ -1149,6 +1146,18 @@ describe('a receive that finds the circuit open', () => {
     );
     // Redriven from the DLQ, it starts its attempts afresh.
     expect(deadLetter?.MessageAttributes).not.toHaveProperty(attemptsMadeAttribute);
+
+    // A copy received past its attempts (its last receive's DLQ copy was refused) goes there without a POST.
+    const spent = await queues.receivedRecord(
+      { ...old, id: newWebhookId('msg') },
+      { receiveCount: 2, attributes: { [attemptsMadeAttribute]: '4' } },
+    );
+    expect(await run(spent)).toEqual({ batchItemFailures: [] });
+    const [spentLetter] = await queues.deadLetters([spent.body]);
+    expect(spentLetter?.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue).toBe(
+      'attempts used: 5 of 5',
+    );
+    expect(spentLetter?.MessageAttributes).not.toHaveProperty(attemptsMadeAttribute);
     expect(dead.received).toHaveLength(1);
   });
 
