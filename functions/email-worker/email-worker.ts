@@ -16,6 +16,7 @@ import type { FunctionObservability } from '../shared/observability.js';
 import {
   attemptsUsedReason,
   BatchIdempotency,
+  deadLetterReasonOf,
   processSqsBatch,
   QueueActions,
   receiveCountOf,
@@ -139,6 +140,20 @@ function claimsToBeSms(body: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The messages of the batch in hand that were redriven from the DLQ: they carry the dead-letter reason
+ * the worker copied them there with ({@link deadLetterReasonOf}).
+ */
+const redrivenMessages = new WeakSet<QueueMessage>();
+
+/**
+ * What every log and audit line about a message names: its id, and `redriven: true` for a message
+ * redriven from the DLQ, so that its lines are told apart from a new message's.
+ */
+function messageFields(message: QueueMessage) {
+  return { messageId: message.id, ...(redrivenMessages.has(message) ? { redriven: true } : {}) };
 }
 
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
@@ -269,6 +284,17 @@ export class EmailWorker {
       return this.deadLetter(record, parsed.reason, correlationId, { sms: claimsToBeSms(record.body) });
     }
     const { message } = parsed;
+    const previousReason = deadLetterReasonOf(record);
+    if (previousReason !== undefined) {
+      redrivenMessages.add(message);
+      this.options.observability.logger.info('Email message redriven from the DLQ', {
+        correlation_id: correlationId,
+        ...messageFields(message),
+        type: message.type,
+        attempt: receiveCountOf(record),
+        previousReason,
+      });
+    }
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
     let skipCause: SkipCause | undefined;
     try {
@@ -316,7 +342,7 @@ export class EmailWorker {
           : 'Email sent, but its idempotency record was not saved',
         {
           correlation_id: correlationId,
-          messageId: message.id,
+          ...messageFields(message),
           ...sendFailureLogFields(error.cause ?? error),
         },
       );
@@ -335,7 +361,7 @@ export class EmailWorker {
       // no email" starts from the id.
       userId: message.userId,
       metadata: {
-        messageId: message.id,
+        ...messageFields(message),
         type: message.type,
         transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
       },
@@ -366,7 +392,7 @@ export class EmailWorker {
     recordMetric(metrics, 'EmailSkipped');
     logger.info(`${sms ? 'SMS' : 'Email'} dropped: ${skipCauses[why].logged}`, {
       correlation_id: correlationId,
-      messageId: message.id,
+      ...messageFields(message),
       userId: message.userId,
     });
     auditLogger.log({
@@ -375,7 +401,7 @@ export class EmailWorker {
       correlationId,
       userId: message.userId,
       reason: skipCauses[why].reason,
-      metadata: { messageId: message.id, type: message.type },
+      metadata: { ...messageFields(message), type: message.type },
     });
   }
 
@@ -398,7 +424,7 @@ export class EmailWorker {
         : 'Email dropped: the provider refused its recipient',
       {
         correlation_id: correlationId,
-        messageId: message.id,
+        ...messageFields(message),
         userId: message.userId,
         provider: error.provider,
         providerCode: error.providerCode,
@@ -412,7 +438,7 @@ export class EmailWorker {
       userId: message.userId,
       reason: 'recipient_refused',
       metadata: {
-        messageId: message.id,
+        ...messageFields(message),
         type: message.type,
         provider: error.provider,
         providerCode: error.providerCode,
@@ -439,7 +465,7 @@ export class EmailWorker {
         : 'Email send failed, and its in-progress idempotency record could not be deleted',
       {
         correlation_id: correlationId,
-        messageId: message.id,
+        ...messageFields(message),
         expiresInSec,
         ...sendFailureLogFields(error instanceof Error ? (error.cause ?? error) : error),
       },
@@ -453,13 +479,13 @@ export class EmailWorker {
     const sms = message.type === 'sms';
     logger.info(sms ? 'SMS already sent; copy skipped' : 'Email already sent; copy skipped', {
       correlation_id: correlationId,
-      messageId: message.id,
+      ...messageFields(message),
     });
     auditLogger.log({
       eventType: sms ? 'sms.duplicate' : 'email.duplicate',
       outcome: 'success',
       correlationId,
-      metadata: { messageId: message.id, type: message.type },
+      metadata: { ...messageFields(message), type: message.type },
     });
   }
 
@@ -480,7 +506,7 @@ export class EmailWorker {
       message.type === 'sms'
         ? 'An SMS with this id is being sent right now; this copy comes back later'
         : 'An email with this id is being sent right now; this copy comes back later',
-      { correlation_id: correlationId, messageId: message.id, attempt, delaySec },
+      { correlation_id: correlationId, ...messageFields(message), attempt, delaySec },
     );
     await this.queue.delayNextAttempt(record, delaySec, correlationId);
     throw error;
@@ -539,7 +565,7 @@ export class EmailWorker {
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
       correlation_id: correlationId,
-      messageId: message.id,
+      ...messageFields(message),
       userId: message.userId,
       step,
       attempt,
@@ -553,7 +579,7 @@ export class EmailWorker {
       correlationId,
       userId: message.userId,
       reason: error instanceof Error ? error.name : 'error',
-      metadata: { messageId: message.id, type: message.type, step, attempt, last },
+      metadata: { ...messageFields(message), type: message.type, step, attempt, last },
     });
     if (!last) await this.queue.delayNextAttempt(record, delaySec, correlationId);
     else {
@@ -582,14 +608,15 @@ export class EmailWorker {
     }: { message?: QueueMessage; sms?: boolean; cause?: DeadLetterCause } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason };
+    const redriven = deadLetterReasonOf(record) === undefined ? {} : { redriven: true };
+    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, ...redriven };
     const auditRejected = (metadata: Record<string, unknown>) =>
       auditLogger.log({
         eventType: sms ? 'sms.rejected' : 'email.rejected',
         outcome: 'failure',
         correlationId,
         reason: cause,
-        metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...metadata },
       });
     const attempt = receiveCountOf(record);
     const kind = sms ? 'SMS' : 'Email';

@@ -29,6 +29,7 @@ import {
   attemptOf,
   attemptsUsedReason,
   BatchIdempotency,
+  deadLetterReasonOf,
   fullJitterDelaySec,
   maxSendDelaySec,
   maxVisibilitySec,
@@ -188,11 +189,24 @@ const maxCircuits = 1000;
 const endpointWindowMs = 60_000;
 
 /**
+ * The messages of the batch in hand that were redriven from the DLQ: they carry the dead-letter reason
+ * the worker copied them there with ({@link deadLetterReasonOf}). Keyed by the parsed message, which
+ * every line about a delivery is written from.
+ */
+const redrivenMessages = new WeakSet<WebhookMessage>();
+
+/**
  * The ids every line about a delivery names: its webhook and endpoint, and what its event is about
- * (`bookingId` or `userId`), the id an engineer is handed.
+ * (`bookingId` or `userId`), the id an engineer is handed; and `redriven: true` for a message redriven
+ * from the DLQ, so that its lines are told apart from a new event's.
  */
 function deliveryFields(message: WebhookMessage) {
-  return { webhookId: message.id, endpointId: message.endpointId, ...eventSubjectOf(message) };
+  return {
+    webhookId: message.id,
+    endpointId: message.endpointId,
+    ...eventSubjectOf(message),
+    ...(redrivenMessages.has(message) ? { redriven: true } : {}),
+  };
 }
 
 /** A short, safe description of why an attempt failed (no response body, no secret). */
@@ -446,7 +460,17 @@ export class WebhookWorker {
     const parsed = parseMessageBody(webhookMessageSchema, record.body);
     if (!parsed.ok) return this.reject(record, parsed.reason, correlationId);
     const { message } = parsed;
+    const previousReason = deadLetterReasonOf(record);
     const attempt = attemptOf(record, this.options.maxAttempts);
+    if (previousReason !== undefined) {
+      redrivenMessages.add(message);
+      this.options.observability.logger.info('Webhook message redriven from the DLQ', {
+        correlation_id: correlationId,
+        ...deliveryFields(message),
+        attempt,
+        previousReason,
+      });
+    }
     if (attempt > this.options.maxAttempts)
       return this.deadLetterSpent(record, message, attempt, correlationId);
     const { store, observability } = this.options;
@@ -1020,7 +1044,14 @@ export class WebhookWorker {
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     const delivery = message === undefined ? {} : deliveryFields(message);
-    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, ...delivery };
+    const redriven = deadLetterReasonOf(record) === undefined ? {} : { redriven: true };
+    const context = {
+      correlation_id: correlationId,
+      sqsMessageId: record.messageId,
+      reason,
+      ...redriven,
+      ...delivery,
+    };
     const auditRejected = (metadata: Record<string, unknown>) =>
       auditLogger.log({
         eventType: 'webhook.rejected',
@@ -1028,7 +1059,7 @@ export class WebhookWorker {
         ...(message === undefined ? {} : { tenantId: message.tenantId }),
         correlationId,
         reason: cause,
-        metadata: { sqsMessageId: record.messageId, detail: reason, ...delivery, ...metadata },
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...delivery, ...metadata },
       });
     const attempt = attemptOf(record, this.options.maxAttempts);
     await this.options.sqs.deadLetterOrRetry(record, reason, {

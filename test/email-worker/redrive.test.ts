@@ -126,3 +126,30 @@ it('dead-letters a redriven message that runs out of attempts with that reason, 
     'x-correlation-id': 'corr-redrive',
   });
 });
+
+it('marks a redriven message redriven in its audit lines, and a new one not', async () => {
+  const { state, transport } = provider();
+  state.mode = 'up';
+  const { run, audits } = setup(transport);
+  const redriven = welcome();
+  const fresh = welcome();
+
+  await run(
+    await queues.receivedRecord(redriven, {
+      attributes: { [deadLetterReasonAttribute]: 'ses refused the message for good (MessageRejected)' },
+    }),
+  );
+  await run(await queues.receivedRecord(fresh));
+  await run(
+    await queues.receivedRecord('not json', {
+      attributes: { [deadLetterReasonAttribute]: 'Body is not JSON' },
+    }),
+  );
+
+  expect(audits.map((audit) => [audit.eventType, audit.metadata?.redriven])).toEqual([
+    ['email.sent', true],
+    ['email.sent', undefined],
+    ['email.rejected', true],
+  ]);
+  expect(audits[0]?.metadata?.messageId).toBe(JSON.parse(redriven).id);
+});

@@ -7,7 +7,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
@@ -97,7 +97,7 @@ function setup({ failureThreshold = 5, maxCircuitDeferrals = 10 } = {}) {
     random: () => 0.5,
   });
   const run = (...records: SQSRecord[]) => worker.handle({ Records: records } as SQSEvent, context);
-  return { run, audits };
+  return { run, audits, logger };
 }
 
 async function endpointAt(url: string) {
@@ -294,5 +294,41 @@ describe('a copy sent back while its endpoint circuit was open', () => {
     const [sentBack] = queues.sentMessages();
     expect(sentBack?.QueueUrl).toBe(queues.queueUrl);
     expect(sentBack?.MessageAttributes?.['bulwark-send-backs']?.StringValue).toBe('1');
+  });
+});
+
+describe('a message redriven from the DLQ', () => {
+  it('is marked redriven in its log and audit lines, and a new one is not', async () => {
+    const hooks = await receiver(() => 204);
+    const endpoint = await endpointAt(hooks.url);
+    const { run, audits, logger } = setup();
+    const info = vi.spyOn(logger, 'info');
+    const redriven = messageFor(endpoint.id, endpoint.tenantId);
+    const fresh = messageFor(endpoint.id, endpoint.tenantId);
+
+    await run(
+      await queues.receivedRecord(redriven, {
+        attributes: { [deadLetterReasonAttribute]: endpointDisabledReason },
+      }),
+    );
+    await run(await queues.receivedRecord(fresh));
+
+    expect(hooks.received).toHaveLength(2);
+    const deliveredLines = audits.filter((audit) => audit.eventType === 'webhook.delivered');
+    expect(deliveredLines.map((audit) => [audit.metadata?.webhookId, audit.metadata?.redriven])).toEqual([
+      [redriven.id, true],
+      [fresh.id, undefined],
+    ]);
+    expect(info).toHaveBeenCalledWith(
+      'Webhook message redriven from the DLQ',
+      expect.objectContaining({
+        webhookId: redriven.id,
+        redriven: true,
+        previousReason: endpointDisabledReason,
+      }),
+    );
+    expect(info.mock.calls.filter(([line]) => line === 'Webhook message redriven from the DLQ')).toHaveLength(
+      1,
+    );
   });
 });
