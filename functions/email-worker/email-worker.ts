@@ -198,7 +198,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
  *   dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
- *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
+ *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive), or, for a message
+ *   redriven from the DLQ, the worker copies it there with its current reason ({@link QueueActions.endLastAttempt});
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
  *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
  * - a message id another invocation is sending right now: the copy backs off, not counted as failed;

@@ -284,7 +284,9 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   message's visibility is set to the backoff delay (full jitter; longer for a Retry-After on 429/503
  *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
- *   and leaves the message to SQS's redrive into the DLQ.
+ *   and leaves the message to SQS's redrive into the DLQ; a message carrying a worker's attributes (a
+ *   redriven one's dead-letter reason, a sent-back copy's counts) the worker copies there itself, with
+ *   the current reason and without them ({@link QueueActions.endLastAttempt}).
  * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
  *   secret; the idempotency store; marking a delivery to a disabled endpoint failed; anything else
  *   before the POST but the endpoint's open circuit) is not an

@@ -68,11 +68,11 @@ async function receiver(status: () => number): Promise<Receiver> {
   return started;
 }
 
-function setup({ failureThreshold = 5, maxCircuitDeferrals = 10 } = {}) {
+function setup({ failureThreshold = 5, maxCircuitDeferrals = 10, store: workerStore = store } = {}) {
   const { observability, audits } = testObservability('webhook-worker');
   const { logger, auditLogger, metrics } = observability;
   const worker = new WebhookWorker({
-    store,
+    store: workerStore,
     guard: new SsrfGuard({ allowlist: ['127.0.0.0/8', '::1/128'] }),
     sqs: new QueueActions({ sqs: queues.client, queueUrl: queues.queueUrl, dlqUrl: queues.dlqUrl, logger }),
     maxAttempts,
@@ -330,5 +330,40 @@ describe('a message redriven from the DLQ', () => {
     expect(info.mock.calls.filter(([line]) => line === 'Webhook message redriven from the DLQ')).toHaveLength(
       1,
     );
+  });
+});
+
+describe('a redriven message whose last receive fails on the worker side', () => {
+  it('reaches the DLQ with the reason that ended it now', async () => {
+    const hooks = await receiver(() => 204);
+    const endpoint = await endpointAt(hooks.url);
+    // DynamoDB refusing connections: the endpoint cannot be read, nor the delivery marked.
+    const refusing = new WebhookStore({
+      documentClient: createDocumentClient(
+        createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', maxAttempts: 1 }),
+      ),
+      tableName: testTableNames.toolkit,
+      encryptor,
+    });
+    const { run, audits } = setup({ store: refusing });
+    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+
+    const last = await queues.receivedRecord(body, {
+      receiveCount: maxAttempts,
+      attributes: { [deadLetterReasonAttribute]: endpointDisabledReason },
+    });
+    expect(await run(last)).toEqual({ batchItemFailures: [] });
+
+    expect(hooks.received).toHaveLength(0);
+    expect(audits.at(-1)).toMatchObject({
+      eventType: 'webhook.failed',
+      metadata: { reason: 'worker_error', last: true, redriven: true },
+    });
+    expect(await queues.receiveRecords()).toEqual([]);
+    const [copy, ...others] = await queues.deadLetters([body]);
+    expect(others).toEqual([]);
+    expect(stringAttributes(copy as Message)).toEqual({
+      [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
+    });
   });
 });
