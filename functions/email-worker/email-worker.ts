@@ -14,7 +14,9 @@ import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
+  attemptsUsedReason,
   BatchIdempotency,
+  deadLetterReasonOf,
   processSqsBatch,
   QueueActions,
   receiveCountOf,
@@ -140,6 +142,20 @@ function claimsToBeSms(body: string): boolean {
   }
 }
 
+/**
+ * The messages of the batch in hand that were redriven from the DLQ: they carry the dead-letter reason
+ * the worker copied them there with ({@link deadLetterReasonOf}).
+ */
+const redrivenMessages = new WeakSet<QueueMessage>();
+
+/**
+ * What every log and audit line about a message names: its id, and `redriven: true` for a message
+ * redriven from the DLQ, so that its lines are told apart from a new message's.
+ */
+function messageFields(message: QueueMessage) {
+  return { messageId: message.id, ...(redrivenMessages.has(message) ? { redriven: true } : {}) };
+}
+
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
 
@@ -182,7 +198,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
  *   dead-lettered at once, like the above;
  * - a send that fails: the message's visibility is set to the backoff delay and the record is
- *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive);
+ *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive), or, for a message
+ *   redriven from the DLQ, the worker copies it there with its current reason ({@link QueueActions.endLastAttempt});
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
  *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
  * - a message id another invocation is sending right now: the copy backs off, not counted as failed;
@@ -268,8 +285,25 @@ export class EmailWorker {
       return this.deadLetter(record, parsed.reason, correlationId, { sms: claimsToBeSms(record.body) });
     }
     const { message } = parsed;
+    const previousReason = deadLetterReasonOf(record);
+    if (previousReason !== undefined) {
+      redrivenMessages.add(message);
+      this.options.observability.logger.info('Email message redriven from the DLQ', {
+        correlation_id: correlationId,
+        ...messageFields(message),
+        type: message.type,
+        attempt: receiveCountOf(record),
+        previousReason,
+      });
+    }
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
-    const skipCause = await this.whyNotSend(record, message, correlationId, userState);
+    let skipCause: SkipCause | undefined;
+    try {
+      skipCause = await this.whyNotSend(message, userState);
+    } catch (error) {
+      // Neither sent to someone who may be gone nor dropped for someone who may not: the attempt failed.
+      return this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
+    }
     if (skipCause) return this.recordSkipped(message, correlationId, skipCause);
     if (message.type === 'sms' && !this.options.sms) {
       return this.deadLetter(record, 'No SMS transport is configured', correlationId, { message });
@@ -300,8 +334,7 @@ export class EmailWorker {
         return this.deferCopyInProgress(record, message, error, correlationId);
       }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
-        await this.failAttempt(record, message, error, correlationId, { notBeforeSec });
-        throw error;
+        return this.failAttempt(record, message, error, correlationId, { notBeforeSec });
       }
       // Sent, but not remembered: retrying would send it twice, so it counts as sent.
       this.options.observability.logger.warn(
@@ -310,7 +343,7 @@ export class EmailWorker {
           : 'Email sent, but its idempotency record was not saved',
         {
           correlation_id: correlationId,
-          messageId: message.id,
+          ...messageFields(message),
           ...sendFailureLogFields(error.cause ?? error),
         },
       );
@@ -329,7 +362,7 @@ export class EmailWorker {
       // no email" starts from the id.
       userId: message.userId,
       metadata: {
-        messageId: message.id,
+        ...messageFields(message),
         type: message.type,
         transport: sms ? this.options.sms?.transport.name : this.options.transport.name,
       },
@@ -340,28 +373,17 @@ export class EmailWorker {
    * Why the message must not go out: it is an SMS whose code has expired, the user it is about is no
    * longer there (deleted, or their registration lapsed since it was queued), or it asks them to verify an
    * address they verified since. Undefined otherwise, and for a message naming no user (about no one who
-   * can be gone). A failed check is the attempt's failure: backed off and thrown, so the message is
-   * neither sent to someone who may be gone nor dropped for someone who may not.
+   * can be gone). Rejects when the user could not be checked (the caller's failed attempt).
    */
-  private async whyNotSend(
-    record: SQSRecord,
-    message: QueueMessage,
-    correlationId: string,
-    userState: UserState,
-  ): Promise<SkipCause | undefined> {
+  private async whyNotSend(message: QueueMessage, userState: UserState): Promise<SkipCause | undefined> {
     // Before the user's read, which an expired code does not need.
     if (message.type === 'sms' && smsCodeExpired(message, Date.now())) return 'expired';
     if (message.userId === undefined) return undefined;
-    try {
-      const state = await userState(message.userId);
-      if (state === 'deleted' || state === 'lapsed') return state;
-      // Its "confirm your address, or this registration is removed" would be false, and its link useless.
-      if (state === 'verified' && message.type === 'verification') return 'verified';
-      return undefined;
-    } catch (error) {
-      await this.failAttempt(record, message, error, correlationId, { step: 'user_check' });
-      throw error;
-    }
+    const state = await userState(message.userId);
+    if (state === 'deleted' || state === 'lapsed') return state;
+    // Its "confirm your address, or this registration is removed" would be false, and its link useless.
+    if (state === 'verified' && message.type === 'verification') return 'verified';
+    return undefined;
   }
 
   /** A message that must not go out (see {@link SkipCause}): nothing went out, and nothing of it is kept but its ids. */
@@ -371,7 +393,7 @@ export class EmailWorker {
     recordMetric(metrics, 'EmailSkipped');
     logger.info(`${sms ? 'SMS' : 'Email'} dropped: ${skipCauses[why].logged}`, {
       correlation_id: correlationId,
-      messageId: message.id,
+      ...messageFields(message),
       userId: message.userId,
     });
     auditLogger.log({
@@ -380,7 +402,7 @@ export class EmailWorker {
       correlationId,
       userId: message.userId,
       reason: skipCauses[why].reason,
-      metadata: { messageId: message.id, type: message.type },
+      metadata: { ...messageFields(message), type: message.type },
     });
   }
 
@@ -403,7 +425,7 @@ export class EmailWorker {
         : 'Email dropped: the provider refused its recipient',
       {
         correlation_id: correlationId,
-        messageId: message.id,
+        ...messageFields(message),
         userId: message.userId,
         provider: error.provider,
         providerCode: error.providerCode,
@@ -417,7 +439,7 @@ export class EmailWorker {
       userId: message.userId,
       reason: 'recipient_refused',
       metadata: {
-        messageId: message.id,
+        ...messageFields(message),
         type: message.type,
         provider: error.provider,
         providerCode: error.providerCode,
@@ -444,7 +466,7 @@ export class EmailWorker {
         : 'Email send failed, and its in-progress idempotency record could not be deleted',
       {
         correlation_id: correlationId,
-        messageId: message.id,
+        ...messageFields(message),
         expiresInSec,
         ...sendFailureLogFields(error instanceof Error ? (error.cause ?? error) : error),
       },
@@ -458,13 +480,13 @@ export class EmailWorker {
     const sms = message.type === 'sms';
     logger.info(sms ? 'SMS already sent; copy skipped' : 'Email already sent; copy skipped', {
       correlation_id: correlationId,
-      messageId: message.id,
+      ...messageFields(message),
     });
     auditLogger.log({
       eventType: sms ? 'sms.duplicate' : 'email.duplicate',
       outcome: 'success',
       correlationId,
-      metadata: { messageId: message.id, type: message.type },
+      metadata: { ...messageFields(message), type: message.type },
     });
   }
 
@@ -485,7 +507,7 @@ export class EmailWorker {
       message.type === 'sms'
         ? 'An SMS with this id is being sent right now; this copy comes back later'
         : 'An email with this id is being sent right now; this copy comes back later',
-      { correlation_id: correlationId, messageId: message.id, attempt, delaySec },
+      { correlation_id: correlationId, ...messageFields(message), attempt, delaySec },
     );
     await this.queue.delayNextAttempt(record, delaySec, correlationId);
     throw error;
@@ -521,8 +543,10 @@ export class EmailWorker {
   }
 
   /**
-   * Reports a failed attempt (of its send, or of the check before it) and delays the next one (at least
-   * `notBeforeSec`) by changing the message's visibility.
+   * Reports a failed attempt (of its send, or of the check before it), delays the next one (at least
+   * `notBeforeSec`) by changing the message's visibility and rethrows `error`, so the record is reported
+   * failed. After the last attempt the message goes to the DLQ ({@link QueueActions.endLastAttempt}): it
+   * resolves instead when the worker moved it there itself.
    */
   private async failAttempt(
     record: SQSRecord,
@@ -534,7 +558,7 @@ export class EmailWorker {
     const { logger, auditLogger, metrics } = this.options.observability;
     const attempt = receiveCountOf(record);
     const last = attempt >= this.options.maxAttempts;
-    // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
+    // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
     const delaySec = last
       ? 0
       : Math.max(notBeforeSec, retryDelaySec(attempt, this.options.retryBaseDelaySec));
@@ -542,7 +566,7 @@ export class EmailWorker {
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
       correlation_id: correlationId,
-      messageId: message.id,
+      ...messageFields(message),
       userId: message.userId,
       step,
       attempt,
@@ -556,9 +580,14 @@ export class EmailWorker {
       correlationId,
       userId: message.userId,
       reason: error instanceof Error ? error.name : 'error',
-      metadata: { messageId: message.id, type: message.type, step, attempt, last },
+      metadata: { ...messageFields(message), type: message.type, step, attempt, last },
     });
-    await this.queue.delayNextAttempt(record, delaySec, correlationId);
+    if (!last) await this.queue.delayNextAttempt(record, delaySec, correlationId);
+    else {
+      const reason = attemptsUsedReason(attempt, this.options.maxAttempts);
+      if (await this.queue.endLastAttempt(record, reason, correlationId)) return;
+    }
+    throw error;
   }
 
   /**
@@ -580,14 +609,15 @@ export class EmailWorker {
     }: { message?: QueueMessage; sms?: boolean; cause?: DeadLetterCause } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason };
+    const redriven = deadLetterReasonOf(record) === undefined ? {} : { redriven: true };
+    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, ...redriven };
     const auditRejected = (metadata: Record<string, unknown>) =>
       auditLogger.log({
         eventType: sms ? 'sms.rejected' : 'email.rejected',
         outcome: 'failure',
         correlationId,
         reason: cause,
-        metadata: { sqsMessageId: record.messageId, detail: reason, ...metadata },
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...metadata },
       });
     const attempt = receiveCountOf(record);
     const kind = sms ? 'SMS' : 'Email';

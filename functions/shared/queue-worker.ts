@@ -101,6 +101,27 @@ export function attemptOf(record: SQSRecord, maxAttempts: number): number {
   return (attemptsMade < maxAttempts ? attemptsMade : 0) + receiveCountOf(record);
 }
 
+/**
+ * The reason a worker dead-lettered this message with ({@link deadLetterReasonAttribute}), when it carries
+ * one: an operator redrove it from the DLQ (or a producer set it). Undefined for any other message.
+ */
+export function deadLetterReasonOf(record: SQSRecord): string | undefined {
+  return record.messageAttributes?.[deadLetterReasonAttribute]?.stringValue;
+}
+
+/**
+ * The names of the attributes a worker wrote that a received message carries: a dead-letter reason (the
+ * message was redriven from the DLQ), a sent-back copy's counts ({@link QueueActions.sendBack}).
+ */
+function workerAttributesOf(record: SQSRecord): string[] {
+  return Object.keys(record.messageAttributes ?? {}).filter((name) => name.startsWith(workerAttributePrefix));
+}
+
+/** The DLQ reason of a message whose last attempt failed: `attempts used: 3 of 3`. */
+export function attemptsUsedReason(attemptsMade: number, maxAttempts: number): string {
+  return `attempts used: ${attemptsMade} of ${maxAttempts}`;
+}
+
 /** How many times workers sent this message back to its queue: its {@link sendBacksAttribute}, else 0. */
 export function sendBacksOf(record: SQSRecord): number {
   return countAttribute(record, sendBacksAttribute);
@@ -312,6 +333,45 @@ export class QueueActions {
       await this.delayNextAttempt(record, delaySec, correlationId);
       throw error;
     }
+  }
+
+  /**
+   * Ends a message's last failed attempt, after which it belongs in the DLQ. SQS's redrive would move it
+   * with every attribute it carries: a message an operator redrove from the DLQ would land there again
+   * under the reason it was dead-lettered for before (`invalid_message` for a cause since fixed, say, which
+   * the runbook says to delete), not the failure that ended it now, and a copy a worker sent back would
+   * keep its counts, so that once redriven it would not start afresh (its send-backs used up). A message
+   * carrying such attributes is copied to the DLQ by the worker itself with `reason` and without them
+   * ({@link deadLetter}), and resolves true: the caller reports it processed. Any other message, or one
+   * whose copy the DLQ refused (logged: SQS's redrive then moves it with them), is made visible at once for
+   * SQS's redrive to move it on the next receive, and resolves false.
+   */
+  async endLastAttempt(record: SQSRecord, reason: string, correlationId: string): Promise<boolean> {
+    const workerAttributes = workerAttributesOf(record);
+    if (workerAttributes.length > 0) {
+      const context = {
+        correlation_id: correlationId,
+        sqsMessageId: record.messageId,
+        reason,
+        staleReason: deadLetterReasonOf(record),
+        workerAttributes,
+      };
+      try {
+        await this.deadLetter(record, reason);
+        this.options.logger.warn(
+          'Message dead-lettered with its current reason, without the worker attributes it carried',
+          context,
+        );
+        return true;
+      } catch (error) {
+        this.options.logger.error(
+          'Message could not be dead-lettered without the worker attributes it carried; the redrive moves it with them',
+          { ...context, error },
+        );
+      }
+    }
+    await this.delayNextAttempt(record, 0, correlationId);
+    return false;
   }
 
   /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */

@@ -27,7 +27,9 @@ import type { FunctionObservability } from '../shared/observability.js';
 import { parseMessageBody } from '../shared/queue-messages.js';
 import {
   attemptOf,
+  attemptsUsedReason,
   BatchIdempotency,
+  deadLetterReasonOf,
   fullJitterDelaySec,
   maxSendDelaySec,
   maxVisibilitySec,
@@ -168,6 +170,12 @@ class SigningFailedError extends Error {
  */
 type RejectionCause = 'invalid_message' | 'unreadable_record';
 
+/**
+ * The DLQ reason of a message whose endpoint is disabled: it waits there for the endpoint's enable and
+ * then a redrive (`endpoint_disabled` is its audit reason too).
+ */
+export const endpointDisabledReason = 'endpoint_disabled: its endpoint is disabled; enable it, then redrive';
+
 /** Circuits kept per process; the least recently created is dropped beyond this (its state stays in DynamoDB). */
 const maxCircuits = 1000;
 
@@ -181,11 +189,24 @@ const maxCircuits = 1000;
 const endpointWindowMs = 60_000;
 
 /**
+ * The messages of the batch in hand that were redriven from the DLQ: they carry the dead-letter reason
+ * the worker copied them there with ({@link deadLetterReasonOf}). Keyed by the parsed message, which
+ * every line about a delivery is written from.
+ */
+const redrivenMessages = new WeakSet<WebhookMessage>();
+
+/**
  * The ids every line about a delivery names: its webhook and endpoint, and what its event is about
- * (`bookingId` or `userId`), the id an engineer is handed.
+ * (`bookingId` or `userId`), the id an engineer is handed; and `redriven: true` for a message redriven
+ * from the DLQ, so that its lines are told apart from a new event's.
  */
 function deliveryFields(message: WebhookMessage) {
-  return { webhookId: message.id, endpointId: message.endpointId, ...eventSubjectOf(message) };
+  return {
+    webhookId: message.id,
+    endpointId: message.endpointId,
+    ...eventSubjectOf(message),
+    ...(redrivenMessages.has(message) ? { redriven: true } : {}),
+  };
 }
 
 /** A short, safe description of why an attempt failed (no response body, no secret). */
@@ -249,7 +270,8 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   to the DLQ once with its reason, reported processed (no retries);
  *   so is a message whose endpoint's stored record this version cannot read (`StoredRecordError`: an
  *   attribute missing, a status it does not know), which fails the same way on every receive;
- * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST;
+ * - endpoint deleted: dropped (logged); endpoint disabled: the delivery is marked failed, no POST, and
+ *   the message is copied to the DLQ (reason {@link endpointDisabledReason}) for a redrive once it is enabled;
  *   another tenant's endpoint: dropped, logged as a warning and audited (`webhook.misdirected`);
  * - an endpoint under the message's id that does not subscribe to its event type, or was registered
  *   after the message was made: dropped (logged as a warning), as the message was made for an endpoint
@@ -262,7 +284,9 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   message's visibility is set to the backoff delay (full jitter; longer for a Retry-After on 429/503
  *   or an open circuit, within the schedule's maximum) and the record is reported failed. The
  *   `maxAttempts`-th failure marks the delivery failed, counts against the endpoint's disable rule
- *   and leaves the message to SQS's redrive into the DLQ.
+ *   and leaves the message to SQS's redrive into the DLQ; a message carrying a worker's attributes (a
+ *   redriven one's dead-letter reason, a sent-back copy's counts) the worker copies there itself, with
+ *   the current reason and without them ({@link QueueActions.endLastAttempt}).
  * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
  *   secret; the idempotency store; marking a delivery to a disabled endpoint failed; anything else
  *   before the POST but the endpoint's open circuit) is not an
@@ -438,7 +462,17 @@ export class WebhookWorker {
     const parsed = parseMessageBody(webhookMessageSchema, record.body);
     if (!parsed.ok) return this.reject(record, parsed.reason, correlationId);
     const { message } = parsed;
+    const previousReason = deadLetterReasonOf(record);
     const attempt = attemptOf(record, this.options.maxAttempts);
+    if (previousReason !== undefined) {
+      redrivenMessages.add(message);
+      this.options.observability.logger.info('Webhook message redriven from the DLQ', {
+        correlation_id: correlationId,
+        ...deliveryFields(message),
+        attempt,
+        previousReason,
+      });
+    }
     if (attempt > this.options.maxAttempts)
       return this.deadLetterSpent(record, message, attempt, correlationId);
     const { store, observability } = this.options;
@@ -480,23 +514,7 @@ export class WebhookWorker {
       });
       return;
     }
-    if (endpoint.status === 'disabled') {
-      const at = new Date().toISOString();
-      try {
-        await store.recordAttempt(
-          message,
-          { attempt, at, error: 'endpoint disabled: not attempted', durationMs: 0 },
-          'failed',
-        );
-      } catch (error) {
-        return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
-      }
-      this.audit('webhook.failed', 'failure', correlationId, message, {
-        attempt,
-        reason: 'endpoint_disabled',
-      });
-      return;
-    }
+    if (endpoint.status === 'disabled') return this.keepForEnable(record, message, attempt, correlationId);
     let delivered: Delivered;
     const started = performance.now();
     const progress: DeliveryJob['progress'] = { posted: false };
@@ -639,6 +657,60 @@ export class WebhookWorker {
   }
 
   /**
+   * A message for a disabled endpoint: nothing is POSTed, the delivery is marked failed, and the message
+   * is copied to the DLQ with reason {@link endpointDisabledReason} and reported processed, so that once
+   * the endpoint is enabled a redrive delivers it; deleted, it could never be sent (a redrive made before
+   * the enable would use up the whole backlog). The DLQ copy is its end until an operator redrives it, so a
+   * redrive while the endpoint is still disabled only puts it back there. A failure marking the delivery
+   * postpones the message like any failure of ours; a DLQ copy refused is retried the same way, and on the
+   * last receive SQS's redrive moves it to the DLQ instead, without the reason.
+   */
+  private async keepForEnable(
+    record: SQSRecord,
+    message: WebhookMessage,
+    attempt: number,
+    correlationId: string,
+  ): Promise<void> {
+    const { logger, metrics } = this.options.observability;
+    const at = new Date().toISOString();
+    try {
+      // Refused for a delivery already failed (a redrive before the enable): its history keeps the first.
+      await this.options.store.recordAttempt(
+        message,
+        { attempt, at, error: 'endpoint disabled: not attempted, kept in the DLQ', durationMs: 0 },
+        'failed',
+      );
+    } catch (error) {
+      return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
+    }
+    const context = { correlation_id: correlationId, ...deliveryFields(message), attempt };
+    const auditFailed = (metadata: Record<string, unknown>) =>
+      this.audit('webhook.failed', 'failure', correlationId, message, {
+        attempt,
+        reason: 'endpoint_disabled',
+        ...metadata,
+      });
+    await this.options.sqs.deadLetterOrRetry(record, endpointDisabledReason, {
+      correlationId,
+      attempt,
+      maxAttempts: this.options.maxAttempts,
+      retryDelaySec: () => this.nextDelaySec(attempt, undefined),
+      refused: ({ last, delaySec, error }) => {
+        recordMetric(metrics, 'WebhookFailed');
+        logger.error(
+          last
+            ? 'Webhook for a disabled endpoint could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
+            : 'Webhook for a disabled endpoint could not be dead-lettered; retrying',
+          { ...context, last, delaySec, error },
+        );
+        if (last) auditFailed({ deadLetteredBy: 'redrive' });
+      },
+    });
+    logger.warn('Webhook not sent: its endpoint is disabled; kept in the DLQ until it is enabled', context);
+    auditFailed({ deadLetteredBy: 'worker' });
+  }
+
+  /**
    * A copy sent back while the circuit was open whose attempts are all used (its last one failed):
    * SQS's redrive, which counts only this copy's receives, would hand it over again, so the worker
    * moves it to the DLQ itself, without a POST. The delivery was already marked failed. If the DLQ
@@ -739,7 +811,8 @@ export class WebhookWorker {
    * endpoint at once); the message comes back later and the record is reported failed:
    * after the base delay for a copy in flight (it is about to finish), after the jittered backoff for
    * a failure of ours, so messages that failed together in an outage do not all return together. A
-   * failure of ours on the last receive ends the delivery instead (see {@link failForGood}).
+   * failure of ours on the last receive ends the delivery instead (see {@link failForGood}) and sends
+   * the message to the DLQ ({@link QueueActions.endLastAttempt}).
    */
   private async postpone(
     record: SQSRecord,
@@ -751,7 +824,7 @@ export class WebhookWorker {
     }: { readonly attempt: number; readonly posted: boolean; readonly notBeforeSec?: number },
     error: unknown,
     correlationId: string,
-  ): Promise<never> {
+  ): Promise<void> {
     const { logger, metrics } = this.options.observability;
     const last = attempt >= this.options.maxAttempts;
     const context = {
@@ -764,9 +837,9 @@ export class WebhookWorker {
     if (error instanceof IdempotencyAlreadyInProgressError) {
       logger.warn('Webhook delivery postponed: another copy is in flight', { ...context, delaySec });
     } else if (last) {
-      // Visible at once: SQS's redrive moves it to the DLQ on the next receive.
-      delaySec = 0;
       await this.failForGood(message, { attempt, posted }, error, correlationId, context);
+      if (await this.endLastAttempt(record, attempt, correlationId)) return;
+      throw error;
     } else {
       // Counted with the failed attempts so an outage of ours shows on the dashboard, but logged as
       // the worker's error, not the endpoint's.
@@ -829,8 +902,9 @@ export class WebhookWorker {
 
   /**
    * Records a failed attempt and decides what follows: 410 ends the delivery and disables the endpoint
-   * (resolves: the message is deleted); otherwise the next attempt is delayed, or after the last one
-   * the delivery is marked failed and the disable rule applied (rejects: SQS keeps the message).
+   * (resolves: the message is deleted); otherwise the next attempt is delayed (rejects), or after the last
+   * one the delivery is marked failed, the disable rule applied and the message sent to the DLQ
+   * ({@link QueueActions.endLastAttempt}: rejects when that is left to SQS's redrive).
    * The next attempt waits at least `notBeforeSec`. A write that fails here postpones the message
    * like any failure of the worker's.
    */
@@ -872,7 +946,7 @@ export class WebhookWorker {
       });
       return;
     }
-    // After the last attempt: visible at once, so SQS's redrive moves it to the DLQ on the next receive.
+    // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
     const delaySec = last ? 0 : Math.max(notBeforeSec, this.nextDelaySec(attempt, error));
     observability.logger.warn('Webhook delivery attempt failed', {
       correlation_id: correlationId,
@@ -885,8 +959,15 @@ export class WebhookWorker {
     // The receiver's failure (its answer, a timeout, a blocked address), not ours: `failure`, as a client's
     // 4xx is, so that `outcome = "error"` finds the worker's own faults (`worker_error`) only.
     this.audit('webhook.failed', 'failure', correlationId, message, { attempt, last, reason: failure.error });
-    await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
+    if (!last) await this.options.sqs.delayNextAttempt(record, delaySec, correlationId);
+    else if (await this.endLastAttempt(record, attempt, correlationId)) return;
     throw error;
+  }
+
+  /** {@link QueueActions.endLastAttempt}: true when the worker moved the message to the DLQ itself. */
+  private endLastAttempt(record: SQSRecord, attempt: number, correlationId: string): Promise<boolean> {
+    const reason = attemptsUsedReason(attempt, this.options.maxAttempts);
+    return this.options.sqs.endLastAttempt(record, reason, correlationId);
   }
 
   /** Full-jitter backoff, lengthened (within the schedule's maximum) by a Retry-After or an open circuit. */
@@ -965,7 +1046,14 @@ export class WebhookWorker {
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
     const delivery = message === undefined ? {} : deliveryFields(message);
-    const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, ...delivery };
+    const redriven = deadLetterReasonOf(record) === undefined ? {} : { redriven: true };
+    const context = {
+      correlation_id: correlationId,
+      sqsMessageId: record.messageId,
+      reason,
+      ...redriven,
+      ...delivery,
+    };
     const auditRejected = (metadata: Record<string, unknown>) =>
       auditLogger.log({
         eventType: 'webhook.rejected',
@@ -973,7 +1061,7 @@ export class WebhookWorker {
         ...(message === undefined ? {} : { tenantId: message.tenantId }),
         correlationId,
         reason: cause,
-        metadata: { sqsMessageId: record.messageId, detail: reason, ...delivery, ...metadata },
+        metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...delivery, ...metadata },
       });
     const attempt = attemptOf(record, this.options.maxAttempts);
     await this.options.sqs.deadLetterOrRetry(record, reason, {

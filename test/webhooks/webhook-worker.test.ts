@@ -744,7 +744,7 @@ describe('an attempt', () => {
     expect(target.received.length).toBe(before);
     expect((await historyOf(disabled.id))[0]).toMatchObject({
       status: 'failed',
-      attempts: [{ error: 'endpoint disabled: not attempted' }],
+      attempts: [{ error: 'endpoint disabled: not attempted, kept in the DLQ' }],
     });
   });
 
@@ -1120,11 +1120,11 @@ describe('a receive that finds the circuit open', () => {
       createdAt: new Date(Date.now() - 25 * 3_600_000).toISOString(),
     };
     const lastAttempt = await queues.receivedRecord(old, { attributes: { [attemptsMadeAttribute]: '4' } });
-    expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    // SQS's redrive counts only this copy's receives (1 so far) and would keep its count: the worker
+    // moves it to the DLQ itself.
+    expect(await run(lastAttempt)).toEqual({ batchItemFailures: [] });
     expect(dead.received).toHaveLength(1);
-    expect(queues.sentMessages()).toEqual([]);
-    // Visible at once, as every last attempt is.
-    expect(visibilityChanges()).toEqual([0]);
+    expect(visibilityChanges()).toEqual([]);
     const delivery = (await historyOf(endpoint.id)).find((item) => item.webhookId === old.id);
     expect(delivery).toMatchObject({
       status: 'failed',
@@ -1134,9 +1134,6 @@ describe('a receive that finds the circuit open', () => {
       status: 'disabled',
       disabledReason: 'failing',
     });
-    // SQS's redrive counts only this copy's receives (1 so far), so the worker moves it to the DLQ.
-    const spent = await queues.redelivered(lastAttempt);
-    expect((await run(spent)).batchItemFailures).toEqual([]);
     const [deadLetter, ...more] = await queues.deadLetters([lastAttempt.body]);
     expect(more).toEqual([]);
     expect(deadLetter?.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue).toBe(
@@ -1144,6 +1141,18 @@ describe('a receive that finds the circuit open', () => {
     );
     // Redriven from the DLQ, it starts its attempts afresh.
     expect(deadLetter?.MessageAttributes).not.toHaveProperty(attemptsMadeAttribute);
+
+    // A copy received past its attempts (its last receive's DLQ copy was refused) goes there without a POST.
+    const spent = await queues.receivedRecord(
+      { ...old, id: newWebhookId('msg') },
+      { receiveCount: 2, attributes: { [attemptsMadeAttribute]: '4' } },
+    );
+    expect(await run(spent)).toEqual({ batchItemFailures: [] });
+    const [spentLetter] = await queues.deadLetters([spent.body]);
+    expect(spentLetter?.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue).toBe(
+      'attempts used: 5 of 5',
+    );
+    expect(spentLetter?.MessageAttributes).not.toHaveProperty(attemptsMadeAttribute);
     expect(dead.received).toHaveLength(1);
   });
 
@@ -1712,7 +1721,7 @@ describe('the toolkit table refusing connections before the POST', () => {
     const partlyDown = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
     const recordAttempt = partlyDown.recordAttempt.bind(partlyDown);
     vi.spyOn(partlyDown, 'recordAttempt').mockImplementation((message, attempt, status, now) =>
-      outage.refusing && attempt.error === 'endpoint disabled: not attempted'
+      outage.refusing && attempt.error === 'endpoint disabled: not attempted, kept in the DLQ'
         ? refusing.recordAttempt(message, attempt, status, now)
         : recordAttempt(message, attempt, status, now),
     );
@@ -1802,7 +1811,7 @@ describe('the toolkit table refusing connections before the POST', () => {
       (await historyOf(endpoint.id)).find((delivery) => delivery.webhookId === firstMessage.id),
     ).toMatchObject({
       status: 'failed',
-      attempts: [{ attempt: 2, error: 'endpoint disabled: not attempted' }],
+      attempts: [{ attempt: 2, error: 'endpoint disabled: not attempted, kept in the DLQ' }],
     });
   });
 });
@@ -1918,7 +1927,7 @@ describe('a worker failure after the POST', () => {
     expect(gone.received).toHaveLength(1);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({
       status: 'failed',
-      attempts: [{ error: 'endpoint disabled: not attempted' }],
+      attempts: [{ error: 'endpoint disabled: not attempted, kept in the DLQ' }],
     });
   });
 
