@@ -120,4 +120,16 @@ describe('a copy sent back to the queue', () => {
       expect.objectContaining({ queue: 'queue', attributesLeftOut: 1 }),
     );
   });
+
+  it("is not sent, and fails, when the body leaves no room for the worker's two counts", async () => {
+    const { actions } = setup();
+    // 256 KiB less 30 bytes: the two counts' names, types and values weigh more than that.
+    const record = await queues.receivedRecord('x'.repeat(262_144 - 30));
+    await expect(actions.sendBack(record, 0, 2)).rejects.toThrow(
+      /^The copy to send back would weigh \d+ bytes over the 262144 a message may/,
+    );
+    expect((await queues.enqueued()).filter(({ message }) => message.MessageId !== record.messageId)).toEqual(
+      [],
+    );
+  });
 });

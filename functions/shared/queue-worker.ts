@@ -180,15 +180,17 @@ function copyLimitBytes(record: SQSRecord): number {
  * ones are not used here) in SendMessage format, as many as fit SQS's 10 attributes and the copy's size
  * ({@link copyLimitBytes}), the correlation id first and then in the order received. A producer's
  * `bulwark-*` attributes are never forwarded: each send sets the worker's own. `leftOut` counts the
- * producer attributes that did not fit.
+ * producer attributes that did not fit; `overBytes`, what the body and the worker's own attributes alone
+ * weigh over the copy's size (0 when they fit).
  */
 function copyAttributes(
   record: SQSRecord,
   own: Readonly<Record<string, MessageAttributeValue>>,
-): { attributes: Record<string, MessageAttributeValue>; leftOut: number } {
+): { attributes: Record<string, MessageAttributeValue>; leftOut: number; overBytes: number } {
   const attributes: Record<string, MessageAttributeValue> = { ...own };
   let roomBytes = copyLimitBytes(record) - utf8Bytes(record.body);
   for (const [name, value] of Object.entries(own)) roomBytes -= attributeBytes(name, value);
+  const overBytes = Math.max(0, -roomBytes);
   let roomCount = maxMessageAttributes - Object.keys(own).length;
   let leftOut = 0;
   const producers = Object.entries(record.messageAttributes ?? {}).filter(
@@ -206,7 +208,7 @@ function copyAttributes(
       leftOut += 1;
     }
   }
-  return { attributes, leftOut };
+  return { attributes, leftOut, overBytes };
 }
 
 /** How a worker retries a message whose DLQ copy failed ({@link QueueActions.deadLetterOrRetry}). */
@@ -269,13 +271,20 @@ export class QueueActions {
    * Sends a copy of the record back to the worker's own queue, received no earlier than `delaySec`
    * from now (at most SQS's {@link maxSendDelaySec}), carrying the `attemptsMade` so far and its
    * send-backs, this one included, so the caller can report the record processed: the copy's receives
-   * are counted afresh. If the send fails the error propagates and the record is left as it was.
+   * are counted afresh. If the send fails the error propagates and the record is left as it was; so it
+   * does, unsent, when the body and the two counts weigh more than the copy may ({@link copyLimitBytes}:
+   * a message received within some 60 bytes of the limit), which SQS would refuse.
    */
   async sendBack(record: SQSRecord, delaySec: number, attemptsMade: number): Promise<void> {
-    const { attributes, leftOut } = copyAttributes(record, {
+    const { attributes, leftOut, overBytes } = copyAttributes(record, {
       [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
       [sendBacksAttribute]: { DataType: 'Number', StringValue: String(sendBacksOf(record) + 1) },
     });
+    if (overBytes > 0) {
+      throw new Error(
+        `The copy to send back would weigh ${overBytes} bytes over the ${copyLimitBytes(record)} a message may: its body and the worker's counts do not fit`,
+      );
+    }
     await this.options.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.options.queueUrl,

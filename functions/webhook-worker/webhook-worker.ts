@@ -155,7 +155,8 @@ interface DeliveryJob {
 
 /**
  * The worker could not sign a delivery (the endpoint's secret could not be read or decrypted: KMS
- * throttling or an outage, a key policy): nothing was POSTed, so it says nothing about the endpoint.
+ * throttling or an outage, a key policy). Nothing was POSTed, which `progress.posted` tells the caller, as
+ * for every failure before the POST; this class only names the cause in the audit line's `error`.
  */
 class SigningFailedError extends Error {
   constructor(cause: unknown) {
@@ -439,7 +440,7 @@ export class WebhookWorker {
     }
   }
 
-  /** The attempt's Standard Webhooks headers; a failure here is the worker's, so it is told apart. */
+  /** The attempt's Standard Webhooks headers; a failure here is named {@link SigningFailedError}. */
   private async sign(
     endpoint: StoredEndpoint,
     webhookId: string,
