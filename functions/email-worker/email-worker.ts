@@ -608,7 +608,7 @@ export class EmailWorker {
       cause = 'invalid_message',
     }: { message?: QueueMessage; sms?: boolean; cause?: DeadLetterCause } = {},
   ): Promise<void> {
-    const { logger, auditLogger, metrics } = this.options.observability;
+    const { auditLogger, metrics } = this.options.observability;
     const redriven = deadLetterReasonOf(record) === undefined ? {} : { redriven: true };
     const context = { correlation_id: correlationId, sqsMessageId: record.messageId, reason, ...redriven };
     const auditRejected = (metadata: Record<string, unknown>) =>
@@ -620,25 +620,16 @@ export class EmailWorker {
         metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...metadata },
       });
     const attempt = receiveCountOf(record);
-    const kind = sms ? 'SMS' : 'Email';
-    await this.queue.deadLetterOrRetry(record, reason, {
+    await this.queue.deadLetterRejected(record, reason, {
       correlationId,
       attempt,
       maxAttempts: this.options.maxAttempts,
       retryDelaySec: () => retryDelaySec(attempt, this.options.retryBaseDelaySec),
-      refused: ({ last, delaySec, error }) => {
-        recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-        logger.error(
-          last
-            ? `${kind} message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason`
-            : `${kind} message rejected, but it could not be dead-lettered; retrying`,
-          { ...context, attempt, last, delaySec, error },
-        );
-        if (last) auditRejected({ deadLetteredBy: 'redrive' });
-      },
+      kind: sms ? 'SMS' : 'Email',
+      context,
+      metrics,
+      failureMetric: sms ? 'SmsFailed' : 'EmailFailed',
+      auditRejected,
     });
-    recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    logger.error(`${kind} message rejected and dead-lettered`, context);
-    auditRejected({});
   }
 }

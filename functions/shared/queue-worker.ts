@@ -4,6 +4,7 @@ import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempo
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   ChangeMessageVisibilityCommand,
   type MessageAttributeValue,
@@ -14,6 +15,7 @@ import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage, correlationIdHeader } from '../../middleware/audit/correlation.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
+import { recordMetric } from '../../middleware/metrics/record.js';
 import { headOf } from '../../middleware/text.js';
 import type { FunctionObservability } from './observability.js';
 
@@ -228,6 +230,22 @@ export interface DeadLetterRetry {
   }) => void;
 }
 
+/**
+ * How a worker dead-letters a message it rejects ({@link QueueActions.deadLetterRejected}): what its lines
+ * call the message and carry, its failure metric and its audit line; the wording is the same for every worker.
+ */
+export interface DeadLetterRejection extends Omit<DeadLetterRetry, 'refused'> {
+  /** What the log lines call the message: `Email`, `SMS`, `Webhook`. */
+  readonly kind: string;
+  /** The fields of the worker's log lines about the message. */
+  readonly context: Record<string, unknown>;
+  readonly metrics: Metrics;
+  /** Counted once for the rejection, and once for each receive whose DLQ copy failed. */
+  readonly failureMetric: 'EmailFailed' | 'SmsFailed' | 'WebhookFailed';
+  /** Writes the worker's audit line of the rejection, with these fields added to its metadata. */
+  readonly auditRejected: (metadata: Record<string, unknown>) => void;
+}
+
 export interface QueueActionsOptions {
   readonly sqs: SQSClient;
   /** The worker's queue (visibility changes) and its DLQ (messages that can never be processed). */
@@ -342,6 +360,33 @@ export class QueueActions {
       await this.delayNextAttempt(record, delaySec, correlationId);
       throw error;
     }
+  }
+
+  /**
+   * {@link deadLetterOrRetry} for a message the worker rejects, with the lines every worker writes about
+   * it: dead-lettered, it is counted, logged as an error and audited as rejected. A copy the DLQ refused
+   * is counted and logged as an error on each receive, and audited as rejected on the last one
+   * (`deadLetteredBy: 'redrive'`), when SQS's redrive moves the message to the DLQ without its reason.
+   */
+  async deadLetterRejected(record: SQSRecord, reason: string, rejection: DeadLetterRejection): Promise<void> {
+    const { kind, context, metrics, failureMetric, auditRejected, ...retry } = rejection;
+    const { logger } = this.options;
+    await this.deadLetterOrRetry(record, reason, {
+      ...retry,
+      refused: ({ attempt, last, delaySec, error }) => {
+        recordMetric(metrics, failureMetric);
+        logger.error(
+          last
+            ? `${kind} message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason`
+            : `${kind} message rejected, but it could not be dead-lettered; retrying`,
+          { ...context, attempt, last, delaySec, error },
+        );
+        if (last) auditRejected({ deadLetteredBy: 'redrive' });
+      },
+    });
+    recordMetric(metrics, failureMetric);
+    logger.error(`${kind} message rejected and dead-lettered`, context);
+    auditRejected({});
   }
 
   /**

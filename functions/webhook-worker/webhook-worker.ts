@@ -1045,7 +1045,7 @@ export class WebhookWorker {
     cause: RejectionCause = 'invalid_message',
     message?: WebhookMessage,
   ): Promise<void> {
-    const { logger, auditLogger, metrics } = this.options.observability;
+    const { auditLogger, metrics } = this.options.observability;
     const delivery = message === undefined ? {} : deliveryFields(message);
     const redriven = deadLetterReasonOf(record) === undefined ? {} : { redriven: true };
     const context = {
@@ -1065,25 +1065,17 @@ export class WebhookWorker {
         metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...delivery, ...metadata },
       });
     const attempt = attemptOf(record, this.options.maxAttempts);
-    await this.options.sqs.deadLetterOrRetry(record, reason, {
+    await this.options.sqs.deadLetterRejected(record, reason, {
       correlationId,
       attempt,
       maxAttempts: this.options.maxAttempts,
       retryDelaySec: () => this.nextDelaySec(attempt, undefined),
-      refused: ({ last, delaySec, error }) => {
-        recordMetric(metrics, 'WebhookFailed');
-        logger.error(
-          last
-            ? 'Webhook message rejected, but it could not be dead-lettered on the last attempt; the redrive moves it to the DLQ without its reason'
-            : 'Webhook message rejected, but it could not be dead-lettered; retrying',
-          { ...context, attempt, last, delaySec, error },
-        );
-        if (last) auditRejected({ deadLetteredBy: 'redrive' });
-      },
+      kind: 'Webhook',
+      context,
+      metrics,
+      failureMetric: 'WebhookFailed',
+      auditRejected,
     });
-    recordMetric(metrics, 'WebhookFailed');
-    logger.error('Webhook message rejected and dead-lettered', context);
-    auditRejected({});
   }
 
   private audit(
