@@ -133,6 +133,7 @@ export function bookingIdFor(scopedKey: ScopedIdempotencyKey): string {
 export class BookingIdTakenError extends ConflictError {
   constructor(readonly bookingId: string) {
     super(`Booking ${bookingId} already exists`);
+    this.name = 'BookingIdTakenError';
   }
 }
 

@@ -28,6 +28,7 @@ export class StoredRecordError extends BulwarkError {
         ? `The stored record ${recordKey} has no ${attribute} (or not ${expected})`
         : `The stored record ${recordKey} holds a value of ${attribute} this version does not know`,
     );
+    this.name = 'StoredRecordError';
     this.recordKey = recordKey;
     this.attribute = attribute;
     this.problem = problem;

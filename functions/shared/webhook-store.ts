@@ -254,6 +254,7 @@ export function endpointIdFor(scopedKey: ScopedIdempotencyKey, ownerKind: Endpoi
 export class EndpointIdTakenError extends ConflictError {
   constructor(readonly endpointId: string) {
     super(`Webhook endpoint ${endpointId} already exists`);
+    this.name = 'EndpointIdTakenError';
   }
 }
 
@@ -268,6 +269,7 @@ export class EndpointIdRetiredError extends ConflictError {
     super(
       `Webhook endpoint ${endpointId}, which a registration with this Idempotency-Key made, was deleted; register with a new Idempotency-Key`,
     );
+    this.name = 'EndpointIdRetiredError';
   }
 }
 
@@ -279,6 +281,7 @@ export class EndpointIdRetiredError extends ConflictError {
 export class OwnerClosedError extends ForbiddenError {
   constructor() {
     super('This owner can no longer register webhook endpoints');
+    this.name = 'OwnerClosedError';
   }
 }
 

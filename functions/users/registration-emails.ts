@@ -125,6 +125,7 @@ export class SmsBudgetSpentError extends TooManyRequestsError {
 
   constructor(budget: SmsBudgetName, retryAfterSec: number) {
     super(retryAfterSec, budgetSpentMessages[budget]);
+    this.name = 'SmsBudgetSpentError';
     this.budget = budget;
   }
 }

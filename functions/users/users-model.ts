@@ -165,6 +165,7 @@ export class UnverifiedEmailTakenError extends ConflictError {
     super(
       `This email is registered but not verified yet; unless it is verified first, the registration lapses at ${lapsesAt} and the email can be registered again. If you did not register it, do not follow the verification link sent to it.`,
     );
+    this.name = 'UnverifiedEmailTakenError';
   }
 }
 

@@ -133,6 +133,7 @@ export function prefersHtml(event: HttpEvent): boolean {
 export class ExpiredRenewableLinkError extends GoneError {
   constructor() {
     super('The verification link has expired; ask for a new one');
+    this.name = 'ExpiredRenewableLinkError';
   }
 }
 
@@ -140,6 +141,7 @@ export class ExpiredRenewableLinkError extends GoneError {
 export class ExpiredConfirmedLinkError extends GoneError {
   constructor() {
     super('The verification link has expired; the address is already confirmed');
+    this.name = 'ExpiredConfirmedLinkError';
   }
 }
 
