@@ -1,5 +1,5 @@
 // What a failed send's log line may say: providers quote the recipient in their error text, which is personal data.
-import { truncated } from '../../middleware/text.js';
+import { headOf, truncationMark } from '../../middleware/text.js';
 
 /**
  * An address as providers quote it (`<ada@example.com>`, `check: ada@example.com`). The local part may
@@ -26,9 +26,23 @@ const uuidOrPhoneNumber = new RegExp(`(${uuidPattern})|${phoneNumberPattern}`, '
  */
 const longestReason = 2048;
 
-/** Free text, cut to {@link longestReason}, with email addresses and phone numbers masked. */
+/** What ends an address or a phone number as providers quote them: the cut never falls inside one. */
+const recipientDelimiter = /[\s<>()[\]",;:]/;
+
+/**
+ * Free text with email addresses and phone numbers masked; over {@link longestReason} characters, cut
+ * first at the end of the last whole word before it, so no recipient is cut in half and left unmasked.
+ */
 export function maskRecipients(text: string): string {
-  return truncated(text, longestReason)
+  if (text.length <= longestReason) return maskWhole(text);
+  const head = headOf(text, longestReason);
+  let end = head.length;
+  while (end > 0 && !recipientDelimiter.test(head.charAt(end - 1))) end -= 1;
+  return `${maskWhole(head.slice(0, end))}${truncationMark}${text.length - end} chars]`;
+}
+
+function maskWhole(text: string): string {
+  return text
     .replace(emailAddressPattern, '[email]')
     .replace(uuidOrPhoneNumber, (_match: string, uuid?: string) => uuid ?? '[phone]');
 }

@@ -315,6 +315,14 @@ export class RegistrationEmails {
           userId: user.id,
           correlationId,
         });
+      } else if (error instanceof TooManyRequestsError) {
+        // Only a code issued before refuses another: these messages are being queued a second time (a
+        // retried registration met them while the first was queueing them), so the user has that code.
+        logger.info('No SMS code at registration: one was issued for it already', {
+          userId: user.id,
+          correlationId,
+          retryAfterSec: error.retryAfterSec,
+        });
       } else {
         reportEnqueueFailure(
           { logger, auditLogger, metrics },

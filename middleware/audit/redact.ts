@@ -137,7 +137,8 @@ const signingSecretCharacter = String.raw`(?:[A-Za-z0-9+/]|%2[BbFf])`;
  * (`%3D`), or dropped, as a copy pasted without it is still the secret.
  */
 const signingSecretBody = String.raw`${signingSecretCharacter}{43}(?:=|%3[Dd])?`;
-const signingSecretBodyCutShort = String.raw`${signingSecretCharacter}{0,43}${cutShort}`;
+/** Cut short, possibly inside one of those escapes (`%` or `%2` before the mark). */
+const signingSecretBodyCutShort = String.raw`${signingSecretCharacter}{0,43}(?:%2?)?${cutShort}`;
 /**
  * The secrets Bulwark makes name their kind in a prefix, so they are found wherever they appear: an API
  * key (`bwk_<key id>_<secret>`) and a webhook signing secret (`whsec_<base64>`), each in the exact shape

@@ -375,6 +375,13 @@ describe('redaction', () => {
       const cutSecret = createRedactor({ maxStringLength: length }).redactString(`secret ${webhookSecret}`);
       expect(cutSecret).toMatch(/^secret whsec_\[REDACTED\]…\[truncated \d+ chars\]$/);
     }
+    // URL-encoded and cut anywhere, inside an escape too, none of it is left (but the head of its padding's `%3D`).
+    const encoded = `s=${encodeURIComponent(webhookSecret)}`;
+    for (let length = 'whsec_'.length + 2; length < encoded.length; length += 1) {
+      expect(createRedactor({ maxStringLength: length }).redactString(encoded)).toMatch(
+        /^s=whsec_\[REDACTED\](?:%3?)?…\[truncated \d+ chars\]$/,
+      );
+    }
   });
 
   it('leaves a random webhook id holding bwk_ or whsec_ whole, in text and in a path', () => {

@@ -34,7 +34,12 @@ import { userKey } from '../../functions/shared/keys.js';
 import { RegistrationEmails } from '../../functions/users/registration-emails.js';
 import type { IssuedPhoneCode } from '../../functions/users/users-model.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
-import { ConflictError, DeliveryRejectedError, NotFoundError } from '../../middleware/errors.js';
+import {
+  ConflictError,
+  DeliveryRejectedError,
+  NotFoundError,
+  TooManyRequestsError,
+} from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
@@ -776,6 +781,17 @@ describe('registration with a phone number', () => {
     });
     await expect(emails.enqueue(user, 'corr-1')).resolves.toBe(true);
     // The worker drops these once it finds the user gone; an admin's delete is no enqueue failure.
+    expect((await enqueued()).map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
+    expect(audits).toEqual([]);
+    expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBeUndefined();
+  });
+
+  it('still enqueues the two emails, with no failure counted or audited, when a code was issued already', async () => {
+    // Queued a second time (a retried registration met them while the first queued them): the user has a code.
+    const { emails, audits, metrics } = registration(async () => {
+      throw new TooManyRequestsError(58, 'A code was sent less than a minute ago');
+    });
+    await expect(emails.enqueue(user, 'corr-1')).resolves.toBe(true);
     expect((await enqueued()).map(({ body }) => body.type).sort()).toEqual(['verification', 'welcome']);
     expect(audits).toEqual([]);
     expect(storedMetric(metrics, 'EmailEnqueueFailed')).toBeUndefined();
