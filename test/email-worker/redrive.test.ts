@@ -1,5 +1,5 @@
 // An operator's DLQ redrive of email messages, against a real local-aws-sqs (the queue, its DLQ and the redrive policy).
-import { DeleteMessageCommand, type Message, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Message } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, expect, inject, it } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
@@ -10,7 +10,7 @@ import { workers } from '../../functions/workers.js';
 import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
-import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
+import { LocalWorkerQueues, stringAttributesOf } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { emailWorkerQueueOptions } from './helpers.js';
@@ -24,17 +24,11 @@ const context = {
 } as unknown as Context;
 
 let queues: LocalWorkerQueues;
-/** The operator's client: its calls are not the worker's. */
-let operator: SQSClient;
 beforeAll(async () => {
   queues = await LocalWorkerQueues.start('email-worker');
-  operator = queues.sqs.createClient();
 });
 afterEach(() => queues.reset());
-afterAll(async () => {
-  operator.destroy();
-  await queues.stop();
-});
+afterAll(() => queues.stop());
 
 /** A provider that refuses the message for good, is down, or accepts, as `mode` says. */
 function provider() {
@@ -80,27 +74,6 @@ const welcome = () =>
     data: { name: 'Grace' },
   });
 
-const stringAttributes = (message: Message) =>
-  Object.fromEntries(
-    Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue]),
-  );
-
-/** What `start-message-move-task` does: each DLQ message sent back with its body and attributes, then deleted. */
-async function redrive(): Promise<void> {
-  for (const message of await queues.receive(queues.dlqUrl)) {
-    await operator.send(
-      new SendMessageCommand({
-        QueueUrl: queues.queueUrl,
-        MessageBody: message.Body,
-        MessageAttributes: message.MessageAttributes,
-      }),
-    );
-    await operator.send(
-      new DeleteMessageCommand({ QueueUrl: queues.dlqUrl, ReceiptHandle: message.ReceiptHandle }),
-    );
-  }
-}
-
 it('dead-letters a redriven message that runs out of attempts with that reason, not the one it was redriven with', async () => {
   const { state, transport } = provider();
   const { run } = setup(transport);
@@ -108,7 +81,7 @@ it('dead-letters a redriven message that runs out of attempts with that reason, 
   await run(await queues.receivedRecord(body, { attributes: { 'x-correlation-id': 'corr-redrive' } }));
 
   // Fixed and redriven; then the provider is down for all of its attempts.
-  await redrive();
+  await queues.redriveDeadLetters();
   state.mode = 'down';
   let [received] = await queues.receiveRecords();
   expect(received?.messageAttributes[deadLetterReasonAttribute]?.stringValue).toMatch(/MessageRejected/);
@@ -121,7 +94,7 @@ it('dead-letters a redriven message that runs out of attempts with that reason, 
   expect(await queues.receiveRecords()).toEqual([]);
   const [copy, ...others] = await queues.deadLetters([body]);
   expect(others).toEqual([]);
-  expect(stringAttributes(copy as Message)).toEqual({
+  expect(stringAttributesOf(copy as Message)).toEqual({
     [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
     'x-correlation-id': 'corr-redrive',
   });

@@ -299,6 +299,26 @@ export class LocalWorkerQueues {
   }
 
   /**
+   * What an operator's redrive (`start-message-move-task`) does with each message visible in the DLQ: sends
+   * it to the worker's queue with the same body and attributes (a new message, its receives counted from 1)
+   * and deletes it from the DLQ. Through the test's own client, so the worker's recorded calls leave it out.
+   */
+  async redriveDeadLetters(): Promise<void> {
+    for (const message of await this.receive(this.dlqUrl)) {
+      await this.#admin.send(
+        new SendMessageCommand({
+          QueueUrl: this.queueUrl,
+          MessageBody: message.Body,
+          MessageAttributes: message.MessageAttributes,
+        }),
+      );
+      await this.#admin.send(
+        new DeleteMessageCommand({ QueueUrl: this.dlqUrl, ReceiptHandle: message.ReceiptHandle }),
+      );
+    }
+  }
+
+  /**
    * Between tests: deletes every message received so far (in flight or not), empties whatever is visible in
    * every queue and forgets the recorded calls, so no test sees another's messages.
    */
@@ -349,3 +369,9 @@ export class LocalWorkerQueues {
     await this.sqs.stop();
   }
 }
+
+/** A received message's string attributes, by name. */
+export const stringAttributesOf = (message: Message): Record<string, string | undefined> =>
+  Object.fromEntries(
+    Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue]),
+  );

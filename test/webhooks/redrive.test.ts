@@ -1,16 +1,9 @@
 // An operator's DLQ redrive of webhook messages, against a real local-aws-sqs (the queue, its DLQ and the redrive policy).
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  type Message,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
-import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
 import { deadLetterReasonAttribute, QueueActions } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
 import { newWebhookId } from '../../functions/shared/webhook-ids.js';
@@ -23,21 +16,17 @@ import { workers } from '../../functions/workers.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
-import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
+import { LocalWorkerQueues, stringAttributesOf } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { type Receiver, startReceiver } from './helpers.js';
+import { type Receiver, registeringWebhookStore, startReceiver } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
 const encryptor = createFunctionEncryptor(readEnvironment());
 const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
-const registrations = new WebhookStore({
-  documentClient,
-  tableName: testTableNames.toolkit,
-  encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
-});
+const registrations = registeringWebhookStore(documentClient);
 const maxAttempts = workers['webhook-worker'].maxReceiveCount;
 const context = {
   functionName: 'bulwark-webhook-worker',
@@ -118,30 +107,6 @@ function messageFor(endpointId: string, tenantId: string): WebhookMessage {
   };
 }
 
-const stringAttributes = (message: Message) =>
-  Object.fromEntries(
-    Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue]),
-  );
-
-/**
- * What `start-message-move-task` does with each DLQ message: sends it to the source queue with the same
- * body and attributes (a new message, its receives counted from 1), and deletes it from the DLQ.
- */
-async function redrive(): Promise<void> {
-  for (const message of await queues.receive(queues.dlqUrl)) {
-    await operator.send(
-      new SendMessageCommand({
-        QueueUrl: queues.queueUrl,
-        MessageBody: message.Body,
-        MessageAttributes: message.MessageAttributes,
-      }),
-    );
-    await operator.send(
-      new DeleteMessageCommand({ QueueUrl: queues.dlqUrl, ReceiptHandle: message.ReceiptHandle }),
-    );
-  }
-}
-
 async function onlyRecord(): Promise<SQSRecord> {
   const records = await queues.receiveRecords();
   expect(records).toHaveLength(1);
@@ -170,7 +135,7 @@ describe('a message for a disabled endpoint', () => {
     });
 
     // Redriven while the endpoint is still disabled: back in the DLQ, once, not consumed.
-    await redrive();
+    await queues.redriveDeadLetters();
     expect(await run(await onlyRecord())).toEqual({ batchItemFailures: [] });
     expect(hooks.received).toHaveLength(0);
     expect(await queues.receiveRecords()).toEqual([]);
@@ -178,7 +143,7 @@ describe('a message for a disabled endpoint', () => {
     const disabled = await store.getEndpoint(endpoint.id);
     if (!disabled) throw new Error('endpoint missing');
     await store.enableEndpoint(disabled);
-    await redrive();
+    await queues.redriveDeadLetters();
     expect(await run(await onlyRecord())).toEqual({ batchItemFailures: [] });
     expect(hooks.received).toHaveLength(1);
     expect((await store.listDeliveries(endpoint.id, 10)).items[0]?.status).toBe('delivered');
@@ -198,7 +163,7 @@ describe('a message for a disabled endpoint', () => {
 
     const [copy, ...others] = await queues.deadLetters([body]);
     expect(others).toEqual([]);
-    expect(stringAttributes(copy as Message)).toEqual({
+    expect(stringAttributesOf(copy as Message)).toEqual({
       [deadLetterReasonAttribute]: endpointDisabledReason,
       'x-correlation-id': 'corr-disabled',
     });
@@ -223,7 +188,7 @@ describe('a redriven message that fails again', () => {
 
     // Enabled and redriven, as the runbook says; the receiver then fails every attempt.
     status = 500;
-    await redrive();
+    await queues.redriveDeadLetters();
     let received = await onlyRecord();
     for (let attempt = 1; attempt < maxAttempts; attempt += 1) {
       expect((await run(received)).batchItemFailures).toHaveLength(1);
@@ -236,7 +201,7 @@ describe('a redriven message that fails again', () => {
     expect(await queues.receiveRecords()).toEqual([]);
     const [copy, ...others] = await queues.deadLetters([body]);
     expect(others).toEqual([]);
-    expect(stringAttributes(copy as Message)).toEqual({
+    expect(stringAttributesOf(copy as Message)).toEqual({
       [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
     });
   });
@@ -275,7 +240,7 @@ describe('a copy sent back while its endpoint circuit was open', () => {
     expect(await run(last)).toEqual({ batchItemFailures: [] });
     expect(await queues.receiveRecords()).toEqual([]);
     const [copy] = await queues.receive(queues.dlqUrl);
-    expect(stringAttributes(copy as Message)).toEqual({
+    expect(stringAttributesOf(copy as Message)).toEqual({
       [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
     });
     await operator.send(
@@ -287,7 +252,7 @@ describe('a copy sent back while its endpoint circuit was open', () => {
     );
 
     // Redriven while the circuit is still open: deferred like a new message, its attempts unspent.
-    await redrive();
+    await queues.redriveDeadLetters();
     queues.clearCalls();
     expect(await run(await onlyRecord())).toEqual({ batchItemFailures: [] });
     expect(hooks.received).toHaveLength(1);
@@ -362,7 +327,7 @@ describe('a redriven message whose last receive fails on the worker side', () =>
     expect(await queues.receiveRecords()).toEqual([]);
     const [copy, ...others] = await queues.deadLetters([body]);
     expect(others).toEqual([]);
-    expect(stringAttributes(copy as Message)).toEqual({
+    expect(stringAttributesOf(copy as Message)).toEqual({
       [deadLetterReasonAttribute]: `attempts used: ${maxAttempts} of ${maxAttempts}`,
     });
   });
