@@ -59,7 +59,7 @@ const limitMs = 8000;
 const blockMs = limitMs + 4000;
 
 // Past the block, so a watchdog that never fires fails on what the run printed.
-describe('the test-run watchdog', { timeout: 30_000 }, () => {
+describe('the test-run watchdog', { timeout: 40_000 }, () => {
   it('ends a run whose test blocks its worker past the limit, naming the file and, if it was told, the test', async () => {
     const { code, output } = await runFixture({
       BLOCK: 'sync',
@@ -76,10 +76,12 @@ describe('the test-run watchdog', { timeout: 30_000 }, () => {
   });
 
   it('names the test that is still waiting', async () => {
+    // Its test must have started by the limit: beside a full suite, the fixture's start-up once took 8 s.
+    const waitingLimitMs = 2 * limitMs;
     const { code, output } = await runFixture({
       BLOCK: 'async',
-      BLOCK_MS: blockMs,
-      WATCHDOG_LIMIT_MS: limitMs,
+      BLOCK_MS: waitingLimitMs + (blockMs - limitMs),
+      WATCHDOG_LIMIT_MS: waitingLimitMs,
     });
     expect(code).toBe(1);
     expect(output).toMatch(
