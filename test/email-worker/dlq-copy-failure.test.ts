@@ -1,5 +1,5 @@
 // The email worker when the DLQ refuses the copy of a message it can never send: logged, counted, backed off, never silent.
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
@@ -9,14 +9,10 @@ import { workers } from '../../functions/workers.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { storedMetric, testObservability } from '../helpers/observability.js';
-import { emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
+import { emailWorkerContext, emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
-const context = {
-  functionName: 'bulwark-email-worker',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 29_500,
-} as unknown as Context;
+const context = emailWorkerContext;
 
 /** No message here is sendable: a send would be a failure of the test. */
 const refusingTransport: EmailTransport = {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -29,7 +29,7 @@ import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete } from '../helpers/throttling.js';
-import { emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
+import { emailWorkerContext, emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 
@@ -54,13 +54,7 @@ class RecordingTransport implements EmailTransport {
   close(): void {}
 }
 
-// Not a whole number of seconds, as Lambda's never is: an in-progress record expires with the invocation,
-// so the seconds until then are rounded up (30), never down (a retry at 29 s would find it still there).
-const context = {
-  functionName: 'bulwark-email-worker',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 29_500,
-} as unknown as Context;
+const context = emailWorkerContext;
 
 // A real local-aws-sqs with the email queue and its DLQ: records are really received from the queue, and
 // the worker's visibility changes and DLQ copies are checked on the server.

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
 import type { LocalRuntime } from '../../bin/runtime/local-runtime.js';
 import { createLocalSqsClient } from '../../bin/runtime/local-sqs.js';
 import type { SmtpSinkMessage } from '../../bin/runtime/smtp-sink.js';
@@ -164,3 +165,14 @@ export function testProviderBreaker(
     ...settings,
   });
 }
+
+/**
+ * The email worker's invocation context in these tests. Not a whole number of seconds, as Lambda's never is:
+ * an in-progress record expires with the invocation, so the seconds until then are rounded up (30), never
+ * down (a retry at 29 s would find it still there).
+ */
+export const emailWorkerContext = {
+  functionName: 'bulwark-email-worker',
+  awsRequestId: 'req-1',
+  getRemainingTimeInMillis: () => 29_500,
+} as unknown as Context;

@@ -1,6 +1,6 @@
 // An operator's DLQ redrive of email messages, against a real local-aws-sqs (the queue, its DLQ and the redrive policy).
 import type { Message } from '@aws-sdk/client-sqs';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, expect, inject, it } from 'vitest';
 import { EmailWorker } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
@@ -13,15 +13,11 @@ import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, stringAttributesOf } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
-import { emailWorkerQueueOptions } from './helpers.js';
+import { emailWorkerContext, emailWorkerQueueOptions } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const maxAttempts = workers['email-worker'].maxReceiveCount;
-const context = {
-  functionName: 'bulwark-email-worker',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 29_500,
-} as unknown as Context;
+const context = emailWorkerContext;
 
 let queues: LocalWorkerQueues;
 beforeAll(async () => {

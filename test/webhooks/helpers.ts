@@ -3,11 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
 import { expect } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { webhookSecretKeyContextFields } from '../../functions/shared/key-purposes.js';
+import { newWebhookId } from '../../functions/shared/webhook-ids.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
+import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { sendRaw, until } from '../email-worker/helpers.js';
 import type { TestApi } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -258,4 +261,24 @@ export function registeringWebhookStore(documentClient: DynamoDBDocumentClient):
     tableName: testTableNames.toolkit,
     encryptor: createFunctionEncryptor(readEnvironment(), undefined, webhookSecretKeyContextFields),
   });
+}
+
+/** The webhook worker's invocation context in these tests: 30 s left, its function's timeout. */
+export const webhookWorkerContext = {
+  functionName: 'bulwark-webhook-worker',
+  awsRequestId: 'req-1',
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+/** A booking.created message to the endpoint, made now, with a fresh webhook id. */
+export function webhookMessageFor(endpointId: string, tenantId: string): WebhookMessage {
+  const now = new Date().toISOString();
+  return {
+    id: newWebhookId('msg'),
+    endpointId,
+    tenantId,
+    eventType: 'booking.created',
+    createdAt: now,
+    payload: { type: 'booking.created', timestamp: now, data: { id: 'booking-1' } },
+  };
 }

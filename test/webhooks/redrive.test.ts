@@ -1,15 +1,13 @@
 // An operator's DLQ redrive of webhook messages, against a real local-aws-sqs (the queue, its DLQ and the redrive policy).
 import { ChangeMessageVisibilityCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import { deadLetterReasonAttribute, QueueActions } from '../../functions/shared/queue-worker.js';
 import { SsrfGuard } from '../../functions/shared/ssrf-guard.js';
-import { newWebhookId } from '../../functions/shared/webhook-ids.js';
 import { WebhookStore } from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
-import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
 import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
 import { endpointDisabledReason, WebhookWorker } from '../../functions/webhook-worker/webhook-worker.js';
 import { workers } from '../../functions/workers.js';
@@ -20,7 +18,13 @@ import { LocalWorkerQueues, stringAttributesOf } from '../helpers/local-worker-q
 import { testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { type Receiver, registeringWebhookStore, startReceiver } from './helpers.js';
+import {
+  type Receiver,
+  registeringWebhookStore,
+  startReceiver,
+  webhookMessageFor,
+  webhookWorkerContext,
+} from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
@@ -28,11 +32,7 @@ const encryptor = createFunctionEncryptor(readEnvironment());
 const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
 const registrations = registeringWebhookStore(documentClient);
 const maxAttempts = workers['webhook-worker'].maxReceiveCount;
-const context = {
-  functionName: 'bulwark-webhook-worker',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const context = webhookWorkerContext;
 
 let queues: LocalWorkerQueues;
 /** The operator's client: its calls are not the worker's. */
@@ -95,18 +95,6 @@ async function endpointAt(url: string) {
   return endpoint;
 }
 
-function messageFor(endpointId: string, tenantId: string): WebhookMessage {
-  const now = new Date().toISOString();
-  return {
-    id: newWebhookId('msg'),
-    endpointId,
-    tenantId,
-    eventType: 'booking.created',
-    createdAt: now,
-    payload: { type: 'booking.created', timestamp: now, data: { id: 'booking-1' } },
-  };
-}
-
 async function onlyRecord(): Promise<SQSRecord> {
   const records = await queues.receiveRecords();
   expect(records).toHaveLength(1);
@@ -121,7 +109,7 @@ describe('a message for a disabled endpoint', () => {
     if (!stored) throw new Error('endpoint missing');
     expect(await store.disableEndpoint(stored, { reason: 'gone' })).toBe(true);
     const { run, audits } = setup();
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
 
     expect(await run(await queues.receivedRecord(message))).toEqual({ batchItemFailures: [] });
     expect(hooks.received).toHaveLength(0);
@@ -157,7 +145,7 @@ describe('a message for a disabled endpoint', () => {
     if (!stored) throw new Error('endpoint missing');
     await store.disableEndpoint(stored, { reason: 'gone' });
     const { run } = setup();
-    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+    const body = JSON.stringify(webhookMessageFor(endpoint.id, endpoint.tenantId));
 
     await run(await queues.receivedRecord(body, { attributes: { 'x-correlation-id': 'corr-disabled' } }));
 
@@ -180,7 +168,7 @@ describe('a redriven message that fails again', () => {
     if (!stored) throw new Error('endpoint missing');
     await store.disableEndpoint(stored, { reason: 'gone' });
     const { run } = setup({ failureThreshold: 100 });
-    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+    const body = JSON.stringify(webhookMessageFor(endpoint.id, endpoint.tenantId));
     await run(await queues.receivedRecord(body));
     const disabled = await store.getEndpoint(endpoint.id);
     if (!disabled) throw new Error('endpoint missing');
@@ -211,7 +199,7 @@ describe('a redriven message that fails again', () => {
     const endpoint = await endpointAt(hooks.url);
     const { run } = setup({ failureThreshold: 100 });
 
-    const last = await queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+    const last = await queues.receivedRecord(webhookMessageFor(endpoint.id, endpoint.tenantId), {
       receiveCount: maxAttempts,
     });
     expect(await run(last)).toEqual({ batchItemFailures: [{ itemIdentifier: last.messageId }] });
@@ -230,7 +218,7 @@ describe('a copy sent back while its endpoint circuit was open', () => {
     const endpoint = await endpointAt(hooks.url);
     const maxCircuitDeferrals = 2;
     const { run } = setup({ failureThreshold: 1, maxCircuitDeferrals });
-    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+    const body = JSON.stringify(webhookMessageFor(endpoint.id, endpoint.tenantId));
 
     // Deferred as often as it may be, then every attempt failed: the last one opens the circuit.
     const last = await queues.receivedRecord(body, {
@@ -268,8 +256,8 @@ describe('a message redriven from the DLQ', () => {
     const endpoint = await endpointAt(hooks.url);
     const { run, audits, logger } = setup();
     const info = vi.spyOn(logger, 'info');
-    const redriven = messageFor(endpoint.id, endpoint.tenantId);
-    const fresh = messageFor(endpoint.id, endpoint.tenantId);
+    const redriven = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    const fresh = webhookMessageFor(endpoint.id, endpoint.tenantId);
 
     await run(
       await queues.receivedRecord(redriven, {
@@ -311,7 +299,7 @@ describe('a redriven message whose last receive fails on the worker side', () =>
       encryptor,
     });
     const { run, audits } = setup({ store: refusing });
-    const body = JSON.stringify(messageFor(endpoint.id, endpoint.tenantId));
+    const body = JSON.stringify(webhookMessageFor(endpoint.id, endpoint.tenantId));
 
     const last = await queues.receivedRecord(body, {
       receiveCount: maxAttempts,

@@ -47,7 +47,14 @@ import { auditingSecurityEvents, testObservability } from '../helpers/observabil
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete, throttlingError } from '../helpers/throttling.js';
-import { type Receiver, registeringWebhookStore, sealAsBeforePurposes, startReceiver } from './helpers.js';
+import {
+  type Receiver,
+  registeringWebhookStore,
+  sealAsBeforePurposes,
+  startReceiver,
+  webhookMessageFor,
+  webhookWorkerContext,
+} from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
@@ -66,11 +73,7 @@ const registrations = registeringWebhookStore(documentClient);
 const users = new UsersModel(documentClient, testTableNames.app, encryptor);
 const loopbackGuard = new SsrfGuard({ allowlist: ['127.0.0.0/8', '::1/128'] });
 
-const context = {
-  functionName: 'bulwark-webhook-worker',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const context = webhookWorkerContext;
 
 const receivers: Receiver[] = [];
 async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
@@ -81,18 +84,6 @@ async function receiver(...args: Parameters<typeof startReceiver>): Promise<Rece
 
 const principal = (overrides: Partial<Principal> = {}) =>
   testPrincipal({ tenantId: `wh-unit-${randomUUID()}`, ...overrides });
-
-function messageFor(endpointId: string, tenantId: string): WebhookMessage {
-  const now = new Date().toISOString();
-  return {
-    id: newWebhookId('msg'),
-    endpointId,
-    tenantId,
-    eventType: 'booking.created',
-    createdAt: now,
-    payload: { type: 'booking.created', timestamp: now, data: { id: 'booking-1' } },
-  };
-}
 
 // A real local-aws-sqs with the webhook queue and its DLQ, and the email queue owner alerts go to:
 // records are really received, and visibility changes, DLQ copies and alerts are checked on the server.
@@ -272,7 +263,7 @@ describe('the SSRF guard at delivery time', () => {
     const port = new URL(target.url).port;
     for (const url of [target.url, `http://localhost:${port}/hooks`]) {
       const endpoint = await endpointAt(url);
-      const failing = await record(messageFor(endpoint.id, endpoint.tenantId));
+      const failing = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
       expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
       const [delivery] = await historyOf(endpoint.id);
       expect(delivery?.status).toBe('pending');
@@ -313,9 +304,9 @@ describe('signing secrets sealed with and without their purpose', () => {
     expect(await storedItem(endpoint.id)).toMatchObject({ secretContext: 2 });
     expect((await store.getEndpoint(endpoint.id))?.sealedSecret.purposeBound).toBe(true);
     const { run } = setup();
-    expect((await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toEqual(
-      [],
-    );
+    expect(
+      (await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures,
+    ).toEqual([]);
     expect(verifiedWith(secret, hooks)).toMatchObject({ type: 'booking.created' });
   });
 
@@ -330,9 +321,9 @@ describe('signing secrets sealed with and without their purpose', () => {
     expect(await storedItem(endpoint.id)).not.toHaveProperty('secretContext');
     expect((await store.getEndpoint(endpoint.id))?.sealedSecret.purposeBound).toBe(false);
     const { run } = setup();
-    expect((await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures).toEqual(
-      [],
-    );
+    expect(
+      (await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures,
+    ).toEqual([]);
     expect(verifiedWith(earlierSecret, hooks)).toMatchObject({ type: 'booking.created' });
     expect(() => verifiedWith(secret, hooks)).toThrow();
   });
@@ -393,7 +384,7 @@ describe('a sealed secret moved to another endpoint', () => {
       reason: 'record_moved',
     });
     const { run } = setup();
-    const delivery = await record(messageFor(mover.id, mover.tenantId));
+    const delivery = await record(webhookMessageFor(mover.id, mover.tenantId));
     expect((await run(delivery)).batchItemFailures).toEqual([{ itemIdentifier: delivery.messageId }]);
     // Signed with the victim's secret, the mover could have replayed it to the victim's receiver.
     expect(moverReceiver.received).toHaveLength(0);
@@ -407,7 +398,7 @@ describe('an attempt', () => {
     const redirecting = await receiver(() => ({ status: 302, headers: { Location: elsewhere.url } }));
     const endpoint = await endpointAt(redirecting.url);
     const { run } = setup();
-    const failing = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const failing = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
     expect((await run(failing)).batchItemFailures).toHaveLength(1);
     expect(redirecting.received).toHaveLength(1);
     expect(elsewhere.received).toHaveLength(0);
@@ -422,7 +413,7 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(failing.url);
     const { run, audits, logger } = setup();
     const warn = vi.spyOn(logger, 'warn');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     expect((await run(await record(message))).batchItemFailures).toHaveLength(1);
     expect(audits).toEqual([
       expect.objectContaining({
@@ -453,7 +444,7 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(failing.url);
     const { run, audits, logger } = setup();
     const warn = vi.spyOn(logger, 'warn');
-    const sent = messageFor(endpoint.id, endpoint.tenantId);
+    const sent = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const message = { ...sent, payload: { ...sent.payload, data } };
     expect((await run(await record(message))).batchItemFailures).toHaveLength(1);
     expect(audits).toEqual([
@@ -509,7 +500,7 @@ describe('an attempt', () => {
     const { run } = setup({ timeoutMs: 150 });
     // The endpoint does answer 200, after a second: only the timeout makes this attempt fail.
     expect(
-      (await run(await record(messageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures,
+      (await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).batchItemFailures,
     ).toHaveLength(1);
     expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toMatch(/timeout/);
   });
@@ -519,7 +510,7 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(slow.url);
     // A time limit past a second: an attempt dated when it failed would be in a later second than it was signed in.
     const { run } = setup({ timeoutMs: 1100 });
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     const failed = (await historyOf(endpoint.id))[0]?.attempts[0];
     expect(failed?.error).toMatch(/timeout/);
     expect(Math.floor(Date.parse(failed?.at ?? '') / 1000)).toBe(
@@ -565,7 +556,7 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(target.url);
     const { run } = setup({ timeoutMs: 15_000, circuit: { rollingWindowMs: 60_000 } });
     const before = target.received.length;
-    const result = await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    const result = await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     expect(result.batchItemFailures).toEqual([]);
     expect(target.received.length - before).toBe(1);
     expect((await historyOf(endpoint.id))[0]?.attempts[0]?.error).toBeUndefined();
@@ -576,10 +567,10 @@ describe('an attempt', () => {
     const failing = await receiver(() => ({ status: 500 }));
     const { run } = setup({ maxRetryDelaySec: 120, random: () => 1 });
     const throttled = await endpointAt(throttling.url);
-    const throttledRecord = await record(messageFor(throttled.id, throttled.tenantId), 2);
+    const throttledRecord = await record(webhookMessageFor(throttled.id, throttled.tenantId), 2);
     await run(throttledRecord);
     const broken = await endpointAt(failing.url);
-    const brokenRecord = await record(messageFor(broken.id, broken.tenantId), 3);
+    const brokenRecord = await record(webhookMessageFor(broken.id, broken.tenantId), 3);
     await run(brokenRecord);
     // Retry-After 99999 capped at 120; attempt 3 with random 1: base 10 × 2² = 40.
     expect(visibilityChanges()).toEqual([120, 40]);
@@ -680,7 +671,7 @@ describe('an attempt', () => {
     const { run, audits, logger, metrics } = setup();
     const logged = vi.spyOn(logger, 'error');
     const recorded = vi.spyOn(metrics, 'addMetric');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const unreadable = await record(message);
     const reason = `Endpoint unreadable: The stored record WH#${endpoint.id}/ENDPOINT has no createdAt (or not a string)`;
     // The message itself parsed: its lines name the delivery, as every other line about one does.
@@ -725,7 +716,7 @@ describe('an attempt', () => {
     await store.deleteEndpoint(deleted.id, owner);
     const { run, logger } = setup();
     const info = vi.spyOn(logger, 'info');
-    const orphan = await record(messageFor(deleted.id, deleted.tenantId));
+    const orphan = await record(webhookMessageFor(deleted.id, deleted.tenantId));
     expect(await run(orphan)).toEqual({ batchItemFailures: [] });
     expect(await historyOf(deleted.id)).toEqual([]);
     expect(info).toHaveBeenCalledWith(
@@ -738,7 +729,7 @@ describe('an attempt', () => {
     if (!stored) throw new Error('endpoint missing');
     expect(await store.disableEndpoint(stored, { reason: 'gone' })).toBe(true);
     const before = target.received.length;
-    expect(await run(await record(messageFor(disabled.id, disabled.tenantId)))).toEqual({
+    expect(await run(await record(webhookMessageFor(disabled.id, disabled.tenantId)))).toEqual({
       batchItemFailures: [],
     });
     expect(target.received.length).toBe(before);
@@ -752,7 +743,7 @@ describe('an attempt', () => {
     const endpoint = await endpointAt(target.url);
     const { run, logger, audits } = setup();
     const warn = vi.spyOn(logger, 'warn');
-    const subscribed = messageFor(endpoint.id, endpoint.tenantId);
+    const subscribed = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const cancelled = {
       ...subscribed,
       id: newWebhookId('msg'),
@@ -786,7 +777,7 @@ describe('an attempt', () => {
     const { run, logger } = setup();
     const warn = vi.spyOn(logger, 'warn');
     const earlier = {
-      ...messageFor(endpoint.id, endpoint.tenantId),
+      ...webhookMessageFor(endpoint.id, endpoint.tenantId),
       createdAt: new Date(registeredAt - 1).toISOString(),
     };
     const before = target.received.length;
@@ -803,7 +794,7 @@ describe('an attempt', () => {
       messageCreatedAt: earlier.createdAt,
       endpointCreatedAt: endpoint.createdAt,
     });
-    const atOnce = { ...messageFor(endpoint.id, endpoint.tenantId), createdAt: endpoint.createdAt };
+    const atOnce = { ...webhookMessageFor(endpoint.id, endpoint.tenantId), createdAt: endpoint.createdAt };
     expect(await run(await record(atOnce))).toEqual({ batchItemFailures: [] });
     expect(target.received.length).toBe(before + 1);
     expect((await historyOf(endpoint.id)).map((delivery) => delivery.webhookId)).toEqual([atOnce.id]);
@@ -816,7 +807,7 @@ describe('an attempt', () => {
     expect(await store.disableEndpoint(stored, { reason: 'gone' })).toBe(true);
     const { run } = setup();
     const earlier = {
-      ...messageFor(endpoint.id, endpoint.tenantId),
+      ...webhookMessageFor(endpoint.id, endpoint.tenantId),
       createdAt: new Date(Date.parse(endpoint.createdAt) - 1).toISOString(),
     };
     expect(await run(await record(earlier))).toEqual({ batchItemFailures: [] });
@@ -826,7 +817,7 @@ describe('an attempt', () => {
   it('POSTs once when two copies of one message are processed at the same time', async () => {
     const slow = await receiver(() => ({ status: 200, delayMs: 300 }));
     const endpoint = await endpointAt(slow.url);
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const { run, metrics } = setup();
     const recorded = vi.spyOn(metrics, 'addMetric');
     const [first, copy] = [await record(message), await record(message)];
@@ -863,7 +854,7 @@ describe("SQS's 12 hours from the receive", () => {
     });
     const { run } = setup({ maxRetryDelaySec: 43_200 });
     const endpoint = await endpointAt(slow.url);
-    const failing = await record(messageFor(endpoint.id, endpoint.tenantId), 2);
+    const failing = await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 2);
     expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
     // 43200 − 100 s since the receive − the 60 s margin.
     expect(visibilityChanges()).toEqual([43_040]);
@@ -881,11 +872,11 @@ describe('the per-endpoint circuit', () => {
     const { run } = setup({ failureThreshold: 2, random: () => 0 });
     freezeAtFailureWindowStart();
     for (let index = 0; index < 2; index += 1) {
-      await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+      await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     }
     expect(dead.received).toHaveLength(2);
     queues.clearCalls();
-    const skipped = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const skipped = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
     // Reported processed: SQS deletes it, and its copy is what comes back.
     expect((await run(skipped)).batchItemFailures).toEqual([]);
     expect(dead.received).toHaveLength(2);
@@ -912,12 +903,12 @@ describe('the per-endpoint circuit', () => {
     const endpoint = await endpointAt(dead.url);
     const { run } = setup({ failureThreshold: 2, random: () => 0 });
     freezeAtFailureWindowStart(60_000);
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     // In the breaker's 10 s windows these two would each count alone.
     vi.setSystemTime(Date.now() + 50_000);
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     expect(dead.received).toHaveLength(2);
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     expect(dead.received).toHaveLength(2);
     // The circuit was open: the third message was deferred, not POSTed.
     expect(queues.sentMessages().map((sent) => sent.QueueUrl)).toEqual([queues.queueUrl]);
@@ -930,7 +921,7 @@ describe('the per-endpoint circuit', () => {
     const warn = vi.spyOn(logger, 'warn');
     const info = vi.spyOn(logger, 'info');
     const traced = (correlationId: string) =>
-      queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+      queues.receivedRecord(webhookMessageFor(endpoint.id, endpoint.tenantId), {
         attributes: { 'x-correlation-id': correlationId },
       });
     await run(await traced('trace-opens'));
@@ -968,8 +959,8 @@ describe('the per-endpoint circuit', () => {
     const deadEndpoint = await endpointAt(dead.url);
     const healthy = await endpointAt(target.url);
     const { run } = setup({ failureThreshold: 1 });
-    await run(await record(messageFor(deadEndpoint.id, deadEndpoint.tenantId)));
-    expect(await run(await record(messageFor(healthy.id, healthy.tenantId)))).toEqual({
+    await run(await record(webhookMessageFor(deadEndpoint.id, deadEndpoint.tenantId)));
+    expect(await run(await record(webhookMessageFor(healthy.id, healthy.tenantId)))).toEqual({
       batchItemFailures: [],
     });
   });
@@ -1001,7 +992,7 @@ describe('a receive that finds the circuit open', () => {
     const recovering = await receiver(() => ({ status: failing ? 500 : 204 }));
     const endpoint = await endpointAt(recovering.url);
     const { run } = setup({ ...quickCircuit, failureThreshold: 1 });
-    const first = await queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+    const first = await queues.receivedRecord(webhookMessageFor(endpoint.id, endpoint.tenantId), {
       attributes: { 'x-correlation-id': 'corr-deferred' },
     });
     // Attempt 1: 500, and the circuit opens.
@@ -1043,10 +1034,10 @@ describe('a receive that finds the circuit open', () => {
     const dead = await receiver(() => ({ status: 500 }));
     const endpoint = await endpointAt(dead.url);
     const { run } = setup({ ...quickCircuit, failureThreshold: 1 });
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     queues.clearCalls();
     const deferrable = await queues.receivedRecord(
-      { ...messageFor(endpoint.id, endpoint.tenantId), ...message },
+      { ...webhookMessageFor(endpoint.id, endpoint.tenantId), ...message },
       { attributes },
     );
     return { dead, endpoint, run, deferrable };
@@ -1088,7 +1079,7 @@ describe('a receive that finds the circuit open', () => {
     const recovering = await receiver((count) => ({ status: count === 1 ? 500 : 204 }));
     const endpoint = await endpointAt(recovering.url);
     const { run, audits } = setup({ ...quickCircuit, failureThreshold: 1 });
-    const first = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const first = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
     await run(first);
     const deferred = await queues.redelivered(first);
     expect((await run(deferred)).batchItemFailures).toEqual([]);
@@ -1111,12 +1102,12 @@ describe('a receive that finds the circuit open', () => {
       failureThreshold: 1,
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     expect(dead.received).toHaveLength(1);
     queues.clearCalls();
     // A copy sent back 4 attempts in, now past the default 24 hours: its first receive is attempt 5.
     const old = {
-      ...messageFor(endpoint.id, endpoint.tenantId),
+      ...webhookMessageFor(endpoint.id, endpoint.tenantId),
       createdAt: new Date(Date.now() - 25 * 3_600_000).toISOString(),
     };
     const lastAttempt = await queues.receivedRecord(old, { attributes: { [attemptsMadeAttribute]: '4' } });
@@ -1160,10 +1151,10 @@ describe('a receive that finds the circuit open', () => {
     const dead = await receiver(() => ({ status: 500 }));
     const endpoint = await endpointAt(dead.url, principal(), hoursAgo(2));
     const { run } = setup({ failureThreshold: 1, circuitDeferralHours: 1 });
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     queues.clearCalls();
     const madeAgo = (minutes: number) => ({
-      ...messageFor(endpoint.id, endpoint.tenantId),
+      ...webhookMessageFor(endpoint.id, endpoint.tenantId),
       createdAt: new Date(Date.now() - minutes * 60_000).toISOString(),
     });
     const recent = await record(madeAgo(59));
@@ -1179,8 +1170,8 @@ describe('a receive that finds the circuit open', () => {
     const endpoint = await endpointAt(dead.url);
     const { run, logger } = setup({ failureThreshold: 1, sqs: unreachableSqsClient() });
     const error = vi.spyOn(logger, 'error');
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const turnedAway = await queues.receivedRecord(message, {
       attributes: { 'x-correlation-id': 'corr-stuck' },
     });
@@ -1229,7 +1220,7 @@ describe('a receive that finds the circuit open', () => {
       await poller.stop();
       producer.destroy();
     });
-    const messages = Array.from({ length: 5 }, () => messageFor(endpoint.id, endpoint.tenantId));
+    const messages = Array.from({ length: 5 }, () => webhookMessageFor(endpoint.id, endpoint.tenantId));
     const send = (batch: WebhookMessage[]) =>
       Promise.all(
         batch.map((message) =>
@@ -1281,8 +1272,8 @@ describe('batches handled at once by one worker', () => {
       endpointAt(accepting.url),
     ]);
     const { run } = setup();
-    const failed = await record(messageFor(failingEndpoint.id, failingEndpoint.tenantId));
-    const delivered = await record(messageFor(acceptingEndpoint.id, acceptingEndpoint.tenantId));
+    const failed = await record(webhookMessageFor(failingEndpoint.id, failingEndpoint.tenantId));
+    const delivered = await record(webhookMessageFor(acceptingEndpoint.id, acceptingEndpoint.tenantId));
     const [deliveredBatch, failedBatch] = await Promise.all([run(delivered), run(failed)]);
     expect(failedBatch.batchItemFailures).toEqual([{ itemIdentifier: failed.messageId }]);
     expect(deliveredBatch.batchItemFailures).toEqual([]);
@@ -1293,8 +1284,8 @@ describe('batches handled at once by one worker', () => {
     const endpoint = await endpointAt(accepting.url);
     const persistenceStore = webhookWorkerStore();
     const { worker } = setup({ persistenceStore });
-    const long = messageFor(endpoint.id, endpoint.tenantId);
-    const short = messageFor(endpoint.id, endpoint.tenantId);
+    const long = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    const short = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const records = [await record(long), await record(short)] as const;
     const { failures, remainingMsById } = await handleTwoBatchesAtOnce(
       worker,
@@ -1310,7 +1301,7 @@ describe('batches handled at once by one worker', () => {
 describe('disabling a failing endpoint', () => {
   async function failForGood(endpointId: string, tenantId: string, run: ReturnType<typeof setup>['run']) {
     // The 5th receive is the last attempt: the delivery fails for good.
-    return run(await record(messageFor(endpointId, tenantId), 5));
+    return run(await record(webhookMessageFor(endpointId, tenantId), 5));
   }
 
   it('disables after N consecutive failed deliveries and emails a security alert to a human owner', async () => {
@@ -1345,7 +1336,7 @@ describe('disabling a failing endpoint', () => {
     const dead = await receiver(() => ({ status: 500 }));
     const endpoint = await endpointAt(dead.url, principal({ isM2M: true }));
     const { run } = setup({ disableRule: { afterFailedDeliveries: 2, afterFailingHours: 1000 } });
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     // Two SQS messages carrying one webhook (a copy sent back and the original redelivered), each on its last attempt.
     await run(await record(message, 5));
     await run(await record(message, 5));
@@ -1378,8 +1369,8 @@ describe('disabling a failing endpoint', () => {
       store: flaky,
       disableRule: { afterFailedDeliveries: 2, afterFailingHours: 1000 },
     });
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId), 5));
-    const second = messageFor(endpoint.id, endpoint.tenantId);
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 5));
+    const second = webhookMessageFor(endpoint.id, endpoint.tenantId);
     // The delivery that reaches the threshold: its disable is throttled.
     await run(await record(second, 5));
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 2 });
@@ -1414,7 +1405,7 @@ describe('disabling a failing endpoint', () => {
     await failForGood(endpoint.id, endpoint.tenantId, run);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ failedDeliveries: 1 });
     failing = false;
-    await run(await record(messageFor(endpoint.id, endpoint.tenantId)));
+    await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)));
     const cleared = await store.getEndpoint(endpoint.id);
     expect(cleared).toMatchObject({ failedDeliveries: 0, status: 'enabled' });
     expect(cleared?.failingSince).toBeUndefined();
@@ -1429,7 +1420,7 @@ describe('disabling a failing endpoint', () => {
     const { run, logger } = setup();
     const warn = vi.spyOn(logger, 'warn');
     const info = vi.spyOn(logger, 'info');
-    const disabling = await record(messageFor(endpoint.id, endpoint.tenantId));
+    const disabling = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
     expect(await run(disabling)).toEqual({ batchItemFailures: [] });
     expect((await store.getEndpoint(endpoint.id))?.status).toBe('disabled');
     expect(queues.sendMessageBatches()).toHaveLength(0);
@@ -1451,7 +1442,7 @@ describe('disabling a failing endpoint', () => {
     // The handler's middlewares flush the metrics after the batch: watch them being added instead.
     const added = vi.spyOn(metrics, 'addMetric');
     const logged = vi.spyOn(logger, 'error');
-    const disabling = await queues.receivedRecord(messageFor(endpoint.id, endpoint.tenantId), {
+    const disabling = await queues.receivedRecord(webhookMessageFor(endpoint.id, endpoint.tenantId), {
       attributes: { 'x-correlation-id': 'trace-alert' },
     });
     expect(await run(disabling)).toEqual({ batchItemFailures: [] });
@@ -1510,8 +1501,8 @@ describe('the owner alert', () => {
  * each with its correlation id (`corr-last`, `corr-first`).
  */
 async function twoReceivesFor(endpoint: { id: string; tenantId: string }) {
-  const lastMessage = messageFor(endpoint.id, endpoint.tenantId);
-  const firstMessage = messageFor(endpoint.id, endpoint.tenantId);
+  const lastMessage = webhookMessageFor(endpoint.id, endpoint.tenantId);
+  const firstMessage = webhookMessageFor(endpoint.id, endpoint.tenantId);
   return {
     lastMessage,
     firstMessage,
@@ -1666,7 +1657,7 @@ describe("a failure on the worker's side", () => {
     const { run, logger, audits } = setup({ store: throttledStore, persistenceStore });
     const warned = vi.spyOn(logger, 'warn');
     const logged = vi.spyOn(logger, 'error');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const firstAttempt = await record(message, 1);
     expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
     expect(logged).toHaveBeenCalledWith(
@@ -1843,7 +1834,7 @@ describe('a worker failure after the POST', () => {
     const { run, logger, metrics, audits } = setup({ store: throttledStore });
     const logged = vi.spyOn(logger, 'error');
     const added = vi.spyOn(metrics, 'addMetric');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const firstAttempt = await record(message, 1);
     expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
     expect(logged).toHaveBeenCalledWith(
@@ -1873,7 +1864,7 @@ describe('a worker failure after the POST', () => {
     const endpoint = await endpointAt(healthy.url);
     const { run, metrics } = setup({ store: throttledDeliveryWrites((status) => status === 'delivered') });
     const added = vi.spyOn(metrics, 'addMetric');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(message, 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(healthy.received).toHaveLength(1);
@@ -1896,7 +1887,7 @@ describe('a worker failure after the POST', () => {
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
     const added = vi.spyOn(metrics, 'addMetric');
-    const lastAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 5);
+    const lastAttempt = await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({
       status: 'disabled',
@@ -1915,7 +1906,7 @@ describe('a worker failure after the POST', () => {
     const gone = await receiver(() => ({ status: 410 }));
     const endpoint = await endpointAt(gone.url);
     const { run } = setup({ store: throttledDeliveryWrites(firstTimes(1)) });
-    const firstAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    const firstAttempt = await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 1);
     expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({
       status: 'disabled',
@@ -1936,7 +1927,7 @@ describe('a worker failure after the POST', () => {
     const endpoint = await endpointAt(healthy.url);
     const { run, logger } = setup({ store: throttledDeliveryWrites(() => true) });
     const logged = vi.spyOn(logger, 'error');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(message, 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(logged).toHaveBeenCalledWith(
@@ -1969,7 +1960,7 @@ describe('a worker failure after the POST', () => {
     const { run, logger, metrics, audits } = setup({ store: throttledStreakResets(firstTimes(1)) });
     const logged = vi.spyOn(logger, 'error');
     const added = vi.spyOn(metrics, 'addMetric');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const firstAttempt = await record(message, 1);
     expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
     expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
@@ -2005,7 +1996,7 @@ describe('a worker failure after the POST', () => {
     const { run, logger, metrics, audits } = setup({ store: throttledStreakResets(() => true) });
     const logged = vi.spyOn(logger, 'error');
     const added = vi.spyOn(metrics, 'addMetric');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(message, 5);
     expect(await run(lastAttempt)).toEqual({ batchItemFailures: [] });
     expect(added.mock.calls.filter(([name]) => name === 'WebhookDelivered')).toHaveLength(1);
@@ -2031,7 +2022,7 @@ describe('a worker failure after the POST', () => {
     vi.spyOn(persistenceStore, 'saveSuccess').mockRejectedValue(new Error('DynamoDB unreachable'));
     const { run, logger, audits } = setup({ persistenceStore });
     const logged = vi.spyOn(logger, 'error');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const lastAttempt = await record(message, 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(healthy.received).toHaveLength(1);
@@ -2078,7 +2069,7 @@ describe('a failed POST whose in-progress idempotency record could not be delete
     const { run, logger, metrics, audits } = setup({ persistenceStore: throttledDelete() });
     const logged = vi.spyOn(logger, 'error');
     const added = vi.spyOn(metrics, 'addMetric');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     expect(await run(await record(message, 1))).toEqual({ batchItemFailures: [] });
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({
       status: 'disabled',
@@ -2107,7 +2098,7 @@ describe('a failed POST whose in-progress idempotency record could not be delete
       disableRule: { afterFailedDeliveries: 1, afterFailingHours: 1000 },
     });
     const added = vi.spyOn(metrics, 'addMetric');
-    const lastAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 5);
+    const lastAttempt = await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 5);
     expect((await run(lastAttempt)).batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({
       status: 'disabled',
@@ -2136,7 +2127,7 @@ describe('a failed POST whose in-progress idempotency record could not be delete
     const { run, logger } = setup({ persistenceStore: throttledDelete() });
     const warned = vi.spyOn(logger, 'warn');
     const logged = vi.spyOn(logger, 'error');
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const firstAttempt = await record(message, 1);
     expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({
@@ -2164,7 +2155,7 @@ describe('a failed POST whose in-progress idempotency record could not be delete
     // An invocation about to end: its in-progress record expires 1 ms after it is written.
     const ending = { ...context, getRemainingTimeInMillis: () => 1 } as Context;
     const run = (sqsRecord: SQSRecord) => worker.handle({ Records: [sqsRecord] } as SQSEvent, ending);
-    const firstAttempt = await record(messageFor(endpoint.id, endpoint.tenantId), 1);
+    const firstAttempt = await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 1);
     expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
     expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
     expect(recovering.received).toHaveLength(2);
@@ -2182,7 +2173,7 @@ describe('a duplicate copy of a delivered message', () => {
   it('is not POSTed, counted or audited as a second delivery, but audited as a duplicate', async () => {
     const healthy = await receiver();
     const endpoint = await endpointAt(healthy.url);
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const persistenceStore = webhookWorkerStore();
     const { run, audits, metrics, logger } = setup({ persistenceStore });
     const added = vi.spyOn(metrics, 'addMetric');
@@ -2215,7 +2206,7 @@ describe('a message redriven from the DLQ', () => {
   it('records its success after the failed attempts, instead of leaving the delivery failed', async () => {
     const recovering = await receiver((count) => ({ status: count <= 5 ? 500 : 204 }));
     const endpoint = await endpointAt(recovering.url);
-    const message = messageFor(endpoint.id, endpoint.tenantId);
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
     const { run } = setup({ failureThreshold: 100 });
     for (let attempt = 1; attempt <= 5; attempt += 1) {
       await run(await record(message, attempt));
@@ -2243,7 +2234,7 @@ describe('delivery history', () => {
     const endpoint = await endpointAt(target.url);
     const attempt = { attempt: 1, at: new Date().toISOString(), statusCode: 204, durationMs: 3 };
     const madeDaysAgo = (days: number) => ({
-      ...messageFor(endpoint.id, endpoint.tenantId),
+      ...webhookMessageFor(endpoint.id, endpoint.tenantId),
       createdAt: new Date(Date.now() - days * 24 * 3600 * 1000).toISOString(),
     });
     const kept = madeDaysAgo(deliveryRetentionDays - 1);

@@ -1,6 +1,6 @@
 // The webhook worker against messages a buggy or hostile producer can enqueue: none of them may count against the endpoint.
 import { randomUUID } from 'node:crypto';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
@@ -24,18 +24,14 @@ import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { storedMetric, testObservability } from '../helpers/observability.js';
 import { testPrincipal } from '../helpers/principals.js';
 import { testTableNames } from '../helpers/tables.js';
-import { type Receiver, registeringWebhookStore, startReceiver } from './helpers.js';
+import { type Receiver, registeringWebhookStore, startReceiver, webhookWorkerContext } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const documentClient = createDocumentClient(dynamoDb);
 const encryptor = createFunctionEncryptor(readEnvironment());
 const store = new WebhookStore({ documentClient, tableName: testTableNames.toolkit, encryptor });
 const registrations = registeringWebhookStore(documentClient);
-const context = {
-  functionName: 'bulwark-webhook-worker',
-  awsRequestId: 'req-1',
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const context = webhookWorkerContext;
 
 let queues: LocalWorkerQueues;
 let emailQueueUrl: string;
