@@ -315,7 +315,7 @@ export class UsersModel {
       new GetCommand({ TableName: this.tableName, Key: userKey(id), ConsistentRead: true }),
       { abortSignal },
     );
-    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, Date.now())) return undefined;
+    if (!this.isLiveUser(Item, Date.now())) return undefined;
     if (Item.registrationMessagesPending !== true || typeof Item.emailVerifiedAt === 'string')
       return undefined;
     return this.fromItem(Item, id);
@@ -356,6 +356,14 @@ export class UsersModel {
     return { id };
   }
 
+  /** A user item of this tenant whose registration has not lapsed unverified. */
+  private isLiveUser(
+    item: Record<string, unknown> | undefined,
+    nowMs: number,
+  ): item is Record<string, unknown> {
+    return item !== undefined && item.tenantId === this.tenantId && !isExpired(item, nowMs);
+  }
+
   /**
    * The user item's `attributes` (with `tenantId` and `expiresAt`), read consistently and undecrypted;
    * none, another tenant's, or a registration that lapsed unverified is a 404.
@@ -373,7 +381,7 @@ export class UsersModel {
         ProjectionExpression: [...attributes, 'tenantId', 'expiresAt'].join(', '),
       }),
     );
-    if (!Item || Item.tenantId !== this.tenantId || isExpired(Item, now.getTime())) {
+    if (!this.isLiveUser(Item, now.getTime())) {
       throw new NotFoundError(`User ${id} not found`);
     }
     return Item;
@@ -796,7 +804,7 @@ export class UsersModel {
       new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true }),
       { abortSignal },
     );
-    if (!user || user.tenantId !== this.tenantId || isExpired(user, now.getTime())) {
+    if (!this.isLiveUser(user, now.getTime())) {
       return new NotFoundError(`User ${userId} not found`);
     }
     if (typeof user.phoneVerifiedAt === 'string') {
@@ -900,7 +908,7 @@ export class UsersModel {
       ),
       this.phoneCodeItem(userId),
     ]);
-    if (!user || user.tenantId !== this.tenantId || isExpired(user, now.getTime())) {
+    if (!this.isLiveUser(user, now.getTime())) {
       return new NotFoundError(`User ${userId} not found`);
     }
     if (pending && !isExpired(pending, now.getTime())) {
