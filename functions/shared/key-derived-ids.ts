@@ -10,10 +10,12 @@ import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
  * caller, so no other caller's request derives the same id, whatever key it sends.
  */
 export function keyDerivedBytes(scopedKey: ScopedIdempotencyKey, purpose: string, length: number): Buffer {
-  return createHash('sha256')
-    .update(JSON.stringify([purpose, ...scopedKey]))
-    .digest()
-    .subarray(0, length);
+  return derivedBytes([purpose, ...scopedKey], length);
+}
+
+/** `length` bytes (at most 32) that only these `parts`, in this order, give: SHA-256 of them as a JSON list. */
+export function derivedBytes(parts: readonly (string | null)[], length: number): Buffer {
+  return createHash('sha256').update(JSON.stringify(parts)).digest().subarray(0, length);
 }
 
 /**

@@ -1,6 +1,5 @@
 // After a registration: enqueues the welcome email, the verification email (with a signed, expiring link) and, for a phone, an SMS code.
 
-import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -15,7 +14,7 @@ import { recordMetric } from '../../middleware/metrics/record.js';
 import { EmailQueueError, enqueueEmails, type NewEmailMessage } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
 import type { QueueEnvironment } from '../shared/environment.js';
-import { derivedUuid } from '../shared/key-derived-ids.js';
+import { derivedBytes, derivedUuid } from '../shared/key-derived-ids.js';
 import { afterCommitFailure, undoDeadline, untilAborted } from '../shared/post-commit.js';
 import { type RotatingSecretReader, rotatingSecretReader } from '../shared/rotating-secret.js';
 import { createVerificationLink, verificationLinkTtlMs } from '../shared/verification-link.js';
@@ -42,11 +41,7 @@ function phoneCodeMessage(userId: string, to: string, { code, expiresAt }: Issue
  * its own request queued them go out once.
  */
 export function registrationMessageId(userId: string, type: 'welcome' | 'verification'): string {
-  return derivedUuid(
-    createHash('sha256')
-      .update(JSON.stringify(['registration-email', type, userId]))
-      .digest(),
-  );
+  return derivedUuid(derivedBytes(['registration-email', type, userId], 16));
 }
 
 export interface RegistrationEmailsOptions {
