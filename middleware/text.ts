@@ -27,7 +27,12 @@ export const truncationMark = '…[truncated ';
 export function truncated(text: string, maxLength: number): string {
   if (text.length <= maxLength) return text;
   const head = headOf(text, maxLength);
-  return `${head}${truncationMark}${text.length - head.length} chars]`;
+  return markedHead(head, text.length - head.length);
+}
+
+/** What was kept of a text, marked as {@link truncated} marks it with how many characters were dropped. */
+export function markedHead(head: string, droppedChars: number): string {
+  return `${head}${truncationMark}${droppedChars} chars]`;
 }
 
 /**

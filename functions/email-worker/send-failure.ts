@@ -1,5 +1,5 @@
 // What a failed send's log line may say: providers quote the recipient in their error text, which is personal data.
-import { headOf, truncationMark } from '../../middleware/text.js';
+import { headOf, markedHead } from '../../middleware/text.js';
 
 /**
  * An address as providers quote it (`<ada@example.com>`, `check: ada@example.com`). The local part may
@@ -38,7 +38,7 @@ export function maskRecipients(text: string): string {
   const head = headOf(text, longestReason);
   let end = head.length;
   while (end > 0 && !recipientDelimiter.test(head.charAt(end - 1))) end -= 1;
-  return `${maskWhole(head.slice(0, end))}${truncationMark}${text.length - end} chars]`;
+  return markedHead(maskWhole(head.slice(0, end)), text.length - end);
 }
 
 function maskWhole(text: string): string {
