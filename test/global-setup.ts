@@ -1,4 +1,7 @@
 // Starts one in-memory embedded DynamoDB for the whole suite and creates the shared tables in it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { TestProject } from 'vitest/node';
 import { startDynamoDbProcess } from '../bin/runtime/dynamodb-process.js';
@@ -20,6 +23,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const runTempDir = useRunTempDir();
   const dynamoDb = await startDynamoDbProcess();
   const client = createDynamoDbClient({ endpoint: dynamoDb.endpoint });
   await ensureTables(client, [
@@ -32,6 +36,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     const leaked = await tenantWideSubscriptionsLeft(dynamoDb.endpoint);
     await dynamoDb.stop();
+    rmSync(runTempDir, { recursive: true, force: true });
     if (leaked.length > 0) {
       // Vitest logs a teardown's error but still exits 0: the exit code is set here.
       console.error(
@@ -42,6 +47,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
       process.exitCode = 1;
     }
   };
+}
+
+/**
+ * Points every temporary file of the run into one directory, removed when the run ends. The test files and
+ * their workers (which inherit this process's environment) make thousands: each CDK synthesis without an
+ * outdir leaves a `cdk.out*` directory, and key files, JWKS files and data directories of the local runtime
+ * add their own, all left in the machine's temporary directory for good.
+ */
+function useRunTempDir(): string {
+  const runTempDir = mkdtempSync(join(tmpdir(), 'bulwark-test-run-'));
+  process.env.TMPDIR = runTempDir;
+  return runTempDir;
 }
 
 /**
