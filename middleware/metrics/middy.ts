@@ -15,6 +15,12 @@ export interface CaptureMetricsOptions {
 
 const metricsCleanup = 'bulwark.metrics';
 
+/** Metadata on the EMF line of data points an invocation recorded after its flush (see captureMetrics). */
+export const lateMetricsMetadataKey = 'recorded_after_answer';
+
+/** The Metrics that captureMetrics has flushed at least once: what they buffer after that is late. */
+const flushedMetrics = new WeakSet<Metrics>();
+
 /**
  * Built on Powertools' `logMetrics`: its `before` records the cold start and registers Powertools'
  * own cleanup key; the flush is replaced by one that runs exactly once per invocation, also when the
@@ -32,6 +38,7 @@ export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions 
   assertNoProblems('captureMetrics', problems);
   const powertools = logMetrics(metrics, { captureColdStartMetric: options.captureColdStartMetric ?? true });
   const flush = () => {
+    flushedMetrics.add(metrics);
     setMetricsCorrelationId(metrics, undefined);
     if (metrics.hasStoredMetrics()) {
       metrics.publishStoredMetrics();
@@ -45,6 +52,7 @@ export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions 
   const captureMetricsBefore = async (
     request: Request<unknown, unknown, Error, Context, Record<string, unknown>>,
   ) => {
+    publishLateMetrics(metrics);
     // Powertools' before puts its own flush on its cleanup key; the once-only flush below replaces it,
     // and the key goes back to what it held (Bulwark's hook for every cleanup, registered again below).
     const earlierHook = request.internal[METRICS_KEY];
@@ -62,4 +70,18 @@ export function captureMetrics(metrics: Metrics, options: CaptureMetricsOptions 
     after: captureMetricsAfterOrError,
     onError: captureMetricsAfterOrError,
   };
+}
+
+/**
+ * Publishes, on a line of their own marked {@link lateMetricsMetadataKey}, the data points an earlier
+ * invocation's work recorded after its flush: work its answer did not wait for (a route pipeline's 504
+ * leaves its handler running). Otherwise they would go out with this invocation's line, counted under its
+ * correlation id. In Lambda they can only be written here, when the environment is invoked again; one that
+ * never is loses them. Data points recorded before the first invocation (at module load) are not late and
+ * go with its line, as Powertools sends them.
+ */
+function publishLateMetrics(metrics: Metrics): void {
+  if (!flushedMetrics.has(metrics) || !metrics.hasStoredMetrics()) return;
+  metrics.addMetadata(lateMetricsMetadataKey, 'true');
+  metrics.publishStoredMetrics();
 }

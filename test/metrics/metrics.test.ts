@@ -14,7 +14,7 @@ import {
   metricDefinitions,
   metricNamespace,
 } from '../../middleware/metrics/catalog.js';
-import { captureMetrics } from '../../middleware/metrics/middy.js';
+import { captureMetrics, lateMetricsMetadataKey } from '../../middleware/metrics/middy.js';
 import { createMetrics, dimensionValue, recordMetric } from '../../middleware/metrics/record.js';
 import { httpEvent, lambdaContext } from '../audit/fixtures.js';
 import { captureStdout, emfProblems, enableMetricsOutput } from '../helpers/log-capture.js';
@@ -254,6 +254,44 @@ describe('captureMetrics()', () => {
       ['AccessDenied', 'order-2'],
       ['CircuitRejected', undefined],
       ['AccessDenied', undefined],
+    ]);
+  });
+
+  it("publishes what an invocation recorded after its answer on a line of its own, not under the next request's id", async () => {
+    const metrics = createMetrics({ serviceName: 'users' });
+    let lateWork: Promise<void> = Promise.resolve();
+    const handler = lambdaHandler(
+      middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+        .use(correlationIds())
+        .use(captureMetrics(metrics))
+        .handler(async (event) => {
+          recordMetric(metrics, 'AccessDenied');
+          if (event.rawPath === '/slow') {
+            // Work the answer does not wait for, as a route's handler left running after its 504.
+            lateWork = new Promise((resolve) => setImmediate(resolve)).then(() =>
+              recordMetric(metrics, 'RateLimitStoreError'),
+            );
+          }
+          return json(200, {});
+        }),
+    );
+    recordMetric(metrics, 'KmsRequest');
+    await handler(httpEvent({ path: '/slow', headers: { 'x-correlation-id': 'order-1' } }), lambdaContext());
+    await lateWork;
+    await handler(httpEvent({ headers: { 'x-correlation-id': 'order-2' } }), lambdaContext());
+    const lines = output
+      .emf()
+      .filter((line) => line.ColdStart === undefined)
+      .map((line) => ({
+        names: line._aws.CloudWatchMetrics[0]?.Metrics.map((metric) => metric.Name),
+        correlationId: line.correlation_id,
+        late: line[lateMetricsMetadataKey],
+      }));
+    expect(lines).toEqual([
+      // Recorded at module load, before any invocation: the first invocation's, as Powertools sends them.
+      { names: ['KmsRequest', 'AccessDenied'], correlationId: 'order-1', late: undefined },
+      { names: ['RateLimitStoreError'], correlationId: undefined, late: 'true' },
+      { names: ['AccessDenied'], correlationId: 'order-2', late: undefined },
     ]);
   });
 
