@@ -3,26 +3,46 @@ import type { RateLimitKeyBy } from '../middleware/rate-limit/client-key.js';
 import type { RateLimitPresetName } from '../middleware/rate-limit/policy.js';
 import type { TableDefinition } from '../middleware/store/tables.js';
 
+/**
+ * A call a function may make on a table itself: its items by key, and `dynamodb:Query` of its own keys.
+ * TransactWriteItems has no IAM action of its own: each item in it is authorised as PutItem, UpdateItem,
+ * DeleteItem or ConditionCheckItem. No Scan, batch, DescribeTable or stream read: what scans
+ * (`RateLimiter.clearAll`, an admin operation, and bin/recount-webhook-owners.ts) runs in no function.
+ */
+export type TableAction =
+  | 'dynamodb:GetItem'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:DeleteItem'
+  | 'dynamodb:ConditionCheckItem'
+  | 'dynamodb:Query';
+
+/**
+ * What a function may do on the tables, read by the stack, which grants exactly this. The route, worker
+ * and scheduled-function tables each declare it beside the function's other settings.
+ */
+export interface TableAccess {
+  /**
+   * The calls its code makes on each table it uses, by table: granted on the table alone (no index), and
+   * on no table it does not name. A call made only on a rare path (a retry, a failure, old data) is listed
+   * too, with that path in a comment: a missing one fails in production only.
+   */
+  readonly tableActions: Readonly<Partial<Record<TableDefinition['id'], readonly TableAction[]>>>;
+  /**
+   * The indexes of its tables it queries, by table: the stack grants `dynamodb:Query` on each of them,
+   * named, and on no other index.
+   */
+  readonly queriedIndexes?: Readonly<Partial<Record<TableDefinition['id'], readonly string[]>>>;
+}
+
 /** Settings of one Lambda function that serves HTTP routes. */
-export interface HttpFunctionDefinition {
+export interface HttpFunctionDefinition extends TableAccess {
   /** Handler module, relative to the repository root; it exports `handler`. */
   readonly entry: string;
   /** Lambda memory in MB; CPU scales with it. */
   readonly memoryMb: number;
   /** Lambda timeout; the local runtime enforces it too. */
   readonly timeoutSec: number;
-  /** Which tables the function reads and writes; the stack grants read-write data access to exactly these. */
-  readonly tables: readonly TableDefinition['id'][];
-  /**
-   * Tables the function only reads, one item at a time by its key; the stack grants `dynamodb:GetItem` on
-   * them and nothing more.
-   */
-  readonly getItemTables?: readonly TableDefinition['id'][];
-  /**
-   * The indexes of its `tables` it queries, by table: the stack grants `dynamodb:Query` on each of them,
-   * named, and on no other index.
-   */
-  readonly queriedIndexes?: Readonly<Partial<Record<TableDefinition['id'], readonly string[]>>>;
 }
 
 export const httpFunctions = {
@@ -30,15 +50,38 @@ export const httpFunctions = {
     entry: 'functions/health/handler.ts',
     memoryMb: 256,
     timeoutSec: 5,
-    tables: [],
     // A public route: one GetItem per table shows both reachable, so that is all it may do.
-    getItemTables: ['app', 'toolkit'],
+    tableActions: { app: ['dynamodb:GetItem'], toolkit: ['dynamodb:GetItem'] },
   },
   users: {
     entry: 'functions/users/handler.ts',
     memoryMb: 512,
     timeoutSec: 10,
-    tables: ['app', 'toolkit'],
+    tableActions: {
+      // Users, their email claims and phone codes; its transactions put, update, delete and condition-check.
+      app: [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:ConditionCheckItem',
+      ],
+      toolkit: [
+        // Rate limits and SMS budgets read a key whose refused write returned no item; API keys; a deleted
+        // person's count item and endpoints.
+        'dynamodb:GetItem',
+        // Service request nonces; a removed endpoint's tombstone.
+        'dynamodb:PutItem',
+        // Rate limits and SMS budgets; API keys' last use; the deleted person's count item (closed, decremented).
+        'dynamodb:UpdateItem',
+        // A removed endpoint, its subscriptions, and its owner's count item with the last one.
+        'dynamodb:DeleteItem',
+        // Removing an endpoint whose closed owner's count item counts none (endpoints from before counting).
+        'dynamodb:ConditionCheckItem',
+        // The subscriptions its registration events fan out to.
+        'dynamodb:Query',
+      ],
+    },
     // The users in order (app), and the webhook endpoints of a person it deletes (toolkit, by owner).
     queriedIndexes: { app: ['gsi1'], toolkit: ['gsi1'] },
   },
@@ -46,7 +89,29 @@ export const httpFunctions = {
     entry: 'functions/bookings/handler.ts',
     memoryMb: 512,
     timeoutSec: 10,
-    tables: ['app', 'toolkit'],
+    tableActions: {
+      // Bookings and their slots; its transactions put, update, delete and condition-check.
+      app: [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:ConditionCheckItem',
+      ],
+      toolkit: [
+        // The users circuit; API keys; rate limits read a key whose refused write returned no item; an
+        // idempotency record its conflicting put did not return.
+        'dynamodb:GetItem',
+        // Idempotency records; the users circuit's state changes.
+        'dynamodb:PutItem',
+        // Rate limits; API keys' last use; the users circuit's failures; idempotency records completed.
+        'dynamodb:UpdateItem',
+        // The idempotency record of a request that failed, so that its retry runs again.
+        'dynamodb:DeleteItem',
+        // The subscriptions its booking events fan out to.
+        'dynamodb:Query',
+      ],
+    },
     // Every booking in order, and one user's.
     queriedIndexes: { app: ['gsi1', 'gsi2'] },
   },
@@ -54,7 +119,25 @@ export const httpFunctions = {
     entry: 'functions/webhooks/handler.ts',
     memoryMb: 512,
     timeoutSec: 10,
-    tables: ['toolkit'],
+    tableActions: {
+      toolkit: [
+        // Endpoints, count items, tombstones and rotation markers; API keys; rate limits read a key whose
+        // refused write returned no item; an idempotency record its conflicting put did not return.
+        'dynamodb:GetItem',
+        // A registration's endpoint and subscriptions; an enable's subscriptions; a rotation's marker; a
+        // removed endpoint's tombstone; idempotency records.
+        'dynamodb:PutItem',
+        // Endpoints and their owners' counts; rate limits; API keys' last use; idempotency records completed.
+        'dynamodb:UpdateItem',
+        // A removed endpoint, its subscriptions, and its owner's count item with the last one; the
+        // idempotency record of a request that failed.
+        'dynamodb:DeleteItem',
+        // A registration checks no tombstone holds its id; a removal whose closed owner's count item counts none.
+        'dynamodb:ConditionCheckItem',
+        // An endpoint's deliveries.
+        'dynamodb:Query',
+      ],
+    },
     // An owner's endpoints.
     queriedIndexes: { toolkit: ['gsi1'] },
   },
@@ -63,7 +146,7 @@ export const httpFunctions = {
     entry: 'functions/catch-all/handler.ts',
     memoryMb: 256,
     timeoutSec: 3,
-    tables: [],
+    tableActions: {},
   },
 } as const satisfies Record<string, HttpFunctionDefinition>;
 

@@ -1,7 +1,9 @@
 // The one scheduled-function table: read by the CDK stack (an EventBridge schedule each) and the local runtime (an interval each).
+import type { TableAccess } from './routes.js';
+import { pendingEventsIndex } from './shared/pending-events-index.js';
 
 /** Settings of one Lambda function run on a fixed schedule. */
-export interface ScheduledFunctionDefinition {
+export interface ScheduledFunctionDefinition extends TableAccess {
   /** Handler module, relative to the repository root; it exports `handler`. */
   readonly entry: string;
   /** Lambda memory in MB. */
@@ -19,6 +21,14 @@ export const scheduledFunctions = {
     // Room for a backlog after an outage; each run stops short of it and the next one goes on.
     timeoutSec: 60,
     everyMinutes: 5,
+    tableActions: {
+      // Each pending booking and user by key, and its mark once its event is published: no put, delete or
+      // transaction.
+      app: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      // The subscriptions its fan-out reads.
+      toolkit: ['dynamodb:Query'],
+    },
+    queriedIndexes: { app: [pendingEventsIndex] },
   },
 } as const satisfies Record<string, ScheduledFunctionDefinition>;
 

@@ -1,8 +1,8 @@
 // The one queue-worker table: read by the local runtime (queues + pollers) and, later, by the CDK stack.
-import type { TableDefinition } from '../middleware/store/tables.js';
+import type { TableAccess } from './routes.js';
 
 /** Settings of one Lambda function fed by an SQS queue through an event source mapping. */
-export interface WorkerDefinition {
+export interface WorkerDefinition extends TableAccess {
   /** Handler module, relative to the repository root; it exports `handler`. */
   readonly entry: string;
   /** The queue's name; its dead-letter queue is `<queueName>-dlq`. */
@@ -19,18 +19,6 @@ export interface WorkerDefinition {
   readonly memoryMb: number;
   /** Lambda timeout; the local runtime enforces it too. */
   readonly timeoutSec: number;
-  /** Which tables the function reads and writes; the stack grants read-write data access to exactly these. */
-  readonly tables: readonly TableDefinition['id'][];
-  /**
-   * Tables the function only reads, one item at a time by its key; the stack grants `dynamodb:GetItem` on
-   * them and nothing more.
-   */
-  readonly getItemTables?: readonly TableDefinition['id'][];
-  /**
-   * The indexes of its `tables` it queries, by table: the stack grants `dynamodb:Query` on each of them,
-   * named, and on no other index.
-   */
-  readonly queriedIndexes?: Readonly<Partial<Record<TableDefinition['id'], readonly string[]>>>;
 }
 
 export const workers = {
@@ -45,9 +33,20 @@ export const workers = {
     maxConcurrency: 5,
     memoryMb: 256,
     timeoutSec: 30,
-    tables: ['toolkit'],
-    // Whether the user a message is about still exists, read by key (the key alone) before each send.
-    getItemTables: ['app'],
+    tableActions: {
+      // Whether the user a message is about still exists, read by key (the key alone) before each send.
+      app: ['dynamodb:GetItem'],
+      toolkit: [
+        // The providers' circuits; an idempotency record its conflicting put did not return.
+        'dynamodb:GetItem',
+        // Idempotency records; the circuits' state changes.
+        'dynamodb:PutItem',
+        // The circuits' failures; idempotency records completed.
+        'dynamodb:UpdateItem',
+        // The idempotency record of a send that failed, so that the message's retry sends it.
+        'dynamodb:DeleteItem',
+      ],
+    },
   },
   'webhook-worker': {
     entry: 'functions/webhook-worker/handler.ts',
@@ -62,9 +61,22 @@ export const workers = {
     memoryMb: 256,
     // Each POST times out after 10 s; a batch's records are delivered in parallel.
     timeoutSec: 30,
-    tables: ['toolkit'],
-    // An endpoint owner's email, read by id for the security alert when the endpoint is disabled.
-    getItemTables: ['app'],
+    tableActions: {
+      // An endpoint owner's email, read by id for the security alert when the endpoint is disabled.
+      app: ['dynamodb:GetItem'],
+      toolkit: [
+        // Endpoints and their failure streaks; the endpoints' circuits; an idempotency record its
+        // conflicting put did not return.
+        'dynamodb:GetItem',
+        // Idempotency records; the circuits' state changes.
+        'dynamodb:PutItem',
+        // Delivery attempts; failure streaks; an endpoint and its subscriptions disabled; the circuits'
+        // failures; idempotency records completed.
+        'dynamodb:UpdateItem',
+        // The idempotency record of a delivery that failed, so that the message's retry delivers it.
+        'dynamodb:DeleteItem',
+      ],
+    },
   },
 } as const satisfies Record<string, WorkerDefinition>;
 

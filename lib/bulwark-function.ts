@@ -204,7 +204,7 @@ export function bundledFileHooks(files: readonly BundledFile[]): nodejs.ICommand
  *   serviceName: 'users',
  *   memoryMb: 512,
  * });
- * table.grantReadWriteData(users.lambdaFunction);
+ * table.grantTableActions(users.lambdaFunction, ['dynamodb:GetItem', 'dynamodb:PutItem']);
  */
 export class BulwarkFunction extends Construct {
   /** The created function. */

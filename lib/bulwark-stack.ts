@@ -19,6 +19,8 @@ import {
   type RouteDefinition,
   routeKeyOf,
   routes,
+  type TableAccess,
+  type TableAction,
 } from '../functions/routes.js';
 import { type ScheduledFunctionName, scheduledFunctions } from '../functions/schedules.js';
 import {
@@ -30,7 +32,6 @@ import {
 } from '../functions/shared/environment.js';
 import { purposeContextMember, webhookSecretPurpose } from '../functions/shared/key-purposes.js';
 import type { MetadataSet } from '../functions/shared/number-plan.js';
-import { pendingEventsIndex } from '../functions/shared/pending-events-index.js';
 import { isPublicHttpsUrl } from '../functions/shared/ssrf-guard.js';
 import { smsDeploymentPolicy, smsRegionPolicy } from '../functions/users/sms-budgets.js';
 import {
@@ -416,39 +417,6 @@ export interface BulwarkStackProps extends StackProps {
 
 /** The default SES identity: enough to synthesise; a deployment names its own verified identity. */
 export const defaultEmailIdentity = 'example.com';
-
-/**
- * The calls users and bookings make on the app table's items (their models, functions/shared), and all that
- * the app table's grant allows on the table: no Query of its own keys (each of their queries names an index,
- * granted by name from `queriedIndexes` in the route table), Scan, batch, DescribeTable or stream read.
- * TransactWriteItems has no IAM action of its own; each item in it is authorised as PutItem, UpdateItem,
- * DeleteItem or ConditionCheckItem.
- */
-export const appTableDataActions = [
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:ConditionCheckItem',
-];
-
-/**
- * The calls the toolkit's stores make on the toolkit table, and all that its grant allows: rate-limit counters
- * and SMS budgets (UpdateItem, GetItem, DeleteItem), circuit state (GetItem, PutItem, UpdateItem), nonces
- * (PutItem), idempotency records (Powertools' DynamoDBPersistenceLayer: GetItem, PutItem, UpdateItem,
- * DeleteItem), API keys, webhook endpoints and deliveries (items, their transactions' items and condition
- * checks, Query of its own keys: subscriptions and deliveries; an owner's endpoints are queried on gsi1,
- * granted by name from `queriedIndexes` in the route table). No Scan, batch, DescribeTable or stream read:
- * what scans (`RateLimiter.clearAll`, an admin operation, and bin/recount-webhook-owners.ts) runs in no function.
- */
-export const toolkitTableDataActions = [
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
-];
 
 /** Each worker's queue URL variables, as functions/shared/environment.ts names them. */
 const workerQueueVariables = {
@@ -907,19 +875,17 @@ export class BulwarkStack extends Stack {
         definition: toolkitTable,
         encryptionKey,
         removalPolicy: protectedDataRemovalPolicy,
-        dataActions: toolkitTableDataActions,
       }),
       app: new BulwarkTable(this, 'AppTable', {
         definition: appTable,
         encryptionKey,
         removalPolicy: protectedDataRemovalPolicy,
-        dataActions: appTableDataActions,
       }),
     };
 
     this.functions = mapHttpFunctions((name, definition) => {
       const files = httpFunctionBundledFiles[name];
-      const readsTables = definition.tables.length > 0 || (definition.getItemTables ?? []).length > 0;
+      const readsTables = Object.keys(definition.tableActions).length > 0;
       const fn = new BulwarkFunction(this, `${pascalCase(name)}Function`, {
         entry: definition.entry,
         serviceName: name,
@@ -946,13 +912,7 @@ export class BulwarkStack extends Stack {
         reason:
           'Invoked only synchronously by the HTTP API, which returns the error to the caller; a DLQ only receives failed asynchronous invocations.',
       });
-      // Least privilege: data access to exactly the tables the route table lists, nothing else.
-      for (const tableId of definition.tables) {
-        this.tables[tableId].grantReadWriteData(fn.lambdaFunction, definition.queriedIndexes?.[tableId]);
-      }
-      for (const tableId of definition.getItemTables ?? []) {
-        this.tables[tableId].grantGetItem(fn.lambdaFunction);
-      }
+      this.grantTableAccess(fn.lambdaFunction, definition);
       return fn;
     });
 
@@ -1169,8 +1129,27 @@ export class BulwarkStack extends Stack {
   }
 
   /**
+   * Least privilege on the tables: exactly the calls `access` lists on each table, on the table alone,
+   * and Query on each index it names; nothing on a table it does not list.
+   */
+  private grantTableAccess(fn: iam.IGrantable, access: TableAccess): void {
+    for (const [tableId, actions] of Object.entries(access.tableActions) as [
+      TableDefinition['id'],
+      readonly TableAction[],
+    ][]) {
+      this.tables[tableId].grantTableActions(fn, actions);
+    }
+    for (const [tableId, indexes] of Object.entries(access.queriedIndexes ?? {}) as [
+      TableDefinition['id'],
+      readonly string[],
+    ][]) {
+      for (const indexName of indexes) this.tables[tableId].grantIndexQuery(fn, indexName);
+    }
+  }
+
+  /**
    * One queue, DLQ, alarm and worker function per entry of the worker table, each worker with its
-   * queue URLs, the tables it lists and nothing else yet (transport permissions are added per worker).
+   * queue URLs, the table access it lists and nothing else yet (transport permissions are added per worker).
    */
   private addWorkers(
     stage: Stage,
@@ -1203,10 +1182,7 @@ export class BulwarkStack extends Stack {
       )) {
         fn.addEnvironment(variable, value);
       }
-      for (const tableId of definition.tables) {
-        this.tables[tableId].grantReadWriteData(fn, definition.queriedIndexes?.[tableId]);
-      }
-      for (const tableId of definition.getItemTables ?? []) this.tables[tableId].grantGetItem(fn);
+      this.grantTableAccess(fn, definition);
       return [name, workerQueue];
     });
     // fromEntries widens keys to string; the entries are exactly workerNames.
@@ -1339,9 +1315,10 @@ export class BulwarkStack extends Stack {
   }
 
   /**
-   * The booking event sweeper, on its schedule, allowed exactly the calls it makes: Query on the
-   * pending-events index, GetItem and UpdateItem (its mark) of each booking, Query of the toolkit table's
-   * subscriptions, and SendMessage to the webhook queue, as the bookings function publishes.
+   * The booking event sweeper, on its schedule, allowed exactly the calls it makes: its table access in
+   * the scheduled-function table (the pending-events index, each booking and user by key and its mark,
+   * the toolkit table's subscriptions), and SendMessage to the webhook queue, as the bookings function
+   * publishes.
    */
   private addBookingEventSweeper(
     stage: Stage,
@@ -1364,9 +1341,7 @@ export class BulwarkStack extends Stack {
       alarmTopic: this.alarms.topic,
     });
     const fn = sweeper.function.lambdaFunction;
-    this.tables.app.grantIndexQuery(fn, pendingEventsIndex);
-    this.tables.app.grantTableActions(fn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    this.tables.toolkit.grantTableActions(fn, ['dynamodb:Query']);
+    this.grantTableAccess(fn, scheduledFunctions[name]);
     webhookQueue.grantSendMessages(fn);
     return sweeper;
   }

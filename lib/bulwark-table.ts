@@ -1,5 +1,5 @@
 // A DynamoDB table built from one of the shared definitions in middleware/store/tables.ts.
-import { type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -13,8 +13,8 @@ export interface BulwarkTableProps {
    */
   readonly definition: TableDefinition;
   /**
-   * The customer-managed key that encrypts the table at rest. `grantReadWriteData` of this construct
-   * then also lets the grantee use the key, only through DynamoDB.
+   * The customer-managed key that encrypts the table at rest. Each grant of this construct then also
+   * lets the grantee use the key, only through DynamoDB.
    * @default - an AWS-owned key
    */
   readonly encryptionKey?: kms.IKey;
@@ -23,15 +23,6 @@ export interface BulwarkTableProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
-  /**
-   * The DynamoDB actions `grantReadWriteData` grants on the table alone: list exactly the calls the
-   * grantees' code makes by key (and `dynamodb:Query` only if they query the table's own keys). Each
-   * grantee's index queries are granted by index name (`grantReadWriteData`'s `queriedIndexes`); no item
-   * action is ever authorised on an index.
-   * @default - TableV2's `grantReadWriteData` (items, batches, Query, Scan, DescribeTable and stream reads, on
-   * the table and every index)
-   */
-  readonly dataActions?: readonly string[];
   /**
    * Whether DynamoDB refuses `DeleteTable` on this table. Leave it off with RETAIN_ON_UPDATE_OR_DELETE:
    * the rollback of a failed create could not delete the table, and the rollback itself would fail.
@@ -74,15 +65,14 @@ function toAttribute(key: KeyAttribute): dynamodb.Attribute {
 }
 
 /**
- * An on-demand `TableV2` with point-in-time recovery, TTL, optional customer-managed encryption and the GSIs of a shared definition.
+ * An on-demand `TableV2` with point-in-time recovery, TTL, optional customer-managed encryption and the GSIs
+ * of a shared definition. Its grants name each call: there is no read-write grant of everything.
  *
  * @example
- * const toolkit = new BulwarkTable(this, 'ToolkitTable', {
- *   definition: toolkitTable,
- *   dataActions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
- * });
+ * const toolkit = new BulwarkTable(this, 'ToolkitTable', { definition: toolkitTable });
  * // Its items and own keys, and its gsi1 by name.
- * toolkit.grantReadWriteData(fn, ['gsi1']);
+ * toolkit.grantTableActions(fn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query']);
+ * toolkit.grantIndexQuery(fn, 'gsi1');
  */
 export class BulwarkTable extends Construct {
   /**
@@ -95,8 +85,6 @@ export class BulwarkTable extends Construct {
   public readonly definition: TableDefinition;
   /** The customer-managed key encrypting the table, if any. */
   public readonly encryptionKey: kms.IKey | undefined;
-  /** The actions `grantReadWriteData` grants, when the props list them. */
-  public readonly dataActions: readonly string[] | undefined;
 
   constructor(scope: Construct, id: string, props: BulwarkTableProps) {
     super(scope, id);
@@ -104,7 +92,6 @@ export class BulwarkTable extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.definition = definition;
     this.encryptionKey = props.encryptionKey;
-    this.dataActions = props.dataActions;
     this.table = new dynamodb.TableV2(this, 'Table', {
       partitionKey: toAttribute(definition.partitionKey),
       sortKey: toAttribute(definition.sortKey),
@@ -121,36 +108,6 @@ export class BulwarkTable extends Construct {
       deletionProtection: props.deletionProtection ?? removalPolicy === RemovalPolicy.RETAIN,
     });
     if (props.encryptionKey !== undefined) this.encryptWith(props.encryptionKey);
-  }
-
-  /**
-   * Grants the table's data actions and, with a customer-managed key, the key actions DynamoDB performs
-   * with the caller's credentials, usable only through DynamoDB (`kms:ViaService`), never directly. With
-   * `dataActions`: those on the table alone, and `dynamodb:Query` on each index of `queriedIndexes`, by
-   * name. Without: TableV2's item, batch, query, scan, describe and stream reads, on the table and every
-   * index (`queriedIndexes` is then already covered).
-   */
-  public grantReadWriteData(grantee: iam.IGrantable, queriedIndexes: readonly string[] = []): void {
-    if (this.dataActions === undefined) {
-      this.table.grantReadWriteData(grantee);
-      this.acknowledgeIndexWildcard(grantee);
-      this.grantKeyThroughDynamoDb(grantee, tableKeyActions);
-      return;
-    }
-    this.grantTableActions(grantee, this.dataActions);
-    for (const indexName of queriedIndexes) this.grantIndexQuery(grantee, indexName);
-  }
-
-  /**
-   * Grants `dynamodb:GetItem` on the table alone (GetItem never reads an index) and, with a
-   * customer-managed key, the key's decrypt actions through DynamoDB only: for a function that reads
-   * single items by key and nothing else.
-   */
-  public grantGetItem(grantee: iam.IGrantable): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [this.table.tableArn] }),
-    );
-    this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
   }
 
   /**
@@ -182,15 +139,6 @@ export class BulwarkTable extends Construct {
       }),
     );
     this.grantKeyThroughDynamoDb(grantee, tableKeyReadActions);
-  }
-
-  private acknowledgeIndexWildcard(grantee: iam.IGrantable): void {
-    if (!(grantee.grantPrincipal instanceof iam.Role)) return;
-    const tableId = Stack.of(this).getLogicalId(this.table.node.defaultChild as CfnElement);
-    Validations.of(grantee.grantPrincipal).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${tableId}.Arn>/index/*]`,
-      reason: `Queries may use any GSI of ${this.node.id} (the shared definition lists them); the wildcard is limited to that table's indexes.`,
-    });
   }
 
   private grantKeyThroughDynamoDb(grantee: iam.IGrantable, actions: readonly string[]): void {

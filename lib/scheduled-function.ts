@@ -7,14 +7,18 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import type { TableAccess } from '../functions/routes.js';
 import type { ScheduledFunctionDefinition } from '../functions/schedules.js';
 import { BulwarkFunction } from './bulwark-function.js';
 
 export interface BulwarkScheduledFunctionProps {
   /** Its name in the scheduled-function table: the function's service name in logs and metrics. */
   readonly name: string;
-  /** Its entry, memory, timeout and schedule (functions/schedules.ts). */
-  readonly definition: ScheduledFunctionDefinition;
+  /**
+   * Its entry, memory, timeout and schedule (functions/schedules.ts); its table access there is granted
+   * by whoever gives it the tables, as the stack does.
+   */
+  readonly definition: Omit<ScheduledFunctionDefinition, keyof TableAccess>;
   /**
    * Variables its code reads.
    * @default - none beyond BulwarkFunction's

@@ -55,7 +55,7 @@ describe('BulwarkTable', () => {
     const stack = new Stack();
     const table = new BulwarkTable(stack, 'Table', { definition: toolkitTable });
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-    table.grantReadWriteData(role);
+    table.grantTableActions(role, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     const template = Template.fromStack(stack);
     const [resource] = Object.values(template.findResources('AWS::DynamoDB::GlobalTable'));
     expect(resource?.Properties?.SSESpecification).toBeUndefined();
@@ -115,15 +115,13 @@ describe('BulwarkTable removal', () => {
   });
 });
 
-describe('BulwarkTable dataActions', () => {
-  it('grants exactly the listed actions on the table alone, and Query on the queried indexes by name, instead of grantReadWriteData', () => {
+describe('BulwarkTable exact grants', () => {
+  it('grants exactly the listed actions on the table alone, and Query on a queried index by name', () => {
     const stack = new Stack();
-    const table = new BulwarkTable(stack, 'Table', {
-      definition: toolkitTable,
-      dataActions: ['dynamodb:GetItem', 'dynamodb:Query'],
-    });
+    const table = new BulwarkTable(stack, 'Table', { definition: toolkitTable });
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-    table.grantReadWriteData(role, ['gsi1']);
+    table.grantTableActions(role, ['dynamodb:GetItem', 'dynamodb:Query']);
+    table.grantIndexQuery(role, 'gsi1');
     const arn = stack.resolve(table.table.tableArn);
     const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
     expect(policy?.Properties?.PolicyDocument?.Statement).toEqual([

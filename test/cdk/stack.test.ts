@@ -51,18 +51,6 @@ import { type KeyAttribute, type TableDefinition, tableDefinitions } from '../..
 import { projectApp, projectContext } from '../helpers/cdk-app.js';
 import { canonicalJson, grantsOf } from '../helpers/iam.js';
 
-/**
- * Exactly the calls the toolkit's stores make on the toolkit table: items, the condition checks and items of
- * their transactions, and Query; no Scan, batch, DescribeTable or stream read.
- */
-const toolkitTableActions = [
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
-];
 /** An SES ARN in the stack's account, partition and region, as it writes them: `resource` parts follow `:`. */
 const sesArn = (...resource: unknown[]) => ({
   'Fn::Join': [
@@ -98,7 +86,7 @@ function sesConfigurationSetArn(stack: BulwarkStack): unknown {
  * TransactWriteItems, whose items IAM authorises as Put/Update/DeleteItem and ConditionCheckItem. No Query:
  * each of their queries names an index (`indexQueries`).
  */
-const appTableActions = [
+const appModelActions = [
   'dynamodb:GetItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
@@ -131,17 +119,11 @@ function isScheduled(name: FunctionName): name is ScheduledFunctionName {
   return (scheduledFunctionNames as string[]).includes(name);
 }
 
-function functionSettings(name: FunctionName): {
-  memoryMb: number;
-  timeoutSec: number;
-  tables: readonly TableDefinition['id'][];
-  getItemTables?: readonly TableDefinition['id'][];
-} {
+function functionSettings(name: FunctionName): { memoryMb: number; timeoutSec: number } {
   if (isWorker(name)) return workers[name];
   if (isHttpFunction(name)) return httpFunctions[name];
-  // Their table calls are pinned in `expectedAccess`.
-  if (isScheduled(name)) return { ...scheduledFunctions[name], tables: [] };
-  return { memoryMb: 256, timeoutSec: 30, tables: [] };
+  if (isScheduled(name)) return scheduledFunctions[name];
+  return { memoryMb: 256, timeoutSec: 30 };
 }
 
 function bulwarkFunction(stack: BulwarkStack, name: FunctionName): BulwarkFunction {
@@ -152,8 +134,8 @@ function bulwarkFunction(stack: BulwarkStack, name: FunctionName): BulwarkFuncti
 }
 
 /**
- * What each function may do beyond its log group and its tables: pinned here by hand, so widening a
- * grant in the stack is a reviewed change of this table.
+ * What each function may do beyond its log group: pinned here by hand, so widening a grant in the stack
+ * (or in the route, worker or scheduled-function table it reads) is a reviewed change of this table.
  */
 interface Access {
   /** Calls on the envelope-encryption key. */
@@ -170,7 +152,7 @@ interface Access {
   readonly rotates?: readonly SecretName[];
   /** Secrets it reads at run time (GetSecretValue, and no DescribeSecret, on exactly those). */
   readonly readsSecrets?: readonly SecretName[];
-  /** Calls on one table alone, no index (for a function whose route or worker table lists none). */
+  /** Calls on each table alone, no index: exactly those, so an added or a lost one fails. */
   readonly tableCalls?: readonly {
     readonly table: TableDefinition['id'];
     readonly actions: readonly string[];
@@ -180,12 +162,34 @@ interface Access {
 }
 
 const expectedAccess: Record<FunctionName, Access> = {
-  health: {},
+  // One item of each table by key: no write, query, scan or index.
+  health: {
+    tableCalls: [
+      { table: 'app', actions: ['dynamodb:GetItem'] },
+      { table: 'toolkit', actions: ['dynamodb:GetItem'] },
+    ],
+  },
   users: {
     dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
     blindIndex: true,
     sends: ['email-worker', 'webhook-worker'],
     readsSecrets: ['bookingsSigningSecret', 'verificationLinkSecret'],
+    tableCalls: [
+      { table: 'app', actions: appModelActions },
+      // Rate limits, SMS budgets, API keys, service nonces, the subscriptions its events fan out to, and a
+      // deleted person's endpoints removed (a condition check where a closed owner's count counts none).
+      {
+        table: 'toolkit',
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:ConditionCheckItem',
+          'dynamodb:Query',
+        ],
+      },
+    ],
     // Users in order; a deleted person's webhook endpoints.
     indexQueries: [
       { table: 'app', index: 'gsi1' },
@@ -195,6 +199,21 @@ const expectedAccess: Record<FunctionName, Access> = {
   bookings: {
     sends: ['webhook-worker'],
     readsSecrets: ['bookingsSigningSecret'],
+    tableCalls: [
+      { table: 'app', actions: appModelActions },
+      // Rate limits, API keys, the users circuit, idempotency records and the subscriptions its events fan
+      // out to: no condition check (its transactions are on the app table).
+      {
+        table: 'toolkit',
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Query',
+        ],
+      },
+    ],
     // Every booking in order; one user's bookings.
     indexQueries: [
       { table: 'app', index: 'gsi1' },
@@ -207,17 +226,53 @@ const expectedAccess: Record<FunctionName, Access> = {
   webhooks: {
     dataKey: ['kms:GenerateDataKey', 'kms:Decrypt'],
     dataKeyPurpose: 'webhook-signing-secret',
+    // Endpoints, their transactions (a registration's tombstone check among them) and deliveries; rate
+    // limits, API keys and idempotency records.
+    tableCalls: [
+      {
+        table: 'toolkit',
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:ConditionCheckItem',
+          'dynamodb:Query',
+        ],
+      },
+    ],
     // An owner's endpoints.
     indexQueries: [{ table: 'toolkit', index: 'gsi1' }],
   },
   // Answers 404/405 from the route table in its bundle: nothing beyond its own log group.
   'catch-all': {},
-  'email-worker': { consumes: 'email-worker', sesSendEmail: true, smsPublish: true },
+  // Its user's item by key; the providers' circuits and idempotency records: no query, no transaction.
+  'email-worker': {
+    consumes: 'email-worker',
+    sesSendEmail: true,
+    smsPublish: true,
+    tableCalls: [
+      { table: 'app', actions: ['dynamodb:GetItem'] },
+      {
+        table: 'toolkit',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      },
+    ],
+  },
   'webhook-worker': {
     dataKey: ['kms:Decrypt'],
     consumes: 'webhook-worker',
     // Its own queue: a delivery deferred while the endpoint's circuit is open is sent back there.
     sends: ['webhook-worker', 'email-worker'],
+    // An owner's user item by key; endpoints and deliveries by key, the endpoints' circuits and idempotency
+    // records: no query, no condition check.
+    tableCalls: [
+      { table: 'app', actions: ['dynamodb:GetItem'] },
+      {
+        table: 'toolkit',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      },
+    ],
   },
   'secret-rotation': { rotates: ['bookingsSigningSecret', 'verificationLinkSecret'] },
   // The pending-events index, each booking and user by key and its mark, the subscriptions its fan-out reads, and
@@ -236,12 +291,7 @@ function oneOrMany(actions: readonly string[]): string | string[] {
   return actions.length === 1 ? (actions[0] as string) : [...actions];
 }
 
-function expectedStatements(
-  stack: BulwarkStack,
-  name: FunctionName,
-  tables: readonly TableDefinition['id'][],
-  getItemTables: readonly TableDefinition['id'][] = [],
-): unknown[] {
+function expectedStatements(stack: BulwarkStack, name: FunctionName): unknown[] {
   const access = expectedAccess[name];
   const resolve = (token: string) => stack.resolve(token);
   const viaService = (service: string) => ({
@@ -257,23 +307,7 @@ function expectedStatements(
       Resource: resolve(bulwarkFunction(stack, name).logGroup.logGroupArn),
     },
   ];
-  for (const tableId of tables) {
-    // On the table alone: no item call ever applies to an index, and queries name theirs.
-    const actions = tableId === 'app' ? appTableActions : toolkitTableActions;
-    statements.push({
-      Action: actions,
-      Effect: 'Allow',
-      Resource: resolve(stack.tables[tableId].table.tableArn),
-    });
-  }
-  // GetItem on the table alone: no index, query, scan or write.
-  for (const tableId of getItemTables) {
-    statements.push({
-      Action: 'dynamodb:GetItem',
-      Effect: 'Allow',
-      Resource: resolve(stack.tables[tableId].table.tableArn),
-    });
-  }
+  // On the table alone: no item call ever applies to an index, and queries name theirs.
   for (const { table, actions } of access.tableCalls ?? []) {
     statements.push({
       Action: oneOrMany(actions),
@@ -289,9 +323,9 @@ function expectedStatements(
     });
   }
   const writesByKey = (access.tableCalls ?? []).some(({ actions }) =>
-    actions.includes('dynamodb:UpdateItem'),
+    actions.some((action) => /^dynamodb:(?:Put|Update|Delete)Item$/.test(action)),
   );
-  if (getItemTables.length > 0 || access.indexQueries || access.tableCalls) {
+  if (access.indexQueries || access.tableCalls) {
     statements.push({
       Action: tableKeyReadActions,
       Effect: 'Allow',
@@ -300,7 +334,7 @@ function expectedStatements(
     });
   }
   // Both tables share one key; IAM merges the identical statements into one.
-  if (tables.length > 0 || writesByKey) {
+  if (writesByKey) {
     statements.push({
       Action: tableKeyActions,
       Effect: 'Allow',
@@ -804,7 +838,7 @@ describe('BulwarkStack in the dev stage', () => {
     });
 
     it('may make exactly the calls pinned for it, on exactly its resources', () => {
-      const expected = expectedStatements(dev.stack, name, settings.tables, settings.getItemTables);
+      const expected = expectedStatements(dev.stack, name);
       expect(grantsOf(policyStatements())).toEqual(grantsOf(expected));
     });
 
