@@ -7,7 +7,7 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
-import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { CircuitBreaker, type ExecuteOptions } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { type CircuitBreakerOptions, circuitDefaults } from '../../middleware/circuit-breaker/options.js';
 import { DeliveryRejectedError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
@@ -15,7 +15,9 @@ import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
   attemptsUsedReason,
+  BatchDeadline,
   BatchIdempotency,
+  batchAnswerMarginMs,
   deadLetterReasonOf,
   processSqsBatch,
   QueueActions,
@@ -71,6 +73,26 @@ export interface EmailWorkerOptions {
   readonly observability: FunctionObservability;
 }
 
+/** A DynamoDB request's time limit in the functions (`createDynamoDbClient`'s default). */
+const dynamoDbRequestMs = 2_000;
+
+/**
+ * The DynamoDB calls a record makes one after the other before its send: the user read, the idempotency
+ * record, the provider breaker's state.
+ */
+const callsBeforeSend = 3;
+
+/**
+ * A provider breaker's timeout in an email worker whose function times out after `functionTimeoutSec`:
+ * the invocation less the batch's answer margin ({@link batchAnswerMarginMs}, which covers saving the
+ * result) and room for the DynamoDB calls before the send, each allowed one request that timed out (21 s
+ * of 30). A send is started only when its whole timeout fits before the batch's deadline, so a longer one
+ * would leave a record whose calls before it were slow unsent, and one as long as the invocation, every record.
+ */
+export function providerTimeoutMs(functionTimeoutSec: number): number {
+  return functionTimeoutSec * 1000 - batchAnswerMarginMs - callsBeforeSend * dynamoDbRequestMs;
+}
+
 /** The longest failure window a provider circuit gets, whatever the retry base. */
 const maxProviderWindowMs = 3_600_000;
 
@@ -99,7 +121,7 @@ export function providerWindowMs(
  * is up: it does not count, so a few mistyped addresses never open the circuit for everyone.
  *
  * @example
- * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: 25_000, retryBaseDelaySec: 30 });
+ * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: providerTimeoutMs(30), retryBaseDelaySec: 30 });
  */
 export function providerCircuitBreaker(
   options: CircuitBreakerOptions<string> & { readonly retryBaseDelaySec: number },
@@ -159,8 +181,11 @@ function messageFields(message: QueueMessage) {
 /** Why the worker dead-lettered a message, as its `email.rejected` audit line records it. */
 type DeadLetterCause = 'invalid_message' | 'delivery_rejected';
 
-/** What failed in an attempt: the check that the message's user still exists, or the send itself. */
-type FailedStep = 'user_check' | 'send';
+/**
+ * What failed in an attempt: the check that the message's user still exists, the send itself, or the time
+ * left, too little for the send's timeout (it was not started).
+ */
+type FailedStep = 'user_check' | 'send' | 'time_left';
 
 /** The log line of a failed attempt, by the step that failed and the channel. */
 const failedAttemptLine: Readonly<Record<FailedStep, { email: string; sms: string }>> = {
@@ -168,6 +193,10 @@ const failedAttemptLine: Readonly<Record<FailedStep, { email: string; sms: strin
   user_check: {
     email: 'Email not sent: could not check that its user still exists',
     sms: 'SMS not sent: could not check that its user still exists',
+  },
+  time_left: {
+    email: "Email not sent: too little of the batch's time was left for its send",
+    sms: "SMS not sent: too little of the batch's time was left for its send",
   },
 };
 
@@ -203,6 +232,10 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
  *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
  * - a message id another invocation is sending right now: the copy backs off, not counted as failed;
+ * - a send whose breaker's timeout does not fit in what is left of the batch's time ({@link BatchDeadline}):
+ *   not started; the attempt fails and backs off like a failed send (`step: 'time_left'`), and the provider's
+ *   circuit does not count it. A send started is given the batch's deadline, and a record still running
+ *   at it is reported failed then, so the batch is answered before the invocation times out;
  * - a send the provider accepted whose result the idempotency store could not save: counted as sent,
  *   with a warning, since a retry would send it again;
  * - a failed send whose in-progress record the idempotency store could not delete: handled by the
@@ -233,19 +266,20 @@ export class EmailWorker {
     };
   }
 
-  /** Sends one message through its channel's breaker; made idempotent per batch (BatchIdempotency). */
-  private async send(send: IdempotentSend): Promise<{ providerMessageId: string }> {
+  /**
+   * Sends one message through its channel's breaker, by the batch's deadline; made idempotent per batch
+   * (BatchIdempotency).
+   */
+  private async send(send: IdempotentSend, deadline: BatchDeadline): Promise<{ providerMessageId: string }> {
     const { options } = this;
     let providerMessageId: string;
     // The breakers are shared by the batch's records, sent in parallel: each call names its message.
-    const onEvent = this.eventsOf(send.correlationId);
+    const execute = { onEvent: this.eventsOf(send.correlationId), deadline: deadline.at };
     try {
       providerMessageId =
         send.channel === 'email'
-          ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal), {
-              onEvent,
-            })
-          : await this.sendSms(send.sms, onEvent);
+          ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal), execute)
+          : await this.sendSms(send.sms, execute);
     } catch (error) {
       this.failed.set(send, error);
       throw error;
@@ -266,18 +300,22 @@ export class EmailWorker {
       }
       return read;
     };
+    const deadline = new BatchDeadline(context);
     const sending = new BatchIdempotency(
-      (send: IdempotentSend) => this.send(send),
+      (send: IdempotentSend) => this.send(send, deadline),
       this.idempotency,
       context,
     );
-    return processSqsBatch(event, context, (record) => this.processRecord(record, userState, sending));
+    return processSqsBatch(event, context, deadline, this.options.observability.logger, (record) =>
+      this.processRecord(record, userState, sending, deadline),
+    );
   }
 
   private async processRecord(
     record: SQSRecord,
     userState: UserState,
     sending: BatchIdempotency<[IdempotentSend], { providerMessageId: string }>,
+    deadline: BatchDeadline,
   ): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
     const parsed = await parseQueueMessage(record.body);
@@ -316,6 +354,13 @@ export class EmailWorker {
         return this.deadLetter(record, error.message, correlationId, { message });
       }
       throw error;
+    }
+    // A send cut short by the deadline may have reached the provider with its result never saved: its
+    // retry would send it again. Not started, it is only late.
+    const breaker = this.breakerOf(send.channel);
+    if (!deadline.leaves(breaker.timeoutMs)) {
+      const error = deadline.tooLateFor(breaker.name, breaker.timeoutMs);
+      return this.failAttempt(record, message, error, correlationId, { step: 'time_left' });
     }
     try {
       await sending.once(send);
@@ -513,11 +558,18 @@ export class EmailWorker {
     throw error;
   }
 
-  private sendSms(sms: OutgoingSms, onEvent: SecurityEventListener): Promise<string> {
+  private sendSms(sms: OutgoingSms, execute: ExecuteOptions): Promise<string> {
     const channel = this.options.sms;
     // processRecord dead-letters SMS messages before this point when there is no SMS channel.
     if (!channel) throw new Error('No SMS transport is configured');
-    return channel.breaker.execute(({ signal }) => channel.transport.send(sms, signal), { onEvent });
+    return channel.breaker.execute(({ signal }) => channel.transport.send(sms, signal), execute);
+  }
+
+  /** The breaker guarding a channel's provider. */
+  private breakerOf(channel: IdempotentSend['channel']): CircuitBreaker<string> {
+    if (channel === 'email') return this.options.breaker;
+    if (!this.options.sms) throw new Error('No SMS transport is configured');
+    return this.options.sms.breaker;
   }
 
   /** The function's listener, with the message each event happened for named on its audit line. */

@@ -11,7 +11,7 @@ import { withWorkerMiddlewares } from '../shared/queue-worker.js';
 import { functionSqsClient } from '../shared/sqs-client.js';
 import { userItemState } from '../shared/user-item.js';
 import { workers } from '../workers.js';
-import { EmailWorker, providerCircuitBreaker } from './email-worker.js';
+import { EmailWorker, providerCircuitBreaker, providerTimeoutMs } from './email-worker.js';
 import { OutboxSmsTransport, type SmsTransport, SnsSmsTransport } from './sms-transports.js';
 import { smtpCredentialsReader } from './smtp-credentials.js';
 import { EmailTemplates } from './templates.js';
@@ -62,8 +62,10 @@ const smsTransport: SmsTransport =
     : new OutboxSmsTransport(queues.sms.outboxDir);
 
 /**
- * One breaker per provider, on the toolkit table; below the function timeout, so a hung provider fails the
- * attempt; counting failures over a window fitted to the retry base, the pace of an outage's failed sends.
+ * One breaker per provider, on the toolkit table; its timeout leaves room in the function's for the work
+ * around a send (providerTimeoutMs), so a hung provider fails the attempt and a send started ends in time
+ * for its result to be saved; counting failures over a window fitted to the retry base, the pace of an
+ * outage's failed sends.
  */
 function providerBreaker(name: string): CircuitBreaker<string> {
   return providerCircuitBreaker({
@@ -71,7 +73,7 @@ function providerBreaker(name: string): CircuitBreaker<string> {
     retryBaseDelaySec: queues.retryBaseDelaySec,
     tableName: environment.toolkitTableName,
     client: dynamoDb,
-    timeoutMs: (definition.timeoutSec - 5) * 1000,
+    timeoutMs: providerTimeoutMs(definition.timeoutSec),
     onEvent: observability.onEvent,
     logger: observability.logger,
   });

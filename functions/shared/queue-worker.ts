@@ -14,6 +14,7 @@ import {
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage, correlationIdHeader } from '../../middleware/audit/correlation.js';
+import { DeadlineExceededError } from '../../middleware/errors.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import { headOf } from '../../middleware/text.js';
@@ -488,36 +489,117 @@ export class BatchIdempotency<A extends unknown[], R> {
 }
 
 /**
+ * Kept back from a batch's invocation time ({@link BatchDeadline}): what a record still running at the
+ * deadline needs to save its result and change its visibility (a DynamoDB request's 2 s limit, an SQS
+ * request's 1 s), and the batch's answer.
+ */
+export const batchAnswerMarginMs = 3_000;
+
+/** The `dependency` of the {@link DeadlineExceededError} a record still running at its batch's deadline fails with. */
+const batchRecordWork = 'the record';
+
+/**
+ * When a batch's records must be done: the invocation's end less {@link batchAnswerMarginMs}. Made once per
+ * batch, before its records run. A send or POST is started only when its whole time limit fits before it
+ * ({@link BatchDeadline.leaves}), and its breaker is given it as the call's `deadline`; a record still
+ * running then is reported failed ({@link processSqsBatch}), so the batch is answered before Lambda's
+ * timeout, which would fail every record of it.
+ *
+ * @example
+ * const deadline = new BatchDeadline(context);
+ * if (!deadline.leaves(breaker.timeoutMs)) throw deadline.tooLateFor('the email provider', breaker.timeoutMs);
+ * await breaker.execute(action, { deadline: deadline.at });
+ */
+export class BatchDeadline {
+  /** Epoch ms. */
+  readonly at: number;
+
+  constructor(context: Pick<Context, 'getRemainingTimeInMillis'>) {
+    this.at = Date.now() + context.getRemainingTimeInMillis() - batchAnswerMarginMs;
+  }
+
+  /** Milliseconds until the deadline; 0 once it has passed. */
+  leftMs(): number {
+    return Math.max(0, this.at - Date.now());
+  }
+
+  /** Whether work bounded by `timeoutMs`, started now, ends by the deadline. */
+  leaves(timeoutMs: number): boolean {
+    return this.leftMs() >= timeoutMs;
+  }
+
+  /** The failure of a call to `dependency`, bounded by `timeoutMs`, not started because it would not end by the deadline. */
+  tooLateFor(dependency: string, timeoutMs: number): DeadlineExceededError {
+    const leftMs = this.leftMs();
+    return new DeadlineExceededError(dependency, leftMs, {
+      message: `${dependency} was not called: its ${timeoutMs} ms limit does not fit in the ${leftMs} ms the batch has left`,
+    });
+  }
+}
+
+/**
  * Runs `processRecord` over an SQS batch with Powertools batch processing: records in parallel, a
  * rejected record reported in `batchItemFailures` (so SQS returns only it); batches run at once each get
  * their own answer. Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a
- * record it never ran counts as received when its visibility is changed.
+ * record it never ran counts as received when its visibility is changed. A record still running at the
+ * batch's `deadline` is reported failed then, with a warning, and returns after the queue's visibility
+ * timeout (its own work, cut off by the invocation's end, cannot say when), so the rest of the batch is
+ * answered before the invocation times out.
  *
  * @example
- * handle(event, context) { return processSqsBatch(event, context, (record) => this.processRecord(record)); }
+ * handle(event, context) {
+ *   const deadline = new BatchDeadline(context);
+ *   return processSqsBatch(event, context, deadline, logger, (record) => this.processRecord(record, deadline));
+ * }
  */
 export async function processSqsBatch(
   event: SQSEvent,
   context: Context,
+  deadline: BatchDeadline,
+  logger: Logger,
   processRecord: (record: SQSRecord) => Promise<void>,
 ): Promise<SQSBatchResponse> {
   // This receive's time: records carry only the first receive's, and the poller invokes right after one.
   const startedAt = Date.now();
-  return processPartialResponse(
-    event,
-    (record: SQSRecord) => {
-      invocationStarts.set(record, startedAt);
-      return processRecord(record);
-    },
-    // Per batch: Lambda hands an instance one batch at a time, but a host may not (a test's poller, an
-    // embedding app); a shared processor reported one batch's failures in the other's answer.
-    new BatchProcessor(EventType.SQS),
-    {
-      context,
-      // A batch whose every record failed is still a list of failures, not a crashed invocation.
-      throwOnFullBatchFailure: false,
-    },
-  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadlinePassed = new Promise<void>((resolve) => {
+    // Unref'd: the records' own I/O holds the process open, never the deadline.
+    timer = setTimeout(resolve, deadline.leftMs()).unref();
+  });
+  const lateRecord = async (record: SQSRecord, done: { settled: boolean }): Promise<void> => {
+    await deadlinePassed;
+    if (done.settled) return;
+    logger.warn("Record still running at its batch's deadline; reported failed", {
+      correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+      sqsMessageId: record.messageId,
+    });
+    throw new DeadlineExceededError(batchRecordWork, Math.max(0, deadline.at - startedAt), {
+      message: "The record was still running at its batch's deadline",
+    });
+  };
+  try {
+    return await processPartialResponse(
+      event,
+      (record: SQSRecord) => {
+        invocationStarts.set(record, startedAt);
+        const done = { settled: false };
+        const run = processRecord(record).finally(() => {
+          done.settled = true;
+        });
+        return Promise.race([run, lateRecord(record, done)]);
+      },
+      // Per batch: Lambda hands an instance one batch at a time, but a host may not (a test's poller, an
+      // embedding app); a shared processor reported one batch's failures in the other's answer.
+      new BatchProcessor(EventType.SQS),
+      {
+        context,
+        // A batch whose every record failed is still a list of failures, not a crashed invocation.
+        throwOnFullBatchFailure: false,
+      },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -15,6 +15,7 @@ import type { CircuitStateStore } from '../../middleware/circuit-breaker/state.j
 import {
   assertNoProblems,
   CircuitOpenError,
+  DeadlineExceededError,
   DependencyTimeoutError,
   InvalidOptionsError,
   SsrfBlockedError,
@@ -28,6 +29,7 @@ import { parseMessageBody } from '../shared/queue-messages.js';
 import {
   attemptOf,
   attemptsUsedReason,
+  BatchDeadline,
   BatchIdempotency,
   deadLetterReasonOf,
   fullJitterDelaySec,
@@ -143,6 +145,8 @@ interface DeliveryJob {
   readonly attempt: number;
   /** The message's, for the events the endpoint's circuit reports during this POST. */
   readonly correlationId: string;
+  /** The batch's: the POST is cut short by it, which counts against neither the circuit nor the endpoint. */
+  readonly deadline: BatchDeadline;
   /**
    * `posted` is set once the POST is sent, so a worker failure after it (saving the outcome) is told
    * apart, and so is a result Powertools replayed without one. `failure` is why the POST failed (the
@@ -289,8 +293,9 @@ function circuitProblems(circuitOptions: EndpointCircuitOptions): string[] {
  *   redriven one's dead-letter reason, a sent-back copy's counts) the worker copies there itself, with
  *   the current reason and without them ({@link QueueActions.endLastAttempt}).
  * - the worker's own failure before any POST (reading the endpoint; signing: KMS, the stored
- *   secret; the idempotency store; marking a delivery to a disabled endpoint failed; anything else
- *   before the POST but the endpoint's open circuit) is not an
+ *   secret; the idempotency store; marking a delivery to a disabled endpoint failed; too little of the
+ *   batch's time left for a POST's whole limit ({@link BatchDeadline}), so it is not started; anything else
+ *   before the POST but the endpoint's open circuit), or a POST the batch's deadline cut short, is not an
  *   attempt against the endpoint: nothing is recorded on the delivery, the failure streak and the
  *   disable rule are untouched, and the message is retried later; on the last receive the delivery
  *   ends, marked failed and audited as `webhook.failed` (`worker_error`, outcome `error`). A failure saving
@@ -394,7 +399,10 @@ export class WebhookWorker {
       this.idempotency,
       context,
     );
-    return processSqsBatch(event, context, (record) => this.processRecord(record, endpointOf, delivering));
+    const deadline = new BatchDeadline(context);
+    return processSqsBatch(event, context, deadline, this.options.observability.logger, (record) =>
+      this.processRecord(record, endpointOf, delivering, deadline),
+    );
   }
 
   private circuitFor(endpointId: string): CircuitBreaker<PostOutcome> {
@@ -414,6 +422,7 @@ export class WebhookWorker {
     endpoint,
     attempt,
     correlationId,
+    deadline,
     progress,
   }: DeliveryJob): Promise<Delivered> {
     const body = JSON.stringify(message.payload);
@@ -431,7 +440,7 @@ export class WebhookWorker {
           });
         },
         // The batch's records to one endpoint share its circuit: each call names its message.
-        { onEvent: (event) => this.circuitEvents({ ...event, correlationId }) },
+        { onEvent: (event) => this.circuitEvents({ ...event, correlationId }), deadline: deadline.at },
       );
       return { ...outcome, attempt, at: at.toISOString() };
     } catch (error) {
@@ -458,6 +467,7 @@ export class WebhookWorker {
     record: SQSRecord,
     endpointOf: (endpointId: string) => Promise<StoredEndpoint | undefined>,
     delivering: BatchIdempotency<[{ id: string }, DeliveryJob], Delivered>,
+    deadline: BatchDeadline,
   ): Promise<void> {
     const correlationId = correlationIdFromMessage(record) ?? record.messageId;
     const parsed = parseMessageBody(webhookMessageSchema, record.body);
@@ -516,13 +526,19 @@ export class WebhookWorker {
       return;
     }
     if (endpoint.status === 'disabled') return this.keepForEnable(record, message, attempt, correlationId);
+    // A POST cut short by the deadline may have reached the receiver with its outcome never saved: its
+    // retry would POST it again. Not started, it is only late: a failure of ours, not the endpoint's.
+    if (!deadline.leaves(this.timeoutMs)) {
+      const error = deadline.tooLateFor(`webhook-${endpoint.id}`, this.timeoutMs);
+      return this.postpone(record, message, { attempt, posted: false }, error, correlationId);
+    }
     let delivered: Delivered;
     const started = performance.now();
     const progress: DeliveryJob['progress'] = { posted: false };
     try {
       delivered = await delivering.once(
         { id: message.id },
-        { message, endpoint, attempt, correlationId, progress },
+        { message, endpoint, attempt, correlationId, deadline, progress },
       );
     } catch (thrown) {
       // The attempt's own failure (signing, the POST), also when Powertools threw its failure to delete the
@@ -545,9 +561,11 @@ export class WebhookWorker {
         );
       }
       // Nothing reached the endpoint unless its circuit turned the POST away: any other failure before
-      // the POST is ours (signing, the idempotency store, serialising the payload), not the endpoint's.
+      // the POST is ours (signing, the idempotency store, serialising the payload), not the endpoint's;
+      // so is a POST the batch's deadline cut short.
       if (
         error instanceof IdempotencyUnknownError ||
+        error instanceof DeadlineExceededError ||
         !(progress.posted || error instanceof CircuitOpenError)
       ) {
         return this.postpone(

@@ -242,6 +242,14 @@ export class CircuitBreaker<T = unknown> extends EventEmitter<CircuitBreakerEven
     return this.record.state;
   }
 
+  /**
+   * How long a call may run unless it asks for less: what a caller with a deadline must have left for a
+   * call to finish, not be cut short by it.
+   */
+  get timeoutMs(): number {
+    return this.options.timeoutMs;
+  }
+
   /** Whether the breaker is deciding on local state because its store is unreachable. */
   get isUsingLocalState(): boolean {
     return this.usingLocal;

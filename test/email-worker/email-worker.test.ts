@@ -29,7 +29,12 @@ import { LocalWorkerQueues, unreachableSqsClient } from '../helpers/local-worker
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
 import { throttleFirstDelete } from '../helpers/throttling.js';
-import { emailWorkerContext, emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
+import {
+  emailWorkerContext,
+  emailWorkerQueueOptions,
+  testProviderBreaker,
+  testProviderTimeoutMs,
+} from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 
@@ -95,6 +100,7 @@ function setup(templates = new EmailTemplates(), queueOptions = emailWorkerQueue
       name: `email-test-${randomUUID()}`,
       tableName: testTableNames.toolkit,
       client: dynamoDb,
+      timeoutMs: testProviderTimeoutMs,
     }),
     ...queueOptions,
     observability,
@@ -651,7 +657,7 @@ describe('batches handled at once by one worker', () => {
       records,
     );
     expect(failures).toEqual([[], []]);
-    expect(remainingMsById).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
+    expect(remainingMsById).toEqual({ [long.id]: 900_000, [short.id]: 40_000 });
   });
 });
 

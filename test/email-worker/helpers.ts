@@ -9,6 +9,7 @@ import type { SmtpSinkMessage } from '../../bin/runtime/smtp-sink.js';
 import {
   type EmailWorkerOptions,
   providerCircuitBreaker,
+  providerTimeoutMs,
 } from '../../functions/email-worker/email-worker.js';
 import { userItemState } from '../../functions/shared/user-item.js';
 import { workers } from '../../functions/workers.js';
@@ -151,6 +152,9 @@ export function emailWorkerQueueOptions(
   };
 }
 
+/** The provider breakers' timeout as handler.ts sets it: one that fits the worker's invocation. */
+export const testProviderTimeoutMs = providerTimeoutMs(workers['email-worker'].timeoutSec);
+
 /** A provider breaker as handler.ts builds it, on the toolkit table under a name of its own. */
 export function testProviderBreaker(
   dynamoDb: DynamoDBClient,
@@ -162,6 +166,7 @@ export function testProviderBreaker(
     tableName: testTableNames.toolkit,
     client: dynamoDb,
     retryBaseDelaySec: 30,
+    timeoutMs: testProviderTimeoutMs,
     ...settings,
   });
 }

@@ -13,7 +13,7 @@ import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues, stringAttributesOf } from '../helpers/local-worker-queues.js';
 import { testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
-import { emailWorkerContext, emailWorkerQueueOptions } from './helpers.js';
+import { emailWorkerContext, emailWorkerQueueOptions, testProviderTimeoutMs } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const maxAttempts = workers['email-worker'].maxReceiveCount;
@@ -54,6 +54,7 @@ function setup(transport: EmailTransport) {
       tableName: testTableNames.toolkit,
       client: dynamoDb,
       failureThreshold: 100,
+      timeoutMs: testProviderTimeoutMs,
     }),
     ...emailWorkerQueueOptions(dynamoDb, queues),
     observability,

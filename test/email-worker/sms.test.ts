@@ -44,7 +44,7 @@ import { createDocumentClient, createDynamoDbClient } from '../../middleware/sto
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { auditingSecurityEvents, storedMetric, testObservability } from '../helpers/observability.js';
 import { testTableNames } from '../helpers/tables.js';
-import { emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
+import { emailWorkerQueueOptions, testProviderBreaker, testProviderTimeoutMs } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
 const outboxDir = mkdtempSync(join(tmpdir(), 'bulwark-sms-test-'));
@@ -115,6 +115,7 @@ const breaker = (name: string) =>
     name: `${name}-${randomUUID()}`,
     tableName: testTableNames.toolkit,
     client: dynamoDb,
+    timeoutMs: testProviderTimeoutMs,
   });
 
 function setup(options: { withSms?: boolean } = {}) {

@@ -8,7 +8,7 @@ interface BatchWorker {
 }
 
 /**
- * Hands `first` to `worker` with 900 s left and `second` with 4 s left, at once: the second begins before
+ * Hands `first` to `worker` with 900 s left and `second` with 40 s left, at once: the second begins before
  * the first has written its in-progress record. Returns both answers and, per message `id`, the remaining
  * time each in-progress record was written with (what Powertools' `saveInProgress` was given).
  */
@@ -23,7 +23,7 @@ export async function handleTwoBatchesAtOnce(
     ({ ...context, getRemainingTimeInMillis: () => remainingMs }) as Context;
   const answers = await Promise.all([
     worker.handle({ Records: [first] } as SQSEvent, invocation(900_000)),
-    worker.handle({ Records: [second] } as SQSEvent, invocation(4_000)),
+    worker.handle({ Records: [second] } as SQSEvent, invocation(40_000)),
   ]);
   const remainingMsById = Object.fromEntries(
     saveInProgress.mock.calls.map(([data, remainingMs]) => [(data as { id: string }).id, remainingMs]),

@@ -11,6 +11,7 @@ import { createFunctionEncryptor } from '../../functions/shared/encryption.js';
 import { readEnvironment } from '../../functions/shared/environment.js';
 import {
   attemptsMadeAttribute,
+  batchAnswerMarginMs,
   deadLetterReasonAttribute,
   fullJitterDelaySec,
   QueueActions,
@@ -33,10 +34,11 @@ import {
 } from '../../functions/webhook-worker/webhook-worker.js';
 import { workers } from '../../functions/workers.js';
 import type { Principal } from '../../middleware/auth/principal.js';
+import { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dynamodb-store.js';
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
-import { InvalidOptionsError } from '../../middleware/errors.js';
+import { DeadlineExceededError, InvalidOptionsError } from '../../middleware/errors.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { rejectionOf } from '../encryption/helpers.js';
@@ -1294,7 +1296,7 @@ describe('batches handled at once by one worker', () => {
       records,
     );
     expect(failures).toEqual([[], []]);
-    expect(remainingMsById).toEqual({ [long.id]: 900_000, [short.id]: 4_000 });
+    expect(remainingMsById).toEqual({ [long.id]: 900_000, [short.id]: 40_000 });
   });
 });
 
@@ -2151,12 +2153,15 @@ describe('a failed POST whose in-progress idempotency record could not be delete
   it('POSTs the retry once that record has expired', async () => {
     const recovering = await receiver((count) => ({ status: count === 1 ? 500 : 204 }));
     const endpoint = await endpointAt(recovering.url);
-    const { worker } = setup({ persistenceStore: throttledDelete() });
-    // An invocation about to end: its in-progress record expires 1 ms after it is written.
-    const ending = { ...context, getRemainingTimeInMillis: () => 1 } as Context;
-    const run = (sqsRecord: SQSRecord) => worker.handle({ Records: [sqsRecord] } as SQSEvent, ending);
+    const { worker, run } = setup({ persistenceStore: throttledDelete(), timeoutMs: 200 });
+    // An invocation about to end, with just time for a 200 ms POST before its batch's deadline: its
+    // in-progress record expires with it.
+    const remainingMs = batchAnswerMarginMs + 500;
+    const ending = { ...context, getRemainingTimeInMillis: () => remainingMs } as Context;
     const firstAttempt = await record(webhookMessageFor(endpoint.id, endpoint.tenantId), 1);
-    expect((await run(firstAttempt)).batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    const first = await worker.handle({ Records: [firstAttempt] } as SQSEvent, ending);
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: firstAttempt.messageId }]);
+    await new Promise((resolve) => setTimeout(resolve, remainingMs));
     expect(await run(await queues.redelivered(firstAttempt))).toEqual({ batchItemFailures: [] });
     expect(recovering.received).toHaveLength(2);
     expect((await historyOf(endpoint.id))[0]).toMatchObject({
@@ -2250,5 +2255,98 @@ describe('retry helpers', () => {
     expect(fullJitterDelaySec(3, 10, 3600, () => 1)).toBe(40);
     expect(fullJitterDelaySec(30, 10, 3600, () => 1)).toBe(3600);
     expect(fullJitterDelaySec(1, 10, 3600, () => 0.5)).toBe(5);
+  });
+});
+
+describe("the batch's deadline", () => {
+  /** An invocation that ends `remainingMs` from now, its time left counting down as Lambda's does. */
+  const endingIn = (remainingMs: number) => {
+    const end = Date.now() + remainingMs;
+    return { end, context: { ...context, getRemainingTimeInMillis: () => end - Date.now() } as Context };
+  };
+
+  it('starts no POST whose time limit does not fit before it: postponed as our failure, nothing against the endpoint', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const { worker, logger, audits } = setup();
+    const logged = vi.spyOn(logger, 'error');
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    const received = await record(message);
+    // 5 s before the batch's deadline: less than the 10 s POST limit.
+    const { context: ending } = endingIn(batchAnswerMarginMs + 5_000);
+    const answer = await worker.handle({ Records: [received] } as SQSEvent, ending);
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: received.messageId }]);
+    expect(healthy.received).toHaveLength(0);
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivery postponed: the worker failed before POSTing',
+      expect.objectContaining({
+        webhookId: message.id,
+        attempt: 1,
+        last: false,
+        error: expect.any(DeadlineExceededError),
+      }),
+    );
+    expect(await historyOf(endpoint.id)).toEqual([]);
+    expect(audits.filter((event) => event.eventType === 'webhook.failed')).toEqual([]);
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+    // Back after the jittered backoff (0.5 of base 10 × 2^0), not the queue's 180 s.
+    expect(visibilityChanges()).toEqual([5]);
+  });
+
+  it("gives the endpoint's circuit the batch's deadline: the invocation's end less the answer margin", async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const { worker } = setup();
+    const execute = vi.spyOn(CircuitBreaker.prototype, 'execute');
+    onTestFinished(() => execute.mockRestore());
+    const { end, context: ending } = endingIn(30_000);
+    const received = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
+    expect(await worker.handle({ Records: [received] } as SQSEvent, ending)).toEqual({
+      batchItemFailures: [],
+    });
+    expect(execute).toHaveBeenCalledWith(
+      expect.any(Function),
+      expect.objectContaining({ deadline: end - batchAnswerMarginMs }),
+    );
+  });
+
+  it("counts a POST the deadline cut short as the worker's failure: on the last receive, not toward the disable rule", async () => {
+    const slow = await receiver((count) => ({ status: 204, delayMs: count === 1 ? 5_000 : 0 }));
+    const endpoint = await endpointAt(slow.url);
+    const persistenceStore = webhookWorkerStore();
+    // The in-progress record's write takes 1 s, so the POST starts with less than its 1.5 s limit left.
+    const saveInProgress = persistenceStore.saveInProgress.bind(persistenceStore);
+    vi.spyOn(persistenceStore, 'saveInProgress').mockImplementation(async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      return saveInProgress(...args);
+    });
+    const { worker, logger } = setup({ persistenceStore, timeoutMs: 1_500, failureThreshold: 1 });
+    const logged = vi.spyOn(logger, 'error');
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    const lastAttempt = await record(message, 5);
+    const { context: ending } = endingIn(batchAnswerMarginMs + 2_000);
+    const answer = await worker.handle({ Records: [lastAttempt] } as SQSEvent, ending);
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(slow.received).toHaveLength(1);
+    // The batch was answered at its deadline; the record's own work goes on to end the delivery.
+    await vi.waitFor(
+      async () =>
+        expect(await historyOf(endpoint.id)).toEqual([
+          expect.objectContaining({
+            status: 'failed',
+            attempts: [expect.objectContaining({ attempt: 5, error: 'outcome not saved: worker error' })],
+          }),
+        ]),
+      { timeout: 5_000 },
+    );
+    expect(logged).toHaveBeenCalledWith(
+      'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ',
+      expect.objectContaining({ webhookId: message.id, error: expect.any(DeadlineExceededError) }),
+    );
+    // Neither the endpoint's failure streak nor its circuit (one failure would open it) counted it.
+    expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
+    const next = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
+    expect(await worker.handle({ Records: [next] } as SQSEvent, context)).toEqual({ batchItemFailures: [] });
+    expect(slow.received).toHaveLength(2);
   });
 });
