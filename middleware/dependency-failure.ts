@@ -32,6 +32,9 @@ const throttlingErrorNames = new Set([
   'RequestThrottledException',
   'TooManyRequestsException',
   'SlowDown',
+  // SQS and SNS on an encrypted queue or topic: KMS refused their data-key request for load.
+  'KmsThrottled',
+  'KMSThrottlingException',
   // DynamoDB: another transaction is still writing an item of this one's; the SDK retries it as throttling.
   'TransactionInProgressException',
 ]);

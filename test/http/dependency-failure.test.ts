@@ -14,6 +14,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { KMSInternalException } from '@aws-sdk/client-kms';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
+import { KMSThrottlingException } from '@aws-sdk/client-sns';
+import { KmsThrottled } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import {
   dependencyFailure,
@@ -50,6 +52,8 @@ describe('dependencyFailure', () => {
     ['ProvisionedThroughputExceededException', new ProvisionedThroughputExceededException(metadata(400))],
     ['RequestLimitExceeded', new RequestLimitExceeded(metadata(400))],
     ['TooManyRequestsException (SES)', new TooManyRequestsException(metadata(429))],
+    ['KmsThrottled (SQS, an encrypted queue)', new KmsThrottled(metadata(400))],
+    ['KMSThrottlingException (SNS, an encrypted topic)', new KMSThrottlingException(metadata(400))],
     ['an unmodelled 429', new DynamoDBServiceException({ name: 'Busy', $fault: 'client', ...metadata(429) })],
     [
       'an error the service marks as throttling',
