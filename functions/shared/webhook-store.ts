@@ -134,6 +134,12 @@ export interface StoredEndpoint extends WebhookEndpoint {
    * (one millisecond), so it is what a rotation is conditioned on and a retry's secret compared with.
    */
   readonly secretRotationId?: string;
+  /**
+   * Set by the worker's disable, in its transaction, until its owner's alert is queued (see
+   * {@link WebhookStore.ownerAlerted}): a worker cut off in between leaves it, and the next message for
+   * the endpoint queues the alert.
+   */
+  readonly ownerAlertPending?: true;
 }
 
 export interface DeliveryAttempt {
@@ -356,6 +362,7 @@ function toEndpoint(
     },
     ...(typeof item.secretRotatedAt === 'string' ? { secretRotatedAt: item.secretRotatedAt } : {}),
     ...(typeof item.secretRotationId === 'string' ? { secretRotationId: item.secretRotationId } : {}),
+    ...(item.ownerAlertPending === true ? { ownerAlertPending: true } : {}),
     ...(item.previousSecret === undefined
       ? {}
       : {
@@ -477,6 +484,7 @@ export function publicEndpoint(endpoint: WebhookEndpoint | StoredEndpoint): Webh
     sealedSecret,
     previousSealedSecret,
     secretRotationId,
+    ownerAlertPending,
     ...shown
   } = endpoint as Partial<StoredEndpoint> & WebhookEndpoint;
   return shown;
@@ -1081,7 +1089,7 @@ export class WebhookStore {
                 TableName: tableName,
                 Key: endpointKey(endpoint.id),
                 UpdateExpression:
-                  'SET #status = :enabled REMOVE disabledReason, disabledAt, failedDeliveries, failingSince, failedWebhookIds',
+                  'SET #status = :enabled REMOVE disabledReason, disabledAt, failedDeliveries, failingSince, failedWebhookIds, ownerAlertPending',
                 ConditionExpression: '#status = :disabled',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: { ':enabled': 'enabled', ':disabled': 'disabled' },
@@ -1100,7 +1108,7 @@ export class WebhookStore {
       if (current.status === 'enabled') return { endpoint: current, enabled: false };
       throw error;
     }
-    const { disabledReason, disabledAt, failingSince, ...kept } = endpoint;
+    const { disabledReason, disabledAt, failingSince, ownerAlertPending, ...kept } = endpoint;
     return { endpoint: { ...kept, status: 'enabled', failedDeliveries: 0 }, enabled: true };
   }
 
@@ -1339,7 +1347,8 @@ export class WebhookStore {
    * Resolves true only for the call that disabled it: many failing deliveries may race here, and
    * exactly one of them must notify the owner. A `failing` disable also needs the streak it was decided
    * on to still count its delivery: an enable since ended that streak, and its owner's decision stands
-   * over one the worker made before it.
+   * over one the worker made before it. It marks the owner's alert pending (`ownerAlertPending`), for
+   * {@link ownerAlerted} to clear once the alert is queued.
    */
   async disableEndpoint(endpoint: StoredEndpoint, cause: DisableCause, now = new Date()): Promise<boolean> {
     const { tableName } = this.options;
@@ -1352,7 +1361,8 @@ export class WebhookStore {
               Update: {
                 TableName: tableName,
                 Key: endpointKey(endpoint.id),
-                UpdateExpression: 'SET #status = :disabled, disabledReason = :reason, disabledAt = :now',
+                UpdateExpression:
+                  'SET #status = :disabled, disabledReason = :reason, disabledAt = :now, ownerAlertPending = :pending',
                 // Concurrent disables all read `enabled`; the condition lets exactly one through.
                 ConditionExpression:
                   reason === 'failing'
@@ -1364,6 +1374,7 @@ export class WebhookStore {
                   ':enabled': 'enabled',
                   ':reason': reason,
                   ':now': now.toISOString(),
+                  ':pending': true,
                   ...(reason === 'failing' ? { ':webhookId': cause.webhookId } : {}),
                 },
               },
@@ -1386,6 +1397,27 @@ export class WebhookStore {
     } catch (error) {
       if (failedConditionIndexes(error)?.length) return false;
       throw error;
+    }
+  }
+
+  /**
+   * Clears the `ownerAlertPending` of the disable made at `disabledAt`, once its alert is queued. An
+   * endpoint enabled, deleted or disabled again since is left as it is: the flag of a later disable is
+   * that disable's.
+   */
+  async ownerAlerted(endpointId: string, disabledAt: string): Promise<void> {
+    try {
+      await this.options.documentClient.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: endpointKey(endpointId),
+          UpdateExpression: 'REMOVE ownerAlertPending',
+          ConditionExpression: 'disabledAt = :disabledAt',
+          ExpressionAttributeValues: { ':disabledAt': disabledAt },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
     }
   }
 

@@ -11,6 +11,7 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { RateLimiter, rateLimitHitEvent } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
+import { auditingUnknownOutcome } from '../shared/audited-change.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { emptyFormBody } from '../shared/form-post.js';
@@ -349,19 +350,18 @@ export const handler = createHttpFunction(
         .use(linkRefusalPages)
         .use(emptyFormBody)
         .use(validateInput({ path: idPathSchema, query: verifyQuery }))
-        .handler(async (event, { input, correlationId }) => {
+        .handler(async (event, context) => {
+          const { input, correlationId } = context;
           const { id } = input.path;
           await checkVerificationLink(id, input.query);
-          const { newlyVerified, ...verified } = await users.verifyEmail(id);
+          const line = { eventType: 'user.email_verified', userId: id, correlationId };
+          const { newlyVerified, ...verified } = await auditingUnknownOutcome(
+            context,
+            (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
+            () => users.verifyEmail(id),
+          );
           // A repeated or concurrent post of the link answers the same 200, but verified nothing.
-          if (newlyVerified) {
-            auditLogger.log({
-              eventType: 'user.email_verified',
-              outcome: 'success',
-              userId: id,
-              correlationId,
-            });
-          }
+          if (newlyVerified) auditLogger.log({ ...line, outcome: 'success' });
           return prefersHtml(event) ? emailConfirmedPage() : json(200, { ...verified, emailVerified: true });
         }),
 
@@ -462,7 +462,8 @@ export const handler = createHttpFunction(
       }),
 
     'DELETE /admin/users/{id}': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+        const { input, principal } = context;
         const { id } = input.path;
         // An unknown user is a 404 before anything is touched, as it was before endpoints were deleted too.
         await users.exists(id);
@@ -473,14 +474,20 @@ export const handler = createHttpFunction(
         // endpoints are skipped). The other order could leave endpoints nobody can list any more,
         // receiving the user's events.
         const deletedEndpointIds = await webhookStore.deletePersonEndpoints(defaultTenantId, id);
-        await users.delete(id);
         // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data,
         // no endpoint URL).
-        auditLogger.logAdminAction(
-          'user.deleted',
-          { targetUserId: id, deletedEndpointCount: deletedEndpointIds.length, deletedEndpointIds },
-          principal,
+        const details = {
+          targetUserId: id,
+          deletedEndpointCount: deletedEndpointIds.length,
+          deletedEndpointIds,
+        };
+        await auditingUnknownOutcome(
+          context,
+          (reason) =>
+            auditLogger.logAdminAction('user.deleted', { ...details, reason }, principal, 'unknown'),
+          () => users.delete(id),
         );
+        auditLogger.logAdminAction('user.deleted', details, principal);
         return noContent();
       }),
   },

@@ -6,6 +6,7 @@ import type { AuditLogger } from '../../middleware/audit/audit-logger.js';
 import { NotFoundError } from '../../middleware/errors.js';
 import { enqueueEmails } from '../shared/email-queue.js';
 import { reportEnqueueFailure } from '../shared/enqueue-failure.js';
+import { derivedBytes, derivedUuid } from '../shared/key-derived-ids.js';
 import type { DisabledReason, WebhookEndpoint } from '../shared/webhook-store.js';
 import type { User } from '../users/users-model.js';
 
@@ -43,6 +44,15 @@ function quotedEndpoint(url: string): string {
 }
 
 /**
+ * The id of the alert of the endpoint's disable at `disabledAt`: one per disable, so that a copy queued
+ * again (by a message for the endpoint after the disabling invocation was cut off, see
+ * `ownerAlertPending`) is one the email worker has already sent, and sends no second email.
+ */
+export function ownerAlertMessageId(endpointId: string, disabledAt: Date): string {
+  return derivedUuid(derivedBytes(['webhook-endpoint-disabled', endpointId, disabledAt.toISOString()], 16));
+}
+
+/**
  * Notifies the owner of a disabled endpoint. A human owner (`user`, `admin`) whose id is a user of
  * the users service gets a `security-alert` email; an integration (M2M client) has no mailbox, and an
  * owner unknown to the users service has no address, so both are logged and skipped. Never throws:
@@ -55,7 +65,7 @@ export class OwnerAlerts {
     endpoint: WebhookEndpoint,
     reason: DisabledReason,
     correlationId: string,
-    now = new Date(),
+    disabledAt: Date,
   ): Promise<void> {
     const { sqs, emailQueueUrl, users, logger } = this.options;
     const context = { correlation_id: correlationId, endpointId: endpoint.id, ownerKind: endpoint.ownerKind };
@@ -77,13 +87,14 @@ export class OwnerAlerts {
         emailQueueUrl,
         [
           {
+            id: ownerAlertMessageId(endpoint.id, disabledAt),
             type: 'security-alert',
             to: owner.email,
             userId: owner.id,
             data: {
               name: owner.name,
               event: 'Webhook endpoint disabled',
-              occurredAt: now.toISOString(),
+              occurredAt: disabledAt.toISOString(),
               details: `Your webhook endpoint ${endpoint.id} (${quotedEndpoint(endpoint.url)}) was disabled because ${reasonText[reason]}. No further events are sent to it; register it again once it works.`,
             },
           },

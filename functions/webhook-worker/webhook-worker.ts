@@ -42,7 +42,13 @@ import {
 } from '../shared/queue-worker.js';
 import type { SsrfGuard } from '../shared/ssrf-guard.js';
 import { StoredRecordError } from '../shared/stored-attributes.js';
-import type { DeliveryAttempt, DisableCause, StoredEndpoint, WebhookStore } from '../shared/webhook-store.js';
+import type {
+  DeliveryAttempt,
+  DisableCause,
+  DisabledReason,
+  StoredEndpoint,
+  WebhookStore,
+} from '../shared/webhook-store.js';
 import { webhookEndpointCircuit, workerSuccessEventTypes } from '../workers.js';
 import {
   type PostOutcome,
@@ -525,7 +531,10 @@ export class WebhookWorker {
       });
       return;
     }
-    if (endpoint.status === 'disabled') return this.keepForEnable(record, message, attempt, correlationId);
+    if (endpoint.status === 'disabled') {
+      await this.alertOwnerIfPending(endpoint, correlationId);
+      return this.keepForEnable(record, message, attempt, correlationId);
+    }
     // A POST cut short by the deadline may have reached the receiver with its outcome never saved: its
     // retry would POST it again. Not started, it is only late: a failure of ours, not the endpoint's.
     if (!deadline.leaves(this.timeoutMs)) {
@@ -1025,10 +1034,12 @@ export class WebhookWorker {
   }
 
   private async disable(endpoint: StoredEndpoint, cause: DisableCause, correlationId: string): Promise<void> {
-    const { store, observability, alerts } = this.options;
+    const { store, observability } = this.options;
     const { reason } = cause;
-    // Only the call that disabled it alerts: concurrent failures of one endpoint send one email.
-    if (!(await store.disableEndpoint(endpoint, cause))) return;
+    const disabledAt = new Date();
+    // Only the call that disabled it alerts (or, when it is cut off first, the next message for the
+    // endpoint): concurrent failures of one endpoint send one email.
+    if (!(await store.disableEndpoint(endpoint, cause, disabledAt))) return;
     recordMetric(observability.metrics, 'WebhookEndpointDisabled');
     observability.logger.warn('Webhook endpoint disabled', {
       correlation_id: correlationId,
@@ -1044,7 +1055,41 @@ export class WebhookWorker {
       reason,
       metadata: { endpointId: endpoint.id, ownerKind: endpoint.ownerKind },
     });
-    await alerts.endpointDisabled(endpoint, reason, correlationId);
+    await this.alertOwner(endpoint, reason, disabledAt, correlationId);
+  }
+
+  /**
+   * The owner's alert of a disable whose invocation was cut off before it was queued (its
+   * `ownerAlertPending` is still set): queued now, by the next message for the endpoint.
+   */
+  private async alertOwnerIfPending(endpoint: StoredEndpoint, correlationId: string): Promise<void> {
+    const { ownerAlertPending, disabledReason, disabledAt } = endpoint;
+    if (!ownerAlertPending || disabledReason === undefined || disabledAt === undefined) return;
+    await this.alertOwner(endpoint, disabledReason, new Date(disabledAt), correlationId);
+  }
+
+  /**
+   * Queues the alert of the endpoint's disable at `disabledAt`, then clears the disable's
+   * `ownerAlertPending`. The alert's id is the disable's, so a copy queued again (a message for the
+   * endpoint that met the flag while the disabling invocation was still queuing its own, or after it
+   * failed to clear it) is one the email worker sends once (it remembers sent ids for 24 hours).
+   */
+  private async alertOwner(
+    endpoint: StoredEndpoint,
+    reason: DisabledReason,
+    disabledAt: Date,
+    correlationId: string,
+  ): Promise<void> {
+    const { store, alerts, observability } = this.options;
+    await alerts.endpointDisabled(endpoint, reason, correlationId, disabledAt);
+    try {
+      await store.ownerAlerted(endpoint.id, disabledAt.toISOString());
+    } catch (error) {
+      observability.logger.warn(
+        "Webhook endpoint's owner alert is still marked pending; the next message for it queues it again, under the same id",
+        { correlation_id: correlationId, endpointId: endpoint.id, error },
+      );
+    }
   }
 
   /**

@@ -19,6 +19,7 @@ import {
 } from '../../middleware/idempotency.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
+import { auditingUnknownOutcome } from '../shared/audited-change.js';
 import { callerOf } from '../shared/caller.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
@@ -384,19 +385,19 @@ async function retriedRotation(
 }
 
 /**
- * An administrator read, or deleted, another owner's endpoint: an `admin.action` line naming it by ids
- * only (whose endpoint, of which kind), never its URL or its secret.
+ * An administrator read, deleted or enabled another owner's endpoint: an `admin.action` line naming it by
+ * ids only (whose endpoint, of which kind), never its URL or its secret; with `unknownOutcome`, the line
+ * of a change whose write got no answer (outcome `unknown`, its reason in the metadata).
  */
 function auditAdminAction(
   action: string,
   endpoint: Pick<WebhookEndpoint, 'id' | 'ownerId' | 'ownerKind'>,
   caller: Principal,
+  unknownOutcome?: { readonly reason: string },
 ): void {
-  auditLogger.logAdminAction(
-    action,
-    { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind },
-    caller,
-  );
+  const details = { endpointId: endpoint.id, ownerId: endpoint.ownerId, ownerKind: endpoint.ownerKind };
+  if (unknownOutcome === undefined) auditLogger.logAdminAction(action, details, caller);
+  else auditLogger.logAdminAction(action, { ...details, ...unknownOutcome }, caller, 'unknown');
 }
 
 /** The scope that reads what each event carries, the same the route table asks to read it. */
@@ -500,28 +501,29 @@ export const handler = createHttpFunction(
         }),
 
     'POST /webhooks/{id}/enable': (route) =>
-      route
-        .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input, principal, correlationId }) => {
-          const caller = callerOf(principal);
-          const disabled = await store.getOwnedEndpoint(input.path.id, caller);
-          const { endpoint, enabled } = await store.enableEndpoint(disabled);
-          // Only the call that enabled it is logged: enabling an enabled endpoint changes nothing.
-          if (enabled) {
-            auditLogger.log({
-              eventType: 'webhook.endpoint_enabled',
-              outcome: 'success',
-              principal: caller,
-              correlationId,
-              metadata: {
-                endpointId: endpoint.id,
-                ownerKind: endpoint.ownerKind,
-                disabledReason: disabled.disabledReason,
-              },
-            });
-          }
-          return json(200, publicEndpoint(endpoint));
-        }),
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+        const { input, principal, correlationId } = context;
+        const caller = callerOf(principal);
+        const disabled = await store.getOwnedEndpoint(input.path.id, caller);
+        const line = {
+          eventType: 'webhook.endpoint_enabled',
+          principal: caller,
+          correlationId,
+          metadata: {
+            endpointId: disabled.id,
+            ownerKind: disabled.ownerKind,
+            disabledReason: disabled.disabledReason,
+          },
+        };
+        const { endpoint, enabled } = await auditingUnknownOutcome(
+          context,
+          (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
+          () => store.enableEndpoint(disabled),
+        );
+        // Only the call that enabled it is logged: enabling an enabled endpoint changes nothing.
+        if (enabled) auditLogger.log({ ...line, outcome: 'success' });
+        return json(200, publicEndpoint(endpoint));
+      }),
 
     'DELETE /webhooks/{id}': (route) =>
       route
@@ -548,10 +550,14 @@ export const handler = createHttpFunction(
       }),
 
     'POST /admin/webhooks/{id}/enable': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {
-        const caller = callerOf(principal);
-        const disabled = await store.getTenantEndpoint(input.path.id, tenantOf(caller));
-        const { endpoint, enabled } = await store.enableEndpoint(disabled);
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+        const caller = callerOf(context.principal);
+        const disabled = await store.getTenantEndpoint(context.input.path.id, tenantOf(caller));
+        const { endpoint, enabled } = await auditingUnknownOutcome(
+          context,
+          (reason) => auditAdminAction('webhook.endpoint_enabled', disabled, caller, { reason }),
+          () => store.enableEndpoint(disabled),
+        );
         if (enabled) auditAdminAction('webhook.endpoint_enabled', endpoint, caller);
         return json(200, publicEndpoint(endpoint));
       }),

@@ -6,7 +6,7 @@ import type { SecurityEvent } from '../events.js';
 import { InvocationSlot } from '../invocation-store.js';
 import { checkFunctionOption } from '../options.js';
 import { escapedForLog } from '../text.js';
-import { type AuditEvent, securityEventOutcome } from './audit-event.js';
+import { type AuditEvent, type AuditOutcome, securityEventOutcome } from './audit-event.js';
 import { createRedactor, type RedactionOptions, type Redactor } from './redact.js';
 
 /** The top-level key that marks a log line as an audit record (filter on it in Logs Insights). */
@@ -230,16 +230,18 @@ export class AuditLogger {
 
   /**
    * An administrator did something (seed 001's `log_admin_action`): `action` is a stable verb such
-   * as `user.deleted`; `details` name the target, never its personal data.
+   * as `user.deleted`; `details` name the target, never its personal data. `outcome` is `unknown` for
+   * an action whose write got no answer, so it may or may not have been made.
    */
   logAdminAction(
     action: string,
     details: Readonly<Record<string, unknown>> = {},
     principal?: Principal,
+    outcome: AuditOutcome = 'success',
   ): AuditEvent | undefined {
     return this.log({
       eventType: 'admin.action',
-      outcome: 'success',
+      outcome,
       principal,
       metadata: { ...details, action },
     });

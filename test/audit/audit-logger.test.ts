@@ -193,6 +193,24 @@ describe('AuditLogger', () => {
     expect(output.audit()[0]?.outcome).toBe('error');
   });
 
+  it('writes the outcome an admin action is given: unknown for one whose write got no answer', () => {
+    const auditLogger = newLogger();
+    auditLogger.logAdminAction(
+      'user.deleted',
+      { targetUserId: 'user-bob', reason: 'store_timeout' },
+      alice,
+      'unknown',
+    );
+    expect(output.audit()).toEqual([
+      expect.objectContaining({
+        eventType: 'admin.action',
+        outcome: 'unknown',
+        userId: 'user-alice',
+        metadata: { targetUserId: 'user-bob', reason: 'store_timeout', action: 'user.deleted' },
+      }),
+    ]);
+  });
+
   it('redacts metadata and free-text fields before the line and the sink see them', () => {
     const seen: AuditEvent[] = [];
     const auditLogger = newLogger({ sink: (event) => seen.push(event), redaction: { keys: ['email'] } });

@@ -1,7 +1,9 @@
 // A create whose DynamoDB transaction lands while every answer to it comes too late (504, which deletes the
 // Idempotency-Key's record), then sent again with the same key: the retry gets what the first request made.
 // And a user registration whose transaction lands so, sent again: its retry's 409 queues the emails the
-// first never did. And a phone code whose write lands so: it is sent all the same.
+// first never did. And a phone code whose write lands so: it is sent all the same. And an audited change
+// (an email verified, a user deleted, a webhook endpoint enabled) whose write lands so: its audit line is
+// written, its outcome `unknown`, and the retry, which finds the change made, writes none.
 import { randomInt, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +28,13 @@ import {
   startStallingDynamoDb,
 } from '../helpers/stalling-dynamodb.js';
 import { testTableNames } from '../helpers/tables.js';
-import { deliveriesOf, type Receiver, registerEndpoint, startReceiver } from '../webhooks/helpers.js';
+import {
+  deliveriesOf,
+  type Receiver,
+  registerEndpoint,
+  registeringWebhookStore,
+  startReceiver,
+} from '../webhooks/helpers.js';
 
 // Before any function module loads: their loggers read it at cold start, and audit lines are INFO.
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
@@ -729,6 +737,16 @@ describe('a phone code whose write landed while every answer to it came too late
   );
 });
 
+/** The verification link (path and query) among the emails to `email`, once `count` have arrived, and its user. */
+async function verificationLinkTo(email: string, count: number) {
+  const messages = await emailsTo(api.runtime(), email, count);
+  const raw = messages.map((message) => decodedEml(message.raw)).join('\n');
+  const link =
+    /http:\/\/127\.0\.0\.1:\d+(\/users\/([\da-f-]{36})\/verify\?expires=\d+&signature=[\w-]{43})/.exec(raw);
+  if (!link?.[1] || !link[2]) throw new Error(`no verification link to ${email}`);
+  return { path: link[1], userId: link[2] };
+}
+
 /** The transaction that registers a user: the user, put on the admin list, and its email claim. */
 const userRegistration: StallRule = (body) =>
   body.includes('"TransactItems"') && body.includes('"gsi1sk"') && body.includes('"USER#');
@@ -736,16 +754,6 @@ const userRegistration: StallRule = (body) =>
 describe('a user registration whose transaction landed after its 504, sent again', () => {
   const registerUser = (body: { email: string; name: string; phone?: string }) =>
     api.request('POST', '/users', { token: null, body });
-
-  /** The verification link (path and query) among the emails to `email`, once `count` have arrived, and its user. */
-  async function verificationLinkTo(email: string, count: number) {
-    const messages = await emailsTo(api.runtime(), email, count);
-    const raw = messages.map((message) => decodedEml(message.raw)).join('\n');
-    const link =
-      /http:\/\/127\.0\.0\.1:\d+(\/users\/([\da-f-]{36})\/verify\?expires=\d+&signature=[\w-]{43})/.exec(raw);
-    if (!link?.[1] || !link[2]) throw new Error(`no verification link to ${email}`);
-    return { path: link[1], userId: link[2] };
-  }
 
   /** The id of the user registered with `email`, from the admin list. */
   async function listedUserIdOf(email: string): Promise<string> {
@@ -838,4 +846,96 @@ describe('a user registration whose transaction landed after its 504, sent again
     expect((await api.request('POST', path, { token: null })).status).toBe(200);
     expect(api.runtime().smtp.messages.filter((message) => message.to.includes(email))).toHaveLength(2);
   });
+});
+
+describe('an audited change whose transaction landed after its 504, sent again', () => {
+  /** Every SDK attempt at the write timed out: the write's outcome was never read. */
+  const unanswered = { reason: 'store_timeout' };
+
+  it(
+    'verifying an email writes its user.email_verified line, outcome unknown, and the repeat writes none',
+    async () => {
+      const email = `late-${randomUUID()}@example.com`;
+      expect(
+        (await api.request('POST', '/users', { token: null, body: { email, name: 'Late Verifier' } })).status,
+      ).toBe(201);
+      const { path, userId } = await verificationLinkTo(email, 2);
+      const verification: StallRule = (body) =>
+        body.includes('"TransactItems"') && body.includes('emailVerifiedAt') && body.includes(userId);
+      await commitLate(verification, () => api.request('POST', path, { token: null }));
+
+      const repeat = await api.request('POST', path, { token: null });
+      expect(repeat.status).toBe(200);
+      expect(repeat.body).toMatchObject({ id: userId, emailVerified: true });
+      const lines = output
+        .audit()
+        .filter((event) => event.eventType === 'user.email_verified' && event.userId === userId);
+      expect(lines).toEqual([expect.objectContaining({ outcome: 'unknown', metadata: unanswered })]);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'deleting a user writes its user.deleted admin action, outcome unknown, and the repeat (404) writes none',
+    async () => {
+      const created = await api.request('POST', '/users', {
+        body: { email: `late-${randomUUID()}@example.com`, name: 'Late Deleted' },
+      });
+      const userId = (created.body as { id: string }).id;
+      const userDeletion: StallRule = (body) =>
+        body.includes('"TransactItems"') && body.includes('"Delete"') && body.includes(`"USER#${userId}"`);
+      await commitLate(userDeletion, () => api.request('DELETE', `/admin/users/${userId}`));
+
+      expect((await api.request('DELETE', `/admin/users/${userId}`)).status).toBe(404);
+      const lines = output
+        .audit()
+        .filter((event) => event.eventType === 'admin.action' && event.metadata.targetUserId === userId);
+      expect(lines).toEqual([
+        expect.objectContaining({
+          outcome: 'unknown',
+          userId: adminUser.sub,
+          metadata: {
+            action: 'user.deleted',
+            targetUserId: userId,
+            deletedEndpointCount: 0,
+            deletedEndpointIds: [],
+            ...unanswered,
+          },
+        }),
+      ]);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    'enabling a webhook endpoint writes its webhook.endpoint_enabled line, outcome unknown, and the repeat writes none',
+    async () => {
+      const token = await api.token({ sub: `late-enabler-${randomUUID()}` });
+      const registered = await registerEndpoint(api, token, receiver.url);
+      const store = registeringWebhookStore(documents);
+      const endpoint = await store.getEndpoint(registered.id);
+      if (!endpoint) throw new Error('endpoint not stored');
+      expect(await store.disableEndpoint(endpoint, { reason: 'gone' })).toBe(true);
+      const enabling: StallRule = (body) =>
+        body.includes('"TransactItems"') && body.includes('":enabled"') && body.includes(registered.id);
+      await commitLate(enabling, () => api.request('POST', `/webhooks/${registered.id}/enable`, { token }));
+
+      const repeat = await api.request('POST', `/webhooks/${registered.id}/enable`, { token });
+      expect(repeat.status).toBe(200);
+      expect(repeat.body).toMatchObject({ id: registered.id, status: 'enabled' });
+      const lines = output
+        .audit()
+        .filter(
+          (event) =>
+            event.eventType === 'webhook.endpoint_enabled' && event.metadata.endpointId === registered.id,
+        );
+      expect(lines).toEqual([
+        expect.objectContaining({
+          outcome: 'unknown',
+          metadata: { endpointId: registered.id, ownerKind: 'user', disabledReason: 'gone', ...unanswered },
+        }),
+      ]);
+    },
+    lateCommitTimeout,
+  );
 });

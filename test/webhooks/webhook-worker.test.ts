@@ -26,7 +26,7 @@ import {
 } from '../../functions/shared/webhook-store.js';
 import { UsersModel } from '../../functions/users/users-model.js';
 import type { WebhookMessage } from '../../functions/webhook-worker/messages.js';
-import { OwnerAlerts } from '../../functions/webhook-worker/owner-alerts.js';
+import { OwnerAlerts, ownerAlertMessageId } from '../../functions/webhook-worker/owner-alerts.js';
 import {
   type DisableRule,
   WebhookWorker,
@@ -1464,6 +1464,54 @@ describe('disabling a failing endpoint', () => {
   });
 });
 
+describe('an owner alert the disabling invocation never queued', () => {
+  it('is queued by the next message for the endpoint, once, with the id and time of the disable', async () => {
+    const gone = await receiver(() => ({ status: 410 }));
+    const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Cut Off' });
+    const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
+    // The disabling invocation ends while its alert's SendMessageBatch is in flight (the function's timeout).
+    let alertSent: () => void = () => {};
+    const alertSending = new Promise<void>((resolve) => {
+      alertSent = resolve;
+    });
+    const cutOffSqs = {
+      send: () => {
+        alertSent();
+        return new Promise(() => {});
+      },
+    } as unknown as SQSClient;
+    const disabling = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
+    void setup({ alertsSqs: cutOffSqs }).run(disabling);
+    await alertSending;
+    const disabled = await store.getEndpoint(endpoint.id);
+    expect(disabled).toMatchObject({ status: 'disabled', disabledReason: 'gone', ownerAlertPending: true });
+
+    // SQS hands the record over again, to an invocation that runs to its end.
+    const { run, audits } = setup();
+    expect(await run(await queues.redelivered(disabling))).toEqual({ batchItemFailures: [] });
+    expect(await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
+    const queued = await queues.enqueued<{
+      id: string;
+      type: string;
+      to: string;
+      data: Record<string, string>;
+    }>(emailQueueUrl);
+    expect(queued.map(({ body }) => body)).toEqual([
+      expect.objectContaining({
+        id: ownerAlertMessageId(endpoint.id, new Date(disabled?.disabledAt as string)),
+        type: 'security-alert',
+        to: user.email,
+        data: expect.objectContaining({ occurredAt: disabled?.disabledAt }),
+      }),
+    ]);
+    expect((await store.getEndpoint(endpoint.id))?.ownerAlertPending).toBeUndefined();
+    // The endpoint was disabled once: no second webhook.endpoint_disabled line.
+    expect(audits.filter((event) => event.eventType === 'webhook.endpoint_disabled')).toEqual([]);
+  });
+});
+
 describe('the owner alert', () => {
   it('names the endpoint by its origin alone: a receiver may keep its token in the path, query or fragment', async () => {
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Tokened' });
@@ -1478,7 +1526,7 @@ describe('the owner alert', () => {
     });
     const quoted = async (url: string) => {
       const endpoint = await endpointAt(url, principal({ id: user.id }));
-      await ownerAlerts.endpointDisabled(endpoint, 'gone', 'corr-quote');
+      await ownerAlerts.endpointDisabled(endpoint, 'gone', 'corr-quote', new Date());
       const [alert, ...more] = await alerts();
       expect(more).toEqual([]);
       expect(alert?.data.details).toContain(endpoint.id);
