@@ -526,20 +526,23 @@ export const handler = createHttpFunction(
       }),
 
     'DELETE /webhooks/{id}': (route) =>
-      route
-        .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input, principal, correlationId }) => {
-          const caller = callerOf(principal);
-          await store.deleteEndpoint(input.path.id, caller);
-          auditLogger.log({
-            eventType: 'webhook.endpoint_deleted',
-            outcome: 'success',
-            principal: caller,
-            correlationId,
-            metadata: { endpointId: input.path.id },
-          });
-          return noContent();
-        }),
+      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+        const { input, principal, correlationId } = context;
+        const caller = callerOf(principal);
+        const line = {
+          eventType: 'webhook.endpoint_deleted',
+          principal: caller,
+          correlationId,
+          metadata: { endpointId: input.path.id },
+        };
+        await auditingUnknownOutcome(
+          context,
+          (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
+          () => store.deleteEndpoint(input.path.id, caller),
+        );
+        auditLogger.log({ ...line, outcome: 'success' });
+        return noContent();
+      }),
 
     'DELETE /admin/webhooks/{id}': (route) =>
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, { input, principal }) => {

@@ -908,6 +908,34 @@ describe('an audited change whose transaction landed after its 504, sent again',
   );
 
   it(
+    "deleting one's webhook endpoint writes its webhook.endpoint_deleted line, outcome unknown, and the repeat (404) writes none",
+    async () => {
+      const token = await api.token({ sub: `late-deleter-${randomUUID()}` });
+      const registered = await registerEndpoint(api, token, receiver.url);
+      // Not the owner's last endpoint: the removal's first form (the count decremented) is the one that lands.
+      const kept = await registerEndpoint(api, token, receiver.url);
+      const removal: StallRule = (body) =>
+        body.includes('"TransactItems"') && body.includes('"Delete"') && body.includes(registered.id);
+      await commitLate(removal, () => api.request('DELETE', `/webhooks/${registered.id}`, { token }));
+
+      expect((await api.request('DELETE', `/webhooks/${registered.id}`, { token })).status).toBe(404);
+      const lines = output
+        .audit()
+        .filter(
+          (event) =>
+            event.eventType === 'webhook.endpoint_deleted' && event.metadata.endpointId === registered.id,
+        );
+      expect(lines).toEqual([
+        expect.objectContaining({
+          outcome: 'unknown',
+          metadata: { endpointId: registered.id, ...unanswered },
+        }),
+      ]);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
     'enabling a webhook endpoint writes its webhook.endpoint_enabled line, outcome unknown, and the repeat writes none',
     async () => {
       const token = await api.token({ sub: `late-enabler-${randomUUID()}` });
