@@ -931,6 +931,7 @@ describe('an audited change whose transaction landed after its 504, sent again',
           metadata: { endpointId: registered.id, ...unanswered },
         }),
       ]);
+      expect((await api.request('DELETE', `/webhooks/${kept.id}`, { token })).status).toBe(204);
     },
     lateCommitTimeout,
   );
