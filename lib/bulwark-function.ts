@@ -30,6 +30,43 @@ const requireBanner =
 export const deployedEmailTransport = 'ses';
 
 /**
+ * Run on each source map after esbuild. esbuild writes `sources` relative to the bundle's folder, which CDK
+ * puts inside the cloud assembly, so the map, and with it the asset hash, depended on where the assembly was
+ * written: `cdk diff` against one written to another folder (`cdk synth -o`, a CI job) showed every
+ * function's code changed. This names a source inside the project by its path from the root
+ * (`middleware/errors.ts`), and a dependency outside it (a symlinked or hoisted node_modules) by its path from
+ * `node_modules/`, as if it were inside. Under `--enable-source-maps` Node resolves them against the map in
+ * /var/task, so a frame names `/var/task/middleware/errors.ts:<line>:<column>`. The root is taken by its real
+ * path, as esbuild names sources by theirs; hooks run in a shell, hence a `node` program and not a function.
+ */
+const projectRelativeSourcesProgram = `
+import { readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+const [bundleDir, projectRoot] = process.argv.slice(1);
+const root = realpathSync(projectRoot);
+for (const name of readdirSync(bundleDir).filter((name) => name.endsWith(".map"))) {
+  const mapFile = join(bundleDir, name);
+  const map = JSON.parse(readFileSync(mapFile, "utf8"));
+  map.sources = map.sources.map((source) => {
+    const path = resolve(bundleDir, source);
+    const inProject = relative(root, path);
+    const dependency = path.indexOf("/node_modules/");
+    return inProject.startsWith("../") && dependency !== -1 ? path.slice(dependency + 1) : inProject;
+  });
+  writeFileSync(mapFile, JSON.stringify(map));
+}
+`;
+
+/** The bundling hook running `projectRelativeSourcesProgram` on the bundle `outputDir` built from `inputDir`. */
+const projectRelativeSourceMapHooks: nodejs.ICommandHooks = {
+  beforeBundling: () => [],
+  beforeInstall: () => [],
+  afterBundling: (inputDir, outputDir) => [
+    `node --input-type=module -e ${shellWord(projectRelativeSourcesProgram)} ${shellWord(outputDir)} ${shellWord(inputDir)}`,
+  ],
+};
+
+/**
  * How every function is bundled (local esbuild, no Docker). Exported so the cold-start benchmark
  * (test/bench/cold-start.bench.ts) bundles exactly what gets deployed.
  */
@@ -39,6 +76,7 @@ export const bundlingOptions = {
   // Stack traces need only the mappings; embedding every source made users' map 3.9 MB, which
   // `--enable-source-maps` reads at cold start.
   sourcesContent: false,
+  commandHooks: projectRelativeSourceMapHooks,
   format: nodejs.OutputFormat.ESM,
   target: 'node22',
   // Prefer packages' ESM builds, which the ESM output can tree-shake.
@@ -267,9 +305,13 @@ export class BulwarkFunction extends Construct {
           ),
         },
         externalModules: [...bundlingOptions.externalModules],
-        ...(props.bundledFiles === undefined || props.bundledFiles.length === 0
-          ? {}
-          : { commandHooks: bundledFileHooks(props.bundledFiles) }),
+        commandHooks: {
+          ...bundlingOptions.commandHooks,
+          afterBundling: (inputDir, outputDir) => [
+            ...bundlingOptions.commandHooks.afterBundling(inputDir, outputDir),
+            ...bundledFileHooks(props.bundledFiles ?? []).afterBundling(inputDir, outputDir),
+          ],
+        },
       },
     });
     Validations.of(this.lambdaFunction).acknowledge(

@@ -1,5 +1,5 @@
 // Cold-start proxy per function: bundle bytes and module init (fresh Node processes) next to a Middy + Powertools floor.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -67,6 +67,8 @@ export function esbuildOptionsFor(bundling: BundlingOptions, outdir: string): Bu
     'keepNames',
     'loader',
     'forceDockerBundling',
+    // Not esbuild options: the benchmark runs them on each function's bundle after the build, as CDK does.
+    'commandHooks',
   ]);
   const unknown = Object.keys(bundling).filter((key) => !known.has(key));
   if (unknown.length > 0) throw new Error(`cold-start bench: map these bundling options first: ${unknown}`);
@@ -442,6 +444,9 @@ const suite: BenchSuite = {
         }
         const fnDir = join(workDir, testCase.name);
         const fn = await bundle({ entryPoints: [join(repositoryRoot, testCase.entry)] }, fnDir);
+        for (const command of bundlingOptions.commandHooks.afterBundling(repositoryRoot, fnDir)) {
+          execFileSync('bash', ['-c', command], { cwd: repositoryRoot, stdio: 'inherit' });
+        }
         for (const copied of testCase.bundledFiles) {
           cpSync(join(repositoryRoot, copied.from), join(fnDir, copied.to), { recursive: true });
         }

@@ -1,14 +1,23 @@
 // A real esbuild bundle of the email worker: templates precompiled into the code, phone metadata shipped next to it, SDK bundled.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpFunctions } from '../../functions/routes.js';
+import { catchAllFunction, httpFunctions } from '../../functions/routes.js';
 import { scheduledFunctions } from '../../functions/schedules.js';
 import { workers } from '../../functions/workers.js';
 import { BulwarkFunction, bundlingOptions } from '../../lib/bulwark-function.js';
@@ -17,6 +26,7 @@ import { BulwarkScheduledFunction } from '../../lib/scheduled-function.js';
 import { BulwarkWorkerQueue } from '../../lib/worker-queue.js';
 import { projectApp } from '../helpers/cdk-app.js';
 
+const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
 const outdirs: string[] = [];
 let bundleDir: string;
 
@@ -194,6 +204,86 @@ describe('the booking event sweeper bundle', () => {
     const code = readFileSync(join(sweeperDir, 'index.mjs'), 'utf8');
     expect(code.startsWith(bundlingOptions.banner)).toBe(true);
     expect(code.match(/\bfrom\s*["']@aws-sdk\/[^"']+/)?.[0]).toBeUndefined();
+  });
+});
+
+describe('the source maps', () => {
+  /** Synthesises the catch-all function (the smallest bundle) into `outdir`: its S3 key and its map's sources. */
+  function catchAllAsset(outdir: string): { s3Key: string; sources: string[] } {
+    const app = projectApp({ outdir });
+    new BulwarkFunction(new Stack(app, 'Maps'), 'CatchAll', {
+      entry: httpFunctions[catchAllFunction].entry,
+      serviceName: catchAllFunction,
+    });
+    const template = app.synth().getStackByName('Maps').template as {
+      Resources: Record<string, { Type: string; Properties: { Code?: { S3Key: string } } }>;
+    };
+    const [s3Key] = Object.values(template.Resources).flatMap((resource) =>
+      resource.Type === 'AWS::Lambda::Function' && resource.Properties.Code
+        ? [resource.Properties.Code.S3Key]
+        : [],
+    );
+    const [asset] = readdirSync(outdir).filter((entry) => entry.startsWith('asset.'));
+    if (s3Key === undefined || asset === undefined) throw new Error('No function asset was bundled');
+    const map = JSON.parse(readFileSync(join(outdir, asset, 'index.mjs.map'), 'utf8')) as {
+      sources: string[];
+    };
+    return { s3Key, sources: map.sources };
+  }
+
+  it('name each source by its path in the project, so the asset hash does not depend on the output folder', () => {
+    const shallow = catchAllAsset(tempDir('bulwark-maps-'));
+    // As a CI job or another `cdk synth -o` writes it: deeper, so esbuild's paths from it climb further.
+    const deep = catchAllAsset(join(tempDir('bulwark-maps-deep-'), 'ci/workspace/cdk.out'));
+    expect(deep.s3Key).toBe(shallow.s3Key);
+    expect(deep.sources).toEqual(shallow.sources);
+    const ownFiles = shallow.sources.filter((source) => !source.startsWith('node_modules/'));
+    expect(ownFiles).toContain(httpFunctions[catchAllFunction].entry);
+    expect(ownFiles.filter((source) => !existsSync(join(repositoryRoot, source)))).toEqual([]);
+    // Dependencies by their path from node_modules, wherever it resolves (a symlink in a git worktree). Not
+    // every one exists: esbuild follows a package's own map, which may name sources it does not ship.
+    const middy = shallow.sources.find((source) => source.startsWith('node_modules/@middy/core/'));
+    expect(middy !== undefined && existsSync(join(repositoryRoot, middy))).toBe(true);
+  }, 120_000);
+
+  it('name a dependency outside the project (a hoisted or symlinked node_modules) by its path from node_modules', () => {
+    const sandbox = tempDir('bulwark-map-hook-');
+    // A checkout whose path a shell would split or expand, as the hook runs in bash.
+    const projectRoot = join(sandbox, "workspace/app $(touch injected) it's");
+    const bundleDir = join(projectRoot, 'cdk.out/bundling-temp-1');
+    mkdirSync(bundleDir, { recursive: true });
+    const workspace = join(sandbox, 'workspace');
+    // The real paths esbuild bundled: the project's own, its node_modules, a workspace's hoisted one and one
+    // a symlinked node_modules resolves to elsewhere on the machine.
+    const bundled = [
+      join(projectRoot, 'src/handler.ts'),
+      join(projectRoot, 'node_modules/@middy/core/index.js'),
+      join(workspace, 'node_modules/zod/v4/mini/index.js'),
+      join(workspace, 'node_modules/a/node_modules/b/index.js'),
+      '/opt/cache/node_modules/jose/dist/index.js',
+    ];
+    // As esbuild writes them: relative to the bundle's folder.
+    const esbuildSources = bundled.map((path) => relative(bundleDir, path));
+    writeFileSync(
+      join(bundleDir, 'index.mjs.map'),
+      JSON.stringify({ version: 3, sources: esbuildSources, mappings: '', names: [] }),
+    );
+    for (const command of bundlingOptions.commandHooks.afterBundling(projectRoot, bundleDir)) {
+      execFileSync('bash', ['-c', command], { cwd: sandbox, stdio: 'pipe' });
+    }
+    expect(JSON.parse(readFileSync(join(bundleDir, 'index.mjs.map'), 'utf8'))).toEqual({
+      version: 3,
+      sources: [
+        'src/handler.ts',
+        'node_modules/@middy/core/index.js',
+        'node_modules/zod/v4/mini/index.js',
+        'node_modules/a/node_modules/b/index.js',
+        'node_modules/jose/dist/index.js',
+      ],
+      mappings: '',
+      names: [],
+    });
+    expect(existsSync(join(sandbox, 'injected'))).toBe(false);
   });
 });
 
