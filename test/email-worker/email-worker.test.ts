@@ -675,6 +675,7 @@ describe("a message's correlation id", () => {
       observability: audited,
     });
     const warn = vi.spyOn(observability.logger, 'warn');
+    const info = vi.spyOn(observability.logger, 'info');
     const traced = (correlationId: string) => {
       const message = welcome();
       transport.failFor.add(message.to);
@@ -696,10 +697,16 @@ describe("a message's correlation id", () => {
         ['circuit.rejected', 'trace-c'],
       ]),
     );
-    const failures = warn.mock.calls.filter(([message]) => message === 'Email send failed');
-    expect(
-      failures.map(([, fields]) => (fields as { correlation_id?: string }).correlation_id).sort(),
-    ).toEqual(['trace-b', 'trace-c', 'trace-opens']);
+    const correlationIdsOf = (calls: unknown[][], line: string) =>
+      calls
+        .filter(([message]) => message === line)
+        .map(([, fields]) => (fields as { correlation_id?: string }).correlation_id)
+        .sort();
+    expect(correlationIdsOf(warn.mock.calls, 'Email send failed')).toEqual(['trace-opens']);
+    expect(correlationIdsOf(info.mock.calls, 'Email deferred: its provider circuit is open')).toEqual([
+      'trace-b',
+      'trace-c',
+    ]);
   });
 });
 
