@@ -22,6 +22,7 @@ import {
   deadLetterReasonOf,
   fullJitterDelaySec,
   maxSendDelaySec,
+  maxVisibilitySec,
   processSqsBatch,
   QueueActions,
   retryDelaySec,
@@ -57,7 +58,10 @@ export interface EmailWorkerOptions {
   readonly from: string;
   /** The queue's maxReceiveCount: after this many failed attempts SQS moves the message to the DLQ. */
   readonly maxAttempts: number;
-  /** Attempt n that fails waits base × 2^(n-1) seconds before the next one. */
+  /**
+   * Attempt n that fails waits a random 0 … base × 2^(n-1) seconds (full jitter) before the next one, so
+   * messages that failed together do not all come back together.
+   */
   readonly retryBaseDelaySec: number;
   /**
    * How many times one message is deferred at most while its provider's circuit is open (each deferral
@@ -586,6 +590,7 @@ export class EmailWorker {
     correlationId: string,
   ): Promise<never> {
     const attempt = attemptOf(record, this.options.maxAttempts);
+    // Not jittered: a shorter wait would come back while that send is still running, spending a receive.
     const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
     this.options.observability.logger.info(
       message.type === 'sms'
@@ -595,6 +600,11 @@ export class EmailWorker {
     );
     await this.queue.delayNextAttempt(record, delaySec, correlationId);
     throw error;
+  }
+
+  /** The wait after failed attempt `attempt`: exponential from the retry base, with full jitter. */
+  private backoffSec(attempt: number): number {
+    return fullJitterDelaySec(attempt, this.options.retryBaseDelaySec, maxVisibilitySec, this.random);
   }
 
   /**
@@ -689,9 +699,7 @@ export class EmailWorker {
     const attempt = attemptOf(record, this.options.maxAttempts);
     const last = attempt >= this.options.maxAttempts;
     // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
-    const delaySec = last
-      ? 0
-      : Math.max(notBeforeSec, retryDelaySec(attempt, this.options.retryBaseDelaySec));
+    const delaySec = last ? 0 : Math.max(notBeforeSec, this.backoffSec(attempt));
     const sms = message.type === 'sms';
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
     logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
@@ -754,7 +762,7 @@ export class EmailWorker {
       correlationId,
       attempt,
       maxAttempts: this.options.maxAttempts,
-      retryDelaySec: () => retryDelaySec(attempt, this.options.retryBaseDelaySec),
+      retryDelaySec: () => this.backoffSec(attempt),
       kind: sms ? 'SMS' : 'Email',
       context,
       metrics,

@@ -138,12 +138,15 @@ const smsCode = () => ({
   data: { code: '123456', expiresAt: new Date(Date.now() + 600_000).toISOString() },
 });
 
-/** Opens the email circuit: one message whose send fails while SES is down. */
+/**
+ * Opens the email circuit: one message whose send fails while SES is down. The message is then deleted
+ * (with the calls recorded so far), so that only the messages under test are received afterwards.
+ */
 async function openEmailCircuit(run: ReturnType<typeof setup>['run']): Promise<void> {
   ses.mode = 'down';
   const opener = await queues.receivedRecord(welcome());
   expect((await run(opener)).batchItemFailures).toHaveLength(1);
-  queues.clearCalls();
+  await queues.reset();
 }
 
 /**
@@ -219,7 +222,7 @@ describe('a send that meets the open provider circuit', () => {
     const info = vi.spyOn(logger, 'info');
     sms.down = true;
     expect((await run(await queues.receivedRecord(smsCode()))).batchItemFailures).toHaveLength(1);
-    queues.clearCalls();
+    await queues.reset();
     const code = await queues.receivedRecord(smsCode(), { receiveCount: 3 });
     expect((await run(code)).batchItemFailures).toEqual([]);
     // The opener's failed send only.

@@ -299,6 +299,21 @@ describe('the email worker', () => {
     expect(await queues.receivableNow(failing)).toEqual([]);
   });
 
+  it('spreads the delay with full jitter: a random share of the exponential one, so a failed burst does not come back together', async () => {
+    const { transport, run } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      random: () => 0.25,
+    });
+    const failingMessage = welcome();
+    transport.failFor.add(failingMessage.to);
+    const failing = await record(failingMessage, 2);
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    // A quarter of attempt 2's 60 s.
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 15, succeeded: true },
+    ]);
+  });
+
   it('makes a message visible at once after its last attempt, so redrive moves it to the DLQ', async () => {
     const { transport, audits, run } = setup();
     const message = welcome();

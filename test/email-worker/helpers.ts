@@ -119,7 +119,8 @@ export async function drained(
 /**
  * The EmailWorker settings its unit tests share: the real client and queue URLs of a local-aws-sqs
  * server with the email queue and its DLQ, 3 attempts from 30 s, the real idempotency store on the
- * test toolkit table, and users read from the test app table as handler.ts reads them.
+ * test toolkit table, and users read from the test app table as handler.ts reads them. The jitter's
+ * random draw is its highest, so a failed attempt waits the whole exponential delay (30 s, then 60 s).
  */
 export function emailWorkerQueueOptions(
   dynamoDb: DynamoDBClient,
@@ -132,6 +133,7 @@ export function emailWorkerQueueOptions(
   | 'from'
   | 'maxAttempts'
   | 'retryBaseDelaySec'
+  | 'random'
   | 'persistenceStore'
   | 'userState'
 > {
@@ -143,6 +145,7 @@ export function emailWorkerQueueOptions(
     from: 'noreply@bulwark.local',
     maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
+    random: () => 1,
     persistenceStore: new ToolkitIdempotencyStore({
       name: 'email-worker',
       tableName: testTableNames.toolkit,
