@@ -32,6 +32,7 @@ import {
 import type { UserItemState } from '../shared/user-item.js';
 import { workerSuccessEventTypes } from '../workers.js';
 import { parseQueueMessage, type QueueMessage, smsCodeExpired } from './messages.js';
+import { isProviderThrottling } from './provider-throttling.js';
 import { sendFailureLogFields } from './send-failure.js';
 import type { OutgoingSms, SmsTransport } from './sms-transports.js';
 import { type EmailTemplates, TemplateRenderError } from './templates.js';
@@ -135,7 +136,9 @@ export function providerWindowMs(
 /**
  * The circuit breaker of an email or SMS provider, counting failures over {@link providerWindowMs} of the
  * worker's retry base. A message the provider refused for good (DeliveryRejectedError) shows the provider
- * is up: it does not count, so a few mistyped addresses never open the circuit for everyone.
+ * is up: it does not count, so a few mistyped addresses never open the circuit for everyone. Nor does a
+ * send the provider throttled ({@link isProviderThrottling}): a burst over the sending rate is the provider
+ * asking us to slow down, which the message's jittered retry does, not an outage to page for.
  *
  * @example
  * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: providerTimeoutMs(30), retryBaseDelaySec: 30 });
@@ -147,7 +150,7 @@ export function providerCircuitBreaker(
   return new CircuitBreaker<string>({
     rollingWindowMs: providerWindowMs(retryBaseDelaySec, options.failureThreshold),
     ...breakerOptions,
-    errorFilter: (error) => error instanceof DeliveryRejectedError,
+    errorFilter: (error) => error instanceof DeliveryRejectedError || isProviderThrottling(error),
   });
 }
 
@@ -217,6 +220,12 @@ const failedAttemptLine: Readonly<Record<FailedStep, { email: string; sms: strin
   },
 };
 
+/** The log line of a send the provider throttled: a failed attempt its circuit does not count. */
+const throttledSendLine = {
+  email: 'Email send throttled by the provider; retrying after the backoff',
+  sms: 'SMS send throttled by the provider; retrying after the backoff',
+};
+
 /**
  * One send, keyed by the message id for idempotency (the rest is the payload, not part of the key),
  * with the message's correlation id for the events the provider's breaker reports during it.
@@ -243,9 +252,11 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  *   counted (`EmailRejected`), logged and audited with ids and the provider's codes only;
  * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
  *   dead-lettered at once, like the above;
- * - a send that fails: the message's visibility is set to the backoff delay and the record is
+ * - a send that fails: the message's visibility is set to the backoff delay (full jitter) and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive), or, for a message
- *   redriven from the DLQ, the worker copies it there with its current reason ({@link QueueActions.endLastAttempt});
+ *   redriven from the DLQ, the worker copies it there with its current reason ({@link QueueActions.endLastAttempt}).
+ *   A send the provider throttled ({@link isProviderThrottling}) is such a failed attempt, logged as throttled,
+ *   which the provider's circuit does not count;
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
  *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
  * - a send the provider's open circuit turned away (nothing reached the provider; also a half-open
@@ -701,8 +712,9 @@ export class EmailWorker {
     // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
     const delaySec = last ? 0 : Math.max(notBeforeSec, this.backoffSec(attempt));
     const sms = message.type === 'sms';
+    const throttled = step === 'send' && isProviderThrottling(error);
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
+    logger.warn((throttled ? throttledSendLine : failedAttemptLine[step])[sms ? 'sms' : 'email'], {
       correlation_id: correlationId,
       ...messageFields(message),
       userId: message.userId,
@@ -710,6 +722,7 @@ export class EmailWorker {
       attempt,
       last,
       delaySec,
+      ...(throttled ? { throttled } : {}),
       ...sendFailureLogFields(error),
     });
     auditLogger.log({
@@ -718,7 +731,14 @@ export class EmailWorker {
       correlationId,
       userId: message.userId,
       reason: error instanceof Error ? error.name : 'error',
-      metadata: { ...messageFields(message), type: message.type, step, attempt, last },
+      metadata: {
+        ...messageFields(message),
+        type: message.type,
+        step,
+        attempt,
+        last,
+        ...(throttled ? { throttled } : {}),
+      },
     });
     if (!last) await this.queue.delayNextAttempt(record, delaySec, correlationId);
     else {

@@ -1,9 +1,6 @@
 // A send that meets the provider's open circuit is deferred without spending one of the message's attempts.
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { EmailWorker, type EmailWorkerOptions } from '../../functions/email-worker/email-worker.js';
@@ -19,50 +16,9 @@ import type { MetricName } from '../../middleware/metrics/catalog.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
 import { storedMetric, testObservability } from '../helpers/observability.js';
-import { emailWorkerContext, emailWorkerQueueOptions, testProviderBreaker } from './helpers.js';
+import { emailWorkerContext, emailWorkerQueueOptions, SesStandIn, testProviderBreaker } from './helpers.js';
 
 const dynamoDb = createDynamoDbClient({ endpoint: inject('dynamoDbEndpoint') });
-
-/**
- * A local SES v2 endpoint: `down` answers every SendEmail with a 500 `InternalFailure` (an outage), `up`
- * accepts it. `accepted` counts the emails it took, `requests` every SendEmail it answered.
- */
-class SesStandIn {
-  mode: 'down' | 'up' = 'up';
-  requests = 0;
-  accepted = 0;
-  private readonly server: Server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      this.requests += 1;
-      if (this.mode === 'down') {
-        response.writeHead(500, {
-          'content-type': 'application/json',
-          'x-amzn-errortype': 'InternalFailure',
-        });
-        response.end(JSON.stringify({ message: 'Internal failure' }));
-        return;
-      }
-      this.accepted += 1;
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ MessageId: randomUUID() }));
-    });
-  });
-
-  start(): Promise<void> {
-    return new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-  }
-
-  /** A client of its own (no SDK retries: each send is one request, so the counts are the worker's). */
-  client(): SESv2Client {
-    const { port } = this.server.address() as AddressInfo;
-    return new SESv2Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', maxAttempts: 1 });
-  }
-
-  stop(): void {
-    this.server.close();
-  }
-}
 
 /** An SMS provider that is down while `down` is set, and records what it accepted otherwise. */
 class SwitchableSms implements SmsTransport {
