@@ -1201,6 +1201,9 @@ export class BulwarkStack extends Stack {
   ): ses.ConfigurationSet | undefined {
     const emailWorker = this.workers['email-worker'];
     const worker = emailWorker.worker.lambdaFunction;
+    // A send its provider's open circuit turns away is sent back to the queue: a deferral that spends
+    // none of the message's attempts.
+    emailWorker.grantSendMessages(worker);
     worker.addEnvironment('EMAIL_FROM', from);
     let configurationSet: ses.ConfigurationSet | undefined;
     if (smtp) {

@@ -9,25 +9,30 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker, type ExecuteOptions } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { type CircuitBreakerOptions, circuitDefaults } from '../../middleware/circuit-breaker/options.js';
-import { DeliveryRejectedError } from '../../middleware/errors.js';
+import { CircuitOpenError, DeliveryRejectedError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
 import {
+  attemptOf,
   attemptsUsedReason,
   BatchDeadline,
   BatchIdempotency,
   batchAnswerMarginMs,
   deadLetterReasonOf,
+  fullJitterDelaySec,
+  maxSendDelaySec,
+  maxVisibilitySec,
   processSqsBatch,
   QueueActions,
-  receiveCountOf,
   retryDelaySec,
+  sendBacksOf,
   type WorkerIdempotencySettings,
 } from '../shared/queue-worker.js';
 import type { UserItemState } from '../shared/user-item.js';
 import { workerSuccessEventTypes } from '../workers.js';
 import { parseQueueMessage, type QueueMessage, smsCodeExpired } from './messages.js';
+import { isProviderThrottling } from './provider-throttling.js';
 import { sendFailureLogFields } from './send-failure.js';
 import type { OutgoingSms, SmsTransport } from './sms-transports.js';
 import { type EmailTemplates, TemplateRenderError } from './templates.js';
@@ -54,8 +59,21 @@ export interface EmailWorkerOptions {
   readonly from: string;
   /** The queue's maxReceiveCount: after this many failed attempts SQS moves the message to the DLQ. */
   readonly maxAttempts: number;
-  /** Attempt n that fails waits base × 2^(n-1) seconds before the next one. */
+  /**
+   * Attempt n that fails waits a random 0 … base × 2^(n-1) seconds (full jitter) before the next one, so
+   * messages that failed together do not all come back together.
+   */
   readonly retryBaseDelaySec: number;
+  /**
+   * How many times one message is deferred at most while its provider's circuit is open (each deferral
+   * spends none of its attempts; the n-th waits the circuit's retry-after plus a random 0 … base × 2^(n-1)
+   * seconds, at most 15 minutes): past them an open circuit counts as an attempt, so a message still
+   * reaches the DLQ in a long outage.
+   * @default 10
+   */
+  readonly maxCircuitDeferrals?: number;
+  /** @default Math.random */
+  readonly random?: () => number;
   /** Where sent message ids are remembered (the toolkit table, `IDEM#` keys). */
   readonly persistenceStore: BasePersistenceLayer;
   /**
@@ -118,7 +136,9 @@ export function providerWindowMs(
 /**
  * The circuit breaker of an email or SMS provider, counting failures over {@link providerWindowMs} of the
  * worker's retry base. A message the provider refused for good (DeliveryRejectedError) shows the provider
- * is up: it does not count, so a few mistyped addresses never open the circuit for everyone.
+ * is up: it does not count, so a few mistyped addresses never open the circuit for everyone. Nor does a
+ * send the provider throttled ({@link isProviderThrottling}): a burst over the sending rate is the provider
+ * asking us to slow down, which the message's jittered retry does, not an outage to page for.
  *
  * @example
  * const breaker = providerCircuitBreaker({ name: 'email-smtp', tableName, client, timeoutMs: providerTimeoutMs(30), retryBaseDelaySec: 30 });
@@ -130,7 +150,7 @@ export function providerCircuitBreaker(
   return new CircuitBreaker<string>({
     rollingWindowMs: providerWindowMs(retryBaseDelaySec, options.failureThreshold),
     ...breakerOptions,
-    errorFilter: (error) => error instanceof DeliveryRejectedError,
+    errorFilter: (error) => error instanceof DeliveryRejectedError || isProviderThrottling(error),
   });
 }
 
@@ -200,6 +220,12 @@ const failedAttemptLine: Readonly<Record<FailedStep, { email: string; sms: strin
   },
 };
 
+/** The log line of a send the provider throttled: a failed attempt its circuit does not count. */
+const throttledSendLine = {
+  email: 'Email send throttled by the provider; retrying after the backoff',
+  sms: 'SMS send throttled by the provider; retrying after the backoff',
+};
+
 /**
  * One send, keyed by the message id for idempotency (the rest is the payload, not part of the key),
  * with the message's correlation id for the events the provider's breaker reports during it.
@@ -226,11 +252,20 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
  *   counted (`EmailRejected`), logged and audited with ids and the provider's codes only;
  * - a send the provider refuses otherwise for good (`refused: 'message'`, SES `MessageRejected`):
  *   dead-lettered at once, like the above;
- * - a send that fails: the message's visibility is set to the backoff delay and the record is
+ * - a send that fails: the message's visibility is set to the backoff delay (full jitter) and the record is
  *   reported failed; after `maxAttempts` receives SQS moves it to the DLQ (redrive), or, for a message
- *   redriven from the DLQ, the worker copies it there with its current reason ({@link QueueActions.endLastAttempt});
+ *   redriven from the DLQ, the worker copies it there with its current reason ({@link QueueActions.endLastAttempt}).
+ *   A send the provider throttled ({@link isProviderThrottling}) is such a failed attempt, logged as throttled,
+ *   which the provider's circuit does not count;
  * - a message id already sent (a redelivery or a duplicate enqueue): Powertools Idempotency returns
  *   the stored result, so no second email goes out; logged and audited as a duplicate, not as sent;
+ * - a send the provider's open circuit turned away (nothing reached the provider; also a half-open
+ *   circuit's probe in flight): deferred without spending an attempt, up to `maxCircuitDeferrals` times. A
+ *   copy goes back to the queue with the attempts made so far, received after the circuit's retry-after
+ *   plus jitter, and the record is reported processed; logged, with no failure metric or audit line. A
+ *   receive's attempt is those attempts plus the copy's receive count ({@link attemptOf}), and a copy
+ *   whose attempts are used goes to the DLQ through the worker ({@link QueueActions.deadLetterSpent}).
+ *   Past the count, or when the copy cannot be sent (logged), the open circuit is a failed attempt;
  * - a message id another invocation is sending right now: the copy backs off, not counted as failed;
  * - a send whose breaker's timeout does not fit in what is left of the batch's time ({@link BatchDeadline}):
  *   not started; the attempt fails and backs off like a failed send (`step: 'time_left'`), and the provider's
@@ -245,6 +280,8 @@ type IdempotentSend = { readonly id: string; readonly correlationId: string } & 
 export class EmailWorker {
   private readonly idempotency: WorkerIdempotencySettings;
   private readonly queue: QueueActions;
+  private readonly maxCircuitDeferrals: number;
+  private readonly random: () => number;
   /**
    * The sends whose provider accepted the message in this invocation. Whatever the idempotency store
    * then says (a failed save of the result), such a message went out and must not be sent again.
@@ -264,6 +301,8 @@ export class EmailWorker {
       persistenceStore: options.persistenceStore,
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     };
+    this.maxCircuitDeferrals = options.maxCircuitDeferrals ?? 10;
+    this.random = options.random ?? Math.random;
   }
 
   /**
@@ -324,14 +363,23 @@ export class EmailWorker {
     }
     const { message } = parsed;
     const previousReason = deadLetterReasonOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
     if (previousReason !== undefined) {
       redrivenMessages.add(message);
       this.options.observability.logger.info('Email message redriven from the DLQ', {
         correlation_id: correlationId,
         ...messageFields(message),
         type: message.type,
-        attempt: receiveCountOf(record),
+        attempt,
         previousReason,
+      });
+    }
+    if (attempt > this.options.maxAttempts) {
+      return this.queue.deadLetterSpent(record, {
+        kind: message.type === 'sms' ? 'SMS' : 'Email',
+        context: { correlation_id: correlationId, ...messageFields(message) },
+        attempt,
+        maxAttempts: this.options.maxAttempts,
       });
     }
     // Before anything else that could keep the message (the DLQ holds personal data for 14 days).
@@ -377,6 +425,12 @@ export class EmailWorker {
       }
       if (error instanceof IdempotencyAlreadyInProgressError) {
         return this.deferCopyInProgress(record, message, error, correlationId);
+      }
+      if (
+        error instanceof CircuitOpenError &&
+        (await this.deferred(record, message, { attempt, notBeforeSec, breaker }, error, correlationId))
+      ) {
+        return;
       }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
         return this.failAttempt(record, message, error, correlationId, { notBeforeSec });
@@ -546,7 +600,8 @@ export class EmailWorker {
     error: IdempotencyAlreadyInProgressError,
     correlationId: string,
   ): Promise<never> {
-    const attempt = receiveCountOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
+    // Not jittered: a shorter wait would come back while that send is still running, spending a receive.
     const delaySec = retryDelaySec(attempt, this.options.retryBaseDelaySec);
     this.options.observability.logger.info(
       message.type === 'sms'
@@ -556,6 +611,50 @@ export class EmailWorker {
     );
     await this.queue.delayNextAttempt(record, delaySec, correlationId);
     throw error;
+  }
+
+  /** The wait after failed attempt `attempt`: exponential from the retry base, with full jitter. */
+  private backoffSec(attempt: number): number {
+    return fullJitterDelaySec(attempt, this.options.retryBaseDelaySec, maxVisibilitySec, this.random);
+  }
+
+  /**
+   * The provider's open circuit turned the send away, so nothing reached it: `maxCircuitDeferrals` times
+   * at most, this receive is not spent ({@link QueueActions.deferWhileCircuitOpen}). The copy is received
+   * after the circuit's retry-after, or one send's timeout if longer (a probe in flight has ended by then),
+   * plus a random 0 … base × 2^(n-1) seconds for the n-th deferral, so a burst turned away together does
+   * not come back together; at least `notBeforeSec`, at most SQS's 15 minutes. No failed attempt: no
+   * failure metric or audit line. False past the count, or when the copy could not be sent (logged): the
+   * receive then counts as an attempt.
+   */
+  private async deferred(
+    record: SQSRecord,
+    message: QueueMessage,
+    {
+      attempt,
+      notBeforeSec,
+      breaker,
+    }: { attempt: number; notBeforeSec: number; breaker: CircuitBreaker<string> },
+    error: CircuitOpenError,
+    correlationId: string,
+  ): Promise<boolean> {
+    const deferrals = sendBacksOf(record);
+    if (deferrals >= this.maxCircuitDeferrals) return false;
+    const waitSec = Math.max(error.retryAfterSec, Math.ceil(breaker.timeoutMs / 1000));
+    const jitterSec = fullJitterDelaySec(
+      deferrals + 1,
+      this.options.retryBaseDelaySec,
+      maxSendDelaySec,
+      this.random,
+    );
+    const delaySec = Math.min(maxSendDelaySec, Math.max(notBeforeSec, waitSec + jitterSec));
+    return this.queue.deferWhileCircuitOpen(record, {
+      kind: message.type === 'sms' ? 'SMS' : 'Email',
+      circuit: 'provider circuit',
+      context: { correlation_id: correlationId, ...messageFields(message), userId: message.userId },
+      attempt,
+      delaySec,
+    });
   }
 
   private sendSms(sms: OutgoingSms, execute: ExecuteOptions): Promise<string> {
@@ -608,15 +707,14 @@ export class EmailWorker {
     { notBeforeSec = 0, step = 'send' }: { notBeforeSec?: number; step?: FailedStep } = {},
   ): Promise<void> {
     const { logger, auditLogger, metrics } = this.options.observability;
-    const attempt = receiveCountOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
     const last = attempt >= this.options.maxAttempts;
     // After the last attempt: visible at once, for the DLQ (QueueActions.endLastAttempt).
-    const delaySec = last
-      ? 0
-      : Math.max(notBeforeSec, retryDelaySec(attempt, this.options.retryBaseDelaySec));
+    const delaySec = last ? 0 : Math.max(notBeforeSec, this.backoffSec(attempt));
     const sms = message.type === 'sms';
+    const throttled = step === 'send' && isProviderThrottling(error);
     recordMetric(metrics, sms ? 'SmsFailed' : 'EmailFailed');
-    logger.warn(failedAttemptLine[step][sms ? 'sms' : 'email'], {
+    logger.warn((throttled ? throttledSendLine : failedAttemptLine[step])[sms ? 'sms' : 'email'], {
       correlation_id: correlationId,
       ...messageFields(message),
       userId: message.userId,
@@ -624,6 +722,7 @@ export class EmailWorker {
       attempt,
       last,
       delaySec,
+      ...(throttled ? { throttled } : {}),
       ...sendFailureLogFields(error),
     });
     auditLogger.log({
@@ -632,7 +731,14 @@ export class EmailWorker {
       correlationId,
       userId: message.userId,
       reason: error instanceof Error ? error.name : 'error',
-      metadata: { ...messageFields(message), type: message.type, step, attempt, last },
+      metadata: {
+        ...messageFields(message),
+        type: message.type,
+        step,
+        attempt,
+        last,
+        ...(throttled ? { throttled } : {}),
+      },
     });
     if (!last) await this.queue.delayNextAttempt(record, delaySec, correlationId);
     else {
@@ -671,12 +777,12 @@ export class EmailWorker {
         reason: cause,
         metadata: { sqsMessageId: record.messageId, detail: reason, ...redriven, ...metadata },
       });
-    const attempt = receiveCountOf(record);
+    const attempt = attemptOf(record, this.options.maxAttempts);
     await this.queue.deadLetterRejected(record, reason, {
       correlationId,
       attempt,
       maxAttempts: this.options.maxAttempts,
-      retryDelaySec: () => retryDelaySec(attempt, this.options.retryBaseDelaySec),
+      retryDelaySec: () => this.backoffSec(attempt),
       kind: sms ? 'SMS' : 'Email',
       context,
       metrics,

@@ -32,8 +32,8 @@ export interface SnsSmsTransportOptions {
  * the `PhoneNumber` parameter (`Invalid parameter: PhoneNumber Reason: +… is not valid to publish to`, a
  * destination SNS cannot text), which no retry changes. Not one that mentions verification or the
  * sandbox: in the SMS sandbox every number the account has not verified is refused, which is our setup.
- * Other parameters (the message, the sender id) are ours, and throttling or `InternalError` is passing:
- * those count against the breaker. `Publish` never answers `OptedOut`: SNS accepts an SMS to a number
+ * Other parameters (the message, the sender id) are ours, and `InternalError` is passing: those count
+ * against the breaker. Throttling is retried without counting (isProviderThrottling). `Publish` never answers `OptedOut`: SNS accepts an SMS to a number
  * that opted out and drops it, so there is nothing to map for that.
  */
 function isSnsRecipientRefusal(error: unknown): error is Error {

@@ -23,8 +23,9 @@ export interface EmailTransport {
  * Whether SES refused this one message (its recipient, its content) rather than every message. Only
  * `MessageRejected` does, and not its "Email address is not verified" form: that names an unverified
  * sender, or any recipient while the account is in the sandbox, which is our setup. A
- * `BadRequestException` is a request we built wrongly; a `MailFromDomainNotVerifiedException`, a paused
- * account or throttling is ours or passing. Those count against the breaker.
+ * `BadRequestException` is a request we built wrongly; a `MailFromDomainNotVerifiedException` or a paused
+ * account is ours: those count against the breaker. Throttling is passing, retried without counting
+ * (isProviderThrottling).
  */
 function isSesMessageRejection(error: unknown): error is Error {
   return error instanceof Error && error.name === 'MessageRejected' && !/not verified/i.test(error.message);

@@ -247,6 +247,20 @@ export interface DeadLetterRejection extends Omit<DeadLetterRetry, 'refused'> {
   readonly auditRejected: (metadata: Record<string, unknown>) => void;
 }
 
+/** A receive deferred while its dependency's circuit is open ({@link QueueActions.deferWhileCircuitOpen}). */
+export interface CircuitDeferral {
+  /** What the log lines call the message: `Email`, `SMS`, `Webhook delivery`. */
+  readonly kind: string;
+  /** What the log lines call the circuit: `provider circuit`, `endpoint circuit`. */
+  readonly circuit: string;
+  /** The fields of the worker's log lines about the message. */
+  readonly context: Record<string, unknown>;
+  /** Which attempt this receive is ({@link attemptOf}): the copy's first receive is this attempt again. */
+  readonly attempt: number;
+  /** When the copy is received, in seconds from now (at most SQS's {@link maxSendDelaySec}). */
+  readonly delaySec: number;
+}
+
 export interface QueueActionsOptions {
   readonly sqs: SQSClient;
   /** The worker's queue (visibility changes) and its DLQ (messages that can never be processed). */
@@ -313,6 +327,68 @@ export class QueueActions {
       }),
     );
     this.reportLeftOut(record, leftOut, 'queue');
+  }
+
+  /**
+   * Defers a receive that found its dependency's circuit open, so that it spends none of the message's
+   * attempts: a copy goes back to the queue, received after `delaySec` and carrying the attempts made
+   * before this receive ({@link sendBack}), and the caller reports the record processed. The copy's
+   * receive is `attempt` again ({@link attemptOf}). Logged either way; false when the copy could not be
+   * sent, and then the receive counts as an attempt.
+   */
+  async deferWhileCircuitOpen(record: SQSRecord, deferral: CircuitDeferral): Promise<boolean> {
+    const { kind, circuit, attempt, delaySec } = deferral;
+    const context = {
+      ...deferral.context,
+      attemptsMade: attempt - 1,
+      deferral: sendBacksOf(record) + 1,
+      delaySec,
+    };
+    try {
+      await this.sendBack(record, delaySec, attempt - 1);
+    } catch (error) {
+      this.options.logger.error(
+        `${kind} could not be deferred while its ${circuit} is open; the receive counts as an attempt`,
+        { ...context, error },
+      );
+      return false;
+    }
+    this.options.logger.info(`${kind} deferred: its ${circuit} is open`, context);
+    return true;
+  }
+
+  /**
+   * A copy sent back while a circuit was open whose attempts are all used (`attempt` is past
+   * `maxAttempts`: its last one failed and its move to the DLQ did not happen): SQS's redrive, which counts
+   * only this copy's receives, would hand it over again, so it goes to the DLQ here, unprocessed. If the DLQ
+   * write fails the error propagates, so the record is reported failed and comes back after the queue's
+   * visibility timeout.
+   */
+  async deadLetterSpent(
+    record: SQSRecord,
+    {
+      kind,
+      attempt,
+      maxAttempts,
+      context,
+    }: Omit<CircuitDeferral, 'circuit' | 'delaySec'> & {
+      readonly maxAttempts: number;
+    },
+  ): Promise<void> {
+    const lines = { ...context, attempt };
+    try {
+      await this.deadLetter(record, attemptsUsedReason(attempt - 1, maxAttempts));
+    } catch (error) {
+      this.options.logger.error(
+        `${kind} message whose attempts are used could not be dead-lettered; retrying`,
+        {
+          ...lines,
+          error,
+        },
+      );
+      throw error;
+    }
+    this.options.logger.warn(`${kind} message moved to the DLQ: its attempts are used`, lines);
   }
 
   /**

@@ -491,7 +491,12 @@ export class WebhookWorker {
       });
     }
     if (attempt > this.options.maxAttempts)
-      return this.deadLetterSpent(record, message, attempt, correlationId);
+      return this.options.sqs.deadLetterSpent(record, {
+        kind: 'Webhook',
+        context: { correlation_id: correlationId, ...deliveryFields(message) },
+        attempt,
+        maxAttempts: this.options.maxAttempts,
+      });
     const { store, observability } = this.options;
     let endpoint: StoredEndpoint | undefined;
     try {
@@ -653,7 +658,6 @@ export class WebhookWorker {
     if (!(ageMs >= 0 && ageMs < this.circuitDeferralMs) || deferrals >= this.maxCircuitDeferrals) {
       return false;
     }
-    const { logger } = this.options.observability;
     const delaySec = Math.min(
       maxSendDelaySec,
       Math.max(
@@ -663,25 +667,13 @@ export class WebhookWorker {
         deferrals === 0 ? 0 : this.options.retryBaseDelaySec * 2 ** (deferrals - 1),
       ),
     );
-    const attemptsMade = attempt - 1;
-    const context = {
-      correlation_id: correlationId,
-      ...deliveryFields(message),
-      attemptsMade,
-      deferral: deferrals + 1,
+    return this.options.sqs.deferWhileCircuitOpen(record, {
+      kind: 'Webhook delivery',
+      circuit: 'endpoint circuit',
+      context: { correlation_id: correlationId, ...deliveryFields(message) },
+      attempt,
       delaySec,
-    };
-    try {
-      await this.options.sqs.sendBack(record, delaySec, attemptsMade);
-    } catch (sendError) {
-      logger.error(
-        'Webhook delivery could not be deferred while its endpoint circuit is open; the receive counts as an attempt',
-        { ...context, error: sendError },
-      );
-      return false;
-    }
-    logger.info('Webhook delivery deferred: its endpoint circuit is open', context);
-    return true;
+    });
   }
 
   /**
@@ -736,39 +728,6 @@ export class WebhookWorker {
     });
     logger.warn('Webhook not sent: its endpoint is disabled; kept in the DLQ until it is enabled', context);
     auditFailed({ deadLetteredBy: 'worker' });
-  }
-
-  /**
-   * A copy sent back while the circuit was open whose attempts are all used (its last one failed):
-   * SQS's redrive, which counts only this copy's receives, would hand it over again, so the worker
-   * moves it to the DLQ itself, without a POST. The delivery was already marked failed. If the DLQ
-   * write fails the record is reported failed and comes back after the queue's visibility timeout.
-   */
-  private async deadLetterSpent(
-    record: SQSRecord,
-    message: WebhookMessage,
-    attempt: number,
-    correlationId: string,
-  ): Promise<void> {
-    const { logger } = this.options.observability;
-    const context = {
-      correlation_id: correlationId,
-      ...deliveryFields(message),
-      attempt,
-    };
-    try {
-      await this.options.sqs.deadLetter(
-        record,
-        `attempts used: ${attempt - 1} of ${this.options.maxAttempts}`,
-      );
-    } catch (error) {
-      logger.error('Webhook message whose attempts are used could not be dead-lettered; retrying', {
-        ...context,
-        error,
-      });
-      throw error;
-    }
-    logger.warn('Webhook message moved to the DLQ: its attempts are used', context);
   }
 
   /**

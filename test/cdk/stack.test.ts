@@ -249,6 +249,8 @@ const expectedAccess: Record<FunctionName, Access> = {
   // Its user's item by key; the providers' circuits and idempotency records: no query, no transaction.
   'email-worker': {
     consumes: 'email-worker',
+    // Its own queue: a send deferred while the provider's circuit is open is sent back there.
+    sends: ['email-worker'],
     sesSendEmail: true,
     smsPublish: true,
     tableCalls: [

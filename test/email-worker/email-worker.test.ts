@@ -299,6 +299,21 @@ describe('the email worker', () => {
     expect(await queues.receivableNow(failing)).toEqual([]);
   });
 
+  it('spreads the delay with full jitter: a random share of the exponential one, so a failed burst does not come back together', async () => {
+    const { transport, run } = setup(new EmailTemplates(), {
+      ...emailWorkerQueueOptions(dynamoDb, queues),
+      random: () => 0.25,
+    });
+    const failingMessage = welcome();
+    transport.failFor.add(failingMessage.to);
+    const failing = await record(failingMessage, 2);
+    expect((await run(failing)).batchItemFailures).toEqual([{ itemIdentifier: failing.messageId }]);
+    // A quarter of attempt 2's 60 s.
+    expect(queues.visibilityChanges()).toEqual([
+      { ReceiptHandle: failing.receiptHandle, VisibilityTimeout: 15, succeeded: true },
+    ]);
+  });
+
   it('makes a message visible at once after its last attempt, so redrive moves it to the DLQ', async () => {
     const { transport, audits, run } = setup();
     const message = welcome();
@@ -675,6 +690,7 @@ describe("a message's correlation id", () => {
       observability: audited,
     });
     const warn = vi.spyOn(observability.logger, 'warn');
+    const info = vi.spyOn(observability.logger, 'info');
     const traced = (correlationId: string) => {
       const message = welcome();
       transport.failFor.add(message.to);
@@ -696,10 +712,16 @@ describe("a message's correlation id", () => {
         ['circuit.rejected', 'trace-c'],
       ]),
     );
-    const failures = warn.mock.calls.filter(([message]) => message === 'Email send failed');
-    expect(
-      failures.map(([, fields]) => (fields as { correlation_id?: string }).correlation_id).sort(),
-    ).toEqual(['trace-b', 'trace-c', 'trace-opens']);
+    const correlationIdsOf = (calls: unknown[][], line: string) =>
+      calls
+        .filter(([message]) => message === line)
+        .map(([, fields]) => (fields as { correlation_id?: string }).correlation_id)
+        .sort();
+    expect(correlationIdsOf(warn.mock.calls, 'Email send failed')).toEqual(['trace-opens']);
+    expect(correlationIdsOf(info.mock.calls, 'Email deferred: its provider circuit is open')).toEqual([
+      'trace-b',
+      'trace-c',
+    ]);
   });
 });
 

@@ -1,6 +1,9 @@
 // Helpers of the email worker tests: waiting on the SMTP sink and reading the queues of a local runtime.
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import type { LocalRuntime } from '../../bin/runtime/local-runtime.js';
@@ -119,7 +122,8 @@ export async function drained(
 /**
  * The EmailWorker settings its unit tests share: the real client and queue URLs of a local-aws-sqs
  * server with the email queue and its DLQ, 3 attempts from 30 s, the real idempotency store on the
- * test toolkit table, and users read from the test app table as handler.ts reads them.
+ * test toolkit table, and users read from the test app table as handler.ts reads them. The jitter's
+ * random draw is its highest, so a failed attempt waits the whole exponential delay (30 s, then 60 s).
  */
 export function emailWorkerQueueOptions(
   dynamoDb: DynamoDBClient,
@@ -132,6 +136,7 @@ export function emailWorkerQueueOptions(
   | 'from'
   | 'maxAttempts'
   | 'retryBaseDelaySec'
+  | 'random'
   | 'persistenceStore'
   | 'userState'
 > {
@@ -143,6 +148,7 @@ export function emailWorkerQueueOptions(
     from: 'noreply@bulwark.local',
     maxAttempts: workers['email-worker'].maxReceiveCount,
     retryBaseDelaySec: 30,
+    random: () => 1,
     persistenceStore: new ToolkitIdempotencyStore({
       name: 'email-worker',
       tableName: testTableNames.toolkit,
@@ -181,3 +187,47 @@ export const emailWorkerContext = {
   awsRequestId: 'req-1',
   getRemainingTimeInMillis: () => 29_500,
 } as unknown as Context;
+
+/**
+ * A local SES v2 endpoint answering SendEmail as SES does: `up` accepts it, `down` answers a 500
+ * `InternalFailure` (an outage), `throttling` a 429 `TooManyRequestsException` "Maximum sending rate
+ * exceeded." (a burst over the account's sending rate). `accepted` counts the emails it took, `requests`
+ * every SendEmail it answered.
+ */
+export class SesStandIn {
+  mode: 'up' | 'down' | 'throttling' = 'up';
+  requests = 0;
+  accepted = 0;
+  private readonly server: Server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      this.requests += 1;
+      if (this.mode === 'up') {
+        this.accepted += 1;
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ MessageId: randomUUID() }));
+        return;
+      }
+      const [status, errorType, message] =
+        this.mode === 'down'
+          ? [500, 'InternalFailure', 'Internal failure']
+          : [429, 'TooManyRequestsException', 'Maximum sending rate exceeded.'];
+      response.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': errorType });
+      response.end(JSON.stringify({ message }));
+    });
+  });
+
+  start(): Promise<void> {
+    return new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  }
+
+  /** A client of its own (no SDK retries: each send is one request, so the counts are the worker's). */
+  client(): SESv2Client {
+    const { port } = this.server.address() as AddressInfo;
+    return new SESv2Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', maxAttempts: 1 });
+  }
+
+  stop(): void {
+    this.server.close();
+  }
+}

@@ -9,7 +9,7 @@ import { receiveAll, sendRaw, until } from './helpers.js';
 const api = useLocalRuntime({ emailRetryBaseDelaySec: 1, ownToolkitTable: true });
 
 describe('the email worker when SMTP is down', () => {
-  it('tries a message 3 times with growing delays, then leaves it in the DLQ', async () => {
+  it('tries a message 3 times, then leaves it in the DLQ', async () => {
     const runtime = api.runtime();
     await runtime.smtp.stop();
     // Something on the sink's port that drops every connection: a mail server that is down.
@@ -34,11 +34,8 @@ describe('the email worker when SMTP is down', () => {
         return messages.length > 0 ? messages : undefined;
       });
       expect(dead.map((message) => message.Body)).toEqual([body]);
+      // Backoff by visibility, jittered (a random 0 … 1 s, then 0 … 2 s: email-worker.test.ts pins it).
       expect(attempts).toHaveLength(3);
-      const [first = 0, second = 0, third = 0] = attempts;
-      // Backoff by visibility: about 1 s after the first failure, about 2 s after the second.
-      expect(second - first).toBeGreaterThanOrEqual(900);
-      expect(third - second).toBeGreaterThanOrEqual(1900);
       expect(await receiveAll(runtime, 'bulwark-email')).toEqual([]);
     } finally {
       await new Promise<void>((resolve) => broken.close(() => resolve()));
