@@ -49,10 +49,17 @@ afterAll(async () => {
 });
 
 /**
- * A circuit that opens at the first failure and lets a probe through 1 s later, and a 1 s send limit: a
- * deferred copy is due within a second or two. `random` 0: no jitter on top of the circuit's wait.
+ * A circuit that opens at the first failure and lets a probe through 4 s later (long enough for a burst to
+ * meet it still open on a loaded machine; with 1 s a slow batch met the half-open probe), and a 1 s send
+ * limit: a deferred copy is due within about 4 s. `random` 0: no jitter on top of the circuit's wait.
  */
-const quickCircuit = { failureThreshold: 1, resetTimeoutMs: 1000, successThreshold: 1, timeoutMs: 1000 };
+const reopenAfterMs = 4000;
+const quickCircuit = {
+  failureThreshold: 1,
+  resetTimeoutMs: reopenAfterMs,
+  successThreshold: 1,
+  timeoutMs: 1000,
+};
 
 function setup(options: Partial<EmailWorkerOptions> = {}) {
   const { observability, audits } = testObservability('email-worker');
@@ -156,14 +163,19 @@ describe('a send that meets the open provider circuit', () => {
           [sendBacksAttribute]: { DataType: 'Number', StringValue: '1' },
         },
       });
-      // The circuit's retry-after, or one send's limit (1 s); no jitter with random 0.
-      expect(copy.DelaySeconds).toBe(1);
+      // The circuit's retry-after (what is left of its 4 s), at least one send's limit (1 s); no jitter.
+      expect(copy.DelaySeconds).toBeGreaterThanOrEqual(1);
+      expect(copy.DelaySeconds).toBeLessThanOrEqual(reopenAfterMs / 1000);
     }
     const deferred = info.mock.calls.filter(
       ([line]) => line === 'Email deferred: its provider circuit is open',
     );
     expect(deferred).toHaveLength(10);
-    expect(deferred[0]?.[1]).toMatchObject({ attemptsMade: 2, deferral: 1, delaySec: 1 });
+    expect(deferred[0]?.[1]).toMatchObject({
+      attemptsMade: 2,
+      deferral: 1,
+      delaySec: copies[0]?.DelaySeconds,
+    });
 
     // SES is back: every copy goes out on its own first receive, whatever the half-open probe turned away.
     ses.mode = 'up';
