@@ -1170,9 +1170,14 @@ export class WebhookStore {
    * index did not show yet (registered just before the marker) is a 409, to retry; with the marker no
    * new one can appear, so a retry once the index caught up succeeds. The count may also hold a machine's
    * endpoints registered before kinds were counted apart, which it does not close or delete. Resolves
-   * with the ids it deleted.
+   * with the ids it deleted; `onDeleted` hears each id as its endpoint is deleted, so a caller whose
+   * call fails part-way (an outage at the third endpoint, the final 409) still knows which ones went.
    */
-  async deletePersonEndpoints(tenantId: string, personId: string, now = new Date()): Promise<string[]> {
+  async deletePersonEndpoints(
+    tenantId: string,
+    personId: string,
+    { now = new Date(), onDeleted }: { now?: Date; onDeleted?: (endpointId: string) => void } = {},
+  ): Promise<string[]> {
     await this.options.documentClient.send(
       new UpdateCommand({
         TableName: this.options.tableName,
@@ -1186,7 +1191,10 @@ export class WebhookStore {
     // One after another: each removal rewrites the owner's count, so concurrent ones would spend each
     // other's count guesses.
     for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
-      if (await this.removeIfPresent(endpoint, now)) deleted.push(endpoint.id);
+      if (await this.removeIfPresent(endpoint, now)) {
+        deleted.push(endpoint.id);
+        onDeleted?.(endpoint.id);
+      }
     }
     // A machine's endpoints from before kinds were counted apart, listed before the count is read and each
     // confirmed after it (the index may still show one deleted since): only those still there, and so still
