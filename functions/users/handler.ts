@@ -34,7 +34,7 @@ import * as z from '../shared/zod.js';
 import { RegistrationEmails, verificationEmailPerUserPolicy } from './registration-emails.js';
 import { RegistrationEventStore, RegistrationEvents } from './registration-events.js';
 import { SmsBudgets } from './sms-budgets.js';
-import { UnverifiedEmailTakenError, type User, UsersModel } from './users-model.js';
+import { PhoneCodeLimitError, UnverifiedEmailTakenError, type User, UsersModel } from './users-model.js';
 import {
   confirmEmailPage,
   ExpiredConfirmedLinkError,
@@ -414,9 +414,19 @@ export const handler = createHttpFunction(
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
         const { input, correlationId } = context;
         const user = await users.get(input.path.id);
-        const expiresAt = await afterCommitDeadline(context, (deadline) =>
-          registrationEmails.sendPhoneCode(user, correlationId, deadline),
-        );
+        let expiresAt: Date;
+        try {
+          expiresAt = await afterCommitDeadline(context, (deadline) =>
+            registrationEmails.sendPhoneCode(user, correlationId, deadline),
+          );
+        } catch (error) {
+          // The user's own limits live on the code item, not in a limiter: reported as a limiter's are.
+          if (error instanceof PhoneCodeLimitError) {
+            const { name, limit } = error.policy;
+            emitEvent(onEvent, rateLimitHitEvent(name, { limit, source: 'store' }, { keyBy: 'user' }));
+          }
+          throw error;
+        }
         auditLogger.log({
           eventType: 'user.phone_code_sent',
           outcome: 'success',
