@@ -292,6 +292,17 @@ export class OwnerClosedError extends ForbiddenError {
 }
 
 /**
+ * An endpoint that exists but is not the caller's: answered as the 404 of one that does not exist, so
+ * the caller cannot learn it does, but told apart for the audit (reaching for someone else's endpoint).
+ */
+export class NotOwnedEndpointError extends NotFoundError {
+  constructor(readonly endpointId: string) {
+    super(`Webhook endpoint ${endpointId} not found`);
+    this.name = 'NotOwnedEndpointError';
+  }
+}
+
+/**
  * How long a rotation keeps signing with the secret it replaced, beside the new one: a day for the
  * receiver to deploy the new secret while every delivery still verifies with the old.
  */
@@ -793,12 +804,14 @@ export class WebhookStore {
     return Item ? toEndpoint(Item, endpointId, this.options.encryptor?.headerField) : undefined;
   }
 
-  /** The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists. */
+  /**
+   * The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists
+   * ({@link NotOwnedEndpointError} when it does).
+   */
   async getOwnedEndpoint(endpointId: string, principal: Principal): Promise<StoredEndpoint> {
     const endpoint = await this.getEndpoint(endpointId);
-    if (!endpoint || !isOwnedBy(endpoint, principal)) {
-      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
-    }
+    if (!endpoint) throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    if (!isOwnedBy(endpoint, principal)) throw new NotOwnedEndpointError(endpointId);
     return endpoint;
   }
 
@@ -1120,9 +1133,8 @@ export class WebhookStore {
    */
   async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
     const endpoint = await this.getRemovableEndpoint(endpointId);
-    if (!endpoint || !isOwnedBy(endpoint, principal)) {
-      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
-    }
+    if (!endpoint) throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    if (!isOwnedBy(endpoint, principal)) throw new NotOwnedEndpointError(endpointId);
     await this.removeEndpoint(endpoint);
   }
 

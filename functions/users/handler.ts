@@ -292,6 +292,13 @@ async function checkVerificationLink(userId: string, link: { expires: string; si
   if (problem === 'expired') throw await expiredLinkError(userId);
   // The query's shape is validated before: what is left is a signature this deployment did not make for it.
   if (problem) {
+    // A forged or altered link, worth an audit line as a wrong phone code is: many of them is someone guessing.
+    auditLogger.log({
+      eventType: 'user.email_verification_failed',
+      outcome: 'denied',
+      userId,
+      reason: problem,
+    });
     throw new ValidationError('The verification link is invalid', [
       { field: 'query.signature', message: 'Does not sign this link' },
     ]);
