@@ -317,13 +317,19 @@ export class SsrfGuard {
    * {@link assertUrlAllowed} for a URL a client submits (a webhook endpoint being registered), as the HTTP
    * error the client should see: a refused URL or a name with no address is a 400 on `field`; a DNS failure
    * that may pass on a retry (a timeout, SERVFAIL, EAI_AGAIN) is a 503 with Retry-After, as it says nothing
-   * about the URL.
+   * about the URL. `onBlocked` hears the guard's own refusal first (its reason and address), which the 400
+   * does not tell apart from a malformed field: for a caller to audit it.
    */
-  async assertSubmittedUrlAllowed(url: string, field: string): Promise<URL> {
+  async assertSubmittedUrlAllowed(
+    url: string,
+    field: string,
+    onBlocked?: (blocked: SsrfBlockedError) => void,
+  ): Promise<URL> {
     try {
       return await this.assertUrlAllowed(url);
     } catch (error) {
       if (error instanceof SsrfBlockedError) {
+        onBlocked?.(error);
         throw new ValidationError(`Invalid request: ${field}`, [{ field, message: error.message }]);
       }
       if (typeof (error as NodeJS.ErrnoException).code === 'string') {

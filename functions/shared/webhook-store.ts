@@ -292,6 +292,17 @@ export class OwnerClosedError extends ForbiddenError {
 }
 
 /**
+ * An endpoint that exists but is not the caller's: answered as the 404 of one that does not exist, so
+ * the caller cannot learn it does, but told apart for the audit (reaching for someone else's endpoint).
+ */
+export class NotOwnedEndpointError extends NotFoundError {
+  constructor(readonly endpointId: string) {
+    super(`Webhook endpoint ${endpointId} not found`);
+    this.name = 'NotOwnedEndpointError';
+  }
+}
+
+/**
  * How long a rotation keeps signing with the secret it replaced, beside the new one: a day for the
  * receiver to deploy the new secret while every delivery still verifies with the old.
  */
@@ -793,12 +804,14 @@ export class WebhookStore {
     return Item ? toEndpoint(Item, endpointId, this.options.encryptor?.headerField) : undefined;
   }
 
-  /** The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists. */
+  /**
+   * The endpoint if `principal` registered it; 404 otherwise, so other callers cannot even learn it exists
+   * ({@link NotOwnedEndpointError} when it does).
+   */
   async getOwnedEndpoint(endpointId: string, principal: Principal): Promise<StoredEndpoint> {
     const endpoint = await this.getEndpoint(endpointId);
-    if (!endpoint || !isOwnedBy(endpoint, principal)) {
-      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
-    }
+    if (!endpoint) throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    if (!isOwnedBy(endpoint, principal)) throw new NotOwnedEndpointError(endpointId);
     return endpoint;
   }
 
@@ -1120,9 +1133,8 @@ export class WebhookStore {
    */
   async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
     const endpoint = await this.getRemovableEndpoint(endpointId);
-    if (!endpoint || !isOwnedBy(endpoint, principal)) {
-      throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
-    }
+    if (!endpoint) throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
+    if (!isOwnedBy(endpoint, principal)) throw new NotOwnedEndpointError(endpointId);
     await this.removeEndpoint(endpoint);
   }
 
@@ -1170,9 +1182,14 @@ export class WebhookStore {
    * index did not show yet (registered just before the marker) is a 409, to retry; with the marker no
    * new one can appear, so a retry once the index caught up succeeds. The count may also hold a machine's
    * endpoints registered before kinds were counted apart, which it does not close or delete. Resolves
-   * with the ids it deleted.
+   * with the ids it deleted; `onDeleted` hears each id as its endpoint is deleted, so a caller whose
+   * call fails part-way (an outage at the third endpoint, the final 409) still knows which ones went.
    */
-  async deletePersonEndpoints(tenantId: string, personId: string, now = new Date()): Promise<string[]> {
+  async deletePersonEndpoints(
+    tenantId: string,
+    personId: string,
+    { now = new Date(), onDeleted }: { now?: Date; onDeleted?: (endpointId: string) => void } = {},
+  ): Promise<string[]> {
     await this.options.documentClient.send(
       new UpdateCommand({
         TableName: this.options.tableName,
@@ -1186,7 +1203,10 @@ export class WebhookStore {
     // One after another: each removal rewrites the owner's count, so concurrent ones would spend each
     // other's count guesses.
     for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
-      if (await this.removeIfPresent(endpoint, now)) deleted.push(endpoint.id);
+      if (await this.removeIfPresent(endpoint, now)) {
+        deleted.push(endpoint.id);
+        onDeleted?.(endpoint.id);
+      }
     }
     // A machine's endpoints from before kinds were counted apart, listed before the count is read and each
     // confirmed after it (the index may still show one deleted since): only those still there, and so still

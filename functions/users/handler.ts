@@ -1,4 +1,7 @@
 // The users function: register, get, email and phone verification (and new SMS codes), and the admin list and delete routes.
+
+import { outcomeForStatus } from '../../middleware/audit/audit-event.js';
+import { statusOfError } from '../../middleware/audit/request-summary.js';
 import {
   ConflictError,
   GoneError,
@@ -11,7 +14,7 @@ import { validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import { RateLimiter, rateLimitHitEvent } from '../../middleware/rate-limit/rate-limiter.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
-import { auditingUnknownOutcome } from '../shared/audited-change.js';
+import { auditingUnknownOutcome, unknownOutcomeReason } from '../shared/audited-change.js';
 import { createFunctionEncryptor } from '../shared/encryption.js';
 import { readEnvironment, readQueueEnvironment } from '../shared/environment.js';
 import { emptyFormBody } from '../shared/form-post.js';
@@ -31,7 +34,7 @@ import * as z from '../shared/zod.js';
 import { RegistrationEmails, verificationEmailPerUserPolicy } from './registration-emails.js';
 import { RegistrationEventStore, RegistrationEvents } from './registration-events.js';
 import { SmsBudgets } from './sms-budgets.js';
-import { UnverifiedEmailTakenError, type User, UsersModel } from './users-model.js';
+import { PhoneCodeLimitError, UnverifiedEmailTakenError, type User, UsersModel } from './users-model.js';
 import {
   confirmEmailPage,
   ExpiredConfirmedLinkError,
@@ -289,10 +292,30 @@ async function checkVerificationLink(userId: string, link: { expires: string; si
   if (problem === 'expired') throw await expiredLinkError(userId);
   // The query's shape is validated before: what is left is a signature this deployment did not make for it.
   if (problem) {
+    // A forged or altered link, worth an audit line as a wrong phone code is: many of them is someone guessing.
+    auditLogger.log({
+      eventType: 'user.email_verification_failed',
+      outcome: 'denied',
+      userId,
+      reason: problem,
+    });
     throw new ValidationError('The verification link is invalid', [
       { field: 'query.signature', message: 'Does not sign this link' },
     ]);
   }
+}
+
+/**
+ * What stopped an audited change part-way, for its line: the passing store failure or deadline as
+ * {@link unknownOutcomeReason} names it, else the error's code (`NOT_FOUND`, `CONFLICT`) or SDK name
+ * (`AccessDeniedException`).
+ */
+function failureReason(error: unknown): string {
+  const unknownOutcome = unknownOutcomeReason(error);
+  if (unknownOutcome !== undefined) return unknownOutcome;
+  if (!(error instanceof Error)) return 'error';
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' ? code : error.name;
 }
 
 export const handler = createHttpFunction(
@@ -398,9 +421,19 @@ export const handler = createHttpFunction(
       route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
         const { input, correlationId } = context;
         const user = await users.get(input.path.id);
-        const expiresAt = await afterCommitDeadline(context, (deadline) =>
-          registrationEmails.sendPhoneCode(user, correlationId, deadline),
-        );
+        let expiresAt: Date;
+        try {
+          expiresAt = await afterCommitDeadline(context, (deadline) =>
+            registrationEmails.sendPhoneCode(user, correlationId, deadline),
+          );
+        } catch (error) {
+          // The user's own limits live on the code item, not in a limiter: reported as a limiter's are.
+          if (error instanceof PhoneCodeLimitError) {
+            const { name, limit } = error.policy;
+            emitEvent(onEvent, rateLimitHitEvent(name, { limit, source: 'store' }, { keyBy: 'user' }));
+          }
+          throw error;
+        }
         auditLogger.log({
           eventType: 'user.phone_code_sent',
           outcome: 'success',
@@ -473,21 +506,43 @@ export const handler = createHttpFunction(
         // user in place, visible to the admin, and the retry deletes what is left (already deleted
         // endpoints are skipped). The other order could leave endpoints nobody can list any more,
         // receiving the user's events.
-        const deletedEndpointIds = await webhookStore.deletePersonEndpoints(defaultTenantId, id);
+        const deletedEndpointIds: string[] = [];
         // Seed 001's log_admin_action: who deleted whom, as an audit line (ids only, no personal data,
         // no endpoint URL).
-        const details = {
+        const details = (reason?: string) => ({
           targetUserId: id,
           deletedEndpointCount: deletedEndpointIds.length,
-          deletedEndpointIds,
-        };
-        await auditingUnknownOutcome(
-          context,
-          (reason) =>
-            auditLogger.logAdminAction('user.deleted', { ...details, reason }, principal, 'unknown'),
-          () => users.delete(id),
-        );
-        auditLogger.logAdminAction('user.deleted', details, principal);
+          deletedEndpointIds: [...deletedEndpointIds],
+          ...(reason === undefined ? {} : { reason }),
+        });
+        let auditedUnknown = false;
+        try {
+          await webhookStore.deletePersonEndpoints(defaultTenantId, id, {
+            onDeleted: (endpointId) => deletedEndpointIds.push(endpointId),
+          });
+          await auditingUnknownOutcome(
+            context,
+            (reason) => {
+              auditedUnknown = true;
+              auditLogger.logAdminAction('user.deleted', details(reason), principal, 'unknown');
+            },
+            () => users.delete(id),
+          );
+        } catch (error) {
+          // The retry skips the endpoints this attempt deleted, so its line would never name them: this
+          // line does, with the admin, whatever refused the rest (the user deleted or lapsed meanwhile, a
+          // grant missing, the 409 of a lagging index).
+          if (!auditedUnknown && deletedEndpointIds.length > 0) {
+            auditLogger.logAdminAction(
+              'user.deleted',
+              details(failureReason(error)),
+              principal,
+              outcomeForStatus(statusOfError(error)),
+            );
+          }
+          throw error;
+        }
+        auditLogger.logAdminAction('user.deleted', details(), principal);
         return noContent();
       }),
   },

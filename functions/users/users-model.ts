@@ -107,6 +107,24 @@ const phoneCodeIndexName = 'phone-code';
 const smsBudgetIndexName = 'sms-number';
 const resendTooSoon = 'A code was sent less than a minute ago';
 
+/** The per-user phone-code limits, named as rate-limit policies are in `rateLimit.hit` lines. */
+export const phoneCodeLimits = {
+  interval: { name: 'phone-code-interval', limit: 1, windowSec: phoneCodeResendIntervalSec },
+  issued: { name: 'phone-code-issued', limit: phoneCodeMaxIssued },
+} as const;
+
+/** A per-user phone-code limit refused a new code (429): which one, for the route to report as a limit's refusal. */
+export class PhoneCodeLimitError extends TooManyRequestsError {
+  constructor(
+    readonly policy: (typeof phoneCodeLimits)[keyof typeof phoneCodeLimits],
+    retryAfterSec: number,
+    message: string,
+  ) {
+    super(retryAfterSec, message);
+    this.name = 'PhoneCodeLimitError';
+  }
+}
+
 export interface NewUser {
   email: string;
   name: string;
@@ -637,14 +655,19 @@ export class UsersModel {
     const live = previous && !isExpired(previous, nowMs) ? previous : undefined;
     if (live) {
       if (Number(live.issuedCount) >= phoneCodeMaxIssued) {
-        throw new TooManyRequestsError(
+        throw new PhoneCodeLimitError(
+          phoneCodeLimits.issued,
           Number(live.expiresAt) - nowMs / 1000,
           'Too many codes were sent to this user; try again later',
         );
       }
       const nextAllowedMs = Date.parse(String(live.issuedAt)) + phoneCodeResendIntervalSec * 1000;
       if (nextAllowedMs > nowMs) {
-        throw new TooManyRequestsError((nextAllowedMs - nowMs) / 1000, resendTooSoon);
+        throw new PhoneCodeLimitError(
+          phoneCodeLimits.interval,
+          (nextAllowedMs - nowMs) / 1000,
+          resendTooSoon,
+        );
       }
     }
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -721,7 +744,7 @@ export class UsersModel {
     if (seen !== undefined && current?.issuedAt === seen.issuedAt) {
       return new ConflictError('The pending code changed meanwhile; ask for a new one again');
     }
-    return new TooManyRequestsError(phoneCodeResendIntervalSec, resendTooSoon);
+    return new PhoneCodeLimitError(phoneCodeLimits.interval, phoneCodeResendIntervalSec, resendTooSoon);
   }
 
   /**

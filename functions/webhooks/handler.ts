@@ -2,13 +2,16 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { Principal } from '../../middleware/auth/principal.js';
 import {
   ConflictError,
   IdempotencyKeyReusedError,
   InsufficientScopeError,
   NotFoundError,
+  type SsrfBlockedError,
 } from '../../middleware/errors.js';
+import { emitEvent } from '../../middleware/events.js';
 import { type InputContext, validateInput } from '../../middleware/http/middy.js';
 import { json, noContent } from '../../middleware/http/response.js';
 import {
@@ -34,6 +37,7 @@ import {
   endpointIdFor,
   type KeyedRotation,
   type NewEndpoint,
+  NotOwnedEndpointError,
   OwnerClosedError,
   ownerKindOf,
   publicEndpoint,
@@ -400,6 +404,68 @@ function auditAdminAction(
   else auditLogger.logAdminAction(action, { ...details, ...unknownOutcome }, caller, 'unknown');
 }
 
+/**
+ * A URL the SSRF guard refused at registration (a cloud metadata, private or loopback address…), reported
+ * as an access.denied event (audited, counted) with the guard's reason and the host, never the whole URL:
+ * the client's answer stays the 400 on `body.url`. A name with no address is a typo as often as a probe,
+ * and stays only a 400.
+ */
+function reportBlockedUrl(
+  caller: Principal,
+  event: APIGatewayProxyEventV2,
+  url: string,
+  blocked: SsrfBlockedError,
+): void {
+  if (blocked.reason === 'unresolvable') return;
+  const host = URL.canParse(url) ? new URL(url).hostname : undefined;
+  emitEvent(onEvent, {
+    type: 'access.denied',
+    reason: blocked.reason,
+    principal: caller,
+    metadata: {
+      guard: 'ssrf',
+      path: event.rawPath,
+      httpMethod: event.requestContext?.http?.method,
+      ...(host === undefined ? {} : { host }),
+      ...(blocked.address === undefined ? {} : { address: blocked.address }),
+    },
+  });
+}
+
+/**
+ * Runs `work`, and reports a caller reaching for an endpoint that is not theirs ({@link NotOwnedEndpointError})
+ * as an access.denied event (audited, counted), as bookings reports a booking not the caller's, before its
+ * 404 goes on: the answer stays that of an endpoint that does not exist.
+ */
+async function reportingNotOwner<T>(
+  caller: Principal,
+  event: APIGatewayProxyEventV2,
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof NotOwnedEndpointError) {
+      emitEvent(onEvent, {
+        type: 'access.denied',
+        reason: 'not_owner',
+        principal: caller,
+        metadata: {
+          path: event.rawPath,
+          httpMethod: event.requestContext?.http?.method,
+          endpointId: error.endpointId,
+        },
+      });
+    }
+    throw error;
+  }
+}
+
+/** The caller's own endpoint (see {@link WebhookStore.getOwnedEndpoint}), someone else's reported. */
+function ownedEndpoint(endpointId: string, caller: Principal, event: APIGatewayProxyEventV2) {
+  return reportingNotOwner(caller, event, () => store.getOwnedEndpoint(endpointId, caller));
+}
+
 /** The scope that reads what each event carries, the same the route table asks to read it. */
 const readScopeOf: Readonly<Record<WebhookEventType, string>> = {
   'booking.created': 'bookings/read',
@@ -412,12 +478,29 @@ const readScopeOf: Readonly<Record<WebhookEventType, string>> = {
  * read: `webhooks/write` alone must not be a way round `bookings/read` or `users/read`. People are
  * held by the visibility rule instead (their own resources, or an admin's).
  */
-function assertMayReceive(caller: Principal, eventTypes: readonly WebhookEventType[]): void {
+function assertMayReceive(
+  caller: Principal,
+  eventTypes: readonly WebhookEventType[],
+  event: APIGatewayProxyEventV2,
+): void {
   if (!caller.isM2M) return;
   const missing = [...new Set(eventTypes.map((eventType) => readScopeOf[eventType]))].filter(
     (scope) => !caller.scopes.includes(scope),
   );
-  if (missing.length > 0) throw new InsufficientScopeError(missing);
+  if (missing.length > 0) {
+    // Decided here, not by the route table: reported as the table's scope guard reports its refusals.
+    emitEvent(onEvent, {
+      type: 'access.denied',
+      reason: 'insufficient_scope',
+      principal: caller,
+      metadata: {
+        path: event.rawPath,
+        httpMethod: event.requestContext?.http?.method,
+        missingScopes: missing,
+      },
+    });
+    throw new InsufficientScopeError(missing);
+  }
 }
 
 export const handler = createHttpFunction(
@@ -428,10 +511,12 @@ export const handler = createHttpFunction(
         // Validation first: a body it refuses never touches the idempotency records.
         .use(validateInput({ body: registerBody }, smallBodyLimit))
         .use(registrationIdempotency)
-        .handler(async (_event, { input, principal, correlationId, scopedIdempotencyKey }) => {
+        .handler(async (event, { input, principal, correlationId, scopedIdempotencyKey }) => {
           const caller = callerOf(principal);
-          assertMayReceive(caller, input.body.eventTypes);
-          await guard.assertSubmittedUrlAllowed(input.body.url, 'body.url');
+          assertMayReceive(caller, input.body.eventTypes, event);
+          await guard.assertSubmittedUrlAllowed(input.body.url, 'body.url', (blocked) =>
+            reportBlockedUrl(caller, event, input.body.url, blocked),
+          );
           // Named after the key when there is one, so that a retry meets the endpoint its first request made.
           const id =
             scopedIdempotencyKey === undefined
@@ -475,17 +560,17 @@ export const handler = createHttpFunction(
     'GET /webhooks/{id}': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
-        .handler(async (_event, { input, principal }) =>
-          json(200, publicEndpoint(await store.getOwnedEndpoint(input.path.id, callerOf(principal)))),
+        .handler(async (event, { input, principal }) =>
+          json(200, publicEndpoint(await ownedEndpoint(input.path.id, callerOf(principal), event))),
         ),
 
     'POST /webhooks/{id}/secret': (route) =>
       route
         .use(validateInput({ path: idPathSchema }))
         .use(rotationIdempotency)
-        .handler(async (_event, { input, principal, correlationId, scopedIdempotencyKey }) => {
+        .handler(async (event, { input, principal, correlationId, scopedIdempotencyKey }) => {
           const caller = callerOf(principal);
-          const endpoint = await store.getOwnedEndpoint(input.path.id, caller);
+          const endpoint = await ownedEndpoint(input.path.id, caller, event);
           const rotationKey =
             scopedIdempotencyKey === undefined ? undefined : rotationKeyOf(scopedIdempotencyKey);
           const earlier =
@@ -501,10 +586,10 @@ export const handler = createHttpFunction(
         }),
 
     'POST /webhooks/{id}/enable': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+      route.use(validateInput({ path: idPathSchema })).handler(async (event, context) => {
         const { input, principal, correlationId } = context;
         const caller = callerOf(principal);
-        const disabled = await store.getOwnedEndpoint(input.path.id, caller);
+        const disabled = await ownedEndpoint(input.path.id, caller, event);
         const line = {
           eventType: 'webhook.endpoint_enabled',
           principal: caller,
@@ -526,7 +611,7 @@ export const handler = createHttpFunction(
       }),
 
     'DELETE /webhooks/{id}': (route) =>
-      route.use(validateInput({ path: idPathSchema })).handler(async (_event, context) => {
+      route.use(validateInput({ path: idPathSchema })).handler(async (event, context) => {
         const { input, principal, correlationId } = context;
         const caller = callerOf(principal);
         const line = {
@@ -538,7 +623,7 @@ export const handler = createHttpFunction(
         await auditingUnknownOutcome(
           context,
           (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
-          () => store.deleteEndpoint(input.path.id, caller),
+          () => reportingNotOwner(caller, event, () => store.deleteEndpoint(input.path.id, caller)),
         );
         auditLogger.log({ ...line, outcome: 'success' });
         return noContent();
@@ -588,8 +673,8 @@ export const handler = createHttpFunction(
     'GET /webhooks/{id}/deliveries': (route) =>
       route
         .use(validateInput({ path: idPathSchema, query: pageQuerySchema }))
-        .handler(async (_event, { input, principal }) => {
-          const endpoint = await store.getOwnedEndpoint(input.path.id, callerOf(principal));
+        .handler(async (event, { input, principal }) => {
+          const endpoint = await ownedEndpoint(input.path.id, callerOf(principal), event);
           return json(200, await store.listDeliveries(endpoint.id, input.query.limit, input.query.cursor));
         }),
   },

@@ -132,7 +132,7 @@ const newest = (known: number | undefined, seen: number): number =>
  */
 export function rateLimitHitEvent(
   policyName: string,
-  result: RateLimitResult,
+  result: Pick<RateLimitResult, 'limit' | 'source'>,
   metadata: Readonly<Record<string, unknown>> = {},
   principal?: Principal,
 ): SecurityEvent {

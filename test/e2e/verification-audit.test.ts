@@ -121,7 +121,29 @@ describe('the audit lines of the verification link', () => {
     expect(page.status).toBe(400);
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(auditOf(refused['x-correlation-id'])).toEqual([
+      {
+        eventType: 'user.email_verification_failed',
+        outcome: 'denied',
+        statusCode: undefined,
+        errorCode: undefined,
+      },
       { eventType: 'http.request', outcome: 'failure', statusCode: 400, errorCode: 'VALIDATION_FAILED' },
     ]);
+  });
+
+  it('has user.email_verification_failed, naming the user, for a link whose signature this deployment did not make, opened or posted', async () => {
+    const path = await registeredLink();
+    const userId = path.split('/')[2];
+    const forged = path.replace(/signature=[\w-]{43}/, `signature=${'A'.repeat(43)}`);
+    for (const method of ['GET', 'POST']) {
+      const refused = traced();
+      expect((await api.request(method, forged, { token: null, headers: refused })).status).toBe(400);
+      const lines = output.audit().filter((audit) => audit.correlationId === refused['x-correlation-id']);
+      expect(lines.filter((audit) => audit.eventType === 'user.email_verification_failed')).toEqual([
+        expect.objectContaining({ outcome: 'denied', userId, metadata: { reason: 'bad_signature' } }),
+      ]);
+    }
+    // The genuine link still verifies: the refusals changed nothing.
+    expect((await api.request('POST', path, { token: null })).status).toBe(200);
   });
 });
