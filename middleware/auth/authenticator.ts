@@ -167,7 +167,8 @@ export class Authenticator {
         emitEvent(onEvent, {
           type: 'apiKey.used',
           principal,
-          metadata: { keyId: principal.id, ...this.where(event) },
+          // The owner too: once a revoked key's item is deleted, nothing else ties the key id to a person.
+          metadata: { keyId: principal.id, owner: principal.claims['owner'], ...this.where(event) },
         });
         return this.succeed(principal, event, started);
       }

@@ -200,15 +200,17 @@ describe('authenticate through a middy pipeline', () => {
   });
 
   it.each(['x-api-key', 'X-API-Key', 'X-Api-Key'])(
-    'accepts an API key from %s and reports its use',
+    'accepts an API key from %s and reports its use, naming its owner',
     async (name) => {
-      const created = await apiKeys.create(`owner-${randomUUID()}`, ['bookings/read']);
+      const owner = `owner-${randomUUID()}`;
+      const created = await apiKeys.create(owner, ['bookings/read']);
       const events: SecurityEvent[] = [];
       const result = await pipeline(
         authenticate({ jwt: verifier, apiKeys, onEvent: (event) => events.push(event) }),
       )(httpEvent({ headers: { [name]: created.key } }));
       expect(result.json.principal).toMatchObject({ id: created.keyId, authMethod: 'apiKey' });
       expect(events.map((event) => event.type)).toEqual(['apiKey.used', 'auth.success']);
+      expect(events[0]?.metadata).toMatchObject({ keyId: created.keyId, owner });
       expect(JSON.stringify(events)).not.toContain(created.key);
     },
   );
