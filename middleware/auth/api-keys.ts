@@ -454,11 +454,15 @@ export class ApiKeyStore {
     const now = Date.now();
     const entry = await this.lookup(keyId, now);
     const scheme = this.schemeMatching(entry?.item, secret);
-    if (entry === undefined || scheme === undefined) throw credentialError('unknown_key');
+    if (entry === undefined || scheme === undefined) {
+      // The id as the client wrote it (16 hex digits, so bounded): whose key is being tried, if anyone's.
+      throw credentialError('unknown_key', { credential: { verified: false, keyId } });
+    }
     const { item } = entry;
-    // Status is revealed only to a holder of the right secret.
-    if (item.revokedAt !== undefined) throw credentialError('revoked');
-    if (isExpired(item, now)) throw credentialError('expired');
+    // Status is revealed only to a holder of the right secret, and so is whose key it is, in the audit line.
+    const credential = { verified: true, keyId, owner: item.owner, tenantId: item.tenantId };
+    if (item.revokedAt !== undefined) throw credentialError('revoked', { credential });
+    if (isExpired(item, now)) throw credentialError('expired', { credential });
     if (scheme !== this.currentScheme || item.hashScheme === undefined)
       await this.rehash(entry, item, secret);
     await this.touch(entry, item, now);

@@ -3,6 +3,7 @@ import { headerValue } from '../audit/correlation.js';
 import {
   assertNoProblems,
   InvalidTokenError,
+  type RejectedCredential,
   ServiceUnavailableError,
   UnauthorizedError,
 } from '../errors.js';
@@ -73,6 +74,17 @@ function signingHeaders(headers: Headers | undefined): IncomingSignedRequest['he
     'x-nonce': headerValue(headers, 'x-nonce'),
     'x-signature': headerValue(headers, 'x-signature'),
   };
+}
+
+/**
+ * The `auth.failure` metadata naming a rejected credential: what its secret or signature vouches for under
+ * its own names, and of an unverified one only the API key id the client wrote, apart, as `unverifiedKeyId`.
+ */
+function credentialFields(credential: RejectedCredential | undefined): Record<string, unknown> {
+  if (credential === undefined) return {};
+  if (!credential.verified) return { unverifiedKeyId: credential.keyId };
+  const { verified: _verified, ...fields } = credential;
+  return fields;
 }
 
 /**
@@ -177,7 +189,7 @@ export class Authenticator {
         emitEvent(onEvent, {
           type: 'auth.failure',
           reason: error.reason,
-          metadata: { method, ...this.where(event) },
+          metadata: { method, ...this.where(event), ...credentialFields(error.credential) },
           durationMs: performance.now() - started,
         });
         if (error.reason === 'replayed') {

@@ -989,7 +989,7 @@ describe('ApiKeyStore events', () => {
       },
       { type: 'apiKey.revoked', reason: 'malformed_key_id', metadata: { outcome: 'failure' } },
     ]);
-    expect(lines.map(({ outcome, metadata }) => [outcome, metadata['reason']])).toEqual([
+    expect(lines.map(({ outcome, metadata }) => [outcome, metadata.reason])).toEqual([
       ['success', undefined],
       ['failure', 'no_such_key'],
       ['failure', 'malformed_key_id'],
