@@ -207,14 +207,43 @@ export type AuthFailureReason =
   | 'replayed';
 
 /**
+ * Whose a rejected credential is, as far as the verifier could tell: for the `auth.failure` audit line, never
+ * for the answer (problem+json renders no part of it). Every field but `keyId` is set only when the
+ * credential's secret or signature checked out (`verified`: an expired token, a revoked key presented with
+ * its secret); of a credential that did not, only an API key's id is kept, its format (16 hex digits)
+ * checked, as what the client wrote. Nothing is ever kept of an unverified token.
+ */
+export interface RejectedCredential {
+  /** Whether its secret or signature checked out, so that the other fields are the issuer's or the store's. */
+  readonly verified: boolean;
+  /** The API key's id. */
+  readonly keyId?: string | undefined;
+  /** The API key's owner, as given to `ApiKeyStore.create`. */
+  readonly owner?: string | undefined;
+  /** The principal id the credential names: a token's `sub` (a machine's client id), a service's id. */
+  readonly subject?: string | undefined;
+  readonly clientId?: string | undefined;
+  /** The token's issuer, one the verifier is configured with. */
+  readonly issuer?: string | undefined;
+  readonly tenantId?: string | undefined;
+}
+
+export interface InvalidTokenErrorOptions extends HttpErrorOptions {
+  /** Whose the credential is, when known (see {@link RejectedCredential}). @default undefined */
+  credential?: RejectedCredential | undefined;
+}
+
+/**
  * A credential was presented but is not acceptable (bad, expired, revoked, replayed): 401 with an
  * RFC 6750 `invalid_token` challenge. The message describes the problem, never the credential.
  */
 export class InvalidTokenError extends HttpError {
   declare readonly code: 'INVALID_TOKEN';
   readonly reason: AuthFailureReason;
+  /** Whose the credential is, for the audit line only; undefined when nothing of it can be trusted. */
+  readonly credential: RejectedCredential | undefined;
 
-  constructor(reason: AuthFailureReason, message: string, options: HttpErrorOptions = {}) {
+  constructor(reason: AuthFailureReason, message: string, options: InvalidTokenErrorOptions = {}) {
     super(401, 'INVALID_TOKEN', message, {
       ...options,
       headers: {
@@ -223,6 +252,7 @@ export class InvalidTokenError extends HttpError {
       },
     });
     this.reason = reason;
+    this.credential = options.credential;
   }
 }
 

@@ -65,7 +65,7 @@ function createComponents(
               },
             ],
           }),
-    apiKeys: new ApiKeyStore({ client: toolkit, tableName: environment.toolkitTableName }),
+    apiKeys: new ApiKeyStore({ client: toolkit, tableName: environment.toolkitTableName, onEvent }),
     services:
       Object.keys(services).length === 0
         ? undefined

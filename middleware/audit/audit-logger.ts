@@ -261,11 +261,15 @@ export class AuditLogger {
 
   /** Any security event a capability reported through `onEvent`. */
   logSecurityEvent(event: SecurityEvent): AuditEvent | undefined {
-    // Reporters mark failed operations (a secret read or KMS call that threw) with metadata.outcome.
-    const failed = event.metadata?.['outcome'] === 'error';
+    // Reporters mark an operation that did not do what was asked with metadata.outcome: `error` when it
+    // threw (a secret read or KMS call), `failure` when it was refused (a revocation that found no key).
+    const reported = event.metadata?.['outcome'];
     return this.log({
       eventType: event.type,
-      outcome: failed ? 'error' : (securityEventOutcome[event.type] ?? 'success'),
+      outcome:
+        reported === 'error' || reported === 'failure'
+          ? reported
+          : (securityEventOutcome[event.type] ?? 'success'),
       principal: event.principal,
       metadata: event.metadata,
       reason: event.reason,

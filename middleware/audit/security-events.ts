@@ -36,6 +36,9 @@ export const securityEventMetrics: Readonly<Record<SecurityEventType, MetricReco
   },
   'access.denied': (metrics) => recordMetric(metrics, 'AccessDenied'),
   'apiKey.used': undefined,
+  'apiKey.created': undefined,
+  'apiKey.revoked': undefined,
+  'apiKey.rehashed': undefined,
   'replay.rejected': (metrics) => recordMetric(metrics, 'ReplayRejected'),
   'csrf.rejected': (metrics) => recordMetric(metrics, 'CsrfRejected'),
   'rateLimit.hit': (metrics) => recordMetric(metrics, 'RateLimited'),
@@ -71,7 +74,7 @@ export interface SecurityEventListenerOptions {
 }
 
 /**
- * The listener to pass as `onEvent` to every capability (authenticator, limiter, breaker, encryptor,
+ * The listener to pass as `onEvent` to every capability (authenticator, API key store, limiter, breaker, encryptor,
  * config loader). It never throws: `emitEvent` guards it too, but a listener is also safe on its own.
  *
  * @example

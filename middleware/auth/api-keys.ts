@@ -9,7 +9,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { assertNoProblems, type FieldProblem, ServiceUnavailableError, ValidationError } from '../errors.js';
-import { checkMethodsOption, requireOptionsObject } from '../options.js';
+import { emitEvent, type SecurityEventListener } from '../events.js';
+import { checkFunctionOption, checkMethodsOption, requireOptionsObject } from '../options.js';
 import { checkTableName, isExpired, toEpochSeconds } from '../store/tables.js';
 import { isUsableIdentifier } from './claims-principal.js';
 import { credentialError } from './failure.js';
@@ -60,6 +61,12 @@ export interface ApiKeyStoreOptions {
    * deleted by the table's TTL. A whole number of milliseconds. @default 2592000000 (30 days)
    */
   readonly revokedRetentionMs?: number | undefined;
+  /**
+   * Receives `apiKey.created`, `apiKey.revoked` and `apiKey.rehashed`: each names the key id, so that the
+   * key's later lines (`apiKey.used`, `auth.failure`) can be tied to its owner after the key is deleted.
+   * @default none
+   */
+  readonly onEvent?: SecurityEventListener | undefined;
 }
 
 /** A pepper and the id recorded with every key hashed under it. */
@@ -144,6 +151,7 @@ interface CacheEntry {
 }
 
 const keyPattern = /^bwk_([0-9a-f]{16})_([\w-]{43})$/;
+const keyIdPattern = /^[0-9a-f]{16}$/;
 const ownerPattern = /^[^\s#]{1,128}$/;
 const ownerProblem = 'Must be 1-128 characters without spaces, #, control characters or unpaired surrogates';
 
@@ -306,6 +314,7 @@ export class ApiKeyStore {
   private readonly unknownIds: TokenCache<true>;
   /** Revocations this instance has finished, applied or not: a read in flight across one keeps no copy. */
   private revocations = 0;
+  private readonly onEvent: SecurityEventListener | undefined;
 
   constructor(options: ApiKeyStoreOptions) {
     requireOptionsObject('ApiKeyStore', options);
@@ -326,11 +335,14 @@ export class ApiKeyStore {
     if (!(Number.isSafeInteger(this.revokedRetentionMs) && this.revokedRetentionMs >= 0)) {
       problems.push('revokedRetentionMs must be a whole number >= 0');
     }
+    // emitEvent swallows a listener's errors: one that is no function would lose every event, silently.
+    checkFunctionOption(problems, 'onEvent', options.onEvent);
     assertNoProblems('ApiKeyStore', problems);
     this.cache = new TokenCache(this.cacheMaxEntries);
     this.unknownIds = new TokenCache(Math.max(1, Math.floor(this.cacheMaxEntries / 10)));
     this.client = options.client;
     this.tableName = options.tableName;
+    this.onEvent = options.onEvent;
     this.currentScheme = schemes[0] as HashScheme;
     this.acceptedSchemes = new Map(schemes.map((scheme) => [scheme.name, scheme]));
     this.unrecordedSchemes = [idlessPepperScheme, unpeppered.name].flatMap(
@@ -414,7 +426,19 @@ export class ApiKeyStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
-    return { ...toRecord(item), key: `bwk_${keyId}_${secret}` };
+    const record = toRecord(item);
+    emitEvent(this.onEvent, {
+      type: 'apiKey.created',
+      metadata: {
+        keyId,
+        owner,
+        tenantId: record.tenantId,
+        scopes: record.scopes,
+        expiresAt: record.expiresAt,
+        hashScheme: record.hashScheme,
+      },
+    });
+    return { ...record, key: `bwk_${keyId}_${secret}` };
   }
 
   /**
@@ -430,11 +454,15 @@ export class ApiKeyStore {
     const now = Date.now();
     const entry = await this.lookup(keyId, now);
     const scheme = this.schemeMatching(entry?.item, secret);
-    if (entry === undefined || scheme === undefined) throw credentialError('unknown_key');
+    if (entry === undefined || scheme === undefined) {
+      // The id as the client wrote it (16 hex digits, so bounded): whose key is being tried, if anyone's.
+      throw credentialError('unknown_key', { credential: { verified: false, keyId } });
+    }
     const { item } = entry;
-    // Status is revealed only to a holder of the right secret.
-    if (item.revokedAt !== undefined) throw credentialError('revoked');
-    if (isExpired(item, now)) throw credentialError('expired');
+    // Status is revealed only to a holder of the right secret, and so is whose key it is, in the audit line.
+    const credential = { verified: true, keyId, owner: item.owner, tenantId: item.tenantId };
+    if (item.revokedAt !== undefined) throw credentialError('revoked', { credential });
+    if (isExpired(item, now)) throw credentialError('expired', { credential });
     if (scheme !== this.currentScheme || item.hashScheme === undefined)
       await this.rehash(entry, item, secret);
     await this.touch(entry, item, now);
@@ -464,15 +492,44 @@ export class ApiKeyStore {
    * await apiKeys.revoke(keyId, { owner: principal.id, tenantId: principal.tenantId }); // false when it is not theirs
    */
   async revoke(keyId: string, guard?: ApiKeyRevokeGuard): Promise<boolean> {
-    if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
+    // An id of another shape (it may come from a request) is not written into the line, only refused.
+    if (!keyIdPattern.test(keyId)) {
+      this.reportRevoke({ reason: 'malformed_key_id', outcome: 'failure' }, guard);
+      return false;
+    }
     try {
-      return await this.markRevoked(keyId, Date.now(), guard);
+      const revoked = await this.markRevoked(keyId, Date.now(), guard);
+      this.reportRevoke(revoked ? { keyId } : { keyId, reason: 'no_such_key', outcome: 'failure' }, guard);
+      return revoked;
+    } catch (error) {
+      // The update may have applied all the same: the line says it was asked for and its answer lost.
+      this.reportRevoke(
+        { keyId, reason: error instanceof Error ? error.name : 'Error', outcome: 'error' },
+        guard,
+      );
+      throw error;
     } finally {
       // Reads answered before the update applied, whether cached meanwhile or still in flight, hold the
       // key unrevoked: neither may stay in (or enter) the cache. Even a failed update may have applied.
       this.revocations += 1;
       this.cache.delete(keyId);
     }
+  }
+
+  /** The `apiKey.revoked` event of one revocation, with the guard it was asked under. */
+  private reportRevoke(
+    result: { keyId?: string; reason?: string; outcome?: 'failure' | 'error' },
+    guard: ApiKeyRevokeGuard | undefined,
+  ): void {
+    const { reason, ...metadata } = result;
+    emitEvent(this.onEvent, {
+      type: 'apiKey.revoked',
+      reason,
+      metadata: {
+        ...metadata,
+        guard: guard === undefined ? undefined : { owner: guard.owner, tenantId: guard.tenantId },
+      },
+    });
   }
 
   private async markRevoked(
@@ -616,6 +673,10 @@ export class ApiKeyStore {
           },
         }),
       );
+      emitEvent(this.onEvent, {
+        type: 'apiKey.rehashed',
+        metadata: { keyId: item.keyId, fromScheme: item.hashScheme, toScheme: rehashed.hashScheme },
+      });
     } catch {
       // Rehashed by another verify, deleted, or DynamoDB unavailable: the key still verifies as it is stored,
       // and the next read of it after cacheTtlMs tries again. The request goes on.

@@ -3,6 +3,7 @@ import { headerValue } from '../audit/correlation.js';
 import {
   assertNoProblems,
   InvalidTokenError,
+  type RejectedCredential,
   ServiceUnavailableError,
   UnauthorizedError,
 } from '../errors.js';
@@ -73,6 +74,17 @@ function signingHeaders(headers: Headers | undefined): IncomingSignedRequest['he
     'x-nonce': headerValue(headers, 'x-nonce'),
     'x-signature': headerValue(headers, 'x-signature'),
   };
+}
+
+/**
+ * The `auth.failure` metadata naming a rejected credential: what its secret or signature vouches for under
+ * its own names, and of an unverified one only the API key id the client wrote, apart, as `unverifiedKeyId`.
+ */
+function credentialFields(credential: RejectedCredential | undefined): Record<string, unknown> {
+  if (credential === undefined) return {};
+  if (!credential.verified) return { unverifiedKeyId: credential.keyId };
+  const { verified: _verified, ...fields } = credential;
+  return fields;
 }
 
 /**
@@ -167,7 +179,8 @@ export class Authenticator {
         emitEvent(onEvent, {
           type: 'apiKey.used',
           principal,
-          metadata: { keyId: principal.id, ...this.where(event) },
+          // The owner too: once a revoked key's item is deleted, nothing else ties the key id to a person.
+          metadata: { keyId: principal.id, owner: principal.claims['owner'], ...this.where(event) },
         });
         return this.succeed(principal, event, started);
       }
@@ -176,7 +189,7 @@ export class Authenticator {
         emitEvent(onEvent, {
           type: 'auth.failure',
           reason: error.reason,
-          metadata: { method, ...this.where(event) },
+          metadata: { method, ...this.where(event), ...credentialFields(error.credential) },
           durationMs: performance.now() - started,
         });
         if (error.reason === 'replayed') {

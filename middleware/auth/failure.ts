@@ -1,5 +1,5 @@
 // One message per credential failure reason, so every 401 says what is wrong and never echoes the credential.
-import { type AuthFailureReason, InvalidTokenError } from '../errors.js';
+import { type AuthFailureReason, InvalidTokenError, type RejectedCredential } from '../errors.js';
 
 /** Client-facing descriptions; they go into a quoted header parameter, so they hold no `"` or `\`. */
 const messages: Readonly<Record<AuthFailureReason, string>> = {
@@ -32,7 +32,14 @@ const messages: Readonly<Record<AuthFailureReason, string>> = {
  *
  * @example
  * throw credentialError('expired'); // 401, WWW-Authenticate: Bearer ... error="invalid_token"
+ * throw credentialError('revoked', { credential: { verified: true, keyId } }); // keyId on the audit line only
  */
-export function credentialError(reason: AuthFailureReason, cause?: unknown): InvalidTokenError {
-  return new InvalidTokenError(reason, messages[reason], cause === undefined ? {} : { cause });
+export function credentialError(
+  reason: AuthFailureReason,
+  details: { readonly cause?: unknown; readonly credential?: RejectedCredential | undefined } = {},
+): InvalidTokenError {
+  return new InvalidTokenError(reason, messages[reason], {
+    ...(details.cause === undefined ? {} : { cause: details.cause }),
+    credential: details.credential,
+  });
 }

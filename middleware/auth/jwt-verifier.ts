@@ -8,7 +8,12 @@ import {
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
-import { type AuthFailureReason, assertNoProblems, ServiceUnavailableError } from '../errors.js';
+import {
+  type AuthFailureReason,
+  assertNoProblems,
+  type RejectedCredential,
+  ServiceUnavailableError,
+} from '../errors.js';
 import { arrayOption, definedOnly, requireOptionsObject, shownValue } from '../options.js';
 import { checkTimeLimit } from '../time-limits.js';
 import {
@@ -579,7 +584,9 @@ export class JwtVerifier {
     const signingInput = token.slice(0, lastDot);
     const check = (valid: boolean): VerifiedJwt => {
       if (!valid) throw credentialError('bad_signature');
-      if (!isAccessTokenType(header.typ)) throw credentialError('wrong_token_type');
+      if (!isAccessTokenType(header.typ)) {
+        throw credentialError('wrong_token_type', { credential: this.signer(issuer, claims) });
+      }
       return this.accept(issuer, claims);
     };
     if (header.alg === 'HS256')
@@ -618,7 +625,9 @@ export class JwtVerifier {
         const message = 'The signing keys of the token issuer are unavailable';
         throw new ServiceUnavailableError(message, retryAfterSec, { cause: error });
       }
-      throw credentialError(error.failure === 'unknown_kid' ? 'unknown_kid' : 'alg_not_allowed', error);
+      throw credentialError(error.failure === 'unknown_kid' ? 'unknown_kid' : 'alg_not_allowed', {
+        cause: error,
+      });
     }
   }
 
@@ -647,18 +656,38 @@ export class JwtVerifier {
   /** Applies the claim rules (jose's semantics for exp/nbf/iss/aud) and builds the principal. */
   private accept(issuer: Issuer, claims: Record<string, unknown>): VerifiedJwt {
     const reason = this.claimProblem(issuer, claims);
-    if (reason !== undefined) throw credentialError(reason);
+    if (reason !== undefined) throw credentialError(reason, { credential: this.signer(issuer, claims) });
     const principal = principalFromClaims(claims, this.mapping);
-    if (principal === undefined) throw credentialError('missing_claim');
+    if (principal === undefined)
+      throw credentialError('missing_claim', { credential: this.signer(issuer, claims) });
     if (issuer.tenants !== undefined) {
       // A bound issuer vouches for its own tenants only; a token of it naming none would take whatever
       // tenant an unclaimedTenant (authenticate's or a guard's) assumes, which it does not vouch for.
-      if (principal.tenantId === undefined) throw credentialError('missing_claim');
-      if (!issuer.tenants.has(principal.tenantId)) throw credentialError('wrong_tenant');
+      if (principal.tenantId === undefined)
+        throw credentialError('missing_claim', { credential: this.signer(issuer, claims) });
+      if (!issuer.tenants.has(principal.tenantId)) {
+        throw credentialError('wrong_tenant', { credential: this.signer(issuer, claims) });
+      }
     }
     freeze(principal.scopes);
     freeze(principal.roles);
     return freeze({ claims: freeze(claims), principal: freeze(principal) });
+  }
+
+  /**
+   * Whose a token refused after its signature checked out is (or, from an API Gateway authorizer, after
+   * API Gateway checked it): its issuer, and what of its principal ids is well-formed enough to log.
+   */
+  private signer(issuer: Issuer, claims: Claims): RejectedCredential {
+    const principal = principalFromClaims(claims, this.mapping);
+    const clientId = getClientId(claims);
+    return {
+      verified: true,
+      issuer: issuer.issuer,
+      subject: principal?.id,
+      clientId: clientId !== undefined && isUsableIdentifier(clientId) ? clientId : undefined,
+      tenantId: principal?.tenantId,
+    };
   }
 
   private claimProblem(issuer: Issuer, claims: Claims): AuthFailureReason | undefined {

@@ -438,7 +438,8 @@ export class ServiceRequestVerifier {
       // Without the nonce store a replay cannot be told apart: refuse rather than accept blindly.
       throw new ServiceUnavailableError('Replay protection is unavailable', 5, { cause: error });
     }
-    if (!fresh) throw credentialError('replayed');
+    // Signed by the service's secret: a replay of one of its requests, whoever sends it again.
+    if (!fresh) throw credentialError('replayed', { credential: { verified: true, subject: serviceId } });
     return {
       id: serviceId,
       isM2M: true,

@@ -193,6 +193,17 @@ describe('AuditLogger', () => {
     expect(output.audit()[0]?.outcome).toBe('error');
   });
 
+  it('marks a reported refusal as a failure, and takes no other outcome from metadata', () => {
+    const auditLogger = newLogger();
+    auditLogger.logSecurityEvent({
+      type: 'apiKey.revoked',
+      reason: 'no_such_key',
+      metadata: { keyId: '0011223344556677', outcome: 'failure' },
+    });
+    auditLogger.logSecurityEvent({ type: 'apiKey.revoked', metadata: { outcome: 'unknown' } });
+    expect(output.audit().map((line) => line.outcome)).toEqual(['failure', 'success']);
+  });
+
   it('writes the outcome an admin action is given: unknown for one whose write got no answer', () => {
     const auditLogger = newLogger();
     auditLogger.logAdminAction(

@@ -37,6 +37,18 @@ const examples: Record<SecurityEventType, { event: SecurityEvent; metric?: strin
     audited: true,
   },
   'apiKey.used': { event: { type: 'apiKey.used', metadata: { keyId: 'k-1' } }, audited: true },
+  'apiKey.created': {
+    event: { type: 'apiKey.created', metadata: { keyId: 'k-1', owner: 'alice', scopes: ['bookings/read'] } },
+    audited: true,
+  },
+  'apiKey.revoked': { event: { type: 'apiKey.revoked', metadata: { keyId: 'k-1' } }, audited: true },
+  'apiKey.rehashed': {
+    event: {
+      type: 'apiKey.rehashed',
+      metadata: { keyId: 'k-1', fromScheme: 'sha256', toScheme: 'hmac-sha256:p1' },
+    },
+    audited: true,
+  },
   'replay.rejected': {
     event: { type: 'replay.rejected', reason: 'nonce_reused' },
     metric: 'ReplayRejected',

@@ -1,6 +1,9 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import type { AuditEvent } from '../../middleware/audit/audit-event.js';
+import { AuditLogger } from '../../middleware/audit/audit-logger.js';
+import { createSecurityEventListener } from '../../middleware/audit/security-events.js';
 import { ApiKeyStore } from '../../middleware/auth/api-keys.js';
 import {
   InvalidOptionsError,
@@ -8,6 +11,7 @@ import {
   ServiceUnavailableError,
   ValidationError,
 } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { testTableNames } from '../helpers/tables.js';
 import { reasonOf } from './helpers.js';
@@ -927,5 +931,99 @@ describe('ApiKeyStore peppers', () => {
     expect(() => store({ pepper: { id: 'i', secret: 's'.repeat(15) } })).toThrow(
       'pepper.secret must be a string of >= 16 characters',
     );
+  });
+});
+
+describe('ApiKeyStore events', () => {
+  /** A store whose events are kept, and the audit lines the toolkit's listener writes of them. */
+  function reporting(options: Partial<ConstructorParameters<typeof ApiKeyStore>[0]> = {}) {
+    const events: SecurityEvent[] = [];
+    const lines: AuditEvent[] = [];
+    const auditLogger = new AuditLogger({ logToConsole: false, sink: (line) => lines.push(line) });
+    const listener = createSecurityEventListener({ auditLogger });
+    const onEvent = (event: SecurityEvent) => {
+      events.push(event);
+      listener(event);
+    };
+    return { apiKeys: store({ ...options, onEvent }), events, lines };
+  }
+
+  it("reports a key's creation with its owner, tenant, scopes and expiry, never its secret", async () => {
+    const { apiKeys, events, lines } = reporting();
+    const keyOwner = owner();
+    const expiresAt = new Date(Date.now() + day);
+    const created = await apiKeys.create(keyOwner, ['bookings/read'], { tenantId: 'tenant-a', expiresAt });
+    expect(events).toEqual([
+      {
+        type: 'apiKey.created',
+        metadata: {
+          keyId: created.keyId,
+          owner: keyOwner,
+          tenantId: 'tenant-a',
+          scopes: ['bookings/read'],
+          expiresAt: created.expiresAt,
+          hashScheme: 'sha256',
+        },
+      },
+    ]);
+    expect(lines).toEqual([expect.objectContaining({ eventType: 'apiKey.created', outcome: 'success' })]);
+    expect(JSON.stringify(lines)).not.toContain(secretOf(created.key));
+  });
+
+  it('reports each revocation with its guard: failure when no key was revoked, keyId only when well-formed', async () => {
+    const { apiKeys, events, lines } = reporting();
+    const keyOwner = owner();
+    const created = await apiKeys.create(keyOwner, []);
+    events.length = 0;
+    lines.length = 0;
+    const guard = { owner: keyOwner, tenantId: undefined };
+    expect(await apiKeys.revoke(created.keyId, guard)).toBe(true);
+    expect(await apiKeys.revoke(created.keyId, { owner: 'someone-else' })).toBe(false);
+    expect(await apiKeys.revoke(`${'z'.repeat(300)}\n`)).toBe(false);
+    expect(events).toEqual([
+      { type: 'apiKey.revoked', metadata: { keyId: created.keyId, guard } },
+      {
+        type: 'apiKey.revoked',
+        reason: 'no_such_key',
+        metadata: { keyId: created.keyId, outcome: 'failure', guard: { owner: 'someone-else' } },
+      },
+      { type: 'apiKey.revoked', reason: 'malformed_key_id', metadata: { outcome: 'failure' } },
+    ]);
+    expect(lines.map(({ outcome, metadata }) => [outcome, metadata.reason])).toEqual([
+      ['success', undefined],
+      ['failure', 'no_such_key'],
+      ['failure', 'malformed_key_id'],
+    ]);
+  });
+
+  it('reports a revocation whose write failed as an error, and still throws', async () => {
+    const events: SecurityEvent[] = [];
+    const down = { send: () => Promise.reject(new Error('connect ECONNREFUSED')) } as never;
+    const apiKeys = store({ client: down, onEvent: (event) => events.push(event) });
+    await expect(apiKeys.revoke('0011223344556677')).rejects.toThrow('ECONNREFUSED');
+    expect(events).toEqual([
+      { type: 'apiKey.revoked', reason: 'Error', metadata: { keyId: '0011223344556677', outcome: 'error' } },
+    ]);
+  });
+
+  it('reports a rehash with the schemes it moved the key from and to, once', async () => {
+    const plainPepper = 's'.repeat(32);
+    const created = await store({ pepper: plainPepper }).create(owner(), []);
+    const { apiKeys, events } = reporting({
+      pepper: { id: '2027-06', secret: 'u'.repeat(32) },
+      previousPeppers: [plainPepper],
+    });
+    await apiKeys.verify(created.key);
+    await apiKeys.verify(created.key);
+    expect(events).toEqual([
+      {
+        type: 'apiKey.rehashed',
+        metadata: { keyId: created.keyId, fromScheme: 'hmac-sha256', toScheme: 'hmac-sha256:2027-06' },
+      },
+    ]);
+  });
+
+  it('refuses an onEvent that is not a function at construction', () => {
+    expect(() => store({ onEvent: 'audit' as never })).toThrow(InvalidOptionsError);
   });
 });

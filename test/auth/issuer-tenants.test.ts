@@ -117,6 +117,12 @@ describe('an issuer bound to tenants', () => {
       ['auth.success', undefined],
       ['auth.failure', 'wrong_tenant'],
     ]);
+    // Its signature checked out: the line names the issuer that overstepped, and for whom.
+    expect(events[1]?.metadata).toMatchObject({
+      issuer: idpB.issuer,
+      subject: 'alice',
+      tenantId: 'tenant-a',
+    });
   });
 });
 

@@ -359,6 +359,45 @@ describe('JwtVerifier rejects, with 401 and a reason', () => {
     ).toBe('expired');
   });
 
+  it('an expired token, naming whose it is on the error (for the audit line) as its signature checked out', async () => {
+    const expired = signToken(rsa, userClaims(jwks.issuer, { exp: nowSec() - 60 }));
+    const error = await verifier()
+      .verify(expired)
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(InvalidTokenError);
+    expect((error as InvalidTokenError).credential).toEqual({
+      verified: true,
+      issuer: jwks.issuer,
+      subject: 'user-1',
+      clientId: 'web-client',
+      tenantId: undefined,
+    });
+    // Refused by the verifier's own rules after an API Gateway authorizer verified it: as verified.
+    const claims = userClaims(jwks.issuer, { client_id: 'other-client', exp: String(nowSec() + 60) });
+    expect(() => verifier().verifyAuthorizerClaims(claims)).toThrow(
+      expect.objectContaining({
+        reason: 'wrong_client',
+        credential: expect.objectContaining({ verified: true, subject: 'user-1', clientId: 'other-client' }),
+      }),
+    );
+  });
+
+  it('no credential on the error of a token whose signature does not check out, nor ids no claim may carry', async () => {
+    const forged = signToken(rsaKey('rsa-1'), userClaims(jwks.issuer, { exp: nowSec() - 60 }));
+    const forgedError = await verifier()
+      .verify(forged)
+      .catch((caught: unknown) => caught);
+    expect(forgedError).toMatchObject({ reason: 'bad_signature', credential: undefined });
+    const badIds = signToken(rsa, userClaims(jwks.issuer, { sub: 'a\u0000b', client_id: 'x'.repeat(300) }));
+    const badIdsError = await verifier()
+      .verify(badIds)
+      .catch((caught: unknown) => caught);
+    expect(badIdsError).toMatchObject({
+      reason: 'wrong_client',
+      credential: { verified: true, issuer: jwks.issuer, subject: undefined, clientId: undefined },
+    });
+  });
+
   it('a token whose nbf is in the future', async () => {
     expect(
       await reasonOf(verifier().verify(signToken(rsa, userClaims(jwks.issuer, { nbf: nowSec() + 60 })))),

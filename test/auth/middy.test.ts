@@ -123,6 +123,67 @@ describe('authenticate through a middy pipeline', () => {
     expect(result.body).not.toContain(token.split('.')[1]);
   });
 
+  it('names a token refused after its signature checked out in its auth.failure, never in the answer', async () => {
+    const events: SecurityEvent[] = [];
+    const expired = userToken({ sub: 'expired-user', exp: nowSec() - 600, 'custom:tenant_id': 'tenant-a' });
+    const result = await pipeline(authenticate({ jwt: verifier, onEvent: (event) => events.push(event) }))(
+      httpEvent({ headers: bearer(expired) }),
+    );
+    expect(result.statusCode).toBe(401);
+    expect(events).toEqual([
+      {
+        type: 'auth.failure',
+        reason: 'expired',
+        metadata: {
+          method: 'jwt',
+          path: '/things',
+          httpMethod: 'GET',
+          issuer,
+          subject: 'expired-user',
+          clientId: 'web-client',
+          tenantId: 'tenant-a',
+        },
+        durationMs: expect.any(Number),
+      },
+    ]);
+    expect(result.body).not.toMatch(/expired-user|web-client|tenant-a|issuer\.example/);
+  });
+
+  it('names nothing of a token whose signature does not check out, whatever it claims', async () => {
+    const events: SecurityEvent[] = [];
+    const forged = signToken(rsaKey('k1'), userClaims(issuer, { sub: 'forged-user', exp: nowSec() - 600 }));
+    await pipeline(authenticate({ jwt: verifier, onEvent: (event) => events.push(event) }))(
+      httpEvent({ headers: bearer(forged) }),
+    );
+    expect(events.map(({ reason, metadata }) => [reason, metadata])).toEqual([
+      ['bad_signature', { method: 'jwt', path: '/things', httpMethod: 'GET' }],
+    ]);
+  });
+
+  it('names a revoked or expired API key presented with its secret, and its owner; of a wrong secret only the id, as unverified', async () => {
+    const owner = `owner-${randomUUID()}`;
+    const revoked = await apiKeys.create(owner, [], { tenantId: 'tenant-a' });
+    await apiKeys.revoke(revoked.keyId);
+    const events: SecurityEvent[] = [];
+    const handler = pipeline(authenticate({ apiKeys, onEvent: (event) => events.push(event) }));
+    const where = { method: 'apiKey', path: '/things', httpMethod: 'GET' };
+    const answers = [
+      await handler(httpEvent({ headers: { 'x-api-key': revoked.key } })),
+      await handler(httpEvent({ headers: { 'x-api-key': `bwk_${revoked.keyId}_${'Z'.repeat(43)}` } })),
+      await handler(httpEvent({ headers: { 'x-api-key': `bwk_${revoked.keyId}_short` } })),
+    ];
+    expect(events.map(({ reason, metadata }) => [reason, metadata])).toEqual([
+      ['revoked', { ...where, keyId: revoked.keyId, owner, tenantId: 'tenant-a' }],
+      ['unknown_key', { ...where, unverifiedKeyId: revoked.keyId }],
+      ['malformed', where],
+    ]);
+    for (const answer of answers) {
+      expect(answer.statusCode).toBe(401);
+      expect(answer.body).not.toContain(revoked.keyId);
+      expect(answer.body).not.toContain(owner);
+    }
+  });
+
   it.each([
     ['Basic credentials', { authorization: 'Basic YWxpY2U6c2VjcmV0' }],
     ['a Digest challenge answer', { authorization: 'Digest username="alice"' }],
@@ -200,15 +261,17 @@ describe('authenticate through a middy pipeline', () => {
   });
 
   it.each(['x-api-key', 'X-API-Key', 'X-Api-Key'])(
-    'accepts an API key from %s and reports its use',
+    'accepts an API key from %s and reports its use, naming its owner',
     async (name) => {
-      const created = await apiKeys.create(`owner-${randomUUID()}`, ['bookings/read']);
+      const owner = `owner-${randomUUID()}`;
+      const created = await apiKeys.create(owner, ['bookings/read']);
       const events: SecurityEvent[] = [];
       const result = await pipeline(
         authenticate({ jwt: verifier, apiKeys, onEvent: (event) => events.push(event) }),
       )(httpEvent({ headers: { [name]: created.key } }));
       expect(result.json.principal).toMatchObject({ id: created.keyId, authMethod: 'apiKey' });
       expect(events.map((event) => event.type)).toEqual(['apiKey.used', 'auth.success']);
+      expect(events[0]?.metadata).toMatchObject({ keyId: created.keyId, owner });
       expect(JSON.stringify(events)).not.toContain(created.key);
     },
   );
@@ -354,6 +417,8 @@ describe('authenticate through a middy pipeline', () => {
       ['auth.failure', 'replayed'],
       ['replay.rejected', undefined],
     ]);
+    // The replayed request is signed with the service's secret: whose it is, is known.
+    expect(events[1]?.metadata).toMatchObject({ subject: 'bookings' });
     const noBody = pipeline(serviceAuth({ verifier: services }));
     const emptyHeaders = serviceAuthHeaders(
       { serviceId: 'bookings', secret },
