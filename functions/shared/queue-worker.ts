@@ -32,6 +32,15 @@ const receiveLimitMarginSec = 60;
 /** When the invocation that is processing each record started (see {@link processSqsBatch}). */
 const invocationStarts = new WeakMap<SQSRecord, number>();
 
+/**
+ * Records {@link processSqsBatch} reported failed at their batch's deadline while their own work still ran.
+ * Lambda freezes that work with the invocation and may resume it when the environment next runs, minutes
+ * later; SQS returns the message meanwhile (and after its last receive, its redrive moves it to the DLQ).
+ * A copy the work made then (to the DLQ, back to the queue) would be a second message: {@link QueueActions}
+ * takes no action on such a record.
+ */
+const answeredAtDeadline = new WeakSet<SQSRecord>();
+
 /** Message attribute carrying why a message was dead-lettered by the worker itself. */
 export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
 
@@ -255,7 +264,12 @@ export interface QueueActionsOptions {
   readonly logger: Logger;
 }
 
-/** The SQS calls a worker makes about the record in hand, besides the poller's delete. */
+/**
+ * The SQS calls a worker makes about the record in hand, besides the poller's delete. None is made for a
+ * record already reported failed at its batch's deadline ({@link answeredAtDeadline}), its work resumed
+ * after the answer: the visibility is left alone, and a copy (send-back, DLQ) fails with a
+ * {@link DeadlineExceededError}, as a copy SQS refused does.
+ */
 export class QueueActions {
   constructor(private readonly options: QueueActionsOptions) {}
 
@@ -265,6 +279,7 @@ export class QueueActions {
    * logged: the message still returns, after the queue's default visibility timeout instead.
    */
   async delayNextAttempt(record: SQSRecord, delaySec: number, correlationId: string): Promise<void> {
+    if (this.skipsAnsweredRecord(record, 'visibility change')) return;
     // SQS rejects a visibility that ends over 12 hours after the receive, not after this call
     // ("If you try to extend the visibility timeout beyond 12 hours, your request is rejected",
     // Amazon SQS API Reference, ChangeMessageVisibility).
@@ -295,6 +310,7 @@ export class QueueActions {
    * a message received within some 60 bytes of the limit), which SQS would refuse.
    */
   async sendBack(record: SQSRecord, delaySec: number, attemptsMade: number): Promise<void> {
+    if (this.skipsAnsweredRecord(record, 'send-back')) throw recordAnsweredError();
     const { attributes, leftOut, overBytes } = copyAttributes(record, {
       [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
       [sendBacksAttribute]: { DataType: 'Number', StringValue: String(sendBacksOf(record) + 1) },
@@ -324,6 +340,7 @@ export class QueueActions {
    * the copy goes without it.
    */
   async deadLetter(record: SQSRecord, reason: string): Promise<void> {
+    if (this.skipsAnsweredRecord(record, 'dead-lettering')) throw recordAnsweredError();
     const roomBytes =
       copyLimitBytes(record) -
       utf8Bytes(record.body) -
@@ -402,6 +419,7 @@ export class QueueActions {
    * SQS's redrive to move it on the next receive, and resolves false.
    */
   async endLastAttempt(record: SQSRecord, reason: string, correlationId: string): Promise<boolean> {
+    if (this.skipsAnsweredRecord(record, 'dead-lettering')) return false;
     const workerAttributes = workerAttributesOf(record);
     if (workerAttributes.length > 0) {
       const context = {
@@ -427,6 +445,22 @@ export class QueueActions {
     }
     await this.delayNextAttempt(record, 0, correlationId);
     return false;
+  }
+
+  /**
+   * Whether `record` was reported failed at its batch's deadline ({@link answeredAtDeadline}), so `action`
+   * is skipped (logged): SQS returns the message after its visibility timeout, as it does any failed record.
+   */
+  private skipsAnsweredRecord(record: SQSRecord, action: string): boolean {
+    if (!answeredAtDeadline.has(record)) return false;
+    this.options.logger.info(
+      `Message ${action} skipped: its record was reported failed at its batch's deadline, so SQS returns it`,
+      {
+        correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+        sqsMessageId: record.messageId,
+      },
+    );
+    return true;
   }
 
   /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */
@@ -489,14 +523,20 @@ export class BatchIdempotency<A extends unknown[], R> {
 }
 
 /**
- * Kept back from a batch's invocation time ({@link BatchDeadline}): what a record still running at the
- * deadline needs to save its result and change its visibility (a DynamoDB request's 2 s limit, an SQS
- * request's 1 s), and the batch's answer.
+ * Kept back from a batch's invocation time ({@link BatchDeadline}): what a record's request in flight at
+ * the deadline needs to end (a DynamoDB request's 2 s limit, an SQS request's 1 s), and the batch's answer.
  */
 export const batchAnswerMarginMs = 3_000;
 
 /** The `dependency` of the {@link DeadlineExceededError} a record still running at its batch's deadline fails with. */
 const batchRecordWork = 'the record';
+
+/** Why a copy of a record reported failed at its batch's deadline was not made ({@link answeredAtDeadline}). */
+function recordAnsweredError(): DeadlineExceededError {
+  return new DeadlineExceededError(batchRecordWork, 0, {
+    message: "The message was not copied: its record was reported failed at its batch's deadline",
+  });
+}
 
 /**
  * When a batch's records must be done: the invocation's end less {@link batchAnswerMarginMs}. Made once per
@@ -542,9 +582,11 @@ export class BatchDeadline {
  * rejected record reported in `batchItemFailures` (so SQS returns only it); batches run at once each get
  * their own answer. Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a
  * record it never ran counts as received when its visibility is changed. A record still running at the
- * batch's `deadline` is reported failed then, with a warning, and returns after the queue's visibility
- * timeout (its own work, cut off by the invocation's end, cannot say when), so the rest of the batch is
- * answered before the invocation times out.
+ * batch's `deadline` is reported failed then, with a warning, so the rest of the batch is answered before
+ * the invocation times out, and returns after the queue's visibility timeout. Its own work goes on: Lambda
+ * freezes it with the invocation and may resume it when the environment next runs, so it is marked
+ * ({@link answeredAtDeadline}) and its queue actions are skipped: the message neither changes visibility
+ * nor is copied (SQS's redrive moves it to the DLQ after its last receive).
  *
  * @example
  * handle(event, context) {
@@ -569,6 +611,7 @@ export async function processSqsBatch(
   const lateRecord = async (record: SQSRecord, done: { settled: boolean }): Promise<void> => {
     await deadlinePassed;
     if (done.settled) return;
+    answeredAtDeadline.add(record);
     logger.warn("Record still running at its batch's deadline; reported failed", {
       correlation_id: correlationIdFromMessage(record) ?? record.messageId,
       sqsMessageId: record.messageId,

@@ -1,11 +1,15 @@
 // The email worker and its batch's deadline: no send started that cannot end before it, the batch answered by it.
 import { randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import { EmailWorker, type EmailWorkerOptions } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
-import { batchAnswerMarginMs, withWorkerMiddlewares } from '../../functions/shared/queue-worker.js';
+import {
+  batchAnswerMarginMs,
+  QueueActions,
+  withWorkerMiddlewares,
+} from '../../functions/shared/queue-worker.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { CircuitState } from '../../middleware/circuit-breaker/state.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -152,6 +156,33 @@ describe("the email worker and its batch's deadline", () => {
     );
     expect(transport.aborted).toHaveLength(1);
     expect(breaker.state).toBe(CircuitState.closed);
+  });
+
+  it('leaves the visibility of a record it reported failed at the deadline alone when its attempt fails later', async () => {
+    const breaker = testProviderBreaker(dynamoDb, 'email-deadline');
+    // The user check fails, but only after the batch's deadline.
+    const userState = () =>
+      new Promise<never>((_resolve, reject) =>
+        setTimeout(() => reject(new Error('user table unreachable')), 1_500),
+      );
+    const { worker, audits } = setup(new HangingTransport(), breaker, { userState });
+    const delayNextAttempt = vi.spyOn(QueueActions.prototype, 'delayNextAttempt');
+    onTestFinished(() => delayNextAttempt.mockRestore());
+    const received = await queues.receivedRecord(welcome(randomUUID()));
+    const { context } = endingIn(batchAnswerMarginMs + 500);
+    expect(await run(worker, context, received)).toEqual({
+      batchItemFailures: [{ itemIdentifier: received.messageId }],
+    });
+    // Its own work goes on (in Lambda, once the environment is thawed) and fails its attempt.
+    await vi.waitFor(() => expect(delayNextAttempt.mock.settledResults).toHaveLength(1), { timeout: 5_000 });
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.failed',
+        metadata: expect.objectContaining({ step: 'user_check' }),
+      }),
+    ]);
+    // Reported failed, the message comes back after the queue's visibility timeout, not the backoff.
+    expect(queues.visibilityChanges()).toEqual([]);
   });
 
   it("answers the batch by its deadline through the function's middlewares: a record still running is reported failed, the rest as they ended", async () => {

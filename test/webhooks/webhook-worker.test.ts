@@ -2358,6 +2358,44 @@ describe("the batch's deadline", () => {
     );
   });
 
+  it('takes no queue action for a record it reported failed at the deadline: its late last attempt leaves the message to SQS', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const persistenceStore = webhookWorkerStore();
+    // The in-progress record's write outlasts the batch: the record is still running at its deadline.
+    const saveInProgress = persistenceStore.saveInProgress.bind(persistenceStore);
+    vi.spyOn(persistenceStore, 'saveInProgress').mockImplementation(async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      return saveInProgress(...args);
+    });
+    const { worker, logger } = setup({ persistenceStore, timeoutMs: 1_500 });
+    const skipped = vi.spyOn(logger, 'info');
+    const endLastAttempt = vi.spyOn(QueueActions.prototype, 'endLastAttempt');
+    onTestFinished(() => endLastAttempt.mockRestore());
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    // Redriven from the DLQ once (it carries that dead-lettering's reason), on its last receive: a record
+    // whose last attempt fails is copied to the DLQ by the worker itself, unless it was already answered.
+    const lastAttempt = await queues.receivedRecord(message, {
+      receiveCount: 5,
+      attributes: { [deadLetterReasonAttribute]: 'attempts used: 5 of 5' },
+    });
+    const { context: ending } = endingIn(batchAnswerMarginMs + 2_000);
+    const answer = await worker.handle({ Records: [lastAttempt] } as SQSEvent, ending);
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    // The record's own work goes on (in Lambda, when the environment is thawed) and ends its last attempt.
+    await vi.waitFor(() => expect(endLastAttempt.mock.settledResults).toHaveLength(1), { timeout: 5_000 });
+    // Reported failed, the message stays in the queue for SQS's redrive: a copy of the worker's would be a second one.
+    expect(await queues.deadLetters([JSON.stringify(message)])).toEqual([]);
+    expect(endLastAttempt.mock.settledResults).toEqual([{ type: 'fulfilled', value: false }]);
+    expect(queues.sentMessages()).toEqual([]);
+    expect(visibilityChanges()).toEqual([]);
+    expect(skipped).toHaveBeenCalledWith(
+      "Message dead-lettering skipped: its record was reported failed at its batch's deadline, so SQS returns it",
+      { correlation_id: lastAttempt.messageId, sqsMessageId: lastAttempt.messageId },
+    );
+    expect(healthy.received).toHaveLength(0);
+  });
+
   it("counts a POST the deadline cut short as the worker's failure: on the last receive, not toward the disable rule", async () => {
     const slow = await receiver((count) => ({ status: 204, delayMs: count === 1 ? 5_000 : 0 }));
     const endpoint = await endpointAt(slow.url);
