@@ -14,6 +14,7 @@ import {
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage, correlationIdHeader } from '../../middleware/audit/correlation.js';
+import type { GuardedAction } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeadlineExceededError } from '../../middleware/errors.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
@@ -540,15 +541,14 @@ function recordAnsweredError(): DeadlineExceededError {
 
 /**
  * When a batch's records must be done: the invocation's end less {@link batchAnswerMarginMs}. Made once per
- * batch, before its records run. A send or POST is started only when its whole time limit fits before it
- * ({@link BatchDeadline.leaves}), and its breaker is given it as the call's `deadline`; a record still
- * running then is reported failed ({@link processSqsBatch}), so the batch is answered before Lambda's
- * timeout, which would fail every record of it.
+ * batch, before its records run. A send or POST is started only when its whole time limit fits before it,
+ * checked as its breaker starts it ({@link BatchDeadline.startingInTime}), and its breaker is given it as
+ * the call's `deadline`; a record still running then is reported failed ({@link processSqsBatch}), so the
+ * batch is answered before Lambda's timeout, which would fail every record of it.
  *
  * @example
  * const deadline = new BatchDeadline(context);
- * if (!deadline.leaves(breaker.timeoutMs)) throw deadline.tooLateFor('the email provider', breaker.timeoutMs);
- * await breaker.execute(action, { deadline: deadline.at });
+ * await breaker.execute(deadline.startingInTime(breaker.name, breaker.timeoutMs, action), { deadline: deadline.at });
  */
 export class BatchDeadline {
   /** Epoch ms. */
@@ -566,6 +566,18 @@ export class BatchDeadline {
   /** Whether work bounded by `timeoutMs`, started now, ends by the deadline. */
   leaves(timeoutMs: number): boolean {
     return this.leftMs() >= timeoutMs;
+  }
+
+  /**
+   * `action`, for a breaker's `execute`, started only if work bounded by `timeoutMs` still ends by the
+   * deadline when the breaker starts it: after all that comes first (an idempotency write, the circuit's
+   * state read, signing). Otherwise it throws {@link tooLateFor}, which the breaker does not count.
+   */
+  startingInTime<T>(dependency: string, timeoutMs: number, action: GuardedAction<T>): GuardedAction<T> {
+    return (call) => {
+      if (!this.leaves(timeoutMs)) throw this.tooLateFor(dependency, timeoutMs);
+      return action(call);
+    };
   }
 
   /** The failure of a call to `dependency`, bounded by `timeoutMs`, not started because it would not end by the deadline. */
