@@ -7,6 +7,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
   type MessageAttributeValue,
   SendMessageCommand,
   type SQSClient,
@@ -269,7 +270,8 @@ export interface QueueActionsOptions {
  * The SQS calls a worker makes about the record in hand, besides the poller's delete. None is made for a
  * record already reported failed at its batch's deadline ({@link answeredAtDeadline}), its work resumed
  * after the answer: the visibility is left alone, and a copy (send-back, DLQ) fails with a
- * {@link DeadlineExceededError}, as a copy SQS refused does.
+ * {@link DeadlineExceededError}, as a copy SQS refused does. A copy already in flight as the deadline
+ * passed is followed by a delete of the original.
  */
 export class QueueActions {
   constructor(private readonly options: QueueActionsOptions) {}
@@ -329,6 +331,7 @@ export class QueueActions {
         MessageAttributes: attributes,
       }),
     );
+    await this.deleteAnsweredOriginal(record, 'queue');
     this.reportLeftOut(record, leftOut, 'queue');
   }
 
@@ -358,6 +361,7 @@ export class QueueActions {
         MessageAttributes: attributes,
       }),
     );
+    await this.deleteAnsweredOriginal(record, 'dlq');
     this.reportLeftOut(record, leftOut, 'dlq');
   }
 
@@ -462,6 +466,35 @@ export class QueueActions {
       },
     );
     return true;
+  }
+
+  /**
+   * After a copy of `record` was sent (to the DLQ, back to the queue): when its batch's deadline passed
+   * while the copy was in flight, the record was reported failed and SQS keeps the original, so it is
+   * deleted here, as the poller deletes a record reported processed. Not deleted (logged), the message is
+   * held twice; the copy is made all the same, so the caller goes on as after any copy.
+   */
+  private async deleteAnsweredOriginal(record: SQSRecord, queue: 'queue' | 'dlq'): Promise<void> {
+    if (!answeredAtDeadline.has(record)) return;
+    const context = {
+      correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+      sqsMessageId: record.messageId,
+      queue,
+    };
+    try {
+      await this.options.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: record.receiptHandle }),
+      );
+      this.options.logger.info(
+        "Message copied as its batch's deadline passed; its original, reported failed, was deleted",
+        context,
+      );
+    } catch (error) {
+      this.options.logger.warn(
+        "Message copied as its batch's deadline passed, but its original, reported failed, could not be deleted: SQS holds it twice",
+        { ...context, error: String(error) },
+      );
+    }
   }
 
   /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */
@@ -598,7 +631,8 @@ export class BatchDeadline {
  * the invocation times out, and returns after the queue's visibility timeout. Its own work goes on: Lambda
  * freezes it with the invocation and may resume it when the environment next runs, so it is marked
  * ({@link answeredAtDeadline}) and its queue actions are skipped: the message neither changes visibility
- * nor is copied (SQS's redrive moves it to the DLQ after its last receive).
+ * nor is copied (SQS's redrive moves it to the DLQ after its last receive); a copy already in flight
+ * then is followed by a delete of the original.
  *
  * @example
  * handle(event, context) {

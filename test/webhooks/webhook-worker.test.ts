@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { KMSServiceException } from '@aws-sdk/client-kms';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { type DeleteMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { Webhook } from 'standardwebhooks';
@@ -2394,6 +2394,41 @@ describe("the batch's deadline", () => {
       { correlation_id: lastAttempt.messageId, sqsMessageId: lastAttempt.messageId },
     );
     expect(healthy.received).toHaveLength(0);
+  });
+
+  it('deletes the original of a DLQ copy in flight as the deadline passed, reported failed: the message is held once', async () => {
+    const failing = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(failing.url);
+    // Each copy's SendMessage takes 2.5 s: sent before the batch's deadline, answered after it.
+    const answered: string[] = [];
+    const slowCopies = {
+      send: async (command: SendMessageCommand | DeleteMessageCommand) => {
+        if (command instanceof SendMessageCommand) await new Promise((resolve) => setTimeout(resolve, 2_500));
+        const output = await queues.client.send(command as SendMessageCommand);
+        answered.push(command.constructor.name);
+        return output;
+      },
+    } as unknown as SQSClient;
+    const { worker } = setup({ sqs: slowCopies, timeoutMs: 500 });
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    // Redriven from the DLQ once, on its last receive: its failed attempt is copied to the DLQ by the worker.
+    const lastAttempt = await queues.receivedRecord(message, {
+      receiveCount: 5,
+      attributes: { [deadLetterReasonAttribute]: 'attempts used: 5 of 5' },
+    });
+    const { context: ending } = endingIn(batchAnswerMarginMs + 1_500);
+    const answer = await worker.handle({ Records: [lastAttempt] } as SQSEvent, ending);
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(failing.received).toHaveLength(1);
+    await vi.waitFor(() => expect(answered).toEqual(['SendMessageCommand', 'DeleteMessageCommand']), {
+      timeout: 5_000,
+    });
+    const copies = await queues.deadLetters([JSON.stringify(message)]);
+    expect(copies.map((copy) => copy.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue)).toEqual([
+      'attempts used: 5 of 5',
+    ]);
+    // Deleted, the original is not handed over again for SQS's redrive to move to the DLQ a second time.
+    await expect(queues.makeVisible(lastAttempt)).rejects.toThrow();
   });
 
   it("starts no POST whose time limit stopped fitting while its idempotency record was written: on the last receive, the worker's failure, not toward the disable rule", async () => {
