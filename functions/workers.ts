@@ -1,4 +1,4 @@
-// The one queue-worker table: read by the local runtime (queues + pollers) and, later, by the CDK stack.
+// The one queue-worker table: read by the CDK stack (each worker's queue, DLQ, function, event source mapping and table grants) and by the local runtime (queues and pollers).
 import type { TableAccess } from './routes.js';
 
 /** Settings of one Lambda function fed by an SQS queue through an event source mapping. */

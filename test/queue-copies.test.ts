@@ -1,12 +1,17 @@
 // The copies a worker sends of a message (to the DLQ, back to its queue) fit SQS's limits whatever the producer attached.
 import type { Message } from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   attemptsMadeAttribute,
+  BatchDeadline,
+  batchAnswerMarginMs,
   deadLetterReasonAttribute,
+  processSqsBatch,
   QueueActions,
   sendBacksAttribute,
 } from '../functions/shared/queue-worker.js';
+import { DeadlineExceededError } from '../middleware/errors.js';
 import { LocalWorkerQueues } from './helpers/local-worker-queues.js';
 import { testObservability } from './helpers/observability.js';
 
@@ -26,7 +31,7 @@ function setup() {
     dlqUrl: queues.dlqUrl,
     logger,
   });
-  return { actions, warn };
+  return { actions, warn, logger };
 }
 
 /** Ten attributes, SQS's most: the correlation id last, and a `bulwark-` one a producer has no business setting. */
@@ -131,5 +136,37 @@ describe('a copy sent back to the queue', () => {
     expect((await queues.enqueued()).filter(({ message }) => message.MessageId !== record.messageId)).toEqual(
       [],
     );
+  });
+});
+
+describe("a record reported failed at its batch's deadline", () => {
+  it('is neither sent back nor copied to the DLQ by its own work going on after the answer', async () => {
+    const { actions, logger } = setup();
+    const record = await queues.receivedRecord('{"id":"late"}');
+    const end = Date.now() + batchAnswerMarginMs + 200;
+    const context = { getRemainingTimeInMillis: () => end - Date.now() } as Context;
+    const copies: Array<Promise<PromiseSettledResult<void>[]>> = [];
+    const answer = await processSqsBatch(
+      { Records: [record] } as SQSEvent,
+      context,
+      new BatchDeadline(context),
+      logger,
+      async (received) => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const copied = Promise.allSettled([
+          actions.sendBack(received, 0, 1),
+          actions.deadLetter(received, 'late'),
+        ]);
+        copies.push(copied);
+        await copied;
+      },
+    );
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+    await vi.waitFor(() => expect(copies).toHaveLength(1), { timeout: 2_000 });
+    const [sentBack, deadLettered] = await (copies[0] as Promise<PromiseSettledResult<void>[]>);
+    expect(sentBack).toEqual({ status: 'rejected', reason: expect.any(DeadlineExceededError) });
+    expect(deadLettered).toEqual({ status: 'rejected', reason: expect.any(DeadlineExceededError) });
+    expect(queues.sentMessages()).toEqual([]);
+    expect(await queues.deadLetters()).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker, type ExecuteOptions } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { type CircuitBreakerOptions, circuitDefaults } from '../../middleware/circuit-breaker/options.js';
-import { CircuitOpenError, DeliveryRejectedError } from '../../middleware/errors.js';
+import { CircuitOpenError, DeadlineExceededError, DeliveryRejectedError } from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
@@ -317,8 +317,13 @@ export class EmailWorker {
     try {
       providerMessageId =
         send.channel === 'email'
-          ? await options.breaker.execute(({ signal }) => options.transport.send(send.email, signal), execute)
-          : await this.sendSms(send.sms, execute);
+          ? await options.breaker.execute(
+              deadline.startingInTime(options.breaker.name, options.breaker.timeoutMs, ({ signal }) =>
+                options.transport.send(send.email, signal),
+              ),
+              execute,
+            )
+          : await this.sendSms(send.sms, deadline, execute);
     } catch (error) {
       this.failed.set(send, error);
       throw error;
@@ -404,7 +409,9 @@ export class EmailWorker {
       throw error;
     }
     // A send cut short by the deadline may have reached the provider with its result never saved: its
-    // retry would send it again. Not started, it is only late.
+    // retry would send it again. Not started, it is only late. Checked again as the breaker starts the send
+    // (BatchDeadline.startingInTime), after the idempotency write and the circuit's state read; this first
+    // check spares those when the time is already too short.
     const breaker = this.breakerOf(send.channel);
     if (!deadline.leaves(breaker.timeoutMs)) {
       const error = deadline.tooLateFor(breaker.name, breaker.timeoutMs);
@@ -433,7 +440,9 @@ export class EmailWorker {
         return;
       }
       if (!(error instanceof IdempotencyPersistenceLayerError && this.accepted.has(send))) {
-        return this.failAttempt(record, message, error, correlationId, { notBeforeSec });
+        // The batch's deadline fails only a send not started (startingInTime, or the breaker's state read).
+        const step = error instanceof DeadlineExceededError ? 'time_left' : 'send';
+        return this.failAttempt(record, message, error, correlationId, { notBeforeSec, step });
       }
       // Sent, but not remembered: retrying would send it twice, so it counts as sent.
       this.options.observability.logger.warn(
@@ -657,11 +666,17 @@ export class EmailWorker {
     });
   }
 
-  private sendSms(sms: OutgoingSms, execute: ExecuteOptions): Promise<string> {
+  private sendSms(sms: OutgoingSms, deadline: BatchDeadline, execute: ExecuteOptions): Promise<string> {
     const channel = this.options.sms;
     // processRecord dead-letters SMS messages before this point when there is no SMS channel.
     if (!channel) throw new Error('No SMS transport is configured');
-    return channel.breaker.execute(({ signal }) => channel.transport.send(sms, signal), execute);
+    const { breaker } = channel;
+    return breaker.execute(
+      deadline.startingInTime(breaker.name, breaker.timeoutMs, ({ signal }) =>
+        channel.transport.send(sms, signal),
+      ),
+      execute,
+    );
   }
 
   /** The breaker guarding a channel's provider. */

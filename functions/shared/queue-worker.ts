@@ -7,6 +7,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
   type MessageAttributeValue,
   SendMessageCommand,
   type SQSClient,
@@ -14,6 +15,7 @@ import {
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage, correlationIdHeader } from '../../middleware/audit/correlation.js';
+import type { GuardedAction } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { DeadlineExceededError } from '../../middleware/errors.js';
 import { captureMetrics } from '../../middleware/metrics/middy.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
@@ -31,6 +33,15 @@ const receiveLimitMarginSec = 60;
 
 /** When the invocation that is processing each record started (see {@link processSqsBatch}). */
 const invocationStarts = new WeakMap<SQSRecord, number>();
+
+/**
+ * Records {@link processSqsBatch} reported failed at their batch's deadline while their own work still ran.
+ * Lambda freezes that work with the invocation and may resume it when the environment next runs, minutes
+ * later; SQS returns the message meanwhile (and after its last receive, its redrive moves it to the DLQ).
+ * A copy the work made then (to the DLQ, back to the queue) would be a second message: {@link QueueActions}
+ * takes no action on such a record.
+ */
+const answeredAtDeadline = new WeakSet<SQSRecord>();
 
 /** Message attribute carrying why a message was dead-lettered by the worker itself. */
 export const deadLetterReasonAttribute = 'bulwark-dead-letter-reason';
@@ -269,7 +280,13 @@ export interface QueueActionsOptions {
   readonly logger: Logger;
 }
 
-/** The SQS calls a worker makes about the record in hand, besides the poller's delete. */
+/**
+ * The SQS calls a worker makes about the record in hand, besides the poller's delete. None is made for a
+ * record already reported failed at its batch's deadline ({@link answeredAtDeadline}), its work resumed
+ * after the answer: the visibility is left alone, and a copy (send-back, DLQ) fails with a
+ * {@link DeadlineExceededError}, as a copy SQS refused does. A copy already in flight as the deadline
+ * passed is followed by a delete of the original.
+ */
 export class QueueActions {
   constructor(private readonly options: QueueActionsOptions) {}
 
@@ -279,6 +296,7 @@ export class QueueActions {
    * logged: the message still returns, after the queue's default visibility timeout instead.
    */
   async delayNextAttempt(record: SQSRecord, delaySec: number, correlationId: string): Promise<void> {
+    if (this.skipsAnsweredRecord(record, 'visibility change')) return;
     // SQS rejects a visibility that ends over 12 hours after the receive, not after this call
     // ("If you try to extend the visibility timeout beyond 12 hours, your request is rejected",
     // Amazon SQS API Reference, ChangeMessageVisibility).
@@ -309,6 +327,7 @@ export class QueueActions {
    * a message received within some 60 bytes of the limit), which SQS would refuse.
    */
   async sendBack(record: SQSRecord, delaySec: number, attemptsMade: number): Promise<void> {
+    if (this.skipsAnsweredRecord(record, 'send-back')) throw recordAnsweredError();
     const { attributes, leftOut, overBytes } = copyAttributes(record, {
       [attemptsMadeAttribute]: { DataType: 'Number', StringValue: String(attemptsMade) },
       [sendBacksAttribute]: { DataType: 'Number', StringValue: String(sendBacksOf(record) + 1) },
@@ -326,6 +345,7 @@ export class QueueActions {
         MessageAttributes: attributes,
       }),
     );
+    await this.deleteAnsweredOriginal(record, 'queue');
     this.reportLeftOut(record, leftOut, 'queue');
   }
 
@@ -400,6 +420,7 @@ export class QueueActions {
    * the copy goes without it.
    */
   async deadLetter(record: SQSRecord, reason: string): Promise<void> {
+    if (this.skipsAnsweredRecord(record, 'dead-lettering')) throw recordAnsweredError();
     const roomBytes =
       copyLimitBytes(record) -
       utf8Bytes(record.body) -
@@ -416,6 +437,7 @@ export class QueueActions {
         MessageAttributes: attributes,
       }),
     );
+    await this.deleteAnsweredOriginal(record, 'dlq');
     this.reportLeftOut(record, leftOut, 'dlq');
   }
 
@@ -478,6 +500,7 @@ export class QueueActions {
    * SQS's redrive to move it on the next receive, and resolves false.
    */
   async endLastAttempt(record: SQSRecord, reason: string, correlationId: string): Promise<boolean> {
+    if (this.skipsAnsweredRecord(record, 'dead-lettering')) return false;
     const workerAttributes = workerAttributesOf(record);
     if (workerAttributes.length > 0) {
       const context = {
@@ -503,6 +526,51 @@ export class QueueActions {
     }
     await this.delayNextAttempt(record, 0, correlationId);
     return false;
+  }
+
+  /**
+   * Whether `record` was reported failed at its batch's deadline ({@link answeredAtDeadline}), so `action`
+   * is skipped (logged): SQS returns the message after its visibility timeout, as it does any failed record.
+   */
+  private skipsAnsweredRecord(record: SQSRecord, action: string): boolean {
+    if (!answeredAtDeadline.has(record)) return false;
+    this.options.logger.info(
+      `Message ${action} skipped: its record was reported failed at its batch's deadline, so SQS returns it`,
+      {
+        correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+        sqsMessageId: record.messageId,
+      },
+    );
+    return true;
+  }
+
+  /**
+   * After a copy of `record` was sent (to the DLQ, back to the queue): when its batch's deadline passed
+   * while the copy was in flight, the record was reported failed and SQS keeps the original, so it is
+   * deleted here, as the poller deletes a record reported processed. Not deleted (logged), the message is
+   * held twice; the copy is made all the same, so the caller goes on as after any copy.
+   */
+  private async deleteAnsweredOriginal(record: SQSRecord, queue: 'queue' | 'dlq'): Promise<void> {
+    if (!answeredAtDeadline.has(record)) return;
+    const context = {
+      correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+      sqsMessageId: record.messageId,
+      queue,
+    };
+    try {
+      await this.options.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: record.receiptHandle }),
+      );
+      this.options.logger.info(
+        "Message copied as its batch's deadline passed; its original, reported failed, was deleted",
+        context,
+      );
+    } catch (error) {
+      this.options.logger.warn(
+        "Message copied as its batch's deadline passed, but its original, reported failed, could not be deleted: SQS holds it twice",
+        { ...context, error: String(error) },
+      );
+    }
   }
 
   /** A copy that went without some of the producer's attributes is worth a warning: they are gone. */
@@ -565,26 +633,31 @@ export class BatchIdempotency<A extends unknown[], R> {
 }
 
 /**
- * Kept back from a batch's invocation time ({@link BatchDeadline}): what a record still running at the
- * deadline needs to save its result and change its visibility (a DynamoDB request's 2 s limit, an SQS
- * request's 1 s), and the batch's answer.
+ * Kept back from a batch's invocation time ({@link BatchDeadline}): what a record's request in flight at
+ * the deadline needs to end (a DynamoDB request's 2 s limit, an SQS request's 1 s), and the batch's answer.
  */
 export const batchAnswerMarginMs = 3_000;
 
 /** The `dependency` of the {@link DeadlineExceededError} a record still running at its batch's deadline fails with. */
 const batchRecordWork = 'the record';
 
+/** Why a copy of a record reported failed at its batch's deadline was not made ({@link answeredAtDeadline}). */
+function recordAnsweredError(): DeadlineExceededError {
+  return new DeadlineExceededError(batchRecordWork, 0, {
+    message: "The message was not copied: its record was reported failed at its batch's deadline",
+  });
+}
+
 /**
  * When a batch's records must be done: the invocation's end less {@link batchAnswerMarginMs}. Made once per
- * batch, before its records run. A send or POST is started only when its whole time limit fits before it
- * ({@link BatchDeadline.leaves}), and its breaker is given it as the call's `deadline`; a record still
- * running then is reported failed ({@link processSqsBatch}), so the batch is answered before Lambda's
- * timeout, which would fail every record of it.
+ * batch, before its records run. A send or POST is started only when its whole time limit fits before it,
+ * checked as its breaker starts it ({@link BatchDeadline.startingInTime}), and its breaker is given it as
+ * the call's `deadline`; a record still running then is reported failed ({@link processSqsBatch}), so the
+ * batch is answered before Lambda's timeout, which would fail every record of it.
  *
  * @example
  * const deadline = new BatchDeadline(context);
- * if (!deadline.leaves(breaker.timeoutMs)) throw deadline.tooLateFor('the email provider', breaker.timeoutMs);
- * await breaker.execute(action, { deadline: deadline.at });
+ * await breaker.execute(deadline.startingInTime(breaker.name, breaker.timeoutMs, action), { deadline: deadline.at });
  */
 export class BatchDeadline {
   /** Epoch ms. */
@@ -604,6 +677,18 @@ export class BatchDeadline {
     return this.leftMs() >= timeoutMs;
   }
 
+  /**
+   * `action`, for a breaker's `execute`, started only if work bounded by `timeoutMs` still ends by the
+   * deadline when the breaker starts it: after all that comes first (an idempotency write, the circuit's
+   * state read, signing). Otherwise it throws {@link tooLateFor}, which the breaker does not count.
+   */
+  startingInTime<T>(dependency: string, timeoutMs: number, action: GuardedAction<T>): GuardedAction<T> {
+    return (call) => {
+      if (!this.leaves(timeoutMs)) throw this.tooLateFor(dependency, timeoutMs);
+      return action(call);
+    };
+  }
+
   /** The failure of a call to `dependency`, bounded by `timeoutMs`, not started because it would not end by the deadline. */
   tooLateFor(dependency: string, timeoutMs: number): DeadlineExceededError {
     const leftMs = this.leftMs();
@@ -618,9 +703,12 @@ export class BatchDeadline {
  * rejected record reported in `batchItemFailures` (so SQS returns only it); batches run at once each get
  * their own answer. Each record's receive time is noted for {@link QueueActions.delayNextAttempt}; a
  * record it never ran counts as received when its visibility is changed. A record still running at the
- * batch's `deadline` is reported failed then, with a warning, and returns after the queue's visibility
- * timeout (its own work, cut off by the invocation's end, cannot say when), so the rest of the batch is
- * answered before the invocation times out.
+ * batch's `deadline` is reported failed then, with a warning, so the rest of the batch is answered before
+ * the invocation times out, and returns after the queue's visibility timeout. Its own work goes on: Lambda
+ * freezes it with the invocation and may resume it when the environment next runs, so it is marked
+ * ({@link answeredAtDeadline}) and its queue actions are skipped: the message neither changes visibility
+ * nor is copied (SQS's redrive moves it to the DLQ after its last receive); a copy already in flight
+ * then is followed by a delete of the original.
  *
  * @example
  * handle(event, context) {
@@ -645,6 +733,7 @@ export async function processSqsBatch(
   const lateRecord = async (record: SQSRecord, done: { settled: boolean }): Promise<void> => {
     await deadlinePassed;
     if (done.settled) return;
+    answeredAtDeadline.add(record);
     logger.warn("Record still running at its batch's deadline; reported failed", {
       correlation_id: correlationIdFromMessage(record) ?? record.messageId,
       sqsMessageId: record.messageId,

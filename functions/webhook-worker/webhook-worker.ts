@@ -437,14 +437,15 @@ export class WebhookWorker {
     try {
       const headers = await this.sign(endpoint, message.id, body, at);
       const outcome = await this.circuitFor(endpoint.id).execute(
-        ({ signal }) => {
+        // The time left is checked again here, after the idempotency write, signing and the circuit's state read.
+        deadline.startingInTime(`webhook-${endpoint.id}`, this.timeoutMs, ({ signal }) => {
           progress.posted = true;
           return postWebhook(new URL(endpoint.url), { ...headers }, body, {
             guard: this.options.guard,
             signal,
             timeoutMs: this.timeoutMs,
           });
-        },
+        }),
         // The batch's records to one endpoint share its circuit: each call names its message.
         { onEvent: (event) => this.circuitEvents({ ...event, correlationId }), deadline: deadline.at },
       );

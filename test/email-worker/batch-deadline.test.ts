@@ -1,11 +1,15 @@
 // The email worker and its batch's deadline: no send started that cannot end before it, the batch answered by it.
 import { randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import { EmailWorker, type EmailWorkerOptions } from '../../functions/email-worker/email-worker.js';
 import { EmailTemplates } from '../../functions/email-worker/templates.js';
 import type { EmailTransport, OutgoingEmail } from '../../functions/email-worker/transports.js';
-import { batchAnswerMarginMs, withWorkerMiddlewares } from '../../functions/shared/queue-worker.js';
+import {
+  batchAnswerMarginMs,
+  QueueActions,
+  withWorkerMiddlewares,
+} from '../../functions/shared/queue-worker.js';
 import type { CircuitBreaker } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { CircuitState } from '../../middleware/circuit-breaker/state.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
@@ -119,14 +123,14 @@ describe("the email worker and its batch's deadline", () => {
     );
   });
 
-  it('cuts a send that started late at the deadline, and the provider does not count it', async () => {
+  it('starts no send whose timeout stopped fitting while its idempotency record was written: the circuit untouched', async () => {
     const transport = new HangingTransport();
     const breaker = testProviderBreaker(dynamoDb, 'email-deadline', {
       failureThreshold: 1,
       timeoutMs: 1_500,
     });
     const queueOptions = emailWorkerQueueOptions(dynamoDb, queues);
-    // The in-progress record's write takes 1 s, so the send starts with less than its 1.5 s left.
+    // 2 s before the deadline there is room for the 1.5 s send; the in-progress record's 1 s write leaves none.
     const { persistenceStore } = queueOptions;
     const saveInProgress = persistenceStore.saveInProgress.bind(persistenceStore);
     vi.spyOn(persistenceStore, 'saveInProgress').mockImplementation(async (...args) => {
@@ -139,19 +143,42 @@ describe("the email worker and its batch's deadline", () => {
     expect(await run(worker, context, received)).toEqual({
       batchItemFailures: [{ itemIdentifier: received.messageId }],
     });
-    // The batch is answered at its deadline; the record's own work goes on to end its attempt.
-    await vi.waitFor(
-      () =>
-        expect(audits).toEqual([
-          expect.objectContaining({
-            eventType: 'email.failed',
-            metadata: expect.objectContaining({ reason: 'DeadlineExceededError', step: 'send' }),
-          }),
-        ]),
-      { timeout: 5_000 },
-    );
-    expect(transport.aborted).toHaveLength(1);
+    expect(transport.taken).toEqual([]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.failed',
+        metadata: expect.objectContaining({ reason: 'DeadlineExceededError', step: 'time_left', attempt: 1 }),
+      }),
+    ]);
+    expect(queues.visibilityChanges().map((change) => change.VisibilityTimeout)).toEqual([30]);
     expect(breaker.state).toBe(CircuitState.closed);
+  });
+
+  it('leaves the visibility of a record it reported failed at the deadline alone when its attempt fails later', async () => {
+    const breaker = testProviderBreaker(dynamoDb, 'email-deadline');
+    // The user check fails, but only after the batch's deadline.
+    const userState = () =>
+      new Promise<never>((_resolve, reject) =>
+        setTimeout(() => reject(new Error('user table unreachable')), 1_500),
+      );
+    const { worker, audits } = setup(new HangingTransport(), breaker, { userState });
+    const delayNextAttempt = vi.spyOn(QueueActions.prototype, 'delayNextAttempt');
+    onTestFinished(() => delayNextAttempt.mockRestore());
+    const received = await queues.receivedRecord(welcome(randomUUID()));
+    const { context } = endingIn(batchAnswerMarginMs + 500);
+    expect(await run(worker, context, received)).toEqual({
+      batchItemFailures: [{ itemIdentifier: received.messageId }],
+    });
+    // Its own work goes on (in Lambda, once the environment is thawed) and fails its attempt.
+    await vi.waitFor(() => expect(delayNextAttempt.mock.settledResults).toHaveLength(1), { timeout: 5_000 });
+    expect(audits).toEqual([
+      expect.objectContaining({
+        eventType: 'email.failed',
+        metadata: expect.objectContaining({ step: 'user_check' }),
+      }),
+    ]);
+    // Reported failed, the message comes back after the queue's visibility timeout, not the backoff.
+    expect(queues.visibilityChanges()).toEqual([]);
   });
 
   it("answers the batch by its deadline through the function's middlewares: a record still running is reported failed, the rest as they ended", async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { KMSServiceException } from '@aws-sdk/client-kms';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { type DeleteMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { Webhook } from 'standardwebhooks';
@@ -2358,11 +2358,84 @@ describe("the batch's deadline", () => {
     );
   });
 
-  it("counts a POST the deadline cut short as the worker's failure: on the last receive, not toward the disable rule", async () => {
-    const slow = await receiver((count) => ({ status: 204, delayMs: count === 1 ? 5_000 : 0 }));
-    const endpoint = await endpointAt(slow.url);
+  it('takes no queue action for a record it reported failed at the deadline: its late last attempt leaves the message to SQS', async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
     const persistenceStore = webhookWorkerStore();
-    // The in-progress record's write takes 1 s, so the POST starts with less than its 1.5 s limit left.
+    // The in-progress record's write outlasts the batch: the record is still running at its deadline.
+    const saveInProgress = persistenceStore.saveInProgress.bind(persistenceStore);
+    vi.spyOn(persistenceStore, 'saveInProgress').mockImplementation(async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      return saveInProgress(...args);
+    });
+    const { worker, logger } = setup({ persistenceStore, timeoutMs: 1_500 });
+    const skipped = vi.spyOn(logger, 'info');
+    const endLastAttempt = vi.spyOn(QueueActions.prototype, 'endLastAttempt');
+    onTestFinished(() => endLastAttempt.mockRestore());
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    // Redriven from the DLQ once (it carries that dead-lettering's reason), on its last receive: a record
+    // whose last attempt fails is copied to the DLQ by the worker itself, unless it was already answered.
+    const lastAttempt = await queues.receivedRecord(message, {
+      receiveCount: 5,
+      attributes: { [deadLetterReasonAttribute]: 'attempts used: 5 of 5' },
+    });
+    const { context: ending } = endingIn(batchAnswerMarginMs + 2_000);
+    const answer = await worker.handle({ Records: [lastAttempt] } as SQSEvent, ending);
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    // The record's own work goes on (in Lambda, when the environment is thawed) and ends its last attempt.
+    await vi.waitFor(() => expect(endLastAttempt.mock.settledResults).toHaveLength(1), { timeout: 5_000 });
+    // Reported failed, the message stays in the queue for SQS's redrive: a copy of the worker's would be a second one.
+    expect(await queues.deadLetters([JSON.stringify(message)])).toEqual([]);
+    expect(endLastAttempt.mock.settledResults).toEqual([{ type: 'fulfilled', value: false }]);
+    expect(queues.sentMessages()).toEqual([]);
+    expect(visibilityChanges()).toEqual([]);
+    expect(skipped).toHaveBeenCalledWith(
+      "Message dead-lettering skipped: its record was reported failed at its batch's deadline, so SQS returns it",
+      { correlation_id: lastAttempt.messageId, sqsMessageId: lastAttempt.messageId },
+    );
+    expect(healthy.received).toHaveLength(0);
+  });
+
+  it('deletes the original of a DLQ copy in flight as the deadline passed, reported failed: the message is held once', async () => {
+    const failing = await receiver(() => ({ status: 500 }));
+    const endpoint = await endpointAt(failing.url);
+    // Each copy's SendMessage takes 2.5 s: sent before the batch's deadline, answered after it.
+    const answered: string[] = [];
+    const slowCopies = {
+      send: async (command: SendMessageCommand | DeleteMessageCommand) => {
+        if (command instanceof SendMessageCommand) await new Promise((resolve) => setTimeout(resolve, 2_500));
+        const output = await queues.client.send(command as SendMessageCommand);
+        answered.push(command.constructor.name);
+        return output;
+      },
+    } as unknown as SQSClient;
+    const { worker } = setup({ sqs: slowCopies, timeoutMs: 500 });
+    const message = webhookMessageFor(endpoint.id, endpoint.tenantId);
+    // Redriven from the DLQ once, on its last receive: its failed attempt is copied to the DLQ by the worker.
+    const lastAttempt = await queues.receivedRecord(message, {
+      receiveCount: 5,
+      attributes: { [deadLetterReasonAttribute]: 'attempts used: 5 of 5' },
+    });
+    const { context: ending } = endingIn(batchAnswerMarginMs + 1_500);
+    const answer = await worker.handle({ Records: [lastAttempt] } as SQSEvent, ending);
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
+    expect(failing.received).toHaveLength(1);
+    await vi.waitFor(() => expect(answered).toEqual(['SendMessageCommand', 'DeleteMessageCommand']), {
+      timeout: 5_000,
+    });
+    const copies = await queues.deadLetters([JSON.stringify(message)]);
+    expect(copies.map((copy) => copy.MessageAttributes?.[deadLetterReasonAttribute]?.StringValue)).toEqual([
+      'attempts used: 5 of 5',
+    ]);
+    // Deleted, the original is not handed over again for SQS's redrive to move to the DLQ a second time.
+    await expect(queues.makeVisible(lastAttempt)).rejects.toThrow();
+  });
+
+  it("starts no POST whose time limit stopped fitting while its idempotency record was written: on the last receive, the worker's failure, not toward the disable rule", async () => {
+    const healthy = await receiver();
+    const endpoint = await endpointAt(healthy.url);
+    const persistenceStore = webhookWorkerStore();
+    // 2 s before the deadline there is room for the 1.5 s POST; the in-progress record's 1 s write leaves none.
     const saveInProgress = persistenceStore.saveInProgress.bind(persistenceStore);
     vi.spyOn(persistenceStore, 'saveInProgress').mockImplementation(async (...args) => {
       await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -2375,26 +2448,21 @@ describe("the batch's deadline", () => {
     const { context: ending } = endingIn(batchAnswerMarginMs + 2_000);
     const answer = await worker.handle({ Records: [lastAttempt] } as SQSEvent, ending);
     expect(answer.batchItemFailures).toEqual([{ itemIdentifier: lastAttempt.messageId }]);
-    expect(slow.received).toHaveLength(1);
-    // The batch was answered at its deadline; the record's own work goes on to end the delivery.
-    await vi.waitFor(
-      async () =>
-        expect(await historyOf(endpoint.id)).toEqual([
-          expect.objectContaining({
-            status: 'failed',
-            attempts: [expect.objectContaining({ attempt: 5, error: 'outcome not saved: worker error' })],
-          }),
-        ]),
-      { timeout: 5_000 },
-    );
+    expect(healthy.received).toHaveLength(0);
+    expect(await historyOf(endpoint.id)).toEqual([
+      expect.objectContaining({
+        status: 'failed',
+        attempts: [expect.objectContaining({ attempt: 5, error: 'not attempted: worker error' })],
+      }),
+    ]);
     expect(logged).toHaveBeenCalledWith(
-      'Webhook delivery failed for good: the worker failed after POSTing on the last attempt, so the outcome was not saved; the message goes to the DLQ',
+      'Webhook delivery failed for good: the worker failed before POSTing on the last attempt; the message goes to the DLQ',
       expect.objectContaining({ webhookId: message.id, error: expect.any(DeadlineExceededError) }),
     );
     // Neither the endpoint's failure streak nor its circuit (one failure would open it) counted it.
     expect(await store.getEndpoint(endpoint.id)).toMatchObject({ status: 'enabled', failedDeliveries: 0 });
     const next = await record(webhookMessageFor(endpoint.id, endpoint.tenantId));
     expect(await worker.handle({ Records: [next] } as SQSEvent, context)).toEqual({ batchItemFailures: [] });
-    expect(slow.received).toHaveLength(2);
+    expect(healthy.received).toHaveLength(1);
   });
 });
