@@ -847,8 +847,15 @@ export class Encryptor {
    * header's provider and key and the names (never the values) of the context members. Once per failure:
    * the records waiting on one failed unwrap share its error, and a failure the key provider reported
    * itself (a failed KMS Decrypt, as a `kms.request` naming KMS's error) is not reported again.
+   * `decryptFields` calls it; call it for a record refused before it is decrypted (the sample's
+   * `record_moved`), so that refusal is reported the same way. Anything but a DecryptionError is ignored.
+   *
+   * @example
+   * const moved = new DecryptionError('record_moved', 'The item carries another id');
+   * encryptor.reportDecryptionFailure(moved, item, { tenantId, userId });
+   * throw moved;
    */
-  private reportDecryptionFailure(error: unknown, record: unknown, context: unknown): void {
+  reportDecryptionFailure(error: unknown, record?: unknown, context?: unknown): void {
     const onEvent = this.options.onEvent;
     if (onEvent === undefined || !(error instanceof DecryptionError) || isFailureReported(error)) return;
     markFailureReported(error);
