@@ -21,6 +21,7 @@ export type SecurityEventType =
   | 'secret.accessed'
   | 'dataKey.cacheHit'
   | 'kms.request'
+  | 'decryption.failed'
   | 'admin.action';
 
 export interface SecurityEvent {

@@ -664,6 +664,19 @@ function enabledSubscriptionPut(
 export class WebhookStore {
   constructor(private readonly options: WebhookStoreOptions) {}
 
+  /**
+   * `read` of an endpoint item, whose `record_moved` refusal (see {@link toEndpoint}) is reported as the
+   * encryptor reports the refusals it decides itself: a `decryption.failed` event, the item's header named.
+   */
+  private reportingMoved<T>(item: Record<string, unknown>, read: () => T): T {
+    try {
+      return read();
+    } catch (error) {
+      if (error instanceof DecryptionError) this.options.encryptor?.reportDecryptionFailure(error, item);
+      throw error;
+    }
+  }
+
   private get encryptor(): Encryptor {
     if (!this.options.encryptor) throw new Error('WebhookStore needs an encryptor for signing secrets');
     return this.options.encryptor;
@@ -801,7 +814,9 @@ export class WebhookStore {
         ConsistentRead: true,
       }),
     );
-    return Item ? toEndpoint(Item, endpointId, this.options.encryptor?.headerField) : undefined;
+    return Item
+      ? this.reportingMoved(Item, () => toEndpoint(Item, endpointId, this.options.encryptor?.headerField))
+      : undefined;
   }
 
   /**
@@ -824,7 +839,7 @@ export class WebhookStore {
         ConsistentRead: true,
       }),
     );
-    return Item ? toRemovableEndpoint(Item, endpointId) : undefined;
+    return Item ? this.reportingMoved(Item, () => toRemovableEndpoint(Item, endpointId)) : undefined;
   }
 
   /**
@@ -877,7 +892,7 @@ export class WebhookStore {
   private listedEndpoint(item: Record<string, unknown>): StoredEndpoint | UnreadableEndpoint {
     const id = endpointIdOfKey(item);
     try {
-      return toEndpoint(item, id, this.options.encryptor?.headerField);
+      return this.reportingMoved(item, () => toEndpoint(item, id, this.options.encryptor?.headerField));
     } catch (error) {
       if (id === undefined || !(error instanceof StoredRecordError)) throw error;
       return { id, unreadable: `${error.problem} ${error.attribute}` };
@@ -1261,7 +1276,11 @@ export class WebhookStore {
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.queryOwnerIndex(ownerPk, { kind, startKey });
-      endpoints.push(...page.items.map((item) => toRemovableEndpoint(item, endpointIdOfKey(item))));
+      endpoints.push(
+        ...page.items.map((item) =>
+          this.reportingMoved(item, () => toRemovableEndpoint(item, endpointIdOfKey(item))),
+        ),
+      );
       startKey = page.lastKey;
     } while (startKey);
     return endpoints;

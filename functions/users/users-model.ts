@@ -227,10 +227,16 @@ export class UsersModel {
   private async fromItem(item: Record<string, unknown>, userId: string | undefined): Promise<User> {
     if (item.tenantId !== this.tenantId) throw new NotFoundError(`User ${userId} not found`);
     if (userId === undefined || item.id !== userId) {
-      throw new DecryptionError(
+      const moved = new DecryptionError(
         'record_moved',
         `The user item under ${String(item.pk)} carries another id; it was not decrypted`,
       );
+      this.encryptor.reportDecryptionFailure(
+        moved,
+        item,
+        userId === undefined ? undefined : this.contextOf(userId),
+      );
+      throw moved;
     }
     const plain = await this.encryptor.decryptFields(item, encryptedUserFields, this.contextOf(userId));
     return toUser(userId, plain);
@@ -423,12 +429,13 @@ export class UsersModel {
     if (!Item || isExpired(Item, Date.now())) throw new NotFoundError('No user with this email');
     const user = await this.get(String(Item.userId));
     if (normalizeEmail(user.email) !== normalizeEmail(email)) {
-      throw new NotFoundError('No user with this email', {
-        cause: new DecryptionError(
-          'record_moved',
-          `The email claim ${String(Item.pk)} names user ${user.id}, whose email is another`,
-        ),
-      });
+      const moved = new DecryptionError(
+        'record_moved',
+        `The email claim ${String(Item.pk)} names user ${user.id}, whose email is another`,
+      );
+      // The claim, not the user's record, was moved: no header of its own to name.
+      this.encryptor.reportDecryptionFailure(moved, undefined, this.contextOf(user.id));
+      throw new NotFoundError('No user with this email', { cause: moved });
     }
     return user;
   }

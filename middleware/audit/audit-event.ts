@@ -90,5 +90,6 @@ export const securityEventOutcome: Readonly<Record<SecurityEventType, AuditOutco
   'secret.accessed': 'success',
   'dataKey.cacheHit': 'success',
   'kms.request': 'success',
+  'decryption.failed': 'failure',
   'admin.action': 'success',
 };

@@ -53,10 +53,14 @@ export const securityEventMetrics: Readonly<Record<SecurityEventType, MetricReco
   'secret.accessed': undefined,
   'dataKey.cacheHit': (metrics) => recordMetric(metrics, 'DataKeyCacheHit'),
   'kms.request': (metrics) => recordMetric(metrics, 'KmsRequest'),
+  'decryption.failed': undefined,
   'admin.action': undefined,
 };
 
-/** High-volume events that are counted but not written as audit lines: they are not security decisions. */
+/**
+ * High-volume events that are counted but not written as audit lines: they are not security decisions.
+ * A failed one is (a KMS call refused or that threw): the listener writes it all the same.
+ */
 export const defaultUnauditedEvents: readonly SecurityEventType[] = ['dataKey.cacheHit', 'kms.request'];
 
 export interface SecurityEventListenerOptions {
@@ -65,7 +69,9 @@ export interface SecurityEventListenerOptions {
   /** Records each event's catalog metric. @default none: audit lines only */
   readonly metrics?: Metrics | undefined;
   /**
-   * Event types counted in metrics but not written as audit lines, as an array or a Set. Add
+   * Event types counted in metrics but not written as audit lines, as an array or a Set; an event its
+   * reporter marked failed (`metadata.outcome: 'error'`: a KMS call or secret read that threw) is written
+   * whatever its type. Add
    * `'auth.success'` where every route that authenticates runs inside `audit()`: its `http.request` line
    * names the principal and its `authMethod` already.
    * @default ['dataKey.cacheHit', 'kms.request']
@@ -104,7 +110,9 @@ export function createSecurityEventListener(options: SecurityEventListenerOption
   const unaudited = new Set(options.unaudited ?? defaultUnauditedEvents);
 
   return function onSecurityEvent(event: SecurityEvent): void {
-    if (auditLogger && !unaudited.has(event.type)) auditLogger.logSecurityEvent(event);
+    if (auditLogger && (!unaudited.has(event.type) || event.metadata?.['outcome'] === 'error')) {
+      auditLogger.logSecurityEvent(event);
+    }
     const record = metrics ? securityEventMetrics[event.type] : undefined;
     if (!metrics || !record) return;
     try {

@@ -13,6 +13,7 @@ import {
   DecryptionError,
   EncryptionError,
   type EncryptionFailureReason,
+  isUnreadableRecord,
 } from '../errors.js';
 import { emitEvent, type SecurityEventListener } from '../events.js';
 import {
@@ -42,7 +43,7 @@ import {
   tagBytes,
 } from './format.js';
 import { type Acquired, KeyCache } from './key-cache.js';
-import type { KeyProvider } from './key-provider.js';
+import { isFailureReported, type KeyProvider, markFailureReported } from './key-provider.js';
 import {
   copyRecord,
   copyRecordWithout,
@@ -102,7 +103,10 @@ export interface EncryptorOptions {
   readonly maxValueBytes?: number | undefined;
   /** Data-key cache limits. @default { maxAgeMs: 300000, maxMessages: 1000000, maxEntries: 1000 } */
   readonly cache?: DataKeyCacheOptions | undefined;
-  /** Receives `dataKey.cacheHit` events (the provider reports `kms.request`). @default none */
+  /**
+   * Receives `dataKey.cacheHit` and `decryption.failed` events (the provider reports `kms.request`).
+   * @default none
+   */
   readonly onEvent?: SecurityEventListener | undefined;
 }
 
@@ -518,6 +522,7 @@ export class Encryptor {
    * under it remains; after a partial list it stays, for the fields still encrypted. Any tampering, a
    * value moved from another field, record or tenant, or a wrong context throws a DecryptionError.
    * Typed from the record: each listed field as the type it was encrypted from, the others unchanged.
+   * Each failure is reported once, as a `decryption.failed` event (see {@link reportDecryptionFailure}).
    */
   async decryptFields<R extends object, F extends FieldPathOf<R>>(
     record: R,
@@ -525,78 +530,84 @@ export class Encryptor {
     context: EncryptionContext,
     options?: DecryptFieldsOptions<F>,
   ): Promise<DecryptedRecord<R, F>> {
-    assertRecord(record, 'decrypt');
-    const paths = parsePaths('decryptFields', fields, this.options.headerField);
-    const plaintextAccepted = options?.acceptPlaintext
-      ? this.plaintextPaths(paths, options.acceptPlaintext)
-      : undefined;
-    const contextMemo = this.contextOf(context, 'decrypt');
-    const headerField = this.options.headerField;
-    const headerValue = record[headerField];
-    // What a value sealed under this record's data key starts with; only given acceptPlaintext.
-    const sealedPrefix =
-      plaintextAccepted === undefined || headerValue === undefined
-        ? undefined
-        : headerFieldPrefix(headerValue);
-    const present: FieldPath[] = [];
-    const stored: unknown[] = [];
-    for (const path of paths) {
-      const value = readPath(record, path);
-      if (value === undefined || value === null) continue;
-      // Written before the field joined the list: it stays as it is. Told apart from a ciphertext by the
-      // record's own key reference, not by shape: a plaintext may look like any ciphertext but this one.
-      if (
-        plaintextAccepted?.has(path.path) &&
-        (sealedPrefix === undefined || storedFieldPrefix(value) !== sealedPrefix)
-      ) {
-        continue;
+    // One try around the whole read rather than a wrapping call: no extra promise on the hot path.
+    try {
+      assertRecord(record, 'decrypt');
+      const paths = parsePaths('decryptFields', fields, this.options.headerField);
+      const plaintextAccepted = options?.acceptPlaintext
+        ? this.plaintextPaths(paths, options.acceptPlaintext)
+        : undefined;
+      const contextMemo = this.contextOf(context, 'decrypt');
+      const headerField = this.options.headerField;
+      const headerValue = record[headerField];
+      // What a value sealed under this record's data key starts with; only given acceptPlaintext.
+      const sealedPrefix =
+        plaintextAccepted === undefined || headerValue === undefined
+          ? undefined
+          : headerFieldPrefix(headerValue);
+      const present: FieldPath[] = [];
+      const stored: unknown[] = [];
+      for (const path of paths) {
+        const value = readPath(record, path);
+        if (value === undefined || value === null) continue;
+        // Written before the field joined the list: it stays as it is. Told apart from a ciphertext by the
+        // record's own key reference, not by shape: a plaintext may look like any ciphertext but this one.
+        if (
+          plaintextAccepted?.has(path.path) &&
+          (sealedPrefix === undefined || storedFieldPrefix(value) !== sealedPrefix)
+        ) {
+          continue;
+        }
+        present.push(path);
+        stored.push(value);
       }
-      present.push(path);
-      stored.push(value);
-    }
-    if (present.length === 0) {
-      if (headerValue === undefined) return copyRecord(record) as DecryptedRecord<R, F>;
-      const keepHeader = countFieldsUnder(record, headerFieldPrefix(headerValue), headerField, 0) > 0;
-      const copy = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
-      return copy as DecryptedRecord<R, F>;
-    }
-    if (headerValue === undefined) {
-      throw new DecryptionError('missing_header', 'The record has encrypted fields but no data-key header');
-    }
-    const parsed = this.parseHeader(storedBytes(headerValue, 'The data-key header', undefined));
-    // Cheap checks on every field first: garbage never costs a KMS request.
-    const sealed: Buffer[] = [];
-    for (let index = 0; index < present.length; index += 1) {
-      const path = present[index] as FieldPath;
-      const bytes = storedBytes(stored[index], `Field ${path.path}`, path.path);
-      checkField(bytes, parsed.prefix, path.path);
-      sealed.push(bytes);
-    }
-    const key = this.cachedUnwrapped(parsed, context) ?? (await this.unwrap(parsed, context).value);
-    const writes: { path: FieldPath; value: unknown }[] = [];
-    for (let index = 0; index < present.length; index += 1) {
-      const path = present[index] as FieldPath;
-      const bytes = sealed[index] as Buffer;
-      const tagStart = bytes.length - tagBytes;
-      const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(ivStart, sealedStart));
-      decipher.setAAD(aadOf(contextMemo, parsed.prefix, path));
-      decipher.setAuthTag(bytes.subarray(tagStart));
-      let plaintext: Buffer;
-      try {
-        plaintext = decipher.update(bytes.subarray(sealedStart, tagStart));
-        decipher.final();
-      } catch (error) {
-        throw new DecryptionError('authentication_failed', `Field ${path.path} failed authentication`, {
-          field: path.path,
-          cause: error,
-        });
+      if (present.length === 0) {
+        if (headerValue === undefined) return copyRecord(record) as DecryptedRecord<R, F>;
+        const keepHeader = countFieldsUnder(record, headerFieldPrefix(headerValue), headerField, 0) > 0;
+        const copy = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
+        return copy as DecryptedRecord<R, F>;
       }
-      writes.push({ path, value: decodeValue(plaintext, path.path) });
+      if (headerValue === undefined) {
+        throw new DecryptionError('missing_header', 'The record has encrypted fields but no data-key header');
+      }
+      const parsed = this.parseHeader(storedBytes(headerValue, 'The data-key header', undefined));
+      // Cheap checks on every field first: garbage never costs a KMS request.
+      const sealed: Buffer[] = [];
+      for (let index = 0; index < present.length; index += 1) {
+        const path = present[index] as FieldPath;
+        const bytes = storedBytes(stored[index], `Field ${path.path}`, path.path);
+        checkField(bytes, parsed.prefix, path.path);
+        sealed.push(bytes);
+      }
+      const key = this.cachedUnwrapped(parsed, context) ?? (await this.unwrap(parsed, context).value);
+      const writes: { path: FieldPath; value: unknown }[] = [];
+      for (let index = 0; index < present.length; index += 1) {
+        const path = present[index] as FieldPath;
+        const bytes = sealed[index] as Buffer;
+        const tagStart = bytes.length - tagBytes;
+        const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(ivStart, sealedStart));
+        decipher.setAAD(aadOf(contextMemo, parsed.prefix, path));
+        decipher.setAuthTag(bytes.subarray(tagStart));
+        let plaintext: Buffer;
+        try {
+          plaintext = decipher.update(bytes.subarray(sealedStart, tagStart));
+          decipher.final();
+        } catch (error) {
+          throw new DecryptionError('authentication_failed', `Field ${path.path} failed authentication`, {
+            field: path.path,
+            cause: error,
+          });
+        }
+        writes.push({ path, value: decodeValue(plaintext, path.path) });
+      }
+      // Every listed field passed checkField, so each counts here: more means some were not listed.
+      const keepHeader = countFieldsUnder(record, parsed.prefixText, headerField, 0) > present.length;
+      const rest = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
+      return writePaths(rest, writes, false) as DecryptedRecord<R, F>;
+    } catch (error) {
+      this.reportDecryptionFailure(error, record, context);
+      throw error;
     }
-    // Every listed field passed checkField, so each counts here: more means some were not listed.
-    const keepHeader = countFieldsUnder(record, parsed.prefixText, headerField, 0) > present.length;
-    const rest = keepHeader ? copyRecord(record) : copyRecordWithout(record, headerField);
-    return writePaths(rest, writes, false) as DecryptedRecord<R, F>;
   }
 
   /**
@@ -828,6 +839,50 @@ export class Encryptor {
       type: 'dataKey.cacheHit',
       metadata: { operation, providerId: this.provider.providerId },
     });
+  }
+
+  /**
+   * A refused decryption is a security decision (tampering, a record moved to another tenant or field, a
+   * key no longer trusted), so it is reported as one `decryption.failed` event: the reason, the field, the
+   * header's provider and key and the names (never the values) of the context members. Once per failure:
+   * the records waiting on one failed unwrap share its error, and a failure the key provider reported
+   * itself (a failed KMS Decrypt, as a `kms.request` naming KMS's error) is not reported again.
+   * `decryptFields` calls it; call it for a record refused before it is decrypted (the sample's
+   * `record_moved`), so that refusal is reported the same way. Anything but a DecryptionError is ignored.
+   *
+   * @example
+   * const moved = new DecryptionError('record_moved', 'The item carries another id');
+   * encryptor.reportDecryptionFailure(moved, item, { tenantId, userId });
+   * throw moved;
+   */
+  reportDecryptionFailure(error: unknown, record?: unknown, context?: unknown): void {
+    const onEvent = this.options.onEvent;
+    if (onEvent === undefined || !(error instanceof DecryptionError) || isFailureReported(error)) return;
+    markFailureReported(error);
+    const header = this.storedHeaderOf(record);
+    emitEvent(onEvent, {
+      type: 'decryption.failed',
+      reason: error.reason,
+      metadata: {
+        ...(error.field === undefined ? {} : { field: error.field }),
+        providerId: header?.providerId ?? this.provider.providerId,
+        ...(header === undefined ? {} : { keyId: header.keyId, keyContextFields: header.keyContextNames }),
+        contextFields: isRecord(context) ? Object.keys(context).sort() : [],
+        // The key service failing is not the record's doing: an error, as a failed KMS call is.
+        ...(isUnreadableRecord(error) ? {} : { outcome: 'error' }),
+      },
+    });
+  }
+
+  /** The record's header, when it has one that parses. */
+  private storedHeaderOf(record: unknown): DataKeyHeader | undefined {
+    if (!isRecord(record) || record[this.options.headerField] === undefined) return undefined;
+    try {
+      return this.parseHeader(storedBytes(record[this.options.headerField], 'The data-key header', undefined))
+        .header;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The data-key cache key: the canonical form of the key-context members. */

@@ -37,3 +37,21 @@ export interface KeyProvider {
    */
   deriveIndexKey(name: string): Promise<Uint8Array>;
 }
+
+/** Failures already reported as a security event, so that one failure is one audit line. */
+const reportedFailures = new WeakSet<object>();
+
+/** Records that `error` has been reported (a provider's failed call, an encryptor's `decryption.failed`). */
+export function markFailureReported(error: unknown): void {
+  if (typeof error === 'object' && error !== null) reportedFailures.add(error);
+}
+
+/** Whether `error`, or the error it wraps, has been reported already. */
+export function isFailureReported(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { cause } = error as { cause?: unknown };
+  return (
+    reportedFailures.has(error) ||
+    (typeof cause === 'object' && cause !== null && reportedFailures.has(cause))
+  );
+}

@@ -6,7 +6,12 @@ import { emitEvent, type SecurityEventListener } from '../events.js';
 import { arrayOption, checkFunctionOption, requireOptionsObject } from '../options.js';
 import { boundedRequestHandler, clientRequestLimits } from '../request-handler.js';
 import type { EncryptionContext } from './format.js';
-import type { GeneratedDataKey, KeyProvider, WrappedDataKey } from './key-provider.js';
+import {
+  type GeneratedDataKey,
+  type KeyProvider,
+  markFailureReported,
+  type WrappedDataKey,
+} from './key-provider.js';
 
 /** The provider id a record header names when KMS wrapped its data key. */
 export const kmsProviderId = 'aws-kms';
@@ -90,7 +95,11 @@ export interface KmsKeyProviderOptions {
   readonly blindIndexKeyId?: string | undefined;
   /** @default createKmsClient(), made on the first KMS call (a cold start that never encrypts builds none) */
   readonly client?: KMSClient | undefined;
-  /** Receives a `kms.request` event per KMS call (operation, key id, outcome). @default none */
+  /**
+   * Receives a `kms.request` event per KMS call (operation, key id, outcome, and the encryption context's
+   * member names, never its values). A failed Decrypt reported here is not reported again by the
+   * encryptor as `decryption.failed`: give both the same listener. @default none
+   */
   readonly onEvent?: SecurityEventListener | undefined;
 }
 
@@ -152,7 +161,12 @@ export class KmsKeyProvider implements KeyProvider {
     return this.#kms;
   }
 
-  private async call<T>(operation: string, keyId: string, send: () => Promise<T>): Promise<T> {
+  private async call<T>(
+    operation: string,
+    keyId: string,
+    keyContext: EncryptionContext | undefined,
+    send: () => Promise<T>,
+  ): Promise<T> {
     const started = performance.now();
     try {
       const output = await send();
@@ -163,12 +177,15 @@ export class KmsKeyProvider implements KeyProvider {
       });
       return output;
     } catch (error) {
+      // The names say which context KMS refused (a record moved to another tenant, say); values could be personal.
+      const contextFields = keyContext === undefined ? {} : { contextFields: Object.keys(keyContext).sort() };
       emitEvent(this.onEvent, {
         type: 'kms.request',
         reason: errorName(error),
-        metadata: { operation, keyId, outcome: 'error' },
+        metadata: { operation, keyId, ...contextFields, outcome: 'error' },
         durationMs: performance.now() - started,
       });
+      if (this.onEvent !== undefined) markFailureReported(error);
       throw error;
     }
   }
@@ -180,7 +197,7 @@ export class KmsKeyProvider implements KeyProvider {
       KeyId?: string | undefined;
     };
     try {
-      output = await this.call('GenerateDataKey', this.currentKeyId, () =>
+      output = await this.call('GenerateDataKey', this.currentKeyId, keyContext, () =>
         this.client.send(
           new GenerateDataKeyCommand({
             KeyId: this.currentKeyId,
@@ -221,7 +238,7 @@ export class KmsKeyProvider implements KeyProvider {
     }
     let plaintext: Uint8Array | undefined;
     try {
-      ({ Plaintext: plaintext } = await this.call('Decrypt', key.keyId, () =>
+      ({ Plaintext: plaintext } = await this.call('Decrypt', key.keyId, keyContext, () =>
         this.client.send(
           new DecryptCommand({
             KeyId: key.keyId,
@@ -256,7 +273,7 @@ export class KmsKeyProvider implements KeyProvider {
     }
     let mac: Uint8Array | undefined;
     try {
-      ({ Mac: mac } = await this.call('GenerateMac', keyId, () =>
+      ({ Mac: mac } = await this.call('GenerateMac', keyId, undefined, () =>
         this.client.send(
           new GenerateMacCommand({
             KeyId: keyId,

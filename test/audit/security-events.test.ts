@@ -96,6 +96,14 @@ const examples: Record<SecurityEventType, { event: SecurityEvent; metric?: strin
     metric: 'KmsRequest',
     audited: false,
   },
+  'decryption.failed': {
+    event: {
+      type: 'decryption.failed',
+      reason: 'authentication_failed',
+      metadata: { field: 'email', keyId: 'local:0123456789abcdef', contextFields: ['tenantId', 'userId'] },
+    },
+    audited: true,
+  },
   'admin.action': {
     event: { type: 'admin.action', principal: alice, metadata: { action: 'user.deleted' } },
     audited: true,
@@ -176,6 +184,32 @@ describe('createSecurityEventListener()', () => {
     expect(() => createSecurityEventListener({ auditLogger: {} as never, metrics: {} as never })).toThrow(
       /auditLogger.*metrics/,
     );
+  });
+
+  it('writes a failed KMS call even though kms.request is unaudited by default, and still counts each call', () => {
+    const { metrics, onEvent } = listener();
+    const keyId = 'arn:aws:kms:us-east-1:111122223333:key/trusted';
+    onEvent({ type: 'kms.request', metadata: { operation: 'Decrypt', keyId, outcome: 'ok' } });
+    onEvent({
+      type: 'kms.request',
+      reason: 'AccessDeniedException',
+      metadata: { operation: 'Decrypt', keyId, contextFields: ['tenantId'], outcome: 'error' },
+    });
+    metrics.publishStoredMetrics();
+    expect(output.audit()).toEqual([
+      expect.objectContaining({
+        eventType: 'kms.request',
+        outcome: 'error',
+        metadata: {
+          operation: 'Decrypt',
+          keyId,
+          contextFields: ['tenantId'],
+          outcome: 'error',
+          reason: 'AccessDeniedException',
+        },
+      }),
+    ]);
+    expect(output.emf().map((line) => line.KmsRequest)).toEqual([[1, 1]]);
   });
 
   it('takes unaudited as a Set too, and a null one as left out (the default types)', () => {

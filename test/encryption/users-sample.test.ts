@@ -14,6 +14,7 @@ import { UsersModel } from '../../functions/users/users-model.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { LocalKeyProvider } from '../../middleware/encryption/local-key-provider.js';
 import { DecryptionError, EncryptionError, NotFoundError } from '../../middleware/errors.js';
+import type { SecurityEvent, SecurityEventListener } from '../../middleware/events.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { adminUser, useLocalRuntime } from '../helpers/runtime.js';
 import { testTableNames } from '../helpers/tables.js';
@@ -33,10 +34,11 @@ interface Created {
 }
 
 /** The users model over the runtime's own key (the runtime sets ENCRYPTION_KEY when it starts). */
-function runtimeModel(tenantId = defaultTenantId): UsersModel {
+function runtimeModel(tenantId = defaultTenantId, onEvent?: SecurityEventListener): UsersModel {
   const encryptor = new Encryptor({
     keyProvider: new LocalKeyProvider({ key: process.env.ENCRYPTION_KEY ?? '' }),
     keyContextFields: ['tenantId'],
+    ...(onEvent ? { onEvent } : {}),
   });
   return new UsersModel(documentClient, testTableNames.app, encryptor, tenantId);
 }
@@ -325,11 +327,20 @@ describe('sealed fields moved to another user', () => {
 
   it("refuses them with the victim's id copied too on get, and lists the mover as unreadable, naming no personal data", async () => {
     // Its own tenant: the list reads every tenant's users but decrypts only its own, so no other file meets this item.
-    const model = runtimeModel(`moved-${randomUUID()}`);
+    const events: SecurityEvent[] = [];
+    const model = runtimeModel(`moved-${randomUUID()}`, (event) => events.push(event));
     const victimEmail = `victim-${randomUUID()}@example.com`;
     const victim = await model.register({ email: victimEmail, name: 'V', phone: '+447911123456' });
     const mover = await model.register({ email: `mover-${randomUUID()}@example.com`, name: 'M' });
     await moveSealedFields(victim.id, mover.id, { withId: true });
+    const moved = {
+      type: 'decryption.failed',
+      reason: 'record_moved',
+      metadata: expect.objectContaining({
+        keyContextFields: ['tenantId'],
+        contextFields: ['tenantId', 'userId'],
+      }),
+    };
 
     const error = await rejectionOf(model.get(mover.id));
     expect(error).toBeInstanceOf(DecryptionError);
@@ -344,6 +355,10 @@ describe('sealed fields moved to another user', () => {
       cursor = page.nextCursor;
     } while (cursor);
     expect(listed).toContainEqual({ id: mover.id, createdAt: mover.createdAt, unreadable: 'record_moved' });
+    // Refused before decrypting, and reported as a decryption refusal: once for the get, once for the list.
+    const failures = events.filter((event) => event.type === 'decryption.failed');
+    expect(failures).toEqual([moved, moved]);
+    expect(JSON.stringify(failures)).not.toContain(victimEmail);
     // The victim's email is listed once, the victim's own.
     expect(listed.filter((user) => JSON.stringify(user).includes(victimEmail))).toEqual([victim]);
     // The victim's own record is untouched and still reads.
@@ -396,10 +411,20 @@ describe('UsersModel with encryption', () => {
         ExpressionAttributeValues: { ':mallory': mallory.id },
       }),
     );
-    const error = await rejectionOf(runtimeModel().findByEmail(aliceEmail));
+    const events: SecurityEvent[] = [];
+    const error = await rejectionOf(
+      runtimeModel(defaultTenantId, (event) => events.push(event)).findByEmail(aliceEmail),
+    );
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error.cause).toBeInstanceOf(DecryptionError);
     expect((error.cause as DecryptionError).reason).toBe('record_moved');
+    expect(events.filter((event) => event.type === 'decryption.failed')).toEqual([
+      {
+        type: 'decryption.failed',
+        reason: 'record_moved',
+        metadata: { providerId: 'local', contextFields: ['tenantId', 'userId'] },
+      },
+    ]);
   });
 
   it('treats a user of another tenant as absent', async () => {

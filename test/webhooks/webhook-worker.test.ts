@@ -39,6 +39,7 @@ import { DynamoDbCircuitStateStore } from '../../middleware/circuit-breaker/dyna
 import { createKeyProvider } from '../../middleware/encryption/create-key-provider.js';
 import { Encryptor } from '../../middleware/encryption/encryptor.js';
 import { DeadlineExceededError, InvalidOptionsError } from '../../middleware/errors.js';
+import type { SecurityEvent } from '../../middleware/events.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
 import { ToolkitIdempotencyStore } from '../../middleware/store/idempotency-store.js';
 import { rejectionOf } from '../encryption/helpers.js';
@@ -385,6 +386,21 @@ describe('a sealed secret moved to another endpoint', () => {
     expect(await rejectionOf(store.listOwnedEndpoints(moverOwner, 10))).toMatchObject({
       reason: 'record_moved',
     });
+    // Each refusal is a decryption.failed event naming the item's data key, as the encryptor's own are.
+    const events: SecurityEvent[] = [];
+    const reporting = new WebhookStore({
+      documentClient,
+      tableName: testTableNames.toolkit,
+      encryptor: createFunctionEncryptor(readEnvironment(), (event) => events.push(event)),
+    });
+    await rejectionOf(reporting.getEndpoint(mover.id));
+    await rejectionOf(reporting.listOwnedEndpoints(moverOwner, 10));
+    const moved = {
+      type: 'decryption.failed',
+      reason: 'record_moved',
+      metadata: expect.objectContaining({ keyId: expect.any(String), keyContextFields: expect.any(Array) }),
+    };
+    expect(events.filter((event) => event.type === 'decryption.failed')).toEqual([moved, moved]);
     const { run } = setup();
     const delivery = await record(webhookMessageFor(mover.id, mover.tenantId));
     expect((await run(delivery)).batchItemFailures).toEqual([{ itemIdentifier: delivery.messageId }]);
