@@ -358,7 +358,7 @@ export const handler = createHttpFunction(
           const { newlyVerified, ...verified } = await auditingUnknownOutcome(
             context,
             (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
-            () => users.verifyEmail(id),
+            (sendWrite) => users.verifyEmail(id, sendWrite),
           );
           // A repeated or concurrent post of the link answers the same 200, but verified nothing.
           if (newlyVerified) auditLogger.log({ ...line, outcome: 'success' });
@@ -485,7 +485,7 @@ export const handler = createHttpFunction(
           context,
           (reason) =>
             auditLogger.logAdminAction('user.deleted', { ...details, reason }, principal, 'unknown'),
-          () => users.delete(id),
+          (sendWrite) => users.delete(id, sendWrite),
         );
         auditLogger.logAdminAction('user.deleted', details, principal);
         return noContent();
