@@ -137,8 +137,8 @@ export interface StoredEndpoint extends WebhookEndpoint {
   readonly secretRotationId?: string;
   /**
    * Set by the worker's disable, in its transaction, until its owner's alert is queued (see
-   * {@link WebhookStore.ownerAlerted}): a worker cut off in between leaves it, and the next message for
-   * the endpoint queues the alert.
+   * {@link WebhookStore.ownerAlerted}): a worker cut off in between, or whose enqueue of the alert failed,
+   * leaves it, and the next message for the endpoint queues the alert.
    */
   readonly ownerAlertPending?: true;
 }

@@ -1059,8 +1059,8 @@ export class WebhookWorker {
   }
 
   /**
-   * The owner's alert of a disable whose invocation was cut off before it was queued (its
-   * `ownerAlertPending` is still set): queued now, by the next message for the endpoint.
+   * The owner's alert of a disable whose invocation was cut off, or failed to queue it, before it was
+   * queued (its `ownerAlertPending` is still set): queued now, by the next message for the endpoint.
    */
   private async alertOwnerIfPending(endpoint: StoredEndpoint, correlationId: string): Promise<void> {
     const { ownerAlertPending, disabledReason, disabledAt } = endpoint;
@@ -1069,10 +1069,11 @@ export class WebhookWorker {
   }
 
   /**
-   * Queues the alert of the endpoint's disable at `disabledAt`, then clears the disable's
-   * `ownerAlertPending`. The alert's id is the disable's, so a copy queued again (a message for the
-   * endpoint that met the flag while the disabling invocation was still queuing its own, or after it
-   * failed to clear it) is one the email worker sends once (it remembers sent ids for 24 hours).
+   * Queues the alert of the endpoint's disable at `disabledAt`, then, once it is queued or none is
+   * needed, clears the disable's `ownerAlertPending`. The alert's id is the disable's, so a copy queued
+   * again (a message for the endpoint that met the flag while the disabling invocation was still queuing
+   * its own, or after it failed to queue it or to clear the flag) is one the email worker sends once (it
+   * remembers sent ids for 24 hours).
    */
   private async alertOwner(
     endpoint: StoredEndpoint,
@@ -1081,7 +1082,8 @@ export class WebhookWorker {
     correlationId: string,
   ): Promise<void> {
     const { store, alerts, observability } = this.options;
-    await alerts.endpointDisabled(endpoint, reason, correlationId, disabledAt);
+    // Not queued: reported as such, and left pending for the next message for the endpoint.
+    if (!(await alerts.endpointDisabled(endpoint, reason, correlationId, disabledAt))) return;
     try {
       await store.ownerAlerted(endpoint.id, disabledAt.toISOString());
     } catch (error) {

@@ -1435,7 +1435,7 @@ describe('disabling a failing endpoint', () => {
     );
   });
 
-  it('counts and audits an alert that could not be enqueued, and still disables the endpoint', async () => {
+  it('counts and audits an alert that could not be enqueued, still disables the endpoint, and keeps the alert pending for the next message', async () => {
     const gone = await receiver(() => ({ status: 410 }));
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Unlucky' });
     const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
@@ -1461,6 +1461,22 @@ describe('disabling a failing endpoint', () => {
       'Webhook endpoint disabled; the owner alert was not enqueued',
       expect.objectContaining({ correlation_id: 'trace-alert', endpointId: endpoint.id }),
     );
+    const disabled = await store.getEndpoint(endpoint.id);
+    expect(disabled?.ownerAlertPending).toBe(true);
+
+    // SQS is back: the next message for the endpoint queues the alert, under the disable's id.
+    const { run: runNext } = setup();
+    expect(await runNext(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
+    const queued = await queues.enqueued<{ id: string; to: string }>(emailQueueUrl);
+    expect(queued.map(({ body }) => body)).toEqual([
+      expect.objectContaining({
+        id: ownerAlertMessageId(endpoint.id, new Date(disabled?.disabledAt as string)),
+        to: user.email,
+      }),
+    ]);
+    expect((await store.getEndpoint(endpoint.id))?.ownerAlertPending).toBeUndefined();
   });
 });
 
