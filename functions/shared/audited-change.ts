@@ -29,24 +29,36 @@ export function unknownOutcomeReason(error: unknown): string | undefined {
 }
 
 /**
- * Runs `write`, a change an audit line records on success, and when its outcome is unknown (see
- * {@link unknownOutcomeReason}) calls `auditUnknown` with the reason, so that the trail holds the
- * attempt, before rethrowing: a retry finds such a change made (a 404 for a deleted user, the same 200
- * for a verified email) and writes no line of its own, and a client that never retries writes none
- * either. `write` is given up {@link routeTimeoutEarlyMs} + {@link unknownOutcomeMarginMs} before the
- * invocation times out, with a {@link DeadlineExceededError} (504), and not started when less is left;
- * it runs to its own end without a Lambda deadline (a direct call).
+ * How an audited change sends its write, given to it by {@link auditingUnknownOutcome}: the change's
+ * outcome is unknown only while a write sent through it has had no answer. The change's reads (before
+ * the write, or after a refusal) are not sent through it: their failure wrote nothing.
+ */
+export type SendAuditedWrite = <T>(write: () => Promise<T>) => Promise<T>;
+
+/** Sends a change's write as it is: for a change run without {@link auditingUnknownOutcome}. */
+export const sendDirectly: SendAuditedWrite = (write) => write();
+
+/**
+ * Runs `change`, which an audit line records on success, and when it fails while the write it sent
+ * through its {@link SendAuditedWrite} has no answer (see {@link unknownOutcomeReason}) calls
+ * `auditUnknown` with the reason, so that the trail holds the attempt, before rethrowing: a retry finds
+ * such a change made (a 404 for a deleted user, the same 200 for a verified email) and writes no line of
+ * its own, and a client that never retries writes none either. A failure before the write was sent (a
+ * read), or after it was answered (a refusal, then a read), calls nothing. `change` is given up
+ * {@link routeTimeoutEarlyMs} + {@link unknownOutcomeMarginMs} before the invocation times out, with a
+ * {@link DeadlineExceededError} (504), and not started when less is left; it runs to its own end
+ * without a Lambda deadline (a direct call).
  *
  * @example
- * await auditingUnknownOutcome(context, (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }), () => users.delete(id));
+ * await auditingUnknownOutcome(context, (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }), (sendWrite) => users.delete(id, sendWrite));
  * auditLogger.log(line);
  */
 export async function auditingUnknownOutcome<T>(
   context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
   auditUnknown: (reason: string) => void,
-  write: () => Promise<T>,
+  change: (sendWrite: SendAuditedWrite) => Promise<T>,
 ): Promise<T> {
-  if (typeof context.getRemainingTimeInMillis !== 'function') return auditing(auditUnknown, write());
+  if (typeof context.getRemainingTimeInMillis !== 'function') return auditing(auditUnknown, change);
   const budgetMs = context.getRemainingTimeInMillis() - routeTimeoutEarlyMs - unknownOutcomeMarginMs;
   if (budgetMs <= 0) {
     throw new DeadlineExceededError(auditedWrite, 0, {
@@ -65,17 +77,35 @@ export async function auditingUnknownOutcome<T>(
     budgetMs,
   ).unref();
   try {
-    return await auditing(auditUnknown, untilAborted(controller.signal, write));
+    return await auditing(auditUnknown, (sendWrite) =>
+      untilAborted(controller.signal, () => change(sendWrite)),
+    );
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function auditing<T>(auditUnknown: (reason: string) => void, written: Promise<T>): Promise<T> {
+async function auditing<T>(
+  auditUnknown: (reason: string) => void,
+  change: (sendWrite: SendAuditedWrite) => Promise<T>,
+): Promise<T> {
+  let writeUnanswered = false;
+  const sendWrite: SendAuditedWrite = async (write) => {
+    writeUnanswered = true;
+    try {
+      const answer = await write();
+      writeUnanswered = false;
+      return answer;
+    } catch (error) {
+      // A refusal is an answer: the change's read after it (which can fail too) is not the write.
+      if (unknownOutcomeReason(error) === undefined) writeUnanswered = false;
+      throw error;
+    }
+  };
   try {
-    return await written;
+    return await change(sendWrite);
   } catch (error) {
-    const reason = unknownOutcomeReason(error);
+    const reason = writeUnanswered ? unknownOutcomeReason(error) : undefined;
     if (reason !== undefined) auditUnknown(reason);
     throw error;
   }

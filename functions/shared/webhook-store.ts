@@ -30,6 +30,7 @@ import { ConflictError, DecryptionError, ForbiddenError, NotFoundError } from '.
 import type { ScopedIdempotencyKey } from '../../middleware/idempotency.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
 import { type WebhookEventType, type WebhookMessage, webhookEventTypes } from '../webhook-worker/messages.js';
+import { type SendAuditedWrite, sendDirectly } from './audited-change.js';
 import { keyDerivedBytes } from './key-derived-ids.js';
 import { purposeContextMember, webhookSecretPurpose } from './key-purposes.js';
 import { decodeCursor, encodeCursor, type Page } from './pagination.js';
@@ -136,8 +137,8 @@ export interface StoredEndpoint extends WebhookEndpoint {
   readonly secretRotationId?: string;
   /**
    * Set by the worker's disable, in its transaction, until its owner's alert is queued (see
-   * {@link WebhookStore.ownerAlerted}): a worker cut off in between leaves it, and the next message for
-   * the endpoint queues the alert.
+   * {@link WebhookStore.ownerAlerted}): a worker cut off in between, or whose enqueue of the alert failed,
+   * leaves it, and the next message for the endpoint queues the alert.
    */
   readonly ownerAlertPending?: true;
 }
@@ -1104,30 +1105,38 @@ export class WebhookStore {
    * disable it again at its next delivery that fails for good (its count at the rule's threshold, or its
    * start a day back). Resolves with the endpoint as it now is, and `enabled` true only for the call that
    * enabled it: false when it was enabled already, or a racing enable won. 404 when it was deleted meanwhile.
+   * The transaction goes through `sendWrite` (see {@link SendAuditedWrite}).
    */
-  async enableEndpoint(endpoint: StoredEndpoint): Promise<{ endpoint: StoredEndpoint; enabled: boolean }> {
+  async enableEndpoint(
+    endpoint: StoredEndpoint,
+    sendWrite: SendAuditedWrite = sendDirectly,
+  ): Promise<{ endpoint: StoredEndpoint; enabled: boolean }> {
     if (endpoint.status === 'enabled') return { endpoint, enabled: false };
     const { tableName } = this.options;
     try {
-      await this.options.documentClient.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: tableName,
-                Key: endpointKey(endpoint.id),
-                UpdateExpression:
-                  'SET #status = :enabled REMOVE disabledReason, disabledAt, failedDeliveries, failingSince, failedWebhookIds, ownerAlertPending',
-                ConditionExpression: '#status = :disabled',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':enabled': 'enabled', ':disabled': 'disabled' },
+      await sendWrite(() =>
+        this.options.documentClient.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: tableName,
+                  Key: endpointKey(endpoint.id),
+                  UpdateExpression:
+                    'SET #status = :enabled REMOVE disabledReason, disabledAt, failedDeliveries, failingSince, failedWebhookIds, ownerAlertPending',
+                  ConditionExpression: '#status = :disabled',
+                  ExpressionAttributeNames: { '#status': 'status' },
+                  ExpressionAttributeValues: { ':enabled': 'enabled', ':disabled': 'disabled' },
+                },
               },
-            },
-            // Written whole: one lost by hand is made again. The endpoint's own condition keeps a deleted
-            // endpoint's subscriptions from coming back.
-            ...endpoint.eventTypes.map((eventType) => enabledSubscriptionPut(tableName, endpoint, eventType)),
-          ],
-        }),
+              // Written whole: one lost by hand is made again. The endpoint's own condition keeps a deleted
+              // endpoint's subscriptions from coming back.
+              ...endpoint.eventTypes.map((eventType) =>
+                enabledSubscriptionPut(tableName, endpoint, eventType),
+              ),
+            ],
+          }),
+        ),
       );
     } catch (error) {
       if (!failedConditionIndexes(error)?.length) throw error;
@@ -1144,13 +1153,18 @@ export class WebhookStore {
    * Deletes an endpoint the principal owns with its subscriptions, in one transaction that leaves its
    * tombstone (see {@link removeEndpoint}); 404 for anyone else's, as {@link getOwnedEndpoint} answers. Its
    * record is read only for what removal needs ({@link RemovableEndpoint}). Its delivery history is no
-   * longer reachable (the API answers 404) and expires with its TTL.
+   * longer reachable (the API answers 404) and expires with its TTL. Each transaction goes through
+   * `sendWrite` (see {@link SendAuditedWrite}).
    */
-  async deleteEndpoint(endpointId: string, principal: Principal): Promise<void> {
+  async deleteEndpoint(
+    endpointId: string,
+    principal: Principal,
+    sendWrite: SendAuditedWrite = sendDirectly,
+  ): Promise<void> {
     const endpoint = await this.getRemovableEndpoint(endpointId);
     if (!endpoint) throw new NotFoundError(`Webhook endpoint ${endpointId} not found`);
     if (!isOwnedBy(endpoint, principal)) throw new NotOwnedEndpointError(endpointId);
-    await this.removeEndpoint(endpoint);
+    await this.removeEndpoint(endpoint, new Date(), sendWrite);
   }
 
   /**
@@ -1318,7 +1332,11 @@ export class WebhookStore {
    * registration whose key derives the id is refused ({@link EndpointIdRetiredError}) while what the
    * endpoint left under it (its history, its deliveries still being retried) may reach a new one.
    */
-  private async removeEndpoint(endpoint: RemovableEndpoint, now = new Date()): Promise<void> {
+  private async removeEndpoint(
+    endpoint: RemovableEndpoint,
+    now = new Date(),
+    sendWrite: SendAuditedWrite = sendDirectly,
+  ): Promise<void> {
     // Whether this is the owner's last endpoint is a guess the transaction checks on the count itself: a
     // registration or delete committed in between fails that check and the other form is sent. Removing the
     // item in the same transaction (not in a second write, which a failure could skip) keeps it exact: it is
@@ -1327,7 +1345,7 @@ export class WebhookStore {
     let countChange: CountChange = 'decrement';
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.options.documentClient.send(this.removal(endpoint, countChange, now));
+        await sendWrite(() => this.options.documentClient.send(this.removal(endpoint, countChange, now)));
         return;
       } catch (error) {
         const failed = failedConditionIndexes(error);

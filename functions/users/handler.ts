@@ -381,7 +381,7 @@ export const handler = createHttpFunction(
           const { newlyVerified, ...verified } = await auditingUnknownOutcome(
             context,
             (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
-            () => users.verifyEmail(id),
+            (sendWrite) => users.verifyEmail(id, sendWrite),
           );
           // A repeated or concurrent post of the link answers the same 200, but verified nothing.
           if (newlyVerified) auditLogger.log({ ...line, outcome: 'success' });
@@ -526,7 +526,7 @@ export const handler = createHttpFunction(
               auditedUnknown = true;
               auditLogger.logAdminAction('user.deleted', details(reason), principal, 'unknown');
             },
-            () => users.delete(id),
+            (sendWrite) => users.delete(id, sendWrite),
           );
         } catch (error) {
           // The retry skips the endpoints this attempt deleted, so its line would never name them: this

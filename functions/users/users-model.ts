@@ -28,6 +28,7 @@ import {
   ValidationError,
 } from '../../middleware/errors.js';
 import { isExpired, toEpochSeconds } from '../../middleware/store/tables.js';
+import { type SendAuditedWrite, sendDirectly } from '../shared/audited-change.js';
 import { defaultUnverifiedUserTtlHours } from '../shared/environment.js';
 import { emailClaimKey, phoneCodeKey, userIdOfKey, userKey } from '../shared/keys.js';
 import { decodeCursor, encodeCursor, type Page } from '../shared/pagination.js';
@@ -488,38 +489,40 @@ export class UsersModel {
    * Deletes the user and its pending phone code and releases its email for a new registration, in one
    * transaction. Nothing is decrypted: the claim is found by the item's stored `emailIndex`, so a user
    * whose fields can no longer be decrypted can still be deleted. No user (or another tenant's, or a
-   * lapsed registration) is a 404.
+   * lapsed registration) is a 404. The transaction goes through `sendWrite` (see {@link SendAuditedWrite}).
    */
-  async delete(id: string, now = new Date()): Promise<void> {
+  async delete(id: string, sendWrite: SendAuditedWrite = sendDirectly, now = new Date()): Promise<void> {
     // The key too: a record without its emailIndex is named by it.
     const emailIndex = requiredString(
       await this.liveUserItem(id, ['pk', 'sk', 'emailIndex'], now),
       'emailIndex',
     );
     try {
-      await this.documentClient.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Delete: {
-                TableName: this.tableName,
-                Key: userKey(id),
-                ConditionExpression: 'attribute_exists(pk)',
+      await sendWrite(() =>
+        this.documentClient.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: this.tableName,
+                  Key: userKey(id),
+                  ConditionExpression: 'attribute_exists(pk)',
+                },
               },
-            },
-            {
-              // The claim read above could have been released and retaken since; only drop our own.
-              Delete: {
-                TableName: this.tableName,
-                Key: emailClaimKey(emailIndex),
-                ConditionExpression: 'userId = :id',
-                ExpressionAttributeValues: { ':id': id },
+              {
+                // The claim read above could have been released and retaken since; only drop our own.
+                Delete: {
+                  TableName: this.tableName,
+                  Key: emailClaimKey(emailIndex),
+                  ConditionExpression: 'userId = :id',
+                  ExpressionAttributeValues: { ':id': id },
+                },
               },
-            },
-            // The pending phone code, if any, goes with its user (the per-number SMS budget stays).
-            { Delete: { TableName: this.tableName, Key: phoneCodeKey(id) } },
-          ],
-        }),
+              // The pending phone code, if any, goes with its user (the per-number SMS budget stays).
+              { Delete: { TableName: this.tableName, Key: phoneCodeKey(id) } },
+            ],
+          }),
+        ),
       );
     } catch (error) {
       if (failedConditionIndexes(error)?.length) throw new NotFoundError(`User ${id} not found`);
@@ -545,10 +548,12 @@ export class UsersModel {
    *
    * `clock` is read for the user's read and again just before the transaction, whose lapse conditions and
    * `emailVerifiedAt` take that second time: a click that read the registration open but writes after it
-   * lapsed is refused (410), never verifying a lapsed registration.
+   * lapsed is refused (410), never verifying a lapsed registration. The transaction goes through
+   * `sendWrite` (see {@link SendAuditedWrite}).
    */
   async verifyEmail(
     id: string,
+    sendWrite: SendAuditedWrite = sendDirectly,
     clock: () => Date = () => new Date(),
   ): Promise<Pick<User, 'id' | 'emailVerifiedAt'> & { newlyVerified: boolean }> {
     const stored = await this.verificationState(id, clock());
@@ -559,35 +564,37 @@ export class UsersModel {
     const emailVerifiedAt = now.toISOString();
     const lapseCheck = { ':now': toEpochSeconds(now.getTime()) };
     try {
-      await this.documentClient.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: userKey(id),
-                UpdateExpression: 'SET emailVerifiedAt = :verifiedAt REMOVE expiresAt',
-                // An update of a missing key would create it; the user may have been deleted since the read.
-                ConditionExpression: `attribute_exists(pk) AND tenantId = :tenant AND attribute_not_exists(emailVerifiedAt) AND ${notLapsed}`,
-                ExpressionAttributeValues: {
-                  ':verifiedAt': emailVerifiedAt,
-                  ':tenant': this.tenantId,
-                  ...lapseCheck,
+      await sendWrite(() =>
+        this.documentClient.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: userKey(id),
+                  UpdateExpression: 'SET emailVerifiedAt = :verifiedAt REMOVE expiresAt',
+                  // An update of a missing key would create it; the user may have been deleted since the read.
+                  ConditionExpression: `attribute_exists(pk) AND tenantId = :tenant AND attribute_not_exists(emailVerifiedAt) AND ${notLapsed}`,
+                  ExpressionAttributeValues: {
+                    ':verifiedAt': emailVerifiedAt,
+                    ':tenant': this.tenantId,
+                    ...lapseCheck,
+                  },
                 },
               },
-            },
-            {
-              Update: {
-                TableName: this.tableName,
-                // Only an unverified user needs its claim's key: a record without one is named, not taken as lapsed.
-                Key: emailClaimKey(requiredString(stored.item, 'emailIndex')),
-                UpdateExpression: 'REMOVE expiresAt',
-                ConditionExpression: `userId = :id AND ${notLapsed}`,
-                ExpressionAttributeValues: { ':id': id, ...lapseCheck },
+              {
+                Update: {
+                  TableName: this.tableName,
+                  // Only an unverified user needs its claim's key: a record without one is named, not taken as lapsed.
+                  Key: emailClaimKey(requiredString(stored.item, 'emailIndex')),
+                  UpdateExpression: 'REMOVE expiresAt',
+                  ConditionExpression: `userId = :id AND ${notLapsed}`,
+                  ExpressionAttributeValues: { ':id': id, ...lapseCheck },
+                },
               },
-            },
-          ],
-        }),
+            ],
+          }),
+        ),
       );
     } catch (error) {
       if (!failedConditionIndexes(error)?.length) throw error;

@@ -61,17 +61,22 @@ export function ownerAlertMessageId(endpointId: string, disabledAt: Date): strin
 export class OwnerAlerts {
   constructor(private readonly options: OwnerAlertsOptions) {}
 
+  /**
+   * Resolves true when the owner's alert is done with: queued, or none is needed (no mailbox, no
+   * registered user, no email queue). False when it could not be queued (the user's read or the enqueue
+   * failed, reported here): the caller keeps it pending, to queue again.
+   */
   async endpointDisabled(
     endpoint: WebhookEndpoint,
     reason: DisabledReason,
     correlationId: string,
     disabledAt: Date,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { sqs, emailQueueUrl, users, logger } = this.options;
     const context = { correlation_id: correlationId, endpointId: endpoint.id, ownerKind: endpoint.ownerKind };
     if (endpoint.ownerKind === 'integration' || !sqs || !emailQueueUrl) {
       logger.info('Webhook endpoint disabled; its owner has no email to alert', context);
-      return;
+      return true;
     }
     try {
       let owner: User;
@@ -80,7 +85,7 @@ export class OwnerAlerts {
       } catch (error) {
         if (!(error instanceof NotFoundError)) throw error;
         logger.info('Webhook endpoint disabled; its owner is not a registered user, so no email', context);
-        return;
+        return true;
       }
       await enqueueEmails(
         sqs,
@@ -101,6 +106,7 @@ export class OwnerAlerts {
         ],
         correlationId,
       );
+      return true;
     } catch (error) {
       reportEnqueueFailure(this.options, {
         metric: 'EmailEnqueueFailed',
@@ -111,6 +117,7 @@ export class OwnerAlerts {
         correlationId,
         metadata: { endpointId: endpoint.id },
       });
+      return false;
     }
   }
 }

@@ -1015,35 +1015,46 @@ export class WebhookWorker {
       reason,
       metadata: { endpointId: endpoint.id, ownerKind: endpoint.ownerKind },
     });
-    await this.alertOwner(endpoint, reason, disabledAt, correlationId);
+    await this.alertOwner(endpoint, reason, disabledAt.toISOString(), correlationId);
   }
 
   /**
-   * The owner's alert of a disable whose invocation was cut off before it was queued (its
-   * `ownerAlertPending` is still set): queued now, by the next message for the endpoint.
+   * The owner's alert of a disable whose invocation was cut off, or failed to queue it, before it was
+   * queued (its `ownerAlertPending` is still set): queued now, by the next message for the endpoint.
    */
   private async alertOwnerIfPending(endpoint: StoredEndpoint, correlationId: string): Promise<void> {
     const { ownerAlertPending, disabledReason, disabledAt } = endpoint;
     if (!ownerAlertPending || disabledReason === undefined || disabledAt === undefined) return;
-    await this.alertOwner(endpoint, disabledReason, new Date(disabledAt), correlationId);
+    await this.alertOwner(endpoint, disabledReason, disabledAt, correlationId);
   }
 
   /**
-   * Queues the alert of the endpoint's disable at `disabledAt`, then clears the disable's
-   * `ownerAlertPending`. The alert's id is the disable's, so a copy queued again (a message for the
-   * endpoint that met the flag while the disabling invocation was still queuing its own, or after it
-   * failed to clear it) is one the email worker sends once (it remembers sent ids for 24 hours).
+   * Queues the alert of the endpoint's disable at `disabledAt` (as stored: the flag is cleared on that
+   * text), then, once it is queued or none is needed, clears the disable's `ownerAlertPending`. The
+   * alert's id is the disable's, so a copy queued again (a message for the endpoint that met the flag
+   * while the disabling invocation was still queuing its own, or after it failed to queue it or to clear
+   * the flag) is one the email worker sends once (it remembers sent ids for 24 hours).
    */
   private async alertOwner(
     endpoint: StoredEndpoint,
     reason: DisabledReason,
-    disabledAt: Date,
+    disabledAt: string,
     correlationId: string,
   ): Promise<void> {
     const { store, alerts, observability } = this.options;
-    await alerts.endpointDisabled(endpoint, reason, correlationId, disabledAt);
+    const disabledTime = new Date(disabledAt);
+    if (Number.isNaN(disabledTime.getTime())) {
+      // A record written by hand or by another version: its message is set aside all the same.
+      observability.logger.warn(
+        "Webhook endpoint's owner alert is not queued: its stored disabledAt is not a time; it stays pending",
+        { correlation_id: correlationId, endpointId: endpoint.id, disabledAt },
+      );
+      return;
+    }
+    // Not queued: reported as such, and left pending for the next message for the endpoint.
+    if (!(await alerts.endpointDisabled(endpoint, reason, correlationId, disabledTime))) return;
     try {
-      await store.ownerAlerted(endpoint.id, disabledAt.toISOString());
+      await store.ownerAlerted(endpoint.id, disabledAt);
     } catch (error) {
       observability.logger.warn(
         "Webhook endpoint's owner alert is still marked pending; the next message for it queues it again, under the same id",

@@ -603,7 +603,7 @@ export const handler = createHttpFunction(
         const { endpoint, enabled } = await auditingUnknownOutcome(
           context,
           (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
-          () => store.enableEndpoint(disabled),
+          (sendWrite) => store.enableEndpoint(disabled, sendWrite),
         );
         // Only the call that enabled it is logged: enabling an enabled endpoint changes nothing.
         if (enabled) auditLogger.log({ ...line, outcome: 'success' });
@@ -623,7 +623,8 @@ export const handler = createHttpFunction(
         await auditingUnknownOutcome(
           context,
           (reason) => auditLogger.log({ ...line, outcome: 'unknown', reason }),
-          () => reportingNotOwner(caller, event, () => store.deleteEndpoint(input.path.id, caller)),
+          (sendWrite) =>
+            reportingNotOwner(caller, event, () => store.deleteEndpoint(input.path.id, caller, sendWrite)),
         );
         auditLogger.log({ ...line, outcome: 'success' });
         return noContent();
@@ -644,7 +645,7 @@ export const handler = createHttpFunction(
         const { endpoint, enabled } = await auditingUnknownOutcome(
           context,
           (reason) => auditAdminAction('webhook.endpoint_enabled', disabled, caller, { reason }),
-          () => store.enableEndpoint(disabled),
+          (sendWrite) => store.enableEndpoint(disabled, sendWrite),
         );
         if (enabled) auditAdminAction('webhook.endpoint_enabled', endpoint, caller);
         return json(200, publicEndpoint(endpoint));

@@ -7,7 +7,8 @@ export type AuditEventType = 'http.request' | SecurityEventType | (string & {});
 /**
  * How it ended: `success`; `denied` when a security control refused it (401, 403, 429, CSRF,
  * replay); `failure` for other client errors; `error` for server faults and failed dependencies;
- * `unknown` when the answer was not visible to the audit (a Powertools idempotency replay).
+ * `unknown` when the answer was not visible to the audit (a Powertools idempotency replay), or when a
+ * change's write was sent and its answer lost (it may have been made).
  */
 export type AuditOutcome = 'success' | 'denied' | 'failure' | 'error' | 'unknown';
 

@@ -3,7 +3,8 @@
 // And a user registration whose transaction lands so, sent again: its retry's 409 queues the emails the
 // first never did. And a phone code whose write lands so: it is sent all the same. And an audited change
 // (an email verified, a user deleted, a webhook endpoint enabled) whose write lands so: its audit line is
-// written, its outcome `unknown`, and the retry, which finds the change made, writes none.
+// written, its outcome `unknown`, and the retry, which finds the change made, writes none; one whose read
+// before the write gets no answer wrote nothing, and writes no line.
 import { randomInt, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -85,6 +86,15 @@ async function commitLate<T extends { status: number }>(rule: StallRule, request
   dynamoDb.stall(rule, { applied: true });
   const answer = await request().finally(() => dynamoDb.stall(undefined));
   expect(answer.status).toBe(504);
+  expect(dynamoDb.stalled()).toBeGreaterThan(stalledBefore);
+  return answer;
+}
+
+/** Sends `request` while the requests `rule` picks never reach DynamoDB nor get an answer; resolves with its answer. */
+async function neverAnswered<T extends { status: number }>(rule: StallRule, request: () => Promise<T>) {
+  const stalledBefore = dynamoDb.stalled();
+  dynamoDb.stall(rule);
+  const answer = await request().finally(() => dynamoDb.stall(undefined));
   expect(dynamoDb.stalled()).toBeGreaterThan(stalledBefore);
   return answer;
 }
@@ -846,6 +856,63 @@ describe('a user registration whose transaction landed after its 504, sent again
     expect((await api.request('POST', path, { token: null })).status).toBe(200);
     expect(api.runtime().smtp.messages.filter((message) => message.to.includes(email))).toHaveLength(2);
   });
+});
+
+describe('an audited change whose read before its write got no answer', () => {
+  /** A consistent read of the item under `key`: not a transaction. */
+  const readOf =
+    (key: string): StallRule =>
+    (body) =>
+      !body.includes('"TransactItems"') && body.includes('"ConsistentRead":true') && body.includes(key);
+
+  it(
+    'verifying an email writes no line (nothing was written), and the repeat verifies it and writes its success line',
+    async () => {
+      const email = `late-${randomUUID()}@example.com`;
+      expect(
+        (await api.request('POST', '/users', { token: null, body: { email, name: 'Unread Verifier' } }))
+          .status,
+      ).toBe(201);
+      const { path, userId } = await verificationLinkTo(email, 2);
+      const failed = await neverAnswered(readOf(`"USER#${userId}"`), () =>
+        api.request('POST', path, { token: null }),
+      );
+      expect(failed.status).toBe(504);
+
+      expect((await api.request('POST', path, { token: null })).status).toBe(200);
+      const lines = output
+        .audit()
+        .filter((event) => event.eventType === 'user.email_verified' && event.userId === userId);
+      expect(lines).toEqual([expect.objectContaining({ outcome: 'success' })]);
+    },
+    lateCommitTimeout,
+  );
+
+  it(
+    "deleting another owner's webhook endpoint writes no line, and the repeat (404) writes none",
+    async () => {
+      const owner = await api.token({ sub: `unread-owner-${randomUUID()}` });
+      const stranger = await api.token({ sub: `unread-stranger-${randomUUID()}` });
+      const registered = await registerEndpoint(api, owner, receiver.url);
+      const failed = await neverAnswered(readOf(registered.id), () =>
+        api.request('DELETE', `/webhooks/${registered.id}`, { token: stranger }),
+      );
+      expect(failed.status).toBe(504);
+
+      expect((await api.request('DELETE', `/webhooks/${registered.id}`, { token: stranger })).status).toBe(
+        404,
+      );
+      const lines = output
+        .audit()
+        .filter(
+          (event) =>
+            event.eventType === 'webhook.endpoint_deleted' && event.metadata.endpointId === registered.id,
+        );
+      expect(lines).toEqual([]);
+      expect((await api.request('DELETE', `/webhooks/${registered.id}`, { token: owner })).status).toBe(204);
+    },
+    lateCommitTimeout,
+  );
 });
 
 describe('an audited change whose transaction landed after its 504, sent again', () => {

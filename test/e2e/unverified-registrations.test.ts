@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { BookingsModel } from '../../functions/bookings/bookings-model.js';
+import { sendDirectly } from '../../functions/shared/audited-change.js';
 import { emailClaimKey, userKey } from '../../functions/shared/keys.js';
 import { createVerificationLink } from '../../functions/shared/verification-link.js';
 import { UsersModel } from '../../functions/users/users-model.js';
@@ -296,20 +297,22 @@ describe('verifying the email', () => {
     const lapsesAt = registeredAt.getTime() + hour;
     expect(first.expiresAt).toBe(new Date(lapsesAt).toISOString());
 
-    await expect(users.verifyEmail(first.id, () => new Date(lapsesAt))).rejects.toMatchObject({
+    await expect(users.verifyEmail(first.id, sendDirectly, () => new Date(lapsesAt))).rejects.toMatchObject({
       statusCode: 410,
       message: 'The registration lapsed before its email was verified; register again',
     });
     const second = await users.register({ email, name: 'Vera Two' }, new Date(lapsesAt));
     // A function whose clock is a second behind still sees the first registration in its window.
-    await expect(users.verifyEmail(first.id, () => new Date(lapsesAt - 1000))).rejects.toMatchObject({
+    await expect(
+      users.verifyEmail(first.id, sendDirectly, () => new Date(lapsesAt - 1000)),
+    ).rejects.toMatchObject({
       statusCode: 410,
     });
     const firstItems = await storedUserAndClaim(first.id);
     expect(firstItems.user).not.toHaveProperty('emailVerifiedAt');
     expect(firstItems.claim).toMatchObject({ userId: second.id, expiresAt: lapsesAt / 1000 + 3600 });
 
-    const verified = await users.verifyEmail(second.id, () => new Date(lapsesAt + 1000));
+    const verified = await users.verifyEmail(second.id, sendDirectly, () => new Date(lapsesAt + 1000));
     expect(verified.emailVerifiedAt).toBe(new Date(lapsesAt + 1000).toISOString());
     expect((await storedUserAndClaim(second.id)).claim).not.toHaveProperty('expiresAt');
   });
@@ -322,7 +325,7 @@ describe('verifying the email', () => {
     // The user is read a second before the lapse; the transaction goes out at it.
     const clockReadings = [new Date(lapsesAt - 1000), new Date(lapsesAt)];
     const clock = () => clockReadings.shift() ?? new Date(lapsesAt);
-    await expect(users.verifyEmail(user.id, clock)).rejects.toMatchObject({
+    await expect(users.verifyEmail(user.id, sendDirectly, clock)).rejects.toMatchObject({
       statusCode: 410,
       message: 'The registration lapsed before its email was verified; register again',
     });

@@ -21,6 +21,10 @@ function sdkError(name: string, fields: Record<string, unknown> = {}): Error {
 
 const neverSettles = () => new Promise<never>(() => {});
 
+/** A transaction DynamoDB refused: its condition failed, so it wrote nothing. */
+const refusedTransaction = () =>
+  sdkError('TransactionCanceledException', { CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] });
+
 describe('unknownOutcomeReason', () => {
   it.each([
     ['every attempt timed out', sdkError('TimeoutError'), 'store_timeout'],
@@ -42,10 +46,7 @@ describe('unknownOutcomeReason', () => {
   });
 
   it.each([
-    [
-      'a failed condition',
-      sdkError('TransactionCanceledException', { CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] }),
-    ],
+    ['a failed condition', refusedTransaction()],
     ['a 404 of our own', new NotFoundError('User u1 not found')],
     ['a programming error', new TypeError('x is undefined')],
   ])('is undefined for %s: nothing was written', (_case, error) => {
@@ -63,7 +64,57 @@ describe('auditingUnknownOutcome', () => {
       auditingUnknownOutcome(
         context,
         (reason) => reasons.push(reason),
-        () => Promise.reject(timedOut),
+        (sendWrite) => sendWrite(() => Promise.reject(timedOut)),
+      ),
+    ).rejects.toBe(timedOut);
+    expect(reasons).toEqual(['store_timeout']);
+  });
+
+  it('audits nothing when the change fails before its write was sent: a read wrote nothing', async () => {
+    const reasons: string[] = [];
+    const write = vi.fn(async () => 'written');
+    const readTimedOut = sdkError('TimeoutError');
+    await expect(
+      auditingUnknownOutcome(
+        context,
+        (reason) => reasons.push(reason),
+        async (sendWrite) => {
+          await Promise.reject(readTimedOut);
+          return sendWrite(write);
+        },
+      ),
+    ).rejects.toBe(readTimedOut);
+    expect(write).not.toHaveBeenCalled();
+    expect(reasons).toEqual([]);
+  });
+
+  it('audits nothing when a read after a refused write fails: the refusal answered it', async () => {
+    const reasons: string[] = [];
+    const readTimedOut = sdkError('TimeoutError');
+    await expect(
+      auditingUnknownOutcome(
+        context,
+        (reason) => reasons.push(reason),
+        async (sendWrite) => {
+          await sendWrite(() => Promise.reject(refusedTransaction())).catch(() => undefined);
+          throw readTimedOut;
+        },
+      ),
+    ).rejects.toBe(readTimedOut);
+    expect(reasons).toEqual([]);
+  });
+
+  it('audits a write sent again after a refusal whose answer is then lost', async () => {
+    const reasons: string[] = [];
+    const timedOut = sdkError('TimeoutError');
+    await expect(
+      auditingUnknownOutcome(
+        context,
+        (reason) => reasons.push(reason),
+        async (sendWrite) => {
+          await sendWrite(() => Promise.reject(refusedTransaction())).catch(() => undefined);
+          return sendWrite(() => Promise.reject(timedOut));
+        },
       ),
     ).rejects.toBe(timedOut);
     expect(reasons).toEqual(['store_timeout']);
@@ -76,21 +127,21 @@ describe('auditingUnknownOutcome', () => {
       auditingUnknownOutcome(
         context,
         (reason) => reasons.push(reason),
-        () => Promise.reject(refused),
+        (sendWrite) => sendWrite(() => Promise.reject(refused)),
       ),
     ).rejects.toBe(refused);
     await expect(
       auditingUnknownOutcome(
         context,
         (reason) => reasons.push(reason),
-        async () => 'written',
+        (sendWrite) => sendWrite(async () => 'written'),
       ),
     ).resolves.toBe('written');
     await expect(
       auditingUnknownOutcome(
         {},
         (reason) => reasons.push(reason),
-        async () => 'written directly',
+        (sendWrite) => sendWrite(async () => 'written directly'),
       ),
     ).resolves.toBe('written directly');
     expect(reasons).toEqual([]);
@@ -103,7 +154,7 @@ describe('auditingUnknownOutcome', () => {
     const settled = auditingUnknownOutcome(
       { getRemainingTimeInMillis: () => remainingMs },
       (reason) => reasons.push(reason),
-      neverSettles,
+      (sendWrite) => sendWrite(neverSettles),
     );
     const outcome = expect(settled).rejects.toBeInstanceOf(DeadlineExceededError);
     await vi.advanceTimersByTimeAsync(remainingMs - routeTimeoutEarlyMs - unknownOutcomeMarginMs - 1);
@@ -113,6 +164,26 @@ describe('auditingUnknownOutcome', () => {
     expect(reasons).toEqual(['deadline']);
   });
 
+  it('audits nothing when its deadline gives up a read before the write', async () => {
+    vi.useFakeTimers();
+    const reasons: string[] = [];
+    const write = vi.fn(async () => 'written');
+    const remainingMs = 2000;
+    const settled = auditingUnknownOutcome(
+      { getRemainingTimeInMillis: () => remainingMs },
+      (reason) => reasons.push(reason),
+      async (sendWrite) => {
+        await neverSettles();
+        return sendWrite(write);
+      },
+    );
+    const outcome = expect(settled).rejects.toBeInstanceOf(DeadlineExceededError);
+    await vi.advanceTimersByTimeAsync(remainingMs - routeTimeoutEarlyMs - unknownOutcomeMarginMs);
+    await outcome;
+    expect(write).not.toHaveBeenCalled();
+    expect(reasons).toEqual([]);
+  });
+
   it('does not start a write when the invocation has no time left for it, and audits nothing', async () => {
     const write = vi.fn(async () => 'written');
     const reasons: string[] = [];
@@ -120,7 +191,7 @@ describe('auditingUnknownOutcome', () => {
       auditingUnknownOutcome(
         { getRemainingTimeInMillis: () => routeTimeoutEarlyMs + unknownOutcomeMarginMs },
         (reason) => reasons.push(reason),
-        write,
+        (sendWrite) => sendWrite(write),
       ),
     ).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(write).not.toHaveBeenCalled();
@@ -134,7 +205,11 @@ describe('auditingUnknownOutcome', () => {
     const route = middy({ timeoutEarlyInMillis: routeTimeoutEarlyMs })
       .use(httpErrorHandler({ logger: silent }))
       .handler(async (_event: unknown, handlerContext: { getRemainingTimeInMillis(): number }) => {
-        await auditingUnknownOutcome(handlerContext, (reason) => reasons.push(reason), neverSettles);
+        await auditingUnknownOutcome(
+          handlerContext,
+          (reason) => reasons.push(reason),
+          (sendWrite) => sendWrite(neverSettles),
+        );
         return { statusCode: 204 };
       });
     const end = Date.now() + 800;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { KMSServiceException } from '@aws-sdk/client-kms';
 import { type DeleteMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
@@ -29,6 +29,7 @@ import type { WebhookMessage } from '../../functions/webhook-worker/messages.js'
 import { OwnerAlerts, ownerAlertMessageId } from '../../functions/webhook-worker/owner-alerts.js';
 import {
   type DisableRule,
+  endpointDisabledReason,
   WebhookWorker,
   type WebhookWorkerOptions,
 } from '../../functions/webhook-worker/webhook-worker.js';
@@ -1451,7 +1452,7 @@ describe('disabling a failing endpoint', () => {
     );
   });
 
-  it('counts and audits an alert that could not be enqueued, and still disables the endpoint', async () => {
+  it('counts and audits an alert that could not be enqueued, still disables the endpoint, and keeps the alert pending for the next message', async () => {
     const gone = await receiver(() => ({ status: 410 }));
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Unlucky' });
     const endpoint = await endpointAt(gone.url, principal({ id: user.id }));
@@ -1477,10 +1478,85 @@ describe('disabling a failing endpoint', () => {
       'Webhook endpoint disabled; the owner alert was not enqueued',
       expect.objectContaining({ correlation_id: 'trace-alert', endpointId: endpoint.id }),
     );
+    const disabled = await store.getEndpoint(endpoint.id);
+    expect(disabled?.ownerAlertPending).toBe(true);
+
+    // SQS is back: the next message for the endpoint queues the alert, under the disable's id.
+    const { run: runNext } = setup();
+    expect(await runNext(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
+    const queued = await queues.enqueued<{ id: string; to: string }>(emailQueueUrl);
+    expect(queued.map(({ body }) => body)).toEqual([
+      expect.objectContaining({
+        id: ownerAlertMessageId(endpoint.id, new Date(disabled?.disabledAt as string)),
+        to: user.email,
+      }),
+    ]);
+    expect((await store.getEndpoint(endpoint.id))?.ownerAlertPending).toBeUndefined();
   });
 });
 
 describe('an owner alert the disabling invocation never queued', () => {
+  /** A human owner's endpoint, disabled with its alert pending and `disabledAt` stored as given (by hand, or by another version). */
+  async function pendingAlertWithDisabledAt(disabledAt: string) {
+    const gone = await receiver(() => ({ status: 410 }));
+    const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Hand Edited' });
+    const registered = await endpointAt(gone.url, principal({ id: user.id }));
+    const endpoint = await store.getEndpoint(registered.id);
+    if (!endpoint) throw new Error('endpoint not stored');
+    expect(await store.disableEndpoint(endpoint, { reason: 'gone' })).toBe(true);
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: testTableNames.toolkit,
+        Key: { pk: `WH#${endpoint.id}`, sk: 'ENDPOINT' },
+        UpdateExpression: 'SET disabledAt = :disabledAt',
+        ExpressionAttributeValues: { ':disabledAt': disabledAt },
+      }),
+    );
+    return { user, endpoint };
+  }
+
+  it('is queued, and its mark cleared, when its disabledAt is stored in another ISO 8601 form', async () => {
+    const disabledAt = '2026-12-07T22:00:00Z';
+    const { user, endpoint } = await pendingAlertWithDisabledAt(disabledAt);
+    const { run } = setup();
+    expect(await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
+    const queued = await queues.enqueued<{ id: string; to: string }>(emailQueueUrl);
+    expect(queued.map(({ body }) => body)).toEqual([
+      expect.objectContaining({ id: ownerAlertMessageId(endpoint.id, new Date(disabledAt)), to: user.email }),
+    ]);
+    expect((await store.getEndpoint(endpoint.id))?.ownerAlertPending).toBeUndefined();
+  });
+
+  it('is not queued, and stays pending, when its disabledAt is not a time; the message is handled all the same', async () => {
+    const { endpoint } = await pendingAlertWithDisabledAt('yesterday');
+    const { run, logger, audits } = setup();
+    const warn = vi.spyOn(logger, 'warn');
+    expect(await run(await record(webhookMessageFor(endpoint.id, endpoint.tenantId)))).toEqual({
+      batchItemFailures: [],
+    });
+    // Set aside for the endpoint's enable, as any message for a disabled endpoint.
+    const copies = await queues.deadLetters();
+    expect(copies).toEqual([
+      expect.objectContaining({
+        MessageAttributes: expect.objectContaining({
+          'bulwark-dead-letter-reason': expect.objectContaining({ StringValue: endpointDisabledReason }),
+        }),
+      }),
+    ]);
+    expect(await alerts()).toEqual([]);
+    // Not an enqueue that failed: none was tried.
+    expect(audits.map((event) => event.eventType)).not.toContain('email.enqueue_failed');
+    expect((await store.getEndpoint(endpoint.id))?.ownerAlertPending).toBe(true);
+    expect(warn).toHaveBeenCalledWith(
+      "Webhook endpoint's owner alert is not queued: its stored disabledAt is not a time; it stays pending",
+      expect.objectContaining({ endpointId: endpoint.id, disabledAt: 'yesterday' }),
+    );
+  });
+
   it('is queued by the next message for the endpoint, once, with the id and time of the disable', async () => {
     const gone = await receiver(() => ({ status: 410 }));
     const user = await users.register({ email: `wh-alert-${randomUUID()}@example.com`, name: 'Cut Off' });
