@@ -158,6 +158,16 @@ function checkGrants(client: DynamoDBClient | DynamoDBDocumentClient): void {
       const operation = String(context.commandName).replace(/Command$/, '');
       const denied = firstDenied(grants, permissionsFor(operation, args.input as Input));
       if (!denied) return next(args);
+      // The function may handle the error quietly (a store failing open): the refusal is said here too.
+      console.warn(
+        JSON.stringify({
+          level: 'WARN',
+          message: "DynamoDB call refused: the function's tableActions or queriedIndexes do not allow it",
+          function: grants.functionName,
+          action: denied.action,
+          resource: resourceArn(denied),
+        }),
+      );
       return { response: accessDeniedResponse(grants, denied), output: undefined as never };
     },
     grantCheckOptions,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished, vi } from 'vitest';
 import { FunctionHost } from '../../bin/runtime/function-host.js';
 import type { TableAccess } from '../../functions/routes.js';
 import { createDocumentClient, createDynamoDbClient } from '../../middleware/store/client.js';
@@ -59,10 +59,18 @@ function accessDenied(action: string, resource: string) {
   };
 }
 
+/** The lines written with console.warn during the test, parsed, none of them shown. */
+function warningLines(): () => unknown[] {
+  const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+  onTestFinished(() => warn.mockRestore());
+  return () => warn.mock.calls.map(([line]) => JSON.parse(String(line)) as unknown);
+}
+
 const tableArn = (name: string) => `arn:aws:dynamodb:local:000000000000:table/${name}`;
 
 describe('the table grants of a hosted function', () => {
   it('let it make the calls its tableActions and queriedIndexes list', async () => {
+    const warnings = warningLines();
     const key = newKey();
     const byIndex = { KeyConditionExpression: 'gsi1pk = :pk', ExpressionAttributeValues: { ':pk': key.pk } };
     const byKey = { KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': key.pk } };
@@ -78,6 +86,7 @@ describe('the table grants of a hosted function', () => {
     ] as const) {
       await expect(call(command, input)).resolves.toEqual({ answered: true });
     }
+    expect(warnings()).toEqual([]);
   });
 
   it.each([
@@ -126,15 +135,27 @@ describe('the table grants of a hosted function', () => {
   ] as const)(
     'refuse %s with AccessDeniedException, as IAM would',
     async (_case, command, input, action, resource) => {
+      const warnings = warningLines();
       await expect(call(command, input)).resolves.toEqual(accessDenied(action, tableArn(resource)));
+      expect(warnings()).toEqual([
+        {
+          level: 'WARN',
+          message: "DynamoDB call refused: the function's tableActions or queriedIndexes do not allow it",
+          function: 'bulwark-granted',
+          action,
+          resource: tableArn(resource),
+        },
+      ]);
     },
   );
 
   it('refuse a call on no table against every resource', async () => {
+    warningLines();
     await expect(call('ListTables', {})).resolves.toEqual(accessDenied('dynamodb:ListTables', '*'));
   });
 
   it('check each item of a transaction, and a refused one writes none of them', async () => {
+    warningLines();
     const granted = newKey();
     const conditionChecked = {
       TransactItems: [
