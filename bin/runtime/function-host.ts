@@ -4,13 +4,22 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
+import type { TableAccess } from '../../functions/routes.js';
+import type { TableDefinition } from '../../middleware/store/tables.js';
+import { enforceTableGrants, runWithTableGrants, type TableGrants, tableGrantsOf } from './table-grants.js';
 
-export interface HostedFunction {
+/** A function as its table declares it; its `TableAccess` is what its role may do on the tables. */
+export interface HostedFunction extends TableAccess {
   /** Function name as in the route table; deployed as `bulwark-<name>`. */
   readonly name: string;
   readonly entry: string;
   readonly memoryMb: number;
   readonly timeoutSec: number;
+}
+
+/** A hosted function with what its `TableAccess` grants, resolved to the tables' names. */
+interface GrantedFunction extends HostedFunction {
+  readonly tableGrants: TableGrants;
 }
 
 type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -54,6 +63,10 @@ function createContext(definition: HostedFunction, deadline: number): Context {
  * for a grace as long as the function's timeout, so a call that never settles cannot hold the function
  * forever) and then runs on a fresh import of the entry module, whose init runs again. Only the entry is
  * imported afresh: the modules it imports, and whatever the abandoned call still holds, are shared.
+ *
+ * Each function's code, its init as well as its invocations, runs with its role's DynamoDB grants: a call
+ * its `tableActions` (per table) or `queriedIndexes` (Query per index) do not allow fails with
+ * AccessDeniedException, as IAM would refuse it in AWS (see table-grants.ts).
  */
 export class FunctionHost {
   private readonly handlers = new Map<string, Promise<LambdaHandler>>();
@@ -61,18 +74,27 @@ export class FunctionHost {
   private readonly lastInvocation = new Map<string, Promise<unknown>>();
   /** Per function, how many times a timeout has reset it: the query string of its next fresh import. */
   private readonly resets = new Map<string, number>();
+  private readonly definitions: readonly GrantedFunction[];
 
+  /** `tableNames`: the names of the tables the functions' `TableAccess` names by id. */
   constructor(
     private readonly rootDir: string,
-    private readonly definitions: readonly HostedFunction[],
-  ) {}
+    definitions: readonly HostedFunction[],
+    tableNames: Readonly<Record<TableDefinition['id'], string>>,
+  ) {
+    this.definitions = definitions.map((definition) => ({
+      ...definition,
+      tableGrants: tableGrantsOf(definition.name, definition, tableNames),
+    }));
+    enforceTableGrants();
+  }
 
   /** Imports every handler module now, so a broken function fails start-up rather than a request. */
   async loadAll(): Promise<void> {
     await Promise.all(this.definitions.map((definition) => this.load(definition)));
   }
 
-  private load(definition: HostedFunction): Promise<LambdaHandler> {
+  private load(definition: GrantedFunction): Promise<LambdaHandler> {
     let handler = this.handlers.get(definition.name);
     if (!handler) {
       handler = this.importHandler(definition);
@@ -81,12 +103,14 @@ export class FunctionHost {
     return handler;
   }
 
-  private async importHandler(definition: HostedFunction): Promise<LambdaHandler> {
+  private async importHandler(definition: GrantedFunction): Promise<LambdaHandler> {
     const url = new URL(pathToFileURL(resolve(this.rootDir, definition.entry)));
     const reset = this.resets.get(definition.name);
     // A URL the module cache has not seen evaluates the module again, tsx-compiled TypeScript too.
     if (reset !== undefined) url.searchParams.set('bulwark-reset', String(reset));
-    const module = (await import(url.href)) as { handler?: unknown };
+    const module = (await runWithTableGrants(definition.tableGrants, () => import(url.href))) as {
+      handler?: unknown;
+    };
     if (typeof module.handler !== 'function')
       throw new Error(`${definition.entry} does not export a handler`);
     return module.handler as LambdaHandler;
@@ -109,11 +133,13 @@ export class FunctionHost {
     return invocation;
   }
 
-  private async run(definition: HostedFunction, event: unknown): Promise<unknown> {
+  private async run(definition: GrantedFunction, event: unknown): Promise<unknown> {
     const handler = await this.load(definition);
     const timeoutMs = definition.timeoutSec * 1000;
     const context = createContext(definition, Date.now() + timeoutMs);
-    const pending = Promise.resolve(handler(event, context));
+    const pending = Promise.resolve(
+      runWithTableGrants(definition.tableGrants, () => handler(event, context)),
+    );
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -133,7 +159,7 @@ export class FunctionHost {
    * Replaces the function's handler with one that is loaded afresh once `abandoned` settles or the grace
    * ends, so the invocations after a timeout wait for it and then start cold.
    */
-  private resetAfter(definition: HostedFunction, abandoned: Promise<unknown>, requestId: string): void {
+  private resetAfter(definition: GrantedFunction, abandoned: Promise<unknown>, requestId: string): void {
     const graceMs = definition.timeoutSec * 1000;
     let graceTimer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<false>((resolveGrace) => {

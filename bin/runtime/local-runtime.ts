@@ -383,11 +383,15 @@ async function startParts(options: LocalRuntimeOptions, started: Stop[]): Promis
       ? {}
       : { BOOKING_EVENT_GRACE_SEC: String(sweepOptions.graceSec) }),
   });
-  const host = new FunctionHost(repositoryRoot, [
-    ...httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
-    ...workerNames.map((name) => ({ name, ...workers[name] })),
-    ...scheduledFunctionNames.map((name) => ({ name, ...scheduledFunctions[name] })),
-  ]);
+  const host = new FunctionHost(
+    repositoryRoot,
+    [
+      ...httpFunctionNames.map((name) => ({ name, ...httpFunctions[name] })),
+      ...workerNames.map((name) => ({ name, ...workers[name] })),
+      ...scheduledFunctionNames.map((name) => ({ name, ...scheduledFunctions[name] })),
+    ],
+    tableNames,
+  );
   const match = createRouteMatcher();
   const listenHost = options.host ?? '127.0.0.1';
   // Set once the server listens: the dev issuer's URL includes the port.

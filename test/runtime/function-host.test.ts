@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { FunctionHost, FunctionTimeoutError } from '../../bin/runtime/function-host.js';
+import { testTableNames } from '../helpers/tables.js';
 
 // A handler module that records when each invocation starts and ends, and waits as long as its event says.
 const handlerSource = `
@@ -47,9 +48,11 @@ function resettableHost(timeoutSec: number) {
   writeFileSync(join(rootDir, 'resettable.mjs'), resettableSource(rootDir));
   const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
   onTestFinished(() => warn.mockRestore());
-  const host = new FunctionHost(rootDir, [
-    { name: 'slow', entry: 'resettable.mjs', memoryMb: 128, timeoutSec },
-  ]);
+  const host = new FunctionHost(
+    rootDir,
+    [{ name: 'slow', entry: 'resettable.mjs', memoryMb: 128, timeoutSec, tableActions: {} }],
+    testTableNames,
+  );
   const state = () => (globalThis as Record<string, unknown>)[rootDir] as ResettableState;
   const resetLines = () => warn.mock.calls.map(([line]) => JSON.parse(String(line)) as unknown);
   return { host, state, resetLines };
@@ -61,7 +64,8 @@ function hostWith(names: readonly string[], timeoutSec = 5) {
   writeFileSync(join(rootDir, 'handler.mjs'), handlerSource);
   const host = new FunctionHost(
     rootDir,
-    names.map((name) => ({ name, entry: 'handler.mjs', memoryMb: 128, timeoutSec })),
+    names.map((name) => ({ name, entry: 'handler.mjs', memoryMb: 128, timeoutSec, tableActions: {} })),
+    testTableNames,
   );
   const spans = async () => ((await import(join(rootDir, 'handler.mjs'))) as { spans: Span[] }).spans;
   return { host, spans };
