@@ -56,9 +56,16 @@ describe('isProviderThrottling', () => {
         smtpReply(452, '452 4.2.2 Mailbox full'),
         smtpReply(535, '535 5.7.8 Authentication credentials invalid'),
         smtpReply(451, '451 4.3.0 Temporary server error'),
+        // SES's daily quota, as the API and SES SMTP answer it: no backoff lifts it.
+        new TooManyRequestsException({ $metadata, message: 'Daily message quota exceeded.' }),
+        smtpReply(454, '454 Throttling failure: Daily message quota exceeded.'),
+        // A relay whose authentication or TLS is failing, not one asking for a slower pace.
+        smtpReply(454, '454 4.7.0 Temporary authentication failure'),
+        smtpReply(454, '454 4.7.0 TLS not available due to local problem'),
+        smtpReply(451, '451 4.7.1 Relaying denied'),
         undefined,
       ].map(isProviderThrottling),
-    ).toEqual([false, false, false, false, false, false, false, false]);
+    ).toEqual(Array.from({ length: 13 }, () => false));
   });
 });
 
