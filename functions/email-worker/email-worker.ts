@@ -9,7 +9,12 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
 import { CircuitBreaker, type ExecuteOptions } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { type CircuitBreakerOptions, circuitDefaults } from '../../middleware/circuit-breaker/options.js';
-import { CircuitOpenError, DeadlineExceededError, DeliveryRejectedError } from '../../middleware/errors.js';
+import {
+  assertNoProblems,
+  CircuitOpenError,
+  DeadlineExceededError,
+  DeliveryRejectedError,
+} from '../../middleware/errors.js';
 import type { SecurityEventListener } from '../../middleware/events.js';
 import { recordMetric } from '../../middleware/metrics/record.js';
 import type { FunctionObservability } from '../shared/observability.js';
@@ -302,6 +307,11 @@ export class EmailWorker {
       expiresAfterSeconds: options.idempotencyTtlSec ?? 86_400,
     };
     this.maxCircuitDeferrals = options.maxCircuitDeferrals ?? 10;
+    if (!(Number.isSafeInteger(this.maxCircuitDeferrals) && this.maxCircuitDeferrals >= 0)) {
+      assertNoProblems('EmailWorker', [
+        `maxCircuitDeferrals must be an integer >= 0 (got ${this.maxCircuitDeferrals})`,
+      ]);
+    }
     this.random = options.random ?? Math.random;
   }
 

@@ -12,6 +12,7 @@ import {
   deadLetterReasonAttribute,
   sendBacksAttribute,
 } from '../../functions/shared/queue-worker.js';
+import { InvalidOptionsError } from '../../middleware/errors.js';
 import type { MetricName } from '../../middleware/metrics/catalog.js';
 import { createDynamoDbClient } from '../../middleware/store/client.js';
 import { LocalWorkerQueues } from '../helpers/local-worker-queues.js';
@@ -212,6 +213,27 @@ describe('a send that meets the open provider circuit', () => {
     expect(queues.sentMessages()).toEqual([]);
     expect(queues.visibilityChanges().map((change) => change.ReceiptHandle)).toEqual([message.receiptHandle]);
     expect(audits.filter((audit) => audit.eventType === 'email.failed')).toHaveLength(2);
+  });
+
+  it('defers a copy below maxCircuitDeferrals once more, and counts one at it as a failed attempt', async () => {
+    const { run } = setup({ maxCircuitDeferrals: 2 });
+    await openEmailCircuit(run);
+    const below = await queues.receivedRecord(welcome(), {
+      attributes: { [attemptsMadeAttribute]: '0', [sendBacksAttribute]: '1' },
+    });
+    expect((await run(below)).batchItemFailures).toEqual([]);
+    expect(queues.sentMessages().map((copy) => copy.MessageAttributes?.[sendBacksAttribute])).toEqual([
+      { DataType: 'Number', StringValue: '2' },
+    ]);
+    const atCap = await queues.receivedRecord(welcome(), {
+      attributes: { [attemptsMadeAttribute]: '0', [sendBacksAttribute]: '2' },
+    });
+    expect((await run(atCap)).batchItemFailures).toEqual([{ itemIdentifier: atCap.messageId }]);
+    expect(queues.sentMessages()).toHaveLength(1);
+  });
+
+  it.each([Number.NaN, -1, 2.5])('refuses maxCircuitDeferrals %s', (maxCircuitDeferrals) => {
+    expect(() => setup({ maxCircuitDeferrals })).toThrow(InvalidOptionsError);
   });
 
   it('moves a copy whose attempts are used to the DLQ itself, unsent: SQS counts only the copy’s receives', async () => {
