@@ -70,8 +70,8 @@ export interface SecurityEventListenerOptions {
   readonly metrics?: Metrics | undefined;
   /**
    * Event types counted in metrics but not written as audit lines, as an array or a Set; an event its
-   * reporter marked failed (`metadata.outcome: 'error'`: a KMS call or secret read that threw) is written
-   * whatever its type. Add
+   * reporter marked failed (`metadata.outcome` `'error'`: a KMS call or secret read that threw, or
+   * `'failure'`: a refusal) is written whatever its type. Add
    * `'auth.success'` where every route that authenticates runs inside `audit()`: its `http.request` line
    * names the principal and its `authMethod` already.
    * @default ['dataKey.cacheHit', 'kms.request']
@@ -110,7 +110,7 @@ export function createSecurityEventListener(options: SecurityEventListenerOption
   const unaudited = new Set(options.unaudited ?? defaultUnauditedEvents);
 
   return function onSecurityEvent(event: SecurityEvent): void {
-    if (auditLogger && (!unaudited.has(event.type) || event.metadata?.['outcome'] === 'error')) {
+    if (auditLogger && (!unaudited.has(event.type) || reportedFailed(event))) {
       auditLogger.logSecurityEvent(event);
     }
     const record = metrics ? securityEventMetrics[event.type] : undefined;
@@ -121,4 +121,10 @@ export function createSecurityEventListener(options: SecurityEventListenerOption
       // A metric that cannot be recorded must not hide the event's audit line or fail the request.
     }
   };
+}
+
+/** Whether the reporter marked `event` failed, as the audit line's outcome reads it: it threw or was refused. */
+function reportedFailed(event: SecurityEvent): boolean {
+  const outcome = event.metadata?.['outcome'];
+  return outcome === 'error' || outcome === 'failure';
 }

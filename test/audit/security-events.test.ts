@@ -212,6 +212,19 @@ describe('createSecurityEventListener()', () => {
     expect(output.emf().map((line) => line.KmsRequest)).toEqual([[1, 1]]);
   });
 
+  it('writes an unaudited event its reporter marked refused (outcome failure) as it writes one that threw', () => {
+    const { onEvent } = listener();
+    onEvent({
+      type: 'kms.request',
+      reason: 'NotAllowed',
+      metadata: { operation: 'Decrypt', outcome: 'failure' },
+    });
+    onEvent({ type: 'kms.request', metadata: { operation: 'Decrypt', outcome: 'ok' } });
+    expect(output.audit()).toEqual([
+      expect.objectContaining({ eventType: 'kms.request', outcome: 'failure' }),
+    ]);
+  });
+
   it('takes unaudited as a Set too, and a null one as left out (the default types)', () => {
     const auditedTypes = (unaudited: unknown) => {
       const written: string[] = [];
