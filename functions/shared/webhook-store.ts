@@ -1212,12 +1212,17 @@ export class WebhookStore {
    * new one can appear, so a retry once the index caught up succeeds. The count may also hold a machine's
    * endpoints registered before kinds were counted apart, which it does not close or delete. Resolves
    * with the ids it deleted; `onDeleted` hears each id as its endpoint is deleted, so a caller whose
-   * call fails part-way (an outage at the third endpoint, the final 409) still knows which ones went.
+   * call fails part-way (an outage at the third endpoint, the final 409) still knows which ones went. Each
+   * removal's transaction goes through `sendWrite` (see {@link SendAuditedWrite}).
    */
   async deletePersonEndpoints(
     tenantId: string,
     personId: string,
-    { now = new Date(), onDeleted }: { now?: Date; onDeleted?: (endpointId: string) => void } = {},
+    {
+      now = new Date(),
+      onDeleted,
+      sendWrite = sendDirectly,
+    }: { now?: Date; onDeleted?: (endpointId: string) => void; sendWrite?: SendAuditedWrite } = {},
   ): Promise<string[]> {
     await this.options.documentClient.send(
       new UpdateCommand({
@@ -1232,7 +1237,7 @@ export class WebhookStore {
     // One after another: each removal rewrites the owner's count, so concurrent ones would spend each
     // other's count guesses.
     for (const endpoint of await this.allOwnerEndpoints(ownerPk, 'person')) {
-      if (await this.removeIfPresent(endpoint, now)) {
+      if (await this.removeIfPresent(endpoint, now, sendWrite)) {
         deleted.push(endpoint.id);
         onDeleted?.(endpoint.id);
       }
@@ -1314,9 +1319,13 @@ export class WebhookStore {
   }
 
   /** {@link removeEndpoint}, resolving false when the endpoint was already gone (a racing or earlier delete). */
-  private async removeIfPresent(endpoint: RemovableEndpoint, now: Date): Promise<boolean> {
+  private async removeIfPresent(
+    endpoint: RemovableEndpoint,
+    now: Date,
+    sendWrite: SendAuditedWrite,
+  ): Promise<boolean> {
     try {
-      await this.removeEndpoint(endpoint, now);
+      await this.removeEndpoint(endpoint, now, sendWrite);
       return true;
     } catch (error) {
       if (error instanceof NotFoundError) return false;

@@ -517,16 +517,22 @@ export const handler = createHttpFunction(
         });
         let auditedUnknown = false;
         try {
-          await webhookStore.deletePersonEndpoints(defaultTenantId, id, {
-            onDeleted: (endpointId) => deletedEndpointIds.push(endpointId),
-          });
+          // One audited change under one deadline: endpoint removals too slow for the invocation are given
+          // up, and their line written, before the route's own timeout answers a 504 without it; a removal
+          // or the user's delete sent without an answer is the `unknown` line's.
           await auditingUnknownOutcome(
             context,
             (reason) => {
               auditedUnknown = true;
               auditLogger.logAdminAction('user.deleted', details(reason), principal, 'unknown');
             },
-            (sendWrite) => users.delete(id, sendWrite),
+            async (sendWrite) => {
+              await webhookStore.deletePersonEndpoints(defaultTenantId, id, {
+                onDeleted: (endpointId) => deletedEndpointIds.push(endpointId),
+                sendWrite,
+              });
+              await users.delete(id, sendWrite);
+            },
           );
         } catch (error) {
           // The retry skips the endpoints this attempt deleted, so its line would never name them: this

@@ -173,3 +173,29 @@ it('writes no user.deleted line for a refused delete that deleted nothing', asyn
   const lines = output.audit().filter((event) => event.eventType === 'admin.action');
   expect(lines.filter((event) => event.metadata['targetUserId'] === userId)).toEqual([]);
 });
+
+it('writes the unknown line, before the answer, when an endpoint removal is sent and never answered', async () => {
+  const { userId, endpointIds } = await userWithEndpoints(2);
+  const unanswered = endpointIds[1] as string;
+  const hold = dynamoDb.hold(
+    (operation, body) => operation === 'TransactWriteItems' && body.includes(`"WH#${unanswered}"`),
+  );
+  const first = await api.request('DELETE', `/admin/users/${userId}`);
+  const linesAtTheAnswer = output
+    .audit()
+    .filter((event) => event.eventType === 'admin.action' && event.metadata['targetUserId'] === userId);
+  hold.release();
+  expect(first.status).toBeGreaterThanOrEqual(503);
+  expect(linesAtTheAnswer).toEqual([
+    expect.objectContaining({
+      outcome: 'unknown',
+      ...byAdmin,
+      metadata: expect.objectContaining({
+        action: 'user.deleted',
+        reason: expect.stringMatching(/^(store_|deadline)/),
+      }),
+    }),
+  ]);
+  expect(linesAtTheAnswer[0]?.metadata['deletedEndpointIds']).not.toContain(unanswered);
+  expect((await api.request('DELETE', `/admin/users/${userId}`)).status).toBe(204);
+}, 30_000);
