@@ -169,4 +169,49 @@ describe("a record reported failed at its batch's deadline", () => {
     expect(queues.sentMessages()).toEqual([]);
     expect(await queues.deadLetters()).toEqual([]);
   });
+
+  it("reports no refused copy for it: no error line, metric or audit from the worker's composite actions", async () => {
+    const { actions, logger } = setup();
+    const error = vi.spyOn(logger, 'error');
+    const record = await queues.receivedRecord('{"id":"late-rejected"}');
+    const end = Date.now() + batchAnswerMarginMs + 200;
+    const context = { getRemainingTimeInMillis: () => end - Date.now() } as Context;
+    const refusals: unknown[] = [];
+    const results: Array<Promise<PromiseSettledResult<unknown>[]>> = [];
+    await processSqsBatch(
+      { Records: [record] } as SQSEvent,
+      context,
+      new BatchDeadline(context),
+      logger,
+      async (received) => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const settled = Promise.allSettled([
+          actions.deferWhileCircuitOpen(received, {
+            kind: 'Email',
+            circuit: 'provider circuit',
+            attempt: 3,
+            delaySec: 10,
+            context: {},
+          }),
+          actions.deadLetterOrRetry(received, 'invalid_message', {
+            attempt: 3,
+            maxAttempts: 3,
+            correlationId: 'late-rejected',
+            retryDelaySec: () => 30,
+            refused: (refusal) => refusals.push(refusal),
+          }),
+        ]);
+        results.push(settled);
+        await settled;
+      },
+    );
+    await vi.waitFor(() => expect(results).toHaveLength(1), { timeout: 2_000 });
+    const [deferred, deadLettered] = await (results[0] as Promise<PromiseSettledResult<unknown>[]>);
+    expect(deferred).toEqual({ status: 'fulfilled', value: true });
+    expect(deadLettered).toEqual({ status: 'rejected', reason: expect.any(DeadlineExceededError) });
+    expect(refusals).toEqual([]);
+    expect(error).not.toHaveBeenCalled();
+    expect(queues.sentMessages()).toEqual([]);
+    expect(queues.visibilityChanges()).toEqual([]);
+  });
 });

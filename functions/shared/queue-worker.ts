@@ -354,9 +354,11 @@ export class QueueActions {
    * attempts: a copy goes back to the queue, received after `delaySec` and carrying the attempts made
    * before this receive ({@link sendBack}), and the caller reports the record processed. The copy's
    * receive is `attempt` again ({@link attemptOf}). Logged either way; false when the copy could not be
-   * sent, and then the receive counts as an attempt.
+   * sent, and then the receive counts as an attempt. True, with nothing sent, for a record already reported
+   * failed at its batch's deadline: SQS returns it, and its late work has nothing more to do or report.
    */
   async deferWhileCircuitOpen(record: SQSRecord, deferral: CircuitDeferral): Promise<boolean> {
+    if (this.skipsAnsweredRecord(record, 'send-back')) return true;
     const { kind, circuit, attempt, delaySec } = deferral;
     const context = {
       ...deferral.context,
@@ -399,6 +401,7 @@ export class QueueActions {
     try {
       await this.deadLetter(record, attemptsUsedReason(attempt - 1, maxAttempts));
     } catch (error) {
+      if (answeredAtDeadline.has(record)) throw error;
       this.options.logger.error(
         `${kind} message whose attempts are used could not be dead-lettered; retrying`,
         {
@@ -446,12 +449,14 @@ export class QueueActions {
    * worker's, so it is never lost: `refused` logs, counts and (on the last receive) audits it, and the next
    * receive is delayed by `retryDelaySec()`; on the last receive (`attempt` reaching `maxAttempts`) it is
    * visible at once instead, for SQS's redrive to move it to the DLQ without its reason. Then the DLQ's
-   * error is thrown, so the record is reported failed.
+   * error is thrown, so the record is reported failed. A record already reported failed at its batch's
+   * deadline made no copy (SQS returns it): nothing is counted, logged as refused or audited for it.
    */
   async deadLetterOrRetry(record: SQSRecord, reason: string, retry: DeadLetterRetry): Promise<void> {
     try {
       await this.deadLetter(record, reason);
     } catch (error) {
+      if (answeredAtDeadline.has(record)) throw error;
       const { attempt, maxAttempts, correlationId } = retry;
       const last = attempt >= maxAttempts;
       const delaySec = last ? 0 : retry.retryDelaySec();
