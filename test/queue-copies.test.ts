@@ -1,6 +1,8 @@
 // The copies a worker sends of a message (to the DLQ, back to its queue) fit SQS's limits whatever the producer attached.
+
+import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Message } from '@aws-sdk/client-sqs';
-import type { Context, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   attemptsMadeAttribute,
@@ -139,33 +141,47 @@ describe('a copy sent back to the queue', () => {
   });
 });
 
+/**
+ * Runs `record` in a batch whose deadline passes 200 ms in, its work (`lateWork`, which starts 500 ms in) still
+ * running then; resolves with the batch's answer and, once the late work has settled, what each of its
+ * actions came to.
+ */
+async function answeredThenWorking(
+  record: SQSRecord,
+  logger: Logger,
+  lateWork: (received: SQSRecord) => Promise<unknown>[],
+): Promise<{ answer: SQSBatchResponse; settled: PromiseSettledResult<unknown>[] }> {
+  const end = Date.now() + batchAnswerMarginMs + 200;
+  const context = { getRemainingTimeInMillis: () => end - Date.now() } as Context;
+  let settled: Promise<PromiseSettledResult<unknown>[]> | undefined;
+  const answer = await processSqsBatch(
+    { Records: [record] } as SQSEvent,
+    context,
+    new BatchDeadline(context),
+    logger,
+    async (received) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      settled = Promise.allSettled(lateWork(received));
+      await settled;
+    },
+  );
+  await vi.waitFor(() => expect(settled).toBeDefined(), { timeout: 2_000 });
+  return { answer, settled: await (settled as Promise<PromiseSettledResult<unknown>[]>) };
+}
+
 describe("a record reported failed at its batch's deadline", () => {
   it('is neither sent back nor copied to the DLQ by its own work going on after the answer', async () => {
     const { actions, logger } = setup();
     const record = await queues.receivedRecord('{"id":"late"}');
-    const end = Date.now() + batchAnswerMarginMs + 200;
-    const context = { getRemainingTimeInMillis: () => end - Date.now() } as Context;
-    const copies: Array<Promise<PromiseSettledResult<void>[]>> = [];
-    const answer = await processSqsBatch(
-      { Records: [record] } as SQSEvent,
-      context,
-      new BatchDeadline(context),
-      logger,
-      async (received) => {
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        const copied = Promise.allSettled([
-          actions.sendBack(received, 0, 1),
-          actions.deadLetter(received, 'late'),
-        ]);
-        copies.push(copied);
-        await copied;
-      },
-    );
+    const { answer, settled } = await answeredThenWorking(record, logger, (received) => [
+      actions.sendBack(received, 0, 1),
+      actions.deadLetter(received, 'late'),
+    ]);
     expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
-    await vi.waitFor(() => expect(copies).toHaveLength(1), { timeout: 2_000 });
-    const [sentBack, deadLettered] = await (copies[0] as Promise<PromiseSettledResult<void>[]>);
-    expect(sentBack).toEqual({ status: 'rejected', reason: expect.any(DeadlineExceededError) });
-    expect(deadLettered).toEqual({ status: 'rejected', reason: expect.any(DeadlineExceededError) });
+    expect(settled).toEqual([
+      { status: 'rejected', reason: expect.any(DeadlineExceededError) },
+      { status: 'rejected', reason: expect.any(DeadlineExceededError) },
+    ]);
     expect(queues.sentMessages()).toEqual([]);
     expect(await queues.deadLetters()).toEqual([]);
   });
@@ -174,41 +190,27 @@ describe("a record reported failed at its batch's deadline", () => {
     const { actions, logger } = setup();
     const error = vi.spyOn(logger, 'error');
     const record = await queues.receivedRecord('{"id":"late-rejected"}');
-    const end = Date.now() + batchAnswerMarginMs + 200;
-    const context = { getRemainingTimeInMillis: () => end - Date.now() } as Context;
     const refusals: unknown[] = [];
-    const results: Array<Promise<PromiseSettledResult<unknown>[]>> = [];
-    await processSqsBatch(
-      { Records: [record] } as SQSEvent,
-      context,
-      new BatchDeadline(context),
-      logger,
-      async (received) => {
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        const settled = Promise.allSettled([
-          actions.deferWhileCircuitOpen(received, {
-            kind: 'Email',
-            circuit: 'provider circuit',
-            attempt: 3,
-            delaySec: 10,
-            context: {},
-          }),
-          actions.deadLetterOrRetry(received, 'invalid_message', {
-            attempt: 3,
-            maxAttempts: 3,
-            correlationId: 'late-rejected',
-            retryDelaySec: () => 30,
-            refused: (refusal) => refusals.push(refusal),
-          }),
-        ]);
-        results.push(settled);
-        await settled;
-      },
-    );
-    await vi.waitFor(() => expect(results).toHaveLength(1), { timeout: 2_000 });
-    const [deferred, deadLettered] = await (results[0] as Promise<PromiseSettledResult<unknown>[]>);
-    expect(deferred).toEqual({ status: 'fulfilled', value: true });
-    expect(deadLettered).toEqual({ status: 'rejected', reason: expect.any(DeadlineExceededError) });
+    const { settled } = await answeredThenWorking(record, logger, (received) => [
+      actions.deferWhileCircuitOpen(received, {
+        kind: 'Email',
+        circuit: 'provider circuit',
+        attempt: 3,
+        delaySec: 10,
+        context: {},
+      }),
+      actions.deadLetterOrRetry(received, 'invalid_message', {
+        attempt: 3,
+        maxAttempts: 3,
+        correlationId: 'late-rejected',
+        retryDelaySec: () => 30,
+        refused: (refusal) => refusals.push(refusal),
+      }),
+    ]);
+    expect(settled).toEqual([
+      { status: 'fulfilled', value: true },
+      { status: 'rejected', reason: expect.any(DeadlineExceededError) },
+    ]);
     expect(refusals).toEqual([]);
     expect(error).not.toHaveBeenCalled();
     expect(queues.sentMessages()).toEqual([]);
