@@ -146,6 +146,14 @@ function countAttribute(record: SQSRecord, name: string): number {
   return Number.isSafeInteger(count) && count > 0 ? count : 0;
 }
 
+/** The fields that name a record on a worker's log lines: its correlation id (its message id without one) and its message id. */
+function recordLogFields(record: SQSRecord): { correlation_id: string; sqsMessageId: string } {
+  return {
+    correlation_id: correlationIdFromMessage(record) ?? record.messageId,
+    sqsMessageId: record.messageId,
+  };
+}
+
 /** SQS's most message attributes on one message. */
 const maxMessageAttributes = 10;
 
@@ -542,8 +550,7 @@ export class QueueActions {
     this.options.logger.info(
       `Message ${action} skipped: its record was reported failed at its batch's deadline, so SQS returns it`,
       {
-        correlation_id: correlationIdFromMessage(record) ?? record.messageId,
-        sqsMessageId: record.messageId,
+        ...recordLogFields(record),
       },
     );
     return true;
@@ -558,8 +565,7 @@ export class QueueActions {
   private async deleteAnsweredOriginal(record: SQSRecord, queue: 'queue' | 'dlq'): Promise<void> {
     if (!answeredAtDeadline.has(record)) return;
     const context = {
-      correlation_id: correlationIdFromMessage(record) ?? record.messageId,
-      sqsMessageId: record.messageId,
+      ...recordLogFields(record),
       queue,
     };
     try {
@@ -584,8 +590,7 @@ export class QueueActions {
     this.options.logger.warn(
       "Message copied without some of its producer's attributes, to fit SQS's limits",
       {
-        correlation_id: correlationIdFromMessage(record) ?? record.messageId,
-        sqsMessageId: record.messageId,
+        ...recordLogFields(record),
         queue,
         attributesLeftOut: leftOut,
       },
@@ -740,8 +745,7 @@ export async function processSqsBatch(
     if (done.settled) return;
     answeredAtDeadline.add(record);
     logger.warn("Record still running at its batch's deadline; reported failed", {
-      correlation_id: correlationIdFromMessage(record) ?? record.messageId,
-      sqsMessageId: record.messageId,
+      ...recordLogFields(record),
     });
     throw new DeadlineExceededError(batchRecordWork, Math.max(0, deadline.at - startedAt), {
       message: "The record was still running at its batch's deadline",
