@@ -7,7 +7,7 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { correlationIdFromMessage } from '../../middleware/audit/correlation.js';
-import { CircuitBreaker, type ExecuteOptions } from '../../middleware/circuit-breaker/circuit-breaker.js';
+import { CircuitBreaker, type GuardedAction } from '../../middleware/circuit-breaker/circuit-breaker.js';
 import { type CircuitBreakerOptions, circuitDefaults } from '../../middleware/circuit-breaker/options.js';
 import {
   assertNoProblems,
@@ -320,20 +320,18 @@ export class EmailWorker {
    * (BatchIdempotency).
    */
   private async send(send: IdempotentSend, deadline: BatchDeadline): Promise<{ providerMessageId: string }> {
-    const { options } = this;
     let providerMessageId: string;
-    // The breakers are shared by the batch's records, sent in parallel: each call names its message.
-    const execute = { onEvent: this.eventsOf(send.correlationId), deadline: deadline.at };
+    const breaker = this.breakerOf(send.channel);
+    const transmit: GuardedAction<string> = ({ signal }) =>
+      send.channel === 'email'
+        ? this.options.transport.send(send.email, signal)
+        : this.smsChannel().transport.send(send.sms, signal);
     try {
-      providerMessageId =
-        send.channel === 'email'
-          ? await options.breaker.execute(
-              deadline.startingInTime(options.breaker.name, options.breaker.timeoutMs, ({ signal }) =>
-                options.transport.send(send.email, signal),
-              ),
-              execute,
-            )
-          : await this.sendSms(send.sms, deadline, execute);
+      providerMessageId = await breaker.execute(
+        deadline.startingInTime(breaker.name, breaker.timeoutMs, transmit),
+        // The breakers are shared by the batch's records, sent in parallel: each call names its message.
+        { onEvent: this.eventsOf(send.correlationId), deadline: deadline.at },
+      );
     } catch (error) {
       this.failed.set(send, error);
       throw error;
@@ -676,24 +674,15 @@ export class EmailWorker {
     });
   }
 
-  private sendSms(sms: OutgoingSms, deadline: BatchDeadline, execute: ExecuteOptions): Promise<string> {
-    const channel = this.options.sms;
-    // processRecord dead-letters SMS messages before this point when there is no SMS channel.
-    if (!channel) throw new Error('No SMS transport is configured');
-    const { breaker } = channel;
-    return breaker.execute(
-      deadline.startingInTime(breaker.name, breaker.timeoutMs, ({ signal }) =>
-        channel.transport.send(sms, signal),
-      ),
-      execute,
-    );
+  /** The SMS channel; processRecord dead-letters SMS messages before any use when there is none. */
+  private smsChannel(): NonNullable<EmailWorkerOptions['sms']> {
+    if (!this.options.sms) throw new Error('No SMS transport is configured');
+    return this.options.sms;
   }
 
   /** The breaker guarding a channel's provider. */
   private breakerOf(channel: IdempotentSend['channel']): CircuitBreaker<string> {
-    if (channel === 'email') return this.options.breaker;
-    if (!this.options.sms) throw new Error('No SMS transport is configured');
-    return this.options.sms.breaker;
+    return channel === 'email' ? this.options.breaker : this.smsChannel().breaker;
   }
 
   /** The function's listener, with the message each event happened for named on its audit line. */
